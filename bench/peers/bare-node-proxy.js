@@ -1,0 +1,42 @@
+// The reference: a bare Node reverse proxy (node:https for HTTP/1.1, node:http2 for h2, undici Pool
+// upstream) with hop-by-hop hygiene and nothing else. What Warden's overhead is measured against.
+import { readFileSync } from 'node:fs';
+import { createServer as https } from 'node:https';
+import { createSecureServer as h2 } from 'node:http2';
+import { Pool } from 'undici';
+
+const [h1Port, h2Port, upstream, certFile, keyFile] = process.argv.slice(2);
+const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+const pool = new Pool(upstream, { connections: 128 });
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'host',
+  'http2-settings',
+]);
+
+function proxy(req, res) {
+  const headers = {};
+  for (const k in req.headers) if (!HOP.has(k) && k[0] !== ':') headers[k] = req.headers[k];
+  headers.host = req.headers.host ?? req.headers[':authority'];
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  pool.request({ method: req.method, path: req.url, headers, body: hasBody ? req : null }).then(
+    ({ statusCode, headers: h, body }) => {
+      for (const k of HOP) delete h[k];
+      res.writeHead(statusCode, h);
+      body.pipe(res);
+    },
+    () => {
+      res.writeHead(502);
+      res.end();
+    },
+  );
+}
+
+https(tls, proxy).listen(Number(h1Port), '127.0.0.1');
+h2(tls, proxy).listen(Number(h2Port), '127.0.0.1', () => process.send?.('ready'));

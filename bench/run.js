@@ -1,0 +1,359 @@
+#!/usr/bin/env node
+// Runs Warden and its peers side by side, in one run, with the same certificate, backend, payload
+// and load generators, and prints throughput / latency / memory with ratios. See bench/README.md.
+import { execFileSync, spawn, fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    latency: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    streams: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    note: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log(`Usage: node bench/run.js [--duration S] [--latency S] [--connections N] [--streams N] [--rounds N] [--only a,b] [--out FILE] [--note TEXT]
+Peers: direct, bare-node, warden-empty, warden-access, nginx, haproxy (those whose binaries exist).`);
+  process.exit(0);
+}
+const D = Number(opts.duration);
+const LAT = Number(opts.latency);
+const C = Number(opts.connections);
+const M = Number(opts.streams);
+const ROUNDS = Number(opts.rounds);
+
+const has = (bin) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+for (const bin of ['wrk', 'h2load', 'openssl']) {
+  if (!has(bin)) {
+    console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
+    process.exit(2);
+  }
+}
+if (!existsSync(join(root, 'dist/cli/main.js'))) {
+  console.error('bench: dist/ is missing; run npm run build first');
+  process.exit(2);
+}
+
+const work = join(root, 'bench/tmp', String(Date.now()));
+mkdirSync(work, { recursive: true });
+const cert = join(work, 'tls.crt');
+const key = join(work, 'tls.key');
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ],
+  { stdio: 'ignore' },
+);
+const pem = join(work, 'combined.pem');
+writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
+
+const children = new Set();
+const killAll = () => {
+  for (const c of children) c.kill('SIGKILL');
+};
+process.on('exit', killAll);
+process.on('SIGINT', () => process.exit(130));
+
+const fill = (file, vars) => {
+  let text = readFileSync(join(root, 'bench/peers', file), 'utf8');
+  for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`{{${k}}}`, String(v));
+  const out = join(work, file);
+  writeFileSync(out, text);
+  return out;
+};
+
+function waitPort(port, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((res, rej) => {
+    const attempt = () => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        res();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) rej(new Error(`port ${port} did not open`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+function start(cmd, args, opts2 = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts2 });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  child.on('exit', (code) => {
+    children.delete(child);
+    if (code && code !== 0 && !child.killed) console.error(`${cmd} exited ${code}: ${stderr.slice(0, 500)}`);
+  });
+  children.add(child);
+  return child;
+}
+
+function stop(child) {
+  return new Promise((res) => {
+    if (child.exitCode !== null) return res();
+    child.once('exit', () => res());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}
+
+function peakRssMiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return Math.round(kb / 1024);
+  } catch {
+    return null;
+  }
+}
+
+function wrk(url, connections, seconds) {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(root, 'bench/wrk-report.lua'), url],
+    { encoding: 'utf8' },
+  );
+  const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
+  const r = JSON.parse(line);
+  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), p50_ms: r.p50 / 1000, p99_ms: r.p99 / 1000, errors: r.errors + r.non2xx };
+}
+
+function h2load(url, seconds) {
+  const out = execFileSync('h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url], {
+    encoding: 'utf8',
+  });
+  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
+  const [, , , mean] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out) ?? [];
+  const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);
+  const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const toMs = (t) => (t?.endsWith('us') ? parseFloat(t) / 1000 : t?.endsWith('ms') ? parseFloat(t) : parseFloat(t) * 1000);
+  return { rps: Math.round(rps), mean_ms: toMs(mean), errors: failed + (non2xx ? Number(non2xx[3]) + Number(non2xx[4]) : 0) };
+}
+
+const backendPort = 18080;
+const peers = [
+  { name: 'direct', h2: false, url: `http://127.0.0.1:${backendPort}/`, launch: null },
+  {
+    name: 'bare-node',
+    h2: true,
+    port: 18443,
+    h2port: 18444,
+    launch: (p) =>
+      start(process.execPath, [
+        join(root, 'bench/peers/bare-node-proxy.js'),
+        p.port,
+        p.h2port,
+        `http://127.0.0.1:${backendPort}`,
+        cert,
+        key,
+      ]),
+  },
+  ...['warden-empty', 'warden-access'].map((name, i) => ({
+    name,
+    h2: true,
+    port: 18445 + i,
+    launch: (p) =>
+      start(process.execPath, [
+        join(root, 'bin/warden.js'),
+        'proxy',
+        '-c',
+        fill(`${name}.yaml`, { port: p.port, adminPort: 19901 + i, backendPort, cert, key }),
+      ]),
+  })),
+  has('nginx') && {
+    name: 'nginx',
+    h2: true,
+    port: 18450,
+    launch: (p) => start('nginx', ['-c', fill('nginx.conf', { port: p.port, backendPort, cert, key, dir: work }), '-p', work]),
+  },
+  has('haproxy') && {
+    name: 'haproxy',
+    h2: true,
+    port: 18451,
+    launch: (p) => start('haproxy', ['-f', fill('haproxy.cfg', { port: p.port, backendPort, pem })]),
+  },
+]
+  .filter(Boolean)
+  .filter((p) => !opts.only || opts.only.split(',').includes(p.name));
+
+function version(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
+  } catch (e) {
+    return (e.stderr?.toString() ?? '').split('\n')[0].trim() || null;
+  }
+}
+
+const backend = fork(join(root, 'bench/peers/backend.js'), [String(backendPort)], { stdio: 'ignore' });
+children.add(backend);
+await waitPort(backendPort);
+
+const runs = new Map(peers.map((p) => [p.name, []]));
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const peer of peers) {
+    const child = peer.launch?.(peer);
+    if (peer.port) await waitPort(peer.port);
+    if (peer.h2port) await waitPort(peer.h2port);
+    const h1url = peer.url ?? `https://127.0.0.1:${peer.port}/`;
+    const h2url = `https://127.0.0.1:${peer.h2port ?? peer.port}/`;
+    process.stderr.write(`round ${round}/${ROUNDS} ${peer.name}: warm-up`);
+    wrk(h1url, C, 2);
+    process.stderr.write(', h1');
+    const h1 = wrk(h1url, C, D);
+    process.stderr.write(', latency');
+    const lat = wrk(h1url, 1, LAT);
+    let h2 = null;
+    if (peer.h2) {
+      process.stderr.write(', h2');
+      h2 = h2load(h2url, D);
+    }
+    const rss = child ? peakRssMiB(child.pid) : peakRssMiB(backend.pid);
+    process.stderr.write(` — ${h1.rps} rps\n`);
+    runs.get(peer.name).push({ h1, latency: lat, h2, rss_mib: rss });
+    if (child) await stop(child);
+  }
+}
+await stop(backend);
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : null;
+};
+const summary = peers.map((p) => {
+  const rs = runs.get(p.name);
+  return {
+    peer: p.name,
+    h1_rps: median(rs.map((r) => r.h1.rps)),
+    h1_p50_ms: median(rs.map((r) => r.h1.p50_ms)),
+    h1_p99_ms: median(rs.map((r) => r.h1.p99_ms)),
+    single_conn_p50_ms: median(rs.map((r) => r.latency.p50_ms)),
+    single_conn_p99_ms: median(rs.map((r) => r.latency.p99_ms)),
+    h2_rps: p.h2 ? median(rs.map((r) => r.h2.rps)) : null,
+    h2_mean_ms: p.h2 ? median(rs.map((r) => r.h2.mean_ms)) : null,
+    errors: rs.reduce((n, r) => n + r.h1.errors + r.latency.errors + (r.h2?.errors ?? 0), 0),
+    peak_rss_mib: median(rs.map((r) => r.rss_mib)),
+  };
+});
+const by = Object.fromEntries(summary.map((s) => [s.peer, s]));
+const direct = by.direct;
+const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+for (const s of summary) {
+  s.added_p50_ms = direct && s.peer !== 'direct' ? Math.round((s.single_conn_p50_ms - direct.single_conn_p50_ms) * 1000) / 1000 : null;
+  s.h1_vs_bare = ratio(s.h1_rps, by['bare-node']?.h1_rps);
+  s.h1_vs_nginx = ratio(s.h1_rps, by.nginx?.h1_rps);
+  s.h2_vs_bare = ratio(s.h2_rps, by['bare-node']?.h2_rps);
+  s.h2_vs_nginx = ratio(s.h2_rps, by.nginx?.h2_rps);
+}
+
+const cell = (v, w) => String(v ?? '—').padStart(w);
+const cols = [
+  ['peer', 14, 'peer'],
+  ['h1 rps', 8, 'h1_rps'],
+  ['h1 p50', 7, 'h1_p50_ms'],
+  ['h1 p99', 7, 'h1_p99_ms'],
+  ['+p50 1c', 8, 'added_p50_ms'],
+  ['h2 rps', 8, 'h2_rps'],
+  ['RSS MiB', 8, 'peak_rss_mib'],
+  ['h1/bare', 8, 'h1_vs_bare'],
+  ['h1/nginx', 9, 'h1_vs_nginx'],
+  ['h2/bare', 8, 'h2_vs_bare'],
+  ['h2/nginx', 9, 'h2_vs_nginx'],
+  ['errors', 7, 'errors'],
+];
+console.log('\n' + cols.map(([h, w]) => h.padStart(w)).join(' '));
+for (const s of summary) console.log(cols.map(([, w, k]) => cell(s[k], w)).join(' '));
+console.log(
+  `\nh1: wrk -t1 -c${C} -d${D}s (keep-alive); +p50 1c: single-connection p50 minus direct's (${LAT}s); h2: h2load -c${C} -m${M} -D${D}; latencies in ms; median of ${ROUNDS} round(s).`,
+);
+
+const targets = [];
+const wa = by['warden-access'];
+const bare = by['bare-node'];
+if (wa && bare) {
+  targets.push({ target: 'warden-access h1 rps ≥ 0.9 × bare-node', value: wa.h1_vs_bare, pass: wa.h1_vs_bare >= 0.9 });
+  const addedRatio = ratio(wa.added_p50_ms, bare.added_p50_ms);
+  targets.push({
+    target: 'warden-access added p50 ≤ 1.2 × bare-node added p50',
+    value: addedRatio,
+    pass: addedRatio !== null && addedRatio <= 1.2,
+  });
+  for (const t of targets) console.log(`${t.pass ? 'PASS' : 'FAIL'}  ${t.target}: ${t.value}`);
+}
+
+const machine = {
+  cpu: os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  kernel: os.release(),
+  node: process.version,
+  nginx: has('nginx') ? version('nginx', ['-v']) : null,
+  haproxy: has('haproxy') ? version('haproxy', ['-v']) : null,
+  wrk: version('wrk', ['-v']),
+  h2load: version('h2load', ['--version']),
+  openssl: version('openssl', ['version']),
+};
+const result = {
+  date: new Date().toISOString(),
+  note: opts.note ?? null,
+  machine,
+  settings: {
+    duration_s: D,
+    latency_s: LAT,
+    connections: C,
+    h2_streams_per_connection: M,
+    rounds: ROUNDS,
+    payload: '29-byte JSON GET',
+    certificate: 'ECDSA P-256 self-signed',
+  },
+  summary,
+  targets,
+  rounds: Object.fromEntries(runs),
+};
+const outFile = opts.out ?? join(root, 'bench/results', `${result.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+console.log(`\nwritten: ${outFile}`);
+process.exit(targets.every((t) => t.pass) ? 0 : 1);

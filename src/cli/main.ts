@@ -1,0 +1,67 @@
+/** The `warden` command: picks the subcommand, maps failures to one-line messages and exit codes. */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/config-error.js';
+import { EXIT, UsageError } from './args.js';
+import { configCheckHelp, runConfigCheck } from './config-check.js';
+import { devHelp, runDev } from './dev.js';
+import { proxyHelp, runProxy } from './proxy.js';
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const help = `Usage: warden <command> [options]
+
+Warden is a security sidecar for HTTP APIs.
+
+Commands:
+  proxy -c FILE          run the sidecar
+  config check -c FILE   validate a sidecar configuration
+  dev                    run the embedded demo (a backend and a sidecar); what \`npm start\` runs
+
+Options:
+  -h, --help             help (also after any command: warden proxy --help)
+  -v, --version          print the version`;
+
+type Command = { run: (argv: string[]) => Promise<number>; help: string };
+
+const commands: Record<string, Command> = {
+  proxy: { run: runProxy, help: proxyHelp },
+  'config check': { run: runConfigCheck, help: configCheckHelp },
+  dev: { run: runDev, help: devHelp },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    console.log(help);
+    return first === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (first === '-v' || first === '--version') {
+    console.log(`warden ${version}`);
+    return EXIT.ok;
+  }
+  const name = first === 'config' ? `config ${second ?? ''}`.trim() : first;
+  const command = commands[name];
+  if (!command) {
+    const hint = first === 'config' ? 'warden config check -c FILE' : 'warden --help';
+    console.error(`warden: unknown command "${name}" (see ${hint})`);
+    return EXIT.usage;
+  }
+  const rest = argv.slice(name.split(' ').length);
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.message.split('\n')) console.error(line);
+      return EXIT.usage;
+    }
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return EXIT.usage;
+    }
+    console.error(`warden ${name}: ${(err as Error).message}`);
+    return EXIT.failure;
+  }
+}
+
+// Servers, pools and timers would keep the process alive after a command has decided to end.
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,73 @@
+/** `warden proxy -c FILE`: run the sidecar until SIGTERM/SIGINT; SIGHUP reloads the file. */
+import { ConfigError } from '../config/config-error.js';
+import { loadSidecarConfig, type LoadedSidecarConfig } from '../config/load.js';
+import { startSidecar, type Sidecar } from '../proxy/sidecar.js';
+import { flushLogger } from '../telemetry/logger.js';
+import { EXIT, parseCommandArgs, UsageError } from './args.js';
+
+export const proxyHelp = `Usage: warden proxy -c FILE
+
+Runs the sidecar: terminates TLS on the inbound listener, applies each route's pipeline and
+forwards to the backend. The admin listener serves /healthz, /readyz and /metrics.
+
+Options:
+  -c, --config FILE   sidecar configuration (see sidecar.yaml.example)
+  -h, --help          show this help
+
+Signals:
+  SIGHUP              reload FILE; an invalid file is reported and the running configuration kept
+  SIGTERM, SIGINT     drain: stop accepting, finish in-flight requests (lifecycle.drain_timeout), exit 0
+                      a second signal exits at once
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration or usage`;
+
+export async function runProxy(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('proxy', argv, { config: { type: 'string', short: 'c' } });
+  if (values.help) {
+    console.log(proxyHelp);
+    return EXIT.ok;
+  }
+  if (!values.config) throw new UsageError('warden proxy: missing -c FILE (the sidecar configuration; see warden proxy --help)');
+  const file = values.config;
+  const loaded = loadSidecarConfig(file);
+  const sidecar = await startOrExplain(loaded);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        sidecar.logger.warn({ signal }, 'second signal: exiting without waiting');
+        flushLogger(sidecar.logger);
+        resolve(EXIT.failure);
+        return;
+      }
+      stopping = true;
+      sidecar.logger.info({ signal }, 'stopping');
+      void sidecar.drain().then(() => {
+        flushLogger(sidecar.logger);
+        resolve(EXIT.ok);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      sidecar.logger.info({ file }, 'SIGHUP: reloading configuration');
+      void sidecar.reload(() => loadSidecarConfig(file));
+    });
+  });
+}
+
+/** Starts the sidecar; a port that cannot be bound is reported against the config field that names it. */
+async function startOrExplain(loaded: LoadedSidecarConfig): Promise<Sidecar> {
+  try {
+    return await startSidecar(loaded);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      const listener = e.port === loaded.config.listeners.admin.port ? 'admin' : 'inbound';
+      const reason =
+        e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges to bind' : 'is not an address of this host';
+      throw new ConfigError([loaded.issue(['listeners', listener, 'port'], `${e.port ?? '?'} ${reason} (${e.code})`)]);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Loads sidecar.yaml: YAML with positions → ${…} substitution → JSON Schema (defaults, units) →
+ * checks that need more than the schema (unique route ids, TLS files that load and match).
+ * Every problem becomes a ConfigIssue naming file, line and field; all are reported at once.
+ */
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { ErrorObject } from 'ajv';
+import { ConfigError, formatFieldPath, type ConfigIssue } from './config-error.js';
+import { sidecarSchema } from './sidecar-schema.js';
+import type { SidecarConfig } from './types.js';
+import { createConfigAjv, type ContextValidator } from './validator.js';
+import { readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
+
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  passphrase: string | undefined;
+  clientCa: Buffer | undefined;
+}
+
+export interface LoadedSidecarConfig {
+  file: string;
+  config: SidecarConfig;
+  tls: TlsMaterial;
+  /** Line of a field, for reporting later findings (e.g. from compilePlan) at the right place. */
+  lineOf: (segments: readonly (string | number)[]) => number | undefined;
+  issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
+}
+
+let validateSidecar: ContextValidator | undefined;
+
+export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedSidecarConfig {
+  return fromSource(readYamlSource(file, env));
+}
+
+/** Same as loadSidecarConfig, from text already in memory (tests, `warden dev`). */
+export function parseSidecarConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): LoadedSidecarConfig {
+  return fromSource(parseYamlSource(file, text, env));
+}
+
+function fromSource(source: YamlSource): LoadedSidecarConfig {
+  validateSidecar ??= createConfigAjv().compile(sidecarSchema) as ContextValidator;
+  const data = source.data;
+  const issue = (segments: readonly (string | number)[], message: string): ConfigIssue => ({
+    file: source.file,
+    line: source.lineOf(segments),
+    field: formatFieldPath(segments),
+    message,
+  });
+
+  if (!validateSidecar.call({ baseDir: source.baseDir }, data)) {
+    throw new ConfigError(schemaIssues(validateSidecar.errors ?? [], issue));
+  }
+  const config = data as SidecarConfig;
+  const issues = [...semanticIssues(config, issue)];
+  const tls = loadTlsMaterial(config, issue, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { file: source.file, config, tls: tls as TlsMaterial, lineOf: source.lineOf, issue };
+}
+
+type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
+
+function pointerSegments(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const at = pointerSegments(e.instancePath);
+    let issueFound: ConfigIssue;
+    if (e.keyword === 'required') {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      const expect = expectOf((e.parentSchema as { properties?: Record<string, object> })?.properties?.[missing]);
+      issueFound = issue(at, `"${missing}" is required${expect ? ` (${expect})` : ''}`);
+      issueFound.field = formatFieldPath([...at, missing]);
+    } else if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+      const hint = closest(extra, known);
+      issueFound = issue([...at, extra], `unknown key${hint ? `; did you mean "${hint}"?` : ''} (allowed: ${known.join(', ')})`);
+    } else {
+      const expect = expectOf(e.parentSchema);
+      const got = JSON.stringify(e.data);
+      issueFound = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
+    }
+    const key = `${issueFound.field}:${issueFound.message}`;
+    // One message per field: a wrong value often breaks several keywords (type and minimum).
+    if (seen.has(issueFound.field) && e.keyword !== 'additionalProperties' && e.keyword !== 'required') continue;
+    if (seen.has(key)) continue;
+    seen.add(issueFound.field);
+    seen.add(key);
+    out.push(issueFound);
+  }
+  return out;
+}
+
+function expectOf(schema: unknown): string | undefined {
+  return (schema as { 'x-expect'?: string } | undefined)?.['x-expect'];
+}
+
+/** The known key nearest to a misspelt one, when it is near enough to be a likely typo. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const ids = new Map<string, number>();
+  for (const [i, route] of config.routes.entries()) {
+    const first = ids.get(route.id);
+    if (first !== undefined) yield issue(['routes', i, 'id'], `duplicate route id "${route.id}" (first used by routes[${first}])`);
+    else ids.set(route.id, i);
+  }
+  const tls = config.listeners.inbound.tls;
+  if (tls.client_certificates !== 'none' && !tls.client_ca) {
+    yield issue(
+      ['listeners', 'inbound', 'tls', 'client_certificates'],
+      `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,
+    );
+  }
+  const { headers_timeout, request_timeout } = config.limits;
+  if (headers_timeout > request_timeout) {
+    yield issue(['limits', 'headers_timeout'], `must not be longer than limits.request_timeout (${request_timeout} ms)`);
+  }
+}
+
+function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIssue[]): TlsMaterial | undefined {
+  const tls = config.listeners.inbound.tls;
+  const at = ['listeners', 'inbound', 'tls'];
+  const read = (field: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      issues.push(issue([...at, field], `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`));
+      return undefined;
+    }
+  };
+  const cert = read('cert', tls.cert);
+  const key = read('key', tls.key);
+  const clientCa = read('client_ca', tls.client_ca);
+  if (!cert || !key) return undefined;
+  try {
+    createSecureContext({ cert, key, passphrase: tls.passphrase, ca: clientCa });
+  } catch (err) {
+    const message = (err as Error).message;
+    const field = /passphrase|decrypt|bad decrypt/i.test(message)
+      ? 'passphrase'
+      : /key values mismatch/i.test(message)
+        ? 'key'
+        : /ca|issuer/i.test(message) && clientCa
+          ? 'client_ca'
+          : /key/i.test(message)
+            ? 'key'
+            : 'cert';
+    const hint = /mismatch/i.test(message) ? 'the key does not belong to the certificate' : message;
+    issues.push(issue([...at, field], `TLS material does not load: ${hint}`));
+    return undefined;
+  }
+  return { cert, key, passphrase: tls.passphrase, clientCa };
+}

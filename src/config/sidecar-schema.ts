@@ -1,0 +1,212 @@
+/**
+ * JSON Schema of sidecar.yaml. Defaults live here (ajv `useDefaults`), so the schema, the example file
+ * and the docs describe one set of values. `x-expect` is the phrase used in error messages
+ * ("must be <x-expect>, got ..."); `x-duration` / `x-size` convert "10s" / "16KiB" into ms / bytes.
+ */
+
+const port = { type: 'integer', minimum: 1, maximum: 65535, 'x-expect': 'an integer 1–65535' } as const;
+const duration = (def: string) =>
+  ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
+const size = (def: string) => ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;
+const positiveInt = (def: number, max = 1_000_000) =>
+  ({ type: 'integer', minimum: 1, maximum: max, default: def, 'x-expect': `an integer 1–${max}` }) as const;
+const cidrList = {
+  type: 'array',
+  default: [],
+  items: { type: 'string', 'x-cidr': true, 'x-expect': 'an IP address or CIDR such as "10.0.0.0/8" or "::1/128"' },
+} as const;
+const httpMethod = {
+  type: 'string',
+  pattern: '^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|\\*)$',
+  'x-expect': 'an HTTP method in capitals (GET, POST, …) or "*"',
+} as const;
+
+const accessProperties = {
+  action: { enum: ['allow', 'deny'], default: 'allow', 'x-expect': '"allow" or "deny"' },
+  clients: {
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties: { allow: cidrList, deny: cidrList },
+  },
+} as const;
+/** Top-level `access` applies to every route that has none of its own; a route's `access` replaces it. */
+const globalAccess = { type: 'object', additionalProperties: false, default: {}, properties: accessProperties } as const;
+const routeAccess = { type: 'object', additionalProperties: false, properties: accessProperties } as const;
+
+export const sidecarSchema = {
+  $id: 'https://warden.dev/schemas/sidecar.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['listeners', 'upstream'],
+  properties: {
+    service: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        name: { type: 'string', minLength: 1, default: 'backend', 'x-expect': 'a non-empty service name' },
+      },
+    },
+    listeners: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['inbound'],
+      properties: {
+        inbound: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['tls'],
+          properties: {
+            host: { type: 'string', default: '0.0.0.0', 'x-expect': 'an IP address to bind, e.g. "0.0.0.0" or "::"' },
+            port: { ...port, default: 8443 },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['cert', 'key'],
+              properties: {
+                cert: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM certificate chain' },
+                key: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM private key' },
+                passphrase: { type: 'string', 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
+                min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', 'x-expect': '"TLSv1.2" or "TLSv1.3"' },
+                client_certificates: {
+                  enum: ['none', 'request', 'require'],
+                  default: 'none',
+                  'x-expect': '"none", "request" or "require"',
+                },
+                client_ca: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM CA bundle' },
+              },
+            },
+          },
+        },
+        admin: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind (keep it on loopback)' },
+            port: { ...port, default: 9901 },
+          },
+        },
+      },
+    },
+    upstream: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: {
+          type: 'string',
+          pattern: '^(http://[^/?#]+/?|unix:/.+)$',
+          'x-expect': 'a backend address like "http://127.0.0.1:8080" or "unix:/run/app.sock"',
+        },
+        connections: positiveInt(128, 10_000),
+        host_header: { enum: ['preserve', 'upstream'], default: 'preserve', 'x-expect': '"preserve" or "upstream"' },
+        keep_alive: duration('4s'),
+        timeouts: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { connect: duration('2s'), headers: duration('30s'), body: duration('30s') },
+        },
+        health_path: { type: 'string', pattern: '^/', 'x-expect': 'an absolute path such as "/healthz"' },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        max_header_bytes: size('16KiB'),
+        max_header_count: positiveInt(100, 1000),
+        max_body_bytes: size('10MiB'),
+        headers_timeout: duration('10s'),
+        request_timeout: duration('60s'),
+        idle_timeout: duration('60s'),
+        handshake_timeout: duration('10s'),
+        max_concurrent_streams: positiveInt(100, 10_000),
+        max_connections: positiveInt(10_000),
+        max_requests_per_connection: {
+          type: 'integer',
+          minimum: 0,
+          default: 0,
+          'x-expect': 'an integer ≥ 0 (0 = unlimited)',
+        },
+      },
+    },
+    headers: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        internal: {
+          type: 'array',
+          default: ['x-warden-*'],
+          items: {
+            type: 'string',
+            pattern: "^[A-Za-z0-9!#$%&'+.^_`|~-]+\\*?$",
+            'x-expect': 'a header name, or a prefix ending in "*" such as "x-warden-*"',
+          },
+        },
+        trusted_proxies: cidrList,
+      },
+    },
+    routing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        unmatched: { enum: ['refuse', 'passthrough'], default: 'refuse', 'x-expect': '"refuse" or "passthrough"' },
+      },
+    },
+    access: globalAccess,
+    routes: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'path'],
+        properties: {
+          id: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9_.-]+$',
+            'x-expect': 'a route id of letters, digits, ".", "_" or "-"',
+          },
+          path: {
+            type: 'string',
+            pattern: '^/',
+            'x-expect': 'a path pattern starting with "/", e.g. "/orders/:id" or "/admin/*"',
+          },
+          methods: { type: 'array', minItems: 1, default: ['*'], items: httpMethod },
+          access: routeAccess,
+          limits: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { max_body_bytes: { 'x-size': true, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' } },
+          },
+        },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: {
+          enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+          default: 'info',
+          'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
+        },
+        access: { type: 'boolean', default: true, 'x-expect': 'true or false' },
+        access_headers: { type: 'boolean', default: false, 'x-expect': 'true or false' },
+      },
+    },
+    lifecycle: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { drain_timeout: duration('20s') },
+    },
+  },
+} as const;

@@ -1,0 +1,64 @@
+/**
+ * ajv set up for configuration files: defaults applied, scalar coercion (values substituted from
+ * ${ENV} arrive as strings), every error reported at once, and the project's annotation keywords:
+ *  - `x-expect`   phrase for error messages ("must be <x-expect>, got …")
+ *  - `x-duration` / `x-size`  turn "10s" / "16KiB" into milliseconds / bytes in place
+ *  - `x-path`     resolves a file path relative to the configuration file's folder
+ *  - `x-cidr`     an IP address or CIDR
+ */
+import { resolve } from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { parseDuration, parseSize } from './units.js';
+import { parseCidr } from '../proxy/ip-set.js';
+
+export interface ValidationContext {
+  /** Folder that relative paths in the file are resolved against. */
+  baseDir: string;
+}
+
+export type ContextValidator = ValidateFunction & ((this: ValidationContext, data: unknown) => boolean);
+
+/** Where the value sits in its parent, so a keyword can replace it (ajv's DataValidationCxt). */
+interface DataCxt {
+  parentData?: unknown;
+  parentDataProperty?: string | number;
+}
+
+type Convert = (value: unknown, ctx: ValidationContext) => unknown;
+
+function convertingKeyword(ajv: Ajv, keyword: string, convert: Convert): void {
+  ajv.addKeyword({
+    keyword,
+    schemaType: 'boolean',
+    modifying: true,
+    errors: true,
+    validate: function check(this: ValidationContext, _schema: boolean, data: unknown, _parentSchema?: object, cxt?: DataCxt): boolean {
+      const converted = convert(data, this);
+      if (converted === undefined) {
+        (check as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword, message: 'invalid value', params: {} }];
+        return false;
+      }
+      if (cxt?.parentData !== undefined && cxt.parentDataProperty !== undefined) {
+        (cxt.parentData as Record<string | number, unknown>)[cxt.parentDataProperty] = converted;
+      }
+      return true;
+    },
+  });
+}
+
+export function createConfigAjv(): Ajv {
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    coerceTypes: true,
+    verbose: true,
+    passContext: true,
+    strict: true,
+  });
+  ajv.addKeyword({ keyword: 'x-expect', schemaType: 'string' });
+  convertingKeyword(ajv, 'x-duration', (v) => parseDuration(v));
+  convertingKeyword(ajv, 'x-size', (v) => parseSize(v));
+  convertingKeyword(ajv, 'x-path', (v, ctx) => (typeof v === 'string' ? resolve(ctx.baseDir, v) : undefined));
+  convertingKeyword(ajv, 'x-cidr', (v) => (typeof v === 'string' && parseCidr(v) ? v.trim() : undefined));
+  return ajv;
+}

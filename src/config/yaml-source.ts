@@ -1,0 +1,103 @@
+/**
+ * A YAML file parsed with positions kept, so that any later finding (schema, semantics, unreadable
+ * certificate) can be reported at its line. Also performs `${ENV}`, `${ENV:-default}` and
+ * `${file:path}` substitution on scalar values — on parsed values, never on raw text, so a
+ * substituted secret cannot inject YAML.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, isScalar, visit, type Document, type Node as YamlNode } from 'yaml';
+import { ConfigError, type ConfigIssue } from './config-error.js';
+
+export interface YamlSource {
+  file: string;
+  baseDir: string;
+  data: unknown;
+  /** Line of the value at `segments`, or of its nearest ancestor that exists. */
+  lineOf: (segments: readonly (string | number)[]) => number | undefined;
+}
+
+const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
+
+export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError([{ file, line: undefined, field: '', message: `cannot read the configuration (${reason})` }]);
+  }
+  return parseYamlSource(file, text, env);
+}
+
+export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const baseDir = dirname(resolve(file));
+  const lineAt = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file,
+        line: e.linePos?.[0].line,
+        field: '',
+        message: `invalid YAML: ${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+
+  const issues: ConfigIssue[] = [];
+  substitute(doc, env, baseDir, (node, message) => issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }));
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const data: unknown = doc.toJS() ?? {};
+  return {
+    file,
+    baseDir,
+    data,
+    lineOf: (segments) => {
+      for (let n = segments.length; n >= 0; n--) {
+        const node = doc.getIn(segments.slice(0, n), true) as YamlNode | undefined;
+        if (node && typeof node === 'object' && node.range) return lineAt(node.range[0]);
+        // A key whose value is empty has no value node; fall back to the key itself.
+        if (n > 0) {
+          const parent = doc.getIn(segments.slice(0, n - 1), true) as { items?: { key?: YamlNode; value?: unknown }[] } | undefined;
+          const pair = parent?.items?.find((p) => isScalar(p.key) && String(p.key.value) === String(segments[n - 1]));
+          if (pair?.key?.range) return lineAt(pair.key.range[0]);
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, report: (node: YamlNode, message: string) => void): void {
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      node.value = node.value.replace(PLACEHOLDER, (whole, escaped: string | undefined, expr: string) => {
+        if (escaped) return whole.slice(1); // "$${X}" is a literal "${X}"
+        if (expr.startsWith('file:')) {
+          const path = resolve(baseDir, expr.slice(5));
+          try {
+            return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+          } catch (err) {
+            report(node, `cannot read ${path} for \${${expr}} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+            return '';
+          }
+        }
+        const [name = '', fallback] = expr.split(/:-(.*)/s, 2);
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+          report(node, `"\${${expr}}" is not a valid placeholder; use \${NAME}, \${NAME:-default} or \${file:path}`);
+          return '';
+        }
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        report(node, `environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+        return '';
+      });
+    },
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * A log destination for `warden dev`: every JSON line goes to a file, and requests and security
+ * events are also printed to the terminal in a form a person reads at a glance.
+ */
+import { createWriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+
+const colour = (code: number, text: string) => (process.stdout.isTTY ? `\u001b[${code}m${text}\u001b[0m` : text);
+
+function describe(record: Record<string, unknown>): string | undefined {
+  const time = new Date(Number(record.time)).toISOString().slice(11, 19);
+  if (record.msg === 'request') {
+    const status = Number(record['http.response.status_code']);
+    const statusText = colour(status >= 500 ? 31 : status >= 400 ? 33 : 32, String(status));
+    return `${time}  ${statusText} ${String(record['http.request.method'])} ${String(record['url.path'])}  route=${String(record['http.route'])} h${String(record['network.protocol.version'])} ${String(record.duration_ms)} ms`;
+  }
+  if (typeof record.event === 'string') {
+    const bits = ['warden.code', 'warden.rule', 'client.address', 'warden.detail']
+      .filter((k) => record[k] !== undefined)
+      .map((k) => `${k.replace(/^warden\./, '')}=${String(record[k])}`);
+    return `${time}  ${colour(35, 'event')} ${colour(1, record.event)}  ${bits.join(' ')}`;
+  }
+  if (typeof record.level === 'string' && ['warn', 'error', 'fatal'].includes(record.level)) {
+    return `${time}  ${colour(31, record.level)} ${String(record.msg)}`;
+  }
+  return undefined;
+}
+
+export function createDevLogDestination(logFile: string): Writable {
+  const file = createWriteStream(logFile, { flags: 'a' });
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      file.write(chunk);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        try {
+          const text = describe(JSON.parse(line) as Record<string, unknown>);
+          if (text) process.stdout.write(text + '\n');
+        } catch {
+          // not JSON: ignore on the console, it is in the file
+        }
+      }
+      done();
+    },
+  });
+}

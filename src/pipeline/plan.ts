@@ -1,0 +1,103 @@
+/**
+ * compilePlan: configuration → an immutable routing table whose entries are per-route plans (stage
+ * list, limits), built once at startup or reload. Nothing on the request path reads config again.
+ */
+import FindMyWay from 'find-my-way';
+import type { AccessConfig, RouteConfig, SidecarConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import { createAccessStage, isAccessNoop } from '../stages/access.js';
+import type { RouteInfo, Stage } from './stage.js';
+
+export interface RoutePlan extends RouteInfo {
+  readonly stages: readonly Stage[];
+  readonly maxBodyBytes: number;
+}
+
+export interface RouteMatch {
+  readonly route: RoutePlan;
+  readonly params: Readonly<Record<string, string | undefined>>;
+}
+
+export interface Plan {
+  /** The route plan for a request, or the refusal (404 / 405) when no route takes it. */
+  resolve(method: string, path: string): RouteMatch | WardenError;
+  readonly routes: readonly RoutePlan[];
+}
+
+/** A configuration problem found while compiling, located by its field path. */
+export class PlanError extends Error {
+  constructor(
+    readonly field: readonly (string | number)[],
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
+const ANY_METHOD = '*';
+
+function buildStages(access: AccessConfig): Stage[] {
+  // Canonical stage order (DESIGN §2); later capabilities insert theirs in this list.
+  const stages: Stage[] = [];
+  if (!isAccessNoop(access)) stages.push(createAccessStage(access));
+  return stages;
+}
+
+function routePlan(id: string, access: AccessConfig, maxBodyBytes: number): RoutePlan {
+  return Object.freeze({ id, stages: Object.freeze(buildStages(access)), maxBodyBytes });
+}
+
+export function compilePlan(config: SidecarConfig): Plan {
+  const defaultRoute = routePlan('_default', config.access, config.limits.max_body_bytes);
+  const routes: RoutePlan[] = [];
+
+  if (config.routes.length === 0) {
+    const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
+    return { resolve: () => match, routes: [defaultRoute] };
+  }
+
+  const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  const declaredMethods = new Set<string>();
+  for (const [index, route] of config.routes.entries()) {
+    const plan = routePlan(route.id, route.access ?? config.access, route.limits?.max_body_bytes ?? config.limits.max_body_bytes);
+    routes.push(plan);
+    register(router, route, plan, index);
+    for (const m of withHead(route.methods)) declaredMethods.add(m);
+  }
+  router.compile();
+
+  const passthrough = config.routing.unmatched === 'passthrough';
+  const methods = [...declaredMethods].filter((m) => m !== ANY_METHOD);
+
+  return {
+    routes: passthrough ? [...routes, defaultRoute] : routes,
+    resolve(method, path) {
+      const found = router.find(method as FindMyWay.HTTPMethod, path);
+      if (found) return { route: found.store as RoutePlan, params: found.params };
+      if (passthrough) return { route: defaultRoute, params: NO_PARAMS };
+      const allowed = methods.filter((m) => m !== method && router.find(m as FindMyWay.HTTPMethod, path) !== null);
+      if (allowed.length > 0) {
+        return new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: allowed.join(', ') }, rule: 'routing.methods' });
+      }
+      return new WardenError('ERR_ROUTE_NOT_FOUND', { rule: 'routing.unmatched' });
+    },
+  };
+}
+
+function register(router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, route: RouteConfig, plan: RoutePlan, index: number): void {
+  const handler = () => undefined;
+  try {
+    if (route.methods.includes(ANY_METHOD)) router.all(route.path, handler, plan);
+    else router.on(withHead(route.methods) as FindMyWay.HTTPMethod[], route.path, handler, plan);
+  } catch (err) {
+    const reason = (err as Error).message.replace(/^Method '.*' already declared for route /, 'another route already declares ');
+    throw new PlanError(['routes', index, 'path'], `cannot route "${route.path}": ${reason}`);
+  }
+}
+
+/** HEAD is GET without a body (RFC 9110 §9.3.2): a route that allows GET allows HEAD too. */
+function withHead(methods: readonly string[]): string[] {
+  return methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : [...methods];
+}

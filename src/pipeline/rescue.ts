@@ -1,0 +1,154 @@
+/**
+ * The ONE place where a refusal becomes a response (RFC 9457 problem+json) and a security event.
+ * Stages, routing, header checks and the forwarder only return or throw WardenErrors.
+ */
+import type { Socket } from 'node:net';
+import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
+import type { EventBus, EventAttributes } from '../telemetry/events.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { RequestContext } from './stage.js';
+
+/** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 compat response) rescue needs. */
+export interface ProblemResponse {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body: string): unknown;
+  destroy(error?: Error): unknown;
+}
+
+export interface ProblemSubject {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly clientAddress: string;
+  readonly userAgent?: string | undefined;
+  readonly route?: string | undefined;
+}
+
+export interface Rescue {
+  /** Answers `res` with the problem for `error` and raises its event. */
+  respond(error: unknown, subject: ProblemSubject, res: ProblemResponse): void;
+  /** For failures once the response has begun: the event and log only; the caller aborts the stream. */
+  report(error: unknown, subject: ProblemSubject): WardenError;
+  /** Answers an HTTP/1.1 parse failure on a raw socket (no request object exists). */
+  clientError(error: NodeJS.ErrnoException, socket: Socket): void;
+}
+
+const TYPE_PREFIX = 'urn:warden:problem:';
+
+export function problemBody(error: WardenError, requestId: string | undefined): string {
+  const body: Record<string, unknown> = {
+    type: TYPE_PREFIX + error.code.slice(4).toLowerCase().replace(/_/g, '-'),
+    title: error.title,
+    status: error.status,
+    code: error.code,
+  };
+  if (error.detail !== undefined) body.detail = error.detail;
+  if (requestId !== undefined) body.request_id = requestId;
+  return JSON.stringify(body);
+}
+
+export function subjectOf(ctx: RequestContext): ProblemSubject {
+  return {
+    requestId: ctx.requestId,
+    method: ctx.method,
+    path: ctx.path,
+    clientAddress: ctx.clientAddress,
+    userAgent: ctx.headers['user-agent'],
+    route: ctx.route.id,
+  };
+}
+
+/** llhttp / Node error codes on HTTP/1.1 sockets → our codes. */
+const CLIENT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
+  HPE_HEADER_OVERFLOW: 'ERR_HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'ERR_REQUEST_TIMEOUT',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'ERR_REQUEST_AMBIGUOUS',
+  HPE_INVALID_CONTENT_LENGTH: 'ERR_REQUEST_AMBIGUOUS',
+  HPE_INVALID_TRANSFER_ENCODING: 'ERR_REQUEST_AMBIGUOUS',
+  HPE_INVALID_CHUNK_SIZE: 'ERR_REQUEST_AMBIGUOUS',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'ERR_REQUEST_AMBIGUOUS',
+};
+
+export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue {
+  const { events, logger } = deps;
+
+  function toWardenError(error: unknown): WardenError {
+    if (isWardenError(error)) return error;
+    logger.error({ err: error }, 'unexpected error on the request path');
+    return new WardenError('ERR_INTERNAL', { cause: error });
+  }
+
+  function raise(error: WardenError, subject: ProblemSubject): void {
+    const event = ERRORS[error.code].event;
+    if (event === undefined) return;
+    const attributes: EventAttributes = {
+      'http.request.method': subject.method,
+      'url.path': subject.path,
+      'client.address': subject.clientAddress,
+      'http.response.status_code': error.status,
+      'warden.request.id': subject.requestId,
+      'warden.code': error.code,
+      'warden.action': 'block',
+    };
+    if (subject.route !== undefined) attributes['http.route'] = subject.route;
+    if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
+    if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
+    if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
+    events.emit(event, attributes);
+  }
+
+  return {
+    respond(error, subject, res) {
+      const problem = toWardenError(error);
+      raise(problem, subject);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const body = problemBody(problem, subject.requestId);
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/problem+json',
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+        'x-request-id': subject.requestId,
+        ...problem.headers,
+      };
+      try {
+        res.writeHead(problem.status, headers);
+        res.end(body);
+      } catch {
+        res.destroy();
+      }
+    },
+    report(error, subject) {
+      const problem = toWardenError(error);
+      raise(problem, subject);
+      return problem;
+    },
+    clientError(error, socket) {
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
+      const problem = new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error });
+      raise(problem, { requestId: '-', method: '-', path: '-', clientAddress: socket.remoteAddress ?? '' });
+      const body = problemBody(problem, undefined);
+      socket.end(
+        `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+          'Content-Type: application/problem+json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+          'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
+          body,
+      );
+      // Never wait for a hostile client to read the refusal.
+      socket.setTimeout(1000, () => socket.destroy());
+    },
+  };
+}
+
+function errorType(cause: unknown): string {
+  const e = cause as { code?: unknown; name?: unknown };
+  return typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'Error';
+}

@@ -1,0 +1,47 @@
+/**
+ * The contract between the pipeline and its stages (DESIGN §2).
+ *
+ * A stage is made once per route by its `createX(cfg, deps)` factory, which validates and
+ * precomputes everything; `run` sees only the request context. Returning nothing lets the request
+ * continue; returning (or throwing) a WardenError refuses it — src/pipeline/rescue.ts alone turns
+ * that into the response and the security event.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { WardenError } from '../errors.js';
+
+/** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
+export type StageId = 'access';
+
+export type Verdict = void | undefined | WardenError;
+
+export interface Stage {
+  readonly id: StageId;
+  run(ctx: RequestContext): Verdict | Promise<Verdict>;
+}
+
+export type UpstreamHeaders = Record<string, string | string[]>;
+
+export interface RouteInfo {
+  /** Route id from config (`_default` for unmatched requests let through, `_unmatched` for refused ones). */
+  readonly id: string;
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+  /** performance.now() when the request headers were parsed. */
+  readonly startedAt: number;
+  readonly protocol: '1.1' | '2';
+  readonly method: string;
+  /** Normalised path, without the query: what routing, policy and the backend all see. */
+  readonly path: string;
+  /** The query string including its leading "?", or "". */
+  readonly search: string;
+  /** The client's address: the socket's peer, or the nearest untrusted X-Forwarded-For hop. */
+  readonly clientAddress: string;
+  /** Request headers as received (lower-case names). */
+  readonly headers: IncomingHttpHeaders;
+  /** Headers that will be sent to the backend; stages may add to them (e.g. a minted token). */
+  readonly upstreamHeaders: UpstreamHeaders;
+  route: RouteInfo;
+  params: Readonly<Record<string, string | undefined>>;
+}

@@ -1,0 +1,79 @@
+/**
+ * The admin listener (loopback by default): /healthz (the process answers), /readyz (inbound
+ * listener up, backend reachable, not draining), /metrics (Prometheus text).
+ */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<{ ok: boolean; detail?: string }>;
+}
+
+export interface AdminServer {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+export interface AdminOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: readonly ReadinessCheck[];
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return send(res, 405, 'text/plain', 'method not allowed\n');
+    }
+    switch (path) {
+      case '/healthz':
+        return send(res, 200, 'application/json', '{"status":"ok"}\n');
+      case '/readyz':
+        void Promise.all(
+          options.readiness.map(async (r) => ({
+            name: r.name,
+            ...(await r.check().catch((e: Error) => ({ ok: false, detail: e.message }))),
+          })),
+        ).then((results) => {
+          const ready = results.every((r) => r.ok);
+          send(
+            res,
+            ready ? 200 : 503,
+            'application/json',
+            JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: results }) + '\n',
+          );
+        });
+        return;
+      case '/metrics':
+        void options.registry.metrics().then(
+          (text) => send(res, 200, options.registry.contentType, text),
+          (err: Error) => send(res, 500, 'text/plain', `metrics failed: ${err.message}\n`),
+        );
+        return;
+      default:
+        return send(res, 404, 'text/plain', 'not found: try /healthz, /readyz or /metrics\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return {
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

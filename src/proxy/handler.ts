@@ -1,0 +1,208 @@
+/**
+ * One request's way through the sidecar (DESIGN §2): checks and limits, normalised target, route,
+ * the route's stages, then the forwarder. The same code serves HTTP/1.1 and HTTP/2 (compat API).
+ *
+ * Everything it consults comes from the `Generation` read once at the start: a reload swaps the
+ * generation and requests already in flight finish on the one they started with.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { LimitsConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { Plan } from '../pipeline/plan.js';
+import type { Rescue } from '../pipeline/rescue.js';
+import { subjectOf } from '../pipeline/rescue.js';
+import { runStages } from '../pipeline/run-stages.js';
+import type { RequestContext, Verdict } from '../pipeline/stage.js';
+import type { Forwarder, ForwardOutcome } from './forward.js';
+import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
+import { normaliseTarget } from './path.js';
+import { limitBody } from './body.js';
+
+/** Everything compiled from one configuration; replaced as a whole on reload. */
+export interface Generation {
+  readonly plan: Plan;
+  readonly rules: HeaderRules;
+  readonly forwarder: Forwarder;
+  readonly limits: LimitsConfig;
+}
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+export type AnyResponse = ServerResponse | Http2ServerResponse;
+
+export interface RequestObserver {
+  /** Called once per request when its response is finished or abandoned. */
+  (ctx: RequestContext, status: number, completed: boolean): void;
+}
+
+export interface HandlerDeps {
+  current(): Generation;
+  rescue: Rescue;
+  observe: RequestObserver;
+  draining(): boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const NO_PARAMS = Object.freeze({});
+const PENDING_ROUTE = Object.freeze({ id: '_unmatched' });
+
+export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: AnyResponse) => void {
+  const { rescue, observe } = deps;
+
+  return function handleRequest(req, res) {
+    const gen = deps.current();
+    const h2 = req.httpVersionMajor === 2;
+    const headers = req.headers;
+    const socketAddress = req.socket.remoteAddress ?? '';
+    const incomingId = headers['x-request-id'];
+    const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const authority = h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;
+    const url = req.url ?? '';
+    const target = normaliseTarget(url);
+    const path = target instanceof WardenError ? (url.split('?', 1)[0] ?? '') : target.path;
+    const upstreamHeaders = upstreamRequestHeaders(headers, socketAddress, authority, gen.rules);
+    upstreamHeaders['x-request-id'] = requestId;
+
+    const ctx: RequestContext = {
+      requestId,
+      startedAt: performance.now(),
+      protocol: h2 ? '2' : '1.1',
+      method: req.method ?? 'GET',
+      path,
+      search: target instanceof WardenError ? '' : target.search,
+      clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
+      headers,
+      upstreamHeaders,
+      route: PENDING_ROUTE,
+      params: NO_PARAMS,
+    };
+
+    let aborter: { abort(): void } | undefined;
+    res.once('close', () => {
+      const completed = res.writableFinished;
+      if (!completed) aborter?.abort();
+      observe(ctx, res.statusCode, completed);
+    });
+
+    const hasBody = h2
+      ? !(req as Http2ServerRequest).stream.endAfterHeaders
+      : headers['content-length'] !== undefined
+        ? headers['content-length'] !== '0'
+        : headers['transfer-encoding'] !== undefined;
+    if (deps.draining()) keepAliveOff(res, h2);
+
+    const refuse = (error: unknown) => {
+      // An unread body would otherwise be drained by Node before the connection can be reused.
+      if (hasBody) keepAliveOff(res, h2);
+      rescue.respond(error, subjectOf(ctx), res);
+    };
+
+    const early =
+      (h2 ? checkH2HeaderLimits(req.rawHeaders, gen.limits) : checkH1Request(req as IncomingMessage, gen.limits)) ??
+      (target instanceof WardenError ? target : undefined);
+    if (early) return refuse(early);
+
+    const match = gen.plan.resolve(ctx.method, ctx.path);
+    if (match instanceof WardenError) return refuse(match);
+    ctx.route = match.route;
+    ctx.params = match.params;
+
+    const declaredLength = headers['content-length'];
+    if (declaredLength !== undefined && Number(declaredLength) > match.route.maxBodyBytes) {
+      return refuse(
+        new WardenError('ERR_BODY_TOO_LARGE', {
+          rule: 'limits.max_body_bytes',
+          detail: `The body may be at most ${match.route.maxBodyBytes} bytes.`,
+        }),
+      );
+    }
+
+    const forward = () => {
+      const body = !hasBody ? null : declaredLength !== undefined ? (req as Readable) : limitBody(req, match.route.maxBodyBytes);
+      const outcome: ForwardOutcome = {
+        onFailure(error, started) {
+          if (started) {
+            rescue.report(error, subjectOf(ctx));
+            res.destroy();
+          } else refuse(error);
+        },
+      };
+      aborter = gen.forwarder.forward(ctx, body, res, outcome);
+      if (h2 && hasBody)
+        bodyDeadline(req, gen.limits.request_timeout, () => {
+          aborter?.abort();
+          refuse(
+            new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
+          );
+        });
+    };
+
+    let verdict: Verdict | Promise<Verdict>;
+    try {
+      verdict = runStages(match.route.stages, ctx);
+    } catch (err) {
+      return refuse(err);
+    }
+    if (verdict === undefined) return forward();
+    if (verdict instanceof WardenError) return refuse(verdict);
+    verdict.then(
+      (v) => (v === undefined ? forward() : refuse(v)),
+      (err: unknown) => refuse(err),
+    );
+  };
+}
+
+/**
+ * HTTP/2 has no built-in whole-request timeout (Node's requestTimeout covers HTTP/1.1 only), so a
+ * slow upload gets a timer of its own, cleared when the body has arrived.
+ */
+function bodyDeadline(req: AnyRequest, ms: number, onExpired: () => void): void {
+  const timer = setTimeout(() => {
+    if (!req.complete) onExpired();
+  }, ms);
+  const clear = () => clearTimeout(timer);
+  req.once('end', clear);
+  req.once('close', clear);
+}
+
+function keepAliveOff(res: AnyResponse, h2: boolean): void {
+  if (!h2) (res as ServerResponse).shouldKeepAlive = false;
+}
+
+function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError | undefined {
+  const raw = req.rawHeaders;
+  if (raw.length > limits.max_header_count * 2) return tooManyHeaders(limits);
+  if (req.headers.host === undefined && req.httpVersionMinor === 1) {
+    return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'http1.host_missing', detail: 'HTTP/1.1 requests need a Host header.' });
+  }
+  return checkFraming(req.headers, raw);
+}
+
+/** HTTP/2 header limits: nghttp2's own limits are set higher, so most excess gets a clean 431. */
+function checkH2HeaderLimits(raw: readonly string[], limits: LimitsConfig): WardenError | undefined {
+  let bytes = 0;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    bytes += name.length + (raw[i + 1] as string).length + 32; // RFC 7541 §4.1 entry size
+    if (name.charCodeAt(0) !== 0x3a) count++;
+  }
+  if (count > limits.max_header_count) return tooManyHeaders(limits);
+  if (bytes > limits.max_header_bytes) {
+    return new WardenError('ERR_HEADERS_TOO_LARGE', {
+      rule: 'limits.max_header_bytes',
+      detail: `Request headers may total at most ${limits.max_header_bytes} bytes.`,
+    });
+  }
+  return undefined;
+}
+
+function tooManyHeaders(limits: LimitsConfig): WardenError {
+  return new WardenError('ERR_HEADERS_TOO_LARGE', {
+    rule: 'limits.max_header_count',
+    detail: `At most ${limits.max_header_count} header fields are accepted.`,
+  });
+}

@@ -1,0 +1,168 @@
+/**
+ * Header hygiene in both directions.
+ *
+ * Requests: framing checks that stop smuggling shapes the parser let through, hop-by-hop headers
+ * (RFC 9110 §7.6.1, including those the Connection header names) and internal headers removed,
+ * h2 pseudo-headers mapped to Host, X-Forwarded-For/-Proto/-Host set (incoming ones believed only
+ * from trusted proxies). Responses: hop-by-hop and internal headers removed.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeadersConfig, UpstreamConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { UpstreamHeaders } from '../pipeline/stage.js';
+import { createIpSet, type IpSet } from './ip-set.js';
+
+/** Never forwarded in either direction. `expect` is answered by the sidecar itself. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'expect',
+]);
+
+/** Set by the sidecar from what it saw, never copied from an untrusted client. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
+
+/** Fields that must appear once; a second copy is a request the backend may read differently. */
+const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type']);
+
+export interface HeaderRules {
+  readonly trustedProxies: IpSet;
+  isInternal: (name: string) => boolean;
+  readonly upstreamHost: string | undefined;
+}
+
+export function compileHeaderRules(headers: HeadersConfig, upstream: UpstreamConfig): HeaderRules {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const entry of headers.internal) {
+    const name = entry.toLowerCase();
+    if (name.endsWith('*')) prefixes.push(name.slice(0, -1));
+    else exact.add(name);
+  }
+  const upstreamHost = upstream.host_header === 'upstream' ? upstreamAuthority(upstream.url) : undefined;
+  return {
+    trustedProxies: createIpSet(headers.trusted_proxies),
+    upstreamHost,
+    isInternal:
+      prefixes.length === 0
+        ? (name) => exact.has(name)
+        : (name) => {
+            if (exact.has(name)) return true;
+            for (const p of prefixes) if (name.startsWith(p)) return true;
+            return false;
+          },
+  };
+}
+
+function upstreamAuthority(url: string): string {
+  return url.startsWith('unix:') ? 'localhost' : new URL(url).host;
+}
+
+/**
+ * Framing checks for HTTP/1.1 requests. llhttp already refuses most smuggling shapes; these close
+ * the rest and make the refusal explicit: Transfer-Encoding together with Content-Length, any
+ * coding but a lone "chunked", a malformed Content-Length, and duplicated singleton fields.
+ */
+export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): WardenError | undefined {
+  const te = headers['transfer-encoding'];
+  const cl = headers['content-length'];
+  if (te !== undefined) {
+    if (cl !== undefined) return ambiguous('Content-Length and Transfer-Encoding together', 'framing.cl_te');
+    if (te.toLowerCase() !== 'chunked') return ambiguous('Transfer-Encoding other than "chunked"', 'framing.te_coding');
+  }
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl)) return ambiguous('a Content-Length that is not a single number', 'framing.cl_value');
+  // Node keeps the first of duplicated singletons silently; refuse instead of guessing.
+  if (rawHeaders.length / 2 > countKeys(headers)) {
+    const seen = new Set<string>();
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as string).toLowerCase();
+      if (!SINGLETONS.has(name)) continue;
+      if (seen.has(name)) return ambiguous(`more than one ${name} header`, `framing.duplicate_${name.replace('-', '_')}`);
+      seen.add(name);
+    }
+  }
+  return undefined;
+}
+
+function ambiguous(what: string, rule: string): WardenError {
+  return new WardenError('ERR_REQUEST_AMBIGUOUS', { detail: `The request has ${what}.`, rule });
+}
+
+function countKeys(headers: IncomingHttpHeaders): number {
+  let n = 0;
+  for (const _ in headers) n++;
+  return n;
+}
+
+/**
+ * The client's address for policy: the socket peer, or — when the peer is a trusted proxy — the
+ * nearest address in X-Forwarded-For that is not itself a trusted proxy.
+ */
+export function clientAddressOf(socketAddress: string, headers: IncomingHttpHeaders, rules: HeaderRules): string {
+  const xff = headers['x-forwarded-for'];
+  if (xff === undefined || !rules.trustedProxies.has(socketAddress)) return socketAddress;
+  const hops = String(xff).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = (hops[i] as string).trim();
+    if (hop && !rules.trustedProxies.has(hop)) return hop;
+  }
+  return socketAddress;
+}
+
+/** The header set sent to the backend. */
+export function upstreamRequestHeaders(
+  headers: IncomingHttpHeaders,
+  socketAddress: string,
+  authority: string | undefined,
+  rules: HeaderRules,
+): UpstreamHeaders {
+  const out: UpstreamHeaders = {};
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  removeConnectionNamed(out, headers.connection);
+
+  const trusted = rules.trustedProxies.has(socketAddress);
+  const xff = headers['x-forwarded-for'];
+  out['x-forwarded-for'] = trusted && xff !== undefined ? `${String(xff)}, ${socketAddress}` : socketAddress;
+  const proto = headers['x-forwarded-proto'];
+  out['x-forwarded-proto'] = trusted && typeof proto === 'string' ? proto : 'https';
+  const fwdHost = headers['x-forwarded-host'];
+  if (trusted && typeof fwdHost === 'string') out['x-forwarded-host'] = fwdHost;
+  else if (authority !== undefined) out['x-forwarded-host'] = authority;
+  if (trusted) {
+    const forwarded = headers.forwarded;
+    if (forwarded !== undefined) out.forwarded = forwarded;
+  }
+  const host = rules.upstreamHost ?? authority;
+  if (host !== undefined) out.host = host;
+  return out;
+}
+
+/** Response headers from the backend, minus hop-by-hop and internal ones. */
+export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: HeaderRules): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || rules.isInternal(name)) continue;
+    out[name] = headers[name];
+  }
+  removeConnectionNamed(out, headers.connection);
+  return out;
+}
+
+/** Removes the fields a Connection header names (RFC 9110 §7.6.1). */
+function removeConnectionNamed(out: Record<string, unknown>, connection: string | string[] | undefined): void {
+  if (connection === undefined) return;
+  for (const token of String(connection).split(',')) delete out[token.trim().toLowerCase()];
+}

@@ -1,0 +1,157 @@
+/**
+ * The inbound listener: one TLS server that negotiates h2 or http/1.1 by ALPN and hands each socket
+ * to an HTTP/2 server or an HTTP/1.1 server. Measured on this machine, node:http2 with allowHTTP1
+ * serves HTTP/1.1 at 0.8–0.95× node:https; dispatching by ALPN keeps HTTP/1.1 on Node's fastest path.
+ *
+ * Limits: handshake, header, request and idle timeouts; header size and count; concurrent streams;
+ * connections. Drain: stop accepting, let in-flight requests finish, close keep-alive connections
+ * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { TlsMaterial } from '../config/load.js';
+import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
+import type { Rescue } from '../pipeline/rescue.js';
+import type { EventBus } from '../telemetry/events.js';
+
+/** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
+const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export interface InboundListener {
+  readonly address: AddressInfo;
+  /** Replaces certificate/key/CA for new handshakes; established connections are untouched. */
+  setSecureContext(tls: TlsFilesConfig, material: TlsMaterial): void;
+  /** Stops accepting, waits for in-flight requests up to `graceMs`, then closes everything. */
+  drain(graceMs: number): Promise<void>;
+  readonly connections: number;
+}
+
+export interface InboundListenerOptions {
+  host: string;
+  port: number;
+  tls: TlsFilesConfig;
+  material: TlsMaterial;
+  limits: LimitsConfig;
+  onRequest: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+  rescue: Rescue;
+  events: EventBus;
+}
+
+export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial): SecureContextOptions {
+  return {
+    cert: material.cert,
+    key: material.key,
+    passphrase: material.passphrase,
+    ca: material.clientCa,
+    minVersion: tls.min_version,
+    ciphers: TLS12_CIPHERS,
+    ecdhCurve: 'X25519:P-256:P-384',
+    honorCipherOrder: true,
+  };
+}
+
+export async function startInboundListener(options: InboundListenerOptions): Promise<InboundListener> {
+  const { limits, rescue, events } = options;
+
+  const h1 = createHttpServer(
+    {
+      maxHeaderSize: limits.max_header_bytes,
+      headersTimeout: limits.headers_timeout,
+      requestTimeout: limits.request_timeout,
+      keepAliveTimeout: limits.idle_timeout,
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(limits.headers_timeout / 4))),
+      requireHostHeader: false, // checked by the handler, which answers with problem+json
+    },
+    options.onRequest,
+  );
+  // One more than allowed, so the handler sees an excess and answers 431 (Node would silently truncate).
+  h1.maxHeadersCount = limits.max_header_count + 1;
+  h1.maxRequestsPerSocket = limits.max_requests_per_connection;
+  h1.timeout = limits.idle_timeout;
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
+  // Connections are injected, never accepted, so 'listening' is never emitted by Node; it is what
+  // starts the checks behind headersTimeout / requestTimeout and the idle-connection list.
+  h1.emit('listening');
+
+  const h2 = createHttp2Server(
+    {
+      // Node/nghttp2 hard limits sit above the configured ones: the handler refuses the excess with a
+      // clean 431; only gross abuse meets the protocol-level reset.
+      maxHeaderListPairs: limits.max_header_count * 2 + 8,
+      maxSessionMemory: 32,
+      settings: {
+        maxConcurrentStreams: limits.max_concurrent_streams,
+        maxHeaderListSize: limits.max_header_bytes * 2,
+      },
+    },
+    options.onRequest,
+  );
+  h2.setTimeout(limits.idle_timeout);
+  const sessions = new Set<Http2Session>();
+  h2.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+
+  const sockets = new Set<TLSSocket>();
+  const server = createTlsServer({
+    ...secureContextOptions(options.tls, options.material),
+    ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: limits.handshake_timeout,
+    requestCert: options.tls.client_certificates !== 'none',
+    rejectUnauthorized: options.tls.client_certificates === 'require',
+  });
+  server.maxConnections = limits.max_connections;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else h1.emit('connection', socket);
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    events.emit('warden.tls.handshake_failed', {
+      'client.address': socket.remoteAddress ?? '',
+      'error.type': err.code ?? 'ERR_TLS',
+      'warden.detail': err.message.slice(0, 200),
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    address: server.address() as AddressInfo,
+    get connections() {
+      return sockets.size;
+    },
+    setSecureContext(tls, material) {
+      server.setSecureContext(secureContextOptions(tls, material));
+    },
+    async drain(graceMs) {
+      server.close();
+      h1.closeIdleConnections();
+      for (const session of sessions) session.close();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        h1.closeIdleConnections();
+      }
+      for (const socket of sockets) socket.destroy();
+      h1.close(() => undefined);
+    },
+  };
+}

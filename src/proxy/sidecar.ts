@@ -1,0 +1,205 @@
+/**
+ * The sidecar as a whole: compiles a configuration into a Generation, starts the inbound and admin
+ * listeners, wires telemetry, reloads (swap one reference) and drains.
+ */
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ConfigError } from '../config/config-error.js';
+import type { LoadedSidecarConfig } from '../config/load.js';
+import type { SidecarConfig } from '../config/types.js';
+import { compilePlan, PlanError } from '../pipeline/plan.js';
+import { createRescue } from '../pipeline/rescue.js';
+import { metricsEventSink, pinoEventSink } from '../telemetry/event-sinks.js';
+import { createEventBus, type EventBus } from '../telemetry/events.js';
+import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { startAdminServer, type AdminServer } from './admin.js';
+import { createForwarder } from './forward.js';
+import { createRequestHandler, type Generation, type RequestObserver } from './handler.js';
+import { compileHeaderRules } from './headers.js';
+import { startInboundListener, type InboundListener } from './listener.js';
+
+export interface SidecarGeneration extends Generation {
+  readonly loaded: LoadedSidecarConfig;
+  readonly config: SidecarConfig;
+}
+
+export interface Sidecar {
+  readonly inbound: AddressInfo;
+  readonly admin: AddressInfo;
+  readonly events: EventBus;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly current: SidecarGeneration;
+  /** Loads and applies a new configuration; on any problem the current one stays in force. */
+  reload(load: () => LoadedSidecarConfig): Promise<boolean>;
+  /** Graceful stop: no new connections, in-flight requests finish within lifecycle.drain_timeout. */
+  drain(): Promise<void>;
+}
+
+export interface SidecarOptions {
+  logger?: Logger;
+  events?: EventBus;
+  /** Process-wide metrics (CPU, memory, event loop); off when several sidecars share a process. */
+  processMetrics?: boolean;
+}
+
+/** Compiles everything the request path needs from one configuration. Throws ConfigError. */
+export function compileGeneration(loaded: LoadedSidecarConfig): SidecarGeneration {
+  const { config } = loaded;
+  let plan;
+  try {
+    plan = compilePlan(config);
+  } catch (err) {
+    if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
+    throw err;
+  }
+  const rules = compileHeaderRules(config.headers, config.upstream);
+  return { loaded, config, plan, rules, forwarder: createForwarder(config.upstream, rules), limits: config.limits };
+}
+
+/** Settings that the running listeners cannot change; a reload that changes them says so. */
+function listenerShape(config: SidecarConfig): string {
+  const { host, port, tls } = config.listeners.inbound;
+  const {
+    max_concurrent_streams,
+    max_header_bytes,
+    max_header_count,
+    max_connections,
+    handshake_timeout,
+    headers_timeout,
+    request_timeout,
+    idle_timeout,
+  } = config.limits;
+  return JSON.stringify([
+    host,
+    port,
+    tls.client_certificates,
+    tls.min_version,
+    config.listeners.admin,
+    max_concurrent_streams,
+    max_header_bytes,
+    max_header_count,
+    max_connections,
+    handshake_timeout,
+    headers_timeout,
+    request_timeout,
+    idle_timeout,
+  ]);
+}
+
+export async function startSidecar(loaded: LoadedSidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
+  const config = loaded.config;
+  const logger = options.logger ?? createLogger({ level: config.log.level, base: { service: config.service.name } });
+  const metrics = createMetrics({ serviceName: config.service.name, processMetrics: options.processMetrics ?? true });
+  const events = options.events ?? createEventBus();
+  events.addSink(pinoEventSink(logger));
+  events.addSink(metricsEventSink(metrics));
+  const rescue = createRescue({ events, logger });
+
+  let current = compileGeneration(loaded);
+  let draining = false;
+
+  const observe: RequestObserver = (ctx, status, completed) => {
+    const seconds = (performance.now() - ctx.startedAt) / 1000;
+    metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
+    const log = current.config.log;
+    if (!log.access) return;
+    const line: Record<string, unknown> = {
+      'http.request.method': ctx.method,
+      'url.path': ctx.path,
+      'http.route': ctx.route.id,
+      'http.response.status_code': status,
+      'client.address': ctx.clientAddress,
+      'network.protocol.version': ctx.protocol,
+      'warden.request.id': ctx.requestId,
+      duration_ms: Math.round(seconds * 1e6) / 1e3,
+    };
+    if (!completed) line['warden.aborted'] = true;
+    if (log.access_headers) line.headers = redactHeaders(ctx.headers, current.rules.isInternal);
+    logger.info(line, 'request');
+  };
+
+  const handler = createRequestHandler({ current: () => current, rescue, observe, draining: () => draining });
+  const inboundCfg = config.listeners.inbound;
+  const inbound: InboundListener = await startInboundListener({
+    host: inboundCfg.host,
+    port: inboundCfg.port,
+    tls: inboundCfg.tls,
+    material: loaded.tls,
+    limits: config.limits,
+    onRequest: handler,
+    rescue,
+    events,
+  });
+  const admin: AdminServer = await startAdminServer({
+    host: config.listeners.admin.host,
+    port: config.listeners.admin.port,
+    registry: metrics.registry,
+    readiness: [
+      { name: 'inbound', check: async () => ({ ok: !draining, ...(draining ? { detail: 'draining' } : {}) }) },
+      {
+        name: 'backend',
+        check: async () => {
+          const ok = await current.forwarder.probe(1000);
+          return ok ? { ok } : { ok, detail: `cannot reach ${current.config.upstream.url}` };
+        },
+      },
+    ],
+  });
+  logger.info(
+    {
+      inbound: `${inbound.address.address}:${inbound.address.port}`,
+      admin: `${admin.address.address}:${admin.address.port}`,
+      upstream: config.upstream.url,
+      routes: config.routes.length,
+    },
+    'warden proxy listening',
+  );
+
+  return {
+    inbound: inbound.address,
+    admin: admin.address,
+    events,
+    logger,
+    metrics,
+    get current() {
+      return current;
+    },
+    async reload(load) {
+      const file = current.loaded.file;
+      let next: SidecarGeneration;
+      try {
+        next = compileGeneration(load());
+      } catch (err) {
+        const detail = err instanceof ConfigError ? err.message : (err as Error).message;
+        events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
+        return false;
+      }
+      if (listenerShape(next.config) !== listenerShape(current.config)) {
+        logger.warn(
+          { 'warden.config.file': file },
+          'listener addresses, client-certificate mode and connection limits change only on restart',
+        );
+      }
+      inbound.setSecureContext(next.config.listeners.inbound.tls, next.loaded.tls);
+      logger.level = next.config.log.level;
+      const previous = current;
+      current = next;
+      // Requests in flight hold the old generation (some may still be in a stage, not yet forwarded):
+      // its pool closes after the drain grace, and close() itself waits for running requests.
+      setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
+      events.emit('warden.config.reloaded', { 'warden.config.file': file, 'warden.detail': `${next.config.routes.length} routes` });
+      return true;
+    },
+    async drain() {
+      if (draining) return;
+      draining = true;
+      logger.info({ grace_ms: current.config.lifecycle.drain_timeout }, 'draining: no new connections, finishing in-flight requests');
+      await inbound.drain(current.config.lifecycle.drain_timeout);
+      await current.forwarder.close();
+      await admin.close();
+      logger.info('drained');
+    },
+  };
+}

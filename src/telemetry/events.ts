@@ -1,0 +1,98 @@
+/**
+ * The security event catalogue (DESIGN §5) and the bus that fans each event out to its sinks
+ * (pino line, Prometheus counter; OpenTelemetry log record and span event join in the telemetry issue).
+ *
+ * An event never carries a token, a secret or a full body: attributes are names, ids, codes and
+ * truncated values only.
+ */
+
+export type Severity = 'debug' | 'info' | 'warn' | 'error';
+
+interface EventSpec {
+  readonly severity: Severity;
+  readonly description: string;
+}
+
+export const EVENTS = {
+  'warden.http.malformed': {
+    severity: 'warn',
+    description: 'A request the HTTP parser or header checks refused (invalid characters, obs-fold, bad framing).',
+  },
+  'warden.http.smuggling': {
+    severity: 'warn',
+    description:
+      'A request with ambiguous framing (Content-Length with Transfer-Encoding, duplicate lengths, unsupported codings) was refused.',
+  },
+  'warden.http.path_invalid': {
+    severity: 'warn',
+    description: 'A request path that cannot be normalised safely (encoded slash, NUL, dot-segments above the root).',
+  },
+  'warden.http.limit_exceeded': {
+    severity: 'warn',
+    description: 'A request exceeded a configured limit (header size or count, body size, a timeout).',
+  },
+  'warden.route.unknown': { severity: 'info', description: 'A request for a path or method no route declares.' },
+  'warden.access.denied': {
+    severity: 'warn',
+    description: 'The access stage refused a request (route denied, client address not allowed).',
+  },
+  'warden.upstream.failed': { severity: 'error', description: 'The backend could not be reached or did not answer in time.' },
+  'warden.tls.handshake_failed': { severity: 'info', description: 'A TLS handshake on the inbound listener failed.' },
+  'warden.config.reloaded': { severity: 'info', description: 'A new configuration was loaded and is now in force.' },
+  'warden.config.reload_failed': {
+    severity: 'error',
+    description: 'A configuration reload was refused; the previous configuration stays in force.',
+  },
+} as const satisfies Record<string, EventSpec>;
+
+export type EventName = keyof typeof EVENTS;
+
+/** Attribute names follow OpenTelemetry semantic conventions, plus `warden.*` ones. */
+export interface EventAttributes {
+  'http.request.method'?: string;
+  'http.route'?: string;
+  'http.response.status_code'?: number;
+  'url.path'?: string;
+  'client.address'?: string;
+  'user_agent.original'?: string;
+  'network.protocol.version'?: string;
+  'enduser.id'?: string;
+  'error.type'?: string;
+  'warden.request.id'?: string;
+  'warden.peer.id'?: string;
+  'warden.stage'?: string;
+  'warden.action'?: 'block' | 'detect';
+  'warden.rule'?: string;
+  'warden.code'?: string;
+  'warden.detail'?: string;
+  'warden.config.file'?: string;
+}
+
+export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes) => void;
+
+export interface EventBus {
+  emit(name: EventName, attributes: EventAttributes): void;
+  addSink(sink: EventSink): () => void;
+}
+
+export function createEventBus(initialSinks: readonly EventSink[] = []): EventBus {
+  let sinks: EventSink[] = [...initialSinks];
+  return {
+    emit(name, attributes) {
+      const severity = EVENTS[name].severity;
+      for (const sink of sinks) {
+        try {
+          sink(name, severity, attributes);
+        } catch {
+          // A broken sink must never break the request that raised the event.
+        }
+      }
+    },
+    addSink(sink) {
+      sinks = [...sinks, sink];
+      return () => {
+        sinks = sinks.filter((s) => s !== sink);
+      };
+    },
+  };
+}

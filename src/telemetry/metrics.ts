@@ -1,0 +1,70 @@
+/**
+ * Prometheus instruments (prom-client) on a registry of the sidecar's own, so several sidecars can
+ * share a process (tests, `warden dev`). Children are cached per label set so the request path does
+ * one Map lookup, not a label hash.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import type { EventName } from './events.js';
+
+export interface RequestObserver {
+  (route: string, method: string, status: number, seconds: number): void;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  observeRequest: RequestObserver;
+  countEvent(name: EventName): void;
+}
+
+export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: options.serviceName });
+  if (options.processMetrics) collectDefaultMetrics({ register: registry });
+
+  const duration = new Histogram({
+    name: 'warden_http_request_duration_seconds',
+    help: 'Time from request headers to the end of the response, by route, method and status (its _count is the request count).',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const events = new Counter({
+    name: 'warden_security_events_total',
+    help: 'Security events raised, by event name.',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+
+  type Child = ReturnType<typeof duration.labels>;
+  const durationChildren = new Map<string, Child>();
+  const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
+
+  return {
+    registry,
+    observeRequest(route, method, status, seconds) {
+      const key = `${route}\u0000${method}\u0000${status}`;
+      let child = durationChildren.get(key);
+      if (child === undefined) {
+        // Methods are client-chosen: fold unknown ones so labels stay bounded.
+        const labels: LabelValues<'route' | 'method' | 'status'> = {
+          route,
+          method: STANDARD_METHODS.has(method) ? method : 'OTHER',
+          status: String(status),
+        };
+        child = duration.labels(labels);
+        if (durationChildren.size < 10_000) durationChildren.set(key, child);
+      }
+      child.observe(seconds);
+    },
+    countEvent(name) {
+      let child = eventChildren.get(name);
+      if (child === undefined) {
+        child = events.labels({ event: name });
+        eventChildren.set(name, child);
+      }
+      child.inc();
+    },
+  };
+}
+
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
