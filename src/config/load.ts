@@ -50,13 +50,18 @@ function fromSource(source: YamlSource): LoadedSidecarConfig {
   });
 
   if (!validateSidecar.call({ baseDir: source.baseDir }, data)) {
-    throw new ConfigError(schemaIssues(validateSidecar.errors ?? [], issue));
+    throw new ConfigError(byLine(schemaIssues(validateSidecar.errors ?? [], issue)));
   }
   const config = data as SidecarConfig;
   const issues = [...semanticIssues(config, issue)];
   const tls = loadTlsMaterial(config, issue, issues);
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0) throw new ConfigError(byLine(issues));
   return { file: source.file, config, tls: tls as TlsMaterial, lineOf: source.lineOf, issue };
+}
+
+/** Issues in file order, so the list reads top to bottom like the file. */
+function byLine(issues: ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 
 type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
@@ -145,7 +150,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   }
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
-    yield issue(['limits', 'headers_timeout'], `must not be longer than limits.request_timeout (${request_timeout} ms)`);
+    yield issue(['limits', 'request_timeout'], `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`);
   }
 }
 

@@ -4,7 +4,7 @@
  * ("must be <x-expect>, got ..."); `x-duration` / `x-size` convert "10s" / "16KiB" into ms / bytes.
  */
 
-const port = { type: 'integer', minimum: 1, maximum: 65535, 'x-expect': 'an integer 1–65535' } as const;
+const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
 const size = (def: string) => ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;
@@ -49,6 +49,7 @@ export const sidecarSchema = {
       },
     },
     listeners: {
+      'x-expect': 'the listeners: at least listeners.inbound.tls with cert and key',
       type: 'object',
       additionalProperties: false,
       required: ['inbound'],
@@ -57,10 +58,12 @@ export const sidecarSchema = {
           type: 'object',
           additionalProperties: false,
           required: ['tls'],
+          'x-expect': 'the inbound listener: at least tls with cert and key',
           properties: {
             host: { type: 'string', default: '0.0.0.0', 'x-expect': 'an IP address to bind, e.g. "0.0.0.0" or "::"' },
             port: { ...port, default: 8443 },
             tls: {
+              'x-expect': 'the certificate and key: tls: { cert: FILE, key: FILE }',
               type: 'object',
               additionalProperties: false,
               required: ['cert', 'key'],
@@ -91,6 +94,7 @@ export const sidecarSchema = {
       },
     },
     upstream: {
+      'x-expect': 'the backend: upstream: { url: "http://127.0.0.1:8080" }',
       type: 'object',
       additionalProperties: false,
       required: ['url'],

@@ -32,10 +32,11 @@ function convertingKeyword(ajv: Ajv, keyword: string, convert: Convert): void {
     schemaType: 'boolean',
     modifying: true,
     errors: true,
-    validate: function check(this: ValidationContext, _schema: boolean, data: unknown, _parentSchema?: object, cxt?: DataCxt): boolean {
+    validate: function check(this: ValidationContext, _schema: boolean, data: unknown, parentSchema?: object, cxt?: DataCxt): boolean {
       const converted = convert(data, this);
       if (converted === undefined) {
-        (check as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword, message: 'invalid value', params: {} }];
+        // parentSchema and data let the loader phrase the error with the field's `x-expect`.
+        (check as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword, message: 'invalid value', params: {}, parentSchema, data }];
         return false;
       }
       if (cxt?.parentData !== undefined && cxt.parentDataProperty !== undefined) {

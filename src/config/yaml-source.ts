@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isScalar, visit, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 
 export interface YamlSource {
@@ -32,7 +32,7 @@ export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.en
 
 export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const baseDir = dirname(resolve(file));
   const lineAt = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
 
@@ -57,19 +57,26 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
     baseDir,
     data,
     lineOf: (segments) => {
-      for (let n = segments.length; n >= 0; n--) {
-        const node = doc.getIn(segments.slice(0, n), true) as YamlNode | undefined;
-        if (node && typeof node === 'object' && node.range) return lineAt(node.range[0]);
-        // A key whose value is empty has no value node; fall back to the key itself.
-        if (n > 0) {
-          const parent = doc.getIn(segments.slice(0, n - 1), true) as { items?: { key?: YamlNode; value?: unknown }[] } | undefined;
-          const pair = parent?.items?.find((p) => isScalar(p.key) && String(p.key.value) === String(segments[n - 1]));
-          if (pair?.key?.range) return lineAt(pair.key.range[0]);
-        }
+      // The line of the key that names the field (for list items: the item); when the field is
+      // absent, its nearest present ancestor's.
+      for (let n = segments.length; n > 0; n--) {
+        const line = lineAt(keyOffset(doc, segments.slice(0, n)));
+        if (line !== undefined) return line;
       }
       return undefined;
     },
   };
+}
+
+function keyOffset(doc: Document, path: readonly (string | number)[]): number | undefined {
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  const last = path[path.length - 1];
+  if (isMap(parent)) {
+    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(last));
+    return (pair?.key as YamlNode | undefined)?.range?.[0];
+  }
+  if (isSeq(parent) && typeof last === 'number') return (parent.items[last] as YamlNode | undefined)?.range?.[0];
+  return undefined;
 }
 
 function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, report: (node: YamlNode, message: string) => void): void {

@@ -2,6 +2,7 @@
  * The ONE place where a refusal becomes a response (RFC 9457 problem+json) and a security event.
  * Stages, routing, header checks and the forwarder only return or throw WardenErrors.
  */
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
 import type { EventBus, EventAttributes } from '../telemetry/events.js';
@@ -17,10 +18,11 @@ export interface ProblemResponse {
 }
 
 export interface ProblemSubject {
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
   readonly clientAddress: string;
+  /** Absent when the request could not be parsed. */
+  readonly requestId?: string | undefined;
+  readonly method?: string | undefined;
+  readonly path?: string | undefined;
   readonly userAgent?: string | undefined;
   readonly route?: string | undefined;
 }
@@ -83,14 +85,14 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     const event = ERRORS[error.code].event;
     if (event === undefined) return;
     const attributes: EventAttributes = {
-      'http.request.method': subject.method,
-      'url.path': subject.path,
       'client.address': subject.clientAddress,
       'http.response.status_code': error.status,
-      'warden.request.id': subject.requestId,
       'warden.code': error.code,
       'warden.action': 'block',
     };
+    if (subject.method !== undefined) attributes['http.request.method'] = subject.method;
+    if (subject.path !== undefined) attributes['url.path'] = subject.path;
+    if (subject.requestId !== undefined) attributes['warden.request.id'] = subject.requestId;
     if (subject.route !== undefined) attributes['http.route'] = subject.route;
     if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
     if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
@@ -98,42 +100,54 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     events.emit(event, attributes);
   }
 
+  const respond: Rescue['respond'] = (error, subject, res) => {
+    const problem = toWardenError(error);
+    raise(problem, subject);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = problemBody(problem, subject.requestId);
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/problem+json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      ...problem.headers,
+    };
+    if (subject.requestId !== undefined) headers['x-request-id'] = subject.requestId;
+    try {
+      res.writeHead(problem.status, headers);
+      res.end(body);
+    } catch {
+      res.destroy();
+    }
+  };
+
   return {
-    respond(error, subject, res) {
-      const problem = toWardenError(error);
-      raise(problem, subject);
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const body = problemBody(problem, subject.requestId);
-      const headers: Record<string, string | number> = {
-        'content-type': 'application/problem+json',
-        'content-length': Buffer.byteLength(body),
-        'cache-control': 'no-store',
-        'x-request-id': subject.requestId,
-        ...problem.headers,
-      };
-      try {
-        res.writeHead(problem.status, headers);
-        res.end(body);
-      } catch {
-        res.destroy();
-      }
-    },
+    respond,
     report(error, subject) {
       const problem = toWardenError(error);
       raise(problem, subject);
       return problem;
     },
     clientError(error, socket) {
-      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+      // The response of a request still being received (request timeout on a slow body), if any.
+      const inProgress = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable || inProgress?.headersSent) {
         socket.destroy();
         return;
       }
       const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
       const problem = new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error });
-      raise(problem, { requestId: '-', method: '-', path: '-', clientAddress: socket.remoteAddress ?? '' });
+      const subject = { clientAddress: socket.remoteAddress ?? '' };
+      if (inProgress) {
+        // Answer through the response object so the request's own bookkeeping sees the status.
+        inProgress.shouldKeepAlive = false;
+        respond(problem, subject, inProgress);
+        socket.setTimeout(1000, () => socket.destroy());
+        return;
+      }
+      raise(problem, subject);
       const body = problemBody(problem, undefined);
       socket.end(
         `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +

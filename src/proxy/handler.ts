@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
@@ -48,6 +48,8 @@ export interface HandlerDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NO_PARAMS = Object.freeze({});
 const PENDING_ROUTE = Object.freeze({ id: '_unmatched' });
+/** Statuses that end an HTTP/1.1 connection: malformed or oversized requests, timeouts. */
+const PROTOCOL_REFUSALS = new Set([400, 408, 413, 431]);
 
 export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: AnyResponse) => void {
   const { rescue, observe } = deps;
@@ -82,9 +84,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     let aborter: { abort(): void } | undefined;
     res.once('close', () => {
-      const completed = res.writableFinished;
-      if (!completed) aborter?.abort();
-      observe(ctx, res.statusCode, completed);
+      // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
+      // while the upstream exchange was still running. A finished exchange ignores the abort.
+      aborter?.abort();
+      observe(ctx, res.statusCode, res.writableFinished);
     });
 
     const hasBody = h2
@@ -95,8 +98,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     if (deps.draining()) keepAliveOff(res, h2);
 
     const refuse = (error: unknown) => {
-      // An unread body would otherwise be drained by Node before the connection can be reused.
-      if (hasBody) keepAliveOff(res, h2);
+      // An unread body would otherwise be drained by Node before the connection can be reused, and
+      // a connection that sent a malformed request is not trusted with another one.
+      if (hasBody || (error instanceof WardenError && PROTOCOL_REFUSALS.has(error.status))) keepAliveOff(res, h2);
+      if (h2 && hasBody) endStreamAfterResponse(req as Http2ServerRequest);
       rescue.respond(error, subjectOf(ctx), res);
     };
 
@@ -166,6 +171,22 @@ function bodyDeadline(req: AnyRequest, ms: number, onExpired: () => void): void 
   const clear = () => clearTimeout(timer);
   req.once('end', clear);
   req.once('close', clear);
+}
+
+/**
+ * A refused HTTP/2 request whose body was not read: once the response is out, reset the stream with
+ * NO_ERROR so the client stops sending (RFC 9113 §8.1) instead of leaving it half-open.
+ */
+function endStreamAfterResponse(req: Http2ServerRequest): void {
+  const stream = req.stream;
+  // 'finish' means the response was handed to nghttp2; END_STREAM goes out a turn or two later,
+  // and a reset must not overtake it.
+  const closeOnceSent = (attempt: number) => {
+    if (stream.closed || stream.destroyed) return;
+    if (stream.state.localClose || attempt >= 20) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+    else setImmediate(closeOnceSent, attempt + 1);
+  };
+  stream.once('finish', () => closeOnceSent(0));
 }
 
 function keepAliveOff(res: AnyResponse, h2: boolean): void {

@@ -8,7 +8,7 @@
  * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/load.js';
@@ -59,6 +59,30 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
   };
 }
 
+/**
+ * Closes an HTTP/2 session (GOAWAY, then close) once it has had no open stream for `idleMs`. Node's
+ * own session timeout counts frames, so it would also cut streams waiting on a slow backend.
+ */
+function closeWhenIdle(session: Http2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (open === 0 && !session.closed) session.close();
+    }, idleMs).unref();
+  };
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once('close', () => {
+      if (--open === 0) arm();
+    });
+  });
+  session.once('close', () => clearTimeout(timer));
+  arm();
+}
+
 export async function startInboundListener(options: InboundListenerOptions): Promise<InboundListener> {
   const { limits, rescue, events } = options;
 
@@ -76,7 +100,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // One more than allowed, so the handler sees an excess and answers 431 (Node would silently truncate).
   h1.maxHeadersCount = limits.max_header_count + 1;
   h1.maxRequestsPerSocket = limits.max_requests_per_connection;
-  h1.timeout = limits.idle_timeout;
+  // No socket inactivity timeout: it would also cut requests that wait on a slow backend. Idle
+  // keep-alive connections close after keepAliveTimeout; slow clients meet headers/request timeouts.
+  h1.timeout = 0;
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Connections are injected, never accepted, so 'listening' is never emitted by Node; it is what
   // starts the checks behind headersTimeout / requestTimeout and the idle-connection list.
@@ -95,11 +121,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
     options.onRequest,
   );
-  h2.setTimeout(limits.idle_timeout);
   const sessions = new Set<Http2Session>();
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    closeWhenIdle(session, limits.idle_timeout);
   });
 
   const sockets = new Set<TLSSocket>();
@@ -123,6 +149,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       'error.type': err.code ?? 'ERR_TLS',
       'warden.detail': err.message.slice(0, 200),
     });
+    // Node leaves the socket open after a handshake timeout when this event has a listener.
+    socket.destroy();
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -1,9 +1,56 @@
 import t from 'tap';
-import { normaliseTarget } from '../../../src/proxy/path.js';
 import { WardenError } from '../../../src/errors.js';
+import { normaliseTarget } from '../../../src/proxy/path.js';
 
-t.test('x', async (t) => {
-  const r = normaliseTarget('/a/%61b');
-  t.same(r, { path: '/a/ab', search: '' });
-  t.ok(normaliseTarget('/%2F') instanceof WardenError);
+t.test('leaves ordinary targets untouched (fast path)', async (t) => {
+  t.same(normaliseTarget('/orders/42?x=1&y=%2F'), { path: '/orders/42', search: '?x=1&y=%2F' });
+  t.same(normaliseTarget('/'), { path: '/', search: '' });
+  t.same(normaliseTarget('/a/b/'), { path: '/a/b/', search: '' });
+});
+
+t.test('normalises alternative spellings to one path', async (t) => {
+  const cases: [string, string][] = [
+    ['/%61dmin/stats', '/admin/stats'],
+    ['/api/../admin', '/admin'],
+    ['/api/%2e%2e/admin', '/admin'],
+    ['/api/%2E%2E/admin', '/admin'],
+    ['/./admin/./x', '/admin/x'],
+    ['//admin//x', '/admin/x'],
+    ['/a/b/..', '/a/'],
+    ['/a/b/.', '/a/b/'],
+    ['/caf%c3%a9', '/caf%C3%A9'],
+    ['/a%20b', '/a%20b'],
+    ['/%252e%252e/admin', '/%252e%252e/admin'], // double encoding stays encoded: decoded once only
+    ['/x%7e', '/x~'],
+  ];
+  for (const [input, expected] of cases) {
+    const r = normaliseTarget(input);
+    t.notOk(r instanceof WardenError, `${input} accepted`);
+    t.equal((r as { path: string }).path, expected, `${input} → ${expected}`);
+  }
+});
+
+t.test('refuses what cannot be normalised safely, with a rule per reason', async (t) => {
+  const cases: [string, string][] = [
+    ['http://evil/admin', 'path.origin_form'],
+    ['*', 'path.origin_form'],
+    ['/api%2Fadmin', 'path.encoded_separator'],
+    ['/api%2fadmin', 'path.encoded_separator'],
+    ['/api%5cadmin', 'path.encoded_separator'],
+    ['/api\\admin', 'path.backslash'],
+    ['/a%00b', 'path.encoded_control'],
+    ['/a%0d%0ab', 'path.encoded_control'],
+    ['/a%zz', 'path.bad_escape'],
+    ['/a%4', 'path.bad_escape'],
+    ['/..', 'path.dot_segments'],
+    ['/a/../../etc/passwd', 'path.dot_segments'],
+    ['/%2e%2e/etc', 'path.dot_segments'],
+    ['/a#frag', 'path.fragment'],
+  ];
+  for (const [input, rule] of cases) {
+    const r = normaliseTarget(input);
+    t.ok(r instanceof WardenError, `${input} refused`);
+    t.equal((r as WardenError).code, 'ERR_PATH_INVALID');
+    t.equal((r as WardenError).rule, rule, `${input}: ${rule}`);
+  }
 });

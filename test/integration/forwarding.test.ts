@@ -1,0 +1,150 @@
+/**
+ * Forwarding over real sockets: HTTP/1.1 and h2 from undici and curl, header hygiene in both
+ * directions, X-Forwarded-*, request ids, traceparent.
+ */
+import t from 'tap';
+import { startTestBackend } from '../support/backend.js';
+import { curl, fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { testCertificate } from '../support/certs.js';
+
+t.test('HTTP/1.1 and h2, from undici and from curl, reach the backend', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const cert = await testCertificate();
+
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const res = await fetchText(`${s.url}/echo?x=1`, agent, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    t.equal(res.status, 200, `undici ${h2 ? 'h2' : 'h1'}`);
+    const echo = res.json<{ method: string; url: string; bodyBytes: number; headers: Record<string, string> }>();
+    t.equal(echo.method, 'POST');
+    t.equal(echo.url, '/echo?x=1');
+    t.equal(echo.bodyBytes, 7);
+    t.equal(echo.headers.host, `localhost:${s.port}`, 'Host (or :authority) passed on');
+  }
+
+  for (const version of ['--http1.1', '--http2']) {
+    const r = await curl([version, '--cacert', cert.certFile, `${s.url}/echo`]);
+    t.equal(r.status, 200, `curl ${version}`);
+    t.equal(r.version, version === '--http2' ? '2' : '1.1', 'negotiated by ALPN');
+  }
+});
+
+t.test('hop-by-hop and internal headers never leak, in either direction', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { headers: { internal: ['x-warden-*', 'x-internal-token'] } });
+  const cert = await testCertificate();
+  const common = {
+    'x-warden-user': 'admin',
+    'x-internal-token': 'forged',
+    'proxy-authorization': 'Basic Zm9vOmJhcg==',
+    authorization: 'Bearer external',
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  };
+  const hopByHop = { connection: 'keep-alive, x-named', 'x-named': 'hop', 'keep-alive': 'timeout=5', upgrade: 'h2c', te: 'trailers' };
+  const checkRequest = (label: string) => {
+    const seen = backend.requests.at(-1)?.headers ?? {};
+    for (const name of ['x-warden-user', 'x-internal-token', 'proxy-authorization', 'x-named', 'keep-alive', 'upgrade', 'te']) {
+      t.notOk(name in seen, `request ${name} stripped (${label})`);
+    }
+    t.equal(seen.authorization, 'Bearer external', `end-to-end headers kept (${label})`);
+    t.equal(seen.traceparent, common.traceparent, `traceparent passed on (${label})`);
+  };
+  const checkResponse = (label: string, headers: Record<string, unknown>) => {
+    for (const name of ['x-named-hop', 'proxy-authenticate', 'trailer', 'x-warden-internal']) {
+      t.notOk(name in headers, `response ${name} stripped (${label})`);
+    }
+    // The sidecar's own connection may say Keep-Alive; the backend's "timeout=5" must not pass.
+    t.not(headers['keep-alive'], 'timeout=5', `backend keep-alive not forwarded (${label})`);
+    t.equal(headers['x-kept'], 'yes');
+  };
+
+  // HTTP/1.1 from curl, which sends hop-by-hop headers as told (undici refuses to).
+  const args = ['--http1.1', '--cacert', cert.certFile, '-D', '-', `${s.url}/response-headers`];
+  for (const [k, v] of Object.entries({ ...common, ...hopByHop })) args.unshift('-H', `${k}: ${v}`);
+  const r = await curl(args);
+  t.equal(r.status, 200);
+  checkRequest('h1');
+  const responseHeaders = Object.fromEntries(
+    r.body
+      .split('\r\n\r\n')[0]!
+      .split('\r\n')
+      .slice(1)
+      .map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+  );
+  checkResponse('h1', responseHeaders);
+
+  // h2 from undici (connection-specific headers cannot exist in h2; the rest can).
+  const agent = testAgent(s.ca, { h2: true });
+  t.teardown(() => agent.close());
+  const res = await fetchText(`${s.url}/response-headers`, agent, { headers: common });
+  t.equal(res.status, 200);
+  checkRequest('h2');
+  checkResponse('h2', res.headers);
+});
+
+t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+
+  const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6' } });
+  const seen = res.json<{ headers: Record<string, string> }>().headers;
+  t.equal(seen['x-forwarded-for'], '127.0.0.1', 'spoofed X-Forwarded-For replaced');
+  t.equal(seen['x-forwarded-proto'], 'https');
+  t.equal(seen['x-forwarded-host'], `localhost:${s.port}`);
+  t.notOk('forwarded' in seen);
+  t.match(seen['x-request-id'], /^[0-9a-f-]{36}$/, 'request id generated');
+  t.equal(res.headers['x-request-id'], seen['x-request-id'], 'and returned to the client');
+
+  const kept = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
+  t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123');
+  const junk = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-request-id': 'has spaces and {json}' } });
+  t.not(junk.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'has spaces and {json}', 'malformed ids replaced');
+
+  const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
+  const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+  t.equal(viaProxy.json<{ headers: Record<string, string> }>().headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
+});
+
+t.test('routing and the access stage over real connections; refusals never reach the backend', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    routes: [
+      { id: 'api', path: '/api/*', methods: ['GET'] },
+      { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+      { id: 'partners', path: '/partners/*', access: { clients: { allow: ['10.0.0.0/8'] } } },
+    ],
+  });
+  const agent = testAgent(s.ca, { h2: true });
+  t.teardown(() => agent.close());
+  const cases: [string, string, number, string | undefined][] = [
+    ['GET', '/api/x', 200, undefined],
+    ['GET', '/admin/x', 403, 'ERR_ACCESS_DENIED'],
+    ['GET', '/%61dmin/x', 403, 'ERR_ACCESS_DENIED'],
+    ['GET', '/api/../admin/x', 403, 'ERR_ACCESS_DENIED'],
+    ['GET', '/partners/x', 403, 'ERR_ACCESS_DENIED'],
+    ['GET', '/nowhere', 404, 'ERR_ROUTE_NOT_FOUND'],
+    ['POST', '/api/x', 405, 'ERR_METHOD_NOT_ALLOWED'],
+    ['GET', '/api%2F..%2Fadmin', 400, 'ERR_PATH_INVALID'],
+  ];
+  for (const [method, path, status, code] of cases) {
+    backend.requests.length = 0;
+    const res = await fetchText(`${s.url}${path}`, agent, { method: method as 'GET' });
+    t.equal(res.status, status, `${method} ${path} → ${status}`);
+    if (code) {
+      t.equal(res.headers['content-type'], 'application/problem+json');
+      t.equal(res.json().code, code);
+      t.equal(backend.requests.length, 0, `${method} ${path} never reached the backend`);
+    } else t.equal(backend.requests[0]?.url, path.replace('/%61dmin', '/admin'));
+  }
+  t.ok(s.events.some((e) => e.name === 'warden.access.denied' && e['warden.rule'] === 'access.action'));
+  t.ok(s.events.some((e) => e.name === 'warden.access.denied' && e['warden.rule'] === 'access.clients.allow'));
+});

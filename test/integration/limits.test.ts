@@ -1,0 +1,169 @@
+/**
+ * Every configured limit, exceeded over real connections, produces its status (or, where HTTP has
+ * none, closes the stream/connection) — and the backend sees no request that broke a limit.
+ */
+import t, { type Test } from 'tap';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import http2 from 'node:http2';
+import { Readable } from 'node:stream';
+import { startTestBackend, type TestBackend } from '../support/backend.js';
+import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
+import { rawH2, frame, FRAME, FLAG, headerBlock, requestHeaders } from '../support/h2-frames.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
+
+const LIMITS = {
+  max_header_bytes: '4KiB',
+  max_header_count: 20,
+  max_body_bytes: '64KiB',
+  headers_timeout: '1s',
+  request_timeout: '2s',
+  idle_timeout: '1500ms',
+  handshake_timeout: '1s',
+  max_concurrent_streams: 3,
+  max_connections: 4,
+};
+
+let backend: TestBackend;
+let s: TestSidecar;
+const elapsed = (since: number) => Date.now() - since;
+
+// The root test ends only once the event loop is empty, which these servers prevent: a parent
+// subtest owns them, so its teardown closes them.
+t.test('limits', async (t) => {
+  backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  s = await startTestSidecar(t, backend.url, { limits: LIMITS, upstream: { timeouts: { headers: '5s' } } });
+  cases(t);
+});
+
+function cases(t: Test) {
+  t.test('header size and count: 431 on HTTP/1.1 and h2', async (t) => {
+    backend.requests.length = 0;
+    const big = 'x'.repeat(5000);
+    t.equal(statusOf(await rawTls(s.port, `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${big}\r\n\r\n`, { ca: s.ca })), 431, 'h1 size');
+    const many = Array.from({ length: 25 }, (_, i) => `X-H${i}: v\r\n`).join('');
+    t.equal(statusOf(await rawTls(s.port, `GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`, { ca: s.ca })), 431, 'h1 count');
+
+    const h2 = testAgent(s.ca, { h2: true });
+    t.teardown(() => h2.close());
+    const size = await fetchText(`${s.url}/`, h2, { headers: { 'x-big': big } });
+    t.equal(size.status, 431, 'h2 size');
+    t.equal(size.json().code, 'ERR_HEADERS_TOO_LARGE');
+    const count = await fetchText(`${s.url}/`, h2, { headers: Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`x-h${i}`, 'v'])) });
+    t.equal(count.status, 431, 'h2 count');
+    t.equal(backend.requests.length, 0, 'none reached the backend');
+  });
+
+  t.test('body size: 413 from Content-Length before forwarding; cut off mid-stream without it', async (t) => {
+    for (const h2 of [false, true]) {
+      const agent = testAgent(s.ca, { h2 });
+      t.teardown(() => agent.close());
+      backend.requests.length = 0;
+      const declared = await fetchText(`${s.url}/upload`, agent, { method: 'POST', body: Buffer.alloc(100_000) });
+      t.equal(declared.status, 413, `declared length (${h2 ? 'h2' : 'h1'})`);
+      t.equal(declared.json().code, 'ERR_BODY_TOO_LARGE');
+      t.equal(backend.requests.length, 0, 'refused before the backend');
+
+      async function* stream() {
+        for (let i = 0; i < 20; i++) yield Buffer.alloc(10_000, 1);
+      }
+      const streamed = await fetchText(`${s.url}/upload`, agent, { method: 'POST', body: Readable.from(stream()) });
+      t.equal(streamed.status, 413, `streamed without length (${h2 ? 'h2' : 'h1'})`);
+      t.ok((backend.requests[0]?.bodyBytes ?? 0) <= 64 * 1024, 'the backend never got more than the limit');
+    }
+  });
+
+  t.test('headers timeout (slowloris): 408 once the headers are late', async (t) => {
+    const start = Date.now();
+    const raw = await rawTls(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ', { ca: s.ca, timeoutMs: 5000 });
+    t.equal(statusOf(raw), 408);
+    t.match(raw, /ERR_REQUEST_TIMEOUT/);
+    t.ok(elapsed(start) >= 900 && elapsed(start) < 3500, `closed after ${elapsed(start)} ms`);
+  });
+
+  t.test('request timeout (slow body): 408 on HTTP/1.1 and h2', async (t) => {
+    let start = Date.now();
+    const raw = await rawTls(s.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789', {
+      ca: s.ca,
+      timeoutMs: 6000,
+    });
+    t.equal(statusOf(raw), 408, 'h1');
+    t.ok(elapsed(start) >= 1900 && elapsed(start) < 5000, `h1 after ${elapsed(start)} ms`);
+
+    start = Date.now();
+    const session = http2.connect(s.url, { ca: s.ca });
+    t.teardown(() => session.close());
+    const req = session.request({ ':method': 'POST', ':path': '/upload', 'content-length': '100' });
+    req.write(Buffer.alloc(10));
+    const status = await new Promise<number>((resolve) => req.once('response', (h) => resolve(Number(h[':status']))));
+    t.equal(status, 408, 'h2');
+    t.ok(elapsed(start) >= 1900 && elapsed(start) < 5000, `h2 after ${elapsed(start)} ms`);
+  });
+
+  t.test('idle timeout closes quiet keep-alive connections and h2 sessions', async (t) => {
+    const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] });
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((r) => socket.once('data', r));
+    let start = Date.now();
+    await new Promise((r) => socket.once('close', r));
+    t.ok(elapsed(start) >= 1200 && elapsed(start) < 4000, `h1 closed after ${elapsed(start)} ms idle`);
+
+    const session = http2.connect(s.url, { ca: s.ca });
+    await new Promise((r) => session.once('connect', r));
+    start = Date.now();
+    await new Promise((r) => session.once('close', r));
+    t.ok(elapsed(start) >= 1200 && elapsed(start) < 4000, `h2 closed after ${elapsed(start)} ms idle`);
+  });
+
+  t.test('h2 concurrent streams: within the limit served, beyond it the connection is refused', async (t) => {
+    backend.requests.length = 0;
+    const h2 = await rawH2(s.port, s.ca);
+    t.teardown(() => h2.socket.destroy());
+    t.ok(await h2.waitFor((fs) => fs.some((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) !== 0)));
+    const settings = h2.frames.find((f) => f.type === FRAME.SETTINGS && f.flags === 0);
+    const advertised = new Map<number, number>();
+    for (let i = 0; settings && i < settings.payload.length; i += 6)
+      advertised.set(settings.payload.readUInt16BE(i), settings.payload.readUInt32BE(i + 2));
+    t.equal(advertised.get(0x3), 3, 'SETTINGS_MAX_CONCURRENT_STREAMS advertised');
+    for (let i = 0; i < 6; i++)
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, headerBlock(requestHeaders('/hang'))));
+    await h2.closed;
+    t.pass('the connection that broke the limit was closed');
+    t.ok(backend.requests.length <= 3, `backend saw ${backend.requests.length} ≤ 3 requests`);
+  });
+
+  t.test('max connections: connections beyond the limit are dropped', async (t) => {
+    // A sidecar of its own, so no connection from another test counts against the limit.
+    const own = await startTestSidecar(t, backend.url, { limits: { max_connections: 2 } });
+    const attempt = () =>
+      new Promise<{ outcome: string; socket: ReturnType<typeof tlsConnect> }>((resolve) => {
+        const socket = tlsConnect({ port: own.port, host: '127.0.0.1', servername: 'localhost', ca: own.ca });
+        socket.once('secureConnect', () => resolve({ outcome: 'connected', socket }));
+        socket.once('error', () => resolve({ outcome: 'refused', socket }));
+        socket.once('close', () => resolve({ outcome: 'refused', socket }));
+      });
+    const first = await attempt();
+    const second = await attempt();
+    const third = await attempt();
+    t.same([first.outcome, second.outcome, third.outcome], ['connected', 'connected', 'refused']);
+    first.socket.destroy();
+    second.socket.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(
+      statusOf(await rawTls(own.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { ca: own.ca })),
+      200,
+      'served again below the limit',
+    );
+  });
+
+  t.test('handshake timeout: a connection that never speaks TLS is closed', async (t) => {
+    const own = await startTestSidecar(t, backend.url, { limits: { handshake_timeout: '1s' } });
+    const start = Date.now();
+    const socket = netConnect(own.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('close', r));
+    t.ok(elapsed(start) >= 900 && elapsed(start) < 3000, `closed after ${elapsed(start)} ms`);
+  });
+}

@@ -1,0 +1,12 @@
+import { startTestBackend } from '../support/backend.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { rawH2, frame, FRAME, FLAG, headerBlock, requestHeaders } from '../support/h2-frames.js';
+const tt = { teardown() {} };
+const backend = await startTestBackend();
+const s = await startTestSidecar(tt, backend.url, { limits: { request_timeout: '2s', headers_timeout: '1s' } });
+const h2 = await rawH2(s.port, s.ca);
+await h2.waitFor((fs) => fs.some((f) => f.type === FRAME.SETTINGS && f.flags & 1));
+h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock(requestHeaders('/upload', [['content-length', '100']], 'POST'))), frame(FRAME.DATA, 0, 1, Buffer.alloc(10)));
+await h2.waitFor(() => false, 3000);
+console.log(h2.frames.map((f) => [f.type, f.flags, f.streamId, f.type === 3 ? f.payload.readUInt32BE(0) : f.payload.length]));
+process.exit(0);

@@ -1,0 +1,167 @@
+import t from 'tap';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../../../src/config/config-error.js';
+import { loadSidecarConfig, parseSidecarConfig } from '../../../src/config/load.js';
+import { testCertificate } from '../../support/certs.js';
+
+async function minimal(extra = ''): Promise<string> {
+  const c = await testCertificate();
+  return `listeners:
+  inbound:
+    tls:
+      cert: ${c.certFile}
+      key: ${c.keyFile}
+upstream:
+  url: http://127.0.0.1:8080
+${extra}`;
+}
+
+function issuesOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+t.test('a minimal file gets every default', async (t) => {
+  const { config } = parseSidecarConfig('sidecar.yaml', await minimal());
+  t.equal(config.listeners.inbound.port, 8443);
+  t.equal(config.listeners.inbound.host, '0.0.0.0');
+  t.equal(config.listeners.admin.host, '127.0.0.1');
+  t.equal(config.listeners.admin.port, 9901);
+  t.equal(config.listeners.inbound.tls.min_version, 'TLSv1.2');
+  t.equal(config.limits.max_header_bytes, 16 * 1024);
+  t.equal(config.limits.max_body_bytes, 10 * 1024 * 1024);
+  t.equal(config.limits.headers_timeout, 10_000);
+  t.equal(config.upstream.timeouts.connect, 2000);
+  t.same(config.headers.internal, ['x-warden-*']);
+  t.equal(config.routing.unmatched, 'refuse');
+  t.same(config.access, { action: 'allow', clients: { allow: [], deny: [] } });
+  t.same(config.routes, []);
+});
+
+t.test('units: durations and sizes in human form or plain numbers', async (t) => {
+  const { config } = parseSidecarConfig(
+    'sidecar.yaml',
+    await minimal(`limits:
+  headers_timeout: 1.5s
+  request_timeout: 2m
+  idle_timeout: 250
+  max_body_bytes: 50MiB
+  max_header_bytes: 8KiB`),
+  );
+  t.equal(config.limits.headers_timeout, 1500);
+  t.equal(config.limits.request_timeout, 120_000);
+  t.equal(config.limits.idle_timeout, 250);
+  t.equal(config.limits.max_body_bytes, 50 * 1024 * 1024);
+  t.equal(config.limits.max_header_bytes, 8192);
+});
+
+t.test('the error names file, line and field, and says what is expected', async (t) => {
+  const text = (await minimal()).replace('  inbound:\n', '  inbound:\n    port: "84x3"\n');
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text));
+  t.same(lines, ['sidecar.yaml:3 listeners.inbound.port: must be an integer 0–65535 (0 picks a free port), got "84x3"']);
+});
+
+t.test('every problem is reported at once, each at its own line', async (t) => {
+  const text = `${await minimal()}limits:
+  headers_timeout: soon
+  max_body_bytes: lots
+routes:
+  - id: a
+    path: no-slash
+    methods: [get]
+`;
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text));
+  t.match(lines, [
+    /^sidecar\.yaml:9 limits\.headers_timeout: must be a duration like "500ms", "10s", "5m" or a number of milliseconds, got "soon"$/,
+    /^sidecar\.yaml:10 limits\.max_body_bytes: must be a size like "16KiB", "10MiB" or a number of bytes, got "lots"$/,
+    /^sidecar\.yaml:13 routes\[0\]\.path: must be a path pattern starting with "\/"/,
+    /^sidecar\.yaml:14 routes\[0\]\.methods\[0\]: must be an HTTP method in capitals/,
+  ]);
+});
+
+t.test('unknown keys are named, with the likely intended key', async (t) => {
+  const text = (await minimal()).replace('upstream:\n  url:', 'upstream:\n  timeout: 3s\n  url:') + 'lisenters: {}\n';
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text));
+  t.match(lines.join('\n'), /sidecar\.yaml:7 upstream\.timeout: unknown key; did you mean "timeouts"\?/);
+  t.match(lines.join('\n'), /sidecar\.yaml:9 lisenters: unknown key; did you mean "listeners"\?/);
+});
+
+t.test('missing required fields are reported at their parent', async (t) => {
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', 'listeners:\n  inbound:\n    port: 8443\n'));
+  t.match(lines.join('\n'), /sidecar\.yaml:2 listeners\.inbound\.tls: "tls" is required/);
+  t.match(lines.join('\n'), /sidecar\.yaml upstream: "upstream" is required \(/);
+});
+
+t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
+  writeFileSync(join(dir, 'prefix.txt'), 'x-from-file-*\n');
+  const text = (await minimal()).replace('http://127.0.0.1:8080', '${UP_URL}') + 'service:\n  name: "$${literal}"\nheaders:\n  internal: ["${PREFIX:-x-int}-*", "${file:prefix.txt}"]\n';
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(file, text);
+  const { config } = loadSidecarConfig(file, { UP_URL: 'http://127.0.0.1:9999' });
+  t.equal(config.upstream.url, 'http://127.0.0.1:9999');
+  t.equal(config.service.name, '${literal}');
+  t.same(config.headers.internal, ['x-int-*', 'x-from-file-*']);
+
+  // A substituted value is data, never YAML: it cannot add keys.
+  const injected = loadSidecarConfig(file, { UP_URL: 'http://127.0.0.1:1\nrouting: {unmatched: passthrough}' });
+  t.equal(injected.config.routing.unmatched, 'refuse');
+});
+
+t.test('an unset variable or unreadable file is named at its line', async (t) => {
+  const text = (await minimal()).replace('http://127.0.0.1:8080', '${NOT_SET_ANYWHERE}');
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text, {}));
+  t.same(lines, ['sidecar.yaml:7: environment variable NOT_SET_ANYWHERE is not set (write ${NOT_SET_ANYWHERE:-default} to give a default)']);
+  const withFile = (await minimal()) + 'service: { name: "${file:/nonexistent/x}" }\n';
+  const lines2 = issuesOf(() => parseSidecarConfig('/tmp/sidecar.yaml', withFile, {}));
+  t.match(lines2[0], /^\/tmp\/sidecar\.yaml:8: cannot read \/nonexistent\/x for \$\{file:\/nonexistent\/x\} \(ENOENT\)$/);
+});
+
+t.test('YAML syntax errors and a missing file', async (t) => {
+  const lines = issuesOf(() => parseSidecarConfig('bad.yaml', 'listeners:\n  inbound: [\n'));
+  t.match(lines[0], /^bad\.yaml:\d+: invalid YAML: /);
+  t.same(issuesOf(() => loadSidecarConfig('/nonexistent/sidecar.yaml')), ['/nonexistent/sidecar.yaml: cannot read the configuration (file not found)']);
+});
+
+t.test('semantic checks: duplicate route ids, client CA, timeouts order', async (t) => {
+  const text = `${await minimal()}limits:
+  headers_timeout: 2m
+routes:
+  - { id: a, path: /a }
+  - { id: a, path: /b }
+`;
+  const lines = issuesOf(() => parseSidecarConfig('s.yaml', text));
+  t.match(lines.join('\n'), /s\.yaml:12 routes\[1\]\.id: duplicate route id "a" \(first used by routes\[0\]\)/);
+  t.match(lines.join('\n'), /s\.yaml:8 limits\.request_timeout: must be at least limits\.headers_timeout \(120000 ms\)/);
+
+  const mtls = (await minimal()).replace('      key:', '      client_certificates: require\n      key:');
+  t.match(issuesOf(() => parseSidecarConfig('s.yaml', mtls)).join('\n'), /listeners\.inbound\.tls\.client_certificates: "require" needs listeners\.inbound\.tls\.client_ca/);
+});
+
+t.test('TLS files must exist, load, and belong together', async (t) => {
+  const c = await testCertificate();
+  const missing = (await minimal()).replace(c.keyFile, '/nonexistent/tls.key');
+  t.match(issuesOf(() => parseSidecarConfig('s.yaml', missing)), [/^s\.yaml:5 listeners\.inbound\.tls\.key: cannot read \/nonexistent\/tls\.key \(ENOENT\)$/]);
+
+  const other = mkdtempSync(join(tmpdir(), 'warden-key-'));
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(join(other, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const mismatched = (await minimal()).replace(c.keyFile, join(other, 'k.pem'));
+  t.match(issuesOf(() => parseSidecarConfig('s.yaml', mismatched)), [/^s\.yaml:5 listeners\.inbound\.tls\.key: TLS material does not load: the key does not belong to the certificate$/]);
+});
+
+t.test('relative paths resolve against the configuration file', async (t) => {
+  const c = await testCertificate();
+  const text = `listeners:\n  inbound:\n    tls: { cert: ./tls.crt, key: ./tls.key }\nupstream: { url: "unix:/run/app.sock" }\n`;
+  const loaded = parseSidecarConfig(join(c.dir, 'sidecar.yaml'), text);
+  t.equal(loaded.config.listeners.inbound.tls.cert, c.certFile);
+  t.equal(loaded.config.upstream.url, 'unix:/run/app.sock');
+});

@@ -1,0 +1,84 @@
+import t from 'tap';
+import { parseSidecarConfig } from '../../../src/config/load.js';
+import { WardenError } from '../../../src/errors.js';
+import { compilePlan, PlanError, type RouteMatch } from '../../../src/pipeline/plan.js';
+import { testConfigYaml } from '../../support/sidecar.js';
+
+async function plan(extra: Record<string, unknown>) {
+  return compilePlan(parseSidecarConfig('s.yaml', await testConfigYaml('http://127.0.0.1:1', extra)).config);
+}
+
+t.test('without routes every request takes the default route', async (t) => {
+  const p = await plan({});
+  const m = p.resolve('DELETE', '/anything/at/all') as RouteMatch;
+  t.equal(m.route.id, '_default');
+  t.same(m.route.stages, [], 'empty pipeline');
+});
+
+t.test('routes by method and path pattern, with params; HEAD follows GET', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'orders.get', path: '/orders/:id', methods: ['GET'] },
+      { id: 'orders.create', path: '/orders', methods: ['POST'], limits: { max_body_bytes: '1KiB' } },
+      { id: 'files', path: '/files/*' },
+    ],
+  });
+  const get = p.resolve('GET', '/orders/42') as RouteMatch;
+  t.equal(get.route.id, 'orders.get');
+  t.same({ ...get.params }, { id: '42' });
+  t.equal((p.resolve('HEAD', '/orders/42') as RouteMatch).route.id, 'orders.get');
+  t.equal((p.resolve('POST', '/orders') as RouteMatch).route.maxBodyBytes, 1024);
+  t.equal((p.resolve('PATCH', '/files/a/b/c') as RouteMatch).route.id, 'files', '"*" methods take any method');
+});
+
+t.test('unmatched requests: 404, or 405 with Allow; passthrough when configured', async (t) => {
+  const routes = [
+    { id: 'a', path: '/a', methods: ['GET', 'POST'] },
+    { id: 'b', path: '/b', methods: ['PUT'] },
+  ];
+  const p = await plan({ routes });
+  const notFound = p.resolve('GET', '/zzz') as WardenError;
+  t.equal(notFound.code, 'ERR_ROUTE_NOT_FOUND');
+  t.equal(notFound.status, 404);
+  const wrongMethod = p.resolve('DELETE', '/a') as WardenError;
+  t.equal(wrongMethod.code, 'ERR_METHOD_NOT_ALLOWED');
+  t.equal(wrongMethod.status, 405);
+  t.same(wrongMethod.headers, { allow: 'GET, POST, HEAD' });
+
+  const open = await plan({ routes, routing: { unmatched: 'passthrough' } });
+  t.equal((open.resolve('DELETE', '/zzz') as RouteMatch).route.id, '_default');
+});
+
+t.test('a route has the access stage only when its policy can refuse', async (t) => {
+  const p = await plan({
+    access: { clients: { allow: ['10.0.0.0/8'] } },
+    routes: [
+      { id: 'inherits', path: '/in' },
+      { id: 'open', path: '/open', access: {} },
+      { id: 'closed', path: '/closed', access: { action: 'deny' } },
+    ],
+  });
+  const stagesOf = (path: string) => (p.resolve('GET', path) as RouteMatch).route.stages.map((s) => s.id);
+  t.same(stagesOf('/in'), ['access'], 'top-level access applies to routes without their own');
+  t.same(stagesOf('/open'), [], "a route's own access replaces the top-level one");
+  t.same(stagesOf('/closed'), ['access']);
+});
+
+t.test('routes that cannot be registered are reported at their field', async (t) => {
+  const text = await testConfigYaml('http://127.0.0.1:1', {
+    routes: [
+      { id: 'a', path: '/x/:id', methods: ['GET'] },
+      { id: 'b', path: '/x/:id', methods: ['GET'] },
+    ],
+  });
+  const config = parseSidecarConfig('s.yaml', text).config;
+  let caught: unknown;
+  try {
+    compilePlan(config);
+  } catch (err) {
+    caught = err;
+  }
+  t.ok(caught instanceof PlanError);
+  t.same((caught as PlanError).field, ['routes', 1, 'path']);
+  t.match((caught as PlanError).message, /cannot route "\/x\/:id": another route already declares/);
+});

@@ -1,0 +1,123 @@
+import t from 'tap';
+import type { IncomingHttpHeaders } from 'node:http';
+import { WardenError } from '../../../src/errors.js';
+import {
+  checkFraming,
+  clientAddressOf,
+  compileHeaderRules,
+  downstreamResponseHeaders,
+  upstreamRequestHeaders,
+} from '../../../src/proxy/headers.js';
+
+const upstream = {
+  url: 'http://127.0.0.1:8080',
+  connections: 8,
+  host_header: 'preserve' as const,
+  keep_alive: 4000,
+  timeouts: { connect: 1000, headers: 1000, body: 1000 },
+};
+const rules = compileHeaderRules({ internal: ['x-warden-*', 'x-internal-token'], trusted_proxies: ['10.0.0.0/8'] }, upstream);
+
+t.test('request: hop-by-hop, Connection-named, internal and proxy credentials are removed', async (t) => {
+  const headers: IncomingHttpHeaders = {
+    host: 'api.example',
+    connection: 'keep-alive, x-drop-me',
+    'keep-alive': 'timeout=5',
+    'x-drop-me': '1',
+    'proxy-authorization': 'Basic Zm9v',
+    'proxy-connection': 'keep-alive',
+    te: 'trailers',
+    trailer: 'x-sum',
+    upgrade: 'websocket',
+    'transfer-encoding': 'chunked',
+    expect: '100-continue',
+    'x-warden-user': 'admin',
+    'X-WARDEN-ROLE': 'root',
+    'x-internal-token': 'forged',
+    authorization: 'Bearer abc',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    'content-type': 'application/json',
+  };
+  // IncomingHttpHeaders are lower-case by the time they reach us; keep the test honest about that.
+  delete headers['X-WARDEN-ROLE'];
+  headers['x-warden-role'] = 'root';
+  const out = upstreamRequestHeaders(headers, '192.0.2.7', 'api.example', rules);
+  for (const gone of ['connection', 'keep-alive', 'x-drop-me', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', 'x-warden-user', 'x-warden-role', 'x-internal-token']) {
+    t.notOk(gone in out, `${gone} removed`);
+  }
+  t.equal(out.authorization, 'Bearer abc');
+  t.equal(out.traceparent, headers.traceparent, 'W3C traceparent passed on');
+  t.equal(out.host, 'api.example');
+  t.equal(out['content-type'], 'application/json');
+});
+
+t.test('request: X-Forwarded-* set from the socket; believed only from trusted proxies', async (t) => {
+  const spoofed = { host: 'h', 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil', forwarded: 'for=1.2.3.4', 'x-real-ip': '1.2.3.4' };
+  const fromUntrusted = upstreamRequestHeaders(spoofed, '192.0.2.7', 'h', rules);
+  t.equal(fromUntrusted['x-forwarded-for'], '192.0.2.7');
+  t.equal(fromUntrusted['x-forwarded-proto'], 'https');
+  t.equal(fromUntrusted['x-forwarded-host'], 'h');
+  t.notOk('forwarded' in fromUntrusted);
+  t.notOk('x-real-ip' in fromUntrusted);
+
+  const fromTrusted = upstreamRequestHeaders(spoofed, '10.1.1.1', 'h', rules);
+  t.equal(fromTrusted['x-forwarded-for'], '1.2.3.4, 10.1.1.1');
+  t.equal(fromTrusted['x-forwarded-proto'], 'http');
+  t.equal(fromTrusted['x-forwarded-host'], 'evil');
+  t.equal(fromTrusted.forwarded, 'for=1.2.3.4');
+});
+
+t.test('client address walks X-Forwarded-For only through trusted proxies', async (t) => {
+  t.equal(clientAddressOf('192.0.2.7', { 'x-forwarded-for': '1.2.3.4' }, rules), '192.0.2.7');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '1.2.3.4' }, rules), '1.2.3.4');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '6.6.6.6, 1.2.3.4, 10.0.0.9' }, rules), '1.2.3.4');
+  t.equal(clientAddressOf('10.0.0.1', {}, rules), '10.0.0.1');
+});
+
+t.test('host header can be rewritten to the upstream authority', async (t) => {
+  const r = compileHeaderRules({ internal: [], trusted_proxies: [] }, { ...upstream, host_header: 'upstream' });
+  t.equal(upstreamRequestHeaders({ host: 'public.example' }, '1.1.1.1', 'public.example', r).host, '127.0.0.1:8080');
+});
+
+t.test('response: hop-by-hop, Connection-named and internal headers are removed', async (t) => {
+  const out = downstreamResponseHeaders(
+    {
+      connection: 'x-named-hop',
+      'x-named-hop': 'secret',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      'proxy-authenticate': 'Basic',
+      trailer: 'x-sum',
+      upgrade: 'h2c',
+      'x-warden-debug': 'internal',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+    },
+    rules,
+  );
+  t.same(out, { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+});
+
+t.test('framing: smuggling shapes are refused with a rule each', async (t) => {
+  const cases: [IncomingHttpHeaders, string[], string | undefined][] = [
+    [{ 'transfer-encoding': 'chunked', 'content-length': '3' }, ['Transfer-Encoding', 'chunked', 'Content-Length', '3'], 'framing.cl_te'],
+    [{ 'transfer-encoding': 'gzip, chunked' }, ['Transfer-Encoding', 'gzip, chunked'], 'framing.te_coding'],
+    [{ 'transfer-encoding': 'identity' }, ['Transfer-Encoding', 'identity'], 'framing.te_coding'],
+    [{ 'content-length': '1, 2' }, ['Content-Length', '1, 2'], 'framing.cl_value'],
+    [{ 'content-length': '+5' }, ['Content-Length', '+5'], 'framing.cl_value'],
+    [{ host: 'a' }, ['Host', 'a', 'host', 'b'], 'framing.duplicate_host'],
+    [{ authorization: 'Bearer a' }, ['Authorization', 'Bearer a', 'Authorization', 'Bearer b'], 'framing.duplicate_authorization'],
+    [{ 'transfer-encoding': 'chunked' }, ['Transfer-Encoding', 'chunked'], undefined],
+    [{ 'content-length': '10' }, ['Content-Length', '10'], undefined],
+    [{ accept: 'a, b' }, ['Accept', 'a', 'Accept', 'b'], undefined],
+  ];
+  for (const [headers, raw, rule] of cases) {
+    const r = checkFraming(headers, raw);
+    if (rule === undefined) t.equal(r, undefined, `${raw.join(' ')} accepted`);
+    else {
+      t.ok(r instanceof WardenError, `${raw.join(' ')} refused`);
+      t.equal(r?.code, 'ERR_REQUEST_AMBIGUOUS');
+      t.equal(r?.rule, rule);
+    }
+  }
+});

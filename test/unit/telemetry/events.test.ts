@@ -1,0 +1,55 @@
+import t from 'tap';
+import { PassThrough } from 'node:stream';
+import { ERRORS } from '../../../src/errors.js';
+import { metricsEventSink, pinoEventSink } from '../../../src/telemetry/event-sinks.js';
+import { EVENTS, createEventBus } from '../../../src/telemetry/events.js';
+import { createLogger, flushLogger, redactHeaders } from '../../../src/telemetry/logger.js';
+import { createMetrics } from '../../../src/telemetry/metrics.js';
+
+t.test('every error code maps to a catalogued event (or none) and a 4xx/5xx status', async (t) => {
+  for (const [code, spec] of Object.entries(ERRORS)) {
+    t.ok(spec.status >= 400 && spec.status < 600, `${code} status`);
+    if (spec.event !== undefined) t.ok(spec.event in EVENTS, `${code} → ${spec.event} is catalogued`);
+  }
+  for (const name of Object.keys(EVENTS)) t.match(name, /^warden\.[a-z0-9_]+\.[a-z0-9_]+$/, `${name} follows warden.<area>.<what>`);
+});
+
+t.test('an event reaches every sink: a pino line and a counter; a failing sink breaks nothing', async (t) => {
+  const out = new PassThrough();
+  const lines: string[] = [];
+  out.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  const logger = createLogger({ level: 'info', destination: out });
+  const metrics = createMetrics({ serviceName: 'svc', processMetrics: false });
+  const bus = createEventBus([
+    () => {
+      throw new Error('broken sink');
+    },
+    pinoEventSink(logger),
+    metricsEventSink(metrics),
+  ]);
+  bus.emit('warden.access.denied', { 'client.address': '192.0.2.1', 'warden.rule': 'access.clients.allow' });
+  bus.emit('warden.access.denied', { 'client.address': '192.0.2.2' });
+  flushLogger(logger);
+  await new Promise((r) => setImmediate(r));
+  const first = JSON.parse(lines[0] ?? '{}');
+  t.equal(first.event, 'warden.access.denied');
+  t.equal(first.level, 'warn');
+  t.equal(first['client.address'], '192.0.2.1');
+  const text = await metrics.registry.metrics();
+  t.match(text, /warden_security_events_total\{(event="warden\.access\.denied",service="svc"|service="svc",event="warden\.access\.denied")\} 2/);
+});
+
+t.test('request metrics: labels bounded, unknown methods folded', async (t) => {
+  const metrics = createMetrics({ serviceName: 'svc', processMetrics: false });
+  metrics.observeRequest('api', 'GET', 200, 0.002);
+  metrics.observeRequest('api', 'GET', 200, 0.004);
+  metrics.observeRequest('api', 'BREW', 405, 0.001);
+  const text = await metrics.registry.metrics();
+  t.match(text, /warden_http_request_duration_seconds_count\{[^}]*route="api",method="GET",status="200"[^}]*\} 2/);
+  t.match(text, /method="OTHER",status="405"/);
+});
+
+t.test('credentials never reach a log line', async (t) => {
+  const redacted = redactHeaders({ authorization: 'Bearer x', cookie: 'a=b', 'proxy-authorization': 'p', 'x-api-key': 'k', 'x-warden-token': 't', accept: '*/*' }, (n) => n.startsWith('x-warden-'));
+  t.same(redacted, { authorization: '[redacted]', cookie: '[redacted]', 'proxy-authorization': '[redacted]', 'x-api-key': '[redacted]', 'x-warden-token': '[redacted]', accept: '*/*' });
+});
