@@ -150,7 +150,10 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   }
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
-    yield issue(['limits', 'request_timeout'], `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`);
+    yield issue(
+      ['limits', 'request_timeout'],
+      `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`,
+    );
   }
 }
 

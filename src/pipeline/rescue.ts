@@ -104,7 +104,8 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     const problem = toWardenError(error);
     raise(problem, subject);
     if (res.headersSent) {
-      res.destroy();
+      // With the error: h2 then resets with INTERNAL_ERROR, so the cut is visible as one.
+      res.destroy(problem);
       return;
     }
     const body = problemBody(problem, subject.requestId);
@@ -118,8 +119,8 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     try {
       res.writeHead(problem.status, headers);
       res.end(body);
-    } catch {
-      res.destroy();
+    } catch (err) {
+      res.destroy(err as Error);
     }
   };
 

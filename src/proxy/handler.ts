@@ -130,8 +130,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       const outcome: ForwardOutcome = {
         onFailure(error, started) {
           if (started) {
-            rescue.report(error, subjectOf(ctx));
-            res.destroy();
+            // With an error, so that h2 resets the stream with INTERNAL_ERROR: a truncated
+            // response must never look complete (NO_ERROR would).
+            res.destroy(rescue.report(error, subjectOf(ctx)));
           } else refuse(error);
         },
       };

@@ -8,7 +8,13 @@
  * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/load.js';
@@ -59,28 +65,47 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
   };
 }
 
+/** Open-stream bookkeeping for one HTTP/2 session, for the idle timeout and for draining. */
+interface SessionTracker {
+  /** Closes the session (GOAWAY, then close) as soon as it has no open stream. */
+  closeWhenIdle(): void;
+}
+
 /**
- * Closes an HTTP/2 session (GOAWAY, then close) once it has had no open stream for `idleMs`. Node's
- * own session timeout counts frames, so it would also cut streams waiting on a slow backend.
+ * Tracks a session's open streams. After `idleMs` without one, the session is closed. Node's own
+ * session timeout counts frames instead, so it would also cut streams waiting on a slow backend.
+ *
+ * Draining also waits for the session to be idle before sending GOAWAY: undici (7.x) fails every
+ * in-flight request on any GOAWAY, even a graceful one, so an early GOAWAY would lose requests.
  */
-function closeWhenIdle(session: Http2Session, idleMs: number): void {
+function trackSession(session: Http2Session, idleMs: number): SessionTracker {
   let open = 0;
+  let closing = false;
   let timer: NodeJS.Timeout | undefined;
+  const close = () => {
+    if (!session.closed && !session.destroyed) session.close();
+  };
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (open === 0 && !session.closed) session.close();
-    }, idleMs).unref();
+    timer = setTimeout(close, idleMs).unref();
   };
   session.on('stream', (stream: ServerHttp2Stream) => {
     open++;
     clearTimeout(timer);
     stream.once('close', () => {
-      if (--open === 0) arm();
+      if (--open > 0) return;
+      if (closing) close();
+      else arm();
     });
   });
   session.once('close', () => clearTimeout(timer));
   arm();
+  return {
+    closeWhenIdle() {
+      closing = true;
+      if (open === 0) close();
+    },
+  };
 }
 
 export async function startInboundListener(options: InboundListenerOptions): Promise<InboundListener> {
@@ -121,11 +146,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
     options.onRequest,
   );
-  const sessions = new Set<Http2Session>();
+  const sessions = new Set<SessionTracker>();
   h2.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    closeWhenIdle(session, limits.idle_timeout);
+    const tracker = trackSession(session, limits.idle_timeout);
+    sessions.add(tracker);
+    session.once('close', () => sessions.delete(tracker));
   });
 
   const sockets = new Set<TLSSocket>();
@@ -172,7 +197,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     async drain(graceMs) {
       server.close();
       h1.closeIdleConnections();
-      for (const session of sessions) session.close();
+      for (const session of sessions) session.closeWhenIdle();
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));

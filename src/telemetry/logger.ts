@@ -29,7 +29,7 @@ export interface LoggerOptions {
 const destinations = new WeakMap<Logger, { flushSync?: () => void }>();
 
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
   const logger = pino(
     {
       level: options.level,

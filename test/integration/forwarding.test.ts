@@ -17,7 +17,11 @@ t.test('HTTP/1.1 and h2, from undici and from curl, reach the backend', async (t
   for (const h2 of [false, true]) {
     const agent = testAgent(s.ca, { h2 });
     t.teardown(() => agent.close());
-    const res = await fetchText(`${s.url}/echo?x=1`, agent, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    const res = await fetchText(`${s.url}/echo?x=1`, agent, {
+      method: 'POST',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json' },
+    });
     t.equal(res.status, 200, `undici ${h2 ? 'h2' : 'h1'}`);
     const echo = res.json<{ method: string; url: string; bodyBytes: number; headers: Record<string, string> }>();
     t.equal(echo.method, 'POST');
@@ -94,7 +98,9 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
 
-  const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6' } });
+  const res = await fetchText(`${s.url}/echo`, agent, {
+    headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6' },
+  });
   const seen = res.json<{ headers: Record<string, string> }>().headers;
   t.equal(seen['x-forwarded-for'], '127.0.0.1', 'spoofed X-Forwarded-For replaced');
   t.equal(seen['x-forwarded-proto'], 'https');
@@ -110,7 +116,11 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
 
   const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
   const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-forwarded-for': '203.0.113.9' } });
-  t.equal(viaProxy.json<{ headers: Record<string, string> }>().headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
+  t.equal(
+    viaProxy.json<{ headers: Record<string, string> }>().headers['x-forwarded-for'],
+    '203.0.113.9, 127.0.0.1',
+    'appended when the peer is trusted',
+  );
 });
 
 t.test('routing and the access stage over real connections; refusals never reach the backend', async (t) => {

@@ -7,6 +7,8 @@ import { Agent, request, type Dispatcher } from 'undici';
 export function testAgent(ca: string, options: { h2?: boolean; connections?: number } = {}): Agent {
   return new Agent({
     allowH2: options.h2 ?? false,
+    // undici multiplexes h2 streams only up to `pipelining` per connection.
+    pipelining: options.h2 ? 100 : 1,
     connections: options.connections ?? 8,
     connect: { ca, servername: 'localhost' },
   });
@@ -24,7 +26,7 @@ export async function fetchText(
   dispatcher: Dispatcher,
   options: Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path'>> = {},
 ): Promise<SimpleResponse> {
-  const res = await request(url, { dispatcher, ...options } as Parameters<typeof request>[1]);
+  const res = await request(url, { dispatcher, ...options });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
 }
@@ -59,9 +61,19 @@ export function curl(args: string[], input?: Buffer): Promise<CurlResult> {
  * Writes `payload` on a fresh TLS connection and returns everything received until the server
  * closes it or `timeoutMs` passes — for requests no well-behaved client library would send.
  */
-export function rawTls(port: number, payload: string | Buffer, options: { alpn?: string; timeoutMs?: number; ca: string }): Promise<string> {
+export function rawTls(
+  port: number,
+  payload: string | Buffer,
+  options: { alpn?: string; timeoutMs?: number; ca: string },
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca: options.ca, ALPNProtocols: [options.alpn ?? 'http/1.1'] });
+    const socket = tlsConnect({
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: options.ca,
+      ALPNProtocols: [options.alpn ?? 'http/1.1'],
+    });
     let received = '';
     const finish = () => {
       clearTimeout(timer);

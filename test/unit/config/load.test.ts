@@ -102,7 +102,9 @@ t.test('missing required fields are reported at their parent', async (t) => {
 t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
   writeFileSync(join(dir, 'prefix.txt'), 'x-from-file-*\n');
-  const text = (await minimal()).replace('http://127.0.0.1:8080', '${UP_URL}') + 'service:\n  name: "$${literal}"\nheaders:\n  internal: ["${PREFIX:-x-int}-*", "${file:prefix.txt}"]\n';
+  const text =
+    (await minimal()).replace('http://127.0.0.1:8080', '${UP_URL}') +
+    'service:\n  name: "$${literal}"\nheaders:\n  internal: ["${PREFIX:-x-int}-*", "${file:prefix.txt}"]\n';
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, text);
   const { config } = loadSidecarConfig(file, { UP_URL: 'http://127.0.0.1:9999' });
@@ -118,7 +120,9 @@ t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
 t.test('an unset variable or unreadable file is named at its line', async (t) => {
   const text = (await minimal()).replace('http://127.0.0.1:8080', '${NOT_SET_ANYWHERE}');
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text, {}));
-  t.same(lines, ['sidecar.yaml:7: environment variable NOT_SET_ANYWHERE is not set (write ${NOT_SET_ANYWHERE:-default} to give a default)']);
+  t.same(lines, [
+    'sidecar.yaml:7: environment variable NOT_SET_ANYWHERE is not set (write ${NOT_SET_ANYWHERE:-default} to give a default)',
+  ]);
   const withFile = (await minimal()) + 'service: { name: "${file:/nonexistent/x}" }\n';
   const lines2 = issuesOf(() => parseSidecarConfig('/tmp/sidecar.yaml', withFile, {}));
   t.match(lines2[0], /^\/tmp\/sidecar\.yaml:8: cannot read \/nonexistent\/x for \$\{file:\/nonexistent\/x\} \(ENOENT\)$/);
@@ -127,7 +131,10 @@ t.test('an unset variable or unreadable file is named at its line', async (t) =>
 t.test('YAML syntax errors and a missing file', async (t) => {
   const lines = issuesOf(() => parseSidecarConfig('bad.yaml', 'listeners:\n  inbound: [\n'));
   t.match(lines[0], /^bad\.yaml:\d+: invalid YAML: /);
-  t.same(issuesOf(() => loadSidecarConfig('/nonexistent/sidecar.yaml')), ['/nonexistent/sidecar.yaml: cannot read the configuration (file not found)']);
+  t.same(
+    issuesOf(() => loadSidecarConfig('/nonexistent/sidecar.yaml')),
+    ['/nonexistent/sidecar.yaml: cannot read the configuration (file not found)'],
+  );
 });
 
 t.test('semantic checks: duplicate route ids, client CA, timeouts order', async (t) => {
@@ -142,20 +149,29 @@ routes:
   t.match(lines.join('\n'), /s\.yaml:8 limits\.request_timeout: must be at least limits\.headers_timeout \(120000 ms\)/);
 
   const mtls = (await minimal()).replace('      key:', '      client_certificates: require\n      key:');
-  t.match(issuesOf(() => parseSidecarConfig('s.yaml', mtls)).join('\n'), /listeners\.inbound\.tls\.client_certificates: "require" needs listeners\.inbound\.tls\.client_ca/);
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', mtls)).join('\n'),
+    /listeners\.inbound\.tls\.client_certificates: "require" needs listeners\.inbound\.tls\.client_ca/,
+  );
 });
 
 t.test('TLS files must exist, load, and belong together', async (t) => {
   const c = await testCertificate();
   const missing = (await minimal()).replace(c.keyFile, '/nonexistent/tls.key');
-  t.match(issuesOf(() => parseSidecarConfig('s.yaml', missing)), [/^s\.yaml:5 listeners\.inbound\.tls\.key: cannot read \/nonexistent\/tls\.key \(ENOENT\)$/]);
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', missing)),
+    [/^s\.yaml:5 listeners\.inbound\.tls\.key: cannot read \/nonexistent\/tls\.key \(ENOENT\)$/],
+  );
 
   const other = mkdtempSync(join(tmpdir(), 'warden-key-'));
   const { generateKeyPairSync } = await import('node:crypto');
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(join(other, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const mismatched = (await minimal()).replace(c.keyFile, join(other, 'k.pem'));
-  t.match(issuesOf(() => parseSidecarConfig('s.yaml', mismatched)), [/^s\.yaml:5 listeners\.inbound\.tls\.key: TLS material does not load: the key does not belong to the certificate$/]);
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', mismatched)),
+    [/^s\.yaml:5 listeners\.inbound\.tls\.key: TLS material does not load: the key does not belong to the certificate$/],
+  );
 });
 
 t.test('relative paths resolve against the configuration file', async (t) => {

@@ -34,7 +34,11 @@ t.test('a refusal becomes RFC 9457 problem+json and exactly one event', async (t
   const bus = createEventBus([(name, _s, attrs) => events.push({ name, attrs: { ...attrs } })]);
   const rescue = createRescue({ events: bus, logger: createLogger({ level: 'silent', destination: new PassThrough() }) });
   const res = fakeResponse();
-  rescue.respond(new WardenError('ERR_METHOD_NOT_ALLOWED', { rule: 'routing.methods', headers: { allow: 'GET' }, cause: new Error('secret cause') }), subject, res);
+  rescue.respond(
+    new WardenError('ERR_METHOD_NOT_ALLOWED', { rule: 'routing.methods', headers: { allow: 'GET' }, cause: new Error('secret cause') }),
+    subject,
+    res,
+  );
   t.equal(res.status, 405);
   t.equal(res.headers['content-type'], 'application/problem+json');
   t.equal(res.headers.allow, 'GET');
@@ -50,7 +54,16 @@ t.test('a refusal becomes RFC 9457 problem+json and exactly one event', async (t
   t.notMatch(res.body, /secret cause/, 'the cause is never sent');
   t.equal(events.length, 1);
   t.equal(events[0]?.name, 'warden.route.unknown');
-  t.match(events[0]?.attrs, { 'http.request.method': 'GET', 'url.path': '/admin', 'client.address': '192.0.2.1', 'warden.code': 'ERR_METHOD_NOT_ALLOWED', 'warden.rule': 'routing.methods', 'http.route': 'admin', 'warden.action': 'block', 'http.response.status_code': 405 });
+  t.match(events[0]?.attrs, {
+    'http.request.method': 'GET',
+    'url.path': '/admin',
+    'client.address': '192.0.2.1',
+    'warden.code': 'ERR_METHOD_NOT_ALLOWED',
+    'warden.rule': 'routing.methods',
+    'http.route': 'admin',
+    'warden.action': 'block',
+    'http.response.status_code': 405,
+  });
 });
 
 t.test('unexpected errors are 500 without details; started responses are aborted', async (t) => {

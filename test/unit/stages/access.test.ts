@@ -37,7 +37,10 @@ t.test('route deny refuses every client', async (t) => {
 });
 
 t.test('client allow list (IPv4, IPv6, v4-mapped) and deny list first', async (t) => {
-  const stage = createAccessStage({ action: 'allow', clients: { allow: ['10.0.0.0/8', '2001:db8::/32', '127.0.0.1'], deny: ['10.66.0.0/16'] } });
+  const stage = createAccessStage({
+    action: 'allow',
+    clients: { allow: ['10.0.0.0/8', '2001:db8::/32', '127.0.0.1'], deny: ['10.66.0.0/16'] },
+  });
   t.equal(verdict(stage, '10.1.2.3'), undefined);
   t.equal(verdict(stage, '::ffff:10.1.2.3'), undefined, 'IPv4-mapped IPv6 matches the IPv4 rule');
   t.equal(verdict(stage, '2001:db8::1'), undefined);

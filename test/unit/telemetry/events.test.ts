@@ -36,7 +36,10 @@ t.test('an event reaches every sink: a pino line and a counter; a failing sink b
   t.equal(first.level, 'warn');
   t.equal(first['client.address'], '192.0.2.1');
   const text = await metrics.registry.metrics();
-  t.match(text, /warden_security_events_total\{(event="warden\.access\.denied",service="svc"|service="svc",event="warden\.access\.denied")\} 2/);
+  t.match(
+    text,
+    /warden_security_events_total\{(event="warden\.access\.denied",service="svc"|service="svc",event="warden\.access\.denied")\} 2/,
+  );
 });
 
 t.test('request metrics: labels bounded, unknown methods folded', async (t) => {
@@ -50,6 +53,16 @@ t.test('request metrics: labels bounded, unknown methods folded', async (t) => {
 });
 
 t.test('credentials never reach a log line', async (t) => {
-  const redacted = redactHeaders({ authorization: 'Bearer x', cookie: 'a=b', 'proxy-authorization': 'p', 'x-api-key': 'k', 'x-warden-token': 't', accept: '*/*' }, (n) => n.startsWith('x-warden-'));
-  t.same(redacted, { authorization: '[redacted]', cookie: '[redacted]', 'proxy-authorization': '[redacted]', 'x-api-key': '[redacted]', 'x-warden-token': '[redacted]', accept: '*/*' });
+  const redacted = redactHeaders(
+    { authorization: 'Bearer x', cookie: 'a=b', 'proxy-authorization': 'p', 'x-api-key': 'k', 'x-warden-token': 't', accept: '*/*' },
+    (n) => n.startsWith('x-warden-'),
+  );
+  t.same(redacted, {
+    authorization: '[redacted]',
+    cookie: '[redacted]',
+    'proxy-authorization': '[redacted]',
+    'x-api-key': '[redacted]',
+    'x-warden-token': '[redacted]',
+    accept: '*/*',
+  });
 });

@@ -1,0 +1,128 @@
+/** The `warden` command as a person runs it: help, version, config check, usage and config errors. */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot, testConfigYaml } from '../support/sidecar.js';
+
+function warden(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/warden.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function configFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-cli-')), 'sidecar.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+t.test('--version and --help', async (t) => {
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  t.same(warden('--version'), { code: 0, stdout: `warden ${version}\n`, stderr: '' });
+  const help = warden('--help');
+  t.equal(help.code, 0);
+  t.match(help.stdout, /proxy -c FILE/);
+  t.match(help.stdout, /config check -c FILE/);
+  for (const command of [['proxy'], ['config', 'check'], ['dev']]) {
+    const r = warden(...command, '--help');
+    t.equal(r.code, 0, `${command.join(' ')} --help`);
+    t.match(r.stdout, new RegExp(`^Usage: warden ${command.join(' ')}`));
+  }
+  t.equal(warden().code, 2, 'no command: usage, exit 2');
+});
+
+t.test('usage errors are one line and exit 2', async (t) => {
+  const unknown = warden('proxi');
+  t.equal(unknown.code, 2);
+  t.equal(unknown.stderr, 'warden: unknown command "proxi" (see warden --help)\n');
+  const missing = warden('proxy');
+  t.equal(missing.code, 2);
+  t.equal(missing.stderr, 'warden proxy: missing -c FILE (the sidecar configuration; see warden proxy --help)\n');
+  const badFlag = warden('config', 'check', '--cfg', 'x');
+  t.equal(badFlag.code, 2);
+  t.match(badFlag.stderr, /^warden config check: Unknown option '--cfg'.*\(see warden config check --help\)\n$/);
+});
+
+t.test('config check: valid file, exit 0', async (t) => {
+  const file = configFile(await testConfigYaml('http://127.0.0.1:8080', { routes: [{ id: 'a', path: '/a' }] }));
+  const r = warden('config', 'check', '-c', file);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /valid — inbound 127\.0\.0\.1:0, upstream http:\/\/127\.0\.0\.1:8080, 1 routes/);
+});
+
+t.test('config check and proxy: invalid file → one line per problem (file:line field: expected), exit 2', async (t) => {
+  const text = (await testConfigYaml('http://127.0.0.1:8080')).replace(/port: 0\n/, 'port: "84x3"\n');
+  const file = configFile(text);
+  const line = text.split('\n').findIndex((l) => l.includes('84x3')) + 1;
+  for (const args of [
+    ['config', 'check', '-c', file],
+    ['proxy', '-c', file],
+  ]) {
+    const r = warden(...args);
+    t.equal(r.code, 2, `${args[0]} exit 2`);
+    t.equal(r.stderr, `${file}:${line} listeners.inbound.port: must be an integer 0–65535 (0 picks a free port), got "84x3"\n`);
+  }
+  const missing = warden('config', 'check', '-c', '/nonexistent.yaml');
+  t.equal(missing.code, 2);
+  t.equal(missing.stderr, '/nonexistent.yaml: cannot read the configuration (file not found)\n');
+});
+
+t.test('proxy: a port in use is reported against its field', async (t) => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.teardown(() => blocker.close());
+  const port = (blocker.address() as { port: number }).port;
+  const text = (await testConfigYaml('http://127.0.0.1:8080')).replace(/(inbound:\n\s+host: 127\.0\.0\.1\n\s+port:) 0/, `$1 ${port}`);
+  const r = warden('proxy', '-c', configFile(text));
+  t.equal(r.code, 2);
+  t.match(r.stderr, new RegExp(`:\\d+ listeners\\.inbound\\.port: ${port} is already in use \\(EADDRINUSE\\)\\n$`));
+});
+
+t.test('dev --once: the embedded demo starts, prints what to try, and stops', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
+  const r = warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0');
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /Warden dev — a sidecar on https:\/\/localhost:\d+ in front of the demo backend/);
+  t.match(r.stdout, /curl --cacert .*tls\.crt https:\/\/localhost:\d+\/api\/hello/);
+  t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /routes:/);
+});
+
+t.test('dev: the demo serves, refuses, and prints requests and events as they happen', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { curl } = await import('../support/clients.js');
+  const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
+  const child = spawn(process.execPath, [
+    join(repoRoot, 'bin/warden.js'),
+    'dev',
+    '--dir',
+    dir,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--backend-port',
+    '0',
+  ]);
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const until = async (re: RegExp) => {
+    for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    return re.exec(out);
+  };
+  const base = (await until(/a sidecar on (https:\/\/localhost:\d+)/))?.[1];
+  t.ok(base, 'prints the sidecar address');
+  const ca = join(dir, 'tls.crt');
+  const hello = await curl(['--cacert', ca, `${base}/api/hello`]);
+  t.equal(hello.status, 200);
+  t.match(hello.body, /hello from the demo backend/);
+  const admin = await curl(['--cacert', ca, `${base}/admin/stats`]);
+  t.equal(admin.status, 403);
+  t.ok(await until(/event warden\.access\.denied/), 'the event is printed');
+  t.ok(await until(/403 GET \/admin\/stats/), 'the request is printed');
+  child.kill('SIGINT');
+  const code = await new Promise((r) => child.once('exit', r));
+  t.equal(code, 0);
+});

@@ -1,0 +1,164 @@
+/**
+ * Lifecycle of a real `warden proxy` process: SIGTERM drains without losing in-flight requests,
+ * SIGHUP reloads (a broken file keeps the old configuration serving), the admin endpoints answer.
+ */
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { testCertificate } from '../support/certs.js';
+import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+
+t.test('SIGTERM: in-flight requests finish, new connections are refused, exit 0', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(t, await testConfigYaml(backend.url, { lifecycle: { drain_timeout: '10s' } }));
+  const cert = await testCertificate();
+  // One connection per HTTP/1.1 request, one multiplexed h2 connection for the others.
+  const agents = [testAgent(cert.certPem, { connections: 10 }), testAgent(cert.certPem, { h2: true, connections: 1 })];
+  t.teardown(() => Promise.all(agents.map((a) => a.close())));
+
+  // Twenty slow requests (1.5 s at the backend), half over HTTP/1.1 and half over h2, all of them
+  // received by the backend (so truly in flight) before the signal.
+  const inFlight = Array.from({ length: 20 }, (_, i) => fetchText(`${warden.url}/slow?ms=1500`, agents[i % 2]!));
+  while (backend.requests.length < 20) await new Promise((r) => setTimeout(r, 20));
+  const signalled = Date.now();
+  warden.child.kill('SIGTERM');
+  await warden.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('draining'));
+
+  const late = await new Promise<string>((resolve) => {
+    const socket = tlsConnect({ port: warden.port, host: '127.0.0.1', servername: 'localhost', ca: cert.certPem });
+    socket.once('secureConnect', () => resolve('accepted'));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+  t.equal(late, 'ECONNREFUSED', 'no new connections while draining');
+
+  const results = await Promise.all(inFlight);
+  t.same(
+    results.map((r) => r.status),
+    Array(20).fill(200),
+    'every in-flight request completed',
+  );
+  t.equal(await warden.exited, 0, 'exit code 0');
+  t.ok(Date.now() - signalled < 5000, `stopped ${Date.now() - signalled} ms after SIGTERM`);
+  t.ok(warden.lines.some((l) => l.msg === 'drained'));
+});
+
+t.test('SIGTERM with a request outlasting the grace period: closed at the deadline', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(t, await testConfigYaml(backend.url, { lifecycle: { drain_timeout: '1s' } }));
+  const cert = await testCertificate();
+  const agent = testAgent(cert.certPem);
+  t.teardown(() => agent.close());
+  const hanging = fetchText(`${warden.url}/hang`, agent).then(
+    (r) => `status ${r.status}`,
+    () => 'cut',
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const start = Date.now();
+  warden.child.kill('SIGTERM');
+  t.equal(await warden.exited, 0);
+  t.ok(Date.now() - start < 4000, `exited ${Date.now() - start} ms after SIGTERM with drain_timeout 1s`);
+  t.equal(await hanging, 'cut');
+});
+
+t.test('SIGHUP: a valid file applies, a broken one is refused and the old one keeps serving', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(t, await testConfigYaml(backend.url, { routes: [{ id: 'open', path: '/*' }] }));
+  const cert = await testCertificate();
+  const agent = testAgent(cert.certPem);
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 200);
+
+  // Broken: an invalid value. The running configuration stays.
+  writeFileSync(
+    warden.configFile,
+    (await testConfigYaml(backend.url, { routes: [{ id: 'open', path: '/*' }] })) + 'limits:\n  max_body_bytes: lots\n',
+  );
+  warden.child.kill('SIGHUP');
+  const failed = await warden.waitFor((l) => l.event === 'warden.config.reload_failed');
+  t.match(failed['warden.detail'], /limits\.max_body_bytes: must be a size/);
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 200, 'still serving on the old configuration');
+
+  // Valid: /admin now denied.
+  writeFileSync(
+    warden.configFile,
+    await testConfigYaml(backend.url, {
+      routes: [
+        { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+        { id: 'open', path: '/*' },
+      ],
+    }),
+  );
+  warden.child.kill('SIGHUP');
+  await warden.waitFor((l) => l.event === 'warden.config.reloaded');
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 403, 'the new policy applies');
+  t.equal((await fetchText(`${warden.url}/other`, agent)).status, 200);
+
+  // Deleted file: refused too.
+  writeFileSync(warden.configFile, 'listeners: [not, a, map]\n');
+  warden.child.kill('SIGHUP');
+  await warden.waitFor((l) => l.event === 'warden.config.reload_failed' && l !== failed);
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 403, 'the last good policy still applies');
+  warden.child.kill('SIGTERM');
+  t.equal(await warden.exited, 0);
+});
+
+t.test('admin: /healthz, /readyz and /metrics', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(
+    t,
+    await testConfigYaml(backend.url, { upstream: { health_path: '/healthz' }, routes: [{ id: 'api', path: '/api/*' }] }),
+  );
+  const cert = await testCertificate();
+  const agent = testAgent(cert.certPem);
+  t.teardown(() => agent.close());
+  t.same((await fetchText(`${warden.adminUrl}/healthz`, agent)).json(), { status: 'ok' });
+  const ready = await fetchText(`${warden.adminUrl}/readyz`, agent);
+  t.equal(ready.status, 200);
+  t.equal(backend.requests.at(-1)?.url, '/healthz', 'readiness probes the configured health path');
+
+  await fetchText(`${warden.url}/api/a`, agent);
+  await fetchText(`${warden.url}/api/a`, agent);
+  await fetchText(`${warden.url}/nope`, agent);
+  const metrics = (await fetchText(`${warden.adminUrl}/metrics`, agent)).text;
+  t.match(metrics, /warden_http_request_duration_seconds_count\{[^}]*route="api"[^}]*status="200"[^}]*\} 2/);
+  t.match(metrics, /warden_http_request_duration_seconds_count\{[^}]*route="_unmatched"[^}]*status="404"[^}]*\} 1/);
+  t.match(metrics, /warden_security_events_total\{[^}]*event="warden.route.unknown"[^}]*\} 1/);
+  t.match(metrics, /process_resident_memory_bytes/);
+  t.equal((await fetchText(`${warden.adminUrl}/nothing`, agent)).status, 404);
+  t.equal((await fetchText(`${warden.adminUrl}/metrics`, agent, { method: 'POST' })).status, 405);
+  warden.child.kill('SIGTERM');
+  await warden.exited;
+});
+
+t.test('access log: one line per request, credentials redacted', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(t, await testConfigYaml(backend.url, { log: { access_headers: true } }));
+  const cert = await testCertificate();
+  const agent = testAgent(cert.certPem);
+  t.teardown(() => agent.close());
+  await fetchText(`${warden.url}/x?y=1`, agent, {
+    headers: { authorization: 'Bearer s3cret', cookie: 'session=s3cret', 'x-warden-token': 's3cret', 'user-agent': 'test-agent' },
+  });
+  const line = await warden.waitFor((l) => l.msg === 'request');
+  t.match(line, {
+    'http.request.method': 'GET',
+    'url.path': '/x',
+    'http.route': '_default',
+    'http.response.status_code': 200,
+    'client.address': '127.0.0.1',
+    'network.protocol.version': '1.1',
+  });
+  t.match((line.headers as Record<string, string>)['user-agent'], 'test-agent');
+  warden.child.kill('SIGTERM');
+  await warden.exited;
+  const all = warden.lines.map((l) => JSON.stringify(l)).join('\n');
+  t.notMatch(all, /s3cret/, 'no credential in any log line');
+  t.match(all, /"authorization":"\[redacted\]"/);
+});

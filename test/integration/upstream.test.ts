@@ -1,0 +1,110 @@
+/**
+ * Upstream failures: backend down, not accepting, not answering, stalling mid-body. Each gets the
+ * right problem (502 / 504) within its timeout, or — once a response has started — a cut stream.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer as createHttp } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+t.test('backend down: 502 at once, never a hang', async (t) => {
+  const port = await freePort();
+  const s = await startTestSidecar(t, `http://127.0.0.1:${port}`, { upstream: { timeouts: { connect: '2s' } } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const start = Date.now();
+  const res = await fetchText(`${s.url}/`, agent);
+  t.equal(res.status, 502);
+  t.equal(res.json().code, 'ERR_UPSTREAM_UNAVAILABLE');
+  t.ok(Date.now() - start < 2000, `answered in ${Date.now() - start} ms, within the connect timeout`);
+  t.ok(s.events.some((e) => e.name === 'warden.upstream.failed' && e['error.type'] === 'ECONNREFUSED'));
+  const ready = await fetchText(`${s.adminUrl}/readyz`, agent);
+  t.equal(ready.status, 503, '/readyz reports the backend unreachable');
+  t.match(ready.json(), {
+    status: 'not_ready',
+    checks: [
+      { name: 'inbound', ok: true },
+      { name: 'backend', ok: false },
+    ],
+  });
+});
+
+t.test('backend not accepting connections: 504 after the connect timeout', async (t) => {
+  // A listener whose accept queue is full: further SYNs are dropped, so connects hang.
+  const py = spawn('python3', [
+    '-c',
+    'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\nkeep=[]\nfor i in range(4):\n  c=socket.socket();c.setblocking(False)\n  try: c.connect(("127.0.0.1",s.getsockname()[1]))\n  except BlockingIOError: pass\n  keep.append(c)\ntime.sleep(60)',
+  ]);
+  t.teardown(() => py.kill('SIGKILL'));
+  const port = Number(await new Promise<string>((r) => py.stdout.once('data', (d: Buffer) => r(d.toString().trim()))));
+  await new Promise((r) => setTimeout(r, 200));
+  const s = await startTestSidecar(t, `http://127.0.0.1:${port}`, { upstream: { timeouts: { connect: '700ms' } } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const start = Date.now();
+  const res = await fetchText(`${s.url}/`, agent);
+  const took = Date.now() - start;
+  t.equal(res.status, 504);
+  t.equal(res.json().code, 'ERR_UPSTREAM_TIMEOUT');
+  t.ok(took >= 600 && took < 3000, `after ${took} ms`);
+});
+
+t.test('backend accepts but never answers: 504 after the headers timeout', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { timeouts: { headers: '600ms' } } });
+  const agent = testAgent(s.ca, { h2: true });
+  t.teardown(() => agent.close());
+  const start = Date.now();
+  const res = await fetchText(`${s.url}/hang`, agent);
+  t.equal(res.status, 504);
+  t.equal(res.json().code, 'ERR_UPSTREAM_TIMEOUT');
+  t.ok(Date.now() - start >= 550 && Date.now() - start < 3000);
+  t.ok(s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.headers'));
+});
+
+t.test('backend stalls mid-body: the client stream is cut after the body timeout', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { timeouts: { body: '600ms' } } });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const start = Date.now();
+    const outcome = await fetchText(`${s.url}/stall-body`, agent).then(
+      (r) => `completed ${r.status}`,
+      (err: Error) => `aborted: ${err.message}`,
+    );
+    t.match(outcome, /^aborted/, `${h2 ? 'h2' : 'h1'}: the truncated response is not passed off as complete`);
+    t.ok(Date.now() - start < 3000);
+  }
+  t.ok(s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.body'));
+});
+
+t.test('a unix-socket backend', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'warden-unix-')), 'app.sock');
+  const server = createHttp((req, res) => res.end(`unix ${req.url}`));
+  await new Promise<void>((r) => server.listen(path, r));
+  t.teardown(() => server.close());
+  const s = await startTestSidecar(t, `unix:${path}`);
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const res = await fetchText(`${s.url}/hello`, agent);
+  t.equal(res.status, 200);
+  t.equal(res.text, 'unix /hello');
+  t.equal((await fetchText(`${s.adminUrl}/readyz`, agent)).status, 200);
+});
