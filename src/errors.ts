@@ -30,8 +30,7 @@ export const ERRORS = {
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Backend unavailable', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Backend did not answer in time', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_PROTOCOL: { status: 502, title: 'Backend sent an invalid response', event: 'warden.upstream.failed' },
-  // Lifecycle
-  ERR_SHUTTING_DOWN: { status: 503, title: 'Sidecar is shutting down', event: undefined },
+  // Defects
   ERR_INTERNAL: { status: 500, title: 'Internal error', event: undefined },
 } as const satisfies Record<string, ErrorSpec>;
 

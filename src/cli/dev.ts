@@ -80,7 +80,7 @@ Try:
   curl ${ca} ${base}/%61dmin/stats                    # 403 as well: paths are normalised before policy
   curl ${ca} ${base}/nowhere                          # 404: no route declares it
   curl ${ca} -X DELETE ${base}/api/hello              # 405: method not declared
-  curl ${ca} -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling shape
+  curl ${ca} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling shape
   head -c 2000000 /dev/zero | curl ${ca} --data-binary @- ${base}/api/echo   # 413: body over the route's 1 MiB
   curl ${admin}/readyz ; curl ${admin}/metrics | grep warden_
 

@@ -10,6 +10,7 @@ import type { SidecarConfig } from '../config/types.js';
 import { compilePlan, PlanError } from '../pipeline/plan.js';
 import { createRescue } from '../pipeline/rescue.js';
 import { metricsEventSink, pinoEventSink } from '../telemetry/event-sinks.js';
+import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
 import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -75,7 +76,6 @@ function listenerShape(config: SidecarConfig): string {
     host,
     port,
     tls.client_certificates,
-    tls.min_version,
     config.listeners.admin,
     max_concurrent_streams,
     max_header_bytes,
@@ -100,24 +100,14 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   let current = compileGeneration(loaded);
   let draining = false;
 
+  const accessLog = createAccessLog(logger, config.service.name);
   const observe: RequestObserver = (ctx, status, completed) => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
     const log = current.config.log;
     if (!log.access) return;
-    const line: Record<string, unknown> = {
-      'http.request.method': ctx.method,
-      'url.path': ctx.path,
-      'http.route': ctx.route.id,
-      'http.response.status_code': status,
-      'client.address': ctx.clientAddress,
-      'network.protocol.version': ctx.protocol,
-      'warden.request.id': ctx.requestId,
-      duration_ms: Math.round(seconds * 1e6) / 1e3,
-    };
-    if (!completed) line['warden.aborted'] = true;
-    if (log.access_headers) line.headers = redactHeaders(ctx.headers, current.rules.isInternal);
-    logger.info(line, 'request');
+    const headers = log.access_headers ? redactHeaders(ctx.headers, current.rules.isInternal) : undefined;
+    accessLog(ctx, status, Math.round(seconds * 1e6) / 1e3, completed, headers);
   };
 
   const handler = createRequestHandler({ current: () => current, rescue, observe, draining: () => draining });

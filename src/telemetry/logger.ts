@@ -26,10 +26,27 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
+/**
+ * stdout, written asynchronously in batches of at least 4 KiB, and at the latest every 200 ms: one
+ * write per access line cost ~10 % of the request path's CPU; batching removes nearly all of it
+ * while a quiet sidecar's lines still appear promptly.
+ */
+function bufferedStdout(): DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    try {
+      destination.flush();
+    } catch {
+      // not open yet, or already closed: the next tick (or exit) flushes
+    }
+  }, 200).unref();
+  return destination;
+}
+
 const destinations = new WeakMap<Logger, { flushSync?: () => void }>();
 
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const destination = options.destination ?? bufferedStdout();
   const logger = pino(
     {
       level: options.level,

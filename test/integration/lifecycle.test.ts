@@ -3,8 +3,11 @@
  * SIGHUP reloads (a broken file keeps the old configuration serving), the admin endpoints answer.
  */
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { createSelfSignedCertificate } from '../../src/dev/self-signed-certificate.js';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { testCertificate } from '../support/certs.js';
@@ -161,4 +164,41 @@ t.test('access log: one line per request, credentials redacted', async (t) => {
   const all = warden.lines.map((l) => JSON.stringify(l)).join('\n');
   t.notMatch(all, /s3cret/, 'no credential in any log line');
   t.match(all, /"authorization":"\[redacted\]"/);
+});
+
+t.test('SIGHUP: a replaced certificate is used for new handshakes; open connections keep working', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const dir = mkdtempSync(join(tmpdir(), 'warden-rotate-'));
+  const first = await createSelfSignedCertificate();
+  writeFileSync(join(dir, 'tls.crt'), first.certPem);
+  writeFileSync(join(dir, 'tls.key'), first.keyPem);
+  const config = await testConfigYaml(backend.url, {
+    listeners: { inbound: { tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') } } },
+  });
+  const warden = await spawnWarden(t, config);
+  const peerCert = (ca: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ port: warden.port, host: '127.0.0.1', servername: 'localhost', ca });
+      socket.once('secureConnect', () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.destroy();
+      });
+      socket.once('error', reject);
+    });
+  const before = await peerCert(first.certPem);
+  const kept = testAgent(first.certPem);
+  t.teardown(() => kept.close());
+  t.equal((await fetchText(`${warden.url}/`, kept)).status, 200);
+
+  const second = await createSelfSignedCertificate();
+  writeFileSync(join(dir, 'tls.crt'), second.certPem);
+  writeFileSync(join(dir, 'tls.key'), second.keyPem);
+  warden.child.kill('SIGHUP');
+  await warden.waitFor((l) => l.event === 'warden.config.reloaded');
+  const after = await peerCert(second.certPem);
+  t.not(after, before, 'new handshakes present the new certificate');
+  t.equal((await fetchText(`${warden.url}/`, kept)).status, 200, 'the kept-alive connection still works');
+  warden.child.kill('SIGTERM');
+  await warden.exited;
 });
