@@ -243,9 +243,17 @@ function version(cmd, args) {
   }
 }
 
-const backend = fork(join(root, 'bench/peers/backend.js'), [String(backendPort)], { stdio: 'ignore' });
+const backend = fork(join(root, 'bench/peers/backend.js'), [String(backendPort)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
 children.add(backend);
-await waitPort(backendPort);
+// Wait for this backend's own 'ready': a stale process on the port must not be measured instead.
+await new Promise((resolve, reject) => {
+  let stderr = '';
+  backend.stderr.on('data', (d) => (stderr += d));
+  backend.once('message', resolve);
+  backend.once('exit', (code) =>
+    reject(new Error(`bench backend exited (${code}): ${stderr.split('\n').find((l) => l.includes('Error')) ?? stderr}`)),
+  );
+});
 
 const runs = new Map(peers.map((p) => [p.name, []]));
 for (let round = 1; round <= ROUNDS; round++) {

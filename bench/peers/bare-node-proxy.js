@@ -25,17 +25,16 @@ function proxy(req, res) {
   for (const k in req.headers) if (!HOP.has(k) && k[0] !== ':') headers[k] = req.headers[k];
   headers.host = req.headers.host ?? req.headers[':authority'];
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-  pool.request({ method: req.method, path: req.url, headers, body: hasBody ? req : null }).then(
-    ({ statusCode, headers: h, body }) => {
+  pool
+    .stream({ method: req.method, path: req.url, headers, body: hasBody ? req : null }, ({ statusCode, headers: h }) => {
       for (const k of HOP) delete h[k];
       res.writeHead(statusCode, h);
-      body.pipe(res);
-    },
-    () => {
-      res.writeHead(502);
+      return res;
+    })
+    .catch(() => {
+      if (!res.headersSent) res.writeHead(502);
       res.end();
-    },
-  );
+    });
 }
 
 https(tls, proxy).listen(Number(h1Port), '127.0.0.1');

@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDuration, parseSize } from './units.js';
-import { parseCidr } from '../proxy/ip-set.js';
+import { parseCidr } from '../net/ip-set.js';
 
 export interface ValidationContext {
   /** Folder that relative paths in the file are resolved against. */

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { HeadersConfig, UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { UpstreamHeaders } from '../pipeline/stage.js';
-import { createIpSet, type IpSet } from './ip-set.js';
+import { createIpSet, type IpSet } from '../net/ip-set.js';
 
 /** Never forwarded in either direction. `expect` is answered by the sidecar itself. */
 const HOP_BY_HOP = new Set([

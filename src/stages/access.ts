@@ -6,7 +6,7 @@
 import type { AccessConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
-import { createIpSet } from '../proxy/ip-set.js';
+import { createIpSet } from '../net/ip-set.js';
 
 /** True when the config would refuse nothing, so the plan can leave the stage out entirely. */
 export function isAccessNoop(cfg: AccessConfig): boolean {

@@ -5,10 +5,19 @@
  * any pino line. Lines that carry headers (log.access_headers) take pino's path.
  */
 import { pino, type Logger } from 'pino';
-import type { RequestContext } from '../pipeline/stage.js';
+
+/** What an access line says about a request (the pipeline's RequestContext has all of it). */
+export interface AccessRecord {
+  readonly method: string;
+  readonly path: string;
+  readonly route: { readonly id: string };
+  readonly clientAddress: string;
+  readonly protocol: string;
+  readonly requestId: string;
+}
 
 export type AccessLog = (
-  ctx: RequestContext,
+  ctx: AccessRecord,
   status: number,
   durationMs: number,
   completed: boolean,
