@@ -26,6 +26,27 @@ export const ERRORS = {
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', event: 'warden.route.unknown' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },
   ERR_ACCESS_DENIED: { status: 403, title: 'Access denied', event: 'warden.access.denied' },
+  // Mutual TLS and peer identity (src/proxy/listener.ts, src/stages/peer-authz.ts)
+  ERR_PEER_CERT_REQUIRED: { status: 401, title: 'Client certificate required', event: 'warden.tls.peer_denied' },
+  ERR_PEER_CERT_INVALID: { status: 401, title: 'Client certificate not trusted', event: 'warden.tls.peer_denied' },
+  ERR_PEER_REVOKED: { status: 401, title: 'Client certificate revoked', event: 'warden.tls.peer_revoked' },
+  ERR_AUTHZ_PEER_DENIED: { status: 403, title: 'Calling workload not allowed', event: 'warden.tls.peer_denied' },
+  // Egress (the backend calling other services through its sidecar)
+  ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
+  ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },
+  // Warden CA API (src/ca/)
+  ERR_CA_TOKEN_MISSING: { status: 401, title: 'Bootstrap token required', event: 'warden.ca.token_rejected' },
+  ERR_CA_TOKEN_UNKNOWN: { status: 401, title: 'Bootstrap token not recognised', event: 'warden.ca.token_rejected' },
+  ERR_CA_TOKEN_USED: { status: 401, title: 'Bootstrap token already used', event: 'warden.ca.token_rejected' },
+  ERR_CA_TOKEN_EXPIRED: { status: 401, title: 'Bootstrap token expired', event: 'warden.ca.token_rejected' },
+  ERR_CA_IDENTITY_MISMATCH: { status: 403, title: 'Requested identity not allowed', event: 'warden.ca.token_rejected' },
+  ERR_CA_CSR_INVALID: { status: 400, title: 'Invalid certificate signing request', event: 'warden.ca.csr_rejected' },
+  ERR_CA_KEY_REJECTED: { status: 400, title: 'Key type or size not accepted', event: 'warden.ca.csr_rejected' },
+  ERR_CA_CLIENT_CERT_REQUIRED: { status: 401, title: 'A valid client certificate is required', event: 'warden.ca.auth_failed' },
+  ERR_CA_CERT_REVOKED: { status: 403, title: 'Certificate revoked', event: 'warden.ca.auth_failed' },
+  ERR_CA_ADMIN_REQUIRED: { status: 403, title: 'Administrator identity required', event: 'warden.ca.auth_failed' },
+  ERR_CA_NOT_FOUND: { status: 404, title: 'No such resource', event: undefined },
+  ERR_CA_REQUEST_INVALID: { status: 400, title: 'Invalid request', event: undefined },
   // Upstream (the backend behind the sidecar)
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Backend unavailable', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Backend did not answer in time', event: 'warden.upstream.failed' },

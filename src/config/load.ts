@@ -142,7 +142,22 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     else ids.set(route.id, i);
   }
   const tls = config.listeners.inbound.tls;
-  if (tls.client_certificates !== 'none' && !tls.client_ca) {
+  if (!config.mesh && (!tls.cert || !tls.key)) {
+    yield issue(
+      ['listeners', 'inbound', 'tls', tls.cert ? 'key' : 'cert'],
+      'is required unless mesh provides the workload certificate (tls: { cert: FILE, key: FILE })',
+    );
+  }
+  if (config.mesh && !config.mesh.ca.bundle && !config.mesh.ca.fingerprint) {
+    yield issue(['mesh', 'ca'], 'needs bundle (a PEM file with the CA root) or fingerprint ("sha256:…") to trust the CA on first contact');
+  }
+  if (config.egress && !config.mesh) yield issue(['egress'], 'needs mesh: egress calls authenticate with the workload certificate');
+  if (!config.mesh) {
+    for (const [i, route] of config.routes.entries()) {
+      if (route.mtls) yield issue(['routes', i, 'mtls'], 'applies only with mesh (the workload identity)');
+    }
+  }
+  if (!config.mesh && tls.client_certificates !== 'none' && !tls.client_ca) {
     yield issue(
       ['listeners', 'inbound', 'tls', 'client_certificates'],
       `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,

@@ -34,6 +34,24 @@ const accessProperties = {
 const globalAccess = { type: 'object', additionalProperties: false, default: {}, properties: accessProperties } as const;
 const routeAccess = { type: 'object', additionalProperties: false, properties: accessProperties } as const;
 
+const spiffeId = {
+  type: 'string',
+  pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)+$',
+  'x-expect': 'a SPIFFE ID like "spiffe://example.org/ns/shop/sa/orders"',
+} as const;
+const peerPattern = {
+  type: 'string',
+  pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()+,;=:@%-]+)*(/\\*)?$',
+  'x-expect': 'a SPIFFE ID, or a prefix ending in "/*" such as "spiffe://example.org/ns/payments/*"',
+} as const;
+const peersProperties = { allow: { type: 'array', default: [], items: peerPattern } } as const;
+const mtlsMode = { enum: ['require', 'optional'], 'x-expect': '"require" or "optional"' } as const;
+const httpsUrl = {
+  type: 'string',
+  pattern: '^https://[^/?#]+/?$',
+  'x-expect': 'an https origin like "https://warden-ca:8444"',
+} as const;
+
 export const sidecarSchema = {
   $id: 'https://warden.dev/schemas/sidecar.json',
   type: 'object',
@@ -49,7 +67,7 @@ export const sidecarSchema = {
       },
     },
     listeners: {
-      'x-expect': 'the listeners: at least listeners.inbound.tls with cert and key',
+      'x-expect': 'the listeners: at least listeners.inbound (with tls cert and key, unless mesh is set)',
       type: 'object',
       additionalProperties: false,
       required: ['inbound'],
@@ -57,8 +75,7 @@ export const sidecarSchema = {
         inbound: {
           type: 'object',
           additionalProperties: false,
-          required: ['tls'],
-          'x-expect': 'the inbound listener: at least tls with cert and key',
+          'x-expect': 'the inbound listener: tls with cert and key, unless mesh provides the certificate',
           properties: {
             host: { type: 'string', default: '0.0.0.0', 'x-expect': 'an IP address to bind, e.g. "0.0.0.0" or "::"' },
             port: { ...port, default: 8443 },
@@ -66,7 +83,7 @@ export const sidecarSchema = {
               'x-expect': 'the certificate and key: tls: { cert: FILE, key: FILE }',
               type: 'object',
               additionalProperties: false,
-              required: ['cert', 'key'],
+              default: {},
               properties: {
                 cert: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM certificate chain' },
                 key: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM private key' },
@@ -164,6 +181,69 @@ export const sidecarSchema = {
       },
     },
     access: globalAccess,
+    peers: { type: 'object', additionalProperties: false, default: {}, properties: peersProperties },
+    mesh: {
+      'x-expect': 'the workload identity: mesh: { spiffe_id: …, ca: { url: …, bundle: FILE } }',
+      type: 'object',
+      additionalProperties: false,
+      required: ['spiffe_id', 'ca'],
+      properties: {
+        spiffe_id: spiffeId,
+        dns_names: {
+          type: 'array',
+          default: [],
+          items: { type: 'string', pattern: '^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$', 'x-expect': 'a DNS name' },
+        },
+        ca: {
+          'x-expect': 'the CA: ca: { url: "https://…", bundle: FILE } (or fingerprint: "sha256:…")',
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: httpsUrl,
+            bundle: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM file with the CA root(s)' },
+            fingerprint: {
+              type: 'string',
+              pattern: '^sha256:[0-9a-fA-F:]{64,95}$',
+              'x-expect': 'a root fingerprint "sha256:<64 hex digits>" (as printed by warden ca init)',
+            },
+            timeout: duration('5s'),
+          },
+        },
+        bootstrap_token: { type: 'string', 'x-expect': 'the bootstrap token (use ${WARDEN_BOOTSTRAP_TOKEN} or ${file:…})' },
+        state_dir: { type: 'string', minLength: 1, default: '/var/lib/warden', 'x-path': true, 'x-expect': 'a directory path' },
+        renew_at: { type: 'number', minimum: 0.1, maximum: 0.95, default: 0.7, 'x-expect': 'a fraction of the lifetime, 0.1–0.95' },
+        renew_jitter: { type: 'number', minimum: 0, maximum: 0.2, default: 0.05, 'x-expect': 'a fraction of the lifetime, 0–0.2' },
+        max_backoff: duration('60s'),
+        refresh: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { bundle: duration('5m'), crl: duration('1m') },
+        },
+        mtls: { ...mtlsMode, default: 'require' },
+      },
+    },
+    egress: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['services'],
+      properties: {
+        host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind (keep it on loopback)' },
+        port: { ...port, default: 15001 },
+        services: {
+          type: 'object',
+          'x-expect': 'a map of service name → { url, spiffe_id }',
+          propertyNames: { pattern: '^[a-z0-9][a-z0-9.-]*$' },
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url', 'spiffe_id'],
+            properties: { url: httpsUrl, spiffe_id: spiffeId },
+          },
+        },
+      },
+    },
     routes: {
       type: 'array',
       default: [],
@@ -184,6 +264,8 @@ export const sidecarSchema = {
           },
           methods: { type: 'array', minItems: 1, default: ['*'], items: httpMethod },
           access: routeAccess,
+          peers: { type: 'object', additionalProperties: false, properties: peersProperties },
+          mtls: mtlsMode,
           limits: {
             type: 'object',
             additionalProperties: false,

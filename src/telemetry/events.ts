@@ -37,7 +37,42 @@ export const EVENTS = {
     description: 'The access stage refused a request (route denied, client address not allowed).',
   },
   'warden.upstream.failed': { severity: 'error', description: 'The backend could not be reached or did not answer in time.' },
-  'warden.tls.handshake_failed': { severity: 'info', description: 'A TLS handshake on the inbound listener failed.' },
+  'warden.tls.handshake_failed': {
+    severity: 'info',
+    description: 'A TLS handshake on the inbound listener failed (no, expired, untrusted or revoked client certificate; protocol error).',
+  },
+  'warden.tls.peer_revoked': { severity: 'warn', description: 'A caller presented a certificate that the current CRL lists as revoked.' },
+  'warden.tls.peer_denied': {
+    severity: 'warn',
+    description: 'A caller was refused for its identity: no or untrusted client certificate, or a SPIFFE ID the route does not allow.',
+  },
+  'warden.ca.enrolled': { severity: 'info', description: 'The CA issued a first certificate to a workload against a bootstrap token.' },
+  'warden.ca.renewed': { severity: 'info', description: 'The CA issued a renewed certificate to a workload authenticated by its current one.' },
+  'warden.ca.revoked': { severity: 'warn', description: 'Certificates were revoked (by serial or by identity).' },
+  'warden.ca.token_created': { severity: 'info', description: 'A bootstrap token was created for a SPIFFE ID.' },
+  'warden.ca.token_rejected': {
+    severity: 'warn',
+    description: 'An enrollment was refused for its bootstrap token: unknown or forged, already used, expired, or bound to another identity.',
+  },
+  'warden.ca.csr_rejected': { severity: 'warn', description: 'An enrollment or renewal was refused for its CSR (signature, key type, names).' },
+  'warden.ca.auth_failed': {
+    severity: 'warn',
+    description: 'A CA API call that needs a client certificate came without a valid one (missing, revoked, not an administrator).',
+  },
+  'warden.mesh.enrolled': { severity: 'info', description: 'This sidecar obtained its first workload certificate from the CA.' },
+  'warden.mesh.rotated': {
+    severity: 'info',
+    description: 'This sidecar renewed its workload certificate and serves new handshakes with it; open connections are untouched.',
+  },
+  'warden.mesh.renewal_failed': {
+    severity: 'warn',
+    description: 'A renewal attempt failed (CA down or refusing); the current certificate stays in use and the next attempt is scheduled.',
+  },
+  'warden.mesh.cert_expiring': {
+    severity: 'error',
+    description: 'The workload certificate is close to expiry and could not be renewed.',
+  },
+  'warden.mesh.trust_updated': { severity: 'info', description: 'A new trust bundle or CRL was fetched from the CA and applied.' },
   'warden.config.reloaded': { severity: 'info', description: 'A new configuration was loaded and is now in force.' },
   'warden.config.reload_failed': {
     severity: 'error',
@@ -66,6 +101,10 @@ export interface EventAttributes {
   'warden.code'?: string;
   'warden.detail'?: string;
   'warden.config.file'?: string;
+  'warden.spiffe.id'?: string;
+  'warden.cert.serial'?: string;
+  'warden.cert.not_after'?: string;
+  'warden.count'?: number;
 }
 
 export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes) => void;
