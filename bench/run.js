@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Runs Warden and its peers side by side, in one run, with the same certificate, backend, payload
 // and load generators, and prints throughput / latency / memory with ratios. See bench/README.md.
-import { execFileSync, spawn, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createBench, cpuTicks, has, median, peakRssMiB, TICK_US, version } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -37,14 +37,6 @@ const C = Number(opts.connections);
 const M = Number(opts.streams);
 const ROUNDS = Number(opts.rounds);
 
-const has = (bin) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 for (const bin of ['wrk', 'h2load', 'openssl']) {
   if (!has(bin)) {
     console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
@@ -86,22 +78,8 @@ execFileSync(
 const pem = join(work, 'combined.pem');
 writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
 
-// With two or more cores and taskset, the process under test gets the last core to itself and the
-// backend and load generators share the others: each proxy is measured on the same single core,
-// and none of them competes with wrk for it (that contention made unpinned runs drift by ±30 %).
-const CORES = os.cpus().length;
-const PIN = opts.pin && CORES >= 2 && has('taskset');
-const TEST_CPU = String(CORES - 1);
-const LOAD_CPUS = CORES > 2 ? `0-${CORES - 2}` : '0';
-const onCpus = (cpus, cmd, args) => (PIN ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args]);
-const moveTo = (pid, cpus) => PIN && execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-
-const children = new Set();
-const killAll = () => {
-  for (const c of children) c.kill('SIGKILL');
-};
-process.on('exit', killAll);
-process.on('SIGINT', () => process.exit(130));
+const bench = createBench({ pin: opts.pin });
+const { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
 
 const fill = (file, vars) => {
   let text = readFileSync(join(root, 'bench/peers', file), 'utf8');
@@ -110,73 +88,6 @@ const fill = (file, vars) => {
   writeFileSync(out, text);
   return out;
 };
-
-function waitPort(port, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((res, rej) => {
-    const attempt = () => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        res();
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) rej(new Error(`port ${port} did not open`));
-        else setTimeout(attempt, 100);
-      });
-    };
-    attempt();
-  });
-}
-
-function start(command, commandArgs, opts2 = {}) {
-  const [cmd, args] = onCpus(TEST_CPU, command, commandArgs);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts2 });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr += d));
-  child.on('exit', (code) => {
-    children.delete(child);
-    if (code && code !== 0 && !child.killed) console.error(`${cmd} exited ${code}: ${stderr.slice(0, 500)}`);
-  });
-  children.add(child);
-  return child;
-}
-
-function stop(child) {
-  return new Promise((res) => {
-    if (child.exitCode !== null) return res();
-    child.once('exit', () => res());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-  });
-}
-
-/** CPU time (user + system, clock ticks) of a process and its descendants (nginx's worker). */
-function cpuTicks(pid) {
-  let total = 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    total += Number(fields[11]) + Number(fields[12]);
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) total += cpuTicks(child);
-    }
-  } catch {
-    // the process is gone
-  }
-  return total;
-}
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-function peakRssMiB(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-    return Math.round(kb / 1024);
-  } catch {
-    return null;
-  }
-}
 
 function wrk(url, connections, seconds) {
   const out = execFileSync(
@@ -258,18 +169,8 @@ const peers = [
   .filter(Boolean)
   .filter((p) => !opts.only || opts.only.split(',').includes(p.name));
 
-function version(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-      .split('\n')[0]
-      .trim();
-  } catch (e) {
-    return (e.stderr?.toString() ?? '').split('\n')[0].trim() || null;
-  }
-}
-
 const backend = fork(join(root, 'bench/peers/backend.js'), [String(backendPort)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-children.add(backend);
+bench.children.add(backend);
 moveTo(backend.pid, LOAD_CPUS);
 // Wait for this backend's own 'ready': a stale process on the port must not be measured instead.
 await new Promise((resolve, reject) => {
@@ -314,13 +215,6 @@ for (let round = 1; round <= ROUNDS; round++) {
     else moveTo(backend.pid, LOAD_CPUS);
   }
 }
-
-const median = (xs) => {
-  const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!s.length) return null;
-  const mid = (s.length - 1) / 2;
-  return (s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2;
-};
 
 // Interleaved A/B: the neighbours on this host change its speed from one minute to the next, so
 // each Warden peer is also measured alternately with the bare proxy — both running, short windows,

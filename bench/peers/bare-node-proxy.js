@@ -5,8 +5,10 @@ import { createServer as https } from 'node:https';
 import { createSecureServer as h2 } from 'node:http2';
 import { Pool } from 'undici';
 
-const [h1Port, h2Port, upstream, certFile, keyFile] = process.argv.slice(2);
+const [h1Port, h2Port, upstream, certFile, keyFile, clientCaFile] = process.argv.slice(2);
 const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+// mTLS variant (bench/handshake.js): client certificates required, chaining to this CA.
+if (clientCaFile) Object.assign(tls, { ca: readFileSync(clientCaFile), requestCert: true, rejectUnauthorized: true });
 const pool = new Pool(upstream, { connections: 128 });
 const HOP = new Set([
   'connection',
@@ -25,12 +27,18 @@ function proxy(req, res) {
   for (const k in req.headers) if (!HOP.has(k) && k[0] !== ':') headers[k] = req.headers[k];
   headers.host = req.headers.host ?? req.headers[':authority'];
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  // A client that goes away must release its upstream connection, or the pool leaks one per abort.
+  const abort = new AbortController();
+  res.once('close', () => abort.abort());
   pool
-    .stream({ method: req.method, path: req.url, headers, body: hasBody ? req : null }, ({ statusCode, headers: h }) => {
-      for (const k of HOP) delete h[k];
-      res.writeHead(statusCode, h);
-      return res;
-    })
+    .stream(
+      { method: req.method, path: req.url, headers, body: hasBody ? req : null, signal: abort.signal },
+      ({ statusCode, headers: h }) => {
+        for (const k of HOP) delete h[k];
+        res.writeHead(statusCode, h);
+        return res;
+      },
+    )
     .catch(() => {
       if (!res.headersSent) res.writeHead(502);
       res.end();

@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/config-error.js';
 import { EXIT, UsageError } from './args.js';
+import { caListHelp, caRevokeHelp, caTokenCreateHelp, runCaList, runCaRevoke, runCaTokenCreate } from './ca-admin.js';
+import { caInitHelp, runCaInit } from './ca-init.js';
+import { caServeHelp, runCaServe } from './ca-serve.js';
 import { configCheckHelp, runConfigCheck } from './config-check.js';
 import { devHelp, runDev } from './dev.js';
 import { proxyHelp, runProxy } from './proxy.js';
@@ -16,6 +19,11 @@ Commands:
   proxy -c FILE          run the sidecar
   config check -c FILE   validate a sidecar configuration
   dev                    run the embedded demo (a backend and a sidecar); what \`npm start\` runs
+  ca init --trust-domain D --dir DIR   create a CA (root, intermediate, admin identity)
+  ca serve -c FILE       run the CA (enrollment, renewal, bundle, CRL, admin API)
+  ca token create --id SPIFFE_ID       create a bootstrap token (printed alone on stdout)
+  ca revoke (--serial S | --id SPIFFE_ID)   revoke certificates
+  ca list                list issued certificates
 
 Options:
   -h, --help             help (also after any command: warden proxy --help)
@@ -27,10 +35,25 @@ const commands: Record<string, Command> = {
   proxy: { run: runProxy, help: proxyHelp },
   'config check': { run: runConfigCheck, help: configCheckHelp },
   dev: { run: runDev, help: devHelp },
+  'ca init': { run: runCaInit, help: caInitHelp },
+  'ca serve': { run: runCaServe, help: caServeHelp },
+  'ca token create': { run: runCaTokenCreate, help: caTokenCreateHelp },
+  'ca revoke': { run: runCaRevoke, help: caRevokeHelp },
+  'ca list': { run: runCaList, help: caListHelp },
 };
 
+/** Groups whose subcommand is part of the command name (`config check`, `ca token create`). */
+const groups: Record<string, string> = { config: 'warden config check -c FILE', ca: 'warden --help' };
+
+function commandName(argv: string[]): string {
+  const [first = '', second, third] = argv;
+  if (!Object.hasOwn(groups, first)) return first;
+  const three = [first, second, third].join(' ');
+  return Object.hasOwn(commands, three) ? three : `${first} ${second ?? ''}`.trim();
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [first, second] = argv;
+  const [first] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     console.log(help);
     return first === undefined ? EXIT.usage : EXIT.ok;
@@ -39,10 +62,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`warden ${version}`);
     return EXIT.ok;
   }
-  const name = first === 'config' ? `config ${second ?? ''}`.trim() : first;
+  const name = commandName(argv);
   const command = commands[name];
   if (!command) {
-    const hint = first === 'config' ? 'warden config check -c FILE' : 'warden --help';
+    const hint = (Object.hasOwn(groups, first) ? groups[first] : undefined) ?? 'warden --help';
     console.error(`warden: unknown command "${name}" (see ${hint})`);
     return EXIT.usage;
   }

@@ -22,7 +22,8 @@ export interface TlsMaterial {
 export interface LoadedSidecarConfig {
   file: string;
   config: SidecarConfig;
-  tls: TlsMaterial;
+  /** Certificate files of listeners.inbound.tls; undefined with mesh, which supplies its own. */
+  tls: TlsMaterial | undefined;
   /** Line of a field, for reporting later findings (e.g. from compilePlan) at the right place. */
   lineOf: (segments: readonly (string | number)[]) => number | undefined;
   issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
@@ -56,7 +57,7 @@ function fromSource(source: YamlSource): LoadedSidecarConfig {
   const issues = [...semanticIssues(config, issue)];
   const tls = loadTlsMaterial(config, issue, issues);
   if (issues.length > 0) throw new ConfigError(byLine(issues));
-  return { file: source.file, config, tls: tls as TlsMaterial, lineOf: source.lineOf, issue };
+  return { file: source.file, config, tls, lineOf: source.lineOf, issue };
 }
 
 /** Issues in file order, so the list reads top to bottom like the file. */
@@ -184,6 +185,7 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
       return undefined;
     }
   };
+  if (config.mesh && !tls.cert) return undefined;
   const cert = read('cert', tls.cert);
   const key = read('key', tls.key);
   const clientCa = read('client_ca', tls.client_ca);

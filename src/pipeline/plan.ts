@@ -3,9 +3,11 @@
  * list, limits), built once at startup or reload. Nothing on the request path reads config again.
  */
 import FindMyWay from 'find-my-way';
-import type { AccessConfig, RouteConfig, SidecarConfig } from '../config/types.js';
+import type { AccessConfig, MtlsMode, PeersConfig, RouteConfig, SidecarConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import type { RevocationList } from '../proxy/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
+import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import type { RouteInfo, Stage } from './stage.js';
 
 export interface RoutePlan extends RouteInfo {
@@ -38,19 +40,48 @@ export class PlanError extends Error {
 const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const ANY_METHOD = '*';
 
-function buildStages(access: AccessConfig): Stage[] {
-  // Canonical stage order (DESIGN §2); later capabilities insert theirs in this list.
+/** What the plan's stages need from outside the configuration (the sidecar's live state). */
+export interface PlanDeps {
+  /** The CRL in force (mesh); undefined without mesh. */
+  revocations?: RevocationList | undefined;
+}
+
+interface RoutePolicy {
+  access: AccessConfig;
+  peers: PeersConfig;
+  mtls: MtlsMode | undefined;
+}
+
+function buildStages(config: SidecarConfig, policy: RoutePolicy, deps: PlanDeps): Stage[] {
+  // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity;
+  // later capabilities insert theirs in this list.
   const stages: Stage[] = [];
-  if (!isAccessNoop(access)) stages.push(createAccessStage(access));
+  if (!isAccessNoop(policy.access)) stages.push(createAccessStage(policy.access));
+  const peerPolicy = peerPolicyOf(config, policy);
+  if (peerPolicy) stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
   return stages;
 }
 
-function routePlan(id: string, access: AccessConfig, maxBodyBytes: number): RoutePlan {
-  return Object.freeze({ id, stages: Object.freeze(buildStages(access)), maxBodyBytes });
+/**
+ * With mesh, every route checks the caller's certificate (required unless the route says
+ * `mtls: optional`). Without mesh, only routes with a `peers.allow` list do, and whether a
+ * certificate is required follows listeners.inbound.tls.client_certificates.
+ */
+function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
+  const allow = policy.peers.allow;
+  if (config.mesh) return { mtls: policy.mtls ?? config.mesh.mtls, allow, ownId: config.mesh.spiffe_id };
+  if (allow.length === 0) return undefined;
+  const mtls: MtlsMode = config.listeners.inbound.tls.client_certificates === 'require' ? 'require' : 'optional';
+  return { mtls, allow, ownId: undefined };
 }
 
-export function compilePlan(config: SidecarConfig): Plan {
-  const defaultRoute = routePlan('_default', config.access, config.limits.max_body_bytes);
+function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
+  return Object.freeze({ id, stages: Object.freeze(buildStages(config, policy, deps)), maxBodyBytes });
+}
+
+export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
+  const globalPolicy: RoutePolicy = { access: config.access, peers: config.peers, mtls: undefined };
+  const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
   if (config.routes.length === 0) {
@@ -61,7 +92,8 @@ export function compilePlan(config: SidecarConfig): Plan {
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
   for (const [index, route] of config.routes.entries()) {
-    const plan = routePlan(route.id, route.access ?? config.access, route.limits?.max_body_bytes ?? config.limits.max_body_bytes);
+    const policy: RoutePolicy = { access: route.access ?? config.access, peers: route.peers ?? config.peers, mtls: route.mtls };
+    const plan = routePlan(route.id, config, policy, route.limits?.max_body_bytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
     register(router, route, plan, index);
     for (const m of withHead(route.methods)) declaredMethods.add(m);

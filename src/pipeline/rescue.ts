@@ -25,6 +25,8 @@ export interface ProblemSubject {
   readonly path?: string | undefined;
   readonly userAgent?: string | undefined;
   readonly route?: string | undefined;
+  /** The caller's SPIFFE ID, when its certificate carried one. */
+  readonly peerId?: string | undefined;
 }
 
 export interface Rescue {
@@ -58,6 +60,7 @@ export function subjectOf(ctx: RequestContext): ProblemSubject {
     clientAddress: ctx.clientAddress,
     userAgent: ctx.headers['user-agent'],
     route: ctx.route.id,
+    peerId: ctx.peer.spiffeId,
   };
 }
 
@@ -95,6 +98,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     if (subject.requestId !== undefined) attributes['warden.request.id'] = subject.requestId;
     if (subject.route !== undefined) attributes['http.route'] = subject.route;
     if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
+    if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
     if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
     if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
     events.emit(event, attributes);

@@ -8,9 +8,10 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { WardenError } from '../errors.js';
+import type { PeerIdentity } from '../proxy/peer-identity.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
-export type StageId = 'access';
+export type StageId = 'access' | 'peer-authz';
 
 export type Verdict = void | undefined | WardenError;
 
@@ -38,6 +39,8 @@ export interface RequestContext {
   readonly search: string;
   /** The client's address: the socket's peer, or the nearest untrusted X-Forwarded-For hop. */
   readonly clientAddress: string;
+  /** The caller's client certificate, as verified at the handshake (`presented: false` without one). */
+  readonly peer: PeerIdentity;
   /** Request headers as received (lower-case names). */
   readonly headers: IncomingHttpHeaders;
   /** Headers that will be sent to the backend; stages may add to them (e.g. a minted token). */

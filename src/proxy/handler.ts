@@ -20,6 +20,7 @@ import type { RequestContext, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget } from './path.js';
+import { peerOf } from './peer-identity.js';
 import { limitBody } from './body.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
@@ -76,6 +77,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       path,
       search: target instanceof WardenError ? '' : target.search,
       clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
+      peer: peerOf(req.socket),
       headers,
       upstreamHeaders,
       route: PENDING_ROUTE,

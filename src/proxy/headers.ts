@@ -27,8 +27,12 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Set by the sidecar from what it saw, never copied from an untrusted client. */
+/**
+ * Set by the sidecar from what it saw, never copied from an untrusted client. The client
+ * certificate header is never believed from anyone: only the TLS layer knows the caller.
+ */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
+const NEVER_FROM_CLIENTS = 'x-forwarded-client-cert';
 
 /** Fields that must appear once; a second copy is a request the backend may read differently. */
 const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type']);
@@ -127,7 +131,7 @@ export function upstreamRequestHeaders(
   const out: UpstreamHeaders = {};
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
-    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || name === NEVER_FROM_CLIENTS || rules.isInternal(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }

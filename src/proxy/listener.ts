@@ -21,6 +21,8 @@ import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
+import { readPeerIdentity } from './peer-identity.js';
+import type { RevocationList } from './revocation-list.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -50,6 +52,8 @@ export interface InboundListenerOptions {
   onRequest: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
   rescue: Rescue;
   events: EventBus;
+  /** Peer checks at the handshake: the mesh's trust domain and CRL (both absent without mesh). */
+  peers?: { trustDomain: string | undefined; revocations: RevocationList | undefined };
 }
 
 export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial): SecureContextOptions {
@@ -162,16 +166,40 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     rejectUnauthorized: options.tls.client_certificates === 'require',
   });
   server.maxConnections = limits.max_connections;
+  const requireCertificate = options.tls.client_certificates === 'require';
+  const peerChecks = options.tls.client_certificates !== 'none';
   server.on('secureConnection', (socket: TLSSocket) => {
+    if (peerChecks && !admitPeer(socket)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.emit('connection', socket);
   });
+  /**
+   * Reads the caller's certificate once per connection. Revoked certificates are refused here on
+   * every route; with `require`, so are certificates without a valid SPIFFE ID of our trust domain
+   * (OpenSSL has already refused missing, expired and untrusted ones).
+   */
+  const admitPeer = (socket: TLSSocket): boolean => {
+    const peer = readPeerIdentity(socket, options.peers?.trustDomain);
+    const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
+    if (!revoked && (!requireCertificate || peer.verified)) return true;
+    events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {
+      'client.address': socket.remoteAddress ?? '',
+      'error.type': revoked ? 'CERT_REVOKED' : (peer.error ?? 'UNVERIFIED'),
+      ...(peer.spiffeId ? { 'warden.peer.id': peer.spiffeId } : {}),
+      ...(peer.serial ? { 'warden.cert.serial': peer.serial } : {}),
+    });
+    socket.destroy();
+    return false;
+  };
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // When Node refuses a client certificate after the handshake it only says "socket hang up";
+    // the verification result it acted on is on the socket.
+    const reason = socket.authorizationError ? String(socket.authorizationError) : (err.code ?? 'ERR_TLS');
     events.emit('warden.tls.handshake_failed', {
       'client.address': socket.remoteAddress ?? '',
-      'error.type': err.code ?? 'ERR_TLS',
+      'error.type': reason,
       'warden.detail': err.message.slice(0, 200),
     });
     // Node leaves the socket open after a handshake timeout when this event has a listener.

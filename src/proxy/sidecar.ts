@@ -19,6 +19,12 @@ import { createForwarder } from './forward.js';
 import { createRequestHandler, type Generation, type RequestObserver } from './handler.js';
 import { compileHeaderRules } from './headers.js';
 import { startInboundListener, type InboundListener } from './listener.js';
+import { startEgressListener, type EgressListener } from './egress.js';
+import { inboundTlsSettings, meshTlsMaterial } from './inbound-tls.js';
+import { createRevocationList, type RevocationList } from './revocation-list.js';
+import type { MeshIdentity } from '../mesh/identity.js';
+import { trustDomainOf } from '../mesh/spiffe-id.js';
+import type { TlsMaterial } from '../config/load.js';
 
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
@@ -28,6 +34,10 @@ export interface SidecarGeneration extends Generation {
 export interface Sidecar {
   readonly inbound: AddressInfo;
   readonly admin: AddressInfo;
+  /** The egress listener, when configured. */
+  readonly egress: AddressInfo | undefined;
+  /** The workload identity, with mesh. */
+  readonly mesh: MeshIdentity | undefined;
   readonly events: EventBus;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -46,11 +56,11 @@ export interface SidecarOptions {
 }
 
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
-export function compileGeneration(loaded: LoadedSidecarConfig): SidecarGeneration {
+export function compileGeneration(loaded: LoadedSidecarConfig, deps: { revocations?: RevocationList | undefined } = {}): SidecarGeneration {
   const { config } = loaded;
   let plan;
   try {
-    plan = compilePlan(config);
+    plan = compilePlan(config, deps);
   } catch (err) {
     if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
     throw err;
@@ -61,7 +71,8 @@ export function compileGeneration(loaded: LoadedSidecarConfig): SidecarGeneratio
 
 /** Settings that the running listeners cannot change; a reload that changes them says so. */
 function listenerShape(config: SidecarConfig): string {
-  const { host, port, tls } = config.listeners.inbound;
+  const { host, port } = config.listeners.inbound;
+  const tls = inboundTlsSettings(config);
   const {
     max_concurrent_streams,
     max_header_bytes,
@@ -77,6 +88,7 @@ function listenerShape(config: SidecarConfig): string {
     port,
     tls.client_certificates,
     config.listeners.admin,
+    config.mesh ?? null,
     max_concurrent_streams,
     max_header_bytes,
     max_header_count,
@@ -97,7 +109,25 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   events.addSink(metricsEventSink(metrics));
   const rescue = createRescue({ events, logger });
 
-  let current = compileGeneration(loaded);
+  // The workload identity comes first: without a certificate there is nothing to listen with.
+  // Loaded only with mesh: file-mode sidecars skip the X.509 and enrollment code entirely.
+  const mesh: MeshIdentity | undefined = config.mesh
+    ? await (await import('../mesh/identity.js')).startMeshIdentity(config.mesh, { events, logger })
+    : undefined;
+  const revocations = mesh ? createRevocationList() : undefined;
+  const applyCrl = () => {
+    const crl = mesh?.material().crl;
+    if (crl && revocations) revocations.update(crl);
+  };
+  applyCrl();
+  if (mesh) metrics.trackCertificateExpiry(() => mesh.status().secondsToExpiry);
+  const tlsMaterial = (gen: LoadedSidecarConfig): TlsMaterial => {
+    if (mesh) return meshTlsMaterial(mesh);
+    if (!gen.tls) throw new Error('listeners.inbound.tls has no certificate'); // the loader refuses such files
+    return gen.tls;
+  };
+
+  let current = compileGeneration(loaded, { revocations });
   let draining = false;
 
   const accessLog = createAccessLog(logger, config.service.name);
@@ -115,12 +145,22 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const inbound: InboundListener = await startInboundListener({
     host: inboundCfg.host,
     port: inboundCfg.port,
-    tls: inboundCfg.tls,
-    material: loaded.tls,
+    tls: inboundTlsSettings(config),
+    material: tlsMaterial(loaded),
     limits: config.limits,
     onRequest: handler,
     rescue,
     events,
+    peers: { trustDomain: config.mesh ? trustDomainOf(config.mesh.spiffe_id) : undefined, revocations },
+  });
+  const egress: EgressListener | undefined =
+    config.egress && mesh
+      ? await startEgressListener(config.egress, { mesh, revocations, rules: () => current.rules, rescue, limits: config.limits })
+      : undefined;
+  mesh?.onChange((what) => {
+    if (what === 'crl') return applyCrl();
+    inbound.setSecureContext(inboundTlsSettings(current.config), meshTlsMaterial(mesh));
+    egress?.refresh();
   });
   const admin: AdminServer = await startAdminServer({
     host: config.listeners.admin.host,
@@ -135,12 +175,26 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           return ok ? { ok } : { ok, detail: `cannot reach ${current.config.upstream.url}` };
         },
       },
+      ...(mesh
+        ? [
+            {
+              name: 'certificate',
+              check: async () => {
+                const status = mesh.status();
+                const detail = `${status.spiffeId} expires in ${status.secondsToExpiry} s${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
+                return { ok: status.secondsToExpiry > 0, detail };
+              },
+            },
+          ]
+        : []),
     ],
   });
   logger.info(
     {
       inbound: `${inbound.address.address}:${inbound.address.port}`,
       admin: `${admin.address.address}:${admin.address.port}`,
+      ...(egress ? { egress: `${egress.address.address}:${egress.address.port}` } : {}),
+      ...(mesh ? { spiffe_id: mesh.spiffeId } : {}),
       upstream: config.upstream.url,
       routes: config.routes.length,
     },
@@ -150,6 +204,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   return {
     inbound: inbound.address,
     admin: admin.address,
+    egress: egress?.address,
+    mesh,
     events,
     logger,
     metrics,
@@ -160,7 +216,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       const file = current.loaded.file;
       let next: SidecarGeneration;
       try {
-        next = compileGeneration(load());
+        next = compileGeneration(load(), { revocations });
       } catch (err) {
         const detail = err instanceof ConfigError ? err.message : (err as Error).message;
         events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
@@ -172,7 +228,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           'listener addresses, client-certificate mode and connection limits change only on restart',
         );
       }
-      inbound.setSecureContext(next.config.listeners.inbound.tls, next.loaded.tls);
+      inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
       logger.level = next.config.log.level;
       const previous = current;
       current = next;
@@ -188,7 +244,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       logger.info({ grace_ms: current.config.lifecycle.drain_timeout }, 'draining: no new connections, finishing in-flight requests');
       await inbound.drain(current.config.lifecycle.drain_timeout);
       await current.forwarder.close();
+      await egress?.close();
       await admin.close();
+      mesh?.stop();
       logger.info('drained');
     },
   };

@@ -47,14 +47,21 @@ export const EVENTS = {
     description: 'A caller was refused for its identity: no or untrusted client certificate, or a SPIFFE ID the route does not allow.',
   },
   'warden.ca.enrolled': { severity: 'info', description: 'The CA issued a first certificate to a workload against a bootstrap token.' },
-  'warden.ca.renewed': { severity: 'info', description: 'The CA issued a renewed certificate to a workload authenticated by its current one.' },
+  'warden.ca.renewed': {
+    severity: 'info',
+    description: 'The CA issued a renewed certificate to a workload authenticated by its current one.',
+  },
   'warden.ca.revoked': { severity: 'warn', description: 'Certificates were revoked (by serial or by identity).' },
   'warden.ca.token_created': { severity: 'info', description: 'A bootstrap token was created for a SPIFFE ID.' },
   'warden.ca.token_rejected': {
     severity: 'warn',
-    description: 'An enrollment was refused for its bootstrap token: unknown or forged, already used, expired, or bound to another identity.',
+    description:
+      'An enrollment was refused for its bootstrap token: unknown or forged, already used, expired, or bound to another identity.',
   },
-  'warden.ca.csr_rejected': { severity: 'warn', description: 'An enrollment or renewal was refused for its CSR (signature, key type, names).' },
+  'warden.ca.csr_rejected': {
+    severity: 'warn',
+    description: 'An enrollment or renewal was refused for its CSR (signature, key type, names).',
+  },
   'warden.ca.auth_failed': {
     severity: 'warn',
     description: 'A CA API call that needs a client certificate came without a valid one (missing, revoked, not an administrator).',

@@ -3,7 +3,7 @@
  * share a process (tests, `warden dev`). Children are cached per label set so the request path does
  * one Map lookup, not a label hash.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import type { EventName } from './events.js';
 
 export interface RequestObserver {
@@ -14,6 +14,8 @@ export interface Metrics {
   readonly registry: Registry;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
+  /** Exposes seconds until the workload certificate expires, read at scrape time. */
+  trackCertificateExpiry(secondsToExpiry: () => number): void;
 }
 
 export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
@@ -41,6 +43,16 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
 
   return {
     registry,
+    trackCertificateExpiry(secondsToExpiry) {
+      new Gauge({
+        name: 'warden_certificate_expiry_seconds',
+        help: 'Seconds until the workload certificate expires (renewal normally happens at 70 % of its lifetime).',
+        registers: [registry],
+        collect() {
+          this.set(secondsToExpiry());
+        },
+      });
+    },
     observeRequest(route, method, status, seconds) {
       const key = `${route}\u0000${method}\u0000${status}`;
       let child = durationChildren.get(key);

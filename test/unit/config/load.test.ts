@@ -95,8 +95,32 @@ t.test('unknown keys are named, with the likely intended key', async (t) => {
 
 t.test('missing required fields are reported at their parent', async (t) => {
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', 'listeners:\n  inbound:\n    port: 8443\n'));
-  t.match(lines.join('\n'), /sidecar\.yaml:2 listeners\.inbound\.tls: "tls" is required/);
   t.match(lines.join('\n'), /sidecar\.yaml upstream: "upstream" is required \(/);
+  const noCert = issuesOf(() =>
+    parseSidecarConfig('sidecar.yaml', 'listeners:\n  inbound:\n    port: 8443\nupstream: { url: "http://127.0.0.1:1" }\n'),
+  );
+  t.match(noCert.join('\n'), /sidecar\.yaml:2 listeners\.inbound\.tls\.cert: is required unless mesh provides the workload certificate/);
+});
+
+t.test('mesh: the CA must be trusted somehow; egress and route mtls need mesh', async (t) => {
+  const base = 'listeners: { inbound: { port: 0 } }\nupstream: { url: "http://127.0.0.1:1" }\n';
+  const noTrust = issuesOf(() =>
+    parseSidecarConfig('sidecar.yaml', base + 'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444" } }\n'),
+  );
+  t.match(noTrust.join('\n'), /sidecar\.yaml:3 mesh\.ca: needs bundle .* or fingerprint/);
+  const badId = issuesOf(() =>
+    parseSidecarConfig('sidecar.yaml', base + 'mesh: { spiffe_id: "spiffe://TD/x", ca: { url: "https://ca" } }\n'),
+  );
+  t.match(badId.join('\n'), /mesh\.spiffe_id: must be a SPIFFE ID/);
+  const egress = issuesOf(() =>
+    parseSidecarConfig(
+      'sidecar.yaml',
+      base.replace('port: 0 }', 'port: 0, tls: { cert: a, key: b } }') +
+        'egress: { services: { pay: { url: "https://pay:8443", spiffe_id: "spiffe://td.test/ns/pay/sa/api" } } }\nroutes: [{ id: r, path: /, mtls: optional }]\n',
+    ),
+  );
+  t.match(egress.join('\n'), /egress: needs mesh/);
+  t.match(egress.join('\n'), /routes\[0\]\.mtls: applies only with mesh/);
 });
 
 t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {

@@ -2,6 +2,7 @@ import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { createAccessStage, isAccessNoop } from '../../../src/stages/access.js';
+import { peerOf } from '../../../src/proxy/peer-identity.js';
 
 function ctx(clientAddress: string): RequestContext {
   return {
@@ -12,6 +13,7 @@ function ctx(clientAddress: string): RequestContext {
     path: '/',
     search: '',
     clientAddress,
+    peer: peerOf({}),
     headers: {},
     upstreamHeaders: {},
     route: { id: 'r' },

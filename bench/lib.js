@@ -1,0 +1,121 @@
+// Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import os from 'node:os';
+
+export const has = (bin) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+export function version(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
+  } catch (e) {
+    return (e.stderr?.toString() ?? '').split('\n')[0].trim() || null;
+  }
+}
+
+/** CPU time (user + system, clock ticks) of a process and its descendants (nginx's worker). */
+export function cpuTicks(pid) {
+  let total = 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    total += Number(fields[11]) + Number(fields[12]);
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) total += cpuTicks(child);
+    }
+  } catch {
+    // the process is gone
+  }
+  return total;
+}
+export const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+export function peakRssMiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return Math.round(kb / 1024);
+  } catch {
+    return null;
+  }
+}
+
+export const median = (xs) => {
+  const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const mid = (s.length - 1) / 2;
+  return (s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2;
+};
+
+/**
+ * Processes of one bench run. With two or more cores and taskset, the process under test gets the
+ * last core to itself and the backend and load generators share the others: each proxy is measured
+ * on the same single core, and none of them competes with the load generator for it (that
+ * contention made unpinned runs drift by ±30 %).
+ */
+export function createBench({ pin = true } = {}) {
+  const cores = os.cpus().length;
+  const PIN = pin && cores >= 2 && has('taskset');
+  const TEST_CPU = String(cores - 1);
+  const LOAD_CPUS = cores > 2 ? `0-${cores - 2}` : '0';
+  const onCpus = (cpus, cmd, args) => (PIN ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args]);
+  const moveTo = (pid, cpus) => PIN && execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+
+  const children = new Set();
+  process.on('exit', () => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+  process.on('SIGINT', () => process.exit(130));
+
+  function start(command, commandArgs, opts = {}) {
+    const [cmd, args] = onCpus(TEST_CPU, command, commandArgs);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
+    let stderr = '';
+    child.stderr?.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => {
+      children.delete(child);
+      if (code && code !== 0 && !child.killed) console.error(`${cmd} exited ${code}: ${stderr.slice(0, 500)}`);
+    });
+    children.add(child);
+    return child;
+  }
+
+  function stop(child) {
+    return new Promise((res) => {
+      if (child.exitCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+    });
+  }
+
+  function waitPort(port, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    return new Promise((res, rej) => {
+      const attempt = () => {
+        const s = connect(port, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          res();
+        });
+        s.once('error', () => {
+          s.destroy();
+          if (Date.now() > deadline) rej(new Error(`port ${port} did not open`));
+          else setTimeout(attempt, 100);
+        });
+      };
+      attempt();
+    });
+  }
+
+  return { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort, children };
+}

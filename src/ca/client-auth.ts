@@ -1,0 +1,52 @@
+/**
+ * Client certificates on the CA API. The TLS layer requests a certificate but admits callers without
+ * one (enrollment needs none); the endpoints that need one check it here:
+ *  - it chains to this CA (OpenSSL's verdict: `socket.authorized`, which also covers expiry),
+ *  - it is in the ledger (issued by this CA instance) and not revoked,
+ *  - admin endpoints: the administrator identity; renewal: a workload certificate.
+ */
+import type { TLSSocket } from 'node:tls';
+import { WardenError } from '../errors.js';
+import { adminSpiffeId } from './layout.js';
+import { canonicalSerial, uriSans, x509 } from './pki.js';
+import type { WorkloadPeer } from './service.js';
+import type { CaStore } from './store.js';
+
+export type Role = 'workload' | 'admin';
+
+export interface ClientAuth {
+  authenticate(socket: TLSSocket, role: Role): WorkloadPeer;
+}
+
+export function createClientAuth(store: CaStore, trustDomain: string): ClientAuth {
+  const admin = adminSpiffeId(trustDomain);
+  return {
+    authenticate(socket, role) {
+      const peer = socket.getPeerCertificate(false);
+      if (!peer || !peer.raw)
+        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', { detail: 'present a client certificate issued by this CA' });
+      if (!socket.authorized) {
+        const reason = String(socket.authorizationError ?? 'unverified');
+        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', {
+          detail: `client certificate not accepted (${reason})`,
+          rule: `tls:${reason}`,
+        });
+      }
+      const serial = canonicalSerial(peer.serialNumber);
+      const record = store.getCertificate(serial);
+      if (!record) throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', { detail: 'client certificate unknown to this CA' });
+      if (record.revoked_at !== null) throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${serial} is revoked` });
+      const certificate = new x509.X509Certificate(peer.raw);
+      const spiffeId = uriSans(certificate)[0] ?? '';
+      const actor = { actor: spiffeId || `serial:${serial}`, clientAddress: socket.remoteAddress };
+      if (role === 'admin') {
+        if (spiffeId !== admin || record.kind !== 'admin') {
+          throw new WardenError('ERR_CA_ADMIN_REQUIRED', { detail: `${spiffeId || 'this certificate'} is not the administrator` });
+        }
+      } else if (record.kind !== 'enroll' && record.kind !== 'renew') {
+        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', { detail: `a ${record.kind} certificate cannot be renewed over the API` });
+      }
+      return { ...actor, spiffeId, record, certificate };
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/** Small HTTP helpers of the CA API: bounded JSON bodies, JSON and problem+json responses. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WardenError } from '../errors.js';
+import { problemBody } from '../pipeline/rescue.js';
+
+/** Enough for a CSR (a few KiB) with room to spare; anything larger is not a CA request. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The request body as a JSON object; 413 past `limit`, ERR_CA_REQUEST_INVALID when not a JSON object. */
+export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit)
+    throw new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit)
+      throw new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } });
+    chunks.push(chunk);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new WardenError('ERR_CA_REQUEST_INVALID', { cause: err, detail: 'the body must be a JSON object' });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new WardenError('ERR_CA_REQUEST_INVALID', { detail: 'the body must be a JSON object' });
+  }
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+export function sendBytes(res: ServerResponse, contentType: string, body: string | Buffer, cacheSeconds = 0): void {
+  res.writeHead(200, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': cacheSeconds > 0 ? `public, max-age=${cacheSeconds}` : 'no-store',
+  });
+  res.end(body);
+}
+
+/** RFC 9457 problem+json, the same body the sidecar sends (src/pipeline/rescue.ts). */
+export function sendProblem(res: ServerResponse, error: WardenError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = problemBody(error, undefined);
+  res.writeHead(error.status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...error.headers,
+  });
+  res.end(body);
+}

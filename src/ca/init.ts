@@ -1,0 +1,159 @@
+/**
+ * `warden ca init`: a new CA in an empty directory — root (10 years), issuing intermediate (1 year,
+ * pathLen 0), the administrator's client certificate, bundle.pem and a ca.yaml skeleton.
+ * Never overwrites: a directory that already holds CA material is refused.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createIssuer } from './issuer.js';
+import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
+import { adminSpiffeId, CA_FILES, existingCaFiles } from './layout.js';
+import { certificatePem, EC_P256, fingerprintOf, randomSerial, x509 } from './pki.js';
+
+export interface InitCaOptions {
+  trustDomain: string;
+  dir: string;
+  /** Encrypts the three private keys (root, intermediate, admin). */
+  passphrase?: string | undefined;
+  /** Line written into ca.yaml for the passphrase (e.g. `${file:/run/secrets/ca-pass}`); a placeholder comment when absent. */
+  passphraseReference?: string | undefined;
+  rootLifetimeDays?: number;
+  intermediateLifetimeDays?: number;
+  adminLifetimeDays?: number;
+}
+
+export interface InitializedCa {
+  dir: string;
+  trustDomain: string;
+  /** `sha256:<hex>` of the root certificate's DER. */
+  fingerprint: string;
+  rootPem: string;
+  adminSpiffeId: string;
+  /** Absolute paths of what was written. */
+  files: string[];
+}
+
+const DAY = 86_400_000;
+export const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
+
+/** Thrown when the directory already holds a CA; the message names the directory and the way out. */
+export class CaExistsError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly existing: string[],
+  ) {
+    super(
+      `${dir} already holds a CA (${existing.map((f) => f.slice(dir.length + 1)).join(', ')}); refusing to overwrite — choose an empty --dir`,
+    );
+    this.name = 'CaExistsError';
+  }
+}
+
+export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
+  const { trustDomain } = options;
+  if (!TRUST_DOMAIN.test(trustDomain)) {
+    throw new Error(`trust domain "${trustDomain}" must be lower-case letters, digits, "." and "-"`);
+  }
+  const dir = resolve(options.dir);
+  const existing = existingCaFiles(dir);
+  if (existing.length > 0) throw new CaExistsError(dir, existing);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+
+  const now = Date.now();
+  const rootKeys = await generateKeyPair();
+  const rootName = `CN=Warden Root CA, O=${trustDomain}`;
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: rootName,
+    notBefore: new Date(now - 5 * 60_000),
+    notAfter: new Date(now + (options.rootLifetimeDays ?? 3650) * DAY),
+    signingAlgorithm: EC_P256,
+    keys: rootKeys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey),
+    ],
+  });
+  const rootSki = root.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId as string;
+
+  const intermediateKeys = await generateKeyPair();
+  const intermediate = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=Warden Issuing CA, O=${trustDomain}`,
+    issuer: root.subjectName,
+    notBefore: new Date(now - 5 * 60_000),
+    notAfter: new Date(now + (options.intermediateLifetimeDays ?? 365) * DAY),
+    publicKey: intermediateKeys.publicKey,
+    signingKey: rootKeys.privateKey,
+    signingAlgorithm: EC_P256,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(intermediateKeys.publicKey),
+      new x509.AuthorityKeyIdentifierExtension(rootSki),
+    ],
+  });
+
+  const adminKeys = await generateKeyPair();
+  const issuer = createIssuer({
+    intermediate,
+    intermediateKey: intermediateKeys.privateKey,
+    trustDomain,
+    lifetimeMs: (options.adminLifetimeDays ?? 365) * DAY,
+    backdateMs: 5 * 60_000,
+  });
+  const admin = await issuer.issue({ publicKey: adminKeys.publicKey, spiffeId: adminSpiffeId(trustDomain), use: 'admin' });
+
+  const { passphrase } = options;
+  const rootPem = certificatePem(root);
+  const secret = { mode: 0o600, flag: 'wx' } as const;
+  const plain = { mode: 0o644, flag: 'wx' } as const;
+  const written: [string, string, typeof secret | typeof plain][] = [
+    [CA_FILES.rootKey, await exportPrivateKeyPem(rootKeys.privateKey, passphrase), secret],
+    [CA_FILES.intermediateKey, await exportPrivateKeyPem(intermediateKeys.privateKey, passphrase), secret],
+    [CA_FILES.adminKey, await exportPrivateKeyPem(adminKeys.privateKey, passphrase), secret],
+    [CA_FILES.rootCert, rootPem, plain],
+    [CA_FILES.intermediateCert, certificatePem(intermediate), plain],
+    [CA_FILES.adminCert, admin.pem, plain],
+    [CA_FILES.bundle, rootPem, plain],
+    [CA_FILES.config, caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), plain],
+  ];
+  const files: string[] = [];
+  for (const [name, content, opts] of written) {
+    // `wx`: fail rather than overwrite should another process create the file in between.
+    writeFileSync(join(dir, name), content, opts);
+    files.push(join(dir, name));
+  }
+  return { dir, trustDomain, fingerprint: fingerprintOf(root), rootPem, adminSpiffeId: admin.spiffeId, files };
+}
+
+function caYamlSkeleton(trustDomain: string, passphraseReference: string | undefined, encrypted: boolean): string {
+  const passphrase = passphraseReference
+    ? `passphrase: "${passphraseReference}"`
+    : encrypted
+      ? '# passphrase: ${file:/run/secrets/warden-ca-passphrase}   # the keys are encrypted: required'
+      : '# passphrase: ${file:...}   # only when the keys are encrypted';
+  return `# Warden CA configuration (see docs/ca.md). Durations: "500ms", "10s", "5m", "24h".
+trust_domain: ${trustDomain}
+dir: .                       # the CA material (this directory)
+${passphrase}
+listen:
+  host: 127.0.0.1
+  port: 8444
+database:
+  path: ca.db
+certificates:
+  lifetime: 24h              # of workload certificates; capped at the intermediate's not-after
+  backdate: 5m
+tokens:
+  ttl: 1h                    # default bootstrap token lifetime
+crl:
+  next_update: 10m
+server:
+  dns_names: [localhost]
+  ip_addresses: [127.0.0.1]
+log:
+  level: info
+`;
+}

@@ -1,0 +1,105 @@
+/**
+ * Signs certificates with the issuing (intermediate) CA. The CA decides every extension; nothing is
+ * copied from a CSR but its public key and the names already checked by the CSR policy.
+ * Shapes follow DESIGN §6 (X.509-SVID): one URI SAN, digitalSignature (critical), serverAuth +
+ * clientAuth, CA:false (critical), AKI/SKI, not-before backdated, not-after ≤ the issuer's.
+ */
+import { randomSerial, x509, EC_P256, certificatePem, type CryptoKey } from './pki.js';
+
+/** Who the certificate is for: a workload (SVID), the CA's own TLS server, the administrator (client only). */
+export type CertificateUse = 'workload' | 'server' | 'admin';
+
+export interface IssueRequest {
+  publicKey: x509.PublicKey | CryptoKey;
+  spiffeId: string;
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
+  use: CertificateUse;
+  /** RSA subject keys also get keyEncipherment (TLS 1.2 RSA key exchange). */
+  rsa?: boolean;
+  /** Overrides the issuer's default lifetime (ms), still capped by the issuer's not-after. */
+  lifetimeMs?: number;
+}
+
+export interface IssuedCertificate {
+  certificate: x509.X509Certificate;
+  pem: string;
+  /** Lower-case hex, no separators. */
+  serial: string;
+  spiffeId: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface IssuerOptions {
+  intermediate: x509.X509Certificate;
+  intermediateKey: CryptoKey;
+  trustDomain: string;
+  lifetimeMs: number;
+  backdateMs: number;
+  now?: () => number;
+}
+
+export interface Issuer {
+  issue(request: IssueRequest): Promise<IssuedCertificate>;
+  readonly notAfter: Date;
+}
+
+const EKU: Record<CertificateUse, string[]> = {
+  workload: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+  server: [x509.ExtendedKeyUsage.serverAuth],
+  admin: [x509.ExtendedKeyUsage.clientAuth],
+};
+
+export function createIssuer(options: IssuerOptions): Issuer {
+  const { intermediate, intermediateKey, trustDomain, lifetimeMs, backdateMs } = options;
+  const now = options.now ?? Date.now;
+  const issuerSki = intermediate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  if (!issuerSki) throw new Error('the intermediate certificate has no subject key identifier');
+
+  return {
+    notAfter: intermediate.notAfter,
+    async issue(request) {
+      const t = now();
+      // Backdated against clock skew, but never before the issuer itself became valid.
+      const notBefore = new Date(Math.max(t - backdateMs, intermediate.notBefore.getTime()));
+      const notAfter = new Date(Math.min(t + (request.lifetimeMs ?? lifetimeMs), intermediate.notAfter.getTime()));
+      const serial = randomSerial();
+      const names: x509.JsonGeneralNames = [
+        { type: 'url', value: request.spiffeId },
+        ...(request.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+        ...(request.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+      ];
+      const usage = request.rsa
+        ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+        : x509.KeyUsageFlags.digitalSignature;
+      const certificate = await x509.X509CertificateGenerator.create({
+        serialNumber: serial,
+        subject: `O=${trustDomain}`,
+        issuer: intermediate.subjectName,
+        notBefore,
+        notAfter,
+        publicKey: request.publicKey,
+        signingKey: intermediateKey,
+        signingAlgorithm: EC_P256,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(usage, true),
+          new x509.ExtendedKeyUsageExtension(EKU[request.use]),
+          new x509.SubjectAlternativeNameExtension(names),
+          await x509.SubjectKeyIdentifierExtension.create(request.publicKey),
+          new x509.AuthorityKeyIdentifierExtension(issuerSki),
+        ],
+      });
+      // The library may round dates to seconds: report what the certificate says.
+      return {
+        certificate,
+        pem: certificatePem(certificate),
+        serial,
+        spiffeId: request.spiffeId,
+        notBefore: certificate.notBefore,
+        notAfter: certificate.notAfter,
+      };
+    },
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The files of a CA directory (written by `warden ca init`) and loading them for `warden ca serve`
+ * and the admin CLI.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { importSigningKey, readPrivateKey } from './keys.js';
+import { fingerprintOf, splitPem, uriSans, x509, type CryptoKey } from './pki.js';
+
+export const CA_FILES = {
+  rootCert: 'root.crt',
+  rootKey: 'root.key',
+  intermediateCert: 'intermediate.crt',
+  intermediateKey: 'intermediate.key',
+  adminCert: 'admin.crt',
+  adminKey: 'admin.key',
+  /** The trust bundle: every active root (today: one). */
+  bundle: 'bundle.pem',
+  config: 'ca.yaml',
+  database: 'ca.db',
+} as const;
+
+/** The SPIFFE ID of the CA's administrator and of its own server certificate. */
+export const adminSpiffeId = (trustDomain: string) => `spiffe://${trustDomain}/warden/admin`;
+export const serverSpiffeId = (trustDomain: string) => `spiffe://${trustDomain}/warden/ca`;
+
+/** Files whose presence means "this directory already holds a CA". */
+export function existingCaFiles(dir: string): string[] {
+  return [CA_FILES.rootCert, CA_FILES.rootKey, CA_FILES.intermediateCert, CA_FILES.intermediateKey, CA_FILES.adminKey, CA_FILES.database]
+    .map((f) => join(dir, f))
+    .filter((f) => existsSync(f));
+}
+
+export interface CaMaterial {
+  dir: string;
+  roots: x509.X509Certificate[];
+  /** PEM of every root, concatenated: the trust bundle. */
+  bundlePem: string;
+  intermediate: x509.X509Certificate;
+  intermediatePem: string;
+  intermediateKey: CryptoKey;
+  adminCert: x509.X509Certificate;
+  adminCertPem: string;
+  /** `sha256:<hex>` of the (first) root. */
+  fingerprint: string;
+  /** From the admin certificate's SPIFFE ID: the CA's trust domain. */
+  trustDomain: string;
+}
+
+function read(dir: string, name: string): string {
+  try {
+    return readFileSync(join(dir, name), 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot read ${join(dir, name)} (${code}); is ${dir} a CA directory made by warden ca init?`, { cause: err });
+  }
+}
+
+/** Loads and cross-checks the CA directory. Errors name the file and what to do. */
+export async function loadCaMaterial(dir: string, passphrase?: string): Promise<CaMaterial> {
+  const bundlePem = read(dir, CA_FILES.bundle);
+  const roots = splitPem(bundlePem);
+  const intermediatePem = read(dir, CA_FILES.intermediateCert);
+  const adminCertPem = read(dir, CA_FILES.adminCert);
+  const [intermediate] = splitPem(intermediatePem);
+  const [adminCert] = splitPem(adminCertPem);
+  const [root] = roots;
+  if (!root || !intermediate || !adminCert) throw new Error(`${dir}: bundle.pem, intermediate.crt or admin.crt holds no certificate`);
+  let intermediateKey: CryptoKey;
+  try {
+    intermediateKey = await importSigningKey(read(dir, CA_FILES.intermediateKey), passphrase);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (message.startsWith('cannot read')) throw err;
+    throw new Error(
+      passphrase === undefined
+        ? `${join(dir, CA_FILES.intermediateKey)} is encrypted: give the passphrase`
+        : `${join(dir, CA_FILES.intermediateKey)} does not decrypt with this passphrase`,
+      { cause: err },
+    );
+  }
+  const id = uriSans(adminCert)[0] ?? '';
+  const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(id)?.[1];
+  if (!trustDomain) throw new Error(`${join(dir, CA_FILES.adminCert)} has no SPIFFE ID`);
+  return {
+    dir,
+    roots,
+    bundlePem,
+    intermediate,
+    intermediatePem,
+    intermediateKey,
+    adminCert,
+    adminCertPem,
+    fingerprint: fingerprintOf(root),
+    trustDomain,
+  };
+}
+
+export interface AdminCredentials {
+  certPem: string;
+  keyPem: string;
+  /** The admin key's passphrase (the CA's), when the key is encrypted. */
+  passphrase: string | undefined;
+  bundlePem: string;
+}
+
+/** What the admin CLI needs from the CA directory; checks the key decrypts so the error is clear. */
+export function loadAdminCredentials(dir: string, passphrase?: string): AdminCredentials {
+  const keyPem = read(dir, CA_FILES.adminKey);
+  try {
+    readPrivateKey(keyPem, passphrase);
+  } catch (err) {
+    throw new Error(
+      passphrase === undefined
+        ? `${join(dir, CA_FILES.adminKey)} is encrypted: give the CA passphrase (-c ca.yaml, --passphrase-file or --passphrase-env)`
+        : `${join(dir, CA_FILES.adminKey)} does not decrypt with this passphrase`,
+      { cause: err },
+    );
+  }
+  return { certPem: read(dir, CA_FILES.adminCert), keyPem, passphrase, bundlePem: read(dir, CA_FILES.bundle) };
+}

@@ -1,0 +1,348 @@
+/**
+ * `warden ca serve`: the CA's HTTPS API (src/ca/api.ts). TLS ≥ 1.2 with a server certificate the CA
+ * issues itself at startup and re-issues before it expires (setSecureContext: open connections keep
+ * theirs). Client certificates are requested, never required by TLS: enrollment has none, and the
+ * endpoints that need one check it themselves (src/ca/client-auth.ts) so the refusal is a problem+json
+ * with a code, not a handshake failure.
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket, SecureContextOptions } from 'node:tls';
+import type { CaConfig } from '../config/ca-schema.js';
+import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
+import { pinoEventSink } from '../telemetry/event-sinks.js';
+import { createEventBus, type EventAttributes, type EventBus } from '../telemetry/events.js';
+import { createLogger, flushLogger, type Logger } from '../telemetry/logger.js';
+import {
+  CA_PATHS,
+  type CertificateRecord,
+  type CreatedToken,
+  type CreateTokenRequest,
+  type RevokeRequest,
+  type RevokeResult,
+} from './api.js';
+import { createClientAuth, type Role } from './client-auth.js';
+import { createCrlPublisher } from './crl.js';
+import { readJsonObject, sendBytes, sendJson, sendProblem } from './http.js';
+import { createIssuer, type Issuer } from './issuer.js';
+import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
+import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from './layout.js';
+import { canonicalSerial, keyIdOf } from './pki.js';
+import { createCaService, type Caller } from './service.js';
+import { openCaStore, type CaStore } from './store.js';
+import { createTokens } from './tokens.js';
+
+export interface CaServerOptions {
+  /** Validated ca.yaml (loadCaConfig, or resolveCaConfig for an object). */
+  config: CaConfig;
+  /** Already loaded material (the CLI loads it to report config errors); loaded from config.dir otherwise. */
+  material?: CaMaterial;
+  logger?: Logger;
+  /** Events also go to a pino sink on `logger`. */
+  events?: EventBus;
+}
+
+export interface CaServer {
+  /** `https://host:port` (loopback when bound to every address). */
+  url: string;
+  port: number;
+  trustDomain: string;
+  /** The root(s), PEM: what clients trust. */
+  rootPem: string;
+  /** `sha256:<hex>` of the root, as `warden ca init` printed it. */
+  fingerprint: string;
+  /** The issuing CA certificate, PEM. */
+  intermediatePem: string;
+  events: EventBus;
+  /** Creates a bootstrap token without the admin API (tests, `warden dev`). */
+  createToken(request: CreateTokenRequest): CreatedToken;
+  /** Revokes without the admin API. */
+  revoke(request: RevokeRequest): Promise<RevokeResult>;
+  list(query?: { spiffe_id?: string; status?: 'valid' | 'revoked' | 'expired' }): CertificateRecord[];
+  close(): Promise<void>;
+}
+
+const LOCAL: Caller = { actor: 'local' };
+
+export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ level: config.log.level, base: { service: 'warden-ca' } });
+  const events = options.events ?? createEventBus();
+  const removeSink = events.addSink(pinoEventSink(logger));
+  const material = options.material ?? (await loadCaMaterial(config.dir, config.passphrase));
+  if (material.trustDomain !== config.trust_domain) {
+    throw new Error(`trust_domain "${config.trust_domain}" does not match the CA in ${config.dir} ("${material.trustDomain}")`);
+  }
+  const store = openCaStore(config.database.path);
+  let server: Server | undefined;
+  try {
+    recordAdmin(store, material);
+    const issuer = createIssuer({
+      intermediate: material.intermediate,
+      intermediateKey: material.intermediateKey,
+      trustDomain: config.trust_domain,
+      lifetimeMs: config.certificates.lifetime,
+      backdateMs: config.certificates.backdate,
+    });
+    const crl = createCrlPublisher({
+      store,
+      intermediate: material.intermediate,
+      intermediateKey: material.intermediateKey,
+      nextUpdateMs: config.crl.next_update,
+    });
+    const service = createCaService({
+      store,
+      tokens: createTokens(store),
+      issuer,
+      crl,
+      events,
+      trustDomain: config.trust_domain,
+      intermediatePem: material.intermediatePem,
+      bundlePem: material.bundlePem,
+      tokenTtlMs: config.tokens.ttl,
+    });
+    const auth = createClientAuth(store, config.trust_domain);
+
+    const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject): Promise<void> => {
+      const socket = req.socket as TLSSocket;
+      const url = new URL(req.url ?? '/', 'https://ca.invalid');
+      const caller: Caller = { actor: 'anonymous', clientAddress: socket.remoteAddress };
+      const authenticated = (role: Role) => {
+        const peer = auth.authenticate(socket, role);
+        audit.actor = peer.actor;
+        return peer;
+      };
+      const route = ROUTES[url.pathname];
+      if (!route) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no endpoint ${url.pathname}` });
+      audit.action = route.action;
+      if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
+        throw new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: route.method } });
+      }
+      switch (url.pathname) {
+        case CA_PATHS.enroll:
+          return sendJson(res, 201, await service.enroll(await readJsonObject(req), caller));
+        case CA_PATHS.renew: {
+          const peer = authenticated('workload');
+          audit.subject = peer.spiffeId;
+          return sendJson(res, 201, await service.renew(await readJsonObject(req), peer));
+        }
+        case CA_PATHS.bundle:
+          return sendBytes(res, 'application/pem-certificate-chain', material.bundlePem, 300);
+        case CA_PATHS.crl:
+          return sendBytes(res, 'application/pkix-crl', await crl.current());
+        case CA_PATHS.adminTokens:
+          return sendJson(res, 201, service.createToken(await readJsonObject(req), authenticated('admin')));
+        case CA_PATHS.adminRevocations:
+          return sendJson(res, 200, await service.revoke(await readJsonObject(req), authenticated('admin')));
+        case CA_PATHS.adminCertificates:
+          authenticated('admin');
+          return sendJson(res, 200, {
+            certificates: service.list({
+              spiffe_id: url.searchParams.get('spiffe_id') ?? undefined,
+              status: url.searchParams.get('status') ?? undefined,
+            }),
+          });
+      }
+    };
+
+    const refuse = (error: unknown, req: IncomingMessage, res: ServerResponse, audit: AuditSubject) => {
+      const problem = isWardenError(error) ? error : new WardenError('ERR_INTERNAL', { cause: error });
+      if (problem.code === 'ERR_INTERNAL') logger.error({ err: problem.cause, path: req.url }, 'unexpected error in the CA API');
+      const event = ERRORS[problem.code].event;
+      if (event !== undefined) {
+        const attributes: EventAttributes = {
+          'client.address': req.socket.remoteAddress ?? '',
+          'http.request.method': req.method ?? '',
+          'url.path': (req.url ?? '').split('?')[0] ?? '',
+          'http.response.status_code': problem.status,
+          'warden.code': problem.code,
+          'warden.action': 'block',
+        };
+        if (problem.rule !== undefined) attributes['warden.rule'] = problem.rule;
+        if (problem.detail !== undefined) attributes['warden.detail'] = problem.detail.slice(0, 200);
+        if (audit.subject !== undefined) attributes['warden.spiffe.id'] = audit.subject;
+        if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
+        events.emit(event, attributes);
+      }
+      if (audit.action !== undefined && !QUIET.has(problem.code)) {
+        store.audit({ action: audit.action, actor: audit.actor, subject: audit.subject, outcome: 'refused', detail: problem.code });
+      }
+      sendProblem(res, problem);
+    };
+
+    const initial = await serverContext(issuer, material, config, store);
+    server = createServer(
+      {
+        ...initial.context,
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.2',
+        headersTimeout: 10_000,
+        requestTimeout: 30_000,
+        keepAliveTimeout: 5_000,
+      },
+      (req, res) => {
+        const started = performance.now();
+        const audit: AuditSubject = { actor: 'anonymous', action: undefined, subject: undefined };
+        handle(req, res, audit)
+          .catch((err: unknown) => refuse(err, req, res, audit))
+          .finally(() => {
+            logger.info(
+              {
+                method: req.method,
+                path: req.url,
+                status: res.statusCode,
+                ms: Math.round(performance.now() - started),
+                client: req.socket.remoteAddress,
+              },
+              'request',
+            );
+          });
+      },
+    );
+    const listening = server;
+    listening.on('tlsClientError', (err: NodeJS.ErrnoException) => logger.debug({ err: err.code ?? err.message }, 'TLS handshake failed'));
+    await new Promise<void>((resolve, reject) => {
+      listening.once('error', reject);
+      listening.listen(config.listen.port, config.listen.host, () => {
+        listening.off('error', reject);
+        resolve();
+      });
+    });
+
+    // Re-issue the server certificate at 2/3 of its lifetime; new handshakes get the new one.
+    let rotation: NodeJS.Timeout | undefined;
+    const rotateAfter = (delayMs: number) => {
+      rotation = setTimeout(() => {
+        serverContext(issuer, material, config, store)
+          .then(({ context, notAfter }) => {
+            listening.setSecureContext(context);
+            logger.info({ not_after: notAfter.toISOString() }, 'CA server certificate re-issued');
+            rotateAfter(untilRotation(notAfter));
+          })
+          .catch((err: unknown) => {
+            logger.error({ err }, 'CA server certificate could not be re-issued; retrying in 60 s');
+            rotateAfter(60_000);
+          });
+      }, delayMs);
+      rotation.unref();
+    };
+    rotateAfter(untilRotation(initial.notAfter));
+
+    const port = (listening.address() as AddressInfo).port;
+    const host = ['0.0.0.0', '::', ''].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
+    const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    logger.info({ url, trust_domain: config.trust_domain, fingerprint: material.fingerprint }, 'warden CA listening');
+
+    let closed: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      trustDomain: config.trust_domain,
+      rootPem: material.bundlePem,
+      fingerprint: material.fingerprint,
+      intermediatePem: material.intermediatePem,
+      events,
+      createToken: (request) => service.createToken(request, LOCAL),
+      revoke: (request) => service.revoke(request, LOCAL),
+      list: (query = {}) => service.list(query),
+      close() {
+        closed ??= new Promise<void>((resolve) => {
+          clearTimeout(rotation);
+          listening.close(() => resolve());
+          listening.closeAllConnections();
+        }).then(() => {
+          store.close();
+          removeSink();
+          logger.info('warden CA stopped');
+          flushLogger(logger);
+        });
+        return closed;
+      },
+    };
+  } catch (err) {
+    server?.close();
+    store.close();
+    removeSink();
+    throw err;
+  }
+}
+
+/** Refusals that say nothing about a credential are not worth an audit row. */
+const QUIET = new Set<ErrorCode>(['ERR_CA_NOT_FOUND', 'ERR_METHOD_NOT_ALLOWED']);
+
+interface AuditSubject {
+  actor: string;
+  action: string | undefined;
+  subject: string | undefined;
+}
+
+const ROUTES: Record<string, { method: 'GET' | 'POST'; action: string }> = {
+  [CA_PATHS.enroll]: { method: 'POST', action: 'enroll' },
+  [CA_PATHS.renew]: { method: 'POST', action: 'renew' },
+  [CA_PATHS.bundle]: { method: 'GET', action: 'bundle' },
+  [CA_PATHS.crl]: { method: 'GET', action: 'crl' },
+  [CA_PATHS.adminTokens]: { method: 'POST', action: 'token.create' },
+  [CA_PATHS.adminRevocations]: { method: 'POST', action: 'revoke' },
+  [CA_PATHS.adminCertificates]: { method: 'GET', action: 'list' },
+};
+
+function untilRotation(notAfter: Date): number {
+  return Math.max(1_000, Math.min((notAfter.getTime() - Date.now()) * (2 / 3), 2 ** 31 - 1));
+}
+
+/** A fresh key and server certificate from the intermediate, recorded in the ledger as kind `server`. */
+async function serverContext(
+  issuer: Issuer,
+  material: CaMaterial,
+  config: CaConfig,
+  store: CaStore,
+): Promise<{ context: SecureContextOptions; notAfter: Date }> {
+  const keys = await generateKeyPair();
+  const issued = await issuer.issue({
+    publicKey: keys.publicKey,
+    spiffeId: serverSpiffeId(config.trust_domain),
+    dnsNames: config.server.dns_names,
+    ipAddresses: config.server.ip_addresses,
+    use: 'server',
+    lifetimeMs: config.server.lifetime,
+  });
+  store.insertCertificate({
+    serial: issued.serial,
+    spiffe_id: issued.spiffeId,
+    kind: 'server',
+    not_before: issued.notBefore.getTime(),
+    not_after: issued.notAfter.getTime(),
+    pem: issued.pem,
+    issued_at: Date.now(),
+    key_id: keyIdOf(issued.certificate.publicKey),
+  });
+  return {
+    context: {
+      key: await exportPrivateKeyPem(keys.privateKey),
+      cert: issued.pem + material.intermediatePem,
+      // Client certificates are verified against the root, with the intermediate for clients that
+      // send only their leaf.
+      ca: [material.bundlePem, material.intermediatePem],
+    },
+    notAfter: issued.notAfter,
+  };
+}
+
+/** The admin certificate made by `warden ca init` enters the ledger on first start (revocable, listable). */
+function recordAdmin(store: CaStore, material: CaMaterial): void {
+  const admin = material.adminCert;
+  const serial = canonicalSerial(admin.serialNumber);
+  if (store.getCertificate(serial)) return;
+  store.insertCertificate({
+    serial,
+    spiffe_id: adminSpiffeId(material.trustDomain),
+    kind: 'admin',
+    not_before: admin.notBefore.getTime(),
+    not_after: admin.notAfter.getTime(),
+    pem: `${admin.toString('pem')}\n`,
+    issued_at: Date.now(),
+    key_id: keyIdOf(admin.publicKey),
+  });
+}

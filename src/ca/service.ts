@@ -1,0 +1,240 @@
+/**
+ * The CA's operations, independent of HTTP: enroll, renew, create tokens, revoke, list. Each success
+ * writes an audit row and raises its catalogue event; refusals are thrown as WardenErrors and
+ * recorded by the caller (src/ca/server.ts), which knows the request.
+ */
+import type {
+  CertificateRecord,
+  CreatedToken,
+  CreateTokenRequest,
+  IssuedCredentials,
+  RevocationReason,
+  RevokeRequest,
+  RevokeResult,
+} from './api.js';
+import { WardenError } from '../errors.js';
+import type { EventBus } from '../telemetry/events.js';
+import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
+import type { CrlPublisher } from './crl.js';
+import type { IssuedCertificate, Issuer } from './issuer.js';
+import { canonicalSerial, dnsSans, x509 } from './pki.js';
+import type { CaStore, CertificateKind, CertificateWithStatus } from './store.js';
+import type { Tokens } from './tokens.js';
+
+/** Who is calling: for audit rows and events. */
+export interface Caller {
+  /** SPIFFE ID of the client certificate, or `anonymous` for enrollment. */
+  actor: string;
+  clientAddress?: string | undefined;
+}
+
+/** An authenticated workload certificate (src/ca/client-auth.ts). */
+export interface WorkloadPeer extends Caller {
+  spiffeId: string;
+  record: CertificateWithStatus;
+  certificate: x509.X509Certificate;
+}
+
+export interface CaServiceDeps {
+  store: CaStore;
+  tokens: Tokens;
+  issuer: Issuer;
+  crl: CrlPublisher;
+  events: EventBus;
+  trustDomain: string;
+  intermediatePem: string;
+  bundlePem: string;
+  /** Default bootstrap token lifetime (ms). */
+  tokenTtlMs: number;
+  now?: () => number;
+}
+
+export interface CaService {
+  enroll(body: Record<string, unknown>, caller: Caller): Promise<IssuedCredentials>;
+  renew(body: Record<string, unknown>, peer: WorkloadPeer): Promise<IssuedCredentials>;
+  createToken(body: CreateTokenRequest | Record<string, unknown>, caller: Caller): CreatedToken;
+  revoke(body: RevokeRequest | Record<string, unknown>, caller: Caller): Promise<RevokeResult>;
+  list(query: { spiffe_id?: string | undefined; status?: string | undefined }): CertificateRecord[];
+}
+
+const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/;
+const DNS_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/i;
+const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
+const STATUSES = ['valid', 'revoked', 'expired'] as const;
+const MAX_TOKEN_TTL_S = 7 * 86_400;
+
+function invalid(detail: string): WardenError {
+  return new WardenError('ERR_CA_REQUEST_INVALID', { detail });
+}
+
+export function createCaService(deps: CaServiceDeps): CaService {
+  const { store, tokens, issuer, crl, events, trustDomain } = deps;
+  const now = deps.now ?? Date.now;
+
+  /** A workload SPIFFE ID of this trust domain; `/warden/…` is reserved for the CA's own identities. */
+  function workloadId(value: unknown, field: string): string {
+    if (typeof value !== 'string' || !SPIFFE_ID.test(value)) {
+      throw invalid(`${field} must be a SPIFFE ID like "spiffe://${trustDomain}/ns/shop/sa/orders"`);
+    }
+    if (SPIFFE_ID.exec(value)?.[1] !== trustDomain) throw invalid(`${field} must be in the trust domain ${trustDomain}`);
+    if (value.startsWith(`spiffe://${trustDomain}/warden/`))
+      throw invalid(`${field}: spiffe://${trustDomain}/warden/… is reserved for the CA`);
+    return value;
+  }
+
+  function credentials(issued: IssuedCertificate): IssuedCredentials {
+    return {
+      spiffe_id: issued.spiffeId,
+      serial: issued.serial,
+      not_before: issued.notBefore.toISOString(),
+      not_after: issued.notAfter.toISOString(),
+      certificate: issued.pem,
+      chain: deps.intermediatePem,
+      bundle: deps.bundlePem,
+    };
+  }
+
+  async function issueFor(csr: CheckedCsr, spiffeId: string, dnsNames: string[]): Promise<IssuedCertificate> {
+    return issuer.issue({ publicKey: csr.publicKey, spiffeId, dnsNames, use: 'workload', rsa: csr.keyType === 'rsa' });
+  }
+
+  function ledgerRow(issued: IssuedCertificate, kind: CertificateKind, keyId: string) {
+    return {
+      serial: issued.serial,
+      spiffe_id: issued.spiffeId,
+      kind,
+      not_before: issued.notBefore.getTime(),
+      not_after: issued.notAfter.getTime(),
+      pem: issued.pem,
+      issued_at: now(),
+      key_id: keyId,
+    };
+  }
+
+  function announce(name: 'warden.ca.enrolled' | 'warden.ca.renewed', issued: IssuedCertificate, caller: Caller): void {
+    events.emit(name, {
+      'warden.spiffe.id': issued.spiffeId,
+      'warden.cert.serial': issued.serial,
+      'warden.cert.not_after': issued.notAfter.toISOString(),
+      ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
+    });
+    store.audit({
+      action: name === 'warden.ca.enrolled' ? 'enroll' : 'renew',
+      actor: caller.actor,
+      subject: issued.spiffeId,
+      outcome: 'ok',
+      detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()}`,
+    });
+  }
+
+  return {
+    async enroll(body, caller) {
+      const grant = tokens.check(body.token);
+      const csr = await checkCsr(body.csr);
+      const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
+      const issued = await issueFor(csr, grant.spiffeId, dnsNames);
+      // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins.
+      store.transaction(() => {
+        tokens.consume(grant);
+        store.insertCertificate(ledgerRow(issued, 'enroll', csr.keyId));
+      });
+      announce('warden.ca.enrolled', issued, caller);
+      return credentials(issued);
+    },
+
+    async renew(body, peer) {
+      const csr = await checkCsr(body.csr);
+      if (csr.keyId === peer.record.key_id) {
+        throw new WardenError('ERR_CA_CSR_INVALID', {
+          detail: 'a renewal needs a new key pair; this CSR reuses the current key',
+          rule: 'csr.key.reused',
+        });
+      }
+      const dnsNames = namesWithinGrant(csr, { spiffeId: peer.spiffeId, dnsNames: dnsSans(peer.certificate) });
+      const issued = await issueFor(csr, peer.spiffeId, dnsNames);
+      store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId));
+      announce('warden.ca.renewed', issued, peer);
+      return credentials(issued);
+    },
+
+    createToken(body, caller) {
+      const spiffeId = workloadId(body.spiffe_id, 'spiffe_id');
+      const dns = body.dns_names ?? [];
+      if (!Array.isArray(dns) || dns.some((n) => typeof n !== 'string' || !DNS_NAME.test(n) || n.length > 253)) {
+        throw invalid('dns_names must be a list of DNS names');
+      }
+      const ttl = body.ttl_seconds ?? deps.tokenTtlMs / 1000;
+      if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TOKEN_TTL_S) {
+        throw invalid(`ttl_seconds must be an integer 1–${MAX_TOKEN_TTL_S}`);
+      }
+      const created = tokens.create({ spiffeId, dnsNames: dns as string[], ttlMs: ttl * 1000 });
+      events.emit('warden.ca.token_created', { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor });
+      store.audit({
+        action: 'token.create',
+        actor: caller.actor,
+        subject: spiffeId,
+        outcome: 'ok',
+        detail: `expires ${created.expires_at}${created.dns_names.length ? `, dns ${created.dns_names.join(',')}` : ''}`,
+      });
+      return created;
+    },
+
+    async revoke(body, caller) {
+      const { serial, spiffe_id: spiffeId } = body;
+      const reason = body.reason ?? 'unspecified';
+      if ((serial === undefined) === (spiffeId === undefined)) throw invalid('give exactly one of serial or spiffe_id');
+      if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason))
+        throw invalid(`reason must be one of ${REASONS.join(', ')}`);
+      const t = now();
+      let serials: string[];
+      let subject: string;
+      if (serial !== undefined) {
+        if (typeof serial !== 'string' || !/^[0-9a-fA-F:]{1,64}$/.test(serial)) throw invalid('serial must be hexadecimal');
+        subject = canonicalSerial(serial);
+        const record = store.getCertificate(subject);
+        if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject}` });
+        serials = [subject];
+      } else {
+        subject = typeof spiffeId === 'string' && SPIFFE_ID.test(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
+        serials = store.activeSerialsOf(subject, t);
+      }
+      const revoked = store.transaction(() => serials.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })));
+      if (revoked.length > 0) await crl.refresh();
+      events.emit('warden.ca.revoked', {
+        'enduser.id': caller.actor,
+        'warden.count': revoked.length,
+        ...(serial !== undefined ? { 'warden.cert.serial': subject } : { 'warden.spiffe.id': subject }),
+        'warden.detail': reason,
+      });
+      store.audit({
+        action: 'revoke',
+        actor: caller.actor,
+        subject,
+        outcome: 'ok',
+        detail: `${reason}: ${revoked.join(',') || 'nothing to revoke'}`,
+      });
+      return { revoked };
+    },
+
+    list(query) {
+      const status = query.status;
+      if (status !== undefined && !STATUSES.includes(status as (typeof STATUSES)[number]))
+        throw invalid(`status must be one of ${STATUSES.join(', ')}`);
+      const t = now();
+      return store
+        .listCertificates({ spiffeId: query.spiffe_id, status: status as (typeof STATUSES)[number] | undefined, now: t })
+        .map((row) => {
+          const record: CertificateRecord = {
+            serial: row.serial,
+            spiffe_id: row.spiffe_id,
+            not_before: new Date(row.not_before).toISOString(),
+            not_after: new Date(row.not_after).toISOString(),
+            status: row.revoked_at !== null ? 'revoked' : row.not_after <= t ? 'expired' : 'valid',
+            kind: row.kind,
+          };
+          if (row.revoked_at !== null) record.revoked_at = new Date(row.revoked_at).toISOString();
+          return record;
+        });
+    },
+  };
+}

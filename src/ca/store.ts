@@ -1,0 +1,212 @@
+/**
+ * The CA's SQLite database (better-sqlite3, WAL): the certificate ledger, bootstrap tokens (SHA-256
+ * only), revocations, the audit log and the CRL number. Schema changes are migrations keyed by the
+ * `user_version` pragma; statements are prepared once. Times are epoch milliseconds.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type CertificateKind = 'enroll' | 'renew' | 'server' | 'admin';
+
+export interface CertificateRow {
+  serial: string;
+  spiffe_id: string;
+  kind: CertificateKind;
+  not_before: number;
+  not_after: number;
+  pem: string;
+  issued_at: number;
+  /** SHA-256 of the SubjectPublicKeyInfo. */
+  key_id: string;
+}
+
+export interface CertificateWithStatus extends CertificateRow {
+  revoked_at: number | null;
+  reason: string | null;
+}
+
+export interface TokenRow {
+  sha256: string;
+  spiffe_id: string;
+  /** JSON array of DNS names. */
+  dns_names: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface RevocationRow {
+  serial: string;
+  reason: string;
+  revoked_at: number;
+}
+
+export interface AuditEntry {
+  action: string;
+  actor: string;
+  subject?: string | undefined;
+  outcome: 'ok' | 'refused' | 'failed';
+  detail?: string | undefined;
+}
+
+export interface CertificateFilter {
+  spiffeId?: string | undefined;
+  status?: 'valid' | 'revoked' | 'expired' | undefined;
+  now: number;
+}
+
+export interface CaStore {
+  insertCertificate(row: CertificateRow): void;
+  getCertificate(serial: string): CertificateWithStatus | undefined;
+  listCertificates(filter: CertificateFilter): CertificateWithStatus[];
+  /** Serials of a SPIFFE ID that are neither expired nor revoked. */
+  activeSerialsOf(spiffeId: string, now: number): string[];
+  /** False when the serial was already revoked. */
+  insertRevocation(row: RevocationRow): boolean;
+  /** Revocations of certificates not yet expired: the CRL's entries. */
+  unexpiredRevocations(now: number): RevocationRow[];
+  insertToken(row: TokenRow): void;
+  findToken(sha256: string): TokenRow | undefined;
+  /** Marks an unused, unexpired token used; false when another request got there first or it expired. */
+  consumeToken(sha256: string, now: number): boolean;
+  audit(entry: AuditEntry): void;
+  auditLog(limit: number): (AuditEntry & { time: number })[];
+  nextCrlNumber(): number;
+  /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE certificates (
+     serial TEXT PRIMARY KEY,
+     spiffe_id TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('enroll', 'renew', 'server', 'admin')),
+     not_before INTEGER NOT NULL,
+     not_after INTEGER NOT NULL,
+     pem TEXT NOT NULL,
+     issued_at INTEGER NOT NULL,
+     key_id TEXT NOT NULL
+   );
+   CREATE INDEX certificates_by_spiffe_id ON certificates (spiffe_id, not_after);
+   CREATE TABLE tokens (
+     sha256 TEXT PRIMARY KEY,
+     spiffe_id TEXT NOT NULL,
+     dns_names TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     used_at INTEGER
+   );
+   CREATE TABLE revocations (
+     serial TEXT PRIMARY KEY REFERENCES certificates (serial),
+     reason TEXT NOT NULL,
+     revoked_at INTEGER NOT NULL
+   );
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY,
+     time INTEGER NOT NULL,
+     action TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     subject TEXT,
+     outcome TEXT NOT NULL,
+     detail TEXT
+   );
+   CREATE TABLE crl_state (id INTEGER PRIMARY KEY CHECK (id = 1), number INTEGER NOT NULL);
+   INSERT INTO crl_state (id, number) VALUES (1, 0);`,
+];
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(`${db.name} has schema version ${version}, newer than this warden (${MIGRATIONS.length}); upgrade warden`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+const WITH_STATUS = `SELECT c.*, r.revoked_at AS revoked_at, r.reason AS reason FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`;
+
+export function openCaStore(path: string): CaStore {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.pragma('synchronous = NORMAL');
+  migrate(db);
+
+  const s = {
+    insertCertificate: db.prepare<[CertificateRow]>(
+      `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id)
+       VALUES (@serial, @spiffe_id, @kind, @not_before, @not_after, @pem, @issued_at, @key_id)`,
+    ),
+    getCertificate: db.prepare<[string], CertificateWithStatus>(`${WITH_STATUS} WHERE c.serial = ?`),
+    list: db.prepare<{ spiffe_id: string | null; status: string | null; now: number }, CertificateWithStatus>(
+      `${WITH_STATUS}
+       WHERE (@spiffe_id IS NULL OR c.spiffe_id = @spiffe_id)
+         AND (@status IS NULL
+              OR (@status = 'revoked' AND r.serial IS NOT NULL)
+              OR (@status = 'expired' AND r.serial IS NULL AND c.not_after <= @now)
+              OR (@status = 'valid' AND r.serial IS NULL AND c.not_after > @now))
+       ORDER BY c.issued_at DESC, c.serial`,
+    ),
+    activeOf: db
+      .prepare<[string, number], string>(
+        `SELECT c.serial FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+         WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL`,
+      )
+      .pluck(),
+    insertRevocation: db.prepare<[RevocationRow]>(
+      `INSERT INTO revocations (serial, reason, revoked_at) VALUES (@serial, @reason, @revoked_at) ON CONFLICT (serial) DO NOTHING`,
+    ),
+    unexpiredRevocations: db.prepare<[number], RevocationRow>(
+      `SELECT r.serial, r.reason, r.revoked_at FROM revocations r JOIN certificates c ON c.serial = r.serial
+       WHERE c.not_after > ? ORDER BY r.revoked_at`,
+    ),
+    insertToken: db.prepare<[TokenRow]>(
+      `INSERT INTO tokens (sha256, spiffe_id, dns_names, created_at, expires_at, used_at)
+       VALUES (@sha256, @spiffe_id, @dns_names, @created_at, @expires_at, @used_at)`,
+    ),
+    findToken: db.prepare<[string], TokenRow>(`SELECT * FROM tokens WHERE sha256 = ?`),
+    consumeToken: db.prepare<{ sha256: string; now: number }>(
+      `UPDATE tokens SET used_at = @now WHERE sha256 = @sha256 AND used_at IS NULL AND expires_at > @now`,
+    ),
+    audit: db.prepare<{ time: number; action: string; actor: string; subject: string | null; outcome: string; detail: string | null }>(
+      `INSERT INTO audit (time, action, actor, subject, outcome, detail) VALUES (@time, @action, @actor, @subject, @outcome, @detail)`,
+    ),
+    auditLog: db.prepare<[number], AuditEntry & { time: number }>(
+      `SELECT time, action, actor, subject, outcome, detail FROM audit ORDER BY id DESC LIMIT ?`,
+    ),
+    nextCrlNumber: db.prepare<[], { number: number }>(`UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number`),
+  };
+
+  return {
+    insertCertificate: (row) => void s.insertCertificate.run(row),
+    getCertificate: (serial) => s.getCertificate.get(serial),
+    listCertificates: (f) => s.list.all({ spiffe_id: f.spiffeId ?? null, status: f.status ?? null, now: f.now }),
+    activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
+    insertRevocation: (row) => s.insertRevocation.run(row).changes === 1,
+    unexpiredRevocations: (now) => s.unexpiredRevocations.all(now),
+    insertToken: (row) => void s.insertToken.run(row),
+    findToken: (sha256) => s.findToken.get(sha256),
+    consumeToken: (sha256, now) => s.consumeToken.run({ sha256, now }).changes === 1,
+    audit: (e) =>
+      void s.audit.run({
+        time: Date.now(),
+        action: e.action,
+        actor: e.actor,
+        subject: e.subject ?? null,
+        outcome: e.outcome,
+        detail: e.detail ?? null,
+      }),
+    auditLog: (limit) => s.auditLog.all(limit),
+    nextCrlNumber: () => (s.nextCrlNumber.get() as { number: number }).number,
+    transaction: (fn) => db.transaction(fn).immediate(),
+    close: () => db.close(),
+  };
+}

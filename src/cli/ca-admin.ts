@@ -1,0 +1,201 @@
+/** `warden ca token create | revoke | list`: the CA's admin API over mTLS with the administrator certificate. */
+import { createAdminClientFromDir, type AdminClient } from '../ca/admin-client.js';
+import type { RevocationReason } from '../ca/api.js';
+import { readCaConfig } from '../config/ca-load.js';
+import { parseDuration } from '../config/units.js';
+import { EXIT, parseCommandArgs, UsageError } from './args.js';
+import { readPassphrase } from './ca-init.js';
+
+const connectionHelp = `Where the CA is (one of):
+  -c, --config FILE       the CA's ca.yaml: its listen address, dir and passphrase
+  --url URL --dir DIR     the CA's https URL and a directory with admin.crt, admin.key and bundle.pem
+  --passphrase-file FILE, --passphrase-env VAR   the passphrase of an encrypted admin.key (with --url)
+  -h, --help              show this help
+Exit codes: 0 done, 1 the CA refused or could not be reached, 2 usage error`;
+
+export const caTokenCreateHelp = `Usage: warden ca token create --id SPIFFE_ID [--dns NAME,…] [--ttl DURATION] (-c FILE | --url URL --dir DIR)
+
+Creates a single-use bootstrap token for one workload identity and prints the token alone on
+stdout (capture it: TOKEN=$(warden ca token create …)); its details go to stderr.
+
+Options:
+  --id SPIFFE_ID          the identity the token enrolls, e.g. spiffe://example.org/ns/shop/sa/orders
+  --dns NAME,…            DNS names the certificate may also carry
+  --ttl DURATION          token lifetime, e.g. 10m, 1h (default: the CA's tokens.ttl)
+${connectionHelp}`;
+
+export const caRevokeHelp = `Usage: warden ca revoke (--serial HEX | --id SPIFFE_ID) [--reason REASON] (-c FILE | --url URL --dir DIR)
+
+Revokes one certificate by serial, or every unexpired certificate of an identity. The CA re-signs
+its CRL at once; sidecars refuse the certificate once they have fetched it (mesh.refresh.crl).
+
+Options:
+  --serial HEX            serial as printed by warden ca list
+  --id SPIFFE_ID          every valid certificate of this identity
+  --reason REASON         unspecified (default), keyCompromise, superseded, cessationOfOperation
+${connectionHelp}`;
+
+export const caListHelp = `Usage: warden ca list [--id SPIFFE_ID] [--status valid|revoked|expired] [--json] (-c FILE | --url URL --dir DIR)
+
+Lists the certificates the CA has issued, newest first.
+
+Options:
+  --id SPIFFE_ID          only this identity
+  --status STATUS         only valid, revoked or expired certificates
+  --json                  the API's JSON instead of a table
+${connectionHelp}`;
+
+const connectionOptions = {
+  config: { type: 'string', short: 'c' },
+  url: { type: 'string' },
+  dir: { type: 'string' },
+  'passphrase-file': { type: 'string' },
+  'passphrase-env': { type: 'string' },
+} as const;
+
+interface ConnectionValues {
+  config?: string | undefined;
+  url?: string | undefined;
+  dir?: string | undefined;
+  'passphrase-file'?: string | undefined;
+  'passphrase-env'?: string | undefined;
+}
+
+function connect(command: string, values: ConnectionValues): AdminClient {
+  if (values.config !== undefined) {
+    if (values.url !== undefined || values.dir !== undefined)
+      throw new UsageError(`warden ${command}: give -c FILE or --url with --dir, not both`);
+    const config = readCaConfig(values.config);
+    const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
+    return createAdminClientFromDir(
+      `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`,
+      config.dir,
+      config.passphrase,
+    );
+  }
+  if (values.url === undefined || values.dir === undefined) {
+    throw new UsageError(
+      `warden ${command}: say where the CA is: -c ca.yaml, or --url https://HOST:PORT with --dir DIR (see warden ${command} --help)`,
+    );
+  }
+  if (!/^https:\/\/[^/?#]+\/?$/.test(values.url))
+    throw new UsageError(`warden ${command}: --url must be an https origin like https://warden-ca:8444`);
+  const { passphrase } = readPassphrase(command, values['passphrase-file'], values['passphrase-env']);
+  return createAdminClientFromDir(values.url, values.dir, passphrase);
+}
+
+async function withClient<T>(command: string, values: ConnectionValues, fn: (client: AdminClient) => Promise<T>): Promise<T> {
+  const client = connect(command, values);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/;
+
+export async function runCaTokenCreate(argv: string[]): Promise<number> {
+  const command = 'ca token create';
+  const { values } = parseCommandArgs(command, argv, {
+    ...connectionOptions,
+    id: { type: 'string' },
+    dns: { type: 'string' },
+    ttl: { type: 'string' },
+  });
+  if (values.help) {
+    console.log(caTokenCreateHelp);
+    return EXIT.ok;
+  }
+  if (!values.id || !SPIFFE_ID.test(values.id)) {
+    throw new UsageError(
+      `warden ${command}: --id must be a SPIFFE ID like spiffe://example.org/ns/shop/sa/orders (see warden ${command} --help)`,
+    );
+  }
+  let ttlSeconds: number | undefined;
+  if (values.ttl !== undefined) {
+    const ms = parseDuration(values.ttl);
+    if (ms === undefined || ms < 1000 || ms % 1000 !== 0)
+      throw new UsageError(`warden ${command}: --ttl must be whole seconds or more, like 30s, 10m or 1h`);
+    ttlSeconds = ms / 1000;
+  }
+  const dnsNames = values.dns
+    ? values.dns
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean)
+    : [];
+  const id = values.id;
+  const created = await withClient(command, values, (client) =>
+    client.createToken({ spiffe_id: id, dns_names: dnsNames, ...(ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds }) }),
+  );
+  console.error(
+    `bootstrap token for ${created.spiffe_id}${created.dns_names.length ? ` (dns ${created.dns_names.join(', ')})` : ''}, single-use, expires ${created.expires_at}`,
+  );
+  console.log(created.token);
+  return EXIT.ok;
+}
+
+const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
+
+export async function runCaRevoke(argv: string[]): Promise<number> {
+  const command = 'ca revoke';
+  const { values } = parseCommandArgs(command, argv, {
+    ...connectionOptions,
+    serial: { type: 'string' },
+    id: { type: 'string' },
+    reason: { type: 'string' },
+  });
+  if (values.help) {
+    console.log(caRevokeHelp);
+    return EXIT.ok;
+  }
+  if ((values.serial === undefined) === (values.id === undefined))
+    throw new UsageError(`warden ${command}: give exactly one of --serial HEX or --id SPIFFE_ID`);
+  const reason = (values.reason ?? 'unspecified') as RevocationReason;
+  if (!REASONS.includes(reason)) throw new UsageError(`warden ${command}: --reason must be one of ${REASONS.join(', ')}`);
+  const request = values.serial !== undefined ? { serial: values.serial, reason } : { spiffe_id: values.id as string, reason };
+  const result = await withClient(command, values, (client) => client.revoke(request));
+  console.log(
+    result.revoked.length === 0
+      ? 'nothing to revoke (already revoked or expired)'
+      : `revoked ${result.revoked.length}: ${result.revoked.join(' ')}`,
+  );
+  return EXIT.ok;
+}
+
+export async function runCaList(argv: string[]): Promise<number> {
+  const command = 'ca list';
+  const { values } = parseCommandArgs(command, argv, {
+    ...connectionOptions,
+    id: { type: 'string' },
+    status: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(caListHelp);
+    return EXIT.ok;
+  }
+  const status = values.status;
+  if (status !== undefined && status !== 'valid' && status !== 'revoked' && status !== 'expired') {
+    throw new UsageError(`warden ${command}: --status must be valid, revoked or expired`);
+  }
+  const certificates = await withClient(command, values, (client) => client.listCertificates({ spiffe_id: values.id, status }));
+  if (values.json) {
+    console.log(JSON.stringify({ certificates }, null, 2));
+    return EXIT.ok;
+  }
+  const rows = [
+    ['SERIAL', 'SPIFFE ID', 'KIND', 'STATUS', 'NOT AFTER'],
+    ...certificates.map((c) => [c.serial, c.spiffe_id, c.kind, c.status, c.not_after]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const row of rows)
+    console.log(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    );
+  return EXIT.ok;
+}

@@ -1,0 +1,48 @@
+/** `warden ca serve -c FILE`: run the CA's HTTPS API until SIGTERM/SIGINT. */
+import { ConfigError } from '../config/config-error.js';
+import { loadCaConfig, type LoadedCaConfig } from '../config/ca-load.js';
+import { startCaServer, type CaServer } from '../ca/server.js';
+import { EXIT, parseCommandArgs, UsageError } from './args.js';
+
+export const caServeHelp = `Usage: warden ca serve -c FILE
+
+Runs the Warden CA: enrollment with bootstrap tokens, renewal over mTLS, the trust bundle, the CRL
+and the admin API (see docs/ca.md). Logs and security events are JSON lines on stdout.
+
+Options:
+  -c, --config FILE   CA configuration (ca.yaml, as written by warden ca init)
+  -h, --help          show this help
+
+Signals:
+  SIGTERM, SIGINT     stop accepting, close the database, exit 0
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration or usage`;
+
+export async function runCaServe(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('ca serve', argv, { config: { type: 'string', short: 'c' } });
+  if (values.help) {
+    console.log(caServeHelp);
+    return EXIT.ok;
+  }
+  if (!values.config) throw new UsageError('warden ca serve: missing -c FILE (the CA configuration; see warden ca serve --help)');
+  const loaded = await loadCaConfig(values.config);
+  const ca = await startOrExplain(loaded);
+  return new Promise<number>((resolve) => {
+    const stop = () => void ca.close().then(() => resolve(EXIT.ok));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+async function startOrExplain(loaded: LoadedCaConfig): Promise<CaServer> {
+  try {
+    return await startCaServer({ config: loaded.config, material: loaded.material });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      const reason =
+        e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges to bind' : 'is not an address of this host';
+      throw new ConfigError([loaded.issue(['listen', 'port'], `${loaded.config.listen.port} ${reason} (${e.code})`)]);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Loads ca.yaml: YAML with positions → ${…} substitution → schema (defaults, durations, paths) →
+ * checks that need the CA material (it loads, the passphrase decrypts it, the trust domain matches,
+ * the certificate lifetime fits the intermediate). Problems are ConfigIssues at FILE:LINE field.
+ */
+import { join } from 'node:path';
+import type { ErrorObject } from 'ajv';
+import { ConfigError, formatFieldPath, type ConfigIssue } from './config-error.js';
+import { caSchema, type CaConfig } from './ca-schema.js';
+import { createConfigAjv, type ContextValidator } from './validator.js';
+import { parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
+import { CA_FILES, loadCaMaterial, type CaMaterial } from '../ca/layout.js';
+
+export interface LoadedCaConfig {
+  file: string;
+  config: CaConfig;
+  material: CaMaterial;
+  issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
+}
+
+let validateCa: ContextValidator | undefined;
+
+export async function loadCaConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
+  return fromSource(readYamlSource(file, env));
+}
+
+/** ca.yaml validated against the schema only, without loading the CA material (the admin CLI). */
+export function readCaConfig(file: string, env: NodeJS.ProcessEnv = process.env): CaConfig {
+  const source = readYamlSource(file, env);
+  return validate(source, issueAt(source));
+}
+
+export async function parseCaConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
+  return fromSource(parseYamlSource(file, text, env));
+}
+
+/**
+ * ca.yaml's shape from an object (snake_case keys as in the file), with defaults and units applied —
+ * for starting a CA in-process (tests, `warden dev`). Relative paths resolve against `baseDir`.
+ */
+export function resolveCaConfig(input: Record<string, unknown>, baseDir = process.cwd()): CaConfig {
+  const source: YamlSource = { file: '<ca config>', baseDir, data: structuredClone(input), lineOf: () => undefined };
+  return validate(source, issueAt(source));
+}
+
+function issueAt(source: YamlSource) {
+  return (segments: readonly (string | number)[], message: string): ConfigIssue => ({
+    file: source.file,
+    line: source.lineOf(segments),
+    field: formatFieldPath(segments),
+    message,
+  });
+}
+
+function validate(source: YamlSource, issue: ReturnType<typeof issueAt>): CaConfig {
+  validateCa ??= createConfigAjv().compile(caSchema) as ContextValidator;
+  if (!validateCa.call({ baseDir: source.baseDir }, source.data)) {
+    throw new ConfigError(schemaIssues(validateCa.errors ?? [], issue));
+  }
+  const config = source.data as CaConfig;
+  config.database.path ??= join(config.dir, CA_FILES.database);
+  return config;
+}
+
+async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
+  const issue = issueAt(source);
+  const config = validate(source, issue);
+  let material: CaMaterial;
+  try {
+    material = await loadCaMaterial(config.dir, config.passphrase);
+  } catch (err) {
+    const message = (err as Error).message;
+    throw new ConfigError([issue([/passphrase|encrypted|decrypt/.test(message) ? 'passphrase' : 'dir'], message)]);
+  }
+  const issues: ConfigIssue[] = [];
+  if (material.trustDomain !== config.trust_domain) {
+    issues.push(issue(['trust_domain'], `is "${config.trust_domain}" but the CA in ${config.dir} is for "${material.trustDomain}"`));
+  }
+  const left = material.intermediate.notAfter.getTime() - Date.now();
+  if (config.certificates.lifetime > left) {
+    issues.push(
+      issue(
+        ['certificates', 'lifetime'],
+        `${config.certificates.lifetime} ms is longer than the intermediate has left (until ${material.intermediate.notAfter.toISOString()})`,
+      ),
+    );
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { file: source.file, config, material, issue };
+}
+
+/** ajv errors → one issue per field, phrased with the schema's `x-expect`. */
+function schemaIssues(errors: readonly ErrorObject[], issue: ReturnType<typeof issueAt>): ConfigIssue[] {
+  const out = new Map<string, ConfigIssue>();
+  for (const e of errors) {
+    const at = e.instancePath
+      ? e.instancePath
+          .slice(1)
+          .split('/')
+          .map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')))
+      : [];
+    const expect = (e.parentSchema as { 'x-expect'?: string } | undefined)?.['x-expect'];
+    let found: ConfigIssue;
+    if (e.keyword === 'required') {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      const props = (e.parentSchema as { properties?: Record<string, { 'x-expect'?: string }> } | undefined)?.properties;
+      const hint = props?.[missing]?.['x-expect'];
+      found = { ...issue(at, `"${missing}" is required${hint ? ` (${hint})` : ''}`), field: formatFieldPath([...at, missing]) };
+    } else if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      found = issue([...at, extra], `unknown key (allowed: ${known.join(', ')})`);
+    } else {
+      const got = JSON.stringify(e.data);
+      found = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
+    }
+    if (!out.has(found.field)) out.set(found.field, found);
+  }
+  return [...out.values()].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}

@@ -1,0 +1,96 @@
+/**
+ * JSON Schema of ca.yaml (`warden ca serve`) and the validated shape. Defaults live here, as for
+ * sidecar.yaml; durations become milliseconds (`x-duration`), paths resolve against the file's folder.
+ */
+
+const duration = (def: string) =>
+  ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "10m", "24h" or a number of milliseconds' }) as const;
+
+export const caSchema = {
+  $id: 'https://warden.dev/schemas/ca.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['trust_domain', 'dir'],
+  properties: {
+    trust_domain: {
+      type: 'string',
+      pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$',
+      'x-expect': 'the trust domain given to warden ca init, e.g. "example.org"',
+    },
+    dir: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the directory made by warden ca init' },
+    passphrase: { type: 'string', 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind, e.g. "127.0.0.1" or "0.0.0.0"' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8444, 'x-expect': 'an integer 0–65535 (0 picks a free port)' },
+      },
+    },
+    database: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { path: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of the SQLite file (default DIR/ca.db)' } },
+    },
+    certificates: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { lifetime: duration('24h'), backdate: duration('5m') },
+    },
+    tokens: { type: 'object', additionalProperties: false, default: {}, properties: { ttl: duration('1h') } },
+    crl: { type: 'object', additionalProperties: false, default: {}, properties: { next_update: duration('10m') } },
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        dns_names: {
+          type: 'array',
+          default: ['localhost'],
+          items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$', 'x-expect': 'a DNS name' },
+        },
+        ip_addresses: {
+          type: 'array',
+          default: ['127.0.0.1'],
+          items: { type: 'string', pattern: '^[0-9a-fA-F.:]+$', 'x-expect': 'an IP address' },
+        },
+        lifetime: duration('24h'),
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: {
+          enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+          default: 'info',
+          'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
+        },
+      },
+    },
+  },
+} as const;
+
+/** ca.yaml after validation: durations in milliseconds, paths absolute, defaults filled in. */
+export interface CaConfig {
+  trust_domain: string;
+  /** The CA material (root, intermediate, admin identity, bundle). */
+  dir: string;
+  /** Passphrase of the encrypted keys, when they are. */
+  passphrase?: string;
+  listen: { host: string; port: number };
+  /** path defaults to DIR/ca.db. */
+  database: { path: string };
+  /** Lifetime of workload certificates (capped at the intermediate's not-after) and their backdating. */
+  certificates: { lifetime: number; backdate: number };
+  /** Default lifetime of bootstrap tokens. */
+  tokens: { ttl: number };
+  crl: { next_update: number };
+  /** Names and lifetime of the CA's own TLS server certificate. */
+  server: { dns_names: string[]; ip_addresses: string[]; lifetime: number };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+}

@@ -1,0 +1,117 @@
+/**
+ * The state dir: the workload's key and certificate chain (one file, 0600), trust bundle and CRL, so
+ * a restart needs no new bootstrap token. Key and chain share a file so that one atomic write
+ * (temp file, fsync, rename) replaces both: a crash leaves the old pair or the new pair, never a
+ * key without its certificate.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
+
+export interface WorkloadCredentials {
+  keyPem: string;
+  /** Leaf first, then the intermediate(s). */
+  certPem: string;
+  /** Trust bundle (roots). */
+  bundlePem: string;
+  spiffeId: string;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export const STATE_FILES = { credentials: 'workload.pem', bundle: 'bundle.pem', crl: 'crl.der' } as const;
+
+const PEM_KEY = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/;
+
+export class CredentialError extends Error {
+  constructor(
+    readonly code: 'ERR_MESH_STATE_INVALID' | 'ERR_MESH_IDENTITY_CHANGED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CredentialError';
+  }
+}
+
+function writeAtomic(file: string, data: string | Uint8Array, mode: number): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+}
+
+/** Parses and checks a key + chain: the key belongs to the leaf, the leaf carries one SPIFFE ID. */
+export function describeCredentials(keyPem: string, certPem: string, bundlePem: string): WorkloadCredentials {
+  const leafPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certPem)?.[0];
+  if (!leafPem) throw new CredentialError('ERR_MESH_STATE_INVALID', 'no certificate in the chain');
+  const leaf = new X509Certificate(leafPem);
+  if (!leaf.checkPrivateKey(createPrivateKey(keyPem)))
+    throw new CredentialError('ERR_MESH_STATE_INVALID', 'the key does not belong to the certificate');
+  const spiffeId = spiffeIdOfSubjectAltName(leaf.subjectAltName);
+  if (!spiffeId) throw new CredentialError('ERR_MESH_STATE_INVALID', 'the certificate carries no SPIFFE ID');
+  return {
+    keyPem,
+    certPem,
+    bundlePem,
+    spiffeId,
+    serial: leaf.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+  };
+}
+
+export interface CredentialStore {
+  readonly dir: string;
+  /** The persisted credentials for `spiffeId`, or undefined when there are none. Throws when they are unusable. */
+  load(spiffeId: string): WorkloadCredentials | undefined;
+  save(credentials: WorkloadCredentials): void;
+  saveBundle(bundlePem: string): void;
+  loadBundle(): string | undefined;
+  saveCrl(der: Uint8Array): void;
+  loadCrl(): Buffer | undefined;
+}
+
+export function createCredentialStore(dir: string): CredentialStore {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = (name: string) => join(dir, name);
+  const read = (name: string) => (existsSync(path(name)) ? readFileSync(path(name), 'utf8') : undefined);
+
+  return {
+    dir,
+    load(spiffeId) {
+      const text = read(STATE_FILES.credentials);
+      if (text === undefined) return undefined;
+      const keyPem = PEM_KEY.exec(text)?.[0] ?? '';
+      const certPem = text.replace(PEM_KEY, '');
+      let credentials: WorkloadCredentials;
+      try {
+        credentials = describeCredentials(keyPem, certPem, read(STATE_FILES.bundle) ?? '');
+      } catch (err) {
+        throw new CredentialError('ERR_MESH_STATE_INVALID', `${dir}: ${(err as Error).message}`);
+      }
+      if (credentials.spiffeId !== spiffeId) {
+        throw new CredentialError(
+          'ERR_MESH_IDENTITY_CHANGED',
+          `${dir} holds credentials for ${credentials.spiffeId}, not mesh.spiffe_id ${spiffeId}: enroll again with a token for the new identity (or use another state_dir)`,
+        );
+      }
+      return credentials;
+    },
+    save(credentials) {
+      const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
+      writeAtomic(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
+      if (credentials.bundlePem) writeAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
+    },
+    saveBundle: (pem) => writeAtomic(path(STATE_FILES.bundle), pem, 0o644),
+    loadBundle: () => read(STATE_FILES.bundle),
+    saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
+    loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
+  };
+}

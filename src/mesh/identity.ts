@@ -1,0 +1,219 @@
+/**
+ * The workload identity of one sidecar: credentials from the state dir or a first enrollment, then
+ * renewal before expiry and a current trust bundle and CRL. The sidecar reads `material()` for its
+ * TLS contexts and re-reads it when `onChange` says something changed.
+ */
+import type { Logger } from 'pino';
+import type { MeshConfig } from '../config/types.js';
+import type { EventBus } from '../telemetry/events.js';
+import { certificatesOf, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
+import { createCredentialStore, describeCredentials, type WorkloadCredentials } from './credential-store.js';
+import { createKeyAndCsr } from './csr.js';
+import { createRenewalScheduler, isExpiring } from './rotation.js';
+import { createTrustRefresher } from './trust-refresh.js';
+
+export interface MeshMaterial {
+  key: string;
+  /** Leaf + intermediate(s), PEM. */
+  cert: string;
+  /** Trust bundle (roots), PEM. */
+  ca: string;
+  /** Last verified CRL (DER), undefined until one was fetched. */
+  crl: Buffer | undefined;
+  notBefore: Date;
+  notAfter: Date;
+  serial: string;
+}
+
+export type MeshChange = 'certificate' | 'bundle' | 'crl';
+
+export interface MeshStatus {
+  spiffeId: string;
+  serial: string;
+  notAfter: string;
+  secondsToExpiry: number;
+  nextRenewalAt?: string;
+  lastError?: string;
+}
+
+export interface MeshIdentity {
+  readonly spiffeId: string;
+  material(): MeshMaterial;
+  onChange(listener: (what: MeshChange) => void): () => void;
+  status(): MeshStatus;
+  stop(): void;
+}
+
+/** Startup cannot get credentials: one line for the operator, naming the setting to fix. */
+export class MeshStartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MeshStartupError';
+  }
+}
+
+export interface MeshDeps {
+  events: EventBus;
+  logger: Logger;
+}
+
+export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promise<MeshIdentity> {
+  const { events, logger } = deps;
+  const store = createCredentialStore(cfg.state_dir);
+  const client = createCaClient(cfg.ca, await resolveCaTrust(cfg.ca, store.loadBundle()));
+  let credentials = await initialCredentials(cfg, store, client, deps);
+  let crl = store.loadCrl();
+  let lastError: string | undefined;
+  let warnedExpiring = false;
+  const listeners = new Set<(what: MeshChange) => void>();
+  const notify = (what: MeshChange) => {
+    for (const listener of listeners) {
+      try {
+        listener(what);
+      } catch (err) {
+        logger.error({ err }, 'applying a new mesh credential failed');
+      }
+    }
+  };
+  client.trust(credentials.bundlePem);
+  store.saveBundle(credentials.bundlePem);
+
+  const scheduler = createRenewalScheduler({
+    policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
+    current: () => credentials,
+    async renew() {
+      const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
+      const issued = await client.renew({ keyPem: credentials.keyPem, certPem: credentials.certPem }, csrPem);
+      const next = describeCredentials(keyPem, issued.certificate + issued.chain, issued.bundle || credentials.bundlePem);
+      store.save(next);
+      credentials = next;
+      lastError = undefined;
+      warnedExpiring = false;
+      events.emit('warden.mesh.rotated', {
+        'warden.spiffe.id': next.spiffeId,
+        'warden.cert.serial': next.serial,
+        'warden.cert.not_after': next.notAfter.toISOString(),
+      });
+      notify('certificate');
+    },
+    onFailure(err, retryInMs, attempt) {
+      lastError = describeCaError(err);
+      events.emit('warden.mesh.renewal_failed', {
+        'warden.spiffe.id': credentials.spiffeId,
+        'error.type': lastError,
+        'warden.count': attempt,
+        'warden.detail': `retry in ${Math.round(retryInMs / 1000)} s; serving on ${credentials.serial} until ${credentials.notAfter.toISOString()}`,
+      });
+      if (!warnedExpiring && isExpiring(credentials.notBefore, credentials.notAfter, Date.now())) {
+        warnedExpiring = true;
+        events.emit('warden.mesh.cert_expiring', {
+          'warden.spiffe.id': credentials.spiffeId,
+          'warden.cert.serial': credentials.serial,
+          'warden.cert.not_after': credentials.notAfter.toISOString(),
+        });
+      }
+    },
+  });
+
+  const refresher = createTrustRefresher({
+    client,
+    intervals: cfg.refresh,
+    issuer: () => certificatesOf(credentials.certPem)[1] ?? certificatesOf(credentials.bundlePem)[0] ?? '',
+    currentBundle: () => credentials.bundlePem,
+    onBundle(pem) {
+      store.saveBundle(pem);
+      credentials = { ...credentials, bundlePem: pem };
+      client.trust(pem);
+      events.emit('warden.mesh.trust_updated', { 'warden.detail': `bundle: ${certificatesOf(pem).length} root(s)` });
+      notify('bundle');
+    },
+    onCrl(der) {
+      store.saveCrl(der);
+      crl = der;
+      events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
+      notify('crl');
+    },
+    onFailure(what, err) {
+      logger.warn(
+        { 'error.type': describeCaError(err), err: (err as Error).message },
+        `mesh ${what} refresh failed; keeping the last good copy`,
+      );
+    },
+  });
+  await refresher.refreshNow();
+  scheduler.reschedule();
+
+  return {
+    spiffeId: cfg.spiffe_id,
+    material: () => ({
+      key: credentials.keyPem,
+      cert: credentials.certPem,
+      ca: credentials.bundlePem,
+      crl,
+      notBefore: credentials.notBefore,
+      notAfter: credentials.notAfter,
+      serial: credentials.serial,
+    }),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    status() {
+      const next = scheduler.nextAt;
+      return {
+        spiffeId: credentials.spiffeId,
+        serial: credentials.serial,
+        notAfter: credentials.notAfter.toISOString(),
+        secondsToExpiry: Math.max(0, Math.floor((credentials.notAfter.getTime() - Date.now()) / 1000)),
+        ...(next ? { nextRenewalAt: next.toISOString() } : {}),
+        ...(lastError ? { lastError } : {}),
+      };
+    },
+    stop() {
+      scheduler.stop();
+      refresher.stop();
+      void client.close();
+    },
+  };
+}
+
+/** Persisted credentials when still valid; else a first enrollment with the bootstrap token. */
+async function initialCredentials(
+  cfg: MeshConfig,
+  store: ReturnType<typeof createCredentialStore>,
+  client: ReturnType<typeof createCaClient>,
+  deps: MeshDeps,
+): Promise<WorkloadCredentials> {
+  const persisted = store.load(cfg.spiffe_id);
+  if (persisted && persisted.notAfter.getTime() > Date.now()) {
+    deps.logger.info(
+      { 'warden.spiffe.id': persisted.spiffeId, 'warden.cert.serial': persisted.serial },
+      'mesh: using persisted credentials',
+    );
+    return persisted;
+  }
+  if (!cfg.bootstrap_token) {
+    throw new MeshStartupError(
+      persisted
+        ? `mesh: the certificate in ${cfg.state_dir} expired at ${persisted.notAfter.toISOString()}; set mesh.bootstrap_token to enroll again`
+        : `mesh: ${cfg.state_dir} holds no credentials; set mesh.bootstrap_token (e.g. \${WARDEN_BOOTSTRAP_TOKEN}) to enroll`,
+    );
+  }
+  const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
+  let issued;
+  try {
+    issued = await client.enroll(cfg.bootstrap_token, csrPem);
+  } catch (err) {
+    throw new MeshStartupError(
+      `mesh: enrollment at ${cfg.ca.url} failed: ${describeCaError(err)}${(err as Error).message ? ` — ${(err as Error).message}` : ''}`,
+    );
+  }
+  const credentials = describeCredentials(keyPem, issued.certificate + issued.chain, issued.bundle);
+  store.save(credentials);
+  deps.events.emit('warden.mesh.enrolled', {
+    'warden.spiffe.id': credentials.spiffeId,
+    'warden.cert.serial': credentials.serial,
+    'warden.cert.not_after': credentials.notAfter.toISOString(),
+  });
+  return credentials;
+}

@@ -1,0 +1,156 @@
+/**
+ * The egress listener: the backend's way out to other services. Plain HTTP on loopback for the
+ * local backend; the sidecar originates mTLS to the destination's sidecar with its own workload
+ * certificate and checks that the destination presents the SPIFFE ID configured for it.
+ *
+ *   GET http://127.0.0.1:15001/payments/charges/7   (path form: first segment = service)
+ *   GET http://payments/charges/7 via HTTP_PROXY     (proxy form: host = service)
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
+import { Pool } from 'undici';
+import type { EgressConfig, EgressServiceConfig, LimitsConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { MeshIdentity } from '../mesh/identity.js';
+import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
+import type { Rescue } from '../pipeline/rescue.js';
+import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
+import { upstreamError } from './forward.js';
+import type { RevocationList } from './revocation-list.js';
+
+export interface EgressListener {
+  readonly address: AddressInfo;
+  /** New workload certificate or trust bundle: new connections use it; open ones finish. */
+  refresh(): void;
+  close(): Promise<void>;
+}
+
+export interface EgressDeps {
+  mesh: MeshIdentity;
+  revocations: RevocationList | undefined;
+  rules: () => HeaderRules;
+  rescue: Rescue;
+  limits: LimitsConfig;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+const PEER_MISMATCH = 'WARDEN_EGRESS_PEER_MISMATCH';
+
+/** Verifies the destination by its SPIFFE ID (not its DNS name: sidecars are addressed by identity). */
+function identityCheck(expected: string, revocations: RevocationList | undefined) {
+  return (_host: string, cert: PeerCertificate): Error | undefined => {
+    const id = spiffeIdOfSubjectAltName(cert.subjectaltname);
+    const revoked = revocations?.isRevoked(cert.serialNumber) === true;
+    if (id === expected && !revoked) return undefined;
+    const err = new Error(
+      revoked
+        ? `destination certificate ${cert.serialNumber} is revoked`
+        : `destination presented ${id ?? 'no SPIFFE ID'}, expected ${expected}`,
+    );
+    (err as NodeJS.ErrnoException).code = PEER_MISMATCH;
+    return err;
+  };
+}
+
+function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
+  const m = deps.mesh.material();
+  const pools = new Map<string, Pool>();
+  for (const [name, service] of Object.entries(cfg.services)) {
+    pools.set(
+      name,
+      new Pool(service.url.replace(/\/$/, ''), {
+        connections: 64,
+        connect: { cert: m.cert, key: m.key, ca: m.ca, checkServerIdentity: identityCheck(service.spiffe_id, deps.revocations) },
+      }),
+    );
+  }
+  return pools;
+}
+
+/** `/svc/rest?q` or `http://svc/rest?q` → service name and the path to send. */
+function destinationOf(url: string): { service: string; path: string } | undefined {
+  if (url.startsWith('http://')) {
+    const parsed = URL.canParse(url) ? new URL(url) : undefined;
+    return parsed ? { service: parsed.hostname, path: parsed.pathname + parsed.search } : undefined;
+  }
+  const match = /^\/([a-z0-9][a-z0-9.-]*)(\/[^]*)?$/.exec(url) ?? /^\/([a-z0-9][a-z0-9.-]*)(\?[^]*)$/.exec(url);
+  if (!match) return undefined;
+  const rest = match[2] ?? '/';
+  return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest };
+}
+
+export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): Promise<EgressListener> {
+  let pools = createPools(cfg, deps);
+  const services = new Map<string, EgressServiceConfig>(Object.entries(cfg.services));
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: (req.url ?? '').split('?', 1)[0] };
+    const destination = destinationOf(req.url ?? '');
+    const pool = destination && services.has(destination.service) ? pools.get(destination.service) : undefined;
+    if (!destination || !pool) {
+      const detail = `Known services: ${[...services.keys()].join(', ') || 'none'}.`;
+      return deps.rescue.respond(new WardenError('ERR_EGRESS_UNKNOWN_SERVICE', { detail, rule: 'egress.services' }), subject, res);
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    const hasBody =
+      req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    pool
+      .stream(
+        { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null },
+        ({ statusCode, headers: h }) => {
+          res.writeHead(statusCode, downstreamResponseHeaders(h, deps.rules()));
+          return res;
+        },
+      )
+      .catch((err: NodeJS.ErrnoException) => {
+        const problem =
+          err.code === PEER_MISMATCH || (err.cause as NodeJS.ErrnoException | undefined)?.code === PEER_MISMATCH
+            ? new WardenError('ERR_EGRESS_PEER_MISMATCH', { rule: `egress.services.${destination.service}.spiffe_id`, cause: err })
+            : upstreamError(err);
+        deps.rescue.respond(problem, subject, res);
+      });
+  };
+
+  const server = createServer(
+    {
+      headersTimeout: deps.limits.headers_timeout,
+      requestTimeout: deps.limits.request_timeout,
+      keepAliveTimeout: deps.limits.idle_timeout,
+    },
+    handle,
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => deps.rescue.clientError(err, socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    address: server.address() as AddressInfo,
+    refresh() {
+      const old = pools;
+      pools = createPools(cfg, deps);
+      for (const pool of old.values()) void pool.close();
+    },
+    async close() {
+      server.close();
+      server.closeAllConnections();
+      await Promise.all([...pools.values()].map((p) => p.close()));
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Who is calling: the verified client certificate of a connection, read once after the handshake
+ * and kept on the socket, so every request on that connection (HTTP/1.1 keep-alive or h2 streams)
+ * finds it with one property read.
+ */
+import { createHash } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
+
+export interface PeerIdentity {
+  /** A certificate was presented. */
+  readonly presented: boolean;
+  /** It chains to the trust bundle and is within its validity (OpenSSL's verdict at handshake). */
+  readonly verified: boolean;
+  /** Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, or WARDEN_NO_SPIFFE_ID). */
+  readonly error: string | undefined;
+  /** The certificate's single SPIFFE ID URI SAN. */
+  readonly spiffeId: string | undefined;
+  /** Serial, canonical hex (see revocation-list.ts). */
+  readonly serial: string | undefined;
+  /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
+  readonly sha256: string | undefined;
+}
+
+const PEER = Symbol('warden.peer');
+const NO_PEER: PeerIdentity = Object.freeze({
+  presented: false,
+  verified: false,
+  error: 'NO_CERTIFICATE',
+  spiffeId: undefined,
+  serial: undefined,
+  sha256: undefined,
+});
+
+type WithPeer = { [PEER]?: PeerIdentity };
+
+/** Reads the peer certificate of a freshly handshaken socket and remembers the result on it. */
+export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefined): PeerIdentity {
+  const cert = socket.getPeerX509Certificate();
+  let peer: PeerIdentity = NO_PEER;
+  if (cert) {
+    const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);
+    const foreign = spiffeId !== undefined && trustDomain !== undefined && !spiffeId.startsWith(`spiffe://${trustDomain}/`);
+    const error = !socket.authorized
+      ? String(socket.authorizationError ?? 'UNVERIFIED')
+      : spiffeId === undefined
+        ? 'WARDEN_NO_SPIFFE_ID'
+        : foreign
+          ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
+          : undefined;
+    peer = Object.freeze({
+      presented: true,
+      verified: error === undefined,
+      error,
+      spiffeId,
+      serial: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+      sha256: createHash('sha256').update(cert.raw).digest('hex'),
+    });
+  }
+  (socket as unknown as WithPeer)[PEER] = peer;
+  return peer;
+}
+
+/**
+ * The identity recorded for a request's connection. `socket` is the TLS socket (HTTP/1.1) or the
+ * h2 compat layer's socket proxy, which forwards property reads to the TLS socket.
+ */
+export function peerOf(socket: unknown): PeerIdentity {
+  return (socket as WithPeer)[PEER] ?? NO_PEER;
+}

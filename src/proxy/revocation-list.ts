@@ -1,0 +1,46 @@
+/**
+ * The serials a CRL revokes, for a Set lookup per connection and per request.
+ *
+ * Revocation is checked here rather than by OpenSSL (`tls` `crl` option): Node turns on
+ * CRL_CHECK_ALL, which wants a fresh CRL for every CA in the chain, root included, and fails *every*
+ * handshake once a CRL's nextUpdate passes — a CA outage longer than nextUpdate would take the
+ * whole mesh down. Checking ourselves keeps the last verified CRL in force and says when it is stale.
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+export interface RevocationList {
+  /** Serial as hex (any case, leading zeros ignored). */
+  isRevoked(serialHex: string): boolean;
+  /** Replaces the list with the serials of a CRL whose signature the caller has verified. */
+  update(crlDer: Uint8Array): void;
+  readonly size: number;
+  /** When the CRL in force says a newer one is due (undefined before the first one). */
+  readonly nextUpdate: Date | undefined;
+}
+
+/** Canonical serial: lower-case hex without leading zeros, as Node and @peculiar/x509 differ on both. */
+export function canonicalSerial(hex: string): string {
+  return hex.toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+export function createRevocationList(): RevocationList {
+  let serials = new Set<string>();
+  let nextUpdate: Date | undefined;
+  return {
+    isRevoked(serialHex) {
+      return serials.size > 0 && serials.has(canonicalSerial(serialHex));
+    },
+    update(crlDer) {
+      const crl = new x509.X509Crl(crlDer);
+      serials = new Set(crl.entries.map((e) => canonicalSerial(e.serialNumber)));
+      nextUpdate = crl.nextUpdate;
+    },
+    get size() {
+      return serials.size;
+    },
+    get nextUpdate() {
+      return nextUpdate;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * `peer-authz` stage: who may call this route, by the caller's workload identity (its verified
+ * client certificate's SPIFFE ID). Per route: `mtls: require` (default) refuses callers without a
+ * certificate, `optional` admits them (they authenticate with a token later); a presented
+ * certificate must always be valid and unrevoked, and its SPIFFE ID must match `peers.allow`
+ * (empty = any workload of the trust domain). On success the backend is told who called in
+ * X-Forwarded-Client-Cert (Envoy's format), computed here and never taken from the client.
+ */
+import { WardenError } from '../errors.js';
+import { compileSpiffeMatcher } from '../mesh/spiffe-id.js';
+import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { RevocationList } from '../proxy/revocation-list.js';
+
+export interface PeerAuthzConfig {
+  mtls: 'require' | 'optional';
+  allow: readonly string[];
+  /** This sidecar's SPIFFE ID (XFCC `By`); undefined without mesh. */
+  ownId: string | undefined;
+}
+
+export interface PeerAuthzDeps {
+  /** The CRL in force; checked on every request so kept-alive connections of a revoked peer stop too. */
+  revocations: RevocationList | undefined;
+}
+
+export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps): Stage {
+  const allowed = cfg.allow.length > 0 ? compileSpiffeMatcher(cfg.allow) : undefined;
+  const by = cfg.ownId ? `By=${cfg.ownId};` : '';
+  const { revocations } = deps;
+
+  return {
+    id: 'peer-authz',
+    run(ctx: RequestContext): Verdict {
+      const peer = ctx.peer;
+      if (!peer.presented) {
+        if (cfg.mtls === 'optional') return undefined;
+        return new WardenError('ERR_PEER_CERT_REQUIRED', { rule: 'mtls.require', detail: 'This route needs a client certificate.' });
+      }
+      if (!peer.verified) {
+        if (peer.error === 'CERT_REVOKED') return new WardenError('ERR_PEER_REVOKED', { rule: 'tls.crl' });
+        return new WardenError('ERR_PEER_CERT_INVALID', { rule: `tls:${peer.error ?? 'unverified'}` });
+      }
+      if (revocations !== undefined && peer.serial !== undefined && revocations.isRevoked(peer.serial)) {
+        return new WardenError('ERR_PEER_REVOKED', { rule: 'mesh.crl' });
+      }
+      const id = peer.spiffeId as string;
+      if (allowed !== undefined && !allowed(id)) return new WardenError('ERR_AUTHZ_PEER_DENIED', { rule: 'peers.allow' });
+      ctx.upstreamHeaders['x-forwarded-client-cert'] = `${by}Hash=${peer.sha256 ?? ''};URI=${id}`;
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,248 @@
+/**
+ * Mesh mode end to end, with a real Warden CA and real TLS: enrollment, restart on persisted
+ * credentials, rotation under continuous load with zero failed requests, CA outage and recovery,
+ * revocation within one CRL refresh, expired callers refused at the handshake, `mtls: optional`
+ * routes, fingerprint pinning.
+ */
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { startTestBackend } from '../support/backend.js';
+import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { curl } from '../support/clients.js';
+import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import { enrollWorkload, type Workload } from '../support/workload.js';
+
+const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
+const ORDERS = id('ns/shop/sa/orders');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A CA whose port and database survive a restart (outage tests). */
+async function startCa(t: Teardown, extra: Record<string, unknown> = {}) {
+  const { dir } = await testCaMaterial();
+  const database = { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') };
+  const config = (port: number) =>
+    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
+  const handle = { server: await startCaServer({ config: config(0) }) };
+  const port = handle.server.port;
+  t.teardown(() => handle.server.close());
+  return {
+    get server(): CaServer {
+      return handle.server;
+    },
+    async restart() {
+      handle.server = await startCaServer({ config: config(port) });
+    },
+  };
+}
+
+function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
+  return {
+    mesh: {
+      spiffe_id: ORDERS,
+      dns_names: ['localhost'],
+      ca: { url: ca.url, fingerprint: ca.fingerprint, timeout: '2s' },
+      bootstrap_token: ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token,
+      state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')),
+      refresh: { bundle: '1s', crl: '500ms' },
+      ...extra,
+    },
+  };
+}
+
+const agentFor = (w: Workload, h2 = false) =>
+  new Agent({ allowH2: h2, connections: 4, connect: { ca: w.bundlePem, cert: w.certPem, key: w.keyPem } });
+
+async function get(url: string, dispatcher: Agent): Promise<{ status: number; body: string }> {
+  const res = await request(url, { dispatcher });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+t.test('enrollment, mTLS with the workload certificate, restart on persisted credentials', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t);
+  const caller = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
+  const config = meshConfig(ca.server);
+  const s = await startTestSidecar(t, backend.url, config);
+  t.ok(
+    s.events.some((e) => e.name === 'warden.mesh.enrolled' && e['warden.spiffe.id'] === ORDERS),
+    'enrolled with the token',
+  );
+
+  const agent = agentFor(caller, true);
+  t.teardown(() => agent.close());
+  const r = await get(`https://localhost:${s.port}/echo`, agent);
+  t.equal(r.status, 200, 'a workload of the trust domain gets through');
+  t.match(JSON.parse(r.body).headers['x-forwarded-client-cert'], `By=${ORDERS};Hash=`);
+  const ready = await request(`${s.adminUrl}/readyz`);
+  t.match(
+    await ready.body.text(),
+    new RegExp(`"certificate".*${ORDERS.replace(/[/.]/g, '\\$&')} expires in`),
+    '/readyz reports the identity and expiry',
+  );
+  const metrics = await (await request(`${s.adminUrl}/metrics`)).body.text();
+  t.match(metrics, /warden_certificate_expiry_seconds\{[^}]*\} \d{4,}/);
+
+  const serial = s.sidecar.mesh?.material().serial;
+  await s.sidecar.drain();
+  const again = await startTestSidecar(t, backend.url, { mesh: { ...config.mesh, bootstrap_token: undefined } });
+  t.equal(again.sidecar.mesh?.material().serial, serial, 'a restart reuses the persisted certificate; no token needed');
+  const agent2 = agentFor(caller);
+  t.teardown(() => agent2.close());
+  t.equal((await get(`https://localhost:${again.port}/echo`, agent2)).status, 200);
+});
+
+t.test('rotation under continuous load: new certificates, zero failed requests', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t, { certificates: { lifetime: '4s', backdate: '0s' } });
+  // The caller's certificate comes from a long-lived CA server on the same root and intermediate.
+  const caller = await enrollWorkload((await startCa(t)).server, id('ns/shop/sa/frontend'));
+  const s = await startTestSidecar(t, backend.url, meshConfig(ca.server, { renew_at: 0.5, renew_jitter: 0 }));
+  const first = s.sidecar.mesh?.material().serial;
+  const agents = [agentFor(caller), agentFor(caller, true)];
+  t.teardown(() => Promise.all(agents.map((a) => a.close())));
+  let ok = 0;
+  const failures: string[] = [];
+  const until = Date.now() + 5000;
+  await Promise.all(
+    agents.flatMap((agent) =>
+      [1, 2, 3].map(async () => {
+        // kept-alive connections across rotations, bounded by time and count
+        for (let i = 0; i < 5000 && Date.now() < until; i++) {
+          try {
+            const r = await get(`https://localhost:${s.port}/echo`, agent);
+            if (r.status === 200) ok++;
+            else failures.push(String(r.status));
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+        }
+      }),
+    ),
+  );
+  const rotations = s.events.filter((e) => e.name === 'warden.mesh.rotated');
+  t.ok(rotations.length >= 2, `rotated ${rotations.length} times in 5 s`);
+  t.not(s.sidecar.mesh?.material().serial, first, 'serving a new certificate');
+  t.same(failures, [], `${ok} requests, none failed`);
+  const fresh = agentFor(caller);
+  t.teardown(() => fresh.close());
+  t.equal((await get(`https://localhost:${s.port}/echo`, fresh)).status, 200, 'new connections handshake with the new certificate');
+});
+
+t.test('CA down: keeps serving, retries with backoff, renews once the CA is back', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t, { certificates: { lifetime: '6s', backdate: '0s' } });
+  const caller = await enrollWorkload((await startCa(t)).server, id('ns/shop/sa/frontend'));
+  const s = await startTestSidecar(t, backend.url, meshConfig(ca.server, { renew_at: 0.3, renew_jitter: 0, max_backoff: '1s' }));
+  const first = s.sidecar.mesh?.material().serial;
+  await ca.server.close();
+  await sleep(2500);
+  t.ok(
+    s.events.some((e) => e.name === 'warden.mesh.renewal_failed'),
+    'renewal failures are events',
+  );
+  t.equal(s.sidecar.mesh?.material().serial, first, 'still the same certificate');
+  const agent = agentFor(caller);
+  t.teardown(() => agent.close());
+  t.equal((await get(`https://localhost:${s.port}/echo`, agent)).status, 200, 'and still serving');
+  await ca.restart();
+  const deadline = Date.now() + 4000;
+  while (s.sidecar.mesh?.material().serial === first && Date.now() < deadline) await sleep(100);
+  t.not(s.sidecar.mesh?.material().serial, first, 'renewed once the CA answered again');
+});
+
+t.test('revocation: refused within one CRL refresh, on open connections too', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t);
+  const caller = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
+  const s = await startTestSidecar(t, backend.url, meshConfig(ca.server));
+  const agent = agentFor(caller);
+  t.teardown(() => agent.close());
+  t.equal((await get(`https://localhost:${s.port}/echo`, agent)).status, 200);
+  await ca.server.revoke({ serial: caller.serial, reason: 'keyCompromise' });
+  await sleep(1200); // refresh.crl is 500 ms
+  const onOpen = await get(`https://localhost:${s.port}/echo`, agent);
+  t.equal(onOpen.status, 401, 'the kept-alive connection is refused on its next request');
+  t.match(JSON.parse(onOpen.body), { code: 'ERR_PEER_REVOKED' });
+  const fresh = await curl([
+    '--cacert',
+    caller.bundleFile,
+    '--cert',
+    caller.certFile,
+    '--key',
+    caller.keyFile,
+    `https://localhost:${s.port}/echo`,
+  ]);
+  t.not(fresh.status, 200, 'a new connection is refused');
+  t.ok(
+    s.events.some((e) => e.name === 'warden.tls.peer_revoked'),
+    'warden.tls.peer_revoked',
+  );
+});
+
+t.test('expired caller certificates fail the handshake; mtls: optional routes admit callers without one', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const shortLived = await startCa(t, { certificates: { lifetime: '1s', backdate: '0s' } });
+  const expiring = await enrollWorkload(shortLived.server, id('ns/shop/sa/old'));
+  const ca = await startCa(t);
+  const s = await startTestSidecar(t, backend.url, meshConfig(ca.server, {}));
+  await sleep(1500);
+  const expired = await curl([
+    '--cacert',
+    expiring.bundleFile,
+    '--cert',
+    expiring.certFile,
+    '--key',
+    expiring.keyFile,
+    `https://localhost:${s.port}/echo`,
+  ]);
+  t.not(expired.status, 200, 'expired: refused');
+  t.ok(
+    s.events.some((e) => e.name === 'warden.tls.handshake_failed' && e['error.type'] === 'CERT_HAS_EXPIRED'),
+    'reason in the event',
+  );
+
+  const mixed = await startTestSidecar(t, backend.url, {
+    ...meshConfig(ca.server),
+    routes: [
+      { id: 'public', path: '/public/*', mtls: 'optional' },
+      { id: 'api', path: '/*' },
+    ],
+  });
+  const bundle = ca.server.rootPem;
+  const { writeFileSync } = await import('node:fs');
+  const bundleFile = join(mkdtempSync(join(tmpdir(), 'warden-b-')), 'b.pem');
+  writeFileSync(bundleFile, bundle);
+  t.equal(
+    (await curl(['--cacert', bundleFile, `https://localhost:${mixed.port}/public/x`])).status,
+    200,
+    'optional route: no certificate needed',
+  );
+  const api = await curl(['--cacert', bundleFile, `https://localhost:${mixed.port}/api`]);
+  t.equal(api.status, 401);
+  t.match(JSON.parse(api.body), { code: 'ERR_PEER_CERT_REQUIRED' });
+});
+
+t.test('fingerprint pinning: a wrong fingerprint or a missing token stops startup with one clear line', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t);
+  const wrong = meshConfig(ca.server);
+  wrong.mesh.ca.fingerprint = `sha256:${'0'.repeat(64)}`;
+  await t.rejects(startTestSidecar(t, backend.url, wrong), /mesh\.ca\.fingerprint: the CA at .* offers no root with fingerprint/);
+  const noToken = meshConfig(ca.server, { bootstrap_token: undefined });
+  await t.rejects(startTestSidecar(t, backend.url, noToken), /holds no credentials; set mesh\.bootstrap_token/);
+  const used = meshConfig(ca.server);
+  await startTestSidecar(t, backend.url, used);
+  const reuse = { mesh: { ...used.mesh, state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')) } };
+  await t.rejects(startTestSidecar(t, backend.url, reuse), /enrollment .* failed: ERR_CA_TOKEN_USED/);
+});

@@ -1,0 +1,127 @@
+/**
+ * Mutual TLS with certificates from a real Warden CA, sidecar in file mode (certificate files,
+ * client_certificates: require, peers.allow): who gets through the handshake, who gets through the
+ * route, and what the backend is told about the caller. Real curl and undici clients.
+ */
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { Agent } from 'undici';
+import { createSelfSignedCertificate } from '../../src/dev/self-signed-certificate.js';
+import { startTestBackend } from '../support/backend.js';
+import { startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { curl, fetchText } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { enrollWorkload } from '../support/workload.js';
+
+const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
+
+t.test('file-mode mTLS: handshake policy, peers.allow per route, X-Forwarded-Client-Cert', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { ca } = await startCaUnderTest(t);
+  const server = await enrollWorkload(ca, id('ns/shop/sa/orders'), ['localhost']);
+  const frontend = await enrollWorkload(ca, id('ns/shop/sa/frontend'));
+  const stranger = await enrollWorkload(ca, id('ns/other/sa/batch'));
+
+  const s = await startTestSidecar(t, backend.url, {
+    listeners: {
+      inbound: { tls: { cert: server.certFile, key: server.keyFile, client_certificates: 'require', client_ca: server.bundleFile } },
+    },
+    peers: { allow: [id('ns/shop/*')] },
+    routes: [
+      { id: 'api', path: '/*' },
+      { id: 'ops', path: '/ops/*', peers: { allow: [id('ns/other/sa/batch')] } },
+    ],
+  });
+  const url = `https://localhost:${s.port}`;
+  const as = (w: typeof frontend) => ['--cacert', server.bundleFile, '--cert', w.certFile, '--key', w.keyFile];
+
+  const ok = await curl([...as(frontend), '-H', 'x-forwarded-client-cert: By=evil;URI=spiffe://example.test/ns/admin', `${url}/echo`]);
+  t.equal(ok.status, 200, 'an allowed workload gets through (curl, HTTP/2 by ALPN)');
+  const seen = JSON.parse(ok.body) as { headers: Record<string, string> };
+  t.match(
+    seen.headers['x-forwarded-client-cert'],
+    new RegExp(`^Hash=[0-9a-f]{64};URI=${frontend.spiffeId.replace(/[/.]/g, '\\$&')}$`),
+    'the backend learns the verified caller; the forged header is gone',
+  );
+
+  const denied = await curl([...as(stranger), `${url}/echo`]);
+  t.equal(denied.status, 403);
+  t.match(JSON.parse(denied.body), { code: 'ERR_AUTHZ_PEER_DENIED' });
+  t.equal((await curl([...as(stranger), `${url}/ops/run`])).status, 200, 'a route with its own peers list admits its caller');
+  t.equal((await curl([...as(frontend), `${url}/ops/run`])).status, 403, '…and only that caller');
+  t.ok(
+    s.events.some((e) => e.name === 'warden.tls.peer_denied' && e['warden.peer.id'] === stranger.spiffeId),
+    'the refusal is an event naming the caller',
+  );
+
+  const before = backend.requests.length;
+  const none = await curl(['--cacert', server.bundleFile, `${url}/echo`]);
+  t.not(none.code, 0, 'no client certificate: the handshake fails');
+  const self = await createSelfSignedCertificate({ commonName: 'intruder', dnsNames: [], ipAddresses: [] });
+  const selfDir = dirname(frontend.certFile);
+  writeFileSync(join(selfDir, 'self.crt'), self.certPem);
+  writeFileSync(join(selfDir, 'self.key'), self.keyPem);
+  const selfSigned = await curl([
+    '--cacert',
+    server.bundleFile,
+    '--cert',
+    join(selfDir, 'self.crt'),
+    '--key',
+    join(selfDir, 'self.key'),
+    `${url}/echo`,
+  ]);
+  t.not(selfSigned.code, 0, 'a self-signed client certificate: the handshake fails');
+  t.equal(backend.requests.length, before, 'none of them reached the backend');
+  t.ok(
+    s.events.some((e) => e.name === 'warden.tls.handshake_failed'),
+    'failed handshakes are events',
+  );
+
+  const agent = new Agent({ allowH2: true, connect: { ca: server.bundlePem, cert: frontend.certPem, key: frontend.keyPem } });
+  t.teardown(() => agent.close());
+  const viaUndici = await fetchText(`${url}/echo`, agent);
+  t.equal(viaUndici.status, 200, 'undici with a client certificate over h2');
+});
+
+t.test('a certificate from another trust domain is refused at the handshake', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { ca } = await startCaUnderTest(t);
+  const server = await enrollWorkload(ca, id('ns/shop/sa/orders'), ['localhost']);
+  const s = await startTestSidecar(t, backend.url, {
+    listeners: {
+      inbound: { tls: { cert: server.certFile, key: server.keyFile, client_certificates: 'require', client_ca: server.bundleFile } },
+    },
+    peers: { allow: [id('ns/*')] },
+  });
+  const { initCa } = await import('../../src/ca/init.js');
+  const { startCaServer } = await import('../../src/ca/server.js');
+  const { resolveCaConfig } = await import('../../src/config/ca-load.js');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const otherDir = join(mkdtempSync(join(tmpdir(), 'warden-other-ca-')), 'ca');
+  await initCa({ trustDomain: 'other.test', dir: otherDir });
+  const other = await startCaServer({
+    config: resolveCaConfig({
+      trust_domain: 'other.test',
+      dir: otherDir,
+      listen: { host: '127.0.0.1', port: 0 },
+      log: { level: 'silent' },
+    }),
+  });
+  t.teardown(() => other.close());
+  const foreign = await enrollWorkload(other, 'spiffe://other.test/ns/shop/sa/frontend');
+  const r = await curl([
+    '--cacert',
+    server.bundleFile,
+    '--cert',
+    foreign.certFile,
+    '--key',
+    foreign.keyFile,
+    `https://localhost:${s.port}/echo`,
+  ]);
+  t.not(r.code, 0, 'refused');
+  t.equal(backend.requests.length, 0);
+});

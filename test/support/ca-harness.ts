@@ -1,0 +1,109 @@
+/**
+ * A Warden CA for tests: `warden ca init` material in a temp directory (made once per process),
+ * the CA server in-process with its events captured, and CSRs made the way a sidecar makes them.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { webcrypto } from 'node:crypto';
+import { initCa, type InitializedCa } from '../../src/ca/init.js';
+import { exportPrivateKeyPem } from '../../src/ca/keys.js';
+import { x509, type CryptoKeyPair } from '../../src/ca/pki.js';
+import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { createEventBus, type EventAttributes, type EventName } from '../../src/telemetry/events.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+
+/** The repository root (computed here so the CA tests do not load the proxy's test support). */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export type Teardown = { teardown(fn: () => unknown): void };
+
+export interface CapturedEvent extends EventAttributes {
+  name: EventName;
+}
+
+export type TestKeyType = 'p256' | 'p384' | 'ed25519' | 'rsa1024' | 'rsa2048';
+
+type KeyAlgorithm = { name: string; namedCurve?: string; hash?: string; modulusLength?: number; publicExponent?: Uint8Array };
+
+const ALGORITHMS: Record<TestKeyType, KeyAlgorithm> = {
+  p256: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
+  p384: { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' },
+  ed25519: { name: 'Ed25519' },
+  rsa1024: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+  rsa2048: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+};
+
+export interface TestCsr {
+  csrPem: string;
+  keyPem: string;
+  keys: CryptoKeyPair;
+}
+
+export interface CsrOptions {
+  spiffeId?: string;
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
+  key?: TestKeyType;
+  /** Reuse a key pair (a renewal that forgot to make a new key). */
+  keys?: CryptoKeyPair;
+}
+
+export async function makeCsr(options: CsrOptions = {}): Promise<TestCsr> {
+  const algorithm = ALGORITHMS[options.key ?? 'p256'];
+  const keys =
+    options.keys ??
+    ((await webcrypto.subtle.generateKey(algorithm as Parameters<typeof webcrypto.subtle.generateKey>[0], true, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair);
+  const names: x509.JsonGeneralNames = [
+    ...(options.spiffeId ? [{ type: 'url' as const, value: options.spiffeId }] : []),
+    ...(options.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=workload',
+    keys,
+    signingAlgorithm: algorithm as x509.Pkcs10CertificateRequestCreateParams['signingAlgorithm'],
+    extensions: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
+  });
+  return { csrPem: csr.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey), keys };
+}
+
+export const TRUST_DOMAIN = 'example.test';
+export const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
+
+/** CA material made by initCa, shared by the tests of one process (key generation is the slow part). */
+let material: Promise<InitializedCa> | undefined;
+export function testCaMaterial(): Promise<InitializedCa> {
+  material ??= initCa({ trustDomain: TRUST_DOMAIN, dir: join(mkdtempSync(join(tmpdir(), 'warden-ca-')), 'ca') });
+  return material;
+}
+
+export interface CaUnderTest {
+  ca: CaServer;
+  dir: string;
+  events: CapturedEvent[];
+  eventsNamed: (name: EventName) => CapturedEvent[];
+}
+
+/** A CA server on a free loopback port with a database of its own; closed by the test's teardown. */
+export async function startCaUnderTest(t: Teardown, extra: Record<string, unknown> = {}): Promise<CaUnderTest> {
+  const { dir } = await testCaMaterial();
+  const events: CapturedEvent[] = [];
+  const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
+  const config = resolveCaConfig({
+    trust_domain: TRUST_DOMAIN,
+    dir,
+    listen: { host: '127.0.0.1', port: 0 },
+    database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
+    log: { level: 'silent' },
+    ...extra,
+  });
+  const ca = await startCaServer({ config, events: bus, logger: createLogger({ level: 'silent' }) });
+  t.teardown(() => ca.close());
+  return { ca, dir, events, eventsNamed: (name) => events.filter((e) => e.name === name) };
+}

@@ -1,0 +1,44 @@
+/** ca.yaml: the example documents every key with its default; errors name FILE:LINE field. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCaConfig, resolveCaConfig } from '../../../src/config/ca-load.js';
+import { caSchema } from '../../../src/config/ca-schema.js';
+import { ConfigError } from '../../../src/config/config-error.js';
+import { repoRoot, testCaMaterial, TRUST_DOMAIN } from '../../support/ca-harness.js';
+
+const example = readFileSync(join(repoRoot, 'ca.yaml.example'), 'utf8');
+
+function keysOf(schema: unknown, out = new Set<string>()): Set<string> {
+  for (const [key, sub] of Object.entries((schema as { properties?: Record<string, unknown> }).properties ?? {})) {
+    out.add(key);
+    keysOf(sub, out);
+  }
+  return out;
+}
+
+t.test('ca.yaml.example: valid, every value the default, every key mentioned', async (t) => {
+  const { dir } = await testCaMaterial();
+  const text = example.replace('trust_domain: example.org', `trust_domain: ${TRUST_DOMAIN}`).replaceAll('/var/lib/warden-ca', dir);
+  const { config } = await parseCaConfig('ca.yaml.example', text);
+  t.same(config, resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir }), 'the example shows the defaults');
+  t.equal(config.certificates.lifetime, 24 * 3_600_000);
+  t.equal(config.database.path, join(dir, 'ca.db'));
+  for (const key of keysOf(caSchema)) t.match(example, new RegExp(`^\\s*#?\\s*${key}:`, 'm'), `${key} documented`);
+});
+
+t.test('problems are reported at their line, all at once', async (t) => {
+  const { dir } = await testCaMaterial();
+  const text = `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\nlisten:\n  port: "84x4"\ncrl:\n  next_update: soon\n  nextupdate: 1m\n`;
+  const error = await parseCaConfig('ca.yaml', text).catch((e: unknown) => e);
+  t.type(error, ConfigError);
+  t.same((error as ConfigError).message.split('\n'), [
+    'ca.yaml:4 listen.port: must be an integer 0–65535 (0 picks a free port), got "84x4"',
+    'ca.yaml:6 crl.next_update: must be a duration like "10m", "24h" or a number of milliseconds, got "soon"',
+    'ca.yaml:7 crl.nextupdate: unknown key (allowed: next_update)',
+  ]);
+  const wrongDomain = await parseCaConfig('ca.yaml', `trust_domain: other.test\ndir: ${dir}\n`).catch((e: unknown) => e);
+  t.match((wrongDomain as Error).message, `ca.yaml:1 trust_domain: is "other.test" but the CA in ${dir} is for "${TRUST_DOMAIN}"`);
+  const noDir = await parseCaConfig('ca.yaml', `trust_domain: x.test\ndir: /nonexistent\n`).catch((e: unknown) => e);
+  t.match((noDir as Error).message, /^ca\.yaml:2 dir: cannot read \/nonexistent\/bundle\.pem \(ENOENT\)/);
+});

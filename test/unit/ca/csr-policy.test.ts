@@ -1,0 +1,52 @@
+/** CSR checks: proof of possession, accepted keys, names within the grant. */
+import t from 'tap';
+import { checkCsr, namesWithinGrant } from '../../../src/ca/csr-policy.js';
+import { x509 } from '../../../src/ca/pki.js';
+import { makeCsr, ORDERS } from '../../support/ca-harness.js';
+
+async function code(promise: Promise<unknown> | (() => unknown)): Promise<string> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+    return 'ok';
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+}
+
+t.test('accepted keys: P-256, P-384, Ed25519, RSA-2048; RSA-1024 refused', async (t) => {
+  for (const key of ['p256', 'p384', 'ed25519', 'rsa2048'] as const) {
+    const csr = await checkCsr((await makeCsr({ key, spiffeId: ORDERS })).csrPem);
+    t.match(csr.keyType, key === 'rsa2048' ? 'rsa' : key === 'p256' ? 'ec-p256' : key === 'p384' ? 'ec-p384' : 'ed25519', key);
+    t.same(csr.uris, [ORDERS]);
+  }
+  const weak = await makeCsr({ key: 'rsa1024' });
+  t.equal(await code(checkCsr(weak.csrPem)), 'ERR_CA_KEY_REJECTED', 'RSA-1024 refused');
+});
+
+t.test('not PEM, not PKCS#10, or a signature that does not verify → ERR_CA_CSR_INVALID', async (t) => {
+  t.equal(await code(checkCsr(undefined)), 'ERR_CA_CSR_INVALID');
+  t.equal(await code(checkCsr('hello')), 'ERR_CA_CSR_INVALID');
+  t.equal(await code(checkCsr('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n')), 'ERR_CA_CSR_INVALID');
+  // Tamper with the last byte of the signature.
+  const { csrPem } = await makeCsr({ spiffeId: ORDERS });
+  const der = Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).rawData);
+  der[der.length - 1] = (der[der.length - 1] as number) ^ 0x01;
+  const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+  t.equal(await code(checkCsr(tampered)), 'ERR_CA_CSR_INVALID', 'bad signature');
+});
+
+t.test('names: the granted SPIFFE ID and DNS names only', async (t) => {
+  const grant = { spiffeId: ORDERS, dnsNames: ['orders.shop', 'orders'] };
+  const ok = await checkCsr((await makeCsr({ spiffeId: ORDERS, dnsNames: ['orders.shop'] })).csrPem);
+  t.same(namesWithinGrant(ok, grant), ['orders.shop']);
+  const noSan = await checkCsr((await makeCsr()).csrPem);
+  t.same(namesWithinGrant(noSan, grant), [], 'no SAN: the CA puts the granted SPIFFE ID alone');
+  for (const [what, options] of [
+    ['another SPIFFE ID', { spiffeId: 'spiffe://example.test/ns/shop/sa/payments' }],
+    ['a DNS name not granted', { spiffeId: ORDERS, dnsNames: ['payments.shop'] }],
+    ['an IP SAN', { spiffeId: ORDERS, ipAddresses: ['10.0.0.1'] }],
+  ] as const) {
+    const csr = await checkCsr((await makeCsr(options)).csrPem);
+    t.equal(await code(() => namesWithinGrant(csr, grant)), 'ERR_CA_IDENTITY_MISMATCH', what);
+  }
+});

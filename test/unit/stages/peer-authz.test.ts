@@ -1,0 +1,100 @@
+import t from 'tap';
+import { WardenError } from '../../../src/errors.js';
+import type { RequestContext } from '../../../src/pipeline/stage.js';
+import type { PeerIdentity } from '../../../src/proxy/peer-identity.js';
+import { createRevocationList } from '../../../src/proxy/revocation-list.js';
+import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
+
+const verified = (spiffeId: string, serial = '0a1b'): PeerIdentity => ({
+  presented: true,
+  verified: true,
+  error: undefined,
+  spiffeId,
+  serial,
+  sha256: 'ab'.repeat(32),
+});
+const noCert: PeerIdentity = {
+  presented: false,
+  verified: false,
+  error: 'NO_CERTIFICATE',
+  spiffeId: undefined,
+  serial: undefined,
+  sha256: undefined,
+};
+
+function ctx(peer: PeerIdentity, incoming: Record<string, string> = {}): RequestContext {
+  return {
+    requestId: 'r',
+    startedAt: 0,
+    protocol: '2',
+    method: 'GET',
+    path: '/',
+    search: '',
+    clientAddress: '127.0.0.1',
+    peer,
+    headers: incoming,
+    upstreamHeaders: {},
+    route: { id: 'r' },
+    params: {},
+  };
+}
+const codeOf = (v: unknown) => (v instanceof WardenError ? v.code : v);
+
+t.test('require: no certificate → 401 ERR_PEER_CERT_REQUIRED; optional lets it through without XFCC', async (t) => {
+  const required = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: 'spiffe://td/ns/a/sa/me' }, { revocations: undefined });
+  t.equal(codeOf(required.run(ctx(noCert))), 'ERR_PEER_CERT_REQUIRED');
+  const optional = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: 'spiffe://td/ns/a/sa/me' }, { revocations: undefined });
+  const c = ctx(noCert);
+  t.equal(optional.run(c), undefined);
+  t.equal(c.upstreamHeaders['x-forwarded-client-cert'], undefined);
+});
+
+t.test('a presented but unverified certificate is refused even where mTLS is optional', async (t) => {
+  const stage = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: undefined }, { revocations: undefined });
+  const expired = { ...verified('spiffe://td/x'), verified: false, error: 'CERT_HAS_EXPIRED' };
+  t.equal(codeOf(stage.run(ctx(expired))), 'ERR_PEER_CERT_INVALID');
+  t.equal(codeOf(stage.run(ctx({ ...expired, error: 'CERT_REVOKED' }))), 'ERR_PEER_REVOKED');
+});
+
+t.test('allow list: exact ids and prefixes; others → 403 ERR_AUTHZ_PEER_DENIED', async (t) => {
+  const stage = createPeerAuthzStage(
+    { mtls: 'require', allow: ['spiffe://td/ns/payments/*', 'spiffe://td/ns/shop/sa/frontend'], ownId: 'spiffe://td/ns/a/sa/me' },
+    { revocations: undefined },
+  );
+  t.equal(stage.run(ctx(verified('spiffe://td/ns/payments/sa/api'))), undefined);
+  t.equal(stage.run(ctx(verified('spiffe://td/ns/shop/sa/frontend'))), undefined);
+  t.equal(codeOf(stage.run(ctx(verified('spiffe://td/ns/shop/sa/frontend2')))), 'ERR_AUTHZ_PEER_DENIED');
+  t.equal(codeOf(stage.run(ctx(verified('spiffe://td/ns/paymentsX/sa/api')))), 'ERR_AUTHZ_PEER_DENIED');
+  t.equal(codeOf(stage.run(ctx(verified('spiffe://td/ns/payments')))), 'ERR_AUTHZ_PEER_DENIED');
+});
+
+t.test('XFCC is computed from the verified certificate', async (t) => {
+  const stage = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: 'spiffe://td/ns/a/sa/me' }, { revocations: undefined });
+  const c = ctx(verified('spiffe://td/ns/b/sa/caller'), { 'x-forwarded-client-cert': 'By=evil;URI=spiffe://td/ns/admin' });
+  t.equal(stage.run(c), undefined);
+  t.equal(c.upstreamHeaders['x-forwarded-client-cert'], `By=spiffe://td/ns/a/sa/me;Hash=${'ab'.repeat(32)};URI=spiffe://td/ns/b/sa/caller`);
+});
+
+t.test('a serial on the CRL in force is refused on every request (kept-alive connections too)', async (t) => {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  const { webcrypto } = await import('node:crypto');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: 'CN=test',
+    nextUpdate: new Date(Date.now() + 60_000),
+    entries: [{ serialNumber: '00A1B2', revocationDate: new Date() }],
+    signingAlgorithm: alg,
+    signingKey: keys.privateKey,
+  });
+  const revocations = createRevocationList();
+  const stage = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: undefined }, { revocations });
+  const c = () => ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b2'));
+  t.equal(stage.run(c()), undefined, 'allowed before the CRL lists it');
+  revocations.update(new Uint8Array(crl.rawData));
+  t.equal(revocations.size, 1);
+  t.equal(codeOf(stage.run(c())), 'ERR_PEER_REVOKED', 'refused once it does (serials compared without leading zeros or case)');
+  t.equal(stage.run(ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b3'))), undefined, 'other serials unaffected');
+});
