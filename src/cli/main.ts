@@ -7,6 +7,7 @@ import { caInitHelp, runCaInit } from './ca-init.js';
 import { caServeHelp, runCaServe } from './ca-serve.js';
 import { configCheckHelp, runConfigCheck } from './config-check.js';
 import { devHelp, runDev } from './dev.js';
+import { enrollHelp, runEnroll } from './enroll.js';
 import { proxyHelp, runProxy } from './proxy.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -17,8 +18,9 @@ Warden is a security sidecar for HTTP APIs.
 
 Commands:
   proxy -c FILE          run the sidecar
+  enroll -c FILE         enroll at the Warden CA once and exit (init container)
   config check -c FILE   validate a sidecar configuration
-  dev                    run the embedded demo (a backend and a sidecar); what \`npm start\` runs
+  dev                    run the embedded demo (CA, backend, sidecar); what \`npm start\` runs
   ca init --trust-domain D --dir DIR   create a CA (root, intermediate, admin identity)
   ca serve -c FILE       run the CA (enrollment, renewal, bundle, CRL, admin API)
   ca token create --id SPIFFE_ID       create a bootstrap token (printed alone on stdout)
@@ -35,6 +37,7 @@ const commands: Record<string, Command> = {
   proxy: { run: runProxy, help: proxyHelp },
   'config check': { run: runConfigCheck, help: configCheckHelp },
   dev: { run: runDev, help: devHelp },
+  enroll: { run: runEnroll, help: enrollHelp },
   'ca init': { run: runCaInit, help: caInitHelp },
   'ca serve': { run: runCaServe, help: caServeHelp },
   'ca token create': { run: runCaTokenCreate, help: caTokenCreateHelp },

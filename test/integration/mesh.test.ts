@@ -246,3 +246,92 @@ t.test('fingerprint pinning: a wrong fingerprint or a missing token stops startu
   const reuse = { mesh: { ...used.mesh, state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')) } };
   await t.rejects(startTestSidecar(t, backend.url, reuse), /enrollment .* failed: ERR_CA_TOKEN_USED/);
 });
+
+t.test('warden enroll: one-shot enrollment for an init container', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { writeFileSync, statSync, readdirSync } = await import('node:fs');
+  const { repoRoot, testConfigYaml } = await import('../support/sidecar.js');
+  const ca = await startCa(t);
+  const dir = mkdtempSync(join(tmpdir(), 'warden-enroll-'));
+  const enroll = async (mesh: Record<string, unknown>) => {
+    const file = join(dir, `sidecar-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, await testConfigYaml('http://127.0.0.1:1', { mesh }));
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [join(repoRoot, 'bin/warden.js'), 'enroll', '-c', file],
+        { timeout: 20_000 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      child.stdin?.end();
+    });
+  };
+  const config = meshConfig(ca.server).mesh;
+  const first = await enroll(config);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, new RegExp(`^${ORDERS.replace(/[/.]/g, '\\$&')}: certificate [0-9a-f]+ valid until`));
+  t.same(readdirSync(config.state_dir).sort(), ['bundle.pem', 'crl.der', 'workload.pem']);
+  t.equal(statSync(join(config.state_dir, 'workload.pem')).mode & 0o777, 0o600, 'the key file is 0600');
+  t.equal(
+    (await enroll({ ...config, bootstrap_token: undefined })).code,
+    0,
+    'again, without a token: the persisted credentials are confirmed',
+  );
+  const reused = await enroll({ ...config, state_dir: join(dir, 'elsewhere') });
+  t.equal(reused.code, 1);
+  t.match(reused.stderr, /ERR_CA_TOKEN_USED/, 'a used token: exit 1 naming the CA code');
+});
+
+t.test('egress: the backend calls another sidecar over mTLS, with the destination identity verified', async (t) => {
+  const { request: httpRequest } = await import('node:http');
+  const ca = await startCa(t);
+  const PAYMENTS = id('ns/payments/sa/api');
+  const paymentsBackend = await startTestBackend();
+  t.teardown(() => paymentsBackend.close());
+  const payments = await startTestSidecar(t, paymentsBackend.url, {
+    mesh: {
+      ...meshConfig(ca.server).mesh,
+      spiffe_id: PAYMENTS,
+      bootstrap_token: ca.server.createToken({ spiffe_id: PAYMENTS, dns_names: ['localhost'] }).token,
+    },
+    peers: { allow: [ORDERS] },
+  });
+  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshConfig(ca.server),
+    egress: {
+      port: 0,
+      services: {
+        payments: { url: `https://localhost:${payments.port}`, spiffe_id: PAYMENTS },
+        impostor: { url: `https://localhost:${payments.port}`, spiffe_id: id('ns/payments/sa/other') },
+      },
+    },
+  });
+  const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
+  const viaPath = await request(`${egress}/payments/echo?x=1`, { method: 'POST', body: 'hello' });
+  t.equal(viaPath.statusCode, 200, 'path form');
+  const seen = (await viaPath.body.json()) as { url: string; bodyBytes: number; headers: Record<string, string> };
+  t.equal(seen.url, '/echo?x=1');
+  t.equal(seen.bodyBytes, 5, 'the body streams through');
+  t.match(seen.headers['x-forwarded-client-cert'], `URI=${ORDERS}`, 'the destination saw the caller identity');
+
+  const viaProxy = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: orders.sidecar.egress?.port, path: 'http://payments/echo', method: 'GET' },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.once('error', reject);
+    req.end();
+  });
+  t.equal(viaProxy, 200, 'HTTP proxy form (absolute URI)');
+
+  const impostor = await request(`${egress}/impostor/echo`);
+  t.equal(impostor.statusCode, 502, 'a destination with another SPIFFE ID is refused');
+  t.match(await impostor.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
+  const unknown = await request(`${egress}/nowhere/echo`);
+  t.equal(unknown.statusCode, 404);
+  t.match(await unknown.body.json(), { code: 'ERR_EGRESS_UNKNOWN_SERVICE' });
+  t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+});
