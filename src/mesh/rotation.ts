@@ -14,7 +14,7 @@ export interface RenewalPolicy {
 export function renewalDelay(notBefore: Date, notAfter: Date, now: number, policy: RenewalPolicy, random = Math.random): number {
   const lifetime = notAfter.getTime() - notBefore.getTime();
   const fraction = policy.renewAt + (random() * 2 - 1) * policy.jitter;
-  return Math.max(0, notBefore.getTime() + lifetime * fraction - now);
+  return Math.max(0, Math.round(notBefore.getTime() + lifetime * fraction - now));
 }
 
 /** Delay before retry number `attempt` (0-based): 1 s, 2 s, 4 s … capped, each between half and all of it. */

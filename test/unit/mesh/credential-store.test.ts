@@ -1,0 +1,31 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CredentialError, createCredentialStore, describeCredentials } from '../../../src/mesh/credential-store.js';
+import { enrollWorkload } from '../../support/workload.js';
+import { startCaUnderTest, TRUST_DOMAIN } from '../../support/ca-harness.js';
+
+const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
+
+t.test('saves key and chain in one 0600 file, loads them back, refuses mismatches and a changed identity', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const w = await enrollWorkload(ca, ORDERS);
+  const other = await enrollWorkload(ca, ORDERS);
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-store-')), 'state');
+  const store = createCredentialStore(dir);
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'state dir 0700');
+  t.equal(store.load(ORDERS), undefined, 'empty at first');
+  const credentials = describeCredentials(w.keyPem, w.certPem, w.bundlePem);
+  t.equal(credentials.spiffeId, ORDERS);
+  t.equal(credentials.serial, w.serial);
+  store.save(credentials);
+  t.equal(statSync(join(dir, 'workload.pem')).mode & 0o777, 0o600, 'key file 0600');
+  t.same(store.load(ORDERS)?.serial, w.serial, 'loads back');
+  t.equal(store.loadBundle(), w.bundlePem);
+  t.throws(() => store.load(`spiffe://${TRUST_DOMAIN}/ns/shop/sa/renamed`), { code: 'ERR_MESH_IDENTITY_CHANGED' });
+  t.throws(() => describeCredentials(other.keyPem, w.certPem, w.bundlePem), CredentialError, 'a key that is not the certificate’s');
+  writeFileSync(join(dir, 'workload.pem'), other.keyPem + w.certPem, { mode: 0o600 });
+  t.throws(() => store.load(ORDERS), { code: 'ERR_MESH_STATE_INVALID' }, 'a tampered state file is refused, not used');
+  t.notOk(readFileSync(join(dir, 'workload.pem'), 'utf8').includes('.tmp'));
+});
