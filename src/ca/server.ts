@@ -190,11 +190,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           .finally(() => {
             logger.info(
               {
-                method: req.method,
-                path: req.url,
-                status: res.statusCode,
-                ms: Math.round(performance.now() - started),
-                client: req.socket.remoteAddress,
+                // The same field names as the sidecar's access log (OpenTelemetry conventions).
+                'http.request.method': req.method,
+                'url.path': (req.url ?? '').split('?', 1)[0],
+                'http.route': 'warden-ca',
+                'http.response.status_code': res.statusCode,
+                'client.address': req.socket.remoteAddress,
+                'network.protocol.version': '1.1',
+                duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
               },
               'request',
             );

@@ -1,30 +1,32 @@
 /**
- * `warden dev` (what `npm start` runs): the whole product on an embedded default — a demo backend,
- * a self-signed development certificate and a sidecar in front of the backend — with curl lines to
- * try and the requests and security events printed as they happen.
+ * `warden dev` (what `npm start` runs): the whole product on an embedded default — a Warden CA, a
+ * demo backend and a sidecar in front of it that enrolls at the CA and serves mTLS — with curl
+ * lines to try and the requests and security events printed as they happen.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadSidecarConfig } from '../config/load.js';
 import { createDevLogDestination } from '../dev/console-printer.js';
 import { startDemoBackend } from '../dev/demo-backend.js';
+import { demoId, startDemoCa } from '../dev/demo-ca.js';
 import { demoSidecarYaml } from '../dev/demo-config.js';
-import { createSelfSignedCertificate } from '../dev/self-signed-certificate.js';
 import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs } from './args.js';
 
-export const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N]
+export const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N]
 
-Runs the embedded demo: a demo backend, a self-signed development certificate and a Warden sidecar
-in front of it, then prints curl lines to try and shows requests and security events as they happen.
-Everything it writes (certificate, sidecar.yaml, warden.log) goes to DIR.
+Runs the embedded demo: a Warden CA, a demo backend and a Warden sidecar in front of it that enrolls
+at the CA for its workload certificate and requires mTLS from callers, then prints curl lines to try
+(with enrolled caller certificates) and shows requests and security events as they happen.
+Everything it writes (CA, sidecar state, caller certificates, sidecar.yaml, warden.log) goes to DIR.
 
 Options:
   --dir DIR            working folder (default .warden-dev)
   --port N             sidecar HTTPS port (default 8443)
   --admin-port N       admin port on 127.0.0.1 (default 9901)
   --backend-port N     demo backend port on 127.0.0.1 (default 8080)
+  --ca-port N          Warden CA port on 127.0.0.1 (default 8444)
   --once               start, print the instructions, and exit (smoke test)
   -h, --help           show this help`;
 
@@ -41,6 +43,7 @@ export async function runDev(argv: string[]): Promise<number> {
     port: { type: 'string' },
     'admin-port': { type: 'string' },
     'backend-port': { type: 'string' },
+    'ca-port': { type: 'string' },
     once: { type: 'boolean' },
   });
   if (values.help) {
@@ -51,37 +54,61 @@ export async function runDev(argv: string[]): Promise<number> {
   const port = portOption('port', values.port, 8443);
   const adminPort = portOption('admin-port', values['admin-port'], 9901);
   const backendPort = portOption('backend-port', values['backend-port'], 8080);
+  const caPort = portOption('ca-port', values['ca-port'], 8444);
   mkdirSync(dir, { recursive: true });
 
+  const logger = createLogger({ level: 'info', destination: createDevLogDestination(join(dir, 'warden.log')), base: { service: 'demo' } });
   const backend = await startDemoBackend(backendPort);
-  const { certPem, keyPem } = await createSelfSignedCertificate({ commonName: 'localhost' });
-  writeFileSync(join(dir, 'tls.crt'), certPem);
-  writeFileSync(join(dir, 'tls.key'), keyPem, { mode: 0o600 });
+  const ca = await startDemoCa(dir, caPort, { logger });
+  const sidecarId = demoId('ns/demo/sa/orders');
   const configFile = join(dir, 'sidecar.yaml');
-  writeFileSync(configFile, demoSidecarYaml({ port, adminPort, backendPort: backend.address.port }));
+  writeFileSync(
+    configFile,
+    demoSidecarYaml({
+      port,
+      adminPort,
+      backendPort: backend.address.port,
+      mesh: {
+        spiffeId: sidecarId,
+        caUrl: ca.server.url,
+        bundleFile: ca.bundleFile,
+        token: ca.tokenFor(sidecarId),
+        stateDir: join(dir, 'sidecar-state'),
+        allowPrefix: demoId('ns/demo/*'),
+      },
+    }),
+  );
+  const client = await ca.enrollCaller(demoId('ns/demo/sa/client'), 'client');
+  const stranger = await ca.enrollCaller(demoId('ns/other/sa/batch'), 'stranger');
 
   const loaded = loadSidecarConfig(configFile);
-  const logger = createLogger({ level: 'info', destination: createDevLogDestination(join(dir, 'warden.log')), base: { service: 'demo' } });
   const sidecar = await startSidecar(loaded, { logger });
   const base = `https://localhost:${sidecar.inbound.port}`;
-  const ca = `--cacert ${join(dir, 'tls.crt')}`;
+  const tls = `--cacert ${ca.bundleFile} --cert ${client.certFile} --key ${client.keyFile}`;
   const admin = `http://127.0.0.1:${sidecar.admin.port}`;
+  const caAdmin = `--url ${ca.server.url} --dir ${ca.dir}`;
 
   console.log(`
 Warden dev — a sidecar on ${base} in front of the demo backend on http://127.0.0.1:${backend.address.port}
+  identity ${sidecarId} (enrolled at the Warden CA on ${ca.server.url})
   config   ${configFile}   (reload: kill -HUP ${process.pid})
   log      ${join(dir, 'warden.log')}
 
-Try:
-  curl ${ca} ${base}/api/hello                        # forwarded; the backend echoes what it got
-  curl ${ca} --http2 ${base}/api/hello                # the same over HTTP/2
-  curl ${ca} -H 'x-warden-user: admin' ${base}/api/hello   # internal header: stripped before the backend
-  curl ${ca} ${base}/admin/stats                      # 403: the access stage denies this route
-  curl ${ca} ${base}/%61dmin/stats                    # 403 as well: paths are normalised before policy
-  curl ${ca} ${base}/nowhere                          # 404: no route declares it
-  curl ${ca} -X DELETE ${base}/api/hello              # 405: method not declared
-  curl ${ca} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling shape
-  head -c 2000000 /dev/zero | curl ${ca} --data-binary @- ${base}/api/echo   # 413: body over the route's 1 MiB
+Try (callers present a certificate from the demo CA: ${client.spiffeId}):
+  curl ${tls} ${base}/api/hello
+        # forwarded over mTLS; the backend sees X-Forwarded-Client-Cert with the caller's SPIFFE ID
+  curl ${tls} --http2 -H 'x-warden-user: admin' ${base}/api/hello   # HTTP/2; internal header stripped
+  curl --cacert ${ca.bundleFile} ${base}/api/hello          # 401: this route needs a client certificate
+  curl --cacert ${ca.bundleFile} ${base}/public/info        # 200: mtls: optional on this route
+  curl --cacert ${ca.bundleFile} --cert ${stranger.certFile} --key ${stranger.keyFile} ${base}/api/hello
+        # 403: ${stranger.spiffeId} is not in peers.allow
+  curl ${tls} ${base}/%61dmin/stats                    # 403: access stage; paths normalised before policy
+  curl ${tls} ${base}/nowhere                          # 404: no route declares it
+  curl ${tls} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling
+  head -c 2000000 /dev/zero | curl ${tls} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
+  node bin/warden.js ca revoke --serial ${client.serial} ${caAdmin}
+        # revoke the client: refused within 5 s (the demo's CRL refresh), even on open connections
+  node bin/warden.js ca list ${caAdmin}
   curl ${admin}/readyz ; curl ${admin}/metrics | grep warden_
 
 Requests and security events appear below. Ctrl-C stops.
@@ -89,6 +116,7 @@ Requests and security events appear below. Ctrl-C stops.
 
   const stop = async () => {
     await sidecar.drain();
+    await ca.close();
     await backend.close();
     flushLogger(logger);
   };

@@ -15,7 +15,16 @@ function describe(record: Record<string, unknown>): string | undefined {
     return `${time}  ${statusText} ${String(record['http.request.method'])} ${String(record['url.path'])}  route=${String(record['http.route'])} h${String(record['network.protocol.version'])} ${String(record.duration_ms)} ms`;
   }
   if (typeof record.event === 'string') {
-    const bits = ['warden.code', 'warden.rule', 'client.address', 'warden.detail']
+    const bits = [
+      'warden.code',
+      'warden.rule',
+      'warden.peer.id',
+      'warden.spiffe.id',
+      'warden.cert.serial',
+      'error.type',
+      'client.address',
+      'warden.detail',
+    ]
       .filter((k) => record[k] !== undefined)
       .map((k) => `${k.replace(/^warden\./, '')}=${String(record[k])}`);
     return `${time}  ${colour(35, 'event')} ${colour(1, record.event)}  ${bits.join(' ')}`;

@@ -82,11 +82,12 @@ t.test('proxy: a port in use is reported against its field', async (t) => {
 
 t.test('dev --once: the embedded demo starts, prints what to try, and stops', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
-  const r = warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0');
+  const r = warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0', '--ca-port', '0');
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /Warden dev — a sidecar on https:\/\/localhost:\d+ in front of the demo backend/);
-  t.match(r.stdout, /curl --cacert .*tls\.crt https:\/\/localhost:\d+\/api\/hello/);
-  t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /routes:/);
+  t.match(r.stdout, /identity spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/orders \(enrolled at the Warden CA/);
+  t.match(r.stdout, /curl --cacert .*bundle\.pem --cert .*client\.crt --key .*client\.key https:\/\/localhost:\d+\/api\/hello/);
+  t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /mesh:/);
 });
 
 t.test('dev: the demo serves, refuses, and prints requests and events as they happen', async (t) => {
@@ -104,6 +105,8 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
     '0',
     '--backend-port',
     '0',
+    '--ca-port',
+    '0',
   ]);
   t.teardown(() => child.kill('SIGKILL'));
   let out = '';
@@ -114,11 +117,24 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   };
   const base = (await until(/a sidecar on (https:\/\/localhost:\d+)/))?.[1];
   t.ok(base, 'prints the sidecar address');
-  const ca = join(dir, 'tls.crt');
-  const hello = await curl(['--cacert', ca, `${base}/api/hello`]);
+  const mtls = ['--cacert', join(dir, 'ca/bundle.pem'), '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key')];
+  const hello = await curl([...mtls, `${base}/api/hello`]);
   t.equal(hello.status, 200);
   t.match(hello.body, /hello from the demo backend/);
-  const admin = await curl(['--cacert', ca, `${base}/admin/stats`]);
+  t.match(hello.body, /spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/client/, 'the backend learns the caller identity');
+  const noCert = await curl(['--cacert', join(dir, 'ca/bundle.pem'), `${base}/api/hello`]);
+  t.equal(noCert.status, 401, 'no client certificate: 401 on an mTLS route');
+  const stranger = await curl([
+    '--cacert',
+    join(dir, 'ca/bundle.pem'),
+    '--cert',
+    join(dir, 'stranger.crt'),
+    '--key',
+    join(dir, 'stranger.key'),
+    `${base}/api/hello`,
+  ]);
+  t.equal(stranger.status, 403, 'a workload outside peers.allow: 403');
+  const admin = await curl([...mtls, `${base}/admin/stats`]);
   t.equal(admin.status, 403);
   t.ok(await until(/event warden\.access\.denied/), 'the event is printed');
   t.ok(await until(/403 GET \/admin\/stats/), 'the request is printed');
