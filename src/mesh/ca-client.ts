@@ -13,6 +13,37 @@ import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
 import type { MeshConfig } from '../config/types.js';
 
+/**
+ * The CA could not be asked (as opposed to CaApiError: it answered and refused). `code` tells an
+ * outage (ERR_CA_UNAVAILABLE), a slow CA (ERR_CA_TIMEOUT) and a CA we do not trust (ERR_CA_UNTRUSTED)
+ * apart; the network error is the `cause`.
+ */
+export class CaUnavailableError extends Error {
+  constructor(
+    readonly code: 'ERR_CA_UNAVAILABLE' | 'ERR_CA_TIMEOUT' | 'ERR_CA_UNTRUSTED',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CaUnavailableError';
+  }
+}
+
+// OpenSSL verification failures: the CA answered with a certificate we must not accept.
+const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
+
+/** Network-level failures of a CA call as a CaUnavailableError; refusals (CaApiError) pass through. */
+function transportError(err: unknown, url: string, timeoutMs: number): unknown {
+  if (err instanceof CaApiError || err instanceof CaUnavailableError) return err;
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e.cause?.code ?? e.code ?? e.name;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code ?? ''))
+    return new CaUnavailableError('ERR_CA_TIMEOUT', `${url}: no complete answer within ${timeoutMs} ms`, { cause: err });
+  if (UNTRUSTED.test(code ?? ''))
+    return new CaUnavailableError('ERR_CA_UNTRUSTED', `${url}: the CA's certificate is not trusted (${code})`, { cause: err });
+  return new CaUnavailableError('ERR_CA_UNAVAILABLE', `${url}: ${code ?? 'unreachable'}`, { cause: err });
+}
+
 export interface CaClient {
   enroll(token: string, csrPem: string): Promise<IssuedCredentials>;
   /** mTLS with the current credentials; `csrPem` is for a new key. */
@@ -57,7 +88,8 @@ export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | unde
   try {
     const offered = await getText(insecure, `${base(cfg.url)}${CA_PATHS.bundle}`, cfg.timeout);
     const match = certificatesOf(offered).find((pem) => fingerprintOfPem(pem) === pinned);
-    if (!match) throw new Error(`mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`);
+    if (!match)
+      throw new CaUnavailableError('ERR_CA_UNTRUSTED', `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`);
     return `${match}\n`;
   } finally {
     await insecure.close();
@@ -72,10 +104,24 @@ async function getText(
   timeoutMs: number,
   init: Partial<Dispatcher.RequestOptions> = {},
 ): Promise<string> {
-  const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
-  const text = await res.body.text();
-  if (res.statusCode >= 400) throw problemError(res.statusCode, text);
-  return text;
+  return (await getBody(dispatcher, url, timeoutMs, init)).toString('utf8');
+}
+
+/** One call, bounded as a whole (connect, headers and body) by `timeoutMs`. */
+async function getBody(
+  dispatcher: Dispatcher,
+  url: string,
+  timeoutMs: number,
+  init: Partial<Dispatcher.RequestOptions> = {},
+): Promise<Buffer> {
+  try {
+    const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode >= 400) throw problemError(res.statusCode, body.toString('utf8'));
+    return body;
+  } catch (err) {
+    throw transportError(err, url, timeoutMs);
+  }
 }
 
 function problemError(status: number, text: string): CaApiError {
@@ -114,12 +160,7 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClien
       }
     },
     bundle: () => getText(agent, `${url}${CA_PATHS.bundle}`, cfg.timeout),
-    async crl() {
-      const res = await request(`${url}${CA_PATHS.crl}`, { dispatcher: agent, signal: AbortSignal.timeout(cfg.timeout) });
-      const body = Buffer.from(await res.body.arrayBuffer());
-      if (res.statusCode >= 400) throw problemError(res.statusCode, body.toString('utf8'));
-      return body;
-    },
+    crl: () => getBody(agent, `${url}${CA_PATHS.crl}`, cfg.timeout),
     trust(next) {
       if (next === roots) return;
       roots = next;
@@ -131,9 +172,14 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClien
   };
 }
 
-/** One line for logs and events: the CA's code when it refused, the network error otherwise. */
+/** One line for logs and events: the CA's code when it refused, ERR_CA_UNAVAILABLE/… (and the network code) otherwise. */
 export function describeCaError(err: unknown): string {
   if (err instanceof CaApiError) return `${err.code} (HTTP ${err.status})`;
+  if (err instanceof CaUnavailableError) {
+    const cause = err.cause as NodeJS.ErrnoException | undefined;
+    const detail = (cause as { cause?: NodeJS.ErrnoException } | undefined)?.cause?.code ?? cause?.code;
+    return detail && err.code !== 'ERR_CA_TIMEOUT' ? `${err.code} (${detail})` : err.code;
+  }
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   return e.cause?.code ?? e.code ?? e.name ?? 'error';
 }

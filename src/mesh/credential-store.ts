@@ -4,9 +4,9 @@
  * (temp file, fsync, rename) replaces both: a crash leaves the old pair or the new pair, never a
  * key without its certificate.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
 
 export interface WorkloadCredentials {
@@ -35,16 +35,31 @@ export class CredentialError extends Error {
   }
 }
 
+/**
+ * Temp file (created exclusively, so never through a planted file or symlink), fsync, rename, then
+ * fsync of the directory so the rename itself survives a power loss.
+ */
 function writeAtomic(file: string, data: string | Uint8Array, mode: number): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(temp, 'w', mode);
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(temp, 'wx', mode);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
   }
-  renameSync(temp, file);
+  const dirFd = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
 
 /** Parses and checks a key + chain: the key belongs to the leaf, the leaf carries one SPIFFE ID. */
@@ -67,9 +82,16 @@ export function describeCredentials(keyPem: string, certPem: string, bundlePem: 
   };
 }
 
+export function isExpired(credentials: Pick<WorkloadCredentials, 'notAfter'>, now = Date.now()): boolean {
+  return credentials.notAfter.getTime() <= now;
+}
+
 export interface CredentialStore {
   readonly dir: string;
-  /** The persisted credentials for `spiffeId`, or undefined when there are none. Throws when they are unusable. */
+  /**
+   * The persisted credentials for `spiffeId` (possibly expired: see isExpired), or undefined when
+   * there are none. Throws CredentialError when they are unusable or belong to another identity.
+   */
   load(spiffeId: string): WorkloadCredentials | undefined;
   save(credentials: WorkloadCredentials): void;
   saveBundle(bundlePem: string): void;
@@ -80,6 +102,15 @@ export interface CredentialStore {
 
 export function createCredentialStore(dir: string): CredentialStore {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // An existing dir keeps its mode; tighten it when we can. Where we cannot (a volume owned by
+  // root, say), the key file's own 0600 is what protects the key.
+  if ((statSync(dir).mode & 0o077) !== 0) {
+    try {
+      chmodSync(dir, 0o700);
+    } catch {
+      // not ours to change
+    }
+  }
   const path = (name: string) => join(dir, name);
   const read = (name: string) => (existsSync(path(name)) ? readFileSync(path(name), 'utf8') : undefined);
 

@@ -1,14 +1,16 @@
 /**
  * Keeps the trust bundle and the CRL current: fetched from the CA on their own schedules, checked
- * (a bundle must contain PEM roots; a CRL must be signed by the issuing CA of our chain) and only
- * then applied. A failed refresh keeps the last good copy and is retried at the next tick.
+ * (a bundle must contain PEM roots; a CRL must be signed by the issuing CA of our chain and not be
+ * older than the one in force) and only then applied. A failed fetch keeps the last good copy and
+ * is retried sooner than the regular interval, with backoff.
  */
 import { X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
 import { certificatesOf, type CaClient } from './ca-client.js';
+import { backoffDelay } from './rotation.js';
 
 export interface TrustRefresher {
-  /** Fetches both now (used at startup); failures are reported, not thrown. */
+  /** Fetches both now and starts the schedule (call once, at startup); failures are reported, not thrown. */
   refreshNow(): Promise<void>;
   stop(): void;
 }
@@ -19,6 +21,8 @@ export interface TrustRefresherOptions {
   /** The issuing CA certificate (PEM) the CRL must be signed by. */
   issuer(): string;
   currentBundle(): string;
+  /** The CRL in force (persisted by an earlier run), so an unchanged one is not reported as new. */
+  initialCrl?: Buffer | undefined;
   onBundle(pem: string): void;
   onCrl(der: Buffer): void;
   onFailure(what: 'bundle' | 'crl', err: unknown): void;
@@ -32,41 +36,76 @@ export async function verifyCrl(der: Buffer, issuerPem: string): Promise<boolean
   return crl.verify({ publicKey: issuer });
 }
 
-export function createTrustRefresher(options: TrustRefresherOptions): TrustRefresher {
-  const timers: NodeJS.Timeout[] = [];
-  let lastCrl: Buffer | undefined;
+function thisUpdateOf(der: Buffer | undefined): number {
+  if (!der) return 0;
+  try {
+    return new x509.X509Crl(der).thisUpdate.getTime();
+  } catch {
+    return 0;
+  }
+}
 
-  const refreshBundle = async () => {
+/** Runs `task` every `interval`; after a failure, again after a backoff (1 s, 2 s, …) capped at `interval`. */
+function every(interval: number, task: () => Promise<boolean>): { run(): Promise<void>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let stopped = false;
+  const run = async () => {
+    clearTimeout(timer);
+    const ok = await task();
+    failures = ok ? 0 : failures + 1;
+    if (stopped) return;
+    timer = setTimeout(() => void run(), ok ? interval : backoffDelay(failures - 1, interval));
+    timer.unref();
+  };
+  return {
+    run,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export function createTrustRefresher(options: TrustRefresherOptions): TrustRefresher {
+  let lastCrl = options.initialCrl;
+
+  const bundle = every(options.intervals.bundle, async () => {
     try {
       const pem = await options.client.bundle();
       const roots = certificatesOf(pem);
       if (roots.length === 0) throw new Error('the CA sent a bundle without certificates');
       for (const root of roots) new X509Certificate(root); // parses, or throws
       if (pem !== options.currentBundle()) options.onBundle(pem);
+      return true;
     } catch (err) {
       options.onFailure('bundle', err);
+      return false;
     }
-  };
-  const refreshCrl = async () => {
+  });
+  const crl = every(options.intervals.crl, async () => {
     try {
       const der = await options.client.crl();
-      if (lastCrl?.equals(der)) return;
+      if (lastCrl?.equals(der)) return true;
       if (!(await verifyCrl(der, options.issuer()))) throw new Error('the CRL is not signed by our issuing CA');
+      // A replayed older CRL would un-revoke certificates: only ever move forward.
+      if (thisUpdateOf(der) < thisUpdateOf(lastCrl)) throw new Error('the CRL is older than the one in force');
       lastCrl = der;
       options.onCrl(der);
+      return true;
     } catch (err) {
       options.onFailure('crl', err);
+      return false;
     }
-  };
+  });
 
-  timers.push(setInterval(() => void refreshBundle(), options.intervals.bundle).unref());
-  timers.push(setInterval(() => void refreshCrl(), options.intervals.crl).unref());
   return {
     async refreshNow() {
-      await Promise.all([refreshBundle(), refreshCrl()]);
+      await Promise.all([bundle.run(), crl.run()]);
     },
     stop() {
-      for (const t of timers) clearInterval(t);
+      bundle.stop();
+      crl.stop();
     },
   };
 }

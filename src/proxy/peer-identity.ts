@@ -10,7 +10,10 @@ import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
 export interface PeerIdentity {
   /** A certificate was presented. */
   readonly presented: boolean;
-  /** It chains to the trust bundle and is within its validity (OpenSSL's verdict at handshake). */
+  /**
+   * It chains to the trust bundle and is within its validity (OpenSSL's verdict at handshake) and,
+   * with mesh, carries a SPIFFE ID of our trust domain.
+   */
   readonly verified: boolean;
   /** Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, or WARDEN_NO_SPIFFE_ID). */
   readonly error: string | undefined;
@@ -40,14 +43,16 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
   let peer: PeerIdentity = NO_PEER;
   if (cert) {
     const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);
-    const foreign = spiffeId !== undefined && trustDomain !== undefined && !spiffeId.startsWith(`spiffe://${trustDomain}/`);
+    // With mesh, a caller is a workload of our trust domain; in file mode any trusted certificate is.
     const error = !socket.authorized
       ? String(socket.authorizationError ?? 'UNVERIFIED')
-      : spiffeId === undefined
-        ? 'WARDEN_NO_SPIFFE_ID'
-        : foreign
-          ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
-          : undefined;
+      : trustDomain === undefined
+        ? undefined
+        : spiffeId === undefined
+          ? 'WARDEN_NO_SPIFFE_ID'
+          : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
+            ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
+            : undefined;
     peer = Object.freeze({
       presented: true,
       verified: error === undefined,

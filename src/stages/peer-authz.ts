@@ -43,9 +43,10 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
       if (revocations !== undefined && peer.serial !== undefined && revocations.isRevoked(peer.serial)) {
         return new WardenError('ERR_PEER_REVOKED', { rule: 'mesh.crl' });
       }
-      const id = peer.spiffeId as string;
-      if (allowed !== undefined && !allowed(id)) return new WardenError('ERR_AUTHZ_PEER_DENIED', { rule: 'peers.allow' });
-      ctx.upstreamHeaders['x-forwarded-client-cert'] = `${by}Hash=${peer.sha256 ?? ''};URI=${id}`;
+      const id = peer.spiffeId;
+      if (allowed !== undefined && (id === undefined || !allowed(id)))
+        return new WardenError('ERR_AUTHZ_PEER_DENIED', { rule: 'peers.allow' });
+      ctx.upstreamHeaders['x-forwarded-client-cert'] = `${by}Hash=${peer.sha256 ?? ''}${id ? `;URI=${id}` : ''}`;
       return undefined;
     },
   };

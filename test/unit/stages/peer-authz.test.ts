@@ -98,3 +98,13 @@ t.test('a serial on the CRL in force is refused on every request (kept-alive con
   t.equal(codeOf(stage.run(c())), 'ERR_PEER_REVOKED', 'refused once it does (serials compared without leading zeros or case)');
   t.equal(stage.run(ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b3'))), undefined, 'other serials unaffected');
 });
+
+t.test('file mode: a trusted certificate without a SPIFFE ID passes without an allow list, never with one', async (t) => {
+  const anonymous: PeerIdentity = { ...verified('spiffe://td/x'), spiffeId: undefined };
+  const open = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: undefined }, { revocations: undefined });
+  const c = ctx(anonymous);
+  t.equal(open.run(c), undefined);
+  t.equal(c.upstreamHeaders['x-forwarded-client-cert'], `Hash=${'ab'.repeat(32)}`);
+  const listed = createPeerAuthzStage({ mtls: 'require', allow: ['spiffe://td/*'], ownId: undefined }, { revocations: undefined });
+  t.equal(codeOf(listed.run(ctx(anonymous))), 'ERR_AUTHZ_PEER_DENIED');
+});
