@@ -1,5 +1,6 @@
 // The reference: a bare Node reverse proxy (node:https for HTTP/1.1, node:http2 for h2, undici Pool
 // upstream) with hop-by-hop hygiene and nothing else. What Warden's overhead is measured against.
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as https } from 'node:https';
 import { createSecureServer as h2 } from 'node:http2';
@@ -28,17 +29,15 @@ function proxy(req, res) {
   headers.host = req.headers.host ?? req.headers[':authority'];
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   // A client that goes away must release its upstream connection, or the pool leaks one per abort.
-  const abort = new AbortController();
-  res.once('close', () => abort.abort());
+  // undici takes an EventEmitter as the signal: an AbortController per request cost ~35 % of rps here.
+  const abort = new EventEmitter();
+  res.once('close', () => abort.emit('abort'));
   pool
-    .stream(
-      { method: req.method, path: req.url, headers, body: hasBody ? req : null, signal: abort.signal },
-      ({ statusCode, headers: h }) => {
-        for (const k of HOP) delete h[k];
-        res.writeHead(statusCode, h);
-        return res;
-      },
-    )
+    .stream({ method: req.method, path: req.url, headers, body: hasBody ? req : null, signal: abort }, ({ statusCode, headers: h }) => {
+      for (const k of HOP) delete h[k];
+      res.writeHead(statusCode, h);
+      return res;
+    })
     .catch(() => {
       if (!res.headersSent) res.writeHead(502);
       res.end();

@@ -31,8 +31,18 @@ export async function runEnroll(argv: string[]): Promise<number> {
   if (!config.mesh) throw new UsageError(`warden enroll: ${file} has no mesh section (mesh.spiffe_id, mesh.ca, mesh.bootstrap_token)`);
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, base: { service: config.service.name } });
   const events = createEventBus([pinoEventSink(logger)]);
-  const { startMeshIdentity } = await import('../mesh/identity.js');
-  const identity = await startMeshIdentity(config.mesh, { events, logger });
+  const { startMeshIdentity, MeshStartupError } = await import('../mesh/identity.js');
+  let identity;
+  try {
+    identity = await startMeshIdentity(config.mesh, { events, logger });
+  } catch (err) {
+    // No credentials and no token is the operator's configuration to fix (exit 2); a CA refusal
+    // or outage is a failure naming the CA's code (exit 1, via main).
+    if (err instanceof MeshStartupError && err.code === 'ERR_MESH_TOKEN_REQUIRED') throw new UsageError(`warden enroll: ${err.message}`);
+    throw err;
+  } finally {
+    flushLogger(logger);
+  }
   identity.stop();
   const status = identity.status();
   console.log(`${status.spiffeId}: certificate ${status.serial} valid until ${status.notAfter}, stored in ${config.mesh.state_dir}`);

@@ -36,12 +36,12 @@ const routeAccess = { type: 'object', additionalProperties: false, properties: a
 
 const spiffeId = {
   type: 'string',
-  pattern: "^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$",
+  pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)+$',
   'x-expect': 'a SPIFFE ID like "spiffe://example.org/ns/shop/sa/orders"',
 } as const;
 const peerPattern = {
   type: 'string',
-  pattern: "^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()+,;=:@%-]+)*(/\\*)?$",
+  pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*(/\\*)?$',
   'x-expect': 'a SPIFFE ID, or a prefix ending in "/*" such as "spiffe://example.org/ns/payments/*"',
 } as const;
 const peersProperties = { allow: { type: 'array', default: [], items: peerPattern } } as const;

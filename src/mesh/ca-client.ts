@@ -89,7 +89,10 @@ export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | unde
     const offered = await getText(insecure, `${base(cfg.url)}${CA_PATHS.bundle}`, cfg.timeout);
     const match = certificatesOf(offered).find((pem) => fingerprintOfPem(pem) === pinned);
     if (!match)
-      throw new CaUnavailableError('ERR_CA_UNTRUSTED', `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`);
+      throw new CaUnavailableError(
+        'ERR_CA_UNTRUSTED',
+        `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`,
+      );
     return `${match}\n`;
   } finally {
     await insecure.close();
@@ -166,7 +169,7 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClien
       roots = next;
       const old = agent;
       agent = new Agent({ connect: { ca: roots, timeout: cfg.timeout }, ...timeouts });
-      void old.close();
+      old.close().catch(() => {}); // in-flight calls finish on it; a failed close changes nothing
     },
     close: () => agent.close(),
   };

@@ -6,8 +6,16 @@
 import type { Logger } from 'pino';
 import type { MeshConfig } from '../config/types.js';
 import type { EventBus } from '../telemetry/events.js';
-import { certificatesOf, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
-import { createCredentialStore, describeCredentials, type WorkloadCredentials } from './credential-store.js';
+import { CaApiError } from '../ca/admin-client.js';
+import { CaUnavailableError, certificatesOf, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
+import {
+  createCredentialStore,
+  CredentialError,
+  describeCredentials,
+  isExpired,
+  type CredentialStore,
+  type WorkloadCredentials,
+} from './credential-store.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
 import { createTrustRefresher } from './trust-refresh.js';
@@ -44,9 +52,17 @@ export interface MeshIdentity {
   stop(): void;
 }
 
-/** Startup cannot get credentials: one line for the operator, naming the setting to fix. */
+/**
+ * Startup cannot get credentials: one line for the operator, naming the setting to fix.
+ * ERR_MESH_TOKEN_REQUIRED is a configuration problem (no usable credentials and no token);
+ * ERR_MESH_ENROLL_FAILED carries the CA's refusal or outage code in `caCode`.
+ */
 export class MeshStartupError extends Error {
-  constructor(message: string) {
+  constructor(
+    readonly code: 'ERR_MESH_TOKEN_REQUIRED' | 'ERR_MESH_ENROLL_FAILED',
+    message: string,
+    readonly caCode?: string,
+  ) {
     super(message);
     this.name = 'MeshStartupError';
   }
@@ -61,10 +77,17 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const { events, logger } = deps;
   const store = createCredentialStore(cfg.state_dir);
   const client = createCaClient(cfg.ca, await resolveCaTrust(cfg.ca, store.loadBundle()));
-  let credentials = await initialCredentials(cfg, store, client, deps);
+  let credentials: WorkloadCredentials;
+  try {
+    credentials = await initialCredentials(cfg, store, client, deps);
+  } catch (err) {
+    client.close().catch(() => {});
+    throw err;
+  }
   let crl = store.loadCrl();
   let lastError: string | undefined;
   let warnedExpiring = false;
+  let stopped = false;
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {
     for (const listener of listeners) {
@@ -84,7 +107,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     async renew() {
       const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
       const issued = await client.renew({ keyPem: credentials.keyPem, certPem: credentials.certPem }, csrPem);
+      if (stopped) return; // stopped while the CA answered: nothing may change any more
       const next = describeCredentials(keyPem, issued.certificate + issued.chain, issued.bundle || credentials.bundlePem);
+      if (next.spiffeId !== credentials.spiffeId) throw new Error(`the CA renewed as ${next.spiffeId}, not ${credentials.spiffeId}`);
       store.save(next);
       credentials = next;
       lastError = undefined;
@@ -120,6 +145,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     intervals: cfg.refresh,
     issuer: () => certificatesOf(credentials.certPem)[1] ?? certificatesOf(credentials.bundlePem)[0] ?? '',
     currentBundle: () => credentials.bundlePem,
+    initialCrl: crl,
     onBundle(pem) {
       store.saveBundle(pem);
       credentials = { ...credentials, bundlePem: pem };
@@ -170,22 +196,32 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       };
     },
     stop() {
+      if (stopped) return;
+      stopped = true;
       scheduler.stop();
       refresher.stop();
-      void client.close();
+      client.close().catch(() => {}); // nothing left to do with a connection that will not close
     },
   };
 }
 
-/** Persisted credentials when still valid; else a first enrollment with the bootstrap token. */
+/** Persisted credentials when still valid; else a (new) enrollment with the bootstrap token. */
 async function initialCredentials(
   cfg: MeshConfig,
-  store: ReturnType<typeof createCredentialStore>,
+  store: CredentialStore,
   client: ReturnType<typeof createCaClient>,
   deps: MeshDeps,
 ): Promise<WorkloadCredentials> {
-  const persisted = store.load(cfg.spiffe_id);
-  if (persisted && persisted.notAfter.getTime() > Date.now()) {
+  let persisted: WorkloadCredentials | undefined;
+  let unusable: string | undefined;
+  try {
+    persisted = store.load(cfg.spiffe_id);
+  } catch (err) {
+    // Another identity or a damaged state: a token enrolls afresh (replacing it), else say why.
+    if (!(err instanceof CredentialError)) throw err;
+    unusable = err.message;
+  }
+  if (persisted && !isExpired(persisted)) {
     deps.logger.info(
       { 'warden.spiffe.id': persisted.spiffeId, 'warden.cert.serial': persisted.serial },
       'mesh: using persisted credentials',
@@ -194,21 +230,34 @@ async function initialCredentials(
   }
   if (!cfg.bootstrap_token) {
     throw new MeshStartupError(
-      persisted
-        ? `mesh: the certificate in ${cfg.state_dir} expired at ${persisted.notAfter.toISOString()}; set mesh.bootstrap_token to enroll again`
-        : `mesh: ${cfg.state_dir} holds no credentials; set mesh.bootstrap_token (e.g. \${WARDEN_BOOTSTRAP_TOKEN}) to enroll`,
+      'ERR_MESH_TOKEN_REQUIRED',
+      unusable
+        ? `mesh: ${unusable}; set mesh.bootstrap_token to enroll again`
+        : persisted
+          ? `mesh: the certificate in ${cfg.state_dir} expired at ${persisted.notAfter.toISOString()}; set mesh.bootstrap_token to enroll again`
+          : `mesh: ${cfg.state_dir} holds no credentials; set mesh.bootstrap_token (e.g. \${WARDEN_BOOTSTRAP_TOKEN}) to enroll`,
     );
   }
+  if (unusable) deps.logger.warn({ reason: unusable }, 'mesh: persisted credentials unusable; enrolling with mesh.bootstrap_token');
   const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
   let issued;
   try {
     issued = await client.enroll(cfg.bootstrap_token, csrPem);
   } catch (err) {
+    const caCode = err instanceof CaApiError || err instanceof CaUnavailableError ? err.code : undefined;
     throw new MeshStartupError(
+      'ERR_MESH_ENROLL_FAILED',
       `mesh: enrollment at ${cfg.ca.url} failed: ${describeCaError(err)}${(err as Error).message ? ` — ${(err as Error).message}` : ''}`,
+      caCode,
     );
   }
   const credentials = describeCredentials(keyPem, issued.certificate + issued.chain, issued.bundle);
+  if (credentials.spiffeId !== cfg.spiffe_id) {
+    throw new MeshStartupError(
+      'ERR_MESH_ENROLL_FAILED',
+      `mesh: the CA issued ${credentials.spiffeId}, not mesh.spiffe_id ${cfg.spiffe_id}`,
+    );
+  }
   store.save(credentials);
   deps.events.emit('warden.mesh.enrolled', {
     'warden.spiffe.id': credentials.spiffeId,

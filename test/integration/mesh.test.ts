@@ -14,7 +14,11 @@ import { startCaServer, type CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
 import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
-import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
+import { startMeshIdentity } from '../../src/mesh/identity.js';
+import { createEventBus } from '../../src/telemetry/events.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { startTestSidecar, testConfigYaml, type CapturedEvent, type Teardown } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
@@ -52,6 +56,18 @@ function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
       ...extra,
     },
   };
+}
+
+/** A MeshIdentity alone (no sidecar around it), from a `mesh:` section as in sidecar.yaml. */
+async function startIdentity(t: Teardown, mesh: Record<string, unknown>) {
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-mesh-')), 'sidecar.yaml');
+  const config = parseSidecarConfig(file, await testConfigYaml('http://127.0.0.1:1', { mesh })).config.mesh;
+  if (!config) throw new Error('no mesh section');
+  const events: CapturedEvent[] = [];
+  const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
+  const identity = await startMeshIdentity(config, { events: bus, logger: createLogger({ level: 'silent' }) });
+  t.teardown(() => identity.stop());
+  return { identity, events };
 }
 
 const agentFor = (w: Workload, h2 = false) =>
@@ -105,6 +121,7 @@ t.test('rotation under continuous load: new certificates, zero failed requests',
   const caller = await enrollWorkload((await startCa(t)).server, id('ns/shop/sa/frontend'));
   const s = await startTestSidecar(t, backend.url, meshConfig(ca.server, { renew_at: 0.5, renew_jitter: 0 }));
   const first = s.sidecar.mesh?.material().serial;
+  const firstKey = s.sidecar.mesh?.material().key;
   const agents = [agentFor(caller), agentFor(caller, true)];
   t.teardown(() => Promise.all(agents.map((a) => a.close())));
   let ok = 0;
@@ -129,6 +146,7 @@ t.test('rotation under continuous load: new certificates, zero failed requests',
   const rotations = s.events.filter((e) => e.name === 'warden.mesh.rotated');
   t.ok(rotations.length >= 2, `rotated ${rotations.length} times in 5 s`);
   t.not(s.sidecar.mesh?.material().serial, first, 'serving a new certificate');
+  t.not(s.sidecar.mesh?.material().key, firstKey, 'with a new key');
   t.same(failures, [], `${ok} requests, none failed`);
   const fresh = agentFor(caller);
   t.teardown(() => fresh.close());
@@ -138,9 +156,11 @@ t.test('rotation under continuous load: new certificates, zero failed requests',
 t.test('CA down: keeps serving, retries with backoff, renews once the CA is back', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const ca = await startCa(t, { certificates: { lifetime: '6s', backdate: '0s' } });
+  // 8 s: renewal at 1.6 s falls in the outage, and the certificate outlives it with room to renew on a busy machine.
+  const ca = await startCa(t, { certificates: { lifetime: '8s', backdate: '0s' } });
   const caller = await enrollWorkload((await startCa(t)).server, id('ns/shop/sa/frontend'));
-  const s = await startTestSidecar(t, backend.url, meshConfig(ca.server, { renew_at: 0.3, renew_jitter: 0, max_backoff: '1s' }));
+  const config = meshConfig(ca.server, { renew_at: 0.2, renew_jitter: 0, max_backoff: '1s' });
+  const s = await startTestSidecar(t, backend.url, config);
   const first = s.sidecar.mesh?.material().serial;
   await ca.server.close();
   await sleep(2500);
@@ -152,6 +172,9 @@ t.test('CA down: keeps serving, retries with backoff, renews once the CA is back
   const agent = agentFor(caller);
   t.teardown(() => agent.close());
   t.equal((await get(`https://localhost:${s.port}/echo`, agent)).status, 200, 'and still serving');
+  const restarted = await startIdentity(t, { ...config.mesh, bootstrap_token: undefined });
+  t.equal(restarted.identity.material().serial, first, 'a restart while the CA is down starts on the persisted credentials');
+  restarted.identity.stop(); // one renewer per state dir, as in production
   await ca.restart();
   const deadline = Date.now() + 4000;
   while (s.sidecar.mesh?.material().serial === first && Date.now() < deadline) await sleep(100);
@@ -280,6 +303,10 @@ t.test('warden enroll: one-shot enrollment for an init container', async (t) => 
   const reused = await enroll({ ...config, state_dir: join(dir, 'elsewhere') });
   t.equal(reused.code, 1);
   t.match(reused.stderr, /ERR_CA_TOKEN_USED/, 'a used token: exit 1 naming the CA code');
+  const noToken = await enroll({ ...config, state_dir: join(dir, 'empty'), bootstrap_token: undefined });
+  t.equal(noToken.code, 2, 'no credentials and no token: a configuration error, exit 2');
+  t.match(noToken.stderr, /^warden enroll: mesh: .* holds no credentials; set mesh\.bootstrap_token/);
+  t.equal(noToken.stderr.trim().split('\n').length, 1, 'one line');
 });
 
 t.test('egress: the backend calls another sidecar over mTLS, with the destination identity verified', async (t) => {
@@ -334,4 +361,29 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(unknown.statusCode, 404);
   t.match(await unknown.body.json(), { code: 'ERR_EGRESS_UNKNOWN_SERVICE' });
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+});
+
+t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {
+  const ca = await startCa(t);
+  const config = meshConfig(ca.server).mesh;
+  const first = await startIdentity(t, config);
+  first.identity.stop();
+  const PAYMENTS = id('ns/payments/sa/api');
+  await t.rejects(startIdentity(t, { ...config, spiffe_id: PAYMENTS, bootstrap_token: undefined }), {
+    name: 'MeshStartupError',
+    code: 'ERR_MESH_TOKEN_REQUIRED',
+    message: /holds credentials for .*orders, not mesh\.spiffe_id .*payments.*; set mesh\.bootstrap_token/,
+  });
+  const renamed = await startIdentity(t, {
+    ...config,
+    spiffe_id: PAYMENTS,
+    bootstrap_token: ca.server.createToken({ spiffe_id: PAYMENTS, dns_names: ['localhost'] }).token,
+  });
+  t.equal(renamed.identity.status().spiffeId, PAYMENTS, 'enrolled as the new identity');
+  t.ok(renamed.events.some((e) => e.name === 'warden.mesh.enrolled'));
+  await t.rejects(
+    startIdentity(t, { ...config, bootstrap_token: undefined }),
+    /holds credentials for .*payments/,
+    'the state dir now holds the new one',
+  );
 });

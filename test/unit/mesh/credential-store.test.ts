@@ -1,8 +1,8 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CredentialError, createCredentialStore, describeCredentials } from '../../../src/mesh/credential-store.js';
+import { CredentialError, createCredentialStore, describeCredentials, isExpired } from '../../../src/mesh/credential-store.js';
 import { enrollWorkload } from '../../support/workload.js';
 import { startCaUnderTest, TRUST_DOMAIN } from '../../support/ca-harness.js';
 
@@ -29,3 +29,28 @@ t.test('saves key and chain in one 0600 file, loads them back, refuses mismatche
   t.throws(() => store.load(ORDERS), { code: 'ERR_MESH_STATE_INVALID' }, 'a tampered state file is refused, not used');
   t.notOk(readFileSync(join(dir, 'workload.pem'), 'utf8').includes('.tmp'));
 });
+
+t.test('atomic replacement: no temp files left, the old pair readable until the new one is complete', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const first = describeCredentials(...(await pemsOf(ca)));
+  const second = describeCredentials(...(await pemsOf(ca)));
+  const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
+  chmodSync(dir, 0o755);
+  const store = createCredentialStore(dir);
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'an existing, wider state dir is tightened');
+  store.save(first);
+  const inode = statSync(join(dir, 'workload.pem')).ino;
+  store.save(second);
+  t.not(statSync(join(dir, 'workload.pem')).ino, inode, 'replaced by rename, not rewritten in place');
+  t.equal(store.load(ORDERS)?.serial, second.serial);
+  store.saveCrl(Buffer.from([1, 2, 3]));
+  t.same(readdirSync(dir).sort(), ['bundle.pem', 'crl.der', 'workload.pem'], 'no temp files');
+  t.same(store.loadCrl(), Buffer.from([1, 2, 3]));
+  t.notOk(isExpired(second), 'fresh');
+  t.ok(isExpired(second, second.notAfter.getTime()), 'expired at notAfter');
+});
+
+async function pemsOf(ca: Parameters<typeof enrollWorkload>[0]): Promise<[string, string, string]> {
+  const w = await enrollWorkload(ca, ORDERS);
+  return [w.keyPem, w.certPem, w.bundlePem];
+}

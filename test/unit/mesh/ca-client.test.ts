@@ -1,0 +1,165 @@
+/**
+ * The CA client against the real CA (trust by fingerprint or bundle, refusals with their code) and
+ * against a scripted HTTPS server on a workload certificate (a CA that stalls, lies about its
+ * identity, or replays an old CRL).
+ */
+import t from 'tap';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { webcrypto } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CaApiError } from '../../../src/ca/admin-client.js';
+import { loadCaMaterial } from '../../../src/ca/layout.js';
+import { EC_P256, x509 } from '../../../src/ca/pki.js';
+import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from '../../../src/mesh/ca-client.js';
+import { createKeyAndCsr } from '../../../src/mesh/csr.js';
+import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
+import { ORDERS, startCaUnderTest, testCaMaterial, type Teardown } from '../../support/ca-harness.js';
+import { enrollWorkload } from '../../support/workload.js';
+
+const ca = (url: string, extra: { fingerprint?: string; bundle?: string; timeout?: number } = {}) => ({ url, timeout: 2000, ...extra });
+
+async function listen<S extends Server | TcpServer>(t: Teardown, server: S): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as AddressInfo).port;
+}
+
+/** An HTTPS server for `localhost` with a certificate of the test CA, answering with `handler`. */
+async function scriptedCa(t: Teardown, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const { ca: real } = await startCaUnderTest(t);
+  const w = await enrollWorkload(real, `spiffe://example.test/ns/test/sa/fake-ca`, ['localhost']);
+  const server = createHttpsServer({ key: w.keyPem, cert: w.certPem }, handler);
+  const sockets = new Set<{ destroy(): unknown }>();
+  server.on('connection', (s) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  const port = await listen(t, server);
+  return { url: `https://localhost:${port}`, rootPem: real.rootPem, intermediatePem: real.intermediatePem };
+}
+
+t.test('first contact: a pinned fingerprint selects the matching root; a wrong one is refused', async (t) => {
+  const { ca: real } = await startCaUnderTest(t);
+  t.equal((await resolveCaTrust(ca(real.url, { fingerprint: real.fingerprint }), undefined)).trim(), real.rootPem.trim());
+  const upper = `sha256:${real.fingerprint
+    .slice(7)
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1:')}`;
+  t.ok(await resolveCaTrust(ca(real.url, { fingerprint: upper }), undefined), 'colon-separated, upper-case hex is the same fingerprint');
+  await t.rejects(resolveCaTrust(ca(real.url, { fingerprint: `sha256:${'ab'.repeat(32)}` }), undefined), {
+    name: 'CaUnavailableError',
+    code: 'ERR_CA_UNTRUSTED',
+    message: /offers no root with fingerprint/,
+  });
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-bundle-')), 'ca.pem');
+  writeFileSync(file, real.rootPem);
+  t.equal(await resolveCaTrust(ca(real.url, { bundle: file }), undefined), real.rootPem, 'or the bundle file');
+  t.equal(
+    await resolveCaTrust(ca(real.url, { bundle: file }), 'PERSISTED'),
+    'PERSISTED',
+    'roots persisted from a verified fetch come first',
+  );
+});
+
+t.test('refusals carry the CA code; an outage, a stranger and a slow CA have theirs', async (t) => {
+  const { ca: real } = await startCaUnderTest(t);
+  const client = createCaClient(ca(real.url), real.rootPem);
+  t.teardown(() => client.close());
+  const { csrPem } = await createKeyAndCsr(ORDERS);
+  const refused = await client.enroll('not-a-token', csrPem).catch((err: unknown) => err);
+  t.ok(refused instanceof CaApiError);
+  t.match(refused, { status: 401, code: /^ERR_CA_TOKEN_/ });
+  t.match(describeCaError(refused), /^ERR_CA_TOKEN_\w+ \(HTTP 401\)$/);
+  t.match(await client.bundle(), /BEGIN CERTIFICATE/, 'verified calls work');
+  t.ok((await client.crl()).length > 0);
+
+  // A stranger: a certificate from a CA we do not trust.
+  const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+  const other = await x509.X509CertificateGenerator.createSelfSigned({ name: 'CN=other', keys, signingAlgorithm: EC_P256 });
+  const stranger = createCaClient(ca(real.url), other.toString('pem'));
+  t.teardown(() => stranger.close());
+  t.match(await stranger.bundle().catch((e: unknown) => e), { name: 'CaUnavailableError', code: 'ERR_CA_UNTRUSTED' });
+
+  const refusedPort = await new Promise<number>((resolve) => {
+    const s = createTcpServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const gone = createCaClient(ca(`https://127.0.0.1:${refusedPort}`), real.rootPem);
+  t.teardown(() => gone.close());
+  const outage = await gone.crl().catch((e: unknown) => e);
+  t.ok(outage instanceof CaUnavailableError);
+  t.match(outage, { code: 'ERR_CA_UNAVAILABLE' });
+  t.equal(describeCaError(outage), 'ERR_CA_UNAVAILABLE (ECONNREFUSED)');
+});
+
+t.test('mesh.ca.timeout bounds the whole call: a silent TLS handshake, a dribbling body', async (t) => {
+  const silent = createTcpServer(() => {}); // accepts, never answers the ClientHello
+  const silentPort = await listen(t, silent);
+  silent.on('connection', (s) => t.teardown(() => s.destroy()));
+  const { rootPem } = await testCaMaterial();
+  const a = createCaClient(ca(`https://127.0.0.1:${silentPort}`, { timeout: 300 }), rootPem);
+  t.teardown(() => a.close());
+  let started = Date.now();
+  t.match(await a.bundle().catch((e: unknown) => e), { code: 'ERR_CA_TIMEOUT' });
+  t.ok(Date.now() - started < 1500, `handshake gave up after ${Date.now() - started} ms`);
+
+  const fake = await scriptedCa(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/pem-certificate-chain' });
+    const tick = setInterval(() => res.write('x'), 50); // never idle long enough for an idle timeout
+    res.once('close', () => clearInterval(tick));
+  });
+  const b = createCaClient(ca(fake.url, { timeout: 400 }), fake.rootPem);
+  t.teardown(() => b.close());
+  started = Date.now();
+  t.match(await b.bundle().catch((e: unknown) => e), { code: 'ERR_CA_TIMEOUT' });
+  t.ok(Date.now() - started < 1500, `body gave up after ${Date.now() - started} ms`);
+});
+
+t.test('trust refresh: a verified CRL moves forward only; a replayed older one or a forged one is refused', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const crlAt = async (time: number, key = material.intermediateKey) =>
+    Buffer.from(
+      (
+        await x509.X509CrlGenerator.create({
+          issuer: material.intermediate.subjectName,
+          thisUpdate: new Date(time),
+          nextUpdate: new Date(time + 3600_000),
+          signingAlgorithm: EC_P256,
+          signingKey: key,
+          entries: [],
+        })
+      ).rawData,
+    );
+  const now = Date.now();
+  const forger = await webcrypto.subtle.generateKey(EC_P256, false, ['sign', 'verify']);
+  const served = [await crlAt(now - 60_000), await crlAt(now), await crlAt(now - 30_000), await crlAt(now + 1000, forger.privateKey)];
+  let next = 0;
+  const fake = await scriptedCa(t, (req, res) => {
+    if (req.url === '/v1/crl') return res.end(served[Math.min(next++, served.length - 1)]);
+    res.end(material.bundlePem);
+  });
+  const client = createCaClient(ca(fake.url), fake.rootPem);
+  t.teardown(() => client.close());
+  const applied: Buffer[] = [];
+  const failures: string[] = [];
+  const refresher = createTrustRefresher({
+    client,
+    intervals: { bundle: 60_000, crl: 60_000 },
+    issuer: () => material.intermediatePem,
+    currentBundle: () => material.bundlePem,
+    onBundle: () => t.fail('the bundle did not change'),
+    onCrl: (der) => applied.push(der),
+    onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
+  });
+  t.teardown(() => refresher.stop());
+  await refresher.refreshNow(); // first CRL
+  await refresher.refreshNow(); // newer
+  await refresher.refreshNow(); // older: refused
+  await refresher.refreshNow(); // forged: refused
+  t.same(applied, served.slice(0, 2), 'the first two applied, in order');
+  t.same(failures, ['crl: the CRL is older than the one in force', 'crl: the CRL is not signed by our issuing CA']);
+});
