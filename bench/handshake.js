@@ -3,12 +3,12 @@
 // client certificate required and verified) plus one request per connection, through Warden, nginx
 // and the bare Node proxy, side by side in one run. See bench/README.md.
 import { execFile, execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createBench, cpuTicks, has, median, TICK_US, version } from './lib.js';
+import { createBench, createFill, cpuTicks, has, median, TICK_US, version } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -102,13 +102,7 @@ const cert = f('server.pem');
 const key = f('server.key');
 const ca = f('ca.pem');
 
-const fill = (file, vars) => {
-  let text = readFileSync(join(root, 'bench/peers', file), 'utf8');
-  for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`{{${k}}}`, String(v));
-  const out = join(work, file);
-  writeFileSync(out, text);
-  return out;
-};
+const fill = createFill(join(root, 'bench/peers'), work);
 
 const backendPort = 18080;
 const peers = [

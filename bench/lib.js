@@ -1,6 +1,7 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import os from 'node:os';
 
@@ -118,4 +119,15 @@ export function createBench({ pin = true } = {}) {
   }
 
   return { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort, children };
+}
+
+/** Copies a peer's config template into the run's folder with its {{placeholders}} filled in. */
+export function createFill(templates, work) {
+  return (file, vars) => {
+    let text = readFileSync(join(templates, file), 'utf8');
+    for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`{{${k}}}`, String(v));
+    const out = join(work, file);
+    writeFileSync(out, text);
+    return out;
+  };
 }

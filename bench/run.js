@@ -7,7 +7,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createBench, cpuTicks, has, median, peakRssMiB, TICK_US, version } from './lib.js';
+import { createBench, createFill, cpuTicks, has, median, peakRssMiB, TICK_US, version } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -81,13 +81,7 @@ writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
 const bench = createBench({ pin: opts.pin });
 const { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
 
-const fill = (file, vars) => {
-  let text = readFileSync(join(root, 'bench/peers', file), 'utf8');
-  for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`{{${k}}}`, String(v));
-  const out = join(work, file);
-  writeFileSync(out, text);
-  return out;
-};
+const fill = createFill(join(root, 'bench/peers'), work);
 
 function wrk(url, connections, seconds) {
   const out = execFileSync(

@@ -3,6 +3,7 @@
  * sidecar.yaml; durations become milliseconds (`x-duration`), paths resolve against the file's folder.
  */
 
+import { logLevel } from './sidecar-schema.js';
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "10m", "24h" or a number of milliseconds' }) as const;
 
@@ -65,11 +66,7 @@ export const caSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        level: {
-          enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
-          default: 'info',
-          'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
-        },
+        level: logLevel,
       },
     },
   },

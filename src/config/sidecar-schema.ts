@@ -4,6 +4,13 @@
  * ("must be <x-expect>, got ..."); `x-duration` / `x-size` convert "10s" / "16KiB" into ms / bytes.
  */
 
+/** Log level, shared with ca.yaml. */
+export const logLevel = {
+  enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+  default: 'info',
+  'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
+} as const;
+
 const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
@@ -279,11 +286,7 @@ export const sidecarSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        level: {
-          enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
-          default: 'info',
-          'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
-        },
+        level: logLevel,
         access: { type: 'boolean', default: true, 'x-expect': 'true or false' },
         access_headers: { type: 'boolean', default: false, 'x-expect': 'true or false' },
       },
