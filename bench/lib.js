@@ -1,5 +1,5 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -15,13 +15,10 @@ export const has = (bin) => {
 };
 
 export function version(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-      .split('\n')[0]
-      .trim();
-  } catch (e) {
-    return (e.stderr?.toString() ?? '').split('\n')[0].trim() || null;
-  }
+  // nginx prints its version on stderr, wrk exits 1 after printing it: take the first line of either.
+  const first = (text) => (text ?? '').toString().split('\n')[0].trim();
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return first(r.stdout) || first(r.stderr) || null;
 }
 
 /** CPU time (user + system, clock ticks) of a process and its descendants (nginx's worker). */
