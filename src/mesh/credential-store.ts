@@ -5,6 +5,7 @@
  * key without its certificate.
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { canonicalSerial } from '../ca/pki.js';
 import {
   chmodSync,
   closeSync,
@@ -88,7 +89,7 @@ export function describeCredentials(keyPem: string, certPem: string, bundlePem: 
     certPem,
     bundlePem,
     spiffeId,
-    serial: leaf.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+    serial: canonicalSerial(leaf.serialNumber),
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
   };

@@ -5,7 +5,7 @@
 import FindMyWay from 'find-my-way';
 import type { AccessConfig, MtlsMode, PeersConfig, RouteConfig, SidecarConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { RevocationList } from '../proxy/revocation-list.js';
+import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import type { RouteInfo, Stage } from './stage.js';

@@ -8,7 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { WardenError } from '../errors.js';
-import type { PeerIdentity } from '../proxy/peer-identity.js';
+import type { PeerIdentity } from '../mesh/peer-identity.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
 export type StageId = 'access' | 'peer-authz';

@@ -17,7 +17,7 @@ import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
 import { upstreamError } from './forward.js';
-import type { RevocationList } from './revocation-list.js';
+import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
   readonly address: AddressInfo;

@@ -20,7 +20,7 @@ import type { RequestContext, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget } from './path.js';
-import { peerOf } from './peer-identity.js';
+import { peerOf } from '../mesh/peer-identity.js';
 import { limitBody } from './body.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */

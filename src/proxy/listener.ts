@@ -21,8 +21,8 @@ import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
-import { readPeerIdentity } from './peer-identity.js';
-import type { RevocationList } from './revocation-list.js';
+import { readPeerIdentity } from '../mesh/peer-identity.js';
+import type { RevocationList } from '../mesh/revocation-list.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [

@@ -21,7 +21,7 @@ import { compileHeaderRules } from './headers.js';
 import { startInboundListener, type InboundListener } from './listener.js';
 import { startEgressListener, type EgressListener } from './egress.js';
 import { inboundTlsSettings, meshTlsMaterial } from './inbound-tls.js';
-import { createRevocationList, type RevocationList } from './revocation-list.js';
+import { createRevocationList, type RevocationList } from '../mesh/revocation-list.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../mesh/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';

@@ -9,7 +9,7 @@
 import { WardenError } from '../errors.js';
 import { compileSpiffeMatcher } from '../mesh/spiffe-id.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
-import type { RevocationList } from '../proxy/revocation-list.js';
+import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface PeerAuthzConfig {
   mtls: 'require' | 'optional';

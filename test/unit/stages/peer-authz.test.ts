@@ -1,8 +1,8 @@
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
-import type { PeerIdentity } from '../../../src/proxy/peer-identity.js';
-import { createRevocationList } from '../../../src/proxy/revocation-list.js';
+import type { PeerIdentity } from '../../../src/mesh/peer-identity.js';
+import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
 
 const verified = (spiffeId: string, serial = '0a1b'): PeerIdentity => ({

@@ -6,8 +6,7 @@
  * handshake once a CRL's nextUpdate passes — a CA outage longer than nextUpdate would take the
  * whole mesh down. Checking ourselves keeps the last verified CRL in force and says when it is stale.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { canonicalSerial, x509 } from '../ca/pki.js';
 
 export interface RevocationList {
   /** Serial as hex (any case, leading zeros ignored). */
@@ -17,11 +16,6 @@ export interface RevocationList {
   readonly size: number;
   /** When the CRL in force says a newer one is due (undefined before the first one). */
   readonly nextUpdate: Date | undefined;
-}
-
-/** Canonical serial: lower-case hex without leading zeros, as Node and @peculiar/x509 differ on both. */
-export function canonicalSerial(hex: string): string {
-  return hex.toLowerCase().replace(/^0+(?=.)/, '');
 }
 
 export function createRevocationList(): RevocationList {

@@ -4,8 +4,9 @@
  * finds it with one property read.
  */
 import { createHash } from 'node:crypto';
+import { canonicalSerial } from '../ca/pki.js';
 import type { TLSSocket } from 'node:tls';
-import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
+import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
 
 export interface PeerIdentity {
   /** A certificate was presented. */
@@ -19,7 +20,7 @@ export interface PeerIdentity {
   readonly error: string | undefined;
   /** The certificate's single SPIFFE ID URI SAN. */
   readonly spiffeId: string | undefined;
-  /** Serial, canonical hex (see revocation-list.ts). */
+  /** Serial, canonical hex (see canonicalSerial in src/ca/pki.ts). */
   readonly serial: string | undefined;
   /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
   readonly sha256: string | undefined;
@@ -58,7 +59,7 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
       verified: error === undefined,
       error,
       spiffeId,
-      serial: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+      serial: canonicalSerial(cert.serialNumber),
       sha256: createHash('sha256').update(cert.raw).digest('hex'),
     });
   }
