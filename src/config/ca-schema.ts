@@ -3,7 +3,7 @@
  * sidecar.yaml; durations become milliseconds (`x-duration`), paths resolve against the file's folder.
  */
 
-import { logLevel } from './sidecar-schema.js';
+import { logLevel, port } from './sidecar-schema.js';
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "10m", "24h" or a number of milliseconds' }) as const;
 
@@ -26,7 +26,7 @@ export const caSchema = {
       default: {},
       properties: {
         host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind, e.g. "127.0.0.1" or "0.0.0.0"' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8444, 'x-expect': 'an integer 0–65535 (0 picks a free port)' },
+        port: { ...port, default: 8444 },
       },
     },
     database: {

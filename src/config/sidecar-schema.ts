@@ -11,7 +11,8 @@ export const logLevel = {
   'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
 } as const;
 
-const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
+/** A TCP port, shared with ca.yaml. */
+export const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
 const size = (def: string) => ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;

@@ -27,7 +27,8 @@ export interface PeerIdentity {
 }
 
 const PEER = Symbol('warden.peer');
-const NO_PEER: PeerIdentity = Object.freeze({
+/** The identity of a connection that presented no certificate. */
+export const NO_PEER: PeerIdentity = Object.freeze({
   presented: false,
   verified: false,
   error: 'NO_CERTIFICATE',

@@ -6,16 +6,17 @@
  *   GET http://127.0.0.1:15001/payments/charges/7   (path form: first segment = service)
  *   GET http://payments/charges/7 via HTTP_PROXY     (proxy form: host = service)
  */
+import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { Pool } from 'undici';
-import type { EgressConfig, EgressServiceConfig, LimitsConfig } from '../config/types.js';
+import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
-import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
+import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { upstreamError } from './forward.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
@@ -34,17 +35,6 @@ export interface EgressDeps {
   limits: LimitsConfig;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-]);
 const PEER_MISMATCH = 'WARDEN_EGRESS_PEER_MISMATCH';
 
 /** Verifies the destination by its SPIFFE ID (not its DNS name: sidecars are addressed by identity). */
@@ -84,7 +74,7 @@ function destinationOf(url: string): { service: string; path: string } | undefin
     const parsed = URL.canParse(url) ? new URL(url) : undefined;
     return parsed ? { service: parsed.hostname, path: parsed.pathname + parsed.search } : undefined;
   }
-  const match = /^\/([a-z0-9][a-z0-9.-]*)(\/[^]*)?$/.exec(url) ?? /^\/([a-z0-9][a-z0-9.-]*)(\?[^]*)$/.exec(url);
+  const match = /^\/([a-z0-9][a-z0-9.-]*)([/?][^]*)?$/.exec(url);
   if (!match) return undefined;
   const rest = match[2] ?? '/';
   return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest };
@@ -92,23 +82,24 @@ function destinationOf(url: string): { service: string; path: string } | undefin
 
 export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): Promise<EgressListener> {
   let pools = createPools(cfg, deps);
-  const services = new Map<string, EgressServiceConfig>(Object.entries(cfg.services));
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: (req.url ?? '').split('?', 1)[0] };
     const destination = destinationOf(req.url ?? '');
-    const pool = destination && services.has(destination.service) ? pools.get(destination.service) : undefined;
+    const pool = destination ? pools.get(destination.service) : undefined;
     if (!destination || !pool) {
-      const detail = `Known services: ${[...services.keys()].join(', ') || 'none'}.`;
+      const detail = `Known services: ${Object.keys(cfg.services).join(', ') || 'none'}.`;
       return deps.rescue.respond(new WardenError('ERR_EGRESS_UNKNOWN_SERVICE', { detail, rule: 'egress.services' }), subject, res);
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    const headers = egressRequestHeaders(req.headers, deps.rules());
+    // A backend that gives up must release the connection to the destination, not leak it.
+    const abort = new EventEmitter();
+    res.once('close', () => abort.emit('abort'));
     const hasBody =
       req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     pool
       .stream(
-        { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null },
+        { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null, signal: abort },
         ({ statusCode, headers: h }) => {
           res.writeHead(statusCode, downstreamResponseHeaders(h, deps.rules()));
           return res;

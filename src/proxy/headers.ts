@@ -29,10 +29,17 @@ const HOP_BY_HOP = new Set([
 
 /**
  * Set by the sidecar from what it saw, never copied from an untrusted client. The client
- * certificate header is never believed from anyone: only the TLS layer knows the caller.
+ * certificate header is not believed even from trusted proxies: only the TLS layer knows the
+ * caller (the peer-authz stage sets it).
  */
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
-const NEVER_FROM_CLIENTS = 'x-forwarded-client-cert';
+const FORWARDING = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-client-cert',
+]);
 
 /** Fields that must appear once; a second copy is a request the backend may read differently. */
 const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type']);
@@ -131,7 +138,7 @@ export function upstreamRequestHeaders(
   const out: UpstreamHeaders = {};
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
-    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || name === NEVER_FROM_CLIENTS || rules.isInternal(name)) continue;
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
@@ -162,6 +169,17 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: H
     out[name] = headers[name];
   }
   removeConnectionNamed(out, headers.connection);
+  return out;
+}
+
+/**
+ * The backend's outgoing request through the egress listener: the same hygiene (hop-by-hop and
+ * internal headers never leave — an internal token must not reach another service), and no Host:
+ * the connection to the destination sets its own.
+ */
+export function egressRequestHeaders(headers: IncomingHttpHeaders, rules: HeaderRules): IncomingHttpHeaders {
+  const out = downstreamResponseHeaders(headers, rules);
+  delete out.host;
   return out;
 }
 

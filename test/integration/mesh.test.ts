@@ -334,25 +334,44 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
     },
   });
   const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
-  const viaPath = await request(`${egress}/payments/echo?x=1`, { method: 'POST', body: 'hello' });
+  const viaPath = await request(`${egress}/payments/echo?x=1`, {
+    method: 'POST',
+    body: 'hello',
+    headers: { 'x-warden-internal-token': 'secret', 'x-app': 'kept' },
+  });
   t.equal(viaPath.statusCode, 200, 'path form');
   const seen = (await viaPath.body.json()) as { url: string; bodyBytes: number; headers: Record<string, string> };
   t.equal(seen.url, '/echo?x=1');
   t.equal(seen.bodyBytes, 5, 'the body streams through');
   t.match(seen.headers['x-forwarded-client-cert'], `URI=${ORDERS}`, 'the destination saw the caller identity');
+  t.equal(seen.headers['x-warden-internal-token'], undefined, 'internal headers never leave through egress');
+  t.equal(seen.headers['x-app'], 'kept', 'application headers pass');
 
-  const viaProxy = await new Promise<number>((resolve, reject) => {
+  // node:http sends a Connection header as given (undici manages its own).
+  const viaProxy = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port: orders.sidecar.egress?.port, path: 'http://payments/echo', method: 'GET' },
+      {
+        host: '127.0.0.1',
+        port: orders.sidecar.egress?.port,
+        path: 'http://payments/echo',
+        method: 'GET',
+        headers: { connection: 'keep-alive, x-hop', 'x-hop': '1' },
+      },
       (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       },
     );
     req.once('error', reject);
     req.end();
   });
-  t.equal(viaProxy, 200, 'HTTP proxy form (absolute URI)');
+  t.equal(viaProxy.status, 200, 'HTTP proxy form (absolute URI)');
+  t.equal(
+    (JSON.parse(viaProxy.body) as { headers: Record<string, string> }).headers['x-hop'],
+    undefined,
+    'fields the Connection header names do not leave',
+  );
 
   const impostor = await request(`${egress}/impostor/echo`);
   t.equal(impostor.statusCode, 502, 'a destination with another SPIFFE ID is refused');

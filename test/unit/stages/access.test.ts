@@ -2,7 +2,7 @@ import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { createAccessStage, isAccessNoop } from '../../../src/stages/access.js';
-import { peerOf } from '../../../src/mesh/peer-identity.js';
+import { NO_PEER } from '../../../src/mesh/peer-identity.js';
 
 function ctx(clientAddress: string): RequestContext {
   return {
@@ -13,7 +13,7 @@ function ctx(clientAddress: string): RequestContext {
     path: '/',
     search: '',
     clientAddress,
-    peer: peerOf({}),
+    peer: NO_PEER,
     headers: {},
     upstreamHeaders: {},
     route: { id: 'r' },

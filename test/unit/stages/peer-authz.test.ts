@@ -1,7 +1,7 @@
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
-import type { PeerIdentity } from '../../../src/mesh/peer-identity.js';
+import { NO_PEER, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
 
@@ -13,14 +13,7 @@ const verified = (spiffeId: string, serial = '0a1b'): PeerIdentity => ({
   serial,
   sha256: 'ab'.repeat(32),
 });
-const noCert: PeerIdentity = {
-  presented: false,
-  verified: false,
-  error: 'NO_CERTIFICATE',
-  spiffeId: undefined,
-  serial: undefined,
-  sha256: undefined,
-};
+const noCert: PeerIdentity = NO_PEER;
 
 function ctx(peer: PeerIdentity, incoming: Record<string, string> = {}): RequestContext {
   return {
