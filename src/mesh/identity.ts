@@ -17,6 +17,7 @@ import {
   type WorkloadCredentials,
 } from './credential-store.js';
 import { createKeyAndCsr } from './csr.js';
+import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
 import { createTrustRefresher } from './trust-refresh.js';
 
@@ -26,8 +27,6 @@ export interface MeshMaterial {
   cert: string;
   /** Trust bundle (roots), PEM. */
   ca: string;
-  /** Last verified CRL (DER), undefined until one was fetched. */
-  crl: Buffer | undefined;
   notBefore: Date;
   notAfter: Date;
   serial: string;
@@ -47,6 +46,8 @@ export interface MeshStatus {
 export interface MeshIdentity {
   readonly spiffeId: string;
   material(): MeshMaterial;
+  /** The serials of the last verified CRL, kept current by the refresher (empty until one was fetched). */
+  readonly revocations: RevocationList;
   onChange(listener: (what: MeshChange) => void): () => void;
   status(): MeshStatus;
   stop(): void;
@@ -84,7 +85,14 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     client.close().catch(() => {});
     throw err;
   }
-  let crl = store.loadCrl();
+  const crl = store.loadCrl();
+  const revocations = createRevocationList();
+  try {
+    if (crl) revocations.update(crl);
+  } catch (err) {
+    // A damaged crl.der must not stop startup: the refresher fetches a verified one right away.
+    logger.warn({ err: (err as Error).message }, 'mesh: ignoring an unreadable persisted CRL');
+  }
   let lastError: string | undefined;
   let warnedExpiring = false;
   let stopped = false;
@@ -155,7 +163,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     },
     onCrl(der) {
       store.saveCrl(der);
-      crl = der;
+      revocations.update(der);
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
     },
@@ -171,11 +179,11 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
 
   return {
     spiffeId: cfg.spiffe_id,
+    revocations,
     material: () => ({
       key: credentials.keyPem,
       cert: credentials.certPem,
       ca: credentials.bundlePem,
-      crl,
       notBefore: credentials.notBefore,
       notAfter: credentials.notAfter,
       serial: credentials.serial,

@@ -21,7 +21,7 @@ import { compileHeaderRules } from './headers.js';
 import { startInboundListener, type InboundListener } from './listener.js';
 import { startEgressListener, type EgressListener } from './egress.js';
 import { inboundTlsSettings, meshTlsMaterial } from './inbound-tls.js';
-import { createRevocationList, type RevocationList } from '../mesh/revocation-list.js';
+import type { RevocationList } from '../mesh/revocation-list.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../mesh/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
@@ -114,12 +114,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const mesh: MeshIdentity | undefined = config.mesh
     ? await (await import('../mesh/identity.js')).startMeshIdentity(config.mesh, { events, logger })
     : undefined;
-  const revocations = mesh ? createRevocationList() : undefined;
-  const applyCrl = () => {
-    const crl = mesh?.material().crl;
-    if (crl && revocations) revocations.update(crl);
-  };
-  applyCrl();
+  const revocations = mesh?.revocations;
   if (mesh) metrics.trackCertificateExpiry(() => mesh.status().secondsToExpiry);
   const tlsMaterial = (gen: LoadedSidecarConfig): TlsMaterial => {
     if (mesh) return meshTlsMaterial(mesh);
@@ -158,8 +153,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       ? await startEgressListener(config.egress, { mesh, revocations, rules: () => current.rules, rescue, limits: config.limits })
       : undefined;
   mesh?.onChange((what) => {
-    if (what === 'crl') return applyCrl();
-    inbound.setSecureContext(inboundTlsSettings(current.config), meshTlsMaterial(mesh));
+    // Inbound checks the (already current) revocation list on every request; egress checks a
+    // destination at connect time, so its kept-alive connections are re-made on any change.
+    if (what !== 'crl') inbound.setSecureContext(inboundTlsSettings(current.config), meshTlsMaterial(mesh));
     egress?.refresh();
   });
   const admin: AdminServer = await startAdminServer({

@@ -380,6 +380,14 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(unknown.statusCode, 404);
   t.match(await unknown.body.json(), { code: 'ERR_EGRESS_UNKNOWN_SERVICE' });
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+
+  // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
+  await ca.server.revoke({ spiffe_id: PAYMENTS });
+  await sleep(1200); // refresh.crl is 500 ms
+  const revoked = await request(`${egress}/payments/echo`);
+  t.equal(revoked.statusCode, 502, 'a revoked destination is refused');
+  t.match(await revoked.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
+  t.equal(paymentsBackend.requests.length, 2, 'and never reached');
 });
 
 t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {
