@@ -76,6 +76,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }
   const store = openCaStore(config.database.path);
   let server: Server | undefined;
+  let inFlight = 0;
+  let whenIdle: (() => void) | undefined;
   try {
     recordAdmin(store, material);
     const issuer = createIssuer({
@@ -185,9 +187,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       (req, res) => {
         const started = performance.now();
         const audit: AuditSubject = { actor: 'anonymous', action: undefined, subject: undefined };
+        inFlight++;
         handle(req, res, audit)
           .catch((err: unknown) => refuse(err, req, res, audit))
           .finally(() => {
+            if (--inFlight === 0) whenIdle?.();
             logger.info(
               {
                 // The same field names as the sidecar's access log (OpenTelemetry conventions).
@@ -255,12 +259,16 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           clearTimeout(rotation);
           listening.close(() => resolve());
           listening.closeAllConnections();
-        }).then(() => {
-          store.close();
-          removeSink();
-          logger.info('warden CA stopped');
-          flushLogger(logger);
-        });
+        })
+          // Handlers whose client was cut off still finish (and write their audit row) before the
+          // database closes; closing under them crashed the process.
+          .then(() => (inFlight === 0 ? undefined : new Promise<void>((resolve) => (whenIdle = resolve))))
+          .then(() => {
+            store.close();
+            removeSink();
+            logger.info('warden CA stopped');
+            flushLogger(logger);
+          });
         return closed;
       },
     };

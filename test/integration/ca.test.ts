@@ -308,3 +308,33 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   t.equal(bundle.headers['content-type'], 'application/pem-certificate-chain');
   t.equal(await bundle.body.text(), ca.rootPem);
 });
+
+t.test('closing the CA with requests in flight: they finish first, nothing writes to a closed database', async (t) => {
+  const { connect } = await import('node:tls');
+  const { ca } = await startCaUnderTest(t);
+  const url = new URL(ca.url);
+  // Half an enrollment body: the handler is reading it when the CA closes.
+  const sockets = await Promise.all(
+    [1, 2, 3].map(
+      () =>
+        new Promise<import('node:tls').TLSSocket>((resolve) => {
+          const socket = connect({ host: url.hostname, port: Number(url.port), ca: ca.rootPem }, () => {
+            socket.write(
+              `POST ${CA_PATHS.enroll} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{"token":"`,
+            );
+            resolve(socket);
+          });
+          socket.on('error', () => undefined);
+        }),
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  let uncaught: unknown;
+  const onUncaught = (err: unknown) => (uncaught = err);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+  await ca.close();
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(uncaught, undefined, 'no handler touched the closed database');
+  for (const s of sockets) t.ok(s.destroyed || s.readableEnded, 'the cut-off clients were closed');
+});
