@@ -5,7 +5,7 @@
  * status, a short human title (sent to the client) and the security event it raises (DESIGN §4, §5).
  * The `cause` is for logs only and never reaches the client.
  */
-import type { EventName } from './telemetry/events.js';
+import type { EventAttributes, EventName } from './telemetry/events.js';
 
 interface ErrorSpec {
   readonly status: number;
@@ -31,6 +31,14 @@ export const ERRORS = {
   ERR_PEER_CERT_INVALID: { status: 401, title: 'Client certificate not trusted', event: 'warden.tls.peer_denied' },
   ERR_PEER_REVOKED: { status: 401, title: 'Client certificate revoked', event: 'warden.tls.peer_revoked' },
   ERR_AUTHZ_PEER_DENIED: { status: 403, title: 'Calling workload not allowed', event: 'warden.tls.peer_denied' },
+  // Tokens (src/stages/authn*.ts, authz-scopes.ts; src/identity/)
+  ERR_AUTHN_TOKEN_MISSING: { status: 401, title: 'Access token required', event: 'warden.authn.token_missing' },
+  ERR_AUTHN_TOKEN_MALFORMED: { status: 401, title: 'Malformed credentials', event: 'warden.authn.token_malformed' },
+  ERR_AUTHN_TOKEN_INVALID: { status: 401, title: 'Access token not valid', event: 'warden.authn.token_invalid' },
+  ERR_AUTHN_TOKEN_INACTIVE: { status: 401, title: 'Access token not active', event: 'warden.authn.token_inactive' },
+  ERR_AUTHN_TOKEN_EXPIRED: { status: 401, title: 'Access token expired', event: 'warden.authn.token_expired' },
+  ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
+  ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },
@@ -66,6 +74,8 @@ export interface WardenErrorOptions {
   rule?: string;
   /** Extra response headers (e.g. Allow on 405, Retry-After on 429). */
   headers?: Readonly<Record<string, string>>;
+  /** Extra attributes for the security event (issuer, client id, token hash); never sent to the client. */
+  attributes?: EventAttributes;
 }
 
 export class WardenError extends Error {
@@ -75,6 +85,7 @@ export class WardenError extends Error {
   readonly detail: string | undefined;
   readonly rule: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly attributes: EventAttributes | undefined;
 
   constructor(code: ErrorCode, options: WardenErrorOptions = {}) {
     // Refusals can arrive at attack rates; a stack trace per refusal is wasted work, so none is taken.
@@ -89,6 +100,7 @@ export class WardenError extends Error {
     this.detail = options.detail;
     this.rule = options.rule;
     this.headers = options.headers;
+    this.attributes = options.attributes;
   }
 
   get event(): EventName | undefined {

@@ -2,6 +2,23 @@
 import { loadSidecarConfig } from '../config/load.js';
 import { compileGeneration } from '../proxy/sidecar.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
+import type { SidecarConfig } from '../config/types.js';
+import { createEventBus } from '../telemetry/events.js';
+import { createLogger } from '../telemetry/logger.js';
+import { createMetrics } from '../telemetry/metrics.js';
+
+/** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
+async function offlineTokenRuntime(config: SidecarConfig) {
+  const { createTokenRuntime } = await import('../identity/token-runtime.js');
+  return createTokenRuntime(config.tokens!, {
+    serviceName: config.service.name,
+    selfId: config.mesh?.spiffe_id,
+    events: createEventBus(),
+    logger: createLogger({ level: 'silent' }),
+    metrics: createMetrics({ serviceName: config.service.name, processMetrics: false }).tokens,
+    offline: true,
+  });
+}
 
 export const configCheckHelp = `Usage: warden config check -c FILE
 
@@ -22,8 +39,10 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   }
   if (!values.config) throw new UsageError('warden config check: missing -c FILE (see warden config check --help)');
   const loaded = loadSidecarConfig(values.config);
-  const generation = compileGeneration(loaded);
+  const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
+  const generation = compileGeneration(loaded, { tokens });
   await generation.forwarder.close();
+  await tokens?.close();
   const { config } = loaded;
   const routes = config.routes.length === 0 ? 'no routes (every request uses the top-level policy)' : `${config.routes.length} routes`;
   console.log(

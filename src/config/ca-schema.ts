@@ -3,7 +3,7 @@
  * sidecar.yaml; durations become milliseconds (`x-duration`), paths resolve against the file's folder.
  */
 
-import { logLevel, port } from './sidecar-schema.js';
+import { logLevel, port } from './schema-parts.js';
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "10m", "24h" or a number of milliseconds' }) as const;
 

@@ -8,6 +8,7 @@ import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { ConfigError, formatFieldPath, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
+import { tokensIssues } from './tokens-check.js';
 import type { SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
@@ -164,6 +165,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,
     );
   }
+  yield* tokensIssues(config, issue);
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
     yield issue(

@@ -4,25 +4,9 @@
  * ("must be <x-expect>, got ..."); `x-duration` / `x-size` convert "10s" / "16KiB" into ms / bytes.
  */
 
-/** Log level, shared with ca.yaml. */
-export const logLevel = {
-  enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
-  default: 'info',
-  'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
-} as const;
+import { cidrList, duration, logLevel, port, positiveInt, size } from './schema-parts.js';
+import { routeAuthn, routeScopes, tokensSchema } from './tokens-schema.js';
 
-/** A TCP port, shared with ca.yaml. */
-export const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
-const duration = (def: string) =>
-  ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
-const size = (def: string) => ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;
-const positiveInt = (def: number, max = 1_000_000) =>
-  ({ type: 'integer', minimum: 1, maximum: max, default: def, 'x-expect': `an integer 1–${max}` }) as const;
-const cidrList = {
-  type: 'array',
-  default: [],
-  items: { type: 'string', 'x-cidr': true, 'x-expect': 'an IP address or CIDR such as "10.0.0.0/8" or "::1/128"' },
-} as const;
 const httpMethod = {
   type: 'string',
   pattern: '^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|\\*)$',
@@ -252,6 +236,7 @@ export const sidecarSchema = {
         },
       },
     },
+    tokens: tokensSchema,
     routes: {
       type: 'array',
       default: [],
@@ -274,6 +259,8 @@ export const sidecarSchema = {
           access: routeAccess,
           peers: { type: 'object', additionalProperties: false, properties: peersProperties },
           mtls: mtlsMode,
+          authn: routeAuthn,
+          scopes: routeScopes,
           limits: {
             type: 'object',
             additionalProperties: false,

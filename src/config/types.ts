@@ -114,6 +114,113 @@ export interface EgressConfig {
   services: Record<string, EgressServiceConfig>;
 }
 
+/** Where a caller's token is read from (the first source present wins; two present is malformed). */
+export type TokenSourceConfig =
+  { from: 'authorization' } | { from: 'header'; name: string } | { from: 'cookie'; name: string } | { from: 'query'; name: string };
+
+export type IntrospectionAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+export interface IssuerConfig {
+  /** Short name used in events and metrics. */
+  id: string;
+  /** The issuer identifier (`iss`), exactly as the IdP writes it. */
+  issuer: string;
+  /** Fetch `<issuer>/.well-known/openid-configuration` (then RFC 8414's oauth-authorization-server). */
+  discovery: boolean;
+  /** Overrides the discovered jwks_uri. */
+  jwks_uri?: string;
+  /** Accepted `aud` values (any of); empty = audience not checked (refused by the loader unless allow_any_audience). */
+  audience: string[];
+  allow_any_audience: boolean;
+  jwt: {
+    algorithms: string[];
+    /** Required JOSE `typ` (e.g. "at+jwt", RFC 9068); absent = not checked. */
+    typ?: string;
+  };
+  introspection?: {
+    /** Overrides the discovered introspection_endpoint. */
+    endpoint?: string;
+    /** Overrides the discovered revocation_endpoint (used by the admin revoke API). */
+    revocation_endpoint?: string;
+    client_id: string;
+    auth_method: IntrospectionAuthMethod;
+    client_secret?: string;
+    /** PKCS#8 PEM file of the private_key_jwt key (EC P-256 / RSA). */
+    private_key?: string;
+    private_key_alg: string;
+    private_key_kid?: string;
+    token_type_hint?: string;
+    /** Accepted `token_type` values in the introspection answer; empty = not checked. */
+    token_types: string[];
+  };
+}
+
+export interface TokensConfig {
+  sources: TokenSourceConfig[];
+  issuers: IssuerConfig[];
+  /** Clock skew allowed on exp / nbf / iat. */
+  leeway: number;
+  max_token_bytes: number;
+  idp: {
+    timeouts: { connect: number; response: number };
+    /** Consecutive failures that open the circuit, and how long it stays open. */
+    breaker: { failures: number; open_for: number };
+    /** After the cache's freshness ends, how long a still-unexpired result may be served while the IdP is down. */
+    grace: number;
+    /** Concurrent calls to one IdP; further misses wait. */
+    max_concurrent: number;
+  };
+  cache: {
+    max_entries: number;
+    max_bytes: number;
+    /** Upper bound of an introspection result's life in the cache (it never outlives the token's exp). */
+    max_ttl: number;
+    /** How long an inactive / invalid answer is remembered (0 = never). */
+    negative_ttl: number;
+    negative_max_entries: number;
+  };
+  shared?: {
+    /** `redis://host:port[/db]`. */
+    redis: string;
+    prefix: string;
+    /** No replica trusts an introspection result older than this; revocations known to one replica reach all at once. */
+    revocation_lag: number;
+  };
+  mint: {
+    enabled: boolean;
+    /** `iss` of minted tokens; default the mesh SPIFFE ID, else `urn:warden:<service.name>`. */
+    issuer?: string;
+    /** `aud` of minted tokens; default service.name. */
+    audience?: string;
+    /** Header the backend reads the token from; `authorization` carries `Bearer <jwt>`, others the bare JWT. */
+    header: string;
+    ttl: number;
+    /** Minted claim → source claim (introspection answer or JWT payload). */
+    claims: Record<string, string>;
+    key_rotation: number;
+    /** Also serve the JWKS on the inbound listener at this path (for other services); absent = admin only. */
+    jwks_path?: string;
+  };
+  /** Route defaults. */
+  authn: RouteAuthnConfig;
+}
+
+export type AuthnMode = 'auto' | 'jwt' | 'introspect' | 'off';
+
+export interface RouteAuthnConfig {
+  /** auto: a token shaped like a JWS is verified locally, any other is introspected. */
+  mode: AuthnMode;
+  /** A request without any token passes (unauthenticated); a bad token is still refused. */
+  optional: boolean;
+  /** Issuer ids accepted on the route; empty = all. */
+  issuers: string[];
+}
+
+export interface ScopesConfig {
+  all_of: string[];
+  any_of: string[];
+}
+
 export interface RouteConfig {
   id: string;
   path: string;
@@ -122,6 +229,8 @@ export interface RouteConfig {
   peers?: PeersConfig;
   mtls?: MtlsMode;
   limits?: { max_body_bytes?: number };
+  authn?: Partial<RouteAuthnConfig>;
+  scopes?: ScopesConfig;
 }
 
 export interface LogConfig {
@@ -141,6 +250,7 @@ export interface SidecarConfig {
   peers: PeersConfig;
   mesh?: MeshConfig;
   egress?: EgressConfig;
+  tokens?: TokensConfig;
   routes: RouteConfig[];
   log: LogConfig;
   lifecycle: { drain_timeout: number };

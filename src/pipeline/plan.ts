@@ -3,7 +3,11 @@
  * list, limits), built once at startup or reload. Nothing on the request path reads config again.
  */
 import FindMyWay from 'find-my-way';
-import type { AccessConfig, MtlsMode, PeersConfig, RouteConfig, SidecarConfig } from '../config/types.js';
+import type { AccessConfig, MtlsMode, PeersConfig, RouteAuthnConfig, RouteConfig, ScopesConfig, SidecarConfig } from '../config/types.js';
+import type { TokenRuntime } from '../identity/token-runtime.js';
+import { createAuthnStage } from '../stages/authn.js';
+import { createAuthzScopesStage, isScopesNoop } from '../stages/authz-scopes.js';
+import { createMintTokenStage } from '../stages/mint-token.js';
 import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
@@ -44,12 +48,16 @@ const ANY_METHOD = '*';
 export interface PlanDeps {
   /** The CRL in force (mesh); undefined without mesh. */
   revocations?: RevocationList | undefined;
+  /** Token translation's live state; required when the configuration has `tokens`. */
+  tokens?: TokenRuntime | undefined;
 }
 
 interface RoutePolicy {
   access: AccessConfig;
   peers: PeersConfig;
   mtls: MtlsMode | undefined;
+  authn: Partial<RouteAuthnConfig> | undefined;
+  scopes: ScopesConfig | undefined;
 }
 
 function buildStages(config: SidecarConfig, policy: RoutePolicy, deps: PlanDeps): Stage[] {
@@ -59,6 +67,14 @@ function buildStages(config: SidecarConfig, policy: RoutePolicy, deps: PlanDeps)
   if (!isAccessNoop(policy.access)) stages.push(createAccessStage(policy.access));
   const peerPolicy = peerPolicyOf(config, policy);
   if (peerPolicy) stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
+  if (config.tokens) {
+    const runtime = deps.tokens;
+    if (!runtime) throw new Error('compilePlan: tokens configured but no token runtime given');
+    const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
+    stages.push(createAuthnStage(authn, runtime));
+    if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig, runtime.realm));
+    if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) stages.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
+  }
   return stages;
 }
 
@@ -80,7 +96,7 @@ function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBo
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
-  const globalPolicy: RoutePolicy = { access: config.access, peers: config.peers, mtls: undefined };
+  const globalPolicy: RoutePolicy = { access: config.access, peers: config.peers, mtls: undefined, authn: undefined, scopes: undefined };
   const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
@@ -92,7 +108,13 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
   for (const [index, route] of config.routes.entries()) {
-    const policy: RoutePolicy = { access: route.access ?? config.access, peers: route.peers ?? config.peers, mtls: route.mtls };
+    const policy: RoutePolicy = {
+      access: route.access ?? config.access,
+      peers: route.peers ?? config.peers,
+      mtls: route.mtls,
+      authn: route.authn,
+      scopes: route.scopes,
+    };
     const plan = routePlan(route.id, config, policy, route.limits?.max_body_bytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
     register(router, route, plan, index);

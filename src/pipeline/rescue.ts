@@ -75,8 +75,29 @@ const CLIENT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: 'ERR_REQUEST_AMBIGUOUS',
 };
 
-export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue {
+/**
+ * RFC 6750 §3 challenges for refused tokens: no error code when credentials were missing,
+ * invalid_request for malformed ones, invalid_token for the rest. (insufficient_scope carries its
+ * own challenge, naming the scopes, from the authz-scopes stage.)
+ */
+const BEARER_ERRORS: Partial<Record<ErrorCode, string>> = {
+  ERR_AUTHN_TOKEN_MISSING: '',
+  ERR_AUTHN_TOKEN_MALFORMED: 'invalid_request',
+  ERR_AUTHN_TOKEN_INVALID: 'invalid_token',
+  ERR_AUTHN_TOKEN_INACTIVE: 'invalid_token',
+  ERR_AUTHN_TOKEN_EXPIRED: 'invalid_token',
+};
+
+export function bearerChallenge(error: WardenError, realm: string): string | undefined {
+  const code = BEARER_ERRORS[error.code];
+  if (code === undefined) return undefined;
+  if (code === '') return `Bearer realm="${realm}"`;
+  return `Bearer realm="${realm}", error="${code}", error_description="${error.title}"`;
+}
+
+export function createRescue(deps: { events: EventBus; logger: Logger; realm?: string }): Rescue {
   const { events, logger } = deps;
+  const realm = (deps.realm ?? 'warden').replace(/["\\]/g, '');
 
   function toWardenError(error: unknown): WardenError {
     if (isWardenError(error)) return error;
@@ -101,6 +122,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
     if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
     if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
     if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
+    if (error.attributes !== undefined) Object.assign(attributes, error.attributes);
     events.emit(event, attributes);
   }
 
@@ -120,6 +142,10 @@ export function createRescue(deps: { events: EventBus; logger: Logger }): Rescue
       ...problem.headers,
     };
     if (subject.requestId !== undefined) headers['x-request-id'] = subject.requestId;
+    if (problem.status === 401 && headers['www-authenticate'] === undefined) {
+      const challenge = bearerChallenge(problem, realm);
+      if (challenge !== undefined) headers['www-authenticate'] = challenge;
+    }
     try {
       res.writeHead(problem.status, headers);
       res.end(body);

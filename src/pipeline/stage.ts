@@ -9,9 +9,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { WardenError } from '../errors.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
+import type { Principal } from '../identity/principal.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
-export type StageId = 'access' | 'peer-authz';
+export type StageId = 'access' | 'peer-authz' | 'authn' | 'authn-jwt' | 'authn-introspect' | 'authz-scopes' | 'mint-token';
 
 export type Verdict = void | undefined | WardenError;
 
@@ -35,8 +36,8 @@ export interface RequestContext {
   readonly method: string;
   /** Normalised path, without the query: what routing, policy and the backend all see. */
   readonly path: string;
-  /** The query string including its leading "?", or "". */
-  readonly search: string;
+  /** The query string including its leading "?", or "" (authn removes a token sent as a query parameter). */
+  search: string;
   /** The client's address: the socket's peer, or the nearest untrusted X-Forwarded-For hop. */
   readonly clientAddress: string;
   /** The caller's client certificate, as verified at the handshake (`presented: false` without one). */
@@ -47,4 +48,6 @@ export interface RequestContext {
   readonly upstreamHeaders: UpstreamHeaders;
   route: RouteInfo;
   params: Readonly<Record<string, string | undefined>>;
+  /** The authenticated caller, set by the authn stage (absent on public routes and optional-authn requests without a token). */
+  principal?: Principal | undefined;
 }

@@ -1,8 +1,9 @@
 /**
  * The admin listener (loopback by default): /healthz (the process answers), /readyz (inbound
- * listener up, backend reachable, not draining), /metrics (Prometheus text).
+ * listener up, backend reachable, not draining), /metrics (Prometheus text), plus endpoints that
+ * capabilities add (the minted tokens' JWKS, token revocation).
  */
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -16,21 +17,36 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** An endpoint a capability adds to the admin listener; it answers with `send`. */
+export interface AdminEndpoint {
+  readonly methods: readonly ('GET' | 'POST')[];
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
 export interface AdminOptions {
   host: string;
   port: number;
   registry: Registry;
   readiness: readonly ReadinessCheck[];
+  /** Looked up at request time, so a reload can change them. */
+  endpoints?: () => ReadonlyMap<string, AdminEndpoint>;
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
+export function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
 
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const extra = options.endpoints?.().get(path);
+    if (extra) {
+      const method = req.method === 'HEAD' ? 'GET' : (req.method as 'GET' | 'POST');
+      if (extra.methods.includes(method)) return extra.handle(req, res);
+      res.setHeader('allow', extra.methods.join(', '));
+      return send(res, 405, 'text/plain', 'method not allowed\n');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return send(res, 405, 'text/plain', 'method not allowed\n');

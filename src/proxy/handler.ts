@@ -29,6 +29,8 @@ export interface Generation {
   readonly rules: HeaderRules;
   readonly forwarder: Forwarder;
   readonly limits: LimitsConfig;
+  /** Paths the sidecar answers itself on the inbound listener (GET/HEAD), e.g. the minted tokens' JWKS. */
+  readonly localEndpoints?: ReadonlyMap<string, (res: AnyResponse) => void> | undefined;
 }
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -111,6 +113,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (h2 ? checkH2HeaderLimits(req.rawHeaders, gen.limits) : checkH1Request(req as IncomingMessage, gen.limits)) ??
       (target instanceof WardenError ? target : undefined);
     if (early) return refuse(early);
+
+    const local = gen.localEndpoints?.get(ctx.path);
+    if (local !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD')) return local(res);
 
     const match = gen.plan.resolve(ctx.method, ctx.path);
     if (match instanceof WardenError) return refuse(match);

@@ -25,6 +25,9 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../mesh/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
+import type { TokenRuntime } from '../identity/token-runtime.js';
+import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
+import type { AdminEndpoint } from './admin.js';
 
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
@@ -38,6 +41,8 @@ export interface Sidecar {
   readonly egress: AddressInfo | undefined;
   /** The workload identity, with mesh. */
   readonly mesh: MeshIdentity | undefined;
+  /** Token translation's state, with `tokens`. */
+  readonly tokens: TokenRuntime | undefined;
   readonly events: EventBus;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -55,8 +60,13 @@ export interface SidecarOptions {
   processMetrics?: boolean;
 }
 
+export interface GenerationDeps {
+  revocations?: RevocationList | undefined;
+  tokens?: TokenRuntime | undefined;
+}
+
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
-export function compileGeneration(loaded: LoadedSidecarConfig, deps: { revocations?: RevocationList | undefined } = {}): SidecarGeneration {
+export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationDeps = {}): SidecarGeneration {
   const { config } = loaded;
   let plan;
   try {
@@ -66,7 +76,33 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: { revocatio
     throw err;
   }
   const rules = compileHeaderRules(config.headers, config.upstream);
-  return { loaded, config, plan, rules, forwarder: createForwarder(config.upstream, rules), limits: config.limits };
+  const runtime = deps.tokens;
+  const jwksPath = config.tokens?.mint.jwks_path;
+  const localEndpoints =
+    runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
+  return { loaded, config, plan, rules, forwarder: createForwarder(config.upstream, rules), limits: config.limits, localEndpoints };
+}
+
+/** Token translation's state for a configuration: the current one when `tokens` did not change (its caches and keys survive a reload). */
+async function tokenRuntimeFor(
+  config: SidecarConfig,
+  current: { runtime: TokenRuntime | undefined; key: string } | undefined,
+  deps: { events: EventBus; logger: Logger; metrics: Metrics; selfId: string | undefined },
+): Promise<{ runtime: TokenRuntime | undefined; key: string }> {
+  const key = JSON.stringify([config.tokens ?? null, config.service.name]);
+  if (current && current.key === key) return current;
+  if (!config.tokens) return { runtime: undefined, key };
+  // Loaded only with tokens: sidecars without token translation skip jose, ioredis and the IdP code.
+  const { createTokenRuntime } = await import('../identity/token-runtime.js');
+  const runtime = await createTokenRuntime(config.tokens, {
+    serviceName: config.service.name,
+    selfId: deps.selfId,
+    events: deps.events,
+    logger: deps.logger,
+    metrics: deps.metrics.tokens,
+  });
+  await runtime.prefetch();
+  return { runtime, key };
 }
 
 /** Settings that the running listeners cannot change; a reload that changes them says so. */
@@ -107,7 +143,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const events = options.events ?? createEventBus();
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
-  const rescue = createRescue({ events, logger });
+  const rescue = createRescue({ events, logger, realm: config.service.name });
 
   // The workload identity comes first: without a certificate there is nothing to listen with.
   // Loaded only with mesh: file-mode sidecars skip the X.509 and enrollment code entirely.
@@ -122,7 +158,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     return gen.tls;
   };
 
-  let current = compileGeneration(loaded, { revocations });
+  const tokenDeps = { events, logger, metrics, selfId: config.mesh?.spiffe_id };
+  let tokenState = await tokenRuntimeFor(config, undefined, tokenDeps);
+  let current = compileGeneration(loaded, { revocations, tokens: tokenState.runtime });
   let draining = false;
 
   const accessLog = createAccessLog(logger, config.service.name);
@@ -158,10 +196,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     if (what !== 'crl') inbound.setSecureContext(inboundTlsSettings(current.config), meshTlsMaterial(mesh));
     egress?.refresh();
   });
+  let adminEndpoints: ReadonlyMap<string, AdminEndpoint> = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
   const admin: AdminServer = await startAdminServer({
     host: config.listeners.admin.host,
     port: config.listeners.admin.port,
     registry: metrics.registry,
+    endpoints: () => adminEndpoints,
     readiness: [
       { name: 'inbound', check: async () => ({ ok: !draining, ...(draining ? { detail: 'draining' } : {}) }) },
       {
@@ -202,6 +242,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     admin: admin.address,
     egress: egress?.address,
     mesh,
+    get tokens() {
+      return tokenState.runtime;
+    },
     events,
     logger,
     metrics,
@@ -211,9 +254,13 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     async reload(load) {
       const file = current.loaded.file;
       let next: SidecarGeneration;
+      let nextTokens: typeof tokenState | undefined;
       try {
-        next = compileGeneration(load(), { revocations });
+        const nextLoaded = load();
+        nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
+        next = compileGeneration(nextLoaded, { revocations, tokens: nextTokens.runtime });
       } catch (err) {
+        if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
         const detail = err instanceof ConfigError ? err.message : (err as Error).message;
         events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
         return false;
@@ -227,7 +274,14 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
       logger.level = next.config.log.level;
       const previous = current;
+      const previousTokens = tokenState;
       current = next;
+      if (nextTokens !== tokenState) {
+        tokenState = nextTokens;
+        adminEndpoints = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
+        // In-flight requests may still be in the old runtime's IdP calls: close it after the grace.
+        setTimeout(() => void previousTokens.runtime?.close(), previous.config.lifecycle.drain_timeout).unref();
+      }
       // Requests in flight hold the old generation (some may still be in a stage, not yet forwarded):
       // its pool closes after the drain grace, and close() itself waits for running requests.
       setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
@@ -242,6 +296,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await current.forwarder.close();
       await egress?.close();
       await admin.close();
+      await tokenState.runtime?.close();
       mesh?.stop();
       logger.info('drained');
     },

@@ -46,6 +46,38 @@ export const EVENTS = {
     severity: 'warn',
     description: 'A caller was refused for its identity: no or untrusted client certificate, or a SPIFFE ID the route does not allow.',
   },
+  'warden.authn.token_missing': { severity: 'info', description: 'A route that requires a token got a request without one.' },
+  'warden.authn.token_malformed': {
+    severity: 'warn',
+    description: 'Credentials that cannot be a bearer token: wrong scheme, bad characters, several tokens at once, oversized.',
+  },
+  'warden.authn.token_invalid': {
+    severity: 'warn',
+    description:
+      'A token that failed validation: bad signature, unknown key, disallowed algorithm or header, wrong issuer, audience or type, not yet valid.',
+  },
+  'warden.authn.token_inactive': {
+    severity: 'warn',
+    description: 'The identity provider answered `active: false` (revoked, unknown or expired at the IdP), or the token is known revoked.',
+  },
+  'warden.authn.token_expired': { severity: 'info', description: 'A token whose `exp` has passed (beyond the configured leeway).' },
+  'warden.authn.idp_unavailable': {
+    severity: 'error',
+    description:
+      'The identity provider could not be asked (unreachable, 5xx, timeout, circuit open, no keys yet): the request got 503, not 401.',
+  },
+  'warden.authz.scope_missing': {
+    severity: 'warn',
+    description: 'A valid token without the scopes the route requires (403 insufficient_scope).',
+  },
+  'warden.token.minted': {
+    severity: 'debug',
+    description: 'The sidecar minted an internal token for the backend (a cache miss: one per source token and caller, not per request).',
+  },
+  'warden.token.revoked': {
+    severity: 'info',
+    description: 'A token was marked revoked through the admin API or learnt inactive, and (with shared state) published to all replicas.',
+  },
   'warden.ca.enrolled': { severity: 'info', description: 'The CA issued a first certificate to a workload against a bootstrap token.' },
   'warden.ca.renewed': {
     severity: 'info',
@@ -112,6 +144,11 @@ export interface EventAttributes {
   'warden.cert.serial'?: string;
   'warden.cert.not_after'?: string;
   'warden.count'?: number;
+  'warden.token.issuer'?: string;
+  'warden.token.client_id'?: string;
+  /** First 16 hex digits of SHA-256(issuer ‖ token): correlates events without revealing the token. */
+  'warden.token.hash'?: string;
+  'warden.scope.required'?: string;
 }
 
 export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes) => void;

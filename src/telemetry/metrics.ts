@@ -10,8 +10,15 @@ export interface RequestObserver {
   (route: string, method: string, status: number, seconds: number): void;
 }
 
+/** Token translation's instruments: cache outcomes and IdP calls. */
+export interface TokenMetrics {
+  cache(cache: 'introspection' | 'jwt' | 'minted', result: 'hit' | 'miss' | 'stale' | 'negative' | 'shared_hit'): void;
+  idpCall(kind: 'introspection' | 'jwks' | 'revocation', outcome: string, seconds: number): void;
+}
+
 export interface Metrics {
   readonly registry: Registry;
+  readonly tokens: TokenMetrics;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
@@ -37,12 +44,42 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     registers: [registry],
   });
 
+  const tokenCache = new Counter({
+    name: 'warden_token_cache_total',
+    help: 'Token cache lookups by cache (introspection, jwt, minted) and result (hit, miss, stale, negative, shared_hit).',
+    labelNames: ['cache', 'result'] as const,
+    registers: [registry],
+  });
+  const idpCalls = new Histogram({
+    name: 'warden_idp_call_duration_seconds',
+    help: 'Calls to identity providers by kind and outcome (ok, or the failure reason).',
+    labelNames: ['kind', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const cacheChildren = new Map<string, ReturnType<typeof tokenCache.labels>>();
+  const tokens: TokenMetrics = {
+    cache(cache, result) {
+      const key = cache + result;
+      let child = cacheChildren.get(key);
+      if (child === undefined) {
+        child = tokenCache.labels({ cache, result });
+        cacheChildren.set(key, child);
+      }
+      child.inc();
+    },
+    idpCall(kind, outcome, seconds) {
+      idpCalls.labels({ kind, outcome }).observe(seconds);
+    },
+  };
+
   type Child = ReturnType<typeof duration.labels>;
   const durationChildren = new Map<string, Child>();
   const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
 
   return {
     registry,
+    tokens,
     trackCertificateExpiry(secondsToExpiry) {
       new Gauge({
         name: 'warden_certificate_expiry_seconds',

@@ -1,0 +1,22 @@
+/** Schema fragments shared by sidecar.yaml, ca.yaml and their sections. */
+
+/** Log level, shared with ca.yaml. */
+export const logLevel = {
+  enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+  default: 'info',
+  'x-expect': 'one of trace, debug, info, warn, error, fatal, silent',
+} as const;
+
+/** A TCP port, shared with ca.yaml. */
+export const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
+export const duration = (def: string) =>
+  ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
+export const size = (def: string) =>
+  ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;
+export const positiveInt = (def: number, max = 1_000_000) =>
+  ({ type: 'integer', minimum: 1, maximum: max, default: def, 'x-expect': `an integer 1–${max}` }) as const;
+export const cidrList = {
+  type: 'array',
+  default: [],
+  items: { type: 'string', 'x-cidr': true, 'x-expect': 'an IP address or CIDR such as "10.0.0.0/8" or "::1/128"' },
+} as const;

@@ -1,0 +1,88 @@
+/**
+ * Checks of the `tokens` section that need more than the schema: references between keys, secrets
+ * that the chosen client authentication needs, key files that load, bounded leeway.
+ */
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConfigIssue } from './config-error.js';
+import type { SidecarConfig } from './types.js';
+
+type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
+
+const MAX_LEEWAY_MS = 5 * 60_000;
+
+export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const tokens = config.tokens;
+  if (!tokens) {
+    for (const [i, route] of config.routes.entries()) {
+      if (route.authn) yield issue(['routes', i, 'authn'], 'needs a tokens section (the issuers tokens are checked against)');
+      if (route.scopes) yield issue(['routes', i, 'scopes'], 'needs a tokens section: scopes come from validated tokens');
+    }
+    return;
+  }
+  if (tokens.leeway > MAX_LEEWAY_MS)
+    yield issue(['tokens', 'leeway'], `must be at most 5m (${MAX_LEEWAY_MS} ms): clock skew, not a grace period`);
+  for (const [i, source] of tokens.sources.entries()) {
+    if (source.from !== 'authorization' && !('name' in source && source.name)) {
+      yield issue(['tokens', 'sources', i, 'name'], `is required for from: ${source.from} (the ${source.from} name to read)`);
+    }
+  }
+  const ids = new Map<string, number>();
+  for (const [i, iss] of tokens.issuers.entries()) {
+    const at = ['tokens', 'issuers', i];
+    const first = ids.get(iss.id);
+    if (first !== undefined) yield issue([...at, 'id'], `duplicate issuer id "${iss.id}" (first used by tokens.issuers[${first}])`);
+    else ids.set(iss.id, i);
+    if (iss.audience.length === 0 && !iss.allow_any_audience) {
+      yield issue([...at, 'audience'], 'is required: list the aud values meant for this service (or set allow_any_audience: true)');
+    }
+    if (!iss.discovery && !iss.jwks_uri && !iss.introspection?.endpoint) {
+      yield issue([...at, 'discovery'], 'is off, so jwks_uri or introspection.endpoint must be given');
+    }
+    const intro = iss.introspection;
+    if (!intro) continue;
+    if (intro.auth_method === 'private_key_jwt') {
+      if (!intro.private_key) {
+        yield issue([...at, 'introspection', 'private_key'], 'is required for auth_method private_key_jwt (a PKCS#8 PEM file)');
+      } else {
+        try {
+          createPrivateKey(readFileSync(intro.private_key));
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          yield issue(
+            [...at, 'introspection', 'private_key'],
+            e.code?.startsWith('E') && e.syscall
+              ? `cannot read ${intro.private_key} (${e.code})`
+              : `is not a PEM private key (${e.message})`,
+          );
+        }
+      }
+    } else if (!intro.client_secret) {
+      yield issue(
+        [...at, 'introspection', 'client_secret'],
+        `is required for auth_method ${intro.auth_method} (use \${ENV} or \${file:…})`,
+      );
+    }
+  }
+  const checkIssuerRefs = function* (list: readonly string[], at: (string | number)[]) {
+    for (const [j, id] of list.entries())
+      if (!ids.has(id)) yield issue([...at, j], `unknown issuer id "${id}" (known: ${[...ids.keys()].join(', ')})`);
+  };
+  yield* checkIssuerRefs(tokens.authn.issuers, ['tokens', 'authn', 'issuers']);
+  const introspecting = tokens.issuers.filter((i) => i.introspection).map((i) => i.id);
+  if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {
+    yield issue(['tokens', 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
+  }
+  for (const [i, route] of config.routes.entries()) {
+    if (route.authn?.mode === 'introspect' && introspecting.length === 0) {
+      yield issue(
+        ['routes', i, 'authn', 'mode'],
+        'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)',
+      );
+    }
+    if (route.authn?.issuers) yield* checkIssuerRefs(route.authn.issuers, ['routes', i, 'authn', 'issuers']);
+    const mode = route.authn?.mode ?? tokens.authn.mode;
+    if (route.scopes && mode === 'off')
+      yield issue(['routes', i, 'scopes'], 'needs authn: scopes cannot be checked on a route with authn mode "off"');
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * A circuit breaker for calls to an identity provider: after `failures` consecutive failures it
+ * opens and refuses calls for `openFor` ms (so an outage costs each request nothing, instead of a
+ * timeout); then one trial call is let through (half-open), whose result closes or re-opens it.
+ */
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface CircuitBreaker {
+  /** May a call go out now? In half-open state only one trial at a time gets true. */
+  allow(): boolean;
+  success(): void;
+  failure(): void;
+  readonly state: BreakerState;
+}
+
+export function createCircuitBreaker(options: { failures: number; openFor: number; now?: () => number }): CircuitBreaker {
+  const now = options.now ?? Date.now;
+  let consecutive = 0;
+  let openedAt = 0;
+  let open = false;
+  let trialInFlight = false;
+
+  const state = (): BreakerState => (!open ? 'closed' : now() - openedAt >= options.openFor ? 'half-open' : 'open');
+
+  return {
+    get state() {
+      return state();
+    },
+    allow() {
+      const s = state();
+      if (s === 'closed') return true;
+      if (s === 'open' || trialInFlight) return false;
+      trialInFlight = true;
+      return true;
+    },
+    success() {
+      consecutive = 0;
+      open = false;
+      trialInFlight = false;
+    },
+    failure() {
+      trialInFlight = false;
+      consecutive++;
+      if (open || consecutive >= options.failures) {
+        open = true;
+        openedAt = now();
+      }
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * HTTP to identity providers (discovery, JWKS, introspection, revocation) over one undici Agent:
+ * a connect timeout (TCP and TLS handshake), a response deadline that covers headers and body
+ * together, and a cap on the answer's size. Every failure is an IdpError saying why, so callers can
+ * tell "the IdP could not be asked" (503) from "the IdP said no" (401).
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+
+export type IdpFailure =
+  'connect_timeout' | 'timeout' | 'unreachable' | 'status' | 'bad_response' | 'circuit_open' | 'overloaded' | 'not_ready';
+
+export class IdpError extends Error {
+  constructor(
+    readonly reason: IdpFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'IdpError';
+  }
+}
+
+export interface IdpResponse {
+  status: number;
+  body: Buffer;
+  json(): unknown;
+}
+
+export interface IdpRequest {
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface IdpHttp {
+  request(url: string, req?: IdpRequest): Promise<IdpResponse>;
+  /** The dispatcher, for libraries that fetch by themselves (jose's remote JWKS). */
+  readonly dispatcher: Dispatcher;
+  readonly timeouts: { connect: number; response: number };
+  close(): Promise<void>;
+}
+
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+export function createIdpHttp(timeouts: { connect: number; response: number }): IdpHttp {
+  const agent = new Agent({
+    connect: { timeout: timeouts.connect },
+    connectTimeout: timeouts.connect,
+    headersTimeout: timeouts.response,
+    bodyTimeout: timeouts.response,
+    keepAliveTimeout: 30_000,
+    connections: 64,
+  });
+
+  return {
+    dispatcher: agent,
+    timeouts,
+    async request(url, req = {}) {
+      const signal = AbortSignal.timeout(timeouts.response);
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          dispatcher: agent,
+          method: req.method ?? 'GET',
+          headers: { accept: 'application/json', ...req.headers },
+          body: req.body,
+          signal,
+        });
+      } catch (err) {
+        throw classify(err, url, signal);
+      }
+      let body: Buffer;
+      try {
+        body = await readCapped(res.body, MAX_ANSWER_BYTES);
+      } catch (err) {
+        throw err instanceof IdpError ? err : classify(err, url, signal);
+      }
+      return {
+        status: res.statusCode,
+        body,
+        json() {
+          try {
+            return JSON.parse(body.toString('utf8')) as unknown;
+          } catch (cause) {
+            throw new IdpError('bad_response', `${url} answered with something that is not JSON`, { cause });
+          }
+        },
+      };
+    },
+    close: () => agent.close(),
+  };
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      body.destroy();
+      throw new IdpError('bad_response', `answer larger than ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function classify(err: unknown, url: string, signal: AbortSignal): IdpError {
+  const code = (err as { code?: string }).code;
+  const origin = new URL(url).origin;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new IdpError('connect_timeout', `connecting to ${origin} timed out`, { cause: err });
+  if (signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new IdpError('timeout', `${origin} did not answer in time`, { cause: err });
+  }
+  return new IdpError('unreachable', `cannot reach ${origin} (${code ?? (err as Error).message})`, { cause: err });
+}

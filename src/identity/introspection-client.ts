@@ -1,0 +1,82 @@
+/**
+ * RFC 7662 introspection and RFC 7009 revocation calls, with the client authentication the IdP
+ * registered for this sidecar: client_secret_basic, client_secret_post or private_key_jwt
+ * (RFC 7523, a fresh signed assertion per call so replay protection at the IdP holds).
+ */
+import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { SignJWT } from 'jose';
+import type { IssuerConfig } from '../config/types.js';
+import { IdpError, type IdpHttp } from './idp-http.js';
+
+type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>;
+
+export interface IntrospectionClient {
+  /** The introspection answer (an object with at least `active`); IdpError when the IdP could not answer. */
+  introspect(endpoint: string, token: string): Promise<Record<string, unknown>>;
+  /** Revokes a token at the IdP (RFC 7009). */
+  revoke(endpoint: string, token: string): Promise<void>;
+}
+
+export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: string, http: IdpHttp): IntrospectionClient {
+  const key: KeyObject | undefined = cfg.private_key ? createPrivateKey(readFileSync(cfg.private_key)) : undefined;
+
+  const authenticate = async (form: URLSearchParams): Promise<Record<string, string>> => {
+    switch (cfg.auth_method) {
+      case 'client_secret_basic': {
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+        const pair = `${encodeURIComponent(cfg.client_id)}:${encodeURIComponent(cfg.client_secret ?? '')}`;
+        return { authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
+      }
+      case 'client_secret_post':
+        form.set('client_id', cfg.client_id);
+        form.set('client_secret', cfg.client_secret ?? '');
+        return {};
+      case 'private_key_jwt': {
+        const assertion = await new SignJWT({})
+          .setProtectedHeader({ alg: cfg.private_key_alg, ...(cfg.private_key_kid ? { kid: cfg.private_key_kid } : {}) })
+          .setIssuer(cfg.client_id)
+          .setSubject(cfg.client_id)
+          .setAudience(issuer)
+          .setJti(randomUUID())
+          .setIssuedAt()
+          .setExpirationTime('60s')
+          .sign(key as KeyObject);
+        form.set('client_id', cfg.client_id);
+        form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+        form.set('client_assertion', assertion);
+        return {};
+      }
+    }
+  };
+
+  const post = async (endpoint: string, form: URLSearchParams) => {
+    const headers = await authenticate(form);
+    return http.request(endpoint, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
+  };
+
+  return {
+    async introspect(endpoint, token) {
+      const form = new URLSearchParams({ token });
+      if (cfg.token_type_hint) form.set('token_type_hint', cfg.token_type_hint);
+      const res = await post(endpoint, form);
+      // A 4xx means the IdP refused *us* (client credentials, policy): the token was not judged.
+      if (res.status !== 200) throw new IdpError('status', `introspection at ${endpoint} answered ${res.status}`);
+      const answer = res.json();
+      if (typeof answer !== 'object' || answer === null || typeof (answer as { active?: unknown }).active !== 'boolean') {
+        throw new IdpError('bad_response', `introspection at ${endpoint} answered without a boolean "active"`);
+      }
+      return answer as Record<string, unknown>;
+    },
+    async revoke(endpoint, token) {
+      const form = new URLSearchParams({ token });
+      if (cfg.token_type_hint) form.set('token_type_hint', cfg.token_type_hint);
+      const res = await post(endpoint, form);
+      if (res.status !== 200) throw new IdpError('status', `revocation at ${endpoint} answered ${res.status}`);
+    },
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * Opaque tokens → principals via RFC 7662, behind a bounded cache (DESIGN §2): one IdP call per
+ * token however many requests carry it at once (coalesced), answers kept no longer than the
+ * configured maximum nor the token's exp (never extended on a hit), optional short negative
+ * caching, a circuit breaker and a concurrency cap so an IdP outage costs requests nothing, and —
+ * configurable — a grace window in which a still-unexpired cached answer is served while the IdP
+ * cannot be asked. An IdP that cannot be asked means 503, never 401.
+ */
+import type { TokensConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { TokenMetrics } from '../telemetry/metrics.js';
+import { BoundedCache } from './bounded-cache.js';
+import { createCircuitBreaker } from './circuit-breaker.js';
+import { IdpError } from './idp-http.js';
+import type { IntrospectionClient } from './introspection-client.js';
+import type { EndpointResolver } from './issuer-endpoints.js';
+import { checkIntrospectionClaims, principalOf, tokenRefusal, type IssuerPolicy, type Principal } from './principal.js';
+import type { SharedTokenState } from './shared-token-state.js';
+
+export type IntrospectionOutcome = Principal | WardenError;
+
+export interface Introspector {
+  /** Synchronous when the local cache answers (the common case); a promise when the IdP or Redis must be asked. */
+  check(token: string, hash: string): IntrospectionOutcome | Promise<IntrospectionOutcome>;
+  /** Revokes at the IdP (RFC 7009, when it has a revocation endpoint) and drops the cached answer. */
+  revoke(token: string, hash: string): Promise<{ idp: boolean; expiresAt: number | undefined }>;
+  /** Drops the cached answer (a revocation learnt from another replica). */
+  forget(hash: string): void;
+  readonly cacheSize: number;
+}
+
+export interface IntrospectorDeps {
+  policy: IssuerPolicy;
+  tokens: TokensConfig;
+  client: IntrospectionClient;
+  endpoints: EndpointResolver;
+  shared: SharedTokenState | undefined;
+  metrics: TokenMetrics;
+}
+
+const NEGATIVE_ENTRY_BYTES = 128;
+
+export function createIntrospector(deps: IntrospectorDeps): Introspector {
+  const { policy, tokens, client, endpoints, shared, metrics } = deps;
+  const leewaySec = tokens.leeway / 1000;
+  const maxTtl = shared ? Math.min(tokens.cache.max_ttl, tokens.shared?.revocation_lag ?? Infinity) : tokens.cache.max_ttl;
+  const cache = new BoundedCache<Principal>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_bytes });
+  const negative = new BoundedCache<WardenError>({
+    maxEntries: tokens.cache.negative_max_entries,
+    maxBytes: tokens.cache.negative_max_entries * NEGATIVE_ENTRY_BYTES,
+  });
+  const breaker = createCircuitBreaker({ failures: tokens.idp.breaker.failures, openFor: tokens.idp.breaker.open_for });
+  const inflight = new Map<string, Promise<IntrospectionOutcome>>();
+  let callsInFlight = 0;
+
+  const attributes = (hash: string) => ({ 'warden.token.issuer': policy.id, 'warden.token.hash': hash.slice(0, 16) });
+  const inactive = (hash: string, rule: string) =>
+    new WardenError('ERR_AUTHN_TOKEN_INACTIVE', { rule, detail: 'The access token is not active.', attributes: attributes(hash) });
+  const unavailable = (err: IdpError, hash: string) =>
+    new WardenError('ERR_IDP_UNAVAILABLE', {
+      rule: `introspection.${err.reason}`,
+      detail: 'The identity provider could not be asked; try again shortly.',
+      headers: { 'retry-after': String(err.reason === 'circuit_open' ? Math.ceil(tokens.idp.breaker.open_for / 1000) : 1) },
+      cause: err,
+      attributes: attributes(hash),
+    });
+
+  const remember = (hash: string, p: Principal, now: number): void => {
+    const expMs = p.expiresAt === undefined ? Infinity : p.expiresAt * 1000;
+    const freshUntil = Math.min(now + maxTtl, expMs);
+    const staleUntil = Math.min(freshUntil + tokens.idp.grace, expMs);
+    cache.set(hash, p, estimateBytes(p), freshUntil, staleUntil);
+  };
+
+  const rememberNegative = (hash: string, error: WardenError): WardenError => {
+    if (tokens.cache.negative_ttl > 0) negative.set(hash, error, NEGATIVE_ENTRY_BYTES, Date.now() + tokens.cache.negative_ttl);
+    return error;
+  };
+
+  async function callIdp(token: string): Promise<Record<string, unknown>> {
+    if (callsInFlight >= tokens.idp.max_concurrent)
+      throw new IdpError('overloaded', `${tokens.idp.max_concurrent} introspection calls already in flight`);
+    if (!breaker.allow()) throw new IdpError('circuit_open', `introspection at ${policy.issuer} failed repeatedly; circuit open`);
+    callsInFlight++;
+    const started = performance.now();
+    try {
+      const found = await endpoints.get();
+      if (!found.introspection) throw new IdpError('not_ready', `${policy.issuer} publishes no introspection_endpoint`);
+      const answer = await client.introspect(found.introspection, token);
+      breaker.success();
+      metrics.idpCall('introspection', 'ok', (performance.now() - started) / 1000);
+      return answer;
+    } catch (err) {
+      breaker.failure();
+      const idpErr = err instanceof IdpError ? err : new IdpError('bad_response', (err as Error).message, { cause: err });
+      metrics.idpCall('introspection', idpErr.reason, (performance.now() - started) / 1000);
+      throw idpErr;
+    } finally {
+      callsInFlight--;
+    }
+  }
+
+  async function resolve(token: string, hash: string, stale: Principal | undefined): Promise<IntrospectionOutcome> {
+    if (shared) {
+      const answer = await shared.get(hash);
+      if (answer === 'revoked') {
+        cache.delete(hash);
+        return rememberNegative(hash, inactive(hash, 'introspection.revoked'));
+      }
+      if (answer) {
+        const p = principalOf(answer.claims, policy, 'introspection', hash);
+        const now = Date.now();
+        cache.set(
+          hash,
+          p,
+          estimateBytes(p),
+          now + answer.ttlMs,
+          Math.min(now + answer.ttlMs + tokens.idp.grace, p.expiresAt === undefined ? Infinity : p.expiresAt * 1000),
+        );
+        metrics.cache('introspection', 'shared_hit');
+        return p;
+      }
+    }
+    let claims: Record<string, unknown>;
+    try {
+      claims = await callIdp(token);
+    } catch (err) {
+      const idpErr = err as IdpError;
+      if (stale) {
+        metrics.cache('introspection', 'stale');
+        return stale;
+      }
+      return unavailable(idpErr, hash);
+    }
+    const now = Date.now();
+    if (claims.active !== true) {
+      cache.delete(hash);
+      // We believed it active a moment ago: it was revoked at the IdP. Tell the other replicas.
+      if (stale && shared) void shared.revoke(hash, stale.expiresAt ? stale.expiresAt * 1000 - now : maxTtl).catch(() => undefined);
+      return rememberNegative(hash, inactive(hash, 'introspection.active'));
+    }
+    const wrong = checkIntrospectionClaims(claims, policy, now / 1000, leewaySec);
+    if (wrong) {
+      return rememberNegative(
+        hash,
+        tokenRefusal('ERR_AUTHN_TOKEN_INVALID', `introspection.${wrong}`, `The access token's ${wrong} is not acceptable.`, {
+          issuerId: policy.id,
+          tokenHash: hash,
+        }),
+      );
+    }
+    const p = principalOf(claims, policy, 'introspection', hash);
+    remember(hash, p, now);
+    if (shared) {
+      const expMs = p.expiresAt === undefined ? Infinity : p.expiresAt * 1000;
+      shared.put(hash, claims, Math.min(maxTtl, expMs - now));
+    }
+    return p;
+  }
+
+  return {
+    get cacheSize() {
+      return cache.size;
+    },
+    check(token, hash) {
+      const now = Date.now();
+      const known = negative.get(hash, now);
+      if (known) {
+        metrics.cache('introspection', 'negative');
+        return known.value;
+      }
+      const entry = cache.get(hash, now);
+      if (entry && now < entry.freshUntil) {
+        metrics.cache('introspection', 'hit');
+        return entry.value;
+      }
+      let pending = inflight.get(hash);
+      if (!pending) {
+        metrics.cache('introspection', 'miss');
+        pending = resolve(token, hash, entry?.value).finally(() => inflight.delete(hash));
+        inflight.set(hash, pending);
+      }
+      return pending;
+    },
+    async revoke(token, hash) {
+      const known = cache.get(hash)?.value;
+      cache.delete(hash);
+      const found = await endpoints.get().catch(() => undefined);
+      if (!found?.revocation) return { idp: false, expiresAt: known?.expiresAt };
+      await client.revoke(found.revocation, token);
+      return { idp: true, expiresAt: known?.expiresAt };
+    },
+    forget(hash) {
+      cache.delete(hash);
+    },
+  };
+}
+
+/** Rough heap cost of a cached principal: its claims as JSON plus the key and object overhead. */
+function estimateBytes(p: Principal): number {
+  return JSON.stringify(p.claims).length * 2 + 64 + 400;
+}

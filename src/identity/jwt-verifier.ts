@@ -1,0 +1,243 @@
+/**
+ * Self-contained JWT access tokens → principals, with `jose`: the issuer's keys from its JWKS
+ * (createRemoteJWKSet, fetched through the IdP agent: prefetched, refreshed on an unknown `kid` at
+ * most once per cooldown, kept — stale — while the IdP is down), a per-issuer algorithm allow-list,
+ * required iss / aud / exp, bounded leeway, optional `typ`. Headers that point at other keys
+ * (`jku`, `x5u`, `jwk`, `x5c`) or demand extensions (`crit`) are refused before any key is looked up.
+ * Verified principals are cached by SHA-256(issuer ‖ token) until min(exp, cache max_ttl).
+ */
+import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { fetch as undiciFetch } from 'undici';
+import type { IssuerConfig, TokensConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { TokenMetrics } from '../telemetry/metrics.js';
+import { BoundedCache } from './bounded-cache.js';
+import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js';
+import { IdpError, type IdpHttp } from './idp-http.js';
+import type { EndpointResolver } from './issuer-endpoints.js';
+import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
+import { tokenHash } from './token-hash.js';
+
+/** Unknown `kid`: refetch the JWKS at most this often (a flood of forged kids costs one fetch). */
+export const JWKS_COOLDOWN_MS = 30_000;
+/** Keys are refreshed in the background this often, so rotations at the IdP are picked up early. */
+const JWKS_REFRESH_MS = 5 * 60_000;
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
+
+export interface TrustedIssuer {
+  readonly cfg: IssuerConfig;
+  readonly policy: IssuerPolicy;
+  readonly endpoints: EndpointResolver;
+}
+
+export interface JwtVerifier {
+  verify(token: string): Principal | WardenError | Promise<Principal | WardenError>;
+  /** Fetches discovery documents and keys now (startup); failures are logged by the caller and retried on demand. */
+  prefetch(): Promise<PromiseSettledResult<void>[]>;
+  close(): void;
+}
+
+type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
+
+const invalid = (rule: string, detail: string, issuerId?: string) =>
+  new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule, detail, ...(issuerId ? { attributes: { 'warden.token.issuer': issuerId } } : {}) });
+
+export function createJwtVerifier(
+  issuers: readonly TrustedIssuer[],
+  tokens: TokensConfig,
+  http: IdpHttp,
+  metrics: TokenMetrics,
+): JwtVerifier {
+  const byIssuer = new Map(issuers.map((i) => [i.cfg.issuer, i]));
+  const cache = new BoundedCache<Principal>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_bytes });
+  const keySets = new Map<string, Promise<RemoteJwks>>();
+  const breakers = new Map<string, CircuitBreaker>();
+  const leewaySec = tokens.leeway / 1000;
+  let timer: NodeJS.Timeout | undefined;
+
+  const breakerOf = (issuer: string) => {
+    let b = breakers.get(issuer);
+    if (!b)
+      breakers.set(issuer, (b = createCircuitBreaker({ failures: tokens.idp.breaker.failures, openFor: tokens.idp.breaker.open_for })));
+    return b;
+  };
+
+  const keySetOf = (trusted: TrustedIssuer): Promise<RemoteJwks> => {
+    let set = keySets.get(trusted.cfg.issuer);
+    if (!set) {
+      const breaker = breakerOf(trusted.cfg.issuer);
+      set = trusted.endpoints.get().then((found) => {
+        if (!found.jwksUri) throw new IdpError('not_ready', `${trusted.cfg.issuer} publishes no jwks_uri`);
+        return createRemoteJWKSet(new URL(found.jwksUri), {
+          cacheMaxAge: Infinity, // keys never go stale by age: they are served while the IdP is down
+          cooldownDuration: JWKS_COOLDOWN_MS,
+          timeoutDuration: http.timeouts.response,
+          [customFetch]: async (url: string, init: RequestInit) => {
+            if (!breaker.allow())
+              throw new IdpError('circuit_open', `JWKS fetches from ${trusted.cfg.issuer} failed repeatedly; circuit open`);
+            const started = performance.now();
+            try {
+              const res = await undiciFetch(url, { ...(init as object), dispatcher: http.dispatcher });
+              if (res.status >= 500) throw new IdpError('status', `JWKS at ${url} answered ${res.status}`);
+              breaker.success();
+              metrics.idpCall('jwks', 'ok', (performance.now() - started) / 1000);
+              return res;
+            } catch (err) {
+              breaker.failure();
+              metrics.idpCall('jwks', err instanceof IdpError ? err.reason : 'unreachable', (performance.now() - started) / 1000);
+              throw err;
+            }
+          },
+        });
+      });
+      // A failed discovery is retried by the next request (the resolver rate-limits it).
+      set.catch(() => keySets.delete(trusted.cfg.issuer));
+      keySets.set(trusted.cfg.issuer, set);
+    }
+    return set;
+  };
+
+  async function verifySlow(token: string, trusted: TrustedIssuer, hash: string): Promise<Principal | WardenError> {
+    const { cfg, policy } = trusted;
+    let jwks: RemoteJwks;
+    try {
+      jwks = await keySetOf(trusted);
+    } catch (err) {
+      return unavailable(err, cfg.id);
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: cfg.issuer,
+        ...(policy.anyAudience ? {} : { audience: [...policy.audience] }),
+        algorithms: cfg.jwt.algorithms,
+        ...(cfg.jwt.typ ? { typ: cfg.jwt.typ } : {}),
+        clockTolerance: leewaySec,
+        requiredClaims: ['exp'],
+      }));
+    } catch (err) {
+      return joseRefusal(err, cfg.id);
+    }
+    const p = principalOf(payload, policy, 'jwt', hash);
+    const now = Date.now();
+    cache.set(hash, p, JSON.stringify(payload).length * 2 + 464, Math.min(now + tokens.cache.max_ttl, (p.expiresAt as number) * 1000));
+    return p;
+  }
+
+  return {
+    verify(token) {
+      let iss: unknown;
+      try {
+        iss = decodeJwt(token).iss;
+      } catch {
+        return invalid('jwt.format', 'The access token is not a well-formed JWT.');
+      }
+      const trusted = typeof iss === 'string' ? byIssuer.get(iss) : undefined;
+      if (!trusted) return invalid('jwt.iss', 'The access token comes from an issuer this service does not trust.');
+      const hash = tokenHash(trusted.cfg.issuer, token);
+      const hit = cache.get(hash);
+      if (hit) {
+        metrics.cache('jwt', 'hit');
+        return hit.value;
+      }
+      metrics.cache('jwt', 'miss');
+      let header: Record<string, unknown>;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch {
+        return invalid('jwt.format', 'The access token is not a well-formed JWT.', trusted.cfg.id);
+      }
+      for (const name of FORBIDDEN_HEADERS) {
+        if (header[name] !== undefined)
+          return invalid(`jwt.header.${name}`, `The token's "${name}" header is not accepted.`, trusted.cfg.id);
+      }
+      if (typeof header.alg !== 'string' || !trusted.cfg.jwt.algorithms.includes(header.alg)) {
+        return invalid('jwt.alg', 'The token is signed with an algorithm this issuer is not trusted with.', trusted.cfg.id);
+      }
+      return verifySlow(token, trusted, hash);
+    },
+    async prefetch() {
+      const settled = await Promise.allSettled(
+        issuers.map(async (trusted) => {
+          const found = await trusted.endpoints.get();
+          if (found.jwksUri) await (await keySetOf(trusted)).reload();
+        }),
+      );
+      timer ??= setInterval(() => {
+        for (const set of keySets.values()) void set.then((jwks) => jwks.reload()).catch(() => undefined);
+      }, JWKS_REFRESH_MS).unref();
+      return settled;
+    },
+    close() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}
+
+function unavailable(err: unknown, issuerId: string): WardenError {
+  const reason = err instanceof IdpError ? err.reason : 'unreachable';
+  return new WardenError('ERR_IDP_UNAVAILABLE', {
+    rule: `jwks.${reason}`,
+    detail: "The issuer's signing keys could not be fetched; try again shortly.",
+    headers: { 'retry-after': '1' },
+    cause: err,
+    attributes: { 'warden.token.issuer': issuerId },
+  });
+}
+
+/** jose's verdicts → our codes: a token the keys refute is 401; keys we could not get is 503. */
+function joseRefusal(err: unknown, issuerId: string): WardenError {
+  const e = err as { code?: string; claim?: string; reason?: string };
+  const attributes = { 'warden.token.issuer': issuerId };
+  switch (e.code) {
+    case 'ERR_JWT_EXPIRED':
+      return new WardenError('ERR_AUTHN_TOKEN_EXPIRED', {
+        rule: 'jwt.exp',
+        detail: 'The access token has expired.',
+        attributes,
+        cause: err,
+      });
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: `jwt.${e.claim ?? 'claims'}`,
+        detail: `The access token's ${e.claim ?? 'claims'} ${e.claim === 'nbf' ? 'is in the future' : 'is not acceptable'}.`,
+        attributes,
+        cause: err,
+      });
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'jwt.kid',
+        detail: 'No trusted key matches the token.',
+        attributes,
+        cause: err,
+      });
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'jwt.signature',
+        detail: 'The token signature does not verify.',
+        attributes,
+        cause: err,
+      });
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'jwt.alg',
+        detail: 'The token uses an algorithm or feature that is not accepted.',
+        attributes,
+        cause: err,
+      });
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JWK_INVALID':
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'jwt.format',
+        detail: 'The access token is not a valid JWT.',
+        attributes,
+        cause: err,
+      });
+    default:
+      // ERR_JWKS_TIMEOUT, ERR_JWKS_INVALID, a non-200 JWKS answer, a network error, an open circuit.
+      return unavailable(err, issuerId);
+  }
+}

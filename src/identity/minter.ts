@@ -1,0 +1,90 @@
+/**
+ * Internal tokens for the backend (RFC 9068 JWT access tokens, ES256): `iss` = this sidecar,
+ * `aud` = the backend, the caller's `sub` / `client_id` / `scope`, a fresh `jti`, `exp` no later
+ * than the source token's nor the configured maximum, `act` and `cnf.x5t#S256` (RFC 8693 / 8705)
+ * when the caller presented a certificate, and the configured claim mapping. A minted token is
+ * reused for the same source token and caller until 10 % of its life is left.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { PeerIdentity } from '../mesh/peer-identity.js';
+import type { EventBus } from '../telemetry/events.js';
+import type { TokenMetrics } from '../telemetry/metrics.js';
+import { BoundedCache } from './bounded-cache.js';
+import type { Principal } from './principal.js';
+import type { SigningKeys } from './signing-keys.js';
+
+export interface MinterOptions {
+  issuer: string;
+  audience: string;
+  /** ms */
+  ttl: number;
+  /** minted claim → source claim */
+  claims: Readonly<Record<string, string>>;
+  maxEntries: number;
+  maxBytes: number;
+}
+
+export interface Minter {
+  /** The minted JWT for this principal and caller: cached (synchronous) or freshly signed. */
+  tokenFor(principal: Principal, peer: PeerIdentity): string | Promise<string>;
+}
+
+const REUSE_FRACTION = 0.9;
+
+export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { metrics: TokenMetrics; events: EventBus }): Minter {
+  const cache = new BoundedCache<string>({ maxEntries: options.maxEntries, maxBytes: options.maxBytes });
+  const inflight = new Map<string, Promise<string>>();
+  const mapping = Object.entries(options.claims);
+
+  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string): Promise<string> {
+    const nowMs = Date.now();
+    const iat = Math.floor(nowMs / 1000);
+    const exp = Math.min(iat + Math.floor(options.ttl / 1000), p.expiresAt ?? Infinity);
+    const claims: Record<string, unknown> = {};
+    for (const [to, from] of mapping) if (p.claims[from] !== undefined) claims[to] = p.claims[from];
+    if (p.clientId !== undefined) claims.client_id = p.clientId;
+    if (p.scope) claims.scope = p.scope;
+    if (peer.verified && peer.sha256) {
+      // x5t#S256 is the base64url SHA-256 of the DER certificate (RFC 8705 §3.1).
+      claims.cnf = { 'x5t#S256': Buffer.from(peer.sha256, 'hex').toString('base64url') };
+      if (peer.spiffeId) claims.act = { sub: peer.spiffeId };
+    }
+    const key = keys.current();
+    const jwt = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
+      .setIssuer(options.issuer)
+      .setAudience(options.audience)
+      .setSubject(p.subject ?? p.clientId ?? 'anonymous')
+      .setIssuedAt(iat)
+      .setJti(randomUUID())
+      .setExpirationTime(exp)
+      .sign(key.privateKey);
+    const life = (exp - iat) * 1000;
+    cache.set(cacheKey, jwt, jwt.length * 2 + 200, nowMs + life * REUSE_FRACTION);
+    deps.metrics.cache('minted', 'miss');
+    deps.events.emit('warden.token.minted', {
+      'warden.token.issuer': p.issuerId,
+      ...(p.clientId ? { 'warden.token.client_id': p.clientId } : {}),
+      'warden.token.hash': p.tokenHash.slice(0, 16),
+    });
+    return jwt;
+  }
+
+  return {
+    tokenFor(p, peer) {
+      const cacheKey = peer.verified && peer.sha256 ? `${p.tokenHash}:${peer.sha256}` : p.tokenHash;
+      const hit = cache.get(cacheKey);
+      if (hit && Date.now() < hit.freshUntil) {
+        deps.metrics.cache('minted', 'hit');
+        return hit.value;
+      }
+      let pending = inflight.get(cacheKey);
+      if (!pending) {
+        pending = mint(p, peer, cacheKey).finally(() => inflight.delete(cacheKey));
+        inflight.set(cacheKey, pending);
+      }
+      return pending;
+    },
+  };
+}

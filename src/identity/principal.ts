@@ -1,0 +1,102 @@
+/**
+ * The authenticated caller, as stages after authn see it, built from an introspection answer or a
+ * verified JWT payload. The checks that do not depend on how the token was verified (issuer,
+ * audience, times, token use) live here so both paths apply them the same way.
+ */
+import { WardenError, type ErrorCode } from '../errors.js';
+
+export interface Principal {
+  readonly issuerId: string;
+  readonly issuer: string;
+  readonly via: 'jwt' | 'introspection';
+  readonly subject: string | undefined;
+  readonly clientId: string | undefined;
+  /** The granted scopes, space-joined as in the `scope` claim. */
+  readonly scope: string;
+  readonly scopes: ReadonlySet<string>;
+  readonly audience: readonly string[];
+  /** `exp` in seconds since the epoch; undefined when the token has none (introspection may omit it). */
+  readonly expiresAt: number | undefined;
+  /** All claims of the source, for the minted token's claim mapping. */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** SHA-256(issuer ‖ token), hex: the key of every cache entry about this token. */
+  readonly tokenHash: string;
+}
+
+export interface IssuerPolicy {
+  readonly id: string;
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  readonly anyAudience: boolean;
+  /** Accepted introspection token_type values; empty = any. */
+  readonly tokenTypes: readonly string[];
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+
+export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
+  const scope =
+    typeof claims.scope === 'string'
+      ? claims.scope
+      : Array.isArray(claims.scp)
+        ? claims.scp.filter((s) => typeof s === 'string').join(' ')
+        : '';
+  const aud = claims.aud;
+  return Object.freeze({
+    issuerId: policy.id,
+    issuer: policy.issuer,
+    via,
+    subject: str(claims.sub),
+    clientId: str(claims.client_id) ?? str(claims.azp) ?? str(claims.cid),
+    scope,
+    scopes: new Set(scope.split(' ').filter((s) => s.length > 0)),
+    audience: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
+    expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
+    claims,
+    tokenHash,
+  });
+}
+
+function refusal(code: ErrorCode, rule: string, detail: string, principal?: Pick<Principal, 'issuerId' | 'tokenHash'>): WardenError {
+  return new WardenError(code, {
+    rule,
+    detail,
+    ...(principal
+      ? { attributes: { 'warden.token.issuer': principal.issuerId, 'warden.token.hash': principal.tokenHash.slice(0, 16) } }
+      : {}),
+  });
+}
+
+/**
+ * Checks of an introspection answer's claims (RFC 7662 §2.2) — a verified JWT's are done by jose,
+ * except audience and token use, which `checkPrincipal` repeats on every cache hit.
+ */
+export function checkIntrospectionClaims(
+  claims: Record<string, unknown>,
+  policy: IssuerPolicy,
+  nowSec: number,
+  leewaySec: number,
+): string | undefined {
+  if (claims.iss !== undefined && claims.iss !== policy.issuer) return 'iss';
+  if (typeof claims.nbf === 'number' && claims.nbf > nowSec + leewaySec) return 'nbf';
+  if (policy.tokenTypes.length > 0 && !(typeof claims.token_type === 'string' && policy.tokenTypes.includes(claims.token_type)))
+    return 'token_type';
+  return undefined;
+}
+
+/** What must hold on every use of a (possibly cached) principal: not expired, meant for us, an access token. */
+export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: number, leewaySec: number): WardenError | undefined {
+  if (p.expiresAt !== undefined && nowSec >= p.expiresAt + leewaySec) {
+    return refusal('ERR_AUTHN_TOKEN_EXPIRED', 'token.exp', 'The access token has expired.', p);
+  }
+  if (!policy.anyAudience && !p.audience.some((a) => policy.audience.includes(a))) {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.aud', 'The access token is not meant for this service.', p);
+  }
+  // AWS Cognito and others mark ID tokens with token_use; an ID token is not an access token.
+  if (p.claims.token_use !== undefined && p.claims.token_use !== 'access') {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.token_use', 'The token is not an access token.', p);
+  }
+  return undefined;
+}
+
+export { refusal as tokenRefusal };

@@ -1,0 +1,108 @@
+/**
+ * Introspection answers and revocations shared by all replicas of a service through Redis: the same
+ * keys (SHA-256 of issuer ‖ token) and the same TTL rules as the local cache, plus a pub/sub channel
+ * on which a revocation reaches every replica at once. Redis is an accelerator, never the authority:
+ * when it is down every replica falls back to its own cache and the IdP.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../telemetry/logger.js';
+
+export type SharedAnswer = { claims: Record<string, unknown>; ttlMs: number } | 'revoked' | undefined;
+
+export interface SharedTokenState {
+  get(hash: string): Promise<SharedAnswer>;
+  /** Stores an active answer for `ttlMs` (fire and forget). */
+  put(hash: string, claims: Record<string, unknown>, ttlMs: number): void;
+  /** Marks a token revoked for `ttlMs` (its remaining life) and tells every replica. */
+  revoke(hash: string, ttlMs: number): Promise<void>;
+  /** Called for every revocation published by any replica (this one included), with the mark's end (ms epoch). */
+  onRevoked(listener: (hash: string, untilMs: number) => void): void;
+  close(): Promise<void>;
+}
+
+const COMMAND_TIMEOUT_MS = 250;
+const MAX_TTL_MS = 24 * 3600_000;
+
+export async function createRedisTokenState(options: { url: string; prefix: string; logger: Logger }): Promise<SharedTokenState> {
+  const { Redis: RedisClient } = await import('ioredis');
+  const { prefix, logger } = options;
+  const common = {
+    // Commands fail at once while disconnected: a request never waits for Redis to come back.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    lazyConnect: true,
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+  };
+  const redis: Redis = new RedisClient(options.url, common);
+  const subscriber: Redis = new RedisClient(options.url, { ...common, commandTimeout: undefined, enableOfflineQueue: true });
+  const channel = `${prefix}revocations`;
+  const answerKey = (hash: string) => `${prefix}tok:${hash}`;
+  const revokedKey = (hash: string) => `${prefix}rev:${hash}`;
+  const listeners: ((hash: string, untilMs: number) => void)[] = [];
+
+  let warnedAt = 0;
+  const warn = (err: unknown, what: string) => {
+    // One line per 10 s at most: a Redis outage must not flood the log at request rate.
+    if (Date.now() - warnedAt < 10_000) return;
+    warnedAt = Date.now();
+    logger.warn(
+      { err: (err as Error).message, redis: options.url },
+      `shared token state: ${what} failed; using the local cache and the IdP`,
+    );
+  };
+  for (const client of [redis, subscriber]) client.on('error', (err) => warn(err, 'connection'));
+
+  subscriber.on('message', (ch: string, message: string) => {
+    const m = /^([0-9a-f]{64}) (\d{1,16})$/.exec(message);
+    if (ch !== channel || !m) return;
+    for (const l of listeners) l(m[1] as string, Number(m[2]));
+  });
+  await Promise.allSettled([redis.connect(), subscriber.connect().then(() => subscriber.subscribe(channel))]);
+
+  return {
+    async get(hash) {
+      try {
+        // One round trip: the answer, its remaining life and the revocation mark.
+        const results = (await redis.pipeline().exists(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec()) ?? [];
+        const [revoked, answer, ttl] = results.map(([err, value]) => {
+          if (err) throw err;
+          return value;
+        });
+        if (revoked === 1) return 'revoked';
+        if (typeof answer !== 'string' || typeof ttl !== 'number' || ttl <= 0) return undefined;
+        return { claims: JSON.parse(answer) as Record<string, unknown>, ttlMs: ttl };
+      } catch (err) {
+        warn(err, 'read');
+        return undefined;
+      }
+    },
+    put(hash, claims, ttlMs) {
+      if (ttlMs <= 0) return;
+      redis
+        .set(answerKey(hash), JSON.stringify(claims), 'PX', Math.min(Math.ceil(ttlMs), MAX_TTL_MS))
+        .catch((err: unknown) => warn(err, 'write'));
+    },
+    async revoke(hash, ttlMs) {
+      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), MAX_TTL_MS));
+      try {
+        await redis
+          .multi()
+          .set(revokedKey(hash), '1', 'PX', ttl)
+          .del(answerKey(hash))
+          .publish(channel, `${hash} ${Date.now() + ttl}`)
+          .exec();
+      } catch (err) {
+        warn(err, 'revocation');
+        throw err;
+      }
+    },
+    onRevoked(listener) {
+      listeners.push(listener);
+    },
+    async close() {
+      redis.disconnect();
+      subscriber.disconnect();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * Token translation's live state, built once from `tokens` and kept across reloads that do not
+ * change it: the trusted issuers (endpoints, JWKS, introspection clients and caches), the token
+ * sources, the signing keys and minter, the revocation denylist and the optional Redis state.
+ * Stages hold a reference to it; nothing here reads configuration on the request path.
+ */
+import type { TokensConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { EventBus } from '../telemetry/events.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { TokenMetrics } from '../telemetry/metrics.js';
+import { BoundedCache } from './bounded-cache.js';
+import { createIdpHttp } from './idp-http.js';
+import { createIntrospectionClient } from './introspection-client.js';
+import { createIntrospector, type Introspector } from './introspector.js';
+import { createEndpointResolver } from './issuer-endpoints.js';
+import { createJwtVerifier, type TrustedIssuer } from './jwt-verifier.js';
+import { createMinter, type Minter } from './minter.js';
+import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
+import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
+import { createSigningKeys, type SigningKeys } from './signing-keys.js';
+import { tokenHash } from './token-hash.js';
+import { compileTokenSources, type TokenSources } from './token-sources.js';
+import { decodeJwt } from 'jose';
+
+export type AuthnOutcome = Principal | WardenError;
+
+export interface TokenRuntime {
+  readonly sources: TokenSources;
+  readonly minter: Minter | undefined;
+  /** Header the minted token goes in, and whether it carries the Bearer scheme. */
+  readonly mintHeader: { name: string; bearer: boolean } | undefined;
+  /** realm of WWW-Authenticate challenges. */
+  readonly realm: string;
+  /** The issuer ids in configuration order. */
+  readonly issuerIds: readonly string[];
+  /**
+   * The principal for a token: `mode` picks JWT verification or introspection (auto: by shape);
+   * `allowed` restricts the issuers a route accepts (undefined = all).
+   */
+  authenticate(
+    token: string,
+    mode: 'auto' | 'jwt' | 'introspect',
+    allowed: ReadonlySet<string> | undefined,
+  ): AuthnOutcome | Promise<AuthnOutcome>;
+  /** The minted tokens' public keys (JWKS JSON). */
+  jwksJson(): string | undefined;
+  /** Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every replica. */
+  revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean }>;
+  /** Discovery documents and keys fetched at startup; failures are logged and retried on demand. */
+  prefetch(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TokenRuntimeDeps {
+  serviceName: string;
+  /** The sidecar's SPIFFE ID (mesh), the default `iss` of minted tokens. */
+  selfId: string | undefined;
+  events: EventBus;
+  logger: Logger;
+  metrics: TokenMetrics;
+  /** Build without connecting anywhere (`warden config check`): no Redis, nothing fetched. */
+  offline?: boolean;
+}
+
+/** Three base64url segments: a JWS in compact serialisation (RFC 7515 §7.1). */
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+export function looksLikeJws(token: string): boolean {
+  return JWS_SHAPE.test(token);
+}
+
+export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntimeDeps): Promise<TokenRuntime> {
+  const { logger, metrics, events } = deps;
+  const http = createIdpHttp(tokens.idp.timeouts);
+  const shared: SharedTokenState | undefined =
+    tokens.shared && !deps.offline
+      ? await createRedisTokenState({ url: tokens.shared.redis, prefix: tokens.shared.prefix, logger })
+      : undefined;
+
+  const trusted: TrustedIssuer[] = tokens.issuers.map((cfg) => {
+    const policy: IssuerPolicy = Object.freeze({
+      id: cfg.id,
+      issuer: cfg.issuer,
+      audience: cfg.audience,
+      anyAudience: cfg.allow_any_audience,
+      tokenTypes: cfg.introspection?.token_types ?? [],
+    });
+    return { cfg, policy, endpoints: createEndpointResolver(cfg, http) };
+  });
+  const policies = new Map(trusted.map((t) => [t.cfg.id, t.policy]));
+  const introspectors = new Map<string, Introspector>();
+  for (const t of trusted) {
+    if (!t.cfg.introspection) continue;
+    const client = createIntrospectionClient(t.cfg.introspection, t.cfg.issuer, http);
+    introspectors.set(t.cfg.id, createIntrospector({ policy: t.policy, tokens, client, endpoints: t.endpoints, shared, metrics }));
+  }
+  const introspectingIds = [...introspectors.keys()];
+  const jwt = createJwtVerifier(trusted, tokens, http, metrics);
+
+  let keys: SigningKeys | undefined;
+  let minter: Minter | undefined;
+  if (tokens.mint.enabled) {
+    keys = await createSigningKeys({ rotateEvery: tokens.mint.key_rotation, tokenLifetime: tokens.mint.ttl, leeway: tokens.leeway });
+    minter = createMinter(
+      {
+        issuer: tokens.mint.issuer ?? deps.selfId ?? `urn:warden:${deps.serviceName}`,
+        audience: tokens.mint.audience ?? deps.serviceName,
+        ttl: tokens.mint.ttl,
+        claims: tokens.mint.claims,
+        maxEntries: tokens.cache.max_entries,
+        maxBytes: tokens.cache.max_bytes,
+      },
+      keys,
+      { metrics, events },
+    );
+  }
+
+  // Tokens revoked through this sidecar or any replica: refused before any cache is consulted.
+  const denylist = new BoundedCache<true>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_entries * 100 });
+  const fallbackLife = Math.max(tokens.cache.max_ttl + tokens.idp.grace, tokens.shared?.revocation_lag ?? 0);
+  shared?.onRevoked((hash, untilMs) => {
+    denylist.set(hash, true, 100, untilMs);
+    for (const i of introspectors.values()) i.forget(hash);
+  });
+
+  const leewaySec = tokens.leeway / 1000;
+  const finish = (outcome: AuthnOutcome, allowed: ReadonlySet<string> | undefined): AuthnOutcome => {
+    if (outcome instanceof WardenError) return outcome;
+    if (denylist.get(outcome.tokenHash) !== undefined) {
+      return new WardenError('ERR_AUTHN_TOKEN_INACTIVE', {
+        rule: 'token.revoked',
+        detail: 'The access token has been revoked.',
+        attributes: { 'warden.token.issuer': outcome.issuerId, 'warden.token.hash': outcome.tokenHash.slice(0, 16) },
+      });
+    }
+    if (allowed !== undefined && !allowed.has(outcome.issuerId)) {
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'token.issuer',
+        detail: 'Tokens from this issuer are not accepted on this route.',
+        attributes: { 'warden.token.issuer': outcome.issuerId },
+      });
+    }
+    return checkPrincipal(outcome, policies.get(outcome.issuerId) as IssuerPolicy, Date.now() / 1000, leewaySec) ?? outcome;
+  };
+
+  const introspectorFor = (allowed: ReadonlySet<string> | undefined): [string, Introspector] | undefined => {
+    const id = allowed ? introspectingIds.find((i) => allowed.has(i)) : introspectingIds[0];
+    return id === undefined ? undefined : [id, introspectors.get(id) as Introspector];
+  };
+
+  return {
+    sources: compileTokenSources(tokens.sources, tokens.max_token_bytes, tokens.mint.enabled ? tokens.mint.header : undefined),
+    minter,
+    mintHeader: tokens.mint.enabled
+      ? { name: tokens.mint.header.toLowerCase(), bearer: tokens.mint.header.toLowerCase() === 'authorization' }
+      : undefined,
+    realm: deps.serviceName,
+    issuerIds: trusted.map((t) => t.cfg.id),
+    authenticate(token, mode, allowed) {
+      const asJwt = mode === 'jwt' || (mode === 'auto' && looksLikeJws(token));
+      let outcome: AuthnOutcome | Promise<AuthnOutcome>;
+      if (asJwt) {
+        outcome = jwt.verify(token);
+      } else {
+        const found = introspectorFor(allowed);
+        if (!found) {
+          return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+            rule: 'introspection.none',
+            detail: 'Only JWT access tokens are accepted here.',
+          });
+        }
+        const [id, introspector] = found;
+        outcome = introspector.check(token, tokenHash((policies.get(id) as IssuerPolicy).issuer, token));
+      }
+      return outcome instanceof Promise ? outcome.then((o) => finish(o, allowed)) : finish(outcome, allowed);
+    },
+    jwksJson: () => keys?.jwksJson(),
+    async revoke(token) {
+      let hash: string;
+      let expiresAt: number | undefined;
+      let idp = false;
+      if (looksLikeJws(token)) {
+        const claims = decodeJwt(token);
+        const t = trusted.find((x) => x.cfg.issuer === claims.iss);
+        if (!t) throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'jwt.iss', detail: 'Not a token of a trusted issuer.' });
+        hash = tokenHash(t.cfg.issuer, token);
+        expiresAt = claims.exp;
+      } else {
+        const found = introspectorFor(undefined);
+        if (!found)
+          throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'introspection.none', detail: 'No issuer introspects opaque tokens.' });
+        const [id, introspector] = found;
+        hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
+        const r = await introspector.revoke(token, hash).catch((err: unknown) => {
+          logger.warn({ err: (err as Error).message }, 'revocation at the IdP failed; revoked on this sidecar (and replicas) only');
+          return { idp: false, expiresAt: undefined };
+        });
+        idp = r.idp;
+        expiresAt = r.expiresAt;
+      }
+      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + tokens.leeway : Date.now() + fallbackLife;
+      denylist.set(hash, true, 100, untilMs);
+      let sharedDone = false;
+      if (shared) {
+        await shared.revoke(hash, untilMs - Date.now()).then(
+          () => (sharedDone = true),
+          () => undefined,
+        );
+      }
+      events.emit('warden.token.revoked', { 'warden.token.hash': hash.slice(0, 16), 'warden.detail': `idp=${idp} shared=${sharedDone}` });
+      return { hash, idp, shared: sharedDone };
+    },
+    async prefetch() {
+      const results = await jwt.prefetch();
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          logger.warn(
+            { issuer: trusted[i]?.cfg.issuer, err: (r.reason as Error).message },
+            'identity provider not reachable yet; tokens from it get 503 until it is',
+          );
+        }
+      });
+    },
+    async close() {
+      jwt.close();
+      keys?.stop();
+      await shared?.close();
+      await http.close();
+    },
+  };
+}

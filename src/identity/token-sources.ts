@@ -1,0 +1,126 @@
+/**
+ * Where a caller's token is read from — `Authorization: Bearer` (RFC 6750 §2.1), a header, a
+ * cookie, a query parameter (§2.3; off unless configured) — and its removal from what the backend
+ * receives: an external token is replaced, never forwarded.
+ */
+import type { TokenSourceConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { RequestContext } from '../pipeline/stage.js';
+
+/** RFC 6750 §2.1 b64token. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+export interface TokenSources {
+  /** The token, undefined when no source carries one, or the refusal for malformed credentials. */
+  extract(ctx: RequestContext): string | undefined | WardenError;
+  /** Removes every configured source (and the minted-token header) from what goes upstream. */
+  strip(ctx: RequestContext): void;
+}
+
+const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule, detail });
+
+export function compileTokenSources(
+  sources: readonly TokenSourceConfig[],
+  maxBytes: number,
+  mintedHeader: string | undefined,
+): TokenSources {
+  const headerNames = new Set<string>(['authorization']);
+  if (mintedHeader) headerNames.add(mintedHeader.toLowerCase());
+  const cookies: string[] = [];
+  const params: string[] = [];
+  for (const s of sources) {
+    if (s.from === 'header') headerNames.add(s.name.toLowerCase());
+    if (s.from === 'cookie') cookies.push(s.name);
+    if (s.from === 'query') params.push(s.name);
+  }
+  const readers = sources.map((s) => reader(s));
+
+  return {
+    extract(ctx) {
+      let found: string | undefined;
+      for (const read of readers) {
+        const value = read(ctx);
+        if (value === undefined) continue;
+        if (value instanceof WardenError) return value;
+        // RFC 6750 §2: a client MUST NOT use more than one method to send the token.
+        if (found !== undefined) return malformed('token.multiple', 'Send the access token in one place only.');
+        found = value;
+      }
+      if (found === undefined) return undefined;
+      if (found.length > maxBytes) return malformed('token.size', `The access token may be at most ${maxBytes} bytes.`);
+      if (!B64TOKEN.test(found)) return malformed('token.characters', 'The access token contains characters a bearer token cannot have.');
+      return found;
+    },
+    strip(ctx) {
+      const up = ctx.upstreamHeaders;
+      for (const name of headerNames) delete up[name];
+      if (cookies.length > 0 && up.cookie !== undefined) {
+        const kept = String(up.cookie)
+          .split(';')
+          .filter((pair) => !cookies.includes(pair.split('=', 1)[0]?.trim() ?? ''));
+        if (kept.length > 0) up.cookie = kept.join(';').trim();
+        else delete up.cookie;
+      }
+      if (params.length > 0 && ctx.search.length > 1) {
+        const query = new URLSearchParams(ctx.search.slice(1));
+        let changed = false;
+        for (const p of params) {
+          if (!query.has(p)) continue;
+          query.delete(p);
+          changed = true;
+        }
+        if (changed) {
+          const rest = query.toString();
+          ctx.search = rest ? `?${rest}` : '';
+        }
+      }
+    },
+  };
+}
+
+function reader(source: TokenSourceConfig): (ctx: RequestContext) => string | undefined | WardenError {
+  switch (source.from) {
+    case 'authorization':
+      return (ctx) => {
+        const value = ctx.headers.authorization;
+        if (value === undefined) return undefined;
+        if (typeof value !== 'string') return malformed('authorization.multiple', 'Send one Authorization header.');
+        const space = value.indexOf(' ');
+        if (space < 0 || value.slice(0, space).toLowerCase() !== 'bearer') {
+          return malformed('authorization.scheme', 'The Authorization header must use the Bearer scheme.');
+        }
+        const token = value.slice(space + 1).trim();
+        return token.length > 0 ? token : malformed('authorization.empty', 'The Authorization header carries no token.');
+      };
+    case 'header': {
+      const name = source.name.toLowerCase();
+      return (ctx) => {
+        const value = ctx.headers[name];
+        if (value === undefined) return undefined;
+        return typeof value === 'string' ? value.trim() : malformed(`header.${name}.multiple`, `Send one ${name} header.`);
+      };
+    }
+    case 'cookie': {
+      const prefix = `${source.name}=`;
+      return (ctx) => {
+        const header = ctx.headers.cookie;
+        if (header === undefined) return undefined;
+        let found: string | undefined;
+        for (const pair of String(header).split(';')) {
+          const p = pair.trim();
+          if (!p.startsWith(prefix)) continue;
+          if (found !== undefined) return malformed(`cookie.${source.name}.multiple`, `Send one ${source.name} cookie.`);
+          found = p.slice(prefix.length);
+        }
+        return found;
+      };
+    }
+    case 'query':
+      return (ctx) => {
+        if (ctx.search.length < 2) return undefined;
+        const all = new URLSearchParams(ctx.search.slice(1)).getAll(source.name);
+        if (all.length === 0) return undefined;
+        return all.length === 1 ? all[0] : malformed(`query.${source.name}.multiple`, `Send one ${source.name} parameter.`);
+      };
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * authn-jwt against a real issuer (discovery + JWKS over HTTP) with test-owned keys: valid tokens
+ * reach the backend as a minted token; every classic JWT attack is refused with 401 before the
+ * backend; an unknown kid refetches the JWKS at most once per cooldown; keys stay usable while
+ * the issuer is down.
+ */
+import t from 'tap';
+import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { startForgedIssuer } from '../support/token-forge.js';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+t.test('JWT access tokens', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const { url, ca, adminUrl, events } = await startTestSidecar(t, backend.url, {
+    service: { name: 'orders' },
+    tokens: {
+      issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['orders-api'], jwt: { algorithms: ['ES256'], typ: 'at+jwt' } }],
+      leeway: '5s',
+      max_token_bytes: '4KiB',
+      mint: { audience: 'orders-backend', jwks_path: '/.well-known/jwks.json' },
+    },
+    routes: [
+      { id: 'orders', path: '/echo', scopes: { all_of: ['orders:read'] } },
+      { id: 'public', path: '/public', authn: { mode: 'off' } },
+    ],
+  });
+  const agent = testAgent(ca);
+  t.teardown(() => agent.close());
+  const claims = { sub: 'alice', client_id: 'shop-web', scope: 'orders:read', aud: 'orders-api', iss: idp.issuer };
+  const call = (token: string | undefined, path = '/echo') =>
+    fetchText(`${url}${path}`, agent, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+
+  await t.test('a valid token: the backend gets a minted token that verifies with the sidecar JWKS, never the external one', async (t) => {
+    const external = await idp.sign({ ...claims, exp: now() + 120, iat: now() });
+    const before = backend.requests.length;
+    const res = await call(external);
+    t.equal(res.status, 200);
+    const seen = backend.requests[before]?.headers ?? {};
+    const auth = String(seen.authorization ?? '');
+    t.match(auth, /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+    const minted = auth.slice('Bearer '.length);
+    t.not(minted, external, 'the external token is replaced');
+    t.notOk(JSON.stringify(seen).includes(external), 'the external token appears nowhere in what the backend received');
+    const jwks = createRemoteJWKSet(new URL(`${adminUrl}/.well-known/jwks.json`));
+    const { payload, protectedHeader } = await jwtVerify(minted, jwks, {
+      audience: 'orders-backend',
+      typ: 'at+jwt',
+      algorithms: ['ES256'],
+    });
+    t.equal(protectedHeader.alg, 'ES256');
+    t.equal(payload.iss, 'urn:warden:orders');
+    t.equal(payload.sub, 'alice');
+    t.equal(payload.client_id, 'shop-web');
+    t.equal(payload.scope, 'orders:read');
+    t.type(payload.jti, 'string');
+    t.ok((payload.exp as number) - (payload.iat as number) <= 300, 'default lifetime ≤ 5 min');
+    // The same JWKS on the inbound listener, for other services.
+    const inbound = await fetchText(`${url}/.well-known/jwks.json`, agent);
+    t.equal(inbound.status, 200);
+    t.same(
+      inbound.json<{ keys: { kid: string }[] }>().keys.map((k) => k.kid),
+      [protectedHeader.kid],
+    );
+    // The minted token is reused for the same source token.
+    await call(external);
+    t.equal(backend.requests.at(-1)?.headers.authorization, auth, 'cached minted token reused');
+  });
+
+  await t.test('minted exp never exceeds the source token exp', async (t) => {
+    const exp = now() + 20;
+    await call(await idp.sign({ ...claims, exp }));
+    const minted = String(backend.requests.at(-1)?.headers.authorization).slice(7);
+    const payload = JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as { exp: number };
+    t.ok(payload.exp <= exp, `minted exp ${payload.exp} ≤ source exp ${exp}`);
+  });
+
+  await t.test('attacks and bad tokens are refused with 401 before the backend', async (t) => {
+    const exp = now() + 120;
+    const fetchesBefore = idp.jwksFetches;
+    const bigScope = 'x'.repeat(5000);
+    const cases: [string, string, string, string][] = [
+      ['alg none', idp.unsigned({ ...claims, exp }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.alg'],
+      ['HS256 keyed with the public key', idp.hmacWithPublicKey({ ...claims, exp }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.alg'],
+      [
+        'signed by a foreign key, unknown kid',
+        await idp.sign({ ...claims, exp }, { kid: 'attacker-key' }, idp.foreignKey()),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.kid',
+      ],
+      [
+        'signed by a foreign key, our kid',
+        await idp.sign({ ...claims, exp }, {}, idp.foreignKey()),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.signature',
+      ],
+      [
+        'jku header',
+        await idp.sign({ ...claims, exp }, { jku: 'http://127.0.0.1:1/attacker-jwks' }, idp.foreignKey()),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.header.jku',
+      ],
+      [
+        'x5u header',
+        await idp.sign({ ...claims, exp }, { x5u: 'http://127.0.0.1:1/attacker.pem' }),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.header.x5u',
+      ],
+      ['embedded jwk header', await idp.sign({ ...claims, exp }, { jwk: { kty: 'EC' } }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.header.jwk'],
+      [
+        'crit header',
+        idp.signRaw({ ...claims, exp }, { crit: ['urn:example:must-understand'], 'urn:example:must-understand': true }),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.header.crit',
+      ],
+      ['expired', await idp.sign({ ...claims, exp: now() - 60 }), 'ERR_AUTHN_TOKEN_EXPIRED', 'jwt.exp'],
+      ['not yet valid (nbf)', await idp.sign({ ...claims, exp, nbf: now() + 600 }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.nbf'],
+      ['wrong audience', await idp.sign({ ...claims, exp, aud: 'payments-api' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
+      ['no audience', await idp.sign({ sub: 'alice', scope: 'orders:read', iss: idp.issuer, exp }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
+      ['untrusted issuer', await idp.sign({ ...claims, exp, iss: 'https://evil.example' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.iss'],
+      ['no exp', await idp.sign({ ...claims }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.exp'],
+      ['wrong typ', await idp.sign({ ...claims, exp }, { typ: 'JWT' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.typ'],
+      ['oversize token', await idp.sign({ ...claims, exp, scope: bigScope }), 'ERR_AUTHN_TOKEN_MALFORMED', 'token.size'],
+      ['garbage in JWS shape', 'eyJhbGciOiJFUzI1NiJ9.bm90IGpzb24.c2ln', 'ERR_AUTHN_TOKEN_INVALID', 'jwt.format'],
+    ];
+    for (const [name, token, code, rule] of cases) {
+      const before = backend.requests.length;
+      const res = await call(token);
+      t.equal(res.status, 401, `${name}: 401`);
+      t.equal(res.json().code, code, `${name}: ${code}`);
+      t.match(String(res.headers['www-authenticate']), /^Bearer realm="orders", error="invalid_(token|request)"/, `${name}: challenge`);
+      t.equal(backend.requests.length, before, `${name}: backend not reached`);
+      const event = events.filter((e) => e['warden.code'] === code).at(-1);
+      t.equal(event?.['warden.rule'], rule, `${name}: event rule ${rule}`);
+      t.notOk(JSON.stringify(event).includes(token.slice(-20)), `${name}: the event does not carry the token`);
+    }
+    t.ok(
+      idp.jwksFetches - fetchesBefore <= 1,
+      `unknown kid refetched the JWKS at most once per cooldown (${idp.jwksFetches - fetchesBefore})`,
+    );
+  });
+
+  await t.test('missing, malformed and insufficient credentials', async (t) => {
+    const none = await call(undefined);
+    t.equal(none.status, 401);
+    t.equal(none.json().code, 'ERR_AUTHN_TOKEN_MISSING');
+    t.equal(none.headers['www-authenticate'], 'Bearer realm="orders"');
+    const basic = await fetchText(`${url}/echo`, agent, { headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } });
+    t.equal(basic.json().code, 'ERR_AUTHN_TOKEN_MALFORMED');
+    const scopeless = await call(await idp.sign({ ...claims, scope: 'orders:write', exp: now() + 60 }));
+    t.equal(scopeless.status, 403);
+    t.equal(scopeless.json().code, 'ERR_AUTHZ_SCOPE_MISSING');
+    t.equal(scopeless.headers['www-authenticate'], 'Bearer realm="orders", error="insufficient_scope", scope="orders:read"');
+    const pub = await fetchText(`${url}/public`, agent, { headers: { authorization: 'Bearer whatever' } });
+    t.equal(pub.status, 200, 'public route needs no token');
+    t.notOk(backend.requests.at(-1)?.headers.authorization, 'and the external token is not forwarded there either');
+  });
+
+  await t.test('keys stay usable while the issuer is down', async (t) => {
+    idp.failJwks = true;
+    const res = await call(await idp.sign({ ...claims, exp: now() + 60, jti: 'fresh' }));
+    t.equal(res.status, 200, 'a new token verifies with the keys already fetched');
+    const foreign = await call(await idp.sign({ ...claims, exp: now() + 60 }, { kid: 'rotated-key' }, idp.foreignKey()));
+    t.ok([401, 503].includes(foreign.status), `an unknown kid with the issuer down: ${foreign.status}, never 200`);
+    idp.failJwks = false;
+  });
+
+  t.ok(decodeProtectedHeader, 'jose loaded');
+});
