@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+// Token translation's cost, measured side by side in one run: Warden with `access` only against
+// Warden with access + introspection + scopes + minting, the same opaque token on every request
+// (warm caches), interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2 (h2load). Then the cold path: a
+// request with a never-seen token (introspection + mint) against the IdP's own introspection
+// latency, both measured sequentially from this process. See bench/README.md.
+import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Agent, request } from 'undici';
+import { createBench, createFill, has, median, peakRssMiB } from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  options: {
+    pairs: { type: 'string', default: '8' },
+    seconds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    streams: { type: 'string', default: '10' },
+    cold: { type: 'string', default: '200' },
+    out: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log('Usage: node bench/tokens.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--cold N] [--out FILE] [--no-pin]');
+  process.exit(0);
+}
+for (const bin of ['wrk', 'h2load', 'openssl']) {
+  if (!has(bin)) {
+    console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
+    process.exit(2);
+  }
+}
+if (!existsSync(join(root, 'dist/dev/demo-idp.js'))) {
+  console.error('bench: dist/ is missing; run npm run build first');
+  process.exit(2);
+}
+const PAIRS = Number(opts.pairs);
+const S = Number(opts.seconds);
+const C = Number(opts.connections);
+const M = Number(opts.streams);
+const COLD = Number(opts.cold);
+
+const work = join(root, 'bench/tmp', `tokens-${Date.now()}`);
+mkdirSync(work, { recursive: true });
+const cert = join(work, 'tls.crt');
+const key = join(work, 'tls.key');
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+  ],
+  {
+    stdio: 'ignore',
+  },
+);
+const bench = createBench({ pin: opts.pin });
+const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
+const fill = createFill(join(root, 'bench/peers'), work);
+
+// The IdP runs in this process (on the load cores): with warm caches it is not called at all.
+const { startDemoIdp } = await import(join(root, 'dist/dev/demo-idp.js'));
+const idp = await startDemoIdp();
+const scope = 'orders:read';
+const { accessToken } = await idp.issueToken({ scope });
+const audience = idp.opaqueAudience ?? idp.jwtResource ?? 'urn:warden:demo-api';
+
+const backendPort = 18090;
+const backend = fork(join(root, 'bench/peers/backend.js'), [String(backendPort)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+bench.children.add(backend);
+moveTo(backend.pid, LOAD_CPUS);
+await new Promise((r) => backend.once('message', r));
+
+const vars = {
+  backendPort,
+  cert,
+  key,
+  issuer: idp.issuer,
+  audience,
+  scope,
+  clientId: idp.introspectionClients.basic.clientId,
+  clientSecret: idp.introspectionClients.basic.clientSecret,
+};
+const peers = [
+  { name: 'warden-access', port: 18460, file: 'warden-access.yaml', adminPort: 19960 },
+  { name: 'warden-tokens', port: 18461, file: 'warden-tokens.yaml', adminPort: 19961 },
+];
+for (const p of peers) {
+  p.child = start(process.execPath, [
+    join(root, 'bin/warden.js'),
+    'proxy',
+    '-c',
+    fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort }),
+  ]);
+  await waitPort(p.port);
+}
+const url = (p) => `https://127.0.0.1:${p.port}/`;
+const auth = `Authorization: Bearer ${accessToken}`;
+
+function wrk(u) {
+  const out = execFileSync(
+    ...onCpus(LOAD_CPUS, 'wrk', ['-t1', `-c${C}`, `-d${S}s`, '--timeout', '5s', '-H', auth, '-s', join(root, 'bench/wrk-report.lua'), u]),
+    { encoding: 'utf8' },
+  );
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+}
+function h2load(u) {
+  const out = execFileSync(
+    ...onCpus(LOAD_CPUS, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u]),
+    { encoding: 'utf8' },
+  );
+  const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  return {
+    rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
+    errors: non2xx ? Number(non2xx[3]) + Number(non2xx[4]) : 0,
+  };
+}
+
+// Warm-up: fills the introspection and minted-token caches, and checks both peers answer 200.
+for (const p of peers) {
+  const w = wrk(url(p));
+  if (w.errors > 0) throw new Error(`${p.name} answered errors during warm-up (${w.errors}); is the token accepted?`);
+}
+const countBefore = idp.introspectionCount;
+const h1 = [];
+const h2 = [];
+const raw = [];
+let errors = 0;
+for (let i = 0; i < PAIRS; i++) {
+  process.stderr.write(`\rinterleaved warden-tokens vs warden-access: pair ${i + 1}/${PAIRS}`);
+  const order = i % 2 === 0 ? peers : [...peers].reverse();
+  const r1 = {};
+  const r2 = {};
+  for (const p of order) r1[p.name] = wrk(url(p));
+  for (const p of order) r2[p.name] = h2load(url(p));
+  for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
+  h1.push(Math.round((r1['warden-tokens'].rps / r1['warden-access'].rps) * 1000) / 1000);
+  h2.push(Math.round((r2['warden-tokens'].rps / r2['warden-access'].rps) * 1000) / 1000);
+  raw.push({
+    h1: Object.fromEntries(Object.entries(r1).map(([k, v]) => [k, v.rps])),
+    h2: Object.fromEntries(Object.entries(r2).map(([k, v]) => [k, v.rps])),
+  });
+}
+process.stderr.write('\n');
+const warmCalls = idp.introspectionCount - countBefore;
+
+// Cold path: fresh tokens, one sequential request each, through the sidecar; and the IdP's own
+// introspection of other fresh tokens with the same client authentication.
+const tokens = [];
+for (let i = 0; i < COLD * 2; i++) tokens.push((await idp.issueToken({ scope })).accessToken);
+const agent = new Agent({ connect: { rejectUnauthorized: false }, connections: 1 });
+const sidecarMs = [];
+for (const token of tokens.slice(0, COLD)) {
+  const t0 = performance.now();
+  const res = await request(url(peers[1]), { dispatcher: agent, headers: { authorization: `Bearer ${token}` } });
+  await res.body.dump();
+  if (res.statusCode !== 200) errors++;
+  sidecarMs.push(performance.now() - t0);
+}
+const idpAgent = new Agent({ connections: 1 });
+const basic = `Basic ${Buffer.from(`${vars.clientId}:${vars.clientSecret}`).toString('base64')}`;
+const idpMs = [];
+for (const token of tokens.slice(COLD)) {
+  const t0 = performance.now();
+  const res = await request(idp.introspectionEndpoint, {
+    dispatcher: idpAgent,
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+  });
+  await res.body.dump();
+  idpMs.push(performance.now() - t0);
+}
+const warmMs = [];
+for (let i = 0; i < COLD; i++) {
+  const t0 = performance.now();
+  const res = await request(url(peers[1]), { dispatcher: agent, headers: { authorization: `Bearer ${tokens[0]}` } });
+  await res.body.dump();
+  warmMs.push(performance.now() - t0);
+}
+const pct = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))] * 1000) / 1000;
+};
+const rss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
+for (const p of peers) await stop(p.child);
+await stop(backend);
+await agent.close();
+await idpAgent.close();
+await idp.close();
+
+const result = {
+  date: new Date().toISOString(),
+  settings: { pairs: PAIRS, seconds: S, connections: C, h2_streams: M, cold_requests: COLD },
+  warm: {
+    h1_tokens_vs_access: median(h1),
+    h2_tokens_vs_access: median(h2),
+    h1_pairs: h1,
+    h2_pairs: h2,
+    raw,
+    introspection_calls_during_warm_phase: warmCalls,
+    errors,
+  },
+  cold: {
+    sidecar_cache_miss_ms: { p50: pct(sidecarMs, 0.5), p99: pct(sidecarMs, 0.99) },
+    sidecar_cache_hit_ms: { p50: pct(warmMs, 0.5), p99: pct(warmMs, 0.99) },
+    idp_introspection_ms: { p50: pct(idpMs, 0.5), p99: pct(idpMs, 0.99) },
+    miss_minus_hit_vs_idp_p50: Math.round(((pct(sidecarMs, 0.5) - pct(warmMs, 0.5)) / pct(idpMs, 0.5)) * 100) / 100,
+  },
+  peak_rss_mib: rss,
+};
+const target = {
+  target: 'warm introspect + mint ≥ 0.85 × access-only (h1, interleaved)',
+  value: result.warm.h1_tokens_vs_access,
+  pass: result.warm.h1_tokens_vs_access >= 0.85,
+};
+result.targets = [target, { target: 'h2 (reported)', value: result.warm.h2_tokens_vs_access, pass: true }];
+console.log(
+  `\nwarm: warden-tokens / warden-access  h1 ${result.warm.h1_tokens_vs_access} (pairs ${h1.join(', ')})  h2 ${result.warm.h2_tokens_vs_access} (pairs ${h2.join(', ')})`,
+);
+console.log(`      introspection calls while warm: ${warmCalls}; errors: ${errors}; RSS MiB ${JSON.stringify(rss)}`);
+console.log(
+  `cold: cache miss p50 ${result.cold.sidecar_cache_miss_ms.p50} ms / p99 ${result.cold.sidecar_cache_miss_ms.p99} ms through the sidecar; hit p50 ${result.cold.sidecar_cache_hit_ms.p50} ms`,
+);
+console.log(
+  `      the IdP's own introspection p50 ${result.cold.idp_introspection_ms.p50} ms / p99 ${result.cold.idp_introspection_ms.p99} ms; (miss − hit) / IdP p50 = ${result.cold.miss_minus_hit_vs_idp_p50}`,
+);
+console.log(`${target.pass ? 'PASS' : 'FAIL'}  ${target.target}: ${target.value}`);
+const outFile = opts.out ?? join(root, 'bench/results', `tokens-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+console.log(`written: ${outFile}`);
+process.exit(target.pass && errors === 0 ? 0 : 1);

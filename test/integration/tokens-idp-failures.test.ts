@@ -1,0 +1,162 @@
+/**
+ * When the IdP cannot be asked, the answer is 503 ERR_IDP_UNAVAILABLE — never 401 — within the
+ * configured timeouts (which really apply: a silent TLS peer trips the connect timeout, a server
+ * that never answers trips the response timeout), and the circuit breaker stops further calls.
+ */
+import t from 'tap';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+
+type Teardown = { teardown(fn: () => unknown): void };
+
+/** An HTTP server that reads requests and answers according to `behave`. */
+async function fakeIdp(t: Teardown, behave: (req: IncomingMessage) => { status: number; body: string } | 'hang') {
+  const seen: string[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(req.url ?? '');
+    req.resume();
+    req.on('end', () => {
+      const outcome = behave(req);
+      if (outcome === 'hang') return;
+      res.writeHead(outcome.status, { 'content-type': 'application/json' });
+      res.end(outcome.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+/** Accepts TCP connections and never says a word: a TLS handshake to it never completes. */
+async function silentTcp(t: Teardown) {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((s) => sockets.add(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+async function sidecarFor(t: Teardown, backendUrl: string, endpoint: string, idp: Record<string, unknown> = {}) {
+  return startTestSidecar(t, backendUrl, {
+    tokens: {
+      issuers: [
+        {
+          id: 'corp',
+          issuer: 'https://idp.example',
+          discovery: false,
+          audience: ['api'],
+          introspection: { endpoint, client_id: 'sidecar', client_secret: 's3cret' },
+        },
+      ],
+      idp: { timeouts: { connect: '300ms', response: '300ms' }, ...idp },
+    },
+  });
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const value = await fn();
+  return [value, performance.now() - started];
+}
+
+t.test('IdP failures are 503 within the configured timeouts', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+
+  await t.test('response timeout: the IdP accepts and never answers', async (t) => {
+    const idp = await fakeIdp(t, () => 'hang');
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`);
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const [res, ms] = await timed(() => fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer opaque-token-1' } }));
+    t.equal(res.status, 503);
+    t.equal(res.json().code, 'ERR_IDP_UNAVAILABLE');
+    t.equal(res.headers['retry-after'], '1');
+    t.ok(ms >= 250 && ms < 1500, `answered after the 300 ms response timeout (${Math.round(ms)} ms)`);
+    t.equal(idp.seen.length, 1, 'the IdP was asked once');
+    t.equal(events.find((e) => e.name === 'warden.authn.idp_unavailable')?.['warden.rule'], 'introspection.timeout');
+    t.equal(backend.requests.length, 0, 'backend never reached');
+  });
+
+  await t.test('connect timeout: a TLS IdP that never completes the handshake', async (t) => {
+    const port = await silentTcp(t);
+    const { url, ca, events } = await sidecarFor(t, backend.url, `https://127.0.0.1:${port}/introspect`, {
+      timeouts: { connect: '300ms', response: '5s' },
+    });
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const [res, ms] = await timed(() => fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer opaque-token-2' } }));
+    t.equal(res.status, 503);
+    t.ok(ms >= 250 && ms < 2000, `answered after the 300 ms connect timeout, not the 5 s response one (${Math.round(ms)} ms)`);
+    t.equal(events.find((e) => e.name === 'warden.authn.idp_unavailable')?.['warden.rule'], 'introspection.connect_timeout');
+  });
+
+  await t.test('5xx and refused connections are 503 too; the circuit opens after repeated failures', async (t) => {
+    const idp = await fakeIdp(t, () => ({ status: 500, body: '{}' }));
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`, { breaker: { failures: 3, open_for: '2s' } });
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    for (let i = 0; i < 3; i++) {
+      const res = await fetchText(`${url}/x`, agent, { headers: { authorization: `Bearer token-${i}` } });
+      t.equal(res.status, 503, `failure ${i + 1}: 503`);
+    }
+    t.equal(events.filter((e) => e['warden.rule'] === 'introspection.status').length, 3, '5xx reported as introspection.status');
+    const [open, ms] = await timed(() => fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer token-9' } }));
+    t.equal(open.status, 503);
+    t.equal(open.headers['retry-after'], '2', 'Retry-After = the time the circuit stays open');
+    t.ok(ms < 100, `circuit open: refused at once (${Math.round(ms)} ms)`);
+    t.equal(idp.seen.length, 3, 'the IdP was not called while the circuit is open');
+    t.equal(events.at(-1)?.['warden.rule'], 'introspection.circuit_open');
+
+    const closed = await sidecarFor(t, backend.url, 'http://127.0.0.1:1/introspect');
+    const agent2 = testAgent(closed.ca);
+    t.teardown(() => agent2.close());
+    const refused = await fetchText(`${closed.url}/x`, agent2, { headers: { authorization: 'Bearer token-x' } });
+    t.equal(refused.status, 503, 'connection refused → 503');
+    t.equal(closed.events.find((e) => e.name === 'warden.authn.idp_unavailable')?.['warden.rule'], 'introspection.unreachable');
+  });
+
+  await t.test('an answer without a boolean "active" is a broken IdP (503), not a verdict on the token', async (t) => {
+    const idp = await fakeIdp(t, () => ({ status: 200, body: '{"active":"yes"}' }));
+    const { url, ca } = await sidecarFor(t, backend.url, `${idp.url}/introspect`);
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const res = await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer token-y' } });
+    t.equal(res.status, 503);
+  });
+
+  await t.test('the sidecar authenticates to the IdP with client_secret_basic and sends token + hint as a form', async (t) => {
+    let captured: { auth?: string; type?: string; body: string } = { body: '' };
+    const server = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        captured = { auth: req.headers.authorization, type: req.headers['content-type'], body };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ active: true, aud: 'api', scope: 'a b', client_id: 'c1', sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 }),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.teardown(() => server.close());
+    const { url, ca } = await sidecarFor(t, backend.url, `http://127.0.0.1:${(server.address() as AddressInfo).port}/introspect`);
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const res = await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer abc.def' } });
+    t.equal(res.status, 200);
+    t.equal(captured.auth, `Basic ${Buffer.from('sidecar:s3cret').toString('base64')}`);
+    t.equal(captured.type, 'application/x-www-form-urlencoded');
+    t.same(Object.fromEntries(new URLSearchParams(captured.body)), { token: 'abc.def', token_type_hint: 'access_token' });
+  });
+});
