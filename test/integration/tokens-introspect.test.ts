@@ -6,7 +6,9 @@
  */
 import t from 'tap';
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { Agent } from 'undici';
 import { startDemoIdp, type DemoIdp } from '../../src/dev/demo-idp.js';
@@ -129,9 +131,6 @@ t.test('each client authentication method works against the real IdP', async (t)
   t.teardown(() => backend.close());
   const idp = await idpUnderTest(t);
   const { accessToken } = await idp.issueToken();
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
   const keyFile = join(mkdtempSync(join(tmpdir(), 'warden-pkjwt-')), 'key.pem');
   writeFileSync(keyFile, idp.introspectionClients.privateKeyJwt.privateKeyPem);
   for (const method of ['basic', 'post', 'privateKeyJwt'] as const) {

@@ -76,7 +76,7 @@ export async function startForgedIssuer(t: { teardown(fn: () => unknown): void }
       state.failJwks = v;
     },
     sign(payload, header = {}, key = privateKey) {
-      return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header } as { alg: string }).sign(key);
+      return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header }).sign(key);
     },
     foreignKey: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
     unsigned: (payload) => `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(payload)}.`,
