@@ -124,16 +124,16 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     for (const i of introspectors.values()) i.forget(hash);
   });
 
+  const revokedRefusal = (issuerId: string, hash: string) =>
+    new WardenError('ERR_AUTHN_TOKEN_INACTIVE', {
+      rule: 'token.revoked',
+      detail: 'The access token has been revoked.',
+      attributes: { 'warden.token.issuer': issuerId, 'warden.token.hash': hash.slice(0, 16) },
+    });
   const leewaySec = tokens.leeway / 1000;
   const finish = (outcome: AuthnOutcome, allowed: ReadonlySet<string> | undefined): AuthnOutcome => {
     if (outcome instanceof WardenError) return outcome;
-    if (denylist.get(outcome.tokenHash) !== undefined) {
-      return new WardenError('ERR_AUTHN_TOKEN_INACTIVE', {
-        rule: 'token.revoked',
-        detail: 'The access token has been revoked.',
-        attributes: { 'warden.token.issuer': outcome.issuerId, 'warden.token.hash': outcome.tokenHash.slice(0, 16) },
-      });
-    }
+    if (denylist.get(outcome.tokenHash) !== undefined) return revokedRefusal(outcome.issuerId, outcome.tokenHash);
     if (allowed !== undefined && !allowed.has(outcome.issuerId)) {
       return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
         rule: 'token.issuer',
@@ -171,7 +171,10 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
           });
         }
         const [id, introspector] = found;
-        outcome = introspector.check(token, tokenHash((policies.get(id) as IssuerPolicy).issuer, token));
+        const hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
+        // Known revoked: refused without asking the cache, Redis or the IdP.
+        if (denylist.get(hash) !== undefined) return revokedRefusal(id, hash);
+        outcome = introspector.check(token, hash);
       }
       return outcome instanceof Promise ? outcome.then((o) => finish(o, allowed)) : finish(outcome, allowed);
     },

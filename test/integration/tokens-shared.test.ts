@@ -1,0 +1,103 @@
+/**
+ * Replicas sharing introspection answers and revocations through a real Redis: the IdP is asked
+ * once per token for the whole fleet, a revocation through one replica is refused by every replica
+ * at once, a revocation at the IdP is seen everywhere within revocation_lag, and a Redis outage
+ * degrades to local caches without refusing good tokens.
+ */
+import t from 'tap';
+import { request } from 'undici';
+import { startDemoIdp } from '../../src/dev/demo-idp.js';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestRedis } from '../support/redis.js';
+import { startTestSidecar } from '../support/sidecar.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('shared token state through Redis', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const redis = await startTestRedis(t);
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+  const c = idp.introspectionClients.basic;
+  const config = {
+    service: { name: 'orders' },
+    tokens: {
+      issuers: [
+        {
+          id: 'demo',
+          issuer: idp.issuer,
+          audience: [idp.audience],
+          introspection: { client_id: c.clientId, client_secret: c.clientSecret },
+        },
+      ],
+      cache: { max_ttl: '60s' },
+      shared: { redis: redis.url, prefix: `t${Date.now()}:`, revocation_lag: '600ms' },
+    },
+  };
+  const a = await startTestSidecar(t, backend.url, config);
+  const b = await startTestSidecar(t, backend.url, config);
+  const agentA = testAgent(a.ca);
+  const agentB = testAgent(b.ca);
+  t.teardown(() => Promise.all([agentA.close(), agentB.close()]));
+  const call = (s: typeof a, token: string) =>
+    fetchText(`${s.url}/x`, s === a ? agentA : agentB, { headers: { authorization: `Bearer ${token}` } });
+
+  await t.test('one IdP call per token for the whole fleet', async (t) => {
+    const { accessToken } = await idp.issueToken();
+    idp.resetCounts();
+    t.equal((await call(a, accessToken)).status, 200);
+    t.equal((await call(b, accessToken)).status, 200);
+    t.equal(idp.introspectionCount, 1, 'replica B used the answer replica A stored');
+  });
+
+  await t.test('revoked through one replica: refused by every replica at once, and at the IdP', async (t) => {
+    const { accessToken } = await idp.issueToken();
+    t.equal((await call(a, accessToken)).status, 200);
+    t.equal((await call(b, accessToken)).status, 200);
+    const res = await request(`${a.adminUrl}/tokens/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: accessToken }).toString(),
+    });
+    const outcome = (await res.body.json()) as Record<string, unknown>;
+    t.equal(res.statusCode, 200);
+    t.match(outcome, { revoked: true, idp: true, shared: true });
+    t.notOk(JSON.stringify(outcome).includes(accessToken), 'the answer does not echo the token');
+    // Pub/sub delivery is asynchronous: allow it a moment, far below revocation_lag and max_ttl.
+    let status = 0;
+    for (let i = 0; i < 20 && status !== 401; i++) {
+      await sleep(10);
+      status = (await call(b, accessToken)).status;
+    }
+    t.equal(status, 401, 'replica B refuses the token well before its 60 s cache entry would expire');
+    t.equal((await call(a, accessToken)).json().code, 'ERR_AUTHN_TOKEN_INACTIVE');
+    t.ok(b.events.some((e) => e.name === 'warden.authn.token_inactive' && e['warden.rule'] === 'token.revoked'));
+    t.ok(a.events.some((e) => e.name === 'warden.token.revoked'));
+  });
+
+  await t.test('revoked at the IdP directly: refused everywhere within revocation_lag', async (t) => {
+    const { accessToken } = await idp.issueToken();
+    t.equal((await call(a, accessToken)).status, 200);
+    t.equal((await call(b, accessToken)).status, 200);
+    await idp.revoke(accessToken);
+    await sleep(800);
+    t.equal((await call(a, accessToken)).status, 401, 'replica A: refused after the lag');
+    t.equal((await call(b, accessToken)).status, 401, 'replica B: refused after the lag');
+  });
+
+  await t.test('Redis down: good tokens still work (local cache + IdP); back up: shared again', async (t) => {
+    await redis.stop();
+    const { accessToken } = await idp.issueToken();
+    t.equal((await call(a, accessToken)).status, 200, 'a new token is introspected at the IdP');
+    t.equal((await call(b, accessToken)).status, 200);
+    await redis.start();
+    await sleep(2500); // ioredis reconnects with backoff (≤ 2 s)
+    const next = await idp.issueToken();
+    idp.resetCounts();
+    t.equal((await call(a, next.accessToken)).status, 200);
+    t.equal((await call(b, next.accessToken)).status, 200);
+    t.equal(idp.introspectionCount, 1, 'sharing resumed after Redis came back');
+  });
+});
