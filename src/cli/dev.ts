@@ -1,7 +1,8 @@
 /**
- * `warden dev` (what `npm start` runs): the whole product on an embedded default — a Warden CA, a
- * demo backend and a sidecar in front of it that enrolls at the CA and serves mTLS — with curl
- * lines to try and the requests and security events printed as they happen.
+ * `warden dev` (what `npm start` runs): the whole product on an embedded default — a Warden CA, an
+ * OpenID provider, a demo backend and a sidecar in front of it that enrolls at the CA, serves mTLS
+ * and translates the IdP's tokens into minted ones — with curl lines to try and the requests and
+ * security events printed as they happen.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,12 +15,13 @@ import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs } from './args.js';
 
-export const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N]
+export const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N] [--idp-port N]
 
-Runs the embedded demo: a Warden CA, a demo backend and a Warden sidecar in front of it that enrolls
-at the CA for its workload certificate and requires mTLS from callers, then prints curl lines to try
-(with enrolled caller certificates) and shows requests and security events as they happen.
-Everything it writes (CA, sidecar state, caller certificates, sidecar.yaml, warden.log) goes to DIR.
+Runs the embedded demo: a Warden CA, an OpenID provider, a demo backend and a Warden sidecar in
+front of it that enrolls at the CA for its workload certificate, requires mTLS from callers and an
+access token from the IdP, and hands the backend a token it minted. Prints curl lines to try (with
+enrolled caller certificates and issued tokens) and shows requests and security events as they happen.
+Everything it writes (CA, sidecar state, caller certificates, tokens, sidecar.yaml, warden.log) goes to DIR.
 
 Options:
   --dir DIR            working folder (default .warden-dev)
@@ -27,6 +29,7 @@ Options:
   --admin-port N       admin port on 127.0.0.1 (default 9901)
   --backend-port N     demo backend port on 127.0.0.1 (default 8080)
   --ca-port N          Warden CA port on 127.0.0.1 (default 8444)
+  --idp-port N         OpenID provider port on 127.0.0.1 (default 8445)
   --once               start, print the instructions, and exit (smoke test)
   -h, --help           show this help`;
 
@@ -44,6 +47,7 @@ export async function runDev(argv: string[]): Promise<number> {
     'admin-port': { type: 'string' },
     'backend-port': { type: 'string' },
     'ca-port': { type: 'string' },
+    'idp-port': { type: 'string' },
     once: { type: 'boolean' },
   });
   if (values.help) {
@@ -55,11 +59,16 @@ export async function runDev(argv: string[]): Promise<number> {
   const adminPort = portOption('admin-port', values['admin-port'], 9901);
   const backendPort = portOption('backend-port', values['backend-port'], 8080);
   const caPort = portOption('ca-port', values['ca-port'], 8444);
+  const idpPort = portOption('idp-port', values['idp-port'], 8445);
   mkdirSync(dir, { recursive: true });
 
   const logger = createLogger({ level: 'info', destination: createDevLogDestination(join(dir, 'warden.log')), base: { service: 'demo' } });
   const backend = await startDemoBackend(backendPort);
   const ca = await startDemoCa(dir, caPort, { logger });
+  // oidc-provider is loaded only here: `warden proxy` never needs it.
+  const { startDemoIdp } = await import('../dev/demo-idp.js');
+  const idp = await startDemoIdp({ port: idpPort, accessTokenTtlSeconds: 3600 });
+  const introspector = idp.introspectionClients.basic;
   const sidecarId = demoId('ns/demo/sa/orders');
   const configFile = join(dir, 'sidecar.yaml');
   writeFileSync(
@@ -76,8 +85,18 @@ export async function runDev(argv: string[]): Promise<number> {
         stateDir: join(dir, 'sidecar-state'),
         allowPrefix: demoId('ns/demo/*'),
       },
+      idp: { issuer: idp.issuer, audience: idp.audience, clientId: introspector.clientId, clientSecret: introspector.clientSecret },
     }),
   );
+  // Tokens for curl: opaque (introspected) with both scopes, read-only, and an RFC 9068 JWT (verified locally).
+  const tokenFile = (name: string, token: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, token, { mode: 0o600 }); // no newline: curl's token@FILE sends the file as is
+    return file;
+  };
+  const opaqueFile = tokenFile('token.txt', (await idp.issueToken({ scope: 'orders:read orders:write' })).accessToken);
+  const readOnlyFile = tokenFile('token-read.txt', (await idp.issueToken({ scope: 'orders:read' })).accessToken);
+  const jwtFile = tokenFile('token-jwt.txt', (await idp.issueToken({ scope: 'orders:read', resource: idp.audience })).accessToken);
   const client = await ca.enrollCaller(demoId('ns/demo/sa/client'), 'client');
   const stranger = await ca.enrollCaller(demoId('ns/other/sa/batch'), 'stranger');
 
@@ -86,6 +105,9 @@ export async function runDev(argv: string[]): Promise<number> {
   const base = `https://localhost:${sidecar.inbound.port}`;
   const tls = `--cacert ${ca.bundleFile} --cert ${client.certFile} --key ${client.keyFile}`;
   const admin = `http://127.0.0.1:${sidecar.admin.port}`;
+  backend.verifyMintedTokens({ jwksUrl: `${admin}/.well-known/jwks.json`, audience: 'demo-backend' });
+  const bearer = (file: string) => `-H "Authorization: Bearer $(cat ${file})"`;
+  const demo = idp.demoClient;
   const caAdmin = `--url ${ca.server.url} --dir ${ca.dir}`;
 
   console.log(`
@@ -93,19 +115,30 @@ Warden dev — a sidecar on ${base} in front of the demo backend on http://127.0
   identity ${sidecarId} (enrolled at the Warden CA on ${ca.server.url})
   config   ${configFile}   (reload: kill -HUP ${process.pid})
   log      ${join(dir, 'warden.log')}
+  idp      ${idp.issuer} (OpenID provider; client ${demo.clientId} / ${demo.clientSecret})
 
-Try (callers present a certificate from the demo CA: ${client.spiffeId}):
-  curl ${tls} ${base}/api/hello
-        # forwarded over mTLS; the backend sees X-Forwarded-Client-Cert with the caller's SPIFFE ID
-  curl ${tls} --http2 -H 'x-warden-user: admin' ${base}/api/hello   # HTTP/2; internal header stripped
-  curl --cacert ${ca.bundleFile} ${base}/api/hello          # 401: this route needs a client certificate
+Try (callers present a certificate from the demo CA: ${client.spiffeId},
+and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
+  curl ${tls} ${bearer(opaqueFile)} ${base}/api/hello
+        # the token is introspected, the backend gets a token minted by the sidecar (see token_claims)
+        # and X-Forwarded-Client-Cert with the caller's SPIFFE ID
+  curl ${tls} ${bearer(jwtFile)} ${base}/api/hello   # a JWT access token: verified with the IdP's keys
+  curl ${tls} ${base}/api/hello                         # 401: no token (WWW-Authenticate: Bearer)
+  curl ${tls} -H "Authorization: Bearer made-up" ${base}/api/hello   # 401: the IdP says inactive
+  curl ${tls} ${bearer(readOnlyFile)} -d '{}' ${base}/api/orders   # 403: insufficient_scope (orders:write)
+  curl -s -u ${demo.clientId}:${demo.clientSecret} -d grant_type=client_credentials -d scope=orders:read ${idp.issuer}/token
+        # a new token; add -d resource=${idp.audience} for a JWT
+  curl -X POST --data-urlencode token@${opaqueFile} ${admin}/tokens/revoke   # revoke: 401 from now on
+  curl ${admin}/.well-known/jwks.json                  # the keys the backend verifies minted tokens with
+  curl ${tls} --http2 ${bearer(opaqueFile)} -H 'x-warden-user: admin' ${base}/api/hello   # HTTP/2; internal header stripped
+  curl --cacert ${ca.bundleFile} ${bearer(opaqueFile)} ${base}/api/hello   # 401: this route needs a client certificate
   curl --cacert ${ca.bundleFile} ${base}/public/info        # 200: mtls: optional on this route
   curl --cacert ${ca.bundleFile} --cert ${stranger.certFile} --key ${stranger.keyFile} ${base}/api/hello
         # 403: ${stranger.spiffeId} is not in peers.allow
   curl ${tls} ${base}/%61dmin/stats                    # 403: access stage; paths normalised before policy
   curl ${tls} ${base}/nowhere                          # 404: no route declares it
   curl ${tls} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling
-  head -c 2000000 /dev/zero | curl ${tls} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
+  head -c 2000000 /dev/zero | curl ${tls} ${bearer(opaqueFile)} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
   node bin/warden.js ca revoke --serial ${client.serial} ${caAdmin}
         # revoke the client: refused within 5 s (the demo's CRL refresh), even on open connections
   node bin/warden.js ca list ${caAdmin}
@@ -117,6 +150,7 @@ Requests and security events appear below. Ctrl-C stops.
   const stop = async () => {
     await sidecar.drain();
     await ca.close();
+    await idp.close();
     await backend.close();
     flushLogger(logger);
   };

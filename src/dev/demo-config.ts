@@ -5,9 +5,10 @@ export interface DemoSettings {
   adminPort: number;
   backendPort: number;
   mesh: { spiffeId: string; caUrl: string; bundleFile: string; token: string; stateDir: string; allowPrefix: string };
+  idp: { issuer: string; audience: string; clientId: string; clientSecret: string };
 }
 
-export function demoSidecarYaml({ port, adminPort, backendPort, mesh }: DemoSettings): string {
+export function demoSidecarYaml({ port, adminPort, backendPort, mesh, idp }: DemoSettings): string {
   return `# Written by \`warden dev\`. Edit it and send SIGHUP to reload (an invalid edit is refused, the
 # running configuration stays). Every key is documented in sidecar.yaml.example.
 service:
@@ -37,22 +38,45 @@ mesh:
     crl: 5s
 peers:
   allow: ["${mesh.allowPrefix}"]
+# Token translation: callers send the demo IdP's tokens (opaque ones are introspected, JWTs verified
+# with its keys); the backend receives a 5-minute ES256 token this sidecar minted instead.
+tokens:
+  issuers:
+    - id: demo-idp
+      issuer: ${idp.issuer}
+      audience: ["${idp.audience}"]
+      jwt: { typ: at+jwt }
+      introspection:
+        client_id: ${idp.clientId}
+        client_secret: ${idp.clientSecret}
+  cache:
+    max_ttl: 30s
+  mint:
+    audience: demo-backend
+    jwks_path: /.well-known/jwks.json
 routing:
   unmatched: refuse
 routes:
+  - id: orders.write
+    path: /api/orders
+    methods: [POST]
+    scopes: { all_of: [orders:write] }
   - id: api
     path: /api/*
     methods: [GET, POST]
+    scopes: { any_of: [orders:read, orders:write] }
     limits:
       max_body_bytes: 1MiB
   - id: public
     path: /public/*
     methods: [GET]
     mtls: optional
+    authn: { mode: "off" }
   - id: health
     path: /healthz
     methods: [GET]
     mtls: optional
+    authn: { mode: "off" }
   - id: admin
     path: /admin/*
     access:

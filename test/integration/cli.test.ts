@@ -82,7 +82,22 @@ t.test('proxy: a port in use is reported against its field', async (t) => {
 
 t.test('dev --once: the embedded demo starts, prints what to try, and stops', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
-  const r = warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0', '--ca-port', '0');
+  const r = warden(
+    'dev',
+    '--once',
+    '--dir',
+    dir,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--backend-port',
+    '0',
+    '--ca-port',
+    '0',
+    '--idp-port',
+    '0',
+  );
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /Warden dev — a sidecar on https:\/\/localhost:\d+ in front of the demo backend/);
   t.match(r.stdout, /identity spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/orders \(enrolled at the Warden CA/);
@@ -107,6 +122,8 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
     '0',
     '--ca-port',
     '0',
+    '--idp-port',
+    '0',
   ]);
   t.teardown(() => child.kill('SIGKILL'));
   let out = '';
@@ -118,10 +135,31 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   const base = (await until(/a sidecar on (https:\/\/localhost:\d+)/))?.[1];
   t.ok(base, 'prints the sidecar address');
   const mtls = ['--cacert', join(dir, 'ca/bundle.pem'), '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key')];
-  const hello = await curl([...mtls, `${base}/api/hello`]);
+  const token = readFileSync(join(dir, 'token.txt'), 'utf8');
+  const hello = await curl([...mtls, '-H', `authorization: Bearer ${token}`, `${base}/api/hello`]);
   t.equal(hello.status, 200);
   t.match(hello.body, /hello from the demo backend/);
   t.match(hello.body, /spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/client/, 'the backend learns the caller identity');
+  const seen = JSON.parse(hello.body) as { token_claims?: Record<string, unknown>; received_headers: Record<string, string> };
+  t.match(
+    seen.token_claims,
+    { aud: 'demo-backend', client_id: 'demo-client', act: { sub: 'spiffe://dev.warden.test/ns/demo/sa/client' } },
+    'the backend verified the minted token with the sidecar JWKS',
+  );
+  t.notOk(JSON.stringify(seen.received_headers).includes(token), 'the IdP token never reaches the backend');
+  const jwt = await curl([...mtls, '-H', `authorization: Bearer ${readFileSync(join(dir, 'token-jwt.txt'), 'utf8')}`, `${base}/api/hello`]);
+  t.equal(jwt.status, 200, 'a JWT access token from the IdP is accepted');
+  const noToken = await curl([...mtls, `${base}/api/hello`]);
+  t.equal(noToken.status, 401, 'no token: 401');
+  const readOnly = await curl([
+    ...mtls,
+    '-H',
+    `authorization: Bearer ${readFileSync(join(dir, 'token-read.txt'), 'utf8')}`,
+    '-d',
+    '{}',
+    `${base}/api/orders`,
+  ]);
+  t.equal(readOnly.status, 403, 'a read-only token cannot POST /api/orders');
   const noCert = await curl(['--cacert', join(dir, 'ca/bundle.pem'), `${base}/api/hello`]);
   t.equal(noCert.status, 401, 'no client certificate: 401 on an mTLS route');
   const stranger = await curl([
