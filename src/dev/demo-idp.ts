@@ -198,6 +198,9 @@ export async function startDemoIdp(options: DemoIdpOptions = {}): Promise<DemoId
   const post = async (path: string, clientId: string, form: Record<string, string>) => {
     const res = await request(endpoint(path), {
       method: 'POST',
+      // A fresh connection per call: a kept-alive one may be closed by the server's keep-alive
+      // timeout just as a (non-retryable) POST goes out on it.
+      reset: true,
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, demoClient.clientSecret) },
       body: new URLSearchParams(form).toString(),
     });
