@@ -15,7 +15,11 @@ export class IdpError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
+    // With the circuit open these are made at request rate: no stack trace (the cause keeps its own).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message, options);
+    Error.stackTraceLimit = limit;
     this.name = 'IdpError';
   }
 }
