@@ -246,3 +246,25 @@ t.test('configurable header, reload keeps the caches', async (t) => {
   t.equal((await fetchText(`${s.url}/echo`, agent, bearer(accessToken))).status, 200);
   t.equal(idp.introspectionCount, count, 'a reload that keeps `tokens` keeps the introspection cache');
 });
+
+t.test('negative caching: off by default; when on, a replayed junk token costs one IdP call per period', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await idpUnderTest(t);
+  const off = await startTestSidecar(t, backend.url, tokensConfig(idp));
+  const on = await startTestSidecar(t, backend.url, tokensConfig(idp, { cache: { negative_ttl: '400ms', negative_max_entries: 10 } }));
+  const agentOff = testAgent(off.ca);
+  const agentOn = testAgent(on.ca);
+  t.teardown(() => Promise.all([agentOff.close(), agentOn.close()]));
+  idp.resetCounts();
+  for (let i = 0; i < 3; i++) t.equal((await fetchText(`${off.url}/echo`, agentOff, bearer('junk-token'))).status, 401);
+  t.equal(idp.introspectionCount, 3, 'off: every request asks the IdP');
+  idp.resetCounts();
+  for (let i = 0; i < 3; i++) t.equal((await fetchText(`${on.url}/echo`, agentOn, bearer('junk-token'))).status, 401);
+  t.equal(idp.introspectionCount, 1, 'on: one call, then the remembered answer');
+  await sleep(450);
+  await fetchText(`${on.url}/echo`, agentOn, bearer('junk-token'));
+  t.equal(idp.introspectionCount, 2, 'asked again after negative_ttl');
+  // Bounded: 20 distinct junk tokens with room for 10 — all refused, memory capped by the LRU.
+  for (let i = 0; i < 20; i++) t.equal((await fetchText(`${on.url}/echo`, agentOn, bearer(`junk-${i}`))).status, 401);
+});

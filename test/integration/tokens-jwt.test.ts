@@ -172,3 +172,43 @@ t.test('JWT access tokens', async (t) => {
 
   t.ok(decodeProtectedHeader, 'jose loaded');
 });
+
+t.test('several trusted issuers, routes restricted to some, and the per-route mode', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const corp = await startForgedIssuer(t);
+  const partner = await startForgedIssuer(t);
+  const { url, ca } = await startTestSidecar(t, backend.url, {
+    tokens: {
+      issuers: [
+        { id: 'corp', issuer: corp.issuer, audience: ['api'] },
+        { id: 'partner', issuer: partner.issuer, audience: ['api'] },
+      ],
+    },
+    routes: [
+      { id: 'any', path: '/any' },
+      { id: 'corp-only', path: '/corp', authn: { issuers: ['corp'] } },
+      { id: 'jwt-only', path: '/jwt', authn: { mode: 'jwt' } },
+    ],
+  });
+  const agent = testAgent(ca);
+  t.teardown(() => agent.close());
+  const claims = { sub: 'bob', aud: 'api', exp: now() + 60 };
+  const corpToken = await corp.sign({ ...claims, iss: corp.issuer });
+  const partnerToken = await partner.sign({ ...claims, iss: partner.issuer });
+  const status = async (path: string, token: string) =>
+    (await fetchText(`${url}${path}`, agent, { headers: { authorization: `Bearer ${token}` } })).status;
+  t.equal(await status('/any', corpToken), 200, 'corp token, any issuer');
+  t.equal(await status('/any', partnerToken), 200, 'partner token, any issuer');
+  t.equal(await status('/corp', corpToken), 200, 'corp token on the corp-only route');
+  const refused = await fetchText(`${url}/corp`, agent, { headers: { authorization: `Bearer ${partnerToken}` } });
+  t.equal(refused.status, 401, 'partner token on the corp-only route');
+  t.equal(refused.json().code, 'ERR_AUTHN_TOKEN_INVALID');
+  const crossSigned = await corp.sign({ ...claims, iss: partner.issuer });
+  t.equal(await status('/any', crossSigned), 401, "a token claiming one issuer but signed with another's key");
+  const opaque = await fetchText(`${url}/jwt`, agent, { headers: { authorization: 'Bearer opaque-reference-token' } });
+  t.equal(opaque.status, 401, 'an opaque token on a jwt-only route');
+  t.equal(opaque.json().code, 'ERR_AUTHN_TOKEN_INVALID');
+  const noIntrospection = await fetchText(`${url}/any`, agent, { headers: { authorization: 'Bearer opaque-reference-token' } });
+  t.equal(noIntrospection.status, 401, 'auto mode with no introspecting issuer: opaque tokens are refused, not forwarded');
+});
