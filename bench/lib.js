@@ -1,6 +1,6 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -127,4 +127,37 @@ export function createFill(templates, work) {
     writeFileSync(out, text);
     return out;
   };
+}
+
+/** Exits with one line naming what is missing: load tools, or the build the bench runs. */
+export function requireTools(root, bins) {
+  for (const bin of bins) {
+    if (!has(bin)) {
+      console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
+      process.exit(2);
+    }
+  }
+  if (!existsSync(join(root, 'dist/cli/main.js'))) {
+    console.error('bench: dist/ is missing; run npm run build first');
+    process.exit(2);
+  }
+}
+
+/** A fresh folder under bench/tmp with a self-signed ECDSA P-256 certificate for localhost / 127.0.0.1. */
+export function benchWorkdir(root, name) {
+  const work = join(root, 'bench/tmp', name);
+  mkdirSync(work, { recursive: true });
+  const cert = join(work, 'tls.crt');
+  const key = join(work, 'tls.key');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1'].concat([
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ]),
+    { stdio: 'ignore' },
+  );
+  return { work, cert, key };
 }

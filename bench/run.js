@@ -2,12 +2,12 @@
 // Runs Warden and its peers side by side, in one run, with the same certificate, backend, payload
 // and load generators, and prints throughput / latency / memory with ratios. See bench/README.md.
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createBench, createFill, cpuTicks, has, median, peakRssMiB, TICK_US, version } from './lib.js';
+import { benchWorkdir, createBench, createFill, cpuTicks, has, median, peakRssMiB, requireTools, TICK_US, version } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -37,44 +37,8 @@ const C = Number(opts.connections);
 const M = Number(opts.streams);
 const ROUNDS = Number(opts.rounds);
 
-for (const bin of ['wrk', 'h2load', 'openssl']) {
-  if (!has(bin)) {
-    console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
-    process.exit(2);
-  }
-}
-if (!existsSync(join(root, 'dist/cli/main.js'))) {
-  console.error('bench: dist/ is missing; run npm run build first');
-  process.exit(2);
-}
-
-const work = join(root, 'bench/tmp', String(Date.now()));
-mkdirSync(work, { recursive: true });
-const cert = join(work, 'tls.crt');
-const key = join(work, 'tls.key');
-execFileSync(
-  'openssl',
-  [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ],
-  { stdio: 'ignore' },
-);
+requireTools(root, ['wrk', 'h2load', 'openssl']);
+const { work, cert, key } = benchWorkdir(root, String(Date.now()));
 const pem = join(work, 'combined.pem');
 writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
 

@@ -5,12 +5,12 @@
 // request with a never-seen token (introspection + mint) against the IdP's own introspection
 // latency, both measured sequentially from this process. See bench/README.md.
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { createBench, createFill, has, median, peakRssMiB } from './lib.js';
+import { benchWorkdir, createBench, createFill, median, peakRssMiB, requireTools } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -29,49 +29,14 @@ if (opts.help) {
   console.log('Usage: node bench/tokens.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--cold N] [--out FILE] [--no-pin]');
   process.exit(0);
 }
-for (const bin of ['wrk', 'h2load', 'openssl']) {
-  if (!has(bin)) {
-    console.error(`bench: ${bin} is not installed (apt-get install wrk nghttp2-client openssl)`);
-    process.exit(2);
-  }
-}
-if (!existsSync(join(root, 'dist/dev/demo-idp.js'))) {
-  console.error('bench: dist/ is missing; run npm run build first');
-  process.exit(2);
-}
+requireTools(root, ['wrk', 'h2load', 'openssl']);
 const PAIRS = Number(opts.pairs);
 const S = Number(opts.seconds);
 const C = Number(opts.connections);
 const M = Number(opts.streams);
 const COLD = Number(opts.cold);
 
-const work = join(root, 'bench/tmp', `tokens-${Date.now()}`);
-mkdirSync(work, { recursive: true });
-const cert = join(work, 'tls.crt');
-const key = join(work, 'tls.key');
-execFileSync(
-  'openssl',
-  [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-  ],
-  {
-    stdio: 'ignore',
-  },
-);
+const { work, cert, key } = benchWorkdir(root, `tokens-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);

@@ -22,7 +22,13 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
   }
   if (tokens.leeway > MAX_LEEWAY_MS)
     yield issue(['tokens', 'leeway'], `must be at most 5m (${MAX_LEEWAY_MS} ms): clock skew, not a grace period`);
+  const seenSources = new Map<string, number>();
   for (const [i, source] of tokens.sources.entries()) {
+    const key = `${source.from}:${'name' in source ? source.name.toLowerCase() : ''}`;
+    const first = seenSources.get(key);
+    if (first !== undefined)
+      yield issue(['tokens', 'sources', i], `repeats tokens.sources[${first}]: every token would be read twice and refused`);
+    seenSources.set(key, i);
     if (source.from !== 'authorization' && !('name' in source && source.name)) {
       yield issue(['tokens', 'sources', i, 'name'], `is required for from: ${source.from} (the ${source.from} name to read)`);
     }

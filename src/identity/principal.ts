@@ -35,12 +35,16 @@ export interface IssuerPolicy {
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
 export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
+  // `scope` (RFC 9068 / 7662, space-separated), else `scp` (Okta: an array; Azure AD: a space-separated string).
+  const scp = claims.scp;
   const scope =
     typeof claims.scope === 'string'
       ? claims.scope
-      : Array.isArray(claims.scp)
-        ? claims.scp.filter((s) => typeof s === 'string').join(' ')
-        : '';
+      : Array.isArray(scp)
+        ? scp.filter((s) => typeof s === 'string').join(' ')
+        : typeof scp === 'string'
+          ? scp
+          : '';
   const aud = claims.aud;
   return Object.freeze({
     issuerId: policy.id,

@@ -22,6 +22,7 @@ import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 import { decodeJwt } from 'jose';
+import { headerSafeRealm } from '../pipeline/rescue.js';
 
 export type AuthnOutcome = Principal | WardenError;
 
@@ -155,7 +156,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     mintHeader: tokens.mint.enabled
       ? { name: tokens.mint.header.toLowerCase(), bearer: tokens.mint.header.toLowerCase() === 'authorization' }
       : undefined,
-    realm: deps.serviceName,
+    realm: headerSafeRealm(deps.serviceName),
     issuerIds: trusted.map((t) => t.cfg.id),
     authenticate(token, mode, allowed) {
       const asJwt = mode === 'jwt' || (mode === 'auto' && looksLikeJws(token));

@@ -62,20 +62,23 @@ export function compileTokenSources(
         else delete up.cookie;
       }
       if (params.length > 0 && ctx.search.length > 1) {
-        const query = new URLSearchParams(ctx.search.slice(1));
-        let changed = false;
-        for (const p of params) {
-          if (!query.has(p)) continue;
-          query.delete(p);
-          changed = true;
-        }
-        if (changed) {
-          const rest = query.toString();
-          ctx.search = rest ? `?${rest}` : '';
-        }
+        // Only the token's pairs go; the others reach the backend exactly as the client sent them.
+        const pairs = ctx.search.slice(1).split('&');
+        const kept = pairs.filter((pair) => !params.includes(decodeName(pair)));
+        if (kept.length !== pairs.length) ctx.search = kept.length > 0 ? `?${kept.join('&')}` : '';
       }
     },
   };
+}
+
+/** A query pair's name as URLSearchParams reads it ("+" is a space, percent-decoded). */
+function decodeName(pair: string): string {
+  const name = pair.split('=', 1)[0] ?? '';
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
 }
 
 function reader(source: TokenSourceConfig): (ctx: RequestContext) => string | undefined | WardenError {
@@ -86,6 +89,9 @@ function reader(source: TokenSourceConfig): (ctx: RequestContext) => string | un
         if (value === undefined) return undefined;
         if (typeof value !== 'string') return malformed('authorization.multiple', 'Send one Authorization header.');
         const space = value.indexOf(' ');
+        // "Bearer " arrives as "Bearer": the parser trims trailing whitespace.
+        if (space < 0 && value.toLowerCase() === 'bearer')
+          return malformed('authorization.empty', 'The Authorization header carries no token.');
         if (space < 0 || value.slice(0, space).toLowerCase() !== 'bearer') {
           return malformed('authorization.scheme', 'The Authorization header must use the Bearer scheme.');
         }

@@ -88,6 +88,12 @@ const BEARER_ERRORS: Partial<Record<ErrorCode, string>> = {
   ERR_AUTHN_TOKEN_EXPIRED: 'invalid_token',
 };
 
+/** A realm fit for a quoted-string in WWW-Authenticate: no quotes, backslashes or control characters. */
+export function headerSafeRealm(name: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
+  return name.replace(/["\\\x00-\x1f\x7f]/g, '');
+}
+
 export function bearerChallenge(error: WardenError, realm: string): string | undefined {
   const code = BEARER_ERRORS[error.code];
   if (code === undefined) return undefined;
@@ -97,7 +103,7 @@ export function bearerChallenge(error: WardenError, realm: string): string | und
 
 export function createRescue(deps: { events: EventBus; logger: Logger; realm?: string }): Rescue {
   const { events, logger } = deps;
-  const realm = (deps.realm ?? 'warden').replace(/["\\]/g, '');
+  const realm = headerSafeRealm(deps.realm ?? 'warden');
 
   function toWardenError(error: unknown): WardenError {
     if (isWardenError(error)) return error;

@@ -5,6 +5,7 @@
  */
 import type { ScopesConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import { headerSafeRealm } from '../pipeline/rescue.js';
 import type { Stage } from '../pipeline/stage.js';
 
 export function isScopesNoop(cfg: ScopesConfig | undefined): boolean {
@@ -14,6 +15,7 @@ export function isScopesNoop(cfg: ScopesConfig | undefined): boolean {
 export function createAuthzScopesStage(cfg: ScopesConfig, realm: string): Stage {
   const allOf = [...cfg.all_of];
   const anyOf = [...cfg.any_of];
+  const safeRealm = headerSafeRealm(realm);
   const needed = [...allOf, ...anyOf.filter((s) => !allOf.includes(s))].join(' ');
   const describe =
     anyOf.length === 0
@@ -25,7 +27,7 @@ export function createAuthzScopesStage(cfg: ScopesConfig, realm: string): Stage 
     new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
       rule: 'authz.scopes',
       detail: `The access token lacks the scopes this route requires (${describe}).`,
-      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
+      headers: { 'www-authenticate': `Bearer realm="${safeRealm}", error="insufficient_scope", scope="${needed}"` },
       attributes: { 'warden.scope.required': needed, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
     });
 

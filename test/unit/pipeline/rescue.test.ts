@@ -89,3 +89,47 @@ t.test('problem bodies carry detail when given', async (t) => {
     detail: 'At most 5 bytes.',
   });
 });
+
+t.test('401 token refusals carry an RFC 6750 Bearer challenge with the configured realm', async (t) => {
+  const rescue = createRescue({
+    events: createEventBus(),
+    logger: createLogger({ level: 'silent', destination: new PassThrough() }),
+    realm: 'orders',
+  });
+  const challengeOf = (error: WardenError) => {
+    const res = fakeResponse();
+    rescue.respond(error, subject, res);
+    return { status: res.status, challenge: res.headers['www-authenticate'] };
+  };
+  t.same(challengeOf(new WardenError('ERR_AUTHN_TOKEN_MISSING')), { status: 401, challenge: 'Bearer realm="orders"' }, 'no error code');
+  t.same(challengeOf(new WardenError('ERR_AUTHN_TOKEN_EXPIRED')), {
+    status: 401,
+    challenge: 'Bearer realm="orders", error="invalid_token", error_description="Access token expired"',
+  });
+  t.same(challengeOf(new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule: 'authorization.scheme' })), {
+    status: 401,
+    challenge: 'Bearer realm="orders", error="invalid_request", error_description="Malformed credentials"',
+  });
+  t.equal(challengeOf(new WardenError('ERR_PEER_CERT_REQUIRED')).challenge, undefined, 'not for 401s that are not about tokens');
+  t.equal(challengeOf(new WardenError('ERR_ACCESS_DENIED')).challenge, undefined, 'not for other statuses');
+
+  const own = 'Bearer realm="orders", error="invalid_token", error_description="custom"';
+  t.same(
+    challengeOf(new WardenError('ERR_AUTHN_TOKEN_INVALID', { headers: { 'www-authenticate': own } })),
+    { status: 401, challenge: own },
+    'a challenge the error already carries is kept',
+  );
+});
+
+t.test('the realm defaults to "warden" and loses characters that would break the quoted string', async (t) => {
+  const logger = createLogger({ level: 'silent', destination: new PassThrough() });
+  const plain = createRescue({ events: createEventBus(), logger });
+  const res = fakeResponse();
+  plain.respond(new WardenError('ERR_AUTHN_TOKEN_MISSING'), subject, res);
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="warden"');
+
+  const quoted = createRescue({ events: createEventBus(), logger, realm: 'my "api"\\' });
+  const res2 = fakeResponse();
+  quoted.respond(new WardenError('ERR_AUTHN_TOKEN_MISSING'), subject, res2);
+  t.equal(res2.headers['www-authenticate'], 'Bearer realm="my api"');
+});

@@ -1,0 +1,106 @@
+import t from 'tap';
+import { WardenError } from '../../../src/errors.js';
+import { checkIntrospectionClaims, checkPrincipal, principalOf, type IssuerPolicy } from '../../../src/identity/principal.js';
+
+const policy: IssuerPolicy = {
+  id: 'idp',
+  issuer: 'https://idp.example.com',
+  audience: ['orders-api', 'https://orders.example.com'],
+  anyAudience: false,
+  tokenTypes: [],
+};
+const HASH = 'ab'.repeat(32);
+const NOW = 1_800_000_000;
+
+const refusalOf = (v: unknown) => (v instanceof WardenError ? { code: v.code, rule: v.rule } : { notAnError: v });
+
+t.test('principalOf: scope from `scope` (string) or `scp` (array)', async (t) => {
+  const p = principalOf({ sub: 'u1', scope: 'orders:read  orders:write' }, policy, 'introspection', HASH);
+  t.equal(p.scope, 'orders:read  orders:write');
+  t.same([...p.scopes].sort(), ['orders:read', 'orders:write'], 'empty pieces of double spaces dropped');
+  t.equal(p.subject, 'u1');
+  t.equal(p.issuerId, 'idp');
+  t.equal(p.issuer, 'https://idp.example.com');
+  t.equal(p.via, 'introspection');
+  t.equal(p.tokenHash, HASH);
+
+  const scp = principalOf({ scp: ['a', 7, 'b'] }, policy, 'jwt', HASH);
+  t.equal(scp.scope, 'a b', 'non-strings in scp ignored');
+  t.same([...scp.scopes].sort(), ['a', 'b']);
+
+  const both = principalOf({ scope: 'from-scope', scp: ['from-scp'] }, policy, 'jwt', HASH);
+  t.same([...both.scopes], ['from-scope'], '`scope` wins over `scp`');
+
+  const none = principalOf({}, policy, 'jwt', HASH);
+  t.equal(none.scope, '');
+  t.equal(none.scopes.size, 0);
+  t.equal(none.subject, undefined);
+  t.equal(none.expiresAt, undefined);
+});
+
+t.test('principalOf: client id from client_id, azp or cid, in that order', async (t) => {
+  t.equal(principalOf({ client_id: 'c1', azp: 'c2', cid: 'c3' }, policy, 'jwt', HASH).clientId, 'c1');
+  t.equal(principalOf({ azp: 'c2', cid: 'c3' }, policy, 'jwt', HASH).clientId, 'c2');
+  t.equal(principalOf({ cid: 'c3' }, policy, 'jwt', HASH).clientId, 'c3');
+  t.equal(principalOf({ client_id: '', azp: 'c2' }, policy, 'jwt', HASH).clientId, 'c2', 'an empty client_id does not count');
+  t.equal(principalOf({ client_id: 42 }, policy, 'jwt', HASH).clientId, undefined);
+});
+
+t.test('principalOf: audience as a string or an array; exp kept', async (t) => {
+  t.same(principalOf({ aud: 'orders-api' }, policy, 'jwt', HASH).audience, ['orders-api']);
+  t.same(principalOf({ aud: ['a', 1, 'b'] }, policy, 'jwt', HASH).audience, ['a', 'b']);
+  t.same(principalOf({}, policy, 'jwt', HASH).audience, []);
+  t.equal(principalOf({ exp: NOW }, policy, 'jwt', HASH).expiresAt, NOW);
+  t.equal(principalOf({ exp: String(NOW) }, policy, 'jwt', HASH).expiresAt, undefined, 'a non-numeric exp is not an expiry');
+  t.ok(Object.isFrozen(principalOf({}, policy, 'jwt', HASH)));
+});
+
+t.test('checkPrincipal: expiry respects the leeway', async (t) => {
+  const p = principalOf({ aud: 'orders-api', exp: NOW }, policy, 'jwt', HASH);
+  t.equal(checkPrincipal(p, policy, NOW - 1, 0), undefined, 'valid just before exp');
+  t.same(refusalOf(checkPrincipal(p, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_EXPIRED', rule: 'token.exp' }, 'expired at exp');
+  t.equal(checkPrincipal(p, policy, NOW + 29, 30), undefined, 'within the leeway');
+  const late = checkPrincipal(p, policy, NOW + 30, 30);
+  t.same(refusalOf(late), { code: 'ERR_AUTHN_TOKEN_EXPIRED', rule: 'token.exp' }, 'past the leeway');
+  t.match((late as WardenError).attributes, { 'warden.token.issuer': 'idp', 'warden.token.hash': HASH.slice(0, 16) });
+
+  const noExp = principalOf({ aud: 'orders-api' }, policy, 'introspection', HASH);
+  t.equal(checkPrincipal(noExp, policy, NOW + 1e9, 0), undefined, 'a principal without exp does not expire here');
+});
+
+t.test('checkPrincipal: the audience must be ours unless anyAudience', async (t) => {
+  const other = principalOf({ aud: ['billing-api'] }, policy, 'jwt', HASH);
+  t.same(refusalOf(checkPrincipal(other, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.aud' });
+  const noAud = principalOf({}, policy, 'jwt', HASH);
+  t.same(refusalOf(checkPrincipal(noAud, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.aud' });
+  const oneOfMany = principalOf({ aud: ['billing-api', 'https://orders.example.com'] }, policy, 'jwt', HASH);
+  t.equal(checkPrincipal(oneOfMany, policy, NOW, 0), undefined, 'any one matching audience is enough');
+  t.equal(checkPrincipal(other, { ...policy, anyAudience: true }, NOW, 0), undefined);
+  t.equal(checkPrincipal(noAud, { ...policy, anyAudience: true }, NOW, 0), undefined);
+});
+
+t.test('checkPrincipal: token_use other than "access" is refused', async (t) => {
+  const id = principalOf({ aud: 'orders-api', token_use: 'id' }, policy, 'jwt', HASH);
+  t.same(refusalOf(checkPrincipal(id, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.token_use' });
+  const access = principalOf({ aud: 'orders-api', token_use: 'access' }, policy, 'jwt', HASH);
+  t.equal(checkPrincipal(access, policy, NOW, 0), undefined);
+  const expiredId = principalOf({ aud: 'orders-api', token_use: 'id', exp: NOW - 100 }, policy, 'jwt', HASH);
+  t.equal((checkPrincipal(expiredId, policy, NOW, 0) as WardenError).code, 'ERR_AUTHN_TOKEN_EXPIRED', 'expiry is reported first');
+});
+
+t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) => {
+  t.equal(checkIntrospectionClaims({}, policy, NOW, 30), undefined, 'iss, nbf and token_type are optional in RFC 7662');
+  t.equal(checkIntrospectionClaims({ iss: 'https://idp.example.com' }, policy, NOW, 30), undefined);
+  t.equal(checkIntrospectionClaims({ iss: 'https://evil.example.com' }, policy, NOW, 30), 'iss');
+  t.equal(checkIntrospectionClaims({ iss: 'https://idp.example.com/' }, policy, NOW, 30), 'iss', 'compared exactly');
+  t.equal(checkIntrospectionClaims({ nbf: NOW + 30 }, policy, NOW, 30), undefined, 'nbf within the leeway');
+  t.equal(checkIntrospectionClaims({ nbf: NOW + 31 }, policy, NOW, 30), 'nbf', 'nbf beyond the leeway');
+  t.equal(checkIntrospectionClaims({ nbf: NOW + 1 }, policy, NOW, 0), 'nbf');
+
+  const typed = { ...policy, tokenTypes: ['Bearer', 'access_token'] };
+  t.equal(checkIntrospectionClaims({ token_type: 'Bearer' }, typed, NOW, 0), undefined);
+  t.equal(checkIntrospectionClaims({ token_type: 'access_token' }, typed, NOW, 0), undefined);
+  t.equal(checkIntrospectionClaims({ token_type: 'refresh_token' }, typed, NOW, 0), 'token_type');
+  t.equal(checkIntrospectionClaims({}, typed, NOW, 0), 'token_type', 'missing when a list is configured');
+  t.equal(checkIntrospectionClaims({ token_type: 'refresh_token' }, policy, NOW, 0), undefined, 'not checked with an empty list');
+});

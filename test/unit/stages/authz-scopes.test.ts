@@ -1,0 +1,94 @@
+import t from 'tap';
+import { WardenError } from '../../../src/errors.js';
+import { principalOf, type Principal } from '../../../src/identity/principal.js';
+import { NO_PEER } from '../../../src/mesh/peer-identity.js';
+import type { RequestContext } from '../../../src/pipeline/stage.js';
+import { createAuthzScopesStage, isScopesNoop } from '../../../src/stages/authz-scopes.js';
+
+const policy = { id: 'idp', issuer: 'https://idp.example.com', audience: ['api'], anyAudience: false, tokenTypes: [] };
+const withScope = (scope: string) => principalOf({ scope }, policy, 'jwt', 'ab'.repeat(32));
+
+function ctx(principal: Principal | undefined): RequestContext {
+  return {
+    requestId: 'r',
+    startedAt: 0,
+    protocol: '2',
+    method: 'GET',
+    path: '/',
+    search: '',
+    clientAddress: '127.0.0.1',
+    peer: NO_PEER,
+    headers: {},
+    upstreamHeaders: {},
+    route: { id: 'r' },
+    params: {},
+    principal,
+  };
+}
+
+const codeOf = (v: unknown) => (v instanceof WardenError ? v.code : v);
+
+t.test('all_of: every listed scope is needed', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: ['orders:read', 'orders:write'], any_of: [] }, 'shop');
+  t.equal(stage.id, 'authz-scopes');
+  t.equal(stage.run(ctx(withScope('orders:read orders:write extra'))), undefined);
+  t.equal(codeOf(stage.run(ctx(withScope('orders:read')))), 'ERR_AUTHZ_SCOPE_MISSING');
+  t.equal(codeOf(stage.run(ctx(withScope('orders:write')))), 'ERR_AUTHZ_SCOPE_MISSING');
+  t.equal(codeOf(stage.run(ctx(withScope('orders:readorders:write')))), 'ERR_AUTHZ_SCOPE_MISSING', 'scopes are whole words');
+});
+
+t.test('any_of: one listed scope is enough', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: [], any_of: ['admin', 'orders:admin'] }, 'shop');
+  t.equal(stage.run(ctx(withScope('orders:admin'))), undefined);
+  t.equal(stage.run(ctx(withScope('admin'))), undefined);
+  t.equal(codeOf(stage.run(ctx(withScope('orders:read')))), 'ERR_AUTHZ_SCOPE_MISSING');
+  t.equal(codeOf(stage.run(ctx(withScope('')))), 'ERR_AUTHZ_SCOPE_MISSING');
+});
+
+t.test('all_of and any_of combined', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: ['orders:read'], any_of: ['eu', 'us'] }, 'shop');
+  t.equal(stage.run(ctx(withScope('orders:read eu'))), undefined);
+  t.equal(stage.run(ctx(withScope('us orders:read'))), undefined);
+  t.equal(codeOf(stage.run(ctx(withScope('orders:read')))), 'ERR_AUTHZ_SCOPE_MISSING', 'all_of alone is not enough');
+  t.equal(codeOf(stage.run(ctx(withScope('eu us')))), 'ERR_AUTHZ_SCOPE_MISSING', 'any_of alone is not enough');
+});
+
+t.test('the refusal is 403 with an RFC 6750 insufficient_scope challenge naming the scopes', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: ['orders:read', 'eu'], any_of: ['eu', 'us'] }, 'shop');
+  const refused = stage.run(ctx(withScope('orders:read')));
+  t.ok(refused instanceof WardenError);
+  const e = refused as WardenError;
+  t.equal(e.code, 'ERR_AUTHZ_SCOPE_MISSING');
+  t.equal(e.status, 403);
+  t.equal(e.rule, 'authz.scopes');
+  t.same(e.headers, { 'www-authenticate': 'Bearer realm="shop", error="insufficient_scope", scope="orders:read eu us"' }, 'eu once');
+  t.match(e.detail, /all of: orders:read eu; one of: eu us/);
+  t.match(e.attributes, { 'warden.scope.required': 'orders:read eu us', 'warden.detail': 'granted: orders:read' });
+});
+
+t.test('no principal (optional authn without a token) is refused', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: ['orders:read'], any_of: [] }, 'shop');
+  const refused = stage.run(ctx(undefined));
+  t.equal(codeOf(refused), 'ERR_AUTHZ_SCOPE_MISSING');
+  t.equal((refused as WardenError).headers?.['www-authenticate'], 'Bearer realm="shop", error="insufficient_scope", scope="orders:read"');
+  t.same((refused as WardenError).attributes, { 'warden.scope.required': 'orders:read' }, 'no granted scopes to report');
+});
+
+t.test('isScopesNoop', async (t) => {
+  t.equal(isScopesNoop(undefined), true);
+  t.equal(isScopesNoop({ all_of: [], any_of: [] }), true);
+  t.equal(isScopesNoop({ all_of: ['a'], any_of: [] }), false);
+  t.equal(isScopesNoop({ all_of: [], any_of: ['a'] }), false);
+});
+
+t.test('a realm with a quote cannot break the challenge (rescue strips quotes and backslashes from its realm)', async (t) => {
+  const stage = createAuthzScopesStage({ all_of: ['a'], any_of: [] }, 'my "shop"');
+  const e = stage.run(ctx(withScope(''))) as WardenError;
+  t.equal(e.code, 'ERR_AUTHZ_SCOPE_MISSING');
+  t.match(
+    e.headers?.['www-authenticate'],
+    /^Bearer realm="[^"\\]*", error="insufficient_scope", scope="a"$/,
+    'a well-formed quoted realm',
+    {},
+  );
+});
