@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { benchWorkdir, createBench, createFill, median, peakRssMiB, requireTools } from './lib.js';
+import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, TICK_US } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -131,6 +131,7 @@ for (const p of peers) {
 const countBefore = await introspectionCount();
 const h1 = [];
 const h2 = [];
+const h1cpu = [];
 const raw = [];
 let errors = 0;
 for (let i = 0; i < PAIRS; i++) {
@@ -138,20 +139,27 @@ for (let i = 0; i < PAIRS; i++) {
   const order = i % 2 === 0 ? peers : [...peers].reverse();
   const r1 = {};
   const r2 = {};
-  for (const p of order) r1[p.name] = wrk(url(p));
+  for (const p of order) {
+    // CPU time per request as well: less sensitive than rps to this host's speed drift.
+    const before = cpuTicks(p.child.pid);
+    r1[p.name] = wrk(url(p));
+    r1[p.name].cpu_us_per_req = Math.round(((cpuTicks(p.child.pid) - before) * TICK_US) / (r1[p.name].rps * S));
+  }
   for (const p of order) r2[p.name] = h2load(url(p));
   for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
   h1.push(Math.round((r1['warden-tokens'].rps / r1['warden-access'].rps) * 1000) / 1000);
   h2.push(Math.round((r2['warden-tokens'].rps / r2['warden-access'].rps) * 1000) / 1000);
+  h1cpu.push(Math.round((r1['warden-tokens'].cpu_us_per_req / r1['warden-access'].cpu_us_per_req) * 1000) / 1000);
   raw.push({
     h1: Object.fromEntries(Object.entries(r1).map(([k, v]) => [k, v.rps])),
+    h1_cpu_us_per_req: Object.fromEntries(Object.entries(r1).map(([k, v]) => [k, v.cpu_us_per_req])),
     h2: Object.fromEntries(Object.entries(r2).map(([k, v]) => [k, v.rps])),
   });
 }
 process.stderr.write('\n');
 const warmCalls = (await introspectionCount()) - countBefore;
 console.log(
-  `\nwarm: warden-tokens / warden-access  h1 ${Math.round(median(h1) * 1000) / 1000} (pairs ${h1.join(', ')})  h2 ${Math.round(median(h2) * 1000) / 1000} (pairs ${h2.join(', ')})`,
+  `\nwarm: warden-tokens / warden-access  h1 ${Math.round(median(h1) * 1000) / 1000} (pairs ${h1.join(', ')})  h2 ${Math.round(median(h2) * 1000) / 1000} (pairs ${h2.join(', ')})\n      h1 CPU per request ${Math.round(median(h1cpu) * 1000) / 1000} (pairs ${h1cpu.join(', ')})`,
 );
 
 // Cold path: fresh tokens, one sequential request each, through the sidecar; and the IdP's own
@@ -204,7 +212,9 @@ const result = {
   warm: {
     h1_tokens_vs_access: Math.round(median(h1) * 1000) / 1000,
     h2_tokens_vs_access: Math.round(median(h2) * 1000) / 1000,
+    h1_cpu_per_req_tokens_vs_access: Math.round(median(h1cpu) * 1000) / 1000,
     h1_pairs: h1,
+    h1_cpu_pairs: h1cpu,
     h2_pairs: h2,
     raw,
     introspection_calls_during_warm_phase: warmCalls,

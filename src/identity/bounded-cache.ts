@@ -12,7 +12,11 @@ export interface CacheEntry<V> {
   readonly freshUntil: number;
   /** ms epoch until which the entry may still be served when the source cannot be asked (≥ freshUntil). */
   readonly staleUntil: number;
+  /** ms epoch of the last move to the recent end. */
+  touchedAt: number;
 }
+
+const TOUCH_INTERVAL_MS = 1000;
 
 export interface BoundedCacheOptions {
   maxEntries: number;
@@ -49,16 +53,20 @@ export class BoundedCache<V> {
       this.delete(key);
       return undefined;
     }
-    // Most recently used goes last; eviction takes from the front.
-    this.#map.delete(key);
-    this.#map.set(key, entry);
+    // Most recently used goes last; eviction takes from the front. A hot entry is moved at most
+    // once per second: re-inserting on every hit costs more than the recency it buys.
+    if (now - entry.touchedAt >= TOUCH_INTERVAL_MS) {
+      entry.touchedAt = now;
+      this.#map.delete(key);
+      this.#map.set(key, entry);
+    }
     return entry;
   }
 
   set(key: string, value: V, bytes: number, freshUntil: number, staleUntil = freshUntil): void {
     if (bytes > this.#maxBytes || staleUntil <= this.#now()) return;
     this.delete(key);
-    this.#map.set(key, { value, bytes, freshUntil, staleUntil: Math.max(freshUntil, staleUntil) });
+    this.#map.set(key, { value, bytes, freshUntil, staleUntil: Math.max(freshUntil, staleUntil), touchedAt: this.#now() });
     this.#bytes += bytes;
     while (this.#map.size > this.#maxEntries || this.#bytes > this.#maxBytes) {
       const oldest = this.#map.keys().next().value as string;

@@ -84,6 +84,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       upstreamHeaders,
       route: PENDING_ROUTE,
       params: NO_PARAMS,
+      // Declared up front so the authn stage's assignment does not change the object's shape.
+      principal: undefined,
     };
 
     let aborter: { abort(): void } | undefined;

@@ -44,11 +44,19 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     registers: [registry],
   });
 
-  const tokenCache = new Counter({
+  // Cache lookups happen on every request: counted in plain numbers, handed to the counter at scrape time.
+  const cacheCounts = new Map<string, { labels: { cache: string; result: string }; n: number; reported: number }>();
+  new Counter({
     name: 'warden_token_cache_total',
     help: 'Token cache lookups by cache (introspection, jwt, minted) and result (hit, miss, stale, negative, shared_hit).',
     labelNames: ['cache', 'result'] as const,
     registers: [registry],
+    collect() {
+      for (const c of cacheCounts.values()) {
+        if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
+        c.reported = c.n;
+      }
+    },
   });
   const idpCalls = new Histogram({
     name: 'warden_idp_call_duration_seconds',
@@ -57,16 +65,12 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const cacheChildren = new Map<string, ReturnType<typeof tokenCache.labels>>();
   const tokens: TokenMetrics = {
     cache(cache, result) {
       const key = cache + result;
-      let child = cacheChildren.get(key);
-      if (child === undefined) {
-        child = tokenCache.labels({ cache, result });
-        cacheChildren.set(key, child);
-      }
-      child.inc();
+      const c = cacheCounts.get(key);
+      if (c !== undefined) c.n++;
+      else cacheCounts.set(key, { labels: { cache, result }, n: 1, reported: 0 });
     },
     idpCall(kind, outcome, seconds) {
       idpCalls.labels({ kind, outcome }).observe(seconds);

@@ -12,6 +12,7 @@ t.test('entry-count bound: the least recently used entry is evicted, and a get r
   const until = clock.ms + 60_000;
   cache.set('a', 'A', 10, until);
   cache.set('b', 'B', 10, until);
+  clock.ms += 1000; // recency is refreshed at most once per second per entry
   t.equal(cache.get('a')?.value, 'A', 'a is read, so b is now the least recently used');
   cache.set('c', 'C', 10, until);
   t.equal(cache.size, 2);
@@ -27,6 +28,19 @@ t.test('entry-count bound: the least recently used entry is evicted, and a get r
   plain.set('c', 'C', 10, until);
   t.equal(plain.get('a'), undefined, 'oldest evicted');
   t.equal(plain.get('b')?.value, 'B');
+});
+
+t.test('a hit within a second of the last refresh does not reorder (approximate LRU, cheaper per hit)', async (t) => {
+  const clock = fakeClock();
+  const cache = new BoundedCache<string>({ maxEntries: 2, maxBytes: 1000, now: clock.now });
+  const until = clock.ms + 60_000;
+  cache.set('a', 'A', 10, until);
+  cache.set('b', 'B', 10, until);
+  clock.ms += 999;
+  cache.get('a');
+  cache.set('c', 'C', 10, until);
+  t.equal(cache.get('a'), undefined, 'a was not moved: still the oldest');
+  t.equal(cache.get('b')?.value, 'B');
 });
 
 t.test('re-setting a key replaces it without counting its bytes twice', async (t) => {
@@ -48,6 +62,7 @@ t.test('byte bound: least recently used entries go until the total fits', async 
   cache.set('c', 'C', 20, until);
   t.equal(cache.bytes, 100, 'exactly at the bound is allowed');
   t.equal(cache.size, 3);
+  clock.ms += 1000;
   cache.get('a');
   cache.set('d', 'D', 50, until);
   t.equal(cache.get('b'), undefined, 'b (least recently used) evicted first');
