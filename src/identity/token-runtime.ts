@@ -22,7 +22,6 @@ import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 import { decodeJwt } from 'jose';
-import { headerSafeRealm } from '../pipeline/rescue.js';
 
 export type AuthnOutcome = Principal | WardenError;
 
@@ -31,7 +30,7 @@ export interface TokenRuntime {
   readonly minter: Minter | undefined;
   /** Header the minted token goes in, and whether it carries the Bearer scheme. */
   readonly mintHeader: { name: string; bearer: boolean } | undefined;
-  /** realm of WWW-Authenticate challenges. */
+  /** realm of WWW-Authenticate challenges (made header-safe where a challenge is written). */
   readonly realm: string;
   /** The issuer ids in configuration order. */
   readonly issuerIds: readonly string[];
@@ -156,7 +155,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     mintHeader: tokens.mint.enabled
       ? { name: tokens.mint.header.toLowerCase(), bearer: tokens.mint.header.toLowerCase() === 'authorization' }
       : undefined,
-    realm: headerSafeRealm(deps.serviceName),
+    realm: deps.serviceName,
     issuerIds: trusted.map((t) => t.cfg.id),
     authenticate(token, mode, allowed) {
       const asJwt = mode === 'jwt' || (mode === 'auto' && looksLikeJws(token));

@@ -5,16 +5,23 @@
  */
 import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { RequestContext } from '../pipeline/stage.js';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
+export interface CredentialCarrier {
+  readonly headers: IncomingHttpHeaders;
+  readonly upstreamHeaders: Record<string, string | string[]>;
+  search: string;
+}
 
 /** RFC 6750 §2.1 b64token. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 export interface TokenSources {
   /** The token, undefined when no source carries one, or the refusal for malformed credentials. */
-  extract(ctx: RequestContext): string | undefined | WardenError;
+  extract(ctx: CredentialCarrier): string | undefined | WardenError;
   /** Removes every configured source (and the minted-token header) from what goes upstream. */
-  strip(ctx: RequestContext): void;
+  strip(ctx: CredentialCarrier): void;
 }
 
 const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule, detail });
@@ -81,7 +88,7 @@ function decodeName(pair: string): string {
   }
 }
 
-function reader(source: TokenSourceConfig): (ctx: RequestContext) => string | undefined | WardenError {
+function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string | undefined | WardenError {
   switch (source.from) {
     case 'authorization':
       return (ctx) => {
