@@ -39,6 +39,10 @@ export const ERRORS = {
   ERR_AUTHN_TOKEN_EXPIRED: { status: 401, title: 'Access token expired', event: 'warden.authn.token_expired' },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
+  // Traffic (src/stages/rate-limit.ts, src/proxy/handler.ts)
+  ERR_RATE_LIMITED: { status: 429, title: 'Too many requests', event: 'warden.traffic.rate_limited' },
+  ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight', event: 'warden.traffic.shed' },
+  ERR_RATELIMIT_STORE_UNAVAILABLE: { status: 503, title: 'Rate limit could not be checked', event: 'warden.ratelimit.store_unavailable' },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },

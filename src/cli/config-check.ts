@@ -40,7 +40,9 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   if (!values.config) throw new UsageError('warden config check: missing -c FILE (see warden config check --help)');
   const loaded = loadSidecarConfig(values.config);
   const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
-  const generation = compileGeneration(loaded, { tokens });
+  // The memory store stands in for Redis: checking a file connects to nothing.
+  const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
+  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1) });
   await generation.forwarder.close();
   await tokens?.close();
   const { config } = loaded;

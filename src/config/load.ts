@@ -166,6 +166,9 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     );
   }
   yield* tokensIssues(config, issue);
+  if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
+    yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
+  }
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
     yield issue(

@@ -6,6 +6,7 @@
 
 import { cidrList, duration, logLevel, port, positiveInt, size } from './schema-parts.js';
 import { routeAuthn, routeScopes, tokensSchema } from './tokens-schema.js';
+import { rateLimitsSchema, routeRateLimit } from './rate-limit-schema.js';
 
 const httpMethod = {
   type: 'string',
@@ -145,6 +146,12 @@ export const sidecarSchema = {
           default: 0,
           'x-expect': 'an integer ≥ 0 (0 = unlimited)',
         },
+        max_in_flight: {
+          type: 'integer',
+          minimum: 0,
+          default: 0,
+          'x-expect': 'an integer ≥ 0 (0 = unlimited)',
+        },
       },
     },
     headers: {
@@ -237,6 +244,7 @@ export const sidecarSchema = {
       },
     },
     tokens: tokensSchema,
+    rate_limits: rateLimitsSchema,
     routes: {
       type: 'array',
       default: [],
@@ -261,6 +269,7 @@ export const sidecarSchema = {
           mtls: mtlsMode,
           authn: routeAuthn,
           scopes: routeScopes,
+          rate_limit: routeRateLimit,
           limits: {
             type: 'object',
             additionalProperties: false,

@@ -52,6 +52,8 @@ export interface LimitsConfig {
   max_concurrent_streams: number;
   max_connections: number;
   max_requests_per_connection: number;
+  /** Requests inside the sidecar at once (all connections); beyond it, 503 at once. 0 = unlimited. */
+  max_in_flight: number;
 }
 
 export interface HeadersConfig {
@@ -221,6 +223,33 @@ export interface ScopesConfig {
   any_of: string[];
 }
 
+/** A token bucket: `rate` tokens per `per` ms refill it, up to `burst`; a request takes `cost`. */
+export interface RateLimitConfig {
+  rate: number;
+  /** ms; default 1 s (a route's own bucket may leave it out). */
+  per?: number;
+  /** Default: rate. */
+  burst?: number;
+  /** Default: 1. */
+  cost?: number;
+}
+
+export type RateLimitKey = 'peer' | 'client_id' | 'sub' | 'ip';
+
+export interface RateLimitsConfig {
+  store: 'memory' | 'redis';
+  redis?: string;
+  prefix: string;
+  /** Redis unreachable: limit with this sidecar's memory (and raise an event), or refuse with 503. */
+  on_store_failure: 'fail-open' | 'fail-closed';
+  /** Which identity keys a client, first available wins. */
+  key: RateLimitKey[];
+  /** Applies to routes without their own `rate_limit`; absent = no limit. */
+  default?: RateLimitConfig;
+  /** Bound on the keys the memory store keeps. */
+  max_keys: number;
+}
+
 export interface RouteConfig {
   id: string;
   path: string;
@@ -231,6 +260,8 @@ export interface RouteConfig {
   limits?: { max_body_bytes?: number };
   authn?: Partial<RouteAuthnConfig>;
   scopes?: ScopesConfig;
+  /** This route's bucket, or `false` for none. */
+  rate_limit?: RateLimitConfig | false;
 }
 
 export interface LogConfig {
@@ -251,6 +282,7 @@ export interface SidecarConfig {
   mesh?: MeshConfig;
   egress?: EgressConfig;
   tokens?: TokensConfig;
+  rate_limits: RateLimitsConfig;
   routes: RouteConfig[];
   log: LogConfig;
   lifecycle: { drain_timeout: number };

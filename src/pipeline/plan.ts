@@ -3,11 +3,22 @@
  * list, limits), built once at startup or reload. Nothing on the request path reads config again.
  */
 import FindMyWay from 'find-my-way';
-import type { AccessConfig, MtlsMode, PeersConfig, RouteAuthnConfig, RouteConfig, ScopesConfig, SidecarConfig } from '../config/types.js';
+import type {
+  AccessConfig,
+  MtlsMode,
+  PeersConfig,
+  RateLimitConfig,
+  RouteAuthnConfig,
+  RouteConfig,
+  ScopesConfig,
+  SidecarConfig,
+} from '../config/types.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop } from '../stages/authz-scopes.js';
 import { createMintTokenStage } from '../stages/mint-token.js';
+import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
+import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
@@ -50,6 +61,8 @@ export interface PlanDeps {
   revocations?: RevocationList | undefined;
   /** Token translation's live state; required when the configuration has `tokens`. */
   tokens?: TokenRuntime | undefined;
+  /** The rate-limit store; required when any route has a rate limit. */
+  rateLimits?: RateLimitRuntime | undefined;
 }
 
 interface RoutePolicy {
@@ -58,24 +71,36 @@ interface RoutePolicy {
   mtls: MtlsMode | undefined;
   authn: Partial<RouteAuthnConfig> | undefined;
   scopes: ScopesConfig | undefined;
+  rateLimit: RateLimitConfig | undefined;
 }
 
-function buildStages(config: SidecarConfig, policy: RoutePolicy, deps: PlanDeps): Stage[] {
-  // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity;
-  // later capabilities insert theirs in this list.
+function buildStages(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage[] {
+  // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
+  // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
+  // identity), the token, its scopes, and the minted token last.
   const stages: Stage[] = [];
   if (!isAccessNoop(policy.access)) stages.push(createAccessStage(policy.access));
   const peerPolicy = peerPolicyOf(config, policy);
   if (peerPolicy) stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
+  const rateLimit = rateLimitStageOf(config, routeId, policy, deps);
+  const limitAfterAuthn = rateLimit !== undefined && config.tokens !== undefined && keysNeedPrincipal(config.rate_limits.key);
+  if (rateLimit && !limitAfterAuthn) stages.push(rateLimit);
   if (config.tokens) {
     const runtime = deps.tokens;
     if (!runtime) throw new Error('compilePlan: tokens configured but no token runtime given');
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
     stages.push(createAuthnStage(authn, runtime));
+    if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
     if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig, runtime.realm));
     if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) stages.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
   return stages;
+}
+
+function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage | undefined {
+  if (!policy.rateLimit) return undefined;
+  if (!deps.rateLimits) throw new Error('compilePlan: a rate limit is configured but no rate-limit store given');
+  return createRateLimitStage({ routeId, bucket: policy.rateLimit, keys: config.rate_limits.key }, deps.rateLimits);
 }
 
 /**
@@ -92,11 +117,18 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
 }
 
 function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
-  return Object.freeze({ id, stages: Object.freeze(buildStages(config, policy, deps)), maxBodyBytes });
+  return Object.freeze({ id, stages: Object.freeze(buildStages(config, id, policy, deps)), maxBodyBytes });
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
-  const globalPolicy: RoutePolicy = { access: config.access, peers: config.peers, mtls: undefined, authn: undefined, scopes: undefined };
+  const globalPolicy: RoutePolicy = {
+    access: config.access,
+    peers: config.peers,
+    mtls: undefined,
+    authn: undefined,
+    scopes: undefined,
+    rateLimit: config.rate_limits.default,
+  };
   const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
@@ -114,6 +146,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
       mtls: route.mtls,
       authn: route.authn,
       scopes: route.scopes,
+      rateLimit: route.rate_limit === false ? undefined : (route.rate_limit ?? config.rate_limits.default),
     };
     const plan = routePlan(route.id, config, policy, route.limits?.max_body_bytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);

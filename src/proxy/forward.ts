@@ -88,6 +88,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     private readonly rules: HeaderRules,
     private readonly outcome: ForwardOutcome,
     private readonly requestId: string,
+    private readonly extraHeaders: Record<string, string> | undefined,
   ) {}
 
   abort(): void {
@@ -105,6 +106,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (statusCode < 200) return; // interim responses are the sidecar's own business
     const out = downstreamResponseHeaders(headers, this.rules);
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
+    if (this.extraHeaders !== undefined) Object.assign(out, this.extraHeaders);
     try {
       this.res.writeHead(statusCode, out);
     } catch (err) {
@@ -146,7 +148,7 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
 
   return {
     forward(ctx, body, res, outcome) {
-      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId);
+      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders);
       pool.dispatch(
         {
           method: ctx.method,

@@ -54,8 +54,17 @@ const PENDING_ROUTE = Object.freeze({ id: '_unmatched' });
 /** Statuses that end an HTTP/1.1 connection: malformed or oversized requests, timeouts. */
 const PROTOCOL_REFUSALS = new Set([400, 408, 413, 431]);
 
+const SHED = () =>
+  new WardenError('ERR_OVERLOADED', {
+    rule: 'limits.max_in_flight',
+    detail: 'The service is at capacity; try again shortly.',
+    headers: { 'retry-after': '1' },
+  });
+
 export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: AnyResponse) => void {
   const { rescue, observe } = deps;
+  // Requests inside the sidecar right now (in stages or upstream), for load shedding.
+  let inFlight = 0;
 
   return function handleRequest(req, res) {
     const gen = deps.current();
@@ -86,10 +95,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       params: NO_PARAMS,
       // Declared up front so the authn stage's assignment does not change the object's shape.
       principal: undefined,
+      responseHeaders: undefined,
     };
 
     let aborter: { abort(): void } | undefined;
+    inFlight++;
     res.once('close', () => {
+      inFlight--;
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
       // while the upstream exchange was still running. A finished exchange ignores the abort.
       aborter?.abort();
@@ -115,6 +127,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (h2 ? checkH2HeaderLimits(req.rawHeaders, gen.limits) : checkH1Request(req as IncomingMessage, gen.limits)) ??
       (target instanceof WardenError ? target : undefined);
     if (early) return refuse(early);
+    // Shed before any work: a refusal costs far less than queueing behind a saturated backend.
+    if (gen.limits.max_in_flight > 0 && inFlight > gen.limits.max_in_flight) return refuse(SHED());
 
     const local = gen.localEndpoints?.get(ctx.path);
     if (local !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD')) return local(res);

@@ -26,6 +26,7 @@ import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../mesh/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import type { AdminEndpoint } from './admin.js';
 
@@ -63,6 +64,7 @@ export interface SidecarOptions {
 export interface GenerationDeps {
   revocations?: RevocationList | undefined;
   tokens?: TokenRuntime | undefined;
+  rateLimits?: RateLimitRuntime | undefined;
 }
 
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
@@ -81,6 +83,18 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
   const localEndpoints =
     runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
   return { loaded, config, plan, rules, forwarder: createForwarder(config.upstream, rules), limits: config.limits, localEndpoints };
+}
+
+/** The rate-limit store for a configuration: the current one while its store settings are unchanged (buckets survive a reload). */
+async function rateLimitRuntimeFor(
+  config: SidecarConfig,
+  current: { runtime: RateLimitRuntime; key: string } | undefined,
+  events: EventBus,
+): Promise<{ runtime: RateLimitRuntime; key: string }> {
+  const { store, redis, prefix, on_store_failure, max_keys } = config.rate_limits;
+  const key = JSON.stringify([store, redis, prefix, on_store_failure, max_keys]);
+  if (current && current.key === key) return current;
+  return { runtime: await createRateLimitRuntime(config.rate_limits, { events }), key };
 }
 
 /** Token translation's state for a configuration: the current one when `tokens` did not change (its caches and keys survive a reload). */
@@ -160,7 +174,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
 
   const tokenDeps = { events, logger, metrics, selfId: config.mesh?.spiffe_id };
   let tokenState = await tokenRuntimeFor(config, undefined, tokenDeps);
-  let current = compileGeneration(loaded, { revocations, tokens: tokenState.runtime });
+  let limitState = await rateLimitRuntimeFor(config, undefined, events);
+  let current = compileGeneration(loaded, { revocations, tokens: tokenState.runtime, rateLimits: limitState.runtime });
   let draining = false;
 
   const accessLog = createAccessLog(logger, config.service.name);
@@ -255,12 +270,15 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       const file = current.loaded.file;
       let next: SidecarGeneration;
       let nextTokens: typeof tokenState | undefined;
+      let nextLimits: typeof limitState | undefined;
       try {
         const nextLoaded = load();
         nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
-        next = compileGeneration(nextLoaded, { revocations, tokens: nextTokens.runtime });
+        nextLimits = await rateLimitRuntimeFor(nextLoaded.config, limitState, events);
+        next = compileGeneration(nextLoaded, { revocations, tokens: nextTokens.runtime, rateLimits: nextLimits.runtime });
       } catch (err) {
         if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
+        if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
         const detail = err instanceof ConfigError ? err.message : (err as Error).message;
         events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
         return false;
@@ -275,7 +293,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       logger.level = next.config.log.level;
       const previous = current;
       const previousTokens = tokenState;
+      const previousLimits = limitState;
       current = next;
+      if (nextLimits !== limitState) {
+        limitState = nextLimits;
+        setTimeout(() => void previousLimits.runtime.close(), previous.config.lifecycle.drain_timeout).unref();
+      }
       if (nextTokens !== tokenState) {
         tokenState = nextTokens;
         adminEndpoints = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
@@ -297,6 +320,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await egress?.close();
       await admin.close();
       await tokenState.runtime?.close();
+      await limitState.runtime.close();
       mesh?.stop();
       logger.info('drained');
     },

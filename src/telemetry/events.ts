@@ -78,6 +78,19 @@ export const EVENTS = {
     severity: 'info',
     description: 'A token was marked revoked through the admin API or learnt inactive, and (with shared state) published to all replicas.',
   },
+  'warden.traffic.rate_limited': {
+    severity: 'info',
+    description: 'A request over its rate limit (client × route) was refused with 429.',
+  },
+  'warden.traffic.shed': {
+    severity: 'warn',
+    description: 'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar (load shedding).',
+  },
+  'warden.ratelimit.store_unavailable': {
+    severity: 'error',
+    description:
+      'The shared rate-limit store (Redis) could not be asked: per policy the request was refused (fail-closed) or limited locally (fail-open). Raised at most once per 10 s per sidecar in fail-open mode.',
+  },
   'warden.ca.enrolled': { severity: 'info', description: 'The CA issued a first certificate to a workload against a bootstrap token.' },
   'warden.ca.renewed': {
     severity: 'info',
@@ -149,6 +162,8 @@ export interface EventAttributes {
   /** First 16 hex digits of SHA-256(issuer ‖ token): correlates events without revealing the token. */
   'warden.token.hash'?: string;
   'warden.scope.required'?: string;
+  /** The rate-limit key kind that identified the client (peer, client_id, sub, ip). */
+  'warden.ratelimit.key'?: string;
 }
 
 export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes) => void;

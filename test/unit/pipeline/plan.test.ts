@@ -82,3 +82,40 @@ t.test('routes that cannot be registered are reported at their field', async (t)
   t.same((caught as PlanError).field, ['routes', 1, 'path']);
   t.match((caught as PlanError).message, /cannot route "\/x\/:id": another route already declares/);
 });
+
+t.test('stage order: rate-limit before authn, unless it is keyed by token identity', async (t) => {
+  const { createTokenRuntime } = await import('../../../src/identity/token-runtime.js');
+  const { createEventBus } = await import('../../../src/telemetry/events.js');
+  const { createLogger } = await import('../../../src/telemetry/logger.js');
+  const { createMetrics } = await import('../../../src/telemetry/metrics.js');
+  const { createMemoryLimiter } = await import('../../../src/traffic/memory-limiter.js');
+  const stagesWith = async (key: string[]) => {
+    const { config } = parseSidecarConfig(
+      's.yaml',
+      await testConfigYaml('http://127.0.0.1:1', {
+        tokens: {
+          issuers: [{ id: 'a', issuer: 'https://idp.example', discovery: false, jwks_uri: 'https://idp.example/jwks', audience: ['x'] }],
+        },
+        rate_limits: { key, default: { rate: 5 } },
+        routes: [{ id: 'r', path: '/r', scopes: { all_of: ['s'] } }],
+      }),
+    );
+    const tokens = await createTokenRuntime(config.tokens!, {
+      serviceName: 'svc',
+      selfId: undefined,
+      events: createEventBus(),
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ serviceName: 'svc', processMetrics: false }).tokens,
+      offline: true,
+    });
+    t.teardown(() => tokens.close());
+    const p = compilePlan(config, { tokens, rateLimits: createMemoryLimiter(10) });
+    return (p.resolve('GET', '/r') as RouteMatch).route.stages.map((s) => s.id);
+  };
+  t.same(
+    await stagesWith(['ip']),
+    ['rate-limit', 'authn', 'authz-scopes', 'mint-token'],
+    'by address: before authn (floods never reach the IdP)',
+  );
+  t.same(await stagesWith(['client_id', 'ip']), ['authn', 'rate-limit', 'authz-scopes', 'mint-token'], 'by client_id: after authn');
+});

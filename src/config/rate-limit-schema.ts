@@ -1,0 +1,51 @@
+/** JSON Schema of sidecar.yaml's `rate_limits` section and of a route's `rate_limit`. */
+import { duration, positiveInt } from './schema-parts.js';
+
+export const bucketSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rate'],
+  'x-expect': 'a token bucket: { rate: 100, per: 1s, burst: 200, cost: 1 }',
+  properties: {
+    rate: { type: 'integer', minimum: 1, maximum: 1_000_000_000, 'x-expect': 'tokens added per period, an integer ≥ 1' },
+    per: duration('1s'),
+    burst: { type: 'integer', minimum: 1, maximum: 1_000_000_000, 'x-expect': 'the bucket size, an integer ≥ 1 (default: rate)' },
+    cost: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1, 'x-expect': 'tokens a request takes, an integer ≥ 1' },
+  },
+} as const;
+
+/** The same bucket inside anyOf, where ajv applies no defaults: `per` and `cost` default in bucketOf. */
+const routeBucket = {
+  ...bucketSchema,
+  properties: {
+    ...bucketSchema.properties,
+    per: { 'x-duration': true, 'x-expect': 'a duration like "1s" or "1m" (default 1s)' },
+    cost: { type: 'integer', minimum: 1, maximum: 1_000_000, 'x-expect': 'tokens a request takes, an integer ≥ 1 (default 1)' },
+  },
+} as const;
+
+export const routeRateLimit = {
+  'x-expect': 'a token bucket { rate, per, burst, cost } or false (no limit on this route)',
+  anyOf: [{ const: false }, routeBucket],
+} as const;
+
+export const rateLimitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  'x-expect': 'rate limiting: rate_limits: { default: { rate: 100, per: 1s } }',
+  properties: {
+    store: { enum: ['memory', 'redis'], default: 'memory', 'x-expect': '"memory" or "redis"' },
+    redis: { type: 'string', pattern: '^rediss?://', 'x-expect': 'a Redis URL like "redis://127.0.0.1:6379"' },
+    prefix: { type: 'string', default: 'warden:rl:', 'x-expect': 'a key prefix' },
+    on_store_failure: { enum: ['fail-open', 'fail-closed'], default: 'fail-open', 'x-expect': '"fail-open" or "fail-closed"' },
+    key: {
+      type: 'array',
+      minItems: 1,
+      default: ['peer', 'client_id', 'ip'],
+      items: { enum: ['peer', 'client_id', 'sub', 'ip'], 'x-expect': 'peer, client_id, sub or ip' },
+    },
+    default: bucketSchema,
+    max_keys: positiveInt(100_000, 10_000_000),
+  },
+} as const;

@@ -1,0 +1,81 @@
+/**
+ * `rate-limit` stage: a token bucket per client × route. The client is the first identity the
+ * configured `key` list finds — the caller's SPIFFE ID, the token's client_id or sub, or the client
+ * address. Over the limit: 429 with Retry-After; every answer carries the RateLimit-Policy and
+ * RateLimit fields (draft-ietf-httpapi-ratelimit-headers).
+ */
+import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import { bucketOf, type Decision } from '../traffic/gcra.js';
+import type { RateLimitRuntime, Take } from '../traffic/rate-limit-runtime.js';
+
+export interface RateLimitStageConfig {
+  routeId: string;
+  bucket: RateLimitConfig;
+  keys: readonly RateLimitKey[];
+}
+
+/** Whether a key list needs the authenticated principal (so the stage must run after authn). */
+export function keysNeedPrincipal(keys: readonly RateLimitKey[]): boolean {
+  return keys.includes('client_id') || keys.includes('sub');
+}
+
+function clientKey(ctx: RequestContext, keys: readonly RateLimitKey[]): [RateLimitKey, string] {
+  for (const kind of keys) {
+    switch (kind) {
+      case 'peer':
+        if (ctx.peer.verified && ctx.peer.spiffeId) return [kind, ctx.peer.spiffeId];
+        break;
+      case 'client_id':
+        if (ctx.principal?.clientId) return [kind, `${ctx.principal.issuerId}/${ctx.principal.clientId}`];
+        break;
+      case 'sub':
+        if (ctx.principal?.subject) return [kind, `${ctx.principal.issuerId}/${ctx.principal.subject}`];
+        break;
+      case 'ip':
+        return [kind, ctx.clientAddress];
+    }
+  }
+  // No configured identity applies (e.g. [peer] without a certificate): the address still does.
+  return ['ip', ctx.clientAddress];
+}
+
+export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {
+  const bucket = bucketOf(cfg.bucket);
+  const name = `"${cfg.routeId}"`;
+  const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
+  const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
+
+  const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
+    if (take === 'unavailable') {
+      return new WardenError('ERR_RATELIMIT_STORE_UNAVAILABLE', {
+        rule: 'rate_limits.on_store_failure',
+        detail: 'The rate limit could not be checked; try again shortly.',
+        headers: { 'retry-after': '1' },
+      });
+    }
+    const d: Decision = take;
+    const state = `${name};r=${d.remaining};t=${seconds(d.resetMs)}`;
+    if (!d.allowed) {
+      return new WardenError('ERR_RATE_LIMITED', {
+        rule: `rate_limit.${cfg.routeId}`,
+        detail: `Over this route's limit of ${bucket.rate} requests per ${bucket.perMs / 1000} s.`,
+        headers: { 'retry-after': String(Math.max(1, seconds(d.retryAfterMs))), 'ratelimit-policy': policy, ratelimit: state },
+        attributes: { 'warden.ratelimit.key': kind },
+      });
+    }
+    ctx.responseHeaders = { ...ctx.responseHeaders, 'ratelimit-policy': policy, ratelimit: state };
+    return undefined;
+  };
+
+  return {
+    id: 'rate-limit',
+    run(ctx) {
+      const [kind, client] = clientKey(ctx, cfg.keys);
+      const key = `${cfg.routeId}|${kind}:${client}`;
+      const take = runtime.take(key, bucket);
+      return take instanceof Promise ? take.then((t) => decide(ctx, kind, t)) : decide(ctx, kind, take);
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Token buckets as GCRA (the generic cell rate algorithm): one number per key — the theoretical
+ * arrival time (TAT) — instead of a token count and a timestamp, so the memory and Redis stores
+ * keep the same state and make the same decision. `rate` tokens per `per` ms refill a bucket of
+ * `burst`; a request takes `cost`.
+ */
+
+export interface Bucket {
+  /** ms per token (per / rate). */
+  readonly interval: number;
+  /** interval × burst: how far ahead of now the TAT may run. */
+  readonly burstOffset: number;
+  readonly burst: number;
+  readonly cost: number;
+  /** For RateLimit-Policy: quota per window. */
+  readonly rate: number;
+  readonly perMs: number;
+}
+
+export function bucketOf(cfg: { rate: number; per?: number | undefined; burst?: number | undefined; cost?: number | undefined }): Bucket {
+  const perMs = cfg.per ?? 1000;
+  const interval = perMs / cfg.rate;
+  const burst = cfg.burst ?? cfg.rate;
+  return Object.freeze({ interval, burstOffset: interval * burst, burst, cost: cfg.cost ?? 1, rate: cfg.rate, perMs });
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** Tokens left after this request (0 when refused). */
+  readonly remaining: number;
+  /** ms until a refused request could pass; 0 when allowed. */
+  readonly retryAfterMs: number;
+  /** ms until the bucket is full again. */
+  readonly resetMs: number;
+}
+
+/** The decision and the TAT to store (undefined when refused: nothing changes). */
+export function gcra(bucket: Bucket, storedTat: number, now: number): { decision: Decision; tat: number | undefined } {
+  const tat = Math.max(storedTat, now);
+  const newTat = tat + bucket.interval * bucket.cost;
+  const allowAt = newTat - bucket.burstOffset;
+  if (now < allowAt) {
+    return { decision: { allowed: false, remaining: 0, retryAfterMs: allowAt - now, resetMs: tat - now }, tat: undefined };
+  }
+  return { decision: decisionAfter(bucket, newTat - now), tat: newTat };
+}
+
+/** An allowed request's decision from how far the TAT now runs ahead of the clock. */
+export function decisionAfter(bucket: Bucket, aheadMs: number): Decision {
+  const remaining = Math.max(0, Math.floor((bucket.burstOffset - aheadMs) / bucket.interval + 1e-9));
+  return { allowed: true, remaining, retryAfterMs: 0, resetMs: aheadMs };
+}

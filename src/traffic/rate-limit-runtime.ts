@@ -1,0 +1,53 @@
+/**
+ * The rate-limit store in force and its failure policy. With Redis, every replica shares one bucket
+ * per client × route; when Redis cannot be asked, `fail-open` limits with this sidecar's memory
+ * (so a Redis outage never removes limiting altogether) and `fail-closed` refuses with 503. Either
+ * way `warden.ratelimit.store_unavailable` is raised (at most every 10 s while it lasts, in fail-open).
+ */
+import type { RateLimitsConfig } from '../config/types.js';
+import type { EventBus } from '../telemetry/events.js';
+import type { Bucket, Decision } from './gcra.js';
+import { createMemoryLimiter, type Limiter } from './memory-limiter.js';
+import { createRedisLimiter, StoreUnavailableError } from './redis-limiter.js';
+
+/** `unavailable`: the shared store could not be asked and the policy is fail-closed. */
+export type Take = Decision | 'unavailable';
+
+export interface RateLimitRuntime {
+  take(key: string, bucket: Bucket): Take | Promise<Take>;
+  close(): Promise<void>;
+}
+
+const EVENT_INTERVAL_MS = 10_000;
+
+export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { events: EventBus }): Promise<RateLimitRuntime> {
+  const local = createMemoryLimiter(cfg.max_keys);
+  if (cfg.store === 'memory' || !cfg.redis) return local;
+  const shared: Limiter = await createRedisLimiter(cfg.redis, cfg.prefix);
+  const failClosed = cfg.on_store_failure === 'fail-closed';
+  let reportedAt = 0;
+
+  const onFailure = (err: StoreUnavailableError, key: string, bucket: Bucket): Take | Promise<Take> => {
+    const now = Date.now();
+    if (!failClosed && now - reportedAt >= EVENT_INTERVAL_MS) {
+      reportedAt = now;
+      deps.events.emit('warden.ratelimit.store_unavailable', {
+        'warden.action': 'detect',
+        'warden.detail': `${err.message}; limiting with this sidecar's memory until it is back`,
+      });
+    }
+    return failClosed ? 'unavailable' : local.take(key, bucket);
+  };
+
+  return {
+    take(key, bucket) {
+      return (shared.take(key, bucket) as Promise<Decision>).catch((err: unknown) => {
+        if (err instanceof StoreUnavailableError) return onFailure(err, key, bucket);
+        throw err;
+      });
+    },
+    async close() {
+      await shared.close();
+    },
+  };
+}

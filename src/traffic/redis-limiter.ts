@@ -1,0 +1,67 @@
+/**
+ * Rate-limit state shared by all replicas in Redis: the same GCRA as the memory store, run as one
+ * Lua script (atomic, with Redis's own clock, so replicas with skewed clocks agree). Commands fail
+ * fast while Redis is away; the caller applies the configured policy (fail-open to a local limiter,
+ * or fail-closed).
+ */
+import type { Redis } from 'ioredis';
+import { decisionAfter, type Decision } from './gcra.js';
+import type { Limiter } from './memory-limiter.js';
+
+// KEYS[1] = bucket key; ARGV = interval ms, burst offset ms, cost. Returns {allowed, ms, ms} as
+// strings so fractions survive (Lua numbers become integers in replies).
+const GCRA_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[1])
+local burstOffset = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local newTat = tat + interval * tonumber(ARGV[3])
+local allowAt = newTat - burstOffset
+if now < allowAt then
+  return {0, tostring(allowAt - now), tostring(tat - now)}
+end
+redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now) + 1)
+return {1, tostring(newTat - now), '0'}
+`;
+
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`rate-limit store unavailable: ${(cause as Error).message}`, { cause });
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+type GcraRedis = Redis & { wardenGcra(key: string, interval: string, offset: string, cost: string): Promise<[number, string, string]> };
+
+export async function createRedisLimiter(url: string, prefix: string): Promise<Limiter> {
+  const { Redis: RedisClient } = await import('ioredis');
+  const redis = new RedisClient(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: 250,
+    lazyConnect: true,
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+  }) as GcraRedis;
+  redis.on('error', () => undefined); // reported per request through the policy, not per reconnect attempt
+  redis.defineCommand('wardenGcra', { numberOfKeys: 1, lua: GCRA_LUA });
+  await redis.connect().catch(() => undefined);
+
+  return {
+    async take(key, bucket): Promise<Decision> {
+      let reply: [number, string, string];
+      try {
+        reply = await redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost));
+      } catch (err) {
+        throw new StoreUnavailableError(err);
+      }
+      const [allowed, a, b] = reply;
+      if (allowed === 1) return decisionAfter(bucket, Number(a));
+      return { allowed: false, remaining: 0, retryAfterMs: Number(a), resetMs: Number(b) };
+    },
+    async close() {
+      redis.disconnect();
+    },
+  };
+}

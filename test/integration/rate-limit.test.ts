@@ -1,0 +1,105 @@
+/**
+ * Rate limits over real connections: N parallel requests against a bucket of K allow exactly K, in
+ * memory and in a real Redis shared by two sidecar processes; a Redis outage follows the configured
+ * policy; load shedding refuses what exceeds limits.max_in_flight.
+ */
+import t from 'tap';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestRedis } from '../support/redis.js';
+import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+
+const statuses = async (n: number, call: (i: number) => Promise<number>) => {
+  const all = await Promise.all(Array.from({ length: n }, (_, i) => call(i)));
+  return { ok: all.filter((s) => s === 200).length, limited: all.filter((s) => s === 429).length, all };
+};
+
+t.test('memory store: exactly K of N parallel requests pass; RateLimit fields; per-client buckets', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    headers: { trusted_proxies: ['127.0.0.1/32'] },
+    rate_limits: { key: ['ip'] },
+    routes: [
+      { id: 'limited', path: '/echo', rate_limit: { rate: 10, per: '1h' } },
+      { id: 'free', path: '/free', rate_limit: false },
+    ],
+  });
+  const agent = testAgent(s.ca, { connections: 50 });
+  t.teardown(() => agent.close());
+  const before = backend.requests.length;
+  const r = await statuses(50, async () => (await fetchText(`${s.url}/echo`, agent)).status);
+  t.equal(r.ok, 10, 'exactly 10 of 50 parallel requests pass');
+  t.equal(r.limited, 40, 'the other 40 get 429');
+  t.equal(backend.requests.length - before, 10, 'the backend saw exactly 10');
+
+  const refused = await fetchText(`${s.url}/echo`, agent);
+  t.equal(refused.status, 429);
+  t.equal(refused.json().code, 'ERR_RATE_LIMITED');
+  t.equal(refused.headers['ratelimit-policy'], '"limited";q=10;w=3600');
+  t.match(String(refused.headers.ratelimit), /^"limited";r=0;t=\d+$/);
+  t.ok(Number(refused.headers['retry-after']) >= 300, `Retry-After: one token per 6 min (${String(refused.headers['retry-after'])} s)`);
+  t.ok(s.events.some((e) => e.name === 'warden.traffic.rate_limited' && e['warden.ratelimit.key'] === 'ip'));
+
+  const other = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-for': '198.51.100.7' } });
+  t.equal(other.status, 200, 'another client has its own bucket');
+  t.match(String(other.headers.ratelimit), /^"limited";r=9;t=\d+$/, 'and is told what is left');
+  t.equal((await fetchText(`${s.url}/free`, agent)).status, 200, 'a route with rate_limit: false is not limited');
+});
+
+t.test('load shedding: requests beyond limits.max_in_flight get 503 at once', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { limits: { max_in_flight: 2 } });
+  const agent = testAgent(s.ca, { connections: 10 });
+  t.teardown(() => agent.close());
+  const all = await Promise.all(Array.from({ length: 6 }, () => fetchText(`${s.url}/slow?ms=400`, agent).then((r) => r)));
+  t.equal(all.filter((r) => r.status === 200).length, 2, 'two in flight at once');
+  const shed = all.filter((r) => r.status === 503);
+  t.equal(shed.length, 4);
+  t.equal(shed[0]?.json().code, 'ERR_OVERLOADED');
+  t.equal(shed[0]?.headers['retry-after'], '1');
+  t.ok(s.events.some((e) => e.name === 'warden.traffic.shed'));
+  t.equal((await fetchText(`${s.url}/slow?ms=1`, agent)).status, 200, 'once they finish, requests pass again');
+});
+
+t.test('redis store: two sidecar processes share one limit; a Redis outage follows the policy', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const redis = await startTestRedis(t);
+  const prefix = `rl${Date.now()}:`;
+  const config = (policy: 'fail-open' | 'fail-closed') =>
+    testConfigYaml(backend.url, {
+      rate_limits: { store: 'redis', redis: redis.url, prefix, on_store_failure: policy, key: ['ip'] },
+      routes: [{ id: 'shared', path: '/echo', rate_limit: { rate: 12, per: '1h' } }],
+    });
+  const a = await spawnWarden(t, await config('fail-open'));
+  const b = await spawnWarden(t, await config('fail-closed'));
+  const { testCertificate } = await import('../support/certs.js');
+  const ca = (await testCertificate()).certPem;
+  const agent = testAgent(ca, { connections: 60 });
+  t.teardown(() => agent.close());
+
+  const r = await statuses(60, async (i) => (await fetchText(`${i % 2 ? a.url : b.url}/echo`, agent)).status);
+  t.equal(r.ok, 12, 'exactly 12 of 60 parallel requests pass across both processes');
+  t.equal(r.limited, 48);
+
+  await redis.stop();
+  const open = await fetchText(`${a.url}/echo`, agent);
+  t.equal(open.status, 200, 'fail-open: the sidecar limits in its own memory (its local bucket still has tokens)');
+  await a.waitFor((l) => l.event === 'warden.ratelimit.store_unavailable', 5000);
+  const localBurst = await statuses(20, async () => (await fetchText(`${a.url}/echo`, agent)).status);
+  t.equal(localBurst.ok, 11, 'fail-open still limits: the local bucket of 12 ran out after 11 more');
+  const closed = await fetchText(`${b.url}/echo`, agent);
+  t.equal(closed.status, 503, 'fail-closed: refused while Redis is away');
+  t.equal(closed.json().code, 'ERR_RATELIMIT_STORE_UNAVAILABLE');
+  await b.waitFor((l) => l.event === 'warden.ratelimit.store_unavailable', 5000);
+
+  await redis.start();
+  let back = 0;
+  for (let i = 0; i < 40 && back !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    back = (await fetchText(`${b.url}/echo`, agent)).status;
+  }
+  t.equal(back, 200, 'Redis back (empty, no persistence): fail-closed serves again');
+});

@@ -1,0 +1,49 @@
+/** GCRA token buckets: burst, refill, cost, remaining and retry times; the memory store's bound. */
+import t from 'tap';
+import { bucketOf, gcra } from '../../../src/traffic/gcra.js';
+import { createMemoryLimiter } from '../../../src/traffic/memory-limiter.js';
+
+t.test('a full bucket allows `burst` requests at once, then refills at `rate` per `per`', async (t) => {
+  const b = bucketOf({ rate: 10, per: 1000, burst: 5, cost: 1 });
+  let tat = 0;
+  const now = 1_000_000;
+  const remaining: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = gcra(b, tat, now);
+    t.ok(r.decision.allowed, `request ${i + 1} allowed`);
+    remaining.push(r.decision.remaining);
+    tat = r.tat as number;
+  }
+  t.same(remaining, [4, 3, 2, 1, 0], 'remaining counts down');
+  const refused = gcra(b, tat, now);
+  t.notOk(refused.decision.allowed, 'the sixth is refused');
+  t.equal(refused.tat, undefined, 'a refusal changes nothing');
+  t.equal(Math.round(refused.decision.retryAfterMs), 100, 'one token comes back after 1000/10 ms');
+  t.notOk(gcra(b, tat, now + 99).decision.allowed, 'not before');
+  t.ok(gcra(b, tat, now + 100).decision.allowed, 'exactly then');
+  t.equal(gcra(b, tat, now + 10_000).decision.remaining, 4, 'long after, the bucket is full again (burst - 1 left)');
+});
+
+t.test('cost takes several tokens; burst defaults to rate; per defaults to 1 s', async (t) => {
+  const b = bucketOf({ rate: 6 });
+  t.equal(b.burst, 6);
+  t.equal(b.perMs, 1000);
+  const heavy = bucketOf({ rate: 6, cost: 4 });
+  const first = gcra(heavy, 0, 0);
+  t.ok(first.decision.allowed);
+  t.equal(first.decision.remaining, 2);
+  t.notOk(gcra(heavy, first.tat as number, 0).decision.allowed, '4 more tokens are not there');
+});
+
+t.test('memory limiter: exact under a burst of calls, and bounded in keys', async (t) => {
+  let clock = 5_000;
+  const limiter = createMemoryLimiter(100, () => clock);
+  const b = bucketOf({ rate: 10, per: 3_600_000 });
+  const results = Array.from({ length: 50 }, () => limiter.take('k', b) as { allowed: boolean });
+  t.equal(results.filter((r) => r.allowed).length, 10, 'exactly 10 of 50');
+  for (let i = 0; i < 1000; i++) limiter.take(`flood-${i}`, b);
+  t.ok(limiter.size <= 100, `keys bounded (${limiter.size})`);
+  clock += 10_000_000;
+  limiter.take('after', b);
+  t.ok(limiter.size <= 2, 'keys whose buckets are full again are dropped first');
+});
