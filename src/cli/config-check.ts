@@ -42,7 +42,8 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
   // The memory store stands in for Redis: checking a file connects to nothing.
   const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
-  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1) });
+  const { loadOperations } = await import('../openapi/load-operations.js');
+  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations: await loadOperations(loaded) });
   await generation.forwarder.close();
   await tokens?.close();
   const { config } = loaded;

@@ -166,6 +166,12 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     );
   }
   yield* tokensIssues(config, issue);
+  if (config.openapi && config.routes.length > 0) {
+    yield issue(
+      ['routes'],
+      "must be empty with openapi: the routes are the document's operations (per-operation settings go under openapi.operations)",
+    );
+  }
   if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
     yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
   }

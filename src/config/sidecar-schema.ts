@@ -45,6 +45,21 @@ const httpsUrl = {
   'x-expect': 'an https origin like "https://warden-ca:8444"',
 } as const;
 
+/** What a route (or an OpenAPI operation, under openapi.operations) may set for itself. */
+const ROUTE_SETTINGS = {
+  access: routeAccess,
+  peers: { type: 'object', additionalProperties: false, properties: peersProperties },
+  mtls: mtlsMode,
+  authn: routeAuthn,
+  scopes: routeScopes,
+  rate_limit: routeRateLimit,
+  limits: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { max_body_bytes: { 'x-size': true, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' } },
+  },
+} as const;
+
 export const sidecarSchema = {
   $id: 'https://warden.dev/schemas/sidecar.json',
   type: 'object',
@@ -245,6 +260,27 @@ export const sidecarSchema = {
     },
     tokens: tokensSchema,
     rate_limits: rateLimitsSchema,
+    openapi: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['document'],
+      'x-expect': "the service's API: openapi: { document: ./openapi.yaml }",
+      properties: {
+        document: {
+          type: 'string',
+          minLength: 1,
+          'x-path-or-url': true,
+          'x-expect': 'the path or http(s) URL of an OpenAPI 3.0 / 3.1 document',
+        },
+        allow_public: { type: 'boolean', default: false, 'x-expect': 'true or false' },
+        operations: {
+          type: 'object',
+          default: {},
+          'x-expect': 'a map of operationId → route settings (access, peers, mtls, authn, scopes, rate_limit, limits)',
+          additionalProperties: { type: 'object', additionalProperties: false, properties: ROUTE_SETTINGS },
+        },
+      },
+    },
     routes: {
       type: 'array',
       default: [],
@@ -264,17 +300,7 @@ export const sidecarSchema = {
             'x-expect': 'a path pattern starting with "/", e.g. "/orders/:id" or "/admin/*"',
           },
           methods: { type: 'array', minItems: 1, default: ['*'], items: httpMethod },
-          access: routeAccess,
-          peers: { type: 'object', additionalProperties: false, properties: peersProperties },
-          mtls: mtlsMode,
-          authn: routeAuthn,
-          scopes: routeScopes,
-          rate_limit: routeRateLimit,
-          limits: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { max_body_bytes: { 'x-size': true, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' } },
-          },
+          ...ROUTE_SETTINGS,
         },
       },
     },

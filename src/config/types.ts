@@ -264,6 +264,15 @@ export interface RouteConfig {
   rate_limit?: RateLimitConfig | false;
 }
 
+export interface OpenApiConfig {
+  /** File (resolved against sidecar.yaml's folder) or http(s) URL of the OpenAPI 3.0 / 3.1 document. */
+  document: string;
+  /** Operations the document declares public (`security: []`) need no token; false: they get the default authn. */
+  allow_public: boolean;
+  /** Per-operation settings by operationId (the same keys as a route, without id, path and methods). */
+  operations: Record<string, Omit<RouteConfig, 'id' | 'path' | 'methods'>>;
+}
+
 export interface LogConfig {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   access: boolean;
@@ -283,6 +292,7 @@ export interface SidecarConfig {
   egress?: EgressConfig;
   tokens?: TokensConfig;
   rate_limits: RateLimitsConfig;
+  openapi?: OpenApiConfig;
   routes: RouteConfig[];
   log: LogConfig;
   lifecycle: { drain_timeout: number };

@@ -4,6 +4,7 @@
  *  - `x-expect`   phrase for error messages ("must be <x-expect>, got …")
  *  - `x-duration` / `x-size`  turn "10s" / "16KiB" into milliseconds / bytes in place
  *  - `x-path`     resolves a file path relative to the configuration file's folder
+ *  - `x-path-or-url` the same, leaving http(s) URLs as they are
  *  - `x-cidr`     an IP address or CIDR
  */
 import { resolve } from 'node:path';
@@ -60,6 +61,9 @@ export function createConfigAjv(): Ajv {
   convertingKeyword(ajv, 'x-duration', (v) => parseDuration(v));
   convertingKeyword(ajv, 'x-size', (v) => parseSize(v));
   convertingKeyword(ajv, 'x-path', (v, ctx) => (typeof v === 'string' ? resolve(ctx.baseDir, v) : undefined));
+  convertingKeyword(ajv, 'x-path-or-url', (v, ctx) =>
+    typeof v !== 'string' ? undefined : /^https?:\/\//.test(v) ? v : resolve(ctx.baseDir, v),
+  );
   convertingKeyword(ajv, 'x-cidr', (v) => (typeof v === 'string' && parseCidr(v) ? v.trim() : undefined));
   return ajv;
 }

@@ -15,7 +15,8 @@ import type {
 } from '../config/types.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import { createAuthnStage } from '../stages/authn.js';
-import { createAuthzScopesStage, isScopesNoop } from '../stages/authz-scopes.js';
+import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
+import type { Operation } from '../openapi/operations.js';
 import { createMintTokenStage } from '../stages/mint-token.js';
 import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
 import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
@@ -63,6 +64,8 @@ export interface PlanDeps {
   tokens?: TokenRuntime | undefined;
   /** The rate-limit store; required when any route has a rate limit. */
   rateLimits?: RateLimitRuntime | undefined;
+  /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
+  operations?: readonly Operation[] | undefined;
 }
 
 interface RoutePolicy {
@@ -70,7 +73,7 @@ interface RoutePolicy {
   peers: PeersConfig;
   mtls: MtlsMode | undefined;
   authn: Partial<RouteAuthnConfig> | undefined;
-  scopes: ScopesConfig | undefined;
+  scopes: ScopesConfig | ScopeAlternatives | undefined;
   rateLimit: RateLimitConfig | undefined;
 }
 
@@ -91,7 +94,7 @@ function buildStages(config: SidecarConfig, routeId: string, policy: RoutePolicy
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
     stages.push(createAuthnStage(authn, runtime));
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
-    if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig, runtime.realm));
+    if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm));
     if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) stages.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
   return stages;
@@ -132,26 +135,19 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
-  if (config.routes.length === 0) {
+  const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
+  if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
     return { resolve: () => match, routes: [defaultRoute] };
   }
 
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
-  for (const [index, route] of config.routes.entries()) {
-    const policy: RoutePolicy = {
-      access: route.access ?? config.access,
-      peers: route.peers ?? config.peers,
-      mtls: route.mtls,
-      authn: route.authn,
-      scopes: route.scopes,
-      rateLimit: route.rate_limit === false ? undefined : (route.rate_limit ?? config.rate_limits.default),
-    };
-    const plan = routePlan(route.id, config, policy, route.limits?.max_body_bytes ?? config.limits.max_body_bytes, deps);
+  for (const entry of entries) {
+    const plan = routePlan(entry.id, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
-    register(router, route, plan, index);
-    for (const m of withHead(route.methods)) declaredMethods.add(m);
+    for (const path of entry.paths) register(router, { path, methods: entry.methods }, plan, entry.field);
+    for (const m of withHead(entry.methods)) declaredMethods.add(m);
   }
   router.compile();
 
@@ -173,14 +169,89 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   };
 }
 
-function register(router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, route: RouteConfig, plan: RoutePlan, index: number): void {
+interface RouteEntry {
+  id: string;
+  paths: string[];
+  methods: string[];
+  policy: RoutePolicy;
+  maxBodyBytes: number | undefined;
+  /** Where the route is declared, for errors. */
+  field: (string | number)[];
+}
+
+type RouteSettings = Omit<RouteConfig, 'id' | 'path' | 'methods'>;
+
+function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
+  return {
+    access: route.access ?? config.access,
+    peers: route.peers ?? config.peers,
+    mtls: route.mtls,
+    authn: route.authn,
+    scopes: route.scopes,
+    rateLimit: route.rate_limit === false ? undefined : (route.rate_limit ?? config.rate_limits.default),
+  };
+}
+
+function configEntries(config: SidecarConfig): RouteEntry[] {
+  return config.routes.map((route, index) => ({
+    id: route.id,
+    paths: [route.path],
+    methods: route.methods,
+    policy: policyOf(config, route),
+    maxBodyBytes: route.limits?.max_body_bytes,
+    field: ['routes', index, 'path'],
+  }));
+}
+
+/**
+ * Routes from the OpenAPI document: its security requirements become the scopes (unless
+ * openapi.operations overrides them), `x-warden-rate-limit` the bucket. An operation the document
+ * declares public needs no token only when openapi.allow_public says so; otherwise it gets the
+ * default authn like any other.
+ */
+function operationEntries(config: SidecarConfig, operations: readonly Operation[]): RouteEntry[] {
+  const settings = config.openapi?.operations ?? {};
+  const known = new Set(operations.map((o) => o.id));
+  for (const id of Object.keys(settings)) {
+    if (!known.has(id))
+      throw new PlanError(
+        ['openapi', 'operations', id],
+        `names no operation of the document (operationIds: ${[...known].slice(0, 20).join(', ')})`,
+      );
+  }
+  return operations.map((op) => {
+    const own: RouteSettings = settings[op.id] ?? {};
+    const policy = policyOf(config, { ...own, rate_limit: own.rate_limit ?? op.rateLimit });
+    const isPublic = op.security !== undefined && op.security.length === 0;
+    if (op.security !== undefined && !isPublic && !config.tokens) {
+      throw new PlanError(['openapi', 'document'], `${op.pointer} requires security, so a tokens section is needed to check it`);
+    }
+    if (isPublic && config.openapi?.allow_public && own.authn === undefined) policy.authn = { mode: 'off' };
+    if (own.scopes === undefined && op.security && op.security.length > 0) policy.scopes = { alternatives: op.security };
+    return {
+      id: op.id,
+      paths: [...op.paths],
+      methods: [op.method],
+      policy,
+      maxBodyBytes: own.limits?.max_body_bytes,
+      field: ['openapi', 'document'],
+    };
+  });
+}
+
+function register(
+  router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>,
+  route: { path: string; methods: readonly string[] },
+  plan: RoutePlan,
+  field: (string | number)[],
+): void {
   const handler = () => undefined;
   try {
     if (route.methods.includes(ANY_METHOD)) router.all(route.path, handler, plan);
     else router.on(withHead(route.methods) as FindMyWay.HTTPMethod[], route.path, handler, plan);
   } catch (err) {
     const reason = (err as Error).message.replace(/^Method '.*' already declared for route /, 'another route already declares ');
-    throw new PlanError(['routes', index, 'path'], `cannot route "${route.path}": ${reason}`);
+    throw new PlanError(field, `cannot route "${route.path}": ${reason}`);
   }
 }
 

@@ -26,6 +26,8 @@ import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../mesh/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import type { Operation } from '../openapi/operations.js';
+import { loadOperations } from '../openapi/load-operations.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import type { AdminEndpoint } from './admin.js';
@@ -65,6 +67,8 @@ export interface GenerationDeps {
   revocations?: RevocationList | undefined;
   tokens?: TokenRuntime | undefined;
   rateLimits?: RateLimitRuntime | undefined;
+  /** The OpenAPI document's operations (loadOperations), when `openapi` is configured. */
+  operations?: readonly Operation[] | undefined;
 }
 
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
@@ -175,7 +179,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const tokenDeps = { events, logger, metrics, selfId: config.mesh?.spiffe_id };
   let tokenState = await tokenRuntimeFor(config, undefined, tokenDeps);
   let limitState = await rateLimitRuntimeFor(config, undefined, events);
-  let current = compileGeneration(loaded, { revocations, tokens: tokenState.runtime, rateLimits: limitState.runtime });
+  let current = compileGeneration(loaded, {
+    revocations,
+    tokens: tokenState.runtime,
+    rateLimits: limitState.runtime,
+    operations: await loadOperations(loaded),
+  });
   let draining = false;
 
   const accessLog = createAccessLog(logger, config.service.name);
@@ -275,7 +284,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
         const nextLoaded = load();
         nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
         nextLimits = await rateLimitRuntimeFor(nextLoaded.config, limitState, events);
-        next = compileGeneration(nextLoaded, { revocations, tokens: nextTokens.runtime, rateLimits: nextLimits.runtime });
+        next = compileGeneration(nextLoaded, {
+          revocations,
+          tokens: nextTokens.runtime,
+          rateLimits: nextLimits.runtime,
+          operations: await loadOperations(nextLoaded),
+        });
       } catch (err) {
         if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
         if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();

@@ -1,18 +1,29 @@
 /**
- * `authz-scopes` stage: coarse-grained authorization by the token's scopes — all of `all_of` and
- * at least one of `any_of` (when given). A valid token without them gets 403 insufficient_scope
- * with the RFC 6750 §3 challenge naming the scopes needed; fine-grained decisions stay in the backend.
+ * `authz-scopes` stage: coarse-grained authorization by the token's scopes — from sidecar.yaml, all
+ * of `all_of` and at least one of `any_of` (when given); from an OpenAPI document, one of the
+ * operation's security requirements in full (`alternatives`). A valid token without them gets 403
+ * insufficient_scope with the RFC 6750 §3 challenge naming the scopes needed; fine-grained
+ * decisions stay in the backend.
  */
 import type { ScopesConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import { headerSafeRealm } from '../pipeline/rescue.js';
 import type { Stage } from '../pipeline/stage.js';
 
-export function isScopesNoop(cfg: ScopesConfig | undefined): boolean {
-  return cfg === undefined || (cfg.all_of.length === 0 && cfg.any_of.length === 0);
+export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined): boolean {
+  if (cfg === undefined) return true;
+  // An alternative without scopes (a scheme that grants none, e.g. HTTP bearer) admits any principal.
+  if ('alternatives' in cfg) return cfg.alternatives.length === 0 || cfg.alternatives.some((a) => a.length === 0);
+  return cfg.all_of.length === 0 && cfg.any_of.length === 0;
 }
 
-export function createAuthzScopesStage(cfg: ScopesConfig, realm: string): Stage {
+/** The request passes when it holds every scope of one alternative (OpenAPI security: OR of ANDs). */
+export interface ScopeAlternatives {
+  alternatives: readonly (readonly string[])[];
+}
+
+export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, realm: string): Stage {
+  if ('alternatives' in cfg) return alternativesStage(cfg.alternatives, headerSafeRealm(realm));
   const allOf = [...cfg.all_of];
   const anyOf = [...cfg.any_of];
   const safeRealm = headerSafeRealm(realm);
@@ -41,6 +52,30 @@ export function createAuthzScopesStage(cfg: ScopesConfig, realm: string): Stage 
       for (const s of allOf) if (!granted.has(s)) return refusal(p.scope);
       if (anyOf.length > 0 && !anyOf.some((s) => granted.has(s))) return refusal(p.scope);
       return undefined;
+    },
+  };
+}
+
+function alternativesStage(alternatives: readonly (readonly string[])[], realm: string): Stage {
+  const sets = alternatives.map((a) => [...a]);
+  // The challenge names the first alternative: RFC 6750's `scope` is one set that would do.
+  const needed = (sets[0] ?? []).join(' ');
+  const describe = sets.map((a) => a.join(' ') || '(none)').join(' | ');
+  const refusal = (granted: string) =>
+    new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
+      rule: 'authz.scopes',
+      detail: `The access token lacks the scopes this operation requires (${describe}).`,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
+      attributes: { 'warden.scope.required': describe, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
+    });
+  return {
+    id: 'authz-scopes',
+    run(ctx) {
+      const p = ctx.principal;
+      const granted = p?.scopes;
+      if (!granted) return refusal('');
+      for (const set of sets) if (set.every((s) => granted.has(s))) return undefined;
+      return refusal(p.scope);
     },
   };
 }

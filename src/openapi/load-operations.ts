@@ -1,0 +1,17 @@
+/** The configured OpenAPI document's operations, or a ConfigError naming sidecar.yaml's field and the document's JSON pointer. */
+import { ConfigError } from '../config/config-error.js';
+import type { LoadedSidecarConfig } from '../config/load.js';
+import { OpenApiError, loadOpenApiDocument } from './document.js';
+import { operationsOf, type Operation } from './operations.js';
+
+export async function loadOperations(loaded: LoadedSidecarConfig): Promise<Operation[] | undefined> {
+  const source = loaded.config.openapi?.document;
+  if (source === undefined) return undefined;
+  try {
+    return operationsOf(await loadOpenApiDocument(source));
+  } catch (err) {
+    if (err instanceof OpenApiError)
+      throw new ConfigError([loaded.issue(['openapi', 'document'], `${source} ${err.pointer}: ${err.message}`)]);
+    throw err;
+  }
+}

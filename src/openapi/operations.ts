@@ -1,0 +1,114 @@
+/**
+ * The operations of an OpenAPI document as routes: base paths from `servers` × `paths` × methods,
+ * path templates in find-my-way syntax, the operation's security requirements as scope
+ * alternatives (requirement objects are OR; the schemes within one are AND), and the per-operation
+ * rate limit from the `x-warden-rate-limit` extension.
+ */
+import type { RateLimitConfig } from '../config/types.js';
+import { OpenApiError, type OpenApiDocument } from './document.js';
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+export interface Operation {
+  /** operationId, or "METHOD /path" when the document gives none. */
+  readonly id: string;
+  readonly method: string;
+  /** find-my-way patterns, one per server base path. */
+  readonly paths: readonly string[];
+  /** JSON pointer of the operation, for messages. */
+  readonly pointer: string;
+  /**
+   * Scope alternatives: the request passes when it holds every scope of one of them. `[]` means the
+   * document declares the operation public (`security: []` or an empty requirement); undefined means
+   * no security is declared.
+   */
+  readonly security: readonly (readonly string[])[] | undefined;
+  readonly rateLimit: RateLimitConfig | undefined;
+}
+
+const pointerOf = (...segments: string[]) => `#/${segments.map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
+
+/** `/pets/{petId}/photos` → `/pets/:petId/photos`. */
+function toRoutePattern(template: string, pointer: string): string {
+  return template.replace(/\{([^{}]+)\}/g, (_, name: string) => {
+    if (!/^[A-Za-z0-9_]+$/.test(name))
+      throw new OpenApiError(pointer, `path parameter "{${name}}" must be letters, digits or "_" to be routed`);
+    return `:${name}`;
+  });
+}
+
+/** Base paths from `servers` (the path part of each URL, variables at their defaults); "" when none. */
+function basePaths(doc: OpenApiDocument): string[] {
+  const servers = doc.servers?.length ? doc.servers : [{ url: '/' }];
+  const bases = servers.map((s, i) => {
+    const url = s.url.replace(/\{([^{}]+)\}/g, (_, v: string) => {
+      const d = s.variables?.[v]?.default;
+      if (d === undefined) throw new OpenApiError(pointerOf('servers', String(i), 'url'), `server variable "${v}" has no default`);
+      return d;
+    });
+    const path = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? new URL(url).pathname : url;
+    return path.replace(/\/+$/, '');
+  });
+  return [...new Set(bases)];
+}
+
+function compileSecurity(doc: OpenApiDocument, requirements: Record<string, string[]>[] | undefined, pointer: string) {
+  if (requirements === undefined) return undefined;
+  const schemes = doc.components?.securitySchemes ?? {};
+  const alternatives: string[][] = [];
+  for (const [i, req] of requirements.entries()) {
+    const names = Object.keys(req);
+    if (names.length === 0) return []; // {} = anonymous access is one of the alternatives
+    const scopes = new Set<string>();
+    for (const name of names) {
+      if (!(name in schemes))
+        throw new OpenApiError(
+          `${pointer}/${i}/${name}`,
+          `names security scheme "${name}", which components.securitySchemes does not define`,
+        );
+      for (const s of req[name] ?? []) scopes.add(s);
+    }
+    alternatives.push([...scopes]);
+  }
+  return alternatives;
+}
+
+function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitConfig | undefined {
+  const ext = op['x-warden-rate-limit'] as Record<string, unknown> | undefined;
+  if (ext === undefined) return undefined;
+  const int = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : undefined);
+  const rate = int(ext.rate);
+  if (typeof ext !== 'object' || rate === undefined)
+    throw new OpenApiError(`${pointer}/x-warden-rate-limit`, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
+  const perSeconds = ext.per_seconds === undefined ? 1 : Number(ext.per_seconds);
+  if (!(perSeconds > 0)) throw new OpenApiError(`${pointer}/x-warden-rate-limit/per_seconds`, 'must be a number of seconds > 0');
+  return { rate, per: perSeconds * 1000, burst: int(ext.burst), cost: int(ext.cost) };
+}
+
+export function operationsOf(doc: OpenApiDocument): Operation[] {
+  const bases = basePaths(doc);
+  const ops: Operation[] = [];
+  const ids = new Map<string, string>();
+  for (const [template, item] of Object.entries(doc.paths ?? {})) {
+    for (const method of METHODS) {
+      const op = item[method] as Record<string, unknown> | undefined;
+      if (op === undefined) continue;
+      const pointer = pointerOf('paths', template, method);
+      const id = typeof op.operationId === 'string' ? op.operationId : `${method.toUpperCase()} ${template}`;
+      const seen = ids.get(id);
+      if (seen) throw new OpenApiError(`${pointer}/operationId`, `operationId "${id}" is also used at ${seen}`);
+      ids.set(id, pointer);
+      const pattern = toRoutePattern(template, pointer);
+      const security = (op.security as Record<string, string[]>[] | undefined) ?? doc.security;
+      ops.push({
+        id,
+        method: method.toUpperCase(),
+        paths: bases.map((b) => b + pattern),
+        pointer,
+        security: compileSecurity(doc, security, op.security ? `${pointer}/security` : '#/security'),
+        rateLimit: rateLimitOf(op, pointer),
+      });
+    }
+  }
+  return ops;
+}

@@ -1,0 +1,142 @@
+/**
+ * Policy from the service's OpenAPI document (3.0 and 3.1, with $refs): its operations are the
+ * routes (base path from servers), its security requirements the scopes (OR of alternatives, AND
+ * within one), x-warden-rate-limit the bucket; encoded-path tricks cannot reach an operation with
+ * weaker requirements; an invalid document is refused with its JSON pointer.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { parseSidecarConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/config-error.js';
+import { loadOperations } from '../../src/openapi/load-operations.js';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
+import { repoRoot, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { startForgedIssuer } from '../support/token-forge.js';
+
+const fixtures = join(repoRoot, 'test/fixtures/openapi');
+const now = () => Math.floor(Date.now() / 1000);
+
+for (const version of ['3.0', '3.1']) {
+  t.test(`OpenAPI ${version}: operations are the routes, security the scopes`, async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const idp = await startForgedIssuer(t);
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }] },
+      openapi: { document: join(fixtures, `petstore-${version}.yaml`), allow_public: true },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const token = (scope: string) => idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope, exp: now() + 300 });
+    const call = async (method: string, path: string, scope?: string) => {
+      const headers = scope === undefined ? {} : { authorization: `Bearer ${await token(scope)}` };
+      return fetchText(`${s.url}${path}`, agent, { method: method as 'GET', headers });
+    };
+
+    t.equal((await call('GET', '/v1/pets', 'pets:read')).status, 200, 'listPets with pets:read (document-level security)');
+    t.equal((await call('GET', '/v1/pets', 'pets:write')).status, 403, 'listPets without pets:read');
+    t.equal((await call('GET', '/v1/pets')).status, 401, 'no token');
+    t.equal((await call('POST', '/v1/pets', 'pets:write')).status, 200, 'createPet: first alternative');
+    t.equal((await call('POST', '/v1/pets', 'pets:admin')).status, 200, 'createPet: second alternative (OR)');
+    const neither = await call('POST', '/v1/pets', 'pets:read');
+    t.equal(neither.status, 403, 'createPet: neither alternative');
+    t.equal(neither.headers['www-authenticate'], 'Bearer realm="test", error="insufficient_scope", scope="pets:write"');
+    t.equal((await call('DELETE', '/v1/pets/7', 'pets:write')).status, 403, 'deletePet: one scheme of two (AND)');
+    t.equal((await call('DELETE', '/v1/pets/7', 'pets:write partner:trusted')).status, 200, 'deletePet: both schemes');
+    t.equal((await call('GET', '/v1/pets/7/photos/abc', 'pets:read')).status, 200, 'two path templates');
+    t.equal((await call('GET', '/v1/health')).status, 200, 'security: [] is public with allow_public');
+
+    t.equal((await call('GET', '/pets', 'pets:read')).status, 404, 'outside the servers base path');
+    const wrongMethod = await call('PUT', '/v1/pets/7', 'pets:read');
+    t.equal(wrongMethod.status, 405);
+    t.equal(wrongMethod.headers.allow, 'GET, HEAD, DELETE');
+    t.notOk(
+      backend.requests.some((r) => r.method === 'PUT' || r.url === '/pets'),
+      'refused requests never reached the backend',
+    );
+
+    // createPet: x-warden-rate-limit { rate: 3 per hour }. The limit runs before authn (keyed by
+    // address), so the three attempts above — the refused one included — used it up.
+    const limited = await call('POST', '/v1/pets', 'pets:write');
+    t.equal(limited.status, 429, 'fourth createPet attempt: x-warden-rate-limit applies');
+    t.equal(limited.headers['ratelimit-policy'], '"createPet";q=3;w=3600');
+  });
+}
+
+t.test('encoded path tricks cannot reach an operation with stronger requirements', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }] },
+    openapi: { document: join(fixtures, 'petstore-3.0.yaml') },
+  });
+  const reader = await idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope: 'pets:read', exp: now() + 300 });
+  const tricks = [
+    '/v1/admin/stats',
+    '/v1/%61dmin/stats',
+    '/v1/pets/../admin/stats',
+    '/v1/pets/%2e%2e/admin/stats',
+    '/v1/pets/%2E%2E/admin/stats',
+    '/v1/pets/%252e%252e/admin/stats',
+    '/v1/admin%2Fstats',
+    '/v1/admin%2fstats',
+    '/v1//admin/stats',
+    '/v1/admin/stats;x=1',
+    '/v1/pets;/../admin/stats',
+    '/v1/ADMIN/stats',
+    '/v1/admin/stats/',
+  ];
+  const before = backend.requests.length;
+  for (const path of tricks) {
+    const raw = await rawTls(
+      s.port,
+      `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${reader}\r\nConnection: close\r\n\r\n`,
+      { ca: s.ca },
+    );
+    const status = statusOf(raw);
+    t.not(status, 200, `${path} → ${status}`);
+    t.ok(status >= 400 && status < 500, `${path}: refused with a 4xx`);
+  }
+  t.equal(backend.requests.length, before, 'none of them reached the backend');
+});
+
+t.test('security: [] without allow_public gets the default authn; overrides by operationId', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }] },
+    openapi: { document: join(fixtures, 'petstore-3.1.yaml'), operations: { getPet: { scopes: { all_of: ['pets:admin'] } } } },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${s.url}/v1/health`, agent)).status, 401, 'public in the document, not allowed by config: token required');
+  const reader = await idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope: 'pets:read', exp: now() + 300 });
+  const res = await fetchText(`${s.url}/v1/pets/7`, agent, { headers: { authorization: `Bearer ${reader}` } });
+  t.equal(res.status, 403, 'the override replaces the document scopes for getPet');
+});
+
+t.test('an invalid document or configuration is refused, naming where', async (t) => {
+  const load = async (extra: Record<string, unknown>) => {
+    const loaded = parseSidecarConfig(join(fixtures, 's.yaml'), await testConfigYaml('http://127.0.0.1:1', extra));
+    return loadOperations(loaded).then(
+      () => 'loaded',
+      (err: unknown) => (err instanceof ConfigError ? err.message : `unexpected: ${String(err)}`),
+    );
+  };
+  t.match(
+    await load({ openapi: { document: 'broken.yaml' } }),
+    /openapi\.document: .*broken\.yaml #\/paths\/~1pets\/get\/responses: must be object/,
+  );
+  t.match(await load({ openapi: { document: 'missing.yaml' } }), /openapi\.document: .*missing\.yaml #: cannot read/);
+  t.throws(
+    () =>
+      parseSidecarConfig(
+        's.yaml',
+        'listeners: { inbound: { tls: { cert: a, key: b } } }\nupstream: { url: "http://127.0.0.1:1" }\nopenapi: { document: x.yaml }\nroutes: [{ id: a, path: /a }]\n',
+      ),
+    /routes: must be empty with openapi/,
+  );
+});
