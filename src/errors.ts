@@ -25,6 +25,8 @@ export const ERRORS = {
   // Routing and policy
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', event: 'warden.route.unknown' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },
+  ERR_REQUEST_INVALID: { status: 400, title: 'Request does not match the API description', event: 'warden.input.invalid' },
+  ERR_MEDIA_TYPE_UNSUPPORTED: { status: 415, title: 'Unsupported media type for this operation', event: 'warden.input.invalid' },
   ERR_ACCESS_DENIED: { status: 403, title: 'Access denied', event: 'warden.access.denied' },
   // Mutual TLS and peer identity (src/proxy/listener.ts, src/stages/peer-authz.ts)
   ERR_PEER_CERT_REQUIRED: { status: 401, title: 'Client certificate required', event: 'warden.tls.peer_denied' },
@@ -80,6 +82,8 @@ export interface WardenErrorOptions {
   headers?: Readonly<Record<string, string>>;
   /** Extra attributes for the security event (issuer, client id, token hash); never sent to the client. */
   attributes?: EventAttributes;
+  /** Each violation of the API description (pointer + message), sent in the problem's `errors`. */
+  violations?: readonly { pointer: string; message: string }[];
 }
 
 export class WardenError extends Error {
@@ -90,6 +94,7 @@ export class WardenError extends Error {
   readonly rule: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
   readonly attributes: EventAttributes | undefined;
+  readonly violations: readonly { pointer: string; message: string }[] | undefined;
 
   constructor(code: ErrorCode, options: WardenErrorOptions = {}) {
     // Refusals can arrive at attack rates; a stack trace per refusal is wasted work, so none is taken.
@@ -105,6 +110,7 @@ export class WardenError extends Error {
     this.rule = options.rule;
     this.headers = options.headers;
     this.attributes = options.attributes;
+    this.violations = options.violations;
   }
 
   get event(): EventName | undefined {

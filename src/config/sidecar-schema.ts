@@ -45,6 +45,8 @@ const httpsUrl = {
   'x-expect': 'an https origin like "https://warden-ca:8444"',
 } as const;
 
+const validationMode = { enum: ['enforce', 'report', 'off'], 'x-expect': '"enforce", "report" or "off"' } as const;
+
 /** What a route (or an OpenAPI operation, under openapi.operations) may set for itself. */
 const ROUTE_SETTINGS = {
   access: routeAccess,
@@ -273,11 +275,24 @@ export const sidecarSchema = {
           'x-expect': 'the path or http(s) URL of an OpenAPI 3.0 / 3.1 document',
         },
         allow_public: { type: 'boolean', default: false, 'x-expect': 'true or false' },
+        validation: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            mode: { ...validationMode, default: 'enforce' },
+            unknown_query: { enum: ['allow', 'refuse'], default: 'allow', 'x-expect': '"allow" or "refuse"' },
+          },
+        },
         operations: {
           type: 'object',
           default: {},
-          'x-expect': 'a map of operationId → route settings (access, peers, mtls, authn, scopes, rate_limit, limits)',
-          additionalProperties: { type: 'object', additionalProperties: false, properties: ROUTE_SETTINGS },
+          'x-expect': 'a map of operationId → route settings (access, peers, mtls, authn, scopes, rate_limit, limits, validation)',
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { ...ROUTE_SETTINGS, validation: validationMode },
+          },
         },
       },
     },

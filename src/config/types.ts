@@ -269,8 +269,14 @@ export interface OpenApiConfig {
   document: string;
   /** Operations the document declares public (`security: []`) need no token; false: they get the default authn. */
   allow_public: boolean;
-  /** Per-operation settings by operationId (the same keys as a route, without id, path and methods). */
-  operations: Record<string, Omit<RouteConfig, 'id' | 'path' | 'methods'>>;
+  validation: {
+    /** enforce: refuse with 400 / 415; report: forward and raise warden.input.invalid; off. */
+    mode: 'enforce' | 'report' | 'off';
+    /** Query parameters the operation does not declare: allowed, or refused (400). */
+    unknown_query: 'allow' | 'refuse';
+  };
+  /** Per-operation settings by operationId (the same keys as a route, without id, path and methods, plus `validation`). */
+  operations: Record<string, Omit<RouteConfig, 'id' | 'path' | 'methods'> & { validation?: 'enforce' | 'report' | 'off' }>;
 }
 
 export interface LogConfig {

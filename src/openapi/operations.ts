@@ -24,6 +24,34 @@ export interface Operation {
    */
   readonly security: readonly (readonly string[])[] | undefined;
   readonly rateLimit: RateLimitConfig | undefined;
+  /** Path-level and operation-level parameters (dereferenced; the operation's win by name + in). */
+  readonly parameters: readonly ParameterObject[];
+  readonly requestBody: RequestBodyObject | undefined;
+  /** "3.0" or "3.1": which JSON Schema dialect the schemas speak. */
+  readonly dialect: '3.0' | '3.1';
+}
+
+export interface ParameterObject {
+  name: string;
+  in: 'path' | 'query' | 'header' | 'cookie';
+  required?: boolean;
+  style?: string;
+  explode?: boolean;
+  schema?: Record<string, unknown>;
+}
+
+export interface RequestBodyObject {
+  required?: boolean;
+  content?: Record<string, { schema?: Record<string, unknown> }>;
+}
+
+function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[] {
+  const byKey = new Map<string, ParameterObject>();
+  for (const list of [pathLevel, opLevel]) {
+    if (!Array.isArray(list)) continue;
+    for (const p of list as ParameterObject[]) byKey.set(`${p.in}:${p.in === 'header' ? p.name.toLowerCase() : p.name}`, p);
+  }
+  return [...byKey.values()];
 }
 
 const pointerOf = (...segments: string[]) => `#/${segments.map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
@@ -107,6 +135,9 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
         pointer,
         security: compileSecurity(doc, security, op.security ? `${pointer}/security` : '#/security'),
         rateLimit: rateLimitOf(op, pointer),
+        parameters: mergeParameters(item.parameters, op.parameters),
+        requestBody: op.requestBody as RequestBodyObject | undefined,
+        dialect: doc.openapi.startsWith('3.1') ? '3.1' : '3.0',
       });
     }
   }

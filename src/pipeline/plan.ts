@@ -17,6 +17,9 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
+import { compileRequestValidator } from '../openapi/request-validator.js';
+import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
+import type { EventBus } from '../telemetry/events.js';
 import { createMintTokenStage } from '../stages/mint-token.js';
 import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
 import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
@@ -28,6 +31,8 @@ import type { RouteInfo, Stage } from './stage.js';
 
 export interface RoutePlan extends RouteInfo {
   readonly stages: readonly Stage[];
+  /** Stages that need the body: the handler buffers it (up to maxBodyBytes) only for routes that have some. */
+  readonly bodyStages: readonly Stage[];
   readonly maxBodyBytes: number;
 }
 
@@ -66,6 +71,8 @@ export interface PlanDeps {
   rateLimits?: RateLimitRuntime | undefined;
   /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
   operations?: readonly Operation[] | undefined;
+  /** For stages that report without refusing (validation in report mode). */
+  events?: EventBus | undefined;
 }
 
 interface RoutePolicy {
@@ -75,9 +82,16 @@ interface RoutePolicy {
   authn: Partial<RouteAuthnConfig> | undefined;
   scopes: ScopesConfig | ScopeAlternatives | undefined;
   rateLimit: RateLimitConfig | undefined;
+  /** The OpenAPI operation behind the route, and how strictly requests are checked against it. */
+  operation?: { op: Operation; mode: ValidationMode } | undefined;
 }
 
-function buildStages(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage[] {
+function buildStages(
+  config: SidecarConfig,
+  routeId: string,
+  policy: RoutePolicy,
+  deps: PlanDeps,
+): { stages: Stage[]; bodyStages: Stage[] } {
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity), the token, its scopes, and the minted token last.
@@ -95,9 +109,23 @@ function buildStages(config: SidecarConfig, routeId: string, policy: RoutePolicy
     stages.push(createAuthnStage(authn, runtime));
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
     if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm));
-    if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) stages.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
-  return stages;
+  // Parameters are checked before the body is read; the body only once the caller is authorised.
+  const bodyStages: Stage[] = [];
+  if (policy.operation && policy.operation.mode !== 'off') {
+    const { op, mode } = policy.operation;
+    const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
+    stages.push(createParamsValidationStage(validator, mode, deps.events));
+    if (validator.hasBody || op.requestBody?.required) bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
+  }
+  if (config.tokens) {
+    const runtime = deps.tokens as TokenRuntime;
+    const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
+    // Minting is the last step: after the body checks when there are any, so refused bodies cost no signature.
+    const last = bodyStages.length > 0 ? bodyStages : stages;
+    if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
+  }
+  return { stages, bodyStages };
 }
 
 function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage | undefined {
@@ -120,7 +148,8 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
 }
 
 function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
-  return Object.freeze({ id, stages: Object.freeze(buildStages(config, id, policy, deps)), maxBodyBytes });
+  const { stages, bodyStages } = buildStages(config, id, policy, deps);
+  return Object.freeze({ id, stages: Object.freeze(stages), bodyStages: Object.freeze(bodyStages), maxBodyBytes });
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
@@ -180,6 +209,7 @@ interface RouteEntry {
 }
 
 type RouteSettings = Omit<RouteConfig, 'id' | 'path' | 'methods'>;
+type OperationSettings = RouteSettings & { validation?: ValidationMode };
 
 function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
   return {
@@ -220,7 +250,7 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
       );
   }
   return operations.map((op) => {
-    const own: RouteSettings = settings[op.id] ?? {};
+    const own: OperationSettings = settings[op.id] ?? {};
     const policy = policyOf(config, { ...own, rate_limit: own.rate_limit ?? op.rateLimit });
     const isPublic = op.security !== undefined && op.security.length === 0;
     if (op.security !== undefined && !isPublic && !config.tokens) {
@@ -228,6 +258,7 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
     }
     if (isPublic && config.openapi?.allow_public && own.authn === undefined) policy.authn = { mode: 'off' };
     if (own.scopes === undefined && op.security && op.security.length > 0) policy.scopes = { alternatives: op.security };
+    policy.operation = { op, mode: own.validation ?? config.openapi?.validation.mode ?? 'enforce' };
     return {
       id: op.id,
       paths: [...op.paths],

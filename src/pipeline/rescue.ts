@@ -48,6 +48,9 @@ export function problemBody(error: WardenError, requestId: string | undefined): 
     code: error.code,
   };
   if (error.detail !== undefined) body.detail = error.detail;
+  // Bounded: a hostile request cannot make the answer large.
+  if (error.violations !== undefined)
+    body.errors = error.violations.slice(0, 10).map((v) => ({ pointer: v.pointer.slice(0, 200), message: v.message.slice(0, 200) }));
   if (requestId !== undefined) body.request_id = requestId;
   return JSON.stringify(body);
 }

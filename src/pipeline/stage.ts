@@ -12,7 +12,8 @@ import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { Principal } from '../identity/principal.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
-export type StageId = 'access' | 'peer-authz' | 'rate-limit' | 'authn' | 'authn-jwt' | 'authn-introspect' | 'authz-scopes' | 'mint-token';
+export type StageId =
+  'access' | 'peer-authz' | 'rate-limit' | 'validate-request' | 'authn' | 'authn-jwt' | 'authn-introspect' | 'authz-scopes' | 'mint-token';
 
 export type Verdict = void | undefined | WardenError;
 
@@ -50,6 +51,8 @@ export interface RequestContext {
   params: Readonly<Record<string, string | undefined>>;
   /** The authenticated caller, set by the authn stage (absent on public routes and optional-authn requests without a token). */
   principal?: Principal | undefined;
+  /** The request body, for stages that declared they need it (undefined when none was sent). */
+  body?: Buffer | undefined;
   /** Headers a stage adds to the backend's response on its way back (e.g. RateLimit). */
   responseHeaders?: Record<string, string> | undefined;
 }

@@ -16,3 +16,48 @@ export async function* limitBody(body: AsyncIterable<Buffer> & Pick<Readable, 'd
     yield chunk;
   }
 }
+
+/**
+ * Reads a whole request body for the stages that need it, up to `maxBytes` (413 beyond) and within
+ * `timeoutMs` (408). Only routes whose plan has body stages pay for this.
+ */
+export function readBody(body: Readable, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(
+        new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
+      );
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        reject(
+          new WardenError('ERR_BODY_TOO_LARGE', { rule: 'limits.max_body_bytes', detail: `The body may be at most ${maxBytes} bytes.` }),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+  });
+}

@@ -30,7 +30,12 @@ export interface ForwardOutcome {
 }
 
 export interface Forwarder {
-  forward(ctx: RequestContext, body: Readable | AsyncIterable<Buffer> | null, res: DownstreamResponse, outcome: ForwardOutcome): Aborter;
+  forward(
+    ctx: RequestContext,
+    body: Readable | AsyncIterable<Buffer> | Iterable<Buffer> | null,
+    res: DownstreamResponse,
+    outcome: ForwardOutcome,
+  ): Aborter;
   /** True when a connection to the backend opens (and the health path answers < 500, if configured). */
   probe(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;

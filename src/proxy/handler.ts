@@ -21,7 +21,7 @@ import type { Forwarder, ForwardOutcome } from './forward.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
-import { limitBody } from './body.js';
+import { limitBody, readBody } from './body.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
 export interface Generation {
@@ -95,6 +95,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       params: NO_PARAMS,
       // Declared up front so the authn stage's assignment does not change the object's shape.
       principal: undefined,
+      body: undefined,
       responseHeaders: undefined,
     };
 
@@ -148,8 +149,15 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       );
     }
 
-    const forward = () => {
-      const body = !hasBody ? null : declaredLength !== undefined ? (req as Readable) : limitBody(req, match.route.maxBodyBytes);
+    const forward = (buffered?: Buffer) => {
+      const body =
+        buffered !== undefined
+          ? [buffered]
+          : !hasBody
+            ? null
+            : declaredLength !== undefined
+              ? (req as Readable)
+              : limitBody(req, match.route.maxBodyBytes);
       const outcome: ForwardOutcome = {
         onFailure(error, started) {
           if (started) {
@@ -160,7 +168,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         },
       };
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
-      if (h2 && hasBody)
+      if (h2 && hasBody && buffered === undefined)
         bodyDeadline(req, gen.limits.request_timeout, () => {
           aborter?.abort();
           refuse(
@@ -169,16 +177,31 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         });
     };
 
+    const bodyStages = match.route.bodyStages;
+    // Routes with body stages: the body is read (bounded) only once the other stages have passed.
+    const next =
+      bodyStages.length === 0
+        ? () => forward()
+        : () => {
+            const read = hasBody ? readBody(req, match.route.maxBodyBytes, gen.limits.request_timeout) : Promise.resolve(undefined);
+            read
+              .then((buffered) => {
+                ctx.body = buffered;
+                return Promise.resolve(runStages(bodyStages, ctx)).then((v) => (v === undefined ? forward(buffered) : refuse(v)));
+              })
+              .catch((err: unknown) => refuse(err));
+          };
+
     let verdict: Verdict | Promise<Verdict>;
     try {
       verdict = runStages(match.route.stages, ctx);
     } catch (err) {
       return refuse(err);
     }
-    if (verdict === undefined) return forward();
+    if (verdict === undefined) return next();
     if (verdict instanceof WardenError) return refuse(verdict);
     verdict.then(
-      (v) => (v === undefined ? forward() : refuse(v)),
+      (v) => (v === undefined ? next() : refuse(v)),
       (err: unknown) => refuse(err),
     );
   };

@@ -69,6 +69,7 @@ export interface GenerationDeps {
   rateLimits?: RateLimitRuntime | undefined;
   /** The OpenAPI document's operations (loadOperations), when `openapi` is configured. */
   operations?: readonly Operation[] | undefined;
+  events?: EventBus | undefined;
 }
 
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
@@ -184,6 +185,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     tokens: tokenState.runtime,
     rateLimits: limitState.runtime,
     operations: await loadOperations(loaded),
+    events,
   });
   let draining = false;
 
@@ -289,6 +291,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           tokens: nextTokens.runtime,
           rateLimits: nextLimits.runtime,
           operations: await loadOperations(nextLoaded),
+          events,
         });
       } catch (err) {
         if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();

@@ -78,6 +78,11 @@ export const EVENTS = {
     severity: 'info',
     description: 'A token was marked revoked through the admin API or learnt inactive, and (with shared state) published to all replicas.',
   },
+  'warden.input.invalid': {
+    severity: 'info',
+    description:
+      'A request that does not match the OpenAPI description (parameters, body, media type): refused with 400/415 (enforce) or reported and forwarded (report).',
+  },
   'warden.traffic.rate_limited': {
     severity: 'info',
     description: 'A request over its rate limit (client × route) was refused with 429.',

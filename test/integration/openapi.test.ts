@@ -30,8 +30,10 @@ for (const version of ['3.0', '3.1']) {
     t.teardown(() => agent.close());
     const token = (scope: string) => idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope, exp: now() + 300 });
     const call = async (method: string, path: string, scope?: string) => {
-      const headers = scope === undefined ? {} : { authorization: `Bearer ${await token(scope)}` };
-      return fetchText(`${s.url}${path}`, agent, { method: method as 'GET', headers });
+      const headers: Record<string, string> = scope === undefined ? {} : { authorization: `Bearer ${await token(scope)}` };
+      if (method !== 'POST') return fetchText(`${s.url}${path}`, agent, { method: method as 'GET', headers });
+      headers['content-type'] = 'application/json';
+      return fetchText(`${s.url}${path}`, agent, { method: 'POST', headers, body: '{"name":"rex"}' });
     };
 
     t.equal((await call('GET', '/v1/pets', 'pets:read')).status, 200, 'listPets with pets:read (document-level security)');
@@ -139,4 +141,100 @@ t.test('an invalid document or configuration is refused, naming where', async (t
       ),
     /routes: must be empty with openapi/,
   );
+});
+
+t.test('request validation: parameters by location and style, bodies by content type, enforce and report', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const base = {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }] },
+    rate_limits: { default: { rate: 1000 } },
+  };
+  const s = await startTestSidecar(t, backend.url, {
+    ...base,
+    openapi: { document: join(fixtures, 'petstore-3.1.yaml'), operations: { createPet: { rate_limit: false } } },
+  });
+  const agent = testAgent(s.ca);
+  const h2 = testAgent(s.ca, { h2: true });
+  t.teardown(() => Promise.all([agent.close(), h2.close()]));
+  const auth = `Bearer ${await idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope: 'pets:read pets:write', exp: now() + 300 })}`;
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetchText(`${s.url}${path}`, agent, { headers: { authorization: auth, ...headers } });
+  const post = (body: string, type = 'application/json', dispatcher = agent) =>
+    fetchText(`${s.url}/v1/pets`, dispatcher, { method: 'POST', headers: { authorization: auth, 'content-type': type }, body });
+  const problem = async (res: Promise<{ status: number; json<T>(): T }>) => {
+    const r = await res;
+    return { status: r.status, ...r.json<{ code?: string; errors?: { pointer: string; message: string }[] }>() };
+  };
+
+  t.equal((await get('/v1/pets/7')).status, 200, 'path: integer');
+  t.match(await problem(get('/v1/pets/seven')), {
+    status: 400,
+    code: 'ERR_REQUEST_INVALID',
+    errors: [{ pointer: '/path/petId', message: 'must be integer' }],
+  });
+  t.equal(
+    (await get('/v1/pets?limit=5&tags=a&tags=b&filter[color]=red')).status,
+    200,
+    'query: coerced integer, exploded array, deepObject',
+  );
+  t.match(await problem(get('/v1/pets?limit=0')), { status: 400, errors: [{ pointer: '/query/limit' }] });
+  t.match(await problem(get('/v1/pets?limit=5&limit=6')), {
+    status: 400,
+    errors: [{ pointer: '/query/limit', message: 'must be given once' }],
+  });
+  t.match(await problem(get('/v1/pets?filter[color]=blue')), { status: 400, errors: [{ pointer: '/query/filter/color' }] });
+  t.match(await problem(get('/v1/pets', { 'x-request-tag': 'much-too-long-tag' })), {
+    status: 400,
+    errors: [{ pointer: '/header/x-request-tag' }],
+  });
+  t.match(await problem(get('/v1/pets', { cookie: 'session=NOT_OK' })), { status: 400, errors: [{ pointer: '/cookie/session' }] });
+  t.equal((await get('/v1/pets', { cookie: 'other=1; session=abc123' })).status, 200, 'cookie: valid');
+
+  const before = backend.requests.length;
+  const ok = await post('{"name":"rex","age":3}');
+  t.equal(ok.status, 200, 'JSON body valid');
+  t.equal(backend.requests.at(-1)?.bodyBytes, 22, 'the backend receives the body, byte for byte');
+  t.equal((await post('{"name":"rex"}', 'application/json', h2)).status, 200, 'the same over HTTP/2');
+  t.match(await problem(post('{"age":3}')), { status: 400, errors: [{ pointer: '/body/name', message: 'is required' }] });
+  t.match(
+    await problem(post('{"name":"rex","owner":"eve"}')),
+    { status: 400, errors: [{ pointer: '/body' }] },
+    'additionalProperties: false',
+  );
+  t.match(await problem(post('{"name":')), { status: 400, errors: [{ pointer: '/body', message: 'is not valid JSON' }] });
+  t.match(await problem(post('')), { status: 400, errors: [{ pointer: '/body', message: 'is required' }] });
+  t.match(await problem(post('name=rex', 'text/plain')), { status: 415, code: 'ERR_MEDIA_TYPE_UNSUPPORTED' });
+  t.equal((await post('name=rex&age=4', 'application/x-www-form-urlencoded')).status, 200, 'form body: age coerced');
+  t.match(await problem(post('name=rex&age=old', 'application/x-www-form-urlencoded')), {
+    status: 400,
+    errors: [{ pointer: '/body/age' }],
+  });
+  t.equal(backend.requests.length - before, 3, 'only the valid requests reached the backend');
+  t.ok(s.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'block'));
+
+  const report = await startTestSidecar(t, backend.url, {
+    ...base,
+    openapi: {
+      document: join(fixtures, 'petstore-3.0.yaml'),
+      validation: { mode: 'report', unknown_query: 'refuse' },
+      operations: { createPet: { rate_limit: false } },
+    },
+  });
+  const agent2 = testAgent(report.ca);
+  t.teardown(() => agent2.close());
+  const forwarded = await fetchText(`${report.url}/v1/pets`, agent2, {
+    method: 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body: '{"age":-1}',
+  });
+  t.equal(forwarded.status, 200, 'report mode forwards an invalid request');
+  t.ok(
+    report.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'detect'),
+    'and reports it',
+  );
+  const unknown = await fetchText(`${report.url}/v1/pets?bogus=1`, agent2, { headers: { authorization: auth } });
+  t.equal(unknown.status, 200, 'unknown_query: refuse is reported in report mode');
+  t.ok(report.events.some((e) => e.name === 'warden.input.invalid' && String(e['warden.detail']).startsWith('/query')));
 });

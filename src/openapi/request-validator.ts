@@ -1,0 +1,236 @@
+/**
+ * Per-operation request validation compiled at startup from the OpenAPI document: parameters (path,
+ * query, header, cookie — decoded per their style and coerced only where the schema's type says so)
+ * and bodies by content type (JSON and form-urlencoded), with ajv validators built once. On the
+ * request path a validation is one decode and one or two compiled-function calls.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Ajv as AjvCore, ErrorObject, ValidateFunction } from 'ajv';
+import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { Operation, ParameterObject } from './operations.js';
+
+// ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
+type AddFormats = (ajv: AjvCore) => AjvCore;
+const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
+
+export interface Violation {
+  /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
+  readonly pointer: string;
+  readonly message: string;
+}
+
+export interface RequestParts {
+  readonly params: Readonly<Record<string, string | undefined>>;
+  readonly search: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export interface RequestValidator {
+  /** Whether a body is expected: the body stage buffers only then. */
+  readonly hasBody: boolean;
+  params(parts: RequestParts): Violation | undefined;
+  /** `undefined` body = none was sent. Returns 'unsupported' for a content type the operation does not list. */
+  body(contentType: string | undefined, body: Buffer | undefined): Violation | 'unsupported' | undefined;
+}
+
+const OPENAPI_FORMATS: Record<string, { type: 'number' | 'string'; validate: (v: never) => boolean }> = {
+  int32: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 },
+  int64: { type: 'number', validate: (n: number) => Number.isInteger(n) },
+  float: { type: 'number', validate: () => true },
+  double: { type: 'number', validate: () => true },
+  byte: { type: 'string', validate: (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) },
+  binary: { type: 'string', validate: () => true },
+  password: { type: 'string', validate: () => true },
+};
+
+/** Two ajv instances per dialect: parameters arrive as strings and are coerced; bodies are not. */
+function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
+  const options = {
+    strict: false,
+    allErrors: false,
+    coerceTypes: coerce ? ('array' as const) : false,
+    logger: false as const,
+    discriminator: true,
+  };
+  const ajv: AjvCore = dialect === '3.1' ? new Ajv2020(options) : new Ajv(options);
+  addFormats(ajv);
+  for (const [name, def] of Object.entries(OPENAPI_FORMATS)) ajv.addFormat(name, def as never);
+  return ajv;
+}
+
+const ajvCache = new Map<string, AjvCore>();
+function ajvFor(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
+  const key = dialect + String(coerce);
+  let ajv = ajvCache.get(key);
+  if (!ajv) ajvCache.set(key, (ajv = makeAjv(dialect, coerce)));
+  return ajv;
+}
+
+function firstViolation(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Violation {
+  const e = errors?.[0];
+  if (!e) return { pointer: prefix || '/', message: 'is invalid' };
+  const where =
+    e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}` : e.instancePath;
+  const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid');
+  return { pointer: prefix + where, message: message.slice(0, 200) };
+}
+
+const isArraySchema = (s: Record<string, unknown> | undefined) =>
+  s?.type === 'array' || (Array.isArray(s?.type) && (s.type as string[]).includes('array'));
+const isObjectSchema = (s: Record<string, unknown> | undefined) =>
+  s?.type === 'object' || (Array.isArray(s?.type) && (s.type as string[]).includes('object'));
+
+/** One parameter's value from its raw string(s), per its `style` / `explode` (OpenAPI 3 §4.8.12.4). */
+function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchParams | undefined): unknown {
+  const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
+  const explode = p.explode ?? style === 'form';
+  if (isArraySchema(p.schema)) {
+    if (style === 'form' && explode) return raw;
+    const sep = style === 'spaceDelimited' ? ' ' : style === 'pipeDelimited' ? '|' : ',';
+    return raw.length === 0 ? [] : (raw[0] as string).split(sep);
+  }
+  if (isObjectSchema(p.schema) && query) {
+    const out: Record<string, string> = {};
+    if (style === 'deepObject') {
+      const prefix = `${p.name}[`;
+      for (const [k, v] of query) if (k.startsWith(prefix) && k.endsWith(']')) out[k.slice(prefix.length, -1)] = v;
+      return Object.keys(out).length ? out : undefined;
+    }
+    if (explode) {
+      const props = Object.keys((p.schema?.properties as object | undefined) ?? {});
+      for (const name of props) {
+        const v = query.get(name);
+        if (v !== null) out[name] = v;
+      }
+      return Object.keys(out).length ? out : undefined;
+    }
+  }
+  return raw[0];
+}
+
+function cookiesOf(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!header) return out;
+  for (const pair of header.split(';')) {
+    const i = pair.indexOf('=');
+    if (i > 0) out.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+  }
+  return out;
+}
+
+export function compileRequestValidator(op: Operation, options: { unknownQuery: 'allow' | 'refuse' }): RequestValidator {
+  const byIn = {
+    path: [] as ParameterObject[],
+    query: [] as ParameterObject[],
+    header: [] as ParameterObject[],
+    cookie: [] as ParameterObject[],
+  };
+  for (const p of op.parameters) byIn[p.in]?.push(p);
+  const group = (list: ParameterObject[], additional: boolean) => ({
+    type: 'object',
+    properties: Object.fromEntries(list.map((p) => [p.in === 'header' ? p.name.toLowerCase() : p.name, p.schema ?? {}])),
+    required: list.filter((p) => p.required || p.in === 'path').map((p) => (p.in === 'header' ? p.name.toLowerCase() : p.name)),
+    additionalProperties: additional,
+  });
+  const paramSchema = {
+    type: 'object',
+    properties: {
+      path: group(byIn.path, true),
+      query: group(byIn.query, options.unknownQuery === 'allow'),
+      header: group(byIn.header, true),
+      cookie: group(byIn.cookie, true),
+    },
+  };
+  const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
+  const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(paramSchema) : undefined;
+  // Deep-object and exploded-object parameters own other query keys: not "unknown".
+  const ownedKeys = (k: string) =>
+    byIn.query.some(
+      (p) => p.name === k || k.startsWith(`${p.name}[`) || Object.keys((p.schema?.properties as object | undefined) ?? {}).includes(k),
+    );
+
+  const content = op.requestBody?.content ?? {};
+  const bodyValidators = new Map<string, ValidateFunction | null>();
+  for (const [type, media] of Object.entries(content)) {
+    bodyValidators.set(
+      type.toLowerCase(),
+      media.schema ? ajvFor(op.dialect, type.toLowerCase() === 'application/x-www-form-urlencoded').compile(media.schema) : null,
+    );
+  }
+  const bodyRequired = op.requestBody?.required === true;
+
+  const pick = (contentType: string): [string, ValidateFunction | null] | undefined => {
+    // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
+    const mime = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+    for (const key of [mime, `${mime.split('/', 1)[0]}/*`, '*/*']) {
+      const v = bodyValidators.get(key);
+      if (v !== undefined) return [mime, v];
+    }
+    return undefined;
+  };
+
+  return {
+    hasBody: bodyValidators.size > 0,
+    params(parts) {
+      if (!validateParams) return undefined;
+      const query = new URLSearchParams(parts.search.length > 1 ? parts.search.slice(1) : '');
+      const data = {
+        path: {} as Record<string, unknown>,
+        query: {} as Record<string, unknown>,
+        header: {} as Record<string, unknown>,
+        cookie: {} as Record<string, unknown>,
+      };
+      for (const p of byIn.path) {
+        const v = parts.params[p.name];
+        if (v !== undefined) data.path[p.name] = decodeParameter(p, [v], undefined);
+      }
+      for (const p of byIn.query) {
+        const raw = query.getAll(p.name);
+        const v = decodeParameter(p, raw, query);
+        if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
+        if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
+      }
+      if (options.unknownQuery === 'refuse') for (const k of query.keys()) if (!ownedKeys(k)) data.query[k] = '';
+      for (const p of byIn.header) {
+        const v = parts.headers[p.name.toLowerCase()];
+        if (v !== undefined) data.header[p.name.toLowerCase()] = decodeParameter(p, [String(v)], undefined);
+      }
+      if (byIn.cookie.length > 0) {
+        const cookies = cookiesOf(parts.headers.cookie);
+        for (const p of byIn.cookie) {
+          const v = cookies.get(p.name);
+          if (v !== undefined) data.cookie[p.name] = decodeParameter(p, [v], undefined);
+        }
+      }
+      return validateParams(data) ? undefined : firstViolation(validateParams.errors);
+    },
+    body(contentType, body) {
+      if (body === undefined || body.length === 0) return bodyRequired ? { pointer: '/body', message: 'is required' } : undefined;
+      if (bodyValidators.size === 0) return undefined;
+      const found = contentType ? pick(contentType) : undefined;
+      if (!found) return 'unsupported';
+      const [mime, validate] = found;
+      if (!validate) return undefined;
+      let value: unknown;
+      if (mime === 'application/json' || mime.endsWith('+json')) {
+        try {
+          value = JSON.parse(body.toString('utf8'));
+        } catch {
+          return { pointer: '/body', message: 'is not valid JSON' };
+        }
+      } else if (mime === 'application/x-www-form-urlencoded') {
+        const form: Record<string, string | string[]> = {};
+        for (const [k, v] of new URLSearchParams(body.toString('utf8'))) {
+          const prev = form[k];
+          form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+        }
+        value = form;
+      } else {
+        return undefined; // multipart and other media types: not validated (yet)
+      }
+      return validate(value) ? undefined : firstViolation(validate.errors, '/body');
+    },
+  };
+}

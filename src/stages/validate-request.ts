@@ -1,0 +1,62 @@
+/**
+ * `validate-request` stages: the request against its OpenAPI operation — parameters before the
+ * body is read, the body (chosen by Content-Type; an unlisted type is 415) once the plan has
+ * buffered it. `enforce` refuses with 400 / 415 listing the violation; `report` raises
+ * `warden.input.invalid` (action detect) and lets the request through.
+ */
+import { WardenError } from '../errors.js';
+import type { RequestValidator, Violation } from '../openapi/request-validator.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { EventBus } from '../telemetry/events.js';
+
+export type ValidationMode = 'enforce' | 'report' | 'off';
+
+function refusal(v: Violation | 'unsupported'): WardenError {
+  if (v === 'unsupported') {
+    return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+      rule: 'openapi.content',
+      detail: 'This operation does not accept that Content-Type.',
+    });
+  }
+  return new WardenError('ERR_REQUEST_INVALID', {
+    rule: `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
+    detail: `${v.pointer} ${v.message}`,
+    violations: [v],
+  });
+}
+
+function verdictOf(v: Violation | 'unsupported' | undefined, mode: ValidationMode, ctx: RequestContext, events: EventBus | undefined) {
+  if (v === undefined) return undefined;
+  if (mode === 'enforce') return refusal(v);
+  const e = refusal(v);
+  events?.emit('warden.input.invalid', {
+    'warden.action': 'detect',
+    'warden.code': e.code,
+    'warden.rule': e.rule,
+    'warden.detail': e.detail?.slice(0, 256),
+    'http.route': ctx.route.id,
+    'http.request.method': ctx.method,
+    'url.path': ctx.path,
+    'client.address': ctx.clientAddress,
+    'warden.request.id': ctx.requestId,
+  });
+  return undefined;
+}
+
+export function createParamsValidationStage(validator: RequestValidator, mode: ValidationMode, events: EventBus | undefined): Stage {
+  return {
+    id: 'validate-request',
+    run: (ctx) => verdictOf(validator.params(ctx), mode, ctx, events),
+  };
+}
+
+/** Runs once the plan has buffered the body (ctx.body). */
+export function createBodyValidationStage(validator: RequestValidator, mode: ValidationMode, events: EventBus | undefined): Stage {
+  return {
+    id: 'validate-request',
+    run: (ctx) => {
+      const type = ctx.headers['content-type'];
+      return verdictOf(validator.body(type, ctx.body), mode, ctx, events);
+    },
+  };
+}
