@@ -11,6 +11,7 @@ import { createDevLogDestination } from '../dev/console-printer.js';
 import { startDemoBackend } from '../dev/demo-backend.js';
 import { demoId, startDemoCa } from '../dev/demo-ca.js';
 import { demoSidecarYaml } from '../dev/demo-config.js';
+import { DEMO_OPENAPI_YAML } from '../dev/demo-openapi.js';
 import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs } from './args.js';
@@ -71,6 +72,8 @@ export async function runDev(argv: string[]): Promise<number> {
   const introspector = idp.introspectionClients.basic;
   const sidecarId = demoId('ns/demo/sa/orders');
   const configFile = join(dir, 'sidecar.yaml');
+  const openapiFile = join(dir, 'openapi.yaml');
+  writeFileSync(openapiFile, DEMO_OPENAPI_YAML);
   writeFileSync(
     configFile,
     demoSidecarYaml({
@@ -86,6 +89,7 @@ export async function runDev(argv: string[]): Promise<number> {
         allowPrefix: demoId('ns/demo/*'),
       },
       idp: { issuer: idp.issuer, audience: idp.audience, clientId: introspector.clientId, clientSecret: introspector.clientSecret },
+      openapiFile,
     }),
   );
   // Tokens for curl: opaque (introspected) with both scopes, read-only, and an RFC 9068 JWT (verified locally).
@@ -126,6 +130,12 @@ and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
   curl ${tls} ${base}/api/hello                         # 401: no token (WWW-Authenticate: Bearer)
   curl ${tls} -H "Authorization: Bearer made-up" ${base}/api/hello   # 401: the IdP says inactive
   curl ${tls} ${bearer(readOnlyFile)} -d '{}' ${base}/api/orders   # 403: insufficient_scope (orders:write)
+  curl ${tls} ${bearer(opaqueFile)} -H 'content-type: application/json' -d '{"item":"tea","quantity":2}' ${base}/api/orders
+        # 200: valid against the OpenAPI document (${openapiFile}); 5 a minute, then 429
+  curl ${tls} ${bearer(opaqueFile)} -H 'content-type: application/json' -d '{"item":"tea","quantity":0}' ${base}/api/orders
+        # 400: the problem lists each violation (pointer + message); the backend never sees it
+  curl ${tls} ${bearer(opaqueFile)} -d 'item=tea' ${base}/api/orders   # 415: the operation takes JSON
+  curl ${tls} ${bearer(opaqueFile)} '${base}/api/orders?limit=1000'   # 400: /query/limit must be <= 100
   curl -s -u ${demo.clientId}:${demo.clientSecret} -d grant_type=client_credentials -d scope=orders:read ${idp.issuer}/token
         # a new token; add -d resource=${idp.audience} for a JWT
   curl -X POST --data-urlencode token@${opaqueFile} ${admin}/tokens/revoke   # revoke: 401 from now on
@@ -135,8 +145,8 @@ and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
   curl --cacert ${ca.bundleFile} ${base}/public/info        # 200: mtls: optional on this route
   curl --cacert ${ca.bundleFile} --cert ${stranger.certFile} --key ${stranger.keyFile} ${base}/api/hello
         # 403: ${stranger.spiffeId} is not in peers.allow
-  curl ${tls} ${base}/%61dmin/stats                    # 403: access stage; paths normalised before policy
-  curl ${tls} ${base}/nowhere                          # 404: no route declares it
+  curl ${tls} ${base}/%61dmin/stats                    # 403: access stage (openapi.operations); paths normalised first
+  curl ${tls} ${base}/nowhere                          # 404: the document declares no such operation
   curl ${tls} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling
   head -c 2000000 /dev/zero | curl ${tls} ${bearer(opaqueFile)} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
   node bin/warden.js ca revoke --serial ${client.serial} ${caAdmin}

@@ -62,7 +62,8 @@ export async function startDemoBackend(port: number, host = '127.0.0.1'): Promis
     if (path === '/healthz') return reply(200, { status: 'ok' });
     const caller = verify ? await verify(req.headers.authorization) : {};
     if (path === '/api/hello') return reply(200, { message: 'hello from the demo backend', ...caller, ...echo(req, bytes) });
-    if (path === '/api/echo' || path === '/api/orders') return reply(200, { ...caller, ...echo(req, bytes) });
+    if (path === '/api/echo' || path === '/api/orders' || path?.startsWith('/api/orders/'))
+      return reply(200, { ...caller, ...echo(req, bytes) });
     if (path?.startsWith('/public/')) return reply(200, { message: 'public information', ...caller });
     if (path?.startsWith('/admin/')) return reply(200, { secret: 'the sidecar should never let you read this' });
     return reply(404, { error: 'the demo backend has no such path' });

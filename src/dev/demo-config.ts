@@ -6,9 +6,10 @@ export interface DemoSettings {
   backendPort: number;
   mesh: { spiffeId: string; caUrl: string; bundleFile: string; token: string; stateDir: string; allowPrefix: string };
   idp: { issuer: string; audience: string; clientId: string; clientSecret: string };
+  openapiFile: string;
 }
 
-export function demoSidecarYaml({ port, adminPort, backendPort, mesh, idp }: DemoSettings): string {
+export function demoSidecarYaml({ port, adminPort, backendPort, mesh, idp, openapiFile }: DemoSettings): string {
   return `# Written by \`warden dev\`. Edit it and send SIGHUP to reload (an invalid edit is refused, the
 # running configuration stays). Every key is documented in sidecar.yaml.example.
 service:
@@ -56,30 +57,15 @@ tokens:
     jwks_path: /.well-known/jwks.json
 routing:
   unmatched: refuse
-routes:
-  - id: orders.write
-    path: /api/orders
-    methods: [POST]
-    scopes: { all_of: [orders:write] }
-  - id: api
-    path: /api/*
-    methods: [GET, POST]
-    scopes: { any_of: [orders:read, orders:write] }
-    limits:
-      max_body_bytes: 1MiB
-  - id: public
-    path: /public/*
-    methods: [GET]
-    mtls: optional
-    authn: { mode: "off" }
-  - id: health
-    path: /healthz
-    methods: [GET]
-    mtls: optional
-    authn: { mode: "off" }
-  - id: admin
-    path: /admin/*
-    access:
-      action: deny
+# The routes are the operations of the demo's OpenAPI document: its \`security\` gives their scopes,
+# x-warden-rate-limit their limits, and requests are validated against it (400 / 415).
+openapi:
+  document: ${openapiFile}
+  allow_public: true
+  operations:
+    echo: { limits: { max_body_bytes: 1MiB } }
+    publicInfo: { mtls: optional }
+    health: { mtls: optional }
+    adminStats: { access: { action: deny } }
 `;
 }

@@ -9,13 +9,17 @@ import type { MeshIdentity } from '../mesh/identity.js';
 
 /**
  * With mesh, the handshake itself refuses callers without a valid certificate when every route
- * requires one (fail fast, no HTTP parsing for them); when some route is `mtls: optional`, the
+ * requires one (fail fast, no HTTP parsing for them); when some route (or OpenAPI operation) is
+ * `mtls: optional`, the
  * certificate is requested and the `peer-authz` stage decides per route.
  */
 export function inboundClientCertificates(config: SidecarConfig): ClientCertificateMode {
   const mesh = config.mesh;
   if (!mesh) return config.listeners.inbound.tls.client_certificates;
-  const optional = mesh.mtls === 'optional' || config.routes.some((r) => r.mtls === 'optional');
+  const optional =
+    mesh.mtls === 'optional' ||
+    config.routes.some((r) => r.mtls === 'optional') ||
+    Object.values(config.openapi?.operations ?? {}).some((o) => o.mtls === 'optional');
   return optional ? 'request' : 'require';
 }
 

@@ -160,6 +160,15 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
     `${base}/api/orders`,
   ]);
   t.equal(readOnly.status, 403, 'a read-only token cannot POST /api/orders');
+  const write = ['-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json'];
+  const order = await curl([...mtls, ...write, '-d', '{"item":"tea","quantity":2}', `${base}/api/orders`]);
+  t.equal(order.status, 200, 'a valid order passes the OpenAPI document');
+  const invalid = await curl([...mtls, ...write, '-d', '{"item":"tea","quantity":0}', `${base}/api/orders`]);
+  t.equal(invalid.status, 400, 'an invalid order is refused');
+  t.match(JSON.parse(invalid.body), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/body/quantity' }] });
+  const form = await curl([...mtls, '-H', `authorization: Bearer ${token}`, '-d', 'item=tea', `${base}/api/orders`]);
+  t.equal(form.status, 415, 'a media type the operation does not take');
+  t.match(readFileSync(join(dir, 'openapi.yaml'), 'utf8'), /operationId: createOrder/, 'the demo document is written next to sidecar.yaml');
   const noCert = await curl(['--cacert', join(dir, 'ca/bundle.pem'), `${base}/api/hello`]);
   t.equal(noCert.status, 401, 'no client certificate: 401 on an mTLS route');
   const stranger = await curl([
