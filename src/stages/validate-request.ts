@@ -55,8 +55,8 @@ export function createBodyValidationStage(validator: RequestValidator, mode: Val
   return {
     id: 'validate-request',
     run: (ctx) => {
-      const type = ctx.headers['content-type'];
-      return verdictOf(validator.body(type, ctx.body), mode, ctx, events);
+      const verdict = validator.body(ctx.headers['content-type'], ctx.body);
+      return verdict instanceof Promise ? verdict.then((v) => verdictOf(v, mode, ctx, events)) : verdictOf(verdict, mode, ctx, events);
     },
   };
 }

@@ -133,6 +133,20 @@ t.test('an invalid document or configuration is refused, naming where', async (t
     /openapi\.document: .*broken\.yaml #\/paths\/~1pets\/get\/responses: must be object/,
   );
   t.match(await load({ openapi: { document: 'missing.yaml' } }), /openapi\.document: .*missing\.yaml #: cannot read/);
+  // A URL is fetched (at start and on every reload).
+  const { createServer } = await import('node:http');
+  const { readFileSync } = await import('node:fs');
+  const server = createServer((_req, res) => res.end(readFileSync(join(fixtures, 'petstore-3.0.yaml'))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/openapi.yaml`;
+  const loaded = parseSidecarConfig(join(fixtures, 's.yaml'), await testConfigYaml('http://127.0.0.1:1', { openapi: { document: url } }));
+  t.equal(loaded.config.openapi?.document, url, 'a URL is kept as a URL, not resolved as a path');
+  const ops = await loadOperations(loaded);
+  t.ok(
+    ops?.some((o) => o.id === 'listPets' && o.paths.includes('/v1/pets')),
+    'operations from a document fetched by URL',
+  );
   t.throws(
     () =>
       parseSidecarConfig(
@@ -212,6 +226,46 @@ t.test('request validation: parameters by location and style, bodies by content 
     errors: [{ pointer: '/body/age' }],
   });
   t.equal(backend.requests.length - before, 3, 'only the valid requests reached the backend');
+
+  const uploadAt = (body: string, type: string) =>
+    fetchText(`${s.url}/v1/pets/7/photos`, agent, { method: 'POST', headers: { authorization: auth, 'content-type': type }, body });
+  const mp = (parts: [string, string, string?][]) => {
+    const boundary = 'warden-test-boundary';
+    const body =
+      parts
+        .map(([name, value, filename]) =>
+          filename
+            ? `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: image/png\r\n\r\n${value}\r\n`
+            : `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`,
+        )
+        .join('') + `--${boundary}--\r\n`;
+    return uploadAt(body, `multipart/form-data; boundary=${boundary}`);
+  };
+  t.equal(
+    (
+      await mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['caption', 'my cat'],
+      ])
+    ).status,
+    200,
+    'multipart: file and caption',
+  );
+  t.match(
+    await problem(
+      mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['caption', 'a caption that is far too long'],
+      ]),
+    ),
+    { status: 400, errors: [{ pointer: '/body/caption' }] },
+  );
+  t.match(await problem(mp([['caption', 'no file']])), { status: 400, errors: [{ pointer: '/body/file', message: 'is required' }] });
+  t.match(
+    await problem(uploadAt('not multipart at all', 'multipart/form-data')),
+    { status: 400, errors: [{ pointer: '/body' }] },
+    'no boundary',
+  );
   t.ok(s.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'block'));
 
   const report = await startTestSidecar(t, backend.url, {
