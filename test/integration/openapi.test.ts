@@ -205,6 +205,17 @@ t.test('request validation: parameters by location and style, bodies by content 
   });
   t.match(await problem(get('/v1/pets', { cookie: 'session=NOT_OK' })), { status: 400, errors: [{ pointer: '/cookie/session' }] });
   t.equal((await get('/v1/pets', { cookie: 'other=1; session=abc123' })).status, 200, 'cookie: valid');
+  t.equal(
+    (await get('/v1/pets?ids=1,2,3&colors=red|black&sizes=S%20M&offset=10&size=20')).status,
+    200,
+    'form explode=false, pipe- and space-delimited arrays, exploded object',
+  );
+  t.match(await problem(get('/v1/pets?ids=1,x')), { status: 400, errors: [{ pointer: '/query/ids/1' }] });
+  t.match(await problem(get('/v1/pets?colors=red|blue')), { status: 400, errors: [{ pointer: '/query/colors/1' }] });
+  t.match(await problem(get('/v1/pets?sizes=S%20M%20L')), { status: 400, errors: [{ pointer: '/query/sizes' }] });
+  t.match(await problem(get('/v1/pets?offset=1&size=500')), { status: 400, errors: [{ pointer: '/query/page/size' }] });
+  t.equal((await get('/v1/pets', { 'x-trace': '1,2' })).status, 200, 'header: simple-style array');
+  t.match(await problem(get('/v1/pets', { 'x-trace': '1,two' })), { status: 400, errors: [{ pointer: '/header/x-trace/1' }] });
 
   const before = backend.requests.length;
   const ok = await post('{"name":"rex","age":3}');
