@@ -282,6 +282,7 @@ export const sidecarSchema = {
           properties: {
             mode: { ...validationMode, default: 'enforce' },
             unknown_query: { enum: ['allow', 'refuse'], default: 'allow', 'x-expect': '"allow" or "refuse"' },
+            responses: { enum: ['off', 'report'], default: 'off', 'x-expect': '"off" or "report"' },
           },
         },
         operations: {

@@ -274,6 +274,8 @@ export interface OpenApiConfig {
     mode: 'enforce' | 'report' | 'off';
     /** Query parameters the operation does not declare: allowed, or refused (400). */
     unknown_query: 'allow' | 'refuse';
+    /** Backend responses against the document: off, or report (warden.response.invalid; never changes the response). */
+    responses: 'off' | 'report';
   };
   /** Per-operation settings by operationId (the same keys as a route, without id, path and methods, plus `validation`). */
   operations: Record<string, Omit<RouteConfig, 'id' | 'path' | 'methods'> & { validation?: 'enforce' | 'report' | 'off' }>;

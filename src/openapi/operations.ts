@@ -27,6 +27,8 @@ export interface Operation {
   /** Path-level and operation-level parameters (dereferenced; the operation's win by name + in). */
   readonly parameters: readonly ParameterObject[];
   readonly requestBody: RequestBodyObject | undefined;
+  /** Responses by status code ("200", "2XX", "default"), dereferenced. */
+  readonly responses: Readonly<Record<string, { content?: Record<string, { schema?: Record<string, unknown> }> }>>;
   /** "3.0" or "3.1": which JSON Schema dialect the schemas speak. */
   readonly dialect: '3.0' | '3.1';
 }
@@ -137,6 +139,7 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
         rateLimit: rateLimitOf(op, pointer),
         parameters: mergeParameters(item.parameters, op.parameters),
         requestBody: op.requestBody as RequestBodyObject | undefined,
+        responses: (op.responses as Operation['responses'] | undefined) ?? {},
         dialect: doc.openapi.startsWith('3.1') ? '3.1' : '3.0',
       });
     }

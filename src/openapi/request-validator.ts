@@ -63,6 +63,11 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
   return ajv;
 }
 
+/** A body-style (no coercion) validator for a schema of the document's dialect. */
+export function compileSchema(dialect: '3.0' | '3.1', schema: Record<string, unknown>): ValidateFunction {
+  return ajvFor(dialect, false).compile(schema);
+}
+
 const ajvCache = new Map<string, AjvCore>();
 function ajvFor(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
   const key = dialect + String(coerce);

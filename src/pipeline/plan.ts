@@ -18,6 +18,7 @@ import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
+import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
 import { createMintTokenStage } from '../stages/mint-token.js';
@@ -33,6 +34,8 @@ export interface RoutePlan extends RouteInfo {
   readonly stages: readonly Stage[];
   /** Stages that need the body: the handler buffers it (up to maxBodyBytes) only for routes that have some. */
   readonly bodyStages: readonly Stage[];
+  /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
+  readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
 }
 
@@ -149,7 +152,9 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
 
 function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
   const { stages, bodyStages } = buildStages(config, id, policy, deps);
-  return Object.freeze({ id, stages: Object.freeze(stages), bodyStages: Object.freeze(bodyStages), maxBodyBytes });
+  const responseCheck =
+    policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
+  return Object.freeze({ id, stages: Object.freeze(stages), bodyStages: Object.freeze(bodyStages), maxBodyBytes, responseCheck });
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {

@@ -27,6 +27,11 @@ export interface DownstreamResponse {
 export interface ForwardOutcome {
   /** Called once when the upstream exchange fails; `started` tells whether a response was already sent. */
   onFailure(error: WardenError, started: boolean): void;
+  /**
+   * Sees the response once it has been streamed to the client in full (a copy of at most
+   * `maxBytes`; larger bodies are not inspected). Never delays or changes what the client gets.
+   */
+  inspect?: { maxBytes: number; onComplete(status: number, headers: IncomingHttpHeaders, body: Buffer): void } | undefined;
 }
 
 export interface Forwarder {
@@ -86,6 +91,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
   private finished = false;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private copy: Buffer[] | undefined;
+  private copied = 0;
   private readonly resume = () => this.controller?.resume();
 
   constructor(
@@ -120,10 +129,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       return;
     }
     this.started = true;
+    if (this.outcome.inspect) {
+      this.status = statusCode;
+      this.headers = headers;
+      this.copy = [];
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.finished) return;
+    if (this.copy !== undefined) {
+      this.copied += chunk.length;
+      if (this.copied > (this.outcome.inspect?.maxBytes ?? 0)) this.copy = undefined;
+      else this.copy.push(chunk);
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', this.resume);
@@ -134,6 +153,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.finished) return;
     this.finished = true;
     this.res.end();
+    if (this.copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(this.copy, this.copied));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

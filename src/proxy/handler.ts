@@ -46,7 +46,12 @@ export interface HandlerDeps {
   rescue: Rescue;
   observe: RequestObserver;
   draining(): boolean;
+  /** Raises warden.response.invalid for a backend response that does not match the document. */
+  reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
 }
+
+/** Responses larger than this are not copied for validation. */
+const RESPONSE_INSPECT_BYTES = 1024 * 1024;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NO_PARAMS = Object.freeze({});
@@ -158,7 +163,15 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
             : declaredLength !== undefined
               ? (req as Readable)
               : limitBody(req, match.route.maxBodyBytes);
+      const check = match.route.responseCheck;
       const outcome: ForwardOutcome = {
+        inspect: check && {
+          maxBytes: RESPONSE_INSPECT_BYTES,
+          onComplete(status, headers, body) {
+            const v = check(status, headers, body);
+            if (v) deps.reportResponse?.(ctx, status, v);
+          },
+        },
         onFailure(error, started) {
           if (started) {
             // With an error, so that h2 resets the stream with INTERNAL_ERROR: a truncated

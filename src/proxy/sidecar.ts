@@ -199,7 +199,24 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     accessLog(ctx, status, Math.round(seconds * 1e6) / 1e3, completed, headers);
   };
 
-  const handler = createRequestHandler({ current: () => current, rescue, observe, draining: () => draining });
+  const handler = createRequestHandler({
+    current: () => current,
+    rescue,
+    observe,
+    draining: () => draining,
+    reportResponse(ctx, status, v) {
+      events.emit('warden.response.invalid', {
+        'warden.action': 'detect',
+        'http.route': ctx.route.id,
+        'http.request.method': ctx.method,
+        'url.path': ctx.path,
+        'http.response.status_code': status,
+        'warden.rule': `openapi.response${v.pointer.split('/').slice(0, 2).join('.')}`,
+        'warden.detail': `${v.pointer} ${v.message}`.slice(0, 256),
+        'warden.request.id': ctx.requestId,
+      });
+    },
+  });
   const inboundCfg = config.listeners.inbound;
   const inbound: InboundListener = await startInboundListener({
     host: inboundCfg.host,

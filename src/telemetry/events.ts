@@ -83,6 +83,11 @@ export const EVENTS = {
     description:
       'A request that does not match the OpenAPI description (parameters, body, media type): refused with 400/415 (enforce) or reported and forwarded (report).',
   },
+  'warden.response.invalid': {
+    severity: 'warn',
+    description:
+      'A backend response that does not match the OpenAPI description (status, media type or JSON body); reported only, the response was sent unchanged.',
+  },
   'warden.traffic.rate_limited': {
     severity: 'info',
     description: 'A request over its rate limit (client × route) was refused with 429.',

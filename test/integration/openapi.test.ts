@@ -303,3 +303,26 @@ t.test('request validation: parameters by location and style, bodies by content 
   t.equal(unknown.status, 200, 'unknown_query: refuse is reported in report mode');
   t.ok(report.events.some((e) => e.name === 'warden.input.invalid' && String(e['warden.detail']).startsWith('/query')));
 });
+
+t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }] },
+    openapi: { document: join(fixtures, 'petstore-3.1.yaml'), validation: { responses: 'report' } },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const auth = `Bearer ${await idp.sign({ iss: idp.issuer, aud: 'pets', sub: 'u', scope: 'pets:read', exp: now() + 300 })}`;
+  const res = await fetchText(`${s.url}/v1/pets/7`, agent, { headers: { authorization: auth } });
+  t.equal(res.status, 200, 'the client gets the backend response');
+  t.equal(res.text, '{"ok":true}', 'unchanged');
+  await new Promise((r) => setTimeout(r, 20));
+  const finding = s.events.find((e) => e.name === 'warden.response.invalid');
+  t.match(finding, { 'warden.action': 'detect', 'http.route': 'getPet', 'http.response.status_code': 200 }, 'reported');
+  t.match(String(finding?.['warden.detail']), /^\/body must have required property 'id'/);
+  await fetchText(`${s.url}/v1/pets`, agent, { headers: { authorization: auth } });
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(s.events.filter((e) => e.name === 'warden.response.invalid').length, 1, 'a response without a declared schema is not a finding');
+});

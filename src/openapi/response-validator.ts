@@ -1,0 +1,46 @@
+/**
+ * Response validation (report mode only): the backend's JSON responses against the operation's
+ * declared responses — the status (exact, then `2XX`, then `default`), the media type, the schema.
+ * Run after the response has been streamed to the client, on a bounded copy; a mismatch is a
+ * finding about the backend, reported, never a reason to change what the client got.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ValidateFunction } from 'ajv';
+import type { Operation } from './operations.js';
+import { compileSchema } from './request-validator.js';
+import type { Violation } from './request-validator.js';
+
+export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | undefined;
+
+export function compileResponseCheck(op: Operation): ResponseCheck {
+  const byStatus = new Map<string, Map<string, ValidateFunction | null>>();
+  for (const [status, response] of Object.entries(op.responses)) {
+    const media = new Map<string, ValidateFunction | null>();
+    for (const [type, m] of Object.entries(response.content ?? {}))
+      media.set(type.toLowerCase(), m.schema ? compileSchema(op.dialect, m.schema) : null);
+    byStatus.set(status.toUpperCase(), media);
+  }
+  return (status, headers, body) => {
+    const code = String(status);
+    const media = byStatus.get(code) ?? byStatus.get(`${code[0]}XX`) ?? byStatus.get('DEFAULT');
+    if (!media) return { pointer: '/status', message: `${code} is not a declared response` };
+    if (media.size === 0) return undefined;
+    const mime =
+      String(headers['content-type'] ?? '')
+        .split(';', 1)[0]
+        ?.trim()
+        .toLowerCase() ?? '';
+    const validate = media.get(mime) ?? media.get(`${mime.split('/', 1)[0]}/*`) ?? media.get('*/*');
+    if (validate === undefined) return { pointer: '/content-type', message: `${mime || '(none)'} is not declared for ${code}` };
+    if (validate === null || !(mime === 'application/json' || mime.endsWith('+json'))) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch {
+      return { pointer: '/body', message: 'is not valid JSON' };
+    }
+    if (validate(value)) return undefined;
+    const e = validate.errors?.[0];
+    return { pointer: `/body${e?.instancePath ?? ''}`, message: (e?.message ?? 'is invalid').slice(0, 200) };
+  };
+}
