@@ -326,3 +326,21 @@ t.test('response validation in report mode: findings about the backend, the resp
   await new Promise((r) => setTimeout(r, 20));
   t.equal(s.events.filter((e) => e.name === 'warden.response.invalid').length, 1, 'a response without a declared schema is not a finding');
 });
+
+t.test('warden config check and warden proxy refuse to start on an invalid document, naming its JSON pointer', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(file, await testConfigYaml('http://127.0.0.1:1', { openapi: { document: join(fixtures, 'broken.yaml') } }));
+  for (const command of [['config', 'check'], ['proxy']]) {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin/warden.js'), ...command, '-c', file], { encoding: 'utf8', timeout: 20_000 });
+    t.equal(r.status, 2, `${command.join(' ')}: exit 2`);
+    t.match(
+      r.stderr,
+      /sidecar\.yaml:\d+ openapi\.document: .*broken\.yaml #\/paths\/~1pets\/get\/responses: must be object/,
+      `${command.join(' ')}: one line naming file, field and pointer`,
+    );
+  }
+});
