@@ -1,5 +1,5 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -160,4 +160,26 @@ export function benchWorkdir(root, name) {
     { stdio: 'ignore' },
   );
   return { work, cert, key };
+}
+
+/**
+ * The demo OpenID provider in a process of its own on the load cores (bench/peers/idp.js): `ask`
+ * sends a message and resolves with the reply of the given type.
+ */
+export async function startBenchIdp(bench, root) {
+  const child = fork(join(root, 'bench/peers/idp.js'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  bench.children.add(child);
+  bench.moveTo(child.pid, bench.LOAD_CPUS);
+  const ask = (msg, type) =>
+    new Promise((resolve) => {
+      const on = (m) => {
+        if (m.type !== type) return;
+        child.off('message', on);
+        resolve(m);
+      };
+      child.on('message', on);
+      if (msg) child.send(msg);
+    });
+  const idp = await ask(null, 'ready');
+  return { child, idp, ask };
 }

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, TICK_US } from './lib.js';
+import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, startBenchIdp, TICK_US } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -44,20 +44,7 @@ const bodyFile = join(work, 'order.json');
 writeFileSync(bodyFile, JSON.stringify(order));
 const bodyBytes = Buffer.byteLength(JSON.stringify(order));
 
-const idpChild = fork(join(root, 'bench/peers/idp.js'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-bench.children.add(idpChild);
-moveTo(idpChild.pid, LOAD_CPUS);
-const ask = (msg, type) =>
-  new Promise((res) => {
-    const on = (m) => {
-      if (m.type !== type) return;
-      idpChild.off('message', on);
-      res(m);
-    };
-    idpChild.on('message', on);
-    if (msg) idpChild.send(msg);
-  });
-const idp = await ask(null, 'ready');
+const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
 // A JWT access token (RFC 9068) verified locally with the IdP's keys: the common case for APIs.
 const [token] = (await ask({ type: 'issue', scope: 'orders:read orders:write', resource: idp.audience, count: 1 }, 'tokens')).tokens;
 

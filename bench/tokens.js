@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, TICK_US } from './lib.js';
+import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, startBenchIdp, TICK_US } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -42,20 +42,7 @@ const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
 // The IdP runs in a process of its own on the load cores: wrk and h2load run synchronously here.
-const idpChild = fork(join(root, 'bench/peers/idp.js'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-bench.children.add(idpChild);
-moveTo(idpChild.pid, LOAD_CPUS);
-const ask = (msg, type) =>
-  new Promise((resolve) => {
-    const on = (m) => {
-      if (m.type !== type) return;
-      idpChild.off('message', on);
-      resolve(m);
-    };
-    idpChild.on('message', on);
-    if (msg) idpChild.send(msg);
-  });
-const idp = await ask(null, 'ready');
+const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
 const scope = 'orders:read';
 const [accessToken] = (await ask({ type: 'issue', scope, count: 1 }, 'tokens')).tokens;
 const introspectionCount = async () => (await ask({ type: 'count' }, 'count')).count;

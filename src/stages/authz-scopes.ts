@@ -23,10 +23,16 @@ export interface ScopeAlternatives {
 }
 
 export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, realm: string): Stage {
-  if ('alternatives' in cfg) return alternativesStage(cfg.alternatives, headerSafeRealm(realm));
+  const safeRealm = headerSafeRealm(realm);
+  if ('alternatives' in cfg) {
+    const sets = cfg.alternatives.map((a) => [...a]);
+    // The challenge names the first alternative: RFC 6750's `scope` is one set that would do.
+    return scopesStage(sets, (sets[0] ?? []).join(' '), sets.map((a) => a.join(' ') || '(none)').join(' | '), safeRealm, 'operation');
+  }
+  // all_of + any_of as alternatives: every all_of scope plus one of any_of.
   const allOf = [...cfg.all_of];
   const anyOf = [...cfg.any_of];
-  const safeRealm = headerSafeRealm(realm);
+  const sets = anyOf.length === 0 ? [allOf] : anyOf.map((s) => [...allOf, s]);
   const needed = [...allOf, ...anyOf.filter((s) => !allOf.includes(s))].join(' ');
   const describe =
     anyOf.length === 0
@@ -34,44 +40,23 @@ export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, re
       : allOf.length === 0
         ? `one of: ${anyOf.join(' ')}`
         : `all of: ${allOf.join(' ')}; one of: ${anyOf.join(' ')}`;
+  return scopesStage(sets, needed, describe, safeRealm, 'route');
+}
+
+/** Passes when the principal holds every scope of one of `sets`. */
+function scopesStage(sets: readonly (readonly string[])[], needed: string, describe: string, realm: string, what: string): Stage {
   const refusal = (granted: string) =>
     new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
       rule: 'authz.scopes',
-      detail: `The access token lacks the scopes this route requires (${describe}).`,
-      headers: { 'www-authenticate': `Bearer realm="${safeRealm}", error="insufficient_scope", scope="${needed}"` },
+      detail: `The access token lacks the scopes this ${what} requires (${describe}).`,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
       attributes: { 'warden.scope.required': needed, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
     });
-
   return {
     id: 'authz-scopes',
     run(ctx) {
       const p = ctx.principal;
       // Only an optional-authn route without a token gets here without a principal: no scopes at all.
-      const granted = p?.scopes;
-      if (!granted) return refusal('');
-      for (const s of allOf) if (!granted.has(s)) return refusal(p.scope);
-      if (anyOf.length > 0 && !anyOf.some((s) => granted.has(s))) return refusal(p.scope);
-      return undefined;
-    },
-  };
-}
-
-function alternativesStage(alternatives: readonly (readonly string[])[], realm: string): Stage {
-  const sets = alternatives.map((a) => [...a]);
-  // The challenge names the first alternative: RFC 6750's `scope` is one set that would do.
-  const needed = (sets[0] ?? []).join(' ');
-  const describe = sets.map((a) => a.join(' ') || '(none)').join(' | ');
-  const refusal = (granted: string) =>
-    new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
-      rule: 'authz.scopes',
-      detail: `The access token lacks the scopes this operation requires (${describe}).`,
-      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
-      attributes: { 'warden.scope.required': describe, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
-    });
-  return {
-    id: 'authz-scopes',
-    run(ctx) {
-      const p = ctx.principal;
       const granted = p?.scopes;
       if (!granted) return refusal('');
       for (const set of sets) if (set.every((s) => granted.has(s))) return undefined;
