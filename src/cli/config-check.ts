@@ -23,7 +23,8 @@ async function offlineTokenRuntime(config: SidecarConfig) {
 export const configCheckHelp = `Usage: warden config check -c FILE
 
 Validates a sidecar configuration: YAML syntax, \${ENV} and \${file:...} substitution, the schema,
-route patterns, and that the TLS certificate and key load and belong together. Nothing is started.
+route patterns, the OpenAPI document (with its JSON pointer on error), and that the TLS certificate
+and key load and belong together. Nothing is started.
 Each problem is printed as one line: FILE:LINE field: what is wrong and what is expected.
 
 Options:
@@ -43,11 +44,16 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   // The memory store stands in for Redis: checking a file connects to nothing.
   const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
   const { loadOperations } = await import('../openapi/load-operations.js');
-  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations: await loadOperations(loaded) });
+  const operations = await loadOperations(loaded);
+  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations });
   await generation.forwarder.close();
   await tokens?.close();
   const { config } = loaded;
-  const routes = config.routes.length === 0 ? 'no routes (every request uses the top-level policy)' : `${config.routes.length} routes`;
+  const routes = operations
+    ? `${operations.length} operations from ${config.openapi?.document ?? ''}`
+    : config.routes.length === 0
+      ? 'no routes (every request uses the top-level policy)'
+      : `${config.routes.length} routes`;
   console.log(
     `${values.config}: valid — inbound ${config.listeners.inbound.host}:${config.listeners.inbound.port}, upstream ${config.upstream.url}, ${routes}`,
   );
