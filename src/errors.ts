@@ -27,6 +27,8 @@ export const ERRORS = {
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },
   ERR_REQUEST_INVALID: { status: 400, title: 'Request does not match the API description', event: 'warden.input.invalid' },
   ERR_MEDIA_TYPE_UNSUPPORTED: { status: 415, title: 'Unsupported media type for this operation', event: 'warden.input.invalid' },
+  ERR_MALWARE_FOUND: { status: 422, title: 'Upload refused: malware detected', event: 'warden.input.malware' },
+  ERR_SCANNER_UNAVAILABLE: { status: 503, title: 'Upload could not be scanned', event: 'warden.scanner.unavailable' },
   ERR_ACCESS_DENIED: { status: 403, title: 'Access denied', event: 'warden.access.denied' },
   // Mutual TLS and peer identity (src/proxy/listener.ts, src/stages/peer-authz.ts)
   ERR_PEER_CERT_REQUIRED: { status: 401, title: 'Client certificate required', event: 'warden.tls.peer_denied' },

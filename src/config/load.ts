@@ -172,6 +172,11 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       "must be empty with openapi: the routes are the document's operations (per-operation settings go under openapi.operations)",
     );
   }
+  if (!config.threats?.malware) {
+    for (const [i, route] of config.routes.entries()) {
+      if (route.malware_scan) yield issue(['routes', i, 'malware_scan'], 'needs threats.malware (the clamd to scan with)');
+    }
+  }
   if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
     yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
   }

@@ -55,6 +55,7 @@ const ROUTE_SETTINGS = {
   authn: routeAuthn,
   scopes: routeScopes,
   rate_limit: routeRateLimit,
+  malware_scan: { type: 'boolean', 'x-expect': 'true or false (needs threats.malware)' },
   limits: {
     type: 'object',
     additionalProperties: false,
@@ -262,6 +263,38 @@ export const sidecarSchema = {
     },
     tokens: tokensSchema,
     rate_limits: rateLimitsSchema,
+    threats: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        malware: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['clamd'],
+          'x-expect': 'in-flight scanning: malware: { clamd: "tcp://127.0.0.1:3310" }',
+          properties: {
+            clamd: {
+              type: 'string',
+              pattern: '^(tcp://[^/]+/?|unix:/.+)$',
+              'x-expect': 'clamd\'s address: "tcp://127.0.0.1:3310" or "unix:/run/clamav/clamd.ctl"',
+            },
+            timeout: duration('30s'),
+            max_concurrent: positiveInt(16, 1000),
+            on_failure: { enum: ['fail-closed', 'fail-open'], default: 'fail-closed', 'x-expect': '"fail-closed" or "fail-open"' },
+            mode: { enum: ['block', 'detect'], default: 'block', 'x-expect': '"block" or "detect"' },
+            content_types: {
+              type: 'array',
+              default: ['multipart/form-data', 'application/octet-stream', 'application/pdf', 'application/zip', 'image/*'],
+              items: {
+                type: 'string',
+                pattern: '^[a-z0-9.+-]+/([a-z0-9.+-]+|\\*)$|^\\*/\\*$',
+                'x-expect': 'a media type such as "application/pdf", "image/*" or "*/*"',
+              },
+            },
+          },
+        },
+      },
+    },
     openapi: {
       type: 'object',
       additionalProperties: false,

@@ -262,6 +262,19 @@ export interface RouteConfig {
   scopes?: ScopesConfig;
   /** This route's bucket, or `false` for none. */
   rate_limit?: RateLimitConfig | false;
+  /** Scan uploads on this route (needs threats.malware). */
+  malware_scan?: boolean;
+}
+
+export interface MalwareConfig {
+  /** `tcp://host:port` or `unix:/path/clamd.sock`. */
+  clamd: string;
+  timeout: number;
+  max_concurrent: number;
+  on_failure: 'fail-closed' | 'fail-open';
+  mode: 'block' | 'detect';
+  /** Content types scanned on routes with malware_scan: true: exact, "type/" + "*", or "*" + "/" + "*". */
+  content_types: string[];
 }
 
 export interface OpenApiConfig {
@@ -301,6 +314,7 @@ export interface SidecarConfig {
   tokens?: TokensConfig;
   rate_limits: RateLimitsConfig;
   openapi?: OpenApiConfig;
+  threats?: { malware?: MalwareConfig };
   routes: RouteConfig[];
   log: LogConfig;
   lifecycle: { drain_timeout: number };

@@ -21,6 +21,8 @@ import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
+import type { ClamdClient } from '../threats/clamd-client.js';
+import { createMalwareScanStage } from '../stages/malware-scan.js';
 import { createMintTokenStage } from '../stages/mint-token.js';
 import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
 import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
@@ -74,8 +76,10 @@ export interface PlanDeps {
   rateLimits?: RateLimitRuntime | undefined;
   /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
   operations?: readonly Operation[] | undefined;
-  /** For stages that report without refusing (validation in report mode). */
+  /** For stages that report without refusing (validation in report mode, malware in detect mode). */
   events?: EventBus | undefined;
+  /** clamd, when threats.malware is configured. */
+  scanner?: ClamdClient | undefined;
 }
 
 interface RoutePolicy {
@@ -87,6 +91,7 @@ interface RoutePolicy {
   rateLimit: RateLimitConfig | undefined;
   /** The OpenAPI operation behind the route, and how strictly requests are checked against it. */
   operation?: { op: Operation; mode: ValidationMode } | undefined;
+  malwareScan: boolean;
 }
 
 function buildStages(
@@ -120,6 +125,11 @@ function buildStages(
     const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
+  }
+  const malware = config.threats?.malware;
+  if (policy.malwareScan && malware) {
+    if (!deps.scanner) throw new Error('compilePlan: malware scanning configured but no scanner given');
+    bodyStages.push(createMalwareScanStage(malware, deps.scanner, deps.events));
   }
   if (config.tokens) {
     const runtime = deps.tokens as TokenRuntime;
@@ -165,6 +175,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     authn: undefined,
     scopes: undefined,
     rateLimit: config.rate_limits.default,
+    malwareScan: false,
   };
   const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
@@ -224,6 +235,7 @@ function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
     authn: route.authn,
     scopes: route.scopes,
     rateLimit: route.rate_limit === false ? undefined : (route.rate_limit ?? config.rate_limits.default),
+    malwareScan: route.malware_scan === true,
   };
 }
 

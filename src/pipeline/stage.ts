@@ -13,7 +13,16 @@ import type { Principal } from '../identity/principal.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
 export type StageId =
-  'access' | 'peer-authz' | 'rate-limit' | 'validate-request' | 'authn' | 'authn-jwt' | 'authn-introspect' | 'authz-scopes' | 'mint-token';
+  | 'access'
+  | 'peer-authz'
+  | 'rate-limit'
+  | 'validate-request'
+  | 'malware-scan'
+  | 'authn'
+  | 'authn-jwt'
+  | 'authn-introspect'
+  | 'authz-scopes'
+  | 'mint-token';
 
 export type Verdict = void | undefined | WardenError;
 

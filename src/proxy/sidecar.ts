@@ -28,6 +28,7 @@ import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
+import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import type { AdminEndpoint } from './admin.js';
@@ -72,12 +73,18 @@ export interface GenerationDeps {
   events?: EventBus | undefined;
 }
 
+/** clamd for a configuration (stateless: a new client per generation). */
+function scannerFor(config: SidecarConfig): ClamdClient | undefined {
+  const m = config.threats?.malware;
+  return m ? createClamdClient({ address: m.clamd, timeout: m.timeout, maxConcurrent: m.max_concurrent }) : undefined;
+}
+
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
 export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationDeps = {}): SidecarGeneration {
   const { config } = loaded;
   let plan;
   try {
-    plan = compilePlan(config, deps);
+    plan = compilePlan(config, { ...deps, scanner: scannerFor(config) });
   } catch (err) {
     if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
     throw err;

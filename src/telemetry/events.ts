@@ -88,6 +88,16 @@ export const EVENTS = {
     description:
       'A backend response that does not match the OpenAPI description (status, media type or JSON body); reported only, the response was sent unchanged.',
   },
+  'warden.input.malware': {
+    severity: 'error',
+    description:
+      'clamd found malware in an upload (`warden.rule` = clamd:<signature>, `warden.detail` = the part): refused (block) or forwarded (detect).',
+  },
+  'warden.scanner.unavailable': {
+    severity: 'error',
+    description:
+      'clamd could not scan an upload (unreachable, timeout, overloaded, too large): refused (fail-closed) or forwarded unscanned (fail-open).',
+  },
   'warden.traffic.rate_limited': {
     severity: 'info',
     description: 'A request over its rate limit (client × route) was refused with 429.',

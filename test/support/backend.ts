@@ -9,6 +9,7 @@
  *   /response-headers     answers with hop-by-hop and internal headers that must not leak
  *   anything else         200 {"ok":true}
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -18,6 +19,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   rawHeaders: string[];
   bodyBytes: number;
+  /** SHA-256 of the body as received (hex), once it has ended. */
+  sha256?: string;
 }
 
 export interface TestBackend {
@@ -47,8 +50,13 @@ export async function startTestBackend(): Promise<TestBackend> {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...extra });
       res.end(text);
     };
-    req.on('data', (c: Buffer) => (record.bodyBytes += c.length));
+    const hash = createHash('sha256');
+    req.on('data', (c: Buffer) => {
+      record.bodyBytes += c.length;
+      hash.update(c);
+    });
     req.on('end', () => {
+      record.sha256 = hash.digest('hex');
       switch (url.pathname) {
         case '/echo':
           return json(200, { method: req.method, url: req.url, headers: req.headers, bodyBytes: record.bodyBytes });

@@ -1,0 +1,97 @@
+/**
+ * A real clamd for tests (Debian clamav-daemon), offline: no freshclam, a project signature
+ * database instead of ClamAV's — the EICAR test file by hash (.hdb) and a test pattern matched
+ * anywhere in a stream (.ndb). It can be stopped and started again to test outages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The EICAR anti-virus test file (68 bytes), built from parts so no scanner flags this source. */
+export const EICAR = Buffer.from(['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join(''));
+/** Any stream containing this is "infected" with Warden.Test.Pattern. */
+export const TEST_PATTERN = 'WARDEN-TEST-MALWARE-PATTERN-7f3a';
+
+export interface TestClamd {
+  readonly address: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    socket.once('connect', () => socket.write('zPING\0'));
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    socket.once('end', () => resolve(reply.startsWith('PONG')));
+    socket.once('error', () => resolve(false));
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export async function startTestClamd(t: { teardown(fn: () => unknown): void }): Promise<TestClamd> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-clamd-'));
+  const db = join(dir, 'db');
+  mkdirSync(db);
+  writeFileSync(join(db, 'warden.hdb'), `${createHash('md5').update(EICAR).digest('hex')}:${EICAR.length}:Warden.Test.EICAR\n`);
+  writeFileSync(join(db, 'warden.ndb'), `Warden.Test.Pattern:0:*:${Buffer.from(TEST_PATTERN).toString('hex')}\n`);
+  const port = await freePort();
+  const conf = join(dir, 'clamd.conf');
+  writeFileSync(
+    conf,
+    [
+      `DatabaseDirectory ${db}`,
+      `TCPSocket ${port}`,
+      'TCPAddr 127.0.0.1',
+      'Foreground yes',
+      `LogFile ${join(dir, 'clamd.log')}`,
+      `PidFile ${join(dir, 'clamd.pid')}`,
+      'StreamMaxLength 64M',
+      'MaxThreads 4',
+      'SelfCheck 3600',
+    ].join('\n') + '\n',
+  );
+  // Debian installs clamd in /usr/sbin, which is not on every user's PATH.
+  const bin = existsSync('/usr/sbin/clamd') ? '/usr/sbin/clamd' : 'clamd';
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(bin, ['-c', conf], { stdio: 'ignore' });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (await ping(port)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`clamd did not answer on ${port} within 20 s (see ${join(dir, 'clamd.log')})`);
+  };
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
+  };
+  await start();
+  t.teardown(stop);
+  return { address: `tcp://127.0.0.1:${port}`, port, stop, start };
+}
