@@ -27,6 +27,8 @@ export const ERRORS = {
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },
   ERR_REQUEST_INVALID: { status: 400, title: 'Request does not match the API description', event: 'warden.input.invalid' },
   ERR_MEDIA_TYPE_UNSUPPORTED: { status: 415, title: 'Unsupported media type for this operation', event: 'warden.input.invalid' },
+  // The event is the attack class (warden.input.sqli, .xss, …), set per refusal by the waf stage.
+  ERR_WAF_BLOCKED: { status: 403, title: 'Request blocked by the web application firewall', event: undefined },
   ERR_MALWARE_FOUND: { status: 422, title: 'Upload refused: malware detected', event: 'warden.input.malware' },
   ERR_SCANNER_UNAVAILABLE: { status: 503, title: 'Upload could not be scanned', event: 'warden.scanner.unavailable' },
   ERR_ACCESS_DENIED: { status: 403, title: 'Access denied', event: 'warden.access.denied' },
@@ -84,6 +86,8 @@ export interface WardenErrorOptions {
   headers?: Readonly<Record<string, string>>;
   /** Extra attributes for the security event (issuer, client id, token hash); never sent to the client. */
   attributes?: EventAttributes;
+  /** The security event, when it depends on the refusal rather than the code (the WAF's attack class). */
+  event?: EventName;
   /** Each violation of the API description (pointer + message), sent in the problem's `errors`. */
   violations?: readonly { pointer: string; message: string }[];
 }
@@ -97,6 +101,7 @@ export class WardenError extends Error {
   readonly headers: Readonly<Record<string, string>> | undefined;
   readonly attributes: EventAttributes | undefined;
   readonly violations: readonly { pointer: string; message: string }[] | undefined;
+  readonly #event: EventName | undefined;
 
   constructor(code: ErrorCode, options: WardenErrorOptions = {}) {
     // Refusals can arrive at attack rates; a stack trace per refusal is wasted work, so none is taken.
@@ -113,10 +118,11 @@ export class WardenError extends Error {
     this.headers = options.headers;
     this.attributes = options.attributes;
     this.violations = options.violations;
+    this.#event = options.event;
   }
 
   get event(): EventName | undefined {
-    return ERRORS[this.code].event;
+    return this.#event ?? ERRORS[this.code].event;
   }
 }
 

@@ -56,6 +56,7 @@ const ROUTE_SETTINGS = {
   scopes: routeScopes,
   rate_limit: routeRateLimit,
   malware_scan: { type: 'boolean', 'x-expect': 'true or false (needs threats.malware)' },
+  waf: { type: 'boolean', 'x-expect': 'true or false (false: no waf on this route)' },
   limits: {
     type: 'object',
     additionalProperties: false,
@@ -170,6 +171,8 @@ export const sidecarSchema = {
           default: 0,
           'x-expect': 'an integer ≥ 0 (0 = unlimited)',
         },
+        body_memory_bytes: size('1MiB'),
+        spool_dir: { type: 'string', minLength: 1, 'x-expect': 'a directory for request bodies spilled to disk' },
       },
     },
     headers: {
@@ -267,6 +270,37 @@ export const sidecarSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
+        waf: {
+          type: 'object',
+          additionalProperties: false,
+          'x-expect': 'the waf: waf: { mode: block, paranoia: 1 }',
+          properties: {
+            mode: { enum: ['block', 'detect'], default: 'block', 'x-expect': '"block" or "detect"' },
+            paranoia: { enum: [1, 2, 3], default: 1, 'x-expect': '1, 2 or 3' },
+            budget: duration('5ms'),
+            on_timeout: { enum: ['block', 'allow'], default: 'block', 'x-expect': '"block" or "allow"' },
+            max_entries: positiveInt(10_000, 1_000_000),
+            max_depth: positiveInt(32, 1000),
+            oversize: { enum: ['refuse', 'allow'], default: 'refuse', 'x-expect': '"refuse" or "allow"' },
+            exclusions: {
+              type: 'array',
+              default: [],
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                'x-expect': 'an exclusion: { route: id, rules: [rule ids], parameters: ["/body/sql"] }',
+                properties: {
+                  route: { type: 'string', minLength: 1, 'x-expect': 'a route id or operationId' },
+                  rules: { type: 'array', items: { type: 'string', minLength: 1, 'x-expect': 'a waf rule id' } },
+                  parameters: {
+                    type: 'array',
+                    items: { type: 'string', pattern: '^/', 'x-expect': 'a parameter path such as "/body/sql" or "/query/q"' },
+                  },
+                },
+              },
+            },
+          },
+        },
         malware: {
           type: 'object',
           additionalProperties: false,
@@ -280,6 +314,14 @@ export const sidecarSchema = {
             },
             timeout: duration('30s'),
             max_concurrent: positiveInt(16, 1000),
+            stream_max_length: size('25MiB'),
+            idle_connections: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1000,
+              default: 4,
+              'x-expect': 'an integer ≥ 0 (0: a new connection per scan)',
+            },
             on_failure: { enum: ['fail-closed', 'fail-open'], default: 'fail-closed', 'x-expect': '"fail-closed" or "fail-open"' },
             mode: { enum: ['block', 'detect'], default: 'block', 'x-expect': '"block" or "detect"' },
             content_types: {

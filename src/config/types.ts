@@ -54,6 +54,10 @@ export interface LimitsConfig {
   max_requests_per_connection: number;
   /** Requests inside the sidecar at once (all connections); beyond it, 503 at once. 0 = unlimited. */
   max_in_flight: number;
+  /** A body held for a streaming stage (malware scan) spills to a temp file beyond this. */
+  body_memory_bytes: number;
+  /** Where spilled bodies go (unlinked at once; default: the OS temp dir). */
+  spool_dir?: string;
 }
 
 export interface HeadersConfig {
@@ -264,6 +268,8 @@ export interface RouteConfig {
   rate_limit?: RateLimitConfig | false;
   /** Scan uploads on this route (needs threats.malware). */
   malware_scan?: boolean;
+  /** With threats.waf: false turns the waf off on this route. */
+  waf?: boolean;
 }
 
 export interface MalwareConfig {
@@ -271,10 +277,29 @@ export interface MalwareConfig {
   clamd: string;
   timeout: number;
   max_concurrent: number;
+  /** clamd's StreamMaxLength: a longer body or file part fails as too_large without being sent. */
+  stream_max_length: number;
+  /** Idle IDSESSION connections kept open to clamd. */
+  idle_connections: number;
   on_failure: 'fail-closed' | 'fail-open';
   mode: 'block' | 'detect';
   /** Content types scanned on routes with malware_scan: true: exact, "type/" + "*", or "*" + "/" + "*". */
   content_types: string[];
+}
+
+export interface WafConfig {
+  mode: 'block' | 'detect';
+  /** 1: clear attacks, few false positives; 2 and 3 add broader rules. */
+  paranoia: 1 | 2 | 3;
+  /** libddwaf's time budget per run, in ms (fractions allowed). */
+  budget: number;
+  on_timeout: 'block' | 'allow';
+  /** Inputs beyond these are refused (oversize: refuse) or let through uninspected (allow). */
+  max_entries: number;
+  max_depth: number;
+  oversize: 'refuse' | 'allow';
+  /** Known false positives: rules off (everywhere, or on a route), parameters not inspected on a route. */
+  exclusions: { route?: string; rules?: string[]; parameters?: string[] }[];
 }
 
 export interface OpenApiConfig {
@@ -314,7 +339,7 @@ export interface SidecarConfig {
   tokens?: TokensConfig;
   rate_limits: RateLimitsConfig;
   openapi?: OpenApiConfig;
-  threats?: { malware?: MalwareConfig };
+  threats?: { malware?: MalwareConfig; waf?: WafConfig };
   routes: RouteConfig[];
   log: LogConfig;
   lifecycle: { drain_timeout: number };

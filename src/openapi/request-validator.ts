@@ -11,6 +11,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
 import type { Operation, ParameterObject } from './operations.js';
+import { mediaTypeOf } from '../net/media-type.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -201,7 +202,7 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
 
   const pick = (contentType: string): [string, ValidateFunction | null] | undefined => {
     // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
-    const mime = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+    const mime = mediaTypeOf(contentType);
     for (const key of [mime, `${mime.split('/', 1)[0]}/*`, '*/*']) {
       const v = bodyValidators.get(key);
       if (v !== undefined) return [mime, v];

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
+import { mediaTypeOf } from '../net/media-type.js';
 import { compileSchema } from './request-validator.js';
 import type { Violation } from './request-validator.js';
 
@@ -25,11 +26,7 @@ export function compileResponseCheck(op: Operation): ResponseCheck {
     const media = byStatus.get(code) ?? byStatus.get(`${code[0]}XX`) ?? byStatus.get('DEFAULT');
     if (!media) return { pointer: '/status', message: `${code} is not a declared response` };
     if (media.size === 0) return undefined;
-    const mime =
-      String(headers['content-type'] ?? '')
-        .split(';', 1)[0]
-        ?.trim()
-        .toLowerCase() ?? '';
+    const mime = mediaTypeOf(headers['content-type']);
     const validate = media.get(mime) ?? media.get(`${mime.split('/', 1)[0]}/*`) ?? media.get('*/*');
     if (validate === undefined) return { pointer: '/content-type', message: `${mime || '(none)'} is not declared for ${code}` };
     if (validate === null || !(mime === 'application/json' || mime.endsWith('+json'))) return undefined;

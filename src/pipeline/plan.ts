@@ -23,6 +23,10 @@ import { createBodyValidationStage, createParamsValidationStage, type Validation
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
 import { createMalwareScanStage } from '../stages/malware-scan.js';
+import { createWafBodyStage, createWafRequestStage, isWafInspectedBody, type WafStageOptions } from '../stages/waf.js';
+import type { WafEngine } from '../threats/waf.js';
+import { WAF_RULES } from '../stages/waf-rules/rules.js';
+
 import { createMintTokenStage } from '../stages/mint-token.js';
 import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
 import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
@@ -32,10 +36,17 @@ import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import type { RouteInfo, Stage } from './stage.js';
 
+const WAF_RULE_IDS = new Set(WAF_RULES.map((r) => r.id));
+
 export interface RoutePlan extends RouteInfo {
   readonly stages: readonly Stage[];
   /** Stages that need the body: the handler buffers it (up to maxBodyBytes) only for routes that have some. */
   readonly bodyStages: readonly Stage[];
+  /**
+   * Which bodies the body stages need, by media type (lower case, no parameters); undefined: all.
+   * A route whose only body stage is the waf reads JSON, form and text bodies, and streams the rest.
+   */
+  readonly readsBody?: ((mime: string) => boolean) | undefined;
   /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
   readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
@@ -80,6 +91,8 @@ export interface PlanDeps {
   events?: EventBus | undefined;
   /** clamd, when threats.malware is configured. */
   scanner?: ClamdClient | undefined;
+  /** A WAF engine without the given rules (cached per set), when threats.waf is configured. */
+  wafEngine?: ((excludedRules: ReadonlySet<string>) => WafEngine) | undefined;
 }
 
 interface RoutePolicy {
@@ -92,6 +105,7 @@ interface RoutePolicy {
   /** The OpenAPI operation behind the route, and how strictly requests are checked against it. */
   operation?: { op: Operation; mode: ValidationMode } | undefined;
   malwareScan: boolean;
+  waf: boolean;
 }
 
 function buildStages(
@@ -99,7 +113,7 @@ function buildStages(
   routeId: string,
   policy: RoutePolicy,
   deps: PlanDeps,
-): { stages: Stage[]; bodyStages: Stage[] } {
+): { stages: Stage[]; bodyStages: Stage[]; readsBody?: (mime: string) => boolean } {
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity), the token, its scopes, and the minted token last.
@@ -126,7 +140,14 @@ function buildStages(
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
   }
+  const waf = wafOptionsOf(config, routeId, policy, deps);
   const malware = config.threats?.malware;
+  // With the waf as the only reader, only the bodies it parses are buffered; uploads stream.
+  const readsBody = waf && bodyStages.length === 0 && !(policy.malwareScan && malware) ? isWafInspectedBody : undefined;
+  if (waf) {
+    stages.push(createWafRequestStage(waf));
+    bodyStages.push(createWafBodyStage(waf));
+  }
   if (policy.malwareScan && malware) {
     if (!deps.scanner) throw new Error('compilePlan: malware scanning configured but no scanner given');
     bodyStages.push(createMalwareScanStage(malware, deps.scanner, deps.events));
@@ -138,7 +159,38 @@ function buildStages(
     const last = bodyStages.length > 0 ? bodyStages : stages;
     if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
-  return { stages, bodyStages };
+  return { stages, bodyStages, readsBody };
+}
+
+/** Exclusions name real rules and routes: a typo must not silently leave a false positive in place. */
+function checkWafExclusions(config: SidecarConfig, entries: readonly RouteEntry[]): void {
+  const exclusions = config.threats?.waf?.exclusions ?? [];
+  const routeIds = new Set(entries.map((e) => e.id));
+  exclusions.forEach((exclusion, i) => {
+    const field = ['threats', 'waf', 'exclusions', i];
+    if (exclusion.route !== undefined && !routeIds.has(exclusion.route))
+      throw new PlanError(
+        [...field, 'route'],
+        `no route or operation "${exclusion.route}"; use one of: ${[...routeIds].join(', ') || '(none)'}`,
+      );
+    (exclusion.rules ?? []).forEach((rule, j) => {
+      if (!WAF_RULE_IDS.has(rule))
+        throw new PlanError([...field, 'rules', j], `no waf rule "${rule}"; the rules are listed in docs/threats.md`);
+    });
+    if (!exclusion.rules?.length && !exclusion.parameters?.length)
+      throw new PlanError(field, 'an exclusion needs rules, parameters or both');
+  });
+}
+
+function wafOptionsOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): WafStageOptions | undefined {
+  const cfg = config.threats?.waf;
+  if (!cfg || !policy.waf) return undefined;
+  if (!deps.wafEngine) throw new Error('compilePlan: a waf is configured but no engine given');
+  const applies = cfg.exclusions.filter((e) => e.route === undefined || e.route === routeId);
+  const rules = new Set(applies.filter((e) => !e.parameters?.length).flatMap((e) => e.rules ?? []));
+  // A rule excluded for some parameters only: those parameters are not inspected on this route.
+  const skippedParameters = applies.flatMap((e) => e.parameters ?? []);
+  return { cfg, engine: deps.wafEngine(rules), skippedParameters, events: deps.events };
 }
 
 function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage | undefined {
@@ -161,10 +213,17 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
 }
 
 function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
-  const { stages, bodyStages } = buildStages(config, id, policy, deps);
+  const { stages, bodyStages, readsBody } = buildStages(config, id, policy, deps);
   const responseCheck =
     policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
-  return Object.freeze({ id, stages: Object.freeze(stages), bodyStages: Object.freeze(bodyStages), maxBodyBytes, responseCheck });
+  return Object.freeze({
+    id,
+    stages: Object.freeze(stages),
+    bodyStages: Object.freeze(bodyStages),
+    readsBody,
+    maxBodyBytes,
+    responseCheck,
+  });
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
@@ -176,11 +235,13 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     scopes: undefined,
     rateLimit: config.rate_limits.default,
     malwareScan: false,
+    waf: true,
   };
   const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
+  checkWafExclusions(config, entries);
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
     return { resolve: () => match, routes: [defaultRoute] };
@@ -236,6 +297,7 @@ function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
     scopes: route.scopes,
     rateLimit: route.rate_limit === false ? undefined : (route.rate_limit ?? config.rate_limits.default),
     malwareScan: route.malware_scan === true,
+    waf: route.waf !== false,
   };
 }
 

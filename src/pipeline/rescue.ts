@@ -4,7 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
+import { WardenError, isWardenError, type ErrorCode } from '../errors.js';
 import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
@@ -115,7 +115,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
   }
 
   function raise(error: WardenError, subject: ProblemSubject): void {
-    const event = ERRORS[error.code].event;
+    const event = error.event;
     if (event === undefined) return;
     const attributes: EventAttributes = {
       'client.address': subject.clientAddress,

@@ -17,6 +17,7 @@ export type StageId =
   | 'peer-authz'
   | 'rate-limit'
   | 'validate-request'
+  | 'waf'
   | 'malware-scan'
   | 'authn'
   | 'authn-jwt'
@@ -29,6 +30,22 @@ export type Verdict = void | undefined | WardenError;
 export interface Stage {
   readonly id: StageId;
   run(ctx: RequestContext): Verdict | Promise<Verdict>;
+}
+
+/** A stage's view of a body as it arrives (the malware scanner streams it to clamd). */
+export interface BodyObserver {
+  write(chunk: Buffer): void;
+  /** The whole body has arrived: the verdict. */
+  end(): Promise<Verdict>;
+  /** The body will not complete (refused, aborted, too large): release what the observer holds. */
+  abort(): void;
+}
+
+/** A body stage that works on the body while it arrives instead of on the buffered whole. */
+export interface StreamingStage {
+  readonly id: StageId;
+  /** An observer for this request's body, or undefined when the stage has nothing to do with it. */
+  observe(ctx: RequestContext): BodyObserver | undefined;
 }
 
 export type UpstreamHeaders = Record<string, string | string[]>;

@@ -22,6 +22,7 @@ import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules
 import { normaliseTarget } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { limitBody, readBody } from './body.js';
+import { mediaTypeOf } from '../net/media-type.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
 export interface Generation {
@@ -191,9 +192,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     };
 
     const bodyStages = match.route.bodyStages;
+    const readsBody = match.route.readsBody;
     // Routes with body stages: the body is read (bounded) only once the other stages have passed.
     const next =
-      bodyStages.length === 0
+      bodyStages.length === 0 || (readsBody !== undefined && hasBody && !readsBody(mediaTypeOf(headers['content-type'])))
         ? () => forward()
         : () => {
             const read = hasBody ? readBody(req, match.route.maxBodyBytes, gen.limits.request_timeout) : Promise.resolve(undefined);

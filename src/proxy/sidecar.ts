@@ -29,6 +29,7 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
+import { createWafEngine, type WafEngine } from '../threats/waf.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import type { AdminEndpoint } from './admin.js';
@@ -73,10 +74,44 @@ export interface GenerationDeps {
   events?: EventBus | undefined;
 }
 
-/** clamd for a configuration (stateless: a new client per generation). */
+/**
+ * libddwaf compiles a ruleset once; engines are kept per (paranoia, budget, excluded rules) for
+ * the life of the process, so a reload that keeps the waf settings reuses them and in-flight
+ * requests of the old generation never see a disposed engine.
+ */
+const wafEngines = new Map<string, WafEngine>();
+
+function wafEnginesFor(config: SidecarConfig): ((excluded: ReadonlySet<string>) => WafEngine) | undefined {
+  const cfg = config.threats?.waf;
+  if (!cfg) return undefined;
+  return (excluded) => {
+    const key = `${cfg.paranoia}|${cfg.budget}|${[...excluded].sort().join(',')}`;
+    let engine = wafEngines.get(key);
+    if (!engine) {
+      engine = createWafEngine({ paranoia: cfg.paranoia, excludedRules: excluded, budgetMicros: cfg.budget * 1000 });
+      wafEngines.set(key, engine);
+    }
+    return engine;
+  };
+}
+
+/** clamd clients per settings, kept across reloads with their pooled connections. */
+const scanners = new Map<string, ClamdClient>();
+
 function scannerFor(config: SidecarConfig): ClamdClient | undefined {
   const m = config.threats?.malware;
-  return m ? createClamdClient({ address: m.clamd, timeout: m.timeout, maxConcurrent: m.max_concurrent }) : undefined;
+  if (!m) return undefined;
+  const options = {
+    address: m.clamd,
+    timeout: m.timeout,
+    maxConcurrent: m.max_concurrent,
+    streamMaxLength: m.stream_max_length,
+    idleConnections: m.idle_connections,
+  };
+  const key = JSON.stringify(options);
+  let client = scanners.get(key);
+  if (!client) scanners.set(key, (client = createClamdClient(options)));
+  return client;
 }
 
 /** Compiles everything the request path needs from one configuration. Throws ConfigError. */
@@ -84,7 +119,7 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
   const { config } = loaded;
   let plan;
   try {
-    plan = compilePlan(config, { ...deps, scanner: scannerFor(config) });
+    plan = compilePlan(config, { ...deps, scanner: scannerFor(config), wafEngine: wafEnginesFor(config) });
   } catch (err) {
     if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
     throw err;

@@ -88,6 +88,21 @@ export const EVENTS = {
     description:
       'A backend response that does not match the OpenAPI description (status, media type or JSON body); reported only, the response was sent unchanged.',
   },
+  'warden.input.sqli': {
+    severity: 'warn',
+    description: 'The waf stage found SQL injection (`warden.rule` = rule id, `warden.detail` = the parameter path, never the value).',
+  },
+  'warden.input.xss': { severity: 'warn', description: 'The waf stage found cross-site scripting (rule id and parameter path).' },
+  'warden.input.traversal': {
+    severity: 'warn',
+    description: 'The waf stage found path traversal or a local-file path (rule id and parameter path).',
+  },
+  'warden.input.cmdi': { severity: 'warn', description: 'The waf stage found OS command injection (rule id and parameter path).' },
+  'warden.input.ssrf': {
+    severity: 'warn',
+    description: 'The waf stage found an SSRF-style URL: internal address, metadata service, non-web scheme (rule id and parameter path).',
+  },
+  'warden.input.nosqli': { severity: 'warn', description: 'The waf stage found NoSQL operator injection (rule id and parameter path).' },
   'warden.input.malware': {
     severity: 'error',
     description:

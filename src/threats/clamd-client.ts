@@ -1,8 +1,9 @@
 /**
- * A clamd client for in-flight scanning: INSTREAM over TCP or a unix socket (chunked, within
- * clamd's StreamMaxLength), a deadline per scan, and a cap on concurrent scans so an upload burst
- * cannot open unbounded connections. Every failure is a ScannerError, so the caller applies its
- * fail-closed / fail-open policy; a verdict is only ever "clean" or "infected, signature".
+ * A clamd client for in-flight scanning: INSTREAM over TCP or a unix socket, streamed while the
+ * body arrives (64 KiB frames, at most `streamMaxLength` bytes — clamd's StreamMaxLength), a
+ * deadline for the verdict once the body has ended, a cap on concurrent scans, and a pool of
+ * IDSESSION connections so a scan does not pay for a connect. Every failure is a ScannerError, so
+ * the caller applies its fail-closed / fail-open policy; a verdict is only "clean" or "infected".
  */
 import { connect, type Socket } from 'node:net';
 
@@ -21,19 +22,38 @@ export class ScannerError extends Error {
   }
 }
 
+/** One scan, fed as the body arrives. */
+export interface ScanStream {
+  write(chunk: Buffer): void;
+  /** The last byte has been written: clamd's verdict, within the client's timeout. */
+  end(): Promise<ScanVerdict>;
+  /** The body will not complete: drop the scan (its connection is closed, not pooled). */
+  abort(): void;
+}
+
 export interface ClamdClient {
+  /** Starts a scan; a ScanStream whose end() rejects when no scan can start (overloaded). */
+  stream(): ScanStream;
+  /** A whole body at once (tests, tools). */
   scan(chunks: readonly Buffer[]): Promise<ScanVerdict>;
+  /** Closes the pooled connections. */
+  close(): void;
 }
 
 export interface ClamdOptions {
   /** `tcp://host:port` or `unix:/path/clamd.sock`. */
   address: string;
+  /** For the verdict, counted from the end of the body. */
   timeout: number;
   maxConcurrent: number;
+  /** clamd's StreamMaxLength: a longer stream fails here as too_large instead of at clamd. */
+  streamMaxLength: number;
+  /** Idle IDSESSION connections kept open (0: a connection per scan). */
+  idleConnections: number;
 }
 
-/** INSTREAM chunks: clamd's default StreamMaxLength is 25 MB; 64 KiB frames keep memory flat. */
 const FRAME = 64 * 1024;
+const END_OF_STREAM = Buffer.alloc(4);
 
 function connectTo(address: string): Socket {
   if (address.startsWith('unix:')) return connect(address.slice('unix:'.length));
@@ -41,61 +61,170 @@ function connectTo(address: string): Socket {
   return connect(Number(url.port || 3310), url.hostname);
 }
 
+function frameHeader(length: number): Buffer {
+  const size = Buffer.allocUnsafe(4);
+  size.writeUInt32BE(length);
+  return size;
+}
+
+/** `stream: OK`, `stream: Name FOUND` — in a session prefixed with the command's id (`3: stream: OK`). */
+function verdictOf(line: string): ScanVerdict | ScannerError {
+  const text = line.replace(/^\d+: /, '');
+  if (text === 'stream: OK') return { clean: true };
+  const found = /^stream: (.+) FOUND$/.exec(text);
+  if (found) return { clean: false, signature: (found[1] as string).slice(0, 200) };
+  if (/size limit exceeded/i.test(text)) return new ScannerError('too_large', 'the body exceeds clamd StreamMaxLength');
+  return new ScannerError('protocol', `unexpected clamd reply: ${text.slice(0, 120) || '(none)'}`);
+}
+
+/** A connection to clamd: in a session (reusable) or for one command. */
+interface Connection {
+  readonly socket: Socket;
+  readonly session: boolean;
+  /** Set while a scan waits for its reply. */
+  onReply: ((line: string) => void) | undefined;
+  onFailure: ((err: ScannerError) => void) | undefined;
+  dead: boolean;
+}
+
 export function createClamdClient(options: ClamdOptions): ClamdClient {
   let active = 0;
+  const idle: Connection[] = [];
+  const unreachable = (err: NodeJS.ErrnoException | undefined) =>
+    new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${err?.code ?? err?.message ?? 'connection closed'})`);
 
-  const scanOnce = (chunks: readonly Buffer[]) =>
-    new Promise<ScanVerdict>((resolve, reject) => {
-      const socket = connectTo(options.address);
-      let reply = '';
-      let settled = false;
-      const finish = (err: ScannerError | undefined, verdict?: ScanVerdict) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.destroy();
-        if (err) reject(err);
-        else resolve(verdict as ScanVerdict);
-      };
-      const timer = setTimeout(
-        () => finish(new ScannerError('timeout', `clamd gave no verdict within ${options.timeout} ms`)),
-        options.timeout,
-      );
-      socket.once('error', (err: NodeJS.ErrnoException) =>
-        finish(new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${err.code ?? err.message})`)),
-      );
-      socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
-      socket.once('end', () => {
-        const line = reply.replace(/\0+$/, '').trim();
-        const found = /^stream: (.+) FOUND$/.exec(line);
-        if (line === 'stream: OK') finish(undefined, { clean: true });
-        else if (found) finish(undefined, { clean: false, signature: (found[1] as string).slice(0, 200) });
-        else if (/size limit exceeded/i.test(line)) finish(new ScannerError('too_large', 'the body exceeds clamd StreamMaxLength'));
-        else finish(new ScannerError('protocol', `unexpected clamd reply: ${line.slice(0, 120) || '(none)'}`));
-      });
-      socket.once('connect', () => {
-        socket.write('zINSTREAM\0');
-        for (const chunk of chunks) {
-          for (let off = 0; off < chunk.length; off += FRAME) {
-            const part = chunk.subarray(off, Math.min(off + FRAME, chunk.length));
-            const size = Buffer.allocUnsafe(4);
-            size.writeUInt32BE(part.length);
-            socket.write(size);
-            socket.write(part);
-          }
-        }
-        socket.write(Buffer.alloc(4)); // zero-length frame: end of stream
-      });
+  function open(): Connection {
+    const session = options.idleConnections > 0;
+    const socket = connectTo(options.address);
+    socket.setNoDelay(true);
+    const conn: Connection = { socket, session, onReply: undefined, onFailure: undefined, dead: false };
+    let pending = '';
+    const die = (err: ScannerError) => {
+      if (conn.dead) return;
+      conn.dead = true;
+      const i = idle.indexOf(conn);
+      if (i !== -1) idle.splice(i, 1);
+      socket.destroy();
+      conn.onFailure?.(err);
+    };
+    socket.on('data', (d: Buffer) => {
+      pending += d.toString('latin1');
+      let nul;
+      while ((nul = pending.indexOf('\0')) !== -1) {
+        const line = pending.slice(0, nul).trim();
+        pending = pending.slice(nul + 1);
+        conn.onReply?.(line);
+      }
     });
+    // `on`, not `once`: a write racing the close may report a second error, which must not throw.
+    socket.on('error', (err: NodeJS.ErrnoException) => die(unreachable(err)));
+    socket.once('end', () => {
+      // Without a session, clamd answers and closes; a reply may end at the close without a NUL.
+      const line = pending.trim();
+      pending = '';
+      if (line) conn.onReply?.(line);
+      die(unreachable(undefined));
+    });
+    socket.once('close', () => die(unreachable(undefined)));
+    if (session) socket.write('zIDSESSION\0');
+    return conn;
+  }
+
+  function release(conn: Connection): void {
+    conn.onReply = undefined;
+    conn.onFailure = undefined;
+    if (conn.dead || !conn.session || idle.length >= options.idleConnections) {
+      if (!conn.dead && conn.session) conn.socket.end('zEND\0');
+      else conn.socket.destroy();
+      conn.dead = true;
+      return;
+    }
+    // An idle connection must not keep the process alive.
+    conn.socket.unref();
+    idle.push(conn);
+  }
+
+  function failedStream(err: ScannerError): ScanStream {
+    return { write: () => undefined, end: () => Promise.reject(err), abort: () => undefined };
+  }
+
+  function stream(): ScanStream {
+    if (active >= options.maxConcurrent) {
+      return failedStream(new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`));
+    }
+    active++;
+    const conn = idle.pop() ?? open();
+    conn.socket.ref();
+    let sent = 0;
+    let failure: ScannerError | undefined;
+    /** The outcome, once known (clamd may answer before the end, e.g. size limit exceeded). */
+    let result: ScanVerdict | ScannerError | undefined;
+    let settle: ((v: ScanVerdict | ScannerError) => void) | undefined;
+    const finish = (v: ScanVerdict | ScannerError) => {
+      if (result !== undefined) return;
+      result = v;
+      active--;
+      if (v instanceof ScannerError) {
+        conn.dead = true;
+        conn.socket.destroy();
+      }
+      release(conn);
+      settle?.(v);
+    };
+    conn.onFailure = (err) => {
+      failure ??= err;
+      if (settle) finish(err);
+    };
+    conn.onReply = (line) => finish(verdictOf(line));
+    conn.socket.write('zINSTREAM\0');
+
+    return {
+      write(chunk) {
+        if (result !== undefined || failure || conn.dead) return;
+        sent += chunk.length;
+        if (sent > options.streamMaxLength) {
+          failure = new ScannerError('too_large', `the body exceeds clamd's StreamMaxLength (${options.streamMaxLength} bytes)`);
+          return;
+        }
+        for (let off = 0; off < chunk.length; off += FRAME) {
+          const part = chunk.subarray(off, Math.min(off + FRAME, chunk.length));
+          conn.socket.write(frameHeader(part.length));
+          conn.socket.write(part);
+        }
+      },
+      end() {
+        if (result !== undefined) return result instanceof ScannerError ? Promise.reject(result) : Promise.resolve(result);
+        return new Promise<ScanVerdict>((resolve, reject) => {
+          settle = (v) => {
+            clearTimeout(timer);
+            if (v instanceof ScannerError) reject(v);
+            else resolve(v);
+          };
+          const timer = setTimeout(
+            () => finish(new ScannerError('timeout', `clamd gave no verdict within ${options.timeout} ms`)),
+            options.timeout,
+          );
+          if (failure) finish(failure);
+          else conn.socket.write(END_OF_STREAM);
+        });
+      },
+      abort() {
+        finish(new ScannerError('protocol', 'scan aborted'));
+      },
+    };
+  }
 
   return {
-    async scan(chunks) {
-      if (active >= options.maxConcurrent) throw new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`);
-      active++;
-      try {
-        return await scanOnce(chunks);
-      } finally {
-        active--;
+    stream,
+    scan(chunks) {
+      const s = stream();
+      for (const chunk of chunks) s.write(chunk);
+      return s.end();
+    },
+    close() {
+      for (const conn of idle.splice(0)) {
+        conn.dead = true;
+        conn.socket.end('zEND\0');
       }
     },
   };

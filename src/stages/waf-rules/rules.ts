@@ -1,0 +1,192 @@
+/**
+ * Warden's WAF ruleset for libddwaf (@datadog/native-appsec), owned by this project. Every rule
+ * reads one input: `warden.values`, the request's parameter names and values flattened into
+ * strings by src/threats/waf-input.ts (so names are inspected like values, and nothing hides in
+ * depth or container size). `paranoia` selects rules: level 1 catches clear attacks with few false
+ * positives; levels 2 and 3 add broader patterns.
+ */
+export interface WafRule {
+  id: string;
+  /** The event class: warden.input.<class>. */
+  class: 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosqli';
+  paranoia: 1 | 2 | 3;
+  operator: { is_sqli: true } | { is_xss: true } | { regex: string };
+  /** libddwaf transformers applied before the operator (decoding an evasion the backend would undo). */
+  transformers?: readonly string[];
+}
+
+const ci = (regex: string) => ({ regex });
+
+/** Commands an injected shell line runs (RE2 syntax: no lookaround). */
+const SHELL_WORDS =
+  '(?:/(?:usr/)?s?bin/)?(?:cat|id|whoami|uname|ls|dir|printf|wget|curl|nc|ncat|netcat|bash|sh|zsh|powershell(?:\\.exe)?|pwsh|cmd(?:\\.exe)?|ping|nslookup|python[23]?|perl|ruby|php|rm|chmod|echo|certutil|bitsadmin|sleep|telnet|ifconfig|ipconfig|net\\s+user|tftp|mkfifo|tar)';
+/** A shell command as the word being run: followed by a space, an operator or the end — not `id:`. */
+const SHELL_COMMAND = `${SHELL_WORDS}(?:$|[\\s;|&<>\`)$])`;
+/** Commands that are an attack even without arguments inside backticks (`id` alone is Markdown). */
+const BARE_COMMANDS = '(?:whoami|uname|ifconfig|ipconfig|hostname)';
+
+export const WAF_RULES: readonly WafRule[] = [
+  // SQL injection: libinjection's tokenizer, plus what it does not classify (time-based functions).
+  { id: 'sqli-libinjection', class: 'sqli', paranoia: 1, operator: { is_sqli: true } },
+  { id: 'sqli-time', class: 'sqli', paranoia: 1, operator: ci('\\b(?:sleep|benchmark|pg_sleep)\\s*\\(|\\bwaitfor\\s+delay\\b') },
+  { id: 'sqli-union', class: 'sqli', paranoia: 1, operator: ci('\\bunion\\b[\\s/*()]+(?:all[\\s/*()]+)?select\\b') },
+  {
+    id: 'sqli-functions',
+    class: 'sqli',
+    paranoia: 1,
+    operator: ci('\\b(?:extractvalue|updatexml|load_file|information_schema|xp_cmdshell|utl_inaddr|dbms_pipe|gtid_subset|pg_read_file)\\b'),
+  },
+  // A quote closed and the rest of the statement commented away: `admin' #`, `1'-- -`.
+  { id: 'sqli-quote-comment', class: 'sqli', paranoia: 1, operator: ci("[\\w)]'\\s*(?:--|#)\\s*-?\\s*$") },
+  // A quote closed and a second statement stacked after it.
+  {
+    id: 'sqli-quote-stacked',
+    class: 'sqli',
+    paranoia: 1,
+    operator: ci("'\\s*;\\s*(?:drop|delete|insert|update|truncate|create|copy|alter|exec|declare|shutdown|grant)\\s+\\w"),
+  },
+  {
+    id: 'sqli-case-when',
+    class: 'sqli',
+    paranoia: 1,
+    operator: ci('\\(\\s*select\\s+case\\s+when\\b|\\bcase\\s+when\\s*\\(?\\s*\\d+\\s*=\\s*\\d+'),
+  },
+  { id: 'sqli-comment-tail', class: 'sqli', paranoia: 2, operator: ci('[\'"`)]\\s*(?:--|#|/\\*)') },
+  { id: 'sqli-stacked', class: 'sqli', paranoia: 2, operator: ci(';\\s*(?:drop|delete|insert|update|shutdown|exec|declare|select)\\b') },
+  // XSS: libinjection's HTML tokenizer, plus script URIs and handlers libinjection lets through.
+  { id: 'xss-libinjection', class: 'xss', paranoia: 1, operator: { is_xss: true } },
+  {
+    id: 'xss-script-uri',
+    class: 'xss',
+    paranoia: 1,
+    // Browsers drop tabs and newlines inside a scheme, and the value may arrive entity-encoded.
+    operator: ci('j\\s*a\\s*v\\s*a\\s*s\\s*c\\s*r\\s*i\\s*p\\s*t\\s*:|vbscript\\s*:|data\\s*:\\s*text/html'),
+    transformers: ['htmlEntityDecode', 'jsDecode'],
+  },
+  { id: 'xss-handler', class: 'xss', paranoia: 1, operator: ci('<[a-z!/][^>]*\\b(?:on[a-z]{3,}|ng-[a-z]+)\\s*=') },
+  // Breaking out of a JavaScript string the value is echoed into: `';alert(1);//`, `'-alert(1)-'`.
+  {
+    id: 'xss-js-breakout',
+    class: 'xss',
+    paranoia: 1,
+    operator: ci('[\'"]\\s*(?:;|-|\\+|\\|\\||&&)\\s*(?:alert|prompt|confirm|eval|fetch)\\s*\\('),
+  },
+  // Client-side template injection (AngularJS, Vue) and template literals.
+  {
+    id: 'xss-template',
+    class: 'xss',
+    paranoia: 1,
+    operator: ci('\\{\\{[^}]*(?:constructor|\\$on|\\$eval)[^}]*\\}\\}|\\$\\{\\s*(?:alert|prompt|confirm)\\s*\\('),
+  },
+  {
+    id: 'xss-tags',
+    class: 'xss',
+    paranoia: 1,
+    operator: ci('<\\s*/?\\s*(?:script|iframe|svg|object|embed|applet|meta|base|form|math|details|marquee|isindex)\\b'),
+  },
+  {
+    id: 'xss-expression',
+    class: 'xss',
+    paranoia: 2,
+    operator: ci('\\{\\{.*(?:constructor|\\$eval|alert|prompt).*\\}\\}|expression\\s*\\('),
+  },
+  // Path traversal and local files.
+  { id: 'traversal-dotdot', class: 'traversal', paranoia: 1, operator: ci('(?:^|[\\\\/／＼])\\.\\.+;?(?:[\\\\/／＼]|$)') },
+  {
+    id: 'traversal-files',
+    class: 'traversal',
+    paranoia: 1,
+    operator: ci(
+      '(?:^|[\\\\/])(?:etc[\\\\/](?:passwd|shadow|group|hosts|issue)|proc[\\\\/](?:self|version|\\d+)\\b|win\\.ini|boot\\.ini|windows[\\\\/]system32)',
+    ),
+  },
+  // OS command injection: a shell separator or substitution followed by a command, as a command
+  // (then a space, an operator or the end — not `id:` in a TypeScript interface).
+  {
+    id: 'cmdi-separator',
+    class: 'cmdi',
+    paranoia: 1,
+    // After a newline only as a whole line (`hello\\nid`), not a struct field (`\\n\\tID string`).
+    operator: ci(`(?:[;&|]|\\|\\|)\\s*${SHELL_COMMAND}|\\n\\s*${SHELL_WORDS}\\s*(?:$|[;|&<>])`),
+  },
+  {
+    // Reading a system file after shell unescaping (backslashes and quotes removed, as
+    // `c\\at /et\\c/pas\\swd` runs), which also turns separators into spaces.
+    id: 'cmdi-escaped-file',
+    class: 'cmdi',
+    paranoia: 1,
+    operator: ci('\\b(?:cat|more|less|head|tail|nl|tac|strings|base64)\\s*/etc/(?:passwd|shadow)'),
+    transformers: ['shell_unescape'],
+  },
+  // $IFS, and a command substituted with backticks or $( ) — Markdown's `code` is not a command.
+  {
+    id: 'cmdi-substitution',
+    class: 'cmdi',
+    paranoia: 1,
+    operator: ci(
+      `\\$\\{?IFS\\}?|(?:^|[^\`])\`\\s*(?:${SHELL_WORDS}[\\s;|&<>][^\`]*|${BARE_COMMANDS})\`|\\$\\(\\s*${SHELL_WORDS}(?:[\\s;|&<>][^)]*)?\\)`,
+    ),
+  },
+  // SSRF-style URLs: internal addresses, metadata services, non-web schemes.
+  {
+    id: 'ssrf-internal',
+    class: 'ssrf',
+    paranoia: 1,
+    operator: ci(
+      '^\\s*(?:[a-z][a-z0-9+.-]*:)?//(?:[^@/]*@)?(?:localhost|localtest\\.me|127\\.\\d+(?:\\.\\d+){0,2}(?:[:/]|$)|100\\.100\\.100\\.200|instance-data|kubernetes\\.default|0\\.0\\.0\\.0|0+(?:[:/]|$)|\\[[0-9a-f:.]*\\]|169\\.254\\.\\d+\\.\\d+|10\\.\\d+\\.\\d+\\.\\d+|192\\.168\\.\\d+\\.\\d+|172\\.(?:1[6-9]|2\\d|3[01])\\.\\d+\\.\\d+|metadata(?:\\.google\\.internal)?|0x[0-9a-f]+|0[0-7]+\\.|0[0-7]{9,11}(?:[:/]|$)|\\d{8,10}(?:[:/]|$)|[a-z0-9.-]*\\.(?:internal|local|localdomain|nip\\.io|sslip\\.io|xip\\.io)(?:[:/]|$))',
+    ),
+    // Circled and full-width digits normalise to ASCII ones (NFKC), as URL parsers do.
+    transformers: ['unicode_normalize'],
+  },
+  { id: 'ssrf-schemes', class: 'ssrf', paranoia: 1, operator: ci('^\\s*(?:file|gopher|dict|ldap|tftp|jar|netdoc|php|expect|sftp)://') },
+  // NoSQL operator injection: MongoDB operators as names (`user[$ne]`, `{"$gt": ""}`) or in values.
+  {
+    id: 'nosqli-operator',
+    class: 'nosqli',
+    paranoia: 1,
+    operator: ci(
+      '(?:^|[\\[{"\'\\s,])\\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|or|and|nor|not|exists|expr|elemMatch|function|accumulator|lookup|jsonSchema|type|mod|size|all)\\b',
+    ),
+  },
+  // Server-side JavaScript ($where, mapReduce) injected through a string.
+  {
+    id: 'nosqli-js',
+    class: 'nosqli',
+    paranoia: 1,
+    operator: ci(
+      "\\bthis\\.\\w+(?:\\s*(?:===?|!==?)|\\[\\d+\\]|\\.match\\s*\\()|\\bdb\\.\\w+\\.(?:find|drop|insert|remove|update)\\w*\\s*\\(|'\\s*(?:\\|\\||&&)\\s*'[^']*'\\s*==|';\\s*return\\s+(?:true|1)\\b|\\bconstructor\\.constructor\\s*\\(",
+    ),
+  },
+  { id: 'nosqli-sleep', class: 'nosqli', paranoia: 2, operator: ci('\\bsleep\\s*\\(\\s*\\d+\\s*\\)') },
+  // Paranoia 3: shapes that are suspicious rather than clearly hostile, for APIs whose inputs are
+  // plain identifiers and numbers (expect false positives on free text).
+  {
+    id: 'sqli-statement',
+    class: 'sqli',
+    paranoia: 3,
+    operator: ci('\\b(?:select\\b.+\\bfrom|insert\\s+into|update\\b.+\\bset|delete\\s+from|drop\\s+(?:table|database))\\b'),
+  },
+  { id: 'xss-any-tag', class: 'xss', paranoia: 3, operator: ci('<[a-z][a-z0-9-]*(?:\\s[^>]*)?>') },
+  { id: 'traversal-any-dotdot', class: 'traversal', paranoia: 3, operator: ci('\\.\\.[\\\\/]') },
+  { id: 'cmdi-metacharacters', class: 'cmdi', paranoia: 3, operator: ci('[;|`]|\\$\\(|&&') },
+];
+
+/** The libddwaf ruleset for a paranoia level, minus the rules excluded by id. */
+export function wafRuleset(paranoia: number, excluded: ReadonlySet<string>): object {
+  const inputs = [{ address: 'warden.values' }];
+  return {
+    version: '2.2',
+    metadata: { rules_version: 'warden-1' },
+    rules: WAF_RULES.filter((r) => r.paranoia <= paranoia && !excluded.has(r.id)).map((r) => ({
+      id: r.id,
+      name: r.id,
+      tags: { type: r.class, category: 'attack_attempt' },
+      conditions: [
+        'regex' in r.operator
+          ? { operator: 'match_regex', parameters: { inputs, regex: r.operator.regex, options: { case_sensitive: false, min_length: 2 } } }
+          : { operator: 'is_sqli' in r.operator ? 'is_sqli' : 'is_xss', parameters: { inputs } },
+      ],
+      transformers: ['removeNulls', ...(r.transformers ?? [])],
+    })),
+  };
+}

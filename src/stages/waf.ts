@@ -1,0 +1,221 @@
+/**
+ * `waf` stages: the request's parameters (path, query, selected headers, cookies — names and values)
+ * and, on routes whose body is read anyway, its JSON or form body, through libddwaf with Warden's
+ * ruleset. block → 403 ERR_WAF_BLOCKED raising warden.input.<class>; detect → the event only.
+ * Events carry the rule id and the parameter path, never the value.
+ */
+import type { WafConfig } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { EventBus, EventName } from '../telemetry/events.js';
+import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
+import { multipartFields, MultipartUnreadable } from '../threats/body-parts.js';
+import { mediaTypeOf } from '../net/media-type.js';
+import type { WafEngine, WafMatch } from '../threats/waf.js';
+
+/** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
+const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
+
+export interface WafStageOptions {
+  cfg: WafConfig;
+  engine: WafEngine;
+  /** Parameter paths (prefixes) this route does not inspect: known false positives. */
+  skippedParameters: readonly string[];
+  events: EventBus | undefined;
+}
+
+/** The path as the backend's router decodes it (the normalised path keeps reserved escapes like %27). */
+function decodedPath(path: string): string {
+  if (!path.includes('%')) return path;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+function cookieEntries(header: string | undefined): [string, string][] {
+  if (!header) return [];
+  return header.split(';').flatMap((pair) => {
+    const i = pair.indexOf('=');
+    return i > 0 ? [[pair.slice(0, i).trim(), pair.slice(i + 1).trim()] as [string, string]] : [];
+  });
+}
+
+const PLAIN_SEGMENT = /^[\w.$[\]-]{1,64}$/;
+
+/**
+ * The parameter path for an event. Names are attacker input too, so a segment that is not a plain
+ * identifier (`/query/<script>…#name`) is shown as `*`.
+ */
+function redactedPath(path: string): string {
+  const [segments = '', suffix] = path.split('#', 2);
+  const redacted = segments
+    .split('/')
+    .map((seg, i) => (i === 0 || PLAIN_SEGMENT.test(seg) ? seg : '*'))
+    .join('/');
+  return suffix === undefined ? redacted : `${redacted}#${suffix}`;
+}
+
+type Finding = WafMatch | 'timeout' | WafInputTooLarge | undefined;
+
+/** The refusal a finding calls for, or undefined when the configuration lets it through. */
+function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
+  if (found === undefined) return undefined;
+  if (found instanceof WafInputTooLarge) {
+    if (cfg.oversize === 'allow') return undefined;
+    return new WardenError('ERR_WAF_BLOCKED', {
+      rule: `waf.limits.${found.what}`,
+      detail: 'The request has more parameters or nesting than can be inspected.',
+      event: 'warden.input.invalid',
+    });
+  }
+  if (found === 'timeout') {
+    if (cfg.on_timeout === 'allow') return undefined;
+    return new WardenError('ERR_WAF_BLOCKED', {
+      rule: 'waf.timeout',
+      detail: 'The request could not be inspected in time.',
+      event: 'warden.input.invalid',
+    });
+  }
+  return new WardenError('ERR_WAF_BLOCKED', {
+    rule: found.rule,
+    event: `warden.input.${found.class}` as EventName,
+    // The parameter's path, never its value.
+    attributes: { 'warden.detail': redactedPath(found.path) },
+  });
+}
+
+/** block: the refusal; detect: its event only, and the request goes on. */
+function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: RequestContext): Verdict {
+  if (refusal === undefined || o.cfg.mode === 'block') return refusal;
+  const event = refusal.event;
+  if (event)
+    o.events?.emit(event, {
+      ...refusal.attributes,
+      'warden.rule': refusal.rule,
+      'warden.action': 'detect',
+      'http.route': ctx.route.id,
+      'http.request.method': ctx.method,
+      'url.path': ctx.path,
+      'client.address': ctx.clientAddress,
+      'warden.request.id': ctx.requestId,
+    });
+  return undefined;
+}
+
+function inspect(o: WafStageOptions, fill: (texts: WafTexts) => void): Finding {
+  const texts = createWafTexts();
+  try {
+    fill(texts);
+  } catch (err) {
+    if (err instanceof WafInputTooLarge) return err;
+    throw err;
+  }
+  if (o.skippedParameters.length > 0) {
+    for (let i = texts.paths.length - 1; i >= 0; i--) {
+      const p = texts.paths[i] as string;
+      if (o.skippedParameters.some((s) => p === s || p.startsWith(`${s}/`) || p.startsWith(`${s}#`))) {
+        texts.paths.splice(i, 1);
+        texts.texts.splice(i, 1);
+      }
+    }
+  }
+  return o.engine.inspect(texts);
+}
+
+export function createWafRequestStage(o: WafStageOptions): Stage {
+  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  return {
+    id: 'waf',
+    run(ctx) {
+      const found = inspect(o, (t) => {
+        addValue(t, '/path', decodedPath(ctx.path), limits);
+        addValue(t, '/path_params', { ...ctx.params }, limits);
+        if (ctx.search.length > 1) addValue(t, '/query', formOf(new URLSearchParams(ctx.search.slice(1))), limits);
+        for (const h of INSPECTED_HEADERS) {
+          const v = ctx.headers[h];
+          if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
+        }
+        const cookies = cookieEntries(ctx.headers.cookie);
+        if (cookies.length > 0) addValue(t, '/cookie', formOf(cookies), limits);
+      });
+      return verdictOf(refusalOf(found, o.cfg), o, ctx);
+    },
+  };
+}
+
+/** A multipart body the waf cannot take apart is not passed on uninspected. */
+function unreadable(parts: MultipartUnreadable, cfg: WafConfig): WardenError | undefined {
+  if (parts.reason === 'too many parts') return refusalOf(new WafInputTooLarge('entries'), cfg);
+  return new WardenError('ERR_REQUEST_INVALID', {
+    rule: 'waf.multipart',
+    detail: `The multipart body could not be parsed: ${parts.reason}.`,
+  });
+}
+
+/** The bodies the waf parses: what it inspects is what the backend will decode. */
+export function isWafInspectedBody(mime: string): boolean {
+  return (
+    mime === 'application/json' ||
+    mime.endsWith('+json') ||
+    mime === 'application/x-www-form-urlencoded' ||
+    mime === 'multipart/form-data' ||
+    mime.startsWith('text/')
+  );
+}
+
+function addBody(t: WafTexts, mime: string, text: string, limits: FlattenLimits): void {
+  if (mime === 'application/json' || mime.endsWith('+json')) {
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON after all: inspect it as the text it is.
+    }
+    addValue(t, '/body', parsed, limits);
+  } else if (mime === 'application/x-www-form-urlencoded') {
+    addValue(t, '/body', formOf(new URLSearchParams(text)), limits);
+  } else if (mime.startsWith('text/')) {
+    addValue(t, '/body', text, limits);
+  }
+}
+
+function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
+  const form: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  for (const [k, v] of pairs) (form[k] ??= []).push(v);
+  return form;
+}
+
+/** The body (JSON, form, text; multipart: its text fields and file names) as the backend will parse it. */
+export function createWafBodyStage(o: WafStageOptions): Stage {
+  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  const inspectMultipart = (ctx: RequestContext, body: Buffer): Promise<Verdict> =>
+    multipartFields(ctx.headers['content-type'] as string, body, limits.maxEntries).then((parts) => {
+      if (parts instanceof MultipartUnreadable) return verdictOf(unreadable(parts, o.cfg), o, ctx);
+      const found = inspect(o, (t) => {
+        addValue(t, '/body', formOf(parts.fields), limits);
+        if (parts.files.length > 0) addValue(t, '/files', formOf(parts.files), limits);
+      });
+      return verdictOf(refusalOf(found, o.cfg), o, ctx);
+    });
+  return {
+    id: 'waf',
+    run(ctx) {
+      const body = ctx.body;
+      if (!body || body.length === 0) return undefined;
+      const mime = mediaTypeOf(ctx.headers['content-type']);
+      if (mime === 'multipart/form-data') return inspectMultipart(ctx, body);
+      if (!isWafInspectedBody(mime)) return undefined;
+      const text = body.toString('utf8');
+      return verdictOf(
+        refusalOf(
+          inspect(o, (t) => addBody(t, mime, text, limits)),
+          o.cfg,
+        ),
+        o,
+        ctx,
+      );
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * A request's names and values as libddwaf sees them: flattened into one list of strings with
+ * their parameter paths, decoded the way the backend decodes them (query once, JSON, form). Names
+ * become entries like values, so a payload in a key is inspected too; strings longer than
+ * libddwaf's 4 096-character limit are cut into overlapping pieces, and the list is handed over in
+ * containers of at most 256 entries — so nothing hides in length, width or depth, which libddwaf
+ * would otherwise skip silently.
+ */
+
+export interface WafTexts {
+  readonly texts: string[];
+  /** Parallel to texts: `/query/q`, `/query/q#name`, `/body/items/0/name`. */
+  readonly paths: string[];
+}
+
+export const WAF_MAX_STRING = 4096;
+const OVERLAP = 512;
+export const WAF_MAX_CONTAINER = 256;
+
+export class WafInputTooLarge extends Error {
+  constructor(readonly what: 'entries' | 'depth') {
+    super(`request has too many ${what} to inspect`);
+  }
+}
+
+export interface FlattenLimits {
+  maxEntries: number;
+  maxDepth: number;
+}
+
+export function createWafTexts(): WafTexts {
+  return { texts: [], paths: [] };
+}
+
+function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
+  if (text.length <= WAF_MAX_STRING) {
+    out.texts.push(text);
+    out.paths.push(path);
+  } else {
+    for (let off = 0; off < text.length; off += WAF_MAX_STRING - OVERLAP) {
+      out.texts.push(text.slice(off, off + WAF_MAX_STRING));
+      out.paths.push(path);
+      if (off + WAF_MAX_STRING >= text.length) break;
+    }
+  }
+  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
+}
+
+/** Adds a value (a string, or a parsed JSON / form structure) and every key in it. */
+export function addValue(out: WafTexts, path: string, value: unknown, limits: FlattenLimits): void {
+  const stack: [string, unknown, number][] = [[path, value, 0]];
+  while (stack.length > 0) {
+    const [p, v, depth] = stack.pop() as [string, unknown, number];
+    if (depth > limits.maxDepth) throw new WafInputTooLarge('depth');
+    if (typeof v === 'string') push(out, p, v, limits);
+    else if (typeof v === 'number' || typeof v === 'boolean') continue;
+    else if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([`${p}/${i}`, v[i], depth + 1]);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        const segment = pointerSegment(k);
+        push(out, `${p}/${segment}#name`, k, limits);
+        stack.push([`${p}/${segment}`, child, depth + 1]);
+      }
+    }
+  }
+}
+
+/** A key as a JSON Pointer segment (RFC 6901): "~" → "~0", "/" → "~1". */
+function pointerSegment(key: string): string {
+  return key.includes('~') || key.includes('/') ? key.replaceAll('~', '~0').replaceAll('/', '~1') : key;
+}
+
+/** The list in libddwaf-sized containers: an array of arrays of at most 256 strings each. */
+export function wafBatches(texts: readonly string[]): string[][][] {
+  const rows: string[][] = [];
+  for (let i = 0; i < texts.length; i += WAF_MAX_CONTAINER) rows.push(texts.slice(i, i + WAF_MAX_CONTAINER));
+  const batches: string[][][] = [];
+  for (let i = 0; i < rows.length; i += WAF_MAX_CONTAINER) batches.push(rows.slice(i, i + WAF_MAX_CONTAINER));
+  return batches;
+}

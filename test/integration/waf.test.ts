@@ -1,0 +1,233 @@
+/**
+ * The waf stage over real connections (undici h1 and h2, curl): attacks in each place a backend
+ * reads (path, query names and values, headers, cookies, JSON, form and multipart bodies) are
+ * refused before the backend sees them, with the attack class as the event and the parameter path
+ * (never the value) in it; libddwaf's blind spots (strings over 4 096 characters, containers over
+ * 256 entries, deep nesting) hide nothing; detect mode and exclusions let known traffic through.
+ */
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestBackend } from '../support/backend.js';
+import { curl, fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar, type CapturedEvent } from '../support/sidecar.js';
+
+const SQLI = "' OR 1=1 --";
+const XSS = '<script>alert(1)</script>';
+
+t.test('waf, block mode', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    threats: {
+      waf: {
+        max_entries: 2000,
+        max_depth: 24,
+        exclusions: [
+          { route: 'query-builder', parameters: ['/body/sql'] },
+          { route: 'comments', rules: ['xss-tags'] },
+        ],
+      },
+    },
+    routes: [
+      { id: 'items', path: '/items/:id', methods: ['GET', 'POST', 'PUT'] },
+      { id: 'search', path: '/search', methods: ['GET', 'POST'] },
+      { id: 'upload', path: '/upload', methods: ['POST'] },
+      { id: 'query-builder', path: '/reports', methods: ['POST'] },
+      { id: 'comments', path: '/comments', methods: ['POST'] },
+      { id: 'raw', path: '/raw', methods: ['POST'], waf: false },
+    ],
+  });
+  const h1 = testAgent(s.ca);
+  const h2 = testAgent(s.ca, { h2: true });
+  t.teardown(() => Promise.all([h1.close(), h2.close()]));
+  const get = (path: string, headers: Record<string, string> = {}, agent = h1) => fetchText(`${s.url}${path}`, agent, { headers });
+  const post = (path: string, type: string, body: string | Buffer, agent = h1) =>
+    fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
+  const lastEvent = (): Partial<CapturedEvent> => s.events.at(-1) ?? {};
+
+  await t.test('attacks in each place are refused before the backend', async (t) => {
+    const before = backend.requests.length;
+    const cases: [string, () => ReturnType<typeof get>, string, string][] = [
+      ['query value', () => get(`/search?q=${encodeURIComponent(SQLI)}`), 'warden.input.sqli', '/query/q/0'],
+      ['query value (h2)', () => get(`/search?q=${encodeURIComponent(XSS)}`, {}, h2), 'warden.input.xss', '/query/q/0'],
+      ['query name (redacted in the event)', () => get(`/search?${encodeURIComponent(XSS)}=1`), 'warden.input.xss', '/query/*#name'],
+      ['nosql operator in a query name', () => get('/search?user[$ne]=x'), 'warden.input.nosqli', '/query/user[$ne]#name'],
+      ['path parameter', () => get(`/items/${encodeURIComponent("1' OR '1'='1")}`), 'warden.input.sqli', '/path'],
+      ['header', () => get('/search', { 'user-agent': '() { :; }; /bin/bash -c "id"' }), 'warden.input.cmdi', '/header/user-agent'],
+      ['cookie', () => get('/search', { cookie: `session=abc; pref=${SQLI}` }), 'warden.input.sqli', '/cookie/pref/0'],
+      ['JSON value', () => post('/search', 'application/json', JSON.stringify({ a: { b: [1, XSS] } })), 'warden.input.xss', '/body/a/b/1'],
+      [
+        'JSON key',
+        () => post('/search', 'application/json', JSON.stringify({ filter: { $where: 'x' } })),
+        'warden.input.nosqli',
+        '/body/filter/$where#name',
+      ],
+      [
+        'JSON escapes decoded',
+        () => post('/search', 'application/json', '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}'),
+        'warden.input.xss',
+        '/body/q',
+      ],
+      [
+        'form value',
+        () =>
+          post(
+            '/search',
+            'application/x-www-form-urlencoded',
+            `name=x&url=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`,
+          ),
+        'warden.input.ssrf',
+        '/body/url/0',
+      ],
+      [
+        'multipart text field (h2)',
+        () => {
+          const b = 'waf-test';
+          const body = `--${b}\r\nContent-Disposition: form-data; name="title"\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
+          return post('/upload', `multipart/form-data; boundary=${b}`, body, h2);
+        },
+        'warden.input.sqli',
+        '/body/title/0',
+      ],
+      [
+        'multipart file name',
+        () => {
+          const b = 'waf-test';
+          const body = `--${b}\r\nContent-Disposition: form-data; name="f"; filename="../../../etc/passwd"\r\n\r\ndata\r\n--${b}--\r\n`;
+          return post('/upload', `multipart/form-data; boundary=${b}`, body);
+        },
+        'warden.input.traversal',
+        '/files/f/0',
+      ],
+    ];
+    for (const [where, send, event, path] of cases) {
+      const res = await send();
+      t.equal(res.status, 403, `${where}: 403`);
+      t.equal(res.json().code, 'ERR_WAF_BLOCKED', `${where}: ERR_WAF_BLOCKED`);
+      t.equal(lastEvent().name, event, `${where}: ${event}`);
+      t.equal(lastEvent()['warden.detail'], path, `${where}: the event names the parameter ${path}`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const serialized = JSON.stringify(s.events) + JSON.stringify(s.logs);
+    t.notOk(serialized.includes('alert(1)') || serialized.includes('1=1'), 'no event or log carries an attack value');
+  });
+
+  await t.test('curl: an attack in a form body refused, a benign one passes', async (t) => {
+    const caFile = join(mkdtempSync(join(tmpdir(), 'warden-waf-')), 'ca.pem');
+    writeFileSync(caFile, s.ca);
+    const base = ['--cacert', caFile, `${s.url}/search`, '--data-urlencode'];
+    const bad = await curl([...base, 'q=1; cat /etc/passwd']);
+    t.equal(bad.status, 403, bad.stderr);
+    const good = await curl([...base, "q=Dinner at O'Brien's -- it's on me"]);
+    t.equal(good.status, 200, good.stderr);
+  });
+
+  await t.test('benign input with quotes, SQL words and markup passes', async (t) => {
+    const before = backend.requests.length;
+    const ok = [
+      await get(`/search?q=${encodeURIComponent("O'Brien")}&name=${encodeURIComponent("D'Angelo & Sons")}`),
+      await get(`/search?q=${encodeURIComponent('select the union representative and drop me a line')}`, {}, h2),
+      await post('/search', 'application/json', JSON.stringify({ note: 'x < y and y > z', tags: ['a', 'b'], html: '<b>bold</b>' })),
+      await get('/search', { cookie: 'theme=dark; lang=en-GB', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0' }),
+      await get(`/items/${encodeURIComponent("Rock 'n' Roll")}`),
+    ];
+    t.same(
+      ok.map((r) => r.status),
+      [200, 200, 200, 200, 200],
+    );
+    t.equal(backend.requests.length, before + 5, 'all reached the backend');
+    t.equal(
+      backend.requests.at(-3)?.bodyBytes,
+      Buffer.byteLength(JSON.stringify({ note: 'x < y and y > z', tags: ['a', 'b'], html: '<b>bold</b>' })),
+      'the body arrives whole',
+    );
+  });
+
+  await t.test('nothing hides where libddwaf would not look', async (t) => {
+    // A payload at the end of a 20 000-character value (libddwaf alone stops at 4 096).
+    const long = 'a'.repeat(20_000) + XSS;
+    const inLong = await post('/search', 'application/json', JSON.stringify({ text: long }));
+    t.equal(inLong.status, 403, 'a payload after 20 000 characters is found');
+    t.equal(lastEvent()['warden.detail'], '/body/text');
+    // …and one spanning the 4 096 boundary (pieces overlap).
+    const straddle = 'b'.repeat(4096 - 10) + XSS;
+    t.equal((await get(`/search?q=${encodeURIComponent(straddle)}`)).status, 403, 'a payload across a piece boundary is found');
+    // The 300th entry of a container (libddwaf alone stops at 256).
+    const wide = Array.from({ length: 300 }, (_, i) => (i === 299 ? SQLI : `value ${i}`));
+    const inWide = await post('/search', 'application/json', JSON.stringify({ list: wide }));
+    t.equal(inWide.status, 403, 'a payload in the 300th entry is found');
+    t.equal(lastEvent()['warden.detail'], '/body/list/299');
+    const manyKeys = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i === 280 ? XSS : 'v']));
+    t.equal((await post('/search', 'application/json', JSON.stringify(manyKeys))).status, 403, 'a payload in the 281st key is found');
+    // Deeper than max_depth: refused, since it cannot be inspected.
+    let deep: unknown = XSS;
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    const tooDeep = await post('/search', 'application/json', JSON.stringify(deep));
+    t.equal(tooDeep.status, 403);
+    t.match(tooDeep.json(), { code: 'ERR_WAF_BLOCKED' });
+    t.match(lastEvent(), { name: 'warden.input.invalid', 'warden.rule': 'waf.limits.depth' });
+    let okDepth: unknown = 'fine';
+    for (let i = 0; i < 20; i++) okDepth = { d: okDepth };
+    t.equal((await post('/search', 'application/json', JSON.stringify(okDepth))).status, 200, 'nesting within max_depth passes');
+    const tooWide = Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`k${i}`, 'v']));
+    t.equal((await post('/search', 'application/json', JSON.stringify(tooWide))).status, 403, 'more than max_entries: refused');
+    t.match(lastEvent(), { name: 'warden.input.invalid', 'warden.rule': 'waf.limits.entries' });
+  });
+
+  await t.test('exclusions and routes without the waf', async (t) => {
+    const sql = JSON.stringify({ sql: "SELECT name FROM users WHERE name = 'x' -- newest first", title: 'report' });
+    t.equal((await post('/reports', 'application/json', sql)).status, 200, 'an excluded parameter is not inspected');
+    const other = JSON.stringify({ sql: 'ok', title: SQLI });
+    t.equal((await post('/reports', 'application/json', other)).status, 403, 'the route’s other parameters still are');
+    const comment = JSON.stringify({ body: 'Use <details> and <summary> for folding' });
+    t.equal((await post('/search', 'application/json', comment)).status, 403, 'xss-tags applies on other routes');
+    t.equal((await post('/comments', 'application/json', comment)).status, 200, 'and is off where excluded');
+    t.equal((await post('/comments', 'application/json', JSON.stringify({ body: XSS }))).status, 403, 'other xss rules still apply there');
+    t.equal((await post('/raw', 'application/json', JSON.stringify({ q: SQLI }))).status, 200, 'waf: false turns it off on a route');
+  });
+
+  await t.test('bodies the waf does not parse stream through unbuffered', async (t) => {
+    const binary = Buffer.alloc(64 * 1024, 0x27); // 64 KiB of single quotes, as octet-stream
+    const res = await post('/upload', 'application/octet-stream', binary);
+    t.equal(res.status, 200);
+    t.equal(backend.requests.at(-1)?.bodyBytes, binary.length);
+  });
+});
+
+t.test('waf, detect mode: reports and forwards', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { threats: { waf: { mode: 'detect', max_depth: 8 } } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const res = await fetchText(`${s.url}/anything?q=${encodeURIComponent(SQLI)}`, agent);
+  t.equal(res.status, 200, 'forwarded');
+  t.match(s.events.at(-1), { name: 'warden.input.sqli', 'warden.action': 'detect', 'warden.detail': '/query/q/0' });
+  let deep: unknown = 'x';
+  for (let i = 0; i < 12; i++) deep = { d: deep };
+  const deepRes = await fetchText(`${s.url}/anything`, agent, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(deep),
+  });
+  t.equal(deepRes.status, 200, 'too deep: forwarded in detect mode');
+  t.match(s.events.at(-1), { name: 'warden.input.invalid', 'warden.action': 'detect', 'warden.rule': 'waf.limits.depth' });
+});
+
+t.test('a configuration naming an unknown rule or route is refused at load', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  await t.rejects(
+    startTestSidecar(t, backend.url, { threats: { waf: { exclusions: [{ rules: ['sqli-nope'] }] } } }),
+    /threats\.waf\.exclusions\[0\]\.rules\[0\].*no waf rule "sqli-nope"/,
+  );
+  await t.rejects(
+    startTestSidecar(t, backend.url, {
+      threats: { waf: { exclusions: [{ route: 'nope', rules: ['xss-tags'] }] } },
+      routes: [{ id: 'a', path: '/a' }],
+    }),
+    /threats\.waf\.exclusions\[0\]\.route.*no route or operation "nope"/,
+  );
+});
