@@ -277,7 +277,7 @@ export const sidecarSchema = {
           properties: {
             mode: { enum: ['block', 'detect'], default: 'block', 'x-expect': '"block" or "detect"' },
             paranoia: { enum: [1, 2, 3], default: 1, 'x-expect': '1, 2 or 3' },
-            budget: duration('5ms'),
+            budget: duration('20ms'),
             on_timeout: { enum: ['block', 'allow'], default: 'block', 'x-expect': '"block" or "allow"' },
             max_entries: positiveInt(10_000, 1_000_000),
             max_depth: positiveInt(32, 1000),

@@ -291,7 +291,7 @@ export interface WafConfig {
   mode: 'block' | 'detect';
   /** 1: clear attacks, few false positives; 2 and 3 add broader rules. */
   paranoia: 1 | 2 | 3;
-  /** libddwaf's time budget per run, in ms (fractions allowed). */
+  /** libddwaf's wall-clock budget per inspection (all its runs for one request part), in ms. */
   budget: number;
   on_timeout: 'block' | 'allow';
   /** Inputs beyond these are refused (oversize: refuse) or let through uninspected (allow). */

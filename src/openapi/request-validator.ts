@@ -12,6 +12,7 @@ import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
 import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
+import { parseJsonBody } from '../net/json-body.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -254,11 +255,9 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
       if (!validate) return undefined;
       let value: unknown;
       if (mime === 'application/json' || mime.endsWith('+json')) {
-        try {
-          value = JSON.parse(body.toString('utf8'));
-        } catch {
-          return { pointer: '/body', message: 'is not valid JSON' };
-        }
+        const json = parseJsonBody(body);
+        if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
+        value = json.value;
       } else if (mime === 'application/x-www-form-urlencoded') {
         const form: Record<string, string | string[]> = {};
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) {

@@ -23,7 +23,13 @@ import { createBodyValidationStage, createParamsValidationStage, type Validation
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
 import { createMalwareScanStage } from '../stages/malware-scan.js';
-import { createWafBodyStage, createWafRequestStage, isWafInspectedBody, type WafStageOptions } from '../stages/waf.js';
+import {
+  createWafBodyStage,
+  createWafMultipartStage,
+  createWafRequestStage,
+  isWafBufferedBody,
+  type WafStageOptions,
+} from '../stages/waf.js';
 import type { WafEngine } from '../threats/waf.js';
 import { WAF_RULES } from '../stages/waf-rules/rules.js';
 
@@ -34,19 +40,24 @@ import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
-import type { RouteInfo, Stage } from './stage.js';
+import type { RouteInfo, Stage, StreamingStage } from './stage.js';
+
+const ALWAYS = () => true;
+const NEVER = () => false;
 
 const WAF_RULE_IDS = new Set(WAF_RULES.map((r) => r.id));
 
 export interface RoutePlan extends RouteInfo {
   readonly stages: readonly Stage[];
-  /** Stages that need the body: the handler buffers it (up to maxBodyBytes) only for routes that have some. */
-  readonly bodyStages: readonly Stage[];
   /**
-   * Which bodies the body stages need, by media type (lower case, no parameters); undefined: all.
-   * A route whose only body stage is the waf reads JSON, form and text bodies, and streams the rest.
+   * Stages that run once the body has arrived (body validation, the waf on JSON/form/text, minting
+   * last). They see `ctx.body` when `buffersBody` says the body is held in memory for them.
    */
-  readonly readsBody?: ((mime: string) => boolean) | undefined;
+  readonly bodyStages: readonly Stage[];
+  /** Stages that see the body while it arrives (malware scan, the waf on multipart); their verdicts come first. */
+  readonly bodyObservers: readonly StreamingStage[];
+  /** Whether a body of this media type (lower case, no parameters) is held whole in memory for the body stages. */
+  readonly buffersBody: (mime: string) => boolean;
   /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
   readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
@@ -112,8 +123,9 @@ function buildStages(
   config: SidecarConfig,
   routeId: string,
   policy: RoutePolicy,
+  maxBodyBytes: number,
   deps: PlanDeps,
-): { stages: Stage[]; bodyStages: Stage[]; readsBody?: (mime: string) => boolean } {
+): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody'> {
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity), the token, its scopes, and the minted token last.
@@ -134,32 +146,37 @@ function buildStages(
   }
   // Parameters are checked before the body is read; the body only once the caller is authorised.
   const bodyStages: Stage[] = [];
+  const bodyObservers: StreamingStage[] = [];
+  let buffersBody: (mime: string) => boolean = NEVER;
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
     const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
     stages.push(createParamsValidationStage(validator, mode, deps.events));
-    if (validator.hasBody || op.requestBody?.required) bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
+    if (validator.hasBody || op.requestBody?.required) {
+      bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
+      buffersBody = ALWAYS;
+    }
   }
   const waf = wafOptionsOf(config, routeId, policy, deps);
-  const malware = config.threats?.malware;
-  // With the waf as the only reader, only the bodies it parses are buffered; uploads stream.
-  const readsBody = waf && bodyStages.length === 0 && !(policy.malwareScan && malware) ? isWafInspectedBody : undefined;
   if (waf) {
     stages.push(createWafRequestStage(waf));
     bodyStages.push(createWafBodyStage(waf));
+    bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
+    if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
   }
+  const malware = config.threats?.malware;
   if (policy.malwareScan && malware) {
     if (!deps.scanner) throw new Error('compilePlan: malware scanning configured but no scanner given');
-    bodyStages.push(createMalwareScanStage(malware, deps.scanner, deps.events));
+    bodyObservers.push(createMalwareScanStage(malware, deps.scanner, deps.events));
   }
   if (config.tokens) {
     const runtime = deps.tokens as TokenRuntime;
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
     // Minting is the last step: after the body checks when there are any, so refused bodies cost no signature.
-    const last = bodyStages.length > 0 ? bodyStages : stages;
+    const last = bodyStages.length > 0 || bodyObservers.length > 0 ? bodyStages : stages;
     if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
-  return { stages, bodyStages, readsBody };
+  return { stages, bodyStages, bodyObservers, buffersBody };
 }
 
 /** Exclusions name real rules and routes: a typo must not silently leave a false positive in place. */
@@ -213,14 +230,15 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
 }
 
 function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
-  const { stages, bodyStages, readsBody } = buildStages(config, id, policy, deps);
+  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, id, policy, maxBodyBytes, deps);
   const responseCheck =
     policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
   return Object.freeze({
     id,
     stages: Object.freeze(stages),
     bodyStages: Object.freeze(bodyStages),
-    readsBody,
+    bodyObservers: Object.freeze(bodyObservers),
+    buffersBody,
     maxBodyBytes,
     responseCheck,
   });

@@ -16,12 +16,14 @@ import type { Plan } from '../pipeline/plan.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
-import type { RequestContext, Verdict } from '../pipeline/stage.js';
+import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { limitBody, readBody } from './body.js';
+import { takeBody } from './body-intake.js';
+import type { SpooledBody } from './spooled-body.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
@@ -155,10 +157,12 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       );
     }
 
-    const forward = (buffered?: Buffer) => {
+    const forward = (buffered?: Buffer | AsyncIterable<Buffer>) => {
       const body =
         buffered !== undefined
-          ? [buffered]
+          ? Buffer.isBuffer(buffered)
+            ? [buffered]
+            : buffered
           : !hasBody
             ? null
             : declaredLength !== undefined
@@ -191,21 +195,54 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         });
     };
 
-    const bodyStages = match.route.bodyStages;
-    const readsBody = match.route.readsBody;
-    // Routes with body stages: the body is read (bounded) only once the other stages have passed.
-    const next =
-      bodyStages.length === 0 || (readsBody !== undefined && hasBody && !readsBody(mediaTypeOf(headers['content-type'])))
-        ? () => forward()
-        : () => {
-            const read = hasBody ? readBody(req, match.route.maxBodyBytes, gen.limits.request_timeout) : Promise.resolve(undefined);
-            read
-              .then((buffered) => {
-                ctx.body = buffered;
-                return Promise.resolve(runStages(bodyStages, ctx)).then((v) => (v === undefined ? forward(buffered) : refuse(v)));
-              })
-              .catch((err: unknown) => refuse(err));
-          };
+    const route = match.route;
+    // After the other stages: the body stages and the stages that watch the body arrive.
+    const next = () => {
+      if (route.bodyStages.length === 0 && route.bodyObservers.length === 0) return forward();
+      const observers = hasBody ? observersOf(route.bodyObservers, ctx) : [];
+      const buffer = hasBody && route.buffersBody(mediaTypeOf(headers['content-type']));
+      if (!buffer && observers.length === 0) return afterBody(undefined);
+      if (observers.length === 0) {
+        // Only buffered stages (validation, the waf on JSON): the plain read, no spool.
+        readBody(req, route.maxBodyBytes, gen.limits.request_timeout)
+          .then((body) => {
+            ctx.body = body;
+            afterBody(body);
+          })
+          .catch((err: unknown) => refuse(err));
+        return;
+      }
+      takeBody(req, {
+        maxBytes: route.maxBodyBytes,
+        timeoutMs: gen.limits.request_timeout,
+        // Held whole for stages that parse it; otherwise in memory up to body_memory_bytes, then on disk.
+        memoryLimit: buffer ? route.maxBodyBytes : gen.limits.body_memory_bytes,
+        spoolDir: gen.limits.spool_dir,
+        observers,
+      })
+        .then((spool) => {
+          res.once('close', () => spool.dispose());
+          ctx.body = spool.buffer;
+          return verdictsOf(observers).then((v) => (v === undefined ? afterBody(spool) : refuse(v)));
+        })
+        .catch((err: unknown) => refuse(err));
+    };
+    // The body stages, then the body: as it arrived (spooled), or streamed on when nothing read it.
+    const afterBody = (spool: SpooledBody | Buffer | undefined) => {
+      let v: Verdict | Promise<Verdict>;
+      try {
+        v = runStages(route.bodyStages, ctx);
+      } catch (err) {
+        return refuse(err);
+      }
+      const go = () => forward(spool === undefined || Buffer.isBuffer(spool) ? spool : (spool.buffer ?? spool.chunks()));
+      if (v === undefined) return go();
+      if (v instanceof WardenError) return refuse(v);
+      v.then(
+        (r) => (r === undefined ? go() : refuse(r)),
+        (err: unknown) => refuse(err),
+      );
+    };
 
     let verdict: Verdict | Promise<Verdict>;
     try {
@@ -220,6 +257,22 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (err: unknown) => refuse(err),
     );
   };
+}
+
+/** The observers of this request's body (a stage may have nothing to watch, e.g. another media type). */
+function observersOf(stages: readonly StreamingStage[], ctx: RequestContext): BodyObserver[] {
+  const observers: BodyObserver[] = [];
+  for (const stage of stages) {
+    const o = stage.observe(ctx);
+    if (o) observers.push(o);
+  }
+  return observers;
+}
+
+/** Every observer's verdict, once the body has ended; the first refusal in plan order wins. */
+async function verdictsOf(observers: readonly BodyObserver[]): Promise<Verdict> {
+  const verdicts = await Promise.all(observers.map((o) => o.end()));
+  return verdicts.find((v) => v !== undefined);
 }
 
 /**

@@ -6,11 +6,12 @@
  */
 import type { WafConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { RequestContext, Stage, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
-import { multipartFields, MultipartUnreadable } from '../threats/body-parts.js';
+import { createMultipartStream } from '../threats/multipart-stream.js';
 import { mediaTypeOf } from '../net/media-type.js';
+import { parseJsonBody } from '../net/json-body.js';
 import type { WafEngine, WafMatch } from '../threats/waf.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -124,60 +125,75 @@ function inspect(o: WafStageOptions, fill: (texts: WafTexts) => void): Finding {
   return o.engine.inspect(texts);
 }
 
+/**
+ * A normalised path of plain segments (`/orders/42/items`) can match no rule except the system
+ * files of `traversal-files`, so it is not handed to libddwaf — most requests' path is one.
+ */
+const PLAIN_PATH = /^[A-Za-z0-9_./-]{0,512}$/;
+const SYSTEM_FILES = /etc\/|proc\/|\.ini|system32|\.\./i;
+
+function addRequestParts(t: WafTexts, ctx: RequestContext, limits: FlattenLimits): void {
+  if (!PLAIN_PATH.test(ctx.path) || SYSTEM_FILES.test(ctx.path)) addValue(t, '/path', decodedPath(ctx.path), limits);
+  addValue(t, '/path_params', { ...ctx.params }, limits);
+  if (ctx.search.length > 1) addValue(t, '/query', formOf(new URLSearchParams(ctx.search.slice(1))), limits);
+  for (const h of INSPECTED_HEADERS) {
+    const v = ctx.headers[h];
+    if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
+  }
+  const cookies = cookieEntries(ctx.headers.cookie);
+  if (cookies.length > 0) addValue(t, '/cookie', formOf(cookies), limits);
+}
+
+/**
+ * A request whose body the buffered waf stage parses has its path, query, headers and cookies
+ * inspected there too, in the same libddwaf run: one run per request instead of two (each costs
+ * ~14 µs of fixed overhead). Still before the backend sees a byte.
+ */
+function inspectedWithBody(ctx: RequestContext): boolean {
+  return isWafBufferedBody(mediaTypeOf(ctx.headers['content-type']));
+}
+
+/** The path, query, selected headers and cookies (names and values). */
 export function createWafRequestStage(o: WafStageOptions): Stage {
   const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
   return {
     id: 'waf',
     run(ctx) {
-      const found = inspect(o, (t) => {
-        addValue(t, '/path', decodedPath(ctx.path), limits);
-        addValue(t, '/path_params', { ...ctx.params }, limits);
-        if (ctx.search.length > 1) addValue(t, '/query', formOf(new URLSearchParams(ctx.search.slice(1))), limits);
-        for (const h of INSPECTED_HEADERS) {
-          const v = ctx.headers[h];
-          if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
-        }
-        const cookies = cookieEntries(ctx.headers.cookie);
-        if (cookies.length > 0) addValue(t, '/cookie', formOf(cookies), limits);
-      });
-      return verdictOf(refusalOf(found, o.cfg), o, ctx);
+      if (inspectedWithBody(ctx)) return undefined;
+      return verdictOf(
+        refusalOf(
+          inspect(o, (t) => addRequestParts(t, ctx, limits)),
+          o.cfg,
+        ),
+        o,
+        ctx,
+      );
     },
   };
 }
 
 /** A multipart body the waf cannot take apart is not passed on uninspected. */
-function unreadable(parts: MultipartUnreadable, cfg: WafConfig): WardenError | undefined {
-  if (parts.reason === 'too many parts') return refusalOf(new WafInputTooLarge('entries'), cfg);
+function unreadable(reason: string, cfg: WafConfig): WardenError | undefined {
+  if (reason === 'too many parts') return refusalOf(new WafInputTooLarge('entries'), cfg);
   return new WardenError('ERR_REQUEST_INVALID', {
     rule: 'waf.multipart',
-    detail: `The multipart body could not be parsed: ${parts.reason}.`,
+    detail: `The multipart body could not be parsed: ${reason}.`,
   });
 }
 
-/** The bodies the waf parses: what it inspects is what the backend will decode. */
-export function isWafInspectedBody(mime: string): boolean {
-  return (
-    mime === 'application/json' ||
-    mime.endsWith('+json') ||
-    mime === 'application/x-www-form-urlencoded' ||
-    mime === 'multipart/form-data' ||
-    mime.startsWith('text/')
-  );
+/** The bodies the buffered waf stage parses: what it inspects is what the backend will decode. */
+export function isWafBufferedBody(mime: string): boolean {
+  return mime === 'application/json' || mime.endsWith('+json') || mime === 'application/x-www-form-urlencoded' || mime.startsWith('text/');
 }
 
-function addBody(t: WafTexts, mime: string, text: string, limits: FlattenLimits): void {
+function addBody(t: WafTexts, mime: string, body: Buffer, limits: FlattenLimits): void {
   if (mime === 'application/json' || mime.endsWith('+json')) {
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // Not JSON after all: inspect it as the text it is.
-    }
-    addValue(t, '/body', parsed, limits);
+    // Not JSON after all: inspected as the text it is.
+    addValue(t, '/body', parseJsonBody(body)?.value ?? body.toString('utf8'), limits);
   } else if (mime === 'application/x-www-form-urlencoded') {
-    addValue(t, '/body', formOf(new URLSearchParams(text)), limits);
+    addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
   } else if (mime.startsWith('text/')) {
-    addValue(t, '/body', text, limits);
+    addValue(t, '/body', body.toString('utf8'), limits);
   }
 }
 
@@ -187,35 +203,62 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
   return form;
 }
 
-/** The body (JSON, form, text; multipart: its text fields and file names) as the backend will parse it. */
+/** JSON, form and text bodies, buffered, as the backend will parse them — with the request's other parts. */
 export function createWafBodyStage(o: WafStageOptions): Stage {
   const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
-  const inspectMultipart = (ctx: RequestContext, body: Buffer): Promise<Verdict> =>
-    multipartFields(ctx.headers['content-type'] as string, body, limits.maxEntries).then((parts) => {
-      if (parts instanceof MultipartUnreadable) return verdictOf(unreadable(parts, o.cfg), o, ctx);
-      const found = inspect(o, (t) => {
-        addValue(t, '/body', formOf(parts.fields), limits);
-        if (parts.files.length > 0) addValue(t, '/files', formOf(parts.files), limits);
-      });
-      return verdictOf(refusalOf(found, o.cfg), o, ctx);
-    });
   return {
     id: 'waf',
     run(ctx) {
-      const body = ctx.body;
-      if (!body || body.length === 0) return undefined;
+      if (!inspectedWithBody(ctx)) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
-      if (mime === 'multipart/form-data') return inspectMultipart(ctx, body);
-      if (!isWafInspectedBody(mime)) return undefined;
-      const text = body.toString('utf8');
-      return verdictOf(
-        refusalOf(
-          inspect(o, (t) => addBody(t, mime, text, limits)),
-          o.cfg,
-        ),
-        o,
-        ctx,
+      const body = ctx.body;
+      const found = inspect(o, (t) => {
+        addRequestParts(t, ctx, limits);
+        if (body && body.length > 0) addBody(t, mime, body, limits);
+      });
+      return verdictOf(refusalOf(found, o.cfg), o, ctx);
+    },
+  };
+}
+
+/** multipart/form-data, parsed while it arrives: text fields and file names (file contents are skipped). */
+export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: number): StreamingStage {
+  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  return {
+    id: 'waf',
+    observe(ctx) {
+      const contentType = ctx.headers['content-type'];
+      if (mediaTypeOf(contentType) !== 'multipart/form-data') return undefined;
+      const fields: [string, string][] = [];
+      const files: [string, string][] = [];
+      const multipart = createMultipartStream(
+        contentType as string,
+        { maxParts: limits.maxEntries, maxFieldBytes },
+        {
+          onField: (name, value) => fields.push([name, value]),
+          onFile(name, filename, content) {
+            files.push([name, filename]);
+            content.resume();
+          },
+        },
       );
+      if (!multipart) {
+        const refusal = unreadable('no boundary', o.cfg);
+        return { write: () => undefined, end: () => Promise.resolve(verdictOf(refusal, o, ctx)), abort: () => undefined };
+      }
+      return {
+        write: (chunk) => multipart.write(chunk),
+        end: () =>
+          multipart.end().then((problem) => {
+            if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
+            const found = inspect(o, (t) => {
+              if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
+              if (files.length > 0) addValue(t, '/files', formOf(files), limits);
+            });
+            return verdictOf(refusalOf(found, o.cfg), o, ctx);
+          }),
+        abort: () => multipart.abort(),
+      };
     },
   };
 }

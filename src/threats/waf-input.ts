@@ -11,6 +11,8 @@ export interface WafTexts {
   readonly texts: string[];
   /** Parallel to texts: `/query/q`, `/query/q#name`, `/body/items/0/name`. */
   readonly paths: string[];
+  /** Names and values seen, inert ones included: what max_entries bounds. */
+  entries: number;
 }
 
 export const WAF_MAX_STRING = 4096;
@@ -29,10 +31,26 @@ export interface FlattenLimits {
 }
 
 export function createWafTexts(): WafTexts {
-  return { texts: [], paths: [] };
+  return { texts: [], paths: [], entries: 0 };
 }
 
+/**
+ * Strings no rule can match: identifiers, numbers, SKUs, UUIDs, dates (letters, digits, `_`, `-`, `.`
+ * without `..`, no spaces). Every rule needs a space, a quote, a bracket, a slash, `$`, `<`, `:`, `;`
+ * or `..` somewhere; skipping these halves a typical JSON body's strings.
+ */
+const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
+
 function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
+  if (++out.entries > limits.maxEntries) throw new WafInputTooLarge('entries');
+  if (INERT.test(text) && !text.includes('..')) return;
+  // `<scr\0ipt>`: a NUL splits a keyword for the rules but not for every backend.
+  if (text.includes('\0')) pushPieces(out, path, text.replaceAll('\0', ''));
+  pushPieces(out, path, text);
+  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
+}
+
+function pushPieces(out: WafTexts, path: string, text: string): void {
   if (text.length <= WAF_MAX_STRING) {
     out.texts.push(text);
     out.paths.push(path);
@@ -43,7 +61,6 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits):
       if (off + WAF_MAX_STRING >= text.length) break;
     }
   }
-  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
 }
 
 /** Adds a value (a string, or a parsed JSON / form structure) and every key in it. */

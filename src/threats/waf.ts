@@ -27,25 +27,45 @@ const RULE_CLASS = new Map(WAF_RULES.map((r) => [r.id, r.class]));
 
 export function createWafEngine(options: { paranoia: number; excludedRules: ReadonlySet<string>; budgetMicros: number }): WafEngine {
   const { DDWAF } = loadDdwaf();
-  const waf = new DDWAF(wafRuleset(options.paranoia, options.excludedRules), 'warden/waf-rules');
+  const { ruleset, members } = wafRuleset(options.paranoia, options.excludedRules);
+  const waf = new DDWAF(ruleset, 'warden/waf-rules');
+  /** The Warden rule behind a libddwaf match: the member of a merged group whose pattern matches the value. */
+  const ruleOf = (ddwafRule: string, value: unknown): string => {
+    const group = members.get(ddwafRule) ?? [];
+    if (group.length === 1) return (group[0] as { id: string }).id;
+    const text = typeof value === 'string' ? value : '';
+    return (group.find((m) => m.pattern?.test(text)) ?? group[0])?.id ?? ddwafRule;
+  };
+  const runOnce = (batch: string[][], budgetMicros: number) => {
+    const context = waf.createContext();
+    try {
+      return context.run({ persistent: { 'warden.values': batch } }, budgetMicros);
+    } finally {
+      context.dispose();
+    }
+  };
   return {
     inspect(input) {
       if (input.texts.length === 0) return undefined;
       let batchStart = 0;
+      // One budget for the whole input, however many runs it takes.
+      const deadline = performance.now() + options.budgetMicros / 1000;
       for (const batch of wafBatches(input.texts)) {
-        const context = waf.createContext();
-        try {
-          const result = context.run({ persistent: { 'warden.values': batch } }, options.budgetMicros);
-          if (result.timeout) return 'timeout';
-          const event = result.events?.[0] as
-            { rule?: { id?: string }; rule_matches?: { parameters?: { key_path?: (string | number)[] }[] }[] } | undefined;
-          if (event?.rule?.id) {
-            const keyPath = event.rule_matches?.[0]?.parameters?.[0]?.key_path ?? [];
-            const index = batchStart + Number(keyPath[0] ?? 0) * 256 + Number(keyPath[1] ?? 0);
-            return { rule: event.rule.id, class: RULE_CLASS.get(event.rule.id) ?? 'sqli', path: input.paths[index] ?? '/' };
-          }
-        } finally {
-          context.dispose();
+        const left = Math.floor((deadline - performance.now()) * 1000);
+        if (left <= 0) return 'timeout';
+        let result = runOnce(batch, left);
+        // A wall-clock budget is also spent by a GC pause or the OS scheduler: one retry tells a
+        // stall from input that is really too slow to inspect.
+        if (result.timeout) result = runOnce(batch, options.budgetMicros);
+        if (result.timeout) return 'timeout';
+        const event = result.events?.[0] as
+          { rule?: { id?: string }; rule_matches?: { parameters?: { key_path?: (string | number)[]; value?: unknown }[] }[] } | undefined;
+        if (event?.rule?.id) {
+          const match = event.rule_matches?.[0]?.parameters?.[0];
+          const keyPath = match?.key_path ?? [];
+          const index = batchStart + Number(keyPath[0] ?? 0) * 256 + Number(keyPath[1] ?? 0);
+          const rule = ruleOf(event.rule.id, match?.value);
+          return { rule, class: RULE_CLASS.get(rule) ?? 'sqli', path: input.paths[index] ?? '/' };
         }
         batchStart += batch.reduce((n, row) => n + row.length, 0);
       }

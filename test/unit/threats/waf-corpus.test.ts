@@ -6,7 +6,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createWafEngine } from '../../../src/threats/waf.js';
+import { createWafEngine, type WafMatch } from '../../../src/threats/waf.js';
+import { WAF_RULES } from '../../../src/stages/waf-rules/rules.js';
 import { addValue, createWafTexts } from '../../../src/threats/waf-input.js';
 import { repoRoot } from '../../support/sidecar.js';
 
@@ -33,6 +34,24 @@ t.test('the corpus is big enough and every attack names its source', async (t) =
     attacks.every((a) => a.source && a.class && a.payload),
     'class, payload and source on every attack',
   );
+});
+
+t.test('every detection names one of the ruleset’s rules, whose own pattern matches', async (t) => {
+  const byId = new Map(WAF_RULES.map((r) => [r.id, r]));
+  const named = new Map<string, number>();
+  for (const a of attacks) {
+    const found = detect(a.payload as string) as WafMatch | undefined;
+    if (!found || typeof found !== 'object') continue;
+    const rule = byId.get(found.rule);
+    if (!rule) {
+      t.fail(`unknown rule ${found.rule}`);
+      continue;
+    }
+    named.set(found.rule, (named.get(found.rule) ?? 0) + 1);
+    if ('regex' in rule.operator && !rule.transformers)
+      t.match(a.payload, new RegExp(rule.operator.regex, 'i'), `${found.rule} matches what it caught`);
+  }
+  t.comment(`rules that fired: ${JSON.stringify(Object.fromEntries([...named].sort((x, y) => y[1] - x[1])))}`);
 });
 
 t.test('paranoia 1: detection ≥ 95 %, false positives ≤ 0.5 %', async (t) => {

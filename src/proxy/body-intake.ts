@@ -1,0 +1,86 @@
+/**
+ * Takes in a request body for the stages that need it: held in a SpooledBody (memory, then a temp
+ * file) and shown to the streaming stages chunk by chunk as it arrives, so a malware scan runs in
+ * parallel with the upload instead of after it. Bounded by `maxBytes` (413) and `timeoutMs` (408).
+ */
+import type { Readable } from 'node:stream';
+import { WardenError } from '../errors.js';
+import type { BodyObserver } from '../pipeline/stage.js';
+import { SpooledBody } from './spooled-body.js';
+
+/** Unwritten spool bytes above which the client is paused until the disk catches up. */
+const SPOOL_HIGH_WATER = 4 * 1024 * 1024;
+
+export interface BodyIntakeOptions {
+  maxBytes: number;
+  timeoutMs: number;
+  /** Above this the body spills to a temp file (= maxBytes: always in memory). */
+  memoryLimit: number;
+  spoolDir?: string | undefined;
+  observers: readonly BodyObserver[];
+}
+
+export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<SpooledBody> {
+  const spool = new SpooledBody(options.memoryLimit, options.spoolDir);
+  const { observers } = options;
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      cleanup();
+      for (const o of observers) o.abort();
+      spool.dispose();
+      reject(err);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
+        ),
+      options.timeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      if (spool.size + chunk.length > options.maxBytes) {
+        fail(
+          new WardenError('ERR_BODY_TOO_LARGE', {
+            rule: 'limits.max_body_bytes',
+            detail: `The body may be at most ${options.maxBytes} bytes.`,
+          }),
+        );
+        return;
+      }
+      spool.append(chunk);
+      for (const o of observers) o.write(chunk);
+      if (spool.pendingBytes > SPOOL_HIGH_WATER && !body.isPaused()) {
+        body.pause();
+        spool.flushed().then(
+          () => body.resume(),
+          (err: unknown) => fail(err as Error),
+        );
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      spool.flushed().then(
+        () => resolve(spool),
+        (err: unknown) => {
+          for (const o of observers) o.abort();
+          spool.dispose();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    };
+    const onClose = () => {
+      if (!body.readableEnded) fail(new Error('the client went away before the body ended'));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', fail);
+      body.off('close', onClose);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', fail);
+    body.once('close', onClose);
+  });
+}
