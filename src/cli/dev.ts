@@ -136,6 +136,8 @@ and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
         # 400: the problem lists each violation (pointer + message); the backend never sees it
   curl ${tls} ${bearer(opaqueFile)} -d 'item=tea' ${base}/api/orders   # 415: the operation takes JSON
   curl ${tls} ${bearer(opaqueFile)} '${base}/api/orders?limit=1000'   # 400: /query/limit must be <= 100
+  curl ${tls} ${bearer(opaqueFile)} -H 'content-type: application/json' -d '{"note":"<script>alert(1)</script>"}' ${base}/api/echo
+        # 403: the waf (warden.input.xss at /body/note); try "' OR 1=1 --" or "http://169.254.169.254/" too
   curl -s -u ${demo.clientId}:${demo.clientSecret} -d grant_type=client_credentials -d scope=orders:read ${idp.issuer}/token
         # a new token; add -d resource=${idp.audience} for a JWT
   curl -X POST --data-urlencode token@${opaqueFile} ${admin}/tokens/revoke   # revoke: 401 from now on

@@ -67,5 +67,9 @@ openapi:
     publicInfo: { mtls: optional }
     health: { mtls: optional }
     adminStats: { access: { action: deny } }
+# SQL injection, XSS, traversal, command injection, SSRF and NoSQL operators in any parameter or
+# JSON body: 403 (docs/threats.md). Malware scanning needs a clamd, so the demo leaves it out.
+threats:
+  waf: { mode: block, paranoia: 1 }
 `;
 }

@@ -166,6 +166,9 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   const invalid = await curl([...mtls, ...write, '-d', '{"item":"tea","quantity":0}', `${base}/api/orders`]);
   t.equal(invalid.status, 400, 'an invalid order is refused');
   t.match(JSON.parse(invalid.body), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/body/quantity' }] });
+  const xss = await curl([...mtls, ...write, '-d', '{"note":"<script>alert(1)</script>"}', `${base}/api/echo`]);
+  t.equal(xss.status, 403, 'the waf refuses a script in a JSON body');
+  t.ok(await until(/event warden\.input\.xss/), 'and its event is printed');
   const form = await curl([...mtls, '-H', `authorization: Bearer ${token}`, '-d', 'item=tea', `${base}/api/orders`]);
   t.equal(form.status, 415, 'a media type the operation does not take');
   t.match(readFileSync(join(dir, 'openapi.yaml'), 'utf8'), /operationId: createOrder/, 'the demo document is written next to sidecar.yaml');
