@@ -183,3 +183,40 @@ export async function startBenchIdp(bench, root) {
   const idp = await ask(null, 'ready');
   return { child, idp, ask };
 }
+
+/**
+ * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
+ * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
+ */
+export function createPostLoad({ bench, root, connections, seconds, streams, headers = [], bodyFile }) {
+  const { onCpus, LOAD_CPUS } = bench;
+  const headerArgs = headers.flatMap((h) => ['-H', h]);
+  return {
+    wrk(u) {
+      const args = [
+        '-t1',
+        `-c${connections}`,
+        `-d${seconds}s`,
+        '--timeout',
+        '5s',
+        ...headerArgs,
+        '-s',
+        join(root, 'bench/wrk-post.lua'),
+        u,
+      ];
+      const out = execFileSync(...onCpus(LOAD_CPUS, 'wrk', args), { encoding: 'utf8', env: { ...process.env, WRK_BODY_FILE: bodyFile } });
+      const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+      return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+    },
+    h2load(u) {
+      const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds), '--warm-up-time=1'];
+      args.push(...headerArgs, '-H', 'content-type: application/json', '-d', bodyFile, u);
+      const out = execFileSync(...onCpus(LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
+      const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+      return {
+        rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
+        errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
+      };
+    },
+  };
+}

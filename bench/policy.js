@@ -3,13 +3,24 @@
 // Warden with `access` only against Warden with access + JWT authn + scopes from the document +
 // rate limit + body validation + a minted token, interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2
 // (h2load), with server CPU per request for HTTPS/1.1. See bench/README.md.
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, startBenchIdp, TICK_US } from './lib.js';
+import {
+  benchWorkdir,
+  cpuTicks,
+  createBench,
+  createFill,
+  createPostLoad,
+  median,
+  peakRssMiB,
+  requireTools,
+  startBenchIdp,
+  TICK_US,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -31,7 +42,7 @@ requireTools(root, ['wrk', 'h2load', 'openssl']);
 const [PAIRS, S, C, M] = [opts.pairs, opts.seconds, opts.connections, opts.streams].map(Number);
 const { work, cert, key } = benchWorkdir(root, `policy-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
 // A ~1 KB order, valid against bench/peers/policy-openapi.yaml.
@@ -73,43 +84,7 @@ for (const p of peers) {
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
 const auth = `Authorization: Bearer ${token}`;
 
-function wrk(u) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'wrk', ['-t1', `-c${C}`, `-d${S}s`, '--timeout', '5s', '-H', auth, '-s', join(root, 'bench/wrk-post.lua'), u]),
-    {
-      encoding: 'utf8',
-      env: { ...process.env, WRK_BODY_FILE: bodyFile },
-    },
-  );
-  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
-}
-function h2load(u) {
-  const args = [
-    '-c',
-    String(C),
-    '-m',
-    String(M),
-    '-t',
-    '1',
-    '-D',
-    String(S),
-    '--warm-up-time=1',
-    '-H',
-    auth,
-    '-H',
-    'content-type: application/json',
-    '-d',
-    bodyFile,
-    u,
-  ];
-  const out = execFileSync(...onCpus(LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
-  const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  return {
-    rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
-    errors: non2xx ? Number(non2xx[3]) + Number(non2xx[4]) : 0,
-  };
-}
+const { wrk, h2load } = createPostLoad({ bench, root, connections: C, seconds: S, streams: M, headers: [auth], bodyFile });
 
 // Both peers must answer the bench request with 200 (the policy peer: valid token, scope, body).
 const probe = new Agent({ connect: { rejectUnauthorized: false } });

@@ -5,7 +5,7 @@
 //    HTTPS/1.1 (wrk) and h2 (h2load), with server CPU per request;
 // 2. malware scanning of a 1 MB upload: p50 latency through Warden with and without the scan,
 //    against clamd's own scan time for the same bytes (zINSTREAM on an open session).
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +13,18 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { clamdSession, EICAR, startBenchClamd } from './clamd.js';
-import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, startBenchIdp, TICK_US } from './lib.js';
+import {
+  benchWorkdir,
+  cpuTicks,
+  createBench,
+  createFill,
+  createPostLoad,
+  median,
+  peakRssMiB,
+  requireTools,
+  startBenchIdp,
+  TICK_US,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -38,7 +49,7 @@ requireTools(root, ['wrk', 'h2load', 'openssl', 'clamd']);
 const [PAIRS, S, C, M, UPLOADS] = [opts.pairs, opts.seconds, opts.connections, opts.streams, opts.uploads].map(Number);
 const { work, cert, key } = benchWorkdir(root, `threats-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
 // The ~1 KB order of bench/policy.js, with free text the waf reads.
@@ -90,43 +101,7 @@ for (const p of [...peers, scanPeer]) {
 }
 const url = (p, path = '/orders') => `https://127.0.0.1:${p.port}${path}`;
 
-function wrk(u) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'wrk', ['-t1', `-c${C}`, `-d${S}s`, '--timeout', '5s', '-H', auth, '-s', join(root, 'bench/wrk-post.lua'), u]),
-    {
-      encoding: 'utf8',
-      env: { ...process.env, WRK_BODY_FILE: bodyFile },
-    },
-  );
-  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
-}
-function h2load(u) {
-  const args = [
-    '-c',
-    String(C),
-    '-m',
-    String(M),
-    '-t',
-    '1',
-    '-D',
-    String(S),
-    '--warm-up-time=1',
-    '-H',
-    auth,
-    '-H',
-    'content-type: application/json',
-    '-d',
-    bodyFile,
-    u,
-  ];
-  const out = execFileSync(...onCpus(LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
-  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  return {
-    rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
-    errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
-  };
-}
+const { wrk, h2load } = createPostLoad({ bench, root, connections: C, seconds: S, streams: M, headers: [auth], bodyFile });
 
 // The bench request passes both; the waf and the scanner must really be in force.
 const probe = new Agent({ connect: { rejectUnauthorized: false } });

@@ -67,6 +67,38 @@ export function subjectOf(ctx: RequestContext): ProblemSubject {
   };
 }
 
+/** The security event's attributes for a refusal: what was refused, of whom, and why. */
+function refusalAttributes(error: WardenError, subject: ProblemSubject, action: 'block' | 'detect'): EventAttributes {
+  const attributes: EventAttributes = {
+    'client.address': subject.clientAddress,
+    'warden.code': error.code,
+    'warden.action': action,
+  };
+  if (action === 'block') attributes['http.response.status_code'] = error.status;
+  if (subject.method !== undefined) attributes['http.request.method'] = subject.method;
+  if (subject.path !== undefined) attributes['url.path'] = subject.path;
+  if (subject.requestId !== undefined) attributes['warden.request.id'] = subject.requestId;
+  if (subject.route !== undefined) attributes['http.route'] = subject.route;
+  if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
+  if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
+  if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
+  if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
+  if (error.attributes !== undefined) Object.assign(attributes, error.attributes);
+  return attributes;
+}
+
+/**
+ * A refusal a stage in `detect` mode lets through: its event, with `warden.action: detect` and the
+ * same attributes a block would carry, and no response.
+ */
+export function reportDetected(events: EventBus | undefined, error: WardenError, ctx: RequestContext): void {
+  const event = error.event;
+  if (event === undefined || events === undefined) return;
+  const attributes = refusalAttributes(error, subjectOf(ctx), 'detect');
+  if (error.detail !== undefined) attributes['warden.detail'] ??= error.detail.slice(0, 256);
+  events.emit(event, attributes);
+}
+
 /** llhttp / Node error codes on HTTP/1.1 sockets → our codes. */
 const CLIENT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   HPE_HEADER_OVERFLOW: 'ERR_HEADERS_TOO_LARGE',
@@ -116,23 +148,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
 
   function raise(error: WardenError, subject: ProblemSubject): void {
     const event = error.event;
-    if (event === undefined) return;
-    const attributes: EventAttributes = {
-      'client.address': subject.clientAddress,
-      'http.response.status_code': error.status,
-      'warden.code': error.code,
-      'warden.action': 'block',
-    };
-    if (subject.method !== undefined) attributes['http.request.method'] = subject.method;
-    if (subject.path !== undefined) attributes['url.path'] = subject.path;
-    if (subject.requestId !== undefined) attributes['warden.request.id'] = subject.requestId;
-    if (subject.route !== undefined) attributes['http.route'] = subject.route;
-    if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
-    if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
-    if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
-    if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
-    if (error.attributes !== undefined) Object.assign(attributes, error.attributes);
-    events.emit(event, attributes);
+    if (event !== undefined) events.emit(event, refusalAttributes(error, subject, 'block'));
   }
 
   const respond: Rescue['respond'] = (error, subject, res) => {

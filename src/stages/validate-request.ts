@@ -7,6 +7,7 @@
 import { WardenError } from '../errors.js';
 import type { RequestValidator, Violation } from '../openapi/request-validator.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
+import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
 
 export type ValidationMode = 'enforce' | 'report' | 'off';
@@ -28,18 +29,7 @@ function refusal(v: Violation | 'unsupported'): WardenError {
 function verdictOf(v: Violation | 'unsupported' | undefined, mode: ValidationMode, ctx: RequestContext, events: EventBus | undefined) {
   if (v === undefined) return undefined;
   if (mode === 'enforce') return refusal(v);
-  const e = refusal(v);
-  events?.emit('warden.input.invalid', {
-    'warden.action': 'detect',
-    'warden.code': e.code,
-    'warden.rule': e.rule,
-    'warden.detail': e.detail?.slice(0, 256),
-    'http.route': ctx.route.id,
-    'http.request.method': ctx.method,
-    'url.path': ctx.path,
-    'client.address': ctx.clientAddress,
-    'warden.request.id': ctx.requestId,
-  });
+  reportDetected(events, refusal(v), ctx);
   return undefined;
 }
 

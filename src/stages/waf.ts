@@ -7,6 +7,7 @@
 import type { WafConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, StreamingStage, Verdict } from '../pipeline/stage.js';
+import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
@@ -90,18 +91,7 @@ function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
 /** block: the refusal; detect: its event only, and the request goes on. */
 function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: RequestContext): Verdict {
   if (refusal === undefined || o.cfg.mode === 'block') return refusal;
-  const event = refusal.event;
-  if (event)
-    o.events?.emit(event, {
-      ...refusal.attributes,
-      'warden.rule': refusal.rule,
-      'warden.action': 'detect',
-      'http.route': ctx.route.id,
-      'http.request.method': ctx.method,
-      'url.path': ctx.path,
-      'client.address': ctx.clientAddress,
-      'warden.request.id': ctx.requestId,
-    });
+  reportDetected(o.events, refusal, ctx);
   return undefined;
 }
 
