@@ -220,3 +220,36 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
   };
 }
+
+/**
+ * `base` and `candidate` measured in alternating order (A-B, then B-A), `pairs` times: wrk with
+ * the server's CPU per request, then h2load. Ratios are candidate ÷ base per pair, so a drift of the
+ * host's speed that spans minutes cancels out within a pair.
+ */
+export function interleavedPairs({ base, candidate, pairs, seconds, load, url }) {
+  const h1 = [];
+  const h2 = [];
+  const h1cpu = [];
+  const raw = [];
+  let errors = 0;
+  const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+  for (let i = 0; i < pairs; i++) {
+    process.stderr.write(`\rinterleaved ${candidate.name} vs ${base.name}: pair ${i + 1}/${pairs}`);
+    const order = i % 2 === 0 ? [base, candidate] : [candidate, base];
+    const r1 = {};
+    const r2 = {};
+    for (const p of order) {
+      const before = cpuTicks(p.child.pid);
+      r1[p.name] = load.wrk(url(p));
+      r1[p.name].cpu_us_per_req = Math.round(((cpuTicks(p.child.pid) - before) * TICK_US) / (r1[p.name].rps * seconds));
+    }
+    for (const p of order) r2[p.name] = load.h2load(url(p));
+    for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
+    h1.push(ratio(r1[candidate.name].rps, r1[base.name].rps));
+    h2.push(ratio(r2[candidate.name].rps, r2[base.name].rps));
+    h1cpu.push(ratio(r1[candidate.name].cpu_us_per_req, r1[base.name].cpu_us_per_req));
+    raw.push({ h1: r1, h2: Object.fromEntries(Object.entries(r2).map(([k, v]) => [k, v.rps])) });
+  }
+  process.stderr.write('\n');
+  return { h1, h2, h1cpu, raw, errors };
+}

@@ -11,15 +11,14 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import {
   benchWorkdir,
-  cpuTicks,
   createBench,
   createFill,
   createPostLoad,
+  interleavedPairs,
   median,
   peakRssMiB,
   requireTools,
   startBenchIdp,
-  TICK_US,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -114,30 +113,14 @@ for (const p of peers) {
   if (w.errors > 0) throw new Error(`${p.name} answered errors during warm-up (${w.errors})`);
 }
 
-const h1 = [];
-const h2 = [];
-const h1cpu = [];
-const raw = [];
-let errors = 0;
-for (let i = 0; i < PAIRS; i++) {
-  process.stderr.write(`\rinterleaved warden-policy vs warden-access: pair ${i + 1}/${PAIRS}`);
-  const order2 = i % 2 === 0 ? peers : [...peers].reverse();
-  const r1 = {};
-  const r2 = {};
-  for (const p of order2) {
-    const before = cpuTicks(p.child.pid);
-    r1[p.name] = wrk(url(p));
-    r1[p.name].cpu_us_per_req = Math.round(((cpuTicks(p.child.pid) - before) * TICK_US) / (r1[p.name].rps * S));
-  }
-  for (const p of order2) r2[p.name] = h2load(url(p));
-  for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
-  const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
-  h1.push(ratio(r1['warden-policy'].rps, r1['warden-access'].rps));
-  h2.push(ratio(r2['warden-policy'].rps, r2['warden-access'].rps));
-  h1cpu.push(ratio(r1['warden-policy'].cpu_us_per_req, r1['warden-access'].cpu_us_per_req));
-  raw.push({ h1: r1, h2: Object.fromEntries(Object.entries(r2).map(([k, v]) => [k, v.rps])) });
-}
-process.stderr.write('\n');
+const { h1, h2, h1cpu, raw, errors } = interleavedPairs({
+  base: peers[0],
+  candidate: peers[1],
+  pairs: PAIRS,
+  seconds: S,
+  load: { wrk, h2load },
+  url,
+});
 const rss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
 for (const p of peers) await stop(p.child);
 await stop(backend);
