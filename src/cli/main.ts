@@ -1,5 +1,5 @@
 /** The `warden` command: picks the subcommand, maps failures to one-line messages and exit codes. */
-import { readFileSync } from 'node:fs';
+import { WARDEN_VERSION } from '../version.js';
 import { ConfigError } from '../config/config-error.js';
 import { EXIT, UsageError } from './args.js';
 import { caListHelp, caRevokeHelp, caTokenCreateHelp, runCaList, runCaRevoke, runCaTokenCreate } from './ca-admin.js';
@@ -10,7 +10,7 @@ import { devHelp, runDev } from './dev.js';
 import { enrollHelp, runEnroll } from './enroll.js';
 import { proxyHelp, runProxy } from './proxy.js';
 
-const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = WARDEN_VERSION;
 
 const help = `Usage: warden <command> [options]
 

@@ -319,6 +319,20 @@ export interface OpenApiConfig {
   operations: Record<string, Omit<RouteConfig, 'id' | 'path' | 'methods'> & { validation?: 'enforce' | 'report' | 'off' }>;
 }
 
+/** OTLP export (docs/observability.md); each key overrides its OTEL_* variable. */
+export interface OtlpConfig {
+  /** Base URL: /v1/traces, /v1/logs and /v1/metrics are added (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  endpoint?: string;
+  protocol?: 'http/protobuf' | 'http/json';
+  headers?: Record<string, string>;
+  /** Share of new traces kept (callers' sampling decisions are honoured). */
+  sampling_ratio?: number;
+  /** Batches leave at least this often (ms); metrics are exported at this interval too. */
+  export_interval?: number;
+  /** Per export request (ms). */
+  timeout?: number;
+}
+
 export interface LogConfig {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   access: boolean;
@@ -342,5 +356,6 @@ export interface SidecarConfig {
   threats?: { malware?: MalwareConfig; waf?: WafConfig };
   routes: RouteConfig[];
   log: LogConfig;
+  telemetry: { otlp?: OtlpConfig };
   lifecycle: { drain_timeout: number };
 }

@@ -18,6 +18,7 @@ import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
 import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
+import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
@@ -48,6 +49,8 @@ export interface HandlerDeps {
   current(): Generation;
   rescue: Rescue;
   observe: RequestObserver;
+  /** OpenTelemetry spans for the request and its upstream call, when export is configured. */
+  tracing?: RequestTracing | undefined;
   draining(): boolean;
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
@@ -107,6 +110,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       responseHeaders: undefined,
     };
 
+    deps.tracing?.start(ctx);
     let aborter: { abort(): void } | undefined;
     inFlight++;
     res.once('close', () => {
@@ -185,6 +189,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           } else refuse(error);
         },
       };
+      deps.tracing?.upstream(ctx);
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
       if (h2 && hasBody && buffered === undefined)
         bodyDeadline(req, gen.limits.request_timeout, () => {

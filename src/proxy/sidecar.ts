@@ -14,6 +14,9 @@ import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
 import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { otelEnabled } from '../telemetry/otel-enabled.js';
+import { createRequestTracing } from '../telemetry/request-tracing.js';
+import { WARDEN_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { createForwarder } from './forward.js';
 import { createRequestHandler, type Generation, type RequestObserver } from './handler.js';
@@ -205,6 +208,19 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
   const rescue = createRescue({ events, logger, realm: config.service.name });
+  // OpenTelemetry: process-wide (global providers), so started once, with the first configuration.
+  // Loaded only when configured: the SDK and its exporters are not small.
+  const otel = otelEnabled(config.telemetry.otlp)
+    ? (await import('../telemetry/otel.js')).startOtel(config.telemetry.otlp, {
+        serviceName: config.service.name,
+        version: WARDEN_VERSION,
+        attributes: config.mesh
+          ? { 'warden.spiffe_id': config.mesh.spiffe_id, 'warden.trust_domain': trustDomainOf(config.mesh.spiffe_id) }
+          : {},
+      })
+    : undefined;
+  const tracing = otel ? createRequestTracing(otel) : undefined;
+  if (tracing) events.addSink(tracing.eventSink);
 
   // The workload identity comes first: without a certificate there is nothing to listen with.
   // Loaded only with mesh: file-mode sidecars skip the X.509 and enrollment code entirely.
@@ -235,6 +251,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const observe: RequestObserver = (ctx, status, completed) => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
+    tracing?.end(ctx, status);
     const log = current.config.log;
     if (!log.access) return;
     const headers = log.access_headers ? redactHeaders(ctx.headers, current.rules.isInternal) : undefined;
@@ -245,6 +262,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     current: () => current,
     rescue,
     observe,
+    tracing,
     draining: () => draining,
     reportResponse(ctx, status, v) {
       events.emit('warden.response.invalid', {
@@ -398,6 +416,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await tokenState.runtime?.close();
       await limitState.runtime.close();
       mesh?.stop();
+      await otel?.shutdown();
       logger.info('drained');
     },
   };

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// What OpenTelemetry export costs (see bench/README.md): the access pipeline without telemetry
+// against the same with traces + events + metrics exported to a live OTLP sink, at 100 % and 10 %
+// sampling, interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2 (h2load); then the same with the sink
+// gone (the collector down), with the sidecar's RSS before and after.
+import { fork } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { benchWorkdir, createBench, createFill, createPostLoad, interleavedPairs, median, peakRssMiB, requireTools } from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  options: {
+    pairs: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    streams: { type: 'string', default: '10' },
+    out: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log('Usage: node bench/telemetry.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--out FILE] [--no-pin]');
+  process.exit(0);
+}
+requireTools(root, ['wrk', 'h2load', 'openssl']);
+const [PAIRS, S, C, M] = [opts.pairs, opts.seconds, opts.connections, opts.streams].map(Number);
+const { work, cert, key } = benchWorkdir(root, `telemetry-${Date.now()}`);
+const bench = createBench({ pin: opts.pin });
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const fill = createFill(join(root, 'bench/peers'), work);
+const bodyFile = join(work, 'body.json');
+writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+
+const forkOnLoadCores = async (file, port) => {
+  const child = fork(join(root, file), [String(port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  bench.children.add(child);
+  moveTo(child.pid, LOAD_CPUS);
+  await new Promise((r) => child.once('message', r));
+  return child;
+};
+const backendPort = 18093;
+const sinkPort = 18318;
+const backend = await forkOnLoadCores('bench/peers/backend.js', backendPort);
+const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', sinkPort);
+
+const vars = { backendPort, cert, key, sinkPort };
+const peers = [
+  { name: 'warden-access', port: 18482, file: 'warden-access.yaml', adminPort: 19982 },
+  { name: 'warden-otel-100', port: 18483, file: 'warden-otel.yaml', adminPort: 19983, ratio: 1 },
+  { name: 'warden-otel-10', port: 18484, file: 'warden-otel.yaml', adminPort: 19984, ratio: 0.1 },
+];
+for (const p of peers) {
+  const log = openSync(join(work, `${p.name}.log`), 'w');
+  const config = fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort, ratio: p.ratio ?? 1 });
+  p.child = start(process.execPath, [join(root, 'bin/warden.js'), 'proxy', '-c', config], { stdio: ['ignore', log, 'pipe'] });
+  // fill() reuses the template's file name: the process has read it once it listens.
+  await waitPort(p.port);
+}
+const url = (p) => `https://127.0.0.1:${p.port}/orders`;
+const load = createPostLoad({ bench, root, connections: C, seconds: S, streams: M, headers: [], bodyFile });
+for (const p of peers) {
+  const w = load.wrk(url(p));
+  if (w.errors > 0) throw new Error(`${p.name} answered errors during warm-up (${w.errors})`);
+}
+const seenBefore = await new Promise((r) => {
+  sink.once('message', (m) => r(m.seen));
+  sink.send('seen?');
+});
+if (!seenBefore.traces?.requests) throw new Error(`the OTLP sink received no traces: ${JSON.stringify(seenBefore)}`);
+
+const at100 = interleavedPairs({ base: peers[0], candidate: peers[1], pairs: PAIRS, seconds: S, load, url });
+const at10 = interleavedPairs({ base: peers[0], candidate: peers[2], pairs: PAIRS, seconds: S, load, url });
+const rssBeforeDown = peakRssMiB(peers[1].child.pid);
+await stop(sink);
+const down = interleavedPairs({ base: peers[0], candidate: peers[1], pairs: Math.max(2, Math.floor(PAIRS / 2)), seconds: S, load, url });
+const rss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
+for (const p of peers) await stop(p.child);
+await stop(backend);
+
+const r3 = (x) => Math.round(x * 1000) / 1000;
+const summary = (r) => ({
+  h1: r3(median(r.h1)),
+  h2: r3(median(r.h2)),
+  h1_cpu: r3(median(r.h1cpu)),
+  h1_pairs: r.h1,
+  h2_pairs: r.h2,
+  errors: r.errors,
+});
+const result = {
+  date: new Date().toISOString(),
+  settings: { pairs: PAIRS, seconds: S, connections: C, h2_streams: M },
+  sampled_100: summary(at100),
+  sampled_10: summary(at10),
+  collector_down_100: summary(down),
+  sink_received_before_measuring: seenBefore,
+  peak_rss_mib: { ...rss, 'warden-otel-100 before the collector went down': rssBeforeDown },
+  raw: { at100: at100.raw, at10: at10.raw, down: down.raw },
+};
+result.targets = [
+  {
+    target: 'telemetry on (100 % sampled, live receiver) ≥ 0.9 × off (h1, interleaved)',
+    value: result.sampled_100.h1,
+    pass: result.sampled_100.h1 >= 0.9,
+  },
+  {
+    target: 'collector down costs nothing extra (≥ the live-receiver ratio − 0.05) and RSS stays bounded (+≤ 20 MiB)',
+    value: `${result.collector_down_100.h1} vs ${result.sampled_100.h1}; RSS ${rssBeforeDown} → ${rss['warden-otel-100']} MiB`,
+    pass: result.collector_down_100.h1 >= result.sampled_100.h1 - 0.05 && rss['warden-otel-100'] - rssBeforeDown <= 20,
+  },
+];
+for (const [label, r] of [
+  ['100 % sampled', result.sampled_100],
+  ['10 % sampled', result.sampled_10],
+  ['collector down', result.collector_down_100],
+]) {
+  console.log(
+    `telemetry on (${label}) / off: h1 ${r.h1} (pairs ${r.h1_pairs.join(', ')})  h2 ${r.h2}  h1 CPU/req ${r.h1_cpu}; errors ${r.errors}`,
+  );
+}
+console.log(`RSS MiB ${JSON.stringify(result.peak_rss_mib)}`);
+for (const t of result.targets) console.log(`${t.pass ? 'PASS' : 'FAIL'}  ${t.target}: ${t.value}`);
+const outFile = opts.out ?? join(root, 'bench/results', `telemetry-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+console.log(`written: ${outFile}`);
+process.exit(result.targets.every((t) => t.pass) ? 0 : 1);

@@ -1,0 +1,92 @@
+/**
+ * OpenTelemetry for the sidecar: traces, logs (every security event) and metrics, exported by OTLP
+ * over HTTP (protobuf or JSON) to the shared collector. Configured by the standard OTEL_* variables
+ * (endpoint, protocol, headers, resource attributes, sampler), which `telemetry.otlp` in
+ * sidecar.yaml overrides. Off unless an endpoint is configured one way or the other: then the API
+ * calls on the request path are no-ops.
+ *
+ * Export never blocks a request: batch processors with bounded queues (a full queue drops, and a
+ * collector that is down costs one failed export per batch, off the request path).
+ */
+import { logs } from '@opentelemetry/api-logs';
+import { metrics, trace, type Tracer } from '@opentelemetry/api';
+import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
+import type { Meter } from '@opentelemetry/api';
+import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
+import { OTLPLogExporter as LogsProto } from '@opentelemetry/exporter-logs-otlp-proto';
+import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as TracesProto } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import type { OtlpConfig } from '../config/types.js';
+import { otelEnabled } from './otel-enabled.js';
+
+export interface Otel {
+  readonly tracer: Tracer;
+  readonly logger: OtelLogger;
+  readonly meter: Meter;
+  /** Flushes what is queued (bounded by the exporters' timeouts) and stops exporting. */
+  shutdown(): Promise<void>;
+}
+
+export interface OtelIdentity {
+  serviceName: string;
+  version: string;
+  /** warden.* resource attributes: trust domain, SPIFFE ID. */
+  attributes: Record<string, string>;
+}
+
+function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'metrics'): string | undefined {
+  return endpoint === undefined ? undefined : `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
+}
+
+export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, env: NodeJS.ProcessEnv = process.env): Otel | undefined {
+  if (!otelEnabled(cfg, env)) return undefined;
+  const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  const json = protocol === 'http/json';
+  // Without an explicit url/headers the exporters read OTEL_EXPORTER_OTLP_* themselves.
+  const common = (signal: 'traces' | 'logs' | 'metrics') => ({
+    ...(cfg?.endpoint ? { url: signalUrl(cfg.endpoint, signal) } : {}),
+    ...(cfg?.headers ? { headers: cfg.headers } : {}),
+    timeoutMillis: cfg?.timeout ?? 10_000,
+  });
+  const traceExporter = json ? new TracesJson(common('traces')) : new TracesProto(common('traces'));
+  const logExporter = json ? new LogsJson(common('logs')) : new LogsProto(common('logs'));
+  const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
+  const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
+
+  const sdk = new NodeSDK({
+    resource: resourceFromAttributes({
+      'service.name': identity.serviceName,
+      'service.version': identity.version,
+      ...identity.attributes,
+    }),
+    spanProcessors: [new BatchSpanProcessor(traceExporter, batch)],
+    logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
+    metricReader: new PeriodicExportingMetricReader({
+      exporter: metricExporter,
+      exportIntervalMillis: cfg?.export_interval ?? 10_000,
+      exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
+    }),
+    // Sampling honours the caller's decision; the ratio applies to new traces.
+    ...(cfg?.sampling_ratio !== undefined
+      ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampling_ratio) }) }
+      : {}),
+    instrumentations: [],
+    // Resource detection from the environment (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) only.
+    autoDetectResources: true,
+    resourceDetectors: [],
+  });
+  sdk.start();
+  return {
+    tracer: trace.getTracer('warden', identity.version),
+    logger: logs.getLogger('warden', identity.version),
+    meter: metrics.getMeter('warden', identity.version),
+    shutdown: () => sdk.shutdown().catch(() => undefined),
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * OpenTelemetry export from a real `warden proxy` process to an OTLP/HTTP receiver in the test
+ * that decodes the real payloads, protobuf and JSON: the server span continues the caller's trace,
+ * the upstream client span's context reaches the backend as traceparent, every security event
+ * arrives as a log record (and a span event) correlated with its request's trace, the request and
+ * event metrics arrive, and the sidecar keeps serving, unslowed, with the collector gone.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startOtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
+import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { testCertificate } from '../support/certs.js';
+
+const SERVER = 2;
+const CLIENT = 3;
+
+for (const protocol of ['http/protobuf', 'http/json'] as const) {
+  t.test(`OTLP export over ${protocol}`, async (t) => {
+    const receiver = await startOtlpReceiver();
+    t.teardown(() => receiver.close());
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const warden = await spawnWarden(
+      t,
+      await testConfigYaml(backend.url, {
+        service: { name: 'orders' },
+        telemetry: { otlp: { endpoint: receiver.url, protocol, export_interval: '200ms', timeout: '1s' } },
+        threats: { waf: { paranoia: 1 } },
+        routes: [
+          { id: 'api', path: '/api/*', methods: ['GET', 'POST'] },
+          { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+        ],
+      }),
+    );
+    const agent = testAgent((await testCertificate()).certPem);
+    t.teardown(() => agent.close());
+
+    // A caller that is itself traced: its span is the parent of the sidecar's server span.
+    const traceId = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const ok = await fetchText(`${warden.url}/api/orders`, agent, { headers: { traceparent: `00-${traceId}-${callerSpan}-01` } });
+    t.equal(ok.status, 200);
+    const forwarded = String(backend.requests.at(-1)?.headers.traceparent ?? '');
+    t.match(forwarded, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`), 'the backend gets the same trace id');
+    const backendParent = forwarded.split('-')[2];
+
+    const denied = await fetchText(`${warden.url}/admin/stats`, agent);
+    t.equal(denied.status, 403);
+    const attack = await fetchText(`${warden.url}/api/search?q=${encodeURIComponent("' OR 1=1 --")}`, agent);
+    t.equal(attack.status, 403);
+
+    const server = await receiver.until(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === SERVER));
+    t.equal(server.parentSpanId, callerSpan, 'the server span continues the caller’s span');
+    t.match(server.attributes, { 'http.route': 'api', 'http.response.status_code': 200, 'http.request.method': 'GET' });
+    t.equal(server.name, 'GET api');
+    t.match(server.resource, { 'service.name': 'orders', 'service.version': /^\d+\.\d+\.\d+/ });
+    const client = await receiver.until(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === CLIENT));
+    t.equal(client.parentSpanId, server.spanId, 'the upstream span is a child of the server span');
+    t.equal(backendParent, client.spanId, 'and its context is what the backend received');
+
+    const deniedLog = await receiver.until(() => receiver.logs.find((l) => l.eventName === 'warden.access.denied'));
+    t.equal(deniedLog.body, 'warden.access.denied');
+    t.equal(deniedLog.severityNumber, 13, 'WARN');
+    t.match(deniedLog.attributes, { 'http.route': 'admin', 'warden.code': 'ERR_ACCESS_DENIED', 'warden.action': 'block' });
+    const deniedSpan: ReceivedSpan = await receiver.until(() =>
+      receiver.spans.find((s) => s.kind === SERVER && s.attributes['http.route'] === 'admin'),
+    );
+    t.equal(deniedLog.traceId, deniedSpan.traceId, 'the event is correlated with its request’s trace');
+    t.equal(deniedLog.spanId, deniedSpan.spanId);
+    t.ok(
+      deniedSpan.events.some((e) => e.name === 'warden.access.denied'),
+      'and is a span event on it',
+    );
+    t.match(deniedSpan.attributes, { 'warden.event': 'warden.access.denied', 'http.response.status_code': 403 });
+    const sqli = await receiver.until(() => receiver.logs.find((l) => l.eventName === 'warden.input.sqli'));
+    t.match(sqli.attributes, { 'warden.rule': 'sqli-libinjection', 'warden.detail': '/query/q/0' });
+    t.notOk(JSON.stringify(receiver.logs).includes('1=1'), 'no attack value in any log record');
+
+    const duration = await receiver.until(() =>
+      receiver.metrics.find((m) => m.name === 'http.server.request.duration' && m.points.some((p) => p.attributes['http.route'] === 'api')),
+    );
+    t.ok(
+      duration.points.some((p) => p.attributes['http.response.status_code'] === 200 && p.value >= 1),
+      'the request duration histogram counts the request',
+    );
+    const events = await receiver.until(() => receiver.metrics.find((m) => m.name === 'warden.security.events'));
+    t.ok(
+      events.points.some((p) => p.attributes['event.name'] === 'warden.access.denied'),
+      'security events are counted by name',
+    );
+    const expected = protocol === 'http/json' ? 'application/json' : 'application/x-protobuf';
+    t.ok(
+      [...receiver.contentTypes].every((c) => c.endsWith(expected)),
+      `every export was ${expected}`,
+    );
+
+    // The collector gone: requests are served as before, and none waits for the exporter.
+    await receiver.close();
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) t.equal((await fetchText(`${warden.url}/api/orders`, agent)).status, 200);
+    t.ok(performance.now() - started < 3000, `20 requests with the collector down in ${Math.round(performance.now() - started)} ms`);
+    warden.child.kill('SIGTERM');
+    t.equal(await warden.exited, 0, 'and it drains and exits cleanly, the unsent telemetry dropped');
+  });
+}
