@@ -1,5 +1,6 @@
 /** `warden config check -c FILE`: validate a configuration without starting anything. */
-import { loadSidecarConfig } from '../config/load.js';
+import { loadSidecarConfig, type LoadedSidecarConfig } from '../config/load.js';
+import type { Operation } from '../openapi/operations.js';
 import { compileGeneration } from '../proxy/sidecar.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import type { SidecarConfig } from '../config/types.js';
@@ -18,6 +19,25 @@ async function offlineTokenRuntime(config: SidecarConfig) {
     metrics: createMetrics({ serviceName: config.service.name, processMetrics: false }).tokens,
     offline: true,
   });
+}
+
+/**
+ * Everything `warden config check` verifies beyond loading: the plan compiles as the proxy would
+ * build it (token translation offline, the memory store standing in for Redis, the OpenAPI
+ * document loaded). Throws ConfigError. Connects to nothing.
+ */
+export async function checkSidecarConfig(loaded: LoadedSidecarConfig): Promise<{ operations: readonly Operation[] | undefined }> {
+  const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
+  const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
+  const { loadOperations } = await import('../openapi/load-operations.js');
+  const operations = await loadOperations(loaded);
+  try {
+    const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations });
+    await generation.forwarder.close();
+  } finally {
+    await tokens?.close();
+  }
+  return { operations };
 }
 
 export const configCheckHelp = `Usage: warden config check -c FILE
@@ -40,14 +60,7 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   }
   if (!values.config) throw new UsageError('warden config check: missing -c FILE (see warden config check --help)');
   const loaded = loadSidecarConfig(values.config);
-  const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
-  // The memory store stands in for Redis: checking a file connects to nothing.
-  const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
-  const { loadOperations } = await import('../openapi/load-operations.js');
-  const operations = await loadOperations(loaded);
-  const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations });
-  await generation.forwarder.close();
-  await tokens?.close();
+  const { operations } = await checkSidecarConfig(loaded);
   const { config } = loaded;
   const routes = operations
     ? `${operations.length} operations from ${config.openapi?.document ?? ''}`

@@ -1,0 +1,244 @@
+/**
+ * The deployment files, checked without a container engine: compose/docker-compose.yml against the
+ * Compose Specification's JSON schema (vendored in test/fixtures/schemas), the Kubernetes manifests
+ * against the API's schemas (kubernetes-models), and every cross-reference the code depends on —
+ * the sidecar and CA configurations they mount load and validate like `warden config check` does,
+ * the paths those configurations read are mounted, the services, ports, volumes, metric names and
+ * image entrypoint they name exist.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { parse, parseAllDocuments } from 'yaml';
+import { ConfigMap, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { parseCaConfig } from '../../../src/config/ca-load.js';
+import { parseSidecarConfig } from '../../../src/config/load.js';
+import { checkSidecarConfig } from '../../../src/cli/config-check.js';
+import { repoRoot } from '../../support/sidecar.js';
+
+type Json = Record<string, unknown>;
+const compose = join(repoRoot, 'compose');
+const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
+
+/** A real CA (warden ca init), for the bundle and fingerprint the configurations refer to. */
+const caDir = join(mkdtempSync(join(tmpdir(), 'warden-deploy-')), 'ca');
+const init = spawnSync(
+  process.execPath,
+  [join(repoRoot, 'bin/warden.js'), 'ca', 'init', '--trust-domain', 'demo.warden.test', '--dir', caDir],
+  {
+    encoding: 'utf8',
+  },
+);
+const fingerprint = /root fingerprint: (sha256:[0-9a-f]+)/.exec(init.stdout)?.[1] ?? '';
+
+/** The compose-spec schema as Ajv 2019 takes it (the spec still uses draft-04 style `id`s). */
+function composeValidator() {
+  const schema = JSON.parse(read(repoRoot, 'test/fixtures/schemas/compose-spec.json')) as Json;
+  const strip = (node: unknown, parentKey?: string): void => {
+    if (Array.isArray(node)) return node.forEach((n) => strip(n));
+    if (!node || typeof node !== 'object') return;
+    const o = node as Json;
+    if (parentKey !== 'properties' && typeof o.id === 'string') delete o.id;
+    for (const [k, v] of Object.entries(o)) strip(v, k);
+  };
+  strip(schema);
+  delete schema.$schema;
+  const ajv = new Ajv2019({ strict: false, allErrors: true });
+  ajv.addFormat('duration', /^(\d+(\.\d+)?(us|ms|s|m|h))+$/);
+  ajv.addFormat('ports', /^((\d{1,3}\.){3}\d{1,3}:)?(\d+(-\d+)?:)?\d+(-\d+)?(\/(tcp|udp))?$/);
+  ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp))?$/);
+  ajv.addFormat('subnet_ip_address', /./);
+  return ajv.compile(schema);
+}
+
+/** What `warden config check` does: load (with the container's environment), then compile offline. */
+async function configCheck(file: string, text: string, env: NodeJS.ProcessEnv) {
+  const loaded = parseSidecarConfig(file, text, env);
+  await checkSidecarConfig(loaded);
+  return loaded.config;
+}
+
+/** Whether `path` in a container lies under one of its mounts. */
+const mounted = (mounts: string[], path: string) => mounts.some((m) => path === m || path.startsWith(`${m.replace(/\/$/, '')}/`));
+
+t.test('the Compose file', async (t) => {
+  t.ok(fingerprint, `a CA was created for the checks (${init.stderr.trim().split('\n').at(-1) ?? ''})`);
+  const text = read(compose, 'docker-compose.yml');
+  const doc = parse(text, { merge: true }) as { services: Record<string, Json>; volumes: Record<string, unknown> };
+  const validate = composeValidator();
+  t.ok(validate(doc), `valid against the compose-spec schema ${JSON.stringify(validate.errors?.slice(0, 3))}`);
+  const typo = structuredClone(doc) as { services: Record<string, Json> };
+  (typo.services.redis as Json).comand = ['x'];
+  t.notOk(validate(typo), 'and the schema does catch a misspelt key');
+
+  const services = doc.services;
+  const names = new Set(Object.keys(services));
+  for (const [name, svc] of Object.entries(services)) {
+    const deps = svc.depends_on as Record<string, unknown> | string[] | undefined;
+    for (const dep of Array.isArray(deps) ? deps : Object.keys(deps ?? {})) t.ok(names.has(dep), `${name} depends on ${dep}, a service`);
+    const netns = typeof svc.network_mode === 'string' ? /^service:(.+)$/.exec(svc.network_mode)?.[1] : undefined;
+    if (netns) t.ok(names.has(netns), `${name} shares ${netns}'s network namespace`);
+    for (const v of (svc.volumes as string[] | undefined) ?? []) {
+      const [source = ''] = v.split(':');
+      if (source.startsWith('.')) t.ok(existsSync(join(compose, source)), `${name} mounts ${source}, which exists`);
+      else t.ok(source in doc.volumes, `${name} mounts the declared volume ${source}`);
+    }
+  }
+
+  // The Dockerfile the stack builds: non-root, health-checked on /healthz, entrypoint present.
+  const dockerfile = read(repoRoot, 'Dockerfile');
+  t.match(dockerfile, /^USER node$/m, 'the image runs as a non-root user');
+  t.match(dockerfile, /HEALTHCHECK[\s\S]*\/healthz/, 'with a healthcheck on /healthz');
+  t.match(dockerfile, /ENTRYPOINT \["node", "\/opt\/warden\/bin\/warden\.js"\]/);
+  t.ok(existsSync(join(repoRoot, 'bin/warden.js')));
+
+  const ca = services['warden-ca'] as Json;
+  const caMounts = (ca.volumes as string[]).map((v) => v.split(':'));
+  const caConfigHost = caMounts.find(([, target]) => target === '/etc/warden/ca.yaml')?.[0] ?? '';
+  t.same(ca.command, ['ca', 'serve', '-c', '/etc/warden/ca.yaml'], 'the CA serves the mounted ca.yaml');
+  const caText = read(compose, caConfigHost).replace('dir: /var/lib/warden-ca', `dir: ${caDir}`);
+  const caConfig = (await parseCaConfig('ca.yaml', caText)).config;
+  t.equal(caConfig.listen.port, 8444);
+  t.ok(caConfig.server.dns_names.includes('warden-ca'), 'the CA certificate names the service the sidecars dial');
+
+  const publishedBy = (svc: Json) => ((svc.ports as string[] | undefined) ?? []).map((p) => Number(p.split(':').pop()));
+  for (const sidecar of Object.keys(services).filter((n) => n.endsWith('-warden'))) {
+    await t.test(sidecar, async (t) => {
+      const svc = services[sidecar] as Json;
+      const backendName = /^service:(.+)$/.exec(String(svc.network_mode))?.[1] ?? '';
+      const backend = services[backendName] as Json;
+      const mounts = (svc.volumes as string[]).map((v) => v.split(':'));
+      const configHost = mounts.find(([, target]) => target === '/etc/warden/sidecar.yaml')?.[0] ?? '';
+      t.same(svc.command, ['proxy', '-c', '/etc/warden/sidecar.yaml']);
+      const env = svc.environment as Record<string, string>;
+      // The file as the container sees it, with its paths mapped to this test's files.
+      const tokenFile = join(dirname(caDir), `${backendName}.token`);
+      writeFileSync(tokenFile, 'not-a-real-token');
+      const text = read(compose, configHost).replace(`/run/warden-tokens/${backendName}`, tokenFile);
+      const config = await configCheck(configHost, text, { ...env, WARDEN_CA_BUNDLE: join(caDir, 'bundle.pem') });
+      const mountTargets = mounts.map(([, target = '']) => target);
+      t.ok(mounted(mountTargets, env.WARDEN_CA_BUNDLE as string), 'the CA bundle it reads is mounted');
+      t.ok(mounted(mountTargets, `/run/warden-tokens/${backendName}`), 'its bootstrap token file is mounted');
+      t.match(read(compose, configHost), new RegExp(`/run/warden-tokens/${backendName}\\}`), 'and is the one named after its service');
+      t.ok(mounted(mountTargets, config.mesh?.state_dir ?? '?'), 'its state_dir is a volume');
+      t.equal(config.mesh?.ca.url, `https://warden-ca:${caConfig.listen.port}`, 'it dials the CA service');
+      t.equal(config.service.name, backendName);
+      t.equal(config.upstream.url, 'http://127.0.0.1:8080', 'the backend is on loopback');
+      t.match(read(compose, 'backend/echo.js'), /listen\(8080, '127\.0\.0\.1'/, 'where the demo backend listens');
+      t.same(
+        publishedBy(backend).sort(),
+        [config.listeners.admin.port, config.listeners.inbound.port].sort(),
+        'the namespace owner publishes the inbound and admin ports',
+      );
+      t.match(config.threats?.malware?.clamd, /^tcp:\/\/clamav:3310$/);
+      t.ok(names.has('clamav') && names.has('redis'));
+      const otlp = new URL(env.OTEL_EXPORTER_OTLP_ENDPOINT as string);
+      t.ok(names.has(otlp.hostname), 'OTLP goes to the collector service');
+      t.match(read(compose, 'otel-collector.yaml'), new RegExp(`endpoint: 0\\.0\\.0\\.0:${otlp.port}`), 'on the port it receives on');
+    });
+  }
+
+  const prometheus = parse(read(compose, 'prometheus.yml')) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
+  for (const target of prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets))) {
+    t.ok(names.has(target.split(':')[0] as string), `Prometheus scrapes ${target}, a service`);
+  }
+  const dashboard = JSON.parse(read(compose, 'grafana/dashboards/warden-security.json')) as { panels: { targets: { expr: string }[] }[] };
+  const metricsSource = read(repoRoot, 'src/telemetry/metrics.ts');
+  for (const expr of dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr))) {
+    for (const metric of expr.match(/warden_[a-z_]+/g) ?? []) {
+      const base = metric.replace(/_(bucket|count|sum)$/, '');
+      t.ok(metricsSource.includes(`'${base}'`), `the dashboard's ${metric} is a metric the sidecar exports`);
+    }
+  }
+});
+
+t.test('the Kubernetes manifests', async (t) => {
+  const models: Record<string, new (o: Json) => { validate(): void }> = {
+    ConfigMap,
+    Secret,
+    PersistentVolumeClaim,
+    Service,
+    Deployment,
+  };
+  const all: Json[] = [];
+  for (const file of ['warden-ca.yaml', 'orders.yaml']) {
+    for (const d of parseAllDocuments(read(compose, 'kubernetes', file))) all.push(d.toJSON() as Json);
+  }
+  for (const doc of all) {
+    const kind = String(doc.kind);
+    const name = String((doc.metadata as Json).name);
+    const Model = models[kind];
+    t.ok(Model, `${kind} ${name}: a known kind`);
+    if (Model) t.doesNotThrow(() => new Model(doc).validate(), `${kind} ${name} is valid against the API schema`);
+  }
+  const named = (kind: string) => new Set(all.filter((d) => d.kind === kind).map((d) => String((d.metadata as Json).name)));
+  type Container = {
+    name: string;
+    args?: string[];
+    restartPolicy?: string;
+    ports?: { name: string }[];
+    env?: Json[];
+    volumeMounts?: { name: string; mountPath: string }[];
+  } & Json;
+  for (const deployment of all.filter((d) => d.kind === 'Deployment')) {
+    const pod = ((deployment.spec as Json).template as Json).spec as {
+      initContainers?: Container[];
+      containers: Container[];
+      volumes: Json[];
+    };
+    const volumes = new Set(pod.volumes.map((v) => String(v.name)));
+    for (const v of pod.volumes) {
+      if (v.configMap) t.ok(named('ConfigMap').has(String((v.configMap as Json).name)), `volume ${String(v.name)}: its ConfigMap exists`);
+      if (v.persistentVolumeClaim)
+        t.ok(named('PersistentVolumeClaim').has(String((v.persistentVolumeClaim as Json).claimName)), 'its PVC exists');
+    }
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      for (const m of c.volumeMounts ?? []) t.ok(volumes.has(m.name), `${c.name} mounts volume ${m.name}, which exists`);
+      const ports = new Set((c.ports ?? []).map((p) => p.name));
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+        const p = c[probe] as { httpGet?: { port: string; path: string }; tcpSocket?: { port: string } } | undefined;
+        const port = p?.httpGet?.port ?? p?.tcpSocket?.port;
+        if (port) t.ok(ports.has(port), `${c.name} ${probe} uses its port ${port}`);
+        if (p?.httpGet) t.match(p.httpGet.path, /^\/(healthz|readyz)$/);
+      }
+      for (const e of c.env ?? []) {
+        const ref = ((e.valueFrom as Json | undefined)?.secretKeyRef as { name?: string } | undefined)?.name;
+        if (ref) t.ok(named('Secret').has(ref), `${c.name} reads Secret ${ref}, which exists`);
+      }
+    }
+    const sidecar = pod.initContainers?.find((c) => c.args?.[0] === 'proxy');
+    if (!sidecar) continue;
+    t.equal(sidecar.restartPolicy, 'Always', 'Warden is a native sidecar (an init container with restartPolicy: Always)');
+    const mount = sidecar.volumeMounts?.find((m) => m.mountPath === '/etc/warden');
+    const configMap = all.find(
+      (d) =>
+        d.kind === 'ConfigMap' &&
+        pod.volumes.some((v) => v.name === mount?.name && (v.configMap as Json | undefined)?.name === (d.metadata as Json).name),
+    );
+    const text = (configMap?.data as Record<string, string> | undefined)?.['sidecar.yaml'] ?? '';
+    const env: NodeJS.ProcessEnv = { WARDEN_CA_FINGERPRINT: fingerprint, WARDEN_BOOTSTRAP_TOKEN: 'from-the-secret' };
+    const config = await configCheck('sidecar.yaml', text, env);
+    t.equal(config.mesh?.ca.url, 'https://warden-ca.warden.svc:8444', 'the sidecar dials the CA Service');
+    t.ok(named('Service').has('warden-ca'));
+    t.ok(
+      sidecar.volumeMounts?.some((m) => m.mountPath === config.mesh?.state_dir),
+      'its state_dir is a mounted (emptyDir) volume',
+    );
+    for (const v of ['WARDEN_CA_FINGERPRINT', 'WARDEN_BOOTSTRAP_TOKEN'])
+      t.ok(
+        sidecar.env?.some((e) => e.name === v),
+        `${v} is set`,
+      );
+    const ports = new Set((sidecar.ports ?? []).map((p) => p.name));
+    t.ok(ports.has('https') && ports.has('admin'));
+  }
+  const caConfigMap = all.find((d) => d.kind === 'ConfigMap' && (d.metadata as Json).name === 'warden-ca-config');
+  const caText = String((caConfigMap?.data as Json)['ca.yaml']).replace('dir: /var/lib/warden-ca', `dir: ${caDir}`);
+  const caConfig = (await parseCaConfig('ca.yaml', caText)).config;
+  t.ok(caConfig.server.dns_names.includes('warden-ca.warden.svc'), 'the CA certificate names the Service DNS name');
+  mkdirSync(join(dirname(caDir), 'unused'), { recursive: true });
+});
