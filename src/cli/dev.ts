@@ -119,6 +119,7 @@ Warden dev — a sidecar on ${base} in front of the demo backend on http://127.0
   identity ${sidecarId} (enrolled at the Warden CA on ${ca.server.url})
   config   ${configFile}   (reload: kill -HUP ${process.pid})
   log      ${join(dir, 'warden.log')}
+  console  ${admin}/   (open it in a browser: identity, request rates, live security events)
   idp      ${idp.issuer} (OpenID provider; client ${demo.clientId} / ${demo.clientSecret})
 
 Try (callers present a certificate from the demo CA: ${client.spiffeId},

@@ -6,6 +6,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { EventFeed } from '../console/event-feed.js';
+import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
+import type { ConsoleStatus } from '../console/status.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -30,6 +33,8 @@ export interface AdminOptions {
   readiness: readonly ReadinessCheck[];
   /** Looked up at request time, so a reload can change them. */
   endpoints?: () => ReadonlyMap<string, AdminEndpoint>;
+  /** The console on `/`: its page, live events and status. */
+  console?: { feed: EventFeed; status: () => Promise<ConsoleStatus> } | undefined;
 }
 
 export function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -70,15 +75,28 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
           );
         });
         return;
+      case '/':
+        if (!options.console) break;
+        res.setHeader('content-security-policy', CONSOLE_CSP);
+        return send(res, 200, 'text/html; charset=utf-8', CONSOLE_PAGE);
+      case '/console/events':
+        if (!options.console) break;
+        return options.console.feed.serve(req, res);
+      case '/console/status':
+        if (!options.console) break;
+        void options.console.status().then(
+          (status) => send(res, 200, 'application/json', JSON.stringify(status) + '\n'),
+          (err: Error) => send(res, 500, 'text/plain', `status failed: ${err.message}\n`),
+        );
+        return;
       case '/metrics':
         void options.registry.metrics().then(
           (text) => send(res, 200, options.registry.contentType, text),
           (err: Error) => send(res, 500, 'text/plain', `metrics failed: ${err.message}\n`),
         );
         return;
-      default:
-        return send(res, 404, 'text/plain', 'not found: try /healthz, /readyz or /metrics\n');
     }
+    return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -15,6 +15,8 @@ import { createEventBus, type EventBus } from '../telemetry/events.js';
 import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { otelEnabled } from '../telemetry/otel-enabled.js';
+import { createEventFeed } from '../console/event-feed.js';
+import { createConsoleStatus } from '../console/status.js';
 import { createRequestTracing } from '../telemetry/request-tracing.js';
 import { WARDEN_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from './admin.js';
@@ -221,6 +223,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     : undefined;
   const tracing = otel ? createRequestTracing(otel) : undefined;
   if (tracing) events.addSink(tracing.eventSink);
+  const consoleFeed = createEventFeed();
+  events.addSink(consoleFeed.sink);
 
   // The workload identity comes first: without a certificate there is nothing to listen with.
   // Loaded only with mesh: file-mode sidecars skip the X.509 and enrollment code entirely.
@@ -305,6 +309,15 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     port: config.listeners.admin.port,
     registry: metrics.registry,
     endpoints: () => adminEndpoints,
+    console: {
+      feed: consoleFeed,
+      status: createConsoleStatus({
+        registry: metrics.registry,
+        service: config.service.name,
+        version: WARDEN_VERSION,
+        identity: () => mesh?.status(),
+      }),
+    },
     readiness: [
       { name: 'inbound', check: async () => ({ ok: !draining, ...(draining ? { detail: 'draining' } : {}) }) },
       {
@@ -412,6 +425,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await inbound.drain(current.config.lifecycle.drain_timeout);
       await current.forwarder.close();
       await egress?.close();
+      consoleFeed.close();
       await admin.close();
       await tokenState.runtime?.close();
       await limitState.runtime.close();
