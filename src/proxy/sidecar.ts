@@ -18,6 +18,7 @@ import { otelEnabled } from '../telemetry/otel-enabled.js';
 import { createEventFeed } from '../console/event-feed.js';
 import { createConsoleStatus } from '../console/status.js';
 import { createRequestTracing } from '../telemetry/request-tracing.js';
+import { exportPrometheusInstruments } from '../telemetry/otel-metrics-bridge.js';
 import { WARDEN_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { createForwarder } from './forward.js';
@@ -222,6 +223,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       })
     : undefined;
   const tracing = otel ? createRequestTracing(otel) : undefined;
+  if (otel) exportPrometheusInstruments(otel.meter, metrics.registry);
   if (tracing) events.addSink(tracing.eventSink);
   const consoleFeed = createEventFeed();
   events.addSink(consoleFeed.sink);

@@ -145,7 +145,9 @@ t.test('two services, one CA, one collector', async (t) => {
   // One trace across both services.
   const spans = await receiver.until(() => {
     const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
-    return inTrace.some((s) => s.resource['service.name'] === 'inventory' && s.kind === SERVER) ? inTrace : undefined;
+    const has = (service: string, kind: number) => inTrace.some((s) => s.resource['service.name'] === service && s.kind === kind);
+    // Each process exports on its own schedule: wait for all three spans.
+    return has('orders', SERVER) && has('orders', CLIENT) && has('inventory', SERVER) ? inTrace : undefined;
   });
   const ordersServer = spans.find((s) => s.resource['service.name'] === 'orders' && s.kind === SERVER);
   const ordersUpstream = spans.find((s) => s.resource['service.name'] === 'orders' && s.kind === CLIENT);
@@ -184,4 +186,9 @@ t.test('two services, one CA, one collector', async (t) => {
     return names.has('warden.input.xss') ? names : undefined;
   });
   t.ok(metricsSeen.has('warden.access.denied'), 'and the event counters');
+  const expiry = await receiver.until(() => receiver.metrics.find((m) => m.name === 'warden.certificate.expiry' && m.points.length > 0));
+  t.ok(
+    expiry.points.every((p) => p.value > 60 && p.value <= 24 * 3600),
+    `the certificate's seconds to expiry, from the same instrument as /metrics (${expiry.points.map((p) => p.value).join(', ')})`,
+  );
 });
