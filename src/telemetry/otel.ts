@@ -25,6 +25,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
+import { withExportBreaker, type DropCounter } from './export-breaker.js';
 
 export interface Otel {
   readonly tracer: Tracer;
@@ -45,6 +46,9 @@ function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'me
   return endpoint === undefined ? undefined : `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
 }
 
+/** Spans and log records dropped because the collector could not take them. */
+const dropped: DropCounter = { dropped: 0 };
+
 export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, env: NodeJS.ProcessEnv = process.env): Otel | undefined {
   if (!otelEnabled(cfg, env)) return undefined;
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
@@ -55,8 +59,9 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     ...(cfg?.headers ? { headers: cfg.headers } : {}),
     timeoutMillis: cfg?.timeout ?? 10_000,
   });
-  const traceExporter = json ? new TracesJson(common('traces')) : new TracesProto(common('traces'));
-  const logExporter = json ? new LogsJson(common('logs')) : new LogsProto(common('logs'));
+  // A collector that is down: one failed export, then batches dropped unserialized for 5 s.
+  const traceExporter = withExportBreaker(json ? new TracesJson(common('traces')) : new TracesProto(common('traces')), 5000, dropped);
+  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), 5000, dropped);
   const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
 
@@ -83,10 +88,16 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     resourceDetectors: [],
   });
   sdk.start();
+  const meter = metrics.getMeter('warden', identity.version);
+  meter
+    .createObservableCounter('warden.telemetry.dropped', {
+      description: 'Spans and log records dropped: the collector was down or refused them.',
+    })
+    .addCallback((observer) => observer.observe(dropped.dropped));
   return {
     tracer: trace.getTracer('warden', identity.version),
     logger: logs.getLogger('warden', identity.version),
-    meter: metrics.getMeter('warden', identity.version),
+    meter,
     shutdown: () => sdk.shutdown().catch(() => undefined),
   };
 }
