@@ -36,6 +36,7 @@ import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
 import { createWafEngine, type WafEngine } from '../threats/waf.js';
+import { wafRuleset } from '../stages/waf-rules/rules.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import type { AdminEndpoint } from './admin.js';
@@ -94,7 +95,7 @@ function wafEnginesFor(config: SidecarConfig): ((excluded: ReadonlySet<string>) 
     const key = `${cfg.paranoia}|${cfg.budget}|${[...excluded].sort().join(',')}`;
     let engine = wafEngines.get(key);
     if (!engine) {
-      engine = createWafEngine({ paranoia: cfg.paranoia, excludedRules: excluded, budgetMicros: cfg.budget * 1000 });
+      engine = createWafEngine({ rules: wafRuleset(cfg.paranoia, excluded), budgetMicros: cfg.budget * 1000 });
       wafEngines.set(key, engine);
     }
     return engine;

@@ -5,17 +5,30 @@
  */
 import { context, propagation, SpanKind, SpanStatusCode, trace, ROOT_CONTEXT, type Attributes, type Span } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
-import type { RequestContext } from '../pipeline/stage.js';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 
+/** What tracing reads of a request (the pipeline's RequestContext has all of it). */
+export interface TracedRequest {
+  readonly requestId: string;
+  readonly startedAt: number;
+  readonly protocol: string;
+  readonly method: string;
+  readonly path: string;
+  readonly clientAddress: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly upstreamHeaders: Record<string, string | string[]>;
+  readonly peer: { readonly spiffeId?: string | undefined };
+  readonly route: { readonly id: string };
+}
+
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived. */
-  start(ctx: RequestContext): void;
+  start(ctx: TracedRequest): void;
   /** Opens the upstream client span and puts its traceparent in the headers for the backend. */
-  upstream(ctx: RequestContext): void;
+  upstream(ctx: TracedRequest): void;
   /** Closes the request's spans and records its metrics. */
-  end(ctx: RequestContext, status: number): void;
+  end(ctx: TracedRequest, status: number): void;
   /** Security events as log records, correlated with the request's span. */
   readonly eventSink: EventSink;
 }
@@ -43,8 +56,8 @@ export function createRequestTracing(otel: Otel): RequestTracing {
   const securityEvents = meter.createCounter('warden.security.events', { description: 'Security events by name.' });
 
   const headerGetter = {
-    get: (carrier: RequestContext['headers'], key: string) => carrier[key],
-    keys: (carrier: RequestContext['headers']) => Object.keys(carrier),
+    get: (carrier: TracedRequest['headers'], key: string) => carrier[key],
+    keys: (carrier: TracedRequest['headers']) => Object.keys(carrier),
   };
 
   return {

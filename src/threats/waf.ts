@@ -1,20 +1,30 @@
 /**
  * The WAF engine: libddwaf (@datadog/native-appsec, with libinjection's SQLi and XSS detectors)
- * loaded once with Warden's ruleset for a paranoia level; one context per inspection, a time
+ * loaded once with a compiled ruleset (src/stages/waf-rules); one context per inspection, a time
  * budget per run, and the first match mapped back to its rule, attack class and parameter path.
  */
 import { createRequire } from 'node:module';
-import { WAF_RULES, wafRuleset, type WafRule } from '../stages/waf-rules/rules.js';
 import { wafBatches, type WafTexts } from './waf-input.js';
 
 type DdwafModule = typeof import('@datadog/native-appsec');
 // A native addon: loaded only when the waf stage is configured.
 const loadDdwaf = () => createRequire(import.meta.url)('@datadog/native-appsec') as DdwafModule;
 
+export type AttackClass = 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosqli';
+
 export interface WafMatch {
   readonly rule: string;
-  readonly class: WafRule['class'];
+  readonly class: AttackClass;
   readonly path: string;
+}
+
+/** A libddwaf ruleset document and, per libddwaf rule id, the rules behind it (see wafRuleset). */
+export interface WafRuleset {
+  readonly ruleset: object;
+  readonly members: ReadonlyMap<
+    string,
+    readonly { readonly id: string; readonly class: AttackClass; readonly pattern: RegExp | undefined }[]
+  >;
 }
 
 export interface WafEngine {
@@ -23,18 +33,15 @@ export interface WafEngine {
   dispose(): void;
 }
 
-const RULE_CLASS = new Map(WAF_RULES.map((r) => [r.id, r.class]));
-
-export function createWafEngine(options: { paranoia: number; excludedRules: ReadonlySet<string>; budgetMicros: number }): WafEngine {
+export function createWafEngine(options: { rules: WafRuleset; budgetMicros: number }): WafEngine {
   const { DDWAF } = loadDdwaf();
-  const { ruleset, members } = wafRuleset(options.paranoia, options.excludedRules);
+  const { ruleset, members } = options.rules;
   const waf = new DDWAF(ruleset, 'warden/waf-rules');
   /** The Warden rule behind a libddwaf match: the member of a merged group whose pattern matches the value. */
-  const ruleOf = (ddwafRule: string, value: unknown): string => {
+  const ruleOf = (ddwafRule: string, value: unknown): { id: string; class: AttackClass } => {
     const group = members.get(ddwafRule) ?? [];
-    if (group.length === 1) return (group[0] as { id: string }).id;
     const text = typeof value === 'string' ? value : '';
-    return (group.find((m) => m.pattern?.test(text)) ?? group[0])?.id ?? ddwafRule;
+    return (group.length === 1 ? group[0] : (group.find((m) => m.pattern?.test(text)) ?? group[0])) ?? { id: ddwafRule, class: 'sqli' };
   };
   const runOnce = (batch: string[][], budgetMicros: number) => {
     const context = waf.createContext();
@@ -65,7 +72,7 @@ export function createWafEngine(options: { paranoia: number; excludedRules: Read
           const keyPath = match?.key_path ?? [];
           const index = batchStart + Number(keyPath[0] ?? 0) * 256 + Number(keyPath[1] ?? 0);
           const rule = ruleOf(event.rule.id, match?.value);
-          return { rule, class: RULE_CLASS.get(rule) ?? 'sqli', path: input.paths[index] ?? '/' };
+          return { rule: rule.id, class: rule.class, path: input.paths[index] ?? '/' };
         }
         batchStart += batch.reduce((n, row) => n + row.length, 0);
       }

@@ -5,10 +5,12 @@
  * depth or container size). `paranoia` selects rules: level 1 catches clear attacks with few false
  * positives; levels 2 and 3 add broader patterns.
  */
+import type { AttackClass, WafRuleset } from '../../threats/waf.js';
+
 export interface WafRule {
   id: string;
   /** The event class: warden.input.<class>. */
-  class: 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosqli';
+  class: AttackClass;
   paranoia: 1 | 2 | 3;
   operator: { is_sqli: true } | { is_xss: true } | { regex: string };
   /** libddwaf transformers applied before the operator (decoding an evasion the backend would undo). */
@@ -171,12 +173,7 @@ export const WAF_RULES: readonly WafRule[] = [
   { id: 'cmdi-metacharacters', class: 'cmdi', paranoia: 3, operator: ci('[;|`]|\\$\\(|&&') },
 ];
 
-export interface CompiledRuleset {
-  /** The ruleset document for libddwaf. */
-  readonly ruleset: object;
-  /** Per libddwaf rule id, the Warden rules behind it (several for a merged group), to name the one that matched. */
-  readonly members: ReadonlyMap<string, readonly { readonly id: string; readonly pattern: RegExp | undefined }[]>;
-}
+type WafRuleMember = WafRuleset['members'] extends ReadonlyMap<string, readonly (infer M)[]> ? M : never;
 
 /**
  * The libddwaf ruleset for a paranoia level, minus the rules excluded by id. Regular-expression
@@ -184,7 +181,7 @@ export interface CompiledRuleset {
  * string once for all of them, which cut the waf's cost on a 1 KB JSON body by a quarter. The
  * event still names the rule that matched: `members` re-tests the matched value in JS.
  */
-export function wafRuleset(paranoia: number, excluded: ReadonlySet<string>): CompiledRuleset {
+export function wafRuleset(paranoia: number, excluded: ReadonlySet<string>): WafRuleset {
   const inputs = [{ address: 'warden.values' }];
   const selected = WAF_RULES.filter((r) => r.paranoia <= paranoia && !excluded.has(r.id));
   const groups = new Map<string, WafRule[]>();
@@ -194,13 +191,13 @@ export function wafRuleset(paranoia: number, excluded: ReadonlySet<string>): Com
     if (group) group.push(r);
     else groups.set(key, [r]);
   }
-  const members = new Map<string, { id: string; pattern: RegExp | undefined }[]>();
+  const members = new Map<string, WafRuleMember[]>();
   const rules = [...groups.values()].map((group, i) => {
     const first = group[0] as WafRule;
     const id = group.length === 1 ? first.id : `${first.class}-group-${i}`;
     members.set(
       id,
-      group.map((r) => ({ id: r.id, pattern: 'regex' in r.operator ? new RegExp(r.operator.regex, 'i') : undefined })),
+      group.map((r) => ({ id: r.id, class: r.class, pattern: 'regex' in r.operator ? new RegExp(r.operator.regex, 'i') : undefined })),
     );
     const regex = group.map((r) => ('regex' in r.operator ? `(?:${r.operator.regex})` : '')).join('|');
     return {

@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWafEngine, type WafMatch } from '../../../src/threats/waf.js';
-import { WAF_RULES } from '../../../src/stages/waf-rules/rules.js';
+import { WAF_RULES, wafRuleset } from '../../../src/stages/waf-rules/rules.js';
 import { addValue, createWafTexts } from '../../../src/threats/waf-input.js';
 import { repoRoot } from '../../support/sidecar.js';
 
@@ -19,7 +19,7 @@ const lines = (file: string) =>
 
 const attacks = lines('attacks.jsonl');
 const benign = lines('benign.jsonl');
-const engine = createWafEngine({ paranoia: 1, excludedRules: new Set(), budgetMicros: 50_000 });
+const engine = createWafEngine({ rules: wafRuleset(1, new Set()), budgetMicros: 50_000 });
 t.teardown(() => engine.dispose());
 const detect = (value: string) => {
   const texts = createWafTexts();
