@@ -4,6 +4,7 @@
  * together, and a cap on the answer's size. Every failure is an IdpError saying why, so callers can
  * tell "the IdP could not be asked" (503) from "the IdP said no" (401).
  */
+import { clientSpan } from '../telemetry/client-span.js';
 import { Agent, request, type Dispatcher } from 'undici';
 
 export type IdpFailure =
@@ -59,40 +60,49 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
   return {
     dispatcher: agent,
     timeouts,
-    async request(url, req = {}) {
-      const signal = AbortSignal.timeout(timeouts.response);
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await request(url, {
-          dispatcher: agent,
-          method: req.method ?? 'GET',
-          headers: { accept: 'application/json', ...req.headers },
-          body: req.body,
-          signal,
-        });
-      } catch (err) {
-        throw classify(err, url, signal);
-      }
-      let body: Buffer;
-      try {
-        body = await readCapped(res.body, MAX_ANSWER_BYTES);
-      } catch (err) {
-        throw err instanceof IdpError ? err : classify(err, url, signal);
-      }
-      return {
-        status: res.statusCode,
-        body,
-        json() {
-          try {
-            return JSON.parse(body.toString('utf8')) as unknown;
-          } catch (cause) {
-            throw new IdpError('bad_response', `${url} answered with something that is not JSON`, { cause });
-          }
-        },
-      };
+    request(url, req = {}) {
+      const target = new URL(url);
+      return clientSpan(
+        `idp ${req.method ?? 'GET'} ${target.pathname}`,
+        { 'http.request.method': req.method ?? 'GET', 'server.address': target.hostname, 'url.path': target.pathname },
+        () => call(url, req),
+      );
     },
     close: () => agent.close(),
   };
+
+  async function call(url: string, req: IdpRequest): Promise<IdpResponse> {
+    const signal = AbortSignal.timeout(timeouts.response);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, {
+        dispatcher: agent,
+        method: req.method ?? 'GET',
+        headers: { accept: 'application/json', ...req.headers },
+        body: req.body,
+        signal,
+      });
+    } catch (err) {
+      throw classify(err, url, signal);
+    }
+    let body: Buffer;
+    try {
+      body = await readCapped(res.body, MAX_ANSWER_BYTES);
+    } catch (err) {
+      throw err instanceof IdpError ? err : classify(err, url, signal);
+    }
+    return {
+      status: res.statusCode,
+      body,
+      json() {
+        try {
+          return JSON.parse(body.toString('utf8')) as unknown;
+        } catch (cause) {
+          throw new IdpError('bad_response', `${url} answered with something that is not JSON`, { cause });
+        }
+      },
+    };
+  }
 }
 
 async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {

@@ -4,6 +4,7 @@
  * on which a revocation reaches every replica at once. Redis is an accelerator, never the authority:
  * when it is down every replica falls back to its own cache and the IdP.
  */
+import { clientSpan } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -64,7 +65,10 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
     async get(hash) {
       try {
         // One round trip: the answer, its remaining life and the revocation mark.
-        const results = (await redis.pipeline().exists(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec()) ?? [];
+        const results =
+          (await clientSpan('redis token state', { 'db.system': 'redis' }, () =>
+            redis.pipeline().exists(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
+          )) ?? [];
         const [revoked, answer, ttl] = results.map(([err, value]) => {
           if (err) throw err;
           return value;

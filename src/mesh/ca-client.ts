@@ -6,6 +6,7 @@
  * with only `mesh.ca.fingerprint` — the one root of an unverified /v1/bundle answer whose SHA-256
  * matches the pinned fingerprint. Nothing is ever accepted unverified beyond that comparison.
  */
+import { clientSpan } from '../telemetry/client-span.js';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -110,13 +111,18 @@ async function getText(
   return (await getBody(dispatcher, url, timeoutMs, init)).toString('utf8');
 }
 
-/** One call, bounded as a whole (connect, headers and body) by `timeoutMs`. */
-async function getBody(
-  dispatcher: Dispatcher,
-  url: string,
-  timeoutMs: number,
-  init: Partial<Dispatcher.RequestOptions> = {},
-): Promise<Buffer> {
+/** One call, bounded as a whole (connect, headers and body) by `timeoutMs`, in a client span. */
+function getBody(dispatcher: Dispatcher, url: string, timeoutMs: number, init: Partial<Dispatcher.RequestOptions> = {}): Promise<Buffer> {
+  const target = new URL(url);
+  const method = init.method ?? 'GET';
+  return clientSpan(
+    `ca ${method} ${target.pathname}`,
+    { 'http.request.method': method, 'server.address': target.hostname, 'url.path': target.pathname },
+    () => callCa(dispatcher, url, timeoutMs, init),
+  );
+}
+
+async function callCa(dispatcher: Dispatcher, url: string, timeoutMs: number, init: Partial<Dispatcher.RequestOptions>): Promise<Buffer> {
   try {
     const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
     const body = Buffer.from(await res.body.arrayBuffer());

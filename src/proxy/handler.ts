@@ -110,7 +110,23 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       responseHeaders: undefined,
     };
 
-    deps.tracing?.start(ctx);
+    const tracing = deps.tracing;
+    if (!tracing) return handle(req, res, gen, h2, headers, ctx, target);
+    // Stages and upstream calls run inside the request's span context, so the IdP, clamd and
+    // Redis calls they make are its children.
+    tracing.start(ctx);
+    tracing.within(ctx, () => handle(req, res, gen, h2, headers, ctx, target));
+  };
+
+  function handle(
+    req: AnyRequest,
+    res: AnyResponse,
+    gen: Generation,
+    h2: boolean,
+    headers: AnyRequest['headers'],
+    ctx: RequestContext,
+    target: ReturnType<typeof normaliseTarget>,
+  ): void {
     let aborter: { abort(): void } | undefined;
     inFlight++;
     res.once('close', () => {
@@ -261,7 +277,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (v) => (v === undefined ? next() : refuse(v)),
       (err: unknown) => refuse(err),
     );
-  };
+  }
 }
 
 /** The observers of this request's body (a stage may have nothing to watch, e.g. another media type). */

@@ -25,6 +25,8 @@ export interface TracedRequest {
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived. */
   start(ctx: TracedRequest): void;
+  /** Runs `fn` with the request's server span as the active context (its async calls inherit it). */
+  within(ctx: TracedRequest, fn: () => void): void;
   /** Opens the upstream client span and puts its traceparent in the headers for the backend. */
   upstream(ctx: TracedRequest): void;
   /** Closes the request's spans and records its metrics. */
@@ -79,6 +81,11 @@ export function createRequestTracing(otel: Otel): RequestTracing {
         parent,
       );
       open.set(ctx.requestId, { server });
+    },
+    within(ctx, fn) {
+      const spans = open.get(ctx.requestId);
+      if (!spans) return fn();
+      context.with(trace.setSpan(ROOT_CONTEXT, spans.server), fn);
     },
     upstream(ctx) {
       const spans = open.get(ctx.requestId);

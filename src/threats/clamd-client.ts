@@ -5,6 +5,7 @@
  * IDSESSION connections so a scan does not pay for a connect. Every failure is a ScannerError, so
  * the caller applies its fail-closed / fail-open policy; a verdict is only "clean" or "infected".
  */
+import { endClientSpan, startClientSpan } from '../telemetry/client-span.js';
 import { connect, type Socket } from 'node:net';
 
 export type ScanVerdict = { clean: true } | { clean: false; signature: string };
@@ -153,6 +154,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       return failedStream(new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`));
     }
     active++;
+    const span = startClientSpan('clamd INSTREAM', { 'server.address': options.address });
     const conn = idle.pop() ?? open();
     conn.socket.ref();
     let sent = 0;
@@ -164,6 +166,8 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       if (result !== undefined) return;
       result = v;
       active--;
+      span.setAttributes({ 'clamd.bytes': sent, ...(v instanceof ScannerError ? {} : { 'clamd.infected': !v.clean }) });
+      endClientSpan(span, v instanceof ScannerError ? v : undefined);
       if (v instanceof ScannerError) {
         conn.dead = true;
         conn.socket.destroy();

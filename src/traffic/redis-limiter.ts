@@ -4,6 +4,7 @@
  * fast while Redis is away; the caller applies the configured policy (fail-open to a local limiter,
  * or fail-closed).
  */
+import { clientSpan } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
 import { decisionAfter, type Decision } from './gcra.js';
 import type { Limiter } from './memory-limiter.js';
@@ -52,7 +53,9 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
     async take(key, bucket): Promise<Decision> {
       let reply: [number, string, string];
       try {
-        reply = await redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost));
+        reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, () =>
+          redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost)),
+        );
       } catch (err) {
         throw new StoreUnavailableError(err);
       }

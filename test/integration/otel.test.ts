@@ -11,6 +11,7 @@ import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startOtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { startTestClamd } from '../support/clamd.js';
 import { testCertificate } from '../support/certs.js';
 
 const SERVER = 2;
@@ -22,13 +23,15 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.teardown(() => receiver.close());
     const backend = await startTestBackend();
     t.teardown(() => backend.close());
+    const clamd = await startTestClamd(t);
     const warden = await spawnWarden(
       t,
       await testConfigYaml(backend.url, {
         service: { name: 'orders' },
         telemetry: { otlp: { endpoint: receiver.url, protocol, export_interval: '200ms', timeout: '1s' } },
-        threats: { waf: { paranoia: 1 } },
+        threats: { waf: { paranoia: 1 }, malware: { clamd: clamd.address } },
         routes: [
+          { id: 'upload', path: '/api/upload', methods: ['POST'], malware_scan: true },
           { id: 'api', path: '/api/*', methods: ['GET', 'POST'] },
           { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
         ],
@@ -59,6 +62,20 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     const client = await receiver.until(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === CLIENT));
     t.equal(client.parentSpanId, server.spanId, 'the upstream span is a child of the server span');
     t.equal(backendParent, client.spanId, 'and its context is what the backend received');
+
+    // A call the sidecar makes on the request's behalf is a child of its server span.
+    const uploadTrace = randomBytes(16).toString('hex');
+    const uploaded = await fetchText(`${warden.url}/api/upload`, agent, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', traceparent: `00-${uploadTrace}-${randomBytes(8).toString('hex')}-01` },
+      body: Buffer.from('a clean upload'),
+    });
+    t.equal(uploaded.status, 200);
+    const scan = await receiver.until(() => receiver.spans.find((s) => s.traceId === uploadTrace && s.name === 'clamd INSTREAM'));
+    const uploadServer = await receiver.until(() => receiver.spans.find((s) => s.traceId === uploadTrace && s.kind === SERVER));
+    t.equal(scan.kind, CLIENT);
+    t.equal(scan.parentSpanId, uploadServer.spanId, 'the clamd scan is a client span under the request’s span');
+    t.match(scan.attributes, { 'clamd.infected': false, 'clamd.bytes': 14 });
 
     const deniedLog = await receiver.until(() => receiver.logs.find((l) => l.eventName === 'warden.access.denied'));
     t.equal(deniedLog.body, 'warden.access.denied');

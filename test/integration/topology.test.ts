@@ -186,6 +186,12 @@ t.test('two services, one CA, one collector', async (t) => {
     return names.has('warden.input.xss') ? names : undefined;
   });
   t.ok(metricsSeen.has('warden.access.denied'), 'and the event counters');
+  for (const service of ['orders', 'inventory']) {
+    const enroll = await receiver.until(() =>
+      receiver.spans.find((s) => s.resource['service.name'] === service && s.name === 'ca POST /v1/enroll'),
+    );
+    t.equal(enroll.kind, CLIENT, `${service}: its enrollment at the CA is a client span`);
+  }
   const expiry = await receiver.until(() => receiver.metrics.find((m) => m.name === 'warden.certificate.expiry' && m.points.length > 0));
   t.ok(
     expiry.points.every((p) => p.value > 60 && p.value <= 24 * 3600),

@@ -1,0 +1,32 @@
+/**
+ * Client spans for the calls the sidecar makes on its own (IdP, CA, clamd, Redis): children of
+ * the request's span when made on a request's behalf (the handler runs stages in its context),
+ * root spans otherwise (enrollment, renewal). Without OTLP export the API is a no-op.
+ */
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('warden');
+
+export function startClientSpan(name: string, attributes: Attributes): Span {
+  return tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context.active());
+}
+
+export function endClientSpan(span: Span, error?: unknown): void {
+  if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : 'failed' });
+  span.end();
+}
+
+/** `fn` inside a client span that ends when its promise settles. */
+export function clientSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+  const span = startClientSpan(name, attributes);
+  return fn().then(
+    (value) => {
+      endClientSpan(span);
+      return value;
+    },
+    (err: unknown) => {
+      endClientSpan(span, err);
+      throw err;
+    },
+  );
+}
