@@ -109,6 +109,8 @@ t.test('two services, one CA, one collector', async (t) => {
     routes: [
       { id: 'checkout', path: '/api/checkout', methods: ['GET'] },
       { id: 'search', path: '/api/search', methods: ['GET'] },
+      { id: 'quote', path: '/api/quote', methods: ['GET'], rate_limit: { rate: 1, per: '10s', burst: 1 } },
+      { id: 'notes', path: '/api/notes', methods: ['POST'], limits: { max_body_bytes: '1KiB' } },
       { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
     ],
   });
@@ -124,6 +126,11 @@ t.test('two services, one CA, one collector', async (t) => {
     const res = await request(`https://localhost:${orders.port}${path}`, { dispatcher, headers });
     return { status: res.statusCode, body: await res.body.text() };
   };
+  const post = async (path: string, dispatcher: Agent, body: Buffer) => {
+    const res = await request(`https://localhost:${orders.port}${path}`, { dispatcher, method: 'POST', body });
+    await res.body.dump();
+    return res.statusCode;
+  };
 
   // The call across both services, in a trace the caller started.
   const traceId = randomBytes(16).toString('hex');
@@ -138,6 +145,20 @@ t.test('two services, one CA, one collector', async (t) => {
   t.equal((await get(`/api/search?q=${encodeURIComponent('<script>alert(1)</script>')}`, webAgent)).status, 403, 'an XSS attempt');
   t.equal((await get('/admin/users', webAgent)).status, 403, 'a denied route');
   t.equal((await get('/nowhere', webAgent)).status, 404, 'an unknown route');
+  t.equal((await get('/api/quote', webAgent)).status, 200);
+  t.equal((await get('/api/quote', webAgent)).status, 429, 'over the route’s rate limit');
+  t.equal(await post('/api/notes', webAgent, Buffer.alloc(4096, 0x61)), 413, 'over the route’s body limit');
+  // (A URL object would resolve the dot segments before sending: the path goes as is.)
+  const above = await webAgent.request({
+    origin: `https://localhost:${orders.port}`,
+    path: '/api/%2e%2e/%2e%2e/etc/passwd',
+    method: 'GET',
+  });
+  await above.body.dump();
+  t.equal(above.statusCode, 400, 'a path above the root');
+  // A reload of inventory's (unchanged) file, as SIGHUP does.
+  inventory.child.kill('SIGHUP');
+  await inventory.waitFor((l) => l.event === 'warden.config.reloaded');
   const direct = await request(`https://localhost:${inventory.port}/api/stock`, { dispatcher: webAgent });
   await direct.body.dump();
   t.equal(direct.statusCode, 403, 'inventory refuses a caller other than orders');
@@ -168,6 +189,10 @@ t.test('two services, one CA, one collector', async (t) => {
     ['orders', 'warden.input.xss'],
     ['orders', 'warden.access.denied'],
     ['orders', 'warden.route.unknown'],
+    ['orders', 'warden.traffic.rate_limited'],
+    ['orders', 'warden.http.limit_exceeded'],
+    ['orders', 'warden.http.path_invalid'],
+    ['inventory', 'warden.config.reloaded'],
     ['inventory', 'warden.tls.peer_denied'],
   ];
   for (const [service, event] of expected) {
