@@ -122,3 +122,43 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.equal(await warden.exited, 0, 'and it drains and exits cleanly, the unsent telemetry dropped');
   });
 }
+
+t.test('sampling: a ratio for new traces, the caller’s decision honoured', async (t) => {
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(
+    t,
+    await testConfigYaml(backend.url, {
+      telemetry: { otlp: { endpoint: receiver.url, sampling_ratio: 0, export_interval: '200ms' } },
+    }),
+  );
+  const agent = testAgent((await testCertificate()).certPem);
+  t.teardown(() => agent.close());
+  const sampled = randomBytes(16).toString('hex');
+  const notSampled = randomBytes(16).toString('hex');
+  for (const [traceId, flags] of [
+    [sampled, '01'],
+    [notSampled, '00'],
+  ] as const) {
+    const res = await fetchText(`${warden.url}/x`, agent, {
+      headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}` },
+    });
+    t.equal(res.status, 200);
+    t.match(
+      String(backend.requests.at(-1)?.headers.traceparent),
+      new RegExp(`^00-${traceId}-[0-9a-f]{16}-${flags}$`),
+      `flags ${flags} passed on`,
+    );
+  }
+  for (let i = 0; i < 5; i++) await fetchText(`${warden.url}/x`, agent);
+  await receiver.until(() => receiver.spans.find((s) => s.traceId === sampled && s.kind === SERVER));
+  // Give the exporter two more intervals to send anything else it has.
+  await new Promise((r) => setTimeout(r, 600));
+  t.notOk(
+    receiver.spans.some((s) => s.traceId === notSampled),
+    'a caller’s unsampled trace is not recorded',
+  );
+  t.equal(receiver.spans.filter((s) => s.traceId !== sampled).length, 0, 'with sampling_ratio 0, new traces are not recorded either');
+});
