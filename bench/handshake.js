@@ -8,7 +8,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createBench, createFill, cpuTicks, has, median, TICK_US, version } from './lib.js';
+import { createBench, createFill, cpuTicks, has, median, TICK_US, version, profileArgs } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -125,6 +125,7 @@ const peers = [
     port: 18462,
     launch: (p) =>
       start(process.execPath, [
+        ...profileArgs('warden'),
         join(root, 'bin/warden.js'),
         'proxy',
         '-c',

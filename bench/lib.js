@@ -118,6 +118,15 @@ export function createBench({ pin = true } = {}) {
   return { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort, children };
 }
 
+/**
+ * Node options that write a CPU profile of a Warden peer when WARDEN_BENCH_PROFILE names a folder
+ * (open the .cpuprofile in Chrome DevTools or speedscope for a flame graph).
+ */
+export function profileArgs(name) {
+  const dir = process.env.WARDEN_BENCH_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
 /** Copies a peer's config template into the run's folder with its {{placeholders}} filled in. */
 export function createFill(templates, work) {
   return (file, vars) => {

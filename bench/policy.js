@@ -19,6 +19,7 @@ import {
   peakRssMiB,
   requireTools,
   startBenchIdp,
+  profileArgs,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,7 +74,7 @@ for (const p of peers) {
   const log = openSync(join(work, `${p.name}.log`), 'w');
   p.child = start(
     process.execPath,
-    [join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
+    [...profileArgs(p.name), join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
     {
       stdio: ['ignore', log, 'pipe'],
     },

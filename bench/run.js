@@ -7,7 +7,19 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchWorkdir, createBench, createFill, cpuTicks, has, median, peakRssMiB, requireTools, TICK_US, version } from './lib.js';
+import {
+  benchWorkdir,
+  createBench,
+  createFill,
+  cpuTicks,
+  has,
+  median,
+  peakRssMiB,
+  requireTools,
+  TICK_US,
+  version,
+  profileArgs,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -105,6 +117,7 @@ const peers = [
     port: 18445 + i,
     launch: (p) =>
       start(process.execPath, [
+        ...profileArgs(name),
         join(root, 'bin/warden.js'),
         'proxy',
         '-c',

@@ -8,7 +8,17 @@ import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchWorkdir, createBench, createFill, createPostLoad, interleavedPairs, median, peakRssMiB, requireTools } from './lib.js';
+import {
+  benchWorkdir,
+  createBench,
+  createFill,
+  createPostLoad,
+  interleavedPairs,
+  median,
+  peakRssMiB,
+  requireTools,
+  profileArgs,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -56,7 +66,9 @@ const peers = [
 for (const p of peers) {
   const log = openSync(join(work, `${p.name}.log`), 'w');
   const config = fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort, ratio: p.ratio ?? 1 });
-  p.child = start(process.execPath, [join(root, 'bin/warden.js'), 'proxy', '-c', config], { stdio: ['ignore', log, 'pipe'] });
+  p.child = start(process.execPath, [...profileArgs(p.name), join(root, 'bin/warden.js'), 'proxy', '-c', config], {
+    stdio: ['ignore', log, 'pipe'],
+  });
   // fill() reuses the template's file name: the process has read it once it listens.
   await waitPort(p.port);
 }

@@ -21,6 +21,7 @@ import {
   interleavedPairs,
   median,
   peakRssMiB,
+  profileArgs,
   requireTools,
   startBenchIdp,
 } from './lib.js';
@@ -91,7 +92,7 @@ for (const p of [...peers, scanPeer]) {
   const log = openSync(join(work, `${p.name}.log`), 'w');
   p.child = start(
     process.execPath,
-    [join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
+    [...profileArgs(p.name), join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
     {
       stdio: ['ignore', log, 'pipe'],
     },

@@ -10,7 +10,18 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { benchWorkdir, cpuTicks, createBench, createFill, median, peakRssMiB, requireTools, startBenchIdp, TICK_US } from './lib.js';
+import {
+  benchWorkdir,
+  cpuTicks,
+  createBench,
+  createFill,
+  median,
+  peakRssMiB,
+  requireTools,
+  startBenchIdp,
+  TICK_US,
+  profileArgs,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -73,7 +84,7 @@ for (const p of peers) {
   const log = openSync(join(work, `${p.name}.log`), 'w');
   p.child = start(
     process.execPath,
-    [join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
+    [...profileArgs(p.name), join(root, 'bin/warden.js'), 'proxy', '-c', fill(p.file, { ...vars, port: p.port, adminPort: p.adminPort })],
     {
       stdio: ['ignore', log, 'pipe'],
     },

@@ -59,7 +59,9 @@ function redactedPath(path: string): string {
   return suffix === undefined ? redacted : `${redacted}#${suffix}`;
 }
 
-type Finding = WafMatch | 'timeout' | WafInputTooLarge | undefined;
+/** A match named by its parameter path. */
+type NamedMatch = Omit<WafMatch, 'index'> & { readonly path: string };
+type Finding = NamedMatch | 'timeout' | WafInputTooLarge | undefined;
 
 /** The refusal a finding calls for, or undefined when the configuration lets it through. */
 function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
@@ -95,24 +97,35 @@ function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: Re
   return undefined;
 }
 
-function inspect(o: WafStageOptions, fill: (texts: WafTexts) => void): Finding {
-  const texts = createWafTexts();
+function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge {
+  const texts = createWafTexts(withPaths);
   try {
     fill(texts);
   } catch (err) {
     if (err instanceof WafInputTooLarge) return err;
     throw err;
   }
-  if (o.skippedParameters.length > 0) {
-    for (let i = texts.paths.length - 1; i >= 0; i--) {
-      const p = texts.paths[i] as string;
+  return texts;
+}
+
+function inspect(o: WafStageOptions, fill: (texts: WafTexts) => void): Finding {
+  // Paths are built only when exclusions need them, or below to name a match.
+  const texts = fillTexts(fill, o.skippedParameters.length > 0);
+  if (texts instanceof WafInputTooLarge) return texts;
+  if (texts.paths) {
+    const paths = texts.paths;
+    for (let i = paths.length - 1; i >= 0; i--) {
+      const p = paths[i] as string;
       if (o.skippedParameters.some((s) => p === s || p.startsWith(`${s}/`) || p.startsWith(`${s}#`))) {
-        texts.paths.splice(i, 1);
+        paths.splice(i, 1);
         texts.texts.splice(i, 1);
       }
     }
   }
-  return o.engine.inspect(texts);
+  const found = o.engine.inspect(texts.texts);
+  if (found === undefined || found === 'timeout') return found;
+  const paths = texts.paths ?? (fillTexts(fill, true) as WafTexts).paths;
+  return { rule: found.rule, class: found.class, path: paths?.[found.index] ?? '/' };
 }
 
 /**

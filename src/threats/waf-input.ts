@@ -9,8 +9,12 @@
 
 export interface WafTexts {
   readonly texts: string[];
-  /** Parallel to texts: `/query/q`, `/query/q#name`, `/body/items/0/name`. */
-  readonly paths: string[];
+  /**
+   * Parallel to texts when asked for (`/query/q`, `/query/q#name`, `/body/items/0/name`): building
+   * a path per entry costs more than inspecting most requests, so the hot path fills texts only
+   * and a match's path is found by filling again with paths (the order is the same).
+   */
+  readonly paths: string[] | undefined;
   /** Names and values seen, inert ones included: what max_entries bounds. */
   entries: number;
 }
@@ -30,8 +34,8 @@ export interface FlattenLimits {
   maxDepth: number;
 }
 
-export function createWafTexts(): WafTexts {
-  return { texts: [], paths: [], entries: 0 };
+export function createWafTexts(withPaths = false): WafTexts {
+  return { texts: [], paths: withPaths ? [] : undefined, entries: 0 };
 }
 
 /**
@@ -41,9 +45,11 @@ export function createWafTexts(): WafTexts {
  */
 const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
 
+const isInert = (text: string) => INERT.test(text) && !text.includes('..');
+
 function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
   if (++out.entries > limits.maxEntries) throw new WafInputTooLarge('entries');
-  if (INERT.test(text) && !text.includes('..')) return;
+  if (isInert(text)) return;
   // `<scr\0ipt>`: a NUL splits a keyword for the rules but not for every backend.
   if (text.includes('\0')) pushPieces(out, path, text.replaceAll('\0', ''));
   pushPieces(out, path, text);
@@ -53,11 +59,11 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits):
 function pushPieces(out: WafTexts, path: string, text: string): void {
   if (text.length <= WAF_MAX_STRING) {
     out.texts.push(text);
-    out.paths.push(path);
+    out.paths?.push(path);
   } else {
     for (let off = 0; off < text.length; off += WAF_MAX_STRING - OVERLAP) {
       out.texts.push(text.slice(off, off + WAF_MAX_STRING));
-      out.paths.push(path);
+      out.paths?.push(path);
       if (off + WAF_MAX_STRING >= text.length) break;
     }
   }
@@ -65,20 +71,24 @@ function pushPieces(out: WafTexts, path: string, text: string): void {
 
 /** Adds a value (a string, or a parsed JSON / form structure) and every key in it. */
 export function addValue(out: WafTexts, path: string, value: unknown, limits: FlattenLimits): void {
-  const stack: [string, unknown, number][] = [[path, value, 0]];
-  while (stack.length > 0) {
-    const [p, v, depth] = stack.pop() as [string, unknown, number];
-    if (depth > limits.maxDepth) throw new WafInputTooLarge('depth');
-    if (typeof v === 'string') push(out, p, v, limits);
-    else if (typeof v === 'number' || typeof v === 'boolean') continue;
-    else if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([`${p}/${i}`, v[i], depth + 1]);
-    else if (v !== null && typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) {
-        const segment = pointerSegment(k);
-        push(out, `${p}/${segment}#name`, k, limits);
-        stack.push([`${p}/${segment}`, child, depth + 1]);
-      }
-    }
+  visit(out, out.paths ? path : '', value, 0, limits);
+}
+
+// Recursive: the depth is bounded by limits.maxDepth, checked before going deeper.
+function visit(out: WafTexts, path: string, v: unknown, depth: number, limits: FlattenLimits): void {
+  if (depth > limits.maxDepth) throw new WafInputTooLarge('depth');
+  if (typeof v === 'string') return push(out, path, v, limits);
+  if (typeof v !== 'object' || v === null) return;
+  const withPaths = out.paths !== undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) visit(out, withPaths ? `${path}/${i}` : '', v[i], depth + 1, limits);
+    return;
+  }
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue;
+    const segment = withPaths ? `${path}/${pointerSegment(k)}` : '';
+    push(out, withPaths ? `${segment}#name` : '', k, limits);
+    visit(out, segment, (v as Record<string, unknown>)[k], depth + 1, limits);
   }
 }
 

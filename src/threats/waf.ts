@@ -4,7 +4,7 @@
  * budget per run, and the first match mapped back to its rule, attack class and parameter path.
  */
 import { createRequire } from 'node:module';
-import { wafBatches, type WafTexts } from './waf-input.js';
+import { wafBatches } from './waf-input.js';
 
 type DdwafModule = typeof import('@datadog/native-appsec');
 // A native addon: loaded only when the waf stage is configured.
@@ -15,7 +15,8 @@ export type AttackClass = 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosq
 export interface WafMatch {
   readonly rule: string;
   readonly class: AttackClass;
-  readonly path: string;
+  /** The matching string's index in the inspected texts. */
+  readonly index: number;
 }
 
 /** A libddwaf ruleset document and, per libddwaf rule id, the rules behind it (see wafRuleset). */
@@ -29,7 +30,7 @@ export interface WafRuleset {
 
 export interface WafEngine {
   /** The first match, `timeout` when the budget ran out first, or undefined for clean input. */
-  inspect(input: WafTexts): WafMatch | 'timeout' | undefined;
+  inspect(texts: readonly string[]): WafMatch | 'timeout' | undefined;
   dispose(): void;
 }
 
@@ -52,12 +53,12 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
     }
   };
   return {
-    inspect(input) {
-      if (input.texts.length === 0) return undefined;
+    inspect(texts) {
+      if (texts.length === 0) return undefined;
       let batchStart = 0;
       // One budget for the whole input, however many runs it takes.
       const deadline = performance.now() + options.budgetMicros / 1000;
-      for (const batch of wafBatches(input.texts)) {
+      for (const batch of wafBatches(texts)) {
         const left = Math.floor((deadline - performance.now()) * 1000);
         if (left <= 0) return 'timeout';
         let result = runOnce(batch, left);
@@ -72,7 +73,7 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
           const keyPath = match?.key_path ?? [];
           const index = batchStart + Number(keyPath[0] ?? 0) * 256 + Number(keyPath[1] ?? 0);
           const rule = ruleOf(event.rule.id, match?.value);
-          return { rule: rule.id, class: rule.class, path: input.paths[index] ?? '/' };
+          return { rule: rule.id, class: rule.class, index };
         }
         batchStart += batch.reduce((n, row) => n + row.length, 0);
       }

@@ -24,7 +24,7 @@ t.teardown(() => engine.dispose());
 const detect = (value: string) => {
   const texts = createWafTexts();
   addValue(texts, '/query/q', value, { maxEntries: 10_000, maxDepth: 32 });
-  return engine.inspect(texts);
+  return engine.inspect(texts.texts);
 };
 
 t.test('the corpus is big enough and every attack names its source', async (t) => {
