@@ -2,16 +2,17 @@
 // New-connection rate with mutual TLS: full handshakes (ECDSA P-256 certificates with SPIFFE IDs,
 // client certificate required and verified) plus one request per connection, through Warden, nginx
 // and the bare Node proxy, side by side in one run. See bench/README.md.
-import { execFile, execFileSync, fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createBench, createFill, cpuTicks, has, median, TICK_US, version, profileArgs } from './lib.js';
+import { createBench, createFill, cpuTicks, has, median, mtlsMaterial, TICK_US, version, profileArgs } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
+  allowNegative: true, // --no-pin
   options: {
     duration: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
@@ -37,70 +38,7 @@ const { onCpus, start, stop, waitPort, LOAD_CPUS } = bench;
 
 // One CA, a server and a client certificate, all ECDSA P-256 with SPIFFE IDs, made by openssl.
 const work = join(root, 'bench/tmp', `mtls-${Date.now()}`);
-mkdirSync(work, { recursive: true });
-const f = (name) => join(work, name);
-const ossl = (args) => execFileSync('openssl', args, { stdio: 'ignore', cwd: work });
-ossl([
-  'req',
-  '-x509',
-  '-newkey',
-  'ec',
-  '-pkeyopt',
-  'ec_paramgen_curve:P-256',
-  '-nodes',
-  '-keyout',
-  f('ca.key'),
-  '-out',
-  f('ca.pem'),
-  '-days',
-  '1',
-  '-subj',
-  '/CN=bench-ca',
-  '-addext',
-  'basicConstraints=critical,CA:true',
-  '-addext',
-  'keyUsage=critical,keyCertSign,cRLSign',
-]);
-for (const name of ['server', 'client']) {
-  ossl([
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    f(`${name}.key`),
-    '-out',
-    f(`${name}.csr`),
-    '-subj',
-    '/O=bench',
-  ]);
-  writeFileSync(
-    f(`${name}.ext`),
-    `basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:spiffe://bench.test/ns/bench/sa/${name},DNS:localhost,IP:127.0.0.1\n`,
-  );
-  ossl([
-    'x509',
-    '-req',
-    '-in',
-    f(`${name}.csr`),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    f(`${name}.ext`),
-    '-out',
-    f(`${name}.pem`),
-  ]);
-}
-const cert = f('server.pem');
-const key = f('server.key');
-const ca = f('ca.pem');
+const { cert, key, ca, clientCert, clientKey } = mtlsMaterial(work);
 
 const fill = createFill(join(root, 'bench/peers'), work);
 
@@ -151,9 +89,9 @@ async function handshakes(port, seconds) {
       '-time',
       String(seconds),
       '-cert',
-      f('client.pem'),
+      clientCert,
       '-key',
-      f('client.key'),
+      clientKey,
       '-www',
       '/',
     ]);

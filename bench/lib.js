@@ -172,6 +172,41 @@ export function benchWorkdir(root, name) {
 }
 
 /**
+ * A CA and a server and a client certificate signed by it, all ECDSA P-256 with SPIFFE IDs
+ * (spiffe://bench.test/ns/bench/sa/server and …/client), made by openssl in `work`.
+ */
+export function mtlsMaterial(work) {
+  mkdirSync(work, { recursive: true });
+  const f = (name) => join(work, name);
+  const ossl = (args) => execFileSync('openssl', args, { stdio: 'ignore', cwd: work });
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  ossl(
+    ['req', '-x509', ...newKey, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=bench-ca'].concat([
+      '-addext',
+      'basicConstraints=critical,CA:true',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]),
+  );
+  for (const name of ['server', 'client']) {
+    ossl(['req', ...newKey, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', '/O=bench']);
+    writeFileSync(
+      f(`${name}.ext`),
+      `basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:spiffe://bench.test/ns/bench/sa/${name},DNS:localhost,IP:127.0.0.1\n`,
+    );
+    ossl(
+      ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '1'].concat([
+        '-extfile',
+        f(`${name}.ext`),
+        '-out',
+        f(`${name}.pem`),
+      ]),
+    );
+  }
+  return { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}
+
+/**
  * The demo OpenID provider in a process of its own on the load cores (bench/peers/idp.js): `ask`
  * sends a message and resolves with the reply of the given type.
  */

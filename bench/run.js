@@ -23,6 +23,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
+  allowNegative: true, // --no-pin
   options: {
     duration: { type: 'string', default: '10' },
     latency: { type: 'string', default: '5' },

@@ -28,6 +28,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
+  allowNegative: true, // --no-pin
   options: {
     pairs: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '3' },

@@ -1,0 +1,102 @@
+// The soak's load generator, in a process of its own on the load cores: POSTs at a fixed rate
+// (open loop: a slow answer does not slow the sending, so latency counts from when a request was
+// due, not when it left — no coordinated omission), over mTLS with the client certificate, h1 or h2,
+// rotating through the given tokens and varying the body's free text. Reports one record per
+// window over IPC, then { type: 'done' }.
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+
+const quantile = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+const round3 = (x) => Math.round(x * 1000) / 1000;
+
+process.once('message', async (o) => {
+  const agent = new Agent({
+    connections: o.connections,
+    allowH2: o.h2,
+    pipelining: 1,
+    connect: { ca: readFileSync(o.ca), cert: readFileSync(o.cert), key: readFileSync(o.key), servername: 'localhost' },
+  });
+  const started = performance.now();
+  const endAt = started + o.seconds * 1000;
+  let sent = 0;
+  let inFlight = 0;
+  let window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
+  let windowStart = started;
+
+  const flush = (now) => {
+    const w = window;
+    window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
+    const sorted = Float64Array.from(w.latencies).sort();
+    process.send({
+      type: 'window',
+      t: round3((now - started) / 1000),
+      seconds: round3((now - windowStart) / 1000),
+      completed: sorted.length,
+      ok: w.ok,
+      errors: w.errors,
+      overload: w.overload,
+      statuses: w.statuses,
+      p50_ms: round3(quantile(sorted, 0.5)),
+      p99_ms: round3(quantile(sorted, 0.99)),
+      p999_ms: round3(quantile(sorted, 0.999)),
+      max_ms: round3(sorted.length ? sorted[sorted.length - 1] : 0),
+    });
+    windowStart = now;
+  };
+
+  const fire = (due, i) => {
+    inFlight++;
+    const body = JSON.stringify({
+      customer: `Customer ${i % 997}, purchasing department`,
+      note: `Order ${i}: deliver to the loading dock at the rear of the building; call ahead.`,
+      items: [
+        { sku: `SKU-${1000 + (i % 50)}`, quantity: 1 + (i % 9), price: 9.99 },
+        { sku: 'SKU-2000', quantity: 2 },
+      ],
+    });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${o.tokens[i % o.tokens.length]}` };
+    request(o.url, { dispatcher: agent, method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000 })
+      .then(async (res) => {
+        await res.body.dump();
+        window.statuses[res.statusCode] = (window.statuses[res.statusCode] ?? 0) + 1;
+        if (res.statusCode === 200) window.ok++;
+        else window.errors++;
+      })
+      .catch((err) => {
+        const code = err.code ?? err.name ?? 'error';
+        window.statuses[code] = (window.statuses[code] ?? 0) + 1;
+        window.errors++;
+      })
+      .finally(() => {
+        inFlight--;
+        window.latencies.push(performance.now() - due);
+      });
+  };
+
+  // Every tick sends what is due by now; at most maxInFlight outstanding (beyond that the sidecar
+  // is not keeping up, and what was due counts as overload instead of piling up without bound).
+  await new Promise((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      const due = Math.floor(((Math.min(now, endAt) - started) / 1000) * o.rate);
+      while (sent < due) {
+        const dueAt = started + (sent * 1000) / o.rate;
+        if (inFlight >= o.maxInFlight) window.overload++;
+        else fire(dueAt, sent);
+        sent++;
+      }
+      if (now - windowStart >= o.window * 1000) flush(now);
+      if (now >= endAt) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 2);
+  });
+  const drainBy = performance.now() + 15_000;
+  while (inFlight > 0 && performance.now() < drainBy) await new Promise((r) => setTimeout(r, 20));
+  flush(performance.now());
+  await agent.close();
+  process.send({ type: 'done', sent, unanswered: inFlight });
+  process.exit(0);
+});
+process.send({ type: 'ready' });

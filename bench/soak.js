@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// Soak: the full pipeline (mTLS + SPIFFE ID check, introspection with its cache, minted token, body
+// validation, scopes, rate limit, waf, OpenTelemetry export) at a fixed request rate for a set
+// duration. Reports errors, p50/p99/p99.9 latency per window and the sidecar's RSS and heap over
+// time (JSON + a PNG chart), and fails on any error or on memory that keeps growing. See
+// bench/README.md. Short by default (CI runs it through test/soak); --long for 30 minutes.
+import { fork } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { writeChart } from './soak-chart.js';
+import { soakVerdict } from './soak-verdict.js';
+import { createBench, createFill, median, mtlsMaterial, profileArgs, requireTools, startBenchIdp } from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  allowNegative: true, // --no-pin
+  options: {
+    duration: { type: 'string', default: '60' },
+    long: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '300' },
+    window: { type: 'string', default: '5' },
+    h2: { type: 'boolean', default: false },
+    tokens: { type: 'string', default: '50' },
+    ratio: { type: 'string', default: '1' },
+    'max-heap-growth-mib': { type: 'string', default: '16' },
+    'max-rss-growth-mib': { type: 'string', default: '32' },
+    out: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log(
+    'Usage: node bench/soak.js [--duration S | --long] [--rate RPS] [--window S] [--h2] [--tokens N] [--ratio R]\n' +
+      '                         [--max-heap-growth-mib N] [--max-rss-growth-mib N] [--out FILE.json] [--no-pin]',
+  );
+  process.exit(0);
+}
+requireTools(root, ['openssl']);
+const SECONDS = opts.long ? 1800 : Number(opts.duration);
+const RATE = Number(opts.rate);
+const WINDOW = Number(opts.window);
+if (!(SECONDS >= 10) || !(RATE > 0) || !(WINDOW >= 1)) {
+  console.error('bench/soak.js: --duration must be ≥ 10 s, --rate > 0 and --window ≥ 1 s');
+  process.exit(2);
+}
+const work = join(root, 'bench/tmp', `soak-${Date.now()}`);
+const { cert, key, ca, clientCert, clientKey } = mtlsMaterial(work);
+const bench = createBench({ pin: opts.pin });
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const fill = createFill(join(root, 'bench/peers'), work);
+
+const forkOnLoadCores = async (file, args) => {
+  const child = fork(join(root, file), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  bench.children.add(child);
+  moveTo(child.pid, LOAD_CPUS);
+  await new Promise((r) => child.once('message', r));
+  return child;
+};
+const backendPort = 18095;
+const sinkPort = 18319;
+const backend = await forkOnLoadCores('bench/peers/backend.js', [String(backendPort)]);
+const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', [String(sinkPort)]);
+const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
+const scope = 'orders:read orders:write';
+const { tokens } = await ask({ type: 'issue', scope, count: Number(opts.tokens) }, 'tokens');
+
+const port = 18490;
+const adminPort = 19990;
+const config = fill('warden-full.yaml', {
+  port,
+  adminPort,
+  backendPort,
+  sinkPort,
+  cert,
+  key,
+  ca,
+  issuer: idp.issuer,
+  audience: idp.audience,
+  clientId: idp.client.clientId,
+  clientSecret: idp.client.clientSecret,
+  openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+  ratio: Number(opts.ratio),
+});
+const warden = start(process.execPath, [...profileArgs('warden-full'), join(root, 'bin/warden.js'), 'proxy', '-c', config], {
+  stdio: ['ignore', openSync(join(work, 'warden.log'), 'w'), 'pipe'],
+});
+await waitPort(port);
+
+// Memory: RSS from /proc, heap used from the sidecar's own /metrics (prom-client process metrics).
+const memory = [];
+const startedAt = performance.now();
+const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${warden.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const heapMiB = async () => {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(text);
+    return m ? Number(m[1]) / 2 ** 20 : undefined;
+  } catch {
+    return undefined;
+  }
+};
+const round1 = (x) => (x === undefined ? undefined : Math.round(x * 10) / 10);
+const sampleMemory = async () => {
+  const heap = await heapMiB();
+  memory.push({ t: round1((performance.now() - startedAt) / 1000), rss_mib: round1(rssMiB()), heap_mib: round1(heap) });
+};
+await sampleMemory();
+const sampler = setInterval(() => void sampleMemory(), 1000);
+
+const client = await forkOnLoadCores('bench/peers/soak-client.js', []);
+const windows = [];
+let done;
+const finished = new Promise((r) => (done = r));
+client.on('message', (m) => {
+  if (m.type === 'window') {
+    windows.push(m);
+    const total = m.errors + m.overload;
+    process.stderr.write(
+      `\r${String(Math.round(m.t)).padStart(5)} s  ${Math.round(m.completed / m.seconds)} req/s  p50 ${m.p50_ms} ms  p99 ${m.p99_ms} ms  p99.9 ${m.p999_ms} ms  errors ${total}   `,
+    );
+  } else if (m.type === 'done') done(m);
+});
+client.send({
+  url: `https://127.0.0.1:${port}/orders`,
+  ca,
+  cert: clientCert,
+  key: clientKey,
+  tokens,
+  rate: RATE,
+  seconds: SECONDS,
+  window: WINDOW,
+  h2: opts.h2,
+  connections: 16,
+  maxInFlight: 2000,
+});
+const summary = await finished;
+clearInterval(sampler);
+await sampleMemory();
+process.stderr.write('\n');
+const sinkSeen = await new Promise((r) => {
+  sink.once('message', (m) => r(m.seen));
+  sink.send('report');
+});
+const introspections = (await ask({ type: 'count' }, 'count')).count;
+for (const c of [warden, client, idpChild, backend, sink]) await stop(c);
+
+const { pass, failures, totals, statuses, heapGrowth, rssGrowth } = soakVerdict({
+  windows,
+  memory,
+  summary,
+  seconds: SECONDS,
+  maxHeapGrowthMiB: Number(opts['max-heap-growth-mib']),
+  maxRssGrowthMiB: Number(opts['max-rss-growth-mib']),
+});
+const all = (key) => windows.map((w) => w[key]);
+const result = {
+  date: new Date().toISOString(),
+  settings: { seconds: SECONDS, rate: RATE, window_s: WINDOW, h2: opts.h2, tokens: tokens.length, sampling_ratio: Number(opts.ratio) },
+  pass,
+  failures,
+  totals: { sent: summary.sent, ...totals, statuses, introspections, otlp_requests: sinkSeen },
+  latency_ms: {
+    p50_median_of_windows: Math.round(median(all('p50_ms')) * 1000) / 1000,
+    p99_worst_window: Math.max(...all('p99_ms')),
+    p999_worst_window: Math.max(...all('p999_ms')),
+    max: Math.max(...all('max_ms')),
+  },
+  memory_mib: {
+    rss_peak: Math.max(...memory.map((m) => m.rss_mib)),
+    heap_peak: Math.max(...memory.filter((m) => m.heap_mib !== undefined).map((m) => m.heap_mib)),
+    heap_growth_after_warmup: heapGrowth,
+    rss_growth_after_warmup: rssGrowth,
+  },
+  windows,
+  memory,
+};
+const stamp = result.date.replace(/[:.]/g, '-').slice(0, 19);
+const outFile = opts.out ?? join(root, 'bench/results', `soak-${stamp}.json`);
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const base = outFile.replace(/\.json$/, '');
+const png = writeChart(result, `${base}.svg`, `${base}.png`);
+
+console.log(
+  `soak: ${SECONDS} s at ${RATE} req/s (${opts.h2 ? 'h2' : 'HTTPS/1.1'}), ${totals.completed} answered, ${totals.errors + totals.overload} errors; ` +
+    `p50 ${result.latency_ms.p50_median_of_windows} ms, worst p99 ${result.latency_ms.p99_worst_window} ms, worst p99.9 ${result.latency_ms.p999_worst_window} ms; ` +
+    `RSS peak ${result.memory_mib.rss_peak} MiB (growth ${rssGrowth}), heap peak ${result.memory_mib.heap_peak} MiB (growth ${heapGrowth}); ` +
+    `${introspections} introspections for ${tokens.length} tokens`,
+);
+console.log(`written: ${outFile}${png ? `, ${base}.png` : ' (no chromium: SVG only)'}, ${base}.svg`);
+console.log(result.pass ? 'PASS  soak' : `FAIL  soak: ${failures.join('; ')}`);
+process.exit(result.pass ? 0 : 1);
