@@ -23,6 +23,7 @@ const { values: opts } = parseArgs({
     window: { type: 'string', default: '5' },
     h2: { type: 'boolean', default: false },
     tokens: { type: 'string', default: '50' },
+    connections: { type: 'string', default: '16' },
     ratio: { type: 'string', default: '1' },
     'max-heap-growth-mib': { type: 'string', default: '16' },
     'max-rss-growth-mib': { type: 'string', default: '32' },
@@ -33,7 +34,7 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   console.log(
-    'Usage: node bench/soak.js [--duration S | --long] [--rate RPS] [--window S] [--h2] [--tokens N] [--ratio R]\n' +
+    'Usage: node bench/soak.js [--duration S | --long] [--rate RPS] [--window S] [--h2] [--tokens N] [--connections N] [--ratio R]\n' +
       '                         [--max-heap-growth-mib N] [--max-rss-growth-mib N] [--out FILE.json] [--no-pin]',
   );
   process.exit(0);
@@ -133,7 +134,7 @@ client.send({
   seconds: SECONDS,
   window: WINDOW,
   h2: opts.h2,
-  connections: 16,
+  connections: Number(opts.connections),
   maxInFlight: 2000,
 });
 const summary = await finished;

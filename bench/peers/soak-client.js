@@ -18,6 +18,7 @@ process.once('message', async (o) => {
   });
   const started = performance.now();
   const endAt = started + o.seconds * 1000;
+  const total = Math.floor(o.seconds * o.rate);
   let sent = 0;
   let inFlight = 0;
   let window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
@@ -78,7 +79,8 @@ process.once('message', async (o) => {
   await new Promise((resolve) => {
     const tick = setInterval(() => {
       const now = performance.now();
-      const due = Math.floor(((Math.min(now, endAt) - started) / 1000) * o.rate);
+      // Request k is due at k / rate: by now, those up to floor(elapsed × rate) are.
+      const due = Math.min(total, Math.floor(((now - started) / 1000) * o.rate) + 1);
       while (sent < due) {
         const dueAt = started + (sent * 1000) / o.rate;
         if (inFlight >= o.maxInFlight) window.overload++;
