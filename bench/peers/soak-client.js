@@ -23,13 +23,15 @@ process.once('message', async (o) => {
   let inFlight = 0;
   let window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
   let windowStart = started;
+  let warmedUp = false;
 
-  const flush = (now) => {
+  const flush = (now, warmup = false) => {
     const w = window;
     window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
     const sorted = Float64Array.from(w.latencies).sort();
     process.send({
       type: 'window',
+      warmup,
       t: round3((now - started) / 1000),
       seconds: round3((now - windowStart) / 1000),
       completed: sorted.length,
@@ -86,6 +88,11 @@ process.once('message', async (o) => {
         if (inFlight >= o.maxInFlight) window.overload++;
         else fire(dueAt, sent);
         sent++;
+      }
+      // An optional warm-up (connections, TLS handshakes, caches) is reported as a window of its own.
+      if (!warmedUp && now - started >= (o.warmup ?? 0) * 1000) {
+        warmedUp = true;
+        if (o.warmup) flush(now, true);
       }
       if (now - windowStart >= o.window * 1000) flush(now);
       if (now >= endAt) {

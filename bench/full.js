@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+// The full pipeline against the bare Node proxy and nginx, side by side in one run (issue 8's
+// performance targets; see bench/README.md and docs/performance.md):
+// 1. throughput on HTTPS/1.1 keep-alive (wrk) and h2 (h2load), the same authorised ~300-byte JSON
+//    POST to every peer, Warden and each peer interleaved A-B / B-A, median of the pair ratios;
+// 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
+//    fixed rate, p50 / p99 / p99.9, through Warden and through the bare proxy at the same rate;
+// 3. Warden's peak RSS over the run.
+import { fork } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  createBench,
+  createFill,
+  createPostLoad,
+  has,
+  median,
+  mtlsMaterial,
+  peakRssMiB,
+  profileArgs,
+  requireTools,
+  startBenchIdp,
+} from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  allowNegative: true, // --no-pin
+  options: {
+    pairs: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    streams: { type: 'string', default: '10' },
+    'latency-seconds': { type: 'string', default: '10' },
+    ratio: { type: 'string', default: '1' },
+    out: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log(
+    'Usage: node bench/full.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--latency-seconds S] [--ratio R] [--out FILE] [--no-pin]',
+  );
+  process.exit(0);
+}
+requireTools(root, ['wrk', 'h2load', 'openssl']);
+const [PAIRS, S, C, M, LAT_S] = [opts.pairs, opts.seconds, opts.connections, opts.streams, opts['latency-seconds']].map(Number);
+const work = join(root, 'bench/tmp', `full-${Date.now()}`);
+const { cert, key, ca, clientCert, clientKey } = mtlsMaterial(work);
+const bench = createBench({ pin: opts.pin });
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const fill = createFill(join(root, 'bench/peers'), work);
+
+const forkOnLoadCores = async (file, args) => {
+  const child = fork(join(root, file), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  bench.children.add(child);
+  moveTo(child.pid, LOAD_CPUS);
+  await new Promise((r) => child.once('message', r));
+  return child;
+};
+const backendPort = 18097;
+const sinkPort = 18321;
+const backend = await forkOnLoadCores('bench/peers/backend.js', [String(backendPort)]);
+const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', [String(sinkPort)]);
+const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
+const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 20 }, 'tokens');
+
+const body = {
+  customer: "O'Brien & Sons",
+  note: 'Deliver to the loading dock; call ahead.',
+  items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
+};
+const bodyFile = join(work, 'order.json');
+writeFileSync(bodyFile, JSON.stringify(body));
+
+const peers = [
+  {
+    name: 'bare-node',
+    port: 18700,
+    h2port: 18701,
+    launch: (p) =>
+      start(process.execPath, [
+        join(root, 'bench/peers/bare-node-proxy.js'),
+        p.port,
+        p.h2port,
+        `http://127.0.0.1:${backendPort}`,
+        cert,
+        key,
+      ]),
+  },
+  {
+    name: 'warden-full',
+    port: 18702,
+    launch: (p) =>
+      start(
+        process.execPath,
+        [
+          ...profileArgs('warden-full'),
+          join(root, 'bin/warden.js'),
+          'proxy',
+          '-c',
+          fill('warden-full-tls.yaml', {
+            port: p.port,
+            adminPort: 19702,
+            backendPort,
+            sinkPort,
+            cert,
+            key,
+            issuer: idp.issuer,
+            audience: idp.audience,
+            clientId: idp.client.clientId,
+            clientSecret: idp.client.clientSecret,
+            openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+            ratio: Number(opts.ratio),
+          }),
+        ],
+        { stdio: ['ignore', openSync(join(work, 'warden.log'), 'w'), 'pipe'] },
+      ),
+  },
+  has('nginx') && {
+    name: 'nginx',
+    port: 18703,
+    launch: (p) => start('nginx', ['-c', fill('nginx.conf', { port: p.port, backendPort, cert, key, dir: work }), '-p', work]),
+  },
+].filter(Boolean);
+for (const p of peers) {
+  p.child = p.launch(p);
+  await waitPort(p.port);
+  if (p.h2port) await waitPort(p.h2port);
+}
+const h1Url = (p) => `https://127.0.0.1:${p.port}/orders`;
+const h2Url = (p) => `https://127.0.0.1:${p.h2port ?? p.port}/orders`;
+// One token for wrk and h2load (each use after the first is a cache hit, as for a busy caller).
+const { wrk, h2load } = createPostLoad({
+  bench,
+  root,
+  connections: C,
+  seconds: S,
+  streams: M,
+  headers: [`Authorization: Bearer ${tokens[0]}`],
+  bodyFile,
+});
+for (const p of peers) {
+  const w = wrk(h1Url(p));
+  if (w.errors > 0) throw new Error(`${p.name} answered errors during warm-up (${w.errors})`);
+}
+
+// 1. Interleaved pairs: Warden against each other peer.
+const warden = peers.find((p) => p.name === 'warden-full');
+const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+const pairs = {};
+const wardenH1 = [];
+let errors = 0;
+for (const other of peers.filter((p) => p !== warden)) {
+  const h1 = [];
+  const h2 = [];
+  for (let i = 0; i < PAIRS; i++) {
+    process.stderr.write(`\rwarden-full vs ${other.name}: pair ${i + 1}/${PAIRS}   `);
+    const order = i % 2 === 0 ? [other, warden] : [warden, other];
+    const r1 = {};
+    const r2 = {};
+    for (const p of order) r1[p.name] = wrk(h1Url(p));
+    for (const p of order) r2[p.name] = h2load(h2Url(p));
+    for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
+    h1.push(ratio(r1[warden.name].rps, r1[other.name].rps));
+    h2.push(ratio(r2[warden.name].rps, r2[other.name].rps));
+    wardenH1.push(r1[warden.name].rps);
+  }
+  pairs[other.name] = { h1_ratio: median(h1), h2_ratio: median(h2), h1_pairs: h1, h2_pairs: h2 };
+}
+process.stderr.write('\n');
+
+// 2. Latency at half of Warden's h1 throughput, open loop, through Warden and the bare proxy.
+const halfRate = Math.round(median(wardenH1) / 2);
+const latencyAt = async (p) => {
+  const client = await forkOnLoadCores('bench/peers/soak-client.js', []);
+  const windows = [];
+  const done = new Promise((r) =>
+    client.on('message', (m) => {
+      if (m.type === 'window') windows.push(m);
+      else if (m.type === 'done') r(m);
+    }),
+  );
+  client.send({
+    url: h1Url(p),
+    ca,
+    cert: clientCert,
+    key: clientKey,
+    tokens,
+    rate: halfRate,
+    seconds: LAT_S + 2,
+    warmup: 2,
+    window: LAT_S + 1,
+    h2: false,
+    connections: C,
+    maxInFlight: 2000,
+  });
+  await done;
+  await stop(client);
+  const w = windows.find((x) => !x.warmup && x.completed > 0) ?? {};
+  return { rate: halfRate, p50_ms: w.p50_ms, p99_ms: w.p99_ms, p999_ms: w.p999_ms, errors: (w.errors ?? 0) + (w.overload ?? 0) };
+};
+process.stderr.write(`latency at ${halfRate} req/s (half of Warden's h1 throughput)…\n`);
+const latency = {};
+for (const p of peers.filter((x) => x.name !== 'nginx')) latency[p.name] = await latencyAt(p);
+
+const rss = peakRssMiB(warden.child.pid);
+for (const c of [...peers.map((p) => p.child), idpChild, backend, sink]) await stop(c);
+
+const result = {
+  date: new Date().toISOString(),
+  settings: {
+    pairs: PAIRS,
+    seconds: S,
+    connections: C,
+    h2_streams: M,
+    latency_seconds: LAT_S,
+    sampling_ratio: Number(opts.ratio),
+    body_bytes: JSON.stringify(body).length,
+  },
+  vs: pairs,
+  warden_h1_rps_median: median(wardenH1),
+  latency_at_half_throughput: latency,
+  warden_peak_rss_mib: rss,
+  errors,
+};
+const stamp = result.date.replace(/[:.]/g, '-').slice(0, 19);
+const outFile = opts.out ?? join(root, 'bench/results', `full-${stamp}.json`);
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+
+const check = (ok, text) => console.log(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
+for (const [name, r] of Object.entries(pairs))
+  console.log(
+    `warden-full ÷ ${name}: h1 ${r.h1_ratio} (pairs ${r.h1_pairs.join(', ')})  h2 ${r.h2_ratio} (pairs ${r.h2_pairs.join(', ')})`,
+  );
+for (const [name, l] of Object.entries(latency))
+  console.log(`${name} at ${l.rate} req/s: p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, p99.9 ${l.p999_ms} ms, errors ${l.errors}`);
+check(pairs['bare-node'].h1_ratio >= 0.75, `full pipeline ≥ 0.75 × bare Node proxy, HTTPS/1.1: ${pairs['bare-node'].h1_ratio}`);
+check(pairs['bare-node'].h2_ratio >= 0.75, `full pipeline ≥ 0.75 × bare Node proxy, h2: ${pairs['bare-node'].h2_ratio}`);
+check(latency['warden-full'].p99_ms <= 2, `p99 at half of max throughput ≤ 2 ms: ${latency['warden-full'].p99_ms} ms`);
+check(rss <= 100, `RSS ≤ 100 MB under load: ${rss} MiB`);
+check(errors === 0, `no errors: ${errors}`);
+console.log(`written: ${outFile}`);
