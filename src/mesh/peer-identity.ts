@@ -16,7 +16,7 @@ export interface PeerIdentity {
    * with mesh, carries a SPIFFE ID of our trust domain.
    */
   readonly verified: boolean;
-  /** Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, or WARDEN_NO_SPIFFE_ID). */
+  /** Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, WARDEN_NO_SPIFFE_ID, WARDEN_CA_CERTIFICATE). */
   readonly error: string | undefined;
   /** The certificate's single SPIFFE ID URI SAN. */
   readonly spiffeId: string | undefined;
@@ -46,15 +46,19 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
   if (cert) {
     const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);
     // With mesh, a caller is a workload of our trust domain; in file mode any trusted certificate is.
+    // OpenSSL accepts a CA certificate (basicConstraints CA:true) as a client's leaf; a caller is
+    // never a CA, and a CA key presenting itself would otherwise pass as any workload.
     const error = !socket.authorized
       ? String(socket.authorizationError ?? 'UNVERIFIED')
-      : trustDomain === undefined
-        ? undefined
-        : spiffeId === undefined
-          ? 'WARDEN_NO_SPIFFE_ID'
-          : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
-            ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
-            : undefined;
+      : cert.ca
+        ? 'WARDEN_CA_CERTIFICATE'
+        : trustDomain === undefined
+          ? undefined
+          : spiffeId === undefined
+            ? 'WARDEN_NO_SPIFFE_ID'
+            : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
+              ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
+              : undefined;
     peer = Object.freeze({
       presented: true,
       verified: error === undefined,

@@ -2,18 +2,77 @@
  * A request body parsed as JSON once per request, whichever body stage asks first (validation and
  * the waf both read it). Keyed by the body buffer, so nothing is kept once the request is gone.
  * Neither caller mutates the value (ajv validates JSON bodies without coercion or defaults).
+ *
+ * Documents that parsers read differently are not JSON here (RFC 8259 §4, §6, §8.1; RFC 7493):
+ * bytes that are not UTF-8 (decoding would replace them, the backend would see the originals),
+ * numbers beyond a double (`1e999999` parses as Infinity, which passes `type: integer`), and
+ * duplicate member names (this parser keeps the last, many backends the first).
  */
 const parsed = new WeakMap<Buffer, { value: unknown } | undefined>();
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** The parsed body, or undefined when it is not valid JSON. */
+class NotInteroperable extends Error {}
+
+/**
+ * Every number beyond a double has an exponent of two or more digits or a run of 300+ digits
+ * (with a one-digit exponent, 10^(digits + 9) must exceed 1.8e308). Strings may match too; then
+ * the reviver just checks.
+ */
+const MAYBE_OVERFLOW = /[eE][+-]?\d{2}|\d{300}/;
+
+function finiteOnly(_key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new NotInteroperable('number out of range');
+  return value;
+}
+
+/** The parsed body, or undefined when it is not valid (interoperable) JSON. */
 export function parseJsonBody(body: Buffer): { value: unknown } | undefined {
   if (parsed.has(body)) return parsed.get(body);
   let result: { value: unknown } | undefined;
   try {
-    result = { value: JSON.parse(body.toString('utf8')) as unknown };
+    const text = utf8.decode(body);
+    // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
+    const value = (MAYBE_OVERFLOW.test(text) ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
+    result = hasDuplicateMembers(text) ? undefined : { value };
   } catch {
     result = undefined;
   }
   parsed.set(body, result);
   return result;
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/** Whether an object in `text` (valid JSON) names a member twice. One pass, one Set per open object. */
+export function hasDuplicateMembers(text: string): boolean {
+  const stack: (Set<string> | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) stack.push(new Set());
+    else if (c === 0x5b /* [ */) stack.push(null);
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+    else if (c === 0x22 /* " */) {
+      let j = i + 1;
+      let escaped = false;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) {
+        if (text.charCodeAt(j) === 0x5c) {
+          escaped = true;
+          j++;
+        }
+        j++;
+      }
+      const members = stack[stack.length - 1];
+      if (members) {
+        let k = j + 1;
+        while (k < text.length && isSpace(text.charCodeAt(k))) k++;
+        if (text.charCodeAt(k) === 0x3a /* : */) {
+          const name = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+          if (members.has(name)) return true;
+          members.add(name);
+        }
+      }
+      i = j;
+    }
+  }
+  return false;
 }

@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { Plan } from '../pipeline/plan.js';
+import type { Plan, RouteMatch } from '../pipeline/plan.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
@@ -20,7 +20,7 @@ import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../p
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
-import { normaliseTarget } from './path.js';
+import { normaliseTarget, pathWithoutParameters } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { limitBody, readBody } from './body.js';
 import { takeBody } from './body-intake.js';
@@ -153,8 +153,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     };
 
     const early =
-      (h2 ? checkH2HeaderLimits(req.rawHeaders, gen.limits) : checkH1Request(req as IncomingMessage, gen.limits)) ??
-      (target instanceof WardenError ? target : undefined);
+      (h2
+        ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
+          (checkH2HeaderLimits(req.rawHeaders, gen.limits) ?? checkFraming(headers, req.rawHeaders))
+        : checkH1Request(req as IncomingMessage, gen.limits)) ?? (target instanceof WardenError ? target : undefined);
     if (early) return refuse(early);
     // Shed before any work: a refusal costs far less than queueing behind a saturated backend.
     if (gen.limits.max_in_flight > 0 && inFlight > gen.limits.max_in_flight) return refuse(SHED());
@@ -164,6 +166,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     const match = gen.plan.resolve(ctx.method, ctx.path);
     if (match instanceof WardenError) return refuse(match);
+    const aliased = ctx.path.includes(';') ? checkSegmentParameters(gen.plan, ctx.method, ctx.path, match.route) : undefined;
+    if (aliased) return refuse(aliased);
     ctx.route = match.route;
     ctx.params = match.params;
 
@@ -280,6 +284,23 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
   }
 }
 
+/**
+ * Servers such as Tomcat, Jetty and Spring drop `;parameters` from path segments before routing, so
+ * `/public/..;/admin` or `/admin;x/users` reach `/admin/…` there. Refused when the path read that
+ * way would be routed elsewhere than the path as sent (the policy decided on would not be the
+ * backend's); parameters that change nothing pass.
+ */
+function checkSegmentParameters(plan: Plan, method: string, path: string, route: RouteMatch['route']): WardenError | undefined {
+  const alias = pathWithoutParameters(path);
+  if (alias instanceof WardenError) return alias;
+  const other = plan.resolve(method, alias);
+  if (!(other instanceof WardenError) && other.route === route) return undefined;
+  return new WardenError('ERR_PATH_INVALID', {
+    rule: 'path.segment_parameters',
+    detail: 'Path parameters (";…") that change which route the path names are not allowed.',
+  });
+}
+
 /** The observers of this request's body (a stage may have nothing to watch, e.g. another media type). */
 function observersOf(stages: readonly StreamingStage[], ctx: RequestContext): BodyObserver[] {
   const observers: BodyObserver[] = [];
@@ -334,6 +355,13 @@ function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError
   if (raw.length > limits.max_header_count * 2) return tooManyHeaders(limits);
   if (req.headers.host === undefined && req.httpVersionMinor === 1) {
     return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'http1.host_missing', detail: 'HTTP/1.1 requests need a Host header.' });
+  }
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing, whatever follows.
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    return new WardenError('ERR_REQUEST_AMBIGUOUS', {
+      rule: 'framing.http10_te',
+      detail: 'The request has Transfer-Encoding in HTTP/1.0.',
+    });
   }
   return checkFraming(req.headers, raw);
 }

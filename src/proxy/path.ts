@@ -100,3 +100,12 @@ function removeDotSegments(path: string): string | undefined {
   const joined = '/' + output.join('/');
   return trailingSlash && output.length > 0 ? joined + '/' : joined;
 }
+
+/**
+ * The path as a server that drops `;parameters` from every segment reads it ("/a/..;/b" → "/b"),
+ * normalised the same way; an error when that reading climbs above the root.
+ */
+export function pathWithoutParameters(path: string): string | WardenError {
+  const stripped = normaliseTarget(path.replace(/;[^/]*/g, ''));
+  return stripped instanceof WardenError ? stripped : stripped.path;
+}

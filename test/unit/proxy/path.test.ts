@@ -54,3 +54,12 @@ t.test('refuses what cannot be normalised safely, with a rule per reason', async
     t.equal((r as WardenError).rule, rule, `${input}: ${rule}`);
   }
 });
+
+t.test('pathWithoutParameters: the path as a server that drops ;parameters reads it', async (t) => {
+  const { pathWithoutParameters } = await import('../../../src/proxy/path.js');
+  t.equal(pathWithoutParameters('/secret;x=1/data'), '/secret/data');
+  t.equal(pathWithoutParameters('/public/..;/secret/data'), '/secret/data');
+  t.equal(pathWithoutParameters('/a;b/c;d'), '/a/c');
+  t.equal(pathWithoutParameters('/plain/path'), '/plain/path');
+  t.ok(pathWithoutParameters('/..;/..;/etc/passwd') instanceof WardenError, 'climbing above the root is an error');
+});

@@ -1,0 +1,292 @@
+/**
+ * Hostile HTTP/1.1 on raw TLS sockets, one in-process Warden with short limits: request smuggling
+ * and desync shapes, malformed and oversized requests, slowloris and slow POST, path and encoding
+ * tricks against a denied route. Each row: a 4xx problem (or a closed connection), nothing at the
+ * backend, a healthy sidecar afterwards.
+ */
+import t from 'tap';
+import { startTestBackend, type TestBackend } from '../support/backend.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
+import { pathWithoutParameters } from '../../src/proxy/path.js';
+import { check, exchange, Scoreboard, type RawExchange } from './harness.js';
+
+const LIMITS = {
+  max_header_bytes: '8KiB',
+  max_header_count: 30,
+  max_body_bytes: '64KiB',
+  headers_timeout: '1s',
+  request_timeout: '2s',
+  idle_timeout: '3s',
+  handshake_timeout: '1s',
+};
+const BODY_LIMIT = 64 * 1024;
+
+let backend: TestBackend;
+let s: TestSidecar;
+
+const H = 'Host: localhost\r\n';
+
+/**
+ * A refusal: the expected status (or any 4xx; 'closed' also accepts a connection closed without
+ * an answer), problem+json, and the connection closed.
+ */
+function refused(r: RawExchange, status?: number | number[] | 'closed'): void {
+  if (status === 'closed' && r.status === 0) return check(r.closed && r.text === '', 'expected the connection closed silently');
+  check(r.status >= 400 && r.status < 500, `expected a 4xx, got ${r.status || 'no status'}${r.closed ? ' (closed)' : ''}`);
+  const allowed = typeof status === 'number' ? [status] : Array.isArray(status) ? status : undefined;
+  if (allowed !== undefined) check(allowed.includes(r.status), `expected ${allowed.join(' or ')}, got ${r.status}`);
+  check(/content-type: application\/problem\+json/i.test(r.text), 'not application/problem+json');
+  check(/"code":"ERR_[A-Z_]+"/.test(r.text), 'no stable error code');
+  check(r.closed, 'the connection stayed open after the refusal');
+  const responses = r.text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+  check(responses.length === 1, `expected one response, got ${responses.length} (a desync)`);
+}
+
+const safeDecode = (p: string) => {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+};
+
+const send = (payload: string | Buffer, timeoutMs = 3000) => exchange(s.port, s.ca, [payload], { timeoutMs });
+
+const SMUGGLING: [string, string, (number | 'closed')?][] = [
+  ['CL + TE', `POST /a HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE + CL', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`, 400],
+  ['duplicate CL (different)', `POST /a HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nab`, 400],
+  ['duplicate CL (same)', `POST /a HTTP/1.1\r\n${H}Content-Length: 2\r\nContent-Length: 2\r\n\r\nab`, 400],
+  ['CL list "2, 2"', `POST /a HTTP/1.1\r\n${H}Content-Length: 2, 2\r\n\r\nab`, 400],
+  ['CL negative', `POST /a HTTP/1.1\r\n${H}Content-Length: -1\r\n\r\nab`, 400],
+  ['CL overflow', `POST /a HTTP/1.1\r\n${H}Content-Length: 184467440737095516160\r\n\r\nab`, 400],
+  ['CL hex', `POST /a HTTP/1.1\r\n${H}Content-Length: 0x10\r\n\r\nab`, 400],
+  ['TE "chunked, identity"', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`, 400],
+  ['TE "identity"', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nab`, 400],
+  ['TE twice', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['"Transfer-Encoding : chunked"', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE tab-prefixed + CL', `POST /a HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE vertical tab', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding:\x0bchunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE "xchunked"', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE "chunked" in a second line (obs-fold)', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['chunk size overflow', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nab\r\n0\r\n\r\n`, 400],
+  ['chunk size negative', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n`, 400],
+  ['chunk size garbage', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n`, 400],
+  ['bare LF line endings', `GET /a HTTP/1.1\n${H.replace('\r', '')}\n`, 400],
+  ['bare CR in a header', `GET /a HTTP/1.1\r\n${H}X-A: a\rb\r\n\r\n`, 400],
+  ['obs-fold', `GET /a HTTP/1.1\r\n${H}X-A: a\r\n folded\r\n\r\n`, 400],
+  ['NUL in header value', `GET /a HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n`, 400],
+  ['NUL in header name', `GET /a HTTP/1.1\r\n${H}X\x00A: b\r\n\r\n`, 400],
+  ['invalid method token', `G(ET /a HTTP/1.1\r\n${H}\r\n`, 400],
+  ['unknown method "EVIL"', `EVIL /a HTTP/1.1\r\n${H}\r\n`, 400],
+  ['invalid version "HTTP/9.9"', `GET /a HTTP/9.9\r\n${H}\r\n`, 400],
+  ['invalid version "HTTP/1.1x"', `GET /a HTTP/1.1x\r\n${H}\r\n`, 400],
+  ['HTTP/1.0 with TE chunked', `POST /a HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['absolute-form target', `GET http://evil.example/secret/x HTTP/1.1\r\n${H}\r\n`, 400],
+  ['absolute-form, Host differs', `GET https://localhost/secret/x HTTP/1.1\r\nHost: evil.example\r\n\r\n`, 400],
+  ['authority-form (CONNECT)', `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, 'closed'],
+  ['asterisk-form', `OPTIONS * HTTP/1.1\r\n${H}\r\n`, 400],
+  ['duplicate Host', `GET /a HTTP/1.1\r\n${H}Host: evil.example\r\n\r\n`, 400],
+  ['missing Host', `GET /a HTTP/1.1\r\n\r\n`, 400],
+  ['duplicate Authorization', `GET /a HTTP/1.1\r\n${H}Authorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`, 400],
+  [
+    'TLS record bytes as HTTP',
+    Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]).toString('latin1'),
+    400,
+  ],
+];
+
+t.test('hostile HTTP/1.1', async (t) => {
+  backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  s = await startTestSidecar(t, backend.url, {
+    limits: LIMITS,
+    routes: [
+      { id: 'secret', path: '/secret/*', access: { action: 'deny' } },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const board = new Scoreboard(backend, () => s);
+
+  for (const [name, payload, status] of SMUGGLING)
+    await board.run(
+      t,
+      'h1 smuggling/desync',
+      name,
+      status === 'closed' ? 'connection closed (or 4xx)' : `${status ?? '4xx'}, closed`,
+      async () => refused(await send(payload), status),
+    );
+
+  await board.run(t, 'h1 smuggling/desync', 'pipelined request after a refused one', '400 only, second never served', async () => {
+    const r = await send(
+      `POST /a HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n${H}\r\n`,
+    );
+    refused(r, 400);
+  });
+  await board.run(t, 'h1 smuggling/desync', 'pipelined valid request after a malformed one', '400 only', async () => {
+    refused(await send(`GET /a HTTP/1.1\r\n${H}X-A: a\x01b\r\n\r\nGET /second HTTP/1.1\r\n${H}\r\n`), 400);
+  });
+  await board.run(t, 'h1 smuggling/desync', 'CL.TE smuggle prefix into the next request', '400, no poisoned follow-up', async () => {
+    const r = await exchange(
+      s.port,
+      s.ca,
+      [`POST /a HTTP/1.1\r\n${H}Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG`, `GET /b HTTP/1.1\r\n${H}\r\n`],
+      { gapMs: 50 },
+    );
+    refused(r, 400);
+  });
+
+  // Oversized and malformed.
+  const big = 'x'.repeat(10_000);
+  const sizeCases: [string, string, number | number[]][] = [
+    ['long URI (20 KB)', `GET /${'a'.repeat(20_000)} HTTP/1.1\r\n${H}\r\n`, 431],
+    ['too many headers (40)', `GET /a HTTP/1.1\r\n${H}${Array.from({ length: 40 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`, 431],
+    ['huge header value (10 KB)', `GET /a HTTP/1.1\r\n${H}X-Big: ${big}\r\n\r\n`, 431],
+    ['huge header name (10 KB)', `GET /a HTTP/1.1\r\n${H}X-${big}: v\r\n\r\n`, 431],
+    ['endless header block (200 KB)', `GET /a HTTP/1.1\r\n${H}${'X-A: b\r\n'.repeat(25_000)}`, 431],
+    ['body over the limit, Content-Length', `POST /a HTTP/1.1\r\n${H}Content-Length: ${BODY_LIMIT + 1}\r\n\r\n${'a'.repeat(1000)}`, 413],
+    ['Content-Length 2^53', `POST /a HTTP/1.1\r\n${H}Content-Length: 9007199254740993\r\n\r\nab`, [400, 413]],
+  ];
+  for (const [name, payload, status] of sizeCases)
+    await board.run(t, 'h1 size limits', name, `${String(status).replace(',', ' or ')}, closed`, async () =>
+      refused(await send(payload), status),
+    );
+  await board.run(
+    t,
+    'h1 size limits',
+    'body over the limit, chunked (no Content-Length)',
+    '413; the backend never gets a complete body',
+    async () => {
+      const chunk = `2000\r\n${'b'.repeat(0x2000)}\r\n`;
+      const r = await exchange(
+        s.port,
+        s.ca,
+        [`POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, chunk.repeat(12), '0\r\n\r\n'],
+        {
+          gapMs: 20,
+        },
+      );
+      check(r.status === 413, `expected 413, got ${r.status || 'none'}`);
+      check(r.closed, 'connection left open');
+      await new Promise((res) => setTimeout(res, 100));
+      const seen = backend.requests.at(-1);
+      check(seen === undefined || (seen.sha256 === undefined && seen.bodyBytes <= BODY_LIMIT), 'the backend received a complete body');
+    },
+    { backendAllowance: 1 },
+  );
+
+  // Slow clients.
+  await board.run(t, 'h1 slow clients', 'slowloris: headers trickled', '408 within headers_timeout (1 s)', async () => {
+    const trickle = Array.from({ length: 15 }, (_, i) => `X-Slow-${i}: v\r\n`);
+    const r = await exchange(s.port, s.ca, [`GET /a HTTP/1.1\r\n${H}`, ...trickle], { gapMs: 250, timeoutMs: 6000 });
+    check(r.status === 408 || (r.status === 0 && r.closed), `expected 408, got ${r.status}`);
+    check(r.closed && r.ms < 3000, `closed after ${r.ms} ms`);
+  });
+  await board.run(t, 'h1 slow clients', 'slowloris: one byte at a time, no newline', '408 or closed within 3 s', async () => {
+    const r = await exchange(s.port, s.ca, 'GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'.split(''), { gapMs: 200, timeoutMs: 8000 });
+    check(r.closed && r.ms < 3000, `closed after ${r.ms} ms (status ${r.status})`);
+  });
+  await board.run(
+    t,
+    'h1 slow clients',
+    'slow POST: body trickled (Content-Length)',
+    '408 within request_timeout (2 s); backend never gets it whole',
+    async () => {
+      const r = await exchange(s.port, s.ca, [`POST /a HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\n`, ...'0123456789abcdef'.split('')], {
+        gapMs: 300,
+        timeoutMs: 8000,
+      });
+      check(r.status === 408, `expected 408, got ${r.status || 'none'}`);
+      check(r.closed && r.ms < 4500, `closed after ${r.ms} ms`);
+      const seen = backend.requests.at(-1);
+      check(seen === undefined || seen.sha256 === undefined, 'the backend received a complete body');
+    },
+    { backendAllowance: 1 },
+  );
+  await board.run(
+    t,
+    'h1 slow clients',
+    'slow POST: chunks trickled',
+    '408 within request_timeout; backend never gets it whole',
+    async () => {
+      const chunks = Array.from({ length: 20 }, () => '1\r\nx\r\n');
+      const r = await exchange(s.port, s.ca, [`POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, ...chunks], {
+        gapMs: 300,
+        timeoutMs: 8000,
+      });
+      check(r.status === 408, `expected 408, got ${r.status || 'none'}`);
+      check(r.closed && r.ms < 4500, `closed after ${r.ms} ms`);
+      const seen = backend.requests.at(-1);
+      check(seen === undefined || seen.sha256 === undefined, 'the backend received a complete body');
+    },
+    { backendAllowance: 1 },
+  );
+
+  // Path and encoding tricks against `/secret/*` (access: deny). "refused": a 4xx, nothing at the
+  // backend. "elsewhere": a 4xx, or forwarded to a path that is not under /secret even when the
+  // backend decodes it once more or drops ";parameters" from its segments.
+  const PATHS: [string, string, 'refused' | 'elsewhere'][] = [
+    ['plain (control)', '/secret/data', 'refused'],
+    ['/../ above the root', '/../secret/data', 'refused'],
+    ['/./ and /../ inside', '/public/./../secret/data', 'refused'],
+    ['%2e%2e/ above the root', '/%2e%2e/secret/data', 'refused'],
+    ['%2e%2e/ inside', '/public/%2e%2e/secret/data', 'refused'],
+    ['mixed .%2e', '/public/.%2E/secret/data', 'refused'],
+    ['%2f as separator', '/secret%2fdata', 'refused'],
+    ['%2F upper-case', '/public/..%2Fsecret/data', 'refused'],
+    ['%73 (unreserved) encoded', '/%73ecret/data', 'refused'],
+    ['double encoding %252e%252e', '/public/%252e%252e/secret/data', 'elsewhere'],
+    ['double encoding %2573', '/%2573ecret/data', 'elsewhere'],
+    ['backslash', '/public\\..\\secret/data', 'refused'],
+    ['%5c backslash', '/public/..%5csecret/data', 'refused'],
+    ['overlong UTF-8 "/" (%c0%af)', '/public/..%c0%afsecret/data', 'refused'],
+    ['overlong UTF-8 "." (%c0%ae)', '/public/%c0%ae%c0%ae/secret/data', 'refused'],
+    ['NUL encoded', '/secret%00/data', 'refused'],
+    ['NUL encoded after prefix', '/public%00/../secret/data', 'refused'],
+    ['";" path parameter', '/secret;x=1/data', 'refused'],
+    ['"..;" segment', '/public/..;/secret/data', 'refused'],
+    ['";" on the dot segment', '/public/.;x/../secret/data', 'elsewhere'],
+    ['fragment', '/secret/data#frag', 'refused'],
+    ['fragment hiding ..', '/public#/../secret/data', 'refused'],
+    ['Unicode "ſ" (U+017F) encoded', '/%C5%BFecret/data', 'elsewhere'],
+    ['full-width "／" encoded', '/public/..%EF%BC%8Fsecret/data', 'elsewhere'],
+    ['empty segments', '//secret//data', 'refused'],
+    ['trailing dot segment', '/secret/data/.', 'refused'],
+  ];
+  for (const [name, path, mode] of PATHS) {
+    await board.run(
+      t,
+      'paths/encoding',
+      name,
+      mode === 'refused' ? '4xx, not forwarded' : '4xx, or forwarded to a path outside /secret',
+      async () => {
+        const before = backend.requests.length;
+        const r = await send(`GET ${path} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+        if (mode === 'refused' || r.status !== 200) {
+          check(r.status >= 400 && r.status < 500, `expected a 4xx, got ${r.status || 'none'}`);
+          check(/application\/problem\+json/i.test(r.text), 'not problem+json');
+          return;
+        }
+        const seen = backend.requests.slice(before);
+        check(seen.length === 1, `forwarded ${seen.length} times`);
+        const url = seen[0]?.url ?? '';
+        const readings = [url, safeDecode(url), pathWithoutParameters(url)];
+        check(!readings.some((p) => typeof p === 'string' && /^\/secret(\/|$)/i.test(p)), `forwarded as ${url}: reads as /secret`);
+      },
+      { backendAllowance: mode === 'elsewhere' ? 1 : 0 },
+    );
+  }
+  // Raw non-ASCII and NUL bytes in the target (no client library sends these).
+  const rawTargets: [string, Buffer][] = [
+    ['raw NUL in the target', Buffer.from(`GET /secret\x00/data HTTP/1.1\r\n${H}\r\n`, 'latin1')],
+    ['raw UTF-8 "ſ" in the target', Buffer.from(`GET /ſecret/data HTTP/1.1\r\n${H}\r\n`, 'utf8')],
+    [
+      'raw overlong bytes in the target',
+      Buffer.concat([Buffer.from('GET /public/'), Buffer.from([0xc0, 0xae, 0xc0, 0xae]), Buffer.from(`/secret/data HTTP/1.1\r\n${H}\r\n`)]),
+    ],
+  ];
+  for (const [name, payload] of rawTargets)
+    await board.run(t, 'paths/encoding', name, '400, closed', async () => refused(await send(payload), 400));
+
+  board.report(t);
+});

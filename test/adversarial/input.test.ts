@@ -1,0 +1,167 @@
+/**
+ * Hostile bodies and tokens against one in-process Warden with the pet store's OpenAPI policy:
+ * JSON bombs on a validated body (deep nesting, huge numbers, duplicate keys, huge strings and
+ * arrays) and token attacks (alg none, HS256 with the public key, kid injection, jku/x5u, expired,
+ * wrong aud/iss, oversized, token in the query, two Authorization headers). Each row: a 4xx
+ * problem quickly, nothing at the backend, the sidecar healthy afterwards.
+ */
+import { join } from 'node:path';
+import t from 'tap';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { repoRoot, startTestSidecar } from '../support/sidecar.js';
+import { startForgedIssuer } from '../support/token-forge.js';
+import { FLAG, FRAME, frame, headerBlock, rawH2, requestHeaders } from '../support/h2-frames.js';
+import { check, exchange, Scoreboard } from './harness.js';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+t.test('hostile bodies and tokens', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['pets'] }], max_token_bytes: '4KiB' },
+    openapi: {
+      document: join(repoRoot, 'test/fixtures/openapi/petstore-3.1.yaml'),
+      allow_public: true,
+      operations: { createPet: { rate_limit: false } },
+    },
+    limits: { max_body_bytes: '256KiB' },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const claims = { iss: idp.issuer, aud: 'pets', sub: 'mallory', scope: 'pets:read pets:write' };
+  const good = await idp.sign({ ...claims, exp: now() + 300 });
+  // The health probe: the public operation.
+  const board = new Scoreboard(backend, () => ({ port: s.port, ca: s.ca, adminUrl: s.adminUrl, probe: '/v1/health' }));
+
+  const post = (body: string | Buffer) =>
+    fetchText(`${s.url}/v1/pets`, agent, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${good}`, 'content-type': 'application/json' },
+      body,
+    });
+
+  const deep = (n: number) => '{"name":"x","tag":' + '['.repeat(n) + ']'.repeat(n) + '}';
+  const BOMBS: [string, () => string | Buffer, number[]][] = [
+    ['deep nesting (arrays, 100 000)', () => deep(100_000), [400, 413]],
+    ['deep nesting (objects, 50 000)', () => '{"name":"x","tag":' + '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000) + '}', [400, 413]],
+    ['unterminated nesting (200 000 "[")', () => '{"name":"x","tag":' + '['.repeat(200_000), [400, 413]],
+    ['huge number 1e999999', () => '{"name":"x","age":1e999999}', [400]],
+    ['100 000-digit integer', () => `{"name":"x","age":${'9'.repeat(100_000)}}`, [400]],
+    ['negative huge exponent (underflows to -0)', () => '{"name":"x","age":-1e-999999}', [400, 200]],
+    ['duplicate keys', () => '{"name":"rex","name":{"$where":"1"}}', [400]],
+    ['duplicate keys (second valid)', () => '{"name":{"x":1},"name":"rex"}', [400]],
+    ['__proto__ key', () => '{"name":"rex","__proto__":{"admin":true}}', [400]],
+    ['huge string (200 KB)', () => `{"name":"${'a'.repeat(200_000)}"}`, [400]],
+    ['big array (60 000 elements)', () => `{"name":"x","tag":[${'1,'.repeat(59_999)}1]}`, [400]],
+    ['body over the limit (1 MB)', () => `{"name":"x","tag":"${'a'.repeat(1_000_000)}"}`, [413]],
+    ['many keys (20 000)', () => `{"name":"x",${Array.from({ length: 20_000 }, (_, i) => `"k${i}":1`).join(',')}}`, [400]],
+    ['lone surrogate escapes', () => '{"name":"\\ud800\\ud800"}', [400, 200]],
+    ['invalid UTF-8 bytes', () => Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc0, 0xaf, 0xff]), Buffer.from('"}')]), [400]],
+    ['BOM then JSON', () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"rex"}')]), [400]],
+    ['JSON with trailing garbage', () => '{"name":"rex"} {"name":"eve"}', [400]],
+    ['NUL inside the document', () => '{"name":"rex"}\u0000', [400]],
+  ];
+  for (const [name, make, statuses] of BOMBS) {
+    const body = make();
+    await board.run(
+      t,
+      'json bombs',
+      name,
+      `${statuses.filter((x) => x !== 200).join('/')} within 2 s`,
+      async () => {
+        const started = Date.now();
+        const r = await post(body);
+        if (statuses.includes(200) && r.status === 200) return; // a valid document after all (the backend may see it)
+        check(statuses.includes(r.status), `got ${r.status}: ${r.text.slice(0, 120)}`);
+        check(/problem\+json/.test(String(r.headers['content-type'])), 'not problem+json');
+        check(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+      },
+      { backendAllowance: statuses.includes(200) ? 1 : 0 },
+    );
+  }
+
+  const exp = now() + 300;
+  const get = (headers: Record<string, string>, path = '/v1/pets') => fetchText(`${s.url}${path}`, agent, { headers });
+  const TOKENS: [string, () => Promise<string> | string][] = [
+    ['alg none', () => idp.unsigned({ ...claims, exp })],
+    ['alg none, signature kept', () => `${idp.unsigned({ ...claims, exp })}${good.split('.')[2] ?? ''}`],
+    ['HS256 keyed with the public key', () => idp.hmacWithPublicKey({ ...claims, exp })],
+    ['kid path traversal', () => idp.sign({ ...claims, exp }, { kid: '../../../../dev/null' }, idp.foreignKey())],
+    ['kid SQL injection', () => idp.sign({ ...claims, exp }, { kid: "x' UNION SELECT 'key' --" }, idp.foreignKey())],
+    ['kid 3 KB', () => idp.sign({ ...claims, exp }, { kid: 'k'.repeat(3000) }, idp.foreignKey())],
+    ['jku to an attacker JWKS', () => idp.sign({ ...claims, exp }, { jku: 'http://127.0.0.1:1/jwks' }, idp.foreignKey())],
+    ['x5u to an attacker certificate', () => idp.sign({ ...claims, exp }, { x5u: 'http://127.0.0.1:1/c.pem' })],
+    ['embedded jwk', () => idp.sign({ ...claims, exp }, { jwk: { kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' } }, idp.foreignKey())],
+    ['expired', () => idp.sign({ ...claims, exp: now() - 600 })],
+    ['wrong audience', () => idp.sign({ ...claims, aud: 'payments', exp })],
+    ['wrong issuer', () => idp.sign({ ...claims, iss: 'https://evil.example', exp })],
+    ['oversized token (8 KB)', () => idp.sign({ ...claims, exp, pad: 'p'.repeat(8000) })],
+    ['signature stripped', () => good.split('.').slice(0, 2).join('.') + '.'],
+    [
+      'payload swapped, signature kept',
+      () => {
+        const [h, , sig] = good.split('.');
+        return `${h}.${Buffer.from(JSON.stringify({ ...claims, scope: 'pets:admin', exp })).toString('base64url')}.${sig}`;
+      },
+    ],
+    ['not a JWT (garbage)', () => '%00%0d%0a<script>'],
+  ];
+  for (const [name, make] of TOKENS) {
+    const token = await make();
+    await board.run(t, 'tokens', name, '401 problem, WWW-Authenticate', async () => {
+      const r = await get({ authorization: `Bearer ${token}` });
+      check(r.status === 401, `got ${r.status}`);
+      check(String(r.headers['www-authenticate']).startsWith('Bearer'), 'no Bearer challenge');
+      check(/problem\+json/.test(String(r.headers['content-type'])), 'not problem+json');
+    });
+  }
+  await board.run(t, 'tokens', 'token in the query string (not allowed)', '401 token missing', async () => {
+    const r = await get({}, `/v1/pets?access_token=${good}`);
+    check(r.status === 401, `got ${r.status}`);
+    check(r.json().code === 'ERR_AUTHN_TOKEN_MISSING', `code ${String(r.json().code)}`);
+  });
+  await board.run(t, 'tokens', 'two Authorization headers (HTTP/1.1)', '400, closed', async () => {
+    const r = await exchange(s.port, s.ca, [
+      `GET /v1/pets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${good}\r\nAuthorization: Bearer ${good}\r\n\r\n`,
+    ]);
+    check(r.status === 400 && r.closed, `got ${r.status}, closed=${r.closed}`);
+  });
+  await board.run(t, 'tokens', 'two Authorization headers (HTTP/2)', '4xx or reset; not forwarded', async () => {
+    const h2 = await rawH2(s.port, s.ca);
+    try {
+      const auth: [string, string][] = [
+        ['authorization', `Bearer ${good}`],
+        ['authorization', 'Bearer x'],
+      ];
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(requestHeaders('/v1/pets', auth))));
+      const answered = await h2.waitFor(
+        (fs) => fs.some((f) => f.streamId === 1 && (f.type === FRAME.HEADERS || f.type === FRAME.RST_STREAM)),
+        2000,
+      );
+      check(answered || h2.socket.destroyed, 'no answer');
+      const body = h2.frames
+        .filter((f) => f.streamId === 1 && f.type === FRAME.DATA)
+        .map((f) => f.payload.toString())
+        .join('');
+      check(body === '' || /"status":4\d\d/.test(body), `answered ${body.slice(0, 100)}`);
+    } finally {
+      h2.socket.destroy();
+    }
+  });
+  await board.run(t, 'tokens', 'Basic credentials instead of a bearer token', '401', async () => {
+    const r = await get({ authorization: 'Basic bWFsbG9yeTpwdw==' });
+    check(r.status === 401, `got ${r.status}`);
+  });
+  await board.run(t, 'tokens', 'bearer token with a comma list', '401', async () => {
+    const r = await get({ authorization: `Bearer ${good}, Bearer ${good}` });
+    check(r.status === 401, `got ${r.status}`);
+  });
+
+  // The control: the same good token is served.
+  const ok = await get({ authorization: `Bearer ${good}` });
+  t.equal(ok.status, 200, 'control: the good token is served');
+  board.report(t);
+});

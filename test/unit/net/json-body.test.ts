@@ -1,0 +1,36 @@
+// JSON bodies that parsers read differently are not JSON to Warden: invalid UTF-8, numbers beyond a
+// double, duplicate member names. Everything else parses as JSON.parse does.
+import t from 'tap';
+import { hasDuplicateMembers, parseJsonBody } from '../../../src/net/json-body.js';
+
+const parse = (text: string | Buffer) => parseJsonBody(Buffer.isBuffer(text) ? text : Buffer.from(text));
+
+t.test('ordinary documents parse, strings that look like big numbers included', async (t) => {
+  t.same(parse('{"a":[1,2.5,-3e2,1e308],"b":"e99 and 1e999999 as text"}')?.value, {
+    a: [1, 2.5, -300, 1e308],
+    b: 'e99 and 1e999999 as text',
+  });
+  t.same(parse('{"big":1e99,"x":{"a":1},"y":{"a":2}}')?.value, { big: 1e99, x: { a: 1 }, y: { a: 2 } }, 'same name in sibling objects');
+  t.same(parse('[{"a":1},{"a":1}]')?.value, [{ a: 1 }, { a: 1 }]);
+  t.equal(parse('{"a":1')?.value, undefined, 'not JSON');
+});
+
+t.test('numbers beyond a double are refused, however they are written', async (t) => {
+  for (const n of ['1e999999', '-1E400', '1e+0309', `1${'0'.repeat(250)}e99`, '9'.repeat(400), `${'9'.repeat(305)}e9`]) {
+    t.equal(parse(`{"n":${n}}`), undefined, n.length > 20 ? `${n.slice(0, 12)}… (${n.length} chars)` : n);
+  }
+  t.ok(parse(`{"n":${'9'.repeat(300)}}`), '300 digits is still a finite double');
+});
+
+t.test('duplicate member names are refused, escaped spellings included', async (t) => {
+  t.equal(parse('{"role":"user","role":"admin"}'), undefined);
+  t.equal(parse('{"a":{"b":1, "b" :2}}'), undefined, 'nested, with spaces before the colon');
+  t.equal(parse('{"role":"user","\\u0072ole":"admin"}'), undefined, '\\u0072ole is role');
+  t.notOk(hasDuplicateMembers('{"a":"{\\"a\\":1}","b":["a","a"]}'), 'names inside strings and array values are not members');
+  t.notOk(hasDuplicateMembers('{"a\\\\":1,"a":2}'), 'an escaped backslash ends the name');
+});
+
+t.test('bytes that are not UTF-8 are refused (decoding would replace them, the backend sees them)', async (t) => {
+  t.equal(parse(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])), undefined);
+  t.same(parse(Buffer.from('{"name":"Zoë"}'))?.value, { name: 'Zoë' });
+});
