@@ -39,13 +39,16 @@ export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
     throw new WardenError('ERR_CA_CSR_INVALID', { detail: 'csr must be a PEM PKCS#10 certificate request', rule: 'csr.pem' });
   }
   let csr: x509.Pkcs10CertificateRequest;
+  let publicKey: x509.PublicKey;
   try {
     // OpenSSL's older `NEW CERTIFICATE REQUEST` label is the same structure.
     csr = new x509.Pkcs10CertificateRequest(pem.trim().replace(/(-----(?:BEGIN|END) )NEW /g, '$1'));
+    // Decoded on first access: a malformed key algorithm fails here, not at parse time.
+    publicKey = csr.publicKey;
   } catch (err) {
     throw new WardenError('ERR_CA_CSR_INVALID', { cause: err, detail: 'csr does not parse as PKCS#10', rule: 'csr.parse' });
   }
-  const spki = Buffer.from(csr.publicKey.rawData);
+  const spki = Buffer.from(publicKey.rawData);
   const keyType = acceptedKeyType(spki);
   let verified = false;
   try {
@@ -54,20 +57,28 @@ export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
     throw new WardenError('ERR_CA_CSR_INVALID', { cause: err, detail: 'csr signature cannot be checked', rule: 'csr.signature' });
   }
   if (!verified) throw new WardenError('ERR_CA_CSR_INVALID', { detail: 'csr signature does not verify', rule: 'csr.signature' });
+  return { publicKey, keyType, keyId: keyIdOf(publicKey), ...requestedNames(csr) };
+}
 
+/** The SANs a CSR asks for; a SAN extension that does not decode is a malformed CSR, not a defect. */
+function requestedNames(csr: x509.Pkcs10CertificateRequest): Pick<CheckedCsr, 'uris' | 'dnsNames' | 'otherNames'> {
   const uris: string[] = [];
   const dnsNames: string[] = [];
   const otherNames: string[] = [];
-  for (const extension of csr.getExtensions(SAN_OID)) {
-    const san =
-      extension instanceof x509.SubjectAlternativeNameExtension ? extension : new x509.SubjectAlternativeNameExtension(extension.rawData);
-    for (const name of san.names.items) {
-      if (name.type === 'url') uris.push(name.value);
-      else if (name.type === 'dns') dnsNames.push(name.value.toLowerCase());
-      else otherNames.push(`${name.type}:${name.value}`);
+  try {
+    for (const extension of csr.getExtensions(SAN_OID)) {
+      const san =
+        extension instanceof x509.SubjectAlternativeNameExtension ? extension : new x509.SubjectAlternativeNameExtension(extension.rawData);
+      for (const name of san.names.items) {
+        if (name.type === 'url') uris.push(name.value);
+        else if (name.type === 'dns') dnsNames.push(name.value.toLowerCase());
+        else otherNames.push(`${name.type}:${name.value}`);
+      }
     }
+  } catch (err) {
+    throw new WardenError('ERR_CA_CSR_INVALID', { cause: err, detail: 'csr subject alternative names do not decode', rule: 'csr.san' });
   }
-  return { publicKey: csr.publicKey, keyType, keyId: keyIdOf(csr.publicKey), uris, dnsNames, otherNames };
+  return { uris, dnsNames, otherNames };
 }
 
 function acceptedKeyType(spki: Buffer): KeyType {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 
 export interface YamlSource {
@@ -49,9 +49,17 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
 
   const issues: ConfigIssue[] = [];
   substitute(doc, env, baseDir, (node, message) => issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }));
+  const loop = recursiveAlias(doc);
+  if (loop)
+    issues.push({
+      file,
+      line: lineAt(loop.range?.[0]),
+      field: '',
+      message: `invalid YAML: alias *${loop.source} refers to a node that contains it`,
+    });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const data: unknown = doc.toJS() ?? {};
+  const data = toData(doc, file);
   return {
     file,
     baseDir,
@@ -66,6 +74,31 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
       return undefined;
     },
   };
+}
+
+/** An alias inside the node it names (`a: &x { b: *x }`): an endless structure no schema can check. */
+function recursiveAlias(doc: Document): Alias | undefined {
+  let found: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node, path) {
+      const target = node.resolve(doc);
+      if (target && path.includes(target)) {
+        found = node;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+/** The document as plain data; yaml refuses alias expansion past its limit ("billion laughs"). */
+function toData(doc: Document, file: string): unknown {
+  try {
+    return doc.toJS() ?? {};
+  } catch (err) {
+    throw new ConfigError([{ file, line: undefined, field: '', message: `invalid YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  }
 }
 
 function keyOffset(doc: Document, path: readonly (string | number)[]): number | undefined {

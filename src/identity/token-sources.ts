@@ -71,21 +71,21 @@ export function compileTokenSources(
       if (params.length > 0 && ctx.search.length > 1) {
         // Only the token's pairs go; the others reach the backend exactly as the client sent them.
         const pairs = ctx.search.slice(1).split('&');
-        const kept = pairs.filter((pair) => !params.includes(decodeName(pair)));
+        const kept = pairs.filter((pair, i) => !params.includes(decodeName(pair, i === 0)));
         if (kept.length !== pairs.length) ctx.search = kept.length > 0 ? `?${kept.join('&')}` : '';
       }
     },
   };
 }
 
-/** A query pair's name as URLSearchParams reads it ("+" is a space, percent-decoded). */
-function decodeName(pair: string): string {
-  const name = pair.split('=', 1)[0] ?? '';
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' '));
-  } catch {
-    return name;
-  }
+/**
+ * A query pair's name exactly as the reader (URLSearchParams over the whole query) reads it: "+" is
+ * a space, escapes are decoded leniently ("%74ok%" is "tok%"), and the first pair loses a leading
+ * "?" ("/p??access_token=…"). Anything else would leave a token the reader found for the backend.
+ */
+function decodeName(pair: string, first: boolean): string {
+  for (const [name] of new URLSearchParams(first ? pair : `&${pair}`)) return name;
+  return '';
 }
 
 function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string | undefined | WardenError {

@@ -1,0 +1,306 @@
+/**
+ * Fuzz: header hygiene (src/proxy/headers.ts). For arbitrary header sets as Node hands them over
+ * (lower-case names, values without CR/LF), what reaches the backend (and the caller, and another
+ * service through egress) never carries a hop-by-hop field, a field the Connection header names, an
+ * internal field or a forwarding/identity field the sidecar did not set itself — and nothing else
+ * is lost or changed on the way.
+ */
+import t from 'tap';
+import fc from 'fast-check';
+import { validateHeaderName, validateHeaderValue, type IncomingHttpHeaders } from 'node:http';
+import { WardenError } from '../../src/errors.js';
+import {
+  checkFraming,
+  clientAddressOf,
+  compileHeaderRules,
+  downstreamResponseHeaders,
+  egressRequestHeaders,
+  upstreamRequestHeaders,
+} from '../../src/proxy/headers.js';
+import { fuzz } from './fuzz-budget.js';
+
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'expect',
+];
+/** Set only by the sidecar (x-forwarded-for/-proto/-host and host are re-set; these never pass). */
+const NEVER_FROM_CLIENT = ['x-forwarded-client-cert', 'x-real-ip'];
+const SET_BY_SIDECAR = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+const INTERNAL_EXACT = 'x-internal-token';
+const isInternal = (name: string) => name.startsWith('x-warden-') || name === INTERNAL_EXACT;
+
+const upstream = {
+  url: 'http://127.0.0.1:8080',
+  connections: 8,
+  host_header: 'preserve' as const,
+  keep_alive: 4000,
+  timeouts: { connect: 1000, headers: 1000, body: 1000 },
+};
+const rules = compileHeaderRules({ internal: ['X-Warden-*', INTERNAL_EXACT], trusted_proxies: ['10.0.0.0/8', '::1'] }, upstream);
+
+const KNOWN_NAMES = [
+  ...HOP_BY_HOP,
+  ...NEVER_FROM_CLIENT,
+  ...SET_BY_SIDECAR,
+  'x-warden-user',
+  'x-warden-peer',
+  'x-warden-',
+  INTERNAL_EXACT,
+  'x-internal-token2',
+  'authorization',
+  'cookie',
+  'content-type',
+  'content-length',
+  'accept',
+  'traceparent',
+  'x-request-id',
+  'user-agent',
+  'x-api-token',
+];
+
+/** RFC 9110 token characters, lower-cased as Node delivers names. */
+const tokenName = fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9a-z]{1,16}$/);
+const headerName = fc.oneof({ weight: 2, arbitrary: fc.constantFrom(...KNOWN_NAMES) }, { weight: 1, arbitrary: tokenName });
+
+/** Field values as Node delivers them: visible ASCII, SP, HTAB and obs-text, trimmed. */
+const fieldValue = fc
+  .string({
+    unit: fc
+      .oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constant(0x09), fc.integer({ min: 0x80, max: 0xff }))
+      .map((c) => String.fromCharCode(c)),
+    maxLength: 24,
+  })
+  .map((v) => v.trim());
+
+/** A Connection value naming some fields, in any case, with odd whitespace and empty members. */
+const connectionValue = fc
+  .tuple(
+    fc.array(fc.tuple(headerName, fc.boolean(), fc.constantFrom('', ' ', '\t', '  ')), { minLength: 1, maxLength: 5 }),
+    fc.constantFrom(',', ', ', ',,'),
+  )
+  .map(([items, comma]) => items.map(([n, upper, ws]) => `${ws}${upper ? n.toUpperCase() : n}${ws}`).join(comma))
+  .map((v) => v.trim());
+
+const incoming: fc.Arbitrary<IncomingHttpHeaders> = fc
+  .tuple(
+    fc.dictionary(headerName, fieldValue, { maxKeys: 14 }),
+    fc.option(connectionValue, { nil: undefined }),
+    fc.option(fc.array(fieldValue, { minLength: 1, maxLength: 3 }), { nil: undefined }),
+  )
+  .map(([dict, connection, setCookie]) => {
+    // Node's headers object; set-cookie is the only array.
+    const headers: IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(dict)) if (k !== 'set-cookie') headers[k] = v;
+    if (connection !== undefined) headers.connection = connection;
+    if (setCookie !== undefined) headers['set-cookie'] = setCookie;
+    return headers;
+  });
+
+const socketAddress = fc.constantFrom('192.0.2.7', '10.1.2.3', '::1', '2001:db8::1', '203.0.113.9');
+const authority = fc.option(fc.constantFrom('api.example', 'api.example:8443', '[::1]:8443'), { nil: undefined });
+
+function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
+  const named = new Set<string>();
+  const c = headers.connection;
+  if (c !== undefined) for (const token of String(c).split(',')) named.add(token.trim().toLowerCase());
+  return named;
+}
+
+/** Every output name and value is something Node will put on the wire (tokens, no CR/LF/NUL). */
+function assertWireSafe(out: Record<string, string | string[] | undefined>): void {
+  for (const [name, value] of Object.entries(out)) {
+    validateHeaderName(name);
+    if (value === undefined) throw new Error(`${name}: undefined value`);
+    for (const v of Array.isArray(value) ? value : [value]) {
+      validateHeaderValue(name, v);
+      if (/[\r\n\0]/.test(v)) throw new Error(`${name}: CR, LF or NUL in ${JSON.stringify(v)}`);
+    }
+  }
+}
+
+t.test('upstream: nothing hop-by-hop, Connection-named, internal or forged; everything else untouched', async (t) => {
+  fuzz(
+    t,
+    'headers.upstream',
+    [incoming, socketAddress, authority],
+    (headers, socket, auth) => {
+      const out = upstreamRequestHeaders(headers, socket, auth, rules);
+      assertWireSafe(out);
+      const named = connectionNamed(headers);
+      for (const name of Object.keys(out)) {
+        if (HOP_BY_HOP.includes(name)) throw new Error(`hop-by-hop ${name} forwarded`);
+        if (NEVER_FROM_CLIENT.includes(name)) throw new Error(`${name} forwarded from the client`);
+        if (isInternal(name)) throw new Error(`internal ${name} forwarded`);
+        if (named.has(name) && !SET_BY_SIDECAR.has(name)) throw new Error(`Connection-named ${name} forwarded`);
+      }
+      for (const [name, value] of Object.entries(headers)) {
+        const strip = HOP_BY_HOP.includes(name) || NEVER_FROM_CLIENT.includes(name) || isInternal(name) || named.has(name);
+        if (strip || SET_BY_SIDECAR.has(name)) continue;
+        if (out[name] !== value) throw new Error(`end-to-end ${name} changed: ${JSON.stringify(value)} → ${JSON.stringify(out[name])}`);
+      }
+    },
+    { runs: 1000 },
+  );
+});
+
+t.test('upstream: forwarding headers are the sidecar’s own unless the socket is a trusted proxy', async (t) => {
+  fuzz(
+    t,
+    'headers.forwarding',
+    [incoming, socketAddress, authority],
+    (headers, socket, auth) => {
+      const out = upstreamRequestHeaders(headers, socket, auth, rules);
+      const trusted = rules.trustedProxies.has(socket);
+      const xff = headers['x-forwarded-for'];
+      const proto = headers['x-forwarded-proto'];
+      const expectFor = trusted && xff !== undefined ? `${String(xff)}, ${socket}` : socket;
+      if (out['x-forwarded-for'] !== expectFor) throw new Error(`x-forwarded-for ${String(out['x-forwarded-for'])}, expected ${expectFor}`);
+      const expectProto = trusted && typeof proto === 'string' ? proto : 'https';
+      if (out['x-forwarded-proto'] !== expectProto) throw new Error(`x-forwarded-proto ${String(out['x-forwarded-proto'])}`);
+      if (!trusted) {
+        if ('forwarded' in out) throw new Error('Forwarded passed from an untrusted client');
+        if (out['x-forwarded-host'] !== auth)
+          throw new Error(`x-forwarded-host ${String(out['x-forwarded-host'])} ≠ authority ${String(auth)}`);
+      }
+      if (out.host !== auth) throw new Error(`host ${String(out.host)} ≠ authority ${String(auth)}`);
+    },
+    { runs: 1000 },
+  );
+});
+
+t.test('client address: the socket unless it is a trusted proxy; never a trusted proxy from the header', async (t) => {
+  const hop = fc.constantFrom('192.0.2.7', '10.9.9.9', '198.51.100.1', '::1', ' 10.0.0.1 ', '', 'garbage', '2001:db8::2');
+  fuzz(
+    t,
+    'headers.client_address',
+    [socketAddress, fc.option(fc.array(hop, { maxLength: 5 }), { nil: undefined })],
+    (socket, hops) => {
+      const headers: IncomingHttpHeaders = hops === undefined ? {} : { 'x-forwarded-for': hops.join(',') };
+      const address = clientAddressOf(socket, headers, rules);
+      if (!rules.trustedProxies.has(socket) || hops === undefined) {
+        if (address !== socket) throw new Error(`untrusted socket ${socket} but client ${address}`);
+        return;
+      }
+      if (address !== socket && rules.trustedProxies.has(address)) throw new Error(`client address ${address} is a trusted proxy`);
+      if (address !== socket && !hops.map((h) => h.trim()).includes(address))
+        throw new Error(`${address} is not a hop of ${hops.join(',')}`);
+    },
+    { runs: 1000 },
+  );
+});
+
+t.test('response and egress: nothing hop-by-hop, Connection-named or internal; egress sends no Host', async (t) => {
+  fuzz(
+    t,
+    'headers.downstream_egress',
+    [incoming],
+    (headers) => {
+      const named = connectionNamed(headers);
+      const down = downstreamResponseHeaders(headers, rules);
+      const egress = egressRequestHeaders(headers, rules);
+      if ('host' in egress) throw new Error('egress forwards the backend’s Host');
+      for (const [label, out] of [
+        ['response', down],
+        ['egress', egress],
+      ] as const) {
+        assertWireSafe(out);
+        for (const name of Object.keys(out)) {
+          if (HOP_BY_HOP.includes(name)) throw new Error(`${label}: hop-by-hop ${name}`);
+          if (isInternal(name)) throw new Error(`${label}: internal ${name}`);
+          if (named.has(name)) throw new Error(`${label}: Connection-named ${name}`);
+        }
+        for (const [name, value] of Object.entries(headers)) {
+          if (HOP_BY_HOP.includes(name) || isInternal(name) || named.has(name) || (label === 'egress' && name === 'host')) continue;
+          if (out[name] !== value) throw new Error(`${label}: ${name} changed or lost`);
+        }
+      }
+    },
+    { runs: 1000 },
+  );
+});
+
+/** Raw header lines, and the headers object Node builds from them (first singleton wins, others joined). */
+const NODE_DROPS_DUPLICATES = new Set(['host', 'content-length', 'content-type', 'authorization', 'user-agent', 'referer', 'from']);
+const framingName = fc.constantFrom(
+  'Transfer-Encoding',
+  'transfer-encoding',
+  'Content-Length',
+  'Host',
+  'HOST',
+  'Authorization',
+  'Content-Type',
+  'Accept',
+  'X-A',
+);
+const framingValue = fc.oneof(
+  fc.constantFrom(
+    'chunked',
+    'Chunked',
+    'CHUNKED',
+    'gzip, chunked',
+    'chunked, chunked',
+    'identity',
+    '0',
+    '10',
+    '+5',
+    '-1',
+    '1, 2',
+    '0x10',
+    '1e3',
+    ' 7',
+    '999999999999999',
+    '9999999999999999',
+    '',
+  ),
+  fc.stringMatching(/^[0-9]{1,17}$/),
+  fieldValue,
+);
+const rawLines = fc.array(fc.tuple(framingName, framingValue), { maxLength: 6 });
+
+function nodeHeaders(lines: readonly [string, string][]): IncomingHttpHeaders {
+  const headers: Record<string, string> = {};
+  for (const [rawName, rawValue] of lines) {
+    const name = rawName.toLowerCase();
+    const value = rawValue.trim();
+    if (headers[name] === undefined) headers[name] = value;
+    else if (!NODE_DROPS_DUPLICATES.has(name)) headers[name] = `${headers[name]}, ${value}`;
+  }
+  return headers;
+}
+
+t.test('framing: refused exactly for the ambiguous shapes, with ERR_REQUEST_AMBIGUOUS; never throws', async (t) => {
+  const SINGLETONS = ['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type'];
+  fuzz(
+    t,
+    'headers.framing',
+    [rawLines],
+    (lines) => {
+      const headers = nodeHeaders(lines);
+      const raw = lines.flatMap(([n, v]) => [n, v.trim()]);
+      const r = checkFraming(headers, raw);
+      const te = headers['transfer-encoding'];
+      const cl = headers['content-length'];
+      const counts = new Map<string, number>();
+      for (const [n] of lines) counts.set(n.toLowerCase(), (counts.get(n.toLowerCase()) ?? 0) + 1);
+      const expectRefusal =
+        (te !== undefined && (cl !== undefined || te.toLowerCase() !== 'chunked')) ||
+        (cl !== undefined && !/^\d{1,15}$/.test(cl)) ||
+        SINGLETONS.some((n) => (counts.get(n) ?? 0) > 1);
+      if (r !== undefined && !(r instanceof WardenError && r.code === 'ERR_REQUEST_AMBIGUOUS' && r.rule?.startsWith('framing.'))) {
+        throw new Error(`unexpected result ${String(r)}`);
+      }
+      if (expectRefusal !== (r !== undefined))
+        throw new Error(`${JSON.stringify(raw)}: expected ${expectRefusal ? 'refusal' : 'acceptance'}`);
+    },
+    { runs: 2000 },
+  );
+});
