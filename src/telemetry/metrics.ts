@@ -16,9 +16,13 @@ export interface TokenMetrics {
   idpCall(kind: 'introspection' | 'jwks' | 'revocation', outcome: string, seconds: number): void;
 }
 
+/** A rate-limit stage's answer: within the limit, over it, or the store could not say. */
+export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
+
 export interface Metrics {
   readonly registry: Registry;
   readonly tokens: TokenMetrics;
+  rateLimitDecision(this: void, route: string, decision: RateLimitDecision): void;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
@@ -58,6 +62,20 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
       }
     },
   });
+  // Rate-limit decisions, like cache lookups: plain numbers per route and decision until a scrape.
+  const decisionCounts = new Map<string, { labels: { route: string; decision: string }; n: number; reported: number }>();
+  new Counter({
+    name: 'warden_ratelimit_decisions_total',
+    help: 'Rate-limit decisions by route and decision (allowed, limited, unavailable: the shared store could not say).',
+    labelNames: ['route', 'decision'] as const,
+    registers: [registry],
+    collect() {
+      for (const c of decisionCounts.values()) {
+        if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
+        c.reported = c.n;
+      }
+    },
+  });
   const idpCalls = new Histogram({
     name: 'warden_idp_call_duration_seconds',
     help: 'Calls to identity providers by kind and outcome (ok, or the failure reason).',
@@ -84,6 +102,12 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   return {
     registry,
     tokens,
+    rateLimitDecision(route, decision) {
+      const key = `${route}\u0000${decision}`;
+      const c = decisionCounts.get(key);
+      if (c !== undefined) c.n++;
+      else decisionCounts.set(key, { labels: { route, decision }, n: 1, reported: 0 });
+    },
     trackCertificateExpiry(secondsToExpiry) {
       new Gauge({
         name: 'warden_certificate_expiry_seconds',

@@ -45,6 +45,18 @@ t.test('memory store: exactly K of N parallel requests pass; RateLimit fields; p
   t.equal(other.status, 200, 'another client has its own bucket');
   t.match(String(other.headers.ratelimit), /^"limited";r=9;t=\d+$/, 'and is told what is left');
   t.equal((await fetchText(`${s.url}/free`, agent)).status, 200, 'a route with rate_limit: false is not limited');
+
+  // Every decision is counted per route: 10 + 1 allowed, 40 + 1 limited; the free route has none.
+  const text = await s.sidecar.metrics.registry.metrics();
+  const count = (decision: string) =>
+    Number(
+      new RegExp(`^warden_ratelimit_decisions_total\\{[^}]*route="limited"[^}]*decision="${decision}"[^}]*\\} (\\d+)$`, 'm').exec(
+        text,
+      )?.[1],
+    );
+  t.equal(count('allowed'), 11, 'warden_ratelimit_decisions_total allowed');
+  t.equal(count('limited'), 41, 'warden_ratelimit_decisions_total limited');
+  t.notMatch(text, /warden_ratelimit_decisions_total\{[^}]*route="free"/, 'an unlimited route makes no decision');
 });
 
 t.test('load shedding: requests beyond limits.max_in_flight get 503 at once', async (t) => {
