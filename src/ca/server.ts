@@ -32,6 +32,7 @@ import { canonicalSerial, keyIdOf } from './pki.js';
 import { createCaService, type Caller } from './service.js';
 import { openCaStore, type CaStore } from './store.js';
 import { createTokens } from './tokens.js';
+import { startCaTelemetry, type CaTelemetry } from './ca-telemetry.js';
 
 export interface CaServerOptions {
   /** Validated ca.yaml (loadCaConfig, or resolveCaConfig for an object). */
@@ -41,6 +42,8 @@ export interface CaServerOptions {
   logger?: Logger;
   /** Events also go to a pino sink on `logger`. */
   events?: EventBus;
+  /** Where OTEL_* variables are read (default process.env; `warden dev` leaves them to its sidecar). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface CaServer {
@@ -76,10 +79,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }
   const store = openCaStore(config.database.path);
   let server: Server | undefined;
+  let telemetry: CaTelemetry | undefined;
   let inFlight = 0;
   let whenIdle: (() => void) | undefined;
   try {
     recordAdmin(store, material);
+    telemetry = await startCaTelemetry(config, events, options.env ?? process.env);
     const issuer = createIssuer({
       intermediate: material.intermediate,
       intermediateKey: material.intermediateKey,
@@ -188,24 +193,29 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const started = performance.now();
         const audit: AuditSubject = { actor: 'anonymous', action: undefined, subject: undefined };
         inFlight++;
-        handle(req, res, audit)
-          .catch((err: unknown) => refuse(err, req, res, audit))
-          .finally(() => {
-            if (--inFlight === 0) whenIdle?.();
-            logger.info(
-              {
-                // The same field names as the sidecar's access log (OpenTelemetry conventions).
-                'http.request.method': req.method,
-                'url.path': (req.url ?? '').split('?', 1)[0],
-                'http.route': 'warden-ca',
-                'http.response.status_code': res.statusCode,
-                'client.address': req.socket.remoteAddress,
-                'network.protocol.version': '1.1',
-                duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-              },
-              'request',
-            );
-          });
+        const serve = (done?: (status: number) => void) =>
+          void handle(req, res, audit)
+            .catch((err: unknown) => refuse(err, req, res, audit))
+            .finally(() => {
+              if (--inFlight === 0) whenIdle?.();
+              done?.(res.statusCode);
+              logger.info(
+                {
+                  // The same field names as the sidecar's access log (OpenTelemetry conventions).
+                  'http.request.method': req.method,
+                  'url.path': (req.url ?? '').split('?', 1)[0],
+                  'http.route': 'warden-ca',
+                  'http.response.status_code': res.statusCode,
+                  'client.address': req.socket.remoteAddress,
+                  'network.protocol.version': '1.1',
+                  duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+                },
+                'request',
+              );
+            });
+        if (!telemetry) return serve();
+        const action = ROUTES[(req.url ?? '/').split('?', 1)[0] ?? '/']?.action ?? 'unknown';
+        telemetry.traced(req, action, serve);
       },
     );
     const listening = server;
@@ -263,9 +273,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           // Handlers whose client was cut off still finish (and write their audit row) before the
           // database closes; closing under them crashed the process.
           .then(() => (inFlight === 0 ? undefined : new Promise<void>((resolve) => (whenIdle = resolve))))
-          .then(() => {
+          .then(async () => {
             store.close();
             removeSink();
+            await telemetry?.shutdown();
             logger.info('warden CA stopped');
             flushLogger(logger);
           });
@@ -276,6 +287,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     server?.close();
     store.close();
     removeSink();
+    void telemetry?.shutdown();
     throw err;
   }
 }

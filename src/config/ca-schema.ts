@@ -3,7 +3,8 @@
  * sidecar.yaml; durations become milliseconds (`x-duration`), paths resolve against the file's folder.
  */
 
-import { logLevel, port } from './schema-parts.js';
+import { logLevel, port, telemetry } from './schema-parts.js';
+import type { OtlpConfig } from './types.js';
 const duration = (def: string) =>
   ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "10m", "24h" or a number of milliseconds' }) as const;
 
@@ -69,6 +70,7 @@ export const caSchema = {
         level: logLevel,
       },
     },
+    telemetry,
   },
 } as const;
 
@@ -90,4 +92,6 @@ export interface CaConfig {
   /** Names and lifetime of the CA's own TLS server certificate. */
   server: { dns_names: string[]; ip_addresses: string[]; lifetime: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+  /** OTLP export of the CA's requests (server spans) and events (log records), as the sidecar's. */
+  telemetry: { otlp?: OtlpConfig };
 }

@@ -20,3 +20,33 @@ export const cidrList = {
   default: [],
   items: { type: 'string', 'x-cidr': true, 'x-expect': 'an IP address or CIDR such as "10.0.0.0/8" or "::1/128"' },
 } as const;
+
+/** `telemetry:` of sidecar.yaml and ca.yaml: OTLP export (OTEL_* variables apply without it). */
+export const telemetry = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    otlp: {
+      type: 'object',
+      additionalProperties: false,
+      'x-expect': 'OTLP export: otlp: { endpoint: "http://otel-collector:4318" }',
+      properties: {
+        endpoint: {
+          type: 'string',
+          pattern: '^https?://',
+          'x-expect': 'the collector\'s OTLP/HTTP base URL, e.g. "http://otel-collector:4318"',
+        },
+        protocol: { enum: ['http/protobuf', 'http/json'], 'x-expect': '"http/protobuf" or "http/json"' },
+        headers: {
+          type: 'object',
+          additionalProperties: { type: 'string' },
+          'x-expect': 'header names and values, e.g. { authorization: "Bearer …" }',
+        },
+        sampling_ratio: { type: 'number', minimum: 0, maximum: 1, 'x-expect': 'a number from 0 to 1' },
+        export_interval: { 'x-duration': true, 'x-expect': 'a duration like "1s" (batches and metrics leave at least this often)' },
+        timeout: { 'x-duration': true, 'x-expect': 'a duration like "10s" (per export request)' },
+      },
+    },
+  },
+} as const;

@@ -4,7 +4,7 @@
  * ("must be <x-expect>, got ..."); `x-duration` / `x-size` convert "10s" / "16KiB" into ms / bytes.
  */
 
-import { cidrList, duration, logLevel, port, positiveInt, size } from './schema-parts.js';
+import { cidrList, duration, logLevel, port, positiveInt, size, telemetry } from './schema-parts.js';
 import { routeAuthn, routeScopes, tokensSchema } from './tokens-schema.js';
 import { rateLimitsSchema, routeRateLimit } from './rate-limit-schema.js';
 
@@ -405,34 +405,7 @@ export const sidecarSchema = {
         access_headers: { type: 'boolean', default: false, 'x-expect': 'true or false' },
       },
     },
-    telemetry: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        otlp: {
-          type: 'object',
-          additionalProperties: false,
-          'x-expect': 'OTLP export: otlp: { endpoint: "http://otel-collector:4318" }',
-          properties: {
-            endpoint: {
-              type: 'string',
-              pattern: '^https?://',
-              'x-expect': 'the collector\'s OTLP/HTTP base URL, e.g. "http://otel-collector:4318"',
-            },
-            protocol: { enum: ['http/protobuf', 'http/json'], 'x-expect': '"http/protobuf" or "http/json"' },
-            headers: {
-              type: 'object',
-              additionalProperties: { type: 'string' },
-              'x-expect': 'header names and values, e.g. { authorization: "Bearer …" }',
-            },
-            sampling_ratio: { type: 'number', minimum: 0, maximum: 1, 'x-expect': 'a number from 0 to 1' },
-            export_interval: { 'x-duration': true, 'x-expect': 'a duration like "1s" (batches and metrics leave at least this often)' },
-            timeout: { 'x-duration': true, 'x-expect': 'a duration like "10s" (per export request)' },
-          },
-        },
-      },
-    },
+    telemetry,
     lifecycle: {
       type: 'object',
       additionalProperties: false,

@@ -6,7 +6,7 @@
  * with only `mesh.ca.fingerprint` — the one root of an unverified /v1/bundle answer whose SHA-256
  * matches the pinned fingerprint. Nothing is ever accepted unverified beyond that comparison.
  */
-import { clientSpan } from '../telemetry/client-span.js';
+import { clientSpan, traceHeaders } from '../telemetry/client-span.js';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -118,7 +118,9 @@ function getBody(dispatcher: Dispatcher, url: string, timeoutMs: number, init: P
   return clientSpan(
     `ca ${method} ${target.pathname}`,
     { 'http.request.method': method, 'server.address': target.hostname, 'url.path': target.pathname },
-    () => callCa(dispatcher, url, timeoutMs, init),
+    // The CA's server span continues this one (it exports to the same collector).
+    (span) =>
+      callCa(dispatcher, url, timeoutMs, { ...init, headers: { ...(init.headers as Record<string, string>), ...traceHeaders(span) } }),
   );
 }
 

@@ -3,7 +3,7 @@
  * the request's span when made on a request's behalf (the handler runs stages in its context),
  * root spans otherwise (enrollment, renewal). Without OTLP export the API is a no-op.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('warden');
 
@@ -16,10 +16,17 @@ export function endClientSpan(span: Span, error?: unknown): void {
   span.end();
 }
 
+/** W3C trace context headers that make the callee's span a child of `span` (none without export). */
+export function traceHeaders(span: Span): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  return carrier;
+}
+
 /** `fn` inside a client span that ends when its promise settles. */
-export function clientSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+export function clientSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> {
   const span = startClientSpan(name, attributes);
-  return fn().then(
+  return fn(span).then(
     (value) => {
       endClientSpan(span);
       return value;

@@ -40,6 +40,9 @@ const freePort = () =>
 
 t.test('two services, one CA, one collector', async (t) => {
   const { dir } = await testCaMaterial();
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  // The CA reports to the same collector (JSON, to cover both encodings in one topology).
   const ca = await startCaServer({
     config: resolveCaConfig({
       trust_domain: TRUST_DOMAIN,
@@ -47,13 +50,13 @@ t.test('two services, one CA, one collector', async (t) => {
       listen: { host: '127.0.0.1', port: 0 },
       database: { path: join(mkdtempSync(join(tmpdir(), 'warden-topology-ca-')), 'ca.db') },
       log: { level: 'silent' },
+      telemetry: { otlp: { endpoint: receiver.url, protocol: 'http/json', export_interval: '200ms', timeout: '1s' } },
     }),
+    env: {},
   });
   t.teardown(() => ca.close());
   const bundle = join(mkdtempSync(join(tmpdir(), 'warden-topology-')), 'bundle.pem');
   writeFileSync(bundle, ca.rootPem);
-  const receiver = await startOtlpReceiver();
-  t.teardown(() => receiver.close());
 
   const sidecar = async (name: string, spiffeId: string, backendUrl: string, extra: Record<string, unknown>) =>
     spawnWarden(
@@ -216,10 +219,32 @@ t.test('two services, one CA, one collector', async (t) => {
       receiver.spans.find((s) => s.resource['service.name'] === service && s.name === 'ca POST /v1/enroll'),
     );
     t.equal(enroll.kind, CLIENT, `${service}: its enrollment at the CA is a client span`);
+    // …whose child is the CA's server span, in the same trace, under the CA's own service name.
+    const served = await receiver.until(() =>
+      receiver.spans.find((s) => s.resource['service.name'] === 'warden-ca' && s.parentSpanId === enroll.spanId),
+    );
+    t.equal(served.traceId, enroll.traceId, `${service}: the CA's span continues the sidecar's trace`);
+    t.equal(served.kind, SERVER, `${service}: the CA's span is a server span (${served.name})`);
   }
+  const enrolled = await receiver.until(() => {
+    const logs = receiver.logs.filter((l) => l.resource['service.name'] === 'warden-ca' && l.eventName === 'warden.ca.enrolled');
+    return logs.length >= 2 ? logs : undefined;
+  });
+  t.ok(enrolled.length >= 2, `the CA's enrollments arrive as log records (${enrolled.length})`);
+  const spanIds = new Set(receiver.spans.filter((s) => s.resource['service.name'] === 'warden-ca').map((s) => s.spanId));
+  t.ok(
+    enrolled.every((l) => spanIds.has(l.spanId)),
+    "each is correlated with the CA request's span",
+  );
   const expiry = await receiver.until(() => receiver.metrics.find((m) => m.name === 'warden.certificate.expiry' && m.points.length > 0));
   t.ok(
     expiry.points.every((p) => p.value > 60 && p.value <= 24 * 3600),
     `the certificate's seconds to expiry, from the same instrument as /metrics (${expiry.points.map((p) => p.value).join(', ')})`,
   );
+  const decisions = await receiver.until(() => {
+    const points = receiver.metrics.filter((m) => m.name === 'warden.ratelimit.decisions').flatMap((m) => m.points);
+    const of = (d: string) => points.some((p) => p.attributes['http.route'] === 'quote' && p.attributes.decision === d && p.value > 0);
+    return of('allowed') && of('limited') ? points : undefined;
+  });
+  t.ok(decisions.length >= 2, 'rate-limit decisions (allowed and limited) per route, from the same instrument as /metrics');
 });

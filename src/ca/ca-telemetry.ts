@@ -1,0 +1,54 @@
+/**
+ * The CA's OpenTelemetry export, as the sidecar's (docs/observability.md): a server span per API
+ * request continuing the caller's W3C trace (a sidecar's `ca POST /v1/enroll` client span is its
+ * parent), and every CA event (enrolled, renewed, revoked, refused) as a log record correlated with
+ * the request's span, under service.name `warden-ca`. Configured by `telemetry.otlp` in ca.yaml or
+ * the OTEL_* variables; nothing is loaded without an endpoint.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { CaConfig } from '../config/ca-schema.js';
+import type { EventBus } from '../telemetry/events.js';
+import { otelEnabled } from '../telemetry/otel-enabled.js';
+import { createRequestTracing, type TracedRequest } from '../telemetry/request-tracing.js';
+import { WARDEN_VERSION } from '../version.js';
+
+export interface CaTelemetry {
+  /** Runs one API request inside its server span; `done` ends the span with the status sent. */
+  traced(req: IncomingMessage, action: string, run: (done: (status: number) => void) => void): void;
+  shutdown(): Promise<void>;
+}
+
+export async function startCaTelemetry(config: CaConfig, events: EventBus, env: NodeJS.ProcessEnv): Promise<CaTelemetry | undefined> {
+  if (!otelEnabled(config.telemetry.otlp, env)) return undefined;
+  const otel = (await import('../telemetry/otel.js')).startOtel(
+    config.telemetry.otlp,
+    { serviceName: 'warden-ca', version: WARDEN_VERSION, attributes: { 'warden.trust_domain': config.trust_domain } },
+    env,
+  );
+  if (!otel) return undefined;
+  const tracing = createRequestTracing(otel);
+  const removeSink = events.addSink(tracing.eventSink);
+  return {
+    traced(req, action, run) {
+      const request: TracedRequest = {
+        requestId: randomUUID(),
+        startedAt: performance.now(),
+        protocol: '1.1',
+        method: req.method ?? 'GET',
+        path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+        clientAddress: req.socket.remoteAddress ?? '',
+        headers: req.headers,
+        upstreamHeaders: {},
+        peer: {},
+        route: { id: action },
+      };
+      tracing.start(request);
+      tracing.within(request, () => run((status) => tracing.end(request, status)));
+    },
+    async shutdown() {
+      removeSink();
+      await otel.shutdown();
+    },
+  };
+}
