@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The full pipeline against the bare Node proxy and nginx, side by side in one run (issue 8's
 // performance targets; see bench/README.md and docs/performance.md):
-// 1. throughput on HTTPS/1.1 keep-alive (wrk) and h2 (h2load), the same authorised ~300-byte JSON
+// 1. throughput on HTTPS/1.1 keep-alive (wrk) and h2 (h2load), the same authorised ~130-byte JSON
 //    POST to every peer, Warden and each peer interleaved A-B / B-A, median of the pair ratios;
 // 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
 //    fixed rate, p50 / p99 / p99.9, through Warden and through the bare proxy at the same rate;
