@@ -6,7 +6,6 @@
 // 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
 //    fixed rate, p50 / p99 / p99.9, through Warden and through the bare proxy at the same rate;
 // 3. Warden's peak RSS over the run.
-import { fork } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import {
   profileArgs,
   requireTools,
   startBenchIdp,
+  forkOnLoadCores,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,20 +50,13 @@ const [PAIRS, S, C, M, LAT_S] = [opts.pairs, opts.seconds, opts.connections, opt
 const work = join(root, 'bench/tmp', `full-${Date.now()}`);
 const { cert, key, ca, clientCert, clientKey } = mtlsMaterial(work);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const { start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
-const forkOnLoadCores = async (file, args) => {
-  const child = fork(join(root, file), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  bench.children.add(child);
-  moveTo(child.pid, LOAD_CPUS);
-  await new Promise((r) => child.once('message', r));
-  return child;
-};
 const backendPort = 18097;
 const sinkPort = 18321;
-const backend = await forkOnLoadCores('bench/peers/backend.js', [String(backendPort)]);
-const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', [String(sinkPort)]);
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [String(backendPort)]);
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)]);
 const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
 const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 20 }, 'tokens');
 
@@ -175,7 +168,7 @@ process.stderr.write('\n');
 // 2. Latency at half of Warden's h1 throughput, open loop, through Warden and the bare proxy.
 const halfRate = Math.round(median(wardenH1) / 2);
 const latencyAt = async (p) => {
-  const client = await forkOnLoadCores('bench/peers/soak-client.js', []);
+  const client = await forkOnLoadCores(bench, root, 'bench/peers/soak-client.js', []);
   const windows = [];
   const done = new Promise((r) =>
     client.on('message', (m) => {

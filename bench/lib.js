@@ -206,6 +206,15 @@ export function mtlsMaterial(work) {
   return { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
 
+/** A helper process (backend, OTLP sink, load client) on the load cores, once it says it is ready. */
+export async function forkOnLoadCores(bench, root, file, args = []) {
+  const child = fork(join(root, file), args.map(String), { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  bench.children.add(child);
+  bench.moveTo(child.pid, bench.LOAD_CPUS);
+  await new Promise((r) => child.once('message', r));
+  return child;
+}
+
 /**
  * The demo OpenID provider in a process of its own on the load cores (bench/peers/idp.js): `ask`
  * sends a message and resolves with the reply of the given type.

@@ -4,14 +4,13 @@
 // duration. Reports errors, p50/p99/p99.9 latency per window and the sidecar's RSS and heap over
 // time (JSON + a PNG chart), and fails on any error or on memory that keeps growing. See
 // bench/README.md. Short by default (CI runs it through test/soak); --long for 30 minutes.
-import { fork } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeChart } from './soak-chart.js';
 import { soakVerdict } from './soak-verdict.js';
-import { createBench, createFill, median, mtlsMaterial, profileArgs, requireTools, startBenchIdp } from './lib.js';
+import { createBench, createFill, median, mtlsMaterial, profileArgs, requireTools, startBenchIdp, forkOnLoadCores } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -50,20 +49,13 @@ if (!(SECONDS >= 10) || !(RATE > 0) || !(WINDOW >= 1)) {
 const work = join(root, 'bench/tmp', `soak-${Date.now()}`);
 const { cert, key, ca, clientCert, clientKey } = mtlsMaterial(work);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const { start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
-const forkOnLoadCores = async (file, args) => {
-  const child = fork(join(root, file), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  bench.children.add(child);
-  moveTo(child.pid, LOAD_CPUS);
-  await new Promise((r) => child.once('message', r));
-  return child;
-};
 const backendPort = 18095;
 const sinkPort = 18319;
-const backend = await forkOnLoadCores('bench/peers/backend.js', [String(backendPort)]);
-const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', [String(sinkPort)]);
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [String(backendPort)]);
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)]);
 const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
 const scope = 'orders:read orders:write';
 const { tokens } = await ask({ type: 'issue', scope, count: Number(opts.tokens) }, 'tokens');
@@ -111,7 +103,7 @@ const sampleMemory = async () => {
 await sampleMemory();
 const sampler = setInterval(() => void sampleMemory(), 1000);
 
-const client = await forkOnLoadCores('bench/peers/soak-client.js', []);
+const client = await forkOnLoadCores(bench, root, 'bench/peers/soak-client.js', []);
 const windows = [];
 let done;
 const finished = new Promise((r) => (done = r));

@@ -3,7 +3,6 @@
 // against the same with traces + events + metrics exported to a live OTLP sink, at 100 % and 10 %
 // sampling, interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2 (h2load); then the same with the sink
 // gone (the collector down), with the sidecar's RSS before and after.
-import { fork } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import {
   peakRssMiB,
   requireTools,
   profileArgs,
+  forkOnLoadCores,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -41,22 +41,15 @@ requireTools(root, ['wrk', 'h2load', 'openssl']);
 const [PAIRS, S, C, M] = [opts.pairs, opts.seconds, opts.connections, opts.streams].map(Number);
 const { work, cert, key } = benchWorkdir(root, `telemetry-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
+const { start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 
-const forkOnLoadCores = async (file, port) => {
-  const child = fork(join(root, file), [String(port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  bench.children.add(child);
-  moveTo(child.pid, LOAD_CPUS);
-  await new Promise((r) => child.once('message', r));
-  return child;
-};
 const backendPort = 18093;
 const sinkPort = 18318;
-const backend = await forkOnLoadCores('bench/peers/backend.js', backendPort);
-const sink = await forkOnLoadCores('bench/peers/otlp-sink.js', sinkPort);
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
 
 const vars = { backendPort, cert, key, sinkPort };
 const peers = [

@@ -48,34 +48,19 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     registers: [registry],
   });
 
-  // Cache lookups happen on every request: counted in plain numbers, handed to the counter at scrape time.
-  const cacheCounts = new Map<string, { labels: { cache: string; result: string }; n: number; reported: number }>();
-  new Counter({
-    name: 'warden_token_cache_total',
-    help: 'Token cache lookups by cache (introspection, jwt, minted) and result (hit, miss, stale, negative, shared_hit).',
-    labelNames: ['cache', 'result'] as const,
-    registers: [registry],
-    collect() {
-      for (const c of cacheCounts.values()) {
-        if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
-        c.reported = c.n;
-      }
-    },
-  });
-  // Rate-limit decisions, like cache lookups: plain numbers per route and decision until a scrape.
-  const decisionCounts = new Map<string, { labels: { route: string; decision: string }; n: number; reported: number }>();
-  new Counter({
-    name: 'warden_ratelimit_decisions_total',
-    help: 'Rate-limit decisions by route and decision (allowed, limited, unavailable: the shared store could not say).',
-    labelNames: ['route', 'decision'] as const,
-    registers: [registry],
-    collect() {
-      for (const c of decisionCounts.values()) {
-        if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
-        c.reported = c.n;
-      }
-    },
-  });
+  // Counted on every request: plain numbers per label pair, handed to the counter at scrape time.
+  const countCache = scrapedCounter(
+    registry,
+    'warden_token_cache_total',
+    ['cache', 'result'],
+    'Token cache lookups by cache (introspection, jwt, minted) and result (hit, miss, stale, negative, shared_hit).',
+  );
+  const countDecision = scrapedCounter(
+    registry,
+    'warden_ratelimit_decisions_total',
+    ['route', 'decision'],
+    'Rate-limit decisions by route and decision (allowed, limited, unavailable: the shared store could not say).',
+  );
   const idpCalls = new Histogram({
     name: 'warden_idp_call_duration_seconds',
     help: 'Calls to identity providers by kind and outcome (ok, or the failure reason).',
@@ -84,12 +69,7 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     registers: [registry],
   });
   const tokens: TokenMetrics = {
-    cache(cache, result) {
-      const key = cache + result;
-      const c = cacheCounts.get(key);
-      if (c !== undefined) c.n++;
-      else cacheCounts.set(key, { labels: { cache, result }, n: 1, reported: 0 });
-    },
+    cache: (cache, result) => countCache(cache, result),
     idpCall(kind, outcome, seconds) {
       idpCalls.labels({ kind, outcome }).observe(seconds);
     },
@@ -102,12 +82,7 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   return {
     registry,
     tokens,
-    rateLimitDecision(route, decision) {
-      const key = `${route}\u0000${decision}`;
-      const c = decisionCounts.get(key);
-      if (c !== undefined) c.n++;
-      else decisionCounts.set(key, { labels: { route, decision }, n: 1, reported: 0 });
-    },
+    rateLimitDecision: (route, decision) => countDecision(route, decision),
     trackCertificateExpiry(secondsToExpiry) {
       new Gauge({
         name: 'warden_certificate_expiry_seconds',
@@ -141,6 +116,32 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
       }
       child.inc();
     },
+  };
+}
+
+/**
+ * A counter for events on the request path: `count(a, b)` adds 1 to a plain number per label pair
+ * (one Map lookup, no label hashing); the counter catches up when it is scraped or exported.
+ */
+function scrapedCounter(registry: Registry, name: string, labelNames: [string, string], help: string): (a: string, b: string) => void {
+  const counts = new Map<string, { labels: Record<string, string>; n: number; reported: number }>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const c of counts.values()) {
+        if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
+        c.reported = c.n;
+      }
+    },
+  });
+  return (a, b) => {
+    const key = `${a}\u0000${b}`;
+    const c = counts.get(key);
+    if (c !== undefined) c.n++;
+    else counts.set(key, { labels: { [labelNames[0]]: a, [labelNames[1]]: b }, n: 1, reported: 0 });
   };
 }
 

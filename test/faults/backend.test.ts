@@ -51,7 +51,9 @@ t.test('backend: kill, hang, slow, back — under load', async (t) => {
   });
   await sleep(500);
   const rssBefore = rssBytes(pid);
-  const marks = await runFaultCycle({ load, gate, faultMs: 2000, backMs: 1500 });
+  // Three headers timeouts per fault: a request caught by the switch into `hang` may take one
+  // timeout to end; at least one whole request must still start and end inside the phase.
+  const marks = await runFaultCycle({ load, gate, faultMs: 3 * HEADERS_TIMEOUT_MS, backMs: 1500 });
   const samples = await load.stop();
   await sleep(200);
   const rssAfter = rssBytes(pid);

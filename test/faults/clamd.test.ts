@@ -85,7 +85,7 @@ t.test('clamd: kill, hang, slow, back — under load; fail closed', async (t) =>
   const marks = await runFaultCycle({
     load,
     gate,
-    faultMs: 2000,
+    faultMs: 3 * SCAN_TIMEOUT_MS, // see backend.test.ts: a whole scan timeout fits in the phase after the switch
     backMs: 2000,
     kill: () => clamd.stop(),
     revive: () => clamd.start(),
