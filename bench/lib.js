@@ -119,12 +119,14 @@ export function createBench({ pin = true } = {}) {
 }
 
 /**
- * Node options that write a CPU profile of a Warden peer when WARDEN_BENCH_PROFILE names a folder
+ * Node options for a Warden peer: WARDEN_BENCH_NODE_ARGS as given, and a CPU profile when WARDEN_BENCH_PROFILE names a folder
  * (open the .cpuprofile in Chrome DevTools or speedscope for a flame graph).
  */
 export function profileArgs(name) {
   const dir = process.env.WARDEN_BENCH_PROFILE;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  // WARDEN_BENCH_NODE_ARGS: V8/Node flags for every Warden peer, e.g. "--max-semi-space-size=4".
+  const extra = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
 }
 
 /** Copies a peer's config template into the run's folder with its {{placeholders}} filled in. */
