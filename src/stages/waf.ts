@@ -108,15 +108,25 @@ function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafText
   return texts;
 }
 
-function inspect(o: WafStageOptions, fill: (texts: WafTexts) => void): Finding {
+/**
+ * Whether a parameter path falls under an excluded parameter: the parameter itself, anything inside
+ * it (`/body/sql/0`), or its name (`/body/sql#name`). The prefixes are built once, with the stage.
+ */
+function skipperOf(skipped: readonly string[]): ((path: string) => boolean) | undefined {
+  if (skipped.length === 0) return undefined;
+  const exact = new Set(skipped);
+  const prefixes = skipped.flatMap((s) => [`${s}/`, `${s}#`]);
+  return (path) => exact.has(path) || prefixes.some((p) => path.startsWith(p));
+}
+
+function inspect(o: WafStageOptions, skip: ((path: string) => boolean) | undefined, fill: (texts: WafTexts) => void): Finding {
   // Paths are built only when exclusions need them, or below to name a match.
-  const texts = fillTexts(fill, o.skippedParameters.length > 0);
+  const texts = fillTexts(fill, skip !== undefined);
   if (texts instanceof WafInputTooLarge) return texts;
-  if (texts.paths) {
+  if (skip && texts.paths) {
     const paths = texts.paths;
     for (let i = paths.length - 1; i >= 0; i--) {
-      const p = paths[i] as string;
-      if (o.skippedParameters.some((s) => p === s || p.startsWith(`${s}/`) || p.startsWith(`${s}#`))) {
+      if (skip(paths[i] as string)) {
         paths.splice(i, 1);
         texts.texts.splice(i, 1);
       }
@@ -159,13 +169,14 @@ function inspectedWithBody(ctx: RequestContext): boolean {
 /** The path, query, selected headers and cookies (names and values). */
 export function createWafRequestStage(o: WafStageOptions): Stage {
   const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  const skip = skipperOf(o.skippedParameters);
   return {
     id: 'waf',
     run(ctx) {
       if (inspectedWithBody(ctx)) return undefined;
       return verdictOf(
         refusalOf(
-          inspect(o, (t) => addRequestParts(t, ctx, limits)),
+          inspect(o, skip, (t) => addRequestParts(t, ctx, limits)),
           o.cfg,
         ),
         o,
@@ -209,13 +220,14 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
 /** JSON, form and text bodies, buffered, as the backend will parse them — with the request's other parts. */
 export function createWafBodyStage(o: WafStageOptions): Stage {
   const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  const skip = skipperOf(o.skippedParameters);
   return {
     id: 'waf',
     run(ctx) {
       if (!inspectedWithBody(ctx)) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
       const body = ctx.body;
-      const found = inspect(o, (t) => {
+      const found = inspect(o, skip, (t) => {
         addRequestParts(t, ctx, limits);
         if (body && body.length > 0) addBody(t, mime, body, limits);
       });
@@ -227,6 +239,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
 /** multipart/form-data, parsed while it arrives: text fields and file names (file contents are skipped). */
 export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: number): StreamingStage {
   const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  const skip = skipperOf(o.skippedParameters);
   return {
     id: 'waf',
     observe(ctx) {
@@ -254,7 +267,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         end: () =>
           multipart.end().then((problem) => {
             if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
-            const found = inspect(o, (t) => {
+            const found = inspect(o, skip, (t) => {
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
               if (files.length > 0) addValue(t, '/files', formOf(files), limits);
             });
