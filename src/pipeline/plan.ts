@@ -41,7 +41,7 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import type { RouteInfo, Stage, StreamingStage } from './stage.js';
-import type { RateLimitDecision } from '../telemetry/metrics.js';
+import type { RateLimitCounters } from '../telemetry/metrics.js';
 
 const ALWAYS = () => true;
 const NEVER = () => false;
@@ -97,8 +97,8 @@ export interface PlanDeps {
   tokens?: TokenRuntime | undefined;
   /** The rate-limit store; required when any route has a rate limit. */
   rateLimits?: RateLimitRuntime | undefined;
-  /** Counts rate-limit decisions per route (metrics). */
-  rateLimitDecisions?: ((route: string, decision: RateLimitDecision) => void) | undefined;
+  /** A route's rate-limit decision counters (metrics). */
+  rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
   /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
   operations?: readonly Operation[] | undefined;
   /** For stages that report without refusing (validation in report mode, malware in detect mode). */
@@ -217,7 +217,7 @@ function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RouteP
   if (!policy.rateLimit) return undefined;
   if (!deps.rateLimits) throw new Error('compilePlan: a rate limit is configured but no rate-limit store given');
   return createRateLimitStage(
-    { routeId, bucket: policy.rateLimit, keys: config.rate_limits.key, record: deps.rateLimitDecisions },
+    { routeId, bucket: policy.rateLimit, keys: config.rate_limits.key, counters: deps.rateLimitCounters?.(routeId) },
     deps.rateLimits,
   );
 }

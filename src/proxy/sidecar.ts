@@ -13,7 +13,7 @@ import { metricsEventSink, pinoEventSink } from '../telemetry/event-sinks.js';
 import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
 import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
-import { createMetrics, type Metrics, type RateLimitDecision } from '../telemetry/metrics.js';
+import { createMetrics, type Metrics, type RateLimitCounters } from '../telemetry/metrics.js';
 import { otelEnabled } from '../telemetry/otel-enabled.js';
 import { createEventFeed } from '../console/event-feed.js';
 import { createConsoleStatus } from '../console/status.js';
@@ -76,7 +76,7 @@ export interface GenerationDeps {
   revocations?: RevocationList | undefined;
   tokens?: TokenRuntime | undefined;
   rateLimits?: RateLimitRuntime | undefined;
-  rateLimitDecisions?: ((route: string, decision: RateLimitDecision) => void) | undefined;
+  rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
   /** The OpenAPI document's operations (loadOperations), when `openapi` is configured. */
   operations?: readonly Operation[] | undefined;
   events?: EventBus | undefined;
@@ -250,7 +250,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     revocations,
     tokens: tokenState.runtime,
     rateLimits: limitState.runtime,
-    rateLimitDecisions: metrics.rateLimitDecision,
+    rateLimitCounters: metrics.rateLimitCounters,
     operations: await loadOperations(loaded),
     events,
   });
@@ -385,7 +385,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           revocations,
           tokens: nextTokens.runtime,
           rateLimits: nextLimits.runtime,
-          rateLimitDecisions: metrics.rateLimitDecision,
+          rateLimitCounters: metrics.rateLimitCounters,
           operations: await loadOperations(nextLoaded),
           events,
         });

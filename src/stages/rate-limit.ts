@@ -9,14 +9,14 @@ import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
 import { bucketOf, type Decision } from '../traffic/gcra.js';
 import type { RateLimitRuntime, Take } from '../traffic/rate-limit-runtime.js';
-import type { RateLimitDecision } from '../telemetry/metrics.js';
+import type { RateLimitCounters } from '../telemetry/metrics.js';
 
 export interface RateLimitStageConfig {
   routeId: string;
   bucket: RateLimitConfig;
   keys: readonly RateLimitKey[];
-  /** Counts each decision (warden_ratelimit_decisions_total). */
-  record?: ((route: string, decision: RateLimitDecision) => void) | undefined;
+  /** This route's decision counters (warden_ratelimit_decisions_total). */
+  counters?: RateLimitCounters | undefined;
 }
 
 /** Whether a key list needs the authenticated principal (so the stage must run after authn). */
@@ -50,9 +50,9 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
   const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
   const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
-  const record = cfg.record ?? (() => undefined);
+  const counters = cfg.counters;
   const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
-    record(cfg.routeId, take === 'unavailable' ? 'unavailable' : take.allowed ? 'allowed' : 'limited');
+    counters?.[take === 'unavailable' ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
     if (take === 'unavailable') {
       return new WardenError('ERR_RATELIMIT_STORE_UNAVAILABLE', {
         rule: 'rate_limits.on_store_failure',

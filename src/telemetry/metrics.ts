@@ -18,11 +18,13 @@ export interface TokenMetrics {
 
 /** A rate-limit stage's answer: within the limit, over it, or the store could not say. */
 export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
+export type RateLimitCounters = Readonly<Record<RateLimitDecision, () => void>>;
 
 export interface Metrics {
   readonly registry: Registry;
   readonly tokens: TokenMetrics;
-  rateLimitDecision(this: void, route: string, decision: RateLimitDecision): void;
+  /** One route's decision counters, resolved when its rate-limit stage is compiled. */
+  rateLimitCounters(this: void, route: string): RateLimitCounters;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
@@ -49,13 +51,13 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   });
 
   // Counted on every request: plain numbers per label pair, handed to the counter at scrape time.
-  const countCache = scrapedCounter(
+  const cacheCell = scrapedCounter(
     registry,
     'warden_token_cache_total',
     ['cache', 'result'],
     'Token cache lookups by cache (introspection, jwt, minted) and result (hit, miss, stale, negative, shared_hit).',
   );
-  const countDecision = scrapedCounter(
+  const decisionCell = scrapedCounter(
     registry,
     'warden_ratelimit_decisions_total',
     ['route', 'decision'],
@@ -68,8 +70,16 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const cacheCells: Record<Parameters<TokenMetrics['cache']>[0], Partial<Record<Parameters<TokenMetrics['cache']>[1], Cell>>> = {
+    introspection: {},
+    jwt: {},
+    minted: {},
+  };
   const tokens: TokenMetrics = {
-    cache: (cache, result) => countCache(cache, result),
+    cache(cache, result) {
+      // A few fixed label pairs: nested lookups, no key string per lookup.
+      (cacheCells[cache][result] ??= cacheCell(cache, result)).n++;
+    },
     idpCall(kind, outcome, seconds) {
       idpCalls.labels({ kind, outcome }).observe(seconds);
     },
@@ -82,7 +92,13 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   return {
     registry,
     tokens,
-    rateLimitDecision: (route, decision) => countDecision(route, decision),
+    rateLimitCounters(route) {
+      const counter = (decision: RateLimitDecision) => {
+        const cell = decisionCell(route, decision);
+        return () => void cell.n++;
+      };
+      return { allowed: counter('allowed'), limited: counter('limited'), unavailable: counter('unavailable') };
+    },
     trackCertificateExpiry(secondsToExpiry) {
       new Gauge({
         name: 'warden_certificate_expiry_seconds',
@@ -119,19 +135,25 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   };
 }
 
+/** One label pair's count: `n++` on the request path, read when the counter is scraped. */
+interface Cell {
+  n: number;
+}
+
 /**
- * A counter for events on the request path: `count(a, b)` adds 1 to a plain number per label pair
- * (one Map lookup, no label hashing); the counter catches up when it is scraped or exported.
+ * A counter for events on the request path: `cellOf(a, b)` is the plain number of one label pair,
+ * looked up once (at compile time where the labels are known) and then only incremented; the
+ * counter catches up when it is scraped or exported.
  */
-function scrapedCounter(registry: Registry, name: string, labelNames: [string, string], help: string): (a: string, b: string) => void {
-  const counts = new Map<string, { labels: Record<string, string>; n: number; reported: number }>();
+function scrapedCounter(registry: Registry, name: string, labelNames: [string, string], help: string): (a: string, b: string) => Cell {
+  const cells = new Map<string, Cell & { labels: Record<string, string>; reported: number }>();
   new Counter({
     name,
     help,
     labelNames,
     registers: [registry],
     collect() {
-      for (const c of counts.values()) {
+      for (const c of cells.values()) {
         if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
         c.reported = c.n;
       }
@@ -139,9 +161,9 @@ function scrapedCounter(registry: Registry, name: string, labelNames: [string, s
   });
   return (a, b) => {
     const key = `${a}\u0000${b}`;
-    const c = counts.get(key);
-    if (c !== undefined) c.n++;
-    else counts.set(key, { labels: { [labelNames[0]]: a, [labelNames[1]]: b }, n: 1, reported: 0 });
+    let c = cells.get(key);
+    if (c === undefined) cells.set(key, (c = { labels: { [labelNames[0]]: a, [labelNames[1]]: b }, n: 0, reported: 0 }));
+    return c;
   };
 }
 
