@@ -40,7 +40,7 @@ export async function checkSidecarConfig(loaded: LoadedSidecarConfig): Promise<{
   return { operations };
 }
 
-export const configCheckHelp = `Usage: warden config check -c FILE
+const configCheckHelp = `Usage: warden config check -c FILE
 
 Validates a sidecar configuration: YAML syntax, \${ENV} and \${file:...} substitution, the schema,
 route patterns, the OpenAPI document (with its JSON pointer on error), and that the TLS certificate

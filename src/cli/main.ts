@@ -24,8 +24,8 @@ Options:
   -v, --version          print the version`;
 
 /**
- * Each command's module is loaded only when it runs: `warden proxy` need not load the CA's
- * SQLite and X.509 code or the demo's OpenID provider (about 10 MB of RSS per sidecar).
+ * Each command's module is loaded only when it runs: `warden proxy` does not load the CA's
+ * service and SQLite store or the demo's OpenID provider.
  */
 type Command = () => Promise<(argv: string[]) => Promise<number>>;
 

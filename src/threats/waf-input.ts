@@ -19,9 +19,9 @@ export interface WafTexts {
   entries: number;
 }
 
-export const WAF_MAX_STRING = 4096;
+const WAF_MAX_STRING = 4096;
 const OVERLAP = 512;
-export const WAF_MAX_CONTAINER = 256;
+const WAF_MAX_CONTAINER = 256;
 
 export class WafInputTooLarge extends Error {
   constructor(readonly what: 'entries' | 'depth') {
