@@ -6,10 +6,9 @@
 // 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
 //    fixed rate, p50 / p99 / p99.9, through Warden and through the bare proxy at the same rate;
 // 3. Warden's peak RSS over the run.
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   createBench,
   createFill,
@@ -22,29 +21,22 @@ import {
   requireTools,
   startBenchIdp,
   forkOnLoadCores,
+  writeResult,
+  benchOptions,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
+const opts = benchOptions(
+  'node bench/full.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--latency-seconds S] [--ratio R] [--out FILE] [--no-pin]',
+  {
     pairs: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     streams: { type: 'string', default: '10' },
     'latency-seconds': { type: 'string', default: '10' },
     ratio: { type: 'string', default: '1' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
   },
-});
-if (opts.help) {
-  console.log(
-    'Usage: node bench/full.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--latency-seconds S] [--ratio R] [--out FILE] [--no-pin]',
-  );
-  process.exit(0);
-}
+);
 requireTools(root, ['wrk', 'h2load', 'openssl']);
 const [PAIRS, S, C, M, LAT_S] = [opts.pairs, opts.seconds, opts.connections, opts.streams, opts['latency-seconds']].map(Number);
 const work = join(root, 'bench/tmp', `full-${Date.now()}`);
@@ -219,10 +211,7 @@ const result = {
   warden_peak_rss_mib: rss,
   errors,
 };
-const stamp = result.date.replace(/[:.]/g, '-').slice(0, 19);
-const outFile = opts.out ?? join(root, 'bench/results', `full-${stamp}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'full', result, opts.out);
 
 const check = (ok, text) => console.log(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
 for (const [name, r] of Object.entries(pairs))

@@ -3,29 +3,30 @@
 // client certificate required and verified) plus one request per connection, through Warden, nginx
 // and the bare Node proxy, side by side in one run. See bench/README.md.
 import { execFile, fork } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { createBench, createFill, cpuTicks, has, median, mtlsMaterial, TICK_US, version, profileArgs } from './lib.js';
+import {
+  createBench,
+  createFill,
+  cpuTicks,
+  has,
+  median,
+  mtlsMaterial,
+  TICK_US,
+  version,
+  profileArgs,
+  writeResult,
+  benchOptions,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
-    duration: { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '3' },
-    clients: { type: 'string', default: '4' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
-  },
+const opts = benchOptions('node bench/handshake.js [--duration S] [--rounds N] [--clients N] [--out FILE] [--no-pin]', {
+  duration: { type: 'string', default: '5' },
+  rounds: { type: 'string', default: '3' },
+  clients: { type: 'string', default: '4' },
 });
-if (opts.help) {
-  console.log('Usage: node bench/handshake.js [--duration S] [--rounds N] [--clients N] [--out FILE] [--no-pin]');
-  process.exit(0);
-}
 const D = Number(opts.duration);
 const ROUNDS = Number(opts.rounds);
 const CLIENTS = Number(opts.clients);
@@ -196,7 +197,5 @@ const result = {
   summary,
   rounds: Object.fromEntries(rounds),
 };
-const outFile = opts.out ?? join(root, 'bench/results', `mtls-${result.date.replace(/[:.]/g, '-').slice(0, 19)}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'mtls', result, opts.out);
 console.log(`written: ${outFile}`);

@@ -1,9 +1,10 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect } from 'node:net';
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 
 export const has = (bin) => {
   try {
@@ -127,6 +128,33 @@ export function profileArgs(name) {
   // WARDEN_BENCH_NODE_ARGS: V8/Node flags for every Warden peer, e.g. "--max-semi-space-size=4".
   const extra = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
+}
+
+/**
+ * A bench's command line: its own options plus --out FILE, --no-pin and --help, which prints
+ * `Usage: <usage>` and exits.
+ */
+export function benchOptions(usage, options) {
+  const { values } = parseArgs({
+    allowNegative: true, // --no-pin
+    options: { ...options, out: { type: 'string' }, pin: { type: 'boolean', default: true }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    console.log(`Usage: ${usage}`);
+    process.exit(0);
+  }
+  return values;
+}
+
+/**
+ * Writes a bench's result as JSON: to `out` when given, else bench/results/NAME-<date>.json
+ * (the date of `result.date`, colons as dashes). Returns the file's path.
+ */
+export function writeResult(root, name, result, out) {
+  const file = out ?? join(root, 'bench/results', `${name}-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  return file;
 }
 
 /** Copies a peer's config template into the run's folder with its {{placeholders}} filled in. */

@@ -4,10 +4,9 @@
 // rate limit + body validation + a minted token, interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2
 // (h2load), with server CPU per request for HTTPS/1.1. See bench/README.md.
 import { fork } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import {
   benchWorkdir,
@@ -20,25 +19,17 @@ import {
   requireTools,
   startBenchIdp,
   profileArgs,
+  writeResult,
+  benchOptions,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
-    pairs: { type: 'string', default: '8' },
-    seconds: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '32' },
-    streams: { type: 'string', default: '10' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
-  },
+const opts = benchOptions('node bench/policy.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--out FILE] [--no-pin]', {
+  pairs: { type: 'string', default: '8' },
+  seconds: { type: 'string', default: '3' },
+  connections: { type: 'string', default: '32' },
+  streams: { type: 'string', default: '10' },
 });
-if (opts.help) {
-  console.log('Usage: node bench/policy.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--out FILE] [--no-pin]');
-  process.exit(0);
-}
 requireTools(root, ['wrk', 'h2load', 'openssl']);
 const [PAIRS, S, C, M] = [opts.pairs, opts.seconds, opts.connections, opts.streams].map(Number);
 const { work, cert, key } = benchWorkdir(root, `policy-${Date.now()}`);
@@ -156,8 +147,6 @@ console.log(
   `h1 CPU per request ${result.h1_cpu_per_req_policy_vs_access} (pairs ${h1cpu.join(', ')}); errors ${errors}; RSS MiB ${JSON.stringify(rss)}`,
 );
 console.log(`${result.targets[0].pass ? 'PASS' : 'FAIL'}  ${result.targets[0].target}: ${result.targets[0].value}`);
-const outFile = opts.out ?? join(root, 'bench/results', `policy-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'policy', result, opts.out);
 console.log(`written: ${outFile}`);
 process.exit(result.targets[0].pass && errors === 0 ? 0 : 1);

@@ -4,18 +4,29 @@
 // duration. Reports errors, p50/p99/p99.9 latency per window and the sidecar's RSS and heap over
 // time (JSON + a PNG chart), and fails on any error or on memory that keeps growing. See
 // bench/README.md. Short by default (CI runs it through test/soak); --long for 30 minutes.
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { writeChart } from './soak-chart.js';
 import { soakVerdict } from './soak-verdict.js';
-import { createBench, createFill, median, mtlsMaterial, profileArgs, requireTools, startBenchIdp, forkOnLoadCores } from './lib.js';
+import {
+  createBench,
+  createFill,
+  median,
+  mtlsMaterial,
+  profileArgs,
+  requireTools,
+  startBenchIdp,
+  forkOnLoadCores,
+  writeResult,
+  benchOptions,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
+const opts = benchOptions(
+  'node bench/soak.js [--duration S | --long] [--rate RPS] [--window S] [--h2] [--tokens N] [--connections N] [--ratio R]\n' +
+    '                         [--max-heap-growth-mib N] [--max-rss-growth-mib N] [--out FILE.json] [--no-pin]',
+  {
     duration: { type: 'string', default: '60' },
     long: { type: 'boolean', default: false },
     rate: { type: 'string', default: '300' },
@@ -26,18 +37,8 @@ const { values: opts } = parseArgs({
     ratio: { type: 'string', default: '1' },
     'max-heap-growth-mib': { type: 'string', default: '16' },
     'max-rss-growth-mib': { type: 'string', default: '32' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
   },
-});
-if (opts.help) {
-  console.log(
-    'Usage: node bench/soak.js [--duration S | --long] [--rate RPS] [--window S] [--h2] [--tokens N] [--connections N] [--ratio R]\n' +
-      '                         [--max-heap-growth-mib N] [--max-rss-growth-mib N] [--out FILE.json] [--no-pin]',
-  );
-  process.exit(0);
-}
+);
 requireTools(root, ['openssl']);
 const SECONDS = opts.long ? 1800 : Number(opts.duration);
 const RATE = Number(opts.rate);
@@ -170,10 +171,7 @@ const result = {
   windows,
   memory,
 };
-const stamp = result.date.replace(/[:.]/g, '-').slice(0, 19);
-const outFile = opts.out ?? join(root, 'bench/results', `soak-${stamp}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'soak', result, opts.out);
 const base = outFile.replace(/\.json$/, '');
 const png = writeChart(result, `${base}.svg`, `${base}.png`);
 

@@ -3,10 +3,9 @@
 // against the same with traces + events + metrics exported to a live OTLP sink, at 100 % and 10 %
 // sampling, interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2 (h2load); then the same with the sink
 // gone (the collector down), with the sidecar's RSS before and after.
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   benchWorkdir,
   createBench,
@@ -18,25 +17,17 @@ import {
   requireTools,
   profileArgs,
   forkOnLoadCores,
+  writeResult,
+  benchOptions,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
-    pairs: { type: 'string', default: '6' },
-    seconds: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '32' },
-    streams: { type: 'string', default: '10' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
-  },
+const opts = benchOptions('node bench/telemetry.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--out FILE] [--no-pin]', {
+  pairs: { type: 'string', default: '6' },
+  seconds: { type: 'string', default: '3' },
+  connections: { type: 'string', default: '32' },
+  streams: { type: 'string', default: '10' },
 });
-if (opts.help) {
-  console.log('Usage: node bench/telemetry.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--out FILE] [--no-pin]');
-  process.exit(0);
-}
 requireTools(root, ['wrk', 'h2load', 'openssl']);
 const [PAIRS, S, C, M] = [opts.pairs, opts.seconds, opts.connections, opts.streams].map(Number);
 const { work, cert, key } = benchWorkdir(root, `telemetry-${Date.now()}`);
@@ -129,8 +120,6 @@ for (const [label, r] of [
 }
 console.log(`RSS MiB ${JSON.stringify(result.peak_rss_mib)}`);
 for (const t of result.targets) console.log(`${t.pass ? 'PASS' : 'FAIL'}  ${t.target}: ${t.value}`);
-const outFile = opts.out ?? join(root, 'bench/results', `telemetry-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'telemetry', result, opts.out);
 console.log(`written: ${outFile}`);
 process.exit(result.targets.every((t) => t.pass) ? 0 : 1);

@@ -7,10 +7,9 @@
 //    against clamd's own scan time for the same bytes (zINSTREAM on an open session).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { clamdSession, EICAR, startBenchClamd } from './clamd.js';
 import {
@@ -24,28 +23,21 @@ import {
   profileArgs,
   requireTools,
   startBenchIdp,
+  writeResult,
+  benchOptions,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
+const opts = benchOptions(
+  'node bench/threats.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--uploads N] [--out FILE] [--no-pin]',
+  {
     pairs: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     streams: { type: 'string', default: '10' },
     uploads: { type: 'string', default: '60' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
   },
-});
-if (opts.help) {
-  console.log(
-    'Usage: node bench/threats.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--uploads N] [--out FILE] [--no-pin]',
-  );
-  process.exit(0);
-}
+);
 requireTools(root, ['wrk', 'h2load', 'openssl', 'clamd']);
 const [PAIRS, S, C, M, UPLOADS] = [opts.pairs, opts.seconds, opts.connections, opts.streams, opts.uploads].map(Number);
 const { work, cert, key } = benchWorkdir(root, `threats-${Date.now()}`);
@@ -223,8 +215,6 @@ console.log(
   `1 MB upload p50: scanned ${scan.scanned_p50_ms} ms, unscanned ${scan.unscanned_p50_ms} ms (added ${scan.added_p50_ms} ms); clamd alone ${scan.clamd_alone_p50_ms} ms`,
 );
 for (const t of result.targets) console.log(`${t.pass ? 'PASS' : 'FAIL'}  ${t.target}: ${t.value}`);
-const outFile = opts.out ?? join(root, 'bench/results', `threats-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'threats', result, opts.out);
 console.log(`written: ${outFile}`);
 process.exit(result.targets.every((t) => t.pass) && errors === 0 ? 0 : 1);

@@ -5,10 +5,9 @@
 // request with a never-seen token (introspection + mint) against the IdP's own introspection
 // latency, both measured sequentially from this process. See bench/README.md.
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import {
   benchWorkdir,
@@ -21,26 +20,21 @@ import {
   startBenchIdp,
   TICK_US,
   profileArgs,
+  writeResult,
+  benchOptions,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opts } = parseArgs({
-  allowNegative: true, // --no-pin
-  options: {
+const opts = benchOptions(
+  'node bench/tokens.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--cold N] [--out FILE] [--no-pin]',
+  {
     pairs: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     streams: { type: 'string', default: '10' },
     cold: { type: 'string', default: '200' },
-    out: { type: 'string' },
-    pin: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
   },
-});
-if (opts.help) {
-  console.log('Usage: node bench/tokens.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--cold N] [--out FILE] [--no-pin]');
-  process.exit(0);
-}
+);
 requireTools(root, ['wrk', 'h2load', 'openssl']);
 const PAIRS = Number(opts.pairs);
 const S = Number(opts.seconds);
@@ -241,8 +235,6 @@ console.log(
   `      the IdP's own introspection p50 ${result.cold.idp_introspection_ms.p50} ms / p99 ${result.cold.idp_introspection_ms.p99} ms; (miss − hit) / IdP p50 = ${result.cold.miss_minus_hit_vs_idp_p50}`,
 );
 console.log(`${target.pass ? 'PASS' : 'FAIL'}  ${target.target}: ${target.value}`);
-const outFile = opts.out ?? join(root, 'bench/results', `tokens-${result.date.slice(0, 19).replace(/:/g, '-')}.json`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const outFile = writeResult(root, 'tokens', result, opts.out);
 console.log(`written: ${outFile}`);
 process.exit(target.pass && errors === 0 ? 0 : 1);
