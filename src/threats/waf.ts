@@ -26,6 +26,8 @@ export interface WafRuleset {
     string,
     readonly { readonly id: string; readonly class: AttackClass; readonly pattern: RegExp | undefined }[]
   >;
+  /** Inputs of transformed rules, each fed only the strings it admits (see Transformed in waf-rules). */
+  readonly lanes: readonly { readonly address: string; readonly admits: (text: string) => boolean }[];
 }
 
 export interface WafEngine {
@@ -34,9 +36,85 @@ export interface WafEngine {
   dispose(): void;
 }
 
+/** One address's strings for a run, and where each sits in the inspected texts. */
+interface WafPart {
+  readonly address: string;
+  readonly texts: readonly string[];
+  /** The index in the inspected texts of each entry; absent when the part is the texts themselves. */
+  readonly at: readonly number[] | undefined;
+}
+
+const VALUES = 'warden.values';
+const WAF_MAX_CONTAINER = 256;
+
+function partsOf(texts: readonly string[], lanes: WafRuleset['lanes']): WafPart[] {
+  const parts: WafPart[] = [{ address: VALUES, texts, at: undefined }];
+  for (const lane of lanes) {
+    const laneTexts: string[] = [];
+    const at: number[] = [];
+    for (let i = 0; i < texts.length; i++) {
+      const text = texts[i] as string;
+      if (lane.admits(text)) {
+        laneTexts.push(text);
+        at.push(i);
+      }
+    }
+    if (laneTexts.length > 0) parts.push({ address: lane.address, texts: laneTexts, at });
+  }
+  return parts;
+}
+
+/** A libddwaf run's input, and the inspected text a match's address and key path point at. */
+interface WafRun {
+  readonly input: Record<string, readonly string[] | readonly string[][]>;
+  textIndex(address: string, keyPath: readonly (string | number)[]): number;
+}
+
+/**
+ * The runs that inspect every part. Usually one, with flat lists (each nesting level costs the
+ * binding ~2 µs); parts over 256 strings go in libddwaf-sized containers, a run per batch.
+ */
+function runsOf(parts: readonly WafPart[]): WafRun[] {
+  if (parts.every((p) => p.texts.length <= WAF_MAX_CONTAINER)) {
+    const input: Record<string, readonly string[]> = {};
+    for (const p of parts) input[p.address] = p.texts;
+    return [
+      {
+        input,
+        textIndex(address, keyPath) {
+          const i = Number(keyPath[0] ?? 0);
+          const at = parts.find((p) => p.address === address)?.at;
+          return at ? (at[i] ?? 0) : i;
+        },
+      },
+    ];
+  }
+  const runs: WafRun[] = [];
+  for (const p of parts) {
+    let start = 0;
+    for (const batch of wafBatches(p.texts)) {
+      const base = start;
+      runs.push({
+        input: { [p.address]: batch },
+        textIndex(_address, keyPath) {
+          const i = base + Number(keyPath[0] ?? 0) * WAF_MAX_CONTAINER + Number(keyPath[1] ?? 0);
+          return p.at ? (p.at[i] ?? 0) : i;
+        },
+      });
+      start += batch.reduce((n, row) => n + row.length, 0);
+    }
+  }
+  return runs;
+}
+
+type WafEvent = {
+  rule?: { id?: string };
+  rule_matches?: { parameters?: { address?: string; key_path?: (string | number)[]; value?: unknown }[] }[];
+};
+
 export function createWafEngine(options: { rules: WafRuleset; budgetMicros: number }): WafEngine {
   const { DDWAF } = loadDdwaf();
-  const { ruleset, members } = options.rules;
+  const { ruleset, members, lanes } = options.rules;
   const waf = new DDWAF(ruleset, 'warden/waf-rules');
   /** The Warden rule behind a libddwaf match: the member of a merged group whose pattern matches the value. */
   const ruleOf = (ddwafRule: string, value: unknown): { id: string; class: AttackClass } => {
@@ -44,10 +122,10 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
     const text = typeof value === 'string' ? value : '';
     return (group.length === 1 ? group[0] : (group.find((m) => m.pattern?.test(text)) ?? group[0])) ?? { id: ddwafRule, class: 'sqli' };
   };
-  const runOnce = (batch: string[][], budgetMicros: number) => {
+  const runOnce = (input: WafRun['input'], budgetMicros: number) => {
     const context = waf.createContext();
     try {
-      return context.run({ persistent: { 'warden.values': batch } }, budgetMicros);
+      return context.run({ persistent: input }, budgetMicros);
     } finally {
       context.dispose();
     }
@@ -55,27 +133,23 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
   return {
     inspect(texts) {
       if (texts.length === 0) return undefined;
-      let batchStart = 0;
       // One budget for the whole input, however many runs it takes.
       const deadline = performance.now() + options.budgetMicros / 1000;
-      for (const batch of wafBatches(texts)) {
+      for (const run of runsOf(partsOf(texts, lanes))) {
         const left = Math.floor((deadline - performance.now()) * 1000);
         if (left <= 0) return 'timeout';
-        let result = runOnce(batch, left);
+        let result = runOnce(run.input, left);
         // A wall-clock budget is also spent by a GC pause or the OS scheduler: one retry tells a
         // stall from input that is really too slow to inspect.
-        if (result.timeout) result = runOnce(batch, options.budgetMicros);
+        if (result.timeout) result = runOnce(run.input, options.budgetMicros);
         if (result.timeout) return 'timeout';
-        const event = result.events?.[0] as
-          { rule?: { id?: string }; rule_matches?: { parameters?: { key_path?: (string | number)[]; value?: unknown }[] }[] } | undefined;
+        const event = result.events?.[0] as WafEvent | undefined;
         if (event?.rule?.id) {
           const match = event.rule_matches?.[0]?.parameters?.[0];
-          const keyPath = match?.key_path ?? [];
-          const index = batchStart + Number(keyPath[0] ?? 0) * 256 + Number(keyPath[1] ?? 0);
+          const index = run.textIndex(match?.address ?? VALUES, match?.key_path ?? []);
           const rule = ruleOf(event.rule.id, match?.value);
           return { rule: rule.id, class: rule.class, index };
         }
-        batchStart += batch.reduce((n, row) => n + row.length, 0);
       }
       return undefined;
     },
