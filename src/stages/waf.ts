@@ -13,7 +13,7 @@ import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type Wa
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { mediaTypeOf } from '../net/media-type.js';
 import { parseJsonBody } from '../net/json-body.js';
-import type { WafEngine, WafMatch } from '../threats/waf.js';
+import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -119,7 +119,11 @@ function skipperOf(skipped: readonly string[]): ((path: string) => boolean) | un
   return (path) => exact.has(path) || prefixes.some((p) => path.startsWith(p));
 }
 
-function inspect(o: WafStageOptions, skip: ((path: string) => boolean) | undefined, fill: (texts: WafTexts) => void): Finding {
+function inspect(
+  o: WafStageOptions,
+  skip: ((path: string) => boolean) | undefined,
+  fill: (texts: WafTexts) => void,
+): Finding | Promise<Finding> {
   // Paths are built only when exclusions need them, or below to name a match.
   const texts = fillTexts(fill, skip !== undefined);
   if (texts instanceof WafInputTooLarge) return texts;
@@ -132,10 +136,18 @@ function inspect(o: WafStageOptions, skip: ((path: string) => boolean) | undefin
       }
     }
   }
-  const found = o.engine.inspect(texts.texts);
-  if (found === undefined || found === 'timeout') return found;
-  const paths = texts.paths ?? (fillTexts(fill, true) as WafTexts).paths;
-  return { rule: found.rule, class: found.class, path: paths?.[found.index] ?? '/' };
+  const named = (found: WafFound): Finding => {
+    if (found === undefined || found === 'timeout') return found;
+    const paths = texts.paths ?? (fillTexts(fill, true) as WafTexts).paths;
+    return { rule: found.rule, class: found.class, path: paths?.[found.index] ?? '/' };
+  };
+  const found = o.engine.inspectSoon(texts.texts);
+  return found instanceof Promise ? found.then(named) : named(found);
+}
+
+/** The stage's verdict on a finding, now or once the (batched) inspection is done. */
+function judged(found: Finding | Promise<Finding>, o: WafStageOptions, ctx: RequestContext): Verdict | Promise<Verdict> {
+  return found instanceof Promise ? found.then((f) => verdictOf(refusalOf(f, o.cfg), o, ctx)) : verdictOf(refusalOf(found, o.cfg), o, ctx);
 }
 
 /**
@@ -174,11 +186,8 @@ export function createWafRequestStage(o: WafStageOptions): Stage {
     id: 'waf',
     run(ctx) {
       if (inspectedWithBody(ctx)) return undefined;
-      return verdictOf(
-        refusalOf(
-          inspect(o, skip, (t) => addRequestParts(t, ctx, limits)),
-          o.cfg,
-        ),
+      return judged(
+        inspect(o, skip, (t) => addRequestParts(t, ctx, limits)),
         o,
         ctx,
       );
@@ -231,7 +240,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
         addRequestParts(t, ctx, limits);
         if (body && body.length > 0) addBody(t, mime, body, limits);
       });
-      return verdictOf(refusalOf(found, o.cfg), o, ctx);
+      return judged(found, o, ctx);
     },
   };
 }
@@ -271,7 +280,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
               if (files.length > 0) addValue(t, '/files', formOf(files), limits);
             });
-            return verdictOf(refusalOf(found, o.cfg), o, ctx);
+            return judged(found, o, ctx);
           }),
         abort: () => multipart.abort(),
       };

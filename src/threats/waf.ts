@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { wafBatches } from './waf-input.js';
+import { createWafBatcher } from './waf-batch.js';
 
 type DdwafModule = typeof import('@datadog/native-appsec');
 // A native addon: loaded only when the waf stage is configured.
@@ -30,9 +31,17 @@ export interface WafRuleset {
   readonly lanes: readonly { readonly address: string; readonly admits: (text: string) => boolean }[];
 }
 
+/** The first match, `timeout` when the budget ran out first, or undefined for clean input. */
+export type WafFound = WafMatch | 'timeout' | undefined;
+
 export interface WafEngine {
   /** The first match, `timeout` when the budget ran out first, or undefined for clean input. */
-  inspect(texts: readonly string[]): WafMatch | 'timeout' | undefined;
+  inspect(texts: readonly string[]): WafFound;
+  /**
+   * The same verdict, with the requests of one event-loop turn inspected in one libddwaf call
+   * (see waf-batch.ts). Synchronous when there is nothing to inspect or too much to batch.
+   */
+  inspectSoon(texts: readonly string[]): WafFound | Promise<WafFound>;
   dispose(): void;
 }
 
@@ -130,29 +139,53 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
       context.dispose();
     }
   };
-  return {
-    inspect(texts) {
-      if (texts.length === 0) return undefined;
-      // One budget for the whole input, however many runs it takes.
-      const deadline = performance.now() + options.budgetMicros / 1000;
-      for (const run of runsOf(partsOf(texts, lanes))) {
-        const left = Math.floor((deadline - performance.now()) * 1000);
-        if (left <= 0) return 'timeout';
-        let result = runOnce(run.input, left);
-        // A wall-clock budget is also spent by a GC pause or the OS scheduler: one retry tells a
-        // stall from input that is really too slow to inspect.
-        if (result.timeout) result = runOnce(run.input, options.budgetMicros);
-        if (result.timeout) return 'timeout';
-        const event = result.events?.[0] as WafEvent | undefined;
-        if (event?.rule?.id) {
-          const match = event.rule_matches?.[0]?.parameters?.[0];
-          const index = run.textIndex(match?.address ?? VALUES, match?.key_path ?? []);
-          const rule = ruleOf(event.rule.id, match?.value);
-          return { rule: rule.id, class: rule.class, index };
-        }
-      }
-      return undefined;
+  /** A run's first event: the rule and the inspected text it matched. */
+  const matchOf = (run: WafRun, result: { events?: object[] }): WafMatch | undefined => {
+    const event = result.events?.[0] as WafEvent | undefined;
+    if (!event?.rule?.id) return undefined;
+    const match = event.rule_matches?.[0]?.parameters?.[0];
+    const index = run.textIndex(match?.address ?? VALUES, match?.key_path ?? []);
+    const rule = ruleOf(event.rule.id, match?.value);
+    return { rule: rule.id, class: rule.class, index };
+  };
+  const inspect = (texts: readonly string[]): WafFound => {
+    if (texts.length === 0) return undefined;
+    // One budget for the whole input, however many runs it takes.
+    const deadline = performance.now() + options.budgetMicros / 1000;
+    for (const run of runsOf(partsOf(texts, lanes))) {
+      const left = Math.floor((deadline - performance.now()) * 1000);
+      if (left <= 0) return 'timeout';
+      let result = runOnce(run.input, left);
+      // A wall-clock budget is also spent by a GC pause or the OS scheduler: one retry tells a
+      // stall from input that is really too slow to inspect.
+      if (result.timeout) result = runOnce(run.input, options.budgetMicros);
+      if (result.timeout) return 'timeout';
+      const match = matchOf(run, result);
+      if (match) return match;
+    }
+    return undefined;
+  };
+  const batcher = createWafBatcher<WafMatch | 'timeout'>(
+    {
+      inspect,
+      allClean(texts) {
+        const [run, more] = runsOf(partsOf(texts, lanes));
+        if (!run || more) return false;
+        const result = runOnce(run.input, options.budgetMicros);
+        return !result.timeout && !result.events?.length;
+      },
     },
-    dispose: () => waf.dispose(),
+    WAF_MAX_CONTAINER,
+  );
+  return {
+    inspect,
+    inspectSoon(texts) {
+      if (texts.length === 0) return undefined;
+      return texts.length > WAF_MAX_CONTAINER ? inspect(texts) : batcher.inspect(texts);
+    },
+    dispose() {
+      batcher.flush();
+      waf.dispose();
+    },
   };
 }
