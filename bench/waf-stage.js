@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The waf stage's parts on the ~1 KB order body of bench/threats.js, in a loop: building
 // libddwaf's input without parameter paths (the request path), the same with paths (what
-// exclusions and a match need), and the libddwaf run itself. Warm CPU caches: in a loaded server
-// the run costs 2-3x more (docs/threats.md). Usage: node bench/waf-stage.js [--runs N]
+// exclusions and a match need), the libddwaf run itself, and its cost per request when the
+// requests of one event-loop turn share a call (batches of 4 and 8: what src/threats/waf-batch.ts
+// runs). Warm CPU caches: in a loaded server a call costs 2-3x more (docs/threats.md).
+// Usage: node bench/waf-stage.js [--runs N]
 import { parseArgs } from 'node:util';
 import { createWafEngine } from '../dist/threats/waf.js';
 import { wafRuleset } from '../dist/stages/waf-rules/rules.js';
@@ -36,5 +38,9 @@ const result = {
   build_with_paths_us: timeUs(() => build(true)),
   libddwaf_run_us: timeUs(() => engine.inspect(texts)),
 };
+for (const n of [4, 8]) {
+  const batch = Array.from({ length: n }, () => texts).flat();
+  result[`libddwaf_per_request_in_batches_of_${n}_us`] = Math.round((timeUs(() => engine.inspect(batch)) / n) * 10) / 10;
+}
 engine.dispose();
 console.log(JSON.stringify(result));
