@@ -3,8 +3,10 @@
  * inventory) that enroll at it, their backends, and an OTLP/HTTP receiver standing in for the
  * shared collector. A caller with a workload certificate calls orders; orders' backend calls
  * inventory through orders' egress (mTLS, destination identity checked), passing the trace context
- * on as a traced backend does. Asserted on what reaches the receiver: one trace across both
- * services, and the security events of both sidecars as log records under their service's name.
+ * on as a traced backend does. A third sidecar, billing (JWTs from a test issuer, reference tokens
+ * introspected, a waf, a real clamd that is then stopped, a Redis rate-limit store that is down, a
+ * backend that is gone), is sent one request of each kind its stages refuse. Asserted on what reaches the receiver: one trace across both services, and the
+ * security events of all three sidecars and the CA as log records under their service's name.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -17,8 +19,12 @@ import { Agent, request } from 'undici';
 import { startCaServer } from '../../src/ca/server.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { startTestBackend } from '../support/backend.js';
-import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { makeCsr, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
+import { startForgedIssuer } from '../support/token-forge.js';
+import { testCertificate } from '../support/certs.js';
+import { EICAR, startTestClamd } from '../support/clamd.js';
+import { exchange } from '../adversarial/harness.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 
@@ -50,6 +56,8 @@ t.test('two services, one CA, one collector', async (t) => {
       listen: { host: '127.0.0.1', port: 0 },
       database: { path: join(mkdtempSync(join(tmpdir(), 'warden-topology-ca-')), 'ca.db') },
       log: { level: 'silent' },
+      // Minute-long certificates, renewed from 10 % of their life: the sidecars rotate during the test.
+      certificates: { lifetime: '60s', backdate: '1s' },
       telemetry: { otlp: { endpoint: receiver.url, protocol: 'http/json', export_interval: '200ms', timeout: '1s' } },
     }),
     env: {},
@@ -69,6 +77,9 @@ t.test('two services, one CA, one collector', async (t) => {
           ca: { url: ca.url, bundle, timeout: '2s' },
           bootstrap_token: ca.createToken({ spiffe_id: spiffeId, dns_names: ['localhost'] }).token,
           state_dir: mkdtempSync(join(tmpdir(), `warden-${name}-state-`)),
+          // A revocation reaches the sidecars within a second (see the stranger below).
+          refresh: { crl: '1s' },
+          renew_at: 0.1,
         },
         telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms', timeout: '1s' } },
         threats: { waf: { paranoia: 1 } },
@@ -165,6 +176,15 @@ t.test('two services, one CA, one collector', async (t) => {
   const direct = await request(`https://localhost:${inventory.port}/api/stock`, { dispatcher: webAgent });
   await direct.body.dump();
   t.equal(direct.statusCode, 403, 'inventory refuses a caller other than orders');
+  // The stranger's certificate revoked at the CA: orders learns it from the CRL and refuses it.
+  const linesBefore = orders.lines.length;
+  await ca.revoke({ spiffe_id: STRANGER });
+  await orders.waitFor((l) => l.event === 'warden.mesh.trust_updated' && orders.lines.indexOf(l) >= linesBefore, 10_000);
+  const revokedCall = await get('/api/checkout', strangerAgent).then(
+    (r) => r.status,
+    () => 'refused in the handshake',
+  );
+  t.equal(revokedCall, 401, 'a revoked caller is refused, on a connection opened before the revocation too');
 
   // One trace across both services.
   const spans = await receiver.until(() => {
@@ -197,6 +217,8 @@ t.test('two services, one CA, one collector', async (t) => {
     ['orders', 'warden.http.path_invalid'],
     ['inventory', 'warden.config.reloaded'],
     ['inventory', 'warden.tls.peer_denied'],
+    ['orders', 'warden.mesh.trust_updated'],
+    ['orders', 'warden.tls.peer_revoked'],
   ];
   for (const [service, event] of expected) {
     const log = await receiver.until(() => receiver.logs.find((l) => l.eventName === event && l.resource['service.name'] === service));
@@ -238,7 +260,7 @@ t.test('two services, one CA, one collector', async (t) => {
   );
   const expiry = await receiver.until(() => receiver.metrics.find((m) => m.name === 'warden.certificate.expiry' && m.points.length > 0));
   t.ok(
-    expiry.points.every((p) => p.value > 60 && p.value <= 24 * 3600),
+    expiry.points.every((p) => p.value > 0 && p.value <= 61),
     `the certificate's seconds to expiry, from the same instrument as /metrics (${expiry.points.map((p) => p.value).join(', ')})`,
   );
   const decisions = await receiver.until(() => {
@@ -247,4 +269,245 @@ t.test('two services, one CA, one collector', async (t) => {
     return of('allowed') && of('limited') ? points : undefined;
   });
   t.ok(decisions.length >= 2, 'rate-limit decisions (allowed and limited) per route, from the same instrument as /metrics');
+
+  // billing: one request of each kind its stages refuse (or pass with an event), each event
+  // delivered to the collector by the sidecar's own OTLP export.
+  const idp = await startForgedIssuer(t);
+  const introspection = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (new URLSearchParams(body).get('token') === 'opaque-inactive-token') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ active: false }));
+      } else {
+        res.writeHead(503);
+        res.end();
+      }
+    });
+  });
+  await new Promise<void>((r) => introspection.listen(0, '127.0.0.1', r));
+  t.teardown(() => introspection.close());
+  const introspectionUrl = `http://127.0.0.1:${(introspection.address() as { port: number }).port}/introspect`;
+  const [goneBackend, goneRedis] = [await freePort(), await freePort()];
+  const clamd = await startTestClamd(t);
+  const billing = await spawnWarden(
+    t,
+    await testConfigYaml(`http://127.0.0.1:${goneBackend}`, {
+      service: { name: 'billing' },
+      telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms', timeout: '1s' } },
+      tokens: {
+        issuers: [
+          { id: 'forge', issuer: idp.issuer, audience: ['billing-api'], jwt: { algorithms: ['ES256'] } },
+          {
+            id: 'partner',
+            issuer: 'https://partner-idp.example',
+            discovery: false,
+            audience: ['billing-api'],
+            introspection: { endpoint: introspectionUrl, client_id: 'billing', client_secret: 's3cret' },
+          },
+        ],
+        idp: { timeouts: { connect: '300ms', response: '300ms' } },
+        mint: { audience: 'billing-backend' },
+      },
+      threats: {
+        waf: { paranoia: 1, max_entries: 40 },
+        malware: { clamd: clamd.address, content_types: ['application/octet-stream'] },
+      },
+      rate_limits: { store: 'redis', redis: `redis://127.0.0.1:${goneRedis}`, on_store_failure: 'fail-open' },
+      limits: { max_in_flight: 3 },
+      routes: [
+        { id: 'upload', path: '/api/upload', methods: ['POST'], authn: { mode: 'off' }, malware_scan: true },
+        {
+          id: 'invoices',
+          path: '/api/invoices',
+          methods: ['GET'],
+          scopes: { all_of: ['billing:read'] },
+          rate_limit: { rate: 100, per: '1s' },
+        },
+        { id: 'lookup', path: '/api/lookup', methods: ['GET'], authn: { mode: 'off' } },
+      ],
+    }),
+  );
+  const billingCa = (await testCertificate()).certPem;
+  const billingAgent = new Agent({ connect: { ca: billingCa, servername: 'localhost' } });
+  const H = 'Host: localhost\r\n';
+  t.teardown(() => billingAgent.close());
+  const billed = async (path: string, authorization?: string) => {
+    const res = await request(`https://localhost:${billing.port}${path}`, {
+      dispatcher: billingAgent,
+      headers: authorization ? { authorization } : {},
+    });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: idp.issuer, aud: 'billing-api', sub: 'client-7', iat: now, exp: now + 300 };
+  // Reference tokens, introspected (RFC 7662) at an endpoint that knows one token as inactive and
+  // is failing for everything else.
+  t.equal(await billed('/api/invoices', 'Bearer opaque-inactive-token'), 401, 'billing: an inactive reference token');
+  t.equal(await billed('/api/invoices', 'Bearer opaque-other-token'), 503, 'billing: the IdP cannot answer');
+  t.equal(await billed('/api/invoices'), 401, 'billing: no token');
+  t.equal(await billed('/api/invoices', 'Basic dXNlcjpwYXNz'), 401, 'billing: not a bearer token');
+  t.equal(
+    await billed('/api/invoices', 'Bearer ' + (await idp.sign({ ...claims, scope: 'billing:read' }, {}, idp.foreignKey()))),
+    401,
+    'billing: a forged signature',
+  );
+  t.equal(
+    await billed('/api/invoices', 'Bearer ' + (await idp.sign({ ...claims, iat: now - 600, exp: now - 300, scope: 'billing:read' }))),
+    401,
+    'billing: expired',
+  );
+  t.equal(
+    await billed('/api/invoices', 'Bearer ' + (await idp.sign({ ...claims, scope: 'billing:write' }))),
+    403,
+    'billing: the scope is missing',
+  );
+  // Admitted: Redis is down (fail-open), a token is minted, and the backend is gone.
+  const admitted = await idp.sign({ ...claims, scope: 'billing:read' });
+  t.equal(await billed('/api/invoices', `Bearer ${admitted}`), 502, 'billing: the backend is gone');
+  const revoke = await request(`${billing.adminUrl}/tokens/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: admitted }),
+  });
+  await revoke.body.dump();
+  t.equal(revoke.statusCode, 200, 'billing: the token revoked through the admin API');
+  t.equal(await billed('/api/invoices', `Bearer ${admitted}`), 401, 'billing: and refused from then on');
+  const attacks: [string, string][] = [
+    ["?q=1' OR '1'='1", 'sqli'],
+    ['?file=../../../etc/passwd', 'traversal'],
+    [`?host=${encodeURIComponent('example.com; cat /etc/passwd')}`, 'cmdi'],
+    [`?url=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`, 'ssrf'],
+    [`?${encodeURIComponent('user[$ne]')}=x`, 'nosqli'],
+  ];
+  for (const [query, kind] of attacks) {
+    const status = await billed(`/api/lookup${query.replaceAll("'", '%27').replaceAll(' ', '%20')}`);
+    t.equal(status, 403, `billing: ${kind} (${status})`);
+  }
+  const wide = Array.from({ length: 30 }, (_, i) => `p${i}=v${i}%20x`).join('&');
+  const wideStatus = await billed(`/api/lookup?${wide}`);
+  t.equal(wideStatus, 403, `billing: more parameters than the waf inspects (${wideStatus})`);
+  t.equal(
+    (await exchange(billing.port, billingCa, [`GET /api/lookup HTTP/1.1\r\n${H}X-A: a\x01b\r\n\r\n`])).status,
+    400,
+    'billing: a malformed request',
+  );
+  t.equal(
+    (
+      await exchange(billing.port, billingCa, [
+        `POST /api/lookup HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      ])
+    ).status,
+    400,
+    'billing: ambiguous framing (smuggling)',
+  );
+  const upload = async (body: Buffer) => {
+    const res = await request(`https://localhost:${billing.port}/api/upload`, {
+      dispatcher: billingAgent,
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  t.equal(await upload(EICAR), 422, 'billing: malware in an upload (a real clamd)');
+  await clamd.stop();
+  t.equal(await upload(Buffer.alloc(1024, 0x61)), 503, 'billing: the scanner is down (fail-closed)');
+  // Three requests held open (their bodies never end) fill limits.max_in_flight: the next one is shed.
+  const hold = () =>
+    exchange(billing.port, billingCa, [`GET /api/lookup HTTP/1.1\r\n${H}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{`], {
+      timeoutMs: 1500,
+    });
+  const held = [hold(), hold(), hold()];
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await billed('/api/lookup'), 503, 'billing: over limits.max_in_flight');
+  await Promise.all(held);
+  writeFileSync(billing.configFile, 'listeners: [not, a, map\n');
+  billing.child.kill('SIGHUP');
+  await billing.waitFor((l) => l.event === 'warden.config.reload_failed');
+
+  const billingEvents = [
+    'warden.authn.token_missing',
+    'warden.authn.token_malformed',
+    'warden.authn.token_invalid',
+    'warden.authn.token_expired',
+    'warden.authz.scope_missing',
+    'warden.ratelimit.store_unavailable',
+    'warden.token.minted',
+    'warden.upstream.failed',
+    'warden.input.sqli',
+    'warden.input.traversal',
+    'warden.input.cmdi',
+    'warden.input.ssrf',
+    'warden.input.nosqli',
+    'warden.input.invalid',
+    'warden.http.malformed',
+    'warden.http.smuggling',
+    'warden.config.reload_failed',
+    'warden.input.malware',
+    'warden.scanner.unavailable',
+    'warden.authn.idp_unavailable',
+    'warden.authn.token_inactive',
+    'warden.token.revoked',
+    'warden.traffic.shed',
+  ];
+  for (const event of billingEvents) {
+    const log = await receiver.until(() => receiver.logs.find((l) => l.eventName === event && l.resource['service.name'] === 'billing'));
+    t.ok(log, `billing: ${event}`);
+  }
+
+  // The CA's own refusals and actions, from its export (JSON), under its service name.
+  const caAgent = new Agent({ connect: { ca: ca.rootPem } });
+  t.teardown(() => caAgent.close());
+  const caPost = async (path: string, body: unknown) => {
+    const res = await request(`${ca.url}${path}`, {
+      dispatcher: caAgent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  const { csrPem } = await makeCsr({ spiffeId: id('ns/demo/sa/late'), dnsNames: [] });
+  t.equal(await caPost('/v1/enroll', { token: 'not-a-bootstrap-token', csr: csrPem }), 401, 'CA: an unknown bootstrap token');
+  const lateToken = ca.createToken({ spiffe_id: id('ns/demo/sa/late') }).token;
+  t.equal(await caPost('/v1/enroll', { token: lateToken, csr: 'not a CSR' }), 400, 'CA: a CSR it cannot read');
+  t.equal(await caPost('/v1/renew', { csr: csrPem }), 401, 'CA: a renewal without a client certificate');
+  for (const event of [
+    'warden.ca.token_created',
+    'warden.ca.revoked',
+    'warden.ca.token_rejected',
+    'warden.ca.csr_rejected',
+    'warden.ca.auth_failed',
+  ]) {
+    const log = await receiver.until(() => receiver.logs.find((l) => l.eventName === event && l.resource['service.name'] === 'warden-ca'));
+    t.ok(log, `warden-ca: ${event}`);
+  }
+
+  // Rotation: both sidecars renewed their minute-long certificates at the CA during the test…
+  for (const service of ['orders', 'inventory']) {
+    const rotated = await receiver.until(
+      () => receiver.logs.find((l) => l.eventName === 'warden.mesh.rotated' && l.resource['service.name'] === service),
+      20_000,
+    );
+    t.ok(rotated, `${service}: warden.mesh.rotated`);
+  }
+  t.ok(
+    await receiver.until(() =>
+      receiver.logs.find((l) => l.eventName === 'warden.ca.renewed' && l.resource['service.name'] === 'warden-ca'),
+    ),
+    'warden-ca: warden.ca.renewed',
+  );
+  // …and, with the CA gone, a renewal fails and says so; the sidecar keeps serving.
+  await ca.close();
+  const failed = await receiver.until(
+    () => receiver.logs.find((l) => l.eventName === 'warden.mesh.renewal_failed' && l.resource['service.name'] === 'orders'),
+    20_000,
+  );
+  t.ok(failed, 'orders: warden.mesh.renewal_failed');
+  t.equal((await get('/nowhere', webAgent)).status, 404, 'orders still answers with the CA down');
 });
