@@ -5,8 +5,10 @@
  * inventory through orders' egress (mTLS, destination identity checked), passing the trace context
  * on as a traced backend does. A third sidecar, billing (JWTs from a test issuer, reference tokens
  * introspected, a waf, a real clamd that is then stopped, a Redis rate-limit store that is down, a
- * backend that is gone), is sent one request of each kind its stages refuse. Asserted on what reaches the receiver: one trace across both services, and the
- * security events of all three sidecars and the CA as log records under their service's name.
+ * backend that is gone), is sent one request of each kind its stages refuse; a fourth, pets, finds
+ * its backend's response outside its OpenAPI document. Asserted on what reaches the receiver: one
+ * trace across orders and inventory, and the security events of every sidecar and of the CA as
+ * log records under their service's name.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +27,7 @@ import { startForgedIssuer } from '../support/token-forge.js';
 import { testCertificate } from '../support/certs.js';
 import { EICAR, startTestClamd } from '../support/clamd.js';
 import { exchange } from '../adversarial/harness.js';
-import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { repoRoot, spawnWarden, testConfigYaml } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
@@ -428,6 +430,31 @@ t.test('two services, one CA, one collector', async (t) => {
   writeFileSync(billing.configFile, 'listeners: [not, a, map\n');
   billing.child.kill('SIGHUP');
   await billing.waitFor((l) => l.event === 'warden.config.reload_failed');
+
+  // pets: its OpenAPI document declares the response of getPet; the backend answers something else.
+  const petsBackend = await startTestBackend();
+  t.teardown(() => petsBackend.close());
+  const pets = await spawnWarden(
+    t,
+    await testConfigYaml(petsBackend.url, {
+      service: { name: 'pets' },
+      telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms', timeout: '1s' } },
+      tokens: { issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['pets'] }] },
+      openapi: { document: join(repoRoot, 'test/fixtures/openapi/petstore-3.1.yaml'), validation: { responses: 'report' } },
+    }),
+  );
+  const pet = await request(`https://localhost:${pets.port}/v1/pets/7`, {
+    dispatcher: billingAgent,
+    headers: { authorization: `Bearer ${await idp.sign({ ...claims, aud: 'pets', scope: 'pets:read' })}` },
+  });
+  await pet.body.dump();
+  t.equal(pet.statusCode, 200, 'pets: the backend’s answer is passed on (report mode)');
+  t.ok(
+    await receiver.until(() =>
+      receiver.logs.find((l) => l.eventName === 'warden.response.invalid' && l.resource['service.name'] === 'pets'),
+    ),
+    'pets: warden.response.invalid',
+  );
 
   const billingEvents = [
     'warden.authn.token_missing',
