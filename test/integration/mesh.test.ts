@@ -181,6 +181,26 @@ t.test('CA down: keeps serving, retries with backoff, renews once the CA is back
   t.not(s.sidecar.mesh?.material().serial, first, 'renewed once the CA answered again');
 });
 
+t.test('CA down into the last tenth of a certificate’s life: warden.mesh.cert_expiring, once', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startCa(t, { certificates: { lifetime: '5s', backdate: '0s' } });
+  const config = meshConfig(ca.server, { renew_at: 0.5, renew_jitter: 0, max_backoff: '200ms' });
+  const s = await startTestSidecar(t, backend.url, config);
+  const notAfter = s.sidecar.mesh?.material().notAfter as Date;
+  await ca.server.close();
+  // Renewal from 2.5 s fails; retries every ≤ 200 ms reach the last 0.5 s of the certificate.
+  const deadline = notAfter.getTime();
+  while (!s.events.some((e) => e.name === 'warden.mesh.cert_expiring') && Date.now() < deadline) await sleep(50);
+  // …and the retries that follow until the certificate ends do not warn again.
+  await sleep(Math.max(0, deadline - Date.now() - 50));
+  const expiring = s.events.filter((e) => e.name === 'warden.mesh.cert_expiring');
+  t.equal(expiring.length, 1, 'warned once, however many renewals fail');
+  const at = Date.parse(String(expiring[0]?.['warden.cert.not_after']));
+  t.equal(at, notAfter.getTime(), 'naming the certificate that is running out');
+  t.ok(s.events.filter((e) => e.name === 'warden.mesh.renewal_failed').length >= 2, 'after renewals that failed');
+});
+
 t.test('revocation: refused within one CRL refresh, on open connections too', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
