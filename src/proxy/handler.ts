@@ -49,8 +49,11 @@ export interface HandlerDeps {
   current(): Generation;
   rescue: Rescue;
   observe: RequestObserver;
-  /** OpenTelemetry spans for the request and its upstream call, when export is configured. */
-  tracing?: RequestTracing | undefined;
+  /**
+   * OpenTelemetry spans for the request and its upstream call, when export is configured: read
+   * once per request, which keeps that instance to the end even if a reload replaces it.
+   */
+  tracing?: (() => RequestTracing | undefined) | undefined;
   draining(): boolean;
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
@@ -110,12 +113,12 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       responseHeaders: undefined,
     };
 
-    const tracing = deps.tracing;
-    if (!tracing) return handle(req, res, gen, h2, headers, ctx, target);
+    const tracing = deps.tracing?.();
+    if (!tracing) return handle(req, res, gen, h2, headers, ctx, target, undefined);
     // Stages and upstream calls run inside the request's span context, so the IdP, clamd and
     // Redis calls they make are its children.
     tracing.start(ctx);
-    tracing.within(ctx, () => handle(req, res, gen, h2, headers, ctx, target));
+    tracing.within(ctx, () => handle(req, res, gen, h2, headers, ctx, target, tracing));
   };
 
   function handle(
@@ -126,6 +129,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     headers: AnyRequest['headers'],
     ctx: RequestContext,
     target: ReturnType<typeof normaliseTarget>,
+    tracing: RequestTracing | undefined,
   ): void {
     let aborter: { abort(): void } | undefined;
     inFlight++;
@@ -134,6 +138,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
       // while the upstream exchange was still running. A finished exchange ignores the abort.
       aborter?.abort();
+      tracing?.end(ctx, res.statusCode);
       observe(ctx, res.statusCode, res.writableFinished);
     });
 
@@ -209,7 +214,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           } else refuse(error);
         },
       };
-      deps.tracing?.upstream(ctx);
+      tracing?.upstream(ctx);
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
       if (h2 && hasBody && buffered === undefined)
         bodyDeadline(req, gen.limits.request_timeout, () => {

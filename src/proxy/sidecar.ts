@@ -14,11 +14,10 @@ import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
 import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics, type RateLimitCounters } from '../telemetry/metrics.js';
-import { otelEnabled } from '../telemetry/otel-enabled.js';
 import { createEventFeed } from '../console/event-feed.js';
 import { createConsoleStatus } from '../console/status.js';
-import { createRequestTracing } from '../telemetry/request-tracing.js';
-import { exportPrometheusInstruments } from '../telemetry/otel-metrics-bridge.js';
+import { startOtelRuntime } from '../telemetry/otel-runtime.js';
+import type { OtelIdentity } from '../telemetry/otel.js';
 import { WARDEN_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { createForwarder } from './forward.js';
@@ -205,6 +204,17 @@ function listenerShape(config: SidecarConfig): string {
   ]);
 }
 
+/** The resource OpenTelemetry reports the sidecar as. */
+function otelIdentity(config: SidecarConfig): OtelIdentity {
+  return {
+    serviceName: config.service.name,
+    version: WARDEN_VERSION,
+    attributes: config.mesh
+      ? { 'warden.spiffe_id': config.mesh.spiffe_id, 'warden.trust_domain': trustDomainOf(config.mesh.spiffe_id) }
+      : {},
+  };
+}
+
 export async function startSidecar(loaded: LoadedSidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
   const config = loaded.config;
   const logger = options.logger ?? createLogger({ level: config.log.level, base: { service: config.service.name } });
@@ -213,20 +223,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
   const rescue = createRescue({ events, logger, realm: config.service.name });
-  // OpenTelemetry: process-wide (global providers), so started once, with the first configuration.
-  // Loaded only when configured: the SDK and its exporters are not small.
-  const otel = otelEnabled(config.telemetry.otlp)
-    ? (await import('../telemetry/otel.js')).startOtel(config.telemetry.otlp, {
-        serviceName: config.service.name,
-        version: WARDEN_VERSION,
-        attributes: config.mesh
-          ? { 'warden.spiffe_id': config.mesh.spiffe_id, 'warden.trust_domain': trustDomainOf(config.mesh.spiffe_id) }
-          : {},
-      })
-    : undefined;
-  const tracing = otel ? createRequestTracing(otel) : undefined;
-  if (otel) exportPrometheusInstruments(otel.meter, metrics.registry);
-  if (tracing) events.addSink(tracing.eventSink);
+  // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
+  const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), { registry: metrics.registry, events });
   const consoleFeed = createEventFeed();
   events.addSink(consoleFeed.sink);
 
@@ -260,7 +258,6 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const observe: RequestObserver = (ctx, status, completed) => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
-    tracing?.end(ctx, status);
     const log = current.config.log;
     if (!log.access) return;
     const headers = log.access_headers ? redactHeaders(ctx.headers, current.rules.isInternal) : undefined;
@@ -271,7 +268,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     current: () => current,
     rescue,
     observe,
-    tracing,
+    tracing: () => otel.tracing,
     draining: () => draining,
     reportResponse(ctx, status, v) {
       events.emit('warden.response.invalid', {
@@ -421,7 +418,15 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       // Requests in flight hold the old generation (some may still be in a stage, not yet forwarded):
       // its pool closes after the drain grace, and close() itself waits for running requests.
       setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
-      events.emit('warden.config.reloaded', { 'warden.config.file': file, 'warden.detail': `${next.config.routes.length} routes` });
+      const grace = previous.config.lifecycle.drain_timeout;
+      const telemetryChanged = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).catch((err: unknown) => {
+        logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
+        return true;
+      });
+      events.emit('warden.config.reloaded', {
+        'warden.config.file': file,
+        'warden.detail': `${next.config.routes.length} routes${telemetryChanged ? '; telemetry restarted' : ''}`,
+      });
       return true;
     },
     async drain() {
@@ -436,7 +441,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await tokenState.runtime?.close();
       await limitState.runtime.close();
       mesh?.stop();
-      await otel?.shutdown();
+      await otel.shutdown();
       logger.info('drained');
     },
   };

@@ -5,10 +5,9 @@
  */
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 
-const tracer = trace.getTracer('warden');
-
 export function startClientSpan(name: string, attributes: Attributes): Span {
-  return tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context.active());
+  // From the API at each call, not cached: a reload that changes `telemetry` replaces the SDK.
+  return trace.getTracer('warden').startSpan(name, { kind: SpanKind.CLIENT, attributes }, context.active());
 }
 
 export function endClientSpan(span: Span, error?: unknown): void {

@@ -9,7 +9,7 @@
  * collector that is down costs one failed export per batch, off the request path).
  */
 import { logs } from '@opentelemetry/api-logs';
-import { metrics, trace, type Tracer } from '@opentelemetry/api';
+import { context, metrics, propagation, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
 import type { Meter } from '@opentelemetry/api';
 import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
@@ -100,4 +100,17 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     meter,
     shutdown: () => sdk.shutdown().catch(() => undefined),
   };
+}
+
+/**
+ * Unregisters the global providers, propagator and context manager an SDK registered, so that a
+ * new SDK can register its own (a reload that changes `telemetry`). Tracers and meters obtained
+ * before keep pointing at the old SDK: callers get theirs from the API at each use.
+ */
+export function unregisterOtelGlobals(): void {
+  trace.disable();
+  metrics.disable();
+  logs.disable();
+  propagation.disable();
+  context.disable();
 }

@@ -1,0 +1,76 @@
+/**
+ * The sidecar's OpenTelemetry as a whole, replaceable by a reload: the SDK (process-wide global
+ * providers), the request tracing built on it, the Prometheus bridge and the event sink. A changed
+ * `telemetry.otlp` restarts the SDK: the old providers are unregistered, the new ones registered,
+ * and the old SDK goes on exporting through the drain grace, then flushes and stops.
+ *
+ * Requests read `tracing` once, when they arrive, and keep that instance: one that is in flight
+ * across a reload ends its spans in the SDK that started them. The SDK and its exporters are
+ * loaded only once export is configured.
+ */
+import type { Registry } from 'prom-client';
+import type { OtlpConfig } from '../config/types.js';
+import type { EventBus } from './events.js';
+import { exportPrometheusInstruments } from './otel-metrics-bridge.js';
+import { otelEnabled } from './otel-enabled.js';
+import type { Otel, OtelIdentity } from './otel.js';
+import { createRequestTracing, type RequestTracing } from './request-tracing.js';
+
+export interface OtelRuntime {
+  /** The tracing in force, or undefined while export is off. */
+  readonly tracing: RequestTracing | undefined;
+  /**
+   * Applies a reloaded `telemetry.otlp` (and service identity); resolves to whether anything
+   * changed. The old SDK keeps exporting for `graceMs` (requests in flight end their spans there).
+   */
+  apply(cfg: OtlpConfig | undefined, identity: OtelIdentity, graceMs: number): Promise<boolean>;
+  /** Flushes and stops the SDK in force (process exit). */
+  shutdown(): Promise<void>;
+}
+
+interface Running {
+  readonly otel: Otel;
+  readonly tracing: RequestTracing;
+}
+
+export async function startOtelRuntime(
+  cfg: OtlpConfig | undefined,
+  identity: OtelIdentity,
+  deps: { registry: Registry; events: EventBus },
+): Promise<OtelRuntime> {
+  const keyOf = (c: OtlpConfig | undefined, id: OtelIdentity) => JSON.stringify([c ?? null, id]);
+  let key = keyOf(cfg, identity);
+  const start = async (c: OtlpConfig | undefined, id: OtelIdentity): Promise<Running | undefined> => {
+    if (!otelEnabled(c)) return undefined;
+    const otel = (await import('./otel.js')).startOtel(c, id);
+    if (!otel) return undefined;
+    exportPrometheusInstruments(otel.meter, deps.registry);
+    return { otel, tracing: createRequestTracing(otel) };
+  };
+  let running = await start(cfg, identity);
+  // One sink for the process's life, writing to whichever SDK is in force.
+  deps.events.addSink((name, severity, attributes) => running?.tracing.eventSink(name, severity, attributes));
+
+  return {
+    get tracing() {
+      return running?.tracing;
+    },
+    async apply(next, nextIdentity, graceMs) {
+      const nextKey = keyOf(next, nextIdentity);
+      if (nextKey === key) return false;
+      key = nextKey;
+      const previous = running;
+      running = undefined;
+      if (previous) {
+        // The global providers are the old SDK's until unregistered; a new SDK registers its own.
+        (await import('./otel.js')).unregisterOtelGlobals();
+        setTimeout(() => void previous.otel.shutdown(), graceMs).unref();
+      }
+      running = await start(next, nextIdentity);
+      return true;
+    },
+    async shutdown() {
+      await running?.otel.shutdown();
+    },
+  };
+}
