@@ -64,6 +64,8 @@ export async function startOtelRuntime(
       if (previous) {
         // The global providers are the old SDK's until unregistered; a new SDK registers its own.
         (await import('./otel.js')).unregisterOtelGlobals();
+        // Traces and events of requests in flight still end in the old SDK; its metrics stop now.
+        void previous.otel.stopMetrics();
         setTimeout(() => void previous.otel.shutdown(), graceMs).unref();
       }
       running = await start(next, nextIdentity);

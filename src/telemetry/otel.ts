@@ -33,6 +33,11 @@ export interface Otel {
   readonly meter: Meter;
   /** Flushes what is queued (bounded by the exporters' timeouts) and stops exporting. */
   shutdown(): Promise<void>;
+  /**
+   * Stops the metrics alone (a last collection is exported): a replacing SDK reads the same
+   * instruments, and two readers would report every series twice.
+   */
+  stopMetrics(): Promise<void>;
 }
 
 export interface OtelIdentity {
@@ -64,6 +69,11 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), 5000, dropped);
   const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
+  const metricReader = new PeriodicExportingMetricReader({
+    exporter: metricExporter,
+    exportIntervalMillis: cfg?.export_interval ?? 10_000,
+    exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
+  });
 
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({
@@ -73,11 +83,7 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     }),
     spanProcessors: [new BatchSpanProcessor(traceExporter, batch)],
     logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
-    metricReader: new PeriodicExportingMetricReader({
-      exporter: metricExporter,
-      exportIntervalMillis: cfg?.export_interval ?? 10_000,
-      exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
-    }),
+    metricReader,
     // Sampling honours the caller's decision; the ratio applies to new traces.
     ...(cfg?.sampling_ratio !== undefined
       ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampling_ratio) }) }
@@ -99,6 +105,7 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     logger: logs.getLogger('warden', identity.version),
     meter,
     shutdown: () => sdk.shutdown().catch(() => undefined),
+    stopMetrics: () => metricReader.shutdown().catch(() => undefined),
   };
 }
 

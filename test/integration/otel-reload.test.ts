@@ -63,11 +63,13 @@ t.test('a reload moves export to a new collector, switches it off, and on again'
     await second.until(() => second.metrics.find((m) => m.name === 'http.server.request.duration' && m.points.length > 0)),
     'and the request metrics',
   );
+  const metricsAtFirst = first.metrics.length;
   await new Promise((r) => setTimeout(r, 600)); // three export intervals
   t.notOk(
     first.spans.some((s) => s.traceId === afterReload),
     'nothing of it reaches the old collector',
   );
+  t.equal(first.metrics.length, metricsAtFirst, 'nor metrics: the old SDK stopped reading the instruments');
 
   const off = await reload(warden, await configWith(undefined));
   t.match(String(off['warden.detail']), /telemetry restarted/);
