@@ -241,7 +241,17 @@ export async function forkOnLoadCores(bench, root, file, args = []) {
   const child = fork(join(root, file), args.map(String), { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   bench.children.add(child);
   bench.moveTo(child.pid, bench.LOAD_CPUS);
-  await new Promise((r) => child.once('message', r));
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  // A peer that cannot start (its port taken by a leftover process, say) exits: say so, do not wait forever.
+  await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => {
+      const lines = stderr.split('\n').filter((l) => l.trim());
+      const why = lines.find((l) => /Error|EADDRINUSE/.test(l)) ?? lines.at(-1) ?? '';
+      reject(new Error(`${file} ${args.join(' ')} exited (${code}) before it was ready: ${why.trim()}`));
+    });
+  });
   return child;
 }
 
