@@ -145,9 +145,20 @@ function inspect(
   return found instanceof Promise ? found.then(named) : named(found);
 }
 
-/** The stage's verdict on a finding, now or once the (batched) inspection is done. */
-function judged(found: Finding | Promise<Finding>, o: WafStageOptions, ctx: RequestContext): Verdict | Promise<Verdict> {
-  return found instanceof Promise ? found.then((f) => verdictOf(refusalOf(f, o.cfg), o, ctx)) : verdictOf(refusalOf(found, o.cfg), o, ctx);
+/**
+ * What each waf stage builds once, with the stage: its input limits, its exclusions, and `judge`,
+ * the stage's verdict on a request's input (now, or once the batched inspection is done).
+ */
+function wafStageParts(o: WafStageOptions) {
+  const limits: FlattenLimits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
+  const skip = skipperOf(o.skippedParameters);
+  const judge = (ctx: RequestContext, fill: (texts: WafTexts) => void): Verdict | Promise<Verdict> => {
+    const found = inspect(o, skip, fill);
+    return found instanceof Promise
+      ? found.then((f) => verdictOf(refusalOf(f, o.cfg), o, ctx))
+      : verdictOf(refusalOf(found, o.cfg), o, ctx);
+  };
+  return { limits, judge };
 }
 
 /**
@@ -180,17 +191,12 @@ function inspectedWithBody(ctx: RequestContext): boolean {
 
 /** The path, query, selected headers and cookies (names and values). */
 export function createWafRequestStage(o: WafStageOptions): Stage {
-  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
-  const skip = skipperOf(o.skippedParameters);
+  const { limits, judge } = wafStageParts(o);
   return {
     id: 'waf',
     run(ctx) {
       if (inspectedWithBody(ctx)) return undefined;
-      return judged(
-        inspect(o, skip, (t) => addRequestParts(t, ctx, limits)),
-        o,
-        ctx,
-      );
+      return judge(ctx, (t) => addRequestParts(t, ctx, limits));
     },
   };
 }
@@ -228,27 +234,24 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
 
 /** JSON, form and text bodies, buffered, as the backend will parse them — with the request's other parts. */
 export function createWafBodyStage(o: WafStageOptions): Stage {
-  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
-  const skip = skipperOf(o.skippedParameters);
+  const { limits, judge } = wafStageParts(o);
   return {
     id: 'waf',
     run(ctx) {
       if (!inspectedWithBody(ctx)) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
       const body = ctx.body;
-      const found = inspect(o, skip, (t) => {
+      return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits);
         if (body && body.length > 0) addBody(t, mime, body, limits);
       });
-      return judged(found, o, ctx);
     },
   };
 }
 
 /** multipart/form-data, parsed while it arrives: text fields and file names (file contents are skipped). */
 export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: number): StreamingStage {
-  const limits = { maxEntries: o.cfg.max_entries, maxDepth: o.cfg.max_depth };
-  const skip = skipperOf(o.skippedParameters);
+  const { limits, judge } = wafStageParts(o);
   return {
     id: 'waf',
     observe(ctx) {
@@ -276,11 +279,10 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         end: () =>
           multipart.end().then((problem) => {
             if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
-            const found = inspect(o, skip, (t) => {
+            return judge(ctx, (t) => {
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
               if (files.length > 0) addValue(t, '/files', formOf(files), limits);
             });
-            return judged(found, o, ctx);
           }),
         abort: () => multipart.abort(),
       };

@@ -21,7 +21,10 @@ export interface WafTexts {
 
 const WAF_MAX_STRING = 4096;
 const OVERLAP = 512;
-const WAF_MAX_CONTAINER = 256;
+/** The most entries libddwaf inspects in one container. */
+export const WAF_MAX_CONTAINER = 256;
+/** The libddwaf input address of the flattened strings (rules read it; lanes have their own). */
+export const WAF_VALUES = 'warden.values';
 
 export class WafInputTooLarge extends Error {
   constructor(readonly what: 'entries' | 'depth') {

@@ -4,7 +4,7 @@
  * budget per run, and the first match mapped back to its rule, attack class and parameter path.
  */
 import { createRequire } from 'node:module';
-import { wafBatches } from './waf-input.js';
+import { WAF_MAX_CONTAINER, WAF_VALUES, wafBatches } from './waf-input.js';
 import { createWafBatcher } from './waf-batch.js';
 
 type DdwafModule = typeof import('@datadog/native-appsec');
@@ -35,7 +35,7 @@ export interface WafRuleset {
 export type WafFound = WafMatch | 'timeout' | undefined;
 
 export interface WafEngine {
-  /** The first match, `timeout` when the budget ran out first, or undefined for clean input. */
+  /** One request's verdict, inspected now. */
   inspect(texts: readonly string[]): WafFound;
   /**
    * The same verdict, with the requests of one event-loop turn inspected in one libddwaf call
@@ -53,11 +53,8 @@ interface WafPart {
   readonly at: readonly number[] | undefined;
 }
 
-const VALUES = 'warden.values';
-const WAF_MAX_CONTAINER = 256;
-
 function partsOf(texts: readonly string[], lanes: WafRuleset['lanes']): WafPart[] {
-  const parts: WafPart[] = [{ address: VALUES, texts, at: undefined }];
+  const parts: WafPart[] = [{ address: WAF_VALUES, texts, at: undefined }];
   for (const lane of lanes) {
     const laneTexts: string[] = [];
     const at: number[] = [];
@@ -80,8 +77,9 @@ interface WafRun {
 }
 
 /**
- * The runs that inspect every part. Usually one, with flat lists (each nesting level costs the
- * binding ~2 µs); parts over 256 strings go in libddwaf-sized containers, a run per batch.
+ * The runs that inspect every part. Usually one, with flat lists (each nesting level cost the
+ * binding ~2 µs in a one-off loop measurement); parts over 256 strings go in libddwaf-sized
+ * containers, a run per batch.
  */
 function runsOf(parts: readonly WafPart[]): WafRun[] {
   if (parts.every((p) => p.texts.length <= WAF_MAX_CONTAINER)) {
@@ -144,7 +142,7 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
     const event = result.events?.[0] as WafEvent | undefined;
     if (!event?.rule?.id) return undefined;
     const match = event.rule_matches?.[0]?.parameters?.[0];
-    const index = run.textIndex(match?.address ?? VALUES, match?.key_path ?? []);
+    const index = run.textIndex(match?.address ?? WAF_VALUES, match?.key_path ?? []);
     const rule = ruleOf(event.rule.id, match?.value);
     return { rule: rule.id, class: rule.class, index };
   };

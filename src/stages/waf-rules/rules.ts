@@ -6,6 +6,7 @@
  * positives; levels 2 and 3 add broader patterns.
  */
 import type { AttackClass, WafRuleset } from '../../threats/waf.js';
+import { WAF_VALUES } from '../../threats/waf-input.js';
 
 export interface WafRule {
   id: string;
@@ -210,8 +211,6 @@ export const WAF_RULES: readonly WafRule[] = [
 
 type WafRuleMember = WafRuleset['members'] extends ReadonlyMap<string, readonly (infer M)[]> ? M : never;
 
-const VALUES = 'warden.values';
-
 /**
  * The libddwaf ruleset for a paranoia level, minus the rules excluded by id. Regular-expression
  * rules of one class go to libddwaf as one alternation: RE2 scans a string once for all of them,
@@ -232,27 +231,22 @@ export function wafRuleset(paranoia: number, excluded: ReadonlySet<string>, opti
   for (const r of selected) {
     const plainKey = 'regex' in r.operator ? r.class : r.id;
     if (!r.transformers) {
-      add(plainKey, VALUES, r);
+      add(plainKey, WAF_VALUES, r);
       continue;
     }
     if (options.lanes === false) {
-      add(r.id, VALUES, r, r.transformers.names);
+      add(r.id, WAF_VALUES, r, r.transformers.names);
       continue;
     }
     const lane = `warden.lane.${r.id}`;
     lanes.push({ address: lane, admits: r.transformers.admits });
     add(r.id, lane, r, r.transformers.names);
-    if (r.transformers.identityOtherwise) add(plainKey, VALUES, r);
+    if (r.transformers.identityOtherwise) add(plainKey, WAF_VALUES, r);
   }
   const members = new Map<string, WafRuleMember[]>();
   const rules = [...groups.values()].map((group, i) => {
     const first = group.rules[0] as WafRule;
-    const id =
-      group.rules.length === 1 && group.address === VALUES
-        ? first.id
-        : group.rules.length === 1
-          ? `${first.id}-lane`
-          : `${first.class}-group-${i}`;
+    const id = group.rules.length > 1 ? `${first.class}-group-${i}` : group.address === WAF_VALUES ? first.id : `${first.id}-lane`;
     members.set(
       id,
       group.rules.map((r) => ({
