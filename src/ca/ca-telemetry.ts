@@ -15,7 +15,7 @@ import { WARDEN_VERSION } from '../version.js';
 
 export interface CaTelemetry {
   /** Runs one API request inside its server span; `done` ends the span with the status sent. */
-  traced(req: IncomingMessage, action: string, run: (done: (status: number) => void) => void): void;
+  traced(req: IncomingMessage, path: string, action: string, run: (done: (status: number) => void) => void): void;
   shutdown(): Promise<void>;
 }
 
@@ -30,13 +30,13 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
   const tracing = createRequestTracing(otel);
   const removeSink = events.addSink(tracing.eventSink);
   return {
-    traced(req, action, run) {
+    traced(req, path, action, run) {
       const request: TracedRequest = {
         requestId: randomUUID(),
         startedAt: performance.now(),
         protocol: '1.1',
         method: req.method ?? 'GET',
-        path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+        path,
         clientAddress: req.socket.remoteAddress ?? '',
         headers: req.headers,
         upstreamHeaders: {},

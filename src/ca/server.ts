@@ -191,6 +191,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
       (req, res) => {
         const started = performance.now();
+        const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
         const audit: AuditSubject = { actor: 'anonymous', action: undefined, subject: undefined };
         inFlight++;
         const serve = (done?: (status: number) => void) =>
@@ -203,7 +204,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                 {
                   // The same field names as the sidecar's access log (OpenTelemetry conventions).
                   'http.request.method': req.method,
-                  'url.path': (req.url ?? '').split('?', 1)[0],
+                  'url.path': path,
                   'http.route': 'warden-ca',
                   'http.response.status_code': res.statusCode,
                   'client.address': req.socket.remoteAddress,
@@ -214,8 +215,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
               );
             });
         if (!telemetry) return serve();
-        const action = ROUTES[(req.url ?? '/').split('?', 1)[0] ?? '/']?.action ?? 'unknown';
-        telemetry.traced(req, action, serve);
+        telemetry.traced(req, path, ROUTES[path]?.action ?? 'unknown', serve);
       },
     );
     const listening = server;
