@@ -84,8 +84,19 @@ const text = fc.oneof({ weight: 4, arbitrary: mutated }, { weight: 1, arbitrary:
 
 const transformed = WAF_RULES.filter((r) => r.transformers);
 
-t.test('every transformed rule has a lane, and the pieces reach each rule', async (t) => {
+t.test('every transformed rule has a lane, and reads nothing else with its transformers', async (t) => {
   t.ok(transformed.length >= 3, `${transformed.length} transformed rules: ${transformed.map((r) => r.id).join(', ')}`);
+  const { ruleset, lanes } = wafRuleset(3, new Set());
+  t.same(lanes.map((l) => l.address).sort(), transformed.map((r) => `warden.lane.${r.id}`).sort(), 'one lane per transformed rule');
+  const rules = (ruleset as { rules: { transformers?: string[]; conditions: { parameters: { inputs: { address: string }[] } }[] }[] })
+    .rules;
+  for (const r of rules.filter((x) => x.transformers)) {
+    t.match(
+      r.conditions[0]?.parameters.inputs.map((i) => i.address),
+      [/^warden\.lane\./],
+      `${String(r.transformers)} runs on a lane only`,
+    );
+  }
 });
 
 for (const rule of transformed) {
