@@ -236,15 +236,18 @@ export function mtlsMaterial(work) {
   return { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
 
-/** A helper process (backend, OTLP sink, load client) on the load cores, once it says it is ready. */
-export async function forkOnLoadCores(bench, root, file, args = []) {
+/**
+ * A helper process on the load cores and its first message, which says it is ready. One that
+ * cannot start (its port taken by a leftover process, say) exits: that fails the bench with its
+ * error line instead of waiting forever.
+ */
+async function forkReady(bench, root, file, args = []) {
   const child = fork(join(root, file), args.map(String), { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   bench.children.add(child);
   bench.moveTo(child.pid, bench.LOAD_CPUS);
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
-  // A peer that cannot start (its port taken by a leftover process, say) exits: say so, do not wait forever.
-  await new Promise((resolve, reject) => {
+  const ready = await new Promise((resolve, reject) => {
     child.once('message', resolve);
     child.once('exit', (code) => {
       const lines = stderr.split('\n').filter((l) => l.trim());
@@ -252,7 +255,12 @@ export async function forkOnLoadCores(bench, root, file, args = []) {
       reject(new Error(`${file} ${args.join(' ')} exited (${code}) before it was ready: ${why.trim()}`));
     });
   });
-  return child;
+  return { child, ready };
+}
+
+/** A helper process (backend, OTLP sink, load client) on the load cores, once it says it is ready. */
+export async function forkOnLoadCores(bench, root, file, args = []) {
+  return (await forkReady(bench, root, file, args)).child;
 }
 
 /**
@@ -260,9 +268,7 @@ export async function forkOnLoadCores(bench, root, file, args = []) {
  * sends a message and resolves with the reply of the given type.
  */
 export async function startBenchIdp(bench, root) {
-  const child = fork(join(root, 'bench/peers/idp.js'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  bench.children.add(child);
-  bench.moveTo(child.pid, bench.LOAD_CPUS);
+  const { child, ready: idp } = await forkReady(bench, root, 'bench/peers/idp.js');
   const ask = (msg, type) =>
     new Promise((resolve) => {
       const on = (m) => {
@@ -271,9 +277,8 @@ export async function startBenchIdp(bench, root) {
         resolve(m);
       };
       child.on('message', on);
-      if (msg) child.send(msg);
+      child.send(msg);
     });
-  const idp = await ask(null, 'ready');
   return { child, idp, ask };
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The waf stage's parts on the ~1 KB order body of bench/threats.js, in a loop: building
 // libddwaf's input without parameter paths (the request path), the same with paths (what
-// exclusions and a match need), the libddwaf run itself, and its cost per request when the
+// exclusions and a match need), the libddwaf run itself (and, for comparison, with every
+// transformer applied to every string instead of lanes), and its cost per request when the
 // requests of one event-loop turn share a call (batches of 4 and 8: what src/threats/waf-batch.ts
 // runs). Warm CPU caches: in a loaded server a call costs 2-3x more (docs/threats.md).
 // Usage: node bench/waf-stage.js [--runs N]
@@ -25,22 +26,52 @@ const build = (withPaths) => {
   return t;
 };
 const engine = createWafEngine({ rules: wafRuleset(1, new Set()), budgetMicros: 1_000_000 });
+const withoutLanes = createWafEngine({ rules: wafRuleset(1, new Set(), { lanes: false }), budgetMicros: 1_000_000 });
 const texts = build(false).texts;
+const prose = Array.from({ length: 40 }, (_, i) => `Customer note number ${i}: please deliver to the rear entrance, ring twice; thanks!`);
 const timeUs = (fn) => {
   for (let i = 0; i < Math.min(RUNS, 2000); i++) fn();
   const started = performance.now();
   for (let i = 0; i < RUNS; i++) fn();
   return Math.round(((performance.now() - started) * 1000 * 10) / RUNS) / 10;
 };
+/** Median of B ÷ A over rounds that alternate A and B: what a drifting host's speed cannot skew. */
+const pairedRatio = (a, b, rounds = 21, perRound = Math.max(100, Math.round(RUNS / 20))) => {
+  const timeOf = (fn) => {
+    const started = performance.now();
+    for (let i = 0; i < perRound; i++) fn();
+    return performance.now() - started;
+  };
+  const ratios = [];
+  for (let r = 0; r < rounds; r++) {
+    const [ta, tb] = r % 2 ? [timeOf(a), timeOf(b)] : [timeOf(b), timeOf(a)].reverse();
+    ratios.push(tb / ta);
+  }
+  ratios.sort((x, y) => x - y);
+  return Math.round((ratios[rounds >> 1] ?? 0) * 1000) / 1000;
+};
 const result = {
   strings_inspected: texts.length,
   build_without_paths_us: timeUs(() => build(false)),
   build_with_paths_us: timeUs(() => build(true)),
   libddwaf_run_us: timeUs(() => engine.inspect(texts)),
+  libddwaf_run_without_lanes_us: timeUs(() => withoutLanes.inspect(texts)),
+  libddwaf_lanes_vs_without_interleaved: pairedRatio(
+    () => withoutLanes.inspect(texts),
+    () => engine.inspect(texts),
+  ),
+  // Lanes matter where there is much free text: every string is one shell_unescape would rewrite.
+  libddwaf_lanes_vs_without_on_40_prose_strings: pairedRatio(
+    () => withoutLanes.inspect(prose),
+    () => engine.inspect(prose),
+    21,
+    Math.max(20, Math.round(RUNS / 100)),
+  ),
 };
 for (const n of [4, 8]) {
   const batch = Array.from({ length: n }, () => texts).flat();
   result[`libddwaf_per_request_in_batches_of_${n}_us`] = Math.round((timeUs(() => engine.inspect(batch)) / n) * 10) / 10;
 }
 engine.dispose();
+withoutLanes.dispose();
 console.log(JSON.stringify(result));

@@ -2,8 +2,10 @@
  * Inspections of the requests that finish arriving in the same event-loop turn, run through
  * libddwaf together. A call into @datadog/native-appsec has a fixed cost (converting the input and
  * the result between JavaScript and C, a context) larger than inspecting a small request's
- * strings, so one call for a turn's requests instead of one each halves the waf's cost under load
- * (`node bench/waf-stage.js`). The verdict is the one inspecting the request alone gives:
+ * strings, so one call for a turn's requests instead of one each: about half the cost per request
+ * in batches of 8 (`node bench/waf-stage.js`), and the waf's throughput under load from 0.70 to
+ * 0.85 of the pipeline without it (`node bench/threats.js`, docs/threats.md). The verdict is the
+ * one inspecting the request alone gives:
  *
  * - the batch is run once, as one list, under one request's budget;
  * - no match and no timeout: every request in it is clean (each rule is a test of one string);
