@@ -324,13 +324,16 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
  * the server's CPU per request, then h2load. Ratios are candidate ÷ base per pair, so a drift of the
  * host's speed that spans minutes cancels out within a pair.
  */
-export function interleavedPairs({ base, candidate, pairs, seconds, load, url }) {
+export function interleavedPairs({ base, candidate, pairs, seconds, load, url, warmup = false }) {
   const h1 = [];
   const h2 = [];
   const h1cpu = [];
   const raw = [];
   let errors = 0;
   const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+  // warmup: one unmeasured run of each first. A peer left idle while other phases ran (a minute
+  // or more) measured 20-60 % slower in its first run, which is not what a pair should compare.
+  if (warmup) for (const p of [base, candidate]) load.wrk(url(p));
   for (let i = 0; i < pairs; i++) {
     process.stderr.write(`\rinterleaved ${candidate.name} vs ${base.name}: pair ${i + 1}/${pairs}`);
     const order = i % 2 === 0 ? [base, candidate] : [candidate, base];

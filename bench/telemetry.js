@@ -69,11 +69,19 @@ const seenBefore = await new Promise((r) => {
 });
 if (!seenBefore.traces?.requests) throw new Error(`the OTLP sink received no traces: ${JSON.stringify(seenBefore)}`);
 
-const at100 = interleavedPairs({ base: peers[0], candidate: peers[1], pairs: PAIRS, seconds: S, load, url });
-const at10 = interleavedPairs({ base: peers[0], candidate: peers[2], pairs: PAIRS, seconds: S, load, url });
+const at100 = interleavedPairs({ base: peers[0], candidate: peers[1], pairs: PAIRS, seconds: S, load, url, warmup: true });
+const at10 = interleavedPairs({ base: peers[0], candidate: peers[2], pairs: PAIRS, seconds: S, load, url, warmup: true });
 const rssBeforeDown = peakRssMiB(peers[1].child.pid);
 await stop(sink);
-const down = interleavedPairs({ base: peers[0], candidate: peers[1], pairs: Math.max(2, Math.floor(PAIRS / 2)), seconds: S, load, url });
+const down = interleavedPairs({
+  base: peers[0],
+  candidate: peers[1],
+  pairs: Math.max(2, Math.floor(PAIRS / 2)),
+  seconds: S,
+  load,
+  url,
+  warmup: true,
+});
 const rss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
 for (const p of peers) await stop(p.child);
 await stop(backend);
