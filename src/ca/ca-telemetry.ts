@@ -5,7 +5,7 @@
  * the request's span, under service.name `warden-ca`. Configured by `telemetry.otlp` in ca.yaml or
  * the OTEL_* variables; nothing is loaded without an endpoint.
  */
-import { randomUUID } from 'node:crypto';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { IncomingMessage } from 'node:http';
 import type { CaConfig } from '../config/ca-schema.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -15,7 +15,7 @@ import { WARDEN_VERSION } from '../version.js';
 
 export interface CaTelemetry {
   /** Runs one API request inside its server span; `done` ends the span with the status sent. */
-  traced(req: IncomingMessage, path: string, action: string, run: (done: (status: number) => void) => void): void;
+  traced(req: IncomingMessage, requestId: string, path: string, action: string, run: (done: (status: number) => void) => void): void;
   shutdown(): Promise<void>;
 }
 
@@ -30,9 +30,9 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
   const tracing = createRequestTracing(otel);
   const removeSink = events.addSink(tracing.eventSink);
   return {
-    traced(req, path, action, run) {
+    traced(req, requestId, path, action, run) {
       const request: TracedRequest = {
-        requestId: randomUUID(),
+        requestId,
         startedAt: performance.now(),
         protocol: '1.1',
         method: req.method ?? 'GET',
@@ -42,9 +42,10 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
         upstreamHeaders: {},
         peer: {},
         route: { id: action },
+        traceContext: ROOT_CONTEXT,
       };
       tracing.start(request);
-      tracing.within(request, () => run((status) => tracing.end(request, status)));
+      run((status) => tracing.end(request, status));
     },
     async shutdown() {
       removeSink();

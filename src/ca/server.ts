@@ -5,6 +5,7 @@
  * endpoints that need one check it themselves (src/ca/client-auth.ts) so the refusal is a problem+json
  * with a code, not a handshake failure.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -114,11 +115,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject): Promise<void> => {
       const socket = req.socket as TLSSocket;
       const url = new URL(req.url ?? '/', 'https://ca.invalid');
-      const caller: Caller = { actor: 'anonymous', clientAddress: socket.remoteAddress };
+      const caller: Caller = { actor: 'anonymous', clientAddress: socket.remoteAddress, requestId: audit.requestId };
       const authenticated = (role: Role) => {
         const peer = auth.authenticate(socket, role);
         audit.actor = peer.actor;
-        return peer;
+        return { ...peer, requestId: audit.requestId };
       };
       const route = ROUTES[url.pathname];
       if (!route) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no endpoint ${url.pathname}` });
@@ -170,6 +171,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         if (problem.detail !== undefined) attributes['warden.detail'] = problem.detail.slice(0, 200);
         if (audit.subject !== undefined) attributes['warden.spiffe.id'] = audit.subject;
         if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
+        attributes['warden.request.id'] = audit.requestId;
         events.emit(event, attributes);
       }
       if (audit.action !== undefined && !QUIET.has(problem.code)) {
@@ -192,7 +194,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       (req, res) => {
         const started = performance.now();
         const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-        const audit: AuditSubject = { actor: 'anonymous', action: undefined, subject: undefined };
+        const audit: AuditSubject = { requestId: randomUUID(), actor: 'anonymous', action: undefined, subject: undefined };
         inFlight++;
         const serve = (done?: (status: number) => void) =>
           void handle(req, res, audit)
@@ -215,7 +217,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
               );
             });
         if (!telemetry) return serve();
-        telemetry.traced(req, path, ROUTES[path]?.action ?? 'unknown', serve);
+        telemetry.traced(req, audit.requestId, path, ROUTES[path]?.action ?? 'unknown', serve);
       },
     );
     const listening = server;
@@ -296,6 +298,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
 const QUIET = new Set<ErrorCode>(['ERR_CA_NOT_FOUND', 'ERR_METHOD_NOT_ALLOWED']);
 
 interface AuditSubject {
+  /** Carried by the request's events, so that they are correlated with its span. */
+  readonly requestId: string;
   actor: string;
   action: string | undefined;
   subject: string | undefined;

@@ -26,6 +26,8 @@ export interface Caller {
   /** SPIFFE ID of the client certificate, or `anonymous` for enrollment. */
   actor: string;
   clientAddress?: string | undefined;
+  /** The API request's id: the events it causes carry it, which correlates them with its span. */
+  requestId?: string | undefined;
 }
 
 /** An authenticated workload certificate (src/ca/client-auth.ts). */
@@ -117,6 +119,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       'warden.cert.serial': issued.serial,
       'warden.cert.not_after': issued.notAfter.toISOString(),
       ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
+      ...requestOf(caller),
     });
     store.audit({
       action: name === 'warden.ca.enrolled' ? 'enroll' : 'renew',
@@ -168,7 +171,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
         throw invalid(`ttl_seconds must be an integer 1–${MAX_TOKEN_TTL_S}`);
       }
       const created = tokens.create({ spiffeId, dnsNames: dns as string[], ttlMs: ttl * 1000 });
-      events.emit('warden.ca.token_created', { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor });
+      events.emit('warden.ca.token_created', { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor, ...requestOf(caller) });
       store.audit({
         action: 'token.create',
         actor: caller.actor,
@@ -201,6 +204,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const revoked = store.transaction(() => serials.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })));
       if (revoked.length > 0) await crl.refresh();
       events.emit('warden.ca.revoked', {
+        ...requestOf(caller),
         'enduser.id': caller.actor,
         'warden.count': revoked.length,
         ...(serial !== undefined ? { 'warden.cert.serial': subject } : { 'warden.spiffe.id': subject }),
@@ -238,3 +242,6 @@ export function createCaService(deps: CaServiceDeps): CaService {
     },
   };
 }
+
+const requestOf = (caller: Caller): { 'warden.request.id'?: string } =>
+  caller.requestId === undefined ? {} : { 'warden.request.id': caller.requestId };

@@ -4,7 +4,7 @@
  * together, and a cap on the answer's size. Every failure is an IdpError saying why, so callers can
  * tell "the IdP could not be asked" (503) from "the IdP said no" (401).
  */
-import { clientSpan } from '../telemetry/client-span.js';
+import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { Agent, request, type Dispatcher } from 'undici';
 
 export type IdpFailure =
@@ -32,6 +32,8 @@ export interface IdpResponse {
 }
 
 export interface IdpRequest {
+  /** The request's trace context when the call is made on a request's behalf. */
+  parent?: SpanParent;
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   body?: string;
@@ -65,6 +67,7 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
       return clientSpan(
         `idp ${req.method ?? 'GET'} ${target.pathname}`,
         { 'http.request.method': req.method ?? 'GET', 'server.address': target.hostname, 'url.path': target.pathname },
+        req.parent,
         () => call(url, req),
       );
     },

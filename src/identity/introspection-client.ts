@@ -7,13 +7,14 @@ import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import type { IssuerConfig } from '../config/types.js';
+import type { SpanParent } from '../telemetry/client-span.js';
 import { IdpError, type IdpHttp } from './idp-http.js';
 
 type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>;
 
 export interface IntrospectionClient {
   /** The introspection answer (an object with at least `active`); IdpError when the IdP could not answer. */
-  introspect(endpoint: string, token: string): Promise<Record<string, unknown>>;
+  introspect(endpoint: string, token: string, parent?: SpanParent): Promise<Record<string, unknown>>;
   /** Revokes a token at the IdP (RFC 7009). */
   revoke(endpoint: string, token: string): Promise<void>;
 }
@@ -50,9 +51,10 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
     }
   };
 
-  const post = async (endpoint: string, form: URLSearchParams) => {
+  const post = async (endpoint: string, form: URLSearchParams, parent?: SpanParent) => {
     const headers = await authenticate(form);
     return http.request(endpoint, {
+      parent,
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
       body: form.toString(),
@@ -60,10 +62,10 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
   };
 
   return {
-    async introspect(endpoint, token) {
+    async introspect(endpoint, token, parent) {
       const form = new URLSearchParams({ token });
       if (cfg.token_type_hint) form.set('token_type_hint', cfg.token_type_hint);
-      const res = await post(endpoint, form);
+      const res = await post(endpoint, form, parent);
       // A 4xx means the IdP refused *us* (client credentials, policy): the token was not judged.
       if (res.status !== 200) throw new IdpError('status', `introspection at ${endpoint} answered ${res.status}`);
       const answer = res.json();

@@ -8,6 +8,7 @@
  */
 import type { TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import type { SpanParent } from '../telemetry/client-span.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { BoundedCache } from './bounded-cache.js';
 import { createCircuitBreaker } from './circuit-breaker.js';
@@ -21,7 +22,7 @@ export type IntrospectionOutcome = Principal | WardenError;
 
 export interface Introspector {
   /** Synchronous when the local cache answers (the common case); a promise when the IdP or Redis must be asked. */
-  check(token: string, hash: string): IntrospectionOutcome | Promise<IntrospectionOutcome>;
+  check(token: string, hash: string, parent?: SpanParent): IntrospectionOutcome | Promise<IntrospectionOutcome>;
   /** Revokes at the IdP (RFC 7009, when it has a revocation endpoint) and drops the cached answer. */
   revoke(token: string, hash: string): Promise<{ idp: boolean; expiresAt: number | undefined }>;
   /** Drops the cached answer (a revocation learnt from another replica). */
@@ -77,7 +78,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     return error;
   };
 
-  async function callIdp(token: string): Promise<Record<string, unknown>> {
+  async function callIdp(token: string, parent: SpanParent): Promise<Record<string, unknown>> {
     if (callsInFlight >= tokens.idp.max_concurrent)
       throw new IdpError('overloaded', `${tokens.idp.max_concurrent} introspection calls already in flight`);
     if (!breaker.allow()) throw new IdpError('circuit_open', `introspection at ${policy.issuer} failed repeatedly; circuit open`);
@@ -86,7 +87,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     try {
       const found = await endpoints.get();
       if (!found.introspection) throw new IdpError('not_ready', `${policy.issuer} publishes no introspection_endpoint`);
-      const answer = await client.introspect(found.introspection, token);
+      const answer = await client.introspect(found.introspection, token, parent);
       breaker.success();
       metrics.idpCall('introspection', 'ok', (performance.now() - started) / 1000);
       return answer;
@@ -100,9 +101,9 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     }
   }
 
-  async function resolve(token: string, hash: string, stale: Principal | undefined): Promise<IntrospectionOutcome> {
+  async function resolve(token: string, hash: string, stale: Principal | undefined, parent: SpanParent): Promise<IntrospectionOutcome> {
     if (shared) {
-      const answer = await shared.get(hash);
+      const answer = await shared.get(hash, parent);
       if (answer === 'revoked') {
         cache.delete(hash);
         return rememberNegative(hash, inactive(hash, 'introspection.revoked'));
@@ -123,7 +124,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     }
     let claims: Record<string, unknown>;
     try {
-      claims = await callIdp(token);
+      claims = await callIdp(token, parent);
     } catch (err) {
       const idpErr = err as IdpError;
       if (stale) {
@@ -162,7 +163,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     get cacheSize() {
       return cache.size;
     },
-    check(token, hash) {
+    check(token, hash, parent) {
       const now = Date.now();
       const known = negative.get(hash, now);
       if (known) {
@@ -177,7 +178,8 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       let pending = inflight.get(hash);
       if (!pending) {
         metrics.cache('introspection', 'miss');
-        pending = resolve(token, hash, entry?.value).finally(() => inflight.delete(hash));
+        // Coalesced: the spans of the one IdP call go under the request that made it.
+        pending = resolve(token, hash, entry?.value, parent).finally(() => inflight.delete(hash));
         inflight.set(hash, pending);
       }
       return pending;

@@ -26,8 +26,11 @@ export interface MinterOptions {
 }
 
 export interface Minter {
-  /** The minted JWT for this principal and caller: cached (synchronous) or freshly signed. */
-  tokenFor(principal: Principal, peer: PeerIdentity): string | Promise<string>;
+  /**
+   * The minted JWT for this principal and caller: cached (synchronous) or freshly signed. The
+   * `warden.token.minted` event of a fresh one carries `requestId`, correlating it with the request.
+   */
+  tokenFor(principal: Principal, peer: PeerIdentity, requestId?: string): string | Promise<string>;
 }
 
 const REUSE_FRACTION = 0.9;
@@ -37,7 +40,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
   const inflight = new Map<string, Promise<string>>();
   const mapping = Object.entries(options.claims);
 
-  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string): Promise<string> {
+  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, requestId: string | undefined): Promise<string> {
     const nowMs = Date.now();
     const iat = Math.floor(nowMs / 1000);
     const exp = Math.min(iat + Math.floor(options.ttl / 1000), p.expiresAt ?? Infinity);
@@ -67,12 +70,13 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       'warden.token.issuer': p.issuerId,
       ...(p.clientId ? { 'warden.token.client_id': p.clientId } : {}),
       'warden.token.hash': p.tokenHash.slice(0, 16),
+      ...(requestId === undefined ? {} : { 'warden.request.id': requestId }),
     });
     return jwt;
   }
 
   return {
-    tokenFor(p, peer) {
+    tokenFor(p, peer, requestId) {
       const cacheKey = peer.verified && peer.sha256 ? `${p.tokenHash}:${peer.sha256}` : p.tokenHash;
       const hit = cache.get(cacheKey);
       if (hit && Date.now() < hit.freshUntil) {
@@ -81,7 +85,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       }
       let pending = inflight.get(cacheKey);
       if (!pending) {
-        pending = mint(p, peer, cacheKey).finally(() => inflight.delete(cacheKey));
+        pending = mint(p, peer, cacheKey, requestId).finally(() => inflight.delete(cacheKey));
         inflight.set(cacheKey, pending);
       }
       return pending;

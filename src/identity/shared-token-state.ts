@@ -4,14 +4,14 @@
  * on which a revocation reaches every replica at once. Redis is an accelerator, never the authority:
  * when it is down every replica falls back to its own cache and the IdP.
  */
-import { clientSpan } from '../telemetry/client-span.js';
+import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 
 export type SharedAnswer = { claims: Record<string, unknown>; ttlMs: number } | 'revoked' | undefined;
 
 export interface SharedTokenState {
-  get(hash: string): Promise<SharedAnswer>;
+  get(hash: string, parent?: SpanParent): Promise<SharedAnswer>;
   /** Stores an active answer for `ttlMs` (fire and forget). */
   put(hash: string, claims: Record<string, unknown>, ttlMs: number): void;
   /** Marks a token revoked for `ttlMs` (its remaining life) and tells every replica. */
@@ -62,11 +62,11 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
   await Promise.allSettled([redis.connect(), subscriber.connect().then(() => subscriber.subscribe(channel))]);
 
   return {
-    async get(hash) {
+    async get(hash, parent) {
       try {
         // One round trip: the answer, its remaining life and the revocation mark.
         const results =
-          (await clientSpan('redis token state', { 'db.system': 'redis' }, () =>
+          (await clientSpan('redis token state', { 'db.system': 'redis' }, parent, () =>
             redis.pipeline().exists(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
           )) ?? [];
         const [revoked, answer, ttl] = results.map(([err, value]) => {

@@ -6,6 +6,7 @@
  */
 import type { TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import type { SpanParent } from '../telemetry/client-span.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
@@ -36,12 +37,14 @@ export interface TokenRuntime {
   readonly issuerIds: readonly string[];
   /**
    * The principal for a token: `mode` picks JWT verification or introspection (auto: by shape);
-   * `allowed` restricts the issuers a route accepts (undefined = all).
+   * `allowed` restricts the issuers a route accepts (undefined = all); `parent` is the request's
+   * trace context, the parent of the IdP and Redis calls this may make.
    */
   authenticate(
     token: string,
     mode: 'auto' | 'jwt' | 'introspect',
     allowed: ReadonlySet<string> | undefined,
+    parent?: SpanParent,
   ): AuthnOutcome | Promise<AuthnOutcome>;
   /** The minted tokens' public keys (JWKS JSON). */
   jwksJson(): string | undefined;
@@ -157,7 +160,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       : undefined,
     realm: deps.serviceName,
     issuerIds: trusted.map((t) => t.cfg.id),
-    authenticate(token, mode, allowed) {
+    authenticate(token, mode, allowed, parent) {
       const asJwt = mode === 'jwt' || (mode === 'auto' && looksLikeJws(token));
       let outcome: AuthnOutcome | Promise<AuthnOutcome>;
       if (asJwt) {
@@ -174,7 +177,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
         // Known revoked: refused without asking the cache, Redis or the IdP.
         if (denylist.get(hash) !== undefined) return revokedRefusal(id, hash);
-        outcome = introspector.check(token, hash);
+        outcome = introspector.check(token, hash, parent);
       }
       return outcome instanceof Promise ? outcome.then((o) => finish(o, allowed)) : finish(outcome, allowed);
     },

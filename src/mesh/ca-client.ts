@@ -118,6 +118,7 @@ function getBody(dispatcher: Dispatcher, url: string, timeoutMs: number, init: P
   return clientSpan(
     `ca ${method} ${target.pathname}`,
     { 'http.request.method': method, 'server.address': target.hostname, 'url.path': target.pathname },
+    undefined,
     // The CA's server span continues this one (it exports to the same collector).
     (span) =>
       callCa(dispatcher, url, timeoutMs, { ...init, headers: { ...(init.headers as Record<string, string>), ...traceHeaders(span) } }),

@@ -7,6 +7,7 @@
  * that into the response and the security event.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Context } from '@opentelemetry/api';
 import type { WardenError } from '../errors.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { Principal } from '../identity/principal.js';
@@ -81,4 +82,9 @@ export interface RequestContext {
   body?: Buffer | undefined;
   /** Headers a stage adds to the backend's response on its way back (e.g. RateLimit). */
   responseHeaders?: Record<string, string> | undefined;
+  /**
+   * The request's server span context (OpenTelemetry): the parent of the calls a stage makes on
+   * the request's behalf (IdP, clamd, Redis). The root context while export is off.
+   */
+  traceContext: Context;
 }

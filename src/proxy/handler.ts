@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
@@ -111,14 +112,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       principal: undefined,
       body: undefined,
       responseHeaders: undefined,
+      traceContext: ROOT_CONTEXT,
     };
 
     const tracing = deps.tracing?.();
-    if (!tracing) return handle(req, res, gen, h2, headers, ctx, target, undefined);
-    // Stages and upstream calls run inside the request's span context, so the IdP, clamd and
-    // Redis calls they make are its children.
-    tracing.start(ctx);
-    tracing.within(ctx, () => handle(req, res, gen, h2, headers, ctx, target, tracing));
+    // Sets ctx.traceContext: the IdP, clamd and Redis calls the stages make are its children.
+    tracing?.start(ctx);
+    handle(req, res, gen, h2, headers, ctx, target, tracing);
   };
 
   function handle(

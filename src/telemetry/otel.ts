@@ -9,7 +9,7 @@
  * collector that is down costs one failed export per batch, off the request path).
  */
 import { logs } from '@opentelemetry/api-logs';
-import { context, metrics, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { context, metrics, propagation, trace, type ContextManager } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
 import type { Meter } from '@opentelemetry/api';
 import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
@@ -18,19 +18,24 @@ import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metri
 import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as TracesProto } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
+import { createSampler } from './otel-sampler.js';
 
 export interface Otel {
-  readonly tracer: Tracer;
   readonly logger: OtelLogger;
   readonly meter: Meter;
+  /** Request spans are sampled and handed to the batch processor outside the SDK's tracer (request-tracing.ts). */
+  readonly sampler: Sampler;
+  readonly spanProcessor: SpanProcessor;
+  readonly resource: Resource;
+  readonly version: string;
   /** Flushes what is queued (bounded by the exporters' timeouts) and stops exporting. */
   shutdown(): Promise<void>;
   /**
@@ -65,7 +70,11 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     timeoutMillis: cfg?.timeout ?? 10_000,
   });
   // A collector that is down: one failed export, then batches dropped unserialized for 5 s.
-  const traceExporter = withExportBreaker(json ? new TracesJson(common('traces')) : new TracesProto(common('traces')), 5000, dropped);
+  const traceExporter = withExportBreaker(
+    json ? new TracesJson(common('traces')) : new TracesProto(common('traces')),
+    5000,
+    dropped,
+  );
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), 5000, dropped);
   const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
@@ -75,23 +84,25 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
   });
 
+  // OTEL_RESOURCE_ATTRIBUTES (and OTEL_SERVICE_NAME) add to the resource; the sidecar's own
+  // attributes (service.name from sidecar.yaml, version, identity) win over them.
+  const resource = detectResources({ detectors: [envDetector] }).merge(
+    resourceFromAttributes({ 'service.name': identity.serviceName, 'service.version': identity.version, ...identity.attributes }),
+  );
+  const sampler = createSampler(cfg?.sampling_ratio, env);
+  const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({
-      'service.name': identity.serviceName,
-      'service.version': identity.version,
-      ...identity.attributes,
-    }),
-    spanProcessors: [new BatchSpanProcessor(traceExporter, batch)],
+    resource,
+    autoDetectResources: false,
+    spanProcessors: [spanProcessor],
     logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
     metricReader,
-    // Sampling honours the caller's decision; the ratio applies to new traces.
-    ...(cfg?.sampling_ratio !== undefined
-      ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampling_ratio) }) }
-      : {}),
+    sampler,
     instrumentations: [],
-    // Resource detection from the environment (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) only.
-    autoDetectResources: true,
-    resourceDetectors: [],
+    // No AsyncLocalStorage: on Node 20 it hooks every promise of the process (~4 % of a request
+    // here). The request's span context is passed to the calls made on its behalf instead.
+    // (sdk-node registers no context manager for null; its type leaves null out.)
+    contextManager: null as unknown as ContextManager,
   });
   sdk.start();
   const meter = metrics.getMeter('warden', identity.version);
@@ -101,7 +112,10 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
     })
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
-    tracer: trace.getTracer('warden', identity.version),
+    sampler,
+    spanProcessor,
+    resource,
+    version: identity.version,
     logger: logs.getLogger('warden', identity.version),
     meter,
     shutdown: () => sdk.shutdown().catch(() => undefined),

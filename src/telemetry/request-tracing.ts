@@ -2,11 +2,30 @@
  * A request as OpenTelemetry sees it: a server span (parent: the caller's W3C traceparent), a client
  * span for the upstream call whose context goes to the backend as `traceparent`, request metrics,
  * and every security event of the request as a log record and a span event on its server span.
+ *
+ * The two spans are plain records (request-span.ts) handed to the SDK's batch processor when the
+ * request ends; the sampling decision is the SDK's sampler's. The request's span context travels
+ * explicitly, as `traceContext`, to the calls made on its behalf: no AsyncLocalStorage context
+ * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
-import { context, propagation, SpanKind, SpanStatusCode, trace, ROOT_CONTEXT, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  isSpanContextValid,
+  propagation,
+  trace,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  type Attributes,
+  type Context,
+  type SpanContext,
+} from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
+import { sanitizeAttributes } from '@opentelemetry/core';
+import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
+import { randomHexId, RequestSpan } from './request-span.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
 export interface TracedRequest {
@@ -20,13 +39,13 @@ export interface TracedRequest {
   readonly upstreamHeaders: Record<string, string | string[]>;
   readonly peer: { readonly spiffeId?: string | undefined };
   readonly route: { readonly id: string };
+  /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */
+  traceContext: Context;
 }
 
 export interface RequestTracing {
-  /** Opens the server span of a request that has just arrived. */
+  /** Opens the server span of a request that has just arrived and sets its `traceContext`. */
   start(ctx: TracedRequest): void;
-  /** Runs `fn` with the request's server span as the active context (its async calls inherit it). */
-  within(ctx: TracedRequest, fn: () => void): void;
   /** Opens the upstream client span and puts its traceparent in the headers for the backend. */
   upstream(ctx: TracedRequest): void;
   /** Closes the request's spans and records its metrics. */
@@ -42,21 +61,33 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
   error: SeverityNumber.ERROR,
 };
 
-interface Spans {
-  server: Span;
-  client?: Span;
+const ERROR = Object.freeze({ code: SpanStatusCode.ERROR });
+
+interface OpenRequest {
+  /** The caller's context as extracted (its span, baggage). */
+  readonly parent: Context;
+  readonly server: SpanContext;
+  /** The server span's context: what log records and child calls are correlated with. */
+  readonly context: Context;
+  /** Recorded spans, for a sampled request only. */
+  readonly serverSpan: RequestSpan | undefined;
+  clientSpan: RequestSpan | undefined;
 }
 
 export function createRequestTracing(otel: Otel): RequestTracing {
-  const { tracer, logger, meter } = otel;
-  // Keyed by request id: events carry it, so they find their span without a context manager.
-  const open = new Map<string, Spans>();
+  const { logger, meter, sampler, spanProcessor, resource } = otel;
+  const scope = { name: 'warden', version: otel.version };
+  // Keyed by request id: events carry it, so they find their span.
+  const open = new Map<string, OpenRequest>();
   const duration = meter.createHistogram('http.server.request.duration', {
     unit: 's',
     description: 'Requests through the sidecar, by route and status.',
   });
   const securityEvents = meter.createCounter('warden.security.events', { description: 'Security events by name.' });
 
+  // The headers the configured propagators read (traceparent, tracestate, baggage by default).
+  const fields = propagation.fields();
+  const carriesContext = (headers: TracedRequest['headers']) => fields.some((f) => headers[f] !== undefined);
   const headerGetter = {
     get: (carrier: TracedRequest['headers'], key: string) => carrier[key],
     keys: (carrier: TracedRequest['headers']) => Object.keys(carrier),
@@ -64,65 +95,87 @@ export function createRequestTracing(otel: Otel): RequestTracing {
 
   return {
     start(ctx) {
-      const parent = propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter);
-      const server = tracer.startSpan(
-        ctx.method,
-        {
-          kind: SpanKind.SERVER,
-          attributes: {
-            'http.request.method': ctx.method,
-            'url.path': ctx.path,
-            'network.protocol.version': ctx.protocol,
-            'client.address': ctx.clientAddress,
-            'warden.request.id': ctx.requestId,
-            ...(ctx.peer.spiffeId ? { 'warden.peer.id': ctx.peer.spiffeId } : {}),
-          },
-        },
-        parent,
-      );
-      open.set(ctx.requestId, { server });
-    },
-    within(ctx, fn) {
-      const spans = open.get(ctx.requestId);
-      if (!spans) return fn();
-      context.with(trace.setSpan(ROOT_CONTEXT, spans.server), fn);
+      // Most requests from outside carry no trace context: nothing to extract.
+      const parent = carriesContext(ctx.headers) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
+      const caller = trace.getSpanContext(parent);
+      const remote = caller && isSpanContextValid(caller) ? caller : undefined;
+      const traceId = remote?.traceId ?? randomHexId(16);
+      const attributes: Attributes = {
+        'http.request.method': ctx.method,
+        'url.path': ctx.path,
+        'network.protocol.version': ctx.protocol,
+        'client.address': ctx.clientAddress,
+        'warden.request.id': ctx.requestId,
+      };
+      if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
+      const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, attributes, []);
+      const sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
+      const traceState = decision.traceState ?? remote?.traceState;
+      const server: SpanContext = {
+        traceId,
+        spanId: randomHexId(8),
+        traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        ...(traceState ? { traceState } : {}),
+      };
+      const context = trace.setSpanContext(parent, server);
+      ctx.traceContext = context;
+      const serverSpan = sampled
+        ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, attributes, resource, scope)
+        : undefined;
+      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
     },
     upstream(ctx) {
-      const spans = open.get(ctx.requestId);
-      if (!spans) return;
-      const parent = trace.setSpan(context.active(), spans.server);
-      spans.client = tracer.startSpan('upstream', { kind: SpanKind.CLIENT, attributes: { 'http.request.method': ctx.method } }, parent);
-      propagation.inject(trace.setSpan(parent, spans.client), ctx.upstreamHeaders);
+      const req = open.get(ctx.requestId);
+      if (!req) return;
+      const client: SpanContext = { ...req.server, spanId: randomHexId(8) };
+      if (req.serverSpan)
+        req.clientSpan = new RequestSpan(
+          'upstream',
+          SpanKind.CLIENT,
+          client,
+          req.server,
+          performance.now(),
+          { 'http.request.method': ctx.method },
+          resource,
+          scope,
+        );
+      propagation.inject(trace.setSpanContext(req.parent, client), ctx.upstreamHeaders);
     },
     end(ctx, status) {
+      const endedAt = performance.now();
       const route = ctx.route.id;
-      duration.record((performance.now() - ctx.startedAt) / 1000, {
+      duration.record((endedAt - ctx.startedAt) / 1000, {
         'http.route': route,
         'http.request.method': ctx.method,
         'http.response.status_code': status,
       });
-      const spans = open.get(ctx.requestId);
-      if (!spans) return;
+      const req = open.get(ctx.requestId);
+      if (!req) return;
       open.delete(ctx.requestId);
-      const error = status >= 500 ? { code: SpanStatusCode.ERROR } : undefined;
-      if (spans.client) {
-        spans.client.setAttribute('http.response.status_code', status);
-        if (error) spans.client.setStatus(error);
-        spans.client.end();
+      const { serverSpan, clientSpan } = req;
+      if (!serverSpan) return;
+      const error = status >= 500 ? ERROR : undefined;
+      if (clientSpan) {
+        clientSpan.attributes['http.response.status_code'] = status;
+        if (error) clientSpan.status = error;
+        spanProcessor.onEnd(clientSpan.finish(endedAt));
       }
-      spans.server.updateName(`${ctx.method} ${route}`);
-      spans.server.setAttributes({ 'http.route': route, 'http.response.status_code': status });
-      if (error) spans.server.setStatus(error);
-      spans.server.end();
+      serverSpan.name = `${ctx.method} ${route}`;
+      serverSpan.attributes['http.route'] = route;
+      serverSpan.attributes['http.response.status_code'] = status;
+      if (error) serverSpan.status = error;
+      spanProcessor.onEnd(serverSpan.finish(endedAt));
     },
     eventSink(name, severity, attributes) {
       securityEvents.add(1, { 'event.name': name });
       const requestId = attributes['warden.request.id'];
-      const server = typeof requestId === 'string' ? open.get(requestId)?.server : undefined;
-      if (server) {
-        server.addEvent(name, attributes as Attributes);
+      const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
+      const span = req?.serverSpan;
+      if (span) {
+        span.addEvent(name, sanitizeAttributes(attributes));
         // The stage outcome on the span: what refused (or flagged) the request, and why.
-        server.setAttributes({ 'warden.event': name, ...(attributes['warden.code'] ? { 'warden.code': attributes['warden.code'] } : {}) });
+        span.attributes['warden.event'] = name;
+        if (attributes['warden.code']) span.attributes['warden.code'] = attributes['warden.code'];
       }
       logger.emit({
         eventName: name,
@@ -130,7 +183,7 @@ export function createRequestTracing(otel: Otel): RequestTracing {
         severityNumber: SEVERITY[severity],
         severityText: severity.toUpperCase(),
         attributes: attributes as AnyValueMap,
-        ...(server ? { context: trace.setSpan(ROOT_CONTEXT, server) } : {}),
+        ...(req ? { context: req.context } : {}),
       });
     },
   };

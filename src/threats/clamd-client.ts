@@ -5,7 +5,7 @@
  * IDSESSION connections so a scan does not pay for a connect. Every failure is a ScannerError, so
  * the caller applies its fail-closed / fail-open policy; a verdict is only "clean" or "infected".
  */
-import { endClientSpan, startClientSpan } from '../telemetry/client-span.js';
+import { endClientSpan, startClientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { connect, type Socket } from 'node:net';
 
 export type ScanVerdict = { clean: true } | { clean: false; signature: string };
@@ -33,8 +33,11 @@ export interface ScanStream {
 }
 
 export interface ClamdClient {
-  /** Starts a scan; a ScanStream whose end() rejects when no scan can start (overloaded). */
-  stream(): ScanStream;
+  /**
+   * Starts a scan; a ScanStream whose end() rejects when no scan can start (overloaded). `parent`:
+   * the request's trace context.
+   */
+  stream(parent?: SpanParent): ScanStream;
   /** A whole body at once (tests, tools). */
   scan(chunks: readonly Buffer[]): Promise<ScanVerdict>;
   /** Closes the pooled connections. */
@@ -149,12 +152,12 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     return { write: () => undefined, end: () => Promise.reject(err), abort: () => undefined };
   }
 
-  function stream(): ScanStream {
+  function stream(parent?: SpanParent): ScanStream {
     if (active >= options.maxConcurrent) {
       return failedStream(new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`));
     }
     active++;
-    const span = startClientSpan('clamd INSTREAM', { 'server.address': options.address });
+    const span = startClientSpan('clamd INSTREAM', { 'server.address': options.address }, parent);
     const conn = idle.pop() ?? open();
     conn.socket.ref();
     let sent = 0;

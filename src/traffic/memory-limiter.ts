@@ -3,10 +3,12 @@
  * again carry no information and are dropped first; past the bound the oldest keys go (a client
  * whose state is dropped gets a full bucket — the bound protects memory from key floods).
  */
+import type { SpanParent } from '../telemetry/client-span.js';
 import { gcra, type Bucket, type Decision } from './gcra.js';
 
 export interface Limiter {
-  take(key: string, bucket: Bucket): Decision | Promise<Decision>;
+  /** `parent`: the request's trace context, for a limiter that makes a call (Redis). */
+  take(key: string, bucket: Bucket, parent?: SpanParent): Decision | Promise<Decision>;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,7 @@
  * way `warden.ratelimit.store_unavailable` is raised (at most every 10 s while it lasts, in fail-open).
  */
 import type { RateLimitsConfig } from '../config/types.js';
+import type { SpanParent } from '../telemetry/client-span.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Bucket, Decision } from './gcra.js';
 import { createMemoryLimiter, type Limiter } from './memory-limiter.js';
@@ -14,7 +15,7 @@ import { createRedisLimiter, StoreUnavailableError } from './redis-limiter.js';
 export type Take = Decision | 'unavailable';
 
 export interface RateLimitRuntime {
-  take(key: string, bucket: Bucket): Take | Promise<Take>;
+  take(key: string, bucket: Bucket, parent?: SpanParent): Take | Promise<Take>;
   close(): Promise<void>;
 }
 
@@ -40,8 +41,8 @@ export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { even
   };
 
   return {
-    take(key, bucket) {
-      return (shared.take(key, bucket) as Promise<Decision>).catch((err: unknown) => {
+    take(key, bucket, parent) {
+      return (shared.take(key, bucket, parent) as Promise<Decision>).catch((err: unknown) => {
         if (err instanceof StoreUnavailableError) return onFailure(err, key, bucket);
         throw err;
       });

@@ -36,6 +36,8 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
           { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
         ],
       }),
+      // The standard variable adds to the resource; sidecar.yaml's service.name wins over it.
+      { OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test,service.name=not-this-one' },
     );
     const agent = testAgent((await testCertificate()).certPem);
     t.teardown(() => agent.close());
@@ -58,7 +60,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.equal(server.parentSpanId, callerSpan, 'the server span continues the caller’s span');
     t.match(server.attributes, { 'http.route': 'api', 'http.response.status_code': 200, 'http.request.method': 'GET' });
     t.equal(server.name, 'GET api');
-    t.match(server.resource, { 'service.name': 'orders', 'service.version': /^\d+\.\d+\.\d+/ });
+    t.match(server.resource, { 'service.name': 'orders', 'service.version': /^\d+\.\d+\.\d+/, 'deployment.environment': 'test' });
     const client = await receiver.until(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === CLIENT));
     t.equal(client.parentSpanId, server.spanId, 'the upstream span is a child of the server span');
     t.equal(backendParent, client.spanId, 'and its context is what the backend received');

@@ -427,6 +427,17 @@ t.test('two services, one CA, one collector', async (t) => {
   await new Promise((r) => setTimeout(r, 300));
   t.equal(await billed('/api/lookup'), 503, 'billing: over limits.max_in_flight');
   await Promise.all(held);
+  // The calls made on a request's behalf are children of its server span (the context is passed
+  // explicitly: there is no AsyncLocalStorage context manager).
+  for (const name of ['idp POST /introspect', 'redis EVALSHA gcra', 'clamd INSTREAM']) {
+    const found = await receiver.until(() => {
+      const call = receiver.spans.find((s) => s.resource['service.name'] === 'billing' && s.name === name);
+      const server = call && receiver.spans.find((s) => s.spanId === call.parentSpanId && s.traceId === call.traceId);
+      return server ? { call, server } : undefined;
+    });
+    t.equal(found.call.kind, CLIENT, `billing: ${name} is a client span`);
+    t.equal(found.server.kind, SERVER, `billing: ${name} is a child of the request’s server span`);
+  }
   writeFileSync(billing.configFile, 'listeners: [not, a, map\n');
   billing.child.kill('SIGHUP');
   await billing.waitFor((l) => l.event === 'warden.config.reload_failed');

@@ -105,13 +105,14 @@ export interface WardenProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `node bin/warden.js proxy -c FILE` (the built dist/) and waits until it listens. */
-export async function spawnWarden(t: Teardown, configText: string): Promise<WardenProcess> {
+/** Runs `node bin/warden.js proxy -c FILE` (the built dist/), with `env` added to the environment, and waits until it listens. */
+export async function spawnWarden(t: Teardown, configText: string, env: Record<string, string> = {}): Promise<WardenProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-proc-'));
   const configFile = join(dir, 'sidecar.yaml');
   writeFileSync(configFile, configText);
   const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), 'proxy', '-c', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const lines: Json[] = [];
   const waiters = new Set<{ predicate: (l: Json) => boolean; resolve: (l: Json) => void }>();

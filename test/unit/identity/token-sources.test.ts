@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TokenSourceConfig } from '../../../src/config/types.js';
@@ -20,6 +21,7 @@ function ctx(headers: IncomingHttpHeaders = {}, search = '', upstreamHeaders: Up
     upstreamHeaders,
     route: { id: 'r' },
     params: {},
+    traceContext: ROOT_CONTEXT,
   };
 }
 

@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
@@ -18,6 +19,7 @@ function ctx(clientAddress: string): RequestContext {
     upstreamHeaders: {},
     route: { id: 'r' },
     params: {},
+    traceContext: ROOT_CONTEXT,
   };
 }
 

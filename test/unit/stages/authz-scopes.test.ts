@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import { principalOf, type Principal } from '../../../src/identity/principal.js';
@@ -22,6 +23,7 @@ function ctx(principal: Principal | undefined): RequestContext {
     upstreamHeaders: {},
     route: { id: 'r' },
     params: {},
+    traceContext: ROOT_CONTEXT,
     principal,
   };
 }

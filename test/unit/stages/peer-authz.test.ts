@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
@@ -29,6 +30,7 @@ function ctx(peer: PeerIdentity, incoming: Record<string, string> = {}): Request
     upstreamHeaders: {},
     route: { id: 'r' },
     params: {},
+    traceContext: ROOT_CONTEXT,
   };
 }
 const codeOf = (v: unknown) => (v instanceof WardenError ? v.code : v);
