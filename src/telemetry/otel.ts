@@ -17,7 +17,6 @@ import { OTLPLogExporter as LogsProto } from '@opentelemetry/exporter-logs-otlp-
 import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as TracesProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
@@ -25,6 +24,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
+import { createProtobufSpanExporter } from './otlp-proto-exporter.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampler } from './otel-sampler.js';
 
@@ -71,7 +71,7 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
   });
   // A collector that is down: one failed export, then batches dropped unserialized for 5 s.
   const traceExporter = withExportBreaker(
-    json ? new TracesJson(common('traces')) : new TracesProto(common('traces')),
+    json ? new TracesJson(common('traces')) : createProtobufSpanExporter(common('traces')),
     5000,
     dropped,
   );

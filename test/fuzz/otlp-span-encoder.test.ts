@@ -1,0 +1,157 @@
+/**
+ * Fuzz: Warden's OTLP/protobuf span encoder (src/telemetry/otlp-span-encoder.ts) against the
+ * reference, `@opentelemetry/otlp-transformer`'s ProtobufTraceSerializer: for any batch of finished
+ * spans (several resources and scopes, every attribute value type, Unicode and long strings that
+ * need multi-byte lengths, events, links, trace state, remote parents, statuses), the two must
+ * produce the same bytes.
+ */
+import t from 'tap';
+import fc from 'fast-check';
+import { SpanKind, TraceFlags, type Attributes, type HrTime, type Link, type SpanContext } from '@opentelemetry/api';
+import { TraceState } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
+import { RequestSpan } from '../../src/telemetry/request-span.js';
+import { fuzz } from './fuzz-budget.js';
+
+const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
+const text = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: 'grapheme', minLength: 100, maxLength: 400 }),
+  fc.constantFrom('http.request.method', 'url.path', 'warden.request.id', ''),
+);
+const number = fc.oneof(
+  fc.integer(),
+  fc.integer({ min: -(2 ** 53), max: 2 ** 53 }),
+  fc.double(),
+  fc.constantFrom(0, -1, 2 ** 32, 2 ** 40 + 7, -(2 ** 63), 2 ** 63, 2 ** 62, 1e300, -0, NaN, Infinity),
+);
+const scalar = fc.oneof(text, number, fc.boolean());
+const value: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 6, arbitrary: scalar },
+  { weight: 1, arbitrary: fc.array(fc.oneof(scalar, fc.constant(null), fc.constant(undefined)), { maxLength: 5 }) },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }) },
+  { weight: 1, arbitrary: fc.dictionary(text, scalar, { maxKeys: 4 }) },
+  { weight: 1, arbitrary: fc.constantFrom(undefined, null) },
+);
+const attributes = fc.dictionary(text, value, { maxKeys: 12 }) as fc.Arbitrary<Attributes>;
+// Times from 1970 to past 2100, nanoseconds near both ends of their range.
+const time: fc.Arbitrary<HrTime> = fc.tuple(
+  fc.integer({ min: 0, max: 2 ** 32 }),
+  fc.oneof(fc.integer({ min: 0, max: 999_999_999 }), fc.constantFrom(0, 999_999_999)),
+);
+const traceState = fc.option(
+  fc
+    .array(fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}$/), fc.stringMatching(/^[!-+\--<>-~]{1,12}$/)), { maxLength: 3 })
+    .map((pairs) => new TraceState(pairs.map(([k, v]) => `${k}=${v}`).join(','))),
+  { nil: undefined },
+);
+const spanContext: fc.Arbitrary<SpanContext> = fc.record({
+  traceId: hex(16),
+  spanId: hex(8),
+  traceFlags: fc.constantFrom(TraceFlags.SAMPLED, TraceFlags.NONE, 0xff),
+  isRemote: fc.option(fc.boolean(), { nil: undefined }),
+  traceState,
+});
+const link: fc.Arbitrary<Link> = fc.record({
+  context: spanContext,
+  attributes: fc.option(attributes, { nil: undefined }),
+  droppedAttributesCount: fc.option(fc.nat(300), { nil: undefined }),
+});
+
+const resources: Resource[] = [
+  resourceFromAttributes({ 'service.name': 'orders', 'service.version': '0.1.0', 'warden.trust_domain': 'example.org' }),
+  resourceFromAttributes({ 'service.name': 'ünïcödé-service', pid: 42, ratio: 0.5, debug: true }),
+  resourceFromAttributes({}),
+];
+const scopes = [
+  { name: 'warden', version: '0.1.0' },
+  { name: 'warden' },
+  { name: 'other', version: '2', schemaUrl: 'https://opentelemetry.io/schemas/1.28.0' },
+];
+
+const span: fc.Arbitrary<ReadableSpan> = fc
+  .record({
+    name: text,
+    kind: fc.constantFrom(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER),
+    context: spanContext,
+    parent: fc.option(spanContext, { nil: undefined }),
+    startTime: time,
+    endTime: time,
+    attributes,
+    events: fc.array(
+      fc.record({
+        name: text,
+        time,
+        attributes: fc.option(attributes, { nil: undefined }),
+        droppedAttributesCount: fc.option(fc.nat(5), { nil: undefined }),
+      }),
+      { maxLength: 3 },
+    ),
+    links: fc.array(link, { maxLength: 2 }),
+    status: fc.record({ code: fc.constantFrom(0, 1, 2), message: fc.option(text, { nil: undefined }) }),
+    dropped: fc.tuple(fc.nat(1000), fc.nat(200), fc.nat(3)),
+    resource: fc.nat(resources.length - 1),
+    scope: fc.nat(scopes.length - 1),
+  })
+  .map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    spanContext: () => s.context,
+    parentSpanContext: s.parent,
+    startTime: s.startTime,
+    endTime: s.endTime,
+    duration: [0, 0] as HrTime,
+    ended: true,
+    attributes: s.attributes,
+    events: s.events,
+    links: s.links,
+    status: s.status,
+    droppedAttributesCount: s.dropped[0],
+    droppedEventsCount: s.dropped[1],
+    droppedLinksCount: s.dropped[2],
+    resource: resources[s.resource] as Resource,
+    instrumentationScope: scopes[s.scope] as (typeof scopes)[number],
+  }));
+
+const same = (spans: ReadableSpan[]) => {
+  const ours = Buffer.from(encodeSpans(spans));
+  const reference = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array);
+  if (!ours.equals(reference)) {
+    const at = ours.findIndex((b, i) => b !== reference[i]);
+    throw new Error(`bytes differ at ${at} of ${reference.length} (ours ${ours.length})`);
+  }
+};
+
+t.test('the same bytes as the reference serializer, for any batch of spans', async (t) => {
+  fuzz(t, 'otlp.spans', [fc.array(span, { maxLength: 12 })], same, { runs: 300 });
+});
+
+t.test('a batch of request spans as the sidecar records them, up to the batch size', async (t) => {
+  const resource = resources[0] as Resource;
+  const scope = { name: 'warden', version: '0.1.0' };
+  const spans: ReadableSpan[] = [];
+  for (let i = 0; i < 512; i++) {
+    const server: SpanContext = { traceId: 'a'.repeat(31) + (i % 10), spanId: 'b'.repeat(15) + (i % 10), traceFlags: TraceFlags.SAMPLED };
+    const s = new RequestSpan(
+      'GET',
+      SpanKind.SERVER,
+      server,
+      undefined,
+      performance.now(),
+      { 'http.request.method': 'GET', 'url.path': `/orders/${i}` },
+      resource,
+      scope,
+    );
+    if (i % 7 === 0) s.addEvent('warden.input.sqli', { 'warden.rule': 'sqli-libinjection', 'warden.detail': '/query/q/0' });
+    s.attributes['http.response.status_code'] = 200 + (i % 300);
+    spans.push(s.finish(performance.now() + i));
+  }
+  same(spans);
+  t.pass('512 request spans encode as the reference does (the buffer grows past 64 KiB)');
+  same([]);
+  t.pass('an empty batch too');
+});
