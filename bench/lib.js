@@ -289,22 +289,29 @@ export async function startBenchIdp(bench, root) {
 export function createPostLoad({ bench, root, connections, seconds, streams, headers = [], bodyFile }) {
   const { onCpus, LOAD_CPUS } = bench;
   const headerArgs = headers.flatMap((h) => ['-H', h]);
+  const wrkArgs = (u) => {
+    return ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headerArgs, '-s', join(root, 'bench/wrk-post.lua'), u];
+  };
+  const parseWrk = (out) => {
+    const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+    return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+  };
   return {
     wrk(u) {
-      const args = [
-        '-t1',
-        `-c${connections}`,
-        `-d${seconds}s`,
-        '--timeout',
-        '5s',
-        ...headerArgs,
-        '-s',
-        join(root, 'bench/wrk-post.lua'),
-        u,
-      ];
-      const out = execFileSync(...onCpus(LOAD_CPUS, 'wrk', args), { encoding: 'utf8', env: { ...process.env, WRK_BODY_FILE: bodyFile } });
-      const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-      return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+      return parseWrk(
+        execFileSync(...onCpus(LOAD_CPUS, 'wrk', wrkArgs(u)), { encoding: 'utf8', env: { ...process.env, WRK_BODY_FILE: bodyFile } }),
+      );
+    },
+    /** The same load, not waiting: for two peers loaded at once (concurrentPairs). */
+    wrkAsync(u) {
+      return new Promise((resolve, reject) => {
+        const [cmd, args] = onCpus(LOAD_CPUS, 'wrk', wrkArgs(u));
+        const child = spawn(cmd, args, { env: { ...process.env, WRK_BODY_FILE: bodyFile }, stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk exited ${code}`))));
+      });
     },
     h2load(u) {
       const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds), '--warm-up-time=1'];
@@ -353,4 +360,29 @@ export function interleavedPairs({ base, candidate, pairs, seconds, load, url, w
   }
   process.stderr.write('\n');
   return { h1, h2, h1cpu, raw, errors };
+}
+
+/**
+ * `base` and `candidate` loaded at the same time (wrk, HTTPS/1.1), `rounds` times, both pinned to
+ * the test core: each gets about half of it, so its rps is inversely proportional to its CPU per
+ * request, and a change of the host's speed, even within a run, hits both alike. Ratios are
+ * candidate ÷ base per round: rps, and CPU per request from the processes' own CPU time.
+ */
+export async function concurrentPairs({ base, candidate, rounds, seconds, load, url }) {
+  const h1 = [];
+  const h1cpu = [];
+  let errors = 0;
+  const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+  for (let i = 0; i < rounds; i++) {
+    process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
+    const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
+    const [a, b] = await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
+    const cpuA = ((cpuTicks(base.child.pid) - before[0]) * TICK_US) / (a.rps * seconds);
+    const cpuB = ((cpuTicks(candidate.child.pid) - before[1]) * TICK_US) / (b.rps * seconds);
+    h1.push(ratio(b.rps, a.rps));
+    h1cpu.push(ratio(cpuB, cpuA));
+    errors += a.errors + b.errors;
+  }
+  process.stderr.write('\n');
+  return { h1, h1cpu, errors };
 }

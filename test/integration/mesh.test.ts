@@ -20,6 +20,7 @@ import { createEventBus } from '../../src/telemetry/events.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { startTestSidecar, testConfigYaml, type CapturedEvent, type Teardown } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
+import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
 const ORDERS = id('ns/shop/sa/orders');
@@ -185,7 +186,13 @@ t.test('CA down into the last tenth of a certificate’s life: warden.mesh.cert_
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const ca = await startCa(t, { certificates: { lifetime: '5s', backdate: '0s' } });
-  const config = meshConfig(ca.server, { renew_at: 0.5, renew_jitter: 0, max_backoff: '200ms' });
+  // Exported to a collector too: the one catalogue name the topology test cannot wait for.
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const config = {
+    ...meshConfig(ca.server, { renew_at: 0.5, renew_jitter: 0, max_backoff: '200ms' }),
+    telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms', timeout: '1s' } },
+  };
   const s = await startTestSidecar(t, backend.url, config);
   const notAfter = s.sidecar.mesh?.material().notAfter as Date;
   await ca.server.close();
@@ -199,6 +206,13 @@ t.test('CA down into the last tenth of a certificate’s life: warden.mesh.cert_
   const at = Date.parse(String(expiring[0]?.['warden.cert.not_after']));
   t.equal(at, notAfter.getTime(), 'naming the certificate that is running out');
   t.ok(s.events.filter((e) => e.name === 'warden.mesh.renewal_failed').length >= 2, 'after renewals that failed');
+  const exported = await receiver.until(() => receiver.logs.find((l) => l.eventName === 'warden.mesh.cert_expiring'));
+  t.match(
+    exported,
+    { severityNumber: 17, resource: { 'service.name': 'test' } },
+    'and reached the collector as an OTLP log record (ERROR)',
+  );
+  t.equal(Date.parse(String(exported.attributes['warden.cert.not_after'])), notAfter.getTime());
 });
 
 t.test('revocation: refused within one CRL refresh, on open connections too', async (t) => {
