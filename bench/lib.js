@@ -373,6 +373,8 @@ export async function concurrentPairs({ base, candidate, rounds, seconds, load, 
   const h1cpu = [];
   let errors = 0;
   const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+  // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
+  await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
   for (let i = 0; i < rounds; i++) {
     process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
     const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
