@@ -27,7 +27,7 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
     env,
   );
   if (!otel) return undefined;
-  const tracing = createRequestTracing(otel);
+  const tracing = createRequestTracing(otel, { ownMetrics: true });
   const removeSink = events.addSink(tracing.eventSink);
   return {
     traced(req, requestId, path, action, run) {

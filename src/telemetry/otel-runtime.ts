@@ -11,7 +11,7 @@
 import type { Registry } from 'prom-client';
 import type { OtlpConfig } from '../config/types.js';
 import type { EventBus } from './events.js';
-import { exportPrometheusInstruments } from './otel-metrics-bridge.js';
+import { exportPrometheusInstruments, requestDurationProducer } from './otel-metrics-bridge.js';
 import { otelEnabled } from './otel-enabled.js';
 import type { Otel, OtelIdentity } from './otel.js';
 import { createRequestTracing, type RequestTracing } from './request-tracing.js';
@@ -42,10 +42,12 @@ export async function startOtelRuntime(
   let key = keyOf(cfg, identity);
   const start = async (c: OtlpConfig | undefined, id: OtelIdentity): Promise<Running | undefined> => {
     if (!otelEnabled(c)) return undefined;
-    const otel = (await import('./otel.js')).startOtel(c, id);
+    const otel = (await import('./otel.js')).startOtel(c, id, process.env, [
+      requestDurationProducer(deps.registry, { name: 'warden', version: id.version }),
+    ]);
     if (!otel) return undefined;
     exportPrometheusInstruments(otel.meter, deps.registry);
-    return { otel, tracing: createRequestTracing(otel) };
+    return { otel, tracing: createRequestTracing(otel, { ownMetrics: false }) };
   };
   let running = await start(cfg, identity);
   // One sink for the process's life, writing to whichever SDK is in force.

@@ -19,7 +19,7 @@ import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metr
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { OtlpConfig } from '../config/types.js';
@@ -59,7 +59,13 @@ function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'me
 /** Spans and log records dropped because the collector could not take them. */
 const dropped: DropCounter = { dropped: 0 };
 
-export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, env: NodeJS.ProcessEnv = process.env): Otel | undefined {
+export function startOtel(
+  cfg: OtlpConfig | undefined,
+  identity: OtelIdentity,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Metrics kept elsewhere (prom-client), read at each collection. */
+  producers: ((resource: Resource) => MetricProducer)[] = [],
+): Otel | undefined {
   if (!otelEnabled(cfg, env)) return undefined;
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   const json = protocol === 'http/json';
@@ -78,17 +84,18 @@ export function startOtel(cfg: OtlpConfig | undefined, identity: OtelIdentity, e
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), 5000, dropped);
   const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
-  const metricReader = new PeriodicExportingMetricReader({
-    exporter: metricExporter,
-    exportIntervalMillis: cfg?.export_interval ?? 10_000,
-    exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
-  });
 
   // OTEL_RESOURCE_ATTRIBUTES (and OTEL_SERVICE_NAME) add to the resource; the sidecar's own
   // attributes (service.name from sidecar.yaml, version, identity) win over them.
   const resource = detectResources({ detectors: [envDetector] }).merge(
     resourceFromAttributes({ 'service.name': identity.serviceName, 'service.version': identity.version, ...identity.attributes }),
   );
+  const metricReader = new PeriodicExportingMetricReader({
+    exporter: metricExporter,
+    metricProducers: producers.map((p) => p(resource)),
+    exportIntervalMillis: cfg?.export_interval ?? 10_000,
+    exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
+  });
   const sampler = createSampler(cfg?.sampling_ratio, env);
   const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
   const sdk = new NodeSDK({

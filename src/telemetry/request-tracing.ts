@@ -74,16 +74,22 @@ interface OpenRequest {
   clientSpan: RequestSpan | undefined;
 }
 
-export function createRequestTracing(otel: Otel): RequestTracing {
+/**
+ * `ownMetrics`: record request durations and security events in OTel instruments of its own. The
+ * sidecar does not: its OTLP metrics are read from the Prometheus instruments /metrics serves
+ * (otel-metrics-bridge.ts), so each request is recorded once. The CA, without /metrics, does.
+ */
+export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
   const { logger, meter, sampler, spanProcessor, resource } = otel;
   const scope = { name: 'warden', version: otel.version };
   // Keyed by request id: events carry it, so they find their span.
   const open = new Map<string, OpenRequest>();
-  const duration = meter.createHistogram('http.server.request.duration', {
-    unit: 's',
-    description: 'Requests through the sidecar, by route and status.',
-  });
-  const securityEvents = meter.createCounter('warden.security.events', { description: 'Security events by name.' });
+  const duration = ownMetrics
+    ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
+    : undefined;
+  const securityEvents = ownMetrics
+    ? meter.createCounter('warden.security.events', { description: 'Security events by name.' })
+    : undefined;
 
   // The headers the configured propagators read (traceparent, tracestate, baggage by default).
   const fields = propagation.fields();
@@ -144,7 +150,7 @@ export function createRequestTracing(otel: Otel): RequestTracing {
     end(ctx, status) {
       const endedAt = performance.now();
       const route = ctx.route.id;
-      duration.record((endedAt - ctx.startedAt) / 1000, {
+      duration?.record((endedAt - ctx.startedAt) / 1000, {
         'http.route': route,
         'http.request.method': ctx.method,
         'http.response.status_code': status,
@@ -167,7 +173,7 @@ export function createRequestTracing(otel: Otel): RequestTracing {
       spanProcessor.onEnd(serverSpan.finish(endedAt));
     },
     eventSink(name, severity, attributes) {
-      securityEvents.add(1, { 'event.name': name });
+      securityEvents?.add(1, { 'event.name': name });
       const requestId = attributes['warden.request.id'];
       const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
       const span = req?.serverSpan;
