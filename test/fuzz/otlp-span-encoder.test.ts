@@ -22,6 +22,8 @@ const text = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', minLength: 100, maxLength: 400 }),
   fc.constantFrom('http.request.method', 'url.path', 'warden.request.id', ''),
+  // Lone surrogates: both encoders must write U+FFFD for them.
+  fc.constantFrom('\ud800', 'a\udc00b', 'x'.repeat(70) + '\ud83d', '\ud83d\ude00'),
 );
 const number = fc.oneof(
   fc.integer(),
