@@ -5,27 +5,10 @@
  * self-metrics); these cost well under 1 µs, for the same bytes on the wire. Calls the sidecar makes
  * on a request's behalf (IdP, clamd, Redis) still use the SDK's tracer, as children of these.
  */
-import { randomFillSync } from 'node:crypto';
 import { SpanStatusCode, type Attributes, type HrTime, type SpanContext, type SpanKind, type SpanStatus } from '@opentelemetry/api';
 import { hrTime, hrTimeDuration, type InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-
-const ID_POOL = Buffer.alloc(4096);
-let idOffset = ID_POOL.length;
-const ZERO = { 8: '0'.repeat(16), 16: '0'.repeat(32) };
-
-/** `bytes` random bytes as lower-case hex (W3C trace ids are 16 bytes, span ids 8), from a pooled buffer. */
-export function randomHexId(bytes: 8 | 16): string {
-  if (idOffset + bytes > ID_POOL.length) {
-    randomFillSync(ID_POOL);
-    idOffset = 0;
-  }
-  const id = ID_POOL.toString('hex', idOffset, idOffset + bytes);
-  idOffset += bytes;
-  // All-zero ids are invalid (W3C); with 64 random bits this is a formality.
-  return id === ZERO[bytes] ? randomHexId(bytes) : id;
-}
 
 const NO_LINKS: [] = [];
 const NO_EVENTS: readonly TimedEvent[] = Object.freeze([]);

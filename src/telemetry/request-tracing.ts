@@ -22,10 +22,10 @@ import {
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
 import { sanitizeAttributes } from '@opentelemetry/core';
-import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
+import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
-import { randomHexId, RequestSpan } from './request-span.js';
+import { RequestSpan } from './request-span.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
 export interface TracedRequest {
@@ -62,6 +62,8 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
 };
 
 const ERROR = Object.freeze({ code: SpanStatusCode.ERROR });
+/** The SDK's own id generator, as its tracer uses. */
+const ids = new RandomIdGenerator();
 
 interface OpenRequest {
   /** The caller's context as extracted (its span, baggage). */
@@ -105,7 +107,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const parent = carriesContext(ctx.headers) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
       const caller = trace.getSpanContext(parent);
       const remote = caller && isSpanContextValid(caller) ? caller : undefined;
-      const traceId = remote?.traceId ?? randomHexId(16);
+      const traceId = remote?.traceId ?? ids.generateTraceId();
       const attributes: Attributes = {
         'http.request.method': ctx.method,
         'url.path': ctx.path,
@@ -119,7 +121,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const traceState = decision.traceState ?? remote?.traceState;
       const server: SpanContext = {
         traceId,
-        spanId: randomHexId(8),
+        spanId: ids.generateSpanId(),
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
         ...(traceState ? { traceState } : {}),
       };
@@ -133,7 +135,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
     upstream(ctx) {
       const req = open.get(ctx.requestId);
       if (!req) return;
-      const client: SpanContext = { ...req.server, spanId: randomHexId(8) };
+      const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
       if (req.serverSpan)
         req.clientSpan = new RequestSpan(
           'upstream',
