@@ -62,6 +62,20 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
 };
 
 const ERROR = Object.freeze({ code: SpanStatusCode.ERROR });
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const NO_LINKS: [] = [];
+
+function serverAttributes(ctx: TracedRequest): Attributes {
+  const attributes: Attributes = {
+    'http.request.method': ctx.method,
+    'url.path': ctx.path,
+    'network.protocol.version': ctx.protocol,
+    'client.address': ctx.clientAddress,
+    'warden.request.id': ctx.requestId,
+  };
+  if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
+  return attributes;
+}
 /** The SDK's own id generator, as its tracer uses. */
 const ids = new RandomIdGenerator();
 
@@ -108,15 +122,8 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const caller = trace.getSpanContext(parent);
       const remote = caller && isSpanContextValid(caller) ? caller : undefined;
       const traceId = remote?.traceId ?? ids.generateTraceId();
-      const attributes: Attributes = {
-        'http.request.method': ctx.method,
-        'url.path': ctx.path,
-        'network.protocol.version': ctx.protocol,
-        'client.address': ctx.clientAddress,
-        'warden.request.id': ctx.requestId,
-      };
-      if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
-      const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, attributes, []);
+      // The samplers built here (otel-sampler.ts) read no attributes: a span's are made only if it is sampled.
+      const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS);
       const sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
       const traceState = decision.traceState ?? remote?.traceState;
       const server: SpanContext = {
@@ -128,7 +135,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const context = trace.setSpanContext(parent, server);
       ctx.traceContext = context;
       const serverSpan = sampled
-        ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, attributes, resource, scope)
+        ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
         : undefined;
       open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
     },
