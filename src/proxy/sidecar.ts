@@ -419,13 +419,16 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       // its pool closes after the drain grace, and close() itself waits for running requests.
       setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
       const grace = previous.config.lifecycle.drain_timeout;
-      const telemetryChanged = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).catch((err: unknown) => {
-        logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
-        return true;
-      });
+      const telemetry = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).then(
+        (changed) => (changed ? '; telemetry restarted' : ''),
+        (err: unknown) => {
+          logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
+          return '; telemetry could not restart, export is off';
+        },
+      );
       events.emit('warden.config.reloaded', {
         'warden.config.file': file,
-        'warden.detail': `${next.config.routes.length} routes${telemetryChanged ? '; telemetry restarted' : ''}`,
+        'warden.detail': `${next.config.routes.length} routes${telemetry}`,
       });
       return true;
     },
