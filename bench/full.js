@@ -16,6 +16,7 @@ import {
   createFill,
   createPostLoad,
   concurrentPairs,
+  ratio,
   has,
   median,
   mtlsMaterial,
@@ -138,7 +139,6 @@ for (const p of peers) {
 
 // 1. Interleaved pairs: Warden against each other peer.
 const warden = peers.find((p) => p.name === 'warden-full');
-const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
 const pairs = {};
 const wardenH1 = [];
 let errors = 0;

@@ -38,6 +38,11 @@ export function cpuTicks(pid) {
 }
 export const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
+/** A process's CPU µs per request over a load run that began at `ticksBefore` (cpuTicks). */
+export const cpuUsPerRequest = (pid, ticksBefore, rps, seconds) => ((cpuTicks(pid) - ticksBefore) * TICK_US) / (rps * seconds);
+/** x ÷ y to three decimals: the ratio the pair benches report. */
+export const ratio = (x, y) => Math.round((x / y) * 1000) / 1000;
+
 export function peakRssMiB(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -337,7 +342,6 @@ export function interleavedPairs({ base, candidate, pairs, seconds, load, url, w
   const h1cpu = [];
   const raw = [];
   let errors = 0;
-  const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
   // warmup: one unmeasured run of each first. A peer left idle while other phases ran (a minute
   // or more) measured 20-60 % slower in its first run, which is not what a pair should compare.
   if (warmup) for (const p of [base, candidate]) load.wrk(url(p));
@@ -349,7 +353,7 @@ export function interleavedPairs({ base, candidate, pairs, seconds, load, url, w
     for (const p of order) {
       const before = cpuTicks(p.child.pid);
       r1[p.name] = load.wrk(url(p));
-      r1[p.name].cpu_us_per_req = Math.round(((cpuTicks(p.child.pid) - before) * TICK_US) / (r1[p.name].rps * seconds));
+      r1[p.name].cpu_us_per_req = Math.round(cpuUsPerRequest(p.child.pid, before, r1[p.name].rps, seconds));
     }
     for (const p of order) r2[p.name] = load.h2load(url(p));
     for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
@@ -372,15 +376,14 @@ export async function concurrentPairs({ base, candidate, rounds, seconds, load, 
   const h1 = [];
   const h1cpu = [];
   let errors = 0;
-  const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
   // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
   await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
   for (let i = 0; i < rounds; i++) {
     process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
     const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
     const [a, b] = await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
-    const cpuA = ((cpuTicks(base.child.pid) - before[0]) * TICK_US) / (a.rps * seconds);
-    const cpuB = ((cpuTicks(candidate.child.pid) - before[1]) * TICK_US) / (b.rps * seconds);
+    const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
+    const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
     h1.push(ratio(b.rps, a.rps));
     h1cpu.push(ratio(cpuB, cpuA));
     errors += a.errors + b.errors;

@@ -16,7 +16,7 @@ import {
   median,
   peakRssMiB,
   requireTools,
-  TICK_US,
+  cpuUsPerRequest,
   version,
   profileArgs,
 } from './lib.js';
@@ -172,7 +172,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     const h1 = wrk(h1url, C, D);
     // CPU per request is steadier than rps on a shared machine: it does not fall when a neighbour
     // takes the core, only when the proxy does more work.
-    h1.cpu_us_per_req = Math.round((((cpuTicks(measured) - cpuBefore) * TICK_US) / (h1.rps * D)) * 10) / 10;
+    h1.cpu_us_per_req = Math.round(cpuUsPerRequest(measured, cpuBefore, h1.rps, D) * 10) / 10;
     process.stderr.write(', latency');
     const lat = wrk(h1url, 1, LAT);
     let h2 = null;

@@ -18,7 +18,7 @@ import {
   peakRssMiB,
   requireTools,
   startBenchIdp,
-  TICK_US,
+  cpuUsPerRequest,
   profileArgs,
   writeResult,
   benchOptions,
@@ -136,7 +136,7 @@ for (let i = 0; i < PAIRS; i++) {
     // CPU time per request as well: less sensitive than rps to this host's speed drift.
     const before = cpuTicks(p.child.pid);
     r1[p.name] = wrk(url(p));
-    r1[p.name].cpu_us_per_req = Math.round(((cpuTicks(p.child.pid) - before) * TICK_US) / (r1[p.name].rps * S));
+    r1[p.name].cpu_us_per_req = Math.round(cpuUsPerRequest(p.child.pid, before, r1[p.name].rps, S));
   }
   for (const p of order) r2[p.name] = h2load(url(p));
   for (const r of [...Object.values(r1), ...Object.values(r2)]) errors += r.errors;
