@@ -26,6 +26,7 @@ import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-ba
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { RequestSpan } from './request-span.js';
+import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
 export interface TracedRequest {
@@ -110,6 +111,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
   // The headers the configured propagators read (traceparent, tracestate, baggage by default).
   const fields = propagation.fields();
   const carriesContext = (headers: TracedRequest['headers']) => fields.some((f) => headers[f] !== undefined);
+  const w3cOnly = onlyW3cPropagators(fields);
   const headerGetter = {
     get: (carrier: TracedRequest['headers'], key: string) => carrier[key],
     keys: (carrier: TracedRequest['headers']) => Object.keys(carrier),
@@ -154,7 +156,9 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
           resource,
           scope,
         );
-      propagation.inject(trace.setSpanContext(req.parent, client), ctx.upstreamHeaders);
+      // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.
+      if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent))) injectTraceContext(client, ctx.upstreamHeaders);
+      else propagation.inject(trace.setSpanContext(req.parent, client), ctx.upstreamHeaders);
     },
     end(ctx, status) {
       const endedAt = performance.now();

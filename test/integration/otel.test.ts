@@ -51,6 +51,19 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.match(forwarded, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`), 'the backend gets the same trace id');
     const backendParent = forwarded.split('-')[2];
 
+    // Without a caller's context: a new trace, sampled, for the backend (the W3C fast path).
+    await fetchText(`${warden.url}/api/orders`, agent);
+    t.match(String(backend.requests.at(-1)?.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'a new trace reaches the backend');
+    // With trace state and baggage: both reach the backend as the W3C propagators write them.
+    const withState = randomBytes(16).toString('hex');
+    await fetchText(`${warden.url}/api/orders`, agent, {
+      headers: { traceparent: `00-${withState}-${callerSpan}-01`, tracestate: 'vendor=abc', baggage: 'tenant=acme' },
+    });
+    const stated = backend.requests.at(-1)?.headers;
+    t.match(String(stated?.traceparent), new RegExp(`^00-${withState}-[0-9a-f]{16}-01$`));
+    t.equal(stated?.tracestate, 'vendor=abc', 'trace state reaches the backend');
+    t.equal(stated?.baggage, 'tenant=acme', 'baggage reaches the backend');
+
     const denied = await fetchText(`${warden.url}/admin/stats`, agent);
     t.equal(denied.status, 403);
     const attack = await fetchText(`${warden.url}/api/search?q=${encodeURIComponent("' OR 1=1 --")}`, agent);
