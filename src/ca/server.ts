@@ -112,9 +112,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     });
     const auth = createClientAuth(store, config.trust_domain);
 
-    const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject): Promise<void> => {
+    const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject, url: URL | undefined): Promise<void> => {
       const socket = req.socket as TLSSocket;
-      const url = new URL(req.url ?? '/', 'https://ca.invalid');
+      if (!url) throw new WardenError('ERR_CA_NOT_FOUND', { detail: 'the request target is not a path' });
       const caller: Caller = { actor: 'anonymous', clientAddress: socket.remoteAddress, requestId: audit.requestId };
       const authenticated = (role: Role) => {
         const peer = auth.authenticate(socket, role);
@@ -162,7 +162,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const attributes: EventAttributes = {
           'client.address': req.socket.remoteAddress ?? '',
           'http.request.method': req.method ?? '',
-          'url.path': (req.url ?? '').split('?')[0] ?? '',
+          'url.path': audit.path,
           'http.response.status_code': problem.status,
           'warden.code': problem.code,
           'warden.action': 'block',
@@ -193,11 +193,17 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
       (req, res) => {
         const started = performance.now();
-        const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-        const audit: AuditSubject = { requestId: randomUUID(), actor: 'anonymous', action: undefined, subject: undefined };
+        const url = urlOf(req.url);
+        const audit: AuditSubject = {
+          requestId: randomUUID(),
+          path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+          actor: 'anonymous',
+          action: undefined,
+          subject: undefined,
+        };
         inFlight++;
         const serve = (done?: (status: number) => void) =>
-          void handle(req, res, audit)
+          void handle(req, res, audit, url)
             .catch((err: unknown) => refuse(err, req, res, audit))
             .finally(() => {
               if (--inFlight === 0) whenIdle?.();
@@ -206,7 +212,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                 {
                   // The same field names as the sidecar's access log (OpenTelemetry conventions).
                   'http.request.method': req.method,
-                  'url.path': path,
+                  'url.path': audit.path,
                   'http.route': 'warden-ca',
                   'http.response.status_code': res.statusCode,
                   'client.address': req.socket.remoteAddress,
@@ -217,7 +223,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
               );
             });
         if (!telemetry) return serve();
-        telemetry.traced(req, audit.requestId, path, ROUTES[path]?.action ?? 'unknown', serve);
+        // The action routed to (the URL's normalised path), as handle() routes it.
+        telemetry.traced(req, audit.requestId, audit.path, (url && ROUTES[url.pathname]?.action) ?? 'unknown', serve);
       },
     );
     const listening = server;
@@ -297,9 +304,20 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
 /** Refusals that say nothing about a credential are not worth an audit row. */
 const QUIET = new Set<ErrorCode>(['ERR_CA_NOT_FOUND', 'ERR_METHOD_NOT_ALLOWED']);
 
+/** The request target as a URL (dot segments resolved: what the CA routes by), or undefined when it is no path. */
+function urlOf(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'https://ca.invalid');
+  } catch {
+    return undefined;
+  }
+}
+
 interface AuditSubject {
   /** Carried by the request's events, so that they are correlated with its span. */
   readonly requestId: string;
+  /** The request target's path as sent (logs and events), once per request. */
+  readonly path: string;
   actor: string;
   action: string | undefined;
   subject: string | undefined;

@@ -200,6 +200,10 @@ t.test('enroll: happy path, and every token refusal with its own code', async (t
   const unknown = await request(`${ca.url}/v1/nope`, { dispatcher: agent });
   t.equal(unknown.statusCode, 404);
   t.notMatch(await unknown.body.text(), /at .*\.ts/, 'no stack trace');
+  // A target that is no URL path ("//") is a 404 too, not an internal error.
+  const noPath = await request(`${ca.url}//`, { dispatcher: agent });
+  t.equal(noPath.statusCode, 404);
+  t.match(await noPath.body.json(), { code: 'ERR_CA_NOT_FOUND' });
 });
 
 t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoints refused', async (t) => {

@@ -515,6 +515,14 @@ t.test('two services, one CA, one collector', async (t) => {
   const lateToken = ca.createToken({ spiffe_id: id('ns/demo/sa/late') }).token;
   t.equal(await caPost('/v1/enroll', { token: lateToken, csr: 'not a CSR' }), 400, 'CA: a CSR it cannot read');
   t.equal(await caPost('/v1/renew', { csr: csrPem }), 401, 'CA: a renewal without a client certificate');
+  // A target the CA routes after normalising it: its span names the action served, its path is as sent.
+  const oddBundle = await request(`${ca.url}//elsewhere/v1/bundle`, { dispatcher: caAgent });
+  await oddBundle.body.dump();
+  t.equal(oddBundle.statusCode, 200, 'CA: //elsewhere/v1/bundle is served as /v1/bundle');
+  const oddSpan = await receiver.until(() =>
+    receiver.spans.find((s) => s.resource['service.name'] === 'warden-ca' && s.attributes['url.path'] === '//elsewhere/v1/bundle'),
+  );
+  t.equal(oddSpan.name, 'GET bundle', "the CA's span names the action it served");
   for (const event of [
     'warden.ca.token_created',
     'warden.ca.revoked',
