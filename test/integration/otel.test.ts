@@ -61,6 +61,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     });
     const stated = backend.requests.at(-1)?.headers;
     t.match(String(stated?.traceparent), new RegExp(`^00-${withState}-[0-9a-f]{16}-01$`));
+    t.not(String(stated?.traceparent).split('-')[2], callerSpan, "the upstream span's id, not the caller's passed through");
     t.equal(stated?.tracestate, 'vendor=abc', 'trace state reaches the backend');
     t.equal(stated?.baggage, 'tenant=acme', 'baggage reaches the backend');
 
@@ -157,8 +158,9 @@ t.test('sampling: a ratio for new traces, the caller’s decision honoured', asy
     [sampled, '01'],
     [notSampled, '00'],
   ] as const) {
+    const callerSpan = randomBytes(8).toString('hex');
     const res = await fetchText(`${warden.url}/x`, agent, {
-      headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}` },
+      headers: { traceparent: `00-${traceId}-${callerSpan}-${flags}` },
     });
     t.equal(res.status, 200);
     t.match(
@@ -166,6 +168,7 @@ t.test('sampling: a ratio for new traces, the caller’s decision honoured', asy
       new RegExp(`^00-${traceId}-[0-9a-f]{16}-${flags}$`),
       `flags ${flags} passed on`,
     );
+    t.not(String(backend.requests.at(-1)?.headers.traceparent).split('-')[2], callerSpan, 'under a span of the sidecar');
   }
   for (let i = 0; i < 5; i++) await fetchText(`${warden.url}/x`, agent);
   await receiver.until(() => receiver.spans.find((s) => s.traceId === sampled && s.kind === SERVER));
@@ -176,4 +179,27 @@ t.test('sampling: a ratio for new traces, the caller’s decision honoured', asy
     'a caller’s unsampled trace is not recorded',
   );
   t.equal(receiver.spans.filter((s) => s.traceId !== sampled).length, 0, 'with sampling_ratio 0, new traces are not recorded either');
+});
+
+t.test('OTEL_PROPAGATORS=b3: the backend gets B3 headers, not W3C ones', async (t) => {
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(
+    t,
+    await testConfigYaml(backend.url, { telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms' } } }),
+    { OTEL_PROPAGATORS: 'b3' },
+  );
+  const agent = testAgent((await testCertificate()).certPem);
+  t.teardown(() => agent.close());
+  const traceId = randomBytes(16).toString('hex');
+  const callerSpan = randomBytes(8).toString('hex');
+  t.equal((await fetchText(`${warden.url}/x`, agent, { headers: { b3: `${traceId}-${callerSpan}-1` } })).status, 200);
+  const headers = backend.requests.at(-1)?.headers;
+  t.match(String(headers?.b3), new RegExp(`^${traceId}-[0-9a-f]{16}-1$`), "the caller's B3 trace continues to the backend");
+  t.not(String(headers?.b3).split('-')[1], callerSpan, 'under a span of the sidecar');
+  t.equal(headers?.traceparent, undefined, 'no W3C traceparent: the W3C fast path is off');
+  await fetchText(`${warden.url}/x`, agent);
+  t.match(String(backend.requests.at(-1)?.headers.b3), /^[0-9a-f]{32}-[0-9a-f]{16}-1$/, 'a new trace, in B3');
 });
