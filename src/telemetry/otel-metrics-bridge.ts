@@ -5,7 +5,7 @@
  * OTLP collection — one set of numbers, two exports, and one record per request instead of two.
  */
 import { ValueType, type HrTime, type Meter } from '@opentelemetry/api';
-import { hrTime } from '@opentelemetry/core';
+import { hrTime, type InstrumentationScope } from '@opentelemetry/core';
 import {
   AggregationTemporality,
   DataPointType,
@@ -61,13 +61,10 @@ type HistogramPoint = HistogramMetricData['dataPoints'][number];
  * sidecar records each request in (the OTel API has no asynchronous histogram, hence a producer):
  * cumulative, the same buckets, one point per route, method and status.
  */
-export function requestDurationProducer(
-  registry: Registry,
-  scope: { name: string; version: string },
-): (resource: Resource) => MetricProducer {
+export function requestDurationProducer(registry: Registry): (resource: Resource, scope: InstrumentationScope) => MetricProducer {
   // Cumulative since the histogram began counting: the process's start (hrTime(0) is the time origin).
   const startTime: HrTime = hrTime(0);
-  return (resource) => ({
+  return (resource, scope) => ({
     async collect() {
       const metric = registry.getSingleMetric('warden_http_request_duration_seconds');
       const endTime = hrTime();

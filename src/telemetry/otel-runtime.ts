@@ -42,9 +42,7 @@ export async function startOtelRuntime(
   let key = keyOf(cfg, identity);
   const start = async (c: OtlpConfig | undefined, id: OtelIdentity): Promise<Running | undefined> => {
     if (!otelEnabled(c)) return undefined;
-    const otel = (await import('./otel.js')).startOtel(c, id, process.env, [
-      requestDurationProducer(deps.registry, { name: 'warden', version: id.version }),
-    ]);
+    const otel = (await import('./otel.js')).startOtel(c, id, process.env, [requestDurationProducer(deps.registry)]);
     if (!otel) return undefined;
     exportPrometheusInstruments(otel.meter, deps.registry);
     return { otel, tracing: createRequestTracing(otel, { ownMetrics: false }) };

@@ -22,6 +22,7 @@ import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter } from './otlp-proto-exporter.js';
@@ -35,7 +36,8 @@ export interface Otel {
   readonly sampler: Sampler;
   readonly spanProcessor: SpanProcessor;
   readonly resource: Resource;
-  readonly version: string;
+  /** Warden's instrumentation scope: its spans, log records and metrics. */
+  readonly scope: InstrumentationScope;
   /** Flushes what is queued (bounded by the exporters' timeouts) and stops exporting. */
   shutdown(): Promise<void>;
   /**
@@ -64,7 +66,7 @@ export function startOtel(
   identity: OtelIdentity,
   env: NodeJS.ProcessEnv = process.env,
   /** Metrics kept elsewhere (prom-client), read at each collection. */
-  producers: ((resource: Resource) => MetricProducer)[] = [],
+  producers: ((resource: Resource, scope: InstrumentationScope) => MetricProducer)[] = [],
 ): Otel | undefined {
   if (!otelEnabled(cfg, env)) return undefined;
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
@@ -90,9 +92,10 @@ export function startOtel(
   const resource = detectResources({ detectors: [envDetector] }).merge(
     resourceFromAttributes({ 'service.name': identity.serviceName, 'service.version': identity.version, ...identity.attributes }),
   );
+  const scope = { name: 'warden', version: identity.version };
   const metricReader = new PeriodicExportingMetricReader({
     exporter: metricExporter,
-    metricProducers: producers.map((p) => p(resource)),
+    metricProducers: producers.map((p) => p(resource, scope)),
     exportIntervalMillis: cfg?.export_interval ?? 10_000,
     exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
   });
@@ -113,7 +116,7 @@ export function startOtel(
     contextManager: null as unknown as ContextManager,
   });
   sdk.start();
-  const meter = metrics.getMeter('warden', identity.version);
+  const meter = metrics.getMeter(scope.name, scope.version);
   meter
     .createObservableCounter('warden.telemetry.dropped', {
       description: 'Spans and log records dropped: the collector was down or refused them.',
@@ -123,8 +126,8 @@ export function startOtel(
     sampler,
     spanProcessor,
     resource,
-    version: identity.version,
-    logger: logs.getLogger('warden', identity.version),
+    scope,
+    logger: logs.getLogger(scope.name, scope.version),
     meter,
     shutdown: () => sdk.shutdown().catch(() => undefined),
     stopMetrics: () => metricReader.shutdown().catch(() => undefined),

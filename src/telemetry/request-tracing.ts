@@ -97,8 +97,7 @@ interface OpenRequest {
  * (otel-metrics-bridge.ts), so each request is recorded once. The CA, without /metrics, does.
  */
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
-  const { logger, meter, sampler, spanProcessor, resource } = otel;
-  const scope = { name: 'warden', version: otel.version };
+  const { logger, meter, sampler, spanProcessor, resource, scope } = otel;
   // Keyed by request id: events carry it, so they find their span.
   const open = new Map<string, OpenRequest>();
   const duration = ownMetrics

@@ -7,7 +7,7 @@ import { requestDurationProducer } from '../../../src/telemetry/otel-metrics-bri
 t.test('http.server.request.duration over OTLP is the Prometheus histogram /metrics serves', async (t) => {
   const metrics = createMetrics({ serviceName: 'orders', processMetrics: false });
   const resource = resourceFromAttributes({ 'service.name': 'orders' });
-  const producer = requestDurationProducer(metrics.registry, { name: 'warden', version: '0.1.0' })(resource);
+  const producer = requestDurationProducer(metrics.registry)(resource, { name: 'warden', version: '0.1.0' });
   t.same((await producer.collect()).resourceMetrics.scopeMetrics, [], 'nothing before the first request');
 
   for (const s of [0.0002, 0.0007, 0.0007, 0.003, 0.2, 42]) metrics.observeRequest('api', 'GET', 200, s);
