@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// Two builds of Warden, the same configuration, loaded at once on the same core (concurrentPairs in
+// lib.js): what a change costs or saves, free of the host's drift. Each build is a git revision
+// (checked out into bench/tmp/builds/<sha> and compiled there, with this checkout's node_modules)
+// or a folder that holds bin/ and dist/ (a build patched by hand, for instance).
+// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--ratio 1] [--rounds 6] [--seconds 4]
+import { execFileSync } from 'node:child_process';
+import { existsSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  benchWorkdir,
+  concurrentPairs,
+  createBench,
+  createFill,
+  createPostLoad,
+  forkOnLoadCores,
+  median,
+  requireTools,
+  writeResult,
+} from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const usage = 'node bench/builds.js BASE CANDIDATE [--config FILE] [--ratio R] [--rounds N] [--seconds S] [--out FILE] [--no-pin]';
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  allowNegative: true,
+  options: {
+    config: { type: 'string', default: 'warden-otel.yaml' },
+    ratio: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '4' },
+    out: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help || positionals.length !== 2) {
+  console.error(`Usage: ${usage}`);
+  process.exit(opts.help ? 0 : 2);
+}
+requireTools(root, ['wrk', 'openssl']);
+
+/** A folder with bin/ and dist/ for a build given as a folder or a git revision. */
+function buildOf(spec) {
+  if (existsSync(join(spec, 'dist/cli/main.js'))) return { spec, dir: resolve(spec) };
+  const sha = execFileSync('git', ['rev-parse', '--short', `${spec}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
+  const dir = join(root, 'bench/tmp/builds', sha);
+  if (!existsSync(join(dir, 'dist/cli/main.js'))) {
+    if (!existsSync(dir)) execFileSync('git', ['worktree', 'add', '--detach', dir, sha], { cwd: root, stdio: 'ignore' });
+    if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: dir,
+      stdio: 'inherit',
+    });
+  }
+  return { spec, sha, dir };
+}
+const builds = positionals.map(buildOf);
+
+const { work, cert, key } = benchWorkdir(root, `builds-${Date.now()}`);
+const bench = createBench({ pin: opts.pin });
+const fill = createFill(join(root, 'bench/peers'), work);
+const bodyFile = join(work, 'body.json');
+writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+const backendPort = 18095;
+const sinkPort = 18319;
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
+
+const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i }));
+for (const p of peers) {
+  const config = fill(opts.config, { backendPort, sinkPort, cert, key, port: p.port, adminPort: p.adminPort, ratio: opts.ratio });
+  // fill() reuses the template's name: each peer reads its copy before the next one is written.
+  p.child = bench.start(process.execPath, [join(p.dir, 'bin/warden.js'), 'proxy', '-c', config], {
+    stdio: ['ignore', openSync(join(work, `${p.name}.log`), 'w'), 'pipe'],
+  });
+  await bench.waitPort(p.port);
+}
+const S = Number(opts.seconds);
+const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers: [], bodyFile });
+const url = (p) => `https://127.0.0.1:${p.port}/orders`;
+const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url });
+for (const p of peers) await bench.stop(p.child);
+await bench.stop(sink);
+await bench.stop(backend);
+
+const r3 = (x) => Math.round(x * 1000) / 1000;
+const result = {
+  date: new Date().toISOString(),
+  settings: { config: opts.config, ratio: Number(opts.ratio), rounds: Number(opts.rounds), seconds: S },
+  base: { build: builds[0].spec, sha: builds[0].sha },
+  candidate: { build: builds[1].spec, sha: builds[1].sha },
+  candidate_over_base: { h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors },
+};
+console.log(
+  `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once (${opts.config}): rps ${result.candidate_over_base.h1} ` +
+    `(rounds ${r.h1.join(', ')}), CPU per request ${result.candidate_over_base.h1_cpu}; errors ${r.errors}`,
+);
+console.log(`written: ${writeResult(root, 'builds', result, opts.out)}`);
