@@ -1,8 +1,9 @@
 /**
- * pino logger. JSON lines to stdout by default, buffered (sonic-boom) so that logging never blocks
- * the event loop; flushed on shutdown. `time` is epoch milliseconds (cheapest to produce).
+ * pino logger. JSON lines to stdout by default, batched and written asynchronously so that logging
+ * never blocks the event loop; flushed on shutdown and at exit. `time` is epoch milliseconds (cheapest to produce).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { LineBatcher } from './line-batcher.js';
 
 export type { Logger } from 'pino';
 
@@ -27,20 +28,35 @@ export interface LoggerOptions {
 }
 
 /**
- * stdout, written asynchronously in batches of at least 4 KiB, and at the latest every 200 ms: one
- * write per access line cost ~10 % of the request path's CPU; batching removes nearly all of it
- * while a quiet sidecar's lines still appear promptly.
+ * stdout: lines gathered into batches of 16 KiB (line-batcher.ts) that sonic-boom writes
+ * asynchronously, so that logging never blocks the event loop, and at the latest every 200 ms, so
+ * that a quiet sidecar's lines still appear promptly. One write per access line cost ~10 % of the
+ * request path's CPU. One batcher for the process: every logger to stdout shares it, so their
+ * lines never interleave mid-line, and one exit hook writes out what is left.
  */
+let stdout: LineBatcher | undefined;
 function bufferedStdout(): DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  if (stdout) return stdout;
+  // minLength 0: sonic-boom writes each batch as it comes, keeping none of its own.
+  const batcher = new LineBatcher(pino.destination({ dest: 1, sync: false, minLength: 0 }));
   setInterval(() => {
     try {
-      destination.flush();
+      batcher.flush();
     } catch {
-      // not open yet, or already closed: the next tick (or exit) flushes
+      // closed: exit writes out the rest
     }
   }, 200).unref();
-  return destination;
+  process.once('exit', () => flushQuietly(batcher));
+  stdout = batcher;
+  return batcher;
+}
+
+function flushQuietly(destination: { flushSync?: () => void }): void {
+  try {
+    destination.flushSync?.();
+  } catch {
+    // nothing more can be done at exit
+  }
 }
 
 const destinations = new WeakMap<Logger, { flushSync?: () => void }>();
@@ -62,11 +78,12 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /** Writes out whatever the logger still buffers (before exit). */
 export function flushLogger(logger: Logger): void {
-  try {
-    const destination = destinations.get(logger);
-    if (destination?.flushSync) destination.flushSync();
-    else logger.flush();
-  } catch {
-    // nothing more can be done at exit
-  }
+  const destination = destinations.get(logger);
+  if (destination?.flushSync) flushQuietly(destination);
+  else
+    try {
+      logger.flush();
+    } catch {
+      // nothing more can be done at exit
+    }
 }

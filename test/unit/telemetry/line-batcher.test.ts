@@ -1,0 +1,60 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { LineBatcher } from '../../../src/telemetry/line-batcher.js';
+
+const root = resolve(import.meta.dirname, '../../..');
+
+/** A batcher in front of real sonic-boom writers on a temporary file, as logger.ts builds it for stdout. */
+function fileBatcher(batchChars: number) {
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-lines-')), 'out.log');
+  const fd = openSync(file, 'w');
+  const batcher = new LineBatcher(pino.destination({ dest: fd, sync: false, minLength: 0 }), batchChars);
+  const read = () => readFileSync(file, 'utf8');
+  /** The file's text once it has `length` characters (asynchronous writes land a little later). */
+  const readWhen = async (length: number) => {
+    for (let waited = 0; read().length < length && waited < 5000; waited += 10) await sleep(10);
+    return read();
+  };
+  return { batcher, read, readWhen };
+}
+
+t.test('lines wait in the batch until it is full or flushed, then arrive whole and in order', async (t) => {
+  const { batcher, read, readWhen } = fileBatcher(100);
+  batcher.write('a'.repeat(40) + '\n');
+  batcher.write('b'.repeat(40) + '\n');
+  await sleep(50);
+  t.equal(read(), '', 'below the batch size nothing is written');
+  batcher.write('c'.repeat(40) + '\n');
+  t.equal(await readWhen(123), `${'a'.repeat(40)}\n${'b'.repeat(40)}\n${'c'.repeat(40)}\n`, 'a full batch is written');
+  batcher.write('d\n');
+  batcher.flush();
+  t.match(await readWhen(125), /c\nd\n$/, 'flush writes a partial batch');
+});
+
+t.test('a process that exits at once still writes every line, in order', async (t) => {
+  const script = `
+    import { createLogger } from ${JSON.stringify(join(root, 'dist/telemetry/logger.js'))};
+    const logger = createLogger({ level: 'info' });
+    let i = 0;
+    const burst = () => {
+      for (let k = 0; k < 500 && i < 20000; k++, i++) logger.info({ i }, 'line');
+      if (i < 20000) setImmediate(burst);
+      else process.exit(0);
+    };
+    burst();`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const seen = out
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { i: number }).i);
+  t.equal(seen.length, 20000);
+  t.ok(
+    seen.every((i, at) => i === at),
+    'in the order logged',
+  );
+});
