@@ -37,7 +37,8 @@ export interface ForwardOutcome {
 export interface Forwarder {
   forward(
     ctx: RequestContext,
-    body: Readable | AsyncIterable<Buffer> | Iterable<Buffer> | null,
+    /** A Buffer when the body was read whole (one write with the head), a stream or iterable otherwise. */
+    body: Buffer | Readable | AsyncIterable<Buffer> | Iterable<Buffer> | null,
     res: DownstreamResponse,
     outcome: ForwardOutcome,
   ): Aborter;
@@ -179,8 +180,8 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
           method: ctx.method,
           path: ctx.path + ctx.search,
           headers: ctx.upstreamHeaders,
-          // undici streams async iterables too (the length-limited body); its types list only Readable.
-          body: body as Readable | null,
+          // undici streams async iterables too (the length-limited body); its types do not list them.
+          body: body as Buffer | Readable | null,
           ...timeouts,
         },
         handler,

@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadOperations } from '../../src/openapi/load-operations.js';
@@ -221,6 +222,18 @@ t.test('request validation: parameters by location and style, bodies by content 
   const ok = await post('{"name":"rex","age":3}');
   t.equal(ok.status, 200, 'JSON body valid');
   t.equal(backend.requests.at(-1)?.bodyBytes, 22, 'the backend receives the body, byte for byte');
+  const chunked = await fetchText(`${s.url}/v1/pets`, agent, {
+    method: 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body: Readable.from([Buffer.from('{"name":'), Buffer.from('"rex","age":3}')]),
+  });
+  t.equal(chunked.status, 200, 'a chunked JSON body is validated');
+  const last = backend.requests.at(-1);
+  t.match(
+    { bytes: last?.bodyBytes, length: last?.headers['content-length'], te: last?.headers['transfer-encoding'] },
+    { bytes: 22, length: '22', te: undefined },
+    'read whole, it goes on with its length',
+  );
   t.equal((await post('{"name":"rex"}', 'application/json', h2)).status, 200, 'the same over HTTP/2');
   t.match(await problem(post('{"age":3}')), { status: 400, errors: [{ pointer: '/body/name', message: 'is required' }] });
   t.match(
@@ -236,7 +249,7 @@ t.test('request validation: parameters by location and style, bodies by content 
     status: 400,
     errors: [{ pointer: '/body/age' }],
   });
-  t.equal(backend.requests.length - before, 3, 'only the valid requests reached the backend');
+  t.equal(backend.requests.length - before, 4, 'only the valid requests reached the backend');
 
   const uploadAt = (body: string, type: string) =>
     fetchText(`${s.url}/v1/pets/7/photos`, agent, { method: 'POST', headers: { authorization: auth, 'content-type': type }, body });
