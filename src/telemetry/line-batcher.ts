@@ -23,7 +23,7 @@ export class LineBatcher implements DestinationStream {
     /** Writes batches without blocking (sonic-boom, asynchronous). */
     private readonly writer: LineWriter,
     /** A batch goes to the writer once it holds this many characters (or at the next flush). */
-    private readonly batchChars = 16_384,
+    private readonly batchChars = 65_536,
   ) {}
 
   write(line: string): void {

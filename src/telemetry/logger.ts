@@ -28,7 +28,7 @@ export interface LoggerOptions {
 }
 
 /**
- * stdout: lines gathered into batches of 16 KiB (line-batcher.ts) that sonic-boom writes
+ * stdout: lines gathered into batches of 64 KiB (line-batcher.ts) that sonic-boom writes
  * asynchronously, so that logging never blocks the event loop, and at the latest every 200 ms, so
  * that a quiet sidecar's lines still appear promptly. One write per access line cost ~10 % of the
  * request path's CPU. One batcher for the process: every logger to stdout shares it, so their

@@ -4,32 +4,59 @@
  * the OpenTelemetry specification defines them, else parent-based always-on (the SDK's default).
  * Built here rather than left to the SDK because request spans are sampled outside its tracer.
  */
+import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
   ParentBasedSampler,
+  SamplingDecision,
   TraceIdRatioBasedSampler,
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 
-export function createSampler(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampler {
-  if (ratio !== undefined) return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+export interface Sampling {
+  /** The sampler: for spans whose caller sent a context, and for the SDK's tracer. */
+  readonly sampler: Sampler;
+  /**
+   * Its decision for a new trace (no caller context): the root sampler's, asked directly. Most
+   * requests from outside start a trace; this spares them the context lookups of a parent-based
+   * sampler and, for the always-on default, any call at all.
+   */
+  readonly sampleNewTrace: (traceId: string) => boolean;
+}
+
+export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampling {
+  const [root, parentBased] = samplerOf(ratio, env);
+  const sampler = parentBased ? new ParentBasedSampler({ root }) : root;
+  const sampleNewTrace =
+    root instanceof AlwaysOnSampler
+      ? () => true
+      : root instanceof AlwaysOffSampler
+        ? () => false
+        : (traceId: string) =>
+            root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  return { sampler, sampleNewTrace };
+}
+
+/** The root sampler, and whether a caller's decision is followed. */
+function samplerOf(ratio: number | undefined, env: NodeJS.ProcessEnv): [Sampler, boolean] {
+  if (ratio !== undefined) return [new TraceIdRatioBasedSampler(ratio), true];
   const raw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
   const arg = raw ? Number(raw) : NaN;
   // The specification's default ratio when the argument is missing or out of range.
   const envRatio = arg >= 0 && arg <= 1 ? arg : 1;
   switch (env.OTEL_TRACES_SAMPLER?.trim().toLowerCase()) {
     case 'always_on':
-      return new AlwaysOnSampler();
+      return [new AlwaysOnSampler(), false];
     case 'always_off':
-      return new AlwaysOffSampler();
+      return [new AlwaysOffSampler(), false];
     case 'traceidratio':
-      return new TraceIdRatioBasedSampler(envRatio);
+      return [new TraceIdRatioBasedSampler(envRatio), false];
     case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return [new AlwaysOffSampler(), true];
     case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(envRatio) });
+      return [new TraceIdRatioBasedSampler(envRatio), true];
     default:
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return [new AlwaysOnSampler(), true];
   }
 }

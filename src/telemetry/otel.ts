@@ -21,19 +21,19 @@ import { detectResources, envDetector, resourceFromAttributes, type Resource } f
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter } from './otlp-proto-exporter.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
-import { createSampler } from './otel-sampler.js';
+import { createSampling, type Sampling } from './otel-sampler.js';
 
 export interface Otel {
   readonly logger: OtelLogger;
   readonly meter: Meter;
   /** Request spans are sampled and handed to the batch processor outside the SDK's tracer (request-tracing.ts). */
-  readonly sampler: Sampler;
+  readonly sampling: Sampling;
   readonly spanProcessor: SpanProcessor;
   readonly resource: Resource;
   /** Warden's instrumentation scope: its spans, log records and metrics. */
@@ -99,7 +99,7 @@ export function startOtel(
     exportIntervalMillis: cfg?.export_interval ?? 10_000,
     exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
   });
-  const sampler = createSampler(cfg?.sampling_ratio, env);
+  const sampling = createSampling(cfg?.sampling_ratio, env);
   const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
   const sdk = new NodeSDK({
     resource,
@@ -107,7 +107,7 @@ export function startOtel(
     spanProcessors: [spanProcessor],
     logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
     metricReader,
-    sampler,
+    sampler: sampling.sampler,
     instrumentations: [],
     // No AsyncLocalStorage: on Node 20 it hooks every promise of the process (~6 % of a request's
     // CPU here, a one-off A/B of two builds). The request's span context is passed to the calls
@@ -123,7 +123,7 @@ export function startOtel(
     })
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
-    sampler,
+    sampling,
     spanProcessor,
     resource,
     scope,

@@ -19,13 +19,15 @@ import {
   type Attributes,
   type Context,
   type SpanContext,
+  type TraceState,
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
 import { sanitizeAttributes } from '@opentelemetry/core';
-import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
+import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { RequestSpan } from './request-span.js';
+import { clientSpanIdOf, drawRequestIds, serverSpanIdOf, traceIdOf } from './trace-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
@@ -77,10 +79,9 @@ function serverAttributes(ctx: TracedRequest): Attributes {
   if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
   return attributes;
 }
-/** The SDK's own id generator, as its tracer uses. */
-const ids = new RandomIdGenerator();
-
 interface OpenRequest {
+  /** The request's trace and span ids, drawn at once (trace-ids.ts). */
+  readonly ids: string;
   /** The caller's context as extracted (its span, baggage). */
   readonly parent: Context;
   readonly server: SpanContext;
@@ -97,7 +98,8 @@ interface OpenRequest {
  * (otel-metrics-bridge.ts), so each request is recorded once. The CA, without /metrics, does.
  */
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
-  const { logger, meter, sampler, spanProcessor, resource, scope } = otel;
+  const { logger, meter, spanProcessor, resource, scope } = otel;
+  const { sampler, sampleNewTrace } = otel.sampling;
   // Keyed by request id: events carry it, so they find their span.
   const open = new Map<string, OpenRequest>();
   const duration = ownMetrics
@@ -118,32 +120,42 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
 
   return {
     start(ctx) {
-      // Most requests from outside carry no trace context: nothing to extract.
+      const ids = drawRequestIds();
+      // Most requests from outside carry no trace context: nothing to extract, a new trace.
       const parent = carriesContext(ctx.headers) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
-      const caller = trace.getSpanContext(parent);
-      const remote = caller && isSpanContextValid(caller) ? caller : undefined;
-      const traceId = remote?.traceId ?? ids.generateTraceId();
-      // The samplers built here (otel-sampler.ts) read no attributes: a span's are made only if it is sampled.
-      const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS);
-      const sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
-      const traceState = decision.traceState ?? remote?.traceState;
+      let remote: SpanContext | undefined;
+      let traceId: string;
+      let sampled: boolean;
+      let traceState: TraceState | undefined;
+      if (parent === ROOT_CONTEXT) {
+        traceId = traceIdOf(ids);
+        sampled = sampleNewTrace(traceId);
+      } else {
+        const caller = trace.getSpanContext(parent);
+        remote = caller && isSpanContextValid(caller) ? caller : undefined;
+        traceId = remote?.traceId ?? traceIdOf(ids);
+        // The samplers built here (otel-sampler.ts) read no attributes: a span's are made only if it is sampled.
+        const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS);
+        sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
+        traceState = decision.traceState ?? remote?.traceState;
+      }
       const server: SpanContext = {
         traceId,
-        spanId: ids.generateSpanId(),
+        spanId: serverSpanIdOf(ids),
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        ...(traceState ? { traceState } : {}),
       };
+      if (traceState) server.traceState = traceState;
       const context = trace.setSpanContext(parent, server);
       ctx.traceContext = context;
       const serverSpan = sampled
         ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
         : undefined;
-      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
+      open.set(ctx.requestId, { ids, parent, server, context, serverSpan, clientSpan: undefined });
     },
     upstream(ctx) {
       const req = open.get(ctx.requestId);
       if (!req) return;
-      const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
+      const client: SpanContext = { ...req.server, spanId: clientSpanIdOf(req.ids) };
       if (req.serverSpan)
         req.clientSpan = new RequestSpan(
           'upstream',
