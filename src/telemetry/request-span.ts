@@ -29,7 +29,7 @@ export class RequestSpan implements ReadableSpan {
   readonly droppedLinksCount = 0;
   status: SpanStatus = UNSET;
   /** performance.now() at the end (0 until then). */
-  private endedAt = 0;
+  endedAt = 0;
 
   constructor(
     public name: string,
@@ -37,7 +37,7 @@ export class RequestSpan implements ReadableSpan {
     private readonly context: SpanContext,
     readonly parentSpanContext: SpanContext | undefined,
     /** performance.now() at the start. */
-    private readonly startedAt: number,
+    readonly startedAt: number,
     readonly attributes: Attributes,
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,

@@ -27,6 +27,7 @@ import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { RequestSpan } from './request-span.js';
+import { SpanContextRef } from './span-context-ref.js';
 import { clientSpanIdOf, drawRequestIds, serverSpanIdOf, traceIdOf } from './trace-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
@@ -145,7 +146,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       };
       if (traceState) server.traceState = traceState;
-      const context = trace.setSpanContext(parent, server);
+      const context = new SpanContextRef(parent, server);
       ctx.traceContext = context;
       const serverSpan = sampled
         ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)

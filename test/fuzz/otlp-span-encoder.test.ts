@@ -157,3 +157,22 @@ t.test('a batch of request spans as the sidecar records them, up to the batch si
   same([]);
   t.pass('an empty batch too');
 });
+
+t.test('request spans: their times, read from performance.now() values, as the reference reads them', async (t) => {
+  const resource = resources[0] as Resource;
+  const scope = { name: 'warden', version: '0.1.0' };
+  const context: SpanContext = { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: TraceFlags.SAMPLED };
+  // Any time since the process began (up to ~30 years), with fractions that round across a second.
+  const now = fc.oneof(
+    fc.double({ min: 0, max: 1e12, noNaN: true }),
+    fc.integer({ min: 0, max: 1e9 }).map((ms) => ms + 0.9999999),
+    fc.integer({ min: 0, max: 1e9 }).map((s) => s * 1000 + 999.9999996),
+  );
+  fuzz(
+    t,
+    'otlp.request-span-times',
+    [now, now],
+    (start, end) => same([new RequestSpan('GET', SpanKind.SERVER, context, undefined, start, {}, resource, scope).finish(end)]),
+    { runs: 500 },
+  );
+});
