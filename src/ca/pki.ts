@@ -27,13 +27,7 @@ export function randomSerial(): string {
   return bytes.toString('hex');
 }
 
-/** Serial as the ledger keys it: lower-case hex without leading zeros (input may use colons). */
-export function canonicalSerial(hex: string): string {
-  return hex
-    .replace(/:/g, '')
-    .toLowerCase()
-    .replace(/^0+(?=.)/, '');
-}
+export { canonicalSerial } from './serial.js';
 
 /** `sha256:<hex>` of a certificate's DER — what sidecars pin (mesh.ca.fingerprint). */
 export function fingerprintOf(cert: x509.X509Certificate): string {

@@ -5,7 +5,7 @@
  * key without its certificate.
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { canonicalSerial } from '../ca/pki.js';
+import { canonicalSerial } from '../ca/serial.js';
 import {
   chmodSync,
   closeSync,

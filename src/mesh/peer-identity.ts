@@ -4,7 +4,7 @@
  * finds it with one property read.
  */
 import { createHash } from 'node:crypto';
-import { canonicalSerial } from '../ca/pki.js';
+import { canonicalSerial } from '../ca/serial.js';
 import type { TLSSocket } from 'node:tls';
 import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
 
