@@ -2,10 +2,12 @@
 // Two builds of Warden, the same configuration, loaded at once on the same core (concurrentPairs in
 // lib.js): what a change costs or saves, free of the host's drift. Each build is a git revision
 // (checked out into bench/tmp/builds/<sha> and compiled there, with this checkout's node_modules)
-// or a folder that holds bin/ and dist/ (a build patched by hand, for instance).
+// or a folder that holds bin/ and dist/ (a build patched by hand, for instance). A configuration
+// that names the IdP ({{issuer}}: warden-full-tls.yaml, the full pipeline) gets the bench's IdP, an
+// opaque token on every request and bench/full.js's order body.
 // Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--ratio 1] [--rounds 6] [--seconds 4]
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,6 +20,7 @@ import {
   forkOnLoadCores,
   median,
   requireTools,
+  startBenchIdp,
   writeResult,
 } from './lib.js';
 
@@ -60,18 +63,49 @@ function buildOf(spec) {
 const builds = positionals.map(buildOf);
 
 const { work, cert, key } = benchWorkdir(root, `builds-${Date.now()}`);
+let idpChild;
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 const bodyFile = join(work, 'body.json');
-writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 const backendPort = 18095;
 const sinkPort = 18319;
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
 const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
+const withIdp = readFileSync(join(root, 'bench/peers', opts.config), 'utf8').includes('{{issuer}}');
+const idpVars = {};
+const headers = [];
+if (withIdp) {
+  const { child, idp, ask } = await startBenchIdp(bench, root);
+  idpChild = child;
+  const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens');
+  Object.assign(idpVars, {
+    issuer: idp.issuer,
+    audience: idp.audience,
+    clientId: idp.client.clientId,
+    clientSecret: idp.client.clientSecret,
+    openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+  });
+  headers.push(`Authorization: Bearer ${tokens[0]}`);
+  const order = {
+    customer: "O'Brien & Sons",
+    note: 'Deliver to the loading dock; call ahead.',
+    items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
+  };
+  writeFileSync(bodyFile, JSON.stringify(order));
+} else writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 
 const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i }));
 for (const p of peers) {
-  const config = fill(opts.config, { backendPort, sinkPort, cert, key, port: p.port, adminPort: p.adminPort, ratio: opts.ratio });
+  const config = fill(opts.config, {
+    backendPort,
+    sinkPort,
+    cert,
+    key,
+    port: p.port,
+    adminPort: p.adminPort,
+    ratio: opts.ratio,
+    ...idpVars,
+  });
   // fill() reuses the template's name: each peer reads its copy before the next one is written.
   p.child = bench.start(process.execPath, [join(p.dir, 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', openSync(join(work, `${p.name}.log`), 'w'), 'pipe'],
@@ -79,12 +113,13 @@ for (const p of peers) {
   await bench.waitPort(p.port);
 }
 const S = Number(opts.seconds);
-const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers: [], bodyFile });
+const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile });
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
 const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url });
 for (const p of peers) await bench.stop(p.child);
 await bench.stop(sink);
 await bench.stop(backend);
+if (idpChild) await bench.stop(idpChild);
 
 const r3 = (x) => Math.round(x * 1000) / 1000;
 const result = {
