@@ -19,13 +19,15 @@ import {
   createPostLoad,
   forkOnLoadCores,
   median,
+  peakRssMiB,
   requireTools,
   startBenchIdp,
   writeResult,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const usage = 'node bench/builds.js BASE CANDIDATE [--config FILE] [--ratio R] [--rounds N] [--seconds S] [--out FILE] [--no-pin]';
+const usage =
+  'node bench/builds.js BASE CANDIDATE [--config FILE] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   allowNegative: true,
@@ -34,6 +36,9 @@ const { values: opts, positionals } = parseArgs({
     ratio: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '4' },
+    // Node/V8 flags for one side, e.g. --candidate-node-args="--max-semi-space-size=2" with the same build twice.
+    'base-node-args': { type: 'string', default: '' },
+    'candidate-node-args': { type: 'string', default: '' },
     out: { type: 'string' },
     pin: { type: 'boolean', default: true },
     help: { type: 'boolean', short: 'h' },
@@ -107,7 +112,8 @@ for (const p of peers) {
     ...idpVars,
   });
   // fill() reuses the template's name: each peer reads its copy before the next one is written.
-  p.child = bench.start(process.execPath, [join(p.dir, 'bin/warden.js'), 'proxy', '-c', config], {
+  const nodeArgs = opts[`${p.name}-node-args`].split(' ').filter(Boolean);
+  p.child = bench.start(process.execPath, [...nodeArgs, join(p.dir, 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', openSync(join(work, `${p.name}.log`), 'w'), 'pipe'],
   });
   await bench.waitPort(p.port);
@@ -116,6 +122,7 @@ const S = Number(opts.seconds);
 const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile });
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
 const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url });
+const peakRss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
 for (const p of peers) await bench.stop(p.child);
 await bench.stop(sink);
 await bench.stop(backend);
@@ -124,13 +131,22 @@ if (idpChild) await bench.stop(idpChild);
 const r3 = (x) => Math.round(x * 1000) / 1000;
 const result = {
   date: new Date().toISOString(),
-  settings: { config: opts.config, ratio: Number(opts.ratio), rounds: Number(opts.rounds), seconds: S },
+  settings: {
+    config: opts.config,
+    ratio: Number(opts.ratio),
+    rounds: Number(opts.rounds),
+    seconds: S,
+    base_node_args: opts['base-node-args'],
+    candidate_node_args: opts['candidate-node-args'],
+  },
   base: { build: builds[0].spec, sha: builds[0].sha },
   candidate: { build: builds[1].spec, sha: builds[1].sha },
   candidate_over_base: { h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors },
+  peak_rss_mib: peakRss,
 };
 console.log(
   `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once (${opts.config}): rps ${result.candidate_over_base.h1} ` +
-    `(rounds ${r.h1.join(', ')}), CPU per request ${result.candidate_over_base.h1_cpu}; errors ${r.errors}`,
+    `(rounds ${r.h1.join(', ')}), CPU per request ${result.candidate_over_base.h1_cpu}; errors ${r.errors}; ` +
+    `peak RSS MiB base ${peakRss.base}, candidate ${peakRss.candidate}`,
 );
 console.log(`written: ${writeResult(root, 'builds', result, opts.out)}`);
