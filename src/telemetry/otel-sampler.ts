@@ -26,37 +26,39 @@ export interface Sampling {
 }
 
 export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampling {
-  const [root, parentBased] = samplerOf(ratio, env);
+  const [root, parentBased, rootRatio] = samplerOf(ratio, env);
   const sampler = parentBased ? new ParentBasedSampler({ root }) : root;
-  const sampleNewTrace =
-    root instanceof AlwaysOnSampler
-      ? () => true
-      : root instanceof AlwaysOffSampler
-        ? () => false
-        : (traceId: string) =>
-            root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  // A ratio of 1 (or 0) decides as always-on (off) does, for the valid ids the sidecar draws.
+  const always = root instanceof AlwaysOnSampler || rootRatio >= 1;
+  const never = root instanceof AlwaysOffSampler || rootRatio <= 0;
+  const sampleNewTrace = always
+    ? () => true
+    : never
+      ? () => false
+      : (traceId: string) =>
+          root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
   return { sampler, sampleNewTrace };
 }
 
-/** The root sampler, and whether a caller's decision is followed. */
-function samplerOf(ratio: number | undefined, env: NodeJS.ProcessEnv): [Sampler, boolean] {
-  if (ratio !== undefined) return [new TraceIdRatioBasedSampler(ratio), true];
+/** The root sampler, whether a caller's decision is followed, and the root's ratio (NaN: not a ratio sampler). */
+function samplerOf(ratio: number | undefined, env: NodeJS.ProcessEnv): [Sampler, boolean, number] {
+  if (ratio !== undefined) return [new TraceIdRatioBasedSampler(ratio), true, ratio];
   const raw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
   const arg = raw ? Number(raw) : NaN;
   // The specification's default ratio when the argument is missing or out of range.
   const envRatio = arg >= 0 && arg <= 1 ? arg : 1;
   switch (env.OTEL_TRACES_SAMPLER?.trim().toLowerCase()) {
     case 'always_on':
-      return [new AlwaysOnSampler(), false];
+      return [new AlwaysOnSampler(), false, NaN];
     case 'always_off':
-      return [new AlwaysOffSampler(), false];
+      return [new AlwaysOffSampler(), false, NaN];
     case 'traceidratio':
-      return [new TraceIdRatioBasedSampler(envRatio), false];
+      return [new TraceIdRatioBasedSampler(envRatio), false, envRatio];
     case 'parentbased_always_off':
-      return [new AlwaysOffSampler(), true];
+      return [new AlwaysOffSampler(), true, NaN];
     case 'parentbased_traceidratio':
-      return [new TraceIdRatioBasedSampler(envRatio), true];
+      return [new TraceIdRatioBasedSampler(envRatio), true, envRatio];
     default:
-      return [new AlwaysOnSampler(), true];
+      return [new AlwaysOnSampler(), true, NaN];
   }
 }

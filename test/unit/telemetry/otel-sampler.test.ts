@@ -59,6 +59,10 @@ t.test('a new trace: the fast decision is the one the sampler takes, for every c
     ...['always_on', 'always_off', 'traceidratio', 'parentbased_always_off', 'parentbased_traceidratio', 'bogus'].map(
       (name): [NodeJS.ProcessEnv, undefined] => [{ OTEL_TRACES_SAMPLER: name, OTEL_TRACES_SAMPLER_ARG: '0.5' }, undefined],
     ),
+    ...['0', '1', '7'].flatMap((arg): [NodeJS.ProcessEnv, undefined][] => [
+      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: arg }, undefined],
+      [{ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: arg }, undefined],
+    ]),
   ];
   const ids = [LOW, HIGH, '4bf92f3577b34da6a3ce929d0e0e4736', '7fffffff7fffffff0000000000000000'];
   for (const [env, ratio] of configs) {
