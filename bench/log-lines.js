@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Access lines written to /dev/null, CPU time per line: pino's sonic-boom buffering on its own
-// (asynchronous, minLength 4096: what the logger used before) against Warden's line batcher in front
-// of sonic-boom (src/telemetry/line-batcher.ts), in alternating rounds. A loop with warm caches; the
+// (asynchronous, minLength 4096: what the logger used before), pino's default destination (a
+// synchronous write per line), and Warden's line batcher in front of a synchronous sonic-boom (what
+// src/telemetry/logger.ts builds for stdout), in alternating rounds. A loop with warm caches; the
 // build A/B (bench/builds.js) is what measures it in a loaded sidecar.
 // Usage: node bench/log-lines.js [--lines N] [--rounds N]
 import { openSync } from 'node:fs';
@@ -16,7 +17,8 @@ const fd = openSync('/dev/null', 'w');
 
 const writers = {
   'sonic-boom alone': () => pino.destination({ dest: fd, sync: false, minLength: 4096 }),
-  'line batcher': () => new LineBatcher(pino.destination({ dest: fd, sync: false, minLength: 0 })),
+  'a write per line': () => pino.destination({ dest: fd, sync: true }),
+  'line batcher': () => new LineBatcher(pino.destination({ dest: fd, sync: true, minLength: 0 })),
 };
 const prefix =
   '{"level":"info","time":1764427000000,"service":"demo","http.request.method":"POST","url.path":"/orders",' +

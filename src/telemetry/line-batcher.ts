@@ -20,7 +20,7 @@ export class LineBatcher implements DestinationStream {
   private chars = 0;
 
   constructor(
-    /** Writes batches without blocking (sonic-boom, asynchronous). */
+    /** Writes the batches (sonic-boom; the sidecar's stdout writes each one synchronously, logger.ts). */
     private readonly writer: LineWriter,
     /** A batch goes to the writer once it holds this many characters (or at the next flush). */
     private readonly batchChars = 65_536,
@@ -32,17 +32,13 @@ export class LineBatcher implements DestinationStream {
     if (this.chars >= this.batchChars) this.handOver();
   }
 
-  /** Hands the gathered lines to the writer, which writes them without blocking. */
+  /** Hands the gathered lines to the writer. */
   flush(cb?: (err?: Error) => void): void {
     this.handOver();
     this.writer.flush(cb);
   }
 
-  /**
-   * Hands everything over and has the writer write what it still buffers before returning
-   * (shutdown, exit). A batch it already writes asynchronously completes at exit: Node waits for
-   * the thread pool's queued writes before the process ends.
-   */
+  /** Hands everything over and has the writer write what it still buffers before returning (shutdown, exit). */
   flushSync(): void {
     this.handOver();
     this.writer.flushSync();

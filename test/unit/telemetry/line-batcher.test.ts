@@ -9,13 +9,13 @@ import { LineBatcher } from '../../../src/telemetry/line-batcher.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 
-/** A batcher in front of real sonic-boom writers on a temporary file, as logger.ts builds it for stdout. */
+/** A batcher in front of a real sonic-boom writer on a temporary file, as logger.ts builds it for stdout. */
 function fileBatcher(batchChars: number) {
   const file = join(mkdtempSync(join(tmpdir(), 'warden-lines-')), 'out.log');
   const fd = openSync(file, 'w');
-  const batcher = new LineBatcher(pino.destination({ dest: fd, sync: false, minLength: 0 }), batchChars);
+  const batcher = new LineBatcher(pino.destination({ dest: fd, sync: true, minLength: 0 }), batchChars);
   const read = () => readFileSync(file, 'utf8');
-  /** The file's text once it has `length` characters (asynchronous writes land a little later). */
+  /** The file's text once it has `length` characters (or after 5 s). */
   const readWhen = async (length: number) => {
     for (let waited = 0; read().length < length && waited < 5000; waited += 10) await sleep(10);
     return read();
