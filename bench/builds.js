@@ -141,7 +141,7 @@ const result = {
   },
   base: { build: builds[0].spec, sha: builds[0].sha },
   candidate: { build: builds[1].spec, sha: builds[1].sha },
-  candidate_over_base: { h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors },
+  candidate_over_base: { h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors, fair_share: r.fairShare },
   peak_rss_mib: peakRss,
 };
 console.log(

@@ -165,7 +165,7 @@ process.stderr.write('\n');
 // host's speed, which swings interleaved pairs by ±30 % here, hits both alike (bench/lib.js).
 const bare = peers.find((p) => p.name === 'bare-node');
 const atOnce = await concurrentPairs({ base: bare, candidate: warden, rounds: Math.max(4, PAIRS), seconds: S, load, url: h1Url });
-const vsBareAtOnce = { h1_ratio: median(atOnce.h1), h1_rounds: atOnce.h1, h1_cpu: median(atOnce.h1cpu) };
+const vsBareAtOnce = { h1_ratio: median(atOnce.h1), h1_rounds: atOnce.h1, h1_cpu: median(atOnce.h1cpu), fair_share: atOnce.fairShare };
 errors += atOnce.errors;
 
 // 2. Latency at half of Warden's h1 throughput, open loop, through Warden and the bare proxy.

@@ -1,6 +1,6 @@
 // Shared by the bench scripts: child processes, CPU pinning, ports, CPU time and memory of a process.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -367,27 +367,87 @@ export function interleavedPairs({ base, candidate, pairs, seconds, load, url, w
 }
 
 /**
+ * The processes (and their descendants) in CPU cgroups of their own with equal shares, so that two
+ * peers loaded at once on one core get half of it each. Without this the scheduler shares the core
+ * between threads, and a peer with more busy threads (GC helpers, the thread pool) gets more.
+ * Returns a function that undoes it, or null where no writable cgroup v1 `cpu` hierarchy exists.
+ */
+export function equalCpuShares(pids) {
+  const root = '/sys/fs/cgroup/cpu';
+  if (!existsSync(join(root, 'cgroup.procs'))) return null;
+  const dirs = [];
+  const undo = () => {
+    for (const dir of dirs) {
+      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          writeFileSync(join(root, 'cgroup.procs'), pid);
+        } catch {
+          // gone already
+        }
+      }
+      try {
+        rmdirSync(dir);
+      } catch {
+        // a process that could not move keeps it; removed with the host
+      }
+    }
+  };
+  try {
+    pids.forEach((pid, i) => {
+      const dir = join(root, `warden-bench-${process.pid}-${i}`);
+      mkdirSync(dir);
+      dirs.push(dir);
+      writeFileSync(join(dir, 'cpu.shares'), '1024');
+      for (const p of [pid, ...descendantsOf(pid)]) writeFileSync(join(dir, 'cgroup.procs'), String(p));
+    });
+    return undo;
+  } catch {
+    undo();
+    return null;
+  }
+}
+
+function descendantsOf(pid) {
+  const out = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean))
+        out.push(Number(child), ...descendantsOf(child));
+  } catch {
+    // the process is gone
+  }
+  return out;
+}
+
+/**
  * `base` and `candidate` loaded at the same time (wrk, HTTPS/1.1), `rounds` times, both pinned to
- * the test core: each gets about half of it, so its rps is inversely proportional to its CPU per
- * request, and a change of the host's speed, even within a run, hits both alike. Ratios are
- * candidate ÷ base per round: rps, and CPU per request from the processes' own CPU time.
+ * the test core, each in a CPU cgroup of equal shares where the host has them (equalCpuShares): each
+ * gets half of it, so its rps is inversely proportional to its CPU per request, and a change of the
+ * host's speed, even within a run, hits both alike. Ratios are candidate ÷ base per round: rps, and
+ * CPU per request from the processes' own CPU time. `fairShare` says whether the cgroups were used.
  */
 export async function concurrentPairs({ base, candidate, rounds, seconds, load, url }) {
   const h1 = [];
   const h1cpu = [];
   let errors = 0;
-  // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
-  await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
-  for (let i = 0; i < rounds; i++) {
-    process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
-    const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
-    const [a, b] = await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
-    const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
-    const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
-    h1.push(ratio(b.rps, a.rps));
-    h1cpu.push(ratio(cpuB, cpuA));
-    errors += a.errors + b.errors;
+  const undo = equalCpuShares([base.child.pid, candidate.child.pid]);
+  if (!undo) process.stderr.write('note: no writable CPU cgroups; peers loaded at once share the core by thread\n');
+  try {
+    // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
+    await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
+    for (let i = 0; i < rounds; i++) {
+      process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
+      const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
+      const [a, b] = await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
+      const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
+      const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
+      h1.push(ratio(b.rps, a.rps));
+      h1cpu.push(ratio(cpuB, cpuA));
+      errors += a.errors + b.errors;
+    }
+  } finally {
+    undo?.();
   }
   process.stderr.write('\n');
-  return { h1, h1cpu, errors };
+  return { h1, h1cpu, errors, fairShare: undo !== null };
 }

@@ -101,7 +101,7 @@ const summary = (r) => ({
   h2_pairs: r.h2,
   errors: r.errors,
 });
-const together = (r) => ({ h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors });
+const together = (r) => ({ h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors, fair_share: r.fairShare });
 const result = {
   date: new Date().toISOString(),
   settings: { pairs: PAIRS, rounds: ROUNDS, seconds: S, connections: C, h2_streams: M },
