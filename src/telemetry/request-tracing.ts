@@ -23,12 +23,11 @@ import {
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
 import { sanitizeAttributes } from '@opentelemetry/core';
-import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
+import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { RequestSpan } from './request-span.js';
 import { SpanContextRef } from './span-context-ref.js';
-import { clientSpanIdOf, drawRequestIds, serverSpanIdOf, traceIdOf } from './trace-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
@@ -80,9 +79,10 @@ function serverAttributes(ctx: TracedRequest): Attributes {
   if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
   return attributes;
 }
+/** The SDK's own id generator, as its tracer uses. */
+const ids = new RandomIdGenerator();
+
 interface OpenRequest {
-  /** The request's trace and span ids, drawn at once (trace-ids.ts). */
-  readonly ids: string;
   /** The caller's context as extracted (its span, baggage). */
   readonly parent: Context;
   readonly server: SpanContext;
@@ -121,7 +121,6 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
 
   return {
     start(ctx) {
-      const ids = drawRequestIds();
       // Most requests from outside carry no trace context: nothing to extract, a new trace.
       const parent = carriesContext(ctx.headers) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
       let remote: SpanContext | undefined;
@@ -129,12 +128,12 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       let sampled: boolean;
       let traceState: TraceState | undefined;
       if (parent === ROOT_CONTEXT) {
-        traceId = traceIdOf(ids);
+        traceId = ids.generateTraceId();
         sampled = sampleNewTrace(traceId);
       } else {
         const caller = trace.getSpanContext(parent);
         remote = caller && isSpanContextValid(caller) ? caller : undefined;
-        traceId = remote?.traceId ?? traceIdOf(ids);
+        traceId = remote?.traceId ?? ids.generateTraceId();
         // The samplers built here (otel-sampler.ts) read no attributes: a span's are made only if it is sampled.
         const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS);
         sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
@@ -142,7 +141,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       }
       const server: SpanContext = {
         traceId,
-        spanId: serverSpanIdOf(ids),
+        spanId: ids.generateSpanId(),
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       };
       if (traceState) server.traceState = traceState;
@@ -151,12 +150,12 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const serverSpan = sampled
         ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
         : undefined;
-      open.set(ctx.requestId, { ids, parent, server, context, serverSpan, clientSpan: undefined });
+      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
     },
     upstream(ctx) {
       const req = open.get(ctx.requestId);
       if (!req) return;
-      const client: SpanContext = { ...req.server, spanId: clientSpanIdOf(req.ids) };
+      const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
       if (req.serverSpan)
         req.clientSpan = new RequestSpan(
           'upstream',
