@@ -26,39 +26,47 @@ export interface Sampling {
 }
 
 export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampling {
-  const [root, parentBased, rootRatio] = samplerOf(ratio, env);
+  const [root, parentBased] = samplerOf(ratio, env);
   const sampler = parentBased ? new ParentBasedSampler({ root }) : root;
-  // A ratio of 1 (or 0) decides as always-on (off) does, for the valid ids the sidecar draws.
-  const always = root instanceof AlwaysOnSampler || rootRatio >= 1;
-  const never = root instanceof AlwaysOffSampler || rootRatio <= 0;
-  const sampleNewTrace = always
-    ? () => true
-    : never
-      ? () => false
-      : (traceId: string) =>
-          root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  const sampleNewTrace =
+    root instanceof AlwaysOnSampler
+      ? () => true
+      : root instanceof AlwaysOffSampler
+        ? () => false
+        : (traceId: string) =>
+            root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
   return { sampler, sampleNewTrace };
 }
 
-/** The root sampler, whether a caller's decision is followed, and the root's ratio (NaN: not a ratio sampler). */
-function samplerOf(ratio: number | undefined, env: NodeJS.ProcessEnv): [Sampler, boolean, number] {
-  if (ratio !== undefined) return [new TraceIdRatioBasedSampler(ratio), true, ratio];
+/**
+ * A ratio as a sampler. 1 and 0 are always-on and always-off: the same decisions for valid trace
+ * ids (the only ones the sidecar makes), without the ratio sampler's id check and hash per trace.
+ */
+function ratioSampler(ratio: number): Sampler {
+  if (ratio >= 1) return new AlwaysOnSampler();
+  if (ratio <= 0) return new AlwaysOffSampler();
+  return new TraceIdRatioBasedSampler(ratio);
+}
+
+/** The root sampler, and whether a caller's decision is followed. */
+function samplerOf(ratio: number | undefined, env: NodeJS.ProcessEnv): [Sampler, boolean] {
+  if (ratio !== undefined) return [ratioSampler(ratio), true];
   const raw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
   const arg = raw ? Number(raw) : NaN;
   // The specification's default ratio when the argument is missing or out of range.
   const envRatio = arg >= 0 && arg <= 1 ? arg : 1;
   switch (env.OTEL_TRACES_SAMPLER?.trim().toLowerCase()) {
     case 'always_on':
-      return [new AlwaysOnSampler(), false, NaN];
+      return [new AlwaysOnSampler(), false];
     case 'always_off':
-      return [new AlwaysOffSampler(), false, NaN];
+      return [new AlwaysOffSampler(), false];
     case 'traceidratio':
-      return [new TraceIdRatioBasedSampler(envRatio), false, envRatio];
+      return [ratioSampler(envRatio), false];
     case 'parentbased_always_off':
-      return [new AlwaysOffSampler(), true, NaN];
+      return [new AlwaysOffSampler(), true];
     case 'parentbased_traceidratio':
-      return [new TraceIdRatioBasedSampler(envRatio), true, envRatio];
+      return [ratioSampler(envRatio), true];
     default:
-      return [new AlwaysOnSampler(), true, NaN];
+      return [new AlwaysOnSampler(), true];
   }
 }
