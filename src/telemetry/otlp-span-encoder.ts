@@ -14,7 +14,6 @@ import type { Attributes, HrTime, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-import { RequestSpan } from './request-span.js';
 
 const LEN = 2;
 const VARINT = 0;
@@ -180,25 +179,7 @@ class Writer {
 
 /** HrTime → nanoseconds since the epoch as fixed64 (low, high), exactly as the library splits it. */
 function time(w: Writer, t: HrTime): void {
-  timeOf(w, t[0], t[1]);
-}
-
-// performance.now() → HrTime as @opentelemetry/core's hrTime(now) computes it, without the three
-// arrays it makes per call (a request span's start and end times are read from these numbers).
-const ORIGIN_SECONDS = Math.trunc(performance.timeOrigin / 1000);
-const ORIGIN_NANOS = Math.round((performance.timeOrigin % 1000) * 1e6);
-
-function performanceTime(w: Writer, now: number): void {
-  let seconds = ORIGIN_SECONDS + Math.trunc(now / 1000);
-  let nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
-  if (nanos >= 1e9) {
-    nanos -= 1e9;
-    seconds += 1;
-  }
-  timeOf(w, seconds, nanos);
-}
-
-function timeOf(w: Writer, seconds: number, nanos: number): void {
+  const [seconds, nanos] = t;
   const secondsLow16 = seconds & 0xffff;
   const secondsHigh = (seconds / 0x10000) >>> 0;
   const fromLow = secondsLow16 * 1e9;
@@ -345,17 +326,10 @@ function span(w: Writer, s: ReadableSpan): void {
     w.tag(6, VARINT);
     w.varint(kind);
   }
-  if (s instanceof RequestSpan) {
-    w.tag(7, I64);
-    performanceTime(w, s.startedAt);
-    w.tag(8, I64);
-    performanceTime(w, s.endedAt);
-  } else {
-    w.tag(7, I64);
-    time(w, s.startTime);
-    w.tag(8, I64);
-    time(w, s.endTime);
-  }
+  w.tag(7, I64);
+  time(w, s.startTime);
+  w.tag(8, I64);
+  time(w, s.endTime);
   attributes(w, s.attributes, 9);
   w.tag(10, VARINT);
   w.varint(s.droppedAttributesCount);

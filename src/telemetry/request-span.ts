@@ -12,6 +12,19 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 
 const NO_LINKS: [] = [];
+
+// The time origin as HrTime, once: @opentelemetry/core's hrTime(now) recomputes it and makes three
+// arrays per call; a request's two spans read four times each (test/fuzz/otlp-span-encoder checks
+// the two agree).
+const ORIGIN_SECONDS = Math.trunc(performance.timeOrigin / 1000);
+const ORIGIN_NANOS = Math.round((performance.timeOrigin % 1000) * 1e6);
+
+/** performance.now() → HrTime, exactly as core's hrTime(now) computes it, in one array. */
+export function hrTimeOf(now: number): HrTime {
+  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
+  const seconds = ORIGIN_SECONDS + Math.trunc(now / 1000);
+  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
+}
 const NO_EVENTS: readonly TimedEvent[] = Object.freeze([]);
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 
@@ -29,7 +42,7 @@ export class RequestSpan implements ReadableSpan {
   readonly droppedLinksCount = 0;
   status: SpanStatus = UNSET;
   /** performance.now() at the end (0 until then). */
-  endedAt = 0;
+  private endedAt = 0;
 
   constructor(
     public name: string,
@@ -37,7 +50,7 @@ export class RequestSpan implements ReadableSpan {
     private readonly context: SpanContext,
     readonly parentSpanContext: SpanContext | undefined,
     /** performance.now() at the start. */
-    readonly startedAt: number,
+    private readonly startedAt: number,
     readonly attributes: Attributes,
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
@@ -48,11 +61,11 @@ export class RequestSpan implements ReadableSpan {
   }
 
   get startTime(): HrTime {
-    return hrTime(this.startedAt);
+    return hrTimeOf(this.startedAt);
   }
 
   get endTime(): HrTime {
-    return hrTime(this.endedAt);
+    return hrTimeOf(this.endedAt);
   }
 
   get duration(): HrTime {

@@ -8,12 +8,12 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { SpanKind, TraceFlags, type Attributes, type HrTime, type Link, type SpanContext } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
+import { hrTime, TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
-import { RequestSpan } from '../../src/telemetry/request-span.js';
+import { hrTimeOf, RequestSpan } from '../../src/telemetry/request-span.js';
 import { fuzz } from './fuzz-budget.js';
 
 const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
@@ -158,16 +158,26 @@ t.test('a batch of request spans as the sidecar records them, up to the batch si
   t.pass('an empty batch too');
 });
 
+// Any time since the process began (up to ~30 years), with fractions that round across a second.
+const performanceNow = fc.oneof(
+  fc.double({ min: 0, max: 1e12, noNaN: true }),
+  fc.integer({ min: 0, max: 1e9 }).map((ms) => ms + 0.9999999),
+  fc.integer({ min: 0, max: 1e9 }).map((s) => s * 1000 + 999.9999996),
+);
+
+t.test('request spans: a performance.now() value is the time core makes of it', async (t) => {
+  fuzz(t, 'otlp.request-span-hrtime', [performanceNow], (now) => {
+    const ours = hrTimeOf(now);
+    const reference = hrTime(now);
+    if (ours[0] !== reference[0] || ours[1] !== reference[1]) throw new Error(`${now}: [${ours}] against [${reference}]`);
+  });
+});
+
 t.test('request spans: their times, read from performance.now() values, as the reference reads them', async (t) => {
   const resource = resources[0] as Resource;
   const scope = { name: 'warden', version: '0.1.0' };
   const context: SpanContext = { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: TraceFlags.SAMPLED };
-  // Any time since the process began (up to ~30 years), with fractions that round across a second.
-  const now = fc.oneof(
-    fc.double({ min: 0, max: 1e12, noNaN: true }),
-    fc.integer({ min: 0, max: 1e9 }).map((ms) => ms + 0.9999999),
-    fc.integer({ min: 0, max: 1e9 }).map((s) => s * 1000 + 999.9999996),
-  );
+  const now = performanceNow;
   fuzz(
     t,
     'otlp.request-span-times',
