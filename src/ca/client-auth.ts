@@ -8,7 +8,8 @@
 import type { TLSSocket } from 'node:tls';
 import { WardenError } from '../errors.js';
 import { adminSpiffeId } from './layout.js';
-import { canonicalSerial, uriSans, x509 } from './pki.js';
+import { uriSans, x509 } from './pki.js';
+import { canonicalSerial } from './serial.js';
 import type { WorkloadPeer } from './service.js';
 import type { CaStore } from './store.js';
 

@@ -27,8 +27,6 @@ export function randomSerial(): string {
   return bytes.toString('hex');
 }
 
-export { canonicalSerial } from './serial.js';
-
 /** `sha256:<hex>` of a certificate's DER — what sidecars pin (mesh.ca.fingerprint). */
 export function fingerprintOf(cert: x509.X509Certificate): string {
   return `sha256:${createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex')}`;

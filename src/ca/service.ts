@@ -17,7 +17,8 @@ import type { EventBus } from '../telemetry/events.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
-import { canonicalSerial, dnsSans, x509 } from './pki.js';
+import { dnsSans, x509 } from './pki.js';
+import { canonicalSerial } from './serial.js';
 import type { CaStore, CertificateKind, CertificateWithStatus } from './store.js';
 import type { Tokens } from './tokens.js';
 

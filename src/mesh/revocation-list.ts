@@ -6,7 +6,8 @@
  * handshake once a CRL's nextUpdate passes — a CA outage longer than nextUpdate would take the
  * whole mesh down. Checking ourselves keeps the last verified CRL in force and says when it is stale.
  */
-import { canonicalSerial, x509 } from '../ca/pki.js';
+import { x509 } from '../ca/pki.js';
+import { canonicalSerial } from '../ca/serial.js';
 
 export interface RevocationList {
   /** Serial as hex (any case, leading zeros ignored). */
