@@ -30,8 +30,7 @@ export interface LoggerOptions {
 /**
  * stdout: lines gathered into batches of 64 KiB (line-batcher.ts), each written with one
  * synchronous write, and at the latest every 200 ms, so that a quiet sidecar's lines still appear
- * promptly. One write per access line cost ~10 % of the request path's CPU; one per 64 KiB costs
- * ~0.1 µs a line. Synchronous, because only then do the lines of a process that exits (a crash's
+ * promptly. Synchronous, because only then do the lines of a process that exits (a crash's
  * included) come out whole and in order: with asynchronous writes, the batch written at exit could
  * overtake one still in the thread pool (a test caught it). As with pino's default destination, a
  * stdout that takes nothing more (a stalled log reader) holds the sidecar up instead of filling
@@ -43,23 +42,17 @@ function bufferedStdout(): DestinationStream {
   if (stdout) return stdout;
   // minLength 0: sonic-boom writes each batch as it comes, keeping none of its own.
   const batcher = new LineBatcher(pino.destination({ dest: 1, sync: true, minLength: 0 }));
-  setInterval(() => {
-    try {
-      batcher.flush();
-    } catch {
-      // closed: exit writes out the rest
-    }
-  }, 200).unref();
-  process.once('exit', () => flushQuietly(batcher));
+  setInterval(() => flushQuietly(() => batcher.flush()), 200).unref();
+  process.once('exit', () => flushQuietly(() => batcher.flushSync()));
   stdout = batcher;
   return batcher;
 }
 
-function flushQuietly(destination: { flushSync?: () => void }): void {
+function flushQuietly(flush: () => void): void {
   try {
-    destination.flushSync?.();
+    flush();
   } catch {
-    // nothing more can be done at exit
+    // closed, or exiting: nothing more can be done
   }
 }
 
@@ -83,11 +76,5 @@ export function createLogger(options: LoggerOptions): Logger {
 /** Writes out whatever the logger still buffers (before exit). */
 export function flushLogger(logger: Logger): void {
   const destination = destinations.get(logger);
-  if (destination?.flushSync) flushQuietly(destination);
-  else
-    try {
-      logger.flush();
-    } catch {
-      // nothing more can be done at exit
-    }
+  flushQuietly(destination?.flushSync ? () => destination.flushSync?.() : () => logger.flush());
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,7 +36,8 @@ t.test('lines wait in the batch until it is full or flushed, then arrive whole a
   t.match(await readWhen(125), /c\nd\n$/, 'flush writes a partial batch');
 });
 
-t.test('a process that exits at once still writes every line, in order', async (t) => {
+/** The `i` of each line a child process logs (20 000 lines in bursts) before it ends with `ending`. */
+function linesOfChild(ending: string): { seen: number[]; status: number | null } {
   const script = `
     import { createLogger } from ${JSON.stringify(join(root, 'dist/telemetry/logger.js'))};
     const logger = createLogger({ level: 'info' });
@@ -44,14 +45,29 @@ t.test('a process that exits at once still writes every line, in order', async (
     const burst = () => {
       for (let k = 0; k < 500 && i < 20000; k++, i++) logger.info({ i }, 'line');
       if (i < 20000) setImmediate(burst);
-      else process.exit(0);
+      else ${ending};
     };
     burst();`;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const seen = out
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const seen = out.stdout
     .trim()
     .split('\n')
     .map((line) => (JSON.parse(line) as { i: number }).i);
+  return { seen, status: out.status };
+}
+
+t.test('a process that exits at once still writes every line, in order', async (t) => {
+  const { seen } = linesOfChild('process.exit(0)');
+  t.equal(seen.length, 20000);
+  t.ok(
+    seen.every((i, at) => i === at),
+    'in the order logged',
+  );
+});
+
+t.test('so does a process that crashes on an uncaught error', async (t) => {
+  const { seen, status } = linesOfChild("throw new Error('crash')");
+  t.equal(status, 1, 'it crashed');
   t.equal(seen.length, 20000);
   t.ok(
     seen.every((i, at) => i === at),
