@@ -10,12 +10,28 @@ import { randomBytes } from 'node:crypto';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startOtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
-import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { spawnWarden, testConfigYaml, type Teardown } from '../support/sidecar.js';
 import { startTestClamd } from '../support/clamd.js';
 import { testCertificate } from '../support/certs.js';
 
 const SERVER = 2;
 const CLIENT = 3;
+
+/** A sidecar process exporting to an OTLP receiver every 200 ms, its backend and a client. */
+async function tracedSidecar(t: Teardown, otlp: Record<string, unknown>, env: Record<string, string> = {}) {
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(
+    t,
+    await testConfigYaml(backend.url, { telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms', ...otlp } } }),
+    env,
+  );
+  const agent = testAgent((await testCertificate()).certPem);
+  t.teardown(() => agent.close());
+  return { receiver, backend, warden, agent };
+}
 
 for (const protocol of ['http/protobuf', 'http/json'] as const) {
   t.test(`OTLP export over ${protocol}`, async (t) => {
@@ -140,18 +156,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
 }
 
 t.test('sampling: a ratio for new traces, the caller’s decision honoured', async (t) => {
-  const receiver = await startOtlpReceiver();
-  t.teardown(() => receiver.close());
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const warden = await spawnWarden(
-    t,
-    await testConfigYaml(backend.url, {
-      telemetry: { otlp: { endpoint: receiver.url, sampling_ratio: 0, export_interval: '200ms' } },
-    }),
-  );
-  const agent = testAgent((await testCertificate()).certPem);
-  t.teardown(() => agent.close());
+  const { receiver, backend, warden, agent } = await tracedSidecar(t, { sampling_ratio: 0 });
   const sampled = randomBytes(16).toString('hex');
   const notSampled = randomBytes(16).toString('hex');
   for (const [traceId, flags] of [
@@ -182,17 +187,7 @@ t.test('sampling: a ratio for new traces, the caller’s decision honoured', asy
 });
 
 t.test('OTEL_PROPAGATORS=b3: the backend gets B3 headers, not W3C ones', async (t) => {
-  const receiver = await startOtlpReceiver();
-  t.teardown(() => receiver.close());
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const warden = await spawnWarden(
-    t,
-    await testConfigYaml(backend.url, { telemetry: { otlp: { endpoint: receiver.url, export_interval: '200ms' } } }),
-    { OTEL_PROPAGATORS: 'b3' },
-  );
-  const agent = testAgent((await testCertificate()).certPem);
-  t.teardown(() => agent.close());
+  const { backend, warden, agent } = await tracedSidecar(t, {}, { OTEL_PROPAGATORS: 'b3' });
   const traceId = randomBytes(16).toString('hex');
   const callerSpan = randomBytes(8).toString('hex');
   t.equal((await fetchText(`${warden.url}/x`, agent, { headers: { b3: `${traceId}-${callerSpan}-1` } })).status, 200);
