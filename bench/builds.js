@@ -18,9 +18,11 @@ import {
   createFill,
   createPostLoad,
   forkOnLoadCores,
+  idpTemplateVars,
   median,
   peakRssMiB,
   requireTools,
+  SMALL_ORDER,
   startBenchIdp,
   writeResult,
 } from './lib.js';
@@ -83,20 +85,9 @@ if (withIdp) {
   const { child, idp, ask } = await startBenchIdp(bench, root);
   idpChild = child;
   const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens');
-  Object.assign(idpVars, {
-    issuer: idp.issuer,
-    audience: idp.audience,
-    clientId: idp.client.clientId,
-    clientSecret: idp.client.clientSecret,
-    openapi: join(root, 'bench/peers/policy-openapi.yaml'),
-  });
+  Object.assign(idpVars, idpTemplateVars(root, idp));
   headers.push(`Authorization: Bearer ${tokens[0]}`);
-  const order = {
-    customer: "O'Brien & Sons",
-    note: 'Deliver to the loading dock; call ahead.',
-    items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
-  };
-  writeFileSync(bodyFile, JSON.stringify(order));
+  writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
 } else writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 
 const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i }));

@@ -24,6 +24,8 @@ import {
   profileArgs,
   requireTools,
   startBenchIdp,
+  idpTemplateVars,
+  SMALL_ORDER,
   forkOnLoadCores,
   writeResult,
   benchOptions,
@@ -56,13 +58,8 @@ const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [Str
 const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
 const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 20 }, 'tokens');
 
-const body = {
-  customer: "O'Brien & Sons",
-  note: 'Deliver to the loading dock; call ahead.',
-  items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
-};
 const bodyFile = join(work, 'order.json');
-writeFileSync(bodyFile, JSON.stringify(body));
+writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
 
 const peers = [
   {
@@ -97,11 +94,7 @@ const peers = [
             sinkPort,
             cert,
             key,
-            issuer: idp.issuer,
-            audience: idp.audience,
-            clientId: idp.client.clientId,
-            clientSecret: idp.client.clientSecret,
-            openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+            ...idpTemplateVars(root, idp),
             ratio: Number(opts.ratio),
           }),
         ],
@@ -217,7 +210,7 @@ const result = {
     h2_streams: M,
     latency_seconds: LAT_S,
     sampling_ratio: Number(opts.ratio),
-    body_bytes: JSON.stringify(body).length,
+    body_bytes: JSON.stringify(SMALL_ORDER).length,
   },
   vs: pairs,
   vs_bare_node_loaded_at_once: vsBareAtOnce,

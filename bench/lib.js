@@ -25,16 +25,28 @@ export function version(cmd, args) {
 /** CPU time (user + system, clock ticks) of a process and its descendants (nginx's worker). */
 export function cpuTicks(pid) {
   let total = 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    total += Number(fields[11]) + Number(fields[12]);
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) total += cpuTicks(child);
+  for (const p of [pid, ...descendantsOf(pid)]) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process is gone
     }
+  }
+  return total;
+}
+
+/** Every process below `pid` (children of all its threads, recursively). */
+function descendantsOf(pid) {
+  const out = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean))
+        out.push(Number(child), ...descendantsOf(child));
   } catch {
     // the process is gone
   }
-  return total;
+  return out;
 }
 export const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
@@ -287,6 +299,24 @@ export async function startBenchIdp(bench, root) {
   return { child, idp, ask };
 }
 
+/** What the peers' templates read of the bench IdP ({{issuer}}, {{clientId}}, …) and the OpenAPI document they validate against. */
+export function idpTemplateVars(root, idp) {
+  return {
+    issuer: idp.issuer,
+    audience: idp.audience,
+    clientId: idp.client.clientId,
+    clientSecret: idp.client.clientSecret,
+    openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+  };
+}
+
+/** The full pipeline's request body: a small order, valid against bench/peers/policy-openapi.yaml. */
+export const SMALL_ORDER = Object.freeze({
+  customer: "O'Brien & Sons",
+  note: 'Deliver to the loading dock; call ahead.',
+  items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
+});
+
 /**
  * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
  * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
@@ -405,18 +435,6 @@ export function equalCpuShares(pids) {
     undo();
     return null;
   }
-}
-
-function descendantsOf(pid) {
-  const out = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`))
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean))
-        out.push(Number(child), ...descendantsOf(child));
-  } catch {
-    // the process is gone
-  }
-  return out;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   profileArgs,
   requireTools,
   startBenchIdp,
+  idpTemplateVars,
   forkOnLoadCores,
   writeResult,
   benchOptions,
@@ -71,11 +72,7 @@ const config = fill('warden-full.yaml', {
   cert,
   key,
   ca,
-  issuer: idp.issuer,
-  audience: idp.audience,
-  clientId: idp.client.clientId,
-  clientSecret: idp.client.clientSecret,
-  openapi: join(root, 'bench/peers/policy-openapi.yaml'),
+  ...idpTemplateVars(root, idp),
   ratio: Number(opts.ratio),
 });
 const warden = start(process.execPath, [...profileArgs('warden-full'), join(root, 'bin/warden.js'), 'proxy', '-c', config], {
