@@ -14,12 +14,11 @@ const loadedBy = async (t: Teardown, extra: Record<string, unknown>) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const log = join(mkdtempSync(join(tmpdir(), 'warden-modules-')), 'modules.txt');
-  const warden = await spawnWarden(t, await testConfigYaml(backend.url, extra), {
+  // Once it listens, startup's imports are done (the hook appends synchronously).
+  await spawnWarden(t, await testConfigYaml(backend.url, extra), {
     NODE_OPTIONS: `--import=${join(repoRoot, 'test/fixtures/module-log/register.mjs')}`,
     WARDEN_MODULE_LOG: log,
   });
-  // Listening: startup's imports are done (the hook appends synchronously).
-  void warden;
   return new Set(readFileSync(log, 'utf8').split('\n').filter(Boolean));
 };
 
