@@ -169,7 +169,8 @@ t.test('request spans: a performance.now() value is the time core makes of it', 
   fuzz(t, 'otlp.request-span-hrtime', [performanceNow], (now) => {
     const ours = hrTimeOf(now);
     const reference = hrTime(now);
-    if (ours[0] !== reference[0] || ours[1] !== reference[1]) throw new Error(`${now}: [${ours}] against [${reference}]`);
+    if (ours[0] !== reference[0] || ours[1] !== reference[1])
+      throw new Error(`${now}: [${ours.join(', ')}] against [${reference.join(', ')}]`);
   });
 });
 
