@@ -101,6 +101,24 @@ function cases(t: Test) {
     t.ok(elapsed(start) >= 1900 && elapsed(start) < 5000, `h2 after ${elapsed(start)} ms`);
   });
 
+  t.test('a body declared ≤ 16 KiB reaches the backend only once whole; a larger one streams', async (t) => {
+    // Both stall after 10 bytes: the small one must never reach the backend (it is forwarded as one
+    // Buffer once read), the large one's head must (it is streamed, not held).
+    const stalled = (path: string, length: number) =>
+      rawTls(s.port, `POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${length}\r\n\r\n0123456789`, { ca: s.ca, timeoutMs: 6000 });
+    const [small, large] = await Promise.all([stalled('/coalesced-small', 16 * 1024), stalled('/streamed-large', 16 * 1024 + 1)]);
+    t.equal(statusOf(small), 408, 'small: 408');
+    t.equal(statusOf(large), 408, 'large: 408');
+    t.same(
+      backend.requests.filter((r) => r.url === '/coalesced-small'),
+      [],
+      'the backend never saw the small body’s request',
+    );
+    const streamed = backend.requests.filter((r) => r.url === '/streamed-large');
+    t.equal(streamed.length, 1, 'the backend saw the large body’s head');
+    t.equal(streamed[0]?.sha256, undefined, 'and never its end');
+  });
+
   t.test('idle timeout closes quiet keep-alive connections and h2 sessions', async (t) => {
     const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] });
     await new Promise((r) => socket.once('secureConnect', r));
