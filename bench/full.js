@@ -4,7 +4,7 @@
 // 1. throughput on HTTPS/1.1 keep-alive (wrk) and h2 (h2load), the same authorised ~130-byte JSON
 //    POST to every peer, Warden and each peer interleaved A-B / B-A, median of the pair ratios;
 // 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
-//    fixed rate, p50 / p99 / p99.9, through Warden and through the bare proxy at the same rate, after
+//    fixed rate, p50 / p99 / p99.9, through Warden, the bare proxy and no proxy at all (the floor) at the same rate, after
 //    a warm-up long enough for the start (new connections, tokens introspected once, the client's
 //    own JIT) to have drained: steady state, which is what the target is about;
 // 3. Warden's peak RSS over the run.
@@ -161,12 +161,12 @@ const atOnce = await concurrentPairs({ base: bare, candidate: warden, rounds: Ma
 const vsBareAtOnce = { h1_ratio: median(atOnce.h1), h1_rounds: atOnce.h1, h1_cpu: median(atOnce.h1cpu), fair_share: atOnce.fairShare };
 errors += atOnce.errors;
 
-// 2. Latency at half of Warden's h1 throughput, open loop, through Warden and the bare proxy.
+// 2. Latency at half of Warden's h1 throughput, open loop, through Warden, the bare proxy and no proxy.
 const halfRate = Math.round(median(wardenH1) / 2);
 // At ~1 500 req/s a cold start (50 tokens to introspect, 32 TLS handshakes, a client still being
 // compiled) queues up for 2-5 s on this 2-core host; a 2 s warm-up measured that queue, not Warden.
 const WARMUP_S = 6;
-const latencyAt = async (p) => {
+const latencyAt = async (url) => {
   const client = await forkOnLoadCores(bench, root, 'bench/peers/soak-client.js', []);
   const windows = [];
   const done = new Promise((r) =>
@@ -176,7 +176,7 @@ const latencyAt = async (p) => {
     }),
   );
   client.send({
-    url: h1Url(p),
+    url,
     ca,
     cert: clientCert,
     key: clientKey,
@@ -196,7 +196,11 @@ const latencyAt = async (p) => {
 };
 process.stderr.write(`latency at ${halfRate} req/s (half of Warden's h1 throughput)…\n`);
 const latency = {};
-for (const p of peers.filter((x) => x.name !== 'nginx')) latency[p.name] = await latencyAt(p);
+for (const p of peers.filter((x) => x.name !== 'nginx')) latency[p.name] = await latencyAt(h1Url(p));
+// The floor: the same client straight to the backend (plain HTTP, no proxy), at the same rate. The
+// client shares its core with the backend, the IdP and the sink; what it measures here no proxy
+// in front of the backend can go below.
+latency['no-proxy'] = await latencyAt(`http://127.0.0.1:${backendPort}/orders`);
 
 const rss = peakRssMiB(warden.child.pid);
 for (const c of [...peers.map((p) => p.child), idpChild, backend, sink]) await stop(c);
