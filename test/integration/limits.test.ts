@@ -106,13 +106,25 @@ function cases(t: Test) {
     // Buffer once read), the large one's head must (it is streamed, not held).
     const stalled = (path: string, length: number) =>
       rawTls(s.port, `POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${length}\r\n\r\n0123456789`, { ca: s.ca, timeoutMs: 6000 });
-    const [small, large] = await Promise.all([stalled('/coalesced-small', 16 * 1024), stalled('/streamed-large', 16 * 1024 + 1)]);
+    const stalledH2 = async (path: string, length: number) => {
+      const session = http2.connect(s.url, { ca: s.ca });
+      t.teardown(() => session.close());
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-length': String(length) });
+      req.write(Buffer.alloc(10));
+      return new Promise<number>((resolve) => req.once('response', (h) => resolve(Number(h[':status']))));
+    };
+    const [small, large, smallH2] = await Promise.all([
+      stalled('/coalesced-small', 16 * 1024),
+      stalled('/streamed-large', 16 * 1024 + 1),
+      stalledH2('/coalesced-small-h2', 100),
+    ]);
     t.equal(statusOf(small), 408, 'small: 408');
     t.equal(statusOf(large), 408, 'large: 408');
+    t.equal(smallH2, 408, 'small over h2: 408');
     t.same(
-      backend.requests.filter((r) => r.url === '/coalesced-small'),
+      backend.requests.filter((r) => r.url.startsWith('/coalesced-small')),
       [],
-      'the backend never saw the small body’s request',
+      'the backend never saw the small bodies’ requests',
     );
     const streamed = backend.requests.filter((r) => r.url === '/streamed-large');
     t.equal(streamed.length, 1, 'the backend saw the large body’s head');
