@@ -4,9 +4,10 @@
 // 1. throughput on HTTPS/1.1 keep-alive (wrk) and h2 (h2load), the same authorised ~130-byte JSON
 //    POST to every peer, Warden and each peer interleaved A-B / B-A, median of the pair ratios;
 // 2. latency at half of Warden's measured h1 throughput: the open-loop client of bench/soak.js at a
-//    fixed rate, p50 / p99 / p99.9, through Warden, the bare proxy and no proxy at all (the floor) at the same rate, after
-//    a warm-up long enough for the start (new connections, tokens introspected once, the client's
-//    own JIT) to have drained: steady state, which is what the target is about;
+//    fixed rate, p50 / p99 / p99.9, through Warden, through the bare proxy and with no proxy at all
+//    (the floor this host's client can measure), all at the same rate, after a warm-up long enough
+//    for the start (new connections, tokens introspected once, the client's own JIT) to have
+//    drained: steady state, which is what the target is about;
 // 3. Warden's peak RSS over the run.
 import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

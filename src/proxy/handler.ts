@@ -67,7 +67,7 @@ const RESPONSE_INSPECT_BYTES = 1024 * 1024;
  * it: it has as good as arrived with the headers, and undici writes a Buffer with the head in one
  * write, where streaming the request into the socket costs listeners, a writer and a promise per
  * request, and keeps the request's objects alive into old space (POSTs of a small JSON body on the
- * access pipeline: 5.8 KB promoted per request streamed, bench/README.md).
+ * access pipeline: 5.8 KB promoted per request streamed; docs/performance.md).
  */
 const COALESCED_BODY_BYTES = 16 * 1024;
 
@@ -196,7 +196,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     const forward = (buffered?: Buffer | AsyncIterable<Buffer>): void => {
       if (buffered === undefined && hasBody && declaredLength !== undefined && Number(declaredLength) <= COALESCED_BODY_BYTES) {
-        readBody(req, match.route.maxBodyBytes, gen.limits.request_timeout).then(forward, refuse);
+        readBody(req, match.route.maxBodyBytes, gen.limits.request_timeout)
+          .then(forward)
+          .catch((err: unknown) => refuse(err));
         return;
       }
       // A body read whole goes as one Buffer: undici writes it with the head in one write, where
