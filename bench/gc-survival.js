@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// What a request leaves to V8's garbage collector: one Warden under wrk (a small JSON POST, or
+// GET), run with --trace-gc-nvp, read after a warm-up. Per request: bytes allocated, bytes promoted
+// to old space (what survived two scavenges), and the main thread's time in scavenges and in
+// mark-compacts. A high promoted share means objects of finished requests outlive them, which CPU
+// profiles do not show (docs/performance.md, "Small request bodies forwarded whole").
+// --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree).
+// Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get] [--dir DIR]
+//                                  [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
+import { execFileSync } from 'node:child_process';
+import { openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  benchOptions,
+  benchWorkdir,
+  createBench,
+  createFill,
+  createPostLoad,
+  forkOnLoadCores,
+  median,
+  requireTools,
+  writeResult,
+} from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const opts = benchOptions(
+  'node bench/gc-survival.js [--config FILE] [--method post|get] [--dir DIR] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
+  {
+    config: { type: 'string', default: 'warden-access.yaml' },
+    method: { type: 'string', default: 'post' },
+    dir: { type: 'string', default: root },
+    seconds: { type: 'string', default: '6' },
+    runs: { type: 'string', default: '2' },
+  },
+);
+if (!['post', 'get'].includes(opts.method)) {
+  console.error(`bench/gc-survival.js: --method must be post or get, not ${opts.method}`);
+  process.exit(2);
+}
+requireTools(root, ['wrk', 'openssl']);
+const S = Number(opts.seconds);
+const { work, cert, key } = benchWorkdir(root, `gc-survival-${Date.now()}`);
+const bench = createBench({ pin: opts.pin });
+const fill = createFill(join(root, 'bench/peers'), work);
+const bodyFile = join(work, 'body.json');
+writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
+// For configurations that export telemetry ({{sinkPort}}, warden-otel.yaml).
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
+const url = `https://127.0.0.1:${port}/orders`;
+const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile });
+const get = () => {
+  const args = ['-t1', '-c32', `-d${S}s`, '--timeout', '5s', '-s', join(root, 'bench/wrk-report.lua'), url];
+  const out = execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' });
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+};
+const load = () => (opts.method === 'post' ? post.wrk(url) : get());
+
+/** The --trace-gc-nvp records written after `offset` bytes of the log. */
+function collections(log, offset) {
+  const text = readFileSync(log, 'utf8').slice(offset);
+  return text
+    .split('\n')
+    .filter((l) => l.includes(' gc='))
+    .map((l) => Object.fromEntries(l.split(' ').flatMap((f) => (f.includes('=') ? [f.split('=')] : []))));
+}
+
+const runs = [];
+for (let i = 0; i < Number(opts.runs); i++) {
+  const config = fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1 });
+  const log = join(work, `warden-${i}.log`);
+  const child = bench.start(process.execPath, ['--trace-gc-nvp', join(resolve(opts.dir), 'bin/warden.js'), 'proxy', '-c', config], {
+    stdio: ['ignore', openSync(log, 'w'), 'pipe'],
+  });
+  await bench.waitPort(port);
+  load(); // warm-up: connections, JIT, the young generation grown to its working size
+  const offset = statSync(log).size;
+  const r = load();
+  const requests = r.rps * S;
+  const gcs = collections(log, offset);
+  await bench.stop(child);
+  const scavenges = gcs.filter((g) => g.gc === 's');
+  const sum = (xs, field) => xs.reduce((a, g) => a + Number(g[field] ?? 0), 0);
+  const allocated = sum(scavenges, 'allocated');
+  const promoted = sum(scavenges, 'promoted');
+  runs.push({
+    rps: r.rps,
+    errors: r.errors,
+    scavenges: scavenges.length,
+    allocated_kb_per_request: round(allocated / 1024 / requests),
+    promoted_kb_per_request: round(promoted / 1024 / requests),
+    promoted_share: round(promoted / allocated, 3),
+    scavenge_us_per_request: round((sum(scavenges, 'pause') * 1000) / requests),
+    mark_compact_us_per_request: round(
+      (sum(
+        gcs.filter((g) => g.gc !== 's'),
+        'pause',
+      ) *
+        1000) /
+        requests,
+    ),
+  });
+}
+for (const c of [backend, sink]) await bench.stop(c);
+
+function round(x, digits = 2) {
+  return Math.round(x * 10 ** digits) / 10 ** digits;
+}
+const fields = Object.keys(runs[0]);
+const result = {
+  date: new Date().toISOString(),
+  settings: { config: opts.config, method: opts.method, build: opts.dir, seconds: S, runs: runs.length },
+  median: Object.fromEntries(fields.map((f) => [f, round(median(runs.map((r) => r[f])), 3)])),
+  runs,
+};
+const m = result.median;
+console.log(
+  `${opts.config} ${opts.method.toUpperCase()}: ${m.rps} req/s; per request ${m.allocated_kb_per_request} KB allocated, ` +
+    `${m.promoted_kb_per_request} KB promoted (${Math.round(m.promoted_share * 100)} %), scavenges ${m.scavenge_us_per_request} µs, ` +
+    `mark-compact ${m.mark_compact_us_per_request} µs; errors ${m.errors} (medians of ${runs.length})`,
+);
+console.log(`written: ${writeResult(root, 'gc-survival', result, opts.out)}`);
