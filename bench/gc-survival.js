@@ -38,6 +38,13 @@ if (!['post', 'get'].includes(opts.method)) {
   console.error(`bench/gc-survival.js: --method must be post or get, not ${opts.method}`);
   process.exit(2);
 }
+const FILLED = ['port', 'adminPort', 'backendPort', 'sinkPort', 'cert', 'key', 'ratio'];
+const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
+const missing = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]).find((name) => !FILLED.includes(name));
+if (missing) {
+  console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
+  process.exit(2);
+}
 requireTools(root, ['wrk', 'openssl']);
 const S = Number(opts.seconds);
 const { work, cert, key } = benchWorkdir(root, `gc-survival-${Date.now()}`);
