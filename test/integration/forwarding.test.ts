@@ -35,6 +35,37 @@ t.test('HTTP/1.1 and h2, from undici and from curl, reach the backend', async (t
     t.equal(r.status, 200, `curl ${version}`);
     t.equal(r.version, version === '--http2' ? '2' : '1.1', 'negotiated by ALPN');
   }
+
+  // Expect: 100-continue, with a body read whole before forwarding (≤ 16 KiB) and a streamed one.
+  for (const version of ['--http1.1', '--http2']) {
+    for (const bytes of [100, 20_000]) {
+      const started = Date.now();
+      const r = await curl(
+        [
+          version,
+          // Without a 100 Continue, curl would wait this long before sending the body anyway.
+          '--expect100-timeout',
+          '10',
+          '--cacert',
+          cert.certFile,
+          '-H',
+          'Expect: 100-continue',
+          '-H',
+          'content-type: application/json',
+          '--data-binary',
+          '@-',
+          `${s.url}/echo`,
+        ],
+        Buffer.alloc(bytes, 0x61),
+      );
+      t.equal(r.status, 200, `curl ${version}, Expect: 100-continue, ${bytes} bytes`);
+      t.ok(Date.now() - started < 5000, `100 Continue came at once (${Date.now() - started} ms)`);
+      const echo = JSON.parse(r.body) as { bodyBytes: number; headers: Record<string, string> };
+      t.equal(echo.bodyBytes, bytes, 'the whole body reached the backend');
+      t.equal(echo.headers['content-length'], String(bytes), 'with its Content-Length');
+      t.equal(echo.headers.expect, undefined, 'Expect answered by the sidecar, not passed on');
+    }
+  }
 });
 
 t.test('hop-by-hop and internal headers never leak, in either direction', async (t) => {
