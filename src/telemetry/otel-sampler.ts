@@ -25,6 +25,9 @@ export interface Sampling {
   readonly sampleNewTrace: (traceId: string) => boolean;
 }
 
+const NO_ATTRIBUTES = Object.freeze({});
+const NO_LINKS: [] = [];
+
 export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampling {
   const [root, parentBased] = samplerOf(ratio, env);
   const sampler = parentBased ? new ParentBasedSampler({ root }) : root;
@@ -34,7 +37,8 @@ export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv
       : root instanceof AlwaysOffSampler
         ? () => false
         : (traceId: string) =>
-            root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+            root.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS).decision ===
+            SamplingDecision.RECORD_AND_SAMPLED;
   return { sampler, sampleNewTrace };
 }
 
