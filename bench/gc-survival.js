@@ -4,9 +4,10 @@
 // to old space (what survived two scavenges), and the main thread's time in scavenges and in
 // mark-compacts. A high promoted share means objects of finished requests outlive them, which CPU
 // profiles do not show (docs/performance.md, "Small request bodies forwarded whole").
-// --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree).
+// --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree);
+// --peer bare runs the bare Node proxy (bench/peers/bare-node-proxy.js) instead of Warden.
 // Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get] [--dir DIR]
-//                                  [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
+//                                  [--peer warden|bare] [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
 import { execFileSync } from 'node:child_process';
 import { openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -21,27 +22,35 @@ import {
   median,
   requireTools,
   writeResult,
+  wrkReport,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/gc-survival.js [--config FILE] [--method post|get] [--dir DIR] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
+  'node bench/gc-survival.js [--config FILE] [--method post|get] [--dir DIR] [--peer warden|bare] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
   {
     config: { type: 'string', default: 'warden-access.yaml' },
     method: { type: 'string', default: 'post' },
     dir: { type: 'string', default: root },
+    peer: { type: 'string', default: 'warden' },
     seconds: { type: 'string', default: '6' },
     runs: { type: 'string', default: '2' },
   },
 );
-if (!['post', 'get'].includes(opts.method)) {
-  console.error(`bench/gc-survival.js: --method must be post or get, not ${opts.method}`);
-  process.exit(2);
+for (const [name, allowed] of [
+  ['method', ['post', 'get']],
+  ['peer', ['warden', 'bare']],
+]) {
+  if (!allowed.includes(opts[name])) {
+    console.error(`bench/gc-survival.js: --${name} must be ${allowed.join(' or ')}, not ${opts[name]}`);
+    process.exit(2);
+  }
 }
+const bare = opts.peer === 'bare';
 const FILLED = ['port', 'adminPort', 'backendPort', 'sinkPort', 'cert', 'key', 'ratio'];
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
 const missing = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]).find((name) => !FILLED.includes(name));
-if (missing) {
+if (missing && !bare) {
   console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
   process.exit(2);
 }
@@ -54,22 +63,22 @@ const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
-// For configurations that export telemetry ({{sinkPort}}, warden-otel.yaml).
-const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
+// For configurations that export telemetry (warden-otel.yaml).
+const sink =
+  !bare && template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
 const url = `https://127.0.0.1:${port}/orders`;
 const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile });
 const get = () => {
   const args = ['-t1', '-c32', `-d${S}s`, '--timeout', '5s', '-s', join(root, 'bench/wrk-report.lua'), url];
-  const out = execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' });
-  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+  return wrkReport(execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' }));
 };
 const load = () => (opts.method === 'post' ? post.wrk(url) : get());
 
 /** The --trace-gc-nvp records written after `offset` bytes of the log. */
 function collections(log, offset) {
-  const text = readFileSync(log, 'utf8').slice(offset);
-  return text
+  return readFileSync(log)
+    .subarray(offset)
+    .toString('latin1')
     .split('\n')
     .filter((l) => l.includes(' gc='))
     .map((l) => Object.fromEntries(l.split(' ').flatMap((f) => (f.includes('=') ? [f.split('=')] : []))));
@@ -77,41 +86,46 @@ function collections(log, offset) {
 
 const runs = [];
 for (let i = 0; i < Number(opts.runs); i++) {
-  const config = fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1 });
-  const log = join(work, `warden-${i}.log`);
-  const child = bench.start(process.execPath, ['--trace-gc-nvp', join(resolve(opts.dir), 'bin/warden.js'), 'proxy', '-c', config], {
+  const peerArgs = bare
+    ? [join(root, 'bench/peers/bare-node-proxy.js'), port, port + 2, `http://127.0.0.1:${backendPort}`, cert, key]
+    : [
+        join(resolve(opts.dir), 'bin/warden.js'),
+        'proxy',
+        '-c',
+        fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1 }),
+      ];
+  const log = join(work, `${opts.peer}-${i}.log`);
+  const child = bench.start(process.execPath, ['--trace-gc-nvp', ...peerArgs.map(String)], {
     stdio: ['ignore', openSync(log, 'w'), 'pipe'],
   });
   await bench.waitPort(port);
   load(); // warm-up: connections, JIT, the young generation grown to its working size
   const offset = statSync(log).size;
   const r = load();
-  const requests = r.rps * S;
   const gcs = collections(log, offset);
   await bench.stop(child);
   const scavenges = gcs.filter((g) => g.gc === 's');
   const sum = (xs, field) => xs.reduce((a, g) => a + Number(g[field] ?? 0), 0);
   const allocated = sum(scavenges, 'allocated');
   const promoted = sum(scavenges, 'promoted');
+  const perRequest = (total) => round(total / r.requests);
   runs.push({
     rps: r.rps,
     errors: r.errors,
     scavenges: scavenges.length,
-    allocated_kb_per_request: round(allocated / 1024 / requests),
-    promoted_kb_per_request: round(promoted / 1024 / requests),
+    allocated_kb_per_request: perRequest(allocated / 1024),
+    promoted_kb_per_request: perRequest(promoted / 1024),
     promoted_share: round(promoted / allocated, 3),
-    scavenge_us_per_request: round((sum(scavenges, 'pause') * 1000) / requests),
-    mark_compact_us_per_request: round(
-      (sum(
+    scavenge_us_per_request: perRequest(sum(scavenges, 'pause') * 1000),
+    mark_compact_us_per_request: perRequest(
+      sum(
         gcs.filter((g) => g.gc !== 's'),
         'pause',
-      ) *
-        1000) /
-        requests,
+      ) * 1000,
     ),
   });
 }
-for (const c of [backend, sink]) await bench.stop(c);
+for (const c of [backend, sink]) if (c) await bench.stop(c);
 
 function round(x, digits = 2) {
   return Math.round(x * 10 ** digits) / 10 ** digits;
@@ -119,13 +133,20 @@ function round(x, digits = 2) {
 const fields = Object.keys(runs[0]);
 const result = {
   date: new Date().toISOString(),
-  settings: { config: opts.config, method: opts.method, build: opts.dir, seconds: S, runs: runs.length },
+  settings: {
+    peer: opts.peer,
+    config: bare ? undefined : opts.config,
+    method: opts.method,
+    build: bare ? undefined : opts.dir,
+    seconds: S,
+    runs: runs.length,
+  },
   median: Object.fromEntries(fields.map((f) => [f, round(median(runs.map((r) => r[f])), 3)])),
   runs,
 };
 const m = result.median;
 console.log(
-  `${opts.config} ${opts.method.toUpperCase()}: ${m.rps} req/s; per request ${m.allocated_kb_per_request} KB allocated, ` +
+  `${bare ? 'bare Node proxy' : opts.config} ${opts.method.toUpperCase()}: ${m.rps} req/s; per request ${m.allocated_kb_per_request} KB allocated, ` +
     `${m.promoted_kb_per_request} KB promoted (${Math.round(m.promoted_share * 100)} %), scavenges ${m.scavenge_us_per_request} µs, ` +
     `mark-compact ${m.mark_compact_us_per_request} µs; errors ${m.errors} (medians of ${runs.length})`,
 );

@@ -318,6 +318,21 @@ export const SMALL_ORDER = Object.freeze({
 });
 
 /**
+ * What wrk-report.lua and wrk-post.lua print: requests, rps, errors (socket errors and non-2xx
+ * answers) and latency percentiles in ms.
+ */
+export function wrkReport(out) {
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+  return {
+    requests: r.requests,
+    rps: Math.round(r.requests / (r.duration_us / 1e6)),
+    errors: r.errors + r.non2xx,
+    p50_ms: r.p50 / 1000,
+    p99_ms: r.p99 / 1000,
+  };
+}
+
+/**
  * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
  * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
  */
@@ -327,13 +342,9 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
   const wrkArgs = (u) => {
     return ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headerArgs, '-s', join(root, 'bench/wrk-post.lua'), u];
   };
-  const parseWrk = (out) => {
-    const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-    return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
-  };
   return {
     wrk(u) {
-      return parseWrk(
+      return wrkReport(
         execFileSync(...onCpus(LOAD_CPUS, 'wrk', wrkArgs(u)), { encoding: 'utf8', env: { ...process.env, WRK_BODY_FILE: bodyFile } }),
       );
     },
@@ -345,7 +356,7 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
         let out = '';
         child.stdout.on('data', (d) => (out += d));
         child.once('error', reject);
-        child.once('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk exited ${code}`))));
+        child.once('exit', (code) => (code === 0 ? resolve(wrkReport(out)) : reject(new Error(`wrk exited ${code}`))));
       });
     },
     h2load(u) {

@@ -19,6 +19,7 @@ import {
   cpuUsPerRequest,
   version,
   profileArgs,
+  wrkReport,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -74,9 +75,8 @@ function wrk(url, connections, seconds) {
     ]),
     { encoding: 'utf8' },
   );
-  const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
-  const r = JSON.parse(line);
-  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), p50_ms: r.p50 / 1000, p99_ms: r.p99 / 1000, errors: r.errors + r.non2xx };
+  const { rps, p50_ms, p99_ms, errors } = wrkReport(out);
+  return { rps, p50_ms, p99_ms, errors };
 }
 
 function h2load(url, seconds) {

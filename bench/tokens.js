@@ -22,6 +22,7 @@ import {
   profileArgs,
   writeResult,
   benchOptions,
+  wrkReport,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -94,8 +95,8 @@ function wrk(u) {
     ...onCpus(LOAD_CPUS, 'wrk', ['-t1', `-c${C}`, `-d${S}s`, '--timeout', '5s', '-H', auth, '-s', join(root, 'bench/wrk-report.lua'), u]),
     { encoding: 'utf8' },
   );
-  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
-  return { rps: Math.round(r.requests / (r.duration_us / 1e6)), errors: r.errors + r.non2xx };
+  const { rps, errors } = wrkReport(out);
+  return { rps, errors };
 }
 function h2load(u) {
   const out = execFileSync(
