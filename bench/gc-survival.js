@@ -19,7 +19,11 @@ import {
   createFill,
   createPostLoad,
   forkOnLoadCores,
+  idpTemplateVars,
   median,
+  profileArgs,
+  SMALL_ORDER,
+  startBenchIdp,
   requireTools,
   writeResult,
   wrkReport,
@@ -48,8 +52,12 @@ for (const [name, allowed] of [
 }
 const bare = opts.peer === 'bare';
 const FILLED = ['port', 'adminPort', 'backendPort', 'sinkPort', 'cert', 'key', 'ratio'];
+// Configurations that introspect tokens (warden-full-tls.yaml) get the demo IdP and one token.
+const IDP_VARS = ['issuer', 'audience', 'clientId', 'clientSecret', 'openapi'];
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
-const missing = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]).find((name) => !FILLED.includes(name));
+const placeholders = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]);
+const needsIdp = !bare && placeholders.includes('issuer');
+const missing = placeholders.find((name) => !FILLED.includes(name) && !(needsIdp && IDP_VARS.includes(name)));
 if (missing && !bare) {
   console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
   process.exit(2);
@@ -60,16 +68,31 @@ const { work, cert, key } = benchWorkdir(root, `gc-survival-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 const bodyFile = join(work, 'body.json');
-writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+// The full pipeline validates the body against bench/peers/policy-openapi.yaml.
+writeFileSync(bodyFile, JSON.stringify(needsIdp ? SMALL_ORDER : { customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
 const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
 // For configurations that export telemetry (warden-otel.yaml).
 const sink =
   !bare && template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
+const idp = needsIdp ? await startBenchIdp(bench, root) : undefined;
+const headers = idp
+  ? [`Authorization: Bearer ${(await idp.ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens')).tokens[0]}`]
+  : [];
 const url = `https://127.0.0.1:${port}/orders`;
-const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile });
+const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile, headers });
 const get = () => {
-  const args = ['-t1', '-c32', `-d${S}s`, '--timeout', '5s', '-s', join(root, 'bench/wrk-report.lua'), url];
+  const args = [
+    '-t1',
+    '-c32',
+    `-d${S}s`,
+    '--timeout',
+    '5s',
+    ...headers.flatMap((h) => ['-H', h]),
+    '-s',
+    join(root, 'bench/wrk-report.lua'),
+    url,
+  ];
   return wrkReport(execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' }));
 };
 const load = () => (opts.method === 'post' ? post.wrk(url) : get());
@@ -92,10 +115,10 @@ for (let i = 0; i < Number(opts.runs); i++) {
         join(resolve(opts.dir), 'bin/warden.js'),
         'proxy',
         '-c',
-        fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1 }),
+        fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1, ...(idp ? idpTemplateVars(root, idp.idp) : {}) }),
       ];
   const log = join(work, `${opts.peer}-${i}.log`);
-  const child = bench.start(process.execPath, ['--trace-gc-nvp', ...peerArgs.map(String)], {
+  const child = bench.start(process.execPath, ['--trace-gc-nvp', ...profileArgs(`${opts.peer}-${i}`), ...peerArgs.map(String)], {
     stdio: ['ignore', openSync(log, 'w'), 'pipe'],
   });
   await bench.waitPort(port);
@@ -125,7 +148,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
     ),
   });
 }
-for (const c of [backend, sink]) if (c) await bench.stop(c);
+for (const c of [backend, sink, idp?.child]) if (c) await bench.stop(c);
 
 function round(x, digits = 2) {
   return Math.round(x * 10 ** digits) / 10 ** digits;

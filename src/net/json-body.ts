@@ -1,14 +1,17 @@
 /**
  * A request body parsed as JSON once per request, whichever body stage asks first (validation and
- * the waf both read it). Keyed by the body buffer, so nothing is kept once the request is gone.
- * Neither caller mutates the value (ajv validates JSON bodies without coercion or defaults).
+ * the waf both read it), and kept on the request itself (`jsonBodyOf`). Neither caller mutates the
+ * value (ajv validates JSON bodies without coercion or defaults).
+ *
+ * Not in a WeakMap keyed by the body: V8's scavenger treats the entries of an old WeakMap as strong,
+ * so every request's body and parsed value outlived its request and was promoted to the old
+ * generation, where only a mark-compact freed them (docs/performance.md, "A WeakMap cache").
  *
  * Documents that parsers read differently are not JSON here (RFC 8259 §4, §6, §8.1; RFC 7493):
  * bytes that are not UTF-8 (decoding would replace them, the backend would see the originals),
  * numbers beyond a double (`1e999999` parses as Infinity, which passes `type: integer`), and
  * duplicate member names (this parser keeps the last, many backends the first).
  */
-const parsed = new WeakMap<Buffer, { value: unknown } | undefined>();
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class NotInteroperable extends Error {}
@@ -25,20 +28,37 @@ function finiteOnly(_key: string, value: unknown): unknown {
   return value;
 }
 
+export interface ParsedJson {
+  readonly value: unknown;
+}
+
+/** A buffered request body and what `jsonBodyOf` made of it (RequestContext is one). */
+export interface BufferedBody {
+  readonly body?: Buffer | undefined;
+  /** Unset until a stage asks; `false` when the body is not valid (interoperable) JSON. */
+  bodyJson?: ParsedJson | false | undefined;
+}
+
+/** The request's body as JSON, parsed by the first stage that asks; undefined without a body or when it is not valid JSON. */
+export function jsonBodyOf(request: BufferedBody): ParsedJson | undefined {
+  let json = request.bodyJson;
+  if (json === undefined) {
+    if (request.body === undefined) return undefined;
+    request.bodyJson = json = parseJsonBody(request.body) ?? false;
+  }
+  return json || undefined;
+}
+
 /** The parsed body, or undefined when it is not valid (interoperable) JSON. */
-export function parseJsonBody(body: Buffer): { value: unknown } | undefined {
-  if (parsed.has(body)) return parsed.get(body);
-  let result: { value: unknown } | undefined;
+export function parseJsonBody(body: Buffer): ParsedJson | undefined {
   try {
     const text = utf8.decode(body);
     // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
     const value = (MAYBE_OVERFLOW.test(text) ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
-    result = hasDuplicateMembers(text) ? undefined : { value };
+    return hasDuplicateMembers(text) ? undefined : { value };
   } catch {
-    result = undefined;
+    return undefined;
   }
-  parsed.set(body, result);
-  return result;
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;

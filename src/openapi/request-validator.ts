@@ -12,7 +12,7 @@ import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
 import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
-import { parseJsonBody } from '../net/json-body.js';
+import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -36,8 +36,11 @@ export interface RequestValidator {
   /** Whether a body is expected: the body stage buffers only then. */
   readonly hasBody: boolean;
   params(parts: RequestParts): Violation | undefined;
-  /** `undefined` body = none was sent. Returns 'unsupported' for a content type the operation does not list. */
-  body(contentType: string | undefined, body: Buffer | undefined): BodyVerdict | Promise<BodyVerdict>;
+  /**
+   * The request's buffered body (`undefined` = none was sent), whose JSON parse it keeps for the
+   * other stages. Returns 'unsupported' for a content type the operation does not list.
+   */
+  body(contentType: string | undefined, request: BufferedBody): BodyVerdict | Promise<BodyVerdict>;
 }
 
 const OPENAPI_FORMATS: Record<string, { type: 'number' | 'string'; validate: (v: never) => boolean }> = {
@@ -246,7 +249,8 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
       }
       return validateParams(data) ? undefined : firstViolation(validateParams.errors);
     },
-    body(contentType, body) {
+    body(contentType, request) {
+      const body = request.body;
       if (body === undefined || body.length === 0) return bodyRequired ? { pointer: '/body', message: 'is required' } : undefined;
       if (bodyValidators.size === 0) return undefined;
       const found = contentType ? pick(contentType) : undefined;
@@ -255,7 +259,7 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
       if (!validate) return undefined;
       let value: unknown;
       if (mime === 'application/json' || mime.endsWith('+json')) {
-        const json = parseJsonBody(body);
+        const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         value = json.value;
       } else if (mime === 'application/x-www-form-urlencoded') {

@@ -11,6 +11,7 @@ import type { Context } from '@opentelemetry/api';
 import type { WardenError } from '../errors.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { Principal } from '../identity/principal.js';
+import type { ParsedJson } from '../net/json-body.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
 export type StageId =
@@ -80,6 +81,8 @@ export interface RequestContext {
   principal?: Principal | undefined;
   /** The request body, for stages that declared they need it (undefined when none was sent). */
   body?: Buffer | undefined;
+  /** The body as JSON, parsed once by the first stage that asks (`jsonBodyOf` in net/json-body.ts). */
+  bodyJson?: ParsedJson | false | undefined;
   /** Headers a stage adds to the backend's response on its way back (e.g. RateLimit). */
   responseHeaders?: Record<string, string> | undefined;
   /**

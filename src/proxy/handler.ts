@@ -119,6 +119,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       // Declared up front so the authn stage's assignment does not change the object's shape.
       principal: undefined,
       body: undefined,
+      bodyJson: undefined,
       responseHeaders: undefined,
       traceContext: ROOT_CONTEXT,
     };

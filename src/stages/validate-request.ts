@@ -45,7 +45,7 @@ export function createBodyValidationStage(validator: RequestValidator, mode: Val
   return {
     id: 'validate-request',
     run: (ctx) => {
-      const verdict = validator.body(ctx.headers['content-type'], ctx.body);
+      const verdict = validator.body(ctx.headers['content-type'], ctx);
       return verdict instanceof Promise ? verdict.then((v) => verdictOf(v, mode, ctx, events)) : verdictOf(verdict, mode, ctx, events);
     },
   };

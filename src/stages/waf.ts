@@ -12,7 +12,7 @@ import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { mediaTypeOf } from '../net/media-type.js';
-import { parseJsonBody } from '../net/json-body.js';
+import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -215,10 +215,11 @@ export function isWafBufferedBody(mime: string): boolean {
   return mime === 'application/json' || mime.endsWith('+json') || mime === 'application/x-www-form-urlencoded' || mime.startsWith('text/');
 }
 
-function addBody(t: WafTexts, mime: string, body: Buffer, limits: FlattenLimits): void {
+/** `body` is `request.body`, whose JSON parse `request` keeps for the other stages. */
+function addBody(t: WafTexts, mime: string, request: BufferedBody, body: Buffer, limits: FlattenLimits): void {
   if (mime === 'application/json' || mime.endsWith('+json')) {
     // Not JSON after all: inspected as the text it is.
-    addValue(t, '/body', parseJsonBody(body)?.value ?? body.toString('utf8'), limits);
+    addValue(t, '/body', jsonBodyOf(request)?.value ?? body.toString('utf8'), limits);
   } else if (mime === 'application/x-www-form-urlencoded') {
     addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
   } else if (mime.startsWith('text/')) {
@@ -240,10 +241,10 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
     run(ctx) {
       if (!inspectedWithBody(ctx)) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
-      const body = ctx.body;
       return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits);
-        if (body && body.length > 0) addBody(t, mime, body, limits);
+        const body = ctx.body;
+        if (body && body.length > 0) addBody(t, mime, ctx, body, limits);
       });
     },
   };

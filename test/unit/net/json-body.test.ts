@@ -1,7 +1,7 @@
 // JSON bodies that parsers read differently are not JSON to Warden: invalid UTF-8, numbers beyond a
 // double, duplicate member names. Everything else parses as JSON.parse does.
 import t from 'tap';
-import { hasDuplicateMembers, parseJsonBody } from '../../../src/net/json-body.js';
+import { hasDuplicateMembers, jsonBodyOf, parseJsonBody, type BufferedBody } from '../../../src/net/json-body.js';
 
 const parse = (text: string | Buffer) => parseJsonBody(Buffer.isBuffer(text) ? text : Buffer.from(text));
 
@@ -33,4 +33,21 @@ t.test('duplicate member names are refused, escaped spellings included', async (
 t.test('bytes that are not UTF-8 are refused (decoding would replace them, the backend sees them)', async (t) => {
   t.equal(parse(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])), undefined);
   t.same(parse(Buffer.from('{"name":"Zoë"}'))?.value, { name: 'Zoë' });
+});
+
+t.test('a request body is parsed once, by the first stage that asks, and kept on the request', async (t) => {
+  const request: BufferedBody = { body: Buffer.from('{"a":[1,2]}') };
+  const first = jsonBodyOf(request);
+  t.same(first?.value, { a: [1, 2] });
+  t.equal(request.bodyJson, first, 'kept on the request');
+  t.equal(jsonBodyOf(request), first, 'the second stage gets the same parse');
+
+  const invalid: BufferedBody = { body: Buffer.from('{"role":"user","role":"admin"}') };
+  t.equal(jsonBodyOf(invalid), undefined);
+  t.equal(invalid.bodyJson, false, 'a body that is not JSON is remembered as such, not parsed again');
+  t.equal(jsonBodyOf(invalid), undefined);
+
+  const none: BufferedBody = {};
+  t.equal(jsonBodyOf(none), undefined, 'no body, no JSON');
+  t.equal(none.bodyJson, undefined);
 });

@@ -1,0 +1,30 @@
+// V8's scavenger treats the entries of a WeakMap or WeakSet that lives in the old generation as
+// strong: keyed by per-request objects, every entry outlives its request, is promoted, and waits
+// for a mark-compact, and every scavenge walks the whole table. A request body cache built that way
+// cost the full pipeline a third of its scavenge time (docs/performance.md, "A WeakMap cache").
+// Per-request state lives on the request context instead; a weak collection in src/ must be keyed
+// by long-lived objects and listed here with what its keys are.
+import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '../..');
+const ALLOWED: Record<string, string> = {
+  'src/telemetry/logger.ts': 'keyed by Logger instances (one per process and child logger)',
+};
+
+function* sources(dir: string): Generator<string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sources(path);
+    else if (entry.name.endsWith('.ts')) yield path;
+  }
+}
+
+t.test('weak collections in src/ are keyed by long-lived objects only', async (t) => {
+  const found = [...sources(join(root, 'src'))]
+    .filter((file) => /new (WeakMap|WeakSet)\b/.test(readFileSync(file, 'utf8')))
+    .map((file) => relative(root, file));
+  t.ok(found.length > 0, 'the scan finds the allowed one');
+  for (const file of found) t.ok(ALLOWED[file], `${file}: ${ALLOWED[file] ?? 'not listed: keep per-request state on the request context'}`);
+});
