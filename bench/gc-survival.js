@@ -140,6 +140,8 @@ for (let i = 0; i < Number(opts.runs); i++) {
     promoted_kb_per_request: perRequest(promoted / 1024),
     promoted_share: round(promoted / allocated, 3),
     scavenge_us_per_request: perRequest(sum(scavenges, 'pause') * 1000),
+    // What one scavenge stops the event loop for: what a request that arrives during it waits.
+    scavenge_pause_ms_median: median(scavenges.map((g) => Number(g.pause))),
     mark_compact_us_per_request: perRequest(
       sum(
         gcs.filter((g) => g.gc !== 's'),
@@ -170,7 +172,8 @@ const result = {
 const m = result.median;
 console.log(
   `${bare ? 'bare Node proxy' : opts.config} ${opts.method.toUpperCase()}: ${m.rps} req/s; per request ${m.allocated_kb_per_request} KB allocated, ` +
-    `${m.promoted_kb_per_request} KB promoted (${Math.round(m.promoted_share * 100)} %), scavenges ${m.scavenge_us_per_request} µs, ` +
+    `${m.promoted_kb_per_request} KB promoted (${Math.round(m.promoted_share * 100)} %), scavenges ${m.scavenge_us_per_request} µs ` +
+    `(${m.scavenge_pause_ms_median} ms each), ` +
     `mark-compact ${m.mark_compact_us_per_request} µs; errors ${m.errors} (medians of ${runs.length})`,
 );
 console.log(`written: ${writeResult(root, 'gc-survival', result, opts.out)}`);
