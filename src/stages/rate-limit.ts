@@ -79,7 +79,7 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
     run(ctx) {
       const [kind, client] = clientKey(ctx, cfg.keys);
       const key = `${cfg.routeId}|${kind}:${client}`;
-      const take = runtime.take(key, bucket, ctx.traceContext);
+      const take = runtime.take(key, bucket, ctx);
       return take instanceof Promise ? take.then((t) => decide(ctx, kind, t)) : decide(ctx, kind, take);
     },
   };

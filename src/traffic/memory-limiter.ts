@@ -6,9 +6,14 @@
 import type { SpanParent } from '../telemetry/client-span.js';
 import { gcra, type Bucket, type Decision } from './gcra.js';
 
+/** The request a take is for: the parent of a limiter's call (Redis), and whose id a store-failure event carries. */
+export interface TakeRequest {
+  readonly requestId: string;
+  readonly traceContext: SpanParent;
+}
+
 export interface Limiter {
-  /** `parent`: the request's trace context, for a limiter that makes a call (Redis). */
-  take(key: string, bucket: Bucket, parent?: SpanParent): Decision | Promise<Decision>;
+  take(key: string, bucket: Bucket, request?: TakeRequest): Decision | Promise<Decision>;
   close(): Promise<void>;
 }
 

@@ -50,10 +50,10 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
   await redis.connect().catch(() => undefined);
 
   return {
-    async take(key, bucket, parent): Promise<Decision> {
+    async take(key, bucket, request): Promise<Decision> {
       let reply: [number, string, string];
       try {
-        reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, parent, () =>
+        reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, request?.traceContext, () =>
           redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost)),
         );
       } catch (err) {

@@ -99,7 +99,12 @@ t.test('redis store: two sidecar processes share one limit; a Redis outage follo
   await redis.stop();
   const open = await fetchText(`${a.url}/echo`, agent);
   t.equal(open.status, 200, 'fail-open: the sidecar limits in its own memory (its local bucket still has tokens)');
-  await a.waitFor((l) => l.event === 'warden.ratelimit.store_unavailable', 5000);
+  const unavailable = await a.waitFor((l) => l.event === 'warden.ratelimit.store_unavailable', 5000);
+  t.equal(
+    unavailable['warden.request.id'],
+    open.headers['x-request-id'],
+    'the event names the request that found the store gone (so it lands on that request’s trace)',
+  );
   const localBurst = await statuses(20, async () => (await fetchText(`${a.url}/echo`, agent)).status);
   t.equal(localBurst.ok, 11, 'fail-open still limits: the local bucket of 12 ran out after 11 more');
   const closed = await fetchText(`${b.url}/echo`, agent);

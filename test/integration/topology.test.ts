@@ -438,6 +438,12 @@ t.test('two services, one CA, one collector', async (t) => {
     t.equal(found.call.kind, CLIENT, `billing: ${name} is a client span`);
     t.equal(found.server.kind, SERVER, `billing: ${name} is a child of the request’s server span`);
   }
+  // Fail-open's store_unavailable is raised by the request that found Redis gone, on its server span.
+  const storeGone = await receiver.until(() => {
+    const log = receiver.logs.find((l) => l.eventName === 'warden.ratelimit.store_unavailable' && l.resource['service.name'] === 'billing');
+    return log && receiver.spans.find((s) => s.spanId === log.spanId && s.traceId === log.traceId);
+  });
+  t.equal(storeGone?.kind, SERVER, 'billing: warden.ratelimit.store_unavailable is correlated with the server span of its request');
   writeFileSync(billing.configFile, 'listeners: [not, a, map\n');
   billing.child.kill('SIGHUP');
   await billing.waitFor((l) => l.event === 'warden.config.reload_failed');
