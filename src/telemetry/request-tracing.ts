@@ -26,6 +26,7 @@ import { sanitizeAttributes } from '@opentelemetry/core';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
+import { OpenRequests } from './open-requests.js';
 import { RequestSpan } from './request-span.js';
 import { SpanContextRef } from './span-context-ref.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
@@ -102,7 +103,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
   const { logger, meter, spanProcessor, resource, scope } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
   // Keyed by request id: events carry it, so they find their span.
-  const open = new Map<string, OpenRequest>();
+  const open = new OpenRequests<OpenRequest>();
   const duration = ownMetrics
     ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
     : undefined;
