@@ -21,11 +21,12 @@ import { detectResources, envDetector, resourceFromAttributes, type Resource } f
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter } from './otlp-proto-exporter.js';
+import { encodeSpan } from './otlp-span-encoder.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
 
@@ -34,7 +35,11 @@ export interface Otel {
   readonly meter: Meter;
   /** Request spans are sampled and handed to the batch processor outside the SDK's tracer (request-tracing.ts). */
   readonly sampling: Sampling;
-  readonly spanProcessor: SpanProcessor;
+  /**
+   * Queues a finished request span for export: for OTLP/protobuf encoded at once (EncodedSpan in
+   * otlp-span-encoder.ts says why), for JSON as the record, which the library's serializer reads.
+   */
+  readonly endSpan: (span: ReadableSpan) => void;
   readonly resource: Resource;
   /** Warden's instrumentation scope: its spans, log records and metrics. */
   readonly scope: InstrumentationScope;
@@ -124,7 +129,9 @@ export function startOtel(
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
     sampling,
-    spanProcessor,
+    // The processor reads of what it queues only its context's flags and its resource, which an
+    // encoded span has; the protobuf exporter's serializer (encodeSpans) takes either.
+    endSpan: json ? (span) => spanProcessor.onEnd(span) : (span) => spanProcessor.onEnd(encodeSpan(span) as unknown as ReadableSpan),
     resource,
     scope,
     logger: logs.getLogger(scope.name, scope.version),

@@ -4,7 +4,7 @@
  * and every security event of the request as a log record and a span event on its server span.
  *
  * The two spans are plain records (request-span.ts) handed to the SDK's batch processor when the
- * request ends; the sampling decision is the SDK's sampler's. The request's span context travels
+ * request ends (encoded at once for OTLP/protobuf: Otel.endSpan); the sampling decision is the SDK's sampler's. The request's span context travels
  * explicitly, as `traceContext`, to the calls made on its behalf: no AsyncLocalStorage context
  * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
@@ -100,7 +100,7 @@ interface OpenRequest {
  * (otel-metrics-bridge.ts), so each request is recorded once. The CA, without /metrics, does.
  */
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
-  const { logger, meter, spanProcessor, resource, scope } = otel;
+  const { logger, meter, endSpan, resource, scope } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
   // Keyed by request id: events carry it, so they find their span.
   const open = new OpenRequests<OpenRequest>();
@@ -189,13 +189,13 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       if (clientSpan) {
         clientSpan.attributes['http.response.status_code'] = status;
         if (error) clientSpan.status = error;
-        spanProcessor.onEnd(clientSpan.finish(endedAt));
+        endSpan(clientSpan.finish(endedAt));
       }
       serverSpan.name = `${ctx.method} ${route}`;
       serverSpan.attributes['http.route'] = route;
       serverSpan.attributes['http.response.status_code'] = status;
       if (error) serverSpan.status = error;
-      spanProcessor.onEnd(serverSpan.finish(endedAt));
+      endSpan(serverSpan.finish(endedAt));
     },
     eventSink(name, severity, attributes) {
       securityEvents?.add(1, { 'event.name': name });

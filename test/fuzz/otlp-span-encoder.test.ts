@@ -3,7 +3,8 @@
  * reference, `@opentelemetry/otlp-transformer`'s ProtobufTraceSerializer: for any batch of finished
  * spans (several resources and scopes, every attribute value type, Unicode and long strings that
  * need multi-byte lengths, events, links, trace state, remote parents, statuses), the two must
- * produce the same bytes.
+ * produce the same bytes. Spans encoded at once as the sidecar queues them (encodeSpan), alone or
+ * mixed with records in one batch, must give the same bytes too.
  */
 import t from 'tap';
 import fc from 'fast-check';
@@ -12,7 +13,7 @@ import { hrTime, TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
+import { encodeSpan, encodeSpans, type QueuedSpan } from '../../src/telemetry/otlp-span-encoder.js';
 import { hrTimeOf, RequestSpan } from '../../src/telemetry/request-span.js';
 import { fuzz } from './fuzz-budget.js';
 
@@ -120,11 +121,18 @@ const span: fc.Arbitrary<ReadableSpan> = fc
   }));
 
 const same = (spans: ReadableSpan[]) => {
-  const ours = Buffer.from(encodeSpans(spans));
   const reference = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array);
-  if (!ours.equals(reference)) {
-    const at = ours.findIndex((b, i) => b !== reference[i]);
-    throw new Error(`bytes differ at ${at} of ${reference.length} (ours ${ours.length})`);
+  const batches: [string, QueuedSpan[]][] = [
+    ['records', spans],
+    ['encoded at once', spans.map(encodeSpan)],
+    ['mixed', spans.map((s, i) => (i % 2 ? encodeSpan(s) : s))],
+  ];
+  for (const [kind, batch] of batches) {
+    const ours = Buffer.from(encodeSpans(batch));
+    if (!ours.equals(reference)) {
+      const at = ours.findIndex((b, i) => b !== reference[i]);
+      throw new Error(`${kind}: bytes differ at ${at} of ${reference.length} (ours ${ours.length})`);
+    }
   }
 };
 
@@ -153,7 +161,14 @@ t.test('a batch of request spans as the sidecar records them, up to the batch si
     spans.push(s.finish(performance.now() + i));
   }
   same(spans);
-  t.pass('512 request spans encode as the reference does (the buffer grows past 64 KiB)');
+  t.pass('512 request spans encode as the reference does (the buffer grows past 64 KiB; encoded at once, they fill several chunks)');
+  // Spans larger than a chunk's reserve grow the chunk mid-span: those before keep their bytes.
+  const big = spans.slice(0, 40).map((s, i) => {
+    if (i % 3 === 0) s.attributes['warden.detail'] = 'x'.repeat(9000 + i * 700);
+    return s;
+  });
+  same(big);
+  t.pass("spans of 9 KB and more between small ones, encoded at once, keep their own and their neighbours' bytes");
   same([]);
   t.pass('an empty batch too');
 });
