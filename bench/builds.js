@@ -12,18 +12,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  benchCaller,
   benchWorkdir,
   concurrentPairs,
   createBench,
   createFill,
   createPostLoad,
   forkOnLoadCores,
-  idpTemplateVars,
   median,
   peakRssMiB,
   requireTools,
-  SMALL_ORDER,
-  startBenchIdp,
   writeResult,
 } from './lib.js';
 
@@ -70,7 +68,6 @@ function buildOf(spec) {
 const builds = positionals.map(buildOf);
 
 const { work, cert, key } = benchWorkdir(root, `builds-${Date.now()}`);
-let idpChild;
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 const bodyFile = join(work, 'body.json');
@@ -78,17 +75,9 @@ const backendPort = 18095;
 const sinkPort = 18319;
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
 const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
-const withIdp = readFileSync(join(root, 'bench/peers', opts.config), 'utf8').includes('{{issuer}}');
-const idpVars = {};
-const headers = [];
-if (withIdp) {
-  const { child, idp, ask } = await startBenchIdp(bench, root);
-  idpChild = child;
-  const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens');
-  Object.assign(idpVars, idpTemplateVars(root, idp));
-  headers.push(`Authorization: Bearer ${tokens[0]}`);
-  writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
-} else writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+const caller = await benchCaller(bench, root, readFileSync(join(root, 'bench/peers', opts.config), 'utf8'));
+const { headers } = caller;
+writeFileSync(bodyFile, JSON.stringify(caller.body));
 
 const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i }));
 for (const p of peers) {
@@ -100,7 +89,7 @@ for (const p of peers) {
     port: p.port,
     adminPort: p.adminPort,
     ratio: opts.ratio,
-    ...idpVars,
+    ...caller.vars,
   });
   // fill() reuses the template's name: each peer reads its copy before the next one is written.
   const nodeArgs = opts[`${p.name}-node-args`].split(' ').filter(Boolean);
@@ -117,7 +106,7 @@ const peakRss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.
 for (const p of peers) await bench.stop(p.child);
 await bench.stop(sink);
 await bench.stop(backend);
-if (idpChild) await bench.stop(idpChild);
+if (caller.idpChild) await bench.stop(caller.idpChild);
 
 const r3 = (x) => Math.round(x * 1000) / 1000;
 const result = {

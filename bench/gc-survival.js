@@ -8,7 +8,6 @@
 // --peer bare runs the bare Node proxy (bench/peers/bare-node-proxy.js) instead of Warden.
 // Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get] [--dir DIR]
 //                                  [--peer warden|bare] [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
-import { execFileSync } from 'node:child_process';
 import { openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,14 +18,12 @@ import {
   createFill,
   createPostLoad,
   forkOnLoadCores,
-  idpTemplateVars,
+  benchCaller,
   median,
   profileArgs,
-  SMALL_ORDER,
-  startBenchIdp,
   requireTools,
   writeResult,
-  wrkReport,
+  wrkGet,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,49 +49,30 @@ for (const [name, allowed] of [
 }
 const bare = opts.peer === 'bare';
 const FILLED = ['port', 'adminPort', 'backendPort', 'sinkPort', 'cert', 'key', 'ratio'];
-// Configurations that introspect tokens (warden-full-tls.yaml) get the demo IdP and one token.
-const IDP_VARS = ['issuer', 'audience', 'clientId', 'clientSecret', 'openapi'];
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
-const placeholders = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]);
-const needsIdp = !bare && placeholders.includes('issuer');
-const missing = placeholders.find((name) => !FILLED.includes(name) && !(needsIdp && IDP_VARS.includes(name)));
-if (missing && !bare) {
-  console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
-  process.exit(2);
-}
 requireTools(root, ['wrk', 'openssl']);
 const S = Number(opts.seconds);
 const { work, cert, key } = benchWorkdir(root, `gc-survival-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
+// Configurations that introspect tokens (warden-full-tls.yaml) get the bench's IdP and one token.
+const caller = await benchCaller(bench, root, bare ? '' : template);
+const missing = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]).find((name) => !FILLED.includes(name) && !(name in caller.vars));
+if (missing && !bare) {
+  console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
+  process.exit(2);
+}
 const bodyFile = join(work, 'body.json');
-// The full pipeline validates the body against bench/peers/policy-openapi.yaml.
-writeFileSync(bodyFile, JSON.stringify(needsIdp ? SMALL_ORDER : { customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+writeFileSync(bodyFile, JSON.stringify(caller.body));
 const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
 // For configurations that export telemetry (warden-otel.yaml).
 const sink =
   !bare && template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
-const idp = needsIdp ? await startBenchIdp(bench, root) : undefined;
-const headers = idp
-  ? [`Authorization: Bearer ${(await idp.ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens')).tokens[0]}`]
-  : [];
+const { headers } = caller;
 const url = `https://127.0.0.1:${port}/orders`;
 const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile, headers });
-const get = () => {
-  const args = [
-    '-t1',
-    '-c32',
-    `-d${S}s`,
-    '--timeout',
-    '5s',
-    ...headers.flatMap((h) => ['-H', h]),
-    '-s',
-    join(root, 'bench/wrk-report.lua'),
-    url,
-  ];
-  return wrkReport(execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' }));
-};
+const get = () => wrkGet(bench, root, url, { connections: 32, seconds: S, headers });
 const load = () => (opts.method === 'post' ? post.wrk(url) : get());
 
 /** The --trace-gc-nvp records written after `offset` bytes of the log. */
@@ -115,7 +93,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
         join(resolve(opts.dir), 'bin/warden.js'),
         'proxy',
         '-c',
-        fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1, ...(idp ? idpTemplateVars(root, idp.idp) : {}) }),
+        fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1, ...caller.vars }),
       ];
   const log = join(work, `${opts.peer}-${i}.log`);
   const child = bench.start(process.execPath, ['--trace-gc-nvp', ...profileArgs(`${opts.peer}-${i}`), ...peerArgs.map(String)], {
@@ -150,7 +128,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
     ),
   });
 }
-for (const c of [backend, sink, idp?.child]) if (c) await bench.stop(c);
+for (const c of [backend, sink, caller.idpChild]) if (c) await bench.stop(c);
 
 function round(x, digits = 2) {
   return Math.round(x * 10 ** digits) / 10 ** digits;

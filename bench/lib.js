@@ -317,6 +317,29 @@ export const SMALL_ORDER = Object.freeze({
   items: [{ sku: 'SKU-1000', quantity: 2, price: 9.99 }],
 });
 
+/** The access pipeline's request body (bench/telemetry.js, bench/builds.js, bench/gc-survival.js). */
+export const ACCESS_ORDER = Object.freeze({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] });
+
+/**
+ * What a configuration's requests need from the bench. One that names the IdP ({{issuer}}: the full
+ * pipeline) gets the bench's IdP, one opaque token (a busy caller's: each use after the first is a
+ * cache hit), the IdP's template variables and the order body its OpenAPI document accepts; any
+ * other, the access pipeline's body and nothing else. Stop `idpChild` when done.
+ */
+export async function benchCaller(bench, root, template) {
+  if (!template.includes('{{issuer}}')) return { idpChild: undefined, vars: {}, headers: [], body: ACCESS_ORDER };
+  const { child, idp, ask } = await startBenchIdp(bench, root);
+  const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens');
+  return { idpChild: child, vars: idpTemplateVars(root, idp), headers: [`Authorization: Bearer ${tokens[0]}`], body: SMALL_ORDER };
+}
+
+/** wrk's GET load on one thread (its report by wrk-report.lua): rps, errors, latency percentiles. */
+export function wrkGet(bench, root, url, { connections, seconds, headers = [] }) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headers.flatMap((h) => ['-H', h])];
+  args.push('-s', join(root, 'bench/wrk-report.lua'), url);
+  return wrkReport(execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' }));
+}
+
 /**
  * What wrk-report.lua and wrk-post.lua print: requests, rps, errors (socket errors and non-2xx
  * answers) and latency percentiles in ms.

@@ -19,7 +19,7 @@ import {
   cpuUsPerRequest,
   version,
   profileArgs,
-  wrkReport,
+  wrkGet,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,20 +62,7 @@ const { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = benc
 const fill = createFill(join(root, 'bench/peers'), work);
 
 function wrk(url, connections, seconds) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'wrk', [
-      '-t1',
-      `-c${connections}`,
-      `-d${seconds}s`,
-      '--timeout',
-      '5s',
-      '-s',
-      join(root, 'bench/wrk-report.lua'),
-      url,
-    ]),
-    { encoding: 'utf8' },
-  );
-  const { rps, p50_ms, p99_ms, errors } = wrkReport(out);
+  const { rps, p50_ms, p99_ms, errors } = wrkGet(bench, root, url, { connections, seconds });
   return { rps, p50_ms, p99_ms, errors };
 }
 

@@ -8,6 +8,7 @@ import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ACCESS_ORDER,
   benchWorkdir,
   createBench,
   createFill,
@@ -37,7 +38,7 @@ const bench = createBench({ pin: opts.pin });
 const { start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 const bodyFile = join(work, 'body.json');
-writeFileSync(bodyFile, JSON.stringify({ customer: 'ACME', items: [{ sku: 'SKU-1', quantity: 2 }] }));
+writeFileSync(bodyFile, JSON.stringify(ACCESS_ORDER));
 
 const backendPort = 18093;
 const sinkPort = 18318;

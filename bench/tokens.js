@@ -22,7 +22,7 @@ import {
   profileArgs,
   writeResult,
   benchOptions,
-  wrkReport,
+  wrkGet,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -91,11 +91,7 @@ const url = (p) => `https://127.0.0.1:${p.port}/`;
 const auth = `Authorization: Bearer ${accessToken}`;
 
 function wrk(u) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'wrk', ['-t1', `-c${C}`, `-d${S}s`, '--timeout', '5s', '-H', auth, '-s', join(root, 'bench/wrk-report.lua'), u]),
-    { encoding: 'utf8' },
-  );
-  const { rps, errors } = wrkReport(out);
+  const { rps, errors } = wrkGet(bench, root, u, { connections: C, seconds: S, headers: [auth] });
   return { rps, errors };
 }
 function h2load(u) {
