@@ -215,8 +215,10 @@ export function isWafBufferedBody(mime: string): boolean {
   return mime === 'application/json' || mime.endsWith('+json') || mime === 'application/x-www-form-urlencoded' || mime.startsWith('text/');
 }
 
-/** `body` is `request.body`, whose JSON parse `request` keeps for the other stages. */
-function addBody(t: WafTexts, mime: string, request: BufferedBody, body: Buffer, limits: FlattenLimits): void {
+/** The request's body, if any; its JSON parse stays on the request for the other body stages. */
+function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
+  const body = request.body;
+  if (!body || body.length === 0) return;
   if (mime === 'application/json' || mime.endsWith('+json')) {
     // Not JSON after all: inspected as the text it is.
     addValue(t, '/body', jsonBodyOf(request)?.value ?? body.toString('utf8'), limits);
@@ -243,8 +245,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       const mime = mediaTypeOf(ctx.headers['content-type']);
       return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits);
-        const body = ctx.body;
-        if (body && body.length > 0) addBody(t, mime, ctx, body, limits);
+        addBody(t, mime, ctx, limits);
       });
     },
   };

@@ -4,7 +4,7 @@
  * the OpenTelemetry specification defines them, else parent-based always-on (the SDK's default).
  * Built here rather than left to the SDK because request spans are sampled outside its tracer.
  */
-import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, type Attributes } from '@opentelemetry/api';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -25,8 +25,9 @@ export interface Sampling {
   readonly sampleNewTrace: (traceId: string) => boolean;
 }
 
-const NO_ATTRIBUTES = Object.freeze({});
-const NO_LINKS: [] = [];
+/** What a sampling decision gets for a request: the samplers built here read no attributes or links. */
+export const NO_ATTRIBUTES: Attributes = Object.freeze({});
+export const NO_LINKS: [] = [];
 
 export function createSampling(ratio: number | undefined, env: NodeJS.ProcessEnv): Sampling {
   const [root, parentBased] = samplerOf(ratio, env);

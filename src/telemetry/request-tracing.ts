@@ -27,6 +27,7 @@ import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-ba
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { OpenRequests } from './open-requests.js';
+import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
 import { RequestSpan } from './request-span.js';
 import { SpanContextRef } from './span-context-ref.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
@@ -66,8 +67,6 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
 };
 
 const ERROR = Object.freeze({ code: SpanStatusCode.ERROR });
-const NO_ATTRIBUTES: Attributes = Object.freeze({});
-const NO_LINKS: [] = [];
 
 function serverAttributes(ctx: TracedRequest): Attributes {
   const attributes: Attributes = {
