@@ -25,6 +25,11 @@ export class OpenRequests<T> {
     return this.slotOf.size;
   }
 
+  /** Slots allocated: grows only with the most requests ever in flight at once. */
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
   /** Records `value` for `id`, replacing what an id sent twice at once had (as a Map would). */
   set(id: string, value: T): void {
     const taken = this.slotOf.get(id);

@@ -27,8 +27,15 @@ t.test('an id sent twice at once replaces the first, as a Map would, without los
   open.delete('dup');
   open.set('x', 'x');
   open.set('y', 'y');
-  t.equal(open.get('x'), 'x', 'both slots are free again: the duplicate did not keep one');
+  t.equal(open.get('x'), 'x');
   t.equal(open.get('y'), 'y');
+  t.equal(open.slotCount, 2, 'both slots were free again: the duplicate did not keep one');
+  for (let i = 0; i < 10_000; i++) {
+    open.set(`d${i}`, 'first');
+    open.set(`d${i}`, 'second');
+    open.delete(`d${i}`);
+  }
+  t.equal(open.slotCount, 4, 'ten thousand duplicated requests later, no slot has leaked (one in flight beside x and y)');
 });
 
 t.test('more requests in flight than slots: it grows and keeps every record', async (t) => {
@@ -41,6 +48,7 @@ t.test('more requests in flight than slots: it grows and keeps every record', as
   for (let i = 0; i < 1000; i += 2) open.delete(`r${i}`);
   for (let i = 0; i < 500; i++) open.set(`s${i}`, -i);
   t.equal(open.size, 1000, 'freed slots are reused');
+  t.equal(open.slotCount, 1024, 'grown by doubling to hold the most in flight, and no further');
   t.equal(open.get('r1'), 1);
   t.equal(open.get('s499'), -499);
   t.equal(open.get('r0'), undefined);
