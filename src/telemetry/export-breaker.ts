@@ -5,8 +5,13 @@
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 
-interface Exporter<T> {
-  export(items: T[], resultCallback: (result: ExportResult) => void): void;
+/** What is exported: an array of records, or a batch that says how many it holds. */
+interface Counted {
+  readonly length: number;
+}
+
+interface Exporter<T extends Counted> {
+  export(items: T, resultCallback: (result: ExportResult) => void): void;
   shutdown(): Promise<void>;
   forceFlush?(): Promise<void>;
 }
@@ -15,7 +20,7 @@ export interface DropCounter {
   dropped: number;
 }
 
-export function withExportBreaker<T, E extends Exporter<T>>(inner: E, pauseMs: number, counter: DropCounter): E {
+export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inner: E, pauseMs: number, counter: DropCounter): E {
   let closedUntil = 0;
   const wrapped: Exporter<T> = {
     export(items, resultCallback) {

@@ -25,8 +25,8 @@ import { BatchSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
-import { createProtobufSpanExporter } from './otlp-proto-exporter.js';
-import { encodeSpan } from './otlp-span-encoder.js';
+import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
+import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
 
@@ -36,8 +36,9 @@ export interface Otel {
   /** Request spans are sampled and handed to the batch processor outside the SDK's tracer (request-tracing.ts). */
   readonly sampling: Sampling;
   /**
-   * Queues a finished request span for export: for OTLP/protobuf encoded at once (EncodedSpan in
-   * otlp-span-encoder.ts says why), for JSON as the record, which the library's serializer reads.
+   * Queues a finished request span for export: for OTLP/protobuf encoded at once into the batch
+   * it will be sent in (span-batch-queue.ts says why), for JSON as the record, which the
+   * library's serializer reads.
    */
   readonly endSpan: (span: ReadableSpan) => void;
   readonly resource: Resource;
@@ -106,10 +107,14 @@ export function startOtel(
   });
   const sampling = createSampling(cfg?.sampling_ratio, env);
   const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
+  const requestSpans = json
+    ? undefined
+    : new SpanBatchQueue(withExportBreaker(createSpanBatchExporter(common('traces')), 5000, dropped), resource, scope, batch, dropped);
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,
-    spanProcessors: [spanProcessor],
+    // The SDK flushes and shuts down the request spans' queue with its own processor.
+    spanProcessors: requestSpans ? [spanProcessor, requestSpans] : [spanProcessor],
     logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
     metricReader,
     sampler: sampling.sampler,
@@ -124,14 +129,12 @@ export function startOtel(
   const meter = metrics.getMeter(scope.name, scope.version);
   meter
     .createObservableCounter('warden.telemetry.dropped', {
-      description: 'Spans and log records dropped: the collector was down or refused them.',
+      description: 'Spans and log records dropped: the collector was down or refused them, or request spans found their export queue full.',
     })
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
     sampling,
-    // The processor reads of what it queues only its context's flags and its resource, which an
-    // encoded span has; the protobuf exporter's serializer (encodeSpans) takes either.
-    endSpan: json ? (span) => spanProcessor.onEnd(span) : (span) => spanProcessor.onEnd(encodeSpan(span) as unknown as ReadableSpan),
+    endSpan: requestSpans ? (span) => requestSpans.add(span) : (span) => spanProcessor.onEnd(span),
     resource,
     scope,
     logger: logs.getLogger(scope.name, scope.version),

@@ -10,7 +10,7 @@
  * non-ASCII strings to Buffer's native encoder (a native call costs more than a short loop). The library's transport (HTTP,
  * retries, headers, timeouts) is kept; only its serializer is swapped (otlp-proto-exporter.ts).
  */
-import { TraceFlags, type Attributes, type HrTime, type Link, type SpanContext } from '@opentelemetry/api';
+import type { Attributes, HrTime, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -29,9 +29,13 @@ const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
 
-class Writer {
-  buf = Buffer.allocUnsafe(64 * 1024);
+export class Writer {
+  buf: Buffer;
   pos = 0;
+
+  constructor(capacity = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -174,12 +178,6 @@ class Writer {
     this.ensure(n);
     const buf = this.buf;
     for (let i = 0; i < n; i++) buf[this.pos++] = b[i] as number;
-  }
-
-  /** `from[start, end)`, copied natively (an encoded span: a few hundred bytes). */
-  copy(from: Buffer, start: number, end: number): void {
-    this.ensure(end - start);
-    this.pos += from.copy(this.buf, this.pos, start, end);
   }
 }
 
@@ -365,8 +363,8 @@ function span(w: Writer, s: ReadableSpan): void {
   w.close(at);
 }
 
-function scopeSpans(w: Writer, scope: InstrumentationScope, spans: QueuedSpan[]): void {
-  const at = w.open();
+/** An InstrumentationScope message: tag, length and content (field 1 of ScopeSpans). */
+function scopeMessage(w: Writer, scope: InstrumentationScope): void {
   w.tag(1, LEN);
   const sc = w.open();
   w.tag(1, LEN);
@@ -382,11 +380,28 @@ function scopeSpans(w: Writer, scope: InstrumentationScope, spans: QueuedSpan[])
     w.varint(extra.droppedAttributesCount);
   }
   w.close(sc);
-  for (const s of spans) {
-    w.tag(2, LEN);
-    if (s instanceof EncodedSpan) w.copy(s.chunk, s.start, s.end);
-    else span(w, s);
-  }
+}
+
+/** A Resource message: tag, length and content (field 1 of ResourceSpans). */
+function resourceMessage(w: Writer, resource: Resource): void {
+  w.tag(1, LEN);
+  const res = w.open();
+  attributes(w, resource.attributes, 1);
+  w.tag(2, VARINT);
+  w.byte(0);
+  w.close(res);
+}
+
+/** A span as one entry of ScopeSpans.spans (field 2): what a batch holds per span. */
+export function writeSpan(w: Writer, s: ReadableSpan): void {
+  w.tag(2, LEN);
+  span(w, s);
+}
+
+function scopeSpans(w: Writer, scope: InstrumentationScope, spans: ReadableSpan[]): void {
+  const at = w.open();
+  scopeMessage(w, scope);
+  for (const s of spans) writeSpan(w, s);
   if (scope.schemaUrl) {
     w.tag(3, LEN);
     w.string(scope.schemaUrl);
@@ -394,17 +409,12 @@ function scopeSpans(w: Writer, scope: InstrumentationScope, spans: QueuedSpan[])
   w.close(at);
 }
 
-function resourceSpans(w: Writer, resource: Resource, scopes: Map<InstrumentationScope, QueuedSpan[]>): void {
+function resourceSpans(w: Writer, resource: Resource, scopes: Map<InstrumentationScope, ReadableSpan[]>): void {
   const at = w.open();
-  w.tag(1, LEN);
-  const res = w.open();
-  attributes(w, resource.attributes, 1);
-  w.tag(2, VARINT);
-  w.byte(0);
-  w.close(res);
+  resourceMessage(w, resource);
   for (const spans of scopes.values()) {
     w.tag(2, LEN);
-    scopeSpans(w, (spans[0] as QueuedSpan).instrumentationScope, spans);
+    scopeSpans(w, (spans[0] as ReadableSpan).instrumentationScope, spans);
   }
   if (resource.schemaUrl) {
     w.tag(3, LEN);
@@ -415,15 +425,12 @@ function resourceSpans(w: Writer, resource: Resource, scopes: Map<Instrumentatio
 
 const writer = new Writer();
 
-/** What a batch holds: spans as the SDK records them, or already encoded (EncodedSpan). */
-export type QueuedSpan = ReadableSpan | EncodedSpan;
-
 /** The ExportTraceServiceRequest for `spans`, grouped by resource and scope (by identity, as the library does). */
-export function encodeSpans(spans: readonly QueuedSpan[]): Uint8Array {
-  const groups = new Map<Resource, Map<InstrumentationScope, QueuedSpan[]>>();
+export function encodeSpans(spans: readonly ReadableSpan[]): Uint8Array {
+  const groups = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
   for (const s of spans) {
     let scopes = groups.get(s.resource);
-    if (!scopes) groups.set(s.resource, (scopes = new Map<InstrumentationScope, QueuedSpan[]>()));
+    if (!scopes) groups.set(s.resource, (scopes = new Map<InstrumentationScope, ReadableSpan[]>()));
     const list = scopes.get(s.instrumentationScope);
     if (list) list.push(s);
     else scopes.set(s.instrumentationScope, [s]);
@@ -438,46 +445,70 @@ export function encodeSpans(spans: readonly QueuedSpan[]): Uint8Array {
   return Buffer.from(w.buf.subarray(0, w.pos));
 }
 
-/** Only sampled spans are recorded, so an encoded span's context needs its flags alone. */
-const RECORDED: SpanContext = Object.freeze({ traceId: '', spanId: '', traceFlags: TraceFlags.SAMPLED });
+const bytesOf = (write: (w: Writer) => void): Buffer => {
+  const w = new Writer(256);
+  write(w);
+  return Buffer.from(w.buf.subarray(0, w.pos));
+};
+
+const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 
 /**
- * A finished span already encoded as its OTLP Span message (length-prefixed), queued in the batch
- * processor in place of the span's objects, which the processor reads only for its context's flags
- * and its resource. Why: records waiting for their batch outlived scavenges and were promoted, with
- * their attributes and id strings; bytes in an off-heap chunk are not traced by the garbage
- * collector at all (full pipeline: 0.34 → 0.14 KB promoted per request, docs/performance.md,
- * "Spans queued as bytes").
+ * What an ExportTraceServiceRequest of one resource and one scope has around its spans, encoded
+ * once: a batch of spans written one after another (`writeSpan`) from `spansStart` on becomes
+ * the request by `seal`, which writes the lengths and these bytes in the room left in front and
+ * appends the schema URLs, without moving the spans. The bytes are those of `encodeSpans` for
+ * the same spans (test/fuzz/otlp-span-encoder).
  */
-export class EncodedSpan {
-  constructor(
-    readonly chunk: Buffer,
-    readonly start: number,
-    readonly end: number,
-    readonly resource: Resource,
-    readonly instrumentationScope: InstrumentationScope,
-  ) {}
+export class BatchFrame {
+  private readonly resource: Buffer;
+  private readonly scope: Buffer;
+  private readonly scopeSuffix: Buffer;
+  private readonly resourceSuffix: Buffer;
+  /** Room a batch leaves in front of its spans: the frame's bytes and three lengths at most. */
+  readonly spansStart: number;
 
-  spanContext(): SpanContext {
-    return RECORDED;
+  constructor(resource: Resource, scope: InstrumentationScope) {
+    this.resource = bytesOf((w) => resourceMessage(w, resource));
+    this.scope = bytesOf((w) => scopeMessage(w, scope));
+    this.scopeSuffix = bytesOf((w) => {
+      if (scope.schemaUrl) {
+        w.tag(3, LEN);
+        w.string(scope.schemaUrl);
+      }
+    });
+    this.resourceSuffix = bytesOf((w) => {
+      if (resource.schemaUrl) {
+        w.tag(3, LEN);
+        w.string(resource.schemaUrl);
+      }
+    });
+    this.spansStart = 1 + 5 + this.resource.length + 1 + 5 + this.scope.length;
   }
-}
 
-// Spans are encoded into shared 64 KiB chunks, a few hundred bytes each; a chunk is freed once the
-// last span in it has been exported. A new chunk starts when less than CHUNK_ROOM is left, so a
-// span rarely grows a chunk (a copy); one that does leaves the spans before it on the old one.
-const CHUNK_BYTES = 64 * 1024;
-const CHUNK_ROOM = 8 * 1024;
-const spanWriter = new Writer();
-
-/** `s` encoded now, for a batch that will copy its bytes (encodeSpans). */
-export function encodeSpan(s: ReadableSpan): EncodedSpan {
-  const w = spanWriter;
-  if (w.buf.length - w.pos < CHUNK_ROOM) {
-    w.buf = Buffer.allocUnsafe(CHUNK_BYTES);
-    w.pos = 0;
+  /** A writer for a new batch, `capacity` bytes to begin with, positioned where its spans start. */
+  open(capacity: number): Writer {
+    const w = new Writer(Math.max(capacity, this.spansStart + 1024));
+    w.pos = this.spansStart;
+    return w;
   }
-  const start = w.pos;
-  span(w, s);
-  return new EncodedSpan(w.buf, start, w.pos, s.resource, s.instrumentationScope);
+
+  /** The request whose spans `w` holds (from spansStart to its position): a view of `w`'s buffer. */
+  seal(w: Writer): Uint8Array {
+    const spansLength = w.pos - this.spansStart;
+    w.raw(this.scopeSuffix);
+    w.raw(this.resourceSuffix);
+    const scopeSpans = this.scope.length + spansLength + this.scopeSuffix.length;
+    const resourceSpans = this.resource.length + 1 + varintSize(scopeSpans) + scopeSpans + this.resourceSuffix.length;
+    const head = new Writer(this.spansStart);
+    head.tag(1, LEN);
+    head.varint(resourceSpans);
+    head.raw(this.resource);
+    head.tag(2, LEN);
+    head.varint(scopeSpans);
+    head.raw(this.scope);
+    const from = this.spansStart - head.pos;
+    head.buf.copy(w.buf, from, 0, head.pos);
+    return w.buf.subarray(from, w.pos);
+  }
 }

@@ -3,8 +3,9 @@
  * reference, `@opentelemetry/otlp-transformer`'s ProtobufTraceSerializer: for any batch of finished
  * spans (several resources and scopes, every attribute value type, Unicode and long strings that
  * need multi-byte lengths, events, links, trace state, remote parents, statuses), the two must
- * produce the same bytes. Spans encoded at once as the sidecar queues them (encodeSpan), alone or
- * mixed with records in one batch, must give the same bytes too.
+ * produce the same bytes. Batches as the sidecar queues its request spans (span-batch-queue.ts:
+ * each span encoded as it ends into the batch, resource and scope written in front when it is
+ * sealed) must give the same bytes too.
  */
 import t from 'tap';
 import fc from 'fast-check';
@@ -13,9 +14,10 @@ import { hrTime, TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { encodeSpan, encodeSpans, type QueuedSpan } from '../../src/telemetry/otlp-span-encoder.js';
+import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
 import { hrTimeOf, RequestSpan } from '../../src/telemetry/request-span.js';
-import { fuzz } from './fuzz-budget.js';
+import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
+import { fuzz, fuzzAsync } from './fuzz-budget.js';
 
 const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
 const text = fc.oneof(
@@ -69,6 +71,7 @@ const resources: Resource[] = [
   resourceFromAttributes({ 'service.name': 'orders', 'service.version': '0.1.0', 'warden.trust_domain': 'example.org' }),
   resourceFromAttributes({ 'service.name': 'ünïcödé-service', pid: 42, ratio: 0.5, debug: true }),
   resourceFromAttributes({}),
+  resourceFromAttributes({ 'service.name': 'with-schema' }, { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' }),
 ];
 const scopes = [
   { name: 'warden', version: '0.1.0' },
@@ -120,24 +123,60 @@ const span: fc.Arbitrary<ReadableSpan> = fc
     instrumentationScope: scopes[s.scope] as (typeof scopes)[number],
   }));
 
-const same = (spans: ReadableSpan[]) => {
-  const reference = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array);
-  const batches: [string, QueuedSpan[]][] = [
-    ['records', spans],
-    ['encoded at once', spans.map(encodeSpan)],
-    ['mixed', spans.map((s, i) => (i % 2 ? encodeSpan(s) : s))],
-  ];
-  for (const [kind, batch] of batches) {
-    const ours = Buffer.from(encodeSpans(batch));
-    if (!ours.equals(reference)) {
-      const at = ours.findIndex((b, i) => b !== reference[i]);
-      throw new Error(`${kind}: bytes differ at ${at} of ${reference.length} (ours ${ours.length})`);
-    }
-  }
+const reference = (spans: ReadableSpan[]) => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array);
+
+const expectBytes = (kind: string, ours: Buffer, expected: Buffer) => {
+  if (ours.equals(expected)) return;
+  const at = ours.findIndex((b, i) => b !== expected[i]);
+  throw new Error(`${kind}: bytes differ at ${at} of ${expected.length} (ours ${ours.length})`);
+};
+
+const same = (spans: ReadableSpan[]) => expectBytes('encodeSpans', Buffer.from(encodeSpans(spans)), reference(spans));
+
+const NO_SPANS_ORIGIN = { resource: resourceFromAttributes({}), instrumentationScope: { name: 'warden' } };
+
+/** The batches a queue sends for `spans`, which must share one resource and scope. */
+const queued = async (spans: ReadableSpan[], maxExportBatchSize: number): Promise<SpanBatch[]> => {
+  const sent: SpanBatch[] = [];
+  const exporter = {
+    export: (batch: SpanBatch, done: (r: { code: number }) => void) => {
+      sent.push(batch);
+      done({ code: 0 });
+    },
+    shutdown: async () => {},
+  };
+  const { resource, instrumentationScope: scope } = spans[0] ?? NO_SPANS_ORIGIN;
+  const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
+  const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
+  for (const s of spans) queue.add(s);
+  await queue.shutdown();
+  return sent;
+};
+
+/** Queued in batches of `size`: each batch the bytes the reference makes of its spans. */
+const sameQueued = async (spans: ReadableSpan[], size: number) => {
+  const sent = await queued(spans, size);
+  const expected = Math.ceil(spans.length / size);
+  if (sent.length !== expected) throw new Error(`${sent.length} batches sent, expected ${expected}`);
+  sent.forEach((batch, i) => {
+    const part = spans.slice(i * size, (i + 1) * size);
+    if (batch.length !== part.length) throw new Error(`batch ${i} says ${batch.length} spans, holds ${part.length}`);
+    expectBytes(`queued batch ${i}`, Buffer.from(batch.bytes), reference(part));
+  });
 };
 
 t.test('the same bytes as the reference serializer, for any batch of spans', async (t) => {
   fuzz(t, 'otlp.spans', [fc.array(span, { maxLength: 12 })], same, { runs: 300 });
+});
+
+t.test('queued as the sidecar queues request spans: each batch the bytes of the reference', async (t) => {
+  // One resource and scope per queue (every request span has Warden's), any of them; batches of 1 to 5 spans.
+  const oneOrigin = fc
+    .tuple(fc.array(span, { maxLength: 12 }), fc.nat(resources.length - 1), fc.nat(scopes.length - 1))
+    .map(([spans, r, sc]) =>
+      spans.map((s) => ({ ...s, resource: resources[r] as Resource, instrumentationScope: scopes[sc] as (typeof scopes)[number] })),
+    );
+  await fuzzAsync(t, 'otlp.queued-batches', [oneOrigin, fc.integer({ min: 1, max: 5 })], sameQueued, { runs: 200 });
 });
 
 t.test('a batch of request spans as the sidecar records them, up to the batch size', async (t) => {
@@ -161,16 +200,20 @@ t.test('a batch of request spans as the sidecar records them, up to the batch si
     spans.push(s.finish(performance.now() + i));
   }
   same(spans);
-  t.pass('512 request spans encode as the reference does (the buffer grows past 64 KiB; encoded at once, they fill several chunks)');
-  // Spans larger than a chunk's reserve grow the chunk mid-span: those before keep their bytes.
+  await sameQueued(spans, 512);
+  t.pass('512 request spans encode as the reference does, by encodeSpans and queued (both buffers grow past 64 KiB)');
+  // Spans larger than a batch's first buffer grow it mid-span: those before keep their bytes.
   const big = spans.slice(0, 40).map((s, i) => {
     if (i % 3 === 0) s.attributes['warden.detail'] = 'x'.repeat(9000 + i * 700);
     return s;
   });
   same(big);
-  t.pass("spans of 9 KB and more between small ones, encoded at once, keep their own and their neighbours' bytes");
+  await sameQueued(big, 40);
+  await sameQueued(big, 13);
+  t.pass("spans of 9 KB and more between small ones keep their own and their neighbours' bytes, in one batch or several");
   same([]);
-  t.pass('an empty batch too');
+  if ((await queued([], 512)).length !== 0) throw new Error('an empty queue sent a batch');
+  t.pass('an empty batch too; an empty queue sends none');
 });
 
 // Any time since the process began (up to ~30 years), with fractions that round across a second.

@@ -1,0 +1,130 @@
+/**
+ * The export queue of request spans for OTLP/protobuf: a span is encoded as it ends straight into
+ * the batch that will be sent, whose buffer becomes the request body when the batch is sealed
+ * (BatchFrame writes the resource and scope in front). No span waits as an object, and a batch is
+ * neither regrouped nor copied at export.
+ *
+ * Why: through the SDK's batch processor, each span was encoded on its own, queued as an object,
+ * then grouped by resource and scope, copied into the export request and copied again; queueing
+ * and exporting measured about as much as encoding (docs/observability.md, run K). The SDK's spans
+ * (IdP, clamd, Redis calls) still go through its batch processor; every request span has
+ * Warden's resource and scope, so a batch needs no grouping.
+ *
+ * The same limits as the SDK's processor: at most `maxQueueSize` spans waiting (more are dropped
+ * and counted), a batch sent when it holds `maxExportBatchSize` spans or `scheduledDelayMillis`
+ * after its first, one export at a time.
+ */
+import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { DropCounter } from './export-breaker.js';
+import { BatchFrame, writeSpan, type Writer } from './otlp-span-encoder.js';
+
+/** A sealed batch: an ExportTraceServiceRequest, and the spans it holds (`length`, as the exporter and the breaker count). */
+export interface SpanBatch {
+  readonly bytes: Uint8Array;
+  readonly length: number;
+}
+
+export interface SpanBatchExporter {
+  export(batch: SpanBatch, resultCallback: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+export interface SpanBatchLimits {
+  readonly maxQueueSize: number;
+  readonly maxExportBatchSize: number;
+  readonly scheduledDelayMillis: number;
+}
+
+const FIRST_CAPACITY = 64 * 1024;
+
+export class SpanBatchQueue implements SpanProcessor {
+  private readonly frame: BatchFrame;
+  private writer: Writer | undefined;
+  private count = 0;
+  private readonly sealed: SpanBatch[] = [];
+  /** Spans in `sealed`. */
+  private waiting = 0;
+  private exporting: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** A new batch's buffer: the largest sealed so far, so that a batch rarely grows (a copy). */
+  private capacity = FIRST_CAPACITY;
+  private closed = false;
+
+  constructor(
+    private readonly exporter: SpanBatchExporter,
+    resource: Resource,
+    scope: InstrumentationScope,
+    private readonly limits: SpanBatchLimits,
+    private readonly dropped: DropCounter,
+  ) {
+    this.frame = new BatchFrame(resource, scope);
+  }
+
+  /** Queues a finished request span (Warden's resource and scope). */
+  add(span: ReadableSpan): void {
+    if (this.closed) return;
+    if (this.count + this.waiting >= this.limits.maxQueueSize) {
+      this.dropped.dropped++;
+      return;
+    }
+    let w = this.writer;
+    if (w === undefined) {
+      w = this.writer = this.frame.open(this.capacity);
+      this.timer = setTimeout(() => this.sealAndSend(), this.limits.scheduledDelayMillis);
+      this.timer.unref();
+    }
+    writeSpan(w, span);
+    if (++this.count >= this.limits.maxExportBatchSize) this.sealAndSend();
+  }
+
+  /** The SDK's own spans go through its batch processor. */
+  onStart(): void {}
+  onEnd(): void {}
+
+  async forceFlush(): Promise<void> {
+    this.seal();
+    while (this.exporting !== undefined || this.sealed.length > 0) {
+      this.send();
+      await this.exporting;
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    await this.forceFlush();
+    this.closed = true;
+    await this.exporter.shutdown();
+  }
+
+  private sealAndSend(): void {
+    this.seal();
+    this.send();
+  }
+
+  private seal(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const w = this.writer;
+    if (w === undefined) return;
+    this.writer = undefined;
+    const bytes = this.frame.seal(w);
+    if (w.buf.length > this.capacity) this.capacity = w.buf.length;
+    this.sealed.push({ bytes, length: this.count });
+    this.waiting += this.count;
+    this.count = 0;
+  }
+
+  private send(): void {
+    if (this.exporting !== undefined) return;
+    const batch = this.sealed.shift();
+    if (batch === undefined) return;
+    this.waiting -= batch.length;
+    // Failures are the exporter's to count (export-breaker.ts); the callback always comes, at the latest after its timeout.
+    this.exporting = new Promise<void>((resolve) => this.exporter.export(batch, () => resolve())).then(() => {
+      this.exporting = undefined;
+      this.send();
+    });
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The request spans' export queue (src/telemetry/span-batch-queue.ts): its limits are those of the
+ * SDK's batch processor. Batches go out when full or after the delay, one export at a time, in
+ * order; a full queue drops and counts; shutdown sends what is left. The bytes of every batch are
+ * checked against the reference serializer in test/fuzz/otlp-span-encoder, the HTTP export in
+ * test/integration/otel.
+ */
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SpanKind, TraceFlags } from '@opentelemetry/api';
+import type { ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { RequestSpan } from '../../src/telemetry/request-span.js';
+import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
+
+const resource = resourceFromAttributes({ 'service.name': 'orders' });
+const scope = { name: 'warden', version: '0.1.0' };
+
+function span(i: number): RequestSpan {
+  const context = { traceId: 'a'.repeat(32), spanId: i.toString(16).padStart(16, '0'), traceFlags: TraceFlags.SAMPLED };
+  return new RequestSpan('GET', SpanKind.SERVER, context, undefined, performance.now(), { 'url.path': `/${i}` }, resource, scope).finish(
+    performance.now(),
+  );
+}
+
+/** An exporter that answers only when told to, so the test sees what waits. */
+function heldExporter() {
+  const sent: SpanBatch[] = [];
+  const pending: ((r: ExportResult) => void)[] = [];
+  let shutdowns = 0;
+  return {
+    sent,
+    pending,
+    get shutdowns() {
+      return shutdowns;
+    },
+    export(batch: SpanBatch, done: (r: ExportResult) => void) {
+      sent.push(batch);
+      pending.push(done);
+    },
+    async shutdown() {
+      shutdowns++;
+    },
+    /** Answers the oldest export and lets the queue send its next batch. */
+    async answer() {
+      pending.shift()?.({ code: 0 });
+      await sleep(1);
+    },
+  };
+}
+
+t.test('full batches go out at once, one export at a time, in order', async (t) => {
+  const exporter = heldExporter();
+  const dropped = { dropped: 0 };
+  const queue = new SpanBatchQueue(
+    exporter,
+    resource,
+    scope,
+    { maxQueueSize: 100, maxExportBatchSize: 3, scheduledDelayMillis: 60_000 },
+    dropped,
+  );
+  for (let i = 0; i < 9; i++) queue.add(span(i));
+  t.equal(exporter.sent.length, 1, 'the first full batch is sent; the next two wait for it');
+  await exporter.answer();
+  t.equal(exporter.sent.length, 2, 'the second goes once the first is answered');
+  await exporter.answer();
+  await exporter.answer();
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [3, 3, 3],
+  );
+  const idsIn = (b: SpanBatch) => Buffer.from(b.bytes).toString('hex');
+  // Span ids are written as bytes: span 3 (the first of batch 2) is ...0003.
+  t.ok(idsIn(exporter.sent[1] as SpanBatch).includes('0000000000000003'), 'batches keep the order spans ended in');
+  t.notOk(idsIn(exporter.sent[0] as SpanBatch).includes('0000000000000003'));
+  t.equal(dropped.dropped, 0);
+  await queue.shutdown();
+});
+
+t.test('a full queue drops new spans and counts them; room comes back as batches are sent', async (t) => {
+  const exporter = heldExporter();
+  const dropped = { dropped: 0 };
+  const queue = new SpanBatchQueue(
+    exporter,
+    resource,
+    scope,
+    { maxQueueSize: 4, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 },
+    dropped,
+  );
+  // One batch in export, then four spans wait (two sealed, two in the open batch): the queue is full.
+  for (let i = 0; i < 6; i++) queue.add(span(i));
+  t.equal(dropped.dropped, 0);
+  queue.add(span(6));
+  queue.add(span(7));
+  t.equal(dropped.dropped, 2, 'spans beyond maxQueueSize waiting are dropped and counted');
+  await exporter.answer();
+  queue.add(span(8));
+  t.equal(dropped.dropped, 2, 'a sent batch makes room');
+  await exporter.answer();
+  await exporter.answer();
+  const flushed = queue.shutdown();
+  await sleep(1);
+  await exporter.answer();
+  await flushed;
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [2, 2, 2, 1],
+    'nothing accepted was lost',
+  );
+});
+
+t.test('a batch that does not fill goes out after the delay', async (t) => {
+  const exporter = heldExporter();
+  const queue = new SpanBatchQueue(
+    exporter,
+    resource,
+    scope,
+    { maxQueueSize: 100, maxExportBatchSize: 50, scheduledDelayMillis: 40 },
+    { dropped: 0 },
+  );
+  queue.add(span(1));
+  queue.add(span(2));
+  await sleep(10);
+  t.equal(exporter.sent.length, 0, 'not before the delay');
+  await sleep(80);
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [2],
+    'after it, with the spans that had ended',
+  );
+  await exporter.answer();
+  queue.add(span(3));
+  await sleep(80);
+  t.equal(exporter.sent.length, 2, 'the next span starts the next delay');
+  await exporter.answer();
+  await queue.shutdown();
+});
+
+t.test('shutdown sends what is left, then shuts the exporter down; later spans are ignored', async (t) => {
+  const exporter = heldExporter();
+  const queue = new SpanBatchQueue(
+    exporter,
+    resource,
+    scope,
+    { maxQueueSize: 100, maxExportBatchSize: 50, scheduledDelayMillis: 60_000 },
+    { dropped: 0 },
+  );
+  for (let i = 0; i < 5; i++) queue.add(span(i));
+  const done = queue.shutdown();
+  await sleep(1);
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [5],
+  );
+  t.equal(exporter.shutdowns, 0, 'the exporter waits for the last batch');
+  await exporter.answer();
+  await done;
+  t.equal(exporter.shutdowns, 1);
+  queue.add(span(9));
+  await queue.forceFlush();
+  t.equal(exporter.sent.length, 1, 'nothing is queued after shutdown');
+});
