@@ -29,9 +29,9 @@ const NO_EVENTS: readonly TimedEvent[] = Object.freeze([]);
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 
 /**
- * Spans wait up to the export interval in the batch processor's queue, thousands of them, so they
- * hold as little as they can: times as numbers until the exporter reads them, no event array until
- * an event.
+ * With OTLP/JSON, spans wait up to the export interval in the batch processor's queue, thousands of
+ * them (OTLP/protobuf encodes them as they end: span-batch-queue.ts), so they hold as little as
+ * they can: times as numbers until the exporter reads them, no event array until an event.
  */
 export class RequestSpan implements ReadableSpan {
   readonly links = NO_LINKS;

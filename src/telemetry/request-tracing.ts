@@ -3,8 +3,9 @@
  * span for the upstream call whose context goes to the backend as `traceparent`, request metrics,
  * and every security event of the request as a log record and a span event on its server span.
  *
- * The two spans are plain records (request-span.ts) handed to the SDK's batch processor when the
- * request ends (encoded at once for OTLP/protobuf: Otel.endSpan); the sampling decision is the SDK's sampler's. The request's span context travels
+ * The two spans are plain records (request-span.ts) queued for export when the request ends
+ * (Otel.endSpan: for OTLP/protobuf encoded at once into their batch, span-batch-queue.ts); the
+ * sampling decision is the SDK's sampler's. The request's span context travels
  * explicitly, as `traceContext`, to the calls made on its behalf: no AsyncLocalStorage context
  * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
