@@ -49,16 +49,16 @@ function heldExporter() {
   };
 }
 
-t.test('full batches go out at once, one export at a time, in order', async (t) => {
+/** A queue of request spans with these limits, in front of a held exporter. */
+function queueWith(maxQueueSize: number, maxExportBatchSize: number, scheduledDelayMillis = 60_000) {
   const exporter = heldExporter();
   const dropped = { dropped: 0 };
-  const queue = new SpanBatchQueue(
-    exporter,
-    resource,
-    scope,
-    { maxQueueSize: 100, maxExportBatchSize: 3, scheduledDelayMillis: 60_000 },
-    dropped,
-  );
+  const queue = new SpanBatchQueue(exporter, resource, scope, { maxQueueSize, maxExportBatchSize, scheduledDelayMillis }, dropped);
+  return { exporter, dropped, queue };
+}
+
+t.test('full batches go out at once, one export at a time, in order', async (t) => {
+  const { exporter, dropped, queue } = queueWith(100, 3);
   for (let i = 0; i < 9; i++) queue.add(span(i));
   t.equal(exporter.sent.length, 1, 'the first full batch is sent; the next two wait for it');
   await exporter.answer();
@@ -78,15 +78,7 @@ t.test('full batches go out at once, one export at a time, in order', async (t) 
 });
 
 t.test('a full queue drops new spans and counts them; room comes back as batches are sent', async (t) => {
-  const exporter = heldExporter();
-  const dropped = { dropped: 0 };
-  const queue = new SpanBatchQueue(
-    exporter,
-    resource,
-    scope,
-    { maxQueueSize: 4, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 },
-    dropped,
-  );
+  const { exporter, dropped, queue } = queueWith(4, 2);
   // One batch in export, then four spans wait (two sealed, two in the open batch): the queue is full.
   for (let i = 0; i < 6; i++) queue.add(span(i));
   t.equal(dropped.dropped, 0);
@@ -110,14 +102,7 @@ t.test('a full queue drops new spans and counts them; room comes back as batches
 });
 
 t.test('a batch that does not fill goes out after the delay', async (t) => {
-  const exporter = heldExporter();
-  const queue = new SpanBatchQueue(
-    exporter,
-    resource,
-    scope,
-    { maxQueueSize: 100, maxExportBatchSize: 50, scheduledDelayMillis: 40 },
-    { dropped: 0 },
-  );
+  const { exporter, queue } = queueWith(100, 50, 40);
   queue.add(span(1));
   queue.add(span(2));
   await sleep(10);
@@ -137,14 +122,7 @@ t.test('a batch that does not fill goes out after the delay', async (t) => {
 });
 
 t.test('shutdown sends what is left, then shuts the exporter down; later spans are ignored', async (t) => {
-  const exporter = heldExporter();
-  const queue = new SpanBatchQueue(
-    exporter,
-    resource,
-    scope,
-    { maxQueueSize: 100, maxExportBatchSize: 50, scheduledDelayMillis: 60_000 },
-    { dropped: 0 },
-  );
+  const { exporter, queue } = queueWith(100, 50);
   for (let i = 0; i < 5; i++) queue.add(span(i));
   const done = queue.shutdown();
   await sleep(1);
