@@ -121,8 +121,16 @@ export class SpanBatchQueue implements SpanProcessor {
     const batch = this.sealed.shift();
     if (batch === undefined) return;
     this.waiting -= batch.length;
-    // Failures are the exporter's to count (export-breaker.ts); the callback always comes, at the latest after its timeout.
-    this.exporting = new Promise<void>((resolve) => this.exporter.export(batch, () => resolve())).then(() => {
+    // Failures are the exporter's to count (export-breaker.ts); the callback always comes, at the
+    // latest after its timeout. One that throws instead loses its batch, never the queue.
+    this.exporting = new Promise<void>((resolve) => {
+      try {
+        this.exporter.export(batch, () => resolve());
+      } catch {
+        this.dropped.dropped += batch.length;
+        resolve();
+      }
+    }).then(() => {
       this.exporting = undefined;
       this.send();
     });

@@ -138,3 +138,28 @@ t.test('shutdown sends what is left, then shuts the exporter down; later spans a
   await queue.forceFlush();
   t.equal(exporter.sent.length, 1, 'nothing is queued after shutdown');
 });
+
+t.test('an exporter that throws loses its batch, counted, and the queue goes on', async (t) => {
+  const sent: number[] = [];
+  let calls = 0;
+  const exporter = {
+    export(batch: SpanBatch, done: (r: ExportResult) => void) {
+      if (++calls === 1) throw new Error('transport broken');
+      sent.push(batch.length);
+      done({ code: 0 });
+    },
+    shutdown: async () => {},
+  };
+  const dropped = { dropped: 0 };
+  const queue = new SpanBatchQueue(
+    exporter,
+    resource,
+    scope,
+    { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 },
+    dropped,
+  );
+  for (let i = 0; i < 5; i++) queue.add(span(i));
+  await queue.shutdown();
+  t.equal(dropped.dropped, 2, 'the batch it threw on is counted as dropped');
+  t.same(sent, [2, 1], 'the batches after it are sent');
+});
