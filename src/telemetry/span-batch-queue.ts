@@ -109,7 +109,11 @@ export class SpanBatchQueue implements SpanProcessor {
     const w = this.writer;
     if (w === undefined) return;
     this.writer = undefined;
-    const bytes = this.frame.seal(w);
+    const request = this.frame.seal(w);
+    // A batch sealed by the timer may fill little of its buffer: copied, a waiting batch holds what
+    // it needs, so the spans' count bounds the memory queued (a slow collector and little traffic
+    // would otherwise keep a whole buffer per span or two).
+    const bytes = request.length * 2 < w.buf.length ? Buffer.from(request) : request;
     if (w.buf.length > this.capacity) this.capacity = w.buf.length;
     this.sealed.push({ bytes, length: this.count });
     this.waiting += this.count;

@@ -113,6 +113,8 @@ t.test('a batch that does not fill goes out after the delay', async (t) => {
     [2],
     'after it, with the spans that had ended',
   );
+  const small = exporter.sent[0] as SpanBatch;
+  t.ok(small.bytes.buffer.byteLength <= 8192, `a small batch holds ${small.bytes.buffer.byteLength} bytes, not its 64 KiB buffer`);
   await exporter.answer();
   queue.add(span(3));
   await sleep(80);
