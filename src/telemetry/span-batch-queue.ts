@@ -48,7 +48,7 @@ export class SpanBatchQueue implements SpanProcessor {
   private waiting = 0;
   private exporting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** A new batch's buffer: the largest sealed so far, so that a batch rarely grows (a copy). */
+  /** A new batch's buffer: a quarter more than the last full batch needed, so that a batch rarely grows (a copy). */
   private capacity = FIRST_CAPACITY;
   private closed = false;
 
@@ -60,6 +60,11 @@ export class SpanBatchQueue implements SpanProcessor {
     private readonly dropped: DropCounter,
   ) {
     this.frame = new BatchFrame(resource, scope);
+  }
+
+  /** The size of the next batch's buffer. */
+  get nextBufferBytes(): number {
+    return this.capacity;
   }
 
   /** Queues a finished request span (Warden's resource and scope). */
@@ -114,7 +119,8 @@ export class SpanBatchQueue implements SpanProcessor {
     // it needs, so the spans' count bounds the memory queued (a slow collector and little traffic
     // would otherwise keep a whole buffer per span or two).
     const bytes = request.length * 2 < w.buf.length ? Buffer.from(request) : request;
-    if (w.buf.length > this.capacity) this.capacity = w.buf.length;
+    // Sized by the last full batch, up or down: one batch of huge spans must not make every later buffer huge.
+    if (this.count >= this.limits.maxExportBatchSize) this.capacity = Math.max(FIRST_CAPACITY, Math.ceil(w.pos * 1.25));
     this.sealed.push({ bytes, length: this.count });
     this.waiting += this.count;
     this.count = 0;

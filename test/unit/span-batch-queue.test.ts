@@ -165,3 +165,22 @@ t.test('an exporter that throws loses its batch, counted, and the queue goes on'
   t.equal(dropped.dropped, 2, 'the batch it threw on is counted as dropped');
   t.same(sent, [2, 1], 'the batches after it are sent');
 });
+
+t.test("a batch's buffer follows the last full batch, up and down", async (t) => {
+  const { exporter, queue } = queueWith(100, 2);
+  t.equal(queue.nextBufferBytes, 64 * 1024, '64 KiB to begin with');
+  const huge = (i: number) => {
+    const s = span(i);
+    s.attributes['warden.detail'] = 'x'.repeat(100_000);
+    return s;
+  };
+  queue.add(huge(1));
+  queue.add(huge(2));
+  t.ok(queue.nextBufferBytes >= 250_000, `after two spans of 100 kB: ${queue.nextBufferBytes} bytes`);
+  await exporter.answer();
+  queue.add(span(3));
+  queue.add(span(4));
+  t.equal(queue.nextBufferBytes, 64 * 1024, 'after a full batch of small spans, back to 64 KiB');
+  await exporter.answer();
+  await queue.shutdown();
+});
