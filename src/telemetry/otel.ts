@@ -33,7 +33,7 @@ import { createSampling, type Sampling } from './otel-sampler.js';
 export interface Otel {
   readonly logger: OtelLogger;
   readonly meter: Meter;
-  /** Request spans are sampled and handed to the batch processor outside the SDK's tracer (request-tracing.ts). */
+  /** Request spans are sampled and queued for export outside the SDK's tracer (request-tracing.ts). */
   readonly sampling: Sampling;
   /**
    * Queues a finished request span for export: for OTLP/protobuf encoded at once into the batch
@@ -64,6 +64,9 @@ function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'me
   return endpoint === undefined ? undefined : `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
 }
 
+/** A collector that is down: one failed export, then batches dropped unserialized for this long. */
+const BREAKER_PAUSE_MS = 5000;
+
 /** Spans and log records dropped because the collector could not take them. */
 const dropped: DropCounter = { dropped: 0 };
 
@@ -83,13 +86,12 @@ export function startOtel(
     ...(cfg?.headers ? { headers: cfg.headers } : {}),
     timeoutMillis: cfg?.timeout ?? 10_000,
   });
-  // A collector that is down: one failed export, then batches dropped unserialized for 5 s.
   const traceExporter = withExportBreaker(
     json ? new TracesJson(common('traces')) : createProtobufSpanExporter(common('traces')),
-    5000,
+    BREAKER_PAUSE_MS,
     dropped,
   );
-  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), 5000, dropped);
+  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, dropped);
   const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
 
@@ -109,7 +111,13 @@ export function startOtel(
   const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
   const requestSpans = json
     ? undefined
-    : new SpanBatchQueue(withExportBreaker(createSpanBatchExporter(common('traces')), 5000, dropped), resource, scope, batch, dropped);
+    : new SpanBatchQueue(
+        withExportBreaker(createSpanBatchExporter(common('traces')), BREAKER_PAUSE_MS, dropped),
+        resource,
+        scope,
+        batch,
+        dropped,
+      );
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,

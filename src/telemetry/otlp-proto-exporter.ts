@@ -1,5 +1,5 @@
 /**
- * The OTLP/HTTP protobuf span exporter: the library's transport (endpoint and headers from config
+ * The OTLP/HTTP protobuf span exporters: the library's transport (endpoint and headers from config
  * or OTEL_EXPORTER_OTLP_*, retries, timeouts, self-metrics) with Warden's span encoder in place of
  * the library's serializer (otlp-span-encoder.ts says why). The same construction as
  * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter, which takes no serializer.
@@ -11,29 +11,30 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { encodeSpans } from './otlp-span-encoder.js';
 import type { SpanBatch } from './span-batch-queue.js';
 
-const serializer = {
-  serializeRequest: encodeSpans,
-  deserializeResponse: (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data),
-};
+const deserializeResponse = (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data);
 
-export function createProtobufSpanExporter(config: OTLPExporterNodeConfigBase): SpanExporter {
+/** An exporter of `T` to the traces endpoint: `bytesOf` is its serializer, `countOf` what its self-metrics count. */
+function traceExporter<T>(
+  config: OTLPExporterNodeConfigBase,
+  bytesOf: (items: T) => Uint8Array,
+  countOf: (items: T) => number,
+): OTLPExporterBase<T> {
   const options = convertLegacyHttpOptions(config, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
-  return new OTLPExporterBase<ReadableSpan[]>(
-    createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined),
-  );
+  const serializer = { serializeRequest: bytesOf, deserializeResponse };
+  const metrics = { ...TraceExporterMetricsHelper, countItems: countOf };
+  return new OTLPExporterBase<T>(createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', metrics, undefined));
 }
 
-// The exporter's self-metrics count a batch's spans, not its bytes.
-const batchMetrics = { ...TraceExporterMetricsHelper, countItems: (batch: SpanBatch) => batch.length };
+/** For the SDK's spans (IdP, clamd, Redis calls) and its batch processor. */
+export function createProtobufSpanExporter(config: OTLPExporterNodeConfigBase): SpanExporter {
+  return traceExporter<ReadableSpan[]>(config, encodeSpans, (spans) => spans.length);
+}
 
-/** The same transport for batches the queue has already encoded (span-batch-queue.ts): their bytes are the request. */
+/** For batches the request spans' queue has already encoded (span-batch-queue.ts): their bytes are the request, `length` their spans. */
 export function createSpanBatchExporter(config: OTLPExporterNodeConfigBase): OTLPExporterBase<SpanBatch> {
-  const options = convertLegacyHttpOptions(config, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
-  const encoded = {
-    serializeRequest: (batch: SpanBatch) => batch.bytes,
-    deserializeResponse: serializer.deserializeResponse,
-  };
-  return new OTLPExporterBase<SpanBatch>(
-    createOtlpHttpExportDelegate(options, encoded, 'otlp_http_span_exporter', batchMetrics, undefined),
+  return traceExporter<SpanBatch>(
+    config,
+    (batch) => batch.bytes,
+    (batch) => batch.length,
   );
 }

@@ -29,6 +29,9 @@ const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
 
+/** Bytes of `n` (< 2^35) as a varint. */
+const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+
 export class Writer {
   buf: Buffer;
   pos = 0;
@@ -119,7 +122,7 @@ export class Writer {
       this.buf[at] = length;
       return;
     }
-    const size = length < 0x4000 ? 2 : length < 0x200000 ? 3 : length < 0x10000000 ? 4 : 5;
+    const size = varintSize(length);
     this.ensure(size - 1);
     this.buf.copyWithin(at + size, at + 1, this.pos);
     this.pos += size - 1;
@@ -392,6 +395,13 @@ function resourceMessage(w: Writer, resource: Resource): void {
   w.close(res);
 }
 
+/** The schema URL that ends a ScopeSpans or ResourceSpans message (field 3), if there is one. */
+function schemaUrl(w: Writer, url: string | undefined): void {
+  if (!url) return;
+  w.tag(3, LEN);
+  w.string(url);
+}
+
 /** A span as one entry of ScopeSpans.spans (field 2): what a batch holds per span. */
 export function writeSpan(w: Writer, s: ReadableSpan): void {
   w.tag(2, LEN);
@@ -402,10 +412,7 @@ function scopeSpans(w: Writer, scope: InstrumentationScope, spans: ReadableSpan[
   const at = w.open();
   scopeMessage(w, scope);
   for (const s of spans) writeSpan(w, s);
-  if (scope.schemaUrl) {
-    w.tag(3, LEN);
-    w.string(scope.schemaUrl);
-  }
+  schemaUrl(w, scope.schemaUrl);
   w.close(at);
 }
 
@@ -416,10 +423,7 @@ function resourceSpans(w: Writer, resource: Resource, scopes: Map<Instrumentatio
     w.tag(2, LEN);
     scopeSpans(w, (spans[0] as ReadableSpan).instrumentationScope, spans);
   }
-  if (resource.schemaUrl) {
-    w.tag(3, LEN);
-    w.string(resource.schemaUrl);
-  }
+  schemaUrl(w, resource.schemaUrl);
   w.close(at);
 }
 
@@ -451,8 +455,6 @@ const bytesOf = (write: (w: Writer) => void): Buffer => {
   return Buffer.from(w.buf.subarray(0, w.pos));
 };
 
-const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
-
 /**
  * What an ExportTraceServiceRequest of one resource and one scope has around its spans, encoded
  * once: a batch of spans written one after another (`writeSpan`) from `spansStart` on becomes
@@ -471,18 +473,8 @@ export class BatchFrame {
   constructor(resource: Resource, scope: InstrumentationScope) {
     this.resource = bytesOf((w) => resourceMessage(w, resource));
     this.scope = bytesOf((w) => scopeMessage(w, scope));
-    this.scopeSuffix = bytesOf((w) => {
-      if (scope.schemaUrl) {
-        w.tag(3, LEN);
-        w.string(scope.schemaUrl);
-      }
-    });
-    this.resourceSuffix = bytesOf((w) => {
-      if (resource.schemaUrl) {
-        w.tag(3, LEN);
-        w.string(resource.schemaUrl);
-      }
-    });
+    this.scopeSuffix = bytesOf((w) => schemaUrl(w, scope.schemaUrl));
+    this.resourceSuffix = bytesOf((w) => schemaUrl(w, resource.schemaUrl));
     this.spansStart = 1 + 5 + this.resource.length + 1 + 5 + this.scope.length;
   }
 
