@@ -3,7 +3,10 @@
 // - a request's two spans (server, upstream) started, given their attributes and ended into a
 //   batch processor: the SDK's tracer and Span objects, and Warden's RequestSpan records;
 // - OTLP/protobuf encoding of a 512-span batch of request spans: otlp-transformer's
-//   ProtobufTraceSerializer, and Warden's encoder (src/telemetry/otlp-span-encoder.ts).
+//   ProtobufTraceSerializer, and Warden's encoder (src/telemetry/otlp-span-encoder.ts);
+// - a request's two span records ended, queued and encoded for export (the exporters drop the
+//   bytes): through the SDK's batch processor with Warden's encoder at export, and encoded as they
+//   end into their batch (src/telemetry/span-batch-queue.ts), as the sidecar does.
 // Rounds alternate A and B, so a drift of the host's speed cannot favour either. Warm caches: in a
 // loaded sidecar each costs more, in the same proportion or so.
 // Usage: node bench/telemetry-parts.js [--rounds N]
@@ -14,6 +17,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator } from '@opentelemetry/sdk-trace-base';
 import { encodeSpans } from '../dist/telemetry/otlp-span-encoder.js';
 import { RequestSpan } from '../dist/telemetry/request-span.js';
+import { SpanBatchQueue } from '../dist/telemetry/span-batch-queue.js';
 
 const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '15' } } });
 const ROUNDS = Number(opts.rounds);
@@ -21,7 +25,8 @@ const resource = resourceFromAttributes({ 'service.name': 'orders', 'service.ver
 const scope = { name: 'warden', version: '0.1.0' };
 // Both paths end spans into the same kind of batch processor, whose exporter drops them.
 const discard = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} };
-const processor = () => new BatchSpanProcessor(discard, { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 1000 });
+const limits = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 1000 };
+const processor = (exporter = discard) => new BatchSpanProcessor(exporter, limits);
 const serverAttributes = (i) => ({
   'http.request.method': 'POST',
   'url.path': '/orders',
@@ -47,7 +52,8 @@ function sdkSpans(i) {
 
 const records = processor();
 const ids = new RandomIdGenerator();
-function recordedSpans(i) {
+/** A request's two spans as Warden records them, each handed to `end` (by default a batch processor whose exporter drops them). */
+function recordedSpans(i, end = (span) => records.onEnd(span)) {
   const started = performance.now();
   const server = { traceId: ids.generateTraceId(), spanId: ids.generateSpanId(), traceFlags: TraceFlags.SAMPLED };
   const span = new RequestSpan('POST', SpanKind.SERVER, server, undefined, started, serverAttributes(i), resource, scope);
@@ -64,11 +70,11 @@ function recordedSpans(i) {
   );
   client.attributes['http.response.status_code'] = 200;
   const ended = performance.now();
-  records.onEnd(client.finish(ended));
+  end(client.finish(ended));
   span.name = 'POST api';
   span.attributes['http.route'] = 'api';
   span.attributes['http.response.status_code'] = 200;
-  records.onEnd(span.finish(ended));
+  end(span.finish(ended));
 }
 
 const batch = [];
@@ -119,15 +125,78 @@ const encode = await alternate(
   20,
   batch.length,
 );
+// Exported: through the SDK's processor, encoded at export; through the queue, already encoded.
+// Timed with the flush that exports what a round queued, so that each pays for every span it took
+// (the processor exports half a round's spans within it and the rest on its timer).
+// Both count what they export: a span dropped for a full queue would be a span not paid for.
+const exportedSpans = { processor: 0, queue: 0 };
+const encodingAtExport = processor({
+  ...discard,
+  export: (spans, done) => {
+    encodeSpans(spans);
+    exportedSpans.processor += spans.length;
+    done({ code: 0 });
+  },
+});
+const queueExporter = {
+  export: (batch, done) => {
+    exportedSpans.queue += batch.length;
+    done({ code: 0 });
+  },
+  shutdown: async () => {},
+};
+const queue = new SpanBatchQueue(queueExporter, resource, scope, limits, { dropped: 0 });
+async function exportedRound(end, flush, requests) {
+  const started = performance.now();
+  for (let i = 0; i < requests; i++) recordedSpans(i, end);
+  await flush();
+  return ((performance.now() - started) * 1000) / requests;
+}
+const viaProcessor = () =>
+  exportedRound(
+    (span) => encodingAtExport.onEnd(span),
+    () => encodingAtExport.forceFlush(),
+    500,
+  );
+const viaQueue = () =>
+  exportedRound(
+    (span) => queue.add(span),
+    () => queue.forceFlush(),
+    500,
+  );
+const tProcessor = [];
+const tQueue = [];
+for (let r = -1; r < ROUNDS; r++) {
+  const [first, second] = r % 2 === 0 ? [viaProcessor, viaQueue] : [viaQueue, viaProcessor];
+  const a = await first();
+  const b = await second();
+  if (r < 0) continue; // warm-up
+  (r % 2 === 0 ? tProcessor : tQueue).push(a);
+  (r % 2 === 0 ? tQueue : tProcessor).push(b);
+}
+const medianOf = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const round2 = (x) => Math.round(x * 100) / 100;
+const allExported = exportedSpans.processor === exportedSpans.queue && exportedSpans.queue === 2 * 500 * (ROUNDS + 1);
+const exported = { a_us: round2(medianOf(tProcessor)), b_us: round2(medianOf(tQueue)) };
+exported.ratio = round2(exported.b_us / exported.a_us);
 const same = Buffer.from(encodeSpans(batch)).equals(Buffer.from(ProtobufTraceSerializer.serializeRequest(batch)));
 const result = {
   rounds: ROUNDS,
   request_spans_us: { sdk: spans.a_us, records: spans.b_us, ratio: spans.ratio },
   encode_us_per_span: { otlp_transformer: encode.a_us, warden: encode.b_us, ratio: encode.ratio, same_bytes: same },
+  request_spans_exported_us: {
+    batch_processor: exported.a_us,
+    batch_queue: exported.b_us,
+    ratio: exported.ratio,
+    every_span_exported: allExported,
+  },
 };
 console.log(`a request's two spans: SDK ${spans.a_us} µs, records ${spans.b_us} µs (${spans.ratio}×)`);
 console.log(
   `OTLP/protobuf per span: otlp-transformer ${encode.a_us} µs, Warden's encoder ${encode.b_us} µs (${encode.ratio}×), same bytes: ${same}`,
 );
+console.log(
+  `a request's two spans recorded and queued for export: batch processor ${exported.a_us} µs, encoded into their batch ${exported.b_us} µs (${exported.ratio}×), every span exported: ${allExported}`,
+);
 console.log(JSON.stringify(result));
-process.exit(same ? 0 : 1);
+process.exit(same && allExported ? 0 : 1);
