@@ -96,18 +96,20 @@ t.test('clamd: kill, hang, slow, back — under load; fail closed', async (t) =>
   const rssAfter = rssBytes(pid);
   t.comment(JSON.stringify(summarise('clamd', samples, marks, { rssBeforeMiB: rssBefore / MiB, rssAfterMiB: rssAfter / MiB, eicar })));
 
-  // HTTP/1.1 requests are bounded by the scan timeout. h2 uploads refused with 503 while clamd hangs
-  // are answered by Warden within the timeout too (access log), but undici then sends the next upload
-  // on that session only after the previous one is answered, so a queued one measures up to
-  // 2 × timeout at the client — recorded in docs/reliability.md as an open finding.
-  const h1 = samples.filter((s) => s.proto === 'h1');
-  await expectSurvived(t, warden, h1, { timeoutMs: SCAN_TIMEOUT_MS, marginMs: MARGIN_MS, rssBefore, rssAfter, rssBound: RSS_BOUND });
-  const h2Max = Math.max(...samples.filter((s) => s.proto === 'h2').map((s) => s.ms));
-  t.ok(h2Max <= 2 * SCAN_TIMEOUT_MS + MARGIN_MS, `h2: max ${Math.round(h2Max)} ms (≤ 2 × timeout + margin)`);
-  t.notOk(
-    samples.some((s) => s.status === 0),
-    'h2: every request got an HTTP answer',
+  // Every request, HTTP/1.1 or h2, is bounded by the scan timeout: concurrent h2 uploads on one
+  // session are each refused within it (fault-tools.ts lets undici send them concurrently; by
+  // default it queues a POST behind the session's running requests, which measured up to 2 × the
+  // timeout at the client: docs/reliability.md).
+  await expectSurvived(t, warden, samples, { timeoutMs: SCAN_TIMEOUT_MS, marginMs: MARGIN_MS, rssBefore, rssAfter, rssBound: RSS_BOUND });
+  // While clamd hangs, each refusal takes the whole timeout: uploads on the one h2 session overlap,
+  // and none waits for another (queued, one would take 2 × the timeout).
+  const hungH2 = samples.filter((s) => s.proto === 'h2' && s.kind === 'upload' && s.phase === 'hang');
+  t.ok(
+    hungH2.some((a) => hungH2.some((b) => a !== b && a.startedAt < b.endedAt && b.startedAt < a.endedAt)),
+    'h2: uploads overlapped on the session while clamd hung',
   );
+  const hungMax = Math.max(...hungH2.map((s) => s.ms));
+  t.ok(hungMax <= 1.5 * SCAN_TIMEOUT_MS, `h2: each upload answered within 1.5 × the scan timeout while clamd hung (max ${Math.round(hungMax)} ms)`);
   for (const phase of ['baseline', 'kill', 'hang', 'slow', 'back-kill', 'back-hang', 'back-slow']) {
     expectOutcomes(t, samples, marks, phase, ['200'], 'other');
   }

@@ -191,6 +191,10 @@ export function startLoad(t: { teardown(fn: () => unknown): void }, options: Loa
         method: (req.method ?? 'GET') as 'GET',
         headers: req.headers,
         body: req.body,
+        // undici sends a non-idempotent request (a POST) on an h2 session only when nothing else
+        // runs on it (client-h2.js `busy`), so concurrent uploads would queue in the client and
+        // measure each other's time. The load never retries, so it says they may share the session.
+        idempotent: true,
         signal: AbortSignal.timeout(clientTimeout),
       });
       const text = await res.body.text();
