@@ -5,7 +5,9 @@
 // or a folder that holds bin/ and dist/ (a build patched by hand, for instance). A configuration
 // that names the IdP ({{issuer}}: warden-full-tls.yaml, the full pipeline) gets the bench's IdP, an
 // opaque token on every request and bench/full.js's order body.
-// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--ratio 1] [--rounds 6] [--seconds 4]
+// The same build twice with two configurations (--candidate-config) measures what a part of the
+// configuration costs, e.g. the full pipeline with and without OpenTelemetry export.
+// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--ratio 1] [--rounds 6] [--seconds 4]
 import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -27,12 +29,14 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const usage =
-  'node bench/builds.js BASE CANDIDATE [--config FILE] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
+  'node bench/builds.js BASE CANDIDATE [--config FILE] [--candidate-config FILE] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   allowNegative: true,
   options: {
     config: { type: 'string', default: 'warden-otel.yaml' },
+    // The candidate's configuration when it differs from the base's (--config).
+    'candidate-config': { type: 'string' },
     ratio: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '4' },
@@ -79,9 +83,10 @@ const caller = await benchCaller(bench, root, readFileSync(join(root, 'bench/pee
 const { headers } = caller;
 writeFileSync(bodyFile, JSON.stringify(caller.body));
 
-const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i }));
+const configs = [opts.config, opts['candidate-config'] ?? opts.config];
+const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i, configFile: configs[i] }));
 for (const p of peers) {
-  const config = fill(opts.config, {
+  const config = fill(p.configFile, {
     backendPort,
     sinkPort,
     cert,
@@ -113,6 +118,7 @@ const result = {
   date: new Date().toISOString(),
   settings: {
     config: opts.config,
+    candidate_config: configs[1],
     ratio: Number(opts.ratio),
     rounds: Number(opts.rounds),
     seconds: S,
@@ -125,7 +131,7 @@ const result = {
   peak_rss_mib: peakRss,
 };
 console.log(
-  `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once (${opts.config}): rps ${result.candidate_over_base.h1} ` +
+  `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once (${configs[0] === configs[1] ? configs[0] : configs.join(' → ')}): rps ${result.candidate_over_base.h1} ` +
     `(rounds ${r.h1.join(', ')}), CPU per request ${result.candidate_over_base.h1_cpu}; errors ${r.errors}; ` +
     `peak RSS MiB base ${peakRss.base}, candidate ${peakRss.candidate}`,
 );
