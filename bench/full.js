@@ -193,7 +193,18 @@ const latencyAt = async (url) => {
   await done;
   await stop(client);
   const w = windows.find((x) => !x.warmup && x.completed > 0) ?? {};
-  return { rate: halfRate, p50_ms: w.p50_ms, p99_ms: w.p99_ms, p999_ms: w.p999_ms, errors: (w.errors ?? 0) + (w.overload ?? 0) };
+  return {
+    rate: halfRate,
+    p50_ms: w.p50_ms,
+    p99_ms: w.p99_ms,
+    p999_ms: w.p999_ms,
+    // From when each request left rather than when it was due, and the sender's own lag (soak-client.js).
+    sent_p50_ms: w.sent_p50_ms,
+    sent_p99_ms: w.sent_p99_ms,
+    sent_p999_ms: w.sent_p999_ms,
+    lag_p99_ms: w.lag_p99_ms,
+    errors: (w.errors ?? 0) + (w.overload ?? 0),
+  };
 };
 process.stderr.write(`latency at ${halfRate} req/s (half of Warden's h1 throughput)…\n`);
 const latency = {};
@@ -232,7 +243,10 @@ for (const [name, r] of Object.entries(pairs))
     `warden-full ÷ ${name}: h1 ${r.h1_ratio} (pairs ${r.h1_pairs.join(', ')})  h2 ${r.h2_ratio} (pairs ${r.h2_pairs.join(', ')})`,
   );
 for (const [name, l] of Object.entries(latency))
-  console.log(`${name} at ${l.rate} req/s: p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, p99.9 ${l.p999_ms} ms, errors ${l.errors}`);
+  console.log(
+    `${name} at ${l.rate} req/s: p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, p99.9 ${l.p999_ms} ms from due; ` +
+      `p50 ${l.sent_p50_ms} ms, p99 ${l.sent_p99_ms} ms, p99.9 ${l.sent_p999_ms} ms from sent (sender lag p99 ${l.lag_p99_ms} ms); errors ${l.errors}`,
+  );
 console.log(
   `warden-full ÷ bare-node, loaded at once: h1 ${vsBareAtOnce.h1_ratio} (rounds ${vsBareAtOnce.h1_rounds.join(', ')})  CPU/req ${vsBareAtOnce.h1_cpu}`,
 );

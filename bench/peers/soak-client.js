@@ -3,6 +3,10 @@
 // due, not when it left — no coordinated omission), over mTLS with the client certificate, h1 or h2,
 // rotating through the given tokens and varying the body's free text. Reports one record per
 // window over IPC, then { type: 'done' }.
+// Each window also gives the latency from when a request left (`sent_*`) and the sender's lag
+// (`lag_*`: left − due). The sender wakes every millisecond, so a request waits up to 1 ms plus
+// the timer's lateness before it leaves; on a shared core that lag is the client's, and it is in
+// the latencies from due (the conservative figure) but not in those from sent.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 
@@ -21,14 +25,17 @@ process.once('message', async (o) => {
   const total = Math.floor(o.seconds * o.rate);
   let sent = 0;
   let inFlight = 0;
-  let window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
+  const emptyWindow = () => ({ latencies: [], sentLatencies: [], lags: [], ok: 0, errors: 0, statuses: {}, overload: 0 });
+  let window = emptyWindow();
   let windowStart = started;
   let warmedUp = false;
 
   const flush = (now, warmup = false) => {
     const w = window;
-    window = { latencies: [], ok: 0, errors: 0, statuses: {}, overload: 0 };
+    window = emptyWindow();
     const sorted = Float64Array.from(w.latencies).sort();
+    const sent = Float64Array.from(w.sentLatencies).sort();
+    const lags = Float64Array.from(w.lags).sort();
     process.send({
       type: 'window',
       warmup,
@@ -43,12 +50,18 @@ process.once('message', async (o) => {
       p99_ms: round3(quantile(sorted, 0.99)),
       p999_ms: round3(quantile(sorted, 0.999)),
       max_ms: round3(sorted.length ? sorted[sorted.length - 1] : 0),
+      sent_p50_ms: round3(quantile(sent, 0.5)),
+      sent_p99_ms: round3(quantile(sent, 0.99)),
+      sent_p999_ms: round3(quantile(sent, 0.999)),
+      lag_p50_ms: round3(quantile(lags, 0.5)),
+      lag_p99_ms: round3(quantile(lags, 0.99)),
     });
     windowStart = now;
   };
 
   const fire = (due, i) => {
     inFlight++;
+    const sentAt = performance.now();
     const body = JSON.stringify({
       customer: `Customer ${i % 997}, purchasing department`,
       note: `Order ${i}: deliver to the loading dock at the rear of the building; call ahead.`,
@@ -72,7 +85,10 @@ process.once('message', async (o) => {
       })
       .finally(() => {
         inFlight--;
-        window.latencies.push(performance.now() - due);
+        const now = performance.now();
+        window.latencies.push(now - due);
+        window.sentLatencies.push(now - sentAt);
+        window.lags.push(sentAt - due);
       });
   };
 
@@ -99,7 +115,7 @@ process.once('message', async (o) => {
         clearInterval(tick);
         resolve();
       }
-    }, 2);
+    }, 1);
   });
   const drainBy = performance.now() + 15_000;
   while (inFlight > 0 && performance.now() < drainBy) await new Promise((r) => setTimeout(r, 20));
