@@ -84,7 +84,13 @@ const { headers } = caller;
 writeFileSync(bodyFile, JSON.stringify(caller.body));
 
 const configs = [opts.config, opts['candidate-config'] ?? opts.config];
-const peers = builds.map((b, i) => ({ ...b, name: i === 0 ? 'base' : 'candidate', port: 18490 + i, adminPort: 19990 + i, configFile: configs[i] }));
+const peers = builds.map((b, i) => ({
+  ...b,
+  name: i === 0 ? 'base' : 'candidate',
+  port: 18490 + i,
+  adminPort: 19990 + i,
+  configFile: configs[i],
+}));
 for (const p of peers) {
   const config = fill(p.configFile, {
     backendPort,

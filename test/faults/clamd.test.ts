@@ -109,7 +109,10 @@ t.test('clamd: kill, hang, slow, back — under load; fail closed', async (t) =>
     'h2: uploads overlapped on the session while clamd hung',
   );
   const hungMax = Math.max(...hungH2.map((s) => s.ms));
-  t.ok(hungMax <= 1.5 * SCAN_TIMEOUT_MS, `h2: each upload answered within 1.5 × the scan timeout while clamd hung (max ${Math.round(hungMax)} ms)`);
+  t.ok(
+    hungMax <= 1.5 * SCAN_TIMEOUT_MS,
+    `h2: each upload answered within 1.5 × the scan timeout while clamd hung (max ${Math.round(hungMax)} ms)`,
+  );
   for (const phase of ['baseline', 'kill', 'hang', 'slow', 'back-kill', 'back-hang', 'back-slow']) {
     expectOutcomes(t, samples, marks, phase, ['200'], 'other');
   }
