@@ -5,9 +5,9 @@
  * status can no longer be sent.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { buildConnector, errors, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -52,18 +52,59 @@ export interface Aborter {
   abort(): void;
 }
 
+/**
+ * undici runs its connect, headers and body timeouts on a timer wheel that ticks every 499 ms
+ * (undici/lib/util/timers.js), so they fire late: a 300 ms headers timeout answered after ~1 s.
+ * Below this bound half a second is more than 5 % of the timeout, so the forwarder keeps native
+ * timers of its own and ends the exchange on time; undici's headers and body timeouts stay
+ * configured behind them. Longer timeouts (the defaults are 30 s) cost no timer per request.
+ */
+export const EXACT_TIMEOUTS_BELOW_MS = 10_000;
+
+/** The timeouts the forwarder keeps itself, 0 for those left to undici alone. */
+interface ExactTimeouts {
+  readonly headers: number;
+  readonly body: number;
+}
+
+function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
+  const exact = (ms: number) => (ms > 0 && ms < EXACT_TIMEOUTS_BELOW_MS ? ms : 0);
+  return { headers: exact(cfg.timeouts.headers), body: exact(cfg.timeouts.body) };
+}
+
 export function createPool(cfg: UpstreamConfig): Pool {
   const unix = cfg.url.startsWith('unix:');
   const origin = unix ? 'http://localhost' : cfg.url.replace(/\/$/, '');
+  const socketPath = unix ? cfg.url.slice('unix:'.length) : undefined;
+  const connect = exactConnector(cfg.timeouts.connect, socketPath);
   return new Pool(origin, {
     connections: cfg.connections,
     pipelining: 1,
     keepAliveTimeout: cfg.keep_alive,
-    connectTimeout: cfg.timeouts.connect,
     headersTimeout: cfg.timeouts.headers,
     bodyTimeout: cfg.timeouts.body,
-    ...(unix ? { socketPath: cfg.url.slice('unix:'.length) } : {}),
+    ...(connect ? { connect } : { connectTimeout: cfg.timeouts.connect }),
+    ...(socketPath !== undefined ? { socketPath } : {}),
   });
+}
+
+/** undici's connector with a native connect timer instead of its timer wheel's (EXACT_TIMEOUTS_BELOW_MS). */
+function exactConnector(timeoutMs: number, socketPath: string | undefined): buildConnector.connector | undefined {
+  if (!(timeoutMs > 0 && timeoutMs < EXACT_TIMEOUTS_BELOW_MS)) return undefined;
+  const open = buildConnector({ timeout: 0, ...(socketPath !== undefined ? { socketPath } : {}) });
+  return (options, callback) => {
+    // The connector's error listener hands this to undici: 504 ERR_UPSTREAM_TIMEOUT (upstreamError).
+    const timer = setTimeout(() => socket.destroy(new errors.ConnectTimeoutError()), timeoutMs);
+    // undici's connector returns the socket it opens, though its type says void.
+    const socket = open(options, (...args) => {
+      clearTimeout(timer);
+      callback(...args);
+    }) as unknown as Socket;
+  };
+}
+
+function onExactTimeout(handler: ForwardHandler): void {
+  handler.timedOut();
 }
 
 /** undici / socket errors → what the client is told. */
@@ -96,7 +137,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private headers: IncomingHttpHeaders = {};
   private copy: Buffer[] | undefined;
   private copied = 0;
-  private readonly resume = () => this.controller?.resume();
+  /** The exact headers or body timeout running (EXACT_TIMEOUTS_BELOW_MS), if any. */
+  private timer: NodeJS.Timeout | undefined;
+  /** The client reads slower than the backend sends: the body timeout waits, as undici's does. */
+  private paused = false;
+  private readonly resume = () => {
+    this.paused = false;
+    this.timer?.refresh();
+    this.controller?.resume();
+  };
 
   constructor(
     private readonly res: DownstreamResponse,
@@ -104,21 +153,48 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     private readonly outcome: ForwardOutcome,
     private readonly requestId: string,
     private readonly extraHeaders: Record<string, string> | undefined,
+    private readonly exact: ExactTimeouts,
+    /** The whole request leaves in one write (a body read whole, or none). */
+    private readonly sentAtOnce: boolean,
   ) {}
 
   abort(): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.timer);
     this.controller?.abort(new Error('client closed the request'));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.finished) controller.abort(new Error('client closed the request'));
+    if (this.finished) {
+      controller.abort(new Error('client closed the request'));
+      return;
+    }
+    // undici calls this as it writes the request: the wait for the response headers starts now. A
+    // streamed body may take longer to send than the timeout; undici alone times that case.
+    if (this.exact.headers > 0 && this.sentAtOnce) this.timer = setTimeout(onExactTimeout, this.exact.headers, this);
+  }
+
+  /** The exact timer fired: no response headers, or no body data, in time. */
+  timedOut(): void {
+    this.timer = undefined;
+    if (this.finished) return;
+    if (this.started) {
+      if (this.paused) {
+        this.timer = setTimeout(onExactTimeout, this.exact.body, this);
+        return;
+      }
+      this.controller?.abort(new errors.BodyTimeoutError());
+    } else {
+      this.controller?.abort(new errors.HeadersTimeoutError());
+    }
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // interim responses are the sidecar's own business
+    clearTimeout(this.timer);
+    this.timer = this.exact.body > 0 ? setTimeout(onExactTimeout, this.exact.body, this) : undefined;
     const out = downstreamResponseHeaders(headers, this.rules);
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     if (this.extraHeaders !== undefined) Object.assign(out, this.extraHeaders);
@@ -139,12 +215,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.finished) return;
+    this.timer?.refresh();
     if (this.copy !== undefined) {
       this.copied += chunk.length;
       if (this.copied > (this.outcome.inspect?.maxBytes ?? 0)) this.copy = undefined;
       else this.copy.push(chunk);
     }
     if (!this.res.write(chunk)) {
+      this.paused = true;
       controller.pause();
       this.res.once('drain', this.resume);
     }
@@ -153,6 +231,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   onResponseEnd(): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.timer);
     this.res.end();
     if (this.copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(this.copy, this.copied));
   }
@@ -164,6 +243,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   private fail(error: WardenError): void {
     this.finished = true;
+    clearTimeout(this.timer);
     this.outcome.onFailure(error, this.started);
   }
 }
@@ -171,10 +251,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwarder {
   const pool = createPool(cfg);
   const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body };
+  const exact = exactTimeouts(cfg);
 
   return {
     forward(ctx, body, res, outcome) {
-      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders);
+      const sentAtOnce = body === null || Buffer.isBuffer(body);
+      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders, exact, sentAtOnce);
       pool.dispatch(
         {
           method: ctx.method,

@@ -60,7 +60,9 @@ t.test('backend not accepting connections: 504 after the connect timeout', async
   const took = Date.now() - start;
   t.equal(res.status, 504);
   t.equal(res.json().code, 'ERR_UPSTREAM_TIMEOUT');
-  t.ok(took >= 600 && took < 3000, `after ${took} ms`);
+  // A native timer (forward.ts, EXACT_TIMEOUTS_BELOW_MS): undici's own fired after ~1 000 ms here.
+  t.ok(took >= 690 && took < 700 + 250, `after ${took} ms`);
+  t.ok(s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.connect'));
 });
 
 t.test('backend accepts but never answers: 504 after the headers timeout', async (t) => {
@@ -93,6 +95,41 @@ t.test('backend stalls mid-body: the client stream is cut after the body timeout
     t.ok(Date.now() - start < 3000);
   }
   t.ok(s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.body'));
+});
+
+t.test("short timeouts fire on time, not on undici's half-second timer wheel", async (t) => {
+  // undici's own headers and body timers tick every 499 ms, so by themselves these 300 ms timeouts
+  // fired anywhere up to ~800 ms; five in a row within 150 ms of the timeout would be luck (~0.3⁵).
+  const TIMEOUT_MS = 300;
+  const SLACK_MS = 150;
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { timeouts: { headers: `${TIMEOUT_MS}ms`, body: `${TIMEOUT_MS}ms` } } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const headers: number[] = [];
+  const body: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    let start = performance.now();
+    const res = await fetchText(`${s.url}/hang`, agent);
+    headers.push(Math.round(performance.now() - start));
+    t.equal(res.status, 504);
+    t.equal(res.json().code, 'ERR_UPSTREAM_TIMEOUT');
+    start = performance.now();
+    await fetchText(`${s.url}/stall-body`, agent).catch(() => undefined);
+    body.push(Math.round(performance.now() - start));
+  }
+  t.ok(
+    headers.every((ms) => ms >= TIMEOUT_MS - 10 && ms <= TIMEOUT_MS + SLACK_MS),
+    `504 after the headers timeout each time: ${headers.join(', ')} ms`,
+  );
+  t.ok(
+    body.every((ms) => ms >= TIMEOUT_MS - 10 && ms <= TIMEOUT_MS + SLACK_MS),
+    `the stalled body cut after the body timeout each time: ${body.join(', ')} ms`,
+  );
+  const rules = s.events.filter((e) => e.name === 'warden.upstream.failed').map((e) => e['warden.rule']);
+  t.equal(rules.filter((r) => r === 'upstream.timeouts.headers').length, 5, 'each reported as the headers timeout');
+  t.equal(rules.filter((r) => r === 'upstream.timeouts.body').length, 5, 'each reported as the body timeout');
 });
 
 t.test('a unix-socket backend', async (t) => {
