@@ -9,6 +9,7 @@ import { createServer as createHttp } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestSidecar } from '../support/sidecar.js';
@@ -130,6 +131,34 @@ t.test("short timeouts fire on time, not on undici's half-second timer wheel", a
   const rules = s.events.filter((e) => e.name === 'warden.upstream.failed').map((e) => e['warden.rule']);
   t.equal(rules.filter((r) => r === 'upstream.timeouts.headers').length, 5, 'each reported as the headers timeout');
   t.equal(rules.filter((r) => r === 'upstream.timeouts.body').length, 5, 'each reported as the body timeout');
+});
+
+t.test('a client that reads slowly is not cut by a short body timeout', async (t) => {
+  // The exact body timer (forward.ts) waits while the client holds the stream back, as undici's does:
+  // the backend is not the one pausing.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { timeouts: { body: '200ms' } } });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const bytes = 8 * 1024 * 1024;
+    const res = await request(`${s.url}/download?bytes=${bytes}`, { dispatcher: agent, highWaterMark: 16 * 1024 });
+    let received = 0;
+    let paused = false;
+    for await (const chunk of res.body) {
+      received += (chunk as Buffer).length;
+      if (!paused && received > 64 * 1024) {
+        paused = true;
+        await new Promise((r) => setTimeout(r, 700)); // over three body timeouts
+      }
+    }
+    t.equal(received, bytes, `${h2 ? 'h2' : 'h1'}: all ${bytes} bytes after a 700 ms pause of the client`);
+  }
+  t.notOk(
+    s.events.some((e) => e.name === 'warden.upstream.failed'),
+    'no upstream failure reported',
+  );
 });
 
 t.test('a unix-socket backend', async (t) => {
