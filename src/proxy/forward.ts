@@ -94,7 +94,7 @@ function exactConnector(timeoutMs: number, socketPath: string | undefined): buil
   const open = buildConnector({ timeout: 0, ...(socketPath !== undefined ? { socketPath } : {}) });
   return (options, callback) => {
     // The connector's error listener hands this to undici: 504 ERR_UPSTREAM_TIMEOUT (upstreamError).
-    const timer = setTimeout(() => socket.destroy(new errors.ConnectTimeoutError()), timeoutMs);
+    const timer = setTimeout(() => socket.destroy(new errors.ConnectTimeoutError()), timeoutMs).unref();
     // undici's connector returns the socket it opens, though its type says void.
     const socket = open(options, (...args) => {
       clearTimeout(timer);
@@ -105,6 +105,11 @@ function exactConnector(timeoutMs: number, socketPath: string | undefined): buil
 
 function onExactTimeout(handler: ForwardHandler): void {
   handler.timedOut();
+}
+
+/** A native timer that, like undici's, does not by itself keep the process alive. */
+function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
+  return setTimeout(onExactTimeout, ms, handler).unref();
 }
 
 /** undici / socket errors → what the client is told. */
@@ -173,7 +178,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     }
     // undici calls this as it writes the request: the wait for the response headers starts now. A
     // streamed body may take longer to send than the timeout; undici alone times that case.
-    if (this.exact.headers > 0 && this.sentAtOnce) this.timer = setTimeout(onExactTimeout, this.exact.headers, this);
+    if (this.exact.headers > 0 && this.sentAtOnce) this.timer = exactTimer(this, this.exact.headers);
   }
 
   /** The exact timer fired: no response headers, or no body data, in time. */
@@ -182,7 +187,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.finished) return;
     if (this.started) {
       if (this.paused) {
-        this.timer = setTimeout(onExactTimeout, this.exact.body, this);
+        this.timer = exactTimer(this, this.exact.body);
         return;
       }
       this.controller?.abort(new errors.BodyTimeoutError());
@@ -194,7 +199,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // interim responses are the sidecar's own business
     clearTimeout(this.timer);
-    this.timer = this.exact.body > 0 ? setTimeout(onExactTimeout, this.exact.body, this) : undefined;
+    this.timer = this.exact.body > 0 ? exactTimer(this, this.exact.body) : undefined;
     const out = downstreamResponseHeaders(headers, this.rules);
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     if (this.extraHeaders !== undefined) Object.assign(out, this.extraHeaders);
