@@ -36,6 +36,11 @@ export interface Rescue {
   report(error: unknown, subject: ProblemSubject): WardenError;
   /** Answers an HTTP/1.1 parse failure on a raw socket (no request object exists). */
   clientError(error: NodeJS.ErrnoException, socket: Socket): void;
+  /**
+   * Answers an HTTP/1.1 CONNECT (Node hands it over as a raw socket, and without a listener closes it
+   * unanswered): the sidecar opens no tunnels, so 400 ERR_PATH_INVALID like any non-origin-form target.
+   */
+  refuseTunnel(socket: Socket, detail: string): void;
 }
 
 const TYPE_PREFIX = 'urn:warden:problem:';
@@ -204,18 +209,33 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
         return;
       }
       raise(problem, subject);
-      const body = problemBody(problem, undefined);
-      socket.end(
-        `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
-          'Content-Type: application/problem+json\r\n' +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-          'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
-          body,
-      );
-      // Never wait for a hostile client to read the refusal.
-      socket.setTimeout(1000, () => socket.destroy());
+      answerOnSocket(problem, socket);
+    },
+    refuseTunnel(socket, detail) {
+      const problem = tunnelRefused(detail);
+      raise(problem, { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' });
+      answerOnSocket(problem, socket);
     },
   };
+}
+
+/** A CONNECT request refused: its authority-form target is not an absolute path, as with any other non-origin-form target. */
+export function tunnelRefused(detail: string): WardenError {
+  return new WardenError('ERR_PATH_INVALID', { rule: 'path.origin_form', detail });
+}
+
+/** The problem as a whole HTTP/1.1 response on a raw socket, which is then closed. */
+function answerOnSocket(problem: WardenError, socket: Socket): void {
+  const body = problemBody(problem, undefined);
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+      'Content-Type: application/problem+json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
+      body,
+  );
+  // Never wait for a hostile client to read the refusal.
+  socket.setTimeout(1000, () => socket.destroy());
 }
 
 function errorType(cause: unknown): string {

@@ -123,6 +123,12 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     handle,
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => deps.rescue.clientError(err, socket));
+  server.on('connect', (_req: IncomingMessage, socket: Socket) =>
+    deps.rescue.refuseTunnel(
+      socket,
+      'CONNECT opens no tunnel here: send plain http:// requests (http://<service>/path); the sidecar originates the mTLS itself.',
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.host, () => {

@@ -19,7 +19,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
-import type { Rescue } from '../pipeline/rescue.js';
+import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
 import { readPeerIdentity } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
@@ -34,6 +34,7 @@ const TLS12_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+const NO_TUNNEL = 'CONNECT opens no tunnel here: the request target must be an absolute path such as "/orders?id=1".';
 export interface InboundListener {
   readonly address: AddressInfo;
   /** Replaces certificate/key/CA for new handshakes; established connections are untouched. */
@@ -133,6 +134,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // keep-alive connections close after keepAliveTimeout; slow clients meet headers/request timeouts.
   h1.timeout = 0;
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
+  // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
+  h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
   // Connections are injected, never accepted, so 'listening' is never emitted by Node; it is what
   // starts the checks behind headersTimeout / requestTimeout and the idle-connection list.
   h1.emit('listening');
@@ -149,6 +152,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       },
     },
     options.onRequest,
+  );
+  h2.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) =>
+    rescue.respond(tunnelRefused(NO_TUNNEL), { clientAddress: req.socket?.remoteAddress ?? '', method: 'CONNECT' }, res),
   );
   const sessions = new Set<SessionTracker>();
   h2.on('session', (session: Http2Session) => {

@@ -299,6 +299,21 @@ t.test('hostile HTTP/2', async (t) => {
     });
   }
 
+  await board.run(t, 'h2 malformed requests', 'CONNECT (authority-form)', '400 problem+json ERR_PATH_INVALID; not forwarded', async () => {
+    const h2 = await open();
+    const headers: [string, string][] = [
+      [':method', 'CONNECT'],
+      [':authority', 'evil.example:443'],
+    ];
+    h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(headers)));
+    const ended = (fs: Frame[]) => fs.some((f) => f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0 && f.type === FRAME.DATA);
+    await h2.waitFor((fs) => ended(fs) || rstOn(fs, 1) !== undefined || goaway(fs) !== undefined, 2000);
+    // Node answered an h2 CONNECT with a bare 405 until the listener took it (src/proxy/listener.ts).
+    check(statusOf(headersOn(h2.frames, 1)) === 400, `answered ${statusOf(headersOn(h2.frames, 1)) || 'nothing'}`);
+    const body = Buffer.concat(h2.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 1).map((f) => f.payload)).toString();
+    check(body.includes('"code":"ERR_PATH_INVALID"'), `body: ${body.slice(0, 120)}`);
+  });
+
   await board.run(
     t,
     'h2 malformed requests',

@@ -84,7 +84,7 @@ const SMUGGLING: [string, string, (number | 'closed')?][] = [
   ['HTTP/1.0 with TE chunked', `POST /a HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
   ['absolute-form target', `GET http://evil.example/secret/x HTTP/1.1\r\n${H}\r\n`, 400],
   ['absolute-form, Host differs', `GET https://localhost/secret/x HTTP/1.1\r\nHost: evil.example\r\n\r\n`, 400],
-  ['authority-form (CONNECT)', `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, 'closed'],
+  ['authority-form (CONNECT)', `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, 400],
   ['asterisk-form', `OPTIONS * HTTP/1.1\r\n${H}\r\n`, 400],
   ['duplicate Host', `GET /a HTTP/1.1\r\n${H}Host: evil.example\r\n\r\n`, 400],
   ['missing Host', `GET /a HTTP/1.1\r\n\r\n`, 400],

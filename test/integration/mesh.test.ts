@@ -413,6 +413,24 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   const unknown = await request(`${egress}/nowhere/echo`);
   t.equal(unknown.statusCode, 404);
   t.match(await unknown.body.json(), { code: 'ERR_EGRESS_UNKNOWN_SERVICE' });
+  // An https:// URL through HTTP_PROXY becomes a CONNECT: refused with a problem that says what to send.
+  const tunnel = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: orders.sidecar.egress?.port, method: 'CONNECT', path: 'payments:443' });
+    req.once('connect', (res, socket, head: Buffer) => {
+      let body = head.toString();
+      socket.on('data', (d: Buffer) => (body += d.toString()));
+      socket.on('close', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('response', (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+  t.equal(tunnel.status, 400, 'CONNECT: 400, not a silently closed connection');
+  t.match(tunnel.body, /"code":"ERR_PATH_INVALID".*plain http:\/\//, 'the problem names what to send instead');
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
 
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
