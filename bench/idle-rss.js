@@ -1,48 +1,73 @@
 #!/usr/bin/env node
-// Idle RSS of `warden proxy` with an empty configuration (TLS, access log, metrics; no stage, no
-// telemetry export): VmRSS shortly after start and again once V8's memory reducer has run on the
-// idle process. The figure docs/performance.md cites for the idle footprint.
-// --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree).
-// Usage: node bench/idle-rss.js [--dir DIR] [--early 3] [--settled 25] [--runs 3] [--out FILE]
+// Idle RSS of `warden proxy`, by default with an empty configuration (TLS, access log, metrics; no
+// stage, no telemetry export): VmRSS shortly after start and again once V8's memory reducer has run
+// on the idle process, and the peak while it started (VmHWM). The figures docs/performance.md cites
+// for the idle footprint and docs/deploy.md for a container's memory request.
+// --config runs another of bench/peers' configurations (one that names the IdP gets the bench's
+// IdP; the OTLP sink runs for those that export); --dir runs another build (a folder with bin/ and
+// dist/, e.g. a bench/builds.js worktree).
+// Usage: node bench/idle-rss.js [--config warden-empty.yaml] [--dir DIR] [--early 3] [--settled 25] [--runs 3] [--out FILE]
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { benchOptions, benchWorkdir, createBench, createFill, median, writeResult } from './lib.js';
+import { benchCaller, benchOptions, benchWorkdir, createBench, createFill, forkOnLoadCores, median, writeResult } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const opts = benchOptions('node bench/idle-rss.js [--dir DIR] [--early S] [--settled S] [--runs N] [--out FILE] [--no-pin]', {
-  dir: { type: 'string', default: root },
-  early: { type: 'string', default: '3' },
-  settled: { type: 'string', default: '25' },
-  runs: { type: 'string', default: '3' },
-});
+const opts = benchOptions(
+  'node bench/idle-rss.js [--config FILE] [--dir DIR] [--early S] [--settled S] [--runs N] [--out FILE] [--no-pin]',
+  {
+    config: { type: 'string', default: 'warden-empty.yaml' },
+    dir: { type: 'string', default: root },
+    early: { type: 'string', default: '3' },
+    settled: { type: 'string', default: '25' },
+    runs: { type: 'string', default: '3' },
+  },
+);
 const { work, cert, key } = benchWorkdir(root, `idle-rss-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
-const vmRssMiB = (pid) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024);
+const statusMiB = (pid, field) =>
+  Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024);
+const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
+const caller = await benchCaller(bench, root, template);
+const sinkPort = 18622;
+const sink = template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
 
 const early = [];
 const settled = [];
+const startPeak = [];
 for (let i = 0; i < Number(opts.runs); i++) {
   // No backend: an idle sidecar never calls it.
-  const config = fill('warden-empty.yaml', { port: 18620, adminPort: 19620, backendPort: 18621, cert, key });
+  const vars = { port: 18620, adminPort: 19620, backendPort: 18621, sinkPort, ratio: 1, cert, key, ...caller.vars };
+  const config = fill(opts.config, vars);
   const child = bench.start(process.execPath, [join(resolve(opts.dir), 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   await bench.waitPort(18620);
   await sleep(Number(opts.early) * 1000);
-  early.push(vmRssMiB(child.pid));
+  early.push(statusMiB(child.pid, 'VmRSS'));
+  startPeak.push(statusMiB(child.pid, 'VmHWM'));
   await sleep((Number(opts.settled) - Number(opts.early)) * 1000);
-  settled.push(vmRssMiB(child.pid));
+  settled.push(statusMiB(child.pid, 'VmRSS'));
   await bench.stop(child);
 }
+if (sink) await bench.stop(sink);
+if (caller.idpChild) await bench.stop(caller.idpChild);
 const result = {
   date: new Date().toISOString(),
-  settings: { build: opts.dir, early_s: Number(opts.early), settled_s: Number(opts.settled), runs: Number(opts.runs) },
-  rss_mib: { early: median(early), settled: median(settled), early_runs: early, settled_runs: settled },
+  settings: { config: opts.config, build: opts.dir, early_s: Number(opts.early), settled_s: Number(opts.settled), runs: Number(opts.runs) },
+  rss_mib: {
+    early: median(early),
+    settled: median(settled),
+    start_peak: median(startPeak),
+    early_runs: early,
+    settled_runs: settled,
+    start_peak_runs: startPeak,
+  },
 };
 console.log(
-  `idle RSS: ${result.rss_mib.early} MiB after ${opts.early} s (${early.join(', ')}), ${result.rss_mib.settled} MiB after ${opts.settled} s (${settled.join(', ')})`,
+  `idle RSS (${opts.config}): ${result.rss_mib.early} MiB after ${opts.early} s (${early.join(', ')}), ${result.rss_mib.settled} MiB after ${opts.settled} s (${settled.join(', ')}); ` +
+    `peak while starting ${result.rss_mib.start_peak} MiB (${startPeak.join(', ')})`,
 );
 console.log(`written: ${writeResult(root, 'idle-rss', result, opts.out)}`);
