@@ -55,11 +55,14 @@ export interface Aborter {
 /**
  * undici runs its connect, headers and body timeouts on a timer wheel that ticks every 499 ms
  * (undici/lib/util/timers.js), so they fire late: a 300 ms headers timeout answered after ~1 s.
- * Below this bound half a second is more than 5 % of the timeout, so the forwarder keeps native
- * timers of its own and ends the exchange on time; undici's headers and body timeouts stay
- * configured behind them. Longer timeouts (the defaults are 30 s) cost no timer per request.
+ * Below this bound that lateness (up to ~0.7 s) is more than 7 % of the timeout, so the forwarder
+ * keeps native timers of its own and ends the exchange on time; undici's headers and body timeouts
+ * stay configured behind them. Longer timeouts (the defaults are 30 s) cost no timer per request.
  */
 export const EXACT_TIMEOUTS_BELOW_MS = 10_000;
+
+/** `ms` when the forwarder times it itself, 0 when undici alone does. */
+const exactMs = (ms: number): number => (ms > 0 && ms < EXACT_TIMEOUTS_BELOW_MS ? ms : 0);
 
 /** The timeouts the forwarder keeps itself, 0 for those left to undici alone. */
 interface ExactTimeouts {
@@ -68,8 +71,7 @@ interface ExactTimeouts {
 }
 
 function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
-  const exact = (ms: number) => (ms > 0 && ms < EXACT_TIMEOUTS_BELOW_MS ? ms : 0);
-  return { headers: exact(cfg.timeouts.headers), body: exact(cfg.timeouts.body) };
+  return { headers: exactMs(cfg.timeouts.headers), body: exactMs(cfg.timeouts.body) };
 }
 
 export function createPool(cfg: UpstreamConfig): Pool {
@@ -90,7 +92,7 @@ export function createPool(cfg: UpstreamConfig): Pool {
 
 /** undici's connector with a native connect timer instead of its timer wheel's (EXACT_TIMEOUTS_BELOW_MS). */
 function exactConnector(timeoutMs: number, socketPath: string | undefined): buildConnector.connector | undefined {
-  if (!(timeoutMs > 0 && timeoutMs < EXACT_TIMEOUTS_BELOW_MS)) return undefined;
+  if (exactMs(timeoutMs) === 0) return undefined;
   const open = buildConnector({ timeout: 0, ...(socketPath !== undefined ? { socketPath } : {}) });
   return (options, callback) => {
     // The connector's error listener hands this to undici: 504 ERR_UPSTREAM_TIMEOUT (upstreamError).
@@ -183,17 +185,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   /** The exact timer fired: no response headers, or no body data, in time. */
   timedOut(): void {
-    this.timer = undefined;
     if (this.finished) return;
-    if (this.started) {
-      if (this.paused) {
-        this.timer = exactTimer(this, this.exact.body);
-        return;
-      }
-      this.controller?.abort(new errors.BodyTimeoutError());
-    } else {
-      this.controller?.abort(new errors.HeadersTimeoutError());
+    // The client holds the stream back, not the backend: the same timer again (refresh re-arms a fired one).
+    if (this.started && this.paused) {
+      this.timer?.refresh();
+      return;
     }
+    this.timer = undefined;
+    this.controller?.abort(this.started ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
