@@ -11,7 +11,18 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { benchCaller, benchOptions, benchWorkdir, createBench, createFill, forkOnLoadCores, median, writeResult } from './lib.js';
+import {
+  benchCaller,
+  benchOptions,
+  benchWorkdir,
+  createBench,
+  createFill,
+  forkOnLoadCores,
+  median,
+  peakRssMiB,
+  statusMiB,
+  writeResult,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
@@ -27,8 +38,6 @@ const opts = benchOptions(
 const { work, cert, key } = benchWorkdir(root, `idle-rss-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
-const statusMiB = (pid, field) =>
-  Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024);
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
 const caller = await benchCaller(bench, root, template);
 const sinkPort = 18622;
@@ -47,7 +56,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
   await bench.waitPort(18620);
   await sleep(Number(opts.early) * 1000);
   early.push(statusMiB(child.pid, 'VmRSS'));
-  startPeak.push(statusMiB(child.pid, 'VmHWM'));
+  startPeak.push(peakRssMiB(child.pid));
   await sleep((Number(opts.settled) - Number(opts.early)) * 1000);
   settled.push(statusMiB(child.pid, 'VmRSS'));
   await bench.stop(child);

@@ -55,15 +55,19 @@ export const cpuUsPerRequest = (pid, ticksBefore, rps, seconds) => ((cpuTicks(pi
 /** x ÷ y to three decimals: the ratio the pair benches report. */
 export const ratio = (x, y) => Math.round((x / y) * 1000) / 1000;
 
-export function peakRssMiB(pid) {
+/** A memory field of /proc/<pid>/status (VmRSS, VmHWM, RssAnon…) in MiB, or null once the process is gone. */
+export function statusMiB(pid, field) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
     return Math.round(kb / 1024);
   } catch {
     return null;
   }
 }
+
+/** The process's peak RSS so far (VmHWM), MiB. */
+export const peakRssMiB = (pid) => statusMiB(pid, 'VmHWM');
 
 export const median = (xs) => {
   const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
