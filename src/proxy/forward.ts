@@ -178,9 +178,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       controller.abort(new Error('client closed the request'));
       return;
     }
-    // undici calls this as it writes the request: the wait for the response headers starts now. A
-    // streamed body may take longer to send than the timeout; undici alone times that case.
+    // undici calls this as it writes the request: with the body in the same write, the wait for
+    // the response headers starts now. A streamed body may take longer to send: see requestSent.
     if (this.exact.headers > 0 && this.sentAtOnce) this.timer = exactTimer(this, this.exact.headers);
+  }
+
+  /**
+   * The last chunk of a streamed body has been handed to undici: the wait for the response
+   * headers starts now, as undici's own timer restarts then (its handler API does not report it).
+   */
+  requestSent(): void {
+    if (this.finished || this.started || this.timer !== undefined) return;
+    this.timer = exactTimer(this, this.exact.headers);
   }
 
   /** The exact timer fired: no response headers, or no body data, in time. */
@@ -261,13 +270,14 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
     forward(ctx, body, res, outcome) {
       const sentAtOnce = body === null || Buffer.isBuffer(body);
       const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders, exact, sentAtOnce);
+      const sent = exact.headers > 0 && body !== null && !Buffer.isBuffer(body) ? announceEnd(body, handler) : body;
       pool.dispatch(
         {
           method: ctx.method,
           path: ctx.path + ctx.search,
           headers: ctx.upstreamHeaders,
           // undici streams async iterables too (the length-limited body); its types do not list them.
-          body: body as Buffer | Readable | null,
+          body: sent as Buffer | Readable | null,
           ...timeouts,
         },
         handler,
@@ -282,6 +292,24 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
     },
   };
 }
+
+/**
+ * A streamed body that tells the handler when undici has taken its last chunk. A stream ends once
+ * undici's 'data' listener has written its last chunk; an iterable is wrapped, which costs a
+ * promise per chunk, paid only with an exact headers timeout.
+ */
+function announceEnd(body: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, handler: ForwardHandler): typeof body {
+  if (isStream(body)) {
+    body.once('end', () => handler.requestSent());
+    return body;
+  }
+  return (async function* () {
+    yield* body;
+    handler.requestSent();
+  })();
+}
+
+const isStream = (body: object): body is Readable => typeof (body as Partial<Readable>).once === 'function';
 
 async function httpProbe(pool: Pool, path: string, timeoutMs: number): Promise<boolean> {
   try {

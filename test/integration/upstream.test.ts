@@ -133,6 +133,55 @@ t.test("short timeouts fire on time, not on undici's half-second timer wheel", a
   t.equal(rules.filter((r) => r === 'upstream.timeouts.body').length, 5, 'each reported as the body timeout');
 });
 
+t.test('a streamed request body: the headers timeout starts once the body has been sent', async (t) => {
+  // Bodies over 16 KiB, or of unknown length, stream to the backend. The exact headers timer starts
+  // when undici has taken their last chunk (forward.ts, announceEnd); on undici's timers alone the
+  // 504 came 360-680 ms late, so eight uploads within 150 ms would be luck.
+  const TIMEOUT_MS = 300;
+  const SLACK_MS = 150;
+  const CHUNKS = 5;
+  const GAP_MS = 80;
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { timeouts: { headers: `${TIMEOUT_MS}ms` } } });
+  const chunk = Buffer.alloc(16 * 1024, 'a');
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    for (const declared of [true, false]) {
+      const kind = `${h2 ? 'h2' : 'h1'}, ${declared ? 'declared length' : 'length unknown'}`;
+      const waits: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        let sentAt = 0;
+        // A slow upload: five chunks 80 ms apart, so the body ends well after the request starts.
+        const body = (async function* () {
+          for (let c = 0; c < CHUNKS; c++) {
+            if (c > 0) await new Promise((r) => setTimeout(r, GAP_MS));
+            yield chunk;
+          }
+          sentAt = performance.now();
+        })();
+        const length = declared ? { 'content-length': String(CHUNKS * chunk.length) } : {};
+        const res = await request(`${s.url}/hang`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/octet-stream', ...length },
+          body,
+        });
+        await res.body.text();
+        t.equal(res.statusCode, 504, `${kind}: 504`);
+        waits.push(Math.round(performance.now() - sentAt));
+      }
+      t.ok(
+        waits.every((ms) => ms >= TIMEOUT_MS - 10 && ms <= TIMEOUT_MS + SLACK_MS),
+        `${kind}: 504 one headers timeout after the body's last chunk, each time: ${waits.join(', ')} ms`,
+      );
+    }
+  }
+  const rules = s.events.filter((e) => e.name === 'warden.upstream.failed').map((e) => e['warden.rule']);
+  t.equal(rules.filter((r) => r === 'upstream.timeouts.headers').length, 8, 'each reported as the headers timeout');
+});
+
 t.test('a client that reads slowly is not cut by a short body timeout', async (t) => {
   // The exact body timer (forward.ts) waits while the client holds the stream back, as undici's does:
   // the backend is not the one pausing.
