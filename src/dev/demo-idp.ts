@@ -20,6 +20,14 @@ export interface DemoIdpOptions {
   jwtResource?: string;
   /** Scopes the demo clients may request. */
   scopes?: string[];
+  /**
+   * The issuer (`iss`, the discovery base), when the IdP is reached through another address — a
+   * proxy, a fault gate — that must be in its name. Default: this server's own `http://host:port`.
+   * oidc-provider builds the discovery document's endpoints from the request's Host, so a client
+   * that discovers through the proxy is sent on through it. The demo's own calls (issueToken,
+   * revoke) go to this server directly.
+   */
+  issuer?: string;
 }
 
 export interface IssueOptions {
@@ -77,7 +85,7 @@ export async function startDemoIdp(options: DemoIdpOptions = {}): Promise<DemoId
   const scopes = options.scopes ?? DEFAULT_SCOPES;
   const opaqueResource = `${jwtResource}:opaque`;
 
-  // The issuer embeds the port, so bind first and hand requests to the provider once it exists.
+  // The default issuer embeds the port, so bind first and hand requests to the provider once it exists.
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => void res.writeHead(503).end();
   const server = createServer((req, res) => handler(req, res));
   await new Promise<void>((resolve, reject) => {
@@ -85,7 +93,8 @@ export async function startDemoIdp(options: DemoIdpOptions = {}): Promise<DemoId
     server.listen(port, host, () => (server.off('error', reject), resolve()));
   });
   const boundPort = (server.address() as AddressInfo).port;
-  const issuer = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const ownUrl = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const issuer = options.issuer ?? ownUrl;
 
   const keys = await generateDemoIdpKeys();
   const store = createDemoIdpStore();
@@ -196,7 +205,7 @@ export async function startDemoIdp(options: DemoIdpOptions = {}): Promise<DemoId
   const basic = (id: string, secret: string) =>
     `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
   const post = async (path: string, clientId: string, form: Record<string, string>) => {
-    const res = await request(endpoint(path), {
+    const res = await request(`${ownUrl}${path}`, {
       method: 'POST',
       // A fresh connection per call: a kept-alive one may be closed by the server's keep-alive
       // timeout just as a (non-retryable) POST goes out on it.

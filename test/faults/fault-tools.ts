@@ -19,6 +19,8 @@ export type GateMode = 'up' | 'down' | 'hang' | 'slow';
  * - `hang`: a listener that accepts and never answers (nor reads);
  * - `slow`: the proxy, each chunk delayed by `delayMs` in both directions.
  * Switching mode drops every connection the previous mode held (as a dying process would).
+ * `target.port` is read for each connection, so it may be set after the gate has started: for a
+ * dependency that must know the gate's address before it starts (an IdP whose issuer is the gate).
  */
 export interface FaultGate {
   readonly port: number;
