@@ -9,6 +9,7 @@ import { createServer as createHttp } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
@@ -154,13 +155,15 @@ t.test('a streamed request body: the headers timeout starts once the body has be
       for (let i = 0; i < 2; i++) {
         let sentAt = 0;
         // A slow upload: five chunks 80 ms apart, so the body ends well after the request starts.
-        const body = (async function* () {
-          for (let c = 0; c < CHUNKS; c++) {
-            if (c > 0) await new Promise((r) => setTimeout(r, GAP_MS));
-            yield chunk;
-          }
-          sentAt = performance.now();
-        })();
+        const body = Readable.from(
+          (async function* () {
+            for (let c = 0; c < CHUNKS; c++) {
+              if (c > 0) await new Promise((r) => setTimeout(r, GAP_MS));
+              yield chunk;
+            }
+            sentAt = performance.now();
+          })(),
+        );
         const length = declared ? { 'content-length': String(CHUNKS * chunk.length) } : {};
         const res = await request(`${s.url}/hang`, {
           method: 'POST',
