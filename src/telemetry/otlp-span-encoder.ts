@@ -14,6 +14,7 @@ import type { Attributes, HrTime, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { nanosOf, RequestSpan, secondsOf } from './request-span.js';
 
 const LEN = 2;
 const VARINT = 0;
@@ -28,6 +29,12 @@ const INT64_MAX = 2 ** 63;
 const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
+
+/** The `n` bytes of hex string `id` into `target` from `at`. */
+function hexInto(id: string, n: number, target: Uint8Array, at: number): void {
+  for (let i = 0; i < n; i++)
+    target[at + i] = ((NIBBLE[id.charCodeAt(2 * i)] as number) << 4) | (NIBBLE[id.charCodeAt(2 * i + 1)] as number);
+}
 
 /** Bytes of `n` (< 2^35) as a varint. */
 const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
@@ -163,10 +170,9 @@ export class Writer {
   hex(id: string): void {
     const n = id.length >>> 1;
     this.ensure(1 + n);
-    const buf = this.buf;
-    buf[this.pos++] = n;
-    for (let i = 0; i < n; i++)
-      buf[this.pos++] = ((NIBBLE[id.charCodeAt(2 * i)] as number) << 4) | (NIBBLE[id.charCodeAt(2 * i + 1)] as number);
+    this.buf[this.pos++] = n;
+    hexInto(id, n, this.buf, this.pos);
+    this.pos += n;
   }
 
   bytes(b: Uint8Array): void {
@@ -179,14 +185,23 @@ export class Writer {
   raw(b: Buffer): void {
     const n = b.length;
     this.ensure(n);
-    const buf = this.buf;
-    for (let i = 0; i < n; i++) buf[this.pos++] = b[i] as number;
+    // TypedArray#set is a V8 builtin, not a call into Node's C++: cheaper than a loop past a few bytes.
+    this.buf.set(b, this.pos);
+    this.pos += n;
   }
 }
 
 /** HrTime → nanoseconds since the epoch as fixed64 (low, high), exactly as the library splits it. */
 function time(w: Writer, t: HrTime): void {
-  const [seconds, nanos] = t;
+  timeOf(w, t[0], t[1]);
+}
+
+/** A request span's start or end (performance.now()), as `time` writes its HrTime, without making one. */
+function timeOfNow(w: Writer, now: number): void {
+  timeOf(w, secondsOf(now), nanosOf(now));
+}
+
+function timeOf(w: Writer, seconds: number, nanos: number): void {
   const secondsLow16 = seconds & 0xffff;
   const secondsHigh = (seconds / 0x10000) >>> 0;
   const fromLow = secondsLow16 * 1e9;
@@ -334,9 +349,11 @@ function span(w: Writer, s: ReadableSpan): void {
     w.varint(kind);
   }
   w.tag(7, I64);
-  time(w, s.startTime);
+  if (s instanceof RequestSpan) timeOfNow(w, s.startedAt);
+  else time(w, s.startTime);
   w.tag(8, I64);
-  time(w, s.endTime);
+  if (s instanceof RequestSpan) timeOfNow(w, s.endedAt);
+  else time(w, s.endTime);
   attributes(w, s.attributes, 9);
   w.tag(10, VARINT);
   w.varint(s.droppedAttributesCount);

@@ -19,11 +19,21 @@ const NO_LINKS: [] = [];
 const ORIGIN_SECONDS = Math.trunc(performance.timeOrigin / 1000);
 const ORIGIN_NANOS = Math.round((performance.timeOrigin % 1000) * 1e6);
 
+/** The seconds of hrTimeOf(now), without the array (the span encoder writes times from these two). */
+export function secondsOf(now: number): number {
+  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
+  return ORIGIN_SECONDS + Math.trunc(now / 1000) + (nanos >= 1e9 ? 1 : 0);
+}
+
+/** The nanoseconds of hrTimeOf(now). */
+export function nanosOf(now: number): number {
+  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
+  return nanos >= 1e9 ? nanos - 1e9 : nanos;
+}
+
 /** performance.now() → HrTime, exactly as core's hrTime(now) computes it, in one array. */
 export function hrTimeOf(now: number): HrTime {
-  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
-  const seconds = ORIGIN_SECONDS + Math.trunc(now / 1000);
-  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
+  return [secondsOf(now), nanosOf(now)];
 }
 const NO_EVENTS: readonly TimedEvent[] = Object.freeze([]);
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
@@ -42,7 +52,7 @@ export class RequestSpan implements ReadableSpan {
   readonly droppedLinksCount = 0;
   status: SpanStatus = UNSET;
   /** performance.now() at the end (0 until then). */
-  private endedAt = 0;
+  endedAt = 0;
 
   constructor(
     public name: string,
@@ -50,7 +60,7 @@ export class RequestSpan implements ReadableSpan {
     private readonly context: SpanContext,
     readonly parentSpanContext: SpanContext | undefined,
     /** performance.now() at the start. */
-    private readonly startedAt: number,
+    readonly startedAt: number,
     readonly attributes: Attributes,
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
