@@ -73,7 +73,8 @@ export const median = (xs) => {
   const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
   if (!s.length) return null;
   const mid = (s.length - 1) / 2;
-  return (s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2;
+  // Rounded: the mean of the middle two is printed and stored, and 0.688 and 0.511 gave 0.5994999999999999.
+  return Number(((s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2).toFixed(4));
 };
 
 /**
