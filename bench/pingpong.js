@@ -6,12 +6,14 @@
 // process's own pauses: what a p99 target can be held to here (docs/performance.md). The proxy
 // runs on the test core, the backend and this client on the others, as in bench/full.js.
 // WARDEN_BENCH_NODE_ARGS and WARDEN_BENCH_PROFILE apply to Warden, as in the other benches.
+// Every request is the same small JSON POST (with --config warden-full-tls.yaml: the full pipeline,
+// its token included).
 // Usage: node bench/pingpong.js [--requests 3000] [--rounds 2] [--config warden-access.yaml]
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { benchOptions, benchWorkdir, createBench, createFill, forkOnLoadCores, profileArgs, writeResult } from './lib.js';
+import { benchCaller, benchOptions, benchWorkdir, createBench, createFill, forkOnLoadCores, profileArgs, writeResult } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions('node bench/pingpong.js [--requests N] [--rounds N] [--config FILE] [--out FILE] [--no-pin]', {
@@ -28,6 +30,16 @@ bench.moveTo(process.pid, bench.LOAD_CPUS);
 const fill = createFill(join(root, 'bench/peers'), work);
 const backendPort = 18497;
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [String(backendPort)]);
+// A configuration that names the IdP (warden-full-tls.yaml) gets the bench's IdP and a token, and
+// one that exports telemetry the OTLP sink; every peer gets the same POST, token included.
+const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
+const caller = await benchCaller(bench, root, template);
+const sinkPort = 18498;
+const sink = template.includes('{{sinkPort}}')
+  ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)])
+  : undefined;
+const headers = Object.fromEntries([...caller.headers, 'content-type: application/json'].map((h) => h.split(/:\s*/, 2)));
+const body = JSON.stringify(caller.body);
 
 const peers = {
   // Client → backend, plain HTTP: both on the load cores.
@@ -57,7 +69,7 @@ const peers = {
         join(root, 'bin/warden.js'),
         'proxy',
         '-c',
-        fill(opts.config, { port: 18492, adminPort: 19492, backendPort, cert, key }),
+        fill(opts.config, { port: 18492, adminPort: 19492, backendPort, sinkPort, ratio: 1, cert, key, ...caller.vars }),
       ]),
   },
 };
@@ -69,7 +81,7 @@ async function measure(url) {
   const ms = [];
   for (let i = 0; i < WARMUP + REQUESTS; i++) {
     const start = performance.now();
-    const res = await request(url, { dispatcher: agent });
+    const res = await request(url, { dispatcher: agent, method: 'POST', headers, body });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}`);
     if (i >= WARMUP) ms.push(performance.now() - start);
@@ -90,7 +102,7 @@ for (let round = 0; round < Number(opts.rounds); round++) {
     if (child) await bench.stop(child);
   }
 }
-await bench.stop(backend);
+for (const c of [backend, sink, caller.idpChild]) if (c) await bench.stop(c);
 const result = {
   date: new Date().toISOString(),
   settings: { requests: REQUESTS, rounds: Number(opts.rounds), config: opts.config, pinned: bench.PIN },
