@@ -188,7 +188,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
    * headers starts now, as undici's own timer restarts then (its handler API does not report it).
    */
   requestSent(): void {
-    if (this.finished || this.started || this.timer !== undefined) return;
+    if (this.finished || this.started) return;
     this.timer = exactTimer(this, this.exact.headers);
   }
 
@@ -268,9 +268,9 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
 
   return {
     forward(ctx, body, res, outcome) {
-      const sentAtOnce = body === null || Buffer.isBuffer(body);
-      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders, exact, sentAtOnce);
-      const sent = exact.headers > 0 && body !== null && !Buffer.isBuffer(body) ? announceEnd(body, handler) : body;
+      const streamed = body !== null && !Buffer.isBuffer(body) ? body : undefined;
+      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders, exact, streamed === undefined);
+      const sent = streamed !== undefined && exact.headers > 0 ? announceEnd(streamed, handler) : body;
       pool.dispatch(
         {
           method: ctx.method,
