@@ -35,6 +35,7 @@ const TLS12_CIPHERS = [
 ].join(':');
 
 const NO_TUNNEL = 'CONNECT opens no tunnel here: the request target must be an absolute path such as "/orders?id=1".';
+
 export interface InboundListener {
   readonly address: AddressInfo;
   /** Replaces certificate/key/CA for new handshakes; established connections are untouched. */

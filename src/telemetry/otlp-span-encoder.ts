@@ -30,12 +30,6 @@ const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
 
-/** The `n` bytes of hex string `id` into `target` from `at`. */
-function hexInto(id: string, n: number, target: Uint8Array, at: number): void {
-  for (let i = 0; i < n; i++)
-    target[at + i] = ((NIBBLE[id.charCodeAt(2 * i)] as number) << 4) | (NIBBLE[id.charCodeAt(2 * i + 1)] as number);
-}
-
 /** Bytes of `n` (< 2^35) as a varint. */
 const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 
@@ -170,9 +164,10 @@ export class Writer {
   hex(id: string): void {
     const n = id.length >>> 1;
     this.ensure(1 + n);
-    this.buf[this.pos++] = n;
-    hexInto(id, n, this.buf, this.pos);
-    this.pos += n;
+    const buf = this.buf;
+    buf[this.pos++] = n;
+    for (let i = 0; i < n; i++)
+      buf[this.pos++] = ((NIBBLE[id.charCodeAt(2 * i)] as number) << 4) | (NIBBLE[id.charCodeAt(2 * i + 1)] as number);
   }
 
   bytes(b: Uint8Array): void {
@@ -348,11 +343,13 @@ function span(w: Writer, s: ReadableSpan): void {
     w.tag(6, VARINT);
     w.varint(kind);
   }
+  // A request span keeps its times as performance.now() numbers: written without making HrTime arrays.
+  const own = s instanceof RequestSpan ? s : undefined;
   w.tag(7, I64);
-  if (s instanceof RequestSpan) timeOfNow(w, s.startedAt);
+  if (own) timeOfNow(w, own.startedAt);
   else time(w, s.startTime);
   w.tag(8, I64);
-  if (s instanceof RequestSpan) timeOfNow(w, s.endedAt);
+  if (own) timeOfNow(w, own.endedAt);
   else time(w, s.endTime);
   attributes(w, s.attributes, 9);
   w.tag(10, VARINT);

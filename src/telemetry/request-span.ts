@@ -19,15 +19,17 @@ const NO_LINKS: [] = [];
 const ORIGIN_SECONDS = Math.trunc(performance.timeOrigin / 1000);
 const ORIGIN_NANOS = Math.round((performance.timeOrigin % 1000) * 1e6);
 
+/** The time origin's nanoseconds plus those of `now`'s last second: up to 2e9, carried by the two below. */
+const nanosSum = (now: number): number => ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
+
 /** The seconds of hrTimeOf(now), without the array (the span encoder writes times from these two). */
 export function secondsOf(now: number): number {
-  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
-  return ORIGIN_SECONDS + Math.trunc(now / 1000) + (nanos >= 1e9 ? 1 : 0);
+  return ORIGIN_SECONDS + Math.trunc(now / 1000) + (nanosSum(now) >= 1e9 ? 1 : 0);
 }
 
 /** The nanoseconds of hrTimeOf(now). */
 export function nanosOf(now: number): number {
-  const nanos = ORIGIN_NANOS + Math.round((now % 1000) * 1e6);
+  const nanos = nanosSum(now);
   return nanos >= 1e9 ? nanos - 1e9 : nanos;
 }
 
