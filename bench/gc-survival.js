@@ -18,10 +18,10 @@ import {
   createFill,
   createPostLoad,
   forkOnLoadCores,
-  benchCaller,
   median,
   profileArgs,
   requireTools,
+  startConfigPeers,
   writeResult,
   wrkGet,
 } from './lib.js';
@@ -56,7 +56,9 @@ const { work, cert, key } = benchWorkdir(root, `gc-survival-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 // Configurations that introspect tokens (warden-full-tls.yaml) get the bench's IdP and one token.
-const caller = await benchCaller(bench, root, bare ? '' : template);
+const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
+// For configurations that export telemetry (warden-otel.yaml), the OTLP sink too.
+const caller = await startConfigPeers(bench, root, bare ? '' : template, sinkPort);
 const missing = [...template.matchAll(/{{(\w+)}}/g)].map((m) => m[1]).find((name) => !FILLED.includes(name) && !(name in caller.vars));
 if (missing && !bare) {
   console.error(`bench/gc-survival.js: ${opts.config} needs {{${missing}}}, which this bench does not start; use bench/builds.js for it`);
@@ -64,11 +66,7 @@ if (missing && !bare) {
 }
 const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(caller.body));
-const [port, adminPort, backendPort, sinkPort] = [18640, 19640, 18641, 18642];
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
-// For configurations that export telemetry (warden-otel.yaml).
-const sink =
-  !bare && template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
 const { headers } = caller;
 const url = `https://127.0.0.1:${port}/orders`;
 const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile, headers });
@@ -128,7 +126,8 @@ for (let i = 0; i < Number(opts.runs); i++) {
     ),
   });
 }
-for (const c of [backend, sink, caller.idpChild]) if (c) await bench.stop(c);
+await bench.stop(backend);
+await caller.stop();
 
 function round(x, digits = 2) {
   return Math.round(x * 10 ** digits) / 10 ** digits;

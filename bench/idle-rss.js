@@ -12,14 +12,13 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  benchCaller,
   benchOptions,
   benchWorkdir,
   createBench,
   createFill,
-  forkOnLoadCores,
   median,
   peakRssMiB,
+  startConfigPeers,
   statusMiB,
   writeResult,
 } from './lib.js';
@@ -39,9 +38,8 @@ const { work, cert, key } = benchWorkdir(root, `idle-rss-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
-const caller = await benchCaller(bench, root, template);
 const sinkPort = 18622;
-const sink = template.includes('{{sinkPort}}') ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]) : undefined;
+const caller = await startConfigPeers(bench, root, template, sinkPort);
 
 const early = [];
 const settled = [];
@@ -61,8 +59,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
   settled.push(statusMiB(child.pid, 'VmRSS'));
   await bench.stop(child);
 }
-if (sink) await bench.stop(sink);
-if (caller.idpChild) await bench.stop(caller.idpChild);
+await caller.stop();
 const result = {
   date: new Date().toISOString(),
   settings: { config: opts.config, build: opts.dir, early_s: Number(opts.early), settled_s: Number(opts.settled), runs: Number(opts.runs) },

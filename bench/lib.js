@@ -69,6 +69,9 @@ export function statusMiB(pid, field) {
 /** The process's peak RSS so far (VmHWM), MiB. */
 export const peakRssMiB = (pid) => statusMiB(pid, 'VmHWM');
 
+/** The value at quantile `q` (0–1) of ascending `sorted` numbers, 0 when there are none. */
+export const quantile = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+
 export const median = (xs) => {
   const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
   if (!s.length) return null;
@@ -336,6 +339,21 @@ export async function benchCaller(bench, root, template) {
   const { child, idp, ask } = await startBenchIdp(bench, root);
   const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 1 }, 'tokens');
   return { idpChild: child, vars: idpTemplateVars(root, idp), headers: [`Authorization: Bearer ${tokens[0]}`], body: SMALL_ORDER };
+}
+
+/**
+ * benchCaller, and the OTLP sink on `sinkPort` for a configuration that exports ({{sinkPort}}): what
+ * a configuration needs running beside it. `stop()` ends the sink and the IdP.
+ */
+export async function startConfigPeers(bench, root, template, sinkPort) {
+  const caller = await benchCaller(bench, root, template);
+  const sink = template.includes('{{sinkPort}}')
+    ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)])
+    : undefined;
+  const stop = async () => {
+    for (const c of [sink, caller.idpChild]) if (c) await bench.stop(c);
+  };
+  return { ...caller, sink, stop };
 }
 
 /** wrk's GET load on one thread (its report by wrk-report.lua): rps, errors, latency percentiles. */

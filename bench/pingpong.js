@@ -13,7 +13,17 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { benchCaller, benchOptions, benchWorkdir, createBench, createFill, forkOnLoadCores, profileArgs, writeResult } from './lib.js';
+import {
+  benchOptions,
+  benchWorkdir,
+  createBench,
+  createFill,
+  forkOnLoadCores,
+  profileArgs,
+  quantile,
+  startConfigPeers,
+  writeResult,
+} from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions('node bench/pingpong.js [--requests N] [--rounds N] [--config FILE] [--out FILE] [--no-pin]', {
@@ -33,11 +43,8 @@ const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [St
 // A configuration that names the IdP (warden-full-tls.yaml) gets the bench's IdP and a token, and
 // one that exports telemetry the OTLP sink; every peer gets the same POST, token included.
 const template = readFileSync(join(root, 'bench/peers', opts.config), 'utf8');
-const caller = await benchCaller(bench, root, template);
 const sinkPort = 18498;
-const sink = template.includes('{{sinkPort}}')
-  ? await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)])
-  : undefined;
+const caller = await startConfigPeers(bench, root, template, sinkPort);
 const headers = Object.fromEntries([...caller.headers, 'content-type: application/json'].map((h) => h.split(/:\s*/, 2)));
 const body = JSON.stringify(caller.body);
 
@@ -74,7 +81,7 @@ const peers = {
   },
 };
 
-const quantile = (sorted, q) => Number(sorted[Math.floor(q * (sorted.length - 1))].toFixed(3));
+const ms3 = (x) => Number(x.toFixed(3));
 
 async function measure(url) {
   const agent = new Agent({ connections: 1, connect: { ca: readFileSync(cert), servername: 'localhost' } });
@@ -88,7 +95,8 @@ async function measure(url) {
   }
   await agent.close();
   ms.sort((a, b) => a - b);
-  return { p50_ms: quantile(ms, 0.5), p99_ms: quantile(ms, 0.99), p999_ms: quantile(ms, 0.999), max_ms: quantile(ms, 1) };
+  const at = (q) => ms3(quantile(ms, q));
+  return { p50_ms: at(0.5), p99_ms: at(0.99), p999_ms: at(0.999), max_ms: at(1) };
 }
 
 const runs = Object.fromEntries(Object.keys(peers).map((name) => [name, []]));
@@ -102,7 +110,8 @@ for (let round = 0; round < Number(opts.rounds); round++) {
     if (child) await bench.stop(child);
   }
 }
-for (const c of [backend, sink, caller.idpChild]) if (c) await bench.stop(c);
+await bench.stop(backend);
+await caller.stop();
 const result = {
   date: new Date().toISOString(),
   settings: { requests: REQUESTS, rounds: Number(opts.rounds), config: opts.config, pinned: bench.PIN },

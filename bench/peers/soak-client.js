@@ -9,8 +9,8 @@
 // the latencies from due (the conservative figure) but not in those from sent.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { quantile } from '../lib.js';
 
-const quantile = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
 const round3 = (x) => Math.round(x * 1000) / 1000;
 
 process.once('message', async (o) => {
