@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Idle RSS of `warden proxy`, by default with an empty configuration (TLS, access log, metrics; no
 // stage, no telemetry export): VmRSS shortly after start and again once V8's memory reducer has run
-// on the idle process, and the peak while it started (VmHWM). The figures docs/performance.md cites
+// on the idle process, the peak while it started (VmHWM), and how much of the early RSS is mapped
+// files (RssFile: the binary and libraries, which the kernel can drop). The figures docs/performance.md cites
 // for the idle footprint and docs/deploy.md for a container's memory request.
 // --config runs another of bench/peers' configurations (one that names the IdP gets the bench's
 // IdP; the OTLP sink runs for those that export); --dir runs another build (a folder with bin/ and
@@ -44,6 +45,9 @@ const caller = await startConfigPeers(bench, root, template, sinkPort);
 const early = [];
 const settled = [];
 const startPeak = [];
+// The part of RSS that is mapped files (the node binary, libraries, native addons): pages the
+// kernel can drop and read back, unlike the heap.
+const fileBacked = [];
 for (let i = 0; i < Number(opts.runs); i++) {
   // No backend: an idle sidecar never calls it.
   const vars = { port: 18620, adminPort: 19620, backendPort: 18621, sinkPort, ratio: 1, cert, key, ...caller.vars };
@@ -55,6 +59,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
   await sleep(Number(opts.early) * 1000);
   early.push(statusMiB(child.pid, 'VmRSS'));
   startPeak.push(peakRssMiB(child.pid));
+  fileBacked.push(statusMiB(child.pid, 'RssFile'));
   await sleep((Number(opts.settled) - Number(opts.early)) * 1000);
   settled.push(statusMiB(child.pid, 'VmRSS'));
   await bench.stop(child);
@@ -67,13 +72,15 @@ const result = {
     early: median(early),
     settled: median(settled),
     start_peak: median(startPeak),
+    file_backed_early: median(fileBacked),
     early_runs: early,
     settled_runs: settled,
     start_peak_runs: startPeak,
+    file_backed_early_runs: fileBacked,
   },
 };
 console.log(
   `idle RSS (${opts.config}): ${result.rss_mib.early} MiB after ${opts.early} s (${early.join(', ')}), ${result.rss_mib.settled} MiB after ${opts.settled} s (${settled.join(', ')}); ` +
-    `peak while starting ${result.rss_mib.start_peak} MiB (${startPeak.join(', ')})`,
+    `peak while starting ${result.rss_mib.start_peak} MiB (${startPeak.join(', ')}); of the early RSS, mapped files ${result.rss_mib.file_backed_early} MiB`,
 );
 console.log(`written: ${writeResult(root, 'idle-rss', result, opts.out)}`);
