@@ -24,6 +24,9 @@ export interface SharedTokenState {
 const COMMAND_TIMEOUT_MS = 250;
 const MAX_TTL_MS = 24 * 3600_000;
 
+/** The Redis key of a token's shared introspection answer (`hash`: tokenHash). */
+export const sharedAnswerKey = (prefix: string, hash: string): string => `${prefix}tok:${hash}`;
+
 export async function createRedisTokenState(options: { url: string; prefix: string; logger: Logger }): Promise<SharedTokenState> {
   const { Redis: RedisClient } = await import('ioredis');
   const { prefix, logger } = options;
@@ -38,7 +41,7 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
   const redis: Redis = new RedisClient(options.url, common);
   const subscriber: Redis = new RedisClient(options.url, { ...common, commandTimeout: undefined, enableOfflineQueue: true });
   const channel = `${prefix}revocations`;
-  const answerKey = (hash: string) => `${prefix}tok:${hash}`;
+  const answerKey = (hash: string) => sharedAnswerKey(prefix, hash);
   const revokedKey = (hash: string) => `${prefix}rev:${hash}`;
   const listeners: ((hash: string, untilMs: number) => void)[] = [];
 

@@ -14,6 +14,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
+import { sharedAnswerKey } from '../../src/identity/shared-token-state.js';
 import { tokenHash } from '../../src/identity/token-hash.js';
 import { startTestBackend } from '../support/backend.js';
 import { testCertificate } from '../support/certs.js';
@@ -129,7 +130,7 @@ t.test('Redis: kill, hang, slow, back — under load; fail-open and fail-closed,
   const probes: { sidecar: string; phase: string; outcome: string; shared?: boolean }[] = [];
   // The answer is written fire-and-forget as it comes in, and kept for revocation_lag (500 ms).
   const inRedis = async (token: string) => {
-    const key = `${prefix}tok:${tokenHash(idp.issuer, token)}`;
+    const key = sharedAnswerKey(prefix, tokenHash(idp.issuer, token));
     for (let tries = 0; tries < 10; tries++) {
       if ((await direct.exists(key).catch(() => 0)) === 1) return true;
       await sleep(20);
