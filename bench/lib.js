@@ -69,6 +69,7 @@ export function statusMiB(pid, field) {
 /** The process's peak RSS so far (VmHWM), MiB. */
 export const peakRssMiB = (pid) => statusMiB(pid, 'VmHWM');
 
+export const round3 = (x) => Math.round(x * 1000) / 1000;
 /** The value at quantile `q` (0–1) of ascending `sorted` numbers, 0 when there are none. */
 export const quantile = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
 
@@ -415,6 +416,66 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
         errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
       };
     },
+  };
+}
+
+/**
+ * A fixed request rate from h2load (HTTP/1.1, the POST in `bodyFile`), a C client whose own CPU
+ * cost leaves the load core far less busy than a Node client doing TLS at the same rate
+ * (docs/performance.md, "What sets the tail under load"). Each of the `connections` sends
+ * rate ÷ connections requests per second; their starts are spread over one such interval (two per
+ * millisecond), or every connection would send on the same tick and each tick be a burst of
+ * `connections` requests. Latency counts from when a request left (h2load's per-request log): an
+ * HTTP/1.1 connection holds one request at a time, so an answer later than the interval
+ * (connections ÷ rate) delays the next; those are counted in `late`. The first
+ * `warmup` seconds (new connections, first requests) are left out. Returns the quantiles in ms,
+ * the measured window in epoch ms, and the count of non-2xx answers.
+ */
+export function h2loadAtRate(bench, { url, rate, seconds, warmup, connections, headers = [], bodyFile, logFile }) {
+  const perConnection = Math.max(1, Math.round(rate / connections));
+  const args = ['--h1', '-c', String(connections), '-t', '1', '--rps', String(perConnection), '-r', '2', '--rate-period', '1ms'];
+  args.push('-n', String(perConnection * connections * (seconds + warmup)), '--log-file', logFile);
+  args.push(...headers.flatMap((h) => ['-H', h]), '-H', 'content-type: application/json', '-d', bodyFile, url);
+  execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
+  // Columns: start (µs since the epoch), status, µs until the end of the answer.
+  const rows = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t').map(Number));
+  const from = Math.min(...rows.map((r) => r[0])) + warmup * 1e6;
+  const measured = rows.filter((r) => r[0] >= from);
+  const latencies = Float64Array.from(measured, (r) => r[2] / 1000).sort();
+  const interval = 1000 / perConnection;
+  return {
+    rate: perConnection * connections,
+    requests: measured.length,
+    p50_ms: round3(quantile(latencies, 0.5)),
+    p99_ms: round3(quantile(latencies, 0.99)),
+    p999_ms: round3(quantile(latencies, 0.999)),
+    late: latencies.filter((ms) => ms > interval).length,
+    errors: measured.filter((r) => r[1] < 200 || r[1] > 299).length,
+    window_ms: [from / 1000, Math.max(...measured.map((r) => r[0] + r[2])) / 1000],
+  };
+}
+
+/**
+ * Warden's own time per request (`duration_ms` of its access lines, from the request's arrival to
+ * its answer's end) for the requests that finished within `window_ms` (epoch ms), from the log
+ * file its stdout went to.
+ */
+export function accessLogLatency(logFile, [from, to]) {
+  const durations = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.startsWith('{"level":"info"')) continue;
+    const l = JSON.parse(line);
+    if (l.msg === 'request' && l.time >= from && l.time <= to) durations.push(l.duration_ms);
+  }
+  const sorted = Float64Array.from(durations).sort();
+  return {
+    requests: sorted.length,
+    p50_ms: round3(quantile(sorted, 0.5)),
+    p99_ms: round3(quantile(sorted, 0.99)),
+    p999_ms: round3(quantile(sorted, 0.999)),
   };
 }
 

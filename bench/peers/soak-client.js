@@ -9,9 +9,7 @@
 // the latencies from due (the conservative figure) but not in those from sent.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import { quantile } from '../lib.js';
-
-const round3 = (x) => Math.round(x * 1000) / 1000;
+import { quantile, round3 } from '../lib.js';
 
 process.once('message', async (o) => {
   const agent = new Agent({
