@@ -272,6 +272,7 @@ const result = {
     latency_seconds: LAT_S,
     latency_rounds: LAT_ROUNDS,
     sampling_ratio: Number(opts.ratio),
+    warden_node_args: process.env.WARDEN_BENCH_NODE_ARGS ?? '',
     body_bytes: JSON.stringify(SMALL_ORDER).length,
   },
   vs: pairs,

@@ -6,7 +6,10 @@
 // profiles do not show (docs/performance.md, "Small request bodies forwarded whole").
 // --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree);
 // --peer bare runs the bare Node proxy (bench/peers/bare-node-proxy.js) instead of Warden.
-// Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get] [--dir DIR]
+// --method h2 sends the POST over h2 instead (h2load, 32 connections × 10 streams: 320 requests in
+// flight, each living ~100 ms where wrk's 32 live a few: what survives scavenges there is what the
+// requests in flight hold).
+// Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get|h2] [--dir DIR]
 //                                  [--peer warden|bare] [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
 import { openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -28,7 +31,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/gc-survival.js [--config FILE] [--method post|get] [--dir DIR] [--peer warden|bare] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
+  'node bench/gc-survival.js [--config FILE] [--method post|get|h2] [--dir DIR] [--peer warden|bare] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
   {
     config: { type: 'string', default: 'warden-access.yaml' },
     method: { type: 'string', default: 'post' },
@@ -39,7 +42,7 @@ const opts = benchOptions(
   },
 );
 for (const [name, allowed] of [
-  ['method', ['post', 'get']],
+  ['method', ['post', 'get', 'h2']],
   ['peer', ['warden', 'bare']],
 ]) {
   if (!allowed.includes(opts[name])) {
@@ -68,10 +71,12 @@ const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(caller.body));
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [backendPort]);
 const { headers } = caller;
-const url = `https://127.0.0.1:${port}/orders`;
-const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 1, bodyFile, headers });
+// The bare proxy serves h2 on a port of its own (node:http2), HTTP/1.1 on `port` (node:https).
+const url = `https://127.0.0.1:${bare && opts.method === 'h2' ? port + 2 : port}/orders`;
+const post = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, bodyFile, headers });
 const get = () => wrkGet(bench, root, url, { connections: 32, seconds: S, headers });
-const load = () => (opts.method === 'post' ? post.wrk(url) : get());
+// h2load without its own warm-up: the --trace-gc-nvp records read are those of the whole run.
+const load = () => (opts.method === 'post' ? post.wrk(url) : opts.method === 'h2' ? post.h2load(url, { warmup: 0 }) : get());
 
 /** The --trace-gc-nvp records written after `offset` bytes of the log. */
 function collections(log, offset) {
@@ -142,6 +147,7 @@ const result = {
     build: bare ? undefined : opts.dir,
     seconds: S,
     runs: runs.length,
+    node_args: process.env.WARDEN_BENCH_NODE_ARGS ?? '',
   },
   median: Object.fromEntries(fields.map((f) => [f, round(median(runs.map((r) => r[f])), 3)])),
   runs,

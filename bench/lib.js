@@ -369,7 +369,9 @@ export function wrkGet(bench, root, url, { connections, seconds, headers = [] })
  * answers) and latency percentiles in ms.
  */
 export function wrkReport(out) {
-  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"requests"')));
+  const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
+  if (line === undefined) throw new Error(`wrk printed no report (its Lua script did not run to the end):\n${out.slice(0, 2000)}`);
+  const r = JSON.parse(line);
   return {
     requests: r.requests,
     rps: Math.round(r.requests / (r.duration_us / 1e6)),
@@ -406,12 +408,15 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
         child.once('exit', (code) => (code === 0 ? resolve(wrkReport(out)) : reject(new Error(`wrk exited ${code}`))));
       });
     },
-    h2load(u) {
-      const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds), '--warm-up-time=1'];
+    /** `warmup`: seconds h2load sends before it starts counting (0: it counts from the start). */
+    h2load(u, { warmup = 1 } = {}) {
+      const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds)];
+      if (warmup > 0) args.push(`--warm-up-time=${warmup}`);
       args.push(...headerArgs, '-H', 'content-type: application/json', '-d', bodyFile, u);
       const out = execFileSync(...onCpus(LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
       const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
       return {
+        requests: Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? NaN),
         rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
         errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
       };
