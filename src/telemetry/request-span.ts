@@ -53,8 +53,7 @@ export class RequestSpan implements ReadableSpan {
   readonly droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
   status: SpanStatus = UNSET;
-  /** performance.now() at the end (0 until then). */
-  endedAt = 0;
+  private finishedAt = 0;
 
   constructor(
     public name: string,
@@ -76,8 +75,13 @@ export class RequestSpan implements ReadableSpan {
     return hrTimeOf(this.startedAt);
   }
 
+  /** performance.now() at the end (0 until then). */
+  get endedAt(): number {
+    return this.finishedAt;
+  }
+
   get endTime(): HrTime {
-    return hrTimeOf(this.endedAt);
+    return hrTimeOf(this.finishedAt);
   }
 
   get duration(): HrTime {
@@ -90,7 +94,7 @@ export class RequestSpan implements ReadableSpan {
   }
 
   finish(endedAt: number): this {
-    this.endedAt = endedAt;
+    this.finishedAt = endedAt;
     return this;
   }
 }
