@@ -239,7 +239,7 @@ for (let i = 0; i < LAT_ROUNDS; i++) {
   const names = Object.keys(cTargets);
   for (const name of i % 2 === 0 ? names : names.reverse()) {
     process.stderr.write(`\rh2load at ${halfRate} req/s: round ${i + 1}/${LAT_ROUNDS}, ${name}            `);
-    const r = h2loadAtRate(bench, {
+    const { window_ms, ...r } = h2loadAtRate(bench, {
       url: cTargets[name],
       rate: halfRate,
       seconds: LAT_S,
@@ -249,8 +249,7 @@ for (let i = 0; i < LAT_ROUNDS; i++) {
       bodyFile,
       logFile: join(work, `h2load-${name}-${i}.tsv`),
     });
-    if (name === 'warden-full') r.in_warden = accessLogLatency(wardenLog, r.window_ms);
-    delete r.window_ms;
+    if (name === 'warden-full') r.in_warden = accessLogLatency(wardenLog, window_ms);
     cRounds[name].push(r);
   }
 }

@@ -72,6 +72,12 @@ export const peakRssMiB = (pid) => statusMiB(pid, 'VmHWM');
 export const round3 = (x) => Math.round(x * 1000) / 1000;
 /** The value at quantile `q` (0–1) of ascending `sorted` numbers, 0 when there are none. */
 export const quantile = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+/** p50, p99 and p99.9 of ascending `sorted` milliseconds, rounded to µs, as `<prefix>p50_ms` and so on. */
+export const latencyQuantiles = (sorted, prefix = '') => ({
+  [`${prefix}p50_ms`]: round3(quantile(sorted, 0.5)),
+  [`${prefix}p99_ms`]: round3(quantile(sorted, 0.99)),
+  [`${prefix}p999_ms`]: round3(quantile(sorted, 0.999)),
+});
 
 export const median = (xs) => {
   const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
@@ -428,17 +434,31 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
  * A fixed request rate from h2load (HTTP/1.1, the POST in `bodyFile`), a C client whose own CPU
  * cost leaves the load core far less busy than a Node client doing TLS at the same rate
  * (docs/performance.md, "What sets the tail under load"). Each of the `connections` sends
- * rate ÷ connections requests per second; their starts are spread over one such interval (two per
- * millisecond), or every connection would send on the same tick and each tick be a burst of
- * `connections` requests. Latency counts from when a request left (h2load's per-request log): an
- * HTTP/1.1 connection holds one request at a time, so an answer later than the interval
- * (connections ÷ rate) delays the next; those are counted in `late`. The first
- * `warmup` seconds (new connections, first requests) are left out. Returns the quantiles in ms,
- * the measured window in epoch ms, and the count of non-2xx answers.
+ * rate ÷ connections requests per second, one every `interval` ms; their starts are spread over
+ * about one interval (`-r` connections a millisecond), or every connection would send on the same
+ * tick and each tick be a burst of `connections` requests. Latency counts from when a request left
+ * (h2load's per-request log): an HTTP/1.1 connection holds one request at a time, so an answer
+ * slower than the interval delays the next; those are counted in `late`. The first `warmup`
+ * seconds (new connections, first requests) are left out. Returns the quantiles in ms, the
+ * measured window in epoch ms, and the count of non-2xx answers.
  */
 export function h2loadAtRate(bench, { url, rate, seconds, warmup, connections, headers = [], bodyFile, logFile }) {
   const perConnection = Math.max(1, Math.round(rate / connections));
-  const args = ['--h1', '-c', String(connections), '-t', '1', '--rps', String(perConnection), '-r', '2', '--rate-period', '1ms'];
+  const interval = 1000 / perConnection;
+  const startsPerMs = Math.ceil(connections / Math.max(1, Math.floor(interval)));
+  const args = [
+    '--h1',
+    '-c',
+    String(connections),
+    '-t',
+    '1',
+    '--rps',
+    String(perConnection),
+    '-r',
+    String(startsPerMs),
+    '--rate-period',
+    '1ms',
+  ];
   args.push('-n', String(perConnection * connections * (seconds + warmup)), '--log-file', logFile);
   args.push(...headers.flatMap((h) => ['-H', h]), '-H', 'content-type: application/json', '-d', bodyFile, url);
   execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
@@ -447,19 +467,21 @@ export function h2loadAtRate(bench, { url, rate, seconds, warmup, connections, h
     .split('\n')
     .filter(Boolean)
     .map((l) => l.split('\t').map(Number));
-  const from = Math.min(...rows.map((r) => r[0])) + warmup * 1e6;
+  // Loops, not Math.min(...rows): a spread of this many arguments can overflow the stack.
+  let first = Infinity;
+  for (const r of rows) first = Math.min(first, r[0]);
+  const from = first + warmup * 1e6;
   const measured = rows.filter((r) => r[0] >= from);
+  let lastEnd = from;
+  for (const r of measured) lastEnd = Math.max(lastEnd, r[0] + r[2]);
   const latencies = Float64Array.from(measured, (r) => r[2] / 1000).sort();
-  const interval = 1000 / perConnection;
   return {
     rate: perConnection * connections,
     requests: measured.length,
-    p50_ms: round3(quantile(latencies, 0.5)),
-    p99_ms: round3(quantile(latencies, 0.99)),
-    p999_ms: round3(quantile(latencies, 0.999)),
+    ...latencyQuantiles(latencies),
     late: latencies.filter((ms) => ms > interval).length,
     errors: measured.filter((r) => r[1] < 200 || r[1] > 299).length,
-    window_ms: [from / 1000, Math.max(...measured.map((r) => r[0] + r[2])) / 1000],
+    window_ms: [from / 1000, lastEnd / 1000],
   };
 }
 
@@ -476,12 +498,7 @@ export function accessLogLatency(logFile, [from, to]) {
     if (l.msg === 'request' && l.time >= from && l.time <= to) durations.push(l.duration_ms);
   }
   const sorted = Float64Array.from(durations).sort();
-  return {
-    requests: sorted.length,
-    p50_ms: round3(quantile(sorted, 0.5)),
-    p99_ms: round3(quantile(sorted, 0.99)),
-    p999_ms: round3(quantile(sorted, 0.999)),
-  };
+  return { requests: sorted.length, ...latencyQuantiles(sorted) };
 }
 
 /**

@@ -9,7 +9,7 @@
 // the latencies from due (the conservative figure) but not in those from sent.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import { quantile, round3 } from '../lib.js';
+import { latencyQuantiles, quantile, round3 } from '../lib.js';
 
 process.once('message', async (o) => {
   const agent = new Agent({
@@ -44,13 +44,9 @@ process.once('message', async (o) => {
       errors: w.errors,
       overload: w.overload,
       statuses: w.statuses,
-      p50_ms: round3(quantile(sorted, 0.5)),
-      p99_ms: round3(quantile(sorted, 0.99)),
-      p999_ms: round3(quantile(sorted, 0.999)),
+      ...latencyQuantiles(sorted),
       max_ms: round3(sorted.length ? sorted[sorted.length - 1] : 0),
-      sent_p50_ms: round3(quantile(sent, 0.5)),
-      sent_p99_ms: round3(quantile(sent, 0.99)),
-      sent_p999_ms: round3(quantile(sent, 0.999)),
+      ...latencyQuantiles(sent, 'sent_'),
       lag_p50_ms: round3(quantile(lags, 0.5)),
       lag_p99_ms: round3(quantile(lags, 0.99)),
     });
