@@ -7,7 +7,8 @@
 // opaque token on every request and bench/full.js's order body.
 // The same build twice with two configurations (--candidate-config) measures what a part of the
 // configuration costs, e.g. the full pipeline with and without OpenTelemetry export.
-// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--ratio 1] [--rounds 6] [--seconds 4]
+// --method h2 loads both over h2 (h2load, 32 connections × 10 streams) instead of HTTPS/1.1 (wrk).
+// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--method h1|h2] [--ratio 1] [--rounds 6] [--seconds 4]
 import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -29,7 +30,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const usage =
-  'node bench/builds.js BASE CANDIDATE [--config FILE] [--candidate-config FILE] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
+  'node bench/builds.js BASE CANDIDATE [--config FILE] [--candidate-config FILE] [--method h1|h2] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   allowNegative: true,
@@ -37,6 +38,7 @@ const { values: opts, positionals } = parseArgs({
     config: { type: 'string', default: 'warden-otel.yaml' },
     // The candidate's configuration when it differs from the base's (--config).
     'candidate-config': { type: 'string' },
+    method: { type: 'string', default: 'h1' },
     ratio: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '4' },
@@ -48,11 +50,11 @@ const { values: opts, positionals } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
 });
-if (opts.help || positionals.length !== 2) {
+if (opts.help || positionals.length !== 2 || !['h1', 'h2'].includes(opts.method)) {
   console.error(`Usage: ${usage}`);
   process.exit(opts.help ? 0 : 2);
 }
-requireTools(root, ['wrk', 'openssl']);
+requireTools(root, [opts.method === 'h2' ? 'h2load' : 'wrk', 'openssl']);
 
 /** A folder with bin/ and dist/ for a build given as a folder or a git revision. */
 function buildOf(spec) {
@@ -112,7 +114,8 @@ for (const p of peers) {
 const S = Number(opts.seconds);
 const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile });
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
-const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url });
+const M = opts.method;
+const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url, method: M });
 const peakRss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)]));
 for (const p of peers) await bench.stop(p.child);
 await bench.stop(sink);
@@ -125,6 +128,7 @@ const result = {
   settings: {
     config: opts.config,
     candidate_config: configs[1],
+    method: M,
     ratio: Number(opts.ratio),
     rounds: Number(opts.rounds),
     seconds: S,
@@ -133,12 +137,18 @@ const result = {
   },
   base: { build: builds[0].spec, sha: builds[0].sha },
   candidate: { build: builds[1].spec, sha: builds[1].sha },
-  candidate_over_base: { h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors, fair_share: r.fairShare },
+  candidate_over_base: {
+    [M]: r3(median(r[M])),
+    [`${M}_cpu`]: r3(median(r[`${M}cpu`])),
+    [`${M}_rounds`]: r[M],
+    errors: r.errors,
+    fair_share: r.fairShare,
+  },
   peak_rss_mib: peakRss,
 };
 console.log(
-  `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once (${configs[0] === configs[1] ? configs[0] : configs.join(' → ')}): rps ${result.candidate_over_base.h1} ` +
-    `(rounds ${r.h1.join(', ')}), CPU per request ${result.candidate_over_base.h1_cpu}; errors ${r.errors}; ` +
+  `${builds[1].spec} ÷ ${builds[0].spec}, loaded at once over ${M} (${configs[0] === configs[1] ? configs[0] : configs.join(' → ')}): ` +
+    `rps ${result.candidate_over_base[M]} (rounds ${r[M].join(', ')}), CPU per request ${result.candidate_over_base[`${M}_cpu`]}; errors ${r.errors}; ` +
     `peak RSS MiB base ${peakRss.base}, candidate ${peakRss.candidate}`,
 );
 console.log(`written: ${writeResult(root, 'builds', result, opts.out)}`);

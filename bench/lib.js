@@ -416,17 +416,36 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
     /** `warmup`: seconds h2load sends before it starts counting (0: it counts from the start). */
     h2load(u, { warmup = 1 } = {}) {
-      const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds)];
-      if (warmup > 0) args.push(`--warm-up-time=${warmup}`);
-      args.push(...headerArgs, '-H', 'content-type: application/json', '-d', bodyFile, u);
-      const out = execFileSync(...onCpus(LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
-      const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-      return {
-        requests: Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? NaN),
-        rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
-        errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
-      };
+      return h2loadReport(execFileSync(...onCpus(LOAD_CPUS, 'h2load', h2loadArgs(u, warmup)), { encoding: 'utf8' }));
     },
+    /** h2load not waiting, counting from the start: for two peers loaded at once (concurrentPairs). */
+    h2loadAsync(u) {
+      return new Promise((resolve, reject) => {
+        const [cmd, args] = onCpus(LOAD_CPUS, 'h2load', h2loadArgs(u, 0));
+        const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? resolve(h2loadReport(out)) : reject(new Error(`h2load exited ${code}`))));
+      });
+    },
+  };
+
+  function h2loadArgs(u, warmup) {
+    const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds)];
+    if (warmup > 0) args.push(`--warm-up-time=${warmup}`);
+    args.push(...headerArgs, '-H', 'content-type: application/json', '-d', bodyFile, u);
+    return args;
+  }
+}
+
+/** Requests done, req/s and non-2xx answers from h2load's report. */
+function h2loadReport(out) {
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  return {
+    requests: Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? NaN),
+    rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
+    errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
   };
 }
 
@@ -578,34 +597,36 @@ export function equalCpuShares(pids) {
 }
 
 /**
- * `base` and `candidate` loaded at the same time (wrk, HTTPS/1.1), `rounds` times, both pinned to
+ * `base` and `candidate` loaded at the same time (`method` h1: wrk, HTTPS/1.1; h2: h2load), `rounds` times, both pinned to
  * the test core, each in a CPU cgroup of equal shares where the host has them (equalCpuShares): each
  * gets half of it, so its rps is inversely proportional to its CPU per request, and a change of the
  * host's speed, even within a run, hits both alike. Ratios are candidate ÷ base per round: rps, and
- * CPU per request from the processes' own CPU time. `fairShare` says whether the cgroups were used.
+ * CPU per request from the processes' own CPU time, under the method's name (`h1`, `h1cpu` or `h2`,
+ * `h2cpu`). `fairShare` says whether the cgroups were used.
  */
-export async function concurrentPairs({ base, candidate, rounds, seconds, load, url }) {
-  const h1 = [];
-  const h1cpu = [];
+export async function concurrentPairs({ base, candidate, rounds, seconds, load, url, method = 'h1' }) {
+  const rps = [];
+  const cpu = [];
   let errors = 0;
+  const run = method === 'h2' ? (u) => load.h2loadAsync(u) : (u) => load.wrkAsync(u);
   const undo = equalCpuShares([base.child.pid, candidate.child.pid]);
   if (!undo) process.stderr.write('note: no writable CPU cgroups; peers loaded at once share the core by thread\n');
   try {
     // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
-    await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
+    await Promise.all([run(url(base)), run(url(candidate))]);
     for (let i = 0; i < rounds; i++) {
       process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
       const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
-      const [a, b] = await Promise.all([load.wrkAsync(url(base)), load.wrkAsync(url(candidate))]);
+      const [a, b] = await Promise.all([run(url(base)), run(url(candidate))]);
       const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
       const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
-      h1.push(ratio(b.rps, a.rps));
-      h1cpu.push(ratio(cpuB, cpuA));
+      rps.push(ratio(b.rps, a.rps));
+      cpu.push(ratio(cpuB, cpuA));
       errors += a.errors + b.errors;
     }
   } finally {
     undo?.();
   }
   process.stderr.write('\n');
-  return { h1, h1cpu, errors, fairShare: undo !== null };
+  return { [method]: rps, [`${method}cpu`]: cpu, errors, fairShare: undo !== null };
 }
