@@ -73,8 +73,8 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
 }
 
 /**
- * The identity recorded for a request's connection. `socket` is the TLS socket (HTTP/1.1) or the
- * h2 compat layer's socket proxy, which forwards property reads to the TLS socket.
+ * The identity recorded for a request's connection: `socket` is its TLS socket (HTTP/1.1 and h2;
+ * anything else, such as a plain socket, has none).
  */
 export function peerOf(socket: unknown): PeerIdentity {
   return (socket as WithPeer)[PEER] ?? NO_PEER;

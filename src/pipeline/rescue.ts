@@ -9,7 +9,7 @@ import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
 
-/** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 compat response) rescue needs. */
+/** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 H2Response) rescue needs. */
 export interface ProblemResponse {
   readonly headersSent: boolean;
   writeHead(status: number, headers: Record<string, string | number>): unknown;

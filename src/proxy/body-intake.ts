@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { WardenError } from '../errors.js';
 import type { BodyObserver } from '../pipeline/stage.js';
+import { bodyStreamError, ClientClosedError, endedWhole } from './body.js';
 import { SpooledBody } from './spooled-body.js';
 
 /** Unwritten spool bytes above which the client is paused until the disk catches up. */
@@ -58,6 +59,7 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
       }
     };
     const onEnd = () => {
+      if (!endedWhole(body)) return fail(new ClientClosedError());
       cleanup();
       spool.flushed().then(
         () => resolve(spool),
@@ -68,19 +70,20 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
         },
       );
     };
+    const onError = (err: Error) => fail(bodyStreamError(err));
     const onClose = () => {
-      if (!body.readableEnded) fail(new Error('the client went away before the body ended'));
+      if (!body.readableEnded) fail(new ClientClosedError());
     };
     const cleanup = () => {
       clearTimeout(timer);
       body.off('data', onData);
       body.off('end', onEnd);
-      body.off('error', fail);
+      body.off('error', onError);
       body.off('close', onClose);
     };
     body.on('data', onData);
     body.once('end', onEnd);
-    body.once('error', fail);
+    body.once('error', onError);
     body.once('close', onClose);
   });
 }

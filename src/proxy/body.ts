@@ -3,6 +3,31 @@ import type { Readable } from 'node:stream';
 import { WardenError } from '../errors.js';
 
 /**
+ * The client went away, or its stream was reset, before the body ended: there is no one left to
+ * answer on it, and nothing failed on the sidecar's side (the access log marks it aborted).
+ */
+export class ClientClosedError extends Error {
+  readonly code = 'ERR_CLIENT_CLOSED';
+  constructor() {
+    super('the client went away before the body ended');
+  }
+}
+
+/** A body stream's error as the request path sees it: a reset connection or stream is the client leaving. */
+export function bodyStreamError(err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'ERR_HTTP2_STREAM_ERROR' ? new ClientClosedError() : err;
+}
+
+/**
+ * Whether an 'end' closed a whole body. An h2 stream the client resets also ends (Node pushes the
+ * end as it destroys the stream) after 'aborted': what came until then is a truncated body.
+ */
+export function endedWhole(body: Readable): boolean {
+  return (body as { aborted?: boolean }).aborted !== true;
+}
+
+/**
  * Streams `body` through unchanged and fails with ERR_BODY_TOO_LARGE as soon as more than
  * `maxBytes` arrive — before the excess is forwarded, without buffering anything.
  */
@@ -43,21 +68,27 @@ export function readBody(body: Readable, maxBytes: number, timeoutMs: number): P
       chunks.push(chunk);
     };
     const onEnd = () => {
+      if (!endedWhole(body)) return onError(new ClientClosedError());
       cleanup();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     };
     const onError = (err: Error) => {
       cleanup();
-      reject(err);
+      reject(bodyStreamError(err));
+    };
+    const onClose = () => {
+      if (!body.readableEnded) onError(new ClientClosedError());
     };
     const cleanup = () => {
       clearTimeout(timer);
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
+      body.off('close', onClose);
     };
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onError);
+    body.once('close', onClose);
   });
 }

@@ -11,9 +11,10 @@ import { buildConnector, errors, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
+import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
 
-/** The response side the forwarder writes to: HTTP/1.1 ServerResponse or HTTP/2 compat response. */
+/** The response side the forwarder writes to: HTTP/1.1 ServerResponse or HTTP/2 H2Response (h2-exchange.ts). */
 export interface DownstreamResponse {
   readonly headersSent: boolean;
   readonly writableEnded: boolean;
@@ -251,6 +252,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.finished) return;
+    if (err instanceof ClientClosedError) {
+      // The request body's client left: no failure of the backend, and no one to tell.
+      this.finished = true;
+      clearTimeout(this.timer);
+      return;
+    }
     this.fail(err instanceof WardenError ? err : upstreamError(err));
   }
 

@@ -1,13 +1,14 @@
 /**
  * One request's way through the sidecar (DESIGN §2): checks and limits, normalised target, route,
- * the route's stages, then the forwarder. The same code serves HTTP/1.1 and HTTP/2 (compat API).
+ * the route's stages, then the forwarder. The same code serves HTTP/1.1 (node:http) and HTTP/2 (the
+ * core stream API behind h2-exchange.ts).
  *
  * Everything it consults comes from the `Generation` read once at the start: a reload swaps the
  * generation and requests already in flight finish on the one they started with.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { constants as http2Constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
@@ -23,9 +24,10 @@ import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { normaliseTarget, pathWithoutParameters } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
-import { limitBody, readBody } from './body.js';
+import { ClientClosedError, limitBody, readBody } from './body.js';
 import { takeBody } from './body-intake.js';
 import type { SpooledBody } from './spooled-body.js';
+import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
@@ -38,8 +40,8 @@ export interface Generation {
   readonly localEndpoints?: ReadonlyMap<string, (res: AnyResponse) => void> | undefined;
 }
 
-export type AnyRequest = IncomingMessage | Http2ServerRequest;
-export type AnyResponse = ServerResponse | Http2ServerResponse;
+export type AnyRequest = IncomingMessage | H2Request;
+export type AnyResponse = ServerResponse | H2Response;
 
 export interface RequestObserver {
   /** Called once per request when its response is finished or abandoned. */
@@ -151,18 +153,22 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       observe(ctx, res.statusCode, res.writableFinished);
     });
 
+    // The body's Readable: the message itself in HTTP/1.1, the stream in HTTP/2.
+    const bodySource: Readable = h2 ? (req as H2Request).stream : (req as IncomingMessage);
     const hasBody = h2
-      ? !(req as Http2ServerRequest).stream.endAfterHeaders
+      ? !(req as H2Request).stream.endAfterHeaders
       : headers['content-length'] !== undefined
         ? headers['content-length'] !== '0'
         : headers['transfer-encoding'] !== undefined;
     if (deps.draining()) keepAliveOff(res, h2);
 
     const refuse = (error: unknown) => {
+      // Nothing to answer and nothing to report: the access log records the request as aborted.
+      if (error instanceof ClientClosedError) return;
       // An unread body would otherwise be drained by Node before the connection can be reused, and
       // a connection that sent a malformed request is not trusted with another one.
       if (hasBody || (error instanceof WardenError && PROTOCOL_REFUSALS.has(error.status))) keepAliveOff(res, h2);
-      if (h2 && hasBody) endStreamAfterResponse(req as Http2ServerRequest);
+      if (h2 && hasBody) endStreamAfterResponse(req as H2Request);
       rescue.respond(error, subjectOf(ctx), res);
     };
 
@@ -196,6 +202,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       );
     }
 
+    const upstreamBody = (): Readable => (h2 ? detachedBody((req as H2Request).stream) : (req as IncomingMessage));
     const forward = (buffered?: Buffer | AsyncIterable<Buffer>) => {
       // A body read whole goes as one Buffer: undici writes it with the head in one write, where
       // an iterable costs a promise and a socket write per chunk (4 % of the full pipeline's CPU).
@@ -205,8 +212,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           : !hasBody
             ? null
             : declaredBytes !== undefined
-              ? (req as Readable)
-              : limitBody(req, match.route.maxBodyBytes);
+              ? upstreamBody()
+              : limitBody(upstreamBody(), match.route.maxBodyBytes);
       const check = match.route.responseCheck;
       const outcome: ForwardOutcome = {
         inspect: check && {
@@ -227,7 +234,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       tracing?.upstream(ctx);
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
       if (h2 && hasBody && buffered === undefined)
-        bodyDeadline(req, gen.limits.request_timeout, () => {
+        bodyDeadline((req as H2Request).stream, gen.limits.request_timeout, () => {
           aborter?.abort();
           refuse(
             new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
@@ -245,7 +252,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.
         const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
         if (!buffer && !small) return afterBody(undefined);
-        readBody(req, route.maxBodyBytes, gen.limits.request_timeout)
+        readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout)
           .then((body) => {
             if (buffer) ctx.body = body;
             afterBody(body);
@@ -253,7 +260,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           .catch((err: unknown) => refuse(err));
         return;
       }
-      takeBody(req, {
+      takeBody(bodySource, {
         maxBytes: route.maxBodyBytes,
         timeoutMs: gen.limits.request_timeout,
         // Held whole for stages that parse it; otherwise in memory up to body_memory_bytes, then on disk.
@@ -337,20 +344,20 @@ async function verdictsOf(observers: readonly BodyObserver[]): Promise<Verdict> 
  * HTTP/2 has no built-in whole-request timeout (Node's requestTimeout covers HTTP/1.1 only), so a
  * slow upload gets a timer of its own, cleared when the body has arrived.
  */
-function bodyDeadline(req: AnyRequest, ms: number, onExpired: () => void): void {
+function bodyDeadline(stream: Readable, ms: number, onExpired: () => void): void {
   const timer = setTimeout(() => {
-    if (!req.complete) onExpired();
+    if (!stream.readableEnded && !stream.destroyed) onExpired();
   }, ms);
   const clear = () => clearTimeout(timer);
-  req.once('end', clear);
-  req.once('close', clear);
+  stream.once('end', clear);
+  stream.once('close', clear);
 }
 
 /**
  * A refused HTTP/2 request whose body was not read: once the response is out, reset the stream with
  * NO_ERROR so the client stops sending (RFC 9113 §8.1) instead of leaving it half-open.
  */
-function endStreamAfterResponse(req: Http2ServerRequest): void {
+function endStreamAfterResponse(req: H2Request): void {
   const stream = req.stream;
   // 'finish' means the response was handed to nghttp2; END_STREAM goes out a turn or two later,
   // and a reset must not overtake it.

@@ -9,10 +9,10 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
+  constants as http2Constants,
   createServer as createHttp2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
   type Http2Session,
+  type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
@@ -23,6 +23,7 @@ import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
 import { readPeerIdentity } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
+import { H2Request, H2Response } from './h2-exchange.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -51,7 +52,7 @@ export interface InboundListenerOptions {
   tls: TlsFilesConfig;
   material: TlsMaterial;
   limits: LimitsConfig;
-  onRequest: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+  onRequest: (req: IncomingMessage | H2Request, res: ServerResponse | H2Response) => void;
   rescue: Rescue;
   events: EventBus;
   /** Peer checks at the handshake: the mesh's trust domain and CRL (both absent without mesh). */
@@ -70,6 +71,10 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
     honorCipherOrder: true,
   };
 }
+
+const TLS_SOCKET = Symbol('warden.tlsSocket');
+type SessionWithSocket = Http2Session & { [TLS_SOCKET]?: TLSSocket };
+const ignoreStreamError = (): void => undefined;
 
 /** Open-stream bookkeeping for one HTTP/2 session, for the idle timeout and for draining. */
 interface SessionTracker {
@@ -141,24 +146,41 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // starts the checks behind headersTimeout / requestTimeout and the idle-connection list.
   h1.emit('listening');
 
-  const h2 = createHttp2Server(
-    {
-      // Node/nghttp2 hard limits sit above the configured ones: the handler refuses the excess with a
-      // clean 431; only gross abuse meets the protocol-level reset.
-      maxHeaderListPairs: limits.max_header_count * 2 + 8,
-      maxSessionMemory: 32,
-      settings: {
-        maxConcurrentStreams: limits.max_concurrent_streams,
-        maxHeaderListSize: limits.max_header_bytes * 2,
-      },
+  const h2 = createHttp2Server({
+    // Node/nghttp2 hard limits sit above the configured ones: the handler refuses the excess with a
+    // clean 431; only gross abuse meets the protocol-level reset.
+    maxHeaderListPairs: limits.max_header_count * 2 + 8,
+    maxSessionMemory: 32,
+    settings: {
+      maxConcurrentStreams: limits.max_concurrent_streams,
+      maxHeaderListSize: limits.max_header_bytes * 2,
     },
-    options.onRequest,
-  );
-  h2.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) =>
-    rescue.respond(tunnelRefused(NO_TUNNEL), { clientAddress: req.socket?.remoteAddress ?? '', method: 'CONNECT' }, res),
-  );
+  });
+  // The core stream API, not the compatibility one (h2-exchange.ts says why); what the compat layer
+  // did for us is done here: CONNECT, Expect, and a listener for stream errors.
+  h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    // A stream the client resets emits 'error'; unheard, that would be an uncaught exception.
+    stream.on('error', ignoreStreamError);
+    const socket = (stream.session as SessionWithSocket)[TLS_SOCKET];
+    if (socket === undefined) return void stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    const req = new H2Request(stream, headers, rawHeaders, socket);
+    const res = new H2Response(stream);
+    if (req.method === 'CONNECT') {
+      return rescue.respond(tunnelRefused(NO_TUNNEL), { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' }, res);
+    }
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      // As node:http answers: 100 Continue at once, any other expectation 417.
+      if (expect !== '100-continue') return void res.writeHead(417, {}).end();
+      stream.additionalHeaders({ ':status': 100 });
+    }
+    options.onRequest(req, res);
+  });
   const sessions = new Set<SessionTracker>();
+  // Node creates the session synchronously inside emit('connection'): this is its TLS socket.
+  let connecting: TLSSocket | undefined;
   h2.on('session', (session: Http2Session) => {
+    if (connecting !== undefined) (session as SessionWithSocket)[TLS_SOCKET] = connecting;
     const tracker = trackSession(session, limits.idle_timeout);
     sessions.add(tracker);
     session.once('close', () => sessions.delete(tracker));
@@ -182,8 +204,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     if (peerChecks && !admitPeer(socket)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-    else h1.emit('connection', socket);
+    if (socket.alpnProtocol === 'h2') {
+      connecting = socket;
+      h2.emit('connection', socket);
+      connecting = undefined;
+    } else h1.emit('connection', socket);
   });
   /**
    * Reads the caller's certificate once per connection. Revoked certificates are refused here on

@@ -11,7 +11,7 @@ import { send, type AdminEndpoint } from './admin.js';
 export const JWKS_PATH = '/.well-known/jwks.json';
 const MAX_REVOKE_BODY = 16 * 1024;
 
-/** Writes the JWKS to an HTTP/1.1 or HTTP/2 compat response. */
+/** Writes the JWKS to an HTTP/1.1 ServerResponse or an HTTP/2 H2Response. */
 export function writeJwks(
   runtime: TokenRuntime,
   res: { writeHead(status: number, headers: Record<string, string | number>): unknown; end(body: string): unknown },

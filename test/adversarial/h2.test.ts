@@ -331,6 +331,75 @@ t.test('hostile HTTP/2', async (t) => {
     { backendAllowance: 1 },
   );
 
+  await board.run(t, 'h2 malformed requests', 'Expect other than 100-continue', '417; not forwarded', async () => {
+    const h2 = await open();
+    h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(requestHeaders('/a', [['expect', 'tea']]))));
+    await h2.waitFor((fs) => headersOn(fs, 1) !== undefined || rstOn(fs, 1) !== undefined, 2000);
+    check(statusOf(headersOn(h2.frames, 1)) === 417, `answered ${statusOf(headersOn(h2.frames, 1)) || 'nothing'}`);
+  });
+
+  // The body of a small upload is read whole before forwarding. A client that cancels its stream
+  // half-way has left: the part that came is not a body to forward, and nothing failed on our side.
+  await board.run(
+    t,
+    C,
+    'upload cancelled mid-body (RST_STREAM CANCEL)',
+    'not forwarded; no refusal or error logged',
+    async () => {
+      const h2 = await open();
+      const [out, err] = [proc.stdout().length, proc.stderr().length];
+      const seenBefore = backend.requests.length;
+      const headers = requestHeaders(
+        '/cancelled-upload',
+        [
+          ['content-length', '1000'],
+          ['content-type', 'application/json'],
+        ],
+        'POST',
+      );
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock(headers)), frame(FRAME.DATA, 0, 1, Buffer.alloc(400, 0x20)));
+      await sleep(100);
+      h2.send(rst(1));
+      // The session goes on: a second stream on it is served.
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3, headerBlock(requestHeaders('/after-cancel'))));
+      await h2.waitFor((fs) => headersOn(fs, 3) !== undefined, 2000);
+      check(statusOf(headersOn(h2.frames, 3)) === 200, `the next stream got ${statusOf(headersOn(h2.frames, 3)) || 'nothing'}`);
+      await sleep(200);
+      const forwarded = backend.requests.slice(seenBefore).filter((r) => r.url === '/cancelled-upload');
+      check(forwarded.length === 0, 'the backend saw the cancelled upload');
+      const logged = `${proc.stdout().slice(out)}${proc.stderr().slice(err)}`;
+      check(!/cancelled-upload|unexpected error/.test(logged), `logged: ${logged.slice(0, 300)}`);
+    },
+    { backendAllowance: 1 },
+  );
+
+  // Without a length the body streams upstream (chunked) as it comes. Node ends a reset stream as
+  // it destroys it: passed on, that end would close the chunked body as if it were whole.
+  await board.run(
+    t,
+    C,
+    'streamed upload cancelled mid-body (no content-length)',
+    'the backend never gets it whole; no error logged',
+    async () => {
+      const h2 = await open();
+      const [out, err] = [proc.stdout().length, proc.stderr().length];
+      const seenBefore = backend.requests.length;
+      const headers = requestHeaders('/cancelled-stream', [['content-type', 'application/octet-stream']], 'POST');
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock(headers)), frame(FRAME.DATA, 0, 1, Buffer.alloc(400, 0x61)));
+      await sleep(150);
+      h2.send(rst(1));
+      await sleep(300);
+      const got = backend.requests.slice(seenBefore).filter((r) => r.url === '/cancelled-stream');
+      check(
+        got.every((r) => r.sha256 === undefined),
+        `the backend got a whole body of ${got[0]?.bodyBytes} bytes`,
+      );
+      const logged = `${proc.stdout().slice(out)}${proc.stderr().slice(err)}`;
+      check(!/cancelled-stream|unexpected error/.test(logged), `logged: ${logged.slice(0, 300)}`);
+    },
+    { backendAllowance: 1 },
+  );
+
   check(!target.hasExited?.(), 'process alive');
   t.notOk(target.hasExited?.(), `the warden process is still running (stderr: ${proc.stderr().slice(0, 300)})`);
   board.report(t);

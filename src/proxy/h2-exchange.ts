@@ -1,0 +1,127 @@
+/**
+ * One HTTP/2 request and its response over Node's core stream API, with the members the request
+ * handler, the forwarder and rescue use (the same names as node:http's, so one handler serves both).
+ *
+ * Why not Node's compatibility API (`Http2ServerRequest` / `Http2ServerResponse`): per stream it
+ * builds a Readable that copies the stream's data into a second buffer, a Stream for the response,
+ * a Proxy for `socket`, ten listeners, and asks every response for trailers (`waitForTrailers`: one
+ * more callback and an empty DATA frame). The full pipeline over h2, loaded at once against the
+ * build on the compat API: 1.13× the requests at 0.89× the CPU per request
+ * (bench/results/builds-2026-11-30T07-05-19.json).
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import { PassThrough, type Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { ClientClosedError, endedWhole } from './body.js';
+
+/** The request side: headers and the stream, which is also the body's Readable. */
+export class H2Request {
+  readonly httpVersionMajor = 2;
+  readonly httpVersionMinor = 0;
+  readonly method: string;
+  readonly url: string;
+
+  constructor(
+    readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
+    readonly rawHeaders: string[],
+    /** The connection's TLS socket (not the core API's Proxy of it). */
+    readonly socket: TLSSocket,
+  ) {
+    this.method = headers[':method'] as string;
+    this.url = headers[':path'] as string;
+  }
+}
+
+/**
+ * The request body as a Readable of its own, for a body streamed upstream. undici destroys a body
+ * stream once it has sent it (or failed to), and so does an async iterator left early: done to the
+ * h2 stream itself, that would reset the exchange before its response.
+ *
+ * A stream the client resets emits 'aborted', then 'end': the copy fails at 'aborted' instead, so
+ * undici never ends a truncated body as if it were whole (with chunked framing, the backend could
+ * not tell).
+ */
+export function detachedBody(stream: ServerHttp2Stream): Readable {
+  const body = new PassThrough();
+  const cut = () => body.destroy(new ClientClosedError());
+  stream.once('aborted', cut);
+  stream.once('error', cut);
+  stream.once('end', () => {
+    if (endedWhole(stream)) body.end();
+  });
+  return stream.pipe(body, { end: false });
+}
+
+/** The response side, written to the stream: HEADERS with `respond`, then DATA. */
+export class H2Response {
+  statusCode = 200;
+  private ended = false;
+
+  constructor(private readonly stream: ServerHttp2Stream) {}
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  get writableEnded(): boolean {
+    return this.ended;
+  }
+
+  get writableFinished(): boolean {
+    return this.stream.writableFinished;
+  }
+
+  /**
+   * Sends the status and headers. Takes the `headers` object over (adds `:status` to it). Throws
+   * as `respond` does on headers h2 forbids (connection-specific ones) or when already sent; does
+   * nothing on a stream the client has reset.
+   */
+  writeHead(status: number, headers: OutgoingHttpHeaders): this {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return this;
+    this.statusCode = status;
+    headers[':status'] = status;
+    // With HEAD, 204 and 304 `respond` ends the stream itself: no DATA may follow.
+    stream.respond(headers);
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    const stream = this.stream;
+    if (!stream.headersSent) this.writeHead(this.statusCode, {});
+    // Ended by respond (HEAD, 204, 304) or reset by the client: the chunk has nowhere to go.
+    if (stream.writableEnded || stream.destroyed) return true;
+    return stream.write(chunk);
+  }
+
+  end(body?: string | Buffer): this {
+    if (this.ended) return this;
+    this.ended = true;
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return this;
+    if (!stream.headersSent) {
+      if (body === undefined) {
+        stream.respond({ ':status': this.statusCode }, { endStream: true });
+        return this;
+      }
+      this.writeHead(this.statusCode, {});
+    }
+    if (stream.writableEnded) return this;
+    if (body === undefined) stream.end();
+    else stream.end(body);
+    return this;
+  }
+
+  /** With an error the stream is reset with INTERNAL_ERROR, so a cut response never looks complete. */
+  destroy(error?: Error): void {
+    this.stream.destroy(error);
+  }
+
+  /** 'close' when the stream is done or reset, 'drain' when it takes more data. */
+  once(event: 'close' | 'drain' | 'finish', listener: () => void): this {
+    this.stream.once(event, listener);
+    return this;
+  }
+}
