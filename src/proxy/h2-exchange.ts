@@ -45,11 +45,17 @@ export class H2Request {
  */
 export function detachedBody(stream: ServerHttp2Stream): Readable {
   const body = new PassThrough();
-  const cut = () => body.destroy(new ClientClosedError());
+  const cut = () => {
+    // Once whole, the body stays whole: a later reset aborts the exchange through the response.
+    if (!body.writableEnded) body.destroy(new ClientClosedError());
+  };
   stream.once('aborted', cut);
   stream.once('error', cut);
   stream.once('end', () => {
-    if (endedWhole(stream)) body.end();
+    if (!endedWhole(stream)) return;
+    stream.off('aborted', cut);
+    stream.off('error', cut);
+    body.end();
   });
   return stream.pipe(body, { end: false });
 }
