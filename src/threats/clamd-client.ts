@@ -58,6 +58,13 @@ export interface ClamdOptions {
 
 const FRAME = 64 * 1024;
 const END_OF_STREAM = Buffer.alloc(4);
+/**
+ * A pooled connection can die while it sits idle (clamd restarted, its IdleTimeout, a dropped
+ * link) just before a scan takes it, before its close has been seen. Such a scan is sent again
+ * on a new connection, once, if it has not sent more than this: the chunks are kept until then
+ * (the body is held by the request anyway; larger bodies may be on disk, so they fail as before).
+ */
+const REPLAY_BYTES = 1024 * 1024;
 
 function connectTo(address: string): Socket {
   if (address.startsWith('unix:')) return connect(address.slice('unix:'.length));
@@ -158,9 +165,13 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     }
     active++;
     const span = startClientSpan('clamd INSTREAM', { 'server.address': options.address }, parent);
-    const conn = idle.pop() ?? open();
+    const pooled = idle.pop();
+    let conn = pooled ?? open();
     conn.socket.ref();
     let sent = 0;
+    let ended = false;
+    /** What was sent on a pooled connection, for a resend on a new one (REPLAY_BYTES). */
+    let replay: Buffer[] | undefined = pooled ? [] : undefined;
     let failure: ScannerError | undefined;
     /** The outcome, once known (clamd may answer before the end, e.g. size limit exceeded). */
     let result: ScanVerdict | ScannerError | undefined;
@@ -178,12 +189,38 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       release(conn);
       settle?.(v);
     };
-    conn.onFailure = (err) => {
+    const onFailure = (err: ScannerError) => {
+      if (replay !== undefined && result === undefined && failure === undefined) return resend();
       failure ??= err;
       if (settle) finish(err);
     };
-    conn.onReply = (line) => finish(verdictOf(line));
-    conn.socket.write('zINSTREAM\0');
+    const onReply = (line: string) => {
+      replay = undefined; // clamd answered on this connection: it was alive
+      finish(verdictOf(line));
+    };
+    const begin = () => {
+      conn.onFailure = onFailure;
+      conn.onReply = onReply;
+      conn.socket.write('zINSTREAM\0');
+    };
+    const sendFrames = (chunk: Buffer) => {
+      for (let off = 0; off < chunk.length; off += FRAME) {
+        const part = chunk.subarray(off, Math.min(off + FRAME, chunk.length));
+        conn.socket.write(frameHeader(part.length));
+        conn.socket.write(part);
+      }
+    };
+    /** The pooled connection was dead: the same scan on a new one, once. */
+    const resend = () => {
+      const chunks = replay ?? [];
+      replay = undefined;
+      conn = open();
+      span.setAttribute('clamd.resent', true);
+      begin();
+      for (const chunk of chunks) sendFrames(chunk);
+      if (ended) conn.socket.write(END_OF_STREAM);
+    };
+    begin();
 
     return {
       write(chunk) {
@@ -193,11 +230,11 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
           failure = new ScannerError('too_large', `the body exceeds clamd's StreamMaxLength (${options.streamMaxLength} bytes)`);
           return;
         }
-        for (let off = 0; off < chunk.length; off += FRAME) {
-          const part = chunk.subarray(off, Math.min(off + FRAME, chunk.length));
-          conn.socket.write(frameHeader(part.length));
-          conn.socket.write(part);
+        if (replay !== undefined) {
+          if (sent <= REPLAY_BYTES) replay.push(chunk);
+          else replay = undefined;
         }
+        sendFrames(chunk);
       },
       end() {
         if (result !== undefined) return result instanceof ScannerError ? Promise.reject(result) : Promise.resolve(result);
@@ -211,6 +248,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
             () => finish(new ScannerError('timeout', `clamd gave no verdict within ${options.timeout} ms`)),
             options.timeout,
           );
+          ended = true;
           if (failure) finish(failure);
           else conn.socket.write(END_OF_STREAM);
         });
