@@ -2,42 +2,22 @@
  * The clamd client's pool against a real clamd, through a relay that can drop every open connection
  * while it keeps listening: what a clamd restart or its IdleTimeout does to pooled connections.
  */
-import { connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { createClamdClient } from '../../src/threats/clamd-client.js';
-import { EICAR, startTestClamd } from '../support/clamd.js';
+import { EICAR, startClamdRelay, startTestClamd } from '../support/clamd.js';
 
 t.test('a pooled connection that died idle: the scan is sent again on a new one, once', async (t) => {
   const clamd = await startTestClamd(t);
-  const relay = { connections: 0, open: new Set<Socket>() };
-  const server = createServer((inbound) => {
-    relay.connections++;
-    const outbound = connect(clamd.port, '127.0.0.1');
-    for (const sock of [inbound, outbound]) {
-      relay.open.add(sock);
-      sock.on('error', () => undefined);
-      sock.on('close', () => relay.open.delete(sock));
-    }
-    outbound.on('close', () => inbound.destroy());
-    inbound.on('close', () => outbound.destroy());
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    for (const sock of relay.open) sock.destroy();
-    server.close();
-  });
+  const relay = await startClamdRelay(t, clamd.port);
   const client = createClamdClient({
-    address: `tcp://127.0.0.1:${(server.address() as { port: number }).port}`,
+    address: `tcp://127.0.0.1:${relay.port}`,
     timeout: 2000,
     maxConcurrent: 8,
     streamMaxLength: 25 * 1024 * 1024,
     idleConnections: 2,
   });
   t.teardown(() => client.close());
-  const dropAll = () => {
-    for (const sock of relay.open) sock.destroy();
-  };
+  const dropAll = () => relay.dropAll();
 
   t.same(await client.scan([Buffer.from('warm the pool')]), { clean: true });
   t.equal(relay.connections, 1, 'one pooled connection');
@@ -73,7 +53,7 @@ t.test('a pooled connection that died idle: the scan is sent again on a new one,
   t.same(await client.scan([Buffer.from('pool again')]), { clean: true });
   dropAll();
   const gone = client.stream();
-  server.close();
+  relay.stopListening();
   gone.write(Buffer.from('x'));
   await t.rejects(gone.end(), { name: 'ScannerError', reason: 'unreachable' }, 'no endless retries');
 });

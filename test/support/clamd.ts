@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -94,4 +94,54 @@ export async function startTestClamd(t: { teardown(fn: () => unknown): void }): 
   await start();
   t.teardown(stop);
   return { address: `tcp://127.0.0.1:${port}`, port, stop, start };
+}
+
+/** A TCP relay in front of clamd: counts connections and the bytes clamd received, and can drop them. */
+export interface ClamdRelay {
+  readonly port: number;
+  readonly connections: number;
+  readonly bytes: number;
+  /** Destroys every open connection and keeps listening: a clamd restart, as its clients see it. */
+  dropAll(): void;
+  /** Stops listening (open connections stay until dropped or torn down). */
+  stopListening(): void;
+}
+
+export async function startClamdRelay(t: { teardown(fn: () => unknown): void }, clamdPort: number): Promise<ClamdRelay> {
+  let connections = 0;
+  let bytes = 0;
+  const open = new Set<Socket>();
+  const server = createServer((inbound) => {
+    connections++;
+    const outbound = connect(clamdPort, '127.0.0.1');
+    for (const sock of [inbound, outbound]) {
+      open.add(sock);
+      sock.on('error', () => undefined);
+      sock.on('close', () => open.delete(sock));
+    }
+    inbound.on('data', (d: Buffer) => (bytes += d.length));
+    // A dead clamd must look dead through the relay too.
+    outbound.on('close', () => inbound.destroy());
+    inbound.on('close', () => outbound.destroy());
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const dropAll = () => {
+    for (const sock of open) sock.destroy();
+  };
+  t.teardown(() => {
+    dropAll();
+    server.close();
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    get connections() {
+      return connections;
+    },
+    get bytes() {
+      return bytes;
+    },
+    dropAll,
+    stopListening: () => server.close(),
+  };
 }
