@@ -4,7 +4,7 @@
  *
  * Why not Node's compatibility API (`Http2ServerRequest` / `Http2ServerResponse`): per stream it
  * builds a Readable that copies the stream's data into a second buffer, a Stream for the response,
- * a Proxy for `socket`, ten listeners, and asks every response for trailers (`waitForTrailers`: one
+ * a Proxy for `socket`, 13 listeners, and asks every response for trailers (`waitForTrailers`: one
  * more callback and an empty DATA frame). The full pipeline over h2, loaded at once against the
  * build on the compat API: 1.13× the requests at 0.89× the CPU per request
  * (bench/results/builds-2026-11-30T07-05-19.json).
