@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { WardenError } from '../errors.js';
 import type { BodyObserver } from '../pipeline/stage.js';
-import { bodyStreamError, ClientClosedError, endedWhole } from './body.js';
+import { bodyStreamError, ClientClosedError } from './body.js';
 import { SpooledBody } from './spooled-body.js';
 
 /** Unwritten spool bytes above which the client is paused until the disk catches up. */
@@ -59,7 +59,6 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
       }
     };
     const onEnd = () => {
-      if (!endedWhole(body)) return fail(new ClientClosedError());
       cleanup();
       spool.flushed().then(
         () => resolve(spool),

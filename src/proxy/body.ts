@@ -20,14 +20,6 @@ export function bodyStreamError(err: Error): Error {
 }
 
 /**
- * Whether an 'end' closed a whole body. An h2 stream the client resets also ends (Node pushes the
- * end as it destroys the stream) after 'aborted': what came until then is a truncated body.
- */
-export function endedWhole(body: Readable): boolean {
-  return (body as { aborted?: boolean }).aborted !== true;
-}
-
-/**
  * Streams `body` through unchanged and fails with ERR_BODY_TOO_LARGE as soon as more than
  * `maxBytes` arrive — before the excess is forwarded, without buffering anything.
  */
@@ -68,7 +60,6 @@ export function readBody(body: Readable, maxBytes: number, timeoutMs: number): P
       chunks.push(chunk);
     };
     const onEnd = () => {
-      if (!endedWhole(body)) return onError(new ClientClosedError());
       cleanup();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     };

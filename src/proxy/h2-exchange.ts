@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ClientClosedError, endedWhole } from './body.js';
+import { bodyStreamError, ClientClosedError } from './body.js';
 
 /** The request side: headers and the stream, which is also the body's Readable. */
 export class H2Request {
@@ -35,29 +35,35 @@ export class H2Request {
 }
 
 /**
- * The request body as a Readable of its own, for a body streamed upstream. undici destroys a body
- * stream once it has sent it (or failed to), and so does an async iterator left early: done to the
- * h2 stream itself, that would reset the exchange before its response.
- *
- * A stream the client resets emits 'aborted', then 'end': the copy fails at 'aborted' instead, so
- * undici never ends a truncated body as if it were whole (with chunked framing, the backend could
- * not tell).
+ * Set on every stream as it arrives. A stream the client resets emits 'error' (unheard, an uncaught
+ * exception) and first 'aborted', after which Node still ends its readable side as it destroys it:
+ * an 'end' that would pass a truncated body for a whole one. Destroyed at 'aborted' with
+ * ClientClosedError instead, so every reader of the body (read whole, spooled or streamed on) sees
+ * the client leave and none sees an end.
+ */
+export function guardStream(stream: ServerHttp2Stream): void {
+  stream.on('error', ignoreStreamError);
+  stream.once('aborted', destroyAsClosed);
+}
+
+const ignoreStreamError = (): void => undefined;
+
+function destroyAsClosed(this: ServerHttp2Stream): void {
+  this.destroy(new ClientClosedError());
+}
+
+/**
+ * The request body as a Readable of its own, for a body streamed upstream: undici destroys a body
+ * stream once it has sent it (or failed to), and so does an async iterator left early; done to the
+ * h2 stream itself, that would reset the exchange before its response. The stream's error (the
+ * client left: guardStream) fails the copy, unless the body had already arrived whole.
  */
 export function detachedBody(stream: ServerHttp2Stream): Readable {
   const body = new PassThrough();
-  const cut = () => {
-    // Once whole, the body stays whole: a later reset aborts the exchange through the response.
-    if (!body.writableEnded) body.destroy(new ClientClosedError());
-  };
-  stream.once('aborted', cut);
-  stream.once('error', cut);
-  stream.once('end', () => {
-    if (!endedWhole(stream)) return;
-    stream.off('aborted', cut);
-    stream.off('error', cut);
-    body.end();
+  stream.once('error', (err: Error) => {
+    if (!body.writableEnded) body.destroy(bodyStreamError(err));
   });
-  return stream.pipe(body, { end: false });
+  return stream.pipe(body);
 }
 
 /** The response side, written to the stream: HEADERS with `respond`, then DATA. */

@@ -202,7 +202,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       );
     }
 
-    const upstreamBody = (): Readable => (h2 ? detachedBody((req as H2Request).stream) : (req as IncomingMessage));
+    const upstreamBody = (): Readable => (h2 ? detachedBody((req as H2Request).stream) : bodySource);
     const forward = (buffered?: Buffer | AsyncIterable<Buffer>) => {
       // A body read whole goes as one Buffer: undici writes it with the head in one write, where
       // an iterable costs a promise and a socket write per chunk (4 % of the full pipeline's CPU).
@@ -234,7 +234,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       tracing?.upstream(ctx);
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
       if (h2 && hasBody && buffered === undefined)
-        bodyDeadline((req as H2Request).stream, gen.limits.request_timeout, () => {
+        bodyDeadline(bodySource, gen.limits.request_timeout, () => {
           aborter?.abort();
           refuse(
             new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),

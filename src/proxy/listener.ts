@@ -23,7 +23,7 @@ import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
 import { readPeerIdentity } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
-import { H2Request, H2Response } from './h2-exchange.js';
+import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -74,7 +74,6 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
 
 const TLS_SOCKET = Symbol('warden.tlsSocket');
 type SessionWithSocket = Http2Session & { [TLS_SOCKET]?: TLSSocket };
-const ignoreStreamError = (): void => undefined;
 
 /** Open-stream bookkeeping for one HTTP/2 session, for the idle timeout and for draining. */
 interface SessionTracker {
@@ -157,10 +156,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
   });
   // The core stream API, not the compatibility one (h2-exchange.ts says why); what the compat layer
-  // did for us is done here: CONNECT, Expect, and a listener for stream errors.
+  // did for us is done here: CONNECT, Expect, and the stream's error and abort (guardStream).
   h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
-    // A stream the client resets emits 'error'; unheard, that would be an uncaught exception.
-    stream.on('error', ignoreStreamError);
+    guardStream(stream);
     const socket = (stream.session as SessionWithSocket)[TLS_SOCKET];
     if (socket === undefined) return void stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
     const req = new H2Request(stream, headers, rawHeaders, socket);
