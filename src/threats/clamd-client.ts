@@ -169,7 +169,6 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     let conn = pooled ?? open();
     conn.socket.ref();
     let sent = 0;
-    let ended = false;
     /** What was sent on a pooled connection, for a resend on a new one (REPLAY_BYTES). */
     let replay: Buffer[] | undefined = pooled ? [] : undefined;
     let failure: ScannerError | undefined;
@@ -194,10 +193,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       failure ??= err;
       if (settle) finish(err);
     };
-    const onReply = (line: string) => {
-      replay = undefined; // clamd answered on this connection: it was alive
-      finish(verdictOf(line));
-    };
+    const onReply = (line: string) => finish(verdictOf(line));
     const begin = () => {
       conn.onFailure = onFailure;
       conn.onReply = onReply;
@@ -218,7 +214,8 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       span.setAttribute('clamd.resent', true);
       begin();
       for (const chunk of chunks) sendFrames(chunk);
-      if (ended) conn.socket.write(END_OF_STREAM);
+      // end() has been called (it sets settle): the end of stream goes again too.
+      if (settle) conn.socket.write(END_OF_STREAM);
     };
     begin();
 
@@ -248,7 +245,6 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
             () => finish(new ScannerError('timeout', `clamd gave no verdict within ${options.timeout} ms`)),
             options.timeout,
           );
-          ended = true;
           if (failure) finish(failure);
           else conn.socket.write(END_OF_STREAM);
         });
