@@ -10,10 +10,12 @@
  * (bench/results/builds-2026-11-30T07-05-19.json).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants, type ServerHttp2Stream } from 'node:http2';
 import { PassThrough, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { bodyStreamError, ClientClosedError } from './body.js';
+
+const { NGHTTP2_NO_ERROR } = constants;
 
 /** The request side: headers and the stream, which is also the body's Readable. */
 export class H2Request {
@@ -81,8 +83,14 @@ export class H2Response {
     return this.ended;
   }
 
+  /**
+   * The response went out whole: ended here, and the stream closed without a reset. Not the stream's
+   * own writableFinished: Node closes an h2 stream as soon as END_STREAM is sent, often before its
+   * last write reports back, and then never emits 'finish' (an answered request would read as aborted).
+   */
   get writableFinished(): boolean {
-    return this.stream.writableFinished;
+    const stream = this.stream;
+    return stream.writableFinished || (this.ended && stream.closed && stream.rstCode === NGHTTP2_NO_ERROR);
   }
 
   /**
