@@ -26,6 +26,7 @@ import {
   peakRssMiB,
   requireTools,
   writeResult,
+  round3,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -122,7 +123,6 @@ await bench.stop(sink);
 await bench.stop(backend);
 if (caller.idpChild) await bench.stop(caller.idpChild);
 
-const r3 = (x) => Math.round(x * 1000) / 1000;
 const result = {
   date: new Date().toISOString(),
   settings: {
@@ -138,8 +138,8 @@ const result = {
   base: { build: builds[0].spec, sha: builds[0].sha },
   candidate: { build: builds[1].spec, sha: builds[1].sha },
   candidate_over_base: {
-    [M]: r3(median(r[M])),
-    [`${M}_cpu`]: r3(median(r[`${M}cpu`])),
+    [M]: round3(median(r[M])),
+    [`${M}_cpu`]: round3(median(r[`${M}cpu`])),
     [`${M}_rounds`]: r[M],
     errors: r.errors,
     fair_share: r.fairShare,

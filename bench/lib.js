@@ -405,14 +405,7 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
     /** The same load, not waiting: for two peers loaded at once (concurrentPairs). */
     wrkAsync(u) {
-      return new Promise((resolve, reject) => {
-        const [cmd, args] = onCpus(LOAD_CPUS, 'wrk', wrkArgs(u));
-        const child = spawn(cmd, args, { env: { ...process.env, WRK_BODY_FILE: bodyFile }, stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.once('error', reject);
-        child.once('exit', (code) => (code === 0 ? resolve(wrkReport(out)) : reject(new Error(`wrk exited ${code}`))));
-      });
+      return runAsync('wrk', wrkArgs(u), wrkReport, { ...process.env, WRK_BODY_FILE: bodyFile });
     },
     /** `warmup`: seconds h2load sends before it starts counting (0: it counts from the start). */
     h2load(u, { warmup = 1 } = {}) {
@@ -420,16 +413,21 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
     /** h2load not waiting, counting from the start: for two peers loaded at once (concurrentPairs). */
     h2loadAsync(u) {
-      return new Promise((resolve, reject) => {
-        const [cmd, args] = onCpus(LOAD_CPUS, 'h2load', h2loadArgs(u, 0));
-        const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.once('error', reject);
-        child.once('exit', (code) => (code === 0 ? resolve(h2loadReport(out)) : reject(new Error(`h2load exited ${code}`))));
-      });
+      return runAsync('h2load', h2loadArgs(u, 0), h2loadReport, process.env);
     },
   };
+
+  /** Runs a load tool on the load cores without waiting; resolves with `report` of its output. */
+  function runAsync(tool, toolArgs, report, env) {
+    return new Promise((resolve, reject) => {
+      const [cmd, args] = onCpus(LOAD_CPUS, tool, toolArgs);
+      const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve(report(out)) : reject(new Error(`${tool} exited ${code}`))));
+    });
+  }
 
   function h2loadArgs(u, warmup) {
     const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds)];

@@ -21,6 +21,7 @@ import {
   profileArgs,
   writeResult,
   benchOptions,
+  round3,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,13 +120,12 @@ for (const p of peers) await stop(p.child);
 await stop(backend);
 await stop(idpChild);
 
-const r3 = (x) => Math.round(x * 1000) / 1000;
 const result = {
   date: new Date().toISOString(),
   settings: { pairs: PAIRS, seconds: S, connections: C, h2_streams: M, body_bytes: bodyBytes },
-  h1_policy_vs_access: r3(median(h1)),
-  h2_policy_vs_access: r3(median(h2)),
-  h1_cpu_per_req_policy_vs_access: r3(median(h1cpu)),
+  h1_policy_vs_access: round3(median(h1)),
+  h2_policy_vs_access: round3(median(h2)),
+  h1_cpu_per_req_policy_vs_access: round3(median(h1cpu)),
   h1_pairs: h1,
   h2_pairs: h2,
   h1_cpu_pairs: h1cpu,

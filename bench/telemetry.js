@@ -22,6 +22,7 @@ import {
   forkOnLoadCores,
   writeResult,
   benchOptions,
+  round3,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -93,16 +94,21 @@ const rss = Object.fromEntries(peers.map((p) => [p.name, peakRssMiB(p.child.pid)
 for (const p of peers) await stop(p.child);
 await stop(backend);
 
-const r3 = (x) => Math.round(x * 1000) / 1000;
 const summary = (r) => ({
-  h1: r3(median(r.h1)),
-  h2: r3(median(r.h2)),
-  h1_cpu: r3(median(r.h1cpu)),
+  h1: round3(median(r.h1)),
+  h2: round3(median(r.h2)),
+  h1_cpu: round3(median(r.h1cpu)),
   h1_pairs: r.h1,
   h2_pairs: r.h2,
   errors: r.errors,
 });
-const together = (r) => ({ h1: r3(median(r.h1)), h1_cpu: r3(median(r.h1cpu)), h1_rounds: r.h1, errors: r.errors, fair_share: r.fairShare });
+const together = (r) => ({
+  h1: round3(median(r.h1)),
+  h1_cpu: round3(median(r.h1cpu)),
+  h1_rounds: r.h1,
+  errors: r.errors,
+  fair_share: r.fairShare,
+});
 const result = {
   date: new Date().toISOString(),
   settings: { pairs: PAIRS, rounds: ROUNDS, seconds: S, connections: C, h2_streams: M },

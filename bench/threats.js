@@ -25,6 +25,7 @@ import {
   startBenchIdp,
   writeResult,
   benchOptions,
+  round3,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -167,10 +168,9 @@ await stop(idpChild);
 await stop(backend);
 await stop(clamd);
 
-const r3 = (x) => Math.round(x * 1000) / 1000;
-const p50 = (xs) => r3(median(xs));
+const p50 = (xs) => round3(median(xs));
 const scan = { scanned_p50_ms: p50(uploads.scanned), unscanned_p50_ms: p50(uploads.plain), clamd_alone_p50_ms: p50(uploads.clamd) };
-scan.added_p50_ms = r3(scan.scanned_p50_ms - scan.unscanned_p50_ms);
+scan.added_p50_ms = round3(scan.scanned_p50_ms - scan.unscanned_p50_ms);
 const result = {
   date: new Date().toISOString(),
   settings: {
@@ -182,9 +182,9 @@ const result = {
     uploads: UPLOADS,
     upload_bytes: upload.length,
   },
-  h1_waf_vs_policy: r3(median(h1)),
-  h2_waf_vs_policy: r3(median(h2)),
-  h1_cpu_per_req_waf_vs_policy: r3(median(h1cpu)),
+  h1_waf_vs_policy: round3(median(h1)),
+  h2_waf_vs_policy: round3(median(h2)),
+  h1_cpu_per_req_waf_vs_policy: round3(median(h1cpu)),
   h1_pairs: h1,
   h2_pairs: h2,
   h1_cpu_pairs: h1cpu,
