@@ -22,6 +22,40 @@ export function version(cmd, args) {
   return first(r.stdout) || first(r.stderr) || null;
 }
 
+/**
+ * How long a run of a load tool may take: twice its duration plus 10 s. h2load -D never ends when
+ * one of its connections is set up after the duration is over (a peer slow to accept: cold, or
+ * starved of CPU by another peer loaded at once): it stops the clients connected by then, and a late
+ * one keeps sending for good (nghttp2 1.52; reproduced with a proxy that held back 3 of 32
+ * connections for 3 s against `-D 2`). Every run of wrk or h2load is bounded by this: past it the
+ * tool is killed and the run fails with LoadToolTimeout instead of hanging the bench.
+ */
+export function loadDeadlineMs(seconds) {
+  return (2 * Number(seconds) + 10) * 1000;
+}
+
+export class LoadToolTimeout extends Error {
+  constructor(tool, seconds) {
+    super(`${tool} did not end within ${loadDeadlineMs(seconds) / 1000} s of a ${seconds} s run and was killed (see loadDeadlineMs in bench/lib.js)`);
+    this.name = 'LoadToolTimeout';
+  }
+}
+
+/** Runs a load tool on the load cores to its end, bounded by loadDeadlineMs(seconds); returns its stdout. */
+export function runLoadTool(bench, tool, args, seconds, env = process.env) {
+  try {
+    return execFileSync(...bench.onCpus(bench.LOAD_CPUS, tool, args), {
+      encoding: 'utf8',
+      env,
+      timeout: loadDeadlineMs(seconds),
+      killSignal: 'SIGKILL',
+    });
+  } catch (err) {
+    if (err.code === 'ETIMEDOUT') throw new LoadToolTimeout(tool, seconds);
+    throw err;
+  }
+}
+
 /** CPU time (user + system, clock ticks) of a process and its descendants (nginx's worker). */
 export function cpuTicks(pid) {
   let total = 0;
@@ -367,7 +401,7 @@ export async function startConfigPeers(bench, root, template, sinkPort) {
 export function wrkGet(bench, root, url, { connections, seconds, headers = [] }) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headers.flatMap((h) => ['-H', h])];
   args.push('-s', join(root, 'bench/wrk-report.lua'), url);
-  return wrkReport(execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'wrk', args), { encoding: 'utf8' }));
+  return wrkReport(runLoadTool(bench, 'wrk', args, seconds));
 }
 
 /**
@@ -399,9 +433,7 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
   };
   return {
     wrk(u) {
-      return wrkReport(
-        execFileSync(...onCpus(LOAD_CPUS, 'wrk', wrkArgs(u)), { encoding: 'utf8', env: { ...process.env, WRK_BODY_FILE: bodyFile } }),
-      );
+      return wrkReport(runLoadTool(bench, 'wrk', wrkArgs(u), seconds, { ...process.env, WRK_BODY_FILE: bodyFile }));
     },
     /** The same load, not waiting: for two peers loaded at once (concurrentPairs). */
     wrkAsync(u) {
@@ -409,7 +441,7 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
     /** `warmup`: seconds h2load sends before it starts counting (0: it counts from the start). */
     h2load(u, { warmup = 1 } = {}) {
-      return h2loadReport(execFileSync(...onCpus(LOAD_CPUS, 'h2load', h2loadArgs(u, warmup)), { encoding: 'utf8' }));
+      return h2loadReport(runLoadTool(bench, 'h2load', h2loadArgs(u, warmup), seconds + warmup));
     },
     /** h2load not waiting, counting from the start: for two peers loaded at once (concurrentPairs). */
     h2loadAsync(u) {
@@ -417,15 +449,21 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
     },
   };
 
-  /** Runs a load tool on the load cores without waiting; resolves with `report` of its output. */
+  /** Runs a load tool on the load cores without waiting (bounded as runLoadTool); resolves with `report` of its output. */
   function runAsync(tool, toolArgs, report, env) {
     return new Promise((resolve, reject) => {
       const [cmd, args] = onCpus(LOAD_CPUS, tool, toolArgs);
       const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      const deadline = setTimeout(() => child.kill('SIGKILL'), loadDeadlineMs(seconds));
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? resolve(report(out)) : reject(new Error(`${tool} exited ${code}`))));
+      child.once('exit', (code, signal) => {
+        clearTimeout(deadline);
+        if (signal === 'SIGKILL') reject(new LoadToolTimeout(tool, seconds));
+        else if (code === 0) resolve(report(out));
+        else reject(new Error(`${tool} exited ${code ?? signal}`));
+      });
     });
   }
 
@@ -478,7 +516,7 @@ export function h2loadAtRate(bench, { url, rate, seconds, warmup, connections, h
   ];
   args.push('-n', String(perConnection * connections * (seconds + warmup)), '--log-file', logFile);
   args.push(...headers.flatMap((h) => ['-H', h]), '-H', 'content-type: application/json', '-d', bodyFile, url);
-  execFileSync(...bench.onCpus(bench.LOAD_CPUS, 'h2load', args), { encoding: 'utf8' });
+  runLoadTool(bench, 'h2load', args, seconds + warmup);
   // Columns: start (µs since the epoch), status, µs until the end of the answer.
   const rows = readFileSync(logFile, 'utf8')
     .split('\n')
@@ -594,6 +632,14 @@ export function equalCpuShares(pids) {
   }
 }
 
+/** Promise.all that waits for both runs to end before it rejects: no load tool is left running. */
+async function bothEnded(runs) {
+  const settled = await Promise.allSettled(runs);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => r.value);
+}
+
 /**
  * `base` and `candidate` loaded at the same time (`method` h1: wrk, HTTPS/1.1; h2: h2load), `rounds` times, both pinned to
  * the test core, each in a CPU cgroup of equal shares where the host has them (equalCpuShares): each
@@ -611,11 +657,17 @@ export async function concurrentPairs({ base, candidate, rounds, seconds, load, 
   if (!undo) process.stderr.write('note: no writable CPU cgroups; peers loaded at once share the core by thread\n');
   try {
     // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
-    await Promise.all([run(url(base)), run(url(candidate))]);
+    // Two cold peers on one core may accept so slowly that h2load outlives its deadline
+    // (loadDeadlineMs): killed, that round has warmed them all the same.
+    for (const warm of await Promise.allSettled([run(url(base)), run(url(candidate))])) {
+      if (warm.status === 'fulfilled') continue;
+      if (!(warm.reason instanceof LoadToolTimeout)) throw warm.reason;
+      process.stderr.write(`note: the unmeasured round: ${warm.reason.message}\n`);
+    }
     for (let i = 0; i < rounds; i++) {
       process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
       const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
-      const [a, b] = await Promise.all([run(url(base)), run(url(candidate))]);
+      const [a, b] = await bothEnded([run(url(base)), run(url(candidate))]);
       const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
       const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
       rps.push(ratio(b.rps, a.rps));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs Warden and its peers side by side, in one run, with the same certificate, backend, payload
 // and load generators, and prints throughput / latency / memory with ratios. See bench/README.md.
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import {
   version,
   profileArgs,
   wrkGet,
+  runLoadTool,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -57,7 +58,7 @@ const pem = join(work, 'combined.pem');
 writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
 
 const bench = createBench({ pin: opts.pin });
-const { PIN, TEST_CPU, LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
+const { PIN, TEST_CPU, LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
 
 const fill = createFill(join(root, 'bench/peers'), work);
 
@@ -67,12 +68,7 @@ function wrk(url, connections, seconds) {
 }
 
 function h2load(url, seconds) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url]),
-    {
-      encoding: 'utf8',
-    },
-  );
+  const out = runLoadTool(bench, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url], seconds + 1);
   const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
   const [, , , mean] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out) ?? [];
   const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);

@@ -4,7 +4,7 @@
 // (warm caches), interleaved A-B / B-A on HTTPS/1.1 (wrk) and h2 (h2load). Then the cold path: a
 // request with a never-seen token (introspection + mint) against the IdP's own introspection
 // latency, both measured sequentially from this process. See bench/README.md.
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import {
   writeResult,
   benchOptions,
   wrkGet,
+  runLoadTool,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -45,7 +46,7 @@ const COLD = Number(opts.cold);
 
 const { work, cert, key } = benchWorkdir(root, `tokens-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
-const { LOAD_CPUS, onCpus, moveTo, start, stop, waitPort } = bench;
+const { LOAD_CPUS, moveTo, start, stop, waitPort } = bench;
 const fill = createFill(join(root, 'bench/peers'), work);
 
 // The IdP runs in a process of its own on the load cores: wrk and h2load run synchronously here.
@@ -95,10 +96,7 @@ function wrk(u) {
   return { rps, errors };
 }
 function h2load(u) {
-  const out = execFileSync(
-    ...onCpus(LOAD_CPUS, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u]),
-    { encoding: 'utf8' },
-  );
+  const out = runLoadTool(bench, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u], S + 1);
   const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   return {
     rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
