@@ -36,7 +36,9 @@ export function loadDeadlineMs(seconds) {
 
 export class LoadToolTimeout extends Error {
   constructor(tool, seconds) {
-    super(`${tool} did not end within ${loadDeadlineMs(seconds) / 1000} s of a ${seconds} s run and was killed (see loadDeadlineMs in bench/lib.js)`);
+    super(
+      `${tool} did not end within ${loadDeadlineMs(seconds) / 1000} s of a ${seconds} s run and was killed (see loadDeadlineMs in bench/lib.js)`,
+    );
     this.name = 'LoadToolTimeout';
   }
 }

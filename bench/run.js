@@ -68,7 +68,12 @@ function wrk(url, connections, seconds) {
 }
 
 function h2load(url, seconds) {
-  const out = runLoadTool(bench, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url], seconds + 1);
+  const out = runLoadTool(
+    bench,
+    'h2load',
+    ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url],
+    seconds + 1,
+  );
   const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
   const [, , , mean] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out) ?? [];
   const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);

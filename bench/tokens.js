@@ -96,7 +96,12 @@ function wrk(u) {
   return { rps, errors };
 }
 function h2load(u) {
-  const out = runLoadTool(bench, 'h2load', ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u], S + 1);
+  const out = runLoadTool(
+    bench,
+    'h2load',
+    ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u],
+    S + 1,
+  );
   const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   return {
     rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
