@@ -185,6 +185,7 @@ export function egressRequestHeaders(headers: IncomingHttpHeaders, rules: Header
 
 /** Removes the fields a Connection header names (RFC 9110 §7.6.1). */
 function removeConnectionNamed(out: Record<string, unknown>, connection: string | string[] | undefined): void {
-  if (connection === undefined) return;
+  // The common value names a field that is hop-by-hop already: nothing to split, nothing to remove.
+  if (connection === undefined || connection === 'keep-alive' || connection === 'Keep-Alive') return;
   for (const token of String(connection).split(',')) delete out[token.trim().toLowerCase()];
 }
