@@ -224,7 +224,11 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   events.addSink(metricsEventSink(metrics));
   const rescue = createRescue({ events, logger, realm: config.service.name });
   // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
-  const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), { registry: metrics.registry, events });
+  const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), {
+    registry: metrics.registry,
+    requestDurations: metrics.requestDurations,
+    events,
+  });
   const consoleFeed = createEventFeed();
   events.addSink(consoleFeed.sink);
 

@@ -1,10 +1,11 @@
 /**
  * Prometheus instruments (prom-client) on a registry of the sidecar's own, so several sidecars can
- * share a process (tests, `warden dev`). Children are cached per label set so the request path does
- * one Map lookup, not a label hash.
+ * share a process (tests, `warden dev`). What the request path touches is a plain number or cell
+ * per label set, looked up once (request-durations.ts, scrapedCounter), not a label hash per call.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventName } from './events.js';
+import { RequestDurations } from './request-durations.js';
 
 export interface RequestObserver {
   (route: string, method: string, status: number, seconds: number): void;
@@ -22,6 +23,8 @@ export type RateLimitCounters = Readonly<Record<RateLimitDecision, () => void>>;
 
 export interface Metrics {
   readonly registry: Registry;
+  /** The request duration histogram's cells, for the OTLP producer (otel-metrics-bridge.ts). */
+  readonly requestDurations: RequestDurations;
   readonly tokens: TokenMetrics;
   /** One route's decision counters, resolved when its rate-limit stage is compiled. */
   rateLimitCounters(this: void, route: string): RateLimitCounters;
@@ -36,13 +39,8 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
   registry.setDefaultLabels({ service: options.serviceName });
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
-  const duration = new Histogram({
-    name: 'warden_http_request_duration_seconds',
-    help: 'Time from request headers to the end of the response, by route, method and status (its _count is the request count).',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+  const requestDurations = new RequestDurations();
+  requestDurations.register(registry);
   const events = new Counter({
     name: 'warden_security_events_total',
     help: 'Security events raised, by event name.',
@@ -85,12 +83,11 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     },
   };
 
-  type Child = ReturnType<typeof duration.labels>;
-  const durationChildren = new Map<string, Child>();
   const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
 
   return {
     registry,
+    requestDurations,
     tokens,
     rateLimitCounters(route) {
       const counter = (decision: RateLimitDecision) => {
@@ -110,19 +107,8 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
       });
     },
     observeRequest(route, method, status, seconds) {
-      const key = `${route}\u0000${method}\u0000${status}`;
-      let child = durationChildren.get(key);
-      if (child === undefined) {
-        // Methods are client-chosen: fold unknown ones so labels stay bounded.
-        const labels: LabelValues<'route' | 'method' | 'status'> = {
-          route,
-          method: STANDARD_METHODS.has(method) ? method : 'OTHER',
-          status: String(status),
-        };
-        child = duration.labels(labels);
-        if (durationChildren.size < 10_000) durationChildren.set(key, child);
-      }
-      child.observe(seconds);
+      // Methods are client-chosen: unknown ones are folded so that label sets stay bounded.
+      requestDurations.observe(route, STANDARD_METHODS.has(method) ? method : 'OTHER', status, seconds);
     },
     countEvent(name) {
       let child = eventChildren.get(name);

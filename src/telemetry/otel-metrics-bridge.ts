@@ -15,11 +15,19 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { Resource } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
+import { REQUEST_DURATION_BOUNDS, type RequestDurations } from './request-durations.js';
 
 interface MetricJson {
   name: string;
   values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
 }
+
+const BRIDGED = [
+  'warden_token_cache_total',
+  'warden_ratelimit_decisions_total',
+  'warden_security_events_total',
+  'warden_certificate_expiry_seconds',
+];
 
 export function exportPrometheusInstruments(meter: Meter, registry: Registry): void {
   const cacheLookups = meter.createObservableCounter('warden.token.cache.lookups', {
@@ -35,8 +43,13 @@ export function exportPrometheusInstruments(meter: Meter, registry: Registry): v
   });
   meter.addBatchObservableCallback(
     async (observer) => {
-      const metrics = (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
+      // Only the four it exports: the whole registry (the request histogram's buckets, the process
+      // metrics) would be built for nothing at every collection.
+      const metrics = await Promise.all(
+        BRIDGED.map(async (name) => (await registry.getSingleMetric(name)?.get()) as MetricJson | undefined),
+      );
       for (const m of metrics) {
+        if (m === undefined) continue;
         if (m.name === 'warden_token_cache_total') {
           for (const v of m.values)
             observer.observe(cacheLookups, v.value, { cache: String(v.labels.cache), result: String(v.labels.result) });
@@ -58,50 +71,26 @@ type HistogramPoint = HistogramMetricData['dataPoints'][number];
 
 /**
  * `http.server.request.duration` for the OTLP metric reader, from the Prometheus histogram the
- * sidecar records each request in (the OTel API has no asynchronous histogram, hence a producer):
- * cumulative, the same buckets, one point per route, method and status.
+ * sidecar records each request in (request-durations.ts; the OTel API has no asynchronous
+ * histogram, hence a producer): cumulative, the same buckets, one point per route, method and status.
  */
-export function requestDurationProducer(registry: Registry): (resource: Resource, scope: InstrumentationScope) => MetricProducer {
+export function requestDurationProducer(durations: RequestDurations): (resource: Resource, scope: InstrumentationScope) => MetricProducer {
   // Cumulative since the histogram began counting: the process's start (hrTime(0) is the time origin).
   const startTime: HrTime = hrTime(0);
+  const boundaries = [...REQUEST_DURATION_BOUNDS];
   return (resource, scope) => ({
     async collect() {
-      const metric = registry.getSingleMetric('warden_http_request_duration_seconds');
       const endTime = hrTime();
-      const points = new Map<
-        string,
-        { attributes: Record<string, string | number>; cumulative: [number, number][]; sum: number; count: number }
-      >();
-      for (const v of metric ? (await metric.get()).values : []) {
-        const { le, route, method, status } = v.labels as Record<string, string | number | undefined>;
-        const key = `${route}\u0000${method}\u0000${status}`;
-        let p = points.get(key);
-        if (!p) {
-          p = {
-            attributes: { 'http.route': String(route), 'http.request.method': String(method), 'http.response.status_code': Number(status) },
-            cumulative: [],
-            sum: 0,
-            count: 0,
-          };
-          points.set(key, p);
-        }
-        const name = (v as { metricName?: string }).metricName ?? '';
-        if (name.endsWith('_bucket') && le !== '+Inf') p.cumulative.push([Number(le), v.value]);
-        else if (name.endsWith('_sum')) p.sum = v.value;
-        else if (name.endsWith('_count')) p.count = v.value;
-      }
-      const dataPoints: HistogramPoint[] = [...points.values()].map((p) => {
-        p.cumulative.sort((a, b) => a[0] - b[0]);
-        // Prometheus buckets are cumulative (≤ le); OTLP's count each bucket alone, plus one above the last bound.
-        const counts = p.cumulative.map(([, c], i) => c - (i === 0 ? 0 : (p.cumulative[i - 1] as [number, number])[1]));
-        counts.push(p.count - (p.cumulative.at(-1)?.[1] ?? 0));
-        return {
-          attributes: p.attributes,
+      const dataPoints: HistogramPoint[] = [];
+      for (const c of durations.snapshot()) {
+        dataPoints.push({
+          attributes: { 'http.route': c.route, 'http.request.method': c.method, 'http.response.status_code': c.status },
           startTime,
           endTime,
-          value: { buckets: { boundaries: p.cumulative.map(([le]) => le), counts }, sum: p.sum, count: p.count },
-        };
-      });
+          // OTLP counts each bucket alone, plus one above the last bound: as the cells keep them.
+          value: { buckets: { boundaries, counts: Array.from(c.counts) }, sum: c.sum, count: c.count },
+        });
+      }
       const scopeMetrics: ScopeMetrics[] = dataPoints.length
         ? [
             {

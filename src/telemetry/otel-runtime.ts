@@ -14,6 +14,7 @@ import type { OtlpConfig } from '../config/types.js';
 import type { EventBus } from './events.js';
 import { otelEnabled } from './otel-enabled.js';
 import type { Otel, OtelIdentity } from './otel.js';
+import type { RequestDurations } from './request-durations.js';
 import type { RequestTracing } from './request-tracing.js';
 
 export interface OtelRuntime {
@@ -36,7 +37,7 @@ interface Running {
 export async function startOtelRuntime(
   cfg: OtlpConfig | undefined,
   identity: OtelIdentity,
-  deps: { registry: Registry; events: EventBus },
+  deps: { registry: Registry; requestDurations: RequestDurations; events: EventBus },
 ): Promise<OtelRuntime> {
   const keyOf = (c: OtlpConfig | undefined, id: OtelIdentity) => JSON.stringify([c ?? null, id]);
   let key = keyOf(cfg, identity);
@@ -47,7 +48,7 @@ export async function startOtelRuntime(
       import('./otel-metrics-bridge.js'),
       import('./request-tracing.js'),
     ]);
-    const otel = startOtel(c, id, process.env, [bridge.requestDurationProducer(deps.registry)]);
+    const otel = startOtel(c, id, process.env, [bridge.requestDurationProducer(deps.requestDurations)]);
     if (!otel) return undefined;
     bridge.exportPrometheusInstruments(otel.meter, deps.registry);
     return { otel, tracing: createRequestTracing(otel, { ownMetrics: false }) };

@@ -7,7 +7,7 @@ import { requestDurationProducer } from '../../../src/telemetry/otel-metrics-bri
 t.test('http.server.request.duration over OTLP is the Prometheus histogram /metrics serves', async (t) => {
   const metrics = createMetrics({ serviceName: 'orders', processMetrics: false });
   const resource = resourceFromAttributes({ 'service.name': 'orders' });
-  const producer = requestDurationProducer(metrics.registry)(resource, { name: 'warden', version: '0.1.0' });
+  const producer = requestDurationProducer(metrics.requestDurations)(resource, { name: 'warden', version: '0.1.0' });
   t.same((await producer.collect()).resourceMetrics.scopeMetrics, [], 'nothing before the first request');
 
   for (const s of [0.0002, 0.0007, 0.0007, 0.003, 0.2, 42]) metrics.observeRequest('api', 'GET', 200, s);
@@ -33,4 +33,48 @@ t.test('http.server.request.duration over OTLP is the Prometheus histogram /metr
   const again = later.find((p) => p.attributes['http.request.method'] === 'GET');
   t.equal(again?.value.count, 7, 'cumulative');
   t.same(again?.startTime, get?.startTime, 'from the same start');
+
+  // The same cells on /metrics, in Prometheus's form: cumulative `le` buckets, _sum, _count, the service label.
+  const text = await metrics.registry.metrics();
+  t.match(text, '# TYPE warden_http_request_duration_seconds histogram');
+  const line = (suffix: string, labels: string) =>
+    new RegExp(`^warden_http_request_duration_seconds_${suffix}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1];
+  // In prom-client's Histogram's order: le, the registry's default labels, then the label set.
+  const get200 = 'service="orders",route="api",method="GET",status="200"';
+  t.equal(line('bucket', `le="0.0005",${get200}`), '2', 'cumulative: the two 0.2 ms requests');
+  t.equal(line('bucket', `le="0.001",${get200}`), '4');
+  t.equal(line('bucket', `le="10",${get200}`), '6');
+  t.equal(line('bucket', `le="\\+Inf",${get200}`), '7');
+  t.equal(line('count', get200), '7');
+  t.ok(Math.abs(Number(line('sum', get200)) - 42.2048) < 1e-9, 'the sum');
+  t.equal(line('count', 'service="orders",route="api",method="POST",status="403"'), '1');
+  const json = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'warden_http_request_duration_seconds');
+  t.match(json?.values[0], {
+    metricName: 'warden_http_request_duration_seconds_bucket',
+    labels: { le: 0.0005, route: 'api', service: 'orders' },
+  });
+});
+
+t.test('request durations: unknown methods folded, label sets bounded', async (t) => {
+  const metrics = createMetrics({ serviceName: 'orders', processMetrics: false });
+  metrics.observeRequest('api', 'BREW', 418, 0.001);
+  metrics.observeRequest('api', 'PROPFIND', 418, 0.001);
+  const cells = [...metrics.requestDurations.snapshot()];
+  t.same(
+    cells.map((c) => [c.method, c.count]),
+    [['OTHER', 2]],
+  );
+
+  const { RequestDurations } = await import('../../../src/telemetry/request-durations.js');
+  const small = new RequestDurations(2);
+  for (const status of [200, 404, 500]) small.observe('api', 'GET', status, 0.001);
+  small.observe('api', 'GET', 200, 0.001);
+  t.same(
+    [...small.snapshot()].map((c) => [c.status, c.count]),
+    [
+      [200, 2],
+      [404, 1],
+    ],
+    'a third label set is not recorded; known ones still are',
+  );
 });
