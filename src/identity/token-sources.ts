@@ -6,11 +6,12 @@
 import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { UpstreamHeaders } from '../pipeline/stage.js';
 
 /** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
 export interface CredentialCarrier {
   readonly headers: IncomingHttpHeaders;
-  readonly upstreamHeaders: Record<string, string | string[]>;
+  readonly upstreamHeaders: UpstreamHeaders;
   search: string;
 }
 
@@ -60,13 +61,14 @@ export function compileTokenSources(
     },
     strip(ctx) {
       const up = ctx.upstreamHeaders;
-      for (const name of headerNames) delete up[name];
+      // Cleared, not deleted: undici skips a header whose value is undefined, and deleting a
+      // property turns the object into a dictionary, slower for every later write and for undici's walk over it.
+      for (const name of headerNames) if (up[name] !== undefined) up[name] = undefined;
       if (cookies.length > 0 && up.cookie !== undefined) {
         const kept = String(up.cookie)
           .split(';')
           .filter((pair) => !cookies.includes(pair.split('=', 1)[0]?.trim() ?? ''));
-        if (kept.length > 0) up.cookie = kept.join(';').trim();
-        else delete up.cookie;
+        up.cookie = kept.length > 0 ? kept.join(';').trim() : undefined;
       }
       if (params.length > 0 && ctx.search.length > 1) {
         // Only the token's pairs go; the others reach the backend exactly as the client sent them.

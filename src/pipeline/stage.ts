@@ -50,7 +50,8 @@ export interface StreamingStage {
   observe(ctx: RequestContext): BodyObserver | undefined;
 }
 
-export type UpstreamHeaders = Record<string, string | string[]>;
+/** The headers sent to the backend; a header set to undefined is not sent (undici skips it). */
+export type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 export interface RouteInfo {
   /** Route id from config (`_default` for unmatched requests let through, `_unmatched` for refused ones). */

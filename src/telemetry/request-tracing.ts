@@ -42,7 +42,7 @@ export interface TracedRequest {
   readonly path: string;
   readonly clientAddress: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly upstreamHeaders: Record<string, string | string[]>;
+  readonly upstreamHeaders: Record<string, string | string[] | undefined>;
   readonly peer: { readonly spiffeId?: string | undefined };
   readonly route: { readonly id: string };
   /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */

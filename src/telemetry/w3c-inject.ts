@@ -15,7 +15,7 @@ export function onlyW3cPropagators(fields: readonly string[]): boolean {
 }
 
 /** What W3CTraceContextPropagator writes for a valid span context (version 00). */
-export function injectTraceContext(span: SpanContext, headers: Record<string, string | string[]>): void {
+export function injectTraceContext(span: SpanContext, headers: Record<string, string | string[] | undefined>): void {
   headers.traceparent = `00-${span.traceId}-${span.spanId}-${span.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
   if (span.traceState) headers.tracestate = span.traceState.serialize();
 }

@@ -139,7 +139,7 @@ t.test('strip: the cookie header goes when nothing else is left; the query becom
   const up: UpstreamHeaders = { cookie: 'at=abc' };
   const c = ctx({}, '?access_token=abc', up);
   s.strip(c);
-  t.notOk('cookie' in up, 'cookie header deleted');
+  t.equal(up.cookie, undefined, 'cookie header not sent (undici skips a header whose value is undefined)');
   t.equal(c.search, '');
 
   const first: UpstreamHeaders = { cookie: 'at=abc; keep=1' };
