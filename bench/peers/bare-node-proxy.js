@@ -44,5 +44,8 @@ function proxy(req, res) {
     });
 }
 
+// A clean exit on SIGTERM (bench.stop), so that --cpu-prof writes its profile (bench/side-profile.js).
+process.on('SIGTERM', () => process.exit(0));
+
 https(tls, proxy).listen(Number(h1Port), '127.0.0.1');
 h2(tls, proxy).listen(Number(h2Port), '127.0.0.1', () => process.send?.('ready'));

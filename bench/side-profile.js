@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Where Warden's time per request goes that the bare Node proxy's does not: both loaded at once on
+// one core with equal CPU shares (concurrentPairs, as bench/full.js), both run with --cpu-prof, and
+// each profile's main-thread busy time per request summed by where the code lives (Warden's dist/
+// files, Node's internal modules, npm packages, native entries). Printed side by side, sorted by
+// the difference; both .cpuprofile files are kept for a flame graph.
+// The figures are the wall time of samples that were not idle: the two peers share one core, so a
+// sample interval also spans time the process waited for it, and sampling adds overhead; they run
+// at about twice the CPU per request. The shares and the differences are the point.
+// Usage: node bench/side-profile.js [--config warden-full-tls.yaml] [--method h1|h2] [--rounds 3] [--seconds 4] [--top 30] [--out FILE] [--no-pin]
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  benchOptions,
+  concurrentPairs,
+  createBench,
+  createFill,
+  createPostLoad,
+  forkOnLoadCores,
+  idpTemplateVars,
+  mtlsMaterial,
+  requireTools,
+  round3,
+  SMALL_ORDER,
+  startBenchIdp,
+  writeResult,
+} from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const opts = benchOptions(
+  'node bench/side-profile.js [--config FILE] [--method h1|h2] [--rounds N] [--seconds S] [--top N] [--out FILE] [--no-pin]',
+  {
+    config: { type: 'string', default: 'warden-full-tls.yaml' },
+    method: { type: 'string', default: 'h1' },
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '4' },
+    top: { type: 'string', default: '30' },
+  },
+);
+requireTools(root, [opts.method === 'h2' ? 'h2load' : 'wrk', 'openssl']);
+const [ROUNDS, S, TOP] = [opts.rounds, opts.seconds, opts.top].map(Number);
+const work = join(root, 'bench/tmp', `side-profile-${Date.now()}`);
+const { cert, key } = mtlsMaterial(work);
+const bench = createBench({ pin: opts.pin });
+const fill = createFill(join(root, 'bench/peers'), work);
+const backendPort = 18097;
+const sinkPort = 18321;
+const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [String(backendPort)]);
+const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)]);
+const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
+const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 20 }, 'tokens');
+const bodyFile = join(work, 'order.json');
+writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
+
+const profileOf = (name) => ['--cpu-prof', `--cpu-prof-dir=${work}`, `--cpu-prof-name=${name}.cpuprofile`];
+const bare = { name: 'bare-node', port: 18700, h2port: 18701 };
+bare.child = bench.start(process.execPath, [
+  ...profileOf('bare-node'),
+  join(root, 'bench/peers/bare-node-proxy.js'),
+  ...[bare.port, bare.h2port, `http://127.0.0.1:${backendPort}`, cert, key].map(String),
+]);
+const warden = { name: 'warden', port: 18702 };
+const vars = { port: warden.port, adminPort: 19702, backendPort, sinkPort, cert, key, ratio: 1, ...idpTemplateVars(root, idp) };
+warden.child = bench.start(
+  process.execPath,
+  [...profileOf('warden'), join(root, 'bin/warden.js'), 'proxy', '-c', fill(opts.config, vars)],
+  {
+    stdio: ['ignore', openSync(join(work, 'warden.log'), 'w'), 'pipe'],
+  },
+);
+for (const port of [bare.port, bare.h2port, warden.port]) await bench.waitPort(port);
+
+const load = createPostLoad({
+  bench,
+  root,
+  connections: 32,
+  seconds: S,
+  streams: 10,
+  headers: [`Authorization: Bearer ${tokens[0]}`],
+  bodyFile,
+});
+// Every request each peer answered, the unmeasured first round included: the profiles cover them all.
+const answered = new Map();
+for (const tool of ['wrkAsync', 'h2loadAsync']) {
+  const run = load[tool];
+  load[tool] = async (url) => {
+    const r = await run(url);
+    answered.set(url, (answered.get(url) ?? 0) + r.requests);
+    return r;
+  };
+}
+const url = (p) => `https://127.0.0.1:${opts.method === 'h2' ? (p.h2port ?? p.port) : p.port}/orders`;
+const pairs = await concurrentPairs({ base: bare, candidate: warden, rounds: ROUNDS, seconds: S, load, url, method: opts.method });
+await bench.stop(warden.child);
+await bench.stop(bare.child);
+for (const c of [backend, sink, idpChild]) await bench.stop(c);
+
+/** Where a frame's code lives: a dist/ file, a Node module, an npm package, or V8's own entry. */
+function placeOf(frame) {
+  const u = frame.url;
+  if (!u) return frame.functionName; // (program), (garbage collector), native builtins
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u);
+  if (pkg) return `npm:${pkg[1]}`;
+  const dist = /\/dist\/(.*)$/.exec(u);
+  if (dist) return `dist/${dist[1]}`;
+  return u.replace(/^file:\/\/.*\/bench\//, 'bench/');
+}
+
+/**
+ * Main-thread busy µs per request by place, from the first request on (the start, JIT and config
+ * compilation before it are not the requests'): samples after the first one inside Node's request
+ * dispatch (node:http's or node:http2's).
+ */
+function busyPerRequest(file, requests) {
+  const p = JSON.parse(readFileSync(file, 'utf8'));
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const isDispatch = (id) => {
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur).callFrame;
+      if (f.functionName === 'parserOnIncoming' || f.functionName === 'onSessionHeaders') return true;
+    }
+    return false;
+  };
+  const by = new Map();
+  let started = false;
+  p.samples.forEach((id, i) => {
+    started ||= isDispatch(id);
+    const frame = byId.get(id).callFrame;
+    if (!started || frame.functionName === '(idle)') return;
+    const place = placeOf(frame);
+    by.set(place, (by.get(place) ?? 0) + (p.timeDeltas[i] ?? 0) / requests);
+  });
+  return by;
+}
+
+const bareUs = busyPerRequest(join(work, 'bare-node.cpuprofile'), answered.get(url(bare)));
+const wardenUs = busyPerRequest(join(work, 'warden.cpuprofile'), answered.get(url(warden)));
+const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+const places = [...new Set([...bareUs.keys(), ...wardenUs.keys()])]
+  .map((place) => ({ place, bare: round3(bareUs.get(place) ?? 0), warden: round3(wardenUs.get(place) ?? 0) }))
+  .map((r) => ({ ...r, extra: round3(r.warden - r.bare) }))
+  .sort((a, b) => b.extra - a.extra);
+
+const result = {
+  date: new Date().toISOString(),
+  settings: { config: opts.config, method: opts.method, rounds: ROUNDS, seconds: S, pinned: opts.pin },
+  loaded_at_once: { rps_ratio: pairs[opts.method], cpu_ratio: pairs[`${opts.method}cpu`], errors: pairs.errors },
+  requests: { bare: answered.get(url(bare)), warden: answered.get(url(warden)) },
+  not_idle_wall_us_per_request: { bare: round3(sum(bareUs)), warden: round3(sum(wardenUs)) },
+  places,
+  profiles: { bare: join(work, 'bare-node.cpuprofile'), warden: join(work, 'warden.cpuprofile') },
+};
+console.log(
+  `${opts.config} over ${opts.method}, loaded at once: Warden ÷ bare rps ${pairs[opts.method].join(', ')}; CPU per request ${pairs[`${opts.method}cpu`].join(', ')}`,
+);
+console.log(
+  `main thread, not idle, µs of wall time per request (about 2× CPU: the peers share one core): bare ${result.not_idle_wall_us_per_request.bare}, Warden ${result.not_idle_wall_us_per_request.warden}`,
+);
+console.log('   extra    bare  warden  place');
+for (const r of places.slice(0, TOP)) {
+  console.log(`${r.extra.toFixed(1).padStart(8)}${r.bare.toFixed(1).padStart(8)}${r.warden.toFixed(1).padStart(8)}  ${r.place}`);
+}
+console.log(`profiles: ${result.profiles.bare}, ${result.profiles.warden} (flame graphs: Chrome DevTools or speedscope)`);
+console.log(`written: ${writeResult(root, 'side-profile', result, opts.out)}`);
