@@ -35,7 +35,10 @@ export class RequestDurations {
   private readonly cells = new Map<string, DurationCell>();
 
   constructor(
-    /** Label sets kept; past it, new ones are not recorded (clients choose paths and methods, not routes, but stay bounded). */
+    /**
+     * Label sets kept; past it a new one is not recorded. Routes come from the plan and unknown
+     * methods are folded (metrics.ts), so this guards memory rather than limits what is expected.
+     */
     private readonly maxCells = 10_000,
   ) {}
 
