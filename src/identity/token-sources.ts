@@ -6,12 +6,12 @@
 import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { UpstreamHeaders } from '../pipeline/stage.js';
 
 /** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
 export interface CredentialCarrier {
   readonly headers: IncomingHttpHeaders;
-  readonly upstreamHeaders: UpstreamHeaders;
+  /** What goes to the backend; a header set to undefined is not sent. */
+  readonly upstreamHeaders: Record<string, string | string[] | undefined>;
   search: string;
 }
 
