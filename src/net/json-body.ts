@@ -56,7 +56,7 @@ export function parseJsonBody(body: Buffer): ParsedJson | undefined {
     const text = utf8.decode(body);
     // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
     const value = (MAYBE_OVERFLOW.test(text) ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
-    return hasDuplicateMembers(text) ? undefined : { value };
+    return hasDuplicateMembers(text, value) ? undefined : { value };
   } catch {
     return undefined;
   }
@@ -64,36 +64,48 @@ export function parseJsonBody(body: Buffer): ParsedJson | undefined {
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 
-/** Whether an object in `text` (valid JSON) names a member twice. One pass, one Set per open object. */
-export function hasDuplicateMembers(text: string): boolean {
-  const stack: (Set<string> | null)[] = [];
+/**
+ * Whether an object of `text` (valid JSON) names a member twice, given `value`, what JSON.parse made
+ * of it: the text names more members than the parsed objects hold, since a repeated name (however
+ * spelled: `\u0072ole` is `role`) overwrote one. Two counts, no name compared: the scan of the
+ * text allocates nothing (a Set per object and a slice per name cost as much as the parse itself).
+ */
+export function hasDuplicateMembers(text: string, value: unknown): boolean {
+  return memberNamesIn(text) !== membersOf(value);
+}
+
+/** Strings followed by a colon: member names (in valid JSON a string value never is). */
+function memberNamesIn(text: string): number {
+  let names = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b /* { */) stack.push(new Set());
-    else if (c === 0x5b /* [ */) stack.push(null);
-    else if (c === 0x7d || c === 0x5d) stack.pop();
-    else if (c === 0x22 /* " */) {
-      let j = i + 1;
-      let escaped = false;
-      while (j < text.length && text.charCodeAt(j) !== 0x22) {
-        if (text.charCodeAt(j) === 0x5c) {
-          escaped = true;
-          j++;
-        }
-        j++;
-      }
-      const members = stack[stack.length - 1];
-      if (members) {
-        let k = j + 1;
-        while (k < text.length && isSpace(text.charCodeAt(k))) k++;
-        if (text.charCodeAt(k) === 0x3a /* : */) {
-          const name = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
-          if (members.has(name)) return true;
-          members.add(name);
-        }
-      }
-      i = j;
+    if (text.charCodeAt(i) !== 0x22 /* " */) continue;
+    let j = i + 1;
+    for (let c = text.charCodeAt(j); c !== 0x22; c = text.charCodeAt(j)) j += c === 0x5c /* \ */ ? 2 : 1;
+    let k = j + 1;
+    while (isSpace(text.charCodeAt(k))) k++;
+    if (text.charCodeAt(k) === 0x3a /* : */) names++;
+    i = j;
+  }
+  return names;
+}
+
+/** Own members of every object in a parsed document, without recursion (documents may nest deep). */
+function membersOf(value: unknown): number {
+  let members = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      for (const item of v) if (typeof item === 'object' && item !== null) pending.push(item);
+      continue;
+    }
+    const names = Object.keys(v);
+    members += names.length;
+    for (const name of names) {
+      const item = (v as Record<string, unknown>)[name];
+      if (typeof item === 'object' && item !== null) pending.push(item);
     }
   }
-  return false;
+  return members;
 }

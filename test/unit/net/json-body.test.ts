@@ -26,8 +26,14 @@ t.test('duplicate member names are refused, escaped spellings included', async (
   t.equal(parse('{"role":"user","role":"admin"}'), undefined);
   t.equal(parse('{"a":{"b":1, "b" :2}}'), undefined, 'nested, with spaces before the colon');
   t.equal(parse('{"role":"user","\\u0072ole":"admin"}'), undefined, '\\u0072ole is role');
-  t.notOk(hasDuplicateMembers('{"a":"{\\"a\\":1}","b":["a","a"]}'), 'names inside strings and array values are not members');
-  t.notOk(hasDuplicateMembers('{"a\\\\":1,"a":2}'), 'an escaped backslash ends the name');
+  const duplicates = (text: string) => hasDuplicateMembers(text, JSON.parse(text));
+  t.notOk(duplicates('{"a":"{\\"a\\":1}","b":["a","a"]}'), 'names inside strings and array values are not members');
+  t.notOk(duplicates('{"a\\\\":1,"a":2}'), 'an escaped backslash ends the name');
+  t.notOk(duplicates('{"a":"x\\":"}'), 'an escaped quote and a colon inside a string value make no name');
+  t.ok(duplicates('[1,{"x":[{"k":1,"k":2}]}]'), 'deep in arrays and objects');
+  t.ok(duplicates('{"__proto__":1,"__proto__":2}'), '__proto__ is a name like any other');
+  t.notOk(duplicates('{"__proto__":{"a":1},"a":1}'));
+  t.notOk(duplicates(`${'['.repeat(50_000)}${']'.repeat(50_000)}`), 'deep nesting: no recursion');
 });
 
 t.test('bytes that are not UTF-8 are refused (decoding would replace them, the backend sees them)', async (t) => {
