@@ -107,8 +107,7 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
       });
     },
     observeRequest(route, method, status, seconds) {
-      // Methods are client-chosen: unknown ones are folded so that label sets stay bounded.
-      requestDurations.observe(route, STANDARD_METHODS.has(method) ? method : 'OTHER', status, seconds);
+      requestDurations.observe(route, method, status, seconds);
     },
     countEvent(name) {
       let child = eventChildren.get(name);
@@ -152,5 +151,3 @@ function scrapedCounter(registry: Registry, name: string, labelNames: [string, s
     return c;
   };
 }
-
-const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);

@@ -31,24 +31,42 @@ interface PromValue {
   readonly value: number;
 }
 
+/** Methods kept as labels; any other (clients choose them) is folded into OTHER, so label sets stay bounded. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'OTHER'];
+const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
+const OTHER = METHODS.length - 1;
+
 export class RequestDurations {
-  private readonly cells = new Map<string, DurationCell>();
+  /**
+   * By route id (the plan's own strings), then by method index × 1000 + status: no key string is
+   * built per request.
+   */
+  private readonly byRoute = new Map<string, Map<number, DurationCell>>();
+  private size = 0;
 
   constructor(
-    /**
-     * Label sets kept; past it a new one is not recorded. Routes come from the plan and unknown
-     * methods are folded (metrics.ts), so this guards memory rather than limits what is expected.
-     */
+    /** Label sets kept; past it a new one is not recorded. Routes come from the plan and methods are folded, so this guards memory. */
     private readonly maxCells = 10_000,
   ) {}
 
   observe(route: string, method: string, status: number, seconds: number): void {
-    const key = `${route}\u0000${method}\u0000${status}`;
-    let cell = this.cells.get(key);
+    let cells = this.byRoute.get(route);
+    if (cells === undefined) this.byRoute.set(route, (cells = new Map()));
+    const m = METHOD_INDEX.get(method) ?? OTHER;
+    const key = m * 1000 + status;
+    let cell = cells.get(key);
     if (cell === undefined) {
-      if (this.cells.size >= this.maxCells) return;
-      cell = { route, method, status, counts: new Float64Array(REQUEST_DURATION_BOUNDS.length + 1), sum: 0, count: 0 };
-      this.cells.set(key, cell);
+      if (this.size >= this.maxCells) return;
+      this.size++;
+      cell = {
+        route,
+        method: METHODS[m] as string,
+        status,
+        counts: new Float64Array(REQUEST_DURATION_BOUNDS.length + 1),
+        sum: 0,
+        count: 0,
+      };
+      cells.set(key, cell);
     }
     let i = 0;
     while (i < REQUEST_DURATION_BOUNDS.length && seconds > (REQUEST_DURATION_BOUNDS[i] as number)) i++;
@@ -58,8 +76,8 @@ export class RequestDurations {
   }
 
   /** The label sets seen so far, counts cumulative since the start. */
-  snapshot(): Iterable<Readonly<DurationCell>> {
-    return this.cells.values();
+  *snapshot(): Iterable<Readonly<DurationCell>> {
+    for (const cells of this.byRoute.values()) yield* cells.values();
   }
 
   /** Registers the histogram with prom-client, which reads it at each scrape. */
@@ -80,7 +98,10 @@ export class RequestDurations {
       get: async () => read(false),
       // As prom-client's Histogram: for the text format, the label set rides as shared labels after `le`.
       getForPromString: async () => read(true),
-      reset: () => this.cells.clear(),
+      reset: () => {
+        this.byRoute.clear();
+        this.size = 0;
+      },
     };
     registry.registerMetric(metric as unknown as Metric);
   }
@@ -88,7 +109,7 @@ export class RequestDurations {
   private promValues(forText: boolean): PromValue[] {
     const values: PromValue[] = [];
     const bucket = `${REQUEST_DURATION_METRIC}_bucket`;
-    for (const c of this.cells.values()) {
+    for (const c of this.snapshot()) {
       const labels = { route: c.route, method: c.method, status: String(c.status) };
       const value = (metricName: string, own: Record<string, string | number>, v: number): PromValue =>
         forText ? { metricName, labels: own, sharedLabels: labels, value: v } : { metricName, labels: { ...own, ...labels }, value: v };
