@@ -22,12 +22,7 @@ interface MetricJson {
   values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
 }
 
-const BRIDGED = [
-  'warden_token_cache_total',
-  'warden_ratelimit_decisions_total',
-  'warden_security_events_total',
-  'warden_certificate_expiry_seconds',
-];
+type MetricValue = MetricJson['values'][number];
 
 export function exportPrometheusInstruments(meter: Meter, registry: Registry): void {
   const cacheLookups = meter.createObservableCounter('warden.token.cache.lookups', {
@@ -43,24 +38,19 @@ export function exportPrometheusInstruments(meter: Meter, registry: Registry): v
   });
   meter.addBatchObservableCallback(
     async (observer) => {
-      // Only the four it exports: the whole registry (the request histogram's buckets, the process
-      // metrics) would be built for nothing at every collection.
-      const metrics = await Promise.all(
-        BRIDGED.map(async (name) => (await registry.getSingleMetric(name)?.get()) as MetricJson | undefined),
-      );
-      for (const m of metrics) {
-        if (m === undefined) continue;
-        if (m.name === 'warden_token_cache_total') {
-          for (const v of m.values)
-            observer.observe(cacheLookups, v.value, { cache: String(v.labels.cache), result: String(v.labels.result) });
-        } else if (m.name === 'warden_ratelimit_decisions_total') {
-          for (const v of m.values)
-            observer.observe(rateLimitDecisions, v.value, { 'http.route': String(v.labels.route), decision: String(v.labels.decision) });
-        } else if (m.name === 'warden_security_events_total') {
-          for (const v of m.values) observer.observe(securityEvents, v.value, { 'event.name': String(v.labels.event) });
-        } else if (m.name === 'warden_certificate_expiry_seconds') {
-          for (const v of m.values) observer.observe(certificateExpiry, v.value);
-        }
+      // Prometheus metric → how each of its values is observed. Only these are read: the whole
+      // registry (the request histogram's buckets, the process metrics) would be built for nothing.
+      const bridged: Record<string, (v: MetricValue) => void> = {
+        warden_token_cache_total: (v) =>
+          observer.observe(cacheLookups, v.value, { cache: String(v.labels.cache), result: String(v.labels.result) }),
+        warden_ratelimit_decisions_total: (v) =>
+          observer.observe(rateLimitDecisions, v.value, { 'http.route': String(v.labels.route), decision: String(v.labels.decision) }),
+        warden_security_events_total: (v) => observer.observe(securityEvents, v.value, { 'event.name': String(v.labels.event) }),
+        warden_certificate_expiry_seconds: (v) => observer.observe(certificateExpiry, v.value),
+      };
+      for (const [name, observe] of Object.entries(bridged)) {
+        const metric = (await registry.getSingleMetric(name)?.get()) as MetricJson | undefined;
+        for (const v of metric?.values ?? []) observe(v);
       }
     },
     [cacheLookups, rateLimitDecisions, securityEvents, certificateExpiry],

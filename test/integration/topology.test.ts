@@ -377,6 +377,11 @@ t.test('two services, one CA, one collector', async (t) => {
   await revoke.body.dump();
   t.equal(revoke.statusCode, 200, 'billing: the token revoked through the admin API');
   t.equal(await billed('/api/invoices', `Bearer ${admitted}`), 401, 'billing: and refused from then on');
+  const lookups = await receiver.until(() => {
+    const points = receiver.metrics.filter((m) => m.name === 'warden.token.cache.lookups').flatMap((m) => m.points);
+    return points.some((p) => p.attributes.cache === 'jwt' && typeof p.attributes.result === 'string' && p.value > 0) ? points : undefined;
+  });
+  t.ok(lookups.length > 0, 'token cache lookups by cache and result, from the same instrument as /metrics');
   const attacks: [string, string][] = [
     ["?q=1' OR '1'='1", 'sqli'],
     ['?file=../../../etc/passwd', 'traversal'],
