@@ -80,7 +80,8 @@ function memberNamesIn(text: string): number {
   for (let i = 0; i < text.length; i++) {
     if (text.charCodeAt(i) !== 0x22 /* " */) continue;
     let j = i + 1;
-    for (let c = text.charCodeAt(j); c !== 0x22; c = text.charCodeAt(j)) j += c === 0x5c /* \ */ ? 2 : 1;
+    // Bounded by the length too: on text that is not JSON (an unclosed string) the scan must still end.
+    while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
     let k = j + 1;
     while (isSpace(text.charCodeAt(k))) k++;
     if (text.charCodeAt(k) === 0x3a /* : */) names++;

@@ -34,6 +34,7 @@ t.test('duplicate member names are refused, escaped spellings included', async (
   t.ok(duplicates('{"__proto__":1,"__proto__":2}'), '__proto__ is a name like any other');
   t.notOk(duplicates('{"__proto__":{"a":1},"a":1}'));
   t.notOk(duplicates(`${'['.repeat(50_000)}${']'.repeat(50_000)}`), 'deep nesting: no recursion');
+  t.equal(typeof hasDuplicateMembers('{"a":"unclosed', undefined), 'boolean', 'text that is not JSON ends the scan (it looped for ever)');
 });
 
 t.test('bytes that are not UTF-8 are refused (decoding would replace them, the backend sees them)', async (t) => {
