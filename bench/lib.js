@@ -648,28 +648,34 @@ async function bothEnded(runs) {
  * gets half of it, so its rps is inversely proportional to its CPU per request, and a change of the
  * host's speed, even within a run, hits both alike. Ratios are candidate ÷ base per round: rps, and
  * CPU per request from the processes' own CPU time, under the method's name (`h1`, `h1cpu` or `h2`,
- * `h2cpu`). `fairShare` says whether the cgroups were used.
+ * `h2cpu`). `fairShare` says whether the cgroups were used; `answered`, how many requests each
+ * peer answered in all rounds, the unmeasured first one included.
  */
 export async function concurrentPairs({ base, candidate, rounds, seconds, load, url, method = 'h1' }) {
   const rps = [];
   const cpu = [];
   let errors = 0;
   const run = method === 'h2' ? (u) => load.h2loadAsync(u) : (u) => load.wrkAsync(u);
+  // Requests each answered in all rounds, the unmeasured one included (what a profile of the run covers).
+  const answered = [0, 0];
   const undo = equalCpuShares([base.child.pid, candidate.child.pid]);
   if (!undo) process.stderr.write('note: no writable CPU cgroups; peers loaded at once share the core by thread\n');
   try {
     // One unmeasured round first: a peer idle through an earlier phase starts slow (see interleavedPairs).
     // Two cold peers on one core may accept so slowly that h2load outlives its deadline
     // (loadDeadlineMs): killed, that round has warmed them all the same.
-    for (const warm of await Promise.allSettled([run(url(base)), run(url(candidate))])) {
-      if (warm.status === 'fulfilled') continue;
-      if (!(warm.reason instanceof LoadToolTimeout)) throw warm.reason;
-      process.stderr.write(`note: the unmeasured round: ${warm.reason.message}\n`);
-    }
+    const warm = await Promise.allSettled([run(url(base)), run(url(candidate))]);
+    warm.forEach((w, i) => {
+      if (w.status === 'fulfilled') return void (answered[i] += w.value.requests);
+      if (!(w.reason instanceof LoadToolTimeout)) throw w.reason;
+      process.stderr.write(`note: the unmeasured round: ${w.reason.message}\n`);
+    });
     for (let i = 0; i < rounds; i++) {
       process.stderr.write(`\rconcurrent ${candidate.name} and ${base.name}: round ${i + 1}/${rounds}`);
       const before = [cpuTicks(base.child.pid), cpuTicks(candidate.child.pid)];
       const [a, b] = await bothEnded([run(url(base)), run(url(candidate))]);
+      answered[0] += a.requests;
+      answered[1] += b.requests;
       const cpuA = cpuUsPerRequest(base.child.pid, before[0], a.rps, seconds);
       const cpuB = cpuUsPerRequest(candidate.child.pid, before[1], b.rps, seconds);
       rps.push(ratio(b.rps, a.rps));
@@ -680,5 +686,11 @@ export async function concurrentPairs({ base, candidate, rounds, seconds, load, 
     undo?.();
   }
   process.stderr.write('\n');
-  return { [method]: rps, [`${method}cpu`]: cpu, errors, fairShare: undo !== null };
+  return {
+    [method]: rps,
+    [`${method}cpu`]: cpu,
+    errors,
+    fairShare: undo !== null,
+    answered: { base: answered[0], candidate: answered[1] },
+  };
 }

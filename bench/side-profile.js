@@ -13,17 +13,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   benchOptions,
+  benchWorkdir,
   concurrentPairs,
   createBench,
   createFill,
   createPostLoad,
   forkOnLoadCores,
-  idpTemplateVars,
-  mtlsMaterial,
   requireTools,
   round3,
-  SMALL_ORDER,
-  startBenchIdp,
+  startConfigPeers,
   writeResult,
 } from './lib.js';
 
@@ -40,18 +38,16 @@ const opts = benchOptions(
 );
 requireTools(root, [opts.method === 'h2' ? 'h2load' : 'wrk', 'openssl']);
 const [ROUNDS, S, TOP] = [opts.rounds, opts.seconds, opts.top].map(Number);
-const work = join(root, 'bench/tmp', `side-profile-${Date.now()}`);
-const { cert, key } = mtlsMaterial(work);
+const { work, cert, key } = benchWorkdir(root, `side-profile-${Date.now()}`);
 const bench = createBench({ pin: opts.pin });
 const fill = createFill(join(root, 'bench/peers'), work);
 const backendPort = 18097;
 const sinkPort = 18321;
 const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [String(backendPort)]);
-const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [String(sinkPort)]);
-const { child: idpChild, idp, ask } = await startBenchIdp(bench, root);
-const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write', count: 20 }, 'tokens');
-const bodyFile = join(work, 'order.json');
-writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
+// The IdP and a token when the configuration names them, the OTLP sink when it exports.
+const peers = await startConfigPeers(bench, root, readFileSync(join(root, 'bench/peers', opts.config), 'utf8'), sinkPort);
+const bodyFile = join(work, 'body.json');
+writeFileSync(bodyFile, JSON.stringify(peers.body));
 
 const profileOf = (name) => ['--cpu-prof', `--cpu-prof-dir=${work}`, `--cpu-prof-name=${name}.cpuprofile`];
 const bare = { name: 'bare-node', port: 18700, h2port: 18701 };
@@ -61,7 +57,7 @@ bare.child = bench.start(process.execPath, [
   ...[bare.port, bare.h2port, `http://127.0.0.1:${backendPort}`, cert, key].map(String),
 ]);
 const warden = { name: 'warden', port: 18702 };
-const vars = { port: warden.port, adminPort: 19702, backendPort, sinkPort, cert, key, ratio: 1, ...idpTemplateVars(root, idp) };
+const vars = { port: warden.port, adminPort: 19702, backendPort, sinkPort, cert, key, ratio: 1, ...peers.vars };
 warden.child = bench.start(
   process.execPath,
   [...profileOf('warden'), join(root, 'bin/warden.js'), 'proxy', '-c', fill(opts.config, vars)],
@@ -71,30 +67,13 @@ warden.child = bench.start(
 );
 for (const port of [bare.port, bare.h2port, warden.port]) await bench.waitPort(port);
 
-const load = createPostLoad({
-  bench,
-  root,
-  connections: 32,
-  seconds: S,
-  streams: 10,
-  headers: [`Authorization: Bearer ${tokens[0]}`],
-  bodyFile,
-});
-// Every request each peer answered, the unmeasured first round included: the profiles cover them all.
-const answered = new Map();
-for (const tool of ['wrkAsync', 'h2loadAsync']) {
-  const run = load[tool];
-  load[tool] = async (url) => {
-    const r = await run(url);
-    answered.set(url, (answered.get(url) ?? 0) + r.requests);
-    return r;
-  };
-}
+const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers: peers.headers, bodyFile });
 const url = (p) => `https://127.0.0.1:${opts.method === 'h2' ? (p.h2port ?? p.port) : p.port}/orders`;
 const pairs = await concurrentPairs({ base: bare, candidate: warden, rounds: ROUNDS, seconds: S, load, url, method: opts.method });
 await bench.stop(warden.child);
 await bench.stop(bare.child);
-for (const c of [backend, sink, idpChild]) await bench.stop(c);
+await peers.stop();
+await bench.stop(backend);
 
 /** Where a frame's code lives: a dist/ file, a Node module, an npm package, or V8's own entry. */
 function placeOf(frame) {
@@ -136,8 +115,8 @@ function busyPerRequest(file, requests) {
   return by;
 }
 
-const bareUs = busyPerRequest(join(work, 'bare-node.cpuprofile'), answered.get(url(bare)));
-const wardenUs = busyPerRequest(join(work, 'warden.cpuprofile'), answered.get(url(warden)));
+const bareUs = busyPerRequest(join(work, 'bare-node.cpuprofile'), pairs.answered.base);
+const wardenUs = busyPerRequest(join(work, 'warden.cpuprofile'), pairs.answered.candidate);
 const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
 const places = [...new Set([...bareUs.keys(), ...wardenUs.keys()])]
   .map((place) => ({ place, bare: round3(bareUs.get(place) ?? 0), warden: round3(wardenUs.get(place) ?? 0) }))
@@ -148,7 +127,7 @@ const result = {
   date: new Date().toISOString(),
   settings: { config: opts.config, method: opts.method, rounds: ROUNDS, seconds: S, pinned: opts.pin },
   loaded_at_once: { rps_ratio: pairs[opts.method], cpu_ratio: pairs[`${opts.method}cpu`], errors: pairs.errors },
-  requests: { bare: answered.get(url(bare)), warden: answered.get(url(warden)) },
+  requests: { bare: pairs.answered.base, warden: pairs.answered.candidate },
   not_idle_wall_us_per_request: { bare: round3(sum(bareUs)), warden: round3(sum(wardenUs)) },
   places,
   profiles: { bare: join(work, 'bare-node.cpuprofile'), warden: join(work, 'warden.cpuprofile') },
