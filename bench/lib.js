@@ -407,6 +407,17 @@ export function wrkGet(bench, root, url, { connections, seconds, headers = [] })
 }
 
 /**
+ * h2load's GET load on one thread after a 1 s warm-up: requests, rps and non-2xx answers
+ * (h2loadReport), and its whole report as `output` for whatever else a bench reads from it.
+ */
+export function h2loadGet(bench, url, { connections, streams, seconds, headers = [] }) {
+  const args = ['-c', String(connections), '-m', String(streams), '-t', '1', '-D', String(seconds), '--warm-up-time=1'];
+  args.push(...headers.flatMap((h) => ['-H', h]), url);
+  const output = runLoadTool(bench, 'h2load', args, Number(seconds) + 1);
+  return { ...h2loadReport(output), output };
+}
+
+/**
  * What wrk-report.lua and wrk-post.lua print: requests, rps, errors (socket errors and non-2xx
  * answers) and latency percentiles in ms.
  */

@@ -20,7 +20,7 @@ import {
   version,
   profileArgs,
   wrkGet,
-  runLoadTool,
+  h2loadGet,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -68,18 +68,11 @@ function wrk(url, connections, seconds) {
 }
 
 function h2load(url, seconds) {
-  const out = runLoadTool(
-    bench,
-    'h2load',
-    ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(seconds), '--warm-up-time=1', url],
-    seconds + 1,
-  );
-  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
-  const [, , , mean] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out) ?? [];
-  const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);
-  const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const { rps, errors, output } = h2loadGet(bench, url, { connections: C, streams: M, seconds });
+  const [, , , mean] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(output) ?? [];
+  const failed = Number(/(\d+) failed/.exec(output)?.[1] ?? 0) + Number(/(\d+) errored/.exec(output)?.[1] ?? 0);
   const toMs = (t) => (t?.endsWith('us') ? parseFloat(t) / 1000 : t?.endsWith('ms') ? parseFloat(t) : parseFloat(t) * 1000);
-  return { rps: Math.round(rps), mean_ms: toMs(mean), errors: failed + (non2xx ? Number(non2xx[3]) + Number(non2xx[4]) : 0) };
+  return { rps, mean_ms: toMs(mean), errors: failed + errors };
 }
 
 const backendPort = 18080;

@@ -23,7 +23,7 @@ import {
   writeResult,
   benchOptions,
   wrkGet,
-  runLoadTool,
+  h2loadGet,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -96,17 +96,8 @@ function wrk(u) {
   return { rps, errors };
 }
 function h2load(u) {
-  const out = runLoadTool(
-    bench,
-    'h2load',
-    ['-c', String(C), '-m', String(M), '-t', '1', '-D', String(S), '--warm-up-time=1', '-H', auth, u],
-    S + 1,
-  );
-  const non2xx = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  return {
-    rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
-    errors: non2xx ? Number(non2xx[3]) + Number(non2xx[4]) : 0,
-  };
+  const { rps, errors } = h2loadGet(bench, u, { connections: C, streams: M, seconds: S, headers: [auth] });
+  return { rps, errors };
 }
 
 // Warm-up: one request fills the introspection and minted-token caches; then wrk checks for errors.
