@@ -51,7 +51,7 @@ export class RequestDurations {
 
   observe(route: string, method: string, status: number, seconds: number): void {
     let cells = this.byRoute.get(route);
-    if (cells === undefined) this.byRoute.set(route, (cells = new Map()));
+    if (cells === undefined) this.byRoute.set(route, (cells = new Map<number, DurationCell>()));
     const m = METHOD_INDEX.get(method) ?? OTHER;
     const key = m * 1000 + status;
     let cell = cells.get(key);
