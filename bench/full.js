@@ -309,7 +309,10 @@ for (const [name, l] of Object.entries(latency))
 for (const [name, { median_round: l }] of Object.entries(latencyC))
   console.log(
     `${name} at ${l.rate} req/s from h2load: p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, p99.9 ${l.p999_ms} ms` +
-      (l.in_warden ? `; in Warden p50 ${l.in_warden.p50_ms} ms, p99 ${l.in_warden.p99_ms} ms, p99.9 ${l.in_warden.p999_ms} ms` : '') +
+      (l.in_warden
+        ? `; in Warden p50 ${l.in_warden.p50_ms} ms, p99 ${l.in_warden.p99_ms} ms, p99.9 ${l.in_warden.p999_ms} ms` +
+          `, less the backend's time p50 ${l.in_warden.without_backend_p50_ms} ms, p99 ${l.in_warden.without_backend_p99_ms} ms`
+        : '') +
       `; later than the interval ${l.late}; errors ${l.errors}`,
   );
 console.log(

@@ -556,17 +556,22 @@ export function h2loadAtRate(bench, { url, rate, seconds, warmup, connections, h
 /**
  * Warden's own time per request (`duration_ms` of its access lines, from the request's arrival to
  * its answer's end) for the requests that finished within `window_ms` (epoch ms), from the log
- * file its stdout went to.
+ * file its stdout went to; and, as `without_backend_*`, that time less the backend's
+ * (`upstream_ms`, dispatch to response headers): what the sidecar itself adds.
  */
 export function accessLogLatency(logFile, [from, to]) {
   const durations = [];
+  const withoutBackend = [];
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.startsWith('{"level":"info"')) continue;
     const l = JSON.parse(line);
-    if (l.msg === 'request' && l.time >= from && l.time <= to) durations.push(l.duration_ms);
+    if (l.msg !== 'request' || l.time < from || l.time > to) continue;
+    durations.push(l.duration_ms);
+    if (l.upstream_ms !== undefined) withoutBackend.push(l.duration_ms - l.upstream_ms);
   }
   const sorted = Float64Array.from(durations).sort();
-  return { requests: sorted.length, ...latencyQuantiles(sorted) };
+  const sortedWithout = Float64Array.from(withoutBackend).sort();
+  return { requests: sorted.length, ...latencyQuantiles(sorted), ...latencyQuantiles(sortedWithout, 'without_backend_') };
 }
 
 /**

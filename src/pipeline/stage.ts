@@ -87,6 +87,11 @@ export interface RequestContext {
   /** Headers a stage adds to the backend's response on its way back (e.g. RateLimit). */
   responseHeaders?: Record<string, string> | undefined;
   /**
+   * The backend's time in ms, from the request's dispatch to its response headers (Envoy's
+   * upstream service time); undefined until they arrive, and for requests the sidecar answered itself.
+   */
+  upstreamMs?: number | undefined;
+  /**
    * The request's server span context (OpenTelemetry): the parent of the calls a stage makes on
    * the request's behalf (IdP, clamd, Redis). The root context while export is off.
    */

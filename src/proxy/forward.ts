@@ -155,12 +155,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     this.controller?.resume();
   };
 
+  /** performance.now() at dispatch: the start of the backend's time (ctx.upstreamMs). */
+  private readonly dispatchedAt = performance.now();
+
   constructor(
     private readonly res: DownstreamResponse,
     private readonly rules: HeaderRules,
     private readonly outcome: ForwardOutcome,
-    private readonly requestId: string,
-    private readonly extraHeaders: Record<string, string> | undefined,
+    private readonly ctx: Pick<RequestContext, 'requestId' | 'responseHeaders' | 'upstreamMs'>,
     private readonly exact: ExactTimeouts,
     /** The whole request leaves in one write (a body read whole, or none). */
     private readonly sentAtOnce: boolean,
@@ -207,11 +209,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // interim responses are the sidecar's own business
+    this.ctx.upstreamMs = performance.now() - this.dispatchedAt;
     clearTimeout(this.timer);
     this.timer = this.exact.body > 0 ? exactTimer(this, this.exact.body) : undefined;
     const out = downstreamResponseHeaders(headers, this.rules);
-    if (out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
-    if (this.extraHeaders !== undefined) Object.assign(out, this.extraHeaders);
+    if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
+    if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
     try {
       this.res.writeHead(statusCode, out);
     } catch (err) {
@@ -276,7 +279,7 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
   return {
     forward(ctx, body, res, outcome) {
       const streamed = body !== null && !Buffer.isBuffer(body) ? body : undefined;
-      const handler = new ForwardHandler(res, rules, outcome, ctx.requestId, ctx.responseHeaders, exact, streamed === undefined);
+      const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined);
       const sent = streamed !== undefined && exact.headers > 0 ? announceEnd(streamed, handler) : body;
       pool.dispatch(
         {

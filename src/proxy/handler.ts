@@ -123,6 +123,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       body: undefined,
       bodyJson: undefined,
       responseHeaders: undefined,
+      upstreamMs: undefined,
       traceContext: ROOT_CONTEXT,
     };
 

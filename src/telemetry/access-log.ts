@@ -14,7 +14,12 @@ export interface AccessRecord {
   readonly clientAddress: string;
   readonly protocol: string;
   readonly requestId: string;
+  /** The backend's time to its response headers, in ms (undefined: not forwarded, or no answer). */
+  readonly upstreamMs?: number | undefined;
 }
+
+/** ms with µs precision, as the line prints durations. */
+const msOf = (ms: number): number => Math.round(ms * 1e3) / 1e3;
 
 export type AccessLog = (
   ctx: AccessRecord,
@@ -41,6 +46,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
         'warden.request.id': ctx.requestId,
         duration_ms: durationMs,
       };
+      if (ctx.upstreamMs !== undefined) line.upstream_ms = msOf(ctx.upstreamMs);
       if (!completed) line['warden.aborted'] = true;
       if (headers !== undefined) line.headers = headers;
       logger.info(line, 'request');
@@ -51,7 +57,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
       `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(ctx.path)}` +
         `,"http.route":"${ctx.route.id}","http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
         `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${durationMs}` +
-        `${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
+        `${ctx.upstreamMs === undefined ? '' : `,"upstream_ms":${msOf(ctx.upstreamMs)}`}${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
     );
   };
 }

@@ -163,6 +163,41 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   );
 });
 
+t.test("access log: the backend's time (upstream_ms) apart from the whole (duration_ms)", async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    routes: [
+      { id: 'slow', path: '/slow' },
+      { id: 'closed', path: '/closed', access: { action: 'deny' } },
+    ],
+  });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    t.equal((await fetchText(`${s.url}/slow?ms=150`, agent)).status, 200);
+    t.equal((await fetchText(`${s.url}/closed`, agent)).status, 403);
+  }
+  await new Promise((r) => setTimeout(r, 400)); // access lines go out in batches (line-batcher.ts)
+  const lines = s.logs.filter((l) => l.msg === 'request');
+  const slow = lines.filter((l) => l['url.path'] === '/slow');
+  t.equal(slow.length, 2, 'one line per protocol');
+  for (const l of slow) {
+    const upstream = l.upstream_ms as number;
+    const whole = l.duration_ms as number;
+    t.ok(
+      upstream >= 145 && upstream <= whole,
+      `HTTP/${String(l['network.protocol.version'])}: the backend took ${upstream} of ${whole} ms`,
+    );
+  }
+  const refused = lines.filter((l) => l['url.path'] === '/closed');
+  t.equal(refused.length, 2);
+  t.ok(
+    refused.every((l) => !('upstream_ms' in l)),
+    'a request the sidecar answered itself has no upstream time',
+  );
+});
+
 t.test('routing and the access stage over real connections; refusals never reach the backend', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -158,6 +158,7 @@ t.test('access log: one line per request, credentials redacted', async (t) => {
     'client.address': '127.0.0.1',
     'network.protocol.version': '1.1',
   });
+  t.ok(typeof line.upstream_ms === 'number' && line.upstream_ms <= (line.duration_ms as number), "the backend's time, within the whole");
   t.match((line.headers as Record<string, string>)['user-agent'], 'test-agent');
   warden.child.kill('SIGTERM');
   await warden.exited;
