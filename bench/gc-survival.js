@@ -3,7 +3,7 @@
 // GET), run with --trace-gc-nvp, read after a warm-up. Per request: bytes allocated, bytes promoted
 // to old space (what survived two scavenges), and the main thread's time in scavenges and in
 // mark-compacts. A high promoted share means objects of finished requests outlive them, which CPU
-// profiles do not show (docs/performance.md, "Small request bodies forwarded whole").
+// profiles do not show (docs/history/performance.md, "Small request bodies forwarded whole").
 // --dir runs another build (a folder with bin/ and dist/, e.g. a bench/builds.js worktree);
 // --peer bare runs the bare Node proxy (bench/peers/bare-node-proxy.js) instead of Warden.
 // --method h2 sends the POST over h2 instead (h2load, 32 connections × 10 streams: 320 requests in

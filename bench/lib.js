@@ -501,7 +501,7 @@ function h2loadReport(out) {
 /**
  * A fixed request rate from h2load (HTTP/1.1, the POST in `bodyFile`), a C client whose own CPU
  * cost leaves the load core far less busy than a Node client doing TLS at the same rate
- * (docs/performance.md, "What sets the tail under load"). Each of the `connections` sends
+ * (docs/history/performance.md, "What sets the tail under load"). Each of the `connections` sends
  * rate ÷ connections requests per second, one every `interval` ms; their starts are spread over
  * about one interval (`-r` connections a millisecond), or every connection would send on the same
  * tick and each tick be a burst of `connections` requests. Latency counts from when a request left

@@ -5,7 +5,7 @@
  *
  * Not in a WeakMap keyed by the body: in V8 a scavenge keeps the entries of a WeakMap that lives in
  * the old generation, so every request's body and parsed value outlived its request and was
- * promoted, and only a mark-compact freed them (docs/performance.md, "A WeakMap cache";
+ * promoted, and only a mark-compact freed them (docs/history/performance.md, "A WeakMap cache";
  * bench/request-state-scavenge.js).
  *
  * Documents that parsers read differently are not JSON here (RFC 8259 §4, §6, §8.1; RFC 7493):

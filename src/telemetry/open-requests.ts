@@ -6,7 +6,7 @@
  * request rehashes every few dozen requests, and the table it leaves behind (garbage in the old
  * generation until the next mark-compact) still points at the records that were in flight. V8's
  * scavenges treat those pointers as live, so those records, their spans, attributes and ids were
- * promoted: most of what telemetry made survive on the full pipeline (docs/performance.md, "A Map
+ * promoted: most of what telemetry made survive on the full pipeline (docs/history/performance.md, "A Map
  * of requests in flight"; bench/request-state-scavenge.js). Here the Map holds only slot numbers; the records sit in a slot array
  * that is cleared when a request ends and replaced only when it grows.
  */

@@ -6,7 +6,7 @@
  *
  * Why: through the SDK's batch processor, each span was encoded on its own, queued as an object,
  * then grouped by resource and scope, copied into the export request and copied again; queueing
- * and exporting measured about as much as encoding (docs/observability.md, run K). This queue
+ * and exporting measured about as much as encoding (docs/history/telemetry-cost.md, run K). This queue
  * gained about 3 % there, which a loop of the same work does not show. The SDK's spans
  * (IdP, clamd, Redis calls) still go through its batch processor; every request span has
  * Warden's resource and scope, so a batch needs no grouping.

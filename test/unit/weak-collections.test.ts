@@ -1,7 +1,7 @@
 // In V8 a scavenge keeps the entries of a WeakMap or WeakSet that lives in the old generation: keyed
 // by per-request objects, every entry outlives its request, is promoted, and waits for a
 // mark-compact, and every scavenge walks the whole table (bench/request-state-scavenge.js). A request body cache built that way
-// cost the full pipeline a third of its scavenge time (docs/performance.md, "A WeakMap cache").
+// cost the full pipeline a third of its scavenge time (docs/history/performance.md, "A WeakMap cache").
 // Per-request state lives on the request context instead; a weak collection in src/ must be keyed
 // by long-lived objects and listed here with what its keys are.
 import t from 'tap';
