@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { writeChart } from './soak-chart.js';
 import { soakVerdict } from './soak-verdict.js';
 import {
+  accessLogLatency,
   createBench,
   createFill,
   median,
@@ -114,6 +115,7 @@ client.on('message', (m) => {
     );
   } else if (m.type === 'done') done(m);
 });
+const loadStartedAt = Date.now();
 client.send({
   url: `https://127.0.0.1:${port}/orders`,
   ca,
@@ -147,6 +149,9 @@ const { pass, failures, totals, statuses, heapGrowth, rssGrowth } = soakVerdict(
   maxRssGrowthMiB: Number(opts['max-rss-growth-mib']),
 });
 const all = (key) => windows.map((w) => w[key]);
+// Warden's own time after the first window (connections, handshakes, introspections), and that
+// time less the backend's: what the sidecar adds, apart from the load core's scheduling.
+const inWarden = accessLogLatency(join(work, 'warden.log'), [loadStartedAt + WINDOW * 1000, Infinity]);
 const result = {
   date: new Date().toISOString(),
   settings: { seconds: SECONDS, rate: RATE, window_s: WINDOW, h2: opts.h2, tokens: tokens.length, sampling_ratio: Number(opts.ratio) },
@@ -158,6 +163,7 @@ const result = {
     p99_worst_window: Math.max(...all('p99_ms')),
     p999_worst_window: Math.max(...all('p999_ms')),
     max: Math.max(...all('max_ms')),
+    in_warden_after_first_window: inWarden,
   },
   memory_mib: {
     rss_peak: Math.max(...memory.map((m) => m.rss_mib)),
@@ -175,6 +181,7 @@ const png = writeChart(result, `${base}.svg`, `${base}.png`);
 console.log(
   `soak: ${SECONDS} s at ${RATE} req/s (${opts.h2 ? 'h2' : 'HTTPS/1.1'}), ${totals.completed} answered, ${totals.errors + totals.overload} errors; ` +
     `p50 ${result.latency_ms.p50_median_of_windows} ms, worst p99 ${result.latency_ms.p99_worst_window} ms, worst p99.9 ${result.latency_ms.p999_worst_window} ms; ` +
+    `in Warden after the first window p50 ${inWarden.p50_ms} / p99 ${inWarden.p99_ms} ms, less the backend's time p50 ${inWarden.without_backend_p50_ms} / p99 ${inWarden.without_backend_p99_ms} / p99.9 ${inWarden.without_backend_p999_ms} ms; ` +
     `RSS peak ${result.memory_mib.rss_peak} MiB (growth ${rssGrowth}), heap peak ${result.memory_mib.heap_peak} MiB (growth ${heapGrowth}); ` +
     `${introspections} introspections for ${tokens.length} tokens`,
 );

@@ -30,6 +30,12 @@ t.test(`soak: ${SECONDS} s at ${RATE} req/s through the full pipeline`, async (t
   t.ok(result.totals.introspections <= 20, `the cache held: ${result.totals.introspections} introspections for 20 tokens`);
   t.ok(result.totals.otlp_requests?.traces?.requests > 0, 'traces reached the OTLP sink');
   t.ok(result.memory.length >= SECONDS, 'memory sampled every second');
+  const inWarden = result.latency_ms.in_warden_after_first_window;
+  t.ok(inWarden.requests > 0, `Warden's own time read from ${inWarden.requests} access lines`);
+  t.ok(
+    inWarden.without_backend_p50_ms > 0 && inWarden.without_backend_p50_ms <= inWarden.p50_ms,
+    `less the backend's time (upstream_ms): p50 ${inWarden.without_backend_p50_ms} of ${inWarden.p50_ms} ms`,
+  );
   t.ok(existsSync(out.replace(/\.json$/, '.svg')), 'the chart (SVG)');
   if (existsSync('/usr/bin/chromium')) t.ok(existsSync(out.replace(/\.json$/, '.png')), 'the chart (PNG)');
 });
