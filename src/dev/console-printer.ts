@@ -12,7 +12,9 @@ function describe(record: Record<string, unknown>): string | undefined {
   if (record.msg === 'request') {
     const status = Number(record['http.response.status_code']);
     const statusText = colour(status >= 500 ? 31 : status >= 400 ? 33 : 32, String(status));
-    return `${time}  ${statusText} ${String(record['http.request.method'])} ${String(record['url.path'])}  route=${String(record['http.route'])} h${String(record['network.protocol.version'])} ${String(record.duration_ms)} ms`;
+    // The backend's share, when it answered: what is left is the sidecar's own time.
+    const backend = typeof record.upstream_ms === 'number' ? ` (backend ${record.upstream_ms} ms)` : '';
+    return `${time}  ${statusText} ${String(record['http.request.method'])} ${String(record['url.path'])}  route=${String(record['http.route'])} h${String(record['network.protocol.version'])} ${String(record.duration_ms)} ms${backend}`;
   }
   if (typeof record.event === 'string') {
     const bits = [

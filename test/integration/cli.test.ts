@@ -187,7 +187,8 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   const admin = await curl([...mtls, `${base}/admin/stats`]);
   t.equal(admin.status, 403);
   t.ok(await until(/event warden\.access\.denied/), 'the event is printed');
-  t.ok(await until(/403 GET \/admin\/stats/), 'the request is printed');
+  t.ok(await until(/403 GET \/admin\/stats {2}route=\S+ h[\d.]+ [\d.]+ ms\n/), 'the request is printed, with no backend time: refused');
+  t.ok(await until(/200 GET \/api\/hello {2}route=\S+ h[\d.]+ [\d.]+ ms \(backend [\d.]+ ms\)/), "an answered one with the backend's time");
   child.kill('SIGINT');
   const code = await new Promise((r) => child.once('exit', r));
   t.equal(code, 0);
