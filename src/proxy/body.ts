@@ -9,7 +9,12 @@ import { WardenError } from '../errors.js';
 export class ClientClosedError extends Error {
   readonly code = 'ERR_CLIENT_CLOSED';
   constructor() {
+    // A signal, not a fault: no stack trace. Streams destroyed with it read its stack, which cost
+    // ~36 µs per error (by hand, in a loop: 3.5 µs without); a flood of resets would pay that each.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super('the client went away before the body ended');
+    Error.stackTraceLimit = limit;
   }
 }
 

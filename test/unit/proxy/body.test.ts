@@ -2,13 +2,22 @@ import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import t from 'tap';
-import { readBody } from '../../../src/proxy/body.js';
+import { ClientClosedError, readBody } from '../../../src/proxy/body.js';
 import { detachedBody, guardStream } from '../../../src/proxy/h2-exchange.js';
 import { testCertificate } from '../../support/certs.js';
 import { FLAG, FRAME, frame, headerBlock, rawH2, requestHeaders } from '../../support/h2-frames.js';
 
 const body = () => new PassThrough();
 const CLOSED = { code: 'ERR_CLIENT_CLOSED' };
+
+t.test('ClientClosedError: a signal without a stack trace, which leaves the limit as it was', async (t) => {
+  const limit = Error.stackTraceLimit;
+  const err = new ClientClosedError();
+  t.equal(err.stack, 'Error: the client went away before the body ended', 'no frames to capture or format');
+  t.equal(err.code, 'ERR_CLIENT_CLOSED');
+  t.equal(Error.stackTraceLimit, limit);
+  t.match(new Error('other').stack, /\n\s+at /, 'other errors keep theirs');
+});
 
 t.test('readBody: a whole body resolves, a client that left rejects with ClientClosedError', async (t) => {
   const whole = body();
