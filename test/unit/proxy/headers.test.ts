@@ -117,6 +117,9 @@ t.test('response: hop-by-hop, Connection-named and internal headers are removed'
     rules,
   );
   t.same(out, { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+  // One field named, in any case and with spaces; and the common Keep-Alive, which names nothing left.
+  t.same(downstreamResponseHeaders({ connection: ' X-Named-Hop ', 'x-named-hop': 'secret', etag: '"1"' }, rules), { etag: '"1"' });
+  t.same(downstreamResponseHeaders({ connection: 'Keep-Alive', etag: '"1"' }, rules), { etag: '"1"' });
 });
 
 t.test('framing: smuggling shapes are refused with a rule each', async (t) => {
