@@ -490,11 +490,12 @@ export function createPostLoad({ bench, root, connections, seconds, streams, hea
 
 /** Requests done, req/s and non-2xx answers from h2load's report. */
 function h2loadReport(out) {
-  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   return {
     requests: Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? NaN),
     rps: Math.round(Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)),
-    errors: codes ? Number(codes[3]) + Number(codes[4]) : 0,
+    // h2load's own count of requests that failed: answered other than 2xx, or not answered at all
+    // (its "errored", a stream or connection that broke), as wrk's socket errors plus non-2xx.
+    errors: Number(/requests: .*?(\d+) failed/.exec(out)?.[1] ?? NaN),
   };
 }
 
