@@ -4,7 +4,7 @@
  * seconds to expiry are read from the same prom-client registry that /metrics serves, at each
  * OTLP collection — one set of numbers, two exports, and one record per request instead of two.
  */
-import { ValueType, type HrTime, type Meter } from '@opentelemetry/api';
+import { ValueType, type Attributes, type HrTime, type Meter, type Observable } from '@opentelemetry/api';
 import { hrTime, type InstrumentationScope } from '@opentelemetry/core';
 import {
   AggregationTemporality,
@@ -36,24 +36,23 @@ export function exportPrometheusInstruments(meter: Meter, registry: Registry): v
     unit: 's',
     description: 'Seconds until the workload certificate expires.',
   });
+  // Prometheus metric → the OTel instrument it is observed on, and each value's attributes. Only
+  // these are read at a collection: the whole registry (the request histogram's buckets, the process
+  // metrics) would be built for nothing.
+  const bridged: readonly [string, Observable, (labels: MetricValue['labels']) => Attributes | undefined][] = [
+    ['warden_token_cache_total', cacheLookups, (l) => ({ cache: String(l.cache), result: String(l.result) })],
+    ['warden_ratelimit_decisions_total', rateLimitDecisions, (l) => ({ 'http.route': String(l.route), decision: String(l.decision) })],
+    ['warden_security_events_total', securityEvents, (l) => ({ 'event.name': String(l.event) })],
+    ['warden_certificate_expiry_seconds', certificateExpiry, () => undefined],
+  ];
   meter.addBatchObservableCallback(
     async (observer) => {
-      // Prometheus metric → how each of its values is observed. Only these are read: the whole
-      // registry (the request histogram's buckets, the process metrics) would be built for nothing.
-      const bridged: Record<string, (v: MetricValue) => void> = {
-        warden_token_cache_total: (v) =>
-          observer.observe(cacheLookups, v.value, { cache: String(v.labels.cache), result: String(v.labels.result) }),
-        warden_ratelimit_decisions_total: (v) =>
-          observer.observe(rateLimitDecisions, v.value, { 'http.route': String(v.labels.route), decision: String(v.labels.decision) }),
-        warden_security_events_total: (v) => observer.observe(securityEvents, v.value, { 'event.name': String(v.labels.event) }),
-        warden_certificate_expiry_seconds: (v) => observer.observe(certificateExpiry, v.value),
-      };
-      for (const [name, observe] of Object.entries(bridged)) {
+      for (const [name, instrument, attributesOf] of bridged) {
         const metric = (await registry.getSingleMetric(name)?.get()) as MetricJson | undefined;
-        for (const v of metric?.values ?? []) observe(v);
+        for (const v of metric?.values ?? []) observer.observe(instrument, v.value, attributesOf(v.labels));
       }
     },
-    [cacheLookups, rateLimitDecisions, securityEvents, certificateExpiry],
+    bridged.map(([, instrument]) => instrument),
   );
 }
 

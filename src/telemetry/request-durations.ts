@@ -82,19 +82,15 @@ export class RequestDurations {
 
   /** Registers the histogram with prom-client, which reads it at each scrape. */
   register(registry: Registry): void {
-    const help = 'Time from request headers to the end of the response, by route, method and status (its _count is the request count).';
-    const read = (forText: boolean) => ({
+    const about = {
       name: REQUEST_DURATION_METRIC,
-      help,
+      help: 'Time from request headers to the end of the response, by route, method and status (its _count is the request count).',
       type: 'histogram',
       aggregator: 'sum',
-      values: this.promValues(forText),
-    });
+    } as const;
+    const read = (forText: boolean) => ({ ...about, values: this.promValues(forText) });
     const metric = {
-      name: REQUEST_DURATION_METRIC,
-      help,
-      type: 'histogram',
-      aggregator: 'sum',
+      ...about,
       get: async () => read(false),
       // As prom-client's Histogram: for the text format, the label set rides as shared labels after `le`.
       getForPromString: async () => read(true),
