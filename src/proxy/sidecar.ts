@@ -265,7 +265,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     const log = current.config.log;
     if (!log.access) return;
     const headers = log.access_headers ? redactHeaders(ctx.headers, current.rules.isInternal) : undefined;
-    accessLog(ctx, status, Math.round(seconds * 1e6) / 1e3, completed, headers);
+    accessLog(ctx, status, seconds * 1e3, completed, headers);
   };
 
   const handler = createRequestHandler({

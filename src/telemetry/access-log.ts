@@ -18,7 +18,7 @@ export interface AccessRecord {
   readonly upstreamMs?: number | undefined;
 }
 
-/** ms with µs precision, as the line prints durations. */
+/** ms with µs precision: how the line prints both durations. */
 const msOf = (ms: number): number => Math.round(ms * 1e3) / 1e3;
 
 export type AccessLog = (
@@ -44,7 +44,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
         'client.address': ctx.clientAddress,
         'network.protocol.version': ctx.protocol,
         'warden.request.id': ctx.requestId,
-        duration_ms: durationMs,
+        duration_ms: msOf(durationMs),
       };
       if (ctx.upstreamMs !== undefined) line.upstream_ms = msOf(ctx.upstreamMs);
       if (!completed) line['warden.aborted'] = true;
@@ -56,7 +56,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
     stream.write(
       `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(ctx.path)}` +
         `,"http.route":"${ctx.route.id}","http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
-        `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${durationMs}` +
+        `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${msOf(durationMs)}` +
         `${ctx.upstreamMs === undefined ? '' : `,"upstream_ms":${msOf(ctx.upstreamMs)}`}${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
     );
   };
