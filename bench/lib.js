@@ -195,7 +195,21 @@ export function profileArgs(name) {
   const dir = process.env.WARDEN_BENCH_PROFILE;
   // WARDEN_BENCH_NODE_ARGS: V8/Node flags for every Warden peer, e.g. "--max-semi-space-size=4".
   const extra = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
+  return [...extra, ...(dir ? cpuProfileArgs(dir, name) : [])];
+}
+
+/** Node options that write a CPU profile of the process to DIR/NAME.cpuprofile when it exits. */
+export function cpuProfileArgs(dir, name) {
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`];
+}
+
+/** A .cpuprofile file, with its nodes by id and each node's parent id. */
+export function readCpuProfile(file) {
+  const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { profile, byId, parent };
 }
 
 /**

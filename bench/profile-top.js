@@ -2,8 +2,8 @@
 // Summarises a .cpuprofile (from --cpu-prof, see WARDEN_BENCH_PROFILE in bench/lib.js): the top
 // functions by self time and by inclusive time, so a profile can be read without a browser.
 // Usage: node bench/profile-top.js FILE.cpuprofile [--top N] [--filter TEXT]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { readCpuProfile } from './lib.js';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -13,10 +13,7 @@ if (positionals.length !== 1) {
   console.error('Usage: node bench/profile-top.js FILE.cpuprofile [--top N] [--filter TEXT]');
   process.exit(2);
 }
-const profile = JSON.parse(readFileSync(positionals[0], 'utf8'));
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-const parent = new Map();
-for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const { profile, byId, parent } = readCpuProfile(positionals[0]);
 
 // Sample time per node: timeDeltas[i] is the time before sample i.
 const selfUs = new Map();

@@ -15,10 +15,12 @@ import {
   benchOptions,
   benchWorkdir,
   concurrentPairs,
+  cpuProfileArgs,
   createBench,
   createFill,
   createPostLoad,
   forkOnLoadCores,
+  readCpuProfile,
   requireTools,
   round3,
   startConfigPeers,
@@ -49,7 +51,7 @@ const peers = await startConfigPeers(bench, root, readFileSync(join(root, 'bench
 const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(peers.body));
 
-const profileOf = (name) => ['--cpu-prof', `--cpu-prof-dir=${work}`, `--cpu-prof-name=${name}.cpuprofile`];
+const profileOf = (name) => cpuProfileArgs(work, name);
 const bare = { name: 'bare-node', port: 18700, h2port: 18701 };
 bare.child = bench.start(process.execPath, [
   ...profileOf('bare-node'),
@@ -92,10 +94,7 @@ function placeOf(frame) {
  * dispatch (node:http's or node:http2's).
  */
 function busyPerRequest(file, requests) {
-  const p = JSON.parse(readFileSync(file, 'utf8'));
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { profile: p, byId, parent } = readCpuProfile(file);
   const isDispatch = (id) => {
     for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
       const f = byId.get(cur).callFrame;
