@@ -6,8 +6,13 @@
 // the difference; both .cpuprofile files are kept for a flame graph.
 // The figures are the wall time of samples that were not idle: the two peers share one core, so a
 // sample interval also spans time the process waited for it, and sampling adds overhead; they run
-// at about twice the CPU per request. The shares and the differences are the point.
-// Usage: node bench/side-profile.js [--config warden-full-tls.yaml] [--method h1|h2] [--rounds 3] [--seconds 4] [--top 30] [--out FILE] [--no-pin]
+// at about twice the CPU per request. Worse, V8 samples by wall clock, so the time a peer is
+// preempted is charged to the function it was preempted in (often the one right after a write
+// that woke the other peer). `--apart` loads each peer alone on the core in turn instead: its
+// not-idle samples are then its CPU time, function by function (no ratio of throughput is taken).
+// `--base-config FILE` puts a Warden with that configuration in the bare proxy's place (say, the
+// same pipeline without telemetry): what the configuration's difference costs, place by place.
+// Usage: node bench/side-profile.js [--config warden-full-tls.yaml] [--base-config FILE] [--method h1|h2] [--rounds 3] [--seconds 4] [--top 30] [--apart] [--out FILE] [--no-pin]
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +34,15 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/side-profile.js [--config FILE] [--method h1|h2] [--rounds N] [--seconds S] [--top N] [--out FILE] [--no-pin]',
+  'node bench/side-profile.js [--config FILE] [--base-config FILE] [--method h1|h2] [--rounds N] [--seconds S] [--top N] [--apart] [--out FILE] [--no-pin]',
   {
     config: { type: 'string', default: 'warden-full-tls.yaml' },
+    'base-config': { type: 'string' },
     method: { type: 'string', default: 'h1' },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '4' },
     top: { type: 'string', default: '30' },
+    apart: { type: 'boolean', default: false },
   },
 );
 requireTools(root, [opts.method === 'h2' ? 'h2load' : 'wrk', 'openssl']);
@@ -51,31 +58,62 @@ const peers = await startConfigPeers(bench, root, readFileSync(join(root, 'bench
 const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(peers.body));
 
-const profileOf = (name) => cpuProfileArgs(work, name);
-const bare = { name: 'bare-node', port: 18700, h2port: 18701 };
-bare.child = bench.start(process.execPath, [
-  ...profileOf('bare-node'),
-  join(root, 'bench/peers/bare-node-proxy.js'),
-  ...[bare.port, bare.h2port, `http://127.0.0.1:${backendPort}`, cert, key].map(String),
-]);
+// WARDEN_BENCH_NODE_ARGS applies to both peers here, as profileArgs applies it to Warden elsewhere.
+const extraNodeArgs = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const profileOf = (name) => [...extraNodeArgs, ...cpuProfileArgs(work, name)];
+const baseConfig = opts['base-config'];
+// The base: the bare Node proxy, or a Warden with --base-config (named apart from the candidate's file).
+const bare = { name: baseConfig ? 'warden-base' : 'bare-node', port: 18700, h2port: 18701 };
+const vars = { backendPort, sinkPort, cert, key, ratio: 1, ...peers.vars };
+const startWarden = (name, config) =>
+  bench.start(process.execPath, [...profileOf(name), join(root, 'bin/warden.js'), 'proxy', '-c', config], {
+    stdio: ['ignore', openSync(join(work, `${name}.log`), 'w'), 'pipe'],
+  });
+if (baseConfig) {
+  bare.h2port = bare.port;
+  const file = join(work, `base-${baseConfig}`);
+  writeFileSync(file, readFileSync(fill(baseConfig, { ...vars, port: bare.port, adminPort: 19700 }), 'utf8'));
+  bare.child = startWarden(bare.name, file);
+} else {
+  bare.child = bench.start(process.execPath, [
+    ...profileOf('bare-node'),
+    join(root, 'bench/peers/bare-node-proxy.js'),
+    ...[bare.port, bare.h2port, `http://127.0.0.1:${backendPort}`, cert, key].map(String),
+  ]);
+}
 const warden = { name: 'warden', port: 18702 };
-const vars = { port: warden.port, adminPort: 19702, backendPort, sinkPort, cert, key, ratio: 1, ...peers.vars };
-warden.child = bench.start(
-  process.execPath,
-  [...profileOf('warden'), join(root, 'bin/warden.js'), 'proxy', '-c', fill(opts.config, vars)],
-  {
-    stdio: ['ignore', openSync(join(work, 'warden.log'), 'w'), 'pipe'],
-  },
-);
+warden.child = startWarden('warden', fill(opts.config, { ...vars, port: warden.port, adminPort: 19702 }));
 for (const port of [bare.port, bare.h2port, warden.port]) await bench.waitPort(port);
 
 const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers: peers.headers, bodyFile });
 const url = (p) => `https://127.0.0.1:${opts.method === 'h2' ? (p.h2port ?? p.port) : p.port}/orders`;
-const pairs = await concurrentPairs({ base: bare, candidate: warden, rounds: ROUNDS, seconds: S, load, url, method: opts.method });
+const pairs = opts.apart
+  ? await loadedApart({ base: bare, candidate: warden, rounds: ROUNDS })
+  : await concurrentPairs({ base: bare, candidate: warden, rounds: ROUNDS, seconds: S, load, url, method: opts.method });
 await bench.stop(warden.child);
 await bench.stop(bare.child);
 await peers.stop();
 await bench.stop(backend);
+
+/** Each peer loaded alone, in turn, one unmeasured round first: the requests each answered, and their errors. */
+async function loadedApart({ base, candidate, rounds }) {
+  const run = opts.method === 'h2' ? (u) => load.h2load(u, { warmup: 0 }) : (u) => load.wrk(u);
+  const answered = { base: 0, candidate: 0 };
+  let errors = 0;
+  for (let i = 0; i <= rounds; i++) {
+    process.stderr.write(`\rapart ${candidate.name} and ${base.name}: round ${i + 1}/${rounds + 1}`);
+    for (const [side, peer] of [
+      ['base', base],
+      ['candidate', candidate],
+    ]) {
+      const r = await run(url(peer));
+      answered[side] += r.requests;
+      if (i > 0) errors += r.errors;
+    }
+  }
+  process.stderr.write('\n');
+  return { answered, errors };
+}
 
 /** Where a frame's code lives: a dist/ file, a Node module, an npm package, or V8's own entry. */
 function placeOf(frame) {
@@ -114,7 +152,7 @@ function busyPerRequest(file, requests) {
   return by;
 }
 
-const bareUs = busyPerRequest(join(work, 'bare-node.cpuprofile'), pairs.answered.base);
+const bareUs = busyPerRequest(join(work, `${bare.name}.cpuprofile`), pairs.answered.base);
 const wardenUs = busyPerRequest(join(work, 'warden.cpuprofile'), pairs.answered.candidate);
 const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
 const places = [...new Set([...bareUs.keys(), ...wardenUs.keys()])]
@@ -124,19 +162,36 @@ const places = [...new Set([...bareUs.keys(), ...wardenUs.keys()])]
 
 const result = {
   date: new Date().toISOString(),
-  settings: { config: opts.config, method: opts.method, rounds: ROUNDS, seconds: S, pinned: opts.pin },
-  loaded_at_once: { rps_ratio: pairs[opts.method], cpu_ratio: pairs[`${opts.method}cpu`], errors: pairs.errors },
+  settings: {
+    config: opts.config,
+    base: baseConfig ?? 'bare-node',
+    method: opts.method,
+    rounds: ROUNDS,
+    seconds: S,
+    pinned: opts.pin,
+    apart: opts.apart,
+  },
+  ...(opts.apart
+    ? { errors: pairs.errors }
+    : { loaded_at_once: { rps_ratio: pairs[opts.method], cpu_ratio: pairs[`${opts.method}cpu`], errors: pairs.errors } }),
   requests: { bare: pairs.answered.base, warden: pairs.answered.candidate },
-  not_idle_wall_us_per_request: { bare: round3(sum(bareUs)), warden: round3(sum(wardenUs)) },
+  [opts.apart ? 'not_idle_us_per_request' : 'not_idle_wall_us_per_request']: { bare: round3(sum(bareUs)), warden: round3(sum(wardenUs)) },
   places,
-  profiles: { bare: join(work, 'bare-node.cpuprofile'), warden: join(work, 'warden.cpuprofile') },
+  profiles: { bare: join(work, `${bare.name}.cpuprofile`), warden: join(work, 'warden.cpuprofile') },
 };
-console.log(
-  `${opts.config} over ${opts.method}, loaded at once: Warden ÷ bare rps ${pairs[opts.method].join(', ')}; CPU per request ${pairs[`${opts.method}cpu`].join(', ')}`,
-);
-console.log(
-  `main thread, not idle, µs of wall time per request (about 2× CPU: the peers share one core): bare ${result.not_idle_wall_us_per_request.bare}, Warden ${result.not_idle_wall_us_per_request.warden}`,
-);
+if (opts.apart) {
+  console.log(`${opts.config} over ${opts.method}, each loaded alone on its core; errors ${pairs.errors}`);
+  console.log(
+    `main thread, not idle, µs per request (its CPU time): bare ${result.not_idle_us_per_request.bare}, Warden ${result.not_idle_us_per_request.warden}`,
+  );
+} else {
+  console.log(
+    `${opts.config} over ${opts.method}, loaded at once: Warden ÷ bare rps ${pairs[opts.method].join(', ')}; CPU per request ${pairs[`${opts.method}cpu`].join(', ')}`,
+  );
+  console.log(
+    `main thread, not idle, µs of wall time per request (about 2× CPU: the peers share one core): bare ${result.not_idle_wall_us_per_request.bare}, Warden ${result.not_idle_wall_us_per_request.warden}`,
+  );
+}
 console.log('   extra    bare  warden  place');
 for (const r of places.slice(0, TOP)) {
   console.log(`${r.extra.toFixed(1).padStart(8)}${r.bare.toFixed(1).padStart(8)}${r.warden.toFixed(1).padStart(8)}  ${r.place}`);
