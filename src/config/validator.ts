@@ -9,6 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { AJV_CODE_OPTIONS } from './ajv-codegen.js';
 import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../net/ip-set.js';
 
@@ -56,6 +57,7 @@ export function createConfigAjv(): Ajv {
     verbose: true,
     passContext: true,
     strict: true,
+    code: AJV_CODE_OPTIONS,
   });
   ajv.addKeyword({ keyword: 'x-expect', schemaType: 'string' });
   convertingKeyword(ajv, 'x-duration', (v) => parseDuration(v));

