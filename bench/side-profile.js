@@ -6,10 +6,10 @@
 // the difference; both .cpuprofile files are kept for a flame graph.
 // The figures are the wall time of samples that were not idle: the two peers share one core, so a
 // sample interval also spans time the process waited for it, and sampling adds overhead; they run
-// at about twice the CPU per request. Worse, V8 samples by wall clock, so the time a peer is
-// preempted is charged to the function it was preempted in (often the one right after a write
-// that woke the other peer). `--apart` loads each peer alone on the core in turn instead: its
-// not-idle samples are then its CPU time, function by function (no ratio of throughput is taken).
+// at about twice the CPU per request, and the time a peer waits for the core is charged to
+// whatever function it was in (V8 samples by wall clock). `--apart` loads each peer alone on the
+// core in turn instead: its not-idle samples are then its CPU time, function by function (no
+// ratio of throughput is taken).
 // `--base-config FILE` puts a Warden with that configuration in the bare proxy's place (say, the
 // same pipeline without telemetry): what the configuration's difference costs, place by place.
 // Usage: node bench/side-profile.js [--config warden-full-tls.yaml] [--base-config FILE] [--method h1|h2] [--rounds 3] [--seconds 4] [--top 30] [--apart] [--out FILE] [--no-pin]
