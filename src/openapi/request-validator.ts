@@ -97,6 +97,17 @@ const isArraySchema = (s: Record<string, unknown> | undefined) =>
 const isObjectSchema = (s: Record<string, unknown> | undefined) =>
   s?.type === 'object' || (Array.isArray(s?.type) && (s.type as string[]).includes('object'));
 
+/**
+ * An object for names the client chooses (query keys, form and multipart field names): without a prototype,
+ * so `__proto__` and `constructor` are names like any other (in a `{}`, `__proto__` is not stored,
+ * and an unknown `?__proto__=` slipped past `unknown_query: refuse`), and created as a dictionary,
+ * so that a client sending new names cannot fill V8's table of transitions from the empty object's
+ * map (src/config/ajv-codegen.ts says what that costs the whole process).
+ */
+function clientKeyed<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 /** One parameter's value from its raw string(s), per its `style` / `explode` (OpenAPI 3 §4.8.12.4). */
 function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchParams | undefined): unknown {
   const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
@@ -107,7 +118,7 @@ function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchPara
     return raw.length === 0 ? [] : (raw[0] as string).split(sep);
   }
   if (isObjectSchema(p.schema) && query) {
-    const out: Record<string, string> = {};
+    const out = clientKeyed<string>();
     if (style === 'deepObject') {
       const prefix = `${p.name}[`;
       for (const [k, v] of query) if (k.startsWith(prefix) && k.endsWith(']')) out[k.slice(prefix.length, -1)] = v;
@@ -132,7 +143,7 @@ function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchPara
  */
 function multipartFields(contentType: string, body: Buffer): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const fields: Record<string, unknown> = {};
+    const fields = clientKeyed<unknown>();
     const add = (name: string, value: string) => {
       const prev = fields[name];
       fields[name] = prev === undefined ? value : Array.isArray(prev) ? [...(prev as string[]), value] : [prev, value];
@@ -221,9 +232,10 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
     params(parts) {
       if (!validateParams) return undefined;
       const query = new URLSearchParams(parts.search.length > 1 ? parts.search.slice(1) : '');
+      // Path, header and cookie entries are named by the document; query keys by the client too (unknown_query).
       const data = {
         path: {} as Record<string, unknown>,
-        query: {} as Record<string, unknown>,
+        query: clientKeyed<unknown>(),
         header: {} as Record<string, unknown>,
         cookie: {} as Record<string, unknown>,
       };
@@ -265,7 +277,7 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         value = json.value;
       } else if (mime === 'application/x-www-form-urlencoded') {
-        const form: Record<string, string | string[]> = {};
+        const form = clientKeyed<string | string[]>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) {
           const prev = form[k];
           form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];

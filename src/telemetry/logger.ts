@@ -15,7 +15,8 @@ const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'
  * rather than with pino's `redact`, which costs on every line whether or not headers are in it.
  */
 export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (name: string) => boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // No prototype: header names are the client's (see clientKeyed in src/openapi/request-validator.ts).
+  const out = Object.create(null) as Record<string, unknown>;
   for (const name in headers) out[name] = SECRET_HEADERS.has(name) || extraSecret?.(name) ? '[redacted]' : headers[name];
   return out;
 }

@@ -249,6 +249,11 @@ t.test('request validation: parameters by location and style, bodies by content 
     status: 400,
     errors: [{ pointer: '/body/age' }],
   });
+  // A form field named __proto__ is a field like any other: undeclared, so refused (in a `{}` it replaced the object's prototype).
+  t.match(await problem(post('name=rex&__proto__=x', 'application/x-www-form-urlencoded')), {
+    status: 400,
+    errors: [{ pointer: '/body' }],
+  });
   t.equal(backend.requests.length - before, 4, 'only the valid requests reached the backend');
 
   const uploadAt = (body: string, type: string) =>
@@ -315,6 +320,16 @@ t.test('request validation: parameters by location and style, bodies by content 
   const unknown = await fetchText(`${report.url}/v1/pets?bogus=1`, agent2, { headers: { authorization: auth } });
   t.equal(unknown.status, 200, 'unknown_query: refuse is reported in report mode');
   t.ok(report.events.some((e) => e.name === 'warden.input.invalid' && String(e['warden.detail']).startsWith('/query')));
+  // Names that are special in a plain object are query keys like any other (a `{}` dropped `__proto__`).
+  for (const name of ['__proto__', 'constructor']) {
+    const before = report.events.length;
+    const res = await fetchText(`${report.url}/v1/pets?${name}=1`, agent2, { headers: { authorization: auth } });
+    t.equal(res.status, 200, `?${name}=1 forwarded in report mode`);
+    t.ok(
+      report.events.slice(before).some((e) => e.name === 'warden.input.invalid' && String(e['warden.detail']).startsWith('/query')),
+      `?${name}=1 reported as an unknown query parameter`,
+    );
+  }
 });
 
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
