@@ -27,7 +27,7 @@ import { sanitizeAttributes } from '@opentelemetry/core';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
-import { OpenRequests } from './open-requests.js';
+import { OpenRequests, type OpenRecord } from './open-requests.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
 import { RequestSpan } from './request-span.js';
 import { SpanContextRef } from './span-context-ref.js';
@@ -47,6 +47,8 @@ export interface TracedRequest {
   readonly route: { readonly id: string };
   /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */
   traceContext: Context;
+  /** Set by `start`: the request's tracing record, opaque to everyone but request tracing. */
+  tracing?: unknown;
 }
 
 export interface RequestTracing {
@@ -83,7 +85,7 @@ function serverAttributes(ctx: TracedRequest): Attributes {
 /** The SDK's own id generator, as its tracer uses. */
 const ids = new RandomIdGenerator();
 
-interface OpenRequest {
+interface OpenRequest extends OpenRecord {
   /** The caller's context as extracted (its span, baggage). */
   readonly parent: Context;
   readonly server: SpanContext;
@@ -102,7 +104,7 @@ interface OpenRequest {
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
   const { logger, meter, endSpan, resource, scope } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
-  // Keyed by request id: events carry it, so they find their span.
+  // The requests in flight: events carry only a request id, and find their span here.
   const open = new OpenRequests<OpenRequest>();
   const duration = ownMetrics
     ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
@@ -151,10 +153,12 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const serverSpan = sampled
         ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
         : undefined;
-      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
+      const req: OpenRequest = { requestId: ctx.requestId, slot: -1, parent, server, context, serverSpan, clientSpan: undefined };
+      ctx.tracing = req;
+      open.add(req);
     },
     upstream(ctx) {
-      const req = open.get(ctx.requestId);
+      const req = ctx.tracing as OpenRequest | undefined;
       if (!req) return;
       const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
       if (req.serverSpan)
@@ -180,9 +184,9 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         'http.request.method': ctx.method,
         'http.response.status_code': status,
       });
-      const req = open.get(ctx.requestId);
+      const req = ctx.tracing as OpenRequest | undefined;
       if (!req) return;
-      open.delete(ctx.requestId);
+      open.remove(req);
       const { serverSpan, clientSpan } = req;
       if (!serverSpan) return;
       const error = status >= 500 ? ERROR : undefined;
@@ -200,7 +204,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
     eventSink(name, severity, attributes) {
       securityEvents?.add(1, { 'event.name': name });
       const requestId = attributes['warden.request.id'];
-      const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
+      const req = typeof requestId === 'string' ? open.find(requestId) : undefined;
       const span = req?.serverSpan;
       if (span) {
         span.addEvent(name, sanitizeAttributes(attributes));
