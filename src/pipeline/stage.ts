@@ -96,6 +96,4 @@ export interface RequestContext {
    * the request's behalf (IdP, clamd, Redis). The root context while export is off.
    */
   traceContext: Context;
-  /** Request tracing's own record of the request (request-tracing.ts); undefined while export is off. */
-  tracing?: unknown;
 }

@@ -125,7 +125,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       responseHeaders: undefined,
       upstreamMs: undefined,
       traceContext: ROOT_CONTEXT,
-      tracing: undefined,
     };
 
     const tracing = deps.tracing?.();

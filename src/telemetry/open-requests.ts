@@ -1,29 +1,20 @@
 /**
- * The requests in flight, for what a security event needs: it carries only the request id, and
- * must find its request's span.
+ * The requests in flight, by request id: what a security event, which carries only the id, needs to
+ * find its request's span.
  *
- * The request itself holds its record (TracedRequest.tracing), so its own path never looks it up;
- * this registry only keeps the records in a slot array, cleared when a request ends and replaced
- * only when it grows, and an event scans it for its id. Events are rare next to requests, and a
- * scan of the requests in flight (bounded by limits.max_in_flight) costs an event a few µs, where
- * a Map from id to record cost every request a set, two gets and a delete, about 3 µs of its CPU,
- * and the rehashing garbage of a table added to and deleted from all the time
- * (docs/history/performance.md, "A Map of requests in flight").
- *
- * Two requests in flight under the same id (a client's X-Request-Id reused) have a record each;
- * an event with that id goes to either one.
+ * Not a Map from id to the request's record: a Map that is added to and deleted from on every
+ * request rehashes every few dozen requests, and the table it leaves behind (garbage in the old
+ * generation until the next mark-compact) still points at the records that were in flight. V8's
+ * scavenges treat those pointers as live, so those records, their spans, attributes and ids were
+ * promoted: most of what telemetry made survive on the full pipeline (docs/history/performance.md, "A Map
+ * of requests in flight"; bench/request-state-scavenge.js). Here the Map holds only slot numbers; the records sit in a slot array
+ * that is cleared when a request ends and replaced only when it grows.
  */
-export interface OpenRecord {
-  readonly requestId: string;
-  /** Where the registry keeps it: set by `add`. */
-  slot: number;
-}
-
-export class OpenRequests<T extends OpenRecord> {
+export class OpenRequests<T> {
+  private readonly slotOf = new Map<string, number>();
   private slots: (T | undefined)[];
   /** Free slot numbers, used as a stack. */
   private readonly free: number[] = [];
-  private count = 0;
 
   constructor(initialSlots = 256) {
     this.slots = new Array<T | undefined>(initialSlots).fill(undefined);
@@ -31,7 +22,7 @@ export class OpenRequests<T extends OpenRecord> {
   }
 
   get size(): number {
-    return this.count;
+    return this.slotOf.size;
   }
 
   /** Slots allocated: grows only with the most requests ever in flight at once. */
@@ -39,31 +30,30 @@ export class OpenRequests<T extends OpenRecord> {
     return this.slots.length;
   }
 
-  /** Registers a request's record (its `slot` is set here). */
-  add(record: T): void {
+  /** Records `value` for `id`, replacing what an id sent twice at once had (as a Map would). */
+  set(id: string, value: T): void {
+    const taken = this.slotOf.get(id);
+    if (taken !== undefined) {
+      this.slots[taken] = value;
+      return;
+    }
     if (this.free.length === 0) this.grow();
     const slot = this.free.pop() as number;
-    record.slot = slot;
-    this.slots[slot] = record;
-    this.count++;
+    this.slots[slot] = value;
+    this.slotOf.set(id, slot);
   }
 
-  /** Forgets a record once its request has ended; a record removed already is left alone. */
-  remove(record: T): void {
-    if (this.slots[record.slot] !== record) return;
-    this.slots[record.slot] = undefined;
-    this.free.push(record.slot);
-    this.count--;
+  get(id: string): T | undefined {
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? undefined : this.slots[slot];
   }
 
-  /** The record of a request in flight with this id, for an event. */
-  find(requestId: string): T | undefined {
-    const slots = this.slots;
-    for (let i = 0; i < slots.length; i++) {
-      const record = slots[i];
-      if (record !== undefined && record.requestId === requestId) return record;
-    }
-    return undefined;
+  delete(id: string): void {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return;
+    this.slotOf.delete(id);
+    this.slots[slot] = undefined;
+    this.free.push(slot);
   }
 
   private grow(): void {

@@ -27,7 +27,7 @@ import { sanitizeAttributes } from '@opentelemetry/core';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
-import { OpenRequests, type OpenRecord } from './open-requests.js';
+import { OpenRequests } from './open-requests.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
 import { RequestSpan } from './request-span.js';
 import { SpanContextRef } from './span-context-ref.js';
@@ -47,8 +47,6 @@ export interface TracedRequest {
   readonly route: { readonly id: string };
   /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */
   traceContext: Context;
-  /** Set by `start`: the request's tracing record, opaque to everyone but request tracing. */
-  tracing?: unknown;
 }
 
 export interface RequestTracing {
@@ -85,7 +83,7 @@ function serverAttributes(ctx: TracedRequest): Attributes {
 /** The SDK's own id generator, as its tracer uses. */
 const ids = new RandomIdGenerator();
 
-interface OpenRequest extends OpenRecord {
+interface OpenRequest {
   /** The caller's context as extracted (its span, baggage). */
   readonly parent: Context;
   readonly server: SpanContext;
@@ -104,7 +102,7 @@ interface OpenRequest extends OpenRecord {
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
   const { logger, meter, endSpan, resource, scope } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
-  // The requests in flight: events carry only a request id, and find their span here.
+  // Keyed by request id: events carry it, so they find their span.
   const open = new OpenRequests<OpenRequest>();
   const duration = ownMetrics
     ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
@@ -153,12 +151,10 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const serverSpan = sampled
         ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
         : undefined;
-      const req: OpenRequest = { requestId: ctx.requestId, slot: -1, parent, server, context, serverSpan, clientSpan: undefined };
-      ctx.tracing = req;
-      open.add(req);
+      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
     },
     upstream(ctx) {
-      const req = ctx.tracing as OpenRequest | undefined;
+      const req = open.get(ctx.requestId);
       if (!req) return;
       const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
       if (req.serverSpan)
@@ -184,9 +180,9 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         'http.request.method': ctx.method,
         'http.response.status_code': status,
       });
-      const req = ctx.tracing as OpenRequest | undefined;
+      const req = open.get(ctx.requestId);
       if (!req) return;
-      open.remove(req);
+      open.delete(ctx.requestId);
       const { serverSpan, clientSpan } = req;
       if (!serverSpan) return;
       const error = status >= 500 ? ERROR : undefined;
@@ -204,7 +200,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
     eventSink(name, severity, attributes) {
       securityEvents?.add(1, { 'event.name': name });
       const requestId = attributes['warden.request.id'];
-      const req = typeof requestId === 'string' ? open.find(requestId) : undefined;
+      const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
       const span = req?.serverSpan;
       if (span) {
         span.addEvent(name, sanitizeAttributes(attributes));

@@ -1,76 +1,55 @@
 // The registry of requests in flight that security events use to find their request's span
-// (src/telemetry/open-requests.ts): records added and removed by the request that holds them,
-// found by request id, over a slot array that is reused.
+// (src/telemetry/open-requests.ts): Map semantics by request id, over a slot array that is reused.
 import t from 'tap';
-import { OpenRequests, type OpenRecord } from '../../../src/telemetry/open-requests.js';
+import { OpenRequests } from '../../../src/telemetry/open-requests.js';
 
-type Rec = OpenRecord & { n: number };
-const rec = (requestId: string, n = 0): Rec => ({ requestId, slot: -1, n });
-
-t.test('add, find by request id, remove', async (t) => {
-  const open = new OpenRequests<Rec>(4);
-  const a = rec('a', 1);
-  open.add(a);
-  open.add(rec('b', 2));
-  t.equal(open.find('a'), a);
+t.test('set, get and delete by request id', async (t) => {
+  const open = new OpenRequests<{ n: number }>(4);
+  const a = { n: 1 };
+  open.set('a', a);
+  open.set('b', { n: 2 });
+  t.equal(open.get('a'), a);
   t.equal(open.size, 2);
-  open.remove(a);
-  t.equal(open.find('a'), undefined, 'gone once its request ends');
-  t.equal(open.find('b')?.n, 2, 'the others stay');
-  open.remove(a);
-  t.equal(open.size, 1, 'removing twice is harmless');
-  t.equal(open.find('nope'), undefined);
+  open.delete('a');
+  t.equal(open.get('a'), undefined, 'gone once its request ends');
+  t.equal(open.get('b')?.n, 2, 'the others stay');
+  open.delete('a');
+  t.equal(open.size, 1, 'deleting twice is harmless');
+  t.equal(open.get('nope'), undefined);
 });
 
-t.test('a record removed twice does not free the slot of the request that took it over', async (t) => {
-  const open = new OpenRequests<Rec>(1);
-  const first = rec('first');
-  open.add(first);
-  open.remove(first);
-  const second = rec('second');
-  open.add(second);
-  t.equal(second.slot, first.slot, 'the slot was reused');
-  open.remove(first);
-  t.equal(open.find('second'), second, 'still registered');
+t.test('an id sent twice at once replaces the first, as a Map would, without losing a slot', async (t) => {
+  const open = new OpenRequests<string>(2);
+  open.set('dup', 'first');
+  open.set('dup', 'second');
+  t.equal(open.get('dup'), 'second');
   t.equal(open.size, 1);
-});
-
-t.test('an id sent twice at once: both requests are registered, an event finds one of them', async (t) => {
-  const open = new OpenRequests<Rec>(2);
-  const one = rec('dup', 1);
-  const two = rec('dup', 2);
-  open.add(one);
-  open.add(two);
-  t.equal(open.size, 2);
-  t.ok([one, two].includes(open.find('dup') as Rec));
-  open.remove(one);
-  t.equal(open.find('dup'), two, 'the one still in flight');
-  open.remove(two);
+  open.delete('dup');
+  open.set('x', 'x');
+  open.set('y', 'y');
+  t.equal(open.get('x'), 'x');
+  t.equal(open.get('y'), 'y');
+  t.equal(open.slotCount, 2, 'both slots were free again: the duplicate did not keep one');
   for (let i = 0; i < 10_000; i++) {
-    const a = rec(`d${i}`);
-    const b = rec(`d${i}`);
-    open.add(a);
-    open.add(b);
-    open.remove(a);
-    open.remove(b);
+    open.set(`d${i}`, 'first');
+    open.set(`d${i}`, 'second');
+    open.delete(`d${i}`);
   }
-  t.equal(open.slotCount, 2, 'ten thousand duplicated requests later, no slot has leaked');
-  t.equal(open.size, 0);
+  t.equal(open.slotCount, 4, 'ten thousand duplicated requests later, no slot has leaked (one in flight beside x and y)');
 });
 
 t.test('more requests in flight than slots: it grows and keeps every record', async (t) => {
-  const open = new OpenRequests<Rec>(4);
-  const records = Array.from({ length: 1000 }, (_, i) => rec(`r${i}`, i));
-  for (const r of records) open.add(r);
+  const open = new OpenRequests<number>(4);
+  for (let i = 0; i < 1000; i++) open.set(`r${i}`, i);
   t.equal(open.size, 1000);
   let right = 0;
-  for (let i = 0; i < 1000; i++) if (open.find(`r${i}`)?.n === i) right++;
+  for (let i = 0; i < 1000; i++) if (open.get(`r${i}`) === i) right++;
   t.equal(right, 1000, 'every record found after growing');
-  for (let i = 0; i < 1000; i += 2) open.remove(records[i] as Rec);
-  for (let i = 0; i < 500; i++) open.add(rec(`s${i}`, -i));
+  for (let i = 0; i < 1000; i += 2) open.delete(`r${i}`);
+  for (let i = 0; i < 500; i++) open.set(`s${i}`, -i);
   t.equal(open.size, 1000, 'freed slots are reused');
   t.equal(open.slotCount, 1024, 'grown by doubling to hold the most in flight, and no further');
-  t.equal(open.find('r1')?.n, 1);
-  t.equal(open.find('s499')?.n, -499);
-  t.equal(open.find('r0'), undefined);
+  t.equal(open.get('r1'), 1);
+  t.equal(open.get('s499'), -499);
+  t.equal(open.get('r0'), undefined);
 });
