@@ -1,8 +1,9 @@
 /**
  * Hostile bodies and tokens against one in-process Warden with the pet store's OpenAPI policy:
  * JSON bombs on a validated body (deep nesting, huge numbers, duplicate keys, huge strings and
- * arrays) and token attacks (alg none, HS256 with the public key, kid injection, jku/x5u, expired,
- * wrong aud/iss, oversized, token in the query, two Authorization headers). Each row: a 4xx
+ * arrays), form bodies repeating one name, and token attacks (alg none, HS256 with the public
+ * key, kid injection, jku/x5u, expired, wrong aud/iss, oversized, token in the query, two
+ * Authorization headers). Each row: a 4xx
  * problem quickly, nothing at the backend, the sidecar healthy afterwards.
  */
 import { join } from 'node:path';
@@ -81,6 +82,24 @@ t.test('hostile bodies and tokens', async (t) => {
       },
       { backendAllowance: statuses.includes(200) ? 1 : 0 },
     );
+  }
+
+  // Form bodies: a name repeated many times (each repeat once copied the values so far).
+  const FORM_BOMBS: [string, string][] = [
+    ['a declared field 48 000 times (240 KB)', 'tag=&'.repeat(48_000)],
+    ['an undeclared name 80 000 times (240 KB)', 'a=&'.repeat(80_000)],
+  ];
+  for (const [name, body] of FORM_BOMBS) {
+    await board.run(t, 'form bombs', name, '400 within 2 s', async () => {
+      const started = Date.now();
+      const r = await fetchText(`${s.url}/v1/pets`, agent, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${good}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+      check(r.status === 400, `got ${r.status}: ${r.text.slice(0, 120)}`);
+      check(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    });
   }
 
   const exp = now() + 300;
