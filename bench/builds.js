@@ -95,17 +95,20 @@ const peers = builds.map((b, i) => ({
   configFile: configs[i],
 }));
 for (const p of peers) {
-  const config = fill(p.configFile, {
-    backendPort,
-    sinkPort,
-    cert,
-    key,
-    port: p.port,
-    adminPort: p.adminPort,
-    ratio: opts.ratio,
-    ...caller.vars,
-  });
-  // fill() reuses the template's name: each peer reads its copy before the next one is written.
+  const config = fill(
+    p.configFile,
+    {
+      backendPort,
+      sinkPort,
+      cert,
+      key,
+      port: p.port,
+      adminPort: p.adminPort,
+      ratio: opts.ratio,
+      ...caller.vars,
+    },
+    `${p.name}-${p.configFile}`,
+  );
   const nodeArgs = opts[`${p.name}-node-args`].split(' ').filter(Boolean);
   p.child = bench.start(process.execPath, [...nodeArgs, join(p.dir, 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', openSync(join(work, `${p.name}.log`), 'w'), 'pipe'],

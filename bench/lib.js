@@ -193,9 +193,12 @@ export function createBench({ pin = true } = {}) {
  */
 export function profileArgs(name) {
   const dir = process.env.WARDEN_BENCH_PROFILE;
-  // WARDEN_BENCH_NODE_ARGS: V8/Node flags for every Warden peer, e.g. "--max-semi-space-size=4".
-  const extra = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return [...extra, ...(dir ? cpuProfileArgs(dir, name) : [])];
+  return [...benchNodeArgs(), ...(dir ? cpuProfileArgs(dir, name) : [])];
+}
+
+/** WARDEN_BENCH_NODE_ARGS: V8/Node flags for every Warden peer, e.g. "--max-semi-space-size=4". */
+export function benchNodeArgs() {
+  return (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }
 
 /** Node options that write a CPU profile of the process to DIR/NAME.cpuprofile when it exits. */
@@ -239,12 +242,15 @@ export function writeResult(root, name, result, out) {
   return file;
 }
 
-/** Copies a peer's config template into the run's folder with its {{placeholders}} filled in. */
+/**
+ * Copies a peer's config template into the run's folder with its {{placeholders}} filled in, under
+ * the template's name or `as` (two peers filled from one template need two names).
+ */
 export function createFill(templates, work) {
-  return (file, vars) => {
+  return (file, vars, as = file) => {
     let text = readFileSync(join(templates, file), 'utf8');
     for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`{{${k}}}`, String(v));
-    const out = join(work, file);
+    const out = join(work, as);
     writeFileSync(out, text);
     return out;
   };

@@ -17,6 +17,7 @@ import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  benchNodeArgs,
   benchOptions,
   benchWorkdir,
   concurrentPairs,
@@ -59,8 +60,7 @@ const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(peers.body));
 
 // WARDEN_BENCH_NODE_ARGS applies to both peers here, as profileArgs applies it to Warden elsewhere.
-const extraNodeArgs = (process.env.WARDEN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-const profileOf = (name) => [...extraNodeArgs, ...cpuProfileArgs(work, name)];
+const profileOf = (name) => [...benchNodeArgs(), ...cpuProfileArgs(work, name)];
 const baseConfig = opts['base-config'];
 // The base: the bare Node proxy, or a Warden with --base-config (named apart from the candidate's file).
 const bare = { name: baseConfig ? 'warden-base' : 'bare-node', port: 18700, h2port: 18701 };
@@ -71,9 +71,7 @@ const startWarden = (name, config) =>
   });
 if (baseConfig) {
   bare.h2port = bare.port;
-  const file = join(work, `base-${baseConfig}`);
-  writeFileSync(file, readFileSync(fill(baseConfig, { ...vars, port: bare.port, adminPort: 19700 }), 'utf8'));
-  bare.child = startWarden(bare.name, file);
+  bare.child = startWarden(bare.name, fill(baseConfig, { ...vars, port: bare.port, adminPort: 19700 }, `base-${baseConfig}`));
 } else {
   bare.child = bench.start(process.execPath, [
     ...profileOf('bare-node'),
