@@ -9,8 +9,9 @@
  * and every `{}` given a new first property, got a map of its own until a mark-compact cleared the
  * table, and the inline caches that saw them stayed megamorphic: Node's `process.nextTick` cost
  * 1–6 µs a call instead of 0.1 (it builds such a literal), in every Warden process, loaded or
- * idle, and again after each reload recompiled the validators (docs/performance.md, "Where the time
- * goes"; test/unit/config/ajv-codegen.test.ts). Without the pass the generated validators keep
- * a few unused variables, which V8 drops; they validate as fast (by hand, in a loop).
+ * idle (docs/performance.md, "Where the time goes"; test/unit/config/ajv-codegen.test.ts). The
+ * OpenAPI validators, compiled again at each reload, add their names to the same table. Without
+ * the pass the generated validators keep a few unused variables, which V8 drops; they validate as
+ * fast (by hand, in a loop).
  */
 export const AJV_CODE_OPTIONS = { optimize: false } as const;
