@@ -18,6 +18,7 @@ export const ERRORS = {
   // Request shape and limits (src/proxy/headers.ts, listener limits)
   ERR_REQUEST_MALFORMED: { status: 400, title: 'Malformed request', event: 'warden.http.malformed' },
   ERR_REQUEST_AMBIGUOUS: { status: 400, title: 'Ambiguous request framing', event: 'warden.http.smuggling' },
+  ERR_REQUEST_OVERRIDE: { status: 400, title: 'Method or path override not accepted', event: 'warden.http.smuggling' },
   ERR_PATH_INVALID: { status: 400, title: 'Invalid request path', event: 'warden.http.path_invalid' },
   ERR_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', event: 'warden.http.limit_exceeded' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', event: 'warden.http.limit_exceeded' },

@@ -190,6 +190,7 @@ export const sidecarSchema = {
           },
         },
         trusted_proxies: cidrList,
+        overrides: { enum: ['refuse', 'forward'], default: 'refuse', 'x-expect': '"refuse" or "forward"' },
       },
     },
     routing: {

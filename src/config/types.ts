@@ -65,6 +65,8 @@ export interface HeadersConfig {
   internal: string[];
   /** CIDRs of proxies whose X-Forwarded-* / Forwarded headers are believed. */
   trusted_proxies: string[];
+  /** Method and path overrides (X-HTTP-Method-Override, X-Original-URL, ?_method=): refused, or forwarded. */
+  overrides: 'refuse' | 'forward';
 }
 
 export interface AccessConfig {

@@ -22,6 +22,7 @@ import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../p
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
+import { checkOverrides } from './overrides.js';
 import { normaliseTarget, pathWithoutParameters } from './path.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBody } from './body.js';
@@ -177,7 +178,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (h2
         ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
           (checkH2HeaderLimits(req.rawHeaders, gen.limits) ?? checkFraming(headers, req.rawHeaders))
-        : checkH1Request(req as IncomingMessage, gen.limits)) ?? (target instanceof WardenError ? target : undefined);
+        : checkH1Request(req as IncomingMessage, gen.limits)) ??
+      (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
     if (early) return refuse(early);
     // Shed before any work: a refusal costs far less than queueing behind a saturated backend.
     if (gen.limits.max_in_flight > 0 && inFlight > gen.limits.max_in_flight) return refuse(SHED());

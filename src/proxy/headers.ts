@@ -48,6 +48,8 @@ export interface HeaderRules {
   readonly trustedProxies: IpSet;
   isInternal: (name: string) => boolean;
   readonly upstreamHost: string | undefined;
+  /** Whether method and path overrides are refused (overrides.ts). */
+  readonly refuseOverrides: boolean;
 }
 
 export function compileHeaderRules(headers: HeadersConfig, upstream: UpstreamConfig): HeaderRules {
@@ -62,6 +64,7 @@ export function compileHeaderRules(headers: HeadersConfig, upstream: UpstreamCon
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
     upstreamHost,
+    refuseOverrides: headers.overrides === 'refuse',
     isInternal:
       prefixes.length === 0
         ? (name) => exact.has(name)

@@ -277,6 +277,36 @@ t.test('hostile HTTP/1.1', async (t) => {
       { backendAllowance: mode === 'elsewhere' ? 1 : 0 },
     );
   }
+  // Method and path overrides: a backend framework that honours them runs another operation than
+  // the one routed and authorized here (src/proxy/overrides.ts). Each against the open route.
+  const OVERRIDES: [string, string][] = [
+    ['X-HTTP-Method-Override: DELETE', `POST /public/orders HTTP/1.1\r\n${H}X-HTTP-Method-Override: DELETE\r\nContent-Length: 0\r\n`],
+    ['X-HTTP-Method: DELETE', `POST /public/orders HTTP/1.1\r\n${H}X-HTTP-Method: DELETE\r\nContent-Length: 0\r\n`],
+    ['X-Method-Override: PUT', `POST /public/orders HTTP/1.1\r\n${H}X-Method-Override: PUT\r\nContent-Length: 0\r\n`],
+    ['X-Original-URL: /secret/data', `GET /public HTTP/1.1\r\n${H}X-Original-URL: /secret/data\r\n`],
+    ['X-Rewrite-URL: /secret/data', `GET /public HTTP/1.1\r\n${H}X-Rewrite-URL: /secret/data\r\n`],
+    ['?_method=DELETE', `POST /public/orders?_method=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],
+    ['?%5Fmethod=DELETE (encoded)', `POST /public/orders?%5Fmethod=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],
+    ['?.method=DELETE (PHP reads _method)', `POST /public/orders?a=1&.method=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],
+  ];
+  for (const [name, head] of OVERRIDES)
+    await board.run(t, 'method/path overrides', name, '400 ERR_REQUEST_OVERRIDE, not forwarded', async () => {
+      const r = await send(`${head}Connection: close\r\n\r\n`);
+      refused(r, 400);
+      check(r.text.includes('"code":"ERR_REQUEST_OVERRIDE"'), 'not ERR_REQUEST_OVERRIDE');
+    });
+  await board.run(
+    t,
+    'method/path overrides',
+    '?payment_method=card (control)',
+    '200, forwarded',
+    async () => {
+      const r = await send(`GET /public/orders?payment_method=card HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      check(r.status === 200, `expected 200, got ${r.status}`);
+    },
+    { backendAllowance: 1 },
+  );
+
   // Raw non-ASCII and NUL bytes in the target (no client library sends these).
   const rawTargets: [string, Buffer][] = [
     ['raw NUL in the target', Buffer.from(`GET /secret\x00/data HTTP/1.1\r\n${H}\r\n`, 'latin1')],

@@ -45,7 +45,10 @@ const upstream = {
   keep_alive: 4000,
   timeouts: { connect: 1000, headers: 1000, body: 1000 },
 };
-const rules = compileHeaderRules({ internal: ['X-Warden-*', INTERNAL_EXACT], trusted_proxies: ['10.0.0.0/8', '::1'] }, upstream);
+const rules = compileHeaderRules(
+  { internal: ['X-Warden-*', INTERNAL_EXACT], trusted_proxies: ['10.0.0.0/8', '::1'], overrides: 'refuse' },
+  upstream,
+);
 
 const KNOWN_NAMES = [
   ...HOP_BY_HOP,

@@ -163,6 +163,44 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   );
 });
 
+t.test('method and path overrides: refused over h1 and h2 with their event; forwarded when configured', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const forwarding = await startTestSidecar(t, backend.url, { headers: { overrides: 'forward' } });
+  const tries: [string, Record<string, string>][] = [
+    ['/echo', { 'x-http-method-override': 'DELETE' }],
+    ['/echo', { 'x-original-url': '/admin' }],
+    ['/echo?_method=DELETE', {}],
+  ];
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    for (const [path, headers] of tries) {
+      const what = `${h2 ? 'h2' : 'h1'} ${path} ${JSON.stringify(headers)}`;
+      const before = backend.requests.length;
+      const refused = await fetchText(`${s.url}${path}`, agent, { method: 'POST', headers });
+      t.equal(refused.status, 400, what);
+      t.match(refused.headers['content-type'], /application\/problem\+json/, what);
+      t.equal(refused.json<{ code: string }>().code, 'ERR_REQUEST_OVERRIDE', what);
+      t.equal(backend.requests.length, before, `${what}: not forwarded`);
+
+      const forwarded = await fetchText(`${forwarding.url}${path}`, agent, { method: 'POST', headers });
+      t.equal(forwarded.status, 200, `${what}: forwarded with overrides: forward`);
+      const seen = forwarded.json<{ url: string; headers: Record<string, string> }>();
+      t.equal(seen.url, path, `${what}: query kept`);
+      for (const [name, value] of Object.entries(headers)) t.equal(seen.headers[name], value, `${what}: ${name} kept`);
+    }
+  }
+  const events = s.events.filter((e) => e.name === 'warden.http.smuggling');
+  t.equal(events.length, tries.length * 2, 'one warden.http.smuggling event per refusal');
+  t.same(
+    [...new Set(events.map((e) => e['warden.rule']))].sort(),
+    ['overrides.method_parameter', 'overrides.x_http_method_override', 'overrides.x_original_url'],
+    'named by rule',
+  );
+});
+
 t.test("access log: the backend's time (upstream_ms) apart from the whole (duration_ms)", async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -16,7 +16,10 @@ const upstream = {
   keep_alive: 4000,
   timeouts: { connect: 1000, headers: 1000, body: 1000 },
 };
-const rules = compileHeaderRules({ internal: ['x-warden-*', 'x-internal-token'], trusted_proxies: ['10.0.0.0/8'] }, upstream);
+const rules = compileHeaderRules(
+  { internal: ['x-warden-*', 'x-internal-token'], trusted_proxies: ['10.0.0.0/8'], overrides: 'refuse' },
+  upstream,
+);
 
 t.test('request: hop-by-hop, Connection-named, internal and proxy credentials are removed', async (t) => {
   const headers: IncomingHttpHeaders = {
@@ -96,7 +99,7 @@ t.test('client address walks X-Forwarded-For only through trusted proxies', asyn
 });
 
 t.test('host header can be rewritten to the upstream authority', async (t) => {
-  const r = compileHeaderRules({ internal: [], trusted_proxies: [] }, { ...upstream, host_header: 'upstream' });
+  const r = compileHeaderRules({ internal: [], trusted_proxies: [], overrides: 'refuse' }, { ...upstream, host_header: 'upstream' });
   t.equal(upstreamRequestHeaders({ host: 'public.example' }, '1.1.1.1', 'public.example', r).host, '127.0.0.1:8080');
 });
 

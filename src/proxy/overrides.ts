@@ -1,0 +1,53 @@
+/**
+ * Requests that ask the backend to act on another method or path than the one in the request line:
+ * the sidecar routes, authorizes and validates the request line, so a backend that honours an
+ * override would run an operation nobody checked (a POST allowed for `orders:write` becoming a
+ * DELETE; `X-Original-URL: /admin` on a request for `/public`).
+ *
+ * Honoured by common frameworks, by default or once enabled: `X-HTTP-Method-Override` (Express's
+ * method-override, Rack::MethodOverride, Symfony and Laravel), `X-HTTP-Method` (OData),
+ * `X-Method-Override`, `X-Original-URL` / `X-Rewrite-URL` (IIS URL Rewrite; Symfony and Zend
+ * until CVE-2018-14773), and a `_method` query parameter (Symfony and Laravel read it from the
+ * query string too, method-override when configured with `'_method'`). PHP trims leading spaces
+ * from a parameter name and reads ` ` and `.` in it as `_` (an unmatched `[` too), so ` _method`
+ * and `.method` are `_method` there: names are compared after that reading, with every `[` as `_`
+ * (refusing a few names PHP would drop). `headers.overrides: forward` lets all of them through,
+ * for backends that need them.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { WardenError } from '../errors.js';
+
+export const OVERRIDE_HEADERS = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-url',
+  'x-rewrite-url',
+] as const;
+
+/** Cheap screen before parsing a query: the name spelled out, or any percent-encoding. */
+const MAY_NAME_METHOD = /method|%/i;
+
+/** A query parameter name as PHP stores it: leading spaces trimmed, ` `, `.` and `[` read as `_`, any case. */
+const phpName = (name: string): string => name.trimStart().replace(/[ .[]/g, '_').toLowerCase();
+
+function overrideParameter(search: string): boolean {
+  if (search.length < 2 || !MAY_NAME_METHOD.test(search)) return false;
+  for (const name of new URLSearchParams(search).keys()) if (phpName(name) === '_method') return true;
+  return false;
+}
+
+/** The refusal of a request that carries a method or path override, or undefined. */
+export function checkOverrides(headers: IncomingHttpHeaders, search: string): WardenError | undefined {
+  for (const name of OVERRIDE_HEADERS) {
+    if (headers[name] !== undefined) return refusal(`the ${name} header`, `overrides.${name.replaceAll('-', '_')}`);
+  }
+  return overrideParameter(search) ? refusal('a _method query parameter', 'overrides.method_parameter') : undefined;
+}
+
+function refusal(what: string, rule: string): WardenError {
+  return new WardenError('ERR_REQUEST_OVERRIDE', {
+    rule,
+    detail: `The request has ${what}, which would make the backend run another method or path than the one checked here.`,
+  });
+}
