@@ -72,6 +72,13 @@ export interface RouteMatch {
 export interface Plan {
   /** The route plan for a request, or the refusal (404 / 405) when no route takes it. */
   resolve(method: string, path: string): RouteMatch | WardenError;
+  /**
+   * The declared route `path` names when read case-insensitively, as Express and ASP.NET Core
+   * route by default (src/proxy/path-readings.ts); undefined when it names none.
+   */
+  declaredCaseless(method: string, path: string): RoutePlan | undefined;
+  /** The declared route `path` names as sent; undefined for none, or the passthrough route. */
+  declared(method: string, path: string): RoutePlan | undefined;
   readonly routes: readonly RoutePlan[];
 }
 
@@ -268,24 +275,38 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   checkWafExclusions(config, entries);
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
-    return { resolve: () => match, routes: [defaultRoute] };
+    return { resolve: () => match, declared: () => undefined, declaredCaseless: () => undefined, routes: [defaultRoute] };
   }
 
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
   for (const entry of entries) {
     const plan = routePlan(entry.id, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
-    for (const path of entry.paths) register(router, { path, methods: entry.methods }, plan, entry.field);
+    for (const path of entry.paths) {
+      register(router, { path, methods: entry.methods }, plan, entry.field);
+      // Routes that differ only in case are one route to a case-insensitive backend: the first stands for them.
+      try {
+        register(caseless, { path, methods: entry.methods }, plan, entry.field);
+      } catch {
+        /* declared again in another case */
+      }
+    }
     for (const m of withHead(entry.methods)) declaredMethods.add(m);
   }
   router.compile();
+  caseless.compile();
+  const declaredIn = (r: typeof router, method: string, path: string) =>
+    (r.find(method as FindMyWay.HTTPMethod, path)?.store ?? undefined) as RoutePlan | undefined;
 
   const passthrough = config.routing.unmatched === 'passthrough';
   const methods = [...declaredMethods].filter((m) => m !== ANY_METHOD);
 
   return {
     routes: passthrough ? [...routes, defaultRoute] : routes,
+    declared: (method, path) => declaredIn(router, method, path),
+    declaredCaseless: (method, path) => declaredIn(caseless, method, path),
     resolve(method, path) {
       const found = router.find(method as FindMyWay.HTTPMethod, path);
       if (found) return { route: found.store as RoutePlan, params: found.params };

@@ -14,7 +14,7 @@ import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { Plan, RouteMatch } from '../pipeline/plan.js';
+import type { Plan } from '../pipeline/plan.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
@@ -23,7 +23,8 @@ import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { checkOverrides } from './overrides.js';
-import { normaliseTarget, pathWithoutParameters } from './path.js';
+import { normaliseTarget } from './path.js';
+import { checkPathReadings } from './path-readings.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBody } from './body.js';
 import { takeBody } from './body-intake.js';
@@ -189,7 +190,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     const match = gen.plan.resolve(ctx.method, ctx.path);
     if (match instanceof WardenError) return refuse(match);
-    const aliased = ctx.path.includes(';') ? checkSegmentParameters(gen.plan, ctx.method, ctx.path, match.route) : undefined;
+    const aliased = checkPathReadings(gen.plan, ctx.method, ctx.path, match.route);
     if (aliased) return refuse(aliased);
     ctx.route = match.route;
     ctx.params = match.params;
@@ -308,23 +309,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (err: unknown) => refuse(err),
     );
   }
-}
-
-/**
- * Servers such as Tomcat, Jetty and Spring drop `;parameters` from path segments before routing, so
- * `/public/..;/admin` or `/admin;x/users` reach `/admin/…` there. Refused when the path read that
- * way would be routed elsewhere than the path as sent (the policy decided on would not be the
- * backend's); parameters that change nothing pass.
- */
-function checkSegmentParameters(plan: Plan, method: string, path: string, route: RouteMatch['route']): WardenError | undefined {
-  const alias = pathWithoutParameters(path);
-  if (alias instanceof WardenError) return alias;
-  const other = plan.resolve(method, alias);
-  if (!(other instanceof WardenError) && other.route === route) return undefined;
-  return new WardenError('ERR_PATH_INVALID', {
-    rule: 'path.segment_parameters',
-    detail: 'Path parameters (";…") that change which route the path names are not allowed.',
-  });
 }
 
 /** The observers of this request's body (a stage may have nothing to watch, e.g. another media type). */

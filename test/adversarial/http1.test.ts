@@ -103,6 +103,7 @@ t.test('hostile HTTP/1.1', async (t) => {
     limits: LIMITS,
     routes: [
       { id: 'secret', path: '/secret/*', access: { action: 'deny' } },
+      { id: 'admin', path: '/admin', access: { action: 'deny' } },
       { id: 'open', path: '/*' },
     ],
   });
@@ -253,6 +254,13 @@ t.test('hostile HTTP/1.1', async (t) => {
     ['full-width "／" encoded', '/public/..%EF%BC%8Fsecret/data', 'elsewhere'],
     ['empty segments', '//secret//data', 'refused'],
     ['trailing dot segment', '/secret/data/.', 'refused'],
+    // Express and ASP.NET Core route case-insensitively and ignore a trailing slash by default.
+    ['upper case "/SECRET/data"', '/SECRET/data', 'refused'],
+    ['mixed case "/Secret/data"', '/Secret/data', 'refused'],
+    ['encoded upper case "%53ecret"', '/%53ecret/data', 'refused'],
+    ['trailing slash "/admin/" (route "/admin")', '/admin/', 'refused'],
+    ['upper case "/ADMIN"', '/ADMIN', 'refused'],
+    ['both "/Admin/"', '/Admin/', 'refused'],
   ];
   for (const [name, path, mode] of PATHS) {
     await board.run(
@@ -307,6 +315,18 @@ t.test('hostile HTTP/1.1', async (t) => {
     { backendAllowance: 1 },
   );
 
+  for (const path of ['/public/ReadMe.txt', '/public/', '/Public/x'])
+    await board.run(
+      t,
+      'paths/encoding',
+      `"${path}" (control: every reading names the open route)`,
+      '200, forwarded',
+      async () => {
+        const r = await send(`GET ${path} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+        check(r.status === 200, `expected 200, got ${r.status}`);
+      },
+      { backendAllowance: 1 },
+    );
   // Raw non-ASCII and NUL bytes in the target (no client library sends these).
   const rawTargets: [string, Buffer][] = [
     ['raw NUL in the target', Buffer.from(`GET /secret\x00/data HTTP/1.1\r\n${H}\r\n`, 'latin1')],
