@@ -14,6 +14,8 @@ import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
+import { acyclicSchema } from './acyclic-schema.js';
+import { CaseVariantFinder, caseVariantOf, declaredNames } from './case-variants.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -72,7 +74,7 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
 
 /** A body-style (no coercion) validator for a schema of the document's dialect. */
 export function compileSchema(dialect: '3.0' | '3.1', schema: Record<string, unknown>): ValidateFunction {
-  return ajvFor(dialect, false).compile(schema);
+  return ajvFor(dialect, false).compile(acyclicSchema(schema));
 }
 
 const ajvCache = new Map<string, AjvCore>();
@@ -185,6 +187,11 @@ function cookiesOf(header: string | undefined): Map<string, string> {
   return out;
 }
 
+/** A name a case-insensitive backend would bind to `declared` (case-variants.ts). */
+function caseVariant(pointer: string, declared: string): Violation {
+  return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
+}
+
 export function compileRequestValidator(op: Operation, options: { unknownQuery: 'allow' | 'refuse' }): RequestValidator {
   const byIn = {
     path: [] as ParameterObject[],
@@ -209,8 +216,9 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
     },
   };
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
-  const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(paramSchema) : undefined;
+  const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(acyclicSchema(paramSchema)) : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
+  const queryNames = declaredNames(byIn.query.map((p) => p.name));
   const ownedKeys = (k: string) =>
     byIn.query.some(
       (p) => p.name === k || k.startsWith(`${p.name}[`) || Object.keys((p.schema?.properties as object | undefined) ?? {}).includes(k),
@@ -218,20 +226,25 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
 
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
+  // Per media type with a schema: what finds case variants of its declared names in a JSON body (case-variants.ts).
+  const bodyNames = new Map<string, CaseVariantFinder>();
   for (const [type, media] of Object.entries(content)) {
+    if (media.schema) bodyNames.set(type.toLowerCase(), new CaseVariantFinder(media.schema));
     bodyValidators.set(
       type.toLowerCase(),
-      media.schema ? ajvFor(op.dialect, type.toLowerCase() === 'application/x-www-form-urlencoded').compile(media.schema) : null,
+      media.schema
+        ? ajvFor(op.dialect, type.toLowerCase() === 'application/x-www-form-urlencoded').compile(acyclicSchema(media.schema))
+        : null,
     );
   }
   const bodyRequired = op.requestBody?.required === true;
 
-  const pick = (contentType: string): [string, ValidateFunction | null] | undefined => {
+  const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
     // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
     const mime = mediaTypeOf(contentType);
     for (const key of [mime, `${mime.split('/', 1)[0]}/*`, '*/*']) {
       const v = bodyValidators.get(key);
-      if (v !== undefined) return [mime, v];
+      if (v !== undefined) return [mime, v, key];
     }
     return undefined;
   };
@@ -258,6 +271,12 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
         if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
       }
+      if (queryNames) {
+        for (const k of query.keys()) {
+          const declared = caseVariantOf(k, queryNames);
+          if (declared !== undefined) return caseVariant(`/query/${k}`, declared);
+        }
+      }
       if (options.unknownQuery === 'refuse') for (const k of query.keys()) if (!ownedKeys(k)) data.query[k] = '';
       for (const p of byIn.header) {
         const v = parts.headers[p.name.toLowerCase()];
@@ -278,13 +297,16 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
       if (bodyValidators.size === 0) return undefined;
       const found = contentType ? pick(contentType) : undefined;
       if (!found) return 'unsupported';
-      const [mime, validate] = found;
+      const [mime, validate, key] = found;
       if (!validate) return undefined;
       let value: unknown;
       if (mime === 'application/json' || mime.endsWith('+json')) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         value = json.value;
+        if (!validate(value)) return firstViolation(validate.errors, '/body');
+        const variant = bodyNames.get(key)?.find(value, '/body');
+        return variant ? caseVariant(variant.pointer, variant.declared) : undefined;
       } else if (mime === 'application/x-www-form-urlencoded') {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);

@@ -332,6 +332,90 @@ t.test('request validation: parameters by location and style, bodies by content 
   }
 });
 
+t.test('names that differ from a declared one only in letter case are refused (Go, ASP.NET Core bind them)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const dir = t.testdir({
+    'users.yaml': `openapi: 3.1.0
+info: { title: users, version: 1.0.0 }
+paths:
+  /users:
+    post:
+      parameters:
+        - { name: limit, in: query, schema: { type: integer, maximum: 10 } }
+      requestBody:
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/User'
+      responses: { '200': { description: ok } }
+components:
+  schemas:
+    User:
+      type: object
+      required: [name]
+      properties:
+        name: { type: string }
+        role: { enum: [user] }
+        status: { enum: [active] }
+        kind: { enum: [person] }
+        profile: { type: object, properties: { email: { type: string } } }
+        labels: { type: object, additionalProperties: { type: string } }
+        friends: { type: array, items: { $ref: '#/components/schemas/User' } }
+`,
+  });
+  const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'users.yaml'), allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const post = async (body: string, query = '') => {
+    const r = await fetchText(`${s.url}/users${query}`, agent, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    return { status: r.status, ...r.json<{ code?: string; errors?: { pointer: string; message: string }[] }>() };
+  };
+  const before = backend.requests.length;
+  const passed: [string, string][] = [
+    ['{"name":"a","role":"user"}', 'declared names'],
+    ['{"name":"a","labels":{"Name":"x","ROLE":"y"}}', "a map's keys are the client's"],
+    ['{"name":"a","nickname":"b"}', 'an undeclared name that is no variant'],
+    ['{"name":"a","friends":[{"name":"b","friends":[{"name":"c"}]}]}', 'a recursive schema (User.friends: User[])'],
+  ];
+  for (const [body, what] of passed) t.equal((await post(body)).status, 200, what);
+  t.equal((await post('{"name":"a"}', '?limit=5')).status, 200, 'query: declared name');
+
+  const refused: [string, string, string][] = [
+    ['{"name":"a","ROLE":"admin"}', '/body/ROLE', 'role'],
+    ['{"name":"a","role":"user","Role":"admin"}', '/body/Role', 'role'],
+    ['{"name":"a","\u017Ftatus":"banned"}', '/body/\u017Ftatus', 'status'], // ſ: Go folds it to s
+    ['{"name":"a","\u212Aind":"robot"}', '/body/\u212Aind', 'kind'], // the Kelvin sign: k
+    ['{"name":"a","profile":{"EMAIL":"x"}}', '/body/profile/EMAIL', 'email'],
+    ['{"name":"a","friends":[{"name":"b"},{"name":"c","NAME":"d"}]}', '/body/friends/1/NAME', 'name'],
+  ];
+  for (const [body, pointer, declared] of refused) {
+    const r = await post(body);
+    t.match(
+      r,
+      {
+        status: 400,
+        code: 'ERR_REQUEST_INVALID',
+        errors: [
+          { pointer: JSON.parse(`"${pointer}"`) as string, message: `differs from the declared name "${declared}" only in letter case` },
+        ],
+      },
+      body,
+    );
+  }
+  t.match(
+    await post('{"name":"a","friends":[{"name":"b","friends":[{"role":"user"}]}]}'),
+    { status: 400, errors: [{ pointer: '/body/friends/0/friends/0/name', message: 'is required' }] },
+    'the recursive schema validated at depth',
+  );
+  t.match(
+    await post('{"name":"a"}', '?LIMIT=1000'),
+    { status: 400, errors: [{ pointer: '/query/LIMIT' }] },
+    'query: ?LIMIT= (ASP.NET Core binds it)',
+  );
+  t.equal(backend.requests.length - before, 5, 'only the passing requests reached the backend');
+});
+
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -1,0 +1,158 @@
+/**
+ * Names that differ from a declared one only in letter case. Go's encoding/json, ASP.NET Core
+ * (System.Text.Json with its web defaults, and its query-string model binding) and Jackson with
+ * ACCEPT_CASE_INSENSITIVE_PROPERTIES bind `"ROLE"` to the property `role`: a body
+ * `{"role":"user","ROLE":"admin"}`, or `{"ROLE":"admin"}` alone, passes a schema that limits
+ * `role` (the other spelling is just an additional property) and reaches such a backend as
+ * `role: "admin"`. So a member or query parameter whose name folds to a declared name without
+ * being it is refused.
+ *
+ * Folding: upper case, then lower case, which also maps what those libraries fold by Unicode rules
+ * (`ſ` → s, the Kelvin sign `K` → k, dotless `ı` → i), at the price of a few names no backend folds
+ * together (`ß` and `ss`).
+ */
+export interface DeclaredNames {
+  readonly exact: ReadonlySet<string>;
+  /** Folded name → the declared name. */
+  readonly folded: ReadonlyMap<string, string>;
+}
+
+export const foldCase = (name: string): string => name.toUpperCase().toLowerCase();
+
+export function declaredNames(names: Iterable<string>): DeclaredNames | undefined {
+  const exact = new Set(names);
+  if (exact.size === 0) return undefined;
+  const folded = new Map<string, string>();
+  for (const name of exact) if (!folded.has(foldCase(name))) folded.set(foldCase(name), name);
+  return { exact, folded };
+}
+
+/** The declared name `name` is a case variant of, or undefined (declared itself, or unrelated). */
+export function caseVariantOf(name: string, declared: DeclaredNames): string | undefined {
+  if (declared.exact.has(name)) return undefined;
+  return declared.folded.get(foldCase(name));
+}
+
+const escapePointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+type Schema = Record<string, unknown>;
+const isSchema = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A schema and the subschemas that apply with it at the same place (allOf, anyOf, oneOf; dereferenced). */
+function applying(schema: Schema, into: Schema[], seen: Set<Schema>): void {
+  if (seen.has(schema)) return;
+  seen.add(schema);
+  into.push(schema);
+  for (const k of ['allOf', 'anyOf', 'oneOf'])
+    for (const sub of (Array.isArray(schema[k]) ? schema[k] : []) as unknown[]) if (isSchema(sub)) applying(sub, into, seen);
+}
+
+/** One place per schema, shared: a recursive schema (a tree of nodes) is walked with the places it has. */
+const PLACES = new WeakMap<Schema, ObjectPlace>();
+
+/**
+ * The place of a value the `schemas` describe; undefined for none. A place of several schemas (a
+ * property declared in two allOf branches) is built afresh for the document at hand and not kept
+ * in PLACES, so that a recursive schema of that kind cannot keep a place per level of the deepest
+ * document ever sent.
+ */
+function placeOf(schemas: readonly Schema[]): ObjectPlace | undefined {
+  if (schemas.length !== 1) return schemas.length === 0 ? undefined : new ObjectPlace(schemas, false);
+  const schema = schemas[0] as Schema;
+  let place = PLACES.get(schema);
+  if (place === undefined) PLACES.set(schema, (place = new ObjectPlace(schemas, true)));
+  return place;
+}
+
+/** What the schemas at one place in a document say about a value there. */
+class ObjectPlace {
+  readonly names: DeclaredNames | undefined;
+  private readonly schemas: readonly Schema[];
+  private readonly prefixed: boolean;
+  /** Items' place when no schema here has prefixItems (the same for every index), once asked for. */
+  private items: ObjectPlace | undefined | null = null;
+  /** Declared members' places, and the others' (additionalProperties), once asked for. */
+  private readonly declaredMembers = new Map<string, ObjectPlace | undefined>();
+  private otherMembers: ObjectPlace | undefined | null = null;
+
+  /** @param shared kept in PLACES; a place that is not is kept by no other place either. */
+  constructor(
+    schemas: readonly Schema[],
+    readonly shared: boolean,
+  ) {
+    const all: Schema[] = [];
+    const seen = new Set<Schema>();
+    for (const s of schemas) applying(s, all, seen);
+    this.schemas = all;
+    this.names = declaredNames(all.flatMap((s) => (isSchema(s.properties) ? Object.keys(s.properties) : [])));
+    this.prefixed = all.some((s) => Array.isArray(s.prefixItems));
+  }
+
+  /** Member `key`'s place: its property schemas where declared, else additionalProperties. */
+  member(key: string): ObjectPlace | undefined {
+    if (this.names?.exact.has(key) !== true) {
+      if (this.otherMembers !== null) return this.otherMembers;
+      const other = placeOf(this.schemas.map((s) => s.additionalProperties).filter(isSchema));
+      if (other === undefined || other.shared) this.otherMembers = other;
+      return other;
+    }
+    // Only declared names are kept: the client chooses the others.
+    if (this.declaredMembers.has(key)) return this.declaredMembers.get(key);
+    const place = placeOf(this.schemas.map((s) => (isSchema(s.properties) ? s.properties[key] : undefined)).filter(isSchema));
+    if (place === undefined || place.shared) this.declaredMembers.set(key, place);
+    return place;
+  }
+
+  /** Item `index`'s place (3.1 `prefixItems`, then `items`). */
+  item(index: number): ObjectPlace | undefined {
+    if (!this.prefixed) {
+      if (this.items !== null) return this.items;
+      const items = placeOf(this.schemas.map((s) => s.items).filter(isSchema));
+      if (items === undefined || items.shared) this.items = items;
+      return items;
+    }
+    return placeOf(
+      this.schemas
+        .map((s) => (Array.isArray(s.prefixItems) && index < s.prefixItems.length ? (s.prefixItems as unknown[])[index] : s.items))
+        .filter(isSchema),
+    );
+  }
+}
+
+/**
+ * Finds, in a parsed JSON document, the first object member whose name is a case variant of a
+ * name the schema declares *for that object* (a map's keys, under `additionalProperties`, are the
+ * client's: `{"labels":{"Name":"x"}}` beside a property `name` is fine).
+ */
+export class CaseVariantFinder {
+  private readonly root: ObjectPlace | undefined;
+
+  constructor(schema: unknown) {
+    this.root = isSchema(schema) ? placeOf([schema]) : undefined;
+  }
+
+  find(value: unknown, prefix: string): { readonly pointer: string; readonly declared: string } | undefined {
+    if (this.root === undefined) return undefined;
+    const pending: [unknown, ObjectPlace, string][] = [[value, this.root, prefix]];
+    while (pending.length > 0) {
+      const [v, place, at] = pending.pop() as [unknown, ObjectPlace, string];
+      if (typeof v !== 'object' || v === null) continue;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const item = typeof v[i] === 'object' ? place.item(i) : undefined;
+          if (item) pending.push([v[i], item, `${at}/${i}`]);
+        }
+        continue;
+      }
+      for (const key in v) {
+        if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
+        const variantOf = place.names && caseVariantOf(key, place.names);
+        if (variantOf !== undefined) return { pointer: `${at}/${escapePointer(key)}`, declared: variantOf };
+        const member = (v as Record<string, unknown>)[key];
+        const next = typeof member === 'object' && member !== null ? place.member(key) : undefined;
+        if (next) pending.push([member, next, `${at}/${escapePointer(key)}`]);
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+import t from 'tap';
+import { Ajv } from 'ajv';
+import { acyclicSchema } from '../../../src/openapi/acyclic-schema.js';
+import { CaseVariantFinder, caseVariantOf, declaredNames, foldCase } from '../../../src/openapi/case-variants.js';
+
+/** A dereferenced recursive schema: a node whose children are nodes, and a shared (acyclic) leaf. */
+function recursiveNode(): Record<string, unknown> {
+  const leaf = { type: 'string', maxLength: 3 };
+  const node: Record<string, unknown> = { type: 'object', required: ['id'], properties: { id: leaf, label: leaf } };
+  (node.properties as Record<string, unknown>).children = { type: 'array', items: node };
+  return node;
+}
+
+t.test('acyclicSchema: a schema without cycles is returned as it is', async (t) => {
+  const leaf = { type: 'string' };
+  const schema = { type: 'object', properties: { a: leaf, b: leaf } };
+  t.equal(acyclicSchema(schema), schema);
+});
+
+t.test('acyclicSchema: a self-containing schema compiles and validates at every depth', async (t) => {
+  const node = recursiveNode();
+  t.throws(() => new Ajv().compile(node), RangeError, 'ajv cannot walk the cycle itself');
+  const validate = new Ajv().compile(acyclicSchema(node));
+  t.ok(validate({ id: 'a', children: [{ id: 'b', children: [{ id: 'c' }] }] }));
+  t.notOk(validate({ id: 'a', children: [{ id: 'b', children: [{ label: 'no id' }] }] }), 'missing id two levels down');
+  t.notOk(validate({ id: 'a', children: [{ id: 'toolong' }] }), 'the shared leaf still applies');
+  const deep = { id: 'x', children: [] as unknown[] };
+  let at = deep;
+  for (let i = 0; i < 500; i++) {
+    const next = { id: 'x', children: [] as unknown[] };
+    at.children.push(next);
+    at = next;
+  }
+  t.ok(validate(deep), '500 levels');
+});
+
+t.test("acyclicSchema: mutual recursion, beside a definitions keyword of the schema's own", async (t) => {
+  const a: Record<string, unknown> = { type: 'object', definitions: { own: { type: 'integer' } }, properties: {} };
+  const b: Record<string, unknown> = { type: 'object', properties: { a } };
+  (a.properties as Record<string, unknown>).b = b;
+  const validate = new Ajv({ strict: false }).compile(acyclicSchema({ type: 'object', properties: { a } }));
+  t.ok(validate({ a: { b: { a: { b: {} } } } }));
+  t.notOk(validate({ a: { b: { a: 5 } } }), 'a must be an object at depth');
+});
+
+t.test('foldCase and caseVariantOf: what case-insensitive binders read as the same name', async (t) => {
+  t.equal(foldCase('ROLE'), 'role');
+  t.equal(foldCase('\u017Ftatus'), 'status', 'ſ folds to s');
+  t.equal(foldCase('\u212Aind'), 'kind', 'the Kelvin sign folds to k');
+  t.equal(foldCase('\u0131d'), 'id', 'dotless ı folds to i');
+  const names = declaredNames(['role', 'userId']);
+  if (!names) throw new Error('names');
+  t.equal(caseVariantOf('role', names), undefined, 'declared');
+  t.equal(caseVariantOf('Role', names), 'role');
+  t.equal(caseVariantOf('USERID', names), 'userId');
+  t.equal(caseVariantOf('nickname', names), undefined, 'unrelated');
+  t.equal(declaredNames([]), undefined);
+});
+
+t.test('CaseVariantFinder: names declared for the object at hand, through compositions, items and recursion', async (t) => {
+  const schema = {
+    allOf: [
+      { type: 'object', properties: { name: { type: 'string' } } },
+      {
+        type: 'object',
+        properties: {
+          labels: { type: 'object', additionalProperties: { type: 'string' } },
+          extra: { type: 'object', additionalProperties: { type: 'object', properties: { code: { type: 'string' } } } },
+          tree: recursiveNode(),
+          pair: {
+            type: 'array',
+            prefixItems: [
+              { type: 'object', properties: { left: {} } },
+              { type: 'object', properties: { right: {} } },
+            ],
+          },
+        },
+      },
+    ],
+  };
+  const finder = new CaseVariantFinder(schema);
+  const find = (v: unknown) => finder.find(v, '/body');
+  t.equal(find({ name: 'a', labels: { Name: 'x' } }), undefined, "a map's keys are the client's");
+  t.same(find({ NAME: 'a' }), { pointer: '/body/NAME', declared: 'name' }, 'declared in an allOf branch');
+  t.same(find({ extra: { k: { CODE: 1 } } }), { pointer: '/body/extra/k/CODE', declared: 'code' }, "a map's values have declared names");
+  t.same(find({ tree: { id: 'a', children: [{ id: 'b', children: [{ ID: 'c' }] }] } }), {
+    pointer: '/body/tree/children/0/children/0/ID',
+    declared: 'id',
+  });
+  t.same(find({ pair: [{ LEFT: 1 }, {}] }), { pointer: '/body/pair/0/LEFT', declared: 'left' });
+  t.same(find({ pair: [{}, { Right: 1 }] }), { pointer: '/body/pair/1/Right', declared: 'right' });
+  t.equal(find({ pair: [{ right: 1 }, { left: 1 }] }), undefined, 'each item its own names');
+  t.same(find({ 'a/b': { x: 1 }, labels: {}, NAME: 1 }), { pointer: '/body/NAME', declared: 'name' });
+  t.equal(find([1, 'x', null]), undefined, 'not an object');
+  t.equal(new CaseVariantFinder(true).find({ NAME: 1 }, ''), undefined, 'a boolean schema declares nothing');
+});
+
+t.test('CaseVariantFinder: a recursive member declared in two allOf branches (places built per document)', async (t) => {
+  const node: Record<string, unknown> = { type: 'object', properties: { id: {} } };
+  node.allOf = [{ properties: { child: node } }, { properties: { child: { type: 'object' } } }];
+  const finder = new CaseVariantFinder(node);
+  let doc: Record<string, unknown> = { ID: 1 };
+  for (let i = 0; i < 200; i++) doc = { id: i, child: doc };
+  t.same(finder.find(doc, ''), { pointer: `${'/child'.repeat(200)}/ID`, declared: 'id' });
+  t.equal(finder.find({ id: 1, child: { id: 2, child: { id: 3 } } }, ''), undefined);
+});
