@@ -15,7 +15,8 @@ import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
-import { CaseVariantFinder, caseVariantOf, declaredNames } from './case-variants.js';
+import { CaseVariantFinder } from './case-variants.js';
+import { compileQueryNames } from './query-names.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -218,11 +219,7 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
   const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(acyclicSchema(paramSchema)) : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
-  const queryNames = declaredNames(byIn.query.map((p) => p.name));
-  const ownedKeys = (k: string) =>
-    byIn.query.some(
-      (p) => p.name === k || k.startsWith(`${p.name}[`) || Object.keys((p.schema?.properties as object | undefined) ?? {}).includes(k),
-    );
+  const queryNames = compileQueryNames(byIn.query);
 
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
@@ -271,13 +268,17 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
         if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
       }
-      if (queryNames) {
-        for (const k of query.keys()) {
-          const declared = caseVariantOf(k, queryNames);
-          if (declared !== undefined) return caseVariant(`/query/${k}`, declared);
-        }
+      for (const k of query.keys()) {
+        if (queryNames.owns(k)) continue;
+        const read = queryNames.readAs(k);
+        if (read?.caseOnly) return caseVariant(`/query/${k}`, read.declared);
+        if (read)
+          return {
+            pointer: `/query/${k}`,
+            message: `is read as the parameter ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails`,
+          };
+        if (options.unknownQuery === 'refuse') data.query[k] = '';
       }
-      if (options.unknownQuery === 'refuse') for (const k of query.keys()) if (!ownedKeys(k)) data.query[k] = '';
       for (const p of byIn.header) {
         const v = parts.headers[p.name.toLowerCase()];
         if (v !== undefined) data.header[p.name.toLowerCase()] = decodeParameter(p, [String(v)], undefined);

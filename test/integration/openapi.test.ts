@@ -195,6 +195,17 @@ t.test('request validation: parameters by location and style, bodies by content 
     'query: coerced integer, exploded array, deepObject',
   );
   t.match(await problem(get('/v1/pets?limit=0')), { status: 400, errors: [{ pointer: '/query/limit' }] });
+  // Keys a backend reads as a declared parameter: qs (Express), PHP and Rails brackets, PHP's dots, letter case.
+  for (const [query, pointer] of [
+    ['limit[]=1000', '/query/limit[]'],
+    ['limit[0]=1000', '/query/limit[0]'],
+    ['limit=5&limit[]=1000', '/query/limit[]'],
+    ['LIMIT=1000', '/query/LIMIT'],
+    ['SIZE=500', '/query/SIZE'],
+    ['%20limit[x]=1000', '/query/ limit[x]'],
+  ])
+    t.match(await problem(get(`/v1/pets?${query}`)), { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer }] }, `?${query}`);
+  t.equal((await get('/v1/pets?tags=a&other[]=1&filter[color]=red')).status, 200, 'unknown bracketed keys and deepObject entries pass');
   t.match(await problem(get('/v1/pets?limit=5&limit=6')), {
     status: 400,
     errors: [{ pointer: '/query/limit', message: 'must be given once' }],

@@ -1,0 +1,63 @@
+/**
+ * The query keys an operation owns, and the keys a backend would read as one of them. Validation
+ * checks `limit` as declared; a backend may read other keys as `limit` too:
+ *
+ * - another letter case: ASP.NET Core's model binding (`?LIMIT=1000`);
+ * - bracket syntax: Express's default query parser (qs), PHP and Rails read `?limit[]=1000` and
+ *   `?limit[0]=1000` as `limit` (an array, which `parseInt` and PHP's `(int)` read as 1000 and 1);
+ * - PHP's names: leading spaces trimmed, ` ` and `.` read as `_` (`?page.size=` is `page_size`).
+ *
+ * Such a key is refused, not ignored: the declared parameter's constraints would be skipped. Keys a
+ * deepObject parameter owns (`filter[color]`) and the properties of an exploded object parameter
+ * are the operation's own; the bare name of either (`filter=x`) is not, since validation never
+ * reads it and qs reads it as the parameter.
+ */
+import { foldCase } from './case-variants.js';
+import type { ParameterObject } from './operations.js';
+
+export interface QueryNames {
+  /** Whether the key is one the operation declares (a parameter, a deepObject entry, an exploded property). */
+  owns(key: string): boolean;
+  /** For a key the operation does not own: the declared name a backend would read it as, and how. */
+  readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
+}
+
+const isObjectSchema = (s: Record<string, unknown> | undefined) =>
+  s?.type === 'object' || (Array.isArray(s?.type) && (s.type as string[]).includes('object'));
+
+/** A key as PHP, qs and Rails read it, case folded: PHP's spaces and dots, then the name before any `[`. */
+function readingOf(key: string): string {
+  const php = key.trimStart().replace(/[ .]/g, '_');
+  const bracket = php.indexOf('[');
+  return foldCase(bracket > 0 ? php.slice(0, bracket) : php);
+}
+
+export function compileQueryNames(params: readonly ParameterObject[]): QueryNames {
+  const exact = new Set<string>();
+  const deepPrefixes: string[] = [];
+  // Names a backend may read as a declared one, by their reading: also a deepObject or exploded
+  // object parameter's own name, which it is never sent as (qs reads `filter=x` as filter).
+  const read = new Map<string, string>();
+  const readable = (name: string) => {
+    if (!read.has(readingOf(name))) read.set(readingOf(name), name);
+  };
+  for (const p of params) {
+    readable(p.name);
+    const style = p.style ?? 'form';
+    if (style === 'deepObject') deepPrefixes.push(`${p.name}[`);
+    else if (style === 'form' && p.explode !== false && isObjectSchema(p.schema)) {
+      for (const property of Object.keys((p.schema?.properties as object | undefined) ?? {})) {
+        exact.add(property);
+        readable(property);
+      }
+    } else exact.add(p.name);
+  }
+  const owns = (key: string) => exact.has(key) || deepPrefixes.some((prefix) => key.startsWith(prefix) && key.endsWith(']'));
+  return {
+    owns,
+    readAs(key) {
+      const declared = read.get(readingOf(key));
+      return declared === undefined ? undefined : { declared, caseOnly: key !== declared && foldCase(key) === foldCase(declared) };
+    },
+  };
+}

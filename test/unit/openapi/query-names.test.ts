@@ -1,0 +1,41 @@
+import t from 'tap';
+import { compileQueryNames } from '../../../src/openapi/query-names.js';
+
+const names = compileQueryNames([
+  { name: 'limit', in: 'query', schema: { type: 'integer' } },
+  { name: 'page_size', in: 'query', schema: { type: 'integer' } },
+  { name: 'filter', in: 'query', style: 'deepObject', explode: true, schema: { type: 'object', properties: { color: {} } } },
+  { name: 'page', in: 'query', schema: { type: 'object', properties: { offset: {}, size: {} } } },
+  { name: 'range', in: 'query', explode: false, schema: { type: 'object', properties: { from: {} } } },
+  { name: 'tags[]', in: 'query', schema: { type: 'array' } },
+]);
+
+t.test('the keys an operation owns', async (t) => {
+  for (const key of ['limit', 'page_size', 'filter[color]', 'filter[other]', 'offset', 'size', 'range', 'tags[]'])
+    t.ok(names.owns(key), key);
+  for (const key of ['limit[]', 'filter', 'filter[x', 'from', 'LIMIT', 'page', 'tags']) t.notOk(names.owns(key), key);
+});
+
+t.test('keys a backend reads as a declared name', async (t) => {
+  t.same(names.readAs('LIMIT'), { declared: 'limit', caseOnly: true });
+  t.same(names.readAs('Offset'), { declared: 'offset', caseOnly: true }, 'an exploded property');
+  for (const key of [
+    'limit[]',
+    'limit[0]',
+    'limit[x][y]',
+    'LIMIT[]',
+    ' limit[]',
+    'page.size',
+    'page size',
+    'PAGE.SIZE',
+    'tags',
+    'filter[color',
+    'range[]',
+  ])
+    t.ok(names.readAs(key) !== undefined && names.readAs(key)?.caseOnly === false, key);
+  t.same(names.readAs('page.size'), { declared: 'page_size', caseOnly: false });
+  t.same(names.readAs('tags'), { declared: 'tags[]', caseOnly: false }, 'PHP reads tags[] as tags');
+  t.same(names.readAs('filter'), { declared: 'filter', caseOnly: false }, 'a deepObject parameter is never sent bare');
+  t.same(names.readAs('page'), { declared: 'page', caseOnly: false }, 'nor an exploded object parameter');
+  for (const key of ['other', 'other[]', '[limit]', 'limits', 'x_limit', 'from']) t.equal(names.readAs(key), undefined, key);
+});
