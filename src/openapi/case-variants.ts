@@ -119,6 +119,14 @@ class ObjectPlace {
   }
 }
 
+/** The property names a schema declares for the object it describes (through allOf, anyOf, oneOf). */
+export function topLevelNames(schema: unknown): string[] {
+  if (!isSchema(schema)) return [];
+  const all: Schema[] = [];
+  applying(schema, all, new Set());
+  return all.flatMap((s) => (isSchema(s.properties) ? Object.keys(s.properties) : []));
+}
+
 /**
  * Finds, in a parsed JSON document, the first object member whose name is a case variant of a
  * name the schema declares *for that object* (a map's keys, under `additionalProperties`, are the

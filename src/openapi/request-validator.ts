@@ -15,8 +15,8 @@ import type { Operation, ParameterObject } from './operations.js';
 import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
-import { CaseVariantFinder } from './case-variants.js';
-import { compileQueryNames } from './query-names.js';
+import { CaseVariantFinder, topLevelNames } from './case-variants.js';
+import { compileQueryNames, type QueryNames } from './query-names.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -193,6 +193,17 @@ function caseVariant(pointer: string, declared: string): Violation {
   return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
 }
 
+/** The first query key or form field a backend would read as a declared name it is not (query-names.ts). */
+function misreadName(keys: Iterable<string>, names: QueryNames, at: string): Violation | undefined {
+  for (const k of keys) {
+    if (names.owns(k)) continue;
+    const read = names.readAs(k);
+    if (read?.caseOnly) return caseVariant(`${at}/${k}`, read.declared);
+    if (read) return { pointer: `${at}/${k}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails` };
+  }
+  return undefined;
+}
+
 export function compileRequestValidator(op: Operation, options: { unknownQuery: 'allow' | 'refuse' }): RequestValidator {
   const byIn = {
     path: [] as ParameterObject[],
@@ -223,10 +234,14 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
 
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
-  // Per media type with a schema: what finds case variants of its declared names in a JSON body (case-variants.ts).
-  const bodyNames = new Map<string, CaseVariantFinder>();
+  // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
+  // (case-variants.ts), form and multipart fields like query keys (query-names.ts).
+  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: QueryNames }>();
   for (const [type, media] of Object.entries(content)) {
-    if (media.schema) bodyNames.set(type.toLowerCase(), new CaseVariantFinder(media.schema));
+    if (media.schema) {
+      const fields = compileQueryNames(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
+      bodyNames.set(type.toLowerCase(), { json: new CaseVariantFinder(media.schema), fields });
+    }
     bodyValidators.set(
       type.toLowerCase(),
       media.schema
@@ -268,17 +283,9 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
         if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
       }
-      for (const k of query.keys()) {
-        if (queryNames.owns(k)) continue;
-        const read = queryNames.readAs(k);
-        if (read?.caseOnly) return caseVariant(`/query/${k}`, read.declared);
-        if (read)
-          return {
-            pointer: `/query/${k}`,
-            message: `is read as the parameter ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails`,
-          };
-        if (options.unknownQuery === 'refuse') data.query[k] = '';
-      }
+      const misread = misreadName(query.keys(), queryNames, '/query');
+      if (misread) return misread;
+      if (options.unknownQuery === 'refuse') for (const k of query.keys()) if (!queryNames.owns(k)) data.query[k] = '';
       for (const p of byIn.header) {
         const v = parts.headers[p.name.toLowerCase()];
         if (v !== undefined) data.header[p.name.toLowerCase()] = decodeParameter(p, [String(v)], undefined);
@@ -300,27 +307,30 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
       if (!found) return 'unsupported';
       const [mime, validate, key] = found;
       if (!validate) return undefined;
-      let value: unknown;
       if (mime === 'application/json' || mime.endsWith('+json')) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
-        value = json.value;
+        const value = json.value;
         if (!validate(value)) return firstViolation(validate.errors, '/body');
-        const variant = bodyNames.get(key)?.find(value, '/body');
+        const variant = bodyNames.get(key)?.json.find(value, '/body');
         return variant ? caseVariant(variant.pointer, variant.declared) : undefined;
       } else if (mime === 'application/x-www-form-urlencoded') {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
-        value = form;
+        if (!validate(form)) return firstViolation(validate.errors, '/body');
+        const names = bodyNames.get(key)?.fields;
+        return names && misreadName(Object.keys(form), names, '/body');
       } else if (mime === 'multipart/form-data') {
         return multipartFields(contentType as string, body).then(
-          (fields) => (validate(fields) ? undefined : firstViolation(validate.errors, '/body')),
+          (fields) => {
+            if (!validate(fields)) return firstViolation(validate.errors, '/body');
+            const names = bodyNames.get(key)?.fields;
+            return names && misreadName(Object.keys(fields), names, '/body');
+          },
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );
-      } else {
-        return undefined; // other media types: forwarded unvalidated
       }
-      return validate(value) ? undefined : firstViolation(validate.errors, '/body');
+      return undefined; // other media types: forwarded unvalidated
     },
   };
 }

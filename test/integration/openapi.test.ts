@@ -359,6 +359,8 @@ paths:
           application/json:
             schema:
               $ref: '#/components/schemas/User'
+          application/x-www-form-urlencoded:
+            schema: { type: object, properties: { name: { type: string }, role: { enum: [user] } } }
       responses: { '200': { description: ok } }
 components:
   schemas:
@@ -424,7 +426,22 @@ components:
     { status: 400, errors: [{ pointer: '/query/LIMIT' }] },
     'query: ?LIMIT= (ASP.NET Core binds it)',
   );
-  t.equal(backend.requests.length - before, 5, 'only the passing requests reached the backend');
+  const form = async (body: string) => {
+    const r = await fetchText(`${s.url}/users`, agent, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    return { status: r.status, ...r.json<{ errors?: { pointer: string; message: string }[] }>() };
+  };
+  t.equal((await form('name=a&role=user&note=x')).status, 200, 'form: declared and unrelated fields');
+  t.match(await form('name=a&ROLE=admin'), { status: 400, errors: [{ pointer: '/body/ROLE', message: /letter case/ }] }, 'form: ROLE');
+  t.match(
+    await form('name=a&role[]=admin'),
+    { status: 400, errors: [{ pointer: '/body/role[]', message: /qs \(Express\), PHP and Rails/ }] },
+    'form: role[]',
+  );
+  t.equal(backend.requests.length - before, 6, 'only the passing requests reached the backend');
 });
 
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
