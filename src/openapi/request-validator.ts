@@ -16,7 +16,7 @@ import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileQueryNames, type QueryNames } from './query-names.js';
+import { compileNameReadings, type NameReadings } from './name-readings.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -193,8 +193,8 @@ function caseVariant(pointer: string, declared: string): Violation {
   return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
 }
 
-/** The first query key or form field a backend would read as a declared name it is not (query-names.ts). */
-function misreadName(keys: Iterable<string>, names: QueryNames, at: string): Violation | undefined {
+/** The first query key or form field a backend would read as a declared name it is not (name-readings.ts). */
+function misreadName(keys: Iterable<string>, names: NameReadings, at: string): Violation | undefined {
   for (const k of keys) {
     if (names.owns(k)) continue;
     const read = names.readAs(k);
@@ -230,16 +230,16 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
   const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(acyclicSchema(paramSchema)) : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
-  const queryNames = compileQueryNames(byIn.query);
+  const queryNames = compileNameReadings(byIn.query);
 
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
-  // (case-variants.ts), form and multipart fields like query keys (query-names.ts).
-  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: QueryNames }>();
+  // (case-variants.ts), form and multipart fields like query keys (name-readings.ts).
+  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings }>();
   for (const [type, media] of Object.entries(content)) {
     if (media.schema) {
-      const fields = compileQueryNames(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
+      const fields = compileNameReadings(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
       bodyNames.set(type.toLowerCase(), { json: new CaseVariantFinder(media.schema), fields });
     }
     bodyValidators.set(

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { compileQueryNames } from '../../../src/openapi/query-names.js';
+import { compileNameReadings } from '../../../src/openapi/name-readings.js';
 
-const names = compileQueryNames([
+const names = compileNameReadings([
   { name: 'limit', in: 'query', schema: { type: 'integer' } },
   { name: 'page_size', in: 'query', schema: { type: 'integer' } },
   { name: 'filter', in: 'query', style: 'deepObject', explode: true, schema: { type: 'object', properties: { color: {} } } },

@@ -1,6 +1,7 @@
 /**
- * The query keys an operation owns, and the keys a backend would read as one of them. Validation
- * checks `limit` as declared; a backend may read other keys as `limit` too:
+ * The query keys an operation owns (or the form fields its body schema declares), and the names a
+ * backend would read as one of them. Validation checks `limit` as declared; a backend may read
+ * other names as `limit` too:
  *
  * - another letter case: ASP.NET Core's model binding (`?LIMIT=1000`);
  * - bracket syntax: Express's default query parser (qs), PHP and Rails read `?limit[]=1000` and
@@ -15,7 +16,7 @@
 import { foldCase } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
 
-export interface QueryNames {
+export interface NameReadings {
   /** Whether the key is one the operation declares (a parameter, a deepObject entry, an exploded property). */
   owns(key: string): boolean;
   /** For a key the operation does not own: the declared name a backend would read it as, and how. */
@@ -32,7 +33,7 @@ function readingOf(key: string): string {
   return foldCase(bracket > 0 ? php.slice(0, bracket) : php);
 }
 
-export function compileQueryNames(params: readonly ParameterObject[]): QueryNames {
+export function compileNameReadings(params: readonly ParameterObject[]): NameReadings {
   const exact = new Set<string>();
   const deepPrefixes: string[] = [];
   // Names a backend may read as a declared one, by their reading: also a deepObject or exploded
