@@ -41,6 +41,19 @@ const FORWARDING = new Set([
   'x-forwarded-client-cert',
 ]);
 
+/** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */
+const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracestate', 'authorization']);
+
+/**
+ * CGI and WSGI servers (and some Rack servers) turn both `X-Warden-User` and `X_Warden_User` into
+ * `HTTP_X_WARDEN_USER`, so an underscored spelling of a header the sidecar removes or sets would
+ * reach such a backend as that header. Those spellings are removed; other names with `_` pass.
+ */
+function spellsControlled(name: string, rules: HeaderRules): boolean {
+  const dashed = name.replaceAll('_', '-');
+  return HOP_BY_HOP.has(dashed) || FORWARDING.has(dashed) || SET_BY_SIDECAR.has(dashed) || rules.isInternal(dashed);
+}
+
 /** Fields that must appear once; a second copy is a request the backend may read differently. */
 const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type']);
 
@@ -142,6 +155,7 @@ export function upstreamRequestHeaders(
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
+    if (name.includes('_') && spellsControlled(name, rules)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }

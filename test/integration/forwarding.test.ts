@@ -88,6 +88,12 @@ t.test('hop-by-hop and internal headers never leak, in either direction', async 
     'proxy-authorization': 'Basic Zm9vOmJhcg==',
     authorization: 'Bearer external',
     traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    // CGI and WSGI servers read these as X-Warden-User, X-Forwarded-For, X-Internal-Token, X-Request-Id.
+    x_warden_user: 'admin',
+    X_Forwarded_For: '6.6.6.6',
+    x_internal_token: 'forged',
+    x_request_id: 'forged',
+    x_custom_name: 'kept',
   };
   const hopByHop = { connection: 'keep-alive, x-named', 'x-named': 'hop', 'keep-alive': 'timeout=5', upgrade: 'h2c', te: 'trailers' };
   const checkRequest = (label: string) => {
@@ -95,6 +101,9 @@ t.test('hop-by-hop and internal headers never leak, in either direction', async 
     for (const name of ['x-warden-user', 'x-internal-token', 'proxy-authorization', 'x-named', 'keep-alive', 'upgrade', 'te']) {
       t.notOk(name in seen, `request ${name} stripped (${label})`);
     }
+    for (const name of ['x_warden_user', 'x_forwarded_for', 'x_internal_token', 'x_request_id'])
+      t.notOk(name in seen, `request ${name} stripped: an underscored spelling of a controlled header (${label})`);
+    t.equal(seen.x_custom_name, 'kept', `other underscored names kept (${label})`);
     t.equal(seen.authorization, 'Bearer external', `end-to-end headers kept (${label})`);
     t.equal(seen.traceparent, common.traceparent, `traceparent passed on (${label})`);
   };
