@@ -15,6 +15,7 @@
  */
 import { foldCase } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
+import { isObjectSchema } from './schema-types.js';
 
 export interface NameReadings {
   /** Whether the key is one the operation declares (a parameter, a deepObject entry, an exploded property). */
@@ -23,11 +24,8 @@ export interface NameReadings {
   readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
 }
 
-const isObjectSchema = (s: Record<string, unknown> | undefined) =>
-  s?.type === 'object' || (Array.isArray(s?.type) && (s.type as string[]).includes('object'));
-
 /** A key as PHP, qs and Rails read it, case folded: PHP's spaces and dots, then the name before any `[`. */
-function readingOf(key: string): string {
+export function readingOf(key: string): string {
   const php = key.trimStart().replace(/[ .]/g, '_');
   const bracket = php.indexOf('[');
   return foldCase(bracket > 0 ? php.slice(0, bracket) : php);

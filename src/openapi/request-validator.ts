@@ -17,6 +17,7 @@ import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, type NameReadings } from './name-readings.js';
+import { isArraySchema, isObjectSchema } from './schema-types.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -94,11 +95,6 @@ function firstViolation(errors: readonly ErrorObject[] | null | undefined, prefi
   const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid');
   return { pointer: prefix + where, message: message.slice(0, 200) };
 }
-
-const isArraySchema = (s: Record<string, unknown> | undefined) =>
-  s?.type === 'array' || (Array.isArray(s?.type) && (s.type as string[]).includes('array'));
-const isObjectSchema = (s: Record<string, unknown> | undefined) =>
-  s?.type === 'object' || (Array.isArray(s?.type) && (s.type as string[]).includes('object'));
 
 /**
  * An object for names the client chooses (query keys, form and multipart field names): without a prototype,

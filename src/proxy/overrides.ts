@@ -8,14 +8,14 @@
  * method-override, Rack::MethodOverride, Symfony and Laravel), `X-HTTP-Method` (OData),
  * `X-Method-Override`, `X-Original-URL` / `X-Rewrite-URL` (IIS URL Rewrite; Symfony and Zend
  * until CVE-2018-14773), and a `_method` query parameter (Symfony and Laravel read it from the
- * query string too, method-override when configured with `'_method'`). PHP trims leading spaces
- * from a parameter name and reads ` ` and `.` in it as `_` (an unmatched `[` too), so ` _method`
- * and `.method` are `_method` there: names are compared after that reading, with every `[` as `_`
- * (refusing a few names PHP would drop). `headers.overrides: forward` lets all of them through,
- * for backends that need them.
+ * query string too, method-override when configured with `'_method'`). Names are compared as PHP,
+ * qs and Rails read them (src/openapi/name-readings.ts): ` _method`, `.method`, `_method[]` and
+ * `_METHOD` are `_method` too. `headers.overrides: forward` lets all of them through, for backends
+ * that need them.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../errors.js';
+import { readingOf } from '../openapi/name-readings.js';
 
 export const OVERRIDE_HEADERS = [
   'x-http-method-override',
@@ -28,12 +28,9 @@ export const OVERRIDE_HEADERS = [
 /** Cheap screen before parsing a query: the name spelled out, or any percent-encoding. */
 const MAY_NAME_METHOD = /method|%/i;
 
-/** A query parameter name as PHP stores it: leading spaces trimmed, ` `, `.` and `[` read as `_`, any case. */
-const phpName = (name: string): string => name.trimStart().replace(/[ .[]/g, '_').toLowerCase();
-
 function overrideParameter(search: string): boolean {
   if (search.length < 2 || !MAY_NAME_METHOD.test(search)) return false;
-  for (const name of new URLSearchParams(search).keys()) if (phpName(name) === '_method') return true;
+  for (const name of new URLSearchParams(search).keys()) if (readingOf(name) === '_method') return true;
   return false;
 }
 

@@ -24,10 +24,10 @@ t.test('a _method query parameter is refused however it is spelled', async (t) =
     '?_%6Dethod=DELETE',
     '?_METHOD=DELETE',
     '?.method=DELETE', // PHP reads "." in a name as "_"
-    '?_+method=DELETE'.replace('_+', '%20_'), // leading spaces trimmed
+    '?%20_method=DELETE', // leading spaces trimmed
     '?%20%20_method=DELETE',
+    '?_method[]=DELETE', // qs, PHP and Rails read brackets as the name before them
     '?x%20_method=1&_method=PUT',
-    '?[method=DELETE', // "[" read as "_" (PHP drops this name; refusing it costs nothing)
     '?_method', // no value: still a request to override
   ];
   for (const search of refused) {
@@ -43,6 +43,7 @@ t.test('ordinary requests pass', async (t) => {
     '',
     '?',
     '?+method=DELETE',
+    '?[method=DELETE', // PHP drops a name that starts with a bracket
     '?%20method=DELETE',
     '?method=card',
     '?payment_method=card',
