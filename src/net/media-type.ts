@@ -4,3 +4,40 @@ export function mediaTypeOf(contentType: string | string[] | number | undefined)
   const semicolon = value.indexOf(';');
   return (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
 }
+
+/**
+ * The name of a parameter a Content-Type header gives twice (`multipart/form-data; boundary=a;
+ * boundary=b`), or undefined. MIME does not allow it, and parsers disagree on which one counts: a
+ * multipart body split at one boundary by the sidecar (validation, the malware scan) and at the
+ * other by the backend would hide parts from the scan. Quoted values may hold `;` and `=`.
+ */
+export function repeatedParameter(contentType: string): string | undefined {
+  const first = contentType.indexOf(';');
+  if (first === -1 || contentType.indexOf(';', first + 1) === -1) return undefined;
+  const seen = new Set<string>();
+  let i = first;
+  while (i < contentType.length) {
+    // At a ";": the parameter's name runs to "=" (or the next ";").
+    let j = i + 1;
+    while (j < contentType.length && contentType[j] !== '=' && contentType[j] !== ';') j++;
+    const name = contentType
+      .slice(i + 1, j)
+      .trim()
+      .toLowerCase();
+    if (name !== '') {
+      if (seen.has(name)) return name;
+      seen.add(name);
+    }
+    if (contentType[j] === '=') {
+      j++;
+      while (contentType[j] === ' ' || contentType[j] === '\t') j++;
+      if (contentType[j] === '"') {
+        for (j++; j < contentType.length && contentType[j] !== '"'; j++) if (contentType[j] === '\\') j++;
+        j++;
+      }
+      while (j < contentType.length && contentType[j] !== ';') j++;
+    }
+    i = j;
+  }
+  return undefined;
+}

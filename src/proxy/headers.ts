@@ -11,6 +11,7 @@ import type { HeadersConfig, UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { UpstreamHeaders } from '../pipeline/stage.js';
 import { createIpSet, type IpSet } from '../net/ip-set.js';
+import { repeatedParameter } from '../net/media-type.js';
 
 /** Never forwarded in either direction. `expect` is answered by the sidecar itself. */
 const HOP_BY_HOP = new Set([
@@ -96,7 +97,8 @@ function upstreamAuthority(url: string): string {
 /**
  * Framing checks for HTTP/1.1 requests. llhttp already refuses most smuggling shapes; these close
  * the rest and make the refusal explicit: Transfer-Encoding together with Content-Length, any
- * coding but a lone "chunked", a malformed Content-Length, and duplicated singleton fields.
+ * coding but a lone "chunked", a malformed Content-Length, duplicated singleton fields, and a
+ * Content-Type parameter given twice (a multipart boundary read two ways).
  */
 export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): WardenError | undefined {
   const te = headers['transfer-encoding'];
@@ -106,6 +108,10 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
     if (te.toLowerCase() !== 'chunked') return ambiguous('Transfer-Encoding other than "chunked"', 'framing.te_coding');
   }
   if (cl !== undefined && !/^\d{1,15}$/.test(cl)) return ambiguous('a Content-Length that is not a single number', 'framing.cl_value');
+  const ct = headers['content-type'];
+  const repeated = ct === undefined ? undefined : repeatedParameter(ct);
+  if (repeated !== undefined)
+    return ambiguous(`a Content-Type that gives its ${repeated} parameter twice`, 'framing.content_type_parameter');
   // Node keeps the first of duplicated singletons silently; refuse instead of guessing.
   if (rawHeaders.length / 2 > countKeys(headers)) {
     const seen = new Set<string>();

@@ -77,6 +77,11 @@ const SMUGGLING: [string, string, (number | 'closed')?][] = [
   ['obs-fold', `GET /a HTTP/1.1\r\n${H}X-A: a\r\n folded\r\n\r\n`, 400],
   ['NUL in header value', `GET /a HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n`, 400],
   ['NUL in header name', `GET /a HTTP/1.1\r\n${H}X\x00A: b\r\n\r\n`, 400],
+  [
+    'multipart boundary given twice',
+    `POST /a HTTP/1.1\r\n${H}Content-Type: multipart/form-data; boundary=a; boundary=b\r\nContent-Length: 4\r\n\r\nabcd`,
+    400,
+  ],
   ['invalid method token', `G(ET /a HTTP/1.1\r\n${H}\r\n`, 400],
   ['unknown method "EVIL"', `EVIL /a HTTP/1.1\r\n${H}\r\n`, 400],
   ['invalid version "HTTP/9.9"', `GET /a HTTP/9.9\r\n${H}\r\n`, 400],
