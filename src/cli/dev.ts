@@ -150,6 +150,8 @@ and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
         # 403: ${stranger.spiffeId} is not in peers.allow
   curl ${tls} ${base}/%61dmin/stats                    # 403: access stage (openapi.operations); paths normalised first
   curl ${tls} ${base}/nowhere                          # 404: the document declares no such operation
+  curl ${tls} ${bearer(opaqueFile)} '${base}/api/orders?limit[]=1000'   # 400: qs, PHP and Rails read limit[] as limit
+  curl ${tls} ${bearer(opaqueFile)} -H 'X-HTTP-Method-Override: DELETE' ${base}/api/hello   # 400: a method override
   curl ${tls} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling
   head -c 2000000 /dev/zero | curl ${tls} ${bearer(opaqueFile)} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
   node bin/warden.js ca revoke --serial ${client.serial} ${caAdmin}
