@@ -21,7 +21,8 @@ function refusal(v: Violation | 'unsupported'): WardenError {
   }
   return new WardenError('ERR_REQUEST_INVALID', {
     rule: `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
-    detail: `${v.pointer} ${v.message}`,
+    // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
+    detail: `${v.pointer.slice(0, 200)} ${v.message}`,
     violations: [v],
   });
 }

@@ -206,6 +206,9 @@ t.test('request validation: parameters by location and style, bodies by content 
   ])
     t.match(await problem(get(`/v1/pets?${query}`)), { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer }] }, `?${query}`);
   t.equal((await get('/v1/pets?tags=a&other[]=1&filter[color]=red')).status, 200, 'unknown bracketed keys and deepObject entries pass');
+  const long = await fetchText(`${s.url}/v1/pets?limit[${'x'.repeat(4000)}]=1`, agent, { headers: { authorization: auth } });
+  t.equal(long.status, 400);
+  t.ok(long.text.length < 1200, `a long client-chosen name is not echoed whole (${long.text.length} bytes)`);
   t.match(await problem(get('/v1/pets?limit=5&limit=6')), {
     status: 400,
     errors: [{ pointer: '/query/limit', message: 'must be given once' }],
