@@ -16,7 +16,7 @@ import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileNameReadings, type NameReadings } from './name-readings.js';
+import { compileNameReadings, readingOf, type NameReadings } from './name-readings.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
@@ -27,6 +27,8 @@ export interface Violation {
   /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
   readonly pointer: string;
   readonly message: string;
+  /** A body field that overrides the request's method (src/proxy/overrides.ts has the headers). */
+  readonly override?: true;
 }
 
 export interface RequestParts {
@@ -78,6 +80,8 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
 export function compileSchema(dialect: '3.0' | '3.1', schema: Record<string, unknown>): ValidateFunction {
   return ajvFor(dialect, false).compile(acyclicSchema(schema));
 }
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const ajvCache = new Map<string, AjvCore>();
 function ajvFor(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
@@ -200,7 +204,26 @@ function misreadName(keys: Iterable<string>, names: NameReadings, at: string): V
   return undefined;
 }
 
-export function compileRequestValidator(op: Operation, options: { unknownQuery: 'allow' | 'refuse' }): RequestValidator {
+/**
+ * A `_method` field of a body (as PHP, qs and Rails read names): Rack::MethodOverride reads it from
+ * form bodies, Laravel and Symfony from form and (Laravel) JSON bodies, and run the request as that
+ * method — another operation than the one checked here. The query parameter and the headers are
+ * refused before routing (src/proxy/overrides.ts); a body is read only here.
+ */
+function methodField(keys: Iterable<string>): Violation | undefined {
+  for (const k of keys)
+    if (readingOf(k) === '_method')
+      return { pointer: `/body/${k}`, message: 'would make the backend run another method (a method override)', override: true };
+  return undefined;
+}
+
+export interface ValidatorOptions {
+  unknownQuery: 'allow' | 'refuse';
+  /** `headers.overrides: refuse`: a `_method` body field is refused too. */
+  refuseMethodFields?: boolean;
+}
+
+export function compileRequestValidator(op: Operation, options: ValidatorOptions): RequestValidator {
   const byIn = {
     path: [] as ParameterObject[],
     query: [] as ParameterObject[],
@@ -246,6 +269,12 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
     );
   }
   const bodyRequired = op.requestBody?.required === true;
+  const methodFields = options.refuseMethodFields === true;
+  /** A form or multipart body's field names: misread ones, then a method override. */
+  const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
+    const names = bodyNames.get(mediaKey)?.fields;
+    return (names && misreadName(keys, names, '/body')) ?? (methodFields ? methodField(keys) : undefined);
+  };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
     // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
@@ -309,19 +338,18 @@ export function compileRequestValidator(op: Operation, options: { unknownQuery: 
         const value = json.value;
         if (!validate(value)) return firstViolation(validate.errors, '/body');
         const variant = bodyNames.get(key)?.json.find(value, '/body');
-        return variant ? caseVariant(variant.pointer, variant.declared) : undefined;
+        if (variant) return caseVariant(variant.pointer, variant.declared);
+        return methodFields && isPlainObject(value) ? methodField(Object.keys(value)) : undefined;
       } else if (mime === 'application/x-www-form-urlencoded') {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
         if (!validate(form)) return firstViolation(validate.errors, '/body');
-        const names = bodyNames.get(key)?.fields;
-        return names && misreadName(Object.keys(form), names, '/body');
+        return fieldNames(key, Object.keys(form));
       } else if (mime === 'multipart/form-data') {
         return multipartFields(contentType as string, body).then(
           (fields) => {
             if (!validate(fields)) return firstViolation(validate.errors, '/body');
-            const names = bodyNames.get(key)?.fields;
-            return names && misreadName(Object.keys(fields), names, '/body');
+            return fieldNames(key, Object.keys(fields));
           },
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );

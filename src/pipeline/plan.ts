@@ -160,7 +160,10 @@ function buildStages(
   let buffersBody: (mime: string) => boolean = NEVER;
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
-    const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
+    const validator = compileRequestValidator(op, {
+      unknownQuery: config.openapi?.validation.unknown_query ?? 'allow',
+      refuseMethodFields: config.headers.overrides === 'refuse',
+    });
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) {
       bodyStages.push(createBodyValidationStage(validator, mode, deps.events));

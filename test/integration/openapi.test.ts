@@ -381,6 +381,10 @@ components:
 `,
   });
   const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'users.yaml'), allow_public: true } });
+  const forwarding = await startTestSidecar(t, backend.url, {
+    openapi: { document: join(dir, 'users.yaml'), allow_public: true },
+    headers: { overrides: 'forward' },
+  });
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
   const post = async (body: string, query = '') => {
@@ -444,7 +448,23 @@ components:
     { status: 400, errors: [{ pointer: '/body/role[]', message: /qs \(Express\), PHP and Rails/ }] },
     'form: role[]',
   );
+  // A _method body field (Laravel reads JSON and form bodies, Rack and Symfony form bodies): an override.
+  for (const [what, r] of [
+    ['JSON', await post('{"name":"a","_method":"DELETE"}')],
+    ['form', await form('name=a&_method=DELETE')],
+  ] as const)
+    t.match(r, { status: 400, code: 'ERR_REQUEST_OVERRIDE' }, `${what}: _method field`);
+  t.ok(
+    s.events.some((e) => e.name === 'warden.http.smuggling' && e['warden.rule'] === 'overrides.method_field'),
+    'raised as warden.http.smuggling, rule overrides.method_field',
+  );
   t.equal(backend.requests.length - before, 6, 'only the passing requests reached the backend');
+  const forwarded = await fetchText(`${forwarding.url}/users`, agent, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"a","_method":"DELETE"}',
+  });
+  t.equal(forwarded.status, 200, 'headers.overrides: forward lets a _method field through');
 });
 
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
