@@ -299,6 +299,29 @@ t.test('hostile HTTP/2', async (t) => {
     });
   }
 
+  // What a backend framework would read differently (docs/adversarial.md defects 9, 10, 15), over h2.
+  const READINGS: [string, [string, string][], string][] = [
+    ['upper case "/SECRET/x"', requestHeaders('/SECRET/x'), 'ERR_PATH_INVALID'],
+    ['x-http-method-override: DELETE', [...requestHeaders('/a'), ['x-http-method-override', 'DELETE']], 'ERR_REQUEST_OVERRIDE'],
+    ['?_method=DELETE', requestHeaders('/a?_method=DELETE'), 'ERR_REQUEST_OVERRIDE'],
+    [
+      'multipart boundary given twice',
+      [...requestHeaders('/a'), ['content-type', 'multipart/form-data; boundary=a; boundary=b']],
+      'ERR_REQUEST_AMBIGUOUS',
+    ],
+  ];
+  for (const [name, headers, code] of READINGS) {
+    await board.run(t, 'h2 readings', name, `400 ${code}; not forwarded`, async () => {
+      const h2 = await open();
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(headers)));
+      const ended = (fs: Frame[]) => fs.some((f) => f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0 && f.type === FRAME.DATA);
+      await h2.waitFor((fs) => ended(fs) || rstOn(fs, 1) !== undefined || goaway(fs) !== undefined, 2000);
+      check(statusOf(headersOn(h2.frames, 1)) === 400, `answered ${statusOf(headersOn(h2.frames, 1)) || 'nothing'}`);
+      const body = Buffer.concat(h2.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 1).map((f) => f.payload)).toString();
+      check(body.includes(`"code":"${code}"`), `body: ${body.slice(0, 120)}`);
+    });
+  }
+
   await board.run(t, 'h2 malformed requests', 'CONNECT (authority-form)', '400 problem+json ERR_PATH_INVALID; not forwarded', async () => {
     const h2 = await open();
     const headers: [string, string][] = [
