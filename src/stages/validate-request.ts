@@ -19,16 +19,12 @@ function refusal(v: Violation | 'unsupported'): WardenError {
       detail: 'This operation does not accept that Content-Type.',
     });
   }
-  if (v.override) {
-    return new WardenError('ERR_REQUEST_OVERRIDE', {
-      rule: 'overrides.method_field',
-      detail: `${v.pointer.slice(0, 200)} ${v.message}`,
-    });
-  }
+  // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
+  const detail = `${v.pointer.slice(0, 200)} ${v.message}`;
+  if (v.override) return new WardenError('ERR_REQUEST_OVERRIDE', { rule: 'overrides.method_field', detail });
   return new WardenError('ERR_REQUEST_INVALID', {
     rule: `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
-    // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
-    detail: `${v.pointer.slice(0, 200)} ${v.message}`,
+    detail,
     violations: [v],
   });
 }
