@@ -141,26 +141,39 @@ export class CaseVariantFinder {
 
   find(value: unknown, prefix: string): { readonly pointer: string; readonly declared: string } | undefined {
     if (this.root === undefined) return undefined;
-    const pending: [unknown, ObjectPlace, string][] = [[value, this.root, prefix]];
+    const pending: [unknown, ObjectPlace, Step | undefined][] = [[value, this.root, undefined]];
     while (pending.length > 0) {
-      const [v, place, at] = pending.pop() as [unknown, ObjectPlace, string];
+      const [v, place, at] = pending.pop() as [unknown, ObjectPlace, Step | undefined];
       if (typeof v !== 'object' || v === null) continue;
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
           const item = typeof v[i] === 'object' ? place.item(i) : undefined;
-          if (item) pending.push([v[i], item, `${at}/${i}`]);
+          if (item) pending.push([v[i], item, { up: at, key: i }]);
         }
         continue;
       }
       for (const key in v) {
         if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
         const variantOf = place.names && caseVariantOf(key, place.names);
-        if (variantOf !== undefined) return { pointer: `${at}/${escapePointer(key)}`, declared: variantOf };
+        if (variantOf !== undefined) return { pointer: pointerOf(prefix, { up: at, key }), declared: variantOf };
         const member = (v as Record<string, unknown>)[key];
         const next = typeof member === 'object' && member !== null ? place.member(key) : undefined;
-        if (next) pending.push([member, next, `${at}/${escapePointer(key)}`]);
+        if (next) pending.push([member, next, { up: at, key }]);
       }
     }
     return undefined;
   }
+}
+
+/** A step down a document: the JSON pointer is written only for the member found, not for every one walked. */
+interface Step {
+  readonly up: Step | undefined;
+  readonly key: string | number;
+}
+
+function pointerOf(prefix: string, step: Step): string {
+  const keys: string[] = [];
+  for (let s: Step | undefined = step; s !== undefined; s = s.up)
+    keys.push(typeof s.key === 'number' ? String(s.key) : escapePointer(s.key));
+  return `${prefix}/${keys.reverse().join('/')}`;
 }
