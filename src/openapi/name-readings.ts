@@ -25,11 +25,17 @@ export interface NameReadings {
 }
 
 /** A key as PHP, qs and Rails read it, case folded: PHP's spaces and dots, then the name before any `[`. */
-export function readingOf(key: string): string {
+function readingOf(key: string): string {
   const php = key.trimStart().replace(/[ .]/g, '_');
   const bracket = php.indexOf('[');
   return foldCase(bracket > 0 ? php.slice(0, bracket) : php);
 }
+
+/**
+ * Whether a query key or body field is a `_method` as Symfony, Laravel, Rack and method-override
+ * read it: a request to run another method (src/proxy/overrides.ts, request-validator.ts).
+ */
+export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method';
 
 export function compileNameReadings(params: readonly ParameterObject[]): NameReadings {
   const exact = new Set<string>();

@@ -16,7 +16,7 @@ import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileNameReadings, readingOf, type NameReadings } from './name-readings.js';
+import { compileNameReadings, isMethodOverrideName, type NameReadings } from './name-readings.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
@@ -212,7 +212,7 @@ function misreadName(keys: Iterable<string>, names: NameReadings, at: string): V
  */
 function methodField(keys: Iterable<string>): Violation | undefined {
   for (const k of keys)
-    if (readingOf(k) === '_method')
+    if (isMethodOverrideName(k))
       return { pointer: `/body/${k}`, message: 'would make the backend run another method (a method override)', override: true };
   return undefined;
 }

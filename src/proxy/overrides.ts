@@ -15,7 +15,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../errors.js';
-import { readingOf } from '../openapi/name-readings.js';
+import { isMethodOverrideName } from '../openapi/name-readings.js';
 
 export const OVERRIDE_HEADERS = [
   'x-http-method-override',
@@ -30,7 +30,7 @@ const MAY_NAME_METHOD = /method|%/i;
 
 function overrideParameter(search: string): boolean {
   if (search.length < 2 || !MAY_NAME_METHOD.test(search)) return false;
-  for (const name of new URLSearchParams(search).keys()) if (readingOf(name) === '_method') return true;
+  for (const name of new URLSearchParams(search).keys()) if (isMethodOverrideName(name)) return true;
   return false;
 }
 
