@@ -37,6 +37,19 @@ const NEVER_FROM_CLIENT = ['x-forwarded-client-cert', 'x-real-ip'];
 const SET_BY_SIDECAR = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 const INTERNAL_EXACT = 'x-internal-token';
 const isInternal = (name: string) => name.startsWith('x-warden-') || name === INTERNAL_EXACT;
+/** Underscored spellings of headers the sidecar removes or sets: CGI/WSGI read them as those (never forwarded). */
+const SIDECAR_SETS_TOO = ['x-request-id', 'traceparent', 'tracestate', 'authorization'];
+const spellsControlled = (name: string) => {
+  if (!name.includes('_')) return false;
+  const dashed = name.replaceAll('_', '-');
+  return (
+    HOP_BY_HOP.includes(dashed) ||
+    NEVER_FROM_CLIENT.includes(dashed) ||
+    SET_BY_SIDECAR.has(dashed) ||
+    SIDECAR_SETS_TOO.includes(dashed) ||
+    isInternal(dashed)
+  );
+};
 
 const upstream = {
   url: 'http://127.0.0.1:8080',
@@ -68,6 +81,12 @@ const KNOWN_NAMES = [
   'x-request-id',
   'user-agent',
   'x-api-token',
+  'x_warden_user',
+  'x_forwarded_for',
+  'keep_alive',
+  'x_internal_token',
+  'x_request_id',
+  'x_api_token',
 ];
 
 /** RFC 9110 token characters, lower-cased as Node delivers names. */
@@ -144,9 +163,11 @@ t.test('upstream: nothing hop-by-hop, Connection-named, internal or forged; ever
         if (NEVER_FROM_CLIENT.includes(name)) throw new Error(`${name} forwarded from the client`);
         if (isInternal(name)) throw new Error(`internal ${name} forwarded`);
         if (named.has(name) && !SET_BY_SIDECAR.has(name)) throw new Error(`Connection-named ${name} forwarded`);
+        if (spellsControlled(name)) throw new Error(`${name}, an underscored spelling of a controlled header, forwarded`);
       }
       for (const [name, value] of Object.entries(headers)) {
-        const strip = HOP_BY_HOP.includes(name) || NEVER_FROM_CLIENT.includes(name) || isInternal(name) || named.has(name);
+        const strip =
+          HOP_BY_HOP.includes(name) || NEVER_FROM_CLIENT.includes(name) || isInternal(name) || named.has(name) || spellsControlled(name);
         if (strip || SET_BY_SIDECAR.has(name)) continue;
         if (out[name] !== value) throw new Error(`end-to-end ${name} changed: ${JSON.stringify(value)} → ${JSON.stringify(out[name])}`);
       }
