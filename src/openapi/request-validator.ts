@@ -193,13 +193,19 @@ function caseVariant(pointer: string, declared: string): Violation {
   return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
 }
 
-/** The first query key or form field a backend would read as a declared name it is not (name-readings.ts). */
+/** A query key or form field the operation does not own, when a backend would read it as a declared name (name-readings.ts). */
+function misread(key: string, names: NameReadings, at: string): Violation | undefined {
+  const read = names.readAs(key);
+  if (read === undefined) return undefined;
+  if (read.caseOnly) return caseVariant(`${at}/${key}`, read.declared);
+  return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails` };
+}
+
+/** The first of `keys` a backend would read as a declared name it is not. */
 function misreadName(keys: Iterable<string>, names: NameReadings, at: string): Violation | undefined {
   for (const k of keys) {
-    if (names.owns(k)) continue;
-    const read = names.readAs(k);
-    if (read?.caseOnly) return caseVariant(`${at}/${k}`, read.declared);
-    if (read) return { pointer: `${at}/${k}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails` };
+    const violation = names.owns(k) ? undefined : misread(k, names, at);
+    if (violation) return violation;
   }
   return undefined;
 }
@@ -308,9 +314,13 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
         if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
       }
-      const misread = misreadName(query.keys(), queryNames, '/query');
-      if (misread) return misread;
-      if (options.unknownQuery === 'refuse') for (const k of query.keys()) if (!queryNames.owns(k)) data.query[k] = '';
+      // Keys the operation does not own: refused when read as a declared one, else unknown.
+      for (const k of query.keys()) {
+        if (queryNames.owns(k)) continue;
+        const violation = misread(k, queryNames, '/query');
+        if (violation) return violation;
+        if (options.unknownQuery === 'refuse') data.query[k] = '';
+      }
       for (const p of byIn.header) {
         const v = parts.headers[p.name.toLowerCase()];
         if (v !== undefined) data.header[p.name.toLowerCase()] = decodeParameter(p, [String(v)], undefined);

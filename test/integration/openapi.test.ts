@@ -200,6 +200,7 @@ t.test('request validation: parameters by location and style, bodies by content 
     ['limit[]=1000', '/query/limit[]'],
     ['limit[0]=1000', '/query/limit[0]'],
     ['limit=5&limit[]=1000', '/query/limit[]'],
+    ['other=1&limit[]=1000', '/query/limit[]'], // after a key that is merely unknown
     ['LIMIT=1000', '/query/LIMIT'],
     ['SIZE=500', '/query/SIZE'],
     ['%20limit[x]=1000', '/query/ limit[x]'],
@@ -442,6 +443,7 @@ components:
     return { status: r.status, ...r.json<{ errors?: { pointer: string; message: string }[] }>() };
   };
   t.equal((await form('name=a&role=user&note=x')).status, 200, 'form: declared and unrelated fields');
+  t.match(await form('name=a&note=x&ROLE=admin'), { status: 400, errors: [{ pointer: '/body/ROLE' }] }, 'form: after an undeclared field');
   t.match(await form('name=a&ROLE=admin'), { status: 400, errors: [{ pointer: '/body/ROLE', message: /letter case/ }] }, 'form: ROLE');
   t.match(
     await form('name=a&role[]=admin'),
