@@ -121,10 +121,7 @@ class ObjectPlace {
 
 /** The property names a schema declares for the object it describes (through allOf, anyOf, oneOf). */
 export function topLevelNames(schema: unknown): string[] {
-  if (!isSchema(schema)) return [];
-  const all: Schema[] = [];
-  applying(schema, all, new Set());
-  return all.flatMap((s) => (isSchema(s.properties) ? Object.keys(s.properties) : []));
+  return isSchema(schema) ? [...(placeOf([schema])?.names?.exact ?? [])] : [];
 }
 
 /**
