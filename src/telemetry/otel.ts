@@ -21,11 +21,12 @@ import { detectResources, envDetector, resourceFromAttributes, type Resource } f
 import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
+import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
@@ -36,11 +37,11 @@ export interface Otel {
   /** Request spans are sampled and queued for export outside the SDK's tracer (request-tracing.ts). */
   readonly sampling: Sampling;
   /**
-   * Queues a finished request span for export: for OTLP/protobuf encoded at once into the batch
-   * it will be sent in (span-batch-queue.ts says why), for JSON as the record, which the
+   * Queues a finished request's spans for export: for OTLP/protobuf written at once into the batch
+   * they will be sent in (span-batch-queue.ts says why), for JSON as RequestSpan records, which the
    * library's serializer reads.
    */
-  readonly endSpan: (span: ReadableSpan) => void;
+  readonly endRequest: (trace: RequestTrace, request: TracedRequest, status: number) => void;
   readonly resource: Resource;
   /** Warden's instrumentation scope: its spans, log records and metrics. */
   readonly scope: InstrumentationScope;
@@ -142,7 +143,11 @@ export function startOtel(
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
     sampling,
-    endSpan: requestSpans ? (span) => requestSpans.add(span) : (span) => spanProcessor.onEnd(span),
+    endRequest: requestSpans
+      ? (trace, request, status) => requestSpans.addRequest(trace, request, status)
+      : (trace, request, status) => {
+          for (const span of requestSpansOf(trace, request, status, resource, scope)) spanProcessor.onEnd(span);
+        },
     resource,
     scope,
     logger: logs.getLogger(scope.name, scope.version),

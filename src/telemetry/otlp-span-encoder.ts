@@ -31,7 +31,7 @@ for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
 
 /** Bytes of `n` (< 2^35) as a varint. */
-const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+export const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 
 export class Writer {
   buf: Buffer;
@@ -192,7 +192,7 @@ function time(w: Writer, t: HrTime): void {
 }
 
 /** A request span's start or end (performance.now()), as `time` writes its HrTime, without making one. */
-function timeOfNow(w: Writer, now: number): void {
+export function timeOfNow(w: Writer, now: number): void {
   timeOf(w, secondsOf(now), nanosOf(now));
 }
 
@@ -288,7 +288,8 @@ function attributes(w: Writer, attrs: Attributes, field: number): void {
   }
 }
 
-function event(w: Writer, e: TimedEvent): void {
+/** A span event's message (the content of Span field 11). */
+export function writeEvent(w: Writer, e: TimedEvent): void {
   const at = w.open();
   w.tag(1, I64);
   time(w, e.time);
@@ -356,7 +357,7 @@ function span(w: Writer, s: ReadableSpan): void {
   w.varint(s.droppedAttributesCount);
   for (const e of s.events) {
     w.tag(11, LEN);
-    event(w, e);
+    writeEvent(w, e);
   }
   w.tag(12, VARINT);
   w.varint(s.droppedEventsCount);

@@ -3,9 +3,9 @@
  * span for the upstream call whose context goes to the backend as `traceparent`, request metrics,
  * and every security event of the request as a log record and a span event on its server span.
  *
- * The two spans are plain records (request-span.ts) queued for export when the request ends
- * (Otel.endSpan: for OTLP/protobuf encoded at once into their batch, span-batch-queue.ts); the
- * sampling decision is the SDK's sampler's. The request's span context travels
+ * The two spans are made from the request and its trace record (request-trace.ts) when it ends
+ * (Otel.endRequest: for OTLP/protobuf written at once into their batch, otlp-request-encoder.ts);
+ * the sampling decision is the SDK's sampler's. The request's span context travels
  * explicitly, as `traceContext`, to the calls made on its behalf: no AsyncLocalStorage context
  * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
@@ -15,39 +15,22 @@ import {
   trace,
   ROOT_CONTEXT,
   SpanKind,
-  SpanStatusCode,
   TraceFlags,
-  type Attributes,
-  type Context,
   type SpanContext,
   type TraceState,
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
-import { sanitizeAttributes } from '@opentelemetry/core';
+import { hrTime, sanitizeAttributes } from '@opentelemetry/core';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { OpenRequests } from './open-requests.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
-import { RequestSpan } from './request-span.js';
+import { RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanContextRef } from './span-context-ref.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
-/** What tracing reads of a request (the pipeline's RequestContext has all of it). */
-export interface TracedRequest {
-  readonly requestId: string;
-  readonly startedAt: number;
-  readonly protocol: string;
-  readonly method: string;
-  readonly path: string;
-  readonly clientAddress: string;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly upstreamHeaders: Record<string, string | string[] | undefined>;
-  readonly peer: { readonly spiffeId?: string | undefined };
-  readonly route: { readonly id: string };
-  /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */
-  traceContext: Context;
-}
+export type { TracedRequest } from './request-trace.js';
 
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived and sets its `traceContext`. */
@@ -67,32 +50,8 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
   error: SeverityNumber.ERROR,
 };
 
-const ERROR = Object.freeze({ code: SpanStatusCode.ERROR });
-
-function serverAttributes(ctx: TracedRequest): Attributes {
-  const attributes: Attributes = {
-    'http.request.method': ctx.method,
-    'url.path': ctx.path,
-    'network.protocol.version': ctx.protocol,
-    'client.address': ctx.clientAddress,
-    'warden.request.id': ctx.requestId,
-  };
-  if (ctx.peer.spiffeId) attributes['warden.peer.id'] = ctx.peer.spiffeId;
-  return attributes;
-}
 /** The SDK's own id generator, as its tracer uses. */
 const ids = new RandomIdGenerator();
-
-interface OpenRequest {
-  /** The caller's context as extracted (its span, baggage). */
-  readonly parent: Context;
-  readonly server: SpanContext;
-  /** The server span's context: what log records and child calls are correlated with. */
-  readonly context: Context;
-  /** Recorded spans, for a sampled request only. */
-  readonly serverSpan: RequestSpan | undefined;
-  clientSpan: RequestSpan | undefined;
-}
 
 /**
  * `ownMetrics`: record request durations and security events in OTel instruments of its own. The
@@ -100,10 +59,10 @@ interface OpenRequest {
  * (otel-metrics-bridge.ts), so each request is recorded once. The CA, without /metrics, does.
  */
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
-  const { logger, meter, endSpan, resource, scope } = otel;
+  const { logger, meter, endRequest } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
   // Keyed by request id: events carry it, so they find their span.
-  const open = new OpenRequests<OpenRequest>();
+  const open = new OpenRequests<RequestTrace>();
   const duration = ownMetrics
     ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
     : undefined;
@@ -148,65 +107,42 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       if (traceState) server.traceState = traceState;
       const context = new SpanContextRef(parent, server);
       ctx.traceContext = context;
-      const serverSpan = sampled
-        ? new RequestSpan(ctx.method, SpanKind.SERVER, server, remote, ctx.startedAt, serverAttributes(ctx), resource, scope)
-        : undefined;
-      open.set(ctx.requestId, { parent, server, context, serverSpan, clientSpan: undefined });
+      open.set(ctx.requestId, new RequestTrace(parent, server, remote, context, sampled));
     },
     upstream(ctx) {
       const req = open.get(ctx.requestId);
       if (!req) return;
-      const client: SpanContext = { ...req.server, spanId: ids.generateSpanId() };
-      if (req.serverSpan)
-        req.clientSpan = new RequestSpan(
-          'upstream',
-          SpanKind.CLIENT,
-          client,
-          req.server,
-          performance.now(),
-          { 'http.request.method': ctx.method },
-          resource,
-          scope,
-        );
+      // Unsampled too: the backend's spans need a parent id.
+      req.clientSpanId = ids.generateSpanId();
+      req.clientStartedAt = performance.now();
       // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.
-      if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent))) injectTraceContext(client, ctx.upstreamHeaders);
-      else propagation.inject(trace.setSpanContext(req.parent, client), ctx.upstreamHeaders);
+      if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent)))
+        injectTraceContext(req.server, req.clientSpanId, ctx.upstreamHeaders);
+      else propagation.inject(trace.setSpanContext(req.parent, req.clientContext()), ctx.upstreamHeaders);
     },
     end(ctx, status) {
       const endedAt = performance.now();
-      const route = ctx.route.id;
       duration?.record((endedAt - ctx.startedAt) / 1000, {
-        'http.route': route,
+        'http.route': ctx.route.id,
         'http.request.method': ctx.method,
         'http.response.status_code': status,
       });
       const req = open.get(ctx.requestId);
       if (!req) return;
       open.delete(ctx.requestId);
-      const { serverSpan, clientSpan } = req;
-      if (!serverSpan) return;
-      const error = status >= 500 ? ERROR : undefined;
-      if (clientSpan) {
-        clientSpan.attributes['http.response.status_code'] = status;
-        if (error) clientSpan.status = error;
-        endSpan(clientSpan.finish(endedAt));
-      }
-      serverSpan.name = `${ctx.method} ${route}`;
-      serverSpan.attributes['http.route'] = route;
-      serverSpan.attributes['http.response.status_code'] = status;
-      if (error) serverSpan.status = error;
-      endSpan(serverSpan.finish(endedAt));
+      if (!req.sampled) return;
+      req.endedAt = endedAt;
+      endRequest(req, ctx, status);
     },
     eventSink(name, severity, attributes) {
       securityEvents?.add(1, { 'event.name': name });
       const requestId = attributes['warden.request.id'];
       const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
-      const span = req?.serverSpan;
-      if (span) {
-        span.addEvent(name, sanitizeAttributes(attributes));
-        // The stage outcome on the span: what refused (or flagged) the request, and why.
-        span.attributes['warden.event'] = name;
-        if (attributes['warden.code']) span.attributes['warden.code'] = attributes['warden.code'];
+      if (req?.sampled) {
+        (req.events ??= []).push({ name, attributes: sanitizeAttributes(attributes), time: hrTime(), droppedAttributesCount: 0 });
+        // The stage outcome on the server span: what refused (or flagged) the request, and why.
+        req.outcome = name;
+        if (attributes['warden.code']) req.outcomeCode = attributes['warden.code'];
       }
       logger.emit({
         eventName: name,

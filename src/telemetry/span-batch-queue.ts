@@ -19,7 +19,9 @@ import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { DropCounter } from './export-breaker.js';
+import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { BatchFrame, writeSpan, type Writer } from './otlp-span-encoder.js';
+import type { RequestTrace, TracedRequest } from './request-trace.js';
 
 /** A sealed batch: an ExportTraceServiceRequest, and the spans it holds (`length`, as the exporter and the breaker count). */
 export interface SpanBatch {
@@ -68,21 +70,43 @@ export class SpanBatchQueue implements SpanProcessor {
     return this.capacity;
   }
 
-  /** Queues a finished request span (Warden's resource and scope). */
+  /** Queues a finished span (Warden's resource and scope). */
   add(span: ReadableSpan): void {
-    if (this.closed) return;
-    if (this.count + this.waiting >= this.limits.maxQueueSize) {
-      this.dropped.dropped++;
-      return;
+    const w = this.writerFor(1);
+    if (w === undefined) return;
+    writeSpan(w, span);
+    this.written(1);
+  }
+
+  /** Queues a finished request's spans, written from its trace (otlp-request-encoder.ts). */
+  addRequest(trace: RequestTrace, request: TracedRequest, status: number): void {
+    const spans = requestSpanCount(trace);
+    const w = this.writerFor(spans);
+    if (w === undefined) return;
+    writeRequestSpans(w, trace, request, status);
+    this.written(spans);
+  }
+
+  /** The open batch's writer, with room for `spans` more; undefined when the queue is full (they are dropped and counted). */
+  private writerFor(spans: number): Writer | undefined {
+    if (this.closed) return undefined;
+    if (this.count + this.waiting + spans > this.limits.maxQueueSize) {
+      this.dropped.dropped += spans;
+      return undefined;
     }
+    // A request's spans stay in one batch, which never holds more than maxExportBatchSize.
+    if (this.count + spans > this.limits.maxExportBatchSize) this.sealAndSend(true);
     let w = this.writer;
     if (w === undefined) {
       w = this.writer = this.frame.open(this.capacity);
       this.timer = setTimeout(() => this.sealAndSend(), this.limits.scheduledDelayMillis);
       this.timer.unref();
     }
-    writeSpan(w, span);
-    if (++this.count >= this.limits.maxExportBatchSize) this.sealAndSend();
+    return w;
+  }
+
+  private written(spans: number): void {
+    if ((this.count += spans) >= this.limits.maxExportBatchSize) this.sealAndSend(true);
   }
 
   /** The SDK's own spans go through its batch processor. */
@@ -104,12 +128,13 @@ export class SpanBatchQueue implements SpanProcessor {
     await this.exporter.shutdown();
   }
 
-  private sealAndSend(): void {
-    this.seal();
+  /** `full`: sealed for lack of room, not by the timer or a flush. */
+  private sealAndSend(full = false): void {
+    this.seal(full);
     this.send();
   }
 
-  private seal(): void {
+  private seal(full = false): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     const w = this.writer;
@@ -121,7 +146,7 @@ export class SpanBatchQueue implements SpanProcessor {
     // would otherwise keep a whole buffer per span or two).
     const bytes = request.length * 2 < w.buf.length ? Buffer.from(request) : request;
     // Sized by the last full batch, up or down: one batch of huge spans must not make every later buffer huge.
-    if (this.count >= this.limits.maxExportBatchSize) this.capacity = Math.max(FIRST_CAPACITY, Math.ceil(w.pos * 1.25));
+    if (full) this.capacity = Math.max(FIRST_CAPACITY, Math.ceil(w.pos * 1.25));
     this.sealed.push({ bytes, length: this.count });
     this.waiting += this.count;
     this.count = 0;

@@ -14,8 +14,11 @@ export function onlyW3cPropagators(fields: readonly string[]): boolean {
   return fields.length > 0 && fields.every((f) => W3C_FIELDS.has(f));
 }
 
-/** What W3CTraceContextPropagator writes for a valid span context (version 00). */
-export function injectTraceContext(span: SpanContext, headers: Record<string, string | string[] | undefined>): void {
-  headers.traceparent = `00-${span.traceId}-${span.spanId}-${span.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
-  if (span.traceState) headers.tracestate = span.traceState.serialize();
+/**
+ * What W3CTraceContextPropagator writes for a valid span context (version 00): the context of
+ * `trace` (its trace id, flags and state) with span id `spanId`, without making that context.
+ */
+export function injectTraceContext(trace: SpanContext, spanId: string, headers: Record<string, string | string[] | undefined>): void {
+  headers.traceparent = `00-${trace.traceId}-${spanId}-${trace.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
+  if (trace.traceState) headers.tracestate = trace.traceState.serialize();
 }
