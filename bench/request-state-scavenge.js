@@ -2,31 +2,32 @@
 // Why Warden keeps per-request state on the request or in slots, not in a collection keyed per
 // request (docs/performance.md, "A WeakMap cache" and "A Map of requests in flight"): one loop of
 // short-lived "requests" (a small body Buffer and its parsed JSON; 32 in flight at a time, each with
-// a tracing-like record), run under --trace-gc-nvp in four ways:
-//   plain    nothing kept beyond the request;
+// a tracing-like record), run under --trace-gc-nvp in three ways:
+//   plain    nothing kept beyond the request (how the sidecar keeps both now: the parse and the
+//            trace record live on the request itself);
 //   weakmap  a module-level WeakMap from body to parse (src/net/json-body.ts's old cache);
 //   map      a Map from request id to its record, set when it starts and deleted when it ends
-//            (src/telemetry/request-tracing.ts's old registry);
-//   slots    the same through OpenRequests (src/telemetry/open-requests.ts; needs `npm run build`).
+//            (src/telemetry/request-tracing.ts's old registry).
+// (Results before 2026-12-01 have a fourth mode, `slots`: the same registry through a slot array,
+// src/telemetry/open-requests.ts, which the trace record on the request replaced.)
 // A collection that outlives the young generation keeps what it pointed at through scavenges, so
 // what should have died with the request is promoted.
 // Usage: node bench/request-state-scavenge.js [--requests 1000000] [--out FILE]
 import { execFileSync } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { benchOptions, writeResult } from './lib.js';
 
 const self = fileURLToPath(import.meta.url);
 const root = resolve(dirname(self), '..');
-const MODES = ['plain', 'weakmap', 'map', 'slots'];
+const MODES = ['plain', 'weakmap', 'map'];
 const IN_FLIGHT = 32;
 
 if (process.argv[2] === '--child') {
   const mode = process.argv[3];
   const requests = Number(process.argv[4]);
-  const { OpenRequests } = await import(pathToFileURL(join(root, 'dist/telemetry/open-requests.js')).href);
   const parsed = new WeakMap();
-  const open = mode === 'slots' ? new OpenRequests() : new Map();
+  const open = new Map();
   // The ids of the requests in flight, oldest first around the ring: a fixed array, overwritten.
   const flying = new Array(IN_FLIGHT).fill(undefined);
   let items = 0;
@@ -38,7 +39,7 @@ if (process.argv[2] === '--child') {
       const body = Buffer.from('{"customer":"ACME","items":[{"sku":"SKU-1","quantity":2}]}');
       const json = { value: JSON.parse(body.toString('utf8')) };
       if (mode === 'weakmap') parsed.set(body, json);
-      if (mode === 'map' || mode === 'slots') {
+      if (mode === 'map') {
         const ended = flying[n % IN_FLIGHT];
         if (ended !== undefined) open.delete(ended);
         const id = `request-${n}`;

@@ -5,7 +5,7 @@
  * the request's span, under service.name `warden-ca`. Configured by `telemetry.otlp` in ca.yaml or
  * the OTEL_* variables; nothing is loaded without an endpoint.
  */
-import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { IncomingMessage } from 'node:http';
 import type { CaConfig } from '../config/ca-schema.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -14,8 +14,17 @@ import { createRequestTracing, type TracedRequest } from '../telemetry/request-t
 import { WARDEN_VERSION } from '../version.js';
 
 export interface CaTelemetry {
-  /** Runs one API request inside its server span; `done` ends the span with the status sent. */
-  traced(req: IncomingMessage, requestId: string, path: string, action: string, run: (done: (status: number) => void) => void): void;
+  /**
+   * Runs one API request inside its server span: `context` is the span's, for the events the
+   * request causes; `done` ends the span with the status sent.
+   */
+  traced(
+    req: IncomingMessage,
+    requestId: string,
+    path: string,
+    action: string,
+    run: (done: (status: number) => void, context: Context) => void,
+  ): void;
   shutdown(): Promise<void>;
 }
 
@@ -45,7 +54,7 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
         traceContext: ROOT_CONTEXT,
       };
       tracing.start(request);
-      run((status) => tracing.end(request, status));
+      run((status) => tracing.end(request, status), request.traceContext);
     },
     async shutdown() {
       removeSink();

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Context } from '@opentelemetry/api';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { CaConfig } from '../config/ca-schema.js';
 import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
@@ -116,11 +117,16 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject, url: URL | undefined): Promise<void> => {
       const socket = req.socket as TLSSocket;
       if (!url) throw new WardenError('ERR_CA_NOT_FOUND', { detail: 'the request target is not a path' });
-      const caller: Caller = { actor: 'anonymous', clientAddress: socket.remoteAddress, requestId: audit.requestId };
+      const caller: Caller = {
+        actor: 'anonymous',
+        clientAddress: socket.remoteAddress,
+        requestId: audit.requestId,
+        traceContext: audit.traceContext,
+      };
       const authenticated = (role: Role) => {
         const peer = auth.authenticate(socket, role);
         audit.actor = peer.actor;
-        return { ...peer, requestId: audit.requestId };
+        return { ...peer, requestId: audit.requestId, traceContext: audit.traceContext };
       };
       const route = ROUTES[url.pathname];
       if (!route) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no endpoint ${url.pathname}` });
@@ -173,7 +179,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         if (audit.subject !== undefined) attributes['warden.spiffe.id'] = audit.subject;
         if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
         attributes['warden.request.id'] = audit.requestId;
-        events.emit(event, attributes);
+        events.emit(event, attributes, audit.traceContext);
       }
       if (audit.action !== undefined && !QUIET.has(problem.code)) {
         store.audit({ action: audit.action, actor: audit.actor, subject: audit.subject, outcome: 'refused', detail: problem.code });
@@ -197,13 +203,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const url = urlOf(req.url);
         const audit: AuditSubject = {
           requestId: randomUUID(),
+          traceContext: undefined,
           path: (req.url ?? '/').split('?', 1)[0] ?? '/',
           actor: 'anonymous',
           action: undefined,
           subject: undefined,
         };
         inFlight++;
-        const serve = (done?: (status: number) => void) =>
+        const serve = (done?: (status: number) => void, traceContext?: Context) => {
+          audit.traceContext = traceContext;
           void handle(req, res, audit, url)
             .catch((err: unknown) => refuse(err, req, res, audit))
             .finally(() => {
@@ -223,6 +231,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                 'request',
               );
             });
+        };
         if (!telemetry) return serve();
         // The action routed to (the URL's normalised path), as handle() routes it.
         telemetry.traced(req, audit.requestId, audit.path, (url && ROUTES[url.pathname]?.action) ?? 'unknown', serve);
@@ -315,8 +324,9 @@ function urlOf(target: string | undefined): URL | undefined {
 }
 
 interface AuditSubject {
-  /** Carried by the request's events, so that they are correlated with its span. */
   readonly requestId: string;
+  /** The request's span context (with telemetry on): its events carry it, which correlates them with its span. */
+  traceContext: Context | undefined;
   /** The request target's path as sent (logs and events), once per request. */
   readonly path: string;
   actor: string;

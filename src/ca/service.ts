@@ -3,6 +3,7 @@
  * writes an audit row and raises its catalogue event; refusals are thrown as WardenErrors and
  * recorded by the caller (src/ca/server.ts), which knows the request.
  */
+import type { Context } from '@opentelemetry/api';
 import type {
   CertificateRecord,
   CreatedToken,
@@ -27,8 +28,10 @@ export interface Caller {
   /** SPIFFE ID of the client certificate, or `anonymous` for enrollment. */
   actor: string;
   clientAddress?: string | undefined;
-  /** The API request's id: the events it causes carry it, which correlates them with its span. */
+  /** The API request's id, for its events. */
   requestId?: string | undefined;
+  /** The API request's span context: its events carry it, which correlates them with its span. */
+  traceContext?: Context | undefined;
 }
 
 /** An authenticated workload certificate (src/ca/client-auth.ts). */
@@ -115,13 +118,17 @@ export function createCaService(deps: CaServiceDeps): CaService {
   }
 
   function announce(name: 'warden.ca.enrolled' | 'warden.ca.renewed', issued: IssuedCertificate, caller: Caller): void {
-    events.emit(name, {
-      'warden.spiffe.id': issued.spiffeId,
-      'warden.cert.serial': issued.serial,
-      'warden.cert.not_after': issued.notAfter.toISOString(),
-      ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
-      ...requestOf(caller),
-    });
+    events.emit(
+      name,
+      {
+        'warden.spiffe.id': issued.spiffeId,
+        'warden.cert.serial': issued.serial,
+        'warden.cert.not_after': issued.notAfter.toISOString(),
+        ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
+        ...requestOf(caller),
+      },
+      caller.traceContext,
+    );
     store.audit({
       action: name === 'warden.ca.enrolled' ? 'enroll' : 'renew',
       actor: caller.actor,
@@ -172,7 +179,11 @@ export function createCaService(deps: CaServiceDeps): CaService {
         throw invalid(`ttl_seconds must be an integer 1–${MAX_TOKEN_TTL_S}`);
       }
       const created = tokens.create({ spiffeId, dnsNames: dns as string[], ttlMs: ttl * 1000 });
-      events.emit('warden.ca.token_created', { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor, ...requestOf(caller) });
+      events.emit(
+        'warden.ca.token_created',
+        { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor, ...requestOf(caller) },
+        caller.traceContext,
+      );
       store.audit({
         action: 'token.create',
         actor: caller.actor,
@@ -204,13 +215,17 @@ export function createCaService(deps: CaServiceDeps): CaService {
       }
       const revoked = store.transaction(() => serials.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })));
       if (revoked.length > 0) await crl.refresh();
-      events.emit('warden.ca.revoked', {
-        ...requestOf(caller),
-        'enduser.id': caller.actor,
-        'warden.count': revoked.length,
-        ...(serial !== undefined ? { 'warden.cert.serial': subject } : { 'warden.spiffe.id': subject }),
-        'warden.detail': reason,
-      });
+      events.emit(
+        'warden.ca.revoked',
+        {
+          ...requestOf(caller),
+          'enduser.id': caller.actor,
+          'warden.count': revoked.length,
+          ...(serial !== undefined ? { 'warden.cert.serial': subject } : { 'warden.spiffe.id': subject }),
+          'warden.detail': reason,
+        },
+        caller.traceContext,
+      );
       store.audit({
         action: 'revoke',
         actor: caller.actor,

@@ -6,6 +6,7 @@
  * reused for the same source token and caller until 10 % of its life is left.
  */
 import { randomUUID } from 'node:crypto';
+import type { Context } from '@opentelemetry/api';
 import { SignJWT } from 'jose';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -28,9 +29,15 @@ export interface MinterOptions {
 export interface Minter {
   /**
    * The minted JWT for this principal and caller: cached (synchronous) or freshly signed. The
-   * `warden.token.minted` event of a fresh one carries `requestId`, correlating it with the request.
+   * `warden.token.minted` event of a fresh one is correlated with `request`, the one it was minted for.
    */
-  tokenFor(principal: Principal, peer: PeerIdentity, requestId?: string): string | Promise<string>;
+  tokenFor(principal: Principal, peer: PeerIdentity, request?: MintedFor): string | Promise<string>;
+}
+
+/** The request a token is minted for (the pipeline's RequestContext is one). */
+export interface MintedFor {
+  readonly requestId: string;
+  readonly traceContext: Context;
 }
 
 const REUSE_FRACTION = 0.9;
@@ -40,7 +47,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
   const inflight = new Map<string, Promise<string>>();
   const mapping = Object.entries(options.claims);
 
-  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, requestId: string | undefined): Promise<string> {
+  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, request: MintedFor | undefined): Promise<string> {
     const nowMs = Date.now();
     const iat = Math.floor(nowMs / 1000);
     const exp = Math.min(iat + Math.floor(options.ttl / 1000), p.expiresAt ?? Infinity);
@@ -66,17 +73,21 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     const life = (exp - iat) * 1000;
     cache.set(cacheKey, jwt, jwt.length * 2 + 200, nowMs + life * REUSE_FRACTION);
     deps.metrics.cache('minted', 'miss');
-    deps.events.emit('warden.token.minted', {
-      'warden.token.issuer': p.issuerId,
-      ...(p.clientId ? { 'warden.token.client_id': p.clientId } : {}),
-      'warden.token.hash': p.tokenHash.slice(0, 16),
-      ...(requestId === undefined ? {} : { 'warden.request.id': requestId }),
-    });
+    deps.events.emit(
+      'warden.token.minted',
+      {
+        'warden.token.issuer': p.issuerId,
+        ...(p.clientId ? { 'warden.token.client_id': p.clientId } : {}),
+        'warden.token.hash': p.tokenHash.slice(0, 16),
+        ...(request === undefined ? {} : { 'warden.request.id': request.requestId }),
+      },
+      request?.traceContext,
+    );
     return jwt;
   }
 
   return {
-    tokenFor(p, peer, requestId) {
+    tokenFor(p, peer, request) {
       const cacheKey = peer.verified && peer.sha256 ? `${p.tokenHash}:${peer.sha256}` : p.tokenHash;
       const hit = cache.get(cacheKey);
       if (hit && Date.now() < hit.freshUntil) {
@@ -85,7 +96,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       }
       let pending = inflight.get(cacheKey);
       if (!pending) {
-        pending = mint(p, peer, cacheKey, requestId).finally(() => inflight.delete(cacheKey));
+        pending = mint(p, peer, cacheKey, request).finally(() => inflight.delete(cacheKey));
         inflight.set(cacheKey, pending);
       }
       return pending;

@@ -4,6 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Context } from '@opentelemetry/api';
 import { WardenError, isWardenError, type ErrorCode } from '../errors.js';
 import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -27,6 +28,8 @@ export interface ProblemSubject {
   readonly route?: string | undefined;
   /** The caller's SPIFFE ID, when its certificate carried one. */
   readonly peerId?: string | undefined;
+  /** The request's trace context: its refusal event is correlated with the request's span. */
+  readonly traceContext?: Context | undefined;
 }
 
 export interface Rescue {
@@ -69,6 +72,7 @@ export function subjectOf(ctx: RequestContext): ProblemSubject {
     userAgent: ctx.headers['user-agent'],
     route: ctx.route.id,
     peerId: ctx.peer.spiffeId,
+    traceContext: ctx.traceContext,
   };
 }
 
@@ -101,7 +105,7 @@ export function reportDetected(events: EventBus | undefined, error: WardenError,
   if (event === undefined || events === undefined) return;
   const attributes = refusalAttributes(error, subjectOf(ctx), 'detect');
   if (error.detail !== undefined) attributes['warden.detail'] ??= error.detail.slice(0, 256);
-  events.emit(event, attributes);
+  events.emit(event, attributes, ctx.traceContext);
 }
 
 /** llhttp / Node error codes on HTTP/1.1 sockets → our codes. */
@@ -153,7 +157,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
 
   function raise(error: WardenError, subject: ProblemSubject): void {
     const event = error.event;
-    if (event !== undefined) events.emit(event, refusalAttributes(error, subject, 'block'));
+    if (event !== undefined) events.emit(event, refusalAttributes(error, subject, 'block'), subject.traceContext);
   }
 
   const respond: Rescue['respond'] = (error, subject, res) => {

@@ -275,16 +275,20 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     tracing: () => otel.tracing,
     draining: () => draining,
     reportResponse(ctx, status, v) {
-      events.emit('warden.response.invalid', {
-        'warden.action': 'detect',
-        'http.route': ctx.route.id,
-        'http.request.method': ctx.method,
-        'url.path': ctx.path,
-        'http.response.status_code': status,
-        'warden.rule': `openapi.response${v.pointer.split('/').slice(0, 2).join('.')}`,
-        'warden.detail': `${v.pointer} ${v.message}`.slice(0, 256),
-        'warden.request.id': ctx.requestId,
-      });
+      events.emit(
+        'warden.response.invalid',
+        {
+          'warden.action': 'detect',
+          'http.route': ctx.route.id,
+          'http.request.method': ctx.method,
+          'url.path': ctx.path,
+          'http.response.status_code': status,
+          'warden.rule': `openapi.response${v.pointer.split('/').slice(0, 2).join('.')}`,
+          'warden.detail': `${v.pointer} ${v.message}`.slice(0, 256),
+          'warden.request.id': ctx.requestId,
+        },
+        ctx.traceContext,
+      );
     },
   });
   const inboundCfg = config.listeners.inbound;

@@ -17,7 +17,7 @@ export function createMintTokenStage(minter: Minter, header: { name: string; bea
     run(ctx) {
       const p = ctx.principal;
       if (!p) return undefined;
-      const jwt = minter.tokenFor(p, ctx.peer, ctx.requestId);
+      const jwt = minter.tokenFor(p, ctx.peer, ctx);
       return typeof jwt === 'string' ? put(ctx, jwt) : jwt.then((j) => put(ctx, j));
     },
   };

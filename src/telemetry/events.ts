@@ -5,6 +5,7 @@
  * An event never carries a token, a secret or a full body: attributes are names, ids, codes and
  * truncated values only.
  */
+import type { Context } from '@opentelemetry/api';
 
 export type Severity = 'debug' | 'info' | 'warn' | 'error';
 
@@ -201,21 +202,26 @@ export interface EventAttributes {
   'warden.ratelimit.key'?: string;
 }
 
-export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes) => void;
+/**
+ * `context`: the trace context of the request the event is about (its `traceContext`), as an
+ * OpenTelemetry log record carries one: the event's log record is correlated with that request's
+ * span and becomes one of its span events (request-tracing.ts).
+ */
+export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes, context?: Context) => void;
 
 export interface EventBus {
-  emit(name: EventName, attributes: EventAttributes): void;
+  emit(name: EventName, attributes: EventAttributes, context?: Context): void;
   addSink(sink: EventSink): () => void;
 }
 
 export function createEventBus(initialSinks: readonly EventSink[] = []): EventBus {
   let sinks: EventSink[] = [...initialSinks];
   return {
-    emit(name, attributes) {
+    emit(name, attributes, context) {
       const severity = EVENTS[name].severity;
       for (const sink of sinks) {
         try {
-          sink(name, severity, attributes);
+          sink(name, severity, attributes, context);
         } catch {
           // A broken sink must never break the request that raised the event.
         }

@@ -55,7 +55,7 @@ export async function startOtelRuntime(
   };
   let running = await start(cfg, identity);
   // One sink for the process's life, writing to whichever SDK is in force.
-  deps.events.addSink((name, severity, attributes) => running?.tracing.eventSink(name, severity, attributes));
+  deps.events.addSink((name, severity, attributes, context) => running?.tracing.eventSink(name, severity, attributes, context));
 
   return {
     get tracing() {

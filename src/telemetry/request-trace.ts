@@ -14,6 +14,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { RequestSpan } from './request-span.js';
+import { SpanContextRef } from './span-context-ref.js';
 
 /** What tracing reads of a request (the pipeline's RequestContext has all of it). */
 export interface TracedRequest {
@@ -31,7 +32,12 @@ export interface TracedRequest {
   traceContext: Context;
 }
 
-export class RequestTrace {
+/**
+ * The record is the request's trace context too (`traceContext`): the calls made on the request's
+ * behalf are its children, and its security events carry it (EventBus.emit), which is how they find
+ * their span. No registry of requests in flight keyed by request id is needed.
+ */
+export class RequestTrace extends SpanContextRef {
   /** The upstream client span's id, once the request is forwarded (sampled requests only). */
   clientSpanId: string | undefined = undefined;
   /** performance.now() when the upstream call started. */
@@ -45,17 +51,20 @@ export class RequestTrace {
   outcomeCode: string | undefined = undefined;
 
   constructor(
-    /** The caller's context as extracted (its span, baggage). */
-    readonly parent: Context,
-    /** The server span's context. */
-    readonly server: SpanContext,
+    parent: Context,
+    server: SpanContext,
     /** The caller's span, when it sent a valid one: the server span's parent. */
     readonly remote: SpanContext | undefined,
-    /** The server span's context under the parent: what log records and child calls are correlated with. */
-    readonly context: Context,
     /** Whether the spans are recorded and exported. */
     readonly sampled: boolean,
-  ) {}
+  ) {
+    super(parent, server);
+  }
+
+  /** The server span's context. */
+  get server(): SpanContext {
+    return this.span;
+  }
 
   /** The upstream client span's context. */
   clientContext(): SpanContext {

@@ -6,7 +6,8 @@
  * The two spans are made from the request and its trace record (request-trace.ts) when it ends
  * (Otel.endRequest: for OTLP/protobuf written at once into their batch, otlp-request-encoder.ts);
  * the sampling decision is the SDK's sampler's. The request's span context travels
- * explicitly, as `traceContext`, to the calls made on its behalf: no AsyncLocalStorage context
+ * explicitly, as `traceContext`, to the calls made on its behalf and with its security events
+ * (EventBus.emit's `context`): no AsyncLocalStorage context
  * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
 import {
@@ -24,10 +25,8 @@ import { hrTime, sanitizeAttributes } from '@opentelemetry/core';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
-import { OpenRequests } from './open-requests.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
 import { RequestTrace, type TracedRequest } from './request-trace.js';
-import { SpanContextRef } from './span-context-ref.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
 export type { TracedRequest } from './request-trace.js';
@@ -61,8 +60,9 @@ const ids = new RandomIdGenerator();
 export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: boolean }): RequestTracing {
   const { logger, meter, endRequest } = otel;
   const { sampler, sampleNewTrace } = otel.sampling;
-  // Keyed by request id: events carry it, so they find their span.
-  const open = new OpenRequests<RequestTrace>();
+  // A request's trace is its traceContext: the request's events carry it (no registry by request id).
+  const traceOf = (ctx: TracedRequest): RequestTrace | undefined =>
+    ctx.traceContext instanceof RequestTrace ? ctx.traceContext : undefined;
   const duration = ownMetrics
     ? meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Requests, by route and status.' })
     : undefined;
@@ -105,12 +105,10 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       };
       if (traceState) server.traceState = traceState;
-      const context = new SpanContextRef(parent, server);
-      ctx.traceContext = context;
-      open.set(ctx.requestId, new RequestTrace(parent, server, remote, context, sampled));
+      ctx.traceContext = new RequestTrace(parent, server, remote, sampled);
     },
     upstream(ctx) {
-      const req = open.get(ctx.requestId);
+      const req = traceOf(ctx);
       if (!req) return;
       // Unsampled too: the backend's spans need a parent id.
       req.clientSpanId = ids.generateSpanId();
@@ -127,18 +125,17 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         'http.request.method': ctx.method,
         'http.response.status_code': status,
       });
-      const req = open.get(ctx.requestId);
-      if (!req) return;
-      open.delete(ctx.requestId);
-      if (!req.sampled) return;
+      const req = traceOf(ctx);
+      // Ended once: its spans are exported then.
+      if (!req?.sampled || req.endedAt !== 0) return;
       req.endedAt = endedAt;
       endRequest(req, ctx, status);
     },
-    eventSink(name, severity, attributes) {
+    eventSink(name, severity, attributes, context) {
       securityEvents?.add(1, { 'event.name': name });
-      const requestId = attributes['warden.request.id'];
-      const req = typeof requestId === 'string' ? open.get(requestId) : undefined;
-      if (req?.sampled) {
+      const req = context instanceof RequestTrace ? context : undefined;
+      // Events after the request's end (a response checked late) are log records only: its spans are gone.
+      if (req?.sampled && req.endedAt === 0) {
         (req.events ??= []).push({ name, attributes: sanitizeAttributes(attributes), time: hrTime(), droppedAttributesCount: 0 });
         // The stage outcome on the server span: what refused (or flagged) the request, and why.
         req.outcome = name;
@@ -150,7 +147,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
         severityNumber: SEVERITY[severity],
         severityText: severity.toUpperCase(),
         attributes: attributes as AnyValueMap,
-        ...(req ? { context: req.context } : {}),
+        ...(context ? { context } : {}),
       });
     },
   };

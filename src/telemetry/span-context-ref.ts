@@ -10,8 +10,10 @@ export class SpanContextRef implements Context {
   private made: Context | undefined;
 
   constructor(
-    private readonly parent: Context,
-    private readonly span: SpanContext,
+    /** The caller's context as extracted (its span, baggage). */
+    readonly parent: Context,
+    /** The request's server span. */
+    readonly span: SpanContext,
   ) {}
 
   private get context(): Context {

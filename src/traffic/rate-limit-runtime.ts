@@ -32,11 +32,15 @@ export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { even
     const now = Date.now();
     if (!failClosed && now - reportedAt >= EVENT_INTERVAL_MS) {
       reportedAt = now;
-      deps.events.emit('warden.ratelimit.store_unavailable', {
-        'warden.action': 'detect',
-        'warden.detail': `${err.message}; limiting with this sidecar's memory until it is back`,
-        ...(request ? { 'warden.request.id': request.requestId } : {}),
-      });
+      deps.events.emit(
+        'warden.ratelimit.store_unavailable',
+        {
+          'warden.action': 'detect',
+          'warden.detail': `${err.message}; limiting with this sidecar's memory until it is back`,
+          ...(request ? { 'warden.request.id': request.requestId } : {}),
+        },
+        request?.traceContext,
+      );
     }
     return failClosed ? 'unavailable' : local.take(key, bucket);
   };

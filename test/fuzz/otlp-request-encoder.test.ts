@@ -70,7 +70,7 @@ const ended = fc
     status: fc.oneof(fc.integer({ min: 100, max: 599 }), fc.constantFrom(0, 200, 500, 503)),
   })
   .map((r) => {
-    const trace = new RequestTrace(ROOT_CONTEXT, r.server, r.remote, ROOT_CONTEXT, true);
+    const trace = new RequestTrace(ROOT_CONTEXT, r.server, r.remote, true);
     trace.clientSpanId = r.clientSpanId;
     [trace.clientStartedAt, trace.endedAt] = [r.times[1], r.times[2]];
     trace.events = r.events;

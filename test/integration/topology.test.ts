@@ -449,6 +449,12 @@ t.test('two services, one CA, one collector', async (t) => {
     return log && receiver.spans.find((s) => s.spanId === log.spanId && s.traceId === log.traceId);
   });
   t.equal(storeGone?.kind, SERVER, 'billing: warden.ratelimit.store_unavailable is correlated with the server span of its request');
+  // Events carry their request's trace context (EventBus.emit), not only its id.
+  const minted = await receiver.until(() => {
+    const log = receiver.logs.find((l) => l.eventName === 'warden.token.minted' && l.resource['service.name'] === 'billing');
+    return log && receiver.spans.find((s) => s.spanId === log.spanId && s.traceId === log.traceId);
+  });
+  t.equal(minted?.kind, SERVER, 'billing: warden.token.minted is correlated with the server span of the request it was minted for');
   writeFileSync(billing.configFile, 'listeners: [not, a, map\n');
   billing.child.kill('SIGHUP');
   await billing.waitFor((l) => l.event === 'warden.config.reload_failed');
@@ -471,12 +477,13 @@ t.test('two services, one CA, one collector', async (t) => {
   });
   await pet.body.dump();
   t.equal(pet.statusCode, 200, 'pets: the backend’s answer is passed on (report mode)');
-  t.ok(
-    await receiver.until(() =>
-      receiver.logs.find((l) => l.eventName === 'warden.response.invalid' && l.resource['service.name'] === 'pets'),
-    ),
-    'pets: warden.response.invalid',
+  const invalid = await receiver.until(() =>
+    receiver.logs.find((l) => l.eventName === 'warden.response.invalid' && l.resource['service.name'] === 'pets'),
   );
+  const petSpan = await receiver.until(() =>
+    receiver.spans.find((s) => s.resource['service.name'] === 'pets' && s.kind === SERVER && s.traceId === invalid.traceId),
+  );
+  t.equal(petSpan?.spanId, invalid.spanId, 'pets: warden.response.invalid, correlated with the server span of its request');
 
   const billingEvents = [
     'warden.authn.token_missing',
