@@ -22,11 +22,12 @@ import {
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
 import { hrTime, sanitizeAttributes } from '@opentelemetry/core';
-import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
+import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
 import { RequestTrace, type TracedRequest } from './request-trace.js';
+import { generateSpanId, generateTraceId } from './span-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
 export type { TracedRequest } from './request-trace.js';
@@ -48,9 +49,6 @@ const SEVERITY: Record<Severity, SeverityNumber> = {
   warn: SeverityNumber.WARN,
   error: SeverityNumber.ERROR,
 };
-
-/** The SDK's own id generator, as its tracer uses. */
-const ids = new RandomIdGenerator();
 
 /**
  * `ownMetrics`: record request durations and security events in OTel instruments of its own. The
@@ -88,12 +86,12 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       let sampled: boolean;
       let traceState: TraceState | undefined;
       if (parent === ROOT_CONTEXT) {
-        traceId = ids.generateTraceId();
+        traceId = generateTraceId();
         sampled = sampleNewTrace(traceId);
       } else {
         const caller = trace.getSpanContext(parent);
         remote = caller && isSpanContextValid(caller) ? caller : undefined;
-        traceId = remote?.traceId ?? ids.generateTraceId();
+        traceId = remote?.traceId ?? generateTraceId();
         // The samplers built here (otel-sampler.ts) read no attributes: a span's are made only if it is sampled.
         const decision = sampler.shouldSample(parent, traceId, ctx.method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS);
         sampled = decision.decision === SamplingDecision.RECORD_AND_SAMPLED;
@@ -101,7 +99,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       }
       const server: SpanContext = {
         traceId,
-        spanId: ids.generateSpanId(),
+        spanId: generateSpanId(),
         traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       };
       if (traceState) server.traceState = traceState;
@@ -111,7 +109,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const req = traceOf(ctx);
       if (!req) return;
       // Unsampled too: the backend's spans need a parent id.
-      req.clientSpanId = ids.generateSpanId();
+      req.clientSpanId = generateSpanId();
       req.clientStartedAt = performance.now();
       // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.
       if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent)))
