@@ -161,7 +161,8 @@ export function createBench({ pin = true } = {}) {
       if (child.exitCode !== null) return res();
       child.once('exit', () => res());
       child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      // Past a drain's usual second or two, and the CPU profile's writing.
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     });
   }
 

@@ -24,6 +24,7 @@ import type { EventBus } from '../telemetry/events.js';
 import { readPeerIdentity } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
+import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -74,49 +75,6 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
 
 const TLS_SOCKET = Symbol('warden.tlsSocket');
 type SessionWithSocket = Http2Session & { [TLS_SOCKET]?: TLSSocket };
-
-/** Open-stream bookkeeping for one HTTP/2 session, for the idle timeout and for draining. */
-interface SessionTracker {
-  /** Closes the session (GOAWAY, then close) as soon as it has no open stream. */
-  closeWhenIdle(): void;
-}
-
-/**
- * Tracks a session's open streams. After `idleMs` without one, the session is closed. Node's own
- * session timeout counts frames instead, so it would also cut streams waiting on a slow backend.
- *
- * Draining also waits for the session to be idle before sending GOAWAY: undici (7.x) fails every
- * in-flight request on any GOAWAY, even a graceful one, so an early GOAWAY would lose requests.
- */
-function trackSession(session: Http2Session, idleMs: number): SessionTracker {
-  let open = 0;
-  let closing = false;
-  let timer: NodeJS.Timeout | undefined;
-  const close = () => {
-    if (!session.closed && !session.destroyed) session.close();
-  };
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(close, idleMs).unref();
-  };
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    open++;
-    clearTimeout(timer);
-    stream.once('close', () => {
-      if (--open > 0) return;
-      if (closing) close();
-      else arm();
-    });
-  });
-  session.once('close', () => clearTimeout(timer));
-  arm();
-  return {
-    closeWhenIdle() {
-      closing = true;
-      if (open === 0) close();
-    },
-  };
-}
 
 export async function startInboundListener(options: InboundListenerOptions): Promise<InboundListener> {
   const { limits, rescue, events } = options;
@@ -178,8 +136,10 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // Node creates the session synchronously inside emit('connection'): this is its TLS socket.
   let connecting: TLSSocket | undefined;
   h2.on('session', (session: Http2Session) => {
-    if (connecting !== undefined) (session as SessionWithSocket)[TLS_SOCKET] = connecting;
-    const tracker = trackSession(session, limits.idle_timeout);
+    // Never without one (see above); such a session could serve no stream anyway.
+    if (connecting === undefined) return void session.destroy();
+    (session as SessionWithSocket)[TLS_SOCKET] = connecting;
+    const tracker = trackSession(session, connecting, limits.idle_timeout);
     sessions.add(tracker);
     session.once('close', () => sessions.delete(tracker));
   });

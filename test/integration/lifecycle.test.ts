@@ -6,6 +6,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/dev/self-signed-certificate.js';
 import { startTestBackend } from '../support/backend.js';
@@ -65,6 +66,35 @@ t.test('SIGTERM with a request outlasting the grace period: closed at the deadli
   t.equal(await warden.exited, 0);
   t.ok(Date.now() - start < 4000, `exited ${Date.now() - start} ms after SIGTERM with drain_timeout 1s`);
   t.equal(await hanging, 'cut');
+});
+
+t.test('SIGTERM: an h2 session that takes no byte of its answered response is cut after the stall bound, not the grace', async (t) => {
+  // A client that stops reading keeps its stream open (flow control) and moves no byte; so did a
+  // session whose client vanished at the wrong moment on Node 20 (h2-session-tracker.ts), which
+  // held every drain for the whole grace period. A stream still waiting for the backend is kept.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const warden = await spawnWarden(t, await testConfigYaml(backend.url, { lifecycle: { drain_timeout: '15s' } }));
+  const cert = await testCertificate();
+  const stalled = http2Connect(`https://localhost:${warden.port}`, { ca: cert.certPem });
+  stalled.on('error', () => undefined);
+  t.teardown(() => stalled.destroy());
+  const download = stalled.request({ ':path': '/download?bytes=4000000' });
+  download.on('error', () => undefined);
+  const status = await new Promise<number>((resolve) => download.once('response', (h) => resolve(Number(h[':status']))));
+  t.equal(status, 200, 'the download is answered; its body is never read');
+  download.pause();
+  const slowAgent = testAgent(cert.certPem, { h2: true, connections: 1 });
+  t.teardown(() => slowAgent.close());
+  const slow = fetchText(`${warden.url}/slow?ms=4000`, slowAgent);
+  while (!backend.requests.some((r) => r.url.startsWith('/slow'))) await new Promise((r) => setTimeout(r, 20));
+
+  const signalled = Date.now();
+  warden.child.kill('SIGTERM');
+  t.equal((await slow).status, 200, 'a stream waiting 4 s for the backend, longer than the stall bound, still completes');
+  t.equal(await warden.exited, 0, 'exit code 0');
+  const took = Date.now() - signalled;
+  t.ok(took < 8000, `stopped ${took} ms after SIGTERM (drain_timeout 15s): the stalled session was cut`);
 });
 
 t.test('SIGHUP: a valid file applies, a broken one is refused and the old one keeps serving', async (t) => {

@@ -1,0 +1,98 @@
+/**
+ * Open-stream bookkeeping for one inbound HTTP/2 session: the idle timeout, closing when idle
+ * (draining), and destroying a session that Warden is closing once it stops making progress.
+ *
+ * Why the last: on Node 20 a session whose client went away at the wrong moment (h2load ending
+ * with streams in flight; about one run in ten by hand) sometimes never learns that its socket
+ * is gone: a write to the TLS socket never reports back, nghttp2 keeps its GOAWAY queued behind
+ * it, and neither `session.close()` nor `session.destroy()` ends (the native session finishes
+ * closing only when that write does). A drain waited for such a session until
+ * `lifecycle.drain_timeout` (20 s by default), an idle close forever. It moves no byte in or out,
+ * which a live session does; destroying its TLS socket cancels the write and lets it close.
+ */
+import type { Http2Session, ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+
+export interface SessionTracker {
+  /** Closes the session (GOAWAY, then close) as soon as it has no open stream. */
+  closeWhenIdle(): void;
+}
+
+/**
+ * How long a session Warden is closing may move no byte before it is destroyed, provided every
+ * stream it still has was answered (its response headers sent): then nothing is left that only the
+ * backend could still produce, so a client that has not taken a byte in that time gets no more.
+ * A stream still waiting for the backend keeps its session until the drain's grace period ends.
+ */
+export const CLOSING_STALL_MS = 2000;
+
+/**
+ * Tracks a session's open streams. After `idleMs` without one, the session is closed. Node's own
+ * session timeout counts frames instead, so it would also cut streams waiting on a slow backend.
+ *
+ * Draining also waits for the session to be idle before sending GOAWAY: undici (7.x) fails every
+ * in-flight request on any GOAWAY, even a graceful one, so an early GOAWAY would lose requests.
+ */
+export function trackSession(session: Http2Session, socket: TLSSocket, idleMs: number, stallMs = CLOSING_STALL_MS): SessionTracker {
+  const streams = new Set<ServerHttp2Stream>();
+  let closing = false;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let stallTimer: NodeJS.Timeout | undefined;
+  let bytesMoved = -1;
+
+  const moved = (): number => socket.bytesRead + socket.bytesWritten;
+  const allAnswered = (): boolean => {
+    for (const stream of streams) if (!stream.headersSent) return false;
+    return true;
+  };
+  const checkProgress = () => {
+    if (socket.destroyed) return;
+    const now = moved();
+    if (now === bytesMoved && allAnswered()) {
+      session.destroy();
+      // The session's own destroy waits for the stuck write; the socket's cancels it.
+      socket.destroy();
+      return;
+    }
+    bytesMoved = now;
+    stallTimer = setTimeout(checkProgress, stallMs).unref();
+  };
+  /** Watches a session Warden is closing (idle or draining) for progress, once. */
+  const watchProgress = () => {
+    if (stallTimer !== undefined || socket.destroyed) return;
+    bytesMoved = moved();
+    stallTimer = setTimeout(checkProgress, stallMs).unref();
+  };
+  const close = () => {
+    if (!session.closed && !session.destroyed) session.close();
+    watchProgress();
+  };
+  const arm = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(close, idleMs).unref();
+  };
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    streams.add(stream);
+    clearTimeout(idleTimer);
+    stream.once('close', () => {
+      streams.delete(stream);
+      if (streams.size > 0) return;
+      if (closing) close();
+      else arm();
+    });
+  });
+  const stop = () => {
+    clearTimeout(idleTimer);
+    clearTimeout(stallTimer);
+  };
+  session.once('close', stop);
+  socket.once('close', stop);
+  arm();
+  return {
+    closeWhenIdle() {
+      closing = true;
+      if (streams.size === 0) close();
+      else watchProgress();
+    },
+  };
+}
