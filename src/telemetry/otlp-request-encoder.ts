@@ -9,7 +9,7 @@
  * them: method, path, addresses, ids, route) is written in one pass with its lengths known up
  * front. Anything else takes the general path of otlp-span-encoder.ts.
  */
-import { timeOfNow, varintSize, writeEvent, type Writer } from './otlp-span-encoder.js';
+import { copyAscii, timeOfNow, varintSize, writeEvent, type Writer } from './otlp-span-encoder.js';
 import { spanErrored, type RequestTrace, type TracedRequest } from './request-trace.js';
 
 /** Span fields as tag bytes (field << 3 | wire type). */
@@ -73,14 +73,9 @@ function stringAttribute(w: Writer, prefix: Uint8Array, value: string): void {
     buf[p++] = n + 2; // AnyValue: string_value's tag, length, bytes
     buf[p++] = 0x0a;
     buf[p++] = n;
-    let i = 0;
-    for (; i < n; i++) {
-      const c = value.charCodeAt(i);
-      if (c >= 0x80) break;
-      buf[p++] = c;
-    }
-    if (i === n) {
-      w.pos = p;
+    const end = copyAscii(buf, p, value);
+    if (end >= 0) {
+      w.pos = end;
       return;
     }
   }
@@ -115,22 +110,12 @@ function serverName(w: Writer, method: string, route: string): void {
     let p = w.pos;
     buf[p++] = NAME;
     buf[p++] = n;
-    let i = 0;
-    for (; i < method.length; i++) {
-      const c = method.charCodeAt(i);
-      if (c >= 0x80) break;
-      buf[p++] = c;
-    }
-    if (i === method.length) {
-      buf[p++] = 0x20;
-      let j = 0;
-      for (; j < route.length; j++) {
-        const c = route.charCodeAt(j);
-        if (c >= 0x80) break;
-        buf[p++] = c;
-      }
-      if (j === route.length) {
-        w.pos = p;
+    const afterMethod = copyAscii(buf, p, method);
+    if (afterMethod >= 0) {
+      buf[afterMethod] = 0x20;
+      const end = copyAscii(buf, afterMethod + 1, route);
+      if (end >= 0) {
+        w.pos = end;
         return;
       }
     }

@@ -33,6 +33,20 @@ for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
 /** Bytes of `n` (< 2^35) as a varint. */
 export const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 
+/**
+ * Copies `s` into `buf` at `at` as bytes if it is all ASCII (the caller has made room): the
+ * position after it, or -1 at the first character that is not ASCII.
+ */
+export function copyAscii(buf: Buffer, at: number, s: string): number {
+  let p = at;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return -1;
+    buf[p++] = c;
+  }
+  return p;
+}
+
 export class Writer {
   buf: Buffer;
   pos = 0;
@@ -142,16 +156,9 @@ export class Writer {
     const at = this.pos++;
     // Short ASCII strings (most attribute values) in a loop: a native Buffer.write call costs more.
     if (n < 64) {
-      const buf = this.buf;
-      let p = this.pos;
-      let i = 0;
-      for (; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[p++] = c;
-      }
-      if (i === n) {
-        this.pos = p;
+      const end = copyAscii(this.buf, this.pos, s);
+      if (end >= 0) {
+        this.pos = end;
         this.close(at);
         return;
       }

@@ -17,6 +17,7 @@ import { writeRequestSpans } from '../../src/telemetry/otlp-request-encoder.js';
 import { Writer, writeSpan } from '../../src/telemetry/otlp-span-encoder.js';
 import { RequestTrace, requestSpansOf, type TracedRequest } from '../../src/telemetry/request-trace.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
+import { collectingExporter } from '../support/span-batch-exporter.js';
 import { fuzz, fuzzAsync } from './fuzz-budget.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'orders', 'service.version': '0.1.0' });
@@ -116,19 +117,12 @@ t.test('written from the trace: the bytes of its span records', async (t) => {
 
 /** The batches a queue sends for `requests`, and the span records of each request. */
 async function queued(requests: Ended[], maxExportBatchSize: number): Promise<SpanBatch[]> {
-  const sent: SpanBatch[] = [];
-  const exporter = {
-    export: (batch: SpanBatch, done: (r: { code: number }) => void) => {
-      sent.push(batch);
-      done({ code: 0 });
-    },
-    shutdown: async () => {},
-  };
+  const exporter = collectingExporter();
   const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
   for (const r of requests) queue.addRequest(r.trace, r.request, r.status);
   await queue.shutdown();
-  return sent;
+  return exporter.sent;
 }
 
 t.test('queued: each batch the reference bytes of whole requests, never more spans than its size', async (t) => {

@@ -17,6 +17,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
 import { hrTimeOf, RequestSpan } from '../../src/telemetry/request-span.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
+import { collectingExporter } from '../support/span-batch-exporter.js';
 import { fuzz, fuzzAsync } from './fuzz-budget.js';
 
 const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
@@ -137,20 +138,13 @@ const NO_SPANS_ORIGIN = { resource: resourceFromAttributes({}), instrumentationS
 
 /** The batches a queue sends for `spans`, which must share one resource and scope. */
 const queued = async (spans: ReadableSpan[], maxExportBatchSize: number): Promise<SpanBatch[]> => {
-  const sent: SpanBatch[] = [];
-  const exporter = {
-    export: (batch: SpanBatch, done: (r: { code: number }) => void) => {
-      sent.push(batch);
-      done({ code: 0 });
-    },
-    shutdown: async () => {},
-  };
+  const exporter = collectingExporter();
   const { resource, instrumentationScope: scope } = spans[0] ?? NO_SPANS_ORIGIN;
   const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
   for (const s of spans) queue.add(s);
   await queue.shutdown();
-  return sent;
+  return exporter.sent;
 };
 
 /** Queued in batches of `size`: each batch the bytes the reference makes of its spans. */
