@@ -10,7 +10,8 @@ import type { IncomingMessage } from 'node:http';
 import type { CaConfig } from '../config/ca-schema.js';
 import type { EventBus } from '../telemetry/events.js';
 import { otelEnabled } from '../telemetry/otel-enabled.js';
-import { createRequestTracing, type TracedRequest } from '../telemetry/request-tracing.js';
+import type { TracedRequest } from '../telemetry/request-trace.js';
+import { createRequestTracing } from '../telemetry/request-tracing.js';
 import { WARDEN_VERSION } from '../version.js';
 
 export interface CaTelemetry {

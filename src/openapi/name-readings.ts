@@ -44,7 +44,8 @@ export function compileNameReadings(params: readonly ParameterObject[]): NameRea
   // object parameter's own name, which it is never sent as (qs reads `filter=x` as filter).
   const read = new Map<string, string>();
   const readable = (name: string) => {
-    if (!read.has(readingOf(name))) read.set(readingOf(name), name);
+    const reading = readingOf(name);
+    if (!read.has(reading)) read.set(reading, name);
   };
   for (const p of params) {
     readable(p.name);

@@ -26,6 +26,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
+import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
@@ -144,7 +145,7 @@ export function startOtel(
   return {
     sampling,
     endRequest: requestSpans
-      ? (trace, request, status) => requestSpans.addRequest(trace, request, status)
+      ? (trace, request, status) => requestSpans.add(requestSpanCount(trace), (w) => writeRequestSpans(w, trace, request, status))
       : (trace, request, status) => {
           for (const span of requestSpansOf(trace, request, status, resource, scope)) spanProcessor.onEnd(span);
         },

@@ -50,15 +50,6 @@ const CLIENT_NAME_AND_KIND = Uint8Array.from([NAME, 8, ...Buffer.from('upstream'
 /** The server span's kind (SERVER, + 1). */
 const SERVER_KIND = Uint8Array.from([0x30, 2]);
 
-function bytes(w: Writer, b: Uint8Array): void {
-  const n = b.length;
-  w.ensure(n);
-  const buf = w.buf;
-  let p = w.pos;
-  for (let i = 0; i < n; i++) buf[p++] = b[i] as number;
-  w.pos = p;
-}
-
 /** A string attribute (Span field 9): in one pass when it is short ASCII, else as the general encoder writes it. */
 function stringAttribute(w: Writer, prefix: Uint8Array, value: string): void {
   const n = value.length;
@@ -69,7 +60,8 @@ function stringAttribute(w: Writer, prefix: Uint8Array, value: string): void {
     let p = w.pos;
     buf[p++] = ATTRIBUTE;
     buf[p++] = kvLength;
-    for (let i = 0; i < prefix.length; i++) buf[p++] = prefix[i] as number;
+    buf.set(prefix, p);
+    p += prefix.length;
     buf[p++] = n + 2; // AnyValue: string_value's tag, length, bytes
     buf[p++] = 0x0a;
     buf[p++] = n;
@@ -82,7 +74,7 @@ function stringAttribute(w: Writer, prefix: Uint8Array, value: string): void {
   // Long or not ASCII: lengths known only once written (a copy of what the general path does).
   w.byte(ATTRIBUTE);
   const kv = w.open();
-  bytes(w, prefix);
+  w.raw(prefix);
   const any = w.open();
   w.byte(0x0a);
   w.string(value);
@@ -95,7 +87,7 @@ function intAttribute(w: Writer, prefix: Uint8Array, value: number): void {
   const anyLength = 1 + varintSize(value);
   w.byte(ATTRIBUTE);
   w.byte(prefix.length + 1 + anyLength);
-  bytes(w, prefix);
+  w.raw(prefix);
   w.byte(anyLength);
   w.byte(0x18); // int_value
   w.varint(value);
@@ -166,7 +158,7 @@ function clientSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
   traceState(w, trace);
   w.byte(PARENT_SPAN_ID);
   w.hex(server.spanId);
-  bytes(w, CLIENT_NAME_AND_KIND);
+  w.raw(CLIENT_NAME_AND_KIND);
   w.byte(START);
   timeOfNow(w, trace.clientStartedAt);
   w.byte(END);
@@ -194,7 +186,7 @@ function serverSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
   }
   const route = request.route.id;
   serverName(w, request.method, route);
-  bytes(w, SERVER_KIND);
+  w.raw(SERVER_KIND);
   w.byte(START);
   timeOfNow(w, request.startedAt);
   w.byte(END);

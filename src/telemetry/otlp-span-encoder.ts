@@ -184,7 +184,7 @@ export class Writer {
     this.pos += b.length;
   }
 
-  raw(b: Buffer): void {
+  raw(b: Uint8Array): void {
     const n = b.length;
     this.ensure(n);
     // TypedArray#set is a V8 builtin, not a call into Node's C++: cheaper than a loop past a few bytes.

@@ -30,8 +30,6 @@ import { RequestTrace, type TracedRequest } from './request-trace.js';
 import { generateSpanId, generateTraceId } from './span-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
 
-export type { TracedRequest } from './request-trace.js';
-
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived and sets its `traceContext`. */
   start(ctx: TracedRequest): void;

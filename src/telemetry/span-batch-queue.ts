@@ -17,11 +17,9 @@
  */
 import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { DropCounter } from './export-breaker.js';
-import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
-import { BatchFrame, writeSpan, type Writer } from './otlp-span-encoder.js';
-import type { RequestTrace, TracedRequest } from './request-trace.js';
+import { BatchFrame, type Writer } from './otlp-span-encoder.js';
 
 /** A sealed batch: an ExportTraceServiceRequest, and the spans it holds (`length`, as the exporter and the breaker count). */
 export interface SpanBatch {
@@ -70,31 +68,18 @@ export class SpanBatchQueue implements SpanProcessor {
     return this.capacity;
   }
 
-  /** Queues a finished span (Warden's resource and scope). */
-  add(span: ReadableSpan): void {
-    const w = this.writerFor(1);
-    if (w === undefined) return;
-    writeSpan(w, span);
-    this.written(1);
-  }
-
-  /** Queues a finished request's spans, written from its trace (otlp-request-encoder.ts). */
-  addRequest(trace: RequestTrace, request: TracedRequest, status: number): void {
-    const spans = requestSpanCount(trace);
-    const w = this.writerFor(spans);
-    if (w === undefined) return;
-    writeRequestSpans(w, trace, request, status);
-    this.written(spans);
-  }
-
-  /** The open batch's writer, with room for `spans` more; undefined when the queue is full (they are dropped and counted). */
-  private writerFor(spans: number): Writer | undefined {
-    if (this.closed) return undefined;
+  /**
+   * Queues `spans` finished spans (Warden's resource and scope), which `write` writes into the
+   * batch as ScopeSpans entries (otlp-request-encoder.ts for a request's, `writeSpan` for any).
+   * They stay together in one batch; when the queue is full they are dropped and counted.
+   */
+  add(spans: number, write: (w: Writer) => void): void {
+    if (this.closed) return;
     if (this.count + this.waiting + spans > this.limits.maxQueueSize) {
       this.dropped.dropped += spans;
-      return undefined;
+      return;
     }
-    // A request's spans stay in one batch, which never holds more than maxExportBatchSize.
+    // A batch never holds more than maxExportBatchSize spans.
     if (this.count + spans > this.limits.maxExportBatchSize) this.sealAndSend(true);
     let w = this.writer;
     if (w === undefined) {
@@ -102,10 +87,7 @@ export class SpanBatchQueue implements SpanProcessor {
       this.timer = setTimeout(() => this.sealAndSend(), this.limits.scheduledDelayMillis);
       this.timer.unref();
     }
-    return w;
-  }
-
-  private written(spans: number): void {
+    write(w);
     if ((this.count += spans) >= this.limits.maxExportBatchSize) this.sealAndSend(true);
   }
 

@@ -13,7 +13,7 @@ import { ROOT_CONTEXT, TraceFlags, type SpanContext } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { writeRequestSpans } from '../../src/telemetry/otlp-request-encoder.js';
+import { requestSpanCount, writeRequestSpans } from '../../src/telemetry/otlp-request-encoder.js';
 import { Writer, writeSpan } from '../../src/telemetry/otlp-span-encoder.js';
 import { RequestTrace, requestSpansOf, type TracedRequest } from '../../src/telemetry/request-trace.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
@@ -120,7 +120,7 @@ async function queued(requests: Ended[], maxExportBatchSize: number): Promise<Sp
   const exporter = collectingExporter();
   const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
-  for (const r of requests) queue.addRequest(r.trace, r.request, r.status);
+  for (const r of requests) queue.add(requestSpanCount(r.trace), (w) => writeRequestSpans(w, r.trace, r.request, r.status));
   await queue.shutdown();
   return exporter.sent;
 }

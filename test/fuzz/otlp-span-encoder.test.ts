@@ -14,7 +14,7 @@ import { hrTime, TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { encodeSpans } from '../../src/telemetry/otlp-span-encoder.js';
+import { encodeSpans, writeSpan } from '../../src/telemetry/otlp-span-encoder.js';
 import { hrTimeOf, RequestSpan } from '../../src/telemetry/request-span.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
 import { collectingExporter } from '../support/span-batch-exporter.js';
@@ -142,7 +142,7 @@ const queued = async (spans: ReadableSpan[], maxExportBatchSize: number): Promis
   const { resource, instrumentationScope: scope } = spans[0] ?? NO_SPANS_ORIGIN;
   const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
-  for (const s of spans) queue.add(s);
+  for (const s of spans) queue.add(1, (w) => writeSpan(w, s));
   await queue.shutdown();
   return exporter.sent;
 };

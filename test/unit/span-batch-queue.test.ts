@@ -11,10 +11,14 @@ import { SpanKind, TraceFlags } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { RequestSpan } from '../../src/telemetry/request-span.js';
+import { writeSpan, type Writer } from '../../src/telemetry/otlp-span-encoder.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'orders' });
 const scope = { name: 'warden', version: '0.1.0' };
+
+/** One span for the queue: written as `writeSpan` writes it. */
+const writing = (s: RequestSpan) => (w: Writer) => writeSpan(w, s);
 
 function span(i: number): RequestSpan {
   const context = { traceId: 'a'.repeat(32), spanId: i.toString(16).padStart(16, '0'), traceFlags: TraceFlags.SAMPLED };
@@ -59,7 +63,7 @@ function queueWith(maxQueueSize: number, maxExportBatchSize: number, scheduledDe
 
 t.test('full batches go out at once, one export at a time, in order', async (t) => {
   const { exporter, dropped, queue } = queueWith(100, 3);
-  for (let i = 0; i < 9; i++) queue.add(span(i));
+  for (let i = 0; i < 9; i++) queue.add(1, writing(span(i)));
   t.equal(exporter.sent.length, 1, 'the first full batch is sent; the next two wait for it');
   await exporter.answer();
   t.equal(exporter.sent.length, 2, 'the second goes once the first is answered');
@@ -80,13 +84,13 @@ t.test('full batches go out at once, one export at a time, in order', async (t) 
 t.test('a full queue drops new spans and counts them; room comes back as batches are sent', async (t) => {
   const { exporter, dropped, queue } = queueWith(4, 2);
   // One batch in export, then four spans wait (two sealed, two in the open batch): the queue is full.
-  for (let i = 0; i < 6; i++) queue.add(span(i));
+  for (let i = 0; i < 6; i++) queue.add(1, writing(span(i)));
   t.equal(dropped.dropped, 0);
-  queue.add(span(6));
-  queue.add(span(7));
+  queue.add(1, writing(span(6)));
+  queue.add(1, writing(span(7)));
   t.equal(dropped.dropped, 2, 'spans beyond maxQueueSize waiting are dropped and counted');
   await exporter.answer();
-  queue.add(span(8));
+  queue.add(1, writing(span(8)));
   t.equal(dropped.dropped, 2, 'a sent batch makes room');
   await exporter.answer();
   await exporter.answer();
@@ -103,8 +107,8 @@ t.test('a full queue drops new spans and counts them; room comes back as batches
 
 t.test('a batch that does not fill goes out after the delay', async (t) => {
   const { exporter, queue } = queueWith(100, 50, 40);
-  queue.add(span(1));
-  queue.add(span(2));
+  queue.add(1, writing(span(1)));
+  queue.add(1, writing(span(2)));
   await sleep(10);
   t.equal(exporter.sent.length, 0, 'not before the delay');
   await sleep(80);
@@ -116,7 +120,7 @@ t.test('a batch that does not fill goes out after the delay', async (t) => {
   const small = exporter.sent[0] as SpanBatch;
   t.ok(small.bytes.buffer.byteLength <= 8192, `a small batch holds ${small.bytes.buffer.byteLength} bytes, not its 64 KiB buffer`);
   await exporter.answer();
-  queue.add(span(3));
+  queue.add(1, writing(span(3)));
   await sleep(80);
   t.equal(exporter.sent.length, 2, 'the next span starts the next delay');
   await exporter.answer();
@@ -125,7 +129,7 @@ t.test('a batch that does not fill goes out after the delay', async (t) => {
 
 t.test('shutdown sends what is left, then shuts the exporter down; later spans are ignored', async (t) => {
   const { exporter, queue } = queueWith(100, 50);
-  for (let i = 0; i < 5; i++) queue.add(span(i));
+  for (let i = 0; i < 5; i++) queue.add(1, writing(span(i)));
   const done = queue.shutdown();
   await sleep(1);
   t.same(
@@ -136,7 +140,7 @@ t.test('shutdown sends what is left, then shuts the exporter down; later spans a
   await exporter.answer();
   await done;
   t.equal(exporter.shutdowns, 1);
-  queue.add(span(9));
+  queue.add(1, writing(span(9)));
   await queue.forceFlush();
   t.equal(exporter.sent.length, 1, 'nothing is queued after shutdown');
 });
@@ -160,7 +164,7 @@ t.test('an exporter that throws loses its batch, counted, and the queue goes on'
     { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 },
     dropped,
   );
-  for (let i = 0; i < 5; i++) queue.add(span(i));
+  for (let i = 0; i < 5; i++) queue.add(1, writing(span(i)));
   await queue.shutdown();
   t.equal(dropped.dropped, 2, 'the batch it threw on is counted as dropped');
   t.same(sent, [2, 1], 'the batches after it are sent');
@@ -174,12 +178,12 @@ t.test("a batch's buffer follows the last full batch, up and down", async (t) =>
     s.attributes['warden.detail'] = 'x'.repeat(100_000);
     return s;
   };
-  queue.add(huge(1));
-  queue.add(huge(2));
+  queue.add(1, writing(huge(1)));
+  queue.add(1, writing(huge(2)));
   t.ok(queue.nextBufferBytes >= 250_000, `after two spans of 100 kB: ${queue.nextBufferBytes} bytes`);
   await exporter.answer();
-  queue.add(span(3));
-  queue.add(span(4));
+  queue.add(1, writing(span(3)));
+  queue.add(1, writing(span(4)));
   t.equal(queue.nextBufferBytes, 64 * 1024, 'after a full batch of small spans, back to 64 KiB');
   await exporter.answer();
   await queue.shutdown();
