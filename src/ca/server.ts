@@ -178,8 +178,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         if (problem.detail !== undefined) attributes['warden.detail'] = problem.detail.slice(0, 200);
         if (audit.subject !== undefined) attributes['warden.spiffe.id'] = audit.subject;
         if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
-        attributes['warden.request.id'] = audit.requestId;
-        events.emit(event, attributes, audit.traceContext);
+        events.emit(event, attributes, audit);
       }
       if (audit.action !== undefined && !QUIET.has(problem.code)) {
         store.audit({ action: audit.action, actor: audit.actor, subject: audit.subject, outcome: 'refused', detail: problem.code });

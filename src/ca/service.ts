@@ -125,9 +125,8 @@ export function createCaService(deps: CaServiceDeps): CaService {
         'warden.cert.serial': issued.serial,
         'warden.cert.not_after': issued.notAfter.toISOString(),
         ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
-        ...requestOf(caller),
       },
-      caller.traceContext,
+      caller,
     );
     store.audit({
       action: name === 'warden.ca.enrolled' ? 'enroll' : 'renew',
@@ -179,11 +178,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
         throw invalid(`ttl_seconds must be an integer 1–${MAX_TOKEN_TTL_S}`);
       }
       const created = tokens.create({ spiffeId, dnsNames: dns as string[], ttlMs: ttl * 1000 });
-      events.emit(
-        'warden.ca.token_created',
-        { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor, ...requestOf(caller) },
-        caller.traceContext,
-      );
+      events.emit('warden.ca.token_created', { 'warden.spiffe.id': spiffeId, 'enduser.id': caller.actor }, caller);
       store.audit({
         action: 'token.create',
         actor: caller.actor,
@@ -218,13 +213,12 @@ export function createCaService(deps: CaServiceDeps): CaService {
       events.emit(
         'warden.ca.revoked',
         {
-          ...requestOf(caller),
           'enduser.id': caller.actor,
           'warden.count': revoked.length,
           ...(serial !== undefined ? { 'warden.cert.serial': subject } : { 'warden.spiffe.id': subject }),
           'warden.detail': reason,
         },
-        caller.traceContext,
+        caller,
       );
       store.audit({
         action: 'revoke',
@@ -258,6 +252,3 @@ export function createCaService(deps: CaServiceDeps): CaService {
     },
   };
 }
-
-const requestOf = (caller: Caller): { 'warden.request.id'?: string } =>
-  caller.requestId === undefined ? {} : { 'warden.request.id': caller.requestId };

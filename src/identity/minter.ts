@@ -6,10 +6,9 @@
  * reused for the same source token and caller until 10 % of its life is left.
  */
 import { randomUUID } from 'node:crypto';
-import type { Context } from '@opentelemetry/api';
 import { SignJWT } from 'jose';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
-import type { EventBus } from '../telemetry/events.js';
+import type { EventBus, EventRequest } from '../telemetry/events.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { BoundedCache } from './bounded-cache.js';
 import type { Principal } from './principal.js';
@@ -35,10 +34,7 @@ export interface Minter {
 }
 
 /** The request a token is minted for (the pipeline's RequestContext is one). */
-export interface MintedFor {
-  readonly requestId: string;
-  readonly traceContext: Context;
-}
+export type MintedFor = EventRequest;
 
 const REUSE_FRACTION = 0.9;
 
@@ -79,9 +75,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
         'warden.token.issuer': p.issuerId,
         ...(p.clientId ? { 'warden.token.client_id': p.clientId } : {}),
         'warden.token.hash': p.tokenHash.slice(0, 16),
-        ...(request === undefined ? {} : { 'warden.request.id': request.requestId }),
       },
-      request?.traceContext,
+      request,
     );
     return jwt;
   }

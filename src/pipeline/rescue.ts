@@ -86,7 +86,6 @@ function refusalAttributes(error: WardenError, subject: ProblemSubject, action: 
   if (action === 'block') attributes['http.response.status_code'] = error.status;
   if (subject.method !== undefined) attributes['http.request.method'] = subject.method;
   if (subject.path !== undefined) attributes['url.path'] = subject.path;
-  if (subject.requestId !== undefined) attributes['warden.request.id'] = subject.requestId;
   if (subject.route !== undefined) attributes['http.route'] = subject.route;
   if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
   if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
@@ -105,7 +104,7 @@ export function reportDetected(events: EventBus | undefined, error: WardenError,
   if (event === undefined || events === undefined) return;
   const attributes = refusalAttributes(error, subjectOf(ctx), 'detect');
   if (error.detail !== undefined) attributes['warden.detail'] ??= error.detail.slice(0, 256);
-  events.emit(event, attributes, ctx.traceContext);
+  events.emit(event, attributes, ctx);
 }
 
 /** llhttp / Node error codes on HTTP/1.1 sockets → our codes. */
@@ -157,7 +156,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
 
   function raise(error: WardenError, subject: ProblemSubject): void {
     const event = error.event;
-    if (event !== undefined) events.emit(event, refusalAttributes(error, subject, 'block'), subject.traceContext);
+    if (event !== undefined) events.emit(event, refusalAttributes(error, subject, 'block'), subject);
   }
 
   const respond: Rescue['respond'] = (error, subject, res) => {

@@ -285,9 +285,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           'http.response.status_code': status,
           'warden.rule': `openapi.response${v.pointer.split('/').slice(0, 2).join('.')}`,
           'warden.detail': `${v.pointer} ${v.message}`.slice(0, 256),
-          'warden.request.id': ctx.requestId,
         },
-        ctx.traceContext,
+        ctx,
       );
     },
   });

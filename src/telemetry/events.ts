@@ -209,16 +209,25 @@ export interface EventAttributes {
  */
 export type EventSink = (name: EventName, severity: Severity, attributes: EventAttributes, context?: Context) => void;
 
+/** The request an event is about (the pipeline's RequestContext is one; so are the CA's callers). */
+export interface EventRequest {
+  readonly requestId?: string | undefined;
+  readonly traceContext?: Context | undefined;
+}
+
 export interface EventBus {
-  emit(name: EventName, attributes: EventAttributes, context?: Context): void;
+  /** `request`: its id becomes the event's `warden.request.id`, its trace context the event's context. */
+  emit(name: EventName, attributes: EventAttributes, request?: EventRequest): void;
   addSink(sink: EventSink): () => void;
 }
 
 export function createEventBus(initialSinks: readonly EventSink[] = []): EventBus {
   let sinks: EventSink[] = [...initialSinks];
   return {
-    emit(name, attributes, context) {
+    emit(name, attributes, request) {
       const severity = EVENTS[name].severity;
+      if (request?.requestId !== undefined) attributes['warden.request.id'] = request.requestId;
+      const context = request?.traceContext;
       for (const sink of sinks) {
         try {
           sink(name, severity, attributes, context);

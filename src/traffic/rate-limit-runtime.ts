@@ -37,9 +37,8 @@ export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { even
         {
           'warden.action': 'detect',
           'warden.detail': `${err.message}; limiting with this sidecar's memory until it is back`,
-          ...(request ? { 'warden.request.id': request.requestId } : {}),
         },
-        request?.traceContext,
+        request,
       );
     }
     return failClosed ? 'unavailable' : local.take(key, bucket);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { PassThrough } from 'node:stream';
 import { ERRORS } from '../../../src/errors.js';
 import { metricsEventSink, pinoEventSink } from '../../../src/telemetry/event-sinks.js';
@@ -65,4 +66,16 @@ t.test('credentials never reach a log line', async (t) => {
     'x-warden-token': '[redacted]',
     accept: '*/*',
   });
+});
+
+t.test('an event about a request carries its id as warden.request.id and its trace context to the sinks', async (t) => {
+  const seen: { attributes: Record<string, unknown>; context: unknown }[] = [];
+  const bus = createEventBus([(_name, _severity, attributes, context) => seen.push({ attributes: { ...attributes }, context })]);
+  const traceContext = ROOT_CONTEXT.setValue(Symbol('request'), 1);
+  bus.emit('warden.authn.token_missing', { 'client.address': '127.0.0.1' }, { requestId: 'req-1', traceContext });
+  bus.emit('warden.config.reloaded', { 'warden.config.file': 'sidecar.yaml' });
+  t.same(seen[0]?.attributes, { 'client.address': '127.0.0.1', 'warden.request.id': 'req-1' });
+  t.equal(seen[0]?.context, traceContext, "the request's context, as given");
+  t.same(seen[1]?.attributes, { 'warden.config.file': 'sidecar.yaml' }, 'no request: no id');
+  t.equal(seen[1]?.context, undefined);
 });
