@@ -7,7 +7,7 @@
  * (Otel.endRequest: for OTLP/protobuf written at once into their batch, otlp-request-encoder.ts);
  * the sampling decision is the SDK's sampler's. The request's span context travels
  * explicitly, as `traceContext`, to the calls made on its behalf and with its security events
- * (EventBus.emit's `context`): no AsyncLocalStorage context
+ * (EventBus.emit's `request`): no AsyncLocalStorage context
  * manager is installed, since on Node 20 one makes every promise of the process pay a hook.
  */
 import {
