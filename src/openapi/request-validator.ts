@@ -16,7 +16,7 @@ import { mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileNameReadings, isMethodOverrideName, type NameReadings } from './name-readings.js';
+import { compileNameReadings, type NameReadings } from './name-readings.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
@@ -27,8 +27,6 @@ export interface Violation {
   /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
   readonly pointer: string;
   readonly message: string;
-  /** A body field that overrides the request's method (src/proxy/overrides.ts has the headers). */
-  readonly override?: true;
 }
 
 export interface RequestParts {
@@ -80,8 +78,6 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
 export function compileSchema(dialect: '3.0' | '3.1', schema: Record<string, unknown>): ValidateFunction {
   return ajvFor(dialect, false).compile(acyclicSchema(schema));
 }
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const ajvCache = new Map<string, AjvCore>();
 function ajvFor(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
@@ -210,23 +206,8 @@ function misreadName(keys: Iterable<string>, names: NameReadings, at: string): V
   return undefined;
 }
 
-/**
- * A `_method` field of a body (as PHP, qs and Rails read names): Rack::MethodOverride reads it from
- * form bodies, Laravel and Symfony from form and (Laravel) JSON bodies, and run the request as that
- * method — another operation than the one checked here. The query parameter and the headers are
- * refused before routing (src/proxy/overrides.ts); a body is read only here.
- */
-function methodField(keys: Iterable<string>): Violation | undefined {
-  for (const k of keys)
-    if (isMethodOverrideName(k))
-      return { pointer: `/body/${k}`, message: 'would make the backend run another method (a method override)', override: true };
-  return undefined;
-}
-
 export interface ValidatorOptions {
   unknownQuery: 'allow' | 'refuse';
-  /** `headers.overrides: refuse`: a `_method` body field is refused too. */
-  refuseMethodFields?: boolean;
 }
 
 export function compileRequestValidator(op: Operation, options: ValidatorOptions): RequestValidator {
@@ -275,11 +256,10 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     );
   }
   const bodyRequired = op.requestBody?.required === true;
-  const methodFields = options.refuseMethodFields === true;
-  /** A form or multipart body's field names: misread ones, then a method override. */
+  /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
   const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
     const names = bodyNames.get(mediaKey)?.fields;
-    return (names && misreadName(keys, names, '/body')) ?? (methodFields ? methodField(keys) : undefined);
+    return names && misreadName(keys, names, '/body');
   };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
@@ -348,8 +328,7 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         const value = json.value;
         if (!validate(value)) return firstViolation(validate.errors, '/body');
         const variant = bodyNames.get(key)?.json.find(value, '/body');
-        if (variant) return caseVariant(variant.pointer, variant.declared);
-        return methodFields && isPlainObject(value) ? methodField(Object.keys(value)) : undefined;
+        return variant && caseVariant(variant.pointer, variant.declared);
       } else if (mime === 'application/x-www-form-urlencoded') {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);

@@ -23,6 +23,7 @@ import { createBodyValidationStage, createParamsValidationStage, type Validation
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
 import { createMalwareScanStage } from '../stages/malware-scan.js';
+import { createMethodFieldMultipartStage, createMethodFieldStage, isMethodFieldBody } from '../stages/method-field.js';
 import {
   createWafBodyStage,
   createWafMultipartStage,
@@ -57,8 +58,8 @@ export interface RoutePlan extends RouteInfo {
   readonly bodyStages: readonly Stage[];
   /** Stages that see the body while it arrives (malware scan, the waf on multipart); their verdicts come first. */
   readonly bodyObservers: readonly StreamingStage[];
-  /** Whether a body of this media type (lower case, no parameters) is held whole in memory for the body stages. */
-  readonly buffersBody: (mime: string) => boolean;
+  /** Whether a body of this media type (lower case, no parameters) and method is held whole in memory for the body stages. */
+  readonly buffersBody: (mime: string, method: string) => boolean;
   /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
   readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
@@ -131,11 +132,12 @@ interface RoutePolicy {
 
 function buildStages(
   config: SidecarConfig,
-  routeId: string,
+  route: { id: string; methods: readonly string[] },
   policy: RoutePolicy,
   maxBodyBytes: number,
   deps: PlanDeps,
 ): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody'> {
+  const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity), the token, its scopes, and the minted token last.
@@ -157,13 +159,16 @@ function buildStages(
   // Parameters are checked before the body is read; the body only once the caller is authorised.
   const bodyStages: Stage[] = [];
   const bodyObservers: StreamingStage[] = [];
-  let buffersBody: (mime: string) => boolean = NEVER;
+  let buffersBody: (mime: string, method: string) => boolean = NEVER;
+  // First of the body stages: a method override is refused whatever else the route reads.
+  const methodFields = config.headers.overrides === 'refuse' && (route.methods.includes('POST') || route.methods.includes(ANY_METHOD));
+  if (methodFields) {
+    bodyStages.push(createMethodFieldStage());
+    bodyObservers.push(createMethodFieldMultipartStage(maxBodyBytes));
+  }
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
-    const validator = compileRequestValidator(op, {
-      unknownQuery: config.openapi?.validation.unknown_query ?? 'allow',
-      refuseMethodFields: config.headers.overrides === 'refuse',
-    });
+    const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) {
       bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
@@ -176,6 +181,10 @@ function buildStages(
     bodyStages.push(createWafBodyStage(waf));
     bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
     if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
+  }
+  if (methodFields && buffersBody !== ALWAYS) {
+    const others = buffersBody;
+    buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isMethodFieldBody(mime));
   }
   const malware = config.threats?.malware;
   if (policy.malwareScan && malware) {
@@ -245,8 +254,15 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
   return { mtls, allow, ownId: undefined };
 }
 
-function routePlan(id: string, config: SidecarConfig, policy: RoutePolicy, maxBodyBytes: number, deps: PlanDeps): RoutePlan {
-  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, id, policy, maxBodyBytes, deps);
+function routePlan(
+  route: { id: string; methods: readonly string[] },
+  config: SidecarConfig,
+  policy: RoutePolicy,
+  maxBodyBytes: number,
+  deps: PlanDeps,
+): RoutePlan {
+  const { id } = route;
+  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, route, policy, maxBodyBytes, deps);
   const responseCheck =
     policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
   return Object.freeze({
@@ -271,7 +287,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     malwareScan: false,
     waf: true,
   };
-  const defaultRoute = routePlan('_default', config, globalPolicy, config.limits.max_body_bytes, deps);
+  const defaultRoute = routePlan({ id: '_default', methods: [ANY_METHOD] }, config, globalPolicy, config.limits.max_body_bytes, deps);
   const routes: RoutePlan[] = [];
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
@@ -285,7 +301,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
   for (const entry of entries) {
-    const plan = routePlan(entry.id, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
+    const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
     for (const path of entry.paths) {
       register(router, { path, methods: entry.methods }, plan, entry.field);

@@ -19,6 +19,7 @@ export type StageId =
   | 'peer-authz'
   | 'rate-limit'
   | 'validate-request'
+  | 'method-field'
   | 'waf'
   | 'malware-scan'
   | 'authn'

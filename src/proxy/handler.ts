@@ -250,7 +250,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     // After the other stages: the body stages and the stages that watch the body arrive.
     const next = () => {
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
-      const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']));
+      const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
       if (observers.length === 0) {
         // Read whole for the buffered stages (validation, the waf on JSON) or for its size alone
         // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.

@@ -21,7 +21,6 @@ function refusal(v: Violation | 'unsupported'): WardenError {
   }
   // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
   const detail = `${v.pointer.slice(0, 200)} ${v.message}`;
-  if (v.override) return new WardenError('ERR_REQUEST_OVERRIDE', { rule: 'overrides.method_field', detail });
   return new WardenError('ERR_REQUEST_INVALID', {
     rule: `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
     detail,

@@ -210,6 +210,89 @@ t.test('method and path overrides: refused over h1 and h2 with their event; forw
   );
 });
 
+t.test('a _method field in a POST body: refused on a route nothing else reads the body of, over h1 and h2', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // The passthrough route: no validation, no waf, no scan — before, every one of these was forwarded unread.
+  const s = await startTestSidecar(t, backend.url);
+  const forwarding = await startTestSidecar(t, backend.url, { headers: { overrides: 'forward' } });
+  const boundary = 'xYzBoundary';
+  const multipart = (parts: [string, string, string?][]) =>
+    parts
+      .map(
+        ([name, value, filename]) =>
+          `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename ? `; filename="${filename}"` : ''}\r\n\r\n${value}\r\n`,
+      )
+      .join('') + `--${boundary}--\r\n`;
+  const multipartType = `multipart/form-data; boundary=${boundary}`;
+  type Try = [what: string, contentType: string | undefined, body: string];
+  const refused: Try[] = [
+    ['form', 'application/x-www-form-urlencoded', 'name=a&_method=DELETE'],
+    ['form, %5F-encoded', 'application/x-www-form-urlencoded; charset=utf-8', 'name=a&%5Fmethod=DELETE'],
+    ['form, PHP reading (leading space, brackets)', 'application/x-www-form-urlencoded', '+_method[]=DELETE'],
+    ['no Content-Type (Rack reads a form)', undefined, '_method=DELETE'],
+    ['JSON', 'application/json', '{"name":"a","_method":"DELETE"}'],
+    ['JSON, vendor +json', 'application/vnd.api+json', '{"_method":"PATCH"}'],
+    ['JSON, duplicate members (PHP keeps the last)', 'application/json', '{"_method":"PUT","_method":"DELETE"}'],
+    [
+      'multipart field',
+      multipartType,
+      multipart([
+        ['name', 'a'],
+        ['_method', 'DELETE'],
+      ]),
+    ],
+    ['multipart file part named _method', multipartType, multipart([['_method', 'DELETE', 'm.txt']])],
+  ];
+  const forwarded: Try[] = [
+    ['form without one', 'application/x-www-form-urlencoded', 'name=a&payment_method=card'],
+    ['JSON with a nested one (no framework reads it)', 'application/json', '{"order":{"_method":"DELETE"}}'],
+    ['text/plain (no framework reads fields from it)', 'text/plain', '_method=DELETE'],
+    [
+      'multipart without one',
+      multipartType,
+      multipart([
+        ['name', 'a'],
+        ['file', 'x'.repeat(100_000), 'big.bin'],
+      ]),
+    ],
+  ];
+  const send = (url: string, agent: ReturnType<typeof testAgent>, method: string, [, contentType, body]: Try) =>
+    fetchText(url, agent, { method, body, headers: contentType === undefined ? {} : { 'content-type': contentType } });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    for (const attempt of refused) {
+      const what = `${h2 ? 'h2' : 'h1'} ${attempt[0]}`;
+      const before = backend.requests.length;
+      const r = await send(`${s.url}/echo`, agent, 'POST', attempt);
+      t.equal(r.status, 400, what);
+      t.equal(r.json<{ code: string }>().code, 'ERR_REQUEST_OVERRIDE', what);
+      t.equal(backend.requests.length, before, `${what}: not forwarded`);
+      const through = await send(`${forwarding.url}/echo`, agent, 'POST', attempt);
+      t.equal(through.status, 200, `${what}: forwarded with overrides: forward`);
+      // Only a POST is overridden (Rack, Symfony, Laravel, Spring, method-override): a PUT carries it on.
+      const put = await send(`${s.url}/echo`, agent, 'PUT', attempt);
+      t.equal(put.status, 200, `${what}: a PUT is forwarded`);
+    }
+    for (const attempt of forwarded) {
+      const what = `${h2 ? 'h2' : 'h1'} ${attempt[0]}`;
+      const r = await send(`${s.url}/echo`, agent, 'POST', attempt);
+      t.equal(r.status, 200, what);
+      t.equal(r.json<{ bodyBytes: number }>().bodyBytes, Buffer.byteLength(attempt[2]), `${what}: the whole body forwarded`);
+      t.equal(backend.requests.at(-1)?.sha256 !== undefined, true, `${what}: body ended at the backend`);
+    }
+    // A multipart body that cannot be taken apart cannot be told free of a _method: refused.
+    const before = backend.requests.length;
+    const broken = await send(`${s.url}/echo`, agent, 'POST', ['no boundary', 'multipart/form-data', '_method=DELETE']);
+    t.equal(broken.status, 400, `${h2 ? 'h2' : 'h1'} multipart without a boundary`);
+    t.equal(broken.json<{ code: string }>().code, 'ERR_REQUEST_INVALID');
+    t.equal(backend.requests.length, before, 'not forwarded');
+  }
+  const events = s.events.filter((e) => e.name === 'warden.http.smuggling' && e['warden.rule'] === 'overrides.method_field');
+  t.equal(events.length, refused.length * 2, 'one warden.http.smuggling event per refusal, rule overrides.method_field');
+});
+
 t.test("access log: the backend's time (upstream_ms) apart from the whole (duration_ms)", async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

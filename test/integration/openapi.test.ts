@@ -332,6 +332,14 @@ t.test('request validation: parameters by location and style, bodies by content 
     report.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'detect'),
     'and reports it',
   );
+  // A method override is not a finding of validation: refused in report mode too (before, it was only reported).
+  const override = await fetchText(`${report.url}/v1/pets`, agent2, {
+    method: 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body: '{"name":"a","_method":"DELETE"}',
+  });
+  t.equal(override.status, 400, 'report mode refuses a _method body field');
+  t.equal(override.json<{ code: string }>().code, 'ERR_REQUEST_OVERRIDE');
   const unknown = await fetchText(`${report.url}/v1/pets?bogus=1`, agent2, { headers: { authorization: auth } });
   t.equal(unknown.status, 200, 'unknown_query: refuse is reported in report mode');
   t.ok(report.events.some((e) => e.name === 'warden.input.invalid' && String(e['warden.detail']).startsWith('/query')));

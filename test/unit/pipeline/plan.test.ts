@@ -110,12 +110,18 @@ t.test('stage order: rate-limit before authn, unless it is keyed by token identi
     });
     t.teardown(() => tokens.close());
     const p = compilePlan(config, { tokens, rateLimits: createMemoryLimiter(10) });
-    return (p.resolve('GET', '/r') as RouteMatch).route.stages.map((s) => s.id);
+    const { route } = p.resolve('GET', '/r') as RouteMatch;
+    // The route takes POSTs, so its body stages start with the _method check, and minting follows it.
+    return [...route.stages, ...route.bodyStages].map((s) => s.id);
   };
   t.same(
     await stagesWith(['ip']),
-    ['rate-limit', 'authn', 'authz-scopes', 'mint-token'],
+    ['rate-limit', 'authn', 'authz-scopes', 'method-field', 'mint-token'],
     'by address: before authn (floods never reach the IdP)',
   );
-  t.same(await stagesWith(['client_id', 'ip']), ['authn', 'rate-limit', 'authz-scopes', 'mint-token'], 'by client_id: after authn');
+  t.same(
+    await stagesWith(['client_id', 'ip']),
+    ['authn', 'rate-limit', 'authz-scopes', 'method-field', 'mint-token'],
+    'by client_id: after authn',
+  );
 });

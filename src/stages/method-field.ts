@@ -1,0 +1,124 @@
+/**
+ * A `_method` field in a POST body: Rack::MethodOverride, Symfony, Laravel, Spring's
+ * HiddenHttpMethodFilter and Express's method-override (with a body getter) run a POST carrying
+ * one as the method it names. The sidecar routed, authorized and validated the POST, so the
+ * backend would run an operation nobody checked (a POST allowed for `orders:write` served as a
+ * DELETE). The query parameter and the headers are refused before routing (src/proxy/overrides.ts);
+ * this stage reads the body, on every route, whether or not anything else does.
+ *
+ * Only POST: every one of those frameworks overrides a POST and nothing else. Only the bodies they
+ * read fields from: form (`application/x-www-form-urlencoded`, and a POST without a Content-Type,
+ * which Rack reads as a form), multipart/form-data (as it arrives, without holding it in memory),
+ * and JSON (Laravel: any type with `/json` or `+json`; its top-level members). Names are read as
+ * PHP, qs and Rails read them (`%5Fmethod`, ` _method`, `_method[]`: src/openapi/name-readings.ts).
+ */
+import { WardenError } from '../errors.js';
+import { jsonBodyOf } from '../net/json-body.js';
+import { mediaTypeOf } from '../net/media-type.js';
+import { isMethodOverrideName } from '../openapi/name-readings.js';
+import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
+import { createMultipartStream } from '../threats/multipart-stream.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+const MULTIPART = 'multipart/form-data';
+
+/** The media types (of a POST) whose bodies a framework reads a `_method` field from, multipart aside. */
+export function isMethodFieldBody(mime: string): boolean {
+  return mime === FORM || mime === '' || mime.includes('/json') || mime.includes('+json');
+}
+
+function refusal(where: string): WardenError {
+  return new WardenError('ERR_REQUEST_OVERRIDE', {
+    rule: 'overrides.method_field',
+    detail: `${where} would make the backend run another method than the one checked here (a method override).`,
+  });
+}
+
+function formHasMethodField(body: Buffer): boolean {
+  for (const name of new URLSearchParams(body.toString('utf8')).keys()) if (isMethodOverrideName(name)) return true;
+  return false;
+}
+
+/**
+ * The body as JSON: the strict parse the other stages share, or, for a document that one refuses
+ * (duplicate members, not UTF-8), a plain one — PHP's decoder still reads many of those, and a
+ * `_method` must not hide behind a second member of the same name.
+ */
+function jsonHasMethodField(ctx: RequestContext, body: Buffer): boolean {
+  let value = jsonBodyOf(ctx)?.value;
+  if (value === undefined) {
+    try {
+      value = JSON.parse(body.toString('utf8')) as unknown;
+    } catch {
+      return false; // not JSON to any reader: no field to override with
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  for (const name of Object.keys(value)) if (isMethodOverrideName(name)) return true;
+  return false;
+}
+
+/** Form and JSON bodies, held whole (the plan buffers them for this stage: isMethodFieldBody). */
+export function createMethodFieldStage(): Stage {
+  return {
+    id: 'method-field',
+    run(ctx) {
+      const body = ctx.body;
+      if (ctx.method !== 'POST' || body === undefined || body.length === 0) return undefined;
+      const mime = mediaTypeOf(ctx.headers['content-type']);
+      if (mime === FORM || mime === '') return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
+      if (isMethodFieldBody(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;
+      return undefined;
+    },
+  };
+}
+
+/**
+ * Multipart bodies, part by part as they arrive (a field or a file part named `_method`). A body
+ * that cannot be taken apart is refused: what it holds cannot be known, and a backend's parser may
+ * read a `_method` in it.
+ */
+export function createMethodFieldMultipartStage(maxBodyBytes: number): StreamingStage {
+  return {
+    id: 'method-field',
+    observe(ctx): BodyObserver | undefined {
+      const contentType = ctx.headers['content-type'];
+      if (ctx.method !== 'POST' || mediaTypeOf(contentType) !== MULTIPART) return undefined;
+      let found = false;
+      const multipart = createMultipartStream(
+        contentType as string,
+        // Names matter here, not values: no part count or field size is a reason to refuse.
+        { maxParts: Infinity, maxFieldBytes: maxBodyBytes },
+        {
+          onField: (name) => (found ||= isMethodOverrideName(name)),
+          onFile(name, _filename, content) {
+            found ||= isMethodOverrideName(name);
+            content.resume();
+          },
+        },
+      );
+      if (!multipart) {
+        const unreadable = unreadableMultipart('it has no usable boundary');
+        return { write: () => undefined, end: () => Promise.resolve(unreadable), abort: () => undefined };
+      }
+      return {
+        write: (chunk) => multipart.write(chunk),
+        end: () =>
+          multipart.end().then((problem) => {
+            if (found) return refusal('A _method part of the multipart body');
+            return problem === undefined ? undefined : unreadableMultipart(problem);
+          }),
+        abort: () => multipart.abort(),
+      };
+    },
+  };
+}
+
+/** As validation, the waf and the malware scan refuse a multipart body they cannot take apart. */
+function unreadableMultipart(problem: string): WardenError {
+  return new WardenError('ERR_REQUEST_INVALID', {
+    rule: 'overrides.multipart',
+    detail: `The multipart/form-data body cannot be read (${problem}), so whether it asks for another method cannot be told.`,
+    violations: [{ pointer: '/body', message: `is not valid multipart/form-data (${problem})` }],
+  });
+}
