@@ -50,7 +50,9 @@ export interface RequestValidator {
 
 const OPENAPI_FORMATS: Record<string, { type: 'number' | 'string'; validate: (v: never) => boolean }> = {
   int32: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 },
-  int64: { type: 'number', validate: (n: number) => Number.isInteger(n) },
+  // ±2^63 as a double tells them: 2^63 - 1 reads as 2^63 (so does anything up to 1 024 past it);
+  // `1e30` is an integer to JavaScript but overflows every backend's int64.
+  int64: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 63) && n <= 2 ** 63 },
   float: { type: 'number', validate: () => true },
   double: { type: 'number', validate: () => true },
   byte: { type: 'string', validate: (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) },
