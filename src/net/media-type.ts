@@ -1,3 +1,12 @@
+/**
+ * A media type (from mediaTypeOf) backends read as JSON: `application/json`, any `+json`, and any
+ * other `/json` (`text/json`: ASP.NET Core's JSON input formatter takes it; Laravel reads every type
+ * holding `/json` or `+json` as JSON). Read as text instead, `\u0027` would hide a quote.
+ */
+export function isJsonMediaType(mime: string): boolean {
+  return mime.includes('/json') || mime.includes('+json');
+}
+
 /** The media type of a Content-Type header: lower case, without parameters ("" when absent). */
 export function mediaTypeOf(contentType: string | string[] | number | undefined): string {
   const value = Array.isArray(contentType) ? (contentType[0] ?? '') : String(contentType ?? '');

@@ -12,7 +12,7 @@ import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
@@ -324,7 +324,7 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
       if (!found) return 'unsupported';
       const [mime, validate, key] = found;
       if (!validate) return undefined;
-      if (mime === 'application/json' || mime.endsWith('+json')) {
+      if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         const value = json.value;

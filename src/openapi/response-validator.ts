@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { compileSchema } from './request-validator.js';
 import type { Violation } from './request-validator.js';
 
@@ -29,7 +29,7 @@ export function compileResponseCheck(op: Operation): ResponseCheck {
     const mime = mediaTypeOf(headers['content-type']);
     const validate = media.get(mime) ?? media.get(`${mime.split('/', 1)[0]}/*`) ?? media.get('*/*');
     if (validate === undefined) return { pointer: '/content-type', message: `${mime || '(none)'} is not declared for ${code}` };
-    if (validate === null || !(mime === 'application/json' || mime.endsWith('+json'))) return undefined;
+    if (validate === null || !isJsonMediaType(mime)) return undefined;
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));

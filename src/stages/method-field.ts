@@ -14,7 +14,7 @@
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
@@ -24,7 +24,7 @@ const MULTIPART = 'multipart/form-data';
 
 /** The media types (of a POST) whose bodies a framework reads a `_method` field from, multipart aside. */
 export function isMethodFieldBody(mime: string): boolean {
-  return mime === FORM || mime === '' || mime.includes('/json') || mime.includes('+json');
+  return mime === FORM || mime === '' || isJsonMediaType(mime);
 }
 
 function refusal(where: string): WardenError {
@@ -67,7 +67,7 @@ export function createMethodFieldStage(): Stage {
       if (ctx.method !== 'POST' || body === undefined || body.length === 0) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
       if (mime === FORM || mime === '') return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
-      if (isMethodFieldBody(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;
+      if (isJsonMediaType(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;
       return undefined;
     },
   };

@@ -11,7 +11,7 @@ import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
@@ -210,20 +210,31 @@ function unreadable(reason: string, cfg: WafConfig): WardenError | undefined {
   });
 }
 
-/** The bodies the buffered waf stage parses: what it inspects is what the backend will decode. */
+/**
+ * The bodies the buffered waf stage parses: what it inspects is what the backend will decode. A
+ * body without a Content-Type too: Rack reads a POST's as a form, and a Go handler decodes JSON
+ * whatever the type says.
+ */
 export function isWafBufferedBody(mime: string): boolean {
-  return mime === 'application/json' || mime.endsWith('+json') || mime === 'application/x-www-form-urlencoded' || mime.startsWith('text/');
+  return mime === FORM || mime === '' || mime.startsWith('text/') || isJsonMediaType(mime);
 }
+
+const FORM = 'application/x-www-form-urlencoded';
 
 /** The request's body, if any; its JSON parse stays on the request for the other body stages. */
 function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
   const body = request.body;
   if (!body || body.length === 0) return;
-  if (mime === 'application/json' || mime.endsWith('+json')) {
+  if (isJsonMediaType(mime)) {
     // Not JSON after all: inspected as the text it is.
     addValue(t, '/body', jsonBodyOf(request)?.value ?? body.toString('utf8'), limits);
-  } else if (mime === 'application/x-www-form-urlencoded') {
+  } else if (mime === FORM) {
     addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
+  } else if (mime === '') {
+    // Untyped: read as a form (Rack), and as JSON when it is JSON (decoders that ignore the type).
+    addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
+    const json = jsonBodyOf(request);
+    if (json !== undefined) addValue(t, '/body', json.value, limits);
   } else if (mime.startsWith('text/')) {
     addValue(t, '/body', body.toString('utf8'), limits);
   }

@@ -71,6 +71,24 @@ t.test('waf, block mode', async (t) => {
         '/body/q',
       ],
       [
+        'JSON sent as text/json, escapes decoded (ASP.NET Core and Laravel read it as JSON)',
+        () => post('/search', 'text/json', '{"q":"\\u0027 OR 1=1 --"}'),
+        'warden.input.sqli',
+        '/body/q',
+      ],
+      [
+        'form without a Content-Type (Rack reads a POST body as a form)',
+        () => fetchText(`${s.url}/search`, h1, { method: 'POST', body: `q=${encodeURIComponent(SQLI)}` }),
+        'warden.input.sqli',
+        '/body/q/0',
+      ],
+      [
+        'JSON without a Content-Type, escapes decoded (decoders that ignore the type)',
+        () => fetchText(`${s.url}/search`, h2, { method: 'POST', body: '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}' }),
+        'warden.input.xss',
+        '/body/q',
+      ],
+      [
         'form value',
         () =>
           post(
