@@ -50,3 +50,22 @@ export function repeatedParameter(contentType: string): string | undefined {
   }
   return undefined;
 }
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/**
+ * Charsets in which every ASCII character is its own byte, and no other byte sequence reads as
+ * one: what is inspected as UTF-8 holds the same ASCII text the backend decodes.
+ */
+const ASCII_COMPATIBLE = /^(?:utf-?8|(?:us-)?ascii|iso[-_]?8859[-_]?\d{1,2}|latin-?[1-9]|windows-125\d|cp125\d)$/;
+
+/**
+ * The charset a Content-Type names when text in it may read differently from the same bytes read
+ * as UTF-8: UTF-16 and UTF-32 (`\0<\0s\0…`), EBCDIC (`ibm037`, which ASP.NET decodes form bodies
+ * from), UTF-7 (`+ADw-script+AD4-`) and others a backend may decode. Undefined without a charset
+ * or with an ASCII-compatible one.
+ */
+export function unreadableCharset(contentType: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(contentType) ? contentType[0] : contentType;
+  const charset = value === undefined ? undefined : CHARSET.exec(value)?.[1]?.toLowerCase();
+  return charset === undefined || ASCII_COMPATIBLE.test(charset) ? undefined : charset;
+}

@@ -11,7 +11,7 @@ import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
-import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { isJsonMediaType, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
@@ -201,6 +201,14 @@ export function createWafRequestStage(o: WafStageOptions): Stage {
   };
 }
 
+/** A body the waf would read as UTF-8 while the backend decodes another charset is not passed on uninspected. */
+function charsetRefusal(charset: string): WardenError {
+  return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+    rule: 'waf.charset',
+    detail: `The waf reads bodies as UTF-8; in charset=${charset.slice(0, 40)} the backend could read input the waf cannot see.`,
+  });
+}
+
 /** A multipart body the waf cannot take apart is not passed on uninspected. */
 function unreadable(reason: string, cfg: WafConfig): WardenError | undefined {
   if (reason === 'too many parts') return refusalOf(new WafInputTooLarge('entries'), cfg);
@@ -253,7 +261,14 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
     id: 'waf',
     run(ctx) {
       if (!inspectedWithBody(ctx)) return undefined;
-      const mime = mediaTypeOf(ctx.headers['content-type']);
+      const contentType = ctx.headers['content-type'];
+      const charset = ctx.body !== undefined && ctx.body.length > 0 ? unreadableCharset(contentType) : undefined;
+      if (charset !== undefined) {
+        // Detect mode reports it and still inspects the rest of the request.
+        const refused = verdictOf(charsetRefusal(charset), o, ctx);
+        return refused ?? judge(ctx, (t) => addRequestParts(t, ctx, limits));
+      }
+      const mime = mediaTypeOf(contentType);
       return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits);
         addBody(t, mime, ctx, limits);

@@ -132,6 +132,27 @@ t.test('waf, block mode', async (t) => {
     t.notOk(serialized.includes('alert(1)') || serialized.includes('1=1'), 'no event or log carries an attack value');
   });
 
+  await t.test('bodies in a charset the waf would misread are refused; ASCII-compatible ones are inspected', async (t) => {
+    // EBCDIC (ibm037), which ASP.NET decodes form bodies from: q=' OR 1=1 --
+    const ebcdic = Buffer.from([0x98, 0x7e, 0x7d, 0x40, 0xd6, 0xd9, 0x40, 0xf1, 0x7e, 0xf1, 0x40, 0x60, 0x60]);
+    const before = backend.requests.length;
+    for (const [what, type, body] of [
+      ['EBCDIC form', 'application/x-www-form-urlencoded; charset=ibm037', ebcdic],
+      ['UTF-16 JSON with an escaped quote', 'application/json; charset=utf-16le', Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le')],
+      ['UTF-7 text', 'text/plain; charset=utf-7', Buffer.from('+ADw-script+AD4-alert(1)+ADw-/script+AD4-')],
+    ] as const) {
+      const r = await post('/search', type, body, h2);
+      t.equal(r.status, 415, `${what}: 415`);
+      t.equal(r.json().code, 'ERR_MEDIA_TYPE_UNSUPPORTED', what);
+      t.equal(lastEvent()['warden.rule'], 'waf.charset', `${what}: rule waf.charset`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const latin1 = await post('/search', 'application/x-www-form-urlencoded; charset=iso-8859-1', `q=${encodeURIComponent(SQLI)}`);
+    t.equal(latin1.status, 403, 'an ASCII-compatible charset is read, and the attack in it refused');
+    const utf8 = await post('/search', 'application/json; charset=UTF-8', JSON.stringify({ note: "O'Brien" }));
+    t.equal(utf8.status, 200, 'UTF-8 JSON passes');
+  });
+
   await t.test('curl: an attack in a form body refused, a benign one passes', async (t) => {
     const caFile = join(mkdtempSync(join(tmpdir(), 'warden-waf-')), 'ca.pem');
     writeFileSync(caFile, s.ca);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mediaTypeOf, repeatedParameter } from '../../../src/net/media-type.js';
+import { mediaTypeOf, repeatedParameter, unreadableCharset } from '../../../src/net/media-type.js';
 
 t.test('mediaTypeOf: lower case, without parameters', async (t) => {
   t.equal(mediaTypeOf('Application/JSON; charset=utf-8'), 'application/json');
@@ -26,4 +26,27 @@ t.test('repeatedParameter: a Content-Type parameter given twice', async (t) => {
     'text/plain; charset="unterminated; charset=x',
   ];
   for (const ct of single) t.equal(repeatedParameter(ct), undefined, ct);
+});
+
+t.test('unreadableCharset: charsets where ASCII text is not its own bytes', async (t) => {
+  for (const ct of [
+    undefined,
+    'application/json',
+    'application/json; charset=utf-8',
+    'application/json;charset="UTF-8"',
+    'application/x-www-form-urlencoded; charset=ISO-8859-1',
+    'text/plain; charset=windows-1252',
+    'text/plain; charset=us-ascii',
+    'text/plain; charset=latin1',
+  ])
+    t.equal(unreadableCharset(ct), undefined, `${String(ct)}: read as UTF-8`);
+  for (const [ct, charset] of [
+    ['application/json; charset=utf-16le', 'utf-16le'],
+    ['application/json; charset="UTF-16"', 'utf-16'],
+    ['application/x-www-form-urlencoded; charset=ibm037', 'ibm037'],
+    ['text/html; charset=utf-7', 'utf-7'],
+    ['application/json; boundary=x; charset=UTF-32BE', 'utf-32be'],
+    ['application/json; charset=', ''],
+  ])
+    t.equal(unreadableCharset(ct), charset, `${ct}: ${charset}`);
 });
