@@ -30,6 +30,7 @@ import { ClientClosedError, limitBody, readBody } from './body.js';
 import { takeBody } from './body-intake.js';
 import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
+import { contentCodings, decodeContentCodings, encodedForObservers } from '../net/content-coding.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
@@ -257,12 +258,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
         if (!buffer && !small) return afterBody(undefined);
         readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout)
-          .then((body) => {
-            if (buffer) ctx.body = body;
-            afterBody(body);
-          })
+          .then((body) => (buffer ? withStageBody(body, () => afterBody(body)) : afterBody(body)))
           .catch((err: unknown) => refuse(err));
         return;
+      }
+      // The malware scan and the multipart readers see the body as it arrives, encoded: not read at all.
+      if (headers['content-encoding'] !== undefined && contentCodings(headers['content-encoding']).length > 0) {
+        for (const o of observers) o.abort();
+        return refuse(encodedForObservers());
       }
       takeBody(bodySource, {
         maxBytes: route.maxBodyBytes,
@@ -274,10 +277,23 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       })
         .then((spool) => {
           res.once('close', () => spool.dispose());
-          ctx.body = spool.buffer;
-          return verdictsOf(observers).then((v) => (v === undefined ? afterBody(spool) : refuse(v)));
+          return verdictsOf(observers).then((v) => {
+            if (v !== undefined) return refuse(v);
+            return spool.buffer === undefined ? afterBody(spool) : withStageBody(spool.buffer, () => afterBody(spool));
+          });
         })
         .catch((err: unknown) => refuse(err));
+    };
+    // What the body stages read: the body with its Content-Encoding undone (the backend gets it as sent).
+    const withStageBody = (body: Buffer, then: () => void): void | Promise<void> => {
+      if (headers['content-encoding'] === undefined) {
+        ctx.body = body;
+        return then();
+      }
+      return decodeContentCodings(body, contentCodings(headers['content-encoding']), route.maxBodyBytes).then((read) => {
+        ctx.body = read;
+        then();
+      });
     };
     // The body stages, then the body: as it arrived (spooled), or streamed on when nothing read it.
     const afterBody = (spool: SpooledBody | Buffer | undefined) => {

@@ -8,7 +8,9 @@
 import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startTestBackend } from '../support/backend.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
 import { startTestSidecar, type CapturedEvent } from '../support/sidecar.js';
@@ -151,6 +153,41 @@ t.test('waf, block mode', async (t) => {
     t.equal(latin1.status, 403, 'an ASCII-compatible charset is read, and the attack in it refused');
     const utf8 = await post('/search', 'application/json; charset=UTF-8', JSON.stringify({ note: "O'Brien" }));
     t.equal(utf8.status, 200, 'UTF-8 JSON passes');
+  });
+
+  await t.test('a Content-Encoding is undone for the waf (Express inflates gzip bodies); the backend gets the body as sent', async (t) => {
+    const encoded = (coding: string, type: string, body: Buffer, agent = h1) =>
+      fetchText(`${s.url}/search`, agent, { method: 'POST', headers: { 'content-type': type, 'content-encoding': coding }, body });
+    const before = backend.requests.length;
+    const attacks = [
+      ['gzip JSON', 'gzip', 'application/json', gzipSync(JSON.stringify({ q: XSS }))],
+      ['deflate form (h2)', 'deflate', 'application/x-www-form-urlencoded', deflateSync(`q=${encodeURIComponent(SQLI)}`)],
+      ['br JSON', 'br', 'application/json', brotliCompressSync(JSON.stringify({ q: SQLI }))],
+      ['gzip over deflate', 'deflate, gzip', 'application/json', gzipSync(deflateSync(JSON.stringify({ q: XSS })))],
+    ] as const;
+    for (const [what, coding, type, body] of attacks) {
+      const r = await encoded(coding, type, body, what.includes('h2') ? h2 : h1);
+      t.equal(r.status, 403, `${what}: the attack inside is refused`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+
+    const benign = gzipSync(JSON.stringify({ note: "O'Brien & Sons" }));
+    const ok = await encoded('gzip', 'application/json', benign);
+    t.equal(ok.status, 200, 'a benign gzipped body passes');
+    const seen = backend.requests.at(-1);
+    t.equal(seen?.sha256, createHash('sha256').update(benign).digest('hex'), 'forwarded as sent (compressed)');
+    t.equal(seen?.headers['content-encoding'], 'gzip', 'with its Content-Encoding');
+
+    const unknown = await encoded('zstd', 'application/json', Buffer.from('x'));
+    t.equal(unknown.status, 415, 'a coding the sidecar cannot undo: 415');
+    t.equal(unknown.headers['accept-encoding'], 'gzip, deflate, br', 'naming the ones it can (RFC 7694)');
+    const corrupt = await encoded('gzip', 'application/json', Buffer.from('not gzip at all'));
+    t.equal(corrupt.status, 400, 'a body that is not what its coding says: 400');
+    t.equal(corrupt.json().code, 'ERR_REQUEST_MALFORMED');
+    // 64 MiB of spaces gzipped to ~64 KB: decoded never past max_body_bytes.
+    const bomb = await encoded('gzip', 'application/json', gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)));
+    t.equal(bomb.status, 413, 'a gzip bomb stops at max_body_bytes: 413');
+    t.equal(backend.requests.length, before + 1, 'only the benign one reached the backend');
   });
 
   await t.test('curl: an attack in a form body refused, a benign one passes', async (t) => {
