@@ -110,3 +110,23 @@ function membersOf(value: unknown): number {
   }
   return members;
 }
+
+const STRING_LITERAL = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * Every string literal of a body that is not interoperable JSON (a leading BOM, which Express's
+ * body parser drops; a member named twice, where parsers differ on which value counts; bytes that
+ * are not UTF-8), each with its escapes undone: keys and values alike, whichever a backend keeps.
+ * The waf inspects these besides the text as it is, in which `\u0027` would hide a quote.
+ */
+export function jsonStringLiterals(text: string): string[] {
+  const strings: string[] = [];
+  for (const [literal] of text.matchAll(STRING_LITERAL)) {
+    try {
+      strings.push(JSON.parse(literal) as string);
+    } catch {
+      strings.push(literal); // an escape JSON does not have: inspected as written
+    }
+  }
+  return strings;
+}

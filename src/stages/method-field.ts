@@ -41,14 +41,15 @@ function formHasMethodField(body: Buffer): boolean {
 
 /**
  * The body as JSON: the strict parse the other stages share, or, for a document that one refuses
- * (duplicate members, not UTF-8), a plain one — PHP's decoder still reads many of those, and a
- * `_method` must not hide behind a second member of the same name.
+ * (duplicate members, not UTF-8, a leading BOM), a plain one — PHP's decoder still reads many of
+ * those, Express's drops a BOM, and a `_method` must not hide behind a second member of the same name.
  */
 function jsonHasMethodField(ctx: RequestContext, body: Buffer): boolean {
   let value = jsonBodyOf(ctx)?.value;
   if (value === undefined) {
     try {
-      value = JSON.parse(body.toString('utf8')) as unknown;
+      const text = body.toString('utf8');
+      value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as unknown;
     } catch {
       return false; // not JSON to any reader: no field to override with
     }

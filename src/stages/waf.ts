@@ -12,7 +12,7 @@ import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { isJsonMediaType, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
-import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
+import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -234,15 +234,20 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
   const body = request.body;
   if (!body || body.length === 0) return;
   if (isJsonMediaType(mime)) {
-    // Not JSON after all: inspected as the text it is.
-    addValue(t, '/body', jsonBodyOf(request)?.value ?? body.toString('utf8'), limits);
+    const json = jsonBodyOf(request);
+    if (json !== undefined) return addValue(t, '/body', json.value, limits);
+    // Not interoperable JSON (or none): the text as it is, and every string in it unescaped.
+    const text = body.toString('utf8');
+    addValue(t, '/body', text, limits);
+    addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (mime === FORM) {
     addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
   } else if (mime === '') {
-    // Untyped: read as a form (Rack), and as JSON when it is JSON (decoders that ignore the type).
-    addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
+    // Untyped: read as a form (Rack), and as JSON (decoders that ignore the type).
+    const text = body.toString('utf8');
+    addValue(t, '/body', formOf(new URLSearchParams(text)), limits);
     const json = jsonBodyOf(request);
-    if (json !== undefined) addValue(t, '/body', json.value, limits);
+    addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
   } else if (mime.startsWith('text/')) {
     addValue(t, '/body', body.toString('utf8'), limits);
   }

@@ -234,6 +234,7 @@ t.test('a _method field in a POST body: refused on a route nothing else reads th
     ['JSON', 'application/json', '{"name":"a","_method":"DELETE"}'],
     ['JSON, vendor +json', 'application/vnd.api+json', '{"_method":"PATCH"}'],
     ['JSON, duplicate members (PHP keeps the last)', 'application/json', '{"_method":"PUT","_method":"DELETE"}'],
+    ['JSON with a BOM (Express drops it)', 'application/json', '\ufeff{"_method":"DELETE"}'],
     [
       'multipart field',
       multipartType,

@@ -79,6 +79,18 @@ t.test('waf, block mode', async (t) => {
         '/body/q',
       ],
       [
+        'JSON with a BOM (Express drops it), escapes decoded',
+        () => post('/search', 'application/json', '\ufeff{"q":"\\u0027 OR 1=1 --"}'),
+        'warden.input.sqli',
+        '/body/1',
+      ],
+      [
+        'JSON naming a member twice (parsers differ on which counts), escapes decoded',
+        () => post('/search', 'application/json', '{"q":"\\u0027 OR 1=1 --","q":"fine"}'),
+        'warden.input.sqli',
+        '/body/1',
+      ],
+      [
         'form without a Content-Type (Rack reads a POST body as a form)',
         () => fetchText(`${s.url}/search`, h1, { method: 'POST', body: `q=${encodeURIComponent(SQLI)}` }),
         'warden.input.sqli',
