@@ -296,7 +296,11 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         contentType as string,
         { maxParts: limits.maxEntries, maxFieldBytes },
         {
-          onField: (name, value) => fields.push([name, value]),
+          onField(name, value, mimeType) {
+            fields.push([name, value]);
+            // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
+            if (isJsonMediaType(mimeType)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
+          },
           onFile(name, filename, content) {
             files.push([name, filename]);
             content.resume();

@@ -7,7 +7,8 @@ import busboy from 'busboy';
 import type { Readable } from 'node:stream';
 
 export interface MultipartHandlers {
-  onField?(name: string, value: string): void;
+  /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
+  onField?(name: string, value: string, mimeType: string): void;
   /** A file part; its content must be consumed (or resumed) for parsing to go on. */
   onFile(name: string, filename: string, content: Readable): void;
 }
@@ -17,6 +18,16 @@ export interface MultipartStream {
   /** Resolves once every part has been parsed; undefined, or why the body is not valid multipart. */
   end(): Promise<string | undefined>;
   abort(): void;
+}
+
+/**
+ * A part in base64 or quoted-printable (Content-Transfer-Encoding, which RFC 7578 §4.7 deprecates
+ * for forms and browsers never send): busboy hands its bytes over as sent, while a backend whose
+ * parser decodes it (Python's email package does) reads what the waf and the scan never saw.
+ */
+function transferEncodingProblem(encoding: string): string | undefined {
+  const e = encoding.toLowerCase();
+  return e === '7bit' || e === '8bit' || e === 'binary' ? undefined : `a part in ${e.slice(0, 40)} transfer encoding`;
 }
 
 /** A parser, or undefined when the Content-Type has no usable boundary. */
@@ -46,9 +57,13 @@ export function createMultipartStream(
   parser.on('field', (name, value, info) => {
     // A truncated field would hide its tail from the waf.
     if (info.valueTruncated || info.nameTruncated) problem ??= 'a field is too large';
-    handlers.onField?.(name, value);
+    problem ??= transferEncodingProblem(info.encoding);
+    handlers.onField?.(name, value, info.mimeType);
   });
-  parser.on('file', (name, content, info) => handlers.onFile(name, info.filename ?? '', content));
+  parser.on('file', (name, content, info) => {
+    problem ??= transferEncodingProblem(info.encoding);
+    handlers.onFile(name, info.filename ?? '', content);
+  });
   return {
     write(chunk) {
       if (!parser.destroyed) parser.write(chunk);

@@ -124,6 +124,16 @@ t.test('waf, block mode', async (t) => {
         '/body/title/0',
       ],
       [
+        'multipart JSON part (Spring binds one), escapes decoded',
+        () => {
+          const b = 'waf-test';
+          const body = `--${b}\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n{"q":"\\u0027 OR 1=1 --"}\r\n--${b}--\r\n`;
+          return post('/upload', `multipart/form-data; boundary=${b}`, body);
+        },
+        'warden.input.sqli',
+        '/body/meta/2',
+      ],
+      [
         'multipart file name',
         () => {
           const b = 'waf-test';
@@ -144,6 +154,17 @@ t.test('waf, block mode', async (t) => {
     t.equal(backend.requests.length, before, 'the backend saw none of them');
     const serialized = JSON.stringify(s.events) + JSON.stringify(s.logs);
     t.notOk(serialized.includes('alert(1)') || serialized.includes('1=1'), 'no event or log carries an attack value');
+  });
+
+  await t.test('a multipart part in base64 (a decoding backend would read what the waf cannot) is refused', async (t) => {
+    const b = 'waf-test';
+    const payload = Buffer.from(SQLI).toString('base64');
+    const body = `--${b}\r\nContent-Disposition: form-data; name="title"\r\nContent-Transfer-Encoding: base64\r\n\r\n${payload}\r\n--${b}--\r\n`;
+    const before = backend.requests.length;
+    const r = await post('/upload', `multipart/form-data; boundary=${b}`, body);
+    t.equal(r.status, 400, 'refused as a body the waf cannot read');
+    t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /base64 transfer encoding/ });
+    t.equal(backend.requests.length, before, 'not forwarded');
   });
 
   await t.test('bodies in a charset the waf would misread are refused; ASCII-compatible ones are inspected', async (t) => {
