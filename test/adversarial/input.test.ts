@@ -7,6 +7,7 @@
  * problem quickly, nothing at the backend, the sidecar healthy afterwards.
  */
 import { join } from 'node:path';
+import { deflateSync, gzipSync } from 'node:zlib';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
@@ -182,5 +183,75 @@ t.test('hostile bodies and tokens', async (t) => {
   // The control: the same good token is served.
   const ok = await get({ authorization: `Bearer ${good}` });
   t.equal(ok.status, 200, 'control: the good token is served');
+  board.report(t);
+});
+
+/**
+ * Attacks dressed so that a reader of the body as sent sees nothing while a backend's parser
+ * decodes them: media types read as JSON, untyped bodies, charsets, content codings, non-interoperable
+ * JSON, multipart parts (adversarial.md, defects 17–21). Against the waf on the passthrough route.
+ */
+t.test('waf evasion by how a backend reads the body', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { threats: { waf: {} }, limits: { max_body_bytes: '256KiB' } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const board = new Scoreboard(backend, () => ({ port: s.port, ca: s.ca, adminUrl: s.adminUrl, probe: '/probe' }));
+  const SQLI_ESCAPED = '{"q":"\\u0027 OR 1=1 --"}';
+  const multipart = (headers: string, value: string) =>
+    `--b\r\nContent-Disposition: form-data; name="f"\r\n${headers}\r\n${value}\r\n--b--\r\n`;
+  const CASES: [string, Record<string, string>, string | Buffer, number][] = [
+    ['text/json, a JSON-escaped quote (ASP.NET Core, Laravel decode it)', { 'content-type': 'text/json' }, SQLI_ESCAPED, 403],
+    ['form without a Content-Type (Rack parses it)', {}, `q=${encodeURIComponent("' OR 1=1 --")}`, 403],
+    ['JSON without a Content-Type, <script> escaped', {}, '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}', 403],
+    ['JSON after a BOM (Express drops it)', { 'content-type': 'application/json' }, `\ufeff${SQLI_ESCAPED}`, 403],
+    ['JSON naming a member twice', { 'content-type': 'application/json' }, '{"q":"\\u0027 OR 1=1 --","q":"x"}', 403],
+    [
+      'EBCDIC form (charset=ibm037, ASP.NET decodes it)',
+      { 'content-type': 'application/x-www-form-urlencoded; charset=ibm037' },
+      Buffer.from([0x98, 0x7e, 0x7d, 0x40, 0xd6, 0xd9, 0x40, 0xf1, 0x7e, 0xf1, 0x40, 0x60, 0x60]),
+      415,
+    ],
+    ['UTF-16LE JSON', { 'content-type': 'application/json; charset=utf-16le' }, Buffer.from(SQLI_ESCAPED, 'utf16le'), 415],
+    ['UTF-7 text (+ADw-script+AD4-)', { 'content-type': 'text/plain; charset=utf-7' }, '+ADw-script+AD4-alert(1)+ADw-/script+AD4-', 415],
+    [
+      'gzip JSON (Express inflates it)',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      gzipSync('{"q":"<script>alert(1)</script>"}'),
+      403,
+    ],
+    [
+      'deflate form',
+      { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'deflate' },
+      deflateSync(`q=${encodeURIComponent("' OR 1=1 --")}`),
+      403,
+    ],
+    ['a coding the sidecar cannot undo (zstd)', { 'content-type': 'application/json', 'content-encoding': 'zstd' }, 'x', 415],
+    [
+      'gzip bomb (64 MiB of spaces)',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)),
+      413,
+    ],
+    [
+      'multipart JSON part, quote escaped (Spring binds it)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      multipart('Content-Type: application/json\r\n', SQLI_ESCAPED),
+      403,
+    ],
+    [
+      'multipart part in base64 transfer encoding',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      multipart('Content-Transfer-Encoding: base64\r\n', Buffer.from("' OR 1=1 --").toString('base64')),
+      400,
+    ],
+  ];
+  for (const [name, headers, body, status] of CASES)
+    await board.run(t, 'waf evasion', name, `${status}, not forwarded`, async () => {
+      const r = await fetchText(`${s.url}/search`, agent, { method: 'POST', headers, body });
+      check(r.status === status, `got ${r.status}: ${r.text.slice(0, 120)}`);
+      check(/problem\+json/.test(String(r.headers['content-type'])), 'not problem+json');
+    });
   board.report(t);
 });
