@@ -57,9 +57,10 @@ function decodeOnce(body: Buffer, coding: string, maxBytes: number): Promise<Buf
     );
   }
   return new Promise((resolve, reject) => {
-    decoder(body, { maxOutputLength: maxBytes }, (err, result) => {
-      if (!err) return resolve(result);
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+    // zlib takes no limit below 1: a smaller one is checked on the result.
+    decoder(body, { maxOutputLength: Math.max(1, maxBytes) }, (err, result) => {
+      if (!err && result.length <= maxBytes) return resolve(result);
+      if (!err || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
         reject(
           new WardenError('ERR_BODY_TOO_LARGE', {
             rule: 'limits.max_body_bytes',

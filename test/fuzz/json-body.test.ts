@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { hasDuplicateMembers } from '../../src/net/json-body.js';
+import { hasDuplicateMembers, jsonStringLiterals } from '../../src/net/json-body.js';
 import { fuzz } from './fuzz-budget.js';
 
 /** Name by name, per object, names decoded: slow and plain. */
@@ -56,5 +56,41 @@ t.test('duplicate member names: the counting check agrees with comparing decoded
       }
     },
     { runs: 3000 },
+  );
+});
+
+/** Every key and string value of a parsed document, in document order. */
+function stringsOf(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const v of value) stringsOf(v, out);
+  else if (typeof value === 'object' && value !== null)
+    for (const [k, v] of Object.entries(value)) {
+      out.push(k);
+      stringsOf(v, out);
+    }
+  return out;
+}
+
+t.test('jsonStringLiterals: every string of a document, unescaped, whatever its spelling', async (t) => {
+  // Any JSON value, serialised with and without escapes for every character: the literals are its
+  // keys and string values in order (what the waf inspects of a document its strict parse refuses).
+  const escapeAll = (text: string) =>
+    text.replace(/"((?:[^"\\]|\\.)*)"/g, (_m, inner: string) => {
+      const s = JSON.parse(`"${inner}"`) as string;
+      return `"${[...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"`;
+    });
+  fuzz(
+    t,
+    'json.string-literals',
+    [fc.jsonValue({ maxDepth: 4 }), fc.boolean(), fc.boolean()],
+    (value, escaped, bom) => {
+      const plain = JSON.stringify(value);
+      const text = `${bom ? '\ufeff' : ''}${escaped ? escapeAll(plain) : plain}`;
+      const got = jsonStringLiterals(text);
+      const want = stringsOf(JSON.parse(plain));
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        throw new Error(`${text}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    },
+    { runs: 2000 },
   );
 });
