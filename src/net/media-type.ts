@@ -1,3 +1,6 @@
+/** An HTML form's body type: what Rack, PHP, Express's urlencoded parser and validation read as fields. */
+export const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
+
 /**
  * A media type (from mediaTypeOf) backends read as JSON: `application/json`, any `+json`, and any
  * other `/json` (`text/json`: ASP.NET Core's JSON input formatter takes it; Laravel reads every type
@@ -5,6 +8,15 @@
  */
 export function isJsonMediaType(mime: string): boolean {
   return mime.includes('/json') || mime.includes('+json');
+}
+
+/**
+ * The bodies backends parse into named fields, multipart aside: a form, a body without a
+ * Content-Type (Rack reads a POST's as a form; a Go handler decodes JSON whatever the type says),
+ * and JSON. The `_method` check and the waf read these.
+ */
+export function isFieldBody(mime: string): boolean {
+  return mime === FORM_MEDIA_TYPE || mime === '' || isJsonMediaType(mime);
 }
 
 /** The media type of a Content-Type header: lower case, without parameters ("" when absent). */

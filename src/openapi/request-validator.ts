@@ -12,7 +12,7 @@ import addFormatsModule from 'ajv-formats';
 import busboy from 'busboy';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
-import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
@@ -252,9 +252,7 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     }
     bodyValidators.set(
       type.toLowerCase(),
-      media.schema
-        ? ajvFor(op.dialect, type.toLowerCase() === 'application/x-www-form-urlencoded').compile(acyclicSchema(media.schema))
-        : null,
+      media.schema ? ajvFor(op.dialect, type.toLowerCase() === FORM_MEDIA_TYPE).compile(acyclicSchema(media.schema)) : null,
     );
   }
   const bodyRequired = op.requestBody?.required === true;
@@ -331,7 +329,7 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         if (!validate(value)) return firstViolation(validate.errors, '/body');
         const variant = bodyNames.get(key)?.json.find(value, '/body');
         return variant && caseVariant(variant.pointer, variant.declared);
-      } else if (mime === 'application/x-www-form-urlencoded') {
+      } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
         if (!validate(form)) return firstViolation(validate.errors, '/body');

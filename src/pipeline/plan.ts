@@ -23,7 +23,8 @@ import { createBodyValidationStage, createParamsValidationStage, type Validation
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
 import { createMalwareScanStage } from '../stages/malware-scan.js';
-import { createMethodFieldMultipartStage, createMethodFieldStage, isMethodFieldBody } from '../stages/method-field.js';
+import { createMethodFieldMultipartStage, createMethodFieldStage } from '../stages/method-field.js';
+import { isFieldBody } from '../net/media-type.js';
 import {
   createWafBodyStage,
   createWafMultipartStage,
@@ -184,7 +185,7 @@ function buildStages(
   }
   if (methodFields && buffersBody !== ALWAYS) {
     const others = buffersBody;
-    buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isMethodFieldBody(mime));
+    buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isFieldBody(mime));
   }
   const malware = config.threats?.malware;
   if (policy.malwareScan && malware) {

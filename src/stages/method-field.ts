@@ -14,18 +14,12 @@
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 
-const FORM = 'application/x-www-form-urlencoded';
 const MULTIPART = 'multipart/form-data';
-
-/** The media types (of a POST) whose bodies a framework reads a `_method` field from, multipart aside. */
-export function isMethodFieldBody(mime: string): boolean {
-  return mime === FORM || mime === '' || isJsonMediaType(mime);
-}
 
 function refusal(where: string): WardenError {
   return new WardenError('ERR_REQUEST_OVERRIDE', {
@@ -59,7 +53,7 @@ function jsonHasMethodField(ctx: RequestContext, body: Buffer): boolean {
   return false;
 }
 
-/** Form and JSON bodies, held whole (the plan buffers them for this stage: isMethodFieldBody). */
+/** Form, untyped and JSON bodies, held whole (the plan buffers them for this stage: isFieldBody). */
 export function createMethodFieldStage(): Stage {
   return {
     id: 'method-field',
@@ -67,7 +61,8 @@ export function createMethodFieldStage(): Stage {
       const body = ctx.body;
       if (ctx.method !== 'POST' || body === undefined || body.length === 0) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
-      if (mime === FORM || mime === '') return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
+      if (mime === FORM_MEDIA_TYPE || mime === '')
+        return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
       if (isJsonMediaType(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;
       return undefined;
     },

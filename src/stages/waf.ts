@@ -11,7 +11,7 @@ import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
-import { isJsonMediaType, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
+import { FORM_MEDIA_TYPE, isFieldBody, isJsonMediaType, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
@@ -218,16 +218,10 @@ function unreadable(reason: string, cfg: WafConfig): WardenError | undefined {
   });
 }
 
-/**
- * The bodies the buffered waf stage parses: what it inspects is what the backend will decode. A
- * body without a Content-Type too: Rack reads a POST's as a form, and a Go handler decodes JSON
- * whatever the type says.
- */
+/** The bodies the buffered waf stage parses: what it inspects is what the backend will decode. */
 export function isWafBufferedBody(mime: string): boolean {
-  return mime === FORM || mime === '' || mime.startsWith('text/') || isJsonMediaType(mime);
+  return isFieldBody(mime) || mime.startsWith('text/');
 }
-
-const FORM = 'application/x-www-form-urlencoded';
 
 /** The request's body, if any; its JSON parse stays on the request for the other body stages. */
 function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
@@ -240,7 +234,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     const text = body.toString('utf8');
     addValue(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
-  } else if (mime === FORM) {
+  } else if (mime === FORM_MEDIA_TYPE) {
     addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
   } else if (mime === '') {
     // Untyped: read as a form (Rack), and as JSON (decoders that ignore the type).
