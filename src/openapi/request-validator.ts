@@ -9,7 +9,6 @@ import type { Ajv as AjvCore, ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import busboy from 'busboy';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
@@ -18,6 +17,7 @@ import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, type NameReadings } from './name-readings.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
+import { createMultipartStream } from '../threats/multipart-stream.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
@@ -155,26 +155,30 @@ function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchPara
  * malware scanner, not by a JSON Schema.
  */
 function multipartFields(contentType: string, body: Buffer): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const fields = clientKeyed<unknown>();
-    const add = (name: string, value: string) => addField(fields, name, value);
-    let parser: ReturnType<typeof busboy>;
-    try {
-      parser = busboy({ headers: { 'content-type': contentType }, limits: { fields: 1000, parts: 1000 } });
-    } catch (err) {
-      reject(err instanceof Error ? err : new Error(String(err)));
-      return;
-    }
-    parser.on('field', (name, value) => add(name, value));
-    parser.on('file', (name, stream, info) => {
-      stream.resume();
-      add(name, `(file ${info.filename ?? ''})`);
-    });
-    parser.on('close', () => resolve(fields));
-    parser.on('error', (e: unknown) => reject(e instanceof Error ? e : new Error(String(e))));
-    parser.end(body);
+  const fields = clientKeyed<unknown>();
+  // The shared reader: a part it cannot read (too many, or in base64) is refused here as by the
+  // waf and the scan, not skipped; no field is cut short (the whole body is at hand).
+  const parts = createMultipartStream(
+    contentType,
+    { maxParts: MAX_MULTIPART_PARTS, maxFieldBytes: body.length },
+    {
+      onField: (name, value) => addField(fields, name, value),
+      onFile(name, filename, content) {
+        content.resume();
+        addField(fields, name, `(file ${filename})`);
+      },
+    },
+  );
+  if (!parts) return Promise.reject(new Error('no boundary'));
+  parts.write(body);
+  return parts.end().then((problem) => {
+    if (problem !== undefined) throw new Error(problem);
+    return fields;
   });
 }
+
+/** Parts of one multipart body validation reads; more are refused (busboy used to drop them silently). */
+const MAX_MULTIPART_PARTS = 1000;
 
 function cookiesOf(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();

@@ -41,7 +41,9 @@ export function createMultipartStream(
     parser = busboy({
       headers: { 'content-type': contentType },
       preservePath: true,
-      limits: { parts: limits.maxParts, fieldSize: limits.maxFieldBytes },
+      // busboy reports its limit once the count reaches it, even with no part after: + 1, so that
+      // `maxParts` parts are read and only one more is too many.
+      limits: { parts: limits.maxParts + 1, fieldSize: limits.maxFieldBytes },
     });
   } catch {
     return undefined;
