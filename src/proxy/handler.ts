@@ -33,6 +33,29 @@ import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js'
 import { contentCodings, decodeContentCodings, encodedForObservers } from '../net/content-coding.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
+const NO_CODINGS: readonly string[] = Object.freeze([]);
+
+/**
+ * Sets what the body stages read, the body with its Content-Encoding undone (the backend gets it
+ * as sent), then goes on: at once without codings, once decoded otherwise.
+ */
+function stageBody(
+  ctx: RequestContext,
+  codings: readonly string[],
+  maxBytes: number,
+  body: Buffer,
+  then: () => void,
+): void | Promise<void> {
+  if (codings.length === 0) {
+    ctx.body = body;
+    return then();
+  }
+  return decodeContentCodings(body, codings, maxBytes).then((read) => {
+    ctx.body = read;
+    then();
+  });
+}
+
 /** Everything compiled from one configuration; replaced as a whole on reload. */
 export interface Generation {
   readonly plan: Plan;
@@ -250,6 +273,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const route = match.route;
     // After the other stages: the body stages and the stages that watch the body arrive.
     const next = () => {
+      const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
       const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
       if (observers.length === 0) {
@@ -258,12 +282,12 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
         if (!buffer && !small) return afterBody(undefined);
         readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout)
-          .then((body) => (buffer ? withStageBody(body, () => afterBody(body)) : afterBody(body)))
+          .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, () => afterBody(body)) : afterBody(body)))
           .catch((err: unknown) => refuse(err));
         return;
       }
       // The malware scan and the multipart readers see the body as it arrives, encoded: not read at all.
-      if (headers['content-encoding'] !== undefined && contentCodings(headers['content-encoding']).length > 0) {
+      if (codings.length > 0) {
         for (const o of observers) o.abort();
         return refuse(encodedForObservers());
       }
@@ -279,21 +303,12 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           res.once('close', () => spool.dispose());
           return verdictsOf(observers).then((v) => {
             if (v !== undefined) return refuse(v);
-            return spool.buffer === undefined ? afterBody(spool) : withStageBody(spool.buffer, () => afterBody(spool));
+            return spool.buffer === undefined
+              ? afterBody(spool)
+              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, spool.buffer, () => afterBody(spool));
           });
         })
         .catch((err: unknown) => refuse(err));
-    };
-    // What the body stages read: the body with its Content-Encoding undone (the backend gets it as sent).
-    const withStageBody = (body: Buffer, then: () => void): void | Promise<void> => {
-      if (headers['content-encoding'] === undefined) {
-        ctx.body = body;
-        return then();
-      }
-      return decodeContentCodings(body, contentCodings(headers['content-encoding']), route.maxBodyBytes).then((read) => {
-        ctx.body = read;
-        then();
-      });
     };
     // The body stages, then the body: as it arrived (spooled), or streamed on when nothing read it.
     const afterBody = (spool: SpooledBody | Buffer | undefined) => {
