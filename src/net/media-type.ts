@@ -70,6 +70,11 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
  */
 const ASCII_COMPATIBLE = /^(?:utf-?8|(?:us-)?ascii|iso[-_]?8859[-_]?\d{1,2}|latin-?[1-9]|windows-125\d|cp125\d)$/;
 
+/** Whether text in this charset (a name, any case) reads the same ASCII as its bytes read as UTF-8. */
+export function isAsciiCompatibleCharset(charset: string): boolean {
+  return ASCII_COMPATIBLE.test(charset.trim().toLowerCase());
+}
+
 /**
  * The charset a Content-Type names when text in it may read differently from the same bytes read
  * as UTF-8: UTF-16 and UTF-32 (`\0<\0s\0…`), EBCDIC (`ibm037`, which ASP.NET decodes form bodies
@@ -79,5 +84,5 @@ const ASCII_COMPATIBLE = /^(?:utf-?8|(?:us-)?ascii|iso[-_]?8859[-_]?\d{1,2}|lati
 export function unreadableCharset(contentType: string | string[] | undefined): string | undefined {
   const value = Array.isArray(contentType) ? contentType[0] : contentType;
   const charset = value === undefined ? undefined : CHARSET.exec(value)?.[1]?.toLowerCase();
-  return charset === undefined || ASCII_COMPATIBLE.test(charset) ? undefined : charset;
+  return charset === undefined || isAsciiCompatibleCharset(charset) ? undefined : charset;
 }

@@ -11,7 +11,14 @@ import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
-import { FORM_MEDIA_TYPE, isFieldBody, isJsonMediaType, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
+import {
+  FORM_MEDIA_TYPE,
+  isAsciiCompatibleCharset,
+  isFieldBody,
+  isJsonMediaType,
+  mediaTypeOf,
+  unreadableCharset,
+} from '../net/media-type.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
@@ -59,13 +66,29 @@ function redactedPath(path: string): string {
   return suffix === undefined ? redacted : `${redacted}#${suffix}`;
 }
 
+/**
+ * A `_charset_` parameter (query or form) naming a charset the waf does not read text in: Apache
+ * Sling decodes every parameter of such a request in it, so `ibm037` would hide them all.
+ */
+class CharsetParameter extends Error {
+  constructor(readonly charset: string) {
+    super(`_charset_ names ${charset}`);
+  }
+}
+
 /** A match named by its parameter path. */
 type NamedMatch = Omit<WafMatch, 'index'> & { readonly path: string };
-type Finding = NamedMatch | 'timeout' | WafInputTooLarge | undefined;
+type Finding = NamedMatch | 'timeout' | WafInputTooLarge | CharsetParameter | undefined;
 
 /** The refusal a finding calls for, or undefined when the configuration lets it through. */
 function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
   if (found === undefined) return undefined;
+  if (found instanceof CharsetParameter) {
+    return new WardenError('ERR_REQUEST_INVALID', {
+      rule: 'waf.charset_parameter',
+      detail: `The _charset_ parameter names ${found.charset.slice(0, 40)}; the waf reads parameters as UTF-8 only.`,
+    });
+  }
   if (found instanceof WafInputTooLarge) {
     if (cfg.oversize === 'allow') return undefined;
     return new WardenError('ERR_WAF_BLOCKED', {
@@ -97,12 +120,12 @@ function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: Re
   return undefined;
 }
 
-function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge {
+function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge | CharsetParameter {
   const texts = createWafTexts(withPaths);
   try {
     fill(texts);
   } catch (err) {
-    if (err instanceof WafInputTooLarge) return err;
+    if (err instanceof WafInputTooLarge || err instanceof CharsetParameter) return err;
     throw err;
   }
   return texts;
@@ -126,7 +149,7 @@ function inspect(
 ): Finding | Promise<Finding> {
   // Paths are built only when exclusions need them, or below to name a match.
   const texts = fillTexts(fill, skip !== undefined);
-  if (texts instanceof WafInputTooLarge) return texts;
+  if (texts instanceof WafInputTooLarge || texts instanceof CharsetParameter) return texts;
   if (skip && texts.paths) {
     const paths = texts.paths;
     for (let i = paths.length - 1; i >= 0; i--) {
@@ -171,7 +194,7 @@ const SYSTEM_FILES = /etc\/|proc\/|\.ini|system32|\.\./i;
 function addRequestParts(t: WafTexts, ctx: RequestContext, limits: FlattenLimits): void {
   if (!PLAIN_PATH.test(ctx.path) || SYSTEM_FILES.test(ctx.path)) addValue(t, '/path', decodedPath(ctx.path), limits);
   addValue(t, '/path_params', { ...ctx.params }, limits);
-  if (ctx.search.length > 1) addValue(t, '/query', formOf(new URLSearchParams(ctx.search.slice(1))), limits);
+  if (ctx.search.length > 1) addValue(t, '/query', parametersOf(new URLSearchParams(ctx.search.slice(1))), limits);
   for (const h of INSPECTED_HEADERS) {
     const v = ctx.headers[h];
     if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
@@ -235,11 +258,11 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     addValue(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (mime === FORM_MEDIA_TYPE) {
-    addValue(t, '/body', formOf(new URLSearchParams(body.toString('utf8'))), limits);
+    addValue(t, '/body', parametersOf(new URLSearchParams(body.toString('utf8'))), limits);
   } else if (mime === '') {
     // Untyped: read as a form (Rack), and as JSON (decoders that ignore the type).
     const text = body.toString('utf8');
-    addValue(t, '/body', formOf(new URLSearchParams(text)), limits);
+    addValue(t, '/body', parametersOf(new URLSearchParams(text)), limits);
     const json = jsonBodyOf(request);
     addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
   } else if (mime.startsWith('text/')) {
@@ -250,6 +273,14 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
 function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
   const form: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   for (const [k, v] of pairs) (form[k] ??= []).push(v);
+  return form;
+}
+
+/** A query's or form body's parameters, unless a `_charset_` among them names a charset the waf cannot read them in. */
+function parametersOf(params: URLSearchParams): Record<string, string[]> {
+  const form = formOf(params);
+  for (const charset of form._charset_ ?? [])
+    if (charset.trim() !== '' && !isAsciiCompatibleCharset(charset)) throw new CharsetParameter(charset);
   return form;
 }
 

@@ -5,6 +5,7 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
+import { isAsciiCompatibleCharset, unreadableCharset } from '../net/media-type.js';
 
 export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
@@ -30,6 +31,17 @@ function transferEncodingProblem(encoding: string): string | undefined {
   return e === '7bit' || e === '8bit' || e === 'binary' ? undefined : `a part in ${e.slice(0, 40)} transfer encoding`;
 }
 
+/**
+ * A charset the parts may be read in that the readers here would not read them in. busboy decodes a
+ * text part in its own charset when it can (UTF-8, Latin-1, UTF-16LE) and otherwise gives no value
+ * at all — an `ibm037` or `shift_jis` part whose bytes a backend decodes would reach it uninspected.
+ * And parts without a charset of their own are read as UTF-8, while Jetty reads them in the
+ * charset of the body's Content-Type, or of a `_charset_` field (the HTML form convention).
+ */
+function charsetProblem(charset: string | undefined): string {
+  return `a part in ${charset === undefined ? 'a charset' : `charset ${charset.slice(0, 40)}`} that cannot be inspected`;
+}
+
 /** A parser, or undefined when the Content-Type has no usable boundary. */
 export function createMultipartStream(
   contentType: string,
@@ -48,7 +60,8 @@ export function createMultipartStream(
   } catch {
     return undefined;
   }
-  let problem: string | undefined;
+  const bodyCharset = unreadableCharset(contentType);
+  let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   const done = new Promise<string | undefined>((resolve) => {
     parser.on('close', () => resolve(problem));
     parser.on('error', (err: Error) => resolve(problem ?? err.message));
@@ -60,6 +73,9 @@ export function createMultipartStream(
     // A truncated field would hide its tail from the waf.
     if (info.valueTruncated || info.nameTruncated) problem ??= 'a field is too large';
     problem ??= transferEncodingProblem(info.encoding);
+    // busboy gives no value for a part in a charset it cannot decode.
+    if (typeof value !== 'string') return void (problem ??= charsetProblem(undefined));
+    if (name === '_charset_' && value.trim() !== '' && !isAsciiCompatibleCharset(value)) problem ??= charsetProblem(value);
     handlers.onField?.(name, value, info.mimeType);
   });
   parser.on('file', (name, content, info) => {

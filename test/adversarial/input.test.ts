@@ -246,6 +246,24 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       multipart('Content-Transfer-Encoding: base64\r\n', Buffer.from("' OR 1=1 --").toString('base64')),
       400,
     ],
+    [
+      'multipart part in Shift_JIS (ASCII as it is; the parser gave no value)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      multipart('Content-Type: text/plain; charset=shift_jis\r\n', "' OR 1=1 --"),
+      400,
+    ],
+    [
+      'multipart body in charset=ibm037 (Jetty reads plain parts in it)',
+      { 'content-type': 'multipart/form-data; boundary=b; charset=ibm037' },
+      multipart('', 'x'),
+      400,
+    ],
+    [
+      'form with _charset_=ibm037 (Apache Sling decodes every parameter in it)',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      '_charset_=ibm037&q=x',
+      400,
+    ],
   ];
   for (const [name, headers, body, status] of CASES)
     await board.run(t, 'waf evasion', name, `${status}, not forwarded`, async () => {

@@ -188,6 +188,76 @@ t.test('waf, block mode', async (t) => {
     t.equal(utf8.status, 200, 'UTF-8 JSON passes');
   });
 
+  await t.test('multipart parts and parameters that name a charset the waf cannot read are refused', async (t) => {
+    const b = 'waf-charset';
+    const part = (headers: string, value: string | Buffer) =>
+      Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; ${headers}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n')]);
+    const multipart = (...parts: Buffer[]) => Buffer.concat([...parts, Buffer.from(`--${b}--\r\n`)]);
+    const ebcdic = Buffer.from([0x7d, 0x40, 0xd6, 0xd9, 0x40, 0xf1, 0x7e, 0xf1, 0x40, 0x60, 0x60]); // ' OR 1=1 --
+    const before = backend.requests.length;
+    const multipartCases = [
+      // Shift_JIS keeps ASCII: the backend reads the attack as it is, busboy gave the waf nothing.
+      [
+        'a Shift_JIS part',
+        `multipart/form-data; boundary=${b}`,
+        multipart(part('name="q"\r\nContent-Type: text/plain; charset=shift_jis', SQLI)),
+      ],
+      [
+        'an EBCDIC part',
+        `multipart/form-data; boundary=${b}`,
+        multipart(part('name="q"\r\nContent-Type: text/plain; charset=ibm037', ebcdic)),
+      ],
+      // Jetty reads parts without a charset of their own in the body's, or in the _charset_ field's.
+      ['the body in EBCDIC', `multipart/form-data; boundary=${b}; charset=ibm037`, multipart(part('name="q"', ebcdic))],
+      [
+        'a _charset_ field naming EBCDIC',
+        `multipart/form-data; boundary=${b}`,
+        multipart(part('name="_charset_"', 'IBM037'), part('name="q"', ebcdic)),
+      ],
+    ] as const;
+    for (const [what, type, body] of multipartCases) {
+      const r = await post('/upload', type, body, h2);
+      t.equal(r.status, 400, `${what}: 400`);
+      t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /charset.*cannot be inspected/ }, `${what}: named`);
+      t.match(
+        lastEvent()['warden.rule'],
+        /^(?:overrides|waf)\.multipart$/,
+        `${what}: refused by a multipart reader (the _method check reads a POST's first)`,
+      );
+    }
+    // Apache Sling decodes every parameter in the charset a _charset_ parameter names.
+    const parameterCases = [
+      ['query', () => get(`/search?_charset_=ibm037&q=${encodeURIComponent(ebcdic.toString('latin1'))}`)],
+      [
+        'form',
+        () => post('/search', 'application/x-www-form-urlencoded', `_charset_=utf-16le&q=${encodeURIComponent(ebcdic.toString('latin1'))}`),
+      ],
+      ['untyped body (h2)', () => post('/search', '', `_charset_=ibm037&q=x`, h2)],
+    ] as const;
+    for (const [what, send] of parameterCases) {
+      const r = await send();
+      t.equal(r.status, 400, `_charset_ in the ${what}: 400`);
+      t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /_charset_ parameter names/ }, `_charset_ in the ${what}: named`);
+      t.equal(lastEvent()['warden.rule'], 'waf.charset_parameter', `_charset_ in the ${what}: rule waf.charset_parameter`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    // Controls: charsets the waf reads are inspected as usual.
+    const utf8Part = await post(
+      '/upload',
+      `multipart/form-data; boundary=${b}`,
+      multipart(part('name="_charset_"', 'UTF-8'), part('name="q"\r\nContent-Type: text/plain; charset=utf-8', 'plain words')),
+    );
+    t.equal(utf8Part.status, 200, 'a UTF-8 part and _charset_=UTF-8 pass');
+    const latin1Attack = await post(
+      '/upload',
+      `multipart/form-data; boundary=${b}`,
+      multipart(part('name="q"\r\nContent-Type: text/plain; charset=iso-8859-1', SQLI)),
+    );
+    t.equal(latin1Attack.status, 403, 'a Latin-1 part is read, and the attack in it refused');
+    const query = await get('/search?_charset_=UTF-8&q=shoes');
+    t.equal(query.status, 200, '_charset_=UTF-8 in the query passes');
+  });
+
   await t.test('a Content-Encoding is undone for the waf (Express inflates gzip bodies); the backend gets the body as sent', async (t) => {
     const encoded = (coding: string, type: string, body: Buffer, agent = h1) =>
       fetchText(`${s.url}/search`, agent, { method: 'POST', headers: { 'content-type': type, 'content-encoding': coding }, body });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mediaTypeOf, repeatedParameter, unreadableCharset } from '../../../src/net/media-type.js';
+import { isAsciiCompatibleCharset, mediaTypeOf, repeatedParameter, unreadableCharset } from '../../../src/net/media-type.js';
 
 t.test('mediaTypeOf: lower case, without parameters', async (t) => {
   t.equal(mediaTypeOf('Application/JSON; charset=utf-8'), 'application/json');
@@ -49,4 +49,10 @@ t.test('unreadableCharset: charsets where ASCII text is not its own bytes', asyn
     ['application/json; charset=', ''],
   ])
     t.equal(unreadableCharset(ct), charset, `${ct}: ${charset}`);
+});
+
+t.test('isAsciiCompatibleCharset: a charset name as a _charset_ field or parameter gives it', async (t) => {
+  for (const name of ['UTF-8', ' utf8 ', 'US-ASCII', 'ISO-8859-15', 'windows-1251']) t.ok(isAsciiCompatibleCharset(name), name);
+  for (const name of ['IBM037', 'utf-16le', 'UTF-7', 'shift_jis', '', 'utf-8; x'])
+    t.notOk(isAsciiCompatibleCharset(name), JSON.stringify(name));
 });
