@@ -104,6 +104,11 @@ export const EVENTS = {
     description: 'The waf stage found an SSRF-style URL: internal address, metadata service, non-web scheme (rule id and parameter path).',
   },
   'warden.input.nosqli': { severity: 'warn', description: 'The waf stage found NoSQL operator injection (rule id and parameter path).' },
+  'warden.input.prototype_pollution': {
+    severity: 'warn',
+    description:
+      'The waf stage found a key path into a JavaScript prototype: `__proto__`, `constructor.prototype` (rule id and parameter path).',
+  },
   'warden.input.malware': {
     severity: 'error',
     description:

@@ -43,12 +43,13 @@ export function createWafTexts(withPaths = false): WafTexts {
 
 /**
  * Strings no rule can match: identifiers, numbers, SKUs, UUIDs, dates (letters, digits, `_`, `-`, `.`
- * without `..`, no spaces). Every rule needs a space, a quote, a bracket, a slash, `$`, `<`, `:`, `;`
- * or `..` somewhere; skipping these halves a typical JSON body's strings.
+ * without `..` or `proto`, no spaces). Every rule needs a space, a quote, a bracket, a slash, `$`,
+ * `<`, `:`, `;`, `..` or `proto` (`__proto__`, `constructor.prototype`) somewhere; skipping these
+ * halves a typical JSON body's strings.
  */
 const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
 
-const isInert = (text: string) => INERT.test(text) && !text.includes('..');
+const isInert = (text: string) => INERT.test(text) && !text.includes('..') && !text.includes('proto');
 
 function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
   if (++out.entries > limits.maxEntries) throw new WafInputTooLarge('entries');
@@ -90,8 +91,12 @@ function visit(out: WafTexts, path: string, v: unknown, depth: number, limits: F
   for (const k in v) {
     if (!Object.hasOwn(v, k)) continue;
     const segment = withPaths ? `${path}/${pointerSegment(k)}` : '';
+    const child = (v as Record<string, unknown>)[k];
     push(out, withPaths ? `${segment}#name` : '', k, limits);
-    visit(out, segment, (v as Record<string, unknown>)[k], depth + 1, limits);
+    // `{"constructor": {"prototype": …}}`: two plain names, one path a deep merge follows into a prototype.
+    if (k === 'constructor' && typeof child === 'object' && child !== null && Object.hasOwn(child, 'prototype'))
+      push(out, withPaths ? `${segment}#name` : '', 'constructor.prototype', limits);
+    visit(out, segment, child, depth + 1, limits);
   }
 }
 

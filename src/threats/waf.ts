@@ -11,7 +11,7 @@ type DdwafModule = typeof import('@datadog/native-appsec');
 // A native addon: loaded only when the waf stage is configured.
 const loadDdwaf = () => createRequire(import.meta.url)('@datadog/native-appsec') as DdwafModule;
 
-export type AttackClass = 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosqli';
+export type AttackClass = 'sqli' | 'xss' | 'traversal' | 'cmdi' | 'ssrf' | 'nosqli' | 'prototype_pollution';
 
 export interface WafMatch {
   readonly rule: string;

@@ -67,6 +67,36 @@ t.test('waf, block mode', async (t) => {
         '/body/filter/$where#name',
       ],
       [
+        'JSON __proto__ key (a deep merge pollutes Object.prototype)',
+        () => post('/search', 'application/json', '{"user":{"__proto__":{"isAdmin":true}}}'),
+        'warden.input.prototype_pollution',
+        '/body/user/__proto__#name',
+      ],
+      [
+        'JSON constructor.prototype (h2)',
+        () => post('/search', 'application/json', JSON.stringify({ constructor: { prototype: { isAdmin: true } } }), h2),
+        'warden.input.prototype_pollution',
+        '/body/constructor#name',
+      ],
+      [
+        'qs-style query name into a prototype',
+        () => get(`/search?${encodeURIComponent('a[__proto__][admin]')}=1`),
+        'warden.input.prototype_pollution',
+        '/query/a[__proto__][admin]#name',
+      ],
+      [
+        'form __proto__ name',
+        () => post('/search', 'application/x-www-form-urlencoded', '__proto__=x'),
+        'warden.input.prototype_pollution',
+        '/body/__proto__#name',
+      ],
+      [
+        'path setter in a value (lodash set)',
+        () => get('/search?path=__proto__.isAdmin'),
+        'warden.input.prototype_pollution',
+        '/query/path/0',
+      ],
+      [
         'JSON escapes decoded',
         () => post('/search', 'application/json', '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}'),
         'warden.input.xss',

@@ -196,6 +196,16 @@ export const WAF_RULES: readonly WafRule[] = [
     ),
   },
   { id: 'nosqli-sleep', class: 'nosqli', paranoia: 2, operator: ci('\\bsleep\\s*\\(\\s*\\d+\\s*\\)') },
+  // Prototype pollution: a key path that a deep merge or a path setter (lodash's set, qs's
+  // brackets) follows into Object.prototype on a JavaScript backend. The flattener hands names and
+  // values holding `proto` over, and `constructor.prototype` for a JSON `constructor` object with a
+  // `prototype` member (src/threats/waf-input.ts).
+  {
+    id: 'prototype-pollution',
+    class: 'prototype_pollution',
+    paranoia: 1,
+    operator: ci('__proto__|\\bconstructor["\']?\\]?\\s*(?:\\.|\\[\\s*["\']?|:\\s*\\{\\s*["\']?)\\s*prototype\\b'),
+  },
   // Paranoia 3: shapes that are suspicious rather than clearly hostile, for APIs whose inputs are
   // plain identifiers and numbers (expect false positives on free text).
   {
