@@ -27,38 +27,56 @@ export function mediaTypeOf(contentType: string | string[] | number | undefined)
 }
 
 /**
+ * The parameters of a header value of the form `token; name=value; name="quoted"` (Content-Type,
+ * Content-Disposition), in order: names in lower case, quoted values unquoted. Quoted values may
+ * hold `;` and `=`.
+ */
+export function headerParameters(value: string): [string, string][] {
+  const params: [string, string][] = [];
+  let i = value.indexOf(';');
+  if (i === -1) return params;
+  while (i < value.length) {
+    // At a ";": the parameter's name runs to "=" (or the next ";").
+    let j = i + 1;
+    while (j < value.length && value[j] !== '=' && value[j] !== ';') j++;
+    const name = value
+      .slice(i + 1, j)
+      .trim()
+      .toLowerCase();
+    let parameterValue = '';
+    if (value[j] === '=') {
+      j++;
+      while (value[j] === ' ' || value[j] === '\t') j++;
+      if (value[j] === '"') {
+        for (j++; j < value.length && value[j] !== '"'; j++) {
+          if (value[j] === '\\') j++;
+          parameterValue += value[j] ?? '';
+        }
+        j++;
+      }
+      const rest = j;
+      while (j < value.length && value[j] !== ';') j++;
+      parameterValue += value.slice(rest, j).trim();
+    }
+    if (name !== '') params.push([name, parameterValue]);
+    i = j;
+  }
+  return params;
+}
+
+/**
  * The name of a parameter a Content-Type header gives twice (`multipart/form-data; boundary=a;
  * boundary=b`), or undefined. MIME does not allow it, and parsers disagree on which one counts: a
  * multipart body split at one boundary by the sidecar (validation, the malware scan) and at the
- * other by the backend would hide parts from the scan. Quoted values may hold `;` and `=`.
+ * other by the backend would hide parts from the scan.
  */
 export function repeatedParameter(contentType: string): string | undefined {
   const first = contentType.indexOf(';');
   if (first === -1 || contentType.indexOf(';', first + 1) === -1) return undefined;
   const seen = new Set<string>();
-  let i = first;
-  while (i < contentType.length) {
-    // At a ";": the parameter's name runs to "=" (or the next ";").
-    let j = i + 1;
-    while (j < contentType.length && contentType[j] !== '=' && contentType[j] !== ';') j++;
-    const name = contentType
-      .slice(i + 1, j)
-      .trim()
-      .toLowerCase();
-    if (name !== '') {
-      if (seen.has(name)) return name;
-      seen.add(name);
-    }
-    if (contentType[j] === '=') {
-      j++;
-      while (contentType[j] === ' ' || contentType[j] === '\t') j++;
-      if (contentType[j] === '"') {
-        for (j++; j < contentType.length && contentType[j] !== '"'; j++) if (contentType[j] === '\\') j++;
-        j++;
-      }
-      while (j < contentType.length && contentType[j] !== ';') j++;
-    }
-    i = j;
+  for (const [name] of headerParameters(contentType)) {
+    if (seen.has(name)) return name;
+    seen.add(name);
   }
   return undefined;
 }

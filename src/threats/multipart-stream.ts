@@ -5,7 +5,8 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
-import { isAsciiCompatibleCharset, unreadableCharset } from '../net/media-type.js';
+import { headerParameters, isAsciiCompatibleCharset, unreadableCharset } from '../net/media-type.js';
+import { createMultipartFramingCheck } from './multipart-framing.js';
 
 export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
@@ -42,6 +43,9 @@ function charsetProblem(charset: string | undefined): string {
   return `a part in ${charset === undefined ? 'a charset' : `charset ${charset.slice(0, 40)}`} that cannot be inspected`;
 }
 
+/** The error is the parser's too, and reported once, as the body's problem. */
+function ignoreStreamError(): void {}
+
 /** A parser, or undefined when the Content-Type has no usable boundary. */
 export function createMultipartStream(
   contentType: string,
@@ -60,6 +64,10 @@ export function createMultipartStream(
   } catch {
     return undefined;
   }
+  // What busboy reads as the boundary (it has refused a Content-Type without one above).
+  const boundary = headerParameters(contentType).find(([name]) => name === 'boundary')?.[1];
+  if (boundary === undefined) return undefined;
+  const framing = createMultipartFramingCheck(boundary);
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   const done = new Promise<string | undefined>((resolve) => {
@@ -79,16 +87,23 @@ export function createMultipartStream(
     handlers.onField?.(name, value, info.mimeType);
   });
   parser.on('file', (name, content, info) => {
+    // A body that breaks off inside a file part destroys the part's stream with busboy's error,
+    // which `end()` reports as the body's problem: unheard here, it was an uncaught exception that
+    // ended the process.
+    content.on('error', ignoreStreamError);
     problem ??= transferEncodingProblem(info.encoding);
     handlers.onFile(name, info.filename ?? '', content);
   });
   return {
     write(chunk) {
-      if (!parser.destroyed) parser.write(chunk);
+      if (parser.destroyed) return;
+      framing.push(chunk);
+      parser.write(chunk);
     },
     end() {
       if (!parser.destroyed) parser.end();
-      return done;
+      // A part busboy did not see as one, which a more lenient backend parser would.
+      return done.then((found) => found ?? framing.problem());
     },
     abort() {
       parser.destroy();

@@ -264,6 +264,30 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       '_charset_=ibm037&q=x',
       400,
     ],
+    [
+      'multipart file part cut off (no close delimiter; an uncaught error ended the process)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      '--b\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nhello',
+      400,
+    ],
+    [
+      'multipart file part closed after a bare LF (busboy reads on to the end)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      '--b\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nhello\n--b--\r\n',
+      400,
+    ],
+    [
+      'multipart part after a padded boundary line (Go reads it, busboy drops it)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      `--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nfine\r\n--b \r\nContent-Disposition: form-data; name="q"\r\n\r\n' OR 1=1 --\r\n--b--\r\n`,
+      400,
+    ],
+    [
+      'multipart part with Content-Disposition: attachment (PHP reads its name)',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      `--b\r\nContent-Disposition: attachment; name="q"\r\n\r\n' OR 1=1 --\r\n--b--\r\n`,
+      400,
+    ],
   ];
   for (const [name, headers, body, status] of CASES)
     await board.run(t, 'waf evasion', name, `${status}, not forwarded`, async () => {

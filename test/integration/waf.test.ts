@@ -288,6 +288,45 @@ t.test('waf, block mode', async (t) => {
     t.equal(query.status, 200, '_charset_=UTF-8 in the query passes');
   });
 
+  await t.test('multipart framing that a lenient backend parser reads differently is refused', async (t) => {
+    const b = 'waf-framing';
+    const attack = `Content-Disposition: form-data; name="q"\r\n\r\n${SQLI}\r\n`;
+    const cases: [string, string][] = [
+      // Go's mime/multipart reads the part after a padded boundary line; busboy drops it unseen.
+      [
+        'transport padding hides a part',
+        `--${b}\r\nContent-Disposition: form-data; name="a"\r\n\r\nfine\r\n--${b} \r\n${attack}--${b}--\r\n`,
+      ],
+      [
+        'a disposition other than form-data (PHP reads its name)',
+        `--${b}\r\nContent-Disposition: attachment; name="q"\r\n\r\n${SQLI}\r\n--${b}--\r\n`,
+      ],
+      [
+        'filename* beside filename (busboy reads one, PHP the other)',
+        `--${b}\r\nContent-Disposition: form-data; name="f"; filename="../../etc/passwd"; filename*=utf-8''safe.txt\r\n\r\nx\r\n--${b}--\r\n`,
+      ],
+      [
+        'the name twice (busboy reads the first)',
+        `--${b}\r\nContent-Disposition: form-data; name="note"; name="q"\r\n\r\n${SQLI}\r\n--${b}--\r\n`,
+      ],
+    ];
+    const before = backend.requests.length;
+    for (const [what, body] of cases) {
+      for (const agent of [h1, h2]) {
+        const r = await post('/upload', `multipart/form-data; boundary=${b}`, body, agent);
+        t.equal(r.status, 400, `${what}: 400`);
+        t.equal(r.json().code, 'ERR_REQUEST_INVALID', `${what}: ERR_REQUEST_INVALID`);
+      }
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const plain = `--${b}\r\nContent-Disposition: form-data; name="note"\r\n\r\nline one\n--${b}x after a bare line feed is content\r\n--${b}--\r\n`;
+    t.equal(
+      (await post('/upload', `multipart/form-data; boundary=${b}`, plain)).status,
+      200,
+      'the boundary after a bare line feed, inside content, passes',
+    );
+  });
+
   await t.test('a Content-Encoding is undone for the waf (Express inflates gzip bodies); the backend gets the body as sent', async (t) => {
     const encoded = (coding: string, type: string, body: Buffer, agent = h1) =>
       fetchText(`${s.url}/search`, agent, { method: 'POST', headers: { 'content-type': type, 'content-encoding': coding }, body });

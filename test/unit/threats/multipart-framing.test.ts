@@ -1,0 +1,114 @@
+/**
+ * The multipart framing check against bodies busboy and lenient parsers read differently, each
+ * pushed whole and split at every byte (a delimiter or header block may straddle two chunks).
+ */
+import t from 'tap';
+import { createMultipartFramingCheck, partHeaderProblem } from '../../../src/threats/multipart-framing.js';
+
+const B = 'b0undary';
+const part = (headers: string, content: string) => `--${B}\r\n${headers}\r\n\r\n${content}\r\n`;
+const field = (name: string, value: string) => part(`Content-Disposition: form-data; name="${name}"`, value);
+const close = `--${B}--\r\n`;
+
+/** The problem found with the body pushed whole, and the same for every split into two chunks. */
+function problemsOf(body: string): Set<string | undefined> {
+  const bytes = Buffer.from(body, 'latin1');
+  const found = new Set<string | undefined>();
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const check = createMultipartFramingCheck(B);
+    check.push(bytes.subarray(0, cut));
+    check.push(bytes.subarray(cut));
+    found.add(check.problem());
+  }
+  return found;
+}
+
+t.test('well-framed bodies pass, however they are cut', async (t) => {
+  const bodies: [string, string][] = [
+    ['two fields', field('a', 'one') + field('b', 'two') + close],
+    [
+      'a file part',
+      part('Content-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: text/plain', 'hello\r\nworld') + close,
+    ],
+    ['a preamble and an epilogue', `preamble\r\n${field('a', 'x')}${close}epilogue --${B}\r\n`],
+    ['the boundary after a bare LF inside content', field('a', `line\n--${B}xyz\r\nmore`) + close],
+    ['an empty value', field('a', '') + close],
+    ['a close delimiter without a final line break', `${field('a', 'x')}--${B}--`],
+    ['bare line feeds inside content', field('a', 'x\ny\n\nz') + close],
+    ['a folded header line', part('Content-Disposition: form-data;\r\n name="a"', 'x') + close],
+    ['quoted parameters holding ; and =', part('Content-Disposition: form-data; name="a;b=c"; filename="d;e"', 'x') + close],
+  ];
+  for (const [what, body] of bodies) t.same([...problemsOf(body)], [undefined], what);
+});
+
+t.test('what busboy drops or reads differently from lenient parsers is named', async (t) => {
+  const bodies: [string, string, RegExp][] = [
+    [
+      'transport padding after a boundary (Go reads the part, busboy drops it)',
+      `${field('a', 'x')}--${B}  \r\n${field('q', 'hidden').slice(B.length + 4)}${close}`,
+      /transport padding/,
+    ],
+    [
+      'a boundary line ending in a bare LF',
+      `${field('a', 'x').slice(0, -2)}\n--${B}\nContent-Disposition: form-data; name="q"\n\nhidden\r\n${close}`,
+      /bare line feed/,
+    ],
+    ['a close delimiter after a bare LF', `${field('a', 'x').slice(0, -2)}\n--${B}--\r\n`, /close delimiter after a bare line feed/],
+    [
+      'a disposition other than form-data (PHP reads its name)',
+      part('Content-Disposition: attachment; name="q"', 'x') + close,
+      /attachment, not form-data/,
+    ],
+    ['a part without a disposition', part('Content-Type: text/plain', 'x') + close, /without a Content-Disposition/],
+    ['a part without headers', `--${B}\r\n\r\nx\r\n${close}`, /without a Content-Disposition/],
+    [
+      'the disposition twice',
+      part('Content-Disposition: form-data; name="a"\r\nContent-Disposition: form-data; name="_method"', 'x') + close,
+      /content-disposition twice/,
+    ],
+    ['the name twice', part('Content-Disposition: form-data; name="a"; name="_method"', 'x') + close, /gives name twice/],
+    [
+      'filename*',
+      part(`Content-Disposition: form-data; name="f"; filename="a.txt"; filename*=utf-8''..%2F..%2Fetc%2Fpasswd`, 'x') + close,
+      /extended/,
+    ],
+    ['a continued name', part(`Content-Disposition: form-data; name*0="_met"; name*1="hod"`, 'x') + close, /extended/],
+    [
+      'Content-Type twice',
+      part('Content-Disposition: form-data; name="a"\r\nContent-Type: text/plain\r\nContent-Type: application/json', 'x') + close,
+      /content-type twice/,
+    ],
+    [
+      'a charset twice',
+      part('Content-Disposition: form-data; name="a"\r\nContent-Type: text/plain; charset=utf-8; charset=ibm037', 'x') + close,
+      /charset twice/,
+    ],
+    [
+      'the delimiter inside a part (busboy drops it from the content)',
+      field('a', `line\r\n--${B}xyz\r\nmore`) + close,
+      /boundary inside a part/,
+    ],
+    [
+      'a part after the close delimiter (busboy reads on within a chunk)',
+      `${field('a', 'x')}${close}${field('q', 'hidden')}${close}`,
+      /after the close delimiter/,
+    ],
+    ['a body ending on a boundary line', `${field('a', 'x')}--${B}`, /ends on a boundary line/],
+  ];
+  for (const [what, body, problem] of bodies) {
+    const found = [...problemsOf(body)];
+    t.equal(found.length, 1, `${what}: the same answer however it is cut`);
+    t.match(found[0], problem, what);
+  }
+});
+
+t.test('header blocks: only the headers parsers disagree on are checked', async (t) => {
+  t.equal(
+    partHeaderProblem('Content-Disposition: form-data; name="a"\r\nX-Custom: 1\r\nX-Custom: 2'),
+    undefined,
+    'other headers may repeat',
+  );
+  t.equal(partHeaderProblem('content-disposition: FORM-DATA; NAME="a"'), undefined, 'names and the type in any case');
+  t.match(partHeaderProblem('Content-Disposition: form-data; name="a"\r\nCONTENT-DISPOSITION: form-data; name="b"'), /twice/);
+  t.match(partHeaderProblem('Content-Disposition: ; name="a"'), /is empty, not form-data/);
+});
