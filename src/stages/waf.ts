@@ -43,11 +43,41 @@ function decodedPath(path: string): string {
   }
 }
 
+const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
+const ESCAPED_OR_PLUS = /%[0-9A-Fa-f]{2}|\+/;
+
+/** `%XX` escapes decoded (invalid ones kept, as PHP's urldecode keeps them), as bytes read as UTF-8. */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return Buffer.from(
+      text.replace(PERCENT_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+      'latin1',
+    ).toString('utf8');
+  }
+}
+
+/**
+ * A cookie's name and value as sent, and as backends decode them when that differs: PHP (`+` as a
+ * space too), Express's cookie parser and Rails unescape `%XX`, and drop the quotes around a
+ * quoted value. Read as sent only, `%27%20OR%201%3D1` passed every rule.
+ */
+function cookieReadings(name: string, value: string): [string, string][] {
+  const unquoted = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  const readings: [string, string][] = [[name, value]];
+  if (!ESCAPED_OR_PLUS.test(name) && !ESCAPED_OR_PLUS.test(unquoted)) return readings;
+  readings.push([percentDecoded(name), percentDecoded(unquoted)]);
+  if (name.includes('+') || unquoted.includes('+'))
+    readings.push([percentDecoded(name.replaceAll('+', ' ')), percentDecoded(unquoted.replaceAll('+', ' '))]);
+  return readings;
+}
+
 function cookieEntries(header: string | undefined): [string, string][] {
   if (!header) return [];
   return header.split(';').flatMap((pair) => {
     const i = pair.indexOf('=');
-    return i > 0 ? [[pair.slice(0, i).trim(), pair.slice(i + 1).trim()] as [string, string]] : [];
+    return i > 0 ? cookieReadings(pair.slice(0, i).trim(), pair.slice(i + 1).trim()) : [];
   });
 }
 

@@ -59,6 +59,24 @@ t.test('waf, block mode', async (t) => {
       ['path parameter', () => get(`/items/${encodeURIComponent("1' OR '1'='1")}`), 'warden.input.sqli', '/path'],
       ['header', () => get('/search', { 'user-agent': '() { :; }; /bin/bash -c "id"' }), 'warden.input.cmdi', '/header/user-agent'],
       ['cookie', () => get('/search', { cookie: `session=abc; pref=${SQLI}` }), 'warden.input.sqli', '/cookie/pref/0'],
+      [
+        'cookie, percent-encoded (PHP, Express and Rails decode it)',
+        () => get('/search', { cookie: `session=abc; pref=${encodeURIComponent(SQLI)}` }),
+        'warden.input.sqli',
+        '/cookie/pref/1',
+      ],
+      [
+        'cookie, quoted and percent-encoded (h2)',
+        () => get('/search', { cookie: `pref="%3Cscript%3Ealert(1)%3C/script%3E"` }, h2),
+        'warden.input.xss',
+        '/cookie/pref/1',
+      ],
+      [
+        'cookie, + for spaces (PHP decodes it so)',
+        () => get('/search', { cookie: 'pref=1%27+UNION+SELECT+password+FROM+users--' }),
+        'warden.input.sqli',
+        '/cookie/pref/2',
+      ],
       ['JSON value', () => post('/search', 'application/json', JSON.stringify({ a: { b: [1, XSS] } })), 'warden.input.xss', '/body/a/b/1'],
       [
         'JSON key',
