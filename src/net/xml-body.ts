@@ -1,0 +1,79 @@
+/**
+ * An XML body as an XML parser reads it (saxes, strict XML 1.0): the character data and attribute
+ * values, with character references and the predefined entities decoded, each under its element
+ * path (`/order/note`, `/order/@id`), and the document type declaration if there is one. Read as
+ * raw text, `&#39;` would hide a quote, and the markup itself looks like XSS to libinjection.
+ */
+import { SaxesParser } from 'saxes';
+import { isAsciiCompatibleCharset, isXmlMediaType } from './media-type.js';
+
+export interface XmlReading {
+  /** [path, text] in document order: element text, CDATA, attribute names and values. */
+  readonly strings: [string, string][];
+  /** The DOCTYPE's contents (`r [<!ENTITY …>]`), when the document has one. */
+  readonly doctype: string | undefined;
+  /** Why a strict parser refuses the document, or undefined. */
+  readonly error: string | undefined;
+}
+
+/** The document read as a parser reads it; parsing stops at the first error. */
+export function readXml(text: string): XmlReading {
+  const strings: [string, string][] = [];
+  const stack: string[] = [];
+  let doctype: string | undefined;
+  let error: string | undefined;
+  const parser = new SaxesParser({ xmlns: false, position: false });
+  parser.on('doctype', (d) => (doctype = d));
+  parser.on('opentag', (tag) => {
+    stack.push(tag.name);
+    const path = `/${stack.join('/')}`;
+    for (const [name, value] of Object.entries(tag.attributes)) {
+      strings.push([`${path}/@${name}#name`, name]);
+      strings.push([`${path}/@${name}`, value]);
+    }
+  });
+  parser.on('closetag', () => stack.pop());
+  const onText = (t: string) => {
+    if (t.trim() !== '') strings.push([`/${stack.join('/')}`, t]);
+  };
+  parser.on('text', onText);
+  parser.on('cdata', onText);
+  parser.on('processinginstruction', (pi) => strings.push([`/${stack.join('/')}#pi`, `${pi.target} ${pi.body}`]));
+  parser.on('error', (err) => {
+    error ??= err.message;
+  });
+  try {
+    parser.write(text).close();
+  } catch (err) {
+    error ??= (err as Error).message;
+  }
+  return { strings, doctype, error };
+}
+
+/**
+ * Whether a document type declaration can make a parser fetch or expand anything: an internal
+ * subset (`[<!ENTITY …>]`: XXE, entity expansion) or an external identifier (`SYSTEM "…"`,
+ * `PUBLIC "…" "…"`: an external DTD). `<!DOCTYPE order>` alone cannot.
+ */
+export function isActiveDoctype(doctype: string): boolean {
+  return doctype.includes('[') || /\b(?:SYSTEM|PUBLIC)\b/.test(doctype);
+}
+
+const DECLARED_ENCODING = /^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']/;
+
+/**
+ * Why an XML body may read differently from its bytes read as UTF-8, or undefined: it does not
+ * start (after a UTF-8 byte order mark and white space) with `<`, so it is in UTF-16, UTF-32 or
+ * EBCDIC by its first bytes; or its declaration names an encoding that is not ASCII-compatible.
+ * Checked whatever charset the Content-Type names: a parser handed the bytes (Java's
+ * DocumentBuilder on a stream) reads the declaration, not the header.
+ */
+export function xmlEncodingProblem(mime: string, body: Buffer): string | undefined {
+  if (!isXmlMediaType(mime)) return undefined;
+  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  if (i >= body.length) return undefined;
+  if (body[i] !== 0x3c) return 'UTF-16, UTF-32 or EBCDIC (by its first bytes)';
+  const declared = DECLARED_ENCODING.exec(body.subarray(i, i + 200).toString('latin1'))?.[1];
+  return declared === undefined || isAsciiCompatibleCharset(declared) ? undefined : declared;
+}
