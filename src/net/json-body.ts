@@ -111,22 +111,37 @@ function membersOf(value: unknown): number {
   return members;
 }
 
-const STRING_LITERAL = /"(?:[^"\\]|\\.)*"/g;
+/** A double- or single-quoted literal (Json.NET and JSON5 accept single quotes). */
+const STRING_LITERAL = /"(?:[^"\\]|\\[^])*"|'(?:[^'\\]|\\[^])*'/g;
+const ESCAPE = /\\(?:u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2})|([^]))/g;
+const SINGLE_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '0': '\0' };
+
+/**
+ * A literal's content with its escapes undone as the most lenient reader does: JSON's, and
+ * JSON5's `\x27`, `\'` and any other escaped character standing for itself (Json.NET, JSON5).
+ */
+function unescapedLiteral(literal: string): string {
+  return literal
+    .slice(1, -1)
+    .replace(ESCAPE, (_, u?: string, x?: string, c?: string) =>
+      u !== undefined
+        ? String.fromCharCode(parseInt(u, 16))
+        : x !== undefined
+          ? String.fromCharCode(parseInt(x, 16))
+          : (SINGLE_ESCAPES[c as string] ?? (c as string)),
+    );
+}
 
 /**
  * Every string literal of a body that is not interoperable JSON (a leading BOM, which Express's
  * body parser drops; a member named twice, where parsers differ on which value counts; bytes that
- * are not UTF-8), each with its escapes undone: keys and values alike, whichever a backend keeps.
- * The waf inspects these besides the text as it is, in which `\u0027` would hide a quote.
+ * are not UTF-8; Json.NET's and JSON5's single-quoted strings and comments, which ASP.NET with
+ * Newtonsoft.Json reads), each with its escapes undone: keys and values alike, whichever a
+ * backend keeps. The waf inspects these besides the text as it is, in which `\u0027` would hide a
+ * quote.
  */
 export function jsonStringLiterals(text: string): string[] {
   const strings: string[] = [];
-  for (const [literal] of text.matchAll(STRING_LITERAL)) {
-    try {
-      strings.push(JSON.parse(literal) as string);
-    } catch {
-      strings.push(literal); // an escape JSON does not have: inspected as written
-    }
-  }
+  for (const [literal] of text.matchAll(STRING_LITERAL)) strings.push(unescapedLiteral(literal));
   return strings;
 }

@@ -139,6 +139,18 @@ t.test('waf, block mode', async (t) => {
         '/body/r',
       ],
       [
+        'JSON with single quotes, escapes decoded (Json.NET and JSON5 read them)',
+        () => post('/search', 'application/json', "{'q': '\\u0027 OR 1=1 --'}"),
+        'warden.input.sqli',
+        '/body/1',
+      ],
+      [
+        'JSON with a \\x escape and a comment (JSON5) (h2)',
+        () => post('/search', 'application/json', '{/* note */ "q": "\\x3cscript\\x3ealert(1)\\x3c/script\\x3e"}', h2),
+        'warden.input.xss',
+        '/body/1',
+      ],
+      [
         'JSON escapes decoded',
         () => post('/search', 'application/json', '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}'),
         'warden.input.xss',
