@@ -264,6 +264,20 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       '_charset_=ibm037&q=x',
       400,
     ],
+    ['JSON in single quotes, quote escaped (Json.NET reads it)', { 'content-type': 'application/json' }, "{'q': '\\u0027 OR 1=1 --'}", 403],
+    [
+      'JSON __proto__ member (a deep merge pollutes Object.prototype)',
+      { 'content-type': 'application/json' },
+      '{"__proto__": {"isAdmin": true}}',
+      403,
+    ],
+    [
+      'XML external entity (application/xml was not read)',
+      { 'content-type': 'application/xml' },
+      '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+      403,
+    ],
+    ['XML, a quote as a character reference', { 'content-type': 'application/xml' }, '<r><q>1&#39; OR 1=1 --</q></r>', 403],
     [
       'multipart file part cut off (no close delimiter; an uncaught error ended the process)',
       { 'content-type': 'multipart/form-data; boundary=b' },
