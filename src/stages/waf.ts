@@ -23,6 +23,7 @@ import {
 import { isActiveDoctype, readXml, xmlEncodingProblem } from '../net/xml-body.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
+import type { Readable } from 'node:stream';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -375,6 +376,17 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
   };
 }
 
+/** A part's content as text, or undefined past `maxBytes`; called once the part has ended. */
+function readAsField(content: Readable, maxBytes: number, done: (text: string | undefined) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  content.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+  });
+  content.once('end', () => done(size <= maxBytes ? Buffer.concat(chunks).toString('utf8') : undefined));
+}
+
 /** multipart/form-data, parsed while it arrives: text fields and file names (file contents are skipped). */
 export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: number): StreamingStage {
   const { limits, judge } = wafStageParts(o);
@@ -385,6 +397,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
       if (mediaTypeOf(contentType) !== 'multipart/form-data') return undefined;
       const fields: [string, string][] = [];
       const files: [string, string][] = [];
+      let unnamedTooLarge = false;
       const multipart = createMultipartStream(
         contentType as string,
         { maxParts: limits.maxEntries, maxFieldBytes },
@@ -396,7 +409,11 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
           },
           onFile(name, filename, content) {
             files.push([name, filename]);
-            content.resume();
+            // No file name: busboy takes an octet-stream part for a file, PHP and Spring read it as
+            // a text field; its content is inspected as one.
+            if (filename === '')
+              readAsField(content, maxFieldBytes, (text) => (text === undefined ? (unnamedTooLarge = true) : fields.push([name, text])));
+            else content.resume();
           },
         },
       );
@@ -407,7 +424,8 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
       return {
         write: (chunk) => multipart.write(chunk),
         end: () =>
-          multipart.end().then((problem) => {
+          multipart.end().then((found) => {
+            const problem = found ?? (unnamedTooLarge ? 'a field is too large' : undefined);
             if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
             return judge(ctx, (t) => {
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);

@@ -218,6 +218,16 @@ t.test('waf, block mode', async (t) => {
         '/body/meta/2',
       ],
       [
+        'multipart octet-stream part without a file name (busboy: a file; PHP and Spring: a text field)',
+        () => {
+          const b = 'waf-test';
+          const body = `--${b}\r\nContent-Disposition: form-data; name="q"\r\nContent-Type: application/octet-stream\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
+          return post('/upload', `multipart/form-data; boundary=${b}`, body, h2);
+        },
+        'warden.input.sqli',
+        '/body/q/0',
+      ],
+      [
         'multipart file name',
         () => {
           const b = 'waf-test';
