@@ -29,6 +29,7 @@ import {
   createWafBodyStage,
   createWafMultipartStage,
   createWafRequestStage,
+  inspectedHeaders,
   isWafBufferedBody,
   type WafStageOptions,
 } from '../stages/waf.js';
@@ -230,7 +231,8 @@ function wafOptionsOf(config: SidecarConfig, routeId: string, policy: RoutePolic
   const rules = new Set(applies.filter((e) => !e.parameters?.length).flatMap((e) => e.rules ?? []));
   // A rule excluded for some parameters only: those parameters are not inspected on this route.
   const skippedParameters = applies.flatMap((e) => e.parameters ?? []);
-  return { cfg, engine: deps.wafEngine(rules), skippedParameters, events: deps.events };
+  const declaredHeaders = (policy.operation?.op.parameters ?? []).filter((p) => p.in === 'header').map((p) => p.name);
+  return { cfg, engine: deps.wafEngine(rules), skippedParameters, headers: inspectedHeaders(declaredHeaders), events: deps.events };
 }
 
 function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): Stage | undefined {

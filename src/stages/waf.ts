@@ -27,12 +27,26 @@ import type { Readable } from 'node:stream';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
+/** Names OpenAPI ignores as header parameters (Accept, Content-Type, Authorization), and cookies, inspected on their own. */
+const NOT_HEADER_PARAMETERS = new Set(['accept', 'content-type', 'authorization', 'cookie']);
+
+/**
+ * The headers a route's waf inspects: the common ones, and the header parameters its OpenAPI
+ * operation declares (`in: header`) — the backend reads those by its own description.
+ */
+export function inspectedHeaders(declared: readonly string[] = []): readonly string[] {
+  const names = new Set(INSPECTED_HEADERS);
+  for (const name of declared) if (!NOT_HEADER_PARAMETERS.has(name.toLowerCase())) names.add(name.toLowerCase());
+  return [...names];
+}
 
 export interface WafStageOptions {
   cfg: WafConfig;
   engine: WafEngine;
   /** Parameter paths (prefixes) this route does not inspect: known false positives. */
   skippedParameters: readonly string[];
+  /** Header names this route inspects, lower case (inspectedHeaders). */
+  headers: readonly string[];
   events: EventBus | undefined;
 }
 
@@ -251,11 +265,11 @@ function wafStageParts(o: WafStageOptions) {
 const PLAIN_PATH = /^[A-Za-z0-9_./-]{0,512}$/;
 const SYSTEM_FILES = /etc\/|proc\/|\.ini|system32|\.\./i;
 
-function addRequestParts(t: WafTexts, ctx: RequestContext, limits: FlattenLimits): void {
+function addRequestParts(t: WafTexts, ctx: RequestContext, limits: FlattenLimits, headers: readonly string[]): void {
   if (!PLAIN_PATH.test(ctx.path) || SYSTEM_FILES.test(ctx.path)) addValue(t, '/path', decodedPath(ctx.path), limits);
   addValue(t, '/path_params', { ...ctx.params }, limits);
   if (ctx.search.length > 1) addValue(t, '/query', parametersOf(new URLSearchParams(ctx.search.slice(1))), limits);
-  for (const h of INSPECTED_HEADERS) {
+  for (const h of headers) {
     const v = ctx.headers[h];
     if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
   }
@@ -279,7 +293,7 @@ export function createWafRequestStage(o: WafStageOptions): Stage {
     id: 'waf',
     run(ctx) {
       if (inspectedWithBody(ctx)) return undefined;
-      return judge(ctx, (t) => addRequestParts(t, ctx, limits));
+      return judge(ctx, (t) => addRequestParts(t, ctx, limits, o.headers));
     },
   };
 }
@@ -365,11 +379,11 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       if (charset !== undefined) {
         // Detect mode reports it and still inspects the rest of the request.
         const refused = verdictOf(charsetRefusal(charset), o, ctx);
-        return refused ?? judge(ctx, (t) => addRequestParts(t, ctx, limits));
+        return refused ?? judge(ctx, (t) => addRequestParts(t, ctx, limits, o.headers));
       }
       const mime = mediaTypeOf(contentType);
       return judge(ctx, (t) => {
-        addRequestParts(t, ctx, limits);
+        addRequestParts(t, ctx, limits, o.headers);
         addBody(t, mime, ctx, limits);
       });
     },

@@ -583,3 +583,35 @@ t.test('a configuration naming an unknown rule or route is refused at load', asy
     /threats\.waf\.exclusions\[0\]\.route.*no route or operation "nope"/,
   );
 });
+
+t.test("an operation's declared header parameters are inspected (the backend reads them by its own description)", async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = join(mkdtempSync(join(tmpdir(), 'warden-waf-openapi-')), 'api.yaml');
+  writeFileSync(
+    document,
+    [
+      'openapi: 3.1.0',
+      'info: { title: tenants, version: "1" }',
+      'paths:',
+      '  /reports:',
+      '    get:',
+      '      operationId: listReports',
+      '      parameters:',
+      '        - { name: X-Tenant, in: header, required: true, schema: { type: string } }',
+      "      responses: { '200': { description: ok } }",
+      '',
+    ].join('\n'),
+  );
+  const s = await startTestSidecar(t, backend.url, { threats: { waf: {} }, openapi: { document, allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const before = backend.requests.length;
+  const attack = await fetchText(`${s.url}/reports`, agent, { headers: { 'x-tenant': "acme' OR '1'='1" } });
+  t.equal(attack.status, 403, 'an attack in the declared header is refused');
+  t.match(s.events.at(-1), { name: 'warden.input.sqli', 'warden.detail': '/header/x-tenant' });
+  t.equal(backend.requests.length, before, 'not forwarded');
+  t.equal((await fetchText(`${s.url}/reports`, agent, { headers: { 'x-tenant': 'acme' } })).status, 200, 'a plain value passes');
+  const undeclared = await fetchText(`${s.url}/reports`, agent, { headers: { 'x-tenant': 'acme', 'x-note': "acme' OR '1'='1" } });
+  t.equal(undeclared.status, 200, 'the same in an undeclared header is not inspected (only the common and the declared ones are)');
+});
