@@ -408,7 +408,8 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
     id: 'waf',
     observe(ctx) {
       const contentType = ctx.headers['content-type'];
-      if (mediaTypeOf(contentType) !== 'multipart/form-data') return undefined;
+      // Any multipart type: Spring reads a multipart/mixed body's form-data parts as a form.
+      if (!mediaTypeOf(contentType).startsWith('multipart/')) return undefined;
       const fields: [string, string][] = [];
       const files: [string, string][] = [];
       let unnamedTooLarge = false;

@@ -37,8 +37,12 @@ const LF = 0x0a;
 const TRANSPORT_PADDING = /^[ \t]*$/;
 const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-transfer-encoding']);
 
-/** The problem with one part's header block (CRLF-separated lines), if any. */
-export function partHeaderProblem(block: string): string | undefined {
+/**
+ * The problem with one part's header block (CRLF-separated lines), if any. In a body that is not
+ * multipart/form-data (`formData` false: multipart/mixed, which Spring reads as a form), a part
+ * that is not `form-data` is one every reader skips, not a problem.
+ */
+export function partHeaderProblem(block: string, formData = true): string | undefined {
   const seen = new Set<string>();
   let disposition: string | undefined;
   for (const line of block.split('\r\n')) {
@@ -55,9 +59,9 @@ export function partHeaderProblem(block: string): string | undefined {
     const repeated = repeatedParameter(value);
     if (repeated !== undefined) return `a part's ${name} gives ${repeated.slice(0, 40)} twice`;
   }
-  if (disposition === undefined) return 'a part without a Content-Disposition';
+  if (disposition === undefined) return formData ? 'a part without a Content-Disposition' : undefined;
   const type = disposition.split(';', 1)[0]?.trim().toLowerCase();
-  if (type !== 'form-data') return `a part whose Content-Disposition is ${type?.slice(0, 40) || 'empty'}, not form-data`;
+  if (type !== 'form-data' && formData) return `a part whose Content-Disposition is ${type?.slice(0, 40) || 'empty'}, not form-data`;
   // `filename*=`, `name*0=`: an RFC 2231 / RFC 5987 extended or continued value.
   if (headerParameters(disposition).some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
     return 'a part with an extended Content-Disposition parameter (RFC 7578 forbids them)';
@@ -68,7 +72,7 @@ export function partHeaderProblem(block: string): string | undefined {
  * A checker for a body split at `boundary`. A delimiter is a line starting `--boundary`; what
  * follows it on the line decides what it is (RFC 2046 §5.1.1).
  */
-export function createMultipartFramingCheck(boundary: string): MultipartFramingCheck {
+export function createMultipartFramingCheck(boundary: string, formData = true): MultipartFramingCheck {
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
   let state: 'data' | 'line' | 'headers' | 'epilogue' | 'done' = 'data';
@@ -137,7 +141,7 @@ export function createMultipartFramingCheck(boundary: string): MultipartFramingC
       else headerBytes = [Buffer.from(block, 'latin1')];
       return;
     }
-    const why = partHeaderProblem(block.slice(0, blank));
+    const why = partHeaderProblem(block.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     state = 'data';
     lastByte = LF;

@@ -5,7 +5,7 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
-import { headerParameters, isAsciiCompatibleCharset, unreadableCharset } from '../net/media-type.js';
+import { headerParameters, isAsciiCompatibleCharset, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
 import { createMultipartFramingCheck } from './multipart-framing.js';
 
 export interface MultipartHandlers {
@@ -46,16 +46,22 @@ function charsetProblem(charset: string | undefined): string {
 /** The error is the parser's too, and reported once, as the body's problem. */
 function ignoreStreamError(): void {}
 
-/** A parser, or undefined when the Content-Type has no usable boundary. */
+/**
+ * A parser, or undefined when the Content-Type has no usable boundary. Any `multipart/*` body is
+ * read as form data (busboy reads only multipart/form-data): Spring, by default, and Tomcat read
+ * the form-data parts of a multipart/mixed body as a form; its other parts every reader skips.
+ */
 export function createMultipartStream(
   contentType: string,
   limits: { maxParts: number; maxFieldBytes: number },
   handlers: MultipartHandlers,
 ): MultipartStream | undefined {
+  const formData = mediaTypeOf(contentType) === 'multipart/form-data';
+  const parameters = contentType.indexOf(';');
   let parser: ReturnType<typeof busboy>;
   try {
     parser = busboy({
-      headers: { 'content-type': contentType },
+      headers: { 'content-type': formData || parameters === -1 ? contentType : `multipart/form-data${contentType.slice(parameters)}` },
       preservePath: true,
       // busboy reports its limit once the count reaches it, even with no part after: + 1, so that
       // `maxParts` parts are read and only one more is too many.
@@ -67,7 +73,7 @@ export function createMultipartStream(
   // What busboy reads as the boundary (it has refused a Content-Type without one above).
   const boundary = headerParameters(contentType).find(([name]) => name === 'boundary')?.[1];
   if (boundary === undefined) return undefined;
-  const framing = createMultipartFramingCheck(boundary);
+  const framing = createMultipartFramingCheck(boundary, formData);
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   const done = new Promise<string | undefined>((resolve) => {

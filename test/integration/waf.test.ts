@@ -228,6 +228,16 @@ t.test('waf, block mode', async (t) => {
         '/body/q/0',
       ],
       [
+        'multipart/mixed form-data part (Spring and Tomcat read it as a form)',
+        () => {
+          const b = 'waf-test';
+          const body = `--${b}\r\nContent-Disposition: form-data; name="q"\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
+          return post('/upload', `multipart/mixed; boundary=${b}`, body);
+        },
+        'warden.input.sqli',
+        '/body/q/0',
+      ],
+      [
         'multipart file name',
         () => {
           const b = 'waf-test';
@@ -365,6 +375,12 @@ t.test('waf, block mode', async (t) => {
     t.equal(latin1Attack.status, 403, 'a Latin-1 part is read, and the attack in it refused');
     const query = await get('/search?_charset_=UTF-8&q=shoes');
     t.equal(query.status, 200, '_charset_=UTF-8 in the query passes');
+  });
+
+  await t.test('a multipart/mixed batch of non-form parts passes (every form reader skips them)', async (t) => {
+    const b = 'batch_1';
+    const body = `--${b}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nGET /orders(1) HTTP/1.1\r\n\r\n\r\n--${b}--\r\n`;
+    t.equal((await post('/upload', `multipart/mixed; boundary=${b}`, body)).status, 200);
   });
 
   await t.test('multipart framing that a lenient backend parser reads differently is refused', async (t) => {
