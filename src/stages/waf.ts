@@ -321,6 +321,19 @@ export function isWafBufferedBody(mime: string): boolean {
 }
 
 /** The request's body, if any; its JSON parse stays on the request for the other body stages. */
+/** A body whose first character (after white space and a BOM) opens a JSON object or array. */
+function looksLikeJson(body: Buffer): boolean {
+  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09) i++;
+  return body[i] === 0x7b || body[i] === 0x5b;
+}
+
+/** The body's strings read as JSON: parsed, or every literal unescaped when not interoperable JSON. */
+function addJsonReading(t: WafTexts, request: BufferedBody, text: string, limits: FlattenLimits): void {
+  const json = jsonBodyOf(request);
+  addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
+}
+
 function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
   const body = request.body;
   if (!body || body.length === 0) return;
@@ -331,21 +344,18 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     const text = body.toString('utf8');
     addValue(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
-  } else if (mime === FORM_MEDIA_TYPE) {
-    addValue(t, '/body', parametersOf(new URLSearchParams(body.toString('utf8'))), limits);
-  } else if (mime === '') {
-    // Untyped: read as a form (Rack), and as JSON (decoders that ignore the type).
-    const text = body.toString('utf8');
-    addValue(t, '/body', parametersOf(new URLSearchParams(text)), limits);
-    const json = jsonBodyOf(request);
-    addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
   } else if (isXmlMediaType(mime)) {
     const xml = readXml(body.toString('utf8'));
     if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new XmlRefusal('doctype');
     if (xml.error !== undefined) throw new XmlRefusal('malformed', xml.error);
     for (const [path, text] of xml.strings) addValue(t, `/body${path}`, text, limits);
-  } else if (mime.startsWith('text/')) {
-    addValue(t, '/body', body.toString('utf8'), limits);
+  } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/')) {
+    // A form (untyped: Rack reads a POST body as one), or text as it is.
+    const text = body.toString('utf8');
+    addValue(t, '/body', mime.startsWith('text/') ? text : parametersOf(new URLSearchParams(text)), limits);
+    // And as JSON when it is JSON whatever the type says: a Go handler decodes the body whatever
+    // its Content-Type (untyped bodies always, for the same reason).
+    if (mime === '' || looksLikeJson(body)) addJsonReading(t, request, text, limits);
   }
 }
 

@@ -151,6 +151,18 @@ t.test('waf, block mode', async (t) => {
         '/body/1',
       ],
       [
+        'JSON sent as a form, escapes decoded (a Go handler decodes the body whatever its type)',
+        () => post('/search', 'application/x-www-form-urlencoded', '{"q":"\\u0027 OR 1=1 --"}'),
+        'warden.input.sqli',
+        '/body/q',
+      ],
+      [
+        'JSON sent as text/plain, escapes decoded (h2)',
+        () => post('/search', 'text/plain', ' [{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}]', h2),
+        'warden.input.xss',
+        '/body/0/q',
+      ],
+      [
         'JSON escapes decoded',
         () => post('/search', 'application/json', '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}'),
         'warden.input.xss',
