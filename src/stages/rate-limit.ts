@@ -4,6 +4,7 @@
  * address. Over the limit: 429 with Retry-After; every answer carries the RateLimit-Policy and
  * RateLimit fields (draft-ietf-httpapi-ratelimit-headers).
  */
+import { clientNetworkOf } from '../net/client-network.js';
 import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
@@ -37,11 +38,11 @@ function clientKey(ctx: RequestContext, keys: readonly RateLimitKey[]): [RateLim
         if (ctx.principal?.subject) return [kind, `${ctx.principal.issuerId}/${ctx.principal.subject}`];
         break;
       case 'ip':
-        return [kind, ctx.clientAddress];
+        return [kind, clientNetworkOf(ctx.clientAddress)];
     }
   }
   // No configured identity applies (e.g. [peer] without a certificate): the address still does.
-  return ['ip', ctx.clientAddress];
+  return ['ip', clientNetworkOf(ctx.clientAddress)];
 }
 
 export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {

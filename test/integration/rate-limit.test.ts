@@ -57,6 +57,13 @@ t.test('memory store: exactly K of N parallel requests pass; RateLimit fields; p
   t.equal(count('allowed'), 11, 'warden_ratelimit_decisions_total allowed');
   t.equal(count('limited'), 41, 'warden_ratelimit_decisions_total limited');
   t.notMatch(text, /warden_ratelimit_decisions_total\{[^}]*route="free"/, 'an unlimited route makes no decision');
+
+  // IPv6 clients are counted by their /64: rotating through its addresses gives no new bucket.
+  const from = (address: string) => fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-for': address } });
+  const sixes = await statuses(12, async (i) => (await from(`2001:db8:1:2::${(i + 1).toString(16)}`)).status);
+  t.equal(sixes.ok, 10, 'twelve addresses of one IPv6 /64 share one bucket: 10 pass');
+  t.equal((await from('2001:db8:1:2:ffff::1')).status, 429, 'another address of that /64 is limited too');
+  t.equal((await from('2001:db8:1:3::1')).status, 200, 'the next /64 has its own bucket');
 });
 
 t.test('load shedding: requests beyond limits.max_in_flight get 503 at once', async (t) => {
