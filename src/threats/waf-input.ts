@@ -49,6 +49,8 @@ export function createWafTexts(withPaths = false): WafTexts {
  */
 const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 const isInert = (text: string) => INERT.test(text) && !text.includes('..') && !text.includes('proto');
 
 function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
@@ -56,6 +58,12 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits):
   if (isInert(text)) return;
   // `<scr\0ipt>`: a NUL splits a keyword for the rules but not for every backend.
   if (text.includes('\0')) pushPieces(out, path, text.replaceAll('\0', ''));
+  // `1＇ OR 1=1`: SQL Server's best-fit conversion to varchar and NFKC normalisation (Python,
+  // Java's Normalizer) turn full-width and other compatibility forms into ASCII the rules know.
+  if (NON_ASCII.test(text)) {
+    const compatible = text.normalize('NFKC');
+    if (compatible !== text) pushPieces(out, path, compatible);
+  }
   pushPieces(out, path, text);
   if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
 }

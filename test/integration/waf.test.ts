@@ -53,6 +53,12 @@ t.test('waf, block mode', async (t) => {
     const before = backend.requests.length;
     const cases: [string, () => ReturnType<typeof get>, string, string][] = [
       ['query value', () => get(`/search?q=${encodeURIComponent(SQLI)}`), 'warden.input.sqli', '/query/q/0'],
+      [
+        'full-width quote (SQL Server best-fit, NFKC)',
+        () => get(`/search?q=${encodeURIComponent('1\uFF07 OR 1=1 --')}`),
+        'warden.input.sqli',
+        '/query/q/0',
+      ],
       ['query value (h2)', () => get(`/search?q=${encodeURIComponent(XSS)}`, {}, h2), 'warden.input.xss', '/query/q/0'],
       ['query name (redacted in the event)', () => get(`/search?${encodeURIComponent(XSS)}=1`), 'warden.input.xss', '/query/*#name'],
       ['nosql operator in a query name', () => get('/search?user[$ne]=x'), 'warden.input.nosqli', '/query/user[$ne]#name'],
@@ -313,6 +319,12 @@ t.test('waf, block mode', async (t) => {
       `<?xml version="1.0" encoding="UTF-8"?><order><note>O'Brien &amp; Sons</note></order>`,
     );
     t.equal(xml.status, 200, 'a UTF-8 XML body without entities passes');
+    const japanese = await post(
+      '/search',
+      'application/json',
+      JSON.stringify({ note: 'ご注文ありがとうございます。２０２６年１２月、ＡＢＣ株式会社' }),
+    );
+    t.equal(japanese.status, 200, 'Japanese text with full-width letters and digits passes');
     const latin1 = await post('/search', 'application/x-www-form-urlencoded; charset=iso-8859-1', `q=${encodeURIComponent(SQLI)}`);
     t.equal(latin1.status, 403, 'an ASCII-compatible charset is read, and the attack in it refused');
     const utf8 = await post('/search', 'application/json; charset=UTF-8', JSON.stringify({ note: "O'Brien" }));
