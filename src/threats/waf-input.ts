@@ -49,7 +49,8 @@ export function createWafTexts(withPaths = false): WafTexts {
  */
 const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
 
-const NON_ASCII = /[^\x00-\x7f]/;
+/** Any character past U+007F (a code unit test; what NFKC can change in ASCII is nothing). */
+const NON_ASCII = /[\u0080-\uffff]/;
 
 const isInert = (text: string) => INERT.test(text) && !text.includes('..') && !text.includes('proto');
 
