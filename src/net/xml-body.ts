@@ -14,40 +14,63 @@ export interface XmlReading {
   readonly doctype: string | undefined;
   /** Why a strict parser refuses the document, or undefined. */
   readonly error: string | undefined;
+  /** Reading stopped at a limit: elements nested deeper than `maxDepth`, or more than `maxStrings` strings. */
+  readonly tooLarge: 'depth' | 'entries' | undefined;
 }
 
-/** The document read as a parser reads it; parsing stops at the first error. */
-export function readXml(text: string): XmlReading {
+export interface XmlLimits {
+  readonly maxDepth: number;
+  readonly maxStrings: number;
+}
+
+class LimitReached extends Error {
+  constructor(readonly what: 'depth' | 'entries') {
+    super(what);
+  }
+}
+
+/**
+ * The document read as a parser reads it; parsing stops at the first error or limit. Each open
+ * element's path is kept (not joined again per tag), so deep nesting costs linear time.
+ */
+export function readXml(text: string, limits: XmlLimits): XmlReading {
   const strings: [string, string][] = [];
-  const stack: string[] = [];
+  const paths: string[] = [''];
   let doctype: string | undefined;
   let error: string | undefined;
+  let tooLarge: 'depth' | 'entries' | undefined;
+  const add = (path: string, value: string) => {
+    if (strings.length >= limits.maxStrings) throw new LimitReached('entries');
+    strings.push([path, value]);
+  };
   const parser = new SaxesParser({ xmlns: false, position: false });
   parser.on('doctype', (d) => (doctype = d));
   parser.on('opentag', (tag) => {
-    stack.push(tag.name);
-    const path = `/${stack.join('/')}`;
+    if (paths.length > limits.maxDepth) throw new LimitReached('depth');
+    const path = `${paths.at(-1) as string}/${tag.name}`;
+    paths.push(path);
     for (const [name, value] of Object.entries(tag.attributes)) {
-      strings.push([`${path}/@${name}#name`, name]);
-      strings.push([`${path}/@${name}`, value]);
+      add(`${path}/@${name}#name`, name);
+      add(`${path}/@${name}`, value);
     }
   });
-  parser.on('closetag', () => stack.pop());
+  parser.on('closetag', () => paths.pop());
   const onText = (t: string) => {
-    if (t.trim() !== '') strings.push([`/${stack.join('/')}`, t]);
+    if (t.trim() !== '') add(paths.at(-1) as string, t);
   };
   parser.on('text', onText);
   parser.on('cdata', onText);
-  parser.on('processinginstruction', (pi) => strings.push([`/${stack.join('/')}#pi`, `${pi.target} ${pi.body}`]));
+  parser.on('processinginstruction', (pi) => add(`${paths.at(-1) as string}#pi`, `${pi.target} ${pi.body}`));
   parser.on('error', (err) => {
     error ??= err.message;
   });
   try {
     parser.write(text).close();
   } catch (err) {
-    error ??= (err as Error).message;
+    if (err instanceof LimitReached) tooLarge = err.what;
+    else error ??= (err as Error).message;
   }
-  return { strings, doctype, error };
+  return { strings, doctype, error, tooLarge };
 }
 
 /**

@@ -345,8 +345,9 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     addValue(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (isXmlMediaType(mime)) {
-    const xml = readXml(body.toString('utf8'));
+    const xml = readXml(body.toString('utf8'), { maxDepth: limits.maxDepth, maxStrings: limits.maxEntries + 1 });
     if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new XmlRefusal('doctype');
+    if (xml.tooLarge !== undefined) throw new WafInputTooLarge(xml.tooLarge);
     if (xml.error !== undefined) throw new XmlRefusal('malformed', xml.error);
     for (const [path, text] of xml.strings) addValue(t, `/body${path}`, text, limits);
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/')) {
