@@ -79,8 +79,8 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
   let lastByte = LF;
   let crBefore = true;
   let line: number[] = [];
-  let headerBytes: Buffer[] = [];
-  let headerLength = 0;
+  /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
+  let headerText = '';
 
   const fail = (why: string) => {
     problem ??= why;
@@ -107,8 +107,7 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
     if (withoutCr !== '') return fail('a boundary line with transport padding');
     if (!crBefore || !tail.endsWith('\r')) return fail('a boundary line ending in a bare line feed');
     state = 'headers';
-    headerBytes = [];
-    headerLength = 0;
+    headerText = '';
   };
 
   const onData = (data: Buffer, start: number, end: number): void => {
@@ -131,23 +130,21 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       return onData(data, stop + 1, end);
     }
     // headers: up to the blank line
-    headerBytes.push(data.subarray(start, end));
-    headerLength += end - start;
-    const block = Buffer.concat(headerBytes).toString('latin1');
-    // No headers at all, or the headers, then the blank line.
-    const blank = block.startsWith('\r\n') ? 0 : block.indexOf('\r\n\r\n');
+    const before = headerText.length;
+    headerText += data.toString('latin1', start, end);
+    // No headers at all, or the headers, then the blank line (which may straddle two pieces).
+    const blank = headerText.startsWith('\r\n') ? 0 : headerText.indexOf('\r\n\r\n', Math.max(0, before - 3));
     if (blank === -1) {
-      if (headerLength > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
-      else headerBytes = [Buffer.from(block, 'latin1')];
+      if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const why = partHeaderProblem(block.slice(0, blank), formData);
+    const why = partHeaderProblem(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     state = 'data';
     lastByte = LF;
     // The part's content may start in this same piece.
     const headerEnd = blank === 0 ? 2 : blank + 4;
-    onData(data, end - (headerLength - headerEnd), end);
+    onData(data, end - (headerText.length - headerEnd), end);
   };
 
   /** `\n--boundary` was found: what the line turns out to be is known at its end. */

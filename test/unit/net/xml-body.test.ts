@@ -54,14 +54,11 @@ t.test('xmlEncodingProblem: byte order marks and declarations a parser reads', a
   t.equal(xmlEncodingProblem('application/xml', Buffer.from('')), undefined, 'empty');
 });
 
-t.test('readXml: stops at its limits, in linear time however deep the nesting', async (t) => {
-  const started = performance.now();
+t.test('readXml: stops at its limits (max_depth, max_entries)', async (t) => {
+  // Joining the path per tag made this quadratic (5.8 s for 30 000 levels); the depth limit now stops it at once.
   const deep = readXml('<a>'.repeat(100_000) + 'x' + '</a>'.repeat(100_000));
   t.equal(deep.tooLarge, 'depth', '100 000 nested elements: too deep');
-  t.ok(
-    performance.now() - started < 1000,
-    `stopped in ${Math.round(performance.now() - started)} ms (joining the path per tag took 5.8 s for 30 000)`,
-  );
+  t.equal(deep.strings.length, 0, 'nothing read past the limit');
   t.equal(readXml('<a>'.repeat(32) + 'x' + '</a>'.repeat(32)).tooLarge, undefined, '32 levels are read');
   const wide = readXml(`<r>${'<i a="1"/>'.repeat(600)}</r>`);
   t.equal(wide.tooLarge, 'entries', '1 200 strings: too many');

@@ -112,3 +112,21 @@ t.test('header blocks: only the headers parsers disagree on are checked', async 
   t.match(partHeaderProblem('Content-Disposition: form-data; name="a"\r\nCONTENT-DISPOSITION: form-data; name="b"'), /twice/);
   t.match(partHeaderProblem('Content-Disposition: ; name="a"'), /is empty, not form-data/);
 });
+
+t.test('pushed one byte at a time, the answers are the same', async (t) => {
+  const bodies: [string, RegExp | undefined][] = [
+    [
+      field('a', 'one') + part('Content-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: text/plain', 'x\r\ny') + close,
+      undefined,
+    ],
+    [`${field('a', 'x')}--${B}  \r\n${field('q', 'hidden').slice(B.length + 4)}${close}`, /transport padding/],
+    [part(`Content-Disposition: form-data; name="a"\r\nX-Long: ${'v'.repeat(17 * 1024)}`, 'x') + close, /over 16 KiB/],
+    [part('Content-Disposition: form-data; name="a"; name="b"', 'x') + close, /name twice/],
+  ];
+  for (const [body, problem] of bodies) {
+    const check = createMultipartFramingCheck(B);
+    for (const byte of Buffer.from(body, 'latin1')) check.push(Buffer.of(byte));
+    if (problem === undefined) t.equal(check.problem(), undefined, 'a well-framed body');
+    else t.match(check.problem(), problem, String(problem));
+  }
+});
