@@ -20,7 +20,7 @@
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  */
 import StreamSearch from 'streamsearch';
-import { headerParameters, repeatedParameter } from '../net/media-type.js';
+import { headerParameters } from '../net/media-type.js';
 
 export interface MultipartFramingCheck {
   push(chunk: Buffer): void;
@@ -44,10 +44,9 @@ const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-
  */
 export function partHeaderProblem(block: string, formData = true): string | undefined {
   const seen = new Set<string>();
-  let disposition: string | undefined;
-  for (const line of block.split('\r\n')) {
-    // A folded line continues the header before it; busboy joins them the same way.
-    if (line === '' || line.startsWith(' ') || line.startsWith('\t')) continue;
+  let disposition: [string, string][] | undefined;
+  let dispositionType = '';
+  for (const line of unfolded(block)) {
     const colon = line.indexOf(':');
     if (colon === -1) continue; // busboy refuses the part itself ("Malformed part header")
     const name = line.slice(0, colon).trim().toLowerCase();
@@ -55,17 +54,34 @@ export function partHeaderProblem(block: string, formData = true): string | unde
     if (seen.has(name)) return `a part gives ${name} twice`;
     seen.add(name);
     const value = line.slice(colon + 1).trim();
-    if (name === 'content-disposition') disposition = value;
-    const repeated = repeatedParameter(value);
-    if (repeated !== undefined) return `a part's ${name} gives ${repeated.slice(0, 40)} twice`;
+    const params = headerParameters(value);
+    const names = new Set<string>();
+    for (const [param] of params) {
+      if (names.has(param)) return `a part's ${name} gives ${param.slice(0, 40)} twice`;
+      names.add(param);
+    }
+    if (name === 'content-disposition') {
+      disposition = params;
+      dispositionType = value.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+    }
   }
   if (disposition === undefined) return formData ? 'a part without a Content-Disposition' : undefined;
-  const type = disposition.split(';', 1)[0]?.trim().toLowerCase();
-  if (type !== 'form-data' && formData) return `a part whose Content-Disposition is ${type?.slice(0, 40) || 'empty'}, not form-data`;
+  if (dispositionType !== 'form-data' && formData)
+    return `a part whose Content-Disposition is ${dispositionType.slice(0, 40) || 'empty'}, not form-data`;
   // `filename*=`, `name*0=`: an RFC 2231 / RFC 5987 extended or continued value.
-  if (headerParameters(disposition).some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
+  if (disposition.some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
     return 'a part with an extended Content-Disposition parameter (RFC 7578 forbids them)';
   return undefined;
+}
+
+/** A header block's lines with folded ones (starting with a space or tab) joined to the line before, as busboy joins them. */
+function unfolded(block: string): string[] {
+  const lines: string[] = [];
+  for (const line of block.split('\r\n')) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0) lines[lines.length - 1] += line;
+    else if (line !== '') lines.push(line);
+  }
+  return lines;
 }
 
 /**

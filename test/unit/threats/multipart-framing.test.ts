@@ -68,6 +68,12 @@ t.test('what busboy drops or reads differently from lenient parsers is named', a
     ],
     ['the name twice', part('Content-Disposition: form-data; name="a"; name="_method"', 'x') + close, /gives name twice/],
     [
+      'the name twice, on a folded line',
+      part('Content-Disposition: form-data; name="a";\r\n name="_method"', 'x') + close,
+      /gives name twice/,
+    ],
+    ['filename* on a folded line', part(`Content-Disposition: form-data; name="f";\r\n\tfilename*=utf-8''x.txt`, 'x') + close, /extended/],
+    [
       'filename*',
       part(`Content-Disposition: form-data; name="f"; filename="a.txt"; filename*=utf-8''..%2F..%2Fetc%2Fpasswd`, 'x') + close,
       /extended/,
