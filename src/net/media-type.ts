@@ -10,6 +10,22 @@ export function isJsonMediaType(mime: string): boolean {
   return mime.includes('/json') || mime.includes('+json');
 }
 
+/** Any `multipart/*`: Spring (by default) and Tomcat read a multipart/mixed body's form-data parts as a form. */
+export function isMultipartMediaType(mime: string): boolean {
+  return mime.startsWith('multipart/');
+}
+
+/**
+ * Where a body's content starts: the index of its first byte after a UTF-8 byte order mark and
+ * white space (the body's length when there is none). What it opens with tells a JSON document
+ * (`{`, `[`) or an XML one (`<`) apart, whatever the Content-Type says.
+ */
+export function contentStart(body: Buffer): number {
+  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return i;
+}
+
 /** XML: `application/xml`, `text/xml` and any `+xml` (SOAP, Atom, SAML). */
 export function isXmlMediaType(mime: string): boolean {
   return mime.endsWith('/xml') || mime.endsWith('+xml');

@@ -5,7 +5,7 @@
  * raw text, `&#39;` would hide a quote, and the markup itself looks like XSS to libinjection.
  */
 import { SaxesParser } from 'saxes';
-import { isAsciiCompatibleCharset, isXmlMediaType } from './media-type.js';
+import { contentStart, isAsciiCompatibleCharset, isXmlMediaType } from './media-type.js';
 
 export interface XmlReading {
   /** [path, text] in document order: element text, CDATA, attribute names and values. */
@@ -93,8 +93,7 @@ const DECLARED_ENCODING = /^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']/;
  */
 export function xmlEncodingProblem(mime: string, body: Buffer): string | undefined {
   if (!isXmlMediaType(mime)) return undefined;
-  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
-  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  const i = contentStart(body);
   if (i >= body.length) return undefined;
   if (body[i] !== 0x3c) return 'UTF-16, UTF-32 or EBCDIC (by its first bytes)';
   const declared = DECLARED_ENCODING.exec(body.subarray(i, i + 200).toString('latin1'))?.[1];

@@ -12,10 +12,12 @@ import type { EventBus, EventName } from '../telemetry/events.js';
 import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import {
+  contentStart,
   FORM_MEDIA_TYPE,
   isAsciiCompatibleCharset,
   isFieldBody,
   isJsonMediaType,
+  isMultipartMediaType,
   isXmlMediaType,
   mediaTypeOf,
   unreadableCharset,
@@ -24,6 +26,8 @@ import { isActiveDoctype, readXml, xmlEncodingProblem } from '../net/xml-body.js
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
+// `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
+import { unescape as percentDecoded } from 'node:querystring';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -60,20 +64,7 @@ function decodedPath(path: string): string {
   }
 }
 
-const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
 const ESCAPED_OR_PLUS = /%[0-9A-Fa-f]{2}|\+/;
-
-/** `%XX` escapes decoded (invalid ones kept, as PHP's urldecode keeps them), as bytes read as UTF-8. */
-function percentDecoded(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return Buffer.from(
-      text.replace(PERCENT_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
-      'latin1',
-    ).toString('utf8');
-  }
-}
 
 /**
  * A cookie's name and value as sent, and as backends decode them when that differs: PHP (`+` as a
@@ -320,12 +311,10 @@ export function isWafBufferedBody(mime: string): boolean {
   return isFieldBody(mime) || mime.startsWith('text/') || isXmlMediaType(mime);
 }
 
-/** The request's body, if any; its JSON parse stays on the request for the other body stages. */
-/** A body whose first character (after white space and a BOM) opens a JSON object or array. */
+/** A body whose content opens a JSON object or array. */
 function looksLikeJson(body: Buffer): boolean {
-  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
-  while (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09) i++;
-  return body[i] === 0x7b || body[i] === 0x5b;
+  const first = body[contentStart(body)];
+  return first === 0x7b || first === 0x5b;
 }
 
 /** The body's strings read as JSON: parsed, or every literal unescaped when not interoperable JSON. */
@@ -334,6 +323,7 @@ function addJsonReading(t: WafTexts, request: BufferedBody, text: string, limits
   addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
 }
 
+/** The request's body, if any; its JSON parse stays on the request for the other body stages. */
 function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
   const body = request.body;
   if (!body || body.length === 0) return;
@@ -419,8 +409,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
     id: 'waf',
     observe(ctx) {
       const contentType = ctx.headers['content-type'];
-      // Any multipart type: Spring reads a multipart/mixed body's form-data parts as a form.
-      if (!mediaTypeOf(contentType).startsWith('multipart/')) return undefined;
+      if (!isMultipartMediaType(mediaTypeOf(contentType))) return undefined;
       const fields: [string, string][] = [];
       const files: [string, string][] = [];
       let unnamedTooLarge = false;
