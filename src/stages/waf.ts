@@ -105,55 +105,27 @@ function redactedPath(path: string): string {
 }
 
 /**
- * A `_charset_` parameter (query or form) naming a charset the waf does not read text in: Apache
- * Sling decodes every parameter of such a request in it, so `ibm037` would hide them all.
+ * Input the waf refuses as it reads it, before libddwaf: a `_charset_` parameter naming a charset
+ * it cannot read, an XML document type declaration that fetches or expands entities, XML a strict
+ * parser refuses. Thrown from a fill, like WafInputTooLarge, with the refusal it calls for.
  */
-class CharsetParameter extends Error {
-  constructor(readonly charset: string) {
-    super(`_charset_ names ${charset}`);
+class InputRefused extends Error {
+  constructor(readonly refusal: WardenError) {
+    super(refusal.message);
   }
 }
 
-/**
- * An XML body the waf does not pass on: a document type declaration that can make a parser fetch
- * or expand entities (XXE, billion laughs), or a document a strict parser refuses (its text was
- * not read as the backend's parser would read it).
- */
-class XmlRefusal extends Error {
-  constructor(
-    readonly why: 'doctype' | 'malformed',
-    readonly reason = '',
-  ) {
-    super(why);
-  }
-}
+/** What stops filling a request's texts: too much to inspect, or input refused as it is read. */
+const stopsFilling = (x: unknown): x is WafInputTooLarge | InputRefused => x instanceof WafInputTooLarge || x instanceof InputRefused;
 
 /** A match named by its parameter path. */
 type NamedMatch = Omit<WafMatch, 'index'> & { readonly path: string };
-type Finding = NamedMatch | 'timeout' | WafInputTooLarge | CharsetParameter | XmlRefusal | undefined;
+type Finding = NamedMatch | 'timeout' | WafInputTooLarge | InputRefused | undefined;
 
 /** The refusal a finding calls for, or undefined when the configuration lets it through. */
 function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
   if (found === undefined) return undefined;
-  if (found instanceof XmlRefusal) {
-    return found.why === 'doctype'
-      ? new WardenError('ERR_WAF_BLOCKED', {
-          rule: 'waf.xml_doctype',
-          detail: 'XML with a document type declaration that declares entities or names an external DTD is not accepted.',
-          event: 'warden.input.xxe',
-          attributes: { 'warden.detail': '/body' },
-        })
-      : new WardenError('ERR_REQUEST_INVALID', {
-          rule: 'waf.xml',
-          detail: `The XML body could not be read: ${found.reason.slice(0, 120)}.`,
-        });
-  }
-  if (found instanceof CharsetParameter) {
-    return new WardenError('ERR_REQUEST_INVALID', {
-      rule: 'waf.charset_parameter',
-      detail: `The _charset_ parameter names ${found.charset.slice(0, 40)}; the waf reads parameters as UTF-8 only.`,
-    });
-  }
+  if (found instanceof InputRefused) return found.refusal;
   if (found instanceof WafInputTooLarge) {
     if (cfg.oversize === 'allow') return undefined;
     return new WardenError('ERR_WAF_BLOCKED', {
@@ -185,12 +157,12 @@ function verdictOf(refusal: WardenError | undefined, o: WafStageOptions, ctx: Re
   return undefined;
 }
 
-function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge | CharsetParameter | XmlRefusal {
+function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafTexts | WafInputTooLarge | InputRefused {
   const texts = createWafTexts(withPaths);
   try {
     fill(texts);
   } catch (err) {
-    if (err instanceof WafInputTooLarge || err instanceof CharsetParameter || err instanceof XmlRefusal) return err;
+    if (stopsFilling(err)) return err;
     throw err;
   }
   return texts;
@@ -214,7 +186,7 @@ function inspect(
 ): Finding | Promise<Finding> {
   // Paths are built only when exclusions need them, or below to name a match.
   const texts = fillTexts(fill, skip !== undefined);
-  if (texts instanceof WafInputTooLarge || texts instanceof CharsetParameter || texts instanceof XmlRefusal) return texts;
+  if (stopsFilling(texts)) return texts;
   if (skip && texts.paths) {
     const paths = texts.paths;
     for (let i = paths.length - 1; i >= 0; i--) {
@@ -323,6 +295,15 @@ function addJsonReading(t: WafTexts, request: BufferedBody, text: string, limits
   addValue(t, '/body', json !== undefined ? json.value : jsonStringLiterals(text), limits);
 }
 
+/** XML whose document type declaration declares entities or names an external DTD (XXE, entity expansion). */
+const xmlDoctypeRefused = () =>
+  new WardenError('ERR_WAF_BLOCKED', {
+    rule: 'waf.xml_doctype',
+    detail: 'XML with a document type declaration that declares entities or names an external DTD is not accepted.',
+    event: 'warden.input.xxe',
+    attributes: { 'warden.detail': '/body' },
+  });
+
 /** The request's body, if any; its JSON parse stays on the request for the other body stages. */
 function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
   const body = request.body;
@@ -336,9 +317,12 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (isXmlMediaType(mime)) {
     const xml = readXml(body.toString('utf8'), { maxDepth: limits.maxDepth, maxStrings: limits.maxEntries + 1 });
-    if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new XmlRefusal('doctype');
+    if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new InputRefused(xmlDoctypeRefused());
     if (xml.tooLarge !== undefined) throw new WafInputTooLarge(xml.tooLarge);
-    if (xml.error !== undefined) throw new XmlRefusal('malformed', xml.error);
+    if (xml.error !== undefined)
+      throw new InputRefused(
+        new WardenError('ERR_REQUEST_INVALID', { rule: 'waf.xml', detail: `The XML body could not be read: ${xml.error.slice(0, 120)}.` }),
+      );
     for (const [path, text] of xml.strings) addValue(t, `/body${path}`, text, limits);
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/')) {
     // A form (untyped: Rack reads a POST body as one), or text as it is.
@@ -360,7 +344,13 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
 function parametersOf(params: URLSearchParams): Record<string, string[]> {
   const form = formOf(params);
   for (const charset of form._charset_ ?? [])
-    if (charset.trim() !== '' && !isAsciiCompatibleCharset(charset)) throw new CharsetParameter(charset);
+    if (charset.trim() !== '' && !isAsciiCompatibleCharset(charset))
+      throw new InputRefused(
+        new WardenError('ERR_REQUEST_INVALID', {
+          rule: 'waf.charset_parameter',
+          detail: `The _charset_ parameter names ${charset.slice(0, 40)}; the waf reads parameters as UTF-8 only.`,
+        }),
+      );
   return form;
 }
 
