@@ -360,19 +360,17 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
   return {
     id: 'waf',
     run(ctx) {
-      if (!inspectedWithBody(ctx)) return undefined;
       const contentType = ctx.headers['content-type'];
+      const mime = mediaTypeOf(contentType);
+      if (!isWafBufferedBody(mime)) return undefined;
       const body = ctx.body;
       const charset =
-        body !== undefined && body.length > 0
-          ? (unreadableCharset(contentType) ?? xmlEncodingProblem(mediaTypeOf(contentType), body))
-          : undefined;
+        body !== undefined && body.length > 0 ? (unreadableCharset(contentType) ?? xmlEncodingProblem(mime, body)) : undefined;
       if (charset !== undefined) {
         // Detect mode reports it and still inspects the rest of the request.
         const refused = verdictOf(charsetRefusal(charset), o, ctx);
         return refused ?? judge(ctx, (t) => addRequestParts(t, ctx, limits, o.headers));
       }
-      const mime = mediaTypeOf(contentType);
       return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits, o.headers);
         addBody(t, mime, ctx, limits);
