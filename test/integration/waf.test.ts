@@ -48,6 +48,14 @@ t.test('waf, block mode', async (t) => {
   const post = (path: string, type: string, body: string | Buffer, agent = h1) =>
     fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
   const lastEvent = (): Partial<CapturedEvent> => s.events.at(-1) ?? {};
+  /** A one-part multipart upload: the part's Content-Disposition (and any headers after it), then its content. */
+  const upload = (disposition: string, content: string, agent = h1, type = 'multipart/form-data') =>
+    post(
+      '/upload',
+      `${type}; boundary=waf-test`,
+      `--waf-test\r\nContent-Disposition: ${disposition}\r\n\r\n${content}\r\n--waf-test--\r\n`,
+      agent,
+    );
 
   await t.test('attacks in each place are refused before the backend', async (t) => {
     const before = backend.requests.length;
@@ -215,53 +223,28 @@ t.test('waf, block mode', async (t) => {
         'warden.input.ssrf',
         '/body/url/0',
       ],
-      [
-        'multipart text field (h2)',
-        () => {
-          const b = 'waf-test';
-          const body = `--${b}\r\nContent-Disposition: form-data; name="title"\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
-          return post('/upload', `multipart/form-data; boundary=${b}`, body, h2);
-        },
-        'warden.input.sqli',
-        '/body/title/0',
-      ],
+      ['multipart text field (h2)', () => upload('form-data; name="title"', SQLI, h2), 'warden.input.sqli', '/body/title/0'],
       [
         'multipart JSON part (Spring binds one), escapes decoded',
-        () => {
-          const b = 'waf-test';
-          const body = `--${b}\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n{"q":"\\u0027 OR 1=1 --"}\r\n--${b}--\r\n`;
-          return post('/upload', `multipart/form-data; boundary=${b}`, body);
-        },
+        () => upload('form-data; name="meta"\r\nContent-Type: application/json', '{"q":"\\u0027 OR 1=1 --"}'),
         'warden.input.sqli',
         '/body/meta/2',
       ],
       [
         'multipart octet-stream part without a file name (busboy: a file; PHP and Spring: a text field)',
-        () => {
-          const b = 'waf-test';
-          const body = `--${b}\r\nContent-Disposition: form-data; name="q"\r\nContent-Type: application/octet-stream\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
-          return post('/upload', `multipart/form-data; boundary=${b}`, body, h2);
-        },
+        () => upload('form-data; name="q"\r\nContent-Type: application/octet-stream', SQLI, h2),
         'warden.input.sqli',
         '/body/q/0',
       ],
       [
         'multipart/mixed form-data part (Spring and Tomcat read it as a form)',
-        () => {
-          const b = 'waf-test';
-          const body = `--${b}\r\nContent-Disposition: form-data; name="q"\r\n\r\n${SQLI}\r\n--${b}--\r\n`;
-          return post('/upload', `multipart/mixed; boundary=${b}`, body);
-        },
+        () => upload('form-data; name="q"', SQLI, h1, 'multipart/mixed'),
         'warden.input.sqli',
         '/body/q/0',
       ],
       [
         'multipart file name',
-        () => {
-          const b = 'waf-test';
-          const body = `--${b}\r\nContent-Disposition: form-data; name="f"; filename="../../../etc/passwd"\r\n\r\ndata\r\n--${b}--\r\n`;
-          return post('/upload', `multipart/form-data; boundary=${b}`, body);
-        },
+        () => upload('form-data; name="f"; filename="../../../etc/passwd"', 'data'),
         'warden.input.traversal',
         '/files/f/0',
       ],
@@ -279,11 +262,8 @@ t.test('waf, block mode', async (t) => {
   });
 
   await t.test('a multipart part in base64 (a decoding backend would read what the waf cannot) is refused', async (t) => {
-    const b = 'waf-test';
-    const payload = Buffer.from(SQLI).toString('base64');
-    const body = `--${b}\r\nContent-Disposition: form-data; name="title"\r\nContent-Transfer-Encoding: base64\r\n\r\n${payload}\r\n--${b}--\r\n`;
     const before = backend.requests.length;
-    const r = await post('/upload', `multipart/form-data; boundary=${b}`, body);
+    const r = await upload('form-data; name="title"\r\nContent-Transfer-Encoding: base64', Buffer.from(SQLI).toString('base64'));
     t.equal(r.status, 400, 'refused as a body the waf cannot read');
     t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /base64 transfer encoding/ });
     t.equal(backend.requests.length, before, 'not forwarded');
