@@ -13,7 +13,7 @@ t.test('non-ASCII strings also in their NFKC form, which counts towards max_entr
   t.same(plain.texts, ['ご注文 O\u2019Brien'], 'a string NFKC leaves as it is is not copied');
   t.throws(
     () => addValue(createWafTexts(), '/q', '\uFF21 \uFF22', { maxEntries: 1, maxDepth: 8 }),
-    { what: 'entries' },
+    { message: 'request has too many entries to inspect' },
     'one entry, two texts: too large',
   );
 });
