@@ -209,6 +209,10 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
         inProgress.shouldKeepAlive = false;
         respond(problem, subject, inProgress);
         socket.setTimeout(1000, () => socket.destroy());
+        // Node detaches the request from the connection once this response is finished, so the
+        // connection closing no longer ends it: a body still being read (a chunk size the parser
+        // refused) would wait for request_timeout, holding what had arrived. End it with the connection.
+        socket.once('close', () => inProgress.req?.destroy());
         return;
       }
       raise(problem, subject);

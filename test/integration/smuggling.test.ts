@@ -67,3 +67,29 @@ t.test('a smuggled second request inside a body is data, never a request', async
   t.equal(backend.requests[0]?.url, '/echo');
   t.equal(backend.requests[0]?.bodyBytes, inner.length);
 });
+
+t.test('a request cut off mid-body by a parse error leaves nothing behind once refused', async (t) => {
+  // Node detaches a request from its connection once its response is finished, so the connection
+  // closing no longer ended a body still being read: it waited for request_timeout (here 1 h, 60 s
+  // by default), holding the chunks that had arrived, outside max_connections and max_in_flight.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { limits: { request_timeout: '1h' } });
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const settled = async (baseline: number) => {
+    // The refusal's own timers (the 1 s socket guard) go first; bounded wait, no timing asserted.
+    for (let i = 0; i < 50 && timers() > baseline; i++) await new Promise((r) => setTimeout(r, 100));
+    return timers();
+  };
+  const warm = await rawTls(s.port, 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { ca: s.ca });
+  t.equal(statusOf(warm), 200);
+  const baseline = await settled(0);
+  const chunk = 'a'.repeat(64 * 1024);
+  const cut = `POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\nzz\r\n`;
+  for (let i = 0; i < 3; i++) {
+    const raw = await rawTls(s.port, cut, { ca: s.ca, timeoutMs: 3000 });
+    t.equal(statusOf(raw), 400, `cut request ${i + 1}: 400`);
+  }
+  t.equal(await settled(baseline), baseline, 'no body read is left waiting for request_timeout');
+  t.equal(backend.requests.length, 1, 'only the well-formed request reached the backend');
+});
