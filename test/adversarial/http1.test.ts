@@ -7,6 +7,7 @@
 import t from 'tap';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
+import { activeTimers, timersBackTo } from '../support/timers.js';
 import { pathWithoutParameters } from '../../src/proxy/path.js';
 import { check, exchange, Scoreboard, type RawExchange } from './harness.js';
 
@@ -116,6 +117,9 @@ t.test('hostile HTTP/1.1', async (t) => {
     ],
   });
   const board = new Scoreboard(backend, () => s);
+  // What the sidecar keeps running on its own, after one served request (see the end).
+  await send(`GET /a HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+  const timersAtStart = activeTimers();
 
   for (const [name, payload, status] of SMUGGLING)
     await board.run(
@@ -374,4 +378,8 @@ t.test('hostile HTTP/1.1', async (t) => {
     await board.run(t, 'paths/encoding', name, '400, closed', async () => refused(await send(payload), 400));
 
   board.report(t);
+  // Every case above is over: none of them may leave a timer of its request running (a body read
+  // waiting for request_timeout held a refused request's body for 60 s, docs/adversarial.md defect 35).
+  const left = await timersBackTo(timersAtStart, 15_000);
+  t.ok(left <= timersAtStart, `no timer of a refused request left running (${left} active, ${timersAtStart} at the start)`);
 });

@@ -13,6 +13,7 @@ import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { repoRoot, startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
+import { activeTimers, timersBackTo } from '../support/timers.js';
 import { FLAG, FRAME, frame, headerBlock, rawH2, requestHeaders } from '../support/h2-frames.js';
 import { check, exchange, Scoreboard } from './harness.js';
 
@@ -32,11 +33,12 @@ t.test('hostile bodies and tokens', async (t) => {
     limits: { max_body_bytes: '256KiB' },
   });
   const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
+  t.teardown(() => (agent.closed ? undefined : agent.close()));
   const claims = { iss: idp.issuer, aud: 'pets', sub: 'mallory', scope: 'pets:read pets:write' };
   const good = await idp.sign({ ...claims, exp: now() + 300 });
   // The health probe: the public operation.
   const board = new Scoreboard(backend, () => ({ port: s.port, ca: s.ca, adminUrl: s.adminUrl, probe: '/v1/health' }));
+  const timersAtStart = activeTimers();
 
   const post = (body: string | Buffer) =>
     fetchText(`${s.url}/v1/pets`, agent, {
@@ -184,6 +186,10 @@ t.test('hostile bodies and tokens', async (t) => {
   const ok = await get({ authorization: `Bearer ${good}` });
   t.equal(ok.status, 200, 'control: the good token is served');
   board.report(t);
+  await agent.close();
+  // Every case above is over: none may leave a timer of its request running (docs/adversarial.md defect 35).
+  const left = await timersBackTo(timersAtStart, 15_000);
+  t.ok(left <= timersAtStart, `no timer of a refused request left running (${left} active, ${timersAtStart} at the start)`);
 });
 
 /**
@@ -196,8 +202,9 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
   t.teardown(() => backend.close());
   const s = await startTestSidecar(t, backend.url, { threats: { waf: {} }, limits: { max_body_bytes: '256KiB' } });
   const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
+  t.teardown(() => (agent.closed ? undefined : agent.close()));
   const board = new Scoreboard(backend, () => ({ port: s.port, ca: s.ca, adminUrl: s.adminUrl, probe: '/probe' }));
+  const timersAtStart = activeTimers();
   const SQLI_ESCAPED = '{"q":"\\u0027 OR 1=1 --"}';
   const multipart = (headers: string, value: string) =>
     `--b\r\nContent-Disposition: form-data; name="f"\r\n${headers}\r\n${value}\r\n--b--\r\n`;
@@ -310,4 +317,8 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       check(/problem\+json/.test(String(r.headers['content-type'])), 'not problem+json');
     });
   board.report(t);
+  await agent.close();
+  // Every case above is over: none may leave a timer of its request running (docs/adversarial.md defect 35).
+  const left = await timersBackTo(timersAtStart, 15_000);
+  t.ok(left <= timersAtStart, `no timer of a refused request left running (${left} active, ${timersAtStart} at the start)`);
 });
