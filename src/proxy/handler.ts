@@ -273,6 +273,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const route = match.route;
     // After the other stages: the body stages and the stages that watch the body arrive.
     const next = () => {
+      // Every decision the headers allow is made: only now is the body worth sending (RFC 9110 §10.1.1).
+      if (hasBody && headers.expect !== undefined) inviteBody(req, res, h2);
       const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
       const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
@@ -340,6 +342,19 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       (err: unknown) => refuse(err),
     );
   }
+}
+
+/**
+ * `100 Continue` for a client that waits for it before sending its body (`Expect: 100-continue`;
+ * curl does for large uploads): sent once the request has passed every stage that reads only its head,
+ * so a request refused on its headers (401, 403, 413 by Content-Length, 429) is answered at once
+ * and its body never sent. The listener hands such requests over unanswered (listener.ts).
+ */
+function inviteBody(req: AnyRequest, res: AnyResponse, h2: boolean): void {
+  // Never a 1xx to an HTTP/1.0 client (RFC 9110 §15.2); Node hands those over as plain requests.
+  if (!h2) return void ((req as IncomingMessage).httpVersionMinor === 1 && (res as ServerResponse).writeContinue());
+  const stream = (req as H2Request).stream;
+  if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders({ ':status': 100 });
 }
 
 /** The observers of this request's body (a stage may have nothing to watch, e.g. another media type). */

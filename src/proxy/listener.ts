@@ -96,6 +96,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // No socket inactivity timeout: it would also cut requests that wait on a slow backend. Idle
   // keep-alive connections close after keepAliveTimeout; slow clients meet headers/request timeouts.
   h1.timeout = 0;
+  // `Expect: 100-continue`: handled like any request, the handler sends 100 only once the body is
+  // needed (Node would send it at once, inviting the body of a request refused on its headers).
+  h1.on('checkContinue', options.onRequest);
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
@@ -126,9 +129,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     }
     const expect = headers.expect;
     if (expect !== undefined) {
-      // As node:http answers: 100 Continue at once, any other expectation 417.
+      // As node:http answers any other expectation: 417. 100 Continue is the handler's, once the body is needed.
       if (expect !== '100-continue') return void res.writeHead(417, {}).end();
-      stream.additionalHeaders({ ':status': 100 });
     }
     options.onRequest(req, res);
   });
