@@ -23,6 +23,8 @@ export const ERRORS = {
   ERR_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', event: 'warden.http.limit_exceeded' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', event: 'warden.http.limit_exceeded' },
   ERR_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', event: 'warden.http.limit_exceeded' },
+  // Never sent (the response has started): the connection or stream is cut, the event raised.
+  ERR_SEND_TIMEOUT: { status: 408, title: 'Response not read in time', event: 'warden.http.limit_exceeded' },
   // Routing and policy
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', event: 'warden.route.unknown' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },

@@ -156,6 +156,7 @@ export const sidecarSchema = {
         headers_timeout: duration('10s'),
         request_timeout: duration('60s'),
         idle_timeout: duration('60s'),
+        send_timeout: duration('60s'),
         handshake_timeout: duration('10s'),
         max_concurrent_streams: positiveInt(100, 10_000),
         max_connections: positiveInt(10_000),

@@ -48,6 +48,8 @@ export interface LimitsConfig {
   headers_timeout: number;
   request_timeout: number;
   idle_timeout: number;
+  /** A response the client stops reading is cut after this long without progress (slow read). */
+  send_timeout: number;
   handshake_timeout: number;
   max_concurrent_streams: number;
   max_connections: number;

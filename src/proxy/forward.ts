@@ -110,6 +110,10 @@ function onExactTimeout(handler: ForwardHandler): void {
   handler.timedOut();
 }
 
+function onSendTimeout(handler: ForwardHandler): void {
+  handler.sendTimedOut();
+}
+
 /** A native timer that, like undici's, does not by itself keep the process alive. */
 function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
   return setTimeout(onExactTimeout, ms, handler).unref();
@@ -149,8 +153,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private timer: NodeJS.Timeout | undefined;
   /** The client reads slower than the backend sends: the body timeout waits, as undici's does. */
   private paused = false;
+  /**
+   * Runs while the client reads nothing (limits.send_timeout). undici's body timeout stops while
+   * the exchange is paused, so without it a client that never reads would hold this backend
+   * connection for good: a few such clients held every connection of the pool (slow read).
+   */
+  private sendTimer: NodeJS.Timeout | undefined;
   private readonly resume = () => {
     this.paused = false;
+    clearTimeout(this.sendTimer);
     this.timer?.refresh();
     this.controller?.resume();
   };
@@ -166,12 +177,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     private readonly exact: ExactTimeouts,
     /** The whole request leaves in one write (a body read whole, or none). */
     private readonly sentAtOnce: boolean,
+    private readonly sendTimeoutMs: number,
   ) {}
 
   abort(): void {
     if (this.finished) return;
-    this.finished = true;
-    clearTimeout(this.timer);
+    this.settle();
     this.controller?.abort(new Error('client closed the request'));
   }
 
@@ -193,6 +204,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   requestSent(): void {
     if (this.finished || this.started) return;
     this.timer = exactTimer(this, this.exact.headers);
+  }
+
+  /** The client has read nothing for send_timeout: its response is cut and the backend connection freed. */
+  sendTimedOut(): void {
+    if (this.finished || !this.paused) return;
+    const error = new WardenError('ERR_SEND_TIMEOUT', {
+      rule: 'limits.send_timeout',
+      detail: `The client read nothing of the response for ${this.sendTimeoutMs} ms.`,
+    });
+    this.fail(error);
+    this.controller?.abort(error);
   }
 
   /** The exact timer fired: no response headers, or no body data, in time. */
@@ -242,13 +264,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       this.paused = true;
       controller.pause();
       this.res.once('drain', this.resume);
+      this.sendTimer = setTimeout(onSendTimeout, this.sendTimeoutMs, this).unref();
     }
   }
 
   onResponseEnd(): void {
     if (this.finished) return;
-    this.finished = true;
-    clearTimeout(this.timer);
+    this.settle();
     this.res.end();
     if (this.copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(this.copy, this.copied));
   }
@@ -257,21 +279,26 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.finished) return;
     if (err instanceof ClientClosedError) {
       // The request body's client left: no failure of the backend, and no one to tell.
-      this.finished = true;
-      clearTimeout(this.timer);
+      this.settle();
       return;
     }
     this.fail(err instanceof WardenError ? err : upstreamError(err));
   }
 
   private fail(error: WardenError): void {
+    this.settle();
+    this.outcome.onFailure(error, this.started);
+  }
+
+  /** The exchange is over: no timer of it may run on (each holds the handler, and the response, alive). */
+  private settle(): void {
     this.finished = true;
     clearTimeout(this.timer);
-    this.outcome.onFailure(error, this.started);
+    clearTimeout(this.sendTimer);
   }
 }
 
-export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwarder {
+export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTimeoutMs: number): Forwarder {
   const pool = createPool(cfg);
   const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body };
   const exact = exactTimeouts(cfg);
@@ -279,7 +306,7 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules): Forwar
   return {
     forward(ctx, body, res, outcome) {
       const streamed = body !== null && !Buffer.isBuffer(body) ? body : undefined;
-      const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined);
+      const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined, sendTimeoutMs);
       const sent = streamed !== undefined && exact.headers > 0 ? announceEnd(streamed, handler) : body;
       pool.dispatch(
         {

@@ -136,7 +136,15 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
   const jwksPath = config.tokens?.mint.jwks_path;
   const localEndpoints =
     runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
-  return { loaded, config, plan, rules, forwarder: createForwarder(config.upstream, rules), limits: config.limits, localEndpoints };
+  return {
+    loaded,
+    config,
+    plan,
+    rules,
+    forwarder: createForwarder(config.upstream, rules, config.limits.send_timeout),
+    limits: config.limits,
+    localEndpoints,
+  };
 }
 
 /** The rate-limit store for a configuration: the current one while its store settings are unchanged (buckets survive a reload). */

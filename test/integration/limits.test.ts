@@ -174,6 +174,54 @@ function cases(t: Test) {
     t.ok(backend.requests.length <= 3, `backend saw ${backend.requests.length} ≤ 3 requests`);
   });
 
+  t.test('slow read: a client that reads nothing of its response is cut after send_timeout, freeing the backend connection', async (t) => {
+    // Two backend connections and three clients that never read a 50 MB download: undici's body
+    // timeout waits while the client holds the response back, so they held the pool for good.
+    const own = await startTestSidecar(t, backend.url, { upstream: { connections: 2 }, limits: { send_timeout: '1s' } });
+    const readers = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const socket = tlsConnect({ port: own.port, host: '127.0.0.1', servername: 'localhost', ca: own.ca, ALPNProtocols: ['http/1.1'] });
+        await new Promise((r) => socket.once('secureConnect', r));
+        socket.write('GET /download?bytes=50000000 HTTP/1.1\r\nHost: a\r\n\r\n');
+        socket.pause();
+        let received = 0;
+        socket.on('data', (d: Buffer) => (received += d.length));
+        const closed = new Promise<number>((r) => socket.once('close', () => r(received)));
+        return { socket, closed };
+      }),
+    );
+    t.teardown(() => readers.forEach((r) => r.socket.destroy()));
+    // Bounded: on the build before, this waited for a backend connection that never came back.
+    const agent = testAgent(own.ca);
+    t.teardown(() => agent.close());
+    const r = await fetchText(`${own.url}/echo`, agent, { signal: AbortSignal.timeout(20_000) });
+    t.equal(r.status, 200, 'a reading client is served');
+    // The third got a backend connection once one was freed: it is cut a send_timeout later.
+    const cut = () => own.events.filter((e) => e.name === 'warden.http.limit_exceeded' && e['warden.rule'] === 'limits.send_timeout');
+    for (let waited = 0; cut().length < 3 && waited < 20_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    t.equal(cut().length, 3, 'warden.http.limit_exceeded (limits.send_timeout) for each');
+    // Read what the kernel still holds: a connection the sidecar cut ends well short of 50 MB.
+    for (const x of readers) x.socket.resume();
+    const received = await Promise.all(readers.map((x) => x.closed));
+    t.ok(
+      received.every((n) => n < 50_000_000),
+      `each slow reader's response was cut (${received.join(', ')} bytes)`,
+    );
+
+    // h2: a stream whose data the client does not read (no WINDOW_UPDATE) is reset, the session lives on.
+    const session = http2.connect(own.url, { ca: own.ca });
+    t.teardown(() => session.close());
+    const stuck = session.request({ ':path': '/download?bytes=50000000' });
+    stuck.pause();
+    stuck.on('error', () => undefined); // the reset, read from rstCode below
+    const rst = await new Promise<number>((resolve) => stuck.once('close', () => resolve(stuck.rstCode ?? -1)));
+    t.not(rst, http2.constants.NGHTTP2_NO_ERROR, `the unread stream was reset (code ${rst}), never ended as complete`);
+    const next = session.request({ ':path': '/echo' });
+    next.resume();
+    const status = await new Promise<number>((resolve) => next.once('response', (h) => resolve(Number(h[':status']))));
+    t.equal(status, 200, 'the same session serves the next stream');
+  });
+
   t.test('max connections: connections beyond the limit are dropped', async (t) => {
     // A sidecar of its own, so no connection from another test counts against the limit.
     const own = await startTestSidecar(t, backend.url, { limits: { max_connections: 2 } });
