@@ -180,6 +180,15 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
     yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
   }
+  // 0 turns Node's own timers off (headers, request, keep-alive, handshake) while the sidecar's body
+  // read would time out at once: either way not a limit. Slow clients are what these bound.
+  for (const key of ['headers_timeout', 'request_timeout', 'idle_timeout', 'send_timeout', 'handshake_timeout'] as const) {
+    if (config.limits[key] <= 0)
+      yield issue(
+        ['limits', key],
+        'must be more than 0: a client with no time limit is the slow-client attack (set a long one instead, e.g. "10m")',
+      );
+  }
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
     yield issue(

@@ -177,6 +177,12 @@ routes:
     issuesOf(() => parseSidecarConfig('s.yaml', mtls)).join('\n'),
     /listeners\.inbound\.tls\.client_certificates: "require" needs listeners\.inbound\.tls\.client_ca/,
   );
+
+  // 0 turned Node's timers off, and made the body read time out at once (408 on every body over one chunk).
+  for (const key of ['headers_timeout', 'request_timeout', 'idle_timeout', 'send_timeout', 'handshake_timeout']) {
+    const zero = issuesOf(() => parseSidecarConfig('s.yaml', (text.split('routes:')[0] ?? '').replace('headers_timeout: 2m', `${key}: 0`)));
+    t.match(zero.join('\n'), new RegExp(`limits\\.${key}: must be more than 0`), `${key}: 0 refused, naming the field`);
+  }
 });
 
 t.test('TLS files must exist, load, and belong together', async (t) => {
