@@ -157,6 +157,7 @@ export const sidecarSchema = {
         request_timeout: duration('60s'),
         idle_timeout: duration('60s'),
         send_timeout: duration('60s'),
+        max_buffered_bytes: size('64MiB'),
         handshake_timeout: duration('10s'),
         max_concurrent_streams: positiveInt(100, 10_000),
         max_connections: positiveInt(10_000),

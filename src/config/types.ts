@@ -56,6 +56,8 @@ export interface LimitsConfig {
   max_requests_per_connection: number;
   /** Requests inside the sidecar at once (all connections); beyond it, 503 at once. 0 = unlimited. */
   max_in_flight: number;
+  /** Request bodies held in memory at once, over all requests; beyond it 503 (body-budget.ts). */
+  max_buffered_bytes: number;
   /** A body held for a streaming stage (malware scan) spills to a temp file beyond this. */
   body_memory_bytes: number;
   /** Where spilled bodies go (unlinked at once; default: the OS temp dir). */

@@ -8,6 +8,7 @@ import { WardenError } from '../errors.js';
 import type { BodyObserver } from '../pipeline/stage.js';
 import { bodyStreamError, ClientClosedError } from './body.js';
 import { SpooledBody } from './spooled-body.js';
+import { bodyBudgetExceeded, type BodyLease } from '../traffic/body-budget.js';
 
 /** Unwritten spool bytes above which the client is paused until the disk catches up. */
 const SPOOL_HIGH_WATER = 4 * 1024 * 1024;
@@ -19,6 +20,8 @@ export interface BodyIntakeOptions {
   memoryLimit: number;
   spoolDir?: string | undefined;
   observers: readonly BodyObserver[];
+  /** Takes what stays in memory from the memory budget as it arrives (a declared length is taken before). */
+  lease?: BodyLease | undefined;
 }
 
 export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<SpooledBody> {
@@ -46,6 +49,11 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
             detail: `The body may be at most ${options.maxBytes} bytes.`,
           }),
         );
+        return;
+      }
+      const inMemory = Math.min(chunk.length, options.memoryLimit - spool.size);
+      if (options.lease !== undefined && inMemory > 0 && !options.lease.take(inMemory)) {
+        fail(bodyBudgetExceeded());
         return;
       }
       spool.append(chunk);

@@ -1,6 +1,7 @@
 /** Request bodies of unknown length (chunked, or HTTP/2 without Content-Length), cut off at a limit. */
 import type { Readable } from 'node:stream';
 import { WardenError } from '../errors.js';
+import { bodyBudgetExceeded, type BodyLease } from '../traffic/body-budget.js';
 
 /**
  * The client went away, or its stream was reset, before the body ended: there is no one left to
@@ -41,9 +42,10 @@ export async function* limitBody(body: AsyncIterable<Buffer> & Pick<Readable, 'd
 
 /**
  * Reads a whole request body for the stages that need it, up to `maxBytes` (413 beyond) and within
- * `timeoutMs` (408). Only routes whose plan has body stages pay for this.
+ * `timeoutMs` (408). Only routes whose plan has body stages pay for this. `lease`, when given, takes
+ * each chunk from the memory budget as it arrives (503 past it); a declared length is taken before.
  */
-export function readBody(body: Readable, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+export function readBody(body: Readable, maxBytes: number, timeoutMs: number, lease?: BodyLease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -60,6 +62,11 @@ export function readBody(body: Readable, maxBytes: number, timeoutMs: number): P
         reject(
           new WardenError('ERR_BODY_TOO_LARGE', { rule: 'limits.max_body_bytes', detail: `The body may be at most ${maxBytes} bytes.` }),
         );
+        return;
+      }
+      if (lease !== undefined && !lease.take(chunk.length)) {
+        cleanup();
+        reject(bodyBudgetExceeded());
         return;
       }
       chunks.push(chunk);

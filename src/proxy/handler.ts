@@ -28,6 +28,7 @@ import { checkPathReadings } from './path-readings.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBody } from './body.js';
 import { takeBody } from './body-intake.js';
+import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
 import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { contentCodings, decodeContentCodings, encodedForObservers } from '../net/content-coding.js';
@@ -116,6 +117,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
   const { rescue, observe } = deps;
   // Requests inside the sidecar right now (in stages or upstream), for load shedding.
   let inFlight = 0;
+  // Request bodies held in memory right now, over all requests (limits.max_buffered_bytes).
+  const bodyBudget = createBodyBudget();
 
   return function handleRequest(req, res) {
     const gen = deps.current();
@@ -170,12 +173,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     tracing: RequestTracing | undefined,
   ): void {
     let aborter: { abort(): void } | undefined;
+    let lease: BodyLease | undefined;
     inFlight++;
     res.once('close', () => {
       inFlight--;
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
       // while the upstream exchange was still running. A finished exchange ignores the abort.
       aborter?.abort();
+      lease?.release();
       tracing?.end(ctx, res.statusCode);
       observe(ctx, res.statusCode, res.writableFinished);
     });
@@ -273,17 +278,28 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const route = match.route;
     // After the other stages: the body stages and the stages that watch the body arrive.
     const next = () => {
-      // Every decision the headers allow is made: only now is the body worth sending (RFC 9110 §10.1.1).
-      if (hasBody && headers.expect !== undefined) inviteBody(req, res, h2);
       const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
       const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
+      // Read whole for the buffered stages (validation, the waf on JSON) or for its size alone
+      // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.
+      const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
+      // What of the body will be held in memory: all of a body read whole, a spooled one up to its memory limit.
+      const memoryLimit = buffer ? route.maxBodyBytes : gen.limits.body_memory_bytes;
+      if (observers.length > 0 || buffer || small) {
+        lease = bodyBudget.lease(gen.limits.max_buffered_bytes);
+        if (declaredBytes !== undefined && !lease.take(observers.length > 0 ? Math.min(declaredBytes, memoryLimit) : declaredBytes)) {
+          for (const o of observers) o.abort();
+          return refuse(bodyBudgetExceeded());
+        }
+      }
+      // Every decision the headers allow is made: only now is the body worth sending (RFC 9110 §10.1.1).
+      if (hasBody && headers.expect !== undefined) inviteBody(req, res, h2);
+      // A declared length was taken whole above; a chunked body is taken as it arrives.
+      const chunkLease = declaredBytes === undefined ? lease : undefined;
       if (observers.length === 0) {
-        // Read whole for the buffered stages (validation, the waf on JSON) or for its size alone
-        // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.
-        const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
         if (!buffer && !small) return afterBody(undefined);
-        readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout)
+        readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease)
           .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, () => afterBody(body)) : afterBody(body)))
           .catch((err: unknown) => refuse(err));
         return;
@@ -297,9 +313,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         maxBytes: route.maxBodyBytes,
         timeoutMs: gen.limits.request_timeout,
         // Held whole for stages that parse it; otherwise in memory up to body_memory_bytes, then on disk.
-        memoryLimit: buffer ? route.maxBodyBytes : gen.limits.body_memory_bytes,
+        memoryLimit,
         spoolDir: gen.limits.spool_dir,
         observers,
+        lease: chunkLease,
       })
         .then((spool) => {
           res.once('close', () => spool.dispose());

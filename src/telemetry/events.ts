@@ -130,7 +130,8 @@ export const EVENTS = {
   },
   'warden.traffic.shed': {
     severity: 'warn',
-    description: 'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar (load shedding).',
+    description:
+      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, or its body did not fit in limits.max_buffered_bytes (load shedding).',
   },
   'warden.ratelimit.store_unavailable': {
     severity: 'error',

@@ -222,6 +222,61 @@ function cases(t: Test) {
     t.equal(status, 200, 'the same session serves the next stream');
   });
 
+  t.test('max_buffered_bytes: bodies held in memory at once are bounded; past it 503 at once, and the budget comes back', async (t) => {
+    // Each body is bounded by max_body_bytes, but nothing bounded how many were held at once: forty
+    // 9 MiB JSON bodies on one h2 session ran a sidecar with a 192 MiB heap out of memory (by hand).
+    const own = await startTestSidecar(t, backend.url, {
+      threats: { waf: {} },
+      limits: { max_body_bytes: '1MiB', max_buffered_bytes: '1MiB' },
+    });
+    const KiB = 1024;
+    const json = (bytes: number) => Buffer.from(JSON.stringify({ note: 'x'.repeat(bytes - 11) }));
+    /** An upload that waits for 100 Continue (which comes once its body's share is taken), then its status. */
+    const upload = async (head: string) => {
+      const socket = tlsConnect({ port: own.port, host: '127.0.0.1', servername: 'localhost', ca: own.ca, ALPNProtocols: ['http/1.1'] });
+      t.teardown(() => socket.destroy());
+      await new Promise((r) => socket.once('secureConnect', r));
+      let text = '';
+      const first = new Promise<string>((resolve) =>
+        socket.on('data', (d: Buffer) => resolve((text += d.toString('latin1')).slice(0, 12))),
+      );
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.write(`POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n${head}\r\n`);
+      return { socket, first, closed, text: () => text };
+    };
+    const expecting = (bytes: number) => upload(`Content-Length: ${bytes}\r\nExpect: 100-continue\r\nConnection: close\r\n`);
+
+    const a = await expecting(400 * KiB);
+    const b = await expecting(400 * KiB);
+    t.equal(await a.first, 'HTTP/1.1 100', 'first upload: its 400 KiB taken, body invited');
+    t.equal(await b.first, 'HTTP/1.1 100', 'second upload: 800 KiB of 1 MiB held');
+    const c = await expecting(400 * KiB);
+    t.equal(await c.first, 'HTTP/1.1 503', 'a third that does not fit: 503 at once, its body never invited');
+    await c.closed;
+    t.match(c.text(), /retry-after: 1/i);
+    t.match(c.text(), /"code":"ERR_OVERLOADED"/);
+    const shed = own.events.filter((e) => e.name === 'warden.traffic.shed' && e['warden.rule'] === 'limits.max_buffered_bytes');
+    t.equal(shed.length, 1, 'warden.traffic.shed, rule limits.max_buffered_bytes');
+
+    // A chunked body is taken as it arrives: 200 KiB chunks past the 600 KiB left are refused mid-body.
+    const chunked = await upload('Transfer-Encoding: chunked\r\n');
+    const chunk = Buffer.alloc(200 * KiB, 0x20);
+    for (let i = 0; i < 4 && !chunked.socket.destroyed; i++)
+      chunked.socket.write(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]));
+    t.equal(await chunked.first, 'HTTP/1.1 503', 'a chunked body that outgrows what is left: 503');
+
+    // The two held uploads finish; their share comes back with them.
+    for (const x of [a, b]) x.socket.write(json(400 * KiB));
+    await Promise.all([a.closed, b.closed]);
+    t.match(a.text(), /HTTP\/1\.1 200 /, 'the first upload is served');
+    t.match(b.text(), /HTTP\/1\.1 200 /, 'the second upload is served');
+    const d = await expecting(600 * KiB);
+    t.equal(await d.first, 'HTTP/1.1 100', 'once they are done, a 600 KiB body fits again');
+    d.socket.write(json(600 * KiB));
+    await d.closed;
+    t.match(d.text(), /HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
   t.test('max connections: connections beyond the limit are dropped', async (t) => {
     // A sidecar of its own, so no connection from another test counts against the limit.
     const own = await startTestSidecar(t, backend.url, { limits: { max_connections: 2 } });

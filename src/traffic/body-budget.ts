@@ -1,0 +1,53 @@
+/**
+ * Request body bytes held in memory at once, over every request (limits.max_buffered_bytes): the
+ * bodies read whole for the body stages, and the part of a spooled body kept in memory. Each body
+ * is bounded by max_body_bytes, but nothing bounded how many were read at once: forty 9 MiB JSON
+ * bodies on one h2 connection ran a sidecar with a 192 MiB heap out of memory. A body that would
+ * take the total past the limit is refused with 503 (Retry-After), before it is read when its
+ * Content-Length says so, and the process stays within its memory.
+ */
+import { WardenError } from '../errors.js';
+
+/** One request's share: takes bytes while they fit, gives all of them back at once. */
+export interface BodyLease {
+  take(bytes: number): boolean;
+  release(): void;
+}
+
+export interface BodyBudget {
+  /** A lease against `limit` (the current generation's max_buffered_bytes). */
+  lease(limit: number): BodyLease;
+  /** Bytes held now. */
+  readonly held: number;
+}
+
+export function createBodyBudget(): BodyBudget {
+  let held = 0;
+  return {
+    get held() {
+      return held;
+    },
+    lease(limit) {
+      let mine = 0;
+      return {
+        take(bytes) {
+          if (held + bytes > limit) return false;
+          held += bytes;
+          mine += bytes;
+          return true;
+        },
+        release() {
+          held -= mine;
+          mine = 0;
+        },
+      };
+    },
+  };
+}
+
+export const bodyBudgetExceeded = (): WardenError =>
+  new WardenError('ERR_OVERLOADED', {
+    rule: 'limits.max_buffered_bytes',
+    detail: 'The sidecar holds as many request bodies as it may; try again shortly.',
+    headers: { 'retry-after': '1' },
+  });
