@@ -286,6 +286,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
       // What of the body will be held in memory: all of a body read whole, a spooled one up to its memory limit.
       const memoryLimit = buffer ? route.maxBodyBytes : gen.limits.body_memory_bytes;
+      // The malware scan and the multipart readers see the body as it arrives, encoded: not read at all.
+      if (observers.length > 0 && codings.length > 0) {
+        for (const o of observers) o.abort();
+        return refuse(encodedForObservers());
+      }
       if (observers.length > 0 || buffer || small) {
         lease = bodyBudget.lease(gen.limits.max_buffered_bytes);
         if (declaredBytes !== undefined && !lease.take(observers.length > 0 ? Math.min(declaredBytes, memoryLimit) : declaredBytes)) {
@@ -303,11 +308,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, () => afterBody(body)) : afterBody(body)))
           .catch((err: unknown) => refuse(err));
         return;
-      }
-      // The malware scan and the multipart readers see the body as it arrives, encoded: not read at all.
-      if (codings.length > 0) {
-        for (const o of observers) o.abort();
-        return refuse(encodedForObservers());
       }
       takeBody(bodySource, {
         maxBytes: route.maxBodyBytes,
