@@ -189,30 +189,6 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
         'must be more than 0: a client with no time limit is the slow-client attack (set a long one instead, e.g. "10m")',
       );
   }
-  // A body larger than the whole memory budget would be refused as "try again" for ever.
-  const { max_buffered_bytes, max_body_bytes } = config.limits;
-  if (max_buffered_bytes < max_body_bytes) {
-    yield issue(
-      ['limits', 'max_buffered_bytes'],
-      `must be at least limits.max_body_bytes (${max_body_bytes} bytes): one such body must fit`,
-    );
-  }
-  for (const [id, operation] of Object.entries(config.openapi?.operations ?? {})) {
-    const max = operation.limits?.max_body_bytes;
-    if (max !== undefined && max > max_buffered_bytes)
-      yield issue(
-        ['openapi', 'operations', id, 'limits', 'max_body_bytes'],
-        `must be at most limits.max_buffered_bytes (${max_buffered_bytes} bytes), which bounds all bodies held at once`,
-      );
-  }
-  for (const [i, route] of config.routes.entries()) {
-    const routeMax = route.limits?.max_body_bytes;
-    if (routeMax !== undefined && routeMax > max_buffered_bytes)
-      yield issue(
-        ['routes', i, 'limits', 'max_body_bytes'],
-        `must be at most limits.max_buffered_bytes (${max_buffered_bytes} bytes), which bounds all bodies held at once`,
-      );
-  }
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
     yield issue(

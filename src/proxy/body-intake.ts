@@ -53,7 +53,7 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
       }
       const inMemory = Math.min(chunk.length, options.memoryLimit - spool.size);
       if (options.lease !== undefined && inMemory > 0 && !options.lease.take(inMemory)) {
-        fail(bodyBudgetExceeded());
+        fail(bodyBudgetExceeded(options.lease, inMemory));
         return;
       }
       spool.append(chunk);

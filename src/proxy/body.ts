@@ -66,7 +66,7 @@ export function readBody(body: Readable, maxBytes: number, timeoutMs: number, le
       }
       if (lease !== undefined && !lease.take(chunk.length)) {
         cleanup();
-        reject(bodyBudgetExceeded());
+        reject(bodyBudgetExceeded(lease, chunk.length));
         return;
       }
       chunks.push(chunk);

@@ -293,9 +293,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       }
       if (observers.length > 0 || buffer || small) {
         lease = bodyBudget.lease(gen.limits.max_buffered_bytes);
-        if (declaredBytes !== undefined && !lease.take(observers.length > 0 ? Math.min(declaredBytes, memoryLimit) : declaredBytes)) {
+        const held = declaredBytes === undefined ? 0 : observers.length > 0 ? Math.min(declaredBytes, memoryLimit) : declaredBytes;
+        if (held > 0 && !lease.take(held)) {
           for (const o of observers) o.abort();
-          return refuse(bodyBudgetExceeded());
+          return refuse(bodyBudgetExceeded(lease, held));
         }
       }
       // Every decision the headers allow is made: only now is the body worth sending (RFC 9110 §10.1.1).

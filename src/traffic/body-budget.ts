@@ -11,6 +11,8 @@ import { WardenError } from '../errors.js';
 /** One request's share: takes bytes while they fit, gives all of them back at once. */
 export interface BodyLease {
   take(bytes: number): boolean;
+  /** Whether this request's body, with `bytes` more, is larger than the whole limit: it can never fit. */
+  exceedsAlone(bytes: number): boolean;
   release(): void;
 }
 
@@ -30,6 +32,7 @@ export function createBodyBudget(): BodyBudget {
     lease(limit) {
       let mine = 0;
       return {
+        exceedsAlone: (bytes) => mine + bytes > limit,
         take(bytes) {
           if (held + bytes > limit) return false;
           held += bytes;
@@ -45,9 +48,18 @@ export function createBodyBudget(): BodyBudget {
   };
 }
 
-export const bodyBudgetExceeded = (): WardenError =>
-  new WardenError('ERR_OVERLOADED', {
-    rule: 'limits.max_buffered_bytes',
-    detail: 'The sidecar holds as many request bodies as it may; try again shortly.',
-    headers: { 'retry-after': '1' },
-  });
+/**
+ * A body that does not fit: 503 with Retry-After while other bodies hold the budget, 413 when it is
+ * larger than the whole budget (a route that streams big uploads may allow more than is ever buffered).
+ */
+export const bodyBudgetExceeded = (lease: BodyLease, bytes: number): WardenError =>
+  lease.exceedsAlone(bytes)
+    ? new WardenError('ERR_BODY_TOO_LARGE', {
+        rule: 'limits.max_buffered_bytes',
+        detail: 'The body is larger than the sidecar holds in memory for the stages that read it.',
+      })
+    : new WardenError('ERR_OVERLOADED', {
+        rule: 'limits.max_buffered_bytes',
+        detail: 'The sidecar holds as many request bodies as it may; try again shortly.',
+        headers: { 'retry-after': '1' },
+      });

@@ -227,7 +227,7 @@ function cases(t: Test) {
     // 9 MiB JSON bodies on one h2 session ran a sidecar with a 192 MiB heap out of memory (by hand).
     const own = await startTestSidecar(t, backend.url, {
       threats: { waf: {} },
-      limits: { max_body_bytes: '1MiB', max_buffered_bytes: '1MiB' },
+      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
     });
     const KiB = 1024;
     const json = (bytes: number) => Buffer.from(JSON.stringify({ note: 'x'.repeat(bytes - 11) }));
@@ -264,6 +264,12 @@ function cases(t: Test) {
     for (let i = 0; i < 4 && !chunked.socket.destroyed; i++)
       chunked.socket.write(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]));
     t.equal(await chunked.first, 'HTTP/1.1 503', 'a chunked body that outgrows what is left: 503');
+
+    // Larger than the whole budget: it could never be read, so 413 rather than "try again".
+    const huge = await expecting(1536 * KiB);
+    t.equal(await huge.first, 'HTTP/1.1 413', 'a body larger than max_buffered_bytes alone: 413 at once');
+    await huge.closed;
+    t.match(huge.text(), /"code":"ERR_BODY_TOO_LARGE"/);
 
     // The two held uploads finish; their share comes back with them.
     for (const x of [a, b]) x.socket.write(json(400 * KiB));

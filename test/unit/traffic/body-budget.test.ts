@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createBodyBudget } from '../../../src/traffic/body-budget.js';
+import { bodyBudgetExceeded, createBodyBudget } from '../../../src/traffic/body-budget.js';
 
 t.test('leases take while the total fits and give back all they took, once', async (t) => {
   const budget = createBodyBudget();
@@ -21,4 +21,16 @@ t.test('leases take while the total fits and give back all they took, once', asy
   b.release();
   c.release();
   t.equal(budget.held, 0);
+});
+
+t.test('a body larger than the whole limit can never fit: 413, not 503', async (t) => {
+  const budget = createBodyBudget();
+  const other = budget.lease(100);
+  t.ok(other.take(90));
+  const mine = budget.lease(100);
+  t.ok(mine.take(10));
+  t.notOk(mine.take(20), 'does not fit now');
+  t.equal(bodyBudgetExceeded(mine, 20).code, 'ERR_OVERLOADED', 'busy: 503, try again');
+  t.equal(bodyBudgetExceeded(mine, 91).code, 'ERR_BODY_TOO_LARGE', 'never fits: 413');
+  t.equal(bodyBudgetExceeded(mine, 91).rule, 'limits.max_buffered_bytes');
 });
