@@ -24,28 +24,39 @@ export interface BodyBudget {
 }
 
 export function createBodyBudget(): BodyBudget {
-  let held = 0;
+  const total = { held: 0 };
   return {
     get held() {
-      return held;
+      return total.held;
     },
-    lease(limit) {
-      let mine = 0;
-      return {
-        exceedsAlone: (bytes) => mine + bytes > limit,
-        take(bytes) {
-          if (held + bytes > limit) return false;
-          held += bytes;
-          mine += bytes;
-          return true;
-        },
-        release() {
-          held -= mine;
-          mine = 0;
-        },
-      };
-    },
+    lease: (limit) => new Lease(total, limit),
   };
+}
+
+/** One object per request with a body held (no closures): the shared total, the limit, its own bytes. */
+class Lease implements BodyLease {
+  private mine = 0;
+
+  constructor(
+    private readonly total: { held: number },
+    private readonly limit: number,
+  ) {}
+
+  exceedsAlone(bytes: number): boolean {
+    return this.mine + bytes > this.limit;
+  }
+
+  take(bytes: number): boolean {
+    if (this.total.held + bytes > this.limit) return false;
+    this.total.held += bytes;
+    this.mine += bytes;
+    return true;
+  }
+
+  release(): void {
+    this.total.held -= this.mine;
+    this.mine = 0;
+  }
 }
 
 /**
