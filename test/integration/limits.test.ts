@@ -7,6 +7,11 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import http2 from 'node:http2';
 import { Readable } from 'node:stream';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
 import { rawH2, frame, FRAME, FLAG, headerBlock, requestHeaders } from '../support/h2-frames.js';
@@ -27,6 +32,7 @@ const LIMITS = {
 let backend: TestBackend;
 let s: TestSidecar;
 const elapsed = (since: number) => Date.now() - since;
+const run = promisify(execFile);
 
 // The root test ends only once the event loop is empty, which these servers prevent: a parent
 // subtest owns them, so its teardown closes them.
@@ -72,6 +78,36 @@ function cases(t: Test) {
       t.equal(streamed.status, 413, `streamed without length (${h2 ? 'h2' : 'h1'})`);
       t.ok((backend.requests[0]?.bodyBytes ?? 0) <= 64 * 1024, 'the backend never got more than the limit');
     }
+  });
+
+  t.test('h2: twenty large uploads on one connection, each refused by its Content-Length', async (t) => {
+    // Each stream is answered 413 and reset with NO_ERROR while its body is still arriving; the
+    // client must get every answer, all on the one connection. (node:http2's client is
+    // no judge here: it queues the 20 bodies in its own session and trips its own maxSessionMemory.)
+    // Its own sidecar: the shared one allows 3 streams and 4 connections, and curl would open more.
+    const own = await startTestSidecar(t, backend.url, { limits: { max_body_bytes: '64KiB' } });
+    const dir = mkdtempSync(join(tmpdir(), 'warden-limits-'));
+    writeFileSync(join(dir, 'ca.pem'), own.ca);
+    writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(2 * 1024 * 1024, 0x61));
+    backend.requests.length = 0;
+    const transfer = [
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{http_version} %{num_connects}\\n',
+      '--data-binary',
+      `@${join(dir, 'upload.bin')}`,
+    ];
+    const urls = Array.from({ length: 20 }, (_, i) => [...transfer, `${own.url}/upload-${i}`]).flat();
+    const { stdout } = await run('curl', ['-s', '--http2', '--parallel', '--parallel-max', '20', '--cacert', join(dir, 'ca.pem'), ...urls]);
+    const answers = stdout.trim().split('\n');
+    t.equal(answers.length, 20, 'twenty answers');
+    t.ok(
+      answers.every((a) => a.startsWith('413 2 ')),
+      `every stream 413 over h2: ${answers.join(', ')}`,
+    );
+    t.equal(answers.filter((a) => a.endsWith(' 1')).length, 1, 'all on one connection');
+    t.equal(backend.requests.length, 0, 'the backend saw none of them');
   });
 
   t.test('headers timeout (slowloris): 408 once the headers are late', async (t) => {
