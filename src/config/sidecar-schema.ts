@@ -285,6 +285,13 @@ export const sidecarSchema = {
             max_entries: positiveInt(10_000, 1_000_000),
             max_depth: positiveInt(32, 1000),
             oversize: { enum: ['refuse', 'allow'], default: 'refuse', 'x-expect': '"refuse" or "allow"' },
+            remember_clean: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1_000_000,
+              default: 4096,
+              'x-expect': 'an integer 0–1000000 (strings found clean, remembered; 0: none)',
+            },
             exclusions: {
               type: 'array',
               default: [],

@@ -304,6 +304,8 @@ export interface WafConfig {
   max_entries: number;
   max_depth: number;
   oversize: 'refuse' | 'allow';
+  /** Strings libddwaf found clean, remembered and not inspected again (0: none; src/threats/waf-clean-strings.ts). */
+  remember_clean: number;
   /** Known false positives: rules off (everywhere, or on a route), parameters not inspected on a route. */
   exclusions: { route?: string; rules?: string[]; parameters?: string[] }[];
 }

@@ -92,10 +92,14 @@ function wafEnginesFor(config: SidecarConfig): ((excluded: ReadonlySet<string>) 
   const cfg = config.threats?.waf;
   if (!cfg) return undefined;
   return (excluded) => {
-    const key = `${cfg.paranoia}|${cfg.budget}|${[...excluded].sort().join(',')}`;
+    const key = `${cfg.paranoia}|${cfg.budget}|${cfg.remember_clean}|${[...excluded].sort().join(',')}`;
     let engine = wafEngines.get(key);
     if (!engine) {
-      engine = createWafEngine({ rules: wafRuleset(cfg.paranoia, excluded), budgetMicros: cfg.budget * 1000 });
+      engine = createWafEngine({
+        rules: wafRuleset(cfg.paranoia, excluded),
+        budgetMicros: cfg.budget * 1000,
+        cleanStrings: cfg.remember_clean,
+      });
       wafEngines.set(key, engine);
     }
     return engine;

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { WAF_MAX_CONTAINER, WAF_VALUES, wafBatches } from './waf-input.js';
 import { createWafBatcher } from './waf-batch.js';
+import { createCleanStrings, verdictIsPerString, type UnknownTexts } from './waf-clean-strings.js';
 
 type DdwafModule = typeof import('@datadog/native-appsec');
 // A native addon: loaded only when the waf stage is configured.
@@ -39,7 +40,8 @@ export interface WafEngine {
   inspect(texts: readonly string[]): WafFound;
   /**
    * The same verdict, with the requests of one event-loop turn inspected in one libddwaf call
-   * (see waf-batch.ts). Synchronous when there is nothing to inspect or too much to batch.
+   * (see waf-batch.ts), and strings found clean before are not inspected again
+   * (waf-clean-strings.ts). Synchronous when nothing is left to inspect or too much to batch.
    */
   inspectSoon(texts: readonly string[]): WafFound | Promise<WafFound>;
   dispose(): void;
@@ -119,7 +121,19 @@ type WafEvent = {
   rule_matches?: { parameters?: { address?: string; key_path?: (string | number)[]; value?: unknown }[] }[];
 };
 
-export function createWafEngine(options: { rules: WafRuleset; budgetMicros: number }): WafEngine {
+/**
+ * Clean strings remembered per engine (waf-clean-strings.ts; `threats.waf.remember_clean`, 4 096 by
+ * default: about 2 MiB at worst) are at most 256 characters long. Longer strings rarely repeat.
+ */
+const CLEAN_STRINGS = 4096;
+const CLEAN_STRING_LENGTH = 256;
+
+export function createWafEngine(options: {
+  rules: WafRuleset;
+  budgetMicros: number;
+  /** How many clean strings to remember (0: none). */
+  cleanStrings?: number;
+}): WafEngine {
   const { DDWAF } = loadDdwaf();
   const { ruleset, members, lanes } = options.rules;
   const waf = new DDWAF(ruleset, 'warden/waf-rules');
@@ -175,11 +189,29 @@ export function createWafEngine(options: { rules: WafRuleset; budgetMicros: numb
     },
     WAF_MAX_CONTAINER,
   );
+  // Off (nothing is ever known) for a ruleset whose verdicts are not per string.
+  const clean = createCleanStrings({
+    maxEntries: verdictIsPerString(ruleset) ? (options.cleanStrings ?? CLEAN_STRINGS) : 0,
+    maxLength: CLEAN_STRING_LENGTH,
+  });
+  /** The verdict on the unknown texts, as a verdict on all of them; clean ones are remembered. */
+  const verdictOn = (unknown: UnknownTexts, found: WafFound): WafFound => {
+    if (found === undefined) {
+      // A body of thousands of strings would flush what the requests before it taught.
+      if (unknown.texts.length <= WAF_MAX_CONTAINER) clean.remember(unknown.texts);
+      return undefined;
+    }
+    if (found === 'timeout' || unknown.at === undefined) return found;
+    return { ...found, index: unknown.at[found.index] ?? found.index };
+  };
   return {
     inspect,
     inspectSoon(texts) {
       if (texts.length === 0) return undefined;
-      return texts.length > WAF_MAX_CONTAINER ? inspect(texts) : batcher.inspect(texts);
+      const unknown = clean.unknownOf(texts);
+      if (unknown.texts.length === 0) return undefined;
+      const found = unknown.texts.length > WAF_MAX_CONTAINER ? inspect(unknown.texts) : batcher.inspect(unknown.texts);
+      return found instanceof Promise ? found.then((f) => verdictOn(unknown, f)) : verdictOn(unknown, found);
     },
     dispose() {
       batcher.flush();

@@ -520,6 +520,27 @@ t.test('waf, block mode', async (t) => {
     );
   });
 
+  await t.test('strings found clean and remembered: an attack beside them is still refused and named', async (t) => {
+    const before = backend.requests.length;
+    const body = { customer: "O'Brien & Sons", note: 'Deliver to the loading dock; call ahead.', sku: 'SKU-1000' };
+    const agent = { 'user-agent': 'orders-client/2.1' };
+    const send = (extra: Record<string, string>, headers = agent) =>
+      fetchText(`${s.url}/search`, h1, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ ...body, ...extra }),
+      });
+    for (let i = 0; i < 3; i++) t.equal((await send({})).status, 200, `the same clean request, ${i + 1}`);
+    const inBody = await send({ tag: SQLI });
+    t.equal(inBody.status, 403, 'an attack beside remembered strings');
+    t.match(lastEvent(), { name: 'warden.input.sqli', 'warden.detail': '/body/tag' }, 'named by its own path');
+    const inHeader = await send({}, { 'user-agent': '() { :; }; /bin/bash -c "id"' });
+    t.equal(inHeader.status, 403, 'an attack in a header, the body all remembered');
+    t.match(lastEvent(), { name: 'warden.input.cmdi', 'warden.detail': '/header/user-agent' });
+    for (let i = 0; i < 2; i++) t.equal((await send({ tag: SQLI })).status, 403, `the attack again, ${i + 1}: never remembered`);
+    t.equal(backend.requests.length, before + 3, 'only the clean requests reached the backend');
+  });
+
   await t.test('nothing hides where libddwaf would not look', async (t) => {
     // A payload at the end of a 20 000-character value (libddwaf alone stops at 4 096).
     const long = 'a'.repeat(20_000) + XSS;
