@@ -8,7 +8,9 @@
 // The same build twice with two configurations (--candidate-config) measures what a part of the
 // configuration costs, e.g. the full pipeline with and without OpenTelemetry export.
 // --method h2 loads both over h2 (h2load, 32 connections × 10 streams) instead of HTTPS/1.1 (wrk).
-// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--method h1|h2] [--ratio 1] [--rounds 6] [--seconds 4]
+// --unique makes the body's customer and note new on every request (HTTPS/1.1 only): the worst case
+// for a per-string cache such as the waf's clean strings.
+// Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--method h1|h2] [--ratio 1] [--rounds 6] [--seconds 4] [--unique]
 import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -27,11 +29,12 @@ import {
   requireTools,
   writeResult,
   round3,
+  uniqueStringsBody,
 } from './lib.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const usage =
-  'node bench/builds.js BASE CANDIDATE [--config FILE] [--candidate-config FILE] [--method h1|h2] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--out FILE] [--no-pin]';
+  'node bench/builds.js BASE CANDIDATE [--config FILE] [--candidate-config FILE] [--method h1|h2] [--ratio R] [--rounds N] [--seconds S] [--base-node-args ARGS] [--candidate-node-args ARGS] [--unique] [--out FILE] [--no-pin]';
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   allowNegative: true,
@@ -48,10 +51,12 @@ const { values: opts, positionals } = parseArgs({
     'candidate-node-args': { type: 'string', default: '' },
     out: { type: 'string' },
     pin: { type: 'boolean', default: true },
+    // New customer and note strings on every request (HTTPS/1.1 only): no per-string cache helps.
+    unique: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
-if (opts.help || positionals.length !== 2 || !['h1', 'h2'].includes(opts.method)) {
+if (opts.help || positionals.length !== 2 || !['h1', 'h2'].includes(opts.method) || (opts.unique && opts.method !== 'h1')) {
   console.error(`Usage: ${usage}`);
   process.exit(opts.help ? 0 : 2);
 }
@@ -84,7 +89,7 @@ const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [ba
 const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
 const caller = await benchCaller(bench, root, readFileSync(join(root, 'bench/peers', opts.config), 'utf8'));
 const { headers } = caller;
-writeFileSync(bodyFile, JSON.stringify(caller.body));
+writeFileSync(bodyFile, JSON.stringify(opts.unique ? uniqueStringsBody(caller.body) : caller.body));
 
 const configs = [opts.config, opts['candidate-config'] ?? opts.config];
 const peers = builds.map((b, i) => ({
@@ -116,7 +121,7 @@ for (const p of peers) {
   await bench.waitPort(p.port);
 }
 const S = Number(opts.seconds);
-const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile });
+const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile, unique: opts.unique });
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
 const M = opts.method;
 const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url, method: M });
@@ -132,6 +137,7 @@ const result = {
     config: opts.config,
     candidate_config: configs[1],
     method: M,
+    unique_strings: opts.unique,
     ratio: Number(opts.ratio),
     rounds: Number(opts.rounds),
     seconds: S,

@@ -13,6 +13,8 @@
 //    one-hop HTTPS server (the host's floor for a TLS hop), with Warden's own time per request
 //    from its access log;
 // 3. Warden's peak RSS over the run.
+// --unique: wrk's body gets a new customer and note on every request (h2load's stays the same), so
+// that no cache of repeated strings (the waf's clean strings) helps the HTTPS/1.1 figures.
 import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,7 @@ import {
   h2loadAtRate,
   accessLogLatency,
   SMALL_ORDER,
+  uniqueStringsBody,
   forkOnLoadCores,
   writeResult,
   benchOptions,
@@ -40,7 +43,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/full.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--latency-seconds S] [--latency-rounds N] [--ratio R] [--out FILE] [--no-pin]',
+  'node bench/full.js [--pairs N] [--seconds S] [--connections N] [--streams N] [--latency-seconds S] [--latency-rounds N] [--ratio R] [--unique] [--out FILE] [--no-pin]',
   {
     pairs: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '3' },
@@ -49,6 +52,7 @@ const opts = benchOptions(
     'latency-seconds': { type: 'string', default: '10' },
     'latency-rounds': { type: 'string', default: '2' },
     ratio: { type: 'string', default: '1' },
+    unique: { type: 'boolean', default: false },
   },
 );
 requireTools(root, ['wrk', 'h2load', 'openssl']);
@@ -69,6 +73,8 @@ const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write',
 const bodyFile = join(work, 'order.json');
 const wardenLog = join(work, 'warden.log');
 writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
+const wrkBodyFile = join(work, 'order-unique.json');
+writeFileSync(wrkBodyFile, JSON.stringify(uniqueStringsBody(SMALL_ORDER)));
 
 const peers = [
   {
@@ -136,6 +142,7 @@ const load = createPostLoad({
   streams: M,
   headers: [`Authorization: Bearer ${tokens[0]}`],
   bodyFile,
+  ...(opts.unique ? { unique: true, wrkBodyFile } : {}),
 });
 const { wrk, h2load } = load;
 for (const p of peers) {
@@ -284,6 +291,7 @@ const result = {
     sampling_ratio: Number(opts.ratio),
     warden_node_args: process.env.WARDEN_BENCH_NODE_ARGS ?? '',
     body_bytes: JSON.stringify(SMALL_ORDER).length,
+    unique_strings_h1: opts.unique,
   },
   vs: pairs,
   vs_bare_node_loaded_at_once: vsBareAtOnce,

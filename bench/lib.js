@@ -459,19 +459,38 @@ export function wrkReport(out) {
  * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
  * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
  */
-export function createPostLoad({ bench, root, connections, seconds, streams, headers = [], bodyFile }) {
+
+/** A body whose free-text strings (customer, note) carry '@N@': made new per request by wrk-post.lua. */
+export function uniqueStringsBody(body) {
+  const out = { ...body };
+  for (const key of ['customer', 'note']) if (typeof out[key] === 'string') out[key] = `${out[key]} @N@`;
+  return out;
+}
+export function createPostLoad({
+  bench,
+  root,
+  connections,
+  seconds,
+  streams,
+  headers = [],
+  bodyFile,
+  unique = false,
+  wrkBodyFile = bodyFile,
+}) {
   const { onCpus, LOAD_CPUS } = bench;
   const headerArgs = headers.flatMap((h) => ['-H', h]);
+  // unique: wrk-post.lua makes each '@N@' of its body (wrkBodyFile) new on every request (h2load cannot).
+  const wrkEnv = { ...process.env, WRK_BODY_FILE: wrkBodyFile, WRK_UNIQUE: unique ? '1' : '0' };
   const wrkArgs = (u) => {
     return ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headerArgs, '-s', join(root, 'bench/wrk-post.lua'), u];
   };
   return {
     wrk(u) {
-      return wrkReport(runLoadTool(bench, 'wrk', wrkArgs(u), seconds, { ...process.env, WRK_BODY_FILE: bodyFile }));
+      return wrkReport(runLoadTool(bench, 'wrk', wrkArgs(u), seconds, wrkEnv));
     },
     /** The same load, not waiting: for two peers loaded at once (concurrentPairs). */
     wrkAsync(u) {
-      return runAsync('wrk', wrkArgs(u), wrkReport, { ...process.env, WRK_BODY_FILE: bodyFile });
+      return runAsync('wrk', wrkArgs(u), wrkReport, wrkEnv);
     },
     /** `warmup`: seconds h2load sends before it starts counting (0: it counts from the start). */
     h2load(u, { warmup = 1 } = {}) {

@@ -4,7 +4,8 @@
 // exclusions and a match need), the libddwaf run itself (and, for comparison, with every
 // transformer applied to every string instead of lanes), and its cost per request when the
 // requests of one event-loop turn share a call (batches of 4 and 8: what src/threats/waf-batch.ts
-// runs). Warm CPU caches: in a loaded server a call costs 2-3x more (docs/threats.md).
+// runs), and what remembering clean strings saves and costs (per request, building the input included).
+// Warm CPU caches: in a loaded server a call costs 2-3x more (docs/threats.md).
 // Usage: node bench/waf-stage.js [--runs N]
 import { parseArgs } from 'node:util';
 import { createWafEngine } from '../dist/threats/waf.js';
@@ -72,6 +73,32 @@ for (const n of [4, 8]) {
   const batch = Array.from({ length: n }, () => texts).flat();
   result[`libddwaf_per_request_in_batches_of_${n}_us`] = Math.round((timeUs(() => engine.inspect(batch)) / n) * 10) / 10;
 }
+// Clean strings remembered (src/threats/waf-clean-strings.ts), through inspectSoon as the stage
+// calls it, 4 requests a turn: the same body again (every string remembered), and a body whose
+// customer and note are new on every request, with memory and without (what remembering costs
+// when nothing repeats).
+const forgetting = createWafEngine({ rules: wafRuleset(1, new Set()), budgetMicros: 1_000_000, cleanStrings: 0 });
+let n = 0;
+const fresh = () => {
+  const t = createWafTexts(false);
+  n++;
+  addValue(t, '/body', { ...order, customer: `${order.customer} ${n}`, note: `${order.note} ${n}` }, limits);
+  addValue(t, '/header/user-agent', 'wrk/4.2', limits);
+  return t.texts;
+};
+const timeSoonUs = async (e, textsOf) => {
+  const turns = Math.round(RUNS / 4);
+  const turn = () => Promise.all([0, 1, 2, 3].map(() => e.inspectSoon(textsOf())));
+  for (let i = 0; i < Math.min(turns, 500); i++) await turn();
+  const started = performance.now();
+  for (let i = 0; i < turns; i++) await turn();
+  return Math.round(((performance.now() - started) * 1000 * 10) / (turns * 4)) / 10;
+};
+result.remembered_same_body_us = await timeSoonUs(engine, () => build(false).texts);
+result.not_remembered_same_body_us = await timeSoonUs(forgetting, () => build(false).texts);
+result.remembered_new_strings_us = await timeSoonUs(engine, fresh);
+result.not_remembered_new_strings_us = await timeSoonUs(forgetting, fresh);
 engine.dispose();
 withoutLanes.dispose();
+forgetting.dispose();
 console.log(JSON.stringify(result));
