@@ -288,9 +288,10 @@ export const sidecarSchema = {
             remember_clean: {
               type: 'integer',
               minimum: 0,
-              maximum: 1_000_000,
+              // About 0.5 KiB each at worst (256 two-byte characters): 32 MiB at the maximum.
+              maximum: 65_536,
               default: 4096,
-              'x-expect': 'an integer 0–1000000 (strings found clean, remembered; 0: none)',
+              'x-expect': 'an integer 0–65536 (strings found clean, remembered; 0: none)',
             },
             exclusions: {
               type: 'array',

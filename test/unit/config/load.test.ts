@@ -211,3 +211,17 @@ t.test('relative paths resolve against the configuration file', async (t) => {
   t.equal(loaded.config.listeners.inbound.tls.cert, c.certFile);
   t.equal(loaded.config.upstream.url, 'unix:/run/app.sock');
 });
+
+t.test('threats.waf.remember_clean: 4096 by default, 0 turns it off, bounded above', async (t) => {
+  const waf = async (extra: string) => `${await minimal()}threats:\n  waf:\n${extra}`;
+  t.equal(parseSidecarConfig('sidecar.yaml', await waf('    mode: block\n')).config.threats?.waf?.remember_clean, 4096);
+  t.equal(parseSidecarConfig('sidecar.yaml', await waf('    remember_clean: 0\n')).config.threats?.waf?.remember_clean, 0);
+  for (const bad of ['-1', '65537', '"many"']) {
+    const text = await waf(`    remember_clean: ${bad}\n`);
+    t.match(
+      issuesOf(() => parseSidecarConfig('sidecar.yaml', text)),
+      [/threats\.waf\.remember_clean: must be an integer 0–65536/],
+      bad,
+    );
+  }
+});
