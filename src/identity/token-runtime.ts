@@ -187,7 +187,15 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       let expiresAt: number | undefined;
       let idp = false;
       if (looksLikeJws(token)) {
-        const claims = decodeJwt(token);
+        let claims: ReturnType<typeof decodeJwt>;
+        try {
+          claims = decodeJwt(token);
+        } catch {
+          throw new WardenError('ERR_AUTHN_TOKEN_MALFORMED', {
+            rule: 'jwt.decode',
+            detail: 'The token looks like a JWT but does not decode.',
+          });
+        }
         const t = trusted.find((x) => x.cfg.issuer === claims.iss);
         if (!t) throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'jwt.iss', detail: 'Not a token of a trusted issuer.' });
         hash = tokenHash(t.cfg.issuer, token);

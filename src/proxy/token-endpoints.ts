@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import { problemBody } from '../pipeline/rescue.js';
 import { send, type AdminEndpoint } from './admin.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -33,14 +34,27 @@ export function tokenAdminEndpoints(runtime: TokenRuntime): Map<string, AdminEnd
   ]);
 }
 
+/** A refusal of the revocation endpoint: application/problem+json with its stable code, as on the data path. */
+function refuse(res: ServerResponse, error: WardenError): void {
+  send(res, error.status, 'application/problem+json', problemBody(error, undefined) + '\n');
+}
+
+const malformed = (detail: string) => new WardenError('ERR_REQUEST_MALFORMED', { rule: 'admin.tokens_revoke', detail });
+
 async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const problem = (status: number, detail: string) =>
-    send(res, status, 'application/problem+json', JSON.stringify({ status, detail }) + '\n');
   let raw = '';
   try {
     for await (const chunk of req) {
       raw += (chunk as Buffer).toString('utf8');
-      if (raw.length > MAX_REVOKE_BODY) return problem(413, `the body may be at most ${MAX_REVOKE_BODY} bytes`);
+      if (raw.length > MAX_REVOKE_BODY) {
+        return refuse(
+          res,
+          new WardenError('ERR_BODY_TOO_LARGE', {
+            rule: 'admin.tokens_revoke',
+            detail: `The body may be at most ${MAX_REVOKE_BODY} bytes.`,
+          }),
+        );
+      }
     }
   } catch {
     return;
@@ -50,10 +64,10 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
   try {
     token = type.startsWith('application/json') ? (JSON.parse(raw) as { token?: unknown }).token : new URLSearchParams(raw).get('token');
   } catch {
-    return problem(400, 'the body is not valid JSON');
+    return refuse(res, malformed('The body is not valid JSON.'));
   }
   if (typeof token !== 'string' || token.length === 0)
-    return problem(400, 'send the token to revoke as token=… (form) or {"token": "…"} (JSON)');
+    return refuse(res, malformed('Send the token to revoke as token=… (form) or {"token": "…"} (JSON).'));
   try {
     const outcome = await runtime.revoke(token);
     send(
@@ -63,7 +77,14 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
       JSON.stringify({ revoked: true, token_hash: outcome.hash.slice(0, 16), idp: outcome.idp, shared: outcome.shared }) + '\n',
     );
   } catch (err) {
-    if (err instanceof WardenError) return problem(400, err.detail ?? err.title);
-    problem(500, (err as Error).message);
+    // The token's own problems (not a trusted issuer's, not decodable) are the request's: 400, not
+    // the 401 they are on the data path, which would say the caller is not authenticated.
+    if (err instanceof WardenError && err.status < 500) return refuse(res, malformed(err.detail ?? err.title));
+    refuse(
+      res,
+      err instanceof WardenError
+        ? err
+        : new WardenError('ERR_INTERNAL', { detail: `The token could not be revoked: ${(err as Error).message}`, cause: err }),
+    );
   }
 }

@@ -77,6 +77,28 @@ t.test('shared token state through Redis', async (t) => {
     t.ok(a.events.some((e) => e.name === 'warden.token.revoked'));
   });
 
+  await t.test('bad revocation requests: a problem with a stable code, nothing revoked', async (t) => {
+    const revoke = async (type: string, body: string) => {
+      const res = await request(`${a.adminUrl}/tokens/revoke`, { method: 'POST', headers: { 'content-type': type }, body });
+      return { status: res.statusCode, type: res.headers['content-type'], problem: (await res.body.json()) as Record<string, unknown> };
+    };
+    const cases: [string, string, string, number, string][] = [
+      ['no token', 'application/x-www-form-urlencoded', 'nothing=1', 400, 'ERR_REQUEST_MALFORMED'],
+      ['an empty token', 'application/json', '{"token":""}', 400, 'ERR_REQUEST_MALFORMED'],
+      ['JSON that does not parse', 'application/json', '{"token":', 400, 'ERR_REQUEST_MALFORMED'],
+      ['a body over 16 KiB', 'application/x-www-form-urlencoded', `token=${'a'.repeat(17 * 1024)}`, 413, 'ERR_BODY_TOO_LARGE'],
+      ['a token that looks like a JWT but does not decode', 'application/json', '{"token":"aaaa.bbbb.cccc"}', 400, 'ERR_REQUEST_MALFORMED'],
+    ];
+    const revokedBefore = a.events.filter((e) => e.name === 'warden.token.revoked').length;
+    for (const [name, type, body, status, code] of cases) {
+      const r = await revoke(type, body);
+      t.equal(r.status, status, `${name}: ${status}`);
+      t.equal(r.type, 'application/problem+json', `${name}: a problem document`);
+      t.match(r.problem, { status, code, detail: String }, `${name}: ${code}`);
+    }
+    t.equal(a.events.filter((e) => e.name === 'warden.token.revoked').length, revokedBefore, 'nothing revoked');
+  });
+
   await t.test('revoked at the IdP directly: refused everywhere within revocation_lag', async (t) => {
     const { accessToken } = await idp.issueToken();
     t.equal((await call(a, accessToken)).status, 200);
