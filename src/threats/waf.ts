@@ -189,16 +189,14 @@ export function createWafEngine(options: {
     },
     WAF_MAX_CONTAINER,
   );
-  // Off (nothing is ever known) for a ruleset whose verdicts are not per string.
-  const clean = createCleanStrings({
-    maxEntries: verdictIsPerString(ruleset) ? (options.cleanStrings ?? CLEAN_STRINGS) : 0,
-    maxLength: CLEAN_STRING_LENGTH,
-  });
+  // None for a ruleset whose verdicts are not per string, or when configured off.
+  const remembered = verdictIsPerString(ruleset) ? (options.cleanStrings ?? CLEAN_STRINGS) : 0;
+  const clean = remembered > 0 ? createCleanStrings({ maxEntries: remembered, maxLength: CLEAN_STRING_LENGTH }) : undefined;
   /** The verdict on the unknown texts, as a verdict on all of them; clean ones are remembered. */
   const verdictOn = (unknown: UnknownTexts, found: WafFound): WafFound => {
     if (found === undefined) {
       // A body of thousands of strings would flush what the requests before it taught.
-      if (unknown.texts.length <= WAF_MAX_CONTAINER) clean.remember(unknown.texts);
+      if (unknown.texts.length <= WAF_MAX_CONTAINER) clean?.remember(unknown.texts);
       return undefined;
     }
     if (found === 'timeout' || unknown.at === undefined) return found;
@@ -208,6 +206,7 @@ export function createWafEngine(options: {
     inspect,
     inspectSoon(texts) {
       if (texts.length === 0) return undefined;
+      if (clean === undefined) return texts.length > WAF_MAX_CONTAINER ? inspect(texts) : batcher.inspect(texts);
       const unknown = clean.unknownOf(texts);
       if (unknown.texts.length === 0) return undefined;
       const found = unknown.texts.length > WAF_MAX_CONTAINER ? inspect(unknown.texts) : batcher.inspect(unknown.texts);
