@@ -89,7 +89,9 @@ const backend = await forkOnLoadCores(bench, root, 'bench/peers/backend.js', [ba
 const sink = await forkOnLoadCores(bench, root, 'bench/peers/otlp-sink.js', [sinkPort]);
 const caller = await benchCaller(bench, root, readFileSync(join(root, 'bench/peers', opts.config), 'utf8'));
 const { headers } = caller;
-writeFileSync(bodyFile, JSON.stringify(opts.unique ? uniqueStringsBody(caller.body) : caller.body));
+writeFileSync(bodyFile, JSON.stringify(caller.body));
+const uniqueBodyFile = join(work, 'body-unique.json');
+writeFileSync(uniqueBodyFile, JSON.stringify(uniqueStringsBody(caller.body)));
 
 const configs = [opts.config, opts['candidate-config'] ?? opts.config];
 const peers = builds.map((b, i) => ({
@@ -121,7 +123,16 @@ for (const p of peers) {
   await bench.waitPort(p.port);
 }
 const S = Number(opts.seconds);
-const load = createPostLoad({ bench, root, connections: 32, seconds: S, streams: 10, headers, bodyFile, unique: opts.unique });
+const load = createPostLoad({
+  bench,
+  root,
+  connections: 32,
+  seconds: S,
+  streams: 10,
+  headers,
+  bodyFile,
+  uniqueBodyFile: opts.unique ? uniqueBodyFile : undefined,
+});
 const url = (p) => `https://127.0.0.1:${p.port}/orders`;
 const M = opts.method;
 const r = await concurrentPairs({ base: peers[0], candidate: peers[1], rounds: Number(opts.rounds), seconds: S, load, url, method: M });

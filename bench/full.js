@@ -73,8 +73,8 @@ const { tokens } = await ask({ type: 'issue', scope: 'orders:read orders:write',
 const bodyFile = join(work, 'order.json');
 const wardenLog = join(work, 'warden.log');
 writeFileSync(bodyFile, JSON.stringify(SMALL_ORDER));
-const wrkBodyFile = join(work, 'order-unique.json');
-writeFileSync(wrkBodyFile, JSON.stringify(uniqueStringsBody(SMALL_ORDER)));
+const uniqueBodyFile = join(work, 'order-unique.json');
+writeFileSync(uniqueBodyFile, JSON.stringify(uniqueStringsBody(SMALL_ORDER)));
 
 const peers = [
   {
@@ -142,7 +142,7 @@ const load = createPostLoad({
   streams: M,
   headers: [`Authorization: Bearer ${tokens[0]}`],
   bodyFile,
-  ...(opts.unique ? { unique: true, wrkBodyFile } : {}),
+  uniqueBodyFile: opts.unique ? uniqueBodyFile : undefined,
 });
 const { wrk, h2load } = load;
 for (const p of peers) {

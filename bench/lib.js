@@ -455,32 +455,23 @@ export function wrkReport(out) {
   };
 }
 
-/**
- * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
- * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
- */
-
 /** A body whose free-text strings (customer, note) carry '@N@': made new per request by wrk-post.lua. */
 export function uniqueStringsBody(body) {
   const out = { ...body };
   for (const key of ['customer', 'note']) if (typeof out[key] === 'string') out[key] = `${out[key]} @N@`;
   return out;
 }
-export function createPostLoad({
-  bench,
-  root,
-  connections,
-  seconds,
-  streams,
-  headers = [],
-  bodyFile,
-  unique = false,
-  wrkBodyFile = bodyFile,
-}) {
+
+/**
+ * The POST load of the policy and threats benches: `wrk` (HTTPS/1.1, bench/wrk-post.lua) and
+ * `h2load` (h2), both sending the JSON in `bodyFile` with the given extra headers, on the load cores.
+ * With `uniqueBodyFile` (a uniqueStringsBody), wrk sends that one instead, new on every request
+ * (h2load cannot vary a body).
+ */
+export function createPostLoad({ bench, root, connections, seconds, streams, headers = [], bodyFile, uniqueBodyFile }) {
   const { onCpus, LOAD_CPUS } = bench;
   const headerArgs = headers.flatMap((h) => ['-H', h]);
-  // unique: wrk-post.lua makes each '@N@' of its body (wrkBodyFile) new on every request (h2load cannot).
-  const wrkEnv = { ...process.env, WRK_BODY_FILE: wrkBodyFile, WRK_UNIQUE: unique ? '1' : '0' };
+  const wrkEnv = { ...process.env, WRK_BODY_FILE: uniqueBodyFile ?? bodyFile, WRK_UNIQUE: uniqueBodyFile ? '1' : '0' };
   const wrkArgs = (u) => {
     return ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...headerArgs, '-s', join(root, 'bench/wrk-post.lua'), u];
   };
