@@ -288,7 +288,7 @@ export const sidecarSchema = {
             remember_clean: {
               type: 'integer',
               minimum: 0,
-              // About 0.5 KiB each at worst (256 two-byte characters): 32 MiB at the maximum.
+              // About 0.55 KiB each at worst (256 two-byte characters, by hand): 34 MiB at the maximum.
               maximum: 65_536,
               default: 4096,
               'x-expect': 'an integer 0–65536 (strings found clean, remembered; 0: none)',

@@ -27,6 +27,15 @@ export interface CleanStrings {
   readonly size: number;
 }
 
+/**
+ * A string of its own. A string cut from a larger one (a cookie value out of its Cookie header, a
+ * slice of the body) may share the larger one's memory in V8, so remembering it would keep the
+ * whole header alive: 4 096 values cut from 16 KiB headers held 63 MiB instead of about 1
+ * (`waf-clean-strings.test.ts`). A string parsed from JSON is always new. Only a string not yet
+ * known is copied, about 0.25 µs for a short one (by hand).
+ */
+const ownCopy = (text: string): string => JSON.parse(JSON.stringify(text)) as string;
+
 export function createCleanStrings(options: { maxEntries: number; maxLength: number }): CleanStrings {
   // Two generations, each up to half the bound: when the young one is full the old one is
   // dropped whole. Deleting the oldest entry of one Set at each insertion cost about 4 µs a
@@ -37,7 +46,7 @@ export function createCleanStrings(options: { maxEntries: number; maxLength: num
   const isKnown = (text: string): boolean => {
     if (young.has(text)) return true;
     if (!old.has(text)) return false;
-    add(text); // still in use: carried into the young generation
+    add(ownCopy(text)); // still in use: carried into the young generation
     return true;
   };
   const add = (text: string): void => {
@@ -64,7 +73,7 @@ export function createCleanStrings(options: { maxEntries: number; maxLength: num
     },
     remember(texts) {
       if (options.maxEntries === 0) return;
-      for (const text of texts) if (text.length <= options.maxLength && !young.has(text)) add(text);
+      for (const text of texts) if (text.length <= options.maxLength && !young.has(text)) add(ownCopy(text));
     },
     get size() {
       return young.size + old.size;

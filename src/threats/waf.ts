@@ -123,7 +123,7 @@ type WafEvent = {
 
 /**
  * Clean strings remembered per engine (waf-clean-strings.ts; `threats.waf.remember_clean`, 4 096 by
- * default: about 2 MiB at worst) are at most 256 characters long. Longer strings rarely repeat.
+ * default: about 2.2 MiB at worst) are at most 256 characters long. Longer strings rarely repeat.
  */
 const CLEAN_STRINGS = 4096;
 const CLEAN_STRING_LENGTH = 256;

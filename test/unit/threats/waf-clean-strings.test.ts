@@ -5,6 +5,8 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { createCleanStrings, verdictIsPerString } from '../../../src/threats/waf-clean-strings.js';
 import { createWafEngine, type WafFound } from '../../../src/threats/waf.js';
@@ -42,6 +44,24 @@ t.test('bounded: at most maxEntries, the strings still in use kept', async (t) =
   const none = createCleanStrings({ maxEntries: 0, maxLength: 64 });
   none.remember(['a']);
   t.equal(none.size, 0, 'maxEntries 0: nothing remembered');
+});
+
+t.test('what it keeps is its own: values cut from large headers do not keep the headers alive', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const clean = createCleanStrings({ maxEntries: 4096, maxLength: 256 });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; clean.size < 4096; i++) {
+    // A 16 KiB Cookie header as the parser hands it over, and the value the waf reads out of it.
+    const header = JSON.parse(JSON.stringify(`id=1; pref=${i}${'x'.repeat(40)}; pad=${'p'.repeat(16_000)}`)) as string;
+    clean.remember([(header.split(';')[1] as string).trim()]);
+  }
+  gc();
+  const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+  // Holding the headers was 63 MiB; 4 096 strings of ~50 characters are well under 2.
+  t.ok(grown < 8, `4 096 remembered values hold ${grown.toFixed(1)} MiB`);
+  t.equal(clean.unknownOf(['pref=0' + 'x'.repeat(40)]).texts.length, 0, 'and are still found');
 });
 
 t.test("Warden's rulesets are per string (one condition on one input per rule)", async (t) => {
