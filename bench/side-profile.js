@@ -16,6 +16,7 @@
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REQUEST_DISPATCH, flameGraphSvg, placeOf as placeOfFrame } from './flame-graph-svg.js';
 import {
   benchNodeArgs,
   benchOptions,
@@ -115,13 +116,8 @@ async function loadedApart({ base, candidate, rounds }) {
 
 /** Where a frame's code lives: a dist/ file, a Node module, an npm package, or V8's own entry. */
 function placeOf(frame) {
-  const u = frame.url;
-  if (!u) return frame.functionName; // (program), (garbage collector), native builtins
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u);
-  if (pkg) return `npm:${pkg[1]}`;
-  const dist = /\/dist\/(.*)$/.exec(u);
-  if (dist) return `dist/${dist[1]}`;
-  return u.replace(/^file:\/\/.*\/bench\//, 'bench/');
+  const place = placeOfFrame(frame);
+  return place.where || place.name;
 }
 
 /**
@@ -134,7 +130,7 @@ function busyPerRequest(file, requests) {
   const isDispatch = (id) => {
     for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
       const f = byId.get(cur).callFrame;
-      if (f.functionName === 'parserOnIncoming' || f.functionName === 'onSessionHeaders') return true;
+      if (REQUEST_DISPATCH.includes(f.functionName)) return true;
     }
     return false;
   };
@@ -194,5 +190,18 @@ console.log('   extra    bare  warden  place');
 for (const r of places.slice(0, TOP)) {
   console.log(`${r.extra.toFixed(1).padStart(8)}${r.bare.toFixed(1).padStart(8)}${r.warden.toFixed(1).padStart(8)}  ${r.place}`);
 }
-console.log(`profiles: ${result.profiles.bare}, ${result.profiles.warden} (flame graphs: Chrome DevTools or speedscope)`);
+// Flame graphs of the requests' time, both drawn to one scale (µs per request): widths compare.
+const fullScale = Math.max(sum(bareUs), sum(wardenUs));
+for (const [side, name, requests] of [
+  ['bare', bare.name, pairs.answered.base],
+  ['warden', 'warden', pairs.answered.candidate],
+]) {
+  const profile = readCpuProfile(join(work, `${name}.cpuprofile`)).profile;
+  const title = `${name === 'warden' ? 'Warden' : name}, ${opts.config} over ${opts.method}${opts.apart ? ', loaded alone' : ', loaded at once'}`;
+  writeFileSync(join(work, `${name}.svg`), flameGraphSvg(profile, { title, from: REQUEST_DISPATCH, requests, fullScale }));
+  result.profiles[`${side}_flame_graph`] = join(work, `${name}.svg`);
+}
+console.log(
+  `profiles: ${result.profiles.bare}, ${result.profiles.warden}; flame graphs (one scale): ${result.profiles.bare_flame_graph}, ${result.profiles.warden_flame_graph}`,
+);
 console.log(`written: ${writeResult(root, 'side-profile', result, opts.out)}`);
