@@ -30,8 +30,16 @@ export interface TrustedIssuer {
   readonly endpoints: EndpointResolver;
 }
 
+/** A JWT's claims as it states them (not verified yet), and the trusted issuer it names. */
+export interface ClaimedIssuer {
+  readonly trusted: TrustedIssuer;
+  readonly claims: JWTPayload;
+}
+
 export interface JwtVerifier {
   verify(token: string): Principal | WardenError | Promise<Principal | WardenError>;
+  /** The issuer a JWT names, when it decodes and that issuer is trusted; otherwise the refusal `verify` would give. */
+  claimedIssuer(token: string): ClaimedIssuer | WardenError;
   /** Fetches discovery documents and keys now (startup); failures are logged by the caller and retried on demand. */
   prefetch(): Promise<PromiseSettledResult<void>[]>;
   close(): void;
@@ -124,16 +132,24 @@ export function createJwtVerifier(
     return p;
   }
 
+  function claimedIssuer(token: string): ClaimedIssuer | WardenError {
+    let claims: JWTPayload;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      return invalid('jwt.format', 'The access token is not a well-formed JWT.');
+    }
+    const trusted = typeof claims.iss === 'string' ? byIssuer.get(claims.iss) : undefined;
+    if (!trusted) return invalid('jwt.iss', 'The access token comes from an issuer this service does not trust.');
+    return { trusted, claims };
+  }
+
   return {
+    claimedIssuer,
     verify(token) {
-      let iss: unknown;
-      try {
-        iss = decodeJwt(token).iss;
-      } catch {
-        return invalid('jwt.format', 'The access token is not a well-formed JWT.');
-      }
-      const trusted = typeof iss === 'string' ? byIssuer.get(iss) : undefined;
-      if (!trusted) return invalid('jwt.iss', 'The access token comes from an issuer this service does not trust.');
+      const claimed = claimedIssuer(token);
+      if (claimed instanceof WardenError) return claimed;
+      const { trusted } = claimed;
       const hash = tokenHash(trusted.cfg.issuer, token);
       const hit = cache.get(hash);
       if (hit) {

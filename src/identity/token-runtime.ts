@@ -22,7 +22,6 @@ import { createRedisTokenState, type SharedTokenState } from './shared-token-sta
 import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
-import { decodeJwt } from 'jose';
 
 export type AuthnOutcome = Principal | WardenError;
 
@@ -187,19 +186,10 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       let expiresAt: number | undefined;
       let idp = false;
       if (looksLikeJws(token)) {
-        let claims: ReturnType<typeof decodeJwt>;
-        try {
-          claims = decodeJwt(token);
-        } catch {
-          throw new WardenError('ERR_AUTHN_TOKEN_MALFORMED', {
-            rule: 'jwt.decode',
-            detail: 'The token looks like a JWT but does not decode.',
-          });
-        }
-        const t = trusted.find((x) => x.cfg.issuer === claims.iss);
-        if (!t) throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'jwt.iss', detail: 'Not a token of a trusted issuer.' });
-        hash = tokenHash(t.cfg.issuer, token);
-        expiresAt = claims.exp;
+        const claimed = jwt.claimedIssuer(token);
+        if (claimed instanceof WardenError) throw claimed;
+        hash = tokenHash(claimed.trusted.cfg.issuer, token);
+        expiresAt = claimed.claims.exp;
       } else {
         const found = introspectorFor(undefined);
         if (!found)
