@@ -30,7 +30,7 @@ export interface CleanStrings {
 /**
  * A string of its own. A string cut from a larger one (a cookie value out of its Cookie header, a
  * slice of the body) may share the larger one's memory in V8, so remembering it would keep the
- * whole header alive: 4 096 values cut from 16 KiB headers held 63 MiB instead of about 1
+ * whole header alive: 4 096 values cut from 16 KiB headers held 63 MiB instead of 0.3
  * (`waf-clean-strings.test.ts`). A string parsed from JSON is always new. Only a string not yet
  * known is copied, about 0.25 µs for a short one (by hand).
  */

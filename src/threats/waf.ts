@@ -192,6 +192,8 @@ export function createWafEngine(options: {
   // None for a ruleset whose verdicts are not per string, or when configured off.
   const remembered = verdictIsPerString(ruleset) ? (options.cleanStrings ?? CLEAN_STRINGS) : 0;
   const clean = remembered > 0 ? createCleanStrings({ maxEntries: remembered, maxLength: CLEAN_STRING_LENGTH }) : undefined;
+  /** One batch: on its own past what libddwaf takes in one run, else batched with others. */
+  const inspectNow = (texts: readonly string[]) => (texts.length > WAF_MAX_CONTAINER ? inspect(texts) : batcher.inspect(texts));
   /** The verdict on the unknown texts, as a verdict on all of them; clean ones are remembered. */
   const verdictOn = (unknown: UnknownTexts, found: WafFound): WafFound => {
     if (found === undefined) {
@@ -206,10 +208,10 @@ export function createWafEngine(options: {
     inspect,
     inspectSoon(texts) {
       if (texts.length === 0) return undefined;
-      if (clean === undefined) return texts.length > WAF_MAX_CONTAINER ? inspect(texts) : batcher.inspect(texts);
+      if (clean === undefined) return inspectNow(texts);
       const unknown = clean.unknownOf(texts);
       if (unknown.texts.length === 0) return undefined;
-      const found = unknown.texts.length > WAF_MAX_CONTAINER ? inspect(unknown.texts) : batcher.inspect(unknown.texts);
+      const found = inspectNow(unknown.texts);
       return found instanceof Promise ? found.then((f) => verdictOn(unknown, f)) : verdictOn(unknown, found);
     },
     dispose() {
