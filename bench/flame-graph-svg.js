@@ -6,6 +6,8 @@
 // No library does this offline for today's .cpuprofile format (thlorenz/flamegraph reads the old
 // one; speedscope and flamebearer render in a browser), and the layout is a few lines.
 
+import { indexCpuProfile } from './lib.js';
+
 const KINDS = {
   warden: { label: 'Warden (dist/)', hue: 28 },
   node: { label: 'Node.js (node:*)', hue: 210 },
@@ -43,9 +45,7 @@ export function busyTree(profile, { from } = {}) {
   if (!Array.isArray(profile?.nodes) || !Array.isArray(profile?.samples)) {
     throw new TypeError('not a V8 CPU profile: it needs "nodes" and "samples" arrays');
   }
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { byId, parent } = indexCpuProfile(profile);
   const inside = (id) => {
     for (let cur = id; cur !== undefined; cur = parent.get(cur)) if (from.includes(byId.get(cur).callFrame.functionName)) return true;
     return false;

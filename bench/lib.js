@@ -210,10 +210,15 @@ export function cpuProfileArgs(dir, name) {
 /** A .cpuprofile file, with its nodes by id and each node's parent id. */
 export function readCpuProfile(file) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
+  return { profile, ...indexCpuProfile(profile) };
+}
+
+/** A CPU profile's nodes by id, and each node's parent id. */
+export function indexCpuProfile(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  return { profile, byId, parent };
+  return { byId, parent };
 }
 
 /**

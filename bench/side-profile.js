@@ -16,7 +16,7 @@
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REQUEST_DISPATCH, flameGraphSvg, placeOf as placeOfFrame } from './flame-graph-svg.js';
+import { REQUEST_DISPATCH, busyTree, flameGraphSvg, placeOf as placeOfFrame } from './flame-graph-svg.js';
 import {
   benchNodeArgs,
   benchOptions,
@@ -122,32 +122,28 @@ function placeOf(frame) {
 
 /**
  * Main-thread busy µs per request by place, from the first request on (the start, JIT and config
- * compilation before it are not the requests'): samples after the first one inside Node's request
- * dispatch (node:http's or node:http2's).
+ * compilation before it are not the requests'): each box's own time in the requests' flame graph.
  */
-function busyPerRequest(file, requests) {
-  const { profile: p, byId, parent } = readCpuProfile(file);
-  const isDispatch = (id) => {
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
-      const f = byId.get(cur).callFrame;
-      if (REQUEST_DISPATCH.includes(f.functionName)) return true;
-    }
-    return false;
-  };
+function busyPerRequest(profile, requests) {
   const by = new Map();
-  let started = false;
-  p.samples.forEach((id, i) => {
-    started ||= isDispatch(id);
-    const frame = byId.get(id).callFrame;
-    if (!started || frame.functionName === '(idle)') return;
-    const place = placeOf(frame);
-    by.set(place, (by.get(place) ?? 0) + (p.timeDeltas[i] ?? 0) / requests);
-  });
+  const pending = [busyTree(profile, { from: REQUEST_DISPATCH })];
+  while (pending.length > 0) {
+    const box = pending.pop();
+    if (box.self > 0) {
+      const place = placeOf(box.frame);
+      by.set(place, (by.get(place) ?? 0) + box.self / requests);
+    }
+    pending.push(...box.children);
+  }
   return by;
 }
 
-const bareUs = busyPerRequest(join(work, `${bare.name}.cpuprofile`), pairs.answered.base);
-const wardenUs = busyPerRequest(join(work, 'warden.cpuprofile'), pairs.answered.candidate);
+const profiles = {
+  bare: readCpuProfile(join(work, `${bare.name}.cpuprofile`)).profile,
+  warden: readCpuProfile(join(work, 'warden.cpuprofile')).profile,
+};
+const bareUs = busyPerRequest(profiles.bare, pairs.answered.base);
+const wardenUs = busyPerRequest(profiles.warden, pairs.answered.candidate);
 const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
 const places = [...new Set([...bareUs.keys(), ...wardenUs.keys()])]
   .map((place) => ({ place, bare: round3(bareUs.get(place) ?? 0), warden: round3(wardenUs.get(place) ?? 0) }))
@@ -196,7 +192,7 @@ for (const [side, name, requests] of [
   ['bare', bare.name, pairs.answered.base],
   ['warden', 'warden', pairs.answered.candidate],
 ]) {
-  const profile = readCpuProfile(join(work, `${name}.cpuprofile`)).profile;
+  const profile = profiles[side];
   const title = `${name === 'warden' ? 'Warden' : name}, ${opts.config} over ${opts.method}${opts.apart ? ', loaded alone' : ', loaded at once'}`;
   writeFileSync(join(work, `${name}.svg`), flameGraphSvg(profile, { title, from: REQUEST_DISPATCH, requests, fullScale }));
   result.profiles[`${side}_flame_graph`] = join(work, `${name}.svg`);
