@@ -48,6 +48,7 @@ export const ERRORS = {
   ERR_AUTHN_TOKEN_EXPIRED: { status: 401, title: 'Access token expired', event: 'warden.authn.token_expired' },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
+  ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: undefined },
   // Traffic (src/stages/rate-limit.ts, src/proxy/handler.ts)
   ERR_RATE_LIMITED: { status: 429, title: 'Too many requests', event: 'warden.traffic.rate_limited' },
   ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight', event: 'warden.traffic.shed' },

@@ -23,8 +23,10 @@ export type IntrospectionOutcome = Principal | WardenError;
 export interface Introspector {
   /** Synchronous when the local cache answers (the common case); a promise when the IdP or Redis must be asked. */
   check(token: string, hash: string, parent?: SpanParent): IntrospectionOutcome | Promise<IntrospectionOutcome>;
-  /** Revokes at the IdP (RFC 7009, when it has a revocation endpoint) and drops the cached answer. */
-  revoke(token: string, hash: string): Promise<{ idp: boolean; expiresAt: number | undefined }>;
+  /** The token's answer cached here, if any: whether it is known active, and its exp (seconds). */
+  cached(hash: string): { expiresAt: number | undefined } | undefined;
+  /** Drops the cached answer and revokes at the IdP (RFC 7009): false when it has no revocation endpoint; throws when the call fails. */
+  revoke(token: string, hash: string): Promise<boolean>;
   /** Drops the cached answer (a revocation learnt from another replica). */
   forget(hash: string): void;
   readonly cacheSize: number;
@@ -184,13 +186,16 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       }
       return pending;
     },
-    async revoke(token, hash) {
+    cached(hash) {
       const known = cache.get(hash)?.value;
+      return known && { expiresAt: known.expiresAt };
+    },
+    async revoke(token, hash) {
       cache.delete(hash);
       const found = await endpoints.get().catch(() => undefined);
-      if (!found?.revocation) return { idp: false, expiresAt: known?.expiresAt };
+      if (!found?.revocation) return false;
       await client.revoke(found.revocation, token);
-      return { idp: true, expiresAt: known?.expiresAt };
+      return true;
     },
     forget(hash) {
       cache.delete(hash);

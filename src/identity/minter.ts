@@ -10,6 +10,7 @@ import { SignJWT } from 'jose';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { EventBus, EventRequest } from '../telemetry/events.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
+import { WardenError } from '../errors.js';
 import { BoundedCache } from './bounded-cache.js';
 import type { Principal } from './principal.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -29,14 +30,23 @@ export interface Minter {
   /**
    * The minted JWT for this principal and caller: cached (synchronous) or freshly signed. The
    * `warden.token.minted` event of a fresh one is correlated with `request`, the one it was minted for.
+   * A refusal for a source token already past its `exp` (accepted within the leeway only): a minted
+   * token would expire before it was issued, and the backend would refuse it.
    */
-  tokenFor(principal: Principal, peer: PeerIdentity, request?: MintedFor): string | Promise<string>;
+  tokenFor(principal: Principal, peer: PeerIdentity, request?: MintedFor): string | WardenError | Promise<string>;
 }
 
 /** The request a token is minted for (the pipeline's RequestContext is one). */
 export type MintedFor = EventRequest;
 
 const REUSE_FRACTION = 0.9;
+
+const expiredForMinting = (p: Principal) =>
+  new WardenError('ERR_AUTHN_TOKEN_EXPIRED', {
+    rule: 'mint.exp',
+    detail: 'The access token has expired.',
+    attributes: { 'warden.token.issuer': p.issuerId, 'warden.token.hash': p.tokenHash.slice(0, 16) },
+  });
 
 export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { metrics: TokenMetrics; events: EventBus }): Minter {
   const cache = new BoundedCache<string>({ maxEntries: options.maxEntries, maxBytes: options.maxBytes });
@@ -90,6 +100,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
         return hit.value;
       }
       let pending = inflight.get(cacheKey);
+      // Checked only here: a cached token ends before its source token does.
+      if (!pending && p.expiresAt !== undefined && p.expiresAt <= Math.floor(Date.now() / 1000)) return expiredForMinting(p);
       if (!pending) {
         pending = mint(p, peer, cacheKey, request).finally(() => inflight.delete(cacheKey));
         inflight.set(cacheKey, pending);

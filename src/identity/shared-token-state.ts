@@ -7,6 +7,7 @@
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
+import { MAX_REVOKED_TOKENS } from './token-denylist.js';
 
 export type SharedAnswer = { claims: Record<string, unknown>; ttlMs: number } | 'revoked' | undefined;
 
@@ -16,12 +17,21 @@ export interface SharedTokenState {
   put(hash: string, claims: Record<string, unknown>, ttlMs: number): void;
   /** Marks a token revoked for `ttlMs` (its remaining life) and tells every replica. */
   revoke(hash: string, ttlMs: number): Promise<void>;
-  /** Called for every revocation published by any replica (this one included), with the mark's end (ms epoch). */
-  onRevoked(listener: (hash: string, untilMs: number) => void): void;
+  /**
+   * Called for every revocation published by any replica (this one included), with the mark's end
+   * (ms epoch); and, for every mark in Redis, when the listener is added and after each reconnect:
+   * a replica that starts, or lost the channel for a while, learns the revocations it missed.
+   */
+  onRevoked(listener: (hash: string, untilMs: number) => void): Promise<void>;
   close(): Promise<void>;
 }
 
 const COMMAND_TIMEOUT_MS = 250;
+/** Revocation marks read back at most: as many as a denylist holds. */
+const MAX_REPLAYED_MARKS = MAX_REVOKED_TOKENS;
+
+/** A prefix taken literally in a SCAN MATCH pattern. */
+const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 const MAX_TTL_MS = 24 * 3600_000;
 
 /** The Redis key of a token's shared introspection answer (`hash`: tokenHash). */
@@ -57,12 +67,42 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
   };
   for (const client of [redis, subscriber]) client.on('error', (err) => warn(err, 'connection'));
 
+  // The marks in Redis, read in pages (SCAN does not block Redis), at most MAX_REPLAYED_MARKS.
+  const replay = async () => {
+    if (listeners.length === 0) return;
+    try {
+      let cursor = '0';
+      let seen = 0;
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}rev:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        const ttls = (await keys.reduce((p, k) => p.pttl(k), redis.pipeline()).exec()) ?? [];
+        const now = Date.now();
+        keys.forEach((key, i) => {
+          const [err, ttl] = ttls[i] ?? [];
+          const hash = key.slice(prefix.length + 'rev:'.length);
+          if (err || typeof ttl !== 'number' || ttl <= 0 || !/^[0-9a-f]{64}$/.test(hash)) return;
+          for (const l of listeners) l(hash, now + ttl);
+        });
+        seen += keys.length;
+      } while (cursor !== '0' && seen < MAX_REPLAYED_MARKS);
+    } catch (err) {
+      warn(err, 'reading the revocation marks');
+    }
+  };
+  // After a reconnect of either connection (the channel's messages of the gap are lost); the
+  // command connection must be up to read, so whichever comes back last reads.
+  let connected = false;
+  for (const client of [redis, subscriber]) client.on('ready', () => connected && redis.status === 'ready' && void replay());
+
   subscriber.on('message', (ch: string, message: string) => {
     const m = /^([0-9a-f]{64}) (\d{1,16})$/.exec(message);
     if (ch !== channel || !m) return;
     for (const l of listeners) l(m[1] as string, Number(m[2]));
   });
   await Promise.allSettled([redis.connect(), subscriber.connect().then(() => subscriber.subscribe(channel))]);
+  connected = true;
 
   return {
     async get(hash, parent) {
@@ -104,8 +144,9 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
         throw err;
       }
     },
-    onRevoked(listener) {
+    async onRevoked(listener) {
       listeners.push(listener);
+      await replay();
     },
     async close() {
       redis.disconnect();

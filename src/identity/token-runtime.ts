@@ -10,7 +10,6 @@ import type { SpanParent } from '../telemetry/client-span.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
-import { BoundedCache } from './bounded-cache.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
@@ -20,6 +19,7 @@ import { createMinter, type Minter } from './minter.js';
 import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
 import { createSigningKeys, type SigningKeys } from './signing-keys.js';
+import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
 import { tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 
@@ -61,11 +61,17 @@ export interface TokenRuntimeDeps {
   events: EventBus;
   logger: Logger;
   metrics: TokenMetrics;
+  /** The sidecar's revoked tokens, kept across reloads (a new list when not given). */
+  denylist?: TokenDenylist | undefined;
   /** Build without connecting anywhere (`warden config check`): no Redis, nothing fetched. */
   offline?: boolean;
 }
 
 /** Three base64url segments: a JWS in compact serialisation (RFC 7515 §7.1). */
+/** How long a revocation lasts when neither the token's exp is known nor its IdP revoked it. */
+const UNKNOWN_LIFE_MS = 24 * 3600_000;
+const DENYLIST_FULL = `the list of revoked tokens is full (${MAX_REVOKED_TOKENS} still running)`;
+
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 export function looksLikeJws(token: string): boolean {
@@ -118,13 +124,20 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     );
   }
 
-  // Tokens revoked through this sidecar or any replica: refused before any cache is consulted.
-  const denylist = new BoundedCache<true>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_entries * 100 });
-  const fallbackLife = Math.max(tokens.cache.max_ttl + tokens.idp.grace, tokens.shared?.revocation_lag ?? 0);
-  shared?.onRevoked((hash, untilMs) => {
-    denylist.set(hash, true, 100, untilMs);
-    for (const i of introspectors.values()) i.forget(hash);
-  });
+  // Tokens revoked through this sidecar or any replica: refused before any cache is consulted. The
+  // sidecar's list, kept across reloads; with Redis, filled from its marks too (a replica that
+  // starts after a revocation, or missed it while disconnected, still refuses the token).
+  const denylist = deps.denylist ?? new TokenDenylist();
+  // How long a revocation lasts when the token's exp is not known here: once the IdP has revoked it,
+  // until no cache (local or shared) can hold an active answer any more; otherwise for a day, the
+  // longest a token Warden cannot date is assumed to live.
+  const afterIdpRevoked = Math.max(tokens.cache.max_ttl + tokens.idp.grace, tokens.shared?.revocation_lag ?? 0);
+  if (shared) {
+    await shared.onRevoked((hash, untilMs) => {
+      if (!denylist.add(hash, untilMs)) logger.error({ 'warden.token.hash': hash.slice(0, 16) }, DENYLIST_FULL);
+      for (const i of introspectors.values()) i.forget(hash);
+    });
+  }
 
   const revokedRefusal = (issuerId: string, hash: string) =>
     new WardenError('ERR_AUTHN_TOKEN_INACTIVE', {
@@ -135,7 +148,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   const leewaySec = tokens.leeway / 1000;
   const finish = (outcome: AuthnOutcome, allowed: ReadonlySet<string> | undefined): AuthnOutcome => {
     if (outcome instanceof WardenError) return outcome;
-    if (denylist.get(outcome.tokenHash) !== undefined) return revokedRefusal(outcome.issuerId, outcome.tokenHash);
+    if (denylist.has(outcome.tokenHash)) return revokedRefusal(outcome.issuerId, outcome.tokenHash);
     if (allowed !== undefined && !allowed.has(outcome.issuerId)) {
       return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
         rule: 'token.issuer',
@@ -175,43 +188,68 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const [id, introspector] = found;
         const hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
         // Known revoked: refused without asking the cache, Redis or the IdP.
-        if (denylist.get(hash) !== undefined) return revokedRefusal(id, hash);
+        if (denylist.has(hash)) return revokedRefusal(id, hash);
         outcome = introspector.check(token, hash, parent);
       }
       return outcome instanceof Promise ? outcome.then((o) => finish(o, allowed)) : finish(outcome, allowed);
     },
     jwksJson: () => keys?.jwksJson(),
     async revoke(token) {
-      let hash: string;
+      let hashes: string[];
+      // The hash the answer reports: the token's own issuer's, when known.
+      let ownHash = 0;
       let expiresAt: number | undefined;
       let idp = false;
       if (looksLikeJws(token)) {
         const claimed = jwt.claimedIssuer(token);
         if (claimed instanceof WardenError) throw claimed;
-        hash = tokenHash(claimed.trusted.cfg.issuer, token);
+        hashes = [tokenHash(claimed.trusted.cfg.issuer, token)];
         expiresAt = claimed.claims.exp;
       } else {
-        const found = introspectorFor(undefined);
-        if (!found)
+        if (introspectingIds.length === 0)
           throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'introspection.none', detail: 'No issuer introspects opaque tokens.' });
-        const [id, introspector] = found;
-        hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
-        const r = await introspector.revoke(token, hash).catch((err: unknown) => {
-          logger.warn({ err: (err as Error).message }, 'revocation at the IdP failed; revoked on this sidecar (and replicas) only');
-          return { idp: false, expiresAt: undefined };
+        // An opaque token names no issuer, and routes may send it to any introspecting one: it is
+        // refused under each of their hashes. Only its own IdP is told, when known (the one whose
+        // cache holds it, or the only one): a token must not be sent to an IdP that did not issue it.
+        hashes = introspectingIds.map((id) => tokenHash((policies.get(id) as IssuerPolicy).issuer, token));
+        const owners = introspectingIds.flatMap((id, i) => {
+          const cached = (introspectors.get(id) as Introspector).cached(hashes[i] as string);
+          return cached ? [{ id, i, expiresAt: cached.expiresAt }] : [];
         });
-        idp = r.idp;
-        expiresAt = r.expiresAt;
+        const owner =
+          owners.length === 1
+            ? owners[0]
+            : introspectingIds.length === 1
+              ? { id: introspectingIds[0] as string, i: 0, expiresAt: undefined }
+              : undefined;
+        expiresAt = owner?.expiresAt;
+        if (owner) {
+          ownHash = owner.i;
+          idp = await (introspectors.get(owner.id) as Introspector).revoke(token, hashes[owner.i] as string).catch((err: unknown) => {
+            logger.warn({ err: (err as Error).message }, 'revocation at the IdP failed; revoked on this sidecar (and replicas) only');
+            return false;
+          });
+        }
+        for (const [i, id] of introspectingIds.entries()) (introspectors.get(id) as Introspector).forget(hashes[i] as string);
       }
-      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + tokens.leeway : Date.now() + fallbackLife;
-      denylist.set(hash, true, 100, untilMs);
+      const now = Date.now();
+      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + tokens.leeway : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS);
+      for (const hash of hashes) {
+        if (!denylist.add(hash, untilMs, now)) {
+          throw new WardenError('ERR_REVOCATIONS_FULL', {
+            rule: 'tokens.revocations',
+            detail: `${DENYLIST_FULL}; the token is not revoked. Revoke it at its IdP, or retry once older revocations have ended.`,
+          });
+        }
+      }
       let sharedDone = false;
       if (shared) {
-        await shared.revoke(hash, untilMs - Date.now()).then(
+        await Promise.all(hashes.map((hash) => shared.revoke(hash, untilMs - now))).then(
           () => (sharedDone = true),
           () => undefined,
         );
       }
+      const hash = hashes[ownHash] as string;
       events.emit('warden.token.revoked', { 'warden.token.hash': hash.slice(0, 16), 'warden.detail': `idp=${idp} shared=${sharedDone}` });
       return { hash, idp, shared: sharedDone };
     },

@@ -38,6 +38,7 @@ import { createWafEngine, type WafEngine } from '../threats/waf.js';
 import { wafRuleset } from '../stages/waf-rules/rules.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
+import { TokenDenylist } from '../identity/token-denylist.js';
 import type { AdminEndpoint } from './admin.js';
 
 export interface SidecarGeneration extends Generation {
@@ -167,7 +168,7 @@ async function rateLimitRuntimeFor(
 async function tokenRuntimeFor(
   config: SidecarConfig,
   current: { runtime: TokenRuntime | undefined; key: string } | undefined,
-  deps: { events: EventBus; logger: Logger; metrics: Metrics; selfId: string | undefined },
+  deps: { events: EventBus; logger: Logger; metrics: Metrics; selfId: string | undefined; denylist: TokenDenylist },
 ): Promise<{ runtime: TokenRuntime | undefined; key: string }> {
   const key = JSON.stringify([config.tokens ?? null, config.service.name]);
   if (current && current.key === key) return current;
@@ -180,6 +181,7 @@ async function tokenRuntimeFor(
     events: deps.events,
     logger: deps.logger,
     metrics: deps.metrics.tokens,
+    denylist: deps.denylist,
   });
   await runtime.prefetch();
   return { runtime, key };
@@ -257,7 +259,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     return gen.tls;
   };
 
-  const tokenDeps = { events, logger, metrics, selfId: config.mesh?.spiffe_id };
+  // Revoked tokens outlive any one token runtime: a reload that changes `tokens` keeps them.
+  const tokenDeps = { events, logger, metrics, selfId: config.mesh?.spiffe_id, denylist: new TokenDenylist() };
   let tokenState = await tokenRuntimeFor(config, undefined, tokenDeps);
   let limitState = await rateLimitRuntimeFor(config, undefined, events);
   let current = compileGeneration(loaded, {

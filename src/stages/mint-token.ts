@@ -3,6 +3,7 @@
  * the configured header, in place of the caller's external one (which authn already removed).
  * Requests without a principal (optional authn, no token) reach the backend with no token at all.
  */
+import { WardenError } from '../errors.js';
 import type { Minter } from '../identity/minter.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
 
@@ -18,7 +19,8 @@ export function createMintTokenStage(minter: Minter, header: { name: string; bea
       const p = ctx.principal;
       if (!p) return undefined;
       const jwt = minter.tokenFor(p, ctx.peer, ctx);
-      return typeof jwt === 'string' ? put(ctx, jwt) : jwt.then((j) => put(ctx, j));
+      if (typeof jwt === 'string') return put(ctx, jwt);
+      return jwt instanceof WardenError ? jwt : jwt.then((j) => put(ctx, j));
     },
   };
 }

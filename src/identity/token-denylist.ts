@@ -1,0 +1,55 @@
+/**
+ * Tokens revoked through this sidecar or a replica (by token hash), each refused until its end.
+ *
+ * Owned by the sidecar, not by a token runtime: a reload that changes `tokens` builds a new runtime,
+ * and its revocations must not go with the old one. Never evicts to make room: an entry dropped
+ * before its end is a revoked token accepted again, so a full list refuses the next revocation
+ * instead (`add` returns false) and makes room only from entries that have ended.
+ */
+export const MAX_REVOKED_TOKENS = 100_000;
+
+export class TokenDenylist {
+  readonly #until = new Map<string, number>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries = MAX_REVOKED_TOKENS) {
+    this.#maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.#until.size;
+  }
+
+  /** Whether the token is revoked now; an entry that has ended is dropped. */
+  has(hash: string, now = Date.now()): boolean {
+    const until = this.#until.get(hash);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.#until.delete(hash);
+    return false;
+  }
+
+  /** Revokes until `untilMs` (a later end wins); false when the list is full of entries still running. */
+  add(hash: string, untilMs: number, now = Date.now()): boolean {
+    const known = this.#until.get(hash);
+    if (known !== undefined) {
+      if (untilMs > known) this.#until.set(hash, untilMs);
+      return true;
+    }
+    if (this.#until.size >= this.#maxEntries && this.#sweep(now) === 0) return false;
+    this.#until.set(hash, untilMs);
+    return true;
+  }
+
+  /** Drops the entries that have ended; how many. Walks the whole list, so only when it is full. */
+  #sweep(now: number): number {
+    let dropped = 0;
+    for (const [hash, until] of this.#until) {
+      if (until <= now) {
+        this.#until.delete(hash);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+}

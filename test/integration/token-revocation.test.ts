@@ -1,0 +1,148 @@
+/**
+ * A token revoked through Warden (POST /tokens/revoke) stays refused until its end: across a reload
+ * that rebuilds token translation, when the IdP will not revoke it, under every issuer a route may
+ * send an opaque token to, and on replicas that start after the revocation or missed its message
+ * (Redis marks read back on start and on reconnect). Real IdPs (oidc-provider), a real Redis.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import t from 'tap';
+import { request } from 'undici';
+import { parseSidecarConfig } from '../../src/config/load.js';
+import { startDemoIdp, type DemoIdp } from '../../src/dev/demo-idp.js';
+import { tokenHash } from '../../src/identity/token-hash.js';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestRedis } from '../support/redis.js';
+import { startTestSidecar, testConfigYaml, type TestSidecar } from '../support/sidecar.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Json = Record<string, unknown>;
+const issuerOf = (id: string, idp: DemoIdp, extra: Json = {}) => ({
+  id,
+  issuer: idp.issuer,
+  audience: [idp.audience],
+  introspection: {
+    client_id: idp.introspectionClients.basic.clientId,
+    client_secret: idp.introspectionClients.basic.clientSecret,
+    ...extra,
+  },
+});
+
+async function revoke(s: TestSidecar, token: string): Promise<{ status: number; body: Json }> {
+  const res = await request(`${s.adminUrl}/tokens/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as Json };
+}
+
+function caller(t: { teardown(fn: () => unknown): void }, s: TestSidecar) {
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  return async (token: string, path = '/x') =>
+    (await fetchText(`${s.url}${path}`, agent, { headers: { authorization: `Bearer ${token}` } })).status;
+}
+
+t.test('revocations through Warden hold until the token ends', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+
+  await t.test('a reload that rebuilds token translation keeps the revocations', async (t) => {
+    const tokens = { issuers: [issuerOf('demo', idp)] };
+    const s = await startTestSidecar(t, backend.url, { tokens });
+    const call = caller(t, s);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    const opaque = (await idp.issueToken()).accessToken;
+    t.equal(await call(jwt), 200);
+    t.equal(await call(opaque), 200);
+    t.equal((await revoke(s, jwt)).status, 200);
+    t.equal((await revoke(s, opaque)).status, 200);
+    t.equal(await call(jwt), 401);
+
+    const changed = { tokens: { ...tokens, issuers: [{ ...issuerOf('demo', idp), audience: [idp.audience, 'another-api'] }] } };
+    const text = await testConfigYaml(backend.url, changed);
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(s.sidecar.current.loaded.file, text)), 'reloaded with other `tokens`');
+    t.equal(await call(jwt), 401, 'the revoked JWT is still refused');
+    t.equal(await call(opaque), 401, 'the revoked opaque token is still refused');
+    t.equal(await call((await idp.issueToken()).accessToken), 200, 'other tokens work');
+  });
+
+  await t.test('an IdP that will not revoke: refused past every cache lifetime, until the token ends', async (t) => {
+    // RFC 7009 lets an IdP refuse a client that did not get the token: 400 unauthorized_client.
+    const refusing: Server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"unauthorized_client"}'));
+    });
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    t.teardown(() => refusing.close());
+    const endpoint = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/revoke`;
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [issuerOf('demo', idp, { revocation_endpoint: endpoint })], cache: { max_ttl: '300ms' }, idp: { grace: '0s' } },
+    });
+    const call = caller(t, s);
+    const seen = (await idp.issueToken()).accessToken; // cached here: its exp is known
+    const unseen = (await idp.issueToken()).accessToken; // never introspected: its exp is not
+    t.equal(await call(seen), 200);
+    for (const token of [seen, unseen]) t.match((await revoke(s, token)).body, { revoked: true, idp: false });
+    await sleep(900); // three times max_ttl: no cached answer is left, and the IdP still says active
+    t.equal(await call(seen), 401, 'refused until its exp');
+    t.equal(await call(unseen), 401, 'refused, its exp unknown');
+  });
+
+  await t.test('opaque tokens under several introspecting issuers: refused wherever routed, only its own IdP told', async (t) => {
+    const other = await startDemoIdp();
+    t.teardown(() => other.close());
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [issuerOf('a', other), issuerOf('b', idp)] },
+      routes: [
+        { id: 'partners', path: '/b/*', authn: { issuers: ['b'] } },
+        { id: 'any', path: '/x' },
+      ],
+    });
+    const call = caller(t, s);
+    const token = (await idp.issueToken()).accessToken;
+    t.equal(await call(token, '/b/x'), 200);
+    const { status, body } = await revoke(s, token);
+    t.equal(status, 200);
+    t.match(body, { idp: true, token_hash: tokenHash(idp.issuer, token).slice(0, 16) }, "revoked at b's IdP, under b's hash");
+    t.equal(await call(token, '/b/x'), 401, "refused on issuer b's route");
+    t.equal(await call(token, '/x'), 401, 'and on the others');
+  });
+
+  await t.test('with Redis: a replica that starts later, or misses the message, refuses the token', async (t) => {
+    const redis = await startTestRedis(t);
+    const prefix = `rev${Date.now()}:`;
+    const config = { tokens: { issuers: [issuerOf('demo', idp)], shared: { redis: redis.url, prefix } } };
+    const a = await startTestSidecar(t, backend.url, config);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    const opaque = (await idp.issueToken()).accessToken;
+    for (const token of [jwt, opaque]) t.match((await revoke(a, token)).body, { revoked: true, shared: true });
+
+    const b = await startTestSidecar(t, backend.url, config);
+    const callB = caller(t, b);
+    t.equal(await callB(jwt), 401, 'a JWT revoked before this replica started');
+    t.equal(await callB(opaque), 401, 'an opaque token revoked before this replica started');
+
+    // A mark this replica never got a message for (written while its channel was down), then a reconnect.
+    const missed = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    t.equal(await callB(missed), 200);
+    const admin = new Redis(redis.url);
+    t.teardown(() => admin.disconnect());
+    await admin.set(`${prefix}rev:${tokenHash(idp.issuer, missed)}`, '1', 'PX', 60_000);
+    t.equal(await callB(missed), 200, 'no message: not known yet');
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    let status = 200;
+    for (let i = 0; i < 60 && status === 200; i++) {
+      await sleep(50);
+      status = await callB(missed);
+    }
+    t.equal(status, 401, 'refused once the replica has reconnected and read the marks');
+  });
+});
