@@ -45,13 +45,16 @@ function stageBody(
   codings: readonly string[],
   maxBytes: number,
   body: Buffer,
+  lease: BodyLease | undefined,
   then: () => void,
 ): void | Promise<void> {
   if (codings.length === 0) {
     ctx.body = body;
     return then();
   }
-  return decodeContentCodings(body, codings, maxBytes).then((read) => {
+  // The decoded body is held too, beside the body as sent (which goes to the backend).
+  const reserve = (bytes: number) => (lease === undefined || lease.take(bytes) ? undefined : bodyBudgetExceeded(lease, bytes));
+  return decodeContentCodings(body, codings, maxBytes, reserve).then((read) => {
     ctx.body = read;
     then();
   });
@@ -306,7 +309,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       if (observers.length === 0) {
         if (!buffer && !small) return afterBody(undefined);
         readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease)
-          .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, () => afterBody(body)) : afterBody(body)))
+          .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, lease, () => afterBody(body)) : afterBody(body)))
           .catch((err: unknown) => refuse(err));
         return;
       }
@@ -325,7 +328,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
             if (v !== undefined) return refuse(v);
             return spool.buffer === undefined
               ? afterBody(spool)
-              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, spool.buffer, () => afterBody(spool));
+              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, spool.buffer, lease, () => afterBody(spool));
           });
         })
         .catch((err: unknown) => refuse(err));

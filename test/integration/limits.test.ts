@@ -12,6 +12,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
 import { rawH2, frame, FRAME, FLAG, headerBlock, requestHeaders } from '../support/h2-frames.js';
@@ -336,6 +337,55 @@ function cases(t: Test) {
     d.socket.write(json(600 * KiB));
     await d.closed;
     t.match(d.text(), /HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
+  t.test('max_buffered_bytes counts a body as decoded from its Content-Encoding, not as sent', async (t) => {
+    // A few KB of gzip that expand to MiBs counted as a few KB: thirty of them at once, on one h2
+    // connection to a slow backend, ran a sidecar with a 192 MiB heap out of memory (by hand).
+    const own = await startTestSidecar(t, backend.url, {
+      threats: { waf: {} },
+      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
+    });
+    const agent = testAgent(own.ca);
+    t.teardown(() => agent.close());
+    const KiB = 1024;
+    const gzipped = (bytes: number) => gzipSync(Buffer.from(JSON.stringify({ note: 'x'.repeat(bytes - 11) })));
+    const post = (body: Buffer) =>
+      fetchText(`${own.url}/echo`, agent, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body,
+      });
+    const seen = backend.requests.length;
+
+    const bomb = gzipped(1536 * KiB);
+    t.ok(bomb.length < 16 * KiB, `${bomb.length} bytes as sent`);
+    const refused = await post(bomb);
+    t.equal(refused.status, 413, 'decoded past the whole budget: 413');
+    t.match(refused.json(), { code: 'ERR_BODY_TOO_LARGE', detail: /holds in memory/ });
+
+    // While an upload holds 400 KiB, one that decodes to 700 KiB does not fit: 503, try again.
+    const holder = tlsConnect({ port: own.port, host: '127.0.0.1', servername: 'localhost', ca: own.ca, ALPNProtocols: ['http/1.1'] });
+    t.teardown(() => holder.destroy());
+    await new Promise((r) => holder.once('secureConnect', r));
+    let held = '';
+    const invited = new Promise<void>((r) => holder.on('data', (d: Buffer) => ((held += d.toString('latin1')), r())));
+    const holderClosed = new Promise<void>((r) => holder.once('close', () => r()));
+    holder.write(
+      `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${400 * KiB}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+    await invited;
+    t.match(held, /^HTTP\/1\.1 100/, 'the holder is invited: 400 KiB of 1 MiB taken');
+    const body = gzipped(700 * KiB);
+    const shed = await post(body);
+    t.equal(shed.status, 503, 'decoded past what is left: 503');
+    t.match(shed.json(), { code: 'ERR_OVERLOADED' });
+    t.ok(own.events.some((e) => e.name === 'warden.traffic.shed' && e['warden.rule'] === 'limits.max_buffered_bytes'));
+    t.equal(backend.requests.length, seen, 'the backend saw neither');
+
+    holder.write(Buffer.from(JSON.stringify({ note: 'x'.repeat(400 * KiB - 11) })));
+    await holderClosed;
+    t.equal((await post(body)).status, 200, 'once the holder is done, the same body fits and is served');
   });
 
   t.test('max connections: connections beyond the limit are dropped', async (t) => {
