@@ -121,27 +121,79 @@ function addField(fields: Record<string, unknown>, name: string, value: string):
   else fields[name] = [prev, value];
 }
 
-/** One parameter's value from its raw string(s), per its `style` / `explode` (OpenAPI 3 §4.8.12.4). */
-function decodeParameter(p: ParameterObject, raw: string[], query: URLSearchParams | undefined): unknown {
+/**
+ * How one parameter is read, worked out once from its `style`, `explode` and schema (OpenAPI 3
+ * §4.8.12.4). A name given again is refused unless each copy is an item of an array: the
+ * validator can read only one copy of a single value, and backends differ on which they read
+ * (first, last, or all as an array).
+ */
+interface ParameterReading {
+  readonly p: ParameterObject;
+  readonly style: string;
+  readonly explode: boolean;
+  /** Each copy is an item (an exploded array): the name may repeat. */
+  readonly listed: boolean;
+  /** An exploded object's declared properties, which are query keys of their own. */
+  readonly properties: readonly string[];
+  /** The object's properties whose copies are items (their schema is an array): they may repeat. */
+  readonly listedProperties: ReadonlySet<string>;
+}
+
+function readingOf(p: ParameterObject): ParameterReading {
   const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
   const explode = p.explode ?? style === 'form';
+  const properties = isObjectSchema(p.schema) ? ((p.schema?.properties as Record<string, Record<string, unknown>> | undefined) ?? {}) : {};
+  return {
+    p,
+    style,
+    explode,
+    listed: isArraySchema(p.schema) && style === 'form' && explode,
+    properties: Object.keys(properties),
+    listedProperties: new Set(Object.keys(properties).filter((name) => isArraySchema(properties[name]))),
+  };
+}
+
+/** A value given more than once where the schema holds one (see ParameterReading). */
+class Repeated {
+  constructor(readonly pointer: string) {}
+}
+
+const givenTwice = (pointer: string): Violation => ({ pointer, message: 'must be given once' });
+
+/** An object property's copy: an item of an array property, else the one value (a second is Repeated). */
+function addProperty(out: Record<string, unknown>, reading: ParameterReading, name: string, value: string): Repeated | undefined {
+  const prev = out[name];
+  if (prev === undefined) out[name] = reading.listedProperties.has(name) ? [value] : value;
+  else if (Array.isArray(prev)) prev.push(value);
+  else return new Repeated(`/${reading.p.in}/${reading.p.name}/${name}`);
+  return undefined;
+}
+
+/** One parameter's value from its raw string(s); the caller has refused a repeated name that is not `listed`. */
+function decodeParameter(reading: ParameterReading, raw: string[], query: URLSearchParams | undefined): unknown {
+  const { p, style, explode } = reading;
   if (isArraySchema(p.schema)) {
-    if (style === 'form' && explode) return raw;
+    if (reading.listed) return raw;
     const sep = style === 'spaceDelimited' ? ' ' : style === 'pipeDelimited' ? '|' : ',';
     return raw.length === 0 ? [] : (raw[0] as string).split(sep);
   }
   if (isObjectSchema(p.schema) && query) {
-    const out = clientKeyed<string>();
+    const out = clientKeyed<unknown>();
     if (style === 'deepObject') {
       const prefix = `${p.name}[`;
-      for (const [k, v] of query) if (k.startsWith(prefix) && k.endsWith(']')) out[k.slice(prefix.length, -1)] = v;
+      for (const [k, v] of query) {
+        if (!k.startsWith(prefix) || !k.endsWith(']')) continue;
+        const repeated = addProperty(out, reading, k.slice(prefix.length, -1), v);
+        if (repeated) return repeated;
+      }
       return Object.keys(out).length ? out : undefined;
     }
     if (explode) {
-      const props = Object.keys((p.schema?.properties as object | undefined) ?? {});
-      for (const name of props) {
-        const v = query.get(name);
-        if (v !== null) out[name] = v;
+      for (const name of reading.properties) {
+        for (const v of query.getAll(name)) {
+          const repeated = addProperty(out, reading, name, v);
+          if (repeated) return repeated;
+        }
       }
       return Object.keys(out).length ? out : undefined;
     }
@@ -180,12 +232,19 @@ function multipartFields(contentType: string, body: Buffer): Promise<Record<stri
 /** Parts of one multipart body validation reads; more are refused (busboy used to drop them silently). */
 const MAX_MULTIPART_PARTS = 1000;
 
-function cookiesOf(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
+/** The declared cookies' values, every copy of each: a name given twice is refused by the caller. */
+function cookiesOf(header: string | undefined, declared: ReadonlySet<string>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
   if (!header) return out;
   for (const pair of header.split(';')) {
     const i = pair.indexOf('=');
-    if (i > 0) out.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const name = pair.slice(0, i).trim();
+    if (!declared.has(name)) continue;
+    const value = pair.slice(i + 1).trim();
+    const values = out.get(name);
+    if (values) values.push(value);
+    else out.set(name, [value]);
   }
   return out;
 }
@@ -224,6 +283,13 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     cookie: [] as ParameterObject[],
   };
   for (const p of op.parameters) byIn[p.in]?.push(p);
+  const readings = {
+    path: byIn.path.map(readingOf),
+    query: byIn.query.map(readingOf),
+    header: byIn.header.map(readingOf),
+    cookie: byIn.cookie.map(readingOf),
+  };
+  const cookieNames: ReadonlySet<string> = new Set(byIn.cookie.map((p) => p.name));
   const group = (list: ParameterObject[], additional: boolean) => ({
     type: 'object',
     properties: Object.fromEntries(list.map((p) => [p.in === 'header' ? p.name.toLowerCase() : p.name, p.schema ?? {}])),
@@ -288,15 +354,17 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         header: {} as Record<string, unknown>,
         cookie: {} as Record<string, unknown>,
       };
-      for (const p of byIn.path) {
-        const v = parts.params[p.name];
-        if (v !== undefined) data.path[p.name] = decodeParameter(p, [v], undefined);
+      for (const r of readings.path) {
+        const v = parts.params[r.p.name];
+        if (v !== undefined) data.path[r.p.name] = decodeParameter(r, [v], undefined);
       }
-      for (const p of byIn.query) {
+      for (const r of readings.query) {
+        const p = r.p;
         const raw = query.getAll(p.name);
-        const v = decodeParameter(p, raw, query);
+        if (raw.length > 1 && !r.listed) return givenTwice(`/query/${p.name}`);
+        const v = decodeParameter(r, raw, query);
+        if (v instanceof Repeated) return givenTwice(v.pointer);
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
-        if (raw.length > 1 && !isArraySchema(p.schema)) return { pointer: `/query/${p.name}`, message: 'must be given once' };
       }
       // Keys the operation does not own: refused when read as a declared one, else unknown.
       for (const k of query.keys()) {
@@ -305,15 +373,17 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         if (violation) return violation;
         if (options.unknownQuery === 'refuse') data.query[k] = '';
       }
-      for (const p of byIn.header) {
-        const v = parts.headers[p.name.toLowerCase()];
-        if (v !== undefined) data.header[p.name.toLowerCase()] = decodeParameter(p, [String(v)], undefined);
+      for (const r of readings.header) {
+        const v = parts.headers[r.p.name.toLowerCase()];
+        if (v !== undefined) data.header[r.p.name.toLowerCase()] = decodeParameter(r, [String(v)], undefined);
       }
-      if (byIn.cookie.length > 0) {
-        const cookies = cookiesOf(parts.headers.cookie);
-        for (const p of byIn.cookie) {
-          const v = cookies.get(p.name);
-          if (v !== undefined) data.cookie[p.name] = decodeParameter(p, [v], undefined);
+      if (cookieNames.size > 0) {
+        const cookies = cookiesOf(parts.headers.cookie, cookieNames);
+        for (const r of readings.cookie) {
+          const values = cookies.get(r.p.name);
+          if (values === undefined) continue;
+          if (values.length > 1 && !r.listed) return givenTwice(`/cookie/${r.p.name}`);
+          data.cookie[r.p.name] = decodeParameter(r, values, undefined);
         }
       }
       return validateParams(data) ? undefined : firstViolation(validateParams.errors);

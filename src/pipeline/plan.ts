@@ -303,19 +303,25 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const declaredMethods = new Set<string>();
+  const headFollowsGet: [RouteEntry, RoutePlan][] = [];
   for (const entry of entries) {
     const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
     routes.push(plan);
     for (const path of entry.paths) {
       register(router, { path, methods: entry.methods }, plan, entry.field);
-      // Routes that differ only in case are one route to a case-insensitive backend: the first stands for them.
-      try {
-        register(caseless, { path, methods: entry.methods }, plan, entry.field);
-      } catch {
-        /* declared again in another case */
-      }
+      registerCaseless(caseless, { path, methods: entry.methods }, plan, entry.field);
     }
-    for (const m of withHead(entry.methods)) declaredMethods.add(m);
+    for (const m of entry.methods) declaredMethods.add(m);
+    if (entry.methods.includes('GET')) declaredMethods.add('HEAD');
+    if (entry.methods.includes('GET') && !entry.methods.includes('HEAD')) headFollowsGet.push([entry, plan]);
+  }
+  // HEAD is GET without a body (RFC 9110 §9.3.2): a route that allows GET allows HEAD too, unless its
+  // path has a HEAD route of its own (an OpenAPI `head` operation), registered above so it wins.
+  for (const [entry, plan] of headFollowsGet) {
+    for (const path of entry.paths) {
+      if (!router.hasRoute('HEAD', path)) register(router, { path, methods: ['HEAD'] }, plan, entry.field);
+      if (!caseless.hasRoute('HEAD', path)) registerCaseless(caseless, { path, methods: ['HEAD'] }, plan, entry.field);
+    }
   }
   router.compile();
   caseless.compile();
@@ -425,14 +431,23 @@ function register(
   const handler = () => undefined;
   try {
     if (route.methods.includes(ANY_METHOD)) router.all(route.path, handler, plan);
-    else router.on(withHead(route.methods) as FindMyWay.HTTPMethod[], route.path, handler, plan);
+    else router.on(route.methods as FindMyWay.HTTPMethod[], route.path, handler, plan);
   } catch (err) {
     const reason = (err as Error).message.replace(/^Method '.*' already declared for route /, 'another route already declares ');
     throw new PlanError(field, `cannot route "${route.path}": ${reason}`);
   }
 }
 
-/** HEAD is GET without a body (RFC 9110 §9.3.2): a route that allows GET allows HEAD too. */
-function withHead(methods: readonly string[]): string[] {
-  return methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : [...methods];
+/** Routes that differ only in case are one route to a case-insensitive backend: the first stands for them. */
+function registerCaseless(
+  caseless: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>,
+  route: { path: string; methods: readonly string[] },
+  plan: RoutePlan,
+  field: (string | number)[],
+): void {
+  try {
+    register(caseless, route, plan, field);
+  } catch {
+    /* declared again in another case */
+  }
 }

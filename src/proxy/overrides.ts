@@ -10,8 +10,8 @@
  * until CVE-2018-14773), and a `_method` query parameter (Symfony and Laravel read it from the
  * query string too, method-override when configured with `'_method'`). Names are compared as PHP,
  * qs and Rails read them (src/openapi/name-readings.ts): ` _method`, `.method`, `_method[]` and
- * `_METHOD` are `_method` too. `headers.overrides: forward` lets all of them through, for backends
- * that need them.
+ * `_METHOD` are `_method` too, and a header name with `_` for `-` is the dashed one.
+ * `headers.overrides: forward` lets all of them through, for backends that need them.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../errors.js';
@@ -34,12 +34,35 @@ function overrideParameter(search: string): boolean {
   return false;
 }
 
+const OVERRIDE_HEADER_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS);
+
+/**
+ * An override header spelled with `_` for some of its dashes: CGI and WSGI servers (and some Rack
+ * servers) read `X_HTTP_Method_Override` as HTTP_X_HTTP_METHOD_OVERRIDE, as they read the dashed
+ * one (as in headers.ts, spellsControlled). Only names with `_` — few, most requests none — are
+ * dashed and looked up.
+ */
+function underscoredOverride(headers: IncomingHttpHeaders): string | undefined {
+  for (const name in headers) {
+    if (!name.includes('_')) continue;
+    const dashed = name.replaceAll('_', '-');
+    if (OVERRIDE_HEADER_SET.has(dashed)) return dashed;
+  }
+  return undefined;
+}
+
 /** The refusal of a request that carries a method or path override, or undefined. */
 export function checkOverrides(headers: IncomingHttpHeaders, search: string): WardenError | undefined {
   for (const name of OVERRIDE_HEADERS) {
-    if (headers[name] !== undefined) return refusal(`the ${name} header`, `overrides.${name.replaceAll('-', '_')}`);
+    if (headers[name] !== undefined) return headerRefusal(name, '');
   }
+  const dashed = underscoredOverride(headers);
+  if (dashed !== undefined) return headerRefusal(dashed, ' spelled with "_"');
   return overrideParameter(search) ? refusal('a _method query parameter', 'overrides.method_parameter') : undefined;
+}
+
+function headerRefusal(name: string, spelling: string): WardenError {
+  return refusal(`the ${name} header${spelling}`, `overrides.${name.replaceAll('-', '_')}`);
 }
 
 function refusal(what: string, rule: string): WardenError {

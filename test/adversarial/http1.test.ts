@@ -312,6 +312,9 @@ t.test('hostile HTTP/1.1', async (t) => {
     ['X-Method-Override: PUT', `POST /public/orders HTTP/1.1\r\n${H}X-Method-Override: PUT\r\nContent-Length: 0\r\n`],
     ['X-Original-URL: /secret/data', `GET /public HTTP/1.1\r\n${H}X-Original-URL: /secret/data\r\n`],
     ['X-Rewrite-URL: /secret/data', `GET /public HTTP/1.1\r\n${H}X-Rewrite-URL: /secret/data\r\n`],
+    // CGI, WSGI and Rack read "_" as "-": HTTP_X_HTTP_METHOD_OVERRIDE either way.
+    ['X_HTTP_Method_Override: DELETE', `POST /public/orders HTTP/1.1\r\n${H}X_HTTP_Method_Override: DELETE\r\nContent-Length: 0\r\n`],
+    ['X-Original_URL: /secret/data', `GET /public HTTP/1.1\r\n${H}X-Original_URL: /secret/data\r\n`],
     ['?_method=DELETE', `POST /public/orders?_method=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],
     ['?%5Fmethod=DELETE (encoded)', `POST /public/orders?%5Fmethod=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],
     ['?.method=DELETE (PHP reads _method)', `POST /public/orders?a=1&.method=DELETE HTTP/1.1\r\n${H}Content-Length: 0\r\n`],

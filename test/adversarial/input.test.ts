@@ -1,10 +1,10 @@
 /**
  * Hostile bodies and tokens against one in-process Warden with the pet store's OpenAPI policy:
  * JSON bombs on a validated body (deep nesting, huge numbers, duplicate keys, huge strings and
- * arrays), form bodies repeating one name, and token attacks (alg none, HS256 with the public
- * key, kid injection, jku/x5u, expired, wrong aud/iss, oversized, token in the query, two
- * Authorization headers). Each row: a 4xx
- * problem quickly, nothing at the backend, the sidecar healthy afterwards.
+ * arrays), form bodies repeating one name, parameters given twice, and token attacks (alg none,
+ * HS256 with the public key, kid injection, jku/x5u, expired, wrong aud/iss, oversized, token in
+ * the query, two Authorization headers). Each row: a 4xx problem quickly, nothing at the backend,
+ * the sidecar healthy afterwards.
  */
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
@@ -102,6 +102,21 @@ t.test('hostile bodies and tokens', async (t) => {
       });
       check(r.status === 400, `got ${r.status}: ${r.text.slice(0, 120)}`);
       check(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    });
+  }
+
+  // A parameter given twice where its schema holds one value: validation read one copy, the
+  // backend got both (deepObject and cookies: the last was checked; exploded properties: the first).
+  const REPEATS: [string, string, Record<string, string>][] = [
+    ['deepObject entry twice (filter[color]=blue, then red)', '/v1/pets?filter[color]=blue&filter[color]=red', {}],
+    ['exploded property twice (size=10, then 500)', '/v1/pets?size=10&size=500', {}],
+    ['cookie twice (session=NOT_OK, then abc)', '/v1/pets', { cookie: 'session=NOT_OK; session=abc' }],
+  ];
+  for (const [name, path, headers] of REPEATS) {
+    await board.run(t, 'repeated parameters', name, '400 must be given once', async () => {
+      const r = await fetchText(`${s.url}${path}`, agent, { headers: { authorization: `Bearer ${good}`, ...headers } });
+      check(r.status === 400, `got ${r.status}: ${r.text.slice(0, 120)}`);
+      check(r.text.includes('must be given once'), r.text.slice(0, 200));
     });
   }
 

@@ -181,6 +181,9 @@ t.test('method and path overrides: refused over h1 and h2 with their event; forw
     ['/echo', { 'x-http-method-override': 'DELETE' }],
     ['/echo', { 'x-original-url': '/admin' }],
     ['/echo?_method=DELETE', {}],
+    // CGI, WSGI and Rack read these as the dashed names (HTTP_X_HTTP_METHOD_OVERRIDE).
+    ['/echo', { x_http_method_override: 'DELETE' }],
+    ['/echo', { 'x-original_url': '/admin' }],
   ];
   for (const h2 of [false, true]) {
     const agent = testAgent(s.ca, { h2 });

@@ -214,6 +214,21 @@ t.test('request validation: parameters by location and style, bodies by content 
     status: 400,
     errors: [{ pointer: '/query/limit', message: 'must be given once' }],
   });
+  // Repeated deepObject entries, exploded properties and cookies: one copy was checked (the last,
+  // the first, the last), all were forwarded, and a backend may read another.
+  for (const [path, headers, pointer] of [
+    ['/v1/pets?filter[color]=blue&filter[color]=red', {}, '/query/filter/color'],
+    ['/v1/pets?offset=1&size=10&size=500', {}, '/query/page/size'],
+    ['/v1/pets', { cookie: 'session=NOT_OK; session=abc123' }, '/cookie/session'],
+  ] as const) {
+    const before = backend.requests.length;
+    t.match(
+      await problem(get(path, headers)),
+      { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer, message: 'must be given once' }] },
+      `${path} ${JSON.stringify(headers)}`,
+    );
+    t.equal(backend.requests.length, before, `${path}: not forwarded`);
+  }
   t.match(await problem(get('/v1/pets?filter[color]=blue')), { status: 400, errors: [{ pointer: '/query/filter/color' }] });
   t.match(await problem(get('/v1/pets', { 'x-request-tag': 'much-too-long-tag' })), {
     status: 400,

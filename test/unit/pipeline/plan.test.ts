@@ -2,6 +2,7 @@ import t from 'tap';
 import { parseSidecarConfig } from '../../../src/config/load.js';
 import { WardenError } from '../../../src/errors.js';
 import { compilePlan, PlanError, type RouteMatch } from '../../../src/pipeline/plan.js';
+import type { Operation } from '../../../src/openapi/operations.js';
 import { testConfigYaml } from '../../support/sidecar.js';
 
 async function plan(extra: Record<string, unknown>) {
@@ -124,4 +125,41 @@ t.test('stage order: rate-limit before authn, unless it is keyed by token identi
     ['authn', 'rate-limit', 'authz-scopes', 'method-field', 'mint-token'],
     'by client_id: after authn',
   );
+});
+
+t.test('a path that declares HEAD itself takes HEAD to that route; GET brings HEAD only where none is declared', async (t) => {
+  // The GET route's automatic HEAD used to collide with the declared one: the plan was refused at startup.
+  for (const order of ['GET first', 'HEAD first']) {
+    const routes = [
+      { id: 'items.get', path: '/items/:id', methods: ['GET'] },
+      // Another parameter name is the same route to find-my-way.
+      { id: 'items.head', path: '/items/:itemId', methods: ['HEAD'] },
+      { id: 'other.get', path: '/other', methods: ['GET'] },
+    ];
+    const p = await plan({ routes: order === 'GET first' ? routes : [routes[1], routes[0], routes[2]] });
+    t.equal((p.resolve('GET', '/items/7') as RouteMatch).route.id, 'items.get', order);
+    t.equal((p.resolve('HEAD', '/items/7') as RouteMatch).route.id, 'items.head', order);
+    t.equal((p.resolve('HEAD', '/other') as RouteMatch).route.id, 'other.get', `${order}: HEAD still follows GET elsewhere`);
+    const allow = (p.resolve('PUT', '/items/7') as WardenError).headers?.allow;
+    t.same(String(allow).split(', ').sort(), ['GET', 'HEAD'], order);
+  }
+
+  const op = (id: string, method: string): Operation => ({
+    id,
+    method,
+    paths: ['/api/echo'],
+    pointer: `#/paths/~1echo/${method.toLowerCase()}`,
+    security: undefined,
+    rateLimit: undefined,
+    parameters: [],
+    requestBody: undefined,
+    responses: {},
+    dialect: '3.0',
+  });
+  const config = parseSidecarConfig('s.yaml', await testConfigYaml('http://127.0.0.1:1', {})).config;
+  const p = compilePlan(config, { operations: [op('echo', 'GET'), op('echoHead', 'HEAD'), op('echoOpt', 'OPTIONS')] });
+  t.equal((p.resolve('GET', '/api/echo') as RouteMatch).route.id, 'echo', 'OpenAPI get');
+  t.equal((p.resolve('HEAD', '/api/echo') as RouteMatch).route.id, 'echoHead', "OpenAPI head: the document's own operation");
+  t.equal((p.resolve('OPTIONS', '/api/echo') as RouteMatch).route.id, 'echoOpt');
+  t.equal((p.declaredCaseless('HEAD', '/API/echo') as { id: string } | undefined)?.id, 'echoHead', 'the case-insensitive router too');
 });

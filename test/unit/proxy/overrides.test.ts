@@ -15,6 +15,27 @@ t.test('every override header is refused, with a rule naming it', async (t) => {
   t.equal(checkOverrides({ 'x-http-method-override': '' }, '')?.code, 'ERR_REQUEST_OVERRIDE');
 });
 
+t.test('an override header spelled with underscores is refused as the dashed one (CGI, WSGI, Rack read both as HTTP_X_…)', async (t) => {
+  const spellings = (name: string): string[] => {
+    // Every mix of '-' and '_' at the dashes: x-http_method-override reaches such a backend too.
+    const [first, ...rest] = name.split('-');
+    let out = [first as string];
+    for (const part of rest) out = out.flatMap((s) => [`${s}-${part}`, `${s}_${part}`]);
+    return out.filter((s) => s !== name);
+  };
+  for (const name of OVERRIDE_HEADERS) {
+    const variants = spellings(name);
+    t.equal(variants.length, 2 ** (name.split('-').length - 1) - 1, `${name}: every spelling`);
+    for (const spelled of variants) {
+      // Node lower-cases field names: X_HTTP_Method_Override arrives as x_http_method_override.
+      const err = checkOverrides({ host: 'a', [spelled]: 'DELETE' }, '');
+      t.equal(err?.code, 'ERR_REQUEST_OVERRIDE', spelled);
+      t.equal(err?.rule, `overrides.${name.replaceAll('-', '_')}`, spelled);
+    }
+  }
+  t.equal(checkOverrides({ x_http_method_override_not: 'b', x_original_host: 'a', x_request_id: 'r' }, ''), undefined, 'other names');
+});
+
 t.test('a _method query parameter is refused however it is spelled', async (t) => {
   const refused = [
     '?_method=DELETE',
