@@ -1,5 +1,5 @@
 /** JSON Schema of sidecar.yaml's `rate_limits` section and of a route's `rate_limit`. */
-import { duration, positiveInt } from './schema-parts.js';
+import { duration, MAX_TIMER_MS, positiveInt } from './schema-parts.js';
 
 export const bucketSchema = {
   type: 'object',
@@ -19,7 +19,7 @@ const routeBucket = {
   ...bucketSchema,
   properties: {
     ...bucketSchema.properties,
-    per: { 'x-duration': true, 'x-expect': 'a duration like "1s" or "1m" (default 1s)' },
+    per: { 'x-duration': MAX_TIMER_MS, 'x-expect': 'a duration like "1s" or "1m" (default 1s), up to 596h' },
     cost: { type: 'integer', minimum: 1, maximum: 1_000_000, 'x-expect': 'tokens a request takes, an integer ≥ 1 (default 1)' },
   },
 } as const;

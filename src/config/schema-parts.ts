@@ -9,8 +9,18 @@ export const logLevel = {
 
 /** A TCP port, shared with ca.yaml. */
 export const port = { type: 'integer', minimum: 0, maximum: 65535, 'x-expect': 'an integer 0–65535 (0 picks a free port)' } as const;
+/**
+ * The longest duration a Node timer takes (2^31 − 1 ms, 596 h): past it setTimeout fires after
+ * 1 ms (TimeoutOverflowWarning), so a `request_timeout: 600h` timed every body out at once.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+const TIMER_EXPECT = 'up to 596h';
 export const duration = (def: string) =>
-  ({ 'x-duration': true, default: def, 'x-expect': 'a duration like "500ms", "10s", "5m" or a number of milliseconds' }) as const;
+  ({
+    'x-duration': MAX_TIMER_MS,
+    default: def,
+    'x-expect': `a duration like "500ms", "10s", "5m" or a number of milliseconds, ${TIMER_EXPECT}`,
+  }) as const;
 export const size = (def: string) =>
   ({ 'x-size': true, default: def, 'x-expect': 'a size like "16KiB", "10MiB" or a number of bytes' }) as const;
 export const positiveInt = (def: number, max = 1_000_000) =>
@@ -44,8 +54,11 @@ export const telemetry = {
           'x-expect': 'header names and values, e.g. { authorization: "Bearer …" }',
         },
         sampling_ratio: { type: 'number', minimum: 0, maximum: 1, 'x-expect': 'a number from 0 to 1' },
-        export_interval: { 'x-duration': true, 'x-expect': 'a duration like "1s" (batches and metrics leave at least this often)' },
-        timeout: { 'x-duration': true, 'x-expect': 'a duration like "10s" (per export request)' },
+        export_interval: {
+          'x-duration': MAX_TIMER_MS,
+          'x-expect': `a duration like "1s" (batches and metrics leave at least this often), ${TIMER_EXPECT}`,
+        },
+        timeout: { 'x-duration': MAX_TIMER_MS, 'x-expect': `a duration like "10s" (per export request), ${TIMER_EXPECT}` },
       },
     },
   },

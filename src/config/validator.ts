@@ -26,16 +26,23 @@ interface DataCxt {
   parentDataProperty?: string | number;
 }
 
-type Convert = (value: unknown, ctx: ValidationContext) => unknown;
+/** `schema` is the keyword's value in the schema (`true`, or a bound such as a duration's maximum). */
+type Convert = (value: unknown, ctx: ValidationContext, schema: boolean | number) => unknown;
 
 function convertingKeyword(ajv: Ajv, keyword: string, convert: Convert): void {
   ajv.addKeyword({
     keyword,
-    schemaType: 'boolean',
+    schemaType: ['boolean', 'number'],
     modifying: true,
     errors: true,
-    validate: function check(this: ValidationContext, _schema: boolean, data: unknown, parentSchema?: object, cxt?: DataCxt): boolean {
-      const converted = convert(data, this);
+    validate: function check(
+      this: ValidationContext,
+      schema: boolean | number,
+      data: unknown,
+      parentSchema?: object,
+      cxt?: DataCxt,
+    ): boolean {
+      const converted = convert(data, this, schema);
       if (converted === undefined) {
         // parentSchema and data let the loader phrase the error with the field's `x-expect`.
         (check as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword, message: 'invalid value', params: {}, parentSchema, data }];
@@ -60,7 +67,11 @@ export function createConfigAjv(): Ajv {
     code: AJV_CODE_OPTIONS,
   });
   ajv.addKeyword({ keyword: 'x-expect', schemaType: 'string' });
-  convertingKeyword(ajv, 'x-duration', (v) => parseDuration(v));
+  // `'x-duration': <ms>` also bounds it: the sidecar's durations become timers (below MAX_TIMER_MS).
+  convertingKeyword(ajv, 'x-duration', (v, _ctx, max) => {
+    const ms = parseDuration(v);
+    return ms !== undefined && (typeof max !== 'number' || ms <= max) ? ms : undefined;
+  });
   convertingKeyword(ajv, 'x-size', (v) => parseSize(v));
   convertingKeyword(ajv, 'x-path', (v, ctx) => (typeof v === 'string' ? resolve(ctx.baseDir, v) : undefined));
   convertingKeyword(ajv, 'x-path-or-url', (v, ctx) =>

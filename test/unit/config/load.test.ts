@@ -79,11 +79,22 @@ routes:
 `;
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text));
   t.match(lines, [
-    /^sidecar\.yaml:9 limits\.headers_timeout: must be a duration like "500ms", "10s", "5m" or a number of milliseconds, got "soon"$/,
+    /^sidecar\.yaml:9 limits\.headers_timeout: must be a duration like "500ms", "10s", "5m" or a number of milliseconds, up to 596h, got "soon"$/,
     /^sidecar\.yaml:10 limits\.max_body_bytes: must be a size like "16KiB", "10MiB" or a number of bytes, got "lots"$/,
     /^sidecar\.yaml:13 routes\[0\]\.path: must be a path pattern starting with "\/"/,
     /^sidecar\.yaml:14 routes\[0\]\.methods\[0\]: must be an HTTP method in capitals/,
   ]);
+});
+
+t.test('a duration longer than a Node timer holds is refused, not cut to 1 ms', async (t) => {
+  // Past 2^31 − 1 ms setTimeout fires after 1 ms: request_timeout 600h timed every body out at once.
+  const text = `${await minimal()}limits:\n  request_timeout: 600h\n  idle_timeout: 596h\ntokens:\n  issuers: []\n  mint: { key_rotation: 2147483648 }\n`;
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).filter((l) => !l.includes('tokens.issuers'));
+  t.match(lines, [
+    /^sidecar\.yaml:9 limits\.request_timeout: must be a duration .*, up to 596h, got "600h"$/,
+    /^sidecar\.yaml:13 tokens\.mint\.key_rotation: must be a duration .*, up to 596h, got 2147483648$/,
+  ]);
+  t.equal(lines.length, 2, '596h (2 145 600 000 ms) is accepted');
 });
 
 t.test('unknown keys are named, with the likely intended key', async (t) => {
