@@ -200,8 +200,12 @@ function listenerShape(config: SidecarConfig): string {
     headers_timeout,
     request_timeout,
     idle_timeout,
+    max_requests_per_connection,
   } = config.limits;
   return JSON.stringify([
+    // The egress listener and its services are started once.
+    config.egress ?? null,
+    max_requests_per_connection,
     host,
     port,
     tls.client_certificates,
@@ -377,6 +381,72 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     'warden proxy listening',
   );
 
+  /** Reads and applies the configuration once (Sidecar.reload runs these one after another). */
+  let reloads: Promise<unknown> = Promise.resolve();
+  async function reloadNow(load: () => LoadedSidecarConfig): Promise<boolean> {
+    const file = current.loaded.file;
+    let next: SidecarGeneration;
+    let nextTokens: typeof tokenState | undefined;
+    let nextLimits: typeof limitState | undefined;
+    try {
+      const nextLoaded = load();
+      nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
+      nextLimits = await rateLimitRuntimeFor(nextLoaded.config, limitState, events);
+      next = compileGeneration(nextLoaded, {
+        revocations,
+        tokens: nextTokens.runtime,
+        rateLimits: nextLimits.runtime,
+        rateLimitCounters: metrics.rateLimitCounters,
+        operations: await loadOperations(nextLoaded),
+        events,
+      });
+    } catch (err) {
+      if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
+      if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
+      const detail = err instanceof ConfigError ? err.message : (err as Error).message;
+      events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
+      return false;
+    }
+    if (listenerShape(next.config) !== listenerShape(current.config)) {
+      logger.warn(
+        { 'warden.config.file': file },
+        'listener addresses, client-certificate mode and connection limits change only on restart',
+      );
+    }
+    inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
+    logger.level = next.config.log.level;
+    const previous = current;
+    const previousTokens = tokenState;
+    const previousLimits = limitState;
+    current = next;
+    if (nextLimits !== limitState) {
+      limitState = nextLimits;
+      setTimeout(() => void previousLimits.runtime.close(), previous.config.lifecycle.drain_timeout).unref();
+    }
+    if (nextTokens !== tokenState) {
+      tokenState = nextTokens;
+      adminEndpoints = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
+      // In-flight requests may still be in the old runtime's IdP calls: close it after the grace.
+      setTimeout(() => void previousTokens.runtime?.close(), previous.config.lifecycle.drain_timeout).unref();
+    }
+    // Requests in flight hold the old generation (some may still be in a stage, not yet forwarded):
+    // its pool closes after the drain grace, and close() itself waits for running requests.
+    setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
+    const grace = previous.config.lifecycle.drain_timeout;
+    const telemetry = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).then(
+      (changed) => (changed ? '; telemetry restarted' : ''),
+      (err: unknown) => {
+        logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
+        return '; telemetry could not restart, export is off';
+      },
+    );
+    events.emit('warden.config.reloaded', {
+      'warden.config.file': file,
+      'warden.detail': `${next.config.routes.length} routes${telemetry}`,
+    });
+    return true;
+  }
+
   return {
     inbound: inbound.address,
     admin: admin.address,
@@ -391,68 +461,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     get current() {
       return current;
     },
-    async reload(load) {
-      const file = current.loaded.file;
-      let next: SidecarGeneration;
-      let nextTokens: typeof tokenState | undefined;
-      let nextLimits: typeof limitState | undefined;
-      try {
-        const nextLoaded = load();
-        nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
-        nextLimits = await rateLimitRuntimeFor(nextLoaded.config, limitState, events);
-        next = compileGeneration(nextLoaded, {
-          revocations,
-          tokens: nextTokens.runtime,
-          rateLimits: nextLimits.runtime,
-          rateLimitCounters: metrics.rateLimitCounters,
-          operations: await loadOperations(nextLoaded),
-          events,
-        });
-      } catch (err) {
-        if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
-        if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
-        const detail = err instanceof ConfigError ? err.message : (err as Error).message;
-        events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
-        return false;
-      }
-      if (listenerShape(next.config) !== listenerShape(current.config)) {
-        logger.warn(
-          { 'warden.config.file': file },
-          'listener addresses, client-certificate mode and connection limits change only on restart',
-        );
-      }
-      inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
-      logger.level = next.config.log.level;
-      const previous = current;
-      const previousTokens = tokenState;
-      const previousLimits = limitState;
-      current = next;
-      if (nextLimits !== limitState) {
-        limitState = nextLimits;
-        setTimeout(() => void previousLimits.runtime.close(), previous.config.lifecycle.drain_timeout).unref();
-      }
-      if (nextTokens !== tokenState) {
-        tokenState = nextTokens;
-        adminEndpoints = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
-        // In-flight requests may still be in the old runtime's IdP calls: close it after the grace.
-        setTimeout(() => void previousTokens.runtime?.close(), previous.config.lifecycle.drain_timeout).unref();
-      }
-      // Requests in flight hold the old generation (some may still be in a stage, not yet forwarded):
-      // its pool closes after the drain grace, and close() itself waits for running requests.
-      setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
-      const grace = previous.config.lifecycle.drain_timeout;
-      const telemetry = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).then(
-        (changed) => (changed ? '; telemetry restarted' : ''),
-        (err: unknown) => {
-          logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
-          return '; telemetry could not restart, export is off';
-        },
-      );
-      events.emit('warden.config.reloaded', {
-        'warden.config.file': file,
-        'warden.detail': `${next.config.routes.length} routes${telemetry}`,
-      });
-      return true;
+    reload(load) {
+      // One at a time, in the order asked: a slow reload (an IdP slow to answer its prefetch) must
+      // not commit after a later one, leaving the older file in force. Each reads the file when it runs.
+      const run = reloads.then(() => reloadNow(load));
+      reloads = run.catch(() => undefined);
+      return run;
     },
     async drain() {
       if (draining) return;
