@@ -4,7 +4,15 @@
  * Shapes follow DESIGN §6 (X.509-SVID): one URI SAN, digitalSignature (critical), serverAuth +
  * clientAuth, CA:false (critical), AKI/SKI, not-before backdated, not-after ≤ the issuer's.
  */
+import { WardenError } from '../errors.js';
 import { randomSerial, x509, EC_P256, certificatePem, type CryptoKey } from './pki.js';
+
+/**
+ * Below this much intermediate life left, nothing is issued: a certificate capped at the issuer's
+ * end would be (nearly) expired on arrival, and the CA's own server certificate would be re-issued
+ * in a tight loop. The refusal is a server error: the client did nothing wrong and retries later.
+ */
+export const MIN_ISSUER_LIFE_MS = 60_000;
 
 /** Who the certificate is for: a workload (SVID), the CA's own TLS server, the administrator (client only). */
 export type CertificateUse = 'workload' | 'server' | 'admin';
@@ -61,6 +69,12 @@ export function createIssuer(options: IssuerOptions): Issuer {
     notAfter: intermediate.notAfter,
     async issue(request) {
       const t = now();
+      const left = intermediate.notAfter.getTime() - t;
+      if (left < MIN_ISSUER_LIFE_MS) {
+        throw new WardenError('ERR_CA_ISSUER_EXPIRED', {
+          detail: `the issuing CA certificate ${left <= 0 ? 'expired' : 'is about to expire'} at ${intermediate.notAfter.toISOString()}: rotate it (warden ca init, docs/ca.md)`,
+        });
+      }
       // Backdated against clock skew, but never before the issuer itself became valid.
       const notBefore = new Date(Math.max(t - backdateMs, intermediate.notBefore.getTime()));
       const notAfter = new Date(Math.min(t + (request.lifetimeMs ?? lifetimeMs), intermediate.notAfter.getTime()));

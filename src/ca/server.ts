@@ -27,7 +27,7 @@ import {
 import { createClientAuth, type Role } from './client-auth.js';
 import { createCrlPublisher } from './crl.js';
 import { readJsonObject, sendBytes, sendJson, sendProblem } from './http.js';
-import { createIssuer, type Issuer } from './issuer.js';
+import { createIssuer, MIN_ISSUER_LIFE_MS, type Issuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from './layout.js';
 import { keyIdOf } from './pki.js';
@@ -85,6 +85,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   let telemetry: CaTelemetry | undefined;
   let inFlight = 0;
   let whenIdle: (() => void) | undefined;
+  let onClose = () => {};
   try {
     recordAdmin(store, material);
     telemetry = await startCaTelemetry(config, events, options.env ?? process.env);
@@ -186,6 +187,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       sendProblem(res, problem);
     };
 
+    const stopWatch = watchIssuerExpiry(material.intermediate.notAfter, logger);
+    onClose = stopWatch;
     const initial = await serverContext(issuer, material, config, store);
     server = createServer(
       {
@@ -285,6 +288,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       close() {
         closed ??= new Promise<void>((resolve) => {
           clearTimeout(rotation);
+          onClose();
           listening.close(() => resolve());
           listening.closeAllConnections();
         })
@@ -302,6 +306,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
     };
   } catch (err) {
+    onClose();
     server?.close();
     store.close();
     removeSink();
@@ -342,6 +347,37 @@ const ROUTES: Record<string, { method: 'GET' | 'POST'; action: string }> = {
   [CA_PATHS.adminRevocations]: { method: 'POST', action: 'revoke' },
   [CA_PATHS.adminCertificates]: { method: 'GET', action: 'list' },
 };
+
+/** From this much intermediate life left, the CA logs an error (at startup, or when it gets there). */
+const ISSUER_EXPIRY_WARNING_MS = 30 * 86_400_000;
+
+/**
+ * Errors in the log while there is time to rotate the intermediate: at startup or when 30 days are
+ * left, and when issuing stops (MIN_ISSUER_LIFE_MS before its end). Returns the stop function.
+ */
+function watchIssuerExpiry(notAfter: Date, logger: Logger): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const check = (warned: boolean) => {
+    const left = notAfter.getTime() - Date.now();
+    const fields = { not_after: notAfter.toISOString() };
+    if (left < MIN_ISSUER_LIFE_MS) {
+      logger.error(
+        fields,
+        'the issuing CA certificate has expired or is about to: the CA issues no certificates; rotate it (warden ca init)',
+      );
+      return;
+    }
+    if (left <= ISSUER_EXPIRY_WARNING_MS && !warned) {
+      logger.error(fields, 'the issuing CA certificate expires soon: rotate it (warden ca init) before it does');
+      warned = true;
+    }
+    const next = warned ? left - MIN_ISSUER_LIFE_MS : left - ISSUER_EXPIRY_WARNING_MS;
+    timer = setTimeout(() => check(warned), Math.min(Math.max(next, 0), 2 ** 31 - 1)); // long waits re-check
+    timer.unref();
+  };
+  check(false);
+  return () => clearTimeout(timer);
+}
 
 function untilRotation(notAfter: Date): number {
   return Math.max(1_000, Math.min((notAfter.getTime() - Date.now()) * (2 / 3), 2 ** 31 - 1));

@@ -15,6 +15,7 @@ import type {
 } from './api.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
+import { isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../mesh/spiffe-id.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -63,7 +64,6 @@ export interface CaService {
   list(query: { spiffe_id?: string | undefined; status?: string | undefined }): CertificateRecord[];
 }
 
-const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/;
 const DNS_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/i;
 const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
 const STATUSES = ['valid', 'revoked', 'expired'] as const;
@@ -77,13 +77,19 @@ export function createCaService(deps: CaServiceDeps): CaService {
   const { store, tokens, issuer, crl, events, trustDomain } = deps;
   const now = deps.now ?? Date.now;
 
-  /** A workload SPIFFE ID of this trust domain; `/warden/…` is reserved for the CA's own identities. */
+  /**
+   * A workload SPIFFE ID of this trust domain; `/warden/…` is reserved for the CA's own identities.
+   * Syntax is the sidecars' own parser's (src/mesh/spiffe-id.ts): an ID they would not accept as a
+   * peer is never issued, and the reserved-path check runs on a path without dot segments.
+   */
   function workloadId(value: unknown, field: string): string {
-    if (typeof value !== 'string' || !SPIFFE_ID.test(value)) {
-      throw invalid(`${field} must be a SPIFFE ID like "spiffe://${trustDomain}/ns/shop/sa/orders"`);
+    const problem = typeof value === 'string' ? spiffeIdProblem(value) : 'not a string';
+    if (typeof value !== 'string' || problem !== undefined) {
+      throw invalid(`${field} must be a SPIFFE ID like "spiffe://${trustDomain}/ns/shop/sa/orders" (${problem})`);
     }
-    if (SPIFFE_ID.exec(value)?.[1] !== trustDomain) throw invalid(`${field} must be in the trust domain ${trustDomain}`);
-    if (value.startsWith(`spiffe://${trustDomain}/warden/`))
+    const id = parseSpiffeId(value);
+    if (id.trustDomain !== trustDomain) throw invalid(`${field} must be in the trust domain ${trustDomain}`);
+    if (id.path === '/warden' || id.path.startsWith('/warden/'))
       throw invalid(`${field}: spiffe://${trustDomain}/warden/… is reserved for the CA`);
     return value;
   }
@@ -205,7 +211,8 @@ export function createCaService(deps: CaServiceDeps): CaService {
         if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject}` });
         serials = [subject];
       } else {
-        subject = typeof spiffeId === 'string' && SPIFFE_ID.test(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
+        // Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial).
+        subject = typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
         serials = store.activeSerialsOf(subject, t);
       }
       const revoked = store.transaction(() => serials.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })));

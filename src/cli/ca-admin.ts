@@ -3,6 +3,7 @@ import { createAdminClientFromDir, type AdminClient } from '../ca/admin-client.j
 import type { RevocationReason } from '../ca/api.js';
 import { readCaConfig } from '../config/ca-load.js';
 import { parseDuration } from '../config/units.js';
+import { spiffeIdProblem } from '../mesh/spiffe-id.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import { readPassphrase } from './ca-init.js';
 
@@ -93,8 +94,6 @@ async function withClient<T>(command: string, values: ConnectionValues, fn: (cli
   }
 }
 
-const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/;
-
 export async function runCaTokenCreate(argv: string[]): Promise<number> {
   const command = 'ca token create';
   const { values } = parseCommandArgs(command, argv, {
@@ -107,9 +106,11 @@ export async function runCaTokenCreate(argv: string[]): Promise<number> {
     console.log(caTokenCreateHelp);
     return EXIT.ok;
   }
-  if (!values.id || !SPIFFE_ID.test(values.id)) {
+  // The sidecars' own parser: the CA refuses anything else as well, this says why before connecting.
+  const problem = values.id ? spiffeIdProblem(values.id) : 'missing';
+  if (!values.id || problem !== undefined) {
     throw new UsageError(
-      `warden ${command}: --id must be a SPIFFE ID like spiffe://example.org/ns/shop/sa/orders (see warden ${command} --help)`,
+      `warden ${command}: --id must be a SPIFFE ID like spiffe://example.org/ns/shop/sa/orders (${problem}; see warden ${command} --help)`,
     );
   }
   let ttlSeconds: number | undefined;

@@ -41,7 +41,7 @@ export async function startDemoCa(dir: string, port: number, deps: { logger: Log
   // One OpenTelemetry SDK per process: in the demo, OTEL_* variables are the sidecar's.
   const server = await startCaServer({ config, logger: deps.logger, env: {} });
   const bundleFile = join(caDir, CA_FILES.bundle);
-  const client = createCaClient({ url: server.url, timeout: 5000 }, server.rootPem);
+  const client = createCaClient({ url: server.url, timeout: 5000 }, server.rootPem, DEMO_TRUST_DOMAIN);
   return {
     server,
     dir: caDir,

@@ -5,14 +5,24 @@
  * configured bundle file, roots persisted from an earlier verified fetch, or — on first contact
  * with only `mesh.ca.fingerprint` — the one root of an unverified /v1/bundle answer whose SHA-256
  * matches the pinned fingerprint. Nothing is ever accepted unverified beyond that comparison.
+ *
+ * Chaining to those roots is not enough: every workload certificate chains to them too, and a
+ * workload may hold the CA's DNS name. So every connection also requires the CA's own SPIFFE ID
+ * (`spiffe://<trust-domain>/warden/ca`, which no workload can get) as the server's URI SAN.
  */
 import { clientSpan, traceHeaders } from '../telemetry/client-span.js';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { checkServerIdentity as checkHostName, type PeerCertificate } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
+import { serverSpiffeId } from '../ca/layout.js';
 import type { MeshConfig } from '../config/types.js';
+import { parseSpiffeId, spiffeIdOfCertificate } from './spiffe-id.js';
+import { assertUsableBundle, certificatesOf } from './trust-bundle.js';
+
+export { certificatesOf } from './trust-bundle.js';
 
 /**
  * The CA could not be asked (as opposed to CaApiError: it answered and refused). `code` tells an
@@ -30,12 +40,58 @@ export class CaUnavailableError extends Error {
   }
 }
 
+/** The server chains to our roots and has the right host name, but is not the CA (a workload posing as it). */
+class NotTheCaError extends Error {
+  readonly code = 'ERR_CA_IDENTITY_MISMATCH';
+  constructor(
+    readonly presented: string | undefined,
+    expected: string,
+  ) {
+    super(`the server's certificate names ${presented ?? 'no SPIFFE ID'}, not the CA's ${expected}`);
+    this.name = 'NotTheCaError';
+  }
+}
+
+/**
+ * The CA's SPIFFE ID for a sidecar of `trustDomain`. Without one (a caller that does not know its
+ * trust domain) any trust domain's `/warden/ca` is accepted: the roots still pin the CA.
+ */
+function caIdentity(trustDomain: string | undefined): { expected: string; matches(id: string | undefined): boolean } {
+  if (trustDomain !== undefined) {
+    const expected = serverSpiffeId(trustDomain);
+    return { expected, matches: (id) => id === expected };
+  }
+  return {
+    expected: serverSpiffeId('<trust-domain>'),
+    matches: (id) => id !== undefined && parseSpiffeId(id).path === '/warden/ca',
+  };
+}
+
+/** Node's host name check, then the CA's SPIFFE ID: for `connect.checkServerIdentity` of every CA agent. */
+function checkCaIdentity(trustDomain: string | undefined) {
+  const identity = caIdentity(trustDomain);
+  return (host: string, cert: PeerCertificate): Error | undefined => {
+    const hostError = checkHostName(host, cert);
+    if (hostError) return hostError;
+    const presented = spiffeIdOfCertificate(cert);
+    return identity.matches(presented) ? undefined : new NotTheCaError(presented, identity.expected);
+  };
+}
+
 // OpenSSL verification failures: the CA answered with a certificate we must not accept.
 const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
+
+function notTheCa(err: unknown): NotTheCaError | undefined {
+  for (let e = err as { cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++)
+    if (e instanceof NotTheCaError) return e;
+  return undefined;
+}
 
 /** Network-level failures of a CA call as a CaUnavailableError; refusals (CaApiError) pass through. */
 function transportError(err: unknown, url: string, timeoutMs: number): unknown {
   if (err instanceof CaApiError || err instanceof CaUnavailableError) return err;
+  const impostor = notTheCa(err);
+  if (impostor) return new CaUnavailableError('ERR_CA_UNTRUSTED', `${url}: not the Warden CA: ${impostor.message}`, { cause: impostor });
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.cause?.code ?? e.code ?? e.name;
   if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code ?? ''))
@@ -53,15 +109,9 @@ export interface CaClient {
   bundle(): Promise<string>;
   /** The CRL, DER. */
   crl(): Promise<Buffer>;
-  /** Roots to verify the CA with from now on (after a verified bundle refresh). */
+  /** Roots to verify the CA with from now on (after a verified bundle refresh); throws BundleError on one without certificates. */
   trust(rootsPem: string): void;
   close(): Promise<void>;
-}
-
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-export function certificatesOf(pem: string): string[] {
-  return pem.match(PEM_CERT) ?? [];
 }
 
 function fingerprintOfPem(pem: string): string {
@@ -74,9 +124,11 @@ function normaliseFingerprint(value: string): string {
 
 /**
  * The roots to trust for the first call: `known` (persisted from a verified fetch), else the
- * bundle file, else the pinned fingerprint checked against the CA's own answer.
+ * bundle file, else the pinned fingerprint checked against the CA's own answer — and then a
+ * verified call under that root, so the server we asked is the CA itself (the root is public:
+ * anyone can serve it).
  */
-export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | undefined): Promise<string> {
+export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | undefined, trustDomain?: string): Promise<string> {
   if (known) return known;
   if (cfg.bundle) return readFileSync(cfg.bundle, 'utf8');
   if (!cfg.fingerprint) throw new Error('mesh.ca: neither bundle nor fingerprint is set');
@@ -94,10 +146,35 @@ export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | unde
         'ERR_CA_UNTRUSTED',
         `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`,
       );
+    const verified = caAgent(cfg, `${match}\n`, trustDomain);
+    try {
+      await getText(verified, `${base(cfg.url)}${CA_PATHS.bundle}`, cfg.timeout);
+    } finally {
+      await verified.close();
+    }
     return `${match}\n`;
   } finally {
     await insecure.close();
   }
+}
+
+/** An agent that accepts only the CA: chains to `roots`, right host name, the CA's SPIFFE ID. */
+function caAgent(
+  cfg: MeshConfig['ca'],
+  roots: string,
+  trustDomain: string | undefined,
+  client?: { certPem: string; keyPem: string },
+): Agent {
+  return new Agent({
+    connect: {
+      ca: roots,
+      timeout: cfg.timeout,
+      checkServerIdentity: checkCaIdentity(trustDomain),
+      ...(client ? { cert: client.certPem, key: client.keyPem } : {}),
+    },
+    headersTimeout: cfg.timeout,
+    bodyTimeout: cfg.timeout,
+  });
 }
 
 const base = (url: string) => url.replace(/\/+$/, '');
@@ -146,10 +223,10 @@ function problemError(status: number, text: string): CaApiError {
   return new CaApiError(status, problem.code ?? 'ERR_UNKNOWN', problem.title ?? 'CA refused the request', problem.detail);
 }
 
-export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClient {
+/** `trustDomain`: the sidecar's, whose CA (`spiffe://<trustDomain>/warden/ca`) alone is accepted. */
+export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string, trustDomain?: string): CaClient {
   let roots = rootsPem;
-  const timeouts = { headersTimeout: cfg.timeout, bodyTimeout: cfg.timeout };
-  let agent = new Agent({ connect: { ca: roots, timeout: cfg.timeout }, ...timeouts });
+  let agent = caAgent(cfg, roots, trustDomain);
   const url = base(cfg.url);
 
   async function post(dispatcher: Dispatcher, path: string, body: unknown): Promise<IssuedCredentials> {
@@ -164,7 +241,7 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClien
   return {
     enroll: (token, csrPem) => post(agent, CA_PATHS.enroll, { token, csr: csrPem }),
     async renew(current, csrPem) {
-      const mtls = new Agent({ connect: { ca: roots, cert: current.certPem, key: current.keyPem, timeout: cfg.timeout }, ...timeouts });
+      const mtls = caAgent(cfg, roots, trustDomain, current);
       try {
         return await post(mtls, CA_PATHS.renew, { csr: csrPem });
       } finally {
@@ -175,9 +252,10 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string): CaClien
     crl: () => getBody(agent, `${url}${CA_PATHS.crl}`, cfg.timeout),
     trust(next) {
       if (next === roots) return;
+      assertUsableBundle(next, 'the CA client refuses the new roots'); // an empty one would lock us out of the CA
       roots = next;
       const old = agent;
-      agent = new Agent({ connect: { ca: roots, timeout: cfg.timeout }, ...timeouts });
+      agent = caAgent(cfg, roots, trustDomain);
       old.close().catch(() => {}); // in-flight calls finish on it; a failed close changes nothing
     },
     close: () => agent.close(),

@@ -21,12 +21,13 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
+import { assertUsableBundle, isUsableBundle } from './trust-bundle.js';
 
 export interface WorkloadCredentials {
   keyPem: string;
   /** Leaf first, then the intermediate(s). */
   certPem: string;
-  /** Trust bundle (roots). */
+  /** Trust bundle (roots); '' when none was persisted or issued. */
   bundlePem: string;
   spiffeId: string;
   serial: string;
@@ -106,8 +107,11 @@ export interface CredentialStore {
    * there are none. Throws CredentialError when they are unusable or belong to another identity.
    */
   load(spiffeId: string): WorkloadCredentials | undefined;
+  /** Key and chain; the bundle too when it holds certificates. */
   save(credentials: WorkloadCredentials): void;
+  /** Throws BundleError on a bundle without certificates (the one on disk stays). */
   saveBundle(bundlePem: string): void;
+  /** The persisted bundle, or undefined when there is none with a certificate. */
   loadBundle(): string | undefined;
   saveCrl(der: Uint8Array): void;
   loadCrl(): Buffer | undefined;
@@ -126,6 +130,12 @@ export function createCredentialStore(dir: string): CredentialStore {
   }
   const path = (name: string) => join(dir, name);
   const read = (name: string) => (existsSync(path(name)) ? readFileSync(path(name), 'utf8') : undefined);
+  // A lost or truncated bundle.pem (deleted, or a crash between save()'s two writes) is no bundle:
+  // the caller falls back to the configured roots instead of trusting nobody.
+  const readBundle = () => {
+    const pem = read(STATE_FILES.bundle);
+    return isUsableBundle(pem) ? pem : undefined;
+  };
 
   return {
     dir,
@@ -136,7 +146,7 @@ export function createCredentialStore(dir: string): CredentialStore {
       const certPem = text.replace(PEM_KEY, '');
       let credentials: WorkloadCredentials;
       try {
-        credentials = describeCredentials(keyPem, certPem, read(STATE_FILES.bundle) ?? '');
+        credentials = describeCredentials(keyPem, certPem, readBundle() ?? '');
       } catch (err) {
         throw new CredentialError('ERR_MESH_STATE_INVALID', `${dir}: ${(err as Error).message}`);
       }
@@ -151,10 +161,13 @@ export function createCredentialStore(dir: string): CredentialStore {
     save(credentials) {
       const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
       writeAtomic(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
-      if (credentials.bundlePem) writeAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
+      if (isUsableBundle(credentials.bundlePem)) writeAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
     },
-    saveBundle: (pem) => writeAtomic(path(STATE_FILES.bundle), pem, 0o644),
-    loadBundle: () => read(STATE_FILES.bundle),
+    saveBundle(pem) {
+      assertUsableBundle(pem, `${path(STATE_FILES.bundle)} is not replaced`);
+      writeAtomic(path(STATE_FILES.bundle), pem, 0o644);
+    },
+    loadBundle: readBundle,
     saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
   };

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { MeshConfig } from '../config/types.js';
 import type { EventBus } from '../telemetry/events.js';
 import { CaApiError } from '../ca/admin-client.js';
-import { CaUnavailableError, certificatesOf, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
+import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
 import {
   createCredentialStore,
   CredentialError,
@@ -19,6 +19,8 @@ import {
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
+import { trustDomainOf } from './spiffe-id.js';
+import { certificatesOf, isUsableBundle } from './trust-bundle.js';
 import { createTrustRefresher } from './trust-refresh.js';
 
 export interface MeshMaterial {
@@ -77,7 +79,9 @@ export interface MeshDeps {
 export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promise<MeshIdentity> {
   const { events, logger } = deps;
   const store = createCredentialStore(cfg.state_dir);
-  const client = createCaClient(cfg.ca, await resolveCaTrust(cfg.ca, store.loadBundle()));
+  const trustDomain = trustDomainOf(cfg.spiffe_id);
+  const configuredRoots = await resolveCaTrust(cfg.ca, store.loadBundle(), trustDomain);
+  const client = createCaClient(cfg.ca, configuredRoots, trustDomain);
   let credentials: WorkloadCredentials;
   try {
     credentials = await initialCredentials(cfg, store, client, deps);
@@ -106,8 +110,20 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       }
     }
   };
+  if (!isUsableBundle(credentials.bundlePem)) {
+    // bundle.pem lost or empty: trust the roots we verified the CA with until the refresh below
+    // fetches its bundle; never an empty bundle, which would trust no peer and not even the CA.
+    logger.warn({ state_dir: cfg.state_dir }, 'mesh: no usable bundle.pem; using the mesh.ca roots until the CA bundle is fetched');
+    credentials = { ...credentials, bundlePem: configuredRoots };
+  }
   client.trust(credentials.bundlePem);
   store.saveBundle(credentials.bundlePem);
+  /** A bundle already in `credentials` and on disk: the CA client, events and listeners follow it. */
+  const applyBundle = (pem: string) => {
+    client.trust(pem);
+    events.emit('warden.mesh.trust_updated', { 'warden.detail': `bundle: ${certificatesOf(pem).length} root(s)` });
+    notify('bundle');
+  };
 
   const scheduler = createRenewalScheduler({
     policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
@@ -116,8 +132,10 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
       const issued = await client.renew({ keyPem: credentials.keyPem, certPem: credentials.certPem }, csrPem);
       if (stopped) return; // stopped while the CA answered: nothing may change any more
-      const next = describeCredentials(keyPem, issued.certificate + issued.chain, issued.bundle || credentials.bundlePem);
+      const bundle = isUsableBundle(issued.bundle) ? issued.bundle : credentials.bundlePem;
+      const next = describeCredentials(keyPem, issued.certificate + issued.chain, bundle);
       if (next.spiffeId !== credentials.spiffeId) throw new Error(`the CA renewed as ${next.spiffeId}, not ${credentials.spiffeId}`);
+      const bundleChanged = next.bundlePem !== credentials.bundlePem;
       store.save(next);
       credentials = next;
       lastError = undefined;
@@ -128,6 +146,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
         'warden.cert.not_after': next.notAfter.toISOString(),
       });
       notify('certificate');
+      // A root rotation may bring a new bundle with the renewal, before the next refresh: the CA
+      // client must trust it now, or it cannot reach a CA that moved to the new root.
+      if (bundleChanged) applyBundle(next.bundlePem);
     },
     onFailure(err, retryInMs, attempt) {
       lastError = describeCaError(err);
@@ -157,9 +178,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     onBundle(pem) {
       store.saveBundle(pem);
       credentials = { ...credentials, bundlePem: pem };
-      client.trust(pem);
-      events.emit('warden.mesh.trust_updated', { 'warden.detail': `bundle: ${certificatesOf(pem).length} root(s)` });
-      notify('bundle');
+      applyBundle(pem);
     },
     onCrl(der) {
       store.saveCrl(der);
@@ -168,7 +187,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       notify('crl');
     },
     onFailure(what, err) {
-      logger.warn(
+      // A server that is not our CA (wrong roots or SPIFFE ID) is an attack or a misconfiguration, not an outage.
+      const untrusted = err instanceof CaUnavailableError && err.code === 'ERR_CA_UNTRUSTED';
+      logger[untrusted ? 'error' : 'warn'](
         { 'error.type': describeCaError(err), err: (err as Error).message },
         `mesh ${what} refresh failed; keeping the last good copy`,
       );

@@ -47,6 +47,11 @@ export function isSpiffeId(value: string): boolean {
   return invalidity(value) === undefined;
 }
 
+/** Why `value` is not a workload SPIFFE ID (for an error message), or undefined when it is one. */
+export function spiffeIdProblem(value: string): string | undefined {
+  return invalidity(value);
+}
+
 /** Splits a SPIFFE ID; throws SpiffeIdError (with the reason) when `value` is not one. */
 export function parseSpiffeId(value: string): SpiffeId {
   const reason = invalidity(value);

@@ -4,9 +4,9 @@
  * older than the one in force) and only then applied. A failed fetch keeps the last good copy and
  * is retried sooner than the regular interval, with backoff.
  */
-import { X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
-import { certificatesOf, type CaClient } from './ca-client.js';
+import type { CaClient } from './ca-client.js';
+import { bundleProblem } from './trust-bundle.js';
 import { backoffDelay } from './rotation.js';
 
 export interface TrustRefresher {
@@ -73,9 +73,8 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
   const bundle = every(options.intervals.bundle, async () => {
     try {
       const pem = await options.client.bundle();
-      const roots = certificatesOf(pem);
-      if (roots.length === 0) throw new Error('the CA sent a bundle without certificates');
-      for (const root of roots) new X509Certificate(root); // parses, or throws
+      const problem = bundleProblem(pem);
+      if (problem !== undefined) throw new Error(`the CA sent an unusable bundle: ${problem}`);
       if (pem !== options.currentBundle()) options.onBundle(pem);
       return true;
     } catch (err) {

@@ -12,8 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { createAdminClientFromDir } from '../../src/ca/admin-client.js';
+import { runCaTokenCreate } from '../../src/cli/ca-admin.js';
 import { CA_PATHS, type IssuedCredentials } from '../../src/ca/api.js';
+import { initCa } from '../../src/ca/init.js';
 import { x509 } from '../../src/ca/pki.js';
+import { startCaServer } from '../../src/ca/server.js';
+import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import { makeCsr, ORDERS, repoRoot, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
 
@@ -342,3 +347,101 @@ t.test('closing the CA with requests in flight: they finish first, nothing write
   t.equal(uncaught, undefined, 'no handler touched the closed database');
   for (const s of sockets) t.ok(s.destroyed || s.readableEnded, 'the cut-off clients were closed');
 });
+
+t.test('SPIFFE IDs are checked by the sidecar’s own parser: dot segments, percent-encoding, commas refused', async (t) => {
+  const { ca, eventsNamed } = await startCaUnderTest(t);
+  const bad = [
+    `spiffe://${TRUST_DOMAIN}/ns/../sa/x`,
+    `spiffe://${TRUST_DOMAIN}/ns/%2e%2e/sa/x`,
+    `spiffe://${TRUST_DOMAIN}/ns/a,b/sa/x`,
+    `spiffe://${TRUST_DOMAIN}/ns/.`,
+    `spiffe://${TRUST_DOMAIN}/ns//sa/x`,
+    `spiffe://${TRUST_DOMAIN}/ns/shop/sa/x?q`,
+    `spiffe://${TRUST_DOMAIN}/ns/../warden/ca`, // past the reserved-prefix check, were it textual
+  ];
+  for (const id of bad) {
+    t.throws(() => ca.createToken({ spiffe_id: id }), { code: 'ERR_CA_REQUEST_INVALID' }, `token for ${id} refused`);
+    await t.rejects(
+      runCaTokenCreate(['--id', id, '--url', 'https://127.0.0.1:1', '--dir', '/nonexistent']),
+      {
+        name: 'UsageError',
+        message: /--id must be a SPIFFE ID/,
+      },
+      `warden ca token create --id ${id}: usage error`,
+    );
+  }
+  for (const id of [`spiffe://${TRUST_DOMAIN}/warden`, `spiffe://${TRUST_DOMAIN}/warden/ca`, `spiffe://${TRUST_DOMAIN}/warden/x/y`])
+    t.throws(
+      () => ca.createToken({ spiffe_id: id }),
+      { code: 'ERR_CA_REQUEST_INVALID', detail: /reserved for the CA/ },
+      `${id} is reserved`,
+    );
+  t.throws(
+    () => ca.createToken({ spiffe_id: 'spiffe://other.test/ns/shop/sa/x' }),
+    { code: 'ERR_CA_REQUEST_INVALID', detail: /trust domain example\.test/ },
+    'another trust domain',
+  );
+  t.equal(eventsNamed('warden.ca.token_created').length, 0, 'no token was created');
+  const ok = ca.createToken({ spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/shop.v2/sa/orders_1-a` });
+  t.ok(ok.token, 'dots, dashes and underscores inside segments are fine');
+  await t.rejects(
+    ca.revoke({ spiffe_id: bad[0]! }),
+    { code: 'ERR_CA_REQUEST_INVALID' },
+    'revoke by such an ID: refused (revoke by serial)',
+  );
+});
+
+t.test(
+  'an expiring intermediate: an error in the log at startup and when issuing stops; under a minute left, nothing is issued',
+  async (t) => {
+    const start = async (secondsLeft: number) => {
+      const dir = join(tempDir('warden-ca-expiring-'), 'ca');
+      await initCa({ trustDomain: TRUST_DOMAIN, dir, intermediateLifetimeDays: secondsLeft / 86_400 });
+      const logs: Record<string, unknown>[] = [];
+      const config = resolveCaConfig({
+        trust_domain: TRUST_DOMAIN,
+        dir,
+        listen: { host: '127.0.0.1', port: 0 },
+        database: { path: join(dir, '..', 'ca.db') },
+        log: { level: 'silent' },
+      });
+      const logger = createLogger({ level: 'error', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
+      return { server: () => startCaServer({ config, logger }), logs };
+    };
+    const soon = await start(300);
+    const ca = await soon.server();
+    t.teardown(() => ca.close());
+    t.match(soon.logs, [{ level: 'error', msg: /issuing CA certificate expires soon/ }], 'five minutes left: an error at startup');
+    // 64 s left: the CA starts; once under a minute is left it refuses to issue (and says so), instead
+    // of handing out certificates that are expired on arrival.
+    const late = await start(64);
+    const lateCa = await late.server();
+    t.teardown(() => lateCa.close());
+    const end = new x509.X509Certificate(lateCa.intermediatePem).notAfter.getTime();
+    await new Promise((r) => setTimeout(r, Math.max(0, end - 60_000 - Date.now()) + 200));
+    const agent = new Agent({ connect: { ca: lateCa.rootPem } });
+    t.teardown(() => agent.close());
+    const { csrPem } = await makeCsr({ spiffeId: ORDERS });
+    const refused = await post(
+      `${lateCa.url}${CA_PATHS.enroll}`,
+      { token: lateCa.createToken({ spiffe_id: ORDERS }).token, csr: csrPem },
+      agent,
+    );
+    t.match(
+      refused,
+      { status: 503, body: { code: 'ERR_CA_ISSUER_EXPIRED', detail: /issuing CA certificate is about to expire/ } },
+      'enroll refused',
+    );
+    const deadline = Date.now() + 5000;
+    const stopped = () => late.logs.find((l) => /issuing CA certificate has expired or is about to/.test(String(l.msg)));
+    while (!stopped() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    t.match(stopped(), { level: 'error' }, 'and logged when issuing stopped');
+    await t.rejects(
+      initCa({ trustDomain: TRUST_DOMAIN, dir: join(tempDir('warden-ca-expired-'), 'ca'), intermediateLifetimeDays: 2 / 86_400 }),
+      {
+        code: 'ERR_CA_ISSUER_EXPIRED',
+      },
+      'ca init with an intermediate of two seconds makes no admin certificate',
+    );
+  },
+);

@@ -2,14 +2,17 @@
  * Mesh mode end to end, with a real Warden CA and real TLS: enrollment, restart on persisted
  * credentials, rotation under continuous load with zero failed requests, CA outage and recovery,
  * revocation within one CRL refresh, expired callers refused at the handshake, `mtls: optional`
- * routes, fingerprint pinning.
+ * routes, fingerprint pinning, root rotation with a renewal between its steps, a workload posing as
+ * the CA, a lost bundle.pem.
  */
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createHttpsServer } from 'node:https';
 import { Agent, request } from 'undici';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { initCa } from '../../src/ca/init.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
 import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
@@ -59,16 +62,18 @@ function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
   };
 }
 
-/** A MeshIdentity alone (no sidecar around it), from a `mesh:` section as in sidecar.yaml. */
+/** A MeshIdentity alone (no sidecar around it), from a `mesh:` section as in sidecar.yaml; warnings and errors in `logs`. */
 async function startIdentity(t: Teardown, mesh: Record<string, unknown>) {
   const file = join(mkdtempSync(join(tmpdir(), 'warden-mesh-')), 'sidecar.yaml');
   const config = parseSidecarConfig(file, await testConfigYaml('http://127.0.0.1:1', { mesh })).config.mesh;
   if (!config) throw new Error('no mesh section');
   const events: CapturedEvent[] = [];
+  const logs: Record<string, unknown>[] = [];
   const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
-  const identity = await startMeshIdentity(config, { events: bus, logger: createLogger({ level: 'silent' }) });
+  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
+  const identity = await startMeshIdentity(config, { events: bus, logger });
   t.teardown(() => identity.stop());
-  return { identity, events };
+  return { identity, events, logs };
 }
 
 const agentFor = (w: Workload, h2 = false) =>
@@ -464,4 +469,118 @@ t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error witho
     /holds credentials for .*payments/,
     'the state dir now holds the new one',
   );
+});
+
+t.test('a workload holding the CA’s DNS name cannot pose as the CA: the trust bundle stays, the refusal is an error', async (t) => {
+  const ca = await startCa(t, { server: { dns_names: ['localhost'], ip_addresses: ['127.0.0.1'] } });
+  const attacker = await enrollWorkload(ca.server, id('ns/shop/sa/attacker'), ['localhost']);
+  const port = ca.server.port;
+  const { identity, events, logs } = await startIdentity(t, {
+    ...meshConfig(ca.server).mesh,
+    ca: { url: `https://localhost:${port}`, fingerprint: ca.server.fingerprint, timeout: '2s' },
+    refresh: { bundle: '200ms', crl: '1m' },
+  });
+  const rootsBefore = identity.material().ca;
+  const startupEvents = events.length;
+  // The attacker takes over the CA's address and serves its own "bundle".
+  await ca.server.close();
+  let answered = 0;
+  const impostor = createHttpsServer({ key: attacker.keyPem, cert: attacker.certPem }, (_req, res) => {
+    answered++;
+    res.end(attacker.certPem);
+  });
+  await new Promise<void>((resolve) => impostor.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => {
+    impostor.closeAllConnections();
+    return new Promise((resolve) => impostor.close(resolve));
+  });
+  const later = () => events.slice(startupEvents);
+  const refusal = () => logs.find((l) => l.msg === 'mesh bundle refresh failed; keeping the last good copy');
+  const deadline = Date.now() + 10_000;
+  while (!refusal() && !later().some((e) => e.name === 'warden.mesh.trust_updated') && Date.now() < deadline) await sleep(50);
+  t.same(later(), [], 'no trust_updated: nothing from the impostor was applied');
+  t.equal(identity.material().ca, rootsBefore, 'the trust bundle is the CA’s');
+  t.equal(answered, 0, 'no request reached the impostor (refused at the handshake)');
+  t.match(refusal(), { level: 'error', 'error.type': 'ERR_CA_UNTRUSTED (ERR_CA_IDENTITY_MISMATCH)', err: /not the Warden CA/ });
+});
+
+t.test('root rotation with a renewal between steps 2 and 3: the renewal applies the new bundle, the CA stays reachable', async (t) => {
+  // docs/mesh-identity.md "Root rotation", with a bundle refresh far away: only the renewal can bring the new root.
+  const base = mkdtempSync(join(tmpdir(), 'warden-rotation-'));
+  const [dirA, dirB] = [join(base, 'a'), join(base, 'b')];
+  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirA });
+  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirB });
+  const [rootA, rootB] = [readFileSync(join(dirA, 'root.crt'), 'utf8'), readFileSync(join(dirB, 'root.crt'), 'utf8')];
+  const database = { path: join(base, 'ca.db') };
+  const caConfig = (dir: string, port: number) =>
+    resolveCaConfig({
+      trust_domain: TRUST_DOMAIN,
+      dir,
+      listen: { host: '127.0.0.1', port },
+      database,
+      certificates: { lifetime: '6s', backdate: '0s' },
+      log: { level: 'silent' },
+    });
+  const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
+  t.teardown(() => Promise.all(servers.map((s) => s.close())));
+  const port = servers[0]!.port;
+  const { identity, events } = await startIdentity(t, {
+    ...meshConfig(servers[0]!).mesh,
+    renew_at: 0.5,
+    renew_jitter: 0,
+    max_backoff: '1s',
+    refresh: { bundle: '5m', crl: '5m' },
+  });
+  const changes: string[] = [];
+  identity.onChange((what) => changes.push(what));
+  const waitFor = async (what: () => boolean) => {
+    const deadline = Date.now() + 12_000;
+    while (!what() && Date.now() < deadline) await sleep(50);
+  };
+  const named = (name: string) => events.filter((e) => e.name === name);
+
+  // Step 2: the old CA serves both roots.
+  await servers[0]!.close();
+  appendFileSync(join(dirA, 'bundle.pem'), rootB);
+  servers.push(await startCaServer({ config: caConfig(dirA, port) }));
+  await waitFor(() => named('warden.mesh.rotated').length > 0);
+  t.equal(named('warden.mesh.rotated').length, 1, 'renewed after step 2');
+  t.equal((identity.material().ca.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'material().ca holds both roots');
+  t.same(changes, ['certificate', 'bundle'], 'listeners hear of the new bundle as from a refresh');
+  t.match(named('warden.mesh.trust_updated').at(-1), { 'warden.detail': 'bundle: 2 root(s)' });
+
+  // Step 3: the CA serves under the new root; the next renewal must reach it.
+  await servers[1]!.close();
+  writeFileSync(join(dirB, 'bundle.pem'), rootA + rootB);
+  servers.push(await startCaServer({ config: caConfig(dirB, port) }));
+  await waitFor(() => named('warden.mesh.rotated').length > 1 || named('warden.mesh.renewal_failed').length > 0);
+  t.same(named('warden.mesh.renewal_failed'), [], 'no renewal failed');
+  t.equal(named('warden.mesh.rotated').length, 2, 'renewed at the CA under the new root');
+  t.equal(identity.status().lastError, undefined);
+});
+
+t.test('workload.pem without a usable bundle.pem: the configured roots are used, the CA’s bundle fetched', async (t) => {
+  const ca = await startCa(t);
+  const config = { ...meshConfig(ca.server).mesh, refresh: { bundle: '5m', crl: '5m' } };
+  const first = await startIdentity(t, config);
+  const good = first.identity.material();
+  first.identity.stop();
+  const bundleFile = join(config.state_dir, 'bundle.pem');
+  for (const [how, damage] of [
+    ['missing', () => rmSync(bundleFile)],
+    ['empty', () => writeFileSync(bundleFile, '')],
+  ] as const) {
+    damage();
+    const again = await startIdentity(t, { ...config, bootstrap_token: undefined });
+    const m = again.identity.material();
+    t.equal(m.serial, good.serial, `${how}: started on the persisted certificate`);
+    t.equal(m.ca.trim(), ca.server.rootPem.trim(), `${how}: material().ca holds the CA's root`);
+    t.equal(readFileSync(bundleFile, 'utf8').trim(), ca.server.rootPem.trim(), `${how}: bundle.pem restored`);
+    t.same(
+      again.logs.filter((l) => /refresh failed/.test(String(l.msg))),
+      [],
+      `${how}: the CA is still reachable`,
+    );
+    again.identity.stop();
+  }
 });

@@ -120,3 +120,25 @@ t.test('lifetime is capped at the intermediate not-after; RSA keys also get keyE
     x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
   );
 });
+
+t.test('an intermediate that has expired, or has less than a minute left, issues nothing (no already-expired certificates)', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const end = material.intermediate.notAfter.getTime();
+  const at = (time: number) =>
+    createIssuer({ ...material, trustDomain: TRUST_DOMAIN, lifetimeMs: 24 * 3_600_000, backdateMs: 0, now: () => time });
+  const csr = await checkCsr((await makeCsr({ spiffeId: ORDERS })).csrPem);
+  const request = { publicKey: csr.publicKey, spiffeId: ORDERS, use: 'workload' as const };
+  for (const [when, time] of [
+    ['after its end', end + 3_600_000],
+    ['at its end', end],
+    ['30 s before its end', end - 30_000],
+  ] as const) {
+    await t.rejects(
+      at(time).issue(request),
+      { code: 'ERR_CA_ISSUER_EXPIRED', status: 503, detail: /issuing CA certificate .*expire/ },
+      `refused ${when}`,
+    );
+  }
+  const last = await at(end - 120_000).issue(request);
+  t.equal(last.notAfter.getTime(), end, 'two minutes before its end: issued, capped at its end');
+});

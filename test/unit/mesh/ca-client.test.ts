@@ -1,7 +1,7 @@
 /**
- * The CA client against the real CA (trust by fingerprint or bundle, refusals with their code) and
- * against a scripted HTTPS server on a workload certificate (a CA that stalls, lies about its
- * identity, or replays an old CRL).
+ * The CA client against the real CA (trust by fingerprint or bundle, refusals with their code),
+ * against a scripted HTTPS server on a CA server certificate (a CA that stalls or replays an old
+ * CRL), and against a workload posing as the CA with the CA's DNS name (refused).
  */
 import t from 'tap';
 import { createServer as createHttpsServer, type Server } from 'node:https';
@@ -12,12 +12,14 @@ import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CaApiError } from '../../../src/ca/admin-client.js';
-import { loadCaMaterial } from '../../../src/ca/layout.js';
+import { createIssuer } from '../../../src/ca/issuer.js';
+import { exportPrivateKeyPem, generateKeyPair } from '../../../src/ca/keys.js';
+import { loadCaMaterial, serverSpiffeId } from '../../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../../src/ca/pki.js';
 import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from '../../../src/mesh/ca-client.js';
 import { createKeyAndCsr } from '../../../src/mesh/csr.js';
 import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
-import { ORDERS, startCaUnderTest, testCaMaterial, type Teardown } from '../../support/ca-harness.js';
+import { ORDERS, startCaUnderTest, testCaMaterial, TRUST_DOMAIN, type Teardown } from '../../support/ca-harness.js';
 import { enrollWorkload } from '../../support/workload.js';
 
 const ca = (url: string, extra: { fingerprint?: string; bundle?: string; timeout?: number } = {}) => ({ url, timeout: 2000, ...extra });
@@ -28,10 +30,26 @@ async function listen<S extends Server | TcpServer>(t: Teardown, server: S): Pro
   return (server.address() as AddressInfo).port;
 }
 
-/** An HTTPS server for `localhost` with a certificate of the test CA, answering with `handler`. */
-async function scriptedCa(t: Teardown, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+/** A server certificate for `localhost` as the test CA makes its own (SPIFFE ID …/warden/ca). */
+async function caServerCertificate(spiffeId = serverSpiffeId(TRUST_DOMAIN)): Promise<{ keyPem: string; certPem: string }> {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const issuer = createIssuer({ ...material, trustDomain: TRUST_DOMAIN, lifetimeMs: 3_600_000, backdateMs: 60_000 });
+  const keys = await generateKeyPair();
+  const issued = await issuer.issue({ publicKey: keys.publicKey, spiffeId, dnsNames: ['localhost'], use: 'server' });
+  return { keyPem: await exportPrivateKeyPem(keys.privateKey), certPem: issued.pem + material.intermediatePem };
+}
+
+/**
+ * An HTTPS server for `localhost` answering with `handler`: on a CA server certificate of the test
+ * CA, or on `as` (a workload's key and chain, posing as the CA).
+ */
+async function scriptedCa(
+  t: Teardown,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  as?: { keyPem: string; certPem: string },
+) {
   const { ca: real } = await startCaUnderTest(t);
-  const w = await enrollWorkload(real, `spiffe://example.test/ns/test/sa/fake-ca`, ['localhost']);
+  const w = as ?? (await caServerCertificate());
   const server = createHttpsServer({ key: w.keyPem, cert: w.certPem }, handler);
   const sockets = new Set<{ destroy(): unknown }>();
   server.on('connection', (s) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
@@ -162,4 +180,64 @@ t.test('trust refresh: a verified CRL moves forward only; a replayed older one o
   await refresher.refreshNow(); // forged: refused
   t.same(applied, served.slice(0, 2), 'the first two applied, in order');
   t.same(failures, ['crl: the CRL is older than the one in force', 'crl: the CRL is not signed by our issuing CA']);
+});
+
+t.test('a workload with the CA’s DNS name is not the CA: main, renew, fingerprint bootstrap and trust() refuse it', async (t) => {
+  const { ca: real } = await startCaUnderTest(t);
+  const workload = await enrollWorkload(real, `spiffe://${TRUST_DOMAIN}/ns/shop/sa/attacker`, ['localhost']);
+  const served: string[] = [];
+  const impostor = await scriptedCa(
+    t,
+    (req, res) => {
+      served.push(req.url ?? '');
+      res.end(real.rootPem);
+    },
+    workload,
+  );
+  const refusal = {
+    name: 'CaUnavailableError',
+    code: 'ERR_CA_UNTRUSTED',
+    message: /not the Warden CA: .*ns\/shop\/sa\/attacker.*warden\/ca/,
+  };
+
+  const client = createCaClient(ca(impostor.url), impostor.rootPem, TRUST_DOMAIN);
+  t.teardown(() => client.close());
+  const refused = await client.bundle().catch((e: unknown) => e);
+  t.match(refused, refusal, 'the bundle is not fetched from it');
+  t.match(describeCaError(refused), /^ERR_CA_UNTRUSTED \(ERR_CA_IDENTITY_MISMATCH\)$/);
+  t.match(await client.crl().catch((e: unknown) => e), refusal, 'nor the CRL');
+  const { csrPem } = await createKeyAndCsr(ORDERS);
+  t.match(await client.enroll('token', csrPem).catch((e: unknown) => e), refusal, 'no token is sent to it');
+  t.match(await client.renew(workload, csrPem).catch((e: unknown) => e), refusal, 'nor a renewal (the mTLS agent)');
+  client.trust(`${impostor.rootPem}\n`); // a new agent
+  t.match(await client.bundle().catch((e: unknown) => e), refusal, 'the agent made by trust() checks it too');
+  await t.rejects(
+    resolveCaTrust(ca(impostor.url, { fingerprint: real.fingerprint }), undefined, TRUST_DOMAIN),
+    refusal,
+    'the fingerprint bootstrap confirms the pinned root with a verified call',
+  );
+  t.same(served, ['/v1/bundle'], 'only the unverified bootstrap fetch ever reached it');
+
+  // Without a trust domain (the demo's client), any trust domain's /warden/ca, and nothing else.
+  const anyDomain = createCaClient(ca(impostor.url), impostor.rootPem);
+  t.teardown(() => anyDomain.close());
+  t.match(await anyDomain.bundle().catch((e: unknown) => e), refusal);
+
+  // The genuine CA server certificate passes the same checks; another trust domain's does not.
+  const genuine = await scriptedCa(t, (_req, res) => res.end(real.rootPem));
+  const good = createCaClient(ca(genuine.url), genuine.rootPem, TRUST_DOMAIN);
+  t.teardown(() => good.close());
+  t.equal(await good.bundle(), real.rootPem);
+  t.equal(await resolveCaTrust(ca(genuine.url, { fingerprint: real.fingerprint }), undefined, TRUST_DOMAIN), `${real.rootPem.trim()}\n`);
+  const elsewhere = createCaClient(ca(genuine.url), genuine.rootPem, 'other.test');
+  t.teardown(() => elsewhere.close());
+  t.match(await elsewhere.bundle().catch((e: unknown) => e), { code: 'ERR_CA_UNTRUSTED', message: /other\.test\/warden\/ca/ });
+});
+
+t.test('trust() refuses a bundle without certificates and keeps the roots it has', async (t) => {
+  const { ca: real } = await startCaUnderTest(t);
+  const client = createCaClient(ca(real.url), real.rootPem, TRUST_DOMAIN);
+  t.teardown(() => client.close());
+  for (const empty of ['', 'no certificate here\n']) t.throws(() => client.trust(empty), { code: 'ERR_MESH_BUNDLE_INVALID' });
+  t.match(await client.bundle(), /BEGIN CERTIFICATE/, 'the CA is still trusted');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CredentialError, createCredentialStore, describeCredentials, isExpired } from '../../../src/mesh/credential-store.js';
@@ -54,3 +54,26 @@ async function pemsOf(ca: Parameters<typeof enrollWorkload>[0]): Promise<[string
   const w = await enrollWorkload(ca, ORDERS);
   return [w.keyPem, w.certPem, w.bundlePem];
 }
+
+t.test('a bundle without certificates is never saved, and a persisted one is not used', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const w = await enrollWorkload(ca, ORDERS);
+  const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
+  const store = createCredentialStore(dir);
+  store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
+  for (const empty of ['', '\n', 'not a certificate\n', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n']) {
+    t.throws(
+      () => store.saveBundle(empty),
+      { code: 'ERR_MESH_BUNDLE_INVALID' },
+      `saveBundle(${JSON.stringify(empty.slice(0, 12))}) refused`,
+    );
+    t.equal(readFileSync(join(dir, 'bundle.pem'), 'utf8'), w.bundlePem, 'the good bundle stays on disk');
+  }
+  store.save(describeCredentials(w.keyPem, w.certPem, ''));
+  t.equal(readFileSync(join(dir, 'bundle.pem'), 'utf8'), w.bundlePem, 'save() without a usable bundle keeps the one on disk');
+  for (const damaged of ['', 'garbage\n']) {
+    writeFileSync(join(dir, 'bundle.pem'), damaged);
+    t.equal(store.loadBundle(), undefined, `a persisted ${JSON.stringify(damaged)} bundle is no bundle`);
+    t.equal(store.load(ORDERS)?.bundlePem, '', 'and the credentials load without one');
+  }
+});
