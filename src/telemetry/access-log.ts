@@ -52,10 +52,11 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
       logger.info(line, 'request');
       return;
     }
-    // Route ids, request ids and protocol versions are validated to be JSON-safe; the rest is escaped.
+    // Request ids and protocol versions are validated to be JSON-safe; the rest is escaped, route ids
+    // included (an OpenAPI operationId may hold any character: a quote in one forged log fields).
     stream.write(
       `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(ctx.path)}` +
-        `,"http.route":"${ctx.route.id}","http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
+        `,"http.route":${JSON.stringify(ctx.route.id)},"http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
         `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${msOf(durationMs)}` +
         `${ctx.upstreamMs === undefined ? '' : `,"upstream_ms":${msOf(ctx.upstreamMs)}`}${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
     );

@@ -2,6 +2,9 @@
  * Forwarding over real sockets: HTTP/1.1 and h2 from undici and curl, header hygiene in both
  * directions, X-Forwarded-*, request ids, traceparent.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
@@ -330,6 +333,28 @@ t.test("access log: the backend's time (upstream_ms) apart from the whole (durat
     refused.every((l) => !('upstream_ms' in l)),
     'a request the sidecar answered itself has no upstream time',
   );
+});
+
+t.test('access log: an operationId with quotes is escaped, not spliced into the line', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const dir = mkdtempSync(join(tmpdir(), 'warden-oplog-'));
+  const document = join(dir, 'openapi.yaml');
+  const id = 'list","level":"fatal","injected":"yes';
+  writeFileSync(
+    document,
+    `openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /items:\n    get:\n      operationId: '${id}'\n      responses: { '200': { description: ok } }\n`,
+  );
+  const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${s.url}/items`, agent)).status, 200);
+  await new Promise((r) => setTimeout(r, 400)); // access lines go out in batches (line-batcher.ts)
+  const line = s.logs.find((l) => l.msg === 'request' && l['url.path'] === '/items');
+  t.ok(line, 'the access line parses');
+  t.equal(line?.['http.route'], id, 'the whole operationId is the route');
+  t.equal(line?.level, 'info');
+  t.notOk(line && 'injected' in line, 'no field forged');
 });
 
 t.test('routing and the access stage over real connections; refusals never reach the backend', async (t) => {
