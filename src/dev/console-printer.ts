@@ -5,16 +5,26 @@
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 
+/**
+ * A logged value as the terminal may show it: control characters (ESC, CR, LF, C1) as \xNN. Values
+ * can come from a caller (a path, a `_charset_` value in an event's detail), and an escape
+ * sequence printed raw would rewrite the operator's terminal or forge lines.
+ */
+const shown = (value: unknown): string =>
+  // eslint-disable-next-line no-control-regex
+  String(value).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 const colour = (code: number, text: string) => (process.stdout.isTTY ? `\u001b[${code}m${text}\u001b[0m` : text);
 
-function describe(record: Record<string, unknown>): string | undefined {
+/** What the terminal shows for one log record, or undefined for records it does not show. */
+export function terminalLine(record: Record<string, unknown>): string | undefined {
   const time = new Date(Number(record.time)).toISOString().slice(11, 19);
   if (record.msg === 'request') {
     const status = Number(record['http.response.status_code']);
     const statusText = colour(status >= 500 ? 31 : status >= 400 ? 33 : 32, String(status));
     // The backend's share, when it answered: what is left is the sidecar's own time.
     const backend = typeof record.upstream_ms === 'number' ? ` (backend ${record.upstream_ms} ms)` : '';
-    return `${time}  ${statusText} ${String(record['http.request.method'])} ${String(record['url.path'])}  route=${String(record['http.route'])} h${String(record['network.protocol.version'])} ${String(record.duration_ms)} ms${backend}`;
+    return `${time}  ${statusText} ${shown(record['http.request.method'])} ${shown(record['url.path'])}  route=${shown(record['http.route'])} h${shown(record['network.protocol.version'])} ${shown(record.duration_ms)} ms${backend}`;
   }
   if (typeof record.event === 'string') {
     const bits = [
@@ -28,11 +38,11 @@ function describe(record: Record<string, unknown>): string | undefined {
       'warden.detail',
     ]
       .filter((k) => record[k] !== undefined)
-      .map((k) => `${k.replace(/^warden\./, '')}=${String(record[k])}`);
-    return `${time}  ${colour(35, 'event')} ${colour(1, record.event)}  ${bits.join(' ')}`;
+      .map((k) => `${k.replace(/^warden\./, '')}=${shown(record[k])}`);
+    return `${time}  ${colour(35, 'event')} ${colour(1, shown(record.event))}  ${bits.join(' ')}`;
   }
   if (typeof record.level === 'string' && ['warn', 'error', 'fatal'].includes(record.level)) {
-    return `${time}  ${colour(31, record.level)} ${String(record.msg)}`;
+    return `${time}  ${colour(31, record.level)} ${shown(record.msg)}`;
   }
   return undefined;
 }
@@ -45,7 +55,7 @@ export function createDevLogDestination(logFile: string): Writable {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line) continue;
         try {
-          const text = describe(JSON.parse(line) as Record<string, unknown>);
+          const text = terminalLine(JSON.parse(line) as Record<string, unknown>);
           if (text) process.stdout.write(text + '\n');
         } catch {
           // not JSON: ignore on the console, it is in the file
