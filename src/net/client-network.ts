@@ -1,27 +1,53 @@
 /**
  * The client a rate limit counts, from its address: an IPv4 address as it is (also written as
- * IPv4-mapped IPv6), an IPv6 address by its /64. One subscriber or host is given a /64 to number
- * itself in, so 2^64 addresses are one client's to rotate through: counted one by one, each would
- * start with a full bucket.
+ * IPv4-mapped IPv6, in any of its spellings), an IPv6 address by its /64. One subscriber or host is
+ * given a /64 to number itself in, so 2^64 addresses are one client's to rotate through: counted one
+ * by one, each would start with a full bucket. An address taken from a trusted proxy's
+ * X-Forwarded-For may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`): the port is not the
+ * client, or each source port would be a bucket of its own.
  */
-import { isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
 
-const MAPPED_IPV4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
 
 export function clientNetworkOf(address: string): string {
-  if (!address.includes(':') || !isIPv6(address)) return address;
-  const mapped = MAPPED_IPV4.exec(address);
-  if (mapped) return mapped[1] as string;
-  const [head = '', tail] = (address.split('%')[0] as string).split('::');
-  const groups = head === '' ? [] : head.split(':');
-  if (tail !== undefined) {
-    const after = tail === '' ? [] : tail.split(':');
-    // An embedded IPv4 address at the end stands for two groups; it never reaches the first four.
-    const width = after.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
-    groups.push(...Array<string>(Math.max(0, 8 - groups.length - width)).fill('0'), ...after);
+  // Most addresses: IPv4 from the socket, as it is (on the request path of every rate-limited route).
+  if (!address.includes(':')) return address;
+  const host = withoutPort(address);
+  if (isIP(host) !== 6) return host;
+  const groups = ipv6Groups(host.split('%')[0] as string);
+  // ::ffff:0:0/96 is IPv4: the same client as its dotted form, whichever way it is written.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    const [hi = 0, lo = 0] = groups.slice(6);
+    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   }
   return `${groups
     .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
+    .map((g) => g.toString(16))
     .join(':')}::/64`;
+}
+
+function withoutPort(address: string): string {
+  const bracketed = BRACKETED.exec(address);
+  if (bracketed) return bracketed[1] as string;
+  const v4 = IPV4_WITH_PORT.exec(address);
+  return v4 ? (v4[1] as string) : address;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (an embedded dotted IPv4 tail is two). */
+function ipv6Groups(address: string): number[] {
+  const parse = (part: string): number[] =>
+    part === ''
+      ? []
+      : part.split(':').flatMap((g) => {
+          if (!g.includes('.')) return [parseInt(g, 16)];
+          const [a = 0, b = 0, c = 0, d = 0] = g.split('.').map(Number);
+          return [(a << 8) | b, (c << 8) | d];
+        });
+  const [head = '', tail] = address.split('::');
+  const before = parse(head);
+  if (tail === undefined) return before;
+  const after = parse(tail);
+  return [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
 }
