@@ -15,7 +15,7 @@ import type {
 } from './api.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
-import { isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../mesh/spiffe-id.js';
+import { isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -79,7 +79,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
 
   /**
    * A workload SPIFFE ID of this trust domain; `/warden/…` is reserved for the CA's own identities.
-   * Syntax is the sidecars' own parser's (src/mesh/spiffe-id.ts): an ID they would not accept as a
+   * Syntax is the sidecars' own parser's (src/net/spiffe-id.ts): an ID they would not accept as a
    * peer is never issued, and the reserved-path check runs on a path without dot segments.
    */
   function workloadId(value: unknown, field: string): string {

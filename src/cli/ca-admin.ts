@@ -3,7 +3,7 @@ import { createAdminClientFromDir, type AdminClient } from '../ca/admin-client.j
 import type { RevocationReason } from '../ca/api.js';
 import { readCaConfig } from '../config/ca-load.js';
 import { parseDuration } from '../config/units.js';
-import { spiffeIdProblem } from '../mesh/spiffe-id.js';
+import { spiffeIdProblem } from '../net/spiffe-id.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import { readPassphrase } from './ca-init.js';
 

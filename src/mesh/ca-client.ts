@@ -19,7 +19,7 @@ import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
 import { serverSpiffeId } from '../ca/layout.js';
 import type { MeshConfig } from '../config/types.js';
-import { parseSpiffeId, spiffeIdOfCertificate } from './spiffe-id.js';
+import { parseSpiffeId, spiffeIdOfCertificate } from '../net/spiffe-id.js';
 import { assertUsableBundle, certificatesOf } from './trust-bundle.js';
 
 export { certificatesOf } from './trust-bundle.js';

@@ -20,7 +20,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
+import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import { assertUsableBundle, isUsableBundle } from './trust-bundle.js';
 
 export interface WorkloadCredentials {

@@ -19,7 +19,7 @@ import {
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
-import { trustDomainOf } from './spiffe-id.js';
+import { trustDomainOf } from '../net/spiffe-id.js';
 import { certificatesOf, isUsableBundle } from './trust-bundle.js';
 import { createTrustRefresher } from './trust-refresh.js';
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalSerial } from '../ca/serial.js';
 import type { TLSSocket } from 'node:tls';
-import { spiffeIdOfSubjectAltName } from './spiffe-id.js';
+import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 
 export interface PeerIdentity {
   /** A certificate was presented. */

@@ -14,7 +14,7 @@ import { Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
-import { spiffeIdOfSubjectAltName } from '../mesh/spiffe-id.js';
+import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { upstreamError } from './forward.js';

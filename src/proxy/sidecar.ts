@@ -28,7 +28,7 @@ import { startEgressListener, type EgressListener } from './egress.js';
 import { inboundTlsSettings, meshTlsMaterial } from './inbound-tls.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import type { MeshIdentity } from '../mesh/identity.js';
-import { trustDomainOf } from '../mesh/spiffe-id.js';
+import { trustDomainOf } from '../net/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import type { Operation } from '../openapi/operations.js';

@@ -7,7 +7,7 @@
  * X-Forwarded-Client-Cert (Envoy's format), computed here and never taken from the client.
  */
 import { WardenError } from '../errors.js';
-import { compileSpiffeMatcher } from '../mesh/spiffe-id.js';
+import { compileSpiffeMatcher } from '../net/spiffe-id.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 

@@ -8,7 +8,7 @@ import {
   spiffeIdOfCertificate,
   spiffeIdOfSubjectAltName,
   trustDomainOf,
-} from '../../../src/mesh/spiffe-id.js';
+} from '../../../src/net/spiffe-id.js';
 import { startCaUnderTest } from '../../support/ca-harness.js';
 import { enrollWorkload } from '../../support/workload.js';
 
