@@ -81,11 +81,17 @@ function cookieReadings(name: string, value: string): [string, string][] {
   return readings;
 }
 
+/**
+ * Every pair, the odd ones too: `=<value>` is inspected as a value with an empty name, and a pair
+ * without `=` as a name (PHP reads it as a cookie of that name, empty): parsers differ on both.
+ */
 function cookieEntries(header: string | undefined): [string, string][] {
   if (!header) return [];
   return header.split(';').flatMap((pair) => {
-    const i = pair.indexOf('=');
-    return i > 0 ? cookieReadings(pair.slice(0, i).trim(), pair.slice(i + 1).trim()) : [];
+    const trimmed = pair.trim();
+    if (trimmed === '') return [];
+    const i = trimmed.indexOf('=');
+    return i === -1 ? cookieReadings(trimmed, '') : cookieReadings(trimmed.slice(0, i).trim(), trimmed.slice(i + 1).trim());
   });
 }
 

@@ -32,12 +32,26 @@ export interface ScanStream {
   abort(): void;
 }
 
+/**
+ * One of the `maxConcurrent` scans, held by a request for its scans one after another (a multipart
+ * upload's files): the cap bounds requests, so an upload with many files never overloads the
+ * scanner by itself.
+ */
+export interface ScanSlot {
+  /** A scan on this slot; the one before it must have settled (its end() or abort()). */
+  stream(): ScanStream;
+  /** The request has no more to scan. Idempotent. */
+  release(): void;
+}
+
 export interface ClamdClient {
   /**
    * Starts a scan; a ScanStream whose end() rejects when no scan can start (overloaded). `parent`:
    * the request's trace context.
    */
   stream(parent?: SpanParent): ScanStream;
+  /** A slot for a request's scans, or the overload error when every slot is held. */
+  slot(parent?: SpanParent): ScanSlot | ScannerError;
   /** A whole body at once (tests, tools). */
   scan(chunks: readonly Buffer[]): Promise<ScanVerdict>;
   /** Closes the pooled connections. */
@@ -159,11 +173,25 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     return { write: () => undefined, end: () => Promise.reject(err), abort: () => undefined };
   }
 
-  function stream(parent?: SpanParent): ScanStream {
-    if (active >= options.maxConcurrent) {
-      return failedStream(new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`));
-    }
+  function slot(parent?: SpanParent): ScanSlot | ScannerError {
+    if (active >= options.maxConcurrent) return new ScannerError('overloaded', `${options.maxConcurrent} scans already in flight`);
     active++;
+    let held = true;
+    const release = () => {
+      if (held) active--;
+      held = false;
+    };
+    return { stream: () => scanOn(parent, undefined), release };
+  }
+
+  function stream(parent?: SpanParent): ScanStream {
+    const one = slot(parent);
+    if (one instanceof ScannerError) return failedStream(one);
+    return scanOn(parent, () => one.release());
+  }
+
+  /** A scan on a slot already held; `settled`, when given, runs once its outcome is known. */
+  function scanOn(parent: SpanParent | undefined, settled: (() => void) | undefined): ScanStream {
     const span = startClientSpan('clamd INSTREAM', { 'server.address': options.address }, parent);
     const pooled = idle.pop();
     let conn = pooled ?? open();
@@ -178,7 +206,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     const finish = (v: ScanVerdict | ScannerError) => {
       if (result !== undefined) return;
       result = v;
-      active--;
+      settled?.();
       span.setAttributes({ 'clamd.bytes': sent, ...(v instanceof ScannerError ? {} : { 'clamd.infected': !v.clean }) });
       endClientSpan(span, v instanceof ScannerError ? v : undefined);
       if (v instanceof ScannerError) {
@@ -257,6 +285,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
 
   return {
     stream,
+    slot,
     scan(chunks) {
       const s = stream();
       for (const chunk of chunks) s.write(chunk);

@@ -15,7 +15,10 @@
  * - a part giving Content-Disposition, Content-Type or Content-Transfer-Encoding twice, or a
  *   disposition parameter twice (busboy takes the first, others the last), or an extended
  *   parameter like `filename*=` (RFC 7578 §4.2 forbids it; busboy prefers it to `filename`, PHP
- *   ignores it).
+ *   ignores it);
+ * - a form-data part whose own Content-Type is `multipart/*` (RFC 2388 §4.2's multipart/mixed of
+ *   files): busboy reads it as one text field (or one file), commons-fileupload (Tomcat, Spring
+ *   on Tomcat) reads each of its sub-parts as a file the scan never saw.
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  */
@@ -46,6 +49,7 @@ export function partHeaderProblem(block: string, formData = true): string | unde
   const seen = new Set<string>();
   let disposition: [string, string][] | undefined;
   let dispositionType = '';
+  let contentType = '';
   for (const line of unfolded(block)) {
     const colon = line.indexOf(':');
     if (colon === -1) continue; // busboy refuses the part itself ("Malformed part header")
@@ -64,6 +68,7 @@ export function partHeaderProblem(block: string, formData = true): string | unde
       disposition = params;
       dispositionType = value.split(';', 1)[0]?.trim().toLowerCase() ?? '';
     }
+    if (name === 'content-type') contentType = value.toLowerCase();
   }
   if (disposition === undefined) return formData ? 'a part without a Content-Disposition' : undefined;
   if (dispositionType !== 'form-data' && formData)
@@ -71,6 +76,9 @@ export function partHeaderProblem(block: string, formData = true): string | unde
   // `filename*=`, `name*0=`: an RFC 2231 / RFC 5987 extended or continued value.
   if (disposition.some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
     return 'a part with an extended Content-Disposition parameter (RFC 7578 forbids them)';
+  // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
+  if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
+    return `a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`;
   return undefined;
 }
 

@@ -63,6 +63,9 @@ export function createMultipartStream(
     parser = busboy({
       headers: { 'content-type': formData || parameters === -1 ? contentType : `multipart/form-data${contentType.slice(parameters)}` },
       preservePath: true,
+      // Names and file names as browsers send them (UTF-8, RFC 7578 §5.1), so the waf reads them as
+      // the backend does, full-width forms included; busboy's default reads their bytes as Latin-1.
+      defParamCharset: 'utf8',
       // busboy reports its limit once the count reaches it, even with no part after: + 1, so that
       // `maxParts` parts are read and only one more is too many.
       limits: { parts: limits.maxParts + 1, fieldSize: limits.maxFieldBytes },

@@ -43,16 +43,21 @@ export function createWafTexts(withPaths = false): WafTexts {
 
 /**
  * Strings no rule can match: identifiers, numbers, SKUs, UUIDs, dates (letters, digits, `_`, `-`, `.`
- * without `..` or `proto`, no spaces). Every rule needs a space, a quote, a bracket, a slash, `$`,
- * `<`, `:`, `;`, `..` or `proto` (`__proto__`, `constructor.prototype`) somewhere; skipping these
- * halves a typical JSON body's strings.
+ * without `..`, `proto`, `.ini` or `--`, no spaces). Every rule needs a space, a quote, a bracket, a
+ * slash, `$`, `<`, `:`, `;`, `..` or `proto` (`__proto__`, `constructor.prototype`) somewhere — but
+ * for a bare `win.ini` / `boot.ini` (traversal-files matches them at the start) and a comment that
+ * libinjection reads as SQL (`null--`). Skipping these halves a typical JSON body's strings; a unit
+ * test runs the engine over the shortcut's alphabet to keep this list true.
  */
 const INERT = /^[A-Za-z0-9_.-]{0,64}$/;
+/** What in an INERT string a rule can still match. */
+const NOT_INERT = /\.\.|proto|\.ini|--/i;
 
 /** Any character past U+007F (a code unit test; what NFKC can change in ASCII is nothing). */
 const NON_ASCII = /[\u0080-\uffff]/;
 
-const isInert = (text: string) => INERT.test(text) && !text.includes('..') && !text.includes('proto');
+/** Exported for the test that holds it to the rules. */
+export const isInert = (text: string) => INERT.test(text) && !NOT_INERT.test(text);
 
 function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
   if (++out.entries > limits.maxEntries) throw new WafInputTooLarge('entries');

@@ -248,6 +248,27 @@ t.test('waf, block mode', async (t) => {
         'warden.input.traversal',
         '/files/f/0',
       ],
+      [
+        'multipart field name in full-width forms (read as UTF-8, then NFKC)',
+        () => upload('form-data; name="\uFF1Cscript\uFF1Ealert(1)\uFF1C/script\uFF1E"', 'x'),
+        'warden.input.xss',
+        '/body/*#name',
+      ],
+      [
+        'multipart file name with a full-width quote (read as UTF-8, then NFKC)',
+        () => upload('form-data; name="f"; filename="1\uFF07 OR 1=1 --"', 'data', h2),
+        'warden.input.sqli',
+        '/files/f/0',
+      ],
+      [
+        'cookie with an empty name (read as a value)',
+        () => get('/search', { cookie: `=${XSS}; session=abc` }),
+        'warden.input.xss',
+        '/cookie/*/0',
+      ],
+      ['cookie without = (read as a name)', () => get('/search', { cookie: `session=abc; ${XSS}` }), 'warden.input.xss', '/cookie/*#name'],
+      ['a bare win.ini (looks like an identifier)', () => get('/search?file=win.ini'), 'warden.input.traversal', '/query/file/0'],
+      ['null-- (looks like an identifier)', () => get('/search?q=null--'), 'warden.input.sqli', '/query/q/0'],
     ];
     for (const [where, send, event, path] of cases) {
       const res = await send();
@@ -403,6 +424,11 @@ t.test('waf, block mode', async (t) => {
       [
         'filename* beside filename (busboy reads one, PHP the other)',
         `--${b}\r\nContent-Disposition: form-data; name="f"; filename="../../etc/passwd"; filename*=utf-8''safe.txt\r\n\r\nx\r\n--${b}--\r\n`,
+      ],
+      [
+        'a nested multipart/mixed part (commons-fileupload reads its sub-parts as files)',
+        `--${b}\r\nContent-Disposition: form-data; name="files"\r\nContent-Type: multipart/mixed; boundary=inner\r\n\r\n` +
+          `--inner\r\nContent-Disposition: file; filename="a.txt"\r\n\r\nhello\r\n--inner--\r\n\r\n--${b}--\r\n`,
       ],
       [
         'the name twice (busboy reads the first)',

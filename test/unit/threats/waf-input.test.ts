@@ -1,6 +1,8 @@
 /** What the flattener hands libddwaf besides the strings as sent (src/threats/waf-input.ts). */
 import t from 'tap';
-import { addValue, createWafTexts } from '../../../src/threats/waf-input.js';
+import { addValue, createWafTexts, isInert } from '../../../src/threats/waf-input.js';
+import { createWafEngine } from '../../../src/threats/waf.js';
+import { wafRuleset } from '../../../src/stages/waf-rules/rules.js';
 
 const limits = { maxEntries: 10, maxDepth: 8 };
 
@@ -24,4 +26,35 @@ t.test('names and values that point into a prototype are handed over', async (t)
   t.ok(texts.texts.includes('__proto__'), '__proto__ is not skipped as an inert identifier');
   t.ok(texts.texts.includes('constructor.prototype'), 'the constructor.prototype path is named');
   t.notOk(texts.texts.includes('SKU-1'), 'other identifiers still are');
+});
+
+t.test('what the inert shortcut skips, no rule flags (the real engine over its alphabet)', async (t) => {
+  // Words the rules know (SQL, files, hosts) joined as an identifier can be: a few thousand strings
+  // of the shortcut's alphabet, plus seeded random ones; any the shortcut skips must pass every rule.
+  const words = ['1', '0', 'a', 'or', 'and', 'union', 'select', 'sleep', 'version', 'user', 'null', 'NULL', '-', '--', '.', '_', 'e1'];
+  words.push('0x1', 'from', 'dual', 'admin', 'by', 'order', 'having', '1e1', 'win.ini', 'WIN.INI', 'boot.ini', 'system32', 'localhost');
+  words.push('127.0.0.1', '169.254.169.254', '2130706433', '0x7f000001', 'id', 'whoami', 'not', 'like', 'true', 'char', 'ascii', 'ini');
+  const tails = ['', '1', '-', '.', 'or', 'union', 'a', 'e1', '--'];
+  const strings = new Set<string>();
+  for (const a of words) for (const b of words) for (const c of tails) strings.add(a + b + c);
+  const alphabet = 'abcdeilnorstuxABELNOU0123456789_.-';
+  let seed = 42;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * alphabet.length;
+  for (let i = 0; i < 5000; i++) {
+    let s = '';
+    for (let n = 1 + (i % 16); n > 0; n--) s += alphabet[Math.floor(random())];
+    strings.add(s);
+  }
+  const skipped = [...strings].filter(isInert);
+  t.ok(skipped.length > 10_000, `${skipped.length} of ${strings.size} strings skipped by the shortcut`);
+  for (const paranoia of [1, 2, 3]) {
+    const engine = createWafEngine({ rules: wafRuleset(paranoia, new Set()), budgetMicros: 100_000, cleanStrings: 0 });
+    const flagged = skipped.flatMap((s) => {
+      const found = engine.inspect([s]);
+      return found && found !== 'timeout' ? [`${s} (${found.rule})`] : found === 'timeout' ? [`${s} (timeout)`] : [];
+    });
+    engine.dispose();
+    t.same(flagged.slice(0, 20), [], `paranoia ${paranoia}: no skipped string is flagged`);
+  }
+  for (const s of ['win.ini', 'boot.ini', 'WIN.INI', 'null--', '-null--']) t.notOk(isInert(s), `${s} is inspected`);
 });

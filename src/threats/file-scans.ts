@@ -1,0 +1,80 @@
+/**
+ * A multipart upload's files, scanned one after another on one scanner slot, the request's own:
+ * `max_concurrent` then bounds requests, not parts, and no file goes unscanned (or is refused as
+ * an overload) because of the request's other files. A file that arrives while the one before it
+ * waits for its verdict is held until that verdict (one clamd round trip, its timeout at most),
+ * then streamed; what is held is what arrived meanwhile.
+ */
+import type { SpanParent } from '../telemetry/client-span.js';
+import { ScannerError, type ClamdClient, type ScanSlot, type ScanStream, type ScanVerdict } from './clamd-client.js';
+
+export interface FileScan {
+  write(chunk: Buffer): void;
+  /** The file's last byte has arrived. */
+  end(): void;
+  /** The file's verdict; a rejection is never unhandled while it waits to be read. */
+  readonly verdict: Promise<ScanVerdict>;
+}
+
+export interface FileScans {
+  /** The next file's scan: it starts once the file before it has its verdict. */
+  next(): FileScan;
+  /** Every verdict is in, or the request is gone: the slot goes back, an open scan is dropped. */
+  close(): void;
+}
+
+/**
+ * `stopOnFailure` (fail-closed, where any scanner failure refuses the request): after one, the
+ * files behind it fail at once with it instead of each waiting for its own timeout.
+ */
+export function createFileScans(client: ClamdClient, parent: SpanParent | undefined, stopOnFailure: boolean): FileScans {
+  let slot: ScanSlot | ScannerError | undefined;
+  let closed = false;
+  let failure: ScannerError | undefined;
+  let current: ScanStream | undefined;
+  /** Settles (either way) once the last file begun has its verdict. */
+  let previous: Promise<unknown> = Promise.resolve();
+
+  return {
+    next() {
+      // Taken with the first file, not before: a body of text fields holds no slot.
+      slot ??= client.slot(parent);
+      let scan: ScanStream | undefined;
+      let held: Buffer[] | undefined = [];
+      let arrived!: () => void;
+      const ended = new Promise<void>((resolve) => (arrived = resolve));
+      const turn = previous.then(() => {
+        const chunks = held ?? [];
+        held = undefined;
+        const refused = closed
+          ? new ScannerError('protocol', 'scan aborted')
+          : (failure ?? (slot instanceof ScannerError ? slot : undefined));
+        if (refused) throw refused;
+        scan = current = (slot as ScanSlot).stream();
+        for (const chunk of chunks) scan.write(chunk);
+      });
+      const verdict = Promise.all([turn, ended])
+        .then(() => (scan as ScanStream).end())
+        .catch((err: unknown) => {
+          if (stopOnFailure && err instanceof ScannerError) failure ??= err;
+          throw err;
+        });
+      verdict.catch(() => undefined);
+      previous = verdict.catch(() => undefined);
+      return {
+        write(chunk) {
+          if (scan) scan.write(chunk);
+          else held?.push(chunk);
+        },
+        end: () => arrived(),
+        verdict,
+      };
+    },
+    close() {
+      closed = true;
+      // A settled scan ignores this.
+      current?.abort();
+      if (slot !== undefined && !(slot instanceof ScannerError)) slot.release();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The shared multipart reader (src/threats/multipart-stream.ts): parts other parsers read as
+ * files are refused, and part parameters are read as the waf and the backend read them.
+ */
+import t from 'tap';
+import { createMultipartStream } from '../../../src/threats/multipart-stream.js';
+
+const B = 'outer';
+const TYPE = `multipart/form-data; boundary=${B}`;
+
+/** The body read whole: its fields, its files, and the problem the reader names. */
+async function read(body: Buffer | string, type = TYPE) {
+  const fields: [string, string][] = [];
+  const files: [string, string][] = [];
+  const stream = createMultipartStream(
+    type,
+    { maxParts: 100, maxFieldBytes: 1024 * 1024 },
+    {
+      onField: (name, value) => fields.push([name, value]),
+      onFile(name, filename, content) {
+        files.push([name, filename]);
+        content.resume();
+      },
+    },
+  );
+  if (!stream) throw new Error('no parser');
+  stream.write(Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'));
+  return { fields, files, problem: await stream.end() };
+}
+
+t.test('a part whose own type is multipart/* is refused: commons-fileupload reads its sub-parts as files', async (t) => {
+  const nested = (disposition: string, type: string) =>
+    `--${B}\r\nContent-Disposition: ${disposition}\r\nContent-Type: ${type}\r\n\r\n` +
+    `--inner\r\nContent-Disposition: file; filename="a.com"\r\nContent-Type: application/octet-stream\r\n\r\nX5O!P%@AP\r\n--inner--\r\n` +
+    `\r\n--${B}--\r\n`;
+  for (const [what, disposition, type] of [
+    ['multipart/mixed, no filename (a field to busboy)', 'form-data; name="files"', 'multipart/mixed; boundary=inner'],
+    ['multipart/mixed with a filename (a file to busboy)', 'form-data; name="files"; filename="x"', 'multipart/mixed; boundary=inner'],
+    ['another multipart subtype, in upper case', 'form-data; name="files"', 'Multipart/Related; boundary=inner'],
+  ]) {
+    t.match((await read(nested(disposition as string, type as string))).problem, /nested multipart/, what as string);
+  }
+  const plain = await read(
+    `--${B}\r\nContent-Disposition: form-data; name="a"\r\nContent-Type: text/plain\r\n\r\nmultipart/mixed\r\n--${B}--\r\n`,
+  );
+  t.equal(plain.problem, undefined, 'a text field is still read');
+});
+
+t.test('part parameters are read as UTF-8, as browsers send them (RFC 7578 §5.1)', async (t) => {
+  const name = '\uFF1Cscript\uFF1E';
+  const body = `--${B}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\nx\r\n--${B}\r\nContent-Disposition: form-data; name="f"; filename="${name}.txt"\r\n\r\ny\r\n--${B}--\r\n`;
+  const found = await read(body);
+  t.equal(found.problem, undefined);
+  t.same(found.fields, [[name, 'x']], 'the field name, not its bytes as Latin-1');
+  t.same(found.files, [['f', `${name}.txt`]], 'the file name likewise');
+});
