@@ -2,7 +2,9 @@
  * Response validation (report mode only): the backend's JSON responses against the operation's
  * declared responses — the status (exact, then `2XX`, then `default`), the media type, the schema.
  * Run after the response has been streamed to the client, on a bounded copy; a mismatch is a
- * finding about the backend, reported, never a reason to change what the client got.
+ * finding about the backend, reported, never a reason to change what the client got. Answers with
+ * no body to read are checked for their status and media type only: HEAD (not inspected at all:
+ * handler.ts), 204, 304 (not checked), and bodies in a Content-Encoding.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
@@ -13,6 +15,8 @@ import type { Violation } from './request-validator.js';
 
 export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | undefined;
 
+const identity = (coding: string | undefined) => coding === undefined || coding.trim().toLowerCase() === 'identity' || coding === '';
+
 export function compileResponseCheck(op: Operation): ResponseCheck {
   const byStatus = new Map<string, Map<string, ValidateFunction | null>>();
   for (const [status, response] of Object.entries(op.responses)) {
@@ -22,6 +26,8 @@ export function compileResponseCheck(op: Operation): ResponseCheck {
     byStatus.set(status.toUpperCase(), media);
   }
   return (status, headers, body) => {
+    // Not modified: the answer to a conditional request stands for the cached one, with no body.
+    if (status === 304) return undefined;
     const code = String(status);
     const media = byStatus.get(code) ?? byStatus.get(`${code[0]}XX`) ?? byStatus.get('DEFAULT');
     if (!media) return { pointer: '/status', message: `${code} is not a declared response` };
@@ -30,6 +36,8 @@ export function compileResponseCheck(op: Operation): ResponseCheck {
     const validate = media.get(mime) ?? media.get(`${mime.split('/', 1)[0]}/*`) ?? media.get('*/*');
     if (validate === undefined) return { pointer: '/content-type', message: `${mime || '(none)'} is not declared for ${code}` };
     if (validate === null || !isJsonMediaType(mime)) return undefined;
+    // No body to read: a 204, or a body in a Content-Encoding (the copy is as sent, not decoded).
+    if (status === 204 || !identity(headers['content-encoding'])) return undefined;
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));

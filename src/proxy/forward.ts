@@ -141,6 +141,8 @@ export function upstreamError(err: unknown): WardenError {
   }
 }
 
+const LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
@@ -235,6 +237,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     clearTimeout(this.timer);
     this.timer = this.exact.body > 0 ? exactTimer(this, this.exact.body) : undefined;
     const out = downstreamResponseHeaders(headers, this.rules);
+    // No body follows a 204 or 304, whatever Content-Length the backend kept (a 304 may name the
+    // 200's, RFC 9110 §8.6; a 204 must not send one): clients such as undici refuse the mismatch.
+    if (statusCode === 204 || statusCode === 304) delete out['content-length'];
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
     try {
@@ -245,8 +250,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       return;
     }
     this.started = true;
+    this.status = statusCode;
     if (this.outcome.inspect) {
-      this.status = statusCode;
       this.headers = headers;
       this.copy = [];
     }
@@ -277,6 +282,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.finished) return;
+    // A 204 or 304 has no body, though its Content-Length may name the 200's (RFC 9110 §8.6), and
+    // undici then reports a length mismatch: the response is complete as it is.
+    if (this.started && (this.status === 204 || this.status === 304) && (err as { code?: string }).code === LENGTH_MISMATCH) {
+      this.settle();
+      this.res.end();
+      return;
+    }
     if (err instanceof ClientClosedError) {
       // The request body's client left: no failure of the backend, and no one to tell.
       this.settle();

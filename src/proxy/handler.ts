@@ -250,7 +250,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
             : declaredBytes !== undefined
               ? upstreamBody()
               : limitBody(upstreamBody(), match.route.maxBodyBytes);
-      const check = match.route.responseCheck;
+      // A HEAD response has no body to check (the route is GET's).
+      const check = ctx.method === 'HEAD' ? undefined : match.route.responseCheck;
       const outcome: ForwardOutcome = {
         inspect: check && {
           maxBytes: RESPONSE_INSPECT_BYTES,

@@ -335,6 +335,23 @@ t.test("access log: the backend's time (upstream_ms) apart from the whole (durat
   );
 });
 
+t.test("a 304 that keeps the 200's Content-Length reaches the client whole, over HTTP/1.1 and h2", async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {});
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const res = await fetchText(`${s.url}/page`, agent, { headers: { 'if-none-match': '"v1"' } });
+    t.equal(res.status, 304, h2 ? 'h2' : 'HTTP/1.1');
+    t.equal(res.headers.etag, '"v1"');
+  }
+  t.notOk(
+    s.events.some((e) => e.name === 'warden.upstream.failed'),
+    'no upstream failure reported',
+  );
+});
+
 t.test('access log: an operationId with quotes is escaped, not spliced into the line', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

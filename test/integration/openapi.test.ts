@@ -513,6 +513,22 @@ t.test('response validation in report mode: findings about the backend, the resp
   await fetchText(`${s.url}/v1/pets`, agent, { headers: { authorization: auth } });
   await new Promise((r) => setTimeout(r, 20));
   t.equal(s.events.filter((e) => e.name === 'warden.response.invalid').length, 1, 'a response without a declared schema is not a finding');
+  // Answers with no body to read are not findings: HEAD, a 304 to a conditional GET, a body in gzip.
+  const answers = [
+    await fetchText(`${s.url}/v1/pets/7`, agent, { method: 'HEAD', headers: { authorization: auth } }),
+    await fetchText(`${s.url}/v1/pets/7`, agent, { headers: { authorization: auth, 'if-none-match': '"v1"' } }),
+    await fetchText(`${s.url}/v1/pets/7`, agent, { headers: { authorization: auth, 'x-test-encoding': 'gzip' } }),
+  ];
+  t.same(
+    answers.map((a) => a.status),
+    [200, 304, 200],
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(
+    s.events.filter((e) => e.name === 'warden.response.invalid').map((e) => e['warden.detail']),
+    [finding?.['warden.detail']],
+    'no finding for HEAD, 304 or an encoded body',
+  );
 });
 
 t.test('warden config check and warden proxy refuse to start on an invalid document, naming its JSON pointer', async (t) => {

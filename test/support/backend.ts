@@ -10,6 +10,7 @@
  *   anything else         200 {"ok":true}
  */
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -92,6 +93,14 @@ export async function startTestBackend(): Promise<TestBackend> {
           res.writeHead(200, { 'content-type': 'application/json' }); // chunked: Trailer is legal
           return res.end('{"ok":true}');
         default:
+          // A 304 may carry the Content-Length the 200 would have (RFC 9110 §8.6), with no body.
+          if (req.headers['if-none-match'] === '"v1"') return void res.writeHead(304, { etag: '"v1"', 'content-length': '11' }).end();
+          if (req.headers['x-test-encoding'] === 'gzip') {
+            const body = gzipSync('{"ok":true}');
+            return void res
+              .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length })
+              .end(body);
+          }
           return json(200, { ok: true });
       }
     });
