@@ -113,6 +113,8 @@ export async function runDev(argv: string[]): Promise<number> {
   const bearer = (file: string) => `-H "Authorization: Bearer $(cat ${file})"`;
   const demo = idp.demoClient;
   const caAdmin = `--url ${ca.server.url} --dir ${ca.dir}`;
+  // The CLI as it was started (an absolute path): the printed commands work from any directory.
+  const warden = `node ${process.argv[1] ?? 'bin/warden.js'}`;
 
   console.log(`
 Warden dev — a sidecar on ${base} in front of the demo backend on http://127.0.0.1:${backend.address.port}
@@ -154,9 +156,9 @@ and an access token from the IdP; ${opaqueFile} is opaque, ${jwtFile} a JWT):
   curl ${tls} ${bearer(opaqueFile)} -H 'X-HTTP-Method-Override: DELETE' ${base}/api/hello   # 400: a method override
   curl ${tls} --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d abc ${base}/api/echo   # 400: smuggling
   head -c 2000000 /dev/zero | curl ${tls} ${bearer(opaqueFile)} --data-binary @- ${base}/api/echo   # 413: over the route's 1 MiB
-  node bin/warden.js ca revoke --serial ${client.serial} ${caAdmin}
+  ${warden} ca revoke --serial ${client.serial} ${caAdmin}
         # revoke the client: refused within 5 s (the demo's CRL refresh), even on open connections
-  node bin/warden.js ca list ${caAdmin}
+  ${warden} ca list ${caAdmin}
   curl ${admin}/readyz ; curl ${admin}/metrics | grep warden_
 
 Requests and security events appear below. Ctrl-C stops.

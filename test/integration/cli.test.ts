@@ -102,6 +102,8 @@ t.test('dev --once: the embedded demo starts, prints what to try, and stops', as
   t.match(r.stdout, /Warden dev — a sidecar on https:\/\/localhost:\d+ in front of the demo backend/);
   t.match(r.stdout, /identity spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/orders \(enrolled at the Warden CA/);
   t.match(r.stdout, /curl --cacert .*bundle\.pem --cert .*client\.crt --key .*client\.key https:\/\/localhost:\d+\/api\/hello/);
+  // The CA commands name the CLI by its absolute path: they work from wherever the reader is.
+  t.match(r.stdout, /^ {2}node \/\S+\/bin\/warden\.js ca list --url https:\/\/127\.0\.0\.1:\d+ --dir \S+$/m);
   t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /mesh:/);
 });
 

@@ -388,11 +388,21 @@ t.test('two services, one CA, one collector', async (t) => {
     [`?host=${encodeURIComponent('example.com; cat /etc/passwd')}`, 'cmdi'],
     [`?url=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`, 'ssrf'],
     [`?${encodeURIComponent('user[$ne]')}=x`, 'nosqli'],
+    [`?${encodeURIComponent('a[__proto__][admin]')}=1`, 'prototype_pollution'],
   ];
   for (const [query, kind] of attacks) {
     const status = await billed(`/api/lookup${query.replaceAll("'", '%27').replaceAll(' ', '%20')}`);
     t.equal(status, 403, `billing: ${kind} (${status})`);
   }
+  // An XML body declaring an external entity (the waf reads XML bodies too; not scanned: not octet-stream).
+  const xxe = await request(`https://localhost:${billing.port}/api/upload`, {
+    dispatcher: billingAgent,
+    method: 'POST',
+    headers: { 'content-type': 'application/xml' },
+    body: '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+  });
+  await xxe.body.dump();
+  t.equal(xxe.statusCode, 403, 'billing: xxe');
   const wide = Array.from({ length: 30 }, (_, i) => `p${i}=v${i}%20x`).join('&');
   const wideStatus = await billed(`/api/lookup?${wide}`);
   t.equal(wideStatus, 403, `billing: more parameters than the waf inspects (${wideStatus})`);
@@ -499,6 +509,8 @@ t.test('two services, one CA, one collector', async (t) => {
     'warden.input.cmdi',
     'warden.input.ssrf',
     'warden.input.nosqli',
+    'warden.input.prototype_pollution',
+    'warden.input.xxe',
     'warden.input.invalid',
     'warden.http.malformed',
     'warden.http.smuggling',
