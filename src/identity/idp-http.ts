@@ -41,8 +41,6 @@ export interface IdpRequest {
 
 export interface IdpHttp {
   request(url: string, req?: IdpRequest): Promise<IdpResponse>;
-  /** The dispatcher, for libraries that fetch by themselves (jose's remote JWKS). */
-  readonly dispatcher: Dispatcher;
   readonly timeouts: { connect: number; response: number };
   close(): Promise<void>;
 }
@@ -60,7 +58,6 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
   });
 
   return {
-    dispatcher: agent,
     timeouts,
     request(url, req = {}) {
       const target = new URL(url);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import type { IssuerConfig } from '../config/types.js';
 import type { SpanParent } from '../telemetry/client-span.js';
-import { IdpError, type IdpHttp } from './idp-http.js';
+import { IdpError, type IdpHttp, type IdpResponse } from './idp-http.js';
 
 type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>;
 
@@ -17,6 +17,18 @@ export interface IntrospectionClient {
   introspect(endpoint: string, token: string, parent?: SpanParent): Promise<Record<string, unknown>>;
   /** Revokes a token at the IdP (RFC 7009). */
   revoke(endpoint: string, token: string): Promise<void>;
+}
+
+/** OAuth `error` codes with which an IdP refuses the token asked about, not the client asking. */
+const TOKEN_REFUSALS: ReadonlySet<string> = new Set(['unsupported_token_type', 'invalid_token']);
+
+function oauthError(res: IdpResponse): string {
+  try {
+    const error = (res.json() as { error?: unknown } | null)?.error;
+    return typeof error === 'string' ? error : '';
+  } catch {
+    return '';
+  }
 }
 
 export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: string, http: IdpHttp): IntrospectionClient {
@@ -66,7 +78,11 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
       const form = new URLSearchParams({ token });
       if (cfg.token_type_hint) form.set('token_type_hint', cfg.token_type_hint);
       const res = await post(endpoint, form, parent);
-      // A 4xx means the IdP refused *us* (client credentials, policy): the token was not judged.
+      // The IdP judged the token, not us: the answer RFC 7662 §2.2 asks for (active: false), not an
+      // IdP failure. Counted as one, a caller's junk tokens opened the circuit for every new token
+      // (oidc-provider answers 400 unsupported_token_type to anything shaped like a JWT).
+      if (res.status === 400 && TOKEN_REFUSALS.has(oauthError(res))) return { active: false };
+      // Any other 4xx means the IdP refused *us* (client credentials, policy): the token was not judged.
       if (res.status !== 200) throw new IdpError('status', `introspection at ${endpoint} answered ${res.status}`);
       const answer = res.json();
       if (typeof answer !== 'object' || answer === null || typeof (answer as { active?: unknown }).active !== 'boolean') {

@@ -22,6 +22,19 @@ export interface EndpointResolver {
   readonly known: IssuerEndpoints | undefined;
 }
 
+/**
+ * A discovered endpoint: an http(s) URL, and https when the issuer is. An https issuer whose
+ * document sends the client secret, callers' tokens or the keys over plain http would let anyone
+ * on the path read them, or swap the keys and forge any token.
+ */
+function endpointOf(meta: Record<string, unknown>, field: string, base: string): string | undefined {
+  const v = meta[field];
+  if (typeof v !== 'string' || !/^https?:\/\//.test(v)) return undefined;
+  if (base.startsWith('https://') && !v.startsWith('https://'))
+    throw new IdpError('bad_response', `discovery at ${base} names ${field} ${JSON.stringify(v)}: plain http for an https issuer`);
+  return v;
+}
+
 export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp): EndpointResolver {
   const configured: IssuerEndpoints = {
     jwksUri: cfg.jwks_uri,
@@ -53,11 +66,10 @@ export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp): Endpoi
           `discovery at ${base} names issuer ${JSON.stringify(meta.issuer)}, not ${JSON.stringify(cfg.issuer)}`,
         );
       }
-      const url = (v: unknown) => (typeof v === 'string' && /^https?:\/\//.test(v) ? v : undefined);
       return {
-        jwksUri: configured.jwksUri ?? url(meta.jwks_uri),
-        introspection: configured.introspection ?? url(meta.introspection_endpoint),
-        revocation: configured.revocation ?? url(meta.revocation_endpoint),
+        jwksUri: configured.jwksUri ?? endpointOf(meta, 'jwks_uri', base),
+        introspection: configured.introspection ?? endpointOf(meta, 'introspection_endpoint', base),
+        revocation: configured.revocation ?? endpointOf(meta, 'revocation_endpoint', base),
       };
     }
     throw new IdpError('status', `discovery at ${base} answered ${lastStatus}`);

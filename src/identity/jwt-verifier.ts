@@ -7,7 +7,6 @@
  * Verified principals are cached by SHA-256(issuer ‖ token) until min(exp, cache max_ttl).
  */
 import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
-import { fetch as undiciFetch } from 'undici';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
@@ -20,6 +19,9 @@ import { tokenHash } from './token-hash.js';
 
 /** Unknown `kid`: refetch the JWKS at most this often (a flood of forged kids costs one fetch). */
 export const JWKS_COOLDOWN_MS = 30_000;
+
+/** The request headers jose asks its JWKS fetch to send (a Headers object or a plain record). */
+const headersOf = (init: RequestInit): Record<string, string> => Object.fromEntries(new Headers(init.headers).entries());
 /** Keys are refreshed in the background this often, so rotations at the IdP are picked up early. */
 const JWKS_REFRESH_MS = 5 * 60_000;
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
@@ -85,11 +87,16 @@ export function createJwtVerifier(
               throw new IdpError('circuit_open', `JWKS fetches from ${trusted.cfg.issuer} failed repeatedly; circuit open`);
             const started = performance.now();
             try {
-              const res = await undiciFetch(url, { ...(init as object), dispatcher: http.dispatcher });
-              if (res.status >= 500) throw new IdpError('status', `JWKS at ${url} answered ${res.status}`);
+              // Through the capped client (1 MiB, no decompression), and anything but a JSON key set
+              // is the IdP failing: jose starts its cooldown only after a good fetch, so a 429, a 404
+              // or an HTML page counted as fine let every forged kid cost a fetch.
+              const res = await http.request(url, { headers: headersOf(init) });
+              if (res.status !== 200) throw new IdpError('status', `JWKS at ${url} answered ${res.status}`);
+              const keys = (res.json() as { keys?: unknown } | null)?.keys;
+              if (!Array.isArray(keys)) throw new IdpError('bad_response', `JWKS at ${url} answered without a "keys" array`);
               breaker.success();
               metrics.idpCall('jwks', 'ok', (performance.now() - started) / 1000);
-              return res;
+              return new Response(new Uint8Array(res.body), { status: 200, headers: { 'content-type': 'application/json' } });
             } catch (err) {
               breaker.failure();
               metrics.idpCall('jwks', err instanceof IdpError ? err.reason : 'unreachable', (performance.now() - started) / 1000);
