@@ -177,8 +177,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
   ): void {
     let aborter: { abort(): void } | undefined;
     let lease: BodyLease | undefined;
+    // The client has gone (h2 RST_STREAM, a closed connection): whatever a stage still running
+    // hands on to must stop there. Without it, a request reset during an async stage took a body
+    // lease nothing gave back (the budget leaked until every body got 503), was still forwarded
+    // past max_in_flight and the stream limit, and its spooled body kept its file open.
+    let closed = false;
     inFlight++;
     res.once('close', () => {
+      closed = true;
       inFlight--;
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
       // while the upstream exchange was still running. A finished exchange ignores the abort.
@@ -240,6 +246,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     const upstreamBody = (): Readable => (h2 ? detachedBody((req as H2Request).stream) : bodySource);
     const forward = (buffered?: Buffer | AsyncIterable<Buffer>) => {
+      if (closed) return;
       // A body read whole goes as one Buffer: undici writes it with the head in one write, where
       // an iterable costs a promise and a socket write per chunk (4 % of the full pipeline's CPU).
       const body =
@@ -282,6 +289,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const route = match.route;
     // After the other stages: the body stages and the stages that watch the body arrive.
     const next = () => {
+      if (closed) return;
       const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
       const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
@@ -324,6 +332,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
         lease: chunkLease,
       })
         .then((spool) => {
+          if (closed) return spool.dispose();
           res.once('close', () => spool.dispose());
           return verdictsOf(observers).then((v) => {
             if (v !== undefined) return refuse(v);
@@ -336,6 +345,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     };
     // The body stages, then the body: as it arrived (spooled), or streamed on when nothing read it.
     const afterBody = (spool: SpooledBody | Buffer | undefined) => {
+      if (closed) return;
       let v: Verdict | Promise<Verdict>;
       try {
         v = runStages(route.bodyStages, ctx);
