@@ -24,7 +24,17 @@ export interface PeerIdentity {
   readonly serial: string | undefined;
   /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
   readonly sha256: string | undefined;
+  /**
+   * The end of the certificate's validity (ms epoch; Infinity without one). OpenSSL checks it only
+   * in a full handshake: a resumed session, or a connection kept open, outlives it, so requests
+   * check it too (peer-authz.ts), and a revoked certificate dropped from the CRL once expired stays
+   * refused.
+   */
+  readonly notAfter: number;
 }
+
+/** Whether the peer's certificate has expired at `now`. */
+export const peerExpired = (peer: PeerIdentity, now = Date.now()): boolean => now >= peer.notAfter;
 
 const PEER = Symbol('warden.peer');
 /** The identity of a connection that presented no certificate. */
@@ -35,6 +45,7 @@ export const NO_PEER: PeerIdentity = Object.freeze({
   spiffeId: undefined,
   serial: undefined,
   sha256: undefined,
+  notAfter: Infinity,
 });
 
 type WithPeer = { [PEER]?: PeerIdentity };
@@ -45,20 +56,24 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
   let peer: PeerIdentity = NO_PEER;
   if (cert) {
     const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);
+    const notAfter = Date.parse(cert.validTo);
     // With mesh, a caller is a workload of our trust domain; in file mode any trusted certificate is.
     // OpenSSL accepts a CA certificate (basicConstraints CA:true) as a client's leaf; a caller is
     // never a CA, and a CA key presenting itself would otherwise pass as any workload.
     const error = !socket.authorized
       ? String(socket.authorizationError ?? 'UNVERIFIED')
-      : cert.ca
-        ? 'WARDEN_CA_CERTIFICATE'
-        : trustDomain === undefined
-          ? undefined
-          : spiffeId === undefined
-            ? 'WARDEN_NO_SPIFFE_ID'
-            : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
-              ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
-              : undefined;
+      : // A resumed session is "authorized" by the handshake it resumes, whatever the time now.
+        !(Date.now() < notAfter)
+        ? 'CERT_HAS_EXPIRED'
+        : cert.ca
+          ? 'WARDEN_CA_CERTIFICATE'
+          : trustDomain === undefined
+            ? undefined
+            : spiffeId === undefined
+              ? 'WARDEN_NO_SPIFFE_ID'
+              : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
+                ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
+                : undefined;
     peer = Object.freeze({
       presented: true,
       verified: error === undefined,
@@ -66,6 +81,7 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
       spiffeId,
       serial: canonicalSerial(cert.serialNumber),
       sha256: createHash('sha256').update(cert.raw).digest('hex'),
+      notAfter: Number.isNaN(notAfter) ? 0 : notAfter,
     });
   }
   (socket as unknown as WithPeer)[PEER] = peer;

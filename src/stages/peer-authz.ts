@@ -9,6 +9,7 @@
 import { WardenError } from '../errors.js';
 import { compileSpiffeMatcher } from '../net/spiffe-id.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import { peerExpired } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface PeerAuthzConfig {
@@ -40,6 +41,8 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
         if (peer.error === 'CERT_REVOKED') return new WardenError('ERR_PEER_REVOKED', { rule: 'tls.crl' });
         return new WardenError('ERR_PEER_CERT_INVALID', { rule: `tls:${peer.error ?? 'unverified'}` });
       }
+      // Verified at the handshake, but a connection (or a resumed session) can outlive the certificate.
+      if (peerExpired(peer)) return new WardenError('ERR_PEER_CERT_INVALID', { rule: 'tls:CERT_HAS_EXPIRED' });
       if (revocations !== undefined && peer.serial !== undefined && revocations.isRevoked(peer.serial)) {
         return new WardenError('ERR_PEER_REVOKED', { rule: 'mesh.crl' });
       }

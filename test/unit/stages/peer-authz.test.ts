@@ -6,13 +6,14 @@ import { NO_PEER, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
 
-const verified = (spiffeId: string, serial = '0a1b'): PeerIdentity => ({
+const verified = (spiffeId: string, serial = '0a1b', notAfter = Infinity): PeerIdentity => ({
   presented: true,
   verified: true,
   error: undefined,
   spiffeId,
   serial,
   sha256: 'ab'.repeat(32),
+  notAfter,
 });
 const noCert: PeerIdentity = NO_PEER;
 
@@ -102,4 +103,14 @@ t.test('file mode: a trusted certificate without a SPIFFE ID passes without an a
   t.equal(c.upstreamHeaders['x-forwarded-client-cert'], `Hash=${'ab'.repeat(32)}`);
   const listed = createPeerAuthzStage({ mtls: 'require', allow: ['spiffe://td/*'], ownId: undefined }, { revocations: undefined });
   t.equal(codeOf(listed.run(ctx(anonymous))), 'ERR_AUTHZ_PEER_DENIED');
+});
+
+t.test('a certificate verified at the handshake that has since expired: 401 on every later request', async (t) => {
+  // A kept-alive connection or a resumed TLS session outlives the certificate; a revoked one drops
+  // off the CRL once expired, so without this it would be served again.
+  const stage = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: undefined }, { revocations: undefined });
+  const expired = stage.run(ctx(verified('spiffe://td/ns/a/sa/x', '0a1b', Date.now() - 1000)));
+  t.equal(codeOf(expired), 'ERR_PEER_CERT_INVALID');
+  t.match(expired, { rule: 'tls:CERT_HAS_EXPIRED' });
+  t.equal(stage.run(ctx(verified('spiffe://td/ns/a/sa/x', '0a1b', Date.now() + 60_000))), undefined, 'valid a minute more: admitted');
 });
