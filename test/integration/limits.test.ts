@@ -282,7 +282,8 @@ function cases(t: Test) {
     // Each body is bounded by max_body_bytes, but nothing bounded how many were held at once: forty
     // 9 MiB JSON bodies on one h2 session ran a sidecar with a 192 MiB heap out of memory (by hand).
     const own = await startTestSidecar(t, backend.url, {
-      threats: { waf: {} },
+      // The waf reads the JSON bodies (they are held for it); a budget a loaded host cannot miss.
+      threats: { waf: { budget: '2s' } },
       limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
     });
     const KiB = 1024;
@@ -343,7 +344,8 @@ function cases(t: Test) {
     // A few KB of gzip that expand to MiBs counted as a few KB: thirty of them at once, on one h2
     // connection to a slow backend, ran a sidecar with a 192 MiB heap out of memory (by hand).
     const own = await startTestSidecar(t, backend.url, {
-      threats: { waf: {} },
+      // The waf reads the JSON bodies (they are held for it); a budget a loaded host cannot miss.
+      threats: { waf: { budget: '2s' } },
       limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
     });
     const agent = testAgent(own.ca);
