@@ -27,6 +27,8 @@ export interface SharedTokenState {
 }
 
 const COMMAND_TIMEOUT_MS = 250;
+/** How long start-up waits for Redis before going on without it (it connects in the background). */
+const CONNECT_WAIT_MS = 1000;
 /** Revocation marks read back at most: as many as a denylist holds. */
 const MAX_REPLAYED_MARKS = MAX_REVOKED_TOKENS;
 
@@ -49,7 +51,14 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
     retryStrategy: (times: number) => Math.min(times * 200, 2000),
   };
   const redis: Redis = new RedisClient(options.url, common);
-  const subscriber: Redis = new RedisClient(options.url, { ...common, commandTimeout: undefined, enableOfflineQueue: true });
+  // The channel's connection queues its one command (SUBSCRIBE) until it is up, however long that
+  // takes, and ioredis subscribes again after each reconnect.
+  const subscriber: Redis = new RedisClient(options.url, {
+    ...common,
+    commandTimeout: undefined,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+  });
   const channel = `${prefix}revocations`;
   const answerKey = (hash: string) => sharedAnswerKey(prefix, hash);
   const revokedKey = (hash: string) => `${prefix}rev:${hash}`;
@@ -101,7 +110,13 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
     if (ch !== channel || !m) return;
     for (const l of listeners) l(m[1] as string, Number(m[2]));
   });
-  await Promise.allSettled([redis.connect(), subscriber.connect().then(() => subscriber.subscribe(channel))]);
+  // Subscribed whether or not this first connect succeeds: a replica started while Redis was down
+  // never subscribed (ioredis resubscribes only to channels it had), so revocations published
+  // later never reached it. Start-up waits for Redis at most CONNECT_WAIT_MS: a Redis that accepts
+  // and never answers held the sidecar (and any reload changing `tokens`) for good.
+  const connecting = Promise.allSettled([redis.connect(), subscriber.connect()]);
+  subscriber.subscribe(channel).catch((err: unknown) => warn(err, 'subscribing to revocations'));
+  await Promise.race([connecting, new Promise((r) => setTimeout(r, CONNECT_WAIT_MS).unref())]);
   connected = true;
 
   return {

@@ -51,7 +51,7 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
 
   return {
     async take(key, bucket, request): Promise<Decision> {
-      let reply: [number, string, string];
+      let reply: unknown;
       try {
         reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, request?.traceContext, () =>
           redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost)),
@@ -59,6 +59,9 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
       } catch (err) {
         throw new StoreUnavailableError(err);
       }
+      // Anything but the script's answer is a store that cannot be trusted: the configured policy
+      // applies (a nil or a string used to give 500, or a 429 with Retry-After: NaN).
+      if (!isGcraReply(reply)) throw new StoreUnavailableError(new Error(`unexpected reply ${JSON.stringify(reply)?.slice(0, 80)}`));
       const [allowed, a, b] = reply;
       if (allowed === 1) return decisionAfter(bucket, Number(a));
       return { allowed: false, remaining: 0, retryAfterMs: Number(a), resetMs: Number(b) };
@@ -67,4 +70,17 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
       redis.disconnect();
     },
   };
+}
+
+/** The GCRA script's answer: [1 | 0, a number, a number] (strings or integers, as Redis returns them). */
+function isGcraReply(reply: unknown): reply is [number, string, string] {
+  return (
+    Array.isArray(reply) &&
+    reply.length === 3 &&
+    (reply[0] === 0 || reply[0] === 1) &&
+    Number.isFinite(Number(reply[1])) &&
+    Number.isFinite(Number(reply[2])) &&
+    reply[1] !== null &&
+    reply[2] !== null
+  );
 }
