@@ -13,6 +13,8 @@ export const CA_PATHS = {
   bundle: '/v1/bundle',
   /** GET → 200 `application/pkix-crl`: DER CRL signed by the issuing CA. No auth. */
   crl: '/v1/crl',
+  /** GET → 200 `application/pem-certificate-chain`: the issuing CA (intermediate) that signs certificates and the CRL now. No auth. */
+  intermediate: '/v1/intermediate',
   /** POST CreateTokenRequest → 201 CreatedToken. mTLS with the admin identity. */
   adminTokens: '/v1/admin/tokens',
   /** POST RevokeRequest → 200 RevokeResult. mTLS with the admin identity. */

@@ -91,7 +91,10 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   return {
     refresh,
     async current() {
-      if (cached && now() - cached.madeAt < nextUpdateMs / 2) return cached.der;
+      const age = cached ? now() - cached.madeAt : -1;
+      // A negative age is a clock stepped back since signing: that CRL is dated in the future and
+      // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
+      if (cached && age >= 0 && age < nextUpdateMs / 2) return cached.der;
       return pending ?? refresh();
     },
   };

@@ -147,6 +147,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           return sendBytes(res, 'application/pem-certificate-chain', material.bundlePem, 300);
         case CA_PATHS.crl:
           return sendBytes(res, 'application/pkix-crl', await crl.current());
+        case CA_PATHS.intermediate:
+          // What the CRL is signed with: after a root rotation sidecars verify it with this (chained to their bundle).
+          return sendBytes(res, 'application/pem-certificate-chain', material.intermediatePem, 300);
         case CA_PATHS.adminTokens:
           return sendJson(res, 201, service.createToken(await readJsonObject(req), authenticated('admin')));
         case CA_PATHS.adminRevocations:
@@ -343,6 +346,7 @@ const ROUTES: Record<string, { method: 'GET' | 'POST'; action: string }> = {
   [CA_PATHS.renew]: { method: 'POST', action: 'renew' },
   [CA_PATHS.bundle]: { method: 'GET', action: 'bundle' },
   [CA_PATHS.crl]: { method: 'GET', action: 'crl' },
+  [CA_PATHS.intermediate]: { method: 'GET', action: 'intermediate' },
   [CA_PATHS.adminTokens]: { method: 'POST', action: 'token.create' },
   [CA_PATHS.adminRevocations]: { method: 'POST', action: 'revoke' },
   [CA_PATHS.adminCertificates]: { method: 'GET', action: 'list' },

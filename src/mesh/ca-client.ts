@@ -1,5 +1,5 @@
 /**
- * The sidecar's client of the Warden CA (src/ca/api.ts): enroll, renew over mTLS, bundle, CRL.
+ * The sidecar's client of the Warden CA (src/ca/api.ts): enroll, renew over mTLS, bundle, CRL and its signer.
  *
  * Every call verifies the CA's server certificate against roots the sidecar already trusts: the
  * configured bundle file, roots persisted from an earlier verified fetch, or — on first contact
@@ -109,6 +109,8 @@ export interface CaClient {
   bundle(): Promise<string>;
   /** The CRL, DER. */
   crl(): Promise<Buffer>;
+  /** The issuing CA certificate the CA signs with now, PEM (unverified: check that it chains to the bundle). */
+  intermediate(): Promise<string>;
   /** Roots to verify the CA with from now on (after a verified bundle refresh); throws BundleError on one without certificates. */
   trust(rootsPem: string): void;
   close(): Promise<void>;
@@ -250,6 +252,7 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string, trustDom
     },
     bundle: () => getText(agent, `${url}${CA_PATHS.bundle}`, cfg.timeout),
     crl: () => getBody(agent, `${url}${CA_PATHS.crl}`, cfg.timeout),
+    intermediate: () => getText(agent, `${url}${CA_PATHS.intermediate}`, cfg.timeout),
     trust(next) {
       if (next === roots) return;
       assertUsableBundle(next, 'the CA client refuses the new roots'); // an empty one would lock us out of the CA

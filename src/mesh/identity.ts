@@ -16,6 +16,7 @@ import {
   type CredentialStore,
   type WorkloadCredentials,
 } from './credential-store.js';
+import { CrlRefusedError } from './crl-check.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
@@ -43,6 +44,8 @@ export interface MeshStatus {
   secondsToExpiry: number;
   nextRenewalAt?: string;
   lastError?: string;
+  /** The certificate has expired: no peer accepts it, and only a new bootstrap token brings one back. */
+  expired?: true;
 }
 
 export interface MeshIdentity {
@@ -71,6 +74,21 @@ export class MeshStartupError extends Error {
   }
 }
 
+/**
+ * The certificate has expired and there is no unspent bootstrap token to enroll again with: the CA
+ * renews only an unexpired certificate, so nothing this process can do brings one back.
+ */
+export class CertificateExpiredError extends Error {
+  readonly code = 'ERR_MESH_CERT_EXPIRED';
+  constructor(serial: string, notAfter: Date) {
+    super(
+      `the certificate ${serial} expired at ${notAfter.toISOString()} and the CA renews only unexpired ones: ` +
+        'create a new bootstrap token (warden ca token create), set it as mesh.bootstrap_token and restart',
+    );
+    this.name = 'CertificateExpiredError';
+  }
+}
+
 export interface MeshDeps {
   events: EventBus;
   logger: Logger;
@@ -83,8 +101,12 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const configuredRoots = await resolveCaTrust(cfg.ca, store.loadBundle(), trustDomain);
   const client = createCaClient(cfg.ca, configuredRoots, trustDomain);
   let credentials: WorkloadCredentials;
+  /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
+  let tokenSpent: boolean;
   try {
-    credentials = await initialCredentials(cfg, store, client, deps);
+    const initial = await initialCredentials(cfg, store, client, deps);
+    credentials = initial.credentials;
+    tokenSpent = initial.enrolled;
   } catch (err) {
     client.close().catch(() => {});
     throw err;
@@ -99,6 +121,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   }
   let lastError: string | undefined;
   let warnedExpiring = false;
+  let renewalsStopped = false;
   let stopped = false;
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {
@@ -129,8 +152,23 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
     current: () => credentials,
     async renew() {
+      // An expired certificate cannot authenticate a renewal: enroll again with the configured token
+      // (once: a refused token stays refused), else give up with an error that says what to do.
+      const expired = isExpired(credentials);
+      const token = cfg.bootstrap_token;
+      if (expired && (tokenSpent || !token)) throw new CertificateExpiredError(credentials.serial, credentials.notAfter);
       const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
-      const issued = await client.renew({ keyPem: credentials.keyPem, certPem: credentials.certPem }, csrPem);
+      let issued;
+      try {
+        issued =
+          expired && token
+            ? await client.enroll(token, csrPem)
+            : await client.renew({ keyPem: credentials.keyPem, certPem: credentials.certPem }, csrPem);
+      } catch (err) {
+        if (expired && err instanceof CaApiError) tokenSpent = true;
+        throw err;
+      }
+      if (expired) tokenSpent = true;
       if (stopped) return; // stopped while the CA answered: nothing may change any more
       const bundle = isUsableBundle(issued.bundle) ? issued.bundle : credentials.bundlePem;
       const next = describeCredentials(keyPem, issued.certificate + issued.chain, bundle);
@@ -140,7 +178,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       credentials = next;
       lastError = undefined;
       warnedExpiring = false;
-      events.emit('warden.mesh.rotated', {
+      events.emit(expired ? 'warden.mesh.enrolled' : 'warden.mesh.rotated', {
         'warden.spiffe.id': next.spiffeId,
         'warden.cert.serial': next.serial,
         'warden.cert.not_after': next.notAfter.toISOString(),
@@ -152,11 +190,27 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     },
     onFailure(err, retryInMs, attempt) {
       lastError = describeCaError(err);
+      if (err instanceof CertificateExpiredError) {
+        // Retrying cannot help: say so once, loudly, and stop (readiness already fails on expiry).
+        scheduler.stop();
+        renewalsStopped = true;
+        events.emit('warden.mesh.renewal_failed', {
+          'warden.spiffe.id': credentials.spiffeId,
+          'error.type': lastError,
+          'warden.count': attempt,
+          'warden.detail': err.message,
+        });
+        logger.error({ 'warden.spiffe.id': credentials.spiffeId, 'error.type': lastError }, `mesh: ${err.message}`);
+        return;
+      }
+      const retry = `retry in ${Math.round(retryInMs / 1000)} s`;
       events.emit('warden.mesh.renewal_failed', {
         'warden.spiffe.id': credentials.spiffeId,
         'error.type': lastError,
         'warden.count': attempt,
-        'warden.detail': `retry in ${Math.round(retryInMs / 1000)} s; serving on ${credentials.serial} until ${credentials.notAfter.toISOString()}`,
+        'warden.detail': isExpired(credentials)
+          ? `${retry}; certificate ${credentials.serial} expired at ${credentials.notAfter.toISOString()}: enrolling again with mesh.bootstrap_token`
+          : `${retry}; serving on ${credentials.serial} until ${credentials.notAfter.toISOString()}`,
       });
       if (!warnedExpiring && isExpiring(credentials.notBefore, credentials.notAfter, Date.now())) {
         warnedExpiring = true;
@@ -172,7 +226,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const refresher = createTrustRefresher({
     client,
     intervals: cfg.refresh,
-    issuer: () => certificatesOf(credentials.certPem)[1] ?? certificatesOf(credentials.bundlePem)[0] ?? '',
+    issuers: () => certificatesOf(credentials.certPem).slice(1),
     currentBundle: () => credentials.bundlePem,
     initialCrl: crl,
     onBundle(pem) {
@@ -187,8 +241,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       notify('crl');
     },
     onFailure(what, err) {
-      // A server that is not our CA (wrong roots or SPIFFE ID) is an attack or a misconfiguration, not an outage.
-      const untrusted = err instanceof CaUnavailableError && err.code === 'ERR_CA_UNTRUSTED';
+      // A server that is not our CA (wrong roots or SPIFFE ID), or a CRL we refuse (revocations not
+      // enforced), is an attack or a misconfiguration, not an outage.
+      const untrusted = (err instanceof CaUnavailableError && err.code === 'ERR_CA_UNTRUSTED') || err instanceof CrlRefusedError;
       logger[untrusted ? 'error' : 'warn'](
         { 'error.type': describeCaError(err), err: (err as Error).message },
         `mesh ${what} refresh failed; keeping the last good copy`,
@@ -214,7 +269,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       return () => listeners.delete(listener);
     },
     status() {
-      const next = scheduler.nextAt;
+      const next = renewalsStopped ? undefined : scheduler.nextAt;
       return {
         spiffeId: credentials.spiffeId,
         serial: credentials.serial,
@@ -222,6 +277,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
         secondsToExpiry: Math.max(0, Math.floor((credentials.notAfter.getTime() - Date.now()) / 1000)),
         ...(next ? { nextRenewalAt: next.toISOString() } : {}),
         ...(lastError ? { lastError } : {}),
+        ...(isExpired(credentials) ? { expired: true as const } : {}),
       };
     },
     stop() {
@@ -240,7 +296,7 @@ async function initialCredentials(
   store: CredentialStore,
   client: ReturnType<typeof createCaClient>,
   deps: MeshDeps,
-): Promise<WorkloadCredentials> {
+): Promise<{ credentials: WorkloadCredentials; enrolled: boolean }> {
   let persisted: WorkloadCredentials | undefined;
   let unusable: string | undefined;
   try {
@@ -255,7 +311,7 @@ async function initialCredentials(
       { 'warden.spiffe.id': persisted.spiffeId, 'warden.cert.serial': persisted.serial },
       'mesh: using persisted credentials',
     );
-    return persisted;
+    return { credentials: persisted, enrolled: false };
   }
   if (!cfg.bootstrap_token) {
     throw new MeshStartupError(
@@ -293,5 +349,5 @@ async function initialCredentials(
     'warden.cert.serial': credentials.serial,
     'warden.cert.not_after': credentials.notAfter.toISOString(),
   });
-  return credentials;
+  return { credentials, enrolled: true };
 }

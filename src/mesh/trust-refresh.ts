@@ -1,13 +1,15 @@
 /**
  * Keeps the trust bundle and the CRL current: fetched from the CA on their own schedules, checked
- * (a bundle must contain PEM roots; a CRL must be signed by the issuing CA of our chain and not be
- * older than the one in force) and only then applied. A failed fetch keeps the last good copy and
- * is retried sooner than the regular interval, with backoff.
+ * (a bundle must contain PEM roots; a CRL must be signed by an issuing CA that chains to the trust
+ * bundle and not be older than the one in force: src/mesh/crl-check.ts) and only then applied. A
+ * failed fetch keeps the last good copy and is retried sooner than the regular interval, with backoff.
  */
-import { x509 } from '../ca/pki.js';
 import type { CaClient } from './ca-client.js';
+import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
 import { bundleProblem } from './trust-bundle.js';
 import { backoffDelay } from './rotation.js';
+
+export { verifyCrl } from './crl-check.js';
 
 export interface TrustRefresher {
   /** Fetches both now and starts the schedule (call once, at startup); failures are reported, not thrown. */
@@ -18,31 +20,14 @@ export interface TrustRefresher {
 export interface TrustRefresherOptions {
   client: CaClient;
   intervals: { bundle: number; crl: number };
-  /** The issuing CA certificate (PEM) the CRL must be signed by. */
-  issuer(): string;
+  /** Issuing CA certificates (PEM) known without asking: our own chain's. */
+  issuers(): string[];
   currentBundle(): string;
   /** The CRL in force (persisted by an earlier run), so an unchanged one is not reported as new. */
   initialCrl?: Buffer | undefined;
   onBundle(pem: string): void;
   onCrl(der: Buffer): void;
   onFailure(what: 'bundle' | 'crl', err: unknown): void;
-}
-
-/** Verifies a CRL's signature with the issuing CA's key and that the CA issued it (names match). */
-export async function verifyCrl(der: Buffer, issuerPem: string): Promise<boolean> {
-  const crl = new x509.X509Crl(der);
-  const issuer = new x509.X509Certificate(issuerPem);
-  if (crl.issuer !== issuer.subject) return false;
-  return crl.verify({ publicKey: issuer });
-}
-
-function thisUpdateOf(der: Buffer | undefined): number {
-  if (!der) return 0;
-  try {
-    return new x509.X509Crl(der).thisUpdate.getTime();
-  } catch {
-    return 0;
-  }
 }
 
 /** Runs `task` every `interval`; after a failure, again after a backoff (1 s, 2 s, …) capped at `interval`. */
@@ -69,6 +54,23 @@ function every(interval: number, task: () => Promise<boolean>): { run(): Promise
 
 export function createTrustRefresher(options: TrustRefresherOptions): TrustRefresher {
   let lastCrl = options.initialCrl;
+  /** The CA's issuing certificate as last fetched (/v1/intermediate), kept while it signs the CRLs. */
+  let fetchedIssuer: string | undefined;
+
+  /**
+   * The signer of `der` among the issuers we know, else the one the CA says it signs with now —
+   * after a root rotation's step 3 that is the new intermediate, before we renewed under it. Each
+   * must chain to the current bundle: a CRL of any other CA is refused.
+   */
+  const crlSigner = async (der: Buffer): Promise<string | undefined> => {
+    const bundlePem = options.currentBundle();
+    const known = await signerOf(der, [...options.issuers(), ...(fetchedIssuer ? [fetchedIssuer] : [])], bundlePem);
+    if (known) return known;
+    const offered = await options.client.intermediate();
+    const signer = await signerOf(der, [offered], bundlePem);
+    if (signer) fetchedIssuer = signer;
+    return signer;
+  };
 
   const bundle = every(options.intervals.bundle, async () => {
     try {
@@ -86,9 +88,10 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
     try {
       const der = await options.client.crl();
       if (lastCrl?.equals(der)) return true;
-      if (!(await verifyCrl(der, options.issuer()))) throw new Error('the CRL is not signed by our issuing CA');
-      // A replayed older CRL would un-revoke certificates: only ever move forward.
-      if (thisUpdateOf(der) < thisUpdateOf(lastCrl)) throw new Error('the CRL is older than the one in force');
+      if (!(await crlSigner(der))) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
+      // Only ever forward: a replayed older CRL would un-revoke certificates, a future-dated one block every later one.
+      const problem = crlOrderProblem(der, lastCrl);
+      if (problem !== undefined) throw new CrlRefusedError(problem);
       lastCrl = der;
       options.onCrl(der);
       return true;

@@ -316,6 +316,9 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   const bundle = await request(`${ca.url}${CA_PATHS.bundle}`, { dispatcher: anonymous });
   t.equal(bundle.headers['content-type'], 'application/pem-certificate-chain');
   t.equal(await bundle.body.text(), ca.rootPem);
+  const signer = await request(`${ca.url}${CA_PATHS.intermediate}`, { dispatcher: anonymous });
+  t.equal(signer.headers['content-type'], 'application/pem-certificate-chain');
+  t.equal(await signer.body.text(), ca.intermediatePem, '/v1/intermediate: what signs the CRL');
 });
 
 t.test('closing the CA with requests in flight: they finish first, nothing writes to a closed database', async (t) => {

@@ -2,7 +2,7 @@
  * Mesh mode end to end, with a real Warden CA and real TLS: enrollment, restart on persisted
  * credentials, rotation under continuous load with zero failed requests, CA outage and recovery,
  * revocation within one CRL refresh, expired callers refused at the handshake, `mtls: optional`
- * routes, fingerprint pinning, root rotation with a renewal between its steps, a workload posing as
+ * routes, fingerprint pinning, root rotation with a renewal between its steps and CRLs signed under the new root, a workload posing as
  * the CA, a lost bundle.pem.
  */
 import t from 'tap';
@@ -222,6 +222,47 @@ t.test('CA down into the last tenth of a certificate’s life: warden.mesh.cert_
   );
   t.equal(Date.parse(String(exported.attributes['warden.cert.not_after'])), notAfter.getTime());
 });
+
+t.test(
+  'certificate expired while the CA was down: ERR_MESH_CERT_EXPIRED once, or a fresh mesh.bootstrap_token enrolls again',
+  async (t) => {
+    const ca = await startCa(t, { certificates: { lifetime: '3s', backdate: '0s' } });
+    const settings = { renew_at: 0.5, renew_jitter: 0, max_backoff: '300ms', refresh: { bundle: '5m', crl: '5m' } };
+    // Its token was used to enroll at startup: nothing left to enroll again with.
+    const spent = await startIdentity(t, meshConfig(ca.server, settings).mesh);
+    // Started on persisted credentials, with a fresh token configured.
+    const config = meshConfig(ca.server, settings).mesh;
+    (await startIdentity(t, config)).identity.stop();
+    const fresh = await startIdentity(t, {
+      ...config,
+      bootstrap_token: ca.server.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token,
+    });
+    const freshSerial = fresh.identity.material().serial;
+    const expiredEvents = () => spent.events.filter((e) => e['error.type'] === 'ERR_MESH_CERT_EXPIRED');
+
+    await ca.server.close();
+    const deadline = spent.identity.material().notAfter.getTime() + 5000;
+    while (expiredEvents().length === 0 && Date.now() < deadline) await sleep(50);
+    await ca.restart();
+    const back = Date.now() + 5000;
+    while (!fresh.events.some((e) => e.name === 'warden.mesh.enrolled') && Date.now() < back) await sleep(50);
+
+    t.equal(expiredEvents().length, 1, 'one renewal_failed says the certificate expired; no retries after it');
+    t.match(expiredEvents()[0], { name: 'warden.mesh.renewal_failed', 'warden.detail': /expired at .*new bootstrap token/ });
+    t.notMatch(String(expiredEvents()[0]?.['warden.detail']), /serving on/, 'no "serving until" a time that has passed');
+    t.match(spent.identity.status(), { expired: true, lastError: 'ERR_MESH_CERT_EXPIRED', secondsToExpiry: 0 });
+    t.equal(spent.identity.status().nextRenewalAt, undefined, 'no renewal planned');
+    t.match(
+      spent.logs.find((l) => l['error.type'] === 'ERR_MESH_CERT_EXPIRED'),
+      { level: 'error', msg: /mesh\.bootstrap_token and restart/ },
+      'an error-level log line says what to do',
+    );
+
+    t.not(fresh.identity.material().serial, freshSerial, 'the fresh token enrolled again once the CA was back');
+    t.ok(fresh.identity.material().notAfter.getTime() > Date.now(), 'with a certificate valid now');
+    t.equal(fresh.identity.status().expired, undefined);
+  },
+);
 
 t.test('revocation: refused within one CRL refresh, on open connections too', async (t) => {
   const backend = await startTestBackend();
@@ -557,6 +598,47 @@ t.test('root rotation with a renewal between steps 2 and 3: the renewal applies 
   t.same(named('warden.mesh.renewal_failed'), [], 'no renewal failed');
   t.equal(named('warden.mesh.rotated').length, 2, 'renewed at the CA under the new root');
   t.equal(identity.status().lastError, undefined);
+});
+
+t.test('root rotation step 3: CRLs signed by the new intermediate are applied before the sidecar renews', async (t) => {
+  // docs/mesh-identity.md "Root rotation": our certificate is still from the old intermediate.
+  const base = mkdtempSync(join(tmpdir(), 'warden-rotation-crl-'));
+  const [dirA, dirB] = [join(base, 'a'), join(base, 'b')];
+  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirA });
+  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirB });
+  const [rootA, rootB] = [readFileSync(join(dirA, 'root.crt'), 'utf8'), readFileSync(join(dirB, 'root.crt'), 'utf8')];
+  const database = { path: join(base, 'ca.db') };
+  const caConfig = (dir: string, port: number) =>
+    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' } });
+  const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
+  t.teardown(() => Promise.all(servers.map((s) => s.close())));
+  const port = servers[0]!.port;
+  const { identity, logs } = await startIdentity(t, { ...meshConfig(servers[0]!).mesh, refresh: { bundle: '300ms', crl: '300ms' } });
+  const waitFor = async (what: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!what() && Date.now() < deadline) await sleep(50);
+  };
+  const caller = await enrollWorkload(servers[0]!, id('ns/shop/sa/frontend'));
+  const ourSerial = identity.material().serial;
+
+  // Step 2: the old CA serves both roots; wait until the sidecar trusts both.
+  await servers[0]!.close();
+  appendFileSync(join(dirA, 'bundle.pem'), rootB);
+  servers.push(await startCaServer({ config: caConfig(dirA, port) }));
+  await waitFor(() => (identity.material().ca.match(/BEGIN CERTIFICATE/g) ?? []).length === 2);
+  // Step 3: the CA under the new root signs the CRL with the new intermediate.
+  await servers[1]!.close();
+  writeFileSync(join(dirB, 'bundle.pem'), rootA + rootB);
+  servers.push(await startCaServer({ config: caConfig(dirB, port) }));
+  await servers[2]!.revoke({ serial: caller.serial, reason: 'keyCompromise' });
+  await waitFor(() => identity.revocations.isRevoked(caller.serial));
+  t.ok(identity.revocations.isRevoked(caller.serial), 'the revocation is enforced');
+  t.equal(identity.material().serial, ourSerial, 'without a renewal in between');
+  t.same(
+    logs.filter((l) => /crl refresh failed/.test(String(l.msg))),
+    [],
+    'no CRL was refused',
+  );
 });
 
 t.test('workload.pem without a usable bundle.pem: the configured roots are used, the CA’s bundle fetched', async (t) => {
