@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathAttribute } from '../telemetry/attribute-limits.js';
 import type { Context } from '@opentelemetry/api';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { CaConfig } from '../config/ca-schema.js';
@@ -173,7 +174,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const attributes: EventAttributes = {
           'client.address': req.socket.remoteAddress ?? '',
           'http.request.method': req.method ?? '',
-          'url.path': audit.path,
+          'url.path': pathAttribute(audit.path),
           'http.response.status_code': problem.status,
           'warden.code': problem.code,
           'warden.action': 'block',
@@ -226,7 +227,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                 {
                   // The same field names as the sidecar's access log (OpenTelemetry conventions).
                   'http.request.method': req.method,
-                  'url.path': audit.path,
+                  'url.path': pathAttribute(audit.path),
                   'http.route': 'warden-ca',
                   'http.response.status_code': res.statusCode,
                   'client.address': req.socket.remoteAddress,

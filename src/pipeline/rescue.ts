@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Context } from '@opentelemetry/api';
 import { WardenError, isWardenError, type ErrorCode } from '../errors.js';
+import { pathAttribute } from '../telemetry/attribute-limits.js';
 import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
@@ -85,7 +86,7 @@ function refusalAttributes(error: WardenError, subject: ProblemSubject, action: 
   };
   if (action === 'block') attributes['http.response.status_code'] = error.status;
   if (subject.method !== undefined) attributes['http.request.method'] = subject.method;
-  if (subject.path !== undefined) attributes['url.path'] = subject.path;
+  if (subject.path !== undefined) attributes['url.path'] = pathAttribute(subject.path);
   if (subject.route !== undefined) attributes['http.route'] = subject.route;
   if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
   if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;

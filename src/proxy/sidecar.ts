@@ -39,6 +39,7 @@ import { wafRuleset } from '../stages/waf-rules/rules.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import { TokenDenylist } from '../identity/token-denylist.js';
+import { pathAttribute } from '../telemetry/attribute-limits.js';
 import type { AdminEndpoint } from './admin.js';
 
 export interface SidecarGeneration extends Generation {
@@ -300,7 +301,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
           'warden.action': 'detect',
           'http.route': ctx.route.id,
           'http.request.method': ctx.method,
-          'url.path': ctx.path,
+          'url.path': pathAttribute(ctx.path),
           'http.response.status_code': status,
           'warden.rule': `openapi.response${v.pointer.split('/').slice(0, 2).join('.')}`,
           'warden.detail': `${v.pointer} ${v.message}`.slice(0, 256),

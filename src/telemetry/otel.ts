@@ -94,7 +94,10 @@ export function startOtel(
     dropped,
   );
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, dropped);
-  const metricExporter = json ? new MetricsJson(common('metrics')) : new MetricsProto(common('metrics'));
+  // Its requests end when the reader gives up on an export (at most one interval), or a slow
+  // collector gathers one open request per interval.
+  const metricsOptions = { ...common('metrics'), timeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000) };
+  const metricExporter = json ? new MetricsJson(metricsOptions) : new MetricsProto(metricsOptions);
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
 
   // OTEL_RESOURCE_ATTRIBUTES (and OTEL_SERVICE_NAME) add to the resource; the sidecar's own

@@ -9,6 +9,7 @@
  * them: method, path, addresses, ids, route) is written in one pass with its lengths known up
  * front. Anything else takes the general path of otlp-span-encoder.ts.
  */
+import { pathAttribute } from './attribute-limits.js';
 import { copyAscii, timeOfNow, varintSize, writeEvent, type Writer } from './otlp-span-encoder.js';
 import { spanErrored, type RequestTrace, type TracedRequest } from './request-trace.js';
 
@@ -192,7 +193,7 @@ function serverSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
   w.byte(END);
   timeOfNow(w, trace.endedAt);
   stringAttribute(w, METHOD, request.method);
-  stringAttribute(w, URL_PATH, request.path);
+  stringAttribute(w, URL_PATH, pathAttribute(request.path));
   stringAttribute(w, PROTOCOL, request.protocol);
   stringAttribute(w, CLIENT_ADDRESS, request.clientAddress);
   stringAttribute(w, REQUEST_ID, request.requestId);

@@ -9,6 +9,7 @@
  * read once by the encoder through a generic walk, were most of what tracing cost per request
  * after the encoding itself (docs/observability.md, "Measured cost").
  */
+import { pathAttribute } from './attribute-limits.js';
 import { SpanKind, SpanStatusCode, type Attributes, type Context, type SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -92,7 +93,7 @@ export function requestSpansOf(
   const route = request.route.id;
   const attributes: Attributes = {
     'http.request.method': request.method,
-    'url.path': request.path,
+    'url.path': pathAttribute(request.path),
     'network.protocol.version': request.protocol,
     'client.address': request.clientAddress,
     'warden.request.id': request.requestId,

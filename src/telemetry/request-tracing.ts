@@ -109,6 +109,12 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       // Unsampled too: the backend's spans need a parent id.
       req.clientSpanId = generateSpanId();
       req.clientStartedAt = performance.now();
+      // What the caller sent is not passed on raw: the propagators write these from the context read
+      // (state of another trace beside a traceparent made here, or baggage past their limits, went
+      // through untouched). Deleted only when there: a delete makes the object slower to walk.
+      const up = ctx.upstreamHeaders;
+      if (up.tracestate !== undefined) delete up.tracestate;
+      if (up.baggage !== undefined) delete up.baggage;
       // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.
       if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent)))
         injectTraceContext(req.server, req.clientSpanId, ctx.upstreamHeaders);

@@ -80,6 +80,20 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.not(String(stated?.traceparent).split('-')[2], callerSpan, "the upstream span's id, not the caller's passed through");
     t.equal(stated?.tracestate, 'vendor=abc', 'trace state reaches the backend');
     t.equal(stated?.baggage, 'tenant=acme', 'baggage reaches the backend');
+    // A caller's state without a usable traceparent belongs to no trace the sidecar continues: dropped,
+    // as is baggage the propagator would not write (one pair past its 4 096-byte limit).
+    for (const traceparent of [undefined, 'junk']) {
+      await fetchText(`${warden.url}/api/orders`, agent, {
+        headers: { ...(traceparent ? { traceparent } : {}), tracestate: `evil=${'A'.repeat(6000)}`, baggage: `k=${'C'.repeat(5000)}` },
+      });
+      const sent = backend.requests.at(-1)?.headers;
+      t.match(String(sent?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, `traceparent ${traceparent ?? 'none'}: a new trace`);
+      t.equal(sent?.tracestate, undefined, `traceparent ${traceparent ?? 'none'}: the caller's tracestate is not passed on`);
+      t.equal(sent?.baggage, undefined, `traceparent ${traceparent ?? 'none'}: nor its oversized baggage`);
+    }
+    // A long path is recorded cut to 1 KiB in the span (it went whole into every span and event).
+    const longPath = `/api/${'p'.repeat(5000)}`;
+    await fetchText(`${warden.url}${longPath}`, agent);
 
     const denied = await fetchText(`${warden.url}/admin/stats`, agent);
     t.equal(denied.status, 403);
@@ -91,6 +105,10 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
     t.match(server.attributes, { 'http.route': 'api', 'http.response.status_code': 200, 'http.request.method': 'GET' });
     t.equal(server.name, 'GET api');
     t.match(server.resource, { 'service.name': 'orders', 'service.version': /^\d+\.\d+\.\d+/, 'deployment.environment': 'test' });
+    const long = await receiver.until(() =>
+      receiver.spans.find((s) => s.kind === SERVER && String(s.attributes['url.path']).startsWith('/api/pppp')),
+    );
+    t.equal(String(long.attributes['url.path']).length, 1024, 'a 5 KB path is recorded as its first 1 024 characters');
     const client = await receiver.until(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === CLIENT));
     t.equal(client.parentSpanId, server.spanId, 'the upstream span is a child of the server span');
     t.equal(backendParent, client.spanId, 'and its context is what the backend received');
