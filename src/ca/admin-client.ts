@@ -11,6 +11,9 @@ import {
   type RevokeRequest,
   type RevokeResult,
 } from './api.js';
+import { X509Certificate } from 'node:crypto';
+import { parseSpiffeId, spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
+import { checkCaIdentity } from './ca-identity.js';
 import { loadAdminCredentials } from './layout.js';
 
 export interface AdminClientOptions {
@@ -51,7 +54,15 @@ export class CaApiError extends Error {
 
 export function createAdminClient(options: AdminClientOptions): AdminClient {
   const agent = new Agent({
-    connect: { cert: options.certPem, key: options.keyPem, passphrase: options.passphrase, ca: options.bundlePem },
+    connect: {
+      cert: options.certPem,
+      key: options.keyPem,
+      passphrase: options.passphrase,
+      ca: options.bundlePem,
+      // The bundle's roots also sign every workload, and one may hold the CA's DNS name: the server
+      // must be the CA itself (its SPIFFE ID, of the admin certificate's trust domain).
+      checkServerIdentity: checkCaIdentity(trustDomainOf(options.certPem)),
+    },
     headersTimeout: options.timeoutMs ?? 10_000,
     bodyTimeout: options.timeoutMs ?? 10_000,
   });
@@ -95,4 +106,14 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
 export function createAdminClientFromDir(url: string, dir: string, passphrase?: string): AdminClient {
   const credentials = loadAdminCredentials(dir, passphrase);
   return createAdminClient({ url, ...credentials });
+}
+
+/** The trust domain of the admin certificate's SPIFFE ID (undefined if it has none). */
+function trustDomainOf(certPem: string): string | undefined {
+  try {
+    const id = spiffeIdOfSubjectAltName(new X509Certificate(certPem).subjectAltName);
+    return id === undefined ? undefined : parseSpiffeId(id).trustDomain;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * Client certificates on the CA API. The TLS layer requests a certificate but admits callers without
  * one (enrollment needs none); the endpoints that need one check it here:
- *  - it chains to this CA (OpenSSL's verdict: `socket.authorized`, which also covers expiry),
+ *  - it chains to this CA (OpenSSL's verdict: `socket.authorized`) and is within its validity now,
  *  - it is in the ledger (issued by this CA instance) and not revoked,
  *  - admin endpoints: the administrator identity; renewal: a workload certificate.
  */
@@ -31,6 +31,15 @@ export function createClientAuth(store: CaStore, trustDomain: string): ClientAut
         throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', {
           detail: `client certificate not accepted (${reason})`,
           rule: `tls:${reason}`,
+        });
+      }
+      // OpenSSL checked validity once, at the handshake: a kept-alive connection or a resumed
+      // session outlived the certificate, and an expired one could renew for ever.
+      const now = Date.now();
+      if (!(Date.parse(peer.valid_from) <= now && now < Date.parse(peer.valid_to))) {
+        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', {
+          detail: 'client certificate not accepted (CERT_HAS_EXPIRED)',
+          rule: 'tls:CERT_HAS_EXPIRED',
         });
       }
       const serial = canonicalSerial(peer.serialNumber);

@@ -11,14 +11,19 @@ export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTE
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit)
     throw new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } });
+  // Read by events, not `for await`: leaving that loop destroys the request and its socket, so the
+  // 413 of a chunked body past the limit could not be sent (and the socket was gone for the log).
   const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit)
-      throw new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } });
-    chunks.push(chunk);
-  }
+  await new Promise<void>((resolve, reject) => {
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      req.off('data', onData).pause();
+      reject(new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } }));
+    };
+    req.on('data', onData).once('end', resolve).once('error', reject);
+  });
   let value: unknown;
   try {
     value = JSON.parse(Buffer.concat(chunks).toString('utf8'));

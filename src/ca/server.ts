@@ -172,7 +172,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       const event = ERRORS[problem.code].event;
       if (event !== undefined) {
         const attributes: EventAttributes = {
-          'client.address': req.socket.remoteAddress ?? '',
+          'client.address': audit.clientAddress,
           'http.request.method': req.method ?? '',
           'url.path': pathAttribute(audit.path),
           'http.response.status_code': problem.status,
@@ -211,6 +211,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           requestId: randomUUID(),
           traceContext: undefined,
           path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+          clientAddress: req.socket.remoteAddress ?? '',
           actor: 'anonymous',
           action: undefined,
           subject: undefined,
@@ -230,7 +231,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                   'url.path': pathAttribute(audit.path),
                   'http.route': 'warden-ca',
                   'http.response.status_code': res.statusCode,
-                  'client.address': req.socket.remoteAddress,
+                  'client.address': audit.clientAddress,
                   'network.protocol.version': '1.1',
                   duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
                 },
@@ -337,6 +338,8 @@ interface AuditSubject {
   traceContext: Context | undefined;
   /** The request target's path as sent (logs and events), once per request. */
   readonly path: string;
+  /** Read when the request arrives: a request destroyed later has no socket to ask. */
+  readonly clientAddress: string;
   actor: string;
   action: string | undefined;
   subject: string | undefined;

@@ -168,7 +168,15 @@ export function createCaService(deps: CaServiceDeps): CaService {
       }
       const dnsNames = namesWithinGrant(csr, { spiffeId: peer.spiffeId, dnsNames: dnsSans(peer.certificate) });
       const issued = await issueFor(csr, peer.spiffeId, dnsNames);
-      store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId));
+      // The caller was checked when the request arrived; a revocation may have come while its body
+      // was read or the certificate signed. Checked again with the insert, in one transaction
+      // (revocations by ID list and revoke in one too): a renewal racing `revoke --id` got a fresh,
+      // unrevoked certificate for a revoked identity.
+      store.transaction(() => {
+        if (store.getCertificate(peer.record.serial)?.revoked_at !== null)
+          throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${peer.record.serial} is revoked` });
+        store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId));
+      });
       announce('warden.ca.renewed', issued, peer);
       return credentials(issued);
     },
@@ -202,20 +210,22 @@ export function createCaService(deps: CaServiceDeps): CaService {
       if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason))
         throw invalid(`reason must be one of ${REASONS.join(', ')}`);
       const t = now();
-      let serials: string[];
       let subject: string;
       if (serial !== undefined) {
         if (typeof serial !== 'string' || !/^[0-9a-fA-F:]{1,64}$/.test(serial)) throw invalid('serial must be hexadecimal');
         subject = canonicalSerial(serial);
         const record = store.getCertificate(subject);
         if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject}` });
-        serials = [subject];
       } else {
         // Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial).
         subject = typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
-        serials = store.activeSerialsOf(subject, t);
       }
-      const revoked = store.transaction(() => serials.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })));
+      // Listed and revoked in one transaction: a renewal's insert is either seen here or sees this.
+      const revoked = store.transaction(() =>
+        (serial !== undefined ? [subject] : store.activeSerialsOf(subject, t)).filter((s) =>
+          store.insertRevocation({ serial: s, reason, revoked_at: t }),
+        ),
+      );
       if (revoked.length > 0) await crl.refresh();
       events.emit(
         'warden.ca.revoked',

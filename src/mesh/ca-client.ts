@@ -13,13 +13,11 @@
 import { clientSpan, traceHeaders } from '../telemetry/client-span.js';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity as checkHostName, type PeerCertificate } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
-import { serverSpiffeId } from '../ca/layout.js';
+import { checkCaIdentity, NotTheCaError } from '../ca/ca-identity.js';
 import type { MeshConfig } from '../config/types.js';
-import { parseSpiffeId, spiffeIdOfCertificate } from '../net/spiffe-id.js';
 import { assertUsableBundle, certificatesOf } from './trust-bundle.js';
 
 export { certificatesOf } from './trust-bundle.js';
@@ -38,44 +36,6 @@ export class CaUnavailableError extends Error {
     super(message, options);
     this.name = 'CaUnavailableError';
   }
-}
-
-/** The server chains to our roots and has the right host name, but is not the CA (a workload posing as it). */
-class NotTheCaError extends Error {
-  readonly code = 'ERR_CA_IDENTITY_MISMATCH';
-  constructor(
-    readonly presented: string | undefined,
-    expected: string,
-  ) {
-    super(`the server's certificate names ${presented ?? 'no SPIFFE ID'}, not the CA's ${expected}`);
-    this.name = 'NotTheCaError';
-  }
-}
-
-/**
- * The CA's SPIFFE ID for a sidecar of `trustDomain`. Without one (a caller that does not know its
- * trust domain) any trust domain's `/warden/ca` is accepted: the roots still pin the CA.
- */
-function caIdentity(trustDomain: string | undefined): { expected: string; matches(id: string | undefined): boolean } {
-  if (trustDomain !== undefined) {
-    const expected = serverSpiffeId(trustDomain);
-    return { expected, matches: (id) => id === expected };
-  }
-  return {
-    expected: serverSpiffeId('<trust-domain>'),
-    matches: (id) => id !== undefined && parseSpiffeId(id).path === '/warden/ca',
-  };
-}
-
-/** Node's host name check, then the CA's SPIFFE ID: for `connect.checkServerIdentity` of every CA agent. */
-function checkCaIdentity(trustDomain: string | undefined) {
-  const identity = caIdentity(trustDomain);
-  return (host: string, cert: PeerCertificate): Error | undefined => {
-    const hostError = checkHostName(host, cert);
-    if (hostError) return hostError;
-    const presented = spiffeIdOfCertificate(cert);
-    return identity.matches(presented) ? undefined : new NotTheCaError(presented, identity.expected);
-  };
 }
 
 // OpenSSL verification failures: the CA answered with a certificate we must not accept.

@@ -1,0 +1,151 @@
+/**
+ * The CA against callers that do not play along: a chunked body past the limit (it killed the
+ * process), a renewal racing a revocation of its identity (it got a fresh certificate), an expired
+ * certificate renewing over a connection kept open (OpenSSL checked it at the handshake only), and
+ * a workload posing as the CA to the admin CLI (it took the workload's word).
+ */
+import { execFile } from 'node:child_process';
+import { request as httpsRequest, Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import { startCaUnderTest, makeCsr, ORDERS, repoRoot } from '../support/ca-harness.js';
+import { enrollWorkload } from '../support/workload.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a chunked body past 64 KiB: 413, and the CA lives', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const url = new URL(ca.url);
+  const answer = await new Promise<number>((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: '/v1/enroll',
+        method: 'POST',
+        ca: ca.rootPem,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    // No Content-Length: sent chunked, 16 KiB at a time, so the limit is crossed while it still arrives.
+    void (async () => {
+      for (let i = 0; i < 6 && !req.destroyed; i++) {
+        req.write(Buffer.alloc(16 * 1024, 0x61));
+        await sleep(30);
+      }
+      req.end();
+    })();
+  });
+  t.equal(answer, 413);
+  const again = await new Promise<number>((resolve, reject) => {
+    httpsRequest({ host: url.hostname, port: url.port, path: '/v1/bundle', ca: ca.rootPem }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    })
+      .on('error', reject)
+      .end();
+  });
+  t.equal(again, 200, 'the CA still answers');
+});
+
+t.test('a renewal whose identity is revoked while its body arrives is refused', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const w = await enrollWorkload(ca, ORDERS);
+  const body = JSON.stringify({ csr: (await makeCsr({ spiffeId: ORDERS })).csrPem });
+  const url = new URL(ca.url);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: '/v1/renew',
+        method: 'POST',
+        ca: ca.rootPem,
+        cert: w.certPem,
+        key: w.keyPem,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.write(body.slice(0, 10)); // the CA authenticates the still valid certificate now
+    void sleep(300)
+      .then(() => ca.revoke({ spiffe_id: ORDERS, reason: 'keyCompromise' }))
+      .then(() => req.end(body.slice(10)));
+  });
+  t.equal(status, 403, 'ERR_CA_CERT_REVOKED');
+  t.same(ca.list({ spiffe_id: ORDERS, status: 'valid' }), [], 'no valid certificate left for the revoked identity');
+});
+
+t.test('an expired certificate cannot renew over a connection kept open', async (t) => {
+  const { ca } = await startCaUnderTest(t, { certificates: { lifetime: '3s', backdate: '0s' } });
+  const w = await enrollWorkload(ca, ORDERS);
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const url = new URL(ca.url);
+  const call = (path: string, body?: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path,
+          method: body ? 'POST' : 'GET',
+          ca: ca.rootPem,
+          cert: w.certPem,
+          key: w.keyPem,
+          agent,
+          headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  t.equal(await call('/v1/bundle'), 200, 'the connection is open');
+  const end = ca.list({ spiffe_id: ORDERS })[0]?.not_after ?? 0;
+  const notAfter = typeof end === 'number' ? end : Date.parse(end);
+  while (Date.now() < notAfter + 1000) {
+    await sleep(200);
+    await call('/v1/bundle'); // keeps the connection alive
+  }
+  const renewed = await call('/v1/renew', JSON.stringify({ csr: (await makeCsr({ spiffeId: ORDERS })).csrPem }));
+  t.equal(renewed, 401, 'refused: the certificate has expired');
+});
+
+t.test('the admin CLI refuses a workload posing as the CA', async (t) => {
+  const { ca, dir } = await startCaUnderTest(t);
+  const victim = await enrollWorkload(ca, ORDERS);
+  // An ordinary workload granted the CA's own DNS name.
+  const impostor = await enrollWorkload(ca, 'spiffe://example.test/ns/evil/sa/x', ['localhost']);
+  const seen: string[] = [];
+  const fake = createHttpsServer({ cert: impostor.certPem, key: impostor.keyPem }, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ revoked: [victim.serial] }));
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  t.teardown(() => fake.close());
+  const port = (fake.address() as AddressInfo).port;
+  const run = await new Promise<{ code: number; out: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      [`${repoRoot}/bin/warden.js`, 'ca', 'revoke', '--serial', victim.serial, '--url', `https://localhost:${port}`, '--dir', dir],
+      { encoding: 'utf8', timeout: 30_000 },
+      (err, stdout, stderr) => resolve({ code: (err as { code?: number } | null)?.code ?? 0, out: `${stdout}${stderr}` }),
+    ),
+  );
+  t.not(run.code, 0, `the CLI fails: ${run.out.trim()}`);
+  t.same(seen, [], 'nothing was sent to the impostor');
+  t.equal(ca.list().find((c) => c.serial === victim.serial)?.status, 'valid');
+});
