@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importSigningKey, readPrivateKey } from './keys.js';
-import { fingerprintOf, splitPem, uriSans, x509, type CryptoKey } from './pki.js';
+import { webcrypto } from 'node:crypto';
+import { EC_P256, fingerprintOf, splitPem, uriSans, x509, type CryptoKey } from './pki.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -56,6 +57,24 @@ function read(dir: string, name: string): string {
   }
 }
 
+/** Whether `key` signs what the certificate's public key verifies (a probe signature). */
+async function keyMatches(key: CryptoKey, cert: x509.X509Certificate): Promise<boolean> {
+  try {
+    const probe = new TextEncoder().encode('warden ca key check');
+    const algorithm = { name: 'ECDSA', hash: 'SHA-256' };
+    const signature = await webcrypto.subtle.sign(algorithm, key, probe);
+    const publicKey = await webcrypto.subtle.importKey('spki', cert.publicKey.rawData, EC_P256, false, ['verify']);
+    return await webcrypto.subtle.verify(algorithm, publicKey, signature, probe);
+  } catch {
+    return false;
+  }
+}
+
+async function chainsToOneOf(cert: x509.X509Certificate, roots: readonly x509.X509Certificate[]): Promise<boolean> {
+  for (const root of roots) if (await cert.verify({ publicKey: root.publicKey, signatureOnly: true }).catch(() => false)) return true;
+  return false;
+}
+
 /** Loads and cross-checks the CA directory. Errors name the file and what to do. */
 export async function loadCaMaterial(dir: string, passphrase?: string): Promise<CaMaterial> {
   const bundlePem = read(dir, CA_FILES.bundle);
@@ -77,6 +96,18 @@ export async function loadCaMaterial(dir: string, passphrase?: string): Promise<
         ? `${join(dir, CA_FILES.intermediateKey)} is encrypted: give the passphrase`
         : `${join(dir, CA_FILES.intermediateKey)} does not decrypt with this passphrase`,
       { cause: err },
+    );
+  }
+  // Files from two CAs mixed up started "fine" and failed every handshake: the key must be the
+  // intermediate's, and the intermediate must chain to a root of the bundle.
+  if (!(await keyMatches(intermediateKey, intermediate))) {
+    throw new Error(
+      `${join(dir, CA_FILES.intermediateKey)} is not the key of ${join(dir, CA_FILES.intermediateCert)}: restore the pair from the same backup`,
+    );
+  }
+  if (!(await chainsToOneOf(intermediate, roots))) {
+    throw new Error(
+      `${join(dir, CA_FILES.intermediateCert)} is not signed by a root in ${join(dir, CA_FILES.bundle)}: restore them from the same backup`,
     );
   }
   const id = uriSans(adminCert)[0] ?? '';

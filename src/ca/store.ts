@@ -118,6 +118,17 @@ const MIGRATIONS: readonly string[] = [
 
 function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
+  // A database this warden never set up but that holds tables is another application's: adopting it
+  // (creating the CA's tables inside) hid a wrong database.path instead of saying so.
+  const tables = db.prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table'`).all();
+  if (version === 0 && tables.length > 0) {
+    throw new Error(
+      `${db.name} is not a Warden CA database (it holds ${tables
+        .slice(0, 5)
+        .map((t) => t.name)
+        .join(', ')}): point database.path at this CA's file, or at a new one`,
+    );
+  }
   if (version > MIGRATIONS.length) {
     throw new Error(`${db.name} has schema version ${version}, newer than this warden (${MIGRATIONS.length}); upgrade warden`);
   }
@@ -133,11 +144,22 @@ const WITH_STATUS = `SELECT c.*, r.revoked_at AS revoked_at, r.reason AS reason 
 
 export function openCaStore(path: string): CaStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
-  db.pragma('synchronous = NORMAL');
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    db.pragma('synchronous = NORMAL');
+  } catch (err) {
+    // SQLite says "file is not a database" without naming the file.
+    throw new Error(
+      `${path}: cannot open the CA database (${(err as Error).message}); restore it from a backup (docs/ca.md) or check database.path`,
+      {
+        cause: err,
+      },
+    );
+  }
   migrate(db);
 
   const s = {
