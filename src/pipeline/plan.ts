@@ -408,7 +408,8 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
     if (op.security !== undefined && !isPublic && !config.tokens) {
       throw new PlanError(['openapi', 'document'], `${op.pointer} requires security, so a tokens section is needed to check it`);
     }
-    if (isPublic && config.openapi?.allow_public && own.authn === undefined) policy.authn = { mode: 'off' };
+    // Public by the document, unless the operator's own scopes replace its requirement (they need a caller).
+    if (isPublic && config.openapi?.allow_public && own.authn === undefined && own.scopes === undefined) policy.authn = { mode: 'off' };
     if (own.scopes === undefined && op.security && op.security.length > 0) policy.scopes = { alternatives: op.security };
     policy.operation = { op, mode: own.validation ?? config.openapi?.validation.mode ?? 'enforce' };
     return {

@@ -45,6 +45,8 @@ import type { AdminEndpoint } from './admin.js';
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
   readonly config: SidecarConfig;
+  /** Header fields an access line with headers must not show: internal ones, and those that carry a token here. */
+  readonly secretHeader: (name: string) => boolean;
 }
 
 export interface Sidecar {
@@ -142,9 +144,15 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
   const jwksPath = config.tokens?.mint.jwks_path;
   const localEndpoints =
     runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
+  // A token may come in a header of any name (tokens.sources), and the minted one goes in mint.header.
+  const tokenHeaders = new Set([
+    ...(config.tokens?.sources ?? []).flatMap((src) => (src.from === 'header' ? [src.name.toLowerCase()] : [])),
+    ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
+  ]);
   return {
     loaded,
     config,
+    secretHeader: (name) => tokenHeaders.has(name) || rules.isInternal(name),
     plan,
     rules,
     forwarder: createForwarder(config.upstream, rules, config.limits.send_timeout),
@@ -284,7 +292,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
     const log = current.config.log;
     if (!log.access) return;
-    const headers = log.access_headers ? redactHeaders(ctx.headers, current.rules.isInternal) : undefined;
+    const headers = log.access_headers ? redactHeaders(ctx.headers, current.secretHeader) : undefined;
     accessLog(ctx, status, seconds * 1e3, completed, headers);
   };
 

@@ -1,0 +1,65 @@
+/**
+ * Policy written per OpenAPI operation (`openapi.operations.<id>`) is held to the same checks as a
+ * route's: scopes there without a tokens section were dropped and the operation served anyone; and
+ * on a public operation (`security: []`, `allow_public`) the operator's scopes replace "public"
+ * instead of leaving a scope check with no caller to check.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { startForgedIssuer } from '../support/token-forge.js';
+
+const DOCUMENT = `openapi: 3.0.3
+info: { title: t, version: '1' }
+servers: [{ url: /v1 }]
+paths:
+  /admin/stats:
+    get:
+      operationId: adminStats
+      responses: { '200': { description: ok } }
+  /health:
+    get:
+      operationId: health
+      security: []
+      responses: { '200': { description: ok } }
+components:
+  securitySchemes:
+    oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { admin: a } } } }
+`;
+
+t.test('openapi.operations: scopes without tokens refused at start; scopes on a public operation need a caller', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = join(mkdtempSync(join(tmpdir(), 'warden-ops-')), 'api.yaml');
+  writeFileSync(document, DOCUMENT);
+
+  await t.rejects(
+    startTestSidecar(t, backend.url, { openapi: { document, operations: { adminStats: { scopes: { all_of: ['admin'] } } } } }),
+    { message: /openapi\.operations\.adminStats\.scopes: needs a tokens section/ },
+    'refused, naming the operation',
+  );
+
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+    openapi: { document, allow_public: true, operations: { health: { scopes: { all_of: ['admin'] } } } },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const token = (scope: string) => idp.sign({ iss: idp.issuer, aud: 'api', sub: 'u', scope, exp: Math.floor(Date.now() / 1000) + 300 });
+  const call = async (scope?: string) =>
+    (
+      await fetchText(
+        `${s.url}/v1/health`,
+        agent,
+        scope === undefined ? {} : { headers: { authorization: `Bearer ${await token(scope)}` } },
+      )
+    ).status;
+  t.equal(await call('admin'), 200, 'a token with the scope is served');
+  t.equal(await call('other'), 403, 'a token without it is not');
+  t.equal(await call(), 401, 'nor is a caller without a token');
+});
