@@ -30,3 +30,12 @@ export function formatFieldPath(segments: readonly (string | number)[]): string 
   }
   return out;
 }
+
+/**
+ * A refused value as an error line may show it: JSON, with the credentials of a URL masked (a Redis
+ * URL that fails its pattern carries its password into `config check` output and reload events).
+ */
+export function shownValue(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s"]*@/gi, '$1***@');
+}

@@ -3,10 +3,10 @@
  * checks that need more than the schema (unique route ids, TLS files that load and match).
  * Every problem becomes a ConfigIssue naming file, line and field; all are reported at once.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
-import { ConfigError, formatFieldPath, type ConfigIssue } from './config-error.js';
+import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { tokensIssues } from './tokens-check.js';
 import type { SidecarConfig } from './types.js';
@@ -95,7 +95,7 @@ function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt): ConfigIss
       issueFound = issue([...at, extra], `unknown key${hint ? `; did you mean "${hint}"?` : ''} (allowed: ${known.join(', ')})`);
     } else {
       const expect = expectOf(e.parentSchema);
-      const got = JSON.stringify(e.data);
+      const got = shownValue(e.data);
       issueFound = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
     }
     const key = `${issueFound.field}:${issueFound.message}`;
@@ -136,6 +136,23 @@ function editDistance(a: string, b: string): number {
   return prev[b.length] as number;
 }
 
+/**
+ * Why the sidecar could not write request bodies into `dir`, or undefined. Found at load, not on the
+ * first upload that spills to disk (each got 500 with a missing directory).
+ */
+function writableDirectoryProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+    accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT'
+      ? `${dir} does not exist: create it (request bodies that spill to disk go there)`
+      : `${dir} cannot be written (${code ?? 'error'})`;
+  }
+}
+
 function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const ids = new Map<string, number>();
   for (const [i, route] of config.routes.entries()) {
@@ -165,6 +182,8 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,
     );
   }
+  const spoolProblem = config.limits.spool_dir === undefined ? undefined : writableDirectoryProblem(config.limits.spool_dir);
+  if (spoolProblem) yield issue(['limits', 'spool_dir'], spoolProblem);
   yield* tokensIssues(config, issue);
   if (config.openapi && config.routes.length > 0) {
     yield issue(

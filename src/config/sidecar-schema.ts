@@ -174,7 +174,7 @@ export const sidecarSchema = {
           'x-expect': 'an integer ≥ 0 (0 = unlimited)',
         },
         body_memory_bytes: size('1MiB'),
-        spool_dir: { type: 'string', minLength: 1, 'x-expect': 'a directory for request bodies spilled to disk' },
+        spool_dir: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'a directory for request bodies spilled to disk' },
       },
     },
     headers: {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../src/config/config-error.js';
@@ -235,4 +235,25 @@ t.test('threats.waf.remember_clean: 4096 by default, 0 turns it off, bounded abo
       bad,
     );
   }
+});
+
+t.test('limits.spool_dir: resolved against the file, and it must be a writable directory', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-spool-cfg-'));
+  mkdirSync(join(dir, 'spool'));
+  const file = join(dir, 'sidecar.yaml');
+  const base = await minimal();
+  const ok = parseSidecarConfig(file, `${base}limits:\n  spool_dir: spool\n`);
+  t.equal(ok.config.limits.spool_dir, join(dir, 'spool'), 'relative to the configuration file');
+  const missing = issuesOf(() => parseSidecarConfig(file, `${base}limits:\n  spool_dir: /nonexistent/warden-spool\n`));
+  t.match(missing, [/limits\.spool_dir: \/nonexistent\/warden-spool does not exist: create it/]);
+  writeFileSync(join(dir, 'plain-file'), 'x');
+  const notDir = issuesOf(() => parseSidecarConfig(file, `${base}limits:\n  spool_dir: plain-file\n`));
+  t.match(notDir, [/limits\.spool_dir: .*plain-file is not a directory/]);
+});
+
+t.test('a refused URL is echoed without its credentials', async (t) => {
+  const text = `${await minimal()}tokens:\n  issuers: []\n  shared: { redis: "valkey://:S3cretRedisPw@redis:6379" }\n`;
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).filter((l) => l.includes('tokens.shared.redis'));
+  t.match(lines, [/tokens\.shared\.redis: must be .*, got "valkey:\/\/\*\*\*@redis:6379"/]);
+  t.notOk(lines.join('\n').includes('S3cretRedisPw'), 'the password is not shown');
 });
