@@ -1,4 +1,5 @@
 /** Configuration problems: each names the file, the line, the field and what is expected. */
+import { withoutUrlCredentials } from '../net/url-credentials.js';
 
 export interface ConfigIssue {
   file: string;
@@ -36,6 +37,5 @@ export function formatFieldPath(segments: readonly (string | number)[]): string 
  * URL that fails its pattern carries its password into `config check` output and reload events).
  */
 export function shownValue(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s"]*@/gi, '$1***@');
+  return withoutUrlCredentials(JSON.stringify(value) ?? String(value));
 }

@@ -7,6 +7,7 @@
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
+import { withoutUrlCredentials } from '../net/url-credentials.js';
 import { MAX_REVOKED_TOKENS } from './token-denylist.js';
 
 export type SharedAnswer = { claims: Record<string, unknown>; ttlMs: number } | 'revoked' | undefined;
@@ -31,19 +32,6 @@ const COMMAND_TIMEOUT_MS = 250;
 const CONNECT_WAIT_MS = 1000;
 /** Revocation marks read back at most: as many as a denylist holds. */
 const MAX_REPLAYED_MARKS = MAX_REVOKED_TOKENS;
-
-/** The Redis URL as a log line may show it: no user name or password. */
-function withoutCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username === '' && u.password === '') return url;
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '(unparsable Redis URL)';
-  }
-}
 
 /** A prefix taken literally in a SCAN MATCH pattern. */
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
@@ -83,7 +71,7 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
     if (Date.now() - warnedAt < 10_000) return;
     warnedAt = Date.now();
     logger.warn(
-      { err: (err as Error).message, redis: withoutCredentials(options.url) },
+      { err: (err as Error).message, redis: withoutUrlCredentials(options.url) },
       `shared token state: ${what} failed; using the local cache and the IdP`,
     );
   };
