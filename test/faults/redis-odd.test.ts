@@ -10,6 +10,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { startTestBackend } from '../support/backend.js';
+import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestRedis } from '../support/redis.js';
 import { startTestSidecar } from '../support/sidecar.js';
@@ -73,17 +74,9 @@ t.test('tokens.shared on a Redis that accepts and never answers: the sidecar sta
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
   const silent = await tcp(t, () => undefined);
-  const c = idp.introspectionClients.basic;
   const s = await startTestSidecar(t, backend.url, {
     tokens: {
-      issuers: [
-        {
-          id: 'demo',
-          issuer: idp.issuer,
-          audience: [idp.audience],
-          introspection: { client_id: c.clientId, client_secret: c.clientSecret },
-        },
-      ],
+      issuers: [demoIssuer(idp)],
       shared: { redis: `redis://127.0.0.1:${silent}`, prefix: 'hang:' },
     },
   });
@@ -103,17 +96,9 @@ t.test('a replica started while Redis was down hears revocations once it is back
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
   const redis = await startTestRedis(t);
-  const c = idp.introspectionClients.basic;
   const config = {
     tokens: {
-      issuers: [
-        {
-          id: 'demo',
-          issuer: idp.issuer,
-          audience: [idp.audience],
-          introspection: { client_id: c.clientId, client_secret: c.clientSecret },
-        },
-      ],
+      issuers: [demoIssuer(idp)],
       shared: { redis: redis.url, prefix: `down${Date.now()}:` },
     },
   };

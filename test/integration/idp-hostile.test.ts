@@ -14,6 +14,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { startTestBackend } from '../support/backend.js';
+import { demoIssuer } from '../support/demo-issuer.js';
 import { testCertificate } from '../support/certs.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
@@ -44,17 +45,9 @@ t.test('junk tokens the IdP refuses with 400 are 401s and leave the circuit clos
   t.teardown(() => backend.close());
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
-  const c = idp.introspectionClients.basic;
   const s = await startTestSidecar(t, backend.url, {
     tokens: {
-      issuers: [
-        {
-          id: 'demo',
-          issuer: idp.issuer,
-          audience: [idp.audience],
-          introspection: { client_id: c.clientId, client_secret: c.clientSecret },
-        },
-      ],
+      issuers: [demoIssuer(idp)],
       idp: { breaker: { failures: 3, open_for: '30s' } },
     },
   });

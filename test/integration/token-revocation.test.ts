@@ -10,9 +10,10 @@ import { Redis } from 'ioredis';
 import t from 'tap';
 import { request } from 'undici';
 import { parseSidecarConfig } from '../../src/config/load.js';
-import { startDemoIdp, type DemoIdp } from '../../src/dev/demo-idp.js';
+import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { tokenHash } from '../../src/identity/token-hash.js';
 import { startTestBackend } from '../support/backend.js';
+import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestRedis } from '../support/redis.js';
 import { startTestSidecar, testConfigYaml, type TestSidecar } from '../support/sidecar.js';
@@ -20,16 +21,6 @@ import { startTestSidecar, testConfigYaml, type TestSidecar } from '../support/s
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Json = Record<string, unknown>;
-const issuerOf = (id: string, idp: DemoIdp, extra: Json = {}) => ({
-  id,
-  issuer: idp.issuer,
-  audience: [idp.audience],
-  introspection: {
-    client_id: idp.introspectionClients.basic.clientId,
-    client_secret: idp.introspectionClients.basic.clientSecret,
-    ...extra,
-  },
-});
 
 async function revoke(s: TestSidecar, token: string): Promise<{ status: number; body: Json }> {
   const res = await request(`${s.adminUrl}/tokens/revoke`, {
@@ -54,7 +45,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
   t.teardown(() => idp.close());
 
   await t.test('a reload that rebuilds token translation keeps the revocations', async (t) => {
-    const tokens = { issuers: [issuerOf('demo', idp)] };
+    const tokens = { issuers: [demoIssuer(idp)] };
     const s = await startTestSidecar(t, backend.url, { tokens });
     const call = caller(t, s);
     const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
@@ -65,7 +56,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal((await revoke(s, opaque)).status, 200);
     t.equal(await call(jwt), 401);
 
-    const changed = { tokens: { ...tokens, issuers: [{ ...issuerOf('demo', idp), audience: [idp.audience, 'another-api'] }] } };
+    const changed = { tokens: { ...tokens, issuers: [{ ...demoIssuer(idp), audience: [idp.audience, 'another-api'] }] } };
     const text = await testConfigYaml(backend.url, changed);
     t.ok(await s.sidecar.reload(() => parseSidecarConfig(s.sidecar.current.loaded.file, text)), 'reloaded with other `tokens`');
     t.equal(await call(jwt), 401, 'the revoked JWT is still refused');
@@ -83,7 +74,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.teardown(() => refusing.close());
     const endpoint = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/revoke`;
     const s = await startTestSidecar(t, backend.url, {
-      tokens: { issuers: [issuerOf('demo', idp, { revocation_endpoint: endpoint })], cache: { max_ttl: '300ms' }, idp: { grace: '0s' } },
+      tokens: { issuers: [demoIssuer(idp, 'demo', { revocation_endpoint: endpoint })], cache: { max_ttl: '300ms' }, idp: { grace: '0s' } },
     });
     const call = caller(t, s);
     const seen = (await idp.issueToken()).accessToken; // cached here: its exp is known
@@ -99,7 +90,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     const other = await startDemoIdp();
     t.teardown(() => other.close());
     const s = await startTestSidecar(t, backend.url, {
-      tokens: { issuers: [issuerOf('a', other), issuerOf('b', idp)] },
+      tokens: { issuers: [demoIssuer(other, 'a'), demoIssuer(idp, 'b')] },
       routes: [
         { id: 'partners', path: '/b/*', authn: { issuers: ['b'] } },
         { id: 'any', path: '/x' },
@@ -118,7 +109,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
   await t.test('with Redis: a replica that starts later, or misses the message, refuses the token', async (t) => {
     const redis = await startTestRedis(t);
     const prefix = `rev${Date.now()}:`;
-    const config = { tokens: { issuers: [issuerOf('demo', idp)], shared: { redis: redis.url, prefix } } };
+    const config = { tokens: { issuers: [demoIssuer(idp)], shared: { redis: redis.url, prefix } } };
     const a = await startTestSidecar(t, backend.url, config);
     const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
     const opaque = (await idp.issueToken()).accessToken;

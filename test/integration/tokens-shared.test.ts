@@ -8,6 +8,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { startTestBackend } from '../support/backend.js';
+import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestRedis } from '../support/redis.js';
 import { startTestSidecar } from '../support/sidecar.js';
@@ -20,18 +21,10 @@ t.test('shared token state through Redis', async (t) => {
   const redis = await startTestRedis(t);
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
-  const c = idp.introspectionClients.basic;
   const config = {
     service: { name: 'orders' },
     tokens: {
-      issuers: [
-        {
-          id: 'demo',
-          issuer: idp.issuer,
-          audience: [idp.audience],
-          introspection: { client_id: c.clientId, client_secret: c.clientSecret },
-        },
-      ],
+      issuers: [demoIssuer(idp)],
       cache: { max_ttl: '60s' },
       shared: { redis: redis.url, prefix: `t${Date.now()}:`, revocation_lag: '600ms' },
     },
