@@ -545,8 +545,11 @@ t.test('a workload holding the CA’s DNS name cannot pose as the CA: the trust 
   t.match(refusal(), { level: 'error', 'error.type': 'ERR_CA_UNTRUSTED (ERR_CA_IDENTITY_MISMATCH)', err: /not the Warden CA/ });
 });
 
-t.test('root rotation with a renewal between steps 2 and 3: the renewal applies the new bundle, the CA stays reachable', async (t) => {
-  // docs/mesh-identity.md "Root rotation", with a bundle refresh far away: only the renewal can bring the new root.
+/**
+ * The two CA directories of a root rotation (docs/mesh-identity.md): A, the CA now, and B, the one
+ * under the new root, sharing one ledger; `caConfig` serves either on a port.
+ */
+async function rotationCas(extra: Record<string, unknown> = {}) {
   const base = mkdtempSync(join(tmpdir(), 'warden-rotation-'));
   const [dirA, dirB] = [join(base, 'a'), join(base, 'b')];
   await initCa({ trustDomain: TRUST_DOMAIN, dir: dirA });
@@ -554,14 +557,13 @@ t.test('root rotation with a renewal between steps 2 and 3: the renewal applies 
   const [rootA, rootB] = [readFileSync(join(dirA, 'root.crt'), 'utf8'), readFileSync(join(dirB, 'root.crt'), 'utf8')];
   const database = { path: join(base, 'ca.db') };
   const caConfig = (dir: string, port: number) =>
-    resolveCaConfig({
-      trust_domain: TRUST_DOMAIN,
-      dir,
-      listen: { host: '127.0.0.1', port },
-      database,
-      certificates: { lifetime: '6s', backdate: '0s' },
-      log: { level: 'silent' },
-    });
+    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
+  return { dirA, dirB, rootA, rootB, caConfig };
+}
+
+t.test('root rotation with a renewal between steps 2 and 3: the renewal applies the new bundle, the CA stays reachable', async (t) => {
+  // docs/mesh-identity.md "Root rotation", with a bundle refresh far away: only the renewal can bring the new root.
+  const { dirA, dirB, rootA, rootB, caConfig } = await rotationCas({ certificates: { lifetime: '6s', backdate: '0s' } });
   const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
   t.teardown(() => Promise.all(servers.map((s) => s.close())));
   const port = servers[0]!.port;
@@ -602,14 +604,7 @@ t.test('root rotation with a renewal between steps 2 and 3: the renewal applies 
 
 t.test('root rotation step 3: CRLs signed by the new intermediate are applied before the sidecar renews', async (t) => {
   // docs/mesh-identity.md "Root rotation": our certificate is still from the old intermediate.
-  const base = mkdtempSync(join(tmpdir(), 'warden-rotation-crl-'));
-  const [dirA, dirB] = [join(base, 'a'), join(base, 'b')];
-  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirA });
-  await initCa({ trustDomain: TRUST_DOMAIN, dir: dirB });
-  const [rootA, rootB] = [readFileSync(join(dirA, 'root.crt'), 'utf8'), readFileSync(join(dirB, 'root.crt'), 'utf8')];
-  const database = { path: join(base, 'ca.db') };
-  const caConfig = (dir: string, port: number) =>
-    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' } });
+  const { dirA, dirB, rootA, rootB, caConfig } = await rotationCas();
   const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
   t.teardown(() => Promise.all(servers.map((s) => s.close())));
   const port = servers[0]!.port;
