@@ -270,6 +270,7 @@ function routePlan(
     policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
   return Object.freeze({
     id,
+    idJson: JSON.stringify(id),
     stages: Object.freeze(stages),
     bodyStages: Object.freeze(bodyStages),
     bodyObservers: Object.freeze(bodyObservers),

@@ -57,6 +57,8 @@ export type UpstreamHeaders = Record<string, string | string[] | undefined>;
 export interface RouteInfo {
   /** Route id from config (`_default` for unmatched requests let through, `_unmatched` for refused ones). */
   readonly id: string;
+  /** The id as a JSON string, made once with the plan: the access line writes it on every request. */
+  readonly idJson?: string;
 }
 
 export interface RequestContext {

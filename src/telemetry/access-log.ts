@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 export interface AccessRecord {
   readonly method: string;
   readonly path: string;
-  readonly route: { readonly id: string };
+  readonly route: { readonly id: string; readonly idJson?: string | undefined };
   readonly clientAddress: string;
   readonly protocol: string;
   readonly requestId: string;
@@ -53,10 +53,11 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
       return;
     }
     // Request ids and protocol versions are validated to be JSON-safe; the rest is escaped, route ids
-    // included (an OpenAPI operationId may hold any character: a quote in one forged log fields).
+    // included (an OpenAPI operationId may hold any character: a quote in one forged log fields),
+    // those of the plan once, when it was compiled.
     stream.write(
       `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(ctx.path)}` +
-        `,"http.route":${JSON.stringify(ctx.route.id)},"http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
+        `,"http.route":${ctx.route.idJson ?? JSON.stringify(ctx.route.id)},"http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
         `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${msOf(durationMs)}` +
         `${ctx.upstreamMs === undefined ? '' : `,"upstream_ms":${msOf(ctx.upstreamMs)}`}${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
     );
