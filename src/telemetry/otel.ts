@@ -96,7 +96,8 @@ export function startOtel(
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, dropped);
   // Its requests end when the reader gives up on an export (at most one interval), or a slow
   // collector gathers one open request per interval.
-  const metricsOptions = { ...common('metrics'), timeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000) };
+  const metricsTimeout = Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000);
+  const metricsOptions = { ...common('metrics'), timeoutMillis: metricsTimeout };
   const metricExporter = json ? new MetricsJson(metricsOptions) : new MetricsProto(metricsOptions);
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
 
@@ -110,7 +111,7 @@ export function startOtel(
     exporter: metricExporter,
     metricProducers: producers.map((p) => p(resource, scope)),
     exportIntervalMillis: cfg?.export_interval ?? 10_000,
-    exportTimeoutMillis: Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000),
+    exportTimeoutMillis: metricsTimeout,
   });
   const sampling = createSampling(cfg?.sampling_ratio, env);
   const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
