@@ -15,7 +15,7 @@ import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js'
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
 import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
-import { tokenHash } from './token-hash.js';
+import { tokenHash, type ConnectionTokenHashes } from './token-hash.js';
 
 /** Unknown `kid`: refetch the JWKS at most this often (a flood of forged kids costs one fetch). */
 export const JWKS_COOLDOWN_MS = 30_000;
@@ -39,7 +39,8 @@ export interface ClaimedIssuer {
 }
 
 export interface JwtVerifier {
-  verify(token: string): Principal | WardenError | Promise<Principal | WardenError>;
+  /** `connection`: the client's connection, whose last token's hash `hashes` may hold. */
+  verify(token: string, connection?: object): Principal | WardenError | Promise<Principal | WardenError>;
   /** The issuer a JWT names, when it decodes and that issuer is trusted; otherwise the refusal `verify` would give. */
   claimedIssuer(token: string): ClaimedIssuer | WardenError;
   /** Fetches discovery documents and keys now (startup); failures are logged by the caller and retried on demand. */
@@ -52,11 +53,15 @@ type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 const invalid = (rule: string, detail: string, issuerId?: string) =>
   new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule, detail, ...(issuerId ? { attributes: { 'warden.token.issuer': issuerId } } : {}) });
 
+/** The scope of a verified JWT's hash among a connection's token hashes (its issuer is the token's own). */
+const JWT_SCOPE = '\0jwt';
+
 export function createJwtVerifier(
   issuers: readonly TrustedIssuer[],
   tokens: TokensConfig,
   http: IdpHttp,
   metrics: TokenMetrics,
+  hashes?: ConnectionTokenHashes,
 ): JwtVerifier {
   const byIssuer = new Map(issuers.map((i) => [i.cfg.issuer, i]));
   const cache = new BoundedCache<Principal>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_bytes });
@@ -153,11 +158,19 @@ export function createJwtVerifier(
 
   return {
     claimedIssuer,
-    verify(token) {
+    verify(token, connection) {
+      // The connection's last token again: its hash (and so its cached principal) without decoding it.
+      const known = hashes?.get(connection, JWT_SCOPE, token);
+      const knownHit = known === undefined ? undefined : cache.get(known);
+      if (knownHit) {
+        metrics.cache('jwt', 'hit');
+        return knownHit.value;
+      }
       const claimed = claimedIssuer(token);
       if (claimed instanceof WardenError) return claimed;
       const { trusted } = claimed;
-      const hash = tokenHash(trusted.cfg.issuer, token);
+      const hash = known ?? tokenHash(trusted.cfg.issuer, token);
+      hashes?.set(connection, JWT_SCOPE, token, hash);
       const hit = cache.get(hash);
       if (hit) {
         metrics.cache('jwt', 'hit');

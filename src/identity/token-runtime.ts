@@ -20,7 +20,7 @@ import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.j
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
 import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
-import { tokenHash } from './token-hash.js';
+import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 
 export type AuthnOutcome = Principal | WardenError;
@@ -44,6 +44,8 @@ export interface TokenRuntime {
     mode: 'auto' | 'jwt' | 'introspect',
     allowed: ReadonlySet<string> | undefined,
     parent?: SpanParent,
+    /** The client's connection (its socket): the hash of the token it sent last is kept for it. */
+    connection?: object,
   ): AuthnOutcome | Promise<AuthnOutcome>;
   /** The minted tokens' public keys (JWKS JSON). */
   jwksJson(): string | undefined;
@@ -104,7 +106,8 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     introspectors.set(t.cfg.id, createIntrospector({ policy: t.policy, tokens, client, endpoints: t.endpoints, shared, metrics }));
   }
   const introspectingIds = [...introspectors.keys()];
-  const jwt = createJwtVerifier(trusted, tokens, http, metrics);
+  const hashes = new ConnectionTokenHashes();
+  const jwt = createJwtVerifier(trusted, tokens, http, metrics, hashes);
 
   let keys: SigningKeys | undefined;
   let minter: Minter | undefined;
@@ -172,11 +175,11 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       : undefined,
     realm: deps.serviceName,
     issuerIds: trusted.map((t) => t.cfg.id),
-    authenticate(token, mode, allowed, parent) {
+    authenticate(token, mode, allowed, parent, connection) {
       const asJwt = mode === 'jwt' || (mode === 'auto' && looksLikeJws(token));
       let outcome: AuthnOutcome | Promise<AuthnOutcome>;
       if (asJwt) {
-        outcome = jwt.verify(token);
+        outcome = jwt.verify(token, connection);
       } else {
         const found = introspectorFor(allowed);
         if (!found) {
@@ -186,7 +189,11 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
           });
         }
         const [id, introspector] = found;
-        const hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
+        let hash = hashes.get(connection, id, token);
+        if (hash === undefined) {
+          hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
+          hashes.set(connection, id, token, hash);
+        }
         // Known revoked: refused without asking the cache, Redis or the IdP.
         if (denylist.has(hash)) return revokedRefusal(id, hash);
         outcome = introspector.check(token, hash, parent);

@@ -17,13 +17,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class NotInteroperable extends Error {}
 
-/**
- * Every number beyond a double has an exponent of two or more digits or a run of 300+ digits
- * (with a one-digit exponent, 10^(digits + 9) must exceed 1.8e308). Strings may match too; then
- * the reviver just checks.
- */
-const MAYBE_OVERFLOW = /[eE][+-]?\d{2}|\d{300}/;
-
 function finiteOnly(_key: string, value: unknown): unknown {
   if (typeof value === 'number' && !Number.isFinite(value)) throw new NotInteroperable('number out of range');
   return value;
@@ -54,15 +47,17 @@ export function jsonBodyOf(request: BufferedBody): ParsedJson | undefined {
 export function parseJsonBody(body: Buffer): ParsedJson | undefined {
   try {
     const text = utf8.decode(body);
+    const scan = scanText(text);
     // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
-    const value = (MAYBE_OVERFLOW.test(text) ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
-    return hasDuplicateMembers(text, value) ? undefined : { value };
+    const value = ((scan & MAYBE_OVERFLOW) !== 0 ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
+    return scan >>> 1 !== membersOf(value) ? undefined : { value };
   } catch {
     return undefined;
   }
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /**
  * Whether an object of `text` (valid JSON) names a member twice, given `value`, what JSON.parse made
@@ -71,23 +66,48 @@ const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0
  * text allocates nothing (a Set per object and a slice per name cost as much as the parse itself).
  */
 export function hasDuplicateMembers(text: string, value: unknown): boolean {
-  return memberNamesIn(text) !== membersOf(value);
+  return scanText(text) >>> 1 !== membersOf(value);
 }
 
-/** Strings followed by a colon: member names (in valid JSON a string value never is). */
-function memberNamesIn(text: string): number {
+/** The bit of scanText's result saying that a number may overflow a double. */
+const MAYBE_OVERFLOW = 1;
+/** A run of digits this long overflows a double even with a one-digit exponent (10^(digits + 9) > 1.8e308). */
+const OVERFLOW_DIGITS = 300;
+
+/**
+ * One pass over the text: the strings followed by a colon, member names (in valid JSON a string
+ * value never is), times two, plus MAYBE_OVERFLOW when a number outside the strings has an
+ * exponent of two or more digits or a run of OVERFLOW_DIGITS digits: every number beyond a double
+ * does. Bounded by the length, so text that is not JSON (an unclosed string) still ends the scan.
+ */
+function scanText(text: string): number {
   let names = 0;
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) !== 0x22 /* " */) continue;
-    let j = i + 1;
-    // Bounded by the length too: on text that is not JSON (an unclosed string) the scan must still end.
-    while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
-    let k = j + 1;
-    while (isSpace(text.charCodeAt(k))) k++;
-    if (text.charCodeAt(k) === 0x3a /* : */) names++;
-    i = j;
+  let overflow = 0;
+  let digits = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      digits = 0;
+      let j = i + 1;
+      while (j < n && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      let k = j + 1;
+      while (isSpace(text.charCodeAt(k))) k++;
+      if (text.charCodeAt(k) === 0x3a /* : */) names++;
+      i = j;
+    } else if (isDigit(c)) {
+      if (++digits >= OVERFLOW_DIGITS) overflow = MAYBE_OVERFLOW;
+    } else {
+      digits = 0;
+      if (c === 0x65 /* e */ || c === 0x45 /* E */) {
+        let k = i + 1;
+        const sign = text.charCodeAt(k);
+        if (sign === 0x2b /* + */ || sign === 0x2d /* - */) k++;
+        if (isDigit(text.charCodeAt(k)) && isDigit(text.charCodeAt(k + 1))) overflow = MAYBE_OVERFLOW;
+      }
+    }
   }
-  return names;
+  return names * 2 + overflow;
 }
 
 /** Own members of every object in a parsed document, without recursion (documents may nest deep). */
@@ -101,9 +121,9 @@ function membersOf(value: unknown): number {
       for (const item of v) if (typeof item === 'object' && item !== null) pending.push(item);
       continue;
     }
-    const names = Object.keys(v);
-    members += names.length;
-    for (const name of names) {
+    // for…in: JSON.parse's objects have only own, enumerable members, and no key array is made.
+    for (const name in v) {
+      members++;
       const item = (v as Record<string, unknown>)[name];
       if (typeof item === 'object' && item !== null) pending.push(item);
     }

@@ -40,9 +40,22 @@ export function isFieldBody(mime: string): boolean {
   return mime === FORM_MEDIA_TYPE || mime === '' || isJsonMediaType(mime);
 }
 
+/** The last Content-Type read, and its media type: clients of a service send the same few, and several stages ask per request. */
+let lastContentType = '';
+let lastMediaType = '';
+
 /** The media type of a Content-Type header: lower case, without parameters ("" when absent). */
 export function mediaTypeOf(contentType: string | string[] | number | undefined): string {
-  const value = Array.isArray(contentType) ? (contentType[0] ?? '') : String(contentType ?? '');
+  if (typeof contentType === 'string') {
+    if (contentType === lastContentType) return lastMediaType;
+    lastMediaType = mediaTypeOfValue(contentType);
+    lastContentType = contentType;
+    return lastMediaType;
+  }
+  return mediaTypeOfValue(Array.isArray(contentType) ? (contentType[0] ?? '') : String(contentType ?? ''));
+}
+
+function mediaTypeOfValue(value: string): string {
   const semicolon = value.indexOf(';');
   return (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
 }

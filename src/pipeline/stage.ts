@@ -75,6 +75,8 @@ export interface RequestContext {
   readonly clientAddress: string;
   /** The caller's client certificate, as verified at the handshake (`presented: false` without one). */
   readonly peer: PeerIdentity;
+  /** The client's connection (its socket), for what is worth remembering from one request to the next on it. */
+  readonly connection?: object | undefined;
   /** Request headers as received (lower-case names). */
   readonly headers: IncomingHttpHeaders;
   /** Headers that will be sent to the backend; stages may add to them (e.g. a minted token). */

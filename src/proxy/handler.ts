@@ -146,6 +146,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       search: target instanceof WardenError ? '' : target.search,
       clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
       peer: peerOf(req.socket),
+      connection: req.socket,
       headers,
       upstreamHeaders,
       route: PENDING_ROUTE,

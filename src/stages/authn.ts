@@ -46,7 +46,7 @@ export function createAuthnStage(cfg: RouteAuthnConfig, runtime: TokenRuntime): 
       sources.strip(ctx);
       if (token instanceof WardenError) return token;
       if (token === undefined) return cfg.optional ? undefined : missing();
-      const outcome = runtime.authenticate(token, mode, allowed, ctx.traceContext);
+      const outcome = runtime.authenticate(token, mode, allowed, ctx.traceContext, ctx.connection);
       return outcome instanceof Promise ? outcome.then((o) => accept(ctx, o)) : accept(ctx, outcome);
     },
   };

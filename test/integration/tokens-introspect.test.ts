@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { Agent } from 'undici';
+import { Agent, Client } from 'undici';
 import { startDemoIdp, type DemoIdp } from '../../src/dev/demo-idp.js';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
@@ -124,6 +124,48 @@ t.test('100 concurrent requests with one new token make exactly one introspectio
   t.equal(idp.introspectionCount, 1, 'one introspection call for 100 concurrent requests');
   await fetchText(`${s.url}/echo`, h1, bearer(accessToken));
   t.equal(idp.introspectionCount, 1, 'and none for later ones within the cache lifetime');
+});
+
+t.test('one kept-alive connection, several opaque tokens: each request is judged on its own token', async (t) => {
+  // The sidecar remembers the hash of a connection's last token (token-hash.ts): it must never
+  // stand in for another token on that connection, nor outlive a revocation.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await idpUnderTest(t);
+  const s = await startTestSidecar(t, backend.url, tokensConfig(idp));
+  const client = new Client(s.url, { connect: { ca: s.ca, servername: 'localhost' }, pipelining: 1 });
+  t.teardown(() => client.close());
+  let connects = 0;
+  client.on('connect', () => connects++);
+  const call = async (path: string, token: string) => {
+    const res = await client.request({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } });
+    await res.body.text();
+    const scope = res.statusCode === 200 ? String(decodeJwt(lastAuth(backend).slice(7)).scope) : undefined;
+    return { status: res.statusCode, scope };
+  };
+  const reader = (await idp.issueToken({ scope: 'orders:read' })).accessToken;
+  const writer = (await idp.issueToken({ scope: 'orders:write' })).accessToken;
+
+  t.same(await call('/echo', reader), { status: 200, scope: 'orders:read' });
+  t.same(await call('/write', reader), { status: 403, scope: undefined }, 'the reader on the write route');
+  t.same(await call('/write', writer), { status: 200, scope: 'orders:write' }, 'another token');
+  t.same(await call('/echo', 'not-a-token-the-idp-issued'), { status: 401, scope: undefined }, 'a junk token after a valid one');
+  t.same(await call('/echo', `${writer}x`), { status: 401, scope: undefined }, 'the last valid token with one character more');
+  t.same(await call('/echo', reader), { status: 200, scope: 'orders:read' }, 'back to the first token');
+  const admin = new Agent();
+  t.teardown(() => admin.close());
+  const revoked = await fetchText(`${s.adminUrl}/tokens/revoke`, admin, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: reader }).toString(),
+  });
+  t.equal(revoked.status, 200, 'revoked on the admin listener');
+  t.same(
+    await call('/echo', reader),
+    { status: 401, scope: undefined },
+    'revoked through the sidecar, on the connection that last sent it',
+  );
+  t.equal(connects, 1, 'every request went over one connection');
 });
 
 t.test('each client authentication method works against the real IdP', async (t) => {

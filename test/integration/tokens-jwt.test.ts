@@ -7,6 +7,7 @@
 import t from 'tap';
 import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
 import { startTestBackend } from '../support/backend.js';
+import { Client } from 'undici';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
@@ -171,6 +172,57 @@ t.test('JWT access tokens', async (t) => {
   });
 
   t.ok(decodeProtectedHeader, 'jose loaded');
+});
+
+t.test('one kept-alive connection, several tokens: each request is judged on its own token', async (t) => {
+  // The sidecar remembers the hash of a connection's last token (token-hash.ts): it must never
+  // stand in for another token, another issuer or another route's mode on that connection.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const corp = await startForgedIssuer(t);
+  const partner = await startForgedIssuer(t);
+  const { url, ca } = await startTestSidecar(t, backend.url, {
+    tokens: {
+      issuers: [
+        { id: 'corp', issuer: corp.issuer, audience: ['api'] },
+        { id: 'partner', issuer: partner.issuer, audience: ['api'] },
+      ],
+    },
+    routes: [
+      { id: 'any', path: '/any' },
+      { id: 'corp-only', path: '/corp', authn: { issuers: ['corp'] } },
+    ],
+  });
+  // One connection for every request below (undici's Client: a single socket, kept alive).
+  const client = new Client(url, { connect: { ca, servername: 'localhost' }, pipelining: 1 });
+  t.teardown(() => client.close());
+  let connects = 0;
+  client.on('connect', () => connects++);
+  const call = async (path: string, token: string) => {
+    const res = await client.request({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } });
+    await res.body.text();
+    const seen = backend.requests.at(-1)?.headers.authorization;
+    const sub =
+      res.statusCode === 200
+        ? (JSON.parse(Buffer.from(String(seen).split('.')[1] as string, 'base64url').toString()) as { sub: string }).sub
+        : undefined;
+    return { status: res.statusCode, sub };
+  };
+  const alice = await corp.sign({ sub: 'alice', aud: 'api', iss: corp.issuer, exp: now() + 60 });
+  const bob = await partner.sign({ sub: 'bob', aud: 'api', iss: partner.issuer, exp: now() + 60 });
+  const expired = await corp.sign({ sub: 'carol', aud: 'api', iss: corp.issuer, exp: now() - 600 });
+  const forged = await corp.sign({ sub: 'alice', aud: 'api', iss: corp.issuer, exp: now() + 60 }, {}, corp.foreignKey());
+
+  t.same(await call('/any', alice), { status: 200, sub: 'alice' });
+  t.same(await call('/any', alice), { status: 200, sub: 'alice' }, 'the same token again');
+  t.same(await call('/any', bob), { status: 200, sub: 'bob' }, 'another token, another issuer');
+  t.same(await call('/corp', bob), { status: 401, sub: undefined }, 'the partner token on the corp-only route');
+  t.same(await call('/any', alice), { status: 200, sub: 'alice' }, 'back to the first token');
+  t.same(await call('/any', expired), { status: 401, sub: undefined }, 'an expired token after a valid one');
+  t.same(await call('/any', forged), { status: 401, sub: undefined }, 'a forged token with the same claims as the last valid one');
+  t.same(await call('/any', `${alice}x`), { status: 401, sub: undefined }, 'the last valid token with one character more');
+  t.same(await call('/corp', alice), { status: 200, sub: 'alice' });
+  t.equal(connects, 1, 'every request went over one connection');
 });
 
 t.test('several trusted issuers, routes restricted to some, and the per-route mode', async (t) => {

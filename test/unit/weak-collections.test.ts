@@ -11,6 +11,8 @@ import { join, relative } from 'node:path';
 const root = join(import.meta.dirname, '../..');
 const ALLOWED: Record<string, string> = {
   'src/telemetry/logger.ts': 'keyed by Logger instances (one per process and child logger)',
+  'src/identity/token-hash.ts':
+    'keyed by client connections (their sockets), one entry per open connection: a keep-alive connection outlives many requests, and one that carries a single request costs a TLS handshake besides',
   'src/openapi/case-variants.ts': "keyed by the loaded OpenAPI document's schema objects (weak: a reload's new document replaces them)",
 };
 

@@ -20,6 +20,11 @@ t.test('numbers beyond a double are refused, however they are written', async (t
     t.equal(parse(`{"n":${n}}`), undefined, n.length > 20 ? `${n.slice(0, 12)}… (${n.length} chars)` : n);
   }
   t.ok(parse(`{"n":${'9'.repeat(300)}}`), '300 digits is still a finite double');
+  // Read in the same pass as the member names: numbers outside strings, whatever surrounds them.
+  for (const n of ['1E+400', '[true,1e400]', '[false, -2e+4000]', '{"e":1,"x":[0.5,7e00400]}']) {
+    t.equal(parse(n.startsWith('[') || n.startsWith('{') ? n : `[${n}]`), undefined, `${n}: refused`);
+  }
+  t.same(parse('[true,false,null,1e5,2E-3,1.5e300,"1e999"]')?.value, [true, false, null, 1e5, 2e-3, 1.5e300, '1e999'], 'finite ones parse');
 });
 
 t.test('duplicate member names are refused, escaped spellings included', async (t) => {
