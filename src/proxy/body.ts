@@ -47,51 +47,87 @@ export async function* limitBody(body: AsyncIterable<Buffer> & Pick<Readable, 'd
  */
 export function readBody(body: Readable, maxBytes: number, timeoutMs: number, lease?: BodyLease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(
-        new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
-      );
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        reject(
-          new WardenError('ERR_BODY_TOO_LARGE', { rule: 'limits.max_body_bytes', detail: `The body may be at most ${maxBytes} bytes.` }),
-        );
-        return;
-      }
-      if (lease !== undefined && !lease.take(chunk.length)) {
-        cleanup();
-        reject(bodyBudgetExceeded(lease, chunk.length));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(bodyStreamError(err));
-    };
-    const onClose = () => {
-      if (!body.readableEnded) onError(new ClientClosedError());
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-    };
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-    body.once('close', onClose);
+    readBodyThen(body, maxBytes, timeoutMs, lease, (err, read) => (err === undefined ? resolve(read as Buffer) : reject(err)));
   });
+}
+
+/**
+ * readBody for the request path: `done` is called once, with the body or the error, when the body
+ * has ended or failed (from the stream's event, so the caller must not throw). No promise, and one
+ * object holds the read's state and listeners: a small JSON POST is read this way on every request.
+ */
+export function readBodyThen(
+  body: Readable,
+  maxBytes: number,
+  timeoutMs: number,
+  lease: BodyLease | undefined,
+  done: (err: Error | undefined, body?: Buffer) => void,
+): void {
+  new BodyRead(body, maxBytes, lease, done).start(timeoutMs);
+}
+
+class BodyRead {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onData = (chunk: Buffer) => this.data(chunk);
+  private readonly onEnd = () => this.finish(undefined, this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size));
+  private readonly onError = (err: Error) => this.finish(bodyStreamError(err));
+  private readonly onClose = () => {
+    if (!this.body.readableEnded) this.finish(new ClientClosedError());
+  };
+
+  constructor(
+    private readonly body: Readable,
+    private readonly maxBytes: number,
+    private readonly lease: BodyLease | undefined,
+    private readonly done: (err: Error | undefined, body?: Buffer) => void,
+  ) {}
+
+  start(timeoutMs: number): void {
+    this.timer = setTimeout(onBodyTimeout, timeoutMs, this);
+    const body = this.body;
+    body.on('data', this.onData);
+    body.once('end', this.onEnd);
+    body.once('error', this.onError);
+    body.once('close', this.onClose);
+  }
+
+  timedOut(): void {
+    this.finish(
+      new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
+    );
+  }
+
+  private data(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      this.finish(
+        new WardenError('ERR_BODY_TOO_LARGE', { rule: 'limits.max_body_bytes', detail: `The body may be at most ${this.maxBytes} bytes.` }),
+      );
+      return;
+    }
+    if (this.lease !== undefined && !this.lease.take(chunk.length)) {
+      this.finish(bodyBudgetExceeded(this.lease, chunk.length));
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  /** Once: the listeners and the timer go, then the caller hears of it. */
+  private finish(err: Error | undefined, read?: Buffer): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const body = this.body;
+    body.off('data', this.onData);
+    body.off('end', this.onEnd);
+    body.off('error', this.onError);
+    body.off('close', this.onClose);
+    this.done(err, read);
+  }
+}
+
+function onBodyTimeout(read: BodyRead): void {
+  read.timedOut();
 }

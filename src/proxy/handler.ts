@@ -6,7 +6,6 @@
  * Everything it consults comes from the `Generation` read once at the start: a reload swaps the
  * generation and requests already in flight finish on the one they started with.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as http2Constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -23,10 +22,11 @@ import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { checkOverrides } from './overrides.js';
+import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from './path.js';
 import { checkPathReadings } from './path-readings.js';
 import { peerOf } from '../mesh/peer-identity.js';
-import { ClientClosedError, limitBody, readBody } from './body.js';
+import { ClientClosedError, limitBody, readBodyThen } from './body.js';
 import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
 import type { SpooledBody } from './spooled-body.js';
@@ -129,7 +129,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const headers = req.headers;
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : generateRequestId();
     const authority = h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;
     const url = req.url ?? '';
     const target = normaliseTarget(url);
@@ -318,9 +318,17 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       const chunkLease = declaredBytes === undefined ? lease : undefined;
       if (observers.length === 0) {
         if (!buffer && !small) return afterBody(undefined);
-        readBody(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease)
-          .then((body) => (buffer ? stageBody(ctx, codings, route.maxBodyBytes, body, lease, () => afterBody(body)) : afterBody(body)))
-          .catch((err: unknown) => refuse(err));
+        readBodyThen(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease, (err, body) => {
+          if (err !== undefined) return refuse(err);
+          // Called from the body stream's 'end': nothing may throw back into it.
+          try {
+            const read = body as Buffer;
+            const staged = buffer ? stageBody(ctx, codings, route.maxBodyBytes, read, lease, () => afterBody(read)) : afterBody(read);
+            if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
+          } catch (e) {
+            refuse(e);
+          }
+        });
         return;
       }
       takeBody(bodySource, {

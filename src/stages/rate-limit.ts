@@ -25,24 +25,39 @@ export function keysNeedPrincipal(keys: readonly RateLimitKey[]): boolean {
   return keys.includes('client_id') || keys.includes('sub');
 }
 
-function clientKey(ctx: RequestContext, keys: readonly RateLimitKey[]): [RateLimitKey, string] {
+/** Which of the configured identities keys this request's bucket: the first that applies, else the address. */
+function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimitKey {
   for (const kind of keys) {
     switch (kind) {
       case 'peer':
-        if (ctx.peer.verified && ctx.peer.spiffeId) return [kind, ctx.peer.spiffeId];
+        if (ctx.peer.verified && ctx.peer.spiffeId) return kind;
         break;
       case 'client_id':
-        if (ctx.principal?.clientId) return [kind, `${ctx.principal.issuerId}/${ctx.principal.clientId}`];
+        if (ctx.principal?.clientId) return kind;
         break;
       case 'sub':
-        if (ctx.principal?.subject) return [kind, `${ctx.principal.issuerId}/${ctx.principal.subject}`];
+        if (ctx.principal?.subject) return kind;
         break;
       case 'ip':
-        return [kind, clientNetworkOf(ctx.clientAddress)];
+        return kind;
     }
   }
   // No configured identity applies (e.g. [peer] without a certificate): the address still does.
-  return ['ip', clientNetworkOf(ctx.clientAddress)];
+  return 'ip';
+}
+
+/** The client's identity of that kind (keyKindOf has checked that it is there). */
+function clientOf(ctx: RequestContext, kind: RateLimitKey): string {
+  switch (kind) {
+    case 'peer':
+      return ctx.peer.spiffeId as string;
+    case 'client_id':
+      return `${ctx.principal?.issuerId}/${ctx.principal?.clientId}`;
+    case 'sub':
+      return `${ctx.principal?.issuerId}/${ctx.principal?.subject}`;
+    case 'ip':
+      return clientNetworkOf(ctx.clientAddress);
+  }
 }
 
 export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {
@@ -52,6 +67,13 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
   const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
   const counters = cfg.counters;
+  // A bucket's key: route, identity kind, identity (`orders|ip:203.0.113.0`).
+  const keyPrefix: Record<RateLimitKey, string> = {
+    peer: `${cfg.routeId}|peer:`,
+    client_id: `${cfg.routeId}|client_id:`,
+    sub: `${cfg.routeId}|sub:`,
+    ip: `${cfg.routeId}|ip:`,
+  };
   const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
     counters?.[take === 'unavailable' ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
     if (take === 'unavailable') {
@@ -71,15 +93,21 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
         attributes: { 'warden.ratelimit.key': kind },
       });
     }
-    ctx.responseHeaders = { ...ctx.responseHeaders, 'ratelimit-policy': policy, ratelimit: state };
+    // Added to what an earlier stage set, if any (no spread: one object per request at most).
+    const headers = ctx.responseHeaders;
+    if (headers === undefined) ctx.responseHeaders = { 'ratelimit-policy': policy, ratelimit: state };
+    else {
+      headers['ratelimit-policy'] = policy;
+      headers.ratelimit = state;
+    }
     return undefined;
   };
 
   return {
     id: 'rate-limit',
     run(ctx) {
-      const [kind, client] = clientKey(ctx, cfg.keys);
-      const key = `${cfg.routeId}|${kind}:${client}`;
+      const kind = keyKindOf(ctx, cfg.keys);
+      const key = keyPrefix[kind] + clientOf(ctx, kind);
       const take = runtime.take(key, bucket, ctx);
       return take instanceof Promise ? take.then((t) => decide(ctx, kind, t)) : decide(ctx, kind, take);
     },
