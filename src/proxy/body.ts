@@ -87,10 +87,12 @@ class BodyRead {
   start(timeoutMs: number): void {
     this.timer = setTimeout(onBodyTimeout, timeoutMs, this);
     const body = this.body;
+    // `on`, not `once`: finish removes all four at the first that fires, and `once` wraps each in a
+    // closure and a state object of its own.
     body.on('data', this.onData);
-    body.once('end', this.onEnd);
-    body.once('error', this.onError);
-    body.once('close', this.onClose);
+    body.on('end', this.onEnd);
+    body.on('error', this.onError);
+    body.on('close', this.onClose);
   }
 
   timedOut(): void {
