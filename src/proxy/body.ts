@@ -116,11 +116,14 @@ class BodyRead {
     this.chunks.push(chunk);
   }
 
-  /** Once: the listeners and the timer go, then the caller hears of it. */
+  /** Once: the listeners, the timer and the chunks go, then the caller hears of it. */
   private finish(err: Error | undefined, read?: Buffer): void {
     if (this.timer === undefined) return;
     clearTimeout(this.timer);
     this.timer = undefined;
+    // The caller runs on from here (the stages, the forwarding) while this read is still on the
+    // stack: chunks kept here would double a large body's memory until it has gone upstream.
+    this.chunks.length = 0;
     const body = this.body;
     body.off('data', this.onData);
     body.off('end', this.onEnd);
