@@ -9,11 +9,16 @@
 // --method h2 sends the POST over h2 instead (h2load, 32 connections × 10 streams: 320 requests in
 // flight, each living 64–100 ms at 3 200–5 000 req/s where wrk's 32 live a few: what survives
 // scavenges there is what the requests in flight hold).
+// --sites also samples the measured load's allocations (bench/peers/alloc-sampler.js, V8's sampling
+// heap profiler keeping what the collector freed) and prints the bytes per request by allocating
+// function and by the nearest Warden function on the stack (bench/alloc-sites.js); the sampling
+// costs CPU, so that run's rps is not comparable.
 // Usage: node bench/gc-survival.js [--config warden-access.yaml] [--method post|get|h2] [--dir DIR]
-//                                  [--peer warden|bare] [--seconds 6] [--runs 2] [--out FILE] [--no-pin]
-import { openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+//                                  [--peer warden|bare] [--seconds 6] [--runs 2] [--sites] [--out FILE] [--no-pin]
+import { existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { allocationSites } from './alloc-sites.js';
 import {
   benchOptions,
   benchWorkdir,
@@ -31,7 +36,7 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/gc-survival.js [--config FILE] [--method post|get|h2] [--dir DIR] [--peer warden|bare] [--seconds S] [--runs N] [--out FILE] [--no-pin]',
+  'node bench/gc-survival.js [--config FILE] [--method post|get|h2] [--dir DIR] [--peer warden|bare] [--seconds S] [--runs N] [--sites] [--out FILE] [--no-pin]',
   {
     config: { type: 'string', default: 'warden-access.yaml' },
     method: { type: 'string', default: 'post' },
@@ -39,6 +44,7 @@ const opts = benchOptions(
     peer: { type: 'string', default: 'warden' },
     seconds: { type: 'string', default: '6' },
     runs: { type: 'string', default: '2' },
+    sites: { type: 'boolean', default: false },
   },
 );
 for (const [name, allowed] of [
@@ -89,6 +95,8 @@ function collections(log, offset) {
 }
 
 const runs = [];
+/** Per run with --sites: where the measured load allocated. */
+const sites = [];
 for (let i = 0; i < Number(opts.runs); i++) {
   const peerArgs = bare
     ? [join(root, 'bench/peers/bare-node-proxy.js'), port, port + 2, `http://127.0.0.1:${backendPort}`, cert, key]
@@ -99,14 +107,28 @@ for (let i = 0; i < Number(opts.runs); i++) {
         fill(opts.config, { port, adminPort, backendPort, sinkPort, cert, key, ratio: 1, ...caller.vars }),
       ];
   const log = join(work, `${opts.peer}-${i}.log`);
-  const child = bench.start(process.execPath, ['--trace-gc-nvp', ...profileArgs(`${opts.peer}-${i}`), ...peerArgs.map(String)], {
-    stdio: ['ignore', openSync(log, 'w'), 'pipe'],
-  });
+  const sitesFile = join(work, `${opts.peer}-${i}.heapprofile`);
+  const sampler = opts.sites ? [`--import=${pathToFileURL(join(root, 'bench/peers/alloc-sampler.js')).href}`] : [];
+  const child = bench.start(
+    process.execPath,
+    ['--trace-gc-nvp', ...sampler, ...profileArgs(`${opts.peer}-${i}`), ...peerArgs.map(String)],
+    {
+      stdio: ['ignore', openSync(log, 'w'), 'pipe'],
+      env: { ...process.env, WARDEN_ALLOC_PROFILE: sitesFile },
+    },
+  );
   await bench.waitPort(port);
   load(); // warm-up: connections, JIT, the young generation grown to its working size
   const offset = statSync(log).size;
+  if (opts.sites) child.kill('SIGUSR2');
   const r = load();
   const gcs = collections(log, offset);
+  if (opts.sites) {
+    child.kill('SIGUSR2');
+    const written = Date.now() + 20_000;
+    while (!existsSync(sitesFile) && Date.now() < written) await new Promise((res) => setTimeout(res, 100));
+    if (existsSync(sitesFile)) sites.push(allocationSites(JSON.parse(readFileSync(sitesFile, 'utf8')), r.requests));
+  }
   await bench.stop(child);
   const scavenges = gcs.filter((g) => g.gc === 's');
   const sum = (xs, field) => xs.reduce((a, g) => a + Number(g[field] ?? 0), 0);
@@ -147,10 +169,12 @@ const result = {
     build: bare ? undefined : opts.dir,
     seconds: S,
     runs: runs.length,
+    sites: opts.sites,
     node_args: process.env.WARDEN_BENCH_NODE_ARGS ?? '',
   },
   median: Object.fromEntries(fields.map((f) => [f, round(median(runs.map((r) => r[f])), 3)])),
   runs,
+  ...(opts.sites ? { allocation_sites: sites } : {}),
 };
 const m = result.median;
 console.log(
@@ -159,4 +183,16 @@ console.log(
     `(${m.scavenge_pause_ms_median} ms each), ` +
     `mark-compact ${m.mark_compact_us_per_request} µs; errors ${m.errors} (medians of ${runs.length})`,
 );
+// The last run's sites (the runs agree to a few percent; all are in the result file).
+const last = sites.at(-1);
+if (opts.sites && !last) console.log('no allocation profile was written (bench/peers/alloc-sampler.js)');
+for (const [title, rows] of last
+  ? [
+      ['allocating function', last.byFunction],
+      ['nearest Warden frame', last.byWardenFrame],
+    ]
+  : []) {
+  console.log(`bytes per request, by ${title}:`);
+  for (const r of rows) console.log(`${String(r.bytes_per_request).padStart(8)}  ${r.site}`);
+}
 console.log(`written: ${writeResult(root, 'gc-survival', result, opts.out)}`);
