@@ -10,12 +10,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { Agent, Client } from 'undici';
+import { Agent } from 'undici';
 import { startDemoIdp, type DemoIdp } from '../../src/dev/demo-idp.js';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
-import { fetchText, testAgent } from '../support/clients.js';
+import { fetchText, oneConnectionClient, testAgent } from '../support/clients.js';
 import { startTestSidecar, testConfigYaml, type Teardown } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 
@@ -133,10 +133,7 @@ t.test('one kept-alive connection, several opaque tokens: each request is judged
   t.teardown(() => backend.close());
   const idp = await idpUnderTest(t);
   const s = await startTestSidecar(t, backend.url, tokensConfig(idp));
-  const client = new Client(s.url, { connect: { ca: s.ca, servername: 'localhost' }, pipelining: 1 });
-  t.teardown(() => client.close());
-  let connects = 0;
-  client.on('connect', () => connects++);
+  const { client, connects } = oneConnectionClient(t, s.url, s.ca);
   const call = async (path: string, token: string) => {
     const res = await client.request({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } });
     await res.body.text();
@@ -165,7 +162,7 @@ t.test('one kept-alive connection, several opaque tokens: each request is judged
     { status: 401, scope: undefined },
     'revoked through the sidecar, on the connection that last sent it',
   );
-  t.equal(connects, 1, 'every request went over one connection');
+  t.equal(connects(), 1, 'every request went over one connection');
 });
 
 t.test('each client authentication method works against the real IdP', async (t) => {

@@ -7,8 +7,7 @@
 import t from 'tap';
 import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
 import { startTestBackend } from '../support/backend.js';
-import { Client } from 'undici';
-import { fetchText, testAgent } from '../support/clients.js';
+import { fetchText, oneConnectionClient, testAgent } from '../support/clients.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
 
@@ -174,9 +173,11 @@ t.test('JWT access tokens', async (t) => {
   t.ok(decodeProtectedHeader, 'jose loaded');
 });
 
-t.test('one kept-alive connection, several tokens: each request is judged on its own token', async (t) => {
-  // The sidecar remembers the hash of a connection's last token (token-hash.ts): it must never
-  // stand in for another token, another issuer or another route's mode on that connection.
+/**
+ * Two trusted issuers (corp, partner), a route for either and one for corp only, plus `routes`:
+ * the backend, both issuers and the sidecar, torn down with `t`.
+ */
+async function twoIssuers(t: Parameters<typeof startForgedIssuer>[0], routes: Record<string, unknown>[] = []) {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const corp = await startForgedIssuer(t);
@@ -188,16 +189,17 @@ t.test('one kept-alive connection, several tokens: each request is judged on its
         { id: 'partner', issuer: partner.issuer, audience: ['api'] },
       ],
     },
-    routes: [
-      { id: 'any', path: '/any' },
-      { id: 'corp-only', path: '/corp', authn: { issuers: ['corp'] } },
-    ],
+    routes: [{ id: 'any', path: '/any' }, { id: 'corp-only', path: '/corp', authn: { issuers: ['corp'] } }, ...routes],
   });
+  return { backend, corp, partner, url, ca };
+}
+
+t.test('one kept-alive connection, several tokens: each request is judged on its own token', async (t) => {
+  // The sidecar remembers the hash of a connection's last token (token-hash.ts): it must never
+  // stand in for another token, another issuer or another route's mode on that connection.
+  const { backend, corp, partner, url, ca } = await twoIssuers(t);
   // One connection for every request below (undici's Client: a single socket, kept alive).
-  const client = new Client(url, { connect: { ca, servername: 'localhost' }, pipelining: 1 });
-  t.teardown(() => client.close());
-  let connects = 0;
-  client.on('connect', () => connects++);
+  const { client, connects } = oneConnectionClient(t, url, ca);
   const call = async (path: string, token: string) => {
     const res = await client.request({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } });
     await res.body.text();
@@ -222,27 +224,11 @@ t.test('one kept-alive connection, several tokens: each request is judged on its
   t.same(await call('/any', forged), { status: 401, sub: undefined }, 'a forged token with the same claims as the last valid one');
   t.same(await call('/any', `${alice}x`), { status: 401, sub: undefined }, 'the last valid token with one character more');
   t.same(await call('/corp', alice), { status: 200, sub: 'alice' });
-  t.equal(connects, 1, 'every request went over one connection');
+  t.equal(connects(), 1, 'every request went over one connection');
 });
 
 t.test('several trusted issuers, routes restricted to some, and the per-route mode', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const corp = await startForgedIssuer(t);
-  const partner = await startForgedIssuer(t);
-  const { url, ca } = await startTestSidecar(t, backend.url, {
-    tokens: {
-      issuers: [
-        { id: 'corp', issuer: corp.issuer, audience: ['api'] },
-        { id: 'partner', issuer: partner.issuer, audience: ['api'] },
-      ],
-    },
-    routes: [
-      { id: 'any', path: '/any' },
-      { id: 'corp-only', path: '/corp', authn: { issuers: ['corp'] } },
-      { id: 'jwt-only', path: '/jwt', authn: { mode: 'jwt' } },
-    ],
-  });
+  const { corp, partner, url, ca } = await twoIssuers(t, [{ id: 'jwt-only', path: '/jwt', authn: { mode: 'jwt' } }]);
   const agent = testAgent(ca);
   t.teardown(() => agent.close());
   const claims = { sub: 'bob', aud: 'api', exp: now() + 60 };

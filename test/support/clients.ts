@@ -1,7 +1,7 @@
 /** Real clients for the tests: undici (HTTP/1.1 and h2), curl, node:http2, and raw TLS sockets. */
 import { spawn } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, Client, request, type Dispatcher } from 'undici';
 
 /** An undici agent that trusts the test certificate; `h2` negotiates HTTP/2 by ALPN. */
 export function testAgent(ca: string, options: { h2?: boolean; connections?: number } = {}): Agent {
@@ -93,4 +93,20 @@ export function rawTls(
 export function statusOf(raw: string): number {
   const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
   return m ? Number(m[1]) : 0;
+}
+
+/**
+ * An undici Client: one TLS connection, kept alive, for tests of what a sidecar keeps per
+ * connection. `connects()` says how many connections it has opened (1 when all went over one).
+ */
+export function oneConnectionClient(
+  t: { teardown(fn: () => unknown): void },
+  url: string,
+  ca: string,
+): { client: Client; connects: () => number } {
+  const client = new Client(url, { connect: { ca, servername: 'localhost' }, pipelining: 1 });
+  t.teardown(() => client.close());
+  let connects = 0;
+  client.on('connect', () => connects++);
+  return { client, connects: () => connects };
 }
