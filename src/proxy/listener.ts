@@ -102,6 +102,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
+  // A client may half-close once its request is sent (`printf … | openssl s_client`, nc, scripts
+  // that shut down their side): the response still goes out, then the connection closes (RFC 9112
+  // §9.6), as nginx and Envoy do. Node's default cut such a request unanswered. Needs the TLS
+  // sockets to allow half-open too (below).
+  (h1 as typeof h1 & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true; // node:http's own switch, not in its types
   // Connections are injected, never accepted, so 'listening' is never emitted by Node; it is what
   // starts the checks behind headersTimeout / requestTimeout and the idle-connection list.
   h1.emit('listening');
@@ -154,6 +159,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // Nagle off, as node:https sets it and node:tls does not: a response written in two segments
     // otherwise waits for the caller's delayed ACK (up to 40 ms on Linux) before its second.
     noDelay: true,
+    // HTTP/1.1 answers a half-closed request (h1.httpAllowHalfOpen); h2 sockets end with their client (below).
+    allowHalfOpen: true,
     requestCert: options.tls.client_certificates !== 'none',
     rejectUnauthorized: options.tls.client_certificates === 'require',
   });
@@ -165,6 +172,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     if (socket.alpnProtocol === 'h2') {
+      // An h2 client that half-closes is done with the session: its side ends with it, as before.
+      socket.allowHalfOpen = false;
       connecting = socket;
       h2.emit('connection', socket);
       connecting = undefined;

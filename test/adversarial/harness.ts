@@ -142,7 +142,8 @@ export function exchange(
   port: number,
   ca: string,
   chunks: (string | Buffer)[],
-  options: { gapMs?: number; timeoutMs?: number; alpn?: string } = {},
+  /** `halfClose`: end the client's side (TLS close_notify and FIN) once every chunk is written. */
+  options: { gapMs?: number; timeoutMs?: number; alpn?: string; halfClose?: boolean } = {},
 ): Promise<RawExchange> {
   const started = Date.now();
   return new Promise((resolve) => {
@@ -177,6 +178,7 @@ export function exchange(
           socket.write(chunk);
           if (options.gapMs) await sleep(options.gapMs);
         }
+        if (options.halfClose && !socket.destroyed) socket.end();
       })();
     });
   });

@@ -9,7 +9,7 @@ import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
 import { activeTimers, timersBackTo } from '../support/timers.js';
 import { pathWithoutParameters } from '../../src/proxy/path.js';
-import { check, exchange, Scoreboard, type RawExchange } from './harness.js';
+import { assertHealthy, check, exchange, Scoreboard, type RawExchange } from './harness.js';
 
 const LIMITS = {
   max_header_bytes: '8KiB',
@@ -385,4 +385,39 @@ t.test('hostile HTTP/1.1', async (t) => {
   // waiting for request_timeout held a refused request's body for 60 s, docs/adversarial.md defect 35).
   const left = await timersBackTo(timersAtStart, 15_000);
   t.ok(left <= timersAtStart, `no timer of a refused request left running (${left} active, ${timersAtStart} at the start)`);
+});
+
+t.test('a client that half-closes after its request still gets its answer; an h2 client that half-closes is closed', async (t) => {
+  // RFC 9112 §9.6: a client may shut down its side once the request is sent (printf | openssl
+  // s_client, nc, scripts). Node's default answered none of these: the connection ended unanswered.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // A long idle timeout: a connection closed within the exchange's 3 s was closed for its half-close.
+  const s = await startTestSidecar(t, backend.url, { limits: { ...LIMITS, idle_timeout: '30s' } });
+  const halfClosed = (payload: string, alpn?: string) => exchange(s.port, s.ca, [payload], { halfClose: true, timeoutMs: 3000, alpn });
+  const statuses = (r: RawExchange) => [...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  const json = `Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{"a":1}`;
+
+  const get = await halfClosed(`GET /echo HTTP/1.1\r\n${H}\r\n`);
+  t.same(statuses(get), [200], 'a GET: answered');
+  t.ok(get.closed, 'then the connection closes');
+  const post = await halfClosed(`POST /echo HTTP/1.1\r\n${H}${json}`);
+  t.same(statuses(post), [200], 'a POST with its body: answered');
+  t.equal(backend.requests.at(-1)?.bodyBytes, 7, 'the body reached the backend whole');
+  const two = await halfClosed(`GET /echo HTTP/1.1\r\n${H}\r\nGET /echo HTTP/1.1\r\n${H}\r\n`);
+  t.same(statuses(two), [200, 200], 'two pipelined requests: both answered, in order');
+  t.ok(two.closed, 'then the connection closes');
+  // A request cut by the half-close is refused at once, not left to request_timeout.
+  for (const [name, payload] of [
+    ['headers', `GET /echo HTTP/1.1\r\nHost: loc`],
+    ['body', `POST /echo HTTP/1.1\r\n${H}Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{"a":`],
+  ]) {
+    const cut = await halfClosed(payload as string);
+    t.same(statuses(cut), [400], `cut in its ${name}: 400`);
+    t.ok(cut.closed && cut.ms < 1000, `cut in its ${name}: closed at once (${cut.ms} ms)`);
+  }
+  // h2: the client's side ended means the session is over; the sidecar's side ends with it.
+  const h2 = await halfClosed('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'h2');
+  t.ok(h2.closed && h2.ms < 3000, `an h2 connection half-closed by its client is closed (${h2.ms} ms)`);
+  await assertHealthy({ port: s.port, ca: s.ca, adminUrl: s.adminUrl });
 });
