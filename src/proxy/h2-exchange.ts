@@ -155,4 +155,10 @@ export class H2Response {
     this.stream.once(event, listener);
     return this;
   }
+
+  /** For events that come once anyway ('close'): no wrapper per listener, as `once` makes. */
+  on(event: 'close', listener: () => void): this {
+    this.stream.on(event, listener);
+    return this;
+  }
 }

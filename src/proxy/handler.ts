@@ -184,7 +184,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     // past max_in_flight and the stream limit, and its spooled body kept its file open.
     let closed = false;
     inFlight++;
-    res.once('close', () => {
+    // `on`: a response closes once, and `once` would wrap the listener in a closure and a state object.
+    res.on('close', () => {
       closed = true;
       inFlight--;
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)
