@@ -12,7 +12,7 @@ import {
   type RevokeResult,
 } from './api.js';
 import { X509Certificate } from 'node:crypto';
-import { parseSpiffeId, spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
+import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
 import { checkCaIdentity } from './ca-identity.js';
 import { loadAdminCredentials } from './layout.js';
 
@@ -61,7 +61,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       ca: options.bundlePem,
       // The bundle's roots also sign every workload, and one may hold the CA's DNS name: the server
       // must be the CA itself (its SPIFFE ID, of the admin certificate's trust domain).
-      checkServerIdentity: checkCaIdentity(trustDomainOf(options.certPem)),
+      checkServerIdentity: checkCaIdentity(adminTrustDomain(options.certPem)),
     },
     headersTimeout: options.timeoutMs ?? 10_000,
     bodyTimeout: options.timeoutMs ?? 10_000,
@@ -109,11 +109,13 @@ export function createAdminClientFromDir(url: string, dir: string, passphrase?: 
 }
 
 /** The trust domain of the admin certificate's SPIFFE ID (undefined if it has none). */
-function trustDomainOf(certPem: string): string | undefined {
+function adminTrustDomain(certPem: string): string | undefined {
+  let id: string | undefined;
   try {
-    const id = spiffeIdOfSubjectAltName(new X509Certificate(certPem).subjectAltName);
-    return id === undefined ? undefined : parseSpiffeId(id).trustDomain;
+    id = spiffeIdOfSubjectAltName(new X509Certificate(certPem).subjectAltName);
   } catch {
     return undefined;
   }
+  // spiffeIdOfSubjectAltName returns only valid IDs: no second parse.
+  return id === undefined ? undefined : trustDomainOf(id);
 }
