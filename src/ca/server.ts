@@ -174,7 +174,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const attributes: EventAttributes = {
           'client.address': audit.clientAddress,
           'http.request.method': req.method ?? '',
-          'url.path': pathAttribute(audit.path),
+          'url.path': audit.path,
           'http.response.status_code': problem.status,
           'warden.code': problem.code,
           'warden.action': 'block',
@@ -210,7 +210,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         const audit: AuditSubject = {
           requestId: randomUUID(),
           traceContext: undefined,
-          path: (req.url ?? '/').split('?', 1)[0] ?? '/',
+          path: pathAttribute((req.url ?? '/').split('?', 1)[0] ?? '/'),
           clientAddress: req.socket.remoteAddress ?? '',
           actor: 'anonymous',
           action: undefined,
@@ -228,7 +228,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
                 {
                   // The same field names as the sidecar's access log (OpenTelemetry conventions).
                   'http.request.method': req.method,
-                  'url.path': pathAttribute(audit.path),
+                  'url.path': audit.path,
                   'http.route': 'warden-ca',
                   'http.response.status_code': res.statusCode,
                   'client.address': audit.clientAddress,
@@ -336,7 +336,7 @@ interface AuditSubject {
   readonly requestId: string;
   /** The request's span context (with telemetry on): its events carry it, which correlates them with its span. */
   traceContext: Context | undefined;
-  /** The request target's path as sent (logs and events), once per request. */
+  /** The request target's path as sent, cut as telemetry records it (logs and events), once per request. */
   readonly path: string;
   /** Read when the request arrives: a request destroyed later has no socket to ask. */
   readonly clientAddress: string;
