@@ -9,8 +9,6 @@ import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
 import { bundleProblem } from './trust-bundle.js';
 import { backoffDelay } from './rotation.js';
 
-export { verifyCrl } from './crl-check.js';
-
 export interface TrustRefresher {
   /** Fetches both now and starts the schedule (call once, at startup); failures are reported, not thrown. */
   refreshNow(): Promise<void>;

@@ -44,17 +44,9 @@ export async function* limitBody(body: AsyncIterable<Buffer> & Pick<Readable, 'd
  * Reads a whole request body for the stages that need it, up to `maxBytes` (413 beyond) and within
  * `timeoutMs` (408). Only routes whose plan has body stages pay for this. `lease`, when given, takes
  * each chunk from the memory budget as it arrives (503 past it); a declared length is taken before.
- */
-export function readBody(body: Readable, maxBytes: number, timeoutMs: number, lease?: BodyLease): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    readBodyThen(body, maxBytes, timeoutMs, lease, (err, read) => (err === undefined ? resolve(read as Buffer) : reject(err)));
-  });
-}
-
-/**
- * readBody for the request path: `done` is called once, with the body or the error, when the body
- * has ended or failed (from the stream's event, so the caller must not throw). No promise, and one
- * object holds the read's state and listeners: a small JSON POST is read this way on every request.
+ * `done` is called once, with the body or the error, when the body has ended or failed (from the
+ * stream's event, so the caller must not throw). No promise, and one object holds the read's state
+ * and listeners: a small JSON POST is read this way on every request.
  */
 export function readBodyThen(
   body: Readable,

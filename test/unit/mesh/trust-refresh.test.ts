@@ -7,7 +7,8 @@ import { initCa } from '../../../src/ca/init.js';
 import { loadCaMaterial, type CaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../../src/ca/pki.js';
 import type { CaClient } from '../../../src/mesh/ca-client.js';
-import { createTrustRefresher, verifyCrl } from '../../../src/mesh/trust-refresh.js';
+import { verifyCrl } from '../../../src/mesh/crl-check.js';
+import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
 import { startCaUnderTest, testCaMaterial, TRUST_DOMAIN } from '../../support/ca-harness.js';
 import { request, Agent } from 'undici';
 

@@ -2,12 +2,17 @@ import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import t from 'tap';
-import { ClientClosedError, readBody } from '../../../src/proxy/body.js';
+import { ClientClosedError, readBodyThen } from '../../../src/proxy/body.js';
 import { detachedBody, guardStream } from '../../../src/proxy/h2-exchange.js';
 import { testCertificate } from '../../support/certs.js';
 import { FLAG, FRAME, frame, headerBlock, rawH2, requestHeaders } from '../../support/h2-frames.js';
 
 const body = () => new PassThrough();
+/** readBodyThen's outcome as a promise: the body, or the error it was called with. */
+const readBody = (source: Readable, maxBytes: number, timeoutMs: number) =>
+  new Promise<Buffer>((resolve, reject) =>
+    readBodyThen(source, maxBytes, timeoutMs, undefined, (err, read) => (err === undefined ? resolve(read as Buffer) : reject(err))),
+  );
 const CLOSED = { code: 'ERR_CLIENT_CLOSED' };
 
 t.test('ClientClosedError: a signal without a stack trace, which leaves the limit as it was', async (t) => {
@@ -19,7 +24,7 @@ t.test('ClientClosedError: a signal without a stack trace, which leaves the limi
   t.match(new Error('other').stack, /\n\s+at /, 'other errors keep theirs');
 });
 
-t.test('readBody: a whole body resolves, a client that left rejects with ClientClosedError', async (t) => {
+t.test('readBodyThen: a whole body resolves, a client that left rejects with ClientClosedError', async (t) => {
   const whole = body();
   const read = readBody(whole, 100, 1000);
   whole.end(Buffer.from('{"a":1}'));
