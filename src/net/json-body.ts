@@ -50,7 +50,7 @@ export function parseJsonBody(body: Buffer): ParsedJson | undefined {
     const scan = scanText(text);
     // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
     const value = ((scan & MAYBE_OVERFLOW) !== 0 ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
-    return scan >>> 1 !== membersOf(value) ? undefined : { value };
+    return namesIn(scan) !== membersOf(value) ? undefined : { value };
   } catch {
     return undefined;
   }
@@ -66,11 +66,13 @@ const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
  * text allocates nothing (a Set per object and a slice per name cost as much as the parse itself).
  */
 export function hasDuplicateMembers(text: string, value: unknown): boolean {
-  return scanText(text) >>> 1 !== membersOf(value);
+  return namesIn(scanText(text)) !== membersOf(value);
 }
 
 /** The bit of scanText's result saying that a number may overflow a double. */
 const MAYBE_OVERFLOW = 1;
+/** The member names scanText counted (its result without the MAYBE_OVERFLOW bit). */
+const namesIn = (scan: number): number => scan >>> 1;
 /** A run of digits this long overflows a double even with a one-digit exponent (10^(digits + 9) > 1.8e308). */
 const OVERFLOW_DIGITS = 300;
 

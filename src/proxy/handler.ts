@@ -105,7 +105,7 @@ const COALESCED_BODY_BYTES = 16 * 1024;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NO_PARAMS = Object.freeze({});
-const PENDING_ROUTE = Object.freeze({ id: '_unmatched', idJson: '"_unmatched"' });
+const PENDING_ROUTE = Object.freeze({ id: '_unmatched', idJson: JSON.stringify('_unmatched') });
 /** Statuses that end an HTTP/1.1 connection: malformed or oversized requests, timeouts. */
 const PROTOCOL_REFUSALS = new Set([400, 408, 413, 431]);
 
