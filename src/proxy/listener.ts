@@ -104,7 +104,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
   // A client may half-close once its request is sent (`printf … | openssl s_client`, nc, scripts
   // that shut down their side): the response still goes out, then the connection closes (RFC 9112
-  // §9.6), as nginx and Envoy do. Node's default cut such a request unanswered. Needs the TLS
+  // §9.6). Node's default cut such a request unanswered. Needs the TLS
   // sockets to allow half-open too (below).
   (h1 as typeof h1 & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true; // node:http's own switch, not in its types
   // Connections are injected, never accepted, so 'listening' is never emitted by Node; it is what

@@ -9,7 +9,9 @@ t.test('a connection remembers the hash of its last token, for that token and sc
   t.equal(hashes.get(conn, 'demo', 'token-a'), undefined, 'nothing before the first request');
   hashes.set(conn, 'demo', 'token-a', a);
   t.equal(hashes.get(conn, 'demo', 'token-a'), a, 'the same token again on the same connection');
-  t.equal(hashes.get(conn, 'demo', `token-${'a'}`), a, 'an equal string made anew (each request parses its own headers)');
+  // Made at run time (a literal would be the same interned string): each request parses its own headers.
+  const anew = ['token', 'a'].join('-');
+  t.equal(hashes.get(conn, 'demo', anew), a, 'an equal string made anew');
   t.equal(hashes.get(conn, 'demo', 'token-b'), undefined, 'another token');
   t.equal(hashes.get(conn, 'demo', 'token-a '), undefined, 'a token differing in one character');
   t.equal(hashes.get(conn, 'partner', 'token-a'), undefined, 'the same token checked for another issuer');
