@@ -15,7 +15,7 @@ import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { initCa } from '../../src/ca/init.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
-import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { meshSection, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startMeshIdentity } from '../../src/mesh/identity.js';
@@ -49,17 +49,7 @@ async function startCa(t: Teardown, extra: Record<string, unknown> = {}) {
 }
 
 function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
-  return {
-    mesh: {
-      spiffe_id: ORDERS,
-      dns_names: ['localhost'],
-      ca: { url: ca.url, fingerprint: ca.fingerprint, timeout: '2s' },
-      bootstrap_token: ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token,
-      state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')),
-      refresh: { bundle: '1s', crl: '500ms' },
-      ...extra,
-    },
-  };
+  return meshSection(ca, ORDERS, extra);
 }
 
 /** A MeshIdentity alone (no sidecar around it), from a `mesh:` section as in sidecar.yaml; warnings and errors in `logs`. */

@@ -12,7 +12,7 @@ import t from 'tap';
 import { startCaServer } from '../../src/ca/server.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { startTestBackend } from '../support/backend.js';
-import { testCaMaterial } from '../support/ca-harness.js';
+import { meshSection, testCaMaterial } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 
@@ -41,16 +41,7 @@ t.test('an expired client certificate is refused on a resumed session and on an 
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const ORDERS = id('ns/shop/sa/orders');
-  const s = await startTestSidecar(t, backend.url, {
-    mesh: {
-      spiffe_id: ORDERS,
-      dns_names: ['localhost'],
-      ca: { url: ca.url, fingerprint: ca.fingerprint, timeout: '2s' },
-      bootstrap_token: ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token,
-      state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')),
-      refresh: { bundle: '5m', crl: '5m' },
-    },
-  });
+  const s = await startTestSidecar(t, backend.url, meshSection(ca, ORDERS, { refresh: { bundle: '5m', crl: '5m' } }));
   const caller = await enrollWorkload(shortLived, id('ns/shop/sa/caller'));
   const notAfter = Date.parse(new X509Certificate(caller.certPem).validTo);
 

@@ -107,3 +107,25 @@ export async function startCaUnderTest(t: Teardown, extra: Record<string, unknow
   t.teardown(() => ca.close());
   return { ca, dir, events, eventsNamed: (name) => events.filter((e) => e.name === name) };
 }
+
+/**
+ * A sidecar configuration's `mesh` section enrolling at `ca` as `spiffeId` (DNS name localhost, a
+ * bootstrap token for it, a fresh state directory); `extra` overrides or adds keys of `mesh`.
+ */
+export function meshSection<Extra extends Record<string, unknown>>(
+  ca: Pick<CaServer, 'url' | 'fingerprint' | 'createToken'>,
+  spiffeId: string,
+  extra: Extra = {} as Extra,
+) {
+  return {
+    mesh: {
+      spiffe_id: spiffeId,
+      dns_names: ['localhost'],
+      ca: { url: ca.url, fingerprint: ca.fingerprint, timeout: '2s' },
+      bootstrap_token: ca.createToken({ spiffe_id: spiffeId, dns_names: ['localhost'] }).token,
+      state_dir: mkdtempSync(join(tmpdir(), 'warden-state-')),
+      refresh: { bundle: '1s', crl: '500ms' },
+      ...extra,
+    },
+  };
+}
