@@ -4,38 +4,20 @@
  * revoked and then expired (dropped from the CRL) was served again. Both are refused now.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t from 'tap';
-import { startCaServer } from '../../src/ca/server.js';
-import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { startTestBackend } from '../support/backend.js';
-import { meshSection, testCaMaterial } from '../support/ca-harness.js';
+import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 
-const TD = 'example.test';
+const TD = TRUST_DOMAIN;
 const id = (path: string) => `spiffe://${TD}/${path}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('an expired client certificate is refused on a resumed session and on an open connection', async (t) => {
-  const { dir } = await testCaMaterial();
-  const caOf = async (extra: object) => {
-    const ca = await startCaServer({
-      config: resolveCaConfig({
-        trust_domain: TD,
-        dir,
-        listen: { host: '127.0.0.1', port: 0 },
-        database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
-        log: { level: 'silent' },
-        ...extra,
-      }),
-    });
-    t.teardown(() => ca.close());
-    return ca;
-  };
+  // Two CAs of the same material (one trust domain): the second issues 3 s certificates.
+  const caOf = async (extra: Record<string, unknown>) => (await startCaUnderTest(t, extra)).ca;
   const ca = await caOf({});
   const shortLived = await caOf({ certificates: { lifetime: '3s', backdate: '0s' } });
   const backend = await startTestBackend();
