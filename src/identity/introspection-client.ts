@@ -22,6 +22,11 @@ export interface IntrospectionClient {
 /** OAuth `error` codes with which an IdP refuses the token asked about, not the client asking. */
 const TOKEN_REFUSALS: ReadonlySet<string> = new Set(['unsupported_token_type', 'invalid_token']);
 
+/** The answer's times (RFC 7662 §2.2: seconds since the epoch); each is optional, but a number when present. */
+const TIME_CLAIMS = ['exp', 'iat', 'nbf'] as const;
+
+const isTimeOrAbsent = (value: unknown): boolean => value === undefined || (typeof value === 'number' && Number.isFinite(value));
+
 function oauthError(res: IdpResponse): string {
   try {
     const error = (res.json() as { error?: unknown } | null)?.error;
@@ -88,7 +93,16 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
       if (typeof answer !== 'object' || answer === null || typeof (answer as { active?: unknown }).active !== 'boolean') {
         throw new IdpError('bad_response', `introspection at ${endpoint} answered without a boolean "active"`);
       }
-      return answer as Record<string, unknown>;
+      const claims = answer as Record<string, unknown>;
+      const malformed = claims.active === true ? TIME_CLAIMS.find((name) => !isTimeOrAbsent(claims[name])) : undefined;
+      // A string "exp" used to be read as no expiry at all, so the answer was trusted up to
+      // cache.max_ttl and a token the IdP had dated long expired was accepted: such an answer
+      // cannot be relied on for the token's lifetime, so, like a missing "active", it is the IdP's
+      // failure (503), not a verdict on the caller's token.
+      if (malformed !== undefined) {
+        throw new IdpError('bad_response', `introspection at ${endpoint} answered "${malformed}" that is not a number of seconds`);
+      }
+      return claims;
     },
     async revoke(endpoint, token) {
       const form = new URLSearchParams({ token });

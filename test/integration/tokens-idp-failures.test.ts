@@ -13,14 +13,16 @@ import { startTestSidecar } from '../support/sidecar.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
-/** An HTTP server that reads requests and answers according to `behave`. */
-async function fakeIdp(t: Teardown, behave: (req: IncomingMessage) => { status: number; body: string } | 'hang') {
+/** An HTTP server that reads requests and answers according to `behave` (given the request's form body). */
+async function fakeIdp(t: Teardown, behave: (req: IncomingMessage, form: URLSearchParams) => { status: number; body: string } | 'hang') {
   const seen: string[] = [];
   const server = createHttpServer((req, res) => {
     seen.push(req.url ?? '');
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
-      const outcome = behave(req);
+      const outcome = behave(req, new URLSearchParams(body));
       if (outcome === 'hang') return;
       res.writeHead(outcome.status, { 'content-type': 'application/json' });
       res.end(outcome.body);
@@ -133,6 +135,36 @@ t.test('IdP failures are 503 within the configured timeouts', async (t) => {
     t.teardown(() => agent.close());
     const res = await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer token-y' } });
     t.equal(res.status, 503);
+  });
+
+  await t.test('an active answer whose exp, iat or nbf is not a number is a broken IdP (503), never read as "no expiry"', async (t) => {
+    // The IdP answers each token with its own claims; only the numeric control is accepted.
+    const hourAgo = Math.floor(Date.now() / 1000) - 3600;
+    const answers: Record<string, Record<string, unknown>> = {
+      'exp-string': { exp: String(hourAgo) },
+      'exp-null': { exp: null },
+      'iat-string': { iat: 'yesterday' },
+      'nbf-string': { nbf: String(hourAgo) },
+      control: { exp: hourAgo + 7200, iat: hourAgo, nbf: hourAgo },
+    };
+    const idp = await fakeIdp(t, (_req, form) => ({
+      status: 200,
+      body: JSON.stringify({ active: true, aud: 'api', ...answers[form.get('token') ?? ''] }),
+    }));
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`);
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    for (const token of Object.keys(answers)) {
+      const res = await fetchText(`${url}/x`, agent, { headers: { authorization: `Bearer ${token}` } });
+      t.equal(res.status, token === 'control' ? 200 : 503, token);
+    }
+    t.equal(idp.seen.length, Object.keys(answers).length, 'each token was introspected once');
+    const unavailable = events.filter((e) => e.name === 'warden.authn.idp_unavailable');
+    t.same(
+      unavailable.map((e) => e['warden.rule']),
+      Array(Object.keys(answers).length - 1).fill('introspection.bad_response'),
+      'each refusal is reported as a bad IdP answer',
+    );
   });
 
   await t.test('the sidecar authenticates to the IdP with client_secret_basic and sends token + hint as a form', async (t) => {
