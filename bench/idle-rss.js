@@ -2,13 +2,15 @@
 // Idle RSS of `warden proxy`, by default with an empty configuration (TLS, access log, metrics; no
 // stage, no telemetry export): VmRSS shortly after start and again once V8's memory reducer has run
 // on the idle process, the peak while it started (VmHWM), and how much of the early RSS is mapped
-// files (RssFile: the binary and libraries, which the kernel can drop). The figures docs/performance.md cites
+// files (RssFile: the binary and libraries, which the kernel can drop). Also the start-up time: from
+// the spawn to the inbound port accepting connections (polled every 10 ms). The figures docs/performance.md cites
 // for the idle footprint and docs/deploy.md for a container's memory request.
 // --config runs another of bench/peers' configurations (one that names the IdP gets the bench's
 // IdP; the OTLP sink runs for those that export); --dir runs another build (a folder with bin/ and
 // dist/, e.g. a bench/builds.js worktree).
 // Usage: node bench/idle-rss.js [--config warden-empty.yaml] [--dir DIR] [--early 3] [--settled 25] [--runs 3] [--out FILE]
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -48,14 +50,17 @@ const startPeak = [];
 // The part of RSS that is mapped files (the node binary, libraries, native addons): pages the
 // kernel can drop and read back, unlike the heap.
 const fileBacked = [];
+const listeningMs = [];
 for (let i = 0; i < Number(opts.runs); i++) {
   // No backend: an idle sidecar never calls it.
   const vars = { port: 18620, adminPort: 19620, backendPort: 18621, sinkPort, ratio: 1, cert, key, ...caller.vars };
   const config = fill(opts.config, vars);
+  const spawnedAt = performance.now();
   const child = bench.start(process.execPath, [join(resolve(opts.dir), 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  await bench.waitPort(18620);
+  await listening(18620, spawnedAt + 10_000);
+  listeningMs.push(Math.round(performance.now() - spawnedAt));
   await sleep(Number(opts.early) * 1000);
   early.push(statusMiB(child.pid, 'VmRSS'));
   startPeak.push(peakRssMiB(child.pid));
@@ -78,9 +83,31 @@ const result = {
     start_peak_runs: startPeak,
     file_backed_early_runs: fileBacked,
   },
+  listening_ms: { median: median(listeningMs), runs: listeningMs },
 };
 console.log(
   `idle RSS (${opts.config}): ${result.rss_mib.early} MiB after ${opts.early} s (${early.join(', ')}), ${result.rss_mib.settled} MiB after ${opts.settled} s (${settled.join(', ')}); ` +
-    `peak while starting ${result.rss_mib.start_peak} MiB (${startPeak.join(', ')}); of the early RSS, mapped files ${result.rss_mib.file_backed_early} MiB`,
+    `peak while starting ${result.rss_mib.start_peak} MiB (${startPeak.join(', ')}); of the early RSS, mapped files ${result.rss_mib.file_backed_early} MiB; ` +
+    `listening ${result.listening_ms.median} ms after the spawn (${listeningMs.join(', ')})`,
 );
 console.log(`written: ${writeResult(root, 'idle-rss', result, opts.out)}`);
+
+/** Resolves once `port` accepts a connection, polling every 10 ms (bench.waitPort's 100 ms is too coarse to time a start). */
+async function listening(port, deadline) {
+  for (;;) {
+    const open = await new Promise((res) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        res(true);
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        res(false);
+      });
+    });
+    if (open) return;
+    if (performance.now() > deadline) throw new Error(`port ${port} did not open`);
+    await sleep(10);
+  }
+}

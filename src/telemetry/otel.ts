@@ -9,7 +9,7 @@
  * collector that is down costs one failed export per batch, off the request path).
  */
 import { logs } from '@opentelemetry/api-logs';
-import { context, metrics, propagation, trace, type ContextManager } from '@opentelemetry/api';
+import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
 import type { Meter } from '@opentelemetry/api';
 import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
@@ -18,10 +18,9 @@ import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metri
 import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
@@ -31,6 +30,7 @@ import { requestSpansOf, type RequestTrace, type TracedRequest } from './request
 import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
+import { propagatorFromEnv } from './otel-propagators.js';
 
 export interface Otel {
   readonly logger: OtelLogger;
@@ -124,22 +124,27 @@ export function startOtel(
         batch,
         dropped,
       );
-  const sdk = new NodeSDK({
+  // The three providers registered as @opentelemetry/sdk-node's NodeSDK would (Warden no longer
+  // loads it: otel-propagators.ts), and no context manager: on Node 20 AsyncLocalStorage hooks
+  // every promise of the process (~6 % of a request's CPU here, a one-off A/B of two builds). The
+  // request's span context is passed to the calls made on its behalf instead.
+  const tracerProvider = new BasicTracerProvider({
     resource,
-    autoDetectResources: false,
+    sampler: sampling.sampler,
     // The SDK flushes and shuts down the request spans' queue with its own processor.
     spanProcessors: requestSpans ? [spanProcessor, requestSpans] : [spanProcessor],
-    logRecordProcessors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
-    metricReader,
-    sampler: sampling.sampler,
-    instrumentations: [],
-    // No AsyncLocalStorage: on Node 20 it hooks every promise of the process (~6 % of a request's
-    // CPU here, a one-off A/B of two builds). The request's span context is passed to the calls
-    // made on its behalf instead.
-    // (sdk-node registers no context manager for null; its type leaves null out.)
-    contextManager: null as unknown as ContextManager,
   });
-  sdk.start();
+  const loggerProvider = new LoggerProvider({
+    resource,
+    processors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
+    logRecordLimits: logRecordLimitsFromEnv(env),
+  });
+  const meterProvider = new MeterProvider({ resource, readers: [metricReader] });
+  const propagator = propagatorFromEnv(env);
+  if (propagator !== undefined) propagation.setGlobalPropagator(propagator);
+  trace.setGlobalTracerProvider(tracerProvider);
+  logs.setGlobalLoggerProvider(loggerProvider);
+  metrics.setGlobalMeterProvider(meterProvider);
   const meter = metrics.getMeter(scope.name, scope.version);
   meter
     .createObservableCounter('warden.telemetry.dropped', {
@@ -157,9 +162,25 @@ export function startOtel(
     scope,
     logger: logs.getLogger(scope.name, scope.version),
     meter,
-    shutdown: () => sdk.shutdown().catch(() => undefined),
+    shutdown: () =>
+      Promise.all([tracerProvider.shutdown(), loggerProvider.shutdown(), meterProvider.shutdown()]).then(
+        () => undefined,
+        () => undefined,
+      ),
     stopMetrics: () => metricReader.shutdown().catch(() => undefined),
   };
+}
+
+/** OTEL_LOGRECORD_ATTRIBUTE_* (else OTEL_ATTRIBUTE_*) limits, which the logs SDK does not read itself. */
+function logRecordLimitsFromEnv(env: NodeJS.ProcessEnv): { attributeCountLimit?: number; attributeValueLengthLimit?: number } {
+  const count = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_COUNT_LIMIT);
+  const length = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT);
+  return { ...(count !== undefined ? { attributeCountLimit: count } : {}), ...(length !== undefined ? { attributeValueLengthLimit: length } : {}) };
+}
+
+function nonNegative(raw: string | undefined): number | undefined {
+  const value = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
 /**

@@ -23,7 +23,7 @@ const loadedBy = async (t: Teardown, extra: Record<string, unknown>) => {
 };
 
 const HEAVY = [
-  '@opentelemetry/sdk-node',
+  '@opentelemetry/sdk-logs',
   '@opentelemetry/sdk-trace-base',
   '@opentelemetry/sdk-metrics',
   '@peculiar/x509',
@@ -43,6 +43,7 @@ t.test('a sidecar without telemetry loads none of the heavy packages it does not
 
 t.test('with OTLP export configured, the SDK is loaded (the hook sees lazy imports)', async (t) => {
   const loaded = await loadedBy(t, { telemetry: { otlp: { endpoint: 'http://127.0.0.1:9' } } });
-  t.ok(loaded.has('@opentelemetry/sdk-node'));
   t.ok(loaded.has('@opentelemetry/sdk-trace-base'));
+  t.ok(loaded.has('@opentelemetry/sdk-logs'));
+  t.ok(loaded.has('@opentelemetry/sdk-metrics'));
 });
