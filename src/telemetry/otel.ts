@@ -30,7 +30,7 @@ import { requestSpansOf, type RequestTrace, type TracedRequest } from './request
 import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker, type DropCounter } from './export-breaker.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
-import { propagatorFromEnv } from './otel-propagators.js';
+import { logRecordLimitsFromEnv, propagatorFromEnv } from './otel-env.js';
 
 export interface Otel {
   readonly logger: OtelLogger;
@@ -125,7 +125,7 @@ export function startOtel(
         dropped,
       );
   // The three providers registered as @opentelemetry/sdk-node's NodeSDK would (Warden no longer
-  // loads it: otel-propagators.ts), and no context manager: on Node 20 AsyncLocalStorage hooks
+  // loads it: otel-env.ts), and no context manager: on Node 20 AsyncLocalStorage hooks
   // every promise of the process (~6 % of a request's CPU here, a one-off A/B of two builds). The
   // request's span context is passed to the calls made on its behalf instead.
   const tracerProvider = new BasicTracerProvider({
@@ -169,18 +169,6 @@ export function startOtel(
       ),
     stopMetrics: () => metricReader.shutdown().catch(() => undefined),
   };
-}
-
-/** OTEL_LOGRECORD_ATTRIBUTE_* (else OTEL_ATTRIBUTE_*) limits, which the logs SDK does not read itself. */
-function logRecordLimitsFromEnv(env: NodeJS.ProcessEnv): { attributeCountLimit?: number; attributeValueLengthLimit?: number } {
-  const count = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_COUNT_LIMIT);
-  const length = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT);
-  return { ...(count !== undefined ? { attributeCountLimit: count } : {}), ...(length !== undefined ? { attributeValueLengthLimit: length } : {}) };
-}
-
-function nonNegative(raw: string | undefined): number | undefined {
-  const value = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
-  return Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ROOT_CONTEXT, defaultTextMapSetter, diag, trace, TraceFlags, type DiagLogger } from '@opentelemetry/api';
-import { propagatorFromEnv } from '../../../src/telemetry/otel-propagators.js';
+import { logRecordLimitsFromEnv, propagatorFromEnv } from '../../../src/telemetry/otel-env.js';
 
 const spanContext = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED };
 const context = trace.setSpanContext(ROOT_CONTEXT, spanContext);
@@ -48,4 +48,28 @@ t.test('none, or only unknown names: no propagator; an unknown name is warned ab
   t.equal(propagatorFromEnv({ OTEL_PROPAGATORS: 'xray' }), undefined);
   t.same(written({ OTEL_PROPAGATORS: 'xray,b3' }), ['b3']);
   t.equal(warnings.filter((w) => w.includes('"xray"')).length, 2);
+});
+
+t.test('log-record limits: OTEL_LOGRECORD_ATTRIBUTE_* first, else OTEL_ATTRIBUTE_*, else the SDK default', async (t) => {
+  t.same(logRecordLimitsFromEnv({}), {});
+  t.same(logRecordLimitsFromEnv({ OTEL_ATTRIBUTE_COUNT_LIMIT: '32', OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '256' }), {
+    attributeCountLimit: 32,
+    attributeValueLengthLimit: 256,
+  });
+  t.same(
+    logRecordLimitsFromEnv({
+      OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT: '8',
+      OTEL_ATTRIBUTE_COUNT_LIMIT: '32',
+      OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT: '0',
+    }),
+    { attributeCountLimit: 8, attributeValueLengthLimit: 0 },
+  );
+  t.same(
+    logRecordLimitsFromEnv({ OTEL_ATTRIBUTE_COUNT_LIMIT: '-1', OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: 'lots' }),
+    {},
+    'not a count: the default',
+  );
+  t.same(logRecordLimitsFromEnv({ OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT: ' ', OTEL_ATTRIBUTE_COUNT_LIMIT: '4' }), {
+    attributeCountLimit: 4,
+  });
 });

@@ -1,8 +1,8 @@
 /**
- * The propagator OTEL_PROPAGATORS names (the OpenTelemetry specification's values that have a
- * JavaScript implementation: tracecontext, baggage, b3, b3multi, jaeger; `none`), read as
- * `@opentelemetry/sdk-node` read it, which Warden no longer loads (its exporters, detectors and
- * configuration schema cost ~7 MiB of RSS and ~100 ms of start-up; docs/observability.md).
+ * The OTEL_* variables that `@opentelemetry/sdk-node` read for Warden and the SDK's providers do
+ * not read themselves: the propagators (OTEL_PROPAGATORS) and the log-record limits. Warden no
+ * longer loads sdk-node, which brought 19 more packages at start for what Warden used of it
+ * (docs/observability.md); these read the variables as it did.
  */
 import { diag, type TextMapPropagator } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -22,7 +22,8 @@ const defaultPropagator = (): TextMapPropagator =>
   new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
 
 /**
- * The propagator to register, or undefined for none (`none`, or only names without an
+ * The propagator OTEL_PROPAGATORS names (the specification's values that have a JavaScript
+ * implementation: tracecontext, baggage, b3, b3multi, jaeger; `none`) to register, or undefined for none (`none`, or only names without an
  * implementation, each of which is warned about). Empty or unset means the default.
  */
 export function propagatorFromEnv(env: NodeJS.ProcessEnv): TextMapPropagator | undefined {
@@ -44,4 +45,24 @@ export function propagatorFromEnv(env: NodeJS.ProcessEnv): TextMapPropagator | u
   }
   if (propagators.length <= 1) return propagators[0];
   return new CompositePropagator({ propagators });
+}
+
+export interface LogRecordLimits {
+  attributeCountLimit?: number;
+  attributeValueLengthLimit?: number;
+}
+
+/** OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT / _VALUE_LENGTH_LIMIT, else OTEL_ATTRIBUTE_*; unset, negative or not a number: the SDK's default. */
+export function logRecordLimitsFromEnv(env: NodeJS.ProcessEnv): LogRecordLimits {
+  const count = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_COUNT_LIMIT);
+  const length = nonNegative(env.OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT) ?? nonNegative(env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT);
+  const limits: LogRecordLimits = {};
+  if (count !== undefined) limits.attributeCountLimit = count;
+  if (length !== undefined) limits.attributeValueLengthLimit = length;
+  return limits;
+}
+
+function nonNegative(raw: string | undefined): number | undefined {
+  const value = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
 }
