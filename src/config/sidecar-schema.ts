@@ -38,6 +38,8 @@ const peerPattern = {
   'x-expect': 'a SPIFFE ID, or a prefix ending in "/*" such as "spiffe://example.org/ns/payments/*"',
 } as const;
 const peersProperties = { allow: { type: 'array', default: [], items: peerPattern } } as const;
+const HEAP_GROWTH_EXPECT =
+  'a factor from 1.1 to 4 (the old generation may grow to this × what is alive before V8 collects it) or "auto" (V8 decides, up to 4)';
 const mtlsMode = { enum: ['require', 'optional'], 'x-expect': '"require" or "optional"' } as const;
 const httpsUrl = {
   type: 'string',
@@ -174,6 +176,15 @@ export const sidecarSchema = {
           'x-expect': 'an integer ≥ 0 (0 = unlimited)',
         },
         body_memory_bytes: size('1MiB'),
+        heap_growth: {
+          // Each branch names the whole choice: the first error reported for a field is a branch's.
+          anyOf: [
+            { type: 'number', minimum: 1.1, maximum: 4, 'x-expect': HEAP_GROWTH_EXPECT },
+            { const: 'auto', 'x-expect': HEAP_GROWTH_EXPECT },
+          ],
+          default: 2,
+          'x-expect': HEAP_GROWTH_EXPECT,
+        },
         spool_dir: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'a directory for request bodies spilled to disk' },
       },
     },

@@ -60,6 +60,8 @@ export interface LimitsConfig {
   max_buffered_bytes: number;
   /** A body held for a streaming stage (malware scan) spills to a temp file beyond this. */
   body_memory_bytes: number;
+  /** V8's old-generation growth factor (heap-growth.ts); 'auto': V8's own. */
+  heap_growth: number | 'auto';
   /** Where spilled bodies go (unlinked at once; default: the OS temp dir). */
   spool_dir?: string;
 }

@@ -40,6 +40,7 @@ import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-l
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import { TokenDenylist } from '../identity/token-denylist.js';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
+import { applyHeapGrowth } from './heap-growth.js';
 import type { AdminEndpoint } from './admin.js';
 
 export interface SidecarGeneration extends Generation {
@@ -250,6 +251,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
   const rescue = createRescue({ events, logger, realm: config.service.name });
+  applyHeapGrowth(config.limits.heap_growth, undefined);
   // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
   const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), {
     registry: metrics.registry,
@@ -423,6 +425,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       );
     }
     inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
+    applyHeapGrowth(next.config.limits.heap_growth, current.config.limits.heap_growth);
     logger.level = next.config.log.level;
     const previous = current;
     const previousTokens = tokenState;

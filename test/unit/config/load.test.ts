@@ -251,6 +251,20 @@ t.test('limits.spool_dir: resolved against the file, and it must be a writable d
   t.match(notDir, [/limits\.spool_dir: .*plain-file is not a directory/]);
 });
 
+t.test('limits.heap_growth: 2 by default, a factor from 1.1 to 4, or "auto" (V8 decides)', async (t) => {
+  const base = await minimal();
+  t.equal(parseSidecarConfig('sidecar.yaml', base).config.limits.heap_growth, 2);
+  t.equal(parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: 1.5\n`).config.limits.heap_growth, 1.5);
+  t.equal(parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: auto\n`).config.limits.heap_growth, 'auto');
+  for (const bad of ['0.5', '5', 'twice', 'null']) {
+    t.match(
+      issuesOf(() => parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: ${bad}\n`)),
+      [/limits\.heap_growth: .*a factor from 1\.1 to 4 .* or "auto"/],
+      bad,
+    );
+  }
+});
+
 t.test('a refused URL is echoed without its credentials', async (t) => {
   const text = `${await minimal()}tokens:\n  issuers: []\n  shared: { redis: "valkey://:S3cretRedisPw@redis:6379" }\n`;
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).filter((l) => l.includes('tokens.shared.redis'));
