@@ -3,8 +3,8 @@
  * found alive before it collects again (V8's --heap-growing-percent). Left to V8 ("auto"), the
  * factor reaches 4 under load: with 320 h2 streams in flight Warden's old space cycled between 67
  * and 107 MiB and the process peaked at 235–249 MiB RSS; at 2, the default, it peaked at 171–175
- * MiB with no throughput difference measurable, the p99 higher only in the first seconds under
- * load, while the live heap still grows (docs/performance.md, "Memory and V8 flags"). V8
+ * MiB with no throughput difference measurable, the p99 higher in the first seconds under load
+ * and by up to 1.9 ms in three of four runs (docs/performance.md, "Memory and V8 flags"). V8
  * reads the flag at each collection, so it is set on the running process: at start, and again on
  * a reload that changes it.
  */
