@@ -2,15 +2,15 @@
 // Idle RSS of `warden proxy`, by default with an empty configuration (TLS, access log, metrics; no
 // stage, no telemetry export): VmRSS shortly after start and again once V8's memory reducer has run
 // on the idle process, the peak while it started (VmHWM), and how much of the early RSS is mapped
-// files (RssFile: the binary and libraries, which the kernel can drop). Also the start-up time: from
-// the spawn to the inbound port accepting connections (polled every 10 ms). The figures docs/performance.md cites
-// for the idle footprint and docs/deploy.md for a container's memory request.
+// files (RssFile: the binary and libraries, which the kernel can drop), and the start-up time: from
+// the spawn to the inbound port accepting connections (bench.waitPort polling every 10 ms). The
+// figures docs/performance.md cites for the idle footprint and docs/deploy.md for a container's
+// memory request.
 // --config runs another of bench/peers' configurations (one that names the IdP gets the bench's
 // IdP; the OTLP sink runs for those that export); --dir runs another build (a folder with bin/ and
 // dist/, e.g. a bench/builds.js worktree).
 // Usage: node bench/idle-rss.js [--config warden-empty.yaml] [--dir DIR] [--early 3] [--settled 25] [--runs 3] [--out FILE]
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +59,7 @@ for (let i = 0; i < Number(opts.runs); i++) {
   const child = bench.start(process.execPath, [join(resolve(opts.dir), 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  await listening(18620, spawnedAt + 10_000);
+  await bench.waitPort(18620, 10_000, 10);
   listeningMs.push(Math.round(performance.now() - spawnedAt));
   await sleep(Number(opts.early) * 1000);
   early.push(statusMiB(child.pid, 'VmRSS'));
@@ -91,23 +91,3 @@ console.log(
     `listening ${result.listening_ms.median} ms after the spawn (${listeningMs.join(', ')})`,
 );
 console.log(`written: ${writeResult(root, 'idle-rss', result, opts.out)}`);
-
-/** Resolves once `port` accepts a connection, polling every 10 ms (bench.waitPort's 100 ms is too coarse to time a start). */
-async function listening(port, deadline) {
-  for (;;) {
-    const open = await new Promise((res) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        res(true);
-      });
-      socket.once('error', () => {
-        socket.destroy();
-        res(false);
-      });
-    });
-    if (open) return;
-    if (performance.now() > deadline) throw new Error(`port ${port} did not open`);
-    await sleep(10);
-  }
-}

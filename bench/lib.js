@@ -166,7 +166,8 @@ export function createBench({ pin = true } = {}) {
     });
   }
 
-  function waitPort(port, timeoutMs = 10_000) {
+  /** Resolves once `port` accepts a connection, trying every `intervalMs` (bench/idle-rss.js times a start with 10). */
+  function waitPort(port, timeoutMs = 10_000, intervalMs = 100) {
     const deadline = Date.now() + timeoutMs;
     return new Promise((res, rej) => {
       const attempt = () => {
@@ -178,7 +179,7 @@ export function createBench({ pin = true } = {}) {
         s.once('error', () => {
           s.destroy();
           if (Date.now() > deadline) rej(new Error(`port ${port} did not open`));
-          else setTimeout(attempt, 100);
+          else setTimeout(attempt, intervalMs);
         });
       };
       attempt();

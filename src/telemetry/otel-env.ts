@@ -8,6 +8,7 @@ import { diag, type TextMapPropagator } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { JaegerPropagator } from '@opentelemetry/propagator-jaeger';
+import type { LogRecordLimits } from '@opentelemetry/sdk-logs';
 
 const FACTORIES: ReadonlyMap<string, () => TextMapPropagator> = new Map([
   ['tracecontext', () => new W3CTraceContextPropagator()],
@@ -45,11 +46,6 @@ export function propagatorFromEnv(env: NodeJS.ProcessEnv): TextMapPropagator | u
   }
   if (propagators.length <= 1) return propagators[0];
   return new CompositePropagator({ propagators });
-}
-
-export interface LogRecordLimits {
-  attributeCountLimit?: number;
-  attributeValueLengthLimit?: number;
 }
 
 /** OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT / _VALUE_LENGTH_LIMIT, else OTEL_ATTRIBUTE_*; unset, negative or not a number: the SDK's default. */
