@@ -13,15 +13,11 @@ import { setFlagsFromString } from 'node:v8';
 export type HeapGrowth = number | 'auto';
 
 /** The V8 flag for a growth factor; "auto" gives the heuristics back to V8 (0 = its own factor). */
-export function heapGrowthFlag(factor: HeapGrowth): string {
+function heapGrowthFlag(factor: HeapGrowth): string {
   return `--heap-growing-percent=${factor === 'auto' ? 0 : Math.round((factor - 1) * 100)}`;
 }
 
 /** Applies `factor` unless it is what is in force already (`previous`; undefined at start, when V8's own is). */
-export function applyHeapGrowth(
-  factor: HeapGrowth,
-  previous: HeapGrowth | undefined,
-  set: (flag: string) => void = setFlagsFromString,
-): void {
-  if (factor !== (previous ?? 'auto')) set(heapGrowthFlag(factor));
+export function applyHeapGrowth(factor: HeapGrowth, previous: HeapGrowth | undefined): void {
+  if (factor !== (previous ?? 'auto')) setFlagsFromString(heapGrowthFlag(factor));
 }

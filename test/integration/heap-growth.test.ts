@@ -20,6 +20,14 @@ async function peakHeapMiB(factor?: number): Promise<number> {
   return (JSON.parse(stdout) as { peakMiB: number }).peakMiB;
 }
 
+/** The environment that logs every v8.setFlagsFromString call of a Warden process, and the calls logged so far. */
+function flagLog() {
+  const log = join(mkdtempSync(join(tmpdir(), 'warden-v8-flags-')), 'flags.txt');
+  const env = { NODE_OPTIONS: `--require=${join(repoRoot, 'test/fixtures/heap-growth/flag-log.cjs')}`, WARDEN_V8_FLAG_LOG: log };
+  const flags = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
+  return { env, flags };
+}
+
 t.test('V8 honours the factor set on a running process: the old space stays near what is alive', async (t) => {
   const own = await peakHeapMiB();
   const tight = await peakHeapMiB(1.1);
@@ -30,9 +38,7 @@ t.test('V8 honours the factor set on a running process: the old space stays near
 t.test('the sidecar sets it at start (2 by default), again on a reload that changes it, and gives it back to V8 with "auto"', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const log = join(mkdtempSync(join(tmpdir(), 'warden-v8-flags-')), 'flags.txt');
-  const env = { NODE_OPTIONS: `--require=${join(repoRoot, 'test/fixtures/heap-growth/flag-log.cjs')}`, WARDEN_V8_FLAG_LOG: log };
-  const flags = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
+  const { env, flags } = flagLog();
 
   const warden = await spawnWarden(t, await testConfigYaml(backend.url, {}), env);
   t.same(flags(), ['--heap-growing-percent=100'], 'set at start: the default, 2');
@@ -57,10 +63,7 @@ t.test('the sidecar sets it at start (2 by default), again on a reload that chan
 t.test('with heap_growth "auto" the sidecar leaves V8 alone', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const log = join(mkdtempSync(join(tmpdir(), 'warden-v8-flags-')), 'flags.txt');
-  await spawnWarden(t, await testConfigYaml(backend.url, { limits: { heap_growth: 'auto' } }), {
-    NODE_OPTIONS: `--require=${join(repoRoot, 'test/fixtures/heap-growth/flag-log.cjs')}`,
-    WARDEN_V8_FLAG_LOG: log,
-  });
-  t.notOk(existsSync(log), 'no V8 flag set');
+  const { env, flags } = flagLog();
+  await spawnWarden(t, await testConfigYaml(backend.url, { limits: { heap_growth: 'auto' } }), env);
+  t.same(flags(), [], 'no V8 flag set');
 });
