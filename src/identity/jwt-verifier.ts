@@ -14,6 +14,7 @@ import { BoundedCache } from './bounded-cache.js';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js';
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
+import { isCanonicalJws } from './jws-encoding.js';
 import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
 import { tokenHash, type ConnectionTokenHashes } from './token-hash.js';
 
@@ -145,6 +146,8 @@ export function createJwtVerifier(
   }
 
   function claimedIssuer(token: string): ClaimedIssuer | WardenError {
+    // Before anything is keyed by the token's text (its hash, the denylist): one spelling per token.
+    if (!isCanonicalJws(token)) return invalid('jwt.encoding', 'The access token is not canonical base64url.');
     let claims: JWTPayload;
     try {
       claims = decodeJwt(token);

@@ -18,6 +18,9 @@ export interface CredentialCarrier {
 /** RFC 6750 §2.1 b64token. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
+/** Whether a string could be presented as a bearer token at all (RFC 6750 §2.1 b64token). */
+export const isB64Token = (token: string): boolean => B64TOKEN.test(token);
+
 export interface TokenSources {
   /** The token, undefined when no source carries one, or the refusal for malformed credentials. */
   extract(ctx: CredentialCarrier): string | undefined | WardenError;

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import { isB64Token } from '../identity/token-sources.js';
 import { problemBody } from '../pipeline/rescue.js';
 import { send, type AdminEndpoint } from './admin.js';
 
@@ -60,14 +61,20 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
     return;
   }
   const type = req.headers['content-type'] ?? '';
-  let token: unknown;
+  let sent: unknown;
   try {
-    token = type.startsWith('application/json') ? (JSON.parse(raw) as { token?: unknown }).token : new URLSearchParams(raw).get('token');
+    sent = type.startsWith('application/json') ? (JSON.parse(raw) as { token?: unknown }).token : new URLSearchParams(raw).get('token');
   } catch {
     return refuse(res, malformed('The body is not valid JSON.'));
   }
-  if (typeof token !== 'string' || token.length === 0)
+  // Surrounding whitespace is no token's (a file read with `curl --data-urlencode token@file` keeps
+  // its newline); anything else a bearer token cannot hold is refused: revoking a string no request
+  // can present would report a revocation while the real token kept working.
+  const token = typeof sent === 'string' ? sent.trim() : undefined;
+  if (token === undefined || token.length === 0)
     return refuse(res, malformed('Send the token to revoke as token=… (form) or {"token": "…"} (JSON).'));
+  if (!isB64Token(token))
+    return refuse(res, malformed('The token has characters no bearer token can have (RFC 6750 b64token); nothing was revoked.'));
   try {
     const outcome = await runtime.revoke(token);
     send(

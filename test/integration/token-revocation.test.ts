@@ -31,6 +31,16 @@ async function revoke(s: TestSidecar, token: string): Promise<{ status: number; 
   return { status: res.statusCode, body: (await res.body.json()) as Json };
 }
 
+/** The other spellings of a JWT's signature: its last character's spare low bits set (decoders ignore them). */
+function spellingsOf(jwt: string): string[] {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const spare = ({ 2: 4, 3: 2 } as Record<number, number>)[jwt.split('.')[2]!.length % 4] ?? 0;
+  const last = alphabet.indexOf(jwt.at(-1)!);
+  const out: string[] = [];
+  for (let bits = 1; bits < 1 << spare; bits++) out.push(jwt.slice(0, -1) + alphabet[(last & ~((1 << spare) - 1)) | bits]);
+  return out;
+}
+
 function caller(t: { teardown(fn: () => unknown): void }, s: TestSidecar) {
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
@@ -62,6 +72,37 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal(await call(jwt), 401, 'the revoked JWT is still refused');
     t.equal(await call(opaque), 401, 'the revoked opaque token is still refused');
     t.equal(await call((await idp.issueToken()).accessToken), 200, 'other tokens work');
+  });
+
+  await t.test('one JWT, one spelling; a revoked token sent with whitespace is still revoked', async (t) => {
+    const s = await startTestSidecar(t, backend.url, { tokens: { issuers: [demoIssuer(idp)] } });
+    const call = caller(t, s);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    const respelled = spellingsOf(jwt);
+    t.ok(respelled.length > 0, `the signature has other spellings (${respelled.length})`);
+    t.same(
+      Buffer.from(respelled[0]!.split('.')[2]!, 'base64url'),
+      Buffer.from(jwt.split('.')[2]!, 'base64url'),
+      'that decode to the same bytes',
+    );
+    t.equal(await call(jwt), 200);
+    t.equal(await call(respelled[0]!), 401, 'another spelling is refused even before any revocation');
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const problem = await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${respelled[0]}` } });
+    t.match(problem.json(), { code: 'ERR_AUTHN_TOKEN_INVALID', detail: /not canonical base64url/ });
+    t.equal((await revoke(s, `${jwt}\n`)).status, 200, 'revoked as curl sends a file: with its newline');
+    t.equal(await call(jwt), 401, 'the token itself is refused');
+    for (const other of respelled) t.equal(await call(other), 401, 'and every other spelling');
+
+    const opaque = (await idp.issueToken()).accessToken;
+    t.match(await revoke(s, `  ${opaque}\r\n`), { status: 200, body: { revoked: true } }, 'surrounding whitespace dropped');
+    t.equal(await call(opaque), 401);
+    for (const junk of ['a b', 'tok\u00e9n', 'x,y']) {
+      const { status, body } = await revoke(s, junk);
+      t.equal(status, 400, `${JSON.stringify(junk)}: not a bearer token, nothing revoked`);
+      t.match(body, { code: 'ERR_REQUEST_MALFORMED', detail: /b64token/ });
+    }
   });
 
   await t.test('an IdP that will not revoke: refused past every cache lifetime, until the token ends', async (t) => {
