@@ -42,6 +42,20 @@ const FORWARDING = new Set([
   'x-forwarded-client-cert',
 ]);
 
+/**
+ * Other headers that name the client's address (set by CDNs and load balancers; read by libraries
+ * such as request-ip, and as PHP's HTTP_CLIENT_IP): believed only from trusted proxies, dropped
+ * otherwise, or any caller could choose the address a backend logs or limits by.
+ */
+const CLIENT_ADDRESS = new Set([
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+]);
+
 /** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */
 const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracestate', 'authorization']);
 
@@ -52,7 +66,14 @@ const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracesta
  */
 function spellsControlled(name: string, rules: HeaderRules): boolean {
   const dashed = name.replaceAll('_', '-');
-  return HOP_BY_HOP.has(dashed) || FORWARDING.has(dashed) || SET_BY_SIDECAR.has(dashed) || rules.isInternal(dashed);
+  return (
+    HOP_BY_HOP.has(dashed) ||
+    FORWARDING.has(dashed) ||
+    CLIENT_ADDRESS.has(dashed) ||
+    SET_BY_SIDECAR.has(dashed) ||
+    rules.tokenHeaders.has(dashed) ||
+    rules.isInternal(dashed)
+  );
 }
 
 /** Fields that must appear once; a second copy is a request the backend may read differently. */
@@ -62,11 +83,17 @@ export interface HeaderRules {
   readonly trustedProxies: IpSet;
   isInternal: (name: string) => boolean;
   readonly upstreamHost: string | undefined;
+  /** Headers that carry a caller's token (tokens.sources) or the minted one (mint.header), lower case. */
+  readonly tokenHeaders: ReadonlySet<string>;
   /** Whether method and path overrides are refused (overrides.ts). */
   readonly refuseOverrides: boolean;
 }
 
-export function compileHeaderRules(headers: HeadersConfig, upstream: UpstreamConfig): HeaderRules {
+export function compileHeaderRules(
+  headers: HeadersConfig,
+  upstream: UpstreamConfig,
+  tokenHeaders: ReadonlySet<string> = new Set(),
+): HeaderRules {
   const exact = new Set<string>();
   const prefixes: string[] = [];
   for (const entry of headers.internal) {
@@ -78,6 +105,7 @@ export function compileHeaderRules(headers: HeadersConfig, upstream: UpstreamCon
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
     upstreamHost,
+    tokenHeaders,
     refuseOverrides: headers.overrides === 'refuse',
     isInternal:
       prefixes.length === 0
@@ -108,6 +136,12 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
     if (te.toLowerCase() !== 'chunked') return ambiguous('Transfer-Encoding other than "chunked"', 'framing.te_coding');
   }
   if (cl !== undefined && !/^\d{1,15}$/.test(cl)) return ambiguous('a Content-Length that is not a single number', 'framing.cl_value');
+  const connection = headers.connection;
+  if (connection !== undefined) {
+    const named = checkedFieldNamed(connection);
+    if (named !== undefined)
+      return ambiguous(`a Connection header that names ${named}, a field the sidecar checks`, 'framing.connection_names');
+  }
   const ct = headers['content-type'];
   const repeated = ct === undefined ? undefined : repeatedParameter(ct);
   if (repeated !== undefined)
@@ -121,6 +155,24 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
       if (seen.has(name)) return ambiguous(`more than one ${name} header`, `framing.duplicate_${name.replace('-', '_')}`);
       seen.add(name);
     }
+  }
+  return undefined;
+}
+
+/**
+ * A proxy removes the fields a Connection header names (RFC 9110 §7.6.1). Naming one the sidecar
+ * decides on — the body's type, length or coding, credentials, the target host — would have the
+ * backend get a request other than the one checked (a JSON body validated as JSON arriving untyped,
+ * which Rack and PHP then read as a form), so such a request is refused, not trimmed.
+ */
+const CHECKED_FIELDS = new Set(['host', 'authorization', 'cookie']);
+
+function checkedFieldNamed(connection: string): string | undefined {
+  // The usual values name no field at all.
+  if (connection.length <= 10 && /^(?:keep-alive|close)$/i.test(connection)) return undefined;
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name.startsWith('content-') || CHECKED_FIELDS.has(name)) return name;
   }
   return undefined;
 }
@@ -158,16 +210,17 @@ export function upstreamRequestHeaders(
   rules: HeaderRules,
 ): UpstreamHeaders {
   const out: UpstreamHeaders = {};
+  const trusted = rules.trustedProxies.has(socketAddress);
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
+    if (!trusted && CLIENT_ADDRESS.has(name)) continue;
     if (name.includes('_') && spellsControlled(name, rules)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
   removeConnectionNamed(out, headers.connection);
 
-  const trusted = rules.trustedProxies.has(socketAddress);
   const xff = headers['x-forwarded-for'];
   out['x-forwarded-for'] = trusted && xff !== undefined ? `${String(xff)}, ${socketAddress}` : socketAddress;
   const proto = headers['x-forwarded-proto'];

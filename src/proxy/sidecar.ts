@@ -140,16 +140,16 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
     throw err;
   }
-  const rules = compileHeaderRules(config.headers, config.upstream);
-  const runtime = deps.tokens;
-  const jwksPath = config.tokens?.mint.jwks_path;
-  const localEndpoints =
-    runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
   // A token may come in a header of any name (tokens.sources), and the minted one goes in mint.header.
   const tokenHeaders = new Set([
     ...(config.tokens?.sources ?? []).flatMap((src) => (src.from === 'header' ? [src.name.toLowerCase()] : [])),
     ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
   ]);
+  const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders);
+  const runtime = deps.tokens;
+  const jwksPath = config.tokens?.mint.jwks_path;
+  const localEndpoints =
+    runtime && jwksPath ? new Map([[jwksPath, (res: Parameters<typeof writeJwks>[1]) => writeJwks(runtime, res)]]) : undefined;
   return {
     loaded,
     config,

@@ -143,6 +143,49 @@ t.test('hop-by-hop and internal headers never leak, in either direction', async 
   checkResponse('h2', res.headers);
 });
 
+t.test('a Connection header naming a field the sidecar checks is refused, not obeyed', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const cert = await testCertificate();
+  const before = backend.requests.length;
+  // Obeyed, the JSON body checked as JSON would reach the backend untyped, which Rack and PHP read as a form.
+  for (const connection of ['Content-Type', 'keep-alive, content-type', 'Content-Encoding', 'cookie', 'Host', 'authorization']) {
+    const r = await curl([
+      '--http1.1',
+      '--cacert',
+      cert.certFile,
+      '-H',
+      `Connection: ${connection}`,
+      '-H',
+      'content-type: application/json',
+      '-H',
+      'cookie: a=b',
+      '--data-binary',
+      '{"note":"&_method=DELETE&"}',
+      `${s.url}/echo`,
+    ]);
+    t.equal(r.status, 400, `Connection: ${connection}`);
+    t.match(JSON.parse(r.body), { code: 'ERR_REQUEST_AMBIGUOUS', detail: /Connection header that names/ });
+  }
+  t.equal(backend.requests.length, before, 'none reached the backend');
+  for (const connection of ['keep-alive', 'close', 'Keep-Alive, x-named', 'TE']) {
+    const r = await curl([
+      '--http1.1',
+      '--cacert',
+      cert.certFile,
+      '-H',
+      `Connection: ${connection}`,
+      '-H',
+      'x-named: hop',
+      `${s.url}/echo`,
+    ]);
+    t.equal(r.status, 200, `Connection: ${connection} still works`);
+    if (/x-named/i.test(connection))
+      t.notOk('x-named' in (backend.requests.at(-1)?.headers ?? {}), 'and a field it names is still removed');
+  }
+});
+
 t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
@@ -150,14 +193,25 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
 
+  // Other headers backends and their libraries read the client's address from (request-ip, PHP's HTTP_CLIENT_IP).
+  const clientAddress = {
+    'x-client-ip': '6.6.6.6',
+    'true-client-ip': '6.6.6.6',
+    'x-cluster-client-ip': '6.6.6.6',
+    'x-original-forwarded-for': '6.6.6.6',
+    'cf-connecting-ip': '6.6.6.6',
+    'fastly-client-ip': '6.6.6.6',
+    x_client_ip: '6.6.6.6',
+  };
   const res = await fetchText(`${s.url}/echo`, agent, {
-    headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6' },
+    headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6', ...clientAddress },
   });
   const seen = res.json<{ headers: Record<string, string> }>().headers;
   t.equal(seen['x-forwarded-for'], '127.0.0.1', 'spoofed X-Forwarded-For replaced');
   t.equal(seen['x-forwarded-proto'], 'https');
   t.equal(seen['x-forwarded-host'], `localhost:${s.port}`);
   t.notOk('forwarded' in seen);
+  for (const name of Object.keys(clientAddress)) t.notOk(name in seen, `${name} from an untrusted client dropped`);
   t.match(seen['x-request-id'], /^[0-9a-f-]{36}$/, 'request id generated');
   t.equal(res.headers['x-request-id'], seen['x-request-id'], 'and returned to the client');
 
@@ -167,12 +221,13 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   t.not(junk.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'has spaces and {json}', 'malformed ids replaced');
 
   const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
-  const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-forwarded-for': '203.0.113.9' } });
-  t.equal(
-    viaProxy.json<{ headers: Record<string, string> }>().headers['x-forwarded-for'],
-    '203.0.113.9, 127.0.0.1',
-    'appended when the peer is trusted',
-  );
+  const viaProxy = await fetchText(`${trusted.url}/echo`, agent, {
+    headers: { 'x-forwarded-for': '203.0.113.9', 'true-client-ip': '203.0.113.9', x_client_ip: '6.6.6.6' },
+  });
+  const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
+  t.equal(seenViaProxy['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
+  t.equal(seenViaProxy['true-client-ip'], '203.0.113.9', 'client address headers kept from a trusted proxy');
+  t.notOk('x_client_ip' in seenViaProxy, 'but never an underscored spelling');
 });
 
 t.test('method and path overrides: refused over h1 and h2 with their event; forwarded when configured', async (t) => {
