@@ -6,7 +6,7 @@
  * Everything it consults comes from the `Generation` read once at the start: a reload swaps the
  * generation and requests already in flight finish on the one they started with.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { METHODS, type IncomingMessage, type ServerResponse } from 'node:http';
 import { constants as http2Constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
@@ -218,7 +218,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const early =
       (h2
         ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
-          (checkH2HeaderLimits(req.rawHeaders, gen.limits) ?? checkFraming(headers, req.rawHeaders))
+          (checkH2Method(ctx.method) ?? checkH2HeaderLimits(req.rawHeaders, gen.limits) ?? checkFraming(headers, req.rawHeaders))
         : checkH1Request(req as IncomingMessage, gen.limits)) ??
       (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
     if (early) return refuse(early);
@@ -462,6 +462,19 @@ function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError
     });
   }
   return checkFraming(req.headers, raw);
+}
+
+/** The methods HTTP/1.1's parser (llhttp) accepts: upper case, registered. */
+const KNOWN_METHODS = new Set(METHODS);
+
+/**
+ * HTTP/2 carries any token as :method, in any case. Routes are matched on the registered upper-case
+ * methods only, so `get`, `delete` or `FOO` would fall through to `routing.unmatched: passthrough`'s
+ * default policy while a backend that ignores the method served the route; refused as HTTP/1.1 refuses them.
+ */
+function checkH2Method(method: string): WardenError | undefined {
+  if (KNOWN_METHODS.has(method)) return undefined;
+  return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'h2.method', detail: 'The request method is not a registered HTTP method.' });
 }
 
 /** HTTP/2 header limits: nghttp2's own limits are set higher, so most excess gets a clean 431. */

@@ -304,6 +304,8 @@ t.test('hostile HTTP/2', async (t) => {
     ['upper case "/SECRET/x"', requestHeaders('/SECRET/x'), 'ERR_PATH_INVALID'],
     ['x-http-method-override: DELETE', [...requestHeaders('/a'), ['x-http-method-override', 'DELETE']], 'ERR_REQUEST_OVERRIDE'],
     ['?_method=DELETE', requestHeaders('/a?_method=DELETE'), 'ERR_REQUEST_OVERRIDE'],
+    [':method get (lower case)', requestHeaders('/a', [], 'get'), 'ERR_REQUEST_MALFORMED'],
+    [':method FOO (unregistered)', requestHeaders('/a', [], 'FOO'), 'ERR_REQUEST_MALFORMED'],
     [
       'multipart boundary given twice',
       [...requestHeaders('/a'), ['content-type', 'multipart/form-data; boundary=a; boundary=b']],

@@ -2,6 +2,7 @@
  * Forwarding over real sockets: HTTP/1.1 and h2 from undici and curl, header hygiene in both
  * directions, X-Forwarded-*, request ids, traceparent.
  */
+import { connect } from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -463,4 +464,38 @@ t.test('routing and the access stage over real connections; refusals never reach
   }
   t.ok(s.events.some((e) => e.name === 'warden.access.denied' && e['warden.rule'] === 'access.action'));
   t.ok(s.events.some((e) => e.name === 'warden.access.denied' && e['warden.rule'] === 'access.clients.allow'));
+});
+
+t.test('h2: a method HTTP/1.1 could not carry (lower case, unregistered) is refused, even under passthrough', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    routing: { unmatched: 'passthrough' },
+    routes: [{ id: 'admin', path: '/admin/*', access: { action: 'deny' } }],
+  });
+  const session = connect(s.url, { ca: s.ca });
+  t.teardown(() => session.close());
+  const ask = (method: string, path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': method, ':path': path });
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => (body += c));
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+      stream.end();
+    });
+  t.equal((await ask('GET', '/admin/x')).status, 403, 'GET /admin/x: the route denies it');
+  backend.requests.length = 0;
+  // Matched by no route, these fell to passthrough's default policy before.
+  for (const method of ['get', 'Get', 'delete', 'FOO']) {
+    const r = await ask(method, '/admin/x');
+    t.equal(r.status, 400, `${method} /admin/x`);
+    // (Before, the test backend's own parser refused it: a 400 with no problem body, after Warden forwarded it.)
+    t.match(r.body, /"code":"ERR_REQUEST_MALFORMED".*registered HTTP method/, 'refused by the sidecar');
+  }
+  t.equal(backend.requests.length, 0, 'none reached the backend');
+  t.equal((await ask('PATCH', '/other')).status, 200, 'registered methods still pass through');
 });
