@@ -3,7 +3,9 @@
  * `aud` = the backend, the caller's `sub` / `client_id` / `scope`, a fresh `jti`, `exp` no later
  * than the source token's nor the configured maximum, `act` and `cnf.x5t#S256` (RFC 8693 / 8705)
  * when the caller presented a certificate, and the configured claim mapping. A minted token is
- * reused for the same source token and caller until 10 % of its life is left.
+ * reused for the same source token and caller until 10 % of its life is left, and only while what
+ * it says is still what the IdP says: a re-introspected token whose scope, subject, client, mapped
+ * claims or exp changed gets a new one.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -41,6 +43,12 @@ export type MintedFor = EventRequest;
 
 const REUSE_FRACTION = 0.9;
 
+/** A minted token and the principal it was minted from (the object whose claims it carries). */
+interface MintedEntry {
+  readonly jwt: string;
+  from: Principal;
+}
+
 const expiredForMinting = (p: Principal) =>
   new WardenError('ERR_AUTHN_TOKEN_EXPIRED', {
     rule: 'mint.exp',
@@ -49,9 +57,25 @@ const expiredForMinting = (p: Principal) =>
   });
 
 export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { metrics: TokenMetrics; events: EventBus }): Minter {
-  const cache = new BoundedCache<string>({ maxEntries: options.maxEntries, maxBytes: options.maxBytes });
+  const cache = new BoundedCache<MintedEntry>({ maxEntries: options.maxEntries, maxBytes: options.maxBytes });
   const inflight = new Map<string, Promise<string>>();
   const mapping = Object.entries(options.claims);
+
+  /**
+   * Whether a token minted from `a` says what one minted from `b` would. Principals are cached, so
+   * the same object is the common case; another one means the token was verified or introspected
+   * again, and its answer may have changed (a scope taken away must not live on in the minted token).
+   */
+  const mintsTheSame = (a: Principal, b: Principal): boolean => {
+    if (a === b) return true;
+    if (a.subject !== b.subject || a.clientId !== b.clientId || a.scope !== b.scope || a.expiresAt !== b.expiresAt) return false;
+    for (const [, from] of mapping) {
+      const x = a.claims[from];
+      const y = b.claims[from];
+      if (x !== y && (typeof x !== 'object' || typeof y !== 'object' || JSON.stringify(x) !== JSON.stringify(y))) return false;
+    }
+    return true;
+  };
 
   async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, request: MintedFor | undefined): Promise<string> {
     const nowMs = Date.now();
@@ -77,7 +101,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       .setExpirationTime(exp)
       .sign(key.privateKey);
     const life = (exp - iat) * 1000;
-    cache.set(cacheKey, jwt, jwt.length * 2 + 200, nowMs + life * REUSE_FRACTION);
+    cache.set(cacheKey, { jwt, from: p }, jwt.length * 2 + 200, nowMs + life * REUSE_FRACTION);
     deps.metrics.cache('minted', 'miss');
     deps.events.emit(
       'warden.token.minted',
@@ -95,9 +119,11 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     tokenFor(p, peer, request) {
       const cacheKey = peer.verified && peer.sha256 ? `${p.tokenHash}:${peer.sha256}` : p.tokenHash;
       const hit = cache.get(cacheKey);
-      if (hit && Date.now() < hit.freshUntil) {
+      if (hit && Date.now() < hit.freshUntil && mintsTheSame(hit.value.from, p)) {
+        // The next hit with this principal is the cheap identity check.
+        hit.value.from = p;
         deps.metrics.cache('minted', 'hit');
-        return hit.value;
+        return hit.value.jwt;
       }
       let pending = inflight.get(cacheKey);
       // Checked only here: a cached token ends before its source token does.

@@ -38,3 +38,43 @@ t.test('minted tokens end no later than their source token; none for one past it
   t.match(refused, { code: 'ERR_AUTHN_TOKEN_EXPIRED', status: 401, rule: 'mint.exp' });
   t.equal(events.filter((e) => e === 'warden.token.minted').length, 1, 'only the first was minted');
 });
+
+t.test('a minted token is reused only while its source says the same: a scope taken away is not minted on', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
+  t.teardown(() => keys.stop());
+  let minted = 0;
+  const minter = createMinter(
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: { tenant: 'org' }, maxEntries: 10, maxBytes: 1e6 },
+    keys,
+    { metrics: { cache() {}, idpCall() {} }, events: { emit: () => void minted++ } as never },
+  );
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const hash = 'cc'.repeat(32);
+  // Each call builds a new principal for the same token, as a new introspection answer does.
+  const answer = (claims: Record<string, unknown>) =>
+    principalOf(
+      { sub: 'carol', aud: 'orders', exp, scope: 'orders:read orders:admin', org: { id: 7 }, ...claims },
+      policy,
+      'introspection',
+      hash,
+    );
+  const mint = async (claims: Record<string, unknown> = {}) =>
+    decodeJwt((await minter.tokenFor(answer(claims), unverifiedPeer as never)) as string);
+
+  const first = await mint();
+  t.equal(first.scope, 'orders:read orders:admin');
+  t.same(first.tenant, { id: 7 });
+  t.equal((await mint()).jti, first.jti, 'the same answer again (another object): the cached token');
+  t.equal(minted, 1);
+
+  const narrowed = await mint({ scope: 'orders:read' });
+  t.equal(narrowed.scope, 'orders:read', 'the IdP took orders:admin away: a new token without it');
+  t.not(narrowed.jti, first.jti);
+  t.equal((await mint({ scope: 'orders:read' })).jti, narrowed.jti, 'and that one is reused from then on');
+  t.not((await mint({ scope: 'orders:read', org: { id: 8 } })).jti, narrowed.jti, 'a mapped claim changed: a new token');
+  t.not((await mint({ scope: 'orders:read', org: { id: 8 }, sub: 'dave' })).sub, 'carol', 'the subject changed: a new token');
+  const soon = Math.floor(Date.now() / 1000) + 100; // before the 300 s the token it has ends
+  const shorter = await mint({ scope: 'orders:read', org: { id: 8 }, sub: 'dave', exp: soon });
+  t.equal(shorter.exp, soon, 'an earlier exp: a new token that ends with it');
+  t.equal(minted, 5);
+});
