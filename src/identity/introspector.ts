@@ -75,6 +75,12 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     cache.set(hash, p, estimateBytes(p), freshUntil, staleUntil);
   };
 
+  const claimsRefusal = (hash: string, wrong: string) =>
+    tokenRefusal('ERR_AUTHN_TOKEN_INVALID', `introspection.${wrong}`, `The access token's ${wrong} is not acceptable.`, {
+      issuerId: policy.id,
+      tokenHash: hash,
+    });
+
   const rememberNegative = (hash: string, error: WardenError): WardenError => {
     if (tokens.cache.negative_ttl > 0) negative.set(hash, error, NEGATIVE_ENTRY_BYTES, Date.now() + tokens.cache.negative_ttl);
     return error;
@@ -111,8 +117,12 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
         return rememberNegative(hash, inactive(hash, 'introspection.revoked'));
       }
       if (answer) {
-        const p = principalOf(answer.claims, policy, 'introspection', hash);
         const now = Date.now();
+        // Stored by a replica (or another service on the same prefix) that judged it by its own
+        // policy: this issuer's token_types, nbf and iss are checked here again.
+        const wrong = checkIntrospectionClaims(answer.claims, policy, now / 1000, leewaySec);
+        if (wrong) return rememberNegative(hash, claimsRefusal(hash, wrong));
+        const p = principalOf(answer.claims, policy, 'introspection', hash);
         cache.set(
           hash,
           p,
@@ -143,15 +153,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       return rememberNegative(hash, inactive(hash, 'introspection.active'));
     }
     const wrong = checkIntrospectionClaims(claims, policy, now / 1000, leewaySec);
-    if (wrong) {
-      return rememberNegative(
-        hash,
-        tokenRefusal('ERR_AUTHN_TOKEN_INVALID', `introspection.${wrong}`, `The access token's ${wrong} is not acceptable.`, {
-          issuerId: policy.id,
-          tokenHash: hash,
-        }),
-      );
-    }
+    if (wrong) return rememberNegative(hash, claimsRefusal(hash, wrong));
     const p = principalOf(claims, policy, 'introspection', hash);
     remember(hash, p, now);
     if (shared) {

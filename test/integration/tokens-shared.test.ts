@@ -45,6 +45,23 @@ t.test('shared token state through Redis', async (t) => {
     t.equal(idp.introspectionCount, 1, 'replica B used the answer replica A stored');
   });
 
+  await t.test("an answer another service stored is judged by this one's own policy", async (t) => {
+    // Same issuer, same prefix, but this service accepts only a token_type the IdP never answers.
+    const strict = await startTestSidecar(t, backend.url, {
+      ...config,
+      tokens: { ...config.tokens, issuers: [demoIssuer(idp, 'demo', { token_types: ['urn:example:none'] })] },
+    });
+    const agent = testAgent(strict.ca);
+    t.teardown(() => agent.close());
+    const { accessToken } = await idp.issueToken();
+    idp.resetCounts();
+    t.equal((await call(a, accessToken)).status, 200, 'accepted where any token_type is');
+    const refused = await fetchText(`${strict.url}/x`, agent, { headers: { authorization: `Bearer ${accessToken}` } });
+    t.equal(idp.introspectionCount, 1, 'the strict sidecar read the stored answer');
+    t.equal(refused.status, 401, 'and refused it by its own token_types');
+    t.match(refused.json(), { code: 'ERR_AUTHN_TOKEN_INVALID', detail: /token_type/ });
+  });
+
   await t.test('revoked through one replica: refused by every replica at once, and at the IdP', async (t) => {
     const { accessToken } = await idp.issueToken();
     t.equal((await call(a, accessToken)).status, 200);
