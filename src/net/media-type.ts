@@ -1,3 +1,5 @@
+import { WardenError } from '../errors.js';
+
 /** An HTML form's body type: what Rack, PHP, Express's urlencoded parser and validation read as fields. */
 export const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
 
@@ -60,23 +62,25 @@ function mediaTypeOfValue(value: string): string {
   return (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
 }
 
-/**
- * The parameters of a header value of the form `token; name=value; name="quoted"` (Content-Type,
- * Content-Disposition), in order: names in lower case, quoted values unquoted. Quoted values may
- * hold `;` and `=`.
- */
-export function headerParameters(value: string): [string, string][] {
-  const params: [string, string][] = [];
+/** A parameter of a header value: `start` is where its name begins, `end` the `;` after it (or the end). */
+interface ParameterSpan {
+  readonly name: string;
+  readonly value: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+function parameterSpans(value: string): ParameterSpan[] {
+  const params: ParameterSpan[] = [];
   let i = value.indexOf(';');
   if (i === -1) return params;
   while (i < value.length) {
     // At a ";": the parameter's name runs to "=" (or the next ";").
     let j = i + 1;
     while (j < value.length && value[j] !== '=' && value[j] !== ';') j++;
-    const name = value
-      .slice(i + 1, j)
-      .trim()
-      .toLowerCase();
+    const rawName = value.slice(i + 1, j);
+    const start = i + 1 + (rawName.length - rawName.trimStart().length);
+    const name = rawName.trim().toLowerCase();
     let parameterValue = '';
     if (value[j] === '=') {
       j++;
@@ -92,10 +96,19 @@ export function headerParameters(value: string): [string, string][] {
       while (j < value.length && value[j] !== ';') j++;
       parameterValue += value.slice(rest, j).trim();
     }
-    if (name !== '') params.push([name, parameterValue]);
+    if (name !== '') params.push({ name, value: parameterValue, start, end: j });
     i = j;
   }
   return params;
+}
+
+/**
+ * The parameters of a header value of the form `token; name=value; name="quoted"` (Content-Type,
+ * Content-Disposition), in order: names in lower case, quoted values unquoted. Quoted values may
+ * hold `;` and `=`.
+ */
+export function headerParameters(value: string): [string, string][] {
+  return parameterSpans(value).map((p) => [p.name, p.value]);
 }
 
 /**
@@ -113,6 +126,83 @@ export function repeatedParameter(contentType: string): string | undefined {
     seen.add(name);
   }
   return undefined;
+}
+
+/**
+ * Whether PHP may take another boundary from a multipart Content-Type than busboy (every multipart
+ * reader here), which takes the parameter named `boundary`. PHP takes the first "boundary" anywhere
+ * in the header (rfc1867.c: strstr, lower case first, then any case) and the value after the next
+ * "=", so `xboundary=AAA; boundary=BBB` is AAA to PHP, which then reads parts no reader here saw.
+ * "boundary" is allowed only as that one parameter's name, and in its value (browsers send
+ * `----WebKitFormBoundary…`) unless the value's lower-case "boundary" comes before a name spelled
+ * otherwise. And PHP ends a quoted boundary at the next `"`, escapes unread: `"a\"b"` is `a\` to
+ * PHP and `a"b` to busboy (RFC 2046 allows neither character in a boundary).
+ */
+export function hasStrayBoundary(contentType: string): boolean {
+  if (!/boundary/i.test(contentType)) return false; // no boundary at all: busboy refuses the body
+  const own = parameterSpans(contentType).filter((p) => p.name === 'boundary');
+  if (own.length !== 1) return true;
+  const { start, end } = own[0] as ParameterSpan;
+  if (/boundary/i.test(contentType.slice(0, start)) || /boundary/i.test(contentType.slice(end))) return true;
+  if (contentType.slice(start, end).includes('\\')) return true;
+  const lower = contentType.indexOf('boundary', start);
+  return lower !== -1 && lower !== start;
+}
+
+/** RFC 9110 §8.3.1: `type "/" subtype`, both tokens (§5.6.2). */
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+$/i;
+const JSON_IN_PARAMETERS = /[/+]json/i;
+
+let lastChecked: string | undefined;
+
+/**
+ * Why a Content-Type may be read as another body type by a backend than by the stages here, or
+ * undefined: 400 `ERR_REQUEST_MALFORMED`. The stages choose how to read a body by `mediaTypeOf`
+ * (the text before the first ";"); backends cut elsewhere or look further:
+ *
+ * - a media type that is not `type/subtype`: PHP ends it at ";", "," or a space, Rack at ";" or
+ *   ",", so `application/x-www-form-urlencoded,x` is a form to them and no form here;
+ * - `/json` or `+json` in the parameters of a type that is not JSON: Laravel reads any Content-Type
+ *   holding either as JSON (`text/plain; x=/json`);
+ * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary).
+ *
+ * A Content-Type that is absent or empty is an untyped body, read as such.
+ */
+export function contentTypeRefusal(contentType: string | string[] | undefined): WardenError | undefined {
+  const value = Array.isArray(contentType) ? contentType[0] : contentType;
+  if (value === undefined) return undefined;
+  // A refusal is an error object of its own each time; only "no problem" is worth remembering.
+  if (value === lastChecked) return undefined;
+  const problem = contentTypeProblem(value);
+  if (problem === undefined) lastChecked = value;
+  return problem;
+}
+
+function contentTypeProblem(value: string): WardenError | undefined {
+  const semicolon = value.indexOf(';');
+  const mime = (semicolon === -1 ? value : value.slice(0, semicolon)).trim();
+  if (mime === '' && semicolon === -1) return undefined;
+  if (!MEDIA_TYPE.test(mime))
+    return malformed(
+      'content_type.media_type',
+      'The Content-Type must start with a media type "type/subtype" (RFC 9110 §8.3.1), parameters after ";": backends that end the type at "," or a space would read another one.',
+    );
+  const lower = mime.toLowerCase();
+  if (semicolon !== -1 && !isJsonMediaType(lower) && JSON_IN_PARAMETERS.test(value.slice(semicolon)))
+    return malformed(
+      'content_type.json_parameter',
+      'The Content-Type names JSON ("/json" or "+json") in its parameters but not as its media type: Laravel would read the body as JSON, the checks here do not.',
+    );
+  if (isMultipartMediaType(lower) && hasStrayBoundary(value))
+    return malformed(
+      'content_type.boundary',
+      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, or a "\\" in that parameter: PHP would split the body at another boundary than the one checked here.',
+    );
+  return undefined;
+}
+
+function malformed(rule: string, detail: string): WardenError {
+  return new WardenError('ERR_REQUEST_MALFORMED', { rule, detail });
 }
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;

@@ -6,7 +6,9 @@
  * - another letter case: ASP.NET Core's model binding (`?LIMIT=1000`);
  * - bracket syntax: Express's default query parser (qs), PHP and Rails read `?limit[]=1000` and
  *   `?limit[0]=1000` as `limit` (an array, which `parseInt` and PHP's `(int)` read as 1000 and 1);
- * - PHP's names: leading spaces trimmed, ` ` and `.` read as `_` (`?page.size=` is `page_size`).
+ * - PHP's names: leading spaces trimmed, ` ` and `.` read as `_` (`?page.size=` is `page_size`),
+ *   and cut at the first NUL (`php_register_variable_ex` measures the name with strlen:
+ *   `?limit%00=1000` is `limit`, `_method%00` is `_method`).
  *
  * Such a key is refused, not ignored: the declared parameter's constraints would be skipped. Keys a
  * deepObject parameter owns (`filter[color]`) and the properties of an exploded object parameter
@@ -24,9 +26,10 @@ export interface NameReadings {
   readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
 }
 
-/** A key as PHP, qs and Rails read it, case folded: PHP's spaces and dots, then the name before any `[`. */
+/** A key as PHP, qs and Rails read it, case folded: up to a NUL, PHP's spaces and dots, then the name before any `[`. */
 function readingOf(key: string): string {
-  const php = key.trimStart().replace(/[ .]/g, '_');
+  const nul = key.indexOf('\0');
+  const php = (nul === -1 ? key : key.slice(0, nul)).trimStart().replace(/[ .]/g, '_');
   const bracket = php.indexOf('[');
   return foldCase(bracket > 0 ? php.slice(0, bracket) : php);
 }

@@ -6,7 +6,10 @@
  * - percent-encoded unreserved characters are decoded once ("%61dmin" → "admin"); other escapes are
  *   kept with upper-case hex; an encoded "/", "\", NUL or control character is refused;
  * - "." and ".." segments are resolved (RFC 3986 §5.2.4), ".." above the root is refused;
- * - empty segments ("//") are collapsed; a literal "\" is refused.
+ * - empty segments ("//") are collapsed; a literal "\" is refused;
+ * - the query is passed on as sent, but an unencoded ";" in it is refused: Rack 2 (Rails before
+ *   7.1, Sinatra) splits the query at ";" as well as "&", so `?q=x;limit=1000` is one parameter
+ *   here and `limit=1000` there (Go's net/url refuses it since 1.17 for the same reason).
  */
 import { WardenError } from '../errors.js';
 
@@ -29,6 +32,8 @@ export function normaliseTarget(target: string): NormalisedTarget | WardenError 
   const q = target.indexOf('?');
   const rawPath = q === -1 ? target : target.slice(0, q);
   const search = q === -1 ? '' : target.slice(q);
+  if (search.includes(';'))
+    return invalid('A ";" in the query separates parameters for some backends and not for others; send it as %3B.', 'path.query_semicolon');
   if (!NEEDS_WORK.test(rawPath)) return { path: rawPath, search };
 
   const decoded = decodeUnreserved(rawPath);

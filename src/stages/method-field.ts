@@ -14,7 +14,7 @@
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
@@ -58,8 +58,14 @@ export function createMethodFieldStage(): Stage {
   return {
     id: 'method-field',
     run(ctx) {
+      if (ctx.method !== 'POST') return undefined;
+      // A Content-Type a backend reads as another type (`application/x-www-form-urlencoded,x`,
+      // `text/plain; x=/json`): its form or JSON fields would not be read here. Whether or not
+      // the body was held: such a body is not one the plan buffers.
+      const malformed = contentTypeRefusal(ctx.headers['content-type']);
+      if (malformed) return malformed;
       const body = ctx.body;
-      if (ctx.method !== 'POST' || body === undefined || body.length === 0) return undefined;
+      if (body === undefined || body.length === 0) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
       if (mime === FORM_MEDIA_TYPE || mime === '')
         return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
@@ -80,6 +86,9 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
     observe(ctx): BodyObserver | undefined {
       const contentType = ctx.headers['content-type'];
       if (ctx.method !== 'POST' || mediaTypeOf(contentType) !== MULTIPART) return undefined;
+      // Refused with its own rule, before the body is taken apart (see the body stage).
+      const malformed = contentTypeRefusal(contentType);
+      if (malformed) return { write: () => undefined, end: () => Promise.resolve(malformed), abort: () => undefined };
       let found = false;
       const multipart = createMultipartStream(
         contentType as string,

@@ -5,6 +5,7 @@
  * `warden.input.invalid` (action detect) and lets the request through.
  */
 import { WardenError } from '../errors.js';
+import { contentTypeRefusal } from '../net/media-type.js';
 import type { RequestValidator, Violation } from '../openapi/request-validator.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import { reportDetected } from '../pipeline/rescue.js';
@@ -47,6 +48,13 @@ export function createBodyValidationStage(validator: RequestValidator, mode: Val
   return {
     id: 'validate-request',
     run: (ctx) => {
+      // The body is validated as the type its Content-Type names before the first ";"; one a
+      // backend reads as another type (media-type.ts) would be validated as what it is not.
+      const malformed = contentTypeRefusal(ctx.headers['content-type']);
+      if (malformed !== undefined) {
+        if (mode === 'enforce') return malformed;
+        reportDetected(events, malformed, ctx);
+      }
       const verdict = validator.body(ctx.headers['content-type'], ctx);
       return verdict instanceof Promise ? verdict.then((v) => verdictOf(v, mode, ctx, events)) : verdictOf(verdict, mode, ctx, events);
     },

@@ -13,6 +13,7 @@ import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type Wa
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import {
   contentStart,
+  contentTypeRefusal,
   FORM_MEDIA_TYPE,
   isAsciiCompatibleCharset,
   isFieldBody,
@@ -367,6 +368,10 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
     id: 'waf',
     run(ctx) {
       const contentType = ctx.headers['content-type'];
+      // A Content-Type a backend reads as another type than the one the body is inspected as
+      // (`application/x-www-form-urlencoded,x` is a form to PHP and Rack): detect mode reports it.
+      const ambiguous = verdictOf(contentTypeRefusal(contentType), o, ctx);
+      if (ambiguous) return ambiguous;
       const mime = mediaTypeOf(contentType);
       if (!isWafBufferedBody(mime)) return undefined;
       const body = ctx.body;

@@ -5,7 +5,7 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
-import { headerParameters, isAsciiCompatibleCharset, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
+import { hasStrayBoundary, headerParameters, isAsciiCompatibleCharset, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
 import { createMultipartFramingCheck } from './multipart-framing.js';
 
 export interface MultipartHandlers {
@@ -46,6 +46,11 @@ function charsetProblem(charset: string | undefined): string {
 /** The error is the parser's too, and reported once, as the body's problem. */
 function ignoreStreamError(): void {}
 
+/** A body not parsed at all, for a reason known from its Content-Type alone. */
+function unparsed(problem: string): MultipartStream {
+  return { write() {}, end: () => Promise.resolve(problem), abort() {} };
+}
+
 /**
  * A parser, or undefined when the Content-Type has no usable boundary. Any `multipart/*` body is
  * read as form data (busboy reads only multipart/form-data): Spring, by default, and Tomcat read
@@ -56,6 +61,10 @@ export function createMultipartStream(
   limits: { maxParts: number; maxFieldBytes: number },
   handlers: MultipartHandlers,
 ): MultipartStream | undefined {
+  // PHP would split the body at another boundary than busboy (hasStrayBoundary): parts seen here
+  // would not be the parts the backend reads.
+  if (hasStrayBoundary(contentType))
+    return unparsed('"boundary" elsewhere in its Content-Type than as its boundary parameter, or a "\\" in that parameter');
   const formData = mediaTypeOf(contentType) === 'multipart/form-data';
   const parameters = contentType.indexOf(';');
   let parser: ReturnType<typeof busboy>;

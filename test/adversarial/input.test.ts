@@ -120,6 +120,13 @@ t.test('hostile bodies and tokens', async (t) => {
     });
   }
 
+  // A name PHP ends at its NUL (php_register_variable_ex uses strlen): `limit` there, with no maximum checked here.
+  await board.run(t, 'repeated parameters', '?limit%00=1000 (PHP reads limit; maximum 100)', '400, not forwarded', async () => {
+    const r = await fetchText(`${s.url}/v1/pets?limit%00=1000`, agent, { headers: { authorization: `Bearer ${good}` } });
+    check(r.status === 400, `got ${r.status}: ${r.text.slice(0, 120)}`);
+    check(r.text.includes('is read as \\"limit\\"'), r.text.slice(0, 200));
+  });
+
   const exp = now() + 300;
   const get = (headers: Record<string, string>, path = '/v1/pets') => fetchText(`${s.url}${path}`, agent, { headers });
   const TOKENS: [string, () => Promise<string> | string][] = [
@@ -316,6 +323,25 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       'multipart part after a padded boundary line (Go reads it, busboy drops it)',
       { 'content-type': 'multipart/form-data; boundary=b' },
       `--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nfine\r\n--b \r\nContent-Disposition: form-data; name="q"\r\n\r\n' OR 1=1 --\r\n--b--\r\n`,
+      400,
+    ],
+    // Content-Types a backend reads as another body type than the waf (src/net/media-type.ts, contentTypeRefusal).
+    [
+      'form typed application/x-www-form-urlencoded,x (PHP and Rack end the type at ",")',
+      { 'content-type': 'application/x-www-form-urlencoded,x' },
+      `q=${encodeURIComponent("' OR 1=1 --")}&x=${encodeURIComponent('<script>alert(1)</script>')}`,
+      400,
+    ],
+    [
+      'form typed "application/x-www-form-urlencoded x" (PHP ends the type at a space)',
+      { 'content-type': 'application/x-www-form-urlencoded x' },
+      `q=${encodeURIComponent("' OR 1=1 --")}`,
+      400,
+    ],
+    [
+      'JSON typed application/octet-stream; v=+json (Laravel reads JSON)',
+      { 'content-type': 'application/octet-stream; v=+json' },
+      SQLI_ESCAPED,
       400,
     ],
     [

@@ -91,7 +91,9 @@ const target = fc
   .tuple(
     fc.constantFrom('/', '/', '/', '/', '//', '', 'http://h', '*', '\\'),
     fc.array(fc.tuple(segment, separator), { maxLength: 10 }),
-    fc.option(fc.constantFrom('?', '?a=1', '?p=/../x', '?x=%2f%00', '?a=1?b=2', '?#'), { nil: undefined }),
+    fc.option(fc.constantFrom('?', '?a=1', '?p=/../x', '?x=%2f%00', '?a=1?b=2', '?#', '?q=x;limit=1', '?q=x%3Blimit=1', '?;'), {
+      nil: undefined,
+    }),
   )
   .map(([lead, parts, query]) => lead + parts.map(([s, sep], i) => (i === 0 ? s : sep + s)).join('') + (query ?? ''));
 
@@ -243,6 +245,22 @@ t.test('equivalent spellings normalise to the same path (decoded unreserved, dot
       // A trailing "/." leaves a trailing slash: that is a different path, and stays one.
       const expected = respelt.endsWith('/.') ? `${plain}/` : plain;
       if (r.path !== expected) throw new Error(`${respelt} → ${r.path}, expected ${expected}`);
+    },
+    { runs: 1000 },
+  );
+});
+
+t.test('a query holding ";" is refused, whatever the path: Rack 2 splits parameters at it', async (t) => {
+  fuzz(
+    t,
+    'path.query_semicolon',
+    [anyTarget],
+    (input) => {
+      const q = input.indexOf('?');
+      if (q === -1 || !input.includes(';', q)) return;
+      const r = normaliseTarget(input);
+      if (!(r instanceof WardenError)) throw new Error(`${JSON.stringify(input)} accepted with ";" in its query`);
+      checkRefusal(r);
     },
     { runs: 1000 },
   );

@@ -1,5 +1,12 @@
 import t from 'tap';
-import { isAsciiCompatibleCharset, mediaTypeOf, repeatedParameter, unreadableCharset } from '../../../src/net/media-type.js';
+import {
+  contentTypeRefusal,
+  hasStrayBoundary,
+  isAsciiCompatibleCharset,
+  mediaTypeOf,
+  repeatedParameter,
+  unreadableCharset,
+} from '../../../src/net/media-type.js';
 
 t.test('mediaTypeOf: lower case, without parameters', async (t) => {
   t.equal(mediaTypeOf('Application/JSON; charset=utf-8'), 'application/json');
@@ -55,4 +62,73 @@ t.test('isAsciiCompatibleCharset: a charset name as a _charset_ field or paramet
   for (const name of ['UTF-8', ' utf8 ', 'US-ASCII', 'ISO-8859-15', 'windows-1251']) t.ok(isAsciiCompatibleCharset(name), name);
   for (const name of ['IBM037', 'utf-16le', 'UTF-7', 'shift_jis', '', 'utf-8; x'])
     t.notOk(isAsciiCompatibleCharset(name), JSON.stringify(name));
+});
+
+t.test('contentTypeRefusal: a Content-Type a backend reads as another body type', async (t) => {
+  const refused: [string, string][] = [
+    // PHP ends the media type at ";", "," or a space, Rack at ";" or ",".
+    ['application/x-www-form-urlencoded,x', 'content_type.media_type'],
+    ['application/x-www-form-urlencoded,', 'content_type.media_type'],
+    ['application/x-www-form-urlencoded x', 'content_type.media_type'],
+    ['application/json, text/plain', 'content_type.media_type'],
+    ['application /json', 'content_type.media_type'],
+    ['application/json/x; charset=utf-8', 'content_type.media_type'],
+    ['json', 'content_type.media_type'],
+    ['; charset=utf-8', 'content_type.media_type'],
+    ['application/x-www-form-urlencoded\t,x', 'content_type.media_type'],
+    // Laravel's isJson(): "/json" or "+json" anywhere in the header.
+    ['text/plain; x=/json', 'content_type.json_parameter'],
+    ['application/octet-stream; v=+json', 'content_type.json_parameter'],
+    ['application/x-www-form-urlencoded; charset="utf-8/JSON"', 'content_type.json_parameter'],
+    ['multipart/form-data; boundary=b/json', 'content_type.json_parameter'],
+    // PHP takes the boundary from the first "boundary" in the header.
+    ['multipart/form-data; xboundary=AAA; boundary=BBB', 'content_type.boundary'],
+    ['multipart/mixed; boundary=BBB; x-boundary=AAA', 'content_type.boundary'],
+  ];
+  for (const [ct, rule] of refused) {
+    const err = contentTypeRefusal(ct);
+    t.equal(err?.code, 'ERR_REQUEST_MALFORMED', ct);
+    t.equal(err?.status, 400, ct);
+    t.equal(err?.rule, rule, ct);
+    t.equal(contentTypeRefusal(ct)?.rule, rule, `${ct}: refused again`);
+  }
+  for (const ct of [
+    undefined,
+    '',
+    'application/json',
+    'Application/JSON; charset=utf-8',
+    'application/vnd.api+json; ext="https://jsonapi.org/ext/atomic"',
+    'text/json',
+    'application/x-www-form-urlencoded; charset=UTF-8',
+    'multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW',
+    'multipart/form-data; boundary="a;b"',
+    'text/plain; x="a,b c"',
+    'application/octet-stream',
+    'image/svg+xml',
+    'application/x-www-form-urlencoded; boundary=x; y=boundary',
+  ])
+    t.equal(contentTypeRefusal(ct), undefined, String(ct));
+});
+
+t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', async (t) => {
+  for (const ct of [
+    'multipart/form-data; xboundary=AAA; boundary=BBB',
+    'multipart/form-data; boundary=BBB; xboundary=AAA',
+    'multipart/form-data; x="boundary=AAA"; boundary=BBB',
+    'multipart/form-data; boundary=a; boundary=b',
+    'multipart/form-data; Boundary=xboundary',
+    'multipart/form-databoundary; boundary=b',
+    'multipart/form-data; xboundary=AAA',
+  ])
+    t.ok(hasStrayBoundary(ct), ct);
+  for (const ct of [
+    'multipart/form-data; boundary=b',
+    'multipart/form-data; BOUNDARY=b',
+    'multipart/form-data; boundary=----WebKitFormBoundaryX; charset=utf-8',
+    'multipart/form-data; Boundary=----WebKitFormBoundaryX',
+    'multipart/form-data; boundary=myboundary',
+    'multipart/form-data; boundary="quoted;boundary"',
+    'multipart/form-data',
+  ])
+    t.notOk(hasStrayBoundary(ct), ct);
 });

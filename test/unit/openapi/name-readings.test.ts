@@ -39,3 +39,12 @@ t.test('keys a backend reads as a declared name', async (t) => {
   t.same(names.readAs('page'), { declared: 'page', caseOnly: false }, 'nor an exploded object parameter');
   for (const key of ['other', 'other[]', '[limit]', 'limits', 'x_limit', 'from']) t.equal(names.readAs(key), undefined, key);
 });
+
+t.test('a name cut at its first NUL, as PHP reads it (php_register_variable_ex measures it with strlen)', async (t) => {
+  t.same(names.readAs('limit\0'), { declared: 'limit', caseOnly: false });
+  t.same(names.readAs('limit\0x'), { declared: 'limit', caseOnly: false });
+  t.same(names.readAs('page.size\0'), { declared: 'page_size', caseOnly: false });
+  t.same(names.readAs('tags\0[]'), { declared: 'tags[]', caseOnly: false });
+  t.equal(names.readAs('x\0limit'), undefined, 'only what comes before the NUL is the name');
+  t.notOk(names.owns('limit\0'), 'not the declared key itself');
+});

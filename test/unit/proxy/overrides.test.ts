@@ -50,6 +50,8 @@ t.test('a _method query parameter is refused however it is spelled', async (t) =
     '?_method[]=DELETE', // qs, PHP and Rails read brackets as the name before them
     '?x%20_method=1&_method=PUT',
     '?_method', // no value: still a request to override
+    '?_method%00=DELETE', // PHP ends a name at a NUL
+    '?_method%00x=DELETE',
   ];
   for (const search of refused) {
     const err = checkOverrides({}, search);

@@ -6,6 +6,8 @@ t.test('leaves ordinary targets untouched (fast path)', async (t) => {
   t.same(normaliseTarget('/orders/42?x=1&y=%2F'), { path: '/orders/42', search: '?x=1&y=%2F' });
   t.same(normaliseTarget('/'), { path: '/', search: '' });
   t.same(normaliseTarget('/a/b/'), { path: '/a/b/', search: '' });
+  t.same(normaliseTarget('/orders?q=x%3Blimit=1000'), { path: '/orders', search: '?q=x%3Blimit=1000' }, 'an encoded ";" passes');
+  t.same(normaliseTarget('/a;b/c?x=1'), { path: '/a;b/c', search: '?x=1' }, 'a ";" in the path is for path-readings.ts');
 });
 
 t.test('normalises alternative spellings to one path', async (t) => {
@@ -46,6 +48,9 @@ t.test('refuses what cannot be normalised safely, with a rule per reason', async
     ['/a/../../etc/passwd', 'path.dot_segments'],
     ['/%2e%2e/etc', 'path.dot_segments'],
     ['/a#frag', 'path.fragment'],
+    ['/orders?q=x;limit=1000', 'path.query_semicolon'], // Rack 2 splits the query at ";"
+    ['/orders?;', 'path.query_semicolon'],
+    ['/a/%2e%2e?q=x;y', 'path.query_semicolon'],
   ];
   for (const [input, rule] of cases) {
     const r = normaliseTarget(input);

@@ -54,3 +54,31 @@ t.test('part parameters are read as UTF-8, as browsers send them (RFC 7578 §5.1
   t.same(found.fields, [[name, 'x']], 'the field name, not its bytes as Latin-1');
   t.same(found.files, [['f', `${name}.txt`]], 'the file name likewise');
 });
+
+t.test('"boundary" anywhere but as the boundary parameter is refused: PHP takes the first "boundary" in the header', async (t) => {
+  // The body holds an AAA-framed multipart inside the BBB part "note": busboy reads BBB, PHP AAA.
+  const inner = `--AAA\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--AAA--\r\n`;
+  const body = `--BBB\r\nContent-Disposition: form-data; name="note"\r\n\r\n${inner}\r\n--BBB--\r\n`;
+  for (const type of [
+    'multipart/form-data; xboundary=AAA; boundary=BBB',
+    'multipart/form-data; x="boundary=AAA"; boundary=BBB',
+    'multipart/form-data; boundary=BBB; xboundary=AAA',
+    'multipart/form-data; BOUNDARY=BBB; x=boundary=AAA',
+  ]) {
+    const read1 = await read(body, type);
+    t.match(read1.problem, /"boundary" elsewhere/, type);
+    t.same(read1.fields, [], `${type}: no part read`);
+  }
+  // Browsers' boundaries hold the word: a value is no other reading while its name comes first to PHP.
+  for (const boundary of ['----WebKitFormBoundary7MA4YWxkTrZu0gW', 'myboundary']) {
+    const plain = `--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--${boundary}--\r\n`;
+    const found = await read(plain, `multipart/form-data; boundary=${boundary}`);
+    t.equal(found.problem, undefined, boundary);
+    t.same(found.fields, [['a', 'x']], boundary);
+  }
+  t.match(
+    (await read(body, 'multipart/form-data; Boundary=xboundary')).problem,
+    /"boundary" elsewhere/,
+    'PHP finds the lower-case spelling first',
+  );
+});
