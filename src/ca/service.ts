@@ -15,7 +15,7 @@ import type {
 } from './api.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
-import { isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
+import { isReservedSpiffePath, isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -89,8 +89,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
     }
     const id = parseSpiffeId(value);
     if (id.trustDomain !== trustDomain) throw invalid(`${field} must be in the trust domain ${trustDomain}`);
-    if (id.path === '/warden' || id.path.startsWith('/warden/'))
-      throw invalid(`${field}: spiffe://${trustDomain}/warden/… is reserved for the CA`);
+    if (isReservedSpiffePath(id.path)) throw invalid(`${field}: spiffe://${trustDomain}/warden/… is reserved for the CA`);
     return value;
   }
 

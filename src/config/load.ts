@@ -182,6 +182,9 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,
     );
   }
+  // peers.allow admits callers by their certificate; a listener that never asks for one gets none,
+  // so the list would refuse nobody (and, before it required one, let everybody in).
+  if (!config.mesh && tls.client_certificates === 'none') yield* peersWithoutClientCertificates(config, issue);
   const spoolProblem = config.limits.spool_dir === undefined ? undefined : writableDirectoryProblem(config.limits.spool_dir);
   if (spoolProblem) yield issue(['limits', 'spool_dir'], spoolProblem);
   yield* tokensIssues(config, issue);
@@ -214,6 +217,25 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       ['limits', 'request_timeout'],
       `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`,
     );
+  }
+}
+
+function* peersWithoutClientCertificates(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  type AllowList = [field: (string | number)[], allow: readonly string[] | undefined];
+  const lists: AllowList[] = [
+    [['peers', 'allow'], config.peers.allow],
+    ...config.routes.map((r, i): AllowList => [['routes', i, 'peers', 'allow'], r.peers?.allow]),
+    ...Object.entries(config.openapi?.operations ?? {}).map(([id, op]): AllowList => [
+      ['openapi', 'operations', id, 'peers', 'allow'],
+      op.peers?.allow,
+    ]),
+  ];
+  for (const [field, allow] of lists) {
+    if (allow !== undefined && allow.length > 0)
+      yield issue(
+        field,
+        'needs listeners.inbound.tls.client_certificates: request or require (without them no caller presents a certificate)',
+      );
   }
 }
 

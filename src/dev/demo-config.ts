@@ -64,8 +64,9 @@ openapi:
   allow_public: true
   operations:
     echo: { limits: { max_body_bytes: 1MiB } }
-    publicInfo: { mtls: optional }
-    health: { mtls: optional }
+    # No peers list here: a list needs a certificate, and these two admit callers without one.
+    publicInfo: { mtls: optional, peers: { allow: [] } }
+    health: { mtls: optional, peers: { allow: [] } }
     adminStats: { access: { action: deny } }
 # SQL injection, XSS, traversal, command injection, SSRF and NoSQL operators in any parameter or
 # JSON body: 403 (docs/threats.md). Malware scanning needs a clamd, so the demo leaves it out.

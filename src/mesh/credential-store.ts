@@ -21,7 +21,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
-import { assertUsableBundle, isUsableBundle } from './trust-bundle.js';
+import { chainsToBundle, CRL_MAX_SKEW_MS } from './crl-check.js';
+import { assertUsableBundle, certificatesOf, isUsableBundle } from './trust-bundle.js';
 
 export interface WorkloadCredentials {
   keyPem: string;
@@ -95,6 +96,48 @@ export function describeCredentials(keyPem: string, certPem: string, bundlePem: 
     notAfter: new Date(leaf.validTo),
   };
 }
+
+/** A certificate the CA issued that must not replace the one in use (nor be saved); the message says why. */
+export class CertificateRefusedError extends Error {
+  readonly code = 'ERR_MESH_CERT_REFUSED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CertificateRefusedError';
+  }
+}
+
+/**
+ * Why a certificate the CA just issued is unusable, or undefined. describeCredentials has checked
+ * the key and the SPIFFE ID; here: valid now (its notBefore may be ahead by the clock skew allowed
+ * for CRLs), and chained, through the intermediate sent with it, to `issued.bundlePem`, the bundle
+ * it is used with, which must keep a root of `currentBundle` (a renewal continues the trust in
+ * force, as the root rotation steps do). A broken or impostor issuer must not replace a good
+ * certificate with one no peer accepts.
+ */
+export function issuedCertificateProblem(issued: WorkloadCredentials, currentBundle: string, now = Date.now()): string | undefined {
+  const { serial, notBefore, notAfter, bundlePem } = issued;
+  if (notBefore.getTime() > now + CRL_MAX_SKEW_MS) return `certificate ${serial} is not valid before ${notBefore.toISOString()}`;
+  if (notAfter.getTime() <= now) return `certificate ${serial} expired at ${notAfter.toISOString()}`;
+  const roots = new Set(certificatesOf(currentBundle).map(derOf));
+  if (bundlePem !== currentBundle && !certificatesOf(bundlePem).some((root) => roots.has(derOf(root))))
+    return 'the trust bundle sent with it holds none of the current roots';
+  const [leafPem, ...chain] = certificatesOf(issued.certPem);
+  const leaf = new X509Certificate(leafPem ?? '');
+  const signedBy = (pem: string) => {
+    try {
+      const ca = new X509Certificate(pem);
+      return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
+    } catch {
+      return false;
+    }
+  };
+  // Signed by an intermediate of its chain that chains to a root of the bundle (or by a root itself).
+  const chained = chain.some((ca) => signedBy(ca) && chainsToBundle(ca, bundlePem, now)) || certificatesOf(bundlePem).some(signedBy);
+  return chained ? undefined : `certificate ${serial} does not chain to the trust bundle`;
+}
+
+/** A PEM certificate's base64 body, whitespace removed: equal for the same certificate however it is wrapped. */
+const derOf = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, '');
 
 export function isExpired(credentials: Pick<WorkloadCredentials, 'notAfter'>, now = Date.now()): boolean {
   return credentials.notAfter.getTime() <= now;

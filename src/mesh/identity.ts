@@ -9,10 +9,12 @@ import type { EventBus } from '../telemetry/events.js';
 import { CaApiError } from '../ca/admin-client.js';
 import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
 import {
+  CertificateRefusedError,
   createCredentialStore,
   CredentialError,
   describeCredentials,
   isExpired,
+  issuedCertificateProblem,
   type CredentialStore,
   type WorkloadCredentials,
 } from './credential-store.js';
@@ -104,7 +106,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
   let tokenSpent: boolean;
   try {
-    const initial = await initialCredentials(cfg, store, client, deps);
+    const initial = await initialCredentials(cfg, store, client, configuredRoots, deps);
     credentials = initial.credentials;
     tokenSpent = initial.enrolled;
   } catch (err) {
@@ -173,6 +175,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       const bundle = isUsableBundle(issued.bundle) ? issued.bundle : credentials.bundlePem;
       const next = describeCredentials(keyPem, issued.certificate + issued.chain, bundle);
       if (next.spiffeId !== credentials.spiffeId) throw new Error(`the CA renewed as ${next.spiffeId}, not ${credentials.spiffeId}`);
+      // Checked before anything is replaced or saved: a failure keeps the current certificate and retries.
+      const refused = issuedCertificateProblem(next, credentials.bundlePem);
+      if (refused !== undefined) throw new CertificateRefusedError(`the CA issued an unusable certificate: ${refused}`);
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
       store.save(next);
       credentials = next;
@@ -203,7 +208,8 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
         logger.error({ 'warden.spiffe.id': credentials.spiffeId, 'error.type': lastError }, `mesh: ${err.message}`);
         return;
       }
-      const retry = `retry in ${Math.round(retryInMs / 1000)} s`;
+      // A refused certificate is the CA's fault, not an outage: say what was wrong with it.
+      const retry = `${err instanceof CertificateRefusedError ? `${err.message}; ` : ''}retry in ${Math.round(retryInMs / 1000)} s`;
       events.emit('warden.mesh.renewal_failed', {
         'warden.spiffe.id': credentials.spiffeId,
         'error.type': lastError,
@@ -295,6 +301,7 @@ async function initialCredentials(
   cfg: MeshConfig,
   store: CredentialStore,
   client: ReturnType<typeof createCaClient>,
+  configuredRoots: string,
   deps: MeshDeps,
 ): Promise<{ credentials: WorkloadCredentials; enrolled: boolean }> {
   let persisted: WorkloadCredentials | undefined;
@@ -341,6 +348,18 @@ async function initialCredentials(
     throw new MeshStartupError(
       'ERR_MESH_ENROLL_FAILED',
       `mesh: the CA issued ${credentials.spiffeId}, not mesh.spiffe_id ${cfg.spiffe_id}`,
+    );
+  }
+  // Without a usable bundle the sidecar runs on the configured roots (see startMeshIdentity).
+  const refused = issuedCertificateProblem(
+    isUsableBundle(credentials.bundlePem) ? credentials : { ...credentials, bundlePem: configuredRoots },
+    configuredRoots,
+  );
+  if (refused !== undefined) {
+    throw new MeshStartupError(
+      'ERR_MESH_ENROLL_FAILED',
+      `mesh: the CA at ${cfg.ca.url} issued an unusable certificate: ${refused}; nothing was saved (check the CA's clock and issuing certificate, then start again with a new bootstrap token)`,
+      'ERR_MESH_CERT_REFUSED',
     );
   }
   store.save(credentials);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalSerial } from '../ca/serial.js';
 import type { TLSSocket } from 'node:tls';
-import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
+import { isReservedSpiffePath, parseSpiffeId, spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 
 export interface PeerIdentity {
   /** A certificate was presented. */
@@ -16,7 +16,10 @@ export interface PeerIdentity {
    * with mesh, carries a SPIFFE ID of our trust domain.
    */
   readonly verified: boolean;
-  /** Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, WARDEN_NO_SPIFFE_ID, WARDEN_CA_CERTIFICATE). */
+  /**
+   * Why it is not verified (OpenSSL code such as CERT_HAS_EXPIRED, WARDEN_NO_SPIFFE_ID,
+   * WARDEN_CA_CERTIFICATE, WARDEN_RESERVED_IDENTITY).
+   */
   readonly error: string | undefined;
   /** The certificate's single SPIFFE ID URI SAN. */
   readonly spiffeId: string | undefined;
@@ -73,7 +76,11 @@ export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefi
               ? 'WARDEN_NO_SPIFFE_ID'
               : !spiffeId.startsWith(`spiffe://${trustDomain}/`)
                 ? 'WARDEN_FOREIGN_TRUST_DOMAIN'
-                : undefined;
+                : // The CA's own identities (its administrator, its server) chain to the same roots
+                  // and carry client auth, but are not workloads: `spiffe://td/*` must not admit them.
+                  isReservedSpiffePath(parseSpiffeId(spiffeId).path)
+                  ? 'WARDEN_RESERVED_IDENTITY'
+                  : undefined;
     peer = Object.freeze({
       presented: true,
       verified: error === undefined,

@@ -108,3 +108,10 @@ export function compileSpiffeMatcher(patterns: readonly string[]): (id: string) 
     return false;
   };
 }
+
+/**
+ * Whether a SPIFFE ID path (of an ID already parsed, so without dot segments) is under `/warden`,
+ * reserved for the CA's own identities (its administrator, its server; src/ca/layout.ts): never
+ * issued to a workload, never admitted as one.
+ */
+export const isReservedSpiffePath = (path: string): boolean => path === '/warden' || path.startsWith('/warden/');

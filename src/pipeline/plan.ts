@@ -246,15 +246,14 @@ function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RouteP
 
 /**
  * With mesh, every route checks the caller's certificate (required unless the route says
- * `mtls: optional`). Without mesh, only routes with a `peers.allow` list do, and whether a
- * certificate is required follows listeners.inbound.tls.client_certificates.
+ * `mtls: optional`). Without mesh, only routes with a `peers.allow` list do. A `peers.allow` list
+ * always requires a certificate (peer-authz.ts): without one the caller is not on any list.
  */
 function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
   const allow = policy.peers.allow;
   if (config.mesh) return { mtls: policy.mtls ?? config.mesh.mtls, allow, ownId: config.mesh.spiffe_id };
   if (allow.length === 0) return undefined;
-  const mtls: MtlsMode = config.listeners.inbound.tls.client_certificates === 'require' ? 'require' : 'optional';
-  return { mtls, allow, ownId: undefined };
+  return { mtls: 'require' as const, allow, ownId: undefined };
 }
 
 function routePlan(

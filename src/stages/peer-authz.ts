@@ -1,7 +1,8 @@
 /**
  * `peer-authz` stage: who may call this route, by the caller's workload identity (its verified
  * client certificate's SPIFFE ID). Per route: `mtls: require` (default) refuses callers without a
- * certificate, `optional` admits them (they authenticate with a token later); a presented
+ * certificate, `optional` admits them (they authenticate with a token later) unless the route has a
+ * `peers.allow` list, which only a certificate can satisfy; a presented
  * certificate must always be valid and unrevoked, and its SPIFFE ID must match `peers.allow`
  * (empty = any workload of the trust domain). On success the backend is told who called in
  * X-Forwarded-Client-Cert (Envoy's format), computed here and never taken from the client.
@@ -34,8 +35,10 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
     run(ctx: RequestContext): Verdict {
       const peer = ctx.peer;
       if (!peer.presented) {
-        if (cfg.mtls === 'optional') return undefined;
-        return new WardenError('ERR_PEER_CERT_REQUIRED', { rule: 'mtls.require', detail: 'This route needs a client certificate.' });
+        // An allow-list admits named workloads: a caller that names none must not pass by staying silent.
+        if (cfg.mtls === 'optional' && allowed === undefined) return undefined;
+        const rule = allowed === undefined ? 'mtls.require' : 'peers.allow';
+        return new WardenError('ERR_PEER_CERT_REQUIRED', { rule, detail: 'This route needs a client certificate.' });
       }
       if (!peer.verified) {
         if (peer.error === 'CERT_REVOKED') return new WardenError('ERR_PEER_REVOKED', { rule: 'tls.crl' });

@@ -68,6 +68,18 @@ t.test('config check and proxy: invalid file → one line per problem (file:line
   t.equal(missing.stderr, '/nonexistent.yaml: cannot read the configuration (file not found)\n');
 });
 
+t.test('config check: peers.allow without client certificates (no mesh) is an error naming the field', async (t) => {
+  const text = await testConfigYaml('http://127.0.0.1:8080', {
+    routes: [{ id: 'pay', path: '/pay/*', peers: { allow: ['spiffe://example.test/ns/payments/*'] } }],
+  });
+  const r = warden('config', 'check', '-c', configFile(text));
+  t.equal(r.code, 2);
+  t.match(
+    r.stderr,
+    /^\S+:\d+ routes\[0\]\.peers\.allow: needs listeners\.inbound\.tls\.client_certificates: request or require \(without them no caller presents a certificate\)\n$/,
+  );
+});
+
 t.test('proxy: a port in use is reported against its field', async (t) => {
   const { createServer } = await import('node:net');
   const blocker = createServer();

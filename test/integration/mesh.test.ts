@@ -311,6 +311,7 @@ t.test('expired caller certificates fail the handshake; mtls: optional routes ad
     ...meshConfig(ca.server),
     routes: [
       { id: 'public', path: '/public/*', mtls: 'optional' },
+      { id: 'partners', path: '/partners/*', mtls: 'optional', peers: { allow: [id('ns/shop/*')] } },
       { id: 'api', path: '/*' },
     ],
   });
@@ -326,6 +327,10 @@ t.test('expired caller certificates fail the handshake; mtls: optional routes ad
   const api = await curl(['--cacert', bundleFile, `https://localhost:${mixed.port}/api`]);
   t.equal(api.status, 401);
   t.match(JSON.parse(api.body), { code: 'ERR_PEER_CERT_REQUIRED' });
+  // optional lets callers without a certificate through only where no peers.allow list names callers.
+  const listed = await curl(['--cacert', bundleFile, `https://localhost:${mixed.port}/partners/x`]);
+  t.equal(listed.status, 401, 'optional route with a peers.allow list: a certificate is still needed');
+  t.match(JSON.parse(listed.body), { code: 'ERR_PEER_CERT_REQUIRED' });
 });
 
 t.test('fingerprint pinning: a wrong fingerprint or a missing token stops startup with one clear line', async (t) => {

@@ -125,3 +125,32 @@ t.test('a certificate from another trust domain is refused at the handshake', as
   t.not(r.code, 0, 'refused');
   t.equal(backend.requests.length, 0);
 });
+
+t.test('file mode, client_certificates: request: a peers.allow route needs a certificate', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { ca } = await startCaUnderTest(t);
+  const server = await enrollWorkload(ca, id('ns/shop/sa/orders'), ['localhost']);
+  const frontend = await enrollWorkload(ca, id('ns/shop/sa/frontend'));
+  const stranger = await enrollWorkload(ca, id('ns/other/sa/batch'));
+  const s = await startTestSidecar(t, backend.url, {
+    listeners: {
+      inbound: { tls: { cert: server.certFile, key: server.keyFile, client_certificates: 'request', client_ca: server.bundleFile } },
+    },
+    routes: [
+      { id: 'pay', path: '/pay/*', peers: { allow: [id('ns/shop/sa/frontend')] } },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const url = `https://localhost:${s.port}`;
+  const as = (w: typeof frontend) => ['--cacert', server.bundleFile, '--cert', w.certFile, '--key', w.keyFile];
+
+  t.equal((await curl([...as(stranger), `${url}/pay/x`])).status, 403, 'a workload outside the list: 403');
+  const before = backend.requests.length;
+  const none = await curl(['--cacert', server.bundleFile, `${url}/pay/x`]);
+  t.equal(none.status, 401, 'no certificate is not a way around the list');
+  t.match(JSON.parse(none.body), { code: 'ERR_PEER_CERT_REQUIRED' });
+  t.equal(backend.requests.length, before, 'the backend never saw it');
+  t.equal((await curl([...as(frontend), `${url}/pay/x`])).status, 200, 'the listed workload gets through');
+  t.equal((await curl(['--cacert', server.bundleFile, `${url}/open`])).status, 200, 'a route without a list needs no certificate');
+});

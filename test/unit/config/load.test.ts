@@ -196,6 +196,22 @@ routes:
   }
 });
 
+t.test('peers.allow without mesh needs client certificates requested or required', async (t) => {
+  const text = `${await minimal()}peers:
+  allow: [spiffe://td.test/ns/a/*]
+routes:
+  - { id: open, path: /open, peers: { allow: [] } }
+  - { id: pay, path: /pay, peers: { allow: [spiffe://td.test/ns/pay/*] } }
+`;
+  const lines = issuesOf(() => parseSidecarConfig('s.yaml', text));
+  const need = 'needs listeners.inbound.tls.client_certificates: request or require (without them no caller presents a certificate)';
+  t.same(lines, [`s.yaml:9 peers.allow: ${need}`, `s.yaml:12 routes[1].peers.allow: ${need}`]);
+  // With a listener that asks for certificates the same lists are fine (peer-authz requires one).
+  const ca = await testCertificate();
+  const requested = text.replace('      key:', `      client_certificates: request\n      client_ca: ${ca.certFile}\n      key:`);
+  t.doesNotThrow(() => parseSidecarConfig('s.yaml', requested));
+});
+
 t.test('TLS files must exist, load, and belong together', async (t) => {
   const c = await testCertificate();
   const missing = (await minimal()).replace(c.keyFile, '/nonexistent/tls.key');
