@@ -150,7 +150,7 @@ export function hasStrayBoundary(contentType: string): boolean {
 }
 
 /** RFC 9110 §8.3.1: `type "/" subtype`, both tokens (§5.6.2). */
-const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+$/i;
+const MEDIA_TYPE = /^[!#$%&'*+.^_\x60|~0-9a-z-]+\/[!#$%&'*+.^_\x60|~0-9a-z-]+$/i; // \x60: a backtick
 const JSON_IN_PARAMETERS = /[/+]json/i;
 
 let lastChecked: string | undefined;

@@ -16,13 +16,19 @@ import { enrollWorkload } from '../support/workload.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
 
-t.test('file-mode mTLS: handshake policy, peers.allow per route, X-Forwarded-Client-Cert', async (t) => {
+/** A backend, a CA, and three workloads: the sidecar's own (localhost), an allowed caller and a stranger. */
+async function fileModeParties(t: { teardown(fn: () => unknown): void }) {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const { ca } = await startCaUnderTest(t);
   const server = await enrollWorkload(ca, id('ns/shop/sa/orders'), ['localhost']);
   const frontend = await enrollWorkload(ca, id('ns/shop/sa/frontend'));
   const stranger = await enrollWorkload(ca, id('ns/other/sa/batch'));
+  return { backend, server, frontend, stranger };
+}
+
+t.test('file-mode mTLS: handshake policy, peers.allow per route, X-Forwarded-Client-Cert', async (t) => {
+  const { backend, server, frontend, stranger } = await fileModeParties(t);
 
   const s = await startTestSidecar(t, backend.url, {
     listeners: {
@@ -127,12 +133,7 @@ t.test('a certificate from another trust domain is refused at the handshake', as
 });
 
 t.test('file mode, client_certificates: request: a peers.allow route needs a certificate', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const { ca } = await startCaUnderTest(t);
-  const server = await enrollWorkload(ca, id('ns/shop/sa/orders'), ['localhost']);
-  const frontend = await enrollWorkload(ca, id('ns/shop/sa/frontend'));
-  const stranger = await enrollWorkload(ca, id('ns/other/sa/batch'));
+  const { backend, server, frontend, stranger } = await fileModeParties(t);
   const s = await startTestSidecar(t, backend.url, {
     listeners: {
       inbound: { tls: { cert: server.certFile, key: server.keyFile, client_certificates: 'request', client_ca: server.bundleFile } },
