@@ -53,6 +53,8 @@ export const ERRORS = {
   ERR_RATE_LIMITED: { status: 429, title: 'Too many requests', event: 'warden.traffic.rate_limited' },
   ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight', event: 'warden.traffic.shed' },
   ERR_RATELIMIT_STORE_UNAVAILABLE: { status: 503, title: 'Rate limit could not be checked', event: 'warden.ratelimit.store_unavailable' },
+  // Admin listener (src/proxy/admin.ts)
+  ERR_ADMIN_HOST_REFUSED: { status: 421, title: 'Host not served by the admin listener', event: undefined },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },

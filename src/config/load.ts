@@ -9,7 +9,7 @@ import type { ErrorObject } from 'ajv';
 import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { tokensIssues } from './tokens-check.js';
-import type { SidecarConfig } from './types.js';
+import type { RateLimitConfig, SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
 
@@ -199,6 +199,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       if (route.malware_scan) yield issue(['routes', i, 'malware_scan'], 'needs threats.malware (the clamd to scan with)');
     }
   }
+  yield* bucketsThatNeverAllow(config, issue);
   if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
     yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
   }
@@ -217,6 +218,28 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       ['limits', 'request_timeout'],
       `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`,
     );
+  }
+}
+
+/**
+ * A bucket holds at most `burst` tokens (default: `rate`); a request that costs more than that is
+ * refused forever, with a Retry-After that never comes true.
+ */
+function* bucketsThatNeverAllow(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  type Found = [field: (string | number)[], bucket: RateLimitConfig | false | undefined];
+  const buckets: Found[] = [
+    [['rate_limits', 'default'], config.rate_limits.default],
+    ...config.routes.map((r, i): Found => [['routes', i, 'rate_limit'], r.rate_limit]),
+    ...Object.entries(config.openapi?.operations ?? {}).map(([id, op]): Found => [
+      ['openapi', 'operations', id, 'rate_limit'],
+      op.rate_limit,
+    ]),
+  ];
+  for (const [field, bucket] of buckets) {
+    if (!bucket) continue;
+    const burst = bucket.burst ?? bucket.rate;
+    if ((bucket.cost ?? 1) > burst)
+      yield issue([...field, 'cost'], `must be at most the bucket's size, burst (${burst}): a request costing more is never allowed`);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * The client a rate limit counts, from its address: an IPv4 address as it is (also written as
- * IPv4-mapped IPv6, in any of its spellings), an IPv6 address by its /64. One subscriber or host is
+ * The client a rate limit counts, from its address: an IPv4 address as it is (also when embedded in
+ * IPv6, in any spelling: see EMBEDS_IPV4), an IPv6 address by its /64. One subscriber or host is
  * given a /64 to number itself in, so 2^64 addresses are one client's to rotate through: counted one
  * by one, each would start with a full bucket. An address taken from a trusted proxy's
  * X-Forwarded-For may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`): the port is not the
@@ -11,14 +11,29 @@ import { isIP } from 'node:net';
 const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
 const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
 
+/**
+ * The first six groups of the /96 prefixes whose last 32 bits are an IPv4 client. Behind a NAT64 or
+ * SIIT translator every IPv4 client has its own address in one /64: counted by the /64, one abusive
+ * IPv4 client would exhaust the bucket of all of them. 64:ff9b:1::/48 (RFC 8215) is not here: where
+ * its IPv4 address sits depends on the prefix length the operator chose (RFC 6052 §2.2).
+ */
+const EMBEDS_IPV4: readonly (readonly number[])[] = [
+  [0, 0, 0, 0, 0, 0xffff], // ::ffff:0:0/96 IPv4-mapped (RFC 4291)
+  [0x64, 0xff9b, 0, 0, 0, 0], // 64:ff9b::/96 NAT64 well-known prefix (RFC 6052)
+  [0, 0, 0, 0, 0xffff, 0], // ::ffff:0:0:0/96 IPv4-translated, SIIT (RFC 2765)
+  [0, 0, 0, 0, 0, 0], // ::/96 IPv4-compatible (deprecated, RFC 4291), except :: and ::1
+];
+
 export function clientNetworkOf(address: string): string {
   // Most addresses: IPv4 from the socket, as it is (on the request path of every rate-limited route).
   if (!address.includes(':')) return address;
   const host = withoutPort(address);
   if (isIP(host) !== 6) return host;
   const groups = ipv6Groups(host.split('%')[0] as string);
-  // ::ffff:0:0/96 is IPv4: the same client as its dotted form, whichever way it is written.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+  // An embedded IPv4 address is the same client as its dotted form, whichever way it is written;
+  // :: and ::1 lie in ::/96 too, but are not IPv4 clients.
+  const unspecifiedOrLoopback = groups.slice(0, 7).every((g) => g === 0) && (groups[7] ?? 0) <= 1;
+  if (!unspecifiedOrLoopback && EMBEDS_IPV4.some((prefix) => prefix.every((g, i) => g === groups[i]))) {
     const [hi = 0, lo = 0] = groups.slice(6);
     return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   }

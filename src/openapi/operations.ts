@@ -5,6 +5,7 @@
  * rate limit from the `x-warden-rate-limit` extension.
  */
 import type { RateLimitConfig } from '../config/types.js';
+import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
@@ -103,16 +104,39 @@ function compileSecurity(doc: OpenApiDocument, requirements: Record<string, stri
   return alternatives;
 }
 
+/** The bounds sidecar.yaml's `rate_limit` has (rate-limit-schema.ts): the extension is held to the same. */
+const MAX_RATE = 1_000_000_000;
+const MAX_COST = 1_000_000;
+const MAX_PER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
 function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitConfig | undefined {
   const ext = op['x-warden-rate-limit'] as Record<string, unknown> | undefined;
   if (ext === undefined) return undefined;
-  const int = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : undefined);
-  const rate = int(ext.rate);
-  if (typeof ext !== 'object' || rate === undefined)
-    throw new OpenApiError(`${pointer}/x-warden-rate-limit`, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
-  const perSeconds = ext.per_seconds === undefined ? 1 : Number(ext.per_seconds);
-  if (!(perSeconds > 0)) throw new OpenApiError(`${pointer}/x-warden-rate-limit/per_seconds`, 'must be a number of seconds > 0');
-  return { rate, per: perSeconds * 1000, burst: int(ext.burst), cost: int(ext.cost) };
+  const at = `${pointer}/x-warden-rate-limit`;
+  if (typeof ext !== 'object' || ext === null || Array.isArray(ext))
+    throw new OpenApiError(at, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
+  // Absent: the default; present: an integer in range, or an error (a wrong value silently
+  // replaced by the default would be a limit other than the one written).
+  const int = (name: string, max: number): number | undefined => {
+    const v = ext[name];
+    if (v === undefined) return undefined;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max) return v;
+    throw new OpenApiError(`${at}/${name}`, `must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
+  };
+  const rate = int('rate', MAX_RATE);
+  if (rate === undefined) throw new OpenApiError(at, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
+  const perSeconds = ext.per_seconds === undefined ? 1 : ext.per_seconds;
+  // Finite and bounded: `.inf` turned the limit off (NaN in the bucket), 1e300 a Retry-After of 1e300 s.
+  if (typeof perSeconds !== 'number' || !(perSeconds > 0) || perSeconds > MAX_PER_SECONDS)
+    throw new OpenApiError(`${at}/per_seconds`, `must be a number of seconds > 0 and at most ${MAX_PER_SECONDS} (596 h)`);
+  const burst = int('burst', MAX_RATE);
+  const cost = int('cost', MAX_COST);
+  if ((cost ?? 1) > (burst ?? rate))
+    throw new OpenApiError(
+      `${at}/cost`,
+      `must be at most the bucket's size, burst (${burst ?? rate}): a request costing more is never allowed`,
+    );
+  return { rate, per: perSeconds * 1000, burst, cost };
 }
 
 export function operationsOf(doc: OpenApiDocument): Operation[] {

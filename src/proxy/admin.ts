@@ -2,13 +2,19 @@
  * The admin listener (loopback by default): /healthz (the process answers), /readyz (inbound
  * listener up, backend reachable, not draining), /metrics (Prometheus text), plus endpoints that
  * capabilities add (the minted tokens' JWKS, token revocation).
+ *
+ * Bound to loopback, it answers only requests for a loopback Host: otherwise DNS rebinding would let
+ * any web page open in a browser on the same machine (`warden dev`, `kubectl port-forward`) read the
+ * console's events and status, and revoke tokens, as same-origin requests to its own name.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { BlockList, isIP, type AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
 import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
 import type { ConsoleStatus } from '../console/status.js';
+import { WardenError } from '../errors.js';
+import { problemBody } from '../pipeline/rescue.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -42,8 +48,37 @@ export function send(res: ServerResponse, status: number, type: string, body: st
   res.end(body);
 }
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4'); // also matches ::ffff:127.0.0.0/104
+LOOPBACK.addAddress('::1', 'ipv6');
+
+function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * A Host (with any port) that names this machine whatever DNS says: a loopback literal,
+ * `localhost` or a name under `.localhost` (RFC 6761: resolved to loopback, never delegated).
+ * A rebinding page can only send its own name. No Host at all (HTTP/1.0) is no browser's request.
+ */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const bracketed = /^\[([^\]]+)\](?::\d*)?$/.exec(host);
+  if (bracketed) return isIP(bracketed[1] as string) === 6 && isLoopbackAddress(bracketed[1] as string);
+  const name = /^([^:]*)(?::\d*)?$/.exec(host)?.[1]?.toLowerCase().replace(/\.$/, '');
+  if (name === undefined) return false;
+  if (isIP(name) === 4) return isLoopbackAddress(name);
+  return name === 'localhost' || name.endsWith('.localhost');
+}
+
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
+  let loopbackOnly = false; // set once bound: what counts is the address, not how `host` spells it
   const server = createServer((req, res) => {
+    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+      const refusal = new WardenError('ERR_ADMIN_HOST_REFUSED', { detail: 'use localhost or a loopback address' });
+      return send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined));
+    }
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     const extra = options.endpoints?.().get(path);
     if (extra) {
@@ -102,6 +137,7 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
+  loopbackOnly = isLoopbackAddress((server.address() as AddressInfo).address);
   return {
     address: server.address() as AddressInfo,
     close: () =>

@@ -60,9 +60,27 @@ function clientOf(ctx: RequestContext, kind: RateLimitKey): string {
   }
 }
 
+/**
+ * A route id as a Structured Field string (RFC 8941 §3.3.3), the policy's name in RateLimit-Policy
+ * and RateLimit: printable ASCII, `"` and `\` escaped. An OpenAPI operationId may hold any
+ * character; one outside Latin-1 made Node refuse the header once the backend had already answered
+ * (a 502 blamed on it, a 429 never delivered), so the others are percent-encoded as UTF-8.
+ */
+export function structuredFieldString(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const code = ch.codePointAt(0) as number;
+    if (code === 0x22 || code === 0x5c) out += `\\${ch}`;
+    else if (code >= 0x20 && code <= 0x7e) out += ch;
+    // Buffer spells a lone surrogate as U+FFFD rather than throwing, as encodeURIComponent would.
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return `"${out}"`;
+}
+
 export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {
   const bucket = bucketOf(cfg.bucket);
-  const name = `"${cfg.routeId}"`;
+  const name = structuredFieldString(cfg.routeId);
   const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
   const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
@@ -75,7 +93,8 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
     ip: `${cfg.routeId}|ip:`,
   };
   const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
-    counters?.[take === 'unavailable' ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
+    // `unavailable` whenever the shared store could not say, whatever the policy then decided.
+    counters?.[take === 'unavailable' || take.local ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
     if (take === 'unavailable') {
       return new WardenError('ERR_RATELIMIT_STORE_UNAVAILABLE', {
         rule: 'rate_limits.on_store_failure',

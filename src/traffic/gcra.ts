@@ -24,6 +24,14 @@ export function bucketOf(cfg: { rate: number; per?: number | undefined; burst?: 
   return Object.freeze({ interval, burstOffset: interval * burst, burst, cost: cfg.cost ?? 1, rate: cfg.rate, perMs });
 }
 
+/**
+ * Tolerance for the float arithmetic on epoch milliseconds (~1.7e12, where a double's step is
+ * ~0.0002 ms): `interval × burst` and `interval` added `burst` times differ in their last bits, which
+ * refused the last request of a full burst (a 6/s bucket admitted 5 at once) and under-reported what
+ * is left. 10 µs early is not a measurable leniency.
+ */
+export const EPSILON_MS = 0.01;
+
 export interface Decision {
   readonly allowed: boolean;
   /** Tokens left after this request (0 when refused). */
@@ -39,7 +47,7 @@ export function gcra(bucket: Bucket, storedTat: number, now: number): { decision
   const tat = Math.max(storedTat, now);
   const newTat = tat + bucket.interval * bucket.cost;
   const allowAt = newTat - bucket.burstOffset;
-  if (now < allowAt) {
+  if (now < allowAt - EPSILON_MS) {
     return { decision: { allowed: false, remaining: 0, retryAfterMs: allowAt - now, resetMs: tat - now }, tat: undefined };
   }
   return { decision: decisionAfter(bucket, newTat - now), tat: newTat };
@@ -47,6 +55,6 @@ export function gcra(bucket: Bucket, storedTat: number, now: number): { decision
 
 /** An allowed request's decision from how far the TAT now runs ahead of the clock. */
 export function decisionAfter(bucket: Bucket, aheadMs: number): Decision {
-  const remaining = Math.max(0, Math.floor((bucket.burstOffset - aheadMs) / bucket.interval + 1e-9));
+  const remaining = Math.max(0, Math.floor((bucket.burstOffset - aheadMs + EPSILON_MS) / bucket.interval));
   return { allowed: true, remaining, retryAfterMs: 0, resetMs: aheadMs };
 }

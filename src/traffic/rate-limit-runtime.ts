@@ -11,8 +11,11 @@ import type { Bucket, Decision } from './gcra.js';
 import { createMemoryLimiter, type Limiter, type TakeRequest } from './memory-limiter.js';
 import { createRedisLimiter, StoreUnavailableError } from './redis-limiter.js';
 
-/** `unavailable`: the shared store could not be asked and the policy is fail-closed. */
-export type Take = Decision | 'unavailable';
+/**
+ * `unavailable`: the shared store could not be asked and the policy is fail-closed. A decision with
+ * `local` set: it could not be asked and this sidecar's memory decided (fail-open).
+ */
+export type Take = (Decision & { readonly local?: true }) | 'unavailable';
 
 export interface RateLimitRuntime {
   take(key: string, bucket: Bucket, request?: TakeRequest): Take | Promise<Take>;
@@ -20,6 +23,8 @@ export interface RateLimitRuntime {
 }
 
 const EVENT_INTERVAL_MS = 10_000;
+
+const locally = (decision: Decision): Take => ({ ...decision, local: true });
 
 export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { events: EventBus }): Promise<RateLimitRuntime> {
   const local = createMemoryLimiter(cfg.max_keys);
@@ -41,7 +46,9 @@ export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { even
         request,
       );
     }
-    return failClosed ? 'unavailable' : local.take(key, bucket);
+    if (failClosed) return 'unavailable';
+    const decided = local.take(key, bucket);
+    return decided instanceof Promise ? decided.then(locally) : locally(decided);
   };
 
   return {

@@ -6,11 +6,13 @@
  */
 import { clientSpan } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
-import { decisionAfter, type Decision } from './gcra.js';
+import { decisionAfter, EPSILON_MS, type Decision } from './gcra.js';
 import type { Limiter } from './memory-limiter.js';
 
-// KEYS[1] = bucket key; ARGV = interval ms, burst offset ms, cost. Returns {allowed, ms, ms} as
-// strings so fractions survive (Lua numbers become integers in replies).
+// KEYS[1] = bucket key; ARGV = interval ms, burst offset ms, cost, tolerance ms (gcra.ts EPSILON_MS).
+// Returns {allowed, ms, ms} as strings so fractions survive (Lua numbers become integers in
+// replies), written with 17 digits: tostring's 14 rounded an epoch-ms TAT to 0.1 ms, a tenth of a
+// token at 10 000/s lost or gained per request.
 const GCRA_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -20,11 +22,11 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local newTat = tat + interval * tonumber(ARGV[3])
 local allowAt = newTat - burstOffset
-if now < allowAt then
-  return {0, tostring(allowAt - now), tostring(tat - now)}
+if now < allowAt - tonumber(ARGV[4]) then
+  return {0, string.format('%.17g', allowAt - now), string.format('%.17g', tat - now)}
 end
-redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now) + 1)
-return {1, tostring(newTat - now), '0'}
+redis.call('SET', KEYS[1], string.format('%.17g', newTat), 'PX', math.ceil(newTat - now) + 1)
+return {1, string.format('%.17g', newTat - now), '0'}
 `;
 
 export class StoreUnavailableError extends Error {
@@ -34,7 +36,9 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-type GcraRedis = Redis & { wardenGcra(key: string, interval: string, offset: string, cost: string): Promise<[number, string, string]> };
+type GcraRedis = Redis & {
+  wardenGcra(key: string, interval: string, offset: string, cost: string, tolerance: string): Promise<[number, string, string]>;
+};
 
 export async function createRedisLimiter(url: string, prefix: string): Promise<Limiter> {
   const { Redis: RedisClient } = await import('ioredis');
@@ -45,7 +49,11 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
     lazyConnect: true,
     retryStrategy: (times: number) => Math.min(times * 200, 2000),
   }) as GcraRedis;
-  redis.on('error', () => undefined); // reported per request through the policy, not per reconnect attempt
+  // Reported per request through the policy, not per reconnect attempt; but the reason is kept: a
+  // refused password otherwise surfaced only as "Stream isn't writeable".
+  let connectionError: string | undefined;
+  redis.on('error', (err: Error) => (connectionError = err.message));
+  redis.on('ready', () => (connectionError = undefined));
   redis.defineCommand('wardenGcra', { numberOfKeys: 1, lua: GCRA_LUA });
   await redis.connect().catch(() => undefined);
 
@@ -54,10 +62,11 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
       let reply: unknown;
       try {
         reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, request?.traceContext, () =>
-          redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost)),
+          redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost), String(EPSILON_MS)),
         );
       } catch (err) {
-        throw new StoreUnavailableError(err);
+        if (connectionError === undefined) throw new StoreUnavailableError(err);
+        throw new StoreUnavailableError(new Error(`${(err as Error).message} (connection: ${connectionError})`, { cause: err }));
       }
       // Anything but the script's answer is a store that cannot be trusted: the configured policy
       // applies (a nil or a string used to give 500, or a 429 with Retry-After: NaN).

@@ -4,6 +4,9 @@
  * policy; load shedding refuses what exceeds limits.max_in_flight.
  */
 import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestRedis } from '../support/redis.js';
@@ -64,6 +67,10 @@ t.test('memory store: exactly K of N parallel requests pass; RateLimit fields; p
   t.equal(sixes.ok, 10, 'twelve addresses of one IPv6 /64 share one bucket: 10 pass');
   t.equal((await from('2001:db8:1:2:ffff::1')).status, 429, 'another address of that /64 is limited too');
   t.equal((await from('2001:db8:1:3::1')).status, 200, 'the next /64 has its own bucket');
+  // IPv4 clients behind NAT64/SIIT (64:ff9b::/96) share a /64 but are counted by their IPv4 address.
+  const nat64 = await statuses(11, async () => (await from('64:ff9b::203.0.113.1')).status);
+  t.equal(nat64.ok, 10, 'one IPv4 client behind NAT64 gets its 10');
+  t.equal((await from('64:ff9b::203.0.113.2')).status, 200, 'another IPv4 client behind the same NAT64 has its own bucket');
 });
 
 t.test('load shedding: requests beyond limits.max_in_flight get 503 at once', async (t) => {
@@ -114,6 +121,12 @@ t.test('redis store: two sidecar processes share one limit; a Redis outage follo
   );
   const localBurst = await statuses(20, async () => (await fetchText(`${a.url}/echo`, agent)).status);
   t.equal(localBurst.ok, 11, 'fail-open still limits: the local bucket of 12 ran out after 11 more');
+  // Decided locally because Redis could not say: counted as unavailable (before: 11 + 1 allowed, 9 limited).
+  const metrics = await (await fetch(`${a.adminUrl}/metrics`)).text();
+  const decisions = (decision: string) =>
+    Number(new RegExp(`^warden_ratelimit_decisions_total\\{[^}]*decision="${decision}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  t.equal(decisions('unavailable'), 21, 'fail-open: every decision the shared store could not make is counted unavailable');
+  t.equal(decisions('allowed') + decisions('limited'), 30, 'the 30 made while Redis was up are counted as they went');
   const closed = await fetchText(`${b.url}/echo`, agent);
   t.equal(closed.status, 503, 'fail-closed: refused while Redis is away');
   t.equal(closed.json().code, 'ERR_RATELIMIT_STORE_UNAVAILABLE');
@@ -126,4 +139,49 @@ t.test('redis store: two sidecar processes share one limit; a Redis outage follo
     back = (await fetchText(`${b.url}/echo`, agent)).status;
   }
   t.equal(back, 200, 'Redis back (empty, no persistence): fail-closed serves again');
+});
+
+t.test('an operationId outside ASCII or with quotes names its RateLimit policy safely, over h1 and h2', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const dir = mkdtempSync(join(tmpdir(), 'warden-rl-names-'));
+  const document = join(dir, 'openapi.yaml');
+  writeFileSync(
+    document,
+    `openapi: 3.0.3
+info: { title: t, version: '1' }
+paths:
+  /jp:
+    get:
+      operationId: 注文作成
+      x-warden-rate-limit: { rate: 2, per_seconds: 60 }
+      responses: { '200': { description: ok } }
+  /q:
+    get:
+      operationId: 'get "x";q=1000, \\y'
+      x-warden-rate-limit: { rate: 2, per_seconds: 60 }
+      responses: { '200': { description: ok } }
+`,
+  );
+  const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const label = h2 ? 'h2' : 'h1';
+    const before = backend.requests.length;
+    const jp = await fetchText(`${s.url}/jp`, agent);
+    // Before: Node refused the header after the backend had answered (h1: 502 blamed on it; h2: a reset).
+    t.equal(jp.status, 200, `${label}: the allowed request is answered`);
+    t.equal(jp.headers['ratelimit-policy'], `"${encodeURIComponent('注文作成')}";q=2;w=60`, `${label}: percent-encoded UTF-8`);
+    const q = await fetchText(`${s.url}/q`, agent);
+    t.equal(q.status, 200);
+    t.equal(q.headers['ratelimit-policy'], '"get \\"x\\";q=1000, \\\\y";q=2;w=60', `${label}: quotes and backslash escaped (RFC 8941)`);
+    if (h2) {
+      // Both buckets spent (two each, per client): the 429 is delivered with the same names.
+      const limited = await fetchText(`${s.url}/jp`, agent);
+      t.equal(limited.status, 429, `${label}: over the limit, the 429 arrives`);
+      t.match(String(limited.headers.ratelimit), /^"%E6%B3%A8%E6%96%87%E4%BD%9C%E6%88%90";r=0;t=\d+$/);
+    }
+    t.equal(backend.requests.length - before, 2, `${label}: the backend saw the two allowed requests`);
+  }
 });

@@ -287,3 +287,17 @@ t.test('a refused URL is echoed without its credentials', async (t) => {
   t.match(lines, [/tokens\.shared\.redis: must be .*, got "valkey:\/\/\*\*\*@redis:6379"/]);
   t.notOk(lines.join('\n').includes('S3cretRedisPw'), 'the password is not shown');
 });
+
+t.test('a rate limit whose cost exceeds its bucket is refused: it would never allow a request', async (t) => {
+  const text = `${await minimal()}rate_limits:
+  default: { rate: 5, per: 1s, cost: 10 }
+routes:
+  - { id: a, path: /a, rate_limit: { rate: 5, burst: 20, cost: 10 } }
+  - { id: b, path: /b, rate_limit: { rate: 100, burst: 3, cost: 4 } }
+`;
+  const lines = issuesOf(() => parseSidecarConfig('s.yaml', text));
+  t.same(lines, [
+    "s.yaml:9 rate_limits.default.cost: must be at most the bucket's size, burst (5): a request costing more is never allowed",
+    "s.yaml:12 routes[1].rate_limit.cost: must be at most the bucket's size, burst (3): a request costing more is never allowed",
+  ]);
+});

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { clientNetworkOf } from '../../../src/net/client-network.js';
 
-t.test('clientNetworkOf: IPv4 as it is, IPv6 by its /64', async (t) => {
+t.test('clientNetworkOf: IPv4 as it is (also embedded in IPv6: mapped, NAT64, SIIT, compatible), IPv6 by its /64', async (t) => {
   const cases: [string, string][] = [
     ['192.0.2.7', '192.0.2.7'],
     ['::ffff:192.0.2.7', '192.0.2.7'],
@@ -13,13 +13,25 @@ t.test('clientNetworkOf: IPv4 as it is, IPv6 by its /64', async (t) => {
     ['::', '0:0:0:0::/64'],
     ['fe80::1%eth0', 'fe80:0:0:0::/64'],
     ['2001:db8:1::2:3:4:5', '2001:db8:1:0::/64'],
-    ['64:ff9b::192.0.2.33', '64:ff9b:0:0::/64'],
     ['not an address', 'not an address'],
     // IPv4-mapped in every spelling is the dotted client (they were one /64 shared by all such clients).
     ['0:0:0:0:0:ffff:1.2.3.4', '1.2.3.4'],
     ['::ffff:102:304', '1.2.3.4'],
     ['::ffff:0506:0708', '5.6.7.8'],
     ['0:0:0:0:0:FFFF:0102:0304', '1.2.3.4'],
+    // NAT64/SIIT: each IPv4 client behind the translator is its own (they were one /64 shared by all).
+    ['64:ff9b::192.0.2.33', '192.0.2.33'],
+    ['64:ff9b::c000:221', '192.0.2.33'],
+    ['[64:FF9B::6.6.6.6]:443', '6.6.6.6'],
+    ['::ffff:0:1.2.3.4', '1.2.3.4'],
+    ['0:0:0:0:ffff:0:102:304', '1.2.3.4'],
+    ['::1.2.3.4', '1.2.3.4'],
+    ['::102:304', '1.2.3.4'],
+    ['::2', '0.0.0.2'],
+    // Not a translator's /96: by the /64 as before (64:ff9b:1::/48 places its IPv4 by the operator's prefix length).
+    ['64:ff9b:0:0:1::1.2.3.4', '64:ff9b:0:0::/64'],
+    ['64:ff9b:1::1.2.3.4', '64:ff9b:1:0::/64'],
+    ['::fffe:1.2.3.4', '0:0:0:0::/64'],
     // A port from a trusted proxy's X-Forwarded-For is not part of the client.
     ['1.2.3.4:5678', '1.2.3.4'],
     ['[2001:db8::1]:443', '2001:db8:0:0::/64'],
@@ -29,4 +41,6 @@ t.test('clientNetworkOf: IPv4 as it is, IPv6 by its /64', async (t) => {
   for (const [address, network] of cases) t.equal(clientNetworkOf(address), network, address);
   t.equal(clientNetworkOf('2001:db8:1:2::a'), clientNetworkOf('2001:db8:1:2:dead:beef::1'), 'one /64, one client');
   t.not(clientNetworkOf('2001:db8:1:2::a'), clientNetworkOf('2001:db8:1:3::a'), 'the next /64 is another');
+  t.not(clientNetworkOf('64:ff9b::6.6.6.6'), clientNetworkOf('64:ff9b::1.2.3.4'), 'two IPv4 clients behind NAT64 are two');
+  t.equal(clientNetworkOf('64:ff9b::1.2.3.4'), clientNetworkOf('1.2.3.4'), 'and each is the IPv4 client it translates');
 });
