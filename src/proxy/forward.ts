@@ -143,6 +143,63 @@ export function upstreamError(err: unknown): WardenError {
 
 const LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 
+/**
+ * The fields Node's HTTP/2 layer sends at most once (kSingleValueHeaders in its
+ * lib/internal/http2/util.js; `respond` throws ERR_HTTP2_HEADER_SINGLE_VALUE on a repeat). A
+ * backend response repeating one is ambiguous (which Location does a client follow?), so it is
+ * refused over HTTP/1.1 too: the same 502 on both protocols. List fields (Set-Cookie, Vary, …) pass.
+ */
+const SINGLE_VALUE_FIELDS: ReadonlySet<string> = new Set([
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+
+/** 502 for the first single-value field the response repeats (undici gives a repeated field as an array). */
+function repeatedSingleValue(headers: IncomingHttpHeaders): WardenError | undefined {
+  for (const name in headers) {
+    const value = headers[name];
+    if (Array.isArray(value) && value.length > 1 && SINGLE_VALUE_FIELDS.has(name)) {
+      return new WardenError('ERR_UPSTREAM_PROTOCOL', {
+        rule: `upstream.duplicate_${name.replace(/-/g, '_')}`,
+        detail: `The backend's response has more than one ${name} header.`,
+      });
+    }
+  }
+  return undefined;
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
@@ -242,6 +299,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (statusCode === 204 || statusCode === 304) delete out['content-length'];
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
+    const repeated = repeatedSingleValue(out);
+    if (repeated !== undefined) {
+      this.fail(repeated);
+      controller.abort(repeated);
+      return;
+    }
     try {
       this.res.writeHead(statusCode, out);
     } catch (err) {

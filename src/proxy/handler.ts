@@ -279,13 +279,17 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       };
       tracing?.upstream(ctx);
       aborter = gen.forwarder.forward(ctx, body, res, outcome);
-      if (h2 && hasBody && buffered === undefined)
-        bodyDeadline(bodySource, gen.limits.request_timeout, () => {
+      if (h2 && hasBody && buffered === undefined) {
+        const deadline = bodyDeadline(bodySource, gen.limits.request_timeout, () => {
           aborter?.abort();
           refuse(
             new WardenError('ERR_REQUEST_TIMEOUT', { rule: 'limits.request_timeout', detail: 'The request body did not arrive in time.' }),
           );
         });
+        // The backend may answer before it has read the body (its own 401 or 413): the rest of the
+        // body then has nowhere to go, and a stream left half-open hangs the client.
+        endStreamAfterResponse(req as H2Request, deadline);
+      }
     };
 
     const route = match.route;
@@ -419,29 +423,35 @@ async function verdictsOf(observers: readonly BodyObserver[]): Promise<Verdict> 
  * HTTP/2 has no built-in whole-request timeout (Node's requestTimeout covers HTTP/1.1 only), so a
  * slow upload gets a timer of its own, cleared when the body has arrived.
  */
-function bodyDeadline(stream: Readable, ms: number, onExpired: () => void): void {
+function bodyDeadline(stream: Readable, ms: number, onExpired: () => void): NodeJS.Timeout {
   const timer = setTimeout(() => {
     if (!stream.readableEnded && !stream.destroyed) onExpired();
   }, ms);
   const clear = () => clearTimeout(timer);
   stream.once('end', clear);
   stream.once('close', clear);
+  return timer;
 }
 
 /**
- * A refused HTTP/2 request whose body was not read: once the response is out, reset the stream with
- * NO_ERROR so the client stops sending (RFC 9113 §8.1) instead of leaving it half-open.
+ * An HTTP/2 request answered before its body was read (refused, or answered early by the backend):
+ * once the response is out, reset the stream with NO_ERROR so the client stops sending (RFC 9113
+ * §8.1) instead of leaving it half-open. The body's deadline, if any, ends with the response: a
+ * request answered in full is not late.
  */
-function endStreamAfterResponse(req: H2Request): void {
+function endStreamAfterResponse(req: H2Request, deadline?: NodeJS.Timeout): void {
   const stream = req.stream;
   // 'finish' means the response was handed to nghttp2; END_STREAM goes out a turn or two later,
-  // and a reset must not overtake it.
+  // and a reset must not overtake it. A body that arrived whole needs none: the stream closes itself.
   const closeOnceSent = (attempt: number) => {
-    if (stream.closed || stream.destroyed) return;
+    if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
     if (stream.state.localClose || attempt >= 20) stream.close(http2Constants.NGHTTP2_NO_ERROR);
     else setImmediate(closeOnceSent, attempt + 1);
   };
-  stream.once('finish', () => closeOnceSent(0));
+  stream.once('finish', () => {
+    clearTimeout(deadline);
+    closeOnceSent(0);
+  });
 }
 
 function keepAliveOff(res: AnyResponse, h2: boolean): void {

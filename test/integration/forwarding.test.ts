@@ -2,14 +2,16 @@
  * Forwarding over real sockets: HTTP/1.1 and h2 from undici and curl, header hygiene in both
  * directions, X-Forwarded-*, request ids, traceparent.
  */
-import { connect } from 'node:http2';
+import { createServer } from 'node:http';
+import { connect, constants as h2constants } from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { startTestSidecar, type Teardown } from '../support/sidecar.js';
 import { testCertificate } from '../support/certs.js';
 
 t.test('HTTP/1.1 and h2, from undici and from curl, reach the backend', async (t) => {
@@ -479,4 +481,146 @@ t.test('h2: a method HTTP/1.1 could not carry (lower case, unregistered) is refu
   }
   t.equal(backend.requests.length, 0, 'none reached the backend');
   t.equal((await ask('PATCH', '/other')).status, 200, 'registered methods still pass through');
+});
+
+/** A backend that answers every request at once, with `headers`, without reading its body. */
+async function answeringBackend(t: Teardown, status: number, headers: Record<string, string | string[]>): Promise<string> {
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { 'content-length': '2', ...headers });
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+t.test('an upload the backend answers before reading it: the exchange ends at once, h2 and HTTP/1.1', async (t) => {
+  // As backends do with their own 401 or 413. Over h2 the request stream stayed open after the
+  // response: the client hung with a flow-control window sent, and at request_timeout a false 408
+  // was raised for the request answered 200.
+  const backendUrl = await answeringBackend(t, 200, { 'content-type': 'text/plain' });
+  const s = await startTestSidecar(t, backendUrl, { limits: { request_timeout: '60s', max_body_bytes: '16MiB' } });
+  const cert = await testCertificate();
+  const SIZE = 1024 * 1024;
+  const CHUNK = Buffer.alloc(16 * 1024, 0x61);
+  const session = connect(s.url, { ca: s.ca });
+  t.teardown(() => session.destroy());
+
+  // Streamed (over 16 KiB, or no length), read by no stage.
+  const h2Upload = (declared: boolean) =>
+    new Promise<{ status: number; body: string; rstCode: number | undefined } | 'hung'>((resolve) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/early',
+        'content-type': 'application/octet-stream',
+        ...(declared ? { 'content-length': String(SIZE) } : {}),
+      });
+      let status = 0;
+      let body = '';
+      const hung = setTimeout(() => {
+        stream.close(h2constants.NGHTTP2_CANCEL);
+        resolve('hung');
+      }, 10_000);
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => (body += c));
+      stream.on('error', () => undefined);
+      stream.on('close', () => {
+        clearTimeout(hung);
+        resolve({ status, body, rstCode: stream.rstCode });
+      });
+      let left = SIZE;
+      const pump = () => {
+        while (left > 0 && !stream.destroyed) {
+          left -= CHUNK.length;
+          if (!stream.write(CHUNK)) return void stream.once('drain', pump);
+        }
+        if (left <= 0) stream.end();
+      };
+      pump();
+    });
+  for (const declared of [true, false]) {
+    const label = `h2, ${declared ? 'Content-Length' : 'no length'}`;
+    const r = await h2Upload(declared);
+    if (r === 'hung') {
+      t.fail(`${label}: the stream was still open 10 s after the response`);
+      continue;
+    }
+    t.equal(r.status, 200, `${label}: answered`);
+    t.equal(r.body, 'ok', `${label}: the whole response`);
+    t.equal(r.rstCode, h2constants.NGHTTP2_NO_ERROR, `${label}: the stream ended with NO_ERROR`);
+  }
+  session.close(); // before the sidecar's drain, which would wait for it
+  // HTTP/1.1 ends such an exchange by itself (unchanged).
+  for (const chunked of [false, true]) {
+    const r = await curl(
+      [
+        '--http1.1',
+        '-m',
+        '10',
+        '--cacert',
+        cert.certFile,
+        '-H',
+        'content-type: application/octet-stream',
+        ...(chunked ? ['-H', 'transfer-encoding: chunked'] : []),
+        '--data-binary',
+        '@-',
+        `${s.url}/early`,
+      ],
+      Buffer.alloc(SIZE, 0x61),
+    );
+    t.equal(r.code, 0, `HTTP/1.1${chunked ? ', chunked' : ''}: curl finished (${r.stderr.trim()})`);
+    t.equal(r.status, 200);
+  }
+
+  await new Promise((r) => setTimeout(r, 400)); // access lines go out in batches (line-batcher.ts)
+  const lines = s.logs.filter((l) => l.msg === 'request' && l['url.path'] === '/early');
+  t.same(
+    lines.map(
+      (l) =>
+        `${String(l['network.protocol.version'])} ${String(l['http.response.status_code'])} ${l['warden.aborted'] === true ? 'aborted' : 'complete'}`,
+    ),
+    ['2 200 complete', '2 200 complete', '1.1 200 complete', '1.1 200 complete'],
+    'each logged as answered 200 and complete',
+  );
+  t.same(
+    s.events.filter((e) => e.name === 'warden.http.limit_exceeded'),
+    [],
+    'no limit exceeded (a false 408 at request_timeout before)',
+  );
+});
+
+t.test('a backend response repeating a single-value field: 502 on HTTP/1.1 and h2 alike; Set-Cookie twice passes', async (t) => {
+  // Over h2 Node cannot send it (ERR_HTTP2_HEADER_SINGLE_VALUE): 502, where HTTP/1.1 passed both on.
+  const cases: [string, number, Record<string, string | string[]>, string | undefined][] = [
+    ['location', 302, { location: ['/a', '/b'] }, 'upstream.duplicate_location'],
+    ['content-type', 200, { 'content-type': ['text/plain', 'text/html'] }, 'upstream.duplicate_content_type'],
+    ['set-cookie', 200, { 'set-cookie': ['a=1; Path=/', 'b=2; Path=/'] }, undefined],
+  ];
+  for (const [field, status, headers, rule] of cases) {
+    const s = await startTestSidecar(t, await answeringBackend(t, status, headers));
+    for (const h2 of [false, true]) {
+      const label = `${field} twice, ${h2 ? 'h2' : 'HTTP/1.1'}`;
+      const agent = testAgent(s.ca, { h2 });
+      t.teardown(() => agent.close());
+      const res = await fetchText(`${s.url}/dup`, agent);
+      if (rule === undefined) {
+        t.equal(res.status, 200, `${label}: passed on`);
+        t.same(res.headers['set-cookie'], headers['set-cookie'], `${label}: both cookies`);
+        continue;
+      }
+      t.equal(res.status, 502, `${label}: refused`);
+      t.equal(res.json().code, 'ERR_UPSTREAM_PROTOCOL', label);
+      t.equal(res.json().detail, `The backend's response has more than one ${field} header.`, `${label}: the detail names the field`);
+    }
+    const failed = s.events.filter((e) => e.name === 'warden.upstream.failed');
+    t.same(
+      failed.map((e) => e['warden.rule']),
+      rule === undefined ? [] : [rule, rule],
+      `${field}: ${rule === undefined ? 'no failure' : `rule ${rule}, on both protocols`}`,
+    );
+  }
 });
