@@ -58,8 +58,40 @@ function validate(source: YamlSource, issue: ReturnType<typeof issueAt>): CaConf
     throw new ConfigError(schemaIssues(validateCa.errors ?? [], issue));
   }
   const config = source.data as CaConfig;
+  const outOfRange = durationIssues(config, issue);
+  if (outOfRange.length > 0) throw new ConfigError(outOfRange);
   config.database.path ??= join(config.dir, CA_FILES.database);
   return config;
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * The CA's durations, bounded where a value breaks it at run time rather than at load: a CRL with
+ * next_update 0 was signed (and its number written) on every anonymous GET; a server lifetime of
+ * 1 ms issued the CA an already expired certificate, every second; a token ttl above the API's 7
+ * days, or not whole seconds, failed every `ca token create`.
+ */
+const DURATION_BOUNDS: readonly [path: readonly [string, string], min: number, max: number, range: string][] = [
+  // Seconds are allowed: rotation is tested (and may be run) with very short-lived certificates.
+  [['certificates', 'lifetime'], 1 * SECOND, 365 * DAY, 'from 1s to 365d'],
+  [['certificates', 'backdate'], 0, 1 * HOUR, 'from 0 to 1h'],
+  [['tokens', 'ttl'], 1 * SECOND, 7 * DAY, 'whole seconds from 1s to 7d (the token API takes seconds)'],
+  [['crl', 'next_update'], 1 * MINUTE, 7 * DAY, 'from 1m to 7d'],
+  [['server', 'lifetime'], 1 * MINUTE, 365 * DAY, 'from 1m to 365d'],
+];
+
+function durationIssues(config: CaConfig, issue: ReturnType<typeof issueAt>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const [[section, key], min, max, range] of DURATION_BOUNDS) {
+    const ms = (config as unknown as Record<string, Record<string, number>>)[section]?.[key] as number;
+    const wholeSeconds = section !== 'tokens' || ms % SECOND === 0;
+    if (ms < min || ms > max || !wholeSeconds) issues.push(issue([section, key], `must be ${range}, got ${ms} ms`));
+  }
+  return issues;
 }
 
 async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {

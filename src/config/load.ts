@@ -212,6 +212,11 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
         'must be more than 0: a client with no time limit is the slow-client attack (set a long one instead, e.g. "10m")',
       );
   }
+  // 0 answered every request 431; 2 GiB or more passed here and the first h2 client then crashed
+  // the process (nghttp2's header list size is 32-bit, and it is set to twice this).
+  const headerBytes = config.limits.max_header_bytes;
+  if (headerBytes < MIN_HEADER_BYTES || headerBytes > MAX_HEADER_BYTES)
+    yield issue(['limits', 'max_header_bytes'], `must be from 1KiB to 1MiB, got ${headerBytes} bytes`);
   const { headers_timeout, request_timeout } = config.limits;
   if (headers_timeout > request_timeout) {
     yield issue(
@@ -225,6 +230,9 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
  * A bucket holds at most `burst` tokens (default: `rate`); a request that costs more than that is
  * refused forever, with a Retry-After that never comes true.
  */
+const MIN_HEADER_BYTES = 1024;
+const MAX_HEADER_BYTES = 1024 * 1024;
+
 function* bucketsThatNeverAllow(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   type Found = [field: (string | number)[], bucket: RateLimitConfig | false | undefined];
   const buckets: Found[] = [

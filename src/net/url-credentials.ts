@@ -1,7 +1,16 @@
 /**
  * Text with the user name and password of any URL in it shown as `***`: for log lines and error
- * messages that name a URL an operator configured (a Redis URL carries its password).
+ * messages that name a URL an operator configured (a Redis URL carries its password). Spellings a
+ * URL parser would refuse are masked too — they are what a refused value's echo shows
+ * (`redis:/:pw@h`, `redis//user:pw@h`, an upper-case scheme, a password holding `/` or `:`): the
+ * userinfo runs from after the scheme's `:`/`/` characters to the last `@` of the word.
  */
-const USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^/@\s"]*@/gi;
+const WORD_WITH_AT = /[^\s"'<>]*@[^\s"'<>]*/g;
+const SCHEME = /^[a-z][a-z0-9+.-]*(?::\/{0,2}|\/{1,2})/i;
 
-export const withoutUrlCredentials = (text: string): string => text.replace(USERINFO, '$1***@');
+export const withoutUrlCredentials = (text: string): string =>
+  text.replace(WORD_WITH_AT, (word) => {
+    const at = word.lastIndexOf('@');
+    const start = SCHEME.exec(word)?.[0].length ?? 0;
+    return at <= start ? word : `${word.slice(0, start)}***${word.slice(at)}`;
+  });

@@ -42,3 +42,35 @@ t.test('problems are reported at their line, all at once', async (t) => {
   const noDir = await parseCaConfig('ca.yaml', `trust_domain: x.test\ndir: /nonexistent\n`).catch((e: unknown) => e);
   t.match((noDir as Error).message, /^ca\.yaml:2 dir: cannot read \/nonexistent\/bundle\.pem \(ENOENT\)/);
 });
+
+t.test('durations that would break the CA at run time are refused at load, each at its line', async (t) => {
+  const { dir } = await testCaMaterial();
+  const text = `trust_domain: ${TRUST_DOMAIN}
+dir: ${dir}
+certificates:
+  lifetime: 0
+  backdate: 2h
+tokens:
+  ttl: 1500ms
+crl:
+  next_update: 0
+server:
+  lifetime: 1ms
+`;
+  const error = await parseCaConfig('ca.yaml', text).catch((e: unknown) => e);
+  t.type(error, ConfigError);
+  t.same((error as ConfigError).message.split('\n'), [
+    'ca.yaml:4 certificates.lifetime: must be from 1s to 365d, got 0 ms',
+    'ca.yaml:5 certificates.backdate: must be from 0 to 1h, got 7200000 ms',
+    'ca.yaml:7 tokens.ttl: must be whole seconds from 1s to 7d (the token API takes seconds), got 1500 ms',
+    'ca.yaml:9 crl.next_update: must be from 1m to 7d, got 0 ms',
+    'ca.yaml:11 server.lifetime: must be from 1m to 365d, got 1 ms',
+  ]);
+  const long = await parseCaConfig(
+    'ca.yaml',
+    `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ntokens:\n  ttl: 192h\ncrl:\n  next_update: 300000000h\n`,
+  ).catch((e: unknown) => e);
+  t.match((long as Error).message, /tokens\.ttl: must be whole seconds from 1s to 7d.*\n.*crl\.next_update: must be from 1m to 7d/);
+  const edges = `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ncertificates:\n  lifetime: 1s\n  backdate: 0s\ntokens:\n  ttl: 168h\ncrl:\n  next_update: 1m\n`;
+  await t.resolves(parseCaConfig('ca.yaml', edges), 'the bounds themselves are accepted');
+});

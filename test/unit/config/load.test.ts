@@ -301,3 +301,16 @@ routes:
     "s.yaml:12 routes[1].rate_limit.cost: must be at most the bucket's size, burst (3): a request costing more is never allowed",
   ]);
 });
+
+t.test('limits.max_header_bytes: from 1KiB to 1MiB (2GiB passed and then crashed the process at the first h2 client)', async (t) => {
+  for (const [value, line] of [
+    ['0', 'got 0 bytes'],
+    ['2GiB', 'got 2147483648 bytes'],
+  ] as const) {
+    const text = await minimal(`limits:\n  max_header_bytes: ${value}\n`);
+    const lines = issuesOf(() => parseSidecarConfig('s.yaml', text));
+    t.same(lines, [`s.yaml:9 limits.max_header_bytes: must be from 1KiB to 1MiB, ${line}`]);
+  }
+  const edge = await minimal('limits:\n  max_header_bytes: 1MiB\n');
+  t.doesNotThrow(() => parseSidecarConfig('s.yaml', edge), '1MiB itself is accepted');
+});

@@ -1,0 +1,25 @@
+/**
+ * withoutUrlCredentials: the password of a configured URL never reaches an error message or a log
+ * line, however the URL is spelled — the refused spellings are the ones a config error echoes.
+ */
+import t from 'tap';
+import { withoutUrlCredentials } from '../../../src/net/url-credentials.js';
+
+t.test('userinfo masked in every spelling a config error may echo', async (t) => {
+  const cases: [string, string][] = [
+    ['redis://:Sup3rS3cret@redis:6379', 'redis://***@redis:6379'],
+    ['REDIS://user:Sup3rS3cret@redis:6379', 'REDIS://***@redis:6379'],
+    // Before, these reached `config check` and the reload_failed event in clear.
+    ['redis:/:Sup3rS3cret@redis:6379', 'redis:/***@redis:6379'],
+    ['redis//default:Sup3rS3cret@redis:6379', 'redis//***@redis:6379'],
+    ['tcp://:Sup3r/S3cret@redis:6379', 'tcp://***@redis:6379'],
+    ['rediss://u:p@ss:w@rd@h:1/0', 'rediss://***@h:1/0'],
+    ['"redis://:pw@h" is refused', '"redis://***@h" is refused'],
+  ];
+  for (const [text, masked] of cases) {
+    t.equal(withoutUrlCredentials(text), masked, text.replace(/Sup3r\/?S3cret|pw|p@ss:w@rd/, '…'));
+    t.notMatch(withoutUrlCredentials(text), /Sup3r|S3cret|:pw@|w@rd/, 'no part of the password left');
+  }
+  for (const text of ['redis://redis:6379', 'no url here', 'http://h/p?x=1'])
+    t.equal(withoutUrlCredentials(text), text, `${text}: unchanged`);
+});
