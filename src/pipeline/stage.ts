@@ -38,6 +38,11 @@ export interface Stage {
 /** A stage's view of a body as it arrives (the malware scanner streams it to clamd). */
 export interface BodyObserver {
   write(chunk: Buffer): void;
+  /**
+   * Undefined while the observer keeps up; otherwise resolves when it can take more (clamd has read
+   * its backlog): the body's source is paused until then. Never rejects.
+   */
+  drained?(): Promise<void> | undefined;
   /** The whole body has arrived: the verdict. */
   end(): Promise<Verdict>;
   /** The body will not complete (refused, aborted, too large): release what the observer holds. */

@@ -2,6 +2,7 @@
  * Takes in a request body for the stages that need it: held in a SpooledBody (memory, then a temp
  * file) and shown to the streaming stages chunk by chunk as it arrives, so a malware scan runs in
  * parallel with the upload instead of after it. Bounded by `maxBytes` (413) and `timeoutMs` (408).
+ * The client is paused while the disk or an observer (clamd) falls behind, so neither grows the heap.
  */
 import type { Readable } from 'node:stream';
 import { WardenError } from '../errors.js';
@@ -57,14 +58,22 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
         return;
       }
       spool.append(chunk);
+      // A full spool disk refuses the upload now rather than once all of it has arrived.
+      if (spool.failure !== undefined) return fail(spool.failure);
       for (const o of observers) o.write(chunk);
-      if (spool.pendingBytes > SPOOL_HIGH_WATER && !body.isPaused()) {
-        body.pause();
-        spool.flushed().then(
-          () => body.resume(),
-          (err: unknown) => fail(err as Error),
-        );
+      if (body.isPaused()) return;
+      const waits: Promise<void>[] = [];
+      if (spool.pendingBytes > SPOOL_HIGH_WATER) waits.push(spool.flushed());
+      for (const o of observers) {
+        const drained = o.drained?.();
+        if (drained !== undefined) waits.push(drained);
       }
+      if (waits.length === 0) return;
+      body.pause();
+      Promise.all(waits).then(
+        () => body.resume(),
+        (err: unknown) => fail(err as Error),
+      );
     };
     const onEnd = () => {
       cleanup();

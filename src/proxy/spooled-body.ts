@@ -2,14 +2,30 @@
  * A request body held while a streaming stage (the malware scan) decides on it: in memory up to
  * a limit, then in a temp file, so a large upload costs disk rather than heap. The file is
  * unlinked as soon as it is opened, so it disappears with its descriptor even if the process dies.
+ * A spool disk that is full (or read-only) refuses the body with 503 ERR_OVERLOADED, like a full
+ * memory budget: the request could not be held, not an internal error.
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { WardenError } from '../errors.js';
 
 const READ_CHUNK = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** The spool's filesystem has no room for the body (or cannot be written at all): nothing the request did wrong. */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
+
+function spoolRefusal(err: NodeJS.ErrnoException, dir: string): WardenError {
+  return new WardenError('ERR_OVERLOADED', {
+    rule: 'limits.spool_dir',
+    detail: 'The sidecar has no room to hold the request body; try again shortly.',
+    headers: { 'retry-after': '1' },
+    cause: err,
+    // For the operator (the event's log line), not the client: which directory is full.
+    attributes: { 'warden.detail': `${err.code as string} writing to spool_dir ${dir}`.slice(0, 256) },
+  });
+}
 
 export class SpooledBody {
   #memory: Buffer[] = [];
@@ -43,6 +59,11 @@ export class SpooledBody {
     return this.#memory[0] ?? EMPTY;
   }
 
+  /** Why the body could not be spooled, once a write has failed (flushed() rejects with it too). */
+  get failure(): Error | undefined {
+    return this.#failed;
+  }
+
   /** Bytes not yet on disk: the caller pauses its source above a high-water mark. */
   get pendingBytes(): number {
     return this.#pending;
@@ -71,7 +92,8 @@ export class SpooledBody {
           written += bytesWritten;
         }
       } catch (err) {
-        this.#failed = err as Error;
+        const e = err as NodeJS.ErrnoException;
+        this.#failed = NO_ROOM.has(e.code ?? '') ? spoolRefusal(e, this.#dir()) : e;
       } finally {
         this.#pending -= chunk.length;
       }
@@ -109,8 +131,12 @@ export class SpooledBody {
     if (file) void this.#writes.then(() => file.then((fh) => fh.close())).catch(() => undefined);
   }
 
+  #dir(): string {
+    return this.dir ?? tmpdir();
+  }
+
   async #openFile(): Promise<FileHandle> {
-    const path = join(this.dir ?? tmpdir(), `warden-body-${randomUUID()}`);
+    const path = join(this.#dir(), `warden-body-${randomUUID()}`);
     const fh = await open(path, 'wx+', 0o600);
     await unlink(path);
     return fh;

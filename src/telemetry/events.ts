@@ -131,7 +131,7 @@ export const EVENTS = {
   'warden.traffic.shed': {
     severity: 'warn',
     description:
-      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, or its body did not fit in limits.max_buffered_bytes (load shedding).',
+      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, or its body did not fit in limits.max_buffered_bytes or a full limits.spool_dir (load shedding).',
   },
   'warden.ratelimit.store_unavailable': {
     severity: 'error',

@@ -2,8 +2,11 @@
  * A clamd client for in-flight scanning: INSTREAM over TCP or a unix socket, streamed while the
  * body arrives (64 KiB frames, at most `streamMaxLength` bytes — clamd's StreamMaxLength), a
  * deadline for the verdict once the body has ended, a cap on concurrent scans, and a pool of
- * IDSESSION connections so a scan does not pay for a connect. Every failure is a ScannerError, so
- * the caller applies its fail-closed / fail-open policy; a verdict is only "clean" or "infected".
+ * IDSESSION connections so a scan does not pay for a connect. A clamd that stops reading (its
+ * MaxQueue full) shows in drained(), so the caller pauses the upload rather than the socket
+ * buffering it, and fails the scan as a timeout if its backlog does not drain within `timeout`.
+ * Every failure is a ScannerError, so the caller applies its fail-closed / fail-open policy; a
+ * verdict is only "clean" or "infected".
  */
 import { endClientSpan, startClientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { connect, type Socket } from 'node:net';
@@ -26,6 +29,11 @@ export class ScannerError extends Error {
 /** One scan, fed as the body arrives. */
 export interface ScanStream {
   write(chunk: Buffer): void;
+  /**
+   * Undefined while clamd keeps up; otherwise resolves once it has taken what was written, or the
+   * scan has failed (never rejects: the failure shows at end()). The caller stops writing until then.
+   */
+  drained(): Promise<void> | undefined;
   /** The last byte has been written: clamd's verdict, within the client's timeout. */
   end(): Promise<ScanVerdict>;
   /** The body will not complete: drop the scan (its connection is closed, not pooled). */
@@ -61,7 +69,7 @@ export interface ClamdClient {
 export interface ClamdOptions {
   /** `tcp://host:port` or `unix:/path/clamd.sock`. */
   address: string;
-  /** For the verdict, counted from the end of the body. */
+  /** For the verdict, counted from the end of the body; and for clamd to take a backlog (drained()). */
   timeout: number;
   maxConcurrent: number;
   /** clamd's StreamMaxLength: a longer stream fails here as too_large instead of at clamd. */
@@ -71,6 +79,11 @@ export interface ClamdOptions {
 }
 
 const FRAME = 64 * 1024;
+/**
+ * Bytes written to clamd's socket but not yet sent above which drained() asks the caller to wait.
+ * Without it a clamd that stopped reading left the whole body (up to StreamMaxLength) in the buffer.
+ */
+const STREAM_HIGH_WATER = 1024 * 1024;
 const END_OF_STREAM = Buffer.alloc(4);
 /**
  * A pooled connection can die while it sits idle (clamd restarted, its IdleTimeout, a dropped
@@ -170,7 +183,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
   }
 
   function failedStream(err: ScannerError): ScanStream {
-    return { write: () => undefined, end: () => Promise.reject(err), abort: () => undefined };
+    return { write: () => undefined, drained: () => undefined, end: () => Promise.reject(err), abort: () => undefined };
   }
 
   function slot(parent?: SpanParent): ScanSlot | ScannerError {
@@ -203,9 +216,12 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     /** The outcome, once known (clamd may answer before the end, e.g. size limit exceeded). */
     let result: ScanVerdict | ScannerError | undefined;
     let settle: ((v: ScanVerdict | ScannerError) => void) | undefined;
+    /** Set while clamd's socket holds more than STREAM_HIGH_WATER: resolves at its 'drain'. */
+    let backlog: { readonly drained: Promise<void>; clear(): void } | undefined;
     const finish = (v: ScanVerdict | ScannerError) => {
       if (result !== undefined) return;
       result = v;
+      backlog?.clear();
       settled?.();
       span.setAttributes({ 'clamd.bytes': sent, ...(v instanceof ScannerError ? {} : { 'clamd.infected': !v.clean }) });
       endClientSpan(span, v instanceof ScannerError ? v : undefined);
@@ -219,7 +235,29 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     const onFailure = (err: ScannerError) => {
       if (replay !== undefined && result === undefined && failure === undefined) return resend();
       failure ??= err;
+      // A dead socket never drains: the paused upload goes on (and fails at end()) at once.
+      backlog?.clear();
       if (settle) finish(err);
+    };
+    /** clamd is behind: the caller waits, and a clamd that takes none of it within `timeout` fails the scan. */
+    const watchBacklog = () => {
+      const socket = conn.socket;
+      if (backlog !== undefined || result !== undefined || socket.writableLength <= STREAM_HIGH_WATER) return;
+      let resolve!: () => void;
+      const drained = new Promise<void>((r) => (resolve = r));
+      const timer = setTimeout(
+        () => finish(new ScannerError('timeout', `clamd took no more of the stream within ${options.timeout} ms`)),
+        options.timeout,
+      );
+      const clear = () => {
+        clearTimeout(timer);
+        socket.off('drain', clear);
+        backlog = undefined;
+        resolve();
+      };
+      // writableLength above the socket's high-water mark: the write that put it there returned false.
+      socket.once('drain', clear);
+      backlog = { drained, clear };
     };
     const onReply = (line: string) => finish(verdictOf(line));
     const begin = () => {
@@ -238,12 +276,14 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     const resend = () => {
       const chunks = replay ?? [];
       replay = undefined;
+      backlog?.clear();
       conn = open();
       span.setAttribute('clamd.resent', true);
       begin();
       for (const chunk of chunks) sendFrames(chunk);
       // end() has been called (it sets settle): the end of stream goes again too.
       if (settle) conn.socket.write(END_OF_STREAM);
+      watchBacklog();
     };
     begin();
 
@@ -260,7 +300,9 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
           else replay = undefined;
         }
         sendFrames(chunk);
+        watchBacklog();
       },
+      drained: () => (failure === undefined ? backlog?.drained : undefined),
       end() {
         if (result !== undefined) return result instanceof ScannerError ? Promise.reject(result) : Promise.resolve(result);
         return new Promise<ScanVerdict>((resolve, reject) => {

@@ -19,6 +19,8 @@ export interface FileScan {
 export interface FileScans {
   /** The next file's scan: it starts once the file before it has its verdict. */
   next(): FileScan;
+  /** The file being streamed to clamd: undefined while clamd keeps up (ScanStream.drained). */
+  drained(): Promise<void> | undefined;
   /** Every verdict is in, or the request is gone: the slot goes back, an open scan is dropped. */
   close(): void;
 }
@@ -70,6 +72,7 @@ export function createFileScans(client: ClamdClient, parent: SpanParent | undefi
         verdict,
       };
     },
+    drained: () => current?.drained(),
     close() {
       closed = true;
       // A settled scan ignores this.

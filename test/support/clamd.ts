@@ -145,3 +145,32 @@ export async function startClamdRelay(t: { teardown(fn: () => unknown): void }, 
     stopListening: () => server.close(),
   };
 }
+
+/**
+ * A clamd that accepts a scan and then reads nothing more, as a real clamd does once its MaxQueue
+ * is full: what it has not read stays in the kernel's socket buffers and, beyond them, the sidecar's.
+ */
+export async function startStalledClamd(t: {
+  teardown(fn: () => unknown): void;
+}): Promise<{ address: string; readonly connections: number }> {
+  const open = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((sock) => {
+    connections++;
+    open.add(sock);
+    sock.on('error', () => undefined);
+    sock.on('close', () => open.delete(sock));
+    sock.once('data', () => sock.pause());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const sock of open) sock.destroy();
+    server.close();
+  });
+  return {
+    address: `tcp://127.0.0.1:${(server.address() as { port: number }).port}`,
+    get connections() {
+      return connections;
+    },
+  };
+}
