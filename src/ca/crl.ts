@@ -3,9 +3,13 @@
  * thisUpdate = when it was made, nextUpdate = thisUpdate + crl.next_update (short: sidecars refetch
  * often). Cached between requests; remade on each revocation and once half its validity has passed,
  * so a fetched CRL always has at least half its window left. Concurrent requests share one signing.
+ * Built in linear time (src/ca/crl-der.ts): the library's generator is quadratic in the entries and
+ * blocked the CA for seconds (docs/ca.md, "CRL size"). Each CRL has a strong ETag for conditional GETs.
  */
+import { createHash, webcrypto } from 'node:crypto';
 import { WardenError } from '../errors.js';
 import type { RevocationReason } from './api.js';
+import { certificateList, tbsCertList } from './crl-der.js';
 import { EC_P256, x509, type CryptoKey } from './pki.js';
 import type { CaStore } from './store.js';
 
@@ -20,8 +24,23 @@ export interface CrlOptions {
 export interface CrlPublisher {
   /** The current CRL (DER), remade first when due. */
   current(): Promise<Buffer>;
+  /** The current CRL with its ETag, for conditional GETs (If-None-Match → 304). */
+  currentWithEtag(): Promise<SignedCrl>;
   /** Makes a new CRL now (after a revocation). */
   refresh(): Promise<Buffer>;
+}
+
+export interface SignedCrl {
+  der: Buffer;
+  /** Strong ETag (quoted): a hash of the DER, so it changes with every CRL, even across restarts. */
+  etag: string;
+}
+
+/** True when an If-None-Match header value matches `etag` (a list, weak forms, or `*`; RFC 9110 §13.1.2). */
+export function etagMatches(ifNoneMatch: string | string[] | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false;
+  const tags = (Array.isArray(ifNoneMatch) ? ifNoneMatch.join(',') : ifNoneMatch).split(',').map((t) => t.trim());
+  return tags.some((t) => t === '*' || t.replace(/^W\//, '') === etag);
 }
 
 const REASONS: Record<RevocationReason, x509.X509CrlReason> = {
@@ -46,29 +65,34 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   const { store, intermediate, intermediateKey, nextUpdateMs } = options;
   const now = options.now ?? Date.now;
   const issuerSki = intermediate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  let cached: { der: Buffer; madeAt: number } | undefined;
+  const issuer = intermediate.subjectName.toArrayBuffer();
+  const formatter = new x509.AsnEcSignatureFormatter();
+  let cached: (SignedCrl & { madeAt: number }) | undefined;
   let pending: Promise<Buffer> | undefined;
 
   async function make(): Promise<Buffer> {
     const t = now();
     const entries = store.unexpiredRevocations(t).map((r) => ({
-      serialNumber: r.serial,
-      revocationDate: new Date(r.revoked_at),
+      serial: r.serial,
+      revokedAt: new Date(r.revoked_at),
       reason: REASONS[r.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,
     }));
     const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(store.nextCrlNumber()))];
     if (issuerSki) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki));
-    const crl = await x509.X509CrlGenerator.create({
-      issuer: intermediate.subjectName,
+    const tbs = tbsCertList({
+      issuer,
       thisUpdate: new Date(t),
       nextUpdate: new Date(t + nextUpdateMs),
-      signingAlgorithm: EC_P256,
-      signingKey: intermediateKey,
-      extensions,
+      extensions: extensions.map((e) => e.rawData),
       entries,
     });
-    const der = Buffer.from(crl.rawData);
-    cached = { der, madeAt: t };
+    // WebCrypto gives r||s; X.509 wants an ECDSA-Sig-Value (the library's formatter converts).
+    const raw = await webcrypto.subtle.sign(EC_P256, intermediateKey, tbs);
+    const signature = formatter.toAsnSignature({ ...EC_P256 }, raw);
+    if (!signature) throw new Error('cannot encode the CRL signature');
+    const der = certificateList(tbs, new Uint8Array(signature));
+    const etag = `"${createHash('sha256').update(der).digest('base64url')}"`;
+    cached = { der, etag, madeAt: t };
     return der;
   }
 
@@ -88,14 +112,21 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     return next;
   }
 
+  async function currentWithEtag(): Promise<SignedCrl> {
+    const age = cached ? now() - cached.madeAt : -1;
+    // A negative age is a clock stepped back since signing: that CRL is dated in the future and
+    // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
+    if (cached && age >= 0 && age < nextUpdateMs / 2) return cached;
+    await (pending ?? refresh());
+    if (!cached) throw new WardenError('ERR_INTERNAL');
+    return cached;
+  }
+
   return {
     refresh,
+    currentWithEtag,
     async current() {
-      const age = cached ? now() - cached.madeAt : -1;
-      // A negative age is a clock stepped back since signing: that CRL is dated in the future and
-      // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
-      if (cached && age >= 0 && age < nextUpdateMs / 2) return cached.der;
-      return pending ?? refresh();
+      return (await currentWithEtag()).der;
     },
   };
 }

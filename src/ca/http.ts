@@ -6,6 +6,14 @@ import { problemBody } from '../pipeline/rescue.js';
 /** Enough for a CSR (a few KiB) with room to spare; anything larger is not a CA request. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/** The client went away before its request was read in full: nobody to answer. */
+export class ClientGoneError extends Error {
+  constructor(cause?: unknown) {
+    super('the client closed the connection before sending its request body', cause === undefined ? undefined : { cause });
+    this.name = 'ClientGoneError';
+  }
+}
+
 /** The request body as a JSON object; 413 past `limit`, ERR_CA_REQUEST_INVALID when not a JSON object. */
 export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -22,7 +30,13 @@ export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTE
       req.off('data', onData).pause();
       reject(new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } }));
     };
-    req.on('data', onData).once('end', resolve).once('error', reject);
+    // A client that hangs up mid-body ('error' ECONNRESET "aborted", or 'close' before 'end') is no
+    // failure of the CA: a ClientGoneError, which the server neither logs as an error nor audits.
+    req
+      .on('data', onData)
+      .once('end', resolve)
+      .once('error', (err) => reject(new ClientGoneError(err)))
+      .once('close', () => (req.complete ? undefined : reject(new ClientGoneError())));
   });
   let value: unknown;
   try {

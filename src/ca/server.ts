@@ -26,8 +26,8 @@ import {
   type RevokeResult,
 } from './api.js';
 import { createClientAuth, type Role } from './client-auth.js';
-import { createCrlPublisher } from './crl.js';
-import { readJsonObject, sendBytes, sendJson, sendProblem } from './http.js';
+import { createCrlPublisher, etagMatches } from './crl.js';
+import { ClientGoneError, readJsonObject, sendBytes, sendJson, sendProblem } from './http.js';
 import { createIssuer, MIN_ISSUER_LIFE_MS, type Issuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from './layout.js';
@@ -48,6 +48,8 @@ export interface CaServerOptions {
   events?: EventBus;
   /** Where OTEL_* variables are read (default process.env; `warden dev` leaves them to its sidecar). */
   env?: NodeJS.ProcessEnv;
+  /** Connection limits (ca.yaml has no section for them): tests lower them. */
+  limits?: { idleTimeoutMs?: number; maxConnections?: number };
 }
 
 export interface CaServer {
@@ -81,7 +83,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   if (material.trustDomain !== config.trust_domain) {
     throw new Error(`trust_domain "${config.trust_domain}" does not match the CA in ${config.dir} ("${material.trustDomain}")`);
   }
-  const store = openCaStore(config.database.path);
+  const store = bestEffortAudit(openCaStore(config.database.path), logger);
   let server: Server | undefined;
   let telemetry: CaTelemetry | undefined;
   let inFlight = 0;
@@ -146,8 +148,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         }
         case CA_PATHS.bundle:
           return sendBytes(res, 'application/pem-certificate-chain', material.bundlePem, 300);
-        case CA_PATHS.crl:
-          return sendBytes(res, 'application/pkix-crl', await crl.current());
+        case CA_PATHS.crl: {
+          // Conditional GET: sidecars refetch every refresh.crl; an unchanged CRL is a 304 (crl.ts).
+          const { der, etag } = await crl.currentWithEtag();
+          const headers = { etag, 'cache-control': 'no-cache' };
+          if (etagMatches(req.headers['if-none-match'], etag)) return void res.writeHead(304, headers).end();
+          return void res.writeHead(200, { ...headers, 'content-type': 'application/pkix-crl', 'content-length': der.length }).end(der);
+        }
         case CA_PATHS.intermediate:
           // What the CRL is signed with: after a root rotation sidecars verify it with this (chained to their bundle).
           return sendBytes(res, 'application/pem-certificate-chain', material.intermediatePem, 300);
@@ -167,8 +174,17 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     };
 
     const refuse = (error: unknown, req: IncomingMessage, res: ServerResponse, audit: AuditSubject) => {
-      const problem = isWardenError(error) ? error : new WardenError('ERR_INTERNAL', { cause: error });
+      if (error instanceof ClientGoneError) {
+        logger.debug({ path: audit.path, action: audit.action }, 'client closed the connection mid-request');
+        res.destroy();
+        return;
+      }
+      const problem = asProblem(error);
       if (problem.code === 'ERR_INTERNAL') logger.error({ err: problem.cause, path: req.url }, 'unexpected error in the CA API');
+      if (problem.code === 'ERR_CA_STORE_UNAVAILABLE') {
+        const code = (problem.cause as NodeJS.ErrnoException).code;
+        logger.warn({ code, path: audit.path }, 'the CA database could not be written: answered 503');
+      }
       const event = ERRORS[problem.code].event;
       if (event !== undefined) {
         const attributes: EventAttributes = {
@@ -185,7 +201,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
         events.emit(event, attributes, audit);
       }
-      if (audit.action !== undefined && !QUIET.has(problem.code)) {
+      // Not for ERR_CA_STORE_UNAVAILABLE: the row would wait out the same lock, to fail as well.
+      if (audit.action !== undefined && !QUIET.has(problem.code) && problem.code !== 'ERR_CA_STORE_UNAVAILABLE') {
         store.audit({ action: audit.action, actor: audit.actor, subject: audit.subject, outcome: 'refused', detail: problem.code });
       }
       sendProblem(res, problem);
@@ -221,6 +238,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           audit.traceContext = traceContext;
           void handle(req, res, audit, url)
             .catch((err: unknown) => refuse(err, req, res, audit))
+            .catch((err: unknown) => {
+              // refuse() itself failed: still a 500, never an unhandled rejection (it ends the process).
+              logger.error({ err, path: audit.path }, 'unexpected error in the CA API');
+              try {
+                sendProblem(res, new WardenError('ERR_INTERNAL'));
+              } catch {
+                res.destroy();
+              }
+            })
             .finally(() => {
               if (--inFlight === 0) whenIdle?.();
               done?.(res.statusCode);
@@ -245,6 +271,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
     );
     const listening = server;
+    // Node's headersTimeout/requestTimeout only start with a request's first byte: a TLS connection
+    // that never sends one was held forever. The socket idle timeout covers it (and any later silence).
+    listening.setTimeout(options.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
+    listening.maxConnections = options.limits?.maxConnections ?? MAX_CONNECTIONS;
+    listening.on('drop', () => logger.debug('connection refused: maxConnections reached'));
     listening.on('tlsClientError', (err: NodeJS.ErrnoException) => logger.debug({ err: err.code ?? err.message }, 'TLS handshake failed'));
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
@@ -318,6 +349,55 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     void telemetry?.shutdown();
     throw err;
   }
+}
+
+/** Idle connections (none sending, none answered) are closed after this long. */
+const IDLE_TIMEOUT_MS = 30_000;
+/** Open connections at most (each costs a TLS session); further ones are closed on accept. */
+const MAX_CONNECTIONS = 1024;
+/** What a client waits before retrying a request refused with ERR_CA_STORE_UNAVAILABLE. */
+const STORE_RETRY_AFTER_S = 5;
+
+/** SQLite result codes (extended ones included) of a database that cannot be written for now. */
+const STORE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|READONLY|FULL|IOERR)/;
+
+/** The SQLite error in `error`'s cause chain that says the database cannot be written, if any. */
+function storeFailure(error: unknown): Error | undefined {
+  let e = error;
+  for (let depth = 0; e instanceof Error && depth < 4; depth++, e = e.cause) {
+    if (e.name === 'SqliteError' && STORE_UNAVAILABLE.test(String((e as NodeJS.ErrnoException).code))) return e;
+  }
+  return undefined;
+}
+
+/** The refusal for a handler's error: a locked/full/read-only database is 503, an unknown error 500. */
+function asProblem(error: unknown): WardenError {
+  if (isWardenError(error) && error.code !== 'ERR_INTERNAL') return error;
+  const failure = storeFailure(error);
+  if (failure) {
+    return new WardenError('ERR_CA_STORE_UNAVAILABLE', { cause: failure, headers: { 'retry-after': String(STORE_RETRY_AFTER_S) } });
+  }
+  return isWardenError(error) ? error : new WardenError('ERR_INTERNAL', { cause: error });
+}
+
+/**
+ * The store with audit writes that never throw: a row the database refuses (locked, full) is logged
+ * (once until a write succeeds again), and neither fails a done operation nor a refusal's answer.
+ */
+function bestEffortAudit(store: CaStore, logger: Logger): CaStore {
+  let failing = false;
+  return {
+    ...store,
+    audit(entry) {
+      try {
+        store.audit(entry);
+        failing = false;
+      } catch (err) {
+        if (!failing) logger.error({ err, action: entry.action, outcome: entry.outcome }, 'CA audit row not written; the CA keeps serving');
+        failing = true;
+      }
+    },
+  };
 }
 
 /** Refusals that say nothing about a credential are not worth an audit row. */

@@ -218,6 +218,8 @@ export function createCaService(deps: CaServiceDeps): CaService {
       } else {
         // Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial).
         subject = typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
+        // A mistyped ID (other case, wrong path) is not "already revoked": say it was never issued.
+        if (!store.issuedTo(subject)) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate was ever issued to ${subject}` });
       }
       // Listed and revoked in one transaction: a renewal's insert is either seen here or sees this.
       const revoked = store.transaction(() =>

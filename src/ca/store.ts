@@ -60,6 +60,8 @@ export interface CaStore {
   insertCertificate(row: CertificateRow): void;
   getCertificate(serial: string): CertificateWithStatus | undefined;
   listCertificates(filter: CertificateFilter): CertificateWithStatus[];
+  /** Whether the CA ever issued a certificate to this SPIFFE ID (exact match). */
+  issuedTo(spiffeId: string): boolean;
   /** Serials of a SPIFFE ID that are neither expired nor revoked. */
   activeSerialsOf(spiffeId: string, now: number): string[];
   /** False when the serial was already revoked. */
@@ -142,13 +144,21 @@ function migrate(db: Database.Database): void {
 
 const WITH_STATUS = `SELECT c.*, r.revoked_at AS revoked_at, r.reason AS reason FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`;
 
+/**
+ * How long a write waits for another process's lock (a backup, an sqlite3 shell) before SQLITE_BUSY.
+ * better-sqlite3 waits synchronously, holding up every other request of the CA meanwhile; the CA's
+ * own writes never contend (one connection). 1 s rides out a checkpoint or a backup step; a longer
+ * hold is answered 503 ERR_CA_STORE_UNAVAILABLE (server.ts) rather than freezing the CA for 5 s a write.
+ */
+export const BUSY_TIMEOUT_MS = 1_000;
+
 export function openCaStore(path: string): CaStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   let db: Database.Database;
   try {
     db = new Database(path);
     db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
     db.pragma('synchronous = NORMAL');
   } catch (err) {
@@ -177,6 +187,7 @@ export function openCaStore(path: string): CaStore {
               OR (@status = 'valid' AND r.serial IS NULL AND c.not_after > @now))
        ORDER BY c.issued_at DESC, c.serial`,
     ),
+    issuedTo: db.prepare<[string], number>(`SELECT 1 FROM certificates WHERE spiffe_id = ? LIMIT 1`).pluck(),
     activeOf: db
       .prepare<[string, number], string>(
         `SELECT c.serial FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
@@ -211,6 +222,7 @@ export function openCaStore(path: string): CaStore {
     insertCertificate: (row) => void s.insertCertificate.run(row),
     getCertificate: (serial) => s.getCertificate.get(serial),
     listCertificates: (f) => s.list.all({ spiffe_id: f.spiffeId ?? null, status: f.status ?? null, now: f.now }),
+    issuedTo: (spiffeId) => s.issuedTo.get(spiffeId) !== undefined,
     activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
     insertRevocation: (row) => s.insertRevocation.run(row).changes === 1,
     unexpiredRevocations: (now) => s.unexpiredRevocations.all(now),

@@ -61,6 +61,9 @@ function transportError(err: unknown, url: string, timeoutMs: number): unknown {
   return new CaUnavailableError('ERR_CA_UNAVAILABLE', `${url}: ${code ?? 'unreachable'}`, { cause: err });
 }
 
+/** A conditional CRL fetch: unchanged (304), or the CRL and its ETag. */
+export type CrlFetch = { changed: false } | { changed: true; der: Buffer; etag: string | undefined };
+
 export interface CaClient {
   enroll(token: string, csrPem: string): Promise<IssuedCredentials>;
   /** mTLS with the current credentials; `csrPem` is for a new key. */
@@ -69,6 +72,8 @@ export interface CaClient {
   bundle(): Promise<string>;
   /** The CRL, DER. */
   crl(): Promise<Buffer>;
+  /** The CRL unless its ETag is still `etag` (If-None-Match → 304): sidecars refetch every minute. */
+  crlSince(etag: string | undefined): Promise<CrlFetch>;
   /** The issuing CA certificate the CA signs with now, PEM (unverified: check that it chains to the bundle). */
   intermediate(): Promise<string>;
   /** Roots to verify the CA with from now on (after a verified bundle refresh); throws BundleError on one without certificates. */
@@ -150,8 +155,28 @@ async function getText(
   return (await getBody(dispatcher, url, timeoutMs, init)).toString('utf8');
 }
 
+async function getBody(
+  dispatcher: Dispatcher,
+  url: string,
+  timeoutMs: number,
+  init: Partial<Dispatcher.RequestOptions> = {},
+): Promise<Buffer> {
+  return (await exchange(dispatcher, url, timeoutMs, init)).body;
+}
+
+interface CaResponse {
+  status: number;
+  etag: string | undefined;
+  body: Buffer;
+}
+
 /** One call, bounded as a whole (connect, headers and body) by `timeoutMs`, in a client span. */
-function getBody(dispatcher: Dispatcher, url: string, timeoutMs: number, init: Partial<Dispatcher.RequestOptions> = {}): Promise<Buffer> {
+function exchange(
+  dispatcher: Dispatcher,
+  url: string,
+  timeoutMs: number,
+  init: Partial<Dispatcher.RequestOptions> = {},
+): Promise<CaResponse> {
   const target = new URL(url);
   const method = init.method ?? 'GET';
   return clientSpan(
@@ -164,12 +189,18 @@ function getBody(dispatcher: Dispatcher, url: string, timeoutMs: number, init: P
   );
 }
 
-async function callCa(dispatcher: Dispatcher, url: string, timeoutMs: number, init: Partial<Dispatcher.RequestOptions>): Promise<Buffer> {
+async function callCa(
+  dispatcher: Dispatcher,
+  url: string,
+  timeoutMs: number,
+  init: Partial<Dispatcher.RequestOptions>,
+): Promise<CaResponse> {
   try {
     const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
     const body = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode >= 400) throw problemError(res.statusCode, body.toString('utf8'));
-    return body;
+    const etag = res.headers.etag;
+    return { status: res.statusCode, etag: typeof etag === 'string' ? etag : undefined, body };
   } catch (err) {
     throw transportError(err, url, timeoutMs);
   }
@@ -212,6 +243,10 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string, trustDom
     },
     bundle: () => getText(agent, `${url}${CA_PATHS.bundle}`, cfg.timeout),
     crl: () => getBody(agent, `${url}${CA_PATHS.crl}`, cfg.timeout),
+    async crlSince(etag) {
+      const res = await exchange(agent, `${url}${CA_PATHS.crl}`, cfg.timeout, etag ? { headers: { 'if-none-match': etag } } : {});
+      return res.status === 304 ? { changed: false } : { changed: true, der: res.body, etag: res.etag };
+    },
     intermediate: () => getText(agent, `${url}${CA_PATHS.intermediate}`, cfg.timeout),
     trust(next) {
       if (next === roots) return;

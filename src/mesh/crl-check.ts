@@ -8,6 +8,15 @@ import { X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
 import { certificatesOf } from './trust-bundle.js';
 
+/**
+ * Parses a CRL. asn1js stops at 10 000 ASN.1 nodes by default — about 1 250 revoked entries — so a
+ * larger CRL was refused as "not signed". Nodes take at least two octets each, so allowing one per
+ * octet lifts the count limit without letting parse work grow faster than the body.
+ */
+export function parseCrl(der: Uint8Array): x509.X509Crl {
+  return new x509.X509Crl(der, { berOptions: { maxNodes: Math.max(10_000, der.byteLength) } });
+}
+
 /** A fetched CRL that is not applied; `code` is stable for logs, the message says why. */
 export class CrlRefusedError extends Error {
   readonly code = 'ERR_MESH_CRL_REFUSED';
@@ -22,7 +31,7 @@ export const CRL_MAX_SKEW_MS = 5 * 60_000;
 
 /** Verifies a CRL's signature with the issuing CA's key and that the CA issued it (names match). */
 export async function verifyCrl(der: Buffer, issuerPem: string): Promise<boolean> {
-  const crl = new x509.X509Crl(der);
+  const crl = parseCrl(der);
   const issuer = new x509.X509Certificate(issuerPem);
   if (crl.issuer !== issuer.subject) return false;
   return crl.verify({ publicKey: issuer });
@@ -84,14 +93,14 @@ export function crlNumberOf(crl: x509.X509Crl): bigint | undefined {
  * number orders them even across a clock step; thisUpdate only when either has no number.
  */
 export function crlOrderProblem(next: Buffer, current: Buffer | undefined, now = Date.now()): string | undefined {
-  const crl = new x509.X509Crl(next);
+  const crl = parseCrl(next);
   if (crl.thisUpdate.getTime() > now + CRL_MAX_SKEW_MS) {
     return `the CRL is dated in the future (thisUpdate ${crl.thisUpdate.toISOString()})`;
   }
   if (!current) return undefined;
   let previous: x509.X509Crl;
   try {
-    previous = new x509.X509Crl(current);
+    previous = parseCrl(current);
   } catch {
     return undefined; // an unreadable CRL in force is no baseline
   }

@@ -6,8 +6,8 @@
  * handshake once a CRL's nextUpdate passes — a CA outage longer than nextUpdate would take the
  * whole mesh down. Checking ourselves keeps the last verified CRL in force and says when it is stale.
  */
-import { x509 } from '../ca/pki.js';
 import { canonicalSerial } from '../ca/serial.js';
+import { parseCrl } from './crl-check.js';
 
 export interface RevocationList {
   /** Serial as hex (any case, leading zeros ignored). */
@@ -27,7 +27,7 @@ export function createRevocationList(): RevocationList {
       return serials.size > 0 && serials.has(canonicalSerial(serialHex));
     },
     update(crlDer) {
-      const crl = new x509.X509Crl(crlDer);
+      const crl = parseCrl(crlDer);
       serials = new Set(crl.entries.map((e) => canonicalSerial(e.serialNumber)));
       nextUpdate = crl.nextUpdate;
     },

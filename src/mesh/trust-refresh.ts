@@ -3,6 +3,8 @@
  * (a bundle must contain PEM roots; a CRL must be signed by an issuing CA that chains to the trust
  * bundle and not be older than the one in force: src/mesh/crl-check.ts) and only then applied. A
  * failed fetch keeps the last good copy and is retried sooner than the regular interval, with backoff.
+ * The CRL is fetched conditionally (the ETag of the one in force): an unchanged one is a 304, not a
+ * download and a re-verification of the whole list.
  */
 import type { CaClient } from './ca-client.js';
 import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
@@ -52,6 +54,8 @@ function every(interval: number, task: () => Promise<boolean>): { run(): Promise
 
 export function createTrustRefresher(options: TrustRefresherOptions): TrustRefresher {
   let lastCrl = options.initialCrl;
+  /** The ETag of lastCrl, when it came from this run's fetch (a persisted one has none: fetched whole once). */
+  let lastEtag: string | undefined;
   /** The CA's issuing certificate as last fetched (/v1/intermediate), kept while it signs the CRLs. */
   let fetchedIssuer: string | undefined;
 
@@ -84,13 +88,19 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
   });
   const crl = every(options.intervals.crl, async () => {
     try {
-      const der = await options.client.crl();
-      if (lastCrl?.equals(der)) return true;
+      const fetched = await options.client.crlSince(lastCrl ? lastEtag : undefined);
+      if (!fetched.changed) return true; // 304: the CRL in force is still the CA's
+      const { der, etag } = fetched;
+      if (lastCrl?.equals(der)) {
+        lastEtag = etag;
+        return true;
+      }
       if (!(await crlSigner(der))) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
       // Only ever forward: a replayed older CRL would un-revoke certificates, a future-dated one block every later one.
       const problem = crlOrderProblem(der, lastCrl);
       if (problem !== undefined) throw new CrlRefusedError(problem);
       lastCrl = der;
+      lastEtag = etag;
       options.onCrl(der);
       return true;
     } catch (err) {

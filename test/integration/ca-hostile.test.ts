@@ -2,13 +2,18 @@
  * The CA against callers that do not play along: a chunked body past the limit (it killed the
  * process), a renewal racing a revocation of its identity (it got a fresh certificate), an expired
  * certificate renewing over a connection kept open (OpenSSL checked it at the handshake only), and
- * a workload posing as the CA to the admin CLI (it took the workload's word).
+ * a workload posing as the CA to the admin CLI (it took the workload's word), a database locked by
+ * another process (the failed audit write killed the CA), TLS connections that never send a request
+ * (held forever), and a client gone mid-body (an error log and an ERR_INTERNAL audit row).
  */
 import { execFile } from 'node:child_process';
 import { request as httpsRequest, Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import Database from 'better-sqlite3';
 import t from 'tap';
-import { startCaUnderTest, makeCsr, ORDERS, repoRoot } from '../support/ca-harness.js';
+import { createAdminClientFromDir } from '../../src/ca/admin-client.js';
+import { startCaUnderTest, makeCsr, ORDERS, repoRoot, type CaUnderTest } from '../support/ca-harness.js';
 import { enrollWorkload } from '../support/workload.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -148,4 +153,102 @@ t.test('the admin CLI refuses a workload posing as the CA', async (t) => {
   t.not(run.code, 0, `the CLI fails: ${run.out.trim()}`);
   t.same(seen, [], 'nothing was sent to the impostor');
   t.equal(ca.list().find((c) => c.serial === victim.serial)?.status, 'valid');
+});
+
+/** GET over a fresh connection: status, Retry-After and the problem code (none when the body is no JSON). */
+function get(ca: CaUnderTest['ca'], path: string): Promise<{ status: number; retryAfter: string | undefined; code: unknown }> {
+  const url = new URL(ca.url);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: url.hostname, port: url.port, path, ca: ca.rootPem, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let code: unknown;
+        try {
+          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: unknown }).code;
+        } catch {
+          code = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Resolves when `socket` closes; rejects after `ms` (a bound on the wait, not a timing assertion). */
+function closed(socket: TLSSocket, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) return resolve();
+    const timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+t.test('the database locked by another process: 503 ERR_CA_STORE_UNAVAILABLE, and the CA serves again once released', async (t) => {
+  const { ca, dir, dbPath } = await startCaUnderTest(t);
+  const admin = createAdminClientFromDir(ca.url, dir);
+  t.teardown(() => admin.close());
+  // Another connection holds the write lock (a backup tool, an sqlite3 shell), as lock.cjs did.
+  const other = new Database(dbPath);
+  t.teardown(() => other.close());
+  other.exec('BEGIN IMMEDIATE');
+  // The first CRL after start writes its number: refused, not a dropped connection (nor a dead CA).
+  t.match(await get(ca, '/v1/crl'), { status: 503, retryAfter: '5', code: 'ERR_CA_STORE_UNAVAILABLE' }, 'GET /v1/crl: 503');
+  await t.rejects(admin.createToken({ spiffe_id: ORDERS }), { status: 503, code: 'ERR_CA_STORE_UNAVAILABLE' }, 'admin token create: 503');
+  other.exec('ROLLBACK');
+  t.match(await get(ca, '/v1/crl'), { status: 200 }, 'released: the CRL is served');
+  t.match(await admin.createToken({ spiffe_id: ORDERS }), { spiffe_id: ORDERS }, 'released: tokens are created');
+});
+
+t.test('TLS connections that send no request are closed; connections past maxConnections are refused', async (t) => {
+  const { ca } = await startCaUnderTest(t, {}, { limits: { idleTimeoutMs: 300, maxConnections: 1 } });
+  const url = new URL(ca.url);
+  const open = () =>
+    new Promise<TLSSocket>((resolve) => {
+      const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.rootPem, servername: 'localhost' });
+      socket.on('error', () => undefined);
+      socket.once('secureConnect', () => resolve(socket));
+      socket.once('close', () => resolve(socket));
+    });
+  const idle = await open();
+  t.ok(!idle.destroyed, 'handshake done');
+  let handshaken = false;
+  const extra = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.rootPem, servername: 'localhost' });
+  extra.on('error', () => undefined);
+  extra.once('secureConnect', () => (handshaken = true));
+  await closed(extra, 10_000);
+  t.notOk(handshaken, 'a second connection over maxConnections: 1 is closed before its handshake');
+  // Bounded wait, generous against the 300 ms idle timeout: on the old code it stayed open.
+  await closed(idle, 10_000);
+  t.ok(idle.destroyed, 'the idle connection was closed by the CA');
+  t.match(await get(ca, '/v1/bundle'), { status: 200 }, 'a slot is free again');
+});
+
+t.test('a client gone mid-body: no error log, no ERR_INTERNAL audit row', async (t) => {
+  const { ca, dbPath, logs } = await startCaUnderTest(t, {}, { logs: true });
+  const url = new URL(ca.url);
+  for (let i = 0; i < 3; i++) {
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.rootPem, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    socket.write('POST /v1/enroll HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"tok');
+    await sleep(100);
+    socket.destroy();
+  }
+  // Each request ends with its access-log line; wait for the three (bounded).
+  for (let i = 0; i < 100 && logs.filter((l) => l.msg === 'request').length < 3; i++) await sleep(50);
+  t.equal(logs.filter((l) => l.msg === 'request').length, 3, 'the three requests ended');
+  t.same(
+    logs.filter((l) => l.level === 'error' || l.level === 'fatal'),
+    [],
+    'no error-level line',
+  );
+  const db = new Database(dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  t.same(db.prepare(`SELECT detail FROM audit WHERE detail = 'ERR_INTERNAL'`).all(), [], 'no ERR_INTERNAL audit row');
 });

@@ -130,6 +130,18 @@ t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
     (JSON.parse(revoked.stdout) as { certificates: { serial: string; status: string }[] }).certificates.map((c) => [c.serial, c.status]),
     [[serial, 'revoked']],
   );
+  // An ID the CA never issued (here: other case) is not "already revoked": exit 1, one line naming it.
+  const typo = ORDERS.replace('/shop/', '/Shop/');
+  const neverIssued = warden('ca', 'revoke', '--id', typo, '-c', config);
+  t.equal(neverIssued.code, 1, 'revoke --id never issued: exit 1');
+  t.equal(neverIssued.stdout, '');
+  t.equal(
+    neverIssued.stderr,
+    `warden ca revoke: No such resource (ERR_CA_NOT_FOUND, HTTP 404): no certificate was ever issued to ${typo}\n`,
+  );
+  const revokedAlready = warden('ca', 'revoke', '--id', ORDERS, '-c', config);
+  t.equal(revokedAlready.code, 0, revokedAlready.stderr);
+  t.equal(revokedAlready.stdout, 'nothing to revoke (already revoked or expired)\n', 'issued, all revoked: as before');
   const badUsage = warden('ca', 'revoke', '-c', config);
   t.equal(badUsage.code, 2);
   t.equal(badUsage.stderr, 'warden ca revoke: give exactly one of --serial HEX or --id SPIFFE_ID\n');
@@ -291,6 +303,12 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   );
   const byId = await admin.revoke({ spiffe_id: ORDERS });
   t.equal(byId.revoked.length, 2, 'by identity: the two still valid');
+  t.same(await admin.revoke({ spiffe_id: ORDERS }), { revoked: [] }, 'by identity again: nothing left, 200');
+  await t.rejects(
+    admin.revoke({ spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` }),
+    { status: 404, code: 'ERR_CA_NOT_FOUND', detail: `no certificate was ever issued to spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` },
+    'by an identity never issued: 404',
+  );
 
   // The CRL lists the revoked serials, is signed by the intermediate, and OpenSSL parses it.
   const crlRes = await request(`${ca.url}${CA_PATHS.crl}`, { dispatcher: anonymous });

@@ -10,7 +10,7 @@ import { webcrypto } from 'node:crypto';
 import { initCa, type InitializedCa } from '../../src/ca/init.js';
 import { exportPrivateKeyPem } from '../../src/ca/keys.js';
 import { x509, type CryptoKeyPair } from '../../src/ca/pki.js';
-import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { startCaServer, type CaServer, type CaServerOptions } from '../../src/ca/server.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { createEventBus, type EventAttributes, type EventName } from '../../src/telemetry/events.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -88,24 +88,46 @@ export interface CaUnderTest {
   dir: string;
   events: CapturedEvent[];
   eventsNamed: (name: EventName) => CapturedEvent[];
+  /** The CA's SQLite file. */
+  dbPath: string;
+  /** The CA's log lines (level debug and up) when started with `{ logs: true }`; empty otherwise. */
+  logs: Record<string, unknown>[];
+}
+
+export interface CaTestOptions {
+  limits?: CaServerOptions['limits'];
+  /** Capture the CA's log lines in `logs`. */
+  logs?: boolean;
 }
 
 /** A CA server on a free loopback port with a database of its own; closed by the test's teardown. */
-export async function startCaUnderTest(t: Teardown, extra: Record<string, unknown> = {}): Promise<CaUnderTest> {
+export async function startCaUnderTest(
+  t: Teardown,
+  extra: Record<string, unknown> = {},
+  options: CaTestOptions = {},
+): Promise<CaUnderTest> {
   const { dir } = await testCaMaterial();
   const events: CapturedEvent[] = [];
   const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
+  const dbPath = join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db');
+  const logs: Record<string, unknown>[] = [];
+  const logger = options.logs
+    ? createLogger({
+        level: 'debug',
+        destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+      })
+    : createLogger({ level: 'silent' });
   const config = resolveCaConfig({
     trust_domain: TRUST_DOMAIN,
     dir,
     listen: { host: '127.0.0.1', port: 0 },
-    database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
+    database: { path: dbPath },
     log: { level: 'silent' },
     ...extra,
   });
-  const ca = await startCaServer({ config, events: bus, logger: createLogger({ level: 'silent' }) });
+  const ca = await startCaServer({ config, events: bus, logger, ...(options.limits ? { limits: options.limits } : {}) });
   t.teardown(() => ca.close());
-  return { ca, dir, events, eventsNamed: (name) => events.filter((e) => e.name === name) };
+  return { ca, dir, events, eventsNamed: (name) => events.filter((e) => e.name === name), dbPath, logs };
 }
 
 /**

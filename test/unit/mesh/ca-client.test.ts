@@ -185,6 +185,63 @@ t.test('trust refresh: a verified CRL moves forward only; a replayed older one o
   ]);
 });
 
+t.test('CRL refresh: If-None-Match with the ETag of the CRL in force; a 304 keeps it', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const signed = async (time: number) =>
+    Buffer.from(
+      (
+        await x509.X509CrlGenerator.create({
+          issuer: material.intermediate.subjectName,
+          thisUpdate: new Date(time),
+          nextUpdate: new Date(time + 3600_000),
+          signingAlgorithm: EC_P256,
+          signingKey: material.intermediateKey,
+          entries: [],
+        })
+      ).rawData,
+    );
+  const now = Date.now();
+  // CRL "a" twice (the second time the client has its ETag: 304), then "b".
+  const crls = [
+    { der: await signed(now - 1000), etag: '"a"' },
+    { der: await signed(now), etag: '"b"' },
+  ];
+  let current = 0;
+  const asked: (string | undefined)[] = [];
+  const fake = await scriptedCa(t, (req, res) => {
+    if (req.url !== '/v1/crl') return res.end(material.bundlePem);
+    const crl = crls[current] as { der: Buffer; etag: string };
+    asked.push(req.headers['if-none-match']);
+    res.setHeader('etag', crl.etag);
+    res.setHeader('cache-control', 'no-cache');
+    if (req.headers['if-none-match'] === crl.etag) return res.writeHead(304).end();
+    res.end(crl.der);
+  });
+  const client = createCaClient(ca(fake.url), fake.rootPem);
+  t.teardown(() => client.close());
+  const applied: Buffer[] = [];
+  const failures: unknown[] = [];
+  const refresher = createTrustRefresher({
+    client,
+    intervals: { bundle: 60_000, crl: 60_000 },
+    issuers: () => [material.intermediatePem],
+    currentBundle: () => material.bundlePem,
+    onBundle: () => {},
+    onCrl: (der) => applied.push(der),
+    onFailure: (_what, err) => failures.push(err),
+  });
+  t.teardown(() => refresher.stop());
+  await refresher.refreshNow();
+  await refresher.refreshNow(); // unchanged: 304
+  current = 1;
+  await refresher.refreshNow(); // changed: 200
+  await refresher.refreshNow(); // 304 again
+  t.same(asked, [undefined, '"a"', '"a"', '"b"'], 'the first fetch is unconditional, then the ETag in force');
+  t.same(applied, [crls[0]?.der, crls[1]?.der], 'each CRL applied once; a 304 applies nothing');
+  t.same(failures, [], 'a 304 is no failure');
+  t.same(await client.crlSince('"b"'), { changed: false });
+});
+
 t.test('a workload with the CA’s DNS name is not the CA: main, renew, fingerprint bootstrap and trust() refuse it', async (t) => {
   const { ca: real } = await startCaUnderTest(t);
   const workload = await enrollWorkload(real, `spiffe://${TRUST_DOMAIN}/ns/shop/sa/attacker`, ['localhost']);

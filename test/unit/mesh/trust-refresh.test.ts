@@ -32,6 +32,7 @@ async function crlOf(ca: CaMaterial, options: { thisUpdate?: Date; number?: numb
 async function refreshOnce(der: Buffer, intermediatePem: string, ours: string, bundlePem: string, initialCrl?: Buffer) {
   const client = {
     crl: async () => der,
+    crlSince: async () => ({ changed: true, der, etag: undefined }),
     intermediate: async () => intermediatePem,
     bundle: async () => bundlePem,
   } as unknown as CaClient;
