@@ -155,11 +155,15 @@ t.test('the admin CLI refuses a workload posing as the CA', async (t) => {
   t.equal(ca.list().find((c) => c.serial === victim.serial)?.status, 'valid');
 });
 
-/** GET over a fresh connection: status, Retry-After and the problem code (none when the body is no JSON). */
-function get(ca: CaUnderTest['ca'], path: string): Promise<{ status: number; retryAfter: string | undefined; code: unknown }> {
+/** GET over a fresh connection: status, Retry-After, ETag, body bytes and the problem code (none when the body is no JSON). */
+function get(
+  ca: CaUnderTest['ca'],
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; retryAfter: string | undefined; etag: string | undefined; bytes: number; code: unknown }> {
   const url = new URL(ca.url);
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: url.hostname, port: url.port, path, ca: ca.rootPem, agent: false }, (res) => {
+    const req = httpsRequest({ host: url.hostname, port: url.port, path, headers, ca: ca.rootPem, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -169,7 +173,8 @@ function get(ca: CaUnderTest['ca'], path: string): Promise<{ status: number; ret
         } catch {
           code = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
+        const bytes = Buffer.concat(chunks).length;
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], etag: res.headers.etag, bytes, code });
       });
     });
     req.on('error', reject);
@@ -251,4 +256,19 @@ t.test('a client gone mid-body: no error log, no ERR_INTERNAL audit row', async 
   const db = new Database(dbPath, { readonly: true });
   t.teardown(() => db.close());
   t.same(db.prepare(`SELECT detail FROM audit WHERE detail = 'ERR_INTERNAL'`).all(), [], 'no ERR_INTERNAL audit row');
+});
+
+t.test('the CRL is revalidated by its ETag: 304 while it is the same, 200 with a new ETag once it changes', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const first = await get(ca, '/v1/crl');
+  t.equal(first.status, 200);
+  t.ok(first.etag && first.bytes > 0, `an ETag (${first.etag}) and the CRL`);
+  const again = await get(ca, '/v1/crl', { 'if-none-match': first.etag as string });
+  t.match(again, { status: 304, bytes: 0, etag: first.etag }, 'unchanged: 304, no body');
+  t.equal((await get(ca, '/v1/crl', { 'if-none-match': '"other"' })).status, 200, 'another ETag: the CRL');
+  await enrollWorkload(ca, ORDERS);
+  await ca.revoke({ spiffe_id: ORDERS, reason: 'keyCompromise' });
+  const changed = await get(ca, '/v1/crl', { 'if-none-match': first.etag as string });
+  t.equal(changed.status, 200, 'after a revocation the old ETag no longer matches');
+  t.not(changed.etag, first.etag);
 });
