@@ -137,6 +137,29 @@ t.test('mesh.ca.timeout bounds the whole call: a silent TLS handshake, a dribbli
   t.ok(Date.now() - started < 1500, `body gave up after ${Date.now() - started} ms`);
 });
 
+/** A trust refresher fetching CRLs from a scripted CA: what it applied, and its failures as "what: message". */
+function crlRefresher(
+  t: { teardown(fn: () => unknown): void; fail(message: string): void },
+  fake: { url: string; rootPem: string },
+  material: { intermediatePem: string; bundlePem: string },
+) {
+  const client = createCaClient(ca(fake.url), fake.rootPem);
+  t.teardown(() => client.close());
+  const applied: Buffer[] = [];
+  const failures: string[] = [];
+  const refresher = createTrustRefresher({
+    client,
+    intervals: { bundle: 60_000, crl: 60_000 },
+    issuers: () => [material.intermediatePem],
+    currentBundle: () => material.bundlePem,
+    onBundle: () => t.fail('the bundle did not change'),
+    onCrl: (der) => applied.push(der),
+    onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
+  });
+  t.teardown(() => refresher.stop());
+  return { client, refresher, applied, failures };
+}
+
 t.test('trust refresh: a verified CRL moves forward only; a replayed older one or a forged one is refused', async (t) => {
   const material = await loadCaMaterial((await testCaMaterial()).dir);
   const crlAt = async (time: number, key = material.intermediateKey) =>
@@ -160,20 +183,7 @@ t.test('trust refresh: a verified CRL moves forward only; a replayed older one o
     if (req.url === '/v1/crl') return res.end(served[Math.min(next++, served.length - 1)]);
     res.end(material.bundlePem);
   });
-  const client = createCaClient(ca(fake.url), fake.rootPem);
-  t.teardown(() => client.close());
-  const applied: Buffer[] = [];
-  const failures: string[] = [];
-  const refresher = createTrustRefresher({
-    client,
-    intervals: { bundle: 60_000, crl: 60_000 },
-    issuers: () => [material.intermediatePem],
-    currentBundle: () => material.bundlePem,
-    onBundle: () => t.fail('the bundle did not change'),
-    onCrl: (der) => applied.push(der),
-    onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
-  });
-  t.teardown(() => refresher.stop());
+  const { refresher, applied, failures } = crlRefresher(t, fake, material);
   await refresher.refreshNow(); // first CRL
   await refresher.refreshNow(); // newer
   await refresher.refreshNow(); // older: refused
@@ -217,20 +227,7 @@ t.test('CRL refresh: If-None-Match with the ETag of the CRL in force; a 304 keep
     if (req.headers['if-none-match'] === crl.etag) return res.writeHead(304).end();
     res.end(crl.der);
   });
-  const client = createCaClient(ca(fake.url), fake.rootPem);
-  t.teardown(() => client.close());
-  const applied: Buffer[] = [];
-  const failures: unknown[] = [];
-  const refresher = createTrustRefresher({
-    client,
-    intervals: { bundle: 60_000, crl: 60_000 },
-    issuers: () => [material.intermediatePem],
-    currentBundle: () => material.bundlePem,
-    onBundle: () => {},
-    onCrl: (der) => applied.push(der),
-    onFailure: (_what, err) => failures.push(err),
-  });
-  t.teardown(() => refresher.stop());
+  const { refresher, applied, failures, client } = crlRefresher(t, fake, material);
   await refresher.refreshNow();
   await refresher.refreshNow(); // unchanged: 304
   current = 1;
