@@ -8,6 +8,8 @@ import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
+import { costProblem } from './rate-limit-schema.js';
+import { routeSettingsOf } from './route-settings.js';
 import { tokensIssues } from './tokens-check.js';
 import type { RateLimitConfig, SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
@@ -226,45 +228,32 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   }
 }
 
-/**
- * A bucket holds at most `burst` tokens (default: `rate`); a request that costs more than that is
- * refused forever, with a Retry-After that never comes true.
- */
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
 function* bucketsThatNeverAllow(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
-  type Found = [field: (string | number)[], bucket: RateLimitConfig | false | undefined];
-  const buckets: Found[] = [
+  const buckets: [(string | number)[], RateLimitConfig | false | undefined][] = [
     [['rate_limits', 'default'], config.rate_limits.default],
-    ...config.routes.map((r, i): Found => [['routes', i, 'rate_limit'], r.rate_limit]),
-    ...Object.entries(config.openapi?.operations ?? {}).map(([id, op]): Found => [
-      ['openapi', 'operations', id, 'rate_limit'],
-      op.rate_limit,
+    ...routeSettingsOf(config).map(({ at, settings }): [(string | number)[], RateLimitConfig | false | undefined] => [
+      [...at, 'rate_limit'],
+      settings.rate_limit,
     ]),
   ];
   for (const [field, bucket] of buckets) {
-    if (!bucket) continue;
-    const burst = bucket.burst ?? bucket.rate;
-    if ((bucket.cost ?? 1) > burst)
-      yield issue([...field, 'cost'], `must be at most the bucket's size, burst (${burst}): a request costing more is never allowed`);
+    const problem = bucket ? costProblem(bucket) : undefined;
+    if (problem) yield issue([...field, 'cost'], problem);
   }
 }
 
 function* peersWithoutClientCertificates(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
-  type AllowList = [field: (string | number)[], allow: readonly string[] | undefined];
-  const lists: AllowList[] = [
-    [['peers', 'allow'], config.peers.allow],
-    ...config.routes.map((r, i): AllowList => [['routes', i, 'peers', 'allow'], r.peers?.allow]),
-    ...Object.entries(config.openapi?.operations ?? {}).map(([id, op]): AllowList => [
-      ['openapi', 'operations', id, 'peers', 'allow'],
-      op.peers?.allow,
-    ]),
+  const lists = [
+    { at: [] as (string | number)[], allow: config.peers.allow },
+    ...routeSettingsOf(config).map(({ at, settings }) => ({ at, allow: settings.peers?.allow })),
   ];
-  for (const [field, allow] of lists) {
+  for (const { at, allow } of lists) {
     if (allow !== undefined && allow.length > 0)
       yield issue(
-        field,
+        [...at, 'peers', 'allow'],
         'needs listeners.inbound.tls.client_certificates: request or require (without them no caller presents a certificate)',
       );
   }

@@ -1,6 +1,18 @@
 /** JSON Schema of sidecar.yaml's `rate_limits` section and of a route's `rate_limit`. */
 import { duration, MAX_TIMER_MS, positiveInt } from './schema-parts.js';
 
+/**
+ * Why a bucket can never allow a request, or undefined: it holds at most `burst` tokens (default
+ * `rate`), so a request costing more is refused forever, with a Retry-After that never comes true.
+ * For sidecar.yaml's buckets and x-warden-rate-limit alike (a schema cannot compare two fields).
+ */
+export function costProblem(bucket: { rate: number; burst?: number | undefined; cost?: number | undefined }): string | undefined {
+  const burst = bucket.burst ?? bucket.rate;
+  return (bucket.cost ?? 1) > burst
+    ? `must be at most the bucket's size, burst (${burst}): a request costing more is never allowed`
+    : undefined;
+}
+
 export const bucketSchema = {
   type: 'object',
   additionalProperties: false,

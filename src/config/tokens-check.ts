@@ -5,32 +5,22 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConfigIssue } from './config-error.js';
-import type { RouteConfig, SidecarConfig } from './types.js';
+import { routeSettingsOf } from './route-settings.js';
+import type { SidecarConfig } from './types.js';
 
 type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
 
 const MAX_LEEWAY_MS = 5 * 60_000;
 
-/**
- * Every place that sets a route's authn and scopes, with where it stands in the file: `routes[i]`
- * and `openapi.operations.<id>` alike (the operations were not checked: scopes written there
- * without a tokens section were dropped, and the operation served anyone).
- */
-function policies(config: SidecarConfig): { at: (string | number)[]; authn: RouteConfig['authn']; scopes: RouteConfig['scopes'] }[] {
-  return [
-    ...config.routes.map((r, i) => ({ at: ['routes', i], authn: r.authn, scopes: r.scopes })),
-    ...Object.entries(config.openapi?.operations ?? {}).map(([id, op]) => ({
-      at: ['openapi', 'operations', id],
-      authn: op.authn,
-      scopes: op.scopes,
-    })),
-  ];
-}
-
 export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const tokens = config.tokens;
   if (!tokens) {
-    for (const { at, authn, scopes } of policies(config)) {
+    // The operations were once left out: scopes written there without a tokens section were dropped,
+    // and the operation served anyone.
+    for (const {
+      at,
+      settings: { authn, scopes },
+    } of routeSettingsOf(config)) {
       if (authn) yield issue([...at, 'authn'], 'needs a tokens section (the issuers tokens are checked against)');
       if (scopes) yield issue([...at, 'scopes'], 'needs a tokens section: scopes come from validated tokens');
     }
@@ -95,7 +85,10 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
   if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {
     yield issue(['tokens', 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
   }
-  for (const { at, authn, scopes } of policies(config)) {
+  for (const {
+    at,
+    settings: { authn, scopes },
+  } of routeSettingsOf(config)) {
     if (authn?.mode === 'introspect' && introspecting.length === 0) {
       yield issue([...at, 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
     }

@@ -5,6 +5,7 @@
  * rate limit from the `x-warden-rate-limit` extension.
  */
 import type { RateLimitConfig } from '../config/types.js';
+import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 
@@ -131,12 +132,10 @@ function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitCon
     throw new OpenApiError(`${at}/per_seconds`, `must be a number of seconds > 0 and at most ${MAX_PER_SECONDS} (596 h)`);
   const burst = int('burst', MAX_RATE);
   const cost = int('cost', MAX_COST);
-  if ((cost ?? 1) > (burst ?? rate))
-    throw new OpenApiError(
-      `${at}/cost`,
-      `must be at most the bucket's size, burst (${burst ?? rate}): a request costing more is never allowed`,
-    );
-  return { rate, per: perSeconds * 1000, burst, cost };
+  const bucket = { rate, per: perSeconds * 1000, burst, cost };
+  const problem = costProblem(bucket);
+  if (problem) throw new OpenApiError(`${at}/cost`, problem);
+  return bucket;
 }
 
 export function operationsOf(doc: OpenApiDocument): Operation[] {
