@@ -137,6 +137,23 @@ t.test('mesh.ca.timeout bounds the whole call: a silent TLS handshake, a dribbli
   t.ok(Date.now() - started < 1500, `body gave up after ${Date.now() - started} ms`);
 });
 
+/** An empty CRL of the intermediate's, valid for an hour from `time` (signed by `key`: a forger's to forge one). */
+async function emptyCrl(
+  material: Awaited<ReturnType<typeof loadCaMaterial>>,
+  time: number,
+  key = material.intermediateKey,
+): Promise<Buffer> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: material.intermediate.subjectName,
+    thisUpdate: new Date(time),
+    nextUpdate: new Date(time + 3600_000),
+    signingAlgorithm: EC_P256,
+    signingKey: key,
+    entries: [],
+  });
+  return Buffer.from(crl.rawData);
+}
+
 /** A trust refresher fetching CRLs from a scripted CA: what it applied, and its failures as "what: message". */
 function crlRefresher(
   t: { teardown(fn: () => unknown): void; fail(message: string): void },
@@ -162,19 +179,7 @@ function crlRefresher(
 
 t.test('trust refresh: a verified CRL moves forward only; a replayed older one or a forged one is refused', async (t) => {
   const material = await loadCaMaterial((await testCaMaterial()).dir);
-  const crlAt = async (time: number, key = material.intermediateKey) =>
-    Buffer.from(
-      (
-        await x509.X509CrlGenerator.create({
-          issuer: material.intermediate.subjectName,
-          thisUpdate: new Date(time),
-          nextUpdate: new Date(time + 3600_000),
-          signingAlgorithm: EC_P256,
-          signingKey: key,
-          entries: [],
-        })
-      ).rawData,
-    );
+  const crlAt = (time: number, key = material.intermediateKey) => emptyCrl(material, time, key);
   const now = Date.now();
   const forger = await webcrypto.subtle.generateKey(EC_P256, false, ['sign', 'verify']);
   const served = [await crlAt(now - 60_000), await crlAt(now), await crlAt(now - 30_000), await crlAt(now + 1000, forger.privateKey)];
@@ -197,19 +202,7 @@ t.test('trust refresh: a verified CRL moves forward only; a replayed older one o
 
 t.test('CRL refresh: If-None-Match with the ETag of the CRL in force; a 304 keeps it', async (t) => {
   const material = await loadCaMaterial((await testCaMaterial()).dir);
-  const signed = async (time: number) =>
-    Buffer.from(
-      (
-        await x509.X509CrlGenerator.create({
-          issuer: material.intermediate.subjectName,
-          thisUpdate: new Date(time),
-          nextUpdate: new Date(time + 3600_000),
-          signingAlgorithm: EC_P256,
-          signingKey: material.intermediateKey,
-          entries: [],
-        })
-      ).rawData,
-    );
+  const signed = (time: number) => emptyCrl(material, time);
   const now = Date.now();
   // CRL "a" twice (the second time the client has its ETag: 304), then "b".
   const crls = [
