@@ -8,7 +8,8 @@
  * console's events and status, and revoke tokens, as same-origin requests to its own name.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { BlockList, isIP, type AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { createIpSet } from '../net/ip-set.js';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
 import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
@@ -48,14 +49,9 @@ export function send(res: ServerResponse, status: number, type: string, body: st
   res.end(body);
 }
 
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4'); // also matches ::ffff:127.0.0.0/104
-LOOPBACK.addAddress('::1', 'ipv6');
-
-function isLoopbackAddress(address: string): boolean {
-  const family = isIP(address);
-  return family !== 0 && LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
-}
+/** Loopback addresses (IPv4-mapped ones included: the IpSet's BlockList matches them itself). */
+const LOOPBACK = createIpSet(['127.0.0.0/8', '::1']);
+const isLoopbackAddress = (address: string): boolean => LOOPBACK.has(address);
 
 /**
  * A Host (with any port) that names this machine whatever DNS says: a loopback literal,
