@@ -4,18 +4,10 @@
  * issued our own certificate, which during a root rotation is the old one — and a place after the
  * CRL in force (CRL number, else thisUpdate), not dated in the future.
  */
-import { X509Certificate } from 'node:crypto';
+import { verify, X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
+import type { CrlView } from './crl-reader.js';
 import { certificatesOf } from './trust-bundle.js';
-
-/**
- * Parses a CRL. asn1js stops at 10 000 ASN.1 nodes by default — about 1 250 revoked entries — so a
- * larger CRL was refused as "not signed". Nodes take at least two octets each, so allowing one per
- * octet lifts the count limit without letting parse work grow faster than the body.
- */
-export function parseCrl(der: Uint8Array): x509.X509Crl {
-  return new x509.X509Crl(der, { berOptions: { maxNodes: Math.max(10_000, der.byteLength) } });
-}
 
 /** A fetched CRL that is not applied; `code` is stable for logs, the message says why. */
 export class CrlRefusedError extends Error {
@@ -29,12 +21,26 @@ export class CrlRefusedError extends Error {
 /** How far in the future a CRL's thisUpdate may be (clock skew between CA and sidecar). */
 export const CRL_MAX_SKEW_MS = 5 * 60_000;
 
+/** The ECDSA signature algorithms a CRL may be signed with, by OID, and their hashes. */
+const ECDSA_HASHES: Readonly<Record<string, string>> = {
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+};
+
 /** Verifies a CRL's signature with the issuing CA's key and that the CA issued it (names match). */
-export async function verifyCrl(der: Buffer, issuerPem: string): Promise<boolean> {
-  const crl = parseCrl(der);
-  const issuer = new x509.X509Certificate(issuerPem);
-  if (crl.issuer !== issuer.subject) return false;
-  return crl.verify({ publicKey: issuer });
+export function verifyCrl(crl: CrlView, issuerPem: string): boolean {
+  const hash = ECDSA_HASHES[crl.signatureAlgorithm];
+  if (!hash) return false; // Warden's CA signs with ECDSA; anything else is not its CRL
+  const issuer = new X509Certificate(issuerPem);
+  if (issuer.publicKey.asymmetricKeyType !== 'ec') return false;
+  try {
+    // Names compared as @peculiar/x509 renders them (as before this reader): the same Name in another string type matches.
+    if (new x509.Name(crl.issuer).toString() !== new x509.X509Certificate(issuerPem).subject) return false;
+    return verify(hash, crl.tbs, { key: issuer.publicKey, dsaEncoding: 'der' }, crl.signature);
+  } catch {
+    return false; // an issuer that is not a Name, a signature that is not an ECDSA-Sig-Value
+  }
 }
 
 /** True when `caPem` is a CA certificate, valid at `now`, signed by one of the roots in `bundlePem`. */
@@ -58,13 +64,13 @@ export function chainsToBundle(caPem: string, bundlePem: string, now = Date.now(
 
 /**
  * The first of `candidates` (PEM issuing CA certificates) that chains to `bundlePem` and signed
- * `der`, or undefined. Candidates that do not chain are never tried: fail closed.
+ * `crl`, or undefined. Candidates that do not chain are never tried: fail closed.
  */
-export async function signerOf(der: Buffer, candidates: readonly string[], bundlePem: string): Promise<string | undefined> {
+export function signerOf(crl: CrlView, candidates: readonly string[], bundlePem: string): string | undefined {
   for (const pem of candidates) {
     if (!pem || !chainsToBundle(pem, bundlePem)) continue;
     try {
-      if (await verifyCrl(der, pem)) return pem;
+      if (verifyCrl(crl, pem)) return pem;
     } catch {
       // an unparsable candidate or CRL: not this one
     }
@@ -72,39 +78,18 @@ export async function signerOf(der: Buffer, candidates: readonly string[], bundl
   return undefined;
 }
 
-const CRL_NUMBER_OID = '2.5.29.20';
-
-/** The CRL number extension (RFC 5280 §5.2.3) as a bigint, or undefined when absent or malformed. */
-export function crlNumberOf(crl: x509.X509Crl): bigint | undefined {
-  const ext = crl.extensions.find((e) => e.type === CRL_NUMBER_OID);
-  if (!ext) return undefined;
-  const value = Buffer.from(ext.value);
-  // DER INTEGER, short-form length (a CRL number fits in 20 octets).
-  if (value[0] !== 0x02 || value[1] === undefined || value[1] > 0x7f || value.length !== 2 + value[1] || value[1] === 0) return undefined;
-  const bytes = value.subarray(2);
-  if ((bytes[0] as number) & 0x80) return undefined; // negative: not a CRL number
-  return BigInt(`0x${bytes.toString('hex')}`);
-}
-
 /**
- * Why `next` must not replace `current` (undefined when it may). A replayed older CRL would
+ * Why `crl` must not replace `previous`, the CRL in force (undefined when it may). A replayed older CRL would
  * un-revoke certificates; one dated in the future would, as the baseline, block every correct CRL
  * after it (and across restarts: it is persisted). The CA numbers its CRLs from its database, so the
  * number orders them even across a clock step; thisUpdate only when either has no number.
  */
-export function crlOrderProblem(next: Buffer, current: Buffer | undefined, now = Date.now()): string | undefined {
-  const crl = parseCrl(next);
+export function crlOrderProblem(crl: CrlView, previous: CrlView | undefined, now = Date.now()): string | undefined {
   if (crl.thisUpdate.getTime() > now + CRL_MAX_SKEW_MS) {
     return `the CRL is dated in the future (thisUpdate ${crl.thisUpdate.toISOString()})`;
   }
-  if (!current) return undefined;
-  let previous: x509.X509Crl;
-  try {
-    previous = parseCrl(current);
-  } catch {
-    return undefined; // an unreadable CRL in force is no baseline
-  }
-  const [a, b] = [crlNumberOf(crl), crlNumberOf(previous)];
+  if (!previous) return undefined;
+  const [a, b] = [crl.number, previous.number];
   if (a !== undefined && b !== undefined) {
     return a < b ? `the CRL (number ${a}) is older than the one in force (number ${b})` : undefined;
   }

@@ -19,6 +19,7 @@ import {
   type WorkloadCredentials,
 } from './credential-store.js';
 import { CrlRefusedError } from './crl-check.js';
+import { readCrl } from './crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
@@ -116,7 +117,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const crl = store.loadCrl();
   const revocations = createRevocationList();
   try {
-    if (crl) revocations.update(crl);
+    if (crl) revocations.update(readCrl(crl));
   } catch (err) {
     // A damaged crl.der must not stop startup: the refresher fetches a verified one right away.
     logger.warn({ err: (err as Error).message }, 'mesh: ignoring an unreadable persisted CRL');
@@ -240,9 +241,9 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       credentials = { ...credentials, bundlePem: pem };
       applyBundle(pem);
     },
-    onCrl(der) {
-      store.saveCrl(der);
-      revocations.update(der);
+    onCrl(crl) {
+      store.saveCrl(crl.der);
+      revocations.update(crl);
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
     },

@@ -7,13 +7,13 @@
  * whole mesh down. Checking ourselves keeps the last verified CRL in force and says when it is stale.
  */
 import { canonicalSerial } from '../ca/serial.js';
-import { parseCrl } from './crl-check.js';
+import type { CrlView } from './crl-reader.js';
 
 export interface RevocationList {
   /** Serial as hex (any case, leading zeros ignored). */
   isRevoked(serialHex: string): boolean;
   /** Replaces the list with the serials of a CRL whose signature the caller has verified. */
-  update(crlDer: Uint8Array): void;
+  update(crl: CrlView): void;
   readonly size: number;
   /** When the CRL in force says a newer one is due (undefined before the first one). */
   readonly nextUpdate: Date | undefined;
@@ -26,9 +26,8 @@ export function createRevocationList(): RevocationList {
     isRevoked(serialHex) {
       return serials.size > 0 && serials.has(canonicalSerial(serialHex));
     },
-    update(crlDer) {
-      const crl = parseCrl(crlDer);
-      serials = new Set(crl.entries.map((e) => canonicalSerial(e.serialNumber)));
+    update(crl) {
+      serials = new Set(crl.serials);
       nextUpdate = crl.nextUpdate;
     },
     get size() {

@@ -8,6 +8,7 @@
  */
 import type { CaClient } from './ca-client.js';
 import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
+import { readCrl, type CrlView } from './crl-reader.js';
 import { bundleProblem } from './trust-bundle.js';
 import { backoffDelay } from './rotation.js';
 
@@ -26,7 +27,8 @@ export interface TrustRefresherOptions {
   /** The CRL in force (persisted by an earlier run), so an unchanged one is not reported as new. */
   initialCrl?: Buffer | undefined;
   onBundle(pem: string): void;
-  onCrl(der: Buffer): void;
+  /** A verified CRL newer than the one in force (read once: `crl.der` is what to persist). */
+  onCrl(crl: CrlView): void;
   onFailure(what: 'bundle' | 'crl', err: unknown): void;
 }
 
@@ -52,8 +54,17 @@ function every(interval: number, task: () => Promise<boolean>): { run(): Promise
   };
 }
 
+/** The persisted CRL as a baseline, or none when it cannot be read (the next fetch is then taken whole). */
+function readBaseline(der: Buffer | undefined): CrlView | undefined {
+  try {
+    return der ? readCrl(der) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createTrustRefresher(options: TrustRefresherOptions): TrustRefresher {
-  let lastCrl = options.initialCrl;
+  let lastCrl = readBaseline(options.initialCrl);
   /** The ETag of lastCrl, when it came from this run's fetch (a persisted one has none: fetched whole once). */
   let lastEtag: string | undefined;
   /** The CA's issuing certificate as last fetched (/v1/intermediate), kept while it signs the CRLs. */
@@ -64,12 +75,12 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
    * after a root rotation's step 3 that is the new intermediate, before we renewed under it. Each
    * must chain to the current bundle: a CRL of any other CA is refused.
    */
-  const crlSigner = async (der: Buffer): Promise<string | undefined> => {
+  const crlSigner = async (crl: CrlView): Promise<string | undefined> => {
     const bundlePem = options.currentBundle();
-    const known = await signerOf(der, [...options.issuers(), ...(fetchedIssuer ? [fetchedIssuer] : [])], bundlePem);
+    const known = signerOf(crl, [...options.issuers(), ...(fetchedIssuer ? [fetchedIssuer] : [])], bundlePem);
     if (known) return known;
     const offered = await options.client.intermediate();
-    const signer = await signerOf(der, [offered], bundlePem);
+    const signer = signerOf(crl, [offered], bundlePem);
     if (signer) fetchedIssuer = signer;
     return signer;
   };
@@ -91,17 +102,23 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
       const fetched = await options.client.crlSince(lastCrl ? lastEtag : undefined);
       if (!fetched.changed) return true; // 304: the CRL in force is still the CA's
       const { der, etag } = fetched;
-      if (lastCrl?.equals(der)) {
+      if (lastCrl?.der.equals(der)) {
         lastEtag = etag;
         return true;
       }
-      if (!(await crlSigner(der))) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
+      let crl: CrlView;
+      try {
+        crl = readCrl(der);
+      } catch (err) {
+        throw new CrlRefusedError((err as Error).message);
+      }
+      if (!(await crlSigner(crl))) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
       // Only ever forward: a replayed older CRL would un-revoke certificates, a future-dated one block every later one.
-      const problem = crlOrderProblem(der, lastCrl);
+      const problem = crlOrderProblem(crl, lastCrl);
       if (problem !== undefined) throw new CrlRefusedError(problem);
-      lastCrl = der;
+      lastCrl = crl;
       lastEtag = etag;
-      options.onCrl(der);
+      options.onCrl(crl);
       return true;
     } catch (err) {
       options.onFailure('crl', err);

@@ -170,7 +170,7 @@ function crlRefresher(
     issuers: () => [material.intermediatePem],
     currentBundle: () => material.bundlePem,
     onBundle: () => t.fail('the bundle did not change'),
-    onCrl: (der) => applied.push(der),
+    onCrl: (crl) => applied.push(crl.der),
     onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
   });
   t.teardown(() => refresher.stop());

@@ -8,20 +8,21 @@ import { loadCaMaterial, type CaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../../src/ca/pki.js';
 import type { CaClient } from '../../../src/mesh/ca-client.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
+import { readCrl } from '../../../src/mesh/crl-reader.js';
 import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
 import { startCaUnderTest, testCaMaterial, TRUST_DOMAIN } from '../../support/ca-harness.js';
 import { request, Agent } from 'undici';
 
 /** A CRL signed by `ca`'s intermediate, with a CRL number (DER INTEGER, one octet) when given one. */
-async function crlOf(ca: CaMaterial, options: { thisUpdate?: Date; number?: number } = {}): Promise<Buffer> {
-  const { number, thisUpdate = new Date() } = options;
+async function crlOf(ca: CaMaterial, options: { thisUpdate?: Date; number?: number; more?: x509.Extension[] } = {}): Promise<Buffer> {
+  const { number, thisUpdate = new Date(), more = [] } = options;
   // With a nextUpdate, as the CA makes them (@peculiar/x509 misreads the fields after a missing one).
   const crl = await x509.X509CrlGenerator.create({
     issuer: ca.intermediate.subjectName,
     signingAlgorithm: EC_P256,
     signingKey: ca.intermediateKey,
     entries: [],
-    extensions: number === undefined ? [] : [new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, number]))],
+    extensions: [...(number === undefined ? [] : [new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, number]))]), ...more],
     thisUpdate,
     nextUpdate: new Date(thisUpdate.getTime() + 3600_000),
   });
@@ -45,7 +46,7 @@ async function refreshOnce(der: Buffer, intermediatePem: string, ours: string, b
     currentBundle: () => bundlePem,
     initialCrl,
     onBundle: () => {},
-    onCrl: (d) => applied.push(d),
+    onCrl: (crl) => applied.push(crl.der),
     onFailure: (_what, err) => failures.push(err),
   });
   await refresher.refreshNow();
@@ -79,8 +80,8 @@ t.test('a CRL is applied only when our issuing CA signed it', async (t) => {
   const agent = new Agent({ connect: { ca: ca.rootPem } });
   t.teardown(() => agent.close());
   const der = Buffer.from(await (await request(`${ca.url}/v1/crl`, { dispatcher: agent })).body.arrayBuffer());
-  t.ok(await verifyCrl(der, ca.intermediatePem), 'the CA’s own CRL verifies against its intermediate');
-  t.notOk(await verifyCrl(der, ca.rootPem), 'not against another certificate');
+  t.ok(verifyCrl(readCrl(der), ca.intermediatePem), 'the CA’s own CRL verifies against its intermediate');
+  t.notOk(verifyCrl(readCrl(der), ca.rootPem), 'not against another certificate');
   const keys = await webcrypto.subtle.generateKey(EC_P256, false, ['sign', 'verify']);
   const issuer = new x509.X509Certificate(ca.intermediatePem);
   const forged = await x509.X509CrlGenerator.create({
@@ -89,7 +90,7 @@ t.test('a CRL is applied only when our issuing CA signed it', async (t) => {
     signingKey: keys.privateKey,
     entries: [],
   });
-  t.notOk(await verifyCrl(Buffer.from(forged.rawData), ca.intermediatePem), 'a CRL with the right name but another key is refused');
+  t.notOk(verifyCrl(readCrl(Buffer.from(forged.rawData)), ca.intermediatePem), 'a CRL with the right name but another key is refused');
 });
 
 t.test('CRL order: by CRL number; a CRL dated in the future is refused and blocks nothing', async (t) => {
@@ -112,4 +113,20 @@ t.test('CRL order: by CRL number; a CRL dated in the future is refused and block
   const replay = await refresh(await at(1000, 6), await at(0, 7));
   t.same(replay.applied, [], 'a lower CRL number is refused, whatever its date');
   t.match(replay.failures, [{ code: 'ERR_MESH_CRL_REFUSED', message: /number 6.*older.*number 7/ }]);
+});
+
+t.test('a CRL our CA signed with a critical extension the sidecar does not process is refused, the one in force kept', async (t) => {
+  const ca = await loadCaMaterial((await testCaMaterial()).dir);
+  const inForce = await crlOf(ca, { number: 7 });
+  // A delta CRL (RFC 5280 §5.2.4, critical) lists only what changed since its base: read as the whole list, it would un-revoke the rest.
+  const delta = await crlOf(ca, { number: 8, more: [new x509.Extension('2.5.29.27', true, new Uint8Array([0x02, 0x01, 7]))] });
+  const { applied, failures } = await refreshOnce(delta, ca.intermediatePem, ca.intermediatePem, ca.bundlePem, inForce);
+  t.same(applied, [], 'not applied');
+  t.match(failures, [{ code: 'ERR_MESH_CRL_REFUSED', message: /extension 2\.5\.29\.27 is critical/ }]);
+  const plain = await crlOf(ca, { number: 8, more: [new x509.Extension('2.5.29.27', false, new Uint8Array([0x02, 0x01, 7]))] });
+  t.same(
+    (await refreshOnce(plain, ca.intermediatePem, ca.intermediatePem, ca.bundlePem, inForce)).applied,
+    [plain],
+    'the same extension not critical: applied',
+  );
 });

@@ -3,6 +3,7 @@ import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { NO_PEER, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
+import { readCrl } from '../../../src/mesh/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
 
@@ -89,7 +90,7 @@ t.test('a serial on the CRL in force is refused on every request (kept-alive con
   const stage = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: undefined }, { revocations });
   const c = () => ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b2'));
   t.equal(stage.run(c()), undefined, 'allowed before the CRL lists it');
-  revocations.update(new Uint8Array(crl.rawData));
+  revocations.update(readCrl(new Uint8Array(crl.rawData)));
   t.equal(revocations.size, 1);
   t.equal(codeOf(stage.run(c())), 'ERR_PEER_REVOKED', 'refused once it does (serials compared without leading zeros or case)');
   t.equal(stage.run(ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b3'))), undefined, 'other serials unaffected');
