@@ -136,17 +136,40 @@ export function repeatedParameter(contentType: string): string | undefined {
  * "boundary" is allowed only as that one parameter's name, and in its value (browsers send
  * `----WebKitFormBoundary…`) unless the value's lower-case "boundary" comes before a name spelled
  * otherwise. And PHP ends a quoted boundary at the next `"`, escapes unread: `"a\"b"` is `a\` to
- * PHP and `a"b` to busboy (RFC 2046 allows neither character in a boundary).
+ * PHP and `a"b` to busboy (RFC 2046 allows neither character in a boundary). Nor does PHP trim
+ * the value: it is what follows the "=" up to the closing quote, or else up to the next "," or
+ * ";", white space kept, so `boundary=BBB ;charset=utf-8` is `BBB ` to PHP and `BBB` to busboy
+ * (phpBoundaryValue).
  */
 export function hasStrayBoundary(contentType: string): boolean {
   if (!/boundary/i.test(contentType)) return false; // no boundary at all: busboy refuses the body
   const own = parameterSpans(contentType).filter((p) => p.name === 'boundary');
   if (own.length !== 1) return true;
-  const { start, end } = own[0] as ParameterSpan;
+  const { start, end, value } = own[0] as ParameterSpan;
   if (/boundary/i.test(contentType.slice(0, start)) || /boundary/i.test(contentType.slice(end))) return true;
   if (contentType.slice(start, end).includes('\\')) return true;
   const lower = contentType.indexOf('boundary', start);
-  return lower !== -1 && lower !== start;
+  if (lower !== -1 && lower !== start) return true;
+  // PHP's "boundary" is this parameter's name (checked above): the value it takes must be this one's.
+  const php = phpBoundaryValue(contentType, start);
+  return php !== undefined && php !== value;
+}
+
+/**
+ * The boundary PHP takes once it has found "boundary" at `at` (rfc1867.c): what follows the next
+ * "=", up to the closing quote when it opens with one, else up to the next "," or ";", untrimmed.
+ * Undefined where PHP finds none (no "=", a quote never closed): PHP then reads no parts at all.
+ */
+function phpBoundaryValue(contentType: string, at: number): string | undefined {
+  const eq = contentType.indexOf('=', at);
+  if (eq === -1) return undefined;
+  const rest = contentType.slice(eq + 1);
+  if (rest.startsWith('"')) {
+    const close = rest.indexOf('"', 1);
+    return close === -1 ? undefined : rest.slice(1, close);
+  }
+  const stop = rest.search(/[,;]/);
+  return stop === -1 ? rest : rest.slice(0, stop);
 }
 
 /** RFC 9110 §8.3.1: `type "/" subtype`, both tokens (§5.6.2). */
@@ -196,7 +219,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
   if (isMultipartMediaType(lower) && hasStrayBoundary(value))
     return malformed(
       'content_type.boundary',
-      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, or a "\\" in that parameter: PHP would split the body at another boundary than the one checked here.',
+      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, or a value PHP reads otherwise (white space or "," after it): PHP would split the body at another boundary than the one checked here.',
     );
   return undefined;
 }

@@ -119,6 +119,13 @@ t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', 
     'multipart/form-data; Boundary=xboundary',
     'multipart/form-databoundary; boundary=b',
     'multipart/form-data; xboundary=AAA',
+    // PHP does not trim the value: "BBB " (and " BBB") to PHP, "BBB" to busboy.
+    'multipart/form-data; boundary=BBB ;charset=utf-8',
+    'multipart/form-data; boundary=BBB\t; charset=utf-8',
+    'multipart/form-data; boundary= BBB',
+    // PHP ends an unquoted value at ",", and a quoted one at its closing quote.
+    'multipart/form-data; boundary=BBB,charset=utf-8',
+    'multipart/form-data; boundary="a"b',
   ])
     t.ok(hasStrayBoundary(ct), ct);
   for (const ct of [
@@ -128,6 +135,7 @@ t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', 
     'multipart/form-data; Boundary=----WebKitFormBoundaryX',
     'multipart/form-data; boundary=myboundary',
     'multipart/form-data; boundary="quoted;boundary"',
+    'multipart/form-data; boundary="a" ; charset=utf-8',
     'multipart/form-data',
   ])
     t.notOk(hasStrayBoundary(ct), ct);
