@@ -22,6 +22,11 @@ export interface RecordedRequest {
   bodyBytes: number;
   /** SHA-256 of the body as received (hex), once it has ended. */
   sha256?: string;
+  /**
+   * performance.now() when the request (its body included) had reached the backend: the start of
+   * the sidecar's headers timeout, and, for /stall-body, of its body timeout (the backend answers then).
+   */
+  endedAt?: number;
 }
 
 export interface TestBackend {
@@ -57,6 +62,7 @@ export async function startTestBackend(): Promise<TestBackend> {
       hash.update(c);
     });
     req.on('end', () => {
+      record.endedAt = performance.now();
       record.sha256 = hash.digest('hex');
       switch (url.pathname) {
         case '/echo':
