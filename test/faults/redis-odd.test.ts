@@ -111,8 +111,8 @@ t.test('a replica started while Redis was down hears revocations once it is back
   const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
   const callB = async () => (await fetchText(`${b.url}/x`, agent, { headers: { authorization: `Bearer ${jwt}` } })).status;
   t.equal(await callB(), 200);
-  // Both of B's connections come back on their own (retries every ≤ 2 s); then A revokes.
-  await sleep(2500);
+  // Both of B's connections come back on their own (retries every ≤ 2 s), A's two are up: then A revokes.
+  await redis.waitForClients(4);
   const res = await request(`${a.adminUrl}/tokens/revoke`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },

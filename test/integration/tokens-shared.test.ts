@@ -120,12 +120,13 @@ t.test('shared token state through Redis', async (t) => {
   });
 
   await t.test('Redis down: good tokens still work (local cache + IdP); back up: shared again', async (t) => {
+    const connections = await redis.clients();
     await redis.stop();
     const { accessToken } = await idp.issueToken();
     t.equal((await call(a, accessToken)).status, 200, 'a new token is introspected at the IdP');
     t.equal((await call(b, accessToken)).status, 200);
     await redis.start();
-    await sleep(2500); // ioredis reconnects with backoff (≤ 2 s)
+    await redis.waitForClients(connections); // ioredis reconnects with backoff (≤ 2 s)
     const next = await idp.issueToken();
     idp.resetCounts();
     t.equal((await call(a, next.accessToken)).status, 200);

@@ -3,6 +3,7 @@
  * and started again on the same port to test outages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { createServer } from 'node:net';
 import { connect } from 'node:net';
 
@@ -11,6 +12,14 @@ export interface TestRedis {
   readonly port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Connections the server has now, other than the one asking. */
+  clients(): Promise<number>;
+  /**
+   * Waits until the server has at least `count` connections (other than the one asking): after a
+   * restart, until the sidecars' clients have reconnected — ioredis retries with a backoff, so a
+   * fixed wait is either long or a race.
+   */
+  waitForClients(count: number, timeoutMs?: number): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -63,7 +72,26 @@ export async function startTestRedis(t: { teardown(fn: () => unknown): void }): 
       c.kill('SIGKILL');
     });
   };
+  const clients = async () => {
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await probe.connect();
+      const list = (await probe.client('LIST')) as string;
+      return list.split('\n').filter((line) => line.trim() !== '').length - 1;
+    } finally {
+      probe.disconnect();
+    }
+  };
+  const waitForClients = async (count: number, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    let seen = await clients();
+    while (seen < count) {
+      if (Date.now() > deadline) throw new Error(`redis-server had ${seen} client connections, not ${count}, after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+      seen = await clients();
+    }
+  };
   await start();
   t.teardown(stop);
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start };
+  return { url: `redis://127.0.0.1:${port}`, port, stop, start, clients, waitForClients };
 }
