@@ -10,7 +10,7 @@
  * `lifecycle.drain_timeout` (20 s by default), an idle close forever. It moves no byte in or out,
  * which a live session does; destroying its TLS socket cancels the write and lets it close.
  */
-import type { Http2Session, ServerHttp2Stream } from 'node:http2';
+import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 
 export interface SessionTracker {
@@ -33,12 +33,50 @@ export const CLOSING_STALL_MS = 2000;
  * Draining also waits for the session to be idle before sending GOAWAY: undici (7.x) fails every
  * in-flight request on any GOAWAY, even a graceful one, so an early GOAWAY would lose requests.
  */
-export function trackSession(session: Http2Session, socket: TLSSocket, idleMs: number, stallMs = CLOSING_STALL_MS): SessionTracker {
+export interface SessionLimits {
+  /** limits.idle_timeout: a session without a stream for this long is closed. */
+  idleMs: number;
+  /**
+   * limits.send_timeout: a stream whose response Warden has ended and that is still open this long
+   * after (the client takes none of it: no WINDOW_UPDATE) is reset, and `onSendTimeout` told. The
+   * forwarder's own send timer covers a response the stream could not buffer; a smaller one is
+   * taken whole, ended, and then waited for by nghttp2 for as long as the client keeps the window
+   * shut — an answered stream, its bytes and its session held for good (a slow read).
+   */
+  sendTimeoutMs: number;
+  onSendTimeout(stream: ServerHttp2Stream): void;
+  /** CLOSING_STALL_MS, shorter in tests. */
+  stallMs?: number;
+}
+
+export function trackSession(session: Http2Session, socket: TLSSocket, limits: SessionLimits): SessionTracker {
+  const { idleMs, sendTimeoutMs, stallMs = CLOSING_STALL_MS } = limits;
   const streams = new Set<ServerHttp2Stream>();
   let closing = false;
   let idleTimer: NodeJS.Timeout | undefined;
   let stallTimer: NodeJS.Timeout | undefined;
   let bytesMoved = -1;
+  /**
+   * One timer per session, not per response: every send_timeout, the streams found ended (by
+   * Warden) and still open at the previous sweep are reset, the others marked. A stream so goes
+   * between one and two send_timeouts after its end.
+   */
+  let sendTimer: NodeJS.Timeout | undefined;
+  let endedAtLastSweep = new Set<ServerHttp2Stream>();
+  const sweep = () => {
+    sendTimer = undefined;
+    const ended = new Set<ServerHttp2Stream>();
+    for (const stream of streams) {
+      if (!stream.writableEnded || stream.closed || stream.destroyed) continue;
+      if (!endedAtLastSweep.has(stream)) ended.add(stream);
+      else {
+        limits.onSendTimeout(stream);
+        stream.close(constants.NGHTTP2_CANCEL);
+      }
+    }
+    endedAtLastSweep = ended;
+    if (streams.size > 0) sendTimer = setTimeout(sweep, sendTimeoutMs).unref();
+  };
 
   const moved = (): number => socket.bytesRead + socket.bytesWritten;
   const allAnswered = (): boolean => {
@@ -74,6 +112,7 @@ export function trackSession(session: Http2Session, socket: TLSSocket, idleMs: n
   session.on('stream', (stream: ServerHttp2Stream) => {
     streams.add(stream);
     clearTimeout(idleTimer);
+    sendTimer ??= setTimeout(sweep, sendTimeoutMs).unref();
     stream.once('close', () => {
       streams.delete(stream);
       if (streams.size > 0) return;
@@ -84,6 +123,7 @@ export function trackSession(session: Http2Session, socket: TLSSocket, idleMs: n
   const stop = () => {
     clearTimeout(idleTimer);
     clearTimeout(stallTimer);
+    clearTimeout(sendTimer);
   };
   session.once('close', stop);
   socket.once('close', stop);

@@ -146,7 +146,17 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // Never without one (see above); such a session could serve no stream anyway.
     if (connecting === undefined) return void session.destroy();
     (session as SessionWithSocket)[TLS_SOCKET] = connecting;
-    const tracker = trackSession(session, connecting, limits.idle_timeout);
+    const tracker = trackSession(session, connecting, {
+      idleMs: limits.idle_timeout,
+      sendTimeoutMs: limits.send_timeout,
+      onSendTimeout: (stream) =>
+        events.emit('warden.http.limit_exceeded', {
+          'client.address': stream.session?.socket?.remoteAddress ?? '',
+          'warden.rule': 'limits.send_timeout',
+          'error.type': 'ERR_SEND_TIMEOUT',
+          'warden.detail': `The client read nothing of an ended response for ${limits.send_timeout} ms; the stream is reset.`,
+        }),
+    });
     sessions.add(tracker);
     session.once('close', () => sessions.delete(tracker));
   });

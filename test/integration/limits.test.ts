@@ -278,6 +278,31 @@ function cases(t: Test) {
     t.equal(status, 200, 'the same session serves the next stream');
   });
 
+  t.test('slow read, h2: a response small enough to be taken whole and ended, never read (window shut), is reset', async (t) => {
+    // The forwarder's send timer runs only while a write waits; 8 000 bytes fit the stream's buffer,
+    // so the response was ended at once and nghttp2 waited for a WINDOW_UPDATE for good: the stream,
+    // its bytes and its session held until a restart (seen in bench/full.js: one h2 stream 322 s).
+    const own = await startTestSidecar(t, backend.url, { limits: { send_timeout: '500ms' } });
+    const session = http2.connect(own.url, { ca: own.ca, settings: { initialWindowSize: 0 } });
+    t.teardown(() => session.destroy());
+    session.on('error', () => undefined);
+    const stuck = session.request({ ':path': '/download?bytes=8000' });
+    stuck.on('error', () => undefined);
+    const status = new Promise<number>((resolve) => stuck.once('response', (h) => resolve(Number(h[':status']))));
+    const outcome = await Promise.race([
+      new Promise<string>((resolve) => stuck.once('close', () => resolve(`reset ${stuck.rstCode}`))),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still open after 10 s'), 10_000).unref()),
+    ]);
+    t.equal(await status, 200, 'answered');
+    t.equal(outcome, `reset ${http2.constants.NGHTTP2_CANCEL}`, 'reset (CANCEL) within two send_timeouts of its end');
+    t.match(
+      own.events.filter((e) => e.name === 'warden.http.limit_exceeded'),
+      [{ 'warden.rule': 'limits.send_timeout', 'error.type': 'ERR_SEND_TIMEOUT' }],
+      'warden.http.limit_exceeded (limits.send_timeout)',
+    );
+    t.notOk(session.closed || session.destroyed, 'the session lives on');
+  });
+
   t.test('max_buffered_bytes: bodies held in memory at once are bounded; past it 503 at once, and the budget comes back', async (t) => {
     // Each body is bounded by max_body_bytes, but nothing bounded how many were held at once: forty
     // 9 MiB JSON bodies on one h2 session ran a sidecar with a 192 MiB heap out of memory (by hand).
