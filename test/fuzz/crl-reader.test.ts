@@ -7,27 +7,17 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { loadCaMaterial } from '../../src/ca/layout.js';
-import { EC_P256, x509 } from '../../src/ca/pki.js';
+import { x509 } from '../../src/ca/pki.js';
 import { canonicalSerial } from '../../src/ca/serial.js';
 import { verifyCrl } from '../../src/mesh/crl-check.js';
 import { CrlFormatError, readCrl } from '../../src/mesh/crl-reader.js';
-import { testCaMaterial } from '../support/ca-harness.js';
+import { crlNumberExtension, libraryCrl, testCaMaterial } from '../support/ca-harness.js';
 import { describeThrown, fuzz, fuzzAsync } from './fuzz-budget.js';
 
 const ca = await loadCaMaterial((await testCaMaterial()).dir);
 
-async function signed(entries: x509.X509CrlEntryParams[], crlNumber: number | undefined, thisUpdate: Date): Promise<Buffer> {
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: ca.intermediate.subjectName,
-    signingAlgorithm: EC_P256,
-    signingKey: ca.intermediateKey,
-    thisUpdate,
-    nextUpdate: new Date(thisUpdate.getTime() + 3_600_000),
-    entries,
-    extensions: crlNumber === undefined ? [] : [new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, crlNumber]))],
-  });
-  return Buffer.from(crl.rawData);
-}
+const signed = (entries: x509.X509CrlEntryParams[], crlNumber: number | undefined, thisUpdate: Date) =>
+  libraryCrl(ca, { entries, thisUpdate, extensions: crlNumber === undefined ? [] : [crlNumberExtension(crlNumber)] });
 
 /** Read and verified: true; refused: false; any other exception fails the property. */
 function accepted(der: Buffer): boolean {

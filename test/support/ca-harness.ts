@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { webcrypto } from 'node:crypto';
 import { initCa, type InitializedCa } from '../../src/ca/init.js';
 import { exportPrivateKeyPem } from '../../src/ca/keys.js';
-import { x509, type CryptoKeyPair } from '../../src/ca/pki.js';
+import { EC_P256, x509, type CryptoKeyPair } from '../../src/ca/pki.js';
+import type { CaMaterial } from '../../src/ca/layout.js';
 import { startCaServer, type CaServer, type CaServerOptions } from '../../src/ca/server.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { createEventBus, type EventAttributes, type EventName } from '../../src/telemetry/events.js';
@@ -151,3 +152,24 @@ export function meshSection<Extra extends Record<string, unknown>>(
     },
   };
 }
+
+/**
+ * A CRL signed by `ca`'s intermediate with @peculiar/x509's generator (the reference the sidecar's
+ * reader is compared with): an hour's nextUpdate unless `options` says otherwise.
+ */
+export async function libraryCrl(ca: CaMaterial, options: Partial<x509.X509CrlCreateParams> = {}): Promise<Buffer> {
+  const thisUpdate = options.thisUpdate ?? new Date();
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.intermediate.subjectName,
+    signingAlgorithm: EC_P256,
+    signingKey: ca.intermediateKey,
+    thisUpdate,
+    nextUpdate: new Date(thisUpdate.getTime() + 3_600_000),
+    entries: [],
+    ...options,
+  });
+  return Buffer.from(crl.rawData);
+}
+
+/** The CRL number extension (RFC 5280 §5.2.3) for a number below 128. */
+export const crlNumberExtension = (n: number) => new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, n]));

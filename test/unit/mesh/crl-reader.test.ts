@@ -12,25 +12,14 @@ import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
 import { canonicalSerial } from '../../../src/ca/serial.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
 import { CrlFormatError, readCrl } from '../../../src/mesh/crl-reader.js';
-import { testCaMaterial } from '../../support/ca-harness.js';
+import { crlNumberExtension, libraryCrl as signedCrl, testCaMaterial } from '../../support/ca-harness.js';
 
 const ca = await loadCaMaterial((await testCaMaterial()).dir);
 const thisUpdate = new Date('2031-05-06T07:08:09Z');
 
-async function libraryCrl(options: Partial<x509.X509CrlCreateParams> = {}): Promise<Buffer> {
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: ca.intermediate.subjectName,
-    signingAlgorithm: EC_P256,
-    signingKey: ca.intermediateKey,
-    thisUpdate,
-    nextUpdate: new Date(thisUpdate.getTime() + 600_000),
-    entries: [],
-    ...options,
-  });
-  return Buffer.from(crl.rawData);
-}
-
-const number = (n: number) => new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, n]));
+const libraryCrl = (options: Partial<x509.X509CrlCreateParams> = {}) =>
+  signedCrl(ca, { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 600_000), ...options });
+const number = crlNumberExtension;
 
 /** The reader's error, or a failure naming what it returned instead. */
 function refusal(der: Buffer): CrlFormatError | string {
