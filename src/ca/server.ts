@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
 import type { Context } from '@opentelemetry/api';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
@@ -217,6 +217,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         requestCert: true,
         rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
+        // Node's default is 120 s: a connection that never finishes its handshake held a slot that long.
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         headersTimeout: 10_000,
         requestTimeout: 30_000,
         keepAliveTimeout: 5_000,
@@ -276,6 +278,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     listening.setTimeout(options.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
     listening.maxConnections = options.limits?.maxConnections ?? MAX_CONNECTIONS;
     listening.on('drop', () => logger.debug('connection refused: maxConnections reached'));
+    // Every TCP connection, its handshake done or not: closeAllConnections knows only those that
+    // reached HTTP, and one still in its handshake (a client that sent nothing, or one cut off as the
+    // CA restarted) held close() until the handshake timeout.
+    const sockets = new Set<Socket>();
+    listening.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     listening.on('tlsClientError', (err: NodeJS.ErrnoException) => logger.debug({ err: err.code ?? err.message }, 'TLS handshake failed'));
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
@@ -327,6 +337,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           onClose();
           listening.close(() => resolve());
           listening.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
         })
           // Handlers whose client was cut off still finish (and write their audit row) before the
           // database closes; closing under them crashed the process.
@@ -353,6 +364,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
 
 /** Idle connections (none sending, none answered) are closed after this long. */
 const IDLE_TIMEOUT_MS = 30_000;
+/** A TLS handshake not done by then is cut (the sidecar's default `limits.handshake_timeout` too). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Open connections at most (each costs a TLS session); further ones are closed on accept. */
 const MAX_CONNECTIONS = 1024;
 /** What a client waits before retrying a request refused with ERR_CA_STORE_UNAVAILABLE. */

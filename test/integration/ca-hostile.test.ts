@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { request as httpsRequest, Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import Database from 'better-sqlite3';
 import t from 'tap';
@@ -232,6 +232,29 @@ t.test('TLS connections that send no request are closed; connections past maxCon
   await closed(idle, 10_000);
   t.ok(idle.destroyed, 'the idle connection was closed by the CA');
   t.match(await get(ca, '/v1/bundle'), { status: 200 }, 'a slot is free again');
+});
+
+t.test('close() does not wait for a connection still in its TLS handshake', async (t) => {
+  // Found in CI: a mesh test's CA restart hung for 140 s. closeAllConnections knows only the
+  // connections that reached HTTP; one in its handshake held close() until Node's 120 s handshake timeout.
+  const { ca } = await startCaUnderTest(t);
+  const url = new URL(ca.url);
+  const silent = netConnect(Number(url.port), url.hostname); // a TCP connection that never sends a ClientHello
+  silent.on('error', () => undefined);
+  t.teardown(() => silent.destroy());
+  await new Promise((r) => silent.once('connect', r));
+  await new Promise((r) => setTimeout(r, 100)); // accepted by the CA
+  // Bounded, far below the handshake timeout: on the build before, close() was still waiting.
+  const outcome = await Promise.race([
+    ca.close().then(() => 'closed'),
+    new Promise<string>((r) => setTimeout(() => r('still waiting after 5 s'), 5_000).unref()),
+  ]);
+  t.equal(outcome, 'closed');
+  const cut = await Promise.race([
+    new Promise<string>((r) => silent.once('close', () => r('cut'))),
+    new Promise<string>((r) => setTimeout(() => r('still open after 5 s'), 5_000).unref()),
+  ]);
+  t.equal(cut, 'cut', 'the silent connection was cut');
 });
 
 t.test('a client gone mid-body: no error log, no ERR_INTERNAL audit row', async (t) => {
