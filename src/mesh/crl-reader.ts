@@ -10,6 +10,8 @@
  * test/unit/mesh/crl-reader.test.ts reads the same CRLs with @peculiar/x509 and compares.
  */
 
+import { canonicalSerial } from '../ca/serial.js';
+
 /** What the sidecar needs of a CRL; `der` is the whole CRL as received. */
 export interface CrlView {
   readonly der: Buffer;
@@ -148,13 +150,10 @@ function time(der: Buffer, e: Element, what: string): Date {
   return date;
 }
 
-/** A serial as canonicalSerial (src/ca/serial.ts) writes it: lower-case hex, no leading zeros. */
+/** A serial as the ledger keys it (canonicalSerial): lower-case hex, no leading zeros. */
 function serialOf(der: Buffer, e: Element): string {
   if (e.end === e.body) throw new CrlFormatError(`empty serial number at octet ${e.start}`);
-  let from = e.body;
-  while (from < e.end - 1 && der[from] === 0) from++;
-  const hex = der.toString('hex', from, e.end);
-  return hex.charCodeAt(0) === 0x30 && hex.length > 1 ? hex.slice(1) : hex;
+  return canonicalSerial(der.toString('hex', e.body, e.end));
 }
 
 /**
