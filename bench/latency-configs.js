@@ -5,8 +5,10 @@
 // p50 / p99 / p99.9 of the whole exchange; the medians over rounds, and the same from the third
 // round on (the first rounds after a start differ: the live heap is still growing). Written for
 // limits.heap_growth (docs/performance.md, "Memory and V8 flags"); any two bench/peers
-// configurations that take the same variables work.
+// configurations that take the same variables work; --base-node-args / --candidate-node-args give
+// one side Node/V8 flags (the same configuration twice then compares the flags).
 // Usage: node bench/latency-configs.js [--config warden-full-tls.yaml] [--candidate-config warden-full-tls-heap-auto.yaml]
+//                                      [--base-node-args ARGS] [--candidate-node-args ARGS]
 //                                      [--rate 3000] [--rounds 6] [--seconds 10] [--connections 16] [--out FILE] [--no-pin]
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -26,10 +28,12 @@ import {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opts = benchOptions(
-  'node bench/latency-configs.js [--config FILE] [--candidate-config FILE] [--rate R] [--rounds N] [--seconds S] [--connections N] [--out FILE] [--no-pin]',
+  'node bench/latency-configs.js [--config FILE] [--candidate-config FILE] [--base-node-args ARGS] [--candidate-node-args ARGS] [--rate R] [--rounds N] [--seconds S] [--connections N] [--out FILE] [--no-pin]',
   {
     config: { type: 'string', default: 'warden-full-tls.yaml' },
     'candidate-config': { type: 'string', default: 'warden-full-tls-heap-auto.yaml' },
+    'base-node-args': { type: 'string', default: '' },
+    'candidate-node-args': { type: 'string', default: '' },
     rate: { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '10' },
@@ -55,7 +59,8 @@ const sides = [
 ];
 for (const side of sides) {
   const config = fill(side.config, { ...vars, port: side.port, adminPort: side.port + 1 }, `${side.name}-${side.config}`);
-  side.child = bench.start(process.execPath, [join(root, 'bin/warden.js'), 'proxy', '-c', config], {
+  const nodeArgs = opts[`${side.name}-node-args`].split(' ').filter(Boolean);
+  side.child = bench.start(process.execPath, [...nodeArgs, join(root, 'bin/warden.js'), 'proxy', '-c', config], {
     stdio: ['ignore', openSync(join(work, `${side.name}.log`), 'w'), 'pipe'],
   });
 }
@@ -94,6 +99,8 @@ const result = {
   settings: {
     config: opts.config,
     candidate_config: opts['candidate-config'],
+    base_node_args: opts['base-node-args'],
+    candidate_node_args: opts['candidate-node-args'],
     rate: RATE,
     rounds: ROUNDS,
     seconds: S,
@@ -112,7 +119,7 @@ const result = {
 for (const side of sides) {
   const r = result[side.name];
   console.log(
-    `${side.config} at ${RATE} req/s: p99 median ${r.all_rounds.p99_ms} ms (rounds ${side.rounds.map((x) => x.p99_ms).join(', ')}), ` +
+    `${side.config}${opts[`${side.name}-node-args`] ? ` ${opts[`${side.name}-node-args`]}` : ''} at ${RATE} req/s: p99 median ${r.all_rounds.p99_ms} ms (rounds ${side.rounds.map((x) => x.p99_ms).join(', ')}), ` +
       `from the third round ${r.from_third_round.p99_ms} ms; p50 ${r.all_rounds.p50_ms} ms; p99.9 ${r.all_rounds.p999_ms} ms`,
   );
 }

@@ -45,12 +45,10 @@ export interface SessionLimits {
    */
   sendTimeoutMs: number;
   onSendTimeout(stream: ServerHttp2Stream): void;
-  /** CLOSING_STALL_MS, shorter in tests. */
-  stallMs?: number;
 }
 
 export function trackSession(session: Http2Session, socket: TLSSocket, limits: SessionLimits): SessionTracker {
-  const { idleMs, sendTimeoutMs, stallMs = CLOSING_STALL_MS } = limits;
+  const { idleMs, sendTimeoutMs } = limits;
   const streams = new Set<ServerHttp2Stream>();
   let closing = false;
   let idleTimer: NodeJS.Timeout | undefined;
@@ -93,13 +91,13 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
       return;
     }
     bytesMoved = now;
-    stallTimer = setTimeout(checkProgress, stallMs).unref();
+    stallTimer = setTimeout(checkProgress, CLOSING_STALL_MS).unref();
   };
   /** Watches a session Warden is closing (idle or draining) for progress, once. */
   const watchProgress = () => {
     if (stallTimer !== undefined || socket.destroyed) return;
     bytesMoved = moved();
-    stallTimer = setTimeout(checkProgress, stallMs).unref();
+    stallTimer = setTimeout(checkProgress, CLOSING_STALL_MS).unref();
   };
   const close = () => {
     if (!session.closed && !session.destroyed) session.close();
