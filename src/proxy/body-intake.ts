@@ -97,6 +97,8 @@ export function takeBody(body: Readable, options: BodyIntakeOptions): Promise<Sp
       body.off('error', onError);
       body.off('close', onClose);
     };
+    // Ended already, so empty (see readBodyThen): its 'end' has passed and does not come again.
+    if (body.readableEnded) return onEnd();
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onError);

@@ -58,6 +58,8 @@ export function readBodyThen(
   new BodyRead(body, maxBytes, lease, done).start(timeoutMs);
 }
 
+const EMPTY = Buffer.alloc(0);
+
 class BodyRead {
   private readonly chunks: Buffer[] = [];
   private size = 0;
@@ -79,6 +81,9 @@ class BodyRead {
   start(timeoutMs: number): void {
     this.timer = setTimeout(onBodyTimeout, timeoutMs, this);
     const body = this.body;
+    // Ended already, so empty (Warden is its only reader): an h2 body of one empty DATA frame with
+    // END_STREAM ends while an asynchronous stage runs, and its 'end' does not come again.
+    if (body.readableEnded) return this.finish(undefined, EMPTY);
     // `on`, not `once`: finish removes all four at the first that fires, and `once` wraps each in a
     // closure and a state object of its own.
     body.on('data', this.onData);
