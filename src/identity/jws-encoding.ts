@@ -26,3 +26,46 @@ function canonicalSegment(token: string, start: number, end: number): boolean {
   if (mask === -1) return false;
   return (ALPHABET.indexOf(token.charAt(end - 1)) & mask) === 0;
 }
+
+/** The order n of each ECDSA curve a JWS `alg` names (FIPS 186-4 D.1.2), with the signature's half length. */
+const CURVES: Record<string, { n: bigint; size: number }> = {
+  ES256: { n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n, size: 32 },
+  ES384: {
+    n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+    size: 48,
+  },
+  ES512: {
+    n: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+    size: 66,
+  },
+};
+
+/**
+ * One spelling per ECDSA-signed token: an ECDSA signature (r, s) verifies as (r, n − s) too, and
+ * anyone can write that second spelling of a token without the key. Keyed by its text, a revoked
+ * token came back in its other spelling. This returns the spelling with s ≤ n/2 (BIP 62's "low s";
+ * about half of all tokens are signed high), so both spellings have one hash. Anything that is not
+ * a well-formed ES256/384/512 JWS is returned as it is: it has no other spelling that verifies.
+ */
+export function lowSSpelling(token: string): string {
+  const firstDot = token.indexOf('.');
+  const lastDot = token.lastIndexOf('.');
+  if (firstDot === -1 || firstDot === lastDot) return token;
+  let alg: unknown;
+  try {
+    alg = (JSON.parse(Buffer.from(token.slice(0, firstDot), 'base64url').toString()) as { alg?: unknown }).alg;
+  } catch {
+    return token;
+  }
+  const curve = typeof alg === 'string' && Object.hasOwn(CURVES, alg) ? CURVES[alg] : undefined;
+  if (curve === undefined) return token;
+  const segment = token.slice(lastDot + 1);
+  const signature = Buffer.from(segment, 'base64url');
+  // Buffer's decoder skips what is not base64url: only a segment that is exactly these bytes has a twin.
+  if (signature.length !== 2 * curve.size || signature.toString('base64url') !== segment) return token;
+  const s = BigInt(`0x${signature.toString('hex', curve.size)}`);
+  if (s <= curve.n >> 1n || s >= curve.n) return token;
+  const low = (curve.n - s).toString(16).padStart(2 * curve.size, '0');
+  signature.write(low, curve.size, 'hex');
+  return `${token.slice(0, lastDot + 1)}${signature.toString('base64url')}`;
+}

@@ -1,9 +1,14 @@
-/** The key of everything cached about a token: SHA-256(issuer ‖ token), hex. The token itself is never kept in a cache. */
+/**
+ * The key of everything cached or revoked about a token: SHA-256(issuer ‖ token), hex, of the
+ * token's one spelling (an ECDSA-signed JWT has two that verify: lowSSpelling). The token itself is
+ * never kept in a cache.
+ */
 import { hash } from 'node:crypto';
+import { lowSSpelling } from './jws-encoding.js';
 
 export function tokenHash(issuer: string, token: string): string {
   // One-shot crypto.hash (Node ≥ 20.12): no Hash object per request, a third of createHash's cost.
-  return hash('sha256', `${issuer}\n${token}`, 'hex');
+  return hash('sha256', `${issuer}\n${lowSSpelling(token)}`, 'hex');
 }
 
 /**

@@ -41,6 +41,16 @@ function spellingsOf(jwt: string): string[] {
   return out;
 }
 
+/** The ECDSA twin of an ES256 JWT: s replaced by n − s, which verifies as well (no key needed). */
+function ecdsaTwinOf(jwt: string): string {
+  const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+  const [h, p, sig] = jwt.split('.') as [string, string, string];
+  const bytes = Buffer.from(sig, 'base64url');
+  const s = BigInt(`0x${bytes.toString('hex', 32)}`);
+  bytes.write((n - s).toString(16).padStart(64, '0'), 32, 'hex');
+  return `${h}.${p}.${bytes.toString('base64url')}`;
+}
+
 function caller(t: { teardown(fn: () => unknown): void }, s: TestSidecar) {
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
@@ -87,6 +97,9 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     );
     t.equal(await call(jwt), 200);
     t.equal(await call(respelled[0]!), 401, 'another spelling is refused even before any revocation');
+    t.match(JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()), { alg: 'ES256' }, 'the IdP signs with ES256');
+    const twin = ecdsaTwinOf(jwt);
+    t.equal(await call(twin), 200, 'its ECDSA twin (r, n − s) verifies: the same token, accepted while it is');
     const agent = testAgent(s.ca);
     t.teardown(() => agent.close());
     const problem = await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${respelled[0]}` } });
@@ -94,6 +107,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal((await revoke(s, `${jwt}\n`)).status, 200, 'revoked as curl sends a file: with its newline');
     t.equal(await call(jwt), 401, 'the token itself is refused');
     for (const other of respelled) t.equal(await call(other), 401, 'and every other spelling');
+    t.equal(await call(twin), 401, 'and its ECDSA twin');
 
     const opaque = (await idp.issueToken()).accessToken;
     t.match(await revoke(s, `  ${opaque}\r\n`), { status: 200, body: { revoked: true } }, 'surrounding whitespace dropped');
