@@ -35,6 +35,7 @@ const MAX_REPLAYED_MARKS = MAX_REVOKED_TOKENS;
 
 /** A prefix taken literally in a SCAN MATCH pattern. */
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+/** The longest a shared introspection answer is kept (each is also capped by the cache's own rules). */
 const MAX_TTL_MS = 24 * 3600_000;
 
 /** The Redis key of a token's shared introspection answer (`hash`: tokenHash). */
@@ -147,7 +148,10 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
         .catch((err: unknown) => warn(err, 'write'));
     },
     async revoke(hash, ttlMs) {
-      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), MAX_TTL_MS));
+      // As long as the token lives, however long: a mark capped at a day let every other replica,
+      // and any started later, accept a week-long token again after that day. Bounded only where
+      // Redis would refuse the expiry (and the message's 16 digits) would not hold it.
+      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - Date.now()));
       try {
         await redis
           .multi()

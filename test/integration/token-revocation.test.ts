@@ -191,4 +191,27 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     }
     t.equal(status, 401, 'refused once the replica has reconnected and read the marks');
   });
+
+  await t.test('with Redis: a revocation lasts as long as the token, a week-long one too', async (t) => {
+    const WEEK_S = 7 * 86_400;
+    const longIdp = await startDemoIdp({ accessTokenTtlSeconds: WEEK_S });
+    t.teardown(() => longIdp.close());
+    const redis = await startTestRedis(t);
+    const prefix = `week${Date.now()}:`;
+    const a = await startTestSidecar(t, backend.url, { tokens: { issuers: [demoIssuer(longIdp)], shared: { redis: redis.url, prefix } } });
+    const listener = new Redis(redis.url);
+    t.teardown(() => listener.disconnect());
+    const published = new Promise<string>((resolve) => listener.on('message', (_channel: string, message: string) => resolve(message)));
+    await listener.subscribe(`${prefix}revocations`);
+    const jwt = (await longIdp.issueToken({ resource: longIdp.audience })).accessToken;
+    const exp = (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    t.ok(exp * 1000 - Date.now() > 6 * 86_400_000, 'the token lives a week');
+    t.match((await revoke(a, jwt)).body, { revoked: true, shared: true });
+    const admin = new Redis(redis.url);
+    t.teardown(() => admin.disconnect());
+    const pttl = await admin.pttl(`${prefix}rev:${tokenHash(longIdp.issuer, jwt)}`);
+    t.ok(pttl > exp * 1000 - Date.now() - 60_000, `the mark lasts until the token's exp (${Math.round(pttl / 3_600_000)} h), not a day`);
+    const until = Number((await published).split(' ')[1]);
+    t.ok(until >= exp * 1000, 'and the replicas are told to refuse it until then');
+  });
 });
