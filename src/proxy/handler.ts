@@ -6,7 +6,7 @@
  * Everything it consults comes from the `Generation` read once at the start: a reload swaps the
  * generation and requests already in flight finish on the one they started with.
  */
-import { METHODS, type IncomingMessage, type ServerResponse } from 'node:http';
+import { METHODS, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { constants as http2Constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
@@ -218,7 +218,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const early =
       (h2
         ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
-          (checkH2Method(ctx.method) ?? checkH2HeaderLimits(req.rawHeaders, gen.limits) ?? checkFraming(headers, req.rawHeaders))
+          (checkH2Method(ctx.method) ??
+          checkH2HeaderLimits(req.rawHeaders, gen.limits) ??
+          checkFraming(headers, req.rawHeaders) ??
+          checkH2Host(headers))
         : checkH1Request(req as IncomingMessage, gen.limits)) ??
       (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
     if (early) return refuse(early);
@@ -485,6 +488,17 @@ const KNOWN_METHODS = new Set(METHODS);
 function checkH2Method(method: string): WardenError | undefined {
   if (KNOWN_METHODS.has(method)) return undefined;
   return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'h2.method', detail: 'The request method is not a registered HTTP method.' });
+}
+
+/**
+ * RFC 9113 §8.3.1: a Host that differs from :authority makes the request malformed. The backend is
+ * sent :authority as its Host, while a framework in front of it, or a log, could read the other.
+ */
+function checkH2Host(headers: IncomingHttpHeaders): WardenError | undefined {
+  const host = headers.host;
+  const authority = headers[':authority'] as string | undefined;
+  if (host === undefined || authority === undefined || host.toLowerCase() === authority.toLowerCase()) return undefined;
+  return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'h2.host', detail: 'The Host header differs from :authority.' });
 }
 
 /** HTTP/2 header limits: nghttp2's own limits are set higher, so most excess gets a clean 431. */

@@ -306,6 +306,7 @@ t.test('hostile HTTP/2', async (t) => {
     ['?_method=DELETE', requestHeaders('/a?_method=DELETE'), 'ERR_REQUEST_OVERRIDE'],
     [':method get (lower case)', requestHeaders('/a', [], 'get'), 'ERR_REQUEST_MALFORMED'],
     [':method FOO (unregistered)', requestHeaders('/a', [], 'FOO'), 'ERR_REQUEST_MALFORMED'],
+    ['host differing from :authority', [...requestHeaders('/a'), ['host', 'internal.example']], 'ERR_REQUEST_MALFORMED'],
     [
       'multipart boundary given twice',
       [...requestHeaders('/a'), ['content-type', 'multipart/form-data; boundary=a; boundary=b']],
@@ -323,6 +324,24 @@ t.test('hostile HTTP/2', async (t) => {
       check(body.includes(`"code":"${code}"`), `body: ${body.slice(0, 120)}`);
     });
   }
+
+  await board.run(
+    t,
+    'h2 readings',
+    'host equal to :authority (in another case)',
+    'forwarded, once, with :authority as Host',
+    async () => {
+      const h2 = await open();
+      const before = backend.requests.length;
+      h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock([...requestHeaders('/a'), ['host', 'LocalHost']])));
+      const ended = (fs: Frame[]) => fs.some((f) => f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0);
+      await h2.waitFor((fs) => ended(fs) || rstOn(fs, 1) !== undefined || goaway(fs) !== undefined, 2000);
+      check(statusOf(headersOn(h2.frames, 1)) === 200, `answered ${statusOf(headersOn(h2.frames, 1)) || 'nothing'}`);
+      const seen = backend.requests.slice(before);
+      check(seen.length === 1 && seen[0]?.headers.host === 'localhost', `backend saw ${JSON.stringify(seen.map((r) => r.headers.host))}`);
+    },
+    { backendAllowance: 1 },
+  );
 
   await board.run(t, 'h2 malformed requests', 'CONNECT (authority-form)', '400 problem+json ERR_PATH_INVALID; not forwarded', async () => {
     const h2 = await open();
