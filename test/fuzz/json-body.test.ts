@@ -71,6 +71,25 @@ function stringsOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
+t.test('jsonStringLiterals: any text, quoted and escaped anyhow, read as the regex it replaced read it', async (t) => {
+  // The pattern the one-pass reader replaced (docs/adversarial.md defect 97: quadratic on an
+  // unterminated literal), kept here as the reference for which spans are literals.
+  const REFERENCE = /"(?:[^"\\]|\\[^])*"|'(?:[^'\\]|\\[^])*'/g;
+  fuzz(
+    t,
+    'json.string-literals-spans',
+    [fc.array(fc.constantFrom('"', "'", '\\', 'a', 'u', '0', '\n', ':', '{'), { maxLength: 40 })],
+    (parts) => {
+      const text = parts.join('');
+      const want = [...text.matchAll(REFERENCE)].map(([m]) => jsonStringLiterals(m)[0]);
+      const got = jsonStringLiterals(text);
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        throw new Error(`${JSON.stringify(text)}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    },
+    { runs: 5000 },
+  );
+});
+
 t.test('jsonStringLiterals: every string of a document, unescaped, whatever its spelling', async (t) => {
   // Any JSON value, serialised with and without escapes for every character: the literals are its
   // keys and string values in order (what the waf inspects of a document its strict parse refuses).
