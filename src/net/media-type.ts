@@ -248,6 +248,15 @@ export function isAsciiCompatibleCharset(charset: string): boolean {
  */
 export function unreadableCharset(contentType: string | string[] | undefined): string | undefined {
   const value = Array.isArray(contentType) ? contentType[0] : contentType;
-  const charset = value === undefined ? undefined : CHARSET.exec(value)?.[1]?.toLowerCase();
-  return charset === undefined || isAsciiCompatibleCharset(charset) ? undefined : charset;
+  if (value === undefined || !value.includes(';')) return undefined;
+  // Two readings, and either one refuses: the first `charset=` anywhere (a backend's regex), and
+  // the parameter as a quote-aware parser reads it (body-parser's `content-type` module). Only the
+  // first was read, so `x="; charset=utf-8"; charset=utf-16le` was inspected as UTF-8 and decoded
+  // as UTF-16 by the backend (docs/adversarial.md defect 96).
+  const first = CHARSET.exec(value)?.[1]?.toLowerCase();
+  if (first !== undefined && !isAsciiCompatibleCharset(first)) return first;
+  for (const { name, value: charset } of parameterSpans(value)) {
+    if (name === 'charset' && !isAsciiCompatibleCharset(charset)) return charset.toLowerCase();
+  }
+  return undefined;
 }

@@ -298,6 +298,12 @@ t.test('waf, block mode', async (t) => {
       ['EBCDIC form', 'application/x-www-form-urlencoded; charset=ibm037', ebcdic],
       ['UTF-16 JSON with an escaped quote', 'application/json; charset=utf-16le', Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le')],
       ['UTF-7 text', 'text/plain; charset=utf-7', Buffer.from('+ADw-script+AD4-alert(1)+ADw-/script+AD4-')],
+      [
+        // The charset after another parameter's quoted `charset=` (defect 96): body-parser reads UTF-16.
+        'UTF-16 JSON behind a quoted "; charset=utf-8"',
+        'application/json; x="; charset=utf-8"; charset=utf-16le',
+        Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le'),
+      ],
     ] as const) {
       const r = await post('/search', type, body, h2);
       t.equal(r.status, 415, `${what}: 415`);

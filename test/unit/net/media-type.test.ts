@@ -54,6 +54,11 @@ t.test('unreadableCharset: charsets where ASCII text is not its own bytes', asyn
     ['text/html; charset=utf-7', 'utf-7'],
     ['application/json; boundary=x; charset=UTF-32BE', 'utf-32be'],
     ['application/json; charset=', ''],
+    // A `charset=` inside another parameter's quoted value (defect 96): a regex takes the first,
+    // body-parser's quote-aware reader the real one; either reading refuses.
+    ['application/json; x="; charset=utf-8"; charset=utf-16le', 'utf-16le'],
+    ['application/json; x="; charset=utf-16le"; charset=utf-8', 'utf-16le'],
+    ['application/json; x="a\\"; charset=utf-8"; charset=utf-16le', 'utf-16le'],
   ])
     t.equal(unreadableCharset(ct), charset, `${ct}: ${charset}`);
 });
