@@ -55,6 +55,7 @@ export const ERRORS = {
   ERR_RATELIMIT_STORE_UNAVAILABLE: { status: 503, title: 'Rate limit could not be checked', event: 'warden.ratelimit.store_unavailable' },
   // Admin listener (src/proxy/admin.ts)
   ERR_ADMIN_HOST_REFUSED: { status: 421, title: 'Host not served by the admin listener', event: undefined },
+  ERR_ADMIN_BROWSER_REFUSED: { status: 403, title: 'Admin actions are not taken from a browser', event: undefined },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },

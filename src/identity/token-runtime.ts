@@ -76,6 +76,19 @@ const DENYLIST_FULL = `the list of revoked tokens is full (${MAX_REVOKED_TOKENS}
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
+/**
+ * Why a token cannot be revoked here: the refusal it gets on a request (a bad signature, expired,
+ * inactive at its IdP), which nothing on a denylist would change. An IdP or key set that cannot be
+ * reached stays what it is (503): the token may be good.
+ */
+function notRevocable(refusal: WardenError): WardenError {
+  if (refusal.status >= 500) return refusal;
+  return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+    rule: 'revocation.unverified',
+    detail: `${refusal.detail ?? refusal.title} Only a token this sidecar accepts is revoked here; nothing was revoked.`,
+  });
+}
+
 export function looksLikeJws(token: string): boolean {
   return JWS_SHAPE.test(token);
 }
@@ -211,7 +224,13 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const claimed = jwt.claimedIssuer(token);
         if (claimed instanceof WardenError) throw claimed;
         hashes = [tokenHash(claimed.trusted.cfg.issuer, token)];
-        expiresAt = claimed.claims.exp;
+        if (denylist.has(hashes[0] as string)) return { hash: hashes[0] as string, idp: false, shared: false };
+        // Only a token this sidecar accepts goes on the list, with the exp its signature vouches
+        // for: a forged JWT (any claims, an exp in the year 9999) put there filled the list for
+        // good, and every later revocation failed (docs/adversarial.md defect 102).
+        const verified = await jwt.verify(token);
+        if (verified instanceof WardenError) throw notRevocable(verified);
+        expiresAt = verified.expiresAt;
       } else {
         if (introspectingIds.length === 0)
           throw new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'introspection.none', detail: 'No issuer introspects opaque tokens.' });
@@ -219,6 +238,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         // refused under each of their hashes. Only its own IdP is told, when known (the one whose
         // cache holds it, or the only one): a token must not be sent to an IdP that did not issue it.
         hashes = introspectingIds.map((id) => tokenHash((policies.get(id) as IssuerPolicy).issuer, token));
+        if (hashes.every((hash) => denylist.has(hash))) return { hash: hashes[0] as string, idp: false, shared: false };
         const owners = introspectingIds.flatMap((id, i) => {
           const cached = (introspectors.get(id) as Introspector).cached(hashes[i] as string);
           return cached ? [{ id, i, expiresAt: cached.expiresAt }] : [];
@@ -229,14 +249,27 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
             : introspectingIds.length === 1
               ? { id: introspectingIds[0] as string, i: 0, expiresAt: undefined }
               : undefined;
-        expiresAt = owner?.expiresAt;
-        if (owner) {
-          ownHash = owner.i;
-          idp = await (introspectors.get(owner.id) as Introspector).revoke(token, hashes[owner.i] as string).catch((err: unknown) => {
-            logger.warn({ err: (err as Error).message }, 'revocation at the IdP failed; revoked on this sidecar (and replicas) only');
-            return false;
+        if (!owner) {
+          throw new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+            rule: 'revocation.unknown',
+            detail:
+              'No issuer of this sidecar has an answer for this token, and it cannot tell which IdP issued it: revoke it at its IdP. Nothing was revoked.',
           });
         }
+        const introspector = introspectors.get(owner.id) as Introspector;
+        expiresAt = owner.expiresAt;
+        if (owners.length === 0) {
+          // Never seen here: the IdP says whether it is active (and until when) before it goes on
+          // the list; random strings went on it for a day each, and were sent to the IdP to revoke.
+          const outcome = await introspector.check(token, hashes[owner.i] as string);
+          if (outcome instanceof WardenError) throw notRevocable(outcome);
+          expiresAt = outcome.expiresAt;
+        }
+        ownHash = owner.i;
+        idp = await introspector.revoke(token, hashes[owner.i] as string).catch((err: unknown) => {
+          logger.warn({ err: (err as Error).message }, 'revocation at the IdP failed; revoked on this sidecar (and replicas) only');
+          return false;
+        });
         for (const [i, id] of introspectingIds.entries()) (introspectors.get(id) as Introspector).forget(hashes[i] as string);
       }
       const now = Date.now();

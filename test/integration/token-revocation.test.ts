@@ -119,6 +119,38 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     }
   });
 
+  await t.test('only a token this sidecar accepts is revoked; nothing from a web page', async (t) => {
+    const s = await startTestSidecar(t, backend.url, { tokens: { issuers: [demoIssuer(idp)] } });
+    const call = caller(t, s);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    // A JWT naming the trusted issuer, living until 9999, signed by no one: 100 000 of these filled
+    // the denylist for good, and every real revocation after failed (defect 102).
+    const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid: 'x' })).toString('base64url');
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Json;
+    const payload = Buffer.from(JSON.stringify({ ...claims, exp: 253402300799, jti: 'forged' })).toString('base64url');
+    const forged = `${header}.${payload}.${Buffer.alloc(64, 7).toString('base64url')}`;
+    const refusedForged = await revoke(s, forged);
+    t.equal(refusedForged.status, 400, 'a forged JWT: 400');
+    t.match(refusedForged.body, { code: 'ERR_REQUEST_MALFORMED', detail: /nothing was revoked/ });
+    const junk = await revoke(s, 'random-opaque-string-the-idp-never-issued');
+    t.equal(junk.status, 400, 'an opaque string its IdP does not know: 400, not a day on the list');
+    t.match(junk.body, { detail: /nothing was revoked/ });
+
+    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }]) {
+      const res = await request(`${s.adminUrl}/tokens/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', ...headers },
+        body: `token=${jwt}`,
+      });
+      t.equal(res.statusCode, 403, `${JSON.stringify(headers)}: refused`);
+      t.match(await res.body.json(), { code: 'ERR_ADMIN_BROWSER_REFUSED' });
+    }
+    t.equal(await call(jwt), 200, 'the token still works: nothing was revoked');
+    t.match(await revoke(s, jwt), { status: 200, body: { revoked: true } }, 'revoked with curl');
+    t.match(await revoke(s, jwt), { status: 200, body: { revoked: true } }, 'and again: already revoked');
+    t.equal(await call(jwt), 401);
+  });
+
   await t.test('an IdP that will not revoke: refused past every cache lifetime, until the token ends', async (t) => {
     // RFC 7009 lets an IdP refuse a client that did not get the token: 400 unauthorized_client.
     const refusing: Server = createServer((req, res) => {
@@ -159,6 +191,9 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.match(body, { idp: true, token_hash: tokenHash(idp.issuer, token).slice(0, 16) }, "revoked at b's IdP, under b's hash");
     t.equal(await call(token, '/b/x'), 401, "refused on issuer b's route");
     t.equal(await call(token, '/x'), 401, 'and on the others');
+    const unknown = await revoke(s, (await idp.issueToken()).accessToken);
+    t.equal(unknown.status, 400, 'a token no issuer here has seen: which IdP to ask is unknown');
+    t.match(unknown.body, { detail: /revoke it at its IdP/ });
   });
 
   await t.test('with Redis: a replica that starts later, or misses the message, refuses the token', async (t) => {
