@@ -2,7 +2,8 @@
  * Per-operation request validation compiled at startup from the OpenAPI document: parameters (path,
  * query, header, cookie — decoded per their style and coerced only where the schema's type says so)
  * and bodies by content type (JSON and form-urlencoded), with ajv validators built once. On the
- * request path a validation is one decode and one or two compiled-function calls.
+ * request path a validation is one decode and one or two compiled-function calls. A string read as
+ * a number must be spelled plainly (number-spellings.ts): ajv's coercion reads `1000000e-4` as 100.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Ajv as AjvCore, ErrorObject, ValidateFunction } from 'ajv';
@@ -16,6 +17,8 @@ import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, type NameReadings } from './name-readings.js';
+import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
+import type { Violation } from './violation.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 
@@ -23,11 +26,7 @@ import { createMultipartStream } from '../threats/multipart-stream.js';
 type AddFormats = (ajv: AjvCore) => AjvCore;
 const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
-export interface Violation {
-  /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
-  readonly pointer: string;
-  readonly message: string;
-}
+export type { Violation } from './violation.js';
 
 export interface RequestParts {
   readonly params: Readonly<Record<string, string | undefined>>;
@@ -137,6 +136,10 @@ interface ParameterReading {
   readonly properties: readonly string[];
   /** The object's properties whose copies are items (their schema is an array): they may repeat. */
   readonly listedProperties: ReadonlySet<string>;
+  /** Where its schema reads a string as a number, which spellings it takes (undefined: nowhere). */
+  readonly numbers: NumberSpellings | undefined;
+  /** `/query/limit`: where its violations point. */
+  readonly pointer: string;
 }
 
 function readingOf(p: ParameterObject): ParameterReading {
@@ -150,6 +153,8 @@ function readingOf(p: ParameterObject): ParameterReading {
     listed: isArraySchema(p.schema) && style === 'form' && explode,
     properties: Object.keys(properties),
     listedProperties: new Set(Object.keys(properties).filter((name) => isArraySchema(properties[name]))),
+    numbers: compileNumberSpellings(p.schema),
+    pointer: `/${p.in}/${p.in === 'header' ? p.name.toLowerCase() : p.name}`,
   };
 }
 
@@ -325,6 +330,8 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
       media.schema ? ajvFor(op.dialect, type.toLowerCase() === FORM_MEDIA_TYPE).compile(acyclicSchema(media.schema)) : null,
     );
   }
+  // Form fields are coerced like parameters (multipart ones are not: they stay strings to the schema).
+  const formNumbers = compileNumberSpellings(Object.entries(content).find(([type]) => type.toLowerCase() === FORM_MEDIA_TYPE)?.[1].schema);
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
   const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
@@ -356,7 +363,10 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
       };
       for (const r of readings.path) {
         const v = parts.params[r.p.name];
-        if (v !== undefined) data.path[r.p.name] = decodeParameter(r, [v], undefined);
+        if (v === undefined) continue;
+        const value = (data.path[r.p.name] = decodeParameter(r, [v], undefined));
+        const spelling = r.numbers?.check(value, r.pointer);
+        if (spelling) return spelling;
       }
       for (const r of readings.query) {
         const p = r.p;
@@ -364,7 +374,11 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         if (raw.length > 1 && !r.listed) return givenTwice(`/query/${p.name}`);
         const v = decodeParameter(r, raw, query);
         if (v instanceof Repeated) return givenTwice(v.pointer);
-        if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) data.query[p.name] = v;
+        if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) {
+          const spelling = r.numbers?.check(v, r.pointer);
+          if (spelling) return spelling;
+          data.query[p.name] = v;
+        }
       }
       // Keys the operation does not own: refused when read as a declared one, else unknown.
       for (const k of query.keys()) {
@@ -374,8 +388,12 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
         if (options.unknownQuery === 'refuse') data.query[k] = '';
       }
       for (const r of readings.header) {
-        const v = parts.headers[r.p.name.toLowerCase()];
-        if (v !== undefined) data.header[r.p.name.toLowerCase()] = decodeParameter(r, [String(v)], undefined);
+        const name = r.p.name.toLowerCase();
+        const v = parts.headers[name];
+        if (v === undefined) continue;
+        const value = (data.header[name] = decodeParameter(r, [String(v)], undefined));
+        const spelling = r.numbers?.check(value, r.pointer);
+        if (spelling) return spelling;
       }
       if (cookieNames.size > 0) {
         const cookies = cookiesOf(parts.headers.cookie, cookieNames);
@@ -383,7 +401,9 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
           const values = cookies.get(r.p.name);
           if (values === undefined) continue;
           if (values.length > 1 && !r.listed) return givenTwice(`/cookie/${r.p.name}`);
-          data.cookie[r.p.name] = decodeParameter(r, values, undefined);
+          const value = (data.cookie[r.p.name] = decodeParameter(r, values, undefined));
+          const spelling = r.numbers?.check(value, r.pointer);
+          if (spelling) return spelling;
         }
       }
       return validateParams(data) ? undefined : firstViolation(validateParams.errors);
@@ -406,6 +426,8 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
+        const spelling = key === FORM_MEDIA_TYPE ? formNumbers?.check(form, '/body') : undefined;
+        if (spelling) return spelling;
         if (!validate(form)) return firstViolation(validate.errors, '/body');
         return fieldNames(key, Object.keys(form));
       } else if (mime === 'multipart/form-data') {

@@ -195,6 +195,29 @@ t.test('request validation: parameters by location and style, bodies by content 
     'query: coerced integer, exploded array, deepObject',
   );
   t.match(await problem(get('/v1/pets?limit=0')), { status: 400, errors: [{ pointer: '/query/limit' }] });
+  // Number spellings ajv's coercion read as other numbers than a backend's parseInt (1 000 000,
+  // 1 000, 0, 0, 1 000), which passed `maximum: 100` / `minimum: 1` and were forwarded (defect 89).
+  for (const [path, headers, pointer] of [
+    ['/v1/pets?limit=1000000e-4', {}, '/query/limit'],
+    ['/v1/pets?limit=%201000e-1%20', {}, '/query/limit'],
+    ['/v1/pets/0b1', {}, '/path/petId'],
+    ['/v1/pets/0.1e1', {}, '/path/petId'],
+    ['/v1/pets/1000e-3', {}, '/path/petId'],
+    ['/v1/pets?limit=%2B1', {}, '/query/limit'],
+    ['/v1/pets?limit=01', {}, '/query/limit'],
+    ['/v1/pets?offset=1&size=500e-1', {}, '/query/page/size'],
+    ['/v1/pets', { 'x-trace': '1,0x10' }, '/header/x-trace/1'],
+  ] as const) {
+    const before = backend.requests.length;
+    t.match(
+      await problem(get(path, headers)),
+      { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer, message: /^is not a plain decimal integer/ }] },
+      `${path} ${JSON.stringify(headers)}`,
+    );
+    t.equal(backend.requests.length, before, `${path}: not forwarded`);
+  }
+  t.match(await problem(get('/v1/pets?limit=1000')), { status: 400, errors: [{ pointer: '/query/limit', message: 'must be <= 100' }] });
+  t.equal((await get('/v1/pets?limit=100&offset=0')).status, 200, 'plain spellings pass');
   // Keys a backend reads as a declared parameter: qs (Express), PHP and Rails brackets, PHP's dots, letter case.
   for (const [query, pointer] of [
     ['limit[]=1000', '/query/limit[]'],
@@ -275,6 +298,10 @@ t.test('request validation: parameters by location and style, bodies by content 
   t.match(await problem(post('')), { status: 400, errors: [{ pointer: '/body', message: 'is required' }] });
   t.match(await problem(post('name=rex', 'text/plain')), { status: 415, code: 'ERR_MEDIA_TYPE_UNSUPPORTED' });
   t.equal((await post('name=rex&age=4', 'application/x-www-form-urlencoded')).status, 200, 'form body: age coerced');
+  t.match(await problem(post('name=rex&age=4e1', 'application/x-www-form-urlencoded')), {
+    status: 400,
+    errors: [{ pointer: '/body/age', message: /^is not a plain decimal integer/ }],
+  });
   t.match(await problem(post('name=rex&age=old', 'application/x-www-form-urlencoded')), {
     status: 400,
     errors: [{ pointer: '/body/age' }],
