@@ -23,7 +23,7 @@ import {
   mediaTypeOf,
   unreadableCharset,
 } from '../net/media-type.js';
-import { isActiveDoctype, readXml, xmlEncodingProblem } from '../net/xml-body.js';
+import { isActiveDoctype, readXml, xmlEncodingProblem, type XmlReading } from '../net/xml-body.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
@@ -137,7 +137,10 @@ function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
     if (cfg.oversize === 'allow') return undefined;
     return new WardenError('ERR_WAF_BLOCKED', {
       rule: `waf.limits.${found.what}`,
-      detail: 'The request has more parameters or nesting than can be inspected.',
+      detail:
+        found.what === 'text'
+          ? 'The request has more nested XML text than can be inspected.'
+          : 'The request has more parameters or nesting than can be inspected.',
       event: 'warden.input.invalid',
     });
   }
@@ -225,7 +228,7 @@ function wafStageParts(o: WafStageOptions) {
       ? found.then((f) => verdictOf(refusalOf(f, o.cfg), o, ctx))
       : verdictOf(refusalOf(found, o.cfg), o, ctx);
   };
-  return { limits, judge };
+  return { limits, skip, judge };
 }
 
 /**
@@ -311,8 +314,29 @@ const xmlDoctypeRefused = () =>
     attributes: { 'warden.detail': '/body' },
   });
 
-/** The request's body, if any; its JSON parse stays on the request for the other body stages. */
-function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits): void {
+/**
+ * The most characters of nested XML text (an element's whole text, read again where it joins more
+ * than one piece) read for one request: four times its XML, and 1 MiB more. Past it the request is
+ * refused as too large to inspect (`waf.limits.text`), never passed on with that text unread.
+ */
+const nestedTextBudget = (xmlChars: number) => 4 * xmlChars + (1 << 20);
+
+/** What a reading of XML calls for instead of inspecting its strings: thrown from a fill. */
+function xmlRefusal(xml: XmlReading, what: 'body' | 'part'): InputRefused | WafInputTooLarge | undefined {
+  if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) return new InputRefused(xmlDoctypeRefused());
+  if (xml.tooLarge !== undefined) return new WafInputTooLarge(xml.tooLarge);
+  if (xml.error !== undefined)
+    return new InputRefused(
+      new WardenError('ERR_REQUEST_INVALID', { rule: 'waf.xml', detail: `The XML ${what} could not be read: ${xml.error.slice(0, 120)}.` }),
+    );
+  return undefined;
+}
+
+/**
+ * The request's body, if any; its JSON parse stays on the request for the other body stages.
+ * `skip`: the route's excluded parameters, whose XML text its enclosing elements leave out.
+ */
+function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: FlattenLimits, skip?: (path: string) => boolean): void {
   const body = request.body;
   if (!body || body.length === 0) return;
   if (isJsonMediaType(mime)) {
@@ -323,14 +347,15 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     addValue(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (isXmlMediaType(mime)) {
-    const xml = readXml(body.toString('utf8'), { maxDepth: limits.maxDepth, maxStrings: limits.maxEntries + 1 });
-    if (xml.doctype !== undefined && isActiveDoctype(xml.doctype)) throw new InputRefused(xmlDoctypeRefused());
-    if (xml.tooLarge !== undefined) throw new WafInputTooLarge(xml.tooLarge);
-    if (xml.error !== undefined)
-      throw new InputRefused(
-        new WardenError('ERR_REQUEST_INVALID', { rule: 'waf.xml', detail: `The XML body could not be read: ${xml.error.slice(0, 120)}.` }),
-      );
-    for (const [path, text] of xml.strings) addValue(t, `/body${path}`, text, limits);
+    const text = body.toString('utf8');
+    const xml = readXml(
+      text,
+      { maxDepth: limits.maxDepth, maxStrings: limits.maxEntries + 1, maxNestedText: nestedTextBudget(text.length) },
+      skip && ((path) => skip(`/body${path}`)),
+    );
+    const refused = xmlRefusal(xml, 'body');
+    if (refused !== undefined) throw refused;
+    for (const [path, s] of xml.strings) addValue(t, `/body${path}`, s, limits);
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/')) {
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
@@ -363,7 +388,7 @@ function parametersOf(params: URLSearchParams): Record<string, string[]> {
 
 /** JSON, form, text and XML bodies, buffered, as the backend will parse them — with the request's other parts. */
 export function createWafBodyStage(o: WafStageOptions): Stage {
-  const { limits, judge } = wafStageParts(o);
+  const { limits, skip, judge } = wafStageParts(o);
   return {
     id: 'waf',
     run(ctx) {
@@ -384,7 +409,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       }
       return judge(ctx, (t) => {
         addRequestParts(t, ctx, limits, o.headers);
-        addBody(t, mime, ctx, limits);
+        addBody(t, mime, ctx, limits, skip);
       });
     },
   };
@@ -412,6 +437,27 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
       const fields: [string, string][] = [];
       const files: [string, string][] = [];
       let unnamedTooLarge = false;
+      // XML parts: read as the body is, within one budget of strings and nested text for them all.
+      let xmlChars = 0;
+      let xmlStrings = 0;
+      let xmlNestedText = 0;
+      let xmlRefused: InputRefused | WafInputTooLarge | undefined;
+      const readXmlPart = (name: string, value: string, mimeType: string) => {
+        // Empty, as an empty body is not read either.
+        if (value === '') return;
+        const encoding = xmlEncodingProblem(mimeType, Buffer.from(value));
+        if (encoding !== undefined) return void (xmlRefused = new InputRefused(charsetRefusal(encoding)));
+        xmlChars += value.length;
+        const xml = readXml(value, {
+          maxDepth: limits.maxDepth,
+          maxStrings: limits.maxEntries + 1 - xmlStrings,
+          maxNestedText: nestedTextBudget(xmlChars) - xmlNestedText,
+        });
+        xmlRefused = xmlRefusal(xml, 'part');
+        xmlStrings += xml.strings.length;
+        xmlNestedText += xml.nestedText;
+        for (const [, s] of xml.strings) fields.push([name, s]);
+      };
       const multipart = createMultipartStream(
         contentType as string,
         { maxParts: limits.maxEntries, maxFieldBytes },
@@ -420,6 +466,9 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
             fields.push([name, value]);
             // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
             if (isJsonMediaType(mimeType)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
+            // An XML part (Spring binds one with its XML converter): its text as a parser reads it,
+            // character references decoded, and its document type declaration refused, as a body's.
+            else if (isXmlMediaType(mimeType) && xmlRefused === undefined) readXmlPart(name, value, mimeType);
           },
           onFile(name, filename, content) {
             files.push([name, filename]);
@@ -442,6 +491,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
             const problem = found ?? (unnamedTooLarge ? 'a field is too large' : undefined);
             if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
             return judge(ctx, (t) => {
+              if (xmlRefused !== undefined) throw xmlRefused;
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
               if (files.length > 0) addValue(t, '/files', formOf(files), limits);
             });

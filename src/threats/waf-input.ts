@@ -27,8 +27,9 @@ export const WAF_MAX_CONTAINER = 256;
 export const WAF_VALUES = 'warden.values';
 
 export class WafInputTooLarge extends Error {
-  constructor(readonly what: 'entries' | 'depth') {
-    super(`request has too many ${what} to inspect`);
+  /** entries: too many strings; depth: nested too deep; text: too much XML text read again in enclosing elements. */
+  constructor(readonly what: 'entries' | 'depth' | 'text') {
+    super(what === 'text' ? 'request has too much nested text to inspect' : `request has too many ${what} to inspect`);
   }
 }
 

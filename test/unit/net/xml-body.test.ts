@@ -2,7 +2,10 @@ import t from 'tap';
 import fc from 'fast-check';
 import { isActiveDoctype, readXml as readXmlWithin, xmlEncodingProblem } from '../../../src/net/xml-body.js';
 
-const readXml = (text: string) => readXmlWithin(text, { maxDepth: 32, maxStrings: 1000 });
+const LIMITS = { maxDepth: 32, maxStrings: 1000, maxNestedText: 1 << 20 };
+const readXml = (text: string) => readXmlWithin(text, LIMITS);
+/** The strings read, as [path, text] pairs, without attributes and instructions. */
+const texts = (text: string) => readXml(text).strings.filter(([path]) => !path.includes('@') && !path.endsWith('#pi'));
 
 t.test('readXml: text, CDATA, attributes and instructions under their element paths, references decoded', async (t) => {
   const xml = readXml(
@@ -16,8 +19,9 @@ t.test('readXml: text, CDATA, attributes and instructions under their element pa
     ['/order/@note#name', 'note'],
     ['/order/@note', "a'b"],
     ['/order/note', "O'Brien & <b>"],
-    ['/order', '<x>'],
     ['/order#pi', 'app do this'],
+    ['/order', '<x>\n  '],
+    ['/order#text', "O'Brien & <b><x>\n  "],
   ]);
 });
 
@@ -63,4 +67,73 @@ t.test('readXml: stops at its limits (max_depth, max_entries)', async (t) => {
   const wide = readXml(`<r>${'<i a="1"/>'.repeat(600)}</r>`);
   t.equal(wide.tooLarge, 'entries', '1 200 strings: too many');
   t.equal(wide.strings.length, 1000, 'reading stopped at the limit');
+});
+
+t.test('readXml: an element’s text is read joined, never piece by piece (comments, CDATA, instructions, empty children)', async (t) => {
+  const sqli = ['/order/id', "1' UNION SELECT password FROM users--"];
+  const xss = ['/order/note', '<script>alert(document.cookie)</script>'];
+  for (const [what, xml, joined] of [
+    ['comments', "<order><id>1' UNI<!---->ON SEL<!---->ECT password FROM users--</id></order>", sqli],
+    ['CDATA sections', "<order><id>1' UNI<![CDATA[ON SEL]]>ECT password FROM users--</id></order>", sqli],
+    ['processing instructions', "<order><id>1' UNI<?x?>ON SEL<?x?>ECT password FROM users--</id></order>", sqli],
+    ['empty child elements', "<order><id>1' UNI<b/>ON SEL<b/>ECT password FROM users--</id></order>", sqli],
+    ['CDATA sections only', '<order><note><![CDATA[<scr]]><![CDATA[ipt>alert(document.cookie)</scr]]><![CDATA[ipt>]]></note></order>', xss],
+    ['comments between references', '<order><note>&lt;scr<!---->ipt&gt;alert(document.cookie)&lt;/scr<!---->ipt&gt;</note></order>', xss],
+  ] as const)
+    t.same(texts(xml), [joined], what);
+});
+
+t.test('readXml: all the text inside an element, joined (textContent, itertext), where it joins more than one piece', async (t) => {
+  t.same(
+    texts("<order><id>1' UNI<b>ON</b> SEL<i>ECT</i> password FROM users--</id></order>"),
+    [
+      ['/order/id/b', 'ON'],
+      ['/order/id/i', 'ECT'],
+      ['/order/id', "1' UNI SEL password FROM users--"],
+      ['/order/id#text', "1' UNION SELECT password FROM users--"],
+    ],
+    'text split by child elements',
+  );
+  t.same(
+    texts('<r><a>&lt;scr</a><b>ipt&gt;alert(1)</b></r>'),
+    [
+      ['/r/a', '<scr'],
+      ['/r/b', 'ipt>alert(1)'],
+      ['/r#text', '<script>alert(1)'],
+    ],
+    'text split across sibling elements',
+  );
+  t.same(
+    texts('<r>\n  <a>\n    <b>x y</b>\n  </a>\n</r>'),
+    [['/r/a/b', 'x y']],
+    'white space around a single child adds nothing to read again',
+  );
+  t.same(
+    readXmlWithin("<r>1' UNI<skip>ON</skip>SELECT<b>x</b></r>", LIMITS, (path) => path === '/r/skip').strings,
+    [
+      ['/r/skip', 'ON'],
+      ['/r/b', 'x'],
+      ['/r', "1' UNISELECT"],
+      ['/r#text', "1' UNISELECTx"],
+    ],
+    'an omitted element’s text is left out of its ancestors’',
+  );
+});
+
+t.test('readXml: nested text is bounded (maxNestedText), and past the bound reading stops', async (t) => {
+  const big = 'lorem ipsum '.repeat(10_000);
+  // Each level joins its own text with the level below: read again at each of 30 levels.
+  const layered = readXmlWithin('<a>x'.repeat(30) + big + '</a>'.repeat(30), { ...LIMITS, maxNestedText: 1 << 20 });
+  t.equal(layered.tooLarge, 'text', '30 levels × 120 kB of text: too much to read again');
+  // A chain of elements around one text is not read again at all: no cost, and no copy.
+  const chain = readXmlWithin('<a> '.repeat(30) + big + ' </a>'.repeat(30), { ...LIMITS, maxNestedText: 0 });
+  t.equal(chain.tooLarge, undefined, 'white space and a single child: nothing read again');
+  t.equal(chain.strings.length, 1);
+  const within = readXmlWithin('<a>x'.repeat(5) + big + '</a>'.repeat(5), { ...LIMITS, maxNestedText: 5 * (big.length + 5) });
+  t.equal(within.tooLarge, undefined, 'within the bound, read');
+  t.equal(within.strings.filter(([path]) => path.endsWith('#text')).length, 4, 'each level that joins text');
+  t.equal(
+    within.nestedText,
+    within.strings.filter(([path]) => path.endsWith('#text')).reduce((n, [, s]) => n + s.length, 0),
+  );
 });
