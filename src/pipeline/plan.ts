@@ -82,6 +82,15 @@ export interface Plan {
   declaredCaseless(method: string, path: string): RoutePlan | undefined;
   /** The declared route `path` names as sent; undefined for none, or the passthrough route. */
   declared(method: string, path: string): RoutePlan | undefined;
+  /**
+   * The declared route `path + "/"` names, when that slash is where a declared pattern ends: the
+   * root of a subtree (`/secret` for `/secret/*`) or a pattern with a trailing slash (`/orders/`,
+   * `/orders/:id/`), which Express serves without it. Undefined otherwise: for `/pets` beside
+   * `/pets/:id`, and for a path that names a route of its own other than by a wildcard (`/orders`
+   * declared beside `/orders/*`). Costs one lookup that fails on the first differing character,
+   * none when no pattern ends in a slash. `caseless`: read case-insensitively, as `declaredCaseless`.
+   */
+  declaredWithSlash(method: string, path: string, caseless: boolean): RoutePlan | undefined;
   readonly routes: readonly RoutePlan[];
 }
 
@@ -297,11 +306,17 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   checkWafExclusions(config, entries);
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
-    return { resolve: () => match, declared: () => undefined, declaredCaseless: () => undefined, routes: [defaultRoute] };
+    const none = () => undefined;
+    return { resolve: () => match, declared: none, declaredCaseless: none, declaredWithSlash: none, routes: [defaultRoute] };
   }
 
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  // The patterns that end in a slash, without it ("/secret/*" → "/secret", "/orders/:id/" →
+  // "/orders/:id"): which paths `declaredWithSlash` looks up. Any method; the routers above decide.
+  const slashRoots = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  const slashRootsCaseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  let hasSlashRoots = false;
   const declaredMethods = new Set<string>();
   const headFollowsGet: [RouteEntry, RoutePlan][] = [];
   for (const entry of entries) {
@@ -310,6 +325,11 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     for (const path of entry.paths) {
       register(router, { path, methods: entry.methods }, plan, entry.field);
       registerCaseless(caseless, { path, methods: entry.methods }, plan, entry.field);
+      const root = slashRootOf(path);
+      if (root !== undefined) {
+        hasSlashRoots = true;
+        for (const r of [slashRoots, slashRootsCaseless]) registerSlashRoot(r, root);
+      }
     }
     for (const m of entry.methods) declaredMethods.add(m);
     if (entry.methods.includes('GET')) declaredMethods.add('HEAD');
@@ -325,6 +345,8 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   }
   router.compile();
   caseless.compile();
+  slashRoots.compile();
+  slashRootsCaseless.compile();
   const declaredIn = (r: typeof router, method: string, path: string) =>
     (r.find(method as FindMyWay.HTTPMethod, path)?.store ?? undefined) as RoutePlan | undefined;
 
@@ -335,6 +357,13 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     routes: passthrough ? [...routes, defaultRoute] : routes,
     declared: (method, path) => declaredIn(router, method, path),
     declaredCaseless: (method, path) => declaredIn(caseless, method, path),
+    declaredWithSlash(method, path, folded) {
+      if (!hasSlashRoots || path.length < 2 || (folded ? slashRootsCaseless : slashRoots).find('GET', path) === null) return undefined;
+      const r = folded ? caseless : router;
+      const own = r.find(method as FindMyWay.HTTPMethod, path);
+      if (own !== null && own.params['*'] === undefined) return undefined; // a route of its own, not a wildcard's
+      return declaredIn(r, method, path + '/');
+    },
     resolve(method, path) {
       const found = router.find(method as FindMyWay.HTTPMethod, path);
       if (found) return { route: found.store as RoutePlan, params: found.params };
@@ -436,6 +465,21 @@ function register(
   } catch (err) {
     const reason = (err as Error).message.replace(/^Method '.*' already declared for route /, 'another route already declares ');
     throw new PlanError(field, `cannot route "${route.path}": ${reason}`);
+  }
+}
+
+/** A pattern's path without the slash it ends in ("/secret/*" → "/secret"); undefined for none, and for the root. */
+function slashRootOf(path: string): string | undefined {
+  const end = path.endsWith('/*') ? path.length - 2 : path.endsWith('/') ? path.length - 1 : -1;
+  return end > 0 ? path.slice(0, end) : undefined;
+}
+
+/** Patterns of one shape (`/a/:x`, `/A/:y`) are one root: the first stands for them. */
+function registerSlashRoot(roots: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, root: string): void {
+  try {
+    if (!roots.hasRoute('GET', root)) roots.on('GET', root, () => undefined);
+  } catch {
+    /* declared again in another spelling */
   }
 }
 

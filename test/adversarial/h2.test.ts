@@ -302,6 +302,8 @@ t.test('hostile HTTP/2', async (t) => {
   // What a backend framework would read differently (docs/adversarial.md defects 9, 10, 15), over h2.
   const READINGS: [string, [string, string][], string][] = [
     ['upper case "/SECRET/x"', requestHeaders('/SECRET/x'), 'ERR_PATH_INVALID'],
+    ['the subtree root "/secret"', requestHeaders('/secret'), 'ERR_PATH_INVALID'],
+    ['";x" dropped, then the slash "/secret;x"', requestHeaders('/secret;x'), 'ERR_PATH_INVALID'],
     ['x-http-method-override: DELETE', [...requestHeaders('/a'), ['x-http-method-override', 'DELETE']], 'ERR_REQUEST_OVERRIDE'],
     ['?_method=DELETE', requestHeaders('/a?_method=DELETE'), 'ERR_REQUEST_OVERRIDE'],
     [':method get (lower case)', requestHeaders('/a', [], 'get'), 'ERR_REQUEST_MALFORMED'],

@@ -381,7 +381,15 @@ t.test('hostile HTTP/1.1', async (t) => {
     { backendAllowance: 1 },
   );
 
-  for (const path of ['/public/ReadMe.txt', '/public/', '/Public/x'])
+  // Readings combined (Tomcat drops ";x", Spring before 6 or Express then drops the slash or folds
+  // the case), and a subtree's root read with a slash added (Express: a router mounted at /secret).
+  for (const path of ['/admin;x/', '/admin/;x', '/admin/.;x', '/ADMIN;jsessionid=1/', '/secret', '/Secret', '/SECRET', '/secret;x'])
+    await board.run(t, 'paths/encoding', `"${path}" (readings combined)`, '400 ERR_PATH_INVALID, not forwarded', async () => {
+      const r = await send(`GET ${path} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      refused(r, 400);
+      check(r.text.includes('"code":"ERR_PATH_INVALID"'), r.text.slice(0, 300));
+    });
+  for (const path of ['/public/ReadMe.txt', '/public/', '/Public/x', '/public;jsessionid=1/', '/secrets'])
     await board.run(
       t,
       'paths/encoding',

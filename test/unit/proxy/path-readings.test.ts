@@ -46,6 +46,105 @@ t.test('a reading a backend routes by that names another declared route is refus
   for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
 });
 
+t.test('the readings combine: ";parameters" dropped, then the slash or the case (Tomcat before Spring, Express)', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'admin', path: '/admin', access: { action: 'deny' } },
+      { id: 'secret', path: '/secret/*', access: { action: 'deny' } },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const cases: [string, string][] = [
+    // Tomcat reads "/admin/", Spring before 6 then serves "/admin".
+    ['/admin;x/', 'path.segment_parameters'],
+    ['/admin/;x', 'path.segment_parameters'],
+    ['/admin/.;x', 'path.segment_parameters'],
+    ['/ADMIN;jsessionid=1/', 'path.segment_parameters'],
+    ['/Admin;x', 'path.segment_parameters'],
+    ['/secret;x', 'path.segment_parameters'], // "/secret", the root of the denied subtree (below)
+    ['/Secret;x/', 'path.segment_parameters'],
+    // Parameters that leave every reading on the same route pass.
+    ['/public;jsessionid=1', 'ok'],
+    ['/public;x/', 'ok'],
+    ['/Public;x/ReadMe', 'ok'],
+  ];
+  for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+});
+
+t.test('a subtree rule covers its root: the path with a slash added is read too (Express mounts)', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'secret', path: '/secret/*', access: { action: 'deny' } },
+      { id: 'exception', path: '/secret/public' },
+      { id: 'list', path: '/orders/', methods: ['GET'] },
+      { id: 'item', path: '/orders/:id/', methods: ['GET'] },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const cases: [string, string][] = [
+    ['/secret', 'path.trailing_slash'],
+    ['/Secret', 'path.case'],
+    ['/SECRET', 'path.case'],
+    ['/orders', 'path.trailing_slash'], // a non-strict "/orders/" route answers "/orders"
+    ['/orders/A1', 'path.trailing_slash'],
+    ['/secret/data', 'ok'],
+    ['/secret/public', 'ok'], // deeper in the subtree: adding a slash is no reading of it
+    ['/secrets', 'ok'],
+    ['/public', 'ok'],
+    ['/', 'ok'],
+  ];
+  for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+  t.equal(verdict(p, 'POST', '/orders'), 'ok', 'no "/orders/" route for POST');
+});
+
+t.test('a path declared as a route of its own beside its subtree is served as declared', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'list', path: '/files', methods: ['GET'] },
+      { id: 'files', path: '/files/*', access: { action: 'deny' } },
+      { id: 'item', path: '/pets/:id' },
+      { id: 'sub', path: '/pets/:id/*', access: { action: 'deny' } },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  t.equal(verdict(p, 'GET', '/files'), 'ok');
+  t.equal(verdict(p, 'GET', '/pets/7'), 'ok');
+  t.equal(verdict(p, 'GET', '/Files'), 'path.case', 'read case-insensitively it is /files, another route than the open one');
+  t.equal(verdict(p, 'POST', '/files'), 'path.trailing_slash', 'for POST /files names only the open route');
+});
+
+t.test('under passthrough, the root of a denied subtree is refused too', async (t) => {
+  const p = await plan({
+    routing: { unmatched: 'passthrough' },
+    routes: [{ id: 'secret', path: '/secret/*', access: { action: 'deny' } }],
+  });
+  t.equal(verdict(p, 'GET', '/secret'), 'path.trailing_slash');
+  t.equal(verdict(p, 'GET', '/secret;x'), 'path.segment_parameters');
+  t.equal(verdict(p, 'GET', '/elsewhere'), 'ok');
+});
+
+t.test('OpenAPI templates: a collection beside its items is no slash reading', async (t) => {
+  // find-my-way matches "/pets/" to "/pets/:id" with an empty id; "/pets" must not be read so.
+  const p = await plan({
+    routes: [
+      { id: 'list', path: '/pets', methods: ['GET'] },
+      { id: 'item', path: '/pets/:id', methods: ['GET'], access: { action: 'deny' } },
+      { id: 'owner', path: '/pets/:id/owner/*', methods: ['GET'], access: { action: 'deny' } },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const cases: [string, string][] = [
+    ['/pets', 'ok'],
+    ['/pets/7', 'ok'],
+    ['/pets/7;x', 'ok'],
+    ['/pets/7/owner/x', 'ok'],
+    ['/pets/7/owner', 'path.trailing_slash'], // the root of "/pets/:id/owner/*"
+    ['/pets;x/', 'path.segment_parameters'], // "/pets/", the item route with an empty id
+    ['/Pets', 'path.case'],
+  ];
+  for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+});
+
 t.test('an API that declares trailing slashes (Django REST style) is served as declared', async (t) => {
   const p = await plan({
     routes: [
