@@ -3,7 +3,8 @@
  * `max_concurrent` then bounds requests, not parts, and no file goes unscanned (or is refused as
  * an overload) because of the request's other files. A file that arrives while the one before it
  * waits for its verdict is held until that verdict (one clamd round trip, its timeout at most),
- * then streamed; what is held is what arrived meanwhile.
+ * then streamed. Meanwhile drained() keeps the client paused (as for a clamd that falls behind), so
+ * what is held is what arrived before the pause took hold — a chunk or so, not the rest of the upload.
  */
 import type { SpanParent } from '../telemetry/client-span.js';
 import { ScannerError, type ClamdClient, type ScanSlot, type ScanStream, type ScanVerdict } from './clamd-client.js';
@@ -19,7 +20,10 @@ export interface FileScan {
 export interface FileScans {
   /** The next file's scan: it starts once the file before it has its verdict. */
   next(): FileScan;
-  /** The file being streamed to clamd: undefined while clamd keeps up (ScanStream.drained). */
+  /**
+   * Undefined while clamd keeps up with the file being streamed to it (ScanStream.drained); while
+   * a file waits for the verdict before it (its bytes held here), settles once they are handed on.
+   */
   drained(): Promise<void> | undefined;
   /** Every verdict is in, or the request is gone: the slot goes back, an open scan is dropped. */
   close(): void;
@@ -36,6 +40,8 @@ export function createFileScans(client: ClamdClient, parent: SpanParent | undefi
   let current: ScanStream | undefined;
   /** Settles (either way) once the last file begun has its verdict. */
   let previous: Promise<unknown> = Promise.resolve();
+  /** While the last file begun waits for its turn (its bytes held): settles once it has had it. */
+  let waiting: Promise<void> | undefined;
 
   return {
     next() {
@@ -55,6 +61,16 @@ export function createFileScans(client: ClamdClient, parent: SpanParent | undefi
         scan = current = (slot as ScanSlot).stream();
         for (const chunk of chunks) scan.write(chunk);
       });
+      // Held bytes are outside every budget (defect 74's class): the upload waits with them. A
+      // file's turn comes after the verdict of the one before it, whose last byte has arrived.
+      const released: Promise<void> = turn.then(
+        () => undefined,
+        () => undefined,
+      );
+      waiting = released;
+      void released.then(() => {
+        if (waiting === released) waiting = undefined;
+      });
       const verdict = Promise.all([turn, ended])
         .then(() => (scan as ScanStream).end())
         .catch((err: unknown) => {
@@ -72,7 +88,7 @@ export function createFileScans(client: ClamdClient, parent: SpanParent | undefi
         verdict,
       };
     },
-    drained: () => current?.drained(),
+    drained: () => waiting ?? current?.drained(),
     close() {
       closed = true;
       // A settled scan ignores this.

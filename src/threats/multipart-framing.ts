@@ -18,9 +18,14 @@
  *   ignores it);
  * - a form-data part whose own Content-Type is `multipart/*` (RFC 2388 §4.2's multipart/mixed of
  *   files): busboy reads it as one text field (or one file), commons-fileupload (Tomcat, Spring
- *   on Tomcat) reads each of its sub-parts as a file the scan never saw.
+ *   on Tomcat) reads each of its sub-parts as a file the scan never saw;
+ * - a Content-Disposition busboy's strict grammar refuses (`filename="a";` with a trailing `;`,
+ *   `filename= "a"`, an unquoted `filename=a/b`): busboy skips the whole part, PHP reads it;
+ * - a header block of more lines than busboy keeps (it ignores those after its 1,999th).
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
+ * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
+ * where busboy gave fewer, whatever made busboy skip one (src/threats/multipart-stream.ts).
  */
 import StreamSearch from 'streamsearch';
 import { headerParameters } from '../net/media-type.js';
@@ -29,6 +34,12 @@ export interface MultipartFramingCheck {
   push(chunk: Buffer): void;
   /** Why the body is ambiguous, or undefined; final once every chunk has been pushed. */
   problem(): string | undefined;
+  /**
+   * The parts delimited so far that a form reader reads (in a multipart/form-data body, all of
+   * them; in another multipart type, those whose disposition starts `form-data`): busboy must
+   * give as many fields and files, or it skipped one.
+   */
+  parts(): number;
 }
 
 /** busboy's own limit on a part's header block (Node's header limit). */
@@ -39,6 +50,21 @@ const CR = 0x0d;
 const LF = 0x0a;
 const TRANSPORT_PADDING = /^[ \t]*$/;
 const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-transfer-encoding']);
+/** busboy keeps a part's first 1,999 header lines and ignores the rest (Node's limit of 2,000 pairs). */
+const MAX_HEADER_LINES = 1999;
+/**
+ * A Content-Disposition as busboy's parseDisposition reads it (busboy/lib/utils.js): a type, then
+ * `; name=value` parameters, a value a token or a quoted string, white space only around the `;`.
+ * busboy skips the part of any other. Tokens and quoted text are RFC 7230's, bytes over 0x7f
+ * allowed in quoted text. (Extended `name*=` values have a grammar of their own; they are refused
+ * before this is asked.)
+ */
+const TOKEN = "[-!#$%&'*+.^_`|~0-9A-Za-z]";
+const QDTEXT = '[\\t !#-\\[\\]-~\\x80-\\xff]';
+const VALUE = `(?:${TOKEN}+|"(?:${QDTEXT}|\\\\[\\t !-~\\x80-\\xff])*")`;
+const STRICT_DISPOSITION = new RegExp(`^${TOKEN}*(?:[ \\t]*;[ \\t]*${TOKEN}*=${VALUE})*[ \\t]*$`);
+/** The parameter values of a disposition STRICT_DISPOSITION accepts, as sent. */
+const DISPOSITION_VALUES = new RegExp(`;[ \\t]*${TOKEN}*=(${VALUE})`, 'g');
 
 /**
  * The problem with one part's header block (CRLF-separated lines), if any. In a body that is not
@@ -46,40 +72,58 @@ const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-
  * that is not `form-data` is one every reader skips, not a problem.
  */
 export function partHeaderProblem(block: string, formData = true): string | undefined {
+  return readPartHeaders(block, formData).problem;
+}
+
+/** The problem with a part's header block, if any, and whether a form reader reads the part. */
+function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean } {
+  const lines = unfolded(block);
+  if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
   const seen = new Set<string>();
   let disposition: [string, string][] | undefined;
+  let dispositionValue = '';
   let dispositionType = '';
   let contentType = '';
-  for (const line of unfolded(block)) {
+  const problem = (why: string) => ({ problem: why, read: true });
+  for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon === -1) continue; // busboy refuses the part itself ("Malformed part header")
     const name = line.slice(0, colon).trim().toLowerCase();
     if (!SINGLE_HEADERS.has(name)) continue;
-    if (seen.has(name)) return `a part gives ${name} twice`;
+    if (seen.has(name)) return problem(`a part gives ${name} twice`);
     seen.add(name);
     const value = line.slice(colon + 1).trim();
     const params = headerParameters(value);
     const names = new Set<string>();
     for (const [param] of params) {
-      if (names.has(param)) return `a part's ${name} gives ${param.slice(0, 40)} twice`;
+      if (names.has(param)) return problem(`a part's ${name} gives ${param.slice(0, 40)} twice`);
       names.add(param);
     }
     if (name === 'content-disposition') {
       disposition = params;
+      // As busboy reads it: white space before it skipped, none other (trim() takes U+00A0 too).
+      dispositionValue = line.slice(colon + 1).replace(/^[ \t]+/, '');
       dispositionType = value.split(';', 1)[0]?.trim().toLowerCase() ?? '';
     }
     if (name === 'content-type') contentType = value.toLowerCase();
   }
-  if (disposition === undefined) return formData ? 'a part without a Content-Disposition' : undefined;
+  if (disposition === undefined) return formData ? problem('a part without a Content-Disposition') : { read: false };
   if (dispositionType !== 'form-data' && formData)
-    return `a part whose Content-Disposition is ${dispositionType.slice(0, 40) || 'empty'}, not form-data`;
+    return problem(`a part whose Content-Disposition is ${dispositionType.slice(0, 40) || 'empty'}, not form-data`);
+  // In another multipart type, commons-fileupload reads a part whose disposition starts `form-data`.
+  if (!formData && !dispositionValue.toLowerCase().startsWith('form-data')) return { read: false };
   // `filename*=`, `name*0=`: an RFC 2231 / RFC 5987 extended or continued value.
   if (disposition.some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
-    return 'a part with an extended Content-Disposition parameter (RFC 7578 forbids them)';
+    return problem('a part with an extended Content-Disposition parameter (RFC 7578 forbids them)');
+  if (!STRICT_DISPOSITION.test(dispositionValue))
+    return problem(`a part whose Content-Disposition the parser cannot read (${JSON.stringify(dispositionValue.slice(0, 60))})`);
+  // `name='_method'`: a token to busboy, quotes and all; PHP takes the quotes off.
+  for (const [, value] of dispositionValue.matchAll(DISPOSITION_VALUES))
+    if (value?.startsWith("'")) return problem('a single-quoted Content-Disposition parameter (PHP reads it without the quotes)');
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
-    return `a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`;
-  return undefined;
+    return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
+  return { read: true };
 }
 
 /** A header block's lines with folded ones (starting with a space or tab) joined to the line before, as busboy joins them. */
@@ -105,6 +149,7 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
   let line: number[] = [];
   /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
   let headerText = '';
+  let parts = 0;
 
   const fail = (why: string) => {
     problem ??= why;
@@ -146,7 +191,9 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       for (let i = start; i < stop && line.length <= MAX_BOUNDARY_LINE_TAIL; i++) line.push(data[i] as number);
       if (stop === end) {
         lastByte = data[end - 1] as number;
-        if (line.length > MAX_BOUNDARY_LINE_TAIL) state = 'data'; // a long line: content, not a delimiter
+        // A long line is decided by its start, as a short one by the whole: split from its line
+        // feed by a chunk boundary, it was taken for content while busboy dropped it.
+        if (line.length > MAX_BOUNDARY_LINE_TAIL) endLine(Buffer.from(line).toString('latin1'), true);
         return;
       }
       endLine(Buffer.from(line).toString('latin1'), true);
@@ -162,8 +209,9 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const why = partHeaderProblem(headerText.slice(0, blank), formData);
+    const { problem: why, read } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
+    if (read) parts++;
     state = 'data';
     lastByte = LF;
     // The part's content may start in this same piece.
@@ -203,5 +251,6 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       if (state === 'line' && problem === undefined) endLine(Buffer.from(line).toString('latin1'), false);
       return problem;
     },
+    parts: () => parts,
   };
 }

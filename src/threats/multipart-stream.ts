@@ -88,6 +88,8 @@ export function createMultipartStream(
   const framing = createMultipartFramingCheck(boundary, formData);
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
+  /** Fields and files busboy gave: as many as the parts the framing check delimits, or busboy skipped one. */
+  let read = 0;
   const done = new Promise<string | undefined>((resolve) => {
     parser.on('close', () => resolve(problem));
     parser.on('error', (err: Error) => resolve(problem ?? err.message));
@@ -96,6 +98,7 @@ export function createMultipartStream(
   parser.on('fieldsLimit', () => (problem ??= 'too many parts'));
   parser.on('filesLimit', () => (problem ??= 'too many parts'));
   parser.on('field', (name, value, info) => {
+    read++;
     // A truncated field would hide its tail from the waf.
     if (info.valueTruncated || info.nameTruncated) problem ??= 'a field is too large';
     problem ??= transferEncodingProblem(info.encoding);
@@ -105,6 +108,7 @@ export function createMultipartStream(
     handlers.onField?.(name, value, info.mimeType);
   });
   parser.on('file', (name, content, info) => {
+    read++;
     // A body that breaks off inside a file part destroys the part's stream with busboy's error,
     // which `end()` reports as the body's problem: unheard here, it was an uncaught exception that
     // ended the process.
@@ -120,8 +124,15 @@ export function createMultipartStream(
     },
     end() {
       if (!parser.destroyed) parser.end();
-      // A part busboy did not see as one, which a more lenient backend parser would.
-      return done.then((found) => found ?? framing.problem());
+      // A part busboy did not see as one, which a more lenient backend parser would; and, whatever
+      // the reason, a part it skipped (busboy drops a part silently: a disposition it cannot parse,
+      // none, header lines past its limit), which no stage saw and the backend may read.
+      return done.then((found) => {
+        const why = found ?? framing.problem();
+        if (why !== undefined) return why;
+        const delimited = framing.parts();
+        return delimited === read ? undefined : `a part the parser did not read (${read} of ${delimited} read)`;
+      });
     },
     abort() {
       parser.destroy();

@@ -1,8 +1,9 @@
 /**
  * Fuzz, differential: multipart bodies with the framing variations parsers disagree on (transport
- * padding and bare line feeds at boundaries, dispositions other than form-data, repeated and
- * extended parameters, repeated headers), cut into random chunks. Whenever the sidecar's shared
- * multipart reader (busboy plus src/threats/multipart-framing.ts) accepts a body, a lenient parser
+ * padding and bare line feeds at boundaries, dispositions other than form-data or outside busboy's
+ * grammar, repeated and extended parameters, repeated headers), cut into random chunks. Whenever
+ * the sidecar's shared multipart reader (busboy plus src/threats/multipart-framing.ts) accepts a
+ * body, a lenient parser
  * modelled on Go's mime/multipart and PHP (padding and bare LFs allowed, the last `name`, any
  * disposition type) must read the same fields: nothing a backend reads is hidden from the stages.
  */
@@ -76,7 +77,17 @@ const rarely = <T>(usual: T, ...variations: T[]) =>
 const lineBreak = rarely('\r\n', '\n');
 const delimiterTail = rarely('', ' ', '\t', '  ', 'x', '-x');
 const disposition = rarely('form-data', 'FORM-DATA', 'attachment', 'inline');
-const extra = rarely('', '; name="_method"', "; filename*=utf-8''a.txt", "; name*=utf-8''x", '; filename="f.txt"');
+const extra = rarely(
+  '',
+  '; name="_method"',
+  "; filename*=utf-8''a.txt",
+  "; name*=utf-8''x",
+  '; filename="f.txt"',
+  // Dispositions busboy's strict grammar refuses (it skips the part), a lenient parser reads.
+  ';',
+  '; filename= "f.txt"',
+  '; filename=a/f.txt',
+);
 const secondHeader = rarely('', 'Content-Type: text/plain', 'Content-Disposition: form-data; name="other"', 'X-Note: 1');
 const content = fc.oneof({ weight: 6, arbitrary: text }, { weight: 1, arbitrary: text.map((v) => `${v}\r\n--${BOUNDARY}${v}`) });
 

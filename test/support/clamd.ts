@@ -107,7 +107,14 @@ export interface ClamdRelay {
   stopListening(): void;
 }
 
-export async function startClamdRelay(t: { teardown(fn: () => unknown): void }, clamdPort: number): Promise<ClamdRelay> {
+/** `replyDelayMs`: clamd's replies (and its closing) reach the sidecar that much later — a clamd slow to give a verdict. */
+export async function startClamdRelay(
+  t: { teardown(fn: () => unknown): void },
+  clamdPort: number,
+  options: { replyDelayMs?: number } = {},
+): Promise<ClamdRelay> {
+  const delay = options.replyDelayMs ?? 0;
+  const later = (fn: () => void) => (delay === 0 ? fn() : setTimeout(fn, delay).unref());
   let connections = 0;
   let bytes = 0;
   const open = new Set<Socket>();
@@ -121,9 +128,11 @@ export async function startClamdRelay(t: { teardown(fn: () => unknown): void }, 
     }
     inbound.on('data', (d: Buffer) => (bytes += d.length));
     // A dead clamd must look dead through the relay too.
-    outbound.on('close', () => inbound.destroy());
+    outbound.on('close', () => later(() => inbound.destroy()));
     inbound.on('close', () => outbound.destroy());
-    inbound.pipe(outbound).pipe(inbound);
+    inbound.pipe(outbound);
+    if (delay === 0) outbound.pipe(inbound);
+    else outbound.on('data', (d: Buffer) => later(() => void (inbound.destroyed || inbound.write(d))));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const dropAll = () => {

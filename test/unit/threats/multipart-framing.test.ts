@@ -37,6 +37,12 @@ t.test('well-framed bodies pass, however they are cut', async (t) => {
     ['bare line feeds inside content', field('a', 'x\ny\n\nz') + close],
     ['a folded header line', part('Content-Disposition: form-data;\r\n name="a"', 'x') + close],
     ['quoted parameters holding ; and =', part('Content-Disposition: form-data; name="a;b=c"; filename="d;e"', 'x') + close],
+    // Dispositions busboy's strict grammar reads too (multipart-stream.test.ts reads them).
+    ['an unquoted token value', part('Content-Disposition: form-data; name=a; filename=x.txt', 'x') + close],
+    ['white space around ";", none after', part('Content-Disposition: form-data ;name="a" ;\tfilename="x" \t', 'x') + close],
+    ['a quote inside a quoted value', part(`Content-Disposition: form-data; name="a='b'"; filename=x'y`, 'x') + close],
+    ['escapes and Latin-1 in a quoted value', part('Content-Disposition: form-data; name="a\\"b\\\\c\\d\xe9"', 'x') + close],
+    ['a close delimiter followed by a long epilogue on its line', `${field('a', 'x')}--${B}--${'e'.repeat(300)}\r\n`],
   ];
   for (const [what, body] of bodies) t.same([...problemsOf(body)], [undefined], what);
 });
@@ -100,6 +106,35 @@ t.test('what busboy drops or reads differently from lenient parsers is named', a
       /after the close delimiter/,
     ],
     ['a body ending on a boundary line', `${field('a', 'x')}--${B}`, /ends on a boundary line/],
+    [
+      'the delimiter inside a part, on a line longer than is looked at (was missed when cut before its line feed)',
+      field('a', `line\r\n--${B}${'y'.repeat(300)}\r\nmore`) + close,
+      /boundary inside a part/,
+    ],
+    // busboy's parseDisposition refuses these and busboy skips the part unseen; PHP reads it.
+    [
+      'a trailing ";" in the disposition',
+      part('Content-Disposition: form-data; name="file"; filename="eicar.com";', 'x') + close,
+      /cannot read/,
+    ],
+    ['a space after "="', part('Content-Disposition: form-data; name="file"; filename= "eicar.com"', 'x') + close, /cannot read/],
+    ['a space before "="', part('Content-Disposition: form-data; name="file"; filename ="eicar.com"', 'x') + close, /cannot read/],
+    ['an unquoted value with "/"', part('Content-Disposition: form-data; name="file"; filename=a/eicar.com', 'x') + close, /cannot read/],
+    ['an unquoted value with "[]"', part('Content-Disposition: form-data; name=q[]', 'x') + close, /cannot read/],
+    [
+      'a single-quoted value (PHP takes the quotes off)',
+      part("Content-Disposition: form-data; name='_method'", 'x') + close,
+      /single-quoted/,
+    ],
+    ['an empty unquoted value', part('Content-Disposition: form-data; name=', 'x') + close, /cannot read/],
+    ['an unterminated quoted value', part('Content-Disposition: form-data; name="q', 'x') + close, /cannot read/],
+    ['a parameter without "="', part('Content-Disposition: form-data; name', 'x') + close, /cannot read/],
+    ['no ";" between parameters', part('Content-Disposition: form-data; name="q" filename="x"', 'x') + close, /cannot read/],
+    [
+      'a no-break space after the value (trim() takes it)',
+      part('Content-Disposition: form-data; name="q"\xa0', 'x') + close,
+      /cannot read/,
+    ],
   ];
   for (const [what, body, problem] of bodies) {
     const found = [...problemsOf(body)];
@@ -117,6 +152,36 @@ t.test('header blocks: only the headers parsers disagree on are checked', async 
   t.equal(partHeaderProblem('content-disposition: FORM-DATA; NAME="a"'), undefined, 'names and the type in any case');
   t.match(partHeaderProblem('Content-Disposition: form-data; name="a"\r\nCONTENT-DISPOSITION: form-data; name="b"'), /twice/);
   t.match(partHeaderProblem('Content-Disposition: ; name="a"'), /is empty, not form-data/);
+});
+
+t.test('parts(): the parts a form reader reads, for the reader to hold busboy to', async (t) => {
+  const count = (body: string, formData = true) => {
+    const check = createMultipartFramingCheck(B, formData);
+    check.push(Buffer.from(body, 'latin1'));
+    return [check.problem(), check.parts()];
+  };
+  t.same(
+    count(field('a', 'x') + part('Content-Disposition: form-data; name="f"; filename="x"', 'y') + close),
+    [undefined, 2],
+    'a field and a file',
+  );
+  t.same(count(`preamble\r\n${close}`), [undefined, 0], 'no part');
+  const mixed = `${part('Content-Type: application/http', 'GET / HTTP/1.1')}${part('Content-Disposition: attachment; filename="a"', 'x')}${field('a', 'x')}${part('Content-Disposition: form-dataX; name=b', 'x')}${close}`;
+  t.same(
+    count(mixed, false),
+    [undefined, 2],
+    'in multipart/mixed, the parts whose disposition starts form-data (as commons-fileupload reads them)',
+  );
+  t.match(
+    count(`--${B}\r\n${'X-A: 1\r\n'.repeat(1999)}Content-Disposition: form-data; name="q"\r\n\r\nx\r\n${close}`)[0],
+    /over 1999 header lines/,
+    'header lines busboy ignores',
+  );
+  t.same(
+    count(`--${B}\r\n${'X-A: 1\r\n'.repeat(1998)}Content-Disposition: form-data; name="q"\r\n\r\nx\r\n${close}`),
+    [undefined, 1],
+    '1,999 header lines',
+  );
 });
 
 t.test('pushed one byte at a time, the answers are the same', async (t) => {

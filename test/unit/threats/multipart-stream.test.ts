@@ -82,3 +82,36 @@ t.test('"boundary" anywhere but as the boundary parameter is refused: PHP takes 
     'PHP finds the lower-case spelling first',
   );
 });
+
+t.test('a part busboy skips is refused, whatever made it skip the part: no reader saw it, a backend may read it', async (t) => {
+  const body = (disposition: string) =>
+    `--${B}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${B}\r\nContent-Disposition: ${disposition}\r\n\r\nhidden\r\n--${B}--\r\n`;
+  // busboy's parseDisposition refuses each of these, and busboy drops the part; PHP 8.2 reads it.
+  for (const disposition of [
+    'form-data; name="file"; filename="eicar.com";',
+    'form-data; name="file"; filename= "eicar.com"',
+    'form-data; name="file"; filename=a/eicar.com',
+    'form-data; name="q";',
+    'form-data; name=q[]',
+  ]) {
+    const found = await read(body(disposition));
+    t.match(found.problem, /Content-Disposition the parser cannot read/, disposition);
+    t.same(found.fields, [['note', 'hello']], `${disposition}: busboy gave only the other part`);
+  }
+  // Read by commons-fileupload (its disposition starts `form-data`), skipped by busboy (its type is
+  // not form-data); in multipart/mixed, parts not form-data are no problem: only the count sees it.
+  const mixed = await read(body('form-dataX; name=q'), `multipart/mixed; boundary=${B}`);
+  t.match(mixed.problem, /a part the parser did not read \(1 of 2 read\)/, 'multipart/mixed: a form-data part busboy skipped');
+  const batch = await read(body('attachment; filename="a.txt"'), `multipart/mixed; boundary=${B}`);
+  t.equal(batch.problem, undefined, 'multipart/mixed: a part no form reader reads is no problem');
+  // Dispositions in busboy's grammar are read, with the names a backend reads.
+  for (const [disposition, name] of [
+    ['form-data; name=q', 'q'],
+    ['form-data ;name="q" ;\tfilename="x.txt" ', 'q'],
+    ['FORM-DATA; name="a;b=c"', 'a;b=c'],
+  ] as const) {
+    const found = await read(body(disposition));
+    t.equal(found.problem, undefined, disposition);
+    t.same([...found.fields, ...found.files].at(-1)?.[0], name, `${disposition}: read as ${name}`);
+  }
+});
