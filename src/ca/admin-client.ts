@@ -1,6 +1,6 @@
 /**
  * Client of the CA's admin API (mTLS with the administrator certificate, trusting the CA's root):
- * what `warden ca token create|revoke|list` use, and what other tools and tests can use.
+ * what `warden ca token create|list|revoke`, `warden ca revoke|list` use, and what other tools and tests can use.
  */
 import { Agent, request } from 'undici';
 import {
@@ -10,6 +10,9 @@ import {
   type CreateTokenRequest,
   type RevokeRequest,
   type RevokeResult,
+  type RevokeTokensRequest,
+  type RevokeTokensResult,
+  type TokenRecord,
 } from './api.js';
 import { X509Certificate } from 'node:crypto';
 import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
@@ -36,6 +39,8 @@ export interface AdminClient {
   createToken(request: CreateTokenRequest): Promise<CreatedToken>;
   revoke(request: RevokeRequest): Promise<RevokeResult>;
   listCertificates(query?: CertificateQuery): Promise<CertificateRecord[]>;
+  listTokens(query?: { spiffe_id?: string | undefined }): Promise<TokenRecord[]>;
+  revokeTokens(request: RevokeTokensRequest): Promise<RevokeTokensResult>;
   close(): Promise<void>;
 }
 
@@ -98,6 +103,11 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       const qs = params.size > 0 ? `?${params.toString()}` : '';
       return (await call<{ certificates: CertificateRecord[] }>('GET', `${CA_PATHS.adminCertificates}${qs}`)).certificates;
     },
+    async listTokens(query = {}) {
+      const qs = query.spiffe_id ? `?${new URLSearchParams({ spiffe_id: query.spiffe_id }).toString()}` : '';
+      return (await call<{ tokens: TokenRecord[] }>('GET', `${CA_PATHS.adminTokens}${qs}`)).tokens;
+    },
+    revokeTokens: (req) => call<RevokeTokensResult>('POST', CA_PATHS.adminTokenRevocations, req),
     close: () => agent.close(),
   };
 }

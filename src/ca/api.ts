@@ -15,8 +15,13 @@ export const CA_PATHS = {
   crl: '/v1/crl',
   /** GET → 200 `application/pem-certificate-chain`: the issuing CA (intermediate) that signs certificates and the CRL now. No auth. */
   intermediate: '/v1/intermediate',
-  /** POST CreateTokenRequest → 201 CreatedToken. mTLS with the admin identity. */
+  /**
+   * POST CreateTokenRequest → 201 CreatedToken; GET ?spiffe_id= → 200 { tokens: TokenRecord[] } (never
+   * the token itself). mTLS with the admin identity.
+   */
   adminTokens: '/v1/admin/tokens',
+  /** POST RevokeTokensRequest → 200 RevokeTokensResult. mTLS with the admin identity. */
+  adminTokenRevocations: '/v1/admin/token-revocations',
   /** POST RevokeRequest → 200 RevokeResult. mTLS with the admin identity. */
   adminRevocations: '/v1/admin/revocations',
   /** GET ?spiffe_id=&status= → 200 { certificates: CertificateRecord[] }. mTLS with the admin identity. */
@@ -60,6 +65,8 @@ export interface CreateTokenRequest {
 export interface CreatedToken {
   /** Shown once; the CA stores only its SHA-256. */
   token: string;
+  /** The token's public id (16 hex digits): what `warden ca token list|revoke` show and take. */
+  id: string;
   spiffe_id: string;
   dns_names: string[];
   expires_at: string;
@@ -68,13 +75,43 @@ export interface CreatedToken {
 export type RevocationReason = 'unspecified' | 'keyCompromise' | 'superseded' | 'cessationOfOperation';
 
 export interface RevokeRequest {
-  /** One of serial / spiffe_id. By identity revokes every unexpired certificate of that SPIFFE ID. */
+  /**
+   * One of serial / spiffe_id. By identity revokes every unexpired certificate of that SPIFFE ID and
+   * every unused bootstrap token for it (one transaction); by serial, that certificate alone.
+   */
   serial?: string;
   spiffe_id?: string;
   reason?: RevocationReason;
 }
 
 export interface RevokeResult {
+  /** Serials newly revoked. */
+  revoked: string[];
+  /** Ids of the bootstrap tokens newly revoked (by spiffe_id; always empty by serial). */
+  revoked_tokens: string[];
+}
+
+export interface TokenRecord {
+  id: string;
+  spiffe_id: string;
+  dns_names: string[];
+  /** ISO 8601. */
+  created_at: string;
+  expires_at: string;
+  /** `revoked` and `used` win over `expired`: what happened to the token, if anything. */
+  state: 'unused' | 'used' | 'expired' | 'revoked';
+  used_at?: string;
+  revoked_at?: string;
+}
+
+export interface RevokeTokensRequest {
+  /** One of token_id (one token) / spiffe_id (every unused token of that identity). */
+  token_id?: string;
+  spiffe_id?: string;
+}
+
+export interface RevokeTokensResult {
+  /** Ids of the tokens newly revoked: those still usable (unused, unexpired, not yet revoked). */
   revoked: string[];
 }
 

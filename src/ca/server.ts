@@ -24,6 +24,9 @@ import {
   type CreateTokenRequest,
   type RevokeRequest,
   type RevokeResult,
+  type RevokeTokensRequest,
+  type RevokeTokensResult,
+  type TokenRecord,
 } from './api.js';
 import { createClientAuth, type Role } from './client-auth.js';
 import { createCrlPublisher, etagMatches } from './crl.js';
@@ -69,6 +72,10 @@ export interface CaServer {
   /** Revokes without the admin API. */
   revoke(request: RevokeRequest): Promise<RevokeResult>;
   list(query?: { spiffe_id?: string; status?: 'valid' | 'revoked' | 'expired' }): CertificateRecord[];
+  /** Lists bootstrap tokens (never the tokens themselves) without the admin API. */
+  listTokens(query?: { spiffe_id?: string }): TokenRecord[];
+  /** Revokes bootstrap tokens without the admin API. */
+  revokeTokens(request: RevokeTokensRequest): RevokeTokensResult;
   close(): Promise<void>;
 }
 
@@ -134,9 +141,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       };
       const route = ROUTES[url.pathname];
       if (!route) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no endpoint ${url.pathname}` });
-      audit.action = route.action;
-      if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
-        throw new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: route.method } });
+      audit.action = actionOf(url, req.method);
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      if ((method !== 'GET' && method !== 'POST') || route[method] === undefined) {
+        throw new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: Object.keys(route).join(', ') } });
       }
       switch (url.pathname) {
         case CA_PATHS.enroll:
@@ -159,7 +167,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           // What the CRL is signed with: after a root rotation sidecars verify it with this (chained to their bundle).
           return sendBytes(res, 'application/pem-certificate-chain', material.intermediatePem, 300);
         case CA_PATHS.adminTokens:
+          if (method === 'GET') {
+            authenticated('admin');
+            return sendJson(res, 200, { tokens: service.listTokens({ spiffe_id: url.searchParams.get('spiffe_id') ?? undefined }) });
+          }
           return sendJson(res, 201, service.createToken(await readJsonObject(req), authenticated('admin')));
+        case CA_PATHS.adminTokenRevocations:
+          return sendJson(res, 200, service.revokeTokens(await readJsonObject(req), authenticated('admin')));
         case CA_PATHS.adminRevocations:
           return sendJson(res, 200, await service.revoke(await readJsonObject(req), authenticated('admin')));
         case CA_PATHS.adminCertificates:
@@ -197,13 +211,22 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         };
         if (problem.rule !== undefined) attributes['warden.rule'] = problem.rule;
         if (problem.detail !== undefined) attributes['warden.detail'] = problem.detail.slice(0, 200);
+        // The refusal's own attributes (never sent): a revoked token's SPIFFE ID.
+        if (problem.attributes !== undefined) Object.assign(attributes, problem.attributes);
         if (audit.subject !== undefined) attributes['warden.spiffe.id'] = audit.subject;
         if (audit.actor !== 'anonymous') attributes['warden.peer.id'] = audit.actor;
         events.emit(event, attributes, audit);
       }
       // Not for ERR_CA_STORE_UNAVAILABLE: the row would wait out the same lock, to fail as well.
       if (audit.action !== undefined && !QUIET.has(problem.code) && problem.code !== 'ERR_CA_STORE_UNAVAILABLE') {
-        store.audit({ action: audit.action, actor: audit.actor, subject: audit.subject, outcome: 'refused', detail: problem.code });
+        store.audit({
+          action: audit.action,
+          actor: audit.actor,
+          subject: audit.subject ?? problem.attributes?.['warden.spiffe.id'],
+          outcome: 'refused',
+          // The rule says what the code alone does not (a revoked token is answered as an unknown one).
+          detail: problem.rule === undefined ? problem.code : `${problem.code} (${problem.rule})`,
+        });
       }
       sendProblem(res, problem);
     };
@@ -269,7 +292,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         };
         if (!telemetry) return serve();
         // The action routed to (the URL's normalised path), as handle() routes it.
-        telemetry.traced(req, audit.requestId, audit.path, (url && ROUTES[url.pathname]?.action) ?? 'unknown', serve);
+        telemetry.traced(req, audit.requestId, audit.path, actionOf(url, req.method) ?? 'unknown', serve);
       },
     );
     const listening = server;
@@ -331,6 +354,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       createToken: (request) => service.createToken(request, LOCAL),
       revoke: (request) => service.revoke(request, LOCAL),
       list: (query = {}) => service.list(query),
+      listTokens: (query = {}) => service.listTokens(query),
+      revokeTokens: (request) => service.revokeTokens(request, LOCAL),
       close() {
         closed ??= new Promise<void>((resolve) => {
           clearTimeout(rotation);
@@ -438,16 +463,25 @@ interface AuditSubject {
   subject: string | undefined;
 }
 
-const ROUTES: Record<string, { method: 'GET' | 'POST'; action: string }> = {
-  [CA_PATHS.enroll]: { method: 'POST', action: 'enroll' },
-  [CA_PATHS.renew]: { method: 'POST', action: 'renew' },
-  [CA_PATHS.bundle]: { method: 'GET', action: 'bundle' },
-  [CA_PATHS.crl]: { method: 'GET', action: 'crl' },
-  [CA_PATHS.intermediate]: { method: 'GET', action: 'intermediate' },
-  [CA_PATHS.adminTokens]: { method: 'POST', action: 'token.create' },
-  [CA_PATHS.adminRevocations]: { method: 'POST', action: 'revoke' },
-  [CA_PATHS.adminCertificates]: { method: 'GET', action: 'list' },
+/** Per path, the action (audit rows, span names) of each method it answers; GET also answers HEAD. */
+const ROUTES: Record<string, { GET?: string; POST?: string }> = {
+  [CA_PATHS.enroll]: { POST: 'enroll' },
+  [CA_PATHS.renew]: { POST: 'renew' },
+  [CA_PATHS.bundle]: { GET: 'bundle' },
+  [CA_PATHS.crl]: { GET: 'crl' },
+  [CA_PATHS.intermediate]: { GET: 'intermediate' },
+  [CA_PATHS.adminTokens]: { POST: 'token.create', GET: 'token.list' },
+  [CA_PATHS.adminTokenRevocations]: { POST: 'token.revoke' },
+  [CA_PATHS.adminRevocations]: { POST: 'revoke' },
+  [CA_PATHS.adminCertificates]: { GET: 'list' },
 };
+
+/** The action of a request (its span name); the path's first one for a method it does not answer. */
+function actionOf(url: URL | undefined, method: string | undefined): string | undefined {
+  const route = url && ROUTES[url.pathname];
+  if (!route) return undefined;
+  return (method === 'POST' ? route.POST : method === 'GET' || method === 'HEAD' ? route.GET : undefined) ?? Object.values(route)[0];
+}
 
 /** From this much intermediate life left, the CA logs an error (at startup, or when it gets there). */
 const ISSUER_EXPIRY_WARNING_MS = 30 * 86_400_000;

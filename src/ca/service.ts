@@ -1,5 +1,5 @@
 /**
- * The CA's operations, independent of HTTP: enroll, renew, create tokens, revoke, list. Each success
+ * The CA's operations, independent of HTTP: enroll, renew, create, list and revoke tokens, revoke, list. Each success
  * writes an audit row and raises its catalogue event; refusals are thrown as WardenErrors and
  * recorded by the caller (src/ca/server.ts), which knows the request.
  */
@@ -12,6 +12,9 @@ import type {
   RevocationReason,
   RevokeRequest,
   RevokeResult,
+  RevokeTokensRequest,
+  RevokeTokensResult,
+  TokenRecord,
 } from './api.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -62,12 +65,15 @@ export interface CaService {
   createToken(body: CreateTokenRequest | Record<string, unknown>, caller: Caller): CreatedToken;
   revoke(body: RevokeRequest | Record<string, unknown>, caller: Caller): Promise<RevokeResult>;
   list(query: { spiffe_id?: string | undefined; status?: string | undefined }): CertificateRecord[];
+  listTokens(query: { spiffe_id?: string | undefined }): TokenRecord[];
+  revokeTokens(body: RevokeTokensRequest | Record<string, unknown>, caller: Caller): RevokeTokensResult;
 }
 
 const DNS_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/i;
 const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
 const STATUSES = ['valid', 'revoked', 'expired'] as const;
 const MAX_TOKEN_TTL_S = 7 * 86_400;
+const TOKEN_ID = /^[0-9a-f]{16}$/;
 
 function invalid(detail: string): WardenError {
   return new WardenError('ERR_CA_REQUEST_INVALID', { detail });
@@ -140,6 +146,24 @@ export function createCaService(deps: CaServiceDeps): CaService {
       outcome: 'ok',
       detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()}`,
     });
+  }
+
+  /** Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial). */
+  function identityToRevoke(spiffeId: unknown): string {
+    return typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
+  }
+
+  function announceTokensRevoked(spiffeId: string, ids: string[], caller: Caller): void {
+    events.emit(
+      'warden.ca.token_revoked',
+      {
+        'enduser.id': caller.actor,
+        'warden.spiffe.id': spiffeId,
+        'warden.count': ids.length,
+        ...(ids.length > 0 ? { 'warden.detail': ids.join(',').slice(0, 200) } : {}),
+      },
+      caller,
+    );
   }
 
   return {
@@ -216,17 +240,22 @@ export function createCaService(deps: CaServiceDeps): CaService {
         const record = store.getCertificate(subject);
         if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject}` });
       } else {
-        // Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial).
-        subject = typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
+        subject = identityToRevoke(spiffeId);
         // A mistyped ID (other case, wrong path) is not "already revoked": say it was never issued.
-        if (!store.issuedTo(subject)) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate was ever issued to ${subject}` });
+        // One with bootstrap tokens but no certificate yet (compromised before it enrolled) is revoked.
+        if (!store.issuedTo(subject) && !store.tokensCreatedFor(subject))
+          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate was ever issued to ${subject}` });
       }
       // Listed and revoked in one transaction: a renewal's insert is either seen here or sees this.
-      const revoked = store.transaction(() =>
-        (serial !== undefined ? [subject] : store.activeSerialsOf(subject, t)).filter((s) =>
+      // By identity, its unused bootstrap tokens go in the same transaction: an enrollment either
+      // consumed its token before (and its certificate is revoked here) or finds the token revoked.
+      // By serial, one certificate (a lost key, a superseded one): the identity keeps its tokens.
+      const { revoked, revokedTokens } = store.transaction(() => ({
+        revoked: (serial !== undefined ? [subject] : store.activeSerialsOf(subject, t)).filter((s) =>
           store.insertRevocation({ serial: s, reason, revoked_at: t }),
         ),
-      );
+        revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),
+      }));
       if (revoked.length > 0) await crl.refresh();
       events.emit(
         'warden.ca.revoked',
@@ -238,14 +267,17 @@ export function createCaService(deps: CaServiceDeps): CaService {
         },
         caller,
       );
+      if (revokedTokens.length > 0) announceTokensRevoked(subject, revokedTokens, caller);
       store.audit({
         action: 'revoke',
         actor: caller.actor,
         subject,
         outcome: 'ok',
-        detail: `${reason}: ${revoked.join(',') || 'nothing to revoke'}`,
+        detail: `${reason}: ${revoked.join(',') || 'nothing to revoke'}${
+          serial !== undefined ? '' : `; bootstrap tokens revoked: ${revokedTokens.join(',') || 'none'}`
+        }`,
       });
-      return { revoked };
+      return { revoked, revoked_tokens: revokedTokens };
     },
 
     list(query) {
@@ -267,6 +299,54 @@ export function createCaService(deps: CaServiceDeps): CaService {
           if (row.revoked_at !== null) record.revoked_at = new Date(row.revoked_at).toISOString();
           return record;
         });
+    },
+
+    listTokens(query) {
+      const t = now();
+      // Never the token: the store has only its hash, and not even that is shown.
+      return store.listTokens({ spiffeId: query.spiffe_id }).map((row) => {
+        const record: TokenRecord = {
+          id: row.id,
+          spiffe_id: row.spiffe_id,
+          dns_names: JSON.parse(row.dns_names) as string[],
+          created_at: new Date(row.created_at).toISOString(),
+          expires_at: new Date(row.expires_at).toISOString(),
+          state: row.revoked_at !== null ? 'revoked' : row.used_at !== null ? 'used' : row.expires_at <= t ? 'expired' : 'unused',
+        };
+        if (row.used_at !== null) record.used_at = new Date(row.used_at).toISOString();
+        if (row.revoked_at !== null) record.revoked_at = new Date(row.revoked_at).toISOString();
+        return record;
+      });
+    },
+
+    revokeTokens(body, caller) {
+      const { token_id: tokenId, spiffe_id: spiffeId } = body;
+      if ((tokenId === undefined) === (spiffeId === undefined)) throw invalid('give exactly one of token_id or spiffe_id');
+      const t = now();
+      let subject: string;
+      let revoked: string[];
+      if (tokenId !== undefined) {
+        if (typeof tokenId !== 'string' || !TOKEN_ID.test(tokenId))
+          throw invalid('token_id must be 16 hexadecimal digits (warden ca token list)');
+        const row = store.findTokenById(tokenId);
+        if (!row) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no bootstrap token with id ${tokenId}` });
+        subject = row.spiffe_id;
+        revoked = store.revokeTokens({ id: tokenId }, t);
+      } else {
+        subject = identityToRevoke(spiffeId);
+        if (!store.tokensCreatedFor(subject))
+          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no bootstrap token was ever created for ${subject}` });
+        revoked = store.revokeTokens({ spiffeId: subject }, t);
+      }
+      announceTokensRevoked(subject, revoked, caller);
+      store.audit({
+        action: 'token.revoke',
+        actor: caller.actor,
+        subject,
+        outcome: 'ok',
+        detail: `${tokenId !== undefined ? `token ${tokenId}` : 'every unused token'}: ${revoked.join(',') || 'nothing to revoke'}`,
+      });
+      return { revoked };
     },
   };
 }

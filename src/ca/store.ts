@@ -1,7 +1,8 @@
 /**
  * The CA's SQLite database (better-sqlite3, WAL): the certificate ledger, bootstrap tokens (SHA-256
- * only), revocations, the audit log and the CRL number. Schema changes are migrations keyed by the
- * `user_version` pragma; statements are prepared once. Times are epoch milliseconds.
+ * only, with a public id; revocable), revocations, the audit log and the CRL number. Schema changes
+ * are migrations keyed by the `user_version` pragma; statements are prepared once. Times are epoch
+ * milliseconds.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -27,6 +28,8 @@ export interface CertificateWithStatus extends CertificateRow {
 }
 
 export interface TokenRow {
+  /** Public handle (16 hex digits) for listing and revoking; unrelated to the token or its hash. */
+  id: string;
   sha256: string;
   spiffe_id: string;
   /** JSON array of DNS names. */
@@ -34,6 +37,8 @@ export interface TokenRow {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /** Set by `warden ca token revoke` or `warden ca revoke --id`: the token enrolls nothing any more. */
+  revoked_at: number | null;
 }
 
 export interface RevocationRow {
@@ -70,8 +75,15 @@ export interface CaStore {
   unexpiredRevocations(now: number): RevocationRow[];
   insertToken(row: TokenRow): void;
   findToken(sha256: string): TokenRow | undefined;
-  /** Marks an unused, unexpired token used; false when another request got there first or it expired. */
+  findTokenById(id: string): TokenRow | undefined;
+  /** Every token (of one SPIFFE ID), newest first. */
+  listTokens(filter: { spiffeId?: string | undefined }): TokenRow[];
+  /** Whether a token was ever created for this SPIFFE ID (exact match). */
+  tokensCreatedFor(spiffeId: string): boolean;
+  /** Marks an unused, unexpired, unrevoked token used; false when another request got there first, it expired or was revoked. */
   consumeToken(sha256: string, now: number): boolean;
+  /** Revokes the tokens still usable (unused, unexpired, unrevoked) of one token id or SPIFFE ID; their ids. */
+  revokeTokens(which: { id: string } | { spiffeId: string }, now: number): string[];
   audit(entry: AuditEntry): void;
   auditLog(limit: number): (AuditEntry & { time: number })[];
   nextCrlNumber(): number;
@@ -116,6 +128,13 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE crl_state (id INTEGER PRIMARY KEY CHECK (id = 1), number INTEGER NOT NULL);
    INSERT INTO crl_state (id, number) VALUES (1, 0);`,
+  // 2: tokens get a public id (list, revoke) and can be revoked. Tokens of a version-1 database get
+  // a random id here; they stay usable as before.
+  `ALTER TABLE tokens ADD COLUMN id TEXT;
+   ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+   UPDATE tokens SET id = lower(hex(randomblob(8)));
+   CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
+   CREATE INDEX tokens_by_spiffe_id ON tokens (spiffe_id, created_at);`,
 ];
 
 function migrate(db: Database.Database): void {
@@ -202,13 +221,27 @@ export function openCaStore(path: string): CaStore {
        WHERE c.not_after > ? ORDER BY r.revoked_at`,
     ),
     insertToken: db.prepare<[TokenRow]>(
-      `INSERT INTO tokens (sha256, spiffe_id, dns_names, created_at, expires_at, used_at)
-       VALUES (@sha256, @spiffe_id, @dns_names, @created_at, @expires_at, @used_at)`,
+      `INSERT INTO tokens (id, sha256, spiffe_id, dns_names, created_at, expires_at, used_at, revoked_at)
+       VALUES (@id, @sha256, @spiffe_id, @dns_names, @created_at, @expires_at, @used_at, @revoked_at)`,
     ),
     findToken: db.prepare<[string], TokenRow>(`SELECT * FROM tokens WHERE sha256 = ?`),
-    consumeToken: db.prepare<{ sha256: string; now: number }>(
-      `UPDATE tokens SET used_at = @now WHERE sha256 = @sha256 AND used_at IS NULL AND expires_at > @now`,
+    findTokenById: db.prepare<[string], TokenRow>(`SELECT * FROM tokens WHERE id = ?`),
+    listTokens: db.prepare<{ spiffe_id: string | null }, TokenRow>(
+      `SELECT * FROM tokens WHERE (@spiffe_id IS NULL OR spiffe_id = @spiffe_id) ORDER BY created_at DESC, id`,
     ),
+    tokensCreatedFor: db.prepare<[string], number>(`SELECT 1 FROM tokens WHERE spiffe_id = ? LIMIT 1`).pluck(),
+    consumeToken: db.prepare<{ sha256: string; now: number }>(
+      `UPDATE tokens SET used_at = @now WHERE sha256 = @sha256 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > @now`,
+    ),
+    revokeTokens: db
+      .prepare<{ id: string | null; spiffe_id: string | null; now: number }, string>(
+        `UPDATE tokens SET revoked_at = @now
+         WHERE (@id IS NULL OR id = @id) AND (@spiffe_id IS NULL OR spiffe_id = @spiffe_id)
+           AND (@id IS NOT NULL OR @spiffe_id IS NOT NULL)
+           AND used_at IS NULL AND revoked_at IS NULL AND expires_at > @now
+         RETURNING id`,
+      )
+      .pluck(),
     audit: db.prepare<{ time: number; action: string; actor: string; subject: string | null; outcome: string; detail: string | null }>(
       `INSERT INTO audit (time, action, actor, subject, outcome, detail) VALUES (@time, @action, @actor, @subject, @outcome, @detail)`,
     ),
@@ -228,7 +261,12 @@ export function openCaStore(path: string): CaStore {
     unexpiredRevocations: (now) => s.unexpiredRevocations.all(now),
     insertToken: (row) => void s.insertToken.run(row),
     findToken: (sha256) => s.findToken.get(sha256),
+    findTokenById: (id) => s.findTokenById.get(id),
+    listTokens: (f) => s.listTokens.all({ spiffe_id: f.spiffeId ?? null }),
+    tokensCreatedFor: (spiffeId) => s.tokensCreatedFor.get(spiffeId) !== undefined,
     consumeToken: (sha256, now) => s.consumeToken.run({ sha256, now }).changes === 1,
+    revokeTokens: (which, now) =>
+      s.revokeTokens.all({ id: 'id' in which ? which.id : null, spiffe_id: 'spiffeId' in which ? which.spiffeId : null, now }).sort(),
     audit: (e) =>
       void s.audit.run({
         time: Date.now(),

@@ -1,7 +1,10 @@
 /**
  * Bootstrap tokens: 32 random bytes (base64url), shown once; the store keeps only their SHA-256.
- * Each is bound to one SPIFFE ID (and optional DNS names), expires, and is single-use. Failures are
- * distinct (missing / unknown / used / expired) so an operator can tell a typo from a replay.
+ * Each is bound to one SPIFFE ID (and optional DNS names), expires, is single-use, and can be revoked
+ * (by its public id, or with every unused token of its identity). Failures are distinct (missing /
+ * unknown / used / expired) so an operator can tell a typo from a replay; a revoked token is answered
+ * exactly as an unknown one (no oracle for whoever holds a leaked token), its event and audit row say
+ * `ca.token.revoked`.
  *
  * A token is consumed only together with the issuance it pays for (see `consume`, called inside the
  * ledger transaction): a request refused for its CSR or names leaves the token usable.
@@ -9,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { CreatedToken } from './api.js';
 import { WardenError } from '../errors.js';
-import type { CaStore } from './store.js';
+import type { CaStore, TokenRow } from './store.js';
 
 export interface TokenGrant {
   sha256: string;
@@ -39,7 +42,10 @@ export function hashToken(token: string): string {
 }
 
 export function createTokens(store: CaStore, now: () => number = Date.now): Tokens {
-  function reasonNotUsable(row: { used_at: number | null; expires_at: number }, t: number): WardenError | undefined {
+  function reasonNotUsable(row: TokenRow, t: number): WardenError | undefined {
+    if (row.revoked_at !== null) {
+      return new WardenError('ERR_CA_TOKEN_UNKNOWN', { rule: 'ca.token.revoked', attributes: { 'warden.spiffe.id': row.spiffe_id } });
+    }
     if (row.used_at !== null) return new WardenError('ERR_CA_TOKEN_USED', { detail: 'bootstrap tokens are single-use; create a new one' });
     if (row.expires_at <= t) return new WardenError('ERR_CA_TOKEN_EXPIRED', { detail: 'create a new bootstrap token' });
     return undefined;
@@ -50,15 +56,18 @@ export function createTokens(store: CaStore, now: () => number = Date.now): Toke
       const token = randomBytes(32).toString('base64url');
       const t = now();
       const names = [...new Set(dnsNames.map((n) => n.toLowerCase()))];
+      const id = randomBytes(8).toString('hex');
       store.insertToken({
+        id,
         sha256: hashToken(token),
         spiffe_id: spiffeId,
         dns_names: JSON.stringify(names),
         created_at: t,
         expires_at: t + ttlMs,
         used_at: null,
+        revoked_at: null,
       });
-      return { token, spiffe_id: spiffeId, dns_names: names, expires_at: new Date(t + ttlMs).toISOString() };
+      return { token, id, spiffe_id: spiffeId, dns_names: names, expires_at: new Date(t + ttlMs).toISOString() };
     },
     check(token) {
       if (typeof token !== 'string' || token.trim() === '') {

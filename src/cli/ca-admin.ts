@@ -1,4 +1,7 @@
-/** `warden ca token create | revoke | list`: the CA's admin API over mTLS with the administrator certificate. */
+/**
+ * `warden ca token create | list | revoke`, `warden ca revoke | list`: the CA's admin API over mTLS
+ * with the administrator certificate.
+ */
 import { createAdminClientFromDir, type AdminClient } from '../ca/admin-client.js';
 import type { RevocationReason } from '../ca/api.js';
 import { readCaConfig } from '../config/ca-load.js';
@@ -17,7 +20,8 @@ Exit codes: 0 done, 1 the CA refused or could not be reached, 2 usage error`;
 export const caTokenCreateHelp = `Usage: warden ca token create --id SPIFFE_ID [--dns NAME,…] [--ttl DURATION] (-c FILE | --url URL --dir DIR)
 
 Creates a single-use bootstrap token for one workload identity and prints the token alone on
-stdout (capture it: TOKEN=$(warden ca token create …)); its details go to stderr.
+stdout (capture it: TOKEN=$(warden ca token create …)); its details (and its id, for
+warden ca token list|revoke) go to stderr.
 
 Options:
   --id SPIFFE_ID          the identity the token enrolls, e.g. spiffe://example.org/ns/shop/sa/orders
@@ -27,12 +31,13 @@ ${connectionHelp}`;
 
 export const caRevokeHelp = `Usage: warden ca revoke (--serial HEX | --id SPIFFE_ID) [--reason REASON] (-c FILE | --url URL --dir DIR)
 
-Revokes one certificate by serial, or every unexpired certificate of an identity. The CA re-signs
-its CRL at once; sidecars refuse the certificate once they have fetched it (mesh.refresh.crl).
+Revokes one certificate by serial, or every unexpired certificate of an identity together with
+every unused bootstrap token for it. The CA re-signs its CRL at once; sidecars refuse the
+certificate once they have fetched it (mesh.refresh.crl).
 
 Options:
-  --serial HEX            serial as printed by warden ca list
-  --id SPIFFE_ID          every valid certificate of this identity
+  --serial HEX            serial as printed by warden ca list (the identity's tokens stay usable)
+  --id SPIFFE_ID          every valid certificate and unused bootstrap token of this identity
   --reason REASON         unspecified (default), keyCompromise, superseded, cessationOfOperation
 ${connectionHelp}`;
 
@@ -44,6 +49,26 @@ Options:
   --id SPIFFE_ID          only this identity
   --status STATUS         only valid, revoked or expired certificates
   --json                  the API's JSON instead of a table
+${connectionHelp}`;
+
+export const caTokenListHelp = `Usage: warden ca token list [--id SPIFFE_ID] [--json] (-c FILE | --url URL --dir DIR)
+
+Lists the bootstrap tokens the CA has created, newest first: id, identity, state (unused, used,
+expired, revoked), creation and expiry. Never the tokens themselves (the CA keeps only a hash).
+
+Options:
+  --id SPIFFE_ID          only this identity
+  --json                  the API's JSON instead of a table
+${connectionHelp}`;
+
+export const caTokenRevokeHelp = `Usage: warden ca token revoke (--token-id ID | --id SPIFFE_ID) (-c FILE | --url URL --dir DIR)
+
+Revokes a bootstrap token that is still unused, or every unused one of an identity: an enrollment
+with it is refused from now on. Certificates already issued are not touched (warden ca revoke).
+
+Options:
+  --token-id ID           the token's id, as printed by warden ca token create and list
+  --id SPIFFE_ID          every unused token of this identity
 ${connectionHelp}`;
 
 const connectionOptions = {
@@ -131,7 +156,7 @@ export async function runCaTokenCreate(argv: string[]): Promise<number> {
     client.createToken({ spiffe_id: id, dns_names: dnsNames, ...(ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds }) }),
   );
   console.error(
-    `bootstrap token for ${created.spiffe_id}${created.dns_names.length ? ` (dns ${created.dns_names.join(', ')})` : ''}, single-use, expires ${created.expires_at}`,
+    `bootstrap token for ${created.spiffe_id}${created.dns_names.length ? ` (dns ${created.dns_names.join(', ')})` : ''}, single-use, expires ${created.expires_at}${created.id ? `, id ${created.id}` : ''}`,
   );
   console.log(created.token);
   return EXIT.ok;
@@ -162,6 +187,56 @@ export async function runCaRevoke(argv: string[]): Promise<number> {
       ? 'nothing to revoke (already revoked or expired)'
       : `revoked ${result.revoked.length}: ${result.revoked.join(' ')}`,
   );
+  if (values.id !== undefined) {
+    const tokens = result.revoked_tokens as string[] | undefined;
+    // A CA older than token revocation answers without the field: its tokens were not revoked.
+    console.log(
+      tokens === undefined
+        ? 'bootstrap tokens: not revoked (this CA predates token revocation: upgrade it, then warden ca token revoke --id)'
+        : `unused bootstrap tokens revoked: ${tokens.length}${tokens.length ? ` (${tokens.join(' ')})` : ''}`,
+    );
+  }
+  return EXIT.ok;
+}
+
+export async function runCaTokenList(argv: string[]): Promise<number> {
+  const command = 'ca token list';
+  const { values } = parseCommandArgs(command, argv, { ...connectionOptions, id: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) {
+    console.log(caTokenListHelp);
+    return EXIT.ok;
+  }
+  const tokens = await withClient(command, values, (client) => client.listTokens({ spiffe_id: values.id }));
+  if (values.json) {
+    console.log(JSON.stringify({ tokens }, null, 2));
+    return EXIT.ok;
+  }
+  printTable([
+    ['ID', 'SPIFFE ID', 'STATE', 'CREATED', 'EXPIRES'],
+    ...tokens.map((k) => [k.id, k.spiffe_id, k.state, k.created_at, k.expires_at]),
+  ]);
+  return EXIT.ok;
+}
+
+export async function runCaTokenRevoke(argv: string[]): Promise<number> {
+  const command = 'ca token revoke';
+  const { values } = parseCommandArgs(command, argv, { ...connectionOptions, 'token-id': { type: 'string' }, id: { type: 'string' } });
+  if (values.help) {
+    console.log(caTokenRevokeHelp);
+    return EXIT.ok;
+  }
+  const tokenId = values['token-id'];
+  if ((tokenId === undefined) === (values.id === undefined))
+    throw new UsageError(`warden ${command}: give exactly one of --token-id ID or --id SPIFFE_ID`);
+  if (tokenId !== undefined && !/^[0-9a-f]{16}$/.test(tokenId))
+    throw new UsageError(`warden ${command}: --token-id must be 16 hexadecimal digits, as printed by warden ca token list`);
+  const request = tokenId !== undefined ? { token_id: tokenId } : { spiffe_id: values.id as string };
+  const result = await withClient(command, values, (client) => client.revokeTokens(request));
+  console.log(
+    result.revoked.length === 0
+      ? 'nothing to revoke (already used, expired or revoked)'
+      : `revoked ${result.revoked.length} bootstrap token${result.revoked.length === 1 ? '' : 's'}: ${result.revoked.join(' ')}`,
+  );
   return EXIT.ok;
 }
 
@@ -186,10 +261,15 @@ export async function runCaList(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ certificates }, null, 2));
     return EXIT.ok;
   }
-  const rows = [
+  printTable([
     ['SERIAL', 'SPIFFE ID', 'KIND', 'STATUS', 'NOT AFTER'],
     ...certificates.map((c) => [c.serial, c.spiffe_id, c.kind, c.status, c.not_after]),
-  ];
+  ]);
+  return EXIT.ok;
+}
+
+/** Columns padded to their widest cell, two spaces apart; the header row first. */
+function printTable(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows)
     console.log(
@@ -198,5 +278,4 @@ export async function runCaList(argv: string[]): Promise<number> {
         .join('  ')
         .trimEnd(),
     );
-  return EXIT.ok;
 }

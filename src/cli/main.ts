@@ -16,7 +16,9 @@ Commands:
   ca init --trust-domain D --dir DIR   create a CA (root, intermediate, admin identity)
   ca serve -c FILE       run the CA (enrollment, renewal, bundle, CRL, admin API)
   ca token create --id SPIFFE_ID       create a bootstrap token (printed alone on stdout)
-  ca revoke (--serial S | --id SPIFFE_ID)   revoke certificates
+  ca token list [--id SPIFFE_ID]       list bootstrap tokens (id, state; never the token)
+  ca token revoke (--token-id ID | --id SPIFFE_ID)   revoke unused bootstrap tokens
+  ca revoke (--serial S | --id SPIFFE_ID)   revoke certificates (--id: and unused tokens)
   ca list                list issued certificates
 
 Options:
@@ -37,6 +39,8 @@ const commands: Record<string, Command> = {
   'ca init': async () => (await import('./ca-init.js')).runCaInit,
   'ca serve': async () => (await import('./ca-serve.js')).runCaServe,
   'ca token create': async () => (await import('./ca-admin.js')).runCaTokenCreate,
+  'ca token list': async () => (await import('./ca-admin.js')).runCaTokenList,
+  'ca token revoke': async () => (await import('./ca-admin.js')).runCaTokenRevoke,
   'ca revoke': async () => (await import('./ca-admin.js')).runCaRevoke,
   'ca list': async () => (await import('./ca-admin.js')).runCaList,
 };

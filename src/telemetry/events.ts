@@ -145,6 +145,10 @@ export const EVENTS = {
   },
   'warden.ca.revoked': { severity: 'warn', description: 'Certificates were revoked (by serial or by identity).' },
   'warden.ca.token_created': { severity: 'info', description: 'A bootstrap token was created for a SPIFFE ID.' },
+  'warden.ca.token_revoked': {
+    severity: 'warn',
+    description: 'Unused bootstrap tokens were revoked (one by id, or every one of a SPIFFE ID, also by revoking the identity).',
+  },
   'warden.ca.token_rejected': {
     severity: 'warn',
     description:

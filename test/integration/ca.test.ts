@@ -141,7 +141,11 @@ t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
   );
   const revokedAlready = warden('ca', 'revoke', '--id', ORDERS, '-c', config);
   t.equal(revokedAlready.code, 0, revokedAlready.stderr);
-  t.equal(revokedAlready.stdout, 'nothing to revoke (already revoked or expired)\n', 'issued, all revoked: as before');
+  t.equal(
+    revokedAlready.stdout,
+    'nothing to revoke (already revoked or expired)\nunused bootstrap tokens revoked: 0\n',
+    'issued, all revoked: as before (and no token left to revoke)',
+  );
   const badUsage = warden('ca', 'revoke', '-c', config);
   t.equal(badUsage.code, 2);
   t.equal(badUsage.stderr, 'warden ca revoke: give exactly one of --serial HEX or --id SPIFFE_ID\n');
@@ -283,7 +287,7 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   t.match((await post(adminUrl, { spiffe_id: ORDERS }, anonymous)).body, { code: 'ERR_CA_CLIENT_CERT_REQUIRED' });
 
   // Revoked: renewal refused.
-  t.same(await ca.revoke({ serial: enrolled.serial, reason: 'keyCompromise' }), { revoked: [enrolled.serial] });
+  t.same(await ca.revoke({ serial: enrolled.serial, reason: 'keyCompromise' }), { revoked: [enrolled.serial], revoked_tokens: [] });
   t.match((await post(renewUrl, { csr: (await makeCsr()).csrPem }, workload)).body, { code: 'ERR_CA_CERT_REVOKED', status: 403 });
 
   // The admin identity from the CA directory can use the admin API.
@@ -303,7 +307,7 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   );
   const byId = await admin.revoke({ spiffe_id: ORDERS });
   t.equal(byId.revoked.length, 2, 'by identity: the two still valid');
-  t.same(await admin.revoke({ spiffe_id: ORDERS }), { revoked: [] }, 'by identity again: nothing left, 200');
+  t.same(await admin.revoke({ spiffe_id: ORDERS }), { revoked: [], revoked_tokens: [] }, 'by identity again: nothing left, 200');
   await t.rejects(
     admin.revoke({ spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` }),
     { status: 404, code: 'ERR_CA_NOT_FOUND', detail: `no certificate was ever issued to spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` },
