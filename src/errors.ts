@@ -58,6 +58,12 @@ export const ERRORS = {
   ERR_ADMIN_BROWSER_REFUSED: { status: 403, title: 'Admin actions are not taken from a browser', event: undefined },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
+  ERR_EGRESS_HOST_REFUSED: { status: 421, title: 'Host not served by the egress listener', event: 'warden.access.denied' },
+  ERR_EGRESS_BROWSER_REFUSED: {
+    status: 403,
+    title: 'Browser requests are not accepted by the egress listener',
+    event: 'warden.access.denied',
+  },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },
   // Warden CA API (src/ca/)
   ERR_CA_TOKEN_MISSING: { status: 401, title: 'Bootstrap token required', event: 'warden.ca.token_rejected' },

@@ -6,6 +6,7 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
+import { isLoopbackBindHost } from '../net/loopback.js';
 import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
@@ -173,6 +174,13 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     yield issue(['mesh', 'ca'], 'needs bundle (a PEM file with the CA root) or fingerprint ("sha256:…") to trust the CA on first contact');
   }
   if (config.egress && !config.mesh) yield issue(['egress'], 'needs mesh: egress calls authenticate with the workload certificate');
+  // Plain HTTP that calls every service with the workload's identity: only this machine may reach it.
+  if (config.egress && !isLoopbackBindHost(config.egress.host)) {
+    yield issue(
+      ['egress', 'host'],
+      `must be a loopback address (127.0.0.1, ::1 or localhost), got "${config.egress.host}": anyone who reaches the egress listener calls other services as this workload`,
+    );
+  }
   if (!config.mesh) {
     for (const [i, route] of config.routes.entries()) {
       if (route.mtls) yield issue(['routes', i, 'mtls'], 'applies only with mesh (the workload identity)');

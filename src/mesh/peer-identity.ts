@@ -3,7 +3,7 @@
  * and kept on the socket, so every request on that connection (HTTP/1.1 keep-alive or h2 streams)
  * finds it with one property read.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 import { canonicalSerial } from '../ca/serial.js';
 import type { TLSSocket } from 'node:tls';
 import { isReservedSpiffePath, parseSpiffeId, spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
@@ -53,9 +53,16 @@ export const NO_PEER: PeerIdentity = Object.freeze({
 
 type WithPeer = { [PEER]?: PeerIdentity };
 
-/** Reads the peer certificate of a freshly handshaken socket and remembers the result on it. */
-export function readPeerIdentity(socket: TLSSocket, trustDomain: string | undefined): PeerIdentity {
-  const cert = socket.getPeerX509Certificate();
+/**
+ * Reads the peer certificate of a freshly handshaken socket and remembers the result on it. `cert`,
+ * when the caller has read it already: on a server, Node gives the chain the client sent
+ * (`issuerCertificate`) only the first time it is read.
+ */
+export function readPeerIdentity(
+  socket: TLSSocket,
+  trustDomain: string | undefined,
+  cert: X509Certificate | undefined = socket.getPeerX509Certificate(),
+): PeerIdentity {
   let peer: PeerIdentity = NO_PEER;
   if (cert) {
     const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);

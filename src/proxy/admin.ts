@@ -8,8 +8,8 @@
  * console's events and status, and revoke tokens, as same-origin requests to its own name.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo } from 'node:net';
-import { createIpSet } from '../net/ip-set.js';
+import type { AddressInfo } from 'node:net';
+import { isLoopbackAddress, isLoopbackHost } from '../net/loopback.js';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
 import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
@@ -47,25 +47,6 @@ export interface AdminOptions {
 export function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
-}
-
-/** Loopback addresses (IPv4-mapped ones included: the IpSet's BlockList matches them itself). */
-const LOOPBACK = createIpSet(['127.0.0.0/8', '::1']);
-const isLoopbackAddress = (address: string): boolean => LOOPBACK.has(address);
-
-/**
- * A Host (with any port) that names this machine whatever DNS says: a loopback literal,
- * `localhost` or a name under `.localhost` (RFC 6761: resolved to loopback, never delegated).
- * A rebinding page can only send its own name. No Host at all (HTTP/1.0) is no browser's request.
- */
-function isLoopbackHost(host: string | undefined): boolean {
-  if (host === undefined) return true;
-  const bracketed = /^\[([^\]]+)\](?::\d*)?$/.exec(host);
-  if (bracketed) return isIP(bracketed[1] as string) === 6 && isLoopbackAddress(bracketed[1] as string);
-  const name = /^([^:]*)(?::\d*)?$/.exec(host)?.[1]?.toLowerCase().replace(/\.$/, '');
-  if (name === undefined) return false;
-  if (isIP(name) === 4) return isLoopbackAddress(name);
-  return name === 'localhost' || name.endsWith('.localhost');
 }
 
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {

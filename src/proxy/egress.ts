@@ -5,6 +5,12 @@
  *
  *   GET http://127.0.0.1:15001/payments/charges/7   (path form: first segment = service)
  *   GET http://payments/charges/7 via HTTP_PROXY     (proxy form: host = service)
+ *
+ * Only the backend may call it. A web page in a browser on the same machine can reach loopback too
+ * (a `warden dev` laptop, `kubectl port-forward`, host networking): with DNS rebinding it reads the
+ * answers, with a plain cross-site form or `fetch(…, { mode: 'no-cors' })` it makes calls, each with
+ * this workload's identity. So a Host that names neither this machine nor (proxy form) the service
+ * is refused 421, and a request carrying what only browsers send (Origin, Sec-Fetch-*) 403.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,6 +20,7 @@ import { Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
+import { hostName, isLoopbackHost } from '../net/loopback.js';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
@@ -80,12 +87,47 @@ function destinationOf(url: string): { service: string; path: string } | undefin
   return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest };
 }
 
+/** Header fields only browsers send (fetch metadata and the request's origin); a backend's HTTP client sends none. */
+const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user'] as const;
+
+/**
+ * Why a request is not the backend's own, or undefined. A browser request that says it is
+ * cross-origin is refused as a browser request (403) whatever its Host; a foreign Host (DNS
+ * rebinding: the page's name resolved to 127.0.0.1, same-origin to the browser) is 421, as on the
+ * admin listener; any other request with browser fields is 403 too. In proxy form the Host may also
+ * name the service, as HTTP clients set it from the URL.
+ */
+function refusalOf(req: IncomingMessage, service: string | undefined): WardenError | undefined {
+  const h = req.headers;
+  const browser = BROWSER_FIELDS.filter((name) => h[name] !== undefined);
+  const host = h.host;
+  const hostOk = isLoopbackHost(host) || (service !== undefined && host !== undefined && hostName(host) === service);
+  const site = h['sec-fetch-site'];
+  const originHost = typeof h.origin === 'string' && URL.canParse(h.origin) ? new URL(h.origin).host : undefined;
+  const crossOrigin = site === 'cross-site' || site === 'same-site' || (h.origin !== undefined && originHost !== host?.toLowerCase());
+  const browserRefusal = () =>
+    new WardenError('ERR_EGRESS_BROWSER_REFUSED', {
+      rule: 'egress.browser',
+      detail: `Only the local backend may call the egress listener; browser requests (${browser.join(', ')}) are refused.`,
+    });
+  if (browser.length > 0 && crossOrigin) return browserRefusal();
+  if (!hostOk) {
+    return new WardenError('ERR_EGRESS_HOST_REFUSED', {
+      rule: 'egress.host',
+      detail: 'Use a loopback address or localhost in Host (in proxy form, the service name).',
+    });
+  }
+  return browser.length > 0 ? browserRefusal() : undefined;
+}
+
 export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): Promise<EgressListener> {
   let pools = createPools(cfg, deps);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: (req.url ?? '').split('?', 1)[0] };
     const destination = destinationOf(req.url ?? '');
+    const refusal = refusalOf(req, req.url?.startsWith('http://') ? destination?.service : undefined);
+    if (refusal) return deps.rescue.respond(refusal, subject, res);
     const pool = destination ? pools.get(destination.service) : undefined;
     if (!destination || !pool) {
       const detail = `Known services: ${Object.keys(cfg.services).join(', ') || 'none'}.`;

@@ -16,6 +16,11 @@ import type { TLSSocket } from 'node:tls';
 export interface SessionTracker {
   /** Closes the session (GOAWAY, then close) as soon as it has no open stream. */
   closeWhenIdle(): void;
+  /**
+   * Sends GOAWAY now: no new stream is accepted, the open ones finish (a caller whose client CA is no
+   * longer trusted, whose next requests must not wait for an idle moment that a busy client never has).
+   */
+  closeNow(): void;
 }
 
 /**
@@ -131,6 +136,10 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
       closing = true;
       if (streams.size === 0) close();
       else watchProgress();
+    },
+    closeNow() {
+      closing = true;
+      close();
     },
   };
 }

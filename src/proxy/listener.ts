@@ -6,7 +6,14 @@
  * Limits: handshake, header, request and idle timeouts; header size and count; concurrent streams;
  * connections. Drain: stop accepting, let in-flight requests finish, close keep-alive connections
  * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
+ *
+ * A new secure context that trusts fewer client CAs (a reload that drops one from `client_ca`, a mesh
+ * trust bundle without an old root) also ends the open connections whose client certificate chains
+ * to a CA no longer trusted: OpenSSL checked the chain once, at their handshake. Their requests from
+ * then on are refused, and they are closed the same graceful way. (Sessions cannot be resumed across
+ * the change: Node makes new ticket keys with every secure context; client-ca-reload.test.ts checks it.)
  */
+import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
   constants as http2Constants,
@@ -20,8 +27,9 @@ import { createServer as createTlsServer, type SecureContextOptions, type TLSSoc
 import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
+import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
-import { readPeerIdentity } from '../mesh/peer-identity.js';
+import { peerOf, readPeerIdentity } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
@@ -40,8 +48,13 @@ const NO_TUNNEL = 'CONNECT opens no tunnel here: the request target must be an a
 
 export interface InboundListener {
   readonly address: AddressInfo;
-  /** Replaces certificate/key/CA for new handshakes; established connections are untouched. */
-  setSecureContext(tls: TlsFilesConfig, material: TlsMaterial): void;
+  /**
+   * Replaces certificate/key/CA for new handshakes. Established connections are untouched, except
+   * when a client CA is no longer trusted: those whose client certificate chains to it are refused
+   * further requests and closed (whatever is still open after `graceMs` is destroyed). Returns how
+   * many were.
+   */
+  setSecureContext(tls: TlsFilesConfig, material: TlsMaterial, graceMs: number): number;
   /** Stops accepting, waits for in-flight requests up to `graceMs`, then closes everything. */
   drain(graceMs: number): Promise<void>;
   readonly connections: number;
@@ -73,8 +86,95 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
   };
 }
 
+/** The certificates of a PEM bundle (what OpenSSL would trust of it). */
+export function certificatesOf(pem: Buffer | string | undefined): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (const block of pem?.toString().match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []) {
+    try {
+      out.push(new X509Certificate(block));
+    } catch {
+      // Not a certificate OpenSSL would trust either.
+    }
+  }
+  return out;
+}
+
+/**
+ * The client CAs a secure context trusts, and which of them a client's chain leads to: the
+ * self-signed root at the end of the path from the certificates the client presented (leaf first)
+ * through these CAs. Paths are remembered per certificate (the intermediates many callers share),
+ * so a handshake costs a few name comparisons once the first caller of an intermediate was seen.
+ */
+class ClientTrust {
+  readonly fingerprints: ReadonlySet<string>;
+  readonly #cas: readonly X509Certificate[];
+  readonly #roots = new Map<string, string | undefined>();
+
+  constructor(pem: Buffer | undefined) {
+    this.#cas = certificatesOf(pem);
+    this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
+  }
+
+  /** The fingerprint of the trusted root `presented` (leaf first) leads to, or undefined (a resumed session: only the leaf). */
+  anchorOf(presented: readonly X509Certificate[]): string | undefined {
+    for (const [i, cert] of presented.entries()) {
+      const root = i === 0 ? this.#rootAbove(cert, 0) : this.#rememberedRoot(cert);
+      if (root !== undefined) return root;
+    }
+    return undefined;
+  }
+
+  #rememberedRoot(cert: X509Certificate): string | undefined {
+    const key = cert.fingerprint256;
+    if (!this.#roots.has(key)) {
+      if (this.#roots.size >= 1024) this.#roots.clear();
+      this.#roots.set(key, this.#rootAbove(cert, 0));
+    }
+    return this.#roots.get(key);
+  }
+
+  /**
+   * OpenSSL verified the chain at the handshake: which CA issued a certificate is told by its names
+   * and key identifiers (`checkIssued`); the signature is checked only when several CAs match.
+   */
+  #issuers(cert: X509Certificate): X509Certificate[] {
+    const named = this.#cas.filter((ca) => cert.checkIssued(ca));
+    return named.length > 1 ? named.filter((ca) => cert.verify(ca.publicKey)) : named;
+  }
+
+  #rootAbove(cert: X509Certificate, depth: number): string | undefined {
+    if (depth > 8) return undefined;
+    for (const ca of this.#issuers(cert)) {
+      if (ca.fingerprint256 === cert.fingerprint256 || ca.checkIssued(ca)) return ca.fingerprint256;
+      const root = this.#rootAbove(ca, depth + 1);
+      if (root !== undefined) return root;
+    }
+    return undefined;
+  }
+}
+
+/** The certificates a client presented, leaf first (its chain as Node gives it, on the first read only). */
+function presentedChain(leaf: X509Certificate | undefined): X509Certificate[] {
+  const chain: X509Certificate[] = [];
+  for (let cert = leaf; cert !== undefined && chain.length < 10; cert = cert.issuerCertificate) {
+    if (chain.some((c) => c.fingerprint256 === cert?.fingerprint256)) break;
+    chain.push(cert);
+  }
+  return chain;
+}
+
+/** Why a connection's requests are refused once its client CA is no longer trusted. */
+const ANCHOR_REMOVED = 'WARDEN_TRUST_ANCHOR_REMOVED';
+
 const TLS_SOCKET = Symbol('warden.tlsSocket');
 type SessionWithSocket = Http2Session & { [TLS_SOCKET]?: TLSSocket };
+
+/** Per connection, on its socket (as its peer identity is): the trusted root its client certificate chains to, whether it is being closed for it. */
+const ANCHOR = Symbol('warden.clientAnchor');
+const DISTRUSTED = Symbol('warden.distrusted');
+type TrustedSocket = TLSSocket & { [ANCHOR]?: string; [DISTRUSTED]?: true };
+/** Connections whose client certificate chains to a CA no longer trusted: closing, every request refused. */
+const distrusted = (socket: unknown): boolean => (socket as TrustedSocket)[DISTRUSTED] === true;
 
 export async function startInboundListener(options: InboundListenerOptions): Promise<InboundListener> {
   const { limits, rescue, events } = options;
@@ -88,7 +188,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(limits.headers_timeout / 4))),
       requireHostHeader: false, // checked by the handler, which answers with problem+json
     },
-    options.onRequest,
+    (req, res) => onH1Request(req, res),
   );
   // One more than allowed, so the handler sees an excess and answers 431 (Node would silently truncate).
   h1.maxHeadersCount = limits.max_header_count + 1;
@@ -98,7 +198,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   h1.timeout = 0;
   // `Expect: 100-continue`: handled like any request, the handler sends 100 only once the body is
   // needed (Node would send it at once, inviting the body of a request refused on its headers).
-  h1.on('checkContinue', options.onRequest);
+  h1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onH1Request(req, res));
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
@@ -129,6 +229,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     if (socket === undefined) return void stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
     const req = new H2Request(stream, headers, rawHeaders, socket);
     const res = new H2Response(stream);
+    if (distrusted(socket)) return refuseDistrusted(socket, req.method, res);
     if (req.method === 'CONNECT') {
       return rescue.respond(tunnelRefused(NO_TUNNEL), { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' }, res);
     }
@@ -139,7 +240,27 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     }
     options.onRequest(req, res);
   });
-  const sessions = new Set<SessionTracker>();
+  const sessions = new Map<TLSSocket, SessionTracker>();
+  const refuseDistrusted = (socket: TLSSocket, method: string | undefined, res: ServerResponse | H2Response) => {
+    const refusal = new WardenError('ERR_PEER_CERT_INVALID', {
+      rule: `tls:${ANCHOR_REMOVED}`,
+      detail: 'The CA of this client certificate is no longer trusted; reconnect with a certificate of a trusted CA.',
+    });
+    rescue.respond(refusal, { clientAddress: socket.remoteAddress ?? '', method, peerId: peerOf(socket).spiffeId }, res);
+  };
+  const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
+    if (!distrusted(req.socket)) return options.onRequest(req, res);
+    res.shouldKeepAlive = false; // Connection: close
+    refuseDistrusted(req.socket as TLSSocket, req.method, res);
+  };
+  /** Closes an HTTP/1.1 connection: now if idle, else once its response is done (`Connection: close` if not yet sent). */
+  const closeH1 = (socket: TLSSocket) => {
+    // node:http's response in progress on the connection (as in rescue.clientError); none when idle.
+    const inProgress = (socket as TLSSocket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!inProgress) return void socket.destroy();
+    if (!inProgress.headersSent) inProgress.shouldKeepAlive = false;
+    else inProgress.once('finish', () => socket.end());
+  };
   // Node creates the session synchronously inside emit('connection'): this is its TLS socket.
   let connecting: TLSSocket | undefined;
   h2.on('session', (session: Http2Session) => {
@@ -157,11 +278,14 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
           'warden.detail': `The client read nothing of an ended response for ${limits.send_timeout} ms; the stream is reset.`,
         }),
     });
-    sessions.add(tracker);
-    session.once('close', () => sessions.delete(tracker));
+    const socket = connecting;
+    sessions.set(socket, tracker);
+    session.once('close', () => sessions.delete(socket));
   });
 
   const sockets = new Set<TLSSocket>();
+  /** The client CAs the current secure context trusts. */
+  let clientTrust = new ClientTrust(options.material.clientCa);
   const server = createTlsServer({
     ...secureContextOptions(options.tls, options.material),
     ALPNProtocols: ['h2', 'http/1.1'],
@@ -195,7 +319,10 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
    * (OpenSSL has already refused missing, expired and untrusted ones).
    */
   const admitPeer = (socket: TLSSocket): boolean => {
-    const peer = readPeerIdentity(socket, options.peers?.trustDomain);
+    const leaf = socket.getPeerX509Certificate();
+    const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf);
+    // '' when not known: a resumed session, whose client sent no chain.
+    if (peer.presented && socket.authorized) (socket as TrustedSocket)[ANCHOR] = clientTrust.anchorOf(presentedChain(leaf)) ?? '';
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
     if (!revoked && (!requireCertificate || peer.verified)) return true;
     events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {
@@ -233,13 +360,36 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     get connections() {
       return sockets.size;
     },
-    setSecureContext(tls, material) {
+    setSecureContext(tls, material, graceMs) {
       server.setSecureContext(secureContextOptions(tls, material));
+      const previous = clientTrust.fingerprints;
+      clientTrust = new ClientTrust(material.clientCa);
+      const trusted = clientTrust.fingerprints;
+      if (![...previous].some((fingerprint) => !trusted.has(fingerprint))) return 0; // none removed: nothing to re-check
+      let closed = 0;
+      for (const socket of sockets as Set<TrustedSocket>) {
+        const anchor = socket[ANCHOR];
+        if (anchor === undefined || socket[DISTRUSTED] || trusted.has(anchor)) continue;
+        socket[DISTRUSTED] = true;
+        closed++;
+        const peer = peerOf(socket);
+        events.emit('warden.tls.peer_denied', {
+          'client.address': socket.remoteAddress ?? '',
+          'error.type': ANCHOR_REMOVED,
+          ...(peer.spiffeId ? { 'warden.peer.id': peer.spiffeId } : {}),
+          ...(peer.serial ? { 'warden.cert.serial': peer.serial } : {}),
+        });
+        const session = sessions.get(socket);
+        if (session) session.closeNow();
+        else closeH1(socket);
+        setTimeout(() => socket.destroy(), graceMs).unref();
+      }
+      return closed;
     },
     async drain(graceMs) {
       server.close();
       h1.closeIdleConnections();
-      for (const session of sessions) session.closeWhenIdle();
+      for (const session of sessions.values()) session.closeWhenIdle();
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));

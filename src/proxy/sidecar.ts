@@ -197,6 +197,11 @@ async function tokenRuntimeFor(
   return { runtime, key };
 }
 
+/** The log line when dropping a client CA closes open connections (each also raised warden.tls.peer_denied). */
+function closedByTrustChange(closed: number, where: string): string {
+  return `a CA was removed from ${where}: closing ${closed} open connection(s) whose client certificate chains to it`;
+}
+
 /** Settings that the running listeners cannot change; a reload that changes them says so. */
 function listenerShape(config: SidecarConfig): string {
   const { host, port } = config.listeners.inbound;
@@ -339,7 +344,14 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   mesh?.onChange((what) => {
     // Inbound checks the (already current) revocation list on every request; egress checks a
     // destination at connect time, so its kept-alive connections are re-made on any change.
-    if (what !== 'crl') inbound.setSecureContext(inboundTlsSettings(current.config), meshTlsMaterial(mesh));
+    if (what !== 'crl') {
+      const closed = inbound.setSecureContext(
+        inboundTlsSettings(current.config),
+        meshTlsMaterial(mesh),
+        current.config.lifecycle.drain_timeout,
+      );
+      if (closed > 0) logger.warn({ connections: closed }, closedByTrustChange(closed, 'the trust bundle'));
+    }
     egress?.refresh();
   });
   let adminEndpoints: ReadonlyMap<string, AdminEndpoint> = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
@@ -424,7 +436,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
         'listener addresses, client-certificate mode and connection limits change only on restart',
       );
     }
-    inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded));
+    const closed = inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded), next.config.lifecycle.drain_timeout);
+    if (closed > 0) logger.warn({ connections: closed, 'warden.config.file': file }, closedByTrustChange(closed, 'client_ca'));
     applyHeapGrowth(next.config.limits.heap_growth, current.config.limits.heap_growth);
     logger.level = next.config.log.level;
     const previous = current;
@@ -454,7 +467,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     );
     events.emit('warden.config.reloaded', {
       'warden.config.file': file,
-      'warden.detail': `${next.config.routes.length} routes${telemetry}`,
+      'warden.detail': `${next.config.routes.length} routes${telemetry}${closed > 0 ? `; ${closed} connection(s) of a client CA no longer trusted closed` : ''}`,
     });
     return true;
   }

@@ -471,7 +471,95 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   });
   t.equal(tunnel.status, 400, 'CONNECT: 400, not a silently closed connection');
   t.match(tunnel.body, /"code":"ERR_PATH_INVALID".*plain http:\/\//, 'the problem names what to send instead');
+
+  // Only the backend may call egress: a page in a browser on this machine reaches 127.0.0.1 too.
+  const raw = (path: string, headers: Record<string, string>, method = 'GET') =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: orders.sidecar.egress?.port, path, method, headers, setHost: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.once('error', reject);
+      req.end(method === 'POST' ? 'amount=1000' : undefined);
+    });
+  const port = orders.sidecar.egress?.port ?? 0;
+  const refused: { what: string; status: number; code: string; path: string; method?: string; headers: Record<string, string> }[] = [
+    // DNS rebinding: the page's own name now resolves to 127.0.0.1; to the browser it is same-origin.
+    {
+      what: 'rebinding Host',
+      status: 421,
+      code: 'ERR_EGRESS_HOST_REFUSED',
+      path: '/payments/echo',
+      headers: { host: `attacker.example:${port}` },
+    },
+    {
+      what: 'rebinding Host, same-origin fetch',
+      status: 421,
+      code: 'ERR_EGRESS_HOST_REFUSED',
+      path: '/payments/echo',
+      headers: { host: `attacker.example:${port}`, origin: `http://attacker.example:${port}`, 'sec-fetch-site': 'same-origin' },
+    },
+    {
+      what: 'proxy form, Host of another name',
+      status: 421,
+      code: 'ERR_EGRESS_HOST_REFUSED',
+      path: 'http://payments/echo',
+      headers: { host: 'attacker.example' },
+    },
+    // A cross-site form or no-cors fetch to http://127.0.0.1:<egress>/…: a loopback Host, but a browser's fields.
+    {
+      what: 'cross-site no-cors POST',
+      status: 403,
+      code: 'ERR_EGRESS_BROWSER_REFUSED',
+      path: '/payments/charge',
+      method: 'POST',
+      headers: {
+        host: `127.0.0.1:${port}`,
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+        'sec-fetch-mode': 'no-cors',
+        'content-type': 'text/plain',
+        'content-length': '11',
+      },
+    },
+    {
+      what: 'Origin alone',
+      status: 403,
+      code: 'ERR_EGRESS_BROWSER_REFUSED',
+      path: '/payments/echo',
+      headers: { host: `localhost:${port}`, origin: 'null' },
+    },
+    {
+      what: 'Sec-Fetch-Site alone',
+      status: 403,
+      code: 'ERR_EGRESS_BROWSER_REFUSED',
+      path: '/payments/echo',
+      headers: { host: `127.0.0.1:${port}`, 'sec-fetch-site': 'none' },
+    },
+    {
+      what: 'Sec-Fetch-Mode alone',
+      status: 403,
+      code: 'ERR_EGRESS_BROWSER_REFUSED',
+      path: '/payments/echo',
+      headers: { host: `127.0.0.1:${port}`, 'sec-fetch-mode': 'navigate' },
+    },
+  ];
+  for (const r of refused) {
+    const answer = await raw(r.path, r.headers, r.method);
+    t.equal(answer.status, r.status, `${r.what}: ${r.status}`);
+    t.match(answer.body, new RegExp(`^\\{.*"status":${r.status},"code":"${r.code}"`), `${r.what}: problem+json ${r.code}`);
+  }
+  t.ok(
+    orders.events.some((e) => e.name === 'warden.access.denied' && e['warden.code'] === 'ERR_EGRESS_BROWSER_REFUSED'),
+    'a browser request to egress is a security event',
+  );
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+  const proxyHost = await raw('http://payments/echo', { host: 'payments' });
+  t.equal(proxyHost.status, 200, 'proxy form with the Host HTTP clients set from the URL: served');
+  const localhost = await raw('/payments/echo', { host: `localhost:${port}` });
+  t.equal(localhost.status, 200, 'path form, Host localhost: served');
+  t.equal(paymentsBackend.requests.length, 4);
 
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
   await ca.server.revoke({ spiffe_id: PAYMENTS });
@@ -479,7 +567,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   const revoked = await request(`${egress}/payments/echo`);
   t.equal(revoked.statusCode, 502, 'a revoked destination is refused');
   t.match(await revoked.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
-  t.equal(paymentsBackend.requests.length, 2, 'and never reached');
+  t.equal(paymentsBackend.requests.length, 4, 'and never reached');
 });
 
 t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {
@@ -631,6 +719,89 @@ t.test('root rotation step 3: CRLs signed by the new intermediate are applied be
     'no CRL was refused',
   );
 });
+
+t.test(
+  'root rotation step 4: callers under the removed root lose their open connections, callers under the new root keep theirs',
+  async (t) => {
+    // docs/mesh-identity.md "Root rotation": OpenSSL checked a caller's chain at its handshake only.
+    const { connect: h2Connect } = await import('node:http2');
+    const { dirA, dirB, rootA, rootB, caConfig } = await rotationCas();
+    const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
+    t.teardown(() => Promise.all(servers.map((s) => s.close())));
+    const port = servers[0]!.port;
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const s = await startTestSidecar(t, backend.url, meshConfig(servers[0]!, { refresh: { bundle: '300ms', crl: '5m' } }));
+    const roots = () => (s.sidecar.mesh?.material().ca.match(/BEGIN CERTIFICATE/g) ?? []).length;
+    const waitFor = async (what: () => boolean) => {
+      const deadline = Date.now() + 10_000;
+      while (!what() && Date.now() < deadline) await sleep(50);
+    };
+    const oldCaller = await enrollWorkload(servers[0]!, id('ns/shop/sa/frontend'));
+    // Steps 2 and 3: both roots trusted; the CA under the new root issues.
+    await servers[0]!.close();
+    appendFileSync(join(dirA, 'bundle.pem'), rootB);
+    servers.push(await startCaServer({ config: caConfig(dirA, port) }));
+    await waitFor(() => roots() === 2);
+    await servers[1]!.close();
+    writeFileSync(join(dirB, 'bundle.pem'), rootA + rootB);
+    servers.push(await startCaServer({ config: caConfig(dirB, port) }));
+    const newCaller = await enrollWorkload(servers[2]!, id('ns/shop/sa/checkout'));
+    const open = (w: Workload) => {
+      const session = h2Connect(s.url, { ca: rootA + rootB, cert: w.certPem, key: w.keyPem });
+      session.on('error', () => undefined);
+      t.teardown(() => session.destroy());
+      return session;
+    };
+    const get = (session: ReturnType<typeof open>) =>
+      new Promise<number | string>((resolve) => {
+        let status: number | string = 'NO_RESPONSE';
+        try {
+          const stream = session.request({ ':path': '/echo' });
+          stream.on('response', (h) => (status = Number(h[':status'])));
+          stream.on('error', (err: NodeJS.ErrnoException) => (status = err.code ?? 'ERR'));
+          stream.resume();
+          stream.on('close', () => resolve(status));
+          stream.end();
+        } catch (err) {
+          resolve((err as NodeJS.ErrnoException).code ?? 'ERR');
+        }
+      });
+    const oldSession = open(oldCaller);
+    const newSession = open(newCaller);
+    t.equal(await get(oldSession), 200, 'a caller under the old root, before step 4');
+    t.equal(await get(newSession), 200, 'a caller under the new root');
+    const oldClosed = new Promise<boolean>((resolve) => {
+      oldSession.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 8000).unref();
+    });
+
+    // Step 4: the old root leaves the bundle.
+    await servers[2]!.close();
+    writeFileSync(join(dirB, 'bundle.pem'), rootB);
+    servers.push(await startCaServer({ config: caConfig(dirB, port) }));
+    await waitFor(() => roots() === 1);
+    t.equal(roots(), 1, 'the sidecar trusts the new root alone');
+    const after = await get(oldSession);
+    t.not(after, 200, `the old-root caller's open connection is not served (${after})`);
+    t.ok(await oldClosed, '…and is closed');
+    t.equal(await get(newSession), 200, 'the new-root caller keeps its connection');
+    t.notOk(newSession.closed || newSession.destroyed, 'not closed');
+    t.ok(
+      s.events.some(
+        (e) =>
+          e.name === 'warden.tls.peer_denied' &&
+          e['error.type'] === 'WARDEN_TRUST_ANCHOR_REMOVED' &&
+          e['warden.peer.id'] === oldCaller.spiffeId,
+      ),
+      'warden.tls.peer_denied WARDEN_TRUST_ANCHOR_REMOVED',
+    );
+    t.ok(
+      s.logs.some((l) => l.level === 'warn' && /a CA was removed from the trust bundle: closing 1 open connection/.test(String(l.msg))),
+      'a warning says how many connections were closed',
+    );
+  },
+);
 
 t.test('workload.pem without a usable bundle.pem: the configured roots are used, the CA’s bundle fetched', async (t) => {
   const ca = await startCa(t);

@@ -134,6 +134,28 @@ t.test('mesh: the CA must be trusted somehow; egress and route mtls need mesh', 
   t.match(egress.join('\n'), /routes\[0\]\.mtls: applies only with mesh/);
 });
 
+t.test('egress.host must stay on loopback', async (t) => {
+  const mesh =
+    'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' + 'ab'.repeat(32) + '" } }\n';
+  const withHost = (host: string) =>
+    'listeners: { inbound: { port: 0 } }\nupstream: { url: "http://127.0.0.1:1" }\n' +
+    mesh +
+    `egress:\n  host: "${host}"\n  services: { pay: { url: "https://pay:8443", spiffe_id: "spiffe://td.test/ns/pay/sa/api" } }\n`;
+  for (const host of ['0.0.0.0', '::', '10.1.2.3', 'egress.example']) {
+    const issues = issuesOf(() => parseSidecarConfig('sidecar.yaml', withHost(host)));
+    t.equal(issues.length, 1, `${host}: one line`);
+    t.match(issues[0], /^sidecar\.yaml:5 egress\.host: must be a loopback address \(127\.0\.0\.1, ::1 or localhost\), got "/, host);
+  }
+  for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) {
+    t.equal(parseSidecarConfig('sidecar.yaml', withHost(host)).config.egress?.host, host, `${host} accepted`);
+  }
+  t.equal(
+    parseSidecarConfig('sidecar.yaml', withHost('127.0.0.1').replace('  host: "127.0.0.1"\n', '')).config.egress?.host,
+    '127.0.0.1',
+    'default',
+  );
+});
+
 t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
   writeFileSync(join(dir, 'prefix.txt'), 'x-from-file-*\n');

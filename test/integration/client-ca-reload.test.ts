@@ -1,0 +1,183 @@
+/**
+ * A reload that removes a CA from `listeners.inbound.tls.client_ca`: OpenSSL checks a client's chain
+ * only at the handshake, so connections opened before (an h2 session, an HTTP/1.1 keep-alive
+ * connection) and TLS sessions resumed from tickets issued before kept the removed CA's trust. They
+ * are closed and refused now; callers of the remaining CA keep their connections, and a reload that
+ * adds a CA closes nothing.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect as h2Connect, type ClientHttp2Session } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import t from 'tap';
+import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
+import { initCa } from '../../src/ca/init.js';
+import { startCaServer } from '../../src/ca/server.js';
+import { startTestBackend } from '../support/backend.js';
+import { startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { enrollWorkload, type Workload } from '../support/workload.js';
+
+const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A request on an open h2 session: its status, or the error it met (refused stream, closed session). */
+function get(session: ClientHttp2Session, path = '/echo'): Promise<number | string> {
+  return new Promise((resolve) => {
+    let stream;
+    try {
+      stream = session.request({ ':path': path });
+    } catch (err) {
+      return resolve((err as NodeJS.ErrnoException).code ?? 'ERR');
+    }
+    let status: number | string = 'NO_RESPONSE';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('error', (err: NodeJS.ErrnoException) => (status = err.code ?? 'ERR'));
+    stream.resume();
+    stream.on('close', () => resolve(status));
+    stream.end();
+  });
+}
+
+/** Resolves true once `emitter` emits `event`, false after `ms`. */
+function within(ms: number, emitter: { once(event: string, fn: () => void): unknown }, event: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    emitter.once(event, () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+t.test('a reload that drops a client CA closes its certificates’ open connections; adding one closes none', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // Two CAs with roots of their own.
+  const { ca: caA } = await startCaUnderTest(t);
+  const other = await initCa({ trustDomain: TRUST_DOMAIN, dir: join(mkdtempSync(join(tmpdir(), 'warden-ca-b-')), 'ca') });
+  const caB = await startCaServer({
+    config: resolveCaConfig({
+      trust_domain: TRUST_DOMAIN,
+      dir: other.dir,
+      listen: { host: '127.0.0.1', port: 0 },
+      database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
+      log: { level: 'silent' },
+    }),
+  });
+  t.teardown(() => caB.close());
+  const alice = await enrollWorkload(caA, id('ns/shop/sa/alice'));
+  const bob = await enrollWorkload(caB, id('ns/shop/sa/bob'));
+  t.not(alice.bundlePem, bob.bundlePem, 'two roots');
+
+  const clientCa = join(mkdtempSync(join(tmpdir(), 'warden-client-ca-')), 'client-ca.pem');
+  writeFileSync(clientCa, alice.bundlePem);
+  const extra = { listeners: { inbound: { tls: { client_certificates: 'require', client_ca: clientCa } } } };
+  const s = await startTestSidecar(t, backend.url, extra);
+  const file = s.sidecar.current.loaded.file;
+  const reloadWith = async (pem: string) => {
+    writeFileSync(clientCa, pem);
+    const text = await testConfigYaml(backend.url, extra);
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, text)), 'reloaded');
+  };
+  const session = (w: Workload) => {
+    const h2 = h2Connect(s.url, { ca: s.ca, cert: w.certPem, key: w.keyPem });
+    h2.on('error', () => undefined);
+    t.teardown(() => h2.destroy());
+    return h2;
+  };
+  /** An HTTP/1.1 connection: one request (keep-alive), then left open; `session` resumes a saved TLS session. */
+  const h1 = (w: Workload, tlsSession?: Buffer, path = '/echo') =>
+    new Promise<{ socket: TLSSocket; status: number; head: string; reused: boolean; ticket: () => Buffer | undefined }>((resolve) => {
+      let ticket: Buffer | undefined;
+      let text = '';
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: s.port,
+        servername: 'localhost',
+        ca: s.ca,
+        cert: w.certPem,
+        key: w.keyPem,
+        session: tlsSession,
+        ALPNProtocols: ['http/1.1'],
+      });
+      t.teardown(() => socket.destroy());
+      const done = () =>
+        resolve({
+          socket,
+          status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+          head: text.split('\r\n\r\n')[0] ?? '',
+          reused: socket.isSessionReused(),
+          ticket: () => ticket,
+        });
+      socket.on('session', (b: Buffer) => (ticket = b));
+      socket.on('secureConnect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`));
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n\r\n')) setTimeout(done, 50);
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', done);
+    });
+
+  // Adding CA B closes nothing: alice's connection stays, and bob can now connect.
+  const aliceH2 = session(alice);
+  t.equal(await get(aliceH2), 200, 'alice (CA A) over h2');
+  await reloadWith(alice.bundlePem + bob.bundlePem);
+  t.equal(await get(aliceH2), 200, 'adding a CA: alice keeps her connection');
+  t.notOk(aliceH2.closed || aliceH2.destroyed, 'not closed');
+
+  const bobH2 = session(bob);
+  t.equal(await get(bobH2), 200, 'bob (CA B) over h2');
+  const bobH1 = await h1(bob);
+  t.equal(bobH1.status, 200, 'bob over HTTP/1.1, kept alive');
+  t.ok(bobH1.ticket(), 'a TLS session ticket to resume with');
+  const bobResumed = await h1(bob, bobH1.ticket());
+  t.ok(bobResumed.reused && bobResumed.status === 200, 'the ticket resumes while CA B is trusted');
+  const bobTicket = bobResumed.ticket() ?? bobH1.ticket();
+  const bobH2Closed = within(3000, bobH2, 'close');
+  const bobH1Closed = within(3000, bobH1.socket, 'close');
+  // Requests in flight at the reload: answered, then their connections close.
+  const bobBusyH2 = session(bob);
+  t.equal(await get(bobBusyH2), 200, 'bob, a second h2 connection');
+  const bobBusyH2Closed = within(4000, bobBusyH2, 'close');
+  const slowH2 = get(bobBusyH2, '/slow?ms=800');
+  const slowH1 = h1(bob, undefined, '/slow?ms=800');
+  await sleep(300);
+  const requestsBefore = backend.requests.length;
+
+  // Removing CA B: bob's open connections go, alice's stays.
+  await reloadWith(alice.bundlePem);
+  const afterRemoval = await get(bobH2);
+  t.not(afterRemoval, 200, `bob's open h2 connection is not served any more (${afterRemoval})`);
+  t.ok(await bobH2Closed, "bob's h2 connection is closed (GOAWAY)");
+  t.ok(await bobH1Closed, "bob's idle HTTP/1.1 connection is closed");
+  t.equal(await slowH2, 200, 'an h2 request in flight at the reload is answered');
+  t.ok(await bobBusyH2Closed, '…and its connection then closed');
+  const slow = await slowH1;
+  t.equal(slow.status, 200, 'an HTTP/1.1 request in flight at the reload is answered');
+  t.match(slow.head, /\r\nconnection: close(\r\n|$)/i, '…with Connection: close');
+  t.ok(slow.socket.destroyed || (await within(2000, slow.socket, 'close')), '…and its connection closed');
+  const resumed = await h1(bob, bobTicket);
+  t.not(resumed.status, 200, `a TLS session of bob's, resumed after the removal, is not served (reused: ${resumed.reused})`);
+  const fresh = await h1(bob);
+  t.not(fresh.status, 200, 'a fresh handshake with a certificate of CA B is refused');
+  t.equal(backend.requests.length, requestsBefore, 'none of bob’s reached the backend');
+  t.equal(await get(aliceH2), 200, 'alice (CA A, still trusted) keeps her connection');
+  t.notOk(aliceH2.closed || aliceH2.destroyed, "alice's connection is still open");
+  t.ok(
+    s.events.some(
+      (e) =>
+        e.name === 'warden.tls.peer_denied' && e['error.type'] === 'WARDEN_TRUST_ANCHOR_REMOVED' && e['warden.peer.id'] === bob.spiffeId,
+    ),
+    'warden.tls.peer_denied WARDEN_TRUST_ANCHOR_REMOVED names the caller',
+  );
+  t.match(
+    s.events.filter((e) => e.name === 'warden.config.reloaded').at(-1)?.['warden.detail'],
+    /5 connection\(s\) of a client CA no longer trusted closed/,
+    'the reload says how many connections it closed',
+  );
+  await sleep(50);
+});
