@@ -5,8 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -19,7 +18,7 @@ import {
   type RevokeRequest,
   type RevokeTokensRequest,
 } from '../../src/ca/api.js';
-import { makeCsr, ORDERS, repoRoot, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { makeCsr, ORDERS, repoRoot, serveCaProcessIn, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 
 const WARDEN = join(repoRoot, 'bin/warden.js');
 
@@ -45,31 +44,13 @@ async function post(url: string, body: unknown, agent: Agent): Promise<{ status:
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** `warden ca init` and `warden ca serve` as processes, on a free port; killed by the test's teardown. */
 async function serveCaProcess(t: Test): Promise<{ dir: string; config: string; url: string; agent: Agent }> {
   const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-proc-')), 'ca');
   const init = await warden('ca', 'init', '--trust-domain', TRUST_DOMAIN, '--dir', dir);
   t.equal(init.code, 0, init.stderr);
-  const port = await freePort();
-  const config = join(dir, 'ca.yaml');
-  writeFileSync(config, readFileSync(config, 'utf8').replace('port: 8444', `port: ${port}`));
-  const child = spawn(process.execPath, [WARDEN, 'ca', 'serve', '-c', config]);
-  t.teardown(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 200 && !out.includes('warden CA listening'); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(out, 'warden CA listening', 'ca serve starts');
+  const { port, config, output } = await serveCaProcessIn(t, dir);
+  t.match(output(), 'warden CA listening', 'ca serve starts');
   // No keep-alive (pipelining 0): spawnSync blocks this event loop past the CA's keep-alive, a kept
   // connection would be found closed by the next request.
   const agent = new Agent({ connect: { ca: readFileSync(join(dir, 'bundle.pem'), 'utf8') }, pipelining: 0 });

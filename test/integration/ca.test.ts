@@ -4,10 +4,9 @@
  * codes, admin authorization, the CRL checked by OpenSSL).
  */
 import t from 'tap';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -19,7 +18,7 @@ import { x509 } from '../../src/ca/pki.js';
 import { startCaServer } from '../../src/ca/server.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { makeCsr, ORDERS, repoRoot, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { makeCsr, ORDERS, repoRoot, serveCaProcessIn, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
 
 const WARDEN = join(repoRoot, 'bin/warden.js');
@@ -48,16 +47,6 @@ async function post(url: string, body: unknown, agent?: Agent): Promise<Reply> {
 
 function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
@@ -91,17 +80,8 @@ t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
     t.match(help.stdout, new RegExp(`^Usage: warden ${command.join(' ')}`));
   }
 
-  const port = await freePort();
-  const yaml = readFileSync(join(dir, 'ca.yaml'), 'utf8').replace('port: 8444', `port: ${port}`);
-  writeFileSync(join(dir, 'ca.yaml'), yaml);
-  const config = join(dir, 'ca.yaml');
-  const child = spawn(process.execPath, [WARDEN, 'ca', 'serve', '-c', config]);
-  t.teardown(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 200 && !out.includes('warden CA listening'); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(out, 'warden CA listening', 'ca serve starts');
+  const { port, config, child, output } = await serveCaProcessIn(t, dir);
+  t.match(output(), 'warden CA listening', 'ca serve starts');
 
   const token = warden('ca', 'token', 'create', '--id', ORDERS, '--dns', 'orders.shop', '--ttl', '10m', '-c', config);
   t.equal(token.code, 0, token.stderr);

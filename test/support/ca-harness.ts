@@ -2,7 +2,9 @@
  * A Warden CA for tests: `warden ca init` material in a temp directory (made once per process),
  * the CA server in-process with its events captured, and CSRs made the way a sidecar makes them.
  */
-import { mkdtempSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -173,3 +175,35 @@ export async function libraryCrl(ca: CaMaterial, options: Partial<x509.X509CrlCr
 
 /** The CRL number extension (RFC 5280 §5.2.3) for a number below 128. */
 export const crlNumberExtension = (n: number) => new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, n]));
+
+/** A free loopback TCP port (closed again before it is returned). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createNetServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * `warden ca serve -c DIR/ca.yaml` as a process (the CA made by `warden ca init` in `dir`), moved
+ * to a free port, once it says it listens (at most 10 s: check `output()`); killed by the test's
+ * teardown. `output()` is what it has printed so far.
+ */
+export async function serveCaProcessIn(
+  t: Teardown,
+  dir: string,
+): Promise<{ port: number; config: string; child: ChildProcess; output: () => string }> {
+  const port = await freePort();
+  const config = join(dir, 'ca.yaml');
+  writeFileSync(config, readFileSync(config, 'utf8').replace('port: 8444', `port: ${port}`));
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), 'ca', 'serve', '-c', config]);
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 200 && !out.includes('warden CA listening'); i++) await new Promise((r) => setTimeout(r, 50));
+  return { port, config, child, output: () => out };
+}
