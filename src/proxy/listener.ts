@@ -30,6 +30,7 @@ import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
 import { peerOf, readPeerIdentity } from '../mesh/peer-identity.js';
+import { certificatesOf } from '../mesh/trust-bundle.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
@@ -86,10 +87,10 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
   };
 }
 
-/** The certificates of a PEM bundle (what OpenSSL would trust of it). */
-export function certificatesOf(pem: Buffer | string | undefined): X509Certificate[] {
+/** The certificates of a PEM bundle that parse (what OpenSSL would trust of it). */
+function parsedCertificatesOf(pem: Buffer | undefined): X509Certificate[] {
   const out: X509Certificate[] = [];
-  for (const block of pem?.toString().match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []) {
+  for (const block of certificatesOf(pem?.toString() ?? '')) {
     try {
       out.push(new X509Certificate(block));
     } catch {
@@ -111,7 +112,7 @@ class ClientTrust {
   readonly #roots = new Map<string, string | undefined>();
 
   constructor(pem: Buffer | undefined) {
-    this.#cas = certificatesOf(pem);
+    this.#cas = parsedCertificatesOf(pem);
     this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
   }
 
