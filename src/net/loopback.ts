@@ -3,6 +3,7 @@
  * answer. A web page in a browser on the same machine can reach them; with DNS rebinding its own
  * name resolves to 127.0.0.1 and its requests are same-origin, but they still carry that name in Host.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { createIpSet } from './ip-set.js';
 
@@ -31,10 +32,20 @@ export function hostName(host: string): string | undefined {
  */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return true;
-  const bracketed = /^\[([^\]]+)\](?::\d*)?$/.exec(host);
-  if (bracketed) return isIP(bracketed[1] as string) === 6 && isLoopbackAddress(bracketed[1] as string);
   const name = hostName(host);
   if (name === undefined) return false;
-  if (isIP(name) === 4) return isLoopbackAddress(name);
+  if (isIP(name) !== 0) return isLoopbackAddress(name);
   return name === 'localhost' || name.endsWith('.localhost');
+}
+
+/** Header fields only browsers send (the request's origin, fetch metadata); curl, scripts and backends' HTTP clients send none. */
+const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user'] as const;
+
+/**
+ * The browser-only fields a request carries (none: not a web page's request). A form or
+ * `text/plain` POST needs no CORS preflight, so any page open on the machine can send one to a
+ * loopback listener; it always carries Origin or Sec-Fetch-* (a blind GET from an old browser may not).
+ */
+export function browserFieldsOf(headers: IncomingHttpHeaders): string[] {
+  return BROWSER_FIELDS.filter((name) => headers[name] !== undefined);
 }

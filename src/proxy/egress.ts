@@ -20,7 +20,7 @@ import { Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
-import { hostName, isLoopbackHost } from '../net/loopback.js';
+import { browserFieldsOf, hostName, isLoopbackHost } from '../net/loopback.js';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
@@ -87,9 +87,6 @@ function destinationOf(url: string): { service: string; path: string } | undefin
   return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest };
 }
 
-/** Header fields only browsers send (fetch metadata and the request's origin); a backend's HTTP client sends none. */
-const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user'] as const;
-
 /**
  * Why a request is not the backend's own, or undefined. A browser request that says it is
  * cross-origin is refused as a browser request (403) whatever its Host; a foreign Host (DNS
@@ -99,7 +96,7 @@ const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch
  */
 function refusalOf(req: IncomingMessage, service: string | undefined): WardenError | undefined {
   const h = req.headers;
-  const browser = BROWSER_FIELDS.filter((name) => h[name] !== undefined);
+  const browser = browserFieldsOf(h);
   const host = h.host;
   const hostOk = isLoopbackHost(host) || (service !== undefined && host !== undefined && hostName(host) === service);
   const site = h['sec-fetch-site'];

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import { isB64Token } from '../identity/token-sources.js';
+import { browserFieldsOf } from '../net/loopback.js';
 import { problemBody } from '../pipeline/rescue.js';
 import { send, type AdminEndpoint } from './admin.js';
 
@@ -42,24 +43,15 @@ function refuse(res: ServerResponse, error: WardenError): void {
 
 const malformed = (detail: string) => new WardenError('ERR_REQUEST_MALFORMED', { rule: 'admin.tokens_revoke', detail });
 
-/**
- * A request a web page made: browsers send Origin with every cross-site POST and Sec-Fetch-Site
- * with every request; curl, scripts and operators' tools send neither. A form or `text/plain` POST
- * needs no CORS preflight, so without this any page open on the machine could revoke tokens.
- */
-function fromBrowser(req: IncomingMessage): boolean {
-  const site = req.headers['sec-fetch-site'];
-  return req.headers.origin !== undefined || (site !== undefined && site !== 'none');
-}
-
 async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (fromBrowser(req)) {
+  const browser = browserFieldsOf(req.headers);
+  if (browser.length > 0) {
     req.resume();
     return refuse(
       res,
       new WardenError('ERR_ADMIN_BROWSER_REFUSED', {
         rule: 'admin.tokens_revoke',
-        detail: 'A request with Origin or Sec-Fetch-Site came from a web page; revoke with curl or a script.',
+        detail: `A request with ${browser.join(', ')} came from a web page; revoke with curl or a script.`,
       }),
     );
   }

@@ -136,7 +136,12 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal(junk.status, 400, 'an opaque string its IdP does not know: 400, not a day on the list');
     t.match(junk.body, { detail: /nothing was revoked/ });
 
-    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }]) {
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { 'sec-fetch-site': 'cross-site' },
+      { origin: 'null' },
+      { 'sec-fetch-mode': 'no-cors' },
+    ]) {
       const res = await request(`${s.adminUrl}/tokens/revoke`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain', ...headers },
