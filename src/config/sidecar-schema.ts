@@ -265,6 +265,13 @@ export const sidecarSchema = {
       properties: {
         host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind (keep it on loopback)' },
         port: { ...port, default: 15001 },
+        // A destination that never answers must not hold the backend's call (and a pool connection) for undici's 300 s.
+        timeouts: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { connect: duration('2s'), headers: duration('30s'), body: duration('30s') },
+        },
         services: {
           type: 'object',
           'x-expect': 'a map of service name → { url, spiffe_id }',

@@ -125,6 +125,8 @@ export interface EgressServiceConfig {
 export interface EgressConfig {
   host: string;
   port: number;
+  /** Milliseconds: TCP + TLS to the destination, its response headers, a pause in its response body. */
+  timeouts: { connect: number; headers: number; body: number };
   services: Record<string, EgressServiceConfig>;
 }
 

@@ -68,7 +68,15 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
       name,
       new Pool(service.url.replace(/\/$/, ''), {
         connections: 64,
-        connect: { cert: m.cert, key: m.key, ca: m.ca, checkServerIdentity: identityCheck(service.spiffe_id, deps.revocations) },
+        connect: {
+          cert: m.cert,
+          key: m.key,
+          ca: m.ca,
+          checkServerIdentity: identityCheck(service.spiffe_id, deps.revocations),
+          timeout: cfg.timeouts.connect,
+        },
+        headersTimeout: cfg.timeouts.headers,
+        bodyTimeout: cfg.timeouts.body,
       }),
     );
   }
@@ -148,7 +156,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
         const problem =
           err.code === PEER_MISMATCH || (err.cause as NodeJS.ErrnoException | undefined)?.code === PEER_MISMATCH
             ? new WardenError('ERR_EGRESS_PEER_MISMATCH', { rule: `egress.services.${destination.service}.spiffe_id`, cause: err })
-            : upstreamError(err);
+            : upstreamError(err, 'egress.timeouts');
         deps.rescue.respond(problem, subject, res);
       });
   };

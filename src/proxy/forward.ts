@@ -120,15 +120,15 @@ function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
 }
 
 /** undici / socket errors → what the client is told. */
-export function upstreamError(err: unknown): WardenError {
+export function upstreamError(err: unknown, timeouts = 'upstream.timeouts'): WardenError {
   const code = (err as { code?: string }).code;
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: 'upstream.timeouts.connect', cause: err });
+      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: `${timeouts}.connect`, cause: err });
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: 'upstream.timeouts.headers', cause: err });
+      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: `${timeouts}.headers`, cause: err });
     case 'UND_ERR_BODY_TIMEOUT':
-      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: 'upstream.timeouts.body', cause: err });
+      return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: `${timeouts}.body`, cause: err });
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_HEADER_TOKEN':

@@ -10,6 +10,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer } from 'node:https';
+import { once } from 'node:events';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { initCa } from '../../src/ca/init.js';
@@ -401,6 +403,15 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
     },
     peers: { allow: [ORDERS] },
   });
+  // Accepts TCP and never answers the TLS handshake.
+  const tarpitSockets: Socket[] = [];
+  const tarpitServer = createNetServer((s) => void tarpitSockets.push(s)).listen(0, '127.0.0.1');
+  await once(tarpitServer, 'listening');
+  const tarpit = tarpitServer.address() as AddressInfo;
+  t.teardown(() => {
+    for (const s of tarpitSockets) s.destroy();
+    tarpitServer.close();
+  });
   const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
     ...meshConfig(ca.server),
     egress: {
@@ -408,7 +419,9 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
       services: {
         payments: { url: `https://localhost:${payments.port}`, spiffe_id: PAYMENTS },
         impostor: { url: `https://localhost:${payments.port}`, spiffe_id: id('ns/payments/sa/other') },
+        tarpit: { url: `https://127.0.0.1:${tarpit.port}`, spiffe_id: PAYMENTS },
       },
+      timeouts: { connect: '500ms', headers: '1s', body: '1s' },
     },
   });
   const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
@@ -561,13 +574,29 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(localhost.status, 200, 'path form, Host localhost: served');
   t.equal(paymentsBackend.requests.length, 4);
 
+  // A destination that never answers holds the backend's call no longer than egress.timeouts (undici's own
+  // defaults: headers and body 300 s, connect 10 s; the payments sidecar's upstream headers timeout is 30 s).
+  const egressTimeout = (rule: string) => orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === rule);
+  const silent = await request(`${egress}/payments/hang`);
+  t.equal(silent.statusCode, 504, 'no response headers within egress.timeouts.headers: 504');
+  t.match(await silent.body.json(), { code: 'ERR_UPSTREAM_TIMEOUT' });
+  t.ok(egressTimeout('egress.timeouts.headers'), 'from egress, whose event names its timeout');
+  const stalled = await request(`${egress}/payments/stall-body`);
+  t.equal(stalled.statusCode, 200);
+  await t.rejects(stalled.body.text(), 'a response body that stops for egress.timeouts.body is cut, not left open');
+  const handshake = await request(`${egress}/tarpit/echo`);
+  t.equal(handshake.statusCode, 504, 'no TLS handshake within egress.timeouts.connect: 504');
+  t.match(await handshake.body.json(), { code: 'ERR_UPSTREAM_TIMEOUT' });
+  t.ok(egressTimeout('egress.timeouts.connect'), 'the event names the connect timeout');
+  t.equal(paymentsBackend.requests.length, 6);
+
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
   await ca.server.revoke({ spiffe_id: PAYMENTS });
   await sleep(1200); // refresh.crl is 500 ms
   const revoked = await request(`${egress}/payments/echo`);
   t.equal(revoked.statusCode, 502, 'a revoked destination is refused');
   t.match(await revoked.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
-  t.equal(paymentsBackend.requests.length, 4, 'and never reached');
+  t.equal(paymentsBackend.requests.length, 6, 'and never reached');
 });
 
 t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {
