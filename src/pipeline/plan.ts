@@ -80,6 +80,11 @@ export interface Plan {
    * route by default (src/proxy/path-readings.ts); undefined when it names none.
    */
   declaredCaseless(method: string, path: string): RoutePlan | undefined;
+  /**
+   * Whether a declared pattern spells a literal part in upper case (`/Admin`): then a path in lower
+   * case may name it too, case-insensitively, and its case reading is taken as well.
+   */
+  readonly declaresUpperCase: boolean;
   /** The declared route `path` names as sent; undefined for none, or the passthrough route. */
   declared(method: string, path: string): RoutePlan | undefined;
   /**
@@ -105,6 +110,9 @@ export class PlanError extends Error {
   }
 }
 
+const UPPER_IN_LITERALS = /[A-Z]/;
+/** `:name` parts of a find-my-way pattern (with any `(regex)`): names, not text a path spells. */
+const PARAMETER_NAMES = /:[^/]+/g;
 const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const ANY_METHOD = '*';
 
@@ -307,7 +315,14 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
     const none = () => undefined;
-    return { resolve: () => match, declared: none, declaredCaseless: none, declaredWithSlash: none, routes: [defaultRoute] };
+    return {
+      resolve: () => match,
+      declared: none,
+      declaredCaseless: none,
+      declaredWithSlash: none,
+      declaresUpperCase: false,
+      routes: [defaultRoute],
+    };
   }
 
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
@@ -317,6 +332,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const slashRoots = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
   const slashRootsCaseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
   let hasSlashRoots = false;
+  let declaresUpperCase = false;
   const declaredMethods = new Set<string>();
   const headFollowsGet: [RouteEntry, RoutePlan][] = [];
   for (const entry of entries) {
@@ -325,6 +341,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     for (const path of entry.paths) {
       register(router, { path, methods: entry.methods }, plan, entry.field);
       registerCaseless(caseless, { path, methods: entry.methods }, plan, entry.field);
+      if (UPPER_IN_LITERALS.test(path.replace(PARAMETER_NAMES, ''))) declaresUpperCase = true;
       const root = slashRootOf(path);
       if (root !== undefined) {
         hasSlashRoots = true;
@@ -357,6 +374,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     routes: passthrough ? [...routes, defaultRoute] : routes,
     declared: (method, path) => declaredIn(router, method, path),
     declaredCaseless: (method, path) => declaredIn(caseless, method, path),
+    declaresUpperCase,
     declaredWithSlash(method, path, folded) {
       if (!hasSlashRoots || path.length < 2 || (folded ? slashRootsCaseless : slashRoots).find('GET', path) === null) return undefined;
       const r = folded ? caseless : router;

@@ -6,7 +6,8 @@
  *
  * - `;parameters` dropped from segments (Tomcat, Jetty, Spring): `/public/..;/admin`,
  *   `/admin;x/users`. Refused also when that reading names no route at all.
- * - case-insensitive (Express and ASP.NET Core by default): `/ADMIN/users` is `/admin/users` there.
+ * - case-insensitive (Express and ASP.NET Core by default): `/ADMIN/users` is `/admin/users` there,
+ *   and `/admin` is a declared `/Admin` (taken for every path when a pattern has upper case).
  * - without its trailing slash (Express and ASP.NET Core by default, Spring before 6):
  *   `/admin/` is `/admin` there.
  * - with a trailing slash, where a declared pattern ends in one: Express serves `/secret` from a
@@ -22,7 +23,8 @@
  * Readings that name no declared route, or the same one, change nothing and pass: `/orders/AbC`
  * under `/orders/:id`, or `/orders/` for an API that declares only `/orders/` (Django REST style).
  * A path without `;`, upper-case letters or a trailing slash costs one failed lookup of the slash
- * reading, and none when no declared pattern ends in a slash.
+ * reading, and none when no declared pattern ends in a slash (one caseless lookup more when a
+ * declared pattern has upper case).
  */
 import { WardenError } from '../errors.js';
 import type { Plan, RoutePlan } from '../pipeline/plan.js';
@@ -57,7 +59,7 @@ export function checkPathReadings(plan: Plan, method: string, path: string, rout
  */
 function otherReading(plan: Plan, method: string, path: string, route: RoutePlan): Rule | undefined {
   const elsewhere = (other: RoutePlan | undefined) => other !== undefined && other !== route;
-  const upper = HAS_UPPER.test(path);
+  const upper = plan.declaresUpperCase || HAS_UPPER.test(path);
   if (path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f /* / */) {
     const stripped = path.slice(0, -1);
     if (elsewhere(plan.declared(method, stripped))) return 'path.trailing_slash';

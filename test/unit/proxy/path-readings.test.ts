@@ -46,6 +46,30 @@ t.test('a reading a backend routes by that names another declared route is refus
   for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
 });
 
+t.test('a route declared in upper case is named by the lower-case path too (a catch-all takes it as sent)', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'admin', path: '/Admin', access: { action: 'deny' } },
+      { id: 'reports', path: '/v1/Reports/:reportId', access: { action: 'deny' } },
+      { id: 'user', path: '/users/:userId' }, // upper case in a parameter name only
+      { id: 'open', path: '/*' },
+    ],
+  });
+  t.ok(p.declaresUpperCase);
+  const cases: [string, string][] = [
+    ['/admin', 'path.case'],
+    ['/admin/', 'path.case'],
+    ['/admin;x', 'path.segment_parameters'],
+    ['/v1/reports/7', 'path.case'],
+    ['/Admin', 'ok'], // denied by its own route, not by a reading
+    ['/users/7', 'ok'],
+    ['/public', 'ok'],
+  ];
+  for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+  const lower = await plan({ routes: [{ id: 'user', path: '/users/:userId' }, { id: 'open', path: '/*' }] });
+  t.notOk(lower.declaresUpperCase, 'parameter names are not text a path spells');
+});
+
 t.test('the readings combine: ";parameters" dropped, then the slash or the case (Tomcat before Spring, Express)', async (t) => {
   const p = await plan({
     routes: [
