@@ -2,6 +2,7 @@ import { WardenError } from '../errors.js';
 
 /** An HTML form's body type: what Rack, PHP, Express's urlencoded parser and validation read as fields. */
 export const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
+export const MULTIPART_MEDIA_TYPE = 'multipart/form-data';
 
 /**
  * A media type (from mediaTypeOf) backends read as JSON: `application/json`, any `+json`, and any

@@ -12,7 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import type { Operation, ParameterObject } from './operations.js';
-import { FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
@@ -234,6 +234,9 @@ function multipartFields(contentType: string, body: Buffer): Promise<Record<stri
   });
 }
 
+/** Bodies of named text fields, read as strings and coerced to their schema's types like parameters. */
+const FIELD_MEDIA_TYPES: ReadonlySet<string> = new Set([FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE]);
+
 /** Parts of one multipart body validation reads; more are refused (busboy used to drop them silently). */
 const MAX_MULTIPART_PARTS = 1000;
 
@@ -327,11 +330,14 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     }
     bodyValidators.set(
       type.toLowerCase(),
-      media.schema ? ajvFor(op.dialect, type.toLowerCase() === FORM_MEDIA_TYPE).compile(acyclicSchema(media.schema)) : null,
+      media.schema ? ajvFor(op.dialect, FIELD_MEDIA_TYPES.has(type.toLowerCase())).compile(acyclicSchema(media.schema)) : null,
     );
   }
-  // Form fields are coerced like parameters (multipart ones are not: they stay strings to the schema).
-  const formNumbers = compileNumberSpellings(Object.entries(content).find(([type]) => type.toLowerCase() === FORM_MEDIA_TYPE)?.[1].schema);
+  // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.
+  const fieldNumbers = new Map<string, NumberSpellings | undefined>();
+  for (const [type, media] of Object.entries(content)) {
+    if (FIELD_MEDIA_TYPES.has(type.toLowerCase())) fieldNumbers.set(type.toLowerCase(), compileNumberSpellings(media.schema));
+  }
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
   const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
@@ -426,13 +432,15 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
-        const spelling = key === FORM_MEDIA_TYPE ? formNumbers?.check(form, '/body') : undefined;
+        const spelling = fieldNumbers.get(key)?.check(form, '/body');
         if (spelling) return spelling;
         if (!validate(form)) return firstViolation(validate.errors, '/body');
         return fieldNames(key, Object.keys(form));
-      } else if (mime === 'multipart/form-data') {
+      } else if (mime === MULTIPART_MEDIA_TYPE) {
         return multipartFields(contentType as string, body).then(
           (fields) => {
+            const spelling = fieldNumbers.get(key)?.check(fields, '/body');
+            if (spelling) return spelling;
             if (!validate(fields)) return firstViolation(validate.errors, '/body');
             return fieldNames(key, Object.keys(fields));
           },

@@ -14,12 +14,11 @@
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf, MULTIPART_MEDIA_TYPE } from '../net/media-type.js';
 import { isMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 
-const MULTIPART = 'multipart/form-data';
 
 function refusal(where: string): WardenError {
   return new WardenError('ERR_REQUEST_OVERRIDE', {
@@ -85,7 +84,7 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
     id: 'method-field',
     observe(ctx): BodyObserver | undefined {
       const contentType = ctx.headers['content-type'];
-      if (ctx.method !== 'POST' || mediaTypeOf(contentType) !== MULTIPART) return undefined;
+      if (ctx.method !== 'POST' || mediaTypeOf(contentType) !== MULTIPART_MEDIA_TYPE) return undefined;
       // Refused with its own rule, before the body is taken apart (see the body stage).
       const malformed = contentTypeRefusal(contentType);
       if (malformed) return { write: () => undefined, end: () => Promise.resolve(malformed), abort: () => undefined };

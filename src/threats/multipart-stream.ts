@@ -5,7 +5,7 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
-import { hasStrayBoundary, headerParameters, isAsciiCompatibleCharset, mediaTypeOf, unreadableCharset } from '../net/media-type.js';
+import { hasStrayBoundary, headerParameters, isAsciiCompatibleCharset, mediaTypeOf, MULTIPART_MEDIA_TYPE, unreadableCharset } from '../net/media-type.js';
 import { createMultipartFramingCheck } from './multipart-framing.js';
 
 export interface MultipartHandlers {
@@ -65,7 +65,7 @@ export function createMultipartStream(
   // would not be the parts the backend reads.
   if (hasStrayBoundary(contentType))
     return unparsed('"boundary" elsewhere in its Content-Type than as its boundary parameter, or a "\\" in that parameter');
-  const formData = mediaTypeOf(contentType) === 'multipart/form-data';
+  const formData = mediaTypeOf(contentType) === MULTIPART_MEDIA_TYPE;
   const parameters = contentType.indexOf(';');
   let parser: ReturnType<typeof busboy>;
   try {
