@@ -17,8 +17,17 @@ const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'
 export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (name: string) => boolean): Record<string, unknown> {
   // No prototype: header names are the client's (see clientKeyed in src/openapi/request-validator.ts).
   const out = Object.create(null) as Record<string, unknown>;
-  for (const name in headers) out[name] = SECRET_HEADERS.has(name) || extraSecret?.(name) ? '[redacted]' : headers[name];
+  for (const name in headers)
+    out[name] =
+      isSecret(name, extraSecret) || (name.includes('_') && isSecret(name.replaceAll('_', '-'), extraSecret))
+        ? '[redacted]'
+        : headers[name];
   return out;
+}
+
+/** `x_api_key` is `X-Api-Key` to CGI, WSGI and PHP backends (HTTP_X_API_KEY): a credential in either spelling. */
+function isSecret(name: string, extraSecret: ((name: string) => boolean) | undefined): boolean {
+  return SECRET_HEADERS.has(name) || extraSecret?.(name) === true;
 }
 
 export interface LoggerOptions {

@@ -66,6 +66,16 @@ t.test('credentials never reach a log line', async (t) => {
     'x-warden-token': '[redacted]',
     accept: '*/*',
   });
+  // Underscored spellings: a CGI/WSGI/PHP backend reads x_api_key as X-Api-Key.
+  t.same(
+    redactHeaders({ x_api_key: 'k', proxy_authorization: 'p', x_warden_token: 't', x_trace: 'v' }, (n) => n.startsWith('x-warden-')),
+    {
+      x_api_key: '[redacted]',
+      proxy_authorization: '[redacted]',
+      x_warden_token: '[redacted]',
+      x_trace: 'v',
+    },
+  );
 });
 
 t.test('an event about a request carries its id as warden.request.id and its trace context to the sinks', async (t) => {
