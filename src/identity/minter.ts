@@ -69,6 +69,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
   const mintsTheSame = (a: Principal, b: Principal): boolean => {
     if (a === b) return true;
     if (a.subject !== b.subject || a.clientId !== b.clientId || a.scope !== b.scope || a.expiresAt !== b.expiresAt) return false;
+    if (a.claims.act !== b.claims.act && JSON.stringify(a.claims.act) !== JSON.stringify(b.claims.act)) return false;
     for (const [, from] of mapping) {
       const x = a.claims[from];
       const y = b.claims[from];
@@ -85,17 +86,23 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     for (const [to, from] of mapping) if (p.claims[from] !== undefined) claims[to] = p.claims[from];
     if (p.clientId !== undefined) claims.client_id = p.clientId;
     if (p.scope) claims.scope = p.scope;
+    // Which IdP vouched for the caller: with several trusted issuers, "alice" of one is not "alice" of another.
+    claims.idp = p.issuer;
+    // A delegated token's actors stay (RFC 8693 §4.1): the backend must not read it as the subject's own call.
+    const priorActor = isActor(p.claims.act) ? p.claims.act : undefined;
+    if (priorActor) claims.act = priorActor;
     if (peer.verified && peer.sha256) {
       // x5t#S256 is the base64url SHA-256 of the DER certificate (RFC 8705 §3.1).
       claims.cnf = { 'x5t#S256': Buffer.from(peer.sha256, 'hex').toString('base64url') };
-      if (peer.spiffeId) claims.act = { sub: peer.spiffeId };
+      // The calling workload is the current actor; those before it nest inside.
+      if (peer.spiffeId) claims.act = priorActor ? { sub: peer.spiffeId, act: priorActor } : { sub: peer.spiffeId };
     }
     const key = keys.current();
     const jwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
       .setIssuer(options.issuer)
       .setAudience(options.audience)
-      .setSubject(p.subject ?? p.clientId ?? 'anonymous')
+      .setSubject(subjectOf(p))
       .setIssuedAt(iat)
       .setJti(randomUUID())
       .setExpirationTime(exp)
@@ -135,4 +142,18 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       return pending;
     },
   };
+}
+
+/**
+ * The minted `sub`: the caller token's, or for a token no resource owner took part in (client
+ * credentials) the client in a namespace of its own, so that a client named `alice` is never the
+ * user `alice` (RFC 9068 §5). `checkPrincipal` refuses tokens that name neither.
+ */
+export function subjectOf(p: Pick<Principal, 'subject' | 'clientId'>): string {
+  return p.subject ?? `client:${p.clientId ?? ''}`;
+}
+
+/** An RFC 8693 actor claim: an object naming its actor by a string `sub`. */
+function isActor(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { sub?: unknown }).sub === 'string';
 }

@@ -96,6 +96,11 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
   if (!policy.anyAudience && !p.audience.some((a) => policy.audience.includes(a))) {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.aud', 'The access token is not meant for this service.', p);
   }
+  // The minted token names the caller by sub, else by its client: a token naming neither, or a sub
+  // that is no string, would be minted for a subject the backend cannot tell apart from others.
+  if (p.subject === undefined && (p.claims.sub !== undefined || p.clientId === undefined)) {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', 'The access token names no subject (a string sub) and no client.', p);
+  }
   // AWS Cognito and others mark ID tokens with token_use; an ID token is not an access token.
   if (p.claims.token_use !== undefined && p.claims.token_use !== 'access') {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.token_use', 'The token is not an access token.', p);

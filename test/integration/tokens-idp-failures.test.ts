@@ -149,7 +149,7 @@ t.test('IdP failures are 503 within the configured timeouts', async (t) => {
     };
     const idp = await fakeIdp(t, (_req, form) => ({
       status: 200,
-      body: JSON.stringify({ active: true, aud: 'api', ...answers[form.get('token') ?? ''] }),
+      body: JSON.stringify({ active: true, aud: 'api', sub: 'alice', ...answers[form.get('token') ?? ''] }),
     }));
     const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`);
     const agent = testAgent(ca);

@@ -87,7 +87,8 @@ t.test('opaque token → the backend receives a minted JWT that verifies with th
   });
   t.equal(protectedHeader.alg, 'ES256');
   t.equal(payload.client_id, 'demo-client');
-  t.equal(payload.sub, 'demo-client', 'client_credentials tokens have no sub: the client is the subject');
+  t.equal(payload.sub, 'client:demo-client', 'client_credentials tokens have no sub: the client, in a namespace of its own');
+  t.equal(payload.idp, idp.issuer, 'the IdP that vouched for the caller');
   t.equal(payload.scope, 'orders:read');
   t.equal(payload.idp_token_type, 'Bearer', 'claim mapping copies a source claim');
   const sourceExp = Math.floor(Date.now() / 1000) + issued.expiresIn;

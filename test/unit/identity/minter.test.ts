@@ -78,3 +78,34 @@ t.test('a minted token is reused only while its source says the same: a scope ta
   t.equal(shorter.exp, soon, 'an earlier exp: a new token that ends with it');
   t.equal(minted, 5);
 });
+
+t.test('the minted token says which IdP vouched, keeps a delegated token’s actors, and never makes a client a user', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
+  t.teardown(() => keys.stop());
+  const minter = createMinter(
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6 },
+    keys,
+    { metrics: { cache() {}, idpCall() {} }, events: { emit() {} } as never },
+  );
+  const partner: IssuerPolicy = { ...policy, id: 'partner', issuer: 'https://partner.test' };
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const mint = async (claims: Record<string, unknown>, issuer = policy, hash = 'dd'.repeat(32), peer: object = unverifiedPeer) =>
+    decodeJwt((await minter.tokenFor(principalOf({ aud: 'orders', exp, ...claims }, issuer, 'jwt', hash), peer as never)) as string);
+
+  const corpAlice = await mint({ sub: 'alice' });
+  const partnerAlice = await mint({ sub: 'alice' }, partner, 'ee'.repeat(32));
+  t.equal(corpAlice.idp, 'https://idp.test');
+  t.equal(partnerAlice.idp, 'https://partner.test', "alice of one IdP is told apart from another's");
+
+  const client = await mint({ client_id: 'alice' }, policy, 'ff'.repeat(32));
+  t.equal(client.sub, 'client:alice', 'client credentials: the client in a namespace of its own, not the user alice');
+  t.equal(client.client_id, 'alice');
+
+  const delegated = await mint({ sub: 'alice', act: { sub: 'svc-x' } }, policy, '11'.repeat(32));
+  t.same(delegated.act, { sub: 'svc-x' }, 'the delegating service stays the actor');
+  const peer = { verified: true, sha256: 'ab'.repeat(32), spiffeId: 'spiffe://td/ns/shop/sa/frontend' };
+  const viaWorkload = await mint({ sub: 'alice', act: { sub: 'svc-x' } }, policy, '22'.repeat(32), peer);
+  t.same(viaWorkload.act, { sub: peer.spiffeId, act: { sub: 'svc-x' } }, 'the calling workload is the current actor, prior ones nest');
+  const bogusAct = await mint({ sub: 'alice', act: 'svc-x' }, policy, '33'.repeat(32));
+  t.equal(bogusAct.act, undefined, 'an act that names no actor is not copied');
+});

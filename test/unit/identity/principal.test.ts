@@ -56,7 +56,7 @@ t.test('principalOf: audience as a string or an array; exp kept', async (t) => {
 });
 
 t.test('checkPrincipal: expiry respects the leeway', async (t) => {
-  const p = principalOf({ aud: 'orders-api', exp: NOW }, policy, 'jwt', HASH);
+  const p = principalOf({ sub: 'u1', aud: 'orders-api', exp: NOW }, policy, 'jwt', HASH);
   t.equal(checkPrincipal(p, policy, NOW - 1, 0), undefined, 'valid just before exp');
   t.same(refusalOf(checkPrincipal(p, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_EXPIRED', rule: 'token.exp' }, 'expired at exp');
   t.equal(checkPrincipal(p, policy, NOW + 29, 30), undefined, 'within the leeway');
@@ -64,28 +64,43 @@ t.test('checkPrincipal: expiry respects the leeway', async (t) => {
   t.same(refusalOf(late), { code: 'ERR_AUTHN_TOKEN_EXPIRED', rule: 'token.exp' }, 'past the leeway');
   t.match((late as WardenError).attributes, { 'warden.token.issuer': 'idp', 'warden.token.hash': HASH.slice(0, 16) });
 
-  const noExp = principalOf({ aud: 'orders-api' }, policy, 'introspection', HASH);
+  const noExp = principalOf({ sub: 'u1', aud: 'orders-api' }, policy, 'introspection', HASH);
   t.equal(checkPrincipal(noExp, policy, NOW + 1e9, 0), undefined, 'a principal without exp does not expire here');
 });
 
 t.test('checkPrincipal: the audience must be ours unless anyAudience', async (t) => {
-  const other = principalOf({ aud: ['billing-api'] }, policy, 'jwt', HASH);
+  const other = principalOf({ sub: 'u1', aud: ['billing-api'] }, policy, 'jwt', HASH);
   t.same(refusalOf(checkPrincipal(other, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.aud' });
-  const noAud = principalOf({}, policy, 'jwt', HASH);
+  const noAud = principalOf({ sub: 'u1' }, policy, 'jwt', HASH);
   t.same(refusalOf(checkPrincipal(noAud, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.aud' });
-  const oneOfMany = principalOf({ aud: ['billing-api', 'https://orders.example.com'] }, policy, 'jwt', HASH);
+  const oneOfMany = principalOf({ sub: 'u1', aud: ['billing-api', 'https://orders.example.com'] }, policy, 'jwt', HASH);
   t.equal(checkPrincipal(oneOfMany, policy, NOW, 0), undefined, 'any one matching audience is enough');
   t.equal(checkPrincipal(other, { ...policy, anyAudience: true }, NOW, 0), undefined);
   t.equal(checkPrincipal(noAud, { ...policy, anyAudience: true }, NOW, 0), undefined);
 });
 
 t.test('checkPrincipal: token_use other than "access" is refused', async (t) => {
-  const id = principalOf({ aud: 'orders-api', token_use: 'id' }, policy, 'jwt', HASH);
+  const id = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'id' }, policy, 'jwt', HASH);
   t.same(refusalOf(checkPrincipal(id, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.token_use' });
-  const access = principalOf({ aud: 'orders-api', token_use: 'access' }, policy, 'jwt', HASH);
+  const access = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'access' }, policy, 'jwt', HASH);
   t.equal(checkPrincipal(access, policy, NOW, 0), undefined);
-  const expiredId = principalOf({ aud: 'orders-api', token_use: 'id', exp: NOW - 100 }, policy, 'jwt', HASH);
+  const expiredId = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'id', exp: NOW - 100 }, policy, 'jwt', HASH);
   t.equal((checkPrincipal(expiredId, policy, NOW, 0) as WardenError).code, 'ERR_AUTHN_TOKEN_EXPIRED', 'expiry is reported first');
+});
+
+t.test('checkPrincipal: the token names its subject (a string sub) or, without one, its client', async (t) => {
+  const ok = (claims: Record<string, unknown>) =>
+    checkPrincipal(principalOf({ aud: 'orders-api', ...claims }, policy, 'jwt', HASH), policy, NOW, 0);
+  t.equal(ok({ sub: 'alice' }), undefined);
+  t.equal(ok({ client_id: 'shop-web' }), undefined, 'client credentials: the client');
+  for (const sub of [42, ['alice'], { id: 'alice' }, '', null]) {
+    t.same(
+      refusalOf(ok({ sub, client_id: 'shop-web' })),
+      { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' },
+      `sub ${JSON.stringify(sub)}`,
+    );
+  }
+  t.same(refusalOf(ok({})), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, 'neither: no "anonymous" shared by every such caller');
 });
 
 t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) => {
