@@ -6,7 +6,17 @@
  * (`jku`, `x5u`, `jwk`, `x5c`) or demand extensions (`crit`) are refused before any key is looked up.
  * Verified principals are cached by SHA-256(issuer ‖ token) until min(exp, cache max_ttl).
  */
-import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import {
+  createRemoteJWKSet,
+  customFetch,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyOptions,
+  type JWTVerifyResult,
+} from 'jose';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
@@ -56,6 +66,23 @@ const invalid = (rule: string, detail: string, issuerId?: string) =>
 
 /** The scope of a verified JWT's hash among a connection's token hashes (its issuer is the token's own). */
 const JWT_SCOPE = '\0jwt';
+
+/**
+ * Several keys of the set match the token's header: an IdP publishing its next key before signing
+ * with it, its tokens without a `kid` (optional, RFC 7515) or the next key under the same one. jose
+ * leaves the choice to the caller; each candidate is tried, and only a signature none verifies fails.
+ */
+async function eachMatchingKey(err: unknown, token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
+  if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+  for await (const key of err) {
+    try {
+      return await jwtVerify(token, key, options);
+    } catch (inner) {
+      if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+    }
+  }
+  throw new errors.JWSSignatureVerificationFailed();
+}
 
 export function createJwtVerifier(
   issuers: readonly TrustedIssuer[],
@@ -127,15 +154,16 @@ export function createJwtVerifier(
       return unavailable(err, cfg.id);
     }
     let payload: JWTPayload;
+    const options: JWTVerifyOptions = {
+      issuer: cfg.issuer,
+      ...(policy.anyAudience ? {} : { audience: [...policy.audience] }),
+      algorithms: cfg.jwt.algorithms,
+      ...(cfg.jwt.typ ? { typ: cfg.jwt.typ } : {}),
+      clockTolerance: leewaySec,
+      requiredClaims: ['exp'],
+    };
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
-        issuer: cfg.issuer,
-        ...(policy.anyAudience ? {} : { audience: [...policy.audience] }),
-        algorithms: cfg.jwt.algorithms,
-        ...(cfg.jwt.typ ? { typ: cfg.jwt.typ } : {}),
-        clockTolerance: leewaySec,
-        requiredClaims: ['exp'],
-      }));
+      ({ payload } = await jwtVerify(token, jwks, options).catch((err: unknown) => eachMatchingKey(err, token, options)));
     } catch (err) {
       return joseRefusal(err, cfg.id);
     }
@@ -244,7 +272,6 @@ function joseRefusal(err: unknown, issuerId: string): WardenError {
         cause: err,
       });
     case 'ERR_JWKS_NO_MATCHING_KEY':
-    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
         rule: 'jwt.kid',
         detail: 'No trusted key matches the token.',

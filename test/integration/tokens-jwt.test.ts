@@ -194,6 +194,31 @@ async function twoIssuers(t: Parameters<typeof startForgedIssuer>[0], routes: Re
   return { backend, corp, partner, url, ca };
 }
 
+t.test('an IdP publishing its next key beside the current one: each key that matches is tried', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  // The next key under the same kid, as some IdPs rotate; and tokens without a kid (optional, RFC 7515).
+  const next = await idp.publishNextKey();
+  const { url, ca } = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['orders-api'], jwt: { algorithms: ['ES256'] } }] },
+    routes: [{ id: 'orders', path: '/echo' }],
+  });
+  const agent = testAgent(ca);
+  t.teardown(() => agent.close());
+  const claims = { sub: 'alice', aud: 'orders-api', iss: idp.issuer, exp: now() + 120 };
+  const call = async (token: string) => {
+    const res = await fetchText(`${url}/echo`, agent, { headers: { authorization: `Bearer ${token}` } });
+    return res.status === 200 ? 200 : `${res.status} ${res.json<{ code: string }>().code}`;
+  };
+  t.equal(await call(await idp.sign(claims)), 200, 'the current key, its kid');
+  t.equal(await call(await idp.sign(claims, {}, next)), 200, 'the next key under the same kid');
+  t.equal(await call(await idp.sign(claims, { kid: undefined })), 200, 'no kid: the current key');
+  t.equal(await call(await idp.sign(claims, { kid: undefined }, next)), 200, 'no kid: the next key');
+  t.equal(await call(await idp.sign(claims, {}, idp.foreignKey())), '401 ERR_AUTHN_TOKEN_INVALID', 'a key neither is: refused');
+  t.equal(backend.requests.length, 4);
+});
+
 t.test('one kept-alive connection, several tokens: each request is judged on its own token', async (t) => {
   // The sidecar remembers the hash of a connection's last token (token-hash.ts): it must never
   // stand in for another token, another issuer or another route's mode on that connection.

@@ -22,6 +22,8 @@ export interface ForgedIssuer {
   sign(payload: JWTPayload, header?: Record<string, unknown>, key?: KeyObject): Promise<string>;
   /** A fresh ES256 key the JWKS does not publish. */
   foreignKey(): KeyObject;
+  /** Publishes a fresh ES256 key beside the current one, under `kid` (by default the current one's), and returns it. */
+  publishNextKey(kid?: string): Promise<KeyObject>;
   /** Hand-assembled tokens jose refuses to make. */
   unsigned(payload: JWTPayload): string;
   hmacWithPublicKey(payload: JWTPayload): string;
@@ -36,7 +38,8 @@ export async function startForgedIssuer(t: { teardown(fn: () => unknown): void }
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk: JWK = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(jwk);
-  const jwks = JSON.stringify({ keys: [{ ...jwk, kid, alg: 'ES256', use: 'sig' }] });
+  const published: JWK[] = [{ ...jwk, kid, alg: 'ES256', use: 'sig' }];
+  let jwks = JSON.stringify({ keys: published });
   let fetches = 0;
   const state = { failJwks: false };
   const server: Server = createServer((req, res) => {
@@ -79,6 +82,12 @@ export async function startForgedIssuer(t: { teardown(fn: () => unknown): void }
       return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header }).sign(key);
     },
     foreignKey: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+    async publishNextKey(nextKid = kid) {
+      const next = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      published.push({ ...(await exportJWK(next.publicKey)), kid: nextKid, alg: 'ES256', use: 'sig' });
+      jwks = JSON.stringify({ keys: published });
+      return next.privateKey;
+    },
     unsigned: (payload) => `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(payload)}.`,
     hmacWithPublicKey(payload) {
       const input = `${b64({ alg: 'HS256', typ: 'at+jwt', kid })}.${b64(payload)}`;
