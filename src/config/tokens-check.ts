@@ -40,11 +40,20 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
     }
   }
   const ids = new Map<string, number>();
+  const issuerUrls = new Map<string, number>();
   for (const [i, iss] of tokens.issuers.entries()) {
     const at = ['tokens', 'issuers', i];
     const first = ids.get(iss.id);
     if (first !== undefined) yield issue([...at, 'id'], `duplicate issuer id "${iss.id}" (first used by tokens.issuers[${first}])`);
     else ids.set(iss.id, i);
+    // A JWT is attributed by its iss alone: a second entry would silently take every token of the first.
+    const sameIssuer = issuerUrls.get(iss.issuer);
+    if (sameIssuer !== undefined) {
+      yield issue(
+        [...at, 'issuer'],
+        `repeats tokens.issuers[${sameIssuer}].issuer: one entry per IdP (list every audience in its audience, restrict routes with scopes)`,
+      );
+    } else issuerUrls.set(iss.issuer, i);
     if (iss.audience.length === 0 && !iss.allow_any_audience) {
       yield issue([...at, 'audience'], 'is required: list the aud values meant for this service (or set allow_any_audience: true)');
     }

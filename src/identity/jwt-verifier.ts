@@ -151,6 +151,11 @@ export function createJwtVerifier(
     try {
       jwks = await keySetOf(trusted);
     } catch (err) {
+      // Discovery answered, without a jwks_uri: this issuer's tokens are introspected, never JWTs.
+      // A string shaped like a JWT naming it is no outage to retry (503), but a token refused.
+      if (err instanceof IdpError && err.reason === 'not_ready') {
+        return invalid('jwt.iss', 'The access token names an issuer whose JWTs this service cannot verify (it publishes no keys).', cfg.id);
+      }
       return unavailable(err, cfg.id);
     }
     let payload: JWTPayload;

@@ -194,14 +194,26 @@ async function twoIssuers(t: Parameters<typeof startForgedIssuer>[0], routes: Re
   return { backend, corp, partner, url, ca };
 }
 
-t.test('an IdP publishing its next key beside the current one: each key that matches is tried', async (t) => {
+t.test('issuers\' keys: each key that matches is tried; an issuer without keys verifies no JWT', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const idp = await startForgedIssuer(t);
   // The next key under the same kid, as some IdPs rotate; and tokens without a kid (optional, RFC 7515).
   const next = await idp.publishNextKey();
   const { url, ca } = await startTestSidecar(t, backend.url, {
-    tokens: { issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['orders-api'], jwt: { algorithms: ['ES256'] } }] },
+    tokens: {
+      issuers: [
+        { id: 'forge', issuer: idp.issuer, audience: ['orders-api'], jwt: { algorithms: ['ES256'] } },
+        // Introspection only: no keys, so no JWT of its can be verified.
+        {
+          id: 'opaque',
+          issuer: 'https://opaque.example',
+          discovery: false,
+          audience: ['orders-api'],
+          introspection: { endpoint: 'http://127.0.0.1:1/introspect', client_id: 'c', client_secret: 's' },
+        },
+      ],
+    },
     routes: [{ id: 'orders', path: '/echo' }],
   });
   const agent = testAgent(ca);
@@ -217,6 +229,9 @@ t.test('an IdP publishing its next key beside the current one: each key that mat
   t.equal(await call(await idp.sign(claims, { kid: undefined }, next)), 200, 'no kid: the next key');
   t.equal(await call(await idp.sign(claims, {}, idp.foreignKey())), '401 ERR_AUTHN_TOKEN_INVALID', 'a key neither is: refused');
   t.equal(backend.requests.length, 4);
+  // Anyone can shape a string as a JWT naming an issuer that has no keys: a refused token, not an IdP outage to retry.
+  const forged = await idp.sign({ ...claims, iss: 'https://opaque.example' });
+  t.equal(await call(forged), '401 ERR_AUTHN_TOKEN_INVALID', 'a JWT naming an introspection-only issuer: 401, not 503');
 });
 
 t.test('one kept-alive connection, several tokens: each request is judged on its own token', async (t) => {

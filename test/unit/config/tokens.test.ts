@@ -129,6 +129,11 @@ t.test('leeway is clock skew, at most 5m', async (t) => {
   t.equal(parseSidecarConfig('sidecar.yaml', fiveMinutes).config.tokens?.leeway, 300_000, 'exactly 5m is accepted');
 });
 
+t.test('one entry per issuer: a JWT is attributed by its iss alone', async (t) => {
+  const { lines } = await issuesOf({ tokens: { issuers: [ISSUER, { ...ISSUER, id: 'idp-partner', audience: ['other'] }] } });
+  t.match(lines, [/^sidecar\.yaml:\d+ tokens\.issuers\[1\]\.issuer: repeats tokens\.issuers\[0\]\.issuer: one entry per IdP/]);
+});
+
 t.test('a route naming an unknown issuer id', async (t) => {
   const { lines, text } = await issuesOf({
     tokens: { issuers: [ISSUER] },
