@@ -50,7 +50,7 @@ export async function startCaTelemetry(config: CaConfig, events: EventBus, env: 
         clientAddress: req.socket.remoteAddress ?? '',
         headers: req.headers,
         upstreamHeaders: {},
-        peer: {},
+        peer: { verified: false },
         route: { id: action },
         traceContext: ROOT_CONTEXT,
       };

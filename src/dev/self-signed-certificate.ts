@@ -17,11 +17,13 @@ export interface SelfSignedOptions {
   commonName?: string;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** URI SANs, e.g. a SPIFFE ID (tests: a certificate claiming an identity no CA vouches for). */
+  uris?: string[];
   days?: number;
 }
 
 export async function createSelfSignedCertificate(options: SelfSignedOptions = {}): Promise<PemPair> {
-  const { commonName = 'localhost', dnsNames = ['localhost'], ipAddresses = ['127.0.0.1', '::1'], days = 30 } = options;
+  const { commonName = 'localhost', dnsNames = ['localhost'], ipAddresses = ['127.0.0.1', '::1'], uris = [], days = 30 } = options;
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const now = Date.now();
@@ -41,6 +43,7 @@ export async function createSelfSignedCertificate(options: SelfSignedOptions = {
       new x509.SubjectAlternativeNameExtension([
         ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
         ...ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+        ...uris.map((value) => ({ type: 'url' as const, value })),
       ]),
     ],
   });

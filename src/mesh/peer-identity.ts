@@ -103,6 +103,25 @@ export function readPeerIdentity(
 }
 
 /**
+ * The SPIFFE ID telemetry names a caller by (`warden.peer.id`): a verified certificate's only. Any
+ * client can present a self-signed certificate naming another workload; what an unverified one
+ * claims is `presentedPeerId`'s (`warden.peer.presented_id`), never the caller's identity.
+ */
+export function verifiedPeerId(peer: PeerIdentity): string | undefined {
+  return peer.verified ? peer.spiffeId : undefined;
+}
+
+export function presentedPeerId(peer: PeerIdentity): string | undefined {
+  return peer.verified ? undefined : peer.spiffeId;
+}
+
+/** Event attributes naming a peer: `warden.peer.id` when verified, else `warden.peer.presented_id`. */
+export function peerIdAttributes(peer: PeerIdentity): { 'warden.peer.id'?: string; 'warden.peer.presented_id'?: string } {
+  if (peer.spiffeId === undefined) return {};
+  return peer.verified ? { 'warden.peer.id': peer.spiffeId } : { 'warden.peer.presented_id': peer.spiffeId };
+}
+
+/**
  * The identity recorded for a request's connection: `socket` is its TLS socket (HTTP/1.1 and h2;
  * anything else, such as a plain socket, has none).
  */

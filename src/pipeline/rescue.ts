@@ -10,6 +10,7 @@ import { pathAttribute } from '../telemetry/attribute-limits.js';
 import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
+import { presentedPeerId, verifiedPeerId } from '../mesh/peer-identity.js';
 
 /** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 H2Response) rescue needs. */
 export interface ProblemResponse {
@@ -27,8 +28,10 @@ export interface ProblemSubject {
   readonly path?: string | undefined;
   readonly userAgent?: string | undefined;
   readonly route?: string | undefined;
-  /** The caller's SPIFFE ID, when its certificate carried one. */
+  /** The caller's SPIFFE ID, when a verified certificate carried one. */
   readonly peerId?: string | undefined;
+  /** The SPIFFE ID an unverified certificate claims (not the caller's identity). */
+  readonly presentedPeerId?: string | undefined;
   /** The request's trace context: its refusal event is correlated with the request's span. */
   readonly traceContext?: Context | undefined;
 }
@@ -72,7 +75,8 @@ export function subjectOf(ctx: RequestContext): ProblemSubject {
     clientAddress: ctx.clientAddress,
     userAgent: ctx.headers['user-agent'],
     route: ctx.route.id,
-    peerId: ctx.peer.spiffeId,
+    peerId: verifiedPeerId(ctx.peer),
+    presentedPeerId: presentedPeerId(ctx.peer),
     traceContext: ctx.traceContext,
   };
 }
@@ -90,6 +94,7 @@ function refusalAttributes(error: WardenError, subject: ProblemSubject, action: 
   if (subject.route !== undefined) attributes['http.route'] = subject.route;
   if (subject.userAgent !== undefined) attributes['user_agent.original'] = subject.userAgent.slice(0, 256);
   if (subject.peerId !== undefined) attributes['warden.peer.id'] = subject.peerId;
+  if (subject.presentedPeerId !== undefined) attributes['warden.peer.presented_id'] = subject.presentedPeerId;
   if (error.rule !== undefined) attributes['warden.rule'] = error.rule;
   if (error.cause !== undefined) attributes['error.type'] = errorType(error.cause);
   if (error.attributes !== undefined) Object.assign(attributes, error.attributes);

@@ -29,7 +29,7 @@ import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
-import { peerOf, readPeerIdentity } from '../mesh/peer-identity.js';
+import { peerIdAttributes, peerOf, presentedPeerId, readPeerIdentity, verifiedPeerId } from '../mesh/peer-identity.js';
 import { certificatesOf } from '../mesh/trust-bundle.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
@@ -247,7 +247,12 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       rule: `tls:${ANCHOR_REMOVED}`,
       detail: 'The CA of this client certificate is no longer trusted; reconnect with a certificate of a trusted CA.',
     });
-    rescue.respond(refusal, { clientAddress: socket.remoteAddress ?? '', method, peerId: peerOf(socket).spiffeId }, res);
+    const peer = peerOf(socket);
+    rescue.respond(
+      refusal,
+      { clientAddress: socket.remoteAddress ?? '', method, peerId: verifiedPeerId(peer), presentedPeerId: presentedPeerId(peer) },
+      res,
+    );
   };
   const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
     if (!distrusted(req.socket)) return options.onRequest(req, res);
@@ -329,7 +334,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {
       'client.address': socket.remoteAddress ?? '',
       'error.type': revoked ? 'CERT_REVOKED' : (peer.error ?? 'UNVERIFIED'),
-      ...(peer.spiffeId ? { 'warden.peer.id': peer.spiffeId } : {}),
+      ...peerIdAttributes(peer),
       ...(peer.serial ? { 'warden.cert.serial': peer.serial } : {}),
     });
     socket.destroy();
@@ -377,7 +382,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
         events.emit('warden.tls.peer_denied', {
           'client.address': socket.remoteAddress ?? '',
           'error.type': ANCHOR_REMOVED,
-          ...(peer.spiffeId ? { 'warden.peer.id': peer.spiffeId } : {}),
+          ...peerIdAttributes(peer),
           ...(peer.serial ? { 'warden.cert.serial': peer.serial } : {}),
         });
         const session = sessions.get(socket);

@@ -198,6 +198,7 @@ export interface EventAttributes {
   'error.type'?: string;
   'warden.request.id'?: string;
   'warden.peer.id'?: string;
+  'warden.peer.presented_id'?: string;
   'warden.stage'?: string;
   'warden.action'?: 'block' | 'detect';
   'warden.rule'?: string;

@@ -197,7 +197,7 @@ function serverSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
   stringAttribute(w, PROTOCOL, request.protocol);
   stringAttribute(w, CLIENT_ADDRESS, request.clientAddress);
   stringAttribute(w, REQUEST_ID, request.requestId);
-  if (request.peer.spiffeId) stringAttribute(w, PEER_ID, request.peer.spiffeId);
+  if (request.peer.verified && request.peer.spiffeId) stringAttribute(w, PEER_ID, request.peer.spiffeId);
   if (trace.outcome !== undefined) stringAttribute(w, OUTCOME, trace.outcome);
   if (trace.outcomeCode !== undefined) stringAttribute(w, OUTCOME_CODE, trace.outcomeCode);
   stringAttribute(w, ROUTE, route);

@@ -27,7 +27,7 @@ export interface TracedRequest {
   readonly clientAddress: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly upstreamHeaders: Record<string, string | string[] | undefined>;
-  readonly peer: { readonly spiffeId?: string | undefined };
+  readonly peer: { readonly verified: boolean; readonly spiffeId?: string | undefined };
   readonly route: { readonly id: string };
   /** Set by `start`: the server span's context, the parent of the calls made on the request's behalf. */
   traceContext: Context;
@@ -98,7 +98,8 @@ export function requestSpansOf(
     'client.address': request.clientAddress,
     'warden.request.id': request.requestId,
   };
-  if (request.peer.spiffeId) attributes['warden.peer.id'] = request.peer.spiffeId;
+  // A verified certificate's ID only: any client can present a self-signed one naming another workload.
+  if (request.peer.verified && request.peer.spiffeId) attributes['warden.peer.id'] = request.peer.spiffeId;
   if (trace.outcome !== undefined) attributes['warden.event'] = trace.outcome;
   if (trace.outcomeCode !== undefined) attributes['warden.code'] = trace.outcomeCode;
   attributes['http.route'] = route;

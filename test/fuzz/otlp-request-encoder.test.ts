@@ -86,7 +86,7 @@ const ended = fc
       clientAddress: r.clientAddress,
       headers: {},
       upstreamHeaders: {},
-      peer: r.spiffeId === undefined ? {} : { spiffeId: r.spiffeId },
+      peer: r.spiffeId === undefined ? { verified: false } : { verified: true, spiffeId: r.spiffeId },
       route: { id: r.route },
       traceContext: ROOT_CONTEXT,
     };

@@ -154,4 +154,26 @@ t.test('file mode, client_certificates: request: a peers.allow route needs a cer
   t.equal(backend.requests.length, before, 'the backend never saw it');
   t.equal((await curl([...as(frontend), `${url}/pay/x`])).status, 200, 'the listed workload gets through');
   t.equal((await curl(['--cacert', server.bundleFile, `${url}/open`])).status, 200, 'a route without a list needs no certificate');
+
+  // A self-signed certificate claiming the listed workload's SPIFFE ID: refused, and never recorded
+  // as that workload in events or traces (a Jaeger search by warden.peer.id trusts it).
+  const forged = await createSelfSignedCertificate({ commonName: 'forged', dnsNames: [], ipAddresses: [], uris: [frontend.spiffeId] });
+  const forgedDir = dirname(frontend.certFile);
+  writeFileSync(join(forgedDir, 'forged.crt'), forged.certPem);
+  writeFileSync(join(forgedDir, 'forged.key'), forged.keyPem);
+  const claimed = await curl([
+    '--cacert',
+    server.bundleFile,
+    '--cert',
+    join(forgedDir, 'forged.crt'),
+    '--key',
+    join(forgedDir, 'forged.key'),
+    `${url}/pay/x`,
+  ]);
+  t.equal(claimed.status, 401, 'an unverified certificate naming the listed workload: 401');
+  t.match(JSON.parse(claimed.body), { code: 'ERR_PEER_CERT_INVALID' });
+  const refusal = s.events.findLast((e) => e['warden.code'] === 'ERR_PEER_CERT_INVALID');
+  t.equal(refusal?.['warden.peer.id'], undefined, 'the event does not name it as the caller');
+  t.equal(refusal?.['warden.peer.presented_id'], frontend.spiffeId, 'but says what it claimed');
+  t.equal(backend.requests.length, before + 2);
 });
