@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
+import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
@@ -143,7 +143,7 @@ function schemaIssues(errors: readonly ErrorObject[], issue: ReturnType<typeof i
       const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
       found = issue([...at, extra], `unknown key (allowed: ${known.join(', ')})`);
     } else {
-      const got = shownValue(e.data);
+      const got = shownValue(e.data, isSecretValue(caSchema, e.schemaPath, e.parentSchema));
       found = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
     }
     if (!out.has(found.field)) out.set(found.field, found);

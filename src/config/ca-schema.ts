@@ -20,7 +20,7 @@ export const caSchema = {
       'x-expect': 'the trust domain given to warden ca init, e.g. "example.org"',
     },
     dir: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the directory made by warden ca init' },
-    passphrase: { type: 'string', 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
+    passphrase: { type: 'string', 'x-secret': true, 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
     listen: {
       type: 'object',
       additionalProperties: false,

@@ -36,6 +36,44 @@ export function formatFieldPath(segments: readonly (string | number)[]): string 
  * A refused value as an error line may show it: JSON, with the credentials of a URL masked (a Redis
  * URL that fails its pattern carries its password into `config check` output and reload events).
  */
-export function shownValue(value: unknown): string {
-  return withoutUrlCredentials(JSON.stringify(value) ?? String(value));
+export function shownValue(value: unknown, secret = false): string {
+  return secret ? shapeOf(value) : withoutUrlCredentials(JSON.stringify(value) ?? String(value));
+}
+
+/** What a secret (or a value holding one) was, without its text. */
+function shapeOf(value: unknown): string {
+  if (Array.isArray(value)) return `a list of ${value.length} (not shown: it holds a secret)`;
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'a mapping (not shown: it holds a secret)';
+  return `a ${typeof value} (not shown: a secret)`;
+}
+
+/**
+ * Whether an ajv error's value must not be shown: a schema node on its way (`schemaPath`, from
+ * `root`) is `x-secret`, or the failing node holds one (an `introspection` written as a list carries
+ * its client secret). Config errors reach `config check`, logs, the console and the collector.
+ */
+export function isSecretValue(root: object, schemaPath: string, parentSchema: unknown): boolean {
+  let node: unknown = root;
+  for (const segment of schemaPath.replace(/^#\/?/, '').split('/')) {
+    if (typeof node !== 'object' || node === null) break;
+    if ((node as Record<string, unknown>)['x-secret'] === true) return true;
+    node = (node as Record<string, unknown>)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return holdsSecret(parentSchema);
+}
+
+const holding = new WeakMap<object, boolean>();
+
+function holdsSecret(schema: unknown): boolean {
+  if (typeof schema !== 'object' || schema === null) return false;
+  let known = holding.get(schema);
+  if (known === undefined) {
+    holding.set(schema, false); // a schema that contains itself
+    known =
+      (schema as Record<string, unknown>)['x-secret'] === true ||
+      Object.values(schema).some((v) => (Array.isArray(v) ? v.some(holdsSecret) : holdsSecret(v)));
+    holding.set(schema, known);
+  }
+  return known;
 }

@@ -7,7 +7,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
-import { ConfigError, formatFieldPath, shownValue, type ConfigIssue } from './config-error.js';
+import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
 import { routeSettingsOf } from './route-settings.js';
@@ -98,7 +98,7 @@ function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt): ConfigIss
       issueFound = issue([...at, extra], `unknown key${hint ? `; did you mean "${hint}"?` : ''} (allowed: ${known.join(', ')})`);
     } else {
       const expect = expectOf(e.parentSchema);
-      const got = shownValue(e.data);
+      const got = shownValue(e.data, isSecretValue(sidecarSchema, e.schemaPath, e.parentSchema));
       issueFound = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
     }
     const key = `${issueFound.field}:${issueFound.message}`;

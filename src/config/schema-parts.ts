@@ -50,6 +50,7 @@ export const telemetry = {
         protocol: { enum: ['http/protobuf', 'http/json'], 'x-expect': '"http/protobuf" or "http/json"' },
         headers: {
           type: 'object',
+          'x-secret': true, // an Authorization or API key for the collector
           additionalProperties: { type: 'string' },
           'x-expect': 'header names and values, e.g. { authorization: "Bearer …" }',
         },

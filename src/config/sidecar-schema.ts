@@ -101,7 +101,7 @@ export const sidecarSchema = {
               properties: {
                 cert: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM certificate chain' },
                 key: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM private key' },
-                passphrase: { type: 'string', 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
+                passphrase: { type: 'string', 'x-secret': true, 'x-expect': 'the key passphrase (use ${file:...} or ${ENV})' },
                 min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', 'x-expect': '"TLSv1.2" or "TLSv1.3"' },
                 client_certificates: {
                   enum: ['none', 'request', 'require'],
@@ -244,7 +244,7 @@ export const sidecarSchema = {
             timeout: duration('5s'),
           },
         },
-        bootstrap_token: { type: 'string', 'x-expect': 'the bootstrap token (use ${WARDEN_BOOTSTRAP_TOKEN} or ${file:…})' },
+        bootstrap_token: { type: 'string', 'x-secret': true, 'x-expect': 'the bootstrap token (use ${WARDEN_BOOTSTRAP_TOKEN} or ${file:…})' },
         state_dir: { type: 'string', minLength: 1, default: '/var/lib/warden', 'x-path': true, 'x-expect': 'a directory path' },
         renew_at: { type: 'number', minimum: 0.1, maximum: 0.95, default: 0.7, 'x-expect': 'a fraction of the lifetime, 0.1–0.95' },
         renew_jitter: { type: 'number', minimum: 0, maximum: 0.2, default: 0.05, 'x-expect': 'a fraction of the lifetime, 0–0.2' },

@@ -46,7 +46,7 @@ const introspection = {
       default: 'client_secret_basic',
       'x-expect': '"client_secret_basic", "client_secret_post" or "private_key_jwt"',
     },
-    client_secret: { type: 'string', minLength: 1, 'x-expect': 'the client secret (use ${ENV} or ${file:…})' },
+    client_secret: { type: 'string', minLength: 1, 'x-secret': true, 'x-expect': 'the client secret (use ${ENV} or ${file:…})' },
     private_key: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PKCS#8 PEM private key' },
     private_key_alg: {
       enum: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],

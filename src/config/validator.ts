@@ -6,6 +6,7 @@
  *  - `x-path`     resolves a file path relative to the configuration file's folder
  *  - `x-path-or-url` the same, leaving http(s) URLs as they are
  *  - `x-cidr`     an IP address or CIDR
+ *  - `x-secret`   a secret: an error about it, or about a value holding it, never shows the value
  */
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -67,6 +68,7 @@ export function createConfigAjv(): Ajv {
     code: AJV_CODE_OPTIONS,
   });
   ajv.addKeyword({ keyword: 'x-expect', schemaType: 'string' });
+  ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
   // `'x-duration': <ms>` also bounds it: the sidecar's durations become timers (below MAX_TIMER_MS).
   convertingKeyword(ajv, 'x-duration', (v, _ctx, max) => {
     const ms = parseDuration(v);

@@ -310,6 +310,42 @@ t.test('a refused URL is echoed without its credentials', async (t) => {
   t.notOk(lines.join('\n').includes('S3cretRedisPw'), 'the password is not shown');
 });
 
+t.test('a secret of the wrong shape is named, never shown (config check, reload events, the collector)', async (t) => {
+  const cases: [string, RegExp][] = [
+    // OTEL_EXPORTER_OTLP_HEADERS' spelling, a likely mistake
+    [
+      `telemetry: { otlp: { endpoint: "http://c:4318", headers: "authorization=Bearer S3CRET-1" } }`,
+      /otlp\.headers: must be .*, got a string \(not shown: a secret\)$/,
+    ],
+    [
+      `telemetry: { otlp: { endpoint: "http://c:4318", headers: { authorization: [Bearer, S3CRET-2] } } }`,
+      /headers\.authorization: must be string, got a list of 2 \(not shown/,
+    ],
+    [
+      `tokens:\n  issuers:\n    - { id: corp, issuer: "https://idp", audience: [a], introspection: [ "https://idp/i", warden, S3CRET-3 ] }`,
+      /issuers\[0\]\.introspection: must be .*, got a list of 3 \(not shown: it holds a secret\)$/,
+    ],
+    [`mesh: { bootstrap_token: [S3CRET-4] }`, /mesh\.bootstrap_token: must be .*, got a list of 1 \(not shown/],
+  ];
+  const minimalText = await minimal();
+  for (const [extra, expected] of cases) {
+    const found = issuesOf(() => parseSidecarConfig('sidecar.yaml', minimalText + extra + '\n'));
+    t.match(
+      found.find((l) => expected.test(l)),
+      expected,
+      extra,
+    );
+    t.notOk(found.join('\n').includes('S3CRET'), 'the secret is not shown');
+  }
+  const passphrase = issuesOf(() =>
+    parseSidecarConfig('sidecar.yaml', minimalText.replace('      key:', '      passphrase: { value: S3CRET-5 }\n      key:')),
+  );
+  t.match(passphrase, [/tls\.passphrase: must be .*, got a mapping \(not shown: it holds a secret\)$/]);
+  t.notOk(passphrase.join('\n').includes('S3CRET'));
+  const plain = issuesOf(() => parseSidecarConfig('sidecar.yaml', minimalText + 'limits: { max_header_count: "many" }\n'));
+  t.match(plain, [/got "many"$/], 'other values are still shown');
+});
+
 t.test('a rate limit whose cost exceeds its bucket is refused: it would never allow a request', async (t) => {
   const text = `${await minimal()}rate_limits:
   default: { rate: 5, per: 1s, cost: 10 }
