@@ -244,7 +244,11 @@ export const sidecarSchema = {
             timeout: duration('5s'),
           },
         },
-        bootstrap_token: { type: 'string', 'x-secret': true, 'x-expect': 'the bootstrap token (use ${WARDEN_BOOTSTRAP_TOKEN} or ${file:…})' },
+        bootstrap_token: {
+          type: 'string',
+          'x-secret': true,
+          'x-expect': 'the bootstrap token (use ${WARDEN_BOOTSTRAP_TOKEN} or ${file:…})',
+        },
         state_dir: { type: 'string', minLength: 1, default: '/var/lib/warden', 'x-path': true, 'x-expect': 'a directory path' },
         renew_at: { type: 'number', minimum: 0.1, maximum: 0.95, default: 0.7, 'x-expect': 'a fraction of the lifetime, 0.1–0.95' },
         renew_jitter: { type: 'number', minimum: 0, maximum: 0.2, default: 0.05, 'x-expect': 'a fraction of the lifetime, 0–0.2' },

@@ -157,7 +157,8 @@ export const tokensSchema = {
           default: {},
           'x-expect': 'a map of minted claim → source claim, e.g. { email: email, tenant: org_id }',
           propertyNames: {
-            'x-expect': 'a claim name other than those Warden sets itself (iss, aud, exp, iat, nbf, jti, sub, client_id, scope, cnf, act, idp)',
+            'x-expect':
+              'a claim name other than those Warden sets itself (iss, aud, exp, iat, nbf, jti, sub, client_id, scope, cnf, act, idp)',
             pattern: '^(?!(iss|aud|exp|iat|nbf|jti|sub|client_id|scope|cnf|act|idp)$)[A-Za-z_][A-Za-z0-9_.:-]*$',
           },
           additionalProperties: { type: 'string', minLength: 1, 'x-expect': 'a source claim name' },

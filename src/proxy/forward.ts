@@ -69,10 +69,12 @@ const exactMs = (ms: number): number => (ms > 0 && ms < EXACT_TIMEOUTS_BELOW_MS 
 interface ExactTimeouts {
   readonly headers: number;
   readonly body: number;
+  /** upstream.timeouts.headers, however long: undici restarts its own timer on every 1xx. */
+  readonly headersDeadline: number;
 }
 
 function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
-  return { headers: exactMs(cfg.timeouts.headers), body: exactMs(cfg.timeouts.body) };
+  return { headers: exactMs(cfg.timeouts.headers), body: exactMs(cfg.timeouts.body), headersDeadline: cfg.timeouts.headers };
 }
 
 export function createPool(cfg: UpstreamConfig): Pool {
@@ -129,16 +131,30 @@ export function upstreamError(err: unknown, timeouts = 'upstream.timeouts'): War
       return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: `${timeouts}.headers`, cause: err });
     case 'UND_ERR_BODY_TIMEOUT':
       return new WardenError('ERR_UPSTREAM_TIMEOUT', { rule: `${timeouts}.body`, cause: err });
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_STATUS':
-    case 'HPE_INVALID_HEADER_TOKEN':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_HEADERS_OVERFLOW':
       return new WardenError('ERR_UPSTREAM_PROTOCOL', { rule: `upstream:${code}`, cause: err });
-    default:
+    default: {
+      const invalid = invalidResponse(err);
+      if (invalid !== undefined) return new WardenError('ERR_UPSTREAM_PROTOCOL', { rule: `upstream:${invalid}`, cause: err });
       return new WardenError('ERR_UPSTREAM_UNAVAILABLE', { rule: `upstream:${code ?? 'error'}`, cause: err });
+    }
   }
+}
+
+/**
+ * What undici reports of a response that is not HTTP, by its error's kind rather than its code:
+ * its HTTPParserError carries none (it looks llhttp's error number up in a name → number map), a
+ * status below 100 fails an assertion, and an unasked-for 100 or 101 ends the socket as "bad
+ * response" / "bad upgrade". All were 502 "Backend unavailable".
+ */
+function invalidResponse(err: unknown): string | undefined {
+  if (err instanceof errors.HTTPParserError) return 'http_parser';
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'ERR_ASSERTION') return 'invalid_status';
+  if (e.code === 'UND_ERR_SOCKET' && (e.message === 'bad response' || e.message === 'bad upgrade')) return e.message.replace(' ', '_');
+  return undefined;
 }
 
 const LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
@@ -289,14 +305,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // interim responses are the sidecar's own business
+    if (statusCode < 200) {
+      // Interim responses are the sidecar's own business. undici restarts its headers timer on each
+      // one, so a backend sending 102 every few seconds held the request for good: the deadline
+      // from dispatch is kept natively from the first one on (the exact timer, when running, is not restarted).
+      if (this.timer === undefined && this.exact.headersDeadline > 0) {
+        this.timer = exactTimer(this, Math.max(0, this.exact.headersDeadline - (performance.now() - this.dispatchedAt)));
+      }
+      return;
+    }
     this.ctx.upstreamMs = performance.now() - this.dispatchedAt;
     clearTimeout(this.timer);
     this.timer = this.exact.body > 0 ? exactTimer(this, this.exact.body) : undefined;
     const out = downstreamResponseHeaders(headers, this.rules);
     // No body follows a 204 or 304, whatever Content-Length the backend kept (a 304 may name the
     // 200's, RFC 9110 §8.6; a 204 must not send one): clients such as undici refuse the mismatch.
+    // Nor a 205 (RFC 9110 §15.3.6), which Node's h2 `respond` ends in its HEADERS as it does a 204:
+    // Express's sendStatus(205) sent "Reset Content" with its length, and h2 clients got a reset.
     if (statusCode === 204 || statusCode === 304) delete out['content-length'];
+    else if (statusCode === 205) out['content-length'] = '0';
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
     const repeated = repeatedSingleValue(out);
@@ -323,6 +350,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.finished) return;
     this.timer?.refresh();
+    if (this.status === 205) return; // sent with Content-Length: 0 (onResponseStart)
     if (this.copy !== undefined) {
       this.copied += chunk.length;
       if (this.copied > (this.outcome.inspect?.maxBytes ?? 0)) this.copy = undefined;

@@ -19,7 +19,6 @@ import { isMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 
-
 function refusal(where: string): WardenError {
   return new WardenError('ERR_REQUEST_OVERRIDE', {
     rule: 'overrides.method_field',

@@ -5,7 +5,14 @@
  */
 import busboy from 'busboy';
 import type { Readable } from 'node:stream';
-import { hasStrayBoundary, headerParameters, isAsciiCompatibleCharset, mediaTypeOf, MULTIPART_MEDIA_TYPE, unreadableCharset } from '../net/media-type.js';
+import {
+  hasStrayBoundary,
+  headerParameters,
+  isAsciiCompatibleCharset,
+  mediaTypeOf,
+  MULTIPART_MEDIA_TYPE,
+  unreadableCharset,
+} from '../net/media-type.js';
 import { createMultipartFramingCheck } from './multipart-framing.js';
 
 export interface MultipartHandlers {

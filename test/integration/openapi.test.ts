@@ -348,19 +348,52 @@ t.test('request validation: parameters by location and style, bodies by content 
   );
   t.match(await problem(mp([['caption', 'no file']])), { status: 400, errors: [{ pointer: '/body/file', message: 'is required' }] });
   // Text fields are coerced like form fields: an integer field in a plain decimal spelling passes.
-  t.equal((await mp([['file', 'PNGDATA', 'cat.png'], ['position', '3']])).status, 200, 'multipart: an integer field');
-  t.match(await problem(mp([['file', 'PNGDATA', 'cat.png'], ['position', '11']])), {
-    status: 400,
-    errors: [{ pointer: '/body/position', message: 'must be <= 10' }],
-  });
-  t.match(await problem(mp([['file', 'PNGDATA', 'cat.png'], ['position', '1e1']])), {
-    status: 400,
-    errors: [{ pointer: '/body/position', message: /plain decimal integer/ }],
-  });
-  t.match(await problem(mp([['file', 'PNGDATA', 'cat.png'], ['position', 'three']])), {
-    status: 400,
-    errors: [{ pointer: '/body/position', message: 'must be integer' }],
-  });
+  t.equal(
+    (
+      await mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['position', '3'],
+      ])
+    ).status,
+    200,
+    'multipart: an integer field',
+  );
+  t.match(
+    await problem(
+      mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['position', '11'],
+      ]),
+    ),
+    {
+      status: 400,
+      errors: [{ pointer: '/body/position', message: 'must be <= 10' }],
+    },
+  );
+  t.match(
+    await problem(
+      mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['position', '1e1'],
+      ]),
+    ),
+    {
+      status: 400,
+      errors: [{ pointer: '/body/position', message: /plain decimal integer/ }],
+    },
+  );
+  t.match(
+    await problem(
+      mp([
+        ['file', 'PNGDATA', 'cat.png'],
+        ['position', 'three'],
+      ]),
+    ),
+    {
+      status: 400,
+      errors: [{ pointer: '/body/position', message: 'must be integer' }],
+    },
+  );
   t.match(
     await problem(uploadAt('not multipart at all', 'multipart/form-data')),
     { status: 400, errors: [{ pointer: '/body' }] },

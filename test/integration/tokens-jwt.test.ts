@@ -194,7 +194,7 @@ async function twoIssuers(t: Parameters<typeof startForgedIssuer>[0], routes: Re
   return { backend, corp, partner, url, ca };
 }
 
-t.test('issuers\' keys: each key that matches is tried; an issuer without keys verifies no JWT', async (t) => {
+t.test("issuers' keys: each key that matches is tried; an issuer without keys verifies no JWT", async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const idp = await startForgedIssuer(t);

@@ -276,3 +276,70 @@ t.test('a unix-socket backend', async (t) => {
   t.equal(res.text, 'unix /hello');
   t.equal((await fetchText(`${s.adminUrl}/readyz`, agent)).status, 200);
 });
+
+t.test(
+  'a backend that does not speak HTTP, or sends odd statuses: 502 ERR_UPSTREAM_PROTOCOL, a 205 arrives bodiless on both protocols',
+  async (t) => {
+    const answers: Record<string, string> = {
+      '/http09': 'hello world\r\n',
+      '/status-099': 'HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok',
+      '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
+      '/nul': 'HTTP/1.1 200 OK\r\nx-a: a\0b\r\ncontent-length: 2\r\n\r\nok',
+      // Express's res.sendStatus(205), Node's res.end('Reset Content')
+      '/reset-content': 'HTTP/1.1 205 Reset Content\r\ncontent-length: 13\r\n\r\nReset Content',
+    };
+    const sockets = new Set<import('node:net').Socket>();
+    const backend = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.once('data', (head: Buffer) => {
+        const path = /^[A-Z]+ (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
+        if (path === '/interim-flood') {
+          // 102 every 300 ms for 13 s, then a 200: undici restarts its headers timer on each 102.
+          const timer = setInterval(() => socket.write('HTTP/1.1 102 Processing\r\n\r\n'), 300);
+          setTimeout(() => {
+            clearInterval(timer);
+            if (!socket.destroyed) socket.end('HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nlate');
+          }, 13_000).unref();
+          socket.once('close', () => clearInterval(timer));
+          return;
+        }
+        socket.end(answers[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+      backend.close();
+    });
+    const port = (backend.address() as { port: number }).port;
+    // A headers timeout the forwarder leaves to undici's timer (≥ 10 s): only the 1xx case waits for it.
+    const s = await startTestSidecar(t, `http://127.0.0.1:${port}`, { upstream: { timeouts: { headers: '3s' } } });
+    const slow = await startTestSidecar(t, `http://127.0.0.1:${port}`, { upstream: { timeouts: { headers: '10s' } } });
+    const h1 = testAgent(s.ca);
+    const h2 = testAgent(s.ca, { h2: true });
+    const slowAgent = testAgent(slow.ca);
+    t.teardown(() => Promise.all([h1.close(), h2.close(), slowAgent.close()]));
+
+    // Under way while the other cases run: a backend sending 102 forever cannot hold the request past the timeout.
+    const flood = fetchText(`${slow.url}/interim-flood`, slowAgent);
+    for (const path of ['/http09', '/status-099', '/unasked-101', '/nul']) {
+      for (const agent of [h1, h2]) {
+        const res = await fetchText(`${s.url}${path}`, agent);
+        t.equal(res.status, 502, `${path}: 502`);
+        t.equal(res.json().code, 'ERR_UPSTREAM_PROTOCOL', `${path}: invalid HTTP from the backend, not "unavailable"`);
+      }
+    }
+    for (const [name, agent] of [
+      ['HTTP/1.1', h1],
+      ['h2', h2],
+    ] as const) {
+      const res = await fetchText(`${s.url}/reset-content`, agent);
+      t.equal(res.status, 205, `${name}: the 205 arrives`);
+      t.equal(res.text, '', `${name}: without a body (RFC 9110 §15.3.6)`);
+    }
+    const flooded = await flood;
+    t.equal(flooded.status, 504, '102 every 300 ms: 504 at upstream.timeouts.headers (10 s), not the 200 at 13 s');
+    t.ok(slow.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.headers'));
+  },
+);

@@ -66,7 +66,12 @@ t.test('a route declared in upper case is named by the lower-case path too (a ca
     ['/public', 'ok'],
   ];
   for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
-  const lower = await plan({ routes: [{ id: 'user', path: '/users/:userId' }, { id: 'open', path: '/*' }] });
+  const lower = await plan({
+    routes: [
+      { id: 'user', path: '/users/:userId' },
+      { id: 'open', path: '/*' },
+    ],
+  });
   t.notOk(lower.declaresUpperCase, 'parameter names are not text a path spells');
 });
 
