@@ -46,6 +46,10 @@ export const ERRORS = {
   ERR_AUTHN_TOKEN_INVALID: { status: 401, title: 'Access token not valid', event: 'warden.authn.token_invalid' },
   ERR_AUTHN_TOKEN_INACTIVE: { status: 401, title: 'Access token not active', event: 'warden.authn.token_inactive' },
   ERR_AUTHN_TOKEN_EXPIRED: { status: 401, title: 'Access token expired', event: 'warden.authn.token_expired' },
+  // Sender-constrained tokens (src/identity/token-binding.ts, dpop-proof.ts): RFC 8705 / RFC 9449
+  ERR_AUTHN_TOKEN_UNBOUND: { status: 401, title: 'Access token binding not proven', event: 'warden.authn.token_unbound' },
+  ERR_AUTHN_DPOP_INVALID: { status: 401, title: 'DPoP proof not valid', event: 'warden.authn.dpop_invalid' },
+  ERR_DPOP_REPLAY_FULL: { status: 503, title: 'DPoP proof could not be checked', event: undefined },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
   ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: undefined },

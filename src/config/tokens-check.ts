@@ -28,6 +28,11 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
   }
   if (tokens.leeway > MAX_LEEWAY_MS)
     yield issue(['tokens', 'leeway'], `must be at most 5m (${MAX_LEEWAY_MS} ms): clock skew, not a grace period`);
+  // Every proof accepted is remembered for max_age + clock_skew: a long window is a large replay cache.
+  if (tokens.dpop.max_age > MAX_LEEWAY_MS)
+    yield issue(['tokens', 'dpop', 'max_age'], `must be at most 5m (${MAX_LEEWAY_MS} ms): a proof is fresh, not a credential`);
+  if (tokens.dpop.clock_skew > MAX_LEEWAY_MS)
+    yield issue(['tokens', 'dpop', 'clock_skew'], `must be at most 5m (${MAX_LEEWAY_MS} ms): clock skew, not a grace period`);
   const seenSources = new Map<string, number>();
   for (const [i, source] of tokens.sources.entries()) {
     const key = `${source.from}:${'name' in source ? source.name.toLowerCase() : ''}`;

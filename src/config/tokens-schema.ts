@@ -21,6 +21,9 @@ const scopeList = { type: 'array', default: [], items: scopeToken } as const;
 /** JWS algorithms an issuer may be trusted with: asymmetric only (no `none`, no HS* with public keys). */
 const ASYMMETRIC_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA', 'Ed25519'] as const;
 
+/** DPoP proof algorithms (RFC 9449 §4.2): asymmetric, no `none`, no MAC. */
+export const DPOP_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'EdDSA'] as const;
+
 const tokenSource = {
   type: 'object',
   additionalProperties: false,
@@ -165,6 +168,23 @@ export const tokensSchema = {
         },
         key_rotation: duration('24h'),
         jwks_path: { type: 'string', pattern: '^/', 'x-expect': 'an absolute path such as "/.well-known/jwks.json"' },
+      },
+    },
+    dpop: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      'x-expect': 'DPoP proof checks (RFC 9449): { max_age, clock_skew, algorithms, replay_cache_entries }',
+      properties: {
+        max_age: duration('60s'),
+        clock_skew: duration('5s'),
+        algorithms: {
+          type: 'array',
+          minItems: 1,
+          default: [...DPOP_ALGS],
+          items: { enum: DPOP_ALGS, 'x-expect': `a DPoP proof algorithm (${DPOP_ALGS.join(', ')})` },
+        },
+        replay_cache_entries: positiveInt(200_000, 10_000_000),
       },
     },
     authn: {

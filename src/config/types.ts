@@ -217,6 +217,17 @@ export interface TokensConfig {
     /** Also serve the JWKS on the inbound listener at this path (for other services); absent = admin only. */
     jwks_path?: string;
   };
+  /** DPoP proofs (RFC 9449) for DPoP-bound tokens (`cnf.jkt`). */
+  dpop: {
+    /** How long after its `iat` a proof is accepted (and its `jti` remembered). */
+    max_age: number;
+    /** How far ahead of this clock a proof's `iat` may be. */
+    clock_skew: number;
+    /** Accepted proof algorithms (asymmetric only). */
+    algorithms: string[];
+    /** Proofs remembered for replay detection; when full, new proofs get 503 until old ones age out. */
+    replay_cache_entries: number;
+  };
   /** Route defaults. */
   authn: RouteAuthnConfig;
 }

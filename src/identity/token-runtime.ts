@@ -10,6 +10,8 @@ import type { SpanParent } from '../telemetry/client-span.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
+import { headerSafeRealm } from '../pipeline/rescue.js';
+import { createDpopProofs } from './dpop-proof.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
@@ -20,6 +22,7 @@ import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.j
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
 import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
+import { createTokenBinding, type TokenBinding } from './token-binding.js';
 import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 
@@ -27,6 +30,8 @@ export type AuthnOutcome = Principal | WardenError;
 
 export interface TokenRuntime {
   readonly sources: TokenSources;
+  /** Sender-constrained tokens (cnf): the proof each request must bring. Its DPoP replay cache lives as long as the runtime. */
+  readonly binding: TokenBinding;
   readonly minter: Minter | undefined;
   /** Header the minted token goes in, and whether it carries the Bearer scheme. */
   readonly mintHeader: { name: string; bearer: boolean } | undefined;
@@ -180,7 +185,9 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     return id === undefined ? undefined : [id, introspectors.get(id) as Introspector];
   };
 
+  const safeRealm = headerSafeRealm(deps.serviceName);
   return {
+    binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm), safeRealm),
     sources: compileTokenSources(tokens.sources, tokens.max_token_bytes, tokens.mint.enabled ? tokens.mint.header : undefined),
     minter,
     mintHeader: tokens.mint.enabled

@@ -1,5 +1,6 @@
 /**
- * Where a caller's token is read from — `Authorization: Bearer` (RFC 6750 §2.1), a header, a
+ * Where a caller's token is read from — `Authorization: Bearer` (RFC 6750 §2.1) or `DPoP`
+ * (RFC 9449 §7.1, checked against its proof by token-binding.ts), a header, a
  * cookie, a query parameter (§2.3; off unless configured) — and its removal from what the backend
  * receives: an external token is replaced, never forwarded.
  */
@@ -24,9 +25,17 @@ export const isB64Token = (token: string): boolean => B64TOKEN.test(token);
 export interface TokenSources {
   /** The token, undefined when no source carries one, or the refusal for malformed credentials. */
   extract(ctx: CredentialCarrier): string | undefined | WardenError;
-  /** Removes every configured source (and the minted-token header) from what goes upstream. */
+  /**
+   * Whether the token `extract` returned came in `Authorization: DPoP` rather than `Bearer`. Only
+   * meaningful after `extract` returned a token.
+   */
+  dpopScheme(ctx: CredentialCarrier): boolean;
+  /** Removes every configured source (and the minted-token header, and a DPoP proof) from what goes upstream. */
   strip(ctx: CredentialCarrier): void;
 }
+
+/** RFC 9449's proof header: it proves possession to this sidecar, never to the backend. */
+export const DPOP_HEADER = 'dpop';
 
 const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule, detail });
 
@@ -35,7 +44,7 @@ export function compileTokenSources(
   maxBytes: number,
   mintedHeader: string | undefined,
 ): TokenSources {
-  const headerNames = new Set<string>(['authorization']);
+  const headerNames = new Set<string>(['authorization', DPOP_HEADER]);
   if (mintedHeader) headerNames.add(mintedHeader.toLowerCase());
   const cookies: string[] = [];
   const params: string[] = [];
@@ -45,6 +54,7 @@ export function compileTokenSources(
     if (s.from === 'query') params.push(s.name);
   }
   const readers = sources.map((s) => reader(s));
+  const readsAuthorization = sources.some((s) => s.from === 'authorization');
 
   return {
     extract(ctx) {
@@ -61,6 +71,14 @@ export function compileTokenSources(
       if (found.length > maxBytes) return malformed('token.size', `The access token may be at most ${maxBytes} bytes.`);
       if (!B64TOKEN.test(found)) return malformed('token.characters', 'The access token contains characters a bearer token cannot have.');
       return found;
+    },
+    dpopScheme(ctx) {
+      // extract accepted the header, so it is one string starting with a scheme and a space. Every
+      // request asks: a Bearer one is told by its first character, without a copy.
+      const value = ctx.headers.authorization;
+      if (!readsAuthorization || typeof value !== 'string') return false;
+      const first = value.charCodeAt(0) | 0x20;
+      return first === 0x64 /* d */ && value.length > 5 && value.slice(0, 5).toLowerCase() === 'dpop ';
     },
     strip(ctx) {
       const up = ctx.upstreamHeaders;
@@ -93,6 +111,12 @@ function decodeName(pair: string, first: boolean): string {
   return '';
 }
 
+/** Bearer (RFC 6750) or DPoP (RFC 9449 §7.1); auth schemes are case-insensitive (RFC 9110 §11.1). */
+function isTokenScheme(scheme: string): boolean {
+  const s = scheme.toLowerCase();
+  return s === 'bearer' || s === 'dpop';
+}
+
 function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string | undefined | WardenError {
   switch (source.from) {
     case 'authorization':
@@ -102,10 +126,9 @@ function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string |
         if (typeof value !== 'string') return malformed('authorization.multiple', 'Send one Authorization header.');
         const space = value.indexOf(' ');
         // "Bearer " arrives as "Bearer": the parser trims trailing whitespace.
-        if (space < 0 && value.toLowerCase() === 'bearer')
-          return malformed('authorization.empty', 'The Authorization header carries no token.');
-        if (space < 0 || value.slice(0, space).toLowerCase() !== 'bearer') {
-          return malformed('authorization.scheme', 'The Authorization header must use the Bearer scheme.');
+        if (space < 0 && isTokenScheme(value)) return malformed('authorization.empty', 'The Authorization header carries no token.');
+        if (space < 0 || !isTokenScheme(value.slice(0, space))) {
+          return malformed('authorization.scheme', 'The Authorization header must use the Bearer or DPoP scheme.');
         }
         const token = value.slice(space + 1).trim();
         return token.length > 0 ? token : malformed('authorization.empty', 'The Authorization header carries no token.');

@@ -31,6 +31,7 @@ import type { MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import { DPOP_HEADER } from '../identity/token-sources.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
@@ -140,8 +141,10 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     if (err instanceof PlanError) throw new ConfigError([loaded.issue(err.field, err.message)]);
     throw err;
   }
-  // A token may come in a header of any name (tokens.sources), and the minted one goes in mint.header.
+  // A token may come in a header of any name (tokens.sources), and the minted one goes in mint.header;
+  // a DPoP proof (RFC 9449) is for the sidecar only.
   const tokenHeaders = new Set([
+    ...(config.tokens ? [DPOP_HEADER] : []),
     ...(config.tokens?.sources ?? []).flatMap((src) => (src.from === 'header' ? [src.name.toLowerCase()] : [])),
     ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
   ]);

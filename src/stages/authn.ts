@@ -33,10 +33,21 @@ export function createAuthnStage(cfg: RouteAuthnConfig, runtime: TokenRuntime): 
   }
   const mode = cfg.mode;
   const allowed = cfg.issuers.length > 0 ? new Set(cfg.issuers) : undefined;
-  const accept = (ctx: RequestContext, outcome: AuthnOutcome): Verdict => {
+  const { binding } = runtime;
+  // A sender-constrained token's proof (certificate, DPoP) belongs to each request: checked after
+  // every authentication, the cached ones included.
+  const accept = (ctx: RequestContext, outcome: AuthnOutcome, token: string, dpopScheme: boolean): Verdict | Promise<Verdict> => {
     if (outcome instanceof WardenError) return outcome;
-    ctx.principal = outcome;
-    return undefined;
+    const refused = binding.check(ctx, outcome, token, dpopScheme);
+    if (refused === undefined) {
+      ctx.principal = outcome;
+      return undefined;
+    }
+    if (refused instanceof WardenError) return refused;
+    return refused.then((r) => {
+      if (r === undefined) ctx.principal = outcome;
+      return r;
+    });
   };
 
   return {
@@ -46,8 +57,9 @@ export function createAuthnStage(cfg: RouteAuthnConfig, runtime: TokenRuntime): 
       sources.strip(ctx);
       if (token instanceof WardenError) return token;
       if (token === undefined) return cfg.optional ? undefined : missing();
+      const dpopScheme = sources.dpopScheme(ctx);
       const outcome = runtime.authenticate(token, mode, allowed, ctx.traceContext, ctx.connection);
-      return outcome instanceof Promise ? outcome.then((o) => accept(ctx, o)) : accept(ctx, outcome);
+      return outcome instanceof Promise ? outcome.then((o) => accept(ctx, o, token, dpopScheme)) : accept(ctx, outcome, token, dpopScheme);
     },
   };
 }

@@ -62,6 +62,16 @@ export const EVENTS = {
     description: 'The identity provider answered `active: false` (revoked, unknown or expired at the IdP), or the token is known revoked.',
   },
   'warden.authn.token_expired': { severity: 'info', description: 'A token whose `exp` has passed (beyond the configured leeway).' },
+  'warden.authn.token_unbound': {
+    severity: 'warn',
+    description:
+      'A sender-constrained token (cnf: a DPoP key, RFC 9449, or a client certificate, RFC 8705) whose binding was not proven: sent as a bearer token, on a connection without its certificate, with a proof of another key, or with a cnf the sidecar cannot check.',
+  },
+  'warden.authn.dpop_invalid': {
+    severity: 'warn',
+    description:
+      'A DPoP proof (RFC 9449) that failed its checks: missing, malformed, typ, alg, jwk, signature, htm, htu, iat, ath, or replayed.',
+  },
   'warden.authn.idp_unavailable': {
     severity: 'error',
     description:

@@ -171,7 +171,7 @@ t.test('a credential in two configured places is refused as token.multiple (RFC 
   );
 });
 
-t.test('Authorization: any casing of Bearer, one or more spaces, a b64token → that token; else refused', async (t) => {
+t.test('Authorization: any casing of Bearer or DPoP, one or more spaces, a b64token → that token; else refused', async (t) => {
   const s = compileTokenSources([{ from: 'authorization' }], MAX, undefined);
   fuzz(
     t,
@@ -180,7 +180,7 @@ t.test('Authorization: any casing of Bearer, one or more spaces, a b64token → 
     (value) => {
       const r = s.extract({ headers: { authorization: value }, upstreamHeaders: {}, search: '' });
       // One space after the scheme; the parser has trimmed the value's ends, the reader trims the token.
-      const token = /^bearer (.*)$/is.exec(value)?.[1]?.trim();
+      const token = /^(?:bearer|dpop) (.*)$/is.exec(value)?.[1]?.trim();
       const expected = token !== undefined && B64TOKEN.test(token) && token.length <= MAX ? token : undefined;
       if (expected !== undefined) {
         if (r !== expected) throw new Error(`${JSON.stringify(value)} → ${JSON.stringify(r)}, expected ${expected}`);

@@ -48,6 +48,12 @@ t.test('a valid tokens section gets its defaults', async (t) => {
   t.equal(tokens.mint.header, 'authorization');
   t.same(tokens.mint.claims, {});
   t.equal(tokens.idp.grace, 0);
+  t.same(tokens.dpop, {
+    max_age: 60_000,
+    clock_skew: 5_000,
+    algorithms: ['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'EdDSA'],
+    replay_cache_entries: 200_000,
+  });
   t.same(tokens.idp.breaker, { failures: 5, open_for: 10_000 });
   t.same(tokens.authn, { mode: 'auto', optional: false, issuers: [] });
   t.same(tokens.issuers[0]?.jwt.algorithms, ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA']);
@@ -132,6 +138,17 @@ t.test('leeway is clock skew, at most 5m', async (t) => {
 t.test('one entry per issuer: a JWT is attributed by its iss alone', async (t) => {
   const { lines } = await issuesOf({ tokens: { issuers: [ISSUER, { ...ISSUER, id: 'idp-partner', audience: ['other'] }] } });
   t.match(lines, [/^sidecar\.yaml:\d+ tokens\.issuers\[1\]\.issuer: repeats tokens\.issuers\[0\]\.issuer: one entry per IdP/]);
+});
+
+t.test('dpop: a proof window of at most 5m, asymmetric algorithms only', async (t) => {
+  const { lines, text } = await issuesOf({ tokens: { issuers: [ISSUER], dpop: { max_age: '10m', clock_skew: '6m' } } });
+  t.same(lines, [
+    `sidecar.yaml:${lineOf(text, 'max_age:')} tokens.dpop.max_age: must be at most 5m (300000 ms): a proof is fresh, not a credential`,
+    `sidecar.yaml:${lineOf(text, 'clock_skew:')} tokens.dpop.clock_skew: must be at most 5m (300000 ms): clock skew, not a grace period`,
+  ]);
+  const hs = await issuesOf({ tokens: { issuers: [ISSUER], dpop: { algorithms: ['HS256'] } } });
+  t.equal(hs.lines.length, 1);
+  t.match(hs.lines[0], /tokens\.dpop\.algorithms\[0\]/);
 });
 
 t.test('a route naming an unknown issuer id', async (t) => {

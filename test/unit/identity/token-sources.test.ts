@@ -120,6 +120,28 @@ t.test('strip: every configured source and the minted-token header are removed f
   t.equal(c.search, '?page=2&access_token_hint=x', 'only the named query parameter goes');
 });
 
+t.test('Authorization: DPoP <token> (RFC 9449 §7.1) is read from the authorization source only, and said so', async (t) => {
+  const s = compileTokenSources(AUTHZ, 100, undefined);
+  const dpop = ctx({ authorization: 'DPoP abc', dpop: 'proof' });
+  t.equal(s.extract(dpop), 'abc');
+  t.equal(s.dpopScheme(dpop), true);
+  t.equal(s.extract(ctx({ authorization: 'dpop  abc' })), 'abc', 'scheme is case-insensitive');
+  t.equal(s.dpopScheme(ctx({ authorization: 'Bearer abc' })), false);
+  t.same(ruleOf(s.extract(ctx({ authorization: 'DPoP' }))), malformed('authorization.empty'));
+  t.same(ruleOf(s.extract(ctx({ authorization: 'DPoPabc' }))), malformed('authorization.scheme'));
+  const cookieOnly = compileTokenSources([{ from: 'cookie', name: 'at' }], 100, undefined);
+  t.equal(cookieOnly.dpopScheme(ctx({ authorization: 'DPoP abc', cookie: 'at=x' })), false, 'not a source: not its scheme');
+});
+
+t.test('strip: a DPoP proof is for the sidecar, never the backend', async (t) => {
+  for (const sources of [AUTHZ, [{ from: 'cookie', name: 'at' }] as TokenSourceConfig[]]) {
+    const up: UpstreamHeaders = { dpop: 'proof', accept: '*/*' };
+    compileTokenSources(sources, 100, undefined).strip(ctx({}, '', up));
+    t.equal(up.dpop, undefined);
+    t.equal(up.accept, '*/*');
+  }
+});
+
 t.test('strip: authorization is removed even when it is not a configured source', async (t) => {
   const s = compileTokenSources([{ from: 'cookie', name: 'at' }], 100, undefined);
   const up: UpstreamHeaders = { authorization: 'Bearer abc', 'x-other': '1' };

@@ -1,0 +1,127 @@
+/**
+ * DPoP proofs (RFC 9449 §4.3, §7.1): the `DPoP` header of a request presenting a DPoP-bound token
+ * must hold one JWT, `typ: dpop+jwt`, signed with an allowed asymmetric algorithm by the public key
+ * in its `jwk` header, for this request (`htm`, `htu`), fresh (`iat`), used once (`jti`), for this
+ * token (`ath`), by the key the token is bound to (the RFC 7638 thumbprint = `cnf.jkt`).
+ *
+ * The cheap checks (shape, header) come before the signature, and the signature before the replay
+ * cache: only a proof a token's holder signed can take a place in it. Server nonces (§8, §9) are
+ * not used.
+ */
+import { createHash } from 'node:crypto';
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { TokensConfig } from '../config/types.js';
+import { WardenError, type ErrorCode } from '../errors.js';
+import type { EventAttributes } from '../telemetry/events.js';
+import { htuMatches, type RequestUri } from './dpop-htu.js';
+import { ReplayCache } from './dpop-replay.js';
+
+export interface DpopRequest extends RequestUri {
+  readonly method: string;
+  /** The `DPoP` header as received (Node joins repeated ones with ", "). */
+  readonly proof: string | string[] | undefined;
+}
+
+export interface DpopProofs {
+  /** The refusal of a proof that does not prove possession of key `jkt` for this request and `token`; undefined when it does. */
+  check(request: DpopRequest, token: string, jkt: string, attributes: EventAttributes): Promise<WardenError | undefined> | WardenError;
+  /** The `algs` of a DPoP challenge (RFC 9449 §7.1). */
+  readonly algs: string;
+}
+
+/** Far more than any proof (a header with an RSA-4096 jwk, the claims, the signature); a bound on work. */
+const MAX_PROOF_BYTES = 8192;
+const MAX_JTI_CHARS = 256;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** Private key members of any key type (RFC 7518 §6): a proof carries the public key only. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): DpopProofs {
+  const algorithms = [...cfg.algorithms];
+  const allowed = new Set(algorithms);
+  const algs = algorithms.join(' ');
+  const maxAgeSec = cfg.max_age / 1000;
+  const skewSec = cfg.clock_skew / 1000;
+  const replay = new ReplayCache(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew);
+  const challenge = (error: string, description: string) =>
+    `DPoP realm="${realm}", error="${error}", error_description="${description}", algs="${algs}"`;
+  const refuse = (code: ErrorCode, rule: string, detail: string, attributes: EventAttributes) =>
+    new WardenError(code, {
+      rule,
+      detail,
+      attributes,
+      headers: {
+        'www-authenticate':
+          code === 'ERR_AUTHN_DPOP_INVALID'
+            ? challenge('invalid_dpop_proof', 'DPoP proof not valid')
+            : challenge('invalid_token', 'Access token binding not proven'),
+      },
+    });
+  const invalid = (rule: string, detail: string, attributes: EventAttributes) => refuse('ERR_AUTHN_DPOP_INVALID', rule, detail, attributes);
+
+  async function verify(proof: string, request: DpopRequest, token: string, jkt: string, jwk: JWK, attributes: EventAttributes) {
+    let payload: JWTPayload;
+    try {
+      // EmbeddedJWK verifies with the header's key, and refuses one that is not a public key.
+      ({ payload } = await jwtVerify(proof, EmbeddedJWK, { algorithms, typ: 'dpop+jwt', clockTolerance: skewSec }));
+    } catch {
+      return invalid('dpop.signature', 'The DPoP proof does not verify with the key it carries.', attributes);
+    }
+    if (payload.htm !== request.method) return invalid('dpop.htm', 'The DPoP proof was made for another HTTP method.', attributes);
+    if (typeof payload.htu !== 'string' || !htuMatches(payload.htu, request))
+      return invalid('dpop.htu', 'The DPoP proof was made for another URI.', attributes);
+    const nowMs = Date.now();
+    const now = nowMs / 1000;
+    const iat = payload.iat;
+    if (typeof iat !== 'number' || !(iat >= now - maxAgeSec && iat <= now + skewSec))
+      return invalid('dpop.iat', 'The DPoP proof is too old or dated in the future.', attributes);
+    const jti = payload.jti;
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_CHARS)
+      return invalid('dpop.jti', 'The DPoP proof needs a jti.', attributes);
+    // ath: the proof was made for this very token (§4.2), so a proof cannot travel to another one.
+    if (payload.ath !== createHash('sha256').update(token).digest('base64url'))
+      return invalid('dpop.ath', 'The DPoP proof was made for another access token.', attributes);
+    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== jkt)
+      return refuse('ERR_AUTHN_TOKEN_UNBOUND', 'dpop.jkt', 'The DPoP proof is signed by a key the token is not bound to.', attributes);
+    // Keyed by the key and the jti: another key's proofs cannot use up this one's jtis.
+    const key = createHash('sha256').update(jkt).update('\0').update(jti).digest('base64url');
+    const seen = replay.remember(key, nowMs);
+    if (seen === 'replayed') return invalid('dpop.replay', 'The DPoP proof has been used before.', attributes);
+    if (seen === 'full') {
+      return new WardenError('ERR_DPOP_REPLAY_FULL', {
+        rule: 'dpop.replay_cache',
+        detail: 'Too many recent DPoP proofs to tell a replay; try again shortly.',
+        headers: { 'retry-after': '1' },
+        attributes,
+      });
+    }
+    return undefined;
+  }
+
+  return {
+    algs,
+    check(request, token, jkt, attributes) {
+      const proof = request.proof;
+      if (proof === undefined)
+        return invalid('dpop.missing', 'A DPoP-bound access token needs a DPoP proof in the DPoP header.', attributes);
+      // Repeated headers arrive as an array or joined with ", " (a JWS has neither).
+      if (typeof proof !== 'string' || proof.includes(',')) return invalid('dpop.multiple', 'Send one DPoP header.', attributes);
+      if (proof.length > MAX_PROOF_BYTES || !COMPACT_JWS.test(proof))
+        return invalid('dpop.format', 'The DPoP header is not a compact JWS.', attributes);
+      let header: Record<string, unknown>;
+      try {
+        header = decodeProtectedHeader(proof);
+      } catch {
+        return invalid('dpop.format', 'The DPoP header is not a compact JWS.', attributes);
+      }
+      if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt')
+        return invalid('dpop.typ', 'The DPoP proof must have typ "dpop+jwt".', attributes);
+      if (typeof header.alg !== 'string' || !allowed.has(header.alg))
+        return invalid('dpop.alg', `The DPoP proof must be signed with one of ${algs}.`, attributes);
+      const jwk = header.jwk;
+      if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk) || PRIVATE_MEMBERS.some((m) => m in jwk))
+        return invalid('dpop.jwk', 'The DPoP proof must carry the public key it is signed with (jwk).', attributes);
+      return verify(proof, request, token, jkt, jwk, attributes);
+    },
+  };
+}
