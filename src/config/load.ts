@@ -209,7 +209,8 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       if (route.malware_scan) yield issue(['routes', i, 'malware_scan'], 'needs threats.malware (the clamd to scan with)');
     }
   }
-  yield* bucketsThatNeverAllow(config, issue);
+  yield* bucketsThatDoNotLimit(config, issue);
+  yield* threatTimesThatDisable(config, issue);
   if (config.rate_limits.store === 'redis' && !config.rate_limits.redis) {
     yield issue(['rate_limits', 'redis'], 'is required with store: redis (e.g. "redis://127.0.0.1:6379")');
   }
@@ -239,7 +240,8 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
-function* bucketsThatNeverAllow(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+/** Buckets that never allow a request (a cost above their size), or allow every one (refilled every 0 ms). */
+function* bucketsThatDoNotLimit(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const buckets: [(string | number)[], RateLimitConfig | false | undefined][] = [
     [['rate_limits', 'default'], config.rate_limits.default],
     ...routeSettingsOf(config).map(({ at, settings }): [(string | number)[], RateLimitConfig | false | undefined] => [
@@ -248,8 +250,27 @@ function* bucketsThatNeverAllow(config: SidecarConfig, issue: IssueAt): Generato
     ]),
   ];
   for (const [field, bucket] of buckets) {
-    const problem = bucket ? costProblem(bucket) : undefined;
+    if (!bucket) continue;
+    // per / rate is the interval between tokens: 0 admitted everything, and RateLimit said r=Infinity.
+    if (bucket.per !== undefined && bucket.per <= 0)
+      yield issue([...field, 'per'], 'must be more than 0: a bucket refilled every 0 ms limits nothing (e.g. "1s")');
+    const problem = costProblem(bucket);
     if (problem) yield issue([...field, 'cost'], problem);
+  }
+}
+
+/** A time limit of 0 on a threat check turns the check off (or, failing closed, refuses everything). */
+function* threatTimesThatDisable(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const waf = config.threats?.waf;
+  if (waf && waf.budget <= 0) {
+    yield issue(
+      ['threats', 'waf', 'budget'],
+      `must be more than 0: every inspection would time out (${waf.on_timeout === 'allow' ? 'and pass uninspected' : 'and be refused'}); e.g. "20ms"`,
+    );
+  }
+  const malware = config.threats?.malware;
+  if (malware && malware.timeout <= 0) {
+    yield issue(['threats', 'malware', 'timeout'], 'must be more than 0: every scan would time out (e.g. "30s")');
   }
 }
 

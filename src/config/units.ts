@@ -20,7 +20,9 @@ export function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = DURATION.exec(value.trim());
   if (!m) return /^\d+$/.test(value.trim()) ? Number(value.trim()) : undefined;
-  return Math.round(Number(m[1]) * (DURATION_MS[m[2] as string] as number));
+  const ms = Math.round(Number(m[1]) * (DURATION_MS[m[2] as string] as number));
+  // "0.4ms" is not 0: a duration that rounds to none is refused rather than read as "no time".
+  return ms === 0 && Number(m[1]) > 0 ? undefined : ms;
 }
 
 /** Bytes, or undefined when `value` is not a size. Plain numbers are bytes. */

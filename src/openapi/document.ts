@@ -65,23 +65,46 @@ function schemaValidator(version: string): { validate: (doc: unknown) => boolean
  * addresses (its SSRF guard), and a backend serving its own document on 127.0.0.1 is the common
  * case. The URL comes from the operator's configuration, not from a request.
  */
-async function readSource(source: string): Promise<Record<string, unknown>> {
+async function readSource(source: string, timeoutMs: number): Promise<Record<string, unknown>> {
   if (!/^https?:\/\//.test(source)) return (await parse(source)) as Record<string, unknown>;
-  // undici's request follows no redirects.
-  const res = await request(source, { headersTimeout: FETCH_TIMEOUT_MS, bodyTimeout: FETCH_TIMEOUT_MS });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
-  const doc: unknown = parseYaml(text);
+  // undici's request follows no redirects. Its headers and body timeouts bound pauses only: a
+  // document trickled a byte every few seconds never finished (a reload neither applied nor failed,
+  // and held the reloads queued behind it), and an endless one filled memory. So: one deadline for
+  // the whole fetch, and a size cap.
+  const signal = AbortSignal.timeout(timeoutMs);
+  const res = await request(source, { signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).catch((err: unknown) => {
+    throw signal.aborted ? new Error(`no answer within ${timeoutMs / 1000} s`) : err;
+  });
+  if (res.statusCode !== 200) {
+    // dump, not destroy: a destroyed body emits an 'error' nobody listens to, which ended the process.
+    await res.body.dump().catch(() => undefined);
+    throw new Error(`answered ${res.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      // Leaving the loop closes the body (the iterator's return).
+      if (bytes > MAX_DOCUMENT_BYTES) throw new Error(`is larger than ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    throw signal.aborted ? new Error(`was not read whole within ${timeoutMs / 1000} s`) : err;
+  }
+  const doc: unknown = parseYaml(Buffer.concat(chunks, bytes).toString('utf8'));
   if (typeof doc !== 'object' || doc === null) throw new Error('is not a YAML or JSON object');
   return doc as Record<string, unknown>;
 }
 
 const FETCH_TIMEOUT_MS = 10_000;
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
-export async function loadOpenApiDocument(source: string): Promise<OpenApiDocument> {
+/** `fetchTimeoutMs`: the whole fetch of a URL document (tests shorten it). */
+export async function loadOpenApiDocument(source: string, fetchTimeoutMs = FETCH_TIMEOUT_MS): Promise<OpenApiDocument> {
   let raw: Record<string, unknown>;
   try {
-    raw = await readSource(source);
+    raw = await readSource(source, fetchTimeoutMs);
   } catch (err) {
     throw new OpenApiError('#', `cannot read ${source}: ${(err as Error).message.split('\n')[0]}`);
   }

@@ -360,6 +360,31 @@ routes:
   ]);
 });
 
+t.test('a rate limit refilled every 0 ms, or a threat check given no time, is refused: it would limit or check nothing', async (t) => {
+  const text = `${await minimal()}rate_limits:
+  default: { rate: 5, per: 0 }
+routes:
+  - { id: a, path: /a, rate_limit: { rate: 5, per: 0ms } }
+threats:
+  waf: { mode: block, budget: 0, on_timeout: allow }
+  malware: { clamd: "tcp://127.0.0.1:3310", timeout: 0s }
+`;
+  t.same(
+    issuesOf(() => parseSidecarConfig('s.yaml', text)),
+    [
+      's.yaml:9 rate_limits.default.per: must be more than 0: a bucket refilled every 0 ms limits nothing (e.g. "1s")',
+      's.yaml:11 routes[0].rate_limit.per: must be more than 0: a bucket refilled every 0 ms limits nothing (e.g. "1s")',
+      's.yaml:13 threats.waf.budget: must be more than 0: every inspection would time out (and pass uninspected); e.g. "20ms"',
+      's.yaml:14 threats.malware.timeout: must be more than 0: every scan would time out (e.g. "30s")',
+    ],
+  );
+  // A spelling that rounds to no time at all is not a duration.
+  const rounded = issuesOf(() =>
+    parseSidecarConfig('s.yaml', `${text.split('rate_limits:')[0]}rate_limits:\n  default: { rate: 5, per: 0.4ms }\n`),
+  );
+  t.match(rounded, [/^s\.yaml:9 rate_limits\.default\.per: must be a duration .*, got "0\.4ms"$/]);
+});
+
 t.test('limits.max_header_bytes: from 1KiB to 1MiB (2GiB passed and then crashed the process at the first h2 client)', async (t) => {
   for (const [value, line] of [
     ['0', 'got 0 bytes'],
