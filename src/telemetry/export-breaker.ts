@@ -14,6 +14,8 @@ interface Exporter<T extends Counted> {
   export(items: T, resultCallback: (result: ExportResult) => void): void;
   shutdown(): Promise<void>;
   forceFlush?(): Promise<void>;
+  /** Gives up the exports in flight (their caller has counted them): span-batch-queue.ts. */
+  abort?(): void;
 }
 
 export interface DropCounter {
@@ -22,6 +24,8 @@ export interface DropCounter {
 
 export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inner: E, pauseMs: number, counter: DropCounter): E {
   let closedUntil = 0;
+  // Exports started before the last abort: their caller gave them up and counted them, so their late failures are not counted again.
+  let aborts = 0;
   const wrapped: Exporter<T> = {
     export(items, resultCallback) {
       if (Date.now() < closedUntil) {
@@ -29,13 +33,20 @@ export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inne
         resultCallback({ code: ExportResultCode.FAILED });
         return;
       }
+      const round = aborts;
       inner.export(items, (result) => {
-        if (result.code !== ExportResultCode.SUCCESS) {
+        if (result.code !== ExportResultCode.SUCCESS && round === aborts) {
           closedUntil = Date.now() + pauseMs;
           counter.dropped += items.length;
         }
         resultCallback(result);
       });
+    },
+    // A collector that did not answer in time is treated as one that failed.
+    abort() {
+      aborts++;
+      closedUntil = Date.now() + pauseMs;
+      inner.abort?.();
     },
     shutdown: () => inner.shutdown(),
     forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),

@@ -69,6 +69,15 @@ function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'me
 /** A collector that is down: one failed export, then batches dropped unserialized for this long. */
 const BREAKER_PAUSE_MS = 5000;
 
+/**
+ * Request spans waiting for export, in encoded bytes (span-batch-queue.ts): room for 2 048 spans
+ * of a long path and an event or two each. With the batch in export and the buffers' slack (a
+ * buffer holds at most twice its bytes), a collector that takes nothing holds less than 16 MiB.
+ */
+const REQUEST_SPANS_QUEUE_BYTES = 4 * 1024 * 1024;
+/** One export request of request spans: well under what collectors accept (4 MiB for gRPC, 20 for the OTel collector's HTTP). */
+const REQUEST_SPANS_BATCH_BYTES = 1024 * 1024;
+
 /** Spans and log records dropped because the collector could not take them. */
 const dropped: DropCounter = { dropped: 0 };
 
@@ -83,10 +92,11 @@ export function startOtel(
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   const json = protocol === 'http/json';
   // Without an explicit url/headers the exporters read OTEL_EXPORTER_OTLP_* themselves.
+  const timeoutMillis = cfg?.timeout ?? 10_000;
   const common = (signal: 'traces' | 'logs' | 'metrics') => ({
     ...(cfg?.endpoint ? { url: signalUrl(cfg.endpoint, signal) } : {}),
     ...(cfg?.headers ? { headers: cfg.headers } : {}),
-    timeoutMillis: cfg?.timeout ?? 10_000,
+    timeoutMillis,
   });
   const traceExporter = withExportBreaker(
     json ? new TracesJson(common('traces')) : createProtobufSpanExporter(common('traces')),
@@ -96,7 +106,7 @@ export function startOtel(
   const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, dropped);
   // Its requests end when the reader gives up on an export (at most one interval), or a slow
   // collector gathers one open request per interval.
-  const metricsTimeout = Math.min(cfg?.timeout ?? 10_000, cfg?.export_interval ?? 10_000);
+  const metricsTimeout = Math.min(timeoutMillis, cfg?.export_interval ?? 10_000);
   const metricsOptions = { ...common('metrics'), timeoutMillis: metricsTimeout };
   const metricExporter = json ? new MetricsJson(metricsOptions) : new MetricsProto(metricsOptions);
   const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
@@ -121,7 +131,12 @@ export function startOtel(
         withExportBreaker(createSpanBatchExporter(common('traces')), BREAKER_PAUSE_MS, dropped),
         resource,
         scope,
-        batch,
+        {
+          ...batch,
+          maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES,
+          maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES,
+          exportTimeoutMillis: timeoutMillis,
+        },
         dropped,
       );
   // The three providers registered as @opentelemetry/sdk-node's NodeSDK would (Warden no longer
@@ -148,7 +163,8 @@ export function startOtel(
   const meter = metrics.getMeter(scope.name, scope.version);
   meter
     .createObservableCounter('warden.telemetry.dropped', {
-      description: 'Spans and log records dropped: the collector was down or refused them, or request spans found their export queue full.',
+      description:
+        'Spans and log records dropped: the collector was down, refused them or did not answer in time, or request spans found their export queue full.',
     })
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {

@@ -23,6 +23,7 @@ const START = 0x39;
 const END = 0x41;
 const ATTRIBUTE = 0x4a;
 const EVENT = 0x5a;
+const DROPPED_EVENTS = 0x60;
 /** ScopeSpans.spans: what each span of a batch is wrapped in. */
 const SCOPE_SPAN = 0x12;
 const HAS_IS_REMOTE = 0x100;
@@ -117,13 +118,13 @@ function serverName(w: Writer, method: string, route: string): void {
   w.string(`${method} ${route}`);
 }
 
-/** The fields after a span's attributes and events that a request span always has the same way. */
-function tail(w: Writer, errored: boolean, traceFlags: number, parentIsRemote: boolean): void {
-  w.ensure(14);
+/** The fields after a span's events: their dropped count (request-span-events.ts), then what a request span always has the same way. */
+function tail(w: Writer, droppedEvents: number, errored: boolean, traceFlags: number, parentIsRemote: boolean): void {
+  w.byte(DROPPED_EVENTS); // after the events; dropped attributes is written before them
+  w.varint(droppedEvents);
+  w.ensure(12);
   const buf = w.buf;
   let p = w.pos;
-  buf[p++] = 0x60; // dropped events: 0 (after the events; dropped attributes is written before them)
-  buf[p++] = 0;
   buf[p++] = 0x70; // dropped links: 0 (a request span has no links)
   buf[p++] = 0;
   buf[p++] = 0x7a; // status: its code alone
@@ -167,7 +168,7 @@ function clientSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
   stringAttribute(w, METHOD, request.method);
   intAttribute(w, STATUS_CODE, status);
   droppedAttributes(w);
-  tail(w, spanErrored(status), server.traceFlags, server.isRemote === true);
+  tail(w, 0, spanErrored(status), server.traceFlags, server.isRemote === true);
   w.close(at);
 }
 
@@ -208,7 +209,7 @@ function serverSpan(w: Writer, trace: RequestTrace, request: TracedRequest, stat
       w.byte(EVENT);
       writeEvent(w, e);
     }
-  tail(w, spanErrored(status), server.traceFlags, remote?.isRemote === true);
+  tail(w, trace.droppedEvents, spanErrored(status), server.traceFlags, remote?.isRemote === true);
   w.close(at);
 }
 

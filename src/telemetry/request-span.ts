@@ -50,7 +50,8 @@ export class RequestSpan implements ReadableSpan {
   events = NO_EVENTS as TimedEvent[];
   readonly ended = true;
   readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
+  /** Events past the request span's limit (request-span-events.ts). */
+  droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
   status: SpanStatus = UNSET;
   private finishedAt = 0;

@@ -45,8 +45,10 @@ export class RequestTrace extends SpanContextRef {
   clientStartedAt = 0;
   /** performance.now() at the end (0 until then). */
   endedAt = 0;
-  /** The security events of the request, as span events of its server span. */
+  /** The security events of the request, as span events of its server span (request-span-events.ts). */
   events: TimedEvent[] | undefined = undefined;
+  /** Events past the span's limit: counted, not kept. */
+  droppedEvents = 0;
   /** The last event's name and code: what refused (or flagged) the request, as server span attributes. */
   outcome: string | undefined = undefined;
   outcomeCode: string | undefined = undefined;
@@ -115,6 +117,7 @@ export function requestSpansOf(
     scope,
   ).finish(trace.endedAt);
   if (trace.events !== undefined) server.events = trace.events;
+  server.droppedEventsCount = trace.droppedEvents;
   if (spanErrored(status)) server.status = ERROR;
   if (trace.clientSpanId === undefined) return [server];
   const client = new RequestSpan(

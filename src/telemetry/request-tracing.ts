@@ -1,7 +1,8 @@
 /**
  * A request as OpenTelemetry sees it: a server span (parent: the caller's W3C traceparent), a client
  * span for the upstream call whose context goes to the backend as `traceparent`, request metrics,
- * and every security event of the request as a log record and a span event on its server span.
+ * and every security event of the request as a log record and a span event on its server span
+ * (at most 32 of them: request-span-events.ts).
  *
  * The two spans are made from the request and its trace record (request-trace.ts) when it ends
  * (Otel.endRequest: for OTLP/protobuf written at once into their batch, otlp-request-encoder.ts);
@@ -21,11 +22,11 @@ import {
   type TraceState,
 } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap } from '@opentelemetry/api-logs';
-import { hrTime, sanitizeAttributes } from '@opentelemetry/core';
 import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import type { EventSink, Severity } from './events.js';
 import type { Otel } from './otel.js';
 import { NO_ATTRIBUTES, NO_LINKS } from './otel-sampler.js';
+import { addRequestSpanEvent } from './request-span-events.js';
 import { RequestTrace, type TracedRequest } from './request-trace.js';
 import { generateSpanId, generateTraceId } from './span-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
@@ -138,7 +139,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       const req = context instanceof RequestTrace ? context : undefined;
       // Events after the request's end (a response checked late) are log records only: its spans are gone.
       if (req?.sampled && req.endedAt === 0) {
-        (req.events ??= []).push({ name, attributes: sanitizeAttributes(attributes), time: hrTime(), droppedAttributesCount: 0 });
+        addRequestSpanEvent(req, name, attributes);
         // The stage outcome on the server span: what refused (or flagged) the request, and why.
         req.outcome = name;
         if (attributes['warden.code']) req.outcomeCode = attributes['warden.code'];

@@ -13,7 +13,14 @@
  *
  * The same limits as the SDK's processor: at most `maxQueueSize` spans waiting (more are dropped
  * and counted), a batch sent when it holds `maxExportBatchSize` spans or `scheduledDelayMillis`
- * after its first, one export at a time.
+ * after its first, one export at a time. And two in bytes, which the SDK's does not have: spans
+ * differ in size by a thousand times (a long path, a request's events), so a count alone let a
+ * slow collector hold gigabytes, and made export requests larger than a collector accepts (one
+ * refused request loses every span in it; docs/adversarial.md, defect 109).
+ *
+ * An export is given up after `exportTimeoutMillis`, whatever the exporter does: the library's
+ * timeout is the socket's idle time, which a collector trickling its answer resets with each byte,
+ * and one export that never ended stopped request spans for good (defect 110).
  */
 import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -30,12 +37,20 @@ export interface SpanBatch {
 export interface SpanBatchExporter {
   export(batch: SpanBatch, resultCallback: (result: ExportResult) => void): void;
   shutdown(): Promise<void>;
+  /** Ends the export in flight now (its request destroyed): the queue has given it up. */
+  abort?(): void;
 }
 
 export interface SpanBatchLimits {
   readonly maxQueueSize: number;
   readonly maxExportBatchSize: number;
   readonly scheduledDelayMillis: number;
+  /** Encoded bytes waiting (the batch in export aside): past it, new spans are dropped and counted. */
+  readonly maxQueueBytes: number;
+  /** A batch is sent once it holds this many bytes: at most this plus one request's spans. */
+  readonly maxExportBatchBytes: number;
+  /** An export not answered by then is given up: its spans are counted as dropped and the next batch goes. */
+  readonly exportTimeoutMillis: number;
 }
 
 const FIRST_CAPACITY = 64 * 1024;
@@ -47,6 +62,8 @@ export class SpanBatchQueue implements SpanProcessor {
   private readonly sealed: SpanBatch[] = [];
   /** Spans in `sealed`. */
   private waiting = 0;
+  /** Bytes of the batches in `sealed`. */
+  private waitingBytes = 0;
   private exporting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** A new batch's buffer: a quarter more than the last full batch needed, so that a batch rarely grows (a copy). */
@@ -68,27 +85,34 @@ export class SpanBatchQueue implements SpanProcessor {
     return this.capacity;
   }
 
+  /** Encoded bytes of the spans waiting: the open batch and the sealed ones, not the batch in export. */
+  get queuedBytes(): number {
+    return this.waitingBytes + (this.writer?.pos ?? 0);
+  }
+
   /**
    * Queues `spans` finished spans (Warden's resource and scope), which `write` writes into the
    * batch as ScopeSpans entries (otlp-request-encoder.ts for a request's, `writeSpan` for any).
-   * They stay together in one batch; when the queue is full they are dropped and counted.
+   * They stay together in one batch; when the queue is full they are dropped and counted. Their
+   * size is known only once written, so the bytes waiting may pass `maxQueueBytes` by one request's.
    */
   add(spans: number, write: (w: Writer) => void): void {
     if (this.closed) return;
-    if (this.count + this.waiting + spans > this.limits.maxQueueSize) {
+    const limits = this.limits;
+    if (this.count + this.waiting + spans > limits.maxQueueSize || this.queuedBytes >= limits.maxQueueBytes) {
       this.dropped.dropped += spans;
       return;
     }
     // A batch never holds more than maxExportBatchSize spans.
-    if (this.count + spans > this.limits.maxExportBatchSize) this.sealAndSend(true);
+    if (this.count + spans > limits.maxExportBatchSize) this.sealAndSend(true);
     let w = this.writer;
     if (w === undefined) {
       w = this.writer = this.frame.open(this.capacity);
-      this.timer = setTimeout(() => this.sealAndSend(), this.limits.scheduledDelayMillis);
+      this.timer = setTimeout(() => this.sealAndSend(), limits.scheduledDelayMillis);
       this.timer.unref();
     }
     write(w);
-    if ((this.count += spans) >= this.limits.maxExportBatchSize) this.sealAndSend(true);
+    if ((this.count += spans) >= limits.maxExportBatchSize || w.pos >= limits.maxExportBatchBytes) this.sealAndSend(true);
   }
 
   /** The SDK's own spans go through its batch processor. */
@@ -131,6 +155,7 @@ export class SpanBatchQueue implements SpanProcessor {
     if (full) this.capacity = Math.max(FIRST_CAPACITY, Math.ceil(w.pos * 1.25));
     this.sealed.push({ bytes, length: this.count });
     this.waiting += this.count;
+    this.waitingBytes += bytes.length;
     this.count = 0;
   }
 
@@ -139,12 +164,28 @@ export class SpanBatchQueue implements SpanProcessor {
     const batch = this.sealed.shift();
     if (batch === undefined) return;
     this.waiting -= batch.length;
-    // Failures are the exporter's to count (export-breaker.ts); the callback always comes, at the
-    // latest after its timeout. One that throws instead loses its batch, never the queue.
+    this.waitingBytes -= batch.bytes.length;
+    // Failures are the exporter's to count (export-breaker.ts). An export not answered by the
+    // deadline is the queue's: counted, its request ended if the exporter can, a late answer
+    // ignored. One that throws loses its batch, never the queue.
     this.exporting = new Promise<void>((resolve) => {
+      const deadline = setTimeout(() => {
+        this.dropped.dropped += batch.length;
+        resolve(); // the next export starts after this callback, once abort has ended this one
+        try {
+          this.exporter.abort?.();
+        } catch {
+          // Given up either way.
+        }
+      }, this.limits.exportTimeoutMillis);
+      deadline.unref(); // the export's own request keeps the process alive while it runs
       try {
-        this.exporter.export(batch, () => resolve());
+        this.exporter.export(batch, () => {
+          clearTimeout(deadline);
+          resolve();
+        });
       } catch {
+        clearTimeout(deadline);
         this.dropped.dropped += batch.length;
         resolve();
       }

@@ -3,9 +3,10 @@
  * against the RequestSpan records `requestSpansOf` makes of the same request, encoded by the
  * general encoder (itself checked against otlp-transformer's serializer in otlp-span-encoder.test)
  * and by that reference serializer: for any request (Unicode and long methods, paths, routes and
- * ids, a remote parent or none, trace state, flags, events, a refusal's outcome, any status,
- * forwarded or not), the same bytes; and queued as the sidecar queues them, batches that never
- * split a request or exceed their size.
+ * ids, a remote parent or none, trace state, flags, events and a count of dropped ones, a
+ * refusal's outcome, any status, forwarded or not), the same bytes; and queued as the sidecar
+ * queues them, batches that never split a request or exceed their size, in spans or in bytes
+ * (but for their last request).
  */
 import t from 'tap';
 import fc from 'fast-check';
@@ -59,6 +60,7 @@ const ended = fc
     clientSpanId: fc.option(hex(8), { nil: undefined }),
     times: fc.tuple(now, now, now),
     events: fc.option(fc.array(event, { minLength: 1, maxLength: 3 }), { nil: undefined }),
+    droppedEvents: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 31 - 1 })),
     outcome: fc.option(text, { nil: undefined }),
     outcomeCode: fc.option(text, { nil: undefined }),
     method: text,
@@ -75,6 +77,7 @@ const ended = fc
     trace.clientSpanId = r.clientSpanId;
     [trace.clientStartedAt, trace.endedAt] = [r.times[1], r.times[2]];
     trace.events = r.events;
+    trace.droppedEvents = r.droppedEvents;
     trace.outcome = r.outcome;
     trace.outcomeCode = r.outcomeCode;
     const request: TracedRequest = {
@@ -116,35 +119,55 @@ t.test('written from the trace: the bytes of its span records', async (t) => {
 });
 
 /** The batches a queue sends for `requests`, and the span records of each request. */
-async function queued(requests: Ended[], maxExportBatchSize: number): Promise<SpanBatch[]> {
+async function queued(requests: Ended[], maxExportBatchSize: number, maxExportBatchBytes: number): Promise<SpanBatch[]> {
   const exporter = collectingExporter();
-  const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
+  const limits = {
+    maxQueueSize: 1_000_000,
+    maxExportBatchSize,
+    scheduledDelayMillis: 60_000,
+    maxQueueBytes: Infinity,
+    maxExportBatchBytes,
+    exportTimeoutMillis: 60_000,
+  };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
   for (const r of requests) queue.add(requestSpanCount(r.trace), (w) => writeRequestSpans(w, r.trace, r.request, r.status));
   await queue.shutdown();
   return exporter.sent;
 }
 
-t.test('queued: each batch the reference bytes of whole requests, never more spans than its size', async (t) => {
-  await fuzzAsync(
-    t,
-    'otlp.request-batches',
-    [fc.array(ended, { maxLength: 10 }), fc.integer({ min: 2, max: 5 })],
-    async (requests, size) => {
-      const sent = await queued(requests, size);
-      let next = 0;
-      for (const [i, batch] of sent.entries()) {
-        if (batch.length > size) throw new Error(`batch ${i} holds ${batch.length} spans, more than ${size}`);
-        const spans = [];
-        while (next < requests.length && spans.length < batch.length) {
-          const r = requests[next++] as Ended;
-          spans.push(...requestSpansOf(r.trace, r.request, r.status, resource, scope));
+t.test(
+  'queued: each batch the reference bytes of whole requests, never more spans than its size, nor bytes past its bound but for its last request',
+  async (t) => {
+    await fuzzAsync(
+      t,
+      'otlp.request-batches',
+      [
+        fc.array(ended, { maxLength: 10 }),
+        fc.integer({ min: 2, max: 5 }),
+        fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 4000 })),
+      ],
+      async (requests, size, bytes) => {
+        const sent = await queued(requests, size, bytes);
+        let next = 0;
+        for (const [i, batch] of sent.entries()) {
+          if (batch.length > size) throw new Error(`batch ${i} holds ${batch.length} spans, more than ${size}`);
+          const spans = [];
+          // The bytes of the batch's requests before its last: under the bound, or the batch would have been sent without the last.
+          let before = 0;
+          let last = 0;
+          while (next < requests.length && spans.length < batch.length) {
+            const r = requests[next++] as Ended;
+            spans.push(...requestSpansOf(r.trace, r.request, r.status, resource, scope));
+            before += last;
+            last = direct(r).length;
+          }
+          if (before >= bytes) throw new Error(`batch ${i} went on past ${bytes} bytes (${before} before its last request)`);
+          if (spans.length !== batch.length) throw new Error(`batch ${i} says ${batch.length} spans, its requests have ${spans.length}`);
+          differ(`batch ${i}`, Buffer.from(batch.bytes), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array));
         }
-        if (spans.length !== batch.length) throw new Error(`batch ${i} says ${batch.length} spans, its requests have ${spans.length}`);
-        differ(`batch ${i}`, Buffer.from(batch.bytes), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array));
-      }
-      if (next !== requests.length) throw new Error(`${requests.length - next} requests were not sent`);
-    },
-    { runs: 150 },
-  );
-});
+        if (next !== requests.length) throw new Error(`${requests.length - next} requests were not sent`);
+      },
+      { runs: 150 },
+    );
+  },
+);

@@ -140,7 +140,14 @@ const NO_SPANS_ORIGIN = { resource: resourceFromAttributes({}), instrumentationS
 const queued = async (spans: ReadableSpan[], maxExportBatchSize: number): Promise<SpanBatch[]> => {
   const exporter = collectingExporter();
   const { resource, instrumentationScope: scope } = spans[0] ?? NO_SPANS_ORIGIN;
-  const limits = { maxQueueSize: 1_000_000, maxExportBatchSize, scheduledDelayMillis: 60_000 };
+  const limits = {
+    maxQueueSize: 1_000_000,
+    maxExportBatchSize,
+    scheduledDelayMillis: 60_000,
+    maxQueueBytes: Infinity,
+    maxExportBatchBytes: Infinity,
+    exportTimeoutMillis: 60_000,
+  };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
   for (const s of spans) queue.add(1, (w) => writeSpan(w, s));
   await queue.shutdown();

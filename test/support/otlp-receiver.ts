@@ -2,6 +2,8 @@
  * An OTLP/HTTP receiver for the tests: accepts /v1/traces, /v1/logs and /v1/metrics in protobuf
  * (decoded with protobufjs from the OTLP schema below: the opentelemetry-proto field numbers) or
  * JSON, and normalises both into one shape (hex ids, plain attribute objects) the tests assert on.
+ * It can also stand for a collector that misbehaves with trace exports: one that never answers them,
+ * or one that trickles its first answer (`OtlpReceiverOptions`).
  */
 import { createServer, type Server } from 'node:http';
 import protobuf from 'protobufjs';
@@ -22,7 +24,7 @@ message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans =
 message ScopeSpans { InstrumentationScope scope = 1; repeated Span spans = 2; }
 message Span { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; bytes parent_span_id = 4; string name = 5;
   int32 kind = 6; fixed64 start_time_unix_nano = 7; fixed64 end_time_unix_nano = 8; repeated KeyValue attributes = 9;
-  repeated Event events = 11; Status status = 15;
+  repeated Event events = 11; uint32 dropped_events_count = 12; Status status = 15;
   message Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; } }
 message Status { string message = 2; int32 code = 3; }
 message ExportLogsServiceRequest { repeated ResourceLogs resource_logs = 1; }
@@ -58,6 +60,7 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Attrs;
   events: { name: string; attributes: Attrs }[];
+  droppedEventsCount: number;
   resource: Attrs;
 }
 export interface ReceivedLog {
@@ -74,8 +77,19 @@ export interface ReceivedMetric {
   points: { attributes: Attrs; value: number }[];
 }
 
+export interface OtlpReceiverOptions {
+  /**
+   * How trace exports are answered: at once (the default); never (`stall`: a collector that takes
+   * requests and hangs); or the first one with 200 and its headers, then a byte of its body every
+   * 100 ms, never ending (`trickle-first`), and the others at once.
+   */
+  traces?: 'answer' | 'stall' | 'trickle-first';
+}
+
 export interface OtlpReceiver {
   readonly url: string;
+  /** Export requests received, per signal (whether answered or not). */
+  readonly exports: { traces: number; logs: number; metrics: number };
   readonly spans: ReceivedSpan[];
   readonly logs: ReceivedLog[];
   readonly metrics: ReceivedMetric[];
@@ -121,7 +135,9 @@ function asBytes(v: unknown): unknown {
   return Array.isArray(v) ? Uint8Array.from(v as number[]) : v;
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
+  const exports = { traces: 0, logs: 0, metrics: 0 };
+  const trickles: NodeJS.Timeout[] = [];
   const spans: ReceivedSpan[] = [];
   const logs: ReceivedLog[] = [];
   const metrics: ReceivedMetric[] = [];
@@ -133,6 +149,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       const contentType = String(req.headers['content-type'] ?? '');
       const signal = req.url?.endsWith('/v1/traces') ? 'traces' : req.url?.endsWith('/v1/logs') ? 'logs' : 'metrics';
       contentTypes.add(`${signal} ${contentType}`);
+      const nth = ++exports[signal];
       try {
         const doc = toObject(signal, Buffer.concat(chunks), contentType);
         if (signal === 'traces') {
@@ -151,6 +168,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                     name: String(e.name),
                     attributes: attrs(e.attributes as Json[]),
                   })),
+                  droppedEventsCount: Number(s.droppedEventsCount ?? 0),
                   resource,
                 });
               }
@@ -187,7 +205,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
             }
           }
         }
-        res.writeHead(200, { 'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf' });
+        if (signal === 'traces' && options.traces === 'stall') return; // held until the receiver closes
+        const type = contentType.includes('json') ? 'application/json' : 'application/x-protobuf';
+        if (signal === 'traces' && options.traces === 'trickle-first' && nth === 1) {
+          // Each byte resets the sender's idle timeout; the body never ends.
+          res.writeHead(200, { 'content-type': type, 'content-length': 1_000_000 });
+          trickles.push(setInterval(() => res.write('\0'), 100));
+          return;
+        }
+        res.writeHead(200, { 'content-type': type });
         res.end(contentType.includes('json') ? '{}' : undefined);
       } catch (err) {
         res.writeHead(400);
@@ -199,6 +225,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
     url,
+    exports,
     spans,
     logs,
     metrics,
@@ -214,6 +241,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
     close: () =>
       new Promise<void>((r) => {
+        for (const trickle of trickles) clearInterval(trickle);
         server.closeAllConnections();
         server.close(() => r());
       }),

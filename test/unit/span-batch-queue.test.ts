@@ -1,7 +1,8 @@
 /**
  * The request spans' export queue (src/telemetry/span-batch-queue.ts): its limits are those of the
- * SDK's batch processor. Batches go out when full or after the delay, one export at a time, in
- * order; a full queue drops and counts; shutdown sends what is left. The bytes of every batch are
+ * SDK's batch processor, and bounds in bytes. Batches go out when full or after the delay, one
+ * export at a time, in order; a full queue drops and counts; an export not answered in time is
+ * given up; shutdown sends what is left. The bytes of every batch are
  * checked against the reference serializer in test/fuzz/otlp-span-encoder, the HTTP export in
  * test/integration/otel.
  */
@@ -27,16 +28,23 @@ function span(i: number): RequestSpan {
   );
 }
 
-/** An exporter that answers only when told to, so the test sees what waits. */
+/** An exporter that answers only when told to, so the test sees what waits (a stalled collector, if never told). */
 function heldExporter() {
   const sent: SpanBatch[] = [];
   const pending: ((r: ExportResult) => void)[] = [];
   let shutdowns = 0;
+  let aborts = 0;
   return {
     sent,
     pending,
     get shutdowns() {
       return shutdowns;
+    },
+    get aborts() {
+      return aborts;
+    },
+    abort() {
+      aborts++;
     },
     export(batch: SpanBatch, done: (r: ExportResult) => void) {
       sent.push(batch);
@@ -53,11 +61,15 @@ function heldExporter() {
   };
 }
 
+/** Limits in bytes and time that the tests of counts never reach. */
+const UNBOUNDED = { maxQueueBytes: Infinity, maxExportBatchBytes: Infinity, exportTimeoutMillis: 60_000 };
+
 /** A queue of request spans with these limits, in front of a held exporter. */
-function queueWith(maxQueueSize: number, maxExportBatchSize: number, scheduledDelayMillis = 60_000) {
+function queueWith(maxQueueSize: number, maxExportBatchSize: number, scheduledDelayMillis = 60_000, more: Partial<typeof UNBOUNDED> = {}) {
   const exporter = heldExporter();
   const dropped = { dropped: 0 };
-  const queue = new SpanBatchQueue(exporter, resource, scope, { maxQueueSize, maxExportBatchSize, scheduledDelayMillis }, dropped);
+  const limits = { maxQueueSize, maxExportBatchSize, scheduledDelayMillis, ...UNBOUNDED, ...more };
+  const queue = new SpanBatchQueue(exporter, resource, scope, limits, dropped);
   return { exporter, dropped, queue };
 }
 
@@ -161,7 +173,7 @@ t.test('an exporter that throws loses its batch, counted, and the queue goes on'
     exporter,
     resource,
     scope,
-    { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 },
+    { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 60_000, ...UNBOUNDED },
     dropped,
   );
   for (let i = 0; i < 5; i++) queue.add(1, writing(span(i)));
@@ -187,4 +199,73 @@ t.test("a batch's buffer follows the last full batch, up and down", async (t) =>
   t.equal(queue.nextBufferBytes, 64 * 1024, 'after a full batch of small spans, back to 64 KiB');
   await exporter.answer();
   await queue.shutdown();
+});
+
+/** A span of about `bytes` encoded bytes (a long detail stands for a request's events). */
+function sized(i: number, bytes: number): RequestSpan {
+  const s = span(i);
+  s.attributes['warden.detail'] = 'x'.repeat(bytes);
+  return s;
+}
+
+t.test('a stalled collector: the bytes waiting stay under their bound, the rest is dropped and counted', async (t) => {
+  const maxQueueBytes = 64 * 1024;
+  const { exporter, dropped, queue } = queueWith(2048, 512, 60_000, { maxQueueBytes, maxExportBatchBytes: 16 * 1024 });
+  // 2 000 spans of ~4 KB: 8 MB, fewer spans than maxQueueSize; the first batch is never answered.
+  let peak = 0;
+  for (let i = 0; i < 2000; i++) {
+    queue.add(1, writing(sized(i, 4000)));
+    peak = Math.max(peak, queue.queuedBytes);
+  }
+  t.equal(exporter.sent.length, 1, 'one export in flight, never answered');
+  t.ok(peak < maxQueueBytes + 4200, `at most the bound and one span waited: ${peak} bytes (before: every span, 8 MB)`);
+  const kept = Math.ceil(maxQueueBytes / 4000);
+  t.ok(dropped.dropped >= 2000 - kept - 8, `${dropped.dropped} spans were dropped and counted`);
+  t.ok(
+    exporter.sent.every((b) => b.bytes.length < 16 * 1024 + 4200),
+    'a batch holds its bound in bytes and one span at most',
+  );
+  await exporter.answer();
+  t.equal(exporter.sent.length, 2, 'room comes back as batches are sent');
+  queue.add(1, writing(sized(9999, 10)));
+  t.ok(queue.queuedBytes < maxQueueBytes, 'and new spans are taken again');
+  while (exporter.pending.length > 0) await exporter.answer();
+});
+
+t.test('a batch is sent once it holds its bound in bytes, whatever its count', async (t) => {
+  const { exporter, queue } = queueWith(2048, 512, 60_000, { maxExportBatchBytes: 10_000 });
+  for (let i = 0; i < 6; i++) queue.add(1, writing(sized(i, 3000)));
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [4],
+    'four spans of 3 kB fill a batch of 10 kB: sent at once, the rest waits its turn',
+  );
+  const first = exporter.sent[0] as SpanBatch;
+  t.ok(first.bytes.length >= 10_000 && first.bytes.length < 10_000 + 3200, `${first.bytes.length} bytes: the bound and one span at most`);
+  const flushed = queue.shutdown();
+  while (exporter.shutdowns === 0) await exporter.answer();
+  await flushed;
+  t.same(
+    exporter.sent.map((b) => b.length),
+    [4, 2],
+  );
+});
+
+t.test('an export not answered in time is given up: counted, aborted, and the next batch goes', async (t) => {
+  const { exporter, dropped, queue } = queueWith(100, 2, 60_000, { exportTimeoutMillis: 50 });
+  for (let i = 0; i < 4; i++) queue.add(1, writing(span(i)));
+  t.equal(exporter.sent.length, 1, 'the first batch is in export (a collector trickling its answer: the exporter never calls back)');
+  const deadline = Date.now() + 5000;
+  while (exporter.sent.length < 2 && Date.now() < deadline) await sleep(10);
+  t.equal(exporter.sent.length, 2, 'the second batch is sent after the deadline (before: never)');
+  t.equal(dropped.dropped, 2, 'the batch given up is counted as dropped');
+  t.equal(exporter.aborts, 1, 'and its request ended');
+  exporter.pending.shift()?.({ code: 1 });
+  await sleep(1);
+  t.equal(exporter.sent.length, 2, 'a late answer to it changes nothing');
+  t.equal(dropped.dropped, 2);
+  await exporter.answer();
+  t.equal(dropped.dropped, 2, 'an answer in time is not a drop');
+  await queue.shutdown();
+  t.equal(exporter.shutdowns, 1);
 });
