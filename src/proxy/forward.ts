@@ -85,7 +85,9 @@ export function createPool(cfg: UpstreamConfig): Pool {
   return new Pool(origin, {
     connections: cfg.connections,
     pipelining: 1,
-    keepAliveTimeout: cfg.keep_alive,
+    // 0 is "no reuse" (each request on a connection of its own: `reset` in createForwarder); undici
+    // refuses a keep-alive timeout of 0, which made every request fail.
+    keepAliveTimeout: cfg.keep_alive > 0 ? cfg.keep_alive : 1,
     headersTimeout: cfg.timeouts.headers,
     bodyTimeout: cfg.timeouts.body,
     ...(connect ? { connect } : { connectTimeout: cfg.timeouts.connect }),
@@ -403,7 +405,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
 export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTimeoutMs: number): Forwarder {
   const pool = createPool(cfg);
-  const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body };
+  // keep_alive 0: a connection per request (Connection: close). A backend that writes after its
+  // response (a handler that answers twice) can then not hand those bytes to the next caller's
+  // request on a reused connection, which HTTP/1.1 cannot otherwise tell from its answer.
+  const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body, ...(cfg.keep_alive > 0 ? {} : { reset: true }) };
   const exact = exactTimeouts(cfg);
 
   return {
