@@ -344,41 +344,44 @@ t.test(
   },
 );
 
-t.test('upstream.keep_alive: 0 — a connection per request, so bytes a backend writes after its response reach no other request', async (t) => {
-  let connections = 0;
-  const sockets = new Set<import('node:net').Socket>();
-  const backend = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    let buffered = '';
-    socket.on('data', (d: Buffer) => {
-      buffered += d.toString('latin1');
-      while (buffered.includes('\r\n\r\n')) {
-        const head = buffered.slice(0, buffered.indexOf('\r\n\r\n'));
-        buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
-        const path = /^[A-Z]+ (\S+)/.exec(head)?.[1];
-        // A handler that answers, then falls through and answers again a moment later.
-        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
-        if (path === '/answers-twice')
-          setTimeout(() => !socket.destroyed && socket.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nSECOND'), 100).unref();
-      }
+t.test(
+  'upstream.keep_alive: 0 — a connection per request, so bytes a backend writes after its response reach no other request',
+  async (t) => {
+    let connections = 0;
+    const sockets = new Set<import('node:net').Socket>();
+    const backend = createServer((socket) => {
+      connections++;
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      let buffered = '';
+      socket.on('data', (d: Buffer) => {
+        buffered += d.toString('latin1');
+        while (buffered.includes('\r\n\r\n')) {
+          const head = buffered.slice(0, buffered.indexOf('\r\n\r\n'));
+          buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
+          const path = /^[A-Z]+ (\S+)/.exec(head)?.[1];
+          // A handler that answers, then falls through and answers again a moment later.
+          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
+          if (path === '/answers-twice')
+            setTimeout(() => !socket.destroyed && socket.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nSECOND'), 100).unref();
+        }
+      });
     });
-  });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    backend.close();
-  });
-  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
-    upstream: { keep_alive: 0 },
-  });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
-  t.equal((await fetchText(`${s.url}/answers-twice`, agent)).text, 'first');
-  await new Promise((r) => setTimeout(r, 300));
-  const next = await fetchText(`${s.url}/account`, agent);
-  t.equal(next.status, 200);
-  t.equal(next.text, 'first', "the next request gets its own answer, not the late bytes of another's");
-  t.equal(connections, 2, 'one backend connection per request');
-});
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+      backend.close();
+    });
+    const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
+      upstream: { keep_alive: 0 },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    t.equal((await fetchText(`${s.url}/answers-twice`, agent)).text, 'first');
+    await new Promise((r) => setTimeout(r, 300));
+    const next = await fetchText(`${s.url}/account`, agent);
+    t.equal(next.status, 200);
+    t.equal(next.text, 'first', "the next request gets its own answer, not the late bytes of another's");
+    t.equal(connections, 2, 'one backend connection per request');
+  },
+);
