@@ -55,6 +55,10 @@ export const telemetry = {
           'x-expect': 'header names and values, e.g. { authorization: "Bearer …" }',
         },
         sampling_ratio: { type: 'number', minimum: 0, maximum: 1, 'x-expect': 'a number from 0 to 1' },
+        trust_trace_context: {
+          enum: ['all', 'peers', 'none'],
+          'x-expect': '"all" (join any caller\'s trace), "peers" (only callers with a verified certificate) or "none"',
+        },
         export_interval: {
           'x-duration': MAX_TIMER_MS,
           'x-expect': `a duration like "1s" (batches and metrics leave at least this often), ${TIMER_EXPECT}`,

@@ -350,6 +350,12 @@ export interface OtlpConfig {
   headers?: Record<string, string>;
   /** Share of new traces kept (callers' sampling decisions are honoured). */
   sampling_ratio?: number;
+  /**
+   * Whose trace context (traceparent, tracestate, baggage) a request joins: anyone's (default), only
+   * callers with a verified client certificate, or nobody's. An untrusted caller's starts a new
+   * trace: it can neither choose the sampling (flood the collector) nor graft spans onto a trace.
+   */
+  trust_trace_context?: 'all' | 'peers' | 'none';
   /** Batches leave at least this often (ms); metrics are exported at this interval too. */
   export_interval?: number;
   /** Per export request (ms). */

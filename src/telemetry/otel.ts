@@ -37,6 +37,8 @@ export interface Otel {
   readonly meter: Meter;
   /** Request spans are sampled and queued for export outside the SDK's tracer (request-tracing.ts). */
   readonly sampling: Sampling;
+  /** Whose trace context a request joins (telemetry.otlp.trust_trace_context). */
+  readonly trustTraceContext: 'all' | 'peers' | 'none';
   /**
    * Queues a finished request's spans for export: for OTLP/protobuf written at once into the batch
    * they will be sent in (span-batch-queue.ts says why), for JSON as RequestSpan records, which the
@@ -169,6 +171,7 @@ export function startOtel(
     .addCallback((observer) => observer.observe(dropped.dropped));
   return {
     sampling,
+    trustTraceContext: cfg?.trust_trace_context ?? 'all',
     endRequest: requestSpans
       ? (trace, request, status) => requestSpans.add(requestSpanCount(trace), (w) => writeRequestSpans(w, trace, request, status))
       : (trace, request, status) => {

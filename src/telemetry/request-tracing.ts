@@ -70,6 +70,10 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
   // The headers the configured propagators read (traceparent, tracestate, baggage by default).
   const fields = propagation.fields();
   const carriesContext = (headers: TracedRequest['headers']) => fields.some((f) => headers[f] !== undefined);
+  // Whose context is joined: an untrusted caller's starts a new trace, sampled by our ratio (it
+  // could otherwise force every span of its flood to be recorded, or graft spans onto a trace).
+  const trust = otel.trustTraceContext;
+  const joins = (ctx: TracedRequest) => trust === 'all' || (trust === 'peers' && ctx.peer.verified);
   const w3cOnly = onlyW3cPropagators(fields);
   const headerGetter = {
     get: (carrier: TracedRequest['headers'], key: string) => carrier[key],
@@ -79,7 +83,8 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
   return {
     start(ctx) {
       // Most requests from outside carry no trace context: nothing to extract, a new trace.
-      const parent = carriesContext(ctx.headers) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
+      const parent =
+        carriesContext(ctx.headers) && joins(ctx) ? propagation.extract(ROOT_CONTEXT, ctx.headers, headerGetter) : ROOT_CONTEXT;
       let remote: SpanContext | undefined;
       let traceId: string;
       let sampled: boolean;

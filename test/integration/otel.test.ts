@@ -204,6 +204,21 @@ t.test('sampling: a ratio for new traces, the caller’s decision honoured', asy
   t.equal(receiver.spans.filter((s) => s.traceId !== sampled).length, 0, 'with sampling_ratio 0, new traces are not recorded either');
 });
 
+t.test('trust_trace_context: peers — a caller without a verified certificate starts a new trace, whatever it sent', async (t) => {
+  const { backend, warden, agent } = await tracedSidecar(t, { sampling_ratio: 0, trust_trace_context: 'peers' });
+  const traceId = randomBytes(16).toString('hex');
+  const res = await fetchText(`${warden.url}/x`, agent, {
+    headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, tracestate: 'vendor=abc', baggage: 'tenant=acme' },
+  });
+  t.equal(res.status, 200);
+  const seen = backend.requests.at(-1)?.headers ?? {};
+  const forwarded = String(seen.traceparent);
+  t.match(forwarded, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'a trace of its own, sampled by the ratio (0), not by the caller’s flag');
+  t.not(forwarded.split('-')[1], traceId, 'not grafted onto the caller’s trace');
+  t.equal(seen.tracestate, undefined, 'the caller’s state is not passed on');
+  t.equal(seen.baggage, undefined, 'nor its baggage');
+});
+
 t.test('OTEL_PROPAGATORS=b3: the backend gets B3 headers, not W3C ones', async (t) => {
   const { backend, warden, agent } = await tracedSidecar(t, {}, { OTEL_PROPAGATORS: 'b3' });
   const traceId = randomBytes(16).toString('hex');
