@@ -6,25 +6,18 @@
  * a number must be spelled plainly (number-spellings.ts): ajv's coercion reads `1000000e-4` as 100.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Ajv as AjvCore, ErrorObject, ValidateFunction } from 'ajv';
-import { Ajv } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
-import { acyclicSchema } from './acyclic-schema.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import type { Violation } from './violation.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
-
-// ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
-type AddFormats = (ajv: AjvCore) => AjvCore;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
+import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
+import { escapePointer } from './subschemas.js';
 
 export type { Violation } from './violation.js';
 
@@ -45,47 +38,6 @@ export interface RequestValidator {
    * other stages. Returns 'unsupported' for a content type the operation does not list.
    */
   body(contentType: string | undefined, request: BufferedBody): BodyVerdict | Promise<BodyVerdict>;
-}
-
-const OPENAPI_FORMATS: Record<string, { type: 'number' | 'string'; validate: (v: never) => boolean }> = {
-  int32: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 },
-  // ±2^63 as a double tells them: 2^63 - 1 reads as 2^63 (so does anything up to 1 024 past it);
-  // `1e30` is an integer to JavaScript but overflows every backend's int64.
-  int64: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 63) && n <= 2 ** 63 },
-  float: { type: 'number', validate: () => true },
-  double: { type: 'number', validate: () => true },
-  byte: { type: 'string', validate: (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) },
-  binary: { type: 'string', validate: () => true },
-  password: { type: 'string', validate: () => true },
-};
-
-/** Two ajv instances per dialect: parameters arrive as strings and are coerced; bodies are not. */
-function makeAjv(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
-  const options = {
-    strict: false,
-    allErrors: false,
-    coerceTypes: coerce ? ('array' as const) : false,
-    logger: false as const,
-    discriminator: true,
-    code: AJV_CODE_OPTIONS,
-  };
-  const ajv: AjvCore = dialect === '3.1' ? new Ajv2020(options) : new Ajv(options);
-  addFormats(ajv);
-  for (const [name, def] of Object.entries(OPENAPI_FORMATS)) ajv.addFormat(name, def as never);
-  return ajv;
-}
-
-/** A body-style (no coercion) validator for a schema of the document's dialect. */
-export function compileSchema(dialect: '3.0' | '3.1', schema: Record<string, unknown>): ValidateFunction {
-  return ajvFor(dialect, false).compile(acyclicSchema(schema));
-}
-
-const ajvCache = new Map<string, AjvCore>();
-function ajvFor(dialect: '3.0' | '3.1', coerce: boolean): AjvCore {
-  const key = dialect + String(coerce);
-  let ajv = ajvCache.get(key);
-  if (!ajv) ajvCache.set(key, (ajv = makeAjv(dialect, coerce)));
-  return ajv;
 }
 
 function firstViolation(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Violation {
@@ -283,7 +235,16 @@ export interface ValidatorOptions {
   unknownQuery: 'allow' | 'refuse';
 }
 
-export function compileRequestValidator(op: Operation, options: ValidatorOptions): RequestValidator {
+/**
+ * `compiler`: the generation's (compilePlan makes one per plan, so that a reload's validators go
+ * with their plan); a compiler of its own by default. Throws OpenApiError for a schema that cannot
+ * be used (a pattern RE2 cannot run, a schema too large), naming where it is.
+ */
+export function compileRequestValidator(
+  op: Operation,
+  options: ValidatorOptions,
+  compiler: SchemaCompiler = createSchemaCompiler(),
+): RequestValidator {
   const byIn = {
     path: [] as ParameterObject[],
     query: [] as ParameterObject[],
@@ -314,7 +275,10 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     },
   };
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
-  const validateParams: ValidateFunction | undefined = hasParams ? ajvFor(op.dialect, true).compile(acyclicSchema(paramSchema)) : undefined;
+  for (const p of op.parameters) compiler.check(p.schema, { pointer: op.pointer, label: `parameter "${p.name}" in ${p.in}` });
+  const validateParams: ValidateFunction | undefined = hasParams
+    ? compiler.compile(op.dialect, paramSchema, true, { pointer: op.pointer, label: 'parameters' })
+    : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
   const queryNames = compileNameReadings(byIn.query);
 
@@ -330,7 +294,11 @@ export function compileRequestValidator(op: Operation, options: ValidatorOptions
     }
     bodyValidators.set(
       type.toLowerCase(),
-      media.schema ? ajvFor(op.dialect, FIELD_MEDIA_TYPES.has(type.toLowerCase())).compile(acyclicSchema(media.schema)) : null,
+      media.schema
+        ? compiler.compile(op.dialect, media.schema, FIELD_MEDIA_TYPES.has(type.toLowerCase()), {
+            pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema`,
+          })
+        : null,
     );
   }
   // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.

@@ -10,19 +10,28 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
-import { compileSchema } from './request-validator.js';
 import type { Violation } from './request-validator.js';
+import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
+import { escapePointer } from './subschemas.js';
 
 export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | undefined;
 
 const identity = (coding: string | undefined) => coding === undefined || coding.trim().toLowerCase() === 'identity' || coding === '';
 
-export function compileResponseCheck(op: Operation): ResponseCheck {
+/** `compiler`: the generation's, as for compileRequestValidator. */
+export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = createSchemaCompiler()): ResponseCheck {
   const byStatus = new Map<string, Map<string, ValidateFunction | null>>();
   for (const [status, response] of Object.entries(op.responses)) {
     const media = new Map<string, ValidateFunction | null>();
     for (const [type, m] of Object.entries(response.content ?? {}))
-      media.set(type.toLowerCase(), m.schema ? compileSchema(op.dialect, m.schema) : null);
+      media.set(
+        type.toLowerCase(),
+        m.schema
+          ? compiler.compile(op.dialect, m.schema, false, {
+              pointer: `${op.pointer}/responses/${escapePointer(status)}/content/${escapePointer(type)}/schema`,
+            })
+          : null,
+      );
     byStatus.set(status.toUpperCase(), media);
   }
   return (status, headers, body) => {

@@ -19,6 +19,8 @@ import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '..
 import type { Operation } from '../openapi/operations.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
+import { OpenApiError } from '../openapi/document.js';
+import { createSchemaCompiler, type SchemaCompiler } from '../openapi/schema-compiler.js';
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
@@ -155,6 +157,7 @@ function buildStages(
   policy: RoutePolicy,
   maxBodyBytes: number,
   deps: PlanDeps,
+  schemas: SchemaCompiler,
 ): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody'> {
   const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
@@ -187,7 +190,8 @@ function buildStages(
   }
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
-    const validator = compileRequestValidator(op, { unknownQuery: config.openapi?.validation.unknown_query ?? 'allow' });
+    const unknownQuery = config.openapi?.validation.unknown_query ?? 'allow';
+    const validator = documentProblem(config, () => compileRequestValidator(op, { unknownQuery }, schemas));
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) {
       bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
@@ -273,17 +277,30 @@ function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
   return { mtls: 'require' as const, allow, ownId: undefined };
 }
 
+/** A schema of the document that cannot be used (OpenApiError) as a PlanError on `openapi.document`, with the document and the pointer. */
+function documentProblem<T>(config: SidecarConfig, compile: () => T): T {
+  try {
+    return compile();
+  } catch (err) {
+    if (err instanceof OpenApiError)
+      throw new PlanError(['openapi', 'document'], `${config.openapi?.document ?? ''} ${err.pointer}: ${err.message}`);
+    throw err;
+  }
+}
+
 function routePlan(
   route: { id: string; methods: readonly string[] },
   config: SidecarConfig,
   policy: RoutePolicy,
   maxBodyBytes: number,
   deps: PlanDeps,
+  schemas: SchemaCompiler,
 ): RoutePlan {
   const { id } = route;
-  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, route, policy, maxBodyBytes, deps);
+  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, route, policy, maxBodyBytes, deps, schemas);
+  const op = policy.operation?.op;
   const responseCheck =
-    policy.operation && config.openapi?.validation.responses === 'report' ? compileResponseCheck(policy.operation.op) : undefined;
+    op && config.openapi?.validation.responses === 'report' ? documentProblem(config, () => compileResponseCheck(op, schemas)) : undefined;
   return Object.freeze({
     id,
     idJson: JSON.stringify(id),
@@ -297,6 +314,8 @@ function routePlan(
 }
 
 export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
+  // This plan's ajv instances: its validators are collected with it once it is replaced and drained.
+  const schemas = createSchemaCompiler();
   const globalPolicy: RoutePolicy = {
     access: config.access,
     peers: config.peers,
@@ -307,7 +326,14 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     malwareScan: false,
     waf: true,
   };
-  const defaultRoute = routePlan({ id: '_default', methods: [ANY_METHOD] }, config, globalPolicy, config.limits.max_body_bytes, deps);
+  const defaultRoute = routePlan(
+    { id: '_default', methods: [ANY_METHOD] },
+    config,
+    globalPolicy,
+    config.limits.max_body_bytes,
+    deps,
+    schemas,
+  );
   const routes: RoutePlan[] = [];
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
@@ -336,7 +362,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
   const declaredMethods = new Set<string>();
   const headFollowsGet: [RouteEntry, RoutePlan][] = [];
   for (const entry of entries) {
-    const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps);
+    const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps, schemas);
     routes.push(plan);
     for (const path of entry.paths) {
       register(router, { path, methods: entry.methods }, plan, entry.field);

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { Ajv } from 'ajv';
-import { acyclicSchema } from '../../../src/openapi/acyclic-schema.js';
+import { acyclicSchema, MAX_SUBSCHEMAS, SchemaTooLarge } from '../../../src/openapi/acyclic-schema.js';
+import { OpenApiError } from '../../../src/openapi/document.js';
+import { compileNumberSpellings } from '../../../src/openapi/number-spellings.js';
+import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import { CaseVariantFinder, caseVariantOf, declaredNames, foldCase } from '../../../src/openapi/case-variants.js';
 
 /** A dereferenced recursive schema: a node whose children are nodes, and a shared (acyclic) leaf. */
@@ -103,4 +106,81 @@ t.test('CaseVariantFinder: a recursive member declared in two allOf branches (pl
   for (let i = 0; i < 200; i++) doc = { id: i, child: doc };
   t.same(finder.find(doc, ''), { pointer: `${'/child'.repeat(200)}/ID`, declared: 'id' });
   t.equal(finder.find({ id: 1, child: { id: 2, child: { id: 3 } } }, ''), undefined);
+});
+
+/**
+ * Components used twice per level (A_i = {l: A_{i-1}, r: A_{i-1}}), as dereferencing leaves them:
+ * one object reached 2^depth ways. ajv compiled it once per way — a 2 KB document of 16 levels took
+ * `config check` 65 s, and at 15 the validator overflowed the stack on every call (docs/adversarial.md
+ * defect 117). Each shared schema is now a definition, compiled once.
+ */
+function sharedLevels(depth: number): Record<string, unknown> {
+  let a: Record<string, unknown> = { type: 'string', maxLength: 5 };
+  for (let i = 1; i <= depth; i++) a = { type: 'object', properties: { l: a, r: a } };
+  return a;
+}
+
+/** A value down one side of the levels: `{l: {l: … leaf}}`, `depth` deep. */
+function downTheLeft(depth: number, leaf: unknown, side = 'l'): unknown {
+  let v = leaf;
+  for (let i = 0; i < depth; i++) v = { [side]: v };
+  return v;
+}
+
+t.test('acyclicSchema: 20 levels of a component used twice compile once, and validate at depth', async (t) => {
+  const schema = sharedLevels(20);
+  const op = {
+    id: 'post',
+    method: 'POST',
+    paths: ['/t'],
+    pointer: '#/paths/~1t/post',
+    security: undefined,
+    rateLimit: undefined,
+    parameters: [],
+    requestBody: { content: { 'application/json': { schema } } },
+    responses: {},
+    dialect: '3.1' as const,
+  };
+  const v = compileRequestValidator(op, { unknownQuery: 'allow' });
+  const body = (value: unknown) => v.body('application/json', { body: Buffer.from(JSON.stringify(value)) });
+  t.equal(body(downTheLeft(20, 'abc')), undefined, 'a valid value 20 levels deep');
+  t.equal(body(downTheLeft(20, 'abc', 'r')), undefined, 'down the other side');
+  t.match(
+    body(downTheLeft(20, 'toolong')),
+    { pointer: `/body${'/l'.repeat(20)}`, message: /must NOT have more than 5/ },
+    'the leaf at depth 20',
+  );
+  t.match(body(downTheLeft(7, 5)), { pointer: `/body${'/l'.repeat(7)}`, message: 'must be object' }, 'a level in the middle');
+  t.match(
+    body(downTheLeft(19, { L: 'x' })),
+    { pointer: `/body${'/l'.repeat(19)}/L`, message: /only in letter case/ },
+    'a case variant at depth 20',
+  );
+  t.equal(compileNumberSpellings(schema), undefined, 'the number-spelling walk over the levels finds no number');
+  const copy = acyclicSchema(schema) as { definitions?: Record<string, unknown> };
+  t.equal(Object.keys(copy.definitions ?? {}).length, 19, 'one definition per shared level (the leaf stays where it is)');
+});
+
+t.test('acyclicSchema: a schema of more distinct subschemas than MAX_SUBSCHEMAS is refused, naming its place', async (t) => {
+  const huge = {
+    type: 'object',
+    properties: Object.fromEntries(Array.from({ length: MAX_SUBSCHEMAS }, (_, i) => [`p${i}`, { type: 'string' }])),
+  };
+  t.throws(() => acyclicSchema(huge), SchemaTooLarge);
+  const op = {
+    id: 'post',
+    method: 'POST',
+    paths: ['/t'],
+    pointer: '#/paths/~1t/post',
+    security: undefined,
+    rateLimit: undefined,
+    parameters: [],
+    requestBody: { content: { 'application/json': { schema: huge } } },
+    responses: {},
+    dialect: '3.0' as const,
+  };
+  const err = t.throws(() => compileRequestValidator(op, { unknownQuery: 'allow' })) as OpenApiError;
+  t.type(err, OpenApiError);
+  t.equal(err.pointer, '#/paths/~1t/post/requestBody/content/application~1json/schema');
+  t.match(err.message, /more than 10000 distinct subschemas/);
 });
