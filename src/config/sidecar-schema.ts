@@ -169,6 +169,7 @@ export const sidecarSchema = {
           default: 0,
           'x-expect': 'an integer ≥ 0 (0 = unlimited)',
         },
+        max_pipelined_requests: positiveInt(16, 1000),
         max_in_flight: {
           type: 'integer',
           minimum: 0,

@@ -54,6 +54,8 @@ export interface LimitsConfig {
   max_concurrent_streams: number;
   max_connections: number;
   max_requests_per_connection: number;
+  /** HTTP/1.1 requests of one connection inside the sidecar at once; later pipelined ones wait (h1-connection.ts). */
+  max_pipelined_requests: number;
   /** Requests inside the sidecar at once (all connections); beyond it, 503 at once. 0 = unlimited. */
   max_in_flight: number;
   /** Request bodies held in memory at once, over all requests; beyond it 503 (body-budget.ts). */

@@ -185,7 +185,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     let closed = false;
     inFlight++;
     // `on`: a response closes once, and `once` would wrap the listener in a closure and a state object.
+    // Over HTTP/1.1 node:http never closes a pipelined response still queued when the connection
+    // closes: h1-connection.ts closes those. The guard keeps the release to once whoever closes.
     res.on('close', () => {
+      if (closed) return;
       closed = true;
       inFlight--;
       // Also when the response completed: it may have been the sidecar's own refusal (a timeout)

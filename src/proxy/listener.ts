@@ -4,7 +4,7 @@
  * serves HTTP/1.1 at 0.8–0.95× node:https; dispatching by ALPN keeps HTTP/1.1 on Node's fastest path.
  *
  * Limits: handshake, header, request and idle timeouts; header size and count; concurrent streams;
- * connections. Drain: stop accepting, let in-flight requests finish, close keep-alive connections
+ * pipelined requests and unread responses (h1-connection.ts); connections. Drain: stop accepting, let in-flight requests finish, close keep-alive connections
  * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
  *
  * A new secure context that trusts fewer client CAs (a reload that drops one from `client_ca`, a mesh
@@ -34,6 +34,7 @@ import { certificatesOf } from '../mesh/trust-bundle.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
+import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -254,10 +255,17 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       res,
     );
   };
-  const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
+  /** A request started (h1-connection.ts may have held it back): checked against the trust of its connection now. */
+  const startH1Request = (req: IncomingMessage, res: ServerResponse) => {
     if (!distrusted(req.socket)) return options.onRequest(req, res);
     res.shouldKeepAlive = false; // Connection: close
     refuseDistrusted(req.socket as TLSSocket, req.method, res);
+  };
+  // Through the connection's tracker: pipelined requests wait there beyond max_pipelined_requests.
+  const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
+    const connection = h1ConnectionOf(req.socket);
+    if (connection === undefined) startH1Request(req, res);
+    else connection.request(req, res);
   };
   /** Closes an HTTP/1.1 connection: now if idle, else once its response is done (`Connection: close` if not yet sent). */
   const closeH1 = (socket: TLSSocket) => {
@@ -289,6 +297,18 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     session.once('close', () => sessions.delete(socket));
   });
 
+  const h1Limits = {
+    maxPipelined: limits.max_pipelined_requests,
+    sendTimeoutMs: limits.send_timeout,
+    onSendTimeout: (socket: TLSSocket) =>
+      events.emit('warden.http.limit_exceeded', {
+        'client.address': socket.remoteAddress ?? '',
+        'warden.rule': 'limits.send_timeout',
+        'error.type': 'ERR_SEND_TIMEOUT',
+        'warden.detail': `The client read nothing of an ended response for ${limits.send_timeout} ms; the connection is closed.`,
+      }),
+  };
+
   const sockets = new Set<TLSSocket>();
   /** The client CAs the current secure context trusts. */
   let clientTrust = new ClientTrust(options.material.clientCa);
@@ -317,7 +337,10 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       connecting = socket;
       h2.emit('connection', socket);
       connecting = undefined;
-    } else h1.emit('connection', socket);
+    } else {
+      trackH1Connection(socket, h1Limits, startH1Request);
+      h1.emit('connection', socket);
+    }
   });
   /**
    * Reads the caller's certificate once per connection. Revoked certificates are refused here on

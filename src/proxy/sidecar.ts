@@ -219,6 +219,7 @@ function listenerShape(config: SidecarConfig): string {
     request_timeout,
     idle_timeout,
     max_requests_per_connection,
+    max_pipelined_requests,
   } = config.limits;
   return JSON.stringify([
     // The egress listener and its services are started once.
@@ -237,6 +238,7 @@ function listenerShape(config: SidecarConfig): string {
     headers_timeout,
     request_timeout,
     idle_timeout,
+    max_pipelined_requests,
   ]);
 }
 

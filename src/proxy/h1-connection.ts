@@ -1,0 +1,155 @@
+/**
+ * Per inbound HTTP/1.1 connection: how many of its pipelined requests are inside the sidecar, the
+ * responses node:http never closes, and responses ended but never taken by the client.
+ *
+ * node:http hands every request to the handler as soon as it is parsed and answers them in order,
+ * each response queued behind the one before. Three gaps, each found as a leak (docs/adversarial.md
+ * defect 114):
+ * - Nothing bounded how many requests one connection had inside at once: 1 500 pipelined POSTs in
+ *   one write were 1 500 in-flight slots and body leases. Node stops reading only for bytes queued
+ *   in responses, and a request waiting on the backend has none.
+ * - A response still queued when the connection closes never emits 'close' (Node drops its
+ *   queue): the handler, which gives back what a request holds on that event, never did.
+ * - A response ended at once (small, taken whole from the backend) never waits on a write, so the
+ *   forwarder's send timer never runs: a client that reads nothing kept it, and the connection,
+ *   for good.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+
+export interface H1ConnectionLimits {
+  /**
+   * limits.max_pipelined_requests: requests of this connection inside the sidecar at once (from
+   * the handler until their response is written out). Later ones wait, parsed but not started,
+   * and the connection is not read meanwhile; none is refused.
+   */
+  maxPipelined: number;
+  /** limits.send_timeout: a response ended but still not written out this long after is the client's fault. */
+  sendTimeoutMs: number;
+  /** Told before the connection is destroyed for a response the client does not read. */
+  onSendTimeout(socket: TLSSocket): void;
+}
+
+type Dispatch = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** node:http internals: the response writing on the connection now (as in rescue.ts), whether a response has emitted 'close'. */
+type NodeSocket = TLSSocket & { _httpMessage?: ServerResponse | null };
+type NodeResponse = ServerResponse & { _closed?: boolean };
+
+const CONNECTION = Symbol('warden.h1Connection');
+type TrackedSocket = TLSSocket & { [CONNECTION]?: H1Connection };
+
+/** The connection's tracker, made by trackH1Connection. */
+export function h1ConnectionOf(socket: unknown): H1Connection | undefined {
+  return (socket as TrackedSocket)[CONNECTION];
+}
+
+export function trackH1Connection(socket: TLSSocket, limits: H1ConnectionLimits, dispatch: Dispatch): H1Connection {
+  const connection = new H1Connection(socket, limits, dispatch);
+  (socket as TrackedSocket)[CONNECTION] = connection;
+  return connection;
+}
+
+export class H1Connection {
+  /** Responses of requests handed to the handler and not yet closed. */
+  readonly #owed = new Set<ServerResponse>();
+  /** Requests parsed while `maxPipelined` were owed, in order: request, response, request, … */
+  readonly #waiting: (IncomingMessage | ServerResponse)[] = [];
+  /** The connection is not read while requests wait. */
+  #held = false;
+  #closed = false;
+  /**
+   * One timer per connection, not per response: each send_timeout, a response found ended and not
+   * written out at the sweep before and still the one writing is the client's: the connection goes,
+   * between one and two send_timeouts after that response ended (as h2-session-tracker.ts does per stream).
+   */
+  #sendTimer: NodeJS.Timeout | undefined;
+  #unsentAtLastSweep: ServerResponse | undefined;
+  /** A response's 'close' (`this` is the response): one function per connection, none per request. */
+  readonly #onResponseClose: (this: ServerResponse) => void;
+
+  constructor(
+    private readonly socket: NodeSocket,
+    private readonly limits: H1ConnectionLimits,
+    private readonly dispatch: Dispatch,
+  ) {
+    const settle = (res: ServerResponse) => this.#settle(res);
+    this.#onResponseClose = function (this: ServerResponse) {
+      settle(this);
+    };
+    socket.once('close', () => this.#onSocketClose());
+  }
+
+  /** A request node:http has parsed: started now, or once fewer than `maxPipelined` are owed. */
+  request(req: IncomingMessage, res: ServerResponse): void {
+    this.#sendTimer ??= setTimeout(this.#sweep, this.limits.sendTimeoutMs).unref();
+    if (this.#owed.size < this.limits.maxPipelined && this.#waiting.length === 0) return this.#start(req, res);
+    this.#waiting.push(req, res);
+    if (!this.#held) {
+      // The socket, not the parser: node:http's own pause of the parser (for queued response bytes)
+      // fails an HTTPS connection with HPE_PAUSED when TLS hands it the rest of a read. What this
+      // read has brought is still parsed, and waits here; the next is not taken. A waiting request
+      // whose body is still coming resumes it once started and reading its body.
+      this.#held = true;
+      this.socket.pause();
+    }
+  }
+
+  #start(req: IncomingMessage, res: ServerResponse): void {
+    this.#owed.add(res);
+    // `on`: a response closes once, and `once` would wrap the listener in a closure per request.
+    res.on('close', this.#onResponseClose);
+    this.dispatch(req, res);
+  }
+
+  #settle(res: ServerResponse): void {
+    if (!this.#owed.delete(res) || this.#closed) return;
+    const waiting = this.#waiting;
+    while (this.#owed.size < this.limits.maxPipelined && waiting.length > 0) {
+      const req = waiting.shift() as IncomingMessage;
+      this.#start(req, waiting.shift() as ServerResponse);
+    }
+    if (waiting.length === 0 && this.#held) {
+      this.#held = false;
+      // node:http keeps it paused if it has its own reason to (its onSocketResume).
+      this.socket.resume();
+    }
+  }
+
+  readonly #sweep = (): void => {
+    this.#sendTimer = undefined;
+    const head = this.socket._httpMessage;
+    const unsent = head != null && head.writableEnded && !head.writableFinished ? head : undefined;
+    if (unsent !== undefined && unsent === this.#unsentAtLastSweep) {
+      this.limits.onSendTimeout(this.socket);
+      this.socket.destroy();
+      return;
+    }
+    this.#unsentAtLastSweep = unsent;
+    if (head != null || this.#owed.size > 0 || this.#waiting.length > 0) {
+      this.#sendTimer = setTimeout(this.#sweep, this.limits.sendTimeoutMs).unref();
+    }
+  };
+
+  #onSocketClose(): void {
+    this.#closed = true;
+    clearTimeout(this.#sendTimer);
+    this.#unsentAtLastSweep = undefined;
+    // Never started: node:http aborts their requests, and nothing of them is inside the sidecar.
+    this.#waiting.length = 0;
+    // After node:http's own 'close' of the response writing now and of those written out (a tick).
+    if (this.#owed.size > 0) process.nextTick(() => this.#closeLeftovers());
+  }
+
+  /** The responses node:http dropped with its queue: closed as it closes the others, once. */
+  #closeLeftovers(): void {
+    for (const res of this.#owed) {
+      const r = res as NodeResponse;
+      if (r._closed === true) continue;
+      r._closed = true;
+      r.destroyed = true;
+      r.emit('close');
+    }
+    this.#owed.clear();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * HTTP/1.1 pipelining on raw TLS sockets (docs/adversarial.md defect 114): a client that pipelines
+ * many requests and leaves without reading, and one that pipelines and never reads. node:http
+ * never emits 'close' for a response still queued behind an unread one when the connection closes,
+ * and the handler gave back its in-flight slot and body lease only then: every later request got
+ * 503 until restart. Nothing bounded how many requests one connection had inside at once, and a
+ * response ended at once but never read kept its connection for good.
+ */
+import t from 'tap';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { startTestBackend, type TestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
+import { exchange, sleep } from './harness.js';
+
+const PIPELINED = 4;
+const LIMITS = {
+  max_in_flight: 6,
+  max_buffered_bytes: '16KiB',
+  max_pipelined_requests: PIPELINED,
+  send_timeout: '1s',
+};
+
+let backend: TestBackend;
+let s: TestSidecar;
+
+/** A TLS connection over a TCP socket of its own, which `raw.resetAndDestroy()` cuts (RST): a client gone, not one that half-closes. */
+async function open(port: number, ca: string): Promise<{ tls: TLSSocket; raw: Socket }> {
+  const raw = netConnect(port, '127.0.0.1');
+  await new Promise((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+  const tls = tlsConnect({ socket: raw, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] });
+  await new Promise((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
+  tls.on('error', () => undefined);
+  return { tls, raw };
+}
+
+const requestsTo = (path: string) => backend.requests.filter((r) => r.url.startsWith(path)).length;
+const accessLines = (path: string) => s.logs.filter((l) => l.msg === 'request' && String(l['url.path']).startsWith(path));
+
+async function until(predicate: () => boolean, waitMs: number): Promise<void> {
+  for (let waited = 0; waited < waitMs && !predicate(); waited += 50) await sleep(50);
+}
+
+t.test('pipelining', async (t) => {
+  backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  s = await startTestSidecar(t, backend.url, { limits: LIMITS, upstream: { timeouts: { headers: '3s' } } });
+
+  t.test('a client that pipelines bodies and leaves gives back every slot and all of the body budget', async (t) => {
+    const body = 'x'.repeat(2000);
+    const post = `POST /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    for (let round = 1; round <= 3; round++) {
+      const { tls, raw } = await open(s.port, s.ca);
+      tls.pause(); // reads nothing
+      tls.write(post.repeat(30));
+      await until(() => requestsTo('/slow') >= PIPELINED * round, 3000);
+      await sleep(200);
+      t.equal(requestsTo('/slow'), PIPELINED * round, `round ${round}: ${PIPELINED} of the 30 pipelined requests entered the sidecar`);
+      raw.resetAndDestroy();
+      // Each request that entered ends (its access line, aborted) when its connection goes.
+      await until(() => accessLines('/slow').length >= PIPELINED * round, 3000);
+    }
+    const lines = accessLines('/slow');
+    t.equal(lines.length, requestsTo('/slow'), 'one access line per request that entered the sidecar');
+    t.ok(
+      lines.every((l) => l['warden.aborted'] === true),
+      'each recorded as aborted',
+    );
+
+    // Before: every slot and up to 14 000 bytes of budget leaked, so all of these got 503 for good.
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const answers = await Promise.all([
+      fetchText(`${s.url}/echo`, agent, {
+        method: 'POST',
+        body: Buffer.alloc(12_000),
+        headers: { 'content-type': 'application/octet-stream' },
+      }),
+      ...Array.from({ length: LIMITS.max_in_flight - 1 }, () => fetchText(`${s.url}/slow?ms=200`, agent)),
+    ]);
+    t.same(
+      answers.map((a) => a.status),
+      Array.from({ length: LIMITS.max_in_flight }, () => 200),
+      'the in-flight count and the body budget are back to 0: a 12 KB body among 6 concurrent requests passes',
+    );
+  });
+
+  t.test('pipelined requests beyond the limit wait, and a client that reads gets every answer in order', async (t) => {
+    const before = requestsTo('/echo?n=');
+    const requests = Array.from({ length: 12 }, (_, i) => `GET /echo?n=${i} HTTP/1.1\r\nHost: localhost\r\n\r\n`).join('');
+    const r = await exchange(s.port, s.ca, [requests], { timeoutMs: 5000, halfClose: true });
+    t.equal((r.text.match(/HTTP\/1\.1 200 /g) ?? []).length, 12, 'twelve 200s on one connection, none refused');
+    t.equal(requestsTo('/echo?n=') - before, 12, 'all twelve forwarded');
+    // The backend may get them in another order (they run side by side); the client never does.
+    const answered = [...r.text.matchAll(/"url":"\/echo\?n=(\d+)"/g)].map((m) => Number(m[1]));
+    t.same(answered, [...Array(12).keys()], 'answered in the order sent');
+  });
+
+  t.test('a client that pipelines and never reads is disconnected after send_timeout', async (t) => {
+    // No max_in_flight here: its refusals would end the responses this needs answered by the backend.
+    const lone = await startTestSidecar(t, backend.url, { limits: { send_timeout: '1s' } });
+    const { tls: socket } = await open(lone.port, lone.ca);
+    socket.pause(); // reads nothing: loopback buffers take a few MB, then the responses stay in the sidecar
+    const closed = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
+    socket.write('GET /download?bytes=12288 HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(3000));
+    // Bounded waits, not timing assertions: without the fix the connection stays open for good.
+    const timedOut = () => lone.events.some((e) => e.name === 'warden.http.limit_exceeded' && e['warden.rule'] === 'limits.send_timeout');
+    await until(timedOut, 8000);
+    t.ok(timedOut(), 'warden.http.limit_exceeded (limits.send_timeout)');
+    // A paused socket does not see its connection go; a write does (reset). Reading instead would
+    // take the responses, and then the connection could close for being idle.
+    for (let waited = 0; waited < 3000 && !socket.destroyed; waited += 100) {
+      socket.write('GET /more HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await sleep(100);
+    }
+    const gone = await Promise.race([closed, sleep(100).then(() => false)]);
+    socket.destroy();
+    t.ok(gone, 'the sidecar closed the connection');
+  });
+});
