@@ -10,8 +10,16 @@
  * RE2 reads `\s`, `\S` and `.` otherwise than JavaScript (ASCII whitespace; `.` takes `\r` and
  * U+2028): they are rewritten to JavaScript's meaning, so the verdicts are the document's.
  */
-import { RE2 } from 're2-wasm';
+import { createRequire } from 'node:module';
+import type { RE2 as Re2Class } from 're2-wasm';
 import { isBacktrackLinear, SPACE } from './backtrack-linear.js';
+
+/**
+ * Loaded on the first pattern that needs it: instantiating its WebAssembly costs ~8 MiB of RSS,
+ * which a document whose patterns all stay on V8 (or that has none) need not pay.
+ */
+let re2Class: typeof Re2Class | undefined;
+const re2 = (): typeof Re2Class => (re2Class ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: typeof Re2Class }).RE2);
 
 const hex = (n: number) => `\\x{${n.toString(16)}}`;
 const SPACE_ITEMS = SPACE.map(([lo, hi]) => (lo === hi ? hex(lo) : `${hex(lo)}-${hex(hi)}`)).join('');
@@ -51,6 +59,7 @@ const wasmObjects = new FinalizationRegistry<{ delete(): void }>((wrapped) => wr
 
 /** A pattern on RE2; throws SyntaxError when RE2 cannot compile it. */
 export function re2Pattern(pattern: string, flags: string): { test(s: string): boolean } {
+  const RE2 = re2();
   const re = new RE2(withJavaScriptMeanings(pattern), flags.includes('u') ? flags : `${flags}u`);
   const wrapped = (re as unknown as { wrapper?: { delete(): void } }).wrapper;
   if (wrapped) wasmObjects.register(re, wrapped);

@@ -22,6 +22,7 @@ const LABEL = '(?:[a-z0-9\\u{00a1}-\\u{ffff}]+-)*[a-z0-9\\u{00a1}-\\u{ffff}]+';
 const HOST = `(?:${PUBLIC_IPV4}|${LABEL}(?:\\.${LABEL})*\\.[a-z\\u{00a1}-\\u{ffff}]{2,})`;
 export const URL_PATTERN = `^(?:https?|ftp):\\/\\/(?:\\S+(?::\\S*)?@)?${HOST}(?::\\d{2,5})?(?:\\/[^\\s]*)?$`;
 
-const url = re2Pattern(URL_PATTERN, 'iu');
+// Compiled on first use: RE2 is loaded only when something needs it (pattern-engine.ts).
+let url: { test(s: string): boolean } | undefined;
 
-export const urlFormat = { type: 'string' as const, validate: (s: string) => url.test(s) };
+export const urlFormat = { type: 'string' as const, validate: (s: string) => (url ??= re2Pattern(URL_PATTERN, 'iu')).test(s) };
