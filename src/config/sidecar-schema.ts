@@ -132,8 +132,9 @@ export const sidecarSchema = {
       properties: {
         url: {
           type: 'string',
-          pattern: '^(http://[^/?#]+/?|unix:/.+)$',
-          'x-expect': 'a backend address like "http://127.0.0.1:8080" or "unix:/run/app.sock"',
+          // No user:password@: the sidecar sends no credentials of its own upstream, and one in the URL was logged at start and shown by /readyz.
+          pattern: '^(http://[^/?#@]+/?|unix:/.+)$',
+          'x-expect': 'a backend address like "http://127.0.0.1:8080" or "unix:/run/app.sock" (no user:password@)',
         },
         connections: positiveInt(128, 10_000),
         host_header: { enum: ['preserve', 'upstream'], default: 'preserve', 'x-expect': '"preserve" or "upstream"' },

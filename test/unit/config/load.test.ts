@@ -308,6 +308,11 @@ t.test('a refused URL is echoed without its credentials', async (t) => {
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).filter((l) => l.includes('tokens.shared.redis'));
   t.match(lines, [/tokens\.shared\.redis: must be .*, got "valkey:\/\/\*\*\*@redis:6379"/]);
   t.notOk(lines.join('\n').includes('S3cretRedisPw'), 'the password is not shown');
+  // upstream.url takes no credentials at all: one was logged at start and shown by /readyz.
+  const withUser = (await minimal()).replace('http://127.0.0.1:8080', 'http://app:S3cretPw@127.0.0.1:8080');
+  const upstream = issuesOf(() => parseSidecarConfig('sidecar.yaml', withUser));
+  t.match(upstream, [/upstream\.url: must be .*\(no user:password@\), got "http:\/\/\*\*\*@127\.0\.0\.1:8080"$/]);
+  t.notOk(upstream.join('\n').includes('S3cretPw'));
 });
 
 t.test('a secret of the wrong shape is named, never shown (config check, reload events, the collector)', async (t) => {
