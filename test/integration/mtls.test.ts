@@ -17,6 +17,13 @@ import { enrollWorkload } from '../support/workload.js';
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
 
 /** A backend, a CA, and three workloads: the sidecar's own (localhost), an allowed caller and a stranger. */
+/** Writes a certificate and key into `dir` as NAME.crt / NAME.key; curl's arguments to present them. */
+function curlCertArgs(dir: string, name: string, pair: { certPem: string; keyPem: string }): string[] {
+  writeFileSync(join(dir, `${name}.crt`), pair.certPem);
+  writeFileSync(join(dir, `${name}.key`), pair.keyPem);
+  return ['--cert', join(dir, `${name}.crt`), '--key', join(dir, `${name}.key`)];
+}
+
 async function fileModeParties(t: { teardown(fn: () => unknown): void }) {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
@@ -66,18 +73,7 @@ t.test('file-mode mTLS: handshake policy, peers.allow per route, X-Forwarded-Cli
   const none = await curl(['--cacert', server.bundleFile, `${url}/echo`]);
   t.not(none.code, 0, 'no client certificate: the handshake fails');
   const self = await createSelfSignedCertificate({ commonName: 'intruder', dnsNames: [], ipAddresses: [] });
-  const selfDir = dirname(frontend.certFile);
-  writeFileSync(join(selfDir, 'self.crt'), self.certPem);
-  writeFileSync(join(selfDir, 'self.key'), self.keyPem);
-  const selfSigned = await curl([
-    '--cacert',
-    server.bundleFile,
-    '--cert',
-    join(selfDir, 'self.crt'),
-    '--key',
-    join(selfDir, 'self.key'),
-    `${url}/echo`,
-  ]);
+  const selfSigned = await curl(['--cacert', server.bundleFile, ...curlCertArgs(dirname(frontend.certFile), 'self', self), `${url}/echo`]);
   t.not(selfSigned.code, 0, 'a self-signed client certificate: the handshake fails');
   t.equal(backend.requests.length, before, 'none of them reached the backend');
   t.ok(
@@ -158,16 +154,10 @@ t.test('file mode, client_certificates: request: a peers.allow route needs a cer
   // A self-signed certificate claiming the listed workload's SPIFFE ID: refused, and never recorded
   // as that workload in events or traces (a Jaeger search by warden.peer.id trusts it).
   const forged = await createSelfSignedCertificate({ commonName: 'forged', dnsNames: [], ipAddresses: [], uris: [frontend.spiffeId] });
-  const forgedDir = dirname(frontend.certFile);
-  writeFileSync(join(forgedDir, 'forged.crt'), forged.certPem);
-  writeFileSync(join(forgedDir, 'forged.key'), forged.keyPem);
   const claimed = await curl([
     '--cacert',
     server.bundleFile,
-    '--cert',
-    join(forgedDir, 'forged.crt'),
-    '--key',
-    join(forgedDir, 'forged.key'),
+    ...curlCertArgs(dirname(frontend.certFile), 'forged', forged),
     `${url}/pay/x`,
   ]);
   t.equal(claimed.status, 401, 'an unverified certificate naming the listed workload: 401');
