@@ -63,7 +63,8 @@ export function isSecretValue(root: object, schemaPath: string, parentSchema: un
   return holdsSecret(parentSchema);
 }
 
-const holding = new WeakMap<object, boolean>();
+// Keyed by the configuration schemas' objects: module constants, as many as the schemas have.
+const holding = new Map<object, boolean>();
 
 function holdsSecret(schema: unknown): boolean {
   if (typeof schema !== 'object' || schema === null) return false;
