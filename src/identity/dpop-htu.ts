@@ -5,7 +5,7 @@
  *
  * - scheme and host compare case-insensitively and a default port equals none (`https://API:443`
  *   is `https://api`): the WHATWG URL parser writes both that way;
- * - the path goes through the sidecar's own request-target normalisation (src/proxy/path.ts:
+ * - the path goes through the sidecar's own request-target normalisation (src/net/request-target.ts:
  *   unreserved escapes decoded, dot segments resolved, `//` collapsed), so it is compared with the
  *   path routing and policy saw, not with a spelling of it;
  * - the expected scheme and authority are what the client addressed: `https` and its Host /
@@ -13,7 +13,7 @@
  *   only from `headers.trusted_proxies`, as for the backend's copies of them).
  */
 import { WardenError } from '../errors.js';
-import { normaliseTarget } from '../proxy/path.js';
+import { normaliseTarget } from '../net/request-target.js';
 
 export interface RequestUri {
   /** `https`, or a trusted proxy's X-Forwarded-Proto. */

@@ -10,7 +10,7 @@ import type { SpanParent } from '../telemetry/client-span.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
-import { headerSafeRealm } from '../pipeline/rescue.js';
+import { headerSafeRealm } from '../net/auth-challenge.js';
 import { createDpopProofs } from './dpop-proof.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';

@@ -11,6 +11,7 @@ import type { EventBus, EventAttributes } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
 import { presentedPeerId, verifiedPeerId } from '../mesh/peer-identity.js';
+import { headerSafeRealm } from '../net/auth-challenge.js';
 
 /** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 H2Response) rescue needs. */
 export interface ProblemResponse {
@@ -136,12 +137,6 @@ const BEARER_ERRORS: Partial<Record<ErrorCode, string>> = {
   ERR_AUTHN_TOKEN_INACTIVE: 'invalid_token',
   ERR_AUTHN_TOKEN_EXPIRED: 'invalid_token',
 };
-
-/** A realm fit for a quoted-string in WWW-Authenticate: no quotes, backslashes or control characters. */
-export function headerSafeRealm(name: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
-  return name.replace(/["\\\x00-\x1f\x7f]/g, '');
-}
 
 export function bearerChallenge(error: WardenError, realm: string): string | undefined {
   const code = BEARER_ERRORS[error.code];

@@ -23,7 +23,7 @@ import type { RequestTracing } from '../telemetry/request-tracing.js';
 import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { checkOverrides } from './overrides.js';
 import { generateRequestId } from './request-id.js';
-import { normaliseTarget } from './path.js';
+import { normaliseTarget } from '../net/request-target.js';
 import { checkPathReadings } from './path-readings.js';
 import { peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBodyThen } from './body.js';

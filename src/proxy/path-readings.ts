@@ -28,7 +28,7 @@
  */
 import { WardenError } from '../errors.js';
 import type { Plan, RoutePlan } from '../pipeline/plan.js';
-import { pathWithoutParameters } from './path.js';
+import { pathWithoutParameters } from '../net/request-target.js';
 
 const HAS_UPPER = /[A-Z]/;
 

@@ -7,7 +7,7 @@
  */
 import type { ScopesConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import { headerSafeRealm } from '../pipeline/rescue.js';
+import { headerSafeRealm } from '../net/auth-challenge.js';
 import type { Stage } from '../pipeline/stage.js';
 
 export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined): boolean {

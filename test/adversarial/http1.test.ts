@@ -8,7 +8,7 @@ import t from 'tap';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
 import { activeTimers, timersBackTo } from '../support/timers.js';
-import { pathWithoutParameters } from '../../src/proxy/path.js';
+import { pathWithoutParameters } from '../../src/net/request-target.js';
 import { assertHealthy, check, exchange, Scoreboard, type RawExchange } from './harness.js';
 
 const LIMITS = {
@@ -401,7 +401,7 @@ t.test('hostile HTTP/1.1', async (t) => {
       },
       { backendAllowance: 1 },
     );
-  // Rack 2 splits the query at ";" too: `limit` and `admin` there, one `q` here (src/proxy/path.ts).
+  // Rack 2 splits the query at ";" too: `limit` and `admin` there, one `q` here (src/net/request-target.ts).
   await board.run(
     t,
     'paths/encoding',

@@ -1,12 +1,12 @@
 /**
- * Fuzz: request-target normalisation (src/proxy/path.ts). Policy is decided on the normalised path
+ * Fuzz: request-target normalisation (src/net/request-target.ts). Policy is decided on the normalised path
  * and the backend receives it, so every spelling of a path must either be refused with
  * ERR_PATH_INVALID or come out in one canonical form that stays below the root.
  */
 import t from 'tap';
 import fc from 'fast-check';
 import { WardenError } from '../../src/errors.js';
-import { normaliseTarget } from '../../src/proxy/path.js';
+import { normaliseTarget } from '../../src/net/request-target.js';
 import { fuzz } from './fuzz-budget.js';
 
 /** Pieces an attacker spells paths with: dot segments in every encoding, separators, bad escapes. */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
-import { normaliseTarget } from '../../../src/proxy/path.js';
+import { normaliseTarget } from '../../../src/net/request-target.js';
 
 t.test('leaves ordinary targets untouched (fast path)', async (t) => {
   t.same(normaliseTarget('/orders/42?x=1&y=%2F'), { path: '/orders/42', search: '?x=1&y=%2F' });
@@ -61,7 +61,7 @@ t.test('refuses what cannot be normalised safely, with a rule per reason', async
 });
 
 t.test('pathWithoutParameters: the path as a server that drops ;parameters reads it', async (t) => {
-  const { pathWithoutParameters } = await import('../../../src/proxy/path.js');
+  const { pathWithoutParameters } = await import('../../../src/net/request-target.js');
   t.equal(pathWithoutParameters('/secret;x=1/data'), '/secret/data');
   t.equal(pathWithoutParameters('/public/..;/secret/data'), '/secret/data');
   t.equal(pathWithoutParameters('/a;b/c;d'), '/a/c');
