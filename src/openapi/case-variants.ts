@@ -11,6 +11,7 @@
  * (`ſ` → s, the Kelvin sign `K` → k, dotless `ı` → i), at the price of a few names no backend folds
  * together (`ß` and `ss`).
  */
+import { escapePointer, isSchema, type Schema } from './subschemas.js';
 export interface DeclaredNames {
   readonly exact: ReadonlySet<string>;
   /** Folded name → the declared name. */
@@ -32,11 +33,6 @@ export function caseVariantOf(name: string, declared: DeclaredNames): string | u
   if (declared.exact.has(name)) return undefined;
   return declared.folded.get(foldCase(name));
 }
-
-const escapePointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
-
-type Schema = Record<string, unknown>;
-const isSchema = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A schema and the subschemas that apply with it at the same place (allOf, anyOf, oneOf; dereferenced). */
 function applying(schema: Schema, into: Schema[], seen: Set<Schema>): void {

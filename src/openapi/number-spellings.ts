@@ -24,6 +24,7 @@
  * allOf/anyOf/oneOf/not/if/then/else, the items of an array, the properties of an object): on the
  * request path a check is a regular expression per numeric value.
  */
+import { isSchema, type Schema } from './subschemas.js';
 import type { Violation } from './violation.js';
 
 type Kind = 'integer' | 'number';
@@ -48,9 +49,6 @@ export interface NumberSpellings {
   /** The first number spelled otherwise than plainly, in a decoded parameter or form (`pointer` names it). */
   check(value: unknown, pointer: string): Violation | undefined;
 }
-
-type Schema = Record<string, unknown>;
-const isSchema = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The schemas that apply to the same value as `roots`: them and their allOf, anyOf, oneOf, not, if, then, else, at any depth. */
 function sameValue(roots: readonly unknown[]): Schema[] {

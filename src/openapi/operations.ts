@@ -8,6 +8,7 @@ import type { RateLimitConfig } from '../config/types.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
+import { escapePointer } from './subschemas.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
@@ -58,7 +59,7 @@ function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[
   return [...byKey.values()];
 }
 
-const pointerOf = (...segments: string[]) => `#/${segments.map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
+const pointerOf = (...segments: string[]) => `#/${segments.map(escapePointer).join('/')}`;
 
 /** `/pets/{petId}/photos` → `/pets/:petId/photos`. */
 function toRoutePattern(template: string, pointer: string): string {

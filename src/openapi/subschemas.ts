@@ -1,7 +1,8 @@
 /**
  * Where a JSON Schema (draft 4 to 2020-12, as OpenAPI 3.0 and 3.1 use it) holds schemas, for the
  * walks that must tell a schema from a keyword's value (`enum`, `const`, `example`: data, shared
- * or not). The keywords are json-schema-traverse's, which ajv walks by.
+ * or not). The keywords are json-schema-traverse's (which ajv walks by) and 2020-12's it lacks
+ * (prefixItems, unevaluated*, dependentSchemas, contentSchema).
  */
 export type Schema = Record<string, unknown>;
 
