@@ -25,8 +25,8 @@ export interface DpopRequest extends RequestUri {
 export interface DpopProofs {
   /** The refusal of a proof that does not prove possession of key `jkt` for this request and `token`; undefined when it does. */
   check(request: DpopRequest, token: string, jkt: string, attributes: EventAttributes): Promise<WardenError | undefined> | WardenError;
-  /** The `algs` of a DPoP challenge (RFC 9449 §7.1). */
-  readonly algs: string;
+  /** A DPoP challenge (RFC 9449 §7.1): this realm, the error, and the algorithms proofs may use. */
+  challenge(error: 'invalid_token' | 'invalid_dpop_proof', description: string): string;
 }
 
 /** Far more than any proof (a header with an RSA-4096 jwk, the claims, the signature); a bound on work. */
@@ -43,7 +43,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): Dpop
   const maxAgeSec = cfg.max_age / 1000;
   const skewSec = cfg.clock_skew / 1000;
   const replay = new ReplayCache(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew);
-  const challenge = (error: string, description: string) =>
+  const challenge = (error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
     `DPoP realm="${realm}", error="${error}", error_description="${description}", algs="${algs}"`;
   const refuse = (code: ErrorCode, rule: string, detail: string, attributes: EventAttributes) =>
     new WardenError(code, {
@@ -99,7 +99,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): Dpop
   }
 
   return {
-    algs,
+    challenge,
     check(request, token, jkt, attributes) {
       const proof = request.proof;
       if (proof === undefined)

@@ -51,15 +51,15 @@ const attributesOf = (p: Principal): EventAttributes => ({
 
 const single = (v: string | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
-export function createTokenBinding(dpop: DpopProofs, realm: string): TokenBinding {
-  const bearerChallenge = `Bearer realm="${realm}", error="invalid_token", error_description="Access token binding not proven"`;
-  const dpopChallenge = `DPoP realm="${realm}", error="invalid_token", error_description="Access token binding not proven", algs="${dpop.algs}"`;
+export function createTokenBinding(dpop: DpopProofs): TokenBinding {
+  // Refusals about DPoP answer with a DPoP challenge; the others get rescue's Bearer one (bearerChallenge).
+  const dpopChallenge = dpop.challenge('invalid_token', 'Access token binding not proven');
   const unbound = (rule: string, detail: string, p: Principal, dpopRelated: boolean) =>
     new WardenError('ERR_AUTHN_TOKEN_UNBOUND', {
       rule,
       detail,
       attributes: attributesOf(p),
-      headers: { 'www-authenticate': dpopRelated ? dpopChallenge : bearerChallenge },
+      ...(dpopRelated ? { headers: { 'www-authenticate': dpopChallenge } } : {}),
     });
 
   // A principal is immutable: its binding is read from its claims once.

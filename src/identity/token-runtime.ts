@@ -187,7 +187,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
 
   const safeRealm = headerSafeRealm(deps.serviceName);
   return {
-    binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm), safeRealm),
+    binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm)),
     sources: compileTokenSources(tokens.sources, tokens.max_token_bytes, tokens.mint.enabled ? tokens.mint.header : undefined),
     minter,
     mintHeader: tokens.mint.enabled

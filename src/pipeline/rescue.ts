@@ -136,6 +136,7 @@ const BEARER_ERRORS: Partial<Record<ErrorCode, string>> = {
   ERR_AUTHN_TOKEN_INVALID: 'invalid_token',
   ERR_AUTHN_TOKEN_INACTIVE: 'invalid_token',
   ERR_AUTHN_TOKEN_EXPIRED: 'invalid_token',
+  ERR_AUTHN_TOKEN_UNBOUND: 'invalid_token', // certificate-bound; DPoP refusals carry a DPoP challenge of their own
 };
 
 export function bearerChallenge(error: WardenError, realm: string): string | undefined {

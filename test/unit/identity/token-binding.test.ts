@@ -10,6 +10,7 @@ import { principalOf, type IssuerPolicy } from '../../../src/identity/principal.
 import { createTokenBinding, type BoundRequest } from '../../../src/identity/token-binding.js';
 import { NO_PEER, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
 import { dpopClient } from '../../support/dpop.js';
+import { bearerChallenge } from '../../../src/pipeline/rescue.js';
 
 const policy: IssuerPolicy = { id: 'idp', issuer: 'https://idp.example.com', audience: ['orders'], anyAudience: false, tokenTypes: [] };
 const CFG = { max_age: 60_000, clock_skew: 5_000, algorithms: ['ES256'], replay_cache_entries: 1000 };
@@ -29,9 +30,11 @@ const req = (over: Partial<BoundRequest> = {}): BoundRequest => ({
 });
 const outcome = async (v: unknown) => {
   const r = await v;
-  return r instanceof WardenError ? { code: r.code, rule: r.rule, challenge: r.headers?.['www-authenticate']?.split(' ')[0] } : r;
+  // The challenge the response carries: the refusal's own, else rescue's Bearer one.
+  const challenge = r instanceof WardenError ? (r.headers?.['www-authenticate'] ?? bearerChallenge(r, 'orders')) : undefined;
+  return r instanceof WardenError ? { code: r.code, rule: r.rule, challenge: challenge?.split(' ')[0] } : r;
 };
-const binding = () => createTokenBinding(createDpopProofs(CFG, 'orders'), 'orders');
+const binding = () => createTokenBinding(createDpopProofs(CFG, 'orders'));
 
 t.test('a bearer token (no cnf, no token_type DPoP) passes with the Bearer scheme, a stray DPoP header ignored', async (t) => {
   const b = binding();
