@@ -242,6 +242,8 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: H
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || rules.isInternal(name)) continue;
+    // `x_warden_user` is `X-Warden-User` to a CGI-style reader (spellsControlled): internal either way.
+    if (name.includes('_') && rules.isInternal(name.replaceAll('_', '-'))) continue;
     out[name] = headers[name];
   }
   removeConnectionNamed(out, headers.connection);
