@@ -6,13 +6,17 @@ import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 
 /**
- * A logged value as the terminal may show it: control characters (ESC, CR, LF, C1) as \xNN. Values
- * can come from a caller (a path, a `_charset_` value in an event's detail), and an escape
- * sequence printed raw would rewrite the operator's terminal or forge lines.
+ * A logged value as the terminal may show it: control characters (ESC, CR, LF, C1) as \xNN, and
+ * the bidirectional controls and line separators as \u{NNNN}. Values can come from a caller (a
+ * path, a `_charset_` value in an event's detail): an escape sequence printed raw would rewrite the
+ * operator's terminal or forge lines, and a right-to-left override would show a line's fields in
+ * another order than they are (CVE-2021-42574's trick).
  */
 const shown = (value: unknown): string =>
-  // eslint-disable-next-line no-control-regex
-  String(value).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  String(value)
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
 
 const colour = (code: number, text: string) => (process.stdout.isTTY ? `\u001b[${code}m${text}\u001b[0m` : text);
 

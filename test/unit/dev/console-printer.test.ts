@@ -30,3 +30,13 @@ t.test('control characters from a caller are shown as \\xNN, never sent to the t
   });
   t.match(request, /GET \/a\\x0db {2}route=r h1\.1 1 ms/);
 });
+
+t.test('bidirectional controls and line separators from a caller are shown as \\u{NNNN}', async (t) => {
+  const line = terminalLine({
+    time: 0,
+    event: 'warden.input.invalid',
+    'warden.detail': 'user \u202eadmin\u202c \u2066x\u2069 \u200f a\u2028b\u2029c',
+  });
+  t.notOk(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(line ?? ''), 'none left');
+  t.match(line, /detail=user \\u\{202e\}admin\\u\{202c\} \\u\{2066\}x\\u\{2069\} \\u\{200f\} a\\u\{2028\}b\\u\{2029\}c/);
+});
