@@ -8,7 +8,7 @@ import type { ErrorObject } from 'ajv';
 import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
-import { parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
+import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
 import { CA_FILES, loadCaMaterial, type CaMaterial } from '../ca/layout.js';
 
 export interface LoadedCaConfig {
@@ -54,6 +54,8 @@ function issueAt(source: YamlSource) {
 
 function validate(source: YamlSource, issue: ReturnType<typeof issueAt>): CaConfig {
   validateCa ??= createConfigAjv().compile(caSchema) as ContextValidator;
+  const blanks = blankValues(source.data);
+  if (blanks.length > 0) throw new ConfigError(blanks.map((at) => issue(at, BLANK_VALUE_MESSAGE)));
   if (!validateCa.call({ baseDir: source.baseDir }, source.data)) {
     throw new ConfigError(schemaIssues(validateCa.errors ?? [], issue));
   }

@@ -3,7 +3,7 @@
  * checks that need more than the schema (unique route ids, TLS files that load and match).
  * Every problem becomes a ConfigIssue naming file, line and field; all are reported at once.
  */
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
@@ -14,7 +14,8 @@ import { routeSettingsOf } from './route-settings.js';
 import { tokensIssues } from './tokens-check.js';
 import type { RateLimitConfig, SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
-import { readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
+import { BLANK_VALUE_MESSAGE, blankValues, readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
+import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 
 export interface TlsMaterial {
   cert: Buffer;
@@ -54,6 +55,8 @@ function fromSource(source: YamlSource): LoadedSidecarConfig {
     message,
   });
 
+  const blanks = blankValues(data);
+  if (blanks.length > 0) throw new ConfigError(blanks.map((at) => issue(at, BLANK_VALUE_MESSAGE)));
   if (!validateSidecar.call({ baseDir: source.baseDir }, data)) {
     throw new ConfigError(byLine(schemaIssues(validateSidecar.errors ?? [], issue)));
   }
@@ -294,9 +297,9 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
   const read = (field: string, path: string | undefined): Buffer | undefined => {
     if (path === undefined) return undefined;
     try {
-      return readFileSync(path);
+      return readFileBounded(path, MAX_SECRET_FILE_BYTES);
     } catch (err) {
-      issues.push(issue([...at, field], `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`));
+      issues.push(issue([...at, field], `cannot read ${path} (${readFailure(err)})`));
       return undefined;
     }
   };

@@ -4,10 +4,10 @@
  * `${file:path}` substitution on scalar values — on parsed values, never on raw text, so a
  * substituted secret cannot inject YAML.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from './config-error.js';
+import { MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 
 export interface YamlSource {
   file: string;
@@ -22,7 +22,7 @@ const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
 export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileBounded(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: undefined, field: '', message: `cannot read the configuration (${reason})` }]);
@@ -121,9 +121,11 @@ function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, repo
         if (expr.startsWith('file:')) {
           const path = resolve(baseDir, expr.slice(5));
           try {
-            return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+            return readFileBounded(path, MAX_SECRET_FILE_BYTES)
+              .toString('utf8')
+              .replace(/\r?\n$/, '');
           } catch (err) {
-            report(node, `cannot read ${path} for \${${expr}} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+            report(node, `cannot read ${path} for \${${expr}} (${readFailure(err)})`);
             return '';
           }
         }
@@ -141,3 +143,18 @@ function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, repo
     },
   });
 }
+
+/**
+ * Where the file leaves a value blank (`port:` with nothing after it, a `-` alone in a list):
+ * YAML reads that as null, which the schema's type coercion turned into 0, false or "" — a blank
+ * `listeners.inbound.port:` listened on a random port, a blank `tokens.mint.enabled:` turned
+ * minting off, though leaving the key out gives 8443 and true. Each is refused instead.
+ */
+export function blankValues(data: unknown, at: (string | number)[] = []): (string | number)[][] {
+  if (data === null) return [at];
+  if (Array.isArray(data)) return data.flatMap((item, i) => blankValues(item, [...at, i]));
+  if (typeof data !== 'object' || data === undefined) return [];
+  return Object.entries(data as Record<string, unknown>).flatMap(([key, value]) => blankValues(value, [...at, key]));
+}
+
+export const BLANK_VALUE_MESSAGE = 'has no value (a blank YAML value is null): give one, or remove the key for its default';

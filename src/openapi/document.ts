@@ -11,6 +11,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvDraft4 from 'ajv-draft-04';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
+import { readFileBounded } from '../config/bounded-file.js';
 
 // ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
 type Draft4Class = new (options: object) => Ajv;
@@ -61,12 +62,25 @@ function schemaValidator(version: string): { validate: (doc: unknown) => boolean
 }
 
 /**
+ * A file is read by the parser's resolver (so relative `$ref`s to other files resolve), which
+ * parses YAML with js-yaml: no bound on aliases, so a 1 KB document of anchors used twice per
+ * level (`L24: &l24 {allOf: [*l23, *l23]}`) expanded to 2^24 nodes that validation and
+ * dereferencing then walked (`config check` 21 s; a reload held the event loop for seconds). The
+ * file is first read with `yaml`, as a fetched document is, whose alias bound refuses that
+ * ("Excessive alias count"); the files its `$ref`s name are the operator's as much as it is.
+ */
+async function parseFile(source: string): Promise<Record<string, unknown>> {
+  parseYaml(readFileBounded(source, MAX_DOCUMENT_BYTES).toString('utf8'));
+  return (await parse(source)) as Record<string, unknown>;
+}
+
+/**
  * A URL is fetched here rather than by the $ref resolver: the resolver refuses loopback and private
  * addresses (its SSRF guard), and a backend serving its own document on 127.0.0.1 is the common
  * case. The URL comes from the operator's configuration, not from a request.
  */
 async function readSource(source: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  if (!/^https?:\/\//.test(source)) return (await parse(source)) as Record<string, unknown>;
+  if (!/^https?:\/\//.test(source)) return parseFile(source);
   // undici's request follows no redirects. Its headers and body timeouts bound pauses only: a
   // document trickled a byte every few seconds never finished (a reload neither applied nor failed,
   // and held the reloads queued behind it), and an endless one filled memory. So: one deadline for

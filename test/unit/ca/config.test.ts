@@ -41,6 +41,8 @@ t.test('problems are reported at their line, all at once', async (t) => {
   t.match((wrongDomain as Error).message, `ca.yaml:1 trust_domain: is "other.test" but the CA in ${dir} is for "${TRUST_DOMAIN}"`);
   const noDir = await parseCaConfig('ca.yaml', `trust_domain: x.test\ndir: /nonexistent\n`).catch((e: unknown) => e);
   t.match((noDir as Error).message, /^ca\.yaml:2 dir: cannot read \/nonexistent\/bundle\.pem \(ENOENT\)/);
+  const blank = await parseCaConfig('ca.yaml', `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\nlisten:\n  port:\n`).catch((e: unknown) => e);
+  t.match((blank as Error).message, /^ca\.yaml:4 listen\.port: has no value \(a blank YAML value is null\)/, 'a blank port is not port 0');
 });
 
 t.test('durations that would break the CA at run time are refused at load, each at its line', async (t) => {

@@ -194,6 +194,16 @@ t.test('YAML syntax errors and a missing file', async (t) => {
   );
 });
 
+t.test('files are read up to a bound: /dev/zero as the configuration or a ${file:…} is refused, not read for ever', async (t) => {
+  t.same(
+    issuesOf(() => loadSidecarConfig('/dev/zero')),
+    ['/dev/zero: cannot read the configuration (larger than 16 MiB)'],
+  );
+  const base = await minimal();
+  const lines = issuesOf(() => parseSidecarConfig('/tmp/sidecar.yaml', `${base}service:\n  name: \${file:/dev/zero}\n`));
+  t.match(lines, [/cannot read \/dev\/zero for \$\{file:\/dev\/zero\} \(larger than 1 MiB\)$/]);
+});
+
 t.test('semantic checks: duplicate route ids, client CA, timeouts order', async (t) => {
   const text = `${await minimal()}limits:
   headers_timeout: 2m
@@ -294,13 +304,31 @@ t.test('limits.heap_growth: 2 by default, a factor from 1.1 to 4, or "auto" (V8 
   t.equal(parseSidecarConfig('sidecar.yaml', base).config.limits.heap_growth, 2);
   t.equal(parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: 1.5\n`).config.limits.heap_growth, 1.5);
   t.equal(parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: auto\n`).config.limits.heap_growth, 'auto');
-  for (const bad of ['0.5', '5', 'twice', 'null']) {
+  for (const bad of ['0.5', '5', 'twice']) {
     t.match(
       issuesOf(() => parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: ${bad}\n`)),
       [/limits\.heap_growth: .*a factor from 1\.1 to 4 .* or "auto"/],
       bad,
     );
   }
+  t.match(
+    issuesOf(() => parseSidecarConfig('sidecar.yaml', `${base}limits:\n  heap_growth: null\n`)),
+    [/limits\.heap_growth: has no value/],
+  );
+});
+
+t.test('a blank value is refused, not read as 0, false or "" (a blank port listened on a random one)', async (t) => {
+  const base = (await minimal())
+    .replace('  inbound:\n', '  inbound:\n    port:\n')
+    .replace('upstream:', '  admin:\n    port: ~\nupstream:');
+  const blank = issuesOf(() => parseSidecarConfig('sidecar.yaml', `${base}tokens:\n  mint:\n    enabled:\nheaders:\n  internal:\n    -\n`));
+  t.match(blank, [
+    /^sidecar\.yaml:\d+ listeners\.inbound\.port: has no value \(a blank YAML value is null\): give one, or remove the key for its default$/,
+    /listeners\.admin\.port: has no value/,
+    /tokens\.mint\.enabled: has no value/,
+    /headers\.internal\[0\]: has no value/,
+  ]);
+  t.equal(blank.length, 4);
 });
 
 t.test('a refused URL is echoed without its credentials', async (t) => {

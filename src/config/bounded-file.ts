@@ -1,0 +1,51 @@
+/**
+ * Reads a file the operator named (the configuration, a `${file:…}` secret, the OpenAPI document)
+ * up to a bound. `readFileSync` reads until the end: `${file:/dev/zero}` or `-c /dev/zero` never
+ * ended and grew to gigabytes. Read in chunks instead, so a device, a FIFO (`-c <(envsubst …)`
+ * still works) or a huge file stops at the bound with a clear reason.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/** A file longer than the bound: its message says so, and `code` names it for callers that print codes. */
+export class FileTooLargeError extends Error {
+  readonly code = 'EFBIG';
+  constructor(readonly maxBytes: number) {
+    super(`larger than ${describeBytes(maxBytes)}`);
+  }
+}
+
+const CHUNK = 64 * 1024;
+
+export function readFileBounded(path: string, maxBytes: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK, maxBytes + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) throw new FileTooLargeError(maxBytes);
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a read failure is called in a one-line message: "larger than 1 MiB", "ENOENT", "EISDIR". */
+export function readFailure(err: unknown): string {
+  if (err instanceof FileTooLargeError) return err.message;
+  return (err as NodeJS.ErrnoException).code ?? 'error';
+}
+
+function describeBytes(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : `${bytes} bytes`;
+}
+
+/** The configuration file itself. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+/** A `${file:…}` value or a TLS file: a secret, a key or a certificate chain. */
+export const MAX_SECRET_FILE_BYTES = 1024 * 1024;

@@ -1,0 +1,49 @@
+/**
+ * A document read from a file goes through `yaml`'s alias bound first, as a fetched one does: the
+ * parser's own js-yaml has none, and a 1 KB file of anchors used twice per level expanded to 2^N
+ * nodes that validation and dereferencing walked (24 levels: `config check` 9–22 s).
+ */
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOpenApiDocument, OpenApiError } from '../../../src/openapi/document.js';
+import { repoRoot } from '../../support/sidecar.js';
+
+function aliasChain(levels: number): string {
+  const lines = [
+    'openapi: 3.0.3',
+    "info: {title: t, version: '1'}",
+    'paths:',
+    '  /a:',
+    '    get:',
+    '      operationId: a',
+    "      responses: {'200': {description: ok}}",
+    'components:',
+    '  schemas:',
+    '    L0: &l0 {type: string}',
+  ];
+  for (let i = 1; i <= levels; i++) lines.push(`    L${i}: &l${i} {allOf: [*l${i - 1}, *l${i - 1}]}`);
+  return `${lines.join('\n')}\n`;
+}
+
+t.test('a YAML file whose aliases expand exponentially is refused before it is walked', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
+  const file = join(dir, 'openapi.yaml');
+  writeFileSync(file, aliasChain(24));
+  const error = await loadOpenApiDocument(file).catch((e: unknown) => e);
+  t.type(error, OpenApiError);
+  t.match((error as Error).message, /cannot read .*openapi\.yaml: .*alias/i);
+  // A few aliases, as documents use them, still load.
+  writeFileSync(file, aliasChain(3));
+  const doc = await loadOpenApiDocument(file);
+  t.ok(doc.paths?.['/a']);
+});
+
+t.test('a document file is read up to its bound: /dev/zero is refused, not read for ever', async (t) => {
+  const error = await loadOpenApiDocument('/dev/zero').catch((e: unknown) => e);
+  t.type(error, OpenApiError);
+  t.match((error as Error).message, 'cannot read /dev/zero: larger than 16 MiB');
+  const petstore = await loadOpenApiDocument(join(repoRoot, 'test/fixtures/openapi/petstore-3.0.yaml'));
+  t.ok(petstore.paths, 'an ordinary file loads');
+});
