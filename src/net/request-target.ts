@@ -2,7 +2,10 @@
  * Request-target normalisation, so that policy cannot be bypassed with an alternative spelling of
  * a path and the backend receives exactly the path policy was decided on.
  *
- * - only origin-form targets ("/path?query") are accepted;
+ * - only origin-form targets ("/path?query") are accepted, of printable ASCII (0x21–0x7E) only:
+ *   node:http2 hands `:path` over as Latin-1 (one character per byte) where HTTP/1.1's parser
+ *   refuses such bytes, and a backend would read raw UTF-8 (`?q=1＇`) the checks here read as
+ *   mojibake;
  * - percent-encoded unreserved characters are decoded once ("%61dmin" → "admin"); other escapes are
  *   kept with upper-case hex; an encoded "/", "\", NUL or control character is refused;
  * - "." and ".." segments are resolved (RFC 3986 §5.2.4), ".." above the root is refused;
@@ -20,6 +23,8 @@ export interface NormalisedTarget {
 }
 
 const NEEDS_WORK = /%|\/\.|\/\/|\\|#/;
+/** Anything but printable ASCII: spaces, controls, DEL and bytes past 0x7F (RFC 3986 has them percent-encoded). */
+const NOT_TARGET_CHAR = /[^\x21-\x7e]/;
 
 function invalid(detail: string, rule: string): WardenError {
   return new WardenError('ERR_PATH_INVALID', { detail, rule });
@@ -29,6 +34,8 @@ export function normaliseTarget(target: string): NormalisedTarget | WardenError 
   if (target.charCodeAt(0) !== 0x2f /* / */) {
     return invalid('The request target must be an absolute path such as "/orders?id=1".', 'path.origin_form');
   }
+  if (NOT_TARGET_CHAR.test(target))
+    return invalid('The request target may hold printable ASCII only; percent-encode other bytes (RFC 3986).', 'path.characters');
   const q = target.indexOf('?');
   const rawPath = q === -1 ? target : target.slice(0, q);
   const search = q === -1 ? '' : target.slice(q);

@@ -65,34 +65,68 @@ function decodedPath(path: string): string {
   }
 }
 
-const ESCAPED_OR_PLUS = /%[0-9A-Fa-f]{2}|\+/;
+const ESCAPED_OR_PLUS = /%[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}|\+/;
+
+/**
+ * `%uXXXX` as System.Web decodes it (HttpUtility.UrlDecode, Request.QueryString and Request.Form on
+ * IIS, classic ASP): the non-standard escape of JavaScript's `escape()`. URLSearchParams and
+ * querystring keep it literal, so `1%u0027 OR 1=1` would read as no quote at all. `%U` too: more
+ * reading is safe, less is not.
+ */
+const PERCENT_U = /%[uU][0-9A-Fa-f]{4}/;
+const PERCENT_U_ALL = /%[uU]([0-9A-Fa-f]{4})/g;
+const percentUDecoded = (s: string) => s.replace(PERCENT_U_ALL, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+
+/** Both escapes decoded: `%XX` as UTF-8 bytes (invalid ones kept, as PHP's urldecode keeps them), then `%uXXXX`. */
+const fullyDecoded = (s: string) => percentUDecoded(percentDecoded(s));
 
 /**
  * A cookie's name and value as sent, and as backends decode them when that differs: PHP (`+` as a
- * space too), Express's cookie parser and Rails unescape `%XX`, and drop the quotes around a
- * quoted value. Read as sent only, `%27%20OR%201%3D1` passed every rule.
+ * space too), Express's cookie parser and Rails unescape `%XX` (System.Web `%uXXXX` too), and drop
+ * the quotes around a quoted value. Read as sent only, `%27%20OR%201%3D1` passed every rule.
  */
 function cookieReadings(name: string, value: string): [string, string][] {
   const unquoted = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
   const readings: [string, string][] = [[name, value]];
   if (!ESCAPED_OR_PLUS.test(name) && !ESCAPED_OR_PLUS.test(unquoted)) return readings;
-  readings.push([percentDecoded(name), percentDecoded(unquoted)]);
+  readings.push([fullyDecoded(name), fullyDecoded(unquoted)]);
   if (name.includes('+') || unquoted.includes('+'))
-    readings.push([percentDecoded(name.replaceAll('+', ' ')), percentDecoded(unquoted.replaceAll('+', ' '))]);
+    readings.push([fullyDecoded(name.replaceAll('+', ' ')), fullyDecoded(unquoted.replaceAll('+', ' '))]);
   return readings;
+}
+
+/** A character past U+007F: in a header value, a byte past 0x7F (node hands header values over as Latin-1). */
+const HIGH_BYTE = /[\u0080-\uffff]/;
+
+/**
+ * A header value's bytes as a backend reads them: UTF-8. Node hands header values over as Latin-1,
+ * one character per byte, so `1＇ OR 1=1` arrives as mojibake the NFKC reading cannot fold. Read
+ * leniently (invalid sequences as U+FFFD, as Node, Java and .NET decode them): a strict reading
+ * would give up on the whole value for one stray byte, and a lenient backend still reads the rest.
+ */
+const utf8Of = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
+
+function cookiePairReadings(pair: string): [string, string][] {
+  const i = pair.indexOf('=');
+  return i === -1 ? cookieReadings(pair, '') : cookieReadings(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
 }
 
 /**
  * Every pair, the odd ones too: `=<value>` is inspected as a value with an empty name, and a pair
- * without `=` as a name (PHP reads it as a cookie of that name, empty): parsers differ on both.
+ * without `=` as a name (PHP reads it as a cookie of that name, empty): parsers differ on both. A
+ * pair with bytes past 0x7F is also read as UTF-8 (its readings after those of its Latin-1 text).
  */
 function cookieEntries(header: string | undefined): [string, string][] {
   if (!header) return [];
+  // One scan of the header; pairs are looked at again only when it holds such a byte.
+  const high = HIGH_BYTE.test(header);
   return header.split(';').flatMap((pair) => {
     const trimmed = pair.trim();
     if (trimmed === '') return [];
-    const i = trimmed.indexOf('=');
-    return i === -1 ? cookieReadings(trimmed, '') : cookieReadings(trimmed.slice(0, i).trim(), trimmed.slice(i + 1).trim());
+    const readings = cookiePairReadings(trimmed);
+    // Decoded before trimming: trim() takes U+00A0, which is the last byte of some UTF-8 characters.
+    if (high && HIGH_BYTE.test(trimmed)) readings.push(...cookiePairReadings(utf8Of(pair).trim()));
+    return readings;
   });
 }
 
@@ -241,10 +275,12 @@ const SYSTEM_FILES = /etc\/|proc\/|\.ini|system32|\.\./i;
 function addRequestParts(t: WafTexts, ctx: RequestContext, limits: FlattenLimits, headers: readonly string[]): void {
   if (!PLAIN_PATH.test(ctx.path) || SYSTEM_FILES.test(ctx.path)) addValue(t, '/path', decodedPath(ctx.path), limits);
   addValue(t, '/path_params', { ...ctx.params }, limits);
-  if (ctx.search.length > 1) addValue(t, '/query', parametersOf(new URLSearchParams(ctx.search.slice(1))), limits);
+  if (ctx.search.length > 1) addValue(t, '/query', parametersOf(ctx.search.slice(1)), limits);
   for (const h of headers) {
     const v = ctx.headers[h];
-    if (typeof v === 'string') addValue(t, `/header/${h}`, v, limits);
+    if (typeof v !== 'string') continue;
+    addValue(t, `/header/${h}`, v, limits);
+    if (HIGH_BYTE.test(v)) addValue(t, `/header/${h}`, utf8Of(v), limits);
   }
   const cookies = cookieEntries(ctx.headers.cookie);
   if (cookies.length > 0) addValue(t, '/cookie', formOf(cookies), limits);
@@ -359,7 +395,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/')) {
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
-    addValue(t, '/body', mime.startsWith('text/') ? text : parametersOf(new URLSearchParams(text)), limits);
+    addValue(t, '/body', mime.startsWith('text/') ? text : parametersOf(text), limits);
     // And as JSON when it is JSON whatever the type says: a Go handler decodes the body whatever
     // its Content-Type (untyped bodies always, for the same reason).
     if (mime === '' || looksLikeJson(body)) addJsonReading(t, request, text, limits);
@@ -372,8 +408,14 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
   return form;
 }
 
-/** A query's or form body's parameters, unless a `_charset_` among them names a charset the waf cannot read them in. */
-function parametersOf(params: URLSearchParams): Record<string, string[]> {
+/**
+ * A query's or form body's parameters (form-decoded), unless a `_charset_` among them names a
+ * charset the waf cannot read them in. When the text holds a `%uXXXX` escape, a name or value
+ * holding one is read again as System.Web reads it (`/query/q/0` as URLSearchParams decodes it,
+ * `/query/q/1` with `%u0027` as `'`): an ASP.NET or classic ASP backend reads the quote.
+ */
+function parametersOf(text: string): Record<string, string[]> {
+  const params = new URLSearchParams(text);
   const form = formOf(params);
   for (const charset of form._charset_ ?? [])
     if (charset.trim() !== '' && !isAsciiCompatibleCharset(charset))
@@ -383,6 +425,11 @@ function parametersOf(params: URLSearchParams): Record<string, string[]> {
           detail: `The _charset_ parameter names ${charset.slice(0, 40)}; the waf reads parameters as UTF-8 only.`,
         }),
       );
+  // One scan of the text; its pairs are looked at only when it holds the escape. URLSearchParams
+  // keeps a `%uXXXX` as sent, so a pair System.Web decodes one in still holds it decoded here.
+  if (!PERCENT_U.test(text)) return form;
+  for (const [name, value] of params)
+    if (PERCENT_U.test(name) || PERCENT_U.test(value)) (form[percentUDecoded(name)] ??= []).push(percentUDecoded(value));
   return form;
 }
 

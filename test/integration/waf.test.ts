@@ -9,6 +9,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startTestBackend } from '../support/backend.js';
@@ -283,6 +284,114 @@ t.test('waf, block mode', async (t) => {
     t.equal(backend.requests.length, before, 'the backend saw none of them');
     const serialized = JSON.stringify(s.events) + JSON.stringify(s.logs);
     t.notOk(serialized.includes('alert(1)') || serialized.includes('1=1'), 'no event or log carries an attack value');
+  });
+
+  await t.test('raw UTF-8 in headers and cookies is read as UTF-8 too, on HTTP/1.1 and h2 (node hands it over as Latin-1)', async (t) => {
+    // The bytes of UTF-8 text as node's clients send a Latin-1 string: one byte per character.
+    const raw = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+    const before = backend.requests.length;
+    for (const [name, agent] of [
+      ['h1', h1],
+      ['h2', h2],
+    ] as const) {
+      const cases: [string, Record<string, string>, string, string][] = [
+        ['User-Agent with a full-width quote', { 'user-agent': raw('1\uFF07 OR 1=1 --') }, 'warden.input.sqli', '/header/user-agent'],
+        [
+          'Referer with full-width angle brackets',
+          { referer: raw('\uFF1Cscript\uFF1Ealert(1)\uFF1C/script\uFF1E') },
+          'warden.input.xss',
+          '/header/referer',
+        ],
+        [
+          'cookie value with a full-width quote',
+          { cookie: `session=abc; q=${raw('1\uFF07 OR 1=1 --')}` },
+          'warden.input.sqli',
+          '/cookie/q/1',
+        ],
+        // A stray byte that is not UTF-8 does not stop the reading: a lenient decoder reads the rest.
+        [
+          'User-Agent with a stray 0xFF byte',
+          { 'user-agent': '\xff' + raw('1\uFF07 OR 1=1 --') },
+          'warden.input.sqli',
+          '/header/user-agent',
+        ],
+      ];
+      for (const [where, headers, event, path] of cases) {
+        const res = await get('/search', headers, agent);
+        t.equal(res.status, 403, `${name} ${where}: 403`);
+        t.match(lastEvent(), { name: event, 'warden.detail': path }, `${name} ${where}: ${event} at ${path}`);
+      }
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const benign = await get('/search', { 'user-agent': raw('クライアント/1.0 (日本語)'), cookie: `name=${raw('José Müller')}` }, h2);
+    t.equal(benign.status, 200, 'UTF-8 text without an attack passes');
+  });
+
+  await t.test('an h2 :path holding bytes outside printable ASCII is refused, as HTTP/1.1 refuses them', async (t) => {
+    // (nghttp2 itself resets a stream whose :path holds a space, a control character or DEL.)
+    const session = http2.connect(s.url, { ca: s.ca });
+    t.teardown(() => session.close());
+    const status = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        // node:http2 sends a Latin-1 string's characters as bytes: here, the raw UTF-8 of the text.
+        const req = session.request({ ':path': Buffer.from(path, 'utf8').toString('latin1') });
+        let body = '';
+        let code = 0;
+        req.once('response', (h) => (code = Number(h[':status'])));
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.once('end', () => resolve({ status: code, body }));
+        req.once('error', reject);
+        req.end();
+      });
+    const before = backend.requests.length;
+    for (const path of [
+      '/search?q=1\uFF07%20OR%201=1%20--',
+      '/search?q=\uFF1Cscript\uFF1Ealert(1)\uFF1C/script\uFF1E',
+      '/\uFF1Cscript\uFF1Ealert(1)\uFF1C/script\uFF1E',
+      '/search?q=caf\u00e9',
+    ]) {
+      const res = await status(path);
+      t.equal(res.status, 400, `${JSON.stringify(path)}: 400`);
+      // The sidecar's refusal: the test backend's own parser answers such a target with a bare 400.
+      const problem = (res.body.startsWith('{') ? JSON.parse(res.body) : {}) as { code?: string };
+      t.equal(problem.code, 'ERR_PATH_INVALID', `${JSON.stringify(path)}: the sidecar's ERR_PATH_INVALID`);
+      t.match(
+        lastEvent(),
+        { name: 'warden.http.path_invalid', 'warden.rule': 'path.characters' },
+        `${JSON.stringify(path)}: path.characters`,
+      );
+    }
+    t.equal(backend.requests.length, before, 'the backend answered none of them');
+    t.equal((await status('/search?q=caf%C3%A9')).status, 200, 'the same text percent-encoded passes');
+  });
+
+  await t.test('%uXXXX escapes (System.Web and classic ASP decode them) are read decoded in the query, forms and cookies', async (t) => {
+    const SQLI_U = '1%u0027%20OR%201=1%20--';
+    const XSS_U = '%u003cscript%u003ealert(1)%u003c/script%u003e';
+    const before = backend.requests.length;
+    const cases: [string, () => ReturnType<typeof get>, string, string][] = [
+      ['query value, %u0027', () => get(`/search?q=${SQLI_U}`), 'warden.input.sqli', '/query/q/1'],
+      ['query value, %u003c (h2)', () => get(`/search?x=1&q=${XSS_U}`, {}, h2), 'warden.input.xss', '/query/q/1'],
+      [
+        'query value, upper-case %U and a full-width %uFF07',
+        () => get('/search?q=1%UFF07%20OR%201=1%20--'),
+        'warden.input.sqli',
+        '/query/q/1',
+      ],
+      ['query name', () => get(`/search?${XSS_U}=1`), 'warden.input.xss', '/query/*#name'],
+      ['form body', () => post('/search', 'application/x-www-form-urlencoded', `q=${SQLI_U}`), 'warden.input.sqli', '/body/q/1'],
+      ['cookie', () => get('/search', { cookie: `q=${XSS_U}` }), 'warden.input.xss', '/cookie/q/1'],
+    ];
+    for (const [where, send, event, path] of cases) {
+      const res = await send();
+      t.equal(res.status, 403, `${where}: 403`);
+      t.match(lastEvent(), { name: event, 'warden.detail': path }, `${where}: ${event} at ${path}`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const benign = await get('/search?q=caf%u00e9%20au%20lait&n=%u004f%u004b');
+    t.equal(benign.status, 200, '%uXXXX text without an attack passes');
+    t.equal(backend.requests.at(-1)?.url, '/search?q=caf%u00e9%20au%20lait&n=%u004f%u004b', 'and is forwarded as sent');
   });
 
   await t.test('a multipart part in base64 (a decoding backend would read what the waf cannot) is refused', async (t) => {

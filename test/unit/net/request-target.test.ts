@@ -51,6 +51,13 @@ t.test('refuses what cannot be normalised safely, with a rule per reason', async
     ['/orders?q=x;limit=1000', 'path.query_semicolon'], // Rack 2 splits the query at ";"
     ['/orders?;', 'path.query_semicolon'],
     ['/a/%2e%2e?q=x;y', 'path.query_semicolon'],
+    // node:http2 hands :path over as Latin-1, one character per byte: raw UTF-8 ("1＇", "é") as mojibake.
+    ['/search?q=1\u00ef\u00bc\u0087%20OR%201=1', 'path.characters'],
+    ['/\u00ef\u00bc\u009cscript\u00ef\u00bc\u009e', 'path.characters'],
+    ['/caf\u00e9', 'path.characters'],
+    ['/a b', 'path.characters'],
+    ['/a?q=a\tb', 'path.characters'],
+    ['/a\u007f', 'path.characters'],
   ];
   for (const [input, rule] of cases) {
     const r = normaliseTarget(input);
