@@ -156,6 +156,7 @@ export const sidecarSchema = {
         max_header_bytes: size('16KiB'),
         max_header_count: positiveInt(100, 1000),
         max_body_bytes: size('10MiB'),
+        max_decoded_ratio: positiveInt(100),
         headers_timeout: duration('10s'),
         request_timeout: duration('60s'),
         idle_timeout: duration('60s'),

@@ -45,6 +45,8 @@ export interface LimitsConfig {
   max_header_bytes: number;
   max_header_count: number;
   max_body_bytes: number;
+  /** A coded body decoded past 64 KiB may be at most this many times its size as sent (content-coding.ts). */
+  max_decoded_ratio: number;
   headers_timeout: number;
   request_timeout: number;
   idle_timeout: number;

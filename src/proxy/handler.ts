@@ -44,6 +44,7 @@ function stageBody(
   ctx: RequestContext,
   codings: readonly string[],
   maxBytes: number,
+  maxRatio: number,
   body: Buffer,
   lease: BodyLease | undefined,
   then: () => void,
@@ -54,7 +55,7 @@ function stageBody(
   }
   // The decoded body is held too, beside the body as sent (which goes to the backend).
   const reserve = (bytes: number) => (lease === undefined || lease.take(bytes) ? undefined : bodyBudgetExceeded(lease, bytes));
-  return decodeContentCodings(body, codings, maxBytes, reserve).then((read) => {
+  return decodeContentCodings(body, codings, maxBytes, reserve, maxRatio).then((read) => {
     ctx.body = read;
     then();
   });
@@ -334,7 +335,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           // Called from the body stream's 'end': nothing may throw back into it.
           try {
             const read = body as Buffer;
-            const staged = buffer ? stageBody(ctx, codings, route.maxBodyBytes, read, lease, () => afterBody(read)) : afterBody(read);
+            const staged = buffer
+              ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits.max_decoded_ratio, read, lease, () => afterBody(read))
+              : afterBody(read);
             if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
           } catch (e) {
             refuse(e);
@@ -358,7 +361,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
             if (v !== undefined) return refuse(v);
             return spool.buffer === undefined
               ? afterBody(spool)
-              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, spool.buffer, lease, () => afterBody(spool));
+              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, gen.limits.max_decoded_ratio, spool.buffer, lease, () => afterBody(spool));
           });
         })
         .catch((err: unknown) => refuse(err));

@@ -14,6 +14,7 @@ import { fetchText, testAgent } from '../support/clients.js';
 import { repoRoot, startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
 import { activeTimers, timersBackTo } from '../support/timers.js';
+import { deflatePolyglot } from '../support/deflate-polyglot.js';
 import { FLAG, FRAME, frame, headerBlock, rawH2, requestHeaders } from '../support/h2-frames.js';
 import { check, exchange, Scoreboard } from './harness.js';
 
@@ -255,6 +256,24 @@ t.test('waf evasion by how a backend reads the body', async (t) => {
       { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'deflate' },
       deflateSync(`q=${encodeURIComponent("' OR 1=1 --")}`),
       403,
+    ],
+    [
+      'gzip, a zero byte between two members (zlib stopped at it, Python reads on)',
+      { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+      Buffer.concat([gzipSync('q=hello'), Buffer.alloc(1), gzipSync(`&q=${encodeURIComponent("' OR 1=1 --")}`)]),
+      400,
+    ],
+    [
+      'gzip, _method in a zero-padded second member',
+      { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+      Buffer.concat([gzipSync('a=1'), Buffer.alloc(1), gzipSync('&_method=DELETE')]),
+      400,
+    ],
+    [
+      'deflate that reads as a benign form in zlib and as an attack raw (DeflateStream)',
+      { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'deflate' },
+      deflatePolyglot(`&q=${encodeURIComponent("' OR 1=1 --")}`),
+      400,
     ],
     ['a coding the sidecar cannot undo (zstd)', { 'content-type': 'application/json', 'content-encoding': 'zstd' }, 'x', 415],
     [

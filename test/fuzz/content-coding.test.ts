@@ -17,6 +17,10 @@ const ENCODERS: Record<string, (b: Buffer) => Buffer> = {
   deflate: deflateSync,
   br: brotliCompressSync,
 };
+/** The refusal of a deflate body that also reads as raw deflate, which a zlib stream is by chance once in 65 536. */
+const readsTwoWays = (e: unknown) =>
+  e instanceof WardenError && e.code === 'ERR_REQUEST_MALFORMED' && /also reads as raw deflate/.test(e.detail ?? '');
+
 const coding = fc.constantFrom('gzip', 'x-gzip', 'deflate', 'br');
 const spelled = (c: string) => fc.constantFrom(c, c.toUpperCase(), ` ${c} `);
 
@@ -38,7 +42,10 @@ t.test('any stack of codings decodes back to the bytes sent', async (t) => {
     async ([bytes, codings, spellings, identity]) => {
       const named = contentCodings(header(codings, spellings, identity));
       if (named.join() !== codings.join()) throw new Error(`header read as ${named.join()}, not ${codings.join()}`);
-      const decoded = await decodeContentCodings(encode(bytes, codings), named, 1 << 20);
+      const decoded = await decodeContentCodings(encode(bytes, codings), named, 1 << 20).catch((e: unknown) => e);
+      // One zlib stream in 65 536 also reads as raw deflate by chance, and is refused (defect 132).
+      if (readsTwoWays(decoded)) return;
+      if (!(decoded instanceof Buffer)) throw new Error(`refused: ${String(decoded)}`);
       if (!decoded.equals(bytes)) throw new Error(`decoded ${decoded.length} bytes, not the ${bytes.length} sent`);
     },
     { runs: 300 },
@@ -59,6 +66,7 @@ t.test('never decoded past the limit; a damaged body is refused, not read', asyn
           (e: unknown) => e,
         );
         // The innermost step may be the one over the limit, or an outer one already is.
+        if (readsTwoWays(err)) return;
         if (!(err instanceof WardenError) || err.code !== 'ERR_BODY_TOO_LARGE')
           throw new Error(`a ${bytes.length}-byte body under a ${limit}-byte limit: ${String(err)}`);
       }

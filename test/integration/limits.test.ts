@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
 import { rawH2, frame, FRAME, FLAG, headerBlock, requestHeaders } from '../support/h2-frames.js';
@@ -309,7 +309,8 @@ function cases(t: Test) {
     const own = await startTestSidecar(t, backend.url, {
       // The waf reads the JSON bodies (they are held for it); a budget a loaded host cannot miss.
       threats: { waf: { budget: '2s' } },
-      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
+      // 'x' repeated gzips a thousandfold: the ratio limit is another test's.
+      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB', max_decoded_ratio: 100_000 },
     });
     const KiB = 1024;
     const json = (bytes: number) => Buffer.from(JSON.stringify({ note: 'x'.repeat(bytes - 11) }));
@@ -371,7 +372,8 @@ function cases(t: Test) {
     const own = await startTestSidecar(t, backend.url, {
       // The waf reads the JSON bodies (they are held for it); a budget a loaded host cannot miss.
       threats: { waf: { budget: '2s' } },
-      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB' },
+      // 'x' repeated gzips a thousandfold: the ratio limit is another test's.
+      limits: { max_body_bytes: '2MiB', max_buffered_bytes: '1MiB', max_decoded_ratio: 100_000 },
     });
     const agent = testAgent(own.ca);
     t.teardown(() => agent.close());
@@ -413,6 +415,55 @@ function cases(t: Test) {
     holder.write(Buffer.from(JSON.stringify({ note: 'x'.repeat(400 * KiB - 11) })));
     await holderClosed;
     t.equal((await post(body)).status, 200, 'once the holder is done, the same body fits and is served');
+  });
+
+  t.test('max_decoded_ratio: a few bytes of br or gzip that decode to MiBs are refused before anything parses them', async (t) => {
+    // 32 bytes of br decoding to 9 MiB of `[{},{},…]`, under the default max_body_bytes: JSON.parse
+    // held the event loop 3 s per request, every other request and the admin listener with it
+    // (adversarial.md, defect 130). Default limits, the waf on.
+    const own = await startTestSidecar(t, backend.url, { threats: { waf: { budget: '2s' } } });
+    const agent = testAgent(own.ca);
+    t.teardown(() => agent.close());
+    const post = (type: string, coding: string, body: Buffer) =>
+      fetchText(`${own.url}/echo`, agent, { method: 'POST', headers: { 'content-type': type, 'content-encoding': coding }, body });
+    const seen = backend.requests.length;
+    const json = Buffer.from('[' + '{},'.repeat(3 * 1024 * 1024 - 2) + '{}]');
+    const form = Buffer.from('a=1&'.repeat(2_500_000));
+    const br = (b: Buffer) => brotliCompressSync(b, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11 } });
+    const bombs = [
+      ['9 MiB of JSON in br', 'application/json', 'br', br(json)],
+      ['9 MiB of JSON in gzip', 'application/json', 'gzip', gzipSync(json, { level: 9 })],
+      ['a form of 2.5 million pairs in br', 'application/x-www-form-urlencoded', 'br', br(form)],
+      ['9 MiB of JSON in gzip in br (ratios do not multiply)', 'application/json', 'gzip, br', br(gzipSync(json, { level: 9 }))],
+    ] as const;
+    for (const [what, type, coding, body] of bombs) {
+      t.ok(body.length < 16 * 1024, `${what}: ${body.length} bytes as sent`);
+      const r = await post(type, coding, body);
+      t.equal(r.status, 413, `${what}: 413`);
+      t.equal(r.json().code, 'ERR_BODY_TOO_LARGE', what);
+      t.match(r.json().detail, /at most 100 times/, what);
+    }
+    t.ok(
+      own.events.some((e) => e.name === 'warden.http.limit_exceeded' && e['warden.rule'] === 'limits.max_decoded_ratio'),
+      'the event names the setting',
+    );
+    t.equal(backend.requests.length, seen, 'the backend saw none of them');
+
+    // Ordinary JSON, compressed as clients do (a ratio of a few times, past the 64 KiB free of it; under the waf's max_entries), passes.
+    const records = Array.from({ length: 1500 }, (_, i) => ({
+      id: 1000 + ((i * 7919) % 9000),
+      name: `pet-${(i * 2654435761) % 100000}`,
+      note: `seen ${i % 31} times near ${(i * 37) % 1013} on day ${i % 365}`,
+    }));
+    const plain = Buffer.from(JSON.stringify(records));
+    for (const [coding, body] of [
+      ['gzip', gzipSync(plain)],
+      ['br', br(plain)],
+    ] as const) {
+      t.ok(plain.length > 64 * 1024 && plain.length / body.length < 100, `${coding}: ${plain.length} bytes in ${body.length}`);
+      t.equal((await post('application/json', coding, body)).status, 200, `ordinary JSON in ${coding} passes`);
+    }
+    t.equal(backend.requests.length, seen + 2, 'only the ordinary ones reached the backend');
   });
 
   t.test('max connections: connections beyond the limit are dropped', async (t) => {
