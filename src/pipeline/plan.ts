@@ -2,6 +2,7 @@
  * compilePlan: configuration → an immutable routing table whose entries are per-route plans (stage
  * list, limits), built once at startup or reload. Nothing on the request path reads config again.
  */
+import { METHODS } from 'node:http';
 import FindMyWay from 'find-my-way';
 import type {
   AccessConfig,
@@ -117,6 +118,17 @@ const UPPER_IN_LITERALS = /[A-Z]/;
 const PARAMETER_NAMES = /:[^/]+/g;
 const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const ANY_METHOD = '*';
+/**
+ * What `*` routes: every method but TRACE. A TRACE reaching a backend that echoes it (Apache's
+ * default `TraceEnable On`) hands the caller the request as the backend got it — the token Warden
+ * minted, X-Forwarded-Client-Cert; nginx refuses TRACE by default too. A route listing TRACE gets it.
+ */
+const ANY_BUT_TRACE = METHODS.filter((m) => m !== 'TRACE') as FindMyWay.HTTPMethod[];
+/** The methods a refused TRACE's Allow header is made of. */
+const COMMON_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/** TRACE where `*` (or the default route) would have taken it. */
+const traceRefused = () =>
+  new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: COMMON_METHODS.join(', ') }, rule: 'routing.trace' });
 
 /** What the plan's stages need from outside the configuration (the sidecar's live state). */
 export interface PlanDeps {
@@ -342,7 +354,7 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
     const none = () => undefined;
     return {
-      resolve: () => match,
+      resolve: (method) => (method === 'TRACE' ? traceRefused() : match),
       declared: none,
       declaredCaseless: none,
       declaredWithSlash: none,
@@ -411,10 +423,13 @@ export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
     resolve(method, path) {
       const found = router.find(method as FindMyWay.HTTPMethod, path);
       if (found) return { route: found.store as RoutePlan, params: found.params };
-      if (passthrough) return { route: defaultRoute, params: NO_PARAMS };
-      const allowed = methods.filter((m) => m !== method && router.find(m as FindMyWay.HTTPMethod, path) !== null);
+      if (passthrough && method !== 'TRACE') return { route: defaultRoute, params: NO_PARAMS };
+      if (passthrough) return traceRefused();
+      const candidates = method === 'TRACE' ? COMMON_METHODS : methods;
+      const allowed = candidates.filter((m) => m !== method && router.find(m as FindMyWay.HTTPMethod, path) !== null);
       if (allowed.length > 0) {
-        return new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: allowed.join(', ') }, rule: 'routing.methods' });
+        const rule = method === 'TRACE' ? 'routing.trace' : 'routing.methods';
+        return new WardenError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: allowed.join(', ') }, rule });
       }
       return new WardenError('ERR_ROUTE_NOT_FOUND', { rule: 'routing.unmatched' });
     },
@@ -504,7 +519,7 @@ function register(
 ): void {
   const handler = () => undefined;
   try {
-    if (route.methods.includes(ANY_METHOD)) router.all(route.path, handler, plan);
+    if (route.methods.includes(ANY_METHOD)) router.on(ANY_BUT_TRACE, route.path, handler, plan);
     else router.on(route.methods as FindMyWay.HTTPMethod[], route.path, handler, plan);
   } catch (err) {
     const reason = (err as Error).message.replace(/^Method '.*' already declared for route /, 'another route already declares ');

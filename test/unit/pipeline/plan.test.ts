@@ -32,6 +32,24 @@ t.test('routes by method and path pattern, with params; HEAD follows GET', async
   t.equal((p.resolve('PATCH', '/files/a/b/c') as RouteMatch).route.id, 'files', '"*" methods take any method');
 });
 
+t.test('"*" is every method but TRACE, which a route must list (an echoing backend would hand back the minted token)', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'files', path: '/files/*' },
+      { id: 'debug', path: '/debug', methods: ['TRACE', 'GET'] },
+    ],
+  });
+  const trace = p.resolve('TRACE', '/files/a') as WardenError;
+  t.type(trace, WardenError);
+  t.equal(trace.code, 'ERR_METHOD_NOT_ALLOWED');
+  t.equal(trace.rule, 'routing.trace');
+  t.same(trace.headers, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
+  t.equal((p.resolve('PROPFIND', '/files/a') as RouteMatch).route.id, 'files', 'other methods still match "*"');
+  t.equal((p.resolve('TRACE', '/debug') as RouteMatch).route.id, 'debug', 'listed, it is routed');
+  const none = await plan({});
+  t.match(none.resolve('TRACE', '/anything'), { code: 'ERR_METHOD_NOT_ALLOWED', rule: 'routing.trace' }, 'the default route too');
+});
+
 t.test('unmatched requests: 404, or 405 with Allow; passthrough when configured', async (t) => {
   const routes = [
     { id: 'a', path: '/a', methods: ['GET', 'POST'] },
