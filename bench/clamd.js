@@ -26,9 +26,17 @@ export async function startBenchClamd(bench, work, port) {
   const conf = join(work, 'clamd.conf');
   writeFileSync(
     conf,
-    [`DatabaseDirectory ${db}`, `TCPSocket ${port}`, 'TCPAddr 127.0.0.1', 'Foreground yes', 'StreamMaxLength 64M', 'MaxThreads 4'].join(
-      '\n',
-    ) + '\n',
+    [
+      `DatabaseDirectory ${db}`,
+      `TCPSocket ${port}`,
+      'TCPAddr 127.0.0.1',
+      'Foreground yes',
+      'StreamMaxLength 64M',
+      'AlertExceedsMax yes',
+      'MaxFileSize 64M',
+      'MaxScanSize 256M',
+      'MaxThreads 4',
+    ].join('\n') + '\n',
   );
   const bin = existsSync('/usr/sbin/clamd') ? '/usr/sbin/clamd' : 'clamd';
   const child = spawn(bin, ['-c', conf], { stdio: 'ignore' });

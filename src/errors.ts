@@ -33,6 +33,8 @@ export const ERRORS = {
   // The event is the attack class (warden.input.sqli, .xss, …), set per refusal by the waf stage.
   ERR_WAF_BLOCKED: { status: 403, title: 'Request blocked by the web application firewall', event: undefined },
   ERR_MALWARE_FOUND: { status: 422, title: 'Upload refused: malware detected', event: 'warden.input.malware' },
+  // Past clamd's archive limits (AlertExceedsMax): the sender chose it, so never let through as a scanner failure.
+  ERR_UPLOAD_UNSCANNABLE: { status: 422, title: 'Upload refused: it could not be scanned whole', event: 'warden.input.malware' },
   ERR_SCANNER_UNAVAILABLE: { status: 503, title: 'Upload could not be scanned', event: 'warden.scanner.unavailable' },
   ERR_ACCESS_DENIED: { status: 403, title: 'Access denied', event: 'warden.access.denied' },
   // Mutual TLS and peer identity (src/proxy/listener.ts, src/stages/peer-authz.ts)

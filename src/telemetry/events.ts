@@ -127,12 +127,12 @@ export const EVENTS = {
   'warden.input.malware': {
     severity: 'error',
     description:
-      'clamd found malware in an upload (`warden.rule` = clamd:<signature>, `warden.detail` = the part): refused (block) or forwarded (detect).',
+      'clamd found malware in an upload (`warden.rule` = clamd:<signature>, `warden.detail` = the part), or could not scan it whole (rule malware.limits): refused (block) or forwarded (detect).',
   },
   'warden.scanner.unavailable': {
     severity: 'error',
     description:
-      'clamd could not scan an upload (unreachable, timeout, overloaded, too large): refused (fail-closed) or forwarded unscanned (fail-open).',
+      'clamd could not scan an upload (unreachable, timeout, overloaded, too large): refused (fail-closed; overloaded always) or forwarded unscanned (fail-open).',
   },
   'warden.traffic.rate_limited': {
     severity: 'info',

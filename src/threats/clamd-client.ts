@@ -11,7 +11,12 @@
 import { endClientSpan, startClientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { connect, type Socket } from 'node:net';
 
-export type ScanVerdict = { clean: true } | { clean: false; signature: string };
+/**
+ * `exceeded`: clamd did not scan the stream whole — past its MaxRecursion, MaxFiles, MaxFileSize or
+ * MaxScanSize (the limit's name). With `AlertExceedsMax yes` it says so as a `Heuristics.Limits.Exceeded.*`
+ * FOUND; without, it answers OK for what it skipped.
+ */
+export type ScanVerdict = { clean: true } | { clean: false; signature: string; exceeded?: string };
 
 export class ScannerError extends Error {
   constructor(
@@ -105,12 +110,19 @@ function frameHeader(length: number): Buffer {
   return size;
 }
 
+/** clamd's name for a stream it did not scan whole (AlertExceedsMax), e.g. `Heuristics.Limits.Exceeded.MaxRecursion`. */
+const LIMIT_EXCEEDED = /^Heuristics\.Limits\.Exceeded(?:\.(\w+))?/;
+
 /** `stream: OK`, `stream: Name FOUND` — in a session prefixed with the command's id (`3: stream: OK`). */
 function verdictOf(line: string): ScanVerdict | ScannerError {
   const text = line.replace(/^\d+: /, '');
   if (text === 'stream: OK') return { clean: true };
   const found = /^stream: (.+) FOUND$/.exec(text);
-  if (found) return { clean: false, signature: (found[1] as string).slice(0, 200) };
+  if (found) {
+    const signature = (found[1] as string).slice(0, 200);
+    const limit = LIMIT_EXCEEDED.exec(signature);
+    return limit ? { clean: false, signature, exceeded: limit[1] ?? 'a limit' } : { clean: false, signature };
+  }
   if (/size limit exceeded/i.test(text)) return new ScannerError('too_large', 'the body exceeds clamd StreamMaxLength');
   return new ScannerError('protocol', `unexpected clamd reply: ${text.slice(0, 120) || '(none)'}`);
 }

@@ -40,6 +40,12 @@ export interface MultipartFramingCheck {
    * give as many fields and files, or it skipped one.
    */
   parts(): number;
+  /**
+   * The content of part `index` (1-based, as `parts()` counts) when it is a file to other readers
+   * but a text field to busboy (`fileInField`), and forgets it; else undefined. Kept only until
+   * busboy reads the part, which is in the same chunk: the checker reads each chunk first.
+   */
+  takeFieldFile(index: number): Buffer[] | undefined;
 }
 
 /** busboy's own limit on a part's header block (Node's header limit). */
@@ -75,8 +81,21 @@ export function partHeaderProblem(block: string, formData = true): string | unde
   return readPartHeaders(block, formData).problem;
 }
 
-/** The problem with a part's header block, if any, and whether a form reader reads the part. */
-function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean } {
+/**
+ * Whether a part busboy reads as a text field (a `filename` only when it is not empty, or the type
+ * application/octet-stream, makes a file to busboy) is a file to other readers: Werkzeug, Spring
+ * and commons-fileupload read any part with a `filename` parameter, `filename=""` too, as a file,
+ * and Spring binds a part of any type to `@RequestPart byte[]`. Such a part is scanned too.
+ */
+function fileInField(disposition: readonly [string, string][], contentType: string): boolean {
+  const mediaType = contentType.split(';', 1)[0]?.trim() ?? '';
+  const filename = disposition.find(([name]) => name === 'filename');
+  if (mediaType === 'application/octet-stream' || (filename !== undefined && filename[1] !== '')) return false;
+  return filename !== undefined || (mediaType !== '' && mediaType !== 'text/plain');
+}
+
+/** The problem with a part's header block, if any, whether a form reader reads the part, and whether it is fileInField. */
+function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; fileInField?: boolean } {
   const lines = unfolded(block);
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
   const seen = new Set<string>();
@@ -123,7 +142,7 @@ function readPartHeaders(block: string, formData: boolean): { problem?: string; 
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
-  return { read: true };
+  return { read: true, fileInField: fileInField(disposition, contentType) };
 }
 
 /** A header block's lines with folded ones (starting with a space or tab) joined to the line before, as busboy joins them. */
@@ -138,9 +157,11 @@ function unfolded(block: string): string[] {
 
 /**
  * A checker for a body split at `boundary`. A delimiter is a line starting `--boundary`; what
- * follows it on the line decides what it is (RFC 2046 §5.1.1).
+ * follows it on the line decides what it is (RFC 2046 §5.1.1). With `maxFieldBytes`, it also keeps
+ * the content of parts busboy reads as a field but others as a file (fileInField), up to that many
+ * bytes, for takeFieldFile: busboy hands over only the field's decoded value.
  */
-export function createMultipartFramingCheck(boundary: string, formData = true): MultipartFramingCheck {
+export function createMultipartFramingCheck(boundary: string, formData = true, maxFieldBytes?: number): MultipartFramingCheck {
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
   let state: 'data' | 'line' | 'headers' | 'epilogue' | 'done' = 'data';
@@ -150,6 +171,14 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
   /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
   let headerText = '';
   let parts = 0;
+  /** The content of the fileInField part being read, then until busboy reads it (takeFieldFile). */
+  let capturing: Buffer[] | undefined;
+  const captured = new Map<number, Buffer[]>();
+  let capturedBytes = 0;
+  /** The captured content's last byte was a CR, held back: the delimiter's, or content. */
+  let capturedCr = false;
+  /** A captured part's content ended at `\n--boundary`, until its line shows it was a delimiter. */
+  let ending: { index: number; content: Buffer[] } | undefined;
 
   const fail = (why: string) => {
     problem ??= why;
@@ -158,6 +187,16 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
 
   /** A delimiter's line is complete (`tail` is what followed `--boundary`, without the LF). */
   const endLine = (tail: string, endedWithLf: boolean) => {
+    const ended = ending;
+    ending = undefined;
+    // `\n--boundary` after a bare LF, not a delimiter: busboy keeps it in the part, so the captured
+    // content does too (busboy has not read the part yet); a line cut off at the tail limit cannot be put back.
+    if (ended !== undefined && !crBefore && !tail.startsWith('--') && !TRANSPORT_PADDING.test(tail.replace(/\r$/, ''))) {
+      if (tail.length > MAX_BOUNDARY_LINE_TAIL) return fail('the boundary inside a file part read as a text field');
+      captured.delete(ended.index);
+      capturing = ended.content;
+      capturing.push(Buffer.from(`\n--${boundary}${tail}${endedWithLf ? '\n' : ''}`, 'latin1'));
+    }
     if (tail.startsWith('--')) {
       // The close delimiter: busboy stops at it only after a CRLF.
       if (!crBefore) return fail('a close delimiter after a bare line feed');
@@ -182,6 +221,15 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
   const onData = (data: Buffer, start: number, end: number): void => {
     if (state === 'done' || start >= end) return;
     if (state === 'data' || state === 'epilogue') {
+      if (state === 'data' && capturing !== undefined) {
+        // A CR last may be the delimiter's: held back until the next piece says otherwise.
+        if (capturedCr) capturing.push(Buffer.from('\r'));
+        capturedCr = data[end - 1] === CR;
+        if (end - (capturedCr ? 1 : 0) > start) capturing.push(Buffer.from(data.subarray(start, end - (capturedCr ? 1 : 0))));
+        capturedBytes += end - start;
+        // Past busboy's field limit the body is refused (a field is too large): nothing to scan.
+        if (capturedBytes > (maxFieldBytes as number)) capturing = undefined;
+      }
       lastByte = data[end - 1] as number;
       return;
     }
@@ -209,9 +257,12 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const { problem: why, read } = readPartHeaders(headerText.slice(0, blank), formData);
+    const { problem: why, read, fileInField: capture } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (read) parts++;
+    if (read && capture && maxFieldBytes !== undefined) capturing = [];
+    capturedCr = false;
+    capturedBytes = 0;
     state = 'data';
     lastByte = LF;
     // The part's content may start in this same piece.
@@ -227,6 +278,13 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
     if (state === 'epilogue') return lastByte === CR ? fail('a part after the close delimiter') : undefined;
     // A delimiter right after another: the line break that ends one line starts the next match.
     if (state === 'line') endLine(Buffer.from(line).toString('latin1'), true);
+    // The captured part ends here as busboy sees it, which reads the field at this same match (its
+    // CR held back was the delimiter's); after a bare LF it may be content after all (endLine).
+    if (state === 'data' && capturing !== undefined) {
+      ending = { index: parts, content: capturing };
+      captured.set(parts, capturing);
+      capturing = undefined;
+    }
     const after: string = state;
     if (after === 'headers') return fail('a part header block that holds a boundary');
     if (after === 'done') return;
@@ -252,5 +310,12 @@ export function createMultipartFramingCheck(boundary: string, formData = true): 
       return problem;
     },
     parts: () => parts,
+    takeFieldFile(index) {
+      const content = captured.get(index);
+      captured.delete(index);
+      // Parts busboy skipped (the body is refused for it) are not kept either.
+      for (const key of captured.keys()) if (key < index) captured.delete(key);
+      return content;
+    },
   };
 }

@@ -4,7 +4,7 @@
  * File names are kept as sent (`preservePath`), not reduced to busboy's basename.
  */
 import busboy from 'busboy';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   hasStrayBoundary,
   headerParameters,
@@ -20,6 +20,11 @@ export interface MultipartHandlers {
   onField?(name: string, value: string, mimeType: string): void;
   /** A file part; its content must be consumed (or resumed) for parsing to go on. */
   onFile(name: string, filename: string, content: Readable): void;
+  /**
+   * After its onField, a part busboy reads as a text field that other readers read as a file
+   * (`filename=""`, a type other than text/plain): its bytes as sent, which the value is not.
+   */
+  onFieldFile?(name: string, content: Readable): void;
 }
 
 export interface MultipartStream {
@@ -92,7 +97,8 @@ export function createMultipartStream(
   // What busboy reads as the boundary (it has refused a Content-Type without one above).
   const boundary = headerParameters(contentType).find(([name]) => name === 'boundary')?.[1];
   if (boundary === undefined) return undefined;
-  const framing = createMultipartFramingCheck(boundary, formData);
+  // Only a reader that scans such parts has them kept (the waf and validation read the field).
+  const framing = createMultipartFramingCheck(boundary, formData, handlers.onFieldFile ? limits.maxFieldBytes : undefined);
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   /** Fields and files busboy gave: as many as the parts the framing check delimits, or busboy skipped one. */
@@ -113,6 +119,8 @@ export function createMultipartStream(
     if (typeof value !== 'string') return void (problem ??= charsetProblem(undefined));
     if (name === '_charset_' && value.trim() !== '' && !isAsciiCompatibleCharset(value)) problem ??= charsetProblem(value);
     handlers.onField?.(name, value, info.mimeType);
+    const asFile = framing.takeFieldFile(read);
+    if (asFile !== undefined) handlers.onFieldFile?.(name, Readable.from(asFile));
   });
   parser.on('file', (name, content, info) => {
     read++;

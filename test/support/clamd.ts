@@ -66,6 +66,11 @@ export async function startTestClamd(t: { teardown(fn: () => unknown): void }): 
       `LogFile ${join(dir, 'clamd.log')}`,
       `PidFile ${join(dir, 'clamd.pid')}`,
       'StreamMaxLength 64M',
+      // As docs/threats.md requires: what clamd cannot scan whole (nested past MaxRecursion, more
+      // than MaxFiles members) is a FOUND, not an OK; and a stream up to StreamMaxLength is scanned whole.
+      'AlertExceedsMax yes',
+      'MaxFileSize 64M',
+      'MaxScanSize 256M',
       'MaxThreads 4',
       'SelfCheck 3600',
     ].join('\n') + '\n',

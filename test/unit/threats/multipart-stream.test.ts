@@ -115,3 +115,50 @@ t.test('a part busboy skips is refused, whatever made it skip the part: no reade
     t.same([...found.fields, ...found.files].at(-1)?.[0], name, `${disposition}: read as ${name}`);
   }
 });
+
+t.test('onFieldFile: a part busboy reads as a text field but others as a file, its bytes as sent (defect 133)', async (t) => {
+  const binary = Buffer.from([0x00, 0xff, 0x0d, 0x0a, 0x2d, 0x58, 0x0d, 0xc3, 0x28, 0x0d]);
+  const body = Buffer.concat([
+    Buffer.from('--XB\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n'),
+    Buffer.from('--XB\r\nContent-Disposition: form-data; name="empty"; filename=""\r\n\r\n'),
+    binary,
+    Buffer.from('\r\n--XB\r\nContent-Disposition: form-data; name="zip"\r\nContent-Type: application/zip\r\n\r\n'),
+    binary,
+    Buffer.from(
+      '\r\n--XB\r\nContent-Disposition: form-data; name="text"; filename=""\r\nContent-Type: application/octet-stream\r\n\r\nf\r\n--XB--\r\n',
+    ),
+  ]);
+  // Whole, and one byte at a time: a CR before the delimiter is the delimiter's, in any cut.
+  for (const step of [body.length, 1]) {
+    const seen: [string, Buffer][] = [];
+    const files: string[] = [];
+    const pending: Promise<void>[] = [];
+    const stream = createMultipartStream(
+      'multipart/form-data; boundary=XB',
+      { maxParts: 10, maxFieldBytes: 1024 },
+      {
+        onFile: (name, _filename, content) => {
+          files.push(name);
+          content.resume();
+        },
+        onFieldFile: (name, content) => {
+          const chunks: Buffer[] = [];
+          content.on('data', (c: Buffer) => chunks.push(c));
+          pending.push(new Promise((resolve) => content.once('end', () => resolve(void seen.push([name, Buffer.concat(chunks)])))));
+        },
+      },
+    );
+    for (let i = 0; i < body.length; i += step) stream?.write(body.subarray(i, i + step));
+    t.equal(await stream?.end(), undefined, `step ${step}: a valid body`);
+    await Promise.all(pending);
+    t.same(
+      seen.map(([name, bytes]) => [name, bytes.toString('hex')]),
+      [
+        ['empty', binary.toString('hex')],
+        ['zip', binary.toString('hex')],
+      ],
+      `step ${step}: filename="" and application/zip, byte for byte`,
+    );
+    t.same(files, ['text'], `step ${step}: busboy's own files are not given twice`);
+  }
+});
