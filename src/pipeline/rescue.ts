@@ -2,7 +2,7 @@
  * The ONE place where a refusal becomes a response (RFC 9457 problem+json) and a security event.
  * Stages, routing, header checks and the forwarder only return or throw WardenErrors.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Context } from '@opentelemetry/api';
 import { WardenError, isWardenError, type ErrorCode } from '../errors.js';
@@ -49,6 +49,13 @@ export interface Rescue {
    * unanswered): the sidecar opens no tunnels, so 400 ERR_PATH_INVALID like any non-origin-form target.
    */
   refuseTunnel(socket: Socket, detail: string): void;
+  /**
+   * Answers an HTTP/1.1 request to switch protocols (`Connection: upgrade`, `Upgrade: websocket`,
+   * h2c). Node's parser stops at such a request and drops what the client sent after it, so
+   * serving it as a plain request lost any request pipelined behind it: it is refused (400, rule
+   * `http1.upgrade`) on the raw socket, once the responses before it have gone, and the connection closed.
+   */
+  refuseUpgrade(req: IncomingMessage, socket: Socket): void;
 }
 
 const TYPE_PREFIX = 'urn:warden:problem:';
@@ -225,7 +232,34 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
       raise(problem, { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' });
       answerOnSocket(problem, socket);
     },
+    refuseUpgrade(req, socket) {
+      const problem = new WardenError('ERR_REQUEST_MALFORMED', {
+        rule: 'http1.upgrade',
+        detail: 'No protocol switch here (WebSocket, h2c): send the request without "Connection: upgrade".',
+      });
+      const userAgent = req.headers['user-agent'];
+      raise(problem, {
+        clientAddress: socket.remoteAddress ?? '',
+        method: req.method,
+        path: (req.url ?? '').split('?', 1)[0],
+        userAgent: typeof userAgent === 'string' ? userAgent : undefined,
+      });
+      afterResponses(socket, () => answerOnSocket(problem, socket));
+    },
   };
+}
+
+/**
+ * Runs `then` once the responses to requests before this one have been written: Node hands over
+ * an upgrade request while those may still be in progress, and bytes of its own between theirs
+ * would corrupt them. Each response finishes or is destroyed with its connection.
+ */
+function afterResponses(socket: Socket, then: () => void): void {
+  const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!inProgress || inProgress.writableFinished || socket.destroyed) return then();
+  // 'close' follows a finished response and a destroyed one alike; by the next turn node:http has
+  // handed the socket to the next queued response, if any.
+  inProgress.once('close', () => setImmediate(afterResponses, socket, then));
 }
 
 /** A CONNECT request refused: its authority-form target is not an absolute path, as with any other non-origin-form target. */

@@ -176,6 +176,8 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
       'CONNECT opens no tunnel here: send plain http:// requests (http://<service>/path); the sidecar originates the mTLS itself.',
     ),
   );
+  // As on the inbound listener: no protocol switch, and nothing pipelined after one may be dropped.
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => deps.rescue.refuseUpgrade(req, socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.host, () => {

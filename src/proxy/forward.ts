@@ -5,12 +5,14 @@
  * status can no longer be sent.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { buildConnector, errors, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
+import type { BodyLease } from '../traffic/body-budget.js';
+import { createBackendProbe } from './backend-probe.js';
 import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
 
@@ -32,7 +34,20 @@ export interface ForwardOutcome {
    * Sees the response once it has been streamed to the client in full (a copy of at most
    * `maxBytes`; larger bodies are not inspected). Never delays or changes what the client gets.
    */
-  inspect?: { maxBytes: number; onComplete(status: number, headers: IncomingHttpHeaders, body: Buffer): void } | undefined;
+  inspect?: ResponseInspection | undefined;
+}
+
+export interface ResponseInspection {
+  maxBytes: number;
+  /**
+   * The copy's bytes, from the memory budget request bodies share (limits.max_buffered_bytes): a
+   * client that reads slowly keeps its response, and so the copy, in flight up to send_timeout.
+   * Given back when the exchange ends, however it ends.
+   */
+  lease: BodyLease;
+  onComplete(status: number, headers: IncomingHttpHeaders, body: Buffer): void;
+  /** The copy was dropped because the budget was short: this response goes unchecked. */
+  onSkipped(): void;
 }
 
 export interface Forwarder {
@@ -43,7 +58,10 @@ export interface Forwarder {
     res: DownstreamResponse,
     outcome: ForwardOutcome,
   ): Aborter;
-  /** True when a connection to the backend opens (and the health path answers < 500, if configured). */
+  /**
+   * True when a connection to the backend opens (and the health path answers < 500, if configured):
+   * one probe at a time, its answer reused briefly, over a connection of its own (backend-probe.ts).
+   */
   probe(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -218,6 +236,21 @@ function repeatedSingleValue(headers: IncomingHttpHeaders): WardenError | undefi
   return undefined;
 }
 
+/**
+ * 502 for a response in a transfer coding besides chunked (`Transfer-Encoding: gzip, chunked`).
+ * undici takes off the chunked framing only and the field is hop-by-hop (dropped), so the caller
+ * got the still-encoded bytes as the content, with nothing saying so. Warden sends no TE, so a
+ * backend may use no other coding (RFC 9112 §6.1); the common `chunked` costs one comparison.
+ */
+function transferCodingError(headers: IncomingHttpHeaders): WardenError | undefined {
+  const te = headers['transfer-encoding'];
+  if (te === undefined || te === 'chunked' || (typeof te === 'string' && te.trim().toLowerCase() === 'chunked')) return undefined;
+  return new WardenError('ERR_UPSTREAM_PROTOCOL', {
+    rule: 'upstream.transfer_coding',
+    detail: 'The backend answered in a transfer coding other than chunked.',
+  });
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
@@ -328,10 +361,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     else if (statusCode === 205) out['content-length'] = '0';
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
-    const repeated = repeatedSingleValue(out);
-    if (repeated !== undefined) {
-      this.fail(repeated);
-      controller.abort(repeated);
+    const refused = transferCodingError(headers) ?? repeatedSingleValue(out);
+    if (refused !== undefined) {
+      this.fail(refused);
+      controller.abort(refused);
       return;
     }
     try {
@@ -353,10 +386,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.finished) return;
     this.timer?.refresh();
     if (this.status === 205) return; // sent with Content-Length: 0 (onResponseStart)
-    if (this.copy !== undefined) {
+    const inspect = this.outcome.inspect;
+    if (this.copy !== undefined && inspect !== undefined) {
       this.copied += chunk.length;
-      if (this.copied > (this.outcome.inspect?.maxBytes ?? 0)) this.copy = undefined;
-      else this.copy.push(chunk);
+      if (this.copied > inspect.maxBytes) this.dropCopy();
+      else if (!inspect.lease.take(chunk.length)) {
+        this.dropCopy();
+        inspect.onSkipped();
+      } else this.copy.push(chunk);
     }
     if (!this.res.write(chunk)) {
       this.paused = true;
@@ -368,9 +405,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onResponseEnd(): void {
     if (this.finished) return;
+    const copy = this.copy;
     this.settle();
     this.res.end();
-    if (this.copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(this.copy, this.copied));
+    if (copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(copy, this.copied));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
@@ -400,11 +438,19 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     this.finished = true;
     clearTimeout(this.timer);
     clearTimeout(this.sendTimer);
+    this.dropCopy();
+  }
+
+  /** The copy goes, and its bytes back to the budget. */
+  private dropCopy(): void {
+    this.copy = undefined;
+    this.outcome.inspect?.lease.release();
   }
 }
 
 export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTimeoutMs: number): Forwarder {
   const pool = createPool(cfg);
+  const backendProbe = createBackendProbe(cfg);
   // keep_alive 0: a connection per request (Connection: close). A backend that writes after its
   // response (a handler that answers twice) can then not hand those bytes to the next caller's
   // request on a reused connection, which HTTP/1.1 cannot otherwise tell from its answer.
@@ -430,10 +476,10 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTim
       return handler;
     },
     probe(timeoutMs) {
-      return cfg.health_path ? httpProbe(pool, cfg.health_path, timeoutMs) : tcpProbe(cfg.url, timeoutMs);
+      return backendProbe.check(timeoutMs);
     },
     async close() {
-      await pool.close();
+      await Promise.all([pool.close(), backendProbe.close()]);
     },
   };
 }
@@ -455,35 +501,3 @@ function announceEnd(body: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, 
 }
 
 const isStream = (body: object): body is Readable => typeof (body as Partial<Readable>).once === 'function';
-
-async function httpProbe(pool: Pool, path: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const { statusCode, body } = await pool.request({
-      method: 'GET',
-      path,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await body.dump();
-    return statusCode < 500;
-  } catch {
-    return false;
-  }
-}
-
-/** Opens and closes one connection: the backend is listening. No request, so no backend side effects. */
-function tcpProbe(url: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = url.startsWith('unix:')
-      ? connect(url.slice('unix:'.length))
-      : connect(Number(new URL(url).port || 80), new URL(url).hostname.replace(/^\[|\]$/g, ''));
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}

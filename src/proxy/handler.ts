@@ -91,6 +91,8 @@ export interface HandlerDeps {
   draining(): boolean;
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
+  /** Counts a response left unchecked because limits.max_buffered_bytes could not hold its copy. */
+  skipResponseCheck?: () => void;
 }
 
 /** Responses larger than this are not copied for validation. */
@@ -271,9 +273,15 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       const outcome: ForwardOutcome = {
         inspect: check && {
           maxBytes: RESPONSE_INSPECT_BYTES,
+          // The copy is held while a slow client reads: 400 stalled h2 streams held 400 MiB of
+          // copies (1 MiB each) beside a 16 MiB max_buffered_bytes. It now shares that budget.
+          lease: bodyBudget.lease(gen.limits.max_buffered_bytes),
           onComplete(status, headers, body) {
             const v = check(status, headers, body);
             if (v) deps.reportResponse?.(ctx, status, v);
+          },
+          onSkipped() {
+            deps.skipResponseCheck?.();
           },
         },
         onFailure(error, started) {

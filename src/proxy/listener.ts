@@ -204,6 +204,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
+  // Without it Node serves an upgrade request as a plain one and drops what was pipelined after it.
+  h1.on('upgrade', (req: IncomingMessage, socket: Socket) => rescue.refuseUpgrade(req, socket));
   // A client may half-close once its request is sent (`printf … | openssl s_client`, nc, scripts
   // that shut down their side): the response still goes out, then the connection closes (RFC 9112
   // §9.6). Node's default cut such a request unanswered. Needs the TLS

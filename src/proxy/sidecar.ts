@@ -314,6 +314,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     observe,
     tracing: () => otel.tracing,
     draining: () => draining,
+    skipResponseCheck: () => metrics.countSkippedResponseCheck(),
     reportResponse(ctx, status, v) {
       events.emit(
         'warden.response.invalid',

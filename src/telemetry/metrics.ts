@@ -30,6 +30,8 @@ export interface Metrics {
   rateLimitCounters(this: void, route: string): RateLimitCounters;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
+  /** A response left unchecked: its copy did not fit in limits.max_buffered_bytes. */
+  countSkippedResponseCheck(): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
   trackCertificateExpiry(secondsToExpiry: () => number): void;
 }
@@ -83,6 +85,12 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     },
   };
 
+  const skippedResponseChecks = new Counter({
+    name: 'warden_response_checks_skipped_total',
+    help: 'Responses not validated (openapi.validation.responses) because limits.max_buffered_bytes could not hold their copy.',
+    registers: [registry],
+  });
+
   const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
 
   return {
@@ -108,6 +116,9 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     },
     observeRequest(route, method, status, seconds) {
       requestDurations.observe(route, method, status, seconds);
+    },
+    countSkippedResponseCheck() {
+      skippedResponseChecks.inc();
     },
     countEvent(name) {
       let child = eventChildren.get(name);

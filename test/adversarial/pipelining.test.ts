@@ -97,6 +97,39 @@ t.test('pipelining', async (t) => {
     t.same(answered, [...Array(12).keys()], 'answered in the order sent');
   });
 
+  t.test('an upgrade request is refused and its connection closed: nothing pipelined after it vanishes unanswered', async (t) => {
+    const upgrade = (path: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    const before = requestsTo('/upgrade');
+    // Bounded wait: before, the connection stayed open, the second request unanswered, until idle_timeout.
+    const r = await exchange(s.port, s.ca, [upgrade('/upgrade-first') + 'GET /upgrade-second HTTP/1.1\r\nHost: localhost\r\n\r\n'], {
+      timeoutMs: 5000,
+    });
+    t.equal(r.status, 400, 'the upgrade request is refused');
+    t.match(r.text, /content-type: application\/problem\+json/i);
+    t.match(r.text, /connection: close/i, 'with Connection: close');
+    t.match(r.text, /"code":"ERR_REQUEST_MALFORMED"/);
+    t.ok(r.closed, 'and the connection closed: the client knows the request after it went unanswered');
+    t.equal(requestsTo('/upgrade') - before, 0, 'neither reached the backend');
+    t.ok(
+      s.events.some(
+        (e) => e.name === 'warden.http.malformed' && e['warden.rule'] === 'http1.upgrade' && e['url.path'] === '/upgrade-first',
+      ),
+      'warden.http.malformed, rule http1.upgrade',
+    );
+
+    // A response in progress ahead of it goes out whole first; the refusal follows it.
+    const ahead = await exchange(s.port, s.ca, ['GET /slow?ms=300 HTTP/1.1\r\nHost: localhost\r\n\r\n' + upgrade('/upgrade-behind')], {
+      timeoutMs: 5000,
+    });
+    t.equal(ahead.status, 200, 'the request before it is answered');
+    const head = ahead.text.indexOf('\r\n\r\n') + 4;
+    const length = Number(/content-length: (\d+)/i.exec(ahead.text.slice(0, head))?.[1]);
+    t.match(ahead.text.slice(head + length), /^HTTP\/1\.1 400 /, 'then the refusal, after its last byte');
+    t.ok(ahead.closed, 'then the connection closes');
+  });
+
   t.test('a client that pipelines and never reads is disconnected after send_timeout', async (t) => {
     // No max_in_flight here: its refusals would end the responses this needs answered by the backend.
     const lone = await startTestSidecar(t, backend.url, { limits: { send_timeout: '1s' } });

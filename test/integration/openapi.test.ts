@@ -5,6 +5,10 @@
  * weaker requirements; an invalid document is refused with its JSON pointer.
  */
 import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { connect as http2Connect, constants as http2Constants } from 'node:http2';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseSidecarConfig } from '../../src/config/load.js';
@@ -604,6 +608,87 @@ t.test('response validation in report mode: findings about the backend, the resp
     'no finding for HEAD, 304 or an encoded body',
   );
 });
+
+t.test(
+  'response validation: the copies take from limits.max_buffered_bytes; a response that does not fit goes unchecked, counted',
+  async (t) => {
+    const json = (bytes: number) => `{"items":"${'x'.repeat(bytes)}"}`;
+    let slowClosed: Promise<void> | undefined;
+    const backend = createHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/items/slow') {
+        // 200 KiB, then nothing until the client goes: the copy is held all that time.
+        slowClosed = new Promise((resolve) => res.once('close', () => resolve()));
+        res.write(`{"items":"${'x'.repeat(200 * 1024)}`);
+        return;
+      }
+      res.end(json(req.url === '/items/big' ? 300 * 1024 : 100 * 1024));
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      backend.closeAllConnections();
+      backend.close();
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'warden-response-copy-'));
+    const document = join(dir, 'openapi.yaml');
+    writeFileSync(
+      document,
+      `openapi: 3.0.3
+info: { title: t, version: '1' }
+paths:
+  /items/{name}:
+    get:
+      operationId: getItems
+      parameters: [{ name: name, in: path, required: true, schema: { type: string } }]
+      responses:
+        '200':
+          description: ok
+          content: { application/json: { schema: { type: object, required: [id] } } }
+`,
+    );
+    const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
+      openapi: { document, allow_public: true, validation: { responses: 'report' } },
+      limits: { max_buffered_bytes: '256KiB' },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const findings = () => s.events.filter((e) => e.name === 'warden.response.invalid').length;
+    // The client can have the last byte before the sidecar has seen the backend's end, and checked.
+    const findingsReach = async (n: number) => {
+      for (let i = 0; i < 200 && findings() < n; i++) await new Promise((r) => setTimeout(r, 10));
+      return findings();
+    };
+    const skipped = async () => {
+      const text = (await fetchText(`${s.adminUrl}/metrics`, agent)).text;
+      return Number(/^warden_response_checks_skipped_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+
+    const small = await fetchText(`${s.url}/items/small`, agent);
+    t.equal(small.text.length, 100 * 1024 + 12, 'a response that fits arrives whole');
+    t.equal(await findingsReach(1), 1, 'and is checked (it lacks id)');
+    const big = await fetchText(`${s.url}/items/big`, agent);
+    t.equal(big.status, 200);
+    t.equal(big.text.length, 300 * 1024 + 12, 'a response larger than the budget arrives whole');
+    t.equal(await skipped(), 1, 'warden_response_checks_skipped_total counts it');
+
+    // A response in flight holds its copy's bytes until it ends.
+    // Over h2, where leaving is explicit (RST_STREAM): an HTTP/1.1 client that half-closes is still answered.
+    const session = http2Connect(s.url, { ca: s.ca });
+    t.teardown(() => session.destroy());
+    const slow = session.request({ ':path': '/items/slow' });
+    await new Promise<void>((resolve, reject) => {
+      let received = 0;
+      slow.on('data', (d: Buffer) => (received += d.length) > 200 * 1024 && resolve());
+      slow.once('error', reject);
+    });
+    t.equal((await fetchText(`${s.url}/items/small`, agent)).status, 200);
+    t.equal(await skipped(), 2, 'the budget held by the response in flight leaves no room for another copy');
+    slow.close(http2Constants.NGHTTP2_CANCEL);
+    await slowClosed;
+    t.equal((await fetchText(`${s.url}/items/small`, agent)).status, 200);
+    t.equal(await findingsReach(2), 2, 'the aborted response gave its bytes back: the next copy fits, and nothing else was checked');
+  },
+);
 
 t.test('warden config check and warden proxy refuse to start on an invalid document, naming its JSON pointer', async (t) => {
   const { spawnSync } = await import('node:child_process');

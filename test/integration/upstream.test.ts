@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
@@ -343,6 +344,101 @@ t.test(
     t.ok(slow.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.timeouts.headers'));
   },
 );
+
+t.test(
+  '/readyz callers share one backend probe, on a connection of its own: a flood neither fails readiness nor holds requests',
+  async (t) => {
+    let probes = 0;
+    const held: import('node:http').ServerResponse[] = [];
+    let answeredDuringProbe: boolean | undefined;
+    const backend = createHttp((req, res) => {
+      if (req.url === '/health') {
+        probes++;
+        held.push(res); // answered when the test says so
+        return;
+      }
+      answeredDuringProbe = held.some((r) => !r.destroyed && !r.writableEnded);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      backend.closeAllConnections();
+      backend.close();
+    });
+    const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
+      upstream: { connections: 4, health_path: '/health' },
+    });
+    const agent = testAgent(s.ca, { connections: 32 });
+    t.teardown(() => agent.close());
+    const flood = Array.from({ length: 20 }, () => fetchText(`${s.adminUrl}/readyz`, agent));
+    for (let i = 0; i < 200 && probes === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    t.equal(probes, 1, 'a probe is under way');
+    // The pool's connections are free: the request does not queue behind the probes.
+    const res = await fetchText(`${s.url}/orders`, agent);
+    t.equal(res.status, 200);
+    t.equal(answeredDuringProbe, true, 'the request reached the backend while the probe was still held');
+    for (const r of held) r.end('up');
+    const answers = await Promise.all(flood);
+    t.same(
+      answers.map((a) => a.status),
+      Array(20).fill(200),
+      'every /readyz caller gets the one probe answer',
+    );
+    t.equal(probes, 1, '20 concurrent /readyz calls: one request to the health path');
+  },
+);
+
+t.test('a response in a transfer coding besides chunked: 502 ERR_UPSTREAM_PROTOCOL, never the coded bytes as content', async (t) => {
+  const gzip = gzipSync('{"balance": 100}');
+  const chunked = (te: string, content: Buffer) =>
+    Buffer.concat([
+      Buffer.from(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: ${te}\r\n\r\n${content.length.toString(16)}\r\n`,
+      ),
+      content,
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]);
+  const answers: Record<string, Buffer> = {
+    '/gzip': chunked('gzip, chunked', gzip),
+    '/chunked': chunked('chunked', Buffer.from('plain')),
+    '/chunked-upper': chunked('Chunked', Buffer.from('plain')),
+  };
+  const sockets = new Set<import('node:net').Socket>();
+  const backend = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('data', (head: Buffer) => {
+      const path = /^[A-Z]+ (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
+      socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    backend.close();
+  });
+  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`);
+  const h1 = testAgent(s.ca);
+  const h2 = testAgent(s.ca, { h2: true });
+  t.teardown(() => Promise.all([h1.close(), h2.close()]));
+  for (const [name, agent] of [
+    ['HTTP/1.1', h1],
+    ['h2', h2],
+  ] as const) {
+    const coded = await fetchText(`${s.url}/gzip`, agent);
+    t.equal(coded.status, 502, `${name}: Transfer-Encoding: gzip, chunked is 502`);
+    t.match(coded.text, /"code":"ERR_UPSTREAM_PROTOCOL"/, `${name}: an invalid response, not content`);
+    for (const path of ['/chunked', '/chunked-upper']) {
+      const plain = await fetchText(`${s.url}${path}`, agent);
+      t.equal(plain.status, 200, `${name} ${path}: chunked alone passes`);
+      t.equal(plain.text, 'plain', `${name} ${path}: its content`);
+    }
+  }
+  t.ok(
+    s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.transfer_coding'),
+    'warden.upstream.failed, rule upstream.transfer_coding',
+  );
+});
 
 t.test(
   'upstream.keep_alive: 0 — a connection per request, so bytes a backend writes after its response reach no other request',
