@@ -96,6 +96,14 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
   };
   yield* checkIssuerRefs(tokens.authn.issuers, ['tokens', 'authn', 'issuers']);
   const introspecting = tokens.issuers.filter((i) => i.introspection).map((i) => i.id);
+  // What the replicas store in Redis is authenticated under a key only they hold: without an
+  // introspection client there is no credential to derive it from.
+  if (tokens.shared && tokens.shared.key === undefined && introspecting.length === 0) {
+    yield issue(
+      ['tokens', 'shared', 'key'],
+      'is required when no issuer introspects: the entries in Redis are authenticated with it (the same secret on every replica, e.g. ${file:…})',
+    );
+  }
   if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {
     yield issue(['tokens', 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
   }

@@ -141,8 +141,16 @@ export const tokensSchema = {
       required: ['redis'],
       properties: {
         redis: { type: 'string', pattern: '^rediss?://', 'x-expect': 'a Redis URL like "redis://127.0.0.1:6379"' },
-        prefix: { type: 'string', default: 'warden:', 'x-expect': 'a key prefix' },
+        // No default here: it is `warden:<service.name>:`, set where the service name is known
+        // (one prefix for every service let each read the others' answers and revocations).
+        prefix: { type: 'string', minLength: 1, 'x-expect': 'a key prefix such as "warden:orders:"' },
         revocation_lag: duration('30s'),
+        key: {
+          type: 'string',
+          minLength: 32,
+          'x-secret': true,
+          'x-expect': 'a secret of at least 32 characters, the same on every replica (use ${file:…} or ${ENV})',
+        },
       },
     },
     mint: {

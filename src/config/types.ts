@@ -202,9 +202,12 @@ export interface TokensConfig {
   shared?: {
     /** `redis://host:port[/db]`. */
     redis: string;
-    prefix: string;
+    /** Key prefix; absent = `warden:<service.name>:`. */
+    prefix?: string;
     /** No replica trusts an introspection result older than this; revocations known to one replica reach all at once. */
     revocation_lag: number;
+    /** The HMAC key of what the replicas store; absent = derived from the introspection client credentials. */
+    key?: string;
   };
   mint: {
     enabled: boolean;

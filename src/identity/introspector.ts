@@ -68,9 +68,10 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       attributes: attributes(hash),
     });
 
-  const remember = (hash: string, p: Principal, now: number): void => {
+  /** `fetchedAt`: when the IdP gave the answer; it is trusted for maxTtl from then, whoever stored it. */
+  const remember = (hash: string, p: Principal, fetchedAt: number, keptUntil = Infinity): void => {
     const expMs = p.expiresAt === undefined ? Infinity : p.expiresAt * 1000;
-    const freshUntil = Math.min(now + maxTtl, expMs);
+    const freshUntil = Math.min(fetchedAt + maxTtl, keptUntil, expMs);
     const staleUntil = Math.min(freshUntil + tokens.idp.grace, expMs);
     cache.set(hash, p, estimateBytes(p), freshUntil, staleUntil);
   };
@@ -116,20 +117,17 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
         cache.delete(hash);
         return rememberNegative(hash, inactive(hash, 'introspection.revoked'));
       }
-      if (answer) {
-        const now = Date.now();
-        // Stored by a replica (or another service on the same prefix) that judged it by its own
-        // policy: this issuer's token_types, nbf and iss are checked here again.
+      const now = Date.now();
+      // Trusted for this replica's own max_ttl / revocation_lag from the time the IdP answered, not
+      // for as long as whoever stored it chose (a replica with a longer lag, or a clock far ahead:
+      // an answer dated beyond the leeway is not used).
+      if (answer && answer.fetchedAt <= now + tokens.leeway && now < answer.fetchedAt + maxTtl) {
+        // Stored by a replica that judged it by its own policy (another configuration, during a
+        // rollout): this issuer's token_types, nbf and iss are checked here again.
         const wrong = checkIntrospectionClaims(answer.claims, policy, now / 1000, leewaySec);
         if (wrong) return rememberNegative(hash, claimsRefusal(hash, wrong));
         const p = principalOf(answer.claims, policy, 'introspection', hash);
-        cache.set(
-          hash,
-          p,
-          estimateBytes(p),
-          now + answer.ttlMs,
-          Math.min(now + answer.ttlMs + tokens.idp.grace, p.expiresAt === undefined ? Infinity : p.expiresAt * 1000),
-        );
+        remember(hash, p, Math.min(answer.fetchedAt, now), now + answer.ttlMs);
         metrics.cache('introspection', 'shared_hit');
         return p;
       }
@@ -158,7 +156,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     remember(hash, p, now);
     if (shared) {
       const expMs = p.expiresAt === undefined ? Infinity : p.expiresAt * 1000;
-      shared.put(hash, claims, Math.min(maxTtl, expMs - now));
+      shared.put(hash, claims, now, Math.min(maxTtl, expMs - now));
     }
     return p;
   }

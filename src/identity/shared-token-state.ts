@@ -2,36 +2,47 @@
  * Introspection answers and revocations shared by all replicas of a service through Redis: the same
  * keys (SHA-256 of issuer ‖ token) and the same TTL rules as the local cache, plus a pub/sub channel
  * on which a revocation reaches every replica at once. Redis is an accelerator, never the authority:
- * when it is down every replica falls back to its own cache and the IdP.
+ * when it is down every replica falls back to its own cache and the IdP, and whatever is read from
+ * it counts only if it carries the service's tag (shared-seal.ts) — anything else that can write to
+ * that Redis could otherwise log in as anyone.
  */
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
+import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
+import type { SharedSeal } from './shared-seal.js';
 import { MAX_REVOKED_TOKENS } from './token-denylist.js';
 
-export type SharedAnswer = { claims: Record<string, unknown>; ttlMs: number } | 'revoked' | undefined;
+/** A stored answer: the IdP's claims, when the IdP gave them (ms epoch), and how long Redis keeps them still. */
+export type SharedAnswer = { claims: Record<string, unknown>; fetchedAt: number; ttlMs: number } | 'revoked' | undefined;
 
 export interface SharedTokenState {
   get(hash: string, parent?: SpanParent): Promise<SharedAnswer>;
-  /** Stores an active answer for `ttlMs` (fire and forget). */
-  put(hash: string, claims: Record<string, unknown>, ttlMs: number): void;
+  /** Stores an active answer the IdP gave at `fetchedAt`, for `ttlMs` (fire and forget). */
+  put(hash: string, claims: Record<string, unknown>, fetchedAt: number, ttlMs: number): void;
   /** Marks a token revoked for `ttlMs` (its remaining life) and tells every replica. */
   revoke(hash: string, ttlMs: number): Promise<void>;
   /**
    * Called for every revocation published by any replica (this one included), with the mark's end
    * (ms epoch); and, for every mark in Redis, when the listener is added and after each reconnect:
    * a replica that starts, or lost the channel for a while, learns the revocations it missed.
+   * Before reading the marks, the revocations `live` lists (this sidecar's denylist) are written
+   * back where Redis lost them: a Redis restarted empty forgot every revocation otherwise.
    */
-  onRevoked(listener: (hash: string, untilMs: number) => void): Promise<void>;
+  onRevoked(listener: (hash: string, untilMs: number) => void, live: () => Iterable<[string, number]>): Promise<void>;
   close(): Promise<void>;
 }
 
 const COMMAND_TIMEOUT_MS = 250;
 /** How long start-up waits for Redis before going on without it (it connects in the background). */
 const CONNECT_WAIT_MS = 1000;
-/** Revocation marks read back at most: as many as a denylist holds. */
+/** Revocation marks read back (and written back) at most: as many as a denylist holds. */
 const MAX_REPLAYED_MARKS = MAX_REVOKED_TOKENS;
+/** Marks written back per round trip. */
+const RESTORE_BATCH = 1000;
+/** Entries that fail their tag are reported at most this often (with how many), not per request. */
+const REJECTED_REPORT_MS = 10_000;
 
 /** A prefix taken literally in a SCAN MATCH pattern. */
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
@@ -41,9 +52,15 @@ const MAX_TTL_MS = 24 * 3600_000;
 /** The Redis key of a token's shared introspection answer (`hash`: tokenHash). */
 export const sharedAnswerKey = (prefix: string, hash: string): string => `${prefix}tok:${hash}`;
 
-export async function createRedisTokenState(options: { url: string; prefix: string; logger: Logger }): Promise<SharedTokenState> {
+export async function createRedisTokenState(options: {
+  url: string;
+  prefix: string;
+  seal: SharedSeal;
+  logger: Logger;
+  events: EventBus;
+}): Promise<SharedTokenState> {
   const { Redis: RedisClient } = await import('ioredis');
-  const { prefix, logger } = options;
+  const { prefix, seal, logger, events } = options;
   const common = {
     // Commands fail at once while disconnected: a request never waits for Redis to come back.
     enableOfflineQueue: false,
@@ -78,39 +95,114 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
   };
   for (const client of [redis, subscriber]) client.on('error', (err) => warn(err, 'connection'));
 
+  // Entries without this service's tag: forged, another service's, or written by a replica on
+  // another key (a key change rolling out). Ignored; reported once, then at most every 10 s.
+  let rejected = 0;
+  let reportedAt = -Infinity;
+  const reject = (what: 'answer' | 'mark' | 'message') => {
+    rejected++;
+    const now = Date.now();
+    if (now - reportedAt < REJECTED_REPORT_MS) return;
+    reportedAt = now;
+    events.emit('warden.token.shared_rejected', {
+      'warden.rule': `shared.${what}`,
+      'warden.count': rejected,
+      'warden.detail': `entries in Redis under ${prefix} without this service's tag were ignored (tokens.shared.key)`,
+    });
+    rejected = 0;
+  };
+
+  let live: () => Iterable<[string, number]> = () => [];
+  // This sidecar's revocations, written back where Redis has no mark of this service (a restart
+  // without persistence empties it; an entry without the tag is as good as none). Those written
+  // were lost, so they are published too, for replicas that read the marks before this wrote them.
+  const restore = async () => {
+    let batch: [string, number][] = [];
+    let taken = 0;
+    const flush = async () => {
+      const todo = batch;
+      batch = [];
+      if (todo.length === 0) return;
+      const found = (await todo.reduce((p, [hash]) => p.get(revokedKey(hash)), redis.pipeline()).exec()) ?? [];
+      const now = Date.now();
+      const lost = todo.filter(([hash, until], i) => {
+        const value = found[i]?.[1];
+        return until - now >= 1 && !(typeof value === 'string' && seal.openMark(revokedKey(hash), value) !== undefined);
+      });
+      if (lost.length === 0) return;
+      await lost
+        .reduce((p, [hash, until]) => {
+          const end = Math.ceil(until);
+          return p
+            .set(revokedKey(hash), seal.sealMark(revokedKey(hash), end), 'PX', end - now)
+            .publish(channel, seal.sealMessage(channel, hash, end));
+        }, redis.pipeline())
+        .exec();
+    };
+    for (const entry of live()) {
+      if (taken++ >= MAX_REPLAYED_MARKS) break;
+      batch.push(entry);
+      if (batch.length >= RESTORE_BATCH) await flush();
+    }
+    await flush();
+  };
+
   // The marks in Redis, read in pages (SCAN does not block Redis), at most MAX_REPLAYED_MARKS.
   const replay = async () => {
-    if (listeners.length === 0) return;
-    try {
-      let cursor = '0';
-      let seen = 0;
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}rev:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length === 0) continue;
-        const ttls = (await keys.reduce((p, k) => p.pttl(k), redis.pipeline()).exec()) ?? [];
-        const now = Date.now();
-        keys.forEach((key, i) => {
-          const [err, ttl] = ttls[i] ?? [];
-          const hash = key.slice(prefix.length + 'rev:'.length);
-          if (err || typeof ttl !== 'number' || ttl <= 0 || !/^[0-9a-f]{64}$/.test(hash)) return;
-          for (const l of listeners) l(hash, now + ttl);
-        });
-        seen += keys.length;
-      } while (cursor !== '0' && seen < MAX_REPLAYED_MARKS);
-    } catch (err) {
-      warn(err, 'reading the revocation marks');
-    }
+    let cursor = '0';
+    let seen = 0;
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}rev:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = (await keys.reduce((p, k) => p.get(k), redis.pipeline()).exec()) ?? [];
+      const now = Date.now();
+      keys.forEach((key, i) => {
+        const [err, value] = values[i] ?? [];
+        const hash = key.slice(prefix.length + 'rev:'.length);
+        if (err || typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) return;
+        // The end the writer signed, not the key's TTL: anyone can PEXPIRE a key.
+        const until = seal.openMark(key, value);
+        if (until === undefined) return reject('mark');
+        if (until <= now) return;
+        for (const l of listeners) l(hash, until);
+      });
+      seen += keys.length;
+    } while (cursor !== '0' && seen < MAX_REPLAYED_MARKS);
   };
-  // After a reconnect of either connection (the channel's messages of the gap are lost); the
-  // command connection must be up to read, so whichever comes back last reads.
+
+  // One at a time; a reconnect during a pass makes one more pass after it.
+  let running: Promise<void> | undefined;
+  let again = false;
+  const resync = (): Promise<void> => {
+    if (listeners.length === 0) return Promise.resolve();
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await restore();
+          await replay();
+        } catch (err) {
+          warn(err, 'restoring and reading the revocation marks');
+        }
+      } while (again);
+    })().finally(() => (running = undefined));
+    return running;
+  };
+  // After a reconnect of either connection (the channel's messages of the gap are lost, and Redis
+  // may have come back empty); the command connection must be up, so whichever comes back last runs.
   let connected = false;
-  for (const client of [redis, subscriber]) client.on('ready', () => connected && redis.status === 'ready' && void replay());
+  for (const client of [redis, subscriber]) client.on('ready', () => connected && redis.status === 'ready' && void resync());
 
   subscriber.on('message', (ch: string, message: string) => {
-    const m = /^([0-9a-f]{64}) (\d{1,16})$/.exec(message);
-    if (ch !== channel || !m) return;
-    for (const l of listeners) l(m[1] as string, Number(m[2]));
+    if (ch !== channel) return;
+    const m = seal.openMessage(channel, message);
+    if (!m) return reject('message');
+    for (const l of listeners) l(m.hash, m.untilMs);
   });
   // Subscribed whether or not this first connect succeeds: a replica started while Redis was down
   // never subscribed (ioredis resubscribes only to channels it had), so revocations published
@@ -127,46 +219,57 @@ export async function createRedisTokenState(options: { url: string; prefix: stri
         // One round trip: the answer, its remaining life and the revocation mark.
         const results =
           (await clientSpan('redis token state', { 'db.system': 'redis' }, parent, () =>
-            redis.pipeline().exists(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
+            redis.pipeline().get(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
           )) ?? [];
         const [revoked, answer, ttl] = results.map(([err, value]) => {
           if (err) throw err;
           return value;
         });
-        if (revoked === 1) return 'revoked';
+        if (typeof revoked === 'string') {
+          if (seal.openMark(revokedKey(hash), revoked) !== undefined) return 'revoked';
+          reject('mark');
+        }
         if (typeof answer !== 'string' || typeof ttl !== 'number' || ttl <= 0) return undefined;
-        return { claims: JSON.parse(answer) as Record<string, unknown>, ttlMs: ttl };
+        const opened = seal.openAnswer(answerKey(hash), answer);
+        if (!opened) {
+          reject('answer');
+          return undefined;
+        }
+        return { ...opened, ttlMs: ttl };
       } catch (err) {
         warn(err, 'read');
         return undefined;
       }
     },
-    put(hash, claims, ttlMs) {
+    put(hash, claims, fetchedAt, ttlMs) {
       if (ttlMs <= 0) return;
       redis
-        .set(answerKey(hash), JSON.stringify(claims), 'PX', Math.min(Math.ceil(ttlMs), MAX_TTL_MS))
+        .set(answerKey(hash), seal.sealAnswer(answerKey(hash), claims, fetchedAt), 'PX', Math.min(Math.ceil(ttlMs), MAX_TTL_MS))
         .catch((err: unknown) => warn(err, 'write'));
     },
     async revoke(hash, ttlMs) {
       // As long as the token lives, however long: a mark capped at a day let every other replica,
       // and any started later, accept a week-long token again after that day. Bounded only where
       // Redis would refuse the expiry (and the message's 16 digits) would not hold it.
-      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - Date.now()));
+      const now = Date.now();
+      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - now));
+      const until = now + ttl;
       try {
         await redis
           .multi()
-          .set(revokedKey(hash), '1', 'PX', ttl)
+          .set(revokedKey(hash), seal.sealMark(revokedKey(hash), until), 'PX', ttl)
           .del(answerKey(hash))
-          .publish(channel, `${hash} ${Date.now() + ttl}`)
+          .publish(channel, seal.sealMessage(channel, hash, until))
           .exec();
       } catch (err) {
         warn(err, 'revocation');
         throw err;
       }
     },
-    async onRevoked(listener) {
+    async onRevoked(listener, liveRevocations) {
       listeners.push(listener);
-      await replay();
+      live = liveRevocations;
+      await resync();
     },
     async close() {
       redis.disconnect();

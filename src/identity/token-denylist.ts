@@ -41,6 +41,11 @@ export class TokenDenylist {
     return true;
   }
 
+  /** The revocations still running, with their ends (ms epoch). */
+  *live(now = Date.now()): Generator<[hash: string, untilMs: number]> {
+    for (const [hash, until] of this.#until) if (until > now) yield [hash, until];
+  }
+
   /** Drops the entries that have ended; how many. Walks the whole list, so only when it is full. */
   #sweep(now: number): number {
     let dropped = 0;

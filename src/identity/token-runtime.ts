@@ -19,6 +19,7 @@ import { createEndpointResolver } from './issuer-endpoints.js';
 import { createJwtVerifier, type TrustedIssuer } from './jwt-verifier.js';
 import { createMinter, type Minter } from './minter.js';
 import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
+import { createSharedSeal, sharedStateSecret } from './shared-seal.js';
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
 import { createSigningKeys, type SigningKeys } from './signing-keys.js';
 import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
@@ -101,9 +102,20 @@ export function looksLikeJws(token: string): boolean {
 export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntimeDeps): Promise<TokenRuntime> {
   const { logger, metrics, events } = deps;
   const http = createIdpHttp(tokens.idp.timeouts);
+  const sharedSecret = tokens.shared && !deps.offline ? sharedStateSecret(tokens) : undefined;
+  // The configuration check requires tokens.shared.key when there is no credential to derive it from.
+  if (tokens.shared && !deps.offline && !sharedSecret) throw new Error('tokens.shared needs tokens.shared.key');
   const shared: SharedTokenState | undefined =
-    tokens.shared && !deps.offline
-      ? await createRedisTokenState({ url: tokens.shared.redis, prefix: tokens.shared.prefix, logger })
+    tokens.shared && sharedSecret
+      ? await createRedisTokenState({
+          url: tokens.shared.redis,
+          // Each service its own keys and channel by default: one prefix for all let every service
+          // read the others' answers and revocations.
+          prefix: tokens.shared.prefix ?? `warden:${deps.serviceName}:`,
+          seal: createSharedSeal(sharedSecret),
+          logger,
+          events,
+        })
       : undefined;
 
   const trusted: TrustedIssuer[] = tokens.issuers.map((cfg) => {
@@ -154,10 +166,13 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   // longest a token Warden cannot date is assumed to live.
   const afterIdpRevoked = Math.max(tokens.cache.max_ttl + tokens.idp.grace, tokens.shared?.revocation_lag ?? 0);
   if (shared) {
-    await shared.onRevoked((hash, untilMs) => {
-      if (!denylist.add(hash, untilMs)) logger.error({ 'warden.token.hash': hash.slice(0, 16) }, DENYLIST_FULL);
-      for (const i of introspectors.values()) i.forget(hash);
-    });
+    await shared.onRevoked(
+      (hash, untilMs) => {
+        if (!denylist.add(hash, untilMs)) logger.error({ 'warden.token.hash': hash.slice(0, 16) }, DENYLIST_FULL);
+        for (const i of introspectors.values()) i.forget(hash);
+      },
+      () => denylist.live(),
+    );
   }
 
   const revokedRefusal = (issuerId: string, hash: string) =>

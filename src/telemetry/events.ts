@@ -89,6 +89,11 @@ export const EVENTS = {
     severity: 'info',
     description: 'A token was marked revoked through the admin API or learnt inactive, and (with shared state) published to all replicas.',
   },
+  'warden.token.shared_rejected': {
+    severity: 'error',
+    description:
+      "Entries in the shared token state (Redis) without this service's tag were ignored: a forged or another service's introspection answer, revocation mark or message (`warden.rule`), `warden.count` of them. Raised at most once per 10 s.",
+  },
   'warden.input.invalid': {
     severity: 'info',
     description:

@@ -34,7 +34,10 @@ t.test('the shared-state Redis URL is logged without its password', async (t) =>
   t.teardown(() => backend.close());
   const idp = await startForgedIssuer(t);
   const s = await startTestSidecar(t, backend.url, {
-    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }], shared: { redis: 'redis://:S3cretRedisPw@127.0.0.1:1' } },
+    tokens: {
+      issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }],
+      shared: { redis: 'redis://:S3cretRedisPw@127.0.0.1:1', key: 'k'.repeat(32) },
+    },
   });
   let warned = s.logs.find((l) => /shared token state/.test(String(l.msg)));
   for (let i = 0; i < 40 && !warned; i++) {

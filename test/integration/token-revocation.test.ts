@@ -11,6 +11,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
+import { createSharedSeal, sharedStateSecret } from '../../src/identity/shared-seal.js';
 import { tokenHash } from '../../src/identity/token-hash.js';
 import { startTestBackend } from '../support/backend.js';
 import { demoIssuer } from '../support/demo-issuer.js';
@@ -220,7 +221,11 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal(await callB(missed), 200);
     const admin = new Redis(redis.url);
     t.teardown(() => admin.disconnect());
-    await admin.set(`${prefix}rev:${tokenHash(idp.issuer, missed)}`, '1', 'PX', 60_000);
+    // Written as a replica writes it (tagged with the key the replicas derive from their IdP client).
+    const tokens = parseSidecarConfig('sidecar.yaml', await testConfigYaml(backend.url, config)).config.tokens;
+    const seal = createSharedSeal(sharedStateSecret(tokens!)!);
+    const key = `${prefix}rev:${tokenHash(idp.issuer, missed)}`;
+    await admin.set(key, seal.sealMark(key, Date.now() + 60_000), 'PX', 60_000);
     t.equal(await callB(missed), 200, 'no message: not known yet');
     await admin.client('KILL', 'TYPE', 'pubsub');
     await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
@@ -230,6 +235,33 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
       status = await callB(missed);
     }
     t.equal(status, 401, 'refused once the replica has reconnected and read the marks');
+  });
+
+  await t.test('with Redis restarted empty: the replicas write their revocations back', async (t) => {
+    const redis = await startTestRedis(t);
+    const prefix = `restart${Date.now()}:`;
+    const config = { tokens: { issuers: [demoIssuer(idp)], shared: { redis: redis.url, prefix } } };
+    const a = await startTestSidecar(t, backend.url, config);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    t.match((await revoke(a, jwt)).body, { revoked: true, shared: true });
+    const mark = `${prefix}rev:${tokenHash(idp.issuer, jwt)}`;
+    const connections = await redis.clients();
+    await redis.stop();
+    await redis.start(); // no persistence: every mark is gone
+    const admin = new Redis(redis.url);
+    t.teardown(() => admin.disconnect());
+    await redis.waitForClients(connections + 1);
+    let restored = 0;
+    for (let i = 0; i < 60 && restored === 0; i++) {
+      await sleep(50);
+      restored = await admin.exists(mark);
+    }
+    t.equal(restored, 1, 'replica A wrote its revocation back once it reconnected');
+    const pttl = await admin.pttl(mark);
+    t.ok(pttl > 0, `for the token's remaining life (${pttl} ms)`);
+    const b = await startTestSidecar(t, backend.url, config);
+    t.equal(await caller(t, b)(jwt), 401, 'a replica started after the restart refuses the revoked JWT');
+    t.equal(await caller(t, a)(jwt), 401, 'and so does A');
   });
 
   await t.test('with Redis: a revocation lasts as long as the token, a week-long one too', async (t) => {

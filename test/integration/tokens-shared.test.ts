@@ -45,8 +45,8 @@ t.test('shared token state through Redis', async (t) => {
     t.equal(idp.introspectionCount, 1, 'replica B used the answer replica A stored');
   });
 
-  await t.test("an answer another service stored is judged by this one's own policy", async (t) => {
-    // Same issuer, same prefix, but this service accepts only a token_type the IdP never answers.
+  await t.test("an answer a replica of another configuration stored is judged by this one's own", async (t) => {
+    // Same issuer, prefix and IdP client (a rollout), but this one accepts only a token_type the IdP never answers.
     const strict = await startTestSidecar(t, backend.url, {
       ...config,
       tokens: { ...config.tokens, issuers: [demoIssuer(idp, 'demo', { token_types: ['urn:example:none'] })] },

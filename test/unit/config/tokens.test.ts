@@ -200,3 +200,19 @@ t.test('authn mode introspect needs an issuer with an introspection client', asy
   });
   t.equal(parseSidecarConfig('sidecar.yaml', withClient).config.routes[0]?.authn?.mode, 'introspect');
 });
+
+t.test('tokens.shared: a key of its own, or an introspection client to derive it from', async (t) => {
+  const shared = { redis: 'redis://127.0.0.1:6379' };
+  const { lines } = await issuesOf({ tokens: { issuers: [ISSUER], shared } });
+  t.match(lines, [/tokens\.shared\.key: is required when no issuer introspects/]);
+  const short = await issuesOf({ tokens: { issuers: [ISSUER], shared: { ...shared, key: 'S3CRET-short' } } });
+  t.match(short.lines, [/tokens\.shared\.key: must be a secret of at least 32 characters/]);
+  t.notOk(short.lines.join('\n').includes('S3CRET'), 'the key is not shown');
+  const { config } = parseSidecarConfig(
+    'sidecar.yaml',
+    await yamlOf({ tokens: { issuers: [ISSUER], shared: { ...shared, key: 'k'.repeat(32) } } }),
+  );
+  t.equal(config.tokens?.shared?.prefix, undefined, 'no prefix given: warden:<service.name>: (set by the token runtime)');
+  const introspecting = { ...ISSUER, introspection: { client_id: 'orders', client_secret: 'secret' } };
+  t.ok(parseSidecarConfig('sidecar.yaml', await yamlOf({ tokens: { issuers: [introspecting], shared } })).config.tokens?.shared);
+});

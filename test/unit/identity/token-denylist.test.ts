@@ -40,3 +40,10 @@ t.test('full: no running revocation is dropped; ended ones make room', async (t)
   t.equal(aging.size, 3);
   for (const h of ['b', 'c', 'd']) t.ok(aging.has(h, 2_000));
 });
+
+t.test('live: the revocations still running, to write back to Redis', async (t) => {
+  const list = new TokenDenylist(10);
+  list.add('a', 2_000, 1_000);
+  list.add('b', 5_000, 1_000);
+  t.same([...list.live(3_000)], [['b', 5_000]]);
+});
