@@ -24,12 +24,13 @@ export { certificatesOf } from './trust-bundle.js';
 
 /**
  * The CA could not be asked (as opposed to CaApiError: it answered and refused). `code` tells an
- * outage (ERR_CA_UNAVAILABLE), a slow CA (ERR_CA_TIMEOUT) and a CA we do not trust (ERR_CA_UNTRUSTED)
- * apart; the network error is the `cause`.
+ * outage (ERR_CA_UNAVAILABLE), a slow CA (ERR_CA_TIMEOUT), a CA we do not trust (ERR_CA_UNTRUSTED)
+ * and an answer past its size limit (ERR_CA_ANSWER_TOO_LARGE, see ANSWER_LIMITS) apart; the network
+ * error is the `cause`.
  */
 export class CaUnavailableError extends Error {
   constructor(
-    readonly code: 'ERR_CA_UNAVAILABLE' | 'ERR_CA_TIMEOUT' | 'ERR_CA_UNTRUSTED',
+    readonly code: 'ERR_CA_UNAVAILABLE' | 'ERR_CA_TIMEOUT' | 'ERR_CA_UNTRUSTED' | 'ERR_CA_ANSWER_TOO_LARGE',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -60,6 +61,14 @@ function transportError(err: unknown, url: string, timeoutMs: number): unknown {
     return new CaUnavailableError('ERR_CA_UNTRUSTED', `${url}: the CA's certificate is not trusted (${code})`, { cause: err });
   return new CaUnavailableError('ERR_CA_UNAVAILABLE', `${url}: ${code ?? 'unreachable'}`, { cause: err });
 }
+
+/**
+ * The most a CA answer may hold; the body is read as it arrives and the call aborted past it, so a
+ * server on mesh.ca.url (unverified at first contact) cannot fill the sidecar's memory. Bundles,
+ * certificates and problem documents are a few KiB. A CRL entry is ~40-60 bytes: 10 000
+ * revocations are ~0.5 MiB, 50 000 ~2.5 MiB (docs/ca.md), so 16 MiB leaves room for ~300 000.
+ */
+export const ANSWER_LIMITS = { default: 1024 * 1024, crl: 16 * 1024 * 1024 } as const;
 
 /** A conditional CRL fetch: unchanged (304), or the CRL and its ETag. */
 export type CrlFetch = { changed: false } | { changed: true; der: Buffer; etag: string | undefined };
@@ -152,16 +161,7 @@ async function getText(
   timeoutMs: number,
   init: Partial<Dispatcher.RequestOptions> = {},
 ): Promise<string> {
-  return (await getBody(dispatcher, url, timeoutMs, init)).toString('utf8');
-}
-
-async function getBody(
-  dispatcher: Dispatcher,
-  url: string,
-  timeoutMs: number,
-  init: Partial<Dispatcher.RequestOptions> = {},
-): Promise<Buffer> {
-  return (await exchange(dispatcher, url, timeoutMs, init)).body;
+  return (await exchange(dispatcher, url, timeoutMs, init)).body.toString('utf8');
 }
 
 interface CaResponse {
@@ -176,6 +176,7 @@ function exchange(
   url: string,
   timeoutMs: number,
   init: Partial<Dispatcher.RequestOptions> = {},
+  maxBytes: number = ANSWER_LIMITS.default,
 ): Promise<CaResponse> {
   const target = new URL(url);
   const method = init.method ?? 'GET';
@@ -185,7 +186,10 @@ function exchange(
     undefined,
     // The CA's server span continues this one (it exports to the same collector).
     (span) =>
-      callCa(dispatcher, url, timeoutMs, { ...init, headers: { ...(init.headers as Record<string, string>), ...traceHeaders(span) } }),
+      callCa(dispatcher, url, timeoutMs, maxBytes, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), ...traceHeaders(span) },
+      }),
   );
 }
 
@@ -193,17 +197,33 @@ async function callCa(
   dispatcher: Dispatcher,
   url: string,
   timeoutMs: number,
+  maxBytes: number,
   init: Partial<Dispatcher.RequestOptions>,
 ): Promise<CaResponse> {
   try {
     const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
-    const body = Buffer.from(await res.body.arrayBuffer());
+    const body = await readCapped(res.body, maxBytes, url);
     if (res.statusCode >= 400) throw problemError(res.statusCode, body.toString('utf8'));
     const etag = res.headers.etag;
     return { status: res.statusCode, etag: typeof etag === 'string' ? etag : undefined, body };
   } catch (err) {
     throw transportError(err, url, timeoutMs);
   }
+}
+
+/** The whole body, or ERR_CA_ANSWER_TOO_LARGE (the connection dropped) as soon as it passes `maxBytes`. */
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, url: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new CaUnavailableError('ERR_CA_ANSWER_TOO_LARGE', `${url}: the answer passed ${maxBytes} bytes; refused unread`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
 }
 
 function problemError(status: number, text: string): CaApiError {
@@ -242,9 +262,10 @@ export function createCaClient(cfg: MeshConfig['ca'], rootsPem: string, trustDom
       }
     },
     bundle: () => getText(agent, `${url}${CA_PATHS.bundle}`, cfg.timeout),
-    crl: () => getBody(agent, `${url}${CA_PATHS.crl}`, cfg.timeout),
+    crl: async () => (await exchange(agent, `${url}${CA_PATHS.crl}`, cfg.timeout, {}, ANSWER_LIMITS.crl)).body,
     async crlSince(etag) {
-      const res = await exchange(agent, `${url}${CA_PATHS.crl}`, cfg.timeout, etag ? { headers: { 'if-none-match': etag } } : {});
+      const headers = etag ? { headers: { 'if-none-match': etag } } : {};
+      const res = await exchange(agent, `${url}${CA_PATHS.crl}`, cfg.timeout, headers, ANSWER_LIMITS.crl);
       return res.status === 304 ? { changed: false } : { changed: true, der: res.body, etag: res.etag };
     },
     intermediate: () => getText(agent, `${url}${CA_PATHS.intermediate}`, cfg.timeout),

@@ -10,6 +10,7 @@ import {
   chmodSync,
   closeSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -59,7 +60,7 @@ function writeAtomic(file: string, data: string | Uint8Array, mode: number): voi
   try {
     const fd = openSync(temp, 'wx', mode);
     try {
-      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      writeFully(fd, typeof data === 'string' ? Buffer.from(data) : data, file);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -75,6 +76,21 @@ function writeAtomic(file: string, data: string | Uint8Array, mode: number): voi
   } finally {
     closeSync(dirFd);
   }
+}
+
+/**
+ * write(2) may store fewer bytes than asked and report no error (a file size limit, a nearly full
+ * disk): write the rest until done — the next call then fails with the real cause (EFBIG, ENOSPC) —
+ * and check the size, so a cut file is never renamed into place as good credentials.
+ */
+function writeFully(fd: number, data: Uint8Array, file: string): void {
+  for (let offset = 0; offset < data.length;) {
+    const written = writeSync(fd, data, offset, data.length - offset);
+    if (written <= 0) throw new Error(`${file}: the write stored nothing at byte ${offset} of ${data.length}`);
+    offset += written;
+  }
+  const size = fstatSync(fd).size;
+  if (size !== data.length) throw new Error(`${file}: ${size} bytes written of ${data.length}`);
 }
 
 /** Parses and checks a key + chain: the key belongs to the leaf, the leaf carries one SPIFFE ID. */
@@ -95,6 +111,19 @@ export function describeCredentials(keyPem: string, certPem: string, bundlePem: 
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
   };
+}
+
+/**
+ * The DNS names of a chain's leaf, lowercased (as the CA compares them). Node JSON-quotes an entry
+ * holding ", " or quotes: such a piece is not a name and is returned as is, so it never compares equal.
+ */
+export function dnsNamesOf(certPem: string): string[] {
+  const leafPem = certificatesOf(certPem)[0];
+  const san = leafPem ? new X509Certificate(leafPem).subjectAltName : undefined;
+  return (san ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4).toLowerCase());
 }
 
 /** A certificate the CA issued that must not replace the one in use (nor be saved); the message says why. */
@@ -136,6 +165,38 @@ export function issuedCertificateProblem(issued: WorkloadCredentials, currentBun
   return chained ? undefined : `certificate ${serial} does not chain to the trust bundle`;
 }
 
+/**
+ * Why a persisted chain is damaged, or undefined: nothing but whole certificates after the key (a
+ * file cut short ends in part of one, which certificatesOf skips), and the leaf signed by the next
+ * one (its intermediate) or by a root of the bundle. Unlike issuedCertificateProblem, no check of
+ * validity dates or of the bundle's roots: an expired certificate is replaced at start, and one
+ * issued under a root since rotated out is the renewal's to replace.
+ */
+export function persistedChainProblem(certPem: string, bundlePem: string): string | undefined {
+  if (certPem.replace(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g, '').trim() !== '')
+    return 'the certificate chain is cut short or holds something else than certificates';
+  const [leafPem, ...chain] = certificatesOf(certPem);
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(leafPem ?? '');
+    for (const pem of chain) new X509Certificate(pem);
+  } catch {
+    return 'a certificate of the chain does not parse';
+  }
+  const signedBy = (pem: string) => {
+    try {
+      const ca = new X509Certificate(pem);
+      return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
+    } catch {
+      return false;
+    }
+  };
+  if (chain[0] !== undefined ? signedBy(chain[0]) : certificatesOf(bundlePem).some(signedBy)) return undefined;
+  return chain.length === 0
+    ? 'the chain holds no intermediate, and no root of bundle.pem signed the certificate'
+    : 'the certificate is not signed by the intermediate after it';
+}
+
 /** A PEM certificate's base64 body, whitespace removed: equal for the same certificate however it is wrapped. */
 const derOf = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, '');
 
@@ -158,6 +219,11 @@ export interface CredentialStore {
   loadBundle(): string | undefined;
   saveCrl(der: Uint8Array): void;
   loadCrl(): Buffer | undefined;
+  /**
+   * Creates and removes a file in the dir: throws (the error names the dir) when this process
+   * cannot write there — checked before a single-use bootstrap token is spent.
+   */
+  probeWritable(): void;
 }
 
 export function createCredentialStore(dir: string): CredentialStore {
@@ -191,8 +257,11 @@ export function createCredentialStore(dir: string): CredentialStore {
       try {
         credentials = describeCredentials(keyPem, certPem, readBundle() ?? '');
       } catch (err) {
-        throw new CredentialError('ERR_MESH_STATE_INVALID', `${dir}: ${(err as Error).message}`);
+        throw new CredentialError('ERR_MESH_STATE_INVALID', `${path(STATE_FILES.credentials)}: ${(err as Error).message}`);
       }
+      // A cut or damaged chain would be served and fail every peer's verification.
+      const damaged = persistedChainProblem(credentials.certPem, credentials.bundlePem);
+      if (damaged !== undefined) throw new CredentialError('ERR_MESH_STATE_INVALID', `${path(STATE_FILES.credentials)}: ${damaged}`);
       if (credentials.spiffeId !== spiffeId) {
         throw new CredentialError(
           'ERR_MESH_IDENTITY_CHANGED',
@@ -213,5 +282,14 @@ export function createCredentialStore(dir: string): CredentialStore {
     loadBundle: readBundle,
     saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
+    probeWritable() {
+      const probe = path(`.probe.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        // As big as a workload.pem, so a full disk shows here rather than after the enrollment.
+        writeAtomic(probe, Buffer.alloc(8192), 0o600);
+      } finally {
+        rmSync(probe, { force: true });
+      }
+    },
   };
 }

@@ -13,6 +13,7 @@ import {
   createCredentialStore,
   CredentialError,
   describeCredentials,
+  dnsNamesOf,
   isExpired,
   issuedCertificateProblem,
   type CredentialStore,
@@ -64,11 +65,12 @@ export interface MeshIdentity {
 /**
  * Startup cannot get credentials: one line for the operator, naming the setting to fix.
  * ERR_MESH_TOKEN_REQUIRED is a configuration problem (no usable credentials and no token);
+ * ERR_MESH_STATE_UNWRITABLE too (mesh.state_dir cannot be written: checked before the token is spent);
  * ERR_MESH_ENROLL_FAILED carries the CA's refusal or outage code in `caCode`.
  */
 export class MeshStartupError extends Error {
   constructor(
-    readonly code: 'ERR_MESH_TOKEN_REQUIRED' | 'ERR_MESH_ENROLL_FAILED',
+    readonly code: 'ERR_MESH_TOKEN_REQUIRED' | 'ERR_MESH_ENROLL_FAILED' | 'ERR_MESH_STATE_UNWRITABLE',
     message: string,
     readonly caCode?: string,
   ) {
@@ -126,6 +128,21 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   let warnedExpiring = false;
   let renewalsStopped = false;
   let stopped = false;
+  /**
+   * Writes a bundle or CRL already in force. Best effort: a full or read-only disk must not keep a
+   * verified CRL (a revocation) or bundle from being enforced; the copy on disk only serves the
+   * next start, which fetches both again anyway.
+   */
+  const persist = (what: 'bundle' | 'crl', save: () => void) => {
+    try {
+      save();
+    } catch (err) {
+      logger.warn(
+        { err: (err as Error).message, state_dir: cfg.state_dir },
+        `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; a restart begins from the older copy on disk until it is fetched again`,
+      );
+    }
+  };
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {
     for (const listener of listeners) {
@@ -143,7 +160,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     credentials = { ...credentials, bundlePem: configuredRoots };
   }
   client.trust(credentials.bundlePem);
-  store.saveBundle(credentials.bundlePem);
+  persist('bundle', () => store.saveBundle(credentials.bundlePem));
   /** A bundle already in `credentials` and on disk: the CA client, events and listeners follow it. */
   const applyBundle = (pem: string) => {
     client.trust(pem);
@@ -160,7 +177,10 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       const expired = isExpired(credentials);
       const token = cfg.bootstrap_token;
       if (expired && (tokenSpent || !token)) throw new CertificateExpiredError(credentials.serial, credentials.notAfter);
-      const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
+      // The CA renews only the current certificate's names; a changed mesh.dns_names needs a token
+      // (a new enrollment: at start, or here once expired). Before spending one, the state dir must take the result.
+      if (expired) store.probeWritable();
+      const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, expired ? cfg.dns_names : dnsNamesOf(credentials.certPem));
       let issued;
       try {
         issued =
@@ -236,21 +256,24 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     issuers: () => certificatesOf(credentials.certPem).slice(1),
     currentBundle: () => credentials.bundlePem,
     initialCrl: crl,
+    // In memory first, then to disk (persist): a write that fails must not stop the enforcement.
     onBundle(pem) {
-      store.saveBundle(pem);
       credentials = { ...credentials, bundlePem: pem };
       applyBundle(pem);
+      persist('bundle', () => store.saveBundle(pem));
     },
     onCrl(crl) {
-      store.saveCrl(crl.der);
       revocations.update(crl);
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
+      persist('crl', () => store.saveCrl(crl.der));
     },
     onFailure(what, err) {
-      // A server that is not our CA (wrong roots or SPIFFE ID), or a CRL we refuse (revocations not
-      // enforced), is an attack or a misconfiguration, not an outage.
-      const untrusted = (err instanceof CaUnavailableError && err.code === 'ERR_CA_UNTRUSTED') || err instanceof CrlRefusedError;
+      // A server that is not our CA (wrong roots or SPIFFE ID) or answers without end, or a CRL we
+      // refuse (revocations not enforced), is an attack or a misconfiguration, not an outage.
+      const untrusted =
+        (err instanceof CaUnavailableError && (err.code === 'ERR_CA_UNTRUSTED' || err.code === 'ERR_CA_ANSWER_TOO_LARGE')) ||
+        err instanceof CrlRefusedError;
       logger[untrusted ? 'error' : 'warn'](
         { 'error.type': describeCaError(err), err: (err as Error).message },
         `mesh ${what} refresh failed; keeping the last good copy`,
@@ -314,11 +337,19 @@ async function initialCredentials(
     if (!(err instanceof CredentialError)) throw err;
     unusable = err.message;
   }
-  if (persisted && !isExpired(persisted)) {
+  const namesChanged = persisted ? dnsNamesChange(persisted, cfg.dns_names) : undefined;
+  if (persisted && !isExpired(persisted) && (namesChanged === undefined || !cfg.bootstrap_token)) {
     deps.logger.info(
       { 'warden.spiffe.id': persisted.spiffeId, 'warden.cert.serial': persisted.serial },
       'mesh: using persisted credentials',
     );
+    if (namesChanged !== undefined)
+      keepingNames(
+        cfg,
+        persisted,
+        `${namesChanged}; set mesh.bootstrap_token to a token granting them and restart to enroll with them`,
+        deps,
+      );
     return { credentials: persisted, enrolled: false };
   }
   if (!cfg.bootstrap_token) {
@@ -332,11 +363,35 @@ async function initialCredentials(
     );
   }
   if (unusable) deps.logger.warn({ reason: unusable }, 'mesh: persisted credentials unusable; enrolling with mesh.bootstrap_token');
+  if (namesChanged !== undefined && persisted && !isExpired(persisted))
+    deps.logger.info({ reason: namesChanged }, 'mesh: enrolling with mesh.bootstrap_token for the new DNS names');
+  // The token is single-use: a state dir that cannot take the credentials must fail before it is spent.
+  try {
+    store.probeWritable();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    if (persisted && !isExpired(persisted) && namesChanged !== undefined) {
+      // Still a valid certificate to serve on: no reason to refuse the start over the new names.
+      keepingNames(cfg, persisted, `${namesChanged}; not enrolled with them: mesh.state_dir cannot be written (${code})`, deps);
+      return { credentials: persisted, enrolled: false };
+    }
+    throw new MeshStartupError(
+      'ERR_MESH_STATE_UNWRITABLE',
+      `mesh: cannot write in mesh.state_dir ${cfg.state_dir} (${code}): give this process's user write access and room there (owner, mode, free space, a writable volume) or set another mesh.state_dir; the bootstrap token was not used`,
+    );
+  }
   const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
   let issued;
   try {
     issued = await client.enroll(cfg.bootstrap_token, csrPem);
   } catch (err) {
+    if (persisted && !isExpired(persisted) && namesChanged !== undefined) {
+      // The token (perhaps the one already spent on this certificate) cannot enroll the new names:
+      // keep serving on the valid certificate rather than refuse to start.
+      const why = `${namesChanged}; enrolling with them failed (${describeCaError(err)}): set mesh.bootstrap_token to a new token granting them and restart`;
+      keepingNames(cfg, persisted, why, deps);
+      return { credentials: persisted, enrolled: err instanceof CaApiError };
+    }
     const caCode = err instanceof CaApiError || err instanceof CaUnavailableError ? err.code : undefined;
     throw new MeshStartupError(
       'ERR_MESH_ENROLL_FAILED',
@@ -363,11 +418,38 @@ async function initialCredentials(
       'ERR_MESH_CERT_REFUSED',
     );
   }
-  store.save(credentials);
+  try {
+    store.save(credentials);
+  } catch (err) {
+    throw new MeshStartupError(
+      'ERR_MESH_ENROLL_FAILED',
+      `mesh: enrolled as ${credentials.spiffeId} (certificate ${credentials.serial}) but saving it in mesh.state_dir ${cfg.state_dir} failed: ${(err as Error).message}; the bootstrap token is spent and the key lost: fix the state dir, then start again with a new bootstrap token (warden ca token create)`,
+    );
+  }
   deps.events.emit('warden.mesh.enrolled', {
     'warden.spiffe.id': credentials.spiffeId,
     'warden.cert.serial': credentials.serial,
     'warden.cert.not_after': credentials.notAfter.toISOString(),
   });
   return { credentials, enrolled: true };
+}
+
+/** What differs between the certificate's DNS names and mesh.dns_names (as a set, case-insensitive), or undefined. */
+function dnsNamesChange(credentials: WorkloadCredentials, configured: readonly string[]): string | undefined {
+  const held = [...new Set(dnsNamesOf(credentials.certPem))].sort();
+  const wanted = [...new Set(configured.map((name) => name.toLowerCase()))].sort();
+  if (held.join('\n') === wanted.join('\n')) return undefined;
+  const list = (names: string[]) => (names.length ? names.join(', ') : 'none');
+  return `mesh.dns_names (${list(wanted)}) differs from the DNS names of certificate ${credentials.serial} (${list(held)})`;
+}
+
+/** Serving on a certificate whose names are not mesh.dns_names: renewals keep its names (the CA allows no other). */
+function keepingNames(cfg: MeshConfig, credentials: WorkloadCredentials, why: string, deps: MeshDeps): void {
+  const detail = `${why}; until then the certificate and its renewals keep its current names`;
+  deps.events.emit('warden.mesh.dns_names_ignored', {
+    'warden.spiffe.id': credentials.spiffeId,
+    'warden.cert.serial': credentials.serial,
+    'warden.detail': detail,
+  });
+  deps.logger.warn({ 'warden.spiffe.id': credentials.spiffeId, state_dir: cfg.state_dir }, `mesh: ${detail}`);
 }

@@ -116,9 +116,11 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
       // Only ever forward: a replayed older CRL would un-revoke certificates, a future-dated one block every later one.
       const problem = crlOrderProblem(crl, lastCrl);
       if (problem !== undefined) throw new CrlRefusedError(problem);
+      // In force only once onCrl has applied it: if onCrl throws, the next fetch takes it whole
+      // again (not a 304 for an ETag that was never enforced).
+      options.onCrl(crl);
       lastCrl = crl;
       lastEtag = etag;
-      options.onCrl(crl);
       return true;
     } catch (err) {
       options.onFailure('crl', err);

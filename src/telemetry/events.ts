@@ -191,6 +191,11 @@ export const EVENTS = {
     description: 'The workload certificate is close to expiry and could not be renewed.',
   },
   'warden.mesh.trust_updated': { severity: 'info', description: 'A new trust bundle or CRL was fetched from the CA and applied.' },
+  'warden.mesh.dns_names_ignored': {
+    severity: 'warn',
+    description:
+      'mesh.dns_names differs from the certificate in mesh.state_dir and no bootstrap token enrolled the new names; the current names are kept.',
+  },
   'warden.config.reloaded': { severity: 'info', description: 'A new configuration was loaded and is now in force.' },
   'warden.config.reload_failed': {
     severity: 'error',

@@ -9,7 +9,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CaApiError } from '../../../src/ca/admin-client.js';
 import { createIssuer } from '../../../src/ca/issuer.js';
@@ -230,6 +230,85 @@ t.test('CRL refresh: If-None-Match with the ETag of the CRL in force; a 304 keep
   t.same(applied, [crls[0]?.der, crls[1]?.der], 'each CRL applied once; a 304 applies nothing');
   t.same(failures, [], 'a 304 is no failure');
   t.same(await client.crlSince('"b"'), { changed: false });
+});
+
+t.test('a CRL that onCrl could not apply is fetched whole again, not 304ed for an ETag never in force', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const der = await emptyCrl(material, Date.now());
+  const asked: (string | undefined)[] = [];
+  const fake = await scriptedCa(t, (req, res) => {
+    if (req.url !== '/v1/crl') return res.end(material.bundlePem);
+    asked.push(req.headers['if-none-match']);
+    res.setHeader('etag', '"a"');
+    if (req.headers['if-none-match'] === '"a"') return res.writeHead(304).end();
+    res.end(der);
+  });
+  const client = createCaClient(ca(fake.url), fake.rootPem);
+  t.teardown(() => client.close());
+  const applied: Buffer[] = [];
+  const failures: string[] = [];
+  let calls = 0;
+  const refresher = createTrustRefresher({
+    client,
+    intervals: { bundle: 60_000, crl: 60_000 },
+    issuers: () => [material.intermediatePem],
+    currentBundle: () => material.bundlePem,
+    onBundle: () => t.fail('the bundle did not change'),
+    onCrl: (crl) => {
+      if (calls++ === 0) throw new Error('ENOSPC: no space left on device');
+      applied.push(crl.der);
+    },
+    onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
+  });
+  t.teardown(() => refresher.stop());
+  await refresher.refreshNow(); // onCrl fails
+  await refresher.refreshNow(); // fetched whole again, applied
+  t.same(asked, [undefined, undefined], 'no If-None-Match after the failed apply');
+  t.same(applied, [der], 'applied on the retry');
+  t.same(failures, ['crl: ENOSPC: no space left on device']);
+});
+
+t.test('a CA answer past its limit is refused as it streams, first contact included; a CRL may be larger', async (t) => {
+  const MiB = 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  const sent: Record<string, { bytes: number; cut: boolean }> = {};
+  /** Streams `total` bytes (bounded), noting how many went out before the client dropped the connection. */
+  const stream = (res: ServerResponse, key: string, total: number) => {
+    const record = { bytes: 0, cut: false };
+    sent[key] = record;
+    res.writeHead(200);
+    const pump = () => {
+      while (record.bytes < total) {
+        record.bytes += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    res.once('close', () => (record.cut = !res.writableFinished));
+    pump();
+  };
+  let crls = 0;
+  const fake = await scriptedCa(t, (req, res) => {
+    // The first CRL is 2 MiB (~40 000 revocations' worth): within the CRL's larger limit.
+    const size = req.url === '/v1/crl' && crls++ === 0 ? 2 * MiB : 40 * MiB;
+    stream(res, `${req.url} ${size}`, size);
+  });
+  const { rootPem } = await testCaMaterial();
+  const fingerprint = `sha256:${createHash('sha256').update(new X509Certificate(rootPem).raw).digest('hex')}`;
+  const cfg = ca(fake.url, { fingerprint, timeout: 20_000 });
+  t.match(await resolveCaTrust(cfg, undefined, TRUST_DOMAIN).catch((e: unknown) => e), {
+    code: 'ERR_CA_ANSWER_TOO_LARGE',
+    message: /\/v1\/bundle: the answer passed 1048576 bytes/,
+  });
+  const client = createCaClient(cfg, fake.rootPem, TRUST_DOMAIN);
+  t.teardown(() => client.close());
+  t.match(await client.bundle().catch((e: unknown) => e), { code: 'ERR_CA_ANSWER_TOO_LARGE' }, 'bundle');
+  const small = await client.crlSince(undefined);
+  t.equal(small.changed ? small.der.length : 0, 2 * MiB, 'a 2 MiB CRL is read whole');
+  t.match(await client.crlSince(undefined).catch((e: unknown) => e), { code: 'ERR_CA_ANSWER_TOO_LARGE' }, 'a 40 MiB CRL');
+  await new Promise((r) => setTimeout(r, 200)); // the server notices the closed connection
+  t.ok(sent[`/v1/bundle ${40 * MiB}`]?.cut, 'the bundle stream was cut, not read to its end');
+  t.ok(sent[`/v1/crl ${40 * MiB}`]?.cut, 'the CRL stream was cut, not read to its end');
 });
 
 t.test('a workload with the CA’s DNS name is not the CA: main, renew, fingerprint bootstrap and trust() refuse it', async (t) => {

@@ -1,7 +1,9 @@
 import t from 'tap';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { repoRoot } from '../../support/ca-harness.js';
 import { CredentialError, createCredentialStore, describeCredentials, isExpired } from '../../../src/mesh/credential-store.js';
 import { enrollWorkload } from '../../support/workload.js';
 import { startCaUnderTest, TRUST_DOMAIN } from '../../support/ca-harness.js';
@@ -76,4 +78,58 @@ t.test('a bundle without certificates is never saved, and a persisted one is not
     t.equal(store.loadBundle(), undefined, `a persisted ${JSON.stringify(damaged)} bundle is no bundle`);
     t.equal(store.load(ORDERS)?.bundlePem, '', 'and the credentials load without one');
   }
+});
+
+t.test('a short write (file size limit) fails the save: no cut workload.pem is left as credentials', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const w = await enrollWorkload(ca, ORDERS);
+  const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
+  const input = join(dir, 'credentials.json');
+  writeFileSync(input, JSON.stringify(describeCredentials(w.keyPem, w.certPem, w.bundlePem)));
+  const state = join(dir, 'state');
+  // Under `ulimit -f 1` write(2) stores 1 KiB and returns that count, with no error: the store must
+  // write on (and meet EFBIG) rather than rename a 1 KiB file into place.
+  const script = [
+    `import { createCredentialStore } from ${JSON.stringify(join(repoRoot, 'src/mesh/credential-store.ts'))};`,
+    `import { readFileSync } from 'node:fs';`,
+    `const c = JSON.parse(readFileSync(${JSON.stringify(input)}, 'utf8'));`,
+    `try { createCredentialStore(${JSON.stringify(state)}).save(c); console.log('saved'); }`,
+    `catch (err) { console.log('refused', err.code); }`,
+  ].join('\n');
+  const out = await new Promise<string>((resolve) => {
+    execFile(
+      '/bin/bash',
+      ['-c', 'ulimit -f 1; exec "$0" "$@"', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+      { timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '', TSX_DISABLE_CACHE: '1' } },
+      (err, stdout, stderr) => resolve(`${stdout}${stderr}${err && !stdout ? err.message : ''}`),
+    );
+  });
+  t.match(out, /^refused EFBIG/, 'the save fails with the cause');
+  t.notOk(existsSync(join(state, 'workload.pem')), 'no workload.pem');
+  t.same(readdirSync(state), [], 'no temp file left behind');
+});
+
+t.test('a persisted chain cut short or not signed by its intermediate is refused at load, naming the file', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const w = await enrollWorkload(ca, ORDERS);
+  const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
+  const store = createCredentialStore(dir);
+  store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
+  const file = join(dir, 'workload.pem');
+  const whole = readFileSync(file, 'utf8');
+  t.equal(store.load(ORDERS)?.serial, w.serial, 'the whole file loads');
+  // Cut inside the intermediate, as a 1 KiB short write left it: key and leaf whole.
+  const intermediateAt = whole.lastIndexOf('-----BEGIN CERTIFICATE-----');
+  writeFileSync(file, whole.slice(0, intermediateAt + 100), { mode: 0o600 });
+  t.throws(
+    () => store.load(ORDERS),
+    { code: 'ERR_MESH_STATE_INVALID', message: `${file}: the certificate chain is cut short` },
+    'a cut intermediate',
+  );
+  writeFileSync(file, whole.slice(0, intermediateAt) + w.bundlePem, { mode: 0o600 });
+  t.throws(
+    () => store.load(ORDERS),
+    { code: 'ERR_MESH_STATE_INVALID', message: `${file}: the certificate is not signed by the intermediate after it` },
+    'another certificate in the intermediate’s place',
+  );
 });

@@ -1,0 +1,151 @@
+/**
+ * The mesh identity and its state dir, with a real CA: a CRL enforced although crl.der cannot be
+ * written, a changed mesh.dns_names at start, and a state dir this process cannot write costing no
+ * bootstrap token (`warden enroll` as another user).
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
+import { startMeshIdentity } from '../../src/mesh/identity.js';
+import { createEventBus } from '../../src/telemetry/events.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { repoRoot, testConfigYaml, type CapturedEvent, type Teardown } from '../support/sidecar.js';
+import { enrollWorkload } from '../support/workload.js';
+
+const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A MeshIdentity alone, from a `mesh:` section as in sidecar.yaml; events, and warnings and errors in `logs`. */
+async function startIdentity(t: Teardown, mesh: Record<string, unknown>) {
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-mesh-')), 'sidecar.yaml');
+  const config = parseSidecarConfig(file, await testConfigYaml('http://127.0.0.1:1', { mesh })).config.mesh;
+  if (!config) throw new Error('no mesh section');
+  const events: CapturedEvent[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
+  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
+  const identity = await startMeshIdentity(config, { events: bus, logger });
+  t.teardown(() => identity.stop());
+  return { identity, events, logs };
+}
+
+/** Polls `done` every 100 ms, at most `tries` times. */
+async function eventually(done: () => boolean, tries = 80): Promise<boolean> {
+  for (let i = 0; i < tries && !done(); i++) await sleep(100);
+  return done();
+}
+
+const dnsNamesOfCert = (certPem: string) =>
+  (new X509Certificate(certPem).subjectAltName ?? '')
+    .split(', ')
+    .filter((e) => e.startsWith('DNS:'))
+    .map((e) => e.slice(4))
+    .sort();
+
+t.test('a CRL that cannot be saved is enforced all the same, with a warning', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const caller = await enrollWorkload(ca, `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
+  const { mesh } = meshSection(ca, ORDERS);
+  const { identity, logs } = await startIdentity(t, mesh);
+  t.notOk(identity.revocations.isRevoked(caller.serial), 'not revoked yet');
+  // crl.der becomes a directory: every save of a CRL fails (EISDIR at the rename), as on a full disk.
+  rmSync(join(mesh.state_dir, 'crl.der'), { force: true });
+  mkdirSync(join(mesh.state_dir, 'crl.der', 'in-the-way'), { recursive: true });
+  await ca.revoke({ serial: caller.serial, reason: 'keyCompromise' });
+  t.ok(
+    await eventually(() => identity.revocations.isRevoked(caller.serial)),
+    'the revocation is enforced (refresh.crl 500 ms) although crl.der cannot be written',
+  );
+  t.ok(
+    logs.some((l) => /the new crl is in force but could not be saved in mesh\.state_dir/.test(String(l.msg))),
+    'a warning says the CRL was not saved',
+  );
+});
+
+t.test('a changed mesh.dns_names: a token enrolls the new names; without one the current names are kept and renewed', async (t) => {
+  // 4 s certificates renewed at half-life: a renewal within the test.
+  const { ca } = await startCaUnderTest(t, { certificates: { lifetime: '4s', backdate: '0s' } });
+  const { mesh } = meshSection(ca, ORDERS, { renew_at: 0.5, renew_jitter: 0, max_backoff: '1s' });
+  const first = await startIdentity(t, mesh);
+  const firstSerial = first.identity.material().serial;
+  first.identity.stop();
+
+  const names = ['localhost', 'orders.example.test'];
+  const token = ca.createToken({ spiffe_id: ORDERS, dns_names: names }).token;
+  const second = await startIdentity(t, { ...mesh, dns_names: names, bootstrap_token: token });
+  t.not(second.identity.material().serial, firstSerial, 'a new certificate, enrolled with the new token');
+  t.same(dnsNamesOfCert(second.identity.material().cert), names, 'carrying the new names');
+  t.ok(second.events.some((e) => e.name === 'warden.mesh.enrolled'));
+  second.identity.stop();
+
+  // Another name, no token: the persisted certificate, a warning naming mesh.dns_names, renewals that succeed.
+  const third = await startIdentity(t, { ...mesh, dns_names: ['localhost', 'other.example.test'], bootstrap_token: undefined });
+  const ignored = third.events.find((e) => e.name === 'warden.mesh.dns_names_ignored');
+  t.match(ignored?.['warden.detail'], /mesh\.dns_names \(localhost, other\.example\.test\) differs .*\(localhost, orders\.example\.test\)/);
+  t.ok(
+    third.logs.some((l) => l.level === 'warn' && /mesh\.dns_names/.test(String(l.msg))),
+    'and a warning in the log',
+  );
+  t.ok(
+    await eventually(() => third.events.some((e) => e.name === 'warden.mesh.rotated')),
+    'the renewal succeeds: it asks for the certificate’s own names',
+  );
+  t.same(dnsNamesOfCert(third.identity.material().cert), names, 'renewed with the names it had');
+  t.notOk(
+    third.events.some((e) => e.name === 'warden.mesh.renewal_failed'),
+    'no renewal refused (ERR_CA_IDENTITY_MISMATCH)',
+  );
+});
+
+t.test('warden enroll with a state dir it cannot write: one clear line, and the token is still unused', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const root = process.getuid?.() === 0;
+  // The config file must be readable by the unprivileged user: through the test's own temp root too.
+  if (root) chmodSync(tmpdir(), 0o755);
+  const dir = mkdtempSync(join(tmpdir(), 'warden-enroll-'));
+  chmodSync(dir, 0o755);
+  const { mesh } = meshSection(ca, ORDERS);
+  // As root, permissions do not apply: the enrollment runs as nobody against a root-owned state dir.
+  chmodSync(mesh.state_dir, 0o755);
+  if (!root) chmodSync(mesh.state_dir, 0o555);
+  t.teardown(() => chmodSync(mesh.state_dir, 0o755));
+  const file = join(dir, 'sidecar.yaml');
+  // No inbound TLS files (mesh mode serves its workload certificate), so the other user reads this file alone.
+  const config = {
+    service: { name: 'orders' },
+    listeners: { inbound: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    upstream: { url: 'http://127.0.0.1:1' },
+    mesh,
+  };
+  writeFileSync(file, JSON.stringify(config), { mode: 0o644 });
+  const env = { PATH: process.env.PATH ?? '', TMPDIR: dir };
+  const enroll = () =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      // Through sh, which drops the NODE_OPTIONS the test runner adds to its children: they would
+      // make the child write its process info where the other user may not.
+      const child = execFile(
+        '/bin/sh',
+        ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, join(repoRoot, 'bin/warden.js'), 'enroll', '-c', file],
+        { timeout: 20_000, env, ...(root ? { uid: 65534, gid: 65534 } : {}) },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      child.stdin?.end();
+    });
+  const refused = await enroll();
+  t.equal(refused.code, 1, 'exit 1');
+  t.match(
+    refused.stderr,
+    /^warden enroll: mesh: cannot write in mesh\.state_dir .* \(EACCES\): .*the bootstrap token was not used/,
+    'names mesh.state_dir and says the token is unused',
+  );
+  t.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+  if (root) chownSync(mesh.state_dir, 65534, 65534);
+  else chmodSync(mesh.state_dir, 0o755);
+  const fixed = await enroll();
+  t.equal(fixed.code, 0, `the same token enrolls once the state dir is writable: ${fixed.stderr}`);
+});
