@@ -1,9 +1,11 @@
 /**
  * `warden ca init`: a new CA in an empty directory — root (10 years), issuing intermediate (1 year,
  * pathLen 0), the administrator's client certificate, bundle.pem and a ca.yaml skeleton.
- * Never overwrites: a directory that already holds CA material is refused.
+ * Never overwrites: a directory holding any file it would write (or ca.db) is refused before a key is
+ * generated. The files are written once everything is made, bundle.pem last (what deployments test
+ * for); should one write fail, those already written are removed: no half-written CA stays behind.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
@@ -43,7 +45,7 @@ export class CaExistsError extends Error {
     readonly existing: string[],
   ) {
     super(
-      `${dir} already holds a CA (${existing.map((f) => f.slice(dir.length + 1)).join(', ')}); refusing to overwrite — choose an empty --dir`,
+      `${dir} already holds CA files (${existing.map((f) => f.slice(dir.length + 1)).join(', ')}); refusing to overwrite — choose an empty --dir`,
     );
     this.name = 'CaExistsError';
   }
@@ -116,14 +118,21 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
     [CA_FILES.rootCert, rootPem, plain],
     [CA_FILES.intermediateCert, certificatePem(intermediate), plain],
     [CA_FILES.adminCert, admin.pem, plain],
-    [CA_FILES.bundle, rootPem, plain],
     [CA_FILES.config, caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), plain],
+    // Last: `test -f bundle.pem || warden ca init` (compose, Kubernetes) takes it for a complete CA.
+    [CA_FILES.bundle, rootPem, plain],
   ];
   const files: string[] = [];
   for (const [name, content, opts] of written) {
-    // `wx`: fail rather than overwrite should another process create the file in between.
-    writeFileSync(join(dir, name), content, opts);
-    files.push(join(dir, name));
+    const file = join(dir, name);
+    try {
+      // `wx`: fail rather than overwrite should another process create the file in between.
+      writeFileSync(file, content, opts);
+    } catch (err) {
+      for (const done of files) rmSync(done, { force: true });
+      throw (err as NodeJS.ErrnoException).code === 'EEXIST' ? new CaExistsError(dir, [file]) : err;
+    }
+    files.push(file);
   }
   return { dir, trustDomain, fingerprint: fingerprintOf(root), rootPem, adminSpiffeId: admin.spiffeId, files };
 }

@@ -25,9 +25,13 @@ export const CA_FILES = {
 export const adminSpiffeId = (trustDomain: string) => `spiffe://${trustDomain}/warden/admin`;
 export const serverSpiffeId = (trustDomain: string) => `spiffe://${trustDomain}/warden/ca`;
 
-/** Files whose presence means "this directory already holds a CA". */
+/**
+ * Files whose presence means "this directory already holds a CA": every file `warden ca init` writes
+ * and the database. All of them: a ca.yaml or bundle.pem already there (a mounted ConfigMap) was found
+ * only on the last write, after the keys were on disk.
+ */
 export function existingCaFiles(dir: string): string[] {
-  return [CA_FILES.rootCert, CA_FILES.rootKey, CA_FILES.intermediateCert, CA_FILES.intermediateKey, CA_FILES.adminKey, CA_FILES.database]
+  return Object.values(CA_FILES)
     .map((f) => join(dir, f))
     .filter((f) => existsSync(f));
 }
@@ -55,6 +59,21 @@ function read(dir: string, name: string): string {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new Error(`cannot read ${join(dir, name)} (${code}); is ${dir} a CA directory made by warden ca init?`, { cause: err });
   }
+}
+
+/**
+ * Why a key file did not load, from what it holds: only an encrypted PEM asks for a passphrase. A
+ * damaged file (not PEM, or a key that does not parse) was reported as "encrypted", which sent
+ * operators looking for a passphrase the key never had.
+ */
+function unreadableKey(file: string, pem: string, passphrase: string | undefined, passphraseHint: string): string {
+  if (!/-----BEGIN (ENCRYPTED |EC |RSA )?PRIVATE KEY-----/.test(pem)) {
+    return `${file} holds no PEM private key (damaged or not a key file): restore it from a backup`;
+  }
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem)) {
+    return passphrase === undefined ? `${file} is encrypted: give ${passphraseHint}` : `${file} does not decrypt with this passphrase`;
+  }
+  return `${file} is not a readable ECDSA P-256 private key (damaged?): restore it from a backup`;
 }
 
 /** Whether `key` signs what the certificate's public key verifies (a probe signature). */
@@ -91,12 +110,9 @@ export async function loadCaMaterial(dir: string, passphrase?: string): Promise<
   } catch (err) {
     const message = (err as Error).message;
     if (message.startsWith('cannot read')) throw err;
-    throw new Error(
-      passphrase === undefined
-        ? `${join(dir, CA_FILES.intermediateKey)} is encrypted: give the passphrase`
-        : `${join(dir, CA_FILES.intermediateKey)} does not decrypt with this passphrase`,
-      { cause: err },
-    );
+    throw new Error(unreadableKey(join(dir, CA_FILES.intermediateKey), read(dir, CA_FILES.intermediateKey), passphrase, 'the passphrase'), {
+      cause: err,
+    });
   }
   // Files from two CAs mixed up started "fine" and failed every handshake: the key must be the
   // intermediate's, and the intermediate must chain to a root of the bundle.
@@ -142,9 +158,12 @@ export function loadAdminCredentials(dir: string, passphrase?: string): AdminCre
     readPrivateKey(keyPem, passphrase);
   } catch (err) {
     throw new Error(
-      passphrase === undefined
-        ? `${join(dir, CA_FILES.adminKey)} is encrypted: give the CA passphrase (-c ca.yaml, --passphrase-file or --passphrase-env)`
-        : `${join(dir, CA_FILES.adminKey)} does not decrypt with this passphrase`,
+      unreadableKey(
+        join(dir, CA_FILES.adminKey),
+        keyPem,
+        passphrase,
+        'the CA passphrase (-c ca.yaml, --passphrase-file or --passphrase-env)',
+      ),
       { cause: err },
     );
   }

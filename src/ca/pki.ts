@@ -3,7 +3,7 @@
  * algorithm (ECDSA P-256), serials, fingerprints and PEM helpers.
  */
 import 'reflect-metadata';
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -52,7 +52,25 @@ export function dnsSans(cert: x509.X509Certificate): string[] {
   return san ? san.names.items.filter((n) => n.type === 'dns').map((n) => n.value) : [];
 }
 
-/** Hex SHA-256 of a SubjectPublicKeyInfo: identifies a key across CSRs and certificates. */
+/**
+ * Hex SHA-256 of a SubjectPublicKeyInfo in canonical form: identifies a key across CSRs and
+ * certificates. One EC key has two encodings (compressed or uncompressed point) and Node's SPKI
+ * export keeps the one it was given; a JWK round trip writes the uncompressed one, which is what
+ * every key the CA saw before was hashed as (same ids as the raw bytes for those).
+ */
 export function keyIdOf(publicKey: x509.PublicKey): string {
-  return createHash('sha256').update(Buffer.from(publicKey.rawData)).digest('hex');
+  return createHash('sha256')
+    .update(canonicalSpki(Buffer.from(publicKey.rawData)))
+    .digest('hex');
+}
+
+function canonicalSpki(spki: Buffer): Buffer {
+  let key;
+  try {
+    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch {
+    return spki; // a key Node cannot read: never accepted in a CSR (csr-policy.ts), only hashed as is
+  }
+  if (key.asymmetricKeyType === 'ec') key = createPublicKey({ key: key.export({ format: 'jwk' }), format: 'jwk' });
+  return key.export({ type: 'spki', format: 'der' });
 }

@@ -28,9 +28,11 @@ import {
   type RevokeTokensResult,
   type TokenRecord,
 } from './api.js';
+import { createRefusalAudit } from './audit-throttle.js';
 import { createClientAuth, type Role } from './client-auth.js';
 import { createCrlPublisher, etagMatches } from './crl.js';
 import { ClientGoneError, readJsonObject, sendBytes, sendJson, sendProblem } from './http.js';
+import { limitConnections } from './connection-limits.js';
 import { createIssuer, MIN_ISSUER_LIFE_MS, type Issuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from './layout.js';
@@ -52,7 +54,14 @@ export interface CaServerOptions {
   /** Where OTEL_* variables are read (default process.env; `warden dev` leaves them to its sidecar). */
   env?: NodeJS.ProcessEnv;
   /** Connection limits (ca.yaml has no section for them): tests lower them. */
-  limits?: { idleTimeoutMs?: number; maxConnections?: number };
+  limits?: {
+    idleTimeoutMs?: number;
+    maxConnections?: number;
+    maxConnectionsPerClient?: number;
+    headersTimeoutMs?: number;
+    /** The interval anonymous refusals are aggregated over in the audit table. */
+    auditIntervalMs?: number;
+  };
 }
 
 export interface CaServer {
@@ -96,6 +105,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   let inFlight = 0;
   let whenIdle: (() => void) | undefined;
   let onClose = () => {};
+  let closeAudit = () => {};
   try {
     recordAdmin(store, material);
     telemetry = await startCaTelemetry(config, events, options.env ?? process.env);
@@ -124,6 +134,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       tokenTtlMs: config.tokens.ttl,
     });
     const auth = createClientAuth(store, config.trust_domain);
+    const anonymousRefusals = createRefusalAudit((entry) => store.audit(entry), options.limits?.auditIntervalMs ?? AUDIT_INTERVAL_MS);
+    closeAudit = () => anonymousRefusals.close();
 
     const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject, url: URL | undefined): Promise<void> => {
       const socket = req.socket as TLSSocket;
@@ -219,14 +231,17 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       }
       // Not for ERR_CA_STORE_UNAVAILABLE: the row would wait out the same lock, to fail as well.
       if (audit.action !== undefined && !QUIET.has(problem.code) && problem.code !== 'ERR_CA_STORE_UNAVAILABLE') {
-        store.audit({
+        const entry = {
           action: audit.action,
           actor: audit.actor,
           subject: audit.subject ?? problem.attributes?.['warden.spiffe.id'],
-          outcome: 'refused',
+          outcome: 'refused' as const,
           // The rule says what the code alone does not (a revoked token is answered as an unknown one).
           detail: problem.rule === undefined ? problem.code : `${problem.code} (${problem.rule})`,
-        });
+        };
+        // Anyone can send anonymous requests: their refusals are aggregated (audit-throttle.ts).
+        if (audit.actor === 'anonymous') anonymousRefusals.refused(entry, audit.clientAddress);
+        else store.audit(entry);
       }
       sendProblem(res, problem);
     };
@@ -242,8 +257,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         minVersion: 'TLSv1.2',
         // Node's default is 120 s: a connection that never finishes its handshake held a slot that long.
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-        headersTimeout: 10_000,
+        headersTimeout: options.limits?.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
         requestTimeout: 30_000,
+        // Both timeouts are only checked this often (Node's default, 30 s, let headers trickled
+        // after the handshake hold a connection ~31 s instead of 10).
+        connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
@@ -299,8 +317,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     // Node's headersTimeout/requestTimeout only start with a request's first byte: a TLS connection
     // that never sends one was held forever. The socket idle timeout covers it (and any later silence).
     listening.setTimeout(options.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
-    listening.maxConnections = options.limits?.maxConnections ?? MAX_CONNECTIONS;
-    listening.on('drop', () => logger.debug('connection refused: maxConnections reached'));
+    const stopLimits = limitConnections(
+      listening,
+      {
+        maxConnections: options.limits?.maxConnections ?? MAX_CONNECTIONS,
+        perClient: options.limits?.maxConnectionsPerClient ?? MAX_CONNECTIONS_PER_CLIENT,
+      },
+      logger,
+    );
+    onClose = () => {
+      stopWatch();
+      stopLimits();
+    };
     // Every TCP connection, its handshake done or not: closeAllConnections knows only those that
     // reached HTTP, and one still in its handshake (a client that sent nothing, or one cut off as the
     // CA restarted) held close() until the handshake timeout.
@@ -368,6 +396,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           // database closes; closing under them crashed the process.
           .then(() => (inFlight === 0 ? undefined : new Promise<void>((resolve) => (whenIdle = resolve))))
           .then(async () => {
+            closeAudit();
             store.close();
             removeSink();
             await telemetry?.shutdown();
@@ -379,6 +408,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     };
   } catch (err) {
     onClose();
+    closeAudit();
     server?.close();
     store.close();
     removeSink();
@@ -393,6 +423,14 @@ const IDLE_TIMEOUT_MS = 30_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Open connections at most (each costs a TLS session); further ones are closed on accept. */
 const MAX_CONNECTIONS = 1024;
+/** Open connections from one client address at most: no client takes all of MAX_CONNECTIONS. */
+const MAX_CONNECTIONS_PER_CLIENT = 64;
+/** A request's headers must be complete this long after its first byte. */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** How often Node checks the headers and request timeouts of open connections. */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
+/** Anonymous refusals: at most one audit row per client address, action and refusal per minute (plus their count). */
+const AUDIT_INTERVAL_MS = 60_000;
 /** What a client waits before retrying a request refused with ERR_CA_STORE_UNAVAILABLE. */
 const STORE_RETRY_AFTER_S = 5;
 

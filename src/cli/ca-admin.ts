@@ -26,7 +26,7 @@ warden ca token list|revoke) go to stderr.
 Options:
   --id SPIFFE_ID          the identity the token enrolls, e.g. spiffe://example.org/ns/shop/sa/orders
   --dns NAME,…            DNS names the certificate may also carry
-  --ttl DURATION          token lifetime, e.g. 10m, 1h (default: the CA's tokens.ttl)
+  --ttl DURATION          token lifetime in s, m or h, e.g. 10m, 1h, 168h (default: the CA's tokens.ttl)
 ${connectionHelp}`;
 
 export const caRevokeHelp = `Usage: warden ca revoke (--serial HEX | --id SPIFFE_ID) [--reason REASON] (-c FILE | --url URL --dir DIR)
@@ -141,8 +141,11 @@ export async function runCaTokenCreate(argv: string[]): Promise<number> {
   let ttlSeconds: number | undefined;
   if (values.ttl !== undefined) {
     const ms = parseDuration(values.ttl);
-    if (ms === undefined || ms < 1000 || ms % 1000 !== 0)
-      throw new UsageError(`warden ${command}: --ttl must be whole seconds or more, like 30s, 10m or 1h`);
+    // Durations have no day unit (as in ca.yaml): "7d" is not a duration, not a too-short one.
+    if (ms === undefined)
+      throw new UsageError(`warden ${command}: --ttl "${values.ttl}" is not a duration: use s, m or h, like 30s, 10m, 1h or 168h (7 days)`);
+    if (ms < 1000 || ms % 1000 !== 0)
+      throw new UsageError(`warden ${command}: --ttl must be whole seconds, at least 1s (a number without a unit is milliseconds)`);
     ttlSeconds = ms / 1000;
   }
   const dnsNames = values.dns

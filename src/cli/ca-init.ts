@@ -9,7 +9,8 @@ export const caInitHelp = `Usage: warden ca init --trust-domain DOMAIN --dir DIR
 Creates a Warden CA in DIR: a root CA (ECDSA P-256, 10 years), an issuing intermediate (1 year),
 the administrator's client certificate (spiffe://DOMAIN/warden/admin) used by warden ca token|revoke|list,
 bundle.pem (the root, for clients) and a ca.yaml to start from. Private keys are written 0600 and,
-with a passphrase, encrypted (AES-256-CBC PKCS#8). Refuses a DIR that already holds a CA.
+with a passphrase, encrypted (AES-256-CBC PKCS#8). Refuses a DIR that already holds any of these
+files (or ca.db) before writing anything; bundle.pem is written last.
 Prints the root fingerprint (sha256:<hex>) that sidecars can pin as mesh.ca.fingerprint.
 
 Options:

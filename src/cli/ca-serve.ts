@@ -3,6 +3,7 @@ import { ConfigError } from '../config/config-error.js';
 import { loadCaConfig, type LoadedCaConfig } from '../config/ca-load.js';
 import { startCaServer, type CaServer } from '../ca/server.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
+import { bindProblem } from './bind-error.js';
 
 export const caServeHelp = `Usage: warden ca serve -c FILE
 
@@ -37,12 +38,9 @@ async function startOrExplain(loaded: LoadedCaConfig): Promise<CaServer> {
   try {
     return await startCaServer({ config: loaded.config, material: loaded.material });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      const reason =
-        e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges to bind' : 'is not an address of this host';
-      throw new ConfigError([loaded.issue(['listen', 'port'], `${loaded.config.listen.port} ${reason} (${e.code})`)]);
-    }
+    const { host, port } = loaded.config.listen;
+    const problem = bindProblem(err as NodeJS.ErrnoException, host, port);
+    if (problem) throw new ConfigError([loaded.issue(['listen', problem.field], problem.message)]);
     throw err;
   }
 }

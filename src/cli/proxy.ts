@@ -4,6 +4,7 @@ import { loadSidecarConfig, type LoadedSidecarConfig } from '../config/load.js';
 import { startSidecar, type Sidecar } from '../proxy/sidecar.js';
 import { flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
+import { bindProblem } from './bind-error.js';
 
 export const proxyHelp = `Usage: warden proxy -c FILE
 
@@ -61,13 +62,15 @@ async function startOrExplain(loaded: LoadedSidecarConfig): Promise<Sidecar> {
   try {
     return await startSidecar(loaded);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { port?: number };
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      const listener = e.port === loaded.config.listeners.admin.port ? 'admin' : 'inbound';
-      const reason =
-        e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges to bind' : 'is not an address of this host';
-      throw new ConfigError([loaded.issue(['listeners', listener, 'port'], `${e.port ?? '?'} ${reason} (${e.code})`)]);
-    }
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    // The listener by address and port (Node leaves `port` out for port 0): by port alone, an admin
+    // host that could not be bound was blamed on the inbound listener.
+    const { admin, inbound } = loaded.config.listeners;
+    const at = (l: { host: string; port: number }) =>
+      (e.address === undefined || e.address === l.host) && (e.port === undefined || e.port === l.port);
+    const listener = at(admin) && !at(inbound) ? 'admin' : 'inbound';
+    const problem = bindProblem(e, loaded.config.listeners[listener].host, e.port ?? loaded.config.listeners[listener].port);
+    if (problem) throw new ConfigError([loaded.issue(['listeners', listener, problem.field], problem.message)]);
     throw err;
   }
 }

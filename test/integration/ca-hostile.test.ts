@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { request as httpsRequest, Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import Database from 'better-sqlite3';
 import t from 'tap';
@@ -294,4 +294,83 @@ t.test('the CRL is revalidated by its ETag: 304 while it is the same, 200 with a
   const changed = await get(ca, '/v1/crl', { 'if-none-match': first.etag as string });
   t.equal(changed.status, 200, 'after a revocation the old ETag no longer matches');
   t.not(changed.etag, first.etag);
+});
+
+t.test('one client address cannot take every connection: its share is capped, others are served, refusals logged at warn', async (t) => {
+  // Found by the third red-team round: 1 030 silent TCP connections from one client held all 1 024
+  // slots (each cut at the handshake timeout and reopened): GET /v1/crl and the admin CLI failed.
+  const { ca, logs } = await startCaUnderTest(t, {}, { logs: true, limits: { maxConnections: 12, maxConnectionsPerClient: 4 } });
+  const url = new URL(ca.url);
+  // The hog connects from 127.0.0.2 (loopback as well, another address): plain TCP, never a ClientHello.
+  let cut = 0;
+  const hog: Socket[] = [];
+  for (let i = 0; i < 16; i++) {
+    const socket = netConnect({ host: url.hostname, port: Number(url.port), localAddress: '127.0.0.2' });
+    socket.on('error', () => undefined);
+    socket.once('close', () => cut++);
+    hog.push(socket);
+  }
+  t.teardown(() => hog.forEach((s) => s.destroy()));
+  // Bounded wait until the CA has refused all it refuses (12 past the share; 4 past maxConnections before).
+  for (let i = 0; i < 100 && cut < 12; i++) await sleep(50);
+  t.equal(hog.length - cut, 4, 'the client holds its share (4), not every slot');
+  t.match(await get(ca, '/v1/bundle').catch((err: Error) => ({ status: err.message })), { status: 200 }, 'another client is served');
+  const warned = logs.filter((l) => l.level === 'warn' && l.reason === 'per_client');
+  t.ok(warned.length >= 1, 'refusals logged at warn');
+  t.ok(warned.length < 12, `rate-limited: ${warned.length} line(s) for 12 refusals`);
+  t.match(warned[0], { 'client.address': '127.0.0.2' });
+});
+
+t.test('headers trickled after the handshake: cut at the headers timeout, not at Node’s 30 s check', async (t) => {
+  const { ca } = await startCaUnderTest(t, {}, { limits: { headersTimeoutMs: 500 } });
+  const url = new URL(ca.url);
+  const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.rootPem, servername: 'localhost' });
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  let isClosed = false;
+  let answer = '';
+  socket.once('close', () => (isClosed = true));
+  socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+  socket.write('GET /v1/bundle HTTP/1.1\r\nhost: localhost\r\n');
+  // One header line every 200 ms, 40 at most (8 s): far past 500 ms plus the 1 s check, far short of 30 s.
+  for (let i = 0; i < 40 && !isClosed; i++) {
+    socket.write(`x-trickle-${i}: 1\r\n`);
+    await sleep(200);
+  }
+  t.ok(isClosed, 'the connection was cut');
+  t.match(answer, /^HTTP\/1\.1 408/, 'answered 408');
+  socket.destroy();
+});
+
+t.test('anonymous refusals are aggregated in the audit table; authenticated actions keep a row each', async (t) => {
+  // Found by the third red-team round: 2 000 enrollments with a made-up token wrote 2 000 audit rows.
+  const { ca, dbPath, dir } = await startCaUnderTest(t);
+  const url = new URL(ca.url);
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: 4, ca: ca.rootPem });
+  t.teardown(() => agent.destroy());
+  const enroll = (token: string) =>
+    new Promise<number>((resolve, reject) => {
+      const body = JSON.stringify({ token, csr: 'x' });
+      const req = httpsRequest(
+        { host: url.hostname, port: url.port, path: '/v1/enroll', method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+        (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0)),
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  for (let i = 0; i < 60; i++) t.equal(await enroll(`made-up-${i}`), 401, `refusal ${i}`);
+  const admin = createAdminClientFromDir(ca.url, dir);
+  t.teardown(() => admin.close());
+  for (let i = 0; i < 3; i++) await t.rejects(admin.createToken({ spiffe_id: 'not-an-id' }), `admin refusal ${i}`);
+  const db = new Database(dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  const refused = () =>
+    db.prepare(`SELECT detail FROM audit WHERE action = 'enroll' AND outcome = 'refused'`).all() as { detail: string }[];
+  t.equal(refused().length, 1, 'one row for 60 refusals from one address (so far)');
+  const adminRows = db.prepare(`SELECT actor FROM audit WHERE action = 'token.create' AND outcome = 'refused'`).all();
+  t.equal(adminRows.length, 3, 'the administrator’s refused requests: a row each');
+  await ca.close();
+  const rows = refused();
+  t.equal(rows.length, 2, 'and one more with the count when the interval ends (here: at close)');
+  t.match(rows[1]?.detail, /^ERR_CA_TOKEN_UNKNOWN.*: 59 more from 127\.0\.0\.1 within 60 s$/);
 });

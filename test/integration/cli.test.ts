@@ -1,7 +1,8 @@
 /** The `warden` command as a person runs it: help, version, config check, usage and config errors. */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, testConfigYaml } from '../support/sidecar.js';
@@ -206,4 +207,69 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   child.kill('SIGINT');
   const code = await new Promise((r) => child.once('exit', r));
   t.equal(code, 0);
+});
+
+t.test('ca init: a directory holding any file it would write is refused before a key is written', async (t) => {
+  for (const existing of ['ca.yaml', 'bundle.pem', 'admin.crt']) {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-init-'));
+    writeFileSync(join(dir, existing), '# mine\n');
+    const r = warden('ca', 'init', '--trust-domain', 'example.test', '--dir', dir);
+    t.equal(r.code, 2, `${existing}: exit 2`);
+    t.match(
+      r.stderr,
+      new RegExp(`^warden ca init: .*already holds .*\\(${existing.replace('.', '\\.')}\\).*\\n$`),
+      `${existing}: one line naming it`,
+    );
+    t.same(readdirSync(dir), [existing], `${existing}: nothing else written`);
+  }
+  // A file that appears after the check (here a dangling link: not "existing", yet `wx` fails on it):
+  // what was written already is removed, and bundle.pem, the last file, is the one refused.
+  const dir = mkdtempSync(join(tmpdir(), 'warden-cli-init-'));
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'bundle.pem'));
+  const r = warden('ca', 'init', '--trust-domain', 'example.test', '--dir', dir);
+  t.equal(r.code, 2, 'a file created in between: exit 2');
+  t.match(r.stderr, /already holds .*\(bundle\.pem\)/, 'names it');
+  t.same(readdirSync(dir), ['bundle.pem'], 'no key left behind');
+  const ok = warden('ca', 'init', '--trust-domain', 'example.test', '--dir', join(dir, 'ca'));
+  t.equal(ok.code, 0, 'an empty directory: created');
+});
+
+t.test('messages name the real problem: --ttl unit, an address not of this host, a damaged key', async (t) => {
+  const ttl = warden(
+    'ca',
+    'token',
+    'create',
+    '--id',
+    'spiffe://example.test/ns/a/sa/b',
+    '--ttl',
+    '7d',
+    '--url',
+    'https://127.0.0.1:1',
+    '--dir',
+    '/nonexistent',
+  );
+  t.equal(ttl.code, 2);
+  t.match(ttl.stderr, /--ttl "7d" is not a duration: use s, m or h, .*168h/, '--ttl 7d: the unit');
+  t.notMatch(ttl.stderr, /whole seconds or more/);
+
+  // 192.0.2.1 (TEST-NET-1) is no address of a test machine: EADDRNOTAVAIL names the host field.
+  const text = (await testConfigYaml('http://127.0.0.1:8080')).replace(/(admin:\n\s+host:) 127\.0\.0\.1/, '$1 192.0.2.1');
+  t.match(text, /admin:\n\s+host: 192\.0\.2\.1/, 'the admin host replaced');
+  const proxy = warden('proxy', '-c', configFile(text));
+  t.equal(proxy.code, 2);
+  t.match(proxy.stderr, /:\d+ listeners\.admin\.host: 192\.0\.2\.1 is not an address of this host \(EADDRNOTAVAIL\)\n$/, 'proxy: the host');
+
+  const dir = mkdtempSync(join(tmpdir(), 'warden-cli-ca-'));
+  t.equal(warden('ca', 'init', '--trust-domain', 'example.test', '--dir', dir).code, 0);
+  const caYaml = join(dir, 'ca.yaml');
+  writeFileSync(caYaml, readFileSync(caYaml, 'utf8').replace('host: 127.0.0.1', 'host: 192.0.2.1').replace('port: 8444', 'port: 0'));
+  const serve = warden('ca', 'serve', '-c', caYaml);
+  t.equal(serve.code, 2);
+  t.match(serve.stderr, /:\d+ listen\.host: 192\.0\.2\.1 is not an address of this host \(EADDRNOTAVAIL\)\n$/, 'ca serve: the host');
+
+  writeFileSync(join(dir, 'intermediate.key'), randomBytes(300));
+  const damaged = warden('ca', 'serve', '-c', caYaml);
+  t.not(damaged.code, 0);
+  t.match(damaged.stderr, /intermediate\.key holds no PEM private key \(damaged or not a key file\)/, 'random bytes: damaged');
+  t.notMatch(damaged.stderr, /is encrypted/);
 });

@@ -1,4 +1,9 @@
 /** CSR checks: proof of possession, accepted keys, names within the grant. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { checkCsr, namesWithinGrant } from '../../../src/ca/csr-policy.js';
 import { x509 } from '../../../src/ca/pki.js';
@@ -49,4 +54,21 @@ t.test('names: the granted SPIFFE ID and DNS names only', async (t) => {
     const csr = await checkCsr((await makeCsr(options)).csrPem);
     t.equal(await code(() => namesWithinGrant(csr, grant)), 'ERR_CA_IDENTITY_MISMATCH', what);
   }
+});
+
+t.test('one EC key, compressed or uncompressed point in the CSR: the same keyId (renewal compares it)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-csr-'));
+  const key = join(dir, 'key.pem');
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  writeFileSync(key, (await makeCsr()).keyPem);
+  const uncompressed = await checkCsr(openssl('req', '-new', '-key', key, '-subj', '/CN=w'));
+  openssl('ec', '-in', key, '-conv_form', 'compressed', '-out', `${key}.c`);
+  const compressed = await checkCsr(openssl('req', '-new', '-key', `${key}.c`, '-subj', '/CN=w'));
+  t.not(Buffer.from(compressed.publicKey.rawData).length, Buffer.from(uncompressed.publicKey.rawData).length, 'other SPKI bytes');
+  t.equal(compressed.keyId, uncompressed.keyId, 'the same key id');
+  t.equal(
+    uncompressed.keyId,
+    createHash('sha256').update(Buffer.from(uncompressed.publicKey.rawData)).digest('hex'),
+    'unchanged for the usual form',
+  );
 });
