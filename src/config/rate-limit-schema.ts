@@ -49,7 +49,9 @@ export const rateLimitsSchema = {
   properties: {
     store: { enum: ['memory', 'redis'], default: 'memory', 'x-expect': '"memory" or "redis"' },
     redis: { type: 'string', pattern: '^rediss?://', 'x-expect': 'a Redis URL like "redis://127.0.0.1:6379"' },
-    prefix: { type: 'string', default: 'warden:rl:', 'x-expect': 'a key prefix' },
+    // No fixed default: "warden:rl:<service.name>:" (rateLimitPrefixOf), so services sharing one Redis
+    // keep their own buckets.
+    prefix: { type: 'string', 'x-expect': 'a key prefix (default "warden:rl:<service.name>:")' },
     on_store_failure: { enum: ['fail-open', 'fail-closed'], default: 'fail-open', 'x-expect': '"fail-open" or "fail-closed"' },
     key: {
       type: 'array',
@@ -61,3 +63,12 @@ export const rateLimitsSchema = {
     max_keys: positiveInt(100_000, 10_000_000),
   },
 } as const;
+
+/**
+ * The Redis key prefix of a service's buckets: the configured one, else one naming the service. A
+ * fixed default ("warden:rl:") merged the buckets of every service sharing a Redis whenever their
+ * route ids matched (`api`, `health`): one service's traffic used up the other's limits.
+ */
+export function rateLimitPrefixOf(prefix: string | undefined, serviceName: string): string {
+  return prefix ?? `warden:rl:${serviceName}:`;
+}

@@ -271,7 +271,8 @@ export type RateLimitKey = 'peer' | 'client_id' | 'sub' | 'ip';
 export interface RateLimitsConfig {
   store: 'memory' | 'redis';
   redis?: string;
-  prefix: string;
+  /** Redis key prefix; absent = "warden:rl:<service.name>:" (rateLimitPrefixOf). */
+  prefix?: string;
   /** Redis unreachable: limit with this sidecar's memory (and raise an event), or refuse with 503. */
   on_store_failure: 'fail-open' | 'fail-closed';
   /** Which identity keys a client, first available wins. */

@@ -41,7 +41,9 @@ import { WAF_RULES } from '../stages/waf-rules/rules.js';
 
 import { createMintTokenStage } from '../stages/mint-token.js';
 import { createRateLimitStage, keysNeedPrincipal } from '../stages/rate-limit.js';
+import { createFailedAuthnLimit, type FailedAuthnLimit } from '../stages/failed-authn-limit.js';
 import type { RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
+import { createRefusalMemo, type RefusalMemo } from '../traffic/refusal-memo.js';
 import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
@@ -140,6 +142,8 @@ export interface PlanDeps {
   rateLimits?: RateLimitRuntime | undefined;
   /** A route's rate-limit decision counters (metrics). */
   rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
+  /** Buckets found empty by failed authentications (failed-authn-limit.ts); one per plan unless given. */
+  refusals?: RefusalMemo | undefined;
   /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
   operations?: readonly Operation[] | undefined;
   /** For stages that report without refusing (validation in report mode, malware in detect mode). */
@@ -174,7 +178,8 @@ function buildStages(
   const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
-  // identity), the token, its scopes, and the minted token last.
+  // identity: then failed authentications are charged to the address, refused before authn once
+  // it is out of tokens), the token, its scopes, and the minted token last.
   const stages: Stage[] = [];
   if (!isAccessNoop(policy.access)) stages.push(createAccessStage(policy.access));
   const peerPolicy = peerPolicyOf(config, policy);
@@ -186,7 +191,11 @@ function buildStages(
     const runtime = deps.tokens;
     if (!runtime) throw new Error('compilePlan: tokens configured but no token runtime given');
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
-    stages.push(createAuthnStage(authn, runtime));
+    const authnStage = createAuthnStage(authn, runtime);
+    if (limitAfterAuthn && authn.mode !== 'off') {
+      const failed = failedAuthnLimitOf(config, routeId, policy, deps);
+      stages.push(failed.check, failed.charging(authnStage));
+    } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
     if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm));
   }
@@ -277,6 +286,12 @@ function rateLimitStageOf(config: SidecarConfig, routeId: string, policy: RouteP
   );
 }
 
+function failedAuthnLimitOf(config: SidecarConfig, routeId: string, policy: RoutePolicy, deps: PlanDeps): FailedAuthnLimit {
+  const bucket = policy.rateLimit as RateLimitConfig;
+  const cfg = { routeId, bucket, keys: config.rate_limits.key, counters: deps.rateLimitCounters?.(routeId) };
+  return createFailedAuthnLimit(cfg, deps.rateLimits as RateLimitRuntime, deps.refusals as RefusalMemo);
+}
+
 /**
  * With mesh, every route checks the caller's certificate (required unless the route says
  * `mtls: optional`). Without mesh, only routes with a `peers.allow` list do. A `peers.allow` list
@@ -325,7 +340,8 @@ function routePlan(
   });
 }
 
-export function compilePlan(config: SidecarConfig, deps: PlanDeps = {}): Plan {
+export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
+  const deps: PlanDeps = { ...given, refusals: given.refusals ?? createRefusalMemo(config.rate_limits.max_keys) };
   // This plan's ajv instances: its validators are collected with it once it is replaced and drained.
   const schemas = createSchemaCompiler();
   const globalPolicy: RoutePolicy = {

@@ -38,6 +38,7 @@ import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js'
 import { createWafEngine, type WafEngine } from '../threats/waf.js';
 import { wafRuleset } from '../stages/waf-rules/rules.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
+import { rateLimitPrefixOf } from '../config/rate-limit-schema.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import { TokenDenylist } from '../identity/token-denylist.js';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
@@ -171,10 +172,11 @@ async function rateLimitRuntimeFor(
   current: { runtime: RateLimitRuntime; key: string } | undefined,
   events: EventBus,
 ): Promise<{ runtime: RateLimitRuntime; key: string }> {
-  const { store, redis, prefix, on_store_failure, max_keys } = config.rate_limits;
+  const { store, redis, on_store_failure, max_keys } = config.rate_limits;
+  const prefix = rateLimitPrefixOf(config.rate_limits.prefix, config.service.name);
   const key = JSON.stringify([store, redis, prefix, on_store_failure, max_keys]);
   if (current && current.key === key) return current;
-  return { runtime: await createRateLimitRuntime(config.rate_limits, { events }), key };
+  return { runtime: await createRateLimitRuntime({ ...config.rate_limits, prefix }, { events }), key };
 }
 
 /** Token translation's state for a configuration: the current one when `tokens` did not change (its caches and keys survive a reload). */

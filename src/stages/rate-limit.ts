@@ -8,7 +8,7 @@ import { clientNetworkOf } from '../net/client-network.js';
 import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
-import { bucketOf, type Decision } from '../traffic/gcra.js';
+import { bucketOf, type Bucket, type Decision } from '../traffic/gcra.js';
 import type { RateLimitRuntime, Take } from '../traffic/rate-limit-runtime.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
 
@@ -26,7 +26,7 @@ export function keysNeedPrincipal(keys: readonly RateLimitKey[]): boolean {
 }
 
 /** Which of the configured identities keys this request's bucket: the first that applies, else the address. */
-function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimitKey {
+export function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimitKey {
   for (const kind of keys) {
     switch (kind) {
       case 'peer':
@@ -47,7 +47,7 @@ function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimi
 }
 
 /** The client's identity of that kind (keyKindOf has checked that it is there). */
-function clientOf(ctx: RequestContext, kind: RateLimitKey): string {
+export function clientOf(ctx: RequestContext, kind: RateLimitKey): string {
   switch (kind) {
     case 'peer':
       return ctx.peer.spiffeId as string;
@@ -78,20 +78,45 @@ export function structuredFieldString(text: string): string {
   return `"${out}"`;
 }
 
+/** A bucket's key: route, identity kind, identity (`orders|ip:203.0.113.0`); the prefixes per kind. */
+export function keyPrefixesOf(routeId: string): Readonly<Record<RateLimitKey, string>> {
+  return { peer: `${routeId}|peer:`, client_id: `${routeId}|client_id:`, sub: `${routeId}|sub:`, ip: `${routeId}|ip:` };
+}
+
+const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
+
+/** A route's 429 and RateLimit fields, made once per route. */
+export interface RateLimitAnswers {
+  /** RateLimit-Policy's value. */
+  readonly policy: string;
+  /** RateLimit's value: tokens left, ms until the bucket is full. */
+  state(remaining: number, resetMs: number): string;
+  refusal(kind: RateLimitKey, retryAfterMs: number, resetMs: number): WardenError;
+}
+
+export function rateLimitAnswersOf(routeId: string, bucket: Bucket): RateLimitAnswers {
+  const name = structuredFieldString(routeId);
+  const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
+  const state = (remaining: number, resetMs: number) => `${name};r=${remaining};t=${seconds(resetMs)}`;
+  return {
+    policy,
+    state,
+    refusal: (kind, retryAfterMs, resetMs) =>
+      new WardenError('ERR_RATE_LIMITED', {
+        rule: `rate_limit.${routeId}`,
+        detail: `Over this route's limit of ${bucket.rate} requests per ${bucket.perMs / 1000} s.`,
+        headers: { 'retry-after': String(Math.max(1, seconds(retryAfterMs))), 'ratelimit-policy': policy, ratelimit: state(0, resetMs) },
+        attributes: { 'warden.ratelimit.key': kind },
+      }),
+  };
+}
+
 export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {
   const bucket = bucketOf(cfg.bucket);
-  const name = structuredFieldString(cfg.routeId);
-  const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
-  const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
-
+  const answers = rateLimitAnswersOf(cfg.routeId, bucket);
+  const { policy } = answers;
   const counters = cfg.counters;
-  // A bucket's key: route, identity kind, identity (`orders|ip:203.0.113.0`).
-  const keyPrefix: Record<RateLimitKey, string> = {
-    peer: `${cfg.routeId}|peer:`,
-    client_id: `${cfg.routeId}|client_id:`,
-    sub: `${cfg.routeId}|sub:`,
-    ip: `${cfg.routeId}|ip:`,
-  };
+  const keyPrefix = keyPrefixesOf(cfg.routeId);
   const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
     // `unavailable` whenever the shared store could not say, whatever the policy then decided.
     counters?.[take === 'unavailable' || take.local ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
@@ -103,15 +128,8 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
       });
     }
     const d: Decision = take;
-    const state = `${name};r=${d.remaining};t=${seconds(d.resetMs)}`;
-    if (!d.allowed) {
-      return new WardenError('ERR_RATE_LIMITED', {
-        rule: `rate_limit.${cfg.routeId}`,
-        detail: `Over this route's limit of ${bucket.rate} requests per ${bucket.perMs / 1000} s.`,
-        headers: { 'retry-after': String(Math.max(1, seconds(d.retryAfterMs))), 'ratelimit-policy': policy, ratelimit: state },
-        attributes: { 'warden.ratelimit.key': kind },
-      });
-    }
+    if (!d.allowed) return answers.refusal(kind, d.retryAfterMs, d.resetMs);
+    const state = answers.state(d.remaining, d.resetMs);
     // Added to what an earlier stage set, if any (no spread: one object per request at most).
     const headers = ctx.responseHeaders;
     if (headers === undefined) ctx.responseHeaders = { 'ratelimit-policy': policy, ratelimit: state };

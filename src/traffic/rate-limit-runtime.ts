@@ -26,7 +26,11 @@ const EVENT_INTERVAL_MS = 10_000;
 
 const locally = (decision: Decision): Take => ({ ...decision, local: true });
 
-export async function createRateLimitRuntime(cfg: RateLimitsConfig, deps: { events: EventBus }): Promise<RateLimitRuntime> {
+/** `prefix` is the one in force (rateLimitPrefixOf): the configured one, or one naming the service. */
+export async function createRateLimitRuntime(
+  cfg: RateLimitsConfig & { prefix: string },
+  deps: { events: EventBus },
+): Promise<RateLimitRuntime> {
   const local = createMemoryLimiter(cfg.max_keys);
   if (cfg.store === 'memory' || !cfg.redis) return local;
   const shared: Limiter = await createRedisLimiter(cfg.redis, cfg.prefix);

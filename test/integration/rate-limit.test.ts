@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
+import { Redis } from 'ioredis';
+import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { startTestRedis } from '../support/redis.js';
 import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
 
@@ -139,6 +141,82 @@ t.test('redis store: two sidecar processes share one limit; a Redis outage follo
     back = (await fetchText(`${b.url}/echo`, agent)).status;
   }
   t.equal(back, 200, 'Redis back (empty, no persistence): fail-closed serves again');
+});
+
+t.test('redis store: services sharing one Redis with the default prefix keep their own buckets', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const redis = await startTestRedis(t);
+  // As compose/warden/*.yaml ship them: one Redis, no prefix, the same route id in both services.
+  const service = (name: string) =>
+    startTestSidecar(t, backend.url, {
+      service: { name },
+      rate_limits: { store: 'redis', redis: redis.url, key: ['ip'] },
+      routes: [{ id: 'api', path: '/echo', rate_limit: { rate: 5, per: '1h' } }],
+    });
+  const orders = await service('orders');
+  const inventory = await service('inventory');
+  const agent = testAgent(orders.ca, { connections: 5 });
+  t.teardown(() => agent.close());
+  const used = await statuses(5, async () => (await fetchText(`${orders.url}/echo`, agent)).status);
+  t.equal(used.ok, 5, 'orders: its bucket of 5 used up');
+  t.equal((await fetchText(`${orders.url}/echo`, agent)).status, 429, 'orders: the sixth is refused');
+  const first = await fetchText(`${inventory.url}/echo`, agent);
+  t.equal(first.status, 200, "inventory's first request is not charged to orders' bucket");
+  t.match(String(first.headers.ratelimit), /^"api";r=4;t=\d+$/, 'inventory has a full bucket of its own');
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  t.same((await probe.keys('*')).sort(), ['warden:rl:inventory:api|ip:127.0.0.1', 'warden:rl:orders:api|ip:127.0.0.1']);
+});
+
+t.test('keyed by client_id: failed authentications are charged to the address and refused before the IdP', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+  const c = idp.introspectionClients.basic;
+  const s = await startTestSidecar(t, backend.url, {
+    headers: { trusted_proxies: ['127.0.0.1/32'] },
+    tokens: {
+      issuers: [
+        {
+          id: 'demo',
+          issuer: idp.issuer,
+          audience: [idp.audience],
+          introspection: { client_id: c.clientId, client_secret: c.clientSecret, auth_method: 'client_secret_basic' },
+        },
+      ],
+    },
+    // key: the default [peer, client_id, ip]: the limit runs after authn.
+    rate_limits: { default: { rate: 5, per: '1h' } },
+    routes: [{ id: 'api', path: '/echo' }],
+  });
+  const agent = testAgent(s.ca, { connections: 4 });
+  t.teardown(() => agent.close());
+  const call = (from: string, token: string) =>
+    fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-for': from, authorization: `Bearer ${token}` } });
+
+  idp.resetCounts();
+  const junk: number[] = [];
+  for (let i = 0; i < 12; i++) junk.push((await call('203.0.113.9', `junk-${i}`)).status);
+  t.same(junk, [401, 401, 401, 401, 401, 429, 429, 429, 429, 429, 429, 429], "five failures use the address's 5, then 429");
+  t.equal(idp.introspectionCount, 5, 'the IdP was asked for the five, not for the refused ones');
+  const refused = await call('203.0.113.9', 'junk-last');
+  t.equal(refused.json().code, 'ERR_RATE_LIMITED');
+  t.ok(
+    Number(refused.headers['retry-after']) >= 600,
+    `Retry-After until the address has a token again (${String(refused.headers['retry-after'])} s)`,
+  );
+  t.equal(refused.headers['ratelimit-policy'], '"api";q=5;w=3600');
+  t.ok(s.events.some((e) => e.name === 'warden.traffic.rate_limited' && e['warden.ratelimit.key'] === 'ip'));
+
+  // Valid callers are charged in their client_id bucket, never the address's: two clients behind
+  // one address make 8 requests (more than its 5), and a failure from it afterwards is still a 401.
+  const tokens = [(await idp.issueToken({ clientId: 'nat-a' })).accessToken, (await idp.issueToken({ clientId: 'nat-b' })).accessToken];
+  const valid: number[] = [];
+  for (let i = 0; i < 8; i++) valid.push((await call('198.51.100.20', tokens[i % 2] as string)).status);
+  t.same(valid, [200, 200, 200, 200, 200, 200, 200, 200], 'two clients behind one address: 4 each, all pass');
+  t.equal((await call('198.51.100.20', 'junk-nat')).status, 401, "their successes did not use the address's bucket");
 });
 
 t.test('an operationId outside ASCII or with quotes names its RateLimit policy safely, over h1 and h2', async (t) => {

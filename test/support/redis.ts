@@ -12,6 +12,9 @@ export interface TestRedis {
   readonly port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that keeps its connections open but answers nothing, then wakes. */
+  pause(): void;
+  resume(): void;
   /** Connections the server has now, other than the one asking. */
   clients(): Promise<number>;
   /**
@@ -91,7 +94,21 @@ export async function startTestRedis(t: { teardown(fn: () => unknown): void }): 
       seen = await clients();
     }
   };
+  const signal = (name: 'SIGSTOP' | 'SIGCONT') => () => void child?.kill(name);
   await start();
-  t.teardown(stop);
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start, clients, waitForClients };
+  // Woken first: a stopped process does not act on SIGKILL until it runs again on some systems.
+  t.teardown(async () => {
+    child?.kill('SIGCONT');
+    await stop();
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
+    pause: signal('SIGSTOP'),
+    resume: signal('SIGCONT'),
+    clients,
+    waitForClients,
+  };
 }

@@ -140,8 +140,8 @@ t.test('stage order: rate-limit before authn, unless it is keyed by token identi
   );
   t.same(
     await stagesWith(['client_id', 'ip']),
-    ['authn', 'rate-limit', 'authz-scopes', 'method-field', 'mint-token'],
-    'by client_id: after authn',
+    ['rate-limit', 'authn', 'rate-limit', 'authz-scopes', 'method-field', 'mint-token'],
+    "by client_id: after authn, with the check of the address's failed authentications before it",
   );
 });
 

@@ -1,0 +1,91 @@
+/**
+ * The rate limit of requests that fail authentication, on routes whose limit runs after `authn`
+ * (its `key` names client_id or sub). Such a request has no token identity, so it is the address's
+ * (or the verified peer's, when `key` lists peer): a failed authentication — a 401 from authn — is
+ * charged to that bucket of the route, the one a request without a token is counted in. Once a
+ * charge finds it empty, the address's requests are refused with 429 before authn until it has a
+ * token again, so junk tokens stop reaching the IdP. Before, the limit only ever saw authenticated
+ * requests: one address sent unlimited junk, each an introspection call, and a flood of it filled
+ * idp.max_concurrent for everyone.
+ *
+ * Valid callers are charged in their client_id / sub bucket as before, never in the address's: many
+ * clients behind one NAT address do not use each other's limit up by succeeding. The check before
+ * authn is a Map lookup (refusal-memo.ts), none at all while no address is refused.
+ */
+import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
+import { WardenError } from '../errors.js';
+import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { RateLimitCounters } from '../telemetry/metrics.js';
+import { bucketOf, EPSILON_MS } from '../traffic/gcra.js';
+import type { RateLimitRuntime, Take } from '../traffic/rate-limit-runtime.js';
+import type { RefusalMemo } from '../traffic/refusal-memo.js';
+import { clientOf, keyKindOf, keyPrefixesOf, rateLimitAnswersOf } from './rate-limit.js';
+
+export interface FailedAuthnLimitConfig {
+  routeId: string;
+  bucket: RateLimitConfig;
+  keys: readonly RateLimitKey[];
+  counters?: RateLimitCounters | undefined;
+}
+
+export interface FailedAuthnLimit {
+  /** Before authn: 429 while this address's bucket is known to be empty. */
+  readonly check: Stage;
+  /** The authn stage, charging the address's bucket for each 401 it answers. */
+  charging(authn: Stage): Stage;
+}
+
+export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: RateLimitRuntime, refusals: RefusalMemo): FailedAuthnLimit {
+  const bucket = bucketOf(cfg.bucket);
+  const answers = rateLimitAnswersOf(cfg.routeId, bucket);
+  const keyPrefix = keyPrefixesOf(cfg.routeId);
+  // From a refusal (or a charge that took the last token) to the next request that would pass.
+  const refill = bucket.interval * bucket.cost - bucket.burstOffset;
+  // Without a principal (before authn, and after it failed) this is the peer or the address.
+  const keyOf = (ctx: RequestContext) => {
+    const kind = keyKindOf(ctx, cfg.keys);
+    return { kind, key: keyPrefix[kind] + clientOf(ctx, kind) };
+  };
+
+  const charged = (key: string, take: Take, failure: WardenError): WardenError => {
+    if (take === 'unavailable') return failure; // fail-closed and no store: the 401 stands
+    const waitMs = take.allowed ? take.resetMs + refill : take.retryAfterMs;
+    if (waitMs > EPSILON_MS) {
+      const now = Date.now();
+      refusals.remember(key, { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
+    }
+    return failure;
+  };
+  const afterAuthn = (ctx: RequestContext, verdict: Verdict): Verdict | Promise<Verdict> => {
+    // 401 only: the caller's credentials failed. An IdP outage (503) is no fault of the caller's.
+    if (!(verdict instanceof WardenError) || verdict.status !== 401) return verdict;
+    const { key } = keyOf(ctx);
+    const take = runtime.take(key, bucket, ctx);
+    return take instanceof Promise ? take.then((t) => charged(key, t, verdict)) : charged(key, take, verdict);
+  };
+
+  return {
+    check: {
+      id: 'rate-limit',
+      run(ctx) {
+        if (refusals.size === 0) return undefined;
+        const { kind, key } = keyOf(ctx);
+        const now = Date.now();
+        const refusal = refusals.get(key, now);
+        if (refusal === undefined) return undefined;
+        cfg.counters?.limited();
+        return answers.refusal(kind, refusal.retryAt - now, refusal.resetAt - now);
+      },
+    },
+    charging(authn) {
+      return {
+        id: authn.id,
+        run(ctx) {
+          const verdict = authn.run(ctx);
+          if (verdict === undefined) return undefined;
+          return verdict instanceof Promise ? verdict.then((v) => afterAuthn(ctx, v)) : afterAuthn(ctx, verdict);
+        },
+      };
+    },
+  };
+}
