@@ -152,17 +152,20 @@ export function issuedCertificateProblem(issued: WorkloadCredentials, currentBun
     return 'the trust bundle sent with it holds none of the current roots';
   const [leafPem, ...chain] = certificatesOf(issued.certPem);
   const leaf = new X509Certificate(leafPem ?? '');
-  const signedBy = (pem: string) => {
-    try {
-      const ca = new X509Certificate(pem);
-      return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
-    } catch {
-      return false;
-    }
-  };
+  const signedBy = (pem: string) => isSignedBy(leaf, pem);
   // Signed by an intermediate of its chain that chains to a root of the bundle (or by a root itself).
   const chained = chain.some((ca) => signedBy(ca) && chainsToBundle(ca, bundlePem, now)) || certificatesOf(bundlePem).some(signedBy);
   return chained ? undefined : `certificate ${serial} does not chain to the trust bundle`;
+}
+
+/** Whether `pem` is a CA certificate that issued and signed `leaf` (false for anything that does not parse). */
+function isSignedBy(leaf: X509Certificate, pem: string): boolean {
+  try {
+    const ca = new X509Certificate(pem);
+    return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -183,14 +186,7 @@ export function persistedChainProblem(certPem: string, bundlePem: string): strin
   } catch {
     return 'a certificate of the chain does not parse';
   }
-  const signedBy = (pem: string) => {
-    try {
-      const ca = new X509Certificate(pem);
-      return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
-    } catch {
-      return false;
-    }
-  };
+  const signedBy = (pem: string) => isSignedBy(leaf, pem);
   if (chain[0] !== undefined ? signedBy(chain[0]) : certificatesOf(bundlePem).some(signedBy)) return undefined;
   return chain.length === 0
     ? 'the chain holds no intermediate, and no root of bundle.pem signed the certificate'
