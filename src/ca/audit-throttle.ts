@@ -1,7 +1,7 @@
 /**
  * Audit rows for refusals of anonymous requests (enrollment, unknown callers), aggregated: per
- * client address, action and refusal, the first in an interval is written at once and the rest as
- * one row with their number when the interval ends. 2 000 made-up tokens wrote 2 000 rows in a
+ * client address, action, subject (the identity a known token names) and refusal, the first in an
+ * interval is written at once and the rest as one row with their number when the interval ends. 2 000 made-up tokens wrote 2 000 rows in a
  * second, without bound, until a full disk made every enrollment 503. Authenticated callers are
  * audited row by row, elsewhere.
  */
@@ -14,7 +14,7 @@ export interface RefusalAudit {
   close(): void;
 }
 
-/** Distinct (address, action, refusal) kept per interval; past it, new addresses are counted together. */
+/** Distinct (address, action, subject, refusal) kept per interval; past it, new addresses are counted together. */
 const MAX_KEYS = 4096;
 
 export function createRefusalAudit(write: (entry: AuditEntry) => void, intervalMs: number): RefusalAudit {
@@ -36,10 +36,12 @@ export function createRefusalAudit(write: (entry: AuditEntry) => void, intervalM
   return {
     refused(entry, clientAddress) {
       let from = clientAddress || 'unknown';
-      let key = `${from}\n${entry.action}\n${entry.detail ?? ''}`;
+      // A refusal naming a known token's identity keeps a row of its own: it is about that workload.
+      const what = `${entry.action}\n${entry.subject ?? ''}\n${entry.detail ?? ''}`;
+      let key = `${from}\n${what}`;
       if (!windows.has(key) && windows.size >= MAX_KEYS) {
         from = 'other addresses';
-        key = `*\n${entry.action}\n${entry.detail ?? ''}`;
+        key = `*\n${what}`;
       }
       const window = windows.get(key);
       if (window) {

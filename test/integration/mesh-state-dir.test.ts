@@ -10,29 +10,12 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
-import { parseSidecarConfig } from '../../src/config/load.js';
-import { startMeshIdentity } from '../../src/mesh/identity.js';
-import { createEventBus } from '../../src/telemetry/events.js';
-import { createLogger } from '../../src/telemetry/logger.js';
-import { repoRoot, testConfigYaml, type CapturedEvent, type Teardown } from '../support/sidecar.js';
+import { startIdentity } from '../support/mesh-identity.js';
+import { repoRoot } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 
 const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A MeshIdentity alone, from a `mesh:` section as in sidecar.yaml; events, and warnings and errors in `logs`. */
-async function startIdentity(t: Teardown, mesh: Record<string, unknown>) {
-  const file = join(mkdtempSync(join(tmpdir(), 'warden-mesh-')), 'sidecar.yaml');
-  const config = parseSidecarConfig(file, await testConfigYaml('http://127.0.0.1:1', { mesh })).config.mesh;
-  if (!config) throw new Error('no mesh section');
-  const events: CapturedEvent[] = [];
-  const logs: Record<string, unknown>[] = [];
-  const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
-  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
-  const identity = await startMeshIdentity(config, { events: bus, logger });
-  t.teardown(() => identity.stop());
-  return { identity, events, logs };
-}
 
 /** Polls `done` every 100 ms, at most `tries` times. */
 async function eventually(done: () => boolean, tries = 80): Promise<boolean> {

@@ -19,11 +19,8 @@ import { startCaServer, type CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
 import { meshSection, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
-import { parseSidecarConfig } from '../../src/config/load.js';
-import { startMeshIdentity } from '../../src/mesh/identity.js';
-import { createEventBus } from '../../src/telemetry/events.js';
-import { createLogger } from '../../src/telemetry/logger.js';
-import { startTestSidecar, testConfigYaml, type CapturedEvent, type Teardown } from '../support/sidecar.js';
+import { startIdentity } from '../support/mesh-identity.js';
+import { startTestSidecar, type Teardown } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -52,20 +49,6 @@ async function startCa(t: Teardown, extra: Record<string, unknown> = {}) {
 
 function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
   return meshSection(ca, ORDERS, extra);
-}
-
-/** A MeshIdentity alone (no sidecar around it), from a `mesh:` section as in sidecar.yaml; warnings and errors in `logs`. */
-async function startIdentity(t: Teardown, mesh: Record<string, unknown>) {
-  const file = join(mkdtempSync(join(tmpdir(), 'warden-mesh-')), 'sidecar.yaml');
-  const config = parseSidecarConfig(file, await testConfigYaml('http://127.0.0.1:1', { mesh })).config.mesh;
-  if (!config) throw new Error('no mesh section');
-  const events: CapturedEvent[] = [];
-  const logs: Record<string, unknown>[] = [];
-  const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
-  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
-  const identity = await startMeshIdentity(config, { events: bus, logger });
-  t.teardown(() => identity.stop());
-  return { identity, events, logs };
 }
 
 const agentFor = (w: Workload, h2 = false) =>
