@@ -4,6 +4,7 @@
  * together, and a cap on the answer's size. Every failure is an IdpError saying why, so callers can
  * tell "the IdP could not be asked" (503) from "the IdP said no" (401).
  */
+import { readCappedBody } from '../net/capped-body.js';
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { Agent, request, type Dispatcher } from 'undici';
 
@@ -87,7 +88,11 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
     }
     let body: Buffer;
     try {
-      body = await readCapped(res.body, MAX_ANSWER_BYTES);
+      body = await readCappedBody(
+        res.body,
+        MAX_ANSWER_BYTES,
+        () => new IdpError('bad_response', `answer larger than ${MAX_ANSWER_BYTES} bytes`),
+      );
     } catch (err) {
       throw err instanceof IdpError ? err : classify(err, url, signal);
     }
@@ -103,20 +108,6 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
       },
     };
   }
-}
-
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > max) {
-      body.destroy();
-      throw new IdpError('bad_response', `answer larger than ${max} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function classify(err: unknown, url: string, signal: AbortSignal): IdpError {

@@ -19,6 +19,7 @@ import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
 import { checkCaIdentity, NotTheCaError } from '../ca/ca-identity.js';
 import type { MeshConfig } from '../config/types.js';
 import { assertUsableBundle, certificatesOf } from './trust-bundle.js';
+import { readCappedBody } from '../net/capped-body.js';
 
 export { certificatesOf } from './trust-bundle.js';
 
@@ -202,28 +203,17 @@ async function callCa(
 ): Promise<CaResponse> {
   try {
     const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs), ...init });
-    const body = await readCapped(res.body, maxBytes, url);
+    const body = await readCappedBody(
+      res.body,
+      maxBytes,
+      () => new CaUnavailableError('ERR_CA_ANSWER_TOO_LARGE', `${url}: the answer passed ${maxBytes} bytes; refused unread`),
+    );
     if (res.statusCode >= 400) throw problemError(res.statusCode, body.toString('utf8'));
     const etag = res.headers.etag;
     return { status: res.statusCode, etag: typeof etag === 'string' ? etag : undefined, body };
   } catch (err) {
     throw transportError(err, url, timeoutMs);
   }
-}
-
-/** The whole body, or ERR_CA_ANSWER_TOO_LARGE (the connection dropped) as soon as it passes `maxBytes`. */
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, url: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new CaUnavailableError('ERR_CA_ANSWER_TOO_LARGE', `${url}: the answer passed ${maxBytes} bytes; refused unread`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function problemError(status: number, text: string): CaApiError {

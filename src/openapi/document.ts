@@ -12,6 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvDraft4 from 'ajv-draft-04';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { readFileBounded } from '../config/bounded-file.js';
+import { readCappedBody } from '../net/capped-body.js';
 
 // ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
 type Draft4Class = new (options: object) => Ajv;
@@ -94,19 +95,15 @@ async function readSource(source: string, timeoutMs: number): Promise<Record<str
     await res.body.dump().catch(() => undefined);
     throw new Error(`answered ${res.statusCode}`);
   }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
+  let text: string;
   try {
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      // Leaving the loop closes the body (the iterator's return).
-      if (bytes > MAX_DOCUMENT_BYTES) throw new Error(`is larger than ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB`);
-      chunks.push(chunk);
-    }
+    text = (
+      await readCappedBody(res.body, MAX_DOCUMENT_BYTES, () => new Error(`is larger than ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB`))
+    ).toString('utf8');
   } catch (err) {
     throw signal.aborted ? new Error(`was not read whole within ${timeoutMs / 1000} s`) : err;
   }
-  const doc: unknown = parseYaml(Buffer.concat(chunks, bytes).toString('utf8'));
+  const doc: unknown = parseYaml(text);
   if (typeof doc !== 'object' || doc === null) throw new Error('is not a YAML or JSON object');
   return doc as Record<string, unknown>;
 }
