@@ -4,7 +4,9 @@
  * on which a revocation reaches every replica at once. Redis is an accelerator, never the authority:
  * when it is down every replica falls back to its own cache and the IdP, and whatever is read from
  * it counts only if it carries the service's tag (shared-seal.ts) — anything else that can write to
- * that Redis could otherwise log in as anyone.
+ * that Redis could otherwise log in as anyone. A Redis that stops answering but keeps its
+ * connection open counts as down after a few timeouts (redis-stall-guard.ts): requests then skip it
+ * at once instead of each waiting the command timeout, and nothing is left queued for when it wakes.
  */
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
@@ -13,6 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 import type { SharedSeal } from './shared-seal.js';
 import { MAX_REVOKED_TOKENS } from './token-denylist.js';
+import { createRedisStallGuard } from './redis-stall-guard.js';
 
 /** A stored answer: the IdP's claims, when the IdP gave them (ms epoch), and how long Redis keeps them still. */
 export type SharedAnswer = { claims: Record<string, unknown>; fetchedAt: number; ttlMs: number } | 'revoked' | undefined;
@@ -69,7 +72,13 @@ export async function createRedisTokenState(options: {
     lazyConnect: true,
     retryStrategy: (times: number) => Math.min(times * 200, 2000),
   };
-  const redis: Redis = new RedisClient(options.url, common);
+  const redis: Redis = new RedisClient(options.url, {
+    ...common,
+    // Dropping a stalled connection (the guard) must fail what was queued on it, not send it again.
+    autoResendUnfulfilledCommands: false,
+    disconnectTimeout: COMMAND_TIMEOUT_MS,
+  });
+  const guard = createRedisStallGuard(redis);
   // The channel's connection queues its one command (SUBSCRIBE) until it is up, however long that
   // takes, and ioredis subscribes again after each reconnect.
   const subscriber: Redis = new RedisClient(options.url, {
@@ -217,13 +226,16 @@ export async function createRedisTokenState(options: {
     async get(hash, parent) {
       try {
         // One round trip: the answer, its remaining life and the revocation mark.
-        const results =
-          (await clientSpan('redis token state', { 'db.system': 'redis' }, parent, () =>
-            redis.pipeline().get(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
-          )) ?? [];
-        const [revoked, answer, ttl] = results.map(([err, value]) => {
-          if (err) throw err;
-          return value;
+        const [revoked, answer, ttl] = await guard.run(async () => {
+          const results =
+            (await clientSpan('redis token state', { 'db.system': 'redis' }, parent, () =>
+              redis.pipeline().get(revokedKey(hash)).get(answerKey(hash)).pttl(answerKey(hash)).exec(),
+            )) ?? [];
+          // A command's failure (its timeout) fails the whole read, and counts towards the guard.
+          return results.map(([err, value]) => {
+            if (err) throw err;
+            return value;
+          });
         });
         if (typeof revoked === 'string') {
           if (seal.openMark(revokedKey(hash), revoked) !== undefined) return 'revoked';
@@ -243,8 +255,10 @@ export async function createRedisTokenState(options: {
     },
     put(hash, claims, fetchedAt, ttlMs) {
       if (ttlMs <= 0) return;
-      redis
-        .set(answerKey(hash), seal.sealAnswer(answerKey(hash), claims, fetchedAt), 'PX', Math.min(Math.ceil(ttlMs), MAX_TTL_MS))
+      guard
+        .run(() =>
+          redis.set(answerKey(hash), seal.sealAnswer(answerKey(hash), claims, fetchedAt), 'PX', Math.min(Math.ceil(ttlMs), MAX_TTL_MS)),
+        )
         .catch((err: unknown) => warn(err, 'write'));
     },
     async revoke(hash, ttlMs) {
@@ -255,12 +269,14 @@ export async function createRedisTokenState(options: {
       const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - now));
       const until = now + ttl;
       try {
-        await redis
-          .multi()
-          .set(revokedKey(hash), seal.sealMark(revokedKey(hash), until), 'PX', ttl)
-          .del(answerKey(hash))
-          .publish(channel, seal.sealMessage(channel, hash, until))
-          .exec();
+        await guard.run(() =>
+          redis
+            .multi()
+            .set(revokedKey(hash), seal.sealMark(revokedKey(hash), until), 'PX', ttl)
+            .del(answerKey(hash))
+            .publish(channel, seal.sealMessage(channel, hash, until))
+            .exec(),
+        );
       } catch (err) {
         warn(err, 'revocation');
         throw err;

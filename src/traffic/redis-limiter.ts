@@ -4,19 +4,13 @@
  * fast while Redis is away; the caller applies the configured policy (fail-open to a local limiter,
  * or fail-closed).
  *
- * A Redis that stops answering but keeps its connection open (paused, swapping, a stuck replica
- * failover) is away too: a command times out after 250 ms, but ioredis keeps it queued on the
- * connection, so each request paid 250 ms for as long as it lasted and every script ran once Redis
- * woke, long after the request was decided without it. So after BREAKER_FAILURES failures in a row
- * (FAILURE_SPACING_MS apart) the store counts as down: requests are decided at once without it (no
- * command sent), and the connection is dropped, which fails its queue and reconnects. ioredis's
- * ready check on the new connection is the probe (its answer closes the breaker); meanwhile one
- * request's command per BREAKER_OPEN_MS tries the store. And at most MAX_PENDING commands ever
- * wait for an answer: past it the store is unavailable for that request.
+ * A Redis that stops answering but keeps its connection open is away too: redis-stall-guard.ts
+ * gives it up after a few timeouts, so requests are decided at once without it (no command sent)
+ * and nothing queued on the stalled connection runs when it wakes.
  */
 import { clientSpan } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
-import { createCircuitBreaker } from '../identity/circuit-breaker.js';
+import { createRedisStallGuard, RedisStalledError } from '../identity/redis-stall-guard.js';
 import { decisionAfter, EPSILON_MS, type Decision } from './gcra.js';
 import type { Limiter } from './memory-limiter.js';
 
@@ -39,22 +33,6 @@ end
 redis.call('SET', KEYS[1], string.format('%.17g', newTat), 'PX', math.ceil(newTat - now) + 1)
 return {1, string.format('%.17g', newTat - now), '0'}
 `;
-
-/** Failed commands in a row (timeouts, mostly) after which the store counts as down. */
-export const BREAKER_FAILURES = 3;
-/**
- * Failures closer together than this count once towards BREAKER_FAILURES: when this process's
- * event loop is held up (a long GC, CPU starvation), every pending command's timer fires at once
- * on waking, though Redis may have answered — that is one failure, not one per command.
- */
-export const FAILURE_SPACING_MS = 100;
-/** How long it then counts as down before one request's command tries it again. */
-export const BREAKER_OPEN_MS = 1000;
-/**
- * Commands waiting for an answer at most. A healthy Redis answers in about a millisecond, so this
- * many pending means it is not answering: each one held memory until it did (about 2.5 KB).
- */
-export const MAX_PENDING = 1024;
 
 export class StoreUnavailableError extends Error {
   constructor(cause: unknown) {
@@ -85,53 +63,22 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
   redis.on('error', (err: Error) => (connectionError = err.message));
   redis.defineCommand('wardenGcra', { numberOfKeys: 1, lua: GCRA_LUA });
   await redis.connect().catch(() => undefined);
-  const breaker = createCircuitBreaker({ failures: BREAKER_FAILURES, openFor: BREAKER_OPEN_MS });
-  // A new connection is ready once Redis has answered its ready check (INFO): the probe has passed.
-  redis.on('ready', () => {
-    connectionError = undefined;
-    breaker.success();
-  });
-  let pending = 0;
-  let breakerReason = '';
-  let countedAt = -Infinity;
-
-  const failed = (err: unknown): never => {
-    const now = Date.now();
-    // Always when open or half-open: a failed trial must re-open it (and end its trial).
-    if (breaker.state !== 'closed' || now - countedAt >= FAILURE_SPACING_MS) {
-      countedAt = now;
-      breaker.failure();
-    }
-    if (breaker.state === 'open' && redis.status === 'ready') {
-      breakerReason = (err as Error).message;
-      // Still "ready" but not answering: drop the connection, which fails what is queued on it.
-      redis.disconnect(true);
-    }
-    if (connectionError === undefined) throw new StoreUnavailableError(err);
-    throw new StoreUnavailableError(new Error(`${(err as Error).message} (connection: ${connectionError})`, { cause: err }));
-  };
+  redis.on('ready', () => (connectionError = undefined));
+  const guard = createRedisStallGuard(redis, () => connectionError);
 
   return {
     async take(key, bucket, request): Promise<Decision> {
-      // Before the breaker: a half-open breaker's allow() is its one trial, which must then be sent.
-      if (pending >= MAX_PENDING) throw new StoreUnavailableError(new Error(`${pending} commands already waiting for an answer`));
-      if (!breaker.allow()) {
-        throw new StoreUnavailableError(
-          new Error(`not answering (${breakerReason || connectionError || 'commands failed'}); retried shortly`),
-        );
-      }
       let reply: unknown;
-      pending++;
       try {
-        reply = await clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, request?.traceContext, () =>
-          redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost), String(EPSILON_MS)),
+        reply = await guard.run(() =>
+          clientSpan('redis EVALSHA gcra', { 'db.system': 'redis' }, request?.traceContext, () =>
+            redis.wardenGcra(prefix + key, String(bucket.interval), String(bucket.burstOffset), String(bucket.cost), String(EPSILON_MS)),
+          ),
         );
       } catch (err) {
-        return failed(err);
-      } finally {
-        pending--;
+        if (err instanceof RedisStalledError || connectionError === undefined) throw new StoreUnavailableError(err);
+        throw new StoreUnavailableError(new Error(`${(err as Error).message} (connection: ${connectionError})`, { cause: err }));
       }
-      breaker.success();
       // Anything but the script's answer is a store that cannot be trusted: the configured policy
       // applies (a nil or a string used to give 500, or a 429 with Retry-After: NaN).
       if (!isGcraReply(reply)) throw new StoreUnavailableError(new Error(`unexpected reply ${JSON.stringify(reply)?.slice(0, 80)}`));
