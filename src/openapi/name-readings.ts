@@ -8,13 +8,16 @@
  *   `?limit[0]=1000` as `limit` (an array, which `parseInt` and PHP's `(int)` read as 1000 and 1);
  * - PHP's names: leading spaces trimmed, ` ` and `.` read as `_` (`?page.size=` is `page_size`),
  *   and cut at the first NUL (`php_register_variable_ex` measures the name with strlen:
- *   `?limit%00=1000` is `limit`, `_method%00` is `_method`).
+ *   `?limit%00=1000` is `limit`, `_method%00` is `_method`);
+ * - System.Web's `%uXXXX` escape, which the standard decoding leaves as it is: ASP.NET on .NET
+ *   Framework reads `?%u006cimit=1000` as `limit` (the waf reads values the same way, row 129).
  *
  * Such a key is refused, not ignored: the declared parameter's constraints would be skipped. Keys a
  * deepObject parameter owns (`filter[color]`) and the properties of an exploded object parameter
  * are the operation's own; the bare name of either (`filter=x`) is not, since validation never
  * reads it and qs reads it as the parameter.
  */
+import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { foldCase } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
 import { isObjectSchema } from './schema-types.js';
@@ -26,8 +29,9 @@ export interface NameReadings {
   readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
 }
 
-/** A key as PHP, qs and Rails read it, case folded: up to a NUL, PHP's spaces and dots, then the name before any `[`. */
-function readingOf(key: string): string {
+/** A key as PHP, qs, Rails and System.Web read it, case folded: `%u` escapes decoded, up to a NUL, PHP's spaces and dots, then the name before any `[`. */
+function readingOf(raw: string): string {
+  const key = hasPercentU(raw) ? percentUDecoded(raw) : raw;
   const nul = key.indexOf('\0');
   const php = (nul === -1 ? key : key.slice(0, nul)).trimStart().replace(/[ .]/g, '_');
   const bracket = php.indexOf('[');

@@ -219,7 +219,7 @@ function misread(key: string, names: NameReadings, at: string): Violation | unde
   const read = names.readAs(key);
   if (read === undefined) return undefined;
   if (read.caseOnly) return caseVariant(`${at}/${key}`, read.declared);
-  return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP and Rails` };
+  return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP, Rails or System.Web` };
 }
 
 /** The first of `keys` a backend would read as a declared name it is not. */

@@ -29,6 +29,7 @@ import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
 // `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
 import { unescape as percentDecoded } from 'node:querystring';
+import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -66,16 +67,6 @@ function decodedPath(path: string): string {
 }
 
 const ESCAPED_OR_PLUS = /%[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}|\+/;
-
-/**
- * `%uXXXX` as System.Web decodes it (HttpUtility.UrlDecode, Request.QueryString and Request.Form on
- * IIS, classic ASP): the non-standard escape of JavaScript's `escape()`. URLSearchParams and
- * querystring keep it literal, so `1%u0027 OR 1=1` would read as no quote at all. `%U` too: more
- * reading is safe, less is not.
- */
-const PERCENT_U = /%[uU][0-9A-Fa-f]{4}/;
-const PERCENT_U_ALL = /%[uU]([0-9A-Fa-f]{4})/g;
-const percentUDecoded = (s: string) => s.replace(PERCENT_U_ALL, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 
 /** Both escapes decoded: `%XX` as UTF-8 bytes (invalid ones kept, as PHP's urldecode keeps them), then `%uXXXX`. */
 const fullyDecoded = (s: string) => percentUDecoded(percentDecoded(s));
@@ -427,9 +418,9 @@ function parametersOf(text: string): Record<string, string[]> {
       );
   // One scan of the text; its pairs are looked at only when it holds the escape. URLSearchParams
   // keeps a `%uXXXX` as sent, so a pair System.Web decodes one in still holds it decoded here.
-  if (!PERCENT_U.test(text)) return form;
+  if (!hasPercentU(text)) return form;
   for (const [name, value] of params)
-    if (PERCENT_U.test(name) || PERCENT_U.test(value)) (form[percentUDecoded(name)] ??= []).push(percentUDecoded(value));
+    if (hasPercentU(name) || hasPercentU(value)) (form[percentUDecoded(name)] ??= []).push(percentUDecoded(value));
   return form;
 }
 

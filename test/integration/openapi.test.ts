@@ -222,8 +222,9 @@ t.test('request validation: parameters by location and style, bodies by content 
   }
   t.match(await problem(get('/v1/pets?limit=1000')), { status: 400, errors: [{ pointer: '/query/limit', message: 'must be <= 100' }] });
   t.equal((await get('/v1/pets?limit=100&offset=0')).status, 200, 'plain spellings pass');
-  // Keys a backend reads as a declared parameter: qs (Express), PHP and Rails brackets, PHP's dots, letter case.
+  // Keys a backend reads as a declared parameter: qs (Express), PHP and Rails brackets, PHP's dots, letter case, System.Web's %u.
   for (const [query, pointer] of [
+    ['%u006cimit=1000', '/query/%u006cimit'],
     ['limit[]=1000', '/query/limit[]'],
     ['limit[0]=1000', '/query/limit[0]'],
     ['limit=5&limit[]=1000', '/query/limit[]'],

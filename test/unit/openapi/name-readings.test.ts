@@ -48,3 +48,12 @@ t.test('a name cut at its first NUL, as PHP reads it (php_register_variable_ex m
   t.equal(names.readAs('x\0limit'), undefined, 'only what comes before the NUL is the name');
   t.notOk(names.owns('limit\0'), 'not the declared key itself');
 });
+
+t.test("a name with System.Web's %uXXXX escape, as ASP.NET on .NET Framework reads it", async (t) => {
+  t.same(names.readAs('%u006cimit'), { declared: 'limit', caseOnly: false });
+  t.same(names.readAs('%U006CIMIT'), { declared: 'limit', caseOnly: false }, 'either case, of the escape and of the name');
+  t.same(names.readAs('page%u002esize'), { declared: 'page_size', caseOnly: false }, 'then read as PHP reads it');
+  t.equal(names.readAs('%u006cimits'), undefined, 'another name once decoded');
+  t.equal(names.readAs('%u006'), undefined, 'an escape needs its four digits');
+  t.notOk(names.owns('%u006cimit'), 'not the declared key itself');
+});
