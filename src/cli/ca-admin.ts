@@ -25,7 +25,7 @@ warden ca token list|revoke) go to stderr.
 
 Options:
   --id SPIFFE_ID          the identity the token enrolls, e.g. spiffe://example.org/ns/shop/sa/orders
-  --dns NAME,…            DNS names the certificate may also carry
+  --dns NAME,…            DNS names the certificate may also carry (repeatable)
   --ttl DURATION          token lifetime in s, m or h, e.g. 10m, 1h, 168h (default: the CA's tokens.ttl)
 ${connectionHelp}`;
 
@@ -124,7 +124,8 @@ export async function runCaTokenCreate(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(command, argv, {
     ...connectionOptions,
     id: { type: 'string' },
-    dns: { type: 'string' },
+    // Repeatable: `--dns a --dns b` kept only b before (a comma list works too).
+    dns: { type: 'string', multiple: true },
     ttl: { type: 'string' },
   });
   if (values.help) {
@@ -148,12 +149,10 @@ export async function runCaTokenCreate(argv: string[]): Promise<number> {
       throw new UsageError(`warden ${command}: --ttl must be whole seconds, at least 1s (a number without a unit is milliseconds)`);
     ttlSeconds = ms / 1000;
   }
-  const dnsNames = values.dns
-    ? values.dns
-        .split(',')
-        .map((n) => n.trim())
-        .filter(Boolean)
-    : [];
+  const dnsNames = (values.dns ?? [])
+    .flatMap((list) => list.split(','))
+    .map((n) => n.trim())
+    .filter(Boolean);
   const id = values.id;
   const created = await withClient(command, values, (client) =>
     client.createToken({ spiffe_id: id, dns_names: dnsNames, ...(ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds }) }),

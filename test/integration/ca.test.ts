@@ -87,6 +87,9 @@ t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
   t.equal(token.code, 0, token.stderr);
   t.match(token.stdout, /^[A-Za-z0-9_-]{43}\n$/, 'the token alone on stdout');
   t.match(token.stderr, `bootstrap token for ${ORDERS}`);
+  const names = warden('ca', 'token', 'create', '--id', `${ORDERS}-dns`, '--dns', 'a.shop', '--dns', 'b.shop,c.shop', '-c', config);
+  t.equal(names.code, 0, names.stderr);
+  t.match(names.stderr, `(dns a.shop, b.shop, c.shop)`, '--dns repeated and comma lists: every name kept');
 
   const url = `https://127.0.0.1:${port}`;
   const bundle = readFileSync(join(dir, 'bundle.pem'), 'utf8');
