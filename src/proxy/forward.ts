@@ -251,6 +251,18 @@ function transferCodingError(headers: IncomingHttpHeaders): WardenError | undefi
   });
 }
 
+/**
+ * A status outside 100–599 (RFC 9110 §15): undici reads any three digits and node:http writes
+ * them, while node:http2 cannot send one (its `respond` throws, a 502 there). Refused on both.
+ */
+function statusError(statusCode: number): WardenError | undefined {
+  if (statusCode <= 599) return undefined;
+  return new WardenError('ERR_UPSTREAM_PROTOCOL', {
+    rule: 'upstream.status',
+    detail: `The backend answered with status ${statusCode}, outside 100–599.`,
+  });
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
@@ -361,7 +373,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     else if (statusCode === 205) out['content-length'] = '0';
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
-    const refused = transferCodingError(headers) ?? repeatedSingleValue(out);
+    const refused = statusError(statusCode) ?? transferCodingError(headers) ?? repeatedSingleValue(out);
     if (refused !== undefined) {
       this.fail(refused);
       controller.abort(refused);

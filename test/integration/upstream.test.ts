@@ -388,57 +388,71 @@ t.test(
   },
 );
 
-t.test('a response in a transfer coding besides chunked: 502 ERR_UPSTREAM_PROTOCOL, never the coded bytes as content', async (t) => {
-  const gzip = gzipSync('{"balance": 100}');
-  const chunked = (te: string, content: Buffer) =>
-    Buffer.concat([
-      Buffer.from(
-        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: ${te}\r\n\r\n${content.length.toString(16)}\r\n`,
-      ),
-      content,
-      Buffer.from('\r\n0\r\n\r\n'),
-    ]);
-  const answers: Record<string, Buffer> = {
-    '/gzip': chunked('gzip, chunked', gzip),
-    '/chunked': chunked('chunked', Buffer.from('plain')),
-    '/chunked-upper': chunked('Chunked', Buffer.from('plain')),
-  };
-  const sockets = new Set<import('node:net').Socket>();
-  const backend = createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('data', (head: Buffer) => {
-      const path = /^[A-Z]+ (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
-      socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+t.test(
+  'a response in a transfer coding besides chunked, or with a status past 599: 502 ERR_UPSTREAM_PROTOCOL on both protocols',
+  async (t) => {
+    const gzip = gzipSync('{"balance": 100}');
+    const chunked = (te: string, content: Buffer) =>
+      Buffer.concat([
+        Buffer.from(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: ${te}\r\n\r\n${content.length.toString(16)}\r\n`,
+        ),
+        content,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]);
+    const answers: Record<string, Buffer> = {
+      '/gzip': chunked('gzip, chunked', gzip),
+      '/chunked': chunked('chunked', Buffer.from('plain')),
+      '/chunked-upper': chunked('Chunked', Buffer.from('plain')),
+      // RFC 9110 §15: a status is 100–599; undici reads any three digits, and node:http writes them.
+      '/status-600': Buffer.from('HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\nok'),
+      '/status-599': Buffer.from('HTTP/1.1 599 Odd\r\ncontent-length: 2\r\n\r\nok'),
+    };
+    const sockets = new Set<import('node:net').Socket>();
+    const backend = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('data', (head: Buffer) => {
+        const path = /^[A-Z]+ (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
+        socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      });
     });
-  });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    backend.close();
-  });
-  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`);
-  const h1 = testAgent(s.ca);
-  const h2 = testAgent(s.ca, { h2: true });
-  t.teardown(() => Promise.all([h1.close(), h2.close()]));
-  for (const [name, agent] of [
-    ['HTTP/1.1', h1],
-    ['h2', h2],
-  ] as const) {
-    const coded = await fetchText(`${s.url}/gzip`, agent);
-    t.equal(coded.status, 502, `${name}: Transfer-Encoding: gzip, chunked is 502`);
-    t.match(coded.text, /"code":"ERR_UPSTREAM_PROTOCOL"/, `${name}: an invalid response, not content`);
-    for (const path of ['/chunked', '/chunked-upper']) {
-      const plain = await fetchText(`${s.url}${path}`, agent);
-      t.equal(plain.status, 200, `${name} ${path}: chunked alone passes`);
-      t.equal(plain.text, 'plain', `${name} ${path}: its content`);
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+      backend.close();
+    });
+    const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`);
+    const h1 = testAgent(s.ca);
+    const h2 = testAgent(s.ca, { h2: true });
+    t.teardown(() => Promise.all([h1.close(), h2.close()]));
+    for (const [name, agent] of [
+      ['HTTP/1.1', h1],
+      ['h2', h2],
+    ] as const) {
+      const coded = await fetchText(`${s.url}/gzip`, agent);
+      t.equal(coded.status, 502, `${name}: Transfer-Encoding: gzip, chunked is 502`);
+      t.match(coded.text, /"code":"ERR_UPSTREAM_PROTOCOL"/, `${name}: an invalid response, not content`);
+      for (const path of ['/chunked', '/chunked-upper']) {
+        const plain = await fetchText(`${s.url}${path}`, agent);
+        t.equal(plain.status, 200, `${name} ${path}: chunked alone passes`);
+        t.equal(plain.text, 'plain', `${name} ${path}: its content`);
+      }
+      const odd = await fetchText(`${s.url}/status-600`, agent);
+      t.equal(odd.status, 502, `${name}: status 600 is 502, as h2 (which cannot send it) always answered`);
+      t.match(odd.text, /"code":"ERR_UPSTREAM_PROTOCOL"/);
+      t.equal((await fetchText(`${s.url}/status-599`, agent)).status, 599, `${name}: 599 passes`);
     }
-  }
-  t.ok(
-    s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.transfer_coding'),
-    'warden.upstream.failed, rule upstream.transfer_coding',
-  );
-});
+    t.ok(
+      s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.status'),
+      'warden.upstream.failed, rule upstream.status',
+    );
+    t.ok(
+      s.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'upstream.transfer_coding'),
+      'warden.upstream.failed, rule upstream.transfer_coding',
+    );
+  },
+);
 
 t.test(
   'upstream.keep_alive: 0 — a connection per request, so bytes a backend writes after its response reach no other request',
