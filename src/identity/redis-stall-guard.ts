@@ -53,6 +53,9 @@ export function createRedisStallGuard(redis: Redis, lastError: () => string | un
   let countedAt = -Infinity;
 
   const failed = (err: unknown) => {
+    // An error Redis answered with (WRONGTYPE for a key of another type, LOADING) is an answer:
+    // Redis is not stalled, and the request's own policy handles it.
+    if ((err as Error | undefined)?.name === 'ReplyError') return breaker.success();
     const now = Date.now();
     // Always when open or half-open: a failed trial must re-open it (and end its trial).
     if (breaker.state !== 'closed' || now - countedAt >= FAILURE_SPACING_MS) {
