@@ -150,11 +150,20 @@ function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, repo
  * `listeners.inbound.port:` listened on a random port, a blank `tokens.mint.enabled:` turned
  * minting off, though leaving the key out gives 8443 and true. Each is refused instead.
  */
-export function blankValues(data: unknown, at: (string | number)[] = []): (string | number)[][] {
-  if (data === null) return [at];
-  if (Array.isArray(data)) return data.flatMap((item, i) => blankValues(item, [...at, i]));
-  if (typeof data !== 'object' || data === undefined) return [];
-  return Object.entries(data as Record<string, unknown>).flatMap(([key, value]) => blankValues(value, [...at, key]));
+export function blankValues(data: unknown): (string | number)[][] {
+  const found: (string | number)[][] = [];
+  // An anchor's value is one object however many aliases name it: walked once, at its first path
+  // (a tree walk of `l1: [*l0 ×10]`, `l2: [*l1 ×10]`, … took seconds for a 200-byte file).
+  const walked = new Set<object>();
+  const walk = (value: unknown, at: (string | number)[]) => {
+    if (value === null) found.push(at);
+    if (typeof value !== 'object' || value === null || walked.has(value)) return;
+    walked.add(value);
+    if (Array.isArray(value)) value.forEach((item, i) => walk(item, [...at, i]));
+    else for (const [key, item] of Object.entries(value as Record<string, unknown>)) walk(item, [...at, key]);
+  };
+  walk(data, []);
+  return found;
 }
 
 export const BLANK_VALUE_MESSAGE = 'has no value (a blank YAML value is null): give one, or remove the key for its default';
