@@ -8,6 +8,7 @@
 import { connect } from 'node:net';
 import { Client } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
+import { upstreamAddressOf } from './upstream-address.js';
 
 /** How long a probe's answer is given to later callers: /readyz costs the backend at most one probe per this. */
 export const PROBE_REUSE_MS = 1000;
@@ -45,11 +46,8 @@ export function createBackendProbe(cfg: UpstreamConfig): BackendProbe {
 }
 
 function probeClient(url: string): Client {
-  const unix = url.startsWith('unix:');
-  return new Client(unix ? 'http://localhost' : url.replace(/\/$/, ''), {
-    pipelining: 1,
-    ...(unix ? { socketPath: url.slice('unix:'.length) } : {}),
-  });
+  const { origin, socketPath } = upstreamAddressOf(url);
+  return new Client(origin, { pipelining: 1, ...(socketPath !== undefined ? { socketPath } : {}) });
 }
 
 async function httpProbe(client: Client, path: string, timeoutMs: number): Promise<boolean> {
@@ -71,9 +69,9 @@ async function httpProbe(client: Client, path: string, timeoutMs: number): Promi
 /** Opens and closes one connection: the backend is listening. No request, so no backend side effects. */
 function tcpProbe(url: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = url.startsWith('unix:')
-      ? connect(url.slice('unix:'.length))
-      : connect(Number(new URL(url).port || 80), new URL(url).hostname.replace(/^\[|\]$/g, ''));
+    const { origin, socketPath } = upstreamAddressOf(url);
+    const { port, hostname } = new URL(origin);
+    const socket = socketPath !== undefined ? connect(socketPath) : connect(Number(port || 80), hostname.replace(/^\[|\]$/g, ''));
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);

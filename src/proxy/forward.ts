@@ -15,6 +15,7 @@ import type { BodyLease } from '../traffic/body-budget.js';
 import { createBackendProbe } from './backend-probe.js';
 import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
+import { upstreamAddressOf } from './upstream-address.js';
 
 /** The response side the forwarder writes to: HTTP/1.1 ServerResponse or HTTP/2 H2Response (h2-exchange.ts). */
 export interface DownstreamResponse {
@@ -96,9 +97,7 @@ function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
 }
 
 export function createPool(cfg: UpstreamConfig): Pool {
-  const unix = cfg.url.startsWith('unix:');
-  const origin = unix ? 'http://localhost' : cfg.url.replace(/\/$/, '');
-  const socketPath = unix ? cfg.url.slice('unix:'.length) : undefined;
+  const { origin, socketPath } = upstreamAddressOf(cfg.url);
   const connect = exactConnector(cfg.timeouts.connect, socketPath);
   return new Pool(origin, {
     connections: cfg.connections,
