@@ -154,11 +154,15 @@ async function emptyCrl(
   return Buffer.from(crl.rawData);
 }
 
-/** A trust refresher fetching CRLs from a scripted CA: what it applied, and its failures as "what: message". */
+/**
+ * A trust refresher fetching CRLs from a scripted CA: what it applied, and its failures as "what:
+ * message". `beforeApply` runs as each CRL is applied (it may throw, as a failed apply does).
+ */
 function crlRefresher(
   t: { teardown(fn: () => unknown): void; fail(message: string): void },
   fake: { url: string; rootPem: string },
   material: { intermediatePem: string; bundlePem: string },
+  beforeApply: () => void = () => undefined,
 ) {
   const client = createCaClient(ca(fake.url), fake.rootPem);
   t.teardown(() => client.close());
@@ -170,7 +174,10 @@ function crlRefresher(
     issuers: () => [material.intermediatePem],
     currentBundle: () => material.bundlePem,
     onBundle: () => t.fail('the bundle did not change'),
-    onCrl: (crl) => applied.push(crl.der),
+    onCrl: (crl) => {
+      beforeApply();
+      applied.push(crl.der);
+    },
     onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
   });
   t.teardown(() => refresher.stop());
@@ -243,24 +250,10 @@ t.test('a CRL that onCrl could not apply is fetched whole again, not 304ed for a
     if (req.headers['if-none-match'] === '"a"') return res.writeHead(304).end();
     res.end(der);
   });
-  const client = createCaClient(ca(fake.url), fake.rootPem);
-  t.teardown(() => client.close());
-  const applied: Buffer[] = [];
-  const failures: string[] = [];
   let calls = 0;
-  const refresher = createTrustRefresher({
-    client,
-    intervals: { bundle: 60_000, crl: 60_000 },
-    issuers: () => [material.intermediatePem],
-    currentBundle: () => material.bundlePem,
-    onBundle: () => t.fail('the bundle did not change'),
-    onCrl: (crl) => {
-      if (calls++ === 0) throw new Error('ENOSPC: no space left on device');
-      applied.push(crl.der);
-    },
-    onFailure: (what, err) => failures.push(`${what}: ${(err as Error).message}`),
+  const { refresher, applied, failures } = crlRefresher(t, fake, material, () => {
+    if (calls++ === 0) throw new Error('ENOSPC: no space left on device');
   });
-  t.teardown(() => refresher.stop());
   await refresher.refreshNow(); // onCrl fails
   await refresher.refreshNow(); // fetched whole again, applied
   t.same(asked, [undefined, undefined], 'no If-None-Match after the failed apply');
