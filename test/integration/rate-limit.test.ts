@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestBackend } from '../support/backend.js';
+import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { Redis } from 'ioredis';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
@@ -174,19 +175,9 @@ t.test('keyed by client_id: failed authentications are charged to the address an
   t.teardown(() => backend.close());
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
-  const c = idp.introspectionClients.basic;
   const s = await startTestSidecar(t, backend.url, {
     headers: { trusted_proxies: ['127.0.0.1/32'] },
-    tokens: {
-      issuers: [
-        {
-          id: 'demo',
-          issuer: idp.issuer,
-          audience: [idp.audience],
-          introspection: { client_id: c.clientId, client_secret: c.clientSecret, auth_method: 'client_secret_basic' },
-        },
-      ],
-    },
+    tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
     // key: the default [peer, client_id, ip]: the limit runs after authn.
     rate_limits: { default: { rate: 5, per: '1h' } },
     routes: [{ id: 'api', path: '/echo' }],
