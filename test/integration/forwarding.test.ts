@@ -4,13 +4,11 @@
  */
 import { createServer } from 'node:http';
 import { connect, constants as h2constants } from 'node:http2';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
+import { openApiFile } from '../support/openapi-file.js';
 import { startTestSidecar, type Teardown } from '../support/sidecar.js';
 import { testCertificate } from '../support/certs.js';
 
@@ -404,11 +402,8 @@ t.test("a 304 that keeps the 200's Content-Length reaches the client whole, over
 t.test('access log: an operationId with quotes is escaped, not spliced into the line', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const dir = mkdtempSync(join(tmpdir(), 'warden-oplog-'));
-  const document = join(dir, 'openapi.yaml');
   const id = 'list","level":"fatal","injected":"yes';
-  writeFileSync(
-    document,
+  const document = openApiFile(
     `openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /items:\n    get:\n      operationId: '${id}'\n      responses: { '200': { description: ok } }\n`,
   );
   const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });

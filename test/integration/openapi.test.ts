@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadOperations } from '../../src/openapi/load-operations.js';
+import { openApiFile } from '../support/openapi-file.js';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, rawTls, statusOf, testAgent } from '../support/clients.js';
 import { repoRoot, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
@@ -630,10 +631,7 @@ t.test(
       backend.closeAllConnections();
       backend.close();
     });
-    const dir = mkdtempSync(join(tmpdir(), 'warden-response-copy-'));
-    const document = join(dir, 'openapi.yaml');
-    writeFileSync(
-      document,
+    const document = openApiFile(
       `openapi: 3.0.3
 info: { title: t, version: '1' }
 paths:
@@ -693,8 +691,6 @@ paths:
 
 t.test('warden config check and warden proxy refuse to start on an invalid document, naming its JSON pointer', async (t) => {
   const { spawnSync } = await import('node:child_process');
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, await testConfigYaml('http://127.0.0.1:1', { openapi: { document: join(fixtures, 'broken.yaml') } }));

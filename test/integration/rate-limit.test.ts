@@ -4,9 +4,7 @@
  * policy; load shedding refuses what exceeds limits.max_in_flight.
  */
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openApiFile } from '../support/openapi-file.js';
 import { startTestBackend } from '../support/backend.js';
 import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
@@ -213,10 +211,7 @@ t.test('keyed by client_id: failed authentications are charged to the address an
 t.test('an operationId outside ASCII or with quotes names its RateLimit policy safely, over h1 and h2', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const dir = mkdtempSync(join(tmpdir(), 'warden-rl-names-'));
-  const document = join(dir, 'openapi.yaml');
-  writeFileSync(
-    document,
+  const document = openApiFile(
     `openapi: 3.0.3
 info: { title: t, version: '1' }
 paths:
