@@ -11,8 +11,29 @@
  * ready check on the new connection is the probe (its answer closes the breaker); meanwhile one
  * command per BREAKER_OPEN_MS tries it. And at most MAX_PENDING commands ever wait for an answer.
  */
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { createCircuitBreaker } from './circuit-breaker.js';
+
+/** How long a request's command may wait for Redis. */
+export const COMMAND_TIMEOUT_MS = 250;
+
+/** Reconnection backoff: 200 ms more per attempt, at most 2 s. */
+export const reconnectBackoff = (times: number): number => Math.min(times * 200, 2000);
+
+/**
+ * The options of a connection whose commands go through the guard: they fail at once while it is
+ * down (a request never waits for Redis to come back), time out after COMMAND_TIMEOUT_MS, and are
+ * not sent again once the guard has dropped a stalled connection (its queue fails instead).
+ */
+export const GUARDED_CONNECTION: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  autoResendUnfulfilledCommands: false,
+  disconnectTimeout: COMMAND_TIMEOUT_MS,
+  lazyConnect: true,
+  retryStrategy: reconnectBackoff,
+};
 
 /** Failed commands in a row (timeouts, mostly) after which Redis counts as stalled. */
 export const BREAKER_FAILURES = 3;

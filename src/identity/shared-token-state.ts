@@ -15,7 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 import type { SharedSeal } from './shared-seal.js';
 import { MAX_REVOKED_TOKENS } from './token-denylist.js';
-import { createRedisStallGuard } from './redis-stall-guard.js';
+import { createRedisStallGuard, GUARDED_CONNECTION, reconnectBackoff } from './redis-stall-guard.js';
 
 /** A stored answer: the IdP's claims, when the IdP gave them (ms epoch), and how long Redis keeps them still. */
 export type SharedAnswer = { claims: Record<string, unknown>; fetchedAt: number; ttlMs: number } | 'revoked' | undefined;
@@ -37,7 +37,6 @@ export interface SharedTokenState {
   close(): Promise<void>;
 }
 
-const COMMAND_TIMEOUT_MS = 250;
 /** How long start-up waits for Redis before going on without it (it connects in the background). */
 const CONNECT_WAIT_MS = 1000;
 /** Revocation marks read back (and written back) at most: as many as a denylist holds. */
@@ -64,26 +63,13 @@ export async function createRedisTokenState(options: {
 }): Promise<SharedTokenState> {
   const { Redis: RedisClient } = await import('ioredis');
   const { prefix, seal, logger, events } = options;
-  const common = {
-    // Commands fail at once while disconnected: a request never waits for Redis to come back.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: COMMAND_TIMEOUT_MS,
-    lazyConnect: true,
-    retryStrategy: (times: number) => Math.min(times * 200, 2000),
-  };
-  const redis: Redis = new RedisClient(options.url, {
-    ...common,
-    // Dropping a stalled connection (the guard) must fail what was queued on it, not send it again.
-    autoResendUnfulfilledCommands: false,
-    disconnectTimeout: COMMAND_TIMEOUT_MS,
-  });
+  const redis: Redis = new RedisClient(options.url, GUARDED_CONNECTION);
   const guard = createRedisStallGuard(redis);
   // The channel's connection queues its one command (SUBSCRIBE) until it is up, however long that
   // takes, and ioredis subscribes again after each reconnect.
   const subscriber: Redis = new RedisClient(options.url, {
-    ...common,
-    commandTimeout: undefined,
+    lazyConnect: true,
+    retryStrategy: reconnectBackoff,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
   });

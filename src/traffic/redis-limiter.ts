@@ -10,7 +10,7 @@
  */
 import { clientSpan } from '../telemetry/client-span.js';
 import type { Redis } from 'ioredis';
-import { createRedisStallGuard, RedisStalledError } from '../identity/redis-stall-guard.js';
+import { createRedisStallGuard, GUARDED_CONNECTION, RedisStalledError } from '../identity/redis-stall-guard.js';
 import { decisionAfter, EPSILON_MS, type Decision } from './gcra.js';
 import type { Limiter } from './memory-limiter.js';
 
@@ -47,16 +47,7 @@ type GcraRedis = Redis & {
 
 export async function createRedisLimiter(url: string, prefix: string): Promise<Limiter> {
   const { Redis: RedisClient } = await import('ioredis');
-  const redis = new RedisClient(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: 250,
-    // Dropping a stalled connection must fail what was queued on it, not send it again.
-    autoResendUnfulfilledCommands: false,
-    disconnectTimeout: 250,
-    lazyConnect: true,
-    retryStrategy: (times: number) => Math.min(times * 200, 2000),
-  }) as GcraRedis;
+  const redis = new RedisClient(url, GUARDED_CONNECTION) as GcraRedis;
   // Reported per request through the policy, not per reconnect attempt; but the reason is kept: a
   // refused password otherwise surfaced only as "Stream isn't writeable".
   let connectionError: string | undefined;
