@@ -1,15 +1,20 @@
 /**
- * Canonical base64url (RFC 4648 §3.5, RFC 7515 §2): the bits a segment's last character carries
- * beyond its last whole byte must be zero. Decoders (jose's among them) ignore those bits, so
- * without this check one signed JWT has up to 16 spellings that all verify, and a revocation
+ * Canonical base64url (RFC 4648 §3.5, RFC 7515 §2): nothing but the base64url alphabet (no `=`
+ * padding, no `+` or `/`), and the bits a segment's last character carries beyond its last whole
+ * byte must be zero. Decoders (jose's among them, through `atob`) accept padding and ignore those
+ * bits, so without this check one signed JWT has many spellings that all verify, and a revocation
  * denylist keyed by the token's text would refuse only the spelling it was given.
  */
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 /** Spare low bits of the last character, by segment length mod 4 (1 is never a valid length). */
 const SPARE_MASK = [0, -1, 0x0f, 0x03] as const;
 
+/** The alphabet and the dots between segments: `sig==` has a length that needs no spare-bit check. */
+const JWS_CHARACTERS = /^[A-Za-z0-9_.-]*$/;
+
 /** Whether every dot-separated segment of a compact JWS is canonical base64url (its shape is checked elsewhere). */
 export function isCanonicalJws(token: string): boolean {
+  if (!JWS_CHARACTERS.test(token)) return false;
   let start = 0;
   for (;;) {
     const dot = token.indexOf('.', start);

@@ -39,6 +39,22 @@ t.test('isCanonicalJws', async (t) => {
     return odd === undefined || !isCanonicalJws(`e30.${odd}.`);
   });
 
+  // Padded as standard base64 writes it: decoders (atob, Buffer) read the same bytes, and the padded
+  // length (a multiple of 4) needs no spare-bit check, so only the alphabet check refuses it (defect 166).
+  fuzz(t, 'jws.padded', [segment, segment, segment, fc.nat(2)], (h, p, s, which) => {
+    const parts = [h, p, s];
+    const seg = parts[which] as string;
+    if (seg.length % 4 === 0) return true;
+    const padded = `${seg}${'='.repeat(4 - (seg.length % 4))}`;
+    if (!Buffer.from(padded, 'base64').equals(Buffer.from(seg, 'base64url'))) return false;
+    return !isCanonicalJws(parts.map((x, i) => (i === which ? padded : x)).join('.'));
+  });
+
+  fuzz(t, 'jws.alphabet', [segment, fc.nat(), fc.constantFrom('=', '+', '/', ' ', '\t', '%', '\u00e9', '\0')], (seg, at, extra) => {
+    const i = seg.length === 0 ? 0 : at % (seg.length + 1);
+    return !isCanonicalJws(`e30.e30.${seg.slice(0, i)}${extra}${seg.slice(i)}`);
+  });
+
   t.ok(isCanonicalJws('e30.e30.'), 'an empty signature segment (unsecured JWS shape) is canonical');
   t.notOk(isCanonicalJws('e30.e30.AB'), '"AB": the spare bits of B set');
   t.ok(isCanonicalJws('e30.e30.AA'));

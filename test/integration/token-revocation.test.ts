@@ -120,6 +120,28 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     }
   });
 
+  await t.test('under authn.mode jwt, a revoked JWT padded as base64 is still revoked (defect 166)', async (t) => {
+    // mode jwt reads every token as a JWT (no JWS shape check first); jose decodes through atob,
+    // which takes `=` padding, so `sig==` verified and was hashed as another token.
+    const s = await startTestSidecar(t, backend.url, { tokens: { issuers: [demoIssuer(idp)], authn: { mode: 'jwt' } } });
+    const call = caller(t, s);
+    const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
+    const sig = jwt.split('.')[2]!;
+    t.not(sig.length % 4, 0, 'an ES256 signature (64 bytes) is written without padding');
+    const padded = `${jwt}${'='.repeat(4 - (sig.length % 4))}`;
+    t.same(Buffer.from(padded.split('.')[2]!, 'base64'), Buffer.from(sig, 'base64url'), 'padded, it decodes to the same bytes');
+    t.equal(await call(jwt), 200);
+    t.equal(await call(padded), 401, 'the padded spelling is refused before any revocation');
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const problem = await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${padded}` } });
+    t.match(problem.json(), { code: 'ERR_AUTHN_TOKEN_INVALID', detail: /not canonical base64url/ });
+    t.equal((await revoke(s, jwt)).status, 200);
+    t.equal(await call(jwt), 401, 'the token itself is refused');
+    t.equal(await call(padded), 401, 'and its padded spelling');
+    t.equal(await call(`${jwt}=`), 401, 'and one = alone');
+  });
+
   await t.test('only a token this sidecar accepts is revoked; nothing from a web page', async (t) => {
     const s = await startTestSidecar(t, backend.url, { tokens: { issuers: [demoIssuer(idp)] } });
     const call = caller(t, s);
