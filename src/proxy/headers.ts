@@ -43,18 +43,35 @@ const FORWARDING = new Set([
 ]);
 
 /**
- * Other headers that name the client's address (set by CDNs and load balancers; read by libraries
- * such as request-ip, and as PHP's HTTP_CLIENT_IP): believed only from trusted proxies, dropped
- * otherwise, or any caller could choose the address a backend logs or limits by.
+ * What a proxy in front asserts about the caller — its address (set by CDNs and load balancers;
+ * read by libraries such as request-ip, and as PHP's HTTP_CLIENT_IP), its TLS certificate (RFC
+ * 9440 `Client-Cert`, nginx's and IIS ARR's conventions), the user it authenticated (Apache's
+ * `Remote-User`, AWS ALB's `X-Amzn-Oidc-*`, Azure's `X-Ms-Client-Principal*`, IAP's, oauth2-proxy's),
+ * any other `X-Forwarded-*` (Spring and Tomcat build URLs from `-Port` and `-Prefix`) and Envoy's
+ * `X-Envoy-*`: believed only from trusted proxies, dropped otherwise, or any caller could choose
+ * the address a backend logs or limits by, or the certificate or user it believes.
  */
-const CLIENT_ADDRESS = new Set([
+const PROXY_ASSERTED = new Set([
   'x-client-ip',
   'true-client-ip',
   'x-cluster-client-ip',
   'x-original-forwarded-for',
   'cf-connecting-ip',
   'fastly-client-ip',
+  'client-cert',
+  'client-cert-chain',
+  'x-client-cert',
+  'x-ssl-cert',
+  'x-arr-clientcert',
+  'remote-user',
+  'x-remote-user',
 ]);
+const PROXY_ASSERTED_PREFIX =
+  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
+
+function proxyAsserted(name: string): boolean {
+  return PROXY_ASSERTED.has(name) || PROXY_ASSERTED_PREFIX.test(name);
+}
 
 /** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */
 const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracestate', 'authorization']);
@@ -69,7 +86,7 @@ function spellsControlled(name: string, rules: HeaderRules): boolean {
   return (
     HOP_BY_HOP.has(dashed) ||
     FORWARDING.has(dashed) ||
-    CLIENT_ADDRESS.has(dashed) ||
+    proxyAsserted(dashed) ||
     SET_BY_SIDECAR.has(dashed) ||
     rules.tokenHeaders.has(dashed) ||
     rules.isInternal(dashed)
@@ -214,7 +231,7 @@ export function upstreamRequestHeaders(
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
-    if (!trusted && CLIENT_ADDRESS.has(name)) continue;
+    if (!trusted && proxyAsserted(name)) continue;
     if (name.includes('_') && spellsControlled(name, rules)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;

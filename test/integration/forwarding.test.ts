@@ -212,6 +212,67 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   t.notOk('x_client_ip' in seenViaProxy, 'but never an underscored spelling');
 });
 
+t.test('what a proxy asserts about the caller (certificate, user, other X-Forwarded-*) only from a trusted proxy', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
+  // Each is read by some backend as the proxy's word: Spring and Tomcat build URLs from
+  // X-Forwarded-Port/-Prefix, RFC 9440 servers take Client-Cert as the caller's certificate, Apache
+  // modules and ALB/Azure/IAP/oauth2-proxy integrations take the user from these (defect 167).
+  const asserted: Record<string, string> = {
+    'x-forwarded-port': '1',
+    'x-forwarded-prefix': '/evil',
+    'x-forwarded-ssl': 'on',
+    'x-forwarded-scheme': 'http',
+    'x-forwarded-server': 'evil',
+    'x-forwarded-uri': '/admin',
+    'x-forwarded-user': 'admin',
+    'client-cert': ':MIIB:',
+    'client-cert-chain': ':MIIB:',
+    'x-client-cert': 'forged',
+    'x-ssl-cert': 'forged',
+    'x-ssl-client-verify': 'SUCCESS',
+    'x-ssl-client-s-dn': 'CN=admin',
+    'ssl-client-verify': 'SUCCESS',
+    'x-arr-clientcert': 'forged',
+    'x-amzn-mtls-clientcert': 'forged',
+    'remote-user': 'admin',
+    'x-remote-user': 'admin',
+    'x-amzn-oidc-identity': 'admin',
+    'x-amzn-oidc-data': 'e30.e30.',
+    'x-ms-client-principal-name': 'admin',
+    'x-goog-authenticated-user-email': 'accounts.google.com:admin@example.com',
+    'x-auth-request-user': 'admin',
+    'x-envoy-external-address': '6.6.6.6',
+    x_forwarded_prefix: '/evil',
+    x_remote_user: 'admin',
+  };
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    const direct = await fetchText(`${s.url}/echo`, agent, { headers: asserted });
+    t.equal(direct.status, 200);
+    const seen = direct.json<{ headers: Record<string, string> }>().headers;
+    for (const name of Object.keys(asserted)) t.notOk(name in seen, `${h2 ? 'h2' : 'h1'}: ${name} from an untrusted client dropped`);
+    t.equal(seen['x-forwarded-proto'], 'https', 'the forwarding headers Warden sets are still set');
+
+    const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: asserted });
+    const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
+    for (const [name, value] of Object.entries(asserted)) {
+      if (name.includes('_')) t.notOk(name in seenViaProxy, `${name}: never an underscored spelling`);
+      else t.equal(seenViaProxy[name], value, `${h2 ? 'h2' : 'h1'}: ${name} kept from a trusted proxy`);
+    }
+  }
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const plain = await fetchText(`${s.url}/echo`, agent, {
+    headers: { 'x-forwarded': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' },
+  });
+  const seenPlain = plain.json<{ headers: Record<string, string> }>().headers;
+  t.match(seenPlain, { 'x-forwarded': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' }, 'names that only begin alike pass');
+});
+
 t.test('method and path overrides: refused over h1 and h2 with their event; forwarded when configured', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
