@@ -29,13 +29,33 @@ export interface NameReadings {
   readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
 }
 
-/** A key as PHP, qs, Rails and System.Web read it, case folded: `%u` escapes decoded, up to a NUL, PHP's spaces and dots, then the name before any `[`. */
+/** Brackets before a name, then the name up to the next bracket: `[limit]`, `]limit`, `limit]`, `limit[]` are `limit`. */
+const BRACKETED_NAME = /^[[\]]*([^[\]]*)/;
+
+/**
+ * A key as PHP, qs, Rails and System.Web read it, case folded: `%u` escapes decoded, up to a NUL,
+ * PHP's spaces and dots, then the name before any bracket, brackets before it skipped — qs reads
+ * `[limit]=1000` as `limit` (an empty parent is dropped), Rack 2 strips leading `[` and `]`.
+ */
 function readingOf(raw: string): string {
   const key = hasPercentU(raw) ? percentUDecoded(raw) : raw;
   const nul = key.indexOf('\0');
   const php = (nul === -1 ? key : key.slice(0, nul)).trimStart().replace(/[ .]/g, '_');
-  const bracket = php.indexOf('[');
-  return foldCase(bracket > 0 ? php.slice(0, bracket) : php);
+  const name = php.includes('[') || php.includes(']') ? (BRACKETED_NAME.exec(php)?.[1] ?? '') : php;
+  return foldCase(name);
+}
+
+/**
+ * The property a deepObject key names (`filter[color]` → `color`), or undefined: only a key that
+ * is exactly `name[property]` is one. `filter[color][]` or `filter[color][x]` is an array or an
+ * object to qs and Rails, which the property's schema was never asked about.
+ */
+export function deepObjectProperty(key: string, name: string): string | undefined {
+  if (key.length < name.length + 3 || !key.startsWith(name) || key.charCodeAt(name.length) !== 0x5b /* [ */ || !key.endsWith(']')) {
+    return undefined;
+  }
+  const property = key.slice(name.length + 1, -1);
+  return property.includes('[') || property.includes(']') ? undefined : property;
 }
 
 /**
@@ -46,7 +66,7 @@ export const isMethodOverrideName = (key: string): boolean => readingOf(key) ===
 
 export function compileNameReadings(params: readonly ParameterObject[]): NameReadings {
   const exact = new Set<string>();
-  const deepPrefixes: string[] = [];
+  const deepNames: string[] = [];
   // Names a backend may read as a declared one, by their reading: also a deepObject or exploded
   // object parameter's own name, which it is never sent as (qs reads `filter=x` as filter).
   const read = new Map<string, string>();
@@ -57,7 +77,7 @@ export function compileNameReadings(params: readonly ParameterObject[]): NameRea
   for (const p of params) {
     readable(p.name);
     const style = p.style ?? 'form';
-    if (style === 'deepObject') deepPrefixes.push(`${p.name}[`);
+    if (style === 'deepObject') deepNames.push(p.name);
     else if (style === 'form' && p.explode !== false && isObjectSchema(p.schema)) {
       for (const property of Object.keys((p.schema?.properties as object | undefined) ?? {})) {
         exact.add(property);
@@ -65,7 +85,7 @@ export function compileNameReadings(params: readonly ParameterObject[]): NameRea
       }
     } else exact.add(p.name);
   }
-  const owns = (key: string) => exact.has(key) || deepPrefixes.some((prefix) => key.startsWith(prefix) && key.endsWith(']'));
+  const owns = (key: string) => exact.has(key) || deepNames.some((name) => deepObjectProperty(key, name) !== undefined);
   return {
     owns,
     readAs(key) {

@@ -11,7 +11,7 @@ import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileNameReadings, type NameReadings } from './name-readings.js';
+import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import type { Violation } from './violation.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
@@ -137,10 +137,10 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
   if (isObjectSchema(p.schema) && query) {
     const out = clientKeyed<unknown>();
     if (style === 'deepObject') {
-      const prefix = `${p.name}[`;
       for (const [k, v] of query) {
-        if (!k.startsWith(prefix) || !k.endsWith(']')) continue;
-        const repeated = addProperty(out, reading, k.slice(prefix.length, -1), v);
+        const property = deepObjectProperty(k, p.name);
+        if (property === undefined) continue;
+        const repeated = addProperty(out, reading, property, v);
         if (repeated) return repeated;
       }
       return Object.keys(out).length ? out : undefined;

@@ -233,6 +233,14 @@ t.test('request validation: parameters by location and style, bodies by content 
     ['LIMIT=1000', '/query/LIMIT'],
     ['SIZE=500', '/query/SIZE'],
     ['%20limit[x]=1000', '/query/ limit[x]'],
+    // qs drops an empty parent ([limit] is limit), Rack 2 leading brackets; a deepObject entry with
+    // more brackets is an array or object to qs and Rails (defect 168).
+    ['[limit]=1000', '/query/[limit]'],
+    ['%5Blimit%5D=1000', '/query/[limit]'],
+    [']limit=1000', '/query/]limit'],
+    ['filter[color][]=red', '/query/filter[color][]'],
+    ['filter[color][x]=red', '/query/filter[color][x]'],
+    ['[filter][color]=red', '/query/[filter][color]'],
   ])
     t.match(await problem(get(`/v1/pets?${query}`)), { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer }] }, `?${query}`);
   t.equal((await get('/v1/pets?tags=a&other[]=1&filter[color]=red')).status, 200, 'unknown bracketed keys and deepObject entries pass');
@@ -553,10 +561,12 @@ components:
     { status: 400, errors: [{ pointer: '/body/role[]', message: /qs \(Express\), PHP, Rails or System\.Web/ }] },
     'form: role[]',
   );
+  t.match(await form('name=a&[role]=admin'), { status: 400, errors: [{ pointer: '/body/[role]' }] }, 'form: [role]');
   // A _method body field (Laravel reads JSON and form bodies, Rack and Symfony form bodies): an override.
   for (const [what, r] of [
     ['JSON', await post('{"name":"a","_method":"DELETE"}')],
     ['form', await form('name=a&_method=DELETE')],
+    ['form [_method]', await form('name=a&[_method]=DELETE')],
   ] as const)
     t.match(r, { status: 400, code: 'ERR_REQUEST_OVERRIDE' }, `${what}: _method field`);
   t.ok(

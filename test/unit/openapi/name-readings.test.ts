@@ -14,6 +14,9 @@ t.test('the keys an operation owns', async (t) => {
   for (const key of ['limit', 'page_size', 'filter[color]', 'filter[other]', 'offset', 'size', 'range', 'tags[]'])
     t.ok(names.owns(key), key);
   for (const key of ['limit[]', 'filter', 'filter[x', 'from', 'LIMIT', 'page', 'tags']) t.notOk(names.owns(key), key);
+  // qs and Rails read these as an array or an object under `color`, which its schema never saw (defect 168).
+  for (const key of ['filter[]', 'filter[color][]', 'filter[color][x]', 'filter[[color]', 'filter[color]]', '[filter][color]'])
+    t.notOk(names.owns(key), key);
 });
 
 t.test('keys a backend reads as a declared name', async (t) => {
@@ -37,7 +40,24 @@ t.test('keys a backend reads as a declared name', async (t) => {
   t.same(names.readAs('tags'), { declared: 'tags[]', caseOnly: false }, 'PHP reads tags[] as tags');
   t.same(names.readAs('filter'), { declared: 'filter', caseOnly: false }, 'a deepObject parameter is never sent bare');
   t.same(names.readAs('page'), { declared: 'page', caseOnly: false }, 'nor an exploded object parameter');
-  for (const key of ['other', 'other[]', '[limit]', 'limits', 'x_limit', 'from']) t.equal(names.readAs(key), undefined, key);
+  for (const key of ['other', 'other[]', '[other]', 'limits', 'x_limit', 'from', '[]', '[x]limit'])
+    t.equal(names.readAs(key), undefined, key);
+});
+
+t.test('brackets before a name: qs drops an empty parent ([limit] is limit), Rack 2 strips leading [ and ] (defect 168)', async (t) => {
+  for (const key of [
+    '[limit]',
+    '[limit',
+    ']limit',
+    'limit]',
+    '[[limit]]',
+    '[LIMIT]',
+    '%5Blimit%5D'.replace(/%5B/g, '[').replace(/%5D/g, ']'),
+  ])
+    t.same(names.readAs(key), { declared: 'limit', caseOnly: false }, key);
+  t.same(names.readAs('[filter][color]'), { declared: 'filter', caseOnly: false });
+  t.same(names.readAs('filter[color][]'), { declared: 'filter', caseOnly: false }, 'a deepObject entry with more brackets');
+  t.same(names.readAs('[page.size]'), { declared: 'page_size', caseOnly: false });
 });
 
 t.test('a name cut at its first NUL, as PHP reads it (php_register_variable_ex measures it with strlen)', async (t) => {

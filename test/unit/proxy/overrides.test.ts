@@ -52,6 +52,10 @@ t.test('a _method query parameter is refused however it is spelled', async (t) =
     '?_method', // no value: still a request to override
     '?_method%00=DELETE', // PHP ends a name at a NUL
     '?_method%00x=DELETE',
+    '?[_method]=DELETE', // qs drops an empty parent; method-override then reads _method (defect 168)
+    '?%5B_method%5D=DELETE',
+    '?]_method=DELETE', // Rack 2 strips leading brackets and what follows the name
+    '?_method]=DELETE',
   ];
   for (const search of refused) {
     const err = checkOverrides({}, search);
