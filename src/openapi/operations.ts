@@ -1,13 +1,14 @@
 /**
  * The operations of an OpenAPI document as routes: base paths from `servers` × `paths` × methods,
- * path templates in find-my-way syntax, the operation's security requirements as scope
- * alternatives (requirement objects are OR; the schemes within one are AND), and the per-operation
+ * path templates in find-my-way syntax, the operation's security requirements as alternatives
+ * (security-requirements.ts), and the per-operation
  * rate limit from the `x-warden-rate-limit` extension.
  */
 import type { RateLimitConfig } from '../config/types.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
+import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
@@ -21,11 +22,11 @@ export interface Operation {
   /** JSON pointer of the operation, for messages. */
   readonly pointer: string;
   /**
-   * Scope alternatives: the request passes when it holds every scope of one of them. `[]` means the
+   * Security alternatives: the request passes when it meets one of them in full. `[]` means the
    * document declares the operation public (`security: []` or an empty requirement); undefined means
    * no security is declared.
    */
-  readonly security: readonly (readonly string[])[] | undefined;
+  readonly security: readonly SecurityAlternative[] | undefined;
   readonly rateLimit: RateLimitConfig | undefined;
   /** Path-level and operation-level parameters (dereferenced; the operation's win by name + in). */
   readonly parameters: readonly ParameterObject[];
@@ -83,27 +84,6 @@ function basePaths(doc: OpenApiDocument): string[] {
     return path.replace(/\/+$/, '');
   });
   return [...new Set(bases)];
-}
-
-function compileSecurity(doc: OpenApiDocument, requirements: Record<string, string[]>[] | undefined, pointer: string) {
-  if (requirements === undefined) return undefined;
-  const schemes = doc.components?.securitySchemes ?? {};
-  const alternatives: string[][] = [];
-  for (const [i, req] of requirements.entries()) {
-    const names = Object.keys(req);
-    if (names.length === 0) return []; // {} = anonymous access is one of the alternatives
-    const scopes = new Set<string>();
-    for (const name of names) {
-      if (!(name in schemes))
-        throw new OpenApiError(
-          `${pointer}/${i}/${name}`,
-          `names security scheme "${name}", which components.securitySchemes does not define`,
-        );
-      for (const s of req[name] ?? []) scopes.add(s);
-    }
-    alternatives.push([...scopes]);
-  }
-  return alternatives;
 }
 
 /** The bounds sidecar.yaml's `rate_limit` has (rate-limit-schema.ts): the extension is held to the same. */

@@ -8,26 +8,33 @@
 import type { ScopesConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
-import type { Stage } from '../pipeline/stage.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { ApiKeyLocation, SecurityAlternative } from '../openapi/security-requirements.js';
+
+/** Whether an alternative asks for nothing but a principal (a scheme that grants no scopes, e.g. HTTP bearer). */
+const asksNothing = (a: SecurityAlternative) => a.scopes.length === 0 && a.apiKeys.length === 0 && !a.peer;
 
 export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined): boolean {
   if (cfg === undefined) return true;
-  // An alternative without scopes (a scheme that grants none, e.g. HTTP bearer) admits any principal.
-  if ('alternatives' in cfg) return cfg.alternatives.length === 0 || cfg.alternatives.some((a) => a.length === 0);
+  if ('alternatives' in cfg) return cfg.alternatives.length === 0 || cfg.alternatives.some(asksNothing);
   return cfg.all_of.length === 0 && cfg.any_of.length === 0;
 }
 
-/** The request passes when it holds every scope of one alternative (OpenAPI security: OR of ANDs). */
+/** The request passes when it meets one alternative in full (OpenAPI security: OR of ANDs). */
 export interface ScopeAlternatives {
-  alternatives: readonly (readonly string[])[];
+  alternatives: readonly SecurityAlternative[];
 }
 
 export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, realm: string): Stage {
   const safeRealm = headerSafeRealm(realm);
   if ('alternatives' in cfg) {
-    const sets = cfg.alternatives.map((a) => [...a]);
-    // The challenge names the first alternative: RFC 6750's `scope` is one set that would do.
-    return scopesStage(sets, (sets[0] ?? []).join(' '), sets.map((a) => a.join(' ') || '(none)').join(' | '), safeRealm, 'operation');
+    const sets = cfg.alternatives.map((a) => [...a.scopes]);
+    // The challenge names the first alternative with scopes: RFC 6750's `scope` is one set that would do.
+    const needed = (sets.find((set) => set.length > 0) ?? []).join(' ');
+    const describe = cfg.alternatives.map(describeAlternative).join(' | ');
+    if (cfg.alternatives.every((a) => a.apiKeys.length === 0 && !a.peer))
+      return scopesStage(sets, needed, describe, safeRealm, 'operation');
+    return securityStage(cfg.alternatives, needed, describe, safeRealm);
   }
   // all_of + any_of as alternatives: every all_of scope plus one of any_of.
   const allOf = [...cfg.all_of];
@@ -63,4 +70,53 @@ function scopesStage(sets: readonly (readonly string[])[], needed: string, descr
       return refusal(p.scope);
     },
   };
+}
+
+function describeAlternative(a: SecurityAlternative): string {
+  const parts = [...a.scopes];
+  for (const key of a.apiKeys) parts.push(`${key.in} ${key.name}`);
+  if (a.peer) parts.push('a verified client certificate');
+  return parts.join(' + ') || '(none)';
+}
+
+/**
+ * Alternatives that also ask for an API key or a client certificate (mutualTLS): each is met in
+ * full or not at all. An API key is checked for being sent, not for its value.
+ */
+function securityStage(alternatives: readonly SecurityAlternative[], needed: string, describe: string, realm: string): Stage {
+  const refusal = (granted: string) =>
+    new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
+      rule: 'authz.security',
+      detail: `The request meets none of the security requirements of this operation (${describe}).`,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
+      attributes: { 'warden.scope.required': needed, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
+    });
+  const none: ReadonlySet<string> = new Set();
+  return {
+    id: 'authz-scopes',
+    run(ctx) {
+      const granted = ctx.principal?.scopes ?? none;
+      for (const a of alternatives) {
+        if (a.peer && !ctx.peer.verified) continue;
+        if (!a.scopes.every((s) => granted.has(s))) continue;
+        if (a.apiKeys.every((key) => apiKeySent(key, ctx))) return undefined;
+      }
+      return refusal(ctx.principal?.scope ?? '');
+    },
+  };
+}
+
+function apiKeySent(key: ApiKeyLocation, ctx: RequestContext): boolean {
+  if (key.in === 'header') {
+    const value = ctx.headers[key.name];
+    return typeof value === 'string' ? value !== '' : value !== undefined && value.length > 0;
+  }
+  if (key.in === 'query') return ctx.search.length > 1 && (new URLSearchParams(ctx.search).get(key.name) ?? '') !== '';
+  const cookie = ctx.headers.cookie;
+  if (cookie === undefined) return false;
+  for (const pair of cookie.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim() === key.name && pair.slice(eq + 1).trim() !== '') return true;
+  }
+  return false;
 }

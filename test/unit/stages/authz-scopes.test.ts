@@ -94,3 +94,41 @@ t.test('a realm with a quote cannot break the challenge (rescue strips quotes an
     {},
   );
 });
+
+t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verified certificate (defect 169)', async (t) => {
+  const alt = (scopes: string[], apiKeys: { in: 'header' | 'query' | 'cookie'; name: string }[] = [], peer = false) => ({
+    scopes,
+    apiKeys,
+    peer,
+  });
+  const withKey = (c: RequestContext, headers: Record<string, string>, search = ''): RequestContext => ({ ...c, headers, search });
+  const verified = { ...NO_PEER, presented: true, verified: true };
+
+  // [{apiKey: []}, {oauth: [pets:admin]}]: before, the first admitted any token.
+  const keyOrAdmin = { alternatives: [alt([], [{ in: 'header', name: 'x-api-key' }]), alt(['pets:admin'])] };
+  t.equal(isScopesNoop(keyOrAdmin), false, 'an alternative with an API key is not "any principal"');
+  const stage = createAuthzScopesStage(keyOrAdmin, 'shop');
+  const refused = stage.run(ctx(withScope('pets:read'))) as WardenError;
+  t.equal(refused.code, 'ERR_AUTHZ_SCOPE_MISSING', 'a pets:read token without the key');
+  t.equal(refused.rule, 'authz.security');
+  t.match(refused.detail, /header x-api-key \| pets:admin/);
+  t.match(refused.headers?.['www-authenticate'], /scope="pets:admin"/, 'the challenge names the alternative with scopes');
+  t.equal(stage.run(withKey(ctx(withScope('pets:read')), { 'x-api-key': 'k' })), undefined, 'with the key');
+  t.not(stage.run(withKey(ctx(withScope('pets:read')), { 'x-api-key': '' })), undefined, 'an empty key is not one');
+  t.equal(stage.run(ctx(withScope('pets:admin'))), undefined, 'or with the scope');
+  t.equal(stage.run(withKey(ctx(undefined), { 'x-api-key': 'k' })), undefined, 'an optional-authn route: the key alone');
+
+  const query = createAuthzScopesStage({ alternatives: [alt([], [{ in: 'query', name: 'api_key' }])] }, 'shop');
+  t.equal(query.run(withKey(ctx(withScope('')), {}, '?a=1&api_key=k')), undefined);
+  t.not(query.run(withKey(ctx(withScope('')), {}, '?a=1&api_key=')), undefined);
+  t.not(query.run(withKey(ctx(withScope('')), {}, '?api_keys=k')), undefined);
+  const cookie = createAuthzScopesStage({ alternatives: [alt([], [{ in: 'cookie', name: 'sid' }])] }, 'shop');
+  t.equal(cookie.run(withKey(ctx(withScope('')), { cookie: 'a=1; sid=v' })), undefined);
+  t.not(cookie.run(withKey(ctx(withScope('')), { cookie: 'a=1; xsid=v; sid=' })), undefined);
+
+  const mtlsAndScope = createAuthzScopesStage({ alternatives: [alt(['pets:read'], [], true)] }, 'shop');
+  t.not(mtlsAndScope.run(ctx(withScope('pets:read'))), undefined, 'mutualTLS: no certificate');
+  t.not(mtlsAndScope.run({ ...ctx(withScope('pets:read')), peer: { ...NO_PEER, presented: true } }), undefined, 'nor an unverified one');
+  t.equal(mtlsAndScope.run({ ...ctx(withScope('pets:read')), peer: verified }), undefined, 'a verified one, with the scope');
+  t.not(mtlsAndScope.run({ ...ctx(withScope('')), peer: verified }), undefined, 'AND: the scope still needed');
+});
