@@ -102,6 +102,11 @@ export interface Plan {
    */
   declaredWithSlash(method: string, path: string, caseless: boolean): RoutePlan | undefined;
   readonly routes: readonly RoutePlan[];
+  /**
+   * Header names whose value this plan reads (lower case): the waf's, and every operation's declared
+   * header parameters. Their underscored spellings never reach the backend (headers.ts).
+   */
+  readonly headersRead: ReadonlySet<string>;
 }
 
 /** A configuration problem found while compiling, located by its field path. */
@@ -366,6 +371,9 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
   checkWafExclusions(config, entries);
+  const headersRead = new Set(
+    inspectedHeaders((deps.operations ?? []).flatMap((op) => op.parameters.filter((p) => p.in === 'header').map((p) => p.name))),
+  );
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
     const none = () => undefined;
@@ -376,6 +384,7 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
       declaredWithSlash: none,
       declaresUpperCase: false,
       routes: [defaultRoute],
+      headersRead,
     };
   }
 
@@ -426,6 +435,7 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
 
   return {
     routes: passthrough ? [...routes, defaultRoute] : routes,
+    headersRead,
     declared: (method, path) => declaredIn(router, method, path),
     declaredCaseless: (method, path) => declaredIn(caseless, method, path),
     declaresUpperCase,

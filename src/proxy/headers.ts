@@ -79,11 +79,14 @@ const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracesta
 /**
  * CGI and WSGI servers (and some Rack servers) turn both `X-Warden-User` and `X_Warden_User` into
  * `HTTP_X_WARDEN_USER`, so an underscored spelling of a header the sidecar removes or sets would
- * reach such a backend as that header. Those spellings are removed; other names with `_` pass.
+ * reach such a backend as that header, and one of a header the sidecar reads (a declared header
+ * parameter, one the waf inspects) would reach it unvalidated and uninspected. Those spellings are
+ * removed; other names with `_` pass.
  */
 function spellsControlled(name: string, rules: HeaderRules): boolean {
   const dashed = name.replaceAll('_', '-');
   return (
+    rules.headersRead.has(dashed) ||
     HOP_BY_HOP.has(dashed) ||
     FORWARDING.has(dashed) ||
     proxyAsserted(dashed) ||
@@ -104,12 +107,15 @@ export interface HeaderRules {
   readonly tokenHeaders: ReadonlySet<string>;
   /** Whether method and path overrides are refused (overrides.ts). */
   readonly refuseOverrides: boolean;
+  /** Headers whose value the plan reads (Plan.headersRead), lower case. */
+  readonly headersRead: ReadonlySet<string>;
 }
 
 export function compileHeaderRules(
   headers: HeadersConfig,
   upstream: UpstreamConfig,
   tokenHeaders: ReadonlySet<string> = new Set(),
+  headersRead: ReadonlySet<string> = new Set(),
 ): HeaderRules {
   const exact = new Set<string>();
   const prefixes: string[] = [];
@@ -123,6 +129,7 @@ export function compileHeaderRules(
     trustedProxies: createIpSet(headers.trusted_proxies),
     upstreamHost,
     tokenHeaders,
+    headersRead,
     refuseOverrides: headers.overrides === 'refuse',
     isInternal:
       prefixes.length === 0

@@ -149,7 +149,7 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     ...(config.tokens?.sources ?? []).flatMap((src) => (src.from === 'header' ? [src.name.toLowerCase()] : [])),
     ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
   ]);
-  const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders);
+  const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders, plan.headersRead);
   const runtime = deps.tokens;
   const jwksPath = config.tokens?.mint.jwks_path;
   const localEndpoints =
