@@ -192,21 +192,58 @@ const FIELD_MEDIA_TYPES: ReadonlySet<string> = new Set([FORM_MEDIA_TYPE, MULTIPA
 /** Parts of one multipart body validation reads; more are refused (busboy used to drop them silently). */
 const MAX_MULTIPART_PARTS = 1000;
 
-/** The declared cookies' values, every copy of each: a name given twice is refused by the caller. */
-function cookiesOf(header: string | undefined, declared: ReadonlySet<string>): Map<string, string[]> {
+/** A pair hidden in a cookie's value after a comma or white space: `a=b, session=x`, `a=b session=x`. */
+const HIDDEN_PAIR = /[\s,]([^\s,;=]+)=/g;
+
+/**
+ * The declared cookies' values, every copy of each (a name given twice is refused by the caller),
+ * or the first cookie a backend would read as a declared one under another name: another letter
+ * case (ASP.NET Core's cookie collection ignores it), percent-escapes and PHP's readings of a name
+ * (`sess%69on`, `page.size` for `page_size`, `session[]`), or a pair after a comma or a space
+ * inside another cookie's value (ASP.NET Core and Python's SimpleCookie split there too).
+ */
+function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, names: NameReadings): Map<string, string[]> | Violation {
   const out = new Map<string, string[]>();
   if (!header) return out;
   for (const pair of header.split(';')) {
     const i = pair.indexOf('=');
     if (i <= 0) continue;
     const name = pair.slice(0, i).trim();
-    if (!declared.has(name)) continue;
     const value = pair.slice(i + 1).trim();
+    if (value.includes(',') || value.includes(' ') || value.includes('\t')) {
+      for (const hidden of value.matchAll(HIDDEN_PAIR)) {
+        const read = declared.has(hidden[1] as string) ? hidden[1] : cookieReadAs(hidden[1] as string, names);
+        if (read !== undefined)
+          return {
+            pointer: `/cookie/${name}`,
+            message: `holds ${JSON.stringify(read)} after a comma or a space, a cookie of its own to ASP.NET Core and Python`,
+          };
+      }
+    }
+    if (!declared.has(name)) {
+      const read = cookieReadAs(name, names);
+      if (read !== undefined)
+        return { pointer: `/cookie/${name}`, message: `is read as the cookie ${JSON.stringify(read)} by ASP.NET Core or PHP` };
+      continue;
+    }
     const values = out.get(name);
     if (values) values.push(value);
     else out.set(name, [value]);
   }
   return out;
+}
+
+/** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP decodes cookie names). */
+function cookieReadAs(name: string, names: NameReadings): string | undefined {
+  let decoded = name;
+  if (name.includes('%')) {
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      // A malformed escape is left as it is, as PHP leaves it.
+    }
+  }
+  return names.readAs(decoded)?.declared;
 }
 
 /** A name a case-insensitive backend would bind to `declared` (case-variants.ts). */
@@ -259,6 +296,7 @@ export function compileRequestValidator(
     cookie: byIn.cookie.map(readingOf),
   };
   const cookieNames: ReadonlySet<string> = new Set(byIn.cookie.map((p) => p.name));
+  const cookieReadings = compileNameReadings(byIn.cookie);
   const group = (list: ParameterObject[], additional: boolean) => ({
     type: 'object',
     properties: Object.fromEntries(list.map((p) => [p.in === 'header' ? p.name.toLowerCase() : p.name, p.schema ?? {}])),
@@ -370,7 +408,8 @@ export function compileRequestValidator(
         if (spelling) return spelling;
       }
       if (cookieNames.size > 0) {
-        const cookies = cookiesOf(parts.headers.cookie, cookieNames);
+        const cookies = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings);
+        if (!(cookies instanceof Map)) return cookies;
         for (const r of readings.cookie) {
           const values = cookies.get(r.p.name);
           if (values === undefined) continue;

@@ -281,6 +281,26 @@ t.test('request validation: parameters by location and style, bodies by content 
   });
   t.match(await problem(get('/v1/pets', { cookie: 'session=NOT_OK' })), { status: 400, errors: [{ pointer: '/cookie/session' }] });
   t.equal((await get('/v1/pets', { cookie: 'other=1; session=abc123' })).status, 200, 'cookie: valid');
+  // Cookies a backend reads as the declared one (defect 171): Python's SimpleCookie and ASP.NET Core
+  // split at a comma or a space too, ASP.NET Core ignores letter case, PHP decodes and mangles names.
+  for (const [cookie, pointer, message] of [
+    ['a=b session=EVIL!', '/cookie/a', /holds "session" after a comma or a space/],
+    ['a=b, session=EVIL!', '/cookie/a', /holds "session"/],
+    ['session=abc, SESSION=EVIL!', '/cookie/session', /holds "session"/],
+    ['SESSION=EVIL!', '/cookie/SESSION', /differs|read as the cookie "session"/],
+    ['session=abc; SESSION=EVIL!', '/cookie/SESSION', /read as the cookie "session"/],
+    ['sess%69on=EVIL!', '/cookie/sess%69on', /read as the cookie "session"/],
+    ['session[]=EVIL!', '/cookie/session[]', /read as the cookie "session"/],
+  ] as const) {
+    const before = backend.requests.length;
+    t.match(await problem(get('/v1/pets', { cookie })), { status: 400, errors: [{ pointer, message }] }, `Cookie: ${cookie}`);
+    t.equal(backend.requests.length, before, `Cookie: ${cookie}: not forwarded`);
+  }
+  t.equal(
+    (await get('/v1/pets', { cookie: 'a=b c; session=abc123; pref=x,y' })).status,
+    200,
+    'spaces and commas naming no declared cookie pass',
+  );
   t.equal(
     (await get('/v1/pets?ids=1,2,3&colors=red|black&sizes=S%20M&offset=10&size=20')).status,
     200,
