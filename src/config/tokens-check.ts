@@ -107,6 +107,15 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
   if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {
     yield issue(['tokens', 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
   }
+  // An opaque token says nothing of its issuer: with two introspecting issuers in reach, every such
+  // token went to the first, the second's were refused as inactive and sent to an IdP that never
+  // issued them.
+  const introspectedBy = (mode: string, issuers: readonly string[]) =>
+    mode === 'jwt' || mode === 'off' ? [] : introspecting.filter((id) => issuers.length === 0 || issuers.includes(id));
+  const ambiguity = (reached: readonly string[]) =>
+    `lets opaque tokens reach ${reached.length} issuers that introspect (${reached.join(', ')}), and an opaque token does not say whose it is: name one in authn.issuers (a route per issuer), or take JWTs only there (authn.mode: jwt)`;
+  const globalReach = introspectedBy(tokens.authn.mode, tokens.authn.issuers);
+  if (globalReach.length > 1) yield issue(['tokens', 'authn', 'issuers'], ambiguity(globalReach));
   for (const {
     at,
     settings: { authn, scopes },
@@ -116,6 +125,10 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
     }
     if (authn?.issuers) yield* checkIssuerRefs(authn.issuers, [...at, 'authn', 'issuers']);
     const mode = authn?.mode ?? tokens.authn.mode;
+    if (authn && (authn.mode !== undefined || authn.issuers !== undefined)) {
+      const reach = introspectedBy(mode, authn.issuers ?? tokens.authn.issuers);
+      if (reach.length > 1) yield issue([...at, 'authn', 'issuers'], ambiguity(reach));
+    }
     if (scopes && mode === 'off') yield issue([...at, 'scopes'], 'needs authn: scopes cannot be checked on a route with authn mode "off"');
   }
 }

@@ -201,6 +201,35 @@ t.test('authn mode introspect needs an issuer with an introspection client', asy
   t.equal(parseSidecarConfig('sidecar.yaml', withClient).config.routes[0]?.authn?.mode, 'introspect');
 });
 
+t.test('opaque tokens cannot reach two introspecting issuers: whose a token is, nothing says (defect 172)', async (t) => {
+  const client = { client_id: 'warden', client_secret: 's' };
+  const a = { ...ISSUER, id: 'a', issuer: 'https://a.example', introspection: client };
+  const b = { ...ISSUER, id: 'b', issuer: 'https://b.example', introspection: client };
+  const both = await issuesOf({ tokens: { issuers: [a, b] } });
+  t.equal(both.lines.length, 1);
+  t.match(
+    both.lines[0],
+    /^sidecar\.yaml:\d+ tokens\.authn\.issuers: lets opaque tokens reach 2 issuers that introspect \(a, b\), and an opaque token does not say whose it is: name one in authn\.issuers \(a route per issuer\), or take JWTs only there \(authn\.mode: jwt\)$/,
+  );
+  const perRoute = await issuesOf({
+    tokens: { issuers: [a, b], authn: { issuers: ['a'] } },
+    routes: [
+      { id: 'a-only', path: '/a', authn: { issuers: ['a'] } },
+      { id: 'both', path: '/both', authn: { issuers: ['a', 'b'] } },
+      { id: 'jwt', path: '/jwt', authn: { mode: 'jwt', issuers: ['a', 'b'] } },
+    ],
+  });
+  t.equal(perRoute.lines.length, 1, 'only the route that reaches both');
+  t.match(perRoute.lines[0], /routes\[1\]\.authn\.issuers: lets opaque tokens reach 2 issuers that introspect \(a, b\)/);
+  const narrowed = await yamlOf({
+    tokens: { issuers: [a, b], authn: { mode: 'jwt' } },
+    routes: [{ id: 'b', path: '/b', authn: { mode: 'auto', issuers: ['b'] } }],
+  });
+  t.equal(parseSidecarConfig('sidecar.yaml', narrowed).config.routes[0]?.authn?.issuers[0], 'b', 'one per route, or JWTs only, loads');
+  const oneIntrospects = await yamlOf({ tokens: { issuers: [a, { ...ISSUER, id: 'c', issuer: 'https://c.example' }] } });
+  t.ok(parseSidecarConfig('sidecar.yaml', oneIntrospects).config.tokens, 'one introspecting issuer beside JWT-only ones loads');
+});
+
 t.test('tokens.shared: a key of its own, or an introspection client to derive it from', async (t) => {
   const shared = { redis: 'redis://127.0.0.1:6379' };
   const { lines } = await issuesOf({ tokens: { issuers: [ISSUER], shared } });
