@@ -18,6 +18,7 @@ import { isArraySchema, isObjectSchema } from './schema-types.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
+import { OpenApiError } from './document.js';
 
 export type { Violation } from './violation.js';
 
@@ -325,15 +326,29 @@ export function compileRequestValidator(
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
   // (case-variants.ts), form and multipart fields like query keys (name-readings.ts).
   const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings }>();
+  // Keyed by the media type alone, as a request's Content-Type is looked up: a key written with
+  // parameters (`application/json; charset=utf-8`) matched nothing, and every body got 415.
+  const keyedBy = new Map<string, string>();
+  for (const type of Object.keys(content)) {
+    const mime = mediaTypeOf(type);
+    const other = keyedBy.get(mime);
+    if (other !== undefined)
+      throw new OpenApiError(
+        `${op.pointer}/requestBody/content/${escapePointer(type)}`,
+        `is the media type of ${JSON.stringify(other)} too: a body is matched by its type alone, so give each type one entry`,
+      );
+    keyedBy.set(mime, type);
+  }
   for (const [type, media] of Object.entries(content)) {
+    const mime = mediaTypeOf(type);
     if (media.schema) {
       const fields = compileNameReadings(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
-      bodyNames.set(type.toLowerCase(), { json: new CaseVariantFinder(media.schema), fields });
+      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields });
     }
     bodyValidators.set(
-      type.toLowerCase(),
+      mime,
       media.schema
-        ? compiler.compile(op.dialect, media.schema, FIELD_MEDIA_TYPES.has(type.toLowerCase()), {
+        ? compiler.compile(op.dialect, media.schema, FIELD_MEDIA_TYPES.has(mime), {
             pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema`,
           })
         : null,
@@ -342,7 +357,8 @@ export function compileRequestValidator(
   // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.
   const fieldNumbers = new Map<string, NumberSpellings | undefined>();
   for (const [type, media] of Object.entries(content)) {
-    if (FIELD_MEDIA_TYPES.has(type.toLowerCase())) fieldNumbers.set(type.toLowerCase(), compileNumberSpellings(media.schema));
+    const mime = mediaTypeOf(type);
+    if (FIELD_MEDIA_TYPES.has(mime)) fieldNumbers.set(mime, compileNumberSpellings(media.schema));
   }
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */

@@ -225,7 +225,7 @@ t.test('opaque tokens cannot reach two introspecting issuers: whose a token is, 
     tokens: { issuers: [a, b], authn: { mode: 'jwt' } },
     routes: [{ id: 'b', path: '/b', authn: { mode: 'auto', issuers: ['b'] } }],
   });
-  t.equal(parseSidecarConfig('sidecar.yaml', narrowed).config.routes[0]?.authn?.issuers[0], 'b', 'one per route, or JWTs only, loads');
+  t.equal(parseSidecarConfig('sidecar.yaml', narrowed).config.routes[0]?.authn?.issuers?.[0], 'b', 'one per route, or JWTs only, loads');
   const oneIntrospects = await yamlOf({ tokens: { issuers: [a, { ...ISSUER, id: 'c', issuer: 'https://c.example' }] } });
   t.ok(parseSidecarConfig('sidecar.yaml', oneIntrospects).config.tokens, 'one introspecting issuer beside JWT-only ones loads');
 });
