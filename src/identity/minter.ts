@@ -14,7 +14,7 @@ import type { EventBus, EventRequest } from '../telemetry/events.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { WardenError } from '../errors.js';
 import { BoundedCache } from './bounded-cache.js';
-import type { Principal } from './principal.js';
+import { CLIENT_SUBJECT_PREFIX, type Principal } from './principal.js';
 import type { SigningKeys } from './signing-keys.js';
 
 export interface MinterOptions {
@@ -147,10 +147,11 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
 /**
  * The minted `sub`: the caller token's, or for a token no resource owner took part in (client
  * credentials) the client in a namespace of its own, so that a client named `alice` is never the
- * user `alice` (RFC 9068 §5). `checkPrincipal` refuses tokens that name neither.
+ * user `alice` (RFC 9068 §5). `checkPrincipal` refuses tokens that name neither, and a caller's
+ * own `sub` in that namespace.
  */
 export function subjectOf(p: Pick<Principal, 'subject' | 'clientId'>): string {
-  return p.subject ?? `client:${p.clientId ?? ''}`;
+  return p.subject ?? `${CLIENT_SUBJECT_PREFIX}${p.clientId ?? ''}`;
 }
 
 /** An RFC 8693 actor claim: an object naming its actor by a string `sub`. */

@@ -88,6 +88,9 @@ export function checkIntrospectionClaims(
   return undefined;
 }
 
+/** The namespace of the minted `sub` of a token without one: `client:<client id>` (minter.ts). */
+export const CLIENT_SUBJECT_PREFIX = 'client:';
+
 /** What must hold on every use of a (possibly cached) principal: not expired, meant for us, an access token. */
 export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: number, leewaySec: number): WardenError | undefined {
   if (p.expiresAt !== undefined && nowSec >= p.expiresAt + leewaySec) {
@@ -100,6 +103,16 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
   // that is no string, would be minted for a subject the backend cannot tell apart from others.
   if (p.subject === undefined && (p.claims.sub !== undefined || p.clientId === undefined)) {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', 'The access token names no subject (a string sub) and no client.', p);
+  }
+  // `client:<id>` is the minted sub of a token without one (minter.ts subjectOf): a user whose sub is
+  // spelled so would be that client to the backend.
+  if (p.subject !== undefined && p.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
+    return refusal(
+      'ERR_AUTHN_TOKEN_INVALID',
+      'token.sub',
+      `The access token's subject begins with "${CLIENT_SUBJECT_PREFIX}", which names clients here.`,
+      p,
+    );
   }
   // AWS Cognito and others mark ID tokens with token_use; an ID token is not an access token.
   if (p.claims.token_use !== undefined && p.claims.token_use !== 'access') {

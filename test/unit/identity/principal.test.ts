@@ -101,6 +101,13 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
     );
   }
   t.same(refusalOf(ok({})), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, 'neither: no "anonymous" shared by every such caller');
+  // The minted sub of a client-credentials token is client:<id>: a user spelled so would be that
+  // client to the backend (defect 175).
+  for (const sub of ['client:shop-web', 'client:']) {
+    t.same(refusalOf(ok({ sub })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `sub ${JSON.stringify(sub)}`);
+  }
+  t.equal(ok({ sub: 'Client:shop-web' }), undefined, 'only the namespace as minted');
+  t.equal(ok({ sub: 'clients:x' }), undefined);
 });
 
 t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) => {
