@@ -46,7 +46,7 @@ t.test('backend: kill, hang, slow, back — under load', async (t) => {
     workers: 2,
     maxRequests: 20_000,
     maxMs: 30_000,
-    pacingMs: 10,
+    pacingMs: 20,
     next: () => ({ path: '/echo' }),
   });
   await sleep(500);

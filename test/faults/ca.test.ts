@@ -80,7 +80,7 @@ t.test('CA: kill, hang, slow, back — under load, rotating every ~3 s; zero fai
     workers: 2,
     maxRequests: 30_000,
     maxMs: 60_000,
-    pacingMs: 10,
+    pacingMs: 20,
     next: () => ({ path: '/echo' }),
   });
   const rotated = () => warden.lines.filter((l) => l.event === 'warden.mesh.rotated').length;

@@ -60,7 +60,7 @@ t.test('clamd: kill, hang, slow, back — under load; fail closed', async (t) =>
     workers: 2,
     maxRequests: 20_000,
     maxMs: 40_000,
-    pacingMs: 10,
+    pacingMs: 20,
     next: (i) => (i % 2 ? { path: '/other', kind: 'other' } : { ...upload(`harmless upload ${i}`), kind: 'upload' }),
   });
 

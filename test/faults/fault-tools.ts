@@ -156,7 +156,7 @@ function problemCode(text: string): string | undefined {
 /** A few HTTP/1.1 and h2 workers sending `next(i)` in a loop, bounded by count and time. */
 export function startLoad(t: { teardown(fn: () => unknown): void }, options: LoadOptions): LoadLoop {
   const workers = options.workers ?? 2;
-  const pacing = options.pacingMs ?? 10;
+  const pacing = options.pacingMs ?? 20;
   const clientTimeout = options.clientTimeoutMs ?? 15_000;
   const connect = { ...options.tls, servername: 'localhost' };
   const agents = {

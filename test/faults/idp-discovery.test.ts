@@ -103,7 +103,7 @@ t.test('IdP discovery: started while the IdP is killed or hangs, back, then kill
       workers: 1,
       maxRequests: 20_000,
       maxMs: 60_000,
-      pacingMs: 10,
+      pacingMs: 20,
       next: tokens.next,
     });
     load.phase = phase;

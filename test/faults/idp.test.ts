@@ -75,7 +75,7 @@ t.test('IdP: kill, hang, slow, back — under load; fail closed', async (t) => {
     workers: 2,
     maxRequests: 20_000,
     maxMs: 40_000,
-    pacingMs: 10,
+    pacingMs: 20,
     next: tokens.next,
   });
 

@@ -48,7 +48,7 @@ t.test('OTel collector: kill, hang, slow, back — under load; requests unaffect
     workers: 2,
     maxRequests: 30_000,
     maxMs: 60_000,
-    pacingMs: 10,
+    pacingMs: 20,
     next: () => ({ path: '/echo' }),
   });
   const exportRecovery: Record<string, number> = {};

@@ -98,7 +98,7 @@ t.test('Redis: kill, hang, slow, back — under load; fail-open and fail-closed,
       workers: 1,
       maxRequests: 20_000,
       maxMs: 40_000,
-      pacingMs: 10,
+      pacingMs: 20,
       next: (i) => {
         // fail-closed: a limited route, and a route without a limit with a good and a junk token.
         if (w === open) return bearer('/echo', accessToken, 'limited');

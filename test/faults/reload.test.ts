@@ -35,7 +35,7 @@ t.test('SIGHUP reload ×10 under load: zero failed requests', async (t) => {
     workers: 2,
     maxRequests: 20_000,
     maxMs: 30_000,
-    pacingMs: 5,
+    pacingMs: 10,
     next: (i) => ({ path: `/api/item-${i}` }),
   });
   await sleep(500);
