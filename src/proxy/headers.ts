@@ -70,7 +70,10 @@ const PROXY_ASSERTED_PREFIX =
   /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
 
 function proxyAsserted(name: string): boolean {
-  return PROXY_ASSERTED.has(name) || PROXY_ASSERTED_PREFIX.test(name);
+  if (PROXY_ASSERTED.has(name)) return true;
+  // Every prefix begins with `x` or `s`: most names (accept, content-type, …) skip the expression.
+  const first = name.charCodeAt(0);
+  return (first === 0x78 || first === 0x73) && PROXY_ASSERTED_PREFIX.test(name);
 }
 
 /** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */
