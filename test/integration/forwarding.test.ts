@@ -302,7 +302,11 @@ t.test('method and path overrides: refused over h1 and h2 with their event; forw
       t.equal(forwarded.status, 200, `${what}: forwarded with overrides: forward`);
       const seen = forwarded.json<{ url: string; headers: Record<string, string> }>();
       t.equal(seen.url, path, `${what}: query kept`);
-      for (const [name, value] of Object.entries(headers)) t.equal(seen.headers[name], value, `${what}: ${name} kept`);
+      for (const [name, value] of Object.entries(headers)) {
+        // X-Original-URL is a header the waf inspects: its underscored spelling would pass uninspected (defect 170).
+        if (name === 'x-original_url') t.notOk(name in seen.headers, `${what}: ${name} dropped, X-Original-URL is inspected`);
+        else t.equal(seen.headers[name], value, `${what}: ${name} kept`);
+      }
     }
   }
   const events = s.events.filter((e) => e.name === 'warden.http.smuggling');
