@@ -1,5 +1,10 @@
 /**
- * The CRL, DER, signed by the issuing CA: every revoked certificate that has not yet expired.
+ * The CRL, DER, signed by the issuing CA: every revoked certificate that has not yet expired, or
+ * expired less than the clock skew sidecars allow (CRL_MAX_SKEW_MS) plus one CRL period ago. A
+ * sidecar drops a revoked certificate's check with its CRL entry and relies on its own clock for
+ * the expiry; with the CA's clock ahead, an entry dropped at expiry by the CA's clock let the
+ * certificate in again until the sidecar's clock reached it (RFC 5280 §3.3: an entry stays on at
+ * least one regularly scheduled CRL after the certificate expires).
  * thisUpdate = when it was made, nextUpdate = thisUpdate + crl.next_update (short: sidecars refetch
  * often). Cached between requests; remade on each revocation and once half its validity has passed,
  * so a fetched CRL always has at least half its window left. Concurrent requests share one signing.
@@ -8,6 +13,7 @@
  */
 import { createHash, webcrypto } from 'node:crypto';
 import { WardenError } from '../errors.js';
+import { CRL_MAX_SKEW_MS } from './clock-skew.js';
 import type { RevocationReason } from './api.js';
 import { certificateList, tbsCertList } from './crl-der.js';
 import { EC_P256, x509, type CryptoKey } from './pki.js';
@@ -72,7 +78,7 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
 
   async function make(): Promise<Buffer> {
     const t = now();
-    const entries = store.unexpiredRevocations(t).map((r) => ({
+    const entries = store.unexpiredRevocations(t - CRL_MAX_SKEW_MS - nextUpdateMs).map((r) => ({
       serial: r.serial,
       revokedAt: new Date(r.revoked_at),
       reason: REASONS[r.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,

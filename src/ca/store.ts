@@ -71,7 +71,7 @@ export interface CaStore {
   activeSerialsOf(spiffeId: string, now: number): string[];
   /** False when the serial was already revoked. */
   insertRevocation(row: RevocationRow): boolean;
-  /** Revocations of certificates not yet expired: the CRL's entries. */
+  /** Revocations of certificates not expired at `now`: the CRL's entries (crl.ts passes a time some minutes back). */
   unexpiredRevocations(now: number): RevocationRow[];
   insertToken(row: TokenRow): void;
   findToken(sha256: string): TokenRow | undefined;

@@ -5,6 +5,7 @@
  * CRL in force (CRL number, else thisUpdate), not dated in the future.
  */
 import { verify, X509Certificate } from 'node:crypto';
+import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
 import { x509 } from '../ca/pki.js';
 import type { CrlView } from './crl-reader.js';
 import { certificatesOf } from './trust-bundle.js';
@@ -19,7 +20,7 @@ export class CrlRefusedError extends Error {
 }
 
 /** How far in the future a CRL's thisUpdate may be (clock skew between CA and sidecar). */
-export const CRL_MAX_SKEW_MS = 5 * 60_000;
+export { CRL_MAX_SKEW_MS };
 
 /** The ECDSA signature algorithms a CRL may be signed with, by OID, and their hashes. */
 const ECDSA_HASHES: Readonly<Record<string, string>> = {

@@ -14,7 +14,8 @@ import { createCrlPublisher, etagMatches } from '../../../src/ca/crl.js';
 import { tbsCertList, type CrlEntry } from '../../../src/ca/crl-der.js';
 import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
-import type { CaStore } from '../../../src/ca/store.js';
+import { openCaStore, type CaStore } from '../../../src/ca/store.js';
+import { CRL_MAX_SKEW_MS } from '../../../src/ca/clock-skew.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
 import { readCrl } from '../../../src/mesh/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
@@ -157,3 +158,38 @@ t.test('etagMatches: lists, weak forms and *', async (t) => {
   t.notOk(etagMatches('"ab"', '"a"'));
   t.notOk(etagMatches('', '"a"'));
 });
+
+t.test(
+  'a revoked certificate stays on the CRL past its expiry by the clock skew sidecars allow plus one period (defect 176)',
+  async (t) => {
+    const material = await loadCaMaterial((await testCaMaterial()).dir);
+    const store = openCaStore(':memory:');
+    t.teardown(() => store.close());
+    const notAfter = Date.UTC(2031, 0, 1);
+    const nextUpdateMs = 600_000;
+    for (const [serial, endsAt] of [
+      ['1a', notAfter],
+      ['2b', notAfter + 3_600_000],
+    ] as const) {
+      store.insertCertificate({
+        serial,
+        spiffe_id: `spiffe://t/${serial}`,
+        kind: 'enroll',
+        not_before: 0,
+        not_after: endsAt,
+        pem: '',
+        issued_at: 0,
+        key_id: serial,
+      });
+      store.insertRevocation({ serial, reason: 'keyCompromise', revoked_at: notAfter - 60_000 });
+    }
+    const serialsAt = async (clock: number) =>
+      [...readCrl(await createCrlPublisher({ store, ...material, nextUpdateMs, now: () => clock }).current()).serials].sort();
+    t.same(await serialsAt(notAfter - 1), ['1a', '2b']);
+    // A sidecar whose clock is up to CRL_MAX_SKEW_MS behind still takes 1a as valid: it must stay listed.
+    t.same(await serialsAt(notAfter + 1), ['1a', '2b'], 'just past its expiry by the CA’s clock (before: dropped)');
+    t.same(await serialsAt(notAfter + CRL_MAX_SKEW_MS), ['1a', '2b'], 'the whole skew later');
+    t.same(await serialsAt(notAfter + CRL_MAX_SKEW_MS + nextUpdateMs - 1), ['1a', '2b'], 'and one CRL period more');
+    t.same(await serialsAt(notAfter + CRL_MAX_SKEW_MS + nextUpdateMs + 1), ['2b'], 'then it goes');
+  },
+);
