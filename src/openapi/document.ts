@@ -23,7 +23,7 @@ export type OpenApiDocument = {
   servers?: { url: string; variables?: Record<string, { default: string }> }[];
   paths?: Record<string, Record<string, unknown>>;
   security?: Record<string, string[]>[];
-  components?: { securitySchemes?: Record<string, { type?: string }> };
+  components?: { securitySchemes?: Record<string, { type?: string }>; schemas?: Record<string, unknown> };
 };
 
 /** A document that cannot be used, with where (`#/paths/~1pets/get`) and what. */

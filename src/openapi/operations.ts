@@ -35,6 +35,8 @@ export interface Operation {
   readonly responses: Readonly<Record<string, { content?: Record<string, { schema?: Record<string, unknown> }> }>>;
   /** "3.0" or "3.1": which JSON Schema dialect the schemas speak. */
   readonly dialect: '3.0' | '3.1';
+  /** The document's components.schemas (dereferenced): the names a discriminator's mapping gives its branches. */
+  readonly components?: Readonly<Record<string, unknown>>;
 }
 
 export interface ParameterObject {
@@ -145,6 +147,7 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
         requestBody: op.requestBody as RequestBodyObject | undefined,
         responses: (op.responses as Operation['responses'] | undefined) ?? {},
         dialect: doc.openapi.startsWith('3.1') ? '3.1' : '3.0',
+        components: doc.components?.schemas,
       });
     }
   }

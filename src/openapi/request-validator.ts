@@ -316,7 +316,7 @@ export function compileRequestValidator(
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
   for (const p of op.parameters) compiler.check(p.schema, { pointer: op.pointer, label: `parameter "${p.name}" in ${p.in}` });
   const validateParams: ValidateFunction | undefined = hasParams
-    ? compiler.compile(op.dialect, paramSchema, true, { pointer: op.pointer, label: 'parameters' })
+    ? compiler.compile(op.dialect, paramSchema, true, { pointer: op.pointer, label: 'parameters' }, op.components)
     : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
   const queryNames = compileNameReadings(byIn.query);
@@ -348,9 +348,15 @@ export function compileRequestValidator(
     bodyValidators.set(
       mime,
       media.schema
-        ? compiler.compile(op.dialect, media.schema, FIELD_MEDIA_TYPES.has(mime), {
-            pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema`,
-          })
+        ? compiler.compile(
+            op.dialect,
+            media.schema,
+            FIELD_MEDIA_TYPES.has(mime),
+            {
+              pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema`,
+            },
+            op.components,
+          )
         : null,
     );
   }

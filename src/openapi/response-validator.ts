@@ -27,9 +27,15 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
       media.set(
         type.toLowerCase(),
         m.schema
-          ? compiler.compile(op.dialect, m.schema, false, {
-              pointer: `${op.pointer}/responses/${escapePointer(status)}/content/${escapePointer(type)}/schema`,
-            })
+          ? compiler.compile(
+              op.dialect,
+              m.schema,
+              false,
+              {
+                pointer: `${op.pointer}/responses/${escapePointer(status)}/content/${escapePointer(type)}/schema`,
+              },
+              op.components,
+            )
           : null,
       );
     byStatus.set(status.toUpperCase(), media);

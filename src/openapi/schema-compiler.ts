@@ -7,8 +7,9 @@
  * the plan, and go with it once its requests have drained.
  *
  * Every schema is checked before it is compiled: its patterns must run in linear time
- * (pattern-engine.ts) and its size is bounded (acyclic-schema.ts). A problem is an OpenApiError
- * naming where the schema is in the document.
+ * (pattern-engine.ts) and its size is bounded (acyclic-schema.ts). Its discriminators become plain
+ * JSON Schema (discriminator.ts): ajv's keyword takes neither `mapping` nor $ref'd branches. A
+ * problem is an OpenApiError naming where the schema is in the document.
  */
 import type { Ajv as AjvCore, ValidateFunction } from 'ajv';
 import { Ajv } from 'ajv';
@@ -16,6 +17,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { acyclicSchema, SchemaTooLarge } from './acyclic-schema.js';
+import { rewriteDiscriminators } from './discriminator.js';
 import { OpenApiError } from './document.js';
 import { createPatternEngine, patternProblem, type RegExpEngine } from './pattern-engine.js';
 import { escapePointer, forEachSubschema, isSchema, type Schema } from './subschemas.js';
@@ -68,7 +70,6 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean, regExp: RegExpEngine):
     allErrors: false,
     coerceTypes: coerce ? ('array' as const) : false,
     logger: false as const,
-    discriminator: true,
     inlineRefs: INLINE_REFS,
     code: { ...AJV_CODE_OPTIONS, regExp },
   };
@@ -85,8 +86,18 @@ export interface SchemaPlace {
 }
 
 export interface SchemaCompiler {
-  /** Throws OpenApiError when a pattern cannot run in linear time or the schema is too large. */
-  compile(dialect: '3.0' | '3.1', schema: Record<string, unknown>, coerce: boolean, place: SchemaPlace): ValidateFunction;
+  /**
+   * Throws OpenApiError when a pattern cannot run in linear time, the schema is too large, or a
+   * discriminator cannot be followed. `components`: the document's components.schemas, by which a
+   * discriminator's mapping names its branches.
+   */
+  compile(
+    dialect: '3.0' | '3.1',
+    schema: Record<string, unknown>,
+    coerce: boolean,
+    place: SchemaPlace,
+    components?: Readonly<Record<string, unknown>>,
+  ): ValidateFunction;
   /** The same checks on a schema compiled as part of another (a parameter's, in the operation's parameters). */
   check(schema: Record<string, unknown> | undefined, place: SchemaPlace): void;
 }
@@ -130,13 +141,14 @@ export function createSchemaCompiler(): SchemaCompiler {
   };
   return {
     check,
-    compile(dialect, schema, coerce, place) {
+    compile(dialect, schema, coerce, place, components) {
       check(schema, place);
       let tree: Record<string, unknown>;
       try {
-        tree = acyclicSchema(schema);
+        tree = acyclicSchema(rewriteDiscriminators(schema, components, place.pointer));
       } catch (err) {
         if (err instanceof SchemaTooLarge) throw problemAt(place, '', err.message);
+        if (err instanceof OpenApiError && place.label !== undefined) throw new OpenApiError(err.pointer, `${place.label}: ${err.message}`);
         throw err;
       }
       try {

@@ -39,17 +39,20 @@ export function forEachSubschema(schema: Schema, visit: (child: Schema, path: st
   }
 }
 
-/** A shallow copy of `schema` with each subschema replaced by `map(child)`; other values are kept as they are. */
-export function mapSubschemas(schema: Schema, map: (child: Schema) => unknown): Schema {
+/** A shallow copy of `schema` with each subschema replaced by `map(child, path)` (paths as forEachSubschema's); other values are kept as they are. */
+export function mapSubschemas(schema: Schema, map: (child: Schema, path: string) => unknown): Schema {
   const out: Schema = { ...schema };
-  for (const k of ONE) if (isSchema(schema[k])) out[k] = map(schema[k]);
+  for (const k of ONE) if (isSchema(schema[k])) out[k] = map(schema[k], k);
   for (const k of LIST) {
     const list = schema[k];
-    if (Array.isArray(list)) out[k] = list.map((child: unknown) => (isSchema(child) ? map(child) : child));
+    if (Array.isArray(list)) out[k] = list.map((child: unknown, i) => (isSchema(child) ? map(child, `${k}/${i}`) : child));
   }
   for (const k of MAP) {
     const m = schema[k];
-    if (isSchema(m)) out[k] = Object.fromEntries(Object.entries(m).map(([name, child]) => [name, isSchema(child) ? map(child) : child]));
+    if (isSchema(m))
+      out[k] = Object.fromEntries(
+        Object.entries(m).map(([name, child]) => [name, isSchema(child) ? map(child, `${k}/${escapePointer(name)}`) : child]),
+      );
   }
   return out;
 }
