@@ -50,15 +50,21 @@ export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, re
   return scopesStage(sets, needed, describe, safeRealm, 'route');
 }
 
-/** Passes when the principal holds every scope of one of `sets`. */
-function scopesStage(sets: readonly (readonly string[])[], needed: string, describe: string, realm: string, what: string): Stage {
-  const refusal = (granted: string) =>
+/** The 403 insufficient_scope refusal, its challenge written once; `granted`: the token's scopes, for the event. */
+function refusalOf(rule: string, detail: string, needed: string, realm: string): (granted: string) => WardenError {
+  const challenge = `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"`;
+  return (granted) =>
     new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
-      rule: 'authz.scopes',
-      detail: `The access token lacks the scopes this ${what} requires (${describe}).`,
-      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
+      rule,
+      detail,
+      headers: { 'www-authenticate': challenge },
       attributes: { 'warden.scope.required': needed, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
     });
+}
+
+/** Passes when the principal holds every scope of one of `sets`. */
+function scopesStage(sets: readonly (readonly string[])[], needed: string, describe: string, realm: string, what: string): Stage {
+  const refusal = refusalOf('authz.scopes', `The access token lacks the scopes this ${what} requires (${describe}).`, needed, realm);
   return {
     id: 'authz-scopes',
     run(ctx) {
@@ -84,13 +90,12 @@ function describeAlternative(a: SecurityAlternative): string {
  * full or not at all. An API key is checked for being sent, not for its value.
  */
 function securityStage(alternatives: readonly SecurityAlternative[], needed: string, describe: string, realm: string): Stage {
-  const refusal = (granted: string) =>
-    new WardenError('ERR_AUTHZ_SCOPE_MISSING', {
-      rule: 'authz.security',
-      detail: `The request meets none of the security requirements of this operation (${describe}).`,
-      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${needed}"` },
-      attributes: { 'warden.scope.required': needed, ...(granted ? { 'warden.detail': `granted: ${granted.slice(0, 256)}` } : {}) },
-    });
+  const refusal = refusalOf(
+    'authz.security',
+    `The request meets none of the security requirements of this operation (${describe}).`,
+    needed,
+    realm,
+  );
   const none: ReadonlySet<string> = new Set();
   return {
     id: 'authz-scopes',
