@@ -22,7 +22,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
-import { chainsToBundle, CRL_MAX_SKEW_MS } from './crl-check.js';
+import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
+import { chainsToBundle } from './crl-check.js';
 import { assertUsableBundle, certificatesOf, isUsableBundle } from './trust-bundle.js';
 
 export interface WorkloadCredentials {

@@ -19,9 +19,6 @@ export class CrlRefusedError extends Error {
   }
 }
 
-/** How far in the future a CRL's thisUpdate may be (clock skew between CA and sidecar). */
-export { CRL_MAX_SKEW_MS };
-
 /** The ECDSA signature algorithms a CRL may be signed with, by OID, and their hashes. */
 const ECDSA_HASHES: Readonly<Record<string, string>> = {
   '1.2.840.10045.4.3.2': 'sha256',
