@@ -6,6 +6,7 @@
  * a number must be spelled plainly (number-spellings.ts): ajv's coercion reads `1000000e-4` as 100.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { unescape as percentDecoded } from 'node:querystring';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
@@ -236,15 +237,8 @@ function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, na
 
 /** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP decodes cookie names). */
 function cookieReadAs(name: string, names: NameReadings): string | undefined {
-  let decoded = name;
-  if (name.includes('%')) {
-    try {
-      decoded = decodeURIComponent(name);
-    } catch {
-      // A malformed escape is left as it is, as PHP leaves it.
-    }
-  }
-  return names.readAs(decoded)?.declared;
+  // querystring's unescape keeps a malformed escape as it is, as PHP does (the waf reads names so too).
+  return names.readAs(name.includes('%') ? percentDecoded(name) : name)?.declared;
 }
 
 /** A name a case-insensitive backend would bind to `declared` (case-variants.ts). */
