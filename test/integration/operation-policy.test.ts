@@ -4,12 +4,10 @@
  * on a public operation (`security: []`, `allow_public`) the operator's scopes replace "public"
  * instead of leaving a scope check with no caller to check.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
+import { openApiFile } from '../support/openapi-file.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
 
@@ -34,8 +32,7 @@ components:
 t.test('openapi.operations: scopes without tokens refused at start; scopes on a public operation need a caller', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const document = join(mkdtempSync(join(tmpdir(), 'warden-ops-')), 'api.yaml');
-  writeFileSync(document, DOCUMENT);
+  const document = openApiFile(DOCUMENT);
 
   await t.rejects(
     startTestSidecar(t, backend.url, { openapi: { document, operations: { adminStats: { scopes: { all_of: ['admin'] } } } } }),
@@ -67,10 +64,7 @@ t.test('openapi.operations: scopes without tokens refused at start; scopes on a 
 t.test('security schemes by type: an API key must be sent, http basic cannot be met beside a token (defect 169)', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const dir = mkdtempSync(join(tmpdir(), 'warden-ops-'));
-  const document = join(dir, 'api.yaml');
-  writeFileSync(
-    document,
+  const document = openApiFile(
     `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
@@ -107,9 +101,7 @@ components:
   t.equal(backend.requests.at(-1)?.headers['x-api-key'], 'k-1', 'and it reaches the backend');
   t.equal(await call('items:admin'), '200', 'or the scope');
 
-  const basicOnly = join(dir, 'basic.yaml');
-  writeFileSync(
-    basicOnly,
+  const basicOnly = openApiFile(
     `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
