@@ -393,6 +393,7 @@ export const sidecarSchema = {
           properties: {
             mode: { ...validationMode, default: 'enforce' },
             unknown_query: { enum: ['allow', 'refuse'], default: 'allow', 'x-expect': '"allow" or "refuse"' },
+            read_only: { enum: ['refuse', 'allow'], default: 'refuse', 'x-expect': '"refuse" or "allow"' },
             responses: { enum: ['off', 'report'], default: 'off', 'x-expect': '"off" or "report"' },
           },
         },

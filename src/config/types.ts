@@ -343,6 +343,8 @@ export interface OpenApiConfig {
     mode: 'enforce' | 'report' | 'off';
     /** Query parameters the operation does not declare: allowed, or refused (400). */
     unknown_query: 'allow' | 'refuse';
+    /** Request body properties the document marks readOnly: refused (400), or allowed. */
+    read_only: 'refuse' | 'allow';
     /** Backend responses against the document: off, or report (warden.response.invalid; never changes the response). */
     responses: 'off' | 'report';
   };

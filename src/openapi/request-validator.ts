@@ -265,6 +265,8 @@ function misreadName(keys: Iterable<string>, names: NameReadings, at: string): V
 
 export interface ValidatorOptions {
   unknownQuery: 'allow' | 'refuse';
+  /** Read-only body properties (read-only.ts): refused (the default), or allowed as ajv alone allows them. */
+  readOnly?: 'refuse' | 'allow';
 }
 
 /**
@@ -310,7 +312,7 @@ export function compileRequestValidator(
   const hasParams = op.parameters.length > 0 || options.unknownQuery === 'refuse';
   for (const p of op.parameters) compiler.check(p.schema, { pointer: op.pointer, label: `parameter "${p.name}" in ${p.in}` });
   const validateParams: ValidateFunction | undefined = hasParams
-    ? compiler.compile(op.dialect, paramSchema, true, { pointer: op.pointer, label: 'parameters' }, op.components)
+    ? compiler.compile(op.dialect, paramSchema, { coerce: true }, { pointer: op.pointer, label: 'parameters' }, op.components)
     : undefined;
   // Deep-object and exploded-object parameters own other query keys: not "unknown".
   const queryNames = compileNameReadings(byIn.query);
@@ -345,7 +347,7 @@ export function compileRequestValidator(
         ? compiler.compile(
             op.dialect,
             media.schema,
-            FIELD_MEDIA_TYPES.has(mime),
+            { coerce: FIELD_MEDIA_TYPES.has(mime), refuseReadOnly: options.readOnly !== 'allow' },
             {
               pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema`,
             },

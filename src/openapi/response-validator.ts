@@ -30,7 +30,7 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
           ? compiler.compile(
               op.dialect,
               m.schema,
-              false,
+              { coerce: false },
               {
                 pointer: `${op.pointer}/responses/${escapePointer(status)}/content/${escapePointer(type)}/schema`,
               },

@@ -8,8 +8,8 @@
  *
  * Every schema is checked before it is compiled: its patterns must run in linear time
  * (pattern-engine.ts) and its size is bounded (acyclic-schema.ts). Its discriminators become plain
- * JSON Schema (discriminator.ts): ajv's keyword takes neither `mapping` nor $ref'd branches. A
- * problem is an OpenApiError naming where the schema is in the document.
+ * JSON Schema (discriminator.ts): ajv's keyword takes neither `mapping` nor $ref'd branches. In a
+ * request's schema, read-only properties are refused (read-only.ts). A problem is an OpenApiError naming where the schema is in the document.
  */
 import type { Ajv as AjvCore, ValidateFunction } from 'ajv';
 import { Ajv } from 'ajv';
@@ -18,6 +18,7 @@ import addFormatsModule from 'ajv-formats';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { acyclicSchema, SchemaTooLarge } from './acyclic-schema.js';
 import { rewriteDiscriminators } from './discriminator.js';
+import { addReadOnlyKeyword, refuseReadOnlyProperties } from './read-only.js';
 import { OpenApiError } from './document.js';
 import { createPatternEngine, patternProblem, type RegExpEngine } from './pattern-engine.js';
 import { escapePointer, forEachSubschema, isSchema, type Schema } from './subschemas.js';
@@ -76,6 +77,7 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean, regExp: RegExpEngine):
   const ajv: AjvCore = dialect === '3.1' ? new Ajv2020(options) : new Ajv(options);
   addFormats(ajv);
   for (const [name, def] of Object.entries(OPENAPI_FORMATS)) ajv.addFormat(name, def as never);
+  addReadOnlyKeyword(ajv);
   return ajv;
 }
 
@@ -83,6 +85,12 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean, regExp: RegExpEngine):
 export interface SchemaPlace {
   readonly pointer: string;
   readonly label?: string;
+}
+
+/** How a schema is used: parameters arrive as strings and are coerced, bodies not; a request's refuses read-only properties. */
+export interface SchemaUse {
+  readonly coerce: boolean;
+  readonly refuseReadOnly?: boolean;
 }
 
 export interface SchemaCompiler {
@@ -94,7 +102,7 @@ export interface SchemaCompiler {
   compile(
     dialect: '3.0' | '3.1',
     schema: Record<string, unknown>,
-    coerce: boolean,
+    use: SchemaUse,
     place: SchemaPlace,
     components?: Readonly<Record<string, unknown>>,
   ): ValidateFunction;
@@ -141,11 +149,13 @@ export function createSchemaCompiler(): SchemaCompiler {
   };
   return {
     check,
-    compile(dialect, schema, coerce, place, components) {
+    compile(dialect, schema, use, place, components) {
       check(schema, place);
       let tree: Record<string, unknown>;
       try {
-        tree = acyclicSchema(rewriteDiscriminators(schema, components, place.pointer));
+        // After the discriminators: a mapping names its branches in the document, by the originals.
+        const chosen = rewriteDiscriminators(schema, components, place.pointer);
+        tree = acyclicSchema(use.refuseReadOnly === true ? refuseReadOnlyProperties(chosen) : chosen);
       } catch (err) {
         if (err instanceof SchemaTooLarge) throw problemAt(place, '', err.message);
         if (err instanceof OpenApiError && place.label !== undefined) throw new OpenApiError(err.pointer, `${place.label}: ${err.message}`);
@@ -154,7 +164,7 @@ export function createSchemaCompiler(): SchemaCompiler {
       try {
         const meta = metaChecker(dialect);
         if (!meta.validateSchema(tree)) throw new Error(`schema is invalid: ${meta.errorsText(meta.errors)}`);
-        return ajvFor(dialect, coerce).compile(tree);
+        return ajvFor(dialect, use.coerce).compile(tree);
       } catch (err) {
         throw problemAt(place, '', `cannot be compiled: ${(err as Error).message.split('\n')[0]}`);
       }

@@ -217,7 +217,8 @@ function buildStages(
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
     const unknownQuery = config.openapi?.validation.unknown_query ?? 'allow';
-    const validator = documentProblem(config, () => compileRequestValidator(op, { unknownQuery }, schemas));
+    const readOnly = config.openapi?.validation.read_only ?? 'refuse';
+    const validator = documentProblem(config, () => compileRequestValidator(op, { unknownQuery, readOnly }, schemas));
     stages.push(createParamsValidationStage(validator, mode, deps.events));
     if (validator.hasBody || op.requestBody?.required) {
       bodyStages.push(createBodyValidationStage(validator, mode, deps.events));

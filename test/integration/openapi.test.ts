@@ -651,6 +651,45 @@ paths:
   t.equal(backend.requests.length, 1, 'forwarded');
 });
 
+t.test('read-only properties in a request body are refused, unless validation.read_only is allow (defect 178)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = openApiFile(`openapi: 3.0.3
+info: { title: t, version: '1' }
+components:
+  schemas:
+    User:
+      type: object
+      required: [id, name]
+      properties:
+        id: { type: string, readOnly: true }
+        name: { type: string }
+        role: { allOf: [{ enum: [user, admin] }], readOnly: true }
+paths:
+  /users:
+    post:
+      operationId: createUser
+      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } }
+      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } } }
+`);
+  const refusing = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
+  const allowing = await startTestSidecar(t, backend.url, {
+    openapi: { document, allow_public: true, validation: { read_only: 'allow' } },
+  });
+  const agent = testAgent(refusing.ca);
+  const agentAllowing = testAgent(allowing.ca);
+  t.teardown(() => Promise.all([agent.close(), agentAllowing.close()]));
+  const post = (url: string, a: typeof agent, body: string) =>
+    fetchText(`${url}/users`, a, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const mass = await post(refusing.url, agent, '{"name":"eve","role":"admin"}');
+  t.equal(mass.status, 400);
+  t.match(mass.json(), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/body/role', message: /read-only/ }] });
+  t.equal(backend.requests.length, 0, 'not forwarded');
+  t.equal((await post(refusing.url, agent, '{"name":"eve"}')).status, 200, 'the id the server sets is not required in a request');
+  t.equal((await post(allowing.url, agentAllowing, '{"id":"1","name":"eve","role":"admin"}')).status, 200, 'read_only: allow');
+  t.equal(backend.requests.length, 2);
+});
+
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
