@@ -28,25 +28,14 @@
  */
 import { MAX_SUBSCHEMAS, SchemaTooLarge } from './acyclic-schema.js';
 import { OpenApiError } from './document.js';
-import { escapePointer, forEachSubschema, isSchema, mapSubschemas, type Schema } from './subschemas.js';
+import { escapePointer, isSchema, mapSubschemas, someSubschema, type Schema } from './subschemas.js';
 
 /** Keywords that apply their subschemas to the same instance: a branch chosen stays chosen through them. */
 const IN_PLACE = new Set(['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else', 'dependentSchemas', 'dependencies']);
 
 const COMPONENTS = '#/components/schemas/';
 
-function hasDiscriminator(root: Schema): boolean {
-  const seen = new Set<Schema>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const s = stack.pop() as Schema;
-    if (seen.has(s)) continue;
-    seen.add(s);
-    if (s.discriminator !== undefined) return true;
-    forEachSubschema(s, (child) => stack.push(child));
-  }
-  return false;
-}
+const hasDiscriminator = (root: Schema) => someSubschema(root, (s) => s.discriminator !== undefined);
 
 /** The string values a branch's own `const`/`enum` gives the property (in it or its allOf), or undefined. */
 function declaredValues(branch: Schema, p: string): string[] | undefined {

@@ -13,7 +13,7 @@
  */
 import type { Ajv } from 'ajv';
 import { _ } from 'ajv';
-import { forEachSubschema, isSchema, mapSubschemas, type Schema } from './subschemas.js';
+import { isSchema, mapSubschemas, someSubschema, type Schema } from './subschemas.js';
 
 /** The keyword that stands for a read-only property's schema in a request schema. */
 export const READ_ONLY_KEYWORD = 'x-warden-read-only';
@@ -44,21 +44,8 @@ function readOnlyNames(schema: Schema): string[] {
   });
 }
 
-function hasReadOnlyProperty(root: Schema): boolean {
-  const seen = new Set<Schema>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const s = stack.pop() as Schema;
-    if (seen.has(s)) continue;
-    seen.add(s);
-    if (readOnlyNames(s).length > 0) return true;
-    forEachSubschema(s, (child) => stack.push(child));
-  }
-  return false;
-}
-
 export function refuseReadOnlyProperties(root: Schema): Schema {
-  if (!hasReadOnlyProperty(root)) return root;
+  if (!someSubschema(root, (s) => readOnlyNames(s).length > 0)) return root;
   const copies = new Map<Schema, Schema>();
   const copy = (node: Schema): Schema => {
     const done = copies.get(node);

@@ -39,6 +39,20 @@ export function forEachSubschema(schema: Schema, visit: (child: Schema, path: st
   }
 }
 
+/** Whether `test` holds for `root` or a schema in it, each distinct one tried once (iterative: a document may nest deep, or contain itself). */
+export function someSubschema(root: Schema, test: (schema: Schema) => boolean): boolean {
+  const seen = new Set<Schema>();
+  const stack = [root];
+  while (stack.length > 0) {
+    const s = stack.pop() as Schema;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    if (test(s)) return true;
+    forEachSubschema(s, (child) => stack.push(child));
+  }
+  return false;
+}
+
 /** A shallow copy of `schema` with each subschema replaced by `map(child, path)` (paths as forEachSubschema's); other values are kept as they are. */
 export function mapSubschemas(schema: Schema, map: (child: Schema, path: string) => unknown): Schema {
   const out: Schema = { ...schema };
