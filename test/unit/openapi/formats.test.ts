@@ -9,21 +9,12 @@ import { fullFormats } from 'ajv-formats/dist/formats.js';
 import { urlFormat } from '../../../src/openapi/url-format.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import type { Operation } from '../../../src/openapi/operations.js';
+import { testOperation } from '../../support/operation.js';
 
-const operation = (format: string): Operation => ({
-  id: 'op',
-  method: 'POST',
-  paths: ['/x'],
-  pointer: '#/paths/~1x/post',
-  security: undefined,
-  rateLimit: undefined,
-  parameters: [],
-  requestBody: {
-    content: { 'application/json': { schema: { type: 'object', properties: { n: { type: 'integer', format } } } } },
-  },
-  responses: {},
-  dialect: '3.1',
-});
+const operation = (format: string): Operation =>
+  testOperation({
+    requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { n: { type: 'integer', format } } } } } },
+  });
 
 const verdict = (format: string, n: string) =>
   compileRequestValidator(operation(format), { unknownQuery: 'allow' }).body('application/json', { body: Buffer.from(`{"n":${n}}`) });

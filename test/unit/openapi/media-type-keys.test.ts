@@ -7,19 +7,10 @@ import t from 'tap';
 import { OpenApiError } from '../../../src/openapi/document.js';
 import type { Operation } from '../../../src/openapi/operations.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
+import { testOperation } from '../../support/operation.js';
 
-const op = (content: Record<string, { schema?: Record<string, unknown> }>): Operation => ({
-  id: 'create',
-  method: 'POST',
-  paths: ['/x'],
-  pointer: '#/paths/~1x/post',
-  security: undefined,
-  rateLimit: undefined,
-  parameters: [],
-  requestBody: { content },
-  responses: {},
-  dialect: '3.1',
-});
+const op = (content: Record<string, { schema?: Record<string, unknown> }>): Operation =>
+  testOperation({ id: 'create', requestBody: { content } });
 const json = (text: string) => ({ body: Buffer.from(text) });
 const schema = { type: 'object', properties: { role: { enum: ['user'] } } };
 

@@ -4,17 +4,14 @@
  */
 import t from 'tap';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
+import { testOperation } from '../../support/operation.js';
 
 const TYPE = 'multipart/form-data; boundary=b';
 const validator = compileRequestValidator(
-  {
+  testOperation({
     id: 'upload',
     method: 'PUT',
-    paths: ['/x'],
     pointer: '#/paths/~1x/put',
-    security: undefined,
-    rateLimit: undefined,
-    parameters: [],
     requestBody: {
       content: {
         'multipart/form-data': {
@@ -22,9 +19,7 @@ const validator = compileRequestValidator(
         },
       },
     },
-    responses: {},
-    dialect: '3.1',
-  },
+  }),
   { unknownQuery: 'allow' },
 );
 const part = (name: string, value: string, headers = '') =>

@@ -7,6 +7,7 @@
 import t from 'tap';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import type { Operation, ParameterObject } from '../../../src/openapi/operations.js';
+import { testOperation } from '../../support/operation.js';
 
 const parameters: ParameterObject[] = [
   { name: 'petId', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } },
@@ -42,20 +43,15 @@ const parameters: ParameterObject[] = [
   { name: 'page', in: 'cookie', schema: { type: 'integer', maximum: 10 } },
 ];
 
-const op: Operation = {
+const op: Operation = testOperation({
   id: 'getPet',
-  method: 'POST',
   paths: ['/v1/pets/:petId'],
   pointer: '#/paths/~1v1~1pets~1{petId}/post',
-  security: undefined,
-  rateLimit: undefined,
   parameters,
   requestBody: {
     content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { n: { type: 'integer', maximum: 100 } } } } },
   },
-  responses: {},
-  dialect: '3.1',
-};
+});
 
 const validator = compileRequestValidator(op, { unknownQuery: 'allow' });
 const query = (search: string, petId = '1') => validator.params({ params: { petId }, search, headers: {} });

@@ -11,24 +11,22 @@ import type { Operation, ParameterObject } from '../../../src/openapi/operations
 import { isBacktrackLinear } from '../../../src/openapi/backtrack-linear.js';
 import { createPatternEngine, patternProblem } from '../../../src/openapi/pattern-engine.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
+import { testOperation } from '../../support/operation.js';
 
 /** A title TAP can carry (a U+2028 in it ends the line). */
 const escaped = (s: string) => s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 const CATASTROPHIC = '^([a-zA-Z0-9]+\\s?)*$';
 
-const operation = (parameters: ParameterObject[], body?: Record<string, unknown>): Operation => ({
-  id: 'findUsers',
-  method: 'GET',
-  paths: ['/users'],
-  pointer: '#/paths/~1users/get',
-  security: undefined,
-  rateLimit: undefined,
-  parameters,
-  requestBody: body && { content: { 'application/json': { schema: body } } },
-  responses: {},
-  dialect: '3.1',
-});
+const operation = (parameters: ParameterObject[], body?: Record<string, unknown>): Operation =>
+  testOperation({
+    id: 'findUsers',
+    method: 'GET',
+    paths: ['/users'],
+    pointer: '#/paths/~1users/get',
+    parameters,
+    requestBody: body && { content: { 'application/json': { schema: body } } },
+  });
 
 const nameQuery = (pattern: string): ParameterObject => ({ name: 'name', in: 'query', schema: { type: 'string', maxLength: 40, pattern } });
 

@@ -8,6 +8,7 @@ import type { Operation } from '../../../src/openapi/operations.js';
 import { refuseReadOnlyProperties } from '../../../src/openapi/read-only.js';
 import { compileRequestValidator, type ValidatorOptions } from '../../../src/openapi/request-validator.js';
 import { compileResponseCheck } from '../../../src/openapi/response-validator.js';
+import { testOperation } from '../../support/operation.js';
 
 const Id = { type: 'string', readOnly: true };
 const User = {
@@ -21,18 +22,12 @@ const User = {
     owner: { allOf: [Id] },
   },
 };
-const op = (schema: Record<string, unknown>, type = 'application/json'): Operation => ({
-  id: 'create',
-  method: 'POST',
-  paths: ['/users'],
-  pointer: '#/paths/~1users/post',
-  security: undefined,
-  rateLimit: undefined,
-  parameters: [],
-  requestBody: { content: { [type]: { schema } } },
-  responses: { '200': { content: { 'application/json': { schema } } } },
-  dialect: '3.0',
-});
+const op = (schema: Record<string, unknown>, type = 'application/json'): Operation =>
+  testOperation({
+    requestBody: { content: { [type]: { schema } } },
+    responses: { '200': { content: { 'application/json': { schema } } } },
+    dialect: '3.0',
+  });
 const validatorOf = (schema: Record<string, unknown>, options: Partial<ValidatorOptions> = {}, type?: string) =>
   compileRequestValidator(op(schema, type), { unknownQuery: 'allow', ...options });
 const json = (value: unknown) => ({ body: Buffer.from(JSON.stringify(value)) });

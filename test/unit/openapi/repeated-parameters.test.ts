@@ -7,6 +7,7 @@
 import t from 'tap';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import type { Operation, ParameterObject } from '../../../src/openapi/operations.js';
+import { testOperation } from '../../support/operation.js';
 
 const parameters: ParameterObject[] = [
   {
@@ -32,18 +33,14 @@ const parameters: ParameterObject[] = [
   { name: 'session', in: 'cookie', schema: { type: 'string', pattern: '^[a-z0-9]+$' } },
 ];
 
-const op: Operation = {
+const op: Operation = testOperation({
   id: 'list',
   method: 'GET',
   paths: ['/echo'],
   pointer: '#/paths/~1echo/get',
-  security: undefined,
-  rateLimit: undefined,
   parameters,
-  requestBody: undefined,
-  responses: {},
   dialect: '3.0',
-};
+});
 
 const validator = compileRequestValidator(op, { unknownQuery: 'allow' });
 const check = (search: string, cookie?: string) =>

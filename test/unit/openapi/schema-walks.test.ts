@@ -5,6 +5,7 @@ import { OpenApiError } from '../../../src/openapi/document.js';
 import { compileNumberSpellings } from '../../../src/openapi/number-spellings.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import { CaseVariantFinder, caseVariantOf, declaredNames, foldCase } from '../../../src/openapi/case-variants.js';
+import { testOperation } from '../../support/operation.js';
 
 /** A dereferenced recursive schema: a node whose children are nodes, and a shared (acyclic) leaf. */
 function recursiveNode(): Record<string, unknown> {
@@ -129,18 +130,13 @@ function downTheLeft(depth: number, leaf: unknown, side = 'l'): unknown {
 
 /** `POST /t` taking a JSON body of `schema`. */
 function postOperation(schema: Record<string, unknown>, dialect: '3.0' | '3.1') {
-  return {
+  return testOperation({
     id: 'post',
-    method: 'POST',
     paths: ['/t'],
     pointer: '#/paths/~1t/post',
-    security: undefined,
-    rateLimit: undefined,
-    parameters: [],
     requestBody: { content: { 'application/json': { schema } } },
-    responses: {},
     dialect,
-  };
+  });
 }
 
 t.test('acyclicSchema: 20 levels of a component used twice compile once, and validate at depth', async (t) => {
