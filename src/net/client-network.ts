@@ -43,7 +43,8 @@ export function clientNetworkOf(address: string): string {
     .join(':')}::/64`;
 }
 
-function withoutPort(address: string): string {
+/** The address of an X-Forwarded-For hop, without the port or brackets a proxy may write around it. */
+export function withoutPort(address: string): string {
   const bracketed = BRACKETED.exec(address);
   if (bracketed) return bracketed[1] as string;
   const v4 = IPV4_WITH_PORT.exec(address);

@@ -11,6 +11,7 @@ import type { HeadersConfig, UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { UpstreamHeaders } from '../pipeline/stage.js';
 import { createIpSet, type IpSet } from '../net/ip-set.js';
+import { withoutPort } from '../net/client-network.js';
 import { repeatedParameter } from '../net/media-type.js';
 
 /** Never forwarded in either direction. `expect` is answered by the sidecar itself. */
@@ -224,7 +225,10 @@ export function clientAddressOf(socketAddress: string, headers: IncomingHttpHead
   const hops = String(xff).split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = (hops[i] as string).trim();
-    if (hop && !rules.trustedProxies.has(hop)) return hop;
+    // A hop may carry a port (`10.2.2.2:443`, `[::ffff:10.3.3.3]:80`: Azure Application Gateway
+    // writes them): read raw, a trusted proxy's hop was taken for the client, and every client
+    // behind it shared one bucket.
+    if (hop && !rules.trustedProxies.has(withoutPort(hop))) return hop;
   }
   return socketAddress;
 }

@@ -98,6 +98,18 @@ t.test('client address walks X-Forwarded-For only through trusted proxies', asyn
   t.equal(clientAddressOf('10.0.0.1', {}, rules), '10.0.0.1');
 });
 
+t.test('a trusted hop written with a port or in brackets is still trusted (defect 180)', async (t) => {
+  // Azure Application Gateway writes `ip:port` hops: the proxy was taken for the client.
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.1:1111, 10.2.2.2:443' }, rules), '198.51.100.1:1111');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.2, [::ffff:10.3.3.3]:80' }, rules), '198.51.100.2');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.3, [10.0.0.8]' }, rules), '198.51.100.3');
+  t.equal(
+    clientAddressOf('10.0.0.1', { 'x-forwarded-for': '10.0.0.9:80, 6.6.6.6:1' }, rules),
+    '6.6.6.6:1',
+    'an untrusted hop is the client, port and all',
+  );
+});
+
 t.test('host header can be rewritten to the upstream authority', async (t) => {
   const r = compileHeaderRules({ internal: [], trusted_proxies: [], overrides: 'refuse' }, { ...upstream, host_header: 'upstream' });
   t.equal(upstreamRequestHeaders({ host: 'public.example' }, '1.1.1.1', 'public.example', r).host, '127.0.0.1:8080');
