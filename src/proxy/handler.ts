@@ -239,7 +239,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
 
     const match = gen.plan.resolve(ctx.method, ctx.path);
     if (match instanceof WardenError) return refuse(match);
-    const aliased = checkPathReadings(gen.plan, ctx.method, ctx.path, match.route);
+    const aliased = checkPathReadings(gen.plan, ctx.method, ctx.path, match);
     if (aliased) return refuse(aliased);
     ctx.route = match.route;
     ctx.params = match.params;

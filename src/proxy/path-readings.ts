@@ -15,6 +15,12 @@
  *   answers `/orders`. Not for a path that names a route of its own other than by a wildcard
  *   (`/files` declared beside `/files/*`): the operator said what it is.
  *
+ * - the last segment without its format suffix, trailing dots included (Rails routes every path
+ *   as `(.:format)`, Spring MVC's suffix pattern match before 5.3, IIS drops trailing dots):
+ *   `/login.json`, `/admin.` are `/login`, `/admin` there; and each segment without white space
+ *   or control characters at its ends (`/admin%20`: Spring's AntPathMatcher trims tokens,
+ *   CVE-2016-5007). Rule `path.suffix`. Not for a path declared literally (`/openapi.json`).
+ *
  * The readings combine, as the servers chained behind the sidecar combine them: Tomcat drops `;x`
  * from `/admin;x/` and hands `/admin/` to Spring, which serves `/admin`. So the slash and case
  * readings are taken of the path as sent and of the path without its parameters (rule
@@ -27,20 +33,39 @@
  * declared pattern has upper case).
  */
 import { WardenError } from '../errors.js';
-import type { Plan, RoutePlan } from '../pipeline/plan.js';
+import type { Plan, RouteMatch, RoutePlan } from '../pipeline/plan.js';
 import { pathWithoutParameters } from '../net/request-target.js';
 
 const HAS_UPPER = /[A-Z]/;
 
-type Rule = 'path.trailing_slash' | 'path.case' | 'path.segment_parameters';
+type Rule = 'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix';
 
 const DETAILS: Record<Rule, string> = {
   'path.trailing_slash': 'A trailing slash, sent or left out, that changes which route the path names is not allowed.',
   'path.case': 'Letter case that changes which route the path names is not allowed.',
   'path.segment_parameters': 'Path parameters (";…") that change which route the path names are not allowed.',
+  'path.suffix':
+    'A format suffix (".json"), trailing dots or white space in a segment that change which route the path names are not allowed.',
 };
 
-export function checkPathReadings(plan: Plan, method: string, path: string, route: RoutePlan): WardenError | undefined {
+/** White space and control characters at either end of a segment, percent-encoded (the only way a request target holds them). */
+const SEGMENT_PADDING = /(^|\/)(?:%[01][0-9a-f]|%20)+|(?:%[01][0-9a-f]|%20)+(?=\/|$)/gi;
+
+/**
+ * The path as a backend that drops format suffixes and trims segments reads it, or undefined when
+ * that is the path itself. The suffix: from the first dot of the last segment, unless the segment
+ * starts with one (`/.well-known`). Costs one `indexOf` and one `includes` for a path with neither.
+ */
+function suffixReading(path: string): string | undefined {
+  let reading = path.includes('%') ? path.replace(SEGMENT_PADDING, '$1') : path;
+  const segment = reading.lastIndexOf('/') + 1;
+  const dot = reading.indexOf('.', segment);
+  if (dot > segment) reading = reading.slice(0, dot);
+  return reading === path ? undefined : reading;
+}
+
+export function checkPathReadings(plan: Plan, method: string, path: string, match: RouteMatch): WardenError | undefined {
+  const route = match.route;
   if (path.includes(';')) {
     const alias = pathWithoutParameters(path);
     if (alias instanceof WardenError) return alias;
@@ -50,7 +75,14 @@ export function checkPathReadings(plan: Plan, method: string, path: string, rout
     }
   }
   const rule = otherReading(plan, method, path, route);
-  return rule === undefined ? undefined : refusal(rule);
+  if (rule !== undefined) return refusal(rule);
+  const stem = suffixReading(path);
+  if (stem === undefined) return undefined;
+  const other = plan.declared(method, stem);
+  if (other === undefined || other === route) return undefined;
+  // Declared as it is, with no parameter or wildcard taking it (`/openapi.json` beside `/openapi`): the operator said what it is.
+  const literal = Object.keys(match.params).length === 0 && plan.declared(method, path) === route;
+  return literal ? undefined : refusal('path.suffix');
 }
 
 /**

@@ -280,6 +280,13 @@ t.test('hostile HTTP/1.1', async (t) => {
     ['trailing slash "/admin/" (route "/admin")', '/admin/', 'refused'],
     ['upper case "/ADMIN"', '/ADMIN', 'refused'],
     ['both "/Admin/"', '/Admin/', 'refused'],
+    // Rails (`(.:format)`) and Spring MVC before 5.3 drop a format suffix, IIS trailing dots, and
+    // Spring's AntPathMatcher trims white space from segments (defect 179).
+    ['format suffix "/admin.json"', '/admin.json', 'refused'],
+    ['trailing dot "/admin."', '/admin.', 'refused'],
+    ['padded "/admin%20"', '/admin%20', 'refused'],
+    ['padded segment "/secret%20/data"', '/secret%20/data', 'refused'],
+    ['padded with a tab "/secret%09/data"', '/secret%09/data', 'refused'],
   ];
   for (const [name, path, mode] of PATHS) {
     await board.run(

@@ -13,7 +13,7 @@ async function plan(extra: Record<string, unknown>): Promise<Plan> {
 function verdict(p: Plan, method: string, path: string): string {
   const match = p.resolve(method, path);
   if (match instanceof WardenError) return 'unrouted';
-  const err = checkPathReadings(p, method, path, match.route);
+  const err = checkPathReadings(p, method, path, match);
   if (err) t.equal(err.code, 'ERR_PATH_INVALID', path);
   return err?.rule ?? 'ok';
 }
@@ -211,4 +211,37 @@ t.test('only another method: the reading names no route for this one', async (t)
 t.test('without routes no reading matters', async (t) => {
   const p = await plan({});
   t.equal(verdict(p, 'GET', '/ADMIN/'), 'ok');
+});
+
+t.test('a format suffix, trailing dots or padded segments that name another route are refused (defect 179)', async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'login', path: '/login', methods: ['POST'] },
+      { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+      { id: 'spec', path: '/openapi' },
+      { id: 'spec-json', path: '/openapi.json' },
+      { id: 'files', path: '/files/:name' },
+      { id: 'open', path: '/*' },
+    ],
+  });
+  const cases: [string, string, string][] = [
+    // Rails reads `/login.json` as `/login` (`(.:format)`), Spring MVC's suffix match before 5.3 too.
+    ['POST', '/login.json', 'path.suffix'],
+    ['POST', '/login.xml', 'path.suffix'],
+    ['POST', '/login.', 'path.suffix'], // IIS drops trailing dots
+    ['POST', '/login%20', 'path.suffix'], // Spring's AntPathMatcher trims tokens
+    ['POST', '/login%09', 'path.suffix'],
+    ['GET', '/admin%20/users', 'path.suffix'],
+    ['GET', '/%20admin/users', 'path.suffix'],
+    ['GET', '/admin.json/users', 'ok'], // only the last segment's suffix: no backend here reads it so
+    // The same route, a route declared as it is, or no route at all: nothing changes.
+    ['GET', '/files/report.pdf', 'ok'],
+    ['GET', '/files/a%20b', 'ok'],
+    ['GET', '/openapi.json', 'ok'],
+    ['GET', '/.well-known/x', 'ok'],
+    ['GET', '/.env', 'ok'],
+    ['GET', '/readme.txt', 'ok'],
+    ['POST', '/login', 'ok'],
+  ];
+  for (const [method, path, expected] of cases) t.equal(verdict(p, method, path), expected, `${method} ${path}`);
 });
