@@ -100,6 +100,20 @@ function normaliseFingerprint(value: string): string {
 }
 
 /**
+ * Whether a persisted bundle still holds a root `mesh.ca` names (the pinned fingerprint, or a
+ * certificate of the bundle file). A bundle refreshed through a rotation holds the old and the new
+ * root, so either agrees; one of a CA the operator has replaced holds neither, and was trusted over
+ * the configuration: a sidecar pointed at a new CA kept the old (compromised) root and its
+ * certificate, and admitted what the old CA signed.
+ */
+export function bundleNamesConfiguredRoot(cfg: MeshConfig['ca'], bundlePem: string): boolean {
+  const held = new Set(certificatesOf(bundlePem).map(fingerprintOfPem));
+  if (cfg.fingerprint) return held.has(normaliseFingerprint(cfg.fingerprint));
+  if (cfg.bundle) return certificatesOf(readFileSync(cfg.bundle, 'utf8')).some((pem) => held.has(fingerprintOfPem(pem)));
+  return true;
+}
+
+/**
  * The roots to trust for the first call: `known` (persisted from a verified fetch), else the
  * bundle file, else the pinned fingerprint checked against the CA's own answer — and then a
  * verified call under that root, so the server we asked is the CA itself (the root is public:

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { MeshConfig } from '../config/types.js';
 import type { EventBus } from '../telemetry/events.js';
 import { CaApiError } from '../ca/admin-client.js';
-import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
+import { bundleNamesConfiguredRoot, CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
 import {
   CertificateRefusedError,
   createCredentialStore,
@@ -103,20 +103,29 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const { events, logger } = deps;
   const store = createCredentialStore(cfg.state_dir);
   const trustDomain = trustDomainOf(cfg.spiffe_id);
-  const configuredRoots = await resolveCaTrust(cfg.ca, store.loadBundle(), trustDomain);
+  const persistedBundle = store.loadBundle();
+  // State from another CA than mesh.ca names (the operator replaced it): neither its roots, nor its
+  // certificate, nor its CRL are used.
+  const otherCa = persistedBundle !== undefined && !bundleNamesConfiguredRoot(cfg.ca, persistedBundle);
+  if (otherCa)
+    logger.warn(
+      { 'warden.detail': cfg.state_dir },
+      'mesh: the bundle in mesh.state_dir names none of the roots mesh.ca does (the CA was replaced?): trusting mesh.ca and enrolling afresh',
+    );
+  const configuredRoots = await resolveCaTrust(cfg.ca, otherCa ? undefined : persistedBundle, trustDomain);
   const client = createCaClient(cfg.ca, configuredRoots, trustDomain);
   let credentials: WorkloadCredentials;
   /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
   let tokenSpent: boolean;
   try {
-    const initial = await initialCredentials(cfg, store, client, configuredRoots, deps);
+    const initial = await initialCredentials(cfg, store, client, configuredRoots, deps, otherCa);
     credentials = initial.credentials;
     tokenSpent = initial.enrolled;
   } catch (err) {
     client.close().catch(() => {});
     throw err;
   }
-  const crl = store.loadCrl();
+  const crl = otherCa ? undefined : store.loadCrl();
   const revocations = createRevocationList();
   try {
     if (crl) revocations.update(readCrl(crl));
@@ -327,11 +336,13 @@ async function initialCredentials(
   client: ReturnType<typeof createCaClient>,
   configuredRoots: string,
   deps: MeshDeps,
+  otherCa: boolean,
 ): Promise<{ credentials: WorkloadCredentials; enrolled: boolean }> {
   let persisted: WorkloadCredentials | undefined;
   let unusable: string | undefined;
   try {
-    persisted = store.load(cfg.spiffe_id);
+    if (otherCa) unusable = `the credentials in ${cfg.state_dir} were issued under a CA whose root mesh.ca no longer names`;
+    else persisted = store.load(cfg.spiffe_id);
   } catch (err) {
     // Another identity or a damaged state: a token enrolls afresh (replacing it), else say why.
     if (!(err instanceof CredentialError)) throw err;

@@ -85,6 +85,47 @@ t.test('a changed mesh.dns_names: a token enrolls the new names; without one the
   );
 });
 
+t.test(
+  'a state dir from a CA mesh.ca no longer names: enrolled afresh at the new one, the old root no longer trusted (defect 181)',
+  async (t) => {
+    const { ca: oldCa } = await startCaUnderTest(t);
+    const { ca: newCa } = await startCaUnderTest(t, {}, { ownRoot: true });
+    t.not(newCa.fingerprint, oldCa.fingerprint, 'two roots');
+    const oldRoot = (await enrollWorkload(oldCa, `spiffe://${TRUST_DOMAIN}/ns/shop/sa/attacker`)).bundlePem.trim();
+    const newCaConfig = { url: newCa.url, fingerprint: newCa.fingerprint, timeout: '2s' };
+    const newToken = () => newCa.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token;
+
+    const { mesh } = meshSection(oldCa, ORDERS);
+    const first = await startIdentity(t, mesh);
+    const oldSerial = first.identity.material().serial;
+    t.ok(first.identity.material().ca.includes(oldRoot), 'first: the old root trusted');
+    first.identity.stop();
+    // The operator replaces the CA: its URL and fingerprint, a token of the new CA, the same state dir.
+    const second = await startIdentity(t, { ...mesh, ca: newCaConfig, bootstrap_token: newToken() });
+    t.not(second.identity.material().serial, oldSerial, 'not the old certificate');
+    t.ok(
+      second.events.some((e) => e.name === 'warden.mesh.enrolled'),
+      'enrolled at the new CA with its token',
+    );
+    t.notOk(second.identity.material().ca.includes(oldRoot), 'the old root is no longer trusted');
+    t.ok(
+      second.logs.some((l) => l.level === 'warn' && /names none of the roots mesh\.ca does/.test(String(l.msg))),
+      'a warning says why',
+    );
+    second.identity.stop();
+    const third = await startIdentity(t, { ...mesh, ca: newCaConfig, bootstrap_token: undefined });
+    t.equal(third.identity.material().serial, second.identity.material().serial, 'restarted: the new CA’s certificate, kept');
+    third.identity.stop();
+
+    // Without a token: a refusal to start that says what to do, not the old CA's certificate.
+    const other = meshSection(oldCa, ORDERS).mesh;
+    (await startIdentity(t, other)).identity.stop();
+    await t.rejects(startIdentity(t, { ...other, ca: newCaConfig, bootstrap_token: undefined }), {
+      message: /issued under a CA whose root mesh\.ca no longer names; set mesh\.bootstrap_token/,
+    });
+  },
+);
+
 t.test('warden enroll with a state dir it cannot write: one clear line, and the token is still unused', async (t) => {
   const { ca } = await startCaUnderTest(t);
   const root = process.getuid?.() === 0;

@@ -101,6 +101,8 @@ export interface CaTestOptions {
   limits?: CaServerOptions['limits'];
   /** Capture the CA's log lines in `logs`. */
   logs?: boolean;
+  /** A root of its own (another CA altogether), not the material the tests share. */
+  ownRoot?: boolean;
 }
 
 /** A CA server on a free loopback port with a database of its own; closed by the test's teardown. */
@@ -109,7 +111,9 @@ export async function startCaUnderTest(
   extra: Record<string, unknown> = {},
   options: CaTestOptions = {},
 ): Promise<CaUnderTest> {
-  const { dir } = await testCaMaterial();
+  const { dir } = options.ownRoot
+    ? await initCa({ trustDomain: TRUST_DOMAIN, dir: join(mkdtempSync(join(tmpdir(), 'warden-ca-')), 'ca') })
+    : await testCaMaterial();
   const events: CapturedEvent[] = [];
   const bus = createEventBus([(name, _severity, attributes) => events.push({ name, ...attributes })]);
   const dbPath = join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db');
