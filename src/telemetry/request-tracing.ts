@@ -30,6 +30,7 @@ import { addRequestSpanEvent } from './request-span-events.js';
 import { RequestTrace, type TracedRequest } from './request-trace.js';
 import { generateSpanId, generateTraceId } from './span-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
+import { isTracePropagationHeader } from './trace-headers.js';
 
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived and sets its `traceContext`. */
@@ -116,11 +117,10 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       req.clientSpanId = generateSpanId();
       req.clientStartedAt = performance.now();
       // What the caller sent is not passed on raw: the propagators write these from the context read
-      // (state of another trace beside a traceparent made here, or baggage past their limits, went
-      // through untouched). Deleted only when there: a delete makes the object slower to walk.
+      // (state of another trace beside a traceparent made here, baggage past their limits, a B3 or
+      // X-Ray context under trust_trace_context: none, went through untouched: trace-headers.ts).
       const up = ctx.upstreamHeaders;
-      if (up.tracestate !== undefined) delete up.tracestate;
-      if (up.baggage !== undefined) delete up.baggage;
+      for (const name in up) if (isTracePropagationHeader(name)) delete up[name];
       // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.
       if (w3cOnly && (req.parent === ROOT_CONTEXT || !propagation.getBaggage(req.parent)))
         injectTraceContext(req.server, req.clientSpanId, ctx.upstreamHeaders);

@@ -219,6 +219,51 @@ t.test('trust_trace_context: peers — a caller without a verified certificate s
   t.equal(seen.baggage, undefined, 'nor its baggage');
 });
 
+t.test('trust_trace_context: none — no tracer’s headers of the caller reach the backend, in any format (defect 182)', async (t) => {
+  const { backend, warden, agent } = await tracedSidecar(t, { trust_trace_context: 'none' });
+  const traceId = randomBytes(16).toString('hex');
+  const spanId = randomBytes(8).toString('hex');
+  const foreign = {
+    b3: `${traceId}-${spanId}-1`,
+    'x-b3-traceid': traceId,
+    'x-b3-spanid': spanId,
+    'x-b3-sampled': '1',
+    'uber-trace-id': `${traceId}:${spanId}:0:1`,
+    'uberctx-tenant': 'acme',
+    'x-amzn-trace-id': 'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1',
+    'x-cloud-trace-context': `${traceId}/1;o=1`,
+    sw8: '1-YQ==-YQ==-0-YQ==-YQ==-YQ==-YQ==',
+    'ot-tracer-traceid': traceId,
+    'ot-baggage-user': 'eve',
+    'x-datadog-trace-id': '1234',
+    'x-datadog-sampling-priority': '2',
+  };
+  const res = await fetchText(`${warden.url}/x`, agent, {
+    headers: { traceparent: `00-${traceId}-${spanId}-01`, 'x-kept': 'yes', ...foreign },
+  });
+  t.equal(res.status, 200);
+  const seen = backend.requests.at(-1)?.headers ?? {};
+  for (const name of Object.keys(foreign)) t.equal(seen[name], undefined, `${name} is not passed on`);
+  t.not(String(seen.traceparent).split('-')[1], traceId, 'a trace of its own');
+  t.equal(seen['x-kept'], 'yes', 'other headers are');
+});
+
+t.test(
+  'OTEL_PROPAGATORS=b3multi: a caller’s W3C traceparent is not passed on raw beside the B3 headers made here (defect 182)',
+  async (t) => {
+    const { backend, warden, agent } = await tracedSidecar(t, { trust_trace_context: 'none' }, { OTEL_PROPAGATORS: 'b3multi' });
+    const traceId = randomBytes(16).toString('hex');
+    const res = await fetchText(`${warden.url}/x`, agent, {
+      headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, 'x-b3-traceid': traceId, 'x-b3-sampled': '1' },
+    });
+    t.equal(res.status, 200);
+    const seen = backend.requests.at(-1)?.headers ?? {};
+    t.equal(seen.traceparent, undefined, 'no traceparent: the configured propagator writes B3 only');
+    t.match(String(seen['x-b3-traceid']), /^[0-9a-f]{32}$/);
+    t.not(seen['x-b3-traceid'], traceId, 'B3 headers of a trace of its own');
+  },
+);
+
 t.test('OTEL_PROPAGATORS=b3: the backend gets B3 headers, not W3C ones', async (t) => {
   const { backend, warden, agent } = await tracedSidecar(t, {}, { OTEL_PROPAGATORS: 'b3' });
   const traceId = randomBytes(16).toString('hex');
