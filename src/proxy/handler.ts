@@ -140,11 +140,17 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const upstreamHeaders = upstreamRequestHeaders(headers, socketAddress, authority, gen.rules);
     upstreamHeaders['x-request-id'] = requestId;
 
+    const sentMethod = req.method ?? 'GET';
+    // HTTP/1.1's parser takes registered methods only; h2 any token, which is refused below. Until
+    // then, and in its refusal's span, event and access line, it is `_OTHER` (OTel's name for a
+    // method it does not know): 300 made-up methods were 300 span names, and a 15 KB one was 15 KB
+    // in every signal (docs/adversarial.md 183).
+    const knownMethod = !h2 || KNOWN_METHODS.has(sentMethod);
     const ctx: RequestContext = {
       requestId,
       startedAt: performance.now(),
       protocol: h2 ? '2' : '1.1',
-      method: req.method ?? 'GET',
+      method: knownMethod ? sentMethod : OTHER_METHOD,
       path,
       search: target instanceof WardenError ? '' : target.search,
       clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
@@ -224,7 +230,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
     const early =
       (h2
         ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
-          (checkH2Method(ctx.method) ??
+          ((ctx.method === OTHER_METHOD ? unknownH2Method() : undefined) ??
           checkH2HeaderLimits(req.rawHeaders, gen.limits) ??
           checkFraming(headers, req.rawHeaders) ??
           checkH2Host(headers))
@@ -494,13 +500,14 @@ function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError
 /** The methods HTTP/1.1's parser (llhttp) accepts: upper case, registered. */
 const KNOWN_METHODS = new Set(METHODS);
 
+const OTHER_METHOD = '_OTHER';
+
 /**
  * HTTP/2 carries any token as :method, in any case. Routes are matched on the registered upper-case
  * methods only, so `get`, `delete` or `FOO` would fall through to `routing.unmatched: passthrough`'s
  * default policy while a backend that ignores the method served the route; refused as HTTP/1.1 refuses them.
  */
-function checkH2Method(method: string): WardenError | undefined {
-  if (KNOWN_METHODS.has(method)) return undefined;
+function unknownH2Method(): WardenError {
   return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'h2.method', detail: 'The request method is not a registered HTTP method.' });
 }
 

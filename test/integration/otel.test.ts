@@ -7,6 +7,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:http2';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startOtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
@@ -261,6 +262,41 @@ t.test(
     t.equal(seen.traceparent, undefined, 'no traceparent: the configured propagator writes B3 only');
     t.match(String(seen['x-b3-traceid']), /^[0-9a-f]{32}$/);
     t.not(seen['x-b3-traceid'], traceId, 'B3 headers of a trace of its own');
+  },
+);
+
+t.test(
+  'an unregistered h2 :method is `_OTHER` in its refusal’s span, event and access line, not the method sent (defect 183)',
+  async (t) => {
+    const { receiver, warden } = await tracedSidecar(t, {});
+    const ca = (await testCertificate()).certPem;
+    const session = connect(warden.url, { ca });
+    t.teardown(() => session.close());
+    const methods = ['X'.repeat(5000), 'FOO1', 'FOO2', 'get'];
+    for (const method of methods) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':method': method, ':path': '/x' }, { endStream: true });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
+      t.equal(status, 400, `${method.slice(0, 8)}: refused`);
+    }
+    const servers = await receiver.until(() => {
+      const found = receiver.spans.filter((s) => s.kind === SERVER);
+      return found.length >= methods.length ? found : undefined;
+    });
+    t.same([...new Set(servers.map((s) => s.attributes['http.request.method']))], ['_OTHER'], 'one method value in the spans');
+    t.equal(new Set(servers.map((s) => s.name)).size, 1, 'one span name');
+    t.ok(
+      servers.every((s) => s.name.length < 64),
+      'a short one',
+    );
+    const access = warden.lines.filter((l) => l.msg === 'request' || l['http.request.method'] !== undefined);
+    t.notOk(
+      access.some((l) => JSON.stringify(l).includes('XXXXXXXX') || JSON.stringify(l).includes('FOO1')),
+      'no line carries the method sent',
+    );
   },
 );
 
