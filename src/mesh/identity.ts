@@ -50,6 +50,8 @@ export interface MeshStatus {
   lastError?: string;
   /** The certificate has expired: no peer accepts it, and only a new bootstrap token brings one back. */
   expired?: true;
+  /** The certificate is on the CA's CRL (this sidecar applied it): no peer accepts it either. */
+  revoked?: true;
 }
 
 export interface MeshIdentity {
@@ -91,6 +93,18 @@ export class CertificateExpiredError extends Error {
         'create a new bootstrap token (warden ca token create), set it as mesh.bootstrap_token and restart',
     );
     this.name = 'CertificateExpiredError';
+  }
+}
+
+/** The CA revoked the certificate and there is no unspent bootstrap token: the CA renews no revoked certificate. */
+export class CertificateRevokedError extends Error {
+  readonly code = 'ERR_MESH_CERT_REVOKED';
+  constructor(serial: string) {
+    super(
+      `the CA revoked this sidecar's certificate ${serial}, so no peer accepts it and the CA renews it no more: ` +
+        'create a new bootstrap token (warden ca token create), set it as mesh.bootstrap_token and restart',
+    );
+    this.name = 'CertificateRevokedError';
   }
 }
 
@@ -181,11 +195,15 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
     current: () => credentials,
     async renew() {
-      // An expired certificate cannot authenticate a renewal: enroll again with the configured token
-      // (once: a refused token stays refused), else give up with an error that says what to do.
-      const expired = isExpired(credentials);
+      // An expired or revoked certificate cannot authenticate a renewal: enroll again with the
+      // configured token (once: a refused token stays refused), else give up with an error that says what to do.
+      const revoked = revocations.isRevoked(credentials.serial);
+      const expired = isExpired(credentials) || revoked;
       const token = cfg.bootstrap_token;
-      if (expired && (tokenSpent || !token)) throw new CertificateExpiredError(credentials.serial, credentials.notAfter);
+      if (expired && (tokenSpent || !token))
+        throw revoked
+          ? new CertificateRevokedError(credentials.serial)
+          : new CertificateExpiredError(credentials.serial, credentials.notAfter);
       // The CA renews only the current certificate's names; a changed mesh.dns_names needs a token
       // (a new enrollment: at start, or here once expired). Before spending one, the state dir must take the result.
       if (expired) store.probeWritable();
@@ -225,7 +243,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     },
     onFailure(err, retryInMs, attempt) {
       lastError = describeCaError(err);
-      if (err instanceof CertificateExpiredError) {
+      if (err instanceof CertificateExpiredError || err instanceof CertificateRevokedError) {
         // Retrying cannot help: say so once, loudly, and stop (readiness already fails on expiry).
         scheduler.stop();
         renewalsStopped = true;
@@ -276,6 +294,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
       persist('crl', () => store.saveCrl(crl.der));
+      noticeOwnRevocation();
     },
     onFailure(what, err) {
       // A server that is not our CA (wrong roots or SPIFFE ID) or answers without end, or a CRL we
@@ -289,8 +308,25 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       );
     },
   });
+  /**
+   * This sidecar's own certificate on the CRL (an operator's `revoke`): every peer refuses it, yet it
+   * was served until its renewal time (70 % of its life) with readiness green. Enroll again now, with
+   * the token if one is left, else stop renewing with an error; readiness fails either way until then.
+   */
+  let revokedSerial: string | undefined;
+  function noticeOwnRevocation(): void {
+    if (!revocations.isRevoked(credentials.serial) || revokedSerial === credentials.serial) return;
+    revokedSerial = credentials.serial;
+    logger.error(
+      { 'warden.spiffe.id': credentials.spiffeId, 'warden.cert.serial': credentials.serial },
+      'mesh: the CA revoked this sidecar’s own certificate; peers refuse it: enrolling again',
+    );
+    scheduler.renewNow();
+  }
+
   await refresher.refreshNow();
   scheduler.reschedule();
+  noticeOwnRevocation();
 
   return {
     spiffeId: cfg.spiffe_id,
@@ -317,6 +353,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
         ...(next ? { nextRenewalAt: next.toISOString() } : {}),
         ...(lastError ? { lastError } : {}),
         ...(isExpired(credentials) ? { expired: true as const } : {}),
+        ...(revocations.isRevoked(credentials.serial) ? { revoked: true as const } : {}),
       };
     },
     stop() {

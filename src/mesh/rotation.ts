@@ -32,6 +32,8 @@ export function isExpiring(notBefore: Date, notAfter: Date, now: number): boolea
 export interface RenewalScheduler {
   /** Plans the next renewal from the current certificate (after start and after each renewal). */
   reschedule(): void;
+  /** Renews now (the certificate was revoked), unless a renewal is under way. */
+  renewNow(): void;
   readonly nextAt: Date | undefined;
   stop(): void;
 }
@@ -50,6 +52,7 @@ export function createRenewalScheduler(options: RenewalSchedulerOptions): Renewa
   let due = 0;
   let stopped = false;
   let attempt = 0;
+  let running = false;
 
   const plan = (delay: number) => {
     clearTimeout(timer);
@@ -62,8 +65,9 @@ export function createRenewalScheduler(options: RenewalSchedulerOptions): Renewa
   };
 
   const run = async () => {
-    if (stopped) return;
+    if (stopped || running) return; // one under way plans the next itself
     if (Date.now() < due - 1000) return plan(due - Date.now()); // woken by the timer cap, not due yet
+    running = true;
     try {
       await options.renew();
       attempt = 0;
@@ -74,6 +78,8 @@ export function createRenewalScheduler(options: RenewalSchedulerOptions): Renewa
       attempt++;
       options.onFailure(err, delay, attempt);
       plan(delay);
+    } finally {
+      running = false;
     }
   };
 
@@ -82,6 +88,10 @@ export function createRenewalScheduler(options: RenewalSchedulerOptions): Renewa
       attempt = 0;
       const { notBefore, notAfter } = options.current();
       plan(renewalDelay(notBefore, notAfter, Date.now(), options.policy));
+    },
+    renewNow() {
+      attempt = 0;
+      if (!running) plan(0);
     },
     get nextAt() {
       return nextAt;

@@ -392,8 +392,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
               name: 'certificate',
               check: async () => {
                 const status = mesh.status();
-                const detail = `${status.spiffeId} expires in ${status.secondsToExpiry} s${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
-                return { ok: status.secondsToExpiry > 0, detail };
+                const state = status.revoked ? `certificate ${status.serial} revoked by the CA` : `expires in ${status.secondsToExpiry} s`;
+                const detail = `${status.spiffeId} ${state}${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
+                return { ok: status.secondsToExpiry > 0 && status.revoked !== true, detail };
               },
             },
           ]
