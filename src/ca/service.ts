@@ -115,8 +115,9 @@ export function createCaService(deps: CaServiceDeps): CaService {
     return issuer.issue({ publicKey: csr.publicKey, spiffeId, dnsNames, use: 'workload', rsa: csr.keyType === 'rsa' });
   }
 
-  function ledgerRow(issued: IssuedCertificate, kind: CertificateKind, keyId: string) {
+  function ledgerRow(issued: IssuedCertificate, kind: CertificateKind, keyId: string, parentSerial?: string) {
     return {
+      parent_serial: parentSerial ?? null,
       serial: issued.serial,
       spiffe_id: issued.spiffeId,
       kind,
@@ -128,7 +129,25 @@ export function createCaService(deps: CaServiceDeps): CaService {
     };
   }
 
-  function announce(name: 'warden.ca.enrolled' | 'warden.ca.renewed', issued: IssuedCertificate, caller: Caller): void {
+  /**
+   * A CSR for a key revoked as compromised (a certificate of it on the CRL with keyCompromise): a
+   * thief holding the key got it certified again (a renewal from a sibling certificate, or an
+   * enrollment with a spare token) — the CRL lists serials, not keys.
+   */
+  function refuseCompromisedKey(csr: CheckedCsr): void {
+    if (store.isCompromisedKey(csr.keyId))
+      throw new WardenError('ERR_CA_KEY_REJECTED', {
+        detail: 'this key was revoked as compromised; generate a new key pair',
+        rule: 'csr.key.compromised',
+      });
+  }
+
+  function announce(
+    name: 'warden.ca.enrolled' | 'warden.ca.renewed',
+    issued: IssuedCertificate,
+    caller: Caller,
+    renewedFrom?: string,
+  ): void {
     events.emit(
       name,
       {
@@ -144,7 +163,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       actor: caller.actor,
       subject: issued.spiffeId,
       outcome: 'ok',
-      detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()}`,
+      detail: `serial ${issued.serial}${renewedFrom === undefined ? '' : `, renewed from ${renewedFrom}`}, not after ${issued.notAfter.toISOString()}`,
     });
   }
 
@@ -170,6 +189,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
     async enroll(body, caller) {
       const grant = tokens.check(body.token);
       const csr = await checkCsr(body.csr);
+      refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
       const issued = await issueFor(csr, grant.spiffeId, dnsNames);
       // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins.
@@ -189,6 +209,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
           rule: 'csr.key.reused',
         });
       }
+      refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: peer.spiffeId, dnsNames: dnsSans(peer.certificate) });
       const issued = await issueFor(csr, peer.spiffeId, dnsNames);
       // The caller was checked when the request arrived; a revocation may have come while its body
@@ -198,9 +219,9 @@ export function createCaService(deps: CaServiceDeps): CaService {
       store.transaction(() => {
         if (store.getCertificate(peer.record.serial)?.revoked_at !== null)
           throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${peer.record.serial} is revoked` });
-        store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId));
+        store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId, peer.record.serial));
       });
-      announce('warden.ca.renewed', issued, peer);
+      announce('warden.ca.renewed', issued, peer, peer.record.serial);
       return credentials(issued);
     },
 
@@ -249,9 +270,12 @@ export function createCaService(deps: CaServiceDeps): CaService {
       // Listed and revoked in one transaction: a renewal's insert is either seen here or sees this.
       // By identity, its unused bootstrap tokens go in the same transaction: an enrollment either
       // consumed its token before (and its certificate is revoked here) or finds the token revoked.
-      // By serial, one certificate (a lost key, a superseded one): the identity keeps its tokens.
+      // By serial, one certificate (a superseded one): the identity keeps its tokens. With
+      // keyCompromise, also what was renewed from it, on down: whoever holds the key could renew
+      // (the workload too: both lines of renewals go, as they cannot be told apart).
+      const bySerial = () => (reason === 'keyCompromise' ? [subject, ...store.activeDescendantsOf(subject, t)] : [subject]);
       const { revoked, revokedTokens } = store.transaction(() => ({
-        revoked: (serial !== undefined ? [subject] : store.activeSerialsOf(subject, t)).filter((s) =>
+        revoked: (serial !== undefined ? bySerial() : store.activeSerialsOf(subject, t)).filter((s) =>
           store.insertRevocation({ serial: s, reason, revoked_at: t }),
         ),
         revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),

@@ -20,6 +20,8 @@ export interface CertificateRow {
   issued_at: number;
   /** SHA-256 of the SubjectPublicKeyInfo. */
   key_id: string;
+  /** The certificate a renewal was authenticated with (null for an enrollment, and rows from before schema 3). */
+  parent_serial?: string | null;
 }
 
 export interface CertificateWithStatus extends CertificateRow {
@@ -69,6 +71,10 @@ export interface CaStore {
   issuedTo(spiffeId: string): boolean;
   /** Serials of a SPIFFE ID that are neither expired nor revoked. */
   activeSerialsOf(spiffeId: string, now: number): string[];
+  /** Certificates renewed from `serial`, and from those, on down: neither expired nor revoked. */
+  activeDescendantsOf(serial: string, now: number): string[];
+  /** Whether a certificate for this key (SHA-256 of its SubjectPublicKeyInfo) was revoked as keyCompromise. */
+  isCompromisedKey(keyId: string): boolean;
   /** False when the serial was already revoked. */
   insertRevocation(row: RevocationRow): boolean;
   /** Revocations of certificates not expired at `now`: the CRL's entries (crl.ts passes a time some minutes back). */
@@ -135,6 +141,11 @@ const MIGRATIONS: readonly string[] = [
    UPDATE tokens SET id = lower(hex(randomblob(8)));
    CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
    CREATE INDEX tokens_by_spiffe_id ON tokens (spiffe_id, created_at);`,
+  // 3: a renewal records the certificate it renewed, so that revoking a leaked one (keyCompromise)
+  // reaches what a thief renewed from it; keys are looked up to refuse a compromised one again.
+  `ALTER TABLE certificates ADD COLUMN parent_serial TEXT;
+   CREATE INDEX certificates_by_parent ON certificates (parent_serial);
+   CREATE INDEX certificates_by_key ON certificates (key_id);`,
 ];
 
 function migrate(db: Database.Database): void {
@@ -193,8 +204,8 @@ export function openCaStore(path: string): CaStore {
 
   const s = {
     insertCertificate: db.prepare<[CertificateRow]>(
-      `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id)
-       VALUES (@serial, @spiffe_id, @kind, @not_before, @not_after, @pem, @issued_at, @key_id)`,
+      `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id, parent_serial)
+       VALUES (@serial, @spiffe_id, @kind, @not_before, @not_after, @pem, @issued_at, @key_id, @parent_serial)`,
     ),
     getCertificate: db.prepare<[string], CertificateWithStatus>(`${WITH_STATUS} WHERE c.serial = ?`),
     list: db.prepare<{ spiffe_id: string | null; status: string | null; now: number }, CertificateWithStatus>(
@@ -211,6 +222,22 @@ export function openCaStore(path: string): CaStore {
       .prepare<[string, number], string>(
         `SELECT c.serial FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
          WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL`,
+      )
+      .pluck(),
+    activeDescendants: db
+      .prepare<{ serial: string; now: number }, string>(
+        // UNION, not UNION ALL: a cycle (none can be issued) would end rather than loop.
+        `WITH RECURSIVE lineage(serial) AS (
+           SELECT serial FROM certificates WHERE parent_serial = @serial
+           UNION SELECT c.serial FROM certificates c JOIN lineage l ON c.parent_serial = l.serial)
+         SELECT c.serial FROM lineage l JOIN certificates c ON c.serial = l.serial
+         LEFT JOIN revocations r ON r.serial = c.serial
+         WHERE r.serial IS NULL AND c.not_after > @now ORDER BY c.issued_at, c.serial`,
+      )
+      .pluck(),
+    compromisedKey: db
+      .prepare<[string], number>(
+        `SELECT 1 FROM certificates c JOIN revocations r ON r.serial = c.serial WHERE c.key_id = ? AND r.reason = 'keyCompromise' LIMIT 1`,
       )
       .pluck(),
     insertRevocation: db.prepare<[RevocationRow]>(
@@ -252,11 +279,13 @@ export function openCaStore(path: string): CaStore {
   };
 
   return {
-    insertCertificate: (row) => void s.insertCertificate.run(row),
+    insertCertificate: (row) => void s.insertCertificate.run({ ...row, parent_serial: row.parent_serial ?? null }),
     getCertificate: (serial) => s.getCertificate.get(serial),
     listCertificates: (f) => s.list.all({ spiffe_id: f.spiffeId ?? null, status: f.status ?? null, now: f.now }),
     issuedTo: (spiffeId) => s.issuedTo.get(spiffeId) !== undefined,
     activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
+    activeDescendantsOf: (serial, now) => s.activeDescendants.all({ serial, now }),
+    isCompromisedKey: (keyId) => s.compromisedKey.get(keyId) !== undefined,
     insertRevocation: (row) => s.insertRevocation.run(row).changes === 1,
     unexpiredRevocations: (now) => s.unexpiredRevocations.all(now),
     insertToken: (row) => void s.insertToken.run(row),

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
+import Database from 'better-sqlite3';
 import { createAdminClientFromDir } from '../../src/ca/admin-client.js';
 import { runCaTokenCreate } from '../../src/cli/ca-admin.js';
 import { CA_PATHS, type IssuedCredentials } from '../../src/ca/api.js';
@@ -210,6 +211,68 @@ t.test('enroll: happy path, and every token refusal with its own code', async (t
   t.match(await noPath.body.json(), { code: 'ERR_CA_NOT_FOUND' });
 });
 
+t.test('revoked as keyCompromise by serial: what was renewed from it goes too, and the key is refused again (defect 185)', async (t) => {
+  const { ca, dbPath } = await startCaUnderTest(t);
+  const anonymous = new Agent({ connect: { ca: ca.rootPem } });
+  t.teardown(() => anonymous.close());
+  const enroll = async () => {
+    const csr = await makeCsr({ spiffeId: ORDERS });
+    const body = (
+      await post(`${ca.url}${CA_PATHS.enroll}`, { token: ca.createToken({ spiffe_id: ORDERS }).token, csr: csr.csrPem }, anonymous)
+    ).body as unknown as IssuedCredentials;
+    return { serial: body.serial, certificate: body.certificate, keyPem: csr.keyPem, keys: csr.keys };
+  };
+  const agents: Agent[] = [];
+  t.teardown(() => Promise.all(agents.map((a) => a.close())));
+  const renewWith = async (holder: { certificate: string; keyPem: string }, csr?: Awaited<ReturnType<typeof makeCsr>>) => {
+    const agent = new Agent({ connect: { ca: ca.rootPem, cert: holder.certificate, key: holder.keyPem } });
+    agents.push(agent);
+    const next = csr ?? (await makeCsr({ spiffeId: ORDERS }));
+    const reply = await post(`${ca.url}${CA_PATHS.renew}`, { csr: next.csrPem }, agent);
+    const body = reply.body as unknown as IssuedCredentials & { code?: string };
+    return { status: reply.status, code: body.code, serial: body.serial, certificate: body.certificate, keyPem: next.keyPem };
+  };
+  const leaked = await enroll();
+  const sibling = await enroll(); // another replica of the identity, enrolled on its own
+  const thief = await renewWith(leaked); // renewed by whoever holds the leaked key
+  const workload = await renewWith(leaked); // and by the workload itself: the CA cannot tell them apart
+  const thiefAgain = await renewWith(thief);
+  t.same([thief.status, workload.status, thiefAgain.status], [201, 201, 201]);
+
+  const result = await ca.revoke({ serial: leaked.serial, reason: 'keyCompromise' });
+  t.same(
+    [...result.revoked].sort(),
+    [leaked.serial, thief.serial, workload.serial, thiefAgain.serial].sort(),
+    'the leaked certificate and every certificate renewed from it, on down',
+  );
+  t.equal(ca.list({ spiffe_id: ORDERS }).find((c) => c.serial === sibling.serial)?.status, 'valid', 'not the sibling');
+  t.match(await renewWith(thiefAgain), { status: 403, code: 'ERR_CA_CERT_REVOKED' }, 'the thief’s line renews no more');
+  t.match(
+    await renewWith(sibling, await makeCsr({ spiffeId: ORDERS, keys: leaked.keys })),
+    { status: 400, code: 'ERR_CA_KEY_REJECTED' },
+    'the compromised key is not certified again through a sibling',
+  );
+  const csrWithLeakedKey = await makeCsr({ spiffeId: ORDERS, keys: leaked.keys });
+  t.match(
+    (
+      await post(
+        `${ca.url}${CA_PATHS.enroll}`,
+        { token: ca.createToken({ spiffe_id: ORDERS }).token, csr: csrWithLeakedKey.csrPem },
+        anonymous,
+      )
+    ).body,
+    { code: 'ERR_CA_KEY_REJECTED' },
+    'nor with a token',
+  );
+  const db = new Database(dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  const renewRows = db.prepare<[], { detail: string }>(`SELECT detail FROM audit WHERE action = 'renew'`).all();
+  t.ok(
+    renewRows.some((r) => r.detail.includes(`serial ${thiefAgain.serial}, renewed from ${thief.serial}`)),
+    'the audit says which certificate a renewal came from',
+  );
+});
+
 t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoints refused', async (t) => {
   const { ca, dir } = await startCaUnderTest(t);
   const anonymous = new Agent({ connect: { ca: ca.rootPem } });
@@ -269,8 +332,8 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   t.match((await post(adminUrl, { spiffe_id: ORDERS }, workload)).body, { code: 'ERR_CA_ADMIN_REQUIRED', status: 403 });
   t.match((await post(adminUrl, { spiffe_id: ORDERS }, anonymous)).body, { code: 'ERR_CA_CLIENT_CERT_REQUIRED' });
 
-  // Revoked: renewal refused.
-  t.same(await ca.revoke({ serial: enrolled.serial, reason: 'keyCompromise' }), { revoked: [enrolled.serial], revoked_tokens: [] });
+  // Revoked: renewal refused. (Superseded: one certificate; keyCompromise reaches its renewals too, below.)
+  t.same(await ca.revoke({ serial: enrolled.serial, reason: 'superseded' }), { revoked: [enrolled.serial], revoked_tokens: [] });
   t.match((await post(renewUrl, { csr: (await makeCsr()).csrPem }, workload)).body, { code: 'ERR_CA_CERT_REVOKED', status: 403 });
 
   // The admin identity from the CA directory can use the admin API.
@@ -305,7 +368,7 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   writeFileSync(join(files, 'chain.pem'), ca.rootPem + ca.intermediatePem);
   const text = execFileSync('openssl', ['crl', '-inform', 'DER', '-in', join(files, 'crl.der'), '-text', '-noout'], { encoding: 'utf8' });
   for (const serial of [enrolled.serial, ...byId.revoked]) t.match(text, `Serial Number: ${serial.toUpperCase()}`);
-  t.match(text, /Key Compromise/);
+  t.match(text, /Superseded/);
   t.match(text, /X509v3 CRL Number:/);
   const verified = spawnSync(
     'openssl',
