@@ -120,6 +120,17 @@ export const sidecarSchema = {
           properties: {
             host: { type: 'string', default: '127.0.0.1', 'x-expect': 'an IP address to bind (keep it on loopback)' },
             port: { ...port, default: 9901 },
+            hosts: {
+              type: 'array',
+              default: [],
+              maxItems: 64,
+              items: {
+                type: 'string',
+                pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$',
+                maxLength: 253,
+                'x-expect': 'a DNS name without port that callers put in Host (e.g. the Compose service name Prometheus scrapes)',
+              },
+            },
           },
         },
       },

@@ -28,6 +28,8 @@ export interface InboundListenerConfig {
 export interface AdminListenerConfig {
   host: string;
   port: number;
+  /** Host names served besides localhost and IP addresses (DNS rebinding: docs/proxy.md). */
+  hosts: string[];
 }
 
 export interface UpstreamConfig {

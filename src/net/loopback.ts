@@ -49,3 +49,16 @@ const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch
 export function browserFieldsOf(headers: IncomingHttpHeaders): string[] {
   return BROWSER_FIELDS.filter((name) => headers[name] !== undefined);
 }
+
+/**
+ * A browser's request that says it comes from another site or origin: Sec-Fetch-Site `cross-site`
+ * or `same-site`, or an Origin other than the Host it is sent to. A page's own requests say
+ * `same-origin`, an address typed in the address bar `none`.
+ */
+export function isCrossOriginRequest(headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  if (headers.origin === undefined) return false;
+  const originHost = URL.canParse(headers.origin) ? new URL(headers.origin).host : undefined;
+  return originHost !== headers.host?.toLowerCase();
+}

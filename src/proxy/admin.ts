@@ -3,13 +3,18 @@
  * listener up, backend reachable, not draining), /metrics (Prometheus text), plus endpoints that
  * capabilities add (the minted tokens' JWKS, token revocation).
  *
- * Bound to loopback, it answers only requests for a loopback Host: otherwise DNS rebinding would let
- * any web page open in a browser on the same machine (`warden dev`, `kubectl port-forward`) read the
- * console's events and status, and revoke tokens, as same-origin requests to its own name.
+ * It answers only requests whose Host names this machine in a way DNS cannot rebind: `localhost`,
+ * a loopback address (bound elsewhere, any IP address: Prometheus and the kubelet use the pod's),
+ * or a name the configuration lists (`listeners.admin.hosts`, e.g. a Compose service name).
+ * Otherwise DNS rebinding would let any web page open in a browser that reaches the listener
+ * (`warden dev`, `kubectl port-forward`, a published container port) read the console's events and
+ * status, and revoke tokens, as same-origin requests to its own name. The console also refuses a
+ * browser's cross-origin requests: a page elsewhere could hold all its event-feed places.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isLoopbackAddress, isLoopbackHost } from '../net/loopback.js';
+import { isIP } from 'node:net';
+import { hostName, isCrossOriginRequest, isLoopbackAddress, isLoopbackHost } from '../net/loopback.js';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
 import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
@@ -36,6 +41,8 @@ export interface AdminEndpoint {
 export interface AdminOptions {
   host: string;
   port: number;
+  /** Host names served besides `localhost` and IP addresses (`listeners.admin.hosts`), lower case. */
+  hosts?: readonly string[];
   registry: Registry;
   readiness: readonly ReadinessCheck[];
   /** Looked up at request time, so a reload can change them. */
@@ -49,14 +56,36 @@ export function send(res: ServerResponse, status: number, type: string, body: st
   res.end(body);
 }
 
+const refuse = (res: ServerResponse, refusal: WardenError) =>
+  send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined));
+
+const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
+
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
   let loopbackOnly = false; // set once bound: what counts is the address, not how `host` spells it
+  const names = new Set(options.hosts);
+  /** No Host at all (HTTP/1.0) is no browser's request. */
+  const served = (host: string | undefined): boolean => {
+    if (host === undefined || isLoopbackHost(host)) return true;
+    const name = hostName(host);
+    if (name === undefined) return false;
+    return isIP(name) !== 0 ? !loopbackOnly : names.has(name);
+  };
   const server = createServer((req, res) => {
-    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
-      const refusal = new WardenError('ERR_ADMIN_HOST_REFUSED', { detail: 'use localhost or a loopback address' });
-      return send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined));
+    if (!served(req.headers.host)) {
+      const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
+      const detail = loopbackOnly
+        ? `use localhost or a loopback address${listed}`
+        : `use localhost, an IP address${listed}, or list the name in listeners.admin.hosts`;
+      return refuse(res, new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
     }
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    if (CONSOLE_PATHS.has(path) && isCrossOriginRequest(req.headers)) {
+      return refuse(
+        res,
+        new WardenError('ERR_ADMIN_BROWSER_REFUSED', { detail: 'The console is opened by its own address, not from another site.' }),
+      );
+    }
     const extra = options.endpoints?.().get(path);
     if (extra) {
       const method = req.method === 'HEAD' ? 'GET' : (req.method as 'GET' | 'POST');

@@ -20,7 +20,7 @@ import { Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
-import { browserFieldsOf, hostName, isLoopbackHost } from '../net/loopback.js';
+import { browserFieldsOf, hostName, isCrossOriginRequest, isLoopbackHost } from '../net/loopback.js';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
@@ -107,9 +107,7 @@ function refusalOf(req: IncomingMessage, service: string | undefined): WardenErr
   const browser = browserFieldsOf(h);
   const host = h.host;
   const hostOk = isLoopbackHost(host) || (service !== undefined && host !== undefined && hostName(host) === service);
-  const site = h['sec-fetch-site'];
-  const originHost = typeof h.origin === 'string' && URL.canParse(h.origin) ? new URL(h.origin).host : undefined;
-  const crossOrigin = site === 'cross-site' || site === 'same-site' || (h.origin !== undefined && originHost !== host?.toLowerCase());
+  const crossOrigin = isCrossOriginRequest(h);
   const browserRefusal = () =>
     new WardenError('ERR_EGRESS_BROWSER_REFUSED', {
       rule: 'egress.browser',

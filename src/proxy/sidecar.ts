@@ -366,6 +366,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const admin: AdminServer = await startAdminServer({
     host: config.listeners.admin.host,
     port: config.listeners.admin.port,
+    hosts: config.listeners.admin.hosts.map((name) => name.toLowerCase()),
     registry: metrics.registry,
     endpoints: () => adminEndpoints,
     console: {
