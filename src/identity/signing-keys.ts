@@ -1,8 +1,18 @@
 /**
  * The sidecar's token-signing keys: ECDSA P-256 (ES256), made in memory (0.2 ms each), rotated on
- * a schedule. A retired key stays in the JWKS until every token it signed has expired, so a backend
- * never sees a valid token it cannot verify. A restart starts a new key; backends fetch the JWKS
- * again on an unknown `kid`, as RFC 7517 consumers do.
+ * a schedule.
+ *
+ * A key is published before it signs: the JWKS lists the current key, the next one and the retired
+ * ones. A verifier refetches the JWKS on an unknown `kid`, but not within its cooldown of the last
+ * fetch (jose: 30 s), and any HTTP cache may hold the document for its max-age (60 s): a key that
+ * signed the moment it was published was refused for up to that long (docs/adversarial.md 187). So
+ * the next key is made at each rotation and used from the one after it, at least `PUBLISH_AHEAD_MS`
+ * later. A retired key stays until every token it signed has expired.
+ *
+ * The ring outlives a reload: a token runtime built again (a reload that changes `tokens`) takes the
+ * ring of the one before (`createSigningKeys(options, from)`); a new ring dropped the old key from
+ * the JWKS while its tokens were valid. A restart starts a new ring; verifiers refetch on the unknown
+ * `kid` (within their cooldown of a fetch from the process before, they refuse it).
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
@@ -13,19 +23,40 @@ export interface SigningKey {
   readonly publicJwk: JWK;
 }
 
+export interface SigningKeyOptions {
+  rotateEvery: number;
+  /** `tokenLifetime` + leeway is how long a retired key must still be published. */
+  tokenLifetime: number;
+  leeway: number;
+}
+
+/** The keys as they stand, handed to the ring a reload builds. */
+export interface KeyRingState {
+  readonly current: SigningKey;
+  readonly next: SigningKey;
+  readonly retired: readonly RetiredKey[];
+  /** ms epoch of the last rotation (or of the ring's start). */
+  readonly rotatedAt: number;
+}
+
 export interface SigningKeys {
   current(): SigningKey;
-  /** The public keys as a JWKS document (JSON text, rebuilt only on rotation). */
+  /** The public keys as a JWKS document (JSON text, rebuilt only when the ring changes). */
   jwksJson(): string;
+  /** The next key signs from now on; a new next key is published. */
   rotate(): Promise<void>;
+  state(): KeyRingState;
   stop(): void;
 }
 
-interface Held {
-  key: SigningKey;
+interface RetiredKey {
+  readonly key: SigningKey;
   /** ms epoch after which no token signed by this key can still be valid. */
-  retireAfter: number;
+  readonly retireAfter: number;
 }
+
+/** How long a key is published before it signs: a verifier's refetch cooldown (30 s) and the JWKS's max-age (60 s). */
+export const PUBLISH_AHEAD_MS = 90_000;
 
 async function newKey(): Promise<SigningKey> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -34,25 +65,37 @@ async function newKey(): Promise<SigningKey> {
   return { kid, privateKey, publicJwk: Object.freeze({ ...jwk, kid, alg: 'ES256', use: 'sig' }) };
 }
 
-/** `tokenLifetime` + leeway is how long a retired key must still be published. */
-export async function createSigningKeys(options: { rotateEvery: number; tokenLifetime: number; leeway: number }): Promise<SigningKeys> {
-  let current = await newKey();
-  let retired: Held[] = [];
+export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRingState): Promise<SigningKeys> {
+  let current = from?.current ?? (await newKey());
+  let next = from?.next ?? (await newKey());
+  let retired: RetiredKey[] = [...(from?.retired ?? [])];
+  let rotatedAt = from?.rotatedAt ?? Date.now();
   let jwks = '';
   const publish = () => {
     const now = Date.now();
-    retired = retired.filter((h) => h.retireAfter > now);
-    jwks = JSON.stringify({ keys: [current.publicJwk, ...retired.map((h) => h.key.publicJwk)] });
+    retired = retired.filter((r) => r.retireAfter > now);
+    jwks = JSON.stringify({ keys: [current.publicJwk, next.publicJwk, ...retired.map((r) => r.key.publicJwk)] });
   };
   publish();
 
+  // A reload keeps the schedule: rebuilding the ring often must not put rotation off for ever.
+  const every = Math.max(options.rotateEvery, PUBLISH_AHEAD_MS);
+  let rotation: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = () => {
+    clearTimeout(rotation);
+    if (!stopped) rotation = setTimeout(() => void rotate(), Math.max(0, rotatedAt + every - Date.now())).unref();
+  };
   const rotate = async () => {
-    const next = await newKey();
+    const after = await newKey();
     retired.push({ key: current, retireAfter: Date.now() + options.tokenLifetime + options.leeway });
     current = next;
+    next = after;
+    rotatedAt = Date.now();
     publish();
+    schedule();
   };
-  const rotation = setInterval(() => void rotate(), options.rotateEvery).unref();
+  schedule();
   // Retired keys leave the JWKS once their tokens are gone, between rotations too.
   const sweep = setInterval(publish, Math.max(1000, Math.min(options.tokenLifetime, 60_000))).unref();
 
@@ -60,8 +103,10 @@ export async function createSigningKeys(options: { rotateEvery: number; tokenLif
     current: () => current,
     jwksJson: () => jwks,
     rotate,
+    state: () => ({ current, next, retired: [...retired], rotatedAt }),
     stop() {
-      clearInterval(rotation);
+      stopped = true;
+      clearTimeout(rotation);
       clearInterval(sweep);
     },
   };

@@ -21,7 +21,7 @@ import { createMinter, type Minter } from './minter.js';
 import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
 import { createSharedSeal, sharedStateSecret } from './shared-seal.js';
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
-import { createSigningKeys, type SigningKeys } from './signing-keys.js';
+import { createSigningKeys, type KeyRingState, type SigningKeys } from './signing-keys.js';
 import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
 import { createTokenBinding, type TokenBinding } from './token-binding.js';
 import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
@@ -55,6 +55,8 @@ export interface TokenRuntime {
   ): AuthnOutcome | Promise<AuthnOutcome>;
   /** The minted tokens' public keys (JWKS JSON). */
   jwksJson(): string | undefined;
+  /** The signing keys as they stand, for the runtime a reload builds (undefined without minting). */
+  keyRing(): KeyRingState | undefined;
   /** Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every replica. */
   revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean }>;
   /** Discovery documents and keys fetched at startup; failures are logged and retried on demand. */
@@ -71,6 +73,8 @@ export interface TokenRuntimeDeps {
   metrics: TokenMetrics;
   /** The sidecar's revoked tokens, kept across reloads (a new list when not given). */
   denylist?: TokenDenylist | undefined;
+  /** The signing keys of the runtime this one replaces: kept, so the JWKS still has every key whose tokens are valid. */
+  keyRing?: KeyRingState | undefined;
   /** Build without connecting anywhere (`warden config check`): no Redis, nothing fetched. */
   offline?: boolean;
 }
@@ -142,7 +146,10 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   let keys: SigningKeys | undefined;
   let minter: Minter | undefined;
   if (tokens.mint.enabled) {
-    keys = await createSigningKeys({ rotateEvery: tokens.mint.key_rotation, tokenLifetime: tokens.mint.ttl, leeway: tokens.leeway });
+    keys = await createSigningKeys(
+      { rotateEvery: tokens.mint.key_rotation, tokenLifetime: tokens.mint.ttl, leeway: tokens.leeway },
+      deps.keyRing,
+    );
     minter = createMinter(
       {
         issuer: tokens.mint.issuer ?? deps.selfId ?? `urn:warden:${deps.serviceName}`,
@@ -236,6 +243,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       return outcome instanceof Promise ? outcome.then((o) => finish(o, allowed)) : finish(outcome, allowed);
     },
     jwksJson: () => keys?.jwksJson(),
+    keyRing: () => keys?.state(),
     async revoke(token) {
       let hashes: string[];
       // The hash the answer reports: the token's own issuer's, when known.

@@ -197,6 +197,7 @@ async function tokenRuntimeFor(
     logger: deps.logger,
     metrics: deps.metrics.tokens,
     denylist: deps.denylist,
+    keyRing: current?.runtime?.keyRing(),
   });
   await runtime.prefetch();
   return { runtime, key };

@@ -293,6 +293,43 @@ t.test('configurable header, reload keeps the caches', async (t) => {
   t.equal(idp.introspectionCount, count, 'a reload that keeps `tokens` keeps the introspection cache');
 });
 
+t.test('a reload that changes `tokens` keeps the signing keys: tokens minted before still verify, and what is minted after', async (t) => {
+  // A backend verifying as docs/tokens.md shows (jose's remote JWKS: no refetch within 30 s of the
+  // last): a new key ring at each such reload dropped the old key and signed with an unpublished
+  // one, and every request got the backend's 401 (docs/adversarial.md 187).
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await idpUnderTest(t);
+  const cfg = tokensConfig(idp);
+  const s = await startTestSidecar(t, backend.url, cfg);
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const jwks = createRemoteJWKSet(new URL(`${s.adminUrl}/.well-known/jwks.json`));
+  const verify = (jwt: string) => jwtVerify(jwt, jwks, { audience: 'orders-backend', typ: 'at+jwt', algorithms: ['ES256'] });
+
+  const first = await idp.issueToken({ scope: 'orders:read' });
+  t.equal((await fetchText(`${s.url}/echo`, agent, bearer(first.accessToken))).status, 200);
+  const before = lastAuth(backend).slice(7);
+  t.ok(await verify(before), 'verifies (the backend fetched the JWKS now)');
+
+  for (const leeway of ['6s', '7s']) {
+    const text = await testConfigYaml(backend.url, { ...cfg, tokens: { ...cfg.tokens, leeway } });
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(s.sidecar.current.loaded.file, text)), `reloaded with leeway ${leeway}`);
+    const next = await idp.issueToken({ scope: 'orders:read' });
+    t.equal((await fetchText(`${s.url}/echo`, agent, bearer(next.accessToken))).status, 200);
+    const after = lastAuth(backend).slice(7);
+    t.not(after, before, 'a token minted after the reload');
+    t.equal(decodeProtectedHeader(after).kid, decodeProtectedHeader(before).kid, 'signed with the same key');
+    await t.resolves(verify(after), 'verifies with the JWKS the backend holds');
+    await t.resolves(verify(before), 'the token minted before the reload still verifies');
+  }
+  const published = (await fetchText(`${s.adminUrl}/.well-known/jwks.json`, agent)).json<{ keys: { kid: string }[] }>().keys;
+  t.ok(
+    published.some((k) => k.kid === decodeProtectedHeader(before).kid),
+    'the JWKS still lists the key',
+  );
+});
+
 t.test('negative caching: off by default; when on, a replayed junk token costs one IdP call per period', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

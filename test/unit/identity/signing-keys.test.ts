@@ -9,7 +9,9 @@ t.test('rotation keeps the retired key in the JWKS until its tokens have expired
   const keys = await createSigningKeys({ rotateEvery: 3_600_000, tokenLifetime: 300, leeway: 0 });
   t.teardown(() => keys.stop());
   const first = keys.current();
-  t.same(kids(keys.jwksJson()), [first.kid], 'one key at start');
+  const [signing, upcoming] = kids(keys.jwksJson());
+  t.equal(signing, first.kid, 'the current key first');
+  t.not(upcoming, first.kid, 'and the next one, published before it signs');
   t.match(JSON.parse(keys.jwksJson()), { keys: [{ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' }] });
   t.notOk('d' in (JSON.parse(keys.jwksJson()) as { keys: Record<string, unknown>[] }).keys[0]!, 'no private part is published');
 
@@ -20,7 +22,10 @@ t.test('rotation keeps the retired key in the JWKS until its tokens have expired
   await keys.rotate();
   const second = keys.current();
   t.not(second.kid, first.kid, 'a new key signs from now on');
-  t.same(kids(keys.jwksJson()), [second.kid, first.kid], 'the retired key is still published');
+  t.equal(second.kid, upcoming, 'the key published as the next one');
+  const afterRotation = kids(keys.jwksJson());
+  t.equal(afterRotation.length, 3, 'current, next and retired');
+  t.same([afterRotation[0], afterRotation[2]], [second.kid, first.kid], 'the retired key is still published');
   const jwks = createLocalJWKSet(JSON.parse(keys.jwksJson()) as Parameters<typeof createLocalJWKSet>[0]);
   t.ok(await jwtVerify(oldToken, jwks), 'a token signed before the rotation still verifies');
 
@@ -29,4 +34,28 @@ t.test('rotation keeps the retired key in the JWKS until its tokens have expired
   const published = kids(keys.jwksJson());
   t.notOk(published.includes(first.kid), 'the first key is gone once its tokens (300 ms life) have expired');
   t.ok(published.includes(second.kid), 'the second key stays: its tokens may still be valid');
+});
+
+t.test('a key never signs before it was published: a verifier holding the last JWKS knows it', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 3_600_000, tokenLifetime: 300_000, leeway: 0 });
+  t.teardown(() => keys.stop());
+  for (let i = 0; i < 3; i++) {
+    const held = createLocalJWKSet(JSON.parse(keys.jwksJson()) as Parameters<typeof createLocalJWKSet>[0]);
+    await keys.rotate();
+    const key = keys.current();
+    const token = await new SignJWT({ i }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setExpirationTime('5m').sign(key.privateKey);
+    await t.resolves(jwtVerify(token, held), `rotation ${i + 1}: the new key was in the JWKS before`);
+  }
+});
+
+t.test('a ring built from another (a reload) keeps its keys and its schedule', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 3_600_000, tokenLifetime: 300_000, leeway: 0 });
+  t.teardown(() => keys.stop());
+  await keys.rotate();
+  const state = keys.state();
+  const rebuilt = await createSigningKeys({ rotateEvery: 3_600_000, tokenLifetime: 60_000, leeway: 5_000 }, state);
+  t.teardown(() => rebuilt.stop());
+  t.equal(rebuilt.current().kid, keys.current().kid, 'the same key signs');
+  t.same(kids(rebuilt.jwksJson()), kids(keys.jwksJson()), 'the same keys are published, the retired one included');
+  t.equal(rebuilt.state().rotatedAt, state.rotatedAt, 'the next rotation stays where it was');
 });
