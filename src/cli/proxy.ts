@@ -30,7 +30,19 @@ export async function runProxy(argv: string[]): Promise<number> {
   if (!values.config) throw new UsageError('warden proxy: missing -c FILE (the sidecar configuration; see warden proxy --help)');
   const file = values.config;
   const loaded = loadSidecarConfig(file);
+  // Installed before the start, which can take seconds (mesh enrollment, an OpenAPI document by
+  // URL, the IdPs' prefetch): until then SIGHUP's default action ended the process without a word.
+  // One that comes meanwhile is run once the sidecar is up.
+  let started: Sidecar | undefined;
+  let askedWhileStarting = false;
+  const reload = (sidecar: Sidecar, why: string) => {
+    sidecar.logger.info({ file }, why);
+    void sidecar.reload(() => loadSidecarConfig(file));
+  };
+  process.on('SIGHUP', () => (started ? reload(started, 'SIGHUP: reloading configuration') : (askedWhileStarting = true)));
   const sidecar = await startOrExplain(loaded);
+  started = sidecar;
+  if (askedWhileStarting) reload(sidecar, 'SIGHUP came while starting: reloading configuration now');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -50,10 +62,6 @@ export async function runProxy(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      sidecar.logger.info({ file }, 'SIGHUP: reloading configuration');
-      void sidecar.reload(() => loadSidecarConfig(file));
-    });
   });
 }
 

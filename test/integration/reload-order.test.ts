@@ -1,14 +1,14 @@
 /**
  * Reloads one after another: the file of the last reload asked for is the one in force, even when an
  * earlier reload is slow (its IdP takes seconds to answer the prefetch); and a reload that changes
- * what only a restart can apply says so.
+ * what only a restart can apply says so; and a SIGHUP while `warden proxy` starts is kept for after.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startTestBackend } from '../support/backend.js';
-import { startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
 
 t.test('a slow reload does not commit after a later one', async (t) => {
   const backend = await startTestBackend();
@@ -51,4 +51,42 @@ t.test('connection limits and egress change only on restart, and a reload says s
   t.equal(warned(), 1, 'limits.max_requests_per_connection: warned');
   t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, changed)));
   t.equal(warned(), 1, 'the same again: no warning');
+});
+
+t.test('SIGHUP while warden proxy is starting: it starts, then reloads (the signal ended it before)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // The OpenAPI document by URL: its first request is held until the signal has been sent.
+  const doc =
+    'openapi: 3.1.0\ninfo: { title: t, version: "1" }\npaths:\n  /items:\n    get:\n      responses: { "200": { description: ok } }\n';
+  let arrived: () => void = () => undefined;
+  const firstRequest = new Promise<void>((r) => (arrived = r));
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  let requests = 0;
+  const server = createServer((_req, res) => {
+    requests++;
+    arrived();
+    void released.then(() => res.writeHead(200, { 'content-type': 'application/yaml' }).end(doc));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const document = `http://127.0.0.1:${(server.address() as AddressInfo).port}/openapi.yaml`;
+  const config = await testConfigYaml(backend.url, { openapi: { document, allow_public: true } });
+
+  const w = await spawnWarden(t, config, {}, async (child) => {
+    await firstRequest;
+    child.kill('SIGHUP');
+    // The signal is delivered before the document is: the process is still starting.
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+  });
+  t.equal(w.child.exitCode, null, 'still running');
+  await w.waitFor((l) => l.msg === 'SIGHUP came while starting: reloading configuration now');
+  await w.waitFor((l) => l['event.name'] === 'warden.config.reloaded' || l.event === 'warden.config.reloaded');
+  t.equal(requests, 2, 'the reload read the document again');
+  t.equal(w.child.exitCode, null, 'and runs on');
 });

@@ -105,8 +105,16 @@ export interface WardenProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `node bin/warden.js proxy -c FILE` (the built dist/), with `env` added to the environment, and waits until it listens. */
-export async function spawnWarden(t: Teardown, configText: string, env: Record<string, string> = {}): Promise<WardenProcess> {
+/**
+ * Runs `node bin/warden.js proxy -c FILE` (the built dist/), with `env` added to the environment, and
+ * waits until it listens; `whileStarting` runs as soon as the process is spawned.
+ */
+export async function spawnWarden(
+  t: Teardown,
+  configText: string,
+  env: Record<string, string> = {},
+  whileStarting?: (child: ChildProcess) => Promise<void>,
+): Promise<WardenProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-proc-'));
   const configFile = join(dir, 'sidecar.yaml');
   writeFileSync(configFile, configText);
@@ -150,6 +158,7 @@ export async function spawnWarden(t: Teardown, configText: string, env: Record<s
         if (waiters.delete(waiter)) reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr}`));
       }, timeoutMs).unref();
     });
+  await whileStarting?.(child);
   const ready = await Promise.race([
     waitFor((l) => l.msg === 'warden proxy listening', 15_000),
     exited.then((code) => {
