@@ -33,16 +33,15 @@ export async function runProxy(argv: string[]): Promise<number> {
   // Installed before the start, which can take seconds (mesh enrollment, an OpenAPI document by
   // URL, the IdPs' prefetch): until then SIGHUP's default action ended the process without a word.
   // One that comes meanwhile is run once the sidecar is up.
-  let started: Sidecar | undefined;
-  let askedWhileStarting = false;
+  const running: { sidecar?: Sidecar; reloadAsked: boolean } = { reloadAsked: false };
   const reload = (sidecar: Sidecar, why: string) => {
     sidecar.logger.info({ file }, why);
     void sidecar.reload(() => loadSidecarConfig(file));
   };
-  process.on('SIGHUP', () => (started ? reload(started, 'SIGHUP: reloading configuration') : (askedWhileStarting = true)));
+  process.on('SIGHUP', () => (running.sidecar ? reload(running.sidecar, 'SIGHUP: reloading configuration') : (running.reloadAsked = true)));
   const sidecar = await startOrExplain(loaded);
-  started = sidecar;
-  if (askedWhileStarting) reload(sidecar, 'SIGHUP came while starting: reloading configuration now');
+  running.sidecar = sidecar;
+  if (running.reloadAsked) reload(sidecar, 'SIGHUP came while starting: reloading configuration now');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
