@@ -19,7 +19,7 @@ import { isArraySchema, isObjectSchema } from './schema-types.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
-import { OpenApiError } from './document.js';
+import { contentByMediaType } from './media-type-keys.js';
 
 export type { Violation } from './violation.js';
 
@@ -322,21 +322,9 @@ export function compileRequestValidator(
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
   // (case-variants.ts), form and multipart fields like query keys (name-readings.ts).
   const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings }>();
-  // Keyed by the media type alone, as a request's Content-Type is looked up: a key written with
-  // parameters (`application/json; charset=utf-8`) matched nothing, and every body got 415.
-  const keyedBy = new Map<string, string>();
-  for (const type of Object.keys(content)) {
-    const mime = mediaTypeOf(type);
-    const other = keyedBy.get(mime);
-    if (other !== undefined)
-      throw new OpenApiError(
-        `${op.pointer}/requestBody/content/${escapePointer(type)}`,
-        `is the media type of ${JSON.stringify(other)} too: a body is matched by its type alone, so give each type one entry`,
-      );
-    keyedBy.set(mime, type);
-  }
-  for (const [type, media] of Object.entries(content)) {
-    const mime = mediaTypeOf(type);
+  // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
+  const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
+  for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const fields = compileNameReadings(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
       bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields });
@@ -358,8 +346,7 @@ export function compileRequestValidator(
   }
   // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.
   const fieldNumbers = new Map<string, NumberSpellings | undefined>();
-  for (const [type, media] of Object.entries(content)) {
-    const mime = mediaTypeOf(type);
+  for (const [mime, { media }] of keyed) {
     if (FIELD_MEDIA_TYPES.has(mime)) fieldNumbers.set(mime, compileNumberSpellings(media.schema));
   }
   const bodyRequired = op.requestBody?.required === true;

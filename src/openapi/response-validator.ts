@@ -11,6 +11,7 @@ import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import type { Violation } from './request-validator.js';
+import { contentByMediaType } from './media-type-keys.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
 
@@ -23,16 +24,19 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
   const byStatus = new Map<string, Map<string, ValidateFunction | null>>();
   for (const [status, response] of Object.entries(op.responses)) {
     const media = new Map<string, ValidateFunction | null>();
-    for (const [type, m] of Object.entries(response.content ?? {}))
+    // Keyed by the media type alone, as the response's Content-Type is looked up: a key written with
+    // parameters (`application/json; charset=utf-8`) matched no response, and no schema was applied.
+    const pointer = `${op.pointer}/responses/${escapePointer(status)}/content`;
+    for (const [mime, { key: type, media: m }] of contentByMediaType(response.content ?? {}, pointer))
       media.set(
-        type.toLowerCase(),
+        mime,
         m.schema
           ? compiler.compile(
               op.dialect,
               m.schema,
               { coerce: false },
               {
-                pointer: `${op.pointer}/responses/${escapePointer(status)}/content/${escapePointer(type)}/schema`,
+                pointer: `${pointer}/${escapePointer(type)}/schema`,
               },
               op.components,
             )

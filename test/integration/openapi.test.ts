@@ -729,6 +729,53 @@ t.test('response validation in report mode: findings about the backend, the resp
   );
 });
 
+t.test('response validation: a response declared under a media type with parameters is checked against its schema', async (t) => {
+  // Spring's APPLICATION_JSON_UTF8_VALUE, as some generators write the key, and as Spring sends it.
+  const backend = createHttpServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json;charset=UTF-8' });
+    res.end(req.url === '/pets/1' ? '{"id":1,"name":"rex"}' : '{"id":"x","secret":"leak"}');
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    backend.closeAllConnections();
+    backend.close();
+  });
+  const document = openApiFile(
+    `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /pets/{id}:
+    get:
+      operationId: getPet
+      parameters: [{ name: id, in: path, required: true, schema: { type: integer } }]
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json; charset=utf-8:
+              schema: { type: object, required: [id], properties: { id: { type: integer }, name: { type: string } }, additionalProperties: false }
+`,
+  );
+  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
+    openapi: { document, allow_public: true, validation: { responses: 'report' } },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const findings = () => s.events.filter((e) => e.name === 'warden.response.invalid').map((e) => String(e['warden.detail']));
+  // The client can have the last byte before the sidecar has seen the backend's end, and checked.
+  const findingsReach = async (n: number) => {
+    for (let i = 0; i < 200 && findings().length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    return findings();
+  };
+  t.equal((await fetchText(`${s.url}/pets/2`, agent)).status, 200, 'an invalid body is delivered');
+  t.match(await findingsReach(1), [/^\/body/], 'an invalid body: a finding about the body, not the media type');
+  t.equal((await fetchText(`${s.url}/pets/1`, agent)).status, 200, 'a valid body is delivered');
+  t.equal((await fetchText(`${s.url}/pets/2`, agent)).status, 200, 'and another invalid one');
+  const all = await findingsReach(2);
+  t.equal(all.length, 2, 'a valid body: no finding');
+  t.match(all[1], /^\/body/, 'the next invalid body: about the body');
+});
+
 t.test(
   'response validation: the copies take from limits.max_buffered_bytes; a response that does not fit goes unchecked, counted',
   async (t) => {
