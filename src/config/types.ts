@@ -172,7 +172,7 @@ export interface IssuerConfig {
     private_key_alg: string;
     private_key_kid?: string;
     token_type_hint?: string;
-    /** Accepted `token_type` values in the introspection answer; empty = not checked. */
+    /** Accepted `token_type` values in the introspection answer; empty = any but a refresh or ID token's (checkPrincipal). */
     token_types: string[];
   };
 }

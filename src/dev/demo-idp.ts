@@ -28,6 +28,11 @@ export interface DemoIdpOptions {
    * revoke) go to this server directly.
    */
   issuer?: string;
+  /**
+   * Claims added to every access token: in a JWT's payload, in an opaque token's introspection
+   * answer. For tests of what other IdPs add (Ory Hydra's `token_use: "access_token"`).
+   */
+  extraTokenClaims?: Record<string, unknown>;
 }
 
 export interface IssueOptions {
@@ -145,6 +150,7 @@ export async function startDemoIdp(options: DemoIdpOptions = {}): Promise<DemoId
       clientDefaults: { id_token_signed_response_alg: 'ES256' },
       enabledJWA: { clientAuthSigningAlgValues: ['ES256'] },
       ttl: { ClientCredentials: accessTokenTtlSeconds, AccessToken: accessTokenTtlSeconds },
+      ...(options.extraTokenClaims ? { extraTokenClaims: async () => ({ ...options.extraTokenClaims }) } : {}),
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },

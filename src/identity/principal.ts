@@ -28,7 +28,7 @@ export interface IssuerPolicy {
   readonly issuer: string;
   readonly audience: readonly string[];
   readonly anyAudience: boolean;
-  /** Accepted introspection token_type values; empty = any. */
+  /** Accepted introspection token_type values; empty = any but a refresh or ID token's (checkPrincipal). */
   readonly tokenTypes: readonly string[];
 }
 
@@ -91,6 +91,25 @@ export function checkIntrospectionClaims(
 /** The namespace of the minted `sub` of a token without one: `client:<client id>` (minter.ts). */
 export const CLIENT_SUBJECT_PREFIX = 'client:';
 
+const ACCESS_TOKEN_USES: ReadonlySet<unknown> = new Set(['access', 'access_token']);
+
+/**
+ * token_type / typ values (lower case) of tokens that are not access tokens: RFC 7009's and RFC
+ * 8693's names of refresh and ID tokens, and Keycloak's `typ` (TokenUtil: `Refresh`, `Offline`,
+ * `ID`, `Serialized-ID`, `Logout`; `Bearer` and `DPoP` are its access tokens).
+ */
+const NOT_ACCESS_TYPES: ReadonlySet<string> = new Set([
+  'refresh_token',
+  'id_token',
+  'urn:ietf:params:oauth:token-type:refresh_token',
+  'urn:ietf:params:oauth:token-type:id_token',
+  'refresh',
+  'offline',
+  'id',
+  'serialized-id',
+  'logout',
+]);
+
 /** What must hold on every use of a (possibly cached) principal: not expired, meant for us, an access token. */
 export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: number, leewaySec: number): WardenError | undefined {
   if (p.expiresAt !== undefined && nowSec >= p.expiresAt + leewaySec) {
@@ -114,9 +133,18 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
       p,
     );
   }
-  // AWS Cognito and others mark ID tokens with token_use; an ID token is not an access token.
-  if (p.claims.token_use !== undefined && p.claims.token_use !== 'access') {
+  // AWS Cognito (`access`, `id`) and Ory Hydra's introspection (fosite's `access_token`,
+  // `refresh_token`) say what a token is in token_use: anything else is not an access token.
+  if (p.claims.token_use !== undefined && !ACCESS_TOKEN_USES.has(p.claims.token_use)) {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.token_use', 'The token is not an access token.', p);
+  }
+  // A refresh or ID token that says so in token_type or typ: refused whatever `token_types` lists
+  // (that setting requires a type; with an empty list, refresh tokens were once accepted and minted for).
+  for (const claim of ['token_type', 'typ'] as const) {
+    const value = p.claims[claim];
+    if (typeof value === 'string' && NOT_ACCESS_TYPES.has(value.toLowerCase())) {
+      return refusal('ERR_AUTHN_TOKEN_INVALID', `token.${claim}`, 'The token is a refresh or ID token, not an access token.', p);
+    }
   }
   return undefined;
 }

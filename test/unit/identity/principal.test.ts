@@ -84,8 +84,50 @@ t.test('checkPrincipal: token_use other than "access" is refused', async (t) => 
   t.same(refusalOf(checkPrincipal(id, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.token_use' });
   const access = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'access' }, policy, 'jwt', HASH);
   t.equal(checkPrincipal(access, policy, NOW, 0), undefined);
+  // Ory Hydra's introspection says token_use "access_token" (fosite's TokenType) of an access token.
+  const hydra = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'access_token' }, policy, 'introspection', HASH);
+  t.equal(checkPrincipal(hydra, policy, NOW, 0), undefined, 'Hydra\'s "access_token" is an access token');
+  const hydraRefresh = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'refresh_token' }, policy, 'introspection', HASH);
+  t.same(refusalOf(checkPrincipal(hydraRefresh, policy, NOW, 0)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.token_use' });
   const expiredId = principalOf({ sub: 'u1', aud: 'orders-api', token_use: 'id', exp: NOW - 100 }, policy, 'jwt', HASH);
   t.equal((checkPrincipal(expiredId, policy, NOW, 0) as WardenError).code, 'ERR_AUTHN_TOKEN_EXPIRED', 'expiry is reported first');
+});
+
+t.test('checkPrincipal: a refresh or ID token is refused by its token_type or typ, token_types empty or not', async (t) => {
+  const check = (claims: Record<string, unknown>, p: IssuerPolicy = policy) =>
+    checkPrincipal(principalOf({ sub: 'u1', aud: 'orders-api', ...claims }, p, 'introspection', HASH), p, NOW, 0);
+  const refused = {
+    token_type: [
+      'refresh_token',
+      'id_token',
+      'Refresh_Token',
+      'urn:ietf:params:oauth:token-type:refresh_token',
+      'urn:ietf:params:oauth:token-type:id_token',
+    ],
+    // Keycloak (TokenUtil): refresh, offline, ID and logout tokens; older versions in capitals.
+    typ: ['Refresh', 'Offline', 'ID', 'Serialized-ID', 'Logout', 'REFRESH', 'OFFLINE'],
+  };
+  for (const [claim, values] of Object.entries(refused)) {
+    for (const value of values) {
+      t.same(refusalOf(check({ [claim]: value })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: `token.${claim}` }, `${claim} ${value}`);
+    }
+  }
+  for (const claims of [
+    { token_type: 'Bearer' },
+    { token_type: 'DPoP' },
+    { token_type: 'access_token' },
+    { typ: 'Bearer' },
+    { typ: 'DPoP' },
+    {},
+  ]) {
+    t.equal(check(claims), undefined, `${JSON.stringify(claims)}: an access token`);
+  }
+  const listed = { ...policy, tokenTypes: ['refresh_token'] };
+  t.same(
+    refusalOf(check({ token_type: 'refresh_token' }, listed)),
+    { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.token_type' },
+    'even when listed',
+  );
 });
 
 t.test('checkPrincipal: the token names its subject (a string sub) or, without one, its client', async (t) => {
@@ -124,5 +166,9 @@ t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) 
   t.equal(checkIntrospectionClaims({ token_type: 'access_token' }, typed, NOW, 0), undefined);
   t.equal(checkIntrospectionClaims({ token_type: 'refresh_token' }, typed, NOW, 0), 'token_type');
   t.equal(checkIntrospectionClaims({}, typed, NOW, 0), 'token_type', 'missing when a list is configured');
-  t.equal(checkIntrospectionClaims({ token_type: 'refresh_token' }, policy, NOW, 0), undefined, 'not checked with an empty list');
+  t.equal(
+    checkIntrospectionClaims({ token_type: 'Bearer' }, policy, NOW, 0),
+    undefined,
+    'any type with an empty list (but see checkPrincipal)',
+  );
 });
