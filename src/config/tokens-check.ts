@@ -6,6 +6,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConfigIssue } from './config-error.js';
 import { routeSettingsOf } from './route-settings.js';
+import { NOT_ACCESS_TOKEN_TYPES } from './token-kinds.js';
 import type { SidecarConfig } from './types.js';
 
 type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
@@ -59,6 +60,13 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
         `repeats tokens.issuers[${sameIssuer}].issuer: one entry per IdP (list every audience in its audience, restrict routes with scopes)`,
       );
     } else issuerUrls.set(iss.issuer, i);
+    for (const [j, type] of (iss.introspection?.token_types ?? []).entries()) {
+      if (NOT_ACCESS_TOKEN_TYPES.has(type.toLowerCase()))
+        yield issue(
+          [...at, 'introspection', 'token_types', j],
+          `"${type}" is not an access token's type: such tokens are always refused (list e.g. "Bearer")`,
+        );
+    }
     if (iss.audience.length === 0 && !iss.allow_any_audience) {
       yield issue([...at, 'audience'], 'is required: list the aud values meant for this service (or set allow_any_audience: true)');
     }

@@ -3,6 +3,7 @@
  * verified JWT payload. The checks that do not depend on how the token was verified (issuer,
  * audience, times, token use) live here so both paths apply them the same way.
  */
+import { NOT_ACCESS_TOKEN_TYPES } from '../config/token-kinds.js';
 import { WardenError, type ErrorCode } from '../errors.js';
 
 export interface Principal {
@@ -93,23 +94,6 @@ export const CLIENT_SUBJECT_PREFIX = 'client:';
 
 const ACCESS_TOKEN_USES: ReadonlySet<unknown> = new Set(['access', 'access_token']);
 
-/**
- * token_type / typ values (lower case) of tokens that are not access tokens: RFC 7009's and RFC
- * 8693's names of refresh and ID tokens, and Keycloak's `typ` (TokenUtil: `Refresh`, `Offline`,
- * `ID`, `Serialized-ID`, `Logout`; `Bearer` and `DPoP` are its access tokens).
- */
-const NOT_ACCESS_TYPES: ReadonlySet<string> = new Set([
-  'refresh_token',
-  'id_token',
-  'urn:ietf:params:oauth:token-type:refresh_token',
-  'urn:ietf:params:oauth:token-type:id_token',
-  'refresh',
-  'offline',
-  'id',
-  'serialized-id',
-  'logout',
-]);
-
 /** What must hold on every use of a (possibly cached) principal: not expired, meant for us, an access token. */
 export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: number, leewaySec: number): WardenError | undefined {
   if (p.expiresAt !== undefined && nowSec >= p.expiresAt + leewaySec) {
@@ -142,7 +126,7 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
   // (that setting requires a type; with an empty list, refresh tokens were once accepted and minted for).
   for (const claim of ['token_type', 'typ'] as const) {
     const value = p.claims[claim];
-    if (typeof value === 'string' && NOT_ACCESS_TYPES.has(value.toLowerCase())) {
+    if (typeof value === 'string' && NOT_ACCESS_TOKEN_TYPES.has(value.toLowerCase())) {
       return refusal('ERR_AUTHN_TOKEN_INVALID', `token.${claim}`, 'The token is a refresh or ID token, not an access token.', p);
     }
   }

@@ -245,3 +245,21 @@ t.test('tokens.shared: a key of its own, or an introspection client to derive it
   const introspecting = { ...ISSUER, introspection: { client_id: 'orders', client_secret: 'secret' } };
   t.ok(parseSidecarConfig('sidecar.yaml', await yamlOf({ tokens: { issuers: [introspecting], shared } })).config.tokens?.shared);
 });
+
+t.test('introspection.token_types cannot require a refresh or ID token: such tokens are always refused', async (t) => {
+  const introspection = {
+    client_id: 'warden',
+    client_secret: 's',
+    token_types: ['Bearer', 'Refresh_Token', 'urn:ietf:params:oauth:token-type:id_token'],
+  };
+  const { lines } = await issuesOf({ tokens: { issuers: [{ ...ISSUER, introspection }] } });
+  t.match(lines, [
+    /^sidecar\.yaml:\d+ tokens\.issuers\[0\]\.introspection\.token_types\[1\]: "Refresh_Token" is not an access token's type: such tokens are always refused \(list e\.g\. "Bearer"\)$/,
+    /^sidecar\.yaml:\d+ tokens\.issuers\[0\]\.introspection\.token_types\[2\]: "urn:ietf:params:oauth:token-type:id_token" is not/,
+  ]);
+  t.equal(lines.length, 2);
+  const bearer = await yamlOf({
+    tokens: { issuers: [{ ...ISSUER, introspection: { ...introspection, token_types: ['Bearer', 'DPoP'] } }] },
+  });
+  t.ok(parseSidecarConfig('sidecar.yaml', bearer).config.tokens, 'access token types are accepted');
+});
