@@ -7,6 +7,8 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
+import { trustDomainOf } from '../net/spiffe-id.js';
+import { destinationIdProblem } from '../mesh/destination-id.js';
 import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
@@ -184,6 +186,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       `must be a loopback address (127.0.0.1, ::1 or localhost), got "${config.egress.host}": anyone who reaches the egress listener calls other services as this workload`,
     );
   }
+  if (config.egress && config.mesh) yield* egressDestinationIssues(config, issue);
   if (!config.mesh) {
     for (const [i, route] of config.routes.entries()) {
       if (route.mtls) yield issue(['routes', i, 'mtls'], 'applies only with mesh (the workload identity)');
@@ -237,6 +240,19 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       ['limits', 'request_timeout'],
       `must be at least limits.headers_timeout (${headers_timeout} ms): a request cannot end before its headers`,
     );
+  }
+}
+
+/** Egress destinations are workloads of this mesh (mesh/destination-id.ts); found at load, not on the first call. */
+function* egressDestinationIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const trustDomain = trustDomainOf(config.mesh?.spiffe_id ?? '');
+  for (const [name, service] of Object.entries(config.egress?.services ?? {})) {
+    const problem = destinationIdProblem(service.spiffe_id, trustDomain);
+    if (problem)
+      yield issue(
+        ['egress', 'services', name, 'spiffe_id'],
+        `${problem}: egress reaches workloads of this mesh only; name the destination workload's ID (spiffe://${trustDomain}/ns/…/sa/…)`,
+      );
   }
 }
 

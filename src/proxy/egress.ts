@@ -21,7 +21,8 @@ import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { browserFieldsOf, hostName, isCrossOriginRequest, isLoopbackHost } from '../net/loopback.js';
-import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
+import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
+import { destinationIdProblem } from '../mesh/destination-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { upstreamError } from './forward.js';
@@ -44,16 +45,23 @@ export interface EgressDeps {
 
 const PEER_MISMATCH = 'WARDEN_EGRESS_PEER_MISMATCH';
 
-/** Verifies the destination by its SPIFFE ID (not its DNS name: sidecars are addressed by identity). */
-function identityCheck(expected: string, revocations: RevocationList | undefined) {
+/**
+ * Verifies the destination by its SPIFFE ID (not its DNS name: sidecars are addressed by identity).
+ * A destination that is no workload of this mesh (the CA's own identity) is refused even when
+ * configured: load refuses that configuration, and this holds should any other path build one.
+ */
+function identityCheck(expected: string, trustDomain: string, revocations: RevocationList | undefined) {
+  const notAWorkload = destinationIdProblem(expected, trustDomain);
   return (_host: string, cert: PeerCertificate): Error | undefined => {
     const id = spiffeIdOfSubjectAltName(cert.subjectaltname);
     const revoked = revocations?.isRevoked(cert.serialNumber) === true;
-    if (id === expected && !revoked) return undefined;
+    if (id === expected && !revoked && notAWorkload === undefined) return undefined;
     const err = new Error(
       revoked
         ? `destination certificate ${cert.serialNumber} is revoked`
-        : `destination presented ${id ?? 'no SPIFFE ID'}, expected ${expected}`,
+        : notAWorkload !== undefined
+          ? `destination ${expected} ${notAWorkload}`
+          : `destination presented ${id ?? 'no SPIFFE ID'}, expected ${expected}`,
     );
     (err as NodeJS.ErrnoException).code = PEER_MISMATCH;
     return err;
@@ -62,6 +70,7 @@ function identityCheck(expected: string, revocations: RevocationList | undefined
 
 function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
   const m = deps.mesh.material();
+  const trustDomain = trustDomainOf(deps.mesh.spiffeId);
   const pools = new Map<string, Pool>();
   for (const [name, service] of Object.entries(cfg.services)) {
     pools.set(
@@ -72,7 +81,7 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
           cert: m.cert,
           key: m.key,
           ca: m.ca,
-          checkServerIdentity: identityCheck(service.spiffe_id, deps.revocations),
+          checkServerIdentity: identityCheck(service.spiffe_id, trustDomain, deps.revocations),
           timeout: cfg.timeouts.connect,
         },
         headersTimeout: cfg.timeouts.headers,

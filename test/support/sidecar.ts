@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parseSidecarConfig } from '../../src/config/load.js';
+import type { SidecarConfig } from '../../src/config/types.js';
 import { startSidecar, type Sidecar } from '../../src/proxy/sidecar.js';
 import { createEventBus, type EventAttributes, type EventName } from '../../src/telemetry/events.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -60,13 +61,23 @@ export interface TestSidecar {
   logs: Json[];
 }
 
-export async function startTestSidecar(t: Teardown, backendUrl: string, extra: Json = {}): Promise<TestSidecar> {
+/**
+ * `edit` changes the configuration after it loaded: what load refuses, to test that the part that
+ * uses it refuses it too (defence in depth).
+ */
+export async function startTestSidecar(
+  t: Teardown,
+  backendUrl: string,
+  extra: Json = {},
+  edit?: (config: SidecarConfig) => void,
+): Promise<TestSidecar> {
   const cert = await testCertificate();
   const dir = mkdtempSync(join(tmpdir(), 'warden-sidecar-'));
   const file = join(dir, 'sidecar.yaml');
   const text = await testConfigYaml(backendUrl, extra);
   writeFileSync(file, text);
   const loaded = parseSidecarConfig(file, text);
+  edit?.(loaded.config);
   const logs: Json[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {

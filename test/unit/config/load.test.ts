@@ -156,6 +156,47 @@ t.test('egress.host must stay on loopback', async (t) => {
   );
 });
 
+t.test('egress destinations are workloads of the mesh: not the CA, not another trust domain', async (t) => {
+  const withServices = (services: string) =>
+    'listeners: { inbound: { port: 0 } }\nupstream: { url: "http://127.0.0.1:1" }\n' +
+    'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' +
+    'ab'.repeat(32) +
+    '" } }\negress:\n  services:\n' +
+    services;
+  const refused = {
+    'the CA': ['spiffe://td.test/warden/ca', /under \/warden\/, reserved for the CA's own identities/],
+    'the /warden root': ['spiffe://td.test/warden', /under \/warden\//],
+    'the CA administrator': ['spiffe://td.test/warden/admin', /under \/warden\//],
+    'a dot segment': ['spiffe://td.test/ns/../warden/ca', /is not a SPIFFE ID \(dot segment in the path\)/],
+    'another trust domain': ['spiffe://other.test/ns/pay/sa/api', /is in trust domain "other\.test", not the mesh's "td\.test"/],
+  } as const;
+  for (const [what, [id, message]] of Object.entries(refused)) {
+    const issues = issuesOf(() =>
+      parseSidecarConfig(
+        'sidecar.yaml',
+        withServices(
+          `    ok: { url: "https://ok:8443", spiffe_id: "spiffe://td.test/ns/ok/sa/api" }\n    ca: { url: "https://ca:8444", spiffe_id: "${id}" }\n`,
+        ),
+      ),
+    );
+    t.equal(issues.length, 1, `${what}: one line`);
+    t.match(issues[0], /^sidecar\.yaml:7 egress\.services\.ca\.spiffe_id: /, `${what}: names file, line and field`);
+    t.match(issues[0], message, `${what}: says why`);
+    t.match(
+      issues[0],
+      /egress reaches workloads of this mesh only; name the destination workload's ID \(spiffe:\/\/td\.test\/ns\/…\/sa\/…\)$/,
+      `${what}: and the fix`,
+    );
+  }
+  t.ok(
+    parseSidecarConfig(
+      'sidecar.yaml',
+      withServices('    pay: { url: "https://pay:8443", spiffe_id: "spiffe://td.test/ns/warden/sa/api" }\n'),
+    ),
+    'a workload named warden passes',
+  );
+});
+
 t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
   writeFileSync(join(dir, 'prefix.txt'), 'x-from-file-*\n');
