@@ -282,13 +282,24 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: H
 }
 
 /**
- * The backend's outgoing request through the egress listener: the same hygiene (hop-by-hop and
- * internal headers never leave — an internal token must not reach another service), and no Host:
- * the connection to the destination sets its own.
+ * The backend's outgoing request through the egress listener: hop-by-hop and internal headers never
+ * leave (an internal token must not reach another service), and no Host: the connection to the
+ * destination sets its own. Egress is the first hop and the backend no proxy, so what only a proxy
+ * asserts — forwarding fields, the caller's address, certificate or user (FORWARDING,
+ * proxyAsserted), in any spelling with `_` — is dropped too: a destination whose trusted_proxies
+ * cover the calling sidecars would believe them.
  */
 export function egressRequestHeaders(headers: IncomingHttpHeaders, rules: HeaderRules): IncomingHttpHeaders {
-  const out = downstreamResponseHeaders(headers, rules);
-  delete out.host;
+  const out: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (name === 'host' || HOP_BY_HOP.has(name) || rules.isInternal(name) || FORWARDING.has(name) || proxyAsserted(name)) continue;
+    if (name.includes('_')) {
+      const dashed = name.replaceAll('_', '-');
+      if (rules.isInternal(dashed) || FORWARDING.has(dashed) || proxyAsserted(dashed)) continue;
+    }
+    out[name] = headers[name];
+  }
+  removeConnectionNamed(out, headers.connection);
   return out;
 }
 

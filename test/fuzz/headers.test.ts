@@ -127,6 +127,56 @@ const incoming: fc.Arbitrary<IncomingHttpHeaders> = fc
     return headers;
   });
 
+/**
+ * What only a proxy asserts — forwarding fields, the caller's address, certificate or user — in any
+ * spelling with `_`: never sent through egress (the first hop; the backend is no proxy), or a
+ * destination whose trusted_proxies cover the calling sidecars would believe them.
+ */
+const PROXY_ONLY = [
+  ...SET_BY_SIDECAR,
+  ...NEVER_FROM_CLIENT,
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'client-cert',
+  'client-cert-chain',
+  'x-client-cert',
+  'x-ssl-cert',
+  'x-arr-clientcert',
+  'remote-user',
+  'x-remote-user',
+].filter((name) => name !== 'host');
+const PROXY_ONLY_PREFIX =
+  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
+const proxyOnly = (name: string) => {
+  const dashed = name.replaceAll('_', '-');
+  return PROXY_ONLY.includes(dashed) || PROXY_ONLY_PREFIX.test(dashed);
+};
+/** The backend's request to egress: `incoming`, plus proxy-asserted fields a backend may forge or relay. */
+const egressIncoming: fc.Arbitrary<IncomingHttpHeaders> = fc
+  .tuple(
+    incoming,
+    fc.dictionary(
+      fc.constantFrom(
+        ...PROXY_ONLY,
+        'x-forwarded-user',
+        'x-forwarded-port',
+        'x-envoy-peer-metadata',
+        'x-amzn-oidc-identity',
+        'x-ms-client-principal-name',
+        'x_remote_user',
+        'client_cert',
+        'x_envoy_original_path',
+      ),
+      fieldValue,
+      { maxKeys: 6 },
+    ),
+  )
+  .map(([headers, forged]) => ({ ...forged, ...headers }));
+
 const socketAddress = fc.constantFrom('192.0.2.7', '10.1.2.3', '::1', '2001:db8::1', '203.0.113.9');
 const authority = fc.option(fc.constantFrom('api.example', 'api.example:8443', '[::1]:8443'), { nil: undefined });
 
@@ -222,11 +272,11 @@ t.test('client address: the socket unless it is a trusted proxy; never a trusted
   );
 });
 
-t.test('response and egress: nothing hop-by-hop, Connection-named or internal; egress sends no Host', async (t) => {
+t.test('response and egress: nothing hop-by-hop, Connection-named or internal; egress: no Host, no proxy field', async (t) => {
   fuzz(
     t,
     'headers.downstream_egress',
-    [incoming],
+    [egressIncoming],
     (headers) => {
       const named = connectionNamed(headers);
       const down = downstreamResponseHeaders(headers, rules);
@@ -241,10 +291,12 @@ t.test('response and egress: nothing hop-by-hop, Connection-named or internal; e
           if (HOP_BY_HOP.includes(name)) throw new Error(`${label}: hop-by-hop ${name}`);
           if (isInternal(name) || isInternal(name.replaceAll('_', '-'))) throw new Error(`${label}: internal ${name}`);
           if (named.has(name)) throw new Error(`${label}: Connection-named ${name}`);
+          if (label === 'egress' && proxyOnly(name)) throw new Error(`egress: proxy-asserted ${name}`);
         }
         for (const [name, value] of Object.entries(headers)) {
           const internal = isInternal(name) || isInternal(name.replaceAll('_', '-'));
-          if (HOP_BY_HOP.includes(name) || internal || named.has(name) || (label === 'egress' && name === 'host')) continue;
+          if (HOP_BY_HOP.includes(name) || internal || named.has(name)) continue;
+          if (label === 'egress' && (name === 'host' || proxyOnly(name))) continue;
           if (out[name] !== value) throw new Error(`${label}: ${name} changed or lost`);
         }
       }

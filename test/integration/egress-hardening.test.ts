@@ -1,13 +1,15 @@
 /**
- * Egress against hostile setups: a destination that is no workload (the CA itself). Real CA, real
- * sidecars, real TLS.
+ * Egress against hostile setups: a destination that is no workload (the CA itself), a backend that
+ * forges what only a proxy asserts. Real CA, real sidecars, real TLS.
  */
 import t from 'tap';
 import { request } from 'undici';
 import { makeCsr, meshSection, ORDERS, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
+import { startTestBackend } from '../support/backend.js';
 
 const CA_IDENTITY = `spiffe://${TRUST_DOMAIN}/warden/ca`;
+const PAYMENTS = `spiffe://${TRUST_DOMAIN}/ns/payments/sa/api`;
 
 t.test('egress never reaches the CA: the backend cannot renew the workload identity with a key of its own', async (t) => {
   const { ca, eventsNamed } = await startCaUnderTest(t);
@@ -37,4 +39,52 @@ t.test('egress never reaches the CA: the backend cannot renew the workload ident
   t.equal(body.code, 'ERR_EGRESS_PEER_MISMATCH', 'as a destination that is not the one expected');
   t.equal(body.certificate, undefined, 'no certificate for a key the backend chose');
   t.equal(eventsNamed('warden.ca.renewed').length, renewedBefore, 'the CA renewed nothing');
+});
+
+t.test('egress is the first hop: what only a proxy asserts never leaves, though the destination trusts the calling sidecar', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // The destination believes proxy fields from 127.0.0.1, where the calling sidecars are.
+  const payments = await startTestSidecar(t, backend.url, { ...meshSection(ca, PAYMENTS), headers: { trusted_proxies: ['127.0.0.1'] } });
+  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshSection(ca, ORDERS),
+    egress: { port: 0, services: { payments: { url: `https://localhost:${payments.port}`, spiffe_id: PAYMENTS } } },
+  });
+  const forged = {
+    'x-forwarded-for': '10.9.9.9',
+    forwarded: 'for=10.9.9.9',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': 'admin.example',
+    'x-forwarded-user': 'admin',
+    'x-forwarded-client-cert': `By=x;URI=spiffe://${TRUST_DOMAIN}/ns/admin/sa/root`,
+    'x-real-ip': '10.9.9.9',
+    'true-client-ip': '10.9.9.9',
+    'client-cert': ':AAAA:',
+    'remote-user': 'admin',
+    'x-envoy-peer-metadata': 'evil',
+    'x-amzn-oidc-identity': 'admin',
+  };
+  const res = await request(`http://127.0.0.1:${orders.sidecar.egress?.port}/payments/echo`, {
+    headers: { ...forged, 'x-app': 'kept', authorization: 'Bearer kept' },
+  });
+  t.equal(res.statusCode, 200);
+  const seen = ((await res.body.json()) as { headers: Record<string, string> }).headers;
+  t.equal(seen['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For names the calling sidecar only');
+  t.equal(seen['x-forwarded-proto'], 'https', 'X-Forwarded-Proto is the destination sidecar’s own');
+  t.equal(seen['x-forwarded-host'], `localhost:${payments.port}`, 'X-Forwarded-Host too');
+  t.match(seen['x-forwarded-client-cert'], new RegExp(`^By=.*URI=${ORDERS.replaceAll('.', '\\.')}$`), 'the caller is the orders workload');
+  for (const name of [
+    'forwarded',
+    'x-forwarded-user',
+    'true-client-ip',
+    'client-cert',
+    'remote-user',
+    'x-envoy-peer-metadata',
+    'x-amzn-oidc-identity',
+  ]) {
+    t.equal(seen[name], undefined, `${name} never leaves egress`);
+  }
+  t.equal(seen['x-app'], 'kept', 'application headers pass');
+  t.equal(seen.authorization, 'Bearer kept', 'and the backend’s credentials for the destination');
 });
