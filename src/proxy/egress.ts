@@ -25,7 +25,7 @@ import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../mesh/destination-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
-import { upstreamError } from './forward.js';
+import { statusError, upstreamError } from './forward.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -155,15 +155,20 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
       .stream(
         { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null, signal: abort },
         ({ statusCode, headers: h }) => {
+          // Thrown, undici ends the exchange and the promise rejects with it: 502 to the backend.
+          const refused = statusError(statusCode, 'egress');
+          if (refused) throw refused;
           res.writeHead(statusCode, downstreamResponseHeaders(h, deps.rules()));
           return res;
         },
       )
       .catch((err: NodeJS.ErrnoException) => {
         const problem =
-          err.code === PEER_MISMATCH || (err.cause as NodeJS.ErrnoException | undefined)?.code === PEER_MISMATCH
-            ? new WardenError('ERR_EGRESS_PEER_MISMATCH', { rule: `egress.services.${destination.service}.spiffe_id`, cause: err })
-            : upstreamError(err, 'egress.timeouts');
+          err instanceof WardenError
+            ? err
+            : err.code === PEER_MISMATCH || (err.cause as NodeJS.ErrnoException | undefined)?.code === PEER_MISMATCH
+              ? new WardenError('ERR_EGRESS_PEER_MISMATCH', { rule: `egress.services.${destination.service}.spiffe_id`, cause: err })
+              : upstreamError(err, 'egress.timeouts');
         deps.rescue.respond(problem, subject, res);
       });
   };

@@ -252,13 +252,14 @@ function transferCodingError(headers: IncomingHttpHeaders): WardenError | undefi
 
 /**
  * A status outside 100–599 (RFC 9110 §15): undici reads any three digits and node:http writes
- * them, while node:http2 cannot send one (its `respond` throws, a 502 there). Refused on both.
+ * them, while node:http2 cannot send one (its `respond` throws, a 502 there). Refused on both, and
+ * from an egress destination (`from: 'egress'`) too: the backend has no class for it either.
  */
-function statusError(statusCode: number): WardenError | undefined {
+export function statusError(statusCode: number, from: 'upstream' | 'egress' = 'upstream'): WardenError | undefined {
   if (statusCode <= 599) return undefined;
   return new WardenError('ERR_UPSTREAM_PROTOCOL', {
-    rule: 'upstream.status',
-    detail: `The backend answered with status ${statusCode}, outside 100–599.`,
+    rule: `${from}.status`,
+    detail: `The ${from === 'egress' ? 'destination' : 'backend'} answered with status ${statusCode}, outside 100–599.`,
   });
 }
 

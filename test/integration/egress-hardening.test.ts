@@ -1,12 +1,17 @@
 /**
  * Egress against hostile setups: a destination that is no workload (the CA itself), a backend that
- * forges what only a proxy asserts. Real CA, real sidecars, real TLS.
+ * forges what only a proxy asserts, a destination answering with a status no HTTP client has a
+ * class for. Real CA, real sidecars, real TLS.
  */
 import t from 'tap';
+import { createServer as createTlsServer } from 'node:tls';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { makeCsr, meshSection, ORDERS, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startTestBackend } from '../support/backend.js';
+import { enrollWorkload } from '../support/workload.js';
 
 const CA_IDENTITY = `spiffe://${TRUST_DOMAIN}/warden/ca`;
 const PAYMENTS = `spiffe://${TRUST_DOMAIN}/ns/payments/sa/api`;
@@ -87,4 +92,45 @@ t.test('egress is the first hop: what only a proxy asserts never leaves, though 
   }
   t.equal(seen['x-app'], 'kept', 'application headers pass');
   t.equal(seen.authorization, 'Bearer kept', 'and the backend’s credentials for the destination');
+});
+
+t.test('a destination status outside 100–599 is 502 ERR_UPSTREAM_PROTOCOL, as from the backend inbound', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
+  // The destination's own sidecar would refuse these (upstream.status): this one holds the ID and writes raw HTTP.
+  const server = createTlsServer({ key: destination.keyPem, cert: destination.certPem }, (socket) => {
+    let head = '';
+    socket.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const status = /^GET \/s(\d{3}) /.exec(head)?.[1] ?? '404';
+      head = head.slice(end + 4);
+      socket.write(`HTTP/1.1 ${status} Odd\r\nContent-Length: 2\r\n\r\nok`);
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshSection(ca, ORDERS),
+    egress: {
+      port: 0,
+      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
+    },
+  });
+  const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
+  for (const status of [600, 999]) {
+    const res = await request(`${egress}/payments/s${status}`);
+    t.equal(res.statusCode, 502, `${status}: 502`);
+    t.match(await res.body.text(), /"code":"ERR_UPSTREAM_PROTOCOL"/, `${status}: ERR_UPSTREAM_PROTOCOL`);
+  }
+  t.ok(
+    orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'egress.status'),
+    'warden.upstream.failed, rule egress.status',
+  );
+  const last = await request(`${egress}/payments/s599`);
+  t.equal(last.statusCode, 599, '599 passes');
+  t.equal(await last.body.text(), 'ok');
 });
