@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
-import { Pool } from 'undici';
+import { errors, Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
@@ -44,6 +44,9 @@ export interface EgressDeps {
 }
 
 const PEER_MISMATCH = 'WARDEN_EGRESS_PEER_MISMATCH';
+
+/** Connections to each destination; calls beyond them queue, within egress.timeouts.headers (handle). */
+export const CONNECTIONS_PER_SERVICE = 64;
 
 /**
  * Verifies the destination by its SPIFFE ID (not its DNS name: sidecars are addressed by identity).
@@ -76,7 +79,7 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
     pools.set(
       name,
       new Pool(service.url.replace(/\/$/, ''), {
-        connections: 64,
+        connections: CONNECTIONS_PER_SERVICE,
         connect: {
           cert: m.cert,
           key: m.key,
@@ -151,10 +154,31 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     res.once('close', () => abort.emit('abort'));
     const hasBody =
       req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    let answered = false;
+    const answer = (problem: WardenError) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(queued);
+      deps.rescue.respond(problem, subject, res);
+    };
+    // undici's headers timeout starts when the request is written, so a call queued behind a pool
+    // whose connections destinations hold (slow streams) waited without end. This one starts at
+    // dispatch: the queue counts. It stops when the backend's body starts to flow (its upload is the
+    // listener's request_timeout's; undici's own headers timeout starts after it). An aborted call
+    // leaves undici's queue only when a connection frees, so the answer is sent here, not there.
+    const queued =
+      cfg.timeouts.headers > 0
+        ? setTimeout(() => {
+            answer(upstreamError(new errors.HeadersTimeoutError(), 'egress.timeouts'));
+            abort.emit('abort');
+          }, cfg.timeouts.headers).unref()
+        : undefined;
+    if (hasBody) req.once('resume', () => clearTimeout(queued));
     pool
       .stream(
         { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null, signal: abort },
         ({ statusCode, headers: h }) => {
+          clearTimeout(queued);
           // Thrown, undici ends the exchange and the promise rejects with it: 502 to the backend.
           const refused = statusError(statusCode, 'egress');
           if (refused) throw refused;
@@ -169,7 +193,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
             : err.code === PEER_MISMATCH || (err.cause as NodeJS.ErrnoException | undefined)?.code === PEER_MISMATCH
               ? new WardenError('ERR_EGRESS_PEER_MISMATCH', { rule: `egress.services.${destination.service}.spiffe_id`, cause: err })
               : upstreamError(err, 'egress.timeouts');
-        deps.rescue.respond(problem, subject, res);
+        answer(problem);
       });
   };
 

@@ -1,13 +1,15 @@
 /**
  * Egress against hostile setups: a destination that is no workload (the CA itself), a backend that
  * forges what only a proxy asserts, a destination answering with a status no HTTP client has a
- * class for. Real CA, real sidecars, real TLS.
+ * class for, a destination holding every pooled connection. Real CA, real sidecars, real TLS.
  */
 import t from 'tap';
 import { createServer as createTlsServer } from 'node:tls';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
+import { createServer as createHttpsServer } from 'node:https';
+import { Agent, request, type Dispatcher } from 'undici';
+import { CONNECTIONS_PER_SERVICE } from '../../src/proxy/egress.js';
 import { makeCsr, meshSection, ORDERS, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startTestBackend } from '../support/backend.js';
@@ -133,4 +135,62 @@ t.test('a destination status outside 100–599 is 502 ERR_UPSTREAM_PROTOCOL, as 
   const last = await request(`${egress}/payments/s599`);
   t.equal(last.statusCode, 599, '599 passes');
   t.equal(await last.body.text(), 'ok');
+});
+
+t.test('a call queued behind held connections gets 504 within egress.timeouts.headers', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
+  const seen: string[] = [];
+  // /hold answers its headers and a byte, then nothing: within egress.timeouts.body, it holds its connection.
+  const server = createHttpsServer({ key: destination.keyPem, cert: destination.certPem }, (req, res) => {
+    seen.push(req.url ?? '');
+    if (req.url !== '/hold') return void res.end('fast');
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('.');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshSection(ca, ORDERS),
+    egress: {
+      port: 0,
+      timeouts: { headers: '1s', body: '5m' },
+      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
+    },
+  });
+  const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
+  const backend = new Agent({ connections: CONNECTIONS_PER_SERVICE + 4 });
+  t.teardown(() => backend.destroy());
+  const held: Dispatcher.ResponseData[] = await Promise.all(
+    Array.from({ length: CONNECTIONS_PER_SERVICE }, () => request(`${egress}/payments/hold`, { dispatcher: backend })),
+  );
+  t.ok(
+    held.every((r) => r.statusCode === 200),
+    `${CONNECTIONS_PER_SERVICE} calls hold every connection to the destination`,
+  );
+  // The client's own headers timeout only keeps the build before the fix from waiting for good.
+  const queued = (method: 'GET' | 'POST') =>
+    request(`${egress}/payments/fast`, { dispatcher: backend, method, headersTimeout: 30_000, ...(method === 'POST' ? { body: 'x' } : {}) })
+      .then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
+      .catch((err: Error) => ({ status: 0, body: err.message }));
+  for (const method of ['GET', 'POST'] as const) {
+    const r = await queued(method);
+    t.equal(r.status, 504, `${method} queued behind them: 504`);
+    t.match(r.body, /"code":"ERR_UPSTREAM_TIMEOUT"/, `${method}: ERR_UPSTREAM_TIMEOUT`);
+  }
+  t.equal(
+    orders.events.filter((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'egress.timeouts.headers').length,
+    2,
+    'warden.upstream.failed, rule egress.timeouts.headers, once each',
+  );
+  t.notOk(seen.includes('/fast'), 'the destination never saw them');
+  for (const r of held) r.body.destroy();
+  const after = await request(`${egress}/payments/fast`, { dispatcher: backend });
+  t.equal(after.statusCode, 200, 'once connections free, calls go through');
+  t.equal(await after.body.text(), 'fast');
+  t.equal(seen.filter((u) => u === '/fast').length, 1, 'and the calls that timed out in the queue were never sent');
 });
