@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { createServer as createTlsServer } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
@@ -193,4 +194,37 @@ t.test('a call queued behind held connections gets 504 within egress.timeouts.he
   t.equal(after.statusCode, 200, 'once connections free, calls go through');
   t.equal(await after.body.text(), 'fast');
   t.equal(seen.filter((u) => u === '/fast').length, 1, 'and the calls that timed out in the queue were never sent');
+});
+
+t.test('a destination whose certificate expired is not used again: no kept-alive connection, no resumed session', async (t) => {
+  // The caller's CA keeps long lifetimes; the destination's certificate (same root) lives 4 s.
+  const { ca } = await startCaUnderTest(t);
+  const { ca: shortLived } = await startCaUnderTest(t, { certificates: { lifetime: '4s', backdate: '0s' } });
+  const destination = await enrollWorkload(shortLived, PAYMENTS, ['localhost']);
+  const notAfter = Date.parse(new X509Certificate(destination.certPem).validTo);
+  const server = createHttpsServer({ key: destination.keyPem, cert: destination.certPem }, (_req, res) => res.end('ok'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshSection(ca, ORDERS),
+    egress: {
+      port: 0,
+      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
+    },
+  });
+  const call = async () => {
+    const res = await request(`http://127.0.0.1:${orders.sidecar.egress?.port}/payments/x`);
+    await res.body.dump();
+    return res.statusCode;
+  };
+  t.equal(await call(), 200, 'served while the destination certificate is valid');
+  t.equal(await call(), 200, 'again, on the kept-alive connection');
+  // Past its expiry (the wait is for the certificate, not a measured time).
+  while (Date.now() < notAfter + 1500) await new Promise((r) => setTimeout(r, 250));
+  t.equal(await call(), 502, 'refused once it has expired (the kept-alive connection closed, no session resumed)');
+  t.equal(await call(), 502, 'and after');
 });
