@@ -8,7 +8,7 @@ import { createSecureContext } from 'node:tls';
 import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
-import { destinationIdProblem } from '../mesh/destination-id.js';
+import { destinationIdProblem } from '../net/destination-id.js';
 import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
@@ -243,7 +243,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   }
 }
 
-/** Egress destinations are workloads of this mesh (mesh/destination-id.ts); found at load, not on the first call. */
+/** Egress destinations are workloads of this mesh (net/destination-id.ts); found at load, not on the first call. */
 function* egressDestinationIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const trustDomain = trustDomainOf(config.mesh?.spiffe_id ?? '');
   for (const [name, service] of Object.entries(config.egress?.services ?? {})) {

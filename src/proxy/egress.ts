@@ -22,7 +22,7 @@ import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
 import { browserFieldsOf, hostName, isCrossOriginRequest, isLoopbackHost } from '../net/loopback.js';
 import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
-import { destinationIdProblem } from '../mesh/destination-id.js';
+import { destinationIdProblem } from '../net/destination-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { statusError, upstreamError } from './forward.js';

@@ -4,7 +4,7 @@
  * which never holds the workload key — renew this workload's identity with a key of its own; an ID
  * of another trust domain never chains to this mesh's roots, so no call to it could ever connect.
  */
-import { isReservedSpiffePath, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
+import { isReservedSpiffePath, parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
 
 /** Why `spiffeId` cannot be an egress destination in `trustDomain`, or undefined when it can. */
 export function destinationIdProblem(spiffeId: string, trustDomain: string): string | undefined {
