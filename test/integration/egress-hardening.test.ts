@@ -7,17 +7,38 @@ import t from 'tap';
 import { createServer as createTlsServer } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CONNECTIONS_PER_SERVICE } from '../../src/proxy/egress.js';
 import { makeCsr, meshSection, ORDERS, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import type { CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
 import { enrollWorkload } from '../support/workload.js';
 
 const CA_IDENTITY = `spiffe://${TRUST_DOMAIN}/warden/ca`;
 const PAYMENTS = `spiffe://${TRUST_DOMAIN}/ns/payments/sa/api`;
+
+/** A destination server on a free loopback port, closed by the test's teardown. */
+async function listening(t: Teardown, server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    // An https server also holds its kept-alive connections open; a TLS server's close waits for its sockets.
+    (server as Partial<{ closeAllConnections(): void }>).closeAllConnections?.();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** The orders sidecar (in the mesh of `ca`) with an egress to the payments destination at `url`. */
+function ordersWithEgressTo(t: Teardown, ca: CaServer, url: string, timeouts?: Record<string, string>) {
+  return startTestSidecar(t, 'http://127.0.0.1:1', {
+    ...meshSection(ca, ORDERS),
+    egress: { port: 0, ...(timeouts ? { timeouts } : {}), services: { payments: { url, spiffe_id: PAYMENTS } } },
+  });
+}
 
 t.test('egress never reaches the CA: the backend cannot renew the workload identity with a key of its own', async (t) => {
   const { ca, eventsNamed } = await startCaUnderTest(t);
@@ -113,16 +134,8 @@ t.test('a destination status outside 100–599 is 502 ERR_UPSTREAM_PROTOCOL, as 
     });
     socket.on('error', () => {});
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
-    ...meshSection(ca, ORDERS),
-    egress: {
-      port: 0,
-      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
-    },
-  });
+  const port = await listening(t, server);
+  const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
   const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
   for (const status of [600, 999]) {
     const res = await request(`${egress}/payments/s${status}`);
@@ -149,20 +162,8 @@ t.test('a call queued behind held connections gets 504 within egress.timeouts.he
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('.');
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
-    ...meshSection(ca, ORDERS),
-    egress: {
-      port: 0,
-      timeouts: { headers: '1s', body: '5m' },
-      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
-    },
-  });
+  const port = await listening(t, server);
+  const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`, { headers: '1s', body: '5m' });
   const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
   const backend = new Agent({ connections: CONNECTIONS_PER_SERVICE + 4 });
   t.teardown(() => backend.destroy());
@@ -203,19 +204,8 @@ t.test('a destination whose certificate expired is not used again: no kept-alive
   const destination = await enrollWorkload(shortLived, PAYMENTS, ['localhost']);
   const notAfter = Date.parse(new X509Certificate(destination.certPem).validTo);
   const server = createHttpsServer({ key: destination.keyPem, cert: destination.certPem }, (_req, res) => res.end('ok'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
-    ...meshSection(ca, ORDERS),
-    egress: {
-      port: 0,
-      services: { payments: { url: `https://localhost:${(server.address() as AddressInfo).port}`, spiffe_id: PAYMENTS } },
-    },
-  });
+  const port = await listening(t, server);
+  const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
   const call = async () => {
     const res = await request(`http://127.0.0.1:${orders.sidecar.egress?.port}/payments/x`);
     await res.body.dump();
