@@ -20,7 +20,7 @@ const AjvDraft4 = ((ajvDraft4 as unknown as { default?: Draft4Class }).default ?
 
 export type OpenApiDocument = {
   openapi: string;
-  servers?: { url: string; variables?: Record<string, { default: string }> }[];
+  servers?: { url: string; variables?: Record<string, { default: string; enum?: string[] }> }[];
   paths?: Record<string, Record<string, unknown>>;
   security?: Record<string, string[]>[];
   components?: { securitySchemes?: Record<string, { type?: string }>; schemas?: Record<string, unknown> };

@@ -64,26 +64,58 @@ function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[
 
 const pointerOf = (...segments: string[]) => `#/${segments.map(escapePointer).join('/')}`;
 
-/** `/pets/{petId}/photos` → `/pets/:petId/photos`. */
+/**
+ * `/pets/{petId}/photos` → `/pets/:petId/photos`, for the router (find-my-way), whose own syntax the
+ * template's literal parts must not speak: a literal `:` (Google's custom methods, `/items:search`,
+ * AIP-136) is `::`, and a parameter right before one (`/jobs/{id}:cancel`) takes no colon. Read as
+ * router syntax, `/items:search` was `/items` + a parameter: every path starting `/items` (`/items`,
+ * `/items:purge`, `/itemsexport`) got that operation's policy (docs/adversarial.md 196). A literal
+ * `*` (the router's wildcard) cannot be routed, and is refused.
+ */
 function toRoutePattern(template: string, pointer: string): string {
-  return template.replace(/\{([^{}]+)\}/g, (_, name: string) => {
-    if (!/^[A-Za-z0-9_]+$/.test(name))
-      throw new OpenApiError(pointer, `path parameter "{${name}}" must be letters, digits or "_" to be routed`);
-    return `:${name}`;
-  });
+  if (template.includes('*'))
+    throw new OpenApiError(pointer, 'a literal "*" in a path cannot be routed (the router reads it as a wildcard)');
+  const parts = template.split(/(\{[^{}]*\})/);
+  return parts
+    .map((part, i) => {
+      if (i % 2 === 0) return part.replaceAll(':', '::');
+      const name = part.slice(1, -1);
+      if (!/^[A-Za-z0-9_]+$/.test(name))
+        throw new OpenApiError(pointer, `path parameter "{${name}}" must be letters, digits or "_" to be routed`);
+      return parts[i + 1]?.startsWith(':') ? `:${name}(^[^/:]+)` : `:${name}`;
+    })
+    .join('');
 }
 
-/** Base paths from `servers` (the path part of each URL, variables at their defaults); "" when none. */
-function basePaths(doc: OpenApiDocument): string[] {
-  const servers = doc.servers?.length ? doc.servers : [{ url: '/' }];
-  const bases = servers.map((s, i) => {
-    const url = s.url.replace(/\{([^{}]+)\}/g, (_, v: string) => {
-      const d = s.variables?.[v]?.default;
-      if (d === undefined) throw new OpenApiError(pointerOf('servers', String(i), 'url'), `server variable "${v}" has no default`);
-      return d;
-    });
-    const path = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? new URL(url).pathname : url;
-    return path.replace(/\/+$/, '');
+/** More base paths than this from one document's server variables is refused: each is a route per operation. */
+const MAX_BASE_PATHS = 64;
+
+/**
+ * Base paths from a `servers` list (the path part of each URL, each variable at every value its
+ * `enum` lists, or its default), in the router's syntax; "" when none. With the default alone,
+ * `/v2/items` of a server `/{version}` (enum v1, v2) matched no operation: 404, or under
+ * `routing.unmatched: passthrough` the default policy, past the operation's validation, scopes and
+ * rate limit (docs/adversarial.md 197).
+ */
+function basePaths(servers: Server[] | undefined, pointer: string): string[] {
+  const list = servers?.length ? servers : [{ url: '/' }];
+  const bases: string[] = [];
+  list.forEach((s, i) => {
+    const at = `${pointer}/${i}/url`;
+    let urls = [s.url];
+    for (const [, v] of s.url.matchAll(/\{([^{}]+)\}/g)) {
+      const variable = s.variables?.[v as string];
+      if (variable?.default === undefined) throw new OpenApiError(at, `server variable "${v}" has no default`);
+      const values = [...new Set([variable.default, ...(Array.isArray(variable.enum) ? variable.enum.map(String) : [])])];
+      urls = urls.flatMap((u) => values.map((value) => u.replace(`{${v}}`, value)));
+      if (urls.length > MAX_BASE_PATHS) throw new OpenApiError(at, `its variables' values make more than ${MAX_BASE_PATHS} base paths`);
+    }
+    for (const url of urls) {
+      const path = (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? new URL(url).pathname : url).replace(/\/+$/, '');
+      if (path.includes('*'))
+        throw new OpenApiError(at, 'a literal "*" in a base path cannot be routed (the router reads it as a wildcard)');
+      bases.push(path.replaceAll(':', '::'));
+    }
   });
   return [...new Set(bases)];
 }
@@ -121,8 +153,10 @@ function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitCon
   return bucket;
 }
 
+type Server = NonNullable<OpenApiDocument['servers']>[number];
+
 export function operationsOf(doc: OpenApiDocument): Operation[] {
-  const bases = basePaths(doc);
+  const documentBases = basePaths(doc.servers, '#/servers');
   const ops: Operation[] = [];
   const ids = new Map<string, string>();
   for (const [template, item] of Object.entries(doc.paths ?? {})) {
@@ -135,6 +169,12 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
       if (seen) throw new OpenApiError(`${pointer}/operationId`, `operationId "${id}" is also used at ${seen}`);
       ids.set(id, pointer);
       const pattern = toRoutePattern(template, pointer);
+      // A path item's or an operation's own `servers` replace the document's (OpenAPI 3 §4.8.9, §4.8.10).
+      const bases = Array.isArray(op.servers)
+        ? basePaths(op.servers as Server[], `${pointer}/servers`)
+        : Array.isArray(item.servers)
+          ? basePaths(item.servers as Server[], `${pointerOf('paths', template)}/servers`)
+          : documentBases;
       const security = (op.security as Record<string, string[]>[] | undefined) ?? doc.security;
       ops.push({
         id,

@@ -1,0 +1,104 @@
+/**
+ * Path templates become router patterns (operations.ts toRoutePattern): a literal `:` in a template
+ * is a literal, not the router's parameter syntax (docs/adversarial.md 196), through the plan that
+ * routes requests.
+ */
+import t from 'tap';
+import { parseSidecarConfig } from '../../../src/config/load.js';
+import { OpenApiError, type OpenApiDocument } from '../../../src/openapi/document.js';
+import { operationsOf } from '../../../src/openapi/operations.js';
+import { compilePlan, type RouteMatch } from '../../../src/pipeline/plan.js';
+import { WardenError } from '../../../src/errors.js';
+import { testConfigYaml } from '../../support/sidecar.js';
+
+const ok = { responses: { '200': { description: 'ok' } } };
+
+async function planFor(paths: Record<string, Record<string, unknown>>) {
+  const yaml = await testConfigYaml('http://127.0.0.1:1', { openapi: { document: './openapi.yaml', allow_public: true } });
+  const { config } = parseSidecarConfig('s.yaml', yaml);
+  const doc = { openapi: '3.1.0', servers: [{ url: '/v1' }], paths } as unknown as OpenApiDocument;
+  return compilePlan(config, { operations: operationsOf(doc) });
+}
+
+const routed = (plan: Awaited<ReturnType<typeof planFor>>, method: string, path: string) => {
+  const m = plan.resolve(method, path);
+  return m instanceof WardenError ? m.code : `${(m as RouteMatch).route.id} ${JSON.stringify((m as RouteMatch).params)}`;
+};
+
+t.test('a custom method (AIP-136) takes no other path: /items:search was /items + a parameter', async (t) => {
+  const plan = await planFor({ '/items:search': { post: { operationId: 'search', ...ok } } });
+  t.equal(routed(plan, 'POST', '/v1/items:search'), 'search {}');
+  for (const path of ['/v1/items:purge', '/v1/itemsexport', '/v1/items'])
+    t.equal(routed(plan, 'POST', path), 'ERR_ROUTE_NOT_FOUND', `POST ${path}: no operation (it was the search operation's)`);
+});
+
+t.test('custom methods (AIP-136): a literal colon routes as itself, and no other path takes its operation', async (t) => {
+  const plan = await planFor({
+    '/items': { get: { operationId: 'list', ...ok } },
+    '/items:search': { post: { operationId: 'search', ...ok } },
+    '/items:batchGet': { post: { operationId: 'batchGet', ...ok } },
+    '/jobs/{id}': { get: { operationId: 'job', ...ok } },
+    '/jobs/{id}:cancel': { post: { operationId: 'cancel', ...ok } },
+  });
+  t.equal(routed(plan, 'POST', '/v1/items:search'), 'search {}');
+  t.equal(routed(plan, 'POST', '/v1/items:batchGet'), 'batchGet {}', 'two custom methods of one resource both load and route');
+  t.equal(routed(plan, 'POST', '/v1/jobs/5:cancel'), 'cancel {"id":"5"}', 'a parameter before a literal colon');
+  for (const path of ['/v1/items:purge', '/v1/itemsexport'])
+    t.equal(routed(plan, 'POST', path), 'ERR_ROUTE_NOT_FOUND', `POST ${path}: no operation (it was the search operation)`);
+  // Paths of a GET operation (`/items`, `/jobs/{id}` with id "5:purge"): not POST's.
+  for (const path of ['/v1/items', '/v1/jobs/5', '/v1/jobs/5:purge'])
+    t.equal(routed(plan, 'POST', path), 'ERR_METHOD_NOT_ALLOWED', `POST ${path}: no POST operation`);
+  t.equal(routed(plan, 'GET', '/v1/items'), 'list {}');
+  t.equal(routed(plan, 'GET', '/v1/jobs/5'), 'job {"id":"5"}');
+});
+
+t.test('a literal "*" in a path template is refused at load', async (t) => {
+  t.throws(() => operationsOf({ openapi: '3.1.0', paths: { '/files/*': { get: ok } } } as unknown as OpenApiDocument), OpenApiError);
+});
+
+async function planForDoc(doc: Record<string, unknown>) {
+  const yaml = await testConfigYaml('http://127.0.0.1:1', { openapi: { document: './openapi.yaml', allow_public: true } });
+  const { config } = parseSidecarConfig('s.yaml', yaml);
+  return compilePlan(config, { operations: operationsOf({ openapi: '3.1.0', ...doc } as unknown as OpenApiDocument) });
+}
+
+t.test("a server variable's every enum value is a base path (docs/adversarial.md 197)", async (t) => {
+  const plan = await planForDoc({
+    servers: [
+      {
+        url: 'https://api.example.com/{version}/{region}',
+        variables: { version: { default: 'v1', enum: ['v1', 'v2'] }, region: { default: 'eu', enum: ['eu', 'us'] } },
+      },
+    ],
+    paths: { '/items': { get: { operationId: 'list', ...ok } } },
+  });
+  for (const base of ['/v1/eu', '/v1/us', '/v2/eu', '/v2/us']) t.equal(routed(plan, 'GET', `${base}/items`), 'list {}', `${base}/items`);
+  t.equal(routed(plan, 'GET', '/v3/eu/items'), 'ERR_ROUTE_NOT_FOUND', 'a value the enum does not list');
+  const many = Object.fromEntries(['a', 'b', 'c'].map((v) => [v, { default: '0', enum: Array.from({ length: 5 }, (_, i) => String(i)) }]));
+  t.throws(
+    () => operationsOf({ openapi: '3.1.0', servers: [{ url: '/{a}/{b}/{c}', variables: many }], paths: {} } as unknown as OpenApiDocument),
+    { message: /more than 64 base paths/ },
+    '125 base paths are refused',
+  );
+});
+
+t.test("a path item's or an operation's own servers replace the document's", async (t) => {
+  const plan = await planForDoc({
+    servers: [{ url: '/v1' }],
+    paths: {
+      '/items': { get: { operationId: 'list', ...ok }, post: { operationId: 'create', servers: [{ url: '/v2' }], ...ok } },
+      '/admin': { servers: [{ url: '/internal' }], get: { operationId: 'admin', ...ok } },
+    },
+  });
+  t.equal(routed(plan, 'GET', '/v1/items'), 'list {}');
+  t.equal(routed(plan, 'POST', '/v2/items'), 'create {}', "the operation's server");
+  t.equal(routed(plan, 'POST', '/v1/items'), 'ERR_METHOD_NOT_ALLOWED', 'not under the document’s');
+  t.equal(routed(plan, 'GET', '/internal/admin'), 'admin {}', "the path item's server");
+  t.equal(routed(plan, 'GET', '/v1/admin'), 'ERR_ROUTE_NOT_FOUND');
+});
+
+t.test('a colon in a base path is a literal too', async (t) => {
+  const plan = await planForDoc({ servers: [{ url: '/api:v1' }], paths: { '/items': { get: { operationId: 'list', ...ok } } } });
+  t.equal(routed(plan, 'GET', '/api:v1/items'), 'list {}');
+  t.equal(routed(plan, 'GET', '/apiX/items'), 'ERR_ROUTE_NOT_FOUND');
+});
