@@ -7,7 +7,7 @@ import t from 'tap';
 import { parseSidecarConfig } from '../../../src/config/load.js';
 import { OpenApiError, type OpenApiDocument } from '../../../src/openapi/document.js';
 import { operationsOf } from '../../../src/openapi/operations.js';
-import { compilePlan, type RouteMatch } from '../../../src/pipeline/plan.js';
+import { compilePlan } from '../../../src/pipeline/plan.js';
 import { WardenError } from '../../../src/errors.js';
 import { testConfigYaml } from '../../support/sidecar.js';
 
