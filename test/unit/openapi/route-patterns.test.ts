@@ -22,7 +22,7 @@ async function planFor(paths: Record<string, Record<string, unknown>>) {
 
 const routed = (plan: Awaited<ReturnType<typeof planFor>>, method: string, path: string) => {
   const m = plan.resolve(method, path);
-  return m instanceof WardenError ? m.code : `${(m).route.id} ${JSON.stringify((m).params)}`;
+  return m instanceof WardenError ? m.code : `${m.route.id} ${JSON.stringify(m.params)}`;
 };
 
 t.test('a custom method (AIP-136) takes no other path: /items:search was /items + a parameter', async (t) => {
