@@ -62,6 +62,10 @@ function destroyAsClosed(this: ServerHttp2Stream): void {
  */
 export function detachedBody(stream: ServerHttp2Stream): Readable {
   const body = new PassThrough();
+  // Whoever reads the body gets its error; nobody may: undici takes its listener off a request that
+  // was cancelled while queued for a backend connection, and the error the client's reset then put
+  // on the body was uncaught, ending the process (docs/adversarial.md 198).
+  body.on('error', () => undefined);
   stream.once('error', (err: Error) => {
     if (!body.writableEnded) body.destroy(bodyStreamError(err));
   });

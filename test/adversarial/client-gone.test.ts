@@ -137,3 +137,46 @@ t.test('a spooled upload whose client left at its last byte: its file is closed'
   }
   t.equal(open, 0, 'no spool file left open');
 });
+
+t.test('an h2 upload queued for a busy backend connection, then cancelled: the process stays up (it exited)', async (t) => {
+  // One backend connection, held by an upload the backend waits on; uploads behind it queue in
+  // undici. Cancelled there, undici took its error listener off the detached body, and the error
+  // the client's reset put on it was uncaught: the whole sidecar exited (docs/adversarial.md 198).
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { upstream: { connections: 1 }, routes: [{ id: 'open', path: '/*' }] });
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error) => uncaught.push(err);
+  // Without the fix the error would end this test process; caught here, it fails the assertion below instead.
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+  const h2 = await rawH2(s.port, s.ca);
+  t.teardown(() => h2.socket.destroy());
+  await h2.waitFor((fs) => fs.some((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) !== 0), 2000);
+  const upload = (id: number, head: [string, string][]) => [
+    frame(
+      FRAME.HEADERS,
+      FLAG.END_HEADERS,
+      id,
+      headerBlock(requestHeaders('/upload', [['content-type', 'application/octet-stream'], ...head], 'POST')),
+    ),
+    frame(FRAME.DATA, 0, id, Buffer.from('x')),
+  ];
+  h2.send(...upload(1, [['content-length', '100000']])); // holds the only backend connection
+  await sleep(300);
+  h2.send(...upload(3, [['content-length', '100000']]), ...upload(5, [])); // queued: a declared length, and none
+  await sleep(300);
+  h2.send(frame(FRAME.RST_STREAM, 0, 3, Buffer.from([0, 0, 0, 8])), frame(FRAME.RST_STREAM, 0, 5, Buffer.from([0, 0, 0, 8])));
+  await sleep(500);
+  h2.send(frame(FRAME.RST_STREAM, 0, 1, Buffer.from([0, 0, 0, 8]))); // frees the backend connection
+  await sleep(500);
+  t.same(
+    uncaught.map((e) => e.message),
+    [],
+    'no uncaught error',
+  );
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${s.url}/after`, agent)).status, 200, 'and the sidecar serves the next request');
+  t.equal((await fetchText(`${s.adminUrl}/healthz`, agent)).status, 200);
+});

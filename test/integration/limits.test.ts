@@ -62,6 +62,32 @@ function cases(t: Test) {
     t.equal(backend.requests.length, 0, 'none reached the backend');
   });
 
+  t.test('h2 cookie crumbs count as the one Cookie field they are joined into, as over HTTP/1.1', async (t) => {
+    // RFC 9113 §8.2.3: a client may send each cookie pair as a field of its own (Go's does). 25
+    // pairs over max_header_count 20: one Cookie field over HTTP/1.1, 25 fields over h2 (431 before).
+    backend.requests.length = 0;
+    const pairs = Array.from({ length: 25 }, (_, i) => `c${i}=v${i}`);
+    t.equal(statusOf(await rawTls(s.port, `GET /c1 HTTP/1.1\r\nHost: a\r\nCookie: ${pairs.join('; ')}\r\n\r\n`, { ca: s.ca })), 200, 'h1');
+    const session = http2.connect(s.url, { ca: s.ca });
+    t.teardown(() => session.close());
+    const req = session.request({ ':path': '/c2', cookie: pairs }); // an array: one field per pair
+    req.resume();
+    const status = await new Promise<number>((resolve) => req.once('response', (h) => resolve(Number(h[':status']))));
+    t.equal(status, 200, 'h2, one field per pair');
+    t.equal(backend.requests.at(-1)?.headers.cookie, pairs.join('; '), 'the backend gets them joined, as one field');
+    const many = session.request({
+      ':path': '/c3',
+      cookie: pairs.slice(0, 5),
+      ...Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`x-h${i}`, 'v'])),
+    });
+    many.resume();
+    t.equal(
+      await new Promise<number>((resolve) => many.once('response', (h) => resolve(Number(h[':status'])))),
+      431,
+      'other fields still count one by one',
+    );
+  });
+
   t.test('body size: 413 from Content-Length before forwarding; cut off mid-stream without it', async (t) => {
     for (const h2 of [false, true]) {
       const agent = testAgent(s.ca, { h2 });
