@@ -235,6 +235,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
           checkFraming(headers, req.rawHeaders) ??
           checkH2Host(headers))
         : checkH1Request(req as IncomingMessage, gen.limits)) ??
+      checkHostForm(headers.host ?? (headers[':authority'] as string | undefined)) ??
       (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
     if (early) return refuse(early);
     // Shed before any work: a refusal costs far less than queueing behind a saturated backend.
@@ -520,6 +521,22 @@ function checkH2Host(headers: IncomingHttpHeaders): WardenError | undefined {
   const authority = headers[':authority'] as string | undefined;
   if (host === undefined || authority === undefined || host.toLowerCase() === authority.toLowerCase()) return undefined;
   return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'h2.host', detail: 'The Host header differs from :authority.' });
+}
+
+/**
+ * A Host (or :authority) is `uri-host [":" port]` (RFC 9110 §7.2): no userinfo (`localhost@evil.example`,
+ * which RFC 9110 §4.2.4 says to treat as an error), no list (`a.example,evil.example`, two Hosts
+ * joined), no white space. It reached the backend as Host and X-Forwarded-Host, where a backend that
+ * checks Host by its prefix and builds absolute URLs from it (redirects, reset links) names the other.
+ */
+const HOST_FORM = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(?::[0-9]*)?$/;
+
+function checkHostForm(host: string | undefined): WardenError | undefined {
+  if (host === undefined || HOST_FORM.test(host)) return undefined;
+  return new WardenError('ERR_REQUEST_MALFORMED', {
+    rule: 'host.form',
+    detail: 'The Host is not a host name or address with an optional port.',
+  });
 }
 
 /**

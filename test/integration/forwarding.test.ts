@@ -694,3 +694,38 @@ t.test('a backend response repeating a single-value field: 502 on HTTP/1.1 and h
     );
   }
 });
+
+t.test('a Host (or :authority) with userinfo, a list or white space is refused, over HTTP/1.1 and h2', async (t) => {
+  // RFC 9110 §4.2.4, §7.2: it reached the backend as Host and X-Forwarded-Host, where a backend that
+  // checks Host by its prefix and builds absolute URLs from it names the other host (adversarial.md 200).
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const cert = await testCertificate();
+  const port = s.port;
+  for (const version of ['--http1.1', '--http2']) {
+    for (const host of [`localhost@evil.example:${port}`, `evil@localhost:${port}`, `a.example,evil.example`]) {
+      const r = await curl([
+        version,
+        '-s',
+        '--cacert',
+        cert.certFile,
+        '-H',
+        `Host: ${host}`,
+        '--connect-to',
+        `${host}:${port}:127.0.0.1:${port}`,
+        `${s.url}/echo`,
+      ]);
+      t.equal(r.status, 400, `${version} Host ${host}: 400`);
+      t.match(r.body, /"code":"ERR_REQUEST_MALFORMED"/);
+    }
+    for (const host of [`localhost:${port}`, `[::1]:${port}`, `127.0.0.1:${port}`, 'my_host.internal']) {
+      const r = await curl([version, '-s', '--cacert', cert.certFile, '-H', `Host: ${host}`, `${s.url}/echo`]);
+      t.equal(r.status, 200, `${version} Host ${host}: 200`);
+    }
+  }
+  t.notOk(
+    backend.requests.some((r) => /@|,/.test(String(r.headers.host))),
+    'the backend never saw them',
+  );
+});
