@@ -42,13 +42,22 @@ export interface Decision {
   readonly resetMs: number;
 }
 
-/** The decision and the TAT to store (undefined when refused: nothing changes). */
+/**
+ * The decision and the TAT to store (undefined when nothing changes: a refusal). A stored TAT is at
+ * most `burstOffset` ahead of the clock under the settings that stored it; one further ahead was
+ * stored under others (a reload that raised the rate, or a replica of the old settings sharing the
+ * Redis buckets) and is taken as an empty bucket of these, stored so even when refused: 1 request
+ * an hour, then 100 a second, refused the client for the rest of the hour (Retry-After 3599 beside
+ * a 1 s policy).
+ */
 export function gcra(bucket: Bucket, storedTat: number, now: number): { decision: Decision; tat: number | undefined } {
-  const tat = Math.max(storedTat, now);
+  // An allowed TAT may run up to EPSILON_MS past burstOffset (the float tolerance below).
+  const capped = storedTat > now + bucket.burstOffset + EPSILON_MS;
+  const tat = capped ? now + bucket.burstOffset : Math.max(storedTat, now);
   const newTat = tat + bucket.interval * bucket.cost;
   const allowAt = newTat - bucket.burstOffset;
   if (now < allowAt - EPSILON_MS) {
-    return { decision: { allowed: false, remaining: 0, retryAfterMs: allowAt - now, resetMs: tat - now }, tat: undefined };
+    return { decision: { allowed: false, remaining: 0, retryAfterMs: allowAt - now, resetMs: tat - now }, tat: capped ? tat : undefined };
   }
   return { decision: decisionAfter(bucket, newTat - now), tat: newTat };
 }

@@ -25,6 +25,10 @@ local interval = tonumber(ARGV[1])
 local burstOffset = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
+if tat > now + burstOffset + tonumber(ARGV[4]) then
+  tat = now + burstOffset
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil(burstOffset) + 1)
+end
 local newTat = tat + interval * tonumber(ARGV[3])
 local allowAt = newTat - burstOffset
 if now < allowAt - tonumber(ARGV[4]) then

@@ -10,6 +10,7 @@ import { demoIssuer } from '../support/demo-issuer.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { Redis } from 'ioredis';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
 import { startTestRedis } from '../support/redis.js';
 import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
 
@@ -166,6 +167,38 @@ t.test('redis store: services sharing one Redis with the default prefix keep the
   const probe = new Redis(redis.url);
   t.teardown(() => probe.disconnect());
   t.same((await probe.keys('*')).sort(), ['warden:rl:inventory:api|ip:127.0.0.1', 'warden:rl:orders:api|ip:127.0.0.1']);
+});
+
+t.test('a limit raised by a reload: the client is not held to the old rate (memory and redis)', async (t) => {
+  // 1 an hour, then 100 a second: the TAT stored under the first was read as a debt of an hour
+  // under the second (429, Retry-After 3599, beside a 1 s policy; docs/adversarial.md 201).
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const redis = await startTestRedis(t);
+  for (const store of ['memory', 'redis'] as const) {
+    const limits = { store, ...(store === 'redis' ? { redis: redis.url, prefix: `raised:` } : {}), key: ['ip'] };
+    const config = (rate: number, per: string) => ({
+      rate_limits: limits,
+      routes: [{ id: 'api', path: '/echo', rate_limit: { rate, per } }],
+    });
+    const s = await startTestSidecar(t, backend.url, config(1, '1h'));
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    t.equal((await fetchText(`${s.url}/echo`, agent)).status, 200, `${store}: the hour's one request`);
+    const held = await fetchText(`${s.url}/echo`, agent);
+    t.equal(held.status, 429, `${store}: then 429`);
+    t.ok(Number(held.headers['retry-after']) > 3000, `${store}: for most of an hour`);
+    const text = await testConfigYaml(backend.url, config(100, '1s'));
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(s.sidecar.current.loaded.file, text)), `${store}: reloaded at 100 a second`);
+    const first = await fetchText(`${s.url}/echo`, agent);
+    if (first.status === 429) t.ok(Number(first.headers['retry-after']) <= 1, `${store}: a refusal now waits a token of the new rate`);
+    let status = first.status;
+    for (let i = 0; i < 20 && status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await fetchText(`${s.url}/echo`, agent)).status;
+    }
+    t.equal(status, 200, `${store}: served again under the new rate`);
+  }
 });
 
 t.test('keyed by client_id: failed authentications are charged to the address and refused before the IdP', async (t) => {

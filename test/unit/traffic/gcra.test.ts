@@ -73,3 +73,25 @@ t.test('memory limiter: exact under a burst of calls, and bounded in keys', asyn
   limiter.take('after', b);
   t.ok(limiter.size <= 100 - 16, 'keys whose buckets are full again are dropped, several per new key');
 });
+
+t.test('a TAT stored under a slower rate is read as an empty bucket of the new one, not as its debt', async (t) => {
+  // A reload (or a replica of the old settings sharing Redis) raised the route from 1 an hour to 100 a second.
+  const hourly = bucketOf({ rate: 1, per: 3_600_000 });
+  const fast = bucketOf({ rate: 100, per: 1000 });
+  const now = 5_000_000;
+  const stored = gcra(hourly, 0, now).tat as number;
+  const refused = gcra(fast, stored, now + 1);
+  t.notOk(refused.decision.allowed, 'the bucket is empty under the new rate');
+  t.ok(
+    refused.decision.retryAfterMs <= fast.interval,
+    `and a token comes back within ${fast.interval} ms (${refused.decision.retryAfterMs}), not the hour`,
+  );
+  t.ok(refused.decision.resetMs <= fast.burstOffset, 'full again within the new burst');
+  const kept = refused.tat;
+  t.ok(kept !== undefined && kept <= now + 1 + fast.burstOffset, 'the empty bucket is stored, though refused');
+  t.ok(gcra(fast, kept ?? stored, now + 1 + fast.interval).decision.allowed, 'allowed one interval later');
+  // Unchanged settings: the cap never applies (an allowed TAT is at most burstOffset ahead).
+  let tat = 0;
+  for (let i = 0; i < 100; i++) tat = gcra(fast, tat, now).tat ?? tat;
+  t.notOk(gcra(fast, tat, now).decision.allowed, 'a burst still ends where it did');
+});
