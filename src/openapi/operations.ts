@@ -46,6 +46,8 @@ export interface ParameterObject {
   style?: string;
   explode?: boolean;
   schema?: Record<string, unknown>;
+  /** In place of `schema`: one media type and its schema (content-parameters.ts). */
+  content?: Record<string, { schema?: Record<string, unknown> }>;
 }
 
 export interface RequestBodyObject {

@@ -1,25 +1,27 @@
 /**
  * Per-operation request validation compiled at startup from the OpenAPI document: parameters (path,
- * query, header, cookie — decoded per their style and coerced only where the schema's type says so)
+ * query, header, cookie — decoded per their style and coerced only where the schema's type says so,
+ * or parsed as JSON where they are described by `content`: content-parameters.ts)
  * and bodies by content type (JSON and form-urlencoded), with ajv validators built once. On the
  * request path a validation is one decode and one or two compiled-function calls. A string read as
  * a number must be spelled plainly (number-spellings.ts): ajv's coercion reads `1000000e-4` as 100.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { unescape as percentDecoded } from 'node:querystring';
-import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
-import type { Violation } from './violation.js';
+import { caseVariant, firstViolation, type Violation } from './violation.js';
 import { isArraySchema, isObjectSchema } from './schema-types.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
 import { contentByMediaType } from './media-type-keys.js';
+import { compileContentParameter, type ContentCheck } from './content-parameters.js';
 
 export type { Violation } from './violation.js';
 
@@ -40,15 +42,6 @@ export interface RequestValidator {
    * other stages. Returns 'unsupported' for a content type the operation does not list.
    */
   body(contentType: string | undefined, request: BufferedBody): BodyVerdict | Promise<BodyVerdict>;
-}
-
-function firstViolation(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Violation {
-  const e = errors?.[0];
-  if (!e) return { pointer: prefix || '/', message: 'is invalid' };
-  const where =
-    e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}` : e.instancePath;
-  const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid');
-  return { pointer: prefix + where, message: message.slice(0, 200) };
 }
 
 /**
@@ -92,11 +85,13 @@ interface ParameterReading {
   readonly listedProperties: ReadonlySet<string>;
   /** Where its schema reads a string as a number, which spellings it takes (undefined: nowhere). */
   readonly numbers: NumberSpellings | undefined;
+  /** A `content` (JSON) parameter's own check; its entry in the parameters' schema is `{}`. */
+  readonly content: ContentCheck | undefined;
   /** `/query/limit`: where its violations point. */
   readonly pointer: string;
 }
 
-function readingOf(p: ParameterObject): ParameterReading {
+function readingOf(p: ParameterObject, content: ContentCheck | undefined): ParameterReading {
   const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
   const explode = p.explode ?? style === 'form';
   const properties = isObjectSchema(p.schema) ? ((p.schema?.properties as Record<string, Record<string, unknown>> | undefined) ?? {}) : {};
@@ -108,8 +103,16 @@ function readingOf(p: ParameterObject): ParameterReading {
     properties: Object.keys(properties),
     listedProperties: new Set(Object.keys(properties).filter((name) => isArraySchema(properties[name]))),
     numbers: compileNumberSpellings(p.schema),
+    content,
     pointer: `/${p.in}/${p.in === 'header' ? p.name.toLowerCase() : p.name}`,
   };
+}
+
+/** A decoded value's own checks, before the parameters' schema: its number spellings, or its JSON (a `content` parameter). */
+function valueProblem(reading: ParameterReading, value: unknown): Violation | undefined {
+  const spelling = reading.numbers?.check(value, reading.pointer);
+  if (spelling) return spelling;
+  return reading.content && typeof value === 'string' ? reading.content(value, reading.pointer) : undefined;
 }
 
 /** A value given more than once where the schema holds one (see ParameterReading). */
@@ -241,11 +244,6 @@ function cookieReadAs(name: string, names: NameReadings): string | undefined {
   return names.readAs(name.includes('%') ? percentDecoded(name) : name)?.declared;
 }
 
-/** A name a case-insensitive backend would bind to `declared` (case-variants.ts). */
-function caseVariant(pointer: string, declared: string): Violation {
-  return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
-}
-
 /** A query key or form field the operation does not own, when a backend would read it as a declared name (name-readings.ts). */
 function misread(key: string, names: NameReadings, at: string): Violation | undefined {
   const read = names.readAs(key);
@@ -286,14 +284,17 @@ export function compileRequestValidator(
     cookie: [] as ParameterObject[],
   };
   for (const p of op.parameters) byIn[p.in]?.push(p);
+  const contentChecks = new Map(op.parameters.map((p) => [p, compileContentParameter(p, op, compiler, options.readOnly !== 'allow')]));
+  const reading = (p: ParameterObject) => readingOf(p, contentChecks.get(p));
   const readings = {
-    path: byIn.path.map(readingOf),
-    query: byIn.query.map(readingOf),
-    header: byIn.header.map(readingOf),
-    cookie: byIn.cookie.map(readingOf),
+    path: byIn.path.map(reading),
+    query: byIn.query.map(reading),
+    header: byIn.header.map(reading),
+    cookie: byIn.cookie.map(reading),
   };
   const cookieNames: ReadonlySet<string> = new Set(byIn.cookie.map((p) => p.name));
   const cookieReadings = compileNameReadings(byIn.cookie);
+  // A `content` parameter has no `schema`: `{}` here (required or not), its value checked on its own.
   const group = (list: ParameterObject[], additional: boolean) => ({
     type: 'object',
     properties: Object.fromEntries(list.map((p) => [p.in === 'header' ? p.name.toLowerCase() : p.name, p.schema ?? {}])),
@@ -381,9 +382,8 @@ export function compileRequestValidator(
       for (const r of readings.path) {
         const v = parts.params[r.p.name];
         if (v === undefined) continue;
-        const value = (data.path[r.p.name] = decodeParameter(r, [v], undefined));
-        const spelling = r.numbers?.check(value, r.pointer);
-        if (spelling) return spelling;
+        const problem = valueProblem(r, (data.path[r.p.name] = decodeParameter(r, [v], undefined)));
+        if (problem) return problem;
       }
       for (const r of readings.query) {
         const p = r.p;
@@ -392,8 +392,8 @@ export function compileRequestValidator(
         const v = decodeParameter(r, raw, query);
         if (v instanceof Repeated) return givenTwice(v.pointer);
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) {
-          const spelling = r.numbers?.check(v, r.pointer);
-          if (spelling) return spelling;
+          const problem = valueProblem(r, v);
+          if (problem) return problem;
           data.query[p.name] = v;
         }
       }
@@ -408,9 +408,8 @@ export function compileRequestValidator(
         const name = r.p.name.toLowerCase();
         const v = parts.headers[name];
         if (v === undefined) continue;
-        const value = (data.header[name] = decodeParameter(r, [String(v)], undefined));
-        const spelling = r.numbers?.check(value, r.pointer);
-        if (spelling) return spelling;
+        const problem = valueProblem(r, (data.header[name] = decodeParameter(r, [String(v)], undefined)));
+        if (problem) return problem;
       }
       if (cookieNames.size > 0) {
         const cookies = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings);
@@ -419,9 +418,8 @@ export function compileRequestValidator(
           const values = cookies.get(r.p.name);
           if (values === undefined) continue;
           if (values.length > 1 && !r.listed) return givenTwice(`/cookie/${r.p.name}`);
-          const value = (data.cookie[r.p.name] = decodeParameter(r, values, undefined));
-          const spelling = r.numbers?.check(value, r.pointer);
-          if (spelling) return spelling;
+          const problem = valueProblem(r, (data.cookie[r.p.name] = decodeParameter(r, values, undefined)));
+          if (problem) return problem;
         }
       }
       return validateParams(data) ? undefined : firstViolation(validateParams.errors);

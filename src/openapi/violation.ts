@@ -1,6 +1,23 @@
+import type { ErrorObject } from 'ajv';
+
 /** A request's first departure from its operation's schema, as the problem document reports it. */
 export interface Violation {
   /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
   readonly pointer: string;
   readonly message: string;
+}
+
+/** ajv's first error as a violation under `prefix` (`/body`, `/query/filter`). */
+export function firstViolation(errors: readonly ErrorObject[] | null | undefined, prefix = ''): Violation {
+  const e = errors?.[0];
+  if (!e) return { pointer: prefix || '/', message: 'is invalid' };
+  const where =
+    e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}` : e.instancePath;
+  const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid');
+  return { pointer: prefix + where, message: message.slice(0, 200) };
+}
+
+/** A name a case-insensitive backend would bind to `declared` (case-variants.ts). */
+export function caseVariant(pointer: string, declared: string): Violation {
+  return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
 }

@@ -690,6 +690,42 @@ paths:
   t.equal(backend.requests.length, 2);
 });
 
+t.test('inputs the document describes that were never checked: a content parameter (red-team O1)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = openApiFile(`openapi: 3.0.3
+info: { title: t, version: '1' }
+paths:
+  /search:
+    get:
+      operationId: search
+      parameters:
+        - name: filter
+          in: query
+          content:
+            application/json:
+              schema: { type: object, additionalProperties: false, properties: { role: { type: string, enum: [user] } } }
+      responses: { '200': { description: ok } }
+`);
+  const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const problem = async (path: string) => {
+    const r = await fetchText(`${s.url}${path}`, agent);
+    return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
+  };
+  const filter = (value: string) => `/search?filter=${encodeURIComponent(value)}`;
+  t.match(await problem(filter('{"role":"admin"}')), {
+    status: 400,
+    code: 'ERR_REQUEST_INVALID',
+    errors: [{ pointer: '/query/filter/role', message: 'must be equal to one of the allowed values' }],
+  });
+  t.match(await problem('/search?filter=zzz'), { status: 400, errors: [{ pointer: '/query/filter', message: 'is not valid JSON' }] });
+  t.equal(backend.requests.length, 0, 'neither forwarded');
+  t.equal((await problem(filter('{"role":"user"}'))).status, 200, 'a valid filter');
+  t.equal(backend.requests.length, 1);
+});
+
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
