@@ -22,6 +22,7 @@ import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js'
 import { escapePointer } from './subschemas.js';
 import { contentByMediaType } from './media-type-keys.js';
 import { compileContentParameter, type ContentCheck } from './content-parameters.js';
+import { describesStructuredData } from './structured-schema.js';
 
 export type { Violation } from './violation.js';
 
@@ -31,7 +32,16 @@ export interface RequestParts {
   readonly headers: IncomingHttpHeaders;
 }
 
-export type BodyVerdict = Violation | 'unsupported' | undefined;
+/**
+ * A body in a type Warden does not parse, matched only by a range key (`*\/*`, `text/*`) whose
+ * schema describes an object or an array: refused (415) rather than forwarded unchecked.
+ * `checkable`: the media types that schema is checked in.
+ */
+export interface UncheckableMediaType {
+  readonly checkable: string;
+}
+
+export type BodyVerdict = Violation | 'unsupported' | UncheckableMediaType | undefined;
 
 export interface RequestValidator {
   /** Whether a body is expected: the body stage buffers only then. */
@@ -39,7 +49,8 @@ export interface RequestValidator {
   params(parts: RequestParts): Violation | undefined;
   /**
    * The request's buffered body (`undefined` = none was sent), whose JSON parse it keeps for the
-   * other stages. Returns 'unsupported' for a content type the operation does not list.
+   * other stages. Returns 'unsupported' for a content type the operation does not list, and
+   * UncheckableMediaType for one whose schema it cannot check.
    */
   body(contentType: string | undefined, request: BufferedBody): BodyVerdict | Promise<BodyVerdict>;
 }
@@ -194,6 +205,19 @@ function multipartFields(contentType: string, body: Buffer): Promise<Record<stri
 /** Bodies of named text fields, read as strings and coerced to their schema's types like parameters. */
 const FIELD_MEDIA_TYPES: ReadonlySet<string> = new Set([FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE]);
 
+/** The media types, within a range key, in which Warden parses a body and so can check its schema. */
+function checkableIn(range: string): string {
+  const types =
+    range === '*/*'
+      ? ['application/json', FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE]
+      : [
+          `${range.slice(0, -2)}/json`,
+          ...(range === 'application/*' ? [FORM_MEDIA_TYPE] : []),
+          ...(range === 'multipart/*' ? [MULTIPART_MEDIA_TYPE] : []),
+        ];
+  return `${types.join(', ')} or a +json type`;
+}
+
 /** Parts of one multipart body validation reads; more are refused (busboy used to drop them silently). */
 const MAX_MULTIPART_PARTS = 1000;
 
@@ -345,6 +369,12 @@ export function compileRequestValidator(
         : null,
     );
   }
+  // Range keys whose schema describes an object or an array: a body in a type Warden does not parse
+  // is refused there, not forwarded unchecked (structured-schema.ts).
+  const unparsedRefused = new Map<string, UncheckableMediaType>();
+  for (const [mime, { media }] of keyed) {
+    if (mime.endsWith('/*') && describesStructuredData(media.schema)) unparsedRefused.set(mime, { checkable: checkableIn(mime) });
+  }
   // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.
   const fieldNumbers = new Map<string, NumberSpellings | undefined>();
   for (const [mime, { media }] of keyed) {
@@ -432,6 +462,7 @@ export function compileRequestValidator(
       if (!found) return 'unsupported';
       const [mime, validate, key] = found;
       if (!validate) return undefined;
+      if (key !== mime && !isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime)) return unparsedRefused.get(key);
       if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
@@ -457,7 +488,7 @@ export function compileRequestValidator(
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );
       }
-      return undefined; // other media types: forwarded unvalidated
+      return undefined; // other media types, declared as such: forwarded unvalidated
     },
   };
 }

@@ -6,18 +6,24 @@
  */
 import { WardenError } from '../errors.js';
 import { contentTypeRefusal } from '../net/media-type.js';
-import type { RequestValidator, Violation } from '../openapi/request-validator.js';
+import type { BodyVerdict, RequestValidator } from '../openapi/request-validator.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
 
 export type ValidationMode = 'enforce' | 'report' | 'off';
 
-function refusal(v: Violation | 'unsupported'): WardenError {
+function refusal(v: NonNullable<BodyVerdict>): WardenError {
   if (v === 'unsupported') {
     return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
       rule: 'openapi.content',
       detail: 'This operation does not accept that Content-Type.',
+    });
+  }
+  if ('checkable' in v) {
+    return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+      rule: 'openapi.content',
+      detail: `This operation's body schema can be checked only in ${v.checkable}: send the body as one of those.`,
     });
   }
   // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
@@ -29,7 +35,7 @@ function refusal(v: Violation | 'unsupported'): WardenError {
   });
 }
 
-function verdictOf(v: Violation | 'unsupported' | undefined, mode: ValidationMode, ctx: RequestContext, events: EventBus | undefined) {
+function verdictOf(v: BodyVerdict, mode: ValidationMode, ctx: RequestContext, events: EventBus | undefined) {
   if (v === undefined) return undefined;
   if (mode === 'enforce') return refusal(v);
   reportDetected(events, refusal(v), ctx);

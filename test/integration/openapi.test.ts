@@ -690,7 +690,7 @@ paths:
   t.equal(backend.requests.length, 2);
 });
 
-t.test('inputs the document describes that were never checked: a content parameter (red-team O1)', async (t) => {
+t.test('inputs the document describes that were never checked: a content parameter, a body under */* (red-team O1, O2)', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const document = openApiFile(`openapi: 3.0.3
@@ -705,6 +705,19 @@ paths:
           content:
             application/json:
               schema: { type: object, additionalProperties: false, properties: { role: { type: string, enum: [user] } } }
+      responses: { '200': { description: ok } }
+  /anybody:
+    post:
+      operationId: anybody
+      requestBody:
+        required: true
+        content:
+          '*/*': { schema: { type: object, additionalProperties: false, properties: { role: { type: string, enum: [user] } } } }
+      responses: { '200': { description: ok } }
+  /upload:
+    post:
+      operationId: upload
+      requestBody: { required: true, content: { '*/*': { schema: { type: string, format: binary } } } }
       responses: { '200': { description: ok } }
 `);
   const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
@@ -724,6 +737,22 @@ paths:
   t.equal(backend.requests.length, 0, 'neither forwarded');
   t.equal((await problem(filter('{"role":"user"}'))).status, 200, 'a valid filter');
   t.equal(backend.requests.length, 1);
+
+  const post = async (path: string, type: string, body: string) => {
+    const r = await fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
+    return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
+  };
+  for (const type of ['text/plain', 'application/octet-stream'])
+    t.match(
+      await post('/anybody', type, '{"role":"admin"}'),
+      { status: 415, code: 'ERR_MEDIA_TYPE_UNSUPPORTED', detail: /checked only in application\/json, .*multipart\/form-data/ },
+      `${type}: the */* schema cannot be checked`,
+    );
+  t.match(await post('/anybody', 'application/json', '{"role":"admin"}'), { status: 400, errors: [{ pointer: '/body/role' }] });
+  t.equal(backend.requests.length, 1, 'none forwarded');
+  t.equal((await post('/anybody', 'application/json', '{"role":"user"}')).status, 200);
+  t.equal((await post('/upload', 'application/octet-stream', '{"role":"admin"}')).status, 200, 'an upload under */* is forwarded');
+  t.equal(backend.requests.length, 3);
 });
 
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
