@@ -23,6 +23,7 @@ import { escapePointer } from './subschemas.js';
 import { contentByMediaType } from './media-type-keys.js';
 import { compileContentParameter, type ContentCheck } from './content-parameters.js';
 import { describesStructuredData } from './structured-schema.js';
+import { compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 
 export type { Violation } from './violation.js';
 
@@ -345,14 +346,17 @@ export function compileRequestValidator(
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
-  // (case-variants.ts), form and multipart fields like query keys (name-readings.ts).
-  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings }>();
+  // (case-variants.ts), form and multipart fields like query keys (name-readings.ts), top-level
+  // names a backend merging query and body reads as a parameter (body-parameters.ts).
+  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings; parameters: ParameterShadows | undefined }>();
   // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
   const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
-      const fields = compileNameReadings(topLevelNames(media.schema).map((name) => ({ name, in: 'query' as const })));
-      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields });
+      const properties = topLevelNames(media.schema);
+      const fields = compileNameReadings(properties.map((name) => ({ name, in: 'query' as const })));
+      const parameters = compileParameterShadows(op.parameters, properties);
+      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields, parameters });
     }
     bodyValidators.set(
       mime,
@@ -383,8 +387,8 @@ export function compileRequestValidator(
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
   const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
-    const names = bodyNames.get(mediaKey)?.fields;
-    return names && misreadName(keys, names, '/body');
+    const names = bodyNames.get(mediaKey);
+    return names && (misreadName(keys, names.fields, '/body') ?? names.parameters?.(keys));
   };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
@@ -468,8 +472,11 @@ export function compileRequestValidator(
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         const value = json.value;
         if (!validate(value)) return firstViolation(validate.errors, '/body');
-        const variant = bodyNames.get(key)?.json.find(value, '/body');
-        return variant && caseVariant(variant.pointer, variant.declared);
+        const names = bodyNames.get(key);
+        const variant = names?.json.find(value, '/body');
+        if (variant) return caseVariant(variant.pointer, variant.declared);
+        const object = typeof value === 'object' && value !== null && !Array.isArray(value);
+        return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);

@@ -690,10 +690,12 @@ paths:
   t.equal(backend.requests.length, 2);
 });
 
-t.test('inputs the document describes that were never checked: a content parameter, a body under */* (red-team O1, O2)', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const document = openApiFile(`openapi: 3.0.3
+t.test(
+  'inputs the document describes that were never checked: a content parameter, a body under */*, a body field named as a query parameter (red-team O1–O3)',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const document = openApiFile(`openapi: 3.0.3
 info: { title: t, version: '1' }
 paths:
   /search:
@@ -719,41 +721,62 @@ paths:
       operationId: upload
       requestBody: { required: true, content: { '*/*': { schema: { type: string, format: binary } } } }
       responses: { '200': { description: ok } }
+  /items:
+    post:
+      operationId: createItem
+      parameters: [{ name: limit, in: query, schema: { type: integer, maximum: 100 } }]
+      requestBody:
+        content:
+          application/x-www-form-urlencoded: { schema: { type: object, properties: { name: { type: string, maxLength: 20 } } } }
+      responses: { '200': { description: ok } }
 `);
-  const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
-  const problem = async (path: string) => {
-    const r = await fetchText(`${s.url}${path}`, agent);
-    return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
-  };
-  const filter = (value: string) => `/search?filter=${encodeURIComponent(value)}`;
-  t.match(await problem(filter('{"role":"admin"}')), {
-    status: 400,
-    code: 'ERR_REQUEST_INVALID',
-    errors: [{ pointer: '/query/filter/role', message: 'must be equal to one of the allowed values' }],
-  });
-  t.match(await problem('/search?filter=zzz'), { status: 400, errors: [{ pointer: '/query/filter', message: 'is not valid JSON' }] });
-  t.equal(backend.requests.length, 0, 'neither forwarded');
-  t.equal((await problem(filter('{"role":"user"}'))).status, 200, 'a valid filter');
-  t.equal(backend.requests.length, 1);
+    const s = await startTestSidecar(t, backend.url, { openapi: { document, allow_public: true } });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const problem = async (path: string) => {
+      const r = await fetchText(`${s.url}${path}`, agent);
+      return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
+    };
+    const filter = (value: string) => `/search?filter=${encodeURIComponent(value)}`;
+    t.match(await problem(filter('{"role":"admin"}')), {
+      status: 400,
+      code: 'ERR_REQUEST_INVALID',
+      errors: [{ pointer: '/query/filter/role', message: 'must be equal to one of the allowed values' }],
+    });
+    t.match(await problem('/search?filter=zzz'), { status: 400, errors: [{ pointer: '/query/filter', message: 'is not valid JSON' }] });
+    t.equal(backend.requests.length, 0, 'neither forwarded');
+    t.equal((await problem(filter('{"role":"user"}'))).status, 200, 'a valid filter');
+    t.equal(backend.requests.length, 1);
 
-  const post = async (path: string, type: string, body: string) => {
-    const r = await fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
-    return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
-  };
-  for (const type of ['text/plain', 'application/octet-stream'])
-    t.match(
-      await post('/anybody', type, '{"role":"admin"}'),
-      { status: 415, code: 'ERR_MEDIA_TYPE_UNSUPPORTED', detail: /checked only in application\/json, .*multipart\/form-data/ },
-      `${type}: the */* schema cannot be checked`,
-    );
-  t.match(await post('/anybody', 'application/json', '{"role":"admin"}'), { status: 400, errors: [{ pointer: '/body/role' }] });
-  t.equal(backend.requests.length, 1, 'none forwarded');
-  t.equal((await post('/anybody', 'application/json', '{"role":"user"}')).status, 200);
-  t.equal((await post('/upload', 'application/octet-stream', '{"role":"admin"}')).status, 200, 'an upload under */* is forwarded');
-  t.equal(backend.requests.length, 3);
-});
+    const post = async (path: string, type: string, body: string) => {
+      const r = await fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
+      return { status: r.status, ...(r.status === 200 ? {} : r.json<object>()) };
+    };
+    for (const type of ['text/plain', 'application/octet-stream'])
+      t.match(
+        await post('/anybody', type, '{"role":"admin"}'),
+        { status: 415, code: 'ERR_MEDIA_TYPE_UNSUPPORTED', detail: /checked only in application\/json, .*multipart\/form-data/ },
+        `${type}: the */* schema cannot be checked`,
+      );
+    t.match(await post('/anybody', 'application/json', '{"role":"admin"}'), { status: 400, errors: [{ pointer: '/body/role' }] });
+    t.equal(backend.requests.length, 1, 'none forwarded');
+    t.equal((await post('/anybody', 'application/json', '{"role":"user"}')).status, 200);
+    t.equal((await post('/upload', 'application/octet-stream', '{"role":"admin"}')).status, 200, 'an upload under */* is forwarded');
+    t.equal(backend.requests.length, 3);
+
+    // CPython's cgi.FieldStorage (Rails' params, PHP's $_REQUEST) reads the body's limit as the query's.
+    const form = 'application/x-www-form-urlencoded';
+    for (const body of ['name=x&limit=1000', 'name=x&limit[]=1000'])
+      t.match(
+        await post('/items?limit=5', form, body),
+        { status: 400, code: 'ERR_REQUEST_INVALID', errors: [{ pointer: /^\/body\/limit/, message: /query parameter "limit"/ }] },
+        body,
+      );
+    t.equal(backend.requests.length, 3, 'not forwarded');
+    t.equal((await post('/items?limit=5', form, 'name=x')).status, 200);
+    t.equal(backend.requests.length, 4);
+  },
+);
 
 t.test('response validation in report mode: findings about the backend, the response unchanged', async (t) => {
   const backend = await startTestBackend();
