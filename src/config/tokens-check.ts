@@ -12,6 +12,8 @@ import type { SidecarConfig } from './types.js';
 type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
 
 const MAX_LEEWAY_MS = 5 * 60_000;
+/** Each write-back pass reads one Redis key per revocation held: not a busy loop. */
+const MIN_WRITE_BACK_MS = 100;
 
 export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const tokens = config.tokens;
@@ -112,6 +114,8 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
       'is required when no issuer introspects: the entries in Redis are authenticated with it (the same secret on every replica, e.g. ${file:…})',
     );
   }
+  if (tokens.shared && tokens.shared.write_back < MIN_WRITE_BACK_MS)
+    yield issue(['tokens', 'shared', 'write_back'], `must be at least ${MIN_WRITE_BACK_MS}ms (each pass reads a key per revocation held)`);
   if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {
     yield issue(['tokens', 'authn', 'mode'], 'is "introspect" but no issuer has an introspection client (tokens.issuers[].introspection)');
   }

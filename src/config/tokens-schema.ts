@@ -145,6 +145,7 @@ export const tokensSchema = {
         // (one prefix for every service let each read the others' answers and revocations).
         prefix: { type: 'string', minLength: 1, 'x-expect': 'a key prefix such as "warden:orders:"' },
         revocation_lag: duration('30s'),
+        write_back: duration('30s'),
         key: {
           type: 'string',
           minLength: 32,

@@ -208,6 +208,8 @@ export interface TokensConfig {
     prefix?: string;
     /** No replica trusts an introspection result older than this; revocations known to one replica reach all at once. */
     revocation_lag: number;
+    /** How often each replica writes the revocations it holds back where Redis has no mark (evicted, refused, restarted empty). */
+    write_back: number;
     /** The HMAC key of what the replicas store; absent = derived from the introspection client credentials. */
     key?: string;
   };

@@ -7,14 +7,19 @@
  * that Redis could otherwise log in as anyone. A Redis that stops answering but keeps its
  * connection open counts as down after a few timeouts (redis-stall-guard.ts): requests then skip it
  * at once instead of each waiting the command timeout, and nothing is left queued for when it wakes.
+ *
+ * Every replica writes the revocations it holds back to Redis every `writeBackMs`, besides after
+ * each reconnect: a mark Redis lost without dropping a connection (evicted, deleted) or refused
+ * (out of memory, read-only after a failover) reached no replica started later otherwise.
  */
 import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 import type { SharedSeal } from './shared-seal.js';
 import { MAX_REVOKED_TOKENS } from './token-denylist.js';
+import { warnIfEvicting } from './redis-eviction.js';
 import { createRedisStallGuard, GUARDED_CONNECTION, reconnectBackoff } from './redis-stall-guard.js';
 
 /** A stored answer: the IdP's claims, when the IdP gave them (ms epoch), and how long Redis keeps them still. */
@@ -30,8 +35,10 @@ export interface SharedTokenState {
    * Called for every revocation published by any replica (this one included), with the mark's end
    * (ms epoch); and, for every mark in Redis, when the listener is added and after each reconnect:
    * a replica that starts, or lost the channel for a while, learns the revocations it missed.
-   * Before reading the marks, the revocations `live` lists (this sidecar's denylist) are written
-   * back where Redis lost them: a Redis restarted empty forgot every revocation otherwise.
+   * Before reading the marks, and every `writeBackMs`, the revocations `live` lists (this
+   * sidecar's denylist) are written back where Redis lost them or never took them: a Redis
+   * restarted empty forgot every revocation otherwise, and one that evicted or refused a mark
+   * (without dropping the connection) kept it from every replica started later.
    */
   onRevoked(listener: (hash: string, untilMs: number) => void, live: () => Iterable<[string, number]>): Promise<void>;
   close(): Promise<void>;
@@ -54,12 +61,28 @@ const MAX_TTL_MS = 24 * 3600_000;
 /** The Redis key of a token's shared introspection answer (`hash`: tokenHash). */
 export const sharedAnswerKey = (prefix: string, hash: string): string => `${prefix}tok:${hash}`;
 
+/**
+ * Runs a MULTI and fails with the first error Redis gave: the cause (OOM, READONLY) rather than
+ * EXECABORT, and an error of a command at EXEC time too (ioredis resolves those).
+ */
+async function execOrThrow(tx: ChainableCommander): Promise<void> {
+  let results: [Error | null, unknown][] | null;
+  try {
+    results = await tx.exec();
+  } catch (err) {
+    throw (err as { previousErrors?: Error[] }).previousErrors?.[0] ?? err;
+  }
+  for (const [err] of results ?? []) if (err) throw err;
+}
+
 export async function createRedisTokenState(options: {
   url: string;
   prefix: string;
   seal: SharedSeal;
   logger: Logger;
   events: EventBus;
+  /** How often the revocations this replica holds are written back where Redis has no mark. */
+  writeBackMs: number;
 }): Promise<SharedTokenState> {
   const { Redis: RedisClient } = await import('ioredis');
   const { prefix, seal, logger, events } = options;
@@ -111,9 +134,10 @@ export async function createRedisTokenState(options: {
   // This sidecar's revocations, written back where Redis has no mark of this service (a restart
   // without persistence empties it; an entry without the tag is as good as none). Those written
   // were lost, so they are published too, for replicas that read the marks before this wrote them.
-  const restore = async () => {
+  const restore = async (): Promise<number> => {
     let batch: [string, number][] = [];
     let taken = 0;
+    let written = 0;
     const flush = async () => {
       const todo = batch;
       batch = [];
@@ -125,14 +149,18 @@ export async function createRedisTokenState(options: {
         return until - now >= 1 && !(typeof value === 'string' && seal.openMark(revokedKey(hash), value) !== undefined);
       });
       if (lost.length === 0) return;
-      await lost
-        .reduce((p, [hash, until]) => {
+      // A transaction: a mark and its message go together. A Redis that refuses writes (OOM,
+      // READONLY) aborts it whole, and the next pass tries again; a pipeline published every lost
+      // revocation at each pass while the marks were refused.
+      await execOrThrow(
+        lost.reduce((p, [hash, until]) => {
           const end = Math.ceil(until);
           return p
             .set(revokedKey(hash), seal.sealMark(revokedKey(hash), end), 'PX', end - now)
             .publish(channel, seal.sealMessage(channel, hash, end));
-        }, redis.pipeline())
-        .exec();
+        }, redis.multi()),
+      );
+      written += lost.length;
     };
     for (const entry of live()) {
       if (taken++ >= MAX_REPLAYED_MARKS) break;
@@ -140,6 +168,7 @@ export async function createRedisTokenState(options: {
       if (batch.length >= RESTORE_BATCH) await flush();
     }
     await flush();
+    return written;
   };
 
   // The marks in Redis, read in pages (SCAN does not block Redis), at most MAX_REPLAYED_MARKS.
@@ -166,32 +195,51 @@ export async function createRedisTokenState(options: {
     } while (cursor !== '0' && seen < MAX_REPLAYED_MARKS);
   };
 
-  // One at a time; a reconnect during a pass makes one more pass after it.
+  // One pass at a time; one asked for during a pass runs after it. A reconnect's pass writes back
+  // and reads the marks; the timer's only writes back (reading every mark each period is not needed:
+  // the channel brings what others write while connected).
   let running: Promise<void> | undefined;
-  let again = false;
-  const resync = (): Promise<void> => {
+  let wantRestore = false;
+  let wantReplay = false;
+  const sync = (andReplay: boolean): Promise<void> => {
     if (listeners.length === 0) return Promise.resolve();
-    if (running) {
-      again = true;
-      return running;
-    }
+    wantRestore = true;
+    wantReplay ||= andReplay;
+    if (running) return running;
     running = (async () => {
-      do {
-        again = false;
+      while (wantRestore) {
+        const replaying = wantReplay;
+        wantRestore = wantReplay = false;
         try {
-          await restore();
-          await replay();
+          const written = await restore();
+          if (written > 0) {
+            logger.info(
+              { count: written, redis: withoutUrlCredentials(options.url) },
+              'shared token state: wrote revocations back to Redis (it had lost them, or refused them when they were made)',
+            );
+          }
+          if (replaying) await replay();
         } catch (err) {
-          warn(err, 'restoring and reading the revocation marks');
+          warn(err, replaying ? 'restoring and reading the revocation marks' : 'writing the revocations back');
         }
-      } while (again);
+      }
     })().finally(() => (running = undefined));
     return running;
   };
+  const resync = () => sync(true);
+  // Timers only: nothing of this is on a request's path. Skipped while disconnected (the reconnect
+  // writes back anyway).
+  const writeBack = setInterval(() => redis.status === 'ready' && void sync(false), options.writeBackMs).unref();
   // After a reconnect of either connection (the channel's messages of the gap are lost, and Redis
   // may have come back empty); the command connection must be up, so whichever comes back last runs.
   let connected = false;
   for (const client of [redis, subscriber]) client.on('ready', () => connected && redis.status === 'ready' && void resync());
+  // Once: whether this Redis may evict the marks (read again after a reconnect until it says).
+  let policyRead = false;
+  redis.on('ready', () => {
+    if (policyRead) return;
+    void warnIfEvicting(redis, logger, { redis: withoutUrlCredentials(options.url) }).then((read) => (policyRead ||= read));
+  });
 
   subscriber.on('message', (ch: string, message: string) => {
     if (ch !== channel) return;
@@ -254,19 +302,17 @@ export async function createRedisTokenState(options: {
       const now = Date.now();
       const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - now));
       const until = now + ttl;
-      try {
-        await guard.run(() =>
+      // A failure is the caller's to report (not throttled); the denylist keeps the revocation and
+      // the write-back stores it once Redis takes writes again.
+      await guard.run(() =>
+        execOrThrow(
           redis
             .multi()
             .set(revokedKey(hash), seal.sealMark(revokedKey(hash), until), 'PX', ttl)
             .del(answerKey(hash))
-            .publish(channel, seal.sealMessage(channel, hash, until))
-            .exec(),
-        );
-      } catch (err) {
-        warn(err, 'revocation');
-        throw err;
-      }
+            .publish(channel, seal.sealMessage(channel, hash, until)),
+        ),
+      );
     },
     async onRevoked(listener, liveRevocations) {
       listeners.push(listener);
@@ -274,6 +320,7 @@ export async function createRedisTokenState(options: {
       await resync();
     },
     async close() {
+      clearInterval(writeBack);
       redis.disconnect();
       subscriber.disconnect();
     },

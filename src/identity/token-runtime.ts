@@ -57,8 +57,11 @@ export interface TokenRuntime {
   jwksJson(): string | undefined;
   /** The signing keys as they stand, for the runtime a reload builds (undefined without minting). */
   keyRing(): KeyRingState | undefined;
-  /** Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every replica. */
-  revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean }>;
+  /**
+   * Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every
+   * replica; `detail` says why Redis did not take it, and that it will be retried.
+   */
+  revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean; detail?: string }>;
   /** Discovery documents and keys fetched at startup; failures are logged and retried on demand. */
   prefetch(): Promise<void>;
   close(): Promise<void>;
@@ -119,6 +122,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
           seal: createSharedSeal(sharedSecret),
           logger,
           events,
+          writeBackMs: tokens.shared.write_back,
         })
       : undefined;
 
@@ -313,15 +317,22 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         }
       }
       let sharedDone = false;
+      let detail: string | undefined;
+      const hash = hashes[ownHash] as string;
       if (shared) {
-        await Promise.all(hashes.map((hash) => shared.revoke(hash, untilMs - now))).then(
+        await Promise.all(hashes.map((h) => shared.revoke(h, untilMs - now))).then(
           () => (sharedDone = true),
-          () => undefined,
+          (err: unknown) => {
+            // Said every time, not throttled: the other replicas accept the token until Redis takes it.
+            detail =
+              `Redis did not take the revocation (${(err as Error).message}): only this replica refuses the token ` +
+              `until it does; it is written again every ${(tokens.shared?.write_back ?? 0) / 1000} s until Redis takes it.`;
+            events.emit('warden.token.revocation_unshared', { 'warden.token.hash': hash.slice(0, 16), 'warden.detail': detail });
+          },
         );
       }
-      const hash = hashes[ownHash] as string;
       events.emit('warden.token.revoked', { 'warden.token.hash': hash.slice(0, 16), 'warden.detail': `idp=${idp} shared=${sharedDone}` });
-      return { hash, idp, shared: sharedDone };
+      return { hash, idp, shared: sharedDone, ...(detail ? { detail } : {}) };
     },
     async prefetch() {
       const results = await jwt.prefetch();

@@ -93,7 +93,13 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
       res,
       200,
       'application/json',
-      JSON.stringify({ revoked: true, token_hash: outcome.hash.slice(0, 16), idp: outcome.idp, shared: outcome.shared }) + '\n',
+      JSON.stringify({
+        revoked: true,
+        token_hash: outcome.hash.slice(0, 16),
+        idp: outcome.idp,
+        shared: outcome.shared,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+      }) + '\n',
     );
   } catch (err) {
     // The token's own problems (not a trusted issuer's, not decodable) are the request's: 400, not

@@ -89,6 +89,11 @@ export const EVENTS = {
     severity: 'info',
     description: 'A token was marked revoked through the admin API or learnt inactive, and (with shared state) published to all replicas.',
   },
+  'warden.token.revocation_unshared': {
+    severity: 'error',
+    description:
+      'A token revoked through this replica could not be written to the shared token state (Redis down, out of memory, read-only): only this replica refuses it until a write-back (every `tokens.shared.write_back`) stores it.',
+  },
   'warden.token.shared_rejected': {
     severity: 'error',
     description:

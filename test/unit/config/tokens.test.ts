@@ -242,6 +242,9 @@ t.test('tokens.shared: a key of its own, or an introspection client to derive it
     await yamlOf({ tokens: { issuers: [ISSUER], shared: { ...shared, key: 'k'.repeat(32) } } }),
   );
   t.equal(config.tokens?.shared?.prefix, undefined, 'no prefix given: warden:<service.name>: (set by the token runtime)');
+  t.equal(config.tokens?.shared?.write_back, 30_000, 'revocations written back every 30 s by default');
+  const busy = await issuesOf({ tokens: { issuers: [ISSUER], shared: { ...shared, key: 'k'.repeat(32), write_back: '10ms' } } });
+  t.match(busy.lines, [/tokens\.shared\.write_back: must be at least 100ms/]);
   const introspecting = { ...ISSUER, introspection: { client_id: 'orders', client_secret: 'secret' } };
   t.ok(parseSidecarConfig('sidecar.yaml', await yamlOf({ tokens: { issuers: [introspecting], shared } })).config.tokens?.shared);
 });
