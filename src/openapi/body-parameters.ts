@@ -9,6 +9,7 @@
  */
 import { compileNameReadings, type NameReadings } from './name-readings.js';
 import type { ParameterObject } from './operations.js';
+import { escapePointer } from './subschemas.js';
 import type { Violation } from './violation.js';
 
 /** The first of a body's top-level names a merging backend would read as a parameter, as a violation. */
@@ -42,7 +43,7 @@ export function compileParameterShadows(
         const parameter = parameterOf(name, readings);
         if (parameter === undefined || declared.has(parameter)) continue;
         return {
-          pointer: `/body/${name}`,
+          pointer: `/body/${escapePointer(name)}`,
           message: `is read as the ${location} parameter ${JSON.stringify(parameter)} by backends that merge the query and the body (Rails params, PHP $_REQUEST, CGI FieldStorage); the body does not declare it`,
         };
       }
