@@ -5,6 +5,7 @@
  * body is, without coercion. Any other media type, or more than one, is refused at load: Warden
  * could not check the value. Before, such a parameter was checked against `{}`: anything passed.
  */
+import { unescape as percentDecoded } from 'node:querystring';
 import { parseJsonBody } from '../net/json-body.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { CaseVariantFinder } from './case-variants.js';
@@ -16,15 +17,11 @@ import { caseVariant, firstViolation, type Violation } from './violation.js';
 /** Checks one value of the parameter (as the request decoded it), pointing at `pointer` (`/query/filter`). */
 export type ContentCheck = (value: string, pointer: string) => Violation | undefined;
 
-/** A cookie's value as cookie parsers give it: percent-escapes decoded, kept as sent when malformed. */
-function cookieDecoded(value: string): string {
-  if (!value.includes('%')) return value;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
-}
+/**
+ * A cookie's value as cookie parsers give it: percent-escapes decoded, a malformed one kept as sent
+ * (querystring's unescape, as the validator reads cookie names and the waf their values).
+ */
+const cookieDecoded = (value: string): string => (value.includes('%') ? percentDecoded(value) : value);
 
 /**
  * The check of a parameter declared with `content`, or undefined for one with `schema`. Throws
