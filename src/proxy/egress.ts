@@ -25,7 +25,7 @@ import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../net/destination-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
-import { statusError, upstreamError } from './forward.js';
+import { responseProblem, upstreamError } from './forward.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -211,9 +211,10 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
         ({ statusCode, headers: h }) => {
           clearTimeout(queued);
           // Thrown, undici ends the exchange and the promise rejects with it: 502 to the backend.
-          const refused = statusError(statusCode, 'egress');
+          const out = downstreamResponseHeaders(h, deps.rules());
+          const refused = responseProblem(statusCode, h, out, 'egress');
           if (refused) throw refused;
-          res.writeHead(statusCode, downstreamResponseHeaders(h, deps.rules()));
+          res.writeHead(statusCode, out);
           return res;
         },
       )

@@ -221,14 +221,17 @@ const SINGLE_VALUE_FIELDS: ReadonlySet<string> = new Set([
   'x-content-type-options',
 ]);
 
+type Answerer = 'upstream' | 'egress';
+const whose = (from: Answerer) => (from === 'egress' ? 'destination' : 'backend');
+
 /** 502 for the first single-value field the response repeats (undici gives a repeated field as an array). */
-function repeatedSingleValue(headers: IncomingHttpHeaders): WardenError | undefined {
+function repeatedSingleValue(headers: IncomingHttpHeaders, from: Answerer): WardenError | undefined {
   for (const name in headers) {
     const value = headers[name];
     if (Array.isArray(value) && value.length > 1 && SINGLE_VALUE_FIELDS.has(name)) {
       return new WardenError('ERR_UPSTREAM_PROTOCOL', {
-        rule: `upstream.duplicate_${name.replace(/-/g, '_')}`,
-        detail: `The backend's response has more than one ${name} header.`,
+        rule: `${from}.duplicate_${name.replace(/-/g, '_')}`,
+        detail: `The ${whose(from)}'s response has more than one ${name} header.`,
       });
     }
   }
@@ -241,12 +244,12 @@ function repeatedSingleValue(headers: IncomingHttpHeaders): WardenError | undefi
  * got the still-encoded bytes as the content, with nothing saying so. Warden sends no TE, so a
  * backend may use no other coding (RFC 9112 §6.1); the common `chunked` costs one comparison.
  */
-function transferCodingError(headers: IncomingHttpHeaders): WardenError | undefined {
+function transferCodingError(headers: IncomingHttpHeaders, from: Answerer): WardenError | undefined {
   const te = headers['transfer-encoding'];
   if (te === undefined || te === 'chunked' || (typeof te === 'string' && te.trim().toLowerCase() === 'chunked')) return undefined;
   return new WardenError('ERR_UPSTREAM_PROTOCOL', {
-    rule: 'upstream.transfer_coding',
-    detail: 'The backend answered in a transfer coding other than chunked.',
+    rule: `${from}.transfer_coding`,
+    detail: `The ${whose(from)} answered in a transfer coding other than chunked.`,
   });
 }
 
@@ -255,12 +258,26 @@ function transferCodingError(headers: IncomingHttpHeaders): WardenError | undefi
  * them, while node:http2 cannot send one (its `respond` throws, a 502 there). Refused on both, and
  * from an egress destination (`from: 'egress'`) too: the backend has no class for it either.
  */
-export function statusError(statusCode: number, from: 'upstream' | 'egress' = 'upstream'): WardenError | undefined {
+function statusError(statusCode: number, from: Answerer): WardenError | undefined {
   if (statusCode <= 599) return undefined;
   return new WardenError('ERR_UPSTREAM_PROTOCOL', {
     rule: `${from}.status`,
-    detail: `The ${from === 'egress' ? 'destination' : 'backend'} answered with status ${statusCode}, outside 100–599.`,
+    detail: `The ${whose(from)} answered with status ${statusCode}, outside 100–599.`,
   });
+}
+
+/**
+ * What makes a response unfit to pass on (502): a status outside 100–599, a transfer coding besides
+ * chunked, a single-value field repeated (`out`: the fields that would be passed on). From the
+ * backend, and from an egress destination to the backend: its HTTP client is as misled.
+ */
+export function responseProblem(
+  statusCode: number,
+  headers: IncomingHttpHeaders,
+  out: IncomingHttpHeaders,
+  from: Answerer,
+): WardenError | undefined {
+  return statusError(statusCode, from) ?? transferCodingError(headers, from) ?? repeatedSingleValue(out, from);
 }
 
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
@@ -373,7 +390,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     else if (statusCode === 205) out['content-length'] = '0';
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
-    const refused = statusError(statusCode) ?? transferCodingError(headers) ?? repeatedSingleValue(out);
+    const refused = responseProblem(statusCode, headers, out, 'upstream');
     if (refused !== undefined) {
       this.fail(refused);
       controller.abort(refused);

@@ -118,38 +118,57 @@ t.test('egress is the first hop: what only a proxy asserts never leaves, though 
   t.equal(seen.authorization, 'Bearer kept', 'and the backend’s credentials for the destination');
 });
 
-t.test('a destination status outside 100–599 is 502 ERR_UPSTREAM_PROTOCOL, as from the backend inbound', async (t) => {
-  const { ca } = await startCaUnderTest(t);
-  const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
-  // The destination's own sidecar would refuse these (upstream.status): this one holds the ID and writes raw HTTP.
-  const server = createTlsServer({ key: destination.keyPem, cert: destination.certPem }, (socket) => {
-    let head = '';
-    socket.on('data', (d: Buffer) => {
-      head += d.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const status = /^GET \/s(\d{3}) /.exec(head)?.[1] ?? '404';
-      head = head.slice(end + 4);
-      socket.write(`HTTP/1.1 ${status} Odd\r\nContent-Length: 2\r\n\r\nok`);
+t.test(
+  'a destination status outside 100–599, a transfer coding besides chunked or a repeated single-value field is 502, as from the backend inbound',
+  async (t) => {
+    const { ca } = await startCaUnderTest(t);
+    const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
+    // The destination's own sidecar would refuse these (upstream.status): this one holds the ID and writes raw HTTP.
+    const server = createTlsServer({ key: destination.keyPem, cert: destination.certPem }, (socket) => {
+      let head = '';
+      socket.on('data', (d: Buffer) => {
+        head += d.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const path = /^GET (\S+) /.exec(head)?.[1] ?? '';
+        head = head.slice(end + 4);
+        if (path === '/te') socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+        else if (path === '/dup')
+          socket.write('HTTP/1.1 302 Found\r\nLocation: /a\r\nLocation: https://evil.example/\r\nContent-Length: 2\r\n\r\nok');
+        else socket.write(`HTTP/1.1 ${/^\/s(\d{3})$/.exec(path)?.[1] ?? '404'} Odd\r\nContent-Length: 2\r\n\r\nok`);
+      });
+      socket.on('error', () => {});
     });
-    socket.on('error', () => {});
-  });
-  const port = await listening(t, server);
-  const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
-  const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
-  for (const status of [600, 999]) {
-    const res = await request(`${egress}/payments/s${status}`);
-    t.equal(res.statusCode, 502, `${status}: 502`);
-    t.match(await res.body.text(), /"code":"ERR_UPSTREAM_PROTOCOL"/, `${status}: ERR_UPSTREAM_PROTOCOL`);
-  }
-  t.ok(
-    orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'egress.status'),
-    'warden.upstream.failed, rule egress.status',
-  );
-  const last = await request(`${egress}/payments/s599`);
-  t.equal(last.statusCode, 599, '599 passes');
-  t.equal(await last.body.text(), 'ok');
-});
+    const port = await listening(t, server);
+    const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
+    const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
+    for (const status of [600, 999]) {
+      const res = await request(`${egress}/payments/s${status}`);
+      t.equal(res.statusCode, 502, `${status}: 502`);
+      t.match(await res.body.text(), /"code":"ERR_UPSTREAM_PROTOCOL"/, `${status}: ERR_UPSTREAM_PROTOCOL`);
+    }
+    t.ok(
+      orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'egress.status'),
+      'warden.upstream.failed, rule egress.status',
+    );
+    const last = await request(`${egress}/payments/s599`);
+    t.equal(last.statusCode, 599, '599 passes');
+    t.equal(await last.body.text(), 'ok');
+    // The backend's HTTP client would read gzip bytes as the content, or pick either Location.
+    for (const [path, rule] of [
+      ['/te', 'egress.transfer_coding'],
+      ['/dup', 'egress.duplicate_location'],
+    ] as const) {
+      const res = await request(`${egress}/payments${path}`);
+      t.equal(res.statusCode, 502, `${path}: 502`);
+      t.match(await res.body.text(), /"code":"ERR_UPSTREAM_PROTOCOL"/);
+      t.ok(
+        orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === rule),
+        `rule ${rule}`,
+      );
+    }
+  },
+);
 
 t.test('a call queued behind held connections gets 504 within egress.timeouts.headers', async (t) => {
   const { ca } = await startCaUnderTest(t);
