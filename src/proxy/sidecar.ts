@@ -149,6 +149,12 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     ...(config.tokens?.sources ?? []).flatMap((src) => (src.from === 'header' ? [src.name.toLowerCase()] : [])),
     ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
   ]);
+  // The API keys the OpenAPI document's apiKey schemes name in a header are credentials too.
+  const apiKeyHeaders = new Set(
+    (deps.operations ?? []).flatMap((op) =>
+      (op.security ?? []).flatMap((a) => a.apiKeys.flatMap((key) => (key.in === 'header' ? [key.name] : []))),
+    ),
+  );
   const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders, plan.headersRead);
   const runtime = deps.tokens;
   const jwksPath = config.tokens?.mint.jwks_path;
@@ -157,7 +163,7 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
   return {
     loaded,
     config,
-    secretHeader: (name) => tokenHeaders.has(name) || rules.isInternal(name),
+    secretHeader: (name) => tokenHeaders.has(name) || apiKeyHeaders.has(name) || rules.isInternal(name),
     plan,
     rules,
     forwarder: createForwarder(config.upstream, rules, config.limits.send_timeout),

@@ -21,8 +21,21 @@ export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (n
     out[name] =
       isSecret(name, extraSecret) || (name.includes('_') && isSecret(name.replaceAll('_', '-'), extraSecret))
         ? '[redacted]'
-        : headers[name];
+        : name === ':path'
+          ? withoutQuery(headers[name])
+          : headers[name];
   return out;
+}
+
+/**
+ * h2's `:path` without its query, which the access line leaves out everywhere else (`url.path`):
+ * a token or API key sent in the query (`?access_token=…`, an OpenAPI apiKey `in: query`) was
+ * logged whole in the h2 requests' headers (docs/adversarial.md 207).
+ */
+function withoutQuery(path: unknown): unknown {
+  if (typeof path !== 'string') return path;
+  const q = path.indexOf('?');
+  return q < 0 ? path : `${path.slice(0, q)}?[redacted]`;
 }
 
 /** `x_api_key` is `X-Api-Key` to CGI, WSGI and PHP backends (HTTP_X_API_KEY): a credential in either spelling. */

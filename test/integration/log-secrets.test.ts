@@ -8,6 +8,7 @@ import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
+import { openApiFile } from '../support/openapi-file.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,6 +28,57 @@ t.test('a token in a configured header is redacted in the access line', async (t
   const line = s.logs.find((l) => l.msg === 'request');
   t.match(line?.headers, { 'x-api-token': '[redacted]' });
   t.notOk(JSON.stringify(s.logs).includes(token), 'the token is in no log line');
+});
+
+t.test('over h2 the query is not logged in :path; an OpenAPI apiKey header is redacted', async (t) => {
+  // The access line leaves the query out (url.path), but h2's headers carry it in :path: a token in
+  // ?access_token= was logged whole; and the document's own apiKey header was not counted a
+  // credential (docs/adversarial.md 207, 208).
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const document = openApiFile(
+    JSON.stringify({
+      openapi: '3.1.0',
+      info: { title: 't', version: '1' },
+      components: { securitySchemes: { shopKey: { type: 'apiKey', in: 'header', name: 'X-Shop-Key' } } },
+      paths: {
+        '/a': { get: { operationId: 'a', security: [], responses: { '200': { description: 'ok' } } } },
+        '/keyed': { get: { operationId: 'keyed', security: [{ shopKey: [] }], responses: { '200': { description: 'ok' } } } },
+      },
+    }),
+  );
+  const s = await startTestSidecar(t, backend.url, {
+    log: { access_headers: true },
+    openapi: { document, operations: { keyed: { authn: { mode: 'off' } } } },
+    tokens: { sources: [{ from: 'query', name: 'access_token' }], issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+  });
+  const token = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'u', exp: Math.floor(Date.now() / 1000) + 300 });
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    t.equal((await fetchText(`${s.url}/a?access_token=${token}&x=1`, agent)).status, 200, `${h2 ? 'h2' : 'h1'}: token in the query`);
+    t.equal(
+      (await fetchText(`${s.url}/keyed`, agent, { headers: { 'x-shop-key': 'SECRETSHOPKEY', x_shop_key: 'SECRETSHOPKEY2' } })).status,
+      200,
+      `${h2 ? 'h2' : 'h1'}: an API key`,
+    );
+  }
+  await sleep(400); // access lines go out in batches (line-batcher.ts)
+  const logged = JSON.stringify(s.logs);
+  t.notOk(logged.includes(token), 'the query token is in no log line');
+  t.notOk(logged.includes('SECRETSHOPKEY'), 'nor the API key, in either spelling');
+  const h2Line = s.logs.find(
+    (l) =>
+      l.msg === 'request' &&
+      (l.headers as Record<string, unknown> | undefined)?.[':path'] !== undefined &&
+      String((l.headers as Record<string, unknown>)[':path']).startsWith('/a'),
+  );
+  t.equal((h2Line?.headers as Record<string, unknown> | undefined)?.[':path'], '/a?[redacted]', ':path keeps the path, not the query');
+  t.ok(
+    s.logs.some((l) => (l.headers as Record<string, unknown> | undefined)?.['x-shop-key'] === '[redacted]'),
+    'X-Shop-Key: [redacted]',
+  );
 });
 
 t.test('the shared-state Redis URL is logged without its password', async (t) => {
