@@ -172,6 +172,16 @@ export function createJwtVerifier(
     } catch (err) {
       return joseRefusal(err, cfg.id);
     }
+    // jose checks iat only given a maxTokenAge (which would also require one): a token stamped as
+    // issued in the future (an IdP's clock, or one minted ahead to outlive a key) is refused as its
+    // nbf would be (docs/adversarial.md 209).
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + leewaySec) {
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'jwt.iat',
+        detail: "The access token's iat is in the future.",
+        attributes: { 'warden.token.issuer': cfg.id },
+      });
+    }
     const p = principalOf(payload, policy, 'jwt', hash);
     const now = Date.now();
     cache.set(hash, p, JSON.stringify(payload).length * 2 + 464, Math.min(now + tokens.cache.max_ttl, (p.expiresAt as number) * 1000));

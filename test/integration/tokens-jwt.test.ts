@@ -119,6 +119,13 @@ t.test('JWT access tokens', async (t) => {
       ],
       ['expired', await idp.sign({ ...claims, exp: now() - 60 }), 'ERR_AUTHN_TOKEN_EXPIRED', 'jwt.exp'],
       ['not yet valid (nbf)', await idp.sign({ ...claims, exp, nbf: now() + 600 }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.nbf'],
+      // Accepted before (jose checks iat only with a maxTokenAge): adversarial.md 209.
+      [
+        'issued in the future (iat)',
+        await idp.sign({ ...claims, exp: now() + 3600 * 24 * 3650, iat: now() + 3600 }),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'jwt.iat',
+      ],
       ['wrong audience', await idp.sign({ ...claims, exp, aud: 'payments-api' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
       ['no audience', await idp.sign({ sub: 'alice', scope: 'orders:read', iss: idp.issuer, exp }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
       ['untrusted issuer', await idp.sign({ ...claims, exp, iss: 'https://evil.example' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.iss'],
