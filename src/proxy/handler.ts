@@ -25,7 +25,7 @@ import { checkOverrides } from './overrides.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { checkPathReadings } from './path-readings.js';
-import { peerOf } from '../mesh/peer-identity.js';
+import { peerNow, peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBodyThen } from './body.js';
 import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
@@ -154,7 +154,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       path,
       search: target instanceof WardenError ? '' : target.search,
       clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
-      peer: peerOf(req.socket),
+      peer: peerNow(peerOf(req.socket)),
       connection: req.socket,
       headers,
       upstreamHeaders,

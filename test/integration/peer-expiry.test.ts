@@ -10,6 +10,8 @@ import { startTestBackend } from '../support/backend.js';
 import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
+import { openApiFile } from '../support/openapi-file.js';
+import { startForgedIssuer } from '../support/token-forge.js';
 
 const TD = TRUST_DOMAIN;
 const id = (path: string) => `spiffe://${TD}/${path}`;
@@ -71,4 +73,56 @@ t.test('an expired client certificate is refused on a resumed session and on an 
     s.events.some((e) => e.name === 'warden.tls.peer_denied' && e['error.type'] === 'CERT_HAS_EXPIRED'),
     'warden.tls.peer_denied CERT_HAS_EXPIRED',
   );
+});
+
+t.test('an OpenAPI mutualTLS operation refuses a certificate that expired on an open connection', async (t) => {
+  // File mode, client_certificates: request, no peers.allow: no peers stage, only the operation's
+  // `security: [{mtls: []}]`, which read the handshake's verdict and served the expired caller
+  // (docs/adversarial.md 210).
+  const shortLived = (await startCaUnderTest(t, { certificates: { lifetime: '3s', backdate: '0s' } })).ca;
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t); // a tokens section, which an operation with security needs
+  const caller = await enrollWorkload(shortLived, id('ns/shop/sa/caller'));
+  const notAfter = Date.parse(new X509Certificate(caller.certPem).validTo);
+  const document = openApiFile(
+    JSON.stringify({
+      openapi: '3.1.0',
+      info: { title: 't', version: '1' },
+      components: { securitySchemes: { mtls: { type: 'mutualTLS' } } },
+      paths: { '/secure': { get: { operationId: 'secure', security: [{ mtls: [] }], responses: { '200': { description: 'ok' } } } } },
+    }),
+  );
+  const s = await startTestSidecar(t, backend.url, {
+    listeners: { inbound: { tls: { client_certificates: 'request', client_ca: caller.bundleFile } } },
+    openapi: { document, operations: { secure: { authn: { mode: 'off' } } } },
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+  });
+  const statuses: string[] = await new Promise((resolve) => {
+    let text = '';
+    const socket = connect({
+      host: '127.0.0.1',
+      port: s.port,
+      servername: 'localhost',
+      ca: s.ca,
+      cert: caller.certPem,
+      key: caller.keyPem,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const seen = () => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1] as string);
+    socket.on('secureConnect', () => {
+      socket.write('GET /secure HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      void (async () => {
+        while (seen().length === 0 && !socket.destroyed) await sleep(20);
+        while (Date.now() < notAfter + 1200) await sleep(100);
+        socket.end('GET /secure HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      })();
+    });
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(seen()));
+  });
+  t.equal(statuses[0], '200', 'served while the certificate is valid');
+  t.equal(statuses[1], '403', 'refused on the same connection once it has expired');
+  t.equal(backend.requests.length, 1, 'the backend saw the first request only');
 });
