@@ -39,24 +39,18 @@ export interface PeerIdentity {
 /** Whether the peer's certificate has expired at `now`. */
 export const peerExpired = (peer: PeerIdentity, now = Date.now()): boolean => now >= peer.notAfter;
 
-const lapsed = new WeakMap<PeerIdentity, PeerIdentity>();
-
 /**
  * The peer as a request sees it: a certificate that has expired since its handshake (a kept-alive
  * connection or a resumed session outlives it) is no longer verified, for every stage that asks —
  * a mutualTLS security requirement, a certificate-bound token, the minted token's `cnf`, the rate
  * limit's peer key, trusted trace context. Only the peers stage looked at the expiry: an OpenAPI
  * `mutualTLS` operation served an expired certificate on an open connection (docs/adversarial.md 210).
- * A Date.now() per request for a verified peer; a copy only once one has lapsed.
+ * A Date.now() per request for a verified peer; a copy per request only once it has lapsed (such
+ * requests are refused where a certificate is needed).
  */
 export function peerNow(peer: PeerIdentity, now = Date.now()): PeerIdentity {
   if (!peer.verified || now < peer.notAfter) return peer;
-  let view = lapsed.get(peer);
-  if (view === undefined) {
-    view = Object.freeze({ ...peer, verified: false, error: 'CERT_HAS_EXPIRED' });
-    lapsed.set(peer, view);
-  }
-  return view;
+  return { ...peer, verified: false, error: 'CERT_HAS_EXPIRED' };
 }
 
 const PEER = Symbol('warden.peer');
