@@ -848,6 +848,16 @@ t.test('waf, block mode', async (t) => {
     // …and one spanning the 4 096 boundary (pieces overlap).
     const straddle = 'b'.repeat(4096 - 10) + XSS;
     t.equal((await get(`/search?q=${encodeURIComponent(straddle)}`)).status, 403, 'a payload across a piece boundary is found');
+    // …and one whose parts filler longer than the overlap keeps in different pieces (adversarial.md 211).
+    for (const [filler, name] of [
+      [' '.repeat(700), 'spaces'],
+      ['\n'.repeat(700), 'newlines'],
+      [`/*${'x'.repeat(700)}*/`, 'a comment'],
+    ] as const) {
+      const split = `${'b'.repeat(3500)} 1'${filler}OR 1=1 --`;
+      t.equal((await get(`/search?q=${encodeURIComponent(split)}`)).status, 403, `an injection split by ${name} past the overlap: query`);
+      t.equal((await post('/search', 'application/json', JSON.stringify({ text: split }))).status, 403, `…and a JSON value`);
+    }
     // The 300th entry of a container (libddwaf alone stops at 256).
     const wide = Array.from({ length: 300 }, (_, i) => (i === 299 ? SQLI : `value ${i}`));
     const inWide = await post('/search', 'application/json', JSON.stringify({ list: wide }));
