@@ -373,7 +373,9 @@ export const sidecarSchema = {
             mode: { enum: ['block', 'detect'], default: 'block', 'x-expect': '"block" or "detect"' },
             content_types: {
               type: 'array',
-              default: ['multipart/form-data', 'application/octet-stream', 'application/pdf', 'application/zip', 'image/*'],
+              // Every body of a scan route: a list let the sender choose a type outside it (text/plain,
+              // application/x-zip-compressed) and the body went to the backend unscanned (adversarial.md 212).
+              default: ['*/*'],
               items: {
                 type: 'string',
                 pattern: '^[a-z0-9.+-]+/([a-z0-9.+-]+|\\*)$|^\\*/\\*$',
