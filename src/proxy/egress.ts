@@ -82,13 +82,13 @@ function closedAtExpiry(connect: buildConnector.connector): buildConnector.conne
       const socket = args[1] as TLSSocket | null;
       const notAfter = socket ? Date.parse(socket.getPeerCertificate().valid_to) : NaN;
       if (socket && Number.isFinite(notAfter)) {
+        let timer: NodeJS.Timeout | undefined;
         // A timer can wait at most 2^31-1 ms (~24.8 days); a longer lifetime is checked again then.
         const expire = () => {
           const left = notAfter - Date.now();
           if (left <= 0) socket.destroy();
           else timer = setTimeout(expire, Math.min(left, 2 ** 31 - 1)).unref();
         };
-        let timer: NodeJS.Timeout | undefined;
         expire();
         socket.once('close', () => clearTimeout(timer));
       }
