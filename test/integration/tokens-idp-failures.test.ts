@@ -9,7 +9,7 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { introspectingSidecar } from '../support/introspecting-sidecar.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -48,21 +48,8 @@ async function silentTcp(t: Teardown) {
   return (server.address() as AddressInfo).port;
 }
 
-async function sidecarFor(t: Teardown, backendUrl: string, endpoint: string, idp: Record<string, unknown> = {}) {
-  return startTestSidecar(t, backendUrl, {
-    tokens: {
-      issuers: [
-        {
-          id: 'corp',
-          issuer: 'https://idp.example',
-          discovery: false,
-          audience: ['api'],
-          introspection: { endpoint, client_id: 'sidecar', client_secret: 's3cret' },
-        },
-      ],
-      idp: { timeouts: { connect: '300ms', response: '300ms' }, ...idp },
-    },
-  });
+function sidecarFor(t: Teardown, backendUrl: string, endpoint: string, idp: Record<string, unknown> = {}) {
+  return introspectingSidecar(t, backendUrl, endpoint, { idp: { timeouts: { connect: '300ms', response: '300ms' }, ...idp } });
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {

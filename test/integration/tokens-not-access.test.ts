@@ -16,6 +16,7 @@ import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { demoIssuer } from '../support/demo-issuer.js';
+import { introspectingSidecar } from '../support/introspecting-sidecar.js';
 import { startTestSidecar, type Teardown } from '../support/sidecar.js';
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
@@ -69,19 +70,7 @@ t.test('an introspection answer naming a refresh or ID token is refused with tok
   for (const [token, [claims]] of Object.entries(refused)) answers[token] = { ...base, ...claims };
   for (const [token, claims] of Object.entries(accepted)) answers[token] = { ...base, ...claims };
   const endpoint = await rfc7662Server(t, answers);
-  const { url, ca, events } = await startTestSidecar(t, backend.url, {
-    tokens: {
-      issuers: [
-        {
-          id: 'corp',
-          issuer: 'https://idp.example',
-          discovery: false,
-          audience: ['api'],
-          introspection: { endpoint, client_id: 'sidecar', client_secret: 's3cret' },
-        },
-      ],
-    },
-  });
+  const { url, ca, events } = await introspectingSidecar(t, backend.url, endpoint);
   const agent = testAgent(ca);
   t.teardown(() => agent.close());
 
