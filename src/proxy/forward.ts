@@ -47,8 +47,11 @@ export interface ResponseInspection {
    */
   lease: BodyLease;
   onComplete(status: number, headers: IncomingHttpHeaders, body: Buffer): void;
-  /** The copy was dropped because the budget was short: this response goes unchecked. */
-  onSkipped(): void;
+  /**
+   * The copy was dropped and this response goes unchecked: the budget was short (`budget`) or the
+   * body outgrew `maxBytes` (`too_large`).
+   */
+  onSkipped(reason: 'budget' | 'too_large'): void;
 }
 
 export interface Forwarder {
@@ -418,10 +421,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     const inspect = this.outcome.inspect;
     if (this.copy !== undefined && inspect !== undefined) {
       this.copied += chunk.length;
-      if (this.copied > inspect.maxBytes) this.dropCopy();
-      else if (!inspect.lease.take(chunk.length)) {
+      if (this.copied > inspect.maxBytes) {
         this.dropCopy();
-        inspect.onSkipped();
+        inspect.onSkipped('too_large');
+      } else if (!inspect.lease.take(chunk.length)) {
+        this.dropCopy();
+        inspect.onSkipped('budget');
       } else this.copy.push(chunk);
     }
     if (!this.res.write(chunk)) {

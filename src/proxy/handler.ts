@@ -92,7 +92,7 @@ export interface HandlerDeps {
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
   /** Counts a response left unchecked because limits.max_buffered_bytes could not hold its copy. */
-  skipResponseCheck?: () => void;
+  skipResponseCheck?: (reason: 'budget' | 'too_large') => void;
 }
 
 /** Responses larger than this are not copied for validation. */
@@ -287,8 +287,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
             const v = check(status, headers, body);
             if (v) deps.reportResponse?.(ctx, status, v);
           },
-          onSkipped() {
-            deps.skipResponseCheck?.();
+          onSkipped(reason) {
+            deps.skipResponseCheck?.(reason);
           },
         },
         onFailure(error, started) {

@@ -323,7 +323,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     observe,
     tracing: () => otel.tracing,
     draining: () => draining,
-    skipResponseCheck: () => metrics.countSkippedResponseCheck(),
+    skipResponseCheck: (reason) => metrics.countSkippedResponseCheck(reason),
     reportResponse(ctx, status, v) {
       events.emit(
         'warden.response.invalid',

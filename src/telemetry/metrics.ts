@@ -31,7 +31,7 @@ export interface Metrics {
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** A response left unchecked: its copy did not fit in limits.max_buffered_bytes. */
-  countSkippedResponseCheck(): void;
+  countSkippedResponseCheck(reason: 'budget' | 'too_large'): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
   trackCertificateExpiry(secondsToExpiry: () => number): void;
 }
@@ -87,9 +87,12 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
 
   const skippedResponseChecks = new Counter({
     name: 'warden_response_checks_skipped_total',
-    help: 'Responses not validated (openapi.validation.responses) because limits.max_buffered_bytes could not hold their copy.',
+    help: 'Responses not validated (openapi.validation.responses): limits.max_buffered_bytes could not hold their copy (budget), or the body was over the 1 MiB a copy holds (too_large).',
+    labelNames: ['reason'],
     registers: [registry],
   });
+  // Both series from the start, at 0: a dashboard's rate() needs the series before its first skip.
+  for (const reason of ['budget', 'too_large']) skippedResponseChecks.inc({ reason }, 0);
 
   const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
 
@@ -117,8 +120,8 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
     observeRequest(route, method, status, seconds) {
       requestDurations.observe(route, method, status, seconds);
     },
-    countSkippedResponseCheck() {
-      skippedResponseChecks.inc();
+    countSkippedResponseCheck(reason) {
+      skippedResponseChecks.inc({ reason });
     },
     countEvent(name) {
       let child = eventChildren.get(name);

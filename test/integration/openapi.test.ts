@@ -912,7 +912,7 @@ paths:
     };
     const skipped = async () => {
       const text = (await fetchText(`${s.adminUrl}/metrics`, agent)).text;
-      return Number(/^warden_response_checks_skipped_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
+      return Number(/^warden_response_checks_skipped_total\{[^}]*reason="budget"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
     };
 
     const small = await fetchText(`${s.url}/items/small`, agent);
@@ -941,6 +941,48 @@ paths:
     t.equal(await findingsReach(2), 2, 'the aborted response gave its bytes back: the next copy fits, and nothing else was checked');
   },
 );
+
+t.test('response validation: a response over the 1 MiB a copy holds goes unchecked, counted as too_large', async (t) => {
+  const backend = createHttpServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(`{"items":"${'x'.repeat(1200 * 1024)}"}`);
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    backend.closeAllConnections();
+    backend.close();
+  });
+  const document = openApiFile(
+    `openapi: 3.0.3
+info: { title: t, version: '1' }
+paths:
+  /items:
+    get:
+      operationId: getItems
+      responses:
+        '200':
+          description: ok
+          content: { application/json: { schema: { type: object, required: [id] } } }
+`,
+  );
+  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as { port: number }).port}`, {
+    openapi: { document, allow_public: true, validation: { responses: 'report' } },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const skipped = async (reason: string) => {
+    const text = (await fetchText(`${s.adminUrl}/metrics`, agent)).text;
+    return Number(new RegExp(`^warden_response_checks_skipped_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? -1);
+  };
+  t.equal(await skipped('too_large'), 0, 'the series is there before any skip');
+  const res = await fetchText(`${s.url}/items`, agent);
+  t.equal(res.text.length, 1200 * 1024 + 12, 'the response arrives whole');
+  let counted = 0;
+  for (let i = 0; i < 100 && (counted = await skipped('too_large')) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(counted, 1, 'warden_response_checks_skipped_total{reason="too_large"} counts it');
+  t.equal(await skipped('budget'), 0, 'not as a budget skip');
+  t.equal(s.events.filter((e) => e.name === 'warden.response.invalid').length, 0, 'and it is not checked');
+});
 
 t.test('warden config check and warden proxy refuse to start on an invalid document, naming its JSON pointer', async (t) => {
   const { spawnSync } = await import('node:child_process');
