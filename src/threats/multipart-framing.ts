@@ -41,8 +41,8 @@ export interface MultipartFramingCheck {
    */
   parts(): number;
   /**
-   * The content of part `index` (1-based, as `parts()` counts) when it is a file to other readers
-   * but a text field to busboy (`fileInField`), and forgets it; else undefined. Kept only until
+   * The content of part `index` (1-based, as `parts()` counts), as sent, when busboy reads it as a
+   * text field (`textField`), and forgets it; else undefined. Kept only until
    * busboy reads the part, which is in the same chunk: the checker reads each chunk first.
    */
   takeFieldFile(index: number): Buffer[] | undefined;
@@ -82,20 +82,20 @@ export function partHeaderProblem(block: string, formData = true): string | unde
 }
 
 /**
- * Whether a part busboy reads as a text field (a `filename` only when it is not empty, or the type
- * application/octet-stream, makes a file to busboy) is a file to other readers: Werkzeug, Spring
- * and commons-fileupload read any part with a `filename` parameter, `filename=""` too, as a file,
- * and Spring binds a part of any type to `@RequestPart byte[]`. Such a part is scanned too.
+ * Whether busboy reads a part as a text field: a `filename` only when it is not empty, or the type
+ * application/octet-stream, makes a file to busboy. Its bytes as sent are kept for the malware scan:
+ * other readers read such a part as a file (Werkzeug, Spring and commons-fileupload any part with a
+ * `filename` parameter, `filename=""` too; Spring binds a part of any type to `@RequestPart byte[]`),
+ * and a backend may store any text field as a file.
  */
-function fileInField(disposition: readonly [string, string][], contentType: string): boolean {
+function textField(disposition: readonly [string, string][], contentType: string): boolean {
   const mediaType = contentType.split(';', 1)[0]?.trim() ?? '';
   const filename = disposition.find(([name]) => name === 'filename');
-  if (mediaType === 'application/octet-stream' || (filename !== undefined && filename[1] !== '')) return false;
-  return filename !== undefined || (mediaType !== '' && mediaType !== 'text/plain');
+  return !(mediaType === 'application/octet-stream' || (filename !== undefined && filename[1] !== ''));
 }
 
-/** The problem with a part's header block, if any, whether a form reader reads the part, and whether it is fileInField. */
-function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; fileInField?: boolean } {
+/** The problem with a part's header block, if any, whether a form reader reads the part, and whether busboy reads it as a textField. */
+function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; textField?: boolean } {
   const lines = unfolded(block);
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
   const seen = new Set<string>();
@@ -142,7 +142,7 @@ function readPartHeaders(block: string, formData: boolean): { problem?: string; 
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
-  return { read: true, fileInField: fileInField(disposition, contentType) };
+  return { read: true, textField: textField(disposition, contentType) };
 }
 
 /** A header block's lines with folded ones (starting with a space or tab) joined to the line before, as busboy joins them. */
@@ -158,8 +158,8 @@ function unfolded(block: string): string[] {
 /**
  * A checker for a body split at `boundary`. A delimiter is a line starting `--boundary`; what
  * follows it on the line decides what it is (RFC 2046 §5.1.1). With `maxFieldBytes`, it also keeps
- * the content of parts busboy reads as a field but others as a file (fileInField), up to that many
- * bytes, for takeFieldFile: busboy hands over only the field's decoded value.
+ * the content of parts busboy reads as a text field (textField), up to that many bytes, for
+ * takeFieldFile: busboy hands over only the field's decoded value.
  */
 export function createMultipartFramingCheck(boundary: string, formData = true, maxFieldBytes?: number): MultipartFramingCheck {
   let problem: string | undefined;
@@ -171,7 +171,7 @@ export function createMultipartFramingCheck(boundary: string, formData = true, m
   /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
   let headerText = '';
   let parts = 0;
-  /** The content of the fileInField part being read, then until busboy reads it (takeFieldFile). */
+  /** The content of the textField part being read, then until busboy reads it (takeFieldFile). */
   let capturing: Buffer[] | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
@@ -257,7 +257,7 @@ export function createMultipartFramingCheck(boundary: string, formData = true, m
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const { problem: why, read, fileInField: capture } = readPartHeaders(headerText.slice(0, blank), formData);
+    const { problem: why, read, textField: capture } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (read) parts++;
     if (read && capture && maxFieldBytes !== undefined) capturing = [];

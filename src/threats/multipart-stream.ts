@@ -21,8 +21,9 @@ export interface MultipartHandlers {
   /** A file part; its content must be consumed (or resumed) for parsing to go on. */
   onFile(name: string, filename: string, content: Readable): void;
   /**
-   * After its onField, a part busboy reads as a text field that other readers read as a file
-   * (`filename=""`, a type other than text/plain): its bytes as sent, which the value is not.
+   * After its onField, every part busboy reads as a text field, its bytes as sent (which the value
+   * is not): other readers read some of them as files (`filename=""`, a type other than
+   * text/plain), and a backend may store any of them as one.
    */
   onFieldFile?(name: string, content: Readable): void;
 }
@@ -120,7 +121,8 @@ export function createMultipartStream(
     if (name === '_charset_' && value.trim() !== '' && !isAsciiCompatibleCharset(value)) problem ??= charsetProblem(value);
     handlers.onField?.(name, value, info.mimeType);
     const asFile = framing.takeFieldFile(read);
-    if (asFile !== undefined) handlers.onFieldFile?.(name, Readable.from(asFile));
+    // An empty field has nothing to scan.
+    if (asFile !== undefined && asFile.some((b) => b.length > 0)) handlers.onFieldFile?.(name, Readable.from(asFile));
   });
   parser.on('file', (name, content, info) => {
     read++;

@@ -116,10 +116,15 @@ t.test('a part busboy skips is refused, whatever made it skip the part: no reade
   }
 });
 
-t.test('onFieldFile: a part busboy reads as a text field but others as a file, its bytes as sent (defect 133)', async (t) => {
+t.test('onFieldFile: every part busboy reads as a text field, its bytes as sent (defects 133, 214)', async (t) => {
   const binary = Buffer.from([0x00, 0xff, 0x0d, 0x0a, 0x2d, 0x58, 0x0d, 0xc3, 0x28, 0x0d]);
   const body = Buffer.concat([
     Buffer.from('--XB\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n'),
+    Buffer.from(
+      '--XB\r\nContent-Disposition: form-data; name="latin"\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n\xe9t\xe9\r\n',
+      'latin1',
+    ),
+    Buffer.from('--XB\r\nContent-Disposition: form-data; name="blank"\r\n\r\n\r\n'),
     Buffer.from('--XB\r\nContent-Disposition: form-data; name="empty"; filename=""\r\n\r\n'),
     binary,
     Buffer.from('\r\n--XB\r\nContent-Disposition: form-data; name="zip"\r\nContent-Type: application/zip\r\n\r\n'),
@@ -154,10 +159,12 @@ t.test('onFieldFile: a part busboy reads as a text field but others as a file, i
     t.same(
       seen.map(([name, bytes]) => [name, bytes.toString('hex')]),
       [
+        ['note', Buffer.from('hi').toString('hex')],
+        ['latin', 'e974e9'],
         ['empty', binary.toString('hex')],
         ['zip', binary.toString('hex')],
       ],
-      `step ${step}: filename="" and application/zip, byte for byte`,
+      `step ${step}: text fields (not the empty one), filename="" and application/zip, byte for byte`,
     );
     t.same(files, ['text'], `step ${step}: busboy's own files are not given twice`);
   }
