@@ -1,7 +1,7 @@
 /** The minted tokens' key ring: rotation publishes the new key and keeps the old one until its tokens are gone. */
 import t from 'tap';
 import { createLocalJWKSet, jwtVerify, SignJWT } from 'jose';
-import { createSigningKeys } from '../../../src/identity/signing-keys.js';
+import { createSigningKeys, PUBLISH_AHEAD_MS } from '../../../src/identity/signing-keys.js';
 
 const kids = (json: string) => (JSON.parse(json) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
 
@@ -58,4 +58,23 @@ t.test('a ring built from another (a reload) keeps its keys and its schedule', a
   t.equal(rebuilt.current().kid, keys.current().kid, 'the same key signs');
   t.same(kids(rebuilt.jwksJson()), kids(keys.jwksJson()), 'the same keys are published, the retired one included');
   t.equal(rebuilt.state().rotatedAt, state.rotatedAt, 'the next rotation stays where it was');
+});
+
+t.test('rotations are at least PUBLISH_AHEAD_MS apart, however short rotate_every is', async (t) => {
+  // Two rings asked to rotate every second, one last rotated PUBLISH_AHEAD_MS − 0.5 s ago, the
+  // other PUBLISH_AHEAD_MS − 5 s ago: only the first may rotate within the next 1.5 s. With the
+  // floor gone, both would rotate at once (their last rotation is far more than a second ago).
+  const seed = await createSigningKeys({ rotateEvery: 3_600_000, tokenLifetime: 60_000, leeway: 0 });
+  seed.stop();
+  const options = { rotateEvery: 1_000, tokenLifetime: 60_000, leeway: 0 };
+  const due = await createSigningKeys(options, { ...seed.state(), rotatedAt: Date.now() - PUBLISH_AHEAD_MS + 500 });
+  const notDue = await createSigningKeys(options, { ...seed.state(), rotatedAt: Date.now() - PUBLISH_AHEAD_MS + 5_000 });
+  t.teardown(() => {
+    due.stop();
+    notDue.stop();
+  });
+  const first = seed.state().current.kid;
+  for (let i = 0; i < 30 && due.current().kid === first; i++) await new Promise((r) => setTimeout(r, 100));
+  t.not(due.current().kid, first, `rotated once PUBLISH_AHEAD_MS (${PUBLISH_AHEAD_MS} ms) had passed since the last rotation`);
+  t.equal(notDue.current().kid, first, 'not before: a key signs only after it has been published that long');
 });
