@@ -300,14 +300,21 @@ function failedAuthnLimitOf(config: SidecarConfig, routeId: string, policy: Rout
 
 /**
  * With mesh, every route checks the caller's certificate (required unless the route says
- * `mtls: optional`). Without mesh, only routes with a `peers.allow` list do. A `peers.allow` list
- * always requires a certificate (peer-authz.ts): without one the caller is not on any list.
+ * `mtls: optional`). Without mesh, routes with a `peers.allow` list do, and so do operations that
+ * accept a `mutualTLS` scheme: there a certificate is optional (the scheme is one alternative, its
+ * check authz-scopes'), but one presented must be valid, and the backend, whose business
+ * fine-grained authorization is, is told who called (X-Forwarded-Client-Cert); it was not. A
+ * `peers.allow` list always requires a certificate (peer-authz.ts): without one the caller is not
+ * on any list.
  */
 function peerPolicyOf(config: SidecarConfig, policy: RoutePolicy) {
   const allow = policy.peers.allow;
   if (config.mesh) return { mtls: policy.mtls ?? config.mesh.mtls, allow, ownId: config.mesh.spiffe_id };
-  if (allow.length === 0) return undefined;
-  return { mtls: 'require' as const, allow, ownId: undefined };
+  if (allow.length > 0) return { mtls: 'require' as const, allow, ownId: undefined };
+  const scopes = policy.scopes;
+  if (scopes !== undefined && 'alternatives' in scopes && scopes.alternatives.some((a) => a.peer))
+    return { mtls: 'optional' as const, allow, ownId: undefined };
+  return undefined;
 }
 
 /** A schema of the document that cannot be used (OpenApiError) as a PlanError on `openapi.document`, with the document and the pointer. */
