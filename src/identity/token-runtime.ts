@@ -59,9 +59,10 @@ export interface TokenRuntime {
   keyRing(): KeyRingState | undefined;
   /**
    * Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every
-   * replica; `detail` says why Redis did not take it, and that it will be retried.
+   * replica of this service; `detail` says what the revocation covers, or why Redis did not take it
+   * and that it will be retried.
    */
-  revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean; detail?: string }>;
+  revoke(token: string): Promise<{ hash: string; idp: boolean; shared: boolean; service: string; detail: string }>;
   /** Discovery documents and keys fetched at startup; failures are logged and retried on demand. */
   prefetch(): Promise<void>;
   close(): Promise<void>;
@@ -112,13 +113,25 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   const sharedSecret = tokens.shared && !deps.offline ? sharedStateSecret(tokens) : undefined;
   // The configuration check requires tokens.shared.key when there is no credential to derive it from.
   if (tokens.shared && !deps.offline && !sharedSecret) throw new Error('tokens.shared needs tokens.shared.key');
+  const sharedPrefix = tokens.shared?.prefix ?? `warden:${deps.serviceName}:`;
+  /**
+   * What a revocation covers, said in its answer: revocations are per service (their Redis keys
+   * under its prefix), and "shared": true read as "everywhere" left the token valid at every other
+   * service that accepts it, a JWT for its whole life (docs/adversarial.md 216).
+   */
+  const revocationReach = (sharedDone: boolean, idp: boolean, jws: boolean) =>
+    `Refused from now on by ${sharedDone ? `every replica of service ${deps.serviceName} (Redis prefix ${sharedPrefix})` : `this replica of service ${deps.serviceName}`}` +
+    (idp
+      ? '; revoked at its IdP too, so other services that accept it refuse it once their cached answer is re-checked.'
+      : '; other services that accept this token still do: revoke it through each of them' +
+        (jws ? ' (a JWT cannot be revoked at its IdP).' : ', or at its IdP.'));
   const shared: SharedTokenState | undefined =
     tokens.shared && sharedSecret
       ? await createRedisTokenState({
           url: tokens.shared.redis,
           // Each service its own keys and channel by default: one prefix for all let every service
           // read the others' answers and revocations.
-          prefix: tokens.shared.prefix ?? `warden:${deps.serviceName}:`,
+          prefix: sharedPrefix,
           seal: createSharedSeal(sharedSecret),
           logger,
           events,
@@ -249,6 +262,13 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     jwksJson: () => keys?.jwksJson(),
     keyRing: () => keys?.state(),
     async revoke(token) {
+      const already = (hash: string) => ({
+        hash,
+        idp: false,
+        shared: false,
+        service: deps.serviceName,
+        detail: 'The token was already revoked here; nothing changed.',
+      });
       let hashes: string[];
       // The hash the answer reports: the token's own issuer's, when known.
       let ownHash = 0;
@@ -258,7 +278,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const claimed = jwt.claimedIssuer(token);
         if (claimed instanceof WardenError) throw claimed;
         hashes = [tokenHash(claimed.trusted.cfg.issuer, token)];
-        if (denylist.has(hashes[0] as string)) return { hash: hashes[0] as string, idp: false, shared: false };
+        if (denylist.has(hashes[0] as string)) return already(hashes[0] as string);
         // Only a token this sidecar accepts goes on the list, with the exp its signature vouches
         // for: a forged JWT (any claims, an exp in the year 9999) put there filled the list for
         // good, and every later revocation failed (docs/adversarial.md defect 102).
@@ -272,7 +292,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         // refused under each of their hashes. Only its own IdP is told, when known (the one whose
         // cache holds it, or the only one): a token must not be sent to an IdP that did not issue it.
         hashes = introspectingIds.map((id) => tokenHash((policies.get(id) as IssuerPolicy).issuer, token));
-        if (hashes.every((hash) => denylist.has(hash))) return { hash: hashes[0] as string, idp: false, shared: false };
+        if (hashes.every((hash) => denylist.has(hash))) return already(hashes[0] as string);
         const owners = introspectingIds.flatMap((id, i) => {
           const cached = (introspectors.get(id) as Introspector).cached(hashes[i] as string);
           return cached ? [{ id, i, expiresAt: cached.expiresAt }] : [];
@@ -332,7 +352,13 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         );
       }
       events.emit('warden.token.revoked', { 'warden.token.hash': hash.slice(0, 16), 'warden.detail': `idp=${idp} shared=${sharedDone}` });
-      return { hash, idp, shared: sharedDone, ...(detail ? { detail } : {}) };
+      return {
+        hash,
+        idp,
+        shared: sharedDone,
+        service: deps.serviceName,
+        detail: detail ?? revocationReach(sharedDone, idp, looksLikeJws(token)),
+      };
     },
     async prefetch() {
       const results = await jwt.prefetch();

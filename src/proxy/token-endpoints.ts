@@ -98,7 +98,8 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
         token_hash: outcome.hash.slice(0, 16),
         idp: outcome.idp,
         shared: outcome.shared,
-        ...(outcome.detail ? { detail: outcome.detail } : {}),
+        service: outcome.service,
+        detail: outcome.detail,
       }) + '\n',
     );
   } catch (err) {

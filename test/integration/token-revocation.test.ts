@@ -232,7 +232,24 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     const a = await startTestSidecar(t, backend.url, config);
     const jwt = (await idp.issueToken({ resource: idp.audience })).accessToken;
     const opaque = (await idp.issueToken()).accessToken;
-    for (const token of [jwt, opaque]) t.match((await revoke(a, token)).body, { revoked: true, shared: true });
+    const answers = [(await revoke(a, jwt)).body, (await revoke(a, opaque)).body];
+    for (const body of answers) t.match(body, { revoked: true, shared: true, service: 'test' });
+    // What a revocation covers: this service's replicas. "shared": true alone read as "everywhere"
+    // (docs/adversarial.md 216).
+    t.match(answers[0], {
+      detail: new RegExp(
+        `^Refused from now on by every replica of service test \\(Redis prefix ${prefix}\\); other services that accept this token still do: revoke it through each of them \\(a JWT cannot be revoked at its IdP\\)\\.$`,
+      ),
+    });
+    t.match(answers[1], {
+      idp: true,
+      detail: /revoked at its IdP too, so other services that accept it refuse it once their cached answer is re-checked/,
+    });
+    t.match(
+      (await revoke(a, jwt)).body,
+      { revoked: true, detail: 'The token was already revoked here; nothing changed.' },
+      'again: said so',
+    );
 
     const b = await startTestSidecar(t, backend.url, config);
     const callB = caller(t, b);
