@@ -29,7 +29,12 @@ export interface SecurityAlternative {
   readonly apiKeys: readonly ApiKeyLocation[];
   /** A mutualTLS scheme: the caller presented a verified client certificate. */
   readonly peer: boolean;
+  /** An oauth2, openIdConnect or http bearer scheme: the caller's token, even with no scopes. */
+  readonly token: boolean;
 }
+
+/** Whether an alternative is met without a bearer token (API keys and/or a client certificate only). */
+export const needsNoToken = (a: SecurityAlternative): boolean => !a.token;
 
 const API_KEY_PLACES = new Set(['header', 'query', 'cookie']);
 
@@ -53,6 +58,7 @@ export function compileSecurity(
     const scopes = new Set<string>();
     const apiKeys: ApiKeyLocation[] = [];
     let peer = false;
+    let token = false;
     let never: string | undefined;
     for (const name of names) {
       const scheme = Object.hasOwn(schemes, name) ? (schemes[name] as Record<string, unknown>) : undefined;
@@ -65,11 +71,14 @@ export function compileSecurity(
       switch (scheme.type) {
         case 'oauth2':
         case 'openIdConnect':
+          token = true;
           for (const s of req[name] ?? []) scopes.add(s);
           break;
         case 'http':
-          if (typeof scheme.scheme === 'string' && scheme.scheme.toLowerCase() === 'bearer') for (const s of req[name] ?? []) scopes.add(s);
-          else never ??= `"${name}" (http ${String(scheme.scheme)})`;
+          if (typeof scheme.scheme === 'string' && scheme.scheme.toLowerCase() === 'bearer') {
+            token = true;
+            for (const s of req[name] ?? []) scopes.add(s);
+          } else never ??= `"${name}" (http ${String(scheme.scheme)})`;
           break;
         case 'apiKey': {
           const place = scheme.in;
@@ -89,7 +98,7 @@ export function compileSecurity(
       }
     }
     if (never !== undefined) unmet.push(never);
-    else alternatives.push({ scopes: [...scopes], apiKeys, peer });
+    else alternatives.push({ scopes: [...scopes], apiKeys, peer, token });
   }
   if (alternatives.length === 0)
     throw new OpenApiError(

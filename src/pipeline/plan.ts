@@ -18,6 +18,7 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
+import { needsNoToken } from '../openapi/security-requirements.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
 import { OpenApiError } from '../openapi/document.js';
@@ -203,6 +204,9 @@ function buildStages(
     } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
     if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm));
+  } else if (!isScopesNoop(policy.scopes)) {
+    // Without tokens only operations whose every alternative needs none get here (operationEntries).
+    stages.push(createAuthzScopesStage(policy.scopes as ScopeAlternatives, config.service.name));
   }
   // Parameters are checked before the body is read; the body only once the caller is authorised.
   const bodyStages: Stage[] = [];
@@ -527,12 +531,20 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
     const own: OperationSettings = settings[op.id] ?? {};
     const policy = policyOf(config, { ...own, rate_limit: own.rate_limit ?? op.rateLimit });
     const isPublic = op.security !== undefined && op.security.length === 0;
-    if (op.security !== undefined && !isPublic && !config.tokens) {
+    // Alternatives met by an API key or a client certificate alone need no tokens section.
+    if (op.security !== undefined && !isPublic && !config.tokens && !op.security.every(needsNoToken)) {
       throw new PlanError(['openapi', 'document'], `${op.pointer} requires security, so a tokens section is needed to check it`);
     }
     // Public by the document, unless the operator's own scopes replace its requirement (they need a caller).
     if (isPublic && config.openapi?.allow_public && own.authn === undefined && own.scopes === undefined) policy.authn = { mode: 'off' };
-    if (own.scopes === undefined && op.security && op.security.length > 0) policy.scopes = { alternatives: op.security };
+    if (own.scopes === undefined && op.security && op.security.length > 0) {
+      policy.scopes = { alternatives: op.security };
+      // An alternative met without a bearer token (an API key, a client certificate) makes the token
+      // optional here: one sent is still verified, and authz-scopes holds each alternative to all it
+      // names. Before, such a caller got 401 ERR_AUTHN_TOKEN_MISSING unless the operator set
+      // authn.optional for the operation (docs/adversarial.md 217).
+      if (own.authn === undefined && op.security.some(needsNoToken)) policy.authn = { optional: true };
+    }
     policy.operation = { op, mode: own.validation ?? config.openapi?.validation.mode ?? 'enforce' };
     return {
       id: op.id,

@@ -97,16 +97,27 @@ function securityStage(alternatives: readonly SecurityAlternative[], needed: str
     realm,
   );
   const none: ReadonlySet<string> = new Set();
+  // A caller that sent no token (authn is optional where an alternative needs none) and met no
+  // alternative: where a token would do, it is unauthenticated (401, as authn itself would answer);
+  // where every alternative needs a certificate, it lacks one; otherwise (API keys) as before, 403.
+  const detail = `The request meets none of the security requirements of this operation (${describe}).`;
+  const missing = alternatives.some((a) => a.token)
+    ? () => new WardenError('ERR_AUTHN_TOKEN_MISSING', { rule: 'authz.security', detail })
+    : alternatives.every((a) => a.peer)
+      ? () => new WardenError('ERR_PEER_CERT_REQUIRED', { rule: 'authz.security', detail })
+      : () => refusal('');
   return {
     id: 'authz-scopes',
     run(ctx) {
       const granted = ctx.principal?.scopes ?? none;
       for (const a of alternatives) {
+        // Without a token (authn is optional when some alternative needs none), a token's alternative is unmet.
+        if (a.token && ctx.principal === undefined) continue;
         if (a.peer && !ctx.peer.verified) continue;
         if (!a.scopes.every((s) => granted.has(s))) continue;
         if (a.apiKeys.every((key) => apiKeySent(key, ctx))) return undefined;
       }
-      return refusal(ctx.principal?.scope ?? '');
+      return ctx.principal === undefined ? missing() : refusal(ctx.principal.scope);
     },
   };
 }

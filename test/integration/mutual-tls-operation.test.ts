@@ -35,7 +35,7 @@ t.test('a mutualTLS operation tells the backend which certificate called; a pres
   );
   const s = await startTestSidecar(t, backend.url, {
     listeners: { inbound: { tls: { client_certificates: 'request', client_ca: caller.bundleFile } } },
-    openapi: { document, allow_public: true, operations: { secure: { authn: { mode: 'off' } } } },
+    openapi: { document, allow_public: true },
     tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
   });
   const get = (path: string, who?: { certPem: string; keyPem: string }) =>
@@ -66,7 +66,7 @@ t.test('a mutualTLS operation tells the backend which certificate called; a pres
   t.equal(await get('/secure', caller), 200, 'a verified certificate meets the scheme');
   const hash = createHash('sha256').update(new X509Certificate(caller.certPem).raw).digest('hex');
   t.same(xfccs(), [`Hash=${hash};URI=spiffe://${TRUST_DOMAIN}/ns/shop/sa/caller`], 'the backend is told who called');
-  t.equal(await get('/secure'), 403, 'no certificate: the scheme is not met');
+  t.equal(await get('/secure'), 401, 'no certificate: the scheme is not met (ERR_PEER_CERT_REQUIRED)');
   t.equal(await get('/secure', stranger), 401, 'a certificate client_ca does not verify is refused, not ignored');
   t.equal(backend.requests.length, 1, 'neither reached the backend');
   t.equal(await get('/open', caller), 200, 'an operation without the scheme');

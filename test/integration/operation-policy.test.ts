@@ -121,3 +121,82 @@ components:
     'a document whose only requirement is http basic is refused at start, naming the operation',
   );
 });
+
+t.test('an alternative met without a token (an API key) needs no token: the token is optional there (adversarial.md 217)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = openApiFile(
+    `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /keyed:
+    get:
+      operationId: keyed
+      security: [{ key: [] }]
+      responses: { '200': { description: ok } }
+  /either:
+    get:
+      operationId: either
+      security: [{ key: [] }, { oauth: ['items:admin'] }]
+      responses: { '200': { description: ok } }
+  /token:
+    get:
+      operationId: tokenOnly
+      security: [{ oauth: [] }]
+      responses: { '200': { description: ok } }
+components:
+  securitySchemes:
+    oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { 'items:admin': a } } } }
+    key: { type: apiKey, in: header, name: X-API-Key }
+`,
+  );
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+    openapi: { document },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const token = async (scope: string) =>
+    `Bearer ${await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'u', scope, exp: Math.floor(Date.now() / 1000) + 300 })}`;
+  const call = async (path: string, headers: Record<string, string> = {}) => {
+    const r = await fetchText(`${s.url}${path}`, agent, { headers });
+    return r.status === 200 ? '200' : `${r.status} ${r.json<{ code: string }>().code}`;
+  };
+  t.equal(await call('/keyed', { 'x-api-key': 'k' }), '200', 'the key alone (before: 401 ERR_AUTHN_TOKEN_MISSING)');
+  t.equal(await call('/keyed'), '403 ERR_AUTHZ_SCOPE_MISSING', 'nothing sent: no alternative met (no token would do)');
+  t.equal(
+    await call('/keyed', { 'x-api-key': 'k', authorization: 'Bearer not-a-valid-token' }),
+    '401 ERR_AUTHN_TOKEN_INVALID',
+    'a token sent is still verified',
+  );
+  t.equal(await call('/either', { 'x-api-key': 'k' }), '200', 'either: the key alone');
+  t.equal(await call('/either', { authorization: await token('items:admin') }), '200', 'or the scope');
+  t.equal(
+    await call('/either', { authorization: await token('items:read') }),
+    '403 ERR_AUTHZ_SCOPE_MISSING',
+    'a token without the scope nor the key',
+  );
+  t.equal(await call('/either'), '401 ERR_AUTHN_TOKEN_MISSING', 'nothing sent');
+  t.equal(await call('/token'), '401 ERR_AUTHN_TOKEN_MISSING', 'an operation that only takes a token still needs one');
+  t.equal(await call('/token', { authorization: await token('') }), '200', 'any valid token');
+
+  // Without a tokens section, an operation whose every alternative needs no token loads and is checked.
+  const keyedOnly = openApiFile(
+    `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /keyed:
+    get:
+      operationId: keyed
+      security: [{ key: [] }]
+      responses: { '200': { description: ok } }
+components:
+  securitySchemes:
+    key: { type: apiKey, in: header, name: X-API-Key }
+`,
+  );
+  const plain = await startTestSidecar(t, backend.url, { openapi: { document: keyedOnly } });
+  t.equal((await fetchText(`${plain.url}/keyed`, agent, { headers: { 'x-api-key': 'k' } })).status, 200, 'no tokens section: the key');
+  t.equal((await fetchText(`${plain.url}/keyed`, agent)).status, 403, 'and without it, refused');
+});

@@ -30,15 +30,15 @@ t.test('each scheme type', async (t) => {
   t.same(compileSecurity(doc, [], '#/security'), [], 'security: [] is public');
   t.same(compileSecurity(doc, [{ oauth: ['a'] }, {}], '#/security'), [], 'so is an empty requirement among them');
   t.same(compileSecurity(doc, [{ oauth: ['a'], oidc: ['b'], bearer: ['c'] }], '#/security'), [
-    { scopes: ['a', 'b', 'c'], apiKeys: [], peer: false },
+    { scopes: ['a', 'b', 'c'], apiKeys: [], peer: false, token: true },
   ]);
   t.same(compileSecurity(doc, [{ key: [] }, { qkey: [], mtls: [] }], '#/security'), [
-    { scopes: [], apiKeys: [{ in: 'header', name: 'x-api-key' }], peer: false },
-    { scopes: [], apiKeys: [{ in: 'query', name: 'api_key' }], peer: true },
+    { scopes: [], apiKeys: [{ in: 'header', name: 'x-api-key' }], peer: false, token: false },
+    { scopes: [], apiKeys: [{ in: 'query', name: 'api_key' }], peer: true, token: false },
   ]);
   t.same(
     compileSecurity(doc, [{ basic: [] }, { oauth: ['a'] }], '#/security'),
-    [{ scopes: ['a'], apiKeys: [], peer: false }],
+    [{ scopes: ['a'], apiKeys: [], peer: false, token: true }],
     'http basic: never met beside a bearer token',
   );
 });

@@ -96,10 +96,16 @@ t.test('a realm with a quote cannot break the challenge (rescue strips quotes an
 });
 
 t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verified certificate (defect 169)', async (t) => {
-  const alt = (scopes: string[], apiKeys: { in: 'header' | 'query' | 'cookie'; name: string }[] = [], peer = false) => ({
+  const alt = (
+    scopes: string[],
+    apiKeys: { in: 'header' | 'query' | 'cookie'; name: string }[] = [],
+    peer = false,
+    token = scopes.length > 0,
+  ) => ({
     scopes,
     apiKeys,
     peer,
+    token,
   });
   const withKey = (c: RequestContext, headers: Record<string, string>, search = ''): RequestContext => ({ ...c, headers, search });
   const verified = { ...NO_PEER, presented: true, verified: true };
@@ -131,4 +137,14 @@ t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verifie
   t.not(mtlsAndScope.run({ ...ctx(withScope('pets:read')), peer: { ...NO_PEER, presented: true } }), undefined, 'nor an unverified one');
   t.equal(mtlsAndScope.run({ ...ctx(withScope('pets:read')), peer: verified }), undefined, 'a verified one, with the scope');
   t.not(mtlsAndScope.run({ ...ctx(withScope('')), peer: verified }), undefined, 'AND: the scope still needed');
+
+  // [{oauth: []}, {apiKey: []}]: authn is optional there (an alternative needs no token), so a
+  // request may come without a principal: the token's alternative, even without scopes, is unmet.
+  const tokenOrKey = createAuthzScopesStage(
+    { alternatives: [alt([], [], false, true), alt([], [{ in: 'header', name: 'x-api-key' }])] },
+    'shop',
+  );
+  t.match(tokenOrKey.run(ctx(undefined)), { code: 'ERR_AUTHN_TOKEN_MISSING', rule: 'authz.security' }, 'neither a token nor the key: 401');
+  t.equal(tokenOrKey.run(ctx(withScope(''))), undefined, 'a token with no scopes meets {oauth: []}');
+  t.equal(tokenOrKey.run(withKey(ctx(undefined), { 'x-api-key': 'k' })), undefined, 'the key alone meets the other');
 });
