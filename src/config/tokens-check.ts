@@ -5,6 +5,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConfigIssue } from './config-error.js';
+import { MIN_KEY_ROTATION_MS } from './key-rotation.js';
 import { routeSettingsOf } from './route-settings.js';
 import { NOT_ACCESS_TOKEN_TYPES } from './token-kinds.js';
 import type { SidecarConfig } from './types.js';
@@ -114,6 +115,13 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
       'is required when no issuer introspects: the entries in Redis are authenticated with it (the same secret on every replica, e.g. ${file:…})',
     );
   }
+  // The ring never rotates sooner (a key signs only once it has been published that long):
+  // a shorter value was raised without a word.
+  if (tokens.mint.key_rotation < MIN_KEY_ROTATION_MS)
+    yield issue(
+      ['tokens', 'mint', 'key_rotation'],
+      `must be at least ${MIN_KEY_ROTATION_MS / 1000}s: a key is published that long before it signs, for verifiers that cache the JWKS`,
+    );
   if (tokens.shared && tokens.shared.write_back < MIN_WRITE_BACK_MS)
     yield issue(['tokens', 'shared', 'write_back'], `must be at least ${MIN_WRITE_BACK_MS}ms (each pass reads a key per revocation held)`);
   if (tokens.authn.mode === 'introspect' && introspecting.length === 0) {

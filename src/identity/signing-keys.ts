@@ -16,6 +16,7 @@
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import { MIN_KEY_ROTATION_MS } from '../config/key-rotation.js';
 
 export interface SigningKey {
   readonly kid: string;
@@ -56,7 +57,7 @@ interface RetiredKey {
 }
 
 /** How long a key is published before it signs: a verifier's refetch cooldown (30 s) and the JWKS's max-age (60 s). */
-export const PUBLISH_AHEAD_MS = 90_000;
+export const PUBLISH_AHEAD_MS = MIN_KEY_ROTATION_MS;
 
 async function newKey(): Promise<SigningKey> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

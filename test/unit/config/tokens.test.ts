@@ -266,3 +266,12 @@ t.test('introspection.token_types cannot require a refresh or ID token: such tok
   });
   t.ok(parseSidecarConfig('sidecar.yaml', bearer).config.tokens, 'access token types are accepted');
 });
+
+t.test('tokens.mint.key_rotation: at least 90s, refused below rather than raised without a word', async (t) => {
+  const short = await issuesOf({ tokens: { issuers: [ISSUER], mint: { key_rotation: '80s' } } });
+  t.match(short.lines, [
+    /^sidecar\.yaml:\d+ tokens\.mint\.key_rotation: must be at least 90s: a key is published that long before it signs/,
+  ]);
+  const { config } = parseSidecarConfig('sidecar.yaml', await yamlOf({ tokens: { issuers: [ISSUER], mint: { key_rotation: '90s' } } }));
+  t.equal(config.tokens?.mint.key_rotation, 90_000, '90s loads');
+});
