@@ -16,7 +16,7 @@ import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs } from './args.js';
 
-const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N] [--idp-port N]
+const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N] [--idp-port N] [--once]
 
 Runs the embedded demo: a Warden CA, an OpenID provider, a demo backend and a Warden sidecar in
 front of it that enrolls at the CA for its workload certificate, requires mTLS from callers and an

@@ -4,6 +4,8 @@
  * clients, and a client that does not read (its socket buffer full) is dropped, not buffered for.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WardenError } from '../errors.js';
+import { problemBody } from '../pipeline/rescue.js';
 import type { EventAttributes, EventName, EventSink, Severity } from '../telemetry/events.js';
 
 export interface ConsoleEvent {
@@ -52,8 +54,12 @@ export function createEventFeed(): EventFeed {
     },
     serve(req, res) {
       if (clients.size >= MAX_CLIENTS) {
-        res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '5' });
-        res.end(`at most ${MAX_CLIENTS} console clients\n`);
+        const full = new WardenError('ERR_OVERLOADED', {
+          rule: 'console.clients',
+          detail: `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`,
+        });
+        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' });
+        res.end(problemBody(full, undefined) + '\n');
         return;
       }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });

@@ -224,7 +224,6 @@ export interface EventAttributes {
   'warden.request.id'?: string;
   'warden.peer.id'?: string;
   'warden.peer.presented_id'?: string;
-  'warden.stage'?: string;
   'warden.action'?: 'block' | 'detect';
   'warden.rule'?: string;
   'warden.code'?: string;

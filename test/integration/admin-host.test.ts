@@ -97,3 +97,28 @@ t.test('the console refuses cross-origin browser requests: a page elsewhere coul
   t.equal((await get(`${s.adminUrl}/`, host, '-H', 'Sec-Fetch-Site: none')).status, 200, 'typed in the address bar: served');
   t.equal((await get(`${s.adminUrl}/metrics`, host, '-H', 'Sec-Fetch-Site: cross-site')).status, 200, '/metrics is not the console');
 });
+
+t.test('a console client past the 16th gets 503 problem+json, not plain text', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const { get: httpGet } = await import('node:http');
+  const open: import('node:http').ClientRequest[] = [];
+  t.teardown(() => open.forEach((r) => r.destroy()));
+  const feed = () =>
+    new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+      const req = httpGet(`${s.adminUrl}/console/events`, (res) => {
+        if (res.statusCode === 200) return resolve({ status: 200, type: String(res.headers['content-type']), body: '' });
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+      });
+      req.once('error', reject);
+      open.push(req);
+    });
+  for (let i = 0; i < 16; i++) t.equal((await feed()).status, 200, `client ${i + 1}`);
+  const refused = await feed();
+  t.equal(refused.status, 503, 'the 17th: 503');
+  t.equal(refused.type, 'application/problem+json');
+  t.match(JSON.parse(refused.body), { code: 'ERR_OVERLOADED', detail: /At most 16 console clients/ });
+});
