@@ -103,6 +103,8 @@ export interface Plan {
    */
   declaredWithSlash(method: string, path: string, caseless: boolean): RoutePlan | undefined;
   readonly routes: readonly RoutePlan[];
+  /** How many routes the configuration declares (`routes`, or the OpenAPI document's operations). */
+  readonly declaredRoutes: number;
   /**
    * Header names whose value this plan reads (lower case): the waf's, and every operation's declared
    * header parameters. Their underscored spellings never reach the backend (headers.ts).
@@ -396,6 +398,7 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
       declaredWithSlash: none,
       declaresUpperCase: false,
       routes: [defaultRoute],
+      declaredRoutes: 0,
       headersRead,
     };
   }
@@ -447,6 +450,7 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
 
   return {
     routes: passthrough ? [...routes, defaultRoute] : routes,
+    declaredRoutes: entries.length,
     headersRead,
     declared: (method, path) => declaredIn(router, method, path),
     declaredCaseless: (method, path) => declaredIn(caseless, method, path),

@@ -416,7 +416,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       ...(egress ? { egress: `${egress.address.address}:${egress.address.port}` } : {}),
       ...(mesh ? { spiffe_id: mesh.spiffeId } : {}),
       upstream: config.upstream.url,
-      routes: config.routes.length,
+      // The OpenAPI document's operations when it is configured: config.routes is empty then.
+      routes: current.plan.declaredRoutes,
     },
     'warden proxy listening',
   );
@@ -484,7 +485,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     );
     events.emit('warden.config.reloaded', {
       'warden.config.file': file,
-      'warden.detail': `${next.config.routes.length} routes${telemetry}${closed > 0 ? `; ${closed} connection(s) of a client CA no longer trusted closed` : ''}`,
+      'warden.detail': `${next.plan.declaredRoutes} ${next.config.openapi ? 'operations' : 'routes'}${telemetry}${closed > 0 ? `; ${closed} connection(s) of a client CA no longer trusted closed` : ''}`,
     });
     return true;
   }

@@ -974,6 +974,11 @@ paths:
     const text = (await fetchText(`${s.adminUrl}/metrics`, agent)).text;
     return Number(new RegExp(`^warden_response_checks_skipped_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? -1);
   };
+  t.equal(
+    s.logs.find((l) => l.msg === 'warden proxy listening')?.routes,
+    1,
+    "the start line counts the document's operations as routes (it said 0: config.routes is empty with openapi)",
+  );
   t.equal(await skipped('too_large'), 0, 'the series is there before any skip');
   const res = await fetchText(`${s.url}/items`, agent);
   t.equal(res.text.length, 1200 * 1024 + 12, 'the response arrives whole');
