@@ -37,13 +37,26 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   const lineAt = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
 
   if (doc.errors.length > 0) {
+    // One line per YAML line: a single slip (an unquoted `${X}` in a flow map) makes the parser
+    // stumble several times on the same line.
+    const lines = text.split('\n');
+    const seen = new Set<number | undefined>();
+    const first = doc.errors.filter((e) => {
+      const line = e.linePos?.[0].line;
+      if (seen.has(line)) return false;
+      seen.add(line);
+      return true;
+    });
     throw new ConfigError(
-      doc.errors.map((e) => ({
-        file,
-        line: e.linePos?.[0].line,
-        field: '',
-        message: `invalid YAML: ${e.message.split('\n')[0]}`,
-      })),
+      first.map((e) => {
+        const line = e.linePos?.[0].line;
+        return {
+          file,
+          line,
+          field: '',
+          message: yamlProblem(e.message, e.linePos?.[0].col, line === undefined ? '' : (lines[line - 1] ?? '')),
+        };
+      }),
     );
   }
 
@@ -90,6 +103,19 @@ function recursiveAlias(doc: Document): Alias | undefined {
     },
   });
   return found;
+}
+
+/**
+ * A YAML syntax error as one line: the parser's sentence without its "at line L, column C:" (the
+ * line leads the report; its excerpt, which followed that colon, does not fit one line), the column,
+ * and the likely fix when the line holds an unquoted `${…}` inside `{ }` or `[ ]`, which YAML reads
+ * as the start of a flow map.
+ */
+export function yamlProblem(message: string, column: number | undefined, sourceLine: string): string {
+  const sentence = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  const flowPlaceholder = /[{[][^#]*(?<!["'])\$\{/.test(sourceLine);
+  const hint = flowPlaceholder ? '; quote a ${…} value inside { } or [ ], e.g. "${CLIENT_SECRET}"' : '';
+  return `invalid YAML: ${sentence}${column === undefined ? '' : ` (column ${column})`}${hint}`;
 }
 
 /** The document as plain data; yaml refuses alias expansion past its limit ("billion laughs"). */

@@ -11,7 +11,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvDraft4 from 'ajv-draft-04';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
-import { readFileBounded } from '../config/bounded-file.js';
+import { FileTooLargeError, readFileBounded } from '../config/bounded-file.js';
 import { readCappedBody } from '../net/capped-body.js';
 
 // ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
@@ -108,6 +108,14 @@ async function readSource(source: string, timeoutMs: number): Promise<Record<str
   return doc as Record<string, unknown>;
 }
 
+/** Why a document could not be read, as the other files of the configuration say it: the errno, or the error's first line (a YAML error without its excerpt). */
+function readProblem(err: unknown): string {
+  if (err instanceof FileTooLargeError) return err.message;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && /^E[A-Z]+$/.test(code)) return code;
+  return ((err as Error).message.split('\n')[0] ?? '').replace(/ at line (\d+), column (\d+):?$/, ' at line $1, column $2');
+}
+
 const FETCH_TIMEOUT_MS = 10_000;
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
@@ -117,7 +125,7 @@ export async function loadOpenApiDocument(source: string, fetchTimeoutMs = FETCH
   try {
     raw = await readSource(source, fetchTimeoutMs);
   } catch (err) {
-    throw new OpenApiError('#', `cannot read ${source}: ${(err as Error).message.split('\n')[0]}`);
+    throw new OpenApiError('#', `cannot read ${source} (${readProblem(err)})`);
   }
   const version = typeof raw.openapi === 'string' ? raw.openapi : '';
   const validator = schemaValidator(version);

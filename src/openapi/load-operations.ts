@@ -11,7 +11,9 @@ export async function loadOperations(loaded: LoadedSidecarConfig): Promise<Opera
     return operationsOf(await loadOpenApiDocument(source));
   } catch (err) {
     if (err instanceof OpenApiError)
-      throw new ConfigError([loaded.issue(['openapi', 'document'], `${source} ${err.pointer}: ${err.message}`)]);
+      throw new ConfigError([
+        loaded.issue(['openapi', 'document'], err.pointer === '#' ? err.message : `${source} ${err.pointer}: ${err.message}`),
+      ]);
     throw err;
   }
 }

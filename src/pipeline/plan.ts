@@ -329,7 +329,10 @@ function documentProblem<T>(config: SidecarConfig, compile: () => T): T {
     return compile();
   } catch (err) {
     if (err instanceof OpenApiError)
-      throw new PlanError(['openapi', 'document'], `${config.openapi?.document ?? ''} ${err.pointer}: ${err.message}`);
+      throw new PlanError(
+        ['openapi', 'document'],
+        err.pointer === '#' ? err.message : `${config.openapi?.document ?? ''} ${err.pointer}: ${err.message}`,
+      );
     throw err;
   }
 }

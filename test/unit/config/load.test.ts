@@ -229,6 +229,12 @@ t.test('an unset variable or unreadable file is named at its line', async (t) =>
 t.test('YAML syntax errors and a missing file', async (t) => {
   const lines = issuesOf(() => parseSidecarConfig('bad.yaml', 'listeners:\n  inbound: [\n'));
   t.match(lines[0], /^bad\.yaml:\d+: invalid YAML: /);
+  t.notMatch(lines[0], /at line \d+, column \d+:$/, "not the parser's sentence cut before its excerpt");
+  // An unquoted ${…} in a flow map: one line (the parser stumbled three times on it), with the fix.
+  const flow = issuesOf(() => parseSidecarConfig('s.yaml', 'tokens: { client_secret: ${X} }\n'));
+  t.same(flow, [
+    's.yaml:1: invalid YAML: Unexpected flow-map-start at node end (column 27); quote a ${…} value inside { } or [ ], e.g. "${CLIENT_SECRET}"',
+  ]);
   t.same(
     issuesOf(() => loadSidecarConfig('/nonexistent/sidecar.yaml')),
     ['/nonexistent/sidecar.yaml: cannot read the configuration (file not found)'],

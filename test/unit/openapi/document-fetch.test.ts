@@ -53,7 +53,7 @@ t.test('a URL document: one deadline for the whole fetch, a size cap, the status
     );
 
   t.equal(await failure('/whole'), 'loaded', 'a document served whole loads');
-  t.match(await failure('/trickle', 800), /cannot read .*\/trickle: was not read whole within 0\.8 s/);
-  t.match(await failure('/endless'), /cannot read .*\/endless: is larger than 16 MiB/);
-  t.match(await failure('/missing'), /cannot read .*\/missing: answered 404/);
+  t.match(await failure('/trickle', 800), /cannot read .*\/trickle \(was not read whole within 0\.8 s\)/);
+  t.match(await failure('/endless'), /cannot read .*\/endless \(is larger than 16 MiB\)/);
+  t.match(await failure('/missing'), /cannot read .*\/missing \(answered 404\)/);
 });

@@ -33,7 +33,7 @@ t.test('a YAML file whose aliases expand exponentially is refused before it is w
   writeFileSync(file, aliasChain(24));
   const error = await loadOpenApiDocument(file).catch((e: unknown) => e);
   t.type(error, OpenApiError);
-  t.match((error as Error).message, /cannot read .*openapi\.yaml: .*alias/i);
+  t.match((error as Error).message, /cannot read .*openapi\.yaml \(.*alias/i);
   // A few aliases, as documents use them, still load.
   writeFileSync(file, aliasChain(3));
   const doc = await loadOpenApiDocument(file);
@@ -43,7 +43,7 @@ t.test('a YAML file whose aliases expand exponentially is refused before it is w
 t.test('a document file is read up to its bound: /dev/zero is refused, not read for ever', async (t) => {
   const error = await loadOpenApiDocument('/dev/zero').catch((e: unknown) => e);
   t.type(error, OpenApiError);
-  t.match((error as Error).message, 'cannot read /dev/zero: larger than 16 MiB');
+  t.match((error as Error).message, 'cannot read /dev/zero (larger than 16 MiB)');
   const petstore = await loadOpenApiDocument(join(repoRoot, 'test/fixtures/openapi/petstore-3.0.yaml'));
   t.ok(petstore.paths, 'an ordinary file loads');
 });
