@@ -416,10 +416,12 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
   let declaresUpperCase = false;
   const declaredMethods = new Set<string>();
   const headFollowsGet: [RouteEntry, RoutePlan][] = [];
+  const shapes = new Map<string, { entry: RouteEntry; path: string }>();
   for (const entry of entries) {
     const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps, schemas);
     routes.push(plan);
     for (const path of entry.paths) {
+      claimShape(shapes, entry, path);
       register(router, { path, methods: entry.methods }, plan, entry.field);
       registerCaseless(caseless, { path, methods: entry.methods }, plan, entry.field);
       if (UPPER_IN_LITERALS.test(path.replace(PARAMETER_NAMES, ''))) declaresUpperCase = true;
@@ -562,6 +564,34 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
       field: ['openapi', 'document'],
     };
   });
+}
+
+/**
+ * Refuses a route whose pattern differs from an earlier one only in its parameters' names (`/a/:id`
+ * and `/a/:name`) for a method both take, naming that route: the router's own refusal ("already
+ * declares '/a/:' with constraints '{}'") named neither.
+ */
+function claimShape(shapes: Map<string, { entry: RouteEntry; path: string }>, entry: RouteEntry, path: string): void {
+  // `::` is a literal colon to the router (src/openapi/operations.ts), not a parameter.
+  const shape = path.replace(/(?<!:):[A-Za-z0-9_]+/g, ':');
+  const methods = entry.methods.includes(ANY_METHOD) ? [ANY_METHOD] : entry.methods;
+  for (const method of methods) {
+    const other =
+      method === ANY_METHOD
+        ? [...shapes.entries()].find(([key]) => key.endsWith(` ${shape}`))?.[1]
+        : (shapes.get(`${method} ${shape}`) ?? shapes.get(`${ANY_METHOD} ${shape}`));
+    if (other !== undefined && other.entry !== entry) {
+      const named =
+        other.entry.field[0] === 'routes'
+          ? `routes[${String(other.entry.field[1])}] (id ${other.entry.id})`
+          : `operation ${other.entry.id}`;
+      throw new PlanError(
+        entry.field,
+        `cannot route "${path}": ${named} already takes ${method === ANY_METHOD ? 'its methods' : method} on ${other.path === path ? 'the same path' : `"${other.path}" (patterns that differ only in parameter names are the same route)`}`,
+      );
+    }
+    shapes.set(`${method} ${shape}`, { entry, path });
+  }
 }
 
 function register(

@@ -99,7 +99,52 @@ t.test('routes that cannot be registered are reported at their field', async (t)
   }
   t.ok(caught instanceof PlanError);
   t.same((caught as PlanError).field, ['routes', 1, 'path']);
-  t.match((caught as PlanError).message, /cannot route "\/x\/:id": another route already declares/);
+  t.equal(
+    (caught as PlanError).message,
+    'cannot route "/x/:id": routes[0] (id a) already takes GET on the same path',
+    'naming the other route',
+  );
+
+  // Patterns that differ only in parameter names; ANY against a method; literal colons (`::`) are not parameters.
+  const refusal = (routes: Record<string, unknown>[]) => {
+    try {
+      compilePlan(parseSidecarConfig('s.yaml', routesYaml(routes)).config);
+      return undefined;
+    } catch (err) {
+      return (err as PlanError).message;
+    }
+  };
+  const routesYaml = (routes: Record<string, unknown>[]) => text.replace(/routes:[\s\S]*$/, `routes: ${JSON.stringify(routes)}\n`);
+  t.equal(
+    refusal([
+      { id: 'a', path: '/x/:id', methods: ['GET'] },
+      { id: 'b', path: '/x/:name', methods: ['GET', 'POST'] },
+    ]),
+    'cannot route "/x/:name": routes[0] (id a) already takes GET on "/x/:id" (patterns that differ only in parameter names are the same route)',
+  );
+  t.match(
+    refusal([
+      { id: 'a', path: '/x/:id', methods: ['GET'] },
+      { id: 'b', path: '/x/:name' },
+    ]),
+    /routes\[0\] \(id a\) already takes its methods on "\/x\/:id"/,
+  );
+  t.equal(
+    refusal([
+      { id: 'a', path: '/x/:id', methods: ['GET'] },
+      { id: 'b', path: '/x/:name', methods: ['POST'] },
+    ]),
+    undefined,
+    'other methods: no conflict',
+  );
+  t.equal(
+    refusal([
+      { id: 'a', path: '/items::search', methods: ['POST'] },
+      { id: 'b', path: '/items::purge', methods: ['POST'] },
+    ]),
+    undefined,
+    'literal colons',
+  );
 });
 
 t.test('stage order: rate-limit before authn, unless it is keyed by token identity', async (t) => {
