@@ -362,6 +362,7 @@ export const sidecarSchema = {
             timeout: duration('30s'),
             max_concurrent: positiveInt(16, 1000),
             stream_max_length: size('25MiB'),
+            max_files: positiveInt(100, 1000),
             idle_connections: {
               type: 'integer',
               minimum: 0,

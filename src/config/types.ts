@@ -312,6 +312,8 @@ export interface MalwareConfig {
   max_concurrent: number;
   /** clamd's StreamMaxLength: a longer body or file part fails as too_large without being sent. */
   stream_max_length: number;
+  /** The most files and text fields of one multipart upload scanned (each is a clamd scan); more: 422 unscannable. */
+  max_files: number;
   /** Idle IDSESSION connections kept open to clamd. */
   idle_connections: number;
   on_failure: 'fail-closed' | 'fail-open';
