@@ -204,8 +204,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       // while the upstream exchange was still running. A finished exchange ignores the abort.
       aborter?.abort();
       lease?.release();
-      tracing?.end(ctx, res.statusCode);
-      observe(ctx, res.statusCode, res.writableFinished);
+      // No head went out (a connection cut by drain_timeout or the client before any answer): no
+      // status reached the client, so none is recorded (0, as Envoy logs it); it was recorded as 200.
+      const status = res.headersSent ? res.statusCode : 0;
+      tracing?.end(ctx, status);
+      observe(ctx, status, res.writableFinished);
     });
 
     // The body's Readable: the message itself in HTTP/1.1, the stream in HTTP/2.

@@ -67,6 +67,11 @@ t.test('pipelining', async (t) => {
       lines.every((l) => l['warden.aborted'] === true),
       'each recorded as aborted',
     );
+    t.same(
+      [...new Set(lines.map((l) => l['http.response.status_code']))],
+      [0],
+      'with status 0: no answer reached the client (it was recorded as 200)',
+    );
 
     // Before: every slot and up to 14 000 bytes of budget leaked, so all of these got 503 for good.
     const agent = testAgent(s.ca);
