@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import type { IssuerConfig } from '../config/types.js';
 import type { SpanParent } from '../telemetry/client-span.js';
+import { MAX_CLAIM_DEPTH, nestsDeeperThan } from './claim-depth.js';
 import { IdpError, type IdpHttp, type IdpResponse } from './idp-http.js';
 
 type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>;
@@ -92,6 +93,12 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
       const answer = res.json();
       if (typeof answer !== 'object' || answer === null || typeof (answer as { active?: unknown }).active !== 'boolean') {
         throw new IdpError('bad_response', `introspection at ${endpoint} answered without a boolean "active"`);
+      }
+      // Nested deeper than any real claim: code that walks claims recursively (the cache's size
+      // estimate, SignJWT) overflowed the stack on it, a 500 on every request. A broken IdP, not
+      // a verdict on the token, like the malformed answers below.
+      if (nestsDeeperThan(answer, MAX_CLAIM_DEPTH)) {
+        throw new IdpError('bad_response', `introspection at ${endpoint} answered JSON nested more than ${MAX_CLAIM_DEPTH} levels deep`);
       }
       const claims = answer as Record<string, unknown>;
       const malformed = claims.active === true ? TIME_CLAIMS.find((name) => !isTimeOrAbsent(claims[name])) : undefined;

@@ -11,6 +11,7 @@ import { WardenError } from '../errors.js';
 import type { SpanParent } from '../telemetry/client-span.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { BoundedCache } from './bounded-cache.js';
+import { nestsDeeperThan } from './claim-depth.js';
 import { createCircuitBreaker } from './circuit-breaker.js';
 import { IdpError } from './idp-http.js';
 import type { IntrospectionClient } from './introspection-client.js';
@@ -121,7 +122,9 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       // Trusted for this replica's own max_ttl / revocation_lag from the time the IdP answered, not
       // for as long as whoever stored it chose (a replica with a longer lag, or a clock far ahead:
       // an answer dated beyond the leeway is not used).
-      if (answer && answer.fetchedAt <= now + tokens.leeway && now < answer.fetchedAt + maxTtl) {
+      // Nested too deep for the claims walks after this (estimateBytes, the minter): no replica of
+      // this version stores such an answer (the client refuses it), so it is not used; the IdP is asked.
+      if (answer && answer.fetchedAt <= now + tokens.leeway && now < answer.fetchedAt + maxTtl && !nestsDeeperThan(answer.claims)) {
         // Stored by a replica that judged it by its own policy (another configuration, during a
         // rollout): this issuer's token_types, nbf and iss are checked here again.
         const wrong = checkIntrospectionClaims(answer.claims, policy, now / 1000, leewaySec);

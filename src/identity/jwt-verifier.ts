@@ -21,6 +21,7 @@ import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { BoundedCache } from './bounded-cache.js';
+import { MAX_CLAIM_DEPTH, nestsDeeperThan } from './claim-depth.js';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js';
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
@@ -179,6 +180,15 @@ export function createJwtVerifier(
       return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
         rule: 'jwt.iat',
         detail: "The access token's iat is in the future.",
+        attributes: { 'warden.token.issuer': cfg.id },
+      });
+    }
+    // Claims nested deeper than any real token's: code that walks claims recursively (the cache's
+    // size estimate, SignJWT when the minted token is signed) overflowed the stack on them, a 500.
+    if (nestsDeeperThan(payload, MAX_CLAIM_DEPTH)) {
+      return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+        rule: 'token.claims',
+        detail: `The access token's claims nest more than ${MAX_CLAIM_DEPTH} levels deep.`,
         attributes: { 'warden.token.issuer': cfg.id },
       });
     }

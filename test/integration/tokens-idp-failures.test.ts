@@ -154,6 +154,47 @@ t.test('IdP failures are 503 within the configured timeouts', async (t) => {
     );
   });
 
+  await t.test('an answer nested deeper than 32 levels is a broken IdP (503), never a 500 nor a cached principal', async (t) => {
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const head = `{"active":true,"aud":"api","sub":"alice","exp":${exp}`;
+    // An act chain of `links` actors: the answer, then each actor, is one level.
+    const actChain = (links: number) => `${'{"sub":"svc","act":'.repeat(links - 1)}{"sub":"svc"}${'}'.repeat(links - 1)}`;
+    const answers: Record<string, string> = {
+      // Used to be minted (200): nothing bounded the depth.
+      'act-40': `${head},"act":${actChain(40)}}`,
+      // Used to be 500 ERR_INTERNAL on every request: SignJWT overflowed the stack, the principal stayed cached.
+      'act-2000': `${head},"act":${actChain(2000)}}`,
+      // Used to be 500 on every request: estimateBytes (JSON.stringify) overflowed, and the IdP was asked each time.
+      'junk-20000': `${head},"junk":${'{"o":'.repeat(20_000)}1${'}'.repeat(20_000)}}`,
+      'array-20000': `${head},"junk":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
+      // 32 levels: the answer and an act chain of 31 actors.
+      control: `${head},"act":${actChain(31)}}`,
+    };
+    const idp = await fakeIdp(t, (_req, form) => ({ status: 200, body: answers[form.get('token') ?? ''] ?? '{"active":false}' }));
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`, { breaker: { failures: 100, open_for: '1s' } });
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const reachedBefore = backend.requests.length;
+    for (const token of Object.keys(answers)) {
+      for (const attempt of [1, 2]) {
+        const res = await fetchText(`${url}/x`, agent, { headers: { authorization: `Bearer ${token}` } });
+        if (token === 'control') {
+          t.equal(res.status, 200, `${token} (${attempt}): 32 levels are accepted`);
+          continue;
+        }
+        t.equal(res.status, 503, `${token} (${attempt}): 503`);
+        t.equal(res.json().code, 'ERR_IDP_UNAVAILABLE', `${token} (${attempt}): ERR_IDP_UNAVAILABLE`);
+      }
+    }
+    const unavailable = events.filter((e) => e.name === 'warden.authn.idp_unavailable');
+    t.same(
+      unavailable.map((e) => e['warden.rule']),
+      Array((Object.keys(answers).length - 1) * 2).fill('introspection.bad_response'),
+      'each refusal is reported as a bad IdP answer',
+    );
+    t.equal(backend.requests.length - reachedBefore, 2, 'only the control reached the backend');
+  });
+
   await t.test('the sidecar authenticates to the IdP with client_secret_basic and sends token + hint as a form', async (t) => {
     let captured: { auth?: string; type?: string; body: string } = { body: '' };
     const server = createHttpServer((req, res) => {

@@ -12,6 +12,12 @@ import { startTestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
 
 const now = () => Math.floor(Date.now() / 1000);
+/** An RFC 8693 act claim `links` actors long: `{sub, act: {sub, act: …}}`. */
+const actChain = (links: number): Record<string, unknown> => {
+  let act: Record<string, unknown> = { sub: 'svc-0' };
+  for (let i = 1; i < links; i++) act = { sub: `svc-${i}`, act };
+  return act;
+};
 
 t.test('JWT access tokens', async (t) => {
   const backend = await startTestBackend();
@@ -126,6 +132,19 @@ t.test('JWT access tokens', async (t) => {
         'ERR_AUTHN_TOKEN_INVALID',
         'jwt.iat',
       ],
+      // Accepted and minted before; far deeper ones gave 500 (a stack overflow signing the minted token).
+      [
+        'claims nested 33 levels (an act chain)',
+        await idp.sign({ ...claims, exp, act: actChain(32) }),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'token.claims',
+      ],
+      [
+        'claims nested 1000 levels',
+        await idp.sign({ ...claims, exp, junk: JSON.parse(`${'['.repeat(1000)}${']'.repeat(1000)}`) as unknown }),
+        'ERR_AUTHN_TOKEN_INVALID',
+        'token.claims',
+      ],
       ['wrong audience', await idp.sign({ ...claims, exp, aud: 'payments-api' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
       ['no audience', await idp.sign({ sub: 'alice', scope: 'orders:read', iss: idp.issuer, exp }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.aud'],
       ['untrusted issuer', await idp.sign({ ...claims, exp, iss: 'https://evil.example' }), 'ERR_AUTHN_TOKEN_INVALID', 'jwt.iss'],
@@ -145,6 +164,8 @@ t.test('JWT access tokens', async (t) => {
       t.equal(event?.['warden.rule'], rule, `${name}: event rule ${rule}`);
       t.notOk(JSON.stringify(event).includes(token.slice(-20)), `${name}: the event does not carry the token`);
     }
+    // 32 levels (the payload and an act chain of 31 actors) are accepted.
+    t.equal((await call(await idp.sign({ ...claims, exp, act: actChain(31) }))).status, 200, 'claims nested 32 levels: 200');
     t.ok(
       idp.jwksFetches - fetchesBefore <= 1,
       `unknown kid refetched the JWKS at most once per cooldown (${idp.jwksFetches - fetchesBefore})`,
