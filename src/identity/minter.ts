@@ -2,7 +2,9 @@
  * Internal tokens for the backend (RFC 9068 JWT access tokens, ES256): `iss` = this sidecar,
  * `aud` = the backend, the caller's `sub` / `client_id` / `scope`, a fresh `jti`, `exp` no later
  * than the source token's nor the configured maximum, `act` and `cnf.x5t#S256` (RFC 8693 / 8705)
- * when the caller presented a certificate, and the configured claim mapping. A minted token is
+ * when the caller presented a certificate, the source token's actor chain (`sub` and `act` only)
+ * nested inside, and the configured claim mapping. A source token whose own actor is a SPIFFE ID
+ * is refused unless a verified workload is put in front of it. A minted token is
  * reused for the same source token and caller until 10 % of its life is left, and only while what
  * it says is still what the IdP says: a re-introspected token whose scope, subject, client, mapped
  * claims or exp changed gets a new one.
@@ -14,6 +16,7 @@ import type { EventBus, EventRequest } from '../telemetry/events.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { WardenError } from '../errors.js';
 import { BoundedCache } from './bounded-cache.js';
+import { MAX_CLAIM_DEPTH } from './claim-depth.js';
 import { CLIENT_SUBJECT_PREFIX, type Principal } from './principal.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -48,6 +51,22 @@ interface MintedEntry {
   readonly jwt: string;
   from: Principal;
 }
+
+/**
+ * A caller token whose prior actor (the outermost) is a SPIFFE ID, with no verified workload to
+ * put in front of it: minted as is, the backend would read `act.sub` as the verified workload
+ * that called (what this sidecar writes there), though only the IdP said so.
+ */
+const workloadActorClaimed = (p: Principal) =>
+  new WardenError('ERR_AUTHN_TOKEN_INVALID', {
+    rule: 'token.act',
+    detail:
+      "The access token's actor (act.sub) is a SPIFFE ID: a SPIFFE ID as actor is what this sidecar writes for a workload that called with a verified certificate, and this request has none.",
+    attributes: { 'warden.token.issuer': p.issuerId, 'warden.token.hash': p.tokenHash.slice(0, 16) },
+  });
+
+/** A verified workload is put in front of the token's actors (`act.sub` = its SPIFFE ID). */
+const workloadOf = (peer: PeerIdentity): string | undefined => (peer.verified && peer.sha256 ? peer.spiffeId : undefined);
 
 const expiredForMinting = (p: Principal) =>
   new WardenError('ERR_AUTHN_TOKEN_EXPIRED', {
@@ -89,14 +108,15 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     // Which IdP vouched for the caller: with several trusted issuers, "alice" of one is not "alice" of another.
     claims.idp = p.issuer;
     // A delegated token's actors stay (RFC 8693 §4.1): the backend must not read it as the subject's own call.
-    const priorActor = isActor(p.claims.act) ? p.claims.act : undefined;
+    const priorActor = actorChain(p.claims.act);
     if (priorActor) claims.act = priorActor;
     if (peer.verified && peer.sha256) {
       // x5t#S256 is the base64url SHA-256 of the DER certificate (RFC 8705 §3.1).
       claims.cnf = { 'x5t#S256': Buffer.from(peer.sha256, 'hex').toString('base64url') };
-      // The calling workload is the current actor; those before it nest inside.
-      if (peer.spiffeId) claims.act = priorActor ? { sub: peer.spiffeId, act: priorActor } : { sub: peer.spiffeId };
     }
+    const workload = workloadOf(peer);
+    // The calling workload is the current actor; those before it nest inside.
+    if (workload) claims.act = priorActor ? { sub: workload, act: priorActor } : { sub: workload };
     const key = keys.current();
     const jwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
@@ -135,6 +155,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       let pending = inflight.get(cacheKey);
       // Checked only here: a cached token ends before its source token does.
       if (!pending && p.expiresAt !== undefined && p.expiresAt <= Math.floor(Date.now() / 1000)) return expiredForMinting(p);
+      // Checked only here too: no token is minted, so none is cached, for such a principal and caller.
+      if (!workloadOf(peer) && isSpiffeActor(p.claims.act)) return workloadActorClaimed(p);
       if (!pending) {
         pending = mint(p, peer, cacheKey, request).finally(() => inflight.delete(cacheKey));
         inflight.set(cacheKey, pending);
@@ -155,6 +177,30 @@ export function subjectOf(p: Pick<Principal, 'subject' | 'clientId'>): string {
 }
 
 /** An RFC 8693 actor claim: an object naming its actor by a string `sub`. */
-function isActor(v: unknown): v is Record<string, unknown> {
+function isActor(v: unknown): v is { sub: string; act?: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { sub?: unknown }).sub === 'string';
+}
+
+/** An actor named by a SPIFFE ID (the scheme in any letter case), as the minted `act.sub` names a verified workload. */
+function isSpiffeActor(v: unknown): boolean {
+  return isActor(v) && /^spiffe:/i.test(v.sub);
+}
+
+interface Actor {
+  sub: string;
+  act?: Actor;
+}
+
+/**
+ * The caller token's actor chain as the minted token carries it: each actor's `sub` and the actor
+ * before it (`act`), nothing else — an IdP's `scope`, `cnf` or other members inside `act` are not
+ * the minted token's to state. The chain ends at the first `act` that names no actor. Built without
+ * recursion (claims nest at most MAX_CLAIM_DEPTH levels anyway).
+ */
+function actorChain(v: unknown): Actor | undefined {
+  const subs: string[] = [];
+  for (let actor = v; isActor(actor) && subs.length < MAX_CLAIM_DEPTH; actor = actor.act) subs.push(actor.sub);
+  let chain: Actor | undefined;
+  for (let i = subs.length - 1; i >= 0; i--) chain = chain ? { sub: subs[i] as string, act: chain } : { sub: subs[i] as string };
+  return chain;
 }

@@ -109,3 +109,53 @@ t.test('the minted token says which IdP vouched, keeps a delegated token’s act
   const bogusAct = await mint({ sub: 'alice', act: 'svc-x' }, policy, '33'.repeat(32));
   t.equal(bogusAct.act, undefined, 'an act that names no actor is not copied');
 });
+
+t.test('the actor chain is copied canonically; a SPIFFE ID as actor needs the verified workload in front of it', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
+  t.teardown(() => keys.stop());
+  const minter = createMinter(
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 100, maxBytes: 1e6 },
+    keys,
+    { metrics: { cache() {}, idpCall() {} }, events: { emit() {} } as never },
+  );
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  let n = 0;
+  const principal = (act: unknown) =>
+    principalOf({ sub: 'alice', aud: 'orders', exp, act }, policy, 'introspection', (++n).toString(16).padStart(64, '0'));
+  const workload = { verified: true, sha256: 'ab'.repeat(32), spiffeId: 'spiffe://example.test/ns/shop/sa/frontend' };
+  const certNoSpiffe = { verified: true, sha256: 'cd'.repeat(32) };
+  const mint = async (act: unknown, peer: object = unverifiedPeer) => {
+    const out = await minter.tokenFor(principal(act), peer as never);
+    return out instanceof WardenError ? { code: out.code, status: out.status, rule: out.rule } : decodeJwt(out).act;
+  };
+
+  // Only sub and the nested act: the IdP's other members are not the minted token's to state.
+  const extras = {
+    sub: 'svc',
+    iss: 'x',
+    scope: 'orders:admin',
+    cnf: { 'x5t#S256': 'AAAA' },
+    act: { sub: 'svc-0', may_act: { sub: 'root' } },
+  };
+  t.same(await mint(extras), { sub: 'svc', act: { sub: 'svc-0' } }, 'extra members of act are dropped, at every level');
+  t.same(await mint({ sub: 'svc', act: 'not-an-actor' }), { sub: 'svc' }, 'the chain ends at an act naming no actor');
+  t.same(await mint(extras, workload), { sub: workload.spiffeId, act: { sub: 'svc', act: { sub: 'svc-0' } } }, 'nested under the workload');
+
+  // A SPIFFE ID as the (outermost) prior actor: what this sidecar writes for a verified workload.
+  const claimed = { sub: 'spiffe://example.test/ns/shop/sa/c', scope: 'orders:admin' };
+  const refused = { code: 'ERR_AUTHN_TOKEN_INVALID', status: 401, rule: 'token.act' };
+  t.same(await mint(claimed), refused, 'no certificate: refused');
+  t.same(await mint({ sub: 'SPIFFE://example.test/ns/shop/sa/c' }), refused, 'the scheme in any case');
+  t.same(await mint(claimed, certNoSpiffe), refused, 'a verified certificate without a SPIFFE ID puts no workload in front: refused');
+  t.same(
+    await mint(claimed, workload),
+    { sub: workload.spiffeId, act: { sub: claimed.sub } },
+    'a verified workload: the IdP’s chain nests inside its actor',
+  );
+  t.same(
+    await mint({ sub: 'svc', act: { sub: claimed.sub } }),
+    { sub: 'svc', act: { sub: claimed.sub } },
+    'only the outermost actor speaks for the caller',
+  );
+  t.same(await mint({ sub: 'spiffe-like-svc' }), { sub: 'spiffe-like-svc' }, 'not a SPIFFE ID');
+});
