@@ -78,10 +78,15 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
   };
 
   const claimsRefusal = (hash: string, wrong: string) =>
-    tokenRefusal('ERR_AUTHN_TOKEN_INVALID', `introspection.${wrong}`, `The access token's ${wrong} is not acceptable.`, {
-      issuerId: policy.id,
-      tokenHash: hash,
-    });
+    tokenRefusal(
+      'ERR_AUTHN_TOKEN_INVALID',
+      `introspection.${wrong}`,
+      `The access token's ${wrong} ${wrong === 'nbf' || wrong === 'iat' ? 'is in the future' : 'is not acceptable'}.`,
+      {
+        issuerId: policy.id,
+        tokenHash: hash,
+      },
+    );
 
   const rememberNegative = (hash: string, error: WardenError): WardenError => {
     if (tokens.cache.negative_ttl > 0) negative.set(hash, error, NEGATIVE_ENTRY_BYTES, Date.now() + tokens.cache.negative_ttl);

@@ -73,8 +73,9 @@ function refusal(code: ErrorCode, rule: string, detail: string, principal?: Pick
 }
 
 /**
- * Checks of an introspection answer's claims (RFC 7662 §2.2) — a verified JWT's are done by jose,
- * except audience and token use, which `checkPrincipal` repeats on every cache hit.
+ * Checks of an introspection answer's claims (RFC 7662 §2.2: `iss`, `nbf`, `iat`, `token_type`),
+ * made when the IdP answers and when an answer is read from Redis — a verified JWT's are done by
+ * jose and jwt-verifier, except audience and token use, which `checkPrincipal` repeats on every cache hit.
  */
 export function checkIntrospectionClaims(
   claims: Record<string, unknown>,
@@ -84,6 +85,8 @@ export function checkIntrospectionClaims(
 ): string | undefined {
   if (claims.iss !== undefined && claims.iss !== policy.issuer) return 'iss';
   if (typeof claims.nbf === 'number' && claims.nbf > nowSec + leewaySec) return 'nbf';
+  // Issued in the future (an IdP's clock far ahead): refused as a JWT's is (jwt.iat), within the same leeway.
+  if (typeof claims.iat === 'number' && claims.iat > nowSec + leewaySec) return 'iat';
   if (policy.tokenTypes.length > 0 && !(typeof claims.token_type === 'string' && policy.tokenTypes.includes(claims.token_type)))
     return 'token_type';
   return undefined;

@@ -154,6 +154,28 @@ t.test('IdP failures are 503 within the configured timeouts', async (t) => {
     );
   });
 
+  await t.test('an active answer issued in the future (beyond the leeway) is a verdict on the token: 401 introspection.iat', async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    const answers: Record<string, Record<string, unknown>> = {
+      ahead: { iat: now + 3600 },
+      skewed: { iat: now + 5 },
+      control: { iat: now },
+    };
+    const idp = await fakeIdp(t, (_req, form) => ({
+      status: 200,
+      body: JSON.stringify({ active: true, aud: 'api', sub: 'alice', exp: now + 7200, ...answers[form.get('token') ?? ''] }),
+    }));
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`);
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const ahead = await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer ahead' } });
+    t.equal(ahead.status, 401, 'iat an hour ahead: 401 (accepted before)');
+    t.equal(ahead.json().code, 'ERR_AUTHN_TOKEN_INVALID');
+    t.equal(events.find((e) => e['warden.code'] === 'ERR_AUTHN_TOKEN_INVALID')?.['warden.rule'], 'introspection.iat');
+    t.equal((await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer skewed' } })).status, 200, 'within the leeway: 200');
+    t.equal((await fetchText(`${url}/x`, agent, { headers: { authorization: 'Bearer control' } })).status, 200);
+  });
+
   await t.test('an answer nested deeper than 32 levels is a broken IdP (503), never a 500 nor a cached principal', async (t) => {
     const exp = Math.floor(Date.now() / 1000) + 600;
     const head = `{"active":true,"aud":"api","sub":"alice","exp":${exp}`;

@@ -152,7 +152,7 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
   t.equal(ok({ sub: 'clients:x' }), undefined);
 });
 
-t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) => {
+t.test('checkIntrospectionClaims: issuer, not-before, issued-at and token_type', async (t) => {
   t.equal(checkIntrospectionClaims({}, policy, NOW, 30), undefined, 'iss, nbf and token_type are optional in RFC 7662');
   t.equal(checkIntrospectionClaims({ iss: 'https://idp.example.com' }, policy, NOW, 30), undefined);
   t.equal(checkIntrospectionClaims({ iss: 'https://evil.example.com' }, policy, NOW, 30), 'iss');
@@ -160,6 +160,11 @@ t.test('checkIntrospectionClaims: issuer, not-before and token_type', async (t) 
   t.equal(checkIntrospectionClaims({ nbf: NOW + 30 }, policy, NOW, 30), undefined, 'nbf within the leeway');
   t.equal(checkIntrospectionClaims({ nbf: NOW + 31 }, policy, NOW, 30), 'nbf', 'nbf beyond the leeway');
   t.equal(checkIntrospectionClaims({ nbf: NOW + 1 }, policy, NOW, 0), 'nbf');
+  // Accepted before: a JWT's iat in the future is refused (jwt.iat), an answer's was not.
+  t.equal(checkIntrospectionClaims({ iat: NOW + 30 }, policy, NOW, 30), undefined, 'iat within the leeway');
+  t.equal(checkIntrospectionClaims({ iat: NOW + 31 }, policy, NOW, 30), 'iat', 'iat beyond the leeway');
+  t.equal(checkIntrospectionClaims({ iat: NOW + 100_000 }, policy, NOW, 30), 'iat');
+  t.equal(checkIntrospectionClaims({ iat: NOW - 3600 }, policy, NOW, 0), undefined, 'iat in the past');
 
   const typed = { ...policy, tokenTypes: ['Bearer', 'access_token'] };
   t.equal(checkIntrospectionClaims({ token_type: 'Bearer' }, typed, NOW, 0), undefined);
