@@ -4,9 +4,10 @@
  * in its `jwk` header, for this request (`htm`, `htu`), fresh (`iat`), used once (`jti`), for this
  * token (`ath`), by the key the token is bound to (the RFC 7638 thumbprint = `cnf.jkt`).
  *
- * The cheap checks (shape, header) come before the signature, and the signature before the replay
- * cache: only a proof a token's holder signed can take a place in it. Server nonces (§8, §9) are
- * not used.
+ * The cheap checks (shape, header, the key's size, its thumbprint against `cnf.jkt`) come before
+ * the signature, and the signature before the replay cache: only the key the token is bound to is
+ * ever verified with, and only a proof a token's holder signed can take a place in it. Server
+ * nonces (§8, §9) are not used.
  */
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
@@ -35,6 +36,31 @@ const MAX_JTI_CHARS = 256;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Private key members of any key type (RFC 7518 §6): a proof carries the public key only. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+/** RSA proof keys: the modulus sizes clients use, and a public exponent of at most 32 bits (65537 is 17). */
+const RSA_MIN_MODULUS_BITS = 2048;
+const RSA_MAX_MODULUS_BITS = 4096;
+const RSA_MAX_EXPONENT_BITS = 32;
+
+/** The bit length of an unsigned big-endian integer in base64url (RFC 7518 §2 Base64urlUInt); 0 when not a string. */
+function uintBits(v: unknown): number {
+  if (typeof v !== 'string') return 0;
+  const bytes = Buffer.from(v, 'base64url');
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] as number));
+}
+
+/**
+ * An RSA key whose verification costs what a client's does: the cost of a public-key operation
+ * grows with the exponent's size and the modulus's, and a proof is verified before anything
+ * proves its sender holds the token (a 3072-bit exponent cost ten normal requests).
+ */
+function rsaKeySizeOk(jwk: Record<string, unknown>): boolean {
+  const n = uintBits(jwk.n);
+  const e = uintBits(jwk.e);
+  return n >= RSA_MIN_MODULUS_BITS && n <= RSA_MAX_MODULUS_BITS && e > 0 && e <= RSA_MAX_EXPONENT_BITS;
+}
 
 export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): DpopProofs {
   const algorithms = [...cfg.algorithms];
@@ -60,6 +86,16 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): Dpop
   const invalid = (rule: string, detail: string, attributes: EventAttributes) => refuse('ERR_AUTHN_DPOP_INVALID', rule, detail, attributes);
 
   async function verify(proof: string, request: DpopRequest, token: string, jkt: string, jwk: JWK, attributes: EventAttributes) {
+    // The thumbprint (a SHA-256 of a few members) before the signature: a key the token is not
+    // bound to is refused without being verified with, whatever it costs to verify with.
+    let thumbprint: string;
+    try {
+      thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
+    } catch {
+      return invalid('dpop.jwk', 'The DPoP proof must carry the public key it is signed with (jwk).', attributes);
+    }
+    if (thumbprint !== jkt)
+      return refuse('ERR_AUTHN_TOKEN_UNBOUND', 'dpop.jkt', 'The DPoP proof is signed by a key the token is not bound to.', attributes);
     let payload: JWTPayload;
     try {
       // EmbeddedJWK verifies with the header's key, and refuses one that is not a public key.
@@ -81,8 +117,6 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): Dpop
     // ath: the proof was made for this very token (§4.2), so a proof cannot travel to another one.
     if (payload.ath !== createHash('sha256').update(token).digest('base64url'))
       return invalid('dpop.ath', 'The DPoP proof was made for another access token.', attributes);
-    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== jkt)
-      return refuse('ERR_AUTHN_TOKEN_UNBOUND', 'dpop.jkt', 'The DPoP proof is signed by a key the token is not bound to.', attributes);
     // Keyed by the key and the jti: another key's proofs cannot use up this one's jtis.
     const key = createHash('sha256').update(jkt).update('\0').update(jti).digest('base64url');
     const seen = replay.remember(key, nowMs);
@@ -121,6 +155,12 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): Dpop
       const jwk = header.jwk;
       if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk) || PRIVATE_MEMBERS.some((m) => m in jwk))
         return invalid('dpop.jwk', 'The DPoP proof must carry the public key it is signed with (jwk).', attributes);
+      if ((jwk as { kty?: unknown }).kty === 'RSA' && !rsaKeySizeOk(jwk as Record<string, unknown>))
+        return invalid(
+          'dpop.jwk',
+          `The DPoP proof's RSA key must have a ${RSA_MIN_MODULUS_BITS}–${RSA_MAX_MODULUS_BITS}-bit modulus and an exponent of at most ${RSA_MAX_EXPONENT_BITS} bits.`,
+          attributes,
+        );
       return verify(proof, request, token, jkt, jwk, attributes);
     },
   };

@@ -3,7 +3,8 @@
  * valid proof per request, and each way a proof can be wrong, forged or replayed.
  */
 import t from 'tap';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { WardenError } from '../../../src/errors.js';
 import { createDpopProofs, type DpopRequest } from '../../../src/identity/dpop-proof.js';
 import { htuMatches } from '../../../src/identity/dpop-htu.js';
@@ -139,7 +140,6 @@ t.test('refused: header and signature (typ, alg, jwk, forged, tampered, shape)',
     ['a private jwk', `${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: privateJwk })}.${p}.${s}`, 'dpop.jwk'],
     ['jwk of one key, signed by another', c.proof('GET', HTU, { token: TOKEN, signingKey: thief.privateKey }), 'dpop.signature'],
     ['claims changed after signing', `${h}.${b64({ ...claims, htm: 'GET', jti: 'other' })}.${s}`, 'dpop.signature'],
-    ['header swapped for another key', `${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: thief.jwk })}.${p}.${s}`, 'dpop.signature'],
     ['not a JWS', 'not-a-proof', 'dpop.format'],
     ['a JWS with junk in the header', `bm90anNvbg.${p}.${s}`, 'dpop.format'],
     ['two proofs (repeated header, joined)', `${valid}, ${valid}`, 'dpop.multiple'],
@@ -163,6 +163,81 @@ t.test("a valid proof of another key (the thief's own) does not prove the token'
   const refused = await proofs.check(request(await thief.proof('GET', HTU, { token: TOKEN })), TOKEN, owner.jkt, ATTRS);
   t.same(await outcome(refused), { code: 'ERR_AUTHN_TOKEN_UNBOUND', rule: 'dpop.jkt' });
   t.match((refused as WardenError).headers?.['www-authenticate'], /^DPoP realm="orders", error="invalid_token"/);
+});
+
+t.test('the key is compared before the signature is verified; RSA proof keys are of a client’s size', async (t) => {
+  const proofs = createDpopProofs(CFG, 'orders');
+  const owner = await dpopClient();
+  const thief = await dpopClient();
+  const valid = await owner.proof('GET', HTU, { token: TOKEN });
+  const [, p, s] = valid.split('.') as [string, string, string];
+  const unbound = { code: 'ERR_AUTHN_TOKEN_UNBOUND', rule: 'dpop.jkt' };
+  // Another key's jwk over the owner's claims and signature: refused on its thumbprint (it used to be verified first: dpop.signature).
+  t.same(
+    await outcome(proofs.check(request(`${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: thief.jwk })}.${p}.${s}`), TOKEN, owner.jkt, ATTRS)),
+    unbound,
+    'header swapped for another key',
+  );
+
+  // An RSA key with a 3072-bit modulus and a 3072-bit exponent: verifying with it cost ten requests.
+  const big = (bytes: number) => {
+    const b = randomBytes(bytes);
+    b[0] = (b[0] as number) | 0x80;
+    b[bytes - 1] = (b[bytes - 1] as number) | 1;
+    return b.toString('base64url');
+  };
+  const rsaProof = (jwk: Record<string, string>) =>
+    `${b64({ alg: 'RS256', typ: 'dpop+jwt', jwk })}.${p}.${randomBytes(jwk.n ? Buffer.from(jwk.n, 'base64url').length : 256).toString('base64url')}`;
+  const hugeExponent = { kty: 'RSA', n: big(384), e: big(384) };
+  // An RSA key of a client's size that is not the token's: refused on its thumbprint, unverified (before: dpop.signature).
+  t.same(
+    await outcome(proofs.check(request(rsaProof({ kty: 'RSA', n: big(256), e: 'AQAB' })), TOKEN, owner.jkt, ATTRS)),
+    unbound,
+    'another RSA key',
+  );
+  // Such a key is refused on its size, before its thumbprint or signature, bound to the token (an IdP that bound one) or not.
+  t.same(
+    await outcome(proofs.check(request(rsaProof(hugeExponent)), TOKEN, owner.jkt, ATTRS)),
+    { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.jwk' },
+    'a 3072-bit exponent, not the token’s key',
+  );
+  const sizes: [string, Record<string, string>][] = [
+    ['a 3072-bit exponent', hugeExponent],
+    ['a 33-bit exponent', { kty: 'RSA', n: big(256), e: Buffer.from([1, 0, 0, 0, 1]).toString('base64url') }],
+    ['a 1024-bit modulus', { kty: 'RSA', n: big(128), e: 'AQAB' }],
+    ['an 8192-bit modulus', { kty: 'RSA', n: big(1024), e: 'AQAB' }],
+    ['no exponent', { kty: 'RSA', n: big(256), e: '' }],
+    ['a zero exponent', { kty: 'RSA', n: big(256), e: 'AAAA' }],
+  ];
+  for (const [name, jwk] of sizes) {
+    const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256').catch(() => owner.jkt);
+    t.same(
+      await outcome(proofs.check(request(rsaProof(jwk)), TOKEN, jkt, ATTRS)),
+      { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.jwk' },
+      name,
+    );
+  }
+  // The sizes clients use pass the size check (and fail only on their made-up signature).
+  for (const [name, jwk] of [
+    ['2048-bit modulus, e = 65537', { kty: 'RSA', n: big(256), e: 'AQAB' }],
+    ['4096-bit modulus, a 32-bit exponent', { kty: 'RSA', n: big(512), e: big(4) }],
+  ] as const) {
+    const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+    t.same(
+      await outcome(proofs.check(request(rsaProof(jwk)), TOKEN, jkt, ATTRS)),
+      { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.signature' },
+      name,
+    );
+  }
+  // An unknown key type has no thumbprint.
+  t.same(
+    await outcome(
+      proofs.check(request(`${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: { kty: 'XYZ', x: 'AA' } })}.${p}.${s}`), TOKEN, owner.jkt, ATTRS),
+    ),
+    { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.jwk' },
+    'a jwk of no known type',
+  );
+  t.equal(await proofs.check(request(valid), TOKEN, owner.jkt, ATTRS), undefined, 'the owner’s proof still passes');
 });
 
 t.test('the replay cache: full is refused (503), never evicted; entries end after max_age + clock_skew', async (t) => {
