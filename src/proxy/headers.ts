@@ -113,6 +113,13 @@ export interface HeaderRules {
   readonly refuseOverrides: boolean;
   /** Headers whose value the plan reads (Plan.headersRead), lower case. */
   readonly headersRead: ReadonlySet<string>;
+  /**
+   * `tokens.mint.header` when it is not `authorization`, lower case: the backend's minted token,
+   * which egress never carries to another service (nothing there verifies it, and its sidecar
+   * passes a header of that name to its own backend). In `authorization` the destination's sidecar
+   * takes it as the caller's token and removes it.
+   */
+  readonly mintHeader: string | undefined;
 }
 
 export function compileHeaderRules(
@@ -120,6 +127,7 @@ export function compileHeaderRules(
   upstream: UpstreamConfig,
   tokenHeaders: ReadonlySet<string> = new Set(),
   headersRead: ReadonlySet<string> = new Set(),
+  mintHeader?: string,
 ): HeaderRules {
   const exact = new Set<string>();
   const prefixes: string[] = [];
@@ -134,6 +142,7 @@ export function compileHeaderRules(
     upstreamHost,
     tokenHeaders,
     headersRead,
+    mintHeader: mintHeader === undefined || mintHeader.toLowerCase() === 'authorization' ? undefined : mintHeader.toLowerCase(),
     refuseOverrides: headers.overrides === 'refuse',
     isInternal:
       prefixes.length === 0
@@ -293,9 +302,10 @@ export function egressRequestHeaders(headers: IncomingHttpHeaders, rules: Header
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (name === 'host' || HOP_BY_HOP.has(name) || rules.isInternal(name) || FORWARDING.has(name) || proxyAsserted(name)) continue;
+    if (name === rules.mintHeader) continue;
     if (name.includes('_')) {
       const dashed = name.replaceAll('_', '-');
-      if (rules.isInternal(dashed) || FORWARDING.has(dashed) || proxyAsserted(dashed)) continue;
+      if (rules.isInternal(dashed) || FORWARDING.has(dashed) || proxyAsserted(dashed) || dashed === rules.mintHeader) continue;
     }
     out[name] = headers[name];
   }

@@ -155,7 +155,8 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
       (op.security ?? []).flatMap((a) => a.apiKeys.flatMap((key) => (key.in === 'header' ? [key.name] : []))),
     ),
   );
-  const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders, plan.headersRead);
+  const mintHeader = config.tokens?.mint.enabled ? config.tokens.mint.header : undefined;
+  const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders, plan.headersRead, mintHeader);
   const runtime = deps.tokens;
   const jwksPath = config.tokens?.mint.jwks_path;
   const localEndpoints =

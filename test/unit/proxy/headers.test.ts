@@ -6,6 +6,7 @@ import {
   clientAddressOf,
   compileHeaderRules,
   downstreamResponseHeaders,
+  egressRequestHeaders,
   upstreamRequestHeaders,
 } from '../../../src/proxy/headers.js';
 
@@ -161,4 +162,27 @@ t.test('framing: smuggling shapes are refused with a rule each', async (t) => {
       t.equal(r?.rule, rule);
     }
   }
+});
+
+t.test('egress: the minted token in a header of its own (tokens.mint.header) never leaves; Authorization does', async (t) => {
+  const minting = compileHeaderRules(
+    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    upstream,
+    new Set(['x-minted']),
+    new Set(),
+    'X-Minted',
+  );
+  const out = egressRequestHeaders(
+    { 'x-minted': 'eyJ…', x_minted: 'eyJ…', authorization: 'Bearer for-the-destination', 'x-app': '1' },
+    minting,
+  );
+  t.same(out, { authorization: 'Bearer for-the-destination', 'x-app': '1' }, 'x-minted and its underscored spelling dropped');
+  const inAuthorization = compileHeaderRules(
+    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    upstream,
+    new Set(['authorization']),
+    new Set(),
+    'authorization',
+  );
+  t.equal(inAuthorization.mintHeader, undefined, 'minted into Authorization: the destination sidecar takes it as the caller token');
 });
