@@ -80,7 +80,8 @@ export function signerOf(crl: CrlView, candidates: readonly string[], bundlePem:
  * Why `crl` must not replace `previous`, the CRL in force (undefined when it may). A replayed older CRL would
  * un-revoke certificates; one dated in the future would, as the baseline, block every correct CRL
  * after it (and across restarts: it is persisted). The CA numbers its CRLs from its database, so the
- * number orders them even across a clock step; thisUpdate only when either has no number.
+ * number orders them even across a clock step; thisUpdate only when either has no number. At the
+ * number in force only the same CRL (byte for byte) passes.
  */
 export function crlOrderProblem(crl: CrlView, previous: CrlView | undefined, now = Date.now()): string | undefined {
   if (crl.thisUpdate.getTime() > now + CRL_MAX_SKEW_MS) {
@@ -89,7 +90,13 @@ export function crlOrderProblem(crl: CrlView, previous: CrlView | undefined, now
   if (!previous) return undefined;
   const [a, b] = [crl.number, previous.number];
   if (a !== undefined && b !== undefined) {
-    return a < b ? `the CRL (number ${a}) is older than the one in force (number ${b})` : undefined;
+    if (a < b) return `the CRL (number ${a}) is older than the one in force (number ${b})`;
+    // The CA signs each CRL with a new number, so one number is one list. Another list under the
+    // number in force is a CA restored from a backup (or a forgery with its key) reissuing it, perhaps
+    // with fewer entries: un-revoking certificates. Only the same bytes again are no news.
+    if (a === b && !crl.der.equals(previous.der))
+      return `the CRL has the number of the one in force (${a}) but other content (a CA restored from an older database?); a CRL is applied only once its number passes ${b}`;
+    return undefined;
   }
   // A future-dated one persisted before such CRLs were refused is no baseline for dates.
   if (previous.thisUpdate.getTime() > now + CRL_MAX_SKEW_MS) return undefined;

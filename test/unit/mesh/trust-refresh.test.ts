@@ -14,14 +14,17 @@ import { startCaUnderTest, testCaMaterial, TRUST_DOMAIN } from '../../support/ca
 import { request, Agent } from 'undici';
 
 /** A CRL signed by `ca`'s intermediate, with a CRL number (DER INTEGER, one octet) when given one. */
-async function crlOf(ca: CaMaterial, options: { thisUpdate?: Date; number?: number; more?: x509.Extension[] } = {}): Promise<Buffer> {
-  const { number, thisUpdate = new Date(), more = [] } = options;
+async function crlOf(
+  ca: CaMaterial,
+  options: { thisUpdate?: Date; number?: number; more?: x509.Extension[]; revoked?: string[] } = {},
+): Promise<Buffer> {
+  const { number, thisUpdate = new Date(), more = [], revoked = [] } = options;
   // With a nextUpdate, as the CA makes them (@peculiar/x509 misreads the fields after a missing one).
   const crl = await x509.X509CrlGenerator.create({
     issuer: ca.intermediate.subjectName,
     signingAlgorithm: EC_P256,
     signingKey: ca.intermediateKey,
-    entries: [],
+    entries: revoked.map((serialNumber) => ({ serialNumber, revocationDate: thisUpdate })),
     extensions: [...(number === undefined ? [] : [new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, number]))]), ...more],
     thisUpdate,
     nextUpdate: new Date(thisUpdate.getTime() + 3600_000),
@@ -113,6 +116,23 @@ t.test('CRL order: by CRL number; a CRL dated in the future is refused and block
   const replay = await refresh(await at(1000, 6), await at(0, 7));
   t.same(replay.applied, [], 'a lower CRL number is refused, whatever its date');
   t.match(replay.failures, [{ code: 'ERR_MESH_CRL_REFUSED', message: /number 6.*older.*number 7/ }]);
+});
+
+t.test('CRL order: at the number in force only the same CRL passes (a CA restored from a backup reissuing it)', async (t) => {
+  const ca = await loadCaMaterial((await testCaMaterial()).dir);
+  const refresh = (der: Buffer, inForce?: Buffer) => refreshOnce(der, ca.intermediatePem, ca.intermediatePem, ca.bundlePem, inForce);
+  const inForce = await crlOf(ca, { number: 7, revoked: ['1001', '1002'] });
+  // Number 7 again, signed later, without the revocation of 1002: it would un-revoke it.
+  const reissued = await crlOf(ca, { number: 7, revoked: ['1001'], thisUpdate: new Date(Date.now() + 1000) });
+  const fewer = await refresh(reissued, inForce);
+  t.same(fewer.applied, [], 'the same number with other content is not applied');
+  t.match(fewer.failures, [{ code: 'ERR_MESH_CRL_REFUSED', message: /number of the one in force \(7\) but other content/ }]);
+  const more = await refresh(await crlOf(ca, { number: 7, revoked: ['1001', '1002', '1003'] }), inForce);
+  t.same(more.applied, [], 'not even with more entries: one number, one list');
+  const same = await refresh(Buffer.from(inForce), inForce);
+  t.same(same.failures, [], 'the same CRL again is no failure');
+  const next = await crlOf(ca, { number: 8, revoked: ['1001'] });
+  t.same((await refresh(next, inForce)).applied, [next], 'the next number is applied, whatever it lists');
 });
 
 t.test('a CRL our CA signed with a critical extension the sidecar does not process is refused, the one in force kept', async (t) => {
