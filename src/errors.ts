@@ -42,6 +42,8 @@ export const ERRORS = {
   ERR_PEER_CERT_INVALID: { status: 401, title: 'Client certificate not trusted', event: 'warden.tls.peer_denied' },
   ERR_PEER_REVOKED: { status: 401, title: 'Client certificate revoked', event: 'warden.tls.peer_revoked' },
   ERR_AUTHZ_PEER_DENIED: { status: 403, title: 'Calling workload not allowed', event: 'warden.tls.peer_denied' },
+  // No CRL in force (src/mesh/identity.ts raises warden.mesh.crl_unavailable once, not per request).
+  ERR_MESH_CRL_UNAVAILABLE: { status: 503, title: 'Client certificate could not be checked for revocation', event: undefined },
   // Tokens (src/stages/authn*.ts, authz-scopes.ts; src/identity/)
   ERR_AUTHN_TOKEN_MISSING: { status: 401, title: 'Access token required', event: 'warden.authn.token_missing' },
   ERR_AUTHN_TOKEN_MALFORMED: { status: 401, title: 'Malformed credentials', event: 'warden.authn.token_malformed' },

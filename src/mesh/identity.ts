@@ -54,11 +54,29 @@ export interface MeshStatus {
   revoked?: true;
 }
 
+/** The CRL in force, for /readyz, the metrics and the console. */
+export interface CrlStatus {
+  /** A verified CRL is in force; until one is, requests from mesh peers are refused (503). */
+  inForce: boolean;
+  /** Its CRL number, as a decimal string. */
+  number?: string;
+  /** Its nextUpdate (ISO 8601). */
+  nextUpdate?: string;
+  /** Seconds since that nextUpdate passed (0 while it has not). */
+  secondsPastNextUpdate: number;
+  /** Why the last CRL refresh failed, while it keeps failing (cleared by the next one that succeeds). */
+  lastError?: string;
+}
+
 export interface MeshIdentity {
   readonly spiffeId: string;
   material(): MeshMaterial;
-  /** The serials of the last verified CRL, kept current by the refresher (empty until one was fetched). */
+  /**
+   * The serials of the last verified CRL (persisted, or fetched), kept current by the refresher;
+   * `inForce` is false until there is one.
+   */
   readonly revocations: RevocationList;
+  crl(): CrlStatus;
   onChange(listener: (what: MeshChange) => void): () => void;
   status(): MeshStatus;
   stop(): void;
@@ -145,9 +163,20 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     if (crl) revocations.update(readCrl(crl));
   } catch (err) {
     // A damaged crl.der must not stop startup: the refresher fetches a verified one right away.
-    logger.warn({ err: (err as Error).message }, 'mesh: ignoring an unreadable persisted CRL');
+    // Until it does, no CRL is in force and mesh peers are refused (peer-authz), not served unchecked.
+    logger.warn(
+      { err: (err as Error).message, state_dir: cfg.state_dir },
+      'mesh: ignoring an unreadable persisted CRL; mesh peers are refused until a CRL is fetched from the CA',
+    );
   }
   let lastError: string | undefined;
+  /** Why the CRL refresh keeps failing (readiness detail); cleared by a refresh that succeeds. */
+  let crlError: string | undefined;
+  /** "No CRL in force" was said (error log, event) and not yet undone by a CRL. */
+  let saidNoCrl = false;
+  /** The nextUpdate (ms) of the CRL already said to be stale: once per CRL, not once per retry. */
+  let saidStaleAt: number | undefined;
+  let staleTimer: NodeJS.Timeout | undefined;
   let warnedExpiring = false;
   let renewalsStopped = false;
   let stopped = false;
@@ -291,10 +320,22 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     },
     onCrl(crl) {
       revocations.update(crl);
+      crlError = undefined;
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
       persist('crl', () => store.saveCrl(crl.der));
+      if (saidNoCrl) {
+        saidNoCrl = false;
+        logger.info(
+          { 'warden.crl.number': String(crl.number ?? '') },
+          'mesh: a verified CRL is in force: requests from mesh peers are checked and served again',
+        );
+      }
+      watchStaleness();
       noticeOwnRevocation();
+    },
+    onCrlCurrent() {
+      crlError = undefined;
     },
     onFailure(what, err) {
       // A server that is not our CA (wrong roots or SPIFFE ID) or answers without end, or a CRL we
@@ -302,12 +343,71 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       const untrusted =
         (err instanceof CaUnavailableError && (err.code === 'ERR_CA_UNTRUSTED' || err.code === 'ERR_CA_ANSWER_TOO_LARGE')) ||
         err instanceof CrlRefusedError;
-      logger[untrusted ? 'error' : 'warn'](
-        { 'error.type': describeCaError(err), err: (err as Error).message },
-        `mesh ${what} refresh failed; keeping the last good copy`,
-      );
+      const fields = { 'error.type': describeCaError(err), err: (err as Error).message };
+      if (what === 'bundle') {
+        logger[untrusted ? 'error' : 'warn'](fields, 'mesh bundle refresh failed; keeping the last good copy');
+        return;
+      }
+      crlError = crlFailure(err);
+      if (!revocations.inForce) {
+        // Nothing to keep: said once, loudly (an error and an event), not once per retry.
+        if (saidNoCrl) {
+          logger.debug(fields, 'mesh crl refresh failed; still no CRL in force');
+          return;
+        }
+        saidNoCrl = true;
+        const detail = `no CRL in force: ${crlError}; requests from mesh peers are refused (503 ERR_MESH_CRL_UNAVAILABLE) until a verified CRL is fetched`;
+        events.emit('warden.mesh.crl_unavailable', { 'error.type': describeCaError(err), 'warden.detail': detail });
+        logger.error({ ...fields, state_dir: cfg.state_dir }, `mesh: ${detail}`);
+        return;
+      }
+      logger[untrusted ? 'error' : 'warn'](fields, `mesh crl refresh failed; the CRL in force (${crlName()}) stays in force`);
     },
   });
+
+  /** Why a CRL refresh failed, naming the CA: for readiness and the one "no CRL in force" line. */
+  function crlFailure(err: unknown): string {
+    const code = describeCaError(err);
+    if (err instanceof CrlRefusedError) return `the CRL from the CA at ${cfg.ca.url} was refused: ${err.message}`;
+    if (err instanceof CaUnavailableError && err.code === 'ERR_CA_UNTRUSTED')
+      return `the server at ${cfg.ca.url} is not the CA (${code}): ${err.message}`;
+    if (err instanceof CaApiError) return `the CA at ${cfg.ca.url} answered ${code}`;
+    return `the CA at ${cfg.ca.url} could not be reached (${code})`;
+  }
+  function crlName(): string {
+    const number = revocations.number;
+    const next = revocations.nextUpdate;
+    return `${number !== undefined ? `number ${number}` : 'no number'}${next ? `, next update ${next.toISOString()}` : ''}`;
+  }
+
+  /**
+   * Says once per CRL, when its nextUpdate passes without a newer one, that it is stale: an error
+   * and `warden.mesh.crl_stale`. It stays in force (known-revoked peers are still refused) and
+   * readiness stays green with a detail: failing every sidecar's readiness for a CA outage would
+   * take the mesh down, which is why Warden checks CRLs itself (revocation-list.ts).
+   */
+  function watchStaleness(): void {
+    clearTimeout(staleTimer);
+    const next = revocations.nextUpdate;
+    if (stopped || next === undefined) return;
+    const wait = next.getTime() - Date.now();
+    if (wait >= 0) {
+      if (saidStaleAt !== undefined) {
+        logger.info({ 'warden.crl.number': String(revocations.number ?? '') }, 'mesh: a current CRL is in force again');
+        saidStaleAt = undefined;
+      }
+      staleTimer = setTimeout(watchStaleness, Math.min(wait + 1, 2 ** 31 - 1));
+      staleTimer.unref();
+      return;
+    }
+    if (saidStaleAt === next.getTime()) return;
+    saidStaleAt = next.getTime();
+    const detail =
+      `the CRL in force (${crlName()}) is past its nextUpdate and no newer one was fetched` +
+      `${crlError ? `: ${crlError}` : ''}; it stays in force (known-revoked peers are still refused), revocations made since are not known`;
+    events.emit('warden.mesh.crl_stale', { 'warden.detail': detail });
+    logger.error({ state_dir: cfg.state_dir }, `mesh: ${detail}`);
+  }
   /**
    * This sidecar's own certificate on the CRL (an operator's `revoke`): every peer refuses it, yet it
    * was served until its renewal time (70 % of its life) with readiness green. Enroll again now, with
@@ -327,6 +427,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   await refresher.refreshNow();
   scheduler.reschedule();
   noticeOwnRevocation();
+  watchStaleness(); // a persisted CRL kept because the CA is down may be past its nextUpdate already
 
   return {
     spiffeId: cfg.spiffe_id,
@@ -339,6 +440,17 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       notAfter: credentials.notAfter,
       serial: credentials.serial,
     }),
+    crl() {
+      const next = revocations.nextUpdate;
+      const number = revocations.number;
+      return {
+        inForce: revocations.inForce,
+        ...(number !== undefined ? { number: String(number) } : {}),
+        ...(next ? { nextUpdate: next.toISOString() } : {}),
+        secondsPastNextUpdate: next ? Math.max(0, Math.floor((Date.now() - next.getTime()) / 1000)) : 0,
+        ...(crlError ? { lastError: crlError } : {}),
+      };
+    },
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -361,6 +473,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       stopped = true;
       scheduler.stop();
       refresher.stop();
+      clearTimeout(staleTimer);
       client.close().catch(() => {}); // nothing left to do with a connection that will not close
     },
   };

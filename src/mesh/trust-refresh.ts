@@ -29,6 +29,8 @@ export interface TrustRefresherOptions {
   onBundle(pem: string): void;
   /** A verified CRL newer than the one in force (read once: `crl.der` is what to persist). */
   onCrl(crl: CrlView): void;
+  /** A CRL refresh that found the CRL in force still the CA's (a 304, or the same bytes). */
+  onCrlCurrent?(): void;
   onFailure(what: 'bundle' | 'crl', err: unknown): void;
 }
 
@@ -100,10 +102,14 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
   const crl = every(options.intervals.crl, async () => {
     try {
       const fetched = await options.client.crlSince(lastCrl ? lastEtag : undefined);
-      if (!fetched.changed) return true; // 304: the CRL in force is still the CA's
+      if (!fetched.changed) {
+        options.onCrlCurrent?.(); // 304: the CRL in force is still the CA's
+        return true;
+      }
       const { der, etag } = fetched;
       if (lastCrl?.der.equals(der)) {
         lastEtag = etag;
+        options.onCrlCurrent?.();
         return true;
       }
       let crl: CrlView;

@@ -27,7 +27,7 @@ import { startInboundListener, type InboundListener } from './listener.js';
 import { startEgressListener, type EgressListener } from './egress.js';
 import { inboundTlsSettings, meshTlsMaterial } from './inbound-tls.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
-import type { MeshIdentity } from '../mesh/identity.js';
+import type { CrlStatus, MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
@@ -211,6 +211,16 @@ async function tokenRuntimeFor(
 }
 
 /** The log line when dropping a client CA closes open connections (each also raised warden.tls.peer_denied). */
+/** The /readyz detail of the `crl` check: what is in force, or why nothing is. */
+export function crlReadiness(crl: CrlStatus, caUrl: string): string {
+  if (!crl.inForce)
+    return `no CRL in force: ${crl.lastError ?? `the CA at ${caUrl} has not answered yet`}; requests from mesh peers are refused (503 ERR_MESH_CRL_UNAVAILABLE)`;
+  const which = `CRL${crl.number !== undefined ? ` number ${crl.number}` : ''}`;
+  if (crl.secondsPastNextUpdate > 0)
+    return `${which} past its nextUpdate ${crl.nextUpdate ?? ''} by ${crl.secondsPastNextUpdate} s${crl.lastError ? ` (${crl.lastError})` : ''}: still in force, known-revoked peers are refused, revocations since are not known`;
+  return `${which}${crl.nextUpdate ? `, next update ${crl.nextUpdate}` : ''}${crl.lastError ? ` (refresh failing: ${crl.lastError})` : ''}`;
+}
+
 function closedByTrustChange(closed: number, where: string): string {
   return `a CA was removed from ${where}: closing ${closed} open connection(s) whose client certificate chains to it`;
 }
@@ -288,6 +298,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     : undefined;
   const revocations = mesh?.revocations;
   if (mesh) metrics.trackCertificateExpiry(() => mesh.status().secondsToExpiry);
+  if (mesh) metrics.trackCrl(() => mesh.crl());
   const tlsMaterial = (gen: LoadedSidecarConfig): TlsMaterial => {
     if (mesh) return meshTlsMaterial(mesh);
     if (!gen.tls) throw new Error('listeners.inbound.tls has no certificate'); // the loader refuses such files
@@ -405,6 +416,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
                 const detail = `${status.spiffeId} ${state}${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
                 return { ok: status.secondsToExpiry > 0 && status.revoked !== true, detail };
               },
+            },
+            {
+              // Not ready without a CRL (mesh peers are refused); a stale one is a detail, not a failure:
+              // failing readiness everywhere for a CA outage would take the whole mesh down.
+              name: 'crl',
+              check: async () => ({ ok: mesh.crl().inForce, detail: crlReadiness(mesh.crl(), config.mesh?.ca.url ?? '') }),
             },
           ]
         : []),

@@ -4,8 +4,10 @@
  * certificate, `optional` admits them (they authenticate with a token later) unless the route has a
  * `peers.allow` list, which only a certificate can satisfy; a presented
  * certificate must always be valid and unrevoked, and its SPIFFE ID must match `peers.allow`
- * (empty = any workload of the trust domain). On success the backend is told who called in
- * X-Forwarded-Client-Cert (Envoy's format), computed here and never taken from the client.
+ * (empty = any workload of the trust domain). With mesh and no CRL in force yet, a caller with a
+ * certificate is refused with 503 (it cannot be checked), one without is treated as above. On
+ * success the backend is told who called in X-Forwarded-Client-Cert (Envoy's format), computed
+ * here and never taken from the client.
  */
 import { WardenError } from '../errors.js';
 import { compileSpiffeMatcher } from '../net/spiffe-id.js';
@@ -21,9 +23,19 @@ export interface PeerAuthzConfig {
 }
 
 export interface PeerAuthzDeps {
-  /** The CRL in force; checked on every request so kept-alive connections of a revoked peer stop too. */
+  /**
+   * The CRL in force; checked on every request so kept-alive connections of a revoked peer stop too.
+   * Until one is in force (`inForce`), callers with a certificate are refused (503 ERR_MESH_CRL_UNAVAILABLE).
+   */
   revocations: RevocationList | undefined;
 }
+
+const crlUnavailable = () =>
+  new WardenError('ERR_MESH_CRL_UNAVAILABLE', {
+    rule: 'mesh.crl',
+    detail: 'This service has no revocation list in force yet, so client certificates cannot be checked; retry later.',
+    headers: { 'retry-after': '5' },
+  });
 
 export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps): Stage {
   const allowed = cfg.allow.length > 0 ? compileSpiffeMatcher(cfg.allow) : undefined;
@@ -46,8 +58,12 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
       }
       // Verified at the handshake, but a connection (or a resumed session) can outlive the certificate.
       if (peerExpired(peer)) return new WardenError('ERR_PEER_CERT_INVALID', { rule: 'tls:CERT_HAS_EXPIRED' });
-      if (revocations !== undefined && peer.serial !== undefined && revocations.isRevoked(peer.serial)) {
-        return new WardenError('ERR_PEER_REVOKED', { rule: 'mesh.crl' });
+      if (revocations !== undefined) {
+        // No CRL in force yet (none persisted and the CA not reached): who is revoked is unknown,
+        // so a mesh peer is refused as "could not check", never served unchecked. A boolean read.
+        if (!revocations.inForce) return crlUnavailable();
+        if (peer.serial !== undefined && revocations.isRevoked(peer.serial))
+          return new WardenError('ERR_PEER_REVOKED', { rule: 'mesh.crl' });
       }
       const id = peer.spiffeId;
       if (allowed !== undefined && (id === undefined || !allowed(id)))

@@ -196,6 +196,16 @@ export const EVENTS = {
     description: 'The workload certificate is close to expiry and could not be renewed.',
   },
   'warden.mesh.trust_updated': { severity: 'info', description: 'A new trust bundle or CRL was fetched from the CA and applied.' },
+  'warden.mesh.crl_unavailable': {
+    severity: 'error',
+    description:
+      'No CRL is in force (none in mesh.state_dir or a damaged one, and none could be fetched): requests from mesh peers are refused with 503 until one is.',
+  },
+  'warden.mesh.crl_stale': {
+    severity: 'error',
+    description:
+      'The CRL in force passed its nextUpdate and no newer one could be fetched; it stays in force (known-revoked peers are still refused).',
+  },
   'warden.mesh.dns_names_ignored': {
     severity: 'warn',
     description:

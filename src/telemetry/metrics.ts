@@ -34,6 +34,8 @@ export interface Metrics {
   countSkippedResponseCheck(reason: 'budget' | 'too_large'): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
   trackCertificateExpiry(secondsToExpiry: () => number): void;
+  /** The CRL in force (mesh): whether there is one, and how long ago its nextUpdate passed (0 before). */
+  trackCrl(state: () => { inForce: boolean; secondsPastNextUpdate: number }): void;
 }
 
 export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
@@ -114,6 +116,24 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
         registers: [registry],
         collect() {
           this.set(secondsToExpiry());
+        },
+      });
+    },
+    trackCrl(state) {
+      new Gauge({
+        name: 'warden_crl_in_force',
+        help: '1 when a verified CRL is in force; 0 when none is (requests from mesh peers are refused with 503 until one is fetched).',
+        registers: [registry],
+        collect() {
+          this.set(state().inForce ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'warden_crl_stale_seconds',
+        help: 'Seconds since the nextUpdate of the CRL in force passed without a newer one (0 while it is current or none is in force).',
+        registers: [registry],
+        collect() {
+          this.set(state().secondsPastNextUpdate);
         },
       });
     },

@@ -1,7 +1,7 @@
 /**
  * The sidecar's Prometheus instruments, also exported over OTLP: request durations (and counts),
- * security events, token cache lookups (hit ratios), rate-limit decisions, and the certificate's
- * seconds to expiry are read from the same prom-client registry that /metrics serves, at each
+ * security events, token cache lookups (hit ratios), rate-limit decisions, the certificate's
+ * seconds to expiry and the CRL's state are read from the same prom-client registry that /metrics serves, at each
  * OTLP collection — one set of numbers, two exports, and one record per request instead of two.
  */
 import { ValueType, type Attributes, type HrTime, type Meter, type Observable } from '@opentelemetry/api';
@@ -36,6 +36,13 @@ export function exportPrometheusInstruments(meter: Meter, registry: Registry): v
     unit: 's',
     description: 'Seconds until the workload certificate expires.',
   });
+  const crlInForce = meter.createObservableGauge('warden.crl.in_force', {
+    description: '1 when a verified CRL is in force, 0 when none is (mesh peers refused with 503).',
+  });
+  const crlStale = meter.createObservableGauge('warden.crl.stale', {
+    unit: 's',
+    description: 'Seconds since the nextUpdate of the CRL in force passed without a newer one.',
+  });
   // Prometheus metric → the OTel instrument it is observed on, and each value's attributes. Only
   // these are read at a collection: the whole registry (the request histogram's buckets, the process
   // metrics) would be built for nothing.
@@ -44,6 +51,8 @@ export function exportPrometheusInstruments(meter: Meter, registry: Registry): v
     ['warden_ratelimit_decisions_total', rateLimitDecisions, (l) => ({ 'http.route': String(l.route), decision: String(l.decision) })],
     ['warden_security_events_total', securityEvents, (l) => ({ 'event.name': String(l.event) })],
     ['warden_certificate_expiry_seconds', certificateExpiry, () => undefined],
+    ['warden_crl_in_force', crlInForce, () => undefined],
+    ['warden_crl_stale_seconds', crlStale, () => undefined],
   ];
   meter.addBatchObservableCallback(
     async (observer) => {

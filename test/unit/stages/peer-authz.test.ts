@@ -86,7 +86,15 @@ t.test('a serial on the CRL in force is refused on every request (kept-alive con
     signingAlgorithm: alg,
     signingKey: keys.privateKey,
   });
+  const empty = await x509.X509CrlGenerator.create({
+    issuer: 'CN=test',
+    nextUpdate: new Date(Date.now() + 60_000),
+    entries: [],
+    signingAlgorithm: alg,
+    signingKey: keys.privateKey,
+  });
   const revocations = createRevocationList();
+  revocations.update(readCrl(new Uint8Array(empty.rawData)));
   const stage = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: undefined }, { revocations });
   const c = () => ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b2'));
   t.equal(stage.run(c()), undefined, 'allowed before the CRL lists it');
@@ -94,6 +102,31 @@ t.test('a serial on the CRL in force is refused on every request (kept-alive con
   t.equal(revocations.size, 1);
   t.equal(codeOf(stage.run(c())), 'ERR_PEER_REVOKED', 'refused once it does (serials compared without leading zeros or case)');
   t.equal(stage.run(ctx(verified('spiffe://td/ns/b/sa/caller', 'a1b3'))), undefined, 'other serials unaffected');
+});
+
+t.test('no CRL in force yet: a caller with a certificate gets 503 ERR_MESH_CRL_UNAVAILABLE, one without is judged as before', async (t) => {
+  const x509 = await import('@peculiar/x509');
+  const { webcrypto } = await import('node:crypto');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+  const revocations = createRevocationList();
+  const optional = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: 'spiffe://td/ns/a/sa/me' }, { revocations });
+  const refused = optional.run(ctx(verified('spiffe://td/ns/b/sa/caller')));
+  t.equal(codeOf(refused), 'ERR_MESH_CRL_UNAVAILABLE', 'not served unchecked');
+  t.match(refused, { status: 503, rule: 'mesh.crl', headers: { 'retry-after': '5' } });
+  t.equal(optional.run(ctx(noCert)), undefined, 'a caller without a certificate on an optional route: as before');
+  const required = createPeerAuthzStage({ mtls: 'require', allow: [], ownId: 'spiffe://td/ns/a/sa/me' }, { revocations });
+  t.equal(codeOf(required.run(ctx(noCert))), 'ERR_PEER_CERT_REQUIRED', 'and on a required one: as before');
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: 'CN=test',
+    nextUpdate: new Date(Date.now() + 60_000),
+    entries: [],
+    signingAlgorithm: alg,
+    signingKey: keys.privateKey,
+  });
+  revocations.update(readCrl(new Uint8Array(crl.rawData)));
+  t.equal(optional.run(ctx(verified('spiffe://td/ns/b/sa/caller'))), undefined, 'served once a CRL is in force');
 });
 
 t.test('file mode: a trusted certificate without a SPIFFE ID passes without an allow list, never with one', async (t) => {
