@@ -190,7 +190,10 @@ export function openCaStore(path: string): CaStore {
     db.pragma('journal_mode = WAL');
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
-    db.pragma('synchronous = NORMAL');
+    // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so the last commits before a
+    // power loss or kernel crash can vanish — a revocation or a spent token the admin was told about.
+    // The CA writes rarely (an issuance, a revocation), so one fsync per commit costs nothing that matters.
+    db.pragma('synchronous = FULL');
   } catch (err) {
     // SQLite says "file is not a database" without naming the file.
     throw new Error(
