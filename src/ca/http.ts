@@ -14,8 +14,24 @@ export class ClientGoneError extends Error {
   }
 }
 
-/** The request body as a JSON object; 413 past `limit`, ERR_CA_REQUEST_INVALID when not a JSON object. */
+/** `application/json`, with or without parameters (`; charset=utf-8`), in any case. */
+const JSON_MEDIA_TYPE = /^application\/json\s*(;|$)/i;
+
+/**
+ * The request body as a JSON object; 415 unless it is declared `application/json`, 413 past `limit`,
+ * ERR_CA_REQUEST_INVALID when not a JSON object. The media type is required: an admin POST sent as a
+ * form or `text/plain` (what a browser may send cross-site without a preflight) used to be obeyed.
+ */
 export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  const type = req.headers['content-type'];
+  if (type === undefined || !JSON_MEDIA_TYPE.test(type.trim())) {
+    throw new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+      detail: `the body must be sent as application/json${type === undefined ? ' (no Content-Type was given)' : `, not ${type.slice(0, 100)}`}`,
+      rule: 'ca.content_type',
+      // The body is left unread: close rather than parse what follows as the next request.
+      headers: { connection: 'close' },
+    });
+  }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit)
     throw new WardenError('ERR_BODY_TOO_LARGE', { detail: `the limit is ${limit} bytes`, headers: { connection: 'close' } });

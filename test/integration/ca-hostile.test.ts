@@ -7,11 +7,13 @@
  * (held forever), and a client gone mid-body (an error log and an ERR_INTERNAL audit row).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request as httpsRequest, Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import Database from 'better-sqlite3';
 import t from 'tap';
+import { Agent, request } from 'undici';
 import { createAdminClientFromDir } from '../../src/ca/admin-client.js';
 import { startCaUnderTest, makeCsr, ORDERS, repoRoot, type CaUnderTest } from '../support/ca-harness.js';
 import { enrollWorkload } from '../support/workload.js';
@@ -373,4 +375,55 @@ t.test('anonymous refusals are aggregated in the audit table; authenticated acti
   const rows = refused();
   t.equal(rows.length, 2, 'and one more with the count when the interval ends (here: at close)');
   t.match(rows[1]?.detail, /^ERR_CA_TOKEN_UNKNOWN.*: 59 more from 127\.0\.0\.1 within 60 s$/);
+});
+
+t.test('a JSON body not sent as application/json: 415 ERR_MEDIA_TYPE_UNSUPPORTED, nothing done', async (t) => {
+  const { ca, dir } = await startCaUnderTest(t);
+  const admin = new Agent({
+    connect: { ca: ca.rootPem, cert: readFileSync(`${dir}/admin.crt`, 'utf8'), key: readFileSync(`${dir}/admin.key`, 'utf8') },
+  });
+  t.teardown(() => admin.close());
+  const body = JSON.stringify({ spiffe_id: ORDERS, ttl_seconds: 60 });
+  const send = async (path: string, contentType: string | undefined, payload = body) => {
+    const res = await request(`${ca.url}${path}`, {
+      method: 'POST',
+      dispatcher: admin,
+      headers: contentType === undefined ? {} : { 'content-type': contentType },
+      body: payload,
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, type: String(res.headers['content-type']), body: JSON.parse(text) as Record<string, unknown> };
+  };
+  for (const type of [
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/jsonx',
+    undefined,
+  ]) {
+    t.match(
+      await send('/v1/admin/tokens', type),
+      { status: 415, type: 'application/problem+json', body: { code: 'ERR_MEDIA_TYPE_UNSUPPORTED', status: 415 } },
+      `admin token create as ${type ?? '(no content-type)'}: 415`,
+    );
+  }
+  t.equal(ca.listTokens({ spiffe_id: ORDERS }).length, 0, 'no token was made');
+  const { csrPem } = await makeCsr({ spiffeId: ORDERS });
+  const { token } = ca.createToken({ spiffe_id: ORDERS });
+  t.match(
+    await send('/v1/enroll', 'text/plain', JSON.stringify({ token, csr: csrPem })),
+    { status: 415, body: { code: 'ERR_MEDIA_TYPE_UNSUPPORTED' } },
+    'enroll as text/plain: 415',
+  );
+  t.equal(ca.list({ spiffe_id: ORDERS }).length, 0, 'nothing issued');
+  t.match(
+    await send('/v1/admin/tokens', 'Application/JSON; charset=utf-8'),
+    { status: 201 },
+    'application/json with a parameter: accepted',
+  );
+  t.match(
+    await send('/v1/enroll', 'application/json', JSON.stringify({ token, csr: csrPem })),
+    { status: 201 },
+    'and the token refused as text/plain is still usable',
+  );
 });
