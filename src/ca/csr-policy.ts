@@ -2,12 +2,14 @@
  * What the CA accepts in a certificate signing request. The CSR contributes only its public key and
  * the names it asks for; both are checked here:
  *  - PEM PKCS#10 whose signature verifies (proof of possession)          → ERR_CA_CSR_INVALID
- *  - key ECDSA P-256/P-384, Ed25519, or RSA of 2048–8192 bits           → ERR_CA_KEY_REJECTED
+ *  - key ECDSA P-256/P-384 (named curve), Ed25519, or RSA 2048–8192 bits → ERR_CA_KEY_REJECTED
  *  - names within the grant: URI SAN (if any) = the granted SPIFFE ID,
  *    DNS SANs ⊆ the granted names, no IP/e-mail/other SANs               → ERR_CA_IDENTITY_MISMATCH
  * Requested extensions other than the SAN are ignored: the issuer decides every extension.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { WardenError } from '../errors.js';
 import { keyIdOf, SAN_OID, x509 } from './pki.js';
 
@@ -90,6 +92,17 @@ function acceptedKeyType(spki: Buffer): KeyType {
   }
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
+  // OpenSSL recognises a P-256 key written with explicit curve parameters as P-256, but PKIX allows
+  // only the named form (RFC 5480 §2.1.1), WebCrypto cannot import it (the CSR's signature could not
+  // be checked: ERR_CA_CSR_INVALID, which sent operators looking at the CSR instead of the key), and
+  // a certificate carrying it would be refused by TLS peers.
+  if (type === 'ec' && !namedCurveParameters(spki)) {
+    throw new WardenError('ERR_CA_KEY_REJECTED', {
+      detail:
+        'EC key with explicit curve parameters not accepted: write it with a named curve (openssl ecparam -name prime256v1 -param_enc named_curve)',
+      rule: 'csr.key.explicit_curve',
+    });
+  }
   if (type === 'ec' && details.namedCurve === 'prime256v1') return 'ec-p256';
   if (type === 'ec' && details.namedCurve === 'secp384r1') return 'ec-p384';
   if (type === 'ed25519') return 'ed25519';
@@ -106,6 +119,16 @@ function acceptedKeyType(spki: Buffer): KeyType {
     detail: `key ${what} not accepted (ECDSA P-256/P-384, Ed25519 or RSA ≥ ${RSA_MIN_BITS})`,
     rule: 'csr.key.type',
   });
+}
+
+/** Whether an EC key's algorithm parameters are a named curve (an OBJECT IDENTIFIER, DER tag 6). */
+function namedCurveParameters(spki: Buffer): boolean {
+  try {
+    const parameters = AsnConvert.parse(spki, SubjectPublicKeyInfo).algorithm.parameters;
+    return parameters !== null && parameters !== undefined && new Uint8Array(parameters)[0] === 0x06;
+  } catch {
+    return false;
+  }
 }
 
 /** The DNS names to issue: those the CSR asks for, each of which the grant must allow. */

@@ -72,3 +72,21 @@ t.test('one EC key, compressed or uncompressed point in the CSR: the same keyId 
     'unchanged for the usual form',
   );
 });
+
+t.test(
+  'a P-256 key written with explicit curve parameters: ERR_CA_KEY_REJECTED naming the fix, not "signature cannot be checked"',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-csr-'));
+    const key = join(dir, 'key.pem');
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    writeFileSync(key, (await makeCsr()).keyPem);
+    openssl('ec', '-in', key, '-param_enc', 'explicit', '-out', `${key}.x`);
+    const explicit = openssl('req', '-new', '-key', `${key}.x`, '-subj', '/CN=w');
+    await t.rejects(
+      checkCsr(explicit),
+      { code: 'ERR_CA_KEY_REJECTED', rule: 'csr.key.explicit_curve', detail: /explicit curve parameters.*named curve/ },
+      'refused as a key the CA does not accept',
+    );
+    t.ok(await checkCsr(openssl('req', '-new', '-key', key, '-subj', '/CN=w')), 'the same key with its named curve: accepted');
+  },
+);
