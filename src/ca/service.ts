@@ -25,7 +25,7 @@ import type { IssuedCertificate, Issuer } from './issuer.js';
 import { dnsSans, x509 } from './pki.js';
 import { canonicalSerial } from './serial.js';
 import type { CaStore, CertificateKind, CertificateWithStatus } from './store.js';
-import type { Tokens } from './tokens.js';
+import { tokenUsed, type SpentToken, type Tokens } from './tokens.js';
 
 /** Who is calling: for audit rows and events. */
 export interface Caller {
@@ -167,6 +167,57 @@ export function createCaService(deps: CaServiceDeps): CaService {
     });
   }
 
+  /**
+   * An enrollment retried with a used token: its first answer was lost (a timeout, a reset, the CA
+   * killed after the commit), and without this the workload could never enroll with its token. The
+   * certificate that token paid for is sent again when the CSR is for the same key (proof of
+   * possession: only the holder of that private key could make it) and asks for the same names, and
+   * the certificate is still valid (unexpired, unrevoked). Anything else is the used token it is.
+   */
+  async function resend(spent: SpentToken, csrPem: unknown, caller: Caller): Promise<IssuedCredentials> {
+    let csr: CheckedCsr;
+    let dnsNames: string[];
+    try {
+      csr = await checkCsr(csrPem);
+      dnsNames = namesWithinGrant(csr, { spiffeId: spent.spiffeId, dnsNames: spent.dnsNames });
+    } catch {
+      throw tokenUsed();
+    }
+    const record = store.getCertificate(spent.serial);
+    if (csr.keyId !== spent.keyId || !record || record.revoked_at !== null || record.not_after <= now()) throw tokenUsed();
+    const issued = new x509.X509Certificate(record.pem);
+    const sameNames = (a: readonly string[], b: readonly string[]) =>
+      a.length === b.length && [...a].sort().join() === [...b].sort().join();
+    if (!sameNames(dnsNames, dnsSans(issued))) throw tokenUsed();
+    events.emit(
+      'warden.ca.enrolled',
+      {
+        'warden.spiffe.id': record.spiffe_id,
+        'warden.cert.serial': record.serial,
+        'warden.cert.not_after': new Date(record.not_after).toISOString(),
+        'warden.detail': 'answer sent again: an enrollment retried with its token and key',
+        ...(caller.clientAddress === undefined ? {} : { 'client.address': caller.clientAddress }),
+      },
+      caller,
+    );
+    store.audit({
+      action: 'enroll',
+      actor: caller.actor,
+      subject: record.spiffe_id,
+      outcome: 'ok',
+      detail: `serial ${record.serial} sent again (retry with the same token and key), not after ${new Date(record.not_after).toISOString()}`,
+    });
+    return {
+      spiffe_id: record.spiffe_id,
+      serial: record.serial,
+      not_before: new Date(record.not_before).toISOString(),
+      not_after: new Date(record.not_after).toISOString(),
+      certificate: record.pem,
+      chain: deps.intermediatePem,
+      bundle: deps.bundlePem,
+    };
+  }
+
   /** Any valid ID may be revoked (the CA's own too); a malformed one never was issued by this check (revoke by serial). */
   function identityToRevoke(spiffeId: unknown): string {
     return typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
@@ -187,16 +238,25 @@ export function createCaService(deps: CaServiceDeps): CaService {
 
   return {
     async enroll(body, caller) {
+      const spent = tokens.spent(body.token);
+      if (spent) return resend(spent, body.csr, caller);
       const grant = tokens.check(body.token);
       const csr = await checkCsr(body.csr);
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
       const issued = await issueFor(csr, grant.spiffeId, dnsNames);
-      // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins.
-      store.transaction(() => {
-        tokens.consume(grant);
-        store.insertCertificate(ledgerRow(issued, 'enroll', csr.keyId));
-      });
+      // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins
+      // (the other, with the same key and names, is answered as a retry: the winner's certificate).
+      try {
+        store.transaction(() => {
+          tokens.consume(grant, { serial: issued.serial, keyId: csr.keyId });
+          store.insertCertificate(ledgerRow(issued, 'enroll', csr.keyId));
+        });
+      } catch (err) {
+        const winner = (err as WardenError).code === 'ERR_CA_TOKEN_USED' ? tokens.spent(body.token) : undefined;
+        if (winner) return resend(winner, body.csr, caller);
+        throw err;
+      }
       announce('warden.ca.enrolled', issued, caller);
       return credentials(issued);
     },

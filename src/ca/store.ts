@@ -41,6 +41,9 @@ export interface TokenRow {
   used_at: number | null;
   /** Set by `warden ca token revoke` or `warden ca revoke --id`: the token enrolls nothing any more. */
   revoked_at: number | null;
+  /** The certificate the token paid for, and its key id: set with used_at (null before schema 4). */
+  serial?: string | null;
+  key_id?: string | null;
 }
 
 export interface RevocationRow {
@@ -86,8 +89,12 @@ export interface CaStore {
   listTokens(filter: { spiffeId?: string | undefined }): TokenRow[];
   /** Whether a token was ever created for this SPIFFE ID (exact match). */
   tokensCreatedFor(spiffeId: string): boolean;
-  /** Marks an unused, unexpired, unrevoked token used; false when another request got there first, it expired or was revoked. */
-  consumeToken(sha256: string, now: number): boolean;
+  /**
+   * Marks an unused, unexpired, unrevoked token used by the certificate `issued` (its serial and key
+   * id, for a retried enrollment whose answer was lost); false when another request got there first,
+   * it expired or was revoked.
+   */
+  consumeToken(sha256: string, now: number, issued: { serial: string; keyId: string }): boolean;
   /** Revokes the tokens still usable (unused, unexpired, unrevoked) of one token id or SPIFFE ID; their ids. */
   revokeTokens(which: { id: string } | { spiffeId: string }, now: number): string[];
   audit(entry: AuditEntry): void;
@@ -146,6 +153,10 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE certificates ADD COLUMN parent_serial TEXT;
    CREATE INDEX certificates_by_parent ON certificates (parent_serial);
    CREATE INDEX certificates_by_key ON certificates (key_id);`,
+  // 4: a used token records the certificate it paid for and that certificate's key: an enrollment
+  // retried with the same token and key (its answer was lost) gets that certificate again.
+  `ALTER TABLE tokens ADD COLUMN serial TEXT;
+   ALTER TABLE tokens ADD COLUMN key_id TEXT;`,
 ];
 
 function migrate(db: Database.Database): void {
@@ -260,8 +271,9 @@ export function openCaStore(path: string): CaStore {
       `SELECT * FROM tokens WHERE (@spiffe_id IS NULL OR spiffe_id = @spiffe_id) ORDER BY created_at DESC, id`,
     ),
     tokensCreatedFor: db.prepare<[string], number>(`SELECT 1 FROM tokens WHERE spiffe_id = ? LIMIT 1`).pluck(),
-    consumeToken: db.prepare<{ sha256: string; now: number }>(
-      `UPDATE tokens SET used_at = @now WHERE sha256 = @sha256 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > @now`,
+    consumeToken: db.prepare<{ sha256: string; now: number; serial: string; key_id: string }>(
+      `UPDATE tokens SET used_at = @now, serial = @serial, key_id = @key_id
+       WHERE sha256 = @sha256 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > @now`,
     ),
     revokeTokens: db
       .prepare<{ id: string | null; spiffe_id: string | null; now: number }, string>(
@@ -296,7 +308,7 @@ export function openCaStore(path: string): CaStore {
     findTokenById: (id) => s.findTokenById.get(id),
     listTokens: (f) => s.listTokens.all({ spiffe_id: f.spiffeId ?? null }),
     tokensCreatedFor: (spiffeId) => s.tokensCreatedFor.get(spiffeId) !== undefined,
-    consumeToken: (sha256, now) => s.consumeToken.run({ sha256, now }).changes === 1,
+    consumeToken: (sha256, now, issued) => s.consumeToken.run({ sha256, now, serial: issued.serial, key_id: issued.keyId }).changes === 1,
     revokeTokens: (which, now) =>
       s.revokeTokens.all({ id: 'id' in which ? which.id : null, spiffe_id: 'spiffeId' in which ? which.spiffeId : null, now }).sort(),
     audit: (e) =>

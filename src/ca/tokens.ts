@@ -21,6 +21,14 @@ export interface TokenGrant {
   expiresAt: number;
 }
 
+/** A used token and the certificate it paid for: what a retried enrollment may get again. */
+export interface SpentToken {
+  spiffeId: string;
+  dnsNames: string[];
+  serial: string;
+  keyId: string;
+}
+
 export interface TokenRequest {
   spiffeId: string;
   dnsNames: readonly string[];
@@ -31,11 +39,21 @@ export interface Tokens {
   create(request: TokenRequest): CreatedToken;
   /** The grant of a presented token, or the reason it cannot be used. Consumes nothing. */
   check(token: unknown): TokenGrant;
-  /** Marks the token used; call inside the transaction that records the certificate. */
-  consume(grant: TokenGrant): void;
+  /**
+   * A used (not revoked) token that recorded the certificate it paid for, whatever its expiry since:
+   * the certificate's life bounds a retry, not the token's. Undefined for anything else (`check` says why).
+   */
+  spent(token: unknown): SpentToken | undefined;
+  /** Marks the token used by `issued`; call inside the transaction that records the certificate. */
+  consume(grant: TokenGrant, issued: { serial: string; keyId: string }): void;
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/** The answer to a used token (also to a retry of its enrollment that is not one: another key or names). */
+export function tokenUsed(): WardenError {
+  return new WardenError('ERR_CA_TOKEN_USED', { detail: 'bootstrap tokens are single-use; create a new one' });
+}
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -46,7 +64,7 @@ export function createTokens(store: CaStore, now: () => number = Date.now): Toke
     if (row.revoked_at !== null) {
       return new WardenError('ERR_CA_TOKEN_UNKNOWN', { rule: 'ca.token.revoked', attributes: { 'warden.spiffe.id': row.spiffe_id } });
     }
-    if (row.used_at !== null) return new WardenError('ERR_CA_TOKEN_USED', { detail: 'bootstrap tokens are single-use; create a new one' });
+    if (row.used_at !== null) return tokenUsed();
     if (row.expires_at <= t) return new WardenError('ERR_CA_TOKEN_EXPIRED', { detail: 'create a new bootstrap token' });
     return undefined;
   }
@@ -80,9 +98,14 @@ export function createTokens(store: CaStore, now: () => number = Date.now): Toke
       if (refusal) throw refusal;
       return { sha256, spiffeId: row.spiffe_id, dnsNames: JSON.parse(row.dns_names) as string[], expiresAt: row.expires_at };
     },
-    consume(grant) {
+    spent(token) {
+      const row = typeof token === 'string' && TOKEN_SHAPE.test(token) ? store.findToken(hashToken(token)) : undefined;
+      if (!row || row.revoked_at !== null || row.used_at === null || !row.serial || !row.key_id) return undefined;
+      return { spiffeId: row.spiffe_id, dnsNames: JSON.parse(row.dns_names) as string[], serial: row.serial, keyId: row.key_id };
+    },
+    consume(grant, issued) {
       const t = now();
-      if (store.consumeToken(grant.sha256, t)) return;
+      if (store.consumeToken(grant.sha256, t, issued)) return;
       // Lost a race with a concurrent enrollment, or expired while the certificate was signed.
       const row = store.findToken(grant.sha256);
       throw (row && reasonNotUsable(row, t)) ?? new WardenError('ERR_CA_TOKEN_UNKNOWN');

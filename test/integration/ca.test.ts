@@ -181,7 +181,11 @@ t.test('enroll: happy path, and every token refusal with its own code', async (t
   t.equal(eventsNamed('warden.ca.enrolled').length, 1);
   t.match(eventsNamed('warden.ca.enrolled')[0], { 'warden.spiffe.id': ORDERS, 'warden.cert.serial': issued.serial });
 
-  t.match((await enroll({ token, csr: csrPem })).body, { code: 'ERR_CA_TOKEN_USED', status: 401 }, 'reused');
+  t.match(
+    (await enroll({ token, csr: (await makeCsr({ spiffeId: ORDERS, dnsNames: ['orders.shop'] })).csrPem })).body,
+    { code: 'ERR_CA_TOKEN_USED', status: 401 },
+    'reused with another key',
+  );
   t.match((await enroll({ token: 'A'.repeat(43), csr: csrPem })).body, { code: 'ERR_CA_TOKEN_UNKNOWN' }, 'forged');
   t.match((await enroll({ csr: csrPem })).body, { code: 'ERR_CA_TOKEN_MISSING' }, 'missing');
   const short = ca.createToken({ spiffe_id: ORDERS, ttl_seconds: 1 });

@@ -8,6 +8,8 @@ import { openCaStore } from '../../../src/ca/store.js';
 import { createTokens, hashToken } from '../../../src/ca/tokens.js';
 import { ORDERS } from '../../support/ca-harness.js';
 
+const ISSUED = { serial: '01', keyId: 'k' };
+
 function setup() {
   const store = openCaStore(':memory:');
   let now = 1_700_000_000_000;
@@ -66,13 +68,13 @@ t.test('distinct failures: missing, unknown, used, expired', async (t) => {
     'ok',
     'checking does not consume',
   );
-  tokens.consume(grant);
+  tokens.consume(grant, ISSUED);
   t.equal(
     code(() => tokens.check(token)),
     'ERR_CA_TOKEN_USED',
   );
   t.equal(
-    code(() => tokens.consume(grant)),
+    code(() => tokens.consume(grant, ISSUED)),
     'ERR_CA_TOKEN_USED',
     'a second consume (concurrent enrollment) loses',
   );
@@ -85,7 +87,7 @@ t.test('distinct failures: missing, unknown, used, expired', async (t) => {
     'ERR_CA_TOKEN_EXPIRED',
   );
   t.equal(
-    code(() => tokens.consume(lateGrant)),
+    code(() => tokens.consume(lateGrant, ISSUED)),
     'ERR_CA_TOKEN_EXPIRED',
     'expired while the certificate was being signed',
   );
@@ -115,7 +117,7 @@ t.test('revoked: answered as unknown (the rule says revoked); by id or identity,
     [a.token, hashToken(a.token)].some((v) => v.includes(a.id)),
     'the id is neither the token nor its hash',
   );
-  tokens.consume(tokens.check(used.token));
+  tokens.consume(tokens.check(used.token), ISSUED);
   const grantB = tokens.check(b.token);
   advance(1_000);
 
@@ -128,7 +130,7 @@ t.test('revoked: answered as unknown (the rule says revoked); by id or identity,
   );
   t.same(store.revokeTokens({ spiffeId: ORDERS }, 1_700_000_001_000), [b.id], 'used, expired and revoked ones are left as they are');
   t.same(
-    refusal(() => tokens.consume(grantB)),
+    refusal(() => tokens.consume(grantB, ISSUED)),
     { code: 'ERR_CA_TOKEN_UNKNOWN', rule: 'ca.token.revoked', detail: undefined, attributes: { 'warden.spiffe.id': ORDERS } },
     'checked before the revocation, consumed after it: refused',
   );
@@ -185,4 +187,24 @@ t.test('a version-1 database (no token ids): migrated; its tokens get ids, stay 
   t.throws(() => tokens.check(spare), { code: 'ERR_CA_TOKEN_UNKNOWN', rule: 'ca.token.revoked' }, 'and a revoked one does not');
   t.equal(store.nextCrlNumber(), 8, 'the rest of the database as it was');
   t.ok(tokens.create({ spiffeId: ORDERS, dnsNames: [], ttlMs: 1000 }).id, 'new tokens too');
+});
+
+t.test('a used token records the certificate it paid for (for a retried enrollment); revoked or unrecorded: nothing', async (t) => {
+  const { store, tokens, advance } = setup();
+  t.teardown(() => store.close());
+  const { token } = tokens.create({ spiffeId: ORDERS, dnsNames: ['orders.shop'], ttlMs: 60_000 });
+  t.equal(tokens.spent(token), undefined, 'unused: not spent');
+  tokens.consume(tokens.check(token), { serial: 'abc123', keyId: 'key-1' });
+  t.same(
+    tokens.spent(token),
+    { spiffeId: ORDERS, dnsNames: ['orders.shop'], serial: 'abc123', keyId: 'key-1' },
+    'in the same write as used_at',
+  );
+  advance(120_000);
+  t.equal(tokens.spent(token)?.serial, 'abc123', 'still after the token expired: the certificate bounds the retry');
+  t.equal(tokens.spent('A'.repeat(43)), undefined, 'an unknown token');
+  t.equal(tokens.spent(42), undefined, 'not a token');
+  const old = tokens.create({ spiffeId: ORDERS, dnsNames: [], ttlMs: 60_000 });
+  t.ok(store.consumeToken(hashToken(old.token), advance(0), { serial: '', keyId: '' }), 'used with nothing recorded');
+  t.equal(tokens.spent(old.token), undefined, 'used before schema 4 (no serial recorded): nothing to send again');
 });
