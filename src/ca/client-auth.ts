@@ -2,7 +2,7 @@
  * Client certificates on the CA API. The TLS layer requests a certificate but admits callers without
  * one (enrollment needs none); the endpoints that need one check it here:
  *  - it chains to this CA (OpenSSL's verdict: `socket.authorized`) and is within its validity now,
- *  - it is in the ledger (issued by this CA instance) and not revoked,
+ *  - it is in the ledger (issued by this CA instance), not revoked, and its key not revoked as compromised,
  *  - admin endpoints: the administrator identity; renewal: a workload certificate.
  */
 import type { TLSSocket } from 'node:tls';
@@ -46,6 +46,13 @@ export function createClientAuth(store: CaStore, trustDomain: string): ClientAut
       const record = store.getCertificate(serial);
       if (!record) throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', { detail: 'client certificate unknown to this CA' });
       if (record.revoked_at !== null) throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${serial} is revoked` });
+      // Its key was revoked as compromised through another certificate: whoever holds the key could
+      // present this one too (revocation reaches every certificate of the key; this covers the rest).
+      if (store.isCompromisedKey(record.key_id))
+        throw new WardenError('ERR_CA_CERT_REVOKED', {
+          detail: `the key of certificate ${serial} was revoked as compromised`,
+          rule: 'ca.key.compromised',
+        });
       const certificate = new x509.X509Certificate(peer.raw);
       const spiffeId = uriSans(certificate)[0] ?? '';
       const actor = { actor: spiffeId || `serial:${serial}`, clientAddress: socket.remoteAddress };

@@ -331,15 +331,24 @@ export function createCaService(deps: CaServiceDeps): CaService {
       // By identity, its unused bootstrap tokens go in the same transaction: an enrollment either
       // consumed its token before (and its certificate is revoked here) or finds the token revoked.
       // By serial, one certificate (a superseded one): the identity keeps its tokens. With
-      // keyCompromise, also what was renewed from it, on down: whoever holds the key could renew
-      // (the workload too: both lines of renewals go, as they cannot be told apart).
-      const bySerial = () => (reason === 'keyCompromise' ? [subject, ...store.activeDescendantsOf(subject, t)] : [subject]);
-      const { revoked, revokedTokens } = store.transaction(() => ({
-        revoked: (serial !== undefined ? bySerial() : store.activeSerialsOf(subject, t)).filter((s) =>
-          store.insertRevocation({ serial: s, reason, revoked_at: t }),
-        ),
-        revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),
-      }));
+      // keyCompromise, the key is what leaked, not one certificate: every unexpired certificate of
+      // that key goes (a sibling enrolled with the same key, by a spare token, stayed valid and
+      // renewable), and what was renewed from any of them, on down: whoever holds the key could
+      // renew (the workload too: both lines of renewals go, as they cannot be told apart).
+      const compromised = (serials: string[]): string[] => {
+        const keys = new Set(serials.map((s) => store.getCertificate(s)?.key_id).filter((k) => k !== undefined));
+        const holders = new Set([...serials, ...[...keys].flatMap((k) => store.activeSerialsWithKey(k, t))]);
+        return [...new Set([...holders, ...[...holders].flatMap((s) => store.activeDescendantsOf(s, t))])];
+      };
+      const { revoked, revokedTokens } = store.transaction(() => {
+        const listed = serial !== undefined ? [subject] : store.activeSerialsOf(subject, t);
+        return {
+          revoked: (reason === 'keyCompromise' ? compromised(listed) : listed).filter((s) =>
+            store.insertRevocation({ serial: s, reason, revoked_at: t }),
+          ),
+          revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),
+        };
+      });
       if (revoked.length > 0) await crl.refresh();
       events.emit(
         'warden.ca.revoked',

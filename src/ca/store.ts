@@ -76,6 +76,8 @@ export interface CaStore {
   activeSerialsOf(spiffeId: string, now: number): string[];
   /** Certificates renewed from `serial`, and from those, on down: neither expired nor revoked. */
   activeDescendantsOf(serial: string, now: number): string[];
+  /** Serials of certificates for this key (SHA-256 of its SubjectPublicKeyInfo) that are neither expired nor revoked. */
+  activeSerialsWithKey(keyId: string, now: number): string[];
   /** Whether a certificate for this key (SHA-256 of its SubjectPublicKeyInfo) was revoked as keyCompromise. */
   isCompromisedKey(keyId: string): boolean;
   /** False when the serial was already revoked. */
@@ -249,6 +251,12 @@ export function openCaStore(path: string): CaStore {
          WHERE r.serial IS NULL AND c.not_after > @now ORDER BY c.issued_at, c.serial`,
       )
       .pluck(),
+    activeWithKey: db
+      .prepare<[string, number], string>(
+        `SELECT c.serial FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+         WHERE c.key_id = ? AND c.not_after > ? AND r.serial IS NULL ORDER BY c.issued_at, c.serial`,
+      )
+      .pluck(),
     compromisedKey: db
       .prepare<[string], number>(
         `SELECT 1 FROM certificates c JOIN revocations r ON r.serial = c.serial WHERE c.key_id = ? AND r.reason = 'keyCompromise' LIMIT 1`,
@@ -300,6 +308,7 @@ export function openCaStore(path: string): CaStore {
     issuedTo: (spiffeId) => s.issuedTo.get(spiffeId) !== undefined,
     activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
     activeDescendantsOf: (serial, now) => s.activeDescendants.all({ serial, now }),
+    activeSerialsWithKey: (keyId, now) => s.activeWithKey.all(keyId, now),
     isCompromisedKey: (keyId) => s.compromisedKey.get(keyId) !== undefined,
     insertRevocation: (row) => s.insertRevocation.run(row).changes === 1,
     unexpiredRevocations: (now) => s.unexpiredRevocations.all(now),
