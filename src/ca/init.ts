@@ -85,7 +85,8 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
     subject: `CN=Warden Issuing CA, O=${trustDomain}`,
     issuer: root.subjectName,
     notBefore: new Date(now - 5 * 60_000),
-    notAfter: new Date(now + (options.intermediateLifetimeDays ?? 365) * DAY),
+    // Never past the root's end (a root shorter than the intermediate asked for).
+    notAfter: new Date(Math.min(now + (options.intermediateLifetimeDays ?? 365) * DAY, root.notAfter.getTime())),
     publicKey: intermediateKeys.publicKey,
     signingKey: rootKeys.privateKey,
     signingAlgorithm: EC_P256,
@@ -101,6 +102,7 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
   const issuer = createIssuer({
     intermediate,
     intermediateKey: intermediateKeys.privateKey,
+    issuingRoot: root,
     trustDomain,
     lifetimeMs: (options.adminLifetimeDays ?? 365) * DAY,
     backdateMs: 5 * 60_000,

@@ -2,7 +2,7 @@
  * Signs certificates with the issuing (intermediate) CA. The CA decides every extension; nothing is
  * copied from a CSR but its public key and the names already checked by the CSR policy.
  * Shapes follow DESIGN §6 (X.509-SVID): one URI SAN, digitalSignature (critical), serverAuth +
- * clientAuth, CA:false (critical), AKI/SKI, not-before backdated, not-after ≤ the issuer's.
+ * clientAuth, CA:false (critical), AKI/SKI, not-before backdated, not-after ≤ the issuer's and its root's.
  */
 import { WardenError } from '../errors.js';
 import { randomSerial, x509, EC_P256, certificatePem, type CryptoKey } from './pki.js';
@@ -42,6 +42,11 @@ export interface IssuedCertificate {
 export interface IssuerOptions {
   intermediate: x509.X509Certificate;
   intermediateKey: CryptoKey;
+  /**
+   * The root the intermediate chains to: no certificate outlives it either (a leaf past its root's
+   * end fails verification everywhere, with nothing in the CA's log to say why).
+   */
+  issuingRoot?: x509.X509Certificate;
   trustDomain: string;
   lifetimeMs: number;
   backdateMs: number;
@@ -50,6 +55,7 @@ export interface IssuerOptions {
 
 export interface Issuer {
   issue(request: IssueRequest): Promise<IssuedCertificate>;
+  /** The end of the chain: the earliest not-after of the intermediate and its root. */
   readonly notAfter: Date;
 }
 
@@ -65,19 +71,24 @@ export function createIssuer(options: IssuerOptions): Issuer {
   const issuerSki = intermediate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   if (!issuerSki) throw new Error('the intermediate certificate has no subject key identifier');
 
+  // The chain's end: every certificate is capped at the earliest not-after of the intermediate and its root.
+  const rootEndsFirst = options.issuingRoot !== undefined && options.issuingRoot.notAfter < intermediate.notAfter;
+  const chainEnd = rootEndsFirst && options.issuingRoot ? options.issuingRoot.notAfter : intermediate.notAfter;
+  const which = rootEndsFirst ? 'root CA certificate' : 'issuing CA certificate';
+
   return {
-    notAfter: intermediate.notAfter,
+    notAfter: chainEnd,
     async issue(request) {
       const t = now();
-      const left = intermediate.notAfter.getTime() - t;
+      const left = chainEnd.getTime() - t;
       if (left < MIN_ISSUER_LIFE_MS) {
         throw new WardenError('ERR_CA_ISSUER_EXPIRED', {
-          detail: `the issuing CA certificate ${left <= 0 ? 'expired' : 'is about to expire'} at ${intermediate.notAfter.toISOString()}: rotate it (warden ca init, docs/ca.md)`,
+          detail: `the ${which} ${left <= 0 ? 'expired' : 'is about to expire'} at ${chainEnd.toISOString()}: rotate it (warden ca init, docs/ca.md)`,
         });
       }
       // Backdated against clock skew, but never before the issuer itself became valid.
       const notBefore = new Date(Math.max(t - backdateMs, intermediate.notBefore.getTime()));
-      const notAfter = new Date(Math.min(t + (request.lifetimeMs ?? lifetimeMs), intermediate.notAfter.getTime()));
+      const notAfter = new Date(Math.min(t + (request.lifetimeMs ?? lifetimeMs), chainEnd.getTime()));
       const serial = randomSerial();
       const names: x509.JsonGeneralNames = [
         { type: 'url', value: request.spiffeId },

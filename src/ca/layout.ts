@@ -44,6 +44,8 @@ export interface CaMaterial {
   intermediate: x509.X509Certificate;
   intermediatePem: string;
   intermediateKey: CryptoKey;
+  /** The root of the bundle that signed the intermediate (the unexpired one lasting longest). */
+  issuingRoot: x509.X509Certificate;
   adminCert: x509.X509Certificate;
   adminCertPem: string;
   /** `sha256:<hex>` of the (first) root. */
@@ -89,9 +91,12 @@ async function keyMatches(key: CryptoKey, cert: x509.X509Certificate): Promise<b
   }
 }
 
-async function chainsToOneOf(cert: x509.X509Certificate, roots: readonly x509.X509Certificate[]): Promise<boolean> {
-  for (const root of roots) if (await cert.verify({ publicKey: root.publicKey, signatureOnly: true }).catch(() => false)) return true;
-  return false;
+/** The roots that signed `cert`. */
+async function signersOf(cert: x509.X509Certificate, roots: readonly x509.X509Certificate[]): Promise<x509.X509Certificate[]> {
+  const signers: x509.X509Certificate[] = [];
+  for (const root of roots)
+    if (await cert.verify({ publicKey: root.publicKey, signatureOnly: true }).catch(() => false)) signers.push(root);
+  return signers;
 }
 
 /** Loads and cross-checks the CA directory. Errors name the file and what to do. */
@@ -121,9 +126,24 @@ export async function loadCaMaterial(dir: string, passphrase?: string): Promise<
       `${join(dir, CA_FILES.intermediateKey)} is not the key of ${join(dir, CA_FILES.intermediateCert)}: restore the pair from the same backup`,
     );
   }
-  if (!(await chainsToOneOf(intermediate, roots))) {
+  const signers = await signersOf(intermediate, roots);
+  if (signers.length === 0) {
     throw new Error(
       `${join(dir, CA_FILES.intermediateCert)} is not signed by a root in ${join(dir, CA_FILES.bundle)}: restore them from the same backup`,
+    );
+  }
+  // An expired link fails every handshake of the mesh: refuse to start rather than issue certificates
+  // no one accepts (an expired root used to start without a word).
+  const now = Date.now();
+  const issuingRoot = signers.reduce((a, b) => (b.notAfter > a.notAfter ? b : a));
+  if (issuingRoot.notAfter.getTime() <= now) {
+    throw new Error(
+      `${join(dir, CA_FILES.bundle)}: the root that signed ${CA_FILES.intermediateCert} expired at ${issuingRoot.notAfter.toISOString()}: make a new root and intermediate (root rotation, docs/mesh-identity.md#root-rotation)`,
+    );
+  }
+  if (intermediate.notAfter.getTime() <= now) {
+    throw new Error(
+      `${join(dir, CA_FILES.intermediateCert)} expired at ${intermediate.notAfter.toISOString()}: make a new intermediate with the root key (docs/mesh-identity.md#root-rotation)`,
     );
   }
   const id = uriSans(adminCert)[0] ?? '';
@@ -136,6 +156,7 @@ export async function loadCaMaterial(dir: string, passphrase?: string): Promise<
     intermediate,
     intermediatePem,
     intermediateKey,
+    issuingRoot,
     adminCert,
     adminCertPem,
     fingerprint: fingerprintOf(root),

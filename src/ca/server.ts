@@ -112,6 +112,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const issuer = createIssuer({
       intermediate: material.intermediate,
       intermediateKey: material.intermediateKey,
+      issuingRoot: material.issuingRoot,
       trustDomain: config.trust_domain,
       lifetimeMs: config.certificates.lifetime,
       backdateMs: config.certificates.backdate,
@@ -246,7 +247,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       sendProblem(res, problem);
     };
 
-    const stopWatch = watchIssuerExpiry(material.intermediate.notAfter, logger);
+    const stopIntermediateWatch = watchIssuerExpiry(material.intermediate.notAfter, logger, 'intermediate');
+    const stopRootWatch = watchIssuerExpiry(material.issuingRoot.notAfter, logger, 'root');
+    const stopWatch = () => (stopIntermediateWatch(), stopRootWatch());
     onClose = stopWatch;
     const initial = await serverContext(issuer, material, config, store);
     server = createServer(
@@ -524,24 +527,34 @@ function actionOf(url: URL | undefined, method: string | undefined): string | un
 /** From this much intermediate life left, the CA logs an error (at startup, or when it gets there). */
 const ISSUER_EXPIRY_WARNING_MS = 30 * 86_400_000;
 
+const EXPIRY_MESSAGES = {
+  intermediate: {
+    stopped: 'the issuing CA certificate has expired or is about to: the CA issues no certificates; rotate it (warden ca init)',
+    soon: 'the issuing CA certificate expires soon: rotate it (warden ca init) before it does',
+  },
+  root: {
+    stopped:
+      'the root CA certificate (bundle.pem) has expired or is about to: the CA issues no certificates and the mesh stops trusting its certificates; rotate the root (docs/mesh-identity.md#root-rotation)',
+    soon: 'the root CA certificate (bundle.pem) expires soon: no certificate is issued past it; rotate the root (docs/mesh-identity.md#root-rotation) before it does',
+  },
+} as const;
+
 /**
- * Errors in the log while there is time to rotate the intermediate: at startup or when 30 days are
- * left, and when issuing stops (MIN_ISSUER_LIFE_MS before its end). Returns the stop function.
+ * Errors in the log while there is time to rotate the intermediate (or the root): at startup or when
+ * 30 days are left, and when issuing stops (MIN_ISSUER_LIFE_MS before its end). Returns the stop function.
  */
-function watchIssuerExpiry(notAfter: Date, logger: Logger): () => void {
+function watchIssuerExpiry(notAfter: Date, logger: Logger, which: keyof typeof EXPIRY_MESSAGES): () => void {
   let timer: NodeJS.Timeout | undefined;
+  const messages = EXPIRY_MESSAGES[which];
   const check = (warned: boolean) => {
     const left = notAfter.getTime() - Date.now();
-    const fields = { not_after: notAfter.toISOString() };
+    const fields = { not_after: notAfter.toISOString(), certificate: which };
     if (left < MIN_ISSUER_LIFE_MS) {
-      logger.error(
-        fields,
-        'the issuing CA certificate has expired or is about to: the CA issues no certificates; rotate it (warden ca init)',
-      );
+      logger.error(fields, messages.stopped);
       return;
     }
     if (left <= ISSUER_EXPIRY_WARNING_MS && !warned) {
-      logger.error(fields, 'the issuing CA certificate expires soon: rotate it (warden ca init) before it does');
+      logger.error(fields, messages.soon);
       warned = true;
     }
     const next = warned ? left - MIN_ISSUER_LIFE_MS : left - ISSUER_EXPIRY_WARNING_MS;

@@ -110,12 +110,15 @@ async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
   if (material.trustDomain !== config.trust_domain) {
     issues.push(issue(['trust_domain'], `is "${config.trust_domain}" but the CA in ${config.dir} is for "${material.trustDomain}"`));
   }
-  const left = material.intermediate.notAfter.getTime() - Date.now();
+  // Certificates are capped at the chain's end: the intermediate's, or its root's when that comes first.
+  const rootFirst = material.issuingRoot.notAfter < material.intermediate.notAfter;
+  const chainEnd = rootFirst ? material.issuingRoot.notAfter : material.intermediate.notAfter;
+  const left = chainEnd.getTime() - Date.now();
   if (config.certificates.lifetime > left) {
     issues.push(
       issue(
         ['certificates', 'lifetime'],
-        `${config.certificates.lifetime} ms is longer than the intermediate has left (until ${material.intermediate.notAfter.toISOString()})`,
+        `${config.certificates.lifetime} ms is longer than the ${rootFirst ? 'root' : 'intermediate'} has left (until ${chainEnd.toISOString()})`,
       ),
     );
   }
