@@ -142,3 +142,20 @@ t.test('an intermediate that has expired, or has less than a minute left, issues
   const last = await at(end - 120_000).issue(request);
   t.equal(last.notAfter.getTime(), end, 'two minutes before its end: issued, capped at its end');
 });
+
+t.test('a root ending before the intermediate caps every certificate, and under a minute of it left issues nothing', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const rootEnd = new Date(Math.floor((Date.now() + 3_600_000) / 1000) * 1000);
+  const issuingRoot = { notAfter: rootEnd } as x509.X509Certificate;
+  const at = (time: number) =>
+    createIssuer({ ...material, issuingRoot, trustDomain: TRUST_DOMAIN, lifetimeMs: 24 * 3_600_000, backdateMs: 0, now: () => time });
+  const csr = await checkCsr((await makeCsr({ spiffeId: ORDERS })).csrPem);
+  const request = { publicKey: csr.publicKey, spiffeId: ORDERS, use: 'workload' as const };
+  t.equal(at(Date.now()).notAfter.getTime(), rootEnd.getTime(), 'the chain ends with the root');
+  t.equal((await at(Date.now()).issue(request)).notAfter.getTime(), rootEnd.getTime(), 'a 24 h certificate ends with the root');
+  await t.rejects(
+    at(rootEnd.getTime() - 30_000).issue(request),
+    { code: 'ERR_CA_ISSUER_EXPIRED', detail: /root CA certificate is about to expire/ },
+    '30 s before the root ends: refused, naming the root',
+  );
+});
