@@ -38,7 +38,26 @@ export interface WorkloadCredentials {
   notAfter: Date;
 }
 
-export const STATE_FILES = { credentials: 'workload.pem', bundle: 'bundle.pem', crl: 'crl.der' } as const;
+export const STATE_FILES = {
+  credentials: 'workload.pem',
+  bundle: 'bundle.pem',
+  crl: 'crl.der',
+  /** The key and CSR of an enrollment not yet saved: a retry sends them again (see PendingEnrollment). */
+  pending: 'enrollment-pending.json',
+} as const;
+
+/**
+ * An enrollment's key and CSR, saved before the CSR is sent and removed once the certificate is
+ * saved. The CA answers a retry with the same token and the same key with the certificate it issued
+ * (docs/ca.md): an answer lost after the CA's commit spent the token, and a retry with a new key was
+ * ERR_CA_TOKEN_USED for good.
+ */
+export interface PendingEnrollment {
+  spiffeId: string;
+  dnsNames: string[];
+  keyPem: string;
+  csrPem: string;
+}
 
 const PEM_KEY = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/;
 
@@ -221,6 +240,10 @@ export interface CredentialStore {
    * cannot write there — checked before a single-use bootstrap token is spent.
    */
   probeWritable(): void;
+  /** The pending enrollment for this identity and these DNS names, if one was saved. */
+  loadPending(spiffeId: string, dnsNames: readonly string[]): PendingEnrollment | undefined;
+  savePending(pending: PendingEnrollment): void;
+  clearPending(): void;
 }
 
 export function createCredentialStore(dir: string): CredentialStore {
@@ -279,6 +302,31 @@ export function createCredentialStore(dir: string): CredentialStore {
     loadBundle: readBundle,
     saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
+    loadPending(spiffeId, dnsNames) {
+      const text = read(STATE_FILES.pending);
+      if (text === undefined) return undefined;
+      try {
+        const p = JSON.parse(text) as PendingEnrollment;
+        const same = (a: readonly string[], b: readonly string[]) =>
+          [...a].sort().join(',') ===
+          [...b]
+            .map((n) => n.toLowerCase())
+            .sort()
+            .join(',');
+        if (p.spiffeId !== spiffeId || !Array.isArray(p.dnsNames) || !same(p.dnsNames, dnsNames)) return undefined;
+        if (typeof p.keyPem !== 'string' || typeof p.csrPem !== 'string' || !PEM_KEY.test(p.keyPem)) return undefined;
+        createPrivateKey(p.keyPem);
+        return p;
+      } catch {
+        return undefined; // damaged: a new key is made, as before
+      }
+    },
+    savePending(pending) {
+      writeAtomic(path(STATE_FILES.pending), JSON.stringify({ ...pending, dnsNames: pending.dnsNames.map((n) => n.toLowerCase()) }), 0o600);
+    },
+    clearPending() {
+      rmSync(path(STATE_FILES.pending), { force: true });
+    },
     probeWritable() {
       const probe = path(`.probe.${randomBytes(6).toString('hex')}.tmp`);
       try {

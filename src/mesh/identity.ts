@@ -541,7 +541,12 @@ async function initialCredentials(
       `mesh: cannot write in mesh.state_dir ${cfg.state_dir} (${code}): give this process's user write access and room there (owner, mode, free space, a writable volume) or set another mesh.state_dir; the bootstrap token was not used`,
     );
   }
-  const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names);
+  // A retry after an answer lost past the CA's commit sends the same key and CSR: the CA answers it
+  // with the certificate the token paid for (a new key got ERR_CA_TOKEN_USED for good).
+  const pending = store.loadPending(cfg.spiffe_id, cfg.dns_names);
+  const { keyPem, csrPem } = pending ?? (await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names));
+  if (pending) deps.logger.info({ state_dir: cfg.state_dir }, 'mesh: enrolling with the key of an earlier attempt whose answer never came');
+  else store.savePending({ spiffeId: cfg.spiffe_id, dnsNames: [...cfg.dns_names], keyPem, csrPem });
   let issued;
   try {
     issued = await client.enroll(cfg.bootstrap_token, csrPem);
@@ -581,6 +586,7 @@ async function initialCredentials(
   }
   try {
     store.save(credentials);
+    store.clearPending();
   } catch (err) {
     throw new MeshStartupError(
       'ERR_MESH_ENROLL_FAILED',
