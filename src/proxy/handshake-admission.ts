@@ -1,0 +1,157 @@
+/**
+ * Admission control for failed TLS handshakes, per client network (as HAProxy stick tables or
+ * fail2ban do). A handshake that asks for a client certificate makes OpenSSL verify every signature
+ * of the chain the client sends, and Node can bound neither the chain's length nor its keys: ~60
+ * fabricated CAs with 3072-bit RSA exponents cost ~170 ms of event-loop CPU per handshake.
+ * Verification cannot be made cheaper from Node, so a client network that keeps failing handshakes
+ * is refused new connections before any TLS processing.
+ *
+ * One token bucket per client network (`clientNetworkOf`: an IPv4 address, an IPv6 /64), holding
+ * `burst` tokens, one back every `perMs`. Each failed handshake takes one; a network may go into
+ * debt (connections admitted together fail together), and is refused until it has a whole token
+ * again, so over time it gets at most one failed handshake per `perMs`. Successful handshakes cost
+ * nothing, and a network that never failed one is not tracked at all.
+ *
+ * A network whose connections were refused is "throttled" until its next token is back; that period
+ * is reported once, when it ends, with how many connections it refused (`onThrottled`).
+ */
+import { clientNetworkOf } from '../net/client-network.js';
+
+export interface HandshakeAdmissionOptions {
+  /** Failed handshakes a network may make in a row; 0 turns admission control off. */
+  burst: number;
+  /** One failure token back every this many ms. */
+  perMs: number;
+  /** Networks tracked at once (default 10 000); beyond it the fullest of the oldest few is dropped. */
+  maxNetworks?: number;
+  /** A throttled period ended (a token is back, the entry was evicted, or the listener closes). */
+  onThrottled: (report: ThrottledPeriod) => void;
+  now?: () => number;
+}
+
+export interface ThrottledPeriod {
+  network: string;
+  /** Connections refused in the period. */
+  refused: number;
+  /** How long the period lasted, ms. */
+  durationMs: number;
+}
+
+export interface HandshakeAdmission {
+  /** Whether a new connection from `address` may start a TLS handshake (false: close it at once). */
+  admit(address: string | undefined): boolean;
+  /** A handshake from `address` failed: one token. */
+  failed(address: string | undefined): void;
+  /** Networks tracked now. */
+  readonly size: number;
+  /** Reports the periods still open and stops the sweep timer. */
+  close(): void;
+}
+
+interface Bucket {
+  tokens: number;
+  /** When `tokens` was last brought up to date. */
+  at: number;
+  /** Start of the throttled period, or undefined when not throttled. */
+  since: number | undefined;
+  refused: number;
+}
+
+export const DEFAULT_MAX_NETWORKS = 10_000;
+/** How many of the oldest entries eviction compares (it drops the fullest of them): O(1) per eviction. */
+const EVICTION_SAMPLE = 8;
+
+export function createHandshakeAdmission(options: HandshakeAdmissionOptions): HandshakeAdmission {
+  const { burst, perMs, onThrottled } = options;
+  const maxNetworks = options.maxNetworks ?? DEFAULT_MAX_NETWORKS;
+  const now = options.now ?? Date.now;
+  /** In order of their last failure, oldest first. */
+  const buckets = new Map<string, Bucket>();
+  // Ends throttled periods and drops full buckets without waiting for the network's next connection.
+  const sweepEveryMs = Math.min(Math.max(perMs, 1000), 60_000);
+  let sweeper: NodeJS.Timeout | undefined;
+
+  const refill = (b: Bucket, t: number) => {
+    if (t > b.at) b.tokens = Math.min(burst, b.tokens + (t - b.at) / perMs);
+    b.at = t;
+  };
+  const endPeriod = (network: string, b: Bucket, t: number) => {
+    if (b.since === undefined) return;
+    const report = { network, refused: b.refused, durationMs: Math.max(0, t - b.since) };
+    b.since = undefined;
+    b.refused = 0;
+    onThrottled(report);
+  };
+  const sweep = () => {
+    sweeper = undefined;
+    const t = now();
+    for (const [network, b] of buckets) {
+      refill(b, t);
+      if (b.tokens >= 1) endPeriod(network, b, t);
+      if (b.tokens >= burst) buckets.delete(network);
+    }
+    schedule();
+  };
+  const schedule = () => {
+    if (sweeper === undefined && buckets.size > 0) sweeper = setTimeout(sweep, sweepEveryMs).unref();
+  };
+  /** Drops the fullest of the oldest few entries (the least likely to be refusing anything). */
+  const evictOne = (t: number) => {
+    let victim: [string, Bucket] | undefined;
+    let seen = 0;
+    for (const entry of buckets) {
+      refill(entry[1], t);
+      if (victim === undefined || entry[1].tokens > victim[1].tokens) victim = entry;
+      if (++seen >= EVICTION_SAMPLE) break;
+    }
+    if (victim === undefined) return;
+    buckets.delete(victim[0]);
+    endPeriod(victim[0], victim[1], t);
+  };
+
+  return {
+    admit(address) {
+      // The common case: no network has failed a handshake lately.
+      if (buckets.size === 0 || address === undefined) return true;
+      const network = clientNetworkOf(address);
+      const b = buckets.get(network);
+      if (b === undefined) return true;
+      const t = now();
+      refill(b, t);
+      if (b.tokens >= 1) {
+        endPeriod(network, b, t);
+        if (b.tokens >= burst) buckets.delete(network);
+        return true;
+      }
+      if (b.since === undefined) b.since = t;
+      b.refused++;
+      return false;
+    },
+    failed(address) {
+      if (burst <= 0 || address === undefined) return;
+      const network = clientNetworkOf(address);
+      const t = now();
+      let b = buckets.get(network);
+      if (b === undefined) {
+        if (buckets.size >= maxNetworks) evictOne(t);
+        b = { tokens: burst, at: t, since: undefined, refused: 0 };
+      } else {
+        refill(b, t);
+        buckets.delete(network); // re-inserted last: the newest failure
+      }
+      b.tokens -= 1;
+      buckets.set(network, b);
+      schedule();
+    },
+    get size() {
+      return buckets.size;
+    },
+    close() {
+      if (sweeper !== undefined) clearTimeout(sweeper);
+      sweeper = undefined;
+      const t = now();
+      for (const [network, b] of buckets) endPeriod(network, b, t);
+      buckets.clear();
+    },
+  };
+}
