@@ -229,6 +229,9 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
         'must be more than 0: a client with no time limit is the slow-client attack (set a long one instead, e.g. "10m")',
       );
   }
+  const failures = config.limits.handshake_failures;
+  if (failures.burst > 0 && failures.per <= 0)
+    yield issue(['limits', 'handshake_failures', 'per'], 'must be more than 0 (or set burst: 0 to turn the limit off)');
   // 0 answered every request 431; 2 GiB or more passed here and the first h2 client then crashed
   // the process (nghttp2's header list size is 32-bit, and it is set to twice this).
   const headerBytes = config.limits.max_header_bytes;

@@ -174,6 +174,22 @@ export const sidecarSchema = {
         send_timeout: duration('60s'),
         max_buffered_bytes: size('64MiB'),
         handshake_timeout: duration('10s'),
+        handshake_failures: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          'x-expect': 'failed TLS handshakes per client network: { burst: 20, per: 10s } (burst: 0 = off)',
+          properties: {
+            burst: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1_000_000,
+              default: 20,
+              'x-expect': 'an integer 0–1000000 (failed handshakes a client network may make in a row; 0 = off)',
+            },
+            per: duration('10s'),
+          },
+        },
         max_concurrent_streams: positiveInt(100, 10_000),
         max_connections: positiveInt(10_000),
         max_requests_per_connection: {

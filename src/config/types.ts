@@ -55,6 +55,12 @@ export interface LimitsConfig {
   /** A response the client stops reading is cut after this long without progress (slow read). */
   send_timeout: number;
   handshake_timeout: number;
+  /**
+   * Failed TLS handshakes per client network (an IPv4 address, an IPv6 /64): `burst` in a row, then
+   * one per `per` ms; beyond, the network's new connections are closed before any TLS processing
+   * (handshake-admission.ts). burst 0 = off.
+   */
+  handshake_failures: { burst: number; per: number };
   max_concurrent_streams: number;
   max_connections: number;
   max_requests_per_connection: number;

@@ -4,7 +4,9 @@
  * serves HTTP/1.1 at 0.8–0.95× node:https; dispatching by ALPN keeps HTTP/1.1 on Node's fastest path.
  *
  * Limits: handshake, header, request and idle timeouts; header size and count; concurrent streams;
- * pipelined requests and unread responses (h1-connection.ts); connections. Drain: stop accepting, let in-flight requests finish, close keep-alive connections
+ * pipelined requests and unread responses (h1-connection.ts); connections; failed handshakes per
+ * client network (handshake-admission.ts: a network that keeps failing them is refused new
+ * connections before any TLS processing). Drain: stop accepting, let in-flight requests finish, close keep-alive connections
  * (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), destroy what is left after the grace period.
  *
  * A new secure context that trusts fewer client CAs (a reload that drops one from `client_ca`, a mesh
@@ -23,7 +25,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
@@ -35,6 +37,7 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
+import { createHandshakeAdmission, type HandshakeAdmission } from './handshake-admission.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -163,6 +166,30 @@ function presentedChain(leaf: X509Certificate | undefined): X509Certificate[] {
     chain.push(cert);
   }
   return chain;
+}
+
+/**
+ * The client address of a server-side TLS socket. After a refused client certificate node:tls
+ * destroys the socket before `tlsClientError`, and it no longer knows its peer; the TCP socket under
+ * it (node:tls keeps it as `_parent`) still does, once read at `connection` (admitBeforeTls).
+ */
+function tcpSocketOf(socket: TLSSocket): Socket | undefined {
+  return (socket as TLSSocket & { _parent?: Socket })._parent;
+}
+
+/**
+ * Puts `admission` in front of node:tls's own `connection` listener (the one that makes the TLS
+ * socket), so a refused connection is closed with no TLS processing at all: no TLS socket, no
+ * handshake, no `tlsClientError`.
+ */
+function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission): void {
+  const tlsListeners = server.listeners('connection') as ((this: TlsServer, raw: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', function (this: TlsServer, raw: Socket) {
+    // Read here also for tcpSocketOf: the address is cached on the TCP socket from now on.
+    if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
+    for (const listener of tlsListeners) listener.call(this, raw);
+  });
 }
 
 /** Why a connection's requests are refused once its client CA is no longer trusted. */
@@ -327,6 +354,25 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     rejectUnauthorized: options.tls.client_certificates === 'require',
   });
   server.maxConnections = limits.max_connections;
+  const failures = limits.handshake_failures;
+  const admission =
+    failures.burst > 0
+      ? createHandshakeAdmission({
+          burst: failures.burst,
+          perMs: failures.per,
+          onThrottled: ({ network, refused, durationMs }) =>
+            events.emit('warden.tls.handshake_throttled', {
+              'client.address': network,
+              'warden.rule': 'limits.handshake_failures',
+              'error.type': 'WARDEN_HANDSHAKE_THROTTLED',
+              'warden.count': refused,
+              'warden.detail':
+                `${refused} connection(s) from this client network closed before the TLS handshake over ${durationMs} ms: ` +
+                `it had failed ${failures.burst} handshakes (one more allowed every ${failures.per} ms)`,
+            }),
+        })
+      : undefined;
+  if (admission) admitBeforeTls(server, admission);
   const requireCertificate = options.tls.client_certificates === 'require';
   const peerChecks = options.tls.client_certificates !== 'none';
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -355,7 +401,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // '' when not known: a resumed session, whose client sent no chain.
     if (peer.presented && socket.authorized) (socket as TrustedSocket)[ANCHOR] = clientTrust.anchorOf(presentedChain(leaf)) ?? '';
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
-    if (!revoked && (!requireCertificate || peer.verified)) return true;
+    const admitted = !revoked && (!requireCertificate || peer.verified);
+    // A failed handshake for admission control: a refused caller, and under `request` a chain
+    // OpenSSL could not verify (the connection goes on, unverified, but the chain cost its checks).
+    if (admission && (!admitted || (peer.presented && !socket.authorized))) admission.failed(socket.remoteAddress);
+    if (admitted) return true;
     events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {
       'client.address': socket.remoteAddress ?? '',
       'error.type': revoked ? 'CERT_REVOKED' : (peer.error ?? 'UNVERIFIED'),
@@ -369,8 +419,13 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // When Node refuses a client certificate after the handshake it only says "socket hang up";
     // the verification result it acted on is on the socket.
     const reason = socket.authorizationError ? String(socket.authorizationError) : (err.code ?? 'ERR_TLS');
+    const tcp = tcpSocketOf(socket);
+    const address = socket.remoteAddress ?? tcp?.remoteAddress;
+    // A client that left without sending a byte (a port probe, a TCP health check) cost no handshake.
+    const probe = err.code === 'ECONNRESET' && !socket.authorizationError && tcp?.bytesRead === 0;
+    if (admission && !probe) admission.failed(address);
     events.emit('warden.tls.handshake_failed', {
-      'client.address': socket.remoteAddress ?? '',
+      'client.address': address ?? '',
       'error.type': reason,
       'warden.detail': err.message.slice(0, 200),
     });
@@ -419,6 +474,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
     async drain(graceMs) {
       server.close();
+      admission?.close();
       h1.closeIdleConnections();
       for (const session of sessions.values()) session.closeWhenIdle();
       const deadline = Date.now() + graceMs;

@@ -42,6 +42,11 @@ export const EVENTS = {
     severity: 'info',
     description: 'A TLS handshake on the inbound listener failed (no, expired, untrusted or revoked client certificate; protocol error).',
   },
+  'warden.tls.handshake_throttled': {
+    severity: 'warn',
+    description:
+      'A client network that failed too many TLS handshakes (limits.handshake_failures) had new connections closed before the handshake; raised once per throttled period, when it ends, with how many were closed (`warden.count`).',
+  },
   'warden.tls.peer_revoked': { severity: 'warn', description: 'A caller presented a certificate that the current CRL lists as revoked.' },
   'warden.tls.peer_denied': {
     severity: 'warn',
