@@ -16,6 +16,7 @@ import type { CaConfig } from '../config/ca-schema.js';
 import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
 import { pinoEventSink } from '../telemetry/event-sinks.js';
 import { createEventBus, type EventAttributes, type EventBus } from '../telemetry/events.js';
+import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf } from '../net/handshake-admission.js';
 import { createLogger, flushLogger, type Logger } from '../telemetry/logger.js';
 import {
   CA_PATHS,
@@ -61,6 +62,8 @@ export interface CaServerOptions {
     headersTimeoutMs?: number;
     /** The interval anonymous refusals are aggregated over in the audit table. */
     auditIntervalMs?: number;
+    /** Failed TLS handshakes a client network may make (src/net/handshake-admission.ts); burst 0: off. */
+    handshakeFailures?: { burst: number; perMs: number };
   };
 }
 
@@ -328,9 +331,36 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
       logger,
     );
+    // The CA asks every caller for a certificate (renewals and admin calls authenticate with one),
+    // so a chain of fabricated CAs with huge RSA exponents cost it ~170 ms of CPU per handshake, as
+    // it did the sidecar: the same admission control of failed handshakes per client network.
+    const failures = options.limits?.handshakeFailures ?? { burst: 20, perMs: 10_000 };
+    const admission =
+      failures.burst > 0
+        ? createHandshakeAdmission({
+            burst: failures.burst,
+            perMs: failures.perMs,
+            onThrottled: ({ network, refused, durationMs }) =>
+              events.emit('warden.tls.handshake_throttled', {
+                'client.address': network,
+                'warden.rule': 'ca.handshake_failures',
+                'error.type': 'WARDEN_HANDSHAKE_THROTTLED',
+                'warden.count': refused,
+                'warden.detail': `${refused} connection(s) from this client network closed before the TLS handshake over ${durationMs} ms: it had failed ${failures.burst} handshakes`,
+              }),
+          })
+        : undefined;
+    if (admission) {
+      admitBeforeTls(listening, admission);
+      // A certificate presented that did not verify; anonymous callers (enrollment) present none.
+      listening.on('secureConnection', (socket: TLSSocket) => {
+        if (!socket.authorized && socket.getPeerX509Certificate() !== undefined) admission.failed(socket.remoteAddress);
+      });
+    }
     onClose = () => {
       stopWatch();
       stopLimits();
+      admission?.close();
     };
     // Every TCP connection, its handshake done or not: closeAllConnections knows only those that
     // reached HTTP, and one still in its handshake (a client that sent nothing, or one cut off as the
@@ -340,7 +370,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
-    listening.on('tlsClientError', (err: NodeJS.ErrnoException) => logger.debug({ err: err.code ?? err.message }, 'TLS handshake failed'));
+    listening.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const { address, probe } = failedHandshakeOf(err, socket);
+      if (admission && !probe) admission.failed(address);
+      logger.debug({ err: err.code ?? err.message, client: address }, 'TLS handshake failed');
+    });
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
       listening.listen(config.listen.port, config.listen.host, () => {

@@ -25,7 +25,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/load.js';
 import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
@@ -37,7 +37,7 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
-import { createHandshakeAdmission, type HandshakeAdmission } from './handshake-admission.js';
+import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf } from '../net/handshake-admission.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -166,30 +166,6 @@ function presentedChain(leaf: X509Certificate | undefined): X509Certificate[] {
     chain.push(cert);
   }
   return chain;
-}
-
-/**
- * The client address of a server-side TLS socket. After a refused client certificate node:tls
- * destroys the socket before `tlsClientError`, and it no longer knows its peer; the TCP socket under
- * it (node:tls keeps it as `_parent`) still does, once read at `connection` (admitBeforeTls).
- */
-function tcpSocketOf(socket: TLSSocket): Socket | undefined {
-  return (socket as TLSSocket & { _parent?: Socket })._parent;
-}
-
-/**
- * Puts `admission` in front of node:tls's own `connection` listener (the one that makes the TLS
- * socket), so a refused connection is closed with no TLS processing at all: no TLS socket, no
- * handshake, no `tlsClientError`.
- */
-function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission): void {
-  const tlsListeners = server.listeners('connection') as ((this: TlsServer, raw: Socket) => void)[];
-  server.removeAllListeners('connection');
-  server.on('connection', function (this: TlsServer, raw: Socket) {
-    // Read here also for tcpSocketOf: the address is cached on the TCP socket from now on.
-    if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
-    for (const listener of tlsListeners) listener.call(this, raw);
-  });
 }
 
 /** Why a connection's requests are refused once its client CA is no longer trusted. */
@@ -419,10 +395,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // When Node refuses a client certificate after the handshake it only says "socket hang up";
     // the verification result it acted on is on the socket.
     const reason = socket.authorizationError ? String(socket.authorizationError) : (err.code ?? 'ERR_TLS');
-    const tcp = tcpSocketOf(socket);
-    const address = socket.remoteAddress ?? tcp?.remoteAddress;
-    // A client that left without sending a byte (a port probe, a TCP health check) cost no handshake.
-    const probe = err.code === 'ECONNRESET' && !socket.authorizationError && tcp?.bytesRead === 0;
+    const { address, probe } = failedHandshakeOf(err, socket);
     if (admission && !probe) admission.failed(address);
     events.emit('warden.tls.handshake_failed', {
       'client.address': address ?? '',

@@ -15,7 +15,9 @@
  * A network whose connections were refused is "throttled" until its next token is back; that period
  * is reported once, when it ends, with how many connections it refused (`onThrottled`).
  */
-import { clientNetworkOf } from '../net/client-network.js';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { clientNetworkOf } from './client-network.js';
 
 export interface HandshakeAdmissionOptions {
   /** Failed handshakes a network may make in a row; 0 turns admission control off. */
@@ -153,5 +155,35 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
       for (const [network, b] of buckets) endPeriod(network, b, t);
       buckets.clear();
     },
+  };
+}
+
+/**
+ * Puts `admission` in front of node:tls's own `connection` listener (the one that makes the TLS
+ * socket), so a refused connection is closed with no TLS processing at all: no TLS socket, no
+ * handshake, no `tlsClientError`.
+ */
+export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission): void {
+  const tlsListeners = server.listeners('connection') as ((this: TlsServer, raw: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', function (this: TlsServer, raw: Socket) {
+    // Read here also for tcpSocketOf: the address is cached on the TCP socket from now on.
+    if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
+    for (const listener of tlsListeners) listener.call(this, raw);
+  });
+}
+
+/**
+ * The client address of a failed server-side handshake, and whether it was a silent probe (a
+ * client that left without sending a byte: a port scan, a TCP health check), which cost no
+ * handshake and is not counted. After a refused client certificate node:tls destroys the TLS socket
+ * before `tlsClientError`, and it no longer knows its peer; the TCP socket under it (node:tls keeps
+ * it as `_parent`) still does, once read at `connection` (admitBeforeTls).
+ */
+export function failedHandshakeOf(err: NodeJS.ErrnoException, socket: TLSSocket): { address: string | undefined; probe: boolean } {
+  const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+  return {
+    address: socket.remoteAddress ?? tcp?.remoteAddress,
+    probe: err.code === 'ECONNRESET' && !socket.authorizationError && tcp?.bytesRead === 0,
   };
 }

@@ -1,6 +1,6 @@
 /** The token buckets of failed handshakes per client network, on a clock the test moves. */
 import t from 'tap';
-import { createHandshakeAdmission, type ThrottledPeriod } from '../../../src/proxy/handshake-admission.js';
+import { createHandshakeAdmission, type ThrottledPeriod } from '../../../src/net/handshake-admission.js';
 
 function setup(burst: number, perMs: number, maxNetworks?: number) {
   let clock = 1_000_000;
