@@ -16,7 +16,7 @@ import type { CaConfig } from '../config/ca-schema.js';
 import { ERRORS, WardenError, isWardenError, type ErrorCode } from '../errors.js';
 import { pinoEventSink } from '../telemetry/event-sinks.js';
 import { createEventBus, type EventAttributes, type EventBus } from '../telemetry/events.js';
-import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf } from '../net/handshake-admission.js';
+import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf, throttledAttributes } from '../net/handshake-admission.js';
 import { createLogger, flushLogger, type Logger } from '../telemetry/logger.js';
 import {
   CA_PATHS,
@@ -340,14 +340,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         ? createHandshakeAdmission({
             burst: failures.burst,
             perMs: failures.perMs,
-            onThrottled: ({ network, refused, durationMs }) =>
-              events.emit('warden.tls.handshake_throttled', {
-                'client.address': network,
-                'warden.rule': 'ca.handshake_failures',
-                'error.type': 'WARDEN_HANDSHAKE_THROTTLED',
-                'warden.count': refused,
-                'warden.detail': `${refused} connection(s) from this client network closed before the TLS handshake over ${durationMs} ms: it had failed ${failures.burst} handshakes`,
-              }),
+            onThrottled: (period) =>
+              events.emit(
+                'warden.tls.handshake_throttled',
+                throttledAttributes(period, 'ca.handshake_failures', failures.burst, failures.perMs),
+              ),
           })
         : undefined;
     if (admission) {

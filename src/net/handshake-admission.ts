@@ -187,3 +187,16 @@ export function failedHandshakeOf(err: NodeJS.ErrnoException, socket: TLSSocket)
     probe: err.code === 'ECONNRESET' && !socket.authorizationError && tcp?.bytesRead === 0,
   };
 }
+
+/** The attributes of `warden.tls.handshake_throttled` for a period that ended, under `rule`. */
+export function throttledAttributes(period: ThrottledPeriod, rule: string, burst: number, perMs: number) {
+  return {
+    'client.address': period.network,
+    'warden.rule': rule,
+    'error.type': 'WARDEN_HANDSHAKE_THROTTLED',
+    'warden.count': period.refused,
+    'warden.detail':
+      `${period.refused} connection(s) from this client network closed before the TLS handshake over ${period.durationMs} ms: ` +
+      `it had failed ${burst} handshakes (one more allowed every ${perMs} ms)`,
+  };
+}

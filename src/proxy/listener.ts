@@ -37,7 +37,7 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
-import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf } from '../net/handshake-admission.js';
+import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf, throttledAttributes } from '../net/handshake-admission.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -336,16 +336,11 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       ? createHandshakeAdmission({
           burst: failures.burst,
           perMs: failures.per,
-          onThrottled: ({ network, refused, durationMs }) =>
-            events.emit('warden.tls.handshake_throttled', {
-              'client.address': network,
-              'warden.rule': 'limits.handshake_failures',
-              'error.type': 'WARDEN_HANDSHAKE_THROTTLED',
-              'warden.count': refused,
-              'warden.detail':
-                `${refused} connection(s) from this client network closed before the TLS handshake over ${durationMs} ms: ` +
-                `it had failed ${failures.burst} handshakes (one more allowed every ${failures.per} ms)`,
-            }),
+          onThrottled: (period) =>
+            events.emit(
+              'warden.tls.handshake_throttled',
+              throttledAttributes(period, 'limits.handshake_failures', failures.burst, failures.per),
+            ),
         })
       : undefined;
   if (admission) admitBeforeTls(server, admission);

@@ -4,6 +4,7 @@
  * failed handshakes per client network (src/net/handshake-admission.ts). Real sockets: the failures
  * from 127.0.0.1, an anonymous caller from 127.0.0.2, which the CA tells apart.
  */
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { createSelfSignedCertificate } from '../../src/dev/self-signed-certificate.js';
@@ -17,9 +18,7 @@ t.test('the CA refuses new connections of a network that keeps failing handshake
     new Promise<'secure' | 'closed' | 'silent'>((resolve) => {
       let bytes = 0;
       const socket = tlsConnect({
-        host: '127.0.0.1',
-        port: ca.port,
-        localAddress,
+        socket: netConnect({ host: '127.0.0.1', port: ca.port, localAddress }),
         servername: 'localhost',
         ca: ca.rootPem,
         ...(withCert ? { cert: stranger.certPem, key: stranger.keyPem } : {}),
