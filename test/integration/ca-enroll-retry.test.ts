@@ -5,26 +5,12 @@
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
-import { Agent, request } from 'undici';
 import type { IssuedCredentials } from '../../src/ca/api.js';
-import { makeCsr, ORDERS, startCaUnderTest } from '../support/ca-harness.js';
+import { makeCsr, ORDERS, postToCa, startCaUnderTest } from '../support/ca-harness.js';
 
 type Reply = { status: number; body: IssuedCredentials & { code?: string } };
 
-async function enrollAt(url: string, ca: string, body: unknown): Promise<Reply> {
-  const dispatcher = new Agent({ connect: { ca }, headersTimeout: 5_000 });
-  try {
-    const res = await request(`${url}/v1/enroll`, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.statusCode, body: (await res.body.json()) as Reply['body'] };
-  } finally {
-    await dispatcher.close();
-  }
-}
+const enrollAt = (url: string, ca: string, body: unknown): Promise<Reply> => postToCa<Reply['body']>(`${url}/v1/enroll`, body, { ca });
 
 /**
  * A TCP relay to the CA that passes the request on and loses the answer: once the client has sent

@@ -8,24 +8,12 @@ import { Agent, request } from 'undici';
 import type { IssuedCredentials } from '../../src/ca/api.js';
 import { canonicalSerial } from '../../src/ca/serial.js';
 import { x509 } from '../../src/ca/pki.js';
-import { makeCsr, ORDERS, startCaUnderTest, type TestCsr } from '../support/ca-harness.js';
+import { makeCsr, ORDERS, postToCa, startCaUnderTest, type TestCsr } from '../support/ca-harness.js';
 
 type Reply = { status: number; body: IssuedCredentials & { code?: string; rule?: string } };
 
-async function post(url: string, body: unknown, connect: { ca: string; cert?: string; key?: string }): Promise<Reply> {
-  const dispatcher = new Agent({ connect });
-  try {
-    const res = await request(url, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.statusCode, body: (await res.body.json()) as Reply['body'] };
-  } finally {
-    await dispatcher.close();
-  }
-}
+const post = (url: string, body: unknown, connect: { ca: string; cert?: string; key?: string }) =>
+  postToCa<Reply['body']>(url, body, connect);
 
 t.test('revoke --serial C1 --reason keyCompromise: every certificate of that key, and their renewals, go', async (t) => {
   const { ca, dbPath } = await startCaUnderTest(t);

@@ -8,6 +8,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
 import { webcrypto } from 'node:crypto';
 import { initCa, type InitializedCa } from '../../src/ca/init.js';
 import { exportPrivateKeyPem } from '../../src/ca/keys.js';
@@ -210,4 +211,24 @@ export async function serveCaProcessIn(
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   for (let i = 0; i < 200 && !out.includes('warden CA listening'); i++) await new Promise((r) => setTimeout(r, 50));
   return { port, config, child, output: () => out };
+}
+
+/** A JSON POST to the CA (`connect`: its root, and a client certificate for renew and admin calls): the status and the parsed body. */
+export async function postToCa<Body = Record<string, unknown>>(
+  url: string,
+  body: unknown,
+  connect: { ca: string; cert?: string; key?: string },
+): Promise<{ status: number; body: Body }> {
+  const dispatcher = new Agent({ connect, headersTimeout: 5_000 });
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as Body };
+  } finally {
+    await dispatcher.close();
+  }
 }
