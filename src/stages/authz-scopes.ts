@@ -16,7 +16,14 @@ const asksNothing = (a: SecurityAlternative) => a.scopes.length === 0 && a.apiKe
 
 export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined): boolean {
   if (cfg === undefined) return true;
-  if ('alternatives' in cfg) return cfg.alternatives.length === 0 || cfg.alternatives.some(asksNothing);
+  if ('alternatives' in cfg) {
+    if (cfg.alternatives.length === 0) return true;
+    // An alternative that asks for a principal alone is met by any request authn let through only
+    // while every alternative needs a token (authn then requires one). Where one needs none (an API
+    // key, a certificate), the token is optional (plan.ts) and the check must run: skipped, it let
+    // `[{oauth: []}, {key: []}]` serve a request with neither (docs/adversarial.md 231).
+    return cfg.alternatives.some(asksNothing) && cfg.alternatives.every((a) => a.token);
+  }
   return cfg.all_of.length === 0 && cfg.any_of.length === 0;
 }
 

@@ -144,6 +144,11 @@ paths:
       operationId: tokenOnly
       security: [{ oauth: [] }]
       responses: { '200': { description: ok } }
+  /token-or-key:
+    get:
+      operationId: tokenOrKey
+      security: [{ oauth: [] }, { key: [] }]
+      responses: { '200': { description: ok } }
 components:
   securitySchemes:
     oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { 'items:admin': a } } } }
@@ -180,6 +185,13 @@ components:
   t.equal(await call('/either'), '401 ERR_AUTHN_TOKEN_MISSING', 'nothing sent');
   t.equal(await call('/token'), '401 ERR_AUTHN_TOKEN_MISSING', 'an operation that only takes a token still needs one');
   t.equal(await call('/token', { authorization: await token('') }), '200', 'any valid token');
+  // A token's alternative without scopes beside a key's: nothing sent meets neither (it reached the
+  // backend when the scope check was skipped as "any principal will do": adversarial.md 231).
+  const reached = backend.requests.length;
+  t.equal(await call('/token-or-key'), '401 ERR_AUTHN_TOKEN_MISSING', 'token or key: nothing sent is refused');
+  t.equal(backend.requests.length, reached, 'and not forwarded');
+  t.equal(await call('/token-or-key', { 'x-api-key': 'k' }), '200', 'the key');
+  t.equal(await call('/token-or-key', { authorization: await token('') }), '200', 'or any valid token');
 
   // Without a tokens section, an operation whose every alternative needs no token loads and is checked.
   const keyedOnly = openApiFile(

@@ -81,6 +81,13 @@ t.test('isScopesNoop', async (t) => {
   t.equal(isScopesNoop({ all_of: [], any_of: [] }), true);
   t.equal(isScopesNoop({ all_of: ['a'], any_of: [] }), false);
   t.equal(isScopesNoop({ all_of: [], any_of: ['a'] }), false);
+  const bearer = { scopes: [], apiKeys: [], peer: false, token: true };
+  const key = { scopes: [], apiKeys: [{ in: 'header' as const, name: 'x-api-key' }], peer: false, token: false };
+  t.equal(isScopesNoop({ alternatives: [bearer] }), true, '[{bearer: []}]: authn requires the token, nothing more to check');
+  // Where an alternative needs no token the token is optional: a bare bearer alternative is then no
+  // longer met by every request that gets here (adversarial.md 231).
+  t.equal(isScopesNoop({ alternatives: [bearer, key] }), false, '[{bearer: []}, {key: []}]: checked');
+  t.equal(isScopesNoop({ alternatives: [bearer, { ...key, apiKeys: [], peer: true }] }), false, '[{bearer: []}, {mtls: []}]: checked');
 });
 
 t.test('a realm with a quote cannot break the challenge (rescue strips quotes and backslashes from its realm)', async (t) => {
