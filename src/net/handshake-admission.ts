@@ -40,8 +40,15 @@ export interface ThrottledPeriod {
 }
 
 export interface HandshakeAdmission {
-  /** Whether a new connection from `address` may start a TLS handshake (false: close it at once). */
+  /**
+   * Whether a new connection from `address` may start a TLS handshake (false: close it at once).
+   * An admitted one is in progress until `ended`: a network gets no more handshakes at once than it
+   * has tokens, so a wave of connections opened together cannot all fail at once before the first
+   * failure is counted.
+   */
   admit(address: string | undefined): boolean;
+  /** An admitted connection's handshake is over (done, failed, or the connection closed). Once per admit. */
+  ended(address: string | undefined): void;
   /** A handshake from `address` failed: one token. */
   failed(address: string | undefined): void;
   /** Networks tracked now. */
@@ -69,6 +76,8 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
   const now = options.now ?? Date.now;
   /** In order of their last failure, oldest first. */
   const buckets = new Map<string, Bucket>();
+  /** Handshakes in progress per network (every network, only while it has some). */
+  const inProgress = new Map<string, number>();
   // Ends throttled periods and drops full buckets without waiting for the network's next connection.
   const sweepEveryMs = Math.min(Math.max(perMs, 1000), 60_000);
   let sweeper: NodeJS.Timeout | undefined;
@@ -113,21 +122,44 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
 
   return {
     admit(address) {
-      // The common case: no network has failed a handshake lately.
-      if (buckets.size === 0 || address === undefined) return true;
+      if (burst <= 0 || address === undefined) return true;
       const network = clientNetworkOf(address);
-      const b = buckets.get(network);
-      if (b === undefined) return true;
-      const t = now();
-      refill(b, t);
-      if (b.tokens >= 1) {
-        endPeriod(network, b, t);
-        if (b.tokens >= burst) buckets.delete(network);
+      const running = inProgress.get(network) ?? 0;
+      let b = buckets.get(network);
+      let tokens = burst;
+      if (b !== undefined) {
+        const t = now();
+        refill(b, t);
+        tokens = b.tokens;
+        if (tokens - running >= 1) {
+          endPeriod(network, b, t);
+          if (tokens >= burst && running === 0) buckets.delete(network);
+        }
+      }
+      // Each handshake in progress may fail: it holds one of the network's tokens until it ends.
+      if (tokens - running >= 1) {
+        inProgress.set(network, running + 1);
         return true;
+      }
+      const t = now();
+      if (b === undefined) {
+        // A first wave past `burst`: tracked from now on, to report the period it refuses.
+        if (buckets.size >= maxNetworks) evictOne(t);
+        b = { tokens: burst, at: t, since: undefined, refused: 0 };
+        buckets.set(network, b);
+        schedule();
       }
       if (b.since === undefined) b.since = t;
       b.refused++;
       return false;
+    },
+    ended(address) {
+      if (burst <= 0 || address === undefined) return;
+      const network = clientNetworkOf(address);
+      const running = inProgress.get(network);
+      if (running === undefined) return;
+      if (running <= 1) inProgress.delete(network);
+      else inProgress.set(network, running - 1);
     },
     failed(address) {
       if (burst <= 0 || address === undefined) return;
@@ -166,12 +198,26 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
 export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission): void {
   const tlsListeners = server.listeners('connection') as ((this: TlsServer, raw: Socket) => void)[];
   server.removeAllListeners('connection');
+  /** Admitted TCP sockets whose handshake has not ended yet. */
+  const running = new WeakSet<Socket>();
+  const ended = (raw: Socket | undefined) => {
+    if (raw === undefined || !running.delete(raw)) return;
+    admission.ended(raw.remoteAddress);
+  };
   server.on('connection', function (this: TlsServer, raw: Socket) {
-    // Read here also for tcpSocketOf: the address is cached on the TCP socket from now on.
+    // Read here also for failedHandshakeOf: the address is cached on the TCP socket from now on.
     if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
+    running.add(raw);
+    raw.once('close', () => ended(raw));
     for (const listener of tlsListeners) listener.call(this, raw);
   });
+  // A handshake ends done or failed (a connection that closes before either, above, ends it too).
+  server.on('secureConnection', (socket: TLSSocket) => ended(tcpSocketOf(socket)));
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => ended(tcpSocketOf(socket)));
 }
+
+/** The TCP socket under a server-side TLS socket (node:tls keeps it as `_parent`). */
+const tcpSocketOf = (socket: TLSSocket): Socket | undefined => (socket as TLSSocket & { _parent?: Socket })._parent;
 
 /**
  * The client address of a failed server-side handshake, and whether it was a silent probe (a
@@ -181,7 +227,7 @@ export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission)
  * it as `_parent`) still does, once read at `connection` (admitBeforeTls).
  */
 export function failedHandshakeOf(err: NodeJS.ErrnoException, socket: TLSSocket): { address: string | undefined; probe: boolean } {
-  const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+  const tcp = tcpSocketOf(socket);
   return {
     address: socket.remoteAddress ?? tcp?.remoteAddress,
     probe: err.code === 'ECONNRESET' && !socket.authorizationError && tcp?.bytesRead === 0,

@@ -22,6 +22,7 @@ t.test('burst failures, then refused until a token is back; one report per throt
   for (let i = 0; i < 3; i++) {
     t.ok(admission.admit('10.0.0.1'), `connection ${i + 1} admitted`);
     admission.failed('10.0.0.1');
+    admission.ended('10.0.0.1');
   }
   let refused = 0;
   for (let i = 0; i < 5; i++) if (!admission.admit('10.0.0.1')) refused++;
@@ -34,10 +35,36 @@ t.test('burst failures, then refused until a token is back; one report per throt
   t.ok(admission.admit('10.0.0.1'), 'admitted once a token is back');
   t.same(reports, [{ network: '10.0.0.1', refused: 6, durationMs: 1000 }], 'the period is reported once, with its count');
   admission.failed('10.0.0.1');
+  admission.ended('10.0.0.1');
   t.notOk(admission.admit('10.0.0.1'), 'one failure later it is refused again');
   advance(1000);
   t.ok(admission.admit('10.0.0.1'));
   t.equal(reports.length, 2, 'a second period, a second report');
+});
+
+t.test('handshakes in progress hold a token each: a wave opened together gets no more than the burst (adversarial.md 232)', async (t) => {
+  const { admission, reports, advance } = setup(3, 1000);
+  for (let i = 0; i < 3; i++) t.ok(admission.admit('10.0.0.1'), `connection ${i + 1} of the wave admitted`);
+  t.notOk(admission.admit('10.0.0.1'), 'a 4th while 3 are in their handshakes: refused, before any has failed');
+  t.ok(admission.admit('10.0.0.2'), 'another network is not');
+  admission.ended('10.0.0.1'); // one handshake done: it cost no token
+  t.ok(admission.admit('10.0.0.1'), 'a handshake ended well gives its place back');
+  for (let i = 0; i < 3; i++) {
+    admission.failed('10.0.0.1');
+    admission.ended('10.0.0.1');
+  }
+  t.notOk(admission.admit('10.0.0.1'), 'the wave failed: refused');
+  advance(1000);
+  t.ok(admission.admit('10.0.0.1'), 'a token back');
+  t.same(
+    reports.map((r) => r.refused),
+    [1, 1],
+    "two throttled periods, each reported once: the wave's 4th connection, then the one after its failures",
+  );
+  for (let i = 0; i < 100; i++) {
+    t.ok(admission.admit('10.0.0.9'), `good handshake ${i + 1}`);
+    admission.ended('10.0.0.9');
+  }
 });
 
 t.test('an IPv6 /64 is one network; IPv4-mapped is its IPv4 address', async (t) => {
