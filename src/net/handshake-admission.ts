@@ -67,6 +67,8 @@ interface Bucket {
 }
 
 export const DEFAULT_MAX_NETWORKS = 10_000;
+/** Handshakes at once from a network that has not failed one lately. */
+export const UNTRACKED_IN_PROGRESS = 128;
 /** How many of the oldest entries eviction compares (it drops the fullest of them): O(1) per eviction. */
 const EVICTION_SAMPLE = 8;
 
@@ -136,8 +138,11 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
           if (tokens >= burst && running === 0) buckets.delete(network);
         }
       }
-      // Each handshake in progress may fail: it holds one of the network's tokens until it ends.
-      if (tokens - running >= 1) {
+      // Each handshake in progress may fail: for a network that has failed lately it holds one of its
+      // tokens until it ends. One that has not is held to UNTRACKED_IN_PROGRESS at once: a client
+      // opening its pool (a gateway, a load test) is not refused, and a first wave of fabricated
+      // chains is bounded (it was bounded only by max_connections).
+      if (b === undefined ? running < UNTRACKED_IN_PROGRESS : tokens - running >= 1) {
         inProgress.set(network, running + 1);
         return true;
       }
@@ -195,19 +200,21 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
  * socket), so a refused connection is closed with no TLS processing at all: no TLS socket, no
  * handshake, no `tlsClientError`.
  */
+/** On an admitted TCP socket whose handshake has not ended yet. */
+const HANDSHAKE_RUNNING = Symbol('warden.handshakeRunning');
+
 export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission): void {
   const tlsListeners = server.listeners('connection') as ((this: TlsServer, raw: Socket) => void)[];
   server.removeAllListeners('connection');
-  /** Admitted TCP sockets whose handshake has not ended yet. */
-  const running = new WeakSet<Socket>();
-  const ended = (raw: Socket | undefined) => {
-    if (raw === undefined || !running.delete(raw)) return;
+  const ended = (raw: (Socket & { [HANDSHAKE_RUNNING]?: boolean }) | undefined) => {
+    if (raw === undefined || raw[HANDSHAKE_RUNNING] !== true) return;
+    raw[HANDSHAKE_RUNNING] = false;
     admission.ended(raw.remoteAddress);
   };
   server.on('connection', function (this: TlsServer, raw: Socket) {
     // Read here also for failedHandshakeOf: the address is cached on the TCP socket from now on.
     if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
-    running.add(raw);
+    (raw as Socket & { [HANDSHAKE_RUNNING]?: boolean })[HANDSHAKE_RUNNING] = true;
     raw.once('close', () => ended(raw));
     for (const listener of tlsListeners) listener.call(this, raw);
   });

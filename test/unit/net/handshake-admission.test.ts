@@ -1,6 +1,6 @@
 /** The token buckets of failed handshakes per client network, on a clock the test moves. */
 import t from 'tap';
-import { createHandshakeAdmission, type ThrottledPeriod } from '../../../src/net/handshake-admission.js';
+import { createHandshakeAdmission, UNTRACKED_IN_PROGRESS, type ThrottledPeriod } from '../../../src/net/handshake-admission.js';
 
 function setup(burst: number, perMs: number, maxNetworks?: number) {
   let clock = 1_000_000;
@@ -43,7 +43,14 @@ t.test('burst failures, then refused until a token is back; one report per throt
 });
 
 t.test('handshakes in progress hold a token each: a wave opened together gets no more than the burst (adversarial.md 232)', async (t) => {
-  const { admission, reports, advance } = setup(3, 1000);
+  const { admission, reports, advance } = setup(4, 1000);
+  // A network that has not failed lately may open up to UNTRACKED_IN_PROGRESS handshakes at once.
+  for (let i = 0; i < UNTRACKED_IN_PROGRESS; i++) t.ok(admission.admit('10.0.0.5'), `untracked ${i + 1}`);
+  t.notOk(admission.admit('10.0.0.5'), 'one more at once: refused');
+  // One failure tracks the network: its handshakes in progress then hold a token each.
+  t.ok(admission.admit('10.0.0.1'));
+  admission.failed('10.0.0.1');
+  admission.ended('10.0.0.1');
   for (let i = 0; i < 3; i++) t.ok(admission.admit('10.0.0.1'), `connection ${i + 1} of the wave admitted`);
   t.notOk(admission.admit('10.0.0.1'), 'a 4th while 3 are in their handshakes: refused, before any has failed');
   t.ok(admission.admit('10.0.0.2'), 'another network is not');
