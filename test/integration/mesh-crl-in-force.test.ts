@@ -8,15 +8,12 @@
  * stays in force.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { loadCaMaterial } from '../../src/ca/layout.js';
-import { startCaServer, type CaServer } from '../../src/ca/server.js';
-import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { startTestBackend } from '../support/backend.js';
-import { libraryCrl, meshSection, testCaMaterial, TRUST_DOMAIN, type Teardown } from '../support/ca-harness.js';
+import { libraryCrl, meshSection, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
@@ -30,24 +27,7 @@ async function eventually(done: () => boolean, tries = 100): Promise<boolean> {
   return done();
 }
 
-/** A CA whose port and database survive a restart. */
-async function startCa(t: Teardown) {
-  const { dir } = await testCaMaterial();
-  const database = { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') };
-  const config = (port: number) =>
-    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' } });
-  const handle = { server: await startCaServer({ config: config(0) }) };
-  const port = handle.server.port;
-  t.teardown(() => handle.server.close());
-  return {
-    get server(): CaServer {
-      return handle.server;
-    },
-    async restart() {
-      handle.server = await startCaServer({ config: config(port) });
-    },
-  };
-}
+const startCa = startRestartableCa;
 
 /** The status and body of GET /echo as `w`, or 'refused' when the connection is closed on it. */
 async function call(

@@ -17,10 +17,10 @@ import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { initCa } from '../../src/ca/init.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
 import { startTestBackend } from '../support/backend.js';
-import { meshSection, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { meshSection, startRestartableCa, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
 import { startIdentity } from '../support/mesh-identity.js';
-import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -28,24 +28,7 @@ const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
 const ORDERS = id('ns/shop/sa/orders');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A CA whose port and database survive a restart (outage tests). */
-async function startCa(t: Teardown, extra: Record<string, unknown> = {}) {
-  const { dir } = await testCaMaterial();
-  const database = { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') };
-  const config = (port: number) =>
-    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
-  const handle = { server: await startCaServer({ config: config(0) }) };
-  const port = handle.server.port;
-  t.teardown(() => handle.server.close());
-  return {
-    get server(): CaServer {
-      return handle.server;
-    },
-    async restart() {
-      handle.server = await startCaServer({ config: config(port) });
-    },
-  };
-}
+const startCa = startRestartableCa;
 
 function meshConfig(ca: CaServer, extra: Record<string, unknown> = {}) {
   return meshSection(ca, ORDERS, extra);

@@ -232,3 +232,22 @@ export async function postToCa<Body = Record<string, unknown>>(
     await dispatcher.close();
   }
 }
+
+/** A CA whose port and database survive a restart (outage tests); closed by the test's teardown. */
+export async function startRestartableCa(t: Teardown, extra: Record<string, unknown> = {}) {
+  const { dir } = await testCaMaterial();
+  const database = { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') };
+  const config = (port: number) =>
+    resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
+  const handle = { server: await startCaServer({ config: config(0) }) };
+  const port = handle.server.port;
+  t.teardown(() => handle.server.close());
+  return {
+    get server(): CaServer {
+      return handle.server;
+    },
+    async restart() {
+      handle.server = await startCaServer({ config: config(port) });
+    },
+  };
+}
