@@ -35,6 +35,11 @@ export class OpenApiError extends Error {
     super(message);
     this.name = 'OpenApiError';
   }
+
+  /** The problem as `openapi.document` reports it: the document and the pointer, or the message alone when the whole document is at fault (it names the document). */
+  describeIn(source: string): string {
+    return this.pointer === '#' ? this.message : `${source} ${this.pointer}: ${this.message}`;
+  }
 }
 
 function schemaValidator(version: string): { validate: (doc: unknown) => boolean; errors: () => ErrorObject[] } {

@@ -10,10 +10,7 @@ export async function loadOperations(loaded: LoadedSidecarConfig): Promise<Opera
   try {
     return operationsOf(await loadOpenApiDocument(source));
   } catch (err) {
-    if (err instanceof OpenApiError)
-      throw new ConfigError([
-        loaded.issue(['openapi', 'document'], err.pointer === '#' ? err.message : `${source} ${err.pointer}: ${err.message}`),
-      ]);
+    if (err instanceof OpenApiError) throw new ConfigError([loaded.issue(['openapi', 'document'], err.describeIn(source))]);
     throw err;
   }
 }

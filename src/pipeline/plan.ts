@@ -328,11 +328,7 @@ function documentProblem<T>(config: SidecarConfig, compile: () => T): T {
   try {
     return compile();
   } catch (err) {
-    if (err instanceof OpenApiError)
-      throw new PlanError(
-        ['openapi', 'document'],
-        err.pointer === '#' ? err.message : `${config.openapi?.document ?? ''} ${err.pointer}: ${err.message}`,
-      );
+    if (err instanceof OpenApiError) throw new PlanError(['openapi', 'document'], err.describeIn(config.openapi?.document ?? ''));
     throw err;
   }
 }
