@@ -122,6 +122,12 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
     endPeriod(victim[0], victim[1], t);
   };
 
+  /** A full bucket for a network tracked from now on, room made for it first. */
+  const newBucket = (t: number): Bucket => {
+    if (buckets.size >= maxNetworks) evictOne(t);
+    return { tokens: burst, at: t, since: undefined, refused: 0 };
+  };
+
   return {
     admit(address) {
       if (burst <= 0 || address === undefined) return true;
@@ -149,8 +155,7 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
       const t = now();
       if (b === undefined) {
         // A first wave past `burst`: tracked from now on, to report the period it refuses.
-        if (buckets.size >= maxNetworks) evictOne(t);
-        b = { tokens: burst, at: t, since: undefined, refused: 0 };
+        b = newBucket(t);
         buckets.set(network, b);
         schedule();
       }
@@ -172,8 +177,7 @@ export function createHandshakeAdmission(options: HandshakeAdmissionOptions): Ha
       const t = now();
       let b = buckets.get(network);
       if (b === undefined) {
-        if (buckets.size >= maxNetworks) evictOne(t);
-        b = { tokens: burst, at: t, since: undefined, refused: 0 };
+        b = newBucket(t);
       } else {
         refill(b, t);
         buckets.delete(network); // re-inserted last: the newest failure
