@@ -75,5 +75,8 @@ t.test('50 MB up and 50 MB down, h1 and h2, with bounded memory', async (t) => {
   t.comment(
     `sidecar RSS: baseline ${baseline.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB, growth ${growth.toFixed(1)} MiB for 4 × 50 MiB`,
   );
-  t.ok(growth < 25, `peak RSS grew by ${growth.toFixed(1)} MiB (< 25 MiB; buffering one body would add ≥ 50)`);
+  // 40, not 25: on this host the high-water mark after warm-up is sometimes already the load's
+  // (growth 0) and sometimes not (26–33 MiB seen in CI and by hand, 2026-12-03), which made 25 a
+  // coin toss; buffering one 50 MiB body would still add ≥ 50.
+  t.ok(growth < 40, `peak RSS grew by ${growth.toFixed(1)} MiB (< 40 MiB; buffering one body would add ≥ 50)`);
 });
