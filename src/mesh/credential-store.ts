@@ -4,7 +4,8 @@
  * (temp file, fsync, rename) replaces both: a crash leaves the old pair or the new pair, never a
  * key without its certificate.
  */
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { x509 } from '../ca/pki.js';
 import { canonicalSerial } from '../ca/serial.js';
 import {
   chmodSync,
@@ -240,8 +241,11 @@ export interface CredentialStore {
    * cannot write there — checked before a single-use bootstrap token is spent.
    */
   probeWritable(): void;
-  /** The pending enrollment for this identity and these DNS names, if one was saved. */
-  loadPending(spiffeId: string, dnsNames: readonly string[]): PendingEnrollment | undefined;
+  /**
+   * The pending enrollment for this identity and these DNS names, if one was saved; `ignored` says
+   * why a file there is not used (a new key is made, and the file replaced).
+   */
+  loadPending(spiffeId: string, dnsNames: readonly string[]): { pending: PendingEnrollment } | { ignored: string } | undefined;
   savePending(pending: PendingEnrollment): void;
   clearPending(): void;
 }
@@ -303,10 +307,16 @@ export function createCredentialStore(dir: string): CredentialStore {
     saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
     loadPending(spiffeId, dnsNames) {
-      const text = read(STATE_FILES.pending);
-      if (text === undefined) return undefined;
+      const file = path(STATE_FILES.pending);
+      if (!existsSync(file)) return undefined;
+      const ignored = (why: string) => ({ ignored: `${file}: ${why}; a new key is made` });
+      // Its key is sent for certification: a file another user wrote or can rewrite is not ours to send.
+      const stat = statSync(file);
+      const uid = process.getuid?.();
+      if (uid !== undefined && stat.uid !== uid) return ignored(`owned by uid ${stat.uid}, not this process's ${uid}`);
+      if ((stat.mode & 0o077) !== 0) return ignored(`mode ${(stat.mode & 0o777).toString(8)}, not 600`);
       try {
-        const p = JSON.parse(text) as PendingEnrollment;
+        const p = JSON.parse(readFileSync(file, 'utf8')) as PendingEnrollment;
         const same = (a: readonly string[], b: readonly string[]) =>
           [...a].sort().join(',') ===
           [...b]
@@ -314,11 +324,13 @@ export function createCredentialStore(dir: string): CredentialStore {
             .sort()
             .join(',');
         if (p.spiffeId !== spiffeId || !Array.isArray(p.dnsNames) || !same(p.dnsNames, dnsNames)) return undefined;
-        if (typeof p.keyPem !== 'string' || typeof p.csrPem !== 'string' || !PEM_KEY.test(p.keyPem)) return undefined;
-        createPrivateKey(p.keyPem);
-        return p;
-      } catch {
-        return undefined; // damaged: a new key is made, as before
+        if (typeof p.keyPem !== 'string' || typeof p.csrPem !== 'string' || !PEM_KEY.test(p.keyPem)) return ignored('no key and CSR in it');
+        const keySpki = createPublicKey(createPrivateKey(p.keyPem)).export({ type: 'spki', format: 'der' });
+        const csrSpki = Buffer.from(new x509.Pkcs10CertificateRequest(p.csrPem).publicKey.rawData);
+        if (!keySpki.equals(csrSpki)) return ignored('its CSR is not for its key');
+        return { pending: p };
+      } catch (err) {
+        return ignored(`damaged (${(err as Error).message})`);
       }
     },
     savePending(pending) {

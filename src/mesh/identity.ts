@@ -3,6 +3,7 @@
  * renewal before expiry and a current trust bundle and CRL. The sidecar reads `material()` for its
  * TLS contexts and re-reads it when `onChange` says something changed.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MeshConfig } from '../config/types.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -16,6 +17,7 @@ import {
   dnsNamesOf,
   isExpired,
   issuedCertificateProblem,
+  STATE_FILES,
   type CredentialStore,
   type WorkloadCredentials,
 } from './credential-store.js';
@@ -543,7 +545,9 @@ async function initialCredentials(
   }
   // A retry after an answer lost past the CA's commit sends the same key and CSR: the CA answers it
   // with the certificate the token paid for (a new key got ERR_CA_TOKEN_USED for good).
-  const pending = store.loadPending(cfg.spiffe_id, cfg.dns_names);
+  const kept = store.loadPending(cfg.spiffe_id, cfg.dns_names);
+  if (kept !== undefined && 'ignored' in kept) deps.logger.warn({ reason: kept.ignored }, 'mesh: pending enrollment not used');
+  const pending = kept !== undefined && 'pending' in kept ? kept.pending : undefined;
   const { keyPem, csrPem } = pending ?? (await createKeyAndCsr(cfg.spiffe_id, cfg.dns_names));
   if (pending) deps.logger.info({ state_dir: cfg.state_dir }, 'mesh: enrolling with the key of an earlier attempt whose answer never came');
   else store.savePending({ spiffeId: cfg.spiffe_id, dnsNames: [...cfg.dns_names], keyPem, csrPem });
@@ -551,6 +555,10 @@ async function initialCredentials(
   try {
     issued = await client.enroll(cfg.bootstrap_token, csrPem);
   } catch (err) {
+    // Kept only for a retry that can succeed: once the CA refused this key or CSR, or said the token
+    // went to another (or a revoked) certificate, every later start would send it to the same end.
+    const keyRefused = err instanceof CaApiError && KEY_FINAL_REFUSALS.has(err.code);
+    if (keyRefused) store.clearPending();
     if (persisted && !isExpired(persisted) && namesChanged !== undefined) {
       // The token (perhaps the one already spent on this certificate) cannot enroll the new names:
       // keep serving on the valid certificate rather than refuse to start.
@@ -559,9 +567,13 @@ async function initialCredentials(
       return { credentials: persisted, enrolled: err instanceof CaApiError };
     }
     const caCode = err instanceof CaApiError || err instanceof CaUnavailableError ? err.code : undefined;
+    const fileNote =
+      keyRefused && pending
+        ? `; the key of an earlier attempt kept in ${join(cfg.state_dir, STATE_FILES.pending)} was refused and that file removed: the next start makes a new key`
+        : '';
     throw new MeshStartupError(
       'ERR_MESH_ENROLL_FAILED',
-      `mesh: enrollment at ${cfg.ca.url} failed: ${describeCaError(err)}${(err as Error).message ? ` — ${(err as Error).message}` : ''}`,
+      `mesh: enrollment at ${cfg.ca.url} failed: ${describeCaError(err)}${(err as Error).message ? ` — ${(err as Error).message}` : ''}${fileNote}`,
       caCode,
     );
   }
@@ -600,6 +612,12 @@ async function initialCredentials(
   });
   return { credentials, enrolled: true };
 }
+
+/**
+ * CA refusals after which a pending key can never be certified with this token: the key or CSR is
+ * refused (a key revoked as compromised), or the token already went to another or a revoked certificate.
+ */
+const KEY_FINAL_REFUSALS: ReadonlySet<string> = new Set(['ERR_CA_KEY_REJECTED', 'ERR_CA_CSR_INVALID', 'ERR_CA_TOKEN_USED']);
 
 /** What differs between the certificate's DNS names and mesh.dns_names (as a set, case-insensitive), or undefined. */
 function dnsNamesChange(credentials: WorkloadCredentials, configured: readonly string[]): string | undefined {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { startTestBackend } from '../support/backend.js';
-import { meshSection, ORDERS, startCaUnderTest } from '../support/ca-harness.js';
+import { meshSection, ORDERS, postToCa, startCaUnderTest } from '../support/ca-harness.js';
 import { startTestSidecar } from '../support/sidecar.js';
 
 t.test('the sidecar sends the same key again after an answer that never came, and gets its certificate', async (t) => {
@@ -52,4 +52,32 @@ t.test('the sidecar sends the same key again after an answer that never came, an
   t.ok(own.checkPrivateKey((await import('node:crypto')).createPrivateKey(pending.keyPem)), 'for the key that was kept');
   t.notOk(readdirSync(state).includes('enrollment-pending.json'), 'and the pending key is gone once the credentials are saved');
   t.equal(ca.list({ spiffe_id: ORDERS }).length, 1, 'one certificate issued in all');
+});
+
+t.test('a kept key the CA refuses for good (revoked as compromised) is dropped, and the error names its file', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const state = mkdtempSync(join(tmpdir(), 'warden-state-'));
+  const file = join(state, 'enrollment-pending.json');
+  await t.rejects(
+    startTestSidecar(t, backend.url, meshSection(ca, ORDERS, { bootstrap_token: 'x'.repeat(43), state_dir: state })),
+    /ERR_CA_TOKEN/,
+  );
+  const pending = JSON.parse(readFileSync(file, 'utf8')) as { csrPem: string };
+  // The key was certified (the lost answer) and then revoked as compromised: no token certifies it again.
+  const first = ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] });
+  const lost = await postToCa<{ serial: string }>(`${ca.url}/v1/enroll`, { token: first.token, csr: pending.csrPem }, { ca: ca.rootPem });
+  t.equal(lost.status, 201);
+  await ca.revoke({ serial: lost.body.serial, reason: 'keyCompromise' });
+
+  const { token } = ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] });
+  await t.rejects(
+    startTestSidecar(t, backend.url, meshSection(ca, ORDERS, { bootstrap_token: token, state_dir: state })),
+    { message: new RegExp(`ERR_CA_KEY_REJECTED.*kept in ${file.replace(/[.]/g, '\\.')} was refused and that file removed`) },
+    'the error says which file held the refused key',
+  );
+  t.notOk(existsSync(file), 'the refused key is no longer kept');
+  const s = await startTestSidecar(t, backend.url, meshSection(ca, ORDERS, { bootstrap_token: token, state_dir: state }));
+  t.ok(s.sidecar.mesh?.material().cert, 'the next start enrolls with a new key and the same token');
 });

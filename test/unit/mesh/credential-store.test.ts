@@ -133,3 +133,34 @@ t.test('a persisted chain cut short or not signed by its intermediate is refused
     'another certificate in the intermediate’s place',
   );
 });
+
+t.test('a pending enrollment is used only when it is ours: mode 600, this user, a CSR for its key', async (t) => {
+  const { createKeyAndCsr } = await import('../../../src/mesh/csr.js');
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-store-')), 'state');
+  const store = createCredentialStore(dir);
+  const file = join(dir, 'enrollment-pending.json');
+  const mine = await createKeyAndCsr(ORDERS, ['localhost']);
+  const pending = { spiffeId: ORDERS, dnsNames: ['localhost'], ...mine };
+  t.equal(store.loadPending(ORDERS, ['localhost']), undefined, 'none at first');
+  store.savePending(pending);
+  t.same(store.loadPending(ORDERS, ['LOCALHOST']), { pending }, 'loads back for the same identity and names');
+  t.equal(store.loadPending(ORDERS, ['other.example']), undefined, 'another set of names: not this enrollment');
+
+  chmodSync(file, 0o644);
+  const loose = store.loadPending(ORDERS, ['localhost']);
+  t.match(loose, { ignored: `${file}: mode 644, not 600; a new key is made` }, 'a file others can read or write is not sent');
+
+  const theirs = await createKeyAndCsr(ORDERS, ['localhost']);
+  store.savePending({ ...pending, csrPem: theirs.csrPem });
+  t.match(store.loadPending(ORDERS, ['localhost']), { ignored: /CSR is not for its key/ }, 'a CSR for another key would certify that key');
+
+  writeFileSync(file, '{"spiffeId":', { mode: 0o600 });
+  t.match(store.loadPending(ORDERS, ['localhost']), { ignored: /damaged/ }, 'a cut file is named, not used');
+
+  if (process.getuid?.() === 0) {
+    store.savePending(pending);
+    const { chownSync } = await import('node:fs');
+    chownSync(file, 65534, 65534);
+    t.match(store.loadPending(ORDERS, ['localhost']), { ignored: /owned by uid 65534/ }, "another user's file is not ours to send");
+  }
+});
