@@ -73,6 +73,8 @@ export const ERRORS = {
     event: 'warden.access.denied',
   },
   ERR_EGRESS_PEER_MISMATCH: { status: 502, title: 'Destination presented an unexpected identity', event: 'warden.tls.peer_denied' },
+  // No CRL in force: the destination's certificate cannot be checked (warden.mesh.crl_unavailable is raised once).
+  ERR_EGRESS_CRL_UNAVAILABLE: { status: 503, title: 'Destination certificate could not be checked for revocation', event: undefined },
   // Warden CA API (src/ca/)
   ERR_CA_TOKEN_MISSING: { status: 401, title: 'Bootstrap token required', event: 'warden.ca.token_rejected' },
   ERR_CA_TOKEN_UNKNOWN: { status: 401, title: 'Bootstrap token not recognised', event: 'warden.ca.token_rejected' },

@@ -57,14 +57,18 @@ function identityCheck(expected: string, trustDomain: string, revocations: Revoc
   const notAWorkload = destinationIdProblem(expected, trustDomain);
   return (_host: string, cert: PeerCertificate): Error | undefined => {
     const id = spiffeIdOfSubjectAltName(cert.subjectaltname);
+    // Without a CRL in force nothing says who is revoked: no connection is opened (handle refuses first).
+    const unchecked = revocations !== undefined && !revocations.inForce;
     const revoked = revocations?.isRevoked(cert.serialNumber) === true;
-    if (id === expected && !revoked && notAWorkload === undefined) return undefined;
+    if (id === expected && !revoked && !unchecked && notAWorkload === undefined) return undefined;
     const err = new Error(
-      revoked
-        ? `destination certificate ${cert.serialNumber} is revoked`
-        : notAWorkload !== undefined
-          ? `destination ${expected} ${notAWorkload}`
-          : `destination presented ${id ?? 'no SPIFFE ID'}, expected ${expected}`,
+      unchecked
+        ? `destination certificate ${cert.serialNumber} cannot be checked: no CRL in force`
+        : revoked
+          ? `destination certificate ${cert.serialNumber} is revoked`
+          : notAWorkload !== undefined
+            ? `destination ${expected} ${notAWorkload}`
+            : `destination presented ${id ?? 'no SPIFFE ID'}, expected ${expected}`,
     );
     (err as NodeJS.ErrnoException).code = PEER_MISMATCH;
     return err;
@@ -126,6 +130,13 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
   return pools;
 }
 
+const crlUnavailable = () =>
+  new WardenError('ERR_EGRESS_CRL_UNAVAILABLE', {
+    rule: 'mesh.crl',
+    detail: 'This sidecar has no revocation list in force yet, so destination certificates cannot be checked; retry later.',
+    headers: { 'retry-after': '5' },
+  });
+
 /** `/svc/rest?q` or `http://svc/rest?q` → service name and the path to send. */
 function destinationOf(url: string): { service: string; path: string } | undefined {
   if (url.startsWith('http://')) {
@@ -179,6 +190,8 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
       const detail = `Known services: ${Object.keys(cfg.services).join(', ') || 'none'}.`;
       return deps.rescue.respond(new WardenError('ERR_EGRESS_UNKNOWN_SERVICE', { detail, rule: 'egress.services' }), subject, res);
     }
+    // A revoked destination must not be called because the sidecar lost its CRL (row 223's inbound rule).
+    if (deps.revocations !== undefined && !deps.revocations.inForce) return deps.rescue.respond(crlUnavailable(), subject, res);
     const headers = egressRequestHeaders(req.headers, deps.rules());
     // A backend that gives up must release the connection to the destination, not leak it.
     const abort = new EventEmitter();

@@ -9,6 +9,8 @@
  */
 import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { loadCaMaterial } from '../../src/ca/layout.js';
@@ -80,7 +82,23 @@ t.test(
 
     rmSync(join(mesh.state_dir, 'crl.der'));
     await ca.server.close();
-    const s = await startTestSidecar(t, backend.url, { mesh: { ...mesh, bootstrap_token: undefined } });
+    // The revoked workload also serves: a destination the backend may call through egress.
+    const thiefServer = createHttpsServer({ cert: thief.certPem, key: thief.keyPem }, (_req, res) => res.end('thief served'));
+    await new Promise<void>((resolve) => thiefServer.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => thiefServer.close());
+    const thiefUrl = `https://localhost:${(thiefServer.address() as AddressInfo).port}`;
+    const s = await startTestSidecar(t, backend.url, {
+      mesh: { ...mesh, bootstrap_token: undefined },
+      egress: { port: 0, services: { thief: { url: thiefUrl, spiffe_id: thief.spiffeId } } },
+    });
+    const viaEgress = async () => {
+      const res = await request(`http://127.0.0.1:${s.sidecar.egress?.port}/thief/x`);
+      return { status: res.statusCode, body: await res.body.text(), retryAfter: res.headers['retry-after'] };
+    };
+    const out = await viaEgress();
+    t.equal(out.status, 503, 'the backend cannot call a destination that nothing says is not revoked');
+    t.match(JSON.parse(out.body || '{}'), { code: 'ERR_EGRESS_CRL_UNAVAILABLE', status: 503 }, 'a stable code');
+    t.equal(out.retryAfter, '5', 'with Retry-After');
     const agents = new Map<Workload, Agent>();
     t.teardown(() => Promise.all([...agents.values()].map((a) => a.close())));
 
@@ -104,6 +122,9 @@ t.test(
     t.ok(await eventually(() => s.sidecar.mesh?.crl().inForce === true), 'a CRL is fetched once the CA is back');
     t.equal((await call(s.port, good, agents)).status, 200, 'mesh peers are served again, without a restart');
     t.not((await call(s.port, thief, agents)).status, 200, 'and the revoked one refused');
+    const after = await viaEgress();
+    t.equal(after.status, 502, 'egress to the revoked destination is refused once the CRL says so');
+    t.match(JSON.parse(after.body || '{}'), { code: 'ERR_EGRESS_PEER_MISMATCH' });
     t.equal((await readyz(s.adminUrl)).status, 200, 'ready');
     t.equal(await metric(s.adminUrl, 'warden_crl_in_force'), 1, 'warden_crl_in_force 1');
     t.equal(messages(s.logs, /a verified CRL is in force/).length, 1, 'and the log says so');
