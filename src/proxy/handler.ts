@@ -74,15 +74,18 @@ export interface Generation {
 export type AnyRequest = IncomingMessage | H2Request;
 export type AnyResponse = ServerResponse | H2Response;
 
-export interface RequestObserver {
-  /** Called once per request when its response is finished or abandoned. */
-  (ctx: RequestContext, status: number, completed: boolean): void;
+export interface RequestObserver<G extends Generation = Generation> {
+  /**
+   * Called once per request when its response is finished or abandoned, with the generation the
+   * request started on (a reload since must not change how it is logged: which fields are secret).
+   */
+  (ctx: RequestContext, status: number, completed: boolean, gen: G): void;
 }
 
-export interface HandlerDeps {
-  current(): Generation;
+export interface HandlerDeps<G extends Generation = Generation> {
+  current(): G;
   rescue: Rescue;
-  observe: RequestObserver;
+  observe: RequestObserver<G>;
   /**
    * OpenTelemetry spans for the request and its upstream call, when export is configured: read
    * once per request, which keeps that instance to the end even if a reload replaces it.
@@ -119,7 +122,7 @@ const SHED = () =>
     headers: { 'retry-after': '1' },
   });
 
-export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: AnyResponse) => void {
+export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>): (req: AnyRequest, res: AnyResponse) => void {
   const { rescue, observe } = deps;
   // Requests inside the sidecar right now (in stages or upstream), for load shedding.
   let inFlight = 0;
@@ -178,7 +181,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
   function handle(
     req: AnyRequest,
     res: AnyResponse,
-    gen: Generation,
+    gen: G,
     h2: boolean,
     headers: AnyRequest['headers'],
     ctx: RequestContext,
@@ -208,7 +211,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: AnyRequest, res: 
       // status reached the client, so none is recorded (0, as Envoy logs it); it was recorded as 200.
       const status = res.headersSent ? res.statusCode : 0;
       tracing?.end(ctx, status);
-      observe(ctx, status, res.writableFinished);
+      observe(ctx, status, res.writableFinished, gen);
     });
 
     // The body's Readable: the message itself in HTTP/1.1, the stream in HTTP/2.

@@ -322,12 +322,15 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   let draining = false;
 
   const accessLog = createAccessLog(logger, config.service.name);
-  const observe: RequestObserver = (ctx, status, completed) => {
+  const observe: RequestObserver<SidecarGeneration> = (ctx, status, completed, gen) => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.observeRequest(ctx.route.id, ctx.method, status, seconds);
-    const log = current.config.log;
+    // The request's own generation: a reload while it ran (a token header dropped from
+    // tokens.sources) wrote its token into the access line in full.
+    const log = gen.config.log;
     if (!log.access) return;
-    const headers = log.access_headers ? redactHeaders(ctx.headers, current.secretHeader) : undefined;
+    const secret = gen === current ? gen.secretHeader : (name: string) => gen.secretHeader(name) || current.secretHeader(name);
+    const headers = log.access_headers ? redactHeaders(ctx.headers, secret) : undefined;
     accessLog(ctx, status, seconds * 1e3, completed, headers);
   };
 

@@ -6,7 +6,10 @@
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
+
+type Json = Record<string, unknown>;
 import { startForgedIssuer } from '../support/token-forge.js';
 import { openApiFile } from '../support/openapi-file.js';
 
@@ -27,6 +30,32 @@ t.test('a token in a configured header is redacted in the access line', async (t
   await sleep(400); // access lines go out in batches (line-batcher.ts)
   const line = s.logs.find((l) => l.msg === 'request');
   t.match(line?.headers, { 'x-api-token': '[redacted]' });
+  t.notOk(JSON.stringify(s.logs).includes(token), 'the token is in no log line');
+});
+
+t.test('a reload while a request runs does not unredact its token: the line follows the generation it started on', async (t) => {
+  // A reload dropping X-Api-Token from tokens.sources, while a request carrying it waited on the
+  // backend, logged that request's token whole: redaction was decided by the generation in force
+  // when the request ended.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const section = (sources: Json[]) => ({
+    log: { access_headers: true },
+    tokens: { sources, issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+  });
+  const s = await startTestSidecar(t, backend.url, section([{ from: 'header', name: 'X-Api-Token' }]));
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const token = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'u', exp: Math.floor(Date.now() / 1000) + 300 });
+  const slow = fetchText(`${s.url}/slow?ms=800`, agent, { headers: { 'x-api-token': token } });
+  await sleep(300);
+  const text = await testConfigYaml(backend.url, section([{ from: 'authorization' }]));
+  t.ok(await s.sidecar.reload(() => parseSidecarConfig('reloaded.yaml', text)), 'the reload applied while the request ran');
+  t.equal((await slow).status, 200, 'the request finished on its own generation');
+  await sleep(400); // access lines go out in batches (line-batcher.ts)
+  const line = s.logs.find((l) => l.msg === 'request' && l['url.path'] === '/slow');
+  t.match(line?.headers, { 'x-api-token': '[redacted]' }, 'its token header is redacted as when it started');
   t.notOk(JSON.stringify(s.logs).includes(token), 'the token is in no log line');
 });
 
