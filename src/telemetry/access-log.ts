@@ -5,6 +5,7 @@
  * any pino line. Lines that carry headers (log.access_headers) take pino's path.
  */
 import { pino, type Logger } from 'pino';
+import { MAX_PATH_ATTRIBUTE, pathAttribute } from './attribute-limits.js';
 
 /** What an access line says about a request (the pipeline's RequestContext has all of it). */
 export interface AccessRecord {
@@ -38,7 +39,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
     if (headers !== undefined || stream === undefined) {
       const line: Record<string, unknown> = {
         'http.request.method': ctx.method,
-        'url.path': ctx.path,
+        'url.path': pathAttribute(ctx.path),
         'http.route': ctx.route.id,
         'http.response.status_code': status,
         'client.address': ctx.clientAddress,
@@ -46,6 +47,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
         'warden.request.id': ctx.requestId,
         duration_ms: msOf(durationMs),
       };
+      if (ctx.path.length > MAX_PATH_ATTRIBUTE) line['url.path_length'] = ctx.path.length;
       if (ctx.upstreamMs !== undefined) line.upstream_ms = msOf(ctx.upstreamMs);
       if (!completed) line['warden.aborted'] = true;
       if (headers !== undefined) line.headers = headers;
@@ -54,9 +56,12 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
     }
     // Request ids and protocol versions are validated to be JSON-safe; the rest is escaped, route ids
     // included (an OpenAPI operationId may hold any character: a quote in one forged log fields),
-    // those of the plan once, when it was compiled.
+    // those of the plan once, when it was compiled. The path is cut as in spans and events: a 3 KB
+    // path of `"` cached in HPACK made 14 bytes on the wire 8.7 KB of log (docs/adversarial.md 236).
+    const cut = ctx.path.length > MAX_PATH_ATTRIBUTE;
     stream.write(
-      `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(ctx.path)}` +
+      `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(cut ? pathAttribute(ctx.path) : ctx.path)}` +
+        `${cut ? `,"url.path_length":${ctx.path.length}` : ''}` +
         `,"http.route":${ctx.route.idJson ?? JSON.stringify(ctx.route.id)},"http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
         `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${msOf(durationMs)}` +
         `${ctx.upstreamMs === undefined ? '' : `,"upstream_ms":${msOf(ctx.upstreamMs)}`}${completed ? '' : ',"warden.aborted":true'},"msg":"request"}\n`,
