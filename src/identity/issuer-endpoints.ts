@@ -35,7 +35,28 @@ function endpointOf(meta: Record<string, unknown>, field: string, base: string):
   return v;
 }
 
-export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp): EndpointResolver {
+/**
+ * What decides where an issuer's keys and endpoints come from: its `iss`, discovery and the endpoints
+ * configured over it. Two issuer settings with the same key source get the same discovery answer and
+ * the same keys; audiences, algorithms, `typ` and introspection's client and token types only decide
+ * what is accepted with them, and are applied by whichever runtime verifies.
+ */
+export function keySourceOf(cfg: IssuerConfig): string {
+  return JSON.stringify([
+    cfg.issuer,
+    cfg.discovery,
+    cfg.jwks_uri ?? null,
+    cfg.introspection?.endpoint ?? null,
+    cfg.introspection?.revocation_endpoint ?? null,
+  ]);
+}
+
+/**
+ * `previous`: what the resolver this one replaces (a reload) discovered for the same key source
+ * (`keySourceOf`). Discovery is asked again; when it fails, those endpoints are used, as the replaced
+ * resolver went on using them: an IdP down during a reload does not undo what was found before it.
+ */
+export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp, previous?: IssuerEndpoints): EndpointResolver {
   const configured: IssuerEndpoints = {
     jwksUri: cfg.jwks_uri,
     introspection: cfg.introspection?.endpoint,
@@ -91,6 +112,7 @@ export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp): Endpoi
         },
         (err: unknown) => {
           pending = undefined;
+          if (previous) return (known = previous);
           failedAt = Date.now();
           lastError = err instanceof IdpError ? err : new IdpError('bad_response', (err as Error).message, { cause: err });
           throw lastError;

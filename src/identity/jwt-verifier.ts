@@ -12,7 +12,9 @@ import {
   decodeJwt,
   decodeProtectedHeader,
   errors,
+  jwksCache,
   jwtVerify,
+  type JSONWebKeySet,
   type JWTPayload,
   type JWTVerifyOptions,
   type JWTVerifyResult,
@@ -42,6 +44,15 @@ export interface TrustedIssuer {
   readonly cfg: IssuerConfig;
   readonly policy: IssuerPolicy;
   readonly endpoints: EndpointResolver;
+  /** The key set the verifier this one replaces (a reload) held for the same key source, if any. */
+  readonly previousKeys?: IssuerKeys | undefined;
+}
+
+/** An issuer's key set as last fetched: from where, the keys, and when (ms since the epoch). */
+export interface IssuerKeys {
+  readonly jwksUri: string;
+  readonly jwks: JSONWebKeySet;
+  readonly uat: number;
 }
 
 /** A JWT's claims as it states them (not verified yet), and the trusted issuer it names. */
@@ -57,6 +68,8 @@ export interface JwtVerifier {
   claimedIssuer(token: string): ClaimedIssuer | WardenError;
   /** Fetches discovery documents and keys now (startup); failures are logged by the caller and retried on demand. */
   prefetch(): Promise<PromiseSettledResult<void>[]>;
+  /** The key set held for an issuer (`iss`), for the verifier a reload builds; undefined before any was fetched. */
+  keysOf(issuer: string): IssuerKeys | undefined;
   close(): void;
 }
 
@@ -95,6 +108,8 @@ export function createJwtVerifier(
   const byIssuer = new Map(issuers.map((i) => [i.cfg.issuer, i]));
   const cache = new BoundedCache<Principal>({ maxEntries: tokens.cache.max_entries, maxBytes: tokens.cache.max_bytes });
   const keySets = new Map<string, Promise<RemoteJwks>>();
+  // Per issuer, what jose keeps of its key set (it writes each good fetch there): a reload carries it.
+  const keyCaches = new Map<string, { jwksUri: string; cache: { jwks?: JSONWebKeySet; uat?: number } }>();
   const breakers = new Map<string, CircuitBreaker>();
   const leewaySec = tokens.leeway / 1000;
   let timer: NodeJS.Timeout | undefined;
@@ -112,7 +127,13 @@ export function createJwtVerifier(
       const breaker = breakerOf(trusted.cfg.issuer);
       set = trusted.endpoints.get().then((found) => {
         if (!found.jwksUri) throw new IdpError('not_ready', `${trusted.cfg.issuer} publishes no jwks_uri`);
+        // The keys held before a reload, for the same URL: served until a fetch replaces them (a
+        // reload while the IdP is down does not turn its tokens into 503s).
+        const before = trusted.previousKeys;
+        const cache = before?.jwksUri === found.jwksUri ? { jwks: before.jwks, uat: before.uat } : {};
+        keyCaches.set(trusted.cfg.issuer, { jwksUri: found.jwksUri, cache });
         return createRemoteJWKSet(new URL(found.jwksUri), {
+          [jwksCache]: cache as { jwks: JSONWebKeySet; uat: number },
           cacheMaxAge: Infinity, // keys never go stale by age: they are served while the IdP is down
           cooldownDuration: JWKS_COOLDOWN_MS,
           timeoutDuration: http.timeouts.response,
@@ -259,6 +280,11 @@ export function createJwtVerifier(
         for (const set of keySets.values()) void set.then((jwks) => jwks.reload()).catch(() => undefined);
       }, JWKS_REFRESH_MS).unref();
       return settled;
+    },
+    keysOf(issuer) {
+      const held = keyCaches.get(issuer);
+      const { jwks, uat } = held?.cache ?? {};
+      return held && jwks && uat !== undefined ? { jwksUri: held.jwksUri, jwks, uat } : undefined;
     },
     close() {
       if (timer) clearInterval(timer);

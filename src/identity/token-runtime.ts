@@ -15,8 +15,8 @@ import { createDpopProofs } from './dpop-proof.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
-import { createEndpointResolver } from './issuer-endpoints.js';
-import { createJwtVerifier, type TrustedIssuer } from './jwt-verifier.js';
+import { createEndpointResolver, keySourceOf, type IssuerEndpoints } from './issuer-endpoints.js';
+import { createJwtVerifier, type IssuerKeys, type TrustedIssuer } from './jwt-verifier.js';
 import { createMinter, type Minter } from './minter.js';
 import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
 import { createSharedSeal, sharedStateSecret } from './shared-seal.js';
@@ -28,6 +28,16 @@ import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
 
 export type AuthnOutcome = Principal | WardenError;
+
+/**
+ * What a runtime found out about an issuer's key source (`keySourceOf`): its discovered endpoints
+ * and its key set. Facts about the IdP, not about what is accepted: a runtime a reload builds takes
+ * them for every issuer whose key source did not change.
+ */
+export interface IssuerState {
+  readonly endpoints: IssuerEndpoints | undefined;
+  readonly keys: IssuerKeys | undefined;
+}
 
 export interface TokenRuntime {
   readonly sources: TokenSources;
@@ -57,6 +67,8 @@ export interface TokenRuntime {
   jwksJson(): string | undefined;
   /** The signing keys as they stand, for the runtime a reload builds (undefined without minting). */
   keyRing(): KeyRingState | undefined;
+  /** Each issuer's discovered endpoints and key set, by key source, for the runtime a reload builds. */
+  issuerState(): ReadonlyMap<string, IssuerState>;
   /**
    * Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every
    * replica of this service; `detail` says what the revocation covers, or why Redis did not take it
@@ -79,6 +91,11 @@ export interface TokenRuntimeDeps {
   denylist?: TokenDenylist | undefined;
   /** The signing keys of the runtime this one replaces: kept, so the JWKS still has every key whose tokens are valid. */
   keyRing?: KeyRingState | undefined;
+  /**
+   * The issuers' endpoints and keys of the runtime this one replaces, by key source: asked for again,
+   * and used when the IdP does not answer (a reload while it is down keeps its tokens accepted).
+   */
+  issuers?: ReadonlyMap<string, IssuerState> | undefined;
   /** Build without connecting anywhere (`warden config check`): no Redis, nothing fetched. */
   offline?: boolean;
 }
@@ -147,7 +164,8 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       anyAudience: cfg.allow_any_audience,
       tokenTypes: cfg.introspection?.token_types ?? [],
     });
-    return { cfg, policy, endpoints: createEndpointResolver(cfg, http) };
+    const previous = deps.issuers?.get(keySourceOf(cfg));
+    return { cfg, policy, endpoints: createEndpointResolver(cfg, http, previous?.endpoints), previousKeys: previous?.keys };
   });
   const policies = new Map(trusted.map((t) => [t.cfg.id, t.policy]));
   const introspectors = new Map<string, Introspector>();
@@ -261,6 +279,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     },
     jwksJson: () => keys?.jwksJson(),
     keyRing: () => keys?.state(),
+    issuerState: () => new Map(trusted.map((t) => [keySourceOf(t.cfg), { endpoints: t.endpoints.known, keys: jwt.keysOf(t.cfg.issuer) }])),
     async revoke(token) {
       const already = (hash: string) => ({
         hash,
@@ -363,12 +382,15 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     async prefetch() {
       const results = await jwt.prefetch();
       results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          logger.warn(
-            { issuer: trusted[i]?.cfg.issuer, err: (r.reason as Error).message },
-            'identity provider not reachable yet; tokens from it get 503 until it is',
-          );
-        }
+        const t = trusted[i];
+        if (r.status !== 'rejected' || !t) return;
+        const kept = t.previousKeys !== undefined && jwt.keysOf(t.cfg.issuer) !== undefined;
+        logger.warn(
+          { issuer: t.cfg.issuer, err: (r.reason as Error).message },
+          kept
+            ? 'identity provider not reachable; its keys from before the reload are kept, and refreshed once it answers'
+            : 'identity provider not reachable yet; tokens from it get 503 until it is',
+        );
       });
     },
     async close() {

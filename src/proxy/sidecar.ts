@@ -186,7 +186,11 @@ async function rateLimitRuntimeFor(
   return { runtime: await createRateLimitRuntime({ ...config.rate_limits, prefix }, { events }), key };
 }
 
-/** Token translation's state for a configuration: the current one when `tokens` did not change (its caches and keys survive a reload). */
+/**
+ * Token translation's state for a configuration: the current one when `tokens` did not change (its
+ * caches and keys survive a reload). Otherwise a new one, which keeps the revocations, the minting
+ * keys, and each unchanged issuer's discovered endpoints and key set; not its answer caches.
+ */
 async function tokenRuntimeFor(
   config: SidecarConfig,
   current: { runtime: TokenRuntime | undefined; key: string } | undefined,
@@ -205,6 +209,8 @@ async function tokenRuntimeFor(
     metrics: deps.metrics.tokens,
     denylist: deps.denylist,
     keyRing: current?.runtime?.keyRing(),
+    // What the current runtime discovered and fetched: an IdP down during the reload does not undo it.
+    issuers: current?.runtime?.issuerState(),
   });
   await runtime.prefetch();
   return { runtime, key };
