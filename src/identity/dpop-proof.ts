@@ -62,13 +62,14 @@ function rsaKeySizeOk(jwk: Record<string, unknown>): boolean {
   return n >= RSA_MIN_MODULUS_BITS && n <= RSA_MAX_MODULUS_BITS && e > 0 && e <= RSA_MAX_EXPONENT_BITS;
 }
 
-export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string): DpopProofs {
+/** `replay`: the cache of the proofs the runtime this one replaces has seen (a reload), given the new limits. */
+export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, replay = new ReplayCache(0, 0)): DpopProofs {
   const algorithms = [...cfg.algorithms];
   const allowed = new Set(algorithms);
   const algs = algorithms.join(' ');
   const maxAgeSec = cfg.max_age / 1000;
   const skewSec = cfg.clock_skew / 1000;
-  const replay = new ReplayCache(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew);
+  replay.configure(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew);
   const challenge = (error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
     `DPoP realm="${realm}", error="${error}", error_description="${description}", algs="${algs}"`;
   const refuse = (code: ErrorCode, rule: string, detail: string, attributes: EventAttributes) =>

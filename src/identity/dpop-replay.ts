@@ -11,10 +11,21 @@ export type ReplayVerdict = 'fresh' | 'replayed' | 'full';
 
 export class ReplayCache {
   readonly #seen = new Map<string, number>();
-  readonly #maxEntries: number;
-  readonly #lifeMs: number;
+  #maxEntries: number;
+  #lifeMs: number;
 
   constructor(maxEntries: number, lifeMs: number) {
+    this.#maxEntries = maxEntries;
+    this.#lifeMs = lifeMs;
+  }
+
+  /**
+   * New limits, from a reload that changed `tokens`: the proofs seen so far stay (a new cache let
+   * each be replayed once). A longer life lengthens theirs; a shorter one does not shorten them.
+   */
+  configure(maxEntries: number, lifeMs: number): void {
+    const longer = lifeMs - this.#lifeMs;
+    if (longer > 0) for (const [key, until] of this.#seen) this.#seen.set(key, until + longer);
     this.#maxEntries = maxEntries;
     this.#lifeMs = lifeMs;
   }

@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
 import { createDpopProofs } from './dpop-proof.js';
+import { ReplayCache } from './dpop-replay.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
@@ -67,6 +68,8 @@ export interface TokenRuntime {
   jwksJson(): string | undefined;
   /** The signing keys as they stand, for the runtime a reload builds (undefined without minting). */
   keyRing(): KeyRingState | undefined;
+  /** The DPoP proofs seen, for the runtime a reload builds: a proof is accepted once across reloads. */
+  replayCache(): ReplayCache;
   /** Each issuer's discovered endpoints and key set, by key source, for the runtime a reload builds. */
   issuerState(): ReadonlyMap<string, IssuerState>;
   /**
@@ -91,6 +94,8 @@ export interface TokenRuntimeDeps {
   denylist?: TokenDenylist | undefined;
   /** The signing keys of the runtime this one replaces: kept, so the JWKS still has every key whose tokens are valid. */
   keyRing?: KeyRingState | undefined;
+  /** The DPoP proofs the runtime this one replaces has seen: kept (a new cache let each be replayed once). */
+  replayCache?: ReplayCache | undefined;
   /**
    * The issuers' endpoints and keys of the runtime this one replaces, by key source: asked for again,
    * and used when the IdP does not answer (a reload while it is down keeps its tokens accepted).
@@ -243,8 +248,9 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   };
 
   const safeRealm = headerSafeRealm(deps.serviceName);
+  const replay = deps.replayCache ?? new ReplayCache(0, 0);
   return {
-    binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm)),
+    binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm, replay)),
     sources: compileTokenSources(tokens.sources, tokens.max_token_bytes, tokens.mint.enabled ? tokens.mint.header : undefined),
     minter,
     mintHeader: tokens.mint.enabled
@@ -279,6 +285,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     },
     jwksJson: () => keys?.jwksJson(),
     keyRing: () => keys?.state(),
+    replayCache: () => replay,
     issuerState: () => new Map(trusted.map((t) => [keySourceOf(t.cfg), { endpoints: t.endpoints.known, keys: jwt.keysOf(t.cfg.issuer) }])),
     async revoke(token) {
       const already = (hash: string) => ({

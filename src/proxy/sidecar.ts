@@ -209,6 +209,7 @@ async function tokenRuntimeFor(
     metrics: deps.metrics.tokens,
     denylist: deps.denylist,
     keyRing: current?.runtime?.keyRing(),
+    replayCache: current?.runtime?.replayCache(),
     // What the current runtime discovered and fetched: an IdP down during the reload does not undo it.
     issuers: current?.runtime?.issuerState(),
   });

@@ -16,7 +16,8 @@ import { startTestBackend, type TestBackend } from '../support/backend.js';
 import { startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { fetchText, testAgent, type SimpleResponse } from '../support/clients.js';
 import { dpopClient } from '../support/dpop.js';
-import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import { startTestSidecar, testConfigYaml, type Teardown } from '../support/sidecar.js';
+import { parseSidecarConfig } from '../../src/config/load.js';
 import { startForgedIssuer } from '../support/token-forge.js';
 import { enrollWorkload } from '../support/workload.js';
 
@@ -30,9 +31,10 @@ async function dpopSetup(t: Teardown & { teardown(fn: () => unknown): void }) {
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
   const c = idp.introspectionClients.basic;
-  const s = await startTestSidecar(t, backend.url, {
+  const section = (tokens: Record<string, unknown> = {}) => ({
     service: { name: 'orders' },
     tokens: {
+      ...tokens,
       issuers: [
         {
           id: 'demo',
@@ -45,11 +47,17 @@ async function dpopSetup(t: Teardown & { teardown(fn: () => unknown): void }) {
     },
     routes: [{ id: 'read', path: '/echo', scopes: { any_of: ['orders:read'] } }],
   });
+  const s = await startTestSidecar(t, backend.url, section());
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
   const get = (headers: Record<string, string>, method = 'GET', path = '/echo') =>
     fetchText(`${s.url}${path}`, agent, { method: method as 'GET', headers });
-  return { backend, idp, s, agent, get, htu: `${s.url}/echo` };
+  /** Reloads with `tokens` changed (a new token runtime). */
+  const reload = async (tokens: Record<string, unknown>) => {
+    const text = await testConfigYaml(backend.url, section(tokens));
+    return s.sidecar.reload(() => parseSidecarConfig('reloaded.yaml', text));
+  };
+  return { backend, idp, s, agent, get, reload, htu: `${s.url}/echo` };
 }
 
 t.test('a DPoP-bound opaque token (introspected): refused as a bearer token, accepted with its proof', async (t) => {
@@ -149,6 +157,20 @@ t.test('a DPoP-bound JWT access token (verified locally): the binding is checked
     '401 ERR_AUTHN_DPOP_INVALID',
     'expired',
   );
+});
+
+t.test('a DPoP proof is accepted once across a reload that changes tokens (a new runtime)', async (t) => {
+  // Each token runtime had a replay cache of its own: after any reload changing `tokens`, every
+  // proof seen before could be sent once more within max_age.
+  const { idp, get, reload, htu } = await dpopSetup(t);
+  const client = await dpopClient();
+  const { accessToken: token } = await client.tokenFrom(idp, { resource: idp.audience });
+  const proof = await client.proof('GET', htu, { token });
+  t.equal((await get({ authorization: `DPoP ${token}`, dpop: proof })).status, 200, 'the proof, once');
+  t.ok(await reload({ leeway: '31s' }), 'a reload changing tokens applied');
+  t.equal(codeOf(await get({ authorization: `DPoP ${token}`, dpop: proof })), '401 ERR_AUTHN_DPOP_INVALID', 'the same proof after it');
+  const fresh = await client.proof('GET', htu, { token });
+  t.equal((await get({ authorization: `DPoP ${token}`, dpop: fresh })).status, 200, 'a new proof is accepted');
 });
 
 t.test('bearer tokens are unchanged; the DPoP scheme with one is refused, a stray proof beside one ignored', async (t) => {

@@ -259,3 +259,29 @@ t.test('the replay cache: full is refused (503), never evicted; entries end afte
   t.equal(cache.remember('c', 1500), 'fresh', 'b has ended too');
   t.equal(cache.size, 2);
 });
+
+t.test('the replay cache outlives a reload: configure keeps what was seen, lengthens lives, never shortens them', async (t) => {
+  const cache = new ReplayCache(2, 1000);
+  t.equal(cache.remember('a', 0), 'fresh');
+  cache.configure(3, 2000);
+  t.equal(cache.remember('a', 1500), 'replayed', "a longer life lengthens a's: it is still refused at 1 500");
+  t.equal(cache.remember('b', 1600), 'fresh');
+  t.equal(cache.remember('c', 1700), 'fresh', 'room for three now');
+  cache.configure(3, 100);
+  t.equal(cache.remember('b', 1900), 'replayed', 'a shorter life does not shorten b’s (it ends at 3 600)');
+  t.equal(cache.remember('a', 2000), 'fresh', "a's lengthened life has ended");
+
+  const first = createDpopProofs(CFG, 'orders');
+  const c = await dpopClient();
+  const proof = await c.proof('GET', HTU, { token: TOKEN });
+  t.equal(await first.check(request(proof), TOKEN, c.jkt, ATTRS), undefined, 'accepted once');
+  const shared = new ReplayCache(0, 0);
+  const before = createDpopProofs(CFG, 'orders', shared);
+  t.equal(await before.check(request(proof), TOKEN, c.jkt, ATTRS), undefined, 'by the runtime before the reload');
+  const after = createDpopProofs({ ...CFG, max_age: 120_000 }, 'orders', shared);
+  t.same(
+    await outcome(await after.check(request(proof), TOKEN, c.jkt, ATTRS)),
+    { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.replay' },
+    'refused by the one after it',
+  );
+});
