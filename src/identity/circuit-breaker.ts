@@ -2,6 +2,8 @@
  * A circuit breaker for calls to an identity provider: after `failures` consecutive failures it
  * opens and refuses calls for `openFor` ms (so an outage costs each request nothing, instead of a
  * timeout); then one trial call is let through (half-open), whose result closes or re-opens it.
+ * A call that says nothing about the IdP's health — a 429, back-pressure from an IdP that is up —
+ * is `neither`: it counts neither way (it only ends a half-open trial, so another may go).
  */
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -11,6 +13,8 @@ export interface CircuitBreaker {
   allow(): boolean;
   success(): void;
   failure(): void;
+  /** The call ended without telling whether the IdP is healthy (it asked us to slow down). */
+  neither(): void;
   readonly state: BreakerState;
 }
 
@@ -37,6 +41,9 @@ export function createCircuitBreaker(options: { failures: number; openFor: numbe
     success() {
       consecutive = 0;
       open = false;
+      trialInFlight = false;
+    },
+    neither() {
       trialInFlight = false;
     },
     failure() {

@@ -9,13 +9,13 @@ import { clientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { Agent, request, type Dispatcher } from 'undici';
 
 export type IdpFailure =
-  'connect_timeout' | 'timeout' | 'unreachable' | 'status' | 'bad_response' | 'circuit_open' | 'overloaded' | 'not_ready';
+  'connect_timeout' | 'timeout' | 'unreachable' | 'status' | 'bad_response' | 'circuit_open' | 'overloaded' | 'not_ready' | 'throttled';
 
 export class IdpError extends Error {
   constructor(
     readonly reason: IdpFailure,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     // With the circuit open these are made at request rate: no stack trace (the cause keeps its own).
     const limit = Error.stackTraceLimit;
@@ -23,11 +23,17 @@ export class IdpError extends Error {
     super(message, options);
     Error.stackTraceLimit = limit;
     this.name = 'IdpError';
+    this.retryAfterMs = options?.retryAfterMs;
   }
+
+  /** `throttled`: how long the IdP asked us to wait (its Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
 }
 
 export interface IdpResponse {
   status: number;
+  /** A response header's value (the first, when repeated); undefined when absent. */
+  header(name: string): string | undefined;
   body: Buffer;
   json(): unknown;
 }
@@ -96,8 +102,13 @@ export function createIdpHttp(timeouts: { connect: number; response: number }): 
     } catch (err) {
       throw err instanceof IdpError ? err : classify(err, url, signal);
     }
+    const headers = res.headers;
     return {
       status: res.statusCode,
+      header(name) {
+        const value = headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
       body,
       json() {
         try {

@@ -37,6 +37,15 @@ function oauthError(res: IdpResponse): string {
   }
 }
 
+/** Retry-After (RFC 9110 §10.2.3: seconds, or an HTTP date) in ms from now; undefined when absent or unreadable. */
+export function retryAfterMsOf(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
 export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: string, http: IdpHttp): IntrospectionClient {
   const key: KeyObject | undefined = cfg.private_key ? createPrivateKey(readFileSync(cfg.private_key)) : undefined;
 
@@ -88,6 +97,13 @@ export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: stri
       // IdP failure. Counted as one, a caller's junk tokens opened the circuit for every new token
       // (oidc-provider answers 400 unsupported_token_type to anything shaped like a JWT).
       if (res.status === 400 && TOKEN_REFUSALS.has(oauthError(res))) return { active: false };
+      // Back-pressure, not an outage: the IdP is up and asks us to slow down (introspector.ts waits
+      // out its Retry-After instead of counting it towards opening the circuit breaker).
+      if (res.status === 429) {
+        throw new IdpError('throttled', `introspection at ${endpoint} answered 429 (too many requests)`, {
+          retryAfterMs: retryAfterMsOf(res.header('retry-after')),
+        });
+      }
       // Any other 4xx means the IdP refused *us* (client credentials, policy): the token was not judged.
       if (res.status !== 200) throw new IdpError('status', `introspection at ${endpoint} answered ${res.status}`);
       const answer = res.json();

@@ -43,6 +43,9 @@ export interface IntrospectorDeps {
 }
 
 const NEGATIVE_ENTRY_BYTES = 128;
+/** An IdP's 429 without a Retry-After we can read pauses introspection this long; one asking for longer is held to THROTTLE_MAX_MS. */
+export const THROTTLE_DEFAULT_MS = 1000;
+export const THROTTLE_MAX_MS = 30_000;
 
 export function createIntrospector(deps: IntrospectorDeps): Introspector {
   const { policy, tokens, client, endpoints, shared, metrics } = deps;
@@ -56,6 +59,8 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
   const breaker = createCircuitBreaker({ failures: tokens.idp.breaker.failures, openFor: tokens.idp.breaker.open_for });
   const inflight = new Map<string, Promise<IntrospectionOutcome>>();
   let callsInFlight = 0;
+  // Until when the IdP asked (429, Retry-After) not to be called: new uncached tokens get 503 at once.
+  let throttledUntil = 0;
 
   const attributes = (hash: string) => ({ 'warden.token.issuer': policy.id, 'warden.token.hash': hash.slice(0, 16) });
   const inactive = (hash: string, rule: string) =>
@@ -64,10 +69,16 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     new WardenError('ERR_IDP_UNAVAILABLE', {
       rule: `introspection.${err.reason}`,
       detail: 'The identity provider could not be asked; try again shortly.',
-      headers: { 'retry-after': String(err.reason === 'circuit_open' ? Math.ceil(tokens.idp.breaker.open_for / 1000) : 1) },
+      headers: { 'retry-after': String(retryAfterOf(err)) },
       cause: err,
       attributes: attributes(hash),
     });
+
+  const retryAfterOf = (err: IdpError): number => {
+    if (err.reason === 'circuit_open') return Math.ceil(tokens.idp.breaker.open_for / 1000);
+    if (err.reason === 'throttled') return Math.max(1, Math.ceil((throttledUntil - Date.now()) / 1000));
+    return 1;
+  };
 
   /** `fetchedAt`: when the IdP gave the answer; it is trusted for maxTtl from then, whoever stored it. */
   const remember = (hash: string, p: Principal, fetchedAt: number, keptUntil = Infinity): void => {
@@ -94,6 +105,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
   };
 
   async function callIdp(token: string, parent: SpanParent): Promise<Record<string, unknown>> {
+    if (throttledUntil > Date.now()) throw new IdpError('throttled', `${policy.issuer} asked for fewer introspection calls (429)`);
     if (callsInFlight >= tokens.idp.max_concurrent)
       throw new IdpError('overloaded', `${tokens.idp.max_concurrent} introspection calls already in flight`);
     if (!breaker.allow()) throw new IdpError('circuit_open', `introspection at ${policy.issuer} failed repeatedly; circuit open`);
@@ -107,8 +119,15 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       metrics.idpCall('introspection', 'ok', (performance.now() - started) / 1000);
       return answer;
     } catch (err) {
-      breaker.failure();
       const idpErr = err instanceof IdpError ? err : new IdpError('bad_response', (err as Error).message, { cause: err });
+      if (idpErr.reason === 'throttled') {
+        // Back-pressure, not an outage: counted towards opening the breaker, an IdP rate-limiting
+        // one flood turned every caller's new token into 503 for open_for. Its Retry-After (at most
+        // THROTTLE_MAX_MS) is waited out instead, for this issuer only.
+        breaker.neither();
+        const waitMs = Math.min(THROTTLE_MAX_MS, idpErr.retryAfterMs ?? THROTTLE_DEFAULT_MS);
+        throttledUntil = Math.max(throttledUntil, Date.now() + waitMs);
+      } else breaker.failure();
       metrics.idpCall('introspection', idpErr.reason, (performance.now() - started) / 1000);
       throw idpErr;
     } finally {

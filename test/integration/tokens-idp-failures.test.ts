@@ -14,7 +14,10 @@ import { introspectingSidecar } from '../support/introspecting-sidecar.js';
 type Teardown = { teardown(fn: () => unknown): void };
 
 /** An HTTP server that reads requests and answers according to `behave` (given the request's form body). */
-async function fakeIdp(t: Teardown, behave: (req: IncomingMessage, form: URLSearchParams) => { status: number; body: string } | 'hang') {
+async function fakeIdp(
+  t: Teardown,
+  behave: (req: IncomingMessage, form: URLSearchParams) => { status: number; body: string; headers?: Record<string, string> } | 'hang',
+) {
   const seen: string[] = [];
   const server = createHttpServer((req, res) => {
     seen.push(req.url ?? '');
@@ -24,7 +27,7 @@ async function fakeIdp(t: Teardown, behave: (req: IncomingMessage, form: URLSear
     req.on('end', () => {
       const outcome = behave(req, new URLSearchParams(body));
       if (outcome === 'hang') return;
-      res.writeHead(outcome.status, { 'content-type': 'application/json' });
+      res.writeHead(outcome.status, { 'content-type': 'application/json', ...outcome.headers });
       res.end(outcome.body);
     });
   });
@@ -113,6 +116,43 @@ t.test('IdP failures are 503 within the configured timeouts', async (t) => {
     const refused = await fetchText(`${closed.url}/x`, agent2, { headers: { authorization: 'Bearer token-x' } });
     t.equal(refused.status, 503, 'connection refused → 503');
     t.equal(closed.events.find((e) => e.name === 'warden.authn.idp_unavailable')?.['warden.rule'], 'introspection.unreachable');
+  });
+
+  await t.test('an IdP answering 429 is waited out (Retry-After), never counted towards opening the circuit', async (t) => {
+    let retryAfter: string | undefined; // set: the IdP answers 429 with it
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const idp = await fakeIdp(t, () =>
+      retryAfter === undefined
+        ? { status: 200, body: `{"active":true,"aud":"api","sub":"alice","exp":${exp}}` }
+        : { status: 429, body: '{}', headers: { 'retry-after': retryAfter } },
+    );
+    const { url, ca, events } = await sidecarFor(t, backend.url, `${idp.url}/introspect`, { breaker: { failures: 3, open_for: '10s' } });
+    const agent = testAgent(ca);
+    t.teardown(() => agent.close());
+    const get = (token: string) => fetchText(`${url}/x`, agent, { headers: { authorization: `Bearer ${token}` } });
+
+    retryAfter = '0';
+    for (let i = 0; i < 6; i++) {
+      const res = await get(`flood-${i}`);
+      t.equal(res.status, 503, `429 ${i + 1}: 503`);
+      t.equal(res.json().code, 'ERR_IDP_UNAVAILABLE');
+    }
+    t.equal(idp.seen.length, 6, 'Retry-After: 0: each was asked');
+    t.same(new Set(events.map((e) => e['warden.rule'])), new Set(['introspection.throttled']), 'reported as throttled');
+    retryAfter = undefined;
+    t.equal((await get('fresh-1')).status, 200, 'six 429s did not open the circuit (3 failures would): a new token is served');
+
+    retryAfter = '1';
+    const first = await get('fresh-2');
+    t.equal(first.status, 503);
+    t.equal(first.headers['retry-after'], '1', "the IdP's Retry-After is passed on");
+    retryAfter = undefined;
+    const [paused, ms] = await timed(() => get('fresh-3'));
+    t.equal(paused.status, 503, 'within it, a new token is refused…');
+    t.ok(ms < 100 && idp.seen.length === 8, `…at once, without asking the IdP (${Math.round(ms)} ms)`);
+    t.equal(paused.headers['retry-after'], '1');
+    await new Promise((r) => setTimeout(r, 1100));
+    t.equal((await get('fresh-3')).status, 200, 'after it, served');
   });
 
   await t.test('an answer without a boolean "active" is a broken IdP (503), not a verdict on the token', async (t) => {

@@ -74,3 +74,20 @@ t.test('a failed trial re-opens the circuit for another openFor from the failure
   t.equal(breaker.allow(), true, 'a new trial after the second openFor');
   t.equal(breaker.allow(), false);
 });
+
+t.test('neither (an IdP 429): counts neither way, and ends a half-open trial', async (t) => {
+  const { clock, breaker } = setup(3, 10_000);
+  for (let i = 0; i < 10; i++) breaker.neither();
+  t.equal(breaker.state, 'closed', 'ten 429s in a row do not open it');
+  breaker.failure();
+  breaker.failure();
+  breaker.neither();
+  breaker.failure();
+  t.equal(breaker.state, 'open', 'nor do they reset the failures around them');
+  clock.ms += 10_000;
+  t.equal(breaker.allow(), true, 'half-open: one trial');
+  t.equal(breaker.allow(), false, 'only one');
+  breaker.neither();
+  t.equal(breaker.state, 'half-open', 'a trial answered 429 leaves it half-open');
+  t.equal(breaker.allow(), true, 'and another trial may go');
+});
