@@ -13,6 +13,7 @@ import type { TokenMetrics } from '../telemetry/metrics.js';
 import { BoundedCache } from './bounded-cache.js';
 import { nestsDeeperThan } from './claim-depth.js';
 import { createCircuitBreaker } from './circuit-breaker.js';
+import { idpAdmission } from './idp-admission.js';
 import { IdpError } from './idp-http.js';
 import type { IntrospectionClient } from './introspection-client.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
@@ -206,6 +207,10 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       }
       let pending = inflight.get(hash);
       if (!pending) {
+        // This one will cost an IdP call: whoever answers for the request may refuse it first
+        // (failed-authn-limit.ts: an address's calls in flight are held to its bucket).
+        const refused = idpAdmission.current?.admit();
+        if (refused !== undefined) return refused;
         metrics.cache('introspection', 'miss');
         // Coalesced: the spans of the one IdP call go under the request that made it.
         pending = resolve(token, hash, entry?.value, parent).finally(() => inflight.delete(hash));

@@ -8,12 +8,23 @@
  * requests: one address sent unlimited junk, each an introspection call, and a flood of it filled
  * idp.max_concurrent for everyone.
  *
+ * Concurrent failures are bounded too: an authentication that will cost an IdP call (a cache miss;
+ * idp-admission.ts) reserves one of the address's tokens while it is in flight, and is refused
+ * with the same 429 once those in flight hold every token the bucket has left. Before, only a 401
+ * that found the bucket empty refused the address, and only for one refill interval: a wave of
+ * 200 concurrent junk tokens all passed the check before the first answer came back, and so did
+ * the next wave once the refusal ran out — 64 introspections (idp.max_concurrent) a wave, 70 a
+ * second against a bucket of 1 a second, which filled the IdP slots for every other caller.
+ *
  * Valid callers are charged in their client_id / sub bucket as before, never in the address's: many
- * clients behind one NAT address do not use each other's limit up by succeeding. The check before
- * authn is a Map lookup (refusal-memo.ts), none at all while no address is refused.
+ * clients behind one NAT address do not use each other's limit up by succeeding (their
+ * reservations are given back when they succeed). The check before authn is a Map lookup
+ * (refusal-memo.ts), none at all while no address is refused; a cached token is never reserved
+ * for, and costs two assignments.
  */
 import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import { idpAdmission, type IdpAdmission } from '../identity/idp-admission.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
 import { bucketOf, EPSILON_MS } from '../traffic/gcra.js';
@@ -49,19 +60,51 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
 
   const charged = (key: string, take: Take, failure: WardenError): WardenError => {
     if (take === 'unavailable') return failure; // fail-closed and no store: the 401 stands
+    const now = Date.now();
+    refusals.charged(key, now, now + take.resetMs);
     const waitMs = take.allowed ? take.resetMs + refill : take.retryAfterMs;
-    if (waitMs > EPSILON_MS) {
-      const now = Date.now();
-      refusals.remember(key, { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
-    }
+    if (waitMs > EPSILON_MS) refusals.remember(key, { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
     return failure;
   };
-  const afterAuthn = (ctx: RequestContext, verdict: Verdict): Verdict | Promise<Verdict> => {
+  const afterAuthn = (ctx: RequestContext, verdict: Verdict, key?: string): Verdict | Promise<Verdict> => {
     // 401 only: the caller's credentials failed. An IdP outage (503) is no fault of the caller's.
     if (!(verdict instanceof WardenError) || verdict.status !== 401) return verdict;
-    const { key } = keyOf(ctx);
+    key ??= keyOf(ctx).key;
     const take = runtime.take(key, bucket, ctx);
     return take instanceof Promise ? take.then((t) => charged(key, t, verdict)) : charged(key, take, verdict);
+  };
+  /** A reserved authentication's verdict: charged if it failed, and only then is the reservation given back. */
+  const settled = (ctx: RequestContext, key: string, verdict: Verdict): Verdict | Promise<Verdict> => {
+    let after: Verdict | Promise<Verdict>;
+    try {
+      after = afterAuthn(ctx, verdict, key);
+    } catch (err) {
+      refusals.release(key, Date.now());
+      throw err;
+    }
+    if (!(after instanceof Promise)) {
+      refusals.release(key, Date.now());
+      return after;
+    }
+    return after.finally(() => refusals.release(key, Date.now()));
+  };
+
+  // The request whose authn stage is running (synchronously), and the key its IdP call was reserved to.
+  let admitting: RequestContext | undefined;
+  let reservedKey: string | undefined;
+  const admission: IdpAdmission = {
+    admit() {
+      const ctx = admitting as RequestContext;
+      const { kind, key } = keyOf(ctx);
+      const now = Date.now();
+      const waitMs = refusals.reserve(key, bucket, now);
+      if (waitMs === 0) {
+        reservedKey = key;
+        return undefined;
+      }
+      cfg.counters?.limited();
+      return answers.refusal(kind, waitMs, waitMs - refill);
+    },
   };
 
   return {
@@ -81,7 +124,31 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
       return {
         id: authn.id,
         run(ctx) {
-          const verdict = authn.run(ctx);
+          admitting = ctx;
+          idpAdmission.current = admission;
+          let verdict: Verdict | Promise<Verdict>;
+          try {
+            verdict = authn.run(ctx);
+          } catch (err) {
+            if (reservedKey !== undefined) refusals.release(reservedKey, Date.now());
+            reservedKey = undefined;
+            throw err;
+          } finally {
+            idpAdmission.current = undefined;
+            admitting = undefined;
+          }
+          const key = reservedKey;
+          if (key !== undefined) {
+            reservedKey = undefined;
+            if (!(verdict instanceof Promise)) return settled(ctx, key, verdict);
+            return verdict.then(
+              (v) => settled(ctx, key, v),
+              (err: unknown) => {
+                refusals.release(key, Date.now());
+                throw err;
+              },
+            );
+          }
           if (verdict === undefined) return undefined;
           return verdict instanceof Promise ? verdict.then((v) => afterAuthn(ctx, v)) : afterAuthn(ctx, verdict);
         },

@@ -4,7 +4,14 @@
  * of a store round trip (Redis) on every request. Filled only by failed authentications, so empty
  * — and skipped — while nobody is failing. Bounded like the memory store: past `maxKeys`, the
  * entry remembered longest ago goes.
+ *
+ * Beside it, the address's authentications in flight that cost an IdP call (reservations): one is
+ * taken only while fewer are in flight than the address's bucket has tokens left (as its last
+ * charge here found it), so a wave of concurrent junk tokens costs at most what the bucket holds.
+ * Before, every stream of a wave passed the refusal check at once (the bucket was not empty yet,
+ * or its refusal had just run out) and each wave got idp.max_concurrent introspections.
  */
+import { EPSILON_MS, type Bucket } from './gcra.js';
 
 export interface Refusal {
   /** Date.now() when a request may pass again (its Retry-After). */
@@ -18,13 +25,45 @@ export interface RefusalMemo {
   get(key: string, now: number): Refusal | undefined;
   remember(key: string, refusal: Refusal): void;
   readonly size: number;
+  /**
+   * Reserves one of the bucket's tokens for an IdP call in flight: 0 when taken; otherwise the
+   * reservations in flight hold every token left, and this is the ms until one more would be.
+   */
+  reserve(key: string, bucket: Bucket, now: number): number;
+  /** The reserved call ended. */
+  release(key: string, now: number): void;
+  /** A charge found the bucket full again at `resetAt`: what later reservations count from. */
+  charged(key: string, now: number, resetAt: number): void;
+  /** Reservations in flight, all keys (for tests). */
+  readonly reserved: number;
+}
+
+interface Ledger {
+  inflight: number;
+  /** Date.now() when the bucket is full again, as its last charge here found it. */
+  resetAt: number;
 }
 
 export function createRefusalMemo(maxKeys: number): RefusalMemo {
   const refusals = new Map<string, Refusal>();
+  const ledgers = new Map<string, Ledger>();
+  let reserved = 0;
+  const addLedger = (key: string, now: number): Ledger => {
+    const ledger = { inflight: 0, resetAt: now };
+    ledgers.set(key, ledger);
+    if (ledgers.size > maxKeys) {
+      const oldest = ledgers.keys().next().value as string;
+      reserved -= (ledgers.get(oldest) as Ledger).inflight;
+      ledgers.delete(oldest);
+    }
+    return ledger;
+  };
   return {
     get size() {
       return refusals.size;
+    },
+    get reserved() {
+      return reserved;
     },
     get(key, now) {
       if (refusals.size === 0) return undefined;
@@ -37,6 +76,31 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       refusals.delete(key);
       refusals.set(key, refusal);
       if (refusals.size > maxKeys) refusals.delete(refusals.keys().next().value as string);
+    },
+    reserve(key, bucket, now) {
+      let ledger = ledgers.get(key);
+      const inflight = ledger?.inflight ?? 0;
+      const aheadMs = ledger === undefined ? 0 : Math.max(0, ledger.resetAt - now);
+      const perRequest = bucket.interval * bucket.cost;
+      // GCRA: a request passes while the TAT after it is at most burstOffset ahead of now.
+      const waitMs = aheadMs + (inflight + 1) * perRequest - bucket.burstOffset;
+      if (waitMs > EPSILON_MS) return waitMs;
+      ledger ??= addLedger(key, now);
+      ledger.inflight++;
+      reserved++;
+      return 0;
+    },
+    release(key, now) {
+      const ledger = ledgers.get(key);
+      if (ledger === undefined) return; // pushed out past maxKeys
+      ledger.inflight--;
+      reserved--;
+      if (ledger.inflight === 0 && ledger.resetAt <= now) ledgers.delete(key);
+    },
+    charged(key, now, resetAt) {
+      const ledger = ledgers.get(key);
+      if (ledger !== undefined) ledger.resetAt = resetAt;
+      else if (resetAt > now) addLedger(key, now).resetAt = resetAt;
     },
   };
 }

@@ -4,6 +4,8 @@
  * policy; load shedding refuses what exceeds limits.max_in_flight.
  */
 import t from 'tap';
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
 import { openApiFile } from '../support/openapi-file.js';
 import { startTestBackend } from '../support/backend.js';
 import { demoIssuer } from '../support/demo-issuer.js';
@@ -240,6 +242,60 @@ t.test('keyed by client_id: failed authentications are charged to the address an
   t.same(valid, [200, 200, 200, 200, 200, 200, 200, 200], 'two clients behind one address: 4 each, all pass');
   t.equal((await call('198.51.100.20', 'junk-nat')).status, 401, "their successes did not use the address's bucket");
 });
+
+t.test(
+  'keyed by client_id: waves of concurrent junk tokens cost the IdP what the bucket holds, not idp.max_concurrent a wave',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const idp = await startDemoIdp();
+    t.teardown(() => idp.close());
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
+      routes: [{ id: 'api', path: '/echo', rate_limit: { rate: 1, per: '1s', burst: 5 } }],
+    });
+    const session = (from: string) => {
+      const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', localAddress: from, ALPNProtocols: ['h2'] };
+      const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
+      t.teardown(() => c.close());
+      return c;
+    };
+    const get = (c: ClientHttp2Session, token: string) =>
+      new Promise<number>((resolve) => {
+        const stream = c.request({ ':path': '/echo', authorization: `Bearer ${token}` });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', () => resolve(0));
+        stream.resume();
+      });
+    const attacker = session('127.0.0.1');
+    const bystander = session('127.0.0.2');
+    const fresh = await Promise.all(Array.from({ length: 5 }, (_, i) => idp.issueToken({ clientId: `by-${i}` })));
+    t.equal(await get(bystander, 'warm-up-discovery'), 401);
+
+    idp.resetCounts();
+    const started = Date.now();
+    const seen: Record<number, number> = {};
+    const bystanders: number[] = [];
+    for (let wave = 0; wave < 5; wave++) {
+      const junk = Array.from({ length: 100 }, (_, i) => get(attacker, `junk-${wave}-${i}`));
+      // A bystander's new token, sent while the wave is in flight.
+      const [own, ...statuses] = await Promise.all([get(bystander, (fresh[wave] as { accessToken: string }).accessToken), ...junk]);
+      bystanders.push(own);
+      for (const status of statuses) seen[status] = (seen[status] ?? 0) + 1;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const allowed = 5 + Math.ceil(seconds);
+    const junkCalls = idp.introspectionCount - 5;
+    t.ok(
+      junkCalls <= allowed + 1,
+      `500 junk tokens in 5 waves over ${seconds.toFixed(1)} s: ${junkCalls} introspections (bucket: ${allowed})`,
+    );
+    t.equal(seen[401], junkCalls, 'each of them a 401');
+    t.equal(seen[429], 500 - junkCalls, 'every other junk token 429 before the IdP (none 503)');
+    t.same(bystanders, [200, 200, 200, 200, 200], 'the bystander at another address was served each time');
+  },
+);
 
 t.test('an operationId outside ASCII or with quotes names its RateLimit policy safely, over h1 and h2', async (t) => {
   const backend = await startTestBackend();

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { bucketOf } from '../../../src/traffic/gcra.js';
 import { createRefusalMemo } from '../../../src/traffic/refusal-memo.js';
 
 t.test('a refusal holds until its retry time, then is forgotten', async (t) => {
@@ -20,4 +21,27 @@ t.test('bounded: past maxKeys the refusal remembered longest ago goes', async (t
   memo.remember('e', { retryAt: 1000, resetAt: 1000 });
   t.ok(memo.get('b', 0), 'refreshed, kept');
   t.equal(memo.get('c', 0), undefined, 'the oldest now went');
+});
+
+t.test("reservations: an address's calls in flight are held to the tokens its bucket has left", async (t) => {
+  const memo = createRefusalMemo(10);
+  const bucket = bucketOf({ rate: 1, per: 1000, burst: 3 });
+  t.same(
+    [1, 2, 3].map(() => memo.reserve('a', bucket, 0)),
+    [0, 0, 0],
+    'a full bucket of 3: three in flight',
+  );
+  t.equal(memo.reserve('a', bucket, 0), 1000, 'the fourth waits for a token beyond those held');
+  t.equal(memo.reserve('b', bucket, 0), 0, 'another address has its own');
+  memo.release('a', 10); // a success: its token is given back
+  t.equal(memo.reserve('a', bucket, 10), 0);
+  // Three failures charged: the bucket is empty until 3000, full again then.
+  for (let i = 0; i < 3; i++) {
+    memo.charged('a', 20, 3000);
+    memo.release('a', 20);
+  }
+  t.equal(memo.reserve('a', bucket, 500), 500, 'empty: full at 3000, so its next token comes at 1000');
+  t.equal(memo.reserve('a', bucket, 1000), 0, 'one token back: one in flight');
+  t.equal(memo.reserve('a', bucket, 1000), 1000, 'not two');
+  t.equal(memo.reserved, 2, "b's one and a's one");
 });
