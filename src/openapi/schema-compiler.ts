@@ -20,27 +20,13 @@ import { acyclicSchema, SchemaTooLarge } from './acyclic-schema.js';
 import { rewriteDiscriminators } from './discriminator.js';
 import { addReadOnlyKeyword, refuseReadOnlyProperties } from './read-only.js';
 import { OpenApiError } from './document.js';
+import { OPENAPI_FORMATS } from './formats.js';
 import { createPatternEngine, patternProblem, type RegExpEngine } from './pattern-engine.js';
 import { escapePointer, forEachSubschema, isSchema, type Schema } from './subschemas.js';
-import { urlFormat } from './url-format.js';
 
 // ajv-formats is CommonJS with `exports.default` (see document.ts for ajv-draft-04).
 type AddFormats = (ajv: AjvCore) => AjvCore;
 const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
-
-const OPENAPI_FORMATS: Record<string, { type: 'number' | 'string'; validate: (v: never) => boolean }> = {
-  int32: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 },
-  // ±2^63 as a double tells them: 2^63 - 1 reads as 2^63 (so does anything up to 1 024 past it);
-  // `1e30` is an integer to JavaScript but overflows every backend's int64.
-  int64: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 63) && n <= 2 ** 63 },
-  float: { type: 'number', validate: () => true },
-  double: { type: 'number', validate: () => true },
-  byte: { type: 'string', validate: (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) },
-  binary: { type: 'string', validate: () => true },
-  password: { type: 'string', validate: () => true },
-  // ajv-formats' own is quadratic (url-format.ts); its other formats are linear.
-  url: urlFormat,
-};
 
 /**
  * A $ref'd (shared) schema of at most this many keywords is inlined where it is used, a larger one

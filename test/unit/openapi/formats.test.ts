@@ -120,3 +120,42 @@ t.test("url: the same verdicts as ajv-formats' regular expression", async (t) =>
     { numRuns: 20_000 },
   );
 });
+
+/**
+ * The integer formats of the OpenAPI Format Registry (red team round 2, e-schema-keywords.mjs):
+ * with `strict: false` ajv passed a format it did not know, so `uint8` let 300 and -1 through.
+ */
+t.test('registry integer formats are ranges', async (t) => {
+  const cases: [string, string[], string[]][] = [
+    ['int8', ['-128', '127', '0'], ['128', '-129']],
+    ['uint8', ['0', '255'], ['256', '300', '-1']],
+    ['int16', ['-32768', '32767'], ['32768', '70000', '-32769']],
+    ['uint16', ['0', '65535'], ['65536', '-1']],
+    ['uint32', ['0', '4294967295'], ['4294967296', '-1']],
+    ['uint64', ['0', '18446744073709551615'], ['-1', '1e30']],
+    ['double-int', ['9007199254740991', '-9007199254740991'], ['9007199254740992', '1e300']],
+  ];
+  for (const [format, pass, refuse] of cases) {
+    for (const n of pass) t.equal(verdict(format, n), undefined, `${format}: ${n} passes`);
+    for (const n of refuse) t.match(verdict(format, n), { pointer: '/body/n', message: new RegExp(format) }, `${format}: ${n} refused`);
+  }
+});
+
+t.test('decimal: a string holds a fixed-point decimal number; a JSON number passes', async (t) => {
+  const op = testOperation({
+    requestBody: {
+      content: {
+        'application/json': {
+          schema: { type: 'object', properties: { s: { type: 'string', format: 'decimal' }, n: { type: 'number', format: 'decimal' } } },
+        },
+      },
+    },
+  });
+  const v = compileRequestValidator(op, { unknownQuery: 'allow' });
+  const send = (body: string) => v.body('application/json', { body: Buffer.from(body) });
+  for (const s of ['12.50', '-1', '0', '007', '123456789012345678901234567890.1'])
+    t.equal(send(JSON.stringify({ s })), undefined, `${s} passes`);
+  for (const s of ['abc', '', '1e3', '+1', '1.', '.5', ' 1', '1,5', 'NaN'])
+    t.match(send(JSON.stringify({ s })), { pointer: '/body/s', message: /decimal/ }, `${JSON.stringify(s)} refused`);
+  t.equal(send('{"n":1.25}'), undefined);
+});
