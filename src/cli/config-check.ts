@@ -26,11 +26,14 @@ async function offlineTokenRuntime(config: SidecarConfig) {
  * build it (token translation offline, the memory store standing in for Redis, the OpenAPI
  * document loaded). Throws ConfigError. Connects to nothing.
  */
-export async function checkSidecarConfig(loaded: LoadedSidecarConfig): Promise<{ operations: readonly Operation[] | undefined }> {
+export async function checkSidecarConfig(
+  loaded: LoadedSidecarConfig,
+  warn?: (line: string) => void,
+): Promise<{ operations: readonly Operation[] | undefined }> {
   const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
   const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
   const { loadOperations } = await import('../openapi/load-operations.js');
-  const operations = await loadOperations(loaded);
+  const operations = await loadOperations(loaded, warn);
   try {
     const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations });
     await generation.forwarder.close();
@@ -60,7 +63,7 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   }
   if (!values.config) throw new UsageError('warden config check: missing -c FILE (see warden config check --help)');
   const loaded = loadSidecarConfig(values.config);
-  const { operations } = await checkSidecarConfig(loaded);
+  const { operations } = await checkSidecarConfig(loaded, (line) => console.error(`warning: ${line}`));
   const { config } = loaded;
   const routes = operations
     ? `${operations.length} operations from ${config.openapi?.document ?? ''}`

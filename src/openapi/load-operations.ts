@@ -1,14 +1,20 @@
 /** The configured OpenAPI document's operations, or a ConfigError naming sidecar.yaml's field and the document's JSON pointer. */
-import { ConfigError } from '../config/config-error.js';
+import { ConfigError, formatIssue } from '../config/config-error.js';
 import type { LoadedSidecarConfig } from '../config/load.js';
 import { OpenApiError, loadOpenApiDocument } from './document.js';
 import { operationsOf, type Operation } from './operations.js';
 
-export async function loadOperations(loaded: LoadedSidecarConfig): Promise<Operation[] | undefined> {
+/** `warn` gets each of the document's warnings (document.ts) as a line naming sidecar.yaml's field, the document and the pointer. */
+export async function loadOperations(
+  loaded: LoadedSidecarConfig,
+  warn: (line: string) => void = () => undefined,
+): Promise<Operation[] | undefined> {
   const source = loaded.config.openapi?.document;
   if (source === undefined) return undefined;
   try {
-    return operationsOf(await loadOpenApiDocument(source));
+    return operationsOf(
+      await loadOpenApiDocument(source, undefined, (w) => warn(formatIssue(loaded.issue(['openapi', 'document'], w.describeIn(source))))),
+    );
   } catch (err) {
     if (err instanceof OpenApiError) throw new ConfigError([loaded.issue(['openapi', 'document'], err.describeIn(source))]);
     throw err;

@@ -323,7 +323,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     tokens: tokenState.runtime,
     rateLimits: limitState.runtime,
     rateLimitCounters: metrics.rateLimitCounters,
-    operations: await loadOperations(loaded),
+    operations: await loadOperations(loaded, (line) => logger.warn(line)),
     events,
   });
   let draining = false;
@@ -468,7 +468,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
         tokens: nextTokens.runtime,
         rateLimits: nextLimits.runtime,
         rateLimitCounters: metrics.rateLimitCounters,
-        operations: await loadOperations(nextLoaded),
+        operations: await loadOperations(nextLoaded, (line) => logger.warn(line)),
         events,
       });
     } catch (err) {
