@@ -7,7 +7,8 @@
  *   Schema 2020-12) both apply, so the schema becomes `{allOf: [{$ref}, {siblings}]}`. In 3.0 the
  *   siblings of a `$ref` "SHALL be ignored", so they are dropped, with a warning naming the
  *   pointer (authors often mean them) — except `readOnly: true`, which is kept (as an `allOf`
- *   branch): ignoring it would forward a property the author marked server-set. Annotations
+ *   branch): ignoring it would forward a property the author marked server-set; and `nullable:
+ *   true`, kept as `anyOf: [{$ref}, {enum: [null]}]`: 3.0 tools honour it there. Annotations
  *   (`description`, `title`, `example`, …) are left where they are.
  * - **3.0's boolean `exclusiveMaximum`/`exclusiveMinimum`** (draft 4): `{maximum: 100,
  *   exclusiveMaximum: true}` becomes `{exclusiveMaximum: 100}`, the form the compiler's dialect
@@ -75,11 +76,15 @@ function rewriteSchema(node: Schema, dialect: Dialect): string[] {
       node.allOf = [{ $ref: ref }, kept];
     } else {
       const readOnly = node.readOnly === true;
-      ignored = siblings.filter((k) => !(k === 'readOnly' && readOnly));
+      // Kept as 3.0 tools read it (code generators, validators): dropped, every null the API
+      // accepts for such a property would be refused.
+      const nullable = node.nullable === true;
+      ignored = siblings.filter((k) => !(k === 'readOnly' && readOnly) && !(k === 'nullable' && nullable));
       for (const k of siblings) delete node[k];
-      if (readOnly) {
+      if (readOnly || nullable) {
         delete node.$ref;
-        node.allOf = [{ $ref: ref }, { readOnly: true }];
+        const target: Schema = nullable ? { anyOf: [{ $ref: ref }, { enum: [null] }] } : { $ref: ref };
+        node.allOf = readOnly ? [target, { readOnly: true }] : [target];
       }
     }
   }

@@ -92,7 +92,7 @@ components:
   t.match(v.params({ params: {}, search: '?limit=11', headers: {} }), { pointer: '/query/limit' });
 });
 
-t.test('3.0: the siblings of a $ref are ignored, each place warned about once; readOnly: true is kept', async (t) => {
+t.test('3.0: the siblings of a $ref are ignored, each place warned about once; readOnly: true and nullable: true are kept', async (t) => {
   const { validator: v, warnings } = await load(
     openApiFile(
       documentOf(
@@ -104,10 +104,10 @@ t.test('3.0: the siblings of a $ref are ignored, each place warned about once; r
   t.match(send(v, '{"n":400}'), { pointer: '/body/n', message: 'must be <= 100' }, "Limit's maximum, not the sibling's");
   t.equal(send(v, '{"n":100}'), undefined);
   t.match(send(v, '{"id":5}'), { pointer: '/body/id', message: /read-only/ }, 'readOnly beside $ref still refuses the property');
-  t.match(send(v, '{"m":null}'), { pointer: '/body/m' }, 'nullable beside $ref is ignored too');
+  t.equal(send(v, '{"m":null}'), undefined, 'nullable: true beside $ref is kept, as 3.0 tools read it: null is accepted');
+  t.match(send(v, '{"m":400}'), { pointer: '/body/m' }, "and Limit's maximum still holds for a number");
   t.same(warnings, [
     `${BODY}/properties/n: "maximum" beside $ref is ignored (OpenAPI 3.0: a $ref's siblings SHALL be ignored); to apply it, write allOf: [{$ref: …}, {maximum: …}]`,
-    `${BODY}/properties/m: "nullable" beside $ref is ignored (OpenAPI 3.0: a $ref's siblings SHALL be ignored); to apply it, write allOf: [{$ref: …}, {nullable: …}]`,
   ]);
 });
 
