@@ -470,6 +470,8 @@ export const sidecarSchema = {
         level: logLevel,
         access: { type: 'boolean', default: true, 'x-expect': 'true or false' },
         access_headers: { type: 'boolean', default: false, 'x-expect': 'true or false' },
+        // What stdout may hold back while its reader is slower than the sidecar; past it, lines are dropped.
+        buffer_bytes: { 'x-size': 262_144, default: '4MiB', 'x-expect': 'a size of at least 256KiB, like "4MiB"' },
       },
     },
     telemetry,

@@ -388,6 +388,8 @@ export interface LogConfig {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   access: boolean;
   access_headers: boolean;
+  /** Bytes of log lines stdout may hold back before it drops lines (docs/proxy.md § Logs). */
+  buffer_bytes: number;
 }
 
 export interface SidecarConfig {

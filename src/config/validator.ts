@@ -2,7 +2,8 @@
  * ajv set up for configuration files: defaults applied, scalar coercion (values substituted from
  * ${ENV} arrive as strings), every error reported at once, and the project's annotation keywords:
  *  - `x-expect`   phrase for error messages ("must be <x-expect>, got …")
- *  - `x-duration` / `x-size`  turn "10s" / "16KiB" into milliseconds / bytes in place
+ *  - `x-duration` / `x-size`  turn "10s" / "16KiB" into milliseconds / bytes in place (a number
+ *    given instead of `true` bounds a duration from above, a size from below)
  *  - `x-path`     resolves a file path relative to the configuration file's folder
  *  - `x-path-or-url` the same, leaving http(s) URLs as they are
  *  - `x-cidr`     an IP address or CIDR
@@ -74,7 +75,11 @@ export function createConfigAjv(): Ajv {
     const ms = parseDuration(v);
     return ms !== undefined && (typeof max !== 'number' || ms <= max) ? ms : undefined;
   });
-  convertingKeyword(ajv, 'x-size', (v) => parseSize(v));
+  // `'x-size': <bytes>` also bounds it from below.
+  convertingKeyword(ajv, 'x-size', (v, _ctx, min) => {
+    const bytes = parseSize(v);
+    return bytes !== undefined && (typeof min !== 'number' || bytes >= min) ? bytes : undefined;
+  });
   convertingKeyword(ajv, 'x-path', (v, ctx) => (typeof v === 'string' ? resolve(ctx.baseDir, v) : undefined));
   convertingKeyword(ajv, 'x-path-or-url', (v, ctx) =>
     typeof v !== 'string' ? undefined : /^https?:\/\//.test(v) ? v : resolve(ctx.baseDir, v),

@@ -12,7 +12,7 @@ import { createRescue } from '../pipeline/rescue.js';
 import { metricsEventSink, pinoEventSink } from '../telemetry/event-sinks.js';
 import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
-import { createLogger, redactHeaders, type Logger } from '../telemetry/logger.js';
+import { createLogger, logLinesDropped, redactHeaders, setLogBufferBytes, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics, type RateLimitCounters } from '../telemetry/metrics.js';
 import { createEventFeed } from '../console/event-feed.js';
 import { createConsoleStatus } from '../console/status.js';
@@ -284,8 +284,11 @@ function otelIdentity(config: SidecarConfig): OtelIdentity {
 
 export async function startSidecar(loaded: LoadedSidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
   const config = loaded.config;
-  const logger = options.logger ?? createLogger({ level: config.log.level, base: { service: config.service.name } });
+  const logger =
+    options.logger ??
+    createLogger({ level: config.log.level, base: { service: config.service.name }, bufferBytes: config.log.buffer_bytes });
   const metrics = createMetrics({ serviceName: config.service.name, processMetrics: options.processMetrics ?? true });
+  metrics.trackLogDrops(logLinesDropped);
   const events = options.events ?? createEventBus();
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
@@ -488,6 +491,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     if (closed > 0) logger.warn({ connections: closed, 'warden.config.file': file }, closedByTrustChange(closed, 'client_ca'));
     applyHeapGrowth(next.config.limits.heap_growth, current.config.limits.heap_growth);
     logger.level = next.config.log.level;
+    if (options.logger === undefined) setLogBufferBytes(next.config.log.buffer_bytes);
     const previous = current;
     const previousTokens = tokenState;
     const previousLimits = limitState;

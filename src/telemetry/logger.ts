@@ -1,9 +1,10 @@
 /**
- * pino logger. JSON lines to stdout by default, batched (one write per 64 KiB); flushed on
- * shutdown and at exit. `time` is epoch milliseconds (cheapest to produce).
+ * pino logger. JSON lines to stdout by default, batched (one write per 64 KiB), written without
+ * blocking from a bounded backlog; flushed on shutdown and at exit. `time` is epoch milliseconds (cheapest to produce).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { LineBatcher } from './line-batcher.js';
+import { LineBatcher, type DroppedKind } from './line-batcher.js';
+import { makeNonBlocking, NonBlockingWriter } from './stdout-writer.js';
 
 export type { Logger } from 'pino';
 
@@ -48,27 +49,57 @@ export interface LoggerOptions {
   /** Where lines go; stdout (fd 1) when absent. */
   destination?: DestinationStream | undefined;
   base?: Record<string, unknown>;
+  /** stdout only: what may wait to be written before lines are dropped (`log.buffer_bytes`). */
+  bufferBytes?: number | undefined;
 }
 
+/** `log.buffer_bytes`'s default. */
+export const DEFAULT_LOG_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /**
- * stdout: lines gathered into batches of 64 KiB (line-batcher.ts), each written with one
- * synchronous write, and at the latest every 200 ms, so that a quiet sidecar's lines still appear
- * promptly. Synchronous, because only then do the lines of a process that exits (a crash's
- * included) come out whole and in order: with asynchronous writes, the batch written at exit could
- * overtake one still in the thread pool (a test caught it). As with pino's default destination, a
- * stdout that takes nothing more (a stalled log reader) holds the sidecar up instead of filling
- * its memory. One batcher for the process: every logger to stdout shares it, and one exit hook
- * writes out what is left.
+ * stdout: lines gathered into batches of 64 KiB (line-batcher.ts), each handed to a writer that
+ * never blocks (stdout-writer.ts), and at the latest every 200 ms, so that a quiet sidecar's lines
+ * still appear promptly. What stdout does not take at once waits, up to `log.buffer_bytes`;
+ * past that lines are dropped (access lines first, security events and warnings last), counted
+ * (`warden_log_lines_dropped_total`) and reported in one line once stdout takes lines again. A
+ * stalled log reader used to hold the whole sidecar up, data plane and /healthz included. All
+ * writes happen on the main thread, so the lines of a process that exits (a crash's included) come
+ * out whole and in order: the exit hook writes what is left, waiting up to 2 s for a slow reader.
+ * One batcher for the process: every logger to stdout shares it.
  */
 let stdout: LineBatcher | undefined;
-function bufferedStdout(): DestinationStream {
-  if (stdout) return stdout;
-  // minLength 0: sonic-boom writes each batch as it comes, keeping none of its own.
-  const batcher = new LineBatcher(pino.destination({ dest: 1, sync: true, minLength: 0 }));
-  setInterval(() => flushQuietly(() => batcher.flush()), 200).unref();
+function bufferedStdout(bufferBytes: number | undefined, service: unknown): LineBatcher {
+  const bound = { bytes: bufferBytes ?? DEFAULT_LOG_BUFFER_BYTES, service: typeof service === 'string' ? service : undefined };
+  if (stdout) {
+    if (bufferBytes !== undefined) stdout.setBound(bound);
+    return stdout;
+  }
+  makeNonBlocking(1);
+  const writer = new NonBlockingWriter(1, () => batcher.drained());
+  const batcher = new LineBatcher(writer, 65_536, bound);
+  setInterval(
+    () =>
+      flushQuietly(() => {
+        batcher.flush();
+        batcher.drained();
+      }),
+    200,
+  ).unref();
   process.once('exit', () => flushQuietly(() => batcher.flushSync()));
   stdout = batcher;
   return batcher;
+}
+
+/** Sets `log.buffer_bytes` of the process's stdout (a reload). */
+export function setLogBufferBytes(bytes: number): void {
+  stdout?.setBound({ bytes });
+}
+
+const NONE_DROPPED: Readonly<Record<DroppedKind, number>> = { access: 0, event: 0, other: 0 };
+
+/** Lines stdout dropped since the process started, by kind (`warden_log_lines_dropped_total`). */
+export function logLinesDropped(): Readonly<Record<DroppedKind, number>> {
+  return stdout?.dropped ?? NONE_DROPPED;
 }
 
 function flushQuietly(flush: () => void): void {
@@ -82,7 +113,7 @@ function flushQuietly(flush: () => void): void {
 const destinations = new WeakMap<Logger, { flushSync?: () => void }>();
 
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.destination ?? bufferedStdout();
+  const destination = options.destination ?? bufferedStdout(options.bufferBytes, options.base?.service);
   const logger = pino(
     {
       level: options.level,

@@ -36,6 +36,8 @@ export interface Metrics {
   trackCertificateExpiry(secondsToExpiry: () => number): void;
   /** The CRL in force (mesh): whether there is one, and how long ago its nextUpdate passed (0 before). */
   trackCrl(state: () => { inForce: boolean; secondsPastNextUpdate: number }): void;
+  /** Log lines stdout dropped (its backlog full: a log reader slower than the sidecar), read at scrape time. */
+  trackLogDrops(dropped: () => Readonly<Record<'access' | 'event' | 'other', number>>): void;
 }
 
 export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
@@ -136,6 +138,24 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
           this.set(state().secondsPastNextUpdate);
         },
       });
+    },
+    trackLogDrops(dropped) {
+      const reported = { access: 0, event: 0, other: 0 };
+      const counter = new Counter({
+        name: 'warden_log_lines_dropped_total',
+        help: 'Log lines dropped because stdout did not take them fast enough and log.buffer_bytes was full, by kind: access (request lines), event (security events), other.',
+        labelNames: ['kind'] as const,
+        registers: [registry],
+        collect() {
+          const now = dropped();
+          for (const kind of ['access', 'event', 'other'] as const) {
+            if (now[kind] > reported[kind]) this.inc({ kind }, now[kind] - reported[kind]);
+            reported[kind] = now[kind];
+          }
+        },
+      });
+      // The three series from the start, at 0.
+      for (const kind of ['access', 'event', 'other']) counter.inc({ kind }, 0);
     },
     observeRequest(route, method, status, seconds) {
       requestDurations.observe(route, method, status, seconds);
