@@ -86,6 +86,16 @@ routes:
   ]);
 });
 
+t.test('log.buffer_bytes: 4 MiB by default, a size of at least 256 KiB', async (t) => {
+  t.equal(parseSidecarConfig('sidecar.yaml', await minimal()).config.log.buffer_bytes, 4 * 1024 * 1024);
+  t.equal(parseSidecarConfig('sidecar.yaml', await minimal('log: { buffer_bytes: 256KiB }')).config.log.buffer_bytes, 256 * 1024);
+  const text = await minimal('log: { buffer_bytes: 64KiB }');
+  t.match(
+    issuesOf(() => parseSidecarConfig('sidecar.yaml', text)),
+    [/log\.buffer_bytes: must be a size of at least 256KiB, like "4MiB", got "64KiB"$/],
+  );
+});
+
 t.test('a duration longer than a Node timer holds is refused, not cut to 1 ms', async (t) => {
   // Past 2^31 − 1 ms setTimeout fires after 1 ms: request_timeout 600h timed every body out at once.
   const text = `${await minimal()}limits:\n  request_timeout: 600h\n  idle_timeout: 596h\ntokens:\n  issuers: []\n  mint: { key_rotation: 2147483648 }\n`;

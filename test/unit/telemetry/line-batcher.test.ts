@@ -74,3 +74,67 @@ t.test('so does a process that crashes on an uncaught error', async (t) => {
     'in the order logged',
   );
 });
+
+/** A writer that takes nothing: what it is handed stays in its backlog. */
+function stalledWriter() {
+  const written: string[] = [];
+  return {
+    written,
+    backlog: 0,
+    write(data: string) {
+      written.push(data);
+      this.backlog += data.length;
+      return false;
+    },
+    flush: () => undefined,
+    flushSync: () => undefined,
+  };
+}
+
+const access = (i: number) => `{"level":"info","time":1,"url.path":"/x/${i}","msg":"request"}\n`;
+const event = (i: number) => `{"level":"info","time":1,"event":"warden.authz.denied","i":${i},"msg":"warden.authz.denied"}\n`;
+const warning = (i: number) => `{"level":"warn","time":1,"i":${i},"msg":"careful"}\n`;
+const info = (i: number) => `{"level":"info","time":1,"i":${i},"msg":"note"}\n`;
+
+t.test(
+  'bounded: past three quarters only events and warnings are kept, past the bound none; drops counted by kind and reported once',
+  async (t) => {
+    const writer = stalledWriter();
+    const batcher = new LineBatcher(writer, 1000, { bytes: 20_000, service: 'svc' });
+    for (let i = 0; i < 400; i++) {
+      batcher.write(access(i));
+      batcher.write(event(i));
+      batcher.write(warning(i));
+      batcher.write(info(i));
+    }
+    batcher.flush();
+    const text = writer.written.join('');
+    t.ok(text.length <= 20_000, `what waits stays within the bound (${text.length})`);
+    const count = (re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;
+    t.ok(count(/"event"/) > count(/"msg":"request"/), 'events outlast access lines');
+    t.ok(count(/"level":"warn"/) > count(/"msg":"note"/), 'warnings outlast info lines');
+    t.ok(batcher.dropped.access > 0 && batcher.dropped.event > 0 && batcher.dropped.other > 0, JSON.stringify(batcher.dropped));
+    const total = batcher.dropped.access + batcher.dropped.event + batcher.dropped.other;
+    t.equal(total + text.split('\n').length - 1, 1600, 'every line is written whole or dropped whole');
+
+    // The writer catches up: one line reports the drops; more catching up reports nothing more.
+    writer.backlog = 0;
+    writer.written.length = 0;
+    batcher.drained();
+    batcher.drained();
+    batcher.flush();
+    const reports = writer.written.join('').split('\n').filter(Boolean);
+    t.equal(reports.length, 1);
+    const report = JSON.parse(reports[0]!) as Record<string, unknown>;
+    t.match(report, { level: 'warn', service: 'svc', 'warden.log.dropped': total, msg: new RegExp(`^dropped ${total} log lines`) });
+  },
+);
+
+t.test('bounded: below three quarters nothing is classified or dropped', async (t) => {
+  const writer = stalledWriter();
+  const batcher = new LineBatcher(writer, 1000, { bytes: 1_000_000 });
+  for (let i = 0; i < 1000; i++) batcher.write(access(i));
+  batcher.flush();
+  t.same(batcher.dropped, { access: 0, event: 0, other: 0 });
+  t.equal(writer.written.join('').split('\n').length - 1, 1000);
+});
