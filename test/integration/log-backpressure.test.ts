@@ -97,6 +97,10 @@ async function probing<T>(warden: WardenProcess, probes: Agent, during: () => Pr
 
 t.test('a stdout nobody reads: the sidecar keeps serving; lines are dropped, counted and reported, whole', async (t) => {
   const { warden, raw, agent, probes } = await startWarden(t);
+  // Warmed up while stdout is read (code compiled, connections open): what is measured is the stall.
+  t.equal((await flood(warden, agent, 200)).failed, 0, 'warm-up');
+  await probing(warden, probes, () => sleep(300));
+  await sleep(300);
   warden.child.stdout!.pause();
 
   const started = Date.now();
