@@ -4,7 +4,7 @@
  * cookie, a query parameter (§2.3; off unless configured) — and its removal from what the backend
  * receives: an external token is replaced, never forwarded.
  */
-import type { TokenSourceConfig } from '../config/types.js';
+import type { TokenSourceConfig, TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -39,20 +39,44 @@ export const DPOP_HEADER = 'dpop';
 
 const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule, detail });
 
+/**
+ * Where the sidecar reads or removes a caller's token: the Authorization and DPoP headers (always
+ * removed from what the backend gets), the minted-token header, and each source's header (lower
+ * case), cookie and query parameter. A credential of another kind sent there (an OpenAPI apiKey
+ * scheme) would be read as a token and never reach the backend (security-requirements.ts).
+ */
+export interface TokenPlaces {
+  readonly headers: ReadonlySet<string>;
+  readonly cookies: ReadonlySet<string>;
+  readonly query: ReadonlySet<string>;
+}
+
+export function tokenPlacesOf(sources: readonly TokenSourceConfig[], mintedHeader: string | undefined): TokenPlaces {
+  const headers = new Set<string>(['authorization', DPOP_HEADER]);
+  if (mintedHeader) headers.add(mintedHeader.toLowerCase());
+  const cookies = new Set<string>();
+  const query = new Set<string>();
+  for (const s of sources) {
+    if (s.from === 'header') headers.add(s.name.toLowerCase());
+    if (s.from === 'cookie') cookies.add(s.name);
+    if (s.from === 'query') query.add(s.name);
+  }
+  return { headers, cookies, query };
+}
+
+/** The places of a configuration's `tokens` section; undefined without one (no token is read at all). */
+export const configuredTokenPlaces = (tokens: TokensConfig | undefined): TokenPlaces | undefined =>
+  tokens && tokenPlacesOf(tokens.sources, tokens.mint.enabled ? tokens.mint.header : undefined);
+
 export function compileTokenSources(
   sources: readonly TokenSourceConfig[],
   maxBytes: number,
   mintedHeader: string | undefined,
 ): TokenSources {
-  const headerNames = new Set<string>(['authorization', DPOP_HEADER]);
-  if (mintedHeader) headerNames.add(mintedHeader.toLowerCase());
-  const cookies: string[] = [];
-  const params: string[] = [];
-  for (const s of sources) {
-    if (s.from === 'header') headerNames.add(s.name.toLowerCase());
-    if (s.from === 'cookie') cookies.push(s.name);
-    if (s.from === 'query') params.push(s.name);
-  }
+  const places = tokenPlacesOf(sources, mintedHeader);
+  const headerNames = places.headers;
+  const cookies = [...places.cookies];
+  const params = [...places.query];
   const readers = sources.map((s) => reader(s));
   const readsAuthorization = sources.some((s) => s.from === 'authorization');
 

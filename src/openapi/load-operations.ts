@@ -2,6 +2,7 @@
 import { ConfigError, formatIssue } from '../config/config-error.js';
 import type { LoadedSidecarConfig } from '../config/load.js';
 import { OpenApiError, loadOpenApiDocument } from './document.js';
+import { configuredTokenPlaces } from '../identity/token-sources.js';
 import { operationsOf, type Operation } from './operations.js';
 
 /** `warn` gets each of the document's warnings (document.ts) as a line naming sidecar.yaml's field, the document and the pointer. */
@@ -14,6 +15,7 @@ export async function loadOperations(
   try {
     return operationsOf(
       await loadOpenApiDocument(source, undefined, (w) => warn(formatIssue(loaded.issue(['openapi', 'document'], w.describeIn(source))))),
+      { tokenPlaces: configuredTokenPlaces(loaded.config.tokens) },
     );
   } catch (err) {
     if (err instanceof OpenApiError) throw new ConfigError([loaded.issue(['openapi', 'document'], err.describeIn(source))]);

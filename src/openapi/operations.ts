@@ -7,6 +7,7 @@
 import type { RateLimitConfig } from '../config/types.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
+import type { TokenPlaces } from '../identity/token-sources.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
@@ -157,7 +158,12 @@ function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitCon
 
 type Server = NonNullable<OpenApiDocument['servers']>[number];
 
-export function operationsOf(doc: OpenApiDocument): Operation[] {
+export interface OperationsOptions {
+  /** Where the configuration reads a caller's token: an apiKey scheme there is refused (security-requirements.ts). */
+  readonly tokenPlaces?: TokenPlaces;
+}
+
+export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = {}): Operation[] {
   const documentBases = basePaths(doc.servers, '#/servers');
   const ops: Operation[] = [];
   const ids = new Map<string, string>();
@@ -183,7 +189,7 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
         method: method.toUpperCase(),
         paths: bases.map((b) => b + pattern),
         pointer,
-        security: compileSecurity(doc, security, op.security ? `${pointer}/security` : '#/security'),
+        security: compileSecurity(doc, security, op.security ? `${pointer}/security` : '#/security', options.tokenPlaces),
         rateLimit: rateLimitOf(op, pointer),
         parameters: mergeParameters(item.parameters, op.parameters),
         requestBody: op.requestBody as RequestBodyObject | undefined,

@@ -12,7 +12,14 @@
  * Before, every scheme counted as "a token with these scopes": an alternative of `apiKey` alone
  * admitted any token, so `[{apiKey: []}, {oauth: [pets:admin]}]` served a `pets:read` token
  * without a key.
+ *
+ * An apiKey scheme where the sidecar reads a token (the Authorization header, any tokens.sources
+ * header, cookie or query name, the DPoP or minted-token header) is refused at load: the token
+ * there was taken for the key (`{apiKey in Authorization}` met by any bearer token, past the other
+ * alternative's `pets:admin`), and a real key there is read as a malformed token and never reaches
+ * the backend.
  */
+import type { TokenPlaces } from '../identity/token-sources.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 import { escapePointer } from './subschemas.js';
 
@@ -38,14 +45,31 @@ export const needsNoToken = (a: SecurityAlternative): boolean => !a.token;
 
 const API_KEY_PLACES = new Set(['header', 'query', 'cookie']);
 
+/** Whether an API key is sent where the sidecar reads (and removes) a caller's token. */
+export function carriesToken(key: ApiKeyLocation, places: TokenPlaces | undefined): boolean {
+  if (places === undefined) return false;
+  if (key.in === 'header') return places.headers.has(key.name);
+  return (key.in === 'cookie' ? places.cookies : places.query).has(key.name);
+}
+
+/** Where a token source reads `key`, in the words of sidecar.yaml. */
+function tokenPlaceName(key: ApiKeyLocation): string {
+  if (key.in !== 'header') return `the ${key.in} ${JSON.stringify(key.name)} (a tokens.sources entry)`;
+  if (key.name === 'authorization') return 'the Authorization header';
+  if (key.name === 'dpop') return 'the DPoP header';
+  return `the header ${JSON.stringify(key.name)} (tokens.sources or tokens.mint.header)`;
+}
+
 /**
  * The alternatives of a `security` list; `[]` when one is `{}` (public); undefined when the document
- * declares none. A list none of whose alternatives can be met here is an error at load.
+ * declares none. A list none of whose alternatives can be met here is an error at load, and so is
+ * an apiKey scheme in one of `tokenPlaces` (the configuration's token sources; undefined: none).
  */
 export function compileSecurity(
   doc: OpenApiDocument,
   requirements: Record<string, string[]>[] | undefined,
   pointer: string,
+  tokenPlaces?: TokenPlaces,
 ): SecurityAlternative[] | undefined {
   if (requirements === undefined) return undefined;
   if (requirements.length === 0) return []; // security: [] = public
@@ -84,7 +108,13 @@ export function compileSecurity(
           const place = scheme.in;
           if (typeof place !== 'string' || !API_KEY_PLACES.has(place) || typeof scheme.name !== 'string' || scheme.name === '')
             throw new OpenApiError(at, 'an apiKey scheme needs in (header, query or cookie) and a name');
-          apiKeys.push({ in: place as ApiKeyLocation['in'], name: place === 'header' ? scheme.name.toLowerCase() : scheme.name });
+          const key = { in: place as ApiKeyLocation['in'], name: place === 'header' ? scheme.name.toLowerCase() : scheme.name };
+          if (carriesToken(key, tokenPlaces))
+            throw new OpenApiError(
+              at,
+              `apiKey scheme "${name}" is sent in ${tokenPlaceName(key)}, where Warden reads the caller's token: any token would be taken for the key, and a key there is refused as a malformed token and never reaches the backend; send the key elsewhere (e.g. in: header, name: X-Api-Key)`,
+            );
+          apiKeys.push(key);
           break;
         }
         case 'mutualTLS':

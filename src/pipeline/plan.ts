@@ -15,6 +15,7 @@ import type {
   SidecarConfig,
 } from '../config/types.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
+import { configuredTokenPlaces } from '../identity/token-sources.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
@@ -205,7 +206,10 @@ function buildStages(
       stages.push(failed.check, failed.charging(authnStage));
     } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
-    if (!isScopesNoop(policy.scopes)) stages.push(createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm));
+    if (!isScopesNoop(policy.scopes))
+      stages.push(
+        createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm, configuredTokenPlaces(config.tokens)),
+      );
   } else if (!isScopesNoop(policy.scopes)) {
     // Without tokens only operations whose every alternative needs none get here (operationEntries).
     stages.push(createAuthzScopesStage(policy.scopes as ScopeAlternatives, config.service.name));

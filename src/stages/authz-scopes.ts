@@ -9,7 +9,8 @@ import type { ScopesConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import type { ApiKeyLocation, SecurityAlternative } from '../openapi/security-requirements.js';
+import { carriesToken, type ApiKeyLocation, type SecurityAlternative } from '../openapi/security-requirements.js';
+import type { TokenPlaces } from '../identity/token-sources.js';
 
 /** Whether an alternative asks for nothing but a principal (a scheme that grants no scopes, e.g. HTTP bearer). */
 const asksNothing = (a: SecurityAlternative) => a.scopes.length === 0 && a.apiKeys.length === 0 && !a.peer;
@@ -32,7 +33,13 @@ export interface ScopeAlternatives {
   alternatives: readonly SecurityAlternative[];
 }
 
-export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, realm: string): Stage {
+/**
+ * `tokenPlaces`: where the configuration reads a caller's token. An API key there is never met: the
+ * header (cookie, parameter) holds the token, not a key (the document is refused at load for it,
+ * security-requirements.ts; this holds for alternatives built otherwise). Before, any bearer token
+ * met `{type: apiKey, in: header, name: Authorization}`.
+ */
+export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, realm: string, tokenPlaces?: TokenPlaces): Stage {
   const safeRealm = headerSafeRealm(realm);
   if ('alternatives' in cfg) {
     const sets = cfg.alternatives.map((a) => [...a.scopes]);
@@ -41,7 +48,7 @@ export function createAuthzScopesStage(cfg: ScopesConfig | ScopeAlternatives, re
     const describe = cfg.alternatives.map(describeAlternative).join(' | ');
     if (cfg.alternatives.every((a) => a.apiKeys.length === 0 && !a.peer))
       return scopesStage(sets, needed, describe, safeRealm, 'operation');
-    return securityStage(cfg.alternatives, needed, describe, safeRealm);
+    return securityStage(cfg.alternatives, needed, describe, safeRealm, tokenPlaces);
   }
   // all_of + any_of as alternatives: every all_of scope plus one of any_of.
   const allOf = [...cfg.all_of];
@@ -96,7 +103,15 @@ function describeAlternative(a: SecurityAlternative): string {
  * Alternatives that also ask for an API key or a client certificate (mutualTLS): each is met in
  * full or not at all. An API key is checked for being sent, not for its value.
  */
-function securityStage(alternatives: readonly SecurityAlternative[], needed: string, describe: string, realm: string): Stage {
+function securityStage(
+  alternatives: readonly SecurityAlternative[],
+  needed: string,
+  describe: string,
+  realm: string,
+  tokenPlaces: TokenPlaces | undefined,
+): Stage {
+  // Decided here, once: an alternative asking for a key where the token is read can never be met.
+  const usable = alternatives.filter((a) => !a.apiKeys.some((key) => carriesToken(key, tokenPlaces)));
   const refusal = refusalOf(
     'authz.security',
     `The request meets none of the security requirements of this operation (${describe}).`,
@@ -117,7 +132,7 @@ function securityStage(alternatives: readonly SecurityAlternative[], needed: str
     id: 'authz-scopes',
     run(ctx) {
       const granted = ctx.principal?.scopes ?? none;
-      for (const a of alternatives) {
+      for (const a of usable) {
         // Without a token (authn is optional when some alternative needs none), a token's alternative is unmet.
         if (a.token && ctx.principal === undefined) continue;
         if (a.peer && !ctx.peer.verified) continue;

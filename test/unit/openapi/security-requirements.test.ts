@@ -61,3 +61,47 @@ t.test('refused at load, naming where', async (t) => {
     'an OpenApiError, which the loader reports with its pointer',
   );
 });
+
+t.test('an apiKey scheme where the configuration reads a token is refused, naming the scheme and the fix', async (t) => {
+  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const withKey = (scheme: Record<string, unknown>) =>
+    ({ ...doc, components: { securitySchemes: { ...doc.components?.securitySchemes, partnerKey: scheme } } }) as unknown as OpenApiDocument;
+  const places = tokenPlacesOf(
+    [
+      { from: 'authorization' },
+      { from: 'header', name: 'X-Token' },
+      { from: 'cookie', name: 'at' },
+      { from: 'query', name: 'access_token' },
+    ],
+    'X-Minted',
+  );
+  for (const [scheme, where] of [
+    [{ type: 'apiKey', in: 'header', name: 'Authorization' }, /the Authorization header/],
+    [{ type: 'apiKey', in: 'header', name: 'DPOP' }, /the DPoP header/],
+    [{ type: 'apiKey', in: 'header', name: 'x-token' }, /the header "x-token"/],
+    [{ type: 'apiKey', in: 'header', name: 'X-Minted' }, /the header "x-minted"/],
+    [{ type: 'apiKey', in: 'cookie', name: 'at' }, /the cookie "at"/],
+    [{ type: 'apiKey', in: 'query', name: 'access_token' }, /the query "access_token"/],
+  ] as const) {
+    const err = t.throws(() =>
+      compileSecurity(withKey(scheme), [{ partnerKey: [] }, { oauth: ['pets:admin'] }], '#/security', places),
+    ) as unknown;
+    t.ok(err instanceof OpenApiError, `${scheme.in} ${scheme.name}: refused`);
+    t.equal((err as OpenApiError).pointer, '#/components/securitySchemes/partnerKey');
+    t.match((err as OpenApiError).message, where);
+    t.match((err as OpenApiError).message, /^apiKey scheme "partnerKey" is sent in .*(e\.g\. in: header, name: X-Api-Key)/);
+  }
+  // Elsewhere it is a key: another header, a cookie or a parameter no source reads; and without a
+  // tokens section (places undefined) no token is read at all.
+  for (const scheme of [
+    { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+    { type: 'apiKey', in: 'cookie', name: 'AT' },
+    { type: 'apiKey', in: 'query', name: 'api_key' },
+  ])
+    t.same(
+      compileSecurity(withKey(scheme), [{ partnerKey: [] }], '#/security', places)?.[0]?.apiKeys.length,
+      1,
+      `${scheme.in} ${scheme.name}`,
+    );
+  t.ok(compileSecurity(withKey({ type: 'apiKey', in: 'header', name: 'Authorization' }), [{ partnerKey: [] }], '#/security', undefined));
+});

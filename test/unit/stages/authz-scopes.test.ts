@@ -155,3 +155,26 @@ t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verifie
   t.equal(tokenOrKey.run(ctx(withScope(''))), undefined, 'a token with no scopes meets {oauth: []}');
   t.equal(tokenOrKey.run(withKey(ctx(undefined), { 'x-api-key': 'k' })), undefined, 'the key alone meets the other');
 });
+
+t.test('an API key where the token is read is never met: the token is not the key (defence in depth)', async (t) => {
+  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const places = tokenPlacesOf([{ from: 'authorization' }, { from: 'cookie', name: 'at' }], undefined);
+  const key = (where: 'header' | 'cookie', name: string) => ({ scopes: [], apiKeys: [{ in: where, name }], peer: false, token: false });
+  const admin = { scopes: ['pets:admin'], apiKeys: [], peer: false, token: true };
+  const withHeaders = (c: RequestContext, headers: Record<string, string>): RequestContext => ({ ...c, headers });
+  const stage = createAuthzScopesStage({ alternatives: [key('header', 'authorization'), admin] }, 'shop', places);
+  t.match(
+    stage.run(withHeaders(ctx(withScope('pets:read')), { authorization: 'Bearer x' })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    'a pets:read token in Authorization does not meet {key in Authorization} (before: 200)',
+  );
+  t.equal(
+    stage.run(withHeaders(ctx(withScope('pets:admin')), { authorization: 'Bearer x' })),
+    undefined,
+    'the other alternative still does',
+  );
+  const cookie = createAuthzScopesStage({ alternatives: [key('cookie', 'at'), admin] }, 'shop', places);
+  t.not(cookie.run(withHeaders(ctx(withScope('')), { cookie: 'at=tok' })), undefined, 'nor the token cookie');
+  const other = createAuthzScopesStage({ alternatives: [key('header', 'x-api-key'), admin] }, 'shop', places);
+  t.equal(other.run(withHeaders(ctx(withScope('')), { 'x-api-key': 'k' })), undefined, 'a key elsewhere is met');
+});
