@@ -20,7 +20,7 @@
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { foldCase } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
-import { isObjectSchema } from './schema-types.js';
+import { isObjectSchema, objectPropertiesOf } from './schema-types.js';
 
 export interface NameReadings {
   /** Whether the key is one the operation declares (a parameter, a deepObject entry, an exploded property). */
@@ -79,7 +79,8 @@ export function compileNameReadings(params: readonly ParameterObject[]): NameRea
     const style = p.style ?? 'form';
     if (style === 'deepObject') deepNames.push(p.name);
     else if (style === 'form' && p.explode !== false && isObjectSchema(p.schema)) {
-      for (const property of Object.keys((p.schema?.properties as object | undefined) ?? {})) {
+      // Its properties wherever its schema declares them (allOf, oneOf, anyOf: schema-types.ts).
+      for (const property of objectPropertiesOf(p.schema).keys()) {
         exact.add(property);
         readable(property);
       }

@@ -16,7 +16,8 @@ import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { caseVariant, firstViolation, type Violation } from './violation.js';
-import { isArraySchema, isObjectSchema } from './schema-types.js';
+import { isArraySchema, isObjectSchema, objectPropertiesOf, shapeOf, takesOtherProperties } from './schema-types.js';
+import { OpenApiError } from './document.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
@@ -93,6 +94,11 @@ interface ParameterReading {
   readonly listed: boolean;
   /** An exploded object's declared properties, which are query keys of their own. */
   readonly properties: readonly string[];
+  /**
+   * An exploded form object that takes properties it does not name (`additionalProperties`: a map):
+   * the query keys no other parameter owns are its properties, checked against its schema.
+   */
+  readonly rest: boolean;
   /** The object's properties whose copies are items (their schema is an array): they may repeat. */
   readonly listedProperties: ReadonlySet<string>;
   /** Where its schema reads a string as a number, which spellings it takes (undefined: nowhere). */
@@ -106,14 +112,17 @@ interface ParameterReading {
 function readingOf(p: ParameterObject, content: ContentCheck | undefined): ParameterReading {
   const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
   const explode = p.explode ?? style === 'form';
-  const properties = isObjectSchema(p.schema) ? ((p.schema?.properties as Record<string, Record<string, unknown>> | undefined) ?? {}) : {};
+  const object = isObjectSchema(p.schema);
+  // Declared wherever the schema says (allOf, oneOf, anyOf), not only in its own `properties`.
+  const properties = object ? objectPropertiesOf(p.schema) : new Map<string, Record<string, unknown>[]>();
   return {
     p,
     style,
     explode,
     listed: isArraySchema(p.schema) && style === 'form' && explode,
-    properties: Object.keys(properties),
-    listedProperties: new Set(Object.keys(properties).filter((name) => isArraySchema(properties[name]))),
+    properties: [...properties.keys()],
+    rest: object && p.in === 'query' && style === 'form' && explode && takesOtherProperties(p.schema),
+    listedProperties: new Set([...properties].filter(([, schemas]) => schemas.some(isArraySchema)).map(([name]) => name)),
     numbers: compileNumberSpellings(p.schema),
     content,
     pointer: `/${p.in}/${p.in === 'header' ? p.name.toLowerCase() : p.name}`,
@@ -143,8 +152,11 @@ function addProperty(out: Record<string, unknown>, reading: ParameterReading, na
   return undefined;
 }
 
-/** One parameter's value from its raw string(s); the caller has refused a repeated name that is not `listed`. */
-function decodeParameter(reading: ParameterReading, raw: string[], query: URLSearchParams | undefined): unknown {
+/**
+ * One parameter's value from its raw string(s); the caller has refused a repeated name that is not
+ * `listed`. `names`: the query keys the operation owns, for a `rest` object (it takes the others).
+ */
+function decodeParameter(reading: ParameterReading, raw: string[], query: URLSearchParams | undefined, names?: NameReadings): unknown {
   const { p, style, explode } = reading;
   if (isArraySchema(p.schema)) {
     if (reading.listed) return raw;
@@ -166,6 +178,14 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
       for (const name of reading.properties) {
         for (const v of query.getAll(name)) {
           const repeated = addProperty(out, reading, name, v);
+          if (repeated) return repeated;
+        }
+      }
+      if (reading.rest && names) {
+        // A key another parameter owns is its; one a backend reads as a declared name is refused by the caller.
+        for (const [k, v] of query) {
+          if (names.owns(k) || names.readAs(k) !== undefined) continue;
+          const repeated = addProperty(out, reading, k, v);
           if (repeated) return repeated;
         }
       }
@@ -293,6 +313,41 @@ export interface ValidatorOptions {
 }
 
 /**
+ * Refuses at load a parameter whose value Warden could not read as its schema means it: a
+ * deepObject whose schema is no object, a schema that constrains an object or an array without
+ * saying which the value is (no `type`, directly, in an allOf member or in every oneOf/anyOf
+ * branch), and two exploded form maps (each would take the same unowned query keys). Before, such
+ * a parameter was read as a single value never sent, and its constraints skipped.
+ */
+function checkShapes(op: Operation, readings: readonly ParameterReading[]): void {
+  let rest: ParameterReading | undefined;
+  for (const r of readings) {
+    const { p } = r;
+    if (p.content !== undefined || p.schema === undefined) continue;
+    const label = `parameter "${p.name}" in ${p.in}`;
+    const shape = shapeOf(p.schema);
+    if (r.style === 'deepObject' && shape !== 'object')
+      throw new OpenApiError(
+        op.pointer,
+        `${label}: style deepObject needs an object schema, and Warden cannot tell this one is: give it type: object (directly, in an allOf member, or in every oneOf/anyOf branch)`,
+      );
+    if (shape === undefined && describesStructuredData(p.schema))
+      throw new OpenApiError(
+        op.pointer,
+        `${label}: its schema constrains an object or an array but does not say which the value is, so Warden cannot decode it: give it a type (directly, in an allOf member, or in every oneOf/anyOf branch)`,
+      );
+    if (r.rest) {
+      if (rest !== undefined)
+        throw new OpenApiError(
+          op.pointer,
+          `${label} and parameter "${rest.p.name}" in query are both exploded form objects with additionalProperties: Warden cannot tell which takes a query key neither declares; set explode: false or style: deepObject on one`,
+        );
+      rest = r;
+    }
+  }
+}
+
+/**
  * `compiler`: the generation's (compilePlan makes one per plan, so that a reload's validators go
  * with their plan); a compiler of its own by default. Throws OpenApiError for a schema that cannot
  * be used (a pattern RE2 cannot run, a schema too large), naming where it is.
@@ -317,6 +372,9 @@ export function compileRequestValidator(
     header: byIn.header.map(reading),
     cookie: byIn.cookie.map(reading),
   };
+  checkShapes(op, [...readings.path, ...readings.query, ...readings.header, ...readings.cookie]);
+  // An exploded form map takes the query keys no other parameter owns: none of them is unknown.
+  const queryRest = readings.query.some((r) => r.rest);
   const cookieNames: ReadonlySet<string> = new Set(byIn.cookie.map((p) => p.name));
   const cookieReadings = compileNameReadings(byIn.cookie);
   // A `content` parameter has no `schema`: `{}` here (required or not), its value checked on its own.
@@ -423,7 +481,7 @@ export function compileRequestValidator(
         const p = r.p;
         const raw = query.getAll(p.name);
         if (raw.length > 1 && !r.listed) return givenTwice(`/query/${p.name}`);
-        const v = decodeParameter(r, raw, query);
+        const v = decodeParameter(r, raw, query, queryNames);
         if (v instanceof Repeated) return givenTwice(v.pointer);
         if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) {
           const problem = valueProblem(r, v);
@@ -436,7 +494,7 @@ export function compileRequestValidator(
         if (queryNames.owns(k)) continue;
         const violation = misread(k, queryNames, '/query');
         if (violation) return violation;
-        if (options.unknownQuery === 'refuse') data.query[k] = '';
+        if (options.unknownQuery === 'refuse' && !queryRest) data.query[k] = '';
       }
       for (const r of readings.header) {
         const name = r.p.name.toLowerCase();

@@ -1,7 +1,115 @@
-/** Whether a parameter's (or property's) schema says array, or object, by `type` or among its types (3.1). */
+/**
+ * The shape of a parameter's (or property's) value — an array, an object, or a single value — as its
+ * schema says it: by `type` (or among its types, 3.1), else through `allOf` (one member that says so
+ * is enough: all apply) or `oneOf`/`anyOf` (every branch must agree). The `$ref`s are inlined by
+ * then (document.ts dereferences). Before, only `type` at the top was read: `allOf: [$ref Filter]`
+ * (3.0's way to give a `$ref` a description) was no object, so its deepObject entries and exploded
+ * properties were never decoded nor validated (docs/adversarial.md).
+ */
+import { isSchema } from './subschemas.js';
+
 type Schema = Record<string, unknown> | undefined;
 
-const hasType = (s: Schema, type: string) => s?.type === type || (Array.isArray(s?.type) && (s.type as string[]).includes(type));
+export type Shape = 'array' | 'object' | 'value';
 
-export const isArraySchema = (s: Schema) => hasType(s, 'array');
-export const isObjectSchema = (s: Schema) => hasType(s, 'object');
+const SINGLE_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null']);
+
+/** By `type` alone; an array before an object before a single value, where `type` lists several (as before). */
+function ownShape(s: Record<string, unknown>): Shape | undefined {
+  const types = Array.isArray(s.type) ? (s.type as unknown[]) : s.type === undefined ? [] : [s.type];
+  if (types.includes('array')) return 'array';
+  if (types.includes('object')) return 'object';
+  return types.some((t) => SINGLE_TYPES.has(t as string)) ? 'value' : undefined;
+}
+
+/**
+ * Shapes worked out, by schema: a dereferenced document shares one object wherever a `$ref` named
+ * it (`{l: A, r: A}` at each of 16 levels), which a walk without it would visit 2^16 times.
+ * `null`: being worked out (a recursive schema), or no shape told.
+ */
+const shapes = new WeakMap<object, Shape | null>();
+
+/** The shape `s` says, or undefined when it does not say (no type anywhere) or says two (an allOf of an object and an array). */
+export function shapeOf(s: Schema): Shape | undefined {
+  if (!isSchema(s)) return undefined;
+  const known = shapes.get(s);
+  if (known !== undefined) return known ?? undefined;
+  shapes.set(s, null);
+  const shape = combinedShape(s);
+  shapes.set(s, shape ?? null);
+  return shape;
+}
+
+function combinedShape(s: Record<string, unknown>): Shape | undefined {
+  const own = ownShape(s);
+  if (own !== undefined) return own;
+  let all: Shape | undefined;
+  if (Array.isArray(s.allOf)) {
+    for (const member of s.allOf) {
+      const shape = shapeOf(member as Schema);
+      if (shape === undefined) continue;
+      if (all !== undefined && all !== shape) return undefined;
+      all = shape;
+    }
+  }
+  for (const k of ['oneOf', 'anyOf']) {
+    const branches = s[k];
+    if (!Array.isArray(branches) || branches.length === 0) continue;
+    const found = new Set(branches.map((b) => shapeOf(b as Schema)));
+    const [only] = found;
+    if (found.size !== 1 || only === undefined) continue;
+    if (all !== undefined && all !== only) return undefined;
+    all = only;
+  }
+  return all;
+}
+
+export const isArraySchema = (s: Schema) => shapeOf(s) === 'array';
+export const isObjectSchema = (s: Schema) => shapeOf(s) === 'object';
+
+/** `s` and the schemas that apply to the same value as alternatives or together: its allOf, oneOf and anyOf, at any depth. */
+function sameValue(s: Schema): Record<string, unknown>[] {
+  const seen = new Set<Record<string, unknown>>();
+  const stack: unknown[] = [s];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (!isSchema(next) || seen.has(next)) continue;
+    seen.add(next);
+    for (const k of ['allOf', 'oneOf', 'anyOf']) if (Array.isArray(next[k])) stack.push(...(next[k] as unknown[]));
+  }
+  return [...seen];
+}
+
+/**
+ * An object's declared properties, from every schema that applies to it (allOf, oneOf, anyOf): each
+ * name with its schemas. An exploded object's properties are query keys of their own.
+ */
+export function objectPropertiesOf(s: Schema): Map<string, Record<string, unknown>[]> {
+  const out = new Map<string, Record<string, unknown>[]>();
+  for (const member of sameValue(s)) {
+    if (!isSchema(member.properties)) continue;
+    for (const [name, schema] of Object.entries(member.properties)) {
+      if (!isSchema(schema)) continue;
+      const list = out.get(name);
+      if (list) list.push(schema);
+      else out.set(name, [schema]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether an object takes properties it does not name, by saying so: `additionalProperties` or
+ * `unevaluatedProperties` true or a schema, or `patternProperties` (a free-form object, a map).
+ * An exploded form object of that kind owns the query keys no other parameter does.
+ */
+export function takesOtherProperties(s: Schema): boolean {
+  return sameValue(s).some(
+    (m) =>
+      m.additionalProperties === true ||
+      isSchema(m.additionalProperties) ||
+      m.unevaluatedProperties === true ||
+      isSchema(m.unevaluatedProperties) ||
+      (isSchema(m.patternProperties) && Object.keys(m.patternProperties).length > 0),
+  );
+}

@@ -73,3 +73,123 @@ t.test('an apiKey scheme where a token is read is refused at start; elsewhere th
   t.equal(backend.requests.at(-1)?.headers['x-api-key'], 'k-1', 'reaches the backend');
   t.equal(await call({ authorization: `Bearer ${await token('pets:admin')}` }), 200, 'or the scope');
 });
+
+const OBJECTS = `openapi: 3.0.3
+info: { title: t, version: '1' }
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      security: []
+      parameters:
+        - name: filter
+          in: query
+          style: deepObject
+          explode: true
+          schema:
+            allOf: [ { $ref: '#/components/schemas/Filter' } ]
+        - name: page
+          in: query
+          schema:
+            description: paging
+            allOf: [ { $ref: '#/components/schemas/Page' } ]
+        - { name: q, in: query, schema: { type: string, maxLength: 5 } }
+      responses: { '200': { description: ok } }
+  /tags:
+    get:
+      operationId: byTags
+      security: []
+      parameters:
+        - { name: counts, in: query, style: form, explode: true, schema: { type: object, additionalProperties: { type: integer, maximum: 10 } } }
+        - { name: attrs, in: query, style: deepObject, schema: { type: object, additionalProperties: { type: string, enum: [a, b] } } }
+        - { name: limit, in: query, schema: { type: integer, maximum: 100 } }
+      responses: { '200': { description: ok } }
+components:
+  schemas:
+    Filter:
+      type: object
+      additionalProperties: false
+      properties: { status: { type: string, enum: [available, sold] } }
+    Page:
+      type: object
+      additionalProperties: false
+      properties: { size: { type: integer, maximum: 50 } }
+`;
+
+t.test('object query parameters: through allOf, and a free-form exploded map, are decoded and validated', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  for (const unknownQuery of ['allow', 'refuse'] as const) {
+    const s = await startTestSidecar(t, backend.url, {
+      openapi: { document: openApiFile(OBJECTS), allow_public: true, validation: { unknown_query: unknownQuery } },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const status = async (path: string) => {
+      const r = await fetchText(`${s.url}${path}`, agent);
+      return r.status === 400 ? `400 ${r.json<{ errors: { pointer: string }[] }>().errors[0]?.pointer}` : String(r.status);
+    };
+    const refused: [string, string][] = [
+      ['/pets?filter[status]=deleted', '/query/filter/status'],
+      ['/pets?filter[isAdmin]=true', '/query/filter'],
+      ['/pets?size=999', '/query/page/size'],
+      ['/pets?size=1e1', '/query/page/size'],
+      ['/tags?x=1000', '/query/counts/x'],
+      ['/tags?x=abc', '/query/counts/x'],
+      ['/tags?x=1&x=2', '/query/counts/x'],
+      ['/tags?attrs[x]=zzz', '/query/attrs/x'],
+      ['/tags?LIMIT=1000', '/query/LIMIT'],
+      ['/tags?limit=1000', '/query/limit'],
+    ];
+    const before = backend.requests.length;
+    for (const [path, pointer] of refused) t.equal(await status(path), `400 ${pointer}`, `${unknownQuery}: ${path} refused at ${pointer}`);
+    t.equal(backend.requests.length, before, `${unknownQuery}: none forwarded`);
+    for (const path of ['/pets?filter[status]=sold&size=10&q=abc', '/tags?x=1&y=10&attrs[k]=a&limit=100', '/tags'])
+      t.equal(await status(path), '200', `${unknownQuery}: ${path} passes`);
+    t.equal(
+      await status('/pets?other=1'),
+      unknownQuery === 'allow' ? '200' : '400 /query',
+      `${unknownQuery}: an unknown key beside fixed objects`,
+    );
+  }
+});
+
+t.test('object query parameters Warden cannot decode are refused at start, naming the operation', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const doc = (parameters: string) => `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /x:
+    get:
+      operationId: x
+      security: []
+      parameters: ${parameters}
+      responses: { '200': { description: ok } }
+`;
+  const cases = [
+    [
+      '[{ name: f, in: query, style: deepObject, schema: { type: string } }]',
+      /#\/paths\/~1x\/get: parameter "f" in query: style deepObject needs an object schema/,
+    ],
+    [
+      '[{ name: f, in: query, style: deepObject, schema: { properties: { a: { type: integer } } } }]',
+      /style deepObject needs an object schema/,
+    ],
+    [
+      '[{ name: f, in: query, schema: { properties: { a: { type: integer, maximum: 1 } }, additionalProperties: false } }]',
+      /parameter "f" in query: its schema constrains an object or an array but does not say which/,
+    ],
+    ['[{ name: f, in: query, schema: { allOf: [ { type: object }, { type: array } ] } }]', /does not say which/],
+    [
+      '[{ name: a, in: query, schema: { type: object, additionalProperties: true } }, { name: b, in: query, schema: { type: object, additionalProperties: { type: string } } }]',
+      /parameter "b" in query and parameter "a" in query are both exploded form objects with additionalProperties/,
+    ],
+  ] as const;
+  for (const [parameters, message] of cases)
+    await t.rejects(
+      startTestSidecar(t, backend.url, { openapi: { document: openApiFile(doc(parameters)), allow_public: true } }),
+      { message },
+      parameters,
+    );
+});
