@@ -15,7 +15,7 @@ export async function loadOperations(
   try {
     return operationsOf(
       await loadOpenApiDocument(source, undefined, (w) => warn(formatIssue(loaded.issue(['openapi', 'document'], w.describeIn(source))))),
-      { tokenPlaces: configuredTokenPlaces(loaded.config.tokens) },
+      { documentUrl: source, tokenPlaces: configuredTokenPlaces(loaded.config.tokens) },
     );
   } catch (err) {
     if (err instanceof OpenApiError) throw new ConfigError([loaded.issue(['openapi', 'document'], err.describeIn(source))]);

@@ -8,6 +8,8 @@ import type { RateLimitConfig } from '../config/types.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import type { TokenPlaces } from '../identity/token-sources.js';
+import { normaliseTarget } from '../net/request-target.js';
+import { WardenError } from '../errors.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
@@ -93,6 +95,49 @@ function toRoutePattern(template: string, pointer: string): string {
 /** More base paths than this from one document's server variables is refused: each is a route per operation. */
 const MAX_BASE_PATHS = 64;
 
+/** What a file document's relative server URLs are resolved against: it has no HTTP location, so `v1` is `/v1`. */
+const FILE_DOCUMENT_BASE = 'http://localhost/';
+
+/**
+ * The base path one server URL (its variables substituted) gives: the URL resolved as a URI
+ * reference (RFC 3986 §5) against the document's own URL (`documentBase`), its path normalised as
+ * a request's is (request-target.ts: unreserved escapes decoded, dot-segments) and decoded as the
+ * router decodes a request's, without a trailing slash. Before, only a URL with a scheme was
+ * parsed: `//api.example.com/v1` (protocol-relative, common from Swagger 2 conversions) was the
+ * base `//api.example.com/v1` that no request has, and `/v1?tenant=a` was `/v1?tenant=a`: under
+ * `routing.unmatched: passthrough` every request then passed unchecked. A query or fragment cannot
+ * be part of a base path, nor can a scheme other than http(s): refused.
+ */
+function basePathOf(url: string, documentBase: string, at: string): string {
+  const problem = (what: string) =>
+    new OpenApiError(
+      at,
+      `server URL ${JSON.stringify(url)} ${what}; a server URL is an http(s) URL or a reference relative to the document, such as /v1`,
+    );
+  if (url.includes('?') || url.includes('#'))
+    throw problem(`has a ${url.includes('?') ? 'query' : 'fragment'}, which cannot be part of a base path: remove it`);
+  let resolved: URL;
+  try {
+    // An empty URL is the root, as it always was here (as a reference it would name the document itself).
+    resolved = new URL(url === '' ? '/' : url, documentBase);
+  } catch {
+    throw problem('cannot be read as a URL');
+  }
+  if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:') throw problem(`has the scheme ${resolved.protocol.slice(0, -1)}`);
+  const normalised = normaliseTarget(resolved.pathname);
+  if (normalised instanceof WardenError)
+    throw problem(`has a path no request can have (${(normalised.detail ?? normalised.message).replace(/\.$/, '')})`);
+  // As the router reads a request's path before matching it (find-my-way: decodeURI, "%25" kept):
+  // `/api v1` and `/api%20v1` are one base, matched by `/api%20v1/items`.
+  let routed: string;
+  try {
+    routed = decodeURI(normalised.path.replaceAll('%25', '%2525'));
+  } catch {
+    throw problem('has a path no request can have (an escape that is not UTF-8)');
+  }
+  return routed.replace(/\/+$/, '');
+}
+
 /**
  * Base paths from a `servers` list (the path part of each URL, each variable at every value its
  * `enum` lists, or its default), in the router's syntax; "" when none. With the default alone,
@@ -100,7 +145,7 @@ const MAX_BASE_PATHS = 64;
  * `routing.unmatched: passthrough` the default policy, past the operation's validation, scopes and
  * rate limit (docs/adversarial.md 197).
  */
-function basePaths(servers: Server[] | undefined, pointer: string): string[] {
+function basePaths(servers: Server[] | undefined, pointer: string, documentBase: string): string[] {
   const list = servers?.length ? servers : [{ url: '/' }];
   const bases: string[] = [];
   list.forEach((s, i) => {
@@ -114,7 +159,7 @@ function basePaths(servers: Server[] | undefined, pointer: string): string[] {
       if (urls.length > MAX_BASE_PATHS) throw new OpenApiError(at, `its variables' values make more than ${MAX_BASE_PATHS} base paths`);
     }
     for (const url of urls) {
-      const path = (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? new URL(url).pathname : url).replace(/\/+$/, '');
+      const path = basePathOf(url, documentBase, at);
       if (path.includes('*'))
         throw new OpenApiError(at, 'a literal "*" in a base path cannot be routed (the router reads it as a wildcard)');
       bases.push(path.replaceAll(':', '::'));
@@ -159,12 +204,17 @@ function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitCon
 type Server = NonNullable<OpenApiDocument['servers']>[number];
 
 export interface OperationsOptions {
+  /** Where the document was fetched from (an http(s) URL): relative server URLs are relative to it. */
+  readonly documentUrl?: string;
   /** Where the configuration reads a caller's token: an apiKey scheme there is refused (security-requirements.ts). */
   readonly tokenPlaces?: TokenPlaces;
 }
 
 export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = {}): Operation[] {
-  const documentBases = basePaths(doc.servers, '#/servers');
+  const documentBase =
+    options.documentUrl !== undefined && /^https?:\/\//i.test(options.documentUrl) ? options.documentUrl : FILE_DOCUMENT_BASE;
+  const basesOf = (servers: Server[] | undefined, pointer: string) => basePaths(servers, pointer, documentBase);
+  const documentBases = basesOf(doc.servers, '#/servers');
   const ops: Operation[] = [];
   const ids = new Map<string, string>();
   for (const [template, item] of Object.entries(doc.paths ?? {})) {
@@ -179,9 +229,9 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
       const pattern = toRoutePattern(template, pointer);
       // A path item's or an operation's own `servers` replace the document's (OpenAPI 3 §4.8.9, §4.8.10).
       const bases = Array.isArray(op.servers)
-        ? basePaths(op.servers as Server[], `${pointer}/servers`)
+        ? basesOf(op.servers as Server[], `${pointer}/servers`)
         : Array.isArray(item.servers)
-          ? basePaths(item.servers as Server[], `${pointerOf('paths', template)}/servers`)
+          ? basesOf(item.servers as Server[], `${pointerOf('paths', template)}/servers`)
           : documentBases;
       const security = (op.security as Record<string, string[]>[] | undefined) ?? doc.security;
       ops.push({

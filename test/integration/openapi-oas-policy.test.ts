@@ -193,3 +193,54 @@ paths:
       parameters,
     );
 });
+
+const serversDocument = (servers: string) => `openapi: 3.0.3
+info: { title: t, version: '1' }
+servers: ${servers}
+paths:
+  /items:
+    get:
+      operationId: listItems
+      security: []
+      parameters: [ { name: limit, in: query, schema: { type: integer, maximum: 100 } } ]
+      responses: { '200': { description: ok } }
+`;
+
+t.test('server URLs are URI references: protocol-relative and relative ones route, a query or fragment is refused', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  for (const [servers, base] of [
+    ['[{ url: "//api.example.com/v1" }]', '/v1'],
+    ['[{ url: v1 }]', '/v1'],
+    ['[{ url: ./v2 }]', '/v2'],
+    ['[{ url: ../api/v1 }]', '/api/v1'],
+    ['[{ url: "/api v1" }]', '/api%20v1'],
+    ['[{ url: "https://api.example.com/%76%33/" }]', '/v3'],
+  ] as const) {
+    const s = await startTestSidecar(t, backend.url, {
+      routing: { unmatched: 'passthrough' },
+      openapi: { document: openApiFile(serversDocument(servers)), allow_public: true },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const before = backend.requests.length;
+    t.equal(
+      (await fetchText(`${s.url}${base}/items?limit=1000`, agent)).status,
+      400,
+      `${servers}: ${base}/items is the operation (limit checked)`,
+    );
+    t.equal(backend.requests.length, before, `${servers}: not forwarded`);
+    t.equal((await fetchText(`${s.url}${base}/items?limit=5`, agent)).status, 200, `${servers}: a valid request passes`);
+  }
+  for (const [servers, message] of [
+    ['[{ url: "/v1?tenant=a" }]', /#\/servers\/0\/url: server URL "\/v1\?tenant=a" has a query/],
+    ['[{ url: /v1 }, { url: "https://api.example.com/v1#x" }]', /#\/servers\/1\/url: .* has a fragment/],
+    ['[{ url: "https://api.example.com/api%2Fv1" }]', /#\/servers\/0\/url: .*has a path no request can have/],
+    ['[{ url: "urn:x:y" }]', /#\/servers\/0\/url: .*has the scheme urn/],
+  ] as const)
+    await t.rejects(
+      startTestSidecar(t, backend.url, { openapi: { document: openApiFile(serversDocument(servers)), allow_public: true } }),
+      { message },
+      `${servers}: refused at start`,
+    );
+});

@@ -102,3 +102,55 @@ t.test('a colon in a base path is a literal too', async (t) => {
   t.equal(routed(plan, 'GET', '/api:v1/items'), 'list {}');
   t.equal(routed(plan, 'GET', '/apiX/items'), 'ERR_ROUTE_NOT_FOUND');
 });
+
+async function planWith(doc: Record<string, unknown>, documentUrl?: string) {
+  const yaml = await testConfigYaml('http://127.0.0.1:1', { openapi: { document: './openapi.yaml', allow_public: true } });
+  const { config } = parseSidecarConfig('s.yaml', yaml);
+  return compilePlan(config, { operations: operationsOf({ openapi: '3.1.0', ...doc }, { documentUrl }) });
+}
+
+t.test('a server URL is a URI reference: relative to the document, protocol-relative, normalised as requests are', async (t) => {
+  const paths = { '/items': { get: { operationId: 'list', ...ok } } };
+  for (const [url, documentUrl, base] of [
+    ['//api.example.com/v1', undefined, '/v1'],
+    ['v1', undefined, '/v1'],
+    ['./v1/', undefined, '/v1'],
+    ['../api/v1', undefined, '/api/v1'],
+    ['v1', 'https://svc.example.com/docs/openapi.yaml', '/docs/v1'],
+    ['../v1', 'http://127.0.0.1:8080/docs/openapi.yaml', '/v1'],
+    ['/v1', 'https://svc.example.com/docs/openapi.yaml', '/v1'],
+    ['v1', './openapi.yaml', '/v1'],
+    ['https://api.example.com/%76%31', undefined, '/v1'],
+    ['/api v1', undefined, '/api%20v1'],
+    ['https://api.example.com/api%20v1', undefined, '/api%20v1'],
+    ['/{p}', undefined, '/admin'],
+  ] as const) {
+    const plan = await planWith({ servers: [{ url, variables: { p: { default: 'v1/../admin' } } }], paths }, documentUrl);
+    t.equal(routed(plan, 'GET', `${base}/items`), 'list {}', `${url} (document ${documentUrl ?? 'a file'}): ${base}/items`);
+  }
+  const plan = await planWith({ servers: [{ url: '//api.example.com/v1' }], paths });
+  t.equal(routed(plan, 'GET', '//api.example.com/v1/items'), 'ERR_ROUTE_NOT_FOUND', 'the host is no part of the base path');
+});
+
+t.test('a server URL with a query or fragment, another scheme or a path no request has is refused, naming it', async (t) => {
+  const paths = { '/items': { get: { operationId: 'list', servers: [{ url: '/v1' }, { url: '/v2?x=1' }], ...ok } } };
+  t.throws(() => operationsOf({ openapi: '3.1.0', paths }), {
+    pointer: '#/paths/~1items/get/servers/1/url',
+    message: /^server URL "\/v2\?x=1" has a query, which cannot be part of a base path: remove it/,
+  });
+  for (const [url, message] of [
+    ['/v1?tenant=a', /has a query/],
+    ['https://api.example.com/v1?x=1', /has a query/],
+    ['/v1#x', /has a fragment/],
+    ['urn:x:y', /has the scheme urn/],
+    ['https://api.example.com/api%2Fv1', /has a path no request can have \(An encoded "\/"/],
+    ['https://api.example.com/%C3', /has a path no request can have/],
+    ['http://[::1', /cannot be read as a URL/],
+  ] as const)
+    t.throws(() => operationsOf({ openapi: '3.1.0', servers: [{ url }], paths }), { pointer: '#/servers/0/url', message }, url);
+  const itemLevel = { '/items': { servers: [{ url: '//h/v1?x' }], get: { operationId: 'list', ...ok } } };
+  t.throws(() => operationsOf({ openapi: '3.1.0', paths: itemLevel }), {
+    pointer: '#/paths/~1items/servers/0/url',
+    message: /has a query/,
+  });
+});
