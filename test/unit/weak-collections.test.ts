@@ -16,6 +16,7 @@ const ALLOWED: Record<string, string> = {
   'src/identity/token-binding.ts':
     'keyed by principals of bound tokens (cnf or token_type DPoP only), each cached for its token across requests (tokens.cache.max_ttl)',
   'src/openapi/case-variants.ts': "keyed by the loaded OpenAPI document's schema objects (weak: a reload's new document replaces them)",
+  'src/openapi/schema-types.ts': "keyed by the loaded OpenAPI document's schema objects (a parameter's shape, decided at load)",
 };
 
 function* sources(dir: string): Generator<string> {
