@@ -29,18 +29,30 @@ export interface TbsCertListInput {
 /** ecdsa-with-SHA256 (RFC 5758 §3.2: no parameters), the only algorithm the CA signs with. */
 export const ECDSA_SHA256 = new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' });
 
-/** A DER TLV with a one-byte tag. */
-export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
+/**
+ * A DER TLV with a one-byte tag around `content`, copied once into one buffer. The parts come as an
+ * array, never as one argument each: spread into a call (`tlv(0x30, ...entries)`), ~125 000 CRL
+ * entries overflowed V8's stack (RangeError) and no CRL could be signed any more.
+ */
+export function tlv(tag: number, content: readonly Uint8Array[]): Buffer {
   let size = 0;
   for (const c of content) size += c.length;
-  let header: number[];
-  if (size < 0x80) header = [tag, size];
+  let lengthOctets = 0;
+  if (size >= 0x80) for (let n = size; n > 0; n = Math.floor(n / 256)) lengthOctets++;
+  const headerLength = 2 + lengthOctets;
+  const out = Buffer.allocUnsafe(headerLength + size);
+  out[0] = tag;
+  if (lengthOctets === 0) out[1] = size;
   else {
-    const bytes: number[] = [];
-    for (let n = size; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
-    header = [tag, 0x80 | bytes.length, ...bytes];
+    out[1] = 0x80 | lengthOctets;
+    for (let i = lengthOctets, n = size; i > 0; i--, n = Math.floor(n / 256)) out[1 + i] = n % 256;
   }
-  return Buffer.concat([Buffer.from(header), ...content], header.length + size);
+  let at = headerLength;
+  for (const c of content) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** A serial as a positive INTEGER: leading zero octets dropped, one added when the high bit is set. */
@@ -51,7 +63,7 @@ function serialInteger(hex: string): Buffer {
   while (first < bytes.length - 1 && bytes[first] === 0) first++;
   bytes = bytes.length ? bytes.subarray(first) : Buffer.from([0]);
   if ((bytes[0] as number) & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
-  return tlv(0x02, bytes);
+  return tlv(0x02, [bytes]);
 }
 
 const two = (n: number) => String(n).padStart(2, '0');
@@ -60,7 +72,7 @@ const two = (n: number) => String(n).padStart(2, '0');
 function time(date: Date): Buffer {
   if (date.getUTCFullYear() > 2049) return Buffer.from(AsnConvert.serialize(new Time(date)));
   const s = `${two(date.getUTCFullYear() % 100)}${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
-  return tlv(0x17, Buffer.from(s, 'latin1'));
+  return tlv(0x17, [Buffer.from(s, 'latin1')]);
 }
 
 /** The crlEntryExtensions holding only a CRLReason (id-ce-cRLReasons, not critical), per code. */
@@ -68,8 +80,8 @@ const reasonExtensions = new Map<number, Buffer>();
 function reasonExtension(code: number): Buffer {
   let der = reasonExtensions.get(code);
   if (!der) {
-    const extension = tlv(0x30, tlv(0x06, Buffer.from([0x55, 0x1d, 0x15])), tlv(0x04, tlv(0x0a, Buffer.from([code]))));
-    der = tlv(0x30, extension);
+    const extension = tlv(0x30, [tlv(0x06, [Buffer.from([0x55, 0x1d, 0x15])]), tlv(0x04, [tlv(0x0a, [Buffer.from([code])])])]);
+    der = tlv(0x30, [extension]);
     reasonExtensions.set(code, der);
   }
   return der;
@@ -79,7 +91,7 @@ function reasonExtension(code: number): Buffer {
 const NO_EXTENSIONS = Buffer.from([0x30, 0x00]);
 
 function revokedCertificate(serial: Buffer, entry: CrlEntry): Buffer {
-  return tlv(0x30, serial, time(entry.revokedAt), entry.reason ? reasonExtension(entry.reason) : NO_EXTENSIONS);
+  return tlv(0x30, [serial, time(entry.revokedAt), entry.reason ? reasonExtension(entry.reason) : NO_EXTENSIONS]);
 }
 
 /** TBSCertList, v2, signed with ECDSA_SHA256. Throws on a duplicate serial, as the library does. */
@@ -93,19 +105,19 @@ export function tbsCertList(input: TbsCertListInput): Buffer {
     return revokedCertificate(serial, entry);
   });
   const extensions = new Extensions(input.extensions.map((raw) => AsnConvert.parse(raw, Extension)));
-  return tlv(
-    0x30,
+  const fields: Uint8Array[] = [
     Buffer.from([0x02, 0x01, 0x01]), // version v2
     Buffer.from(AsnConvert.serialize(ECDSA_SHA256)),
     Buffer.from(input.issuer),
     time(input.thisUpdate),
     time(input.nextUpdate),
-    ...(entries.length ? [tlv(0x30, ...entries)] : []),
-    ...(extensions.length ? [tlv(0xa0, Buffer.from(AsnConvert.serialize(extensions)))] : []),
-  );
+  ];
+  if (entries.length) fields.push(tlv(0x30, entries));
+  if (extensions.length) fields.push(tlv(0xa0, [Buffer.from(AsnConvert.serialize(extensions))]));
+  return tlv(0x30, fields);
 }
 
 /** CertificateList: the TBS, the algorithm again, and the DER signature as a BIT STRING. */
 export function certificateList(tbs: Uint8Array, signature: Uint8Array): Buffer {
-  return tlv(0x30, tbs, Buffer.from(AsnConvert.serialize(ECDSA_SHA256)), tlv(0x03, Buffer.from([0]), signature));
+  return tlv(0x30, [tbs, Buffer.from(AsnConvert.serialize(ECDSA_SHA256)), tlv(0x03, [Buffer.from([0]), signature])]);
 }
