@@ -89,6 +89,11 @@ export interface RevokeResult {
   revoked: string[];
   /** Ids of the bootstrap tokens newly revoked (by spiffe_id; always empty by serial). */
   revoked_tokens: string[];
+  /**
+   * Only when the revocations were committed but the CRL could not be re-signed: what failed. They
+   * stand (a retry finds nothing to revoke); the CA signs a new CRL on the next `GET /v1/crl`.
+   */
+  crl_error?: string;
 }
 
 export interface TokenRecord {

@@ -75,6 +75,12 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   const formatter = new x509.AsnEcSignatureFormatter();
   let cached: (SignedCrl & { madeAt: number }) | undefined;
   let pending: Promise<Buffer> | undefined;
+  /**
+   * A refresh failed: the cached CRL may lack a committed revocation, so it is not served as current
+   * until one succeeds (the next GET signs again). It was served for the rest of its half-window —
+   * up to 3.5 days with crl.next_update 7d — while the revocation stood in the database.
+   */
+  let stale = false;
 
   async function make(): Promise<Buffer> {
     const t = now();
@@ -108,9 +114,16 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     const next = previous
       .catch(() => Buffer.alloc(0))
       .then(make)
-      .catch((err: unknown) => {
-        throw new WardenError('ERR_INTERNAL', { cause: err });
-      })
+      .then(
+        (der) => {
+          stale = false;
+          return der;
+        },
+        (err: unknown) => {
+          stale = true;
+          throw new WardenError('ERR_INTERNAL', { cause: err });
+        },
+      )
       .finally(() => {
         if (pending === next) pending = undefined;
       });
@@ -122,9 +135,9 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     const age = cached ? now() - cached.madeAt : -1;
     // A negative age is a clock stepped back since signing: that CRL is dated in the future and
     // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
-    if (cached && age >= 0 && age < nextUpdateMs / 2) return cached;
+    if (cached && !stale && age >= 0 && age < nextUpdateMs / 2) return cached;
     await (pending ?? refresh());
-    if (!cached) throw new WardenError('ERR_INTERNAL');
+    if (!cached || stale) throw new WardenError('ERR_INTERNAL');
     return cached;
   }
 

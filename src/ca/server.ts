@@ -136,6 +136,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       intermediatePem: material.intermediatePem,
       bundlePem: material.bundlePem,
       tokenTtlMs: config.tokens.ttl,
+      logger,
     });
     const auth = createClientAuth(store, config.trust_domain);
     const anonymousRefusals = createRefusalAudit((entry) => store.audit(entry), options.limits?.auditIntervalMs ?? AUDIT_INTERVAL_MS);

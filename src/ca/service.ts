@@ -18,6 +18,7 @@ import type {
 } from './api.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
+import type { Logger } from '../telemetry/logger.js';
 import { isReservedSpiffePath, isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
@@ -56,6 +57,8 @@ export interface CaServiceDeps {
   bundlePem: string;
   /** Default bootstrap token lifetime (ms). */
   tokenTtlMs: number;
+  /** Where a CRL that could not be re-signed after a committed revocation is reported. */
+  logger?: Pick<Logger, 'error'>;
   now?: () => number;
 }
 
@@ -74,6 +77,13 @@ const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 's
 const STATUSES = ['valid', 'revoked', 'expired'] as const;
 const MAX_TOKEN_TTL_S = 7 * 86_400;
 const TOKEN_ID = /^[0-9a-f]{16}$/;
+
+/** What made a CRL refresh fail, for the administrator: the underlying error's code or message, short. */
+function causeOf(err: unknown): string {
+  const cause = (err instanceof Error && err.cause instanceof Error ? err.cause : err) as NodeJS.ErrnoException;
+  const text = typeof cause?.code === 'string' ? `${cause.code}: ${cause.message}` : String(cause?.message ?? cause);
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+}
 
 function invalid(detail: string): WardenError {
   return new WardenError('ERR_CA_REQUEST_INVALID', { detail });
@@ -349,7 +359,22 @@ export function createCaService(deps: CaServiceDeps): CaService {
           revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),
         };
       });
-      if (revoked.length > 0) await crl.refresh();
+      // Committed: from here on the revocations stand, and are answered and audited as done. A CRL
+      // that cannot be re-signed now is reported beside them: it used to turn the answer into a 500
+      // and the audit row into "refused" while the revocations were in the table (a retry found
+      // nothing to revoke). The publisher signs again on the next GET /v1/crl (crl.ts).
+      let crlError: string | undefined;
+      if (revoked.length > 0) {
+        try {
+          await crl.refresh();
+        } catch (err) {
+          crlError = `not re-signed (${causeOf(err)}); the CA tries again on the next GET /v1/crl`;
+          deps.logger?.error(
+            { err: (err as Error).cause ?? err, subject, revoked: revoked.length },
+            'revocations committed, but the CRL could not be re-signed: sidecars do not see them until it is',
+          );
+        }
+      }
       events.emit(
         'warden.ca.revoked',
         {
@@ -368,9 +393,9 @@ export function createCaService(deps: CaServiceDeps): CaService {
         outcome: 'ok',
         detail: `${reason}: ${revoked.join(',') || 'nothing to revoke'}${
           serial !== undefined ? '' : `; bootstrap tokens revoked: ${revokedTokens.join(',') || 'none'}`
-        }`,
+        }${crlError === undefined ? '' : `; CRL ${crlError}`}`,
       });
-      return { revoked, revoked_tokens: revokedTokens };
+      return { revoked, revoked_tokens: revokedTokens, ...(crlError === undefined ? {} : { crl_error: crlError }) };
     },
 
     list(query) {

@@ -33,7 +33,8 @@ export const caRevokeHelp = `Usage: warden ca revoke (--serial HEX | --id SPIFFE
 
 Revokes one certificate by serial, or every unexpired certificate of an identity together with
 every unused bootstrap token for it. The CA re-signs its CRL at once; sidecars refuse the
-certificate once they have fetched it (mesh.refresh.crl).
+certificate once they have fetched it (mesh.refresh.crl). When the CA cannot re-sign it, the
+revocation stands all the same: a warning says so (exit 0) and the CA signs again on the next fetch.
 
 Options:
   --serial HEX            serial as printed by warden ca list (the identity's tokens stay usable)
@@ -198,6 +199,8 @@ export async function runCaRevoke(argv: string[]): Promise<number> {
         : `unused bootstrap tokens revoked: ${tokens.length}${tokens.length ? ` (${tokens.join(' ')})` : ''}`,
     );
   }
+  // Revoked all the same (retrying finds nothing to revoke): a warning, not a failure.
+  if (typeof result.crl_error === 'string') console.error(`warning: the CRL was ${result.crl_error}`);
   return EXIT.ok;
 }
 
