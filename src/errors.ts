@@ -90,6 +90,7 @@ export const ERRORS = {
   ERR_CA_REQUEST_INVALID: { status: 400, title: 'Invalid request', event: undefined },
   ERR_CA_ISSUER_EXPIRED: { status: 503, title: 'The issuing CA certificate has expired', event: undefined },
   ERR_CA_STORE_UNAVAILABLE: { status: 503, title: 'The CA database is unavailable', event: undefined },
+  ERR_CA_IDENTITY_LIMIT: { status: 429, title: 'Too many valid certificates for this identity', event: undefined },
   // Upstream (the backend behind the sidecar)
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Backend unavailable', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Backend did not answer in time', event: 'warden.upstream.failed' },

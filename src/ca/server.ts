@@ -136,6 +136,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       intermediatePem: material.intermediatePem,
       bundlePem: material.bundlePem,
       tokenTtlMs: config.tokens.ttl,
+      maxActivePerIdentity: config.certificates.max_active_per_identity,
       logger,
     });
     const auth = createClientAuth(store, config.trust_domain);
@@ -244,8 +245,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
           // The rule says what the code alone does not (a revoked token is answered as an unknown one).
           detail: problem.rule === undefined ? problem.code : `${problem.code} (${problem.rule})`,
         };
-        // Anyone can send anonymous requests: their refusals are aggregated (audit-throttle.ts).
-        if (audit.actor === 'anonymous') anonymousRefusals.refused(entry, audit.clientAddress);
+        // Anyone can send anonymous requests: their refusals are aggregated (audit-throttle.ts). So are
+        // refusals at the identity limit: a workload renewing in a loop would write a row each instead.
+        if (audit.actor === 'anonymous' || problem.code === 'ERR_CA_IDENTITY_LIMIT') anonymousRefusals.refused(entry, audit.clientAddress);
         else store.audit(entry);
       }
       sendProblem(res, problem);

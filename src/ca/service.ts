@@ -57,8 +57,13 @@ export interface CaServiceDeps {
   bundlePem: string;
   /** Default bootstrap token lifetime (ms). */
   tokenTtlMs: number;
-  /** Where a CRL that could not be re-signed after a committed revocation is reported. */
-  logger?: Pick<Logger, 'error'>;
+  /**
+   * Unexpired, unrevoked certificates one SPIFFE ID may hold (ca.yaml certificates.max_active_per_identity);
+   * an enrollment or renewal past it is refused with ERR_CA_IDENTITY_LIMIT. Default 256.
+   */
+  maxActivePerIdentity?: number;
+  /** Where a CRL that could not be re-signed after a committed revocation, and refusals at the cap, are reported. */
+  logger?: Pick<Logger, 'error' | 'warn'>;
   now?: () => number;
 }
 
@@ -76,6 +81,8 @@ const DNS_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))
 const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
 const STATUSES = ['valid', 'revoked', 'expired'] as const;
 const MAX_TOKEN_TTL_S = 7 * 86_400;
+/** certificates.max_active_per_identity's default (src/config/ca-schema.ts): 128 replicas of one identity, 2 each. */
+const DEFAULT_MAX_ACTIVE_PER_IDENTITY = 256;
 const TOKEN_ID = /^[0-9a-f]{16}$/;
 
 /** What made a CRL refresh fail, for the administrator: the underlying error's code or message, short. */
@@ -92,6 +99,31 @@ function invalid(detail: string): WardenError {
 export function createCaService(deps: CaServiceDeps): CaService {
   const { store, tokens, issuer, crl, events, trustDomain } = deps;
   const now = deps.now ?? Date.now;
+  const maxActive = deps.maxActivePerIdentity ?? DEFAULT_MAX_ACTIVE_PER_IDENTITY;
+
+  /**
+   * Refuses a new certificate for `spiffeId` when it already holds `maxActive` unexpired, unrevoked
+   * ones. Checked before signing (cheap refusals) and again in the issuing transaction (the bound
+   * holds under concurrent requests). One workload certificate renewed ~44 times a second, each
+   * renewal a new 24 h certificate: nothing bounded them, and revoking the identity then put them
+   * all on the CRL — past ~125 000 it could not be signed, and every sidecar must fetch it.
+   */
+  function refuseOverLimit(spiffeId: string, caller: Caller): void {
+    const t = now();
+    const { count, firstExpiry } = store.activeCountOf(spiffeId, t);
+    if (count < maxActive) return;
+    const waitS = Math.max(1, Math.ceil(((firstExpiry ?? t) - t) / 1000));
+    deps.logger?.warn(
+      { 'warden.spiffe.id': spiffeId, active: count, limit: maxActive, 'client.address': caller.clientAddress },
+      'certificate refused: the identity holds certificates.max_active_per_identity valid certificates',
+    );
+    throw new WardenError('ERR_CA_IDENTITY_LIMIT', {
+      detail: `${spiffeId} holds ${count} valid certificates, the most this CA issues to one identity (certificates.max_active_per_identity); one expires in ${waitS} s, or revoke unused ones`,
+      rule: 'ca.identity.max_active',
+      headers: { 'retry-after': String(waitS) },
+      attributes: { 'warden.spiffe.id': spiffeId },
+    });
+  }
 
   /**
    * A workload SPIFFE ID of this trust domain; `/warden/…` is reserved for the CA's own identities.
@@ -254,12 +286,15 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const csr = await checkCsr(body.csr);
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
+      refuseOverLimit(grant.spiffeId, caller);
       const issued = await issueFor(csr, grant.spiffeId, dnsNames);
       // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins
       // (the other, with the same key and names, is answered as a retry: the winner's certificate).
+      // Refused at the limit, the transaction rolls back: the token stays unused.
       try {
         store.transaction(() => {
           tokens.consume(grant, { serial: issued.serial, keyId: csr.keyId });
+          refuseOverLimit(grant.spiffeId, caller);
           store.insertCertificate(ledgerRow(issued, 'enroll', csr.keyId));
         });
       } catch (err) {
@@ -281,6 +316,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       }
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: peer.spiffeId, dnsNames: dnsSans(peer.certificate) });
+      refuseOverLimit(peer.spiffeId, peer);
       const issued = await issueFor(csr, peer.spiffeId, dnsNames);
       // The caller was checked when the request arrived; a revocation may have come while its body
       // was read or the certificate signed. Checked again with the insert, in one transaction
@@ -289,6 +325,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       store.transaction(() => {
         if (store.getCertificate(peer.record.serial)?.revoked_at !== null)
           throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${peer.record.serial} is revoked` });
+        refuseOverLimit(peer.spiffeId, peer);
         store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId, peer.record.serial));
       });
       announce('warden.ca.renewed', issued, peer, peer.record.serial);

@@ -74,6 +74,8 @@ export interface CaStore {
   issuedTo(spiffeId: string): boolean;
   /** Serials of a SPIFFE ID that are neither expired nor revoked. */
   activeSerialsOf(spiffeId: string, now: number): string[];
+  /** How many certificates of a SPIFFE ID are neither expired nor revoked, and when the first of them expires. */
+  activeCountOf(spiffeId: string, now: number): { count: number; firstExpiry: number | null };
   /** Certificates renewed from `serial`, and from those, on down: neither expired nor revoked. */
   activeDescendantsOf(serial: string, now: number): string[];
   /** Serials of certificates for this key (SHA-256 of its SubjectPublicKeyInfo) that are neither expired nor revoked. */
@@ -240,6 +242,11 @@ export function openCaStore(path: string): CaStore {
          WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL`,
       )
       .pluck(),
+    // certificates_by_spiffe_id (spiffe_id, not_after) bounds the scan to the identity's unexpired rows.
+    activeCountOf: db.prepare<[string, number], { count: number; firstExpiry: number | null }>(
+      `SELECT count(*) AS count, min(c.not_after) AS firstExpiry FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+       WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL`,
+    ),
     activeDescendants: db
       .prepare<{ serial: string; now: number }, string>(
         // UNION, not UNION ALL: a cycle (none can be issued) would end rather than loop.
@@ -307,6 +314,7 @@ export function openCaStore(path: string): CaStore {
     listCertificates: (f) => s.list.all({ spiffe_id: f.spiffeId ?? null, status: f.status ?? null, now: f.now }),
     issuedTo: (spiffeId) => s.issuedTo.get(spiffeId) !== undefined,
     activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
+    activeCountOf: (spiffeId, now) => s.activeCountOf.get(spiffeId, now) ?? { count: 0, firstExpiry: null },
     activeDescendantsOf: (serial, now) => s.activeDescendants.all({ serial, now }),
     activeSerialsWithKey: (keyId, now) => s.activeWithKey.all(keyId, now),
     isCompromisedKey: (keyId) => s.compromisedKey.get(keyId) !== undefined,

@@ -40,7 +40,20 @@ export const caSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { lifetime: duration('24h'), backdate: duration('5m') },
+      properties: {
+        lifetime: duration('24h'),
+        backdate: duration('5m'),
+        // Each renewal adds a certificate valid for a lifetime: without a bound one workload renewing
+        // in a loop minted them without end, and a revocation of its identity made a CRL too large to
+        // sign or to send. A replica holds up to 2 during rotation; 256 covers 128 replicas of an identity.
+        max_active_per_identity: {
+          type: 'integer',
+          minimum: 2,
+          maximum: 100_000,
+          default: 256,
+          'x-expect': 'an integer from 2 to 100000: unexpired, unrevoked certificates one SPIFFE ID may hold (2 per replica)',
+        },
+      },
     },
     tokens: { type: 'object', additionalProperties: false, default: {}, properties: { ttl: duration('1h') } },
     crl: { type: 'object', additionalProperties: false, default: {}, properties: { next_update: duration('10m') } },
@@ -84,8 +97,11 @@ export interface CaConfig {
   listen: { host: string; port: number };
   /** path defaults to DIR/ca.db. */
   database: { path: string };
-  /** Lifetime of workload certificates (capped at the intermediate's not-after) and their backdating. */
-  certificates: { lifetime: number; backdate: number };
+  /**
+   * Lifetime of workload certificates (capped at the intermediate's not-after), their backdating, and
+   * how many unexpired, unrevoked ones one SPIFFE ID may hold (enroll and renew refuse past it).
+   */
+  certificates: { lifetime: number; backdate: number; max_active_per_identity: number };
   /** Default lifetime of bootstrap tokens. */
   tokens: { ttl: number };
   crl: { next_update: number };

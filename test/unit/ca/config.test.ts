@@ -45,6 +45,20 @@ t.test('problems are reported at their line, all at once', async (t) => {
   t.match((blank as Error).message, /^ca\.yaml:4 listen\.port: has no value \(a blank YAML value is null\)/, 'a blank port is not port 0');
 });
 
+t.test('certificates.max_active_per_identity: an integer from 2 (a renewal overlaps the current certificate) to 100000', async (t) => {
+  const { dir } = await testCaMaterial();
+  const base = `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ncertificates:\n  max_active_per_identity: `;
+  t.equal(
+    (await parseCaConfig('ca.yaml', `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\n`)).config.certificates.max_active_per_identity,
+    256,
+  );
+  t.equal((await parseCaConfig('ca.yaml', `${base}2\n`)).config.certificates.max_active_per_identity, 2);
+  for (const bad of ['1', '100001', '2.5', 'many']) {
+    const error = await parseCaConfig('ca.yaml', `${base}${bad}\n`).catch((e: unknown) => e);
+    t.match((error as Error).message, /^ca\.yaml:4 certificates\.max_active_per_identity: must be an integer from 2 to 100000/, bad);
+  }
+});
+
 t.test('durations that would break the CA at run time are refused at load, each at its line', async (t) => {
   const { dir } = await testCaMaterial();
   const text = `trust_domain: ${TRUST_DOMAIN}
