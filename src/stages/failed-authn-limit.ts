@@ -8,9 +8,13 @@
  * requests: one address sent unlimited junk, each an introspection call, and a flood of it filled
  * idp.max_concurrent for everyone.
  *
- * Concurrent failures are bounded too: an authentication that will cost an IdP call (a cache miss;
- * idp-admission.ts) reserves one of the address's tokens while it is in flight, and is refused
- * with the same 429 once those in flight hold every token the bucket has left. Before, only a 401
+ * Concurrent failures are bounded too: once an address has failed (its bucket not yet full again),
+ * an authentication of its that will cost an IdP call (a cache miss; idp-admission.ts) reserves
+ * one of its tokens while in flight, and is refused with the same 429 once those in flight hold
+ * every token the bucket has left. An address that has not failed is not held: its first wave is
+ * bounded by idp.max_concurrent, as before, and valid callers behind one NAT address do not use
+ * each other's burst up (held from the first call, 10 new valid tokens at once against a burst of 5
+ * got five 429s). Before, only a 401
  * that found the bucket empty refused the address, and only for one refill interval: a wave of
  * 200 concurrent junk tokens all passed the check before the first answer came back, and so did
  * the next wave once the refusal ran out — 64 introspections (idp.max_concurrent) a wave, 70 a
@@ -98,8 +102,8 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
       const { kind, key } = keyOf(ctx);
       const now = Date.now();
       const waitMs = refusals.reserve(key, bucket, now);
-      if (waitMs === 0) {
-        reservedKey = key;
+      if (waitMs <= 0) {
+        if (waitMs === 0) reservedKey = key;
         return undefined;
       }
       cfg.counters?.limited();

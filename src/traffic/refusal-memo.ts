@@ -26,8 +26,9 @@ export interface RefusalMemo {
   remember(key: string, refusal: Refusal): void;
   readonly size: number;
   /**
-   * Reserves one of the bucket's tokens for an IdP call in flight: 0 when taken; otherwise the
-   * reservations in flight hold every token left, and this is the ms until one more would be.
+   * Reserves one of the bucket's tokens for an IdP call in flight, for an address with a failure in
+   * effect: 0 when taken; UNRESERVED (nothing held) when it has none; otherwise the reservations in
+   * flight hold every token left, and this is the ms until one more would be.
    */
   reserve(key: string, bucket: Bucket, now: number): number;
   /** The reserved call ended. */
@@ -37,6 +38,9 @@ export interface RefusalMemo {
   /** Reservations in flight, all keys (for tests). */
   readonly reserved: number;
 }
+
+/** `reserve`: the address has no failure in effect, so its call is not held (nor counted). */
+export const UNRESERVED = -1;
 
 interface Ledger {
   inflight: number;
@@ -78,21 +82,29 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       if (refusals.size > maxKeys) refusals.delete(refusals.keys().next().value as string);
     },
     reserve(key, bucket, now) {
-      let ledger = ledgers.get(key);
-      const inflight = ledger?.inflight ?? 0;
-      const aheadMs = ledger === undefined ? 0 : Math.max(0, ledger.resetAt - now);
+      const ledger = ledgers.get(key);
+      // No failure of this address in effect (its ledger is made by a charge): nothing is held.
+      // Held from the first call, valid callers behind one NAT address used each other's burst up
+      // by succeeding (10 new valid tokens at once against a burst of 5: five 429s).
+      if (ledger === undefined) return UNRESERVED;
+      if (ledger.inflight === 0 && ledger.resetAt <= now) {
+        ledgers.delete(key); // its bucket is full again: the failures are over
+        return UNRESERVED;
+      }
+      const inflight = ledger.inflight;
+      const aheadMs = Math.max(0, ledger.resetAt - now);
       const perRequest = bucket.interval * bucket.cost;
       // GCRA: a request passes while the TAT after it is at most burstOffset ahead of now.
       const waitMs = aheadMs + (inflight + 1) * perRequest - bucket.burstOffset;
       if (waitMs > EPSILON_MS) return waitMs;
-      ledger ??= addLedger(key, now);
       ledger.inflight++;
       reserved++;
       return 0;
     },
     release(key, now) {
       const ledger = ledgers.get(key);
-      if (ledger === undefined) return; // pushed out past maxKeys
+      // Pushed out past maxKeys (and perhaps made again by a charge since): nothing of it to give back.
+      if (ledger === undefined || ledger.inflight === 0) return;
       ledger.inflight--;
       reserved--;
       if (ledger.inflight === 0 && ledger.resetAt <= now) ledgers.delete(key);

@@ -272,6 +272,18 @@ t.test(
     const fresh = await Promise.all(Array.from({ length: 5 }, (_, i) => idp.issueToken({ clientId: `by-${i}` })));
     t.equal(await get(bystander, 'warm-up-discovery'), 401);
 
+    // Ten new valid tokens at once from one address that has not failed: none is held (clients
+    // behind one NAT address do not use each other's burst up by succeeding; held from the first
+    // call, five of them got 429).
+    const neighbours = await Promise.all(Array.from({ length: 10 }, (_, i) => idp.issueToken({ clientId: `nat-${i}` })));
+    t.same(
+      await Promise.all(neighbours.map((n) => get(attacker, n.accessToken))),
+      Array(10).fill(200),
+      'ten valid callers behind one address, at once: all served',
+    );
+
+    // The attacker's first failure: from here on its calls in flight are held to its bucket.
+    t.equal(await get(attacker, 'junk-first'), 401);
     idp.resetCounts();
     const started = Date.now();
     const seen: Record<number, number> = {};

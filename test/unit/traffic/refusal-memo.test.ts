@@ -1,6 +1,6 @@
 import t from 'tap';
 import { bucketOf } from '../../../src/traffic/gcra.js';
-import { createRefusalMemo } from '../../../src/traffic/refusal-memo.js';
+import { createRefusalMemo, UNRESERVED } from '../../../src/traffic/refusal-memo.js';
 
 t.test('a refusal holds until its retry time, then is forgotten', async (t) => {
   const memo = createRefusalMemo(10);
@@ -23,25 +23,37 @@ t.test('bounded: past maxKeys the refusal remembered longest ago goes', async (t
   t.equal(memo.get('c', 0), undefined, 'the oldest now went');
 });
 
-t.test("reservations: an address's calls in flight are held to the tokens its bucket has left", async (t) => {
+t.test('reservations: an address that has failed has its calls in flight held to the tokens its bucket has left', async (t) => {
   const memo = createRefusalMemo(10);
   const bucket = bucketOf({ rate: 1, per: 1000, burst: 3 });
   t.same(
-    [1, 2, 3].map(() => memo.reserve('a', bucket, 0)),
-    [0, 0, 0],
-    'a full bucket of 3: three in flight',
+    [1, 2, 3, 4, 5].map(() => memo.reserve('a', bucket, 0)),
+    Array(5).fill(UNRESERVED),
+    'no failure on record: nothing held (valid callers behind one address do not use each other up)',
   );
-  t.equal(memo.reserve('a', bucket, 0), 1000, 'the fourth waits for a token beyond those held');
-  t.equal(memo.reserve('b', bucket, 0), 0, 'another address has its own');
+  t.equal(memo.reserved, 0);
+  memo.charged('a', 0, 1000); // one failure: the bucket is full again at 1000
+  t.same(
+    [1, 2].map(() => memo.reserve('a', bucket, 0)),
+    [0, 0],
+    'after a failure, two tokens left: two in flight',
+  );
+  t.equal(memo.reserve('a', bucket, 0), 1000, 'the third waits for a token beyond those held');
+  t.equal(memo.reserve('b', bucket, 0), UNRESERVED, 'another address has its own (and has not failed)');
   memo.release('a', 10); // a success: its token is given back
   t.equal(memo.reserve('a', bucket, 10), 0);
   // Three failures charged: the bucket is empty until 3000, full again then.
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     memo.charged('a', 20, 3000);
     memo.release('a', 20);
   }
   t.equal(memo.reserve('a', bucket, 500), 500, 'empty: full at 3000, so its next token comes at 1000');
   t.equal(memo.reserve('a', bucket, 1000), 0, 'one token back: one in flight');
   t.equal(memo.reserve('a', bucket, 1000), 1000, 'not two');
-  t.equal(memo.reserved, 2, "b's one and a's one");
+  t.equal(memo.reserved, 1, "a's one");
+  memo.release('a', 3000);
+  t.equal(memo.reserve('a', bucket, 3000), UNRESERVED, 'its bucket full again and nothing in flight: the failures are over');
+  memo.release('a', 3000);
+  memo.release('a', 3000);
+  t.equal(memo.reserved, 0, 'a release with nothing reserved gives back nothing (never below 0)');
 });
