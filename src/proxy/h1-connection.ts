@@ -65,6 +65,10 @@ export class H1Connection {
    */
   #sendTimer: NodeJS.Timeout | undefined;
   #unsentAtLastSweep: ServerResponse | undefined;
+  /** Draining (SIGTERM): the last request known on the connection is answered with `Connection: close`. */
+  #draining = false;
+  /** The response marked to close the connection: requests parsed after it are never started. */
+  #closesConnection: ServerResponse | undefined;
   /** A response's 'close' (`this` is the response): one function per connection, none per request. */
   readonly #onResponseClose: (this: ServerResponse) => void;
 
@@ -80,8 +84,31 @@ export class H1Connection {
     socket.once('close', () => this.#onSocketClose());
   }
 
+  /**
+   * The sidecar drains: the connection closes after the answer to the last request it has, which
+   * says `Connection: close` if its head is not yet sent (one still waiting is marked when it
+   * starts). Marking the response writing now instead lost the answers of pipelined requests
+   * behind it, which the backend had already run; marking none told the caller it could reuse a
+   * connection about to be closed.
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#waiting.length > 0 || this.#closesConnection !== undefined) return;
+    let last: ServerResponse | undefined;
+    for (const res of this.#owed) last = res;
+    if (last !== undefined && !last.headersSent) this.#closeAfter(last);
+  }
+
+  #closeAfter(res: ServerResponse): void {
+    res.shouldKeepAlive = false;
+    this.#closesConnection = res;
+  }
+
   /** A request node:http has parsed: started now, or once fewer than `maxPipelined` are owed. */
   request(req: IncomingMessage, res: ServerResponse): void {
+    // After a response that closes the connection nothing more is answered: not started, so not
+    // run at the backend either (node:http drops it when the connection closes; the caller retries).
+    if (this.#closesConnection !== undefined) return;
     this.#sendTimer ??= setTimeout(this.#sweep, this.limits.sendTimeoutMs).unref();
     if (this.#owed.size < this.limits.maxPipelined && this.#waiting.length === 0) return this.#start(req, res);
     this.#waiting.push(req, res);
@@ -97,6 +124,7 @@ export class H1Connection {
 
   #start(req: IncomingMessage, res: ServerResponse): void {
     this.#owed.add(res);
+    if (this.#draining && this.#waiting.length === 0) this.#closeAfter(res);
     // `on`: a response closes once, and `once` would wrap the listener in a closure per request.
     res.on('close', this.#onResponseClose);
     this.dispatch(req, res);

@@ -91,7 +91,6 @@ export interface HandlerDeps<G extends Generation = Generation> {
    * once per request, which keeps that instance to the end even if a reload replaces it.
    */
   tracing?: (() => RequestTracing | undefined) | undefined;
-  draining(): boolean;
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
   /** Counts a response left unchecked because limits.max_buffered_bytes could not hold its copy. */
@@ -221,7 +220,6 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       : headers['content-length'] !== undefined
         ? headers['content-length'] !== '0'
         : headers['transfer-encoding'] !== undefined;
-    if (deps.draining()) keepAliveOff(res, h2);
 
     const refuse = (error: unknown) => {
       // Nothing to answer and nothing to report: the access log records the request as aborted.

@@ -443,13 +443,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     async drain(graceMs) {
       server.close();
       admission?.close();
-      // A response still to be sent says `Connection: close` (proxy.md § Lifecycle): one in flight
-      // went out keep-alive, and the caller's next request on it met the idle sweep below (a reset).
-      for (const socket of sockets) {
-        if (socket.alpnProtocol === 'h2') continue;
-        const inProgress = (socket as TLSSocket & { _httpMessage?: ServerResponse | null })._httpMessage;
-        if (inProgress && !inProgress.headersSent) inProgress.shouldKeepAlive = false;
-      }
+      // The last answer on each HTTP/1.1 connection says `Connection: close` (proxy.md § Lifecycle):
+      // one in flight went out keep-alive, and the caller's next request met the idle sweep below.
+      for (const socket of sockets) if (socket.alpnProtocol !== 'h2') h1ConnectionOf(socket)?.drain();
       h1.closeIdleConnections();
       for (const session of sessions.values()) session.closeWhenIdle();
       const deadline = Date.now() + graceMs;

@@ -349,7 +349,6 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     rescue,
     observe,
     tracing: () => otel.tracing,
-    draining: () => draining,
     skipResponseCheck: (reason) => metrics.countSkippedResponseCheck(reason),
     reportResponse(ctx, status, v) {
       events.emit(

@@ -12,7 +12,7 @@ import { createSelfSignedCertificate } from '../../src/dev/self-signed-certifica
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { testCertificate } from '../support/certs.js';
-import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
 
 t.test('SIGTERM: in-flight requests finish, new connections are refused, exit 0', async (t) => {
   const backend = await startTestBackend();
@@ -54,6 +54,36 @@ t.test('SIGTERM: in-flight requests finish, new connections are refused, exit 0'
   t.equal(await warden.exited, 0, 'exit code 0');
   t.ok(Date.now() - signalled < 5000, `stopped ${Date.now() - signalled} ms after SIGTERM`);
   t.ok(warden.lines.some((l) => l.msg === 'drained'));
+});
+
+t.test('drain: pipelined requests the backend ran are all answered, the last with Connection: close', async (t) => {
+  // Marking the response writing when the drain began closed the connection after it: the answer
+  // to a POST pipelined behind it, which the backend had already run, never reached the client.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { lifecycle: { drain_timeout: '5s' } });
+  const socket = tlsConnect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
+  t.teardown(() => socket.destroy());
+  await new Promise((r) => socket.once('secureConnect', r));
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += d.toString()));
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.write(
+    'GET /slow?ms=800 HTTP/1.1\r\nHost: localhost\r\n\r\nPOST /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi',
+  );
+  while (backend.requests.length < 2) await new Promise((r) => setTimeout(r, 20));
+  const drained = s.sidecar.drain();
+  await closed;
+  await drained;
+  const statuses = [...got.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+  const connections = [...got.matchAll(/\r\nconnection: ([^\r]+)/gi)].map((m) => m[1]?.toLowerCase());
+  t.same(statuses, ['200', '200'], 'both answered');
+  t.same(connections, ['keep-alive', 'close'], 'the last closes the connection');
+  t.same(
+    backend.requests.map((r) => r.method),
+    ['GET', 'POST'],
+    'the backend ran both',
+  );
 });
 
 t.test('SIGTERM with a request outlasting the grace period: closed at the deadline', async (t) => {
