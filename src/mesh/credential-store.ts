@@ -314,7 +314,9 @@ export function createCredentialStore(dir: string): CredentialStore {
       const stat = statSync(file);
       const uid = process.getuid?.();
       if (uid !== undefined && stat.uid !== uid) return ignored(`owned by uid ${stat.uid}, not this process's ${uid}`);
-      if ((stat.mode & 0o077) !== 0) return ignored(`mode ${(stat.mode & 0o777).toString(8)}, not 600`);
+      // Group bits allowed: Kubernetes' fsGroup adds g+rw to a volume's files at every mount, and a
+      // retry key ignored after a pod restart brought back row 227's crash loop.
+      if ((stat.mode & 0o006) !== 0) return ignored(`mode ${(stat.mode & 0o777).toString(8)}: other users can read or write it`);
       try {
         const p = JSON.parse(readFileSync(file, 'utf8')) as PendingEnrollment;
         const same = (a: readonly string[], b: readonly string[]) =>

@@ -134,7 +134,7 @@ t.test('a persisted chain cut short or not signed by its intermediate is refused
   );
 });
 
-t.test('a pending enrollment is used only when it is ours: mode 600, this user, a CSR for its key', async (t) => {
+t.test('a pending enrollment is used only when it is ours: no access for others, this user, a CSR for its key', async (t) => {
   const { createKeyAndCsr } = await import('../../../src/mesh/csr.js');
   const dir = join(mkdtempSync(join(tmpdir(), 'warden-store-')), 'state');
   const store = createCredentialStore(dir);
@@ -148,7 +148,13 @@ t.test('a pending enrollment is used only when it is ours: mode 600, this user, 
 
   chmodSync(file, 0o644);
   const loose = store.loadPending(ORDERS, ['localhost']);
-  t.match(loose, { ignored: `${file}: mode 644, not 600; a new key is made` }, 'a file others can read or write is not sent');
+  t.match(
+    loose,
+    { ignored: `${file}: mode 644: other users can read or write it; a new key is made` },
+    'a file others can read or write is not sent',
+  );
+  chmodSync(file, 0o660);
+  t.same(store.loadPending(ORDERS, ['localhost']), { pending }, "group bits are allowed (Kubernetes' fsGroup adds g+rw at every mount)");
 
   const theirs = await createKeyAndCsr(ORDERS, ['localhost']);
   store.savePending({ ...pending, csrPem: theirs.csrPem });
