@@ -49,7 +49,8 @@ t.test('pipelining', async (t) => {
 
   t.test('a client that pipelines bodies and leaves gives back every slot and all of the body budget', async (t) => {
     const body = 'x'.repeat(2000);
-    const post = `POST /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    // 1.5 s: no answer may reach the client before it leaves, even on a loaded host (at 400 ms one did once).
+    const post = `POST /slow?ms=1500 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
     for (let round = 1; round <= 3; round++) {
       const { tls, raw } = await open(s.port, s.ca);
       tls.pause(); // reads nothing
