@@ -4,7 +4,10 @@
  * - **`$ref` with sibling keywords.** The dereferencer merges `{$ref: NewPet, required: [tag]}`
  *   into one object in which the siblings win: NewPet's `required: [name, species]` was replaced
  *   by `[tag]`, and `{$ref: Limit, maximum: 500}` lifted Limit's `maximum: 100`. In 3.1 (JSON
- *   Schema 2020-12) both apply, so the schema becomes `{allOf: [{$ref}, {siblings}]}`. In 3.0 the
+ *   Schema 2020-12) both apply, so the schema becomes `{allOf: [{$ref}, {siblings}]}` —
+ *   `unevaluatedProperties` and `unevaluatedItems` excepted, which stay on the node beside that
+ *   `allOf` (`{allOf: [{$ref}], unevaluatedProperties: false}`): in a branch of their own they
+ *   would see none of the properties the `$ref` evaluated. In 3.0 the
  *   siblings of a `$ref` "SHALL be ignored", so they are dropped, with a warning naming the
  *   pointer (authors often mean them) — except `readOnly: true`, which is kept (as an `allOf`
  *   branch): ignoring it would forward a property the author marked server-set; and `nullable:
@@ -54,6 +57,8 @@ const IN_PLACE = new Set([
   '$dynamicAnchor',
   '$schema',
 ]);
+/** Keywords that read what the schema's other keywords evaluated (JSON Schema 2020-12 §11): they stay beside the `allOf`. */
+const UNEVALUATED = new Set(['unevaluatedProperties', 'unevaluatedItems']);
 const siblingsOf = (node: Schema) => Object.keys(node).filter((k) => k !== '$ref' && !IN_PLACE.has(k) && !k.startsWith('x-'));
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -70,10 +75,14 @@ function rewriteSchema(node: Schema, dialect: Dialect): string[] {
   if (siblings.length > 0) {
     const ref = node.$ref;
     if (dialect === '3.1') {
+      // `unevaluatedProperties`/`unevaluatedItems` stay on the node: they see what its `allOf`
+      // branches evaluated, the `$ref`'s properties included. Moved into a branch of their own they
+      // saw none, and `{$ref: Pet, unevaluatedProperties: false}` refused every Pet.
       const kept: Schema = {};
-      for (const k of siblings) kept[k] = node[k];
-      for (const k of [...siblings, '$ref']) delete node[k];
-      node.allOf = [{ $ref: ref }, kept];
+      for (const k of siblings) if (!UNEVALUATED.has(k)) kept[k] = node[k];
+      for (const k of siblings) if (!UNEVALUATED.has(k)) delete node[k];
+      delete node.$ref;
+      node.allOf = Object.keys(kept).length > 0 ? [{ $ref: ref }, kept] : [{ $ref: ref }];
     } else {
       const readOnly = node.readOnly === true;
       // Kept as 3.0 tools read it (code generators, validators): dropped, every null the API

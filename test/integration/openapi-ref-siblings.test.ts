@@ -90,3 +90,32 @@ t.test('3.0: the siblings of a $ref are ignored, as the specification says, and 
   ]);
   t.equal(warnings.length, 2, 'one warning each; an annotation beside $ref is not warned about');
 });
+
+t.test('3.1: unevaluatedProperties: false beside a $ref sees the properties the $ref evaluated (review of row 243)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const doc = `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /pets:
+    post:
+      operationId: createPet
+      security: []
+      requestBody:
+        required: true
+        content: { application/json: { schema: { $ref: '#/components/schemas/Base', unevaluatedProperties: false } } }
+      responses: { '200': { description: ok } }
+components:
+  schemas:
+    Base: { type: object, properties: { name: { type: string }, tag: { type: string } }, required: [name] }
+`;
+  const s = await startTestSidecar(t, backend.url, { openapi: { document: openApiFile(doc), allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const post = (body: string) =>
+    fetchText(`${s.url}/pets`, agent, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then((r) => r.status);
+  t.equal(await post('{"name":"x"}'), 200, 'a valid body passes (before: 400, every body was refused)');
+  t.equal(await post('{"name":"x","tag":"t"}'), 200);
+  t.equal(await post('{"name":"x","evil":1}'), 400, 'a property Base does not name is refused');
+  t.equal(backend.requests.length, 2);
+});

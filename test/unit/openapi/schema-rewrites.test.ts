@@ -54,6 +54,34 @@ t.test('3.1: a $ref and its siblings both apply, at every depth', async (t) => {
   t.same(warnings, []);
 });
 
+t.test('3.1: unevaluatedProperties/unevaluatedItems beside a $ref see what the $ref evaluated (review of row 243)', async (t) => {
+  const schemas = `    Base: { type: object, properties: { name: { type: string }, tag: { type: string } }, required: [name] }
+    Pair: { type: array, prefixItems: [{ type: string }, { type: integer }] }`;
+  const body = (props: string) =>
+    `{ type: object, properties: { ${props}, list: { $ref: '#/components/schemas/Pair', unevaluatedItems: false } } }`;
+  const { validator: v, warnings } = await load(
+    openApiFile(
+      documentOf(
+        '3.1.0',
+        body(
+          "p: { $ref: '#/components/schemas/Base', unevaluatedProperties: false }, q: { $ref: '#/components/schemas/Base', required: [tag], unevaluatedProperties: false }",
+        ),
+        schemas,
+      ),
+    ),
+  );
+  // Before: the keyword sat in an allOf branch of its own, which evaluated no property: every body refused.
+  t.equal(send(v, '{"p":{"name":"x"}}'), undefined, "Base's properties are evaluated: {name} passes");
+  t.equal(send(v, '{"p":{"name":"x","tag":"t"}}'), undefined, 'and {name, tag}');
+  t.match(send(v, '{"p":{"name":"x","evil":1}}'), { pointer: '/body/p' }, 'a property Base does not name is still refused');
+  t.equal(send(v, '{"q":{"name":"x","tag":"t"}}'), undefined, 'beside another sibling: both apply');
+  t.match(send(v, '{"q":{"name":"x"}}'), { pointer: '/body/q' }, 'the sibling required: [tag] holds');
+  t.match(send(v, '{"q":{"name":"x","tag":"t","evil":1}}'), { pointer: '/body/q' });
+  t.equal(send(v, '{"list":["a",1]}'), undefined, "unevaluatedItems sees Pair's prefixItems");
+  t.match(send(v, '{"list":["a",1,true]}'), { pointer: '/body/list' }, 'an item past them is refused');
+  t.same(warnings, []);
+});
+
 t.test('3.1: a Reference Object keeps its summary and description; a recursive schema with siblings loads', async (t) => {
   const doc = `openapi: 3.1.0
 info: { title: t, version: '1' }
