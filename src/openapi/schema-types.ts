@@ -1,7 +1,8 @@
 /**
  * The shape of a parameter's (or property's) value — an array, an object, or a single value — as its
- * schema says it: by `type` (or among its types, 3.1), else through `allOf` (one member that says so
- * is enough: all apply) or `oneOf`/`anyOf` (every branch must agree). The `$ref`s are inlined by
+ * schema says it: by `type` (or among its types, 3.1: `[object, 'null']` is an object), else
+ * through `allOf` (one member that says so is enough: all apply) or `oneOf`/`anyOf` (every branch
+ * must agree, a branch that admits only null aside). The `$ref`s are inlined by
  * then (document.ts dereferences). Before, only `type` at the top was read: `allOf: [$ref Filter]`
  * (3.0's way to give a `$ref` a description) was no object, so its deepObject entries and exploded
  * properties were never decoded nor validated (docs/adversarial.md).
@@ -13,6 +14,15 @@ type Schema = Record<string, unknown> | undefined;
 export type Shape = 'array' | 'object' | 'value';
 
 const SINGLE_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null']);
+
+/** Whether `s` admits `null` and nothing else: `type: 'null'` (or `['null']`), `const: null`, `enum: [null]`. */
+function onlyNull(s: unknown): boolean {
+  if (!isSchema(s)) return false;
+  if (s.const === null) return true;
+  if (Array.isArray(s.enum) && s.enum.length > 0 && s.enum.every((v) => v === null)) return true;
+  const types = Array.isArray(s.type) ? (s.type as unknown[]) : [s.type];
+  return types.length > 0 && types.every((t) => t === 'null');
+}
 
 /** By `type` alone; an array before an object before a single value, where `type` lists several (as before). */
 function ownShape(s: Record<string, unknown>): Shape | undefined {
@@ -55,7 +65,12 @@ function combinedShape(s: Record<string, unknown>): Shape | undefined {
   for (const k of ['oneOf', 'anyOf']) {
     const branches = s[k];
     if (!Array.isArray(branches) || branches.length === 0) continue;
-    const found = new Set(branches.map((b) => shapeOf(b as Schema)));
+    // A branch that admits null alone (3.0's `nullable: true` beside a `$ref` is read as
+    // `anyOf: [{$ref}, {enum: [null]}]`, 3.1 writes `{type: 'null'}`) says nothing of the shape
+    // of any other value: the others decide. Counted, `{$ref: Filter, nullable: true}` was no
+    // object, and its deepObject parameter was refused at load.
+    const structured = branches.filter((b) => !onlyNull(b));
+    const found = new Set((structured.length > 0 ? structured : branches).map((b) => shapeOf(b as Schema)));
     const [only] = found;
     if (found.size !== 1 || only === undefined) continue;
     if (all !== undefined && all !== only) return undefined;

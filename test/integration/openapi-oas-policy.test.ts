@@ -154,6 +154,55 @@ t.test('object query parameters: through allOf, and a free-form exploded map, ar
   }
 });
 
+t.test(
+  'a nullable object query parameter ($ref beside nullable: true, or a null branch) loads and is enforced (review of rows 243 + 247)',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const doc = (version: string, schema: string) => `openapi: ${version}
+info: { title: t, version: '1' }
+paths:
+  /deep:
+    get:
+      operationId: deep
+      security: []
+      parameters: [ { name: filter, in: query, style: deepObject, explode: true, schema: ${schema} } ]
+      responses: { '200': { description: ok } }
+  /form:
+    get:
+      operationId: form
+      security: []
+      parameters: [ { name: filter, in: query, style: form, explode: true, schema: ${schema} } ]
+      responses: { '200': { description: ok } }
+components:
+  schemas:
+    Filter:
+      type: object
+      additionalProperties: false
+      properties: { status: { type: string, enum: [available, sold] } }
+`;
+    for (const [version, schema] of [
+      ['3.0.3', "{ $ref: '#/components/schemas/Filter', nullable: true }"],
+      ['3.1.0', "{ anyOf: [ { $ref: '#/components/schemas/Filter' }, { type: 'null' } ] }"],
+      ['3.1.0', '{ type: [object, "null"], additionalProperties: false, properties: { status: { enum: [available, sold] } } }'],
+    ] as const) {
+      // Before: refused at start ("style deepObject needs an object schema", "does not say which").
+      const s = await startTestSidecar(t, backend.url, {
+        openapi: { document: openApiFile(doc(version, schema)), allow_public: true, validation: { unknown_query: 'refuse' } },
+      });
+      const agent = testAgent(s.ca);
+      t.teardown(() => agent.close());
+      const status = async (path: string) => (await fetchText(`${s.url}${path}`, agent)).status;
+      const before = backend.requests.length;
+      for (const path of ['/deep?filter[status]=deleted', '/deep?filter[isAdmin]=true', '/form?status=deleted', '/form?isAdmin=true'])
+        t.equal(await status(path), 400, `${version} ${schema}: ${path} refused`);
+      t.equal(backend.requests.length, before, 'none forwarded');
+      for (const path of ['/deep?filter[status]=sold', '/form?status=sold', '/deep', '/form'])
+        t.equal(await status(path), 200, `${version} ${schema}: ${path} passes`);
+    }
+  },
+);
+
 t.test('object query parameters Warden cannot decode are refused at start, naming the operation', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -50,6 +50,43 @@ t.test('deepObject and exploded objects wrapped in allOf are validated', async (
   t.equal(check(v, '?filter[status]=sold&size=10&ids=1,2'), undefined);
 });
 
+t.test('a branch that admits only null does not hide an object or an array (review of rows 243 + 247)', async (t) => {
+  // 3.0 `{$ref: Filter, nullable: true}` as schema-rewrites.ts leaves it, dereferenced.
+  const nullable30 = { allOf: [{ anyOf: [Filter, { enum: [null] }] }] };
+  t.equal(shapeOf(nullable30), 'object', '3.0 nullable beside a $ref (before: undefined)');
+  t.equal(shapeOf({ anyOf: [Filter, { type: 'null' }] }), 'object', "3.1 anyOf with {type: 'null'}");
+  t.equal(shapeOf({ oneOf: [{ const: null }, Page] }), 'object', 'const: null, first');
+  t.equal(shapeOf({ anyOf: [{ type: ['null'] }, { type: 'array' }] }), 'array');
+  t.equal(shapeOf({ type: ['object', 'null'] }), 'object', "a type list of 'null' and object");
+  t.equal(shapeOf({ type: ['null', 'array'] }), 'array');
+  t.equal(shapeOf({ anyOf: [{ type: 'null' }] }), 'value', 'null alone is still a single value');
+  t.equal(shapeOf({ anyOf: [Filter, { enum: [null, 'x'] }] }), undefined, 'a branch admitting more than null still counts');
+
+  for (const [what, schema, dialect] of [
+    ['3.0 nullable $ref', nullable30, '3.0'],
+    ["3.1 anyOf [$ref, {type: 'null'}]", { anyOf: [Filter, { type: 'null' }] }, '3.1'],
+    ["3.1 type: [object, 'null']", { ...Filter, type: ['object', 'null'] }, '3.1'],
+  ] as const) {
+    for (const style of ['deepObject', 'form'] as const) {
+      const op = testOperation({
+        id: 'op',
+        method: 'GET',
+        paths: ['/x'],
+        pointer: '#/paths/~1x/get',
+        dialect,
+        parameters: [{ name: 'filter', in: 'query', style, explode: true, schema }],
+      });
+      let v: ReturnType<typeof validatorFor> | undefined;
+      t.doesNotThrow(() => (v = compileRequestValidator(op, { unknownQuery: 'allow' })), `${what}, ${style}: loads`);
+      if (!v) continue;
+      const [status, extra] = style === 'deepObject' ? ['filter[status]', 'filter[isAdmin]'] : ['status', 'isAdmin'];
+      t.equal(check(v, `?${status}=deleted`), '/query/filter/status', `${what}, ${style}: ${status}=deleted refused`);
+      t.equal(check(v, `?${extra}=true`), style === 'deepObject' ? '/query/filter' : undefined, `${what}, ${style}: ${extra}`);
+      t.equal(check(v, `?${status}=sold`), undefined, `${what}, ${style}: ${status}=sold passes`);
+    }
+  }
+});
+
 t.test('a free-form exploded object (a map) takes the query keys no other parameter owns', async (t) => {
   const parameters: ParameterObject[] = [
     {
