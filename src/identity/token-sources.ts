@@ -42,8 +42,10 @@ const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_T
 /**
  * Where the sidecar reads or removes a caller's token: the Authorization and DPoP headers (always
  * removed from what the backend gets), the minted-token header, and each source's header (lower
- * case), cookie and query parameter. A credential of another kind sent there (an OpenAPI apiKey
- * scheme) would be read as a token and never reach the backend (security-requirements.ts).
+ * case), cookie and query parameter — and, with a cookie source, the Cookie header itself: its
+ * cookies are read for the token. A credential of another kind sent there (an OpenAPI apiKey
+ * scheme) would be read as a token and never reach the backend (security-requirements.ts); an
+ * apiKey naming the whole Cookie header would be "sent" by the token cookie alone.
  */
 export interface TokenPlaces {
   readonly headers: ReadonlySet<string>;
@@ -52,16 +54,23 @@ export interface TokenPlaces {
 }
 
 export function tokenPlacesOf(sources: readonly TokenSourceConfig[], mintedHeader: string | undefined): TokenPlaces {
-  const headers = new Set<string>(['authorization', DPOP_HEADER]);
-  if (mintedHeader) headers.add(mintedHeader.toLowerCase());
+  const headers = strippedHeaders(sources, mintedHeader);
   const cookies = new Set<string>();
   const query = new Set<string>();
   for (const s of sources) {
-    if (s.from === 'header') headers.add(s.name.toLowerCase());
     if (s.from === 'cookie') cookies.add(s.name);
     if (s.from === 'query') query.add(s.name);
   }
+  if (cookies.size > 0) headers.add('cookie');
   return { headers, cookies, query };
+}
+
+/** The headers removed whole from what the backend gets (a cookie source removes its cookie only). */
+function strippedHeaders(sources: readonly TokenSourceConfig[], mintedHeader: string | undefined): Set<string> {
+  const headers = new Set<string>(['authorization', DPOP_HEADER]);
+  if (mintedHeader) headers.add(mintedHeader.toLowerCase());
+  for (const s of sources) if (s.from === 'header') headers.add(s.name.toLowerCase());
+  return headers;
 }
 
 /** The places of a configuration's `tokens` section; undefined without one (no token is read at all). */
@@ -74,7 +83,7 @@ export function compileTokenSources(
   mintedHeader: string | undefined,
 ): TokenSources {
   const places = tokenPlacesOf(sources, mintedHeader);
-  const headerNames = places.headers;
+  const headerNames = strippedHeaders(sources, mintedHeader);
   const cookies = [...places.cookies];
   const params = [...places.query];
   const readers = sources.map((s) => reader(s));

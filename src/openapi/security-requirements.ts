@@ -57,6 +57,7 @@ function tokenPlaceName(key: ApiKeyLocation): string {
   if (key.in !== 'header') return `the ${key.in} ${JSON.stringify(key.name)} (a tokens.sources entry)`;
   if (key.name === 'authorization') return 'the Authorization header';
   if (key.name === 'dpop') return 'the DPoP header';
+  if (key.name === 'cookie') return 'the Cookie header (a tokens.sources cookie or header entry reads the token there)';
   return `the header ${JSON.stringify(key.name)} (tokens.sources or tokens.mint.header)`;
 }
 

@@ -42,6 +42,9 @@ t.test('an apiKey scheme where a token is read is refused at start; elsewhere th
       /"x-token"/,
     ],
     ['{ type: apiKey, in: cookie, name: at }', { sources: [{ from: 'cookie', name: 'at' }] }, /the cookie "at"/],
+    // The whole Cookie header, where a cookie source reads the token: before, a pets:read token
+    // sent as `Cookie: session=…` met the key (200) and the backend got no cookie (review of row 246).
+    ['{ type: apiKey, in: header, name: Cookie }', { sources: [{ from: 'cookie', name: 'session' }] }, /the Cookie header/],
     ['{ type: apiKey, in: query, name: access_token }', { sources: [{ from: 'query', name: 'access_token' }] }, /the query "access_token"/],
   ] as const;
   for (const [scheme, sources, where] of refused) {

@@ -114,7 +114,13 @@ t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verifie
     peer,
     token,
   });
-  const withKey = (c: RequestContext, headers: Record<string, string>, search = ''): RequestContext => ({ ...c, headers, search });
+  // As the handler builds it: what the backend will receive starts as a copy of what was sent.
+  const withKey = (c: RequestContext, headers: Record<string, string>, search = ''): RequestContext => ({
+    ...c,
+    headers,
+    upstreamHeaders: { ...headers },
+    search,
+  });
   const verified = { ...NO_PEER, presented: true, verified: true };
 
   // [{apiKey: []}, {oauth: [pets:admin]}]: before, the first admitted any token.
@@ -161,7 +167,11 @@ t.test('an API key where the token is read is never met: the token is not the ke
   const places = tokenPlacesOf([{ from: 'authorization' }, { from: 'cookie', name: 'at' }], undefined);
   const key = (where: 'header' | 'cookie', name: string) => ({ scopes: [], apiKeys: [{ in: where, name }], peer: false, token: false });
   const admin = { scopes: ['pets:admin'], apiKeys: [], peer: false, token: true };
-  const withHeaders = (c: RequestContext, headers: Record<string, string>): RequestContext => ({ ...c, headers });
+  const withHeaders = (c: RequestContext, headers: Record<string, string>): RequestContext => ({
+    ...c,
+    headers,
+    upstreamHeaders: { ...headers },
+  });
   const stage = createAuthzScopesStage({ alternatives: [key('header', 'authorization'), admin] }, 'shop', places);
   t.match(
     stage.run(withHeaders(ctx(withScope('pets:read')), { authorization: 'Bearer x' })),
@@ -177,4 +187,32 @@ t.test('an API key where the token is read is never met: the token is not the ke
   t.not(cookie.run(withHeaders(ctx(withScope('')), { cookie: 'at=tok' })), undefined, 'nor the token cookie');
   const other = createAuthzScopesStage({ alternatives: [key('header', 'x-api-key'), admin] }, 'shop', places);
   t.equal(other.run(withHeaders(ctx(withScope('')), { 'x-api-key': 'k' })), undefined, 'a key elsewhere is met');
+});
+
+const keyAlt = (where: 'header' | 'cookie' | 'query', name: string) => ({
+  scopes: [],
+  apiKeys: [{ in: where, name }],
+  peer: false,
+  token: false,
+});
+const adminAlt = { scopes: ['pets:admin'], apiKeys: [], peer: false, token: true };
+/** A pets:read caller; `upstreamHeaders`: what the backend will receive after authn's stripping. */
+const sending = (headers: Record<string, string>, upstreamHeaders: Record<string, string | undefined>): RequestContext => ({
+  ...ctx(withScope('pets:read')),
+  headers,
+  upstreamHeaders,
+});
+
+t.test('with a cookie token source, the Cookie header is a token place: a key there is never met (review of row 246)', async (t) => {
+  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const places = tokenPlacesOf([{ from: 'cookie', name: 'session' }], undefined);
+  t.ok(places.headers.has('cookie'), 'a cookie source makes the Cookie header a token place');
+  t.ok(places.cookies.has('session'), 'and its cookie (control)');
+  t.notOk(tokenPlacesOf([{ from: 'authorization' }], undefined).headers.has('cookie'), 'without one, it is not (control)');
+  const stage = createAuthzScopesStage({ alternatives: [keyAlt('header', 'cookie'), adminAlt] }, 'shop', places);
+  t.match(
+    stage.run(sending({ cookie: 'session=tok; other=1' }, { cookie: 'other=1' })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    '{key in header Cookie} is never met (before: a pets:read token in the cookie, beside another cookie, met it)',
+  );
 });
