@@ -144,15 +144,25 @@ function securityStage(
   };
 }
 
+/**
+ * Whether the key reaches the backend: read from what it will receive (the token stripped by authn
+ * before this stage), not from what the client sent. Before, a key "sent" in a place the token was
+ * read from (the Cookie header, with a cookie token source) met the alternative though the backend
+ * got no key, or only the other cookies.
+ */
 function apiKeySent(key: ApiKeyLocation, ctx: RequestContext): boolean {
   if (key.in === 'header') {
-    const value = ctx.headers[key.name];
-    return typeof value === 'string' ? value !== '' : value !== undefined && value.length > 0;
+    // As the client sent it: a header the sidecar removed, or wrote itself, is no key of the caller's.
+    const value = ctx.upstreamHeaders[key.name];
+    const sent = ctx.headers[key.name];
+    if (value === undefined || value.length === 0 || sent === undefined) return false;
+    return typeof value === 'string' ? value === sent : typeof sent !== 'string' && value.join('\n') === sent.join('\n');
   }
+  // authn removes a token's query pair from ctx.search.
   if (key.in === 'query') return ctx.search.length > 1 && (new URLSearchParams(ctx.search).get(key.name) ?? '') !== '';
-  const cookie = ctx.headers.cookie;
+  const cookie = ctx.upstreamHeaders.cookie;
   if (cookie === undefined) return false;
-  for (const pair of cookie.split(';')) {
+  for (const pair of (typeof cookie === 'string' ? cookie : cookie.join('; ')).split(';')) {
     const eq = pair.indexOf('=');
     if (eq !== -1 && pair.slice(0, eq).trim() === key.name && pair.slice(eq + 1).trim() !== '') return true;
   }

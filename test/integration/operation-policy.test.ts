@@ -101,6 +101,34 @@ components:
   t.equal(backend.requests.at(-1)?.headers['x-api-key'], 'k-1', 'and it reaches the backend');
   t.equal(await call('items:admin'), '200', 'or the scope');
 
+  // A key the backend never receives is not sent: the sidecar drops X-Real-IP from an untrusted
+  // client (headers.ts). Before, a token without the scope met {key in X-Real-IP} by sending the
+  // header, and the backend got no key (review of row 246: the check reads what goes upstream).
+  const dropped = openApiFile(
+    `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /items/{id}:
+    delete:
+      operationId: deleteItem
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      security: [{ key: [] }, { oauth: ['items:admin'] }]
+      responses: { '204': { description: gone } }
+components:
+  securitySchemes:
+    oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { 'items:admin': a } } } }
+    key: { type: apiKey, in: header, name: X-Real-IP }
+`,
+  );
+  const s2 = await startTestSidecar(t, backend.url, { tokens, openapi: { document: dropped } });
+  const before2 = backend.requests.length;
+  const r2 = await fetchText(`${s2.url}/items/7`, agent, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${await token('items:write')}`, 'x-real-ip': 'k-1' },
+  });
+  t.equal(r2.status, 403, 'a key in a header the backend never gets does not meet the alternative (before: 200)');
+  t.equal(backend.requests.length, before2, 'and nothing is forwarded');
+
   const basicOnly = openApiFile(
     `openapi: 3.1.0
 info: { title: t, version: '1' }

@@ -216,3 +216,40 @@ t.test('with a cookie token source, the Cookie header is a token place: a key th
     '{key in header Cookie} is never met (before: a pets:read token in the cookie, beside another cookie, met it)',
   );
 });
+
+t.test('a key counts as sent when the backend receives it, as the client sent it (review of row 246)', async (t) => {
+  const cookieHeader = createAuthzScopesStage({ alternatives: [keyAlt('header', 'cookie'), adminAlt] }, 'shop');
+  t.match(
+    cookieHeader.run(sending({ cookie: 'session=tok' }, { cookie: undefined })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    'the Cookie header stripped whole (only the token cookie was sent): no key reaches the backend',
+  );
+  const header = createAuthzScopesStage({ alternatives: [keyAlt('header', 'x-api-key'), adminAlt] }, 'shop');
+  t.match(
+    header.run(sending({ 'x-api-key': 'tok' }, {})),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    'a header the sidecar removed from what goes upstream is not sent',
+  );
+  t.match(
+    header.run(sending({ 'x-api-key': 'k' }, { 'x-api-key': 'set-by-the-sidecar' })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    'nor one it rewrote',
+  );
+  t.equal(header.run(sending({ 'x-api-key': 'k' }, { 'x-api-key': 'k' })), undefined, 'a key that reaches the backend is (control)');
+  t.match(
+    header.run(sending({}, { 'x-api-key': 'k' })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    "a header the sidecar wrote, the client did not send, is not the caller's key (control)",
+  );
+  const cookie = createAuthzScopesStage({ alternatives: [keyAlt('cookie', 'sid'), adminAlt] }, 'shop');
+  t.match(
+    cookie.run(sending({ cookie: 'sid=tok; a=1' }, { cookie: 'a=1' })),
+    { code: 'ERR_AUTHZ_SCOPE_MISSING' },
+    'a cookie removed from what goes upstream is not sent',
+  );
+  t.equal(
+    cookie.run(sending({ cookie: 'sid=k; a=1' }, { cookie: 'sid=k; a=1' })),
+    undefined,
+    'a cookie that reaches the backend is (control)',
+  );
+});
