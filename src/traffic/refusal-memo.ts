@@ -42,6 +42,13 @@ export interface RefusalMemo {
 /** `reserve`: the address has no failure in effect, so its call is not held (nor counted). */
 export const UNRESERVED = -1;
 
+/**
+ * How long after an address's bucket is full again its calls are still held (to the full bucket).
+ * Forgotten as soon as it refilled, each wave of junk timed to the refill was a first wave again:
+ * idp.max_concurrent calls every 5 s against a bucket of 5 + 1/s (192 in 15 s).
+ */
+export const PROBATION_MS = 60_000;
+
 interface Ledger {
   inflight: number;
   /** Date.now() when the bucket is full again, as its last charge here found it. */
@@ -87,8 +94,8 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       // Held from the first call, valid callers behind one NAT address used each other's burst up
       // by succeeding (10 new valid tokens at once against a burst of 5: five 429s).
       if (ledger === undefined) return UNRESERVED;
-      if (ledger.inflight === 0 && ledger.resetAt <= now) {
-        ledgers.delete(key); // its bucket is full again: the failures are over
+      if (ledger.inflight === 0 && ledger.resetAt + PROBATION_MS <= now) {
+        ledgers.delete(key); // its bucket full again for a while: the failures are over
         return UNRESERVED;
       }
       const inflight = ledger.inflight;
@@ -107,7 +114,7 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       if (ledger === undefined || ledger.inflight === 0) return;
       ledger.inflight--;
       reserved--;
-      if (ledger.inflight === 0 && ledger.resetAt <= now) ledgers.delete(key);
+      if (ledger.inflight === 0 && ledger.resetAt + PROBATION_MS <= now) ledgers.delete(key);
     },
     charged(key, now, resetAt) {
       const ledger = ledgers.get(key);

@@ -309,6 +309,42 @@ t.test(
   },
 );
 
+t.test('waves of junk timed to the bucket refilling are held to the bucket, not idp.max_concurrent each', async (t) => {
+  // Forgotten as soon as its bucket was full again, an address's next wave was a first wave:
+  // idp.max_concurrent introspections per refill.
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
+    routes: [{ id: 'api', path: '/echo', rate_limit: { rate: 10, per: '1s', burst: 5 } }],
+  });
+  const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', ALPNProtocols: ['h2'] };
+  const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
+  t.teardown(() => c.close());
+  const get = (token: string) =>
+    new Promise<number>((resolve) => {
+      const stream = c.request({ ':path': '/echo', authorization: `Bearer ${token}` });
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', () => resolve(0));
+      stream.resume();
+    });
+  t.equal(await get('junk-first'), 401, 'a first failure');
+  idp.resetCounts();
+  const started = Date.now();
+  for (let wave = 0; wave < 4; wave++) {
+    await new Promise((r) => setTimeout(r, 700)); // the bucket (5, 10 a second) is full again
+    await Promise.all(Array.from({ length: 100 }, (_, i) => get(`junk-${wave}-${i}`)));
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const allowed = 5 + Math.ceil(seconds * 10);
+  t.ok(
+    idp.introspectionCount <= allowed + 2,
+    `4 waves of 100 over ${seconds.toFixed(1)} s, each once the bucket refilled: ${idp.introspectionCount} introspections (bucket: ${allowed})`,
+  );
+});
+
 t.test('an operationId outside ASCII or with quotes names its RateLimit policy safely, over h1 and h2', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { bucketOf } from '../../../src/traffic/gcra.js';
-import { createRefusalMemo, UNRESERVED } from '../../../src/traffic/refusal-memo.js';
+import { createRefusalMemo, PROBATION_MS, UNRESERVED } from '../../../src/traffic/refusal-memo.js';
 
 t.test('a refusal holds until its retry time, then is forgotten', async (t) => {
   const memo = createRefusalMemo(10);
@@ -52,7 +52,13 @@ t.test('reservations: an address that has failed has its calls in flight held to
   t.equal(memo.reserve('a', bucket, 1000), 1000, 'not two');
   t.equal(memo.reserved, 1, "a's one");
   memo.release('a', 3000);
-  t.equal(memo.reserve('a', bucket, 3000), UNRESERVED, 'its bucket full again and nothing in flight: the failures are over');
+  t.same(
+    [1, 2, 3, 4].map(() => memo.reserve('a', bucket, 3000)),
+    [0, 0, 0, 1000],
+    'its bucket full again: held to it for a while (a wave timed to the refill is no first wave)',
+  );
+  for (let i = 0; i < 3; i++) memo.release('a', 3000);
+  t.equal(memo.reserve('a', bucket, 3000 + PROBATION_MS), UNRESERVED, 'full and quiet for PROBATION_MS: the failures are over');
   memo.release('a', 3000);
   memo.release('a', 3000);
   t.equal(memo.reserved, 0, 'a release with nothing reserved gives back nothing (never below 0)');
