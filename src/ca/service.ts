@@ -81,8 +81,8 @@ const DNS_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))
 const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
 const STATUSES = ['valid', 'revoked', 'expired'] as const;
 const MAX_TOKEN_TTL_S = 7 * 86_400;
-/** certificates.max_active_per_identity's default (src/config/ca-schema.ts): 128 replicas of one identity, 2 each. */
-const DEFAULT_MAX_ACTIVE_PER_IDENTITY = 256;
+/** certificates.max_active_per_identity's default (src/config/ca-schema.ts). */
+const DEFAULT_MAX_ACTIVE_PER_IDENTITY = 1024;
 const TOKEN_ID = /^[0-9a-f]{16}$/;
 
 /** What made a CRL refresh fail, for the administrator: the underlying error's code or message, short. */
@@ -100,6 +100,8 @@ export function createCaService(deps: CaServiceDeps): CaService {
   const { store, tokens, issuer, crl, events, trustDomain } = deps;
   const now = deps.now ?? Date.now;
   const maxActive = deps.maxActivePerIdentity ?? DEFAULT_MAX_ACTIVE_PER_IDENTITY;
+  /** When refuseOverLimit last logged each identity. */
+  const limitWarnings = new Map<string, number>();
 
   /**
    * Refuses a new certificate for `spiffeId` when it already holds `maxActive` unexpired, unrevoked
@@ -112,11 +114,19 @@ export function createCaService(deps: CaServiceDeps): CaService {
     const t = now();
     const { count, firstExpiry } = store.activeCountOf(spiffeId, t);
     if (count < maxActive) return;
-    const waitS = Math.max(1, Math.ceil(((firstExpiry ?? t) - t) / 1000));
-    deps.logger?.warn(
-      { 'warden.spiffe.id': spiffeId, active: count, limit: maxActive, 'client.address': caller.clientAddress },
-      'certificate refused: the identity holds certificates.max_active_per_identity valid certificates',
-    );
+    // Over the limit by more than one (it was lowered): a place frees when enough have expired.
+    const freesAt = count > maxActive ? (store.activeExpiryAt(spiffeId, t, count - maxActive) ?? firstExpiry) : firstExpiry;
+    const waitS = Math.max(1, Math.ceil(((freesAt ?? t) - t) / 1000));
+    // One line per identity a minute: a workload renewing in a loop is refused at its own pace.
+    const warnedAt = limitWarnings.get(spiffeId);
+    if (warnedAt === undefined || t - warnedAt >= 60_000) {
+      if (limitWarnings.size >= 10_000) limitWarnings.clear();
+      limitWarnings.set(spiffeId, t);
+      deps.logger?.warn(
+        { 'warden.spiffe.id': spiffeId, active: count, limit: maxActive, 'client.address': caller.clientAddress },
+        'certificate refused: the identity holds certificates.max_active_per_identity valid certificates (logged once a minute per identity)',
+      );
+    }
     throw new WardenError('ERR_CA_IDENTITY_LIMIT', {
       detail: `${spiffeId} holds ${count} valid certificates, the most this CA issues to one identity (certificates.max_active_per_identity); one expires in ${waitS} s, or revoke unused ones`,
       rule: 'ca.identity.max_active',
@@ -286,7 +296,15 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const csr = await checkCsr(body.csr);
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
-      refuseOverLimit(grant.spiffeId, caller);
+      try {
+        refuseOverLimit(grant.spiffeId, caller);
+      } catch (err) {
+        // A concurrent duplicate of this enrollment won while the CSR was checked: its certificate
+        // is what the limit counts, and this request is answered with it (row 227), not refused.
+        const winner = tokens.spent(body.token);
+        if (winner) return resend(winner, body.csr, caller);
+        throw err;
+      }
       const issued = await issueFor(csr, grant.spiffeId, dnsNames);
       // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins
       // (the other, with the same key and names, is answered as a retry: the winner's certificate).

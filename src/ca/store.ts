@@ -76,6 +76,8 @@ export interface CaStore {
   activeSerialsOf(spiffeId: string, now: number): string[];
   /** How many certificates of a SPIFFE ID are neither expired nor revoked, and when the first of them expires. */
   activeCountOf(spiffeId: string, now: number): { count: number; firstExpiry: number | null };
+  /** The not-after of the identity's valid certificate `offset` places after the first to expire (0: the first). */
+  activeExpiryAt(spiffeId: string, now: number, offset: number): number | undefined;
   /** Certificates renewed from `serial`, and from those, on down: neither expired nor revoked. */
   activeDescendantsOf(serial: string, now: number): string[];
   /** Serials of certificates for this key (SHA-256 of its SubjectPublicKeyInfo) that are neither expired nor revoked. */
@@ -247,6 +249,12 @@ export function openCaStore(path: string): CaStore {
       `SELECT count(*) AS count, min(c.not_after) AS firstExpiry FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
        WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL`,
     ),
+    activeExpiryAt: db
+      .prepare<[string, number, number], number>(
+        `SELECT c.not_after FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+         WHERE c.spiffe_id = ? AND c.not_after > ? AND r.serial IS NULL ORDER BY c.not_after LIMIT 1 OFFSET ?`,
+      )
+      .pluck(),
     activeDescendants: db
       .prepare<{ serial: string; now: number }, string>(
         // UNION, not UNION ALL: a cycle (none can be issued) would end rather than loop.
@@ -315,6 +323,7 @@ export function openCaStore(path: string): CaStore {
     issuedTo: (spiffeId) => s.issuedTo.get(spiffeId) !== undefined,
     activeSerialsOf: (spiffeId, now) => s.activeOf.all(spiffeId, now),
     activeCountOf: (spiffeId, now) => s.activeCountOf.get(spiffeId, now) ?? { count: 0, firstExpiry: null },
+    activeExpiryAt: (spiffeId, now, offset) => s.activeExpiryAt.get(spiffeId, now, offset),
     activeDescendantsOf: (serial, now) => s.activeDescendants.all({ serial, now }),
     activeSerialsWithKey: (keyId, now) => s.activeWithKey.all(keyId, now),
     isCompromisedKey: (keyId) => s.compromisedKey.get(keyId) !== undefined,

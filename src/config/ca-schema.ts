@@ -45,13 +45,15 @@ export const caSchema = {
         backdate: duration('5m'),
         // Each renewal adds a certificate valid for a lifetime: without a bound one workload renewing
         // in a loop minted them without end, and a revocation of its identity made a CRL too large to
-        // sign or to send. A replica holds up to 2 during rotation; 256 covers 128 replicas of an identity.
+        // sign or to send. A replica holds up to 2 during rotation, plus 1 per restart on fresh state
+        // (an emptyDir) within a certificate lifetime: 1024 covers 128 replicas restarted 6 times a day.
         max_active_per_identity: {
           type: 'integer',
           minimum: 2,
           maximum: 100_000,
-          default: 256,
-          'x-expect': 'an integer from 2 to 100000: unexpired, unrevoked certificates one SPIFFE ID may hold (2 per replica)',
+          default: 1024,
+          'x-expect':
+            'an integer from 2 to 100000: unexpired, unrevoked certificates one SPIFFE ID may hold (2 per replica, plus its restarts)',
         },
       },
     },

@@ -89,6 +89,61 @@ t.test('a workload renewing past the limit is refused; other identities are not;
     'audited, aggregated per client, action and identity within a minute (the renewal, the enrollment): a loop writes no row each',
   );
   const warned = logs.filter((l) => l.level === 'warn' && l['warden.spiffe.id'] === ORDERS);
-  t.equal(warned.length, 3, 'a warning in the log per refusal');
+  t.equal(warned.length, 1, 'one warning in the log for the three refusals (once a minute per identity)');
   t.match(warned[0], { active: 5, limit: 5 });
+
+  // The limit lowered (the same database, a CA restarted with 3) while an identity holds 5, two of
+  // them expiring in an hour: a place frees when the third to expire does, not the first.
+  const enrollAt = async (at: typeof ca) =>
+    (
+      await postToCa<Answer>(
+        `${at.url}/v1/enroll`,
+        { token: at.createToken({ spiffe_id: PAYMENTS }).token, csr: (await makeCsr({ spiffeId: PAYMENTS })).csrPem },
+        { ca: at.rootPem },
+      )
+    ).status;
+  const database = { path: dbPath };
+  const shortLived = await startCaUnderTest(t, { certificates: { lifetime: '1h' }, database });
+  t.same([await enrollAt(shortLived.ca), await enrollAt(shortLived.ca)], [201, 201]);
+  t.same([await enrollAt(ca), await enrollAt(ca)], [201, 201], 'with the one from before: three of 24 h, two of 1 h');
+  const lowered = await startCaUnderTest(t, { certificates: { max_active_per_identity: 3 }, database });
+  const dispatcher = new Agent({ connect: { ca: lowered.ca.rootPem } });
+  t.teardown(() => dispatcher.close());
+  const over = await request(`${lowered.ca.url}/v1/enroll`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      token: lowered.ca.createToken({ spiffe_id: PAYMENTS }).token,
+      csr: (await makeCsr({ spiffeId: PAYMENTS })).csrPem,
+    }),
+  });
+  await over.body.dump();
+  t.equal(over.statusCode, 429, 'over the lowered limit');
+  const retryAfter2 = Number(over.headers['retry-after']);
+  t.ok(retryAfter2 > 23 * 3600, `Retry-After: when the third to expire does, in a day (${retryAfter2} s), not the first, in an hour`);
+});
+
+t.test('at the limit, a concurrent duplicate of an enrollment that won gets its certificate, not 429 (row 227)', async (t) => {
+  const { ca } = await startCaUnderTest(t, { certificates: { max_active_per_identity: 3 } });
+  for (let i = 0; i < 2; i++) {
+    const r = await postToCa<Answer>(
+      `${ca.url}/v1/enroll`,
+      { token: ca.createToken({ spiffe_id: ORDERS }).token, csr: (await makeCsr({ spiffeId: ORDERS })).csrPem },
+      { ca: ca.rootPem },
+    );
+    t.equal(r.status, 201);
+  }
+  const { token } = ca.createToken({ spiffe_id: ORDERS });
+  const csr = await makeCsr({ spiffeId: ORDERS });
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, () => postToCa<Answer>(`${ca.url}/v1/enroll`, { token, csr: csr.csrPem }, { ca: ca.rootPem })),
+  );
+  t.same(
+    answers.map((a) => a.status),
+    Array(8).fill(201),
+    'eight at once with one token and one CSR: each answered with the certificate',
+  );
+  t.equal(new Set(answers.map((a) => a.body.serial)).size, 1, 'one certificate');
+  t.equal(ca.list({ spiffe_id: ORDERS, status: 'valid' }).length, 3, 'the identity at its limit, not past it');
 });

@@ -50,7 +50,7 @@ t.test('certificates.max_active_per_identity: an integer from 2 (a renewal overl
   const base = `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ncertificates:\n  max_active_per_identity: `;
   t.equal(
     (await parseCaConfig('ca.yaml', `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\n`)).config.certificates.max_active_per_identity,
-    256,
+    1024,
   );
   t.equal((await parseCaConfig('ca.yaml', `${base}2\n`)).config.certificates.max_active_per_identity, 2);
   for (const bad of ['1', '100001', '2.5', 'many']) {
