@@ -66,6 +66,8 @@ function derInteger(value: number): Uint8Array {
 }
 
 const CRL_NUMBER_OID = '2.5.29.20';
+/** After a failed signing, GETs are answered 500 without signing again for this long. */
+export const RETRY_FLOOR_MS = 2000;
 
 export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   const { store, intermediate, intermediateKey, nextUpdateMs } = options;
@@ -81,6 +83,12 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
    * up to 3.5 days with crl.next_update 7d — while the revocation stood in the database.
    */
   let stale = false;
+  /**
+   * When the last signing failed: a GET within RETRY_FLOOR_MS of it is answered at once rather than
+   * signing again (with 140 000 entries a signing holds the CA ~2 s, and anonymous GETs could keep
+   * it signing, and failing, without pause).
+   */
+  let failedAt: number | undefined;
 
   async function make(): Promise<Buffer> {
     const t = now();
@@ -117,10 +125,12 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
       .then(
         (der) => {
           stale = false;
+          failedAt = undefined;
           return der;
         },
         (err: unknown) => {
           stale = true;
+          failedAt = now();
           throw new WardenError('ERR_INTERNAL', { cause: err });
         },
       )
@@ -136,6 +146,11 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     // A negative age is a clock stepped back since signing: that CRL is dated in the future and
     // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
     if (cached && !stale && age >= 0 && age < nextUpdateMs / 2) return cached;
+    if (pending === undefined && failedAt !== undefined && now() - failedAt < RETRY_FLOOR_MS)
+      throw new WardenError('ERR_INTERNAL', {
+        detail: 'The CRL could not be signed a moment ago; retry shortly.',
+        headers: { 'retry-after': String(Math.ceil(RETRY_FLOOR_MS / 1000)) },
+      });
     await (pending ?? refresh());
     if (!cached || stale) throw new WardenError('ERR_INTERNAL');
     return cached;
