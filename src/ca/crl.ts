@@ -66,8 +66,6 @@ function derInteger(value: number): Uint8Array {
 }
 
 const CRL_NUMBER_OID = '2.5.29.20';
-/** After a failed signing, GETs are answered 500 without signing again for this long. */
-export const RETRY_FLOOR_MS = 2000;
 
 export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   const { store, intermediate, intermediateKey, nextUpdateMs } = options;
@@ -84,11 +82,12 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
    */
   let stale = false;
   /**
-   * When the last signing failed: a GET within RETRY_FLOOR_MS of it is answered at once rather than
-   * signing again (with 140 000 entries a signing holds the CA ~2 s, and anonymous GETs could keep
-   * it signing, and failing, without pause).
+   * The last signing failed: until `until`, a GET is answered with its error at once rather than
+   * signing again. The pause is twice what that attempt cost (with 140 000 entries a signing holds
+   * the CA ~2 s, and anonymous GETs could keep it signing, and failing, without pause), so a cheap
+   * failure (the database locked a moment) is tried again at once.
    */
-  let failedAt: number | undefined;
+  let failure: { until: number; error: WardenError } | undefined;
 
   async function make(): Promise<Buffer> {
     const t = now();
@@ -119,19 +118,24 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   function refresh(): Promise<Buffer> {
     // A refresh requested while one is signing must include the newer revocation: chain, do not share.
     const previous = pending ?? Promise.resolve(Buffer.alloc(0));
+    let started = 0;
     const next = previous
       .catch(() => Buffer.alloc(0))
-      .then(make)
+      .then(() => {
+        started = performance.now();
+        return make();
+      })
       .then(
         (der) => {
           stale = false;
-          failedAt = undefined;
+          failure = undefined;
           return der;
         },
         (err: unknown) => {
           stale = true;
-          failedAt = now();
-          throw new WardenError('ERR_INTERNAL', { cause: err });
+          const error = err instanceof WardenError ? err : new WardenError('ERR_INTERNAL', { cause: err });
+          failure = { until: now() + 2 * (performance.now() - started), error };
+          throw error;
         },
       )
       .finally(() => {
@@ -146,11 +150,7 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     // A negative age is a clock stepped back since signing: that CRL is dated in the future and
     // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
     if (cached && !stale && age >= 0 && age < nextUpdateMs / 2) return cached;
-    if (pending === undefined && failedAt !== undefined && now() - failedAt < RETRY_FLOOR_MS)
-      throw new WardenError('ERR_INTERNAL', {
-        detail: 'The CRL could not be signed a moment ago; retry shortly.',
-        headers: { 'retry-after': String(Math.ceil(RETRY_FLOOR_MS / 1000)) },
-      });
+    if (pending === undefined && failure !== undefined && now() < failure.until) throw failure.error;
     await (pending ?? refresh());
     if (!cached || stale) throw new WardenError('ERR_INTERNAL');
     return cached;

@@ -193,3 +193,33 @@ t.test(
     t.same(await serialsAt(notAfter + CRL_MAX_SKEW_MS + nextUpdateMs + 1), ['2b'], 'then it goes');
   },
 );
+
+t.test('a failed signing is not tried again for twice what it cost: GETs get its error at once', async (t) => {
+  const { intermediate, intermediateKey } = await loadCaMaterial((await testCaMaterial()).dir);
+  let attempts = 0;
+  let failing = true;
+  // A store whose CRL number fails after 60 ms of work, as a large CRL's signing fails after seconds.
+  const store = {
+    unexpiredRevocations: () => [],
+    nextCrlNumber: () => {
+      attempts++;
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+      if (failing) throw new Error('database refused the CRL number');
+      return attempts;
+    },
+  } as unknown as CaStore;
+  const publisher = createCrlPublisher({ store, intermediate, intermediateKey, nextUpdateMs: 600_000 });
+  await t.rejects(publisher.current(), { code: 'ERR_INTERNAL' }, 'the first GET tries and fails');
+  await t.rejects(publisher.current(), { code: 'ERR_INTERNAL' }, 'one right after gets the same error');
+  t.equal(attempts, 1, 'without signing again');
+  await new Promise((r) => setTimeout(r, 150));
+  failing = false;
+  t.ok((await publisher.current()).length > 0, 'after twice its cost, the next GET signs');
+  t.equal(attempts, 2);
+  await t.rejects(
+    publisher.refresh().then(() => Promise.reject(new Error('no'))),
+    /no/,
+    'a refresh (a revocation) is never held back',
+  );
+});
