@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startTestRedis } from '../support/redis.js';
-import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { spawnWarden, startTestSidecar, testConfigYaml, type Teardown } from '../support/sidecar.js';
 
 const statuses = async (n: number, call: (i: number) => Promise<number>) => {
   const all = await Promise.all(Array.from({ length: n }, (_, i) => call(i)));
@@ -243,30 +243,39 @@ t.test('keyed by client_id: failed authentications are charged to the address an
   t.equal((await call('198.51.100.20', 'junk-nat')).status, 401, "their successes did not use the address's bucket");
 });
 
+/**
+ * A sidecar whose route `/echo` takes the demo IdP's tokens under `rateLimit` (the limit runs after
+ * authn), and h2 sessions to it from a loopback address of the caller's choosing.
+ */
+async function junkTarget(t: Teardown, rateLimit: Record<string, unknown>) {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
+    routes: [{ id: 'api', path: '/echo', rate_limit: rateLimit }],
+  });
+  const session = (from: string) => {
+    const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', localAddress: from, ALPNProtocols: ['h2'] };
+    const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const get = (c: ClientHttp2Session, token: string) =>
+    new Promise<number>((resolve) => {
+      const stream = c.request({ ':path': '/echo', authorization: `Bearer ${token}` });
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', () => resolve(0));
+      stream.resume();
+    });
+  return { idp, session, get };
+}
+
 t.test(
   'keyed by client_id: waves of concurrent junk tokens cost the IdP what the bucket holds, not idp.max_concurrent a wave',
   async (t) => {
-    const backend = await startTestBackend();
-    t.teardown(() => backend.close());
-    const idp = await startDemoIdp();
-    t.teardown(() => idp.close());
-    const s = await startTestSidecar(t, backend.url, {
-      tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
-      routes: [{ id: 'api', path: '/echo', rate_limit: { rate: 1, per: '1s', burst: 5 } }],
-    });
-    const session = (from: string) => {
-      const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', localAddress: from, ALPNProtocols: ['h2'] };
-      const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
-      t.teardown(() => c.close());
-      return c;
-    };
-    const get = (c: ClientHttp2Session, token: string) =>
-      new Promise<number>((resolve) => {
-        const stream = c.request({ ':path': '/echo', authorization: `Bearer ${token}` });
-        stream.on('response', (h) => resolve(Number(h[':status'])));
-        stream.on('error', () => resolve(0));
-        stream.resume();
-      });
+    const { idp, session, get } = await junkTarget(t, { rate: 1, per: '1s', burst: 5 });
     const attacker = session('127.0.0.1');
     const bystander = session('127.0.0.2');
     const fresh = await Promise.all(Array.from({ length: 5 }, (_, i) => idp.issueToken({ clientId: `by-${i}` })));
@@ -312,24 +321,9 @@ t.test(
 t.test('waves of junk timed to the bucket refilling are held to the bucket, not idp.max_concurrent each', async (t) => {
   // Forgotten as soon as its bucket was full again, an address's next wave was a first wave:
   // idp.max_concurrent introspections per refill.
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const idp = await startDemoIdp();
-  t.teardown(() => idp.close());
-  const s = await startTestSidecar(t, backend.url, {
-    tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
-    routes: [{ id: 'api', path: '/echo', rate_limit: { rate: 10, per: '1s', burst: 5 } }],
-  });
-  const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', ALPNProtocols: ['h2'] };
-  const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
-  t.teardown(() => c.close());
-  const get = (token: string) =>
-    new Promise<number>((resolve) => {
-      const stream = c.request({ ':path': '/echo', authorization: `Bearer ${token}` });
-      stream.on('response', (h) => resolve(Number(h[':status'])));
-      stream.on('error', () => resolve(0));
-      stream.resume();
-    });
+  const { idp, session, get: getOn } = await junkTarget(t, { rate: 10, per: '1s', burst: 5 });
+  const c = session('127.0.0.1');
+  const get = (token: string) => getOn(c, token);
   t.equal(await get('junk-first'), 401, 'a first failure');
   idp.resetCounts();
   const started = Date.now();
