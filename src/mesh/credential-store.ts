@@ -241,6 +241,8 @@ export interface CredentialStore {
    * cannot write there — checked before a single-use bootstrap token is spent.
    */
   probeWritable(): void;
+  /** When workload.pem was last written (ms since the epoch), if it exists. */
+  savedAt(): number | undefined;
   /**
    * The pending enrollment for this identity and these DNS names, if one was saved; `ignored` says
    * why a file there is not used (a new key is made, and the file replaced).
@@ -334,6 +336,10 @@ export function createCredentialStore(dir: string): CredentialStore {
       } catch (err) {
         return ignored(`damaged (${(err as Error).message})`);
       }
+    },
+    savedAt() {
+      const file = path(STATE_FILES.credentials);
+      return existsSync(file) ? statSync(file).mtimeMs : undefined;
     },
     savePending(pending) {
       writeAtomic(path(STATE_FILES.pending), JSON.stringify({ ...pending, dnsNames: pending.dnsNames.map((n) => n.toLowerCase()) }), 0o600);

@@ -149,12 +149,20 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const configuredRoots = await resolveCaTrust(cfg.ca, otherCa ? undefined : persistedBundle, trustDomain);
   const client = createCaClient(cfg.ca, configuredRoots, trustDomain);
   let credentials: WorkloadCredentials;
+  /**
+   * When the current certificate was received. Its lifetime is counted from then, or from its
+   * notBefore if later: the CA backdates notBefore (certificates.backdate, 5 min), and counted from
+   * there a 2 min certificate was due for renewal as soon as it came, in a loop (35 in a minute).
+   */
+  let receivedAt = 0;
   /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
   let tokenSpent: boolean;
   try {
     const initial = await initialCredentials(cfg, store, client, configuredRoots, deps, otherCa);
     credentials = initial.credentials;
     tokenSpent = initial.enrolled;
+    // Persisted credentials were received when their file was written.
+    receivedAt = initial.fresh ? Date.now() : (store.savedAt() ?? 0);
   } catch (err) {
     client.close().catch(() => {});
     throw err;
@@ -224,7 +232,10 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
 
   const scheduler = createRenewalScheduler({
     policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
-    current: () => credentials,
+    current: () => ({
+      notBefore: new Date(Math.max(credentials.notBefore.getTime(), receivedAt)),
+      notAfter: credentials.notAfter,
+    }),
     async renew() {
       // An expired or revoked certificate cannot authenticate a renewal: enroll again with the
       // configured token (once: a refused token stays refused), else give up with an error that says what to do.
@@ -260,6 +271,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
       store.save(next);
       credentials = next;
+      receivedAt = Date.now();
       lastError = undefined;
       warnedExpiring = false;
       events.emit(expired ? 'warden.mesh.enrolled' : 'warden.mesh.rotated', {
@@ -297,7 +309,10 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
           ? `${retry}; certificate ${credentials.serial} expired at ${credentials.notAfter.toISOString()}: enrolling again with mesh.bootstrap_token`
           : `${retry}; serving on ${credentials.serial} until ${credentials.notAfter.toISOString()}`,
       });
-      if (!warnedExpiring && isExpiring(credentials.notBefore, credentials.notAfter, Date.now())) {
+      if (
+        !warnedExpiring &&
+        isExpiring(new Date(Math.max(credentials.notBefore.getTime(), receivedAt)), credentials.notAfter, Date.now())
+      ) {
         warnedExpiring = true;
         events.emit('warden.mesh.cert_expiring', {
           'warden.spiffe.id': credentials.spiffeId,
@@ -489,7 +504,7 @@ async function initialCredentials(
   configuredRoots: string,
   deps: MeshDeps,
   otherCa: boolean,
-): Promise<{ credentials: WorkloadCredentials; enrolled: boolean }> {
+): Promise<{ credentials: WorkloadCredentials; enrolled: boolean; fresh?: boolean }> {
   let persisted: WorkloadCredentials | undefined;
   let unusable: string | undefined;
   try {
@@ -610,7 +625,7 @@ async function initialCredentials(
     'warden.cert.serial': credentials.serial,
     'warden.cert.not_after': credentials.notAfter.toISOString(),
   });
-  return { credentials, enrolled: true };
+  return { credentials, enrolled: true, fresh: true };
 }
 
 /**
