@@ -66,6 +66,8 @@ const ROUTE_SETTINGS = {
   },
 } as const;
 
+const FINGERPRINT_EXPECT = 'a root fingerprint "sha256:<64 hex digits>" (as printed by warden ca init), or a list of 1 to 8 of them';
+
 export const sidecarSchema = {
   $id: 'https://warden.dev/schemas/sidecar.json',
   type: 'object',
@@ -266,10 +268,19 @@ export const sidecarSchema = {
           properties: {
             url: httpsUrl,
             bundle: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM file with the CA root(s)' },
+            // A list during a root rotation: the old root's and the new one's (docs/mesh-identity.md).
             fingerprint: {
-              type: 'string',
-              pattern: '^sha256:[0-9a-fA-F:]{64,95}$',
-              'x-expect': 'a root fingerprint "sha256:<64 hex digits>" (as printed by warden ca init)',
+              anyOf: [
+                { type: 'string', pattern: '^sha256:[0-9a-fA-F:]{64,95}$', 'x-expect': FINGERPRINT_EXPECT },
+                {
+                  type: 'array',
+                  minItems: 1,
+                  maxItems: 8,
+                  items: { type: 'string', pattern: '^sha256:[0-9a-fA-F:]{64,95}$', 'x-expect': FINGERPRINT_EXPECT },
+                  'x-expect': FINGERPRINT_EXPECT,
+                },
+              ],
+              'x-expect': FINGERPRINT_EXPECT,
             },
             timeout: duration('5s'),
           },

@@ -109,8 +109,8 @@ export interface MeshConfig {
     url: string;
     /** PEM file of root(s) trusted for the first contact with the CA. */
     bundle?: string;
-    /** `sha256:<hex>` of a root certificate (DER), as an alternative to `bundle`. */
-    fingerprint?: string;
+    /** `sha256:<hex>` of a root certificate (DER), or a list of them (a root rotation), as an alternative to `bundle`. */
+    fingerprint?: string | string[];
     timeout: number;
   };
   /** One-time bootstrap token (use ${ENV} or ${file:…}); needed only while state_dir holds no credentials. */

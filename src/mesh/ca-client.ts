@@ -99,6 +99,12 @@ function normaliseFingerprint(value: string): string {
   return `sha256:${value.slice('sha256:'.length).replace(/:/g, '').toLowerCase()}`;
 }
 
+/** The roots `mesh.ca.fingerprint` pins: one, or several while a root is rotated. */
+function pinnedFingerprints(cfg: MeshConfig['ca']): Set<string> {
+  const given = cfg.fingerprint === undefined ? [] : Array.isArray(cfg.fingerprint) ? cfg.fingerprint : [cfg.fingerprint];
+  return new Set(given.map(normaliseFingerprint));
+}
+
 /**
  * Whether a persisted bundle still holds a root `mesh.ca` names (the pinned fingerprint, or a
  * certificate of the bundle file). A bundle refreshed through a rotation holds the old and the new
@@ -108,7 +114,7 @@ function normaliseFingerprint(value: string): string {
  */
 export function bundleNamesConfiguredRoot(cfg: MeshConfig['ca'], bundlePem: string): boolean {
   const held = new Set(certificatesOf(bundlePem).map(fingerprintOfPem));
-  if (cfg.fingerprint) return held.has(normaliseFingerprint(cfg.fingerprint));
+  if (cfg.fingerprint) return [...pinnedFingerprints(cfg)].some((f) => held.has(f));
   if (cfg.bundle) return certificatesOf(readFileSync(cfg.bundle, 'utf8')).some((pem) => held.has(fingerprintOfPem(pem)));
   return true;
 }
@@ -123,7 +129,7 @@ export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | unde
   if (known) return known;
   if (cfg.bundle) return readFileSync(cfg.bundle, 'utf8');
   if (!cfg.fingerprint) throw new Error('mesh.ca: neither bundle nor fingerprint is set');
-  const pinned = normaliseFingerprint(cfg.fingerprint);
+  const pinned = pinnedFingerprints(cfg);
   const insecure = new Agent({
     connect: { rejectUnauthorized: false, timeout: cfg.timeout },
     headersTimeout: cfg.timeout,
@@ -131,12 +137,14 @@ export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | unde
   });
   try {
     const offered = await getText(insecure, `${base(cfg.url)}${CA_PATHS.bundle}`, cfg.timeout);
-    const match = certificatesOf(offered).find((pem) => fingerprintOfPem(pem) === pinned);
-    if (!match)
+    // Every offered root pinned: during a rotation the CA's own certificate chains to the new one.
+    const matches = certificatesOf(offered).filter((pem) => pinned.has(fingerprintOfPem(pem)));
+    if (matches.length === 0)
       throw new CaUnavailableError(
         'ERR_CA_UNTRUSTED',
-        `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${pinned}`,
+        `mesh.ca.fingerprint: the CA at ${cfg.url} offers no root with fingerprint ${[...pinned].join(' or ')}`,
       );
+    const match = matches.join('\n');
     const verified = caAgent(cfg, `${match}\n`, trustDomain);
     try {
       await getText(verified, `${base(cfg.url)}${CA_PATHS.bundle}`, cfg.timeout);

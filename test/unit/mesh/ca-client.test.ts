@@ -16,13 +16,23 @@ import { createIssuer } from '../../../src/ca/issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from '../../../src/ca/keys.js';
 import { loadCaMaterial, serverSpiffeId } from '../../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../../src/ca/pki.js';
-import { CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from '../../../src/mesh/ca-client.js';
+import {
+  bundleNamesConfiguredRoot,
+  CaUnavailableError,
+  createCaClient,
+  describeCaError,
+  resolveCaTrust,
+} from '../../../src/mesh/ca-client.js';
 import { createKeyAndCsr } from '../../../src/mesh/csr.js';
 import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
 import { ORDERS, startCaUnderTest, testCaMaterial, TRUST_DOMAIN, type Teardown } from '../../support/ca-harness.js';
 import { enrollWorkload } from '../../support/workload.js';
 
-const ca = (url: string, extra: { fingerprint?: string; bundle?: string; timeout?: number } = {}) => ({ url, timeout: 2000, ...extra });
+const ca = (url: string, extra: { fingerprint?: string | string[]; bundle?: string; timeout?: number } = {}) => ({
+  url,
+  timeout: 2000,
+  ...extra,
+});
 
 async function listen<S extends Server | TcpServer>(t: Teardown, server: S): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -57,6 +67,24 @@ async function scriptedCa(
   const port = await listen(t, server);
   return { url: `https://localhost:${port}`, rootPem: real.rootPem, intermediatePem: real.intermediatePem };
 }
+
+t.test('a root rotation: a list of fingerprints pins each root the CA offers; a persisted bundle of either is the same CA', async (t) => {
+  const { ca: old } = await startCaUnderTest(t);
+  const { ca: next } = await startCaUnderTest(t, {}, { ownRoot: true });
+  const both = [old.fingerprint, next.fingerprint];
+  // The new CA, its certificate chained to the new root: a sidecar pinned to the old root alone could
+  // not start (UNABLE_TO_GET_ISSUER_CERT_LOCALLY), one pinned to both can.
+  await t.rejects(resolveCaTrust(ca(next.url, { fingerprint: old.fingerprint }), undefined), { code: 'ERR_CA_UNTRUSTED' });
+  t.equal(
+    (await resolveCaTrust(ca(next.url, { fingerprint: both }), undefined)).trim(),
+    next.rootPem.trim(),
+    'pinned to both: the new root',
+  );
+  t.equal((await resolveCaTrust(ca(old.url, { fingerprint: both }), undefined)).trim(), old.rootPem.trim(), 'and the old CA too');
+  // After the rotation the persisted bundle holds the new root only: with both pinned it is this CA's.
+  t.ok(bundleNamesConfiguredRoot(ca(next.url, { fingerprint: both }), next.rootPem), 'the new root alone: named');
+  t.notOk(bundleNamesConfiguredRoot(ca(next.url, { fingerprint: old.fingerprint }), next.rootPem), 'pinned to the old alone: another CA');
+});
 
 t.test('first contact: a pinned fingerprint selects the matching root; a wrong one is refused', async (t) => {
   const { ca: real } = await startCaUnderTest(t);
