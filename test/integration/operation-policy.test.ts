@@ -61,10 +61,9 @@ t.test('openapi.operations: scopes without tokens refused at start; scopes on a 
   t.equal(await call(), 401, 'nor is a caller without a token');
 });
 
-t.test('security schemes by type: an API key must be sent, http basic cannot be met beside a token (defect 169)', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const document = openApiFile(
+/** `DELETE /items/{id}` met by an API key in header `keyHeader` or the scope items:admin; `extraSchemes` added as written. */
+function keyOrScopeDocument(keyHeader: string, extraSchemes = ''): string {
+  return openApiFile(
     `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
@@ -77,10 +76,15 @@ paths:
 components:
   securitySchemes:
     oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { 'items:admin': a } } } }
-    key: { type: apiKey, in: header, name: X-API-Key }
-    basic: { type: http, scheme: basic }
-`,
+    key: { type: apiKey, in: header, name: ${keyHeader} }
+${extraSchemes}`,
   );
+}
+
+t.test('security schemes by type: an API key must be sent, http basic cannot be met beside a token (defect 169)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const document = keyOrScopeDocument('X-API-Key', '    basic: { type: http, scheme: basic }\n');
   const idp = await startForgedIssuer(t);
   const tokens = { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] };
   const s = await startTestSidecar(t, backend.url, { tokens, openapi: { document } });
@@ -104,22 +108,7 @@ components:
   // A key the backend never receives is not sent: the sidecar drops X-Real-IP from an untrusted
   // client (headers.ts). Before, a token without the scope met {key in X-Real-IP} by sending the
   // header, and the backend got no key (review of row 246: the check reads what goes upstream).
-  const dropped = openApiFile(
-    `openapi: 3.1.0
-info: { title: t, version: '1' }
-paths:
-  /items/{id}:
-    delete:
-      operationId: deleteItem
-      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
-      security: [{ key: [] }, { oauth: ['items:admin'] }]
-      responses: { '204': { description: gone } }
-components:
-  securitySchemes:
-    oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { 'items:admin': a } } } }
-    key: { type: apiKey, in: header, name: X-Real-IP }
-`,
-  );
+  const dropped = keyOrScopeDocument('X-Real-IP');
   const s2 = await startTestSidecar(t, backend.url, { tokens, openapi: { document: dropped } });
   const before2 = backend.requests.length;
   const r2 = await fetchText(`${s2.url}/items/7`, agent, {
