@@ -171,12 +171,22 @@ export function issuedCertificateProblem(issued: WorkloadCredentials, currentBun
   const roots = new Set(certificatesOf(currentBundle).map(derOf));
   if (bundlePem !== currentBundle && !certificatesOf(bundlePem).some((root) => roots.has(derOf(root))))
     return 'the trust bundle sent with it holds none of the current roots';
-  const [leafPem, ...chain] = certificatesOf(issued.certPem);
+  return chainsToItsBundle(issued, now) ? undefined : `certificate ${serial} does not chain to the trust bundle`;
+}
+
+/**
+ * Whether the leaf is signed by an intermediate of its chain that chains to a root of its bundle
+ * (or by a root itself): what every peer checks. False once a root is removed from the bundle
+ * before this workload renewed under the new one.
+ */
+export function chainsToItsBundle(credentials: Pick<WorkloadCredentials, 'certPem' | 'bundlePem'>, now = Date.now()): boolean {
+  const [leafPem, ...chain] = certificatesOf(credentials.certPem);
   const leaf = new X509Certificate(leafPem ?? '');
   const signedBy = (pem: string) => isSignedBy(leaf, pem);
-  // Signed by an intermediate of its chain that chains to a root of the bundle (or by a root itself).
-  const chained = chain.some((ca) => signedBy(ca) && chainsToBundle(ca, bundlePem, now)) || certificatesOf(bundlePem).some(signedBy);
-  return chained ? undefined : `certificate ${serial} does not chain to the trust bundle`;
+  return (
+    chain.some((ca) => signedBy(ca) && chainsToBundle(ca, credentials.bundlePem, now)) ||
+    certificatesOf(credentials.bundlePem).some(signedBy)
+  );
 }
 
 /** Whether `pem` is a CA certificate that issued and signed `leaf` (false for anything that does not parse). */

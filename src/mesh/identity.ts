@@ -11,6 +11,7 @@ import { CaApiError } from '../ca/admin-client.js';
 import { bundleNamesConfiguredRoot, CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
 import {
   CertificateRefusedError,
+  chainsToItsBundle,
   createCredentialStore,
   CredentialError,
   describeCredentials,
@@ -54,6 +55,8 @@ export interface MeshStatus {
   expired?: true;
   /** The certificate is on the CA's CRL (this sidecar applied it): no peer accepts it either. */
   revoked?: true;
+  /** The certificate does not chain to the current bundle (its root was removed): no peer accepts it either. */
+  untrusted?: true;
 }
 
 /** The CRL in force, for /readyz, the metrics and the console. */
@@ -155,6 +158,8 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
    * there a 2 min certificate was due for renewal as soon as it came, in a loop (35 in a minute).
    */
   let receivedAt = 0;
+  /** Whether the current certificate chains to the current bundle, as last checked (status()). */
+  let chainCheck: { credentials: WorkloadCredentials; ok: boolean } | undefined;
   /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
   let tokenSpent: boolean;
   try {
@@ -474,6 +479,11 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
     },
     status() {
       const next = renewalsStopped ? undefined : scheduler.nextAt;
+      // Checked again only when the certificate or the bundle changed (a signature check each time).
+      const trustedByBundle = () => {
+        if (chainCheck?.credentials !== credentials) chainCheck = { credentials, ok: chainsToItsBundle(credentials) };
+        return chainCheck.ok;
+      };
       return {
         spiffeId: credentials.spiffeId,
         serial: credentials.serial,
@@ -483,6 +493,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
         ...(lastError ? { lastError } : {}),
         ...(isExpired(credentials) ? { expired: true as const } : {}),
         ...(revocations.isRevoked(credentials.serial) ? { revoked: true as const } : {}),
+        ...(trustedByBundle() ? {} : { untrusted: true as const }),
       };
     },
     stop() {

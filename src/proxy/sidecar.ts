@@ -426,9 +426,13 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
               name: 'certificate',
               check: async () => {
                 const status = mesh.status();
-                const state = status.revoked ? `certificate ${status.serial} revoked by the CA` : `expires in ${status.secondsToExpiry} s`;
+                const state = status.revoked
+                  ? `certificate ${status.serial} revoked by the CA`
+                  : status.untrusted
+                    ? `certificate ${status.serial} does not chain to the trust bundle (its root was removed before it renewed under the new one): no peer accepts it; enroll again with a bootstrap token`
+                    : `expires in ${status.secondsToExpiry} s`;
                 const detail = `${status.spiffeId} ${state}${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
-                return { ok: status.secondsToExpiry > 0 && status.revoked !== true, detail };
+                return { ok: status.secondsToExpiry > 0 && status.revoked !== true && status.untrusted !== true, detail };
               },
             },
             {

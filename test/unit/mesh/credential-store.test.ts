@@ -4,7 +4,13 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../support/ca-harness.js';
-import { CredentialError, createCredentialStore, describeCredentials, isExpired } from '../../../src/mesh/credential-store.js';
+import {
+  chainsToItsBundle,
+  CredentialError,
+  createCredentialStore,
+  describeCredentials,
+  isExpired,
+} from '../../../src/mesh/credential-store.js';
 import { enrollWorkload } from '../../support/workload.js';
 import { startCaUnderTest, TRUST_DOMAIN } from '../../support/ca-harness.js';
 
@@ -169,4 +175,13 @@ t.test('a pending enrollment is used only when it is ours: no access for others,
     chownSync(file, 65534, 65534);
     t.match(store.loadPending(ORDERS, ['localhost']), { ignored: /owned by uid 65534/ }, "another user's file is not ours to send");
   }
+});
+
+t.test('chainsToItsBundle: a certificate whose root is no longer in its bundle is refused by every peer', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const { ca: next } = await startCaUnderTest(t, {}, { ownRoot: true });
+  const w = await enrollWorkload(ca, ORDERS);
+  t.ok(chainsToItsBundle({ certPem: w.certPem, bundlePem: w.bundlePem }), 'under its own root');
+  t.ok(chainsToItsBundle({ certPem: w.certPem, bundlePem: w.bundlePem + next.rootPem }), 'the new root beside it (rotation step 2)');
+  t.notOk(chainsToItsBundle({ certPem: w.certPem, bundlePem: next.rootPem }), 'the old root removed (step 4) before it renewed');
 });
