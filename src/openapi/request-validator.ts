@@ -16,7 +16,7 @@ import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { caseVariant, firstViolation, type Violation } from './violation.js';
-import { isArraySchema, isObjectSchema, objectPropertiesOf, shapeOf, takesOtherProperties } from './schema-types.js';
+import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
@@ -90,6 +90,8 @@ interface ParameterReading {
   readonly p: ParameterObject;
   readonly style: string;
   readonly explode: boolean;
+  /** What its schema says the value is (schema-types.ts), decided at load: decodeParameter runs per request. */
+  readonly shape: Shape | undefined;
   /** Each copy is an item (an exploded array): the name may repeat. */
   readonly listed: boolean;
   /** An exploded object's declared properties, which are query keys of their own. */
@@ -112,14 +114,16 @@ interface ParameterReading {
 function readingOf(p: ParameterObject, content: ContentCheck | undefined): ParameterReading {
   const style = p.style ?? (p.in === 'query' || p.in === 'cookie' ? 'form' : 'simple');
   const explode = p.explode ?? style === 'form';
-  const object = isObjectSchema(p.schema);
+  const shape = shapeOf(p.schema);
+  const object = shape === 'object';
   // Declared wherever the schema says (allOf, oneOf, anyOf), not only in its own `properties`.
   const properties = object ? objectPropertiesOf(p.schema) : new Map<string, Record<string, unknown>[]>();
   return {
     p,
     style,
     explode,
-    listed: isArraySchema(p.schema) && style === 'form' && explode,
+    shape,
+    listed: shape === 'array' && style === 'form' && explode,
     properties: [...properties.keys()],
     rest: object && p.in === 'query' && style === 'form' && explode && takesOtherProperties(p.schema),
     listedProperties: new Set([...properties].filter(([, schemas]) => schemas.some(isArraySchema)).map(([name]) => name)),
@@ -157,17 +161,17 @@ function addProperty(out: Record<string, unknown>, reading: ParameterReading, na
  * `listed`. `names`: the query keys the operation owns, for a `rest` object (it takes the others).
  */
 function decodeParameter(reading: ParameterReading, raw: string[], query: URLSearchParams | undefined, names?: NameReadings): unknown {
-  const { p, style, explode } = reading;
-  if (isArraySchema(p.schema)) {
+  const { style, explode, shape } = reading;
+  if (shape === 'array') {
     if (reading.listed) return raw;
     const sep = style === 'spaceDelimited' ? ' ' : style === 'pipeDelimited' ? '|' : ',';
     return raw.length === 0 ? [] : (raw[0] as string).split(sep);
   }
-  if (isObjectSchema(p.schema) && query) {
+  if (shape === 'object' && query) {
     const out = clientKeyed<unknown>();
     if (style === 'deepObject') {
       for (const [k, v] of query) {
-        const property = deepObjectProperty(k, p.name);
+        const property = deepObjectProperty(k, reading.p.name);
         if (property === undefined) continue;
         const repeated = addProperty(out, reading, property, v);
         if (repeated) return repeated;
@@ -322,10 +326,9 @@ export interface ValidatorOptions {
 function checkShapes(op: Operation, readings: readonly ParameterReading[]): void {
   let rest: ParameterReading | undefined;
   for (const r of readings) {
-    const { p } = r;
+    const { p, shape } = r;
     if (p.content !== undefined || p.schema === undefined) continue;
     const label = `parameter "${p.name}" in ${p.in}`;
-    const shape = shapeOf(p.schema);
     if (r.style === 'deepObject' && shape !== 'object')
       throw new OpenApiError(
         op.pointer,
@@ -483,7 +486,7 @@ export function compileRequestValidator(
         if (raw.length > 1 && !r.listed) return givenTwice(`/query/${p.name}`);
         const v = decodeParameter(r, raw, query, queryNames);
         if (v instanceof Repeated) return givenTwice(v.pointer);
-        if (v !== undefined && !(raw.length === 0 && !isObjectSchema(p.schema))) {
+        if (v !== undefined && !(raw.length === 0 && r.shape !== 'object')) {
           const problem = valueProblem(r, v);
           if (problem) return problem;
           data.query[p.name] = v;
