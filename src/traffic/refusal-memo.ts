@@ -58,13 +58,11 @@ interface Ledger {
 export function createRefusalMemo(maxKeys: number): RefusalMemo {
   const refusals = new Map<string, Refusal>();
   const ledgers = new Map<string, Ledger>();
-  let reserved = 0;
   const addLedger = (key: string, now: number): Ledger => {
     const ledger = { inflight: 0, resetAt: now };
     ledgers.set(key, ledger);
     if (ledgers.size > maxKeys) {
       const oldest = ledgers.keys().next().value as string;
-      reserved -= (ledgers.get(oldest) as Ledger).inflight;
       ledgers.delete(oldest);
     }
     return ledger;
@@ -74,7 +72,10 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       return refusals.size;
     },
     get reserved() {
-      return reserved;
+      // Summed when asked (tests), not kept beside the ledgers by hand.
+      let n = 0;
+      for (const ledger of ledgers.values()) n += ledger.inflight;
+      return n;
     },
     get(key, now) {
       if (refusals.size === 0) return undefined;
@@ -105,7 +106,6 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       const waitMs = aheadMs + (inflight + 1) * perRequest - bucket.burstOffset;
       if (waitMs > EPSILON_MS) return waitMs;
       ledger.inflight++;
-      reserved++;
       return 0;
     },
     release(key, now) {
@@ -113,7 +113,6 @@ export function createRefusalMemo(maxKeys: number): RefusalMemo {
       // Pushed out past maxKeys (and perhaps made again by a charge since): nothing of it to give back.
       if (ledger === undefined || ledger.inflight === 0) return;
       ledger.inflight--;
-      reserved--;
       if (ledger.inflight === 0 && ledger.resetAt + PROBATION_MS <= now) ledgers.delete(key);
     },
     charged(key, now, resetAt) {
