@@ -158,6 +158,8 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
    * there a 2 min certificate was due for renewal as soon as it came, in a loop (35 in a minute).
    */
   let receivedAt = 0;
+  /** Where the current certificate's lifetime is counted from (see receivedAt). */
+  const lifetimeStart = () => new Date(Math.max(credentials.notBefore.getTime(), receivedAt));
   /** Whether the current certificate chains to the current bundle, as last checked (status()). */
   let chainCheck: { credentials: WorkloadCredentials; ok: boolean } | undefined;
   /** mesh.bootstrap_token was used (at startup) or refused: not worth another enrollment. */
@@ -238,7 +240,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   const scheduler = createRenewalScheduler({
     policy: { renewAt: cfg.renew_at, jitter: cfg.renew_jitter, maxBackoff: cfg.max_backoff },
     current: () => ({
-      notBefore: new Date(Math.max(credentials.notBefore.getTime(), receivedAt)),
+      notBefore: lifetimeStart(),
       notAfter: credentials.notAfter,
     }),
     async renew() {
@@ -314,10 +316,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
           ? `${retry}; certificate ${credentials.serial} expired at ${credentials.notAfter.toISOString()}: enrolling again with mesh.bootstrap_token`
           : `${retry}; serving on ${credentials.serial} until ${credentials.notAfter.toISOString()}`,
       });
-      if (
-        !warnedExpiring &&
-        isExpiring(new Date(Math.max(credentials.notBefore.getTime(), receivedAt)), credentials.notAfter, Date.now())
-      ) {
+      if (!warnedExpiring && isExpiring(lifetimeStart(), credentials.notAfter, Date.now())) {
         warnedExpiring = true;
         events.emit('warden.mesh.cert_expiring', {
           'warden.spiffe.id': credentials.spiffeId,
