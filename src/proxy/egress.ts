@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { buildConnector, errors, Pool } from 'undici';
+import { errors, Pool, type buildConnector } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
@@ -26,6 +26,7 @@ import { destinationIdProblem } from '../net/destination-id.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
+import { timedConnector } from './timed-connector.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -110,12 +111,11 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
       new Pool(service.url.replace(/\/$/, ''), {
         connections: CONNECTIONS_PER_SERVICE,
         connect: closedAtExpiry(
-          buildConnector({
+          timedConnector(cfg.timeouts.connect, {
             cert: m.cert,
             key: m.key,
             ca: m.ca,
             checkServerIdentity: identityCheck(service.spiffe_id, trustDomain, deps.revocations),
-            timeout: cfg.timeouts.connect,
             // Node does not call checkServerIdentity on a resumed session, and nothing else looked
             // at the destination's certificate again: an expired (or since re-keyed) destination
             // was used for as long as sessions resumed. Every connection is a full handshake.
@@ -210,11 +210,16 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     // dispatch: the queue counts. It stops when the backend's body starts to flow (its upload is the
     // listener's request_timeout's; undici's own headers timeout starts after it). An aborted call
     // leaves undici's queue only when a connection frees, so the answer is sent here, not there.
+    // Its verdict waits one turn (setImmediate): after an event-loop stall past this deadline and the
+    // connect one, Node may run this timer first (its list's expiry is a cleared timer's), and the
+    // connect timeout, which expired first, was reported as a headers timeout.
     const queued =
       cfg.timeouts.headers > 0
         ? setTimeout(() => {
-            answer(upstreamError(new errors.HeadersTimeoutError(), 'egress.timeouts'));
-            abort.emit('abort');
+            setImmediate(() => {
+              answer(upstreamError(new errors.HeadersTimeoutError(), 'egress.timeouts'));
+              abort.emit('abort');
+            });
           }, cfg.timeouts.headers).unref()
         : undefined;
     if (hasBody) req.once('resume', () => clearTimeout(queued));

@@ -5,9 +5,8 @@
  * status can no longer be sent.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { buildConnector, errors, Pool, type Dispatcher } from 'undici';
+import { errors, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -15,6 +14,7 @@ import type { BodyLease } from '../traffic/body-budget.js';
 import { createBackendProbe } from './backend-probe.js';
 import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
+import { timedConnector } from './timed-connector.js';
 import { upstreamAddressOf } from './upstream-address.js';
 
 /** The response side the forwarder writes to: HTTP/1.1 ServerResponse or HTTP/2 H2Response (h2-exchange.ts). */
@@ -101,7 +101,9 @@ function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
 
 export function createPool(cfg: UpstreamConfig): Pool {
   const { origin, socketPath } = upstreamAddressOf(cfg.url);
-  const connect = exactConnector(cfg.timeouts.connect, socketPath);
+  // A native connect timer below EXACT_TIMEOUTS_BELOW_MS, as for headers and body; undici's beyond.
+  const connect =
+    exactMs(cfg.timeouts.connect) > 0 ? timedConnector(cfg.timeouts.connect, socketPath !== undefined ? { socketPath } : {}) : undefined;
   return new Pool(origin, {
     connections: cfg.connections,
     pipelining: 1,
@@ -113,21 +115,6 @@ export function createPool(cfg: UpstreamConfig): Pool {
     ...(connect ? { connect } : { connectTimeout: cfg.timeouts.connect }),
     ...(socketPath !== undefined ? { socketPath } : {}),
   });
-}
-
-/** undici's connector with a native connect timer instead of its timer wheel's (EXACT_TIMEOUTS_BELOW_MS). */
-function exactConnector(timeoutMs: number, socketPath: string | undefined): buildConnector.connector | undefined {
-  if (exactMs(timeoutMs) === 0) return undefined;
-  const open = buildConnector({ timeout: 0, ...(socketPath !== undefined ? { socketPath } : {}) });
-  return (options, callback) => {
-    // The connector's error listener hands this to undici: 504 ERR_UPSTREAM_TIMEOUT (upstreamError).
-    const timer = setTimeout(() => socket.destroy(new errors.ConnectTimeoutError()), timeoutMs).unref();
-    // undici's connector returns the socket it opens, though its type says void.
-    const socket = open(options, (...args) => {
-      clearTimeout(timer);
-      callback(...args);
-    }) as unknown as Socket;
-  };
 }
 
 function onExactTimeout(handler: ForwardHandler): void {

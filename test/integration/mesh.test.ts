@@ -554,6 +554,19 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(handshake.statusCode, 504, 'no TLS handshake within egress.timeouts.connect: 504');
   t.match(await handshake.body.json(), { code: 'ERR_UPSTREAM_TIMEOUT' });
   t.ok(egressTimeout('egress.timeouts.connect'), 'the event names the connect timeout');
+  // The event loop stalled past both deadlines (connect 500 ms from the connection's start, headers
+  // 1 s from dispatch; a loaded CI host): undici's connect timer only queued its verdict
+  // (setImmediate), so the headers timer answered first and blamed egress.timeouts.headers.
+  const connectTimeouts = () => orders.events.filter((e) => e['warden.rule'] === 'egress.timeouts.connect').length;
+  const [connectsBefore, tarpitBefore] = [connectTimeouts(), tarpitSockets.length];
+  const blocked = request(`${egress}/tarpit/echo`);
+  while (tarpitSockets.length === tarpitBefore) await sleep(5);
+  const stallUntil = Date.now() + 1200;
+  while (Date.now() < stallUntil); // the stall: both timers expire in one turn of the loop
+  const afterStall = await blocked;
+  t.equal(afterStall.statusCode, 504, 'a stall past both deadlines: 504');
+  await afterStall.body.dump();
+  t.equal(connectTimeouts(), connectsBefore + 1, 'and the event still names the connect timeout, which expired first');
   t.equal(paymentsBackend.requests.length, 6);
 
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
