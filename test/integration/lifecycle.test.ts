@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/dev/self-signed-certificate.js';
+import { CLOSING_STALL_MS } from '../../src/proxy/h2-session-tracker.js';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { testCertificate } from '../support/certs.js';
@@ -52,7 +53,17 @@ t.test('SIGTERM: in-flight requests finish, new connections are refused, exit 0'
     'every HTTP/1.1 response in flight says Connection: close',
   );
   t.equal(await warden.exited, 0, 'exit code 0');
-  t.ok(Date.now() - signalled < 5000, `stopped ${Date.now() - signalled} ms after SIGTERM`);
+  const stopped = Date.now() - signalled;
+  // Where the time went, should it be long: the sidecar's own log times from the signal.
+  const at = (msg: string) => {
+    const line = warden.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg));
+    return line ? `${msg} +${Number(line.time) - signalled} ms` : `no ${msg}`;
+  };
+  // Well short of the 10 s grace, which is what this checks. The bound is the drain's own when an h2
+  // session does not finish closing after its last stream (Node 20, h2-session-tracker.ts): cut
+  // within two stall periods of the answers (1.5 s). A CI run took 5.7 s against an earlier 5 s bound.
+  const bound = 1500 + 2 * CLOSING_STALL_MS + 1500;
+  t.ok(stopped < bound, `stopped ${stopped} ms after SIGTERM, bound ${bound} (${['stopping', 'draining', 'drained'].map(at).join(', ')})`);
   t.ok(warden.lines.some((l) => l.msg === 'drained'));
 });
 
