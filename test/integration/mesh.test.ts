@@ -745,6 +745,11 @@ t.test(
       const deadline = Date.now() + 10_000;
       while (!what() && Date.now() < deadline) await sleep(50);
     };
+    const readyz = async () => {
+      const res = await request(`${s.adminUrl}/readyz`);
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    t.equal((await readyz()).status, 200, 'ready under the old root');
     const oldCaller = await enrollWorkload(servers[0]!, id('ns/shop/sa/frontend'));
     // Steps 2 and 3: both roots trusted; the CA under the new root issues.
     await servers[0]!.close();
@@ -790,6 +795,10 @@ t.test(
     servers.push(await startCaServer({ config: caConfig(dirB, port) }));
     await waitFor(() => roots() === 1);
     t.equal(roots(), 1, 'the sidecar trusts the new root alone');
+    // Its own certificate is still from the old root (step 4 applied before it renewed): no peer accepts it.
+    const unready = await readyz();
+    t.equal(unready.status, 503, 'a sidecar whose certificate no longer chains to its bundle is not ready');
+    t.match(unready.body, 'does not chain to the trust bundle', 'and says why');
     const after = await get(oldSession);
     t.not(after, 200, `the old-root caller's open connection is not served (${after})`);
     t.ok(await oldClosed, '…and is closed');
