@@ -4,6 +4,7 @@ import type { LoadedSidecarConfig } from '../config/load.js';
 import { OpenApiError, loadOpenApiDocument } from './document.js';
 import { configuredTokenPlaces } from '../identity/token-sources.js';
 import { operationsOf, type Operation } from './operations.js';
+import { internalHeaderMatcher } from '../net/sidecar-headers.js';
 
 /** `warn` gets each of the document's warnings (document.ts) as a line naming sidecar.yaml's field, the document and the pointer. */
 export async function loadOperations(
@@ -15,7 +16,11 @@ export async function loadOperations(
   try {
     return operationsOf(
       await loadOpenApiDocument(source, undefined, (w) => warn(formatIssue(loaded.issue(['openapi', 'document'], w.describeIn(source))))),
-      { documentUrl: source, tokenPlaces: configuredTokenPlaces(loaded.config.tokens) },
+      {
+        documentUrl: source,
+        tokenPlaces: configuredTokenPlaces(loaded.config.tokens),
+        isInternalHeader: internalHeaderMatcher(loaded.config.headers.internal),
+      },
     );
   } catch (err) {
     if (err instanceof OpenApiError) throw new ConfigError([loaded.issue(['openapi', 'document'], err.describeIn(source))]);

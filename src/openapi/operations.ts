@@ -208,6 +208,8 @@ export interface OperationsOptions {
   readonly documentUrl?: string;
   /** Where the configuration reads a caller's token: an apiKey scheme there is refused (security-requirements.ts). */
   readonly tokenPlaces?: TokenPlaces;
+  /** The configuration's headers.internal: an apiKey scheme in one is refused, as it never reaches the backend. */
+  readonly isInternalHeader?: (lowerCaseName: string) => boolean;
 }
 
 export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = {}): Operation[] {
@@ -239,7 +241,13 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
         method: method.toUpperCase(),
         paths: bases.map((b) => b + pattern),
         pointer,
-        security: compileSecurity(doc, security, op.security ? `${pointer}/security` : '#/security', options.tokenPlaces),
+        security: compileSecurity(
+          doc,
+          security,
+          op.security ? `${pointer}/security` : '#/security',
+          options.tokenPlaces,
+          options.isInternalHeader,
+        ),
         rateLimit: rateLimitOf(op, pointer),
         parameters: mergeParameters(item.parameters, op.parameters),
         requestBody: op.requestBody as RequestBodyObject | undefined,

@@ -20,6 +20,7 @@
  * the backend.
  */
 import type { TokenPlaces } from '../identity/token-sources.js';
+import { neverPassedAsSent } from '../net/sidecar-headers.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 import { escapePointer } from './subschemas.js';
 
@@ -71,6 +72,7 @@ export function compileSecurity(
   requirements: Record<string, string[]>[] | undefined,
   pointer: string,
   tokenPlaces?: TokenPlaces,
+  isInternalHeader: (lowerCaseName: string) => boolean = () => false,
 ): SecurityAlternative[] | undefined {
   if (requirements === undefined) return undefined;
   if (requirements.length === 0) return []; // security: [] = public
@@ -114,6 +116,14 @@ export function compileSecurity(
             throw new OpenApiError(
               at,
               `apiKey scheme "${name}" is sent in ${tokenPlaceName(key)}, where Warden reads the caller's token: any token would be taken for the key, and a key there is refused as a malformed token and never reaches the backend; send the key elsewhere (e.g. in: header, name: X-Api-Key)`,
+            );
+          // Met only when the backend receives the key as sent (authz-scopes.ts apiKeySent): in a
+          // header the sidecar removes or sets itself, every caller was refused and nothing said why.
+          const dropped = place === 'header' ? neverPassedAsSent(key.name, isInternalHeader) : undefined;
+          if (dropped !== undefined)
+            throw new OpenApiError(
+              at,
+              `apiKey scheme "${name}" is sent in the header ${JSON.stringify(scheme.name)}, ${dropped}: the key could never be met; send it in another header (e.g. X-Api-Key)`,
             );
           apiKeys.push(key);
           break;

@@ -13,35 +13,7 @@ import type { UpstreamHeaders } from '../pipeline/stage.js';
 import { createIpSet, type IpSet } from '../net/ip-set.js';
 import { withoutPort } from '../net/client-network.js';
 import { repeatedParameter } from '../net/media-type.js';
-
-/** Never forwarded in either direction. `expect` is answered by the sidecar itself. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'expect',
-]);
-
-/**
- * Set by the sidecar from what it saw, never copied from an untrusted client. The client
- * certificate header is not believed even from trusted proxies: only the TLS layer knows the
- * caller (the peer-authz stage sets it).
- */
-const FORWARDING = new Set([
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'forwarded',
-  'x-real-ip',
-  'x-forwarded-client-cert',
-]);
+import { FORWARDING, HOP_BY_HOP, internalHeaderMatcher } from '../net/sidecar-headers.js';
 
 /**
  * What a proxy in front asserts about the caller — its address (set by CDNs and load balancers;
@@ -129,13 +101,6 @@ export function compileHeaderRules(
   headersRead: ReadonlySet<string> = new Set(),
   mintHeader?: string,
 ): HeaderRules {
-  const exact = new Set<string>();
-  const prefixes: string[] = [];
-  for (const entry of headers.internal) {
-    const name = entry.toLowerCase();
-    if (name.endsWith('*')) prefixes.push(name.slice(0, -1));
-    else exact.add(name);
-  }
   const upstreamHost = upstream.host_header === 'upstream' ? upstreamAuthority(upstream.url) : undefined;
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
@@ -144,14 +109,7 @@ export function compileHeaderRules(
     headersRead,
     mintHeader: mintHeader === undefined || mintHeader.toLowerCase() === 'authorization' ? undefined : mintHeader.toLowerCase(),
     refuseOverrides: headers.overrides === 'refuse',
-    isInternal:
-      prefixes.length === 0
-        ? (name) => exact.has(name)
-        : (name) => {
-            if (exact.has(name)) return true;
-            for (const p of prefixes) if (name.startsWith(p)) return true;
-            return false;
-          },
+    isInternal: internalHeaderMatcher(headers.internal),
   };
 }
 

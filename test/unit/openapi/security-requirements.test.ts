@@ -105,3 +105,39 @@ t.test('an apiKey scheme where the configuration reads a token is refused, namin
     );
   t.ok(compileSecurity(withKey({ type: 'apiKey', in: 'header', name: 'Authorization' }), [{ partnerKey: [] }], '#/security', undefined));
 });
+
+t.test('an apiKey scheme in a header the backend never receives as sent is refused: it could never be met', async (t) => {
+  const { internalHeaderMatcher } = await import('../../../src/net/sidecar-headers.js');
+  const withKey = (scheme: Record<string, unknown>) =>
+    ({ ...doc, components: { securitySchemes: { ...doc.components?.securitySchemes, partnerKey: scheme } } }) as unknown as OpenApiDocument;
+  const internal = internalHeaderMatcher(['X-Internal-*', 'X-Debug']);
+  for (const [name, why] of [
+    ['X-Real-IP', /a forwarding header, which the sidecar sets itself/],
+    ['X_Forwarded_For', /a forwarding header/],
+    ['Proxy-Authorization', /a hop-by-hop header, which the sidecar never forwards/],
+    ['Keep-Alive', /a hop-by-hop header/],
+    ['x-internal-key', /an internal header \(headers\.internal\)/],
+    ['X-Debug', /an internal header/],
+  ] as const) {
+    const err = t.throws(() =>
+      compileSecurity(
+        withKey({ type: 'apiKey', in: 'header', name }),
+        [{ partnerKey: [] }, { oauth: ['pets:admin'] }],
+        '#/security',
+        undefined,
+        internal,
+      ),
+    ) as unknown;
+    t.ok(err instanceof OpenApiError, `${name}: refused`);
+    t.equal((err as OpenApiError).pointer, '#/components/securitySchemes/partnerKey');
+    t.match((err as OpenApiError).message, why);
+    t.match((err as OpenApiError).message, new RegExp(`^apiKey scheme "partnerKey" is sent in the header "${name}", .*could never be met`));
+  }
+  for (const name of ['X-Api-Key', 'X-Internals', 'X-Real-IP-Key'])
+    t.equal(
+      compileSecurity(withKey({ type: 'apiKey', in: 'header', name }), [{ partnerKey: [] }], '#/security', undefined, internal)?.[0]
+        ?.apiKeys.length,
+      1,
+      `${name}: a key`,
+    );
+});
