@@ -24,8 +24,16 @@ export interface EventFeed {
 
 const RING = 200;
 const MAX_CLIENTS = 16;
+/** One address could hold every place (a same-origin script, a loop of curl). */
+const MAX_CLIENTS_PER_ADDRESS = 4;
 /** Bytes queued for a client beyond which it is considered stuck and dropped. */
 const MAX_BACKLOG_BYTES = 1024 * 1024;
+
+function refuse(res: ServerResponse, detail: string): void {
+  const full = new WardenError('ERR_OVERLOADED', { rule: 'console.clients', detail });
+  res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' });
+  res.end(problemBody(full, undefined) + '\n');
+}
 
 export function createEventFeed(): EventFeed {
   const ring: string[] = [];
@@ -53,15 +61,12 @@ export function createEventFeed(): EventFeed {
       for (const res of clients) push(res, frame);
     },
     serve(req, res) {
-      if (clients.size >= MAX_CLIENTS) {
-        const full = new WardenError('ERR_OVERLOADED', {
-          rule: 'console.clients',
-          detail: `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`,
-        });
-        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' });
-        res.end(problemBody(full, undefined) + '\n');
-        return;
-      }
+      const address = req.socket.remoteAddress ?? '';
+      let fromAddress = 0;
+      for (const c of clients) if (c.req.socket.remoteAddress === address) fromAddress++;
+      if (fromAddress >= MAX_CLIENTS_PER_ADDRESS)
+        return refuse(res, `At most ${MAX_CLIENTS_PER_ADDRESS} console clients from one address at once; close one first.`);
+      if (clients.size >= MAX_CLIENTS) return refuse(res, `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       res.write('retry: 2000\n\n');
       for (const frame of ring) res.write(frame);

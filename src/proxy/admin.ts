@@ -49,6 +49,8 @@ export interface AdminOptions {
   endpoints?: () => ReadonlyMap<string, AdminEndpoint>;
   /** The console on `/`: its page, live events and status. */
   console?: { feed: EventFeed; status: () => Promise<ConsoleStatus> } | undefined;
+  /** ADMIN_LIMITS unless given (tests). */
+  limits?: AdminLimits;
 }
 
 export function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -61,6 +63,27 @@ const refuse = (res: ServerResponse, refusal: WardenError) =>
 
 const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
 
+/**
+ * The admin listener's own bounds. It had none (Node's defaults: no connection cap, 60 s for
+ * headers, checked every 30 s): 15 000 idle connections from one client took ~96 MiB, and past
+ * the file-descriptor limit the inbound listener, /healthz and CRL refreshes failed too. Its
+ * requests are small and quick; probes, scrapes and a few consoles need few connections.
+ */
+export interface AdminLimits {
+  readonly maxConnections: number;
+  /** One address (a pod, a host) holds at most this many: the kubelet's probes keep theirs. */
+  readonly maxConnectionsPerAddress: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const ADMIN_LIMITS: AdminLimits = {
+  maxConnections: 256,
+  maxConnectionsPerAddress: 32,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+};
+
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
   let loopbackOnly = false; // set once bound: what counts is the address, not how `host` spells it
   const names = new Set(options.hosts);
@@ -71,73 +94,102 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
     if (name === undefined) return false;
     return isIP(name) !== 0 ? !loopbackOnly : names.has(name);
   };
-  const server = createServer((req, res) => {
-    if (!served(req.headers.host)) {
-      const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
-      const detail = loopbackOnly
-        ? `use localhost or a loopback address${listed}`
-        : `use localhost, an IP address${listed}, or list the name in listeners.admin.hosts`;
-      return refuse(res, new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
-    }
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    if (CONSOLE_PATHS.has(path) && isCrossOriginRequest(req.headers)) {
-      return refuse(
-        res,
-        new WardenError('ERR_ADMIN_BROWSER_REFUSED', { detail: 'The console is opened by its own address, not from another site.' }),
-      );
-    }
-    const extra = options.endpoints?.().get(path);
-    if (extra) {
-      const method = req.method === 'HEAD' ? 'GET' : (req.method as 'GET' | 'POST');
-      if (extra.methods.includes(method)) return extra.handle(req, res);
-      res.setHeader('allow', extra.methods.join(', '));
-      return send(res, 405, 'text/plain', 'method not allowed\n');
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD');
-      return send(res, 405, 'text/plain', 'method not allowed\n');
-    }
-    switch (path) {
-      case '/healthz':
-        return send(res, 200, 'application/json', '{"status":"ok"}\n');
-      case '/readyz':
-        void Promise.all(
-          options.readiness.map(async (r) => ({
-            name: r.name,
-            ...(await r.check().catch((e: Error) => ({ ok: false, detail: e.message }))),
-          })),
-        ).then((results) => {
-          const ready = results.every((r) => r.ok);
-          send(
-            res,
-            ready ? 200 : 503,
-            'application/json',
-            JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: results }) + '\n',
+  const limits = options.limits ?? ADMIN_LIMITS;
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      req.socket.setTimeout(0);
+      if (!served(req.headers.host)) {
+        const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
+        const detail = loopbackOnly
+          ? `use localhost or a loopback address${listed}`
+          : `use localhost, an IP address${listed}, or list the name in listeners.admin.hosts`;
+        return refuse(res, new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
+      }
+      const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+      if (CONSOLE_PATHS.has(path) && isCrossOriginRequest(req.headers)) {
+        return refuse(
+          res,
+          new WardenError('ERR_ADMIN_BROWSER_REFUSED', { detail: 'The console is opened by its own address, not from another site.' }),
+        );
+      }
+      const extra = options.endpoints?.().get(path);
+      if (extra) {
+        const method = req.method === 'HEAD' ? 'GET' : (req.method as 'GET' | 'POST');
+        if (extra.methods.includes(method)) return extra.handle(req, res);
+        res.setHeader('allow', extra.methods.join(', '));
+        return send(res, 405, 'text/plain', 'method not allowed\n');
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD');
+        return send(res, 405, 'text/plain', 'method not allowed\n');
+      }
+      switch (path) {
+        case '/healthz':
+          return send(res, 200, 'application/json', '{"status":"ok"}\n');
+        case '/readyz':
+          void Promise.all(
+            options.readiness.map(async (r) => ({
+              name: r.name,
+              ...(await r.check().catch((e: Error) => ({ ok: false, detail: e.message }))),
+            })),
+          ).then((results) => {
+            const ready = results.every((r) => r.ok);
+            send(
+              res,
+              ready ? 200 : 503,
+              'application/json',
+              JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: results }) + '\n',
+            );
+          });
+          return;
+        case '/':
+          if (!options.console) break;
+          res.setHeader('content-security-policy', CONSOLE_CSP);
+          return send(res, 200, 'text/html; charset=utf-8', CONSOLE_PAGE);
+        case '/console/events':
+          if (!options.console) break;
+          return options.console.feed.serve(req, res);
+        case '/console/status':
+          if (!options.console) break;
+          void options.console.status().then(
+            (status) => send(res, 200, 'application/json', JSON.stringify(status) + '\n'),
+            (err: Error) => send(res, 500, 'text/plain', `status failed: ${err.message}\n`),
           );
-        });
-        return;
-      case '/':
-        if (!options.console) break;
-        res.setHeader('content-security-policy', CONSOLE_CSP);
-        return send(res, 200, 'text/html; charset=utf-8', CONSOLE_PAGE);
-      case '/console/events':
-        if (!options.console) break;
-        return options.console.feed.serve(req, res);
-      case '/console/status':
-        if (!options.console) break;
-        void options.console.status().then(
-          (status) => send(res, 200, 'application/json', JSON.stringify(status) + '\n'),
-          (err: Error) => send(res, 500, 'text/plain', `status failed: ${err.message}\n`),
-        );
-        return;
-      case '/metrics':
-        void options.registry.metrics().then(
-          (text) => send(res, 200, options.registry.contentType, text),
-          (err: Error) => send(res, 500, 'text/plain', `metrics failed: ${err.message}\n`),
-        );
-        return;
+          return;
+        case '/metrics':
+          void options.registry.metrics().then(
+            (text) => send(res, 200, options.registry.contentType, text),
+            (err: Error) => send(res, 500, 'text/plain', `metrics failed: ${err.message}\n`),
+          );
+          return;
+      }
+      return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  const perAddress = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const held = perAddress.get(address) ?? 0;
+    if (held >= limits.maxConnectionsPerAddress) {
+      socket.destroy();
+      return;
     }
-    return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
+    perAddress.set(address, held + 1);
+    // Node's headersTimeout starts at a request's first byte: a connection that sends none was
+    // kept for good. Until its first request it may be idle this long (Node's own timeout
+    // listener then destroys it); cleared per request, as a console feed is quiet for 15 s at a time.
+    socket.setTimeout(limits.headersTimeoutMs);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left === 0) perAddress.delete(address);
+      else perAddress.set(address, left);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -105,9 +105,9 @@ t.test('a console client past the 16th gets 503 problem+json, not plain text', a
   const { get: httpGet } = await import('node:http');
   const open: import('node:http').ClientRequest[] = [];
   t.teardown(() => open.forEach((r) => r.destroy()));
-  const feed = () =>
+  const feed = (localAddress: string) =>
     new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
-      const req = httpGet(`${s.adminUrl}/console/events`, (res) => {
+      const req = httpGet(`${s.adminUrl}/console/events`, { localAddress }, (res) => {
         if (res.statusCode === 200) return resolve({ status: 200, type: String(res.headers['content-type']), body: '' });
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
@@ -116,9 +116,52 @@ t.test('a console client past the 16th gets 503 problem+json, not plain text', a
       req.once('error', reject);
       open.push(req);
     });
-  for (let i = 0; i < 16; i++) t.equal((await feed()).status, 200, `client ${i + 1}`);
-  const refused = await feed();
+  // Four from each of four loopback addresses; a fifth from one of them is refused on its own count.
+  for (let i = 0; i < 16; i++) t.equal((await feed(`127.0.0.${2 + (i % 4)}`)).status, 200, `client ${i + 1}`);
+  const fifth = await feed('127.0.0.2');
+  t.equal(fifth.status, 503, 'a fifth from one address: 503');
+  t.match(JSON.parse(fifth.body), { code: 'ERR_OVERLOADED', detail: /At most 4 console clients from one address/ });
+  const refused = await feed('127.0.0.9');
   t.equal(refused.status, 503, 'the 17th: 503');
   t.equal(refused.type, 'application/problem+json');
-  t.match(JSON.parse(refused.body), { code: 'ERR_OVERLOADED', detail: /At most 16 console clients/ });
+  t.match(JSON.parse(refused.body), { code: 'ERR_OVERLOADED', detail: /At most 16 console clients at once/ });
+});
+
+t.test('the admin listener bounds its connections, in all and per address, and closes a silent one', async (t) => {
+  // Unbounded, 15 000 idle connections took ~96 MiB, and past the descriptor limit the inbound
+  // listener and CRL refreshes failed too.
+  const { connect } = await import('node:net');
+  const admin = await startAdminServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry: new Registry(),
+    readiness: [],
+    limits: { maxConnections: 6, maxConnectionsPerAddress: 3, headersTimeoutMs: 1000, requestTimeoutMs: 1000 },
+  });
+  t.teardown(() => admin.close());
+  const sockets: import('node:net').Socket[] = [];
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  /** Connects from `localAddress`, sends nothing; resolves with how soon the server closed it (or 'open' after `ms`). */
+  const silent = (localAddress: string, ms: number) =>
+    new Promise<number | 'open'>((resolve) => {
+      const started = Date.now();
+      const socket = connect({ host: '127.0.0.1', port: admin.address.port, localAddress });
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.once('close', () => resolve(Date.now() - started));
+      setTimeout(() => resolve('open'), ms).unref();
+    });
+  const held = [1, 2, 3].map(() => silent('127.0.0.2', 4000));
+  await new Promise((r) => setTimeout(r, 200));
+  t.type(await silent('127.0.0.2', 300), 'number', 'a fourth from one address is closed at once');
+  const others = [1, 2, 3].map(() => silent('127.0.0.3', 4000));
+  await new Promise((r) => setTimeout(r, 200));
+  t.type(await silent('127.0.0.4', 300), 'number', 'past the listener-wide bound, another address is closed at once too');
+  for (const closedAfter of await Promise.all([...held, ...others]))
+    t.ok(
+      typeof closedAfter === 'number' && closedAfter < 3500,
+      `a silent connection is closed within the headers timeout (${closedAfter} ms)`,
+    );
+  const healthz = await curl(['-m', '5', `http://127.0.0.1:${admin.address.port}/healthz`]);
+  t.equal(healthz.status, 200, 'then served again');
 });
