@@ -2,7 +2,8 @@
  * The files of a CA directory (written by `warden ca init`) and loading them for `warden ca serve`
  * and the admin CLI.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from '../config/bounded-file.js';
 import { join } from 'node:path';
 import { importSigningKey, readPrivateKey } from './keys.js';
 import { webcrypto } from 'node:crypto';
@@ -56,10 +57,11 @@ export interface CaMaterial {
 
 function read(dir: string, name: string): string {
   try {
-    return readFileSync(join(dir, name), 'utf8');
+    return readFileBounded(join(dir, name), MAX_SECRET_FILE_BYTES).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`cannot read ${join(dir, name)} (${code}); is ${dir} a CA directory made by warden ca init?`, { cause: err });
+    throw new Error(`cannot read ${join(dir, name)} (${readFailure(err)}); is ${dir} a CA directory made by warden ca init?`, {
+      cause: err,
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 /** `warden ca init`: create a CA (root, intermediate, admin identity) in an empty directory. */
-import { readFileSync } from 'node:fs';
+import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from '../config/bounded-file.js';
 import { resolve } from 'node:path';
 import { CaExistsError, initCa, TRUST_DOMAIN } from '../ca/init.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
@@ -67,9 +67,11 @@ export function readPassphrase(
   let reference: string | undefined;
   if (file !== undefined) {
     try {
-      passphrase = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      passphrase = readFileBounded(file, MAX_SECRET_FILE_BYTES)
+        .toString('utf8')
+        .replace(/\r?\n$/, '');
     } catch (err) {
-      throw new UsageError(`warden ${command}: cannot read --passphrase-file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new UsageError(`warden ${command}: cannot read --passphrase-file ${file} (${readFailure(err)})`);
     }
     reference = `\${file:${resolve(file)}}`;
   } else if (env !== undefined) {

@@ -179,6 +179,6 @@ Requests and security events appear below. Ctrl-C stops.
     const onSignal = () => void stop().then(() => done(EXIT.ok));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    process.on('SIGHUP', () => void sidecar.reload(() => loadSidecarConfig(configFile)));
+    process.on('SIGHUP', () => void sidecar.reload(() => loadSidecarConfig(configFile, process.env, true)));
   });
 }

@@ -36,7 +36,7 @@ export async function runProxy(argv: string[]): Promise<number> {
   const running: { sidecar?: Sidecar; reloadAsked: boolean } = { reloadAsked: false };
   const reload = (sidecar: Sidecar, why: string) => {
     sidecar.logger.info({ file }, why);
-    void sidecar.reload(() => loadSidecarConfig(file));
+    void sidecar.reload(() => loadSidecarConfig(file, process.env, true));
   };
   process.on('SIGHUP', () => (running.sidecar ? reload(running.sidecar, 'SIGHUP: reloading configuration') : (running.reloadAsked = true)));
   const sidecar = await startOrExplain(loaded);

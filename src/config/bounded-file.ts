@@ -4,7 +4,7 @@
  * ended and grew to gigabytes. Read in chunks instead, so a device, a FIFO (`-c <(envsubst …)`
  * still works) or a huge file stops at the bound with a clear reason.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 /** A file longer than the bound: its message says so, and `code` names it for callers that print codes. */
 export class FileTooLargeError extends Error {
@@ -16,9 +16,33 @@ export class FileTooLargeError extends Error {
 
 const CHUNK = 64 * 1024;
 
-export function readFileBounded(path: string, maxBytes: number): Buffer {
-  const fd = openSync(path, 'r');
+/** A FIFO or socket where only a file will do: reading it could block the process without end. */
+export class NotAFileError extends Error {
+  readonly code = 'ENOTFILE';
+  constructor(kind: string) {
+    super(`${kind}, not a file: reading it could wait for a writer without end; name a regular file`);
+  }
+}
+
+export interface ReadOptions {
+  /**
+   * A FIFO is read (waiting for its writer): only the configuration at startup (`-c <(envsubst …)`),
+   * before anything is served. Otherwise one is refused: a reload that opened a FIFO without a
+   * writer held the event loop, so no request, no /healthz and not even SIGTERM was answered.
+   */
+  readonly allowFifo?: boolean;
+}
+
+export function readFileBounded(path: string, maxBytes: number, options: ReadOptions = {}): Buffer {
+  // Opened without blocking: opening a FIFO for reading waits for a writer, before any check.
+  let fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const stat = fstatSync(fd);
+    if (stat.isFIFO() || stat.isSocket()) {
+      if (!options.allowFifo) throw new NotAFileError(stat.isFIFO() ? 'a FIFO' : 'a socket');
+      closeSync(fd);
+      fd = openSync(path, 'r');
+    }
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -37,7 +61,7 @@ export function readFileBounded(path: string, maxBytes: number): Buffer {
 
 /** What a read failure is called in a one-line message: "larger than 1 MiB", "ENOENT", "EISDIR". */
 export function readFailure(err: unknown): string {
-  if (err instanceof FileTooLargeError) return err.message;
+  if (err instanceof FileTooLargeError || err instanceof NotAFileError) return err.message;
   return (err as NodeJS.ErrnoException).code ?? 'error';
 }
 

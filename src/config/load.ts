@@ -38,8 +38,9 @@ export interface LoadedSidecarConfig {
 
 let validateSidecar: ContextValidator | undefined;
 
-export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedSidecarConfig {
-  return fromSource(readYamlSource(file, env));
+/** `reload`: read again by a running sidecar (SIGHUP), where the file may not be a FIFO. */
+export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process.env, reload = false): LoadedSidecarConfig {
+  return fromSource(readYamlSource(file, env, reload));
 }
 
 /** Same as loadSidecarConfig, from text already in memory (tests, `warden dev`). */

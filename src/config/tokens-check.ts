@@ -3,7 +3,7 @@
  * that the chosen client authentication needs, key files that load, bounded leeway.
  */
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { FileTooLargeError, MAX_SECRET_FILE_BYTES, NotAFileError, readFailure, readFileBounded } from './bounded-file.js';
 import type { ConfigIssue } from './config-error.js';
 import { MIN_KEY_ROTATION_MS } from './key-rotation.js';
 import { routeSettingsOf } from './route-settings.js';
@@ -83,13 +83,13 @@ export function* tokensIssues(config: SidecarConfig, issue: IssueAt): Generator<
         yield issue([...at, 'introspection', 'private_key'], 'is required for auth_method private_key_jwt (a PKCS#8 PEM file)');
       } else {
         try {
-          createPrivateKey(readFileSync(intro.private_key));
+          createPrivateKey(readFileBounded(intro.private_key, MAX_SECRET_FILE_BYTES));
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
           yield issue(
             [...at, 'introspection', 'private_key'],
-            e.code?.startsWith('E') && e.syscall
-              ? `cannot read ${intro.private_key} (${e.code})`
+            (e.code?.startsWith('E') && e.syscall) || e instanceof FileTooLargeError || e instanceof NotAFileError
+              ? `cannot read ${intro.private_key} (${readFailure(e)})`
               : `is not a PEM private key (${e.message})`,
           );
         }

@@ -19,10 +19,11 @@ export interface YamlSource {
 
 const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
 
-export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
+/** `reload`: the file is read again by a running process, which a FIFO must not block (bounded-file.ts). */
+export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env, reload = false): YamlSource {
   let text: string;
   try {
-    text = readFileBounded(file, MAX_CONFIG_BYTES).toString('utf8');
+    text = readFileBounded(file, MAX_CONFIG_BYTES, { allowFifo: !reload }).toString('utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: undefined, field: '', message: `cannot read the configuration (${reason})` }]);

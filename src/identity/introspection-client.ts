@@ -4,7 +4,7 @@
  * (RFC 7523, a fresh signed assertion per call so replay protection at the IdP holds).
  */
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { MAX_SECRET_FILE_BYTES, readFileBounded } from '../config/bounded-file.js';
 import { SignJWT } from 'jose';
 import type { IssuerConfig } from '../config/types.js';
 import type { SpanParent } from '../telemetry/client-span.js';
@@ -47,7 +47,9 @@ export function retryAfterMsOf(value: string | undefined, now = Date.now()): num
 }
 
 export function createIntrospectionClient(cfg: IntrospectionConfig, issuer: string, http: IdpHttp): IntrospectionClient {
-  const key: KeyObject | undefined = cfg.private_key ? createPrivateKey(readFileSync(cfg.private_key)) : undefined;
+  const key: KeyObject | undefined = cfg.private_key
+    ? createPrivateKey(readFileBounded(cfg.private_key, MAX_SECRET_FILE_BYTES))
+    : undefined;
 
   const authenticate = async (form: URLSearchParams): Promise<Record<string, string>> => {
     switch (cfg.auth_method) {

@@ -9,7 +9,7 @@
  * credentials: every replica has them, a process that can only reach Redis does not.
  */
 import { createHmac, createPrivateKey, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { MAX_SECRET_FILE_BYTES, readFileBounded } from '../config/bounded-file.js';
 import type { TokensConfig } from '../config/types.js';
 
 /** base64url of 32 bytes. */
@@ -99,7 +99,7 @@ export function sharedStateSecret(tokens: TokensConfig): Buffer | undefined {
       const cfg = introspection as NonNullable<typeof introspection>;
       const credential =
         cfg.auth_method === 'private_key_jwt' && cfg.private_key
-          ? createPrivateKey(readFileSync(cfg.private_key)).export({ type: 'pkcs8', format: 'der' })
+          ? createPrivateKey(readFileBounded(cfg.private_key, MAX_SECRET_FILE_BYTES)).export({ type: 'pkcs8', format: 'der' })
           : Buffer.from(cfg.client_secret ?? '');
       if (credential.length === 0) continue;
       for (const field of [Buffer.from(issuer), Buffer.from(cfg.client_id), credential]) {

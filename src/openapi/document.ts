@@ -13,7 +13,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvDraft4 from 'ajv-draft-04';
 import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
-import { FileTooLargeError, readFileBounded } from '../config/bounded-file.js';
+import { FileTooLargeError, NotAFileError, readFileBounded } from '../config/bounded-file.js';
 import { readCappedBody } from '../net/capped-body.js';
 import { OpenApiError } from './document-error.js';
 import { rewriteDocumentSchemas, rewriteReferencedFile, type OpenApiWarning } from './schema-rewrites.js';
@@ -106,7 +106,7 @@ async function readSource(source: string, timeoutMs: number): Promise<Record<str
 
 /** Why a document could not be read, as the other files of the configuration say it: the errno, or the error's first line (a YAML error without its excerpt). */
 function readProblem(err: unknown): string {
-  if (err instanceof FileTooLargeError) return err.message;
+  if (err instanceof FileTooLargeError || err instanceof NotAFileError) return err.message;
   const code = (err as NodeJS.ErrnoException).code;
   if (code !== undefined && /^E[A-Z]+$/.test(code)) return code;
   return ((err as Error).message.split('\n')[0] ?? '').replace(/ at line (\d+), column (\d+):?$/, ' at line $1, column $2');

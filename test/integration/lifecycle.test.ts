@@ -3,7 +3,8 @@
  * SIGHUP reloads (a broken file keeps the old configuration serving), the admin endpoints answer.
  */
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as http2Connect } from 'node:http2';
@@ -184,8 +185,31 @@ t.test('SIGHUP: a valid file applies, a broken one is refused and the old one ke
   warden.child.kill('SIGHUP');
   await warden.waitFor((l) => l.event === 'warden.config.reload_failed' && l !== failed);
   t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 403, 'the last good policy still applies');
+
+  // A FIFO nobody writes to, as a ${file:} value and then as the file itself: reading one held the
+  // event loop (no request, no /healthz, not even SIGTERM answered) until something wrote to it.
+  const fifo = join(mkdtempSync(join(tmpdir(), 'warden-fifo-')), 'secret');
+  execFileSync('mkfifo', [fifo]);
+  const good = await testConfigYaml(backend.url, { routes: [{ id: 'open', path: '/*' }] });
+  writeFileSync(warden.configFile, good.replace(/^service:\n {2}name: [^\n]*\n/m, `service:\n  name: \${file:${fifo}}\n`));
+  t.not(readFileSync(warden.configFile, 'utf8'), good, 'the secret names the FIFO');
+  /** The next reload_failed after the signal (earlier ones are kept in warden.lines). */
+  const nextFailure = () => {
+    const seen = new Set(warden.lines.filter((l) => l.event === 'warden.config.reload_failed'));
+    warden.child.kill('SIGHUP');
+    return warden.waitFor((l) => l.event === 'warden.config.reload_failed' && !seen.has(l));
+  };
+  const fifoSecret = await nextFailure();
+  t.match(fifoSecret['warden.detail'], /a FIFO, not a file/);
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 403, 'a FIFO secret: refused, the last good policy serving');
+  const configFile = warden.configFile;
+  rmSync(configFile);
+  execFileSync('mkfifo', [configFile]);
+  const fifoConfig = await nextFailure();
+  t.match(fifoConfig['warden.detail'], /a FIFO, not a file/);
+  t.equal((await fetchText(`${warden.url}/admin/x`, agent)).status, 403, 'the file a FIFO: refused, still serving');
   warden.child.kill('SIGTERM');
-  t.equal(await warden.exited, 0);
+  t.equal(await warden.exited, 0, 'and SIGTERM is answered');
 });
 
 t.test('admin: /healthz, /readyz and /metrics', async (t) => {

@@ -19,10 +19,28 @@ t.test('a pipe is read to its end, a device stops at the bound', async (t) => {
   // The writer needs nothing from this process, whose thread the synchronous read holds.
   const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', source, fifo], { stdio: 'ignore' });
   t.teardown(() => writer.kill());
-  t.equal(readFileBounded(fifo, 1024 * 1024).toString('utf8'), text, 'the whole pipe, across chunks');
+  t.equal(
+    readFileBounded(fifo, 1024 * 1024, { allowFifo: true }).toString('utf8'),
+    text,
+    'the whole pipe, across chunks (allowed: -c at startup)',
+  );
   t.throws(
     () => readFileBounded('/dev/zero', 100_000),
     { code: 'EFBIG', message: 'larger than 100000 bytes' },
     'a device stops at the bound',
   );
+});
+
+t.test('a FIFO is refused unless allowed, at once, though no writer ever opens it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-fifo-'));
+  const fifo = join(dir, 'secret');
+  execFileSync('mkfifo', [fifo]);
+  // In a child with a timeout: opening it blocking would hold this process for good.
+  const script = `import { readFileBounded } from ${JSON.stringify(new URL('../../../src/config/bounded-file.ts', import.meta.url).href)};
+try { readFileBounded(${JSON.stringify(fifo)}, 1024); console.log('read'); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    timeout: 10_000,
+    encoding: 'utf8',
+  });
+  t.match(out, /^ENOTFILE: a FIFO, not a file: reading it could wait for a writer without end; name a regular file/);
 });

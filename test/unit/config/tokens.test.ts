@@ -105,6 +105,16 @@ t.test('introspection client authentication needs its secret or key', async (t) 
     `sidecar.yaml:${lineOf(unreadable.text, 'private_key:')} tokens.issuers[0].introspection.private_key: cannot read /nonexistent/k.pem (ENOENT)`,
   ]);
 
+  // Read up to a bound: /dev/zero was read until memory ran out (0.8 GB in config check).
+  const endless = await issuesOf({
+    tokens: {
+      issuers: [{ ...ISSUER, introspection: { client_id: 'warden', auth_method: 'private_key_jwt', private_key: '/dev/zero' } }],
+    },
+  });
+  t.same(endless.lines, [
+    `sidecar.yaml:${lineOf(endless.text, 'private_key:')} tokens.issuers[0].introspection.private_key: cannot read /dev/zero (larger than 1 MiB)`,
+  ]);
+
   const dir = mkdtempSync(join(tmpdir(), 'warden-tokens-'));
   writeFileSync(join(dir, 'not-a-key.pem'), 'hello\n');
   const garbage = await issuesOf({
