@@ -141,7 +141,17 @@ function fileResolver(source: string, dialect: '3.0' | '3.1', warn: (w: OpenApiW
       let path = filePath(file.url);
       if (path.endsWith('/')) path = path.slice(0, -1);
       const doc: unknown = parseYaml(readFileBounded(path, MAX_DOCUMENT_BYTES).toString('utf8'));
-      if (typeof doc !== 'object' || doc === null) return doc as Record<string, unknown>;
+      // An emptied file parses to null, and a schema `$ref`ed to it to no schema: a reload then
+      // served every body unchecked, and said it had reloaded (a boolean is a 3.1 schema; kept).
+      if (doc === null || (typeof doc !== 'object' && typeof doc !== 'boolean')) {
+        const err = new OpenApiError(
+          relativePath(dirname(main), path),
+          `is ${doc === null ? 'empty' : `a ${typeof doc}`}, not a YAML or JSON object: a $ref to it would check nothing`,
+        );
+        refused(err);
+        throw err;
+      }
+      if (typeof doc !== 'object') return doc as unknown as Record<string, unknown>;
       try {
         if (resolvePath(path) === main) rewriteDocumentSchemas(doc as Record<string, unknown>, dialect, warn);
         else rewriteReferencedFile(doc, dialect, relativePath(dirname(main), path), warn);

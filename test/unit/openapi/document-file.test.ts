@@ -47,3 +47,36 @@ t.test('a document file is read up to its bound: /dev/zero is refused, not read 
   const petstore = await loadOpenApiDocument(join(repoRoot, 'test/fixtures/openapi/petstore-3.0.yaml'));
   t.ok(petstore.paths, 'an ordinary file loads');
 });
+
+t.test('a $ref to an empty file is refused, naming the file: its schema would check nothing', async (t) => {
+  // A reload after `: > pet.yaml` served every body unchecked, and said it had reloaded.
+  const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
+  const file = join(dir, 'openapi.yaml');
+  writeFileSync(
+    file,
+    [
+      'openapi: 3.0.3',
+      "info: {title: t, version: '1'}",
+      'paths:',
+      '  /pets:',
+      '    post:',
+      '      operationId: addPet',
+      '      requestBody: {content: {application/json: {schema: {$ref: ./pet.yaml}}}}',
+      "      responses: {'200': {description: ok}}",
+      '',
+    ].join('\n'),
+  );
+  for (const [content, what] of [
+    ['', 'empty'],
+    ['# nothing but a comment\n', 'empty'],
+    ['"x"\n', 'a string'],
+  ] as const) {
+    writeFileSync(join(dir, 'pet.yaml'), content);
+    const error = await loadOpenApiDocument(file).catch((e: unknown) => e);
+    t.type(error, OpenApiError, `${JSON.stringify(content)}: refused`);
+    t.match((error as OpenApiError).message, `is ${what}, not a YAML or JSON object: a $ref to it would check nothing`);
+    t.match((error as OpenApiError).pointer, /pet\.yaml$/);
+  }
+  writeFileSync(join(dir, 'pet.yaml'), 'type: object\nrequired: [name]\n');
+  t.ok((await loadOpenApiDocument(file)).paths?.['/pets'], 'an object loads');
+});
