@@ -1,7 +1,9 @@
 /** The `warden` command: picks the subcommand, maps failures to one-line messages and exit codes. */
+import { writeSync } from 'node:fs';
 import { WARDEN_VERSION } from '../version.js';
 import { ConfigError } from '../config/config-error.js';
 import { EXIT, UsageError } from './args.js';
+import { guardOutput, STALLED_READER_MS } from './output-flush.js';
 const version = WARDEN_VERSION;
 
 const help = `Usage: warden <command> [options]
@@ -90,5 +92,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Servers, pools and timers would keep the process alive after a command has decided to end.
-process.exit(await main(process.argv.slice(2)));
+// Before anything is printed: a reader that goes away (EPIPE) must not crash the command.
+const output = guardOutput([process.stdout, process.stderr]);
+const code = await main(process.argv.slice(2));
+// Servers, pools and timers would keep the process alive after a command has decided to end; what
+// it printed is written first. A reader that stalled got incomplete output: not a success.
+const written = await output.flush();
+if (!written) {
+  try {
+    // At once or not at all: console.error would queue behind what is stuck.
+    writeSync(2, `warden: output cut short: its reader took nothing for ${STALLED_READER_MS / 1000} s\n`);
+  } catch {
+    // stderr is the stalled one, or closed: nowhere to say it
+  }
+}
+process.exit(written ? code : code || EXIT.failure);
