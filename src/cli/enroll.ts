@@ -18,7 +18,7 @@ and exits. Meant for an init container; \`warden proxy\` does the same by itself
 Options:
   -c, --config FILE   sidecar configuration with a mesh section
   -h, --help          show this help
-Exit codes: 0 credentials in place, 1 the CA refused or could not be reached (or mesh.state_dir cannot be written), 2 invalid configuration or usage`;
+Exit codes: 0 credentials in place, 1 the CA refused or could not be reached (or mesh.state_dir cannot be written, or another process holds it), 2 invalid configuration or usage`;
 
 export async function runEnroll(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('enroll', argv, { config: { type: 'string', short: 'c' } });

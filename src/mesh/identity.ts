@@ -27,6 +27,7 @@ import { readCrl } from './crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
+import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type StateLock } from './state-lock.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { certificatesOf, isUsableBundle } from './trust-bundle.js';
 import { createTrustRefresher } from './trust-refresh.js';
@@ -91,11 +92,12 @@ export interface MeshIdentity {
  * Startup cannot get credentials: one line for the operator, naming the setting to fix.
  * ERR_MESH_TOKEN_REQUIRED is a configuration problem (no usable credentials and no token);
  * ERR_MESH_STATE_UNWRITABLE too (mesh.state_dir cannot be written: checked before the token is spent);
+ * ERR_MESH_STATE_LOCKED: another process uses mesh.state_dir (state-lock.ts);
  * ERR_MESH_ENROLL_FAILED carries the CA's refusal or outage code in `caCode`.
  */
 export class MeshStartupError extends Error {
   constructor(
-    readonly code: 'ERR_MESH_TOKEN_REQUIRED' | 'ERR_MESH_ENROLL_FAILED' | 'ERR_MESH_STATE_UNWRITABLE',
+    readonly code: 'ERR_MESH_TOKEN_REQUIRED' | 'ERR_MESH_ENROLL_FAILED' | 'ERR_MESH_STATE_UNWRITABLE' | 'ERR_MESH_STATE_LOCKED',
     message: string,
     readonly caCode?: string,
   ) {
@@ -136,9 +138,56 @@ export interface MeshDeps {
   logger: Logger;
 }
 
+/**
+ * Starts the identity holding the lock of mesh.state_dir, taken first (before anything is read) and
+ * released by stop(), or when startup fails.
+ */
 export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promise<MeshIdentity> {
-  const { events, logger } = deps;
   const store = createCredentialStore(cfg.state_dir);
+  const lock = await lockStateDir(cfg, deps.logger);
+  try {
+    return await startHoldingLock(cfg, deps, store, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+/** Errors that say this process cannot create files in the state dir. */
+const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT']);
+
+async function lockStateDir(cfg: MeshConfig, logger: Logger): Promise<StateLock> {
+  const dir = cfg.state_dir;
+  try {
+    return await acquireStateLock(dir, {
+      onTakeover: (holder, reason) =>
+        logger.warn({ state_dir: dir }, `mesh: took over the lock of mesh.state_dir left by ${describeHolder(holder)}: ${reason}`),
+      onLost: (reason) =>
+        logger.error(
+          { state_dir: dir },
+          `mesh: this process no longer holds the lock of mesh.state_dir (${reason}): another process uses the same state dir; give each replica its own mesh.state_dir`,
+        ),
+    });
+  } catch (err) {
+    if (err instanceof StateLockHeldError)
+      throw new MeshStartupError(
+        'ERR_MESH_STATE_LOCKED',
+        `mesh: mesh.state_dir ${dir} is in use by another Warden process (${describeHolder(err.holder)}: ${err.reason}): two sidecars on one state dir serve one key and overwrite each other's renewals; give each replica its own mesh.state_dir (an emptyDir, or a volume per pod), or stop the other process`,
+      );
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined || !UNWRITABLE.has(code)) throw err;
+    // A state dir this process cannot write in: nothing it does can overwrite another's files there,
+    // and a valid certificate in it is served as before. An enrollment is refused later (ERR_MESH_STATE_UNWRITABLE).
+    logger.warn(
+      { state_dir: dir },
+      `mesh: cannot create ${LOCK_FILE} in mesh.state_dir (${code}): running without the lock that keeps a second process off it`,
+    );
+    return { file: join(dir, LOCK_FILE), release() {} };
+  }
+}
+
+async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: CredentialStore, lock: StateLock): Promise<MeshIdentity> {
+  const { events, logger } = deps;
   const trustDomain = trustDomainOf(cfg.spiffe_id);
   const persistedBundle = store.loadBundle();
   // State from another CA than mesh.ca names (the operator replaced it): neither its roots, nor its
@@ -502,6 +551,7 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
       refresher.stop();
       clearTimeout(staleTimer);
       client.close().catch(() => {}); // nothing left to do with a connection that will not close
+      lock.release();
     },
   };
 }

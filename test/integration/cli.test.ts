@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, testConfigYaml } from '../support/sidecar.js';
@@ -118,6 +118,8 @@ t.test('dev --once: the embedded demo starts, prints what to try, and stops', as
   // The CA commands name the CLI by its absolute path: they work from wherever the reader is.
   t.match(r.stdout, /^ {2}node \/\S+\/bin\/warden\.js ca list --url https:\/\/127\.0\.0\.1:\d+ --dir \S+$/m);
   t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /mesh:/);
+  t.ok(existsSync(join(dir, 'sidecar-state', 'workload.pem')), 'the sidecar enrolled into its state dir');
+  t.notOk(existsSync(join(dir, 'sidecar-state', 'warden.lock')), 'and released it when it stopped');
 });
 
 t.test('dev: the demo serves, refuses, and prints requests and events as they happen', async (t) => {

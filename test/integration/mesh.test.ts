@@ -6,7 +6,7 @@
  * the CA, a lost bundle.pem.
  */
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer } from 'node:https';
@@ -16,6 +16,7 @@ import { Agent, request } from 'undici';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { initCa } from '../../src/ca/init.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { LOCK_FILE } from '../../src/mesh/state-lock.js';
 import { startTestBackend } from '../support/backend.js';
 import { meshSection, startRestartableCa, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
@@ -139,9 +140,12 @@ t.test('CA down: keeps serving, retries with backoff, renews once the CA is back
   const agent = agentFor(caller);
   t.teardown(() => agent.close());
   t.equal((await get(`https://localhost:${s.port}/echo`, agent)).status, 200, 'and still serving');
-  const restarted = await startIdentity(t, { ...config.mesh, bootstrap_token: undefined });
+  // The sidecar keeps its state dir (one process per state dir: ERR_MESH_STATE_LOCKED), so the restart gets a copy.
+  const copy = mkdtempSync(join(tmpdir(), 'warden-state-'));
+  cpSync(config.mesh.state_dir, copy, { recursive: true, preserveTimestamps: true, filter: (file) => !file.endsWith(LOCK_FILE) });
+  const restarted = await startIdentity(t, { ...config.mesh, state_dir: copy, bootstrap_token: undefined });
   t.equal(restarted.identity.material().serial, first, 'a restart while the CA is down starts on the persisted credentials');
-  restarted.identity.stop(); // one renewer per state dir, as in production
+  restarted.identity.stop();
   await ca.restart();
   const deadline = Date.now() + 4000;
   while (s.sidecar.mesh?.material().serial === first && Date.now() < deadline) await sleep(100);
@@ -596,6 +600,7 @@ t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error witho
   });
   t.equal(renamed.identity.status().spiffeId, PAYMENTS, 'enrolled as the new identity');
   t.ok(renamed.events.some((e) => e.name === 'warden.mesh.enrolled'));
+  renamed.identity.stop();
   await t.rejects(
     startIdentity(t, { ...config, bootstrap_token: undefined }),
     /holds credentials for .*payments/,
