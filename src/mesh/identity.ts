@@ -252,6 +252,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
    * next start, which fetches both again anyway.
    */
   const persist = (what: 'bundle' | 'crl', save: () => void) => {
+    if (stopped) return; // a refresh that ends after stop(): the state dir may be another process's now
     try {
       save();
     } catch (err) {
