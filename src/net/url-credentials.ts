@@ -14,3 +14,14 @@ export const withoutUrlCredentials = (text: string): string =>
     const start = SCHEME.exec(word)?.[0].length ?? 0;
     return at <= start ? word : `${word.slice(0, start)}***${word.slice(at)}`;
   });
+
+/**
+ * A request target as the logs and events show it when it is not read as a path (refused, or
+ * egress's proxy form): without its query, and without the user name and password of an
+ * absolute-form target (`GET http://user:S3cret@host/x`), which were logged whole.
+ */
+export function loggedTarget(target: string): string {
+  const q = target.indexOf('?');
+  const raw = q < 0 ? target : target.slice(0, q);
+  return raw.startsWith('/') ? raw : withoutUrlCredentials(raw);
+}

@@ -23,6 +23,7 @@ import type { MeshIdentity } from '../mesh/identity.js';
 import { browserFieldsOf, hostName, isCrossOriginRequest, isLoopbackHost } from '../net/loopback.js';
 import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../net/destination-id.js';
+import { loggedTarget } from '../net/url-credentials.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
@@ -181,7 +182,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
   let pools = createPools(cfg, deps);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: (req.url ?? '').split('?', 1)[0] };
+    const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: loggedTarget(req.url ?? '') };
     const destination = destinationOf(req.url ?? '');
     const refusal = refusalOf(req, req.url?.startsWith('http://') ? destination?.service : undefined);
     if (refusal) return deps.rescue.respond(refusal, subject, res);

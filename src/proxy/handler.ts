@@ -24,6 +24,7 @@ import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules
 import { checkOverrides } from './overrides.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
+import { loggedTarget } from '../net/url-credentials.js';
 import { checkPathReadings } from './path-readings.js';
 import { peerNow, peerOf } from '../mesh/peer-identity.js';
 import { ClientClosedError, limitBody, readBodyThen } from './body.js';
@@ -138,7 +139,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const authority = h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;
     const url = req.url ?? '';
     const target = normaliseTarget(url);
-    const path = target instanceof WardenError ? (url.split('?', 1)[0] ?? '') : target.path;
+    const path = target instanceof WardenError ? loggedTarget(url) : target.path;
     const upstreamHeaders = upstreamRequestHeaders(headers, socketAddress, authority, gen.rules);
     upstreamHeaders['x-request-id'] = requestId;
 

@@ -128,3 +128,32 @@ t.test('the shared-state Redis URL is logged without its password', async (t) =>
   t.ok(warned, 'the outage is logged');
   t.notOk(JSON.stringify(s.logs).includes('S3cretRedisPw'), 'without the password');
 });
+
+t.test('an absolute-form target is logged without its user name and password', async (t) => {
+  // `GET http://u:pw@host/x` is refused, and its url.path was the target whole: the password in the
+  // access line, the event, the span and the console feed.
+  const { connect } = await import('node:tls');
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () =>
+      socket.end('GET http://u:S3cretIn@localhost/api/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
+    );
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString()));
+    socket.once('close', () => resolve(got));
+    socket.once('error', reject);
+  });
+  t.match(answer, /^HTTP\/1\.1 4\d\d /, 'refused');
+  await sleep(400); // access lines go out in batches (line-batcher.ts)
+  t.ok(
+    s.logs.some((l) => l.msg === 'request'),
+    'the access line is written',
+  );
+  t.notOk(JSON.stringify([s.logs, s.events]).includes('S3cretIn'), 'the password is in no log line or event');
+  t.ok(
+    s.logs.some((l) => l['url.path'] === 'http://***@localhost/api/hello'),
+    'the access line names the target without it',
+  );
+});

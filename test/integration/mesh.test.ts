@@ -538,6 +538,14 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
     'a browser request to egress is a security event',
   );
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+  // The proxy form's user name and password are not logged with the refusal (url.path).
+  const withUserinfo = await raw('http://user:S3cretEg@payments/echo', { host: 'evil.example' });
+  t.equal(withUserinfo.status, 421, 'a proxy-form target with userinfo and a foreign Host: refused');
+  t.notOk(JSON.stringify([orders.events, orders.logs]).includes('S3cretEg'), 'its password is in no event or log line');
+  t.ok(
+    orders.events.some((e) => e['url.path'] === 'http://***@payments/echo'),
+    'the event names the target without it',
+  );
   const proxyHost = await raw('http://payments/echo', { host: 'payments' });
   t.equal(proxyHost.status, 200, 'proxy form with the Host HTTP clients set from the URL: served');
   const localhost = await raw('/payments/echo', { host: `localhost:${port}` });
