@@ -4,7 +4,7 @@
  * and translates the IdP's tokens into minted ones — with curl lines to try and the requests and
  * security events printed as they happen.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadSidecarConfig } from '../config/load.js';
 import { createDevLogDestination } from '../dev/console-printer.js';
@@ -14,7 +14,7 @@ import { demoSidecarYaml } from '../dev/demo-config.js';
 import { DEMO_OPENAPI_YAML } from '../dev/demo-openapi.js';
 import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
-import { EXIT, parseCommandArgs } from './args.js';
+import { EXIT, parseCommandArgs, UsageError } from './args.js';
 
 const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N] [--idp-port N] [--once]
 
@@ -61,7 +61,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const backendPort = portOption('backend-port', values['backend-port'], 8080);
   const caPort = portOption('ca-port', values['ca-port'], 8444);
   const idpPort = portOption('idp-port', values['idp-port'], 8445);
-  mkdirSync(dir, { recursive: true });
+  ownPrivateDir(dir);
 
   const logger = createLogger({ level: 'info', destination: createDevLogDestination(join(dir, 'warden.log')), base: { service: 'demo' } });
   const backend = await startDemoBackend(backendPort);
@@ -74,6 +74,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const configFile = join(dir, 'sidecar.yaml');
   const openapiFile = join(dir, 'openapi.yaml');
   writeFileSync(openapiFile, DEMO_OPENAPI_YAML);
+  // It holds the bootstrap token and the IdP client secret: this user's alone, as the keys are.
   writeFileSync(
     configFile,
     demoSidecarYaml({
@@ -91,7 +92,9 @@ export async function runDev(argv: string[]): Promise<number> {
       idp: { issuer: idp.issuer, audience: idp.audience, clientId: introspector.clientId, clientSecret: introspector.clientSecret },
       openapiFile,
     }),
+    { mode: 0o600 },
   );
+  chmodSync(configFile, 0o600); // a file left by an earlier run keeps its mode otherwise
   // Tokens for curl: opaque (introspected) with both scopes, read-only, and an RFC 9068 JWT (verified locally).
   const tokenFile = (name: string, token: string) => {
     const file = join(dir, name);
@@ -106,6 +109,9 @@ export async function runDev(argv: string[]): Promise<number> {
 
   const loaded = loadSidecarConfig(configFile);
   const sidecar = await startSidecar(loaded, { logger });
+  // Its token is spent, or was never needed (the state dir held credentials from an earlier run):
+  // either way no token for the sidecar's identity is left for someone else to enroll with.
+  ca.server.revokeTokens({ spiffe_id: sidecarId });
   const base = `https://localhost:${sidecar.inbound.port}`;
   const tls = `--cacert ${ca.bundleFile} --cert ${client.certFile} --key ${client.keyFile}`;
   const admin = `http://127.0.0.1:${sidecar.admin.port}`;
@@ -181,4 +187,18 @@ Requests and security events appear below. Ctrl-C stops.
     process.once('SIGTERM', onSignal);
     process.on('SIGHUP', () => void sidecar.reload(() => loadSidecarConfig(configFile, process.env, true)));
   });
+}
+
+/**
+ * The dev directory holds a bootstrap token, the IdP's client secret and the demo CA's keys: it is
+ * made 0700, and one of another user's is refused (a directory someone else prepared could hand
+ * them our secrets, or us their CA). Before, it was 0755 with a 0644 sidecar.yaml.
+ */
+function ownPrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = statSync(dir);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid)
+    throw new UsageError(`warden dev: ${dir} belongs to another user (uid ${stat.uid}); give --dir a directory of your own`);
+  if ((stat.mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }

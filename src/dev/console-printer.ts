@@ -52,7 +52,7 @@ export function terminalLine(record: Record<string, unknown>): string | undefine
 }
 
 export function createDevLogDestination(logFile: string): Writable {
-  const file = createWriteStream(logFile, { flags: 'a' });
+  const file = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       file.write(chunk);

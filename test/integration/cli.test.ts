@@ -2,7 +2,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, testConfigYaml } from '../support/sidecar.js';
@@ -95,22 +96,10 @@ t.test('proxy: a port in use is reported against its field', async (t) => {
 
 t.test('dev --once: the embedded demo starts, prints what to try, and stops', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
-  const r = warden(
-    'dev',
-    '--once',
-    '--dir',
-    dir,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--backend-port',
-    '0',
-    '--ca-port',
-    '0',
-    '--idp-port',
-    '0',
-  );
+  chmodSync(dir, 0o755);
+  const devOnce = () =>
+    warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0', '--ca-port', '0', '--idp-port', '0');
+  const r = devOnce();
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /Warden dev — a sidecar on https:\/\/localhost:\d+ in front of the demo backend/);
   t.match(r.stdout, /identity spiffe:\/\/dev\.warden\.test\/ns\/demo\/sa\/orders \(enrolled at the Warden CA/);
@@ -120,6 +109,29 @@ t.test('dev --once: the embedded demo starts, prints what to try, and stops', as
   t.match(readFileSync(join(dir, 'sidecar.yaml'), 'utf8'), /mesh:/);
   t.ok(existsSync(join(dir, 'sidecar-state', 'workload.pem')), 'the sidecar enrolled into its state dir');
   t.notOk(existsSync(join(dir, 'sidecar-state', 'warden.lock')), 'and released it when it stopped');
+
+  // Its secrets are this user's alone, and no bootstrap token is left usable: another local user
+  // read a 0644 sidecar.yaml and enrolled as the sidecar with a token a second run minted and never used.
+  const usableTokens = () => {
+    const db = new Database(join(dir, 'ca', 'ca.db'), { readonly: true });
+    try {
+      return (
+        db.prepare('SELECT count(*) AS n FROM tokens WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > ?').get(Date.now()) as {
+          n: number;
+        }
+      ).n;
+    } finally {
+      db.close();
+    }
+  };
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the dev directory is 0700');
+  t.equal(statSync(join(dir, 'sidecar.yaml')).mode & 0o777, 0o600, 'sidecar.yaml (bootstrap token, IdP secret) is 0600');
+  t.equal(statSync(join(dir, 'warden.log')).mode & 0o777, 0o600, 'warden.log is 0600');
+  t.equal(usableTokens(), 0, 'no usable bootstrap token after the first run');
+  chmodSync(join(dir, 'sidecar.yaml'), 0o644);
+  t.equal(devOnce().code, 0, 'a second run starts from the saved credentials');
+  t.equal(usableTokens(), 0, 'and leaves no usable token either (it minted one it did not need)');
+  t.equal(statSync(join(dir, 'sidecar.yaml')).mode & 0o777, 0o600, 'a sidecar.yaml left 0644 is made 0600 again');
 });
 
 t.test('dev: the demo serves, refuses, and prints requests and events as they happen', async (t) => {
