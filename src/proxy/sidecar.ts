@@ -232,43 +232,46 @@ function closedByTrustChange(closed: number, where: string): string {
   return `a CA was removed from ${where}: closing ${closed} open connection(s) whose client certificate chains to it`;
 }
 
-/** Settings that the running listeners cannot change; a reload that changes them says so. */
-function listenerShape(config: SidecarConfig): string {
-  const { host, port } = config.listeners.inbound;
-  const tls = inboundTlsSettings(config);
-  const {
-    max_concurrent_streams,
-    max_header_bytes,
-    max_header_count,
-    max_connections,
-    handshake_timeout,
-    handshake_failures,
-    headers_timeout,
-    request_timeout,
-    idle_timeout,
-    max_requests_per_connection,
-    max_pipelined_requests,
-  } = config.limits;
-  return JSON.stringify([
-    // The egress listener and its services are started once.
-    config.egress ?? null,
-    max_requests_per_connection,
-    host,
-    port,
-    tls.client_certificates,
-    config.listeners.admin,
-    config.mesh ?? null,
-    max_concurrent_streams,
-    max_header_bytes,
-    max_header_count,
-    max_connections,
-    handshake_timeout,
-    handshake_failures,
-    headers_timeout,
-    request_timeout,
-    idle_timeout,
-    max_pipelined_requests,
-  ]);
+/**
+ * Settings that the running listeners cannot change, by the field an operator would edit; a reload
+ * that changes them names which (it said only "listener addresses … change only on restart", so a
+ * changed `mesh.spiffe_id` or `egress.services` left the operator guessing what was not applied).
+ */
+function restartOnlySettings(config: SidecarConfig): Record<string, unknown> {
+  const limits = config.limits;
+  return {
+    // The egress listener and its services, and the mesh identity, are started once.
+    egress: config.egress ?? null,
+    mesh: config.mesh ?? null,
+    'listeners.inbound.host': config.listeners.inbound.host,
+    'listeners.inbound.port': config.listeners.inbound.port,
+    'listeners.inbound.tls.client_certificates': inboundTlsSettings(config).client_certificates,
+    'listeners.admin': config.listeners.admin,
+    ...Object.fromEntries(
+      (
+        [
+          'max_requests_per_connection',
+          'max_concurrent_streams',
+          'max_header_bytes',
+          'max_header_count',
+          'max_connections',
+          'handshake_timeout',
+          'handshake_failures',
+          'headers_timeout',
+          'request_timeout',
+          'idle_timeout',
+          'max_pipelined_requests',
+        ] as const
+      ).map((name) => [`limits.${name}`, limits[name]]),
+    ),
+  };
+}
+
+/** The restart-only settings `next` changes, by name. */
+function restartOnlyChanges(current: SidecarConfig, next: SidecarConfig): string[] {
+  const before = restartOnlySettings(current);
+  const after = restartOnlySettings(next);
+  return Object.keys(after).filter((name) => JSON.stringify(after[name]) !== JSON.stringify(before[name]));
 }
 
 /** The resource OpenTelemetry reports the sidecar as. */
@@ -484,10 +487,11 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
       return false;
     }
-    if (listenerShape(next.config) !== listenerShape(current.config)) {
+    const notApplied = restartOnlyChanges(current.config, next.config);
+    if (notApplied.length > 0) {
       logger.warn(
-        { 'warden.config.file': file },
-        'listener addresses, client-certificate mode and connection limits change only on restart',
+        { 'warden.config.file': file, 'warden.config.restart_only': notApplied },
+        `${notApplied.join(', ')} ${notApplied.length === 1 ? 'changes' : 'change'} only on restart: still running with the old value${notApplied.length === 1 ? '' : 's'}`,
       );
     }
     const closed = inbound.setSecureContext(inboundTlsSettings(next.config), tlsMaterial(next.loaded), next.config.lifecycle.drain_timeout);
