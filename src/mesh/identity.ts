@@ -22,8 +22,8 @@ import {
   type CredentialStore,
   type WorkloadCredentials,
 } from './credential-store.js';
-import { CrlRefusedError } from './crl-check.js';
-import { readCrl } from './crl-reader.js';
+import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
+import { readCrl, type CrlView } from './crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
@@ -223,18 +223,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     client.close().catch(() => {});
     throw err;
   }
-  const crl = otherCa ? undefined : store.loadCrl();
-  const revocations = createRevocationList();
-  try {
-    if (crl) revocations.update(readCrl(crl));
-  } catch (err) {
-    // A damaged crl.der must not stop startup: the refresher fetches a verified one right away.
-    // Until it does, no CRL is in force and mesh peers are refused (peer-authz), not served unchecked.
-    logger.warn(
-      { err: (err as Error).message, state_dir: cfg.state_dir },
-      'mesh: ignoring an unreadable persisted CRL; mesh peers are refused until a CRL is fetched from the CA',
-    );
-  }
+  const savedCrl = otherCa ? undefined : store.loadCrl();
   let lastError: string | undefined;
   /** Why the CRL refresh keeps failing (readiness detail); cleared by a refresh that succeeds. */
   let crlError: string | undefined;
@@ -280,6 +269,18 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   }
   client.trust(credentials.bundlePem);
   persist('bundle', () => store.saveBundle(credentials.bundlePem));
+  /**
+   * The CRL saved by an earlier run, only if it passes the checks a fetched one must (crl-check.ts):
+   * signed by an issuing CA of our chain that chains to the trust bundle, not dated in the future.
+   * crl.der is a file: one written while the sidecar was stopped — an unsigned CRL numbered 2^47-1
+   * with no entries — was applied, un-revoked every certificate and, as the baseline of the
+   * refresher, made every CRL the CA sent after it "older than the one in force". One that fails
+   * is ignored like a damaged one: the refresher fetches a verified CRL right away, and until it
+   * does no CRL is in force and mesh peers are refused (peer-authz), not served unchecked.
+   */
+  const crl = savedCrl === undefined ? undefined : verifiedSavedCrl(savedCrl);
+  const revocations = createRevocationList();
+  if (crl) revocations.update(crl);
   /** A bundle already in `credentials` and on disk: the CA client, events and listeners follow it. */
   const applyBundle = (pem: string) => {
     client.trust(pem);
@@ -382,7 +383,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     intervals: cfg.refresh,
     issuers: () => certificatesOf(credentials.certPem).slice(1),
     currentBundle: () => credentials.bundlePem,
-    initialCrl: crl,
+    initialCrl: crl?.der,
     // In memory first, then to disk (persist): a write that fails must not stop the enforcement.
     onBundle(pem) {
       credentials = { ...credentials, bundlePem: pem };
@@ -435,6 +436,28 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       logger[untrusted ? 'error' : 'warn'](fields, `mesh crl refresh failed; the CRL in force (${crlName()}) stays in force`);
     },
   });
+
+  /** `der` (crl.der) read and checked as a fetched CRL would be; undefined, with the reason logged, when it fails. */
+  function verifiedSavedCrl(der: Buffer): CrlView | undefined {
+    const ignoring = 'mesh peers are refused until a CRL is fetched from the CA';
+    let view: CrlView;
+    try {
+      view = readCrl(der);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, state_dir: cfg.state_dir }, `mesh: ignoring an unreadable persisted CRL; ${ignoring}`);
+      return undefined;
+    }
+    const problem = signerOf(view, certificatesOf(credentials.certPem).slice(1), credentials.bundlePem)
+      ? crlOrderProblem(view, undefined)
+      : 'it is not signed by an issuing CA that chains to the trust bundle';
+    if (problem === undefined) return view;
+    // Not damage but a file someone wrote: as loud as a refused fetched CRL.
+    logger.error(
+      { err: problem, 'error.type': 'ERR_MESH_CRL_REFUSED', state_dir: cfg.state_dir },
+      `mesh: ignoring a persisted CRL (crl.der) that fails the checks a fetched one must pass; ${ignoring}`,
+    );
+    return undefined;
+  }
 
   /** Why a CRL refresh failed, naming the CA: for readiness and the one "no CRL in force" line. */
   function crlFailure(err: unknown): string {

@@ -1,0 +1,100 @@
+/**
+ * What a sidecar takes from mesh.state_dir at start, with a real CA and real sidecars. The files
+ * there can be written while the sidecar is stopped, so each is used only as far as it can be
+ * justified: a crl.der only when it is signed by an issuing CA of the trust bundle (an unsigned
+ * CRL numbered 2^47-1 un-revoked every caller and, as the baseline, made every real CRL "older").
+ */
+import t from 'tap';
+import { webcrypto } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { loadCaMaterial } from '../../src/ca/layout.js';
+import { EC_P256, x509 } from '../../src/ca/pki.js';
+import { startTestBackend } from '../support/backend.js';
+import { meshSection, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { startIdentity } from '../support/mesh-identity.js';
+import { startTestSidecar } from '../support/sidecar.js';
+import { enrollWorkload, type Workload } from '../support/workload.js';
+
+const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
+const ORDERS = id('ns/shop/sa/orders');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(done: () => boolean, tries = 100): Promise<boolean> {
+  for (let i = 0; i < tries && !done(); i++) await sleep(100);
+  return done();
+}
+
+/** GET /echo as `w`, trusting `roots` for the sidecar's certificate: the status, or 'refused' at the handshake. */
+async function call(t: { teardown(fn: () => unknown): void }, port: number, w: Workload, roots: string): Promise<number | 'refused'> {
+  const agent = new Agent({ connect: { ca: roots, cert: w.certPem, key: w.keyPem } });
+  t.teardown(() => agent.close());
+  try {
+    const res = await request(`https://localhost:${port}/echo`, { dispatcher: agent });
+    await res.body.dump();
+    return res.statusCode;
+  } catch {
+    return 'refused';
+  }
+}
+
+async function readyz(adminUrl: string) {
+  const res = await request(`${adminUrl}/readyz`);
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+t.test('a forged crl.der (no entries, number 2^47-1, not signed by the CA) is ignored: the revocation stays enforced', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const ca = await startRestartableCa(t);
+  const rootPem = ca.server.rootPem;
+  const thief = await enrollWorkload(ca.server, id('ns/shop/sa/thief'));
+  const good = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
+  const { mesh } = meshSection(ca.server, ORDERS);
+  const first = await startIdentity(t, mesh);
+  await ca.server.revoke({ serial: thief.serial, reason: 'keyCompromise' });
+  t.ok(await eventually(() => first.identity.revocations.isRevoked(thief.serial)), 'the first run enforces the revocation');
+  const realNumber = BigInt(first.identity.crl().number ?? 0);
+  first.identity.stop();
+
+  // While the sidecar is stopped: a CRL in the intermediate's name, signed by a key of the attacker's.
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const forged = await x509.X509CrlGenerator.create({
+    issuer: material.intermediate.subjectName,
+    signingAlgorithm: EC_P256,
+    signingKey: keys.privateKey,
+    thisUpdate: new Date(),
+    nextUpdate: new Date(Date.now() + 3_600_000),
+    entries: [],
+    // CRL number 2^47-1: INTEGER 0x7fffffffffff.
+    extensions: [new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x06, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff]))],
+  });
+  writeFileSync(join(mesh.state_dir, 'crl.der'), Buffer.from(forged.rawData));
+  await ca.server.close();
+
+  const s = await startTestSidecar(t, backend.url, { mesh: { ...mesh, bootstrap_token: undefined } });
+  t.equal(s.sidecar.mesh?.crl().inForce, false, 'CA down: the forged CRL is not in force');
+  t.not(await call(t, s.port, thief, rootPem), 200, 'the revoked caller is not served');
+  const notReady = await readyz(s.adminUrl);
+  t.equal(notReady.status, 503, '/readyz does not report a CRL in force');
+  t.match(notReady.body, /no CRL in force/);
+  t.ok(
+    s.logs.some((l) => l.level === 'error' && /ignoring a persisted CRL/.test(String(l.msg)) && /not signed/.test(String(l.err))),
+    'an error line says why the saved CRL is ignored',
+  );
+
+  await ca.restart();
+  t.ok(await eventually(() => s.sidecar.mesh?.crl().inForce === true), 'the CA’s CRL is fetched once the CA is back');
+  const number = BigInt(s.sidecar.mesh?.crl().number ?? -1);
+  t.ok(number >= realNumber && number < 2n ** 47n - 1n, `the CA’s own number (${number}), not the forged one`);
+  t.not(await call(t, s.port, thief, rootPem), 200, 'the revoked caller is refused');
+  t.equal(await call(t, s.port, good, rootPem), 200, 'others are served');
+  t.equal((await readyz(s.adminUrl)).status, 200, 'ready');
+  t.notOk(
+    s.logs.some((l) => /older than the one in force/.test(String(l.err))),
+    'no real CRL refused as older than the forged one',
+  );
+  t.not(readFileSync(join(mesh.state_dir, 'crl.der')).equals(Buffer.from(forged.rawData)), 'crl.der replaced by the CA’s');
+});
