@@ -2,7 +2,7 @@
  * The sidecar's client of the Warden CA (src/ca/api.ts): enroll, renew over mTLS, bundle, CRL and its signer.
  *
  * Every call verifies the CA's server certificate against roots the sidecar already trusts: the
- * configured bundle file, roots persisted from an earlier verified fetch, or — on first contact
+ * configured bundle file, the roots of bundle.pem that mesh.ca names (configuredRootsIn), or — on first contact
  * with only `mesh.ca.fingerprint` — the one root of an unverified /v1/bundle answer whose SHA-256
  * matches the pinned fingerprint. Nothing is ever accepted unverified beyond that comparison.
  *
@@ -106,26 +106,54 @@ function pinnedFingerprints(cfg: MeshConfig['ca']): Set<string> {
 }
 
 /**
- * Whether a persisted bundle still holds a root `mesh.ca` names (the pinned fingerprint, or a
- * certificate of the bundle file). A bundle refreshed through a rotation holds the old and the new
- * root, so either agrees; one of a CA the operator has replaced holds neither, and was trusted over
- * the configuration: a sidecar pointed at a new CA kept the old (compromised) root and its
- * certificate, and admitted what the old CA signed.
+ * The roots of a saved bundle (bundle.pem in mesh.state_dir) that `mesh.ca` names — by its pinned
+ * fingerprint(s), or as a certificate of its bundle file — in `kept` (PEM, '' when none), and the
+ * SHA-256 fingerprints of the others in `dropped`.
+ *
+ * The rule for a saved bundle: a root in it is trusted only if the configuration names it. The file
+ * can be written while the sidecar is stopped; a root added there (the real one plus an attacker's)
+ * was trusted whole, and with the CA unreachable a certificate that root signed, for any SPIFFE ID,
+ * was admitted. A root the configuration does not name is trusted again only once the CA's bundle
+ * is fetched over a connection verified against the kept roots (trust-refresh.ts) — which is how a
+ * root rotation's new root arrives; the rotation steps therefore add the new root to `mesh.ca`
+ * first (docs/mesh-identity.md), and a sidecar that restarts before then, with the CA down, trusts
+ * the old root alone until the CA answers.
+ *
+ * `kept` empty is state of another CA (the operator replaced it, perhaps because it was
+ * compromised): neither its roots nor its certificate nor its CRL are used.
  */
+export function configuredRootsIn(cfg: MeshConfig['ca'], bundlePem: string): { kept: string; dropped: string[] } {
+  const named = configuredFingerprints(cfg);
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  for (const pem of certificatesOf(bundlePem)) {
+    const fingerprint = fingerprintOfPem(pem);
+    if (named === undefined || named.has(fingerprint)) kept.push(pem);
+    else dropped.push(fingerprint);
+  }
+  return { kept: kept.length ? `${kept.join('\n')}\n` : '', dropped };
+}
+
+/** The fingerprints of the roots `mesh.ca` names; undefined when it names none (the loader refuses that). */
+function configuredFingerprints(cfg: MeshConfig['ca']): Set<string> | undefined {
+  if (cfg.fingerprint) return pinnedFingerprints(cfg);
+  if (cfg.bundle) return new Set(certificatesOf(readFileSync(cfg.bundle, 'utf8')).map(fingerprintOfPem));
+  return undefined;
+}
+
+/** Whether a saved bundle holds a root `mesh.ca` names at all (see configuredRootsIn). */
 export function bundleNamesConfiguredRoot(cfg: MeshConfig['ca'], bundlePem: string): boolean {
-  const held = new Set(certificatesOf(bundlePem).map(fingerprintOfPem));
-  if (cfg.fingerprint) return [...pinnedFingerprints(cfg)].some((f) => held.has(f));
-  if (cfg.bundle) return certificatesOf(readFileSync(cfg.bundle, 'utf8')).some((pem) => held.has(fingerprintOfPem(pem)));
-  return true;
+  return configuredRootsIn(cfg, bundlePem).kept !== '';
 }
 
 /**
- * The roots to trust for the first call: `known` (persisted from a verified fetch), else the
- * bundle file, else the pinned fingerprint checked against the CA's own answer — and then a
- * verified call under that root, so the server we asked is the CA itself (the root is public:
- * anyone can serve it).
+ * The roots to trust for the first call: those of `saved` (bundle.pem, persisted from a verified
+ * fetch) that `mesh.ca` names (configuredRootsIn), else the bundle file, else the pinned
+ * fingerprint checked against the CA's own answer — and then a verified call under that root, so
+ * the server we asked is the CA itself (the root is public: anyone can serve it).
  */
-export async function resolveCaTrust(cfg: MeshConfig['ca'], known: string | undefined, trustDomain?: string): Promise<string> {
+export async function resolveCaTrust(cfg: MeshConfig['ca'], saved: string | undefined, trustDomain?: string): Promise<string> {
+  const known = saved === undefined ? '' : configuredRootsIn(cfg, saved).kept;
   if (known) return known;
   if (cfg.bundle) return readFileSync(cfg.bundle, 'utf8');
   if (!cfg.fingerprint) throw new Error('mesh.ca: neither bundle nor fingerprint is set');

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { MeshConfig } from '../config/types.js';
 import type { EventBus } from '../telemetry/events.js';
 import { CaApiError } from '../ca/admin-client.js';
-import { bundleNamesConfiguredRoot, CaUnavailableError, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
+import { CaUnavailableError, configuredRootsIn, createCaClient, describeCaError, resolveCaTrust } from './ca-client.js';
 import {
   CertificateRefusedError,
   chainsToItsBundle,
@@ -190,15 +190,24 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   const { events, logger } = deps;
   const trustDomain = trustDomainOf(cfg.spiffe_id);
   const persistedBundle = store.loadBundle();
+  // Only the saved roots mesh.ca names are trusted (configuredRootsIn says why); the others come
+  // back with the CA's bundle, fetched over a connection verified against these.
+  const saved = persistedBundle === undefined ? undefined : configuredRootsIn(cfg.ca, persistedBundle);
   // State from another CA than mesh.ca names (the operator replaced it): neither its roots, nor its
   // certificate, nor its CRL are used.
-  const otherCa = persistedBundle !== undefined && !bundleNamesConfiguredRoot(cfg.ca, persistedBundle);
+  const otherCa = saved !== undefined && saved.kept === '';
   if (otherCa)
     logger.warn(
       { 'warden.detail': cfg.state_dir },
       'mesh: the bundle in mesh.state_dir names none of the roots mesh.ca does (the CA was replaced?): trusting mesh.ca and enrolling afresh',
     );
-  const configuredRoots = await resolveCaTrust(cfg.ca, otherCa ? undefined : persistedBundle, trustDomain);
+  else if (saved?.dropped.length)
+    logger.warn(
+      { 'warden.detail': saved.dropped.join(', '), state_dir: cfg.state_dir },
+      `mesh: bundle.pem in mesh.state_dir holds ${saved.dropped.length} root${saved.dropped.length > 1 ? 's' : ''} mesh.ca does not name: ` +
+        'not trusted until the CA’s bundle is fetched over a verified connection (in a root rotation, add the new root to mesh.ca first)',
+    );
+  const configuredRoots = await resolveCaTrust(cfg.ca, otherCa ? undefined : saved?.kept, trustDomain);
   const client = createCaClient(cfg.ca, configuredRoots, trustDomain);
   let credentials: WorkloadCredentials;
   /**
@@ -215,7 +224,8 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   let tokenSpent: boolean;
   try {
     const initial = await initialCredentials(cfg, store, client, configuredRoots, deps, otherCa);
-    credentials = initial.credentials;
+    // Persisted credentials come with bundle.pem as saved: keep of it only what mesh.ca names.
+    credentials = initial.fresh ? initial.credentials : { ...initial.credentials, bundlePem: saved?.kept ?? '' };
     tokenSpent = initial.enrolled;
     // Persisted credentials were received when their file was written.
     receivedAt = initial.fresh ? Date.now() : (store.savedAt() ?? 0);

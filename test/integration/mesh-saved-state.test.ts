@@ -2,17 +2,19 @@
  * What a sidecar takes from mesh.state_dir at start, with a real CA and real sidecars. The files
  * there can be written while the sidecar is stopped, so each is used only as far as it can be
  * justified: a crl.der only when it is signed by an issuing CA of the trust bundle (an unsigned
- * CRL numbered 2^47-1 un-revoked every caller and, as the baseline, made every real CRL "older").
+ * CRL numbered 2^47-1 un-revoked every caller and, as the baseline, made every real CRL "older");
+ * a root of bundle.pem only when mesh.ca names it (an extra root let a certificate it signed for
+ * another SPIFFE ID in while the CA was down).
  */
 import t from 'tap';
 import { webcrypto } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { loadCaMaterial } from '../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../src/ca/pki.js';
 import { startTestBackend } from '../support/backend.js';
-import { meshSection, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { meshSection, startCaUnderTest, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
@@ -98,3 +100,42 @@ t.test('a forged crl.der (no entries, number 2^47-1, not signed by the CA) is ig
   );
   t.not(readFileSync(join(mesh.state_dir, 'crl.der')).equals(Buffer.from(forged.rawData)), 'crl.der replaced by the CA’s');
 });
+
+t.test(
+  'bundle.pem with an extra root, CA down: its certificates are refused, the configured root’s served; a root mesh.ca pins is kept',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const ca = await startRestartableCa(t);
+    const rootPem = ca.server.rootPem;
+    // Another CA altogether: its root is the attacker's (or, pinned, the new root of a rotation).
+    const { ca: other } = await startCaUnderTest(t, {}, { ownRoot: true });
+    const stranger = await enrollWorkload(other, id('ns/shop/sa/payments'));
+    const good = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
+    const { mesh } = meshSection(ca.server, ORDERS);
+    (await startIdentity(t, mesh)).identity.stop();
+    const bundleFile = join(mesh.state_dir, 'bundle.pem');
+    appendFileSync(bundleFile, other.rootPem);
+    await ca.server.close();
+
+    const s = await startTestSidecar(t, backend.url, { mesh: { ...mesh, bootstrap_token: undefined } });
+    t.not(await call(t, s.port, stranger, rootPem), 200, 'a certificate of the unpinned root is refused');
+    t.equal(await call(t, s.port, good, rootPem), 200, 'a peer under the configured root is served');
+    t.notOk(s.sidecar.mesh?.material().ca.includes(other.rootPem.trim()), 'the extra root is not in the trust bundle');
+    t.notOk(readFileSync(bundleFile, 'utf8').includes(other.rootPem.trim()), 'nor in bundle.pem any more');
+    t.ok(
+      s.logs.some((l) => l.level === 'warn' && /holds 1 root mesh\.ca does not name/.test(String(l.msg))),
+      'a warning says a root was dropped',
+    );
+    await s.sidecar.drain();
+
+    // A root rotation as docs/mesh-identity.md says: mesh.ca pins both roots. A restart with the CA
+    // down keeps both, and peers under either are served.
+    appendFileSync(bundleFile, other.rootPem);
+    const both = await startTestSidecar(t, backend.url, {
+      mesh: { ...mesh, bootstrap_token: undefined, ca: { ...mesh.ca, fingerprint: [ca.server.fingerprint, other.fingerprint] } },
+    });
+    t.equal(await call(t, both.port, stranger, rootPem), 200, 'pinned: a peer under the new root is served');
+    t.equal(await call(t, both.port, good, rootPem), 200, 'and one under the old root');
+  },
+);

@@ -19,6 +19,7 @@ import { EC_P256, x509 } from '../../../src/ca/pki.js';
 import {
   bundleNamesConfiguredRoot,
   CaUnavailableError,
+  configuredRootsIn,
   createCaClient,
   describeCaError,
   resolveCaTrust,
@@ -104,9 +105,29 @@ t.test('first contact: a pinned fingerprint selects the matching root; a wrong o
   t.equal(await resolveCaTrust(ca(real.url, { bundle: file }), undefined), real.rootPem, 'or the bundle file');
   t.equal(
     await resolveCaTrust(ca(real.url, { bundle: file }), 'PERSISTED'),
-    'PERSISTED',
-    'roots persisted from a verified fetch come first',
+    real.rootPem,
+    'a saved bundle without a configured root is not used',
   );
+});
+
+t.test('a saved bundle: only the roots mesh.ca names are kept, by fingerprint or bundle file', async (t) => {
+  const { ca: real } = await startCaUnderTest(t);
+  const { ca: other } = await startCaUnderTest(t, {}, { ownRoot: true });
+  const saved = real.rootPem + other.rootPem;
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-bundle-')), 'ca.pem');
+  writeFileSync(file, real.rootPem);
+  for (const [how, config] of [
+    ['fingerprint', ca(real.url, { fingerprint: real.fingerprint })],
+    ['bundle file', ca(real.url, { bundle: file })],
+  ] as const) {
+    const { kept, dropped } = configuredRootsIn(config, saved);
+    t.equal(kept.trim(), real.rootPem.trim(), `${how}: the configured root kept`);
+    t.same(dropped, [other.fingerprint], `${how}: the other root dropped, by its fingerprint`);
+    t.equal((await resolveCaTrust(config, saved)).trim(), real.rootPem.trim(), `${how}: the CA client trusts the kept root alone`);
+  }
+  const both = ca(real.url, { fingerprint: [real.fingerprint, other.fingerprint] });
+  t.same(configuredRootsIn(both, saved), { kept: saved, dropped: [] }, 'both pinned (a root rotation): both kept');
+  t.same(configuredRootsIn(ca(real.url, { fingerprint: other.fingerprint }), real.rootPem), { kept: '', dropped: [real.fingerprint] });
 });
 
 t.test('refusals carry the CA code; an outage, a stranger and a slow CA have theirs', async (t) => {
