@@ -231,6 +231,43 @@ export function isExpired(credentials: Pick<WorkloadCredentials, 'notAfter'>, no
   return credentials.notAfter.getTime() <= now;
 }
 
+/** mesh.state_dir is another user's, or others may write in it: startup stops, nothing read from it. */
+export class StateDirUnsafeError extends Error {
+  readonly code = 'ERR_MESH_STATE_UNSAFE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateDirUnsafeError';
+  }
+}
+
+/**
+ * Throws StateDirUnsafeError unless `dir` belongs to this process's user and no other user may
+ * write in it; returns its mode. Whoever can write there can replace the key, the bundle, the CRL
+ * (each checked at start, but a key and certificate of theirs would be served) or plant files
+ * before they are written; and a dir owned by another user, tightened to 0700 by a sidecar running
+ * as root, was opened again by its owner. The rule enrollment-pending.json follows (loadPending):
+ * this user's, group bits allowed — Kubernetes' fsGroup adds g+rwx to a volume at every mount.
+ * (A Kubernetes emptyDir's own root is root's and 2777: the state dir goes in a directory under it,
+ * which Warden creates 0700.) Without uids (Windows) nothing is checked.
+ */
+function assertOwnStateDir(dir: string): number {
+  const { uid: owner, mode } = statSync(dir);
+  const uid = process.getuid?.();
+  if (uid === undefined) return mode;
+  const shown = `mode ${(mode & 0o7777).toString(8).padStart(4, '0')}`;
+  const risk = 'could replace the key, certificate, bundle or CRL it holds';
+  if (owner !== uid)
+    throw new StateDirUnsafeError(
+      `mesh: mesh.state_dir ${dir} is owned by uid ${owner}, not this process's uid ${uid} (${shown}): that user ${risk}; ` +
+        `chown ${uid} ${dir}, or set mesh.state_dir to a directory this user owns (Warden creates a missing one, 0700: e.g. ${join(dir, 'warden')})`,
+    );
+  if ((mode & 0o002) !== 0)
+    throw new StateDirUnsafeError(
+      `mesh: mesh.state_dir ${dir} is writable by other users (${shown}, owner uid ${owner}): any of them ${risk}; chmod o-w ${dir} (Warden creates it 0700)`,
+    );
+  return mode;
+}
+
 export interface CredentialStore {
   readonly dir: string;
   /**
@@ -264,13 +301,14 @@ export interface CredentialStore {
 
 export function createCredentialStore(dir: string): CredentialStore {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // An existing dir keeps its mode; tighten it when we can. Where we cannot (a volume owned by
-  // root, say), the key file's own 0600 is what protects the key.
-  if ((statSync(dir).mode & 0o077) !== 0) {
+  const mode = assertOwnStateDir(dir);
+  // An existing dir keeps its mode; tighten it (ours, so we can): group and other bits off, the
+  // owner's left as they are (a dir made read-only stays so, and the probe says so).
+  if ((mode & 0o077) !== 0) {
     try {
-      chmodSync(dir, 0o700);
+      chmodSync(dir, mode & 0o700);
     } catch {
-      // not ours to change
+      // a file system without modes: the key file's own 0600 is what protects the key
     }
   }
   const path = (name: string) => join(dir, name);

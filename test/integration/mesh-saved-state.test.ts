@@ -4,17 +4,20 @@
  * justified: a crl.der only when it is signed by an issuing CA of the trust bundle (an unsigned
  * CRL numbered 2^47-1 un-revoked every caller and, as the baseline, made every real CRL "older");
  * a root of bundle.pem only when mesh.ca names it (an extra root let a certificate it signed for
- * another SPIFFE ID in while the CA was down).
+ * another SPIFFE ID in while the CA was down); and the directory only when it is this user's and
+ * closed to others' writes (it was used silently, and as root chmodded to 0700, which its owner undid).
  */
 import t from 'tap';
 import { webcrypto } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { appendFileSync, chmodSync, chownSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { loadCaMaterial } from '../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../src/ca/pki.js';
 import { startTestBackend } from '../support/backend.js';
-import { meshSection, startCaUnderTest, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { meshSection, repoRoot, startCaUnderTest, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
 import { startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
@@ -139,3 +142,52 @@ t.test(
     t.equal(await call(t, both.port, good, rootPem), 200, 'and one under the old root');
   },
 );
+
+t.test('a state dir of another user, or writable by others: startup refused with one line saying what to do', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const { mesh } = meshSection(ca, ORDERS);
+  (await startIdentity(t, mesh)).identity.stop();
+  const dir = mesh.state_dir;
+  const again = { ...mesh, bootstrap_token: undefined };
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+
+  chmodSync(dir, 0o777);
+  await t.rejects(startIdentity(t, again), {
+    code: 'ERR_MESH_STATE_UNSAFE',
+    message: new RegExp(`^mesh: mesh\\.state_dir ${dir} is writable by other users \\(mode 0777, owner uid ${uid}\\).*chmod o-w ${dir}`),
+  });
+  t.equal(statSync(dir).mode & 0o777, 0o777, 'left as it was: nothing read from it, nothing changed');
+
+  // The same through the CLI: one line on stderr, exit 1.
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-unsafe-')), 'sidecar.yaml');
+  const config = {
+    service: { name: 'orders' },
+    listeners: { inbound: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    upstream: { url: 'http://127.0.0.1:1' },
+    mesh: again,
+  };
+  writeFileSync(file, JSON.stringify(config));
+  const cli = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    execFile(process.execPath, [join(repoRoot, 'bin/warden.js'), 'enroll', '-c', file], { timeout: 20_000 }, (err, _out, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    ),
+  );
+  t.equal(cli.code, 1, 'warden enroll exits 1');
+  t.match(cli.stderr, /^warden enroll: mesh: mesh\.state_dir .* is writable by other users/, 'naming mesh.state_dir');
+  t.equal(cli.stderr.trim().split('\n').length, 1, 'one line');
+
+  chmodSync(dir, 0o700);
+  if (uid === 0) {
+    // Root could write anywhere, and chmodded such a dir to 0700; its owner could open it again.
+    chownSync(dir, 65534, 65534);
+    await t.rejects(startIdentity(t, again), {
+      code: 'ERR_MESH_STATE_UNSAFE',
+      message: new RegExp(`^mesh: mesh\\.state_dir ${dir} is owned by uid 65534, not this process's uid 0 \\(mode 0700\\).*chown 0 ${dir}`),
+    });
+    chownSync(dir, uid, gid);
+  }
+  chmodSync(dir, 0o770); // group bits allowed: Kubernetes' fsGroup adds g+rwx
+  const ok = await startIdentity(t, again);
+  t.ok(ok.identity.material().serial, 'this user’s, closed to others: used');
+});

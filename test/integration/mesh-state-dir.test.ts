@@ -134,9 +134,10 @@ t.test('warden enroll with a state dir it cannot write: one clear line, and the 
   const dir = mkdtempSync(join(tmpdir(), 'warden-enroll-'));
   chmodSync(dir, 0o755);
   const { mesh } = meshSection(ca, ORDERS);
-  // As root, permissions do not apply: the enrollment runs as nobody against a root-owned state dir.
-  chmodSync(mesh.state_dir, 0o755);
-  if (!root) chmodSync(mesh.state_dir, 0o555);
+  // As root, permissions do not apply: the enrollment runs as nobody, against a state dir of its own
+  // (one of another user's is refused before anything is tried) that it may not write.
+  if (root) chownSync(mesh.state_dir, 65534, 65534);
+  chmodSync(mesh.state_dir, 0o555);
   t.teardown(() => chmodSync(mesh.state_dir, 0o755));
   const file = join(dir, 'sidecar.yaml');
   // No inbound TLS files (mesh mode serves its workload certificate), so the other user reads this file alone.
@@ -168,8 +169,7 @@ t.test('warden enroll with a state dir it cannot write: one clear line, and the 
     'names mesh.state_dir and says the token is unused',
   );
   t.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
-  if (root) chownSync(mesh.state_dir, 65534, 65534);
-  else chmodSync(mesh.state_dir, 0o755);
+  chmodSync(mesh.state_dir, 0o755);
   const fixed = await enroll();
   t.equal(fixed.code, 0, `the same token enrolls once the state dir is writable: ${fixed.stderr}`);
 });

@@ -229,9 +229,10 @@ t.test('the Kubernetes manifests', async (t) => {
     const config = await configCheck('sidecar.yaml', text, env);
     t.equal(config.mesh?.ca.url, 'https://warden-ca.warden.svc:8444', 'the sidecar dials the CA Service');
     t.ok(named('Service').has('warden-ca'));
+    // Under the mount, not its root: an emptyDir's root is root's and world-writable, which Warden refuses.
     t.ok(
-      sidecar.volumeMounts?.some((m) => m.mountPath === config.mesh?.state_dir),
-      'its state_dir is a mounted (emptyDir) volume',
+      sidecar.volumeMounts?.some((m) => (config.mesh?.state_dir ?? '').startsWith(`${m.mountPath}/`)),
+      'its state_dir is a directory on a mounted (emptyDir) volume',
     );
     for (const v of ['WARDEN_CA_FINGERPRINT', 'WARDEN_BOOTSTRAP_TOKEN'])
       t.ok(
