@@ -43,6 +43,8 @@ export const STATE_FILES = {
   credentials: 'workload.pem',
   bundle: 'bundle.pem',
   crl: 'crl.der',
+  /** The issuing CA certificate that signed crl.der (PEM): checked again, with the CRL, at start. */
+  crlSigner: 'crl-signer.pem',
   /** The key and CSR of an enrollment not yet saved: a retry sends them again (see PendingEnrollment). */
   pending: 'enrollment-pending.json',
 } as const;
@@ -281,8 +283,11 @@ export interface CredentialStore {
   saveBundle(bundlePem: string): void;
   /** The persisted bundle, or undefined when there is none with a certificate. */
   loadBundle(): string | undefined;
-  saveCrl(der: Uint8Array): void;
+  /** The CRL and the issuing CA certificate that signed it (written first: a CRL is never newer than its signer on disk). */
+  saveCrl(der: Uint8Array, signerPem: string): void;
   loadCrl(): Buffer | undefined;
+  /** The signer saved with the CRL, if any (unverified: the caller checks that it chains to the bundle). */
+  loadCrlSigner(): string | undefined;
   /**
    * Creates and removes a file in the dir: throws (the error names the dir) when this process
    * cannot write there — checked before a single-use bootstrap token is spent.
@@ -354,7 +359,11 @@ export function createCredentialStore(dir: string): CredentialStore {
       writeAtomic(path(STATE_FILES.bundle), pem, 0o644);
     },
     loadBundle: readBundle,
-    saveCrl: (der) => writeAtomic(path(STATE_FILES.crl), der, 0o644),
+    saveCrl(der, signerPem) {
+      writeAtomic(path(STATE_FILES.crlSigner), signerPem, 0o644);
+      writeAtomic(path(STATE_FILES.crl), der, 0o644);
+    },
+    loadCrlSigner: () => read(STATE_FILES.crlSigner),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
     loadPending(spiffeId, dnsNames) {
       const file = path(STATE_FILES.pending);

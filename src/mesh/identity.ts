@@ -281,12 +281,13 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   persist('bundle', () => store.saveBundle(credentials.bundlePem));
   /**
    * The CRL saved by an earlier run, only if it passes the checks a fetched one must (crl-check.ts):
-   * signed by an issuing CA of our chain that chains to the trust bundle, not dated in the future.
-   * crl.der is a file: one written while the sidecar was stopped — an unsigned CRL numbered 2^47-1
-   * with no entries — was applied, un-revoked every certificate and, as the baseline of the
-   * refresher, made every CRL the CA sent after it "older than the one in force". One that fails
-   * is ignored like a damaged one: the refresher fetches a verified CRL right away, and until it
-   * does no CRL is in force and mesh peers are refused (peer-authz), not served unchecked.
+   * signed by an issuing CA that chains to the trust bundle — our chain's, or the one saved with it
+   * (crl-signer.pem) — and not dated in the future. crl.der is a file: one written while the
+   * sidecar was stopped — an unsigned CRL numbered 2^47-1 with no entries — was applied, un-revoked
+   * every certificate and, as the baseline of the refresher, made every CRL the CA sent after it
+   * "older than the one in force". One that fails is ignored like a damaged one: the refresher
+   * fetches a verified CRL right away, and until it does no CRL is in force and mesh peers are
+   * refused (peer-authz), not served unchecked.
    */
   const crl = savedCrl === undefined ? undefined : verifiedSavedCrl(savedCrl);
   const revocations = createRevocationList();
@@ -400,12 +401,12 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       applyBundle(pem);
       persist('bundle', () => store.saveBundle(pem));
     },
-    onCrl(crl) {
+    onCrl(crl, signer) {
       revocations.update(crl);
       crlError = undefined;
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
-      persist('crl', () => store.saveCrl(crl.der));
+      persist('crl', () => store.saveCrl(crl.der, signer));
       if (saidNoCrl) {
         saidNoCrl = false;
         logger.info(
@@ -457,7 +458,10 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       logger.warn({ err: (err as Error).message, state_dir: cfg.state_dir }, `mesh: ignoring an unreadable persisted CRL; ${ignoring}`);
       return undefined;
     }
-    const problem = signerOf(view, certificatesOf(credentials.certPem).slice(1), credentials.bundlePem)
+    // Our chain's intermediate, or the one saved with the CRL: after a root rotation's step 3 the CA
+    // signs with the new intermediate before we renew under it. Either must chain to the bundle.
+    const issuers = [...certificatesOf(credentials.certPem).slice(1), ...certificatesOf(store.loadCrlSigner() ?? '')];
+    const problem = signerOf(view, issuers, credentials.bundlePem)
       ? crlOrderProblem(view, undefined)
       : 'it is not signed by an issuing CA that chains to the trust bundle';
     if (problem === undefined) return view;

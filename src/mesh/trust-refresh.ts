@@ -27,8 +27,11 @@ export interface TrustRefresherOptions {
   /** The CRL in force (persisted by an earlier run), so an unchanged one is not reported as new. */
   initialCrl?: Buffer | undefined;
   onBundle(pem: string): void;
-  /** A verified CRL newer than the one in force (read once: `crl.der` is what to persist). */
-  onCrl(crl: CrlView): void;
+  /**
+   * A verified CRL newer than the one in force (read once: `crl.der` is what to persist), and the
+   * issuing CA certificate that signed it (persisted with it: the saved CRL is checked again at start).
+   */
+  onCrl(crl: CrlView, signerPem: string): void;
   /** A CRL refresh that found the CRL in force still the CA's (a 304, or the same bytes). */
   onCrlCurrent?(): void;
   onFailure(what: 'bundle' | 'crl', err: unknown): void;
@@ -118,13 +121,14 @@ export function createTrustRefresher(options: TrustRefresherOptions): TrustRefre
       } catch (err) {
         throw new CrlRefusedError((err as Error).message);
       }
-      if (!(await crlSigner(crl))) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
+      const signer = await crlSigner(crl);
+      if (!signer) throw new CrlRefusedError('the CRL is not signed by an issuing CA that chains to the trust bundle');
       // Only ever forward: a replayed older CRL would un-revoke certificates, a future-dated one block every later one.
       const problem = crlOrderProblem(crl, lastCrl);
       if (problem !== undefined) throw new CrlRefusedError(problem);
       // In force only once onCrl has applied it: if onCrl throws, the next fetch takes it whole
       // again (not a 304 for an ETag that was never enforced).
-      options.onCrl(crl);
+      options.onCrl(crl, signer);
       lastCrl = crl;
       lastEtag = etag;
       return true;

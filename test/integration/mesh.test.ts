@@ -2,7 +2,7 @@
  * Mesh mode end to end, with a real Warden CA and real TLS: enrollment, restart on persisted
  * credentials, rotation under continuous load with zero failed requests, CA outage and recovery,
  * revocation within one CRL refresh, expired callers refused at the handshake, `mtls: optional`
- * routes, fingerprint pinning, root rotation with a renewal between its steps and CRLs signed under the new root, a workload posing as
+ * routes, fingerprint pinning, root rotation with a renewal between its steps and CRLs signed under the new root (kept across a restart with the CA down), a workload posing as
  * the CA, a lost bundle.pem.
  */
 import t from 'tap';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
@@ -343,7 +344,7 @@ t.test('warden enroll: one-shot enrollment for an init container', async (t) => 
   const first = await enroll(config);
   t.equal(first.code, 0, first.stderr);
   t.match(first.stdout, new RegExp(`^${ORDERS.replace(/[/.]/g, '\\$&')}: certificate [0-9a-f]+ valid until`));
-  t.same(readdirSync(config.state_dir).sort(), ['bundle.pem', 'crl.der', 'workload.pem']);
+  t.same(readdirSync(config.state_dir).sort(), ['bundle.pem', 'crl-signer.pem', 'crl.der', 'workload.pem']);
   t.equal(statSync(join(config.state_dir, 'workload.pem')).mode & 0o777, 0o600, 'the key file is 0600');
   t.equal(
     (await enroll({ ...config, bootstrap_token: undefined })).code,
@@ -738,6 +739,47 @@ t.test('root rotation step 3: CRLs signed by the new intermediate are applied be
     logs.filter((l) => /crl refresh failed/.test(String(l.msg)) && !String(l['error.type']).startsWith('ERR_CA_UNAVAILABLE')),
     [],
     'no CRL was refused',
+  );
+});
+
+t.test('root rotation step 3, restarted with the CA down: the saved CRL, signed by the new intermediate, stays in force', async (t) => {
+  // A saved crl.der is checked as a fetched one is: its signer is kept beside it (crl-signer.pem),
+  // as our own chain holds only the old intermediate until we renew.
+  const { dirA, dirB, rootA, rootB, caConfig } = await rotationCas();
+  const servers: CaServer[] = [await startCaServer({ config: caConfig(dirA, 0) })];
+  t.teardown(() => Promise.all(servers.map((s) => s.close())));
+  const port = servers[0]!.port;
+  const fingerprint = (pem: string) => `sha256:${createHash('sha256').update(new X509Certificate(pem).raw).digest('hex')}`;
+  const { mesh } = meshConfig(servers[0]!, { refresh: { bundle: '300ms', crl: '300ms' } });
+  // Step 1: mesh.ca names both roots.
+  const config = { ...mesh, ca: { ...mesh.ca, fingerprint: [fingerprint(rootA), fingerprint(rootB)] } };
+  const first = await startIdentity(t, config);
+  const waitFor = async (what: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!what() && Date.now() < deadline) await sleep(50);
+  };
+  const caller = await enrollWorkload(servers[0]!, id('ns/shop/sa/frontend'));
+  const ourSerial = first.identity.material().serial;
+  await servers[0]!.close();
+  appendFileSync(join(dirA, 'bundle.pem'), rootB);
+  servers.push(await startCaServer({ config: caConfig(dirA, port) }));
+  await waitFor(() => (first.identity.material().ca.match(/BEGIN CERTIFICATE/g) ?? []).length === 2);
+  await servers[1]!.close();
+  writeFileSync(join(dirB, 'bundle.pem'), rootA + rootB);
+  servers.push(await startCaServer({ config: caConfig(dirB, port) }));
+  await servers[2]!.revoke({ serial: caller.serial, reason: 'keyCompromise' });
+  await waitFor(() => first.identity.revocations.isRevoked(caller.serial));
+  t.ok(first.identity.revocations.isRevoked(caller.serial), 'the CRL of the new intermediate is enforced');
+  first.identity.stop();
+  await servers[2]!.close();
+
+  const again = await startIdentity(t, { ...config, bootstrap_token: undefined });
+  t.equal(again.identity.material().serial, ourSerial, 'restarted on the certificate of the old intermediate');
+  t.ok(again.identity.revocations.isRevoked(caller.serial), 'the saved CRL is in force again: the revocation is enforced');
+  t.same(
+    again.logs.filter((l) => /persisted CRL/.test(String(l.msg))),
+    [],
+    'not ignored',
   );
 });
 

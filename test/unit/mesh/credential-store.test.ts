@@ -51,9 +51,10 @@ t.test('atomic replacement: no temp files left, the old pair readable until the 
   store.save(second);
   t.not(statSync(join(dir, 'workload.pem')).ino, inode, 'replaced by rename, not rewritten in place');
   t.equal(store.load(ORDERS)?.serial, second.serial);
-  store.saveCrl(Buffer.from([1, 2, 3]));
-  t.same(readdirSync(dir).sort(), ['bundle.pem', 'crl.der', 'workload.pem'], 'no temp files');
+  store.saveCrl(Buffer.from([1, 2, 3]), 'SIGNER');
+  t.same(readdirSync(dir).sort(), ['bundle.pem', 'crl-signer.pem', 'crl.der', 'workload.pem'], 'no temp files');
   t.same(store.loadCrl(), Buffer.from([1, 2, 3]));
+  t.equal(store.loadCrlSigner(), 'SIGNER', 'the CRL’s signer saved beside it');
   t.notOk(isExpired(second), 'fresh');
   t.ok(isExpired(second, second.notAfter.getTime()), 'expired at notAfter');
 });

@@ -41,6 +41,7 @@ async function refreshOnce(der: Buffer, intermediatePem: string, ours: string, b
     bundle: async () => bundlePem,
   } as unknown as CaClient;
   const applied: Buffer[] = [];
+  const signers: string[] = [];
   const failures: unknown[] = [];
   const refresher = createTrustRefresher({
     client,
@@ -49,12 +50,12 @@ async function refreshOnce(der: Buffer, intermediatePem: string, ours: string, b
     currentBundle: () => bundlePem,
     initialCrl,
     onBundle: () => {},
-    onCrl: (crl) => applied.push(crl.der),
+    onCrl: (crl, signer) => (applied.push(crl.der), signers.push(signer)),
     onFailure: (_what, err) => failures.push(err),
   });
   await refresher.refreshNow();
   refresher.stop();
-  return { applied, failures };
+  return { applied, signers, failures };
 }
 
 t.test('root rotation: a CRL signed by the CA’s new intermediate is applied only when it chains to the bundle', async (t) => {
@@ -67,6 +68,7 @@ t.test('root rotation: a CRL signed by the CA’s new intermediate is applied on
   const rotated = await refreshOnce(der, next.intermediatePem, old.intermediatePem, old.bundlePem + next.bundlePem);
   t.same(rotated.failures, [], 'both roots trusted: nothing refused');
   t.same(rotated.applied, [der], 'the CRL of the new intermediate is applied, our certificate still from the old one');
+  t.same(rotated.signers, [next.intermediatePem], 'with its signer, to be saved beside it');
 
   const stranger = await refreshOnce(der, next.intermediatePem, old.intermediatePem, old.bundlePem);
   t.same(stranger.applied, [], 'a signer that does not chain to the trust bundle: not applied');
