@@ -12,7 +12,7 @@
  */
 import { clientSpan, traceHeaders } from '../telemetry/client-span.js';
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { MAX_SECRET_FILE_BYTES, readFileBounded } from '../config/bounded-file.js';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
@@ -137,7 +137,7 @@ export function configuredRootsIn(cfg: MeshConfig['ca'], bundlePem: string): { k
 /** The fingerprints of the roots `mesh.ca` names; undefined when it names none (the loader refuses that). */
 function configuredFingerprints(cfg: MeshConfig['ca']): Set<string> | undefined {
   if (cfg.fingerprint) return pinnedFingerprints(cfg);
-  if (cfg.bundle) return new Set(certificatesOf(readFileSync(cfg.bundle, 'utf8')).map(fingerprintOfPem));
+  if (cfg.bundle) return new Set(certificatesOf(readFileBounded(cfg.bundle, MAX_SECRET_FILE_BYTES).toString('utf8')).map(fingerprintOfPem));
   return undefined;
 }
 
@@ -155,7 +155,7 @@ export function bundleNamesConfiguredRoot(cfg: MeshConfig['ca'], bundlePem: stri
 export async function resolveCaTrust(cfg: MeshConfig['ca'], saved: string | undefined, trustDomain?: string): Promise<string> {
   const known = saved === undefined ? '' : configuredRootsIn(cfg, saved).kept;
   if (known) return known;
-  if (cfg.bundle) return readFileSync(cfg.bundle, 'utf8');
+  if (cfg.bundle) return readFileBounded(cfg.bundle, MAX_SECRET_FILE_BYTES).toString('utf8');
   if (!cfg.fingerprint) throw new Error('mesh.ca: neither bundle nor fingerprint is set');
   const pinned = pinnedFingerprints(cfg);
   const insecure = new Agent({

@@ -129,6 +129,19 @@ t.test('mesh: the CA must be trusted somehow; egress and route mtls need mesh', 
     parseSidecarConfig('sidecar.yaml', base + 'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444" } }\n'),
   );
   t.match(noTrust.join('\n'), /sidecar\.yaml:3 mesh\.ca: needs bundle .* or fingerprint/);
+  // The bundle file is read up to a bound and must hold a certificate (it was read whole, at start only).
+  const bundleOf = (path: string) =>
+    issuesOf(() =>
+      parseSidecarConfig(
+        'sidecar.yaml',
+        base + `mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", bundle: "${path}" } }\n`,
+      ),
+    ).join('\n');
+  t.match(bundleOf('/dev/zero'), /mesh\.ca\.bundle: cannot read \/dev\/zero \(larger than 1 MiB\)/);
+  t.match(bundleOf('/nonexistent/bundle.pem'), /mesh\.ca\.bundle: cannot read \/nonexistent\/bundle\.pem \(ENOENT\)/);
+  const notPem = join(mkdtempSync(join(tmpdir(), 'warden-bundle-')), 'bundle.pem');
+  writeFileSync(notPem, 'not a certificate\n');
+  t.match(bundleOf(notPem), /mesh\.ca\.bundle: \S+bundle\.pem holds no PEM certificate/);
   const badId = issuesOf(() =>
     parseSidecarConfig('sidecar.yaml', base + 'mesh: { spiffe_id: "spiffe://TD/x", ca: { url: "https://ca" } }\n'),
   );
