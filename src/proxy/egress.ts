@@ -214,21 +214,29 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     // Its verdict waits one turn (setImmediate): after an event-loop stall past this deadline and the
     // connect one, Node may run this timer first (its list's expiry is a cleared timer's), and the
     // connect timeout, which expired first, was reported as a headers timeout.
+    // Stopped once the response has started or the body flows: clearing the timer no longer stops
+    // a verdict already waiting its turn, which cut a response under way (and logged a timeout).
+    let started = false;
+    const stop = () => {
+      started = true;
+      clearTimeout(queued);
+    };
     const queued =
       cfg.timeouts.headers > 0
         ? setTimeout(() => {
             setImmediate(() => {
+              if (started) return;
               answer(upstreamError(new errors.HeadersTimeoutError(), 'egress.timeouts'));
               abort.emit('abort');
             });
           }, cfg.timeouts.headers).unref()
         : undefined;
-    if (hasBody) req.once('resume', () => clearTimeout(queued));
+    if (hasBody) req.once('resume', stop);
     pool
       .stream(
         { method: req.method ?? 'GET', path: destination.path, headers, body: hasBody ? req : null, signal: abort },
         ({ statusCode, headers: h }) => {
-          clearTimeout(queued);
+          stop();
           // Thrown, undici ends the exchange and the promise rejects with it: 502 to the backend.
           const out = downstreamResponseHeaders(h, deps.rules());
           const refused = responseProblem(statusCode, h, out, 'egress');
