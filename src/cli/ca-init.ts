@@ -67,7 +67,8 @@ export function readPassphrase(
   let reference: string | undefined;
   if (file !== undefined) {
     try {
-      passphrase = readFileBounded(file, MAX_SECRET_FILE_BYTES)
+      // A one-shot command: `--passphrase-file <(pass show ca)` or /dev/stdin is read, as before.
+      passphrase = readFileBounded(file, MAX_SECRET_FILE_BYTES, { allowFifo: true })
         .toString('utf8')
         .replace(/\r?\n$/, '');
     } catch (err) {

@@ -4,7 +4,7 @@
  * ended and grew to gigabytes. Read in chunks instead, so a device, a FIFO (`-c <(envsubst …)`
  * still works) or a huge file stops at the bound with a clear reason.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 
 /** A file longer than the bound: its message says so, and `code` names it for callers that print codes. */
 export class FileTooLargeError extends Error {
@@ -26,23 +26,38 @@ export class NotAFileError extends Error {
 
 export interface ReadOptions {
   /**
-   * A FIFO is read (waiting for its writer): only the configuration at startup (`-c <(envsubst …)`),
-   * before anything is served. Otherwise one is refused: a reload that opened a FIFO without a
+   * A FIFO is read (waiting for its writer): before anything is served (the configuration and its
+   * `${file:…}` values at startup, `-c <(envsubst …)`) and in one-shot commands
+   * (`--passphrase-file <(…)`). Otherwise one is refused: a reload that opened a FIFO without a
    * writer held the event loop, so no request, no /healthz and not even SIGTERM was answered.
    */
   readonly allowFifo?: boolean;
 }
 
+/**
+ * Where waiting is allowed, anything but a file is opened as before, blocking: a FIFO (its writer
+ * may have come and gone by the time a second open would come: its bytes go with the last reader)
+ * and a terminal as /dev/stdin (which waits for its line instead of failing with EAGAIN). Otherwise
+ * it is opened without blocking (opening a FIFO for reading waits for a writer, before any check)
+ * and a FIFO or socket refused.
+ */
+function openBounded(path: string, options: ReadOptions): number {
+  if (options.allowFifo) {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    return openSync(path, stat !== undefined && !stat.isFile() ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK);
+  }
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const stat = fstatSync(fd);
+  if (stat.isFIFO() || stat.isSocket()) {
+    closeSync(fd);
+    throw new NotAFileError(stat.isFIFO() ? 'a FIFO' : 'a socket');
+  }
+  return fd;
+}
+
 export function readFileBounded(path: string, maxBytes: number, options: ReadOptions = {}): Buffer {
-  // Opened without blocking: opening a FIFO for reading waits for a writer, before any check.
-  let fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = openBounded(path, options);
   try {
-    const stat = fstatSync(fd);
-    if (stat.isFIFO() || stat.isSocket()) {
-      if (!options.allowFifo) throw new NotAFileError(stat.isFIFO() ? 'a FIFO' : 'a socket');
-      closeSync(fd);
-      fd = openSync(path, 'r');
-    }
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {

@@ -28,10 +28,11 @@ export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.en
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: undefined, field: '', message: `cannot read the configuration (${reason})` }]);
   }
-  return parseYamlSource(file, text, env);
+  return parseYamlSource(file, text, env, reload);
 }
 
-export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessEnv = process.env): YamlSource {
+/** `reload`: as for readYamlSource: a `${file:…}` FIFO (`/dev/fd/N` at startup) is read only when false. */
+export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessEnv = process.env, reload = false): YamlSource {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const baseDir = dirname(resolve(file));
@@ -62,7 +63,7 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   }
 
   const issues: ConfigIssue[] = [];
-  substitute(doc, env, baseDir, (node, message) => issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }));
+  substitute(doc, env, baseDir, reload, (node, message) => issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }));
   const loop = recursiveAlias(doc);
   if (loop)
     issues.push({
@@ -139,7 +140,13 @@ function keyOffset(doc: Document, path: readonly (string | number)[]): number | 
   return undefined;
 }
 
-function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, report: (node: YamlNode, message: string) => void): void {
+function substitute(
+  doc: Document,
+  env: NodeJS.ProcessEnv,
+  baseDir: string,
+  reload: boolean,
+  report: (node: YamlNode, message: string) => void,
+): void {
   visit(doc, {
     Scalar(key, node) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -148,7 +155,7 @@ function substitute(doc: Document, env: NodeJS.ProcessEnv, baseDir: string, repo
         if (expr.startsWith('file:')) {
           const path = resolve(baseDir, expr.slice(5));
           try {
-            return readFileBounded(path, MAX_SECRET_FILE_BYTES)
+            return readFileBounded(path, MAX_SECRET_FILE_BYTES, { allowFifo: !reload })
               .toString('utf8')
               .replace(/\r?\n$/, '');
           } catch (err) {

@@ -44,3 +44,15 @@ try { readFileBounded(${JSON.stringify(fifo)}, 1024); console.log('read'); } cat
   });
   t.match(out, /^ENOTFILE: a FIFO, not a file: reading it could wait for a writer without end; name a regular file/);
 });
+
+t.test('before anything is served a FIFO is read: a ${file:…} at startup, not at reload', async (t) => {
+  const { parseYamlSource } = await import('../../../src/config/yaml-source.js');
+  const dir = mkdtempSync(join(tmpdir(), 'warden-fifo-'));
+  const fifo = join(dir, 'secret');
+  execFileSync('mkfifo', [fifo]);
+  const writer = spawn('sh', ['-c', 'printf s3cret > "$1"', 'sh', fifo], { stdio: 'ignore' });
+  t.teardown(() => writer.kill());
+  const text = `service:\n  name: \${file:${fifo}}\n`;
+  t.match(parseYamlSource(join(dir, 'sidecar.yaml'), text).data, { service: { name: 's3cret' } }, 'at startup: read (`${file:/dev/fd/N}`)');
+  t.throws(() => parseYamlSource(join(dir, 'sidecar.yaml'), text, process.env, true), /a FIFO, not a file/, 'at reload: refused');
+});
