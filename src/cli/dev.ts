@@ -190,15 +190,15 @@ Requests and security events appear below. Ctrl-C stops.
 }
 
 /**
- * The dev directory holds a bootstrap token, the IdP's client secret and the demo CA's keys: it is
- * made 0700, and one of another user's is refused (a directory someone else prepared could hand
- * them our secrets, or us their CA). Before, it was 0755 with a 0644 sidecar.yaml.
+ * The dev directory holds a bootstrap token, the IdP's client secret and the demo CA's keys, each
+ * in a file of its own user's alone (0600, the CA's directory 0700). One it creates is 0700; an
+ * existing one (`--dir .`, a project's) keeps its mode, but one of another user's is refused (a
+ * directory someone else prepared could hand them our secrets, or us their CA).
  */
 function ownPrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stat = statSync(dir);
+  if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) return;
+  const owner = statSync(dir).uid;
   const uid = process.getuid?.();
-  if (uid !== undefined && stat.uid !== uid)
-    throw new UsageError(`warden dev: ${dir} belongs to another user (uid ${stat.uid}); give --dir a directory of your own`);
-  if ((stat.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  if (uid !== undefined && owner !== uid)
+    throw new UsageError(`warden dev: ${dir} belongs to another user (uid ${owner}); give --dir a directory of your own`);
 }

@@ -2,7 +2,7 @@
  * A log destination for `warden dev`: every JSON line goes to a file, and requests and security
  * events are also printed to the terminal in a form a person reads at a glance.
  */
-import { createWriteStream } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, openSync } from 'node:fs';
 import { Writable } from 'node:stream';
 
 /**
@@ -52,7 +52,10 @@ export function terminalLine(record: Record<string, unknown>): string | undefine
 }
 
 export function createDevLogDestination(logFile: string): Writable {
-  const file = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+  // This user's alone; one left by an earlier run keeps its mode otherwise (the stream opens later).
+  closeSync(openSync(logFile, 'a', 0o600));
+  chmodSync(logFile, 0o600);
+  const file = createWriteStream(logFile, { flags: 'a' });
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       file.write(chunk);

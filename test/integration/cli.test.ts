@@ -95,8 +95,7 @@ t.test('proxy: a port in use is reported against its field', async (t) => {
 });
 
 t.test('dev --once: the embedded demo starts, prints what to try, and stops', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-dev-'));
-  chmodSync(dir, 0o755);
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-dev-')), 'made-by-dev');
   const devOnce = () =>
     warden('dev', '--once', '--dir', dir, '--port', '0', '--admin-port', '0', '--backend-port', '0', '--ca-port', '0', '--idp-port', '0');
   const r = devOnce();
@@ -124,12 +123,16 @@ t.test('dev --once: the embedded demo starts, prints what to try, and stops', as
       db.close();
     }
   };
-  t.equal(statSync(dir).mode & 0o777, 0o700, 'the dev directory is 0700');
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the dev directory it made is 0700');
   t.equal(statSync(join(dir, 'sidecar.yaml')).mode & 0o777, 0o600, 'sidecar.yaml (bootstrap token, IdP secret) is 0600');
   t.equal(statSync(join(dir, 'warden.log')).mode & 0o777, 0o600, 'warden.log is 0600');
   t.equal(usableTokens(), 0, 'no usable bootstrap token after the first run');
   chmodSync(join(dir, 'sidecar.yaml'), 0o644);
+  chmodSync(join(dir, 'warden.log'), 0o644);
+  chmodSync(dir, 0o755); // an existing directory keeps its mode (`--dir .`): the files are what is private
   t.equal(devOnce().code, 0, 'a second run starts from the saved credentials');
+  t.equal(statSync(dir).mode & 0o777, 0o755, 'an existing directory is left as it is');
+  t.equal(statSync(join(dir, 'warden.log')).mode & 0o777, 0o600, 'a warden.log left 0644 is made 0600 again');
   t.equal(usableTokens(), 0, 'and leaves no usable token either (it minted one it did not need)');
   t.equal(statSync(join(dir, 'sidecar.yaml')).mode & 0o777, 0o600, 'a sidecar.yaml left 0644 is made 0600 again');
 });
