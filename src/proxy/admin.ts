@@ -12,8 +12,9 @@
  * browser's cross-origin requests: a page elsewhere could hold all its event-feed places.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { clientNetworkOf } from '../net/client-network.js';
 import { hostName, isCrossOriginRequest, isLoopbackAddress, isLoopbackHost } from '../net/loopback.js';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
@@ -71,7 +72,7 @@ const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
  */
 export interface AdminLimits {
   readonly maxConnections: number;
-  /** One address (a pod, a host) holds at most this many: the kubelet's probes keep theirs. */
+  /** One address (a pod, a host; an IPv6 /64) holds at most this many. */
   readonly maxConnectionsPerAddress: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -171,26 +172,55 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
     },
   );
-  server.maxConnections = limits.maxConnections;
-  const perAddress = new Map<string, number>();
-  server.on('connection', (socket) => {
-    const address = socket.remoteAddress ?? '';
-    const held = perAddress.get(address) ?? 0;
+  // At the listener's bound the oldest connection without a request in flight makes room: refusing
+  // the newcomer let 32 silent connections from each of 8 addresses shut out the kubelet's probes,
+  // Prometheus and the backend's JWKS fetches. One network (an IPv6 /64 counts as one) holds at most
+  // maxConnectionsPerAddress.
+  const open = new Map<Socket, { network: string; busy: boolean }>();
+  const perNetwork = new Map<string, number>();
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const entry = open.get(req.socket);
+    if (!entry) return;
+    entry.busy = true;
+    res.once('close', () => (entry.busy = false));
+  });
+  server.on('connection', (socket: Socket) => {
+    const network = clientNetworkOf(socket.remoteAddress ?? '');
+    const held = perNetwork.get(network) ?? 0;
     if (held >= limits.maxConnectionsPerAddress) {
       socket.destroy();
       return;
     }
-    perAddress.set(address, held + 1);
+    if (open.size >= limits.maxConnections) {
+      let idle: Socket | undefined;
+      for (const [s, e] of open)
+        if (!e.busy) {
+          idle = s;
+          break;
+        }
+      if (!idle) {
+        socket.destroy();
+        return;
+      }
+      forget(idle);
+      idle.destroy();
+    }
+    open.set(socket, { network, busy: false });
+    perNetwork.set(network, held + 1);
     // Node's headersTimeout starts at a request's first byte: a connection that sends none was
     // kept for good. Until its first request it may be idle this long (Node's own timeout
     // listener then destroys it); cleared per request, as a console feed is quiet for 15 s at a time.
     socket.setTimeout(limits.headersTimeoutMs);
-    socket.once('close', () => {
-      const left = (perAddress.get(address) ?? 1) - 1;
-      if (left === 0) perAddress.delete(address);
-      else perAddress.set(address, left);
-    });
+    socket.once('close', () => forget(socket));
   });
+  const forget = (socket: Socket) => {
+    const entry = open.get(socket);
+    if (!entry) return;
+    open.delete(socket);
+    const left = (perNetwork.get(entry.network) ?? 1) - 1;
+    if (left === 0) perNetwork.delete(entry.network);
+    else perNetwork.set(entry.network, left);
+  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
