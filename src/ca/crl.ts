@@ -96,7 +96,14 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
       revokedAt: new Date(r.revoked_at),
       reason: REASONS[r.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,
     }));
-    const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(store.nextCrlNumber()))];
+    // Sidecars apply a CRL only if its number passes the one in force (src/mesh/crl-check.ts). The
+    // number is one more than the database's last, and at least the time in milliseconds: a CA
+    // started on a new or restored database (numbers from 1, or from an old copy's) numbered its
+    // CRLs below those sidecars held, and they refused every one — revocations made since never
+    // reached them. Milliseconds, not seconds: numbers run ahead of the clock only while CRLs are
+    // signed faster than one per unit (a burst of revocations signs one each), and a new database
+    // would start below such a lead. Below 2^53 for 285 000 years; RFC 5280 allows 20 octets, these take 6.
+    const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(store.nextCrlNumber(t)))];
     if (issuerSki) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki));
     const tbs = tbsCertList({
       issuer,

@@ -105,7 +105,12 @@ export interface CaStore {
   revokeTokens(which: { id: string } | { spiffeId: string }, now: number): string[];
   audit(entry: AuditEntry): void;
   auditLog(limit: number): (AuditEntry & { time: number })[];
-  nextCrlNumber(): number;
+  /**
+   * The next CRL number, written before it is returned: one more than the last, and at least
+   * `atLeast` (crl.ts passes the time in milliseconds, so that a new or restored database never
+   * numbers a CRL below one it published before).
+   */
+  nextCrlNumber(atLeast?: number): number;
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -313,7 +318,9 @@ export function openCaStore(path: string): CaStore {
     auditLog: db.prepare<[number], AuditEntry & { time: number }>(
       `SELECT time, action, actor, subject, outcome, detail FROM audit ORDER BY id DESC LIMIT ?`,
     ),
-    nextCrlNumber: db.prepare<[], { number: number }>(`UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number`),
+    nextCrlNumber: db.prepare<[number], { number: number }>(
+      `UPDATE crl_state SET number = max(number + 1, ?) WHERE id = 1 RETURNING number`,
+    ),
   };
 
   return {
@@ -347,7 +354,7 @@ export function openCaStore(path: string): CaStore {
         detail: e.detail ?? null,
       }),
     auditLog: (limit) => s.auditLog.all(limit),
-    nextCrlNumber: () => (s.nextCrlNumber.get() as { number: number }).number,
+    nextCrlNumber: (atLeast = 0) => (s.nextCrlNumber.get(Math.floor(atLeast)) as { number: number }).number,
     transaction: (fn) => db.transaction(fn).immediate(),
     close: () => db.close(),
   };

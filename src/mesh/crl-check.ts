@@ -79,8 +79,9 @@ export function signerOf(crl: CrlView, candidates: readonly string[], bundlePem:
 /**
  * Why `crl` must not replace `previous`, the CRL in force (undefined when it may). A replayed older CRL would
  * un-revoke certificates; one dated in the future would, as the baseline, block every correct CRL
- * after it (and across restarts: it is persisted). The CA numbers its CRLs from its database, so the
- * number orders them even across a clock step; thisUpdate only when either has no number. At the
+ * after it (and across restarts: it is persisted). The CA numbers its CRLs from its database (one more
+ * than the last, and at least its clock in milliseconds: a new database does not start again from 1),
+ * so the number orders them even across a clock step; thisUpdate only when either has no number. At the
  * number in force only the same CRL (byte for byte) passes.
  */
 export function crlOrderProblem(crl: CrlView, previous: CrlView | undefined, now = Date.now()): string | undefined {

@@ -16,7 +16,7 @@ import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
 import { openCaStore, type CaStore } from '../../../src/ca/store.js';
 import { CRL_MAX_SKEW_MS } from '../../../src/ca/clock-skew.js';
-import { verifyCrl } from '../../../src/mesh/crl-check.js';
+import { crlOrderProblem, verifyCrl } from '../../../src/mesh/crl-check.js';
 import { readCrl } from '../../../src/mesh/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { testCaMaterial } from '../../support/ca-harness.js';
@@ -222,4 +222,37 @@ t.test('a failed signing is not tried again for twice what it cost: GETs get its
     /no/,
     'a refresh (a revocation) is never held back',
   );
+});
+
+t.test('CRL numbers never go back: a new database, a burst of revocations, a clock stepped back (row: lost database)', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const clock = { now: Date.UTC(2027, 0, 1) };
+  const publisher = (store: CaStore) => createCrlPublisher({ store, ...material, nextUpdateMs: 600_000, now: () => clock.now });
+  const lost = openCaStore(':memory:');
+  t.teardown(() => lost.close());
+  const before = publisher(lost);
+  const burst: bigint[] = [];
+  // Five revocations in one millisecond: five CRLs, each numbered above the last.
+  for (let i = 0; i < 5; i++) burst.push(readCrl(await before.refresh()).number as bigint);
+  t.same(
+    burst.map((n, i) => (i === 0 ? 0n : n - (burst[i - 1] as bigint))),
+    [0n, 1n, 1n, 1n, 1n],
+    'one more each',
+  );
+  const inForce = readCrl(await before.current());
+
+  clock.now -= 3_600_000;
+  const stepped = readCrl(await before.refresh());
+  t.ok((stepped.number as bigint) > (inForce.number as bigint), 'a clock stepped back an hour: still one more than the last');
+
+  // The database is lost (or an older copy restored) and the CA starts on a new one a minute later.
+  clock.now += 3_600_000 + 60_000;
+  const fresh = openCaStore(':memory:');
+  t.teardown(() => fresh.close());
+  const after = readCrl(await publisher(fresh).current());
+  t.ok(
+    (after.number as bigint) > (stepped.number as bigint),
+    `the new database's first CRL (number ${after.number}) is above the last one published (${stepped.number}); before: 1`,
+  );
+  t.equal(crlOrderProblem(after, stepped, clock.now), undefined, 'and a sidecar holding the last one applies it');
 });
