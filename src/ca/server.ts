@@ -102,7 +102,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   if (material.trustDomain !== config.trust_domain) {
     throw new Error(`trust_domain "${config.trust_domain}" does not match the CA in ${config.dir} ("${material.trustDomain}")`);
   }
-  const store = bestEffortAudit(openCaStore(config.database.path), logger);
+  const store = bestEffortAudit(openCaStore(config.database.path, { trustDomain: config.trust_domain }), logger);
   let server: Server | undefined;
   let telemetry: CaTelemetry | undefined;
   let inFlight = 0;

@@ -151,6 +151,25 @@ export function createCaService(deps: CaServiceDeps): CaService {
     return value;
   }
 
+  /**
+   * A token's SPIFFE ID must be a workload ID of this trust domain. createToken makes no other, but
+   * the token row comes from the database: one of another CA (database.path naming it; the stamp
+   * refuses that at start, store.ts) had this CA sign its trust domain's IDs under its own keys.
+   */
+  function refuseForeignGrant(spiffeId: string, caller: Caller): void {
+    const id = isSpiffeId(spiffeId) ? parseSpiffeId(spiffeId) : undefined;
+    if (id !== undefined && id.trustDomain === trustDomain && !isReservedSpiffePath(id.path)) return;
+    deps.logger?.error(
+      { 'warden.spiffe.id': spiffeId, trust_domain: trustDomain, 'client.address': caller.clientAddress },
+      "a bootstrap token in the CA database grants an identity outside this CA's trust domain: is database.path this CA's database?",
+    );
+    throw new WardenError('ERR_CA_IDENTITY_MISMATCH', {
+      detail: `the bootstrap token grants an identity outside this CA's trust domain ${trustDomain}`,
+      rule: 'ca.token.trust_domain',
+      attributes: { 'warden.spiffe.id': spiffeId },
+    });
+  }
+
   function credentials(issued: IssuedCertificate): IssuedCredentials {
     return {
       spiffe_id: issued.spiffeId,
@@ -293,6 +312,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const spent = tokens.spent(body.token);
       if (spent) return resend(spent, body.csr, caller);
       const grant = tokens.check(body.token);
+      refuseForeignGrant(grant.spiffeId, caller);
       const csr = await checkCsr(body.csr);
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });

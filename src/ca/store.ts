@@ -1,8 +1,8 @@
 /**
  * The CA's SQLite database (better-sqlite3, WAL): the certificate ledger, bootstrap tokens (SHA-256
- * only, with a public id; revocable), revocations, the audit log and the CRL number. Schema changes
- * are migrations keyed by the `user_version` pragma; statements are prepared once. Times are epoch
- * milliseconds.
+ * only, with a public id; revocable), revocations, the audit log, the CRL number and the trust domain
+ * it belongs to. Schema changes are migrations keyed by the `user_version` pragma; statements are
+ * prepared once. Times are epoch milliseconds.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -168,6 +168,10 @@ const MIGRATIONS: readonly string[] = [
   // retried with the same token and key (its answer was lost) gets that certificate again.
   `ALTER TABLE tokens ADD COLUMN serial TEXT;
    ALTER TABLE tokens ADD COLUMN key_id TEXT;`,
+  // 5: what the database belongs to. `trust_domain` is stamped when the database is made, or when a
+  // CA first opens one made before (stampTrustDomain): a CA of another trust domain whose
+  // database.path named this database started on it and issued this domain's IDs under its own keys.
+  `CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
 function migrate(db: Database.Database): void {
@@ -204,7 +208,45 @@ const WITH_STATUS = `SELECT c.*, r.revoked_at AS revoked_at, r.reason AS reason 
  */
 export const BUSY_TIMEOUT_MS = 1_000;
 
-export function openCaStore(path: string): CaStore {
+export interface OpenCaStoreOptions {
+  /**
+   * The trust domain of the CA opening the database: a database stamped with another is refused, one
+   * not stamped yet (made before schema 5) is stamped with it — unless its ledger or tokens already
+   * name identities of another trust domain. Tests of the store alone leave it out.
+   */
+  trustDomain?: string | undefined;
+}
+
+/**
+ * The database's trust domain against the CA's: stamps a database that has none, throws when they
+ * differ. Two CA directories of one trust domain may share a database (a root rotation,
+ * docs/mesh-identity.md#root-rotation); two trust domains never.
+ */
+function stampTrustDomain(db: Database.Database, trustDomain: string): void {
+  const stamped = db.prepare<[], string>(`SELECT value FROM ca_meta WHERE key = 'trust_domain'`).pluck().get();
+  const refuse = (theirs: string, how: string) =>
+    new Error(
+      `${db.name}: this CA database ${how} trust domain "${theirs}", not this CA's "${trustDomain}" (trust_domain): database.path names another CA's database; point it at this CA's own (one database is shared only by the CA directories of one trust domain, in a root rotation)`,
+    );
+  if (stamped !== undefined) {
+    if (stamped !== trustDomain) throw refuse(stamped, 'belongs to');
+    return;
+  }
+  // A database from before the stamp: its rows say whose it is (the admin certificate is recorded
+  // at the first start, tokens and certificates carry their SPIFFE IDs).
+  const prefix = `spiffe://${trustDomain}/`;
+  const foreign = db
+    .prepare<{ prefix: string }, string>(
+      `SELECT spiffe_id FROM certificates WHERE substr(spiffe_id, 1, length(@prefix)) != @prefix
+       UNION ALL SELECT spiffe_id FROM tokens WHERE substr(spiffe_id, 1, length(@prefix)) != @prefix LIMIT 1`,
+    )
+    .pluck()
+    .get({ prefix });
+  if (foreign !== undefined) throw refuse(/^spiffe:\/\/([^/]*)/.exec(foreign)?.[1] ?? foreign, 'holds identities of');
+  db.prepare(`INSERT INTO ca_meta (key, value) VALUES ('trust_domain', ?)`).run(trustDomain);
+}
+
+export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   let db: Database.Database;
   try {
@@ -225,7 +267,13 @@ export function openCaStore(path: string): CaStore {
       },
     );
   }
-  migrate(db);
+  try {
+    migrate(db);
+    if (options.trustDomain !== undefined) stampTrustDomain(db, options.trustDomain);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   const s = {
     insertCertificate: db.prepare<[CertificateRow]>(

@@ -28,3 +28,45 @@ t.test(
     t.equal(db?.pragma('synchronous', { simple: true }), 2, 'synchronous = FULL');
   },
 );
+
+t.test(
+  'the trust domain stamp: a database from before it is stamped on first open, unless its rows are of another trust domain',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-ca-stamp-'));
+    /** A schema-4 database (before the stamp) whose ledger holds the admin certificate of `trustDomain`. */
+    const before = (name: string, trustDomain: string) => {
+      const path = join(dir, name);
+      openCaStore(path).close();
+      const db = new Database(path);
+      db.exec(`DROP TABLE ca_meta; PRAGMA user_version = 4;`);
+      db.prepare(
+        `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id) VALUES ('01', ?, 'admin', 0, 1, '', 0, 'k')`,
+      ).run(`spiffe://${trustDomain}/warden/admin`);
+      db.close();
+      return path;
+    };
+    const stamp = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      t.teardown(() => db.close());
+      return db.prepare(`SELECT value FROM ca_meta WHERE key = 'trust_domain'`).pluck().get();
+    };
+
+    const legacy = before('legacy.db', 'example.test');
+    t.throws(
+      () => openCaStore(legacy, { trustDomain: 'other.test' }),
+      { message: /legacy\.db: this CA database holds identities of trust domain "example\.test", not this CA's "other\.test"/ },
+      'another trust domain’s rows: refused, and not stamped with the wrong domain',
+    );
+    openCaStore(legacy, { trustDomain: 'example.test' }).close();
+    t.equal(stamp(legacy), 'example.test', 'its own CA stamps it on first open');
+    t.throws(() => openCaStore(legacy, { trustDomain: 'other.test' }), {
+      message: /legacy\.db: this CA database belongs to trust domain "example\.test", not this CA's "other\.test"/,
+    });
+    openCaStore(legacy, { trustDomain: 'example.test' }).close();
+    t.pass('and opens again for it');
+    // A look-alike trust domain (a prefix of the other) is not the same.
+    t.throws(() => openCaStore(before('prefix.db', 'example.test'), { trustDomain: 'example.te' }), {
+      message: /holds identities of trust domain "example\.test"/,
+    });
+  },
+);

@@ -1,0 +1,106 @@
+/**
+ * The CA's database is the CA's own: of its trust domain (stamped in it; a CA of another trust
+ * domain whose database.path named it started silently and signed that domain's IDs under its own
+ * keys), and an enrollment only ever certifies an ID of the CA's trust domain.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { CA_PATHS } from '../../src/ca/api.js';
+import { initCa } from '../../src/ca/init.js';
+import { CA_FILES } from '../../src/ca/layout.js';
+import { startCaServer } from '../../src/ca/server.js';
+import { hashToken } from '../../src/ca/tokens.js';
+import { resolveCaConfig } from '../../src/config/ca-load.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { freePort, makeCsr, postToCa, repoRoot } from '../support/ca-harness.js';
+
+const EXAMPLE = 'example.test';
+const OTHER = 'other.test';
+const silent = createLogger({ level: 'silent' });
+
+/** A CA directory made by `warden ca init` (in-process), its ca.yaml moved to a free port. */
+async function caDir(trustDomain: string, base = mkdtempSync(join(tmpdir(), 'warden-ca-database-'))): Promise<string> {
+  const dir = join(base, trustDomain);
+  await initCa({ trustDomain, dir });
+  const yaml = join(dir, CA_FILES.config);
+  writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('port: 8444', `port: ${await freePort()}`));
+  return dir;
+}
+
+/** The CA of `dir` started in-process (default database.path: DIR/ca.db unless given). */
+function startIn(dir: string, trustDomain: string, database?: string) {
+  return startCaServer({
+    config: resolveCaConfig({
+      trust_domain: trustDomain,
+      dir,
+      listen: { host: '127.0.0.1', port: 0 },
+      ...(database === undefined ? {} : { database: { path: database } }),
+      log: { level: 'silent' },
+    }),
+    logger: silent,
+  });
+}
+
+/** `warden ca serve -c FILE ARGS…` as a process that is expected to refuse to start (killed after 10 s if it does start). */
+function serveRefused(config: string, ...args: string[]) {
+  const run = spawnSync(process.execPath, [join(repoRoot, 'bin/warden.js'), 'ca', 'serve', '-c', config, ...args], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return { status: run.status, stderr: run.stderr, stdout: run.stdout };
+}
+
+t.test('a database of another trust domain is refused at start; one of the same trust domain (root rotation) is shared', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'warden-ca-database-'));
+  const example = await caDir(EXAMPLE, base);
+  const other = await caDir(OTHER, base);
+  // example.test's CA runs once: its database is stamped (and records its admin certificate).
+  await (await startIn(example, EXAMPLE)).close();
+  const exampleDb = join(example, CA_FILES.database);
+
+  const yaml = join(other, CA_FILES.config);
+  writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('path: ca.db', `path: ${exampleDb}`));
+  const run = serveRefused(yaml);
+  t.equal(run.status, 1, 'other.test’s CA does not start on example.test’s database (before: it started, and issued example.test IDs)');
+  t.match(
+    run.stderr,
+    /^warden ca serve: \S+\/example\.test\/ca\.db: this CA database belongs to trust domain "example\.test", not this CA's "other\.test" \(trust_domain\): database\.path names another CA's database/,
+  );
+  t.equal(run.stderr.trim().split('\n').length, 1, 'one line');
+  t.notMatch(run.stdout, /listening/);
+
+  // Root rotation: a second directory of example.test on the same database.
+  const rotated = await caDir(EXAMPLE, mkdtempSync(join(tmpdir(), 'warden-ca-database-')));
+  const ca = await startIn(rotated, EXAMPLE, exampleDb);
+  t.equal(ca.trustDomain, EXAMPLE, 'a second CA directory of the same trust domain starts on the shared database');
+  await ca.close();
+});
+
+t.test('an enrollment with a token whose ID is outside the CA’s trust domain is refused (403, rule ca.token.trust_domain)', async (t) => {
+  const dir = await caDir(OTHER);
+  const ca = await startIn(dir, OTHER);
+  t.teardown(() => ca.close());
+  // A token row of example.test in other.test's database: what a database of another CA (or an edited one) holds.
+  const token = 'x'.repeat(43);
+  const foreignId = `spiffe://${EXAMPLE}/ns/shop/sa/orders`;
+  const db = new Database(join(dir, CA_FILES.database));
+  db.prepare(
+    `INSERT INTO tokens (id, sha256, spiffe_id, dns_names, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, '[]', ?, ?, NULL, NULL)`,
+  ).run('00112233aabbccdd', hashToken(token), foreignId, Date.now(), Date.now() + 600_000);
+  db.close();
+
+  const { csrPem } = await makeCsr({ spiffeId: foreignId });
+  const answer = await postToCa<{ code: string; detail: string }>(
+    `${ca.url}${CA_PATHS.enroll}`,
+    { token, csr: csrPem },
+    { ca: ca.rootPem },
+  );
+  t.equal(answer.status, 403, `refused (before: 201, a certificate for ${foreignId} signed by other.test’s intermediate)`);
+  t.equal(answer.body.code, 'ERR_CA_IDENTITY_MISMATCH');
+  t.match(answer.body.detail, /outside this CA's trust domain other\.test/);
+  t.same(ca.list({ spiffe_id: foreignId }), [], 'nothing issued');
+});
