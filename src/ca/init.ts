@@ -1,6 +1,7 @@
 /**
  * `warden ca init`: a new CA in an empty directory — root (10 years), issuing intermediate (1 year,
- * pathLen 0), the administrator's client certificate, bundle.pem and a ca.yaml skeleton.
+ * pathLen 0), the administrator's client certificate, the database (ca.db, stamped with the trust
+ * domain), bundle.pem and a ca.yaml skeleton.
  * Never overwrites: a directory holding any file it would write (or ca.db) is refused before a key is
  * generated. The files are written once everything is made, bundle.pem last (what deployments test
  * for); should one write fail, those already written are removed: no half-written CA stays behind.
@@ -11,6 +12,7 @@ import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, CA_FILES, existingCaFiles } from './layout.js';
 import { certificatePem, EC_P256, fingerprintOf, randomSerial, x509 } from './pki.js';
+import { createCaDatabase } from './store.js';
 
 export interface InitCaOptions {
   trustDomain: string;
@@ -113,28 +115,32 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
   const rootPem = certificatePem(root);
   const secret = { mode: 0o600, flag: 'wx' } as const;
   const plain = { mode: 0o644, flag: 'wx' } as const;
-  const written: [string, string, typeof secret | typeof plain][] = [
-    [CA_FILES.rootKey, await exportPrivateKeyPem(rootKeys.privateKey, passphrase), secret],
-    [CA_FILES.intermediateKey, await exportPrivateKeyPem(intermediateKeys.privateKey, passphrase), secret],
-    [CA_FILES.adminKey, await exportPrivateKeyPem(adminKeys.privateKey, passphrase), secret],
-    [CA_FILES.rootCert, rootPem, plain],
-    [CA_FILES.intermediateCert, certificatePem(intermediate), plain],
-    [CA_FILES.adminCert, admin.pem, plain],
-    [CA_FILES.config, caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), plain],
+  // `wx`: fail rather than overwrite should another process create the file in between.
+  const file = (content: string, opts: typeof secret | typeof plain) => (path: string) => writeFileSync(path, content, opts);
+  const written: [string, (path: string) => void][] = [
+    [CA_FILES.rootKey, file(await exportPrivateKeyPem(rootKeys.privateKey, passphrase), secret)],
+    [CA_FILES.intermediateKey, file(await exportPrivateKeyPem(intermediateKeys.privateKey, passphrase), secret)],
+    [CA_FILES.adminKey, file(await exportPrivateKeyPem(adminKeys.privateKey, passphrase), secret)],
+    [CA_FILES.rootCert, file(rootPem, plain)],
+    [CA_FILES.intermediateCert, file(certificatePem(intermediate), plain)],
+    [CA_FILES.adminCert, file(admin.pem, plain)],
+    [CA_FILES.config, file(caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), plain)],
+    // The database, empty but stamped with the trust domain: `warden ca serve` refuses to start
+    // without one (a lost database is not a first start), so init makes it.
+    [CA_FILES.database, (path) => createCaDatabase(path, trustDomain)],
     // Last: `test -f bundle.pem || warden ca init` (compose, Kubernetes) takes it for a complete CA.
-    [CA_FILES.bundle, rootPem, plain],
+    [CA_FILES.bundle, file(rootPem, plain)],
   ];
   const files: string[] = [];
-  for (const [name, content, opts] of written) {
-    const file = join(dir, name);
+  for (const [name, write] of written) {
+    const path = join(dir, name);
     try {
-      // `wx`: fail rather than overwrite should another process create the file in between.
-      writeFileSync(file, content, opts);
+      write(path);
     } catch (err) {
       for (const done of files) rmSync(done, { force: true });
-      throw (err as NodeJS.ErrnoException).code === 'EEXIST' ? new CaExistsError(dir, [file]) : err;
+      throw (err as NodeJS.ErrnoException).code === 'EEXIST' ? new CaExistsError(dir, [path]) : err;
     }
-    files.push(file);
+    files.push(path);
   }
   return { dir, trustDomain, fingerprint: fingerprintOf(root), rootPem, adminSpiffeId: admin.spiffeId, files };
 }

@@ -40,7 +40,7 @@ import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from '
 import { keyIdOf } from './pki.js';
 import { canonicalSerial } from './serial.js';
 import { createCaService, type Caller } from './service.js';
-import { openCaStore, type CaStore } from './store.js';
+import { createCaDatabase, openCaStore, type CaStore } from './store.js';
 import { createTokens } from './tokens.js';
 import { startCaTelemetry, type CaTelemetry } from './ca-telemetry.js';
 
@@ -54,6 +54,13 @@ export interface CaServerOptions {
   events?: EventBus;
   /** Where OTEL_* variables are read (default process.env; `warden dev` leaves them to its sidecar). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Make the database (config.database.path), which must not exist yet: `warden ca serve
+   * --create-database`, for a CA directory made by a `warden ca init` that did not make one (before
+   * 2026-12-03), and tests starting a CA on a database of its own. Without it a missing database is
+   * refused (store.ts): a new one would forget every revocation.
+   */
+  createDatabase?: boolean;
   /** Connection limits (ca.yaml has no section for them): tests lower them. */
   limits?: {
     idleTimeoutMs?: number;
@@ -101,6 +108,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const material = options.material ?? (await loadCaMaterial(config.dir, config.passphrase));
   if (material.trustDomain !== config.trust_domain) {
     throw new Error(`trust_domain "${config.trust_domain}" does not match the CA in ${config.dir} ("${material.trustDomain}")`);
+  }
+  if (options.createDatabase) {
+    createCaDatabase(config.database.path, config.trust_domain);
+    logger.warn(
+      { path: config.database.path, trust_domain: config.trust_domain },
+      'created a new, empty CA database: it knows no certificate, token or revocation from before (warden ca serve --create-database: start without the flag from now on)',
+    );
   }
   const store = bestEffortAudit(openCaStore(config.database.path, { trustDomain: config.trust_domain }), logger);
   let server: Server | undefined;

@@ -4,7 +4,7 @@
  * it belongs to. Schema changes are migrations keyed by the `user_version` pragma; statements are
  * prepared once. Times are epoch milliseconds.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -246,11 +246,64 @@ function stampTrustDomain(db: Database.Database, trustDomain: string): void {
   db.prepare(`INSERT INTO ca_meta (key, value) VALUES ('trust_domain', ?)`).run(trustDomain);
 }
 
+/**
+ * A CA database that is not there is refused, never made anew: the database is the CA's memory of
+ * revocations and spent tokens, and a new one — on a volume not mounted, or a relative
+ * database.path resolved from a moved ca.yaml — forgot them all without a word (a revoked
+ * certificate could not be revoked again: 404; its CRL numbering began again). `warden ca init`
+ * makes it (createCaDatabase); only an explicit `warden ca serve --create-database` makes it later.
+ */
+function missingDatabase(path: string): Error {
+  return new Error(
+    `${path}: the CA database is missing; starting on a new, empty one would lose every revocation and spent token it held (revoked certificates would be trusted again): restore it from a backup (docs/ca.md#backup-and-restore) or correct database.path — only for a CA directory made by an older warden ca init that never served, start once with warden ca serve --create-database`,
+  );
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Makes a new CA database at `path` (a file that must not exist: created exclusively, mode 0600),
+ * with the schema and the trust domain stamp. `warden ca init` calls it; `warden ca serve
+ * --create-database` too, for a CA directory made before init made the database.
+ */
+export function createCaDatabase(path: string, trustDomain: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    // `wx`: never over a database already there (nor through a symbolic link put in its place).
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    throw Object.assign(
+      new Error(
+        `${path}: a CA database is already there, and is not replaced: start without --create-database (it is for a CA directory that has none)`,
+        { cause: err },
+      ),
+      { code: 'EEXIST' },
+    );
+  }
+  try {
+    openCaStore(path, { trustDomain }).close();
+  } catch (err) {
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
+    throw err;
+  }
+}
+
 export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const memory = path === ':memory:';
+  if (!memory && !exists(path)) throw missingDatabase(path);
   let db: Database.Database;
   try {
-    db = new Database(path);
+    // fileMustExist: should the file go between the check above and here, SQLite fails rather than make one.
+    db = new Database(path, { fileMustExist: !memory });
     db.pragma('journal_mode = WAL');
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');

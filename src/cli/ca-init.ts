@@ -8,9 +8,10 @@ export const caInitHelp = `Usage: warden ca init --trust-domain DOMAIN --dir DIR
 
 Creates a Warden CA in DIR: a root CA (ECDSA P-256, 10 years), an issuing intermediate (1 year),
 the administrator's client certificate (spiffe://DOMAIN/warden/admin) used by warden ca token|revoke|list,
-bundle.pem (the root, for clients) and a ca.yaml to start from. Private keys are written 0600 and,
-with a passphrase, encrypted (AES-256-CBC PKCS#8). Refuses a DIR that already holds any of these
-files (or ca.db) before writing anything; bundle.pem is written last.
+the database ca.db (empty, stamped with DOMAIN; warden ca serve refuses to start without it),
+bundle.pem (the root, for clients) and a ca.yaml to start from. Private keys and ca.db are written
+0600 and the keys, with a passphrase, encrypted (AES-256-CBC PKCS#8). Refuses a DIR that already
+holds any of these files before writing anything; bundle.pem is written last.
 Prints the root fingerprint (sha256:<hex>) that sidecars can pin as mesh.ca.fingerprint.
 
 Options:
@@ -46,6 +47,7 @@ export async function runCaInit(argv: string[]): Promise<number> {
     console.log(`Created a Warden CA for trust domain ${ca.trustDomain} in ${ca.dir}${passphrase ? ' (keys encrypted)' : ''}`);
     console.log(`  administrator: ${ca.adminSpiffeId} (admin.crt, admin.key)`);
     console.log(`  trust bundle:  ${resolve(ca.dir, 'bundle.pem')}`);
+    console.log(`  database:      ${resolve(ca.dir, 'ca.db')} (back it up with the keys: it holds the revocations)`);
     console.log(`  next:          warden ca serve -c ${resolve(ca.dir, 'ca.yaml')}`);
     console.log(`root fingerprint: ${ca.fingerprint}`);
     return EXIT.ok;

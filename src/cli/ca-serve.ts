@@ -5,13 +5,18 @@ import { startCaServer, type CaServer } from '../ca/server.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import { bindProblem } from './bind-error.js';
 
-export const caServeHelp = `Usage: warden ca serve -c FILE
+export const caServeHelp = `Usage: warden ca serve -c FILE [--create-database]
 
 Runs the Warden CA: enrollment with bootstrap tokens, renewal over mTLS, the trust bundle, the CRL
 and the admin API (see docs/ca.md). Logs and security events are JSON lines on stdout.
+The database (database.path) must exist — warden ca init makes it: a missing one is refused, as a
+new one would lose every revocation. Restore it from a backup, or correct database.path.
 
 Options:
   -c, --config FILE   CA configuration (ca.yaml, as written by warden ca init)
+  --create-database   make a new, empty database at database.path, which must not exist: only for
+                      a CA directory made by an older warden ca init (before it made the database)
+                      that never served; start without it afterwards
   -h, --help          show this help
 
 Signals:
@@ -19,14 +24,17 @@ Signals:
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration or usage`;
 
 export async function runCaServe(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('ca serve', argv, { config: { type: 'string', short: 'c' } });
+  const { values } = parseCommandArgs('ca serve', argv, {
+    config: { type: 'string', short: 'c' },
+    'create-database': { type: 'boolean' },
+  });
   if (values.help) {
     console.log(caServeHelp);
     return EXIT.ok;
   }
   if (!values.config) throw new UsageError('warden ca serve: missing -c FILE (the CA configuration; see warden ca serve --help)');
   const loaded = await loadCaConfig(values.config);
-  const ca = await startOrExplain(loaded);
+  const ca = await startOrExplain(loaded, values['create-database'] === true);
   return new Promise<number>((resolve) => {
     const stop = () => void ca.close().then(() => resolve(EXIT.ok));
     process.once('SIGTERM', stop);
@@ -34,9 +42,9 @@ export async function runCaServe(argv: string[]): Promise<number> {
   });
 }
 
-async function startOrExplain(loaded: LoadedCaConfig): Promise<CaServer> {
+async function startOrExplain(loaded: LoadedCaConfig, createDatabase: boolean): Promise<CaServer> {
   try {
-    return await startCaServer({ config: loaded.config, material: loaded.material });
+    return await startCaServer({ config: loaded.config, material: loaded.material, createDatabase });
   } catch (err) {
     const { host, port } = loaded.config.listen;
     const problem = bindProblem(err as NodeJS.ErrnoException, host, port);

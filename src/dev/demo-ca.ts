@@ -38,8 +38,15 @@ export async function startDemoCa(dir: string, port: number, deps: { logger: Log
   const caDir = join(dir, 'ca');
   if (!existsSync(join(caDir, CA_FILES.rootCert))) await initCa({ trustDomain: DEMO_TRUST_DOMAIN, dir: caDir });
   const config = resolveCaConfig({ trust_domain: DEMO_TRUST_DOMAIN, dir: caDir, listen: { host: '127.0.0.1', port } });
-  // One OpenTelemetry SDK per process: in the demo, OTEL_* variables are the sidecar's.
-  const server = await startCaServer({ config, logger: deps.logger, env: {} });
+  // One OpenTelemetry SDK per process: in the demo, OTEL_* variables are the sidecar's. The demo's
+  // CA is disposable (its folder is the demo's): a database removed from it is made anew, where
+  // `warden ca serve` refuses to start (a lost database).
+  const server = await startCaServer({
+    config,
+    logger: deps.logger,
+    env: {},
+    createDatabase: !existsSync(config.database.path),
+  });
   const bundleFile = join(caDir, CA_FILES.bundle);
   const client = createCaClient({ url: server.url, timeout: 5000 }, server.rootPem, DEMO_TRUST_DOMAIN);
   return {

@@ -42,7 +42,7 @@ async function startCa(t: { teardown(fn: () => unknown): void }, lifetime: strin
     certificates: { lifetime, backdate: '0s' },
     log: { level: 'silent' },
   });
-  const server = await startCaServer({ config });
+  const server = await startCaServer({ config, createDatabase: true });
   t.teardown(() => server.close());
   return server;
 }

@@ -1,10 +1,13 @@
 /**
- * The CA's database is the CA's own: of its trust domain (stamped in it; a CA of another trust
+ * The CA's database is the CA's memory of revocations, and its own: `warden ca init` makes it, and
+ * `warden ca serve` refuses to start without it (a missing database became a new, empty one without
+ * a word: revocations lost, CRLs numbered from 1, which sidecars refused) unless told to make one
+ * (`--create-database`); it is of the CA's trust domain (stamped in it; a CA of another trust
  * domain whose database.path named it started silently and signed that domain's IDs under its own
  * keys), and an enrollment only ever certifies an ID of the CA's trust domain.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,7 +19,10 @@ import { startCaServer } from '../../src/ca/server.js';
 import { hashToken } from '../../src/ca/tokens.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { freePort, makeCsr, postToCa, repoRoot } from '../support/ca-harness.js';
+import { crlOrderProblem } from '../../src/mesh/crl-check.js';
+import { readCrl, type CrlView } from '../../src/mesh/crl-reader.js';
+import { Agent, request } from 'undici';
+import { freePort, makeCsr, postToCa, repoRoot, serveCaProcessIn } from '../support/ca-harness.js';
 
 const EXAMPLE = 'example.test';
 const OTHER = 'other.test';
@@ -53,6 +59,82 @@ function serveRefused(config: string, ...args: string[]) {
   });
   return { status: run.status, stderr: run.stderr, stdout: run.stdout };
 }
+
+/** GET /v1/crl of the CA at `url` (trusting `rootPem`), read as a sidecar reads it. */
+async function fetchCrl(url: string, rootPem: string): Promise<CrlView> {
+  const dispatcher = new Agent({ connect: { ca: rootPem } });
+  try {
+    const res = await request(`${url}${CA_PATHS.crl}`, { dispatcher });
+    return readCrl(Buffer.from(await res.body.arrayBuffer()));
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+t.test('warden ca init makes the database: mode 0600, stamped with the trust domain', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-database-')), 'ca');
+  const run = spawnSync(process.execPath, [join(repoRoot, 'bin/warden.js'), 'ca', 'init', '--trust-domain', EXAMPLE, '--dir', dir], {
+    encoding: 'utf8',
+  });
+  t.equal(run.status, 0, run.stderr);
+  const file = join(dir, CA_FILES.database);
+  t.ok(existsSync(file), 'ca.db is there (before: made by the first ca serve, so a lost one could not be told from a first start)');
+  t.equal(statSync(file).mode & 0o777, 0o600, 'readable by its owner only');
+  t.match(run.stdout, `database:      ${file}`);
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal(db.prepare(`SELECT value FROM ca_meta WHERE key = 'trust_domain'`).pluck().get(), EXAMPLE, 'stamped');
+});
+
+t.test('a lost database: ca serve refuses to start; --create-database makes a new one, once; its CRLs pass the old ones', async (t) => {
+  const dir = await caDir(EXAMPLE);
+  const yaml = join(dir, CA_FILES.config);
+  // The CA at work: a certificate revoked, the CRL sidecars hold.
+  const first = await startIn(dir, EXAMPLE);
+  const { csrPem } = await makeCsr({ spiffeId: `spiffe://${EXAMPLE}/ns/shop/sa/orders` });
+  const enrolled = await postToCa<{ serial: string }>(
+    `${first.url}${CA_PATHS.enroll}`,
+    { token: first.createToken({ spiffe_id: `spiffe://${EXAMPLE}/ns/shop/sa/orders` }).token, csr: csrPem },
+    { ca: first.rootPem },
+  );
+  await first.revoke({ serial: enrolled.body.serial, reason: 'keyCompromise' });
+  const inForce = await fetchCrl(first.url, first.rootPem);
+  t.same([...inForce.serials], [enrolled.body.serial], 'the leaked certificate is on the CRL');
+  await first.close();
+
+  // The volume is not mounted (or a relative database.path resolves elsewhere): the files are gone.
+  const aside = join(dir, '..', 'aside');
+  mkdirSync(aside);
+  for (const f of readdirSync(dir).filter((f) => f.startsWith(CA_FILES.database))) renameSync(join(dir, f), join(aside, f));
+
+  const refused = serveRefused(yaml);
+  t.equal(refused.status, 1, 'refused (before: started on a new, empty database, logging only "listening")');
+  t.match(
+    refused.stderr,
+    /^warden ca serve: \S+\/ca\.db: the CA database is missing; starting on a new, empty one would lose every revocation and spent token it held .*restore it from a backup .*warden ca serve --create-database/,
+  );
+  t.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+  t.notOk(existsSync(join(dir, CA_FILES.database)), 'and no database was made');
+
+  // The explicit opt-in (a CA directory from an older init that never served): a new database, and it starts.
+  const created = await serveCaProcessIn(t, dir, ['--create-database']);
+  t.match(created.output(), /created a new, empty CA database: it knows no certificate, token or revocation from before/);
+  t.match(created.output(), /warden CA listening/);
+  const url = `https://127.0.0.1:${created.port}`;
+  const fresh = await fetchCrl(url, first.rootPem);
+  t.same([...fresh.serials], [], 'a new database knows no revocation (what the refusal above protects)');
+  t.ok(
+    (fresh.number as bigint) > (inForce.number as bigint),
+    `its first CRL (number ${fresh.number}) is numbered above the one sidecars hold (${inForce.number}); before: 1`,
+  );
+  t.equal(crlOrderProblem(fresh, inForce), undefined, 'a sidecar applies it: revocations made from now on reach it');
+  created.child.kill('SIGTERM');
+  await new Promise((resolve) => created.child.once('exit', resolve));
+
+  const twice = serveRefused(yaml, '--create-database');
+  t.equal(twice.status, 1, 'the flag makes a database only where there is none: left in place, the next start is refused');
+  t.match(twice.stderr, /ca\.db: a CA database is already there, and is not replaced: start without --create-database/);
+});
 
 t.test('a database of another trust domain is refused at start; one of the same trust domain (root rotation) is shared', async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'warden-ca-database-'));

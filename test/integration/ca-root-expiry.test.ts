@@ -76,7 +76,6 @@ t.test('a root ending before the intermediate: certificates end with the root, a
     trust_domain: TRUST_DOMAIN,
     dir,
     listen: { host: '127.0.0.1', port: 0 },
-    database: { path: join(dir, '..', 'ca.db') },
     certificates: { lifetime: '72h' },
   });
   const ca = await startCaServer({ config, logger });

@@ -477,7 +477,6 @@ t.test(
         trust_domain: TRUST_DOMAIN,
         dir,
         listen: { host: '127.0.0.1', port: 0 },
-        database: { path: join(dir, '..', 'ca.db') },
         log: { level: 'silent' },
       });
       const logger = createLogger({ level: 'error', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });

@@ -66,6 +66,7 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
       database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
       log: { level: 'silent' },
     }),
+    createDatabase: true,
   });
   t.teardown(() => caB.close());
   const alice = await enrollWorkload(caA, id('ns/shop/sa/alice'));

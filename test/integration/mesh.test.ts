@@ -660,7 +660,8 @@ async function rotationCas(extra: Record<string, unknown> = {}) {
   await initCa({ trustDomain: TRUST_DOMAIN, dir: dirA });
   await initCa({ trustDomain: TRUST_DOMAIN, dir: dirB });
   const [rootA, rootB] = [readFileSync(join(dirA, 'root.crt'), 'utf8'), readFileSync(join(dirB, 'root.crt'), 'utf8')];
-  const database = { path: join(base, 'ca.db') };
+  // The old directory's database, as the docs' step 3 says (`same database.path`).
+  const database = { path: join(dirA, 'ca.db') };
   const caConfig = (dir: string, port: number) =>
     resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
   return { dirA, dirB, rootA, rootB, caConfig };

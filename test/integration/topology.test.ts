@@ -63,6 +63,7 @@ t.test('two services, one CA, one collector', async (t) => {
       telemetry: { otlp: { endpoint: receiver.url, protocol: 'http/json', export_interval: '200ms', timeout: '1s' } },
     }),
     env: {},
+    createDatabase: true,
   });
   t.teardown(() => ca.close());
   const bundle = join(mkdtempSync(join(tmpdir(), 'warden-topology-')), 'bundle.pem');

@@ -3,7 +3,7 @@
  * the CA server in-process with its events captured, and CSRs made the way a sidecar makes them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -133,7 +133,15 @@ export async function startCaUnderTest(
     log: { level: 'silent' },
     ...extra,
   });
-  const ca = await startCaServer({ config, events: bus, logger, ...(options.limits ? { limits: options.limits } : {}) });
+  const ca = await startCaServer({
+    config,
+    events: bus,
+    logger,
+    // `warden ca serve` refuses a missing database (a lost one): a test's own database is made here,
+    // and one passed in `extra` (a CA restarted on the database of another) is reused.
+    createDatabase: !existsSync(config.database.path),
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
   t.teardown(() => ca.close());
   return { ca, dir, events, eventsNamed: (name) => events.filter((e) => e.name === name), dbPath, logs };
 }
@@ -193,18 +201,19 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * `warden ca serve -c DIR/ca.yaml` as a process (the CA made by `warden ca init` in `dir`), moved
+ * `warden ca serve -c DIR/ca.yaml ARGS…` as a process (the CA made by `warden ca init` in `dir`), moved
  * to a free port, once it says it listens (at most 10 s: check `output()`); killed by the test's
  * teardown. `output()` is what it has printed so far.
  */
 export async function serveCaProcessIn(
   t: Teardown,
   dir: string,
+  args: readonly string[] = [],
 ): Promise<{ port: number; config: string; child: ChildProcess; output: () => string }> {
   const port = await freePort();
   const config = join(dir, 'ca.yaml');
-  writeFileSync(config, readFileSync(config, 'utf8').replace('port: 8444', `port: ${port}`));
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), 'ca', 'serve', '-c', config]);
+  writeFileSync(config, readFileSync(config, 'utf8').replace(/port: \d+/, `port: ${port}`));
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), 'ca', 'serve', '-c', config, ...args]);
   t.teardown(() => child.kill('SIGKILL'));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -239,7 +248,7 @@ export async function startRestartableCa(t: Teardown, extra: Record<string, unkn
   const database = { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') };
   const config = (port: number) =>
     resolveCaConfig({ trust_domain: TRUST_DOMAIN, dir, listen: { host: '127.0.0.1', port }, database, log: { level: 'silent' }, ...extra });
-  const handle = { server: await startCaServer({ config: config(0) }) };
+  const handle = { server: await startCaServer({ config: config(0), createDatabase: true }) };
   const port = handle.server.port;
   t.teardown(() => handle.server.close());
   return {

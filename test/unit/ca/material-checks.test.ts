@@ -2,7 +2,7 @@
  * A CA directory or database mixed up with another one is refused at start with the file named:
  * before, another CA's intermediate key (or intermediate) started "fine" and failed every
  * handshake, another application's SQLite file was adopted, and a corrupt one said only
- * "file is not a database".
+ * "file is not a database". A missing one is refused too: only warden ca init makes one.
  */
 import { copyFileSync, cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { initCa } from '../../../src/ca/init.js';
 import { CA_FILES, loadCaMaterial } from '../../../src/ca/layout.js';
-import { openCaStore } from '../../../src/ca/store.js';
+import { createCaDatabase, openCaStore } from '../../../src/ca/store.js';
 
 const TD = 'example.test';
 
@@ -45,10 +45,11 @@ t.test('a database that is not this CA’s, or not a database: refused with its 
   writeFileSync(garbage, Buffer.alloc(8192, 0x61));
   t.throws(() => openCaStore(garbage), { message: /garbage\.db: cannot open the CA database \(file is not a database\)/ });
 
-  const fresh = openCaStore(join(dir, 'new.db'));
-  t.ok(fresh, 'a new file is set up');
-  fresh.close();
-  const again = openCaStore(join(dir, 'new.db'));
-  t.ok(again, 'and opens again as this CA’s');
+  t.throws(() => openCaStore(join(dir, 'new.db'), { trustDomain: TD }), {
+    message: /new\.db: the CA database is missing; starting on a new, empty one would lose every revocation/,
+  });
+  createCaDatabase(join(dir, 'new.db'), TD);
+  const again = openCaStore(join(dir, 'new.db'), { trustDomain: TD });
+  t.ok(again, 'made by createCaDatabase (warden ca init), it opens as this CA’s');
   again.close();
 });

@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { openCaStore } from '../../../src/ca/store.js';
+import { createCaDatabase, openCaStore } from '../../../src/ca/store.js';
 
 t.test(
   'every commit is synced (synchronous = FULL in WAL mode): a revocation the admin was told about survives a power loss',
   async (t) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'warden-ca-store-')), 'ca.db');
+    createCaDatabase(path, 'example.test');
     // The store's connection, caught on its way through pragma(): the setting is per connection.
     const connections: Database.Database[] = [];
     const proto = Database.prototype;
@@ -19,7 +21,7 @@ t.test(
       return original.call(this, source, options);
     };
     t.teardown(() => void (proto.pragma = original));
-    const store = openCaStore(join(mkdtempSync(join(tmpdir(), 'warden-ca-store-')), 'ca.db'));
+    const store = openCaStore(path);
     t.teardown(() => store.close());
     proto.pragma = original;
     const db = connections[0];
@@ -36,7 +38,7 @@ t.test(
     /** A schema-4 database (before the stamp) whose ledger holds the admin certificate of `trustDomain`. */
     const before = (name: string, trustDomain: string) => {
       const path = join(dir, name);
-      openCaStore(path).close();
+      createCaDatabase(path, trustDomain);
       const db = new Database(path);
       db.exec(`DROP TABLE ca_meta; PRAGMA user_version = 4;`);
       db.prepare(
