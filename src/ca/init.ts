@@ -12,6 +12,7 @@ import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, CA_FILES, existingCaFiles } from './layout.js';
 import { certificatePem, EC_P256, fingerprintOf, randomSerial, x509 } from './pki.js';
+import { refuseForeignDirectory } from './file-ownership.js';
 import { createCaDatabase } from './store.js';
 
 export interface InitCaOptions {
@@ -62,6 +63,9 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
   const existing = existingCaFiles(dir);
   if (existing.length > 0) throw new CaExistsError(dir, existing);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A directory made here is this user's, 0700; one already there (made by someone else beforehand,
+  // mode 0777 or another user's) would let its maker swap keys or add rows to the database.
+  refuseForeignDirectory(dir, 'CA directory');
 
   const now = Date.now();
   const rootKeys = await generateKeyPair();

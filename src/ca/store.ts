@@ -4,9 +4,10 @@
  * it belongs to. Schema changes are migrations keyed by the `user_version` pragma; statements are
  * prepared once. Times are epoch milliseconds.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { refuseForeignDirectory, refuseForeignFile } from './file-ownership.js';
 
 export type CertificateKind = 'enroll' | 'renew' | 'server' | 'admin';
 
@@ -259,14 +260,17 @@ function missingDatabase(path: string): Error {
   );
 }
 
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+/**
+ * Whether the database file is there, having checked that no other user could have made or changed
+ * it: its directory, the file (a symbolic link is refused) and SQLite's -wal and -shm files beside it
+ * (file-ownership.ts says who counts as another user). A database another user can write is one they
+ * can add bootstrap tokens to, or remove revocations from.
+ */
+function checkedDatabaseFile(path: string): boolean {
+  if (!refuseForeignDirectory(dirname(path), 'directory of the CA database')) return false;
+  const there = refuseForeignFile(path, 'CA database');
+  for (const suffix of ['-wal', '-shm']) refuseForeignFile(`${path}${suffix}`, `CA database's ${suffix} file`);
+  return there;
 }
 
 /**
@@ -276,6 +280,7 @@ function exists(path: string): boolean {
  */
 export function createCaDatabase(path: string, trustDomain: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  refuseForeignDirectory(dirname(path), 'directory of the CA database');
   try {
     // `wx`: never over a database already there (nor through a symbolic link put in its place).
     closeSync(openSync(path, 'wx', 0o600));
@@ -299,7 +304,7 @@ export function createCaDatabase(path: string, trustDomain: string): void {
 
 export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaStore {
   const memory = path === ':memory:';
-  if (!memory && !exists(path)) throw missingDatabase(path);
+  if (!memory && !checkedDatabaseFile(path)) throw missingDatabase(path);
   let db: Database.Database;
   try {
     // fileMustExist: should the file go between the check above and here, SQLite fails rather than make one.
