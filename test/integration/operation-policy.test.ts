@@ -105,15 +105,16 @@ t.test('security schemes by type: an API key must be sent, http basic cannot be 
   t.equal(backend.requests.at(-1)?.headers['x-api-key'], 'k-1', 'and it reaches the backend');
   t.equal(await call('items:admin'), '200', 'or the scope');
 
-  // A key the backend never receives is not sent: the sidecar drops X-Real-IP from an untrusted
-  // client (headers.ts). Before, a token without the scope met {key in X-Real-IP} by sending the
-  // header, and the backend got no key (review of row 246: the check reads what goes upstream).
-  const dropped = keyOrScopeDocument('X-Real-IP');
+  // A key the backend never receives is not sent: the sidecar drops X-Client-IP from a client that
+  // is not a trusted proxy (headers.ts). Before, a token without the scope met {key in X-Real-IP}
+  // by sending the header, and the backend got no key (review of row 246: the check reads what goes
+  // upstream). X-Real-IP itself, which the sidecar always sets, is now refused at load.
+  const dropped = keyOrScopeDocument('X-Client-IP');
   const s2 = await startTestSidecar(t, backend.url, { tokens, openapi: { document: dropped } });
   const before2 = backend.requests.length;
   const r2 = await fetchText(`${s2.url}/items/7`, agent, {
     method: 'DELETE',
-    headers: { authorization: `Bearer ${await token('items:write')}`, 'x-real-ip': 'k-1' },
+    headers: { authorization: `Bearer ${await token('items:write')}`, 'x-client-ip': 'k-1' },
   });
   t.equal(r2.status, 403, 'a key in a header the backend never gets does not meet the alternative (before: 200)');
   t.equal(backend.requests.length, before2, 'and nothing is forwarded');
