@@ -67,6 +67,23 @@ function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[
   return [...byKey.values()];
 }
 
+/**
+ * A schema that is there but holds nothing (`schema: ~`, or a `$ref` into a definition that was
+ * emptied: `Order:` with no value) was read as no schema: the body or parameter went unchecked
+ * (a reload said it had reloaded). A 3.1 boolean schema is a schema.
+ */
+function refuseBlankSchemas(parameters: readonly ParameterObject[], requestBody: RequestBodyObject | undefined, pointer: string): void {
+  const blank = (schema: unknown) => schema === null || (typeof schema !== 'object' && typeof schema !== 'boolean');
+  const why =
+    'is empty (null or a scalar, e.g. a $ref to a definition with no value): give a schema, or leave schema out to accept anything';
+  for (const p of parameters)
+    if (Object.hasOwn(p, 'schema') && blank(p.schema))
+      throw new OpenApiError(`${pointer}/parameters`, `parameter "${p.name}" in ${p.in}: schema ${why}`);
+  for (const [type, media] of Object.entries(requestBody?.content ?? {}))
+    if (media !== null && typeof media === 'object' && Object.hasOwn(media, 'schema') && blank((media as { schema?: unknown }).schema))
+      throw new OpenApiError(`${pointer}/requestBody/content/${escapePointer(type)}/schema`, why);
+}
+
 const pointerOf = (...segments: string[]) => `#/${segments.map(escapePointer).join('/')}`;
 
 /**
@@ -236,6 +253,9 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
           ? basesOf(item.servers as Server[], `${pointerOf('paths', template)}/servers`)
           : documentBases;
       const security = (op.security as Record<string, string[]>[] | undefined) ?? doc.security;
+      const parameters = mergeParameters(item.parameters, op.parameters);
+      const requestBody = op.requestBody as RequestBodyObject | undefined;
+      refuseBlankSchemas(parameters, requestBody, pointer);
       ops.push({
         id,
         method: method.toUpperCase(),
@@ -249,8 +269,8 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
           options.isInternalHeader,
         ),
         rateLimit: rateLimitOf(op, pointer),
-        parameters: mergeParameters(item.parameters, op.parameters),
-        requestBody: op.requestBody as RequestBodyObject | undefined,
+        parameters,
+        requestBody,
         responses: (op.responses as Operation['responses'] | undefined) ?? {},
         dialect: doc.openapi.startsWith('3.1') ? '3.1' : '3.0',
         components: doc.components?.schemas,

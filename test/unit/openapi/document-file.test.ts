@@ -80,3 +80,50 @@ t.test('a $ref to an empty file is refused, naming the file: its schema would ch
   writeFileSync(join(dir, 'pet.yaml'), 'type: object\nrequired: [name]\n');
   t.ok((await loadOpenApiDocument(file)).paths?.['/pets'], 'an object loads');
 });
+
+t.test('a schema that is there but empty (a $ref to a definition with no value, `schema: ~`) is refused', async (t) => {
+  // `Order:` emptied in schemas.yaml and a SIGHUP: the body went unchecked, and the reload said so.
+  const { operationsOf } = await import('../../../src/openapi/operations.js');
+  const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
+  const file = join(dir, 'openapi.yaml');
+  const documentWith = (body: string, parameter = '{type: string}') =>
+    [
+      'openapi: 3.0.3',
+      "info: {title: t, version: '1'}",
+      'paths:',
+      '  /orders:',
+      '    post:',
+      '      operationId: addOrder',
+      `      parameters: [{name: tag, in: query, schema: ${parameter}}]`,
+      `      requestBody: {content: {application/json: {schema: ${body}}}}`,
+      "      responses: {'200': {description: ok}}",
+      '',
+    ].join('\n');
+  writeFileSync(join(dir, 'schemas.yaml'), 'Order:\nItem: {type: object}\n');
+  for (const [body, parameter, pointer, message] of [
+    [
+      "{$ref: './schemas.yaml#/Order'}",
+      undefined,
+      '#/paths/~1orders/post/requestBody/content/application~1json/schema',
+      /is empty \(null or a scalar/,
+    ],
+    // Inline, the document's own schema check refuses it already.
+    ['~', undefined, '#/paths/~1orders/post/requestBody/content/application~1json/schema', /must be object/],
+    [
+      "{$ref: './schemas.yaml#/Item'}",
+      "{$ref: './schemas.yaml#/Order'}",
+      '#/paths/~1orders/post/parameters',
+      /parameter "tag" in query: schema is empty/,
+    ],
+  ] as const) {
+    writeFileSync(file, documentWith(body, parameter));
+    const error = await loadOpenApiDocument(file)
+      .then((doc) => operationsOf(doc))
+      .catch((e: unknown) => e);
+    t.type(error, OpenApiError, `${body} / ${parameter ?? 'string'}: refused`);
+    t.equal((error as OpenApiError).pointer, pointer);
+    t.match((error as OpenApiError).message, message);
+  }
+  writeFileSync(file, documentWith("{$ref: './schemas.yaml#/Item'}"));
+  t.equal(operationsOf(await loadOpenApiDocument(file)).length, 1, 'a schema with a value loads');
+});
