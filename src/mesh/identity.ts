@@ -58,6 +58,8 @@ export interface MeshStatus {
   revoked?: true;
   /** The certificate does not chain to the current bundle (its root was removed): no peer accepts it either. */
   untrusted?: true;
+  /** Why this process lost the lock of mesh.state_dir (another process took it): not ready, nothing saved there. */
+  stateLockLost?: string;
 }
 
 /** The CRL in force, for /readyz, the metrics and the console. */
@@ -182,7 +184,7 @@ async function lockStateDir(cfg: MeshConfig, logger: Logger): Promise<StateLock>
       { state_dir: dir },
       `mesh: cannot create ${LOCK_FILE} in mesh.state_dir (${code}): running without the lock that keeps a second process off it`,
     );
-    return { file: join(dir, LOCK_FILE), release() {} };
+    return { file: join(dir, LOCK_FILE), lost: undefined, release() {} };
   }
 }
 
@@ -251,7 +253,8 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
    * next start, which fetches both again anyway.
    */
   const persist = (what: 'bundle' | 'crl', save: () => void) => {
-    if (stopped) return; // a refresh that ends after stop(): the state dir may be another process's now
+    // A refresh that ends after stop(), or a lock lost: the state dir may be another process's now.
+    if (stopped || lock.lost !== undefined) return;
     try {
       save();
     } catch (err) {
@@ -338,7 +341,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       const refused = issuedCertificateProblem(next, credentials.bundlePem);
       if (refused !== undefined) throw new CertificateRefusedError(`the CA issued an unusable certificate: ${refused}`);
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
-      store.save(next);
+      if (lock.lost === undefined) store.save(next); // else the dir is another process's: served from memory
       credentials = next;
       receivedAt = Date.now();
       lastError = undefined;
@@ -580,6 +583,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
         ...(isExpired(credentials) ? { expired: true as const } : {}),
         ...(revocations.isRevoked(credentials.serial) ? { revoked: true as const } : {}),
         ...(trustedByBundle() ? {} : { untrusted: true as const }),
+        ...(lock.lost !== undefined ? { stateLockLost: lock.lost } : {}),
       };
     },
     stop() {

@@ -60,6 +60,8 @@ export class StateLockHeldError extends Error {
 
 export interface StateLock {
   readonly file: string;
+  /** Why this process no longer holds it (taken over after a stall, or removed); undefined while it does. */
+  readonly lost: string | undefined;
   /** Removes the lock file if it is still ours; once. */
   release(): void;
 }
@@ -263,6 +265,7 @@ export async function acquireStateLock(dir: string, options: AcquireOptions = {}
 
 function hold(file: string, fd: number, id: string, heartbeatMs: number, onLost: ((reason: string) => void) | undefined): StateLock {
   heldHere.add(id);
+  let lost: string | undefined;
   const ours = () => readLock(file)?.holder?.id === id;
   // The mtime of our own file (the fd): a file put in its place meanwhile is not refreshed for us.
   const heartbeat = setInterval(() => {
@@ -272,7 +275,8 @@ function hold(file: string, fd: number, id: string, heartbeatMs: number, onLost:
       if (ours()) return;
       clearInterval(heartbeat);
       const other = readLock(file);
-      onLost?.(other ? `it is now held by ${describeHolder(other.holder)}` : 'its lock file was removed');
+      lost = other ? `it is now held by ${describeHolder(other.holder)}` : 'its lock file was removed';
+      onLost?.(lost);
     } catch {
       // a passing I/O error (NFS): the next beat tries again, and others wait staleAfterMs before judging
     }
@@ -281,6 +285,9 @@ function hold(file: string, fd: number, id: string, heartbeatMs: number, onLost:
   let released = false;
   return {
     file,
+    get lost() {
+      return lost;
+    },
     release() {
       if (released) return;
       released = true;

@@ -433,9 +433,13 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
                   ? `certificate ${status.serial} revoked by the CA`
                   : status.untrusted
                     ? `certificate ${status.serial} does not chain to the trust bundle (its root was removed before it renewed under the new one): no peer accepts it; enroll again with a bootstrap token`
-                    : `expires in ${status.secondsToExpiry} s`;
+                    : status.stateLockLost !== undefined
+                      ? `lost the lock of mesh.state_dir (${status.stateLockLost}): another process uses it; nothing is saved there any more; give each replica its own mesh.state_dir`
+                      : `expires in ${status.secondsToExpiry} s`;
                 const detail = `${status.spiffeId} ${state}${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
-                return { ok: status.secondsToExpiry > 0 && status.revoked !== true && status.untrusted !== true, detail };
+                const ok =
+                  status.secondsToExpiry > 0 && status.revoked !== true && status.untrusted !== true && status.stateLockLost === undefined;
+                return { ok, detail };
               },
             },
             {

@@ -136,3 +136,33 @@ t.test('processes taking over one stale lock at once: exactly one gets it', asyn
   t.notOk(existsSync(join(dir, LOCK_FILE)), 'released by its holder');
   t.notOk(existsSync(join(dir, `${LOCK_FILE}.takeover`)), 'no takeover guard left behind');
 });
+
+t.test('a holder that finds its lock taken over saves nothing more there and is not ready', async (t) => {
+  // A holder stalled past the heartbeat bound (SIGSTOP, a frozen node) is taken over; it kept
+  // renewing into the directory another process now owned, and stayed ready.
+  const { startTestSidecar } = await import('../support/sidecar.js');
+  const { startTestBackend } = await import('../support/backend.js');
+  const { request } = await import('undici');
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { ca } = await startCaUnderTest(t);
+  const { mesh } = meshSection(ca, ORDERS);
+  const s = await startTestSidecar(t, backend.url, { mesh });
+  const readyz = async () => {
+    const res = await request(`${s.adminUrl}/readyz`);
+    return { status: res.statusCode, body: await res.body.text() };
+  };
+  t.equal((await readyz()).status, 200, 'ready while it holds the lock');
+  const other: LockHolder = { ...holderIn(mesh.state_dir), pid: 424242, id: randomBytes(8).toString('hex'), hostname: 'elsewhere' };
+  writeFileSync(join(mesh.state_dir, LOCK_FILE), JSON.stringify(other));
+  const deadline = Date.now() + 5000;
+  while (s.sidecar.mesh?.status().stateLockLost === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.match(s.sidecar.mesh?.status().stateLockLost, /now held by pid 424242 on host elsewhere/, 'it notices at its next heartbeat');
+  const unready = await readyz();
+  t.equal(unready.status, 503, 'not ready');
+  t.match(unready.body, 'lost the lock of mesh.state_dir', 'saying why');
+  t.ok(
+    s.logs.some((l) => l.level === 'error' && /no longer holds the lock of mesh\.state_dir/.test(String(l.msg))),
+    'an error line',
+  );
+});
