@@ -23,8 +23,8 @@
  */
 import { lstatSync, statSync, type Stats } from 'node:fs';
 
-/** Why `stats` (of `path`) may have been written by another user, or undefined when it may not. */
-function ownershipProblem(path: string, stats: Stats, what: string): string | undefined {
+/** Why `stats` (of `path`) may have been written by another user, or undefined when it may not (the mesh state dir follows the same rule). */
+export function ownershipProblem(path: string, stats: Stats, what: string): string | undefined {
   const uid = process.getuid?.();
   if (uid === undefined) return undefined;
   if (stats.uid !== uid && stats.uid !== 0) {

@@ -326,8 +326,12 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
     );
   }
   try {
-    migrate(db);
-    if (options.trustDomain !== undefined) stampTrustDomain(db, options.trustDomain);
+    // One transaction: a database refused as another trust domain's is left as it was, not migrated
+    // to a schema its own (older) CA would then refuse as "newer than this warden".
+    db.transaction(() => {
+      migrate(db);
+      if (options.trustDomain !== undefined) stampTrustDomain(db, options.trustDomain);
+    })();
   } catch (err) {
     db.close();
     throw err;

@@ -26,6 +26,7 @@ import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
 import { chainsToBundle } from './crl-check.js';
 import { assertUsableBundle, certificatesOf, isUsableBundle } from './trust-bundle.js';
+import { ownershipProblem } from '../ca/file-ownership.js';
 
 export interface WorkloadCredentials {
   keyPem: string;
@@ -243,31 +244,25 @@ export class StateDirUnsafeError extends Error {
 }
 
 /**
- * Throws StateDirUnsafeError unless `dir` belongs to this process's user and no other user may
- * write in it; returns its mode. Whoever can write there can replace the key, the bundle, the CRL
+ * Throws StateDirUnsafeError when another user could have written in `dir`; returns its mode and
+ * whether it is this process's own. Whoever can write there can replace the key, the bundle, the CRL
  * (each checked at start, but a key and certificate of theirs would be served) or plant files
  * before they are written; and a dir owned by another user, tightened to 0700 by a sidecar running
- * as root, was opened again by its owner. The rule enrollment-pending.json follows (loadPending):
- * this user's, group bits allowed — Kubernetes' fsGroup adds g+rwx to a volume at every mount.
- * (A Kubernetes emptyDir's own root is root's and 2777: the state dir goes in a directory under it,
- * which Warden creates 0700.) Without uids (Windows) nothing is checked.
+ * as root, was opened again by its owner. The CA's rule (src/ca/file-ownership.ts): this user's or
+ * root's (a Kubernetes volume's mount point is root's, with the pod's fsGroup: refusing it refused
+ * a PVC per pod), not writable by others, group-writable only for this process's own groups
+ * (fsGroup, a umask of 002). Without uids (Windows) nothing is checked.
  */
-function assertOwnStateDir(dir: string): number {
-  const { uid: owner, mode } = statSync(dir);
+function assertOwnStateDir(dir: string): { mode: number; own: boolean } {
+  const stats = statSync(dir);
   const uid = process.getuid?.();
-  if (uid === undefined) return mode;
-  const shown = `mode ${(mode & 0o7777).toString(8).padStart(4, '0')}`;
-  const risk = 'could replace the key, certificate, bundle or CRL it holds';
-  if (owner !== uid)
+  if (uid === undefined) return { mode: stats.mode, own: true };
+  const problem = ownershipProblem(dir, stats, 'mesh.state_dir');
+  if (problem)
     throw new StateDirUnsafeError(
-      `mesh: mesh.state_dir ${dir} is owned by uid ${owner}, not this process's uid ${uid} (${shown}): that user ${risk}; ` +
-        `chown ${uid} ${dir}, or set mesh.state_dir to a directory this user owns (Warden creates a missing one, 0700: e.g. ${join(dir, 'warden')})`,
+      `mesh: ${problem}; whoever wrote there could replace the key, certificate, bundle or CRL it holds (or set mesh.state_dir to a directory under it, e.g. ${join(dir, 'warden')}: Warden creates it 0700, and a new one needs mesh.bootstrap_token)`,
     );
-  if ((mode & 0o002) !== 0)
-    throw new StateDirUnsafeError(
-      `mesh: mesh.state_dir ${dir} is writable by other users (${shown}, owner uid ${owner}): any of them ${risk}; chmod o-w ${dir} (Warden creates it 0700)`,
-    );
-  return mode;
+  return { mode: stats.mode, own: stats.uid === uid };
 }
 
 export interface CredentialStore {
@@ -306,10 +301,10 @@ export interface CredentialStore {
 
 export function createCredentialStore(dir: string): CredentialStore {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const mode = assertOwnStateDir(dir);
-  // An existing dir keeps its mode; tighten it (ours, so we can): group and other bits off, the
-  // owner's left as they are (a dir made read-only stays so, and the probe says so).
-  if ((mode & 0o077) !== 0) {
+  const { mode, own } = assertOwnStateDir(dir);
+  // An existing dir of ours is tightened: group and other bits off, the owner's left as they are (a
+  // dir made read-only stays so, and the probe says so). A volume's root (root's, fsGroup) is left.
+  if (own && (mode & 0o077) !== 0) {
     try {
       chmodSync(dir, mode & 0o700);
     } catch {

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { webcrypto } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -155,7 +155,7 @@ t.test('a state dir of another user, or writable by others: startup refused with
   chmodSync(dir, 0o777);
   await t.rejects(startIdentity(t, again), {
     code: 'ERR_MESH_STATE_UNSAFE',
-    message: new RegExp(`^mesh: mesh\\.state_dir ${dir} is writable by other users \\(mode 0777, owner uid ${uid}\\).*chmod o-w ${dir}`),
+    message: new RegExp(`^mesh: ${dir}: the mesh\\.state_dir is writable by every user \\(mode 777\\): chmod o-w it.*directory under it`),
   });
   t.equal(statSync(dir).mode & 0o777, 0o777, 'left as it was: nothing read from it, nothing changed');
 
@@ -174,7 +174,7 @@ t.test('a state dir of another user, or writable by others: startup refused with
     ),
   );
   t.equal(cli.code, 1, 'warden enroll exits 1');
-  t.match(cli.stderr, /^warden enroll: mesh: mesh\.state_dir .* is writable by other users/, 'naming mesh.state_dir');
+  t.match(cli.stderr, /^warden enroll: mesh: \S+: the mesh\.state_dir is writable by every user/, 'naming mesh.state_dir');
   t.equal(cli.stderr.trim().split('\n').length, 1, 'one line');
 
   chmodSync(dir, 0o700);
@@ -183,11 +183,56 @@ t.test('a state dir of another user, or writable by others: startup refused with
     chownSync(dir, 65534, 65534);
     await t.rejects(startIdentity(t, again), {
       code: 'ERR_MESH_STATE_UNSAFE',
-      message: new RegExp(`^mesh: mesh\\.state_dir ${dir} is owned by uid 65534, not this process's uid 0 \\(mode 0700\\).*chown 0 ${dir}`),
+      message: new RegExp(`^mesh: ${dir}: the mesh\\.state_dir is owned by uid 65534, not by this process's user \\(uid 0\\) or root`),
     });
     chownSync(dir, uid, gid);
   }
+
   chmodSync(dir, 0o770); // group bits allowed: Kubernetes' fsGroup adds g+rwx
   const ok = await startIdentity(t, again);
   t.ok(ok.identity.material().serial, 'this user’s, closed to others: used');
+});
+
+t.test("a volume's mount point (root's, the pod's fsGroup, 2775) is a state dir a non-root sidecar may use", async (t) => {
+  // Refused at first ("owned by uid 0"): a PVC per pod, as deploy.md recommends, stopped starting.
+  if (process.getuid?.() !== 0) {
+    t.comment('skipped: needs root, to make the volume and run as another user');
+    return;
+  }
+  // Not under the test's temporary root (0700): the other user must reach it.
+  const parent = mkdtempSync('/tmp/warden-pvc-');
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  chmodSync(parent, 0o755);
+  const volume = join(parent, 'volume');
+  mkdirSync(volume);
+  chownSync(volume, 0, 4242);
+  chmodSync(volume, 0o2775);
+  const storeAs = (groups: string) =>
+    new Promise<string>((resolve) =>
+      execFile(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          `--groups=${groups}`,
+          process.execPath,
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          `import { createCredentialStore } from ${JSON.stringify(join(repoRoot, 'src/mesh/credential-store.ts'))};
+           try { createCredentialStore(${JSON.stringify(volume)}).probeWritable(); console.log('used'); } catch (e) { console.log(e.code + ': ' + e.message); }`,
+        ],
+        // Without the test's NODE_OPTIONS and TMPDIR: they name this process's temporary root (0700).
+        { cwd: repoRoot, timeout: 20_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+        (_err, out, err) => resolve(String(out).trim() || String(err).trim()),
+      ),
+    );
+  t.equal(await storeAs('4242'), 'used', 'as a member of its group (fsGroup): used');
+  t.equal(statSync(volume).mode & 0o7777, 0o2775, 'and left as it is (not ours to tighten)');
+  t.match(
+    await storeAs('4343'),
+    /^ERR_MESH_STATE_UNSAFE: mesh: \S+: the mesh\.state_dir is writable by group 4242, not a group of this process/,
+    'a group not its own: refused',
+  );
 });

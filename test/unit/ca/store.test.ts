@@ -59,6 +59,15 @@ t.test(
       { message: /legacy\.db: this CA database holds identities of trust domain "example\.test", not this CA's "other\.test"/ },
       'another trust domain’s rows: refused, and not stamped with the wrong domain',
     );
+    const version = () => {
+      const db = new Database(legacy, { readonly: true });
+      try {
+        return db.pragma('user_version', { simple: true });
+      } finally {
+        db.close();
+      }
+    };
+    t.equal(version(), 4, 'nor migrated: its own, older CA would refuse a newer schema');
     openCaStore(legacy, { trustDomain: 'example.test' }).close();
     t.equal(stamp(legacy), 'example.test', 'its own CA stamps it on first open');
     t.throws(() => openCaStore(legacy, { trustDomain: 'other.test' }), {

@@ -243,7 +243,7 @@ t.test('the Kubernetes manifests', async (t) => {
     t.ok(ports.has('https') && ports.has('admin'));
   }
   const caConfigMap = all.find((d) => d.kind === 'ConfigMap' && (d.metadata as Json).name === 'warden-ca-config');
-  const caText = String((caConfigMap?.data as Json)['ca.yaml']).replace('dir: /var/lib/warden-ca', `dir: ${caDir}`);
+  const caText = String((caConfigMap?.data as Json)['ca.yaml']).replace('dir: /var/lib/warden-ca/ca', `dir: ${caDir}`);
   const caConfig = (await parseCaConfig('ca.yaml', caText)).config;
   t.ok(caConfig.server.dns_names.includes('warden-ca.warden.svc'), 'the CA certificate names the Service DNS name');
   mkdirSync(join(dirname(caDir), 'unused'), { recursive: true });
