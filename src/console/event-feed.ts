@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
+import { clientNetworkOf } from '../net/client-network.js';
 import { problemBody } from '../pipeline/rescue.js';
 import type { EventAttributes, EventName, EventSink, Severity } from '../telemetry/events.js';
 
@@ -61,9 +62,10 @@ export function createEventFeed(): EventFeed {
       for (const res of clients) push(res, frame);
     },
     serve(req, res) {
-      const address = req.socket.remoteAddress ?? '';
+      // By network, as the admin listener counts connections (an IPv6 /64 is one address).
+      const network = clientNetworkOf(req.socket.remoteAddress ?? '');
       let fromAddress = 0;
-      for (const c of clients) if (c.req.socket.remoteAddress === address) fromAddress++;
+      for (const c of clients) if (clientNetworkOf(c.req.socket.remoteAddress ?? '') === network) fromAddress++;
       if (fromAddress >= MAX_CLIENTS_PER_ADDRESS)
         return refuse(res, `At most ${MAX_CLIENTS_PER_ADDRESS} console clients from one address at once; close one first.`);
       if (clients.size >= MAX_CLIENTS) return refuse(res, `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`);

@@ -12,13 +12,13 @@
  * browser's cross-origin requests: a page elsewhere could hold all its event-feed places.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
-import { clientNetworkOf } from '../net/client-network.js';
 import { hostName, isCrossOriginRequest, isLoopbackAddress, isLoopbackHost } from '../net/loopback.js';
 import type { Registry } from 'prom-client';
 import type { EventFeed } from '../console/event-feed.js';
 import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
+import { ADMIN_LIMITS, boundConnections, type AdminLimits } from './admin-connections.js';
 import type { ConsoleStatus } from '../console/status.js';
 import { WardenError } from '../errors.js';
 import { problemBody } from '../pipeline/rescue.js';
@@ -64,27 +64,6 @@ const refuse = (res: ServerResponse, refusal: WardenError) =>
 
 const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
 
-/**
- * The admin listener's own bounds. It had none (Node's defaults: no connection cap, 60 s for
- * headers, checked every 30 s): 15 000 idle connections from one client took ~96 MiB, and past
- * the file-descriptor limit the inbound listener, /healthz and CRL refreshes failed too. Its
- * requests are small and quick; probes, scrapes and a few consoles need few connections.
- */
-export interface AdminLimits {
-  readonly maxConnections: number;
-  /** One address (a pod, a host; an IPv6 /64) holds at most this many. */
-  readonly maxConnectionsPerAddress: number;
-  readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-}
-
-export const ADMIN_LIMITS: AdminLimits = {
-  maxConnections: 256,
-  maxConnectionsPerAddress: 32,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 10_000,
-};
-
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
   let loopbackOnly = false; // set once bound: what counts is the address, not how `host` spells it
   const names = new Set(options.hosts);
@@ -103,7 +82,6 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       connectionsCheckingInterval: 1000,
     },
     (req, res) => {
-      req.socket.setTimeout(0);
       if (!served(req.headers.host)) {
         const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
         const detail = loopbackOnly
@@ -172,55 +150,7 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
     },
   );
-  // At the listener's bound the oldest connection without a request in flight makes room: refusing
-  // the newcomer let 32 silent connections from each of 8 addresses shut out the kubelet's probes,
-  // Prometheus and the backend's JWKS fetches. One network (an IPv6 /64 counts as one) holds at most
-  // maxConnectionsPerAddress.
-  const open = new Map<Socket, { network: string; busy: boolean }>();
-  const perNetwork = new Map<string, number>();
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const entry = open.get(req.socket);
-    if (!entry) return;
-    entry.busy = true;
-    res.once('close', () => (entry.busy = false));
-  });
-  server.on('connection', (socket: Socket) => {
-    const network = clientNetworkOf(socket.remoteAddress ?? '');
-    const held = perNetwork.get(network) ?? 0;
-    if (held >= limits.maxConnectionsPerAddress) {
-      socket.destroy();
-      return;
-    }
-    if (open.size >= limits.maxConnections) {
-      let idle: Socket | undefined;
-      for (const [s, e] of open)
-        if (!e.busy) {
-          idle = s;
-          break;
-        }
-      if (!idle) {
-        socket.destroy();
-        return;
-      }
-      forget(idle);
-      idle.destroy();
-    }
-    open.set(socket, { network, busy: false });
-    perNetwork.set(network, held + 1);
-    // Node's headersTimeout starts at a request's first byte: a connection that sends none was
-    // kept for good. Until its first request it may be idle this long (Node's own timeout
-    // listener then destroys it); cleared per request, as a console feed is quiet for 15 s at a time.
-    socket.setTimeout(limits.headersTimeoutMs);
-    socket.once('close', () => forget(socket));
-  });
-  const forget = (socket: Socket) => {
-    const entry = open.get(socket);
-    if (!entry) return;
-    open.delete(socket);
-    const left = (perNetwork.get(entry.network) ?? 1) - 1;
-    if (left === 0) perNetwork.delete(entry.network);
-    else perNetwork.set(entry.network, left);
-  };
+  boundConnections(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
