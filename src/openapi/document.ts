@@ -117,6 +117,9 @@ const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
 const dialectOf = (version: string) => (/^3\.1\./.test(version) ? '3.1' : '3.0');
 
+/** Null or a scalar: no schema, though one was given (an emptied file or definition). A 3.1 boolean schema is one. */
+export const holdsNoSchema = (value: unknown): boolean => value === null || (typeof value !== 'object' && typeof value !== 'boolean');
+
 /** A `$ref` resolver's file URL (`/tmp/a%20b/pets.yaml`, or `file:///…`) as a path. */
 function filePath(url: string): string {
   if (url.startsWith('file:')) return fileURLToPath(url);
@@ -143,7 +146,7 @@ function fileResolver(source: string, dialect: '3.0' | '3.1', warn: (w: OpenApiW
       const doc: unknown = parseYaml(readFileBounded(path, MAX_DOCUMENT_BYTES).toString('utf8'));
       // An emptied file parses to null, and a schema `$ref`ed to it to no schema: a reload then
       // served every body unchecked, and said it had reloaded (a boolean is a 3.1 schema; kept).
-      if (doc === null || (typeof doc !== 'object' && typeof doc !== 'boolean')) {
+      if (holdsNoSchema(doc)) {
         const err = new OpenApiError(
           relativePath(dirname(main), path),
           `is ${doc === null ? 'empty' : `a ${typeof doc}`}, not a YAML or JSON object: a $ref to it would check nothing`,

@@ -10,7 +10,7 @@ import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import type { TokenPlaces } from '../identity/token-sources.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { WardenError } from '../errors.js';
-import { OpenApiError, type OpenApiDocument } from './document.js';
+import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
 
@@ -73,14 +73,18 @@ function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[
  * (a reload said it had reloaded). A 3.1 boolean schema is a schema.
  */
 function refuseBlankSchemas(parameters: readonly ParameterObject[], requestBody: RequestBodyObject | undefined, pointer: string): void {
-  const blank = (schema: unknown) => schema === null || (typeof schema !== 'object' && typeof schema !== 'boolean');
   const why =
     'is empty (null or a scalar, e.g. a $ref to a definition with no value): give a schema, or leave schema out to accept anything';
   for (const p of parameters)
-    if (Object.hasOwn(p, 'schema') && blank(p.schema))
+    if (Object.hasOwn(p, 'schema') && holdsNoSchema(p.schema))
       throw new OpenApiError(`${pointer}/parameters`, `parameter "${p.name}" in ${p.in}: schema ${why}`);
   for (const [type, media] of Object.entries(requestBody?.content ?? {}))
-    if (media !== null && typeof media === 'object' && Object.hasOwn(media, 'schema') && blank((media as { schema?: unknown }).schema))
+    if (
+      media !== null &&
+      typeof media === 'object' &&
+      Object.hasOwn(media, 'schema') &&
+      holdsNoSchema((media as { schema?: unknown }).schema)
+    )
       throw new OpenApiError(`${pointer}/requestBody/content/${escapePointer(type)}/schema`, why);
 }
 
