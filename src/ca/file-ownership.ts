@@ -53,13 +53,8 @@ function ownGroups(): Set<number> {
  * when there is no such directory.
  */
 export function refuseForeignDirectory(dir: string, what = 'directory'): boolean {
-  let stats: Stats;
-  try {
-    stats = statSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+  const stats = statSync(dir, { throwIfNoEntry: false });
+  if (stats === undefined) return false;
   if (!stats.isDirectory()) throw new Error(`${dir}: the ${what} is not a directory`);
   const problem = ownershipProblem(dir, stats, what);
   if (problem) throw new Error(problem);
@@ -71,13 +66,8 @@ export function refuseForeignDirectory(dir: string, what = 'directory'): boolean
  * been written by another user. False when there is no file.
  */
 export function refuseForeignFile(path: string, what: string): boolean {
-  let stats: Stats;
-  try {
-    stats = lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+  const stats = lstatSync(path, { throwIfNoEntry: false });
+  if (stats === undefined) return false;
   if (stats.isSymbolicLink()) {
     throw new Error(
       `${path}: the ${what} is a symbolic link, which the CA does not follow (whoever can change the link chooses the file): give the file's own path (database.path), and check who made the link`,
