@@ -17,7 +17,7 @@ import { loadCaMaterial } from '../../src/ca/layout.js';
 import { startTestBackend } from '../support/backend.js';
 import { libraryCrl, meshSection, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { readyzOf, startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
@@ -50,10 +50,7 @@ async function call(
   }
 }
 
-async function readyz(adminUrl: string) {
-  const res = await request(`${adminUrl}/readyz`);
-  return { status: res.statusCode, body: await res.body.text() };
-}
+const readyz = readyzOf;
 
 async function metric(adminUrl: string, name: string): Promise<number | undefined> {
   const text = await (await request(`${adminUrl}/metrics`)).body.text();

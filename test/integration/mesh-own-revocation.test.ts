@@ -4,11 +4,10 @@
  * stops renewing with an error and fails readiness — it stayed ready until its renewal time.
  */
 import t from 'tap';
-import { request } from 'undici';
 import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
 import { startTestBackend } from '../support/backend.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { readyzOf, startTestSidecar } from '../support/sidecar.js';
 
 const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,10 +54,7 @@ t.test('revoked without a token: readiness fails, renewal stops with an error th
   const { ca } = await startCaUnderTest(t);
   const { mesh } = meshSection(ca, ORDERS);
   const s = await startTestSidecar(t, backend.url, { mesh });
-  const ready = async () => {
-    const r = await request(`${s.adminUrl}/readyz`);
-    return { status: r.statusCode, body: await r.body.text() };
-  };
+  const ready = () => readyzOf(s.adminUrl);
   t.equal((await ready()).status, 200, 'ready');
   const serial = s.sidecar.mesh?.material().serial as string;
 

@@ -19,7 +19,7 @@ import { EC_P256, x509 } from '../../src/ca/pki.js';
 import { startTestBackend } from '../support/backend.js';
 import { meshSection, repoRoot, startCaUnderTest, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { readyzOf, startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 
 const id = (path: string) => `spiffe://${TRUST_DOMAIN}/${path}`;
@@ -44,10 +44,7 @@ async function call(t: { teardown(fn: () => unknown): void }, port: number, w: W
   }
 }
 
-async function readyz(adminUrl: string) {
-  const res = await request(`${adminUrl}/readyz`);
-  return { status: res.statusCode, body: await res.body.text() };
-}
+const readyz = readyzOf;
 
 t.test('a forged crl.der (no entries, number 2^47-1, not signed by the CA) is ignored: the revocation stays enforced', async (t) => {
   const backend = await startTestBackend();

@@ -140,18 +140,14 @@ t.test('processes taking over one stale lock at once: exactly one gets it', asyn
 t.test('a holder that finds its lock taken over saves nothing more there and is not ready', async (t) => {
   // A holder stalled past the heartbeat bound (SIGSTOP, a frozen node) is taken over; it kept
   // renewing into the directory another process now owned, and stayed ready.
-  const { startTestSidecar } = await import('../support/sidecar.js');
+  const { readyzOf, startTestSidecar } = await import('../support/sidecar.js');
   const { startTestBackend } = await import('../support/backend.js');
-  const { request } = await import('undici');
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const { ca } = await startCaUnderTest(t);
   const { mesh } = meshSection(ca, ORDERS);
   const s = await startTestSidecar(t, backend.url, { mesh });
-  const readyz = async () => {
-    const res = await request(`${s.adminUrl}/readyz`);
-    return { status: res.statusCode, body: await res.body.text() };
-  };
+  const readyz = () => readyzOf(s.adminUrl);
   t.equal((await readyz()).status, 200, 'ready while it holds the lock');
   const other: LockHolder = { ...holderIn(mesh.state_dir), pid: 424242, id: randomBytes(8).toString('hex'), hostname: 'elsewhere' };
   writeFileSync(join(mesh.state_dir, LOCK_FILE), JSON.stringify(other));

@@ -22,7 +22,7 @@ import { startTestBackend } from '../support/backend.js';
 import { meshSection, startRestartableCa, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { curl } from '../support/clients.js';
 import { startIdentity } from '../support/mesh-identity.js';
-import { startTestSidecar } from '../support/sidecar.js';
+import { readyzOf, startTestSidecar } from '../support/sidecar.js';
 import { enrollWorkload, type Workload } from '../support/workload.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -801,10 +801,7 @@ t.test(
       const deadline = Date.now() + 10_000;
       while (!what() && Date.now() < deadline) await sleep(50);
     };
-    const readyz = async () => {
-      const res = await request(`${s.adminUrl}/readyz`);
-      return { status: res.statusCode, body: await res.body.text() };
-    };
+    const readyz = () => readyzOf(s.adminUrl);
     t.equal((await readyz()).status, 200, 'ready under the old root');
     const oldCaller = await enrollWorkload(servers[0]!, id('ns/shop/sa/frontend'));
     // Steps 2 and 3: both roots trusted; the CA under the new root issues.

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 import { stringify } from 'yaml';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import type { SidecarConfig } from '../../src/config/types.js';
@@ -65,6 +66,12 @@ export interface TestSidecar {
  * `edit` changes the configuration after it loaded: what load refuses, to test that the part that
  * uses it refuses it too (defence in depth).
  */
+/** GET /readyz on an admin listener: its status and body. */
+export async function readyzOf(adminUrl: string): Promise<{ status: number; body: string }> {
+  const res = await request(`${adminUrl}/readyz`);
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
 export async function startTestSidecar(
   t: Teardown,
   backendUrl: string,
