@@ -118,6 +118,9 @@ t.test('an apiKey scheme in a header the backend never receives as sent is refus
     ['Keep-Alive', /a hop-by-hop header/],
     ['x-internal-key', /an internal header \(headers\.internal\)/],
     ['X-Debug', /an internal header/],
+    ['traceparent', /a trace propagation header, which the sidecar rewrites when it traces/],
+    ['X-B3-TraceId', /a trace propagation header/],
+    ['Baggage', /a trace propagation header/],
   ] as const) {
     const err = t.throws(() =>
       compileSecurity(
@@ -133,7 +136,7 @@ t.test('an apiKey scheme in a header the backend never receives as sent is refus
     t.match((err as OpenApiError).message, why);
     t.match((err as OpenApiError).message, new RegExp(`^apiKey scheme "partnerKey" is sent in the header "${name}", .*could never be met`));
   }
-  for (const name of ['X-Api-Key', 'X-Internals', 'X-Real-IP-Key'])
+  for (const name of ['X-Api-Key', 'X-Internals', 'X-Real-IP-Key', 'X-Trace-Key'])
     t.equal(
       compileSecurity(withKey({ type: 'apiKey', in: 'header', name }), [{ partnerKey: [] }], '#/security', undefined, internal)?.[0]
         ?.apiKeys.length,
