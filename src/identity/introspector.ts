@@ -47,6 +47,8 @@ const NEGATIVE_ENTRY_BYTES = 128;
 /** An IdP's 429 without a Retry-After we can read pauses introspection this long; one asking for longer is held to THROTTLE_MAX_MS. */
 export const THROTTLE_DEFAULT_MS = 1000;
 export const THROTTLE_MAX_MS = 30_000;
+/** A 429 asking for less (`Retry-After: 0`, a date past) still pauses this long: else every new token of a flood called an IdP refusing them. */
+export const THROTTLE_MIN_MS = 100;
 
 export function createIntrospector(deps: IntrospectorDeps): Introspector {
   const { policy, tokens, client, endpoints, shared, metrics } = deps;
@@ -126,7 +128,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
         // one flood turned every caller's new token into 503 for open_for. Its Retry-After (at most
         // THROTTLE_MAX_MS) is waited out instead, for this issuer only.
         breaker.neither();
-        const waitMs = Math.min(THROTTLE_MAX_MS, idpErr.retryAfterMs ?? THROTTLE_DEFAULT_MS);
+        const waitMs = Math.min(THROTTLE_MAX_MS, Math.max(THROTTLE_MIN_MS, idpErr.retryAfterMs ?? THROTTLE_DEFAULT_MS));
         throttledUntil = Math.max(throttledUntil, Date.now() + waitMs);
       } else breaker.failure();
       metrics.idpCall('introspection', idpErr.reason, (performance.now() - started) / 1000);
