@@ -181,9 +181,12 @@ function isActor(v: unknown): v is { sub: string; act?: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { sub?: unknown }).sub === 'string';
 }
 
-/** An actor named by a SPIFFE ID (the scheme in any letter case), as the minted `act.sub` names a verified workload. */
+/**
+ * An actor named by a SPIFFE ID (the scheme in any letter case, after any leading blanks or control
+ * characters a backend may trim: `" spiffe://…"` passed), as the minted `act.sub` names a verified workload.
+ */
 function isSpiffeActor(v: unknown): boolean {
-  return isActor(v) && /^spiffe:/i.test(v.sub);
+  return isActor(v) && /^[\s\x00-\x1f\x7f-\x9f]*spiffe:/i.test(v.sub);
 }
 
 interface Actor {

@@ -12,7 +12,7 @@ export interface Principal {
   readonly via: 'jwt' | 'introspection';
   readonly subject: string | undefined;
   readonly clientId: string | undefined;
-  /** The granted scopes, space-joined as in the `scope` claim. */
+  /** The granted scopes (valid scope-tokens only, each once), space-joined as the minted `scope` claim. */
   readonly scope: string;
   readonly scopes: ReadonlySet<string>;
   readonly audience: readonly string[];
@@ -35,17 +35,26 @@ export interface IssuerPolicy {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
-export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
-  // `scope` (RFC 9068 / 7662, space-separated), else `scp` (Okta: an array; Azure AD: a space-separated string).
+/**
+ * RFC 6749 §3.3's scope-token: printable ASCII but space, `"` and `\\`. A scope outside it is
+ * dropped: Warden split on spaces only, so `"orders:read x\torders:admin"` granted `x\torders:admin`,
+ * and minted verbatim, a backend splitting on any whitespace read `orders:admin`; an `scp` element
+ * `"orders:read orders:admin"` granted both at Warden (docs/adversarial.md 270).
+ */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** The granted scopes: `scope` (RFC 9068 / 7662, space-separated), else `scp` (Okta: an array; Azure AD: a space-separated string). */
+function scopesOf(claims: Record<string, unknown>): Set<string> {
   const scp = claims.scp;
-  const scope =
-    typeof claims.scope === 'string'
-      ? claims.scope
-      : Array.isArray(scp)
-        ? scp.filter((s) => typeof s === 'string').join(' ')
-        : typeof scp === 'string'
-          ? scp
-          : '';
+  const listed: unknown[] =
+    typeof claims.scope === 'string' ? claims.scope.split(' ') : Array.isArray(scp) ? scp : typeof scp === 'string' ? scp.split(' ') : [];
+  const scopes = new Set<string>();
+  for (const s of listed) if (typeof s === 'string' && SCOPE_TOKEN.test(s)) scopes.add(s);
+  return scopes;
+}
+
+export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
+  const scopes = scopesOf(claims);
   const aud = claims.aud;
   return Object.freeze({
     issuerId: policy.id,
@@ -53,8 +62,9 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
     via,
     subject: str(claims.sub),
     clientId: str(claims.client_id) ?? str(claims.azp) ?? str(claims.cid),
-    scope,
-    scopes: new Set(scope.split(' ').filter((s) => s.length > 0)),
+    // What the minted token says is what was checked: the scopes kept, each once.
+    scope: [...scopes].join(' '),
+    scopes,
     audience: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
     expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
     claims,
@@ -110,6 +120,11 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
   if (p.subject === undefined && (p.claims.sub !== undefined || p.clientId === undefined)) {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', 'The access token names no subject (a string sub) and no client.', p);
   }
+  // The backend reads sub and client_id as names: a line break or other control character in one
+  // forged a second line in its logs, and was minted as is (docs/adversarial.md 272).
+  if ((p.subject !== undefined && CONTROL.test(p.subject)) || (p.clientId !== undefined && CONTROL.test(p.clientId))) {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', "The access token's subject or client holds a control character.", p);
+  }
   // `client:<id>` is the minted sub of a token without one (minter.ts subjectOf): a user whose sub is
   // spelled so would be that client to the backend.
   if (p.subject !== undefined && p.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
@@ -133,7 +148,18 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
       return refusal('ERR_AUTHN_TOKEN_INVALID', `token.${claim}`, 'The token is a refresh or ID token, not an access token.', p);
     }
   }
+  // An OpenID Connect ID token that does not say so in a type (`typ: JWT`, as most IdPs write both):
+  // at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
+  // on a token that grants no scope. Taken as an access token where a configured audience is also a
+  // client id (one app registration for a SPA and its API), it was minted for (docs/adversarial.md 271).
+  const c = p.claims;
+  if (c.at_hash !== undefined || c.c_hash !== undefined || (c.nonce !== undefined && c.scope === undefined && c.scp === undefined)) {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.id_token', 'The token is an OpenID Connect ID token, not an access token.', p);
+  }
   return undefined;
 }
+
+/** C0 and C1 control characters, DEL, and the line and paragraph separators. */
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
 export { refusal as tokenRefusal };

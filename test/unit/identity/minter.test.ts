@@ -146,6 +146,13 @@ t.test('the actor chain is copied canonically; a SPIFFE ID as actor needs the ve
   const refused = { code: 'ERR_AUTHN_TOKEN_INVALID', status: 401, rule: 'token.act' };
   t.same(await mint(claimed), refused, 'no certificate: refused');
   t.same(await mint({ sub: 'SPIFFE://example.test/ns/shop/sa/c' }), refused, 'the scheme in any case');
+  for (const sub of [
+    ' spiffe://example.test/x',
+    '\tspiffe://example.test/x',
+    '\u0000spiffe://example.test/x',
+    '\u00a0spiffe://example.test/x',
+  ])
+    t.same(await mint({ sub }), refused, `${JSON.stringify(sub)}: after blanks a backend may trim`);
   t.same(await mint(claimed, certNoSpiffe), refused, 'a verified certificate without a SPIFFE ID puts no workload in front: refused');
   t.same(
     await mint(claimed, workload),

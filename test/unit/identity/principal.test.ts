@@ -16,7 +16,7 @@ const refusalOf = (v: unknown) => (v instanceof WardenError ? { code: v.code, ru
 
 t.test('principalOf: scope from `scope` (string) or `scp` (array)', async (t) => {
   const p = principalOf({ sub: 'u1', scope: 'orders:read  orders:write' }, policy, 'introspection', HASH);
-  t.equal(p.scope, 'orders:read  orders:write');
+  t.equal(p.scope, 'orders:read orders:write', 'minted as checked: one space between');
   t.same([...p.scopes].sort(), ['orders:read', 'orders:write'], 'empty pieces of double spaces dropped');
   t.equal(p.subject, 'u1');
   t.equal(p.issuerId, 'idp');
@@ -36,6 +36,25 @@ t.test('principalOf: scope from `scope` (string) or `scp` (array)', async (t) =>
   t.equal(none.scopes.size, 0);
   t.equal(none.subject, undefined);
   t.equal(none.expiresAt, undefined);
+});
+
+t.test('principalOf: only RFC 6749 scope-tokens are granted, and the minted scope is the set checked', async (t) => {
+  // A backend splitting on any whitespace read `orders:admin` in what Warden took as one scope.
+  const tab = principalOf({ sub: 'u1', scope: 'orders:read x\torders:admin' }, policy, 'jwt', HASH);
+  t.same([...tab.scopes], ['orders:read'], 'a scope holding a tab is dropped');
+  t.equal(tab.scope, 'orders:read', 'and not minted');
+  const element = principalOf({ sub: 'u1', scp: ['orders:read orders:admin', 'pets:read'] }, policy, 'jwt', HASH);
+  t.same([...element.scopes], ['pets:read'], 'an scp element holding a space grants neither half');
+  const odd = principalOf(
+    { sub: 'u1', scope: 'a\nadmin b\u00a0admin c"q d\\e café \u0000 ok https://graph.example.com/User.Read ok' },
+    policy,
+    'jwt',
+    HASH,
+  );
+  t.same([...odd.scopes], ['ok', 'https://graph.example.com/User.Read'], 'line breaks, NBSP, quote, backslash, non-ASCII, NUL dropped');
+  t.equal(odd.scope, 'ok https://graph.example.com/User.Read', 'each once');
+  const azure = principalOf({ sub: 'u1', scp: 'User.Read  Mail.Send' }, policy, 'jwt', HASH);
+  t.same([...azure.scopes], ['User.Read', 'Mail.Send'], 'a space-separated scp (Azure AD) still splits');
 });
 
 t.test('principalOf: client id from client_id, azp or cid, in that order', async (t) => {
@@ -122,6 +141,21 @@ t.test('checkPrincipal: a refresh or ID token is refused by its token_type or ty
   ]) {
     t.equal(check(claims), undefined, `${JSON.stringify(claims)}: an access token`);
   }
+  // An OIDC ID token that says nothing of its type (typ JWT, no token_use): told by its claims.
+  for (const claims of [
+    { at_hash: 'x', nonce: 'n', auth_time: 1 },
+    { c_hash: 'x' },
+    { at_hash: 'x', scope: 'orders:read' },
+    { nonce: 'n', azp: 'spa', auth_time: 1 },
+  ]) {
+    t.same(refusalOf(check(claims)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.id_token' }, `${JSON.stringify(claims)}: an ID token`);
+  }
+  for (const claims of [
+    { nonce: 'n', scope: 'orders:read' },
+    { nonce: 'n', scp: ['orders:read'] },
+    { auth_time: 1, azp: 'spa' },
+  ])
+    t.equal(check(claims), undefined, `${JSON.stringify(claims)}: an access token (Keycloak puts a nonce in some)`);
   const listed = { ...policy, tokenTypes: ['refresh_token'] };
   t.same(
     refusalOf(check({ token_type: 'refresh_token' }, listed)),
@@ -149,6 +183,19 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
     t.same(refusalOf(ok({ sub })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `sub ${JSON.stringify(sub)}`);
   }
   t.equal(ok({ sub: 'Client:shop-web' }), undefined, 'only the namespace as minted');
+  // A control character in a name forged a second line in the backend's logs (docs/adversarial.md 272).
+  for (const claims of [
+    { sub: 'alice\nbob' },
+    { sub: 'alice\r' },
+    { sub: 'a\u0000' },
+    { sub: 'a\u001b[31m' },
+    { sub: 'a\u2028b' },
+    { sub: 'a\u0085' },
+    { client_id: 'shop\nweb' },
+    { sub: 'alice', client_id: 'x\ty' },
+  ])
+    t.same(refusalOf(ok(claims)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `${escape(JSON.stringify(claims))}: refused`);
+  t.equal(ok({ sub: 'Zoë Ünal', client_id: 'shop web' }), undefined, 'letters and spaces beyond ASCII are names');
   t.equal(ok({ sub: 'clients:x' }), undefined);
 });
 
