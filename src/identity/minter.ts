@@ -186,6 +186,7 @@ function isActor(v: unknown): v is { sub: string; act?: unknown } {
  * characters a backend may trim: `" spiffe://…"` passed), as the minted `act.sub` names a verified workload.
  */
 function isSpiffeActor(v: unknown): boolean {
+  // eslint-disable-next-line no-control-regex -- control characters a backend may trim
   return isActor(v) && /^[\s\x00-\x1f\x7f-\x9f]*spiffe:/i.test(v.sub);
 }
 
