@@ -109,6 +109,12 @@ const RESPONSE_INSPECT_BYTES = 1024 * 1024;
  */
 const COALESCED_BODY_BYTES = 16 * 1024;
 
+/**
+ * An incoming x-request-id kept when well-formed and sent by a trusted proxy or a caller with a
+ * verified certificate (a mesh peer): anyone else's is replaced, or an unauthenticated caller could
+ * give its refused requests the id of someone else's, and log searches by id mixed the two
+ * (docs/adversarial.md 276; Envoy regenerates an external caller's id too).
+ */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NO_PARAMS = Object.freeze({});
 const PENDING_ROUTE = Object.freeze({ id: '_unmatched', idJson: JSON.stringify('_unmatched') });
@@ -135,7 +141,11 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const headers = req.headers;
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : generateRequestId();
+    const peer = peerNow(peerOf(req.socket));
+    const requestId =
+      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) && (peer.verified || gen.rules.trustedProxies.has(socketAddress))
+        ? incomingId
+        : generateRequestId();
     const authority = h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;
     const url = req.url ?? '';
     const target = normaliseTarget(url);
@@ -157,7 +167,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       path,
       search: target instanceof WardenError ? '' : target.search,
       clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
-      peer: peerNow(peerOf(req.socket)),
+      peer,
       connection: req.socket,
       headers,
       upstreamHeaders,

@@ -7,6 +7,7 @@
  * from trusted proxies). Responses: hop-by-hop and internal headers removed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
 import type { HeadersConfig, UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { UpstreamHeaders } from '../pipeline/stage.js';
@@ -184,7 +185,12 @@ function countKeys(headers: IncomingHttpHeaders): number {
 
 /**
  * The client's address for policy: the socket peer, or — when the peer is a trusted proxy — the
- * nearest address in X-Forwarded-For that is not itself a trusted proxy.
+ * nearest address in X-Forwarded-For that is not itself a trusted proxy, without the port or
+ * brackets a proxy may write around it. A hop that is no IP address is not believed (the socket
+ * peer is the client then): a 6 000-character hop went whole into every event and access line,
+ * and each made-up string was a rate-limit bucket of its own; and with the port kept (Azure
+ * Application Gateway writes `ip:port`) no `access.clients.deny` entry ever matched and each
+ * source port was a bucket (docs/adversarial.md 275).
  */
 export function clientAddressOf(socketAddress: string, headers: IncomingHttpHeaders, rules: HeaderRules): string {
   const xff = headers['x-forwarded-for'];
@@ -192,10 +198,12 @@ export function clientAddressOf(socketAddress: string, headers: IncomingHttpHead
   const hops = String(xff).split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = (hops[i] as string).trim();
-    // A hop may carry a port (`10.2.2.2:443`, `[::ffff:10.3.3.3]:80`: Azure Application Gateway
-    // writes them): read raw, a trusted proxy's hop was taken for the client, and every client
-    // behind it shared one bucket.
-    if (hop && !rules.trustedProxies.has(withoutPort(hop))) return hop;
+    if (!hop) continue;
+    // A trusted proxy's own hop may carry a port too (`10.2.2.2:443`, `[::ffff:10.3.3.3]:80`): read
+    // raw, it was taken for the client, and every client behind it shared one bucket.
+    const address = withoutPort(hop);
+    if (rules.trustedProxies.has(address)) continue;
+    return isIP(address) !== 0 ? address : socketAddress;
   }
   return socketAddress;
 }

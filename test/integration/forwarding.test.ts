@@ -197,8 +197,14 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   t.match(seen['x-request-id'], /^[0-9a-f-]{36}$/, 'request id generated');
   t.equal(res.headers['x-request-id'], seen['x-request-id'], 'and returned to the client');
 
-  const kept = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
-  t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123');
+  // An untrusted caller's id is replaced: it could give its requests someone else's (docs/adversarial.md 276).
+  const replaced = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
+  t.match(
+    replaced.json<{ headers: Record<string, string> }>().headers['x-request-id'],
+    /^[0-9a-f-]{36}$/,
+    "an untrusted caller's id replaced",
+  );
+  t.match(replaced.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'the caller is told the one used');
   const junk = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-request-id': 'has spaces and {json}' } });
   t.not(junk.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'has spaces and {json}', 'malformed ids replaced');
 
@@ -207,6 +213,8 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
     headers: { 'x-forwarded-for': '203.0.113.9', 'true-client-ip': '203.0.113.9', x_client_ip: '6.6.6.6' },
   });
   const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
+  const kept = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
+  t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123', "a trusted proxy's id kept");
   t.equal(seenViaProxy['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
   t.equal(seenViaProxy['true-client-ip'], '203.0.113.9', 'client address headers kept from a trusted proxy');
   t.notOk('x_client_ip' in seenViaProxy, 'but never an underscored spelling');

@@ -50,8 +50,8 @@ t.test('a mutualTLS operation tells the backend which certificate called; a pres
           cert: who?.certPem,
           key: who?.keyPem,
           agent: false,
-          // Forged by the client: never believed.
-          headers: { 'x-forwarded-client-cert': 'Hash=forged;URI=spiffe://example.org/ns/admin' },
+          // Forged by the client: never believed. The request id is kept only from a verified caller.
+          headers: { 'x-forwarded-client-cert': 'Hash=forged;URI=spiffe://example.org/ns/admin', 'x-request-id': 'caller-id-1' },
         },
         (res) => {
           res.resume();
@@ -71,4 +71,10 @@ t.test('a mutualTLS operation tells the backend which certificate called; a pres
   t.equal(backend.requests.length, 1, 'neither reached the backend');
   t.equal(await get('/open', caller), 200, 'an operation without the scheme');
   t.equal(xfccs()[1], undefined, 'passes no client certificate, and not the forged one');
+  t.equal(await get('/open'), 200);
+  t.same(
+    backend.requests.map((r) => r.headers['x-request-id'] === 'caller-id-1'),
+    [true, true, false],
+    "x-request-id: a verified caller's kept, an unauthenticated caller's replaced (docs/adversarial.md 276)",
+  );
 });

@@ -101,14 +101,22 @@ t.test('client address walks X-Forwarded-For only through trusted proxies', asyn
 
 t.test('a trusted hop written with a port or in brackets is still trusted (defect 180)', async (t) => {
   // Azure Application Gateway writes `ip:port` hops: the proxy was taken for the client.
-  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.1:1111, 10.2.2.2:443' }, rules), '198.51.100.1:1111');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.1:1111, 10.2.2.2:443' }, rules), '198.51.100.1');
   t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.2, [::ffff:10.3.3.3]:80' }, rules), '198.51.100.2');
   t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '198.51.100.3, [10.0.0.8]' }, rules), '198.51.100.3');
   t.equal(
     clientAddressOf('10.0.0.1', { 'x-forwarded-for': '10.0.0.9:80, 6.6.6.6:1' }, rules),
-    '6.6.6.6:1',
-    'an untrusted hop is the client, port and all',
+    '6.6.6.6',
+    'an untrusted hop is the client, without its port: access.clients.deny matches it, one bucket for all its ports',
   );
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': '[2001:db8::7]:443' }, rules), '2001:db8::7');
+});
+
+t.test('a hop that is no IP address is not believed: the socket peer is the client (docs/adversarial.md 275)', async (t) => {
+  for (const hop of ['"'.repeat(6000), '203.0.113.9 x1', 'unknown', '{"a":1}', '1.2.3.4.5', '[1.2.3]', '_hidden'])
+    t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': `198.51.100.1, ${hop}` }, rules), '10.0.0.1', `${hop.slice(0, 20)}…`);
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': 'junk, 10.0.0.9' }, rules), '10.0.0.1', 'behind trusted hops too');
+  t.equal(clientAddressOf('10.0.0.1', { 'x-forwarded-for': ' , 203.0.113.9 ,' }, rules), '203.0.113.9', 'empty hops skipped');
 });
 
 t.test('host header can be rewritten to the upstream authority', async (t) => {
