@@ -11,21 +11,55 @@ export type { Logger } from 'pino';
 /** Header fields whose values never reach a log line. */
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key']);
 
+/** What one logged header value keeps, and what all of one request's values keep together. */
+export const LOGGED_VALUE_CHARS = 256;
+export const LOGGED_HEADERS_CHARS = 8192;
+
 /**
- * A copy of `headers` safe to log: credentials censored. Done here, only when headers are logged,
+ * A copy of `headers` safe to log: credentials censored, each value cut at LOGGED_VALUE_CHARS and
+ * all of them at LOGGED_HEADERS_CHARS (`…(N chars)` says how long it was). Uncut, one 3 000-character
+ * value sent once into h2's HPACK table and named five times per request (27 bytes on the wire)
+ * wrote 31 KB of access line (docs/adversarial.md 274). Done here, only when headers are logged,
  * rather than with pino's `redact`, which costs on every line whether or not headers are in it.
  */
 export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (name: string) => boolean): Record<string, unknown> {
   // No prototype: header names are the client's (see clientKeyed in src/openapi/request-validator.ts).
   const out = Object.create(null) as Record<string, unknown>;
-  for (const name in headers)
-    out[name] =
+  let budget = LOGGED_HEADERS_CHARS;
+  for (const name in headers) {
+    const value =
       isSecret(name, extraSecret) || (name.includes('_') && isSecret(name.replaceAll('_', '-'), extraSecret))
         ? '[redacted]'
         : name === ':path'
           ? withoutQuery(headers[name])
           : headers[name];
+    const cut = cutValue(value, Math.min(LOGGED_VALUE_CHARS, Math.max(0, budget)));
+    budget -= name.length + cut.length;
+    out[name] = cut.value;
+  }
   return out;
+}
+
+/** `value` (a string, or the array of a repeated field) within `max` characters, and how many it kept. */
+function cutValue(value: unknown, max: number): { value: unknown; length: number } {
+  if (typeof value === 'string') return { value: cutString(value, max), length: Math.min(value.length, max) };
+  if (!Array.isArray(value)) return { value, length: 0 };
+  const kept: unknown[] = [];
+  let left = max;
+  for (const item of value) {
+    const one = cutValue(item, left);
+    kept.push(one.value);
+    left -= one.length;
+    if (left <= 0 && kept.length < value.length) {
+      kept.push(`…(${value.length - kept.length} more)`);
+      break;
+    }
+  }
+  return { value: kept, length: max - left };
+}
+
+function cutString(value: string, max: number): string {
+  return value.length <= max ? value : `${value.slice(0, max)}…(${value.length} chars)`;
 }
 
 /**

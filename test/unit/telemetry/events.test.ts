@@ -89,3 +89,21 @@ t.test('an event about a request carries its id as warden.request.id and its tra
   t.same(seen[1]?.attributes, { 'warden.config.file': 'sidecar.yaml' }, 'no request: no id');
   t.equal(seen[1]?.context, undefined);
 });
+
+t.test('logged header values are cut: 256 characters each, 8 KiB for all (docs/adversarial.md 274)', async (t) => {
+  const quote = '"'.repeat(3000);
+  const five = redactHeaders({ 'x-a': quote, 'x-b': quote, 'x-c': quote, 'x-d': quote, 'x-e': quote, accept: '*/*' });
+  t.equal(five['x-a'], `${'"'.repeat(256)}…(3000 chars)`, 'one value: its first 256 characters and its length');
+  t.equal(five.accept, '*/*', 'short values whole');
+  t.ok(JSON.stringify(five).length < 3000, `five 3 000-character values log ${JSON.stringify(five).length} characters`);
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 200; i++) many[`x-h${i}`] = 'v'.repeat(200);
+  const all = redactHeaders(many);
+  t.equal(Object.keys(all).length, 200, 'every name is kept');
+  t.ok(JSON.stringify(all).length < 8192 + 200 * 30, `200 values of 200 characters: ${JSON.stringify(all).length} characters in all`);
+  t.equal(all['x-h199'], '…(200 chars)', 'past the budget a value says only its length');
+  const repeated = redactHeaders({ 'x-list': Array.from({ length: 100 }, () => 'c'.repeat(100)) });
+  const cookies = repeated['x-list'] as string[];
+  t.ok(cookies.length < 10 && String(cookies.at(-1)).endsWith('more)'), `a repeated field: ${cookies.length} entries, then how many more`);
+  t.same(redactHeaders({ authorization: 'Bearer ' + 'x'.repeat(5000) }), { authorization: '[redacted]' }, 'secrets still redacted');
+});
