@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
+import { ConfigError, formatFieldPath, isSecretValue, never, shownValue, type Hidden, type ConfigIssue } from './config-error.js';
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
@@ -57,7 +57,7 @@ function validate(source: YamlSource, issue: ReturnType<typeof issueAt>): CaConf
   const blanks = blankValues(source.data);
   if (blanks.length > 0) throw new ConfigError(blanks.map((at) => issue(at, BLANK_VALUE_MESSAGE)));
   if (!validateCa.call({ baseDir: source.baseDir }, source.data)) {
-    throw new ConfigError(schemaIssues(validateCa.errors ?? [], issue));
+    throw new ConfigError(schemaIssues(validateCa.errors ?? [], issue, source.substituted ?? never));
   }
   const config = source.data as CaConfig;
   const outOfRange = durationIssues(config, issue);
@@ -127,7 +127,7 @@ async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
 }
 
 /** ajv errors → one issue per field, phrased with the schema's `x-expect`. */
-function schemaIssues(errors: readonly ErrorObject[], issue: ReturnType<typeof issueAt>): ConfigIssue[] {
+function schemaIssues(errors: readonly ErrorObject[], issue: ReturnType<typeof issueAt>, substituted: Hidden): ConfigIssue[] {
   const out = new Map<string, ConfigIssue>();
   for (const e of errors) {
     const at = e.instancePath
@@ -148,7 +148,7 @@ function schemaIssues(errors: readonly ErrorObject[], issue: ReturnType<typeof i
       const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
       found = issue([...at, extra], `unknown key (allowed: ${known.join(', ')})`);
     } else {
-      const got = shownValue(e.data, isSecretValue(caSchema, e.schemaPath, e.parentSchema));
+      const got = shownValue(e.data, isSecretValue(caSchema, e.schemaPath, e.parentSchema), substituted(at));
       found = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
     }
     if (!out.has(found.field)) out.set(found.field, found);

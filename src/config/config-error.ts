@@ -36,8 +36,14 @@ export function formatFieldPath(segments: readonly (string | number)[]): string 
  * A refused value as an error line may show it: JSON, with the credentials of a URL masked (a Redis
  * URL that fails its pattern carries its password into `config check` output and reload events).
  */
-export function shownValue(value: unknown, secret = false): string {
-  return secret ? shapeOf(value) : withoutUrlCredentials(JSON.stringify(value) ?? String(value));
+/** Whether the value at a field must not be shown (it came from a `${…}` substitution). */
+export type Hidden = (segments: readonly (string | number)[]) => boolean;
+export const never: Hidden = () => false;
+
+export function shownValue(value: unknown, secret = false, substituted = false): string {
+  if (secret) return shapeOf(value);
+  if (substituted) return `a ${typeof value} from a \${…} substitution (not shown: it may be a secret)`;
+  return withoutUrlCredentials(JSON.stringify(value) ?? String(value));
 }
 
 /** What a secret (or a value holding one) was, without its text. */

@@ -9,7 +9,7 @@ import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../net/destination-id.js';
-import { ConfigError, formatFieldPath, isSecretValue, shownValue, type ConfigIssue } from './config-error.js';
+import { ConfigError, formatFieldPath, isSecretValue, never, shownValue, type ConfigIssue, type Hidden } from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
 import { routeSettingsOf } from './route-settings.js';
@@ -61,7 +61,7 @@ function fromSource(source: YamlSource): LoadedSidecarConfig {
   const blanks = blankValues(data);
   if (blanks.length > 0) throw new ConfigError(blanks.map((at) => issue(at, BLANK_VALUE_MESSAGE)));
   if (!validateSidecar.call({ baseDir: source.baseDir }, data)) {
-    throw new ConfigError(byLine(schemaIssues(validateSidecar.errors ?? [], issue)));
+    throw new ConfigError(byLine(schemaIssues(validateSidecar.errors ?? [], issue, source.substituted ?? never)));
   }
   const config = data as SidecarConfig;
   const issues = [...semanticIssues(config, issue)];
@@ -86,7 +86,7 @@ function pointerSegments(pointer: string): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt): ConfigIssue[] {
+function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt, substituted: Hidden): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
@@ -104,7 +104,7 @@ function schemaIssues(errors: readonly ErrorObject[], issue: IssueAt): ConfigIss
       issueFound = issue([...at, extra], `unknown key${hint ? `; did you mean "${hint}"?` : ''} (allowed: ${known.join(', ')})`);
     } else {
       const expect = expectOf(e.parentSchema);
-      const got = shownValue(e.data, isSecretValue(sidecarSchema, e.schemaPath, e.parentSchema));
+      const got = shownValue(e.data, isSecretValue(sidecarSchema, e.schemaPath, e.parentSchema), substituted(at));
       issueFound = issue(at, expect ? `must be ${expect}, got ${got}` : `${e.message ?? 'is invalid'}, got ${got}`);
     }
     const key = `${issueFound.field}:${issueFound.message}`;

@@ -5,7 +5,7 @@
  * substituted secret cannot inject YAML.
  */
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 import { MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 
@@ -15,6 +15,12 @@ export interface YamlSource {
   data: unknown;
   /** Line of the value at `segments`, or of its nearest ancestor that exists. */
   lineOf: (segments: readonly (string | number)[]) => number | undefined;
+  /**
+   * Whether the value at `segments` holds a `${…}` substitution: an error never shows it, since a
+   * secret put in the wrong field (`port: ${file:db-password}`) was echoed into `config check`,
+   * the logs and `warden.config.reload_failed` (docs/adversarial.md 278).
+   */
+  substituted?: (segments: readonly (string | number)[]) => boolean;
 }
 
 const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
@@ -63,7 +69,10 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   }
 
   const issues: ConfigIssue[] = [];
-  substitute(doc, env, baseDir, reload, (node, message) => issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }));
+  const substitutedNodes = new Set<unknown>();
+  substitute(doc, env, baseDir, reload, substitutedNodes, (node, message) =>
+    issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }),
+  );
   const loop = recursiveAlias(doc);
   if (loop)
     issues.push({
@@ -87,6 +96,11 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
         if (line !== undefined) return line;
       }
       return undefined;
+    },
+    substituted: (segments) => {
+      if (substitutedNodes.size === 0) return false;
+      const node: unknown = segments.length === 0 ? doc.contents : doc.getIn(segments, true);
+      return substitutedNodes.has(isAlias(node) ? node.resolve(doc) : node);
     },
   };
 }
@@ -164,6 +178,7 @@ function substitute(
   env: NodeJS.ProcessEnv,
   baseDir: string,
   reload: boolean,
+  substituted: Set<unknown>,
   report: (node: YamlNode, message: string) => void,
 ): void {
   visit(doc, {
@@ -171,6 +186,7 @@ function substitute(
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
       node.value = node.value.replace(PLACEHOLDER, (whole, escaped: string | undefined, expr: string) => {
         if (escaped) return whole.slice(1); // "$${X}" is a literal "${X}"
+        substituted.add(node);
         if (expr.startsWith('file:')) {
           const path = resolve(baseDir, expr.slice(5));
           try {

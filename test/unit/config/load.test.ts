@@ -238,6 +238,25 @@ t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
   t.equal(injected.config.routing.unmatched, 'refuse');
 });
 
+t.test('a substituted value in the wrong field is not echoed: it may be a secret (docs/adversarial.md 278)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
+  writeFileSync(join(dir, 'secret.txt'), 'S3cr3t-Pa55w0rd!\n');
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    file,
+    (await minimal()) +
+      'limits: { max_body_bytes: &pw "${file:./secret.txt}", headers_timeout: "pre-${DB_PASSWORD}" }\n' +
+      'rate_limits: { max_keys: *pw }\n',
+  );
+  const all = issuesOf(() => loadSidecarConfig(file, { DB_PASSWORD: 'hunter2-env' })).join('\n');
+  t.notMatch(all, /S3cr3t|hunter2/, `neither secret shown:\n${all}`);
+  t.match(all, /limits\.max_body_bytes: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/);
+  t.match(all, /limits\.headers_timeout: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/, 'part of a value substituted');
+  t.match(all, /rate_limits\.max_keys: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/, 'through an alias');
+  const text = (await minimal()) + 'limits: { max_body_bytes: lots }\n';
+  t.match(issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).join('\n'), /got "lots"/, 'a value written in the file is still shown');
+});
+
 t.test('an unset variable or unreadable file is named at its line', async (t) => {
   const text = (await minimal()).replace('http://127.0.0.1:8080', '${NOT_SET_ANYWHERE}');
   const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text, {}));
