@@ -251,8 +251,16 @@ t.test('a substituted value in the wrong field is not echoed: it may be a secret
   const all = issuesOf(() => loadSidecarConfig(file, { DB_PASSWORD: 'hunter2-env' })).join('\n');
   t.notMatch(all, /S3cr3t|hunter2/, `neither secret shown:\n${all}`);
   t.match(all, /limits\.max_body_bytes: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/);
-  t.match(all, /limits\.headers_timeout: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/, 'part of a value substituted');
-  t.match(all, /rate_limits\.max_keys: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/, 'through an alias');
+  t.match(
+    all,
+    /limits\.headers_timeout: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/,
+    'part of a value substituted',
+  );
+  t.match(
+    all,
+    /rate_limits\.max_keys: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/,
+    'through an alias',
+  );
   const text = (await minimal()) + 'limits: { max_body_bytes: lots }\n';
   t.match(issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).join('\n'), /got "lots"/, 'a value written in the file is still shown');
 });
