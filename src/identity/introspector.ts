@@ -4,7 +4,7 @@
  * configured maximum nor the token's exp (never extended on a hit), optional short negative
  * caching, a circuit breaker and a concurrency cap so an IdP outage costs requests nothing, and —
  * configurable — a grace window in which a still-unexpired cached answer is served while the IdP
- * cannot be asked. An IdP that cannot be asked means 503, never 401.
+ * is failing. An IdP that cannot be asked means 503, never 401.
  */
 import type { TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
@@ -14,7 +14,7 @@ import { BoundedCache } from './bounded-cache.js';
 import { nestsDeeperThan } from './claim-depth.js';
 import { createCircuitBreaker } from './circuit-breaker.js';
 import { idpAdmission } from './idp-admission.js';
-import { IdpError } from './idp-http.js';
+import { IdpError, type IdpFailure } from './idp-http.js';
 import type { IntrospectionClient } from './introspection-client.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
 import { checkIntrospectionClaims, principalOf, tokenRefusal, type IssuerPolicy, type Principal } from './principal.js';
@@ -50,6 +50,27 @@ export const THROTTLE_MAX_MS = 30_000;
 /** A 429 asking for less (`Retry-After: 0`, a date past) still pauses this long: else every new token of a flood called an IdP refusing them. */
 export const THROTTLE_MIN_MS = 100;
 
+/**
+ * Why a call failed that lets grace serve a stale answer: the IdP itself is failing (or the circuit
+ * opened on such failures). Not `overloaded` (our own slots, which a caller fills with junk tokens)
+ * nor `throttled` (an IdP that is up and a 429 junk provokes): grace then served revoked tokens on
+ * demand. A reason added later gets no grace until it is listed here (fail closed).
+ */
+const IDP_FAILING: ReadonlySet<IdpFailure> = new Set<IdpFailure>([
+  'connect_timeout',
+  'timeout',
+  'unreachable',
+  'status',
+  'bad_response',
+  'circuit_open',
+  'not_ready',
+]);
+
+/** Call slots beyond `max_concurrent` that only re-checks of cached answers may take, so a flood of new tokens cannot starve them. */
+export function recheckReserve(maxConcurrent: number): number {
+  return Math.max(1, Math.ceil(maxConcurrent / 8));
+}
+
 export function createIntrospector(deps: IntrospectorDeps): Introspector {
   const { policy, tokens, client, endpoints, shared, metrics } = deps;
   const leewaySec = tokens.leeway / 1000;
@@ -62,8 +83,13 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
   const breaker = createCircuitBreaker({ failures: tokens.idp.breaker.failures, openFor: tokens.idp.breaker.open_for });
   const inflight = new Map<string, Promise<IntrospectionOutcome>>();
   let callsInFlight = 0;
+  const newCallLimit = tokens.idp.max_concurrent;
+  const recheckCallLimit = newCallLimit + recheckReserve(newCallLimit);
   // Until when the IdP asked (429, Retry-After) not to be called: new uncached tokens get 503 at once.
   let throttledUntil = 0;
+  // The same for re-checks of cached answers, set only by a 429 to a re-check: a 429 provoked by a
+  // flood of new tokens does not stop them, one the IdP gives the re-checks themselves does.
+  let recheckThrottledUntil = 0;
 
   const attributes = (hash: string) => ({ 'warden.token.issuer': policy.id, 'warden.token.hash': hash.slice(0, 16) });
   const inactive = (hash: string, rule: string) =>
@@ -107,10 +133,12 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     return error;
   };
 
-  async function callIdp(token: string, parent: SpanParent): Promise<Record<string, unknown>> {
-    if (throttledUntil > Date.now()) throw new IdpError('throttled', `${policy.issuer} asked for fewer introspection calls (429)`);
-    if (callsInFlight >= tokens.idp.max_concurrent)
-      throw new IdpError('overloaded', `${tokens.idp.max_concurrent} introspection calls already in flight`);
+  /** `recheck`: the token has a cached answer past its freshness (it was active), so it may use the reserve. */
+  async function callIdp(token: string, parent: SpanParent, recheck: boolean): Promise<Record<string, unknown>> {
+    if ((recheck ? recheckThrottledUntil : throttledUntil) > Date.now())
+      throw new IdpError('throttled', `${policy.issuer} asked for fewer introspection calls (429)`);
+    if (callsInFlight >= (recheck ? recheckCallLimit : newCallLimit))
+      throw new IdpError('overloaded', `${callsInFlight} introspection calls already in flight`);
     if (!breaker.allow()) throw new IdpError('circuit_open', `introspection at ${policy.issuer} failed repeatedly; circuit open`);
     callsInFlight++;
     const started = performance.now();
@@ -130,6 +158,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
         breaker.neither();
         const waitMs = Math.min(THROTTLE_MAX_MS, Math.max(THROTTLE_MIN_MS, idpErr.retryAfterMs ?? THROTTLE_DEFAULT_MS));
         throttledUntil = Math.max(throttledUntil, Date.now() + waitMs);
+        if (recheck) recheckThrottledUntil = Math.max(recheckThrottledUntil, Date.now() + waitMs);
       } else breaker.failure();
       metrics.idpCall('introspection', idpErr.reason, (performance.now() - started) / 1000);
       throw idpErr;
@@ -164,10 +193,12 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     }
     let claims: Record<string, unknown>;
     try {
-      claims = await callIdp(token, parent);
+      claims = await callIdp(token, parent, stale !== undefined);
     } catch (err) {
       const idpErr = err as IdpError;
-      if (stale) {
+      // Only an IdP that is failing is ridden through; otherwise the token may have been revoked
+      // and the IdP could say so: 503, the entry kept for the next attempt to re-check.
+      if (stale && IDP_FAILING.has(idpErr.reason)) {
         metrics.cache('introspection', 'stale');
         return stale;
       }
