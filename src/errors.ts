@@ -54,6 +54,8 @@ export const ERRORS = {
   ERR_AUTHN_TOKEN_UNBOUND: { status: 401, title: 'Access token binding not proven', event: 'warden.authn.token_unbound' },
   ERR_AUTHN_DPOP_INVALID: { status: 401, title: 'DPoP proof not valid', event: 'warden.authn.dpop_invalid' },
   ERR_DPOP_REPLAY_FULL: { status: 503, title: 'DPoP proof could not be checked', event: undefined },
+  // One caller over its share of the DPoP replay cache: its own volume, so 429 and only for it.
+  ERR_DPOP_REPLAY_SHARE: { status: 429, title: 'Too many recent DPoP proofs', event: 'warden.traffic.rate_limited' },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
   ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: undefined },

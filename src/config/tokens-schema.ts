@@ -183,7 +183,7 @@ export const tokensSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      'x-expect': 'DPoP proof checks (RFC 9449): { max_age, clock_skew, algorithms, replay_cache_entries }',
+      'x-expect': 'DPoP proof checks (RFC 9449): { max_age, clock_skew, algorithms, replay_cache_entries, replay_entries_per_caller }',
       properties: {
         max_age: duration('60s'),
         clock_skew: duration('5s'),
@@ -194,6 +194,13 @@ export const tokensSchema = {
           items: { enum: DPOP_ALGS, 'x-expect': `a DPoP proof algorithm (${DPOP_ALGS.join(', ')})` },
         },
         replay_cache_entries: positiveInt(200_000, 10_000_000),
+        // No default: derived from replay_cache_entries (dpop-proof.ts replayShareOf).
+        replay_entries_per_caller: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 10_000_000,
+          'x-expect': 'an integer 1–10000000 (default: an eighth of replay_cache_entries, at least 1000, at most half)',
+        },
       },
     },
     authn: {

@@ -244,6 +244,8 @@ export interface TokensConfig {
     algorithms: string[];
     /** Proofs remembered for replay detection; when full, new proofs get 503 until old ones age out. */
     replay_cache_entries: number;
+    /** Live proofs one caller (subject, else client) may hold; unset: an eighth of the cache, at least 1000, at most half. */
+    replay_entries_per_caller?: number | undefined;
   };
   /** Route defaults. */
   authn: RouteAuthnConfig;

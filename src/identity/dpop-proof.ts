@@ -24,8 +24,18 @@ export interface DpopRequest extends RequestUri {
 }
 
 export interface DpopProofs {
-  /** The refusal of a proof that does not prove possession of key `jkt` for this request and `token`; undefined when it does. */
-  check(request: DpopRequest, token: string, jkt: string, attributes: EventAttributes): Promise<WardenError | undefined> | WardenError;
+  /**
+   * The refusal of a proof that does not prove possession of key `jkt` for this request and `token`;
+   * undefined when it does. `caller`: whose share of the replay cache the proof takes (an opaque
+   * id of the token's subject or client, token-binding.ts); the key's holder when not given.
+   */
+  check(
+    request: DpopRequest,
+    token: string,
+    jkt: string,
+    attributes: EventAttributes,
+    caller?: string,
+  ): Promise<WardenError | undefined> | WardenError;
   /** A DPoP challenge (RFC 9449 §7.1): this realm, the error, and the algorithms proofs may use. */
   challenge(error: 'invalid_token' | 'invalid_dpop_proof', description: string): string;
 }
@@ -40,6 +50,14 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 const RSA_MIN_MODULUS_BITS = 2048;
 const RSA_MAX_MODULUS_BITS = 4096;
 const RSA_MAX_EXPONENT_BITS = 32;
+/** A caller's share of the replay cache by default: an eighth, at least this many (≈ 15 proofs a second over 65 s), at most half. */
+const MIN_REPLAY_SHARE = 1000;
+
+/** How many live proofs one caller may hold in the replay cache (`tokens.dpop.replay_entries_per_caller`). */
+export function replayShareOf(cfg: Pick<TokensConfig['dpop'], 'replay_cache_entries' | 'replay_entries_per_caller'>): number {
+  const entries = cfg.replay_cache_entries;
+  return cfg.replay_entries_per_caller ?? Math.min(Math.ceil(entries / 2), Math.max(MIN_REPLAY_SHARE, Math.ceil(entries / 8)));
+}
 
 /** The bit length of an unsigned big-endian integer in base64url (RFC 7518 §2 Base64urlUInt); 0 when not a string. */
 function uintBits(v: unknown): number {
@@ -69,7 +87,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
   const algs = algorithms.join(' ');
   const maxAgeSec = cfg.max_age / 1000;
   const skewSec = cfg.clock_skew / 1000;
-  replay.configure(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew);
+  replay.configure(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew, replayShareOf(cfg));
   const challenge = (error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
     `DPoP realm="${realm}", error="${error}", error_description="${description}", algs="${algs}"`;
   const refuse = (code: ErrorCode, rule: string, detail: string, attributes: EventAttributes) =>
@@ -86,7 +104,15 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
     });
   const invalid = (rule: string, detail: string, attributes: EventAttributes) => refuse('ERR_AUTHN_DPOP_INVALID', rule, detail, attributes);
 
-  async function verify(proof: string, request: DpopRequest, token: string, jkt: string, jwk: JWK, attributes: EventAttributes) {
+  async function verify(
+    proof: string,
+    request: DpopRequest,
+    token: string,
+    jkt: string,
+    jwk: JWK,
+    attributes: EventAttributes,
+    caller: string,
+  ) {
     // The thumbprint (a SHA-256 of a few members) before the signature: a key the token is not
     // bound to is refused without being verified with, whatever it costs to verify with.
     let thumbprint: string;
@@ -120,8 +146,17 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
       return invalid('dpop.ath', 'The DPoP proof was made for another access token.', attributes);
     // Keyed by the key and the jti: another key's proofs cannot use up this one's jtis.
     const key = createHash('sha256').update(jkt).update('\0').update(jti).digest('base64url');
-    const seen = replay.remember(key, nowMs);
+    const seen = replay.remember(key, nowMs, caller);
     if (seen === 'replayed') return invalid('dpop.replay', 'The DPoP proof has been used before.', attributes);
+    if (seen === 'share') {
+      // This caller's own volume: the others keep their room (docs/tokens.md § Replay).
+      return new WardenError('ERR_DPOP_REPLAY_SHARE', {
+        rule: 'dpop.replay_share',
+        detail: 'Too many recent DPoP proofs from this client; try again shortly.',
+        headers: { 'retry-after': '1' },
+        attributes,
+      });
+    }
     if (seen === 'full') {
       return new WardenError('ERR_DPOP_REPLAY_FULL', {
         rule: 'dpop.replay_cache',
@@ -135,7 +170,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
 
   return {
     challenge,
-    check(request, token, jkt, attributes) {
+    check(request, token, jkt, attributes, caller = `jkt:${jkt}`) {
       const proof = request.proof;
       if (proof === undefined)
         return invalid('dpop.missing', 'A DPoP-bound access token needs a DPoP proof in the DPoP header.', attributes);
@@ -162,7 +197,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
           `The DPoP proof's RSA key must have a ${RSA_MIN_MODULUS_BITS}–${RSA_MAX_MODULUS_BITS}-bit modulus and an exponent of at most ${RSA_MAX_EXPONENT_BITS} bits.`,
           attributes,
         );
-      return verify(proof, request, token, jkt, jwk, attributes);
+      return verify(proof, request, token, jkt, jwk, attributes, caller);
     },
   };
 }

@@ -9,6 +9,7 @@
  * request. A token without `cnf` nor `token_type: DPoP`, sent without the DPoP scheme, costs two
  * property reads.
  */
+import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { EventAttributes } from '../telemetry/events.js';
@@ -19,6 +20,18 @@ import type { Principal } from './principal.js';
 interface Binding {
   readonly jkt: string | undefined;
   readonly x5t: string | undefined;
+  /** Whose share of the DPoP replay cache its proofs take (callerOf); set with `jkt`. */
+  readonly caller: string | undefined;
+}
+
+/**
+ * The caller a DPoP token's proofs are counted against: its subject at its issuer — DPoP is mostly
+ * for public clients, whose users share one client_id, so one user flooding proofs would refuse
+ * all of them — else its client, else its key. Hashed: a `sub` may be kilobytes long.
+ */
+function callerOf(p: Principal, jkt: string): string {
+  const [kind, id] = p.subject !== undefined ? ['sub', p.subject] : p.clientId !== undefined ? ['client', p.clientId] : ['jkt', jkt];
+  return createHash('sha256').update(p.issuerId).update('\0').update(kind).update('\0').update(id).digest('base64url');
 }
 
 /** The parts of a request the binding is checked against (a subset of the pipeline's RequestContext). */
@@ -84,7 +97,7 @@ export function createTokenBinding(dpop: DpopProofs): TokenBinding {
     }
     if (jkt === undefined && isDpopType(tokenType))
       return unbound('cnf.jkt', 'The access token is of type DPoP but names no key (cnf.jkt).', p, true);
-    return { jkt, x5t };
+    return { jkt, x5t, caller: jkt === undefined ? undefined : callerOf(p, jkt) };
   }
 
   return {
@@ -122,7 +135,7 @@ export function createTokenBinding(dpop: DpopProofs): TokenBinding {
         authority: single(up['x-forwarded-host']),
         proof: request.headers.dpop,
       };
-      return dpop.check(proofRequest, token, binding.jkt, attributesOf(p));
+      return dpop.check(proofRequest, token, binding.jkt, attributesOf(p), binding.caller);
     },
   };
 }

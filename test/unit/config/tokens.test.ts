@@ -159,6 +159,14 @@ t.test('dpop: a proof window of at most 5m, asymmetric algorithms only', async (
   const hs = await issuesOf({ tokens: { issuers: [ISSUER], dpop: { algorithms: ['HS256'] } } });
   t.equal(hs.lines.length, 1);
   t.match(hs.lines[0], /tokens\.dpop\.algorithms\[0\]/);
+  const share = await issuesOf({ tokens: { issuers: [ISSUER], dpop: { replay_entries_per_caller: 0 } } });
+  t.equal(share.lines.length, 1);
+  t.match(share.lines[0], /tokens\.dpop\.replay_entries_per_caller: .*an integer 1–10000000 \(default: an eighth of replay_cache_entries/);
+  t.equal(
+    parseSidecarConfig('sidecar.yaml', await yamlOf({ tokens: { issuers: [ISSUER], dpop: { replay_entries_per_caller: 500 } } })).config
+      .tokens?.dpop.replay_entries_per_caller,
+    500,
+  );
 });
 
 t.test('a route naming an unknown issuer id', async (t) => {

@@ -6,7 +6,7 @@ import t from 'tap';
 import { createHmac, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { WardenError } from '../../../src/errors.js';
-import { createDpopProofs, type DpopRequest } from '../../../src/identity/dpop-proof.js';
+import { createDpopProofs, replayShareOf, type DpopRequest } from '../../../src/identity/dpop-proof.js';
 import { htuMatches } from '../../../src/identity/dpop-htu.js';
 import { ReplayCache } from '../../../src/identity/dpop-replay.js';
 import { dpopClient } from '../../support/dpop.js';
@@ -241,7 +241,7 @@ t.test('the key is compared before the signature is verified; RSA proof keys are
 });
 
 t.test('the replay cache: full is refused (503), never evicted; entries end after max_age + clock_skew', async (t) => {
-  const proofs = createDpopProofs({ ...CFG, replay_cache_entries: 2 }, 'orders');
+  const proofs = createDpopProofs({ ...CFG, replay_cache_entries: 2, replay_entries_per_caller: 2 }, 'orders');
   const c = await dpopClient();
   for (let i = 0; i < 2; i++)
     t.equal(await proofs.check(request(await c.proof('GET', HTU, { token: TOKEN })), TOKEN, c.jkt, ATTRS), undefined);
@@ -258,6 +258,39 @@ t.test('the replay cache: full is refused (503), never evicted; entries end afte
   t.equal(cache.remember('a', 1000), 'fresh', "a's life has ended: it left, and is new again");
   t.equal(cache.remember('c', 1500), 'fresh', 'b has ended too');
   t.equal(cache.size, 2);
+});
+
+t.test('the replay cache: each caller holds at most its share; past it only that caller is refused (429)', async (t) => {
+  t.equal(replayShareOf({ replay_cache_entries: 200_000 }), 25_000, 'an eighth by default…');
+  t.equal(replayShareOf({ replay_cache_entries: 3000 }), 1000, '…at least 1 000…');
+  t.equal(replayShareOf({ replay_cache_entries: 1000 }), 500, '…at most half');
+  t.equal(replayShareOf({ replay_cache_entries: 1000, replay_entries_per_caller: 1000 }), 1000, 'or as configured');
+
+  const proofs = createDpopProofs({ ...CFG, replay_cache_entries: 4, replay_entries_per_caller: 2 }, 'orders');
+  const c = await dpopClient();
+  const send = async (caller?: string) => proofs.check(request(await c.proof('GET', HTU, { token: TOKEN })), TOKEN, c.jkt, ATTRS, caller);
+  t.equal(await send('mallory'), undefined);
+  t.equal(await send('mallory'), undefined);
+  const over = await send('mallory');
+  t.same(await outcome(over), { code: 'ERR_DPOP_REPLAY_SHARE', rule: 'dpop.replay_share' });
+  t.equal((over as WardenError).status, 429);
+  t.equal((over as WardenError).headers?.['retry-after'], '1');
+  t.equal(await send('alice'), undefined, 'another caller is not affected');
+  t.equal(await send(), undefined, 'without a caller, the key is the caller');
+  t.same(await outcome(await send('bob')), { code: 'ERR_DPOP_REPLAY_FULL', rule: 'dpop.replay_cache' }, 'full is still full');
+
+  const cache = new ReplayCache(10, 1000, 2);
+  t.equal(cache.remember('a', 0, 'm'), 'fresh');
+  t.equal(cache.remember('b', 100, 'm'), 'fresh');
+  t.equal(cache.remember('c', 200, 'm'), 'share');
+  t.equal(cache.remember('a', 300, 'x'), 'replayed', 'a replay is a replay, whoever sends it');
+  t.equal(cache.remember('d', 300, 'x'), 'fresh');
+  t.equal(cache.owners, 2);
+  t.equal(cache.remember('c', 1000, 'm'), 'fresh', "a's life has ended: m holds one entry, and may add another");
+  t.equal(cache.remember('e', 1050, 'm'), 'share', 'b and c: its share again');
+  t.equal(cache.remember('f', 2500, 'y'), 'fresh');
+  t.equal(cache.owners, 1, 'callers whose entries have all ended are forgotten');
+  t.equal(cache.size, 1);
 });
 
 t.test('the replay cache outlives a reload: configure keeps what was seen, lengthens lives, never shortens them', async (t) => {
