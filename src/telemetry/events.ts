@@ -151,7 +151,8 @@ export const EVENTS = {
   },
   'warden.traffic.rate_limited': {
     severity: 'info',
-    description: 'A request over its rate limit (client × route) was refused with 429.',
+    description:
+      'A request over its rate limit (client × route), or a DPoP proof past its caller’s share of the replay cache (dpop.replay_share), was refused with 429.',
   },
   'warden.traffic.shed': {
     severity: 'warn',
