@@ -7,6 +7,7 @@ import type { SidecarConfig } from '../config/types.js';
 import { createEventBus } from '../telemetry/events.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
+import { describeClientCrl, staleCrls } from '../net/client-crl.js';
 
 /** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
 async function offlineTokenRuntime(config: SidecarConfig) {
@@ -70,8 +71,16 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
     : config.routes.length === 0
       ? 'no routes (every request uses the top-level policy)'
       : `${config.routes.length} routes`;
+  const crl = loaded.tls?.clientCrl;
+  for (const c of crl ? staleCrls(crl) : [])
+    console.error(
+      `warning: listeners.inbound.tls.client_crl: ${crl?.file ?? ''}: the ${describeClientCrl(c)} is past its nextUpdate; it would stay in force, and revocations made since are not known`,
+    );
+  const crls = crl
+    ? `, client CRL ${crl.file} (${crl.crls.length === 1 ? '1 CRL' : `${crl.crls.length} CRLs`}, ${crl.crls.reduce((n, c) => n + c.revoked, 0)} revoked)`
+    : '';
   console.log(
-    `${values.config}: valid — inbound ${config.listeners.inbound.host}:${config.listeners.inbound.port}, upstream ${config.upstream.url}, ${routes}`,
+    `${values.config}: valid — inbound ${config.listeners.inbound.host}:${config.listeners.inbound.port}, upstream ${config.upstream.url}, ${routes}${crls}`,
   );
   return EXIT.ok;
 }

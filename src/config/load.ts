@@ -18,12 +18,15 @@ import type { RateLimitConfig, SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
 import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
+import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
   passphrase: string | undefined;
   clientCa: Buffer | undefined;
+  /** listeners.inbound.tls.client_crl, verified against clientCa (file mode only). */
+  clientCrl?: ClientCrl | undefined;
 }
 
 export interface LoadedSidecarConfig {
@@ -211,6 +214,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       `"${tls.client_certificates}" needs listeners.inbound.tls.client_ca (the CA bundle client certificates chain to)`,
     );
   }
+  if (tls.client_crl !== undefined) yield* clientCrlIssues(config, issue);
   // peers.allow admits callers by their certificate; a listener that never asks for one gets none,
   // so the list would refuse nobody (and, before it required one, let everybody in).
   if (!config.mesh && tls.client_certificates === 'none') yield* peersWithoutClientCertificates(config, issue);
@@ -309,6 +313,21 @@ function* threatTimesThatDisable(config: SidecarConfig, issue: IssueAt): Generat
   }
 }
 
+/** What client_crl needs around it; the file itself is read with the other TLS files. */
+function* clientCrlIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const at = ['listeners', 'inbound', 'tls', 'client_crl'];
+  const tls = config.listeners.inbound.tls;
+  // The mesh's listener trusts the mesh's bundle, not client_ca, and its CRL comes from the Warden CA.
+  if (config.mesh)
+    yield issue(
+      at,
+      "applies only without mesh: with mesh, revocation is the Warden CA's CRL (warden ca revoke), and client_ca is not used",
+    );
+  else if (!tls.client_ca) yield issue(at, 'needs listeners.inbound.tls.client_ca (the CAs whose CRLs these are)');
+  else if (tls.client_certificates === 'none')
+    yield issue(at, 'needs listeners.inbound.tls.client_certificates: request or require (without them no caller presents a certificate)');
+}
+
 function* peersWithoutClientCertificates(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const lists = [
     { at: [] as (string | number)[], allow: config.peers.allow },
@@ -339,6 +358,9 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
   const cert = read('cert', tls.cert);
   const key = read('key', tls.key);
   const clientCa = read('client_ca', tls.client_ca);
+  const clientCrl = readClientCrlFile(config.mesh ? undefined : tls.client_crl, clientCa, (message) =>
+    issues.push(issue([...at, 'client_crl'], message)),
+  );
   if (!cert || !key) return undefined;
   try {
     createSecureContext({ cert, key, passphrase: tls.passphrase, ca: clientCa });
@@ -357,5 +379,31 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
     issues.push(issue([...at, field], `TLS material does not load: ${hint}`));
     return undefined;
   }
-  return { cert, key, passphrase: tls.passphrase, clientCa };
+  return { cert, key, passphrase: tls.passphrase, clientCa, clientCrl };
+}
+
+/**
+ * Reads and verifies client_crl against client_ca (at start and at every reload: a refused file
+ * keeps the running configuration, its CRLs included). Without client_ca, clientCrlIssues said so.
+ */
+function readClientCrlFile(
+  path: string | undefined,
+  clientCa: Buffer | undefined,
+  refuse: (message: string) => void,
+): ClientCrl | undefined {
+  if (path === undefined || clientCa === undefined) return undefined;
+  let data: Buffer;
+  try {
+    data = readFileBounded(path, MAX_CLIENT_CRL_BYTES);
+  } catch (err) {
+    refuse(`cannot read ${path} (${readFailure(err)})`);
+    return undefined;
+  }
+  try {
+    return readClientCrl(path, data, clientCa);
+  } catch (err) {
+    if (!(err instanceof ClientCrlError)) throw err;
+    refuse(`${path}: ${err.message}`);
+    return undefined;
+  }
 }

@@ -111,6 +111,12 @@ export const sidecarSchema = {
                   'x-expect': '"none", "request" or "require"',
                 },
                 client_ca: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of a PEM CA bundle' },
+                client_crl: {
+                  type: 'string',
+                  minLength: 1,
+                  'x-path': true,
+                  'x-expect': 'the path of a CRL file (PEM "-----BEGIN X509 CRL-----" blocks, or one DER CRL) signed by CAs of client_ca',
+                },
               },
             },
           },

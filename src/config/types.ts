@@ -17,6 +17,8 @@ export interface TlsFilesConfig {
   client_certificates: ClientCertificateMode;
   /** PEM bundle of CAs that client certificates must chain to (required for request/require). */
   client_ca?: string;
+  /** CRLs of client_ca's CAs: a listed certificate is refused (src/net/client-crl.ts). */
+  client_crl?: string;
 }
 
 export interface InboundListenerConfig {

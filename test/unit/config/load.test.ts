@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { loadSidecarConfig, parseSidecarConfig } from '../../../src/config/load.js';
 import { testCertificate } from '../../support/certs.js';
+import { makeCa, makeCrl } from '../../support/openssl-pki.js';
 
 async function minimal(extra = ''): Promise<string> {
   const c = await testCertificate();
@@ -546,4 +547,39 @@ t.test('limits.max_header_bytes: from 1KiB to 1MiB (2GiB passed and then crashed
   }
   const edge = await minimal('limits:\n  max_header_bytes: 1MiB\n');
   t.doesNotThrow(() => parseSidecarConfig('s.yaml', edge), '1MiB itself is accepted');
+});
+
+t.test('listeners.inbound.tls.client_crl needs client_ca and client certificates, and not mesh', async (t) => {
+  const ca = makeCa('/CN=Clients CA', 'ec');
+  const crl = join(mkdtempSync(join(tmpdir(), 'warden-crl-')), 'clients.crl');
+  writeFileSync(crl, makeCrl(ca, ['1']));
+  const withTls = async (tls: string) => (await minimal()).replace('      key:', `${tls}\n      key:`);
+  const text1 = await withTls(`      client_certificates: require\n      client_crl: ${crl}`);
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', text1)).join('\n'),
+    /s\.yaml:\d+ listeners\.inbound\.tls\.client_crl: needs listeners\.inbound\.tls\.client_ca/,
+  );
+  const text2 = await withTls(`      client_ca: ${ca.certFile}\n      client_crl: ${crl}`);
+  t.same(
+    issuesOf(() => parseSidecarConfig('s.yaml', text2)),
+    [
+      `s.yaml:6 listeners.inbound.tls.client_crl: needs listeners.inbound.tls.client_certificates: request or require (without them no caller presents a certificate)`,
+    ],
+  );
+  const text3 = await withTls(`      client_certificates: request\n      client_ca: ${ca.certFile}\n      client_crl: ${crl}`);
+  const loaded = parseSidecarConfig('s.yaml', text3);
+  t.ok(loaded.tls?.clientCrl?.crls.length === 1, 'loaded, with its CRL');
+  const mesh =
+    'listeners: { inbound: { port: 0, tls: { client_ca: "' +
+    ca.certFile +
+    '", client_crl: "' +
+    crl +
+    '" } } }\n' +
+    'upstream: { url: "http://127.0.0.1:1" }\nmesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' +
+    'a'.repeat(64) +
+    '" } }\n';
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', mesh)).join('\n'),
+    /s\.yaml:1 listeners\.inbound\.tls\.client_crl: applies only without mesh/,
+  );
 });
