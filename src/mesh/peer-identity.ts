@@ -25,6 +25,13 @@ export interface PeerIdentity {
   readonly spiffeId: string | undefined;
   /** Serial, canonical hex (see canonicalSerial in src/ca/pki.ts). */
   readonly serial: string | undefined;
+  /**
+   * The client_ca certificate that issued it, as `issuerKeyOf` names it (src/net/client-crl.ts):
+   * serials are unique per issuer only, so a client_crl entry is this and the serial. Read once at
+   * the handshake; undefined with mesh, and when the issuer is not in client_ca (an intermediate the
+   * client sent).
+   */
+  readonly issuer: string | undefined;
   /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
   readonly sha256: string | undefined;
   /**
@@ -39,18 +46,28 @@ export interface PeerIdentity {
 /** Whether the peer's certificate has expired at `now`. */
 export const peerExpired = (peer: PeerIdentity, now = Date.now()): boolean => now >= peer.notAfter;
 
+/** What the peer's revocation is looked up in per request: the client_crl in force (src/net/client-crl.ts). */
+export interface PeerRevocations {
+  revokes(issuer: string | undefined, serial: string | undefined): boolean;
+}
+
 /**
  * The peer as a request sees it: a certificate that has expired since its handshake (a kept-alive
  * connection or a resumed session outlives it) is no longer verified, for every stage that asks —
  * a mutualTLS security requirement, a certificate-bound token, the minted token's `cnf`, the rate
  * limit's peer key, trusted trace context. Only the peers stage looked at the expiry: an OpenAPI
  * `mutualTLS` operation served an expired certificate on an open connection (docs/adversarial.md 210).
- * A Date.now() per request for a verified peer; a copy per request only once it has lapsed (such
- * requests are refused where a certificate is needed).
+ * Likewise one that `revocations` (the client_crl of the request's configuration) lists, with
+ * `CERT_REVOKED`: per request, so a reload that adds a revocation reaches open connections, and one
+ * that removes it (a mistake undone) frees them. A Date.now() and, with client_crl, one lookup per
+ * request for a verified peer; a copy per request only once it has lapsed or is revoked (such
+ * requests are refused: src/proxy/handler.ts).
  */
-export function peerNow(peer: PeerIdentity, now = Date.now()): PeerIdentity {
-  if (!peer.verified || now < peer.notAfter) return peer;
-  return { ...peer, verified: false, error: 'CERT_HAS_EXPIRED' };
+export function peerNow(peer: PeerIdentity, revocations?: PeerRevocations, now = Date.now()): PeerIdentity {
+  if (!peer.verified) return peer;
+  if (now >= peer.notAfter) return { ...peer, verified: false, error: 'CERT_HAS_EXPIRED' };
+  if (revocations?.revokes(peer.issuer, peer.serial) === true) return { ...peer, verified: false, error: 'CERT_REVOKED' };
+  return peer;
 }
 
 const PEER = Symbol('warden.peer');
@@ -61,6 +78,7 @@ export const NO_PEER: PeerIdentity = Object.freeze({
   error: 'NO_CERTIFICATE',
   spiffeId: undefined,
   serial: undefined,
+  issuer: undefined,
   sha256: undefined,
   notAfter: Infinity,
 });
@@ -70,12 +88,13 @@ type WithPeer = { [PEER]?: PeerIdentity };
 /**
  * Reads the peer certificate of a freshly handshaken socket and remembers the result on it. `cert`,
  * when the caller has read it already: on a server, Node gives the chain the client sent
- * (`issuerCertificate`) only the first time it is read.
+ * (`issuerCertificate`) only the first time it is read. `issuer`: see PeerIdentity.issuer.
  */
 export function readPeerIdentity(
   socket: TLSSocket,
   trustDomain: string | undefined,
   cert: X509Certificate | undefined = socket.getPeerX509Certificate(),
+  issuer?: string,
 ): PeerIdentity {
   let peer: PeerIdentity = NO_PEER;
   if (cert) {
@@ -108,6 +127,7 @@ export function readPeerIdentity(
       error,
       spiffeId,
       serial: canonicalSerial(cert.serialNumber),
+      issuer,
       sha256: createHash('sha256').update(cert.raw).digest('hex'),
       notAfter: Number.isNaN(notAfter) ? 0 : notAfter,
     });

@@ -26,7 +26,8 @@ import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { loggedTarget } from '../net/url-credentials.js';
 import { checkPathReadings } from './path-readings.js';
-import { peerNow, peerOf } from '../mesh/peer-identity.js';
+import { peerNow, peerOf, type PeerRevocations } from '../mesh/peer-identity.js';
+import { clientCrlRevoked } from '../stages/peer-authz.js';
 import { ClientClosedError, limitBody, readBodyThen } from './body.js';
 import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
@@ -70,6 +71,8 @@ export interface Generation {
   readonly limits: LimitsConfig;
   /** Paths the sidecar answers itself on the inbound listener (GET/HEAD), e.g. the minted tokens' JWKS. */
   readonly localEndpoints?: ReadonlyMap<string, (res: AnyResponse) => void> | undefined;
+  /** listeners.inbound.tls.client_crl, checked for every request's client certificate (peerNow). */
+  readonly clientCrl?: PeerRevocations | undefined;
 }
 
 export type AnyRequest = IncomingMessage | H2Request;
@@ -141,7 +144,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const headers = req.headers;
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
-    const peer = peerNow(peerOf(req.socket));
+    const peer = peerNow(peerOf(req.socket), gen.clientCrl);
     const requestId =
       typeof incomingId === 'string' && REQUEST_ID.test(incomingId) && (peer.verified || gen.rules.trustedProxies.has(socketAddress))
         ? incomingId
@@ -265,6 +268,10 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     if (aliased) return refuse(aliased);
     ctx.route = match.route;
     ctx.params = match.params;
+    // A certificate client_crl revokes is refused on every route, whether or not the route uses
+    // certificates (peer-authz runs only on those that do): as nginx's ssl_crl and the mesh refuse
+    // one; under `require` a route without peers.allow would otherwise serve it.
+    if (ctx.peer.error === 'CERT_REVOKED') return refuse(clientCrlRevoked());
 
     const declaredLength = headers['content-length'];
     const declaredBytes = declaredLength === undefined ? undefined : Number(declaredLength);

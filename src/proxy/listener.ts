@@ -33,6 +33,7 @@ import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
 import { peerIdAttributes, peerOf, presentedPeerId, readPeerIdentity, verifiedPeerId } from '../mesh/peer-identity.js';
 import { certificatesOf } from '../mesh/trust-bundle.js';
+import { issuerKeyOf } from '../net/client-crl.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
@@ -74,7 +75,10 @@ export interface InboundListenerOptions {
   onRequest: (req: IncomingMessage | H2Request, res: ServerResponse | H2Response) => void;
   rescue: Rescue;
   events: EventBus;
-  /** Peer checks at the handshake: the mesh's trust domain and CRL (both absent without mesh). */
+  /**
+   * Peer checks at the handshake: the mesh's trust domain and CRL (both absent without mesh). Without
+   * mesh, the client_crl in force is `material.clientCrl`.
+   */
   peers?: { trustDomain: string | undefined; revocations: RevocationList | undefined };
 }
 
@@ -114,19 +118,29 @@ class ClientTrust {
   readonly fingerprints: ReadonlySet<string>;
   readonly #cas: readonly X509Certificate[];
   readonly #roots = new Map<string, string | undefined>();
+  /** Per CA (by fingerprint), how a client_crl entry names it (issuerKeyOf). */
+  readonly #issuerKeys = new Map<string, string>();
 
-  constructor(pem: Buffer | undefined) {
+  constructor(pem: Buffer | undefined, issuerKeys: boolean) {
     this.#cas = parsedCertificatesOf(pem);
     this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
+    if (issuerKeys) for (const ca of this.#cas) this.#issuerKeys.set(ca.fingerprint256, issuerKeyOf(ca));
   }
 
-  /** The fingerprint of the trusted root `presented` (leaf first) leads to, or undefined (a resumed session: only the leaf). */
-  anchorOf(presented: readonly X509Certificate[]): string | undefined {
-    for (const [i, cert] of presented.entries()) {
-      const root = i === 0 ? this.#rootAbove(cert, 0) : this.#rememberedRoot(cert);
-      if (root !== undefined) return root;
-    }
-    return undefined;
+  /**
+   * For a verified client's certificates (leaf first): the CA of these that issued the leaf, as a
+   * client_crl entry names it (file mode only), and the fingerprint of the trusted root the chain
+   * leads to (undefined for a resumed session, which has only the leaf, when an intermediate it sent
+   * would be needed).
+   */
+  classify(presented: readonly X509Certificate[]): { issuer: string | undefined; anchor: string | undefined } {
+    const leaf = presented[0];
+    if (leaf === undefined) return { issuer: undefined, anchor: undefined };
+    const issuers = this.#issuers(leaf);
+    const issuer = issuers[0] && this.#issuerKeys.get(issuers[0].fingerprint256);
+    let anchor = this.#rootFrom(leaf, issuers, 0);
+    for (const cert of presented.slice(1)) anchor ??= this.#rememberedRoot(cert);
+    return { issuer, anchor };
   }
 
   #rememberedRoot(cert: X509Certificate): string | undefined {
@@ -148,8 +162,11 @@ class ClientTrust {
   }
 
   #rootAbove(cert: X509Certificate, depth: number): string | undefined {
-    if (depth > 8) return undefined;
-    for (const ca of this.#issuers(cert)) {
+    return depth > 8 ? undefined : this.#rootFrom(cert, this.#issuers(cert), depth);
+  }
+
+  #rootFrom(cert: X509Certificate, issuers: readonly X509Certificate[], depth: number): string | undefined {
+    for (const ca of issuers) {
       if (ca.fingerprint256 === cert.fingerprint256 || ca.checkIssued(ca)) return ca.fingerprint256;
       const root = this.#rootAbove(ca, depth + 1);
       if (root !== undefined) return root;
@@ -316,7 +333,10 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
 
   const sockets = new Set<TLSSocket>();
   /** The client CAs the current secure context trusts. */
-  let clientTrust = new ClientTrust(options.material.clientCa);
+  // File mode: callers' issuers are read for client_crl, which a reload may add at any time.
+  const fileMode = options.peers?.trustDomain === undefined;
+  let clientTrust = new ClientTrust(options.material.clientCa, fileMode);
+  let clientCrl = options.material.clientCrl;
   const server = createTlsServer({
     ...secureContextOptions(options.tls, options.material),
     ALPNProtocols: ['h2', 'http/1.1'],
@@ -364,18 +384,23 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   /**
    * Reads the caller's certificate once per connection. Revoked certificates are refused here on
    * every route; with `require`, so are certificates without a valid SPIFFE ID of our trust domain
-   * (OpenSSL has already refused missing, expired and untrusted ones).
+   * (OpenSSL has already refused missing, expired and untrusted ones). A certificate client_crl
+   * revokes is let through to be answered 401 ERR_PEER_REVOKED on every request (src/proxy/handler.ts
+   * checks each against the client_crl of its configuration, so a reload reaches open connections).
    */
   const admitPeer = (socket: TLSSocket): boolean => {
     const leaf = socket.getPeerX509Certificate();
-    const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf);
+    const trust = leaf !== undefined && socket.authorized ? clientTrust.classify(presentedChain(leaf)) : undefined;
+    const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf, trust?.issuer);
     // '' when not known: a resumed session, whose client sent no chain.
-    if (peer.presented && socket.authorized) (socket as TrustedSocket)[ANCHOR] = clientTrust.anchorOf(presentedChain(leaf)) ?? '';
+    if (trust !== undefined) (socket as TrustedSocket)[ANCHOR] = trust.anchor ?? '';
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
     const admitted = !revoked && (!requireCertificate || peer.verified);
-    // A failed handshake for admission control: a refused caller, and under `request` a chain
-    // OpenSSL could not verify (the connection goes on, unverified, but the chain cost its checks).
-    if (admission && (!admitted || (peer.presented && !socket.authorized))) admission.failed(socket.remoteAddress);
+    // A failed handshake for admission control: a refused caller, under `request` a chain OpenSSL
+    // could not verify (the connection goes on, unverified, but the chain cost its checks), and a
+    // certificate client_crl revokes (every request it sends is refused).
+    const refusedLater = peer.presented && (!socket.authorized || clientCrl?.revokes(peer.issuer, peer.serial) === true);
+    if (admission && (!admitted || refusedLater)) admission.failed(socket.remoteAddress);
     if (admitted) return true;
     events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {
       'client.address': socket.remoteAddress ?? '',
@@ -417,7 +442,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     setSecureContext(tls, material, graceMs) {
       server.setSecureContext(secureContextOptions(tls, material));
       const previous = clientTrust.fingerprints;
-      clientTrust = new ClientTrust(material.clientCa);
+      clientTrust = new ClientTrust(material.clientCa, fileMode);
+      clientCrl = material.clientCrl;
       const trusted = clientTrust.fingerprints;
       if (![...previous].some((fingerprint) => !trusted.has(fingerprint))) return 0; // none removed: nothing to re-check
       let closed = 0;

@@ -44,12 +44,14 @@ import { TokenDenylist } from '../identity/token-denylist.js';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
 import { applyHeapGrowth } from './heap-growth.js';
 import type { AdminEndpoint } from './admin.js';
+import type { ClientCrl } from '../net/client-crl.js';
 
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
   readonly config: SidecarConfig;
   /** Header fields an access line with headers must not show: internal ones, and those that carry a token here. */
   readonly secretHeader: (name: string) => boolean;
+  readonly clientCrl: ClientCrl | undefined;
 }
 
 export interface Sidecar {
@@ -170,6 +172,7 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     forwarder: createForwarder(config.upstream, rules, config.limits.send_timeout),
     limits: config.limits,
     localEndpoints,
+    clientCrl: config.mesh ? undefined : loaded.tls?.clientCrl,
   };
 }
 

@@ -30,6 +30,13 @@ export interface PeerAuthzDeps {
   revocations: RevocationList | undefined;
 }
 
+/** A certificate listeners.inbound.tls.client_crl lists (peerNow marks it CERT_REVOKED per request). */
+export const clientCrlRevoked = () =>
+  new WardenError('ERR_PEER_REVOKED', {
+    rule: 'tls.client_crl',
+    detail: 'This client certificate has been revoked by its CA; present another one.',
+  });
+
 const crlUnavailable = () =>
   new WardenError('ERR_MESH_CRL_UNAVAILABLE', {
     rule: 'mesh.crl',
@@ -53,7 +60,7 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
         return new WardenError('ERR_PEER_CERT_REQUIRED', { rule, detail: 'This route needs a client certificate.' });
       }
       if (!peer.verified) {
-        if (peer.error === 'CERT_REVOKED') return new WardenError('ERR_PEER_REVOKED', { rule: 'tls.crl' });
+        if (peer.error === 'CERT_REVOKED') return clientCrlRevoked();
         return new WardenError('ERR_PEER_CERT_INVALID', { rule: `tls:${peer.error ?? 'unverified'}` });
       }
       // Verified at the handshake, but a connection (or a resumed session) can outlive the certificate.

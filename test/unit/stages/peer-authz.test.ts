@@ -2,7 +2,7 @@ import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
-import { NO_PEER, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
+import { NO_PEER, peerNow, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
 import { readCrl } from '../../../src/mesh/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
@@ -13,6 +13,7 @@ const verified = (spiffeId: string, serial = '0a1b', notAfter = Infinity): PeerI
   error: undefined,
   spiffeId,
   serial,
+  issuer: undefined,
   sha256: 'ab'.repeat(32),
   notAfter,
 });
@@ -148,3 +149,19 @@ t.test('a certificate verified at the handshake that has since expired: 401 on e
   t.match(expired, { rule: 'tls:CERT_HAS_EXPIRED' });
   t.equal(stage.run(ctx(verified('spiffe://td/ns/a/sa/x', '0a1b', Date.now() + 60_000))), undefined, 'valid a minute more: admitted');
 });
+
+t.test(
+  'client_crl: peerNow marks a listed certificate CERT_REVOKED per request; peer-authz refuses it (rule tls.client_crl)',
+  async (t) => {
+    const peer = { ...verified('spiffe://td/x', '1001'), issuer: 'ca-a' };
+    const crl = { revokes: (issuer: string | undefined, serial: string | undefined) => issuer === 'ca-a' && serial === '1001' };
+    t.equal(peerNow(peer, crl).error, 'CERT_REVOKED');
+    t.equal(peerNow(peer, crl).verified, false);
+    const other = { ...peer, issuer: 'ca-b' };
+    t.equal(peerNow(other, crl), other, 'another issuer, the same serial: untouched');
+    t.equal(peerNow(peer, undefined), peer, 'without client_crl: untouched');
+    const stage = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: undefined }, { revocations: undefined });
+    const refusal = stage.run(ctx(peerNow(peer, crl)));
+    t.ok(refusal instanceof WardenError && refusal.code === 'ERR_PEER_REVOKED' && refusal.rule === 'tls.client_crl');
+  },
+);
