@@ -25,7 +25,8 @@ import { problemBody } from '../pipeline/rescue.js';
 
 export interface ReadinessCheck {
   name: string;
-  check(): Promise<{ ok: boolean; detail?: string }>;
+  /** undefined: the check does not apply now (a reload removed what it checks) and is not listed. */
+  check(): Promise<{ ok: boolean; detail?: string } | undefined>;
 }
 
 export interface AdminServer {
@@ -112,11 +113,12 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
           return send(res, 200, 'application/json', '{"status":"ok"}\n');
         case '/readyz':
           void Promise.all(
-            options.readiness.map(async (r) => ({
-              name: r.name,
-              ...(await r.check().catch((e: Error) => ({ ok: false, detail: e.message }))),
-            })),
-          ).then((results) => {
+            options.readiness.map(async (r) => {
+              const result = await r.check().catch((e: Error) => ({ ok: false, detail: e.message }));
+              return result && { name: r.name, ...result };
+            }),
+          ).then((listed) => {
+            const results = listed.filter((r) => r !== undefined);
             const ready = results.every((r) => r.ok);
             send(
               res,

@@ -44,7 +44,8 @@ import { TokenDenylist } from '../identity/token-denylist.js';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
 import { applyHeapGrowth } from './heap-growth.js';
 import type { AdminEndpoint } from './admin.js';
-import type { ClientCrl } from '../net/client-crl.js';
+import { describeClientCrl, type ClientCrl } from '../net/client-crl.js';
+import { createClientCrlWatch } from './client-crl-watch.js';
 
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
@@ -231,6 +232,15 @@ export function crlReadiness(crl: CrlStatus, caUrl: string): string {
   return `${which}${crl.nextUpdate ? `, next update ${crl.nextUpdate}` : ''}${crl.lastError ? ` (refresh failing: ${crl.lastError})` : ''}`;
 }
 
+/** The /readyz detail of the `client_crl` check: each CRL in force, and how long past its nextUpdate. */
+export function clientCrlReadiness(crl: ClientCrl, now = Date.now()): string {
+  const each = crl.crls.map((c) => {
+    const past = c.nextUpdate === undefined ? 0 : Math.floor((now - c.nextUpdate.getTime()) / 1000);
+    return past > 0 ? `${describeClientCrl(c)}: past its nextUpdate by ${past} s, still in force` : describeClientCrl(c);
+  });
+  return `${crl.file}: ${each.join('; ')}`;
+}
+
 function closedByTrustChange(closed: number, where: string): string {
   return `a CA was removed from ${where}: closing ${closed} open connection(s) whose client certificate chains to it`;
 }
@@ -336,6 +346,19 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     events,
   });
   let draining = false;
+  // client_crl (file mode): a CRL past its nextUpdate is said once and counted; it stays in force.
+  const crlWatch = createClientCrlWatch({ events, logger });
+  crlWatch.apply(current.clientCrl);
+  let clientCrlGauges = false;
+  const trackClientCrl = () => {
+    if (mesh || clientCrlGauges || current.clientCrl === undefined) return;
+    clientCrlGauges = true; // from the first client_crl on (at start or by a reload): the mesh's gauges, as the two never meet
+    metrics.trackCrl(() => ({
+      inForce: current.clientCrl !== undefined,
+      secondsPastNextUpdate: Math.max(0, current.clientCrl?.secondsPastNextUpdate() ?? 0),
+    }));
+  };
+  trackClientCrl();
 
   const accessLog = createAccessLog(logger, config.service.name);
   const observe: RequestObserver<SidecarGeneration> = (ctx, status, completed, gen) => {
@@ -452,7 +475,14 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
               check: async () => ({ ok: mesh.crl().inForce, detail: crlReadiness(mesh.crl(), config.mesh?.ca.url ?? '') }),
             },
           ]
-        : []),
+        : [
+            {
+              // Not a failure past its nextUpdate (the CRL stays in force; every replica failing
+              // together because a file was not refreshed would be the outage): a detail, and the gauge.
+              name: 'client_crl',
+              check: async () => (current.clientCrl ? { ok: true, detail: clientCrlReadiness(current.clientCrl) } : undefined),
+            },
+          ]),
     ],
   });
   logger.info(
@@ -510,6 +540,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     const previousTokens = tokenState;
     const previousLimits = limitState;
     current = next;
+    crlWatch.apply(next.clientCrl);
+    trackClientCrl();
     if (nextLimits !== limitState) {
       limitState = nextLimits;
       setTimeout(() => void previousLimits.runtime.close(), previous.config.lifecycle.drain_timeout).unref();
@@ -571,6 +603,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await tokenState.runtime?.close();
       await limitState.runtime.close();
       mesh?.stop();
+      crlWatch.stop();
       await otel.shutdown();
       logger.info('drained');
     },

@@ -48,6 +48,11 @@ export const EVENTS = {
       'A client network that failed too many TLS handshakes (limits.handshake_failures) had new connections closed before the handshake; raised once per throttled period, when it ends, with how many were closed (`warden.count`).',
   },
   'warden.tls.peer_revoked': { severity: 'warn', description: 'A caller presented a certificate that the current CRL lists as revoked.' },
+  'warden.tls.client_crl_stale': {
+    severity: 'error',
+    description:
+      'A CRL of listeners.inbound.tls.client_crl passed its nextUpdate and the file was not replaced; it stays in force (the certificates it lists are still refused).',
+  },
   'warden.tls.peer_denied': {
     severity: 'warn',
     description: 'A caller was refused for its identity: no or untrusted client certificate, or a SPIFFE ID the route does not allow.',
