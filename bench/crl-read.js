@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What a sidecar does with a new CRL of N revocations, timed against @peculiar/x509 (asn1js) reading
 // the same bytes: the library's parse (what the sidecar did four times per new CRL before
-// src/mesh/crl-reader.ts), the reader, and the reader plus the signature check and the Set of
+// src/net/crl-reader.ts), the reader, and the reader plus the signature check and the Set of
 // serials (a refresh's whole synchronous work). Each in a loop of its own, alternated, median of
 // rounds; the event loop is blocked for the whole of each. The CRL is made as the CA makes it.
 // Usage: node bench/crl-read.js [--sizes 1000,10000,50000] [--rounds 5]
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { certificateList, tbsCertList } from '../dist/ca/crl-der.js';
 import { EC_P256, randomSerial, x509 } from '../dist/ca/pki.js';
 import { verifyCrl } from '../dist/mesh/crl-check.js';
-import { readCrl } from '../dist/mesh/crl-reader.js';
+import { readCrl } from '../dist/net/crl-reader.js';
 import { createRevocationList } from '../dist/mesh/revocation-list.js';
 import { writeResult } from './lib.js';
 

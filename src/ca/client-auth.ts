@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { WardenError } from '../errors.js';
 import { adminSpiffeId } from './layout.js';
 import { uriSans, x509 } from './pki.js';
-import { canonicalSerial } from './serial.js';
+import { canonicalSerial } from '../net/serial.js';
 import type { WorkloadPeer } from './service.js';
 import type { CaStore } from './store.js';
 

@@ -13,7 +13,7 @@
  */
 import { createHash, webcrypto } from 'node:crypto';
 import { WardenError } from '../errors.js';
-import { CRL_MAX_SKEW_MS } from './clock-skew.js';
+import { CRL_MAX_SKEW_MS } from '../net/clock-skew.js';
 import type { RevocationReason } from './api.js';
 import { certificateList, tbsCertList } from './crl-der.js';
 import { EC_P256, x509, type CryptoKey } from './pki.js';

@@ -38,7 +38,7 @@ import { createIssuer, MIN_ISSUER_LIFE_MS, type Issuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, loadCaMaterial, serverSpiffeId, type CaMaterial } from './layout.js';
 import { keyIdOf } from './pki.js';
-import { canonicalSerial } from './serial.js';
+import { canonicalSerial } from '../net/serial.js';
 import { createCaService, type Caller } from './service.js';
 import { createCaDatabase, openCaStore, type CaStore } from './store.js';
 import { createTokens } from './tokens.js';

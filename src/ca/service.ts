@@ -24,7 +24,7 @@ import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
 import { dnsSans, x509 } from './pki.js';
-import { canonicalSerial } from './serial.js';
+import { canonicalSerial } from '../net/serial.js';
 import type { CaStore, CertificateKind, CertificateWithStatus } from './store.js';
 import { tokenUsed, type SpentToken, type Tokens } from './tokens.js';
 

@@ -18,10 +18,10 @@ import { CaApiError } from '../ca/admin-client.js';
 import { CA_PATHS, type IssuedCredentials } from '../ca/api.js';
 import { checkCaIdentity, NotTheCaError } from '../ca/ca-identity.js';
 import type { MeshConfig } from '../config/types.js';
-import { assertUsableBundle, certificatesOf } from './trust-bundle.js';
+import { assertUsableBundle, certificatesOf } from '../net/trust-bundle.js';
 import { readCappedBody } from '../net/capped-body.js';
 
-export { certificatesOf } from './trust-bundle.js';
+export { certificatesOf } from '../net/trust-bundle.js';
 
 /**
  * The CA could not be asked (as opposed to CaApiError: it answered and refused). `code` tells an

@@ -6,7 +6,7 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
-import { canonicalSerial } from '../ca/serial.js';
+import { canonicalSerial } from '../net/serial.js';
 import {
   chmodSync,
   closeSync,
@@ -23,9 +23,9 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
-import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
+import { CRL_MAX_SKEW_MS } from '../net/clock-skew.js';
 import { chainsToBundle } from './crl-check.js';
-import { assertUsableBundle, certificatesOf, isUsableBundle } from './trust-bundle.js';
+import { assertUsableBundle, certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
 import { ownershipProblem } from '../ca/file-ownership.js';
 
 export interface WorkloadCredentials {

@@ -5,10 +5,10 @@
  * CRL in force (CRL number, else thisUpdate), not dated in the future.
  */
 import { verify, X509Certificate } from 'node:crypto';
-import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
+import { CRL_MAX_SKEW_MS } from '../net/clock-skew.js';
 import { x509 } from '../ca/pki.js';
-import type { CrlView } from './crl-reader.js';
-import { certificatesOf } from './trust-bundle.js';
+import type { CrlView } from '../net/crl-reader.js';
+import { certificatesOf } from '../net/trust-bundle.js';
 
 /** A fetched CRL that is not applied; `code` is stable for logs, the message says why. */
 export class CrlRefusedError extends Error {

@@ -23,13 +23,13 @@ import {
   type WorkloadCredentials,
 } from './credential-store.js';
 import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
-import { readCrl, type CrlView } from './crl-reader.js';
+import { readCrl, type CrlView } from '../net/crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
 import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type StateLock } from './state-lock.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
-import { certificatesOf, isUsableBundle } from './trust-bundle.js';
+import { certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
 import { createTrustRefresher } from './trust-refresh.js';
 
 export interface MeshMaterial {

@@ -4,7 +4,7 @@
  * finds it with one property read.
  */
 import { createHash, type X509Certificate } from 'node:crypto';
-import { canonicalSerial } from '../ca/serial.js';
+import { canonicalSerial } from '../net/serial.js';
 import type { TLSSocket } from 'node:tls';
 import { isReservedSpiffePath, parseSpiffeId, spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 

@@ -11,8 +11,8 @@
  * who is revoked: `inForce` is false and peer-authz refuses mesh peers (503) rather than serve them
  * unchecked. One boolean read per request.
  */
-import { canonicalSerial } from '../ca/serial.js';
-import type { CrlView } from './crl-reader.js';
+import { canonicalSerial } from '../net/serial.js';
+import type { CrlView } from '../net/crl-reader.js';
 
 export interface RevocationList {
   /** Serial as hex (any case, leading zeros ignored). */

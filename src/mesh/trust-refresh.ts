@@ -8,8 +8,8 @@
  */
 import type { CaClient } from './ca-client.js';
 import { crlOrderProblem, CrlRefusedError, signerOf } from './crl-check.js';
-import { readCrl, type CrlView } from './crl-reader.js';
-import { bundleProblem } from './trust-bundle.js';
+import { readCrl, type CrlView } from '../net/crl-reader.js';
+import { bundleProblem } from '../net/trust-bundle.js';
 import { backoffDelay } from './rotation.js';
 
 export interface TrustRefresher {

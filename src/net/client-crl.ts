@@ -15,9 +15,9 @@
  * No X.509 library: a file-mode sidecar does not load one (test/integration/footprint.test.ts).
  */
 import { createHash, verify, X509Certificate, type KeyObject } from 'node:crypto';
-import { CRL_MAX_SKEW_MS } from '../ca/clock-skew.js';
-import { CrlFormatError, readCrl, type CrlView } from '../mesh/crl-reader.js';
-import { certificatesOf } from '../mesh/trust-bundle.js';
+import { CRL_MAX_SKEW_MS } from './clock-skew.js';
+import { CrlFormatError, readCrl, type CrlView } from './crl-reader.js';
+import { certificatesOf } from './trust-bundle.js';
 
 /** A CRL file that cannot be used; the message is one line for the operator. */
 export class ClientCrlError extends Error {

@@ -1,8 +1,6 @@
-import { isTracePropagationHeader } from './trace-headers.js';
-
 /**
  * Request headers the sidecar never passes to the backend as the caller sent them: hop-by-hop ones
- * are removed, forwarding ones set from what the sidecar saw, trace context rewritten when it traces. Shared by header hygiene
+ * are removed, forwarding ones set from what the sidecar saw. Shared by header hygiene
  * (proxy/headers.ts) and the OpenAPI loader, which refuses an apiKey scheme in one of them: such a
  * key could never be met.
  */
@@ -45,8 +43,6 @@ export function neverPassedAsSent(name: string, isInternal: (lowerCaseName: stri
   if (HOP_BY_HOP.has(dashed)) return 'a hop-by-hop header, which the sidecar never forwards';
   if (FORWARDING.has(dashed)) return 'a forwarding header, which the sidecar sets itself from what it saw';
   if (isInternal(dashed)) return 'an internal header (headers.internal), which the sidecar removes';
-  // Checked before the request is traced (authz-scopes runs first), then rewritten for the backend.
-  if (isTracePropagationHeader(dashed)) return 'a trace propagation header, which the sidecar rewrites when it traces';
   return undefined;
 }
 

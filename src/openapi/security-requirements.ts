@@ -21,6 +21,7 @@
  */
 import type { TokenPlaces } from '../identity/token-sources.js';
 import { neverPassedAsSent } from '../net/sidecar-headers.js';
+import { isTracePropagationHeader } from '../telemetry/trace-headers.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';
 import { escapePointer } from './subschemas.js';
 
@@ -119,7 +120,7 @@ export function compileSecurity(
             );
           // Met only when the backend receives the key as sent (authz-scopes.ts apiKeySent): in a
           // header the sidecar removes or sets itself, every caller was refused and nothing said why.
-          const dropped = place === 'header' ? neverPassedAsSent(key.name, isInternalHeader) : undefined;
+          const dropped = place === 'header' ? (neverPassedAsSent(key.name, isInternalHeader) ?? rewrittenWhenTraced(key.name)) : undefined;
           if (dropped !== undefined)
             throw new OpenApiError(
               at,
@@ -147,4 +148,11 @@ export function compileSecurity(
       `every requirement needs a scheme a bearer token cannot meet (${unmet.join(', ')}): add an oauth2, openIdConnect or http bearer alternative, or set openapi.operations.<operationId>.scopes`,
     );
   return alternatives;
+}
+
+/** A trace header is checked before the request is traced (authz-scopes runs first), then rewritten for the backend. */
+function rewrittenWhenTraced(name: string): string | undefined {
+  return isTracePropagationHeader(name.toLowerCase().replaceAll('_', '-'))
+    ? 'a trace propagation header, which the sidecar rewrites when it traces'
+    : undefined;
 }

@@ -32,7 +32,7 @@ import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
 import { peerIdAttributes, peerOf, presentedPeerId, readPeerIdentity, verifiedPeerId } from '../mesh/peer-identity.js';
-import { certificatesOf } from '../mesh/trust-bundle.js';
+import { certificatesOf } from '../net/trust-bundle.js';
 import { issuerKeyOf } from '../net/client-crl.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';

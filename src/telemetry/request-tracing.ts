@@ -30,7 +30,7 @@ import { addRequestSpanEvent } from './request-span-events.js';
 import { RequestTrace, type TracedRequest } from './request-trace.js';
 import { generateSpanId, generateTraceId } from './span-ids.js';
 import { injectTraceContext, onlyW3cPropagators } from './w3c-inject.js';
-import { isTracePropagationHeader } from '../net/trace-headers.js';
+import { isTracePropagationHeader } from './trace-headers.js';
 
 export interface RequestTracing {
   /** Opens the server span of a request that has just arrived and sets its `traceContext`. */
@@ -118,7 +118,7 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       req.clientStartedAt = performance.now();
       // What the caller sent is not passed on raw: the propagators write these from the context read
       // (state of another trace beside a traceparent made here, baggage past their limits, a B3 or
-      // X-Ray context under trust_trace_context: none, went through untouched: net/trace-headers.ts).
+      // X-Ray context under trust_trace_context: none, went through untouched: trace-headers.ts).
       const up = ctx.upstreamHeaders;
       for (const name in up) if (isTracePropagationHeader(name)) delete up[name];
       // Baggage comes only from a caller's headers: without any, W3C's propagators write traceparent alone.

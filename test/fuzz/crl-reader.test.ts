@@ -1,5 +1,5 @@
 /**
- * Fuzz: the sidecar's CRL reader (src/mesh/crl-reader.ts). For any list of revocations, it reads
+ * Fuzz: the sidecar's CRL reader (src/net/crl-reader.ts). For any list of revocations, it reads
  * what @peculiar/x509 reads; and a signed CRL changed in any way — an octet replaced, inserted or
  * removed, cut short — is never accepted (read and verified): it is refused with CrlFormatError, or
  * read and its signature fails. No other exception escapes.
@@ -8,9 +8,9 @@ import t from 'tap';
 import fc from 'fast-check';
 import { loadCaMaterial } from '../../src/ca/layout.js';
 import { x509 } from '../../src/ca/pki.js';
-import { canonicalSerial } from '../../src/ca/serial.js';
+import { canonicalSerial } from '../../src/net/serial.js';
 import { verifyCrl } from '../../src/mesh/crl-check.js';
-import { CrlFormatError, readCrl } from '../../src/mesh/crl-reader.js';
+import { CrlFormatError, readCrl } from '../../src/net/crl-reader.js';
 import { crlNumberExtension, libraryCrl, testCaMaterial } from '../support/ca-harness.js';
 import { describeThrown, fuzz, fuzzAsync } from './fuzz-budget.js';
 

@@ -20,7 +20,7 @@ import { hashToken } from '../../src/ca/tokens.js';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { crlOrderProblem } from '../../src/mesh/crl-check.js';
-import { readCrl, type CrlView } from '../../src/mesh/crl-reader.js';
+import { readCrl, type CrlView } from '../../src/net/crl-reader.js';
 import { Agent, request } from 'undici';
 import { freePort, makeCsr, postToCa, repoRoot, serveCaProcessIn } from '../support/ca-harness.js';
 

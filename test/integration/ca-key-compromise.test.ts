@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import type { IssuedCredentials } from '../../src/ca/api.js';
-import { canonicalSerial } from '../../src/ca/serial.js';
+import { canonicalSerial } from '../../src/net/serial.js';
 import { x509 } from '../../src/ca/pki.js';
 import { makeCsr, ORDERS, postToCa, startCaUnderTest, type TestCsr } from '../support/ca-harness.js';
 

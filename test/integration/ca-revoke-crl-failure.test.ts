@@ -10,8 +10,8 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import type { IssuedCredentials } from '../../src/ca/api.js';
-import { canonicalSerial } from '../../src/ca/serial.js';
-import { readCrl } from '../../src/mesh/crl-reader.js';
+import { canonicalSerial } from '../../src/net/serial.js';
+import { readCrl } from '../../src/net/crl-reader.js';
 import { runCaRevoke } from '../../src/cli/ca-admin.js';
 import { makeCsr, ORDERS, postToCa, startCaUnderTest } from '../support/ca-harness.js';
 

@@ -16,7 +16,7 @@ import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { openCaStore } from '../../../src/ca/store.js';
 import { ANSWER_LIMITS } from '../../../src/mesh/ca-client.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
-import { readCrl } from '../../../src/mesh/crl-reader.js';
+import { readCrl } from '../../../src/net/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { testCaMaterial } from '../../support/ca-harness.js';
 

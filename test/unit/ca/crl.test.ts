@@ -15,9 +15,9 @@ import { tbsCertList, type CrlEntry } from '../../../src/ca/crl-der.js';
 import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
 import { openCaStore, type CaStore } from '../../../src/ca/store.js';
-import { CRL_MAX_SKEW_MS } from '../../../src/ca/clock-skew.js';
+import { CRL_MAX_SKEW_MS } from '../../../src/net/clock-skew.js';
 import { crlOrderProblem, verifyCrl } from '../../../src/mesh/crl-check.js';
-import { readCrl } from '../../../src/mesh/crl-reader.js';
+import { readCrl } from '../../../src/net/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { testCaMaterial } from '../../support/ca-harness.js';
 

@@ -8,7 +8,7 @@ import { loadCaMaterial, type CaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../../src/ca/pki.js';
 import type { CaClient } from '../../../src/mesh/ca-client.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
-import { readCrl } from '../../../src/mesh/crl-reader.js';
+import { readCrl } from '../../../src/net/crl-reader.js';
 import { createTrustRefresher } from '../../../src/mesh/trust-refresh.js';
 import { startCaUnderTest, testCaMaterial, TRUST_DOMAIN } from '../../support/ca-harness.js';
 import { request, Agent } from 'undici';

@@ -3,7 +3,7 @@ import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { NO_PEER, peerNow, type PeerIdentity } from '../../../src/mesh/peer-identity.js';
-import { readCrl } from '../../../src/mesh/crl-reader.js';
+import { readCrl } from '../../../src/net/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
 

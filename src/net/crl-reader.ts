@@ -7,10 +7,10 @@
  * non-DER encoding, a signature algorithm other than ECDSA, and any critical extension (RFC 5280
  * §5.2: a CRL with a critical extension the application does not process must not be used; a delta
  * CRL or a partitioned one read as a full list would un-revoke certificates).
- * test/unit/mesh/crl-reader.test.ts reads the same CRLs with @peculiar/x509 and compares.
+ * test/unit/net/crl-reader.test.ts reads the same CRLs with @peculiar/x509 and compares.
  */
 
-import { canonicalSerial } from '../ca/serial.js';
+import { canonicalSerial } from './serial.js';
 
 /** What the sidecar needs of a CRL; `der` is the whole CRL as received. */
 export interface CrlView {
@@ -27,7 +27,7 @@ export interface CrlView {
   readonly nextUpdate: Date | undefined;
   /** The CRL number extension (RFC 5280 §5.2.3), undefined when absent. */
   readonly number: bigint | undefined;
-  /** Revoked serials as the ledger keys them (src/ca/serial.ts). */
+  /** Revoked serials as the ledger keys them (src/net/serial.ts). */
   readonly serials: readonly string[];
 }
 

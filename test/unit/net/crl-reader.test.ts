@@ -1,5 +1,5 @@
 /**
- * The sidecar's CRL reader (src/mesh/crl-reader.ts) against @peculiar/x509 reading the same CRLs,
+ * The sidecar's CRL reader (src/net/crl-reader.ts) against @peculiar/x509 reading the same CRLs,
  * and what it refuses. No timing assertions: the measured speed is in docs/ca.md ("CRL size").
  */
 import t from 'tap';
@@ -9,9 +9,9 @@ import { CertificateList } from '@peculiar/asn1-x509';
 import { certificateList, tbsCertList } from '../../../src/ca/crl-der.js';
 import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
-import { canonicalSerial } from '../../../src/ca/serial.js';
+import { canonicalSerial } from '../../../src/net/serial.js';
 import { verifyCrl } from '../../../src/mesh/crl-check.js';
-import { CrlFormatError, readCrl } from '../../../src/mesh/crl-reader.js';
+import { CrlFormatError, readCrl } from '../../../src/net/crl-reader.js';
 import { crlNumberExtension, libraryCrl as signedCrl, testCaMaterial } from '../../support/ca-harness.js';
 
 const ca = await loadCaMaterial((await testCaMaterial()).dir);
