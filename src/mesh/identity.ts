@@ -27,7 +27,7 @@ import { readCrl, type CrlView } from '../net/crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
-import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type StateLock } from './state-lock.js';
+import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type LockLoss, type StateLock } from './state-lock.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
 import { createTrustRefresher } from './trust-refresh.js';
@@ -58,7 +58,10 @@ export interface MeshStatus {
   revoked?: true;
   /** The certificate does not chain to the current bundle (its root was removed): no peer accepts it either. */
   untrusted?: true;
-  /** Why this process lost the lock of mesh.state_dir (another process took it): not ready, nothing saved there. */
+  /**
+   * Why this process lost the lock of mesh.state_dir (another process took it, or its file system
+   * stopped answering) and what to do (describeLockLoss): not ready, nothing saved there.
+   */
   stateLockLost?: string;
 }
 
@@ -155,6 +158,13 @@ export async function startMeshIdentity(cfg: MeshConfig, deps: MeshDeps): Promis
   }
 }
 
+/** A lost lock of mesh.state_dir, for the error line and readiness: why, then what to do. */
+function describeLockLoss(loss: LockLoss): string {
+  return loss.cause === 'taken'
+    ? `${loss.reason}: another process uses the same state dir; give each replica its own mesh.state_dir`
+    : `${loss.reason} (a hung mount?): another process may take it over meanwhile; restart this one once mesh.state_dir answers`;
+}
+
 /** Errors that say this process cannot create files in the state dir. */
 const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT']);
 
@@ -164,10 +174,10 @@ async function lockStateDir(cfg: MeshConfig, logger: Logger): Promise<StateLock>
     return await acquireStateLock(dir, {
       onTakeover: (holder, reason) =>
         logger.warn({ state_dir: dir }, `mesh: took over the lock of mesh.state_dir left by ${describeHolder(holder)}: ${reason}`),
-      onLost: (reason) =>
+      onLost: (loss) =>
         logger.error(
           { state_dir: dir },
-          `mesh: this process no longer holds the lock of mesh.state_dir (${reason}): another process uses the same state dir; give each replica its own mesh.state_dir`,
+          `mesh: this process no longer holds the lock of mesh.state_dir: ${describeLockLoss(loss)}; nothing more is saved there`,
         ),
     });
   } catch (err) {
@@ -583,7 +593,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
         ...(isExpired(credentials) ? { expired: true as const } : {}),
         ...(revocations.isRevoked(credentials.serial) ? { revoked: true as const } : {}),
         ...(trustedByBundle() ? {} : { untrusted: true as const }),
-        ...(lock.lost !== undefined ? { stateLockLost: lock.lost } : {}),
+        ...(lock.lost !== undefined ? { stateLockLost: describeLockLoss(lock.lost) } : {}),
       };
     },
     stop() {

@@ -6,11 +6,30 @@
  * Node has no flock(2), and flock means little on NFS, so the lock is a file created with O_EXCL
  * that says who holds it, and whose mtime the holder refreshes (the heartbeat). A lock left by a
  * process that died (kill -9, OOM, a lost node) is taken over; judgeLock says when it is stale.
+ * The heartbeat runs off the event loop (lock-heartbeat.ts): the state dir may be a mount that hangs.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, futimesSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  close,
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  futimes,
+  futimesSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startHeartbeat, type LockLoss } from './lock-heartbeat.js';
+
+export type { LockLoss } from './lock-heartbeat.js';
 
 export const LOCK_FILE = 'warden.lock';
 
@@ -60,9 +79,17 @@ export class StateLockHeldError extends Error {
 
 export interface StateLock {
   readonly file: string;
-  /** Why this process no longer holds it (taken over after a stall, or removed); undefined while it does. */
-  readonly lost: string | undefined;
-  /** Removes the lock file if it is still ours; once. */
+  /**
+   * Why this process no longer holds it (taken over after a stall, or removed), or can no longer
+   * tell (its file system stopped answering the heartbeat); undefined while it does.
+   */
+  readonly lost: LockLoss | undefined;
+  /**
+   * Removes the lock file if it is still ours; once. Calls the file system on the event loop only
+   * while it answers the heartbeat: with a beat waiting (over 100 ms) the file is removed once that
+   * beat answers, if the process still runs then, and with the lock lost for an unanswered beat it
+   * is left; a lock left is taken over as stale.
+   */
   release(): void;
 }
 
@@ -127,22 +154,46 @@ export function judgeLock(seen: SeenLock, ctx: JudgeContext): Verdict {
   return { verdict: 'live', reason: 'its process is running' };
 }
 
+/** The most of a lock file read: a holder is some 200 bytes. */
+const LOCK_READ_BYTES = 4096;
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+const seenOf = (buffer: Buffer, bytes: number, mtimeMs: number): SeenLock => {
+  const text = buffer.subarray(0, bytes).toString('utf8');
+  return { holder: parseHolder(text), text, mtimeMs };
+};
+
 /** The lock file, read through open() (which revalidates NFS's cached attributes), or undefined if there is none. */
 export function readLock(file: string): SeenLock | undefined {
   let fd: number;
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isMissing(err)) return undefined;
     throw err;
   }
   try {
     const { mtimeMs } = fstatSync(fd);
-    const buffer = Buffer.alloc(4096);
-    const text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8');
-    return { holder: parseHolder(text), text, mtimeMs };
+    const buffer = Buffer.alloc(LOCK_READ_BYTES);
+    return seenOf(buffer, readSync(fd, buffer, 0, buffer.length, 0), mtimeMs);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** readLock in the thread pool, for the heartbeat: the event loop never waits on the file system. */
+async function readLockAsync(file: string): Promise<SeenLock | undefined> {
+  const handle = await open(file, 'r').catch((err: unknown) => {
+    if (isMissing(err)) return undefined;
+    throw err;
+  });
+  if (!handle) return undefined;
+  try {
+    const { mtimeMs } = await handle.stat();
+    const buffer = Buffer.alloc(LOCK_READ_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return seenOf(buffer, bytesRead, mtimeMs);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -204,8 +255,11 @@ function removeStale(file: string, seen: SeenLock, staleAfterMs: number): boolea
 }
 
 export interface AcquireOptions extends Partial<LockTimings> {
-  /** Called once if the lock is found removed or another process's (its file was taken over, or deleted). */
-  onLost?: (reason: string) => void;
+  /**
+   * Called once if the lock is found removed or another process's (its file was taken over, or
+   * deleted), or its heartbeat stays unanswered until another process may take it over.
+   */
+  onLost?: (loss: LockLoss) => void;
   /** Called when a stale lock is taken over, with whose and why. */
   onTakeover?: (holder: LockHolder | undefined, reason: string) => void;
 }
@@ -258,47 +312,67 @@ export async function acquireStateLock(dir: string, options: AcquireOptions = {}
       rmSync(file, { force: true });
       throw err;
     }
-    return hold(file, fd, holder.id, heartbeatMs, options.onLost);
+    return hold(file, fd, holder.id, { heartbeatMs, staleAfterMs }, options.onLost);
   }
   throw new StateLockHeldError(file, readLock(file)?.holder, 'other processes keep taking it over');
 }
 
-function hold(file: string, fd: number, id: string, heartbeatMs: number, onLost: ((reason: string) => void) | undefined): StateLock {
+const futimesAsync = promisify(futimes);
+const closeAsync = promisify(close);
+/**
+ * A beat (a futimes and a read of some 200 bytes) in flight longer than this is a file system that
+ * may not answer: release() then calls it no more on the event loop.
+ */
+const SLOW_BEAT_MS = 100;
+
+function hold(file: string, fd: number, id: string, timings: LockTimings, onLost: ((loss: LockLoss) => void) | undefined): StateLock {
   heldHere.add(id);
-  let lost: string | undefined;
-  const ours = () => readLock(file)?.holder?.id === id;
-  // The mtime of our own file (the fd): a file put in its place meanwhile is not refreshed for us.
-  const heartbeat = setInterval(() => {
-    try {
+  const heartbeat = startHeartbeat({
+    ...timings,
+    // The mtime of our own file (the fd): a file put in its place meanwhile is not refreshed for us.
+    async beat() {
       const now = new Date();
-      futimesSync(fd, now, now);
-      if (ours()) return;
-      clearInterval(heartbeat);
-      const other = readLock(file);
-      lost = other ? `it is now held by ${describeHolder(other.holder)}` : 'its lock file was removed';
-      onLost?.(lost);
-    } catch {
-      // a passing I/O error (NFS): the next beat tries again, and others wait staleAfterMs before judging
-    }
-  }, heartbeatMs);
-  heartbeat.unref();
+      await futimesAsync(fd, now, now);
+      const seen = await readLockAsync(file);
+      if (seen?.holder?.id === id) return undefined;
+      return seen ? `it is now held by ${describeHolder(seen.holder)}` : 'its lock file was removed';
+    },
+    onLost: (loss) => onLost?.(loss),
+  });
   let released = false;
   return {
     file,
     get lost() {
-      return lost;
+      return heartbeat.lost;
     },
     release() {
       if (released) return;
       released = true;
-      clearInterval(heartbeat);
+      heartbeat.stop();
       heldHere.delete(id);
+      // Its file system does not answer: close(2) may hang too (NFS flushes on close). The fd is
+      // left open, and the file to be taken over as stale.
+      if (heartbeat.lost?.cause === 'unanswered') return;
+      const pending = heartbeat.pending;
+      // Closed once no beat uses it: a number closed under a beat in flight may be reused by the
+      // next open, and that beat's futimes would touch another file.
+      const closeFd = () => (pending ? void pending.then(() => closeAsync(fd)).catch(() => {}) : closeSync(fd));
+      if (heartbeat.waiting > SLOW_BEAT_MS) {
+        // A beat that waits this long may be hung: removed after it answers, the event loop waiting on nothing.
+        void pending
+          ?.then(async () => {
+            if ((await readLockAsync(file))?.holder?.id === id) await rm(file, { force: true });
+          })
+          .finally(closeFd)
+          .catch(() => {});
+        return;
+      }
       try {
-        if (ours()) rmSync(file, { force: true });
+        if (readLock(file)?.holder?.id === id) rmSync(file, { force: true });
       } catch {
         // left in place (an I/O error): the next start finds no heartbeat and takes it over
       } finally {
-        closeSync(fd);
+        closeFd();
       }
     },
   };

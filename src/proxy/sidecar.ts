@@ -460,7 +460,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
                   : status.untrusted
                     ? `certificate ${status.serial} does not chain to the trust bundle (its root was removed before it renewed under the new one): no peer accepts it; enroll again with a bootstrap token`
                     : status.stateLockLost !== undefined
-                      ? `lost the lock of mesh.state_dir (${status.stateLockLost}): another process uses it; nothing is saved there any more; give each replica its own mesh.state_dir`
+                      ? `lost the lock of mesh.state_dir: ${status.stateLockLost}; nothing is saved there any more`
                       : `expires in ${status.secondsToExpiry} s`;
                 const detail = `${status.spiffeId} ${state}${status.lastError ? ` (renewal failing: ${status.lastError})` : ''}`;
                 const ok =

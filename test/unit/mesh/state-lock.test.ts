@@ -1,11 +1,13 @@
 /**
  * The lock of mesh.state_dir: when a lock found in place is stale (judgeLock, a pure function), and
- * taking, refusing, taking over and releasing it on a real directory, with short timings.
+ * taking, refusing, taking over and releasing it on a real directory, with short timings; and its
+ * heartbeat hung on a real blocking call (a FIFO in the lock file's place).
  */
-import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { existsSync, linkSync, mkdtempSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import {
   acquireStateLock,
   currentPidSpace,
@@ -16,6 +18,7 @@ import {
   type LockHolder,
   type SeenLock,
 } from '../../../src/mesh/state-lock.js';
+import { hungFile, waitingOnFifo } from '../../support/hung-file.js';
 
 const NOW = 1_800_000_000_000;
 const SPACE = 'boot-a/pid:[4026531836]';
@@ -120,10 +123,80 @@ t.test('a lock file that does not parse (a crash while it was written) is taken 
 t.test('taken over while held: the holder says it lost the lock, and its release leaves the other’s file', async (t) => {
   const dir = lockDir();
   const lost: string[] = [];
-  const lock = await acquireStateLock(dir, { ...fast, onLost: (reason) => lost.push(reason) });
+  const lock = await acquireStateLock(dir, { ...fast, onLost: ({ cause, reason }) => lost.push(`${cause}: ${reason}`) });
   writeLock(dir, { id: 'intruder', hostname: 'orders-2', pid: 9 });
   await new Promise((r) => setTimeout(r, 200));
-  t.match(lost, [/^it is now held by pid 9 on host orders-2/], 'said once');
+  t.match(lost, [/^taken: it is now held by pid 9 on host orders-2/], 'said once');
   lock.release();
   t.equal((JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as LockHolder).id, 'intruder', 'not removed');
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The lock file made a FIFO (test/support/hung-file.ts) just after a beat moved its mtime, so that the
+ * bound is counted from a beat that answered. The heartbeat's futimes is on its own fd and answers;
+ * its reading the lock back is the call that hangs.
+ */
+async function hangLockFile(t: Test, dir: string, letGoAfterMs: number) {
+  const file = join(dir, LOCK_FILE);
+  const hung = await hungFile(t, file, letGoAfterMs);
+  const mtime = statSync(file).mtimeMs;
+  for (const end = Date.now() + 2000; statSync(file).mtimeMs === mtime && Date.now() < end;) await sleep(2);
+  hung.hang();
+  return hung;
+}
+
+t.test(
+  'a heartbeat hung on the file system: the event loop runs on, one call waits, the lock is lost once; release does not wait',
+  async (t) => {
+    const dir = lockDir();
+    const lost: string[] = [];
+    const lock = await acquireStateLock(dir, { ...fast, onLost: ({ cause, reason }) => lost.push(`${cause}: ${reason}`) });
+    const { letGo } = await hangLockFile(t, dir, 1500);
+    // The longest the event loop went without running a 10 ms timer (the heartbeat waits from 50 ms on).
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      longest = Math.max(longest, performance.now() - last);
+      last = performance.now();
+    }, 10);
+    await sleep(700);
+    clearInterval(ticker);
+    t.ok(longest < 400, `the event loop ran while the heartbeat waited (at most ${Math.round(longest)} ms between 10 ms timers)`);
+    t.match(
+      lost,
+      [/^unanswered: the file system has not answered its heartbeat for 0\.\d s$/],
+      'lost once, before another process may take it over (0.3 s without a heartbeat)',
+    );
+    t.match(lock.lost, { cause: 'unanswered' });
+    const waiting = waitingOnFifo();
+    t.equal(waiting, 1, 'one thread-pool thread waits on the file system: no beat piled up behind it (one every 50 ms)', {
+      skip: waiting === undefined && '/proc/self/task/*/wchan does not say which threads wait',
+    });
+    const before = performance.now();
+    lock.release();
+    t.ok(performance.now() - before < 50, 'release() does not wait on the file system');
+    await letGo();
+    t.equal(lost.length, 1, 'said once, even when the hung call answers at last');
+  },
+);
+
+t.test('released while a beat waits on the file system: the lock file is removed once it answers', async (t) => {
+  const dir = lockDir();
+  const file = join(dir, LOCK_FILE);
+  // Lost 0.9 s after the last beat that answered: time to see a beat wait, and release, before that.
+  const lock = await acquireStateLock(dir, { heartbeatMs: 100, staleAfterMs: 1000 });
+  linkSync(file, join(dir, 'ours'));
+  const { letGo } = await hangLockFile(t, dir, 2500);
+  await sleep(300); // a beat waits (one every 100 ms)
+  t.equal(lock.lost, undefined, 'not lost yet');
+  const before = performance.now();
+  lock.release();
+  t.ok(performance.now() - before < 50, 'release() does not wait on the file system');
+  renameSync(join(dir, 'ours'), file); // the file system answers again, the lock file ours as it was
+  await letGo();
+  const deadline = Date.now() + 1000;
+  while (existsSync(file) && Date.now() < deadline) await sleep(20);
+  t.notOk(existsSync(file), 'removed once the beat answered');
 });
