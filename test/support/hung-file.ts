@@ -48,6 +48,9 @@ export async function hungFile(t: Teardown, file: string, letGoAfterMs: number):
   execFileSync('mkfifo', [fifo]);
   const worker = new Worker(LET_GO, { eval: true, workerData: { fifo, afterMs: letGoAfterMs }, execArgv: [] });
   await once(worker, 'online');
+  // Left running until the process exits: a teardown that runs after this one (a drain that releases
+  // the lock) may open the FIFO too, in code that blocks the event loop.
+  worker.unref();
   const letGo = async () => {
     const end = Date.now() + 3000;
     do {
@@ -59,10 +62,7 @@ export async function hungFile(t: Teardown, file: string, letGoAfterMs: number):
       await sleep(20);
     } while ((waitingOnFifo() ?? 0) > 0 && Date.now() < end);
   };
-  t.teardown(async () => {
-    await letGo();
-    await worker.terminate();
-  });
+  t.teardown(letGo);
   return {
     hang() {
       const link = `${fifo}.link`;

@@ -189,7 +189,9 @@ t.test('released while a beat waits on the file system: the lock file is removed
   const lock = await acquireStateLock(dir, { heartbeatMs: 100, staleAfterMs: 1000 });
   linkSync(file, join(dir, 'ours'));
   const { letGo } = await hangLockFile(t, dir, 2500);
-  await sleep(300); // a beat waits (one every 100 ms)
+  // A beat waits on the FIFO, and for longer than release() calls a file system that answers (100 ms).
+  for (const end = Date.now() + 2000; waitingOnFifo() === 0 && Date.now() < end;) await sleep(10);
+  await sleep(250);
   t.equal(lock.lost, undefined, 'not lost yet');
   const before = performance.now();
   lock.release();
