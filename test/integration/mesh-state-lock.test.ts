@@ -1,7 +1,8 @@
 /**
  * One process per mesh.state_dir, with a real CA: a second identity on the same state dir is refused
- * (in this process, and beside a `warden proxy` process), a clean stop releases the directory, and a
- * lock left by a process that died (kill -9, or one that simply exited) is taken over.
+ * (in this process, and beside a `warden proxy` process), a clean stop releases the directory, a
+ * lock left by a process that died (kill -9, or one that simply exited) is taken over, and a state
+ * dir whose file system hangs stops nothing but the lock.
  */
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
@@ -13,6 +14,8 @@ import { meshSection, startCaUnderTest, TRUST_DOMAIN } from '../support/ca-harne
 import { startIdentity } from '../support/mesh-identity.js';
 import { repoRoot, spawnWarden, testConfigYaml } from '../support/sidecar.js';
 import { currentPidSpace, LOCK_FILE, type LockHolder } from '../../src/mesh/state-lock.js';
+import { hungFile } from '../support/hung-file.js';
+import { request } from 'undici';
 
 const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
 const holderIn = (dir: string) => JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as LockHolder;
@@ -161,4 +164,56 @@ t.test('a holder that finds its lock taken over saves nothing more there and is 
     s.logs.some((l) => l.level === 'error' && /no longer holds the lock of mesh\.state_dir/.test(String(l.msg))),
     'an error line',
   );
+});
+
+t.test('a state dir whose file system hangs: the sidecar answers on, and is not ready, saying why', async (t) => {
+  // A hard-mounted NFS whose server is gone: the heartbeat's calls never return. Made on the event
+  // loop (futimesSync every 2 s), they stopped the whole sidecar: traffic, /healthz, the drain.
+  const { readyzOf, startTestSidecar } = await import('../support/sidecar.js');
+  const { startTestBackend } = await import('../support/backend.js');
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { ca } = await startCaUnderTest(t);
+  const { mesh } = meshSection(ca, ORDERS);
+  const s = await startTestSidecar(t, backend.url, { mesh });
+  t.equal((await readyzOf(s.adminUrl)).status, 200, 'ready');
+  (await hungFile(t, join(mesh.state_dir, LOCK_FILE), 20_000)).hang();
+  const hungAt = Date.now();
+  // /healthz asked every 200 ms: the longest between two answers says whether the event loop stopped.
+  let answeredAt = hungAt;
+  let longest = 0;
+  const statuses = new Set<number>();
+  while (s.sidecar.mesh?.status().stateLockLost === undefined && Date.now() - hungAt < 15_000) {
+    const res = await request(`${s.adminUrl}/healthz`);
+    await res.body.dump();
+    statuses.add(res.statusCode);
+    longest = Math.max(longest, Date.now() - answeredAt);
+    answeredAt = Date.now();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const noticed = Date.now() - hungAt;
+  longest = Math.max(longest, noticed - (answeredAt - hungAt));
+  t.ok(longest < 1500, `/healthz answered all along (at most ${longest} ms between two answers, asked every 200 ms)`);
+  t.same([...statuses], [200], 'with 200');
+  t.match(
+    s.sidecar.mesh?.status().stateLockLost,
+    /^the file system has not answered its heartbeat for \d+(\.\d)? s \(a hung mount\?\): another process may take it over meanwhile; restart this one once mesh\.state_dir answers$/,
+  );
+  // Others take it over 8 s after the last beat that answered (a heartbeat, 2 s, before the hang at most).
+  t.ok(
+    noticed < 6500,
+    `lost ${noticed} ms after the hang: at most 6 s after the last beat that answered, 2 s before another process may take it over`,
+  );
+  const unready = await readyzOf(s.adminUrl);
+  t.equal(unready.status, 503, 'not ready');
+  t.match(unready.body, 'lost the lock of mesh.state_dir: the file system has not answered its heartbeat', 'saying why');
+  t.ok(
+    s.logs.some(
+      (l) => l.level === 'error' && /no longer holds the lock of mesh\.state_dir: the file system has not answered/.test(String(l.msg)),
+    ),
+    'an error line',
+  );
+  const draining = Date.now();
+  await s.sidecar.drain();
+  t.ok(Date.now() - draining < 5000, 'and the drain (SIGTERM) ends: it does not wait on the state dir');
 });
