@@ -263,7 +263,8 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
    * next start, which fetches both again anyway.
    */
   const persist = (what: 'bundle' | 'crl', save: () => void) => {
-    // A refresh that ends after stop(), or a lock lost: the state dir may be another process's now.
+    // A refresh that ends after stop(), or a lock lost: the state dir may be another process's now,
+    // or hung (a synchronous write there would freeze the event loop).
     if (stopped || lock.lost !== undefined) return;
     try {
       save();
@@ -351,7 +352,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       const refused = issuedCertificateProblem(next, credentials.bundlePem);
       if (refused !== undefined) throw new CertificateRefusedError(`the CA issued an unusable certificate: ${refused}`);
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
-      if (lock.lost === undefined) store.save(next); // else the dir is another process's: served from memory
+      if (lock.lost === undefined) store.save(next); // else the dir is another process's, or hung: served from memory
       credentials = next;
       receivedAt = Date.now();
       lastError = undefined;
