@@ -5,7 +5,16 @@
  */
 import { join } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { ConfigError, formatFieldPath, isSecretValue, never, shownValue, type Hidden, type ConfigIssue } from './config-error.js';
+import {
+  ConfigError,
+  formatFieldPath,
+  isSecretValue,
+  never,
+  shownValue,
+  withSubstitutionsMasked,
+  type Hidden,
+  type ConfigIssue,
+} from './config-error.js';
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
@@ -97,6 +106,14 @@ function durationIssues(config: CaConfig, issue: ReturnType<typeof issueAt>): Co
 }
 
 async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
+  try {
+    return await checked(source);
+  } catch (err) {
+    throw withSubstitutionsMasked(err, source.substitutedValues ?? []);
+  }
+}
+
+async function checked(source: YamlSource): Promise<LoadedCaConfig> {
   const issue = issueAt(source);
   const config = validate(source, issue);
   let material: CaMaterial;

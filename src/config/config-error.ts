@@ -22,6 +22,31 @@ export class ConfigError extends Error {
   }
 }
 
+/** Substituted values shorter than this are left in messages: masking `true` or `8443` would garble them, and a secret is longer. */
+const MASKED_MIN_CHARS = 8;
+const MASK = '[a ${…} value]';
+
+/**
+ * `err` with every substituted value (`${ENV}`, `${file:…}`) of at least MASKED_MIN_CHARS masked in
+ * its messages, as written and as JSON writes it: the backstop behind `shownValue`, for the checks
+ * across fields, file reads and nested values that show what they refuse (a secret in
+ * `tls.key`'s place was shown as the file name not found; docs/adversarial.md 278).
+ */
+export function withSubstitutionsMasked(err: unknown, values: readonly string[]): unknown {
+  if (!(err instanceof ConfigError) || values.length === 0) return err;
+  const spellings = new Set<string>();
+  for (const value of values) {
+    if (value.length < MASKED_MIN_CHARS) continue;
+    spellings.add(value);
+    spellings.add(JSON.stringify(value).slice(1, -1));
+  }
+  if (spellings.size === 0) return err;
+  // Longest first: a value inside another is masked with it.
+  const ordered = [...spellings].sort((a, b) => b.length - a.length);
+  const mask = (text: string) => ordered.reduce((out, spelling) => out.replaceAll(spelling, MASK), text);
+  return new ConfigError(err.issues.map((issue) => ({ ...issue, message: mask(issue.message) })));
+}
+
 /** `['routes', 2, 'path']` → `routes[2].path` */
 export function formatFieldPath(segments: readonly (string | number)[]): string {
   let out = '';

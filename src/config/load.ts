@@ -9,7 +9,16 @@ import type { ErrorObject } from 'ajv';
 import { isLoopbackBindHost } from '../net/loopback.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../net/destination-id.js';
-import { ConfigError, formatFieldPath, isSecretValue, never, shownValue, type ConfigIssue, type Hidden } from './config-error.js';
+import {
+  ConfigError,
+  formatFieldPath,
+  isSecretValue,
+  never,
+  shownValue,
+  withSubstitutionsMasked,
+  type ConfigIssue,
+  type Hidden,
+} from './config-error.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { costProblem } from './rate-limit-schema.js';
 import { routeSettingsOf } from './route-settings.js';
@@ -52,6 +61,14 @@ export function parseSidecarConfig(file: string, text: string, env: NodeJS.Proce
 }
 
 function fromSource(source: YamlSource): LoadedSidecarConfig {
+  try {
+    return checked(source);
+  } catch (err) {
+    throw withSubstitutionsMasked(err, source.substitutedValues ?? []);
+  }
+}
+
+function checked(source: YamlSource): LoadedSidecarConfig {
   validateSidecar ??= createConfigAjv().compile(sidecarSchema) as ContextValidator;
   const data = source.data;
   const issue = (segments: readonly (string | number)[], message: string): ConfigIssue => ({

@@ -21,6 +21,8 @@ export interface YamlSource {
    * the logs and `warden.config.reload_failed` (docs/adversarial.md 278).
    */
   substituted?: (segments: readonly (string | number)[]) => boolean;
+  /** The values `${…}` placeholders were replaced with, for masking in error messages (withSubstitutionsMasked). */
+  substitutedValues?: readonly string[];
 }
 
 const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
@@ -70,7 +72,8 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
 
   const issues: ConfigIssue[] = [];
   const substitutedNodes = new Set<unknown>();
-  substitute(doc, env, baseDir, reload, substitutedNodes, (node, message) =>
+  const substitutedValues: string[] = [];
+  substitute(doc, env, baseDir, reload, substitutedNodes, substitutedValues, (node, message) =>
     issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }),
   );
   const loop = recursiveAlias(doc);
@@ -97,12 +100,21 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
       }
       return undefined;
     },
-    substituted: (segments) => {
-      if (substitutedNodes.size === 0) return false;
-      const node: unknown = segments.length === 0 ? doc.contents : doc.getIn(segments, true);
-      return substitutedNodes.has(isAlias(node) ? node.resolve(doc) : node);
-    },
+    substituted: (segments) => substitutedNodes.size > 0 && substitutedNodes.has(nodeAt(doc, segments)),
+    substitutedValues,
   };
+}
+
+/** The node at `segments`, following aliases on the way (`doc.getIn` stops at one). */
+function nodeAt(doc: Document, segments: readonly (string | number)[]): unknown {
+  let node: unknown = doc.contents;
+  for (const segment of segments) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) node = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment))?.value;
+    else if (isSeq(node) && typeof segment === 'number') node = node.items[segment];
+    else return undefined;
+  }
+  return isAlias(node) ? node.resolve(doc) : node;
 }
 
 /** An alias inside the node it names (`a: &x { b: *x }`): an endless structure no schema can check. */
@@ -179,8 +191,13 @@ function substitute(
   baseDir: string,
   reload: boolean,
   substituted: Set<unknown>,
+  values: string[],
   report: (node: YamlNode, message: string) => void,
 ): void {
+  const kept = (value: string): string => {
+    values.push(value);
+    return value;
+  };
   visit(doc, {
     Scalar(key, node) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -190,9 +207,11 @@ function substitute(
         if (expr.startsWith('file:')) {
           const path = resolve(baseDir, expr.slice(5));
           try {
-            return readFileBounded(path, MAX_SECRET_FILE_BYTES, { allowFifo: !reload })
-              .toString('utf8')
-              .replace(/\r?\n$/, '');
+            return kept(
+              readFileBounded(path, MAX_SECRET_FILE_BYTES, { allowFifo: !reload })
+                .toString('utf8')
+                .replace(/\r?\n$/, ''),
+            );
           } catch (err) {
             report(node, `cannot read ${path} for \${${expr}} (${readFailure(err)})`);
             return '';
@@ -204,8 +223,8 @@ function substitute(
           return '';
         }
         const value = env[name];
-        if (value !== undefined && value !== '') return value;
-        if (fallback !== undefined) return fallback;
+        if (value !== undefined && value !== '') return kept(value);
+        if (fallback !== undefined) return kept(fallback);
         report(node, `environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
         return '';
       });

@@ -262,6 +262,37 @@ t.test('a substituted value in the wrong field is not echoed: it may be a secret
     /rate_limits\.max_keys: must be .*, got a string from a \$\{…\} substitution \(not shown: it may be a secret\)/,
     'through an alias',
   );
+  // Nested in a list or a mapping, through an alias higher up, in a file read, in a check across fields (review of 278).
+  const cases = ['limits: { max_body_bytes: ["${file:./secret.txt}"] }\n', 'limits: { max_body_bytes: { a: "${DB_PASSWORD}" } }\n'];
+  for (const extra of cases) {
+    writeFileSync(file, (await minimal()) + extra);
+    const shown = issuesOf(() => loadSidecarConfig(file, { DB_PASSWORD: 'hunter2-env' })).join('\n');
+    t.notMatch(shown, /S3cr3t|hunter2/, `${extra.trim()}: not shown (${shown.split('\n')[0]})`);
+  }
+  // A check across fields, after the schema: egress.host must be a loopback address.
+  writeFileSync(
+    file,
+    'listeners: { inbound: { port: 0 } }\nupstream: { url: "http://127.0.0.1:1" }\n' +
+      'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' +
+      'ab'.repeat(32) +
+      '" } }\negress:\n  host: "${DB_PASSWORD}"\n  services: { pay: { url: "https://pay:8443", spiffe_id: "spiffe://td.test/ns/pay/sa/api" } }\n',
+  );
+  const across = issuesOf(() => loadSidecarConfig(file, { DB_PASSWORD: 'hunter2-env' })).join('\n');
+  t.match(across, /egress\.host: must be a loopback address/, 'the check across fields still speaks');
+  t.notMatch(across, /hunter2/, `…without the value (${across})`);
+  const certAt = (await minimal()).match(/key: (.*)/)?.[1] ?? '';
+  writeFileSync(file, (await minimal()).replace(certAt, '${DB_PASSWORD}'));
+  const keyRead = issuesOf(() => loadSidecarConfig(file, { DB_PASSWORD: 'hunter2-env' })).join('\n');
+  t.notMatch(keyRead, /hunter2/, `a file named by a secret is not shown (${keyRead})`);
+  t.match(keyRead, /\[a \$\{…\} value\]/);
+  writeFileSync(
+    file,
+    'listeners: { inbound: { port: 0 } }\nupstream: { url: "http://127.0.0.1:1" }\n' +
+      'mesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' +
+      'ab'.repeat(32) +
+      '" } }\negress:\n  host: "${SHORT}"\n  services: { pay: { url: "https://pay:8443", spiffe_id: "spiffe://td.test/ns/pay/sa/api" } }\n',
+  );
+  t.match(issuesOf(() => loadSidecarConfig(file, { SHORT: '1.2.3' })).join('\n'), /got "1\.2\.3"/, 'values under 8 characters are left');
   const text = (await minimal()) + 'limits: { max_body_bytes: lots }\n';
   t.match(issuesOf(() => parseSidecarConfig('sidecar.yaml', text)).join('\n'), /got "lots"/, 'a value written in the file is still shown');
 });
