@@ -1,9 +1,10 @@
 /**
  * A circuit breaker around an OTLP exporter: after a failed export, batches are dropped for a
  * while without being serialized or sent, so a collector that is down costs the sidecar nothing
- * beyond one failed attempt per `pause`. The records dropped are counted.
+ * beyond one failed attempt per `pause`. The records dropped are counted (telemetry-drops.ts).
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { DropCounter } from './telemetry-drops.js';
 
 /** What is exported: an array of records, or a batch that says how many it holds. */
 interface Counted {
@@ -18,18 +19,14 @@ interface Exporter<T extends Counted> {
   abort?(): void;
 }
 
-export interface DropCounter {
-  dropped: number;
-}
-
-export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inner: E, pauseMs: number, counter: DropCounter): E {
+export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inner: E, pauseMs: number, dropped: DropCounter): E {
   let closedUntil = 0;
   // Exports started before the last abort: their caller gave them up and counted them, so their late failures are not counted again.
   let aborts = 0;
   const wrapped: Exporter<T> = {
     export(items, resultCallback) {
       if (Date.now() < closedUntil) {
-        counter.dropped += items.length;
+        dropped.add('breaker_open', items.length);
         resultCallback({ code: ExportResultCode.FAILED });
         return;
       }
@@ -37,7 +34,7 @@ export function withExportBreaker<T extends Counted, E extends Exporter<T>>(inne
       inner.export(items, (result) => {
         if (result.code !== ExportResultCode.SUCCESS && round === aborts) {
           closedUntil = Date.now() + pauseMs;
-          counter.dropped += items.length;
+          dropped.add('export_failed', items.length);
         }
         resultCallback(result);
       });

@@ -5,11 +5,12 @@
  * sidecar.yaml overrides. Off unless an endpoint is configured one way or the other: then the API
  * calls on the request path are no-ops.
  *
- * Export never blocks a request: batch processors with bounded queues (a full queue drops, and a
- * collector that is down costs one failed export per batch, off the request path).
+ * Export never blocks a request: bounded queues (a full queue drops, and a collector that is down
+ * costs one failed export per batch, off the request path), and every record dropped is counted
+ * (telemetry-drops.ts).
  */
 import { logs } from '@opentelemetry/api-logs';
-import { context, metrics, propagation, trace } from '@opentelemetry/api';
+import { context, metrics, propagation, trace, TraceFlags } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
 import type { Meter } from '@opentelemetry/api';
 import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
@@ -18,9 +19,9 @@ import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metri
 import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
@@ -28,7 +29,9 @@ import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-prot
 import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanBatchQueue } from './span-batch-queue.js';
-import { withExportBreaker, type DropCounter } from './export-breaker.js';
+import { withExportBreaker } from './export-breaker.js';
+import { RecordBatchQueue } from './record-batch-queue.js';
+import { DROP_REASONS, DROP_SIGNALS, TelemetryDrops } from './telemetry-drops.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
 import { logRecordLimitsFromEnv, propagatorFromEnv } from './otel-env.js';
 
@@ -80,15 +83,14 @@ const REQUEST_SPANS_QUEUE_BYTES = 4 * 1024 * 1024;
 /** One export request of request spans: well under what collectors accept (4 MiB for gRPC, 20 for the OTel collector's HTTP). */
 const REQUEST_SPANS_BATCH_BYTES = 1024 * 1024;
 
-/** Spans and log records dropped because the collector could not take them. */
-const dropped: DropCounter = { dropped: 0 };
-
 export function startOtel(
   cfg: OtlpConfig | undefined,
   identity: OtelIdentity,
   env: NodeJS.ProcessEnv = process.env,
   /** Metrics kept elsewhere (prom-client), read at each collection. */
   producers: ((resource: Resource, scope: InstrumentationScope) => MetricProducer)[] = [],
+  /** Where drops are counted: the sidecar's, kept across reloads and served on /metrics too. */
+  drops: TelemetryDrops = new TelemetryDrops(),
 ): Otel | undefined {
   if (!otelEnabled(cfg, env)) return undefined;
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
@@ -100,18 +102,25 @@ export function startOtel(
     ...(cfg?.headers ? { headers: cfg.headers } : {}),
     timeoutMillis,
   });
+  const droppedSpans = drops.counter('traces');
+  const droppedLogs = drops.counter('logs');
   const traceExporter = withExportBreaker(
     json ? new TracesJson(common('traces')) : createProtobufSpanExporter(common('traces')),
     BREAKER_PAUSE_MS,
-    dropped,
+    droppedSpans,
   );
-  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, dropped);
+  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, droppedLogs);
   // Its requests end when the reader gives up on an export (at most one interval), or a slow
   // collector gathers one open request per interval.
   const metricsTimeout = Math.min(timeoutMillis, cfg?.export_interval ?? 10_000);
   const metricsOptions = { ...common('metrics'), timeoutMillis: metricsTimeout };
   const metricExporter = json ? new MetricsJson(metricsOptions) : new MetricsProto(metricsOptions);
-  const batch = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: cfg?.export_interval ?? 1000 };
+  const batch = {
+    maxQueueSize: 2048,
+    maxExportBatchSize: 512,
+    scheduledDelayMillis: cfg?.export_interval ?? 1000,
+    exportTimeoutMillis: timeoutMillis,
+  };
 
   // OTEL_RESOURCE_ATTRIBUTES (and OTEL_SERVICE_NAME) add to the resource; the sidecar's own
   // attributes (service.name from sidecar.yaml, version, identity) win over them.
@@ -126,20 +135,23 @@ export function startOtel(
     exportTimeoutMillis: metricsTimeout,
   });
   const sampling = createSampling(cfg?.sampling_ratio, env);
-  const spanProcessor = new BatchSpanProcessor(traceExporter, batch);
+  const spans = new RecordBatchQueue<ReadableSpan>(traceExporter, batch, droppedSpans);
+  const spanProcessor: SpanProcessor = {
+    onStart() {},
+    onEnd(span) {
+      if (span.spanContext().traceFlags & TraceFlags.SAMPLED) spans.add(span);
+    },
+    forceFlush: () => spans.forceFlush(),
+    shutdown: () => spans.shutdown(),
+  };
   const requestSpans = json
     ? undefined
     : new SpanBatchQueue(
-        withExportBreaker(createSpanBatchExporter(common('traces')), BREAKER_PAUSE_MS, dropped),
+        withExportBreaker(createSpanBatchExporter(common('traces')), BREAKER_PAUSE_MS, droppedSpans),
         resource,
         scope,
-        {
-          ...batch,
-          maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES,
-          maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES,
-          exportTimeoutMillis: timeoutMillis,
-        },
-        dropped,
+        { ...batch, maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES, maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES },
+        droppedSpans,
       );
   // The three providers registered as @opentelemetry/sdk-node's NodeSDK would (Warden no longer
   // loads it: otel-env.ts), and no context manager: on Node 20 AsyncLocalStorage hooks
@@ -151,9 +163,15 @@ export function startOtel(
     // The SDK flushes and shuts down the request spans' queue with its own processor.
     spanProcessors: requestSpans ? [spanProcessor, requestSpans] : [spanProcessor],
   });
+  const logRecords = new RecordBatchQueue<ReadableLogRecord>(logExporter, batch, droppedLogs);
+  const logProcessor: LogRecordProcessor = {
+    onEmit: (record) => logRecords.add(record),
+    forceFlush: () => logRecords.forceFlush(),
+    shutdown: () => logRecords.shutdown(),
+  };
   const loggerProvider = new LoggerProvider({
     resource,
-    processors: [new BatchLogRecordProcessor({ exporter: logExporter, ...batch })],
+    processors: [logProcessor],
     logRecordLimits: logRecordLimitsFromEnv(env),
   });
   const meterProvider = new MeterProvider({ resource, readers: [metricReader] });
@@ -166,9 +184,12 @@ export function startOtel(
   meter
     .createObservableCounter('warden.telemetry.dropped', {
       description:
-        'Spans and log records dropped: the collector was down, refused them or did not answer in time, or request spans found their export queue full.',
+        'Spans and log records dropped, by signal (logs, traces) and reason: queue_full, export_failed (the collector refused them or could not be reached), export_timeout (no answer within timeout), breaker_open (dropped unsent after a failure).',
     })
-    .addCallback((observer) => observer.observe(dropped.dropped));
+    .addCallback((observer) => {
+      for (const signal of DROP_SIGNALS)
+        for (const reason of DROP_REASONS) observer.observe(drops.counts[signal][reason], { signal, reason });
+    });
   return {
     sampling,
     trustTraceContext: cfg?.trust_trace_context ?? 'all',

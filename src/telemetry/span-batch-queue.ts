@@ -18,14 +18,14 @@
  * slow collector hold gigabytes, and made export requests larger than a collector accepts (one
  * refused request loses every span in it; docs/adversarial.md, defect 109).
  *
- * An export is given up after `exportTimeoutMillis`, whatever the exporter does: the library's
- * timeout is the socket's idle time, which a collector trickling its answer resets with each byte,
- * and one export that never ended stopped request spans for good (defect 110).
+ * An export is given up after `exportTimeoutMillis`, whatever the exporter does (export-deadline.ts:
+ * one export that never ended stopped request spans for good, defect 110).
  */
-import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { DropCounter } from './export-breaker.js';
+import { exportWithDeadline, type DeadlineExporter } from './export-deadline.js';
+import type { DropCounter } from './telemetry-drops.js';
 import { BatchFrame, type Writer } from './otlp-span-encoder.js';
 
 /** A sealed batch: an ExportTraceServiceRequest, and the spans it holds (`length`, as the exporter and the breaker count). */
@@ -34,11 +34,8 @@ export interface SpanBatch {
   readonly length: number;
 }
 
-export interface SpanBatchExporter {
-  export(batch: SpanBatch, resultCallback: (result: ExportResult) => void): void;
+export interface SpanBatchExporter extends DeadlineExporter<SpanBatch> {
   shutdown(): Promise<void>;
-  /** Ends the export in flight now (its request destroyed): the queue has given it up. */
-  abort?(): void;
 }
 
 export interface SpanBatchLimits {
@@ -100,7 +97,7 @@ export class SpanBatchQueue implements SpanProcessor {
     if (this.closed) return;
     const limits = this.limits;
     if (this.count + this.waiting + spans > limits.maxQueueSize || this.queuedBytes >= limits.maxQueueBytes) {
-      this.dropped.dropped += spans;
+      this.dropped.add('queue_full', spans);
       return;
     }
     // A batch never holds more than maxExportBatchSize spans.
@@ -165,31 +162,7 @@ export class SpanBatchQueue implements SpanProcessor {
     if (batch === undefined) return;
     this.waiting -= batch.length;
     this.waitingBytes -= batch.bytes.length;
-    // Failures are the exporter's to count (export-breaker.ts). An export not answered by the
-    // deadline is the queue's: counted, its request ended if the exporter can, a late answer
-    // ignored. One that throws loses its batch, never the queue.
-    this.exporting = new Promise<void>((resolve) => {
-      const deadline = setTimeout(() => {
-        this.dropped.dropped += batch.length;
-        resolve(); // the next export starts after this callback, once abort has ended this one
-        try {
-          this.exporter.abort?.();
-        } catch {
-          // Given up either way.
-        }
-      }, this.limits.exportTimeoutMillis);
-      deadline.unref(); // the export's own request keeps the process alive while it runs
-      try {
-        this.exporter.export(batch, () => {
-          clearTimeout(deadline);
-          resolve();
-        });
-      } catch {
-        clearTimeout(deadline);
-        this.dropped.dropped += batch.length;
-        resolve();
-      }
-    }).then(() => {
+    this.exporting = exportWithDeadline(this.exporter, batch, this.limits.exportTimeoutMillis, this.dropped).then(() => {
       this.exporting = undefined;
       this.send();
     });

@@ -129,7 +129,7 @@ async function queued(requests: Ended[], maxExportBatchSize: number, maxExportBa
     maxExportBatchBytes,
     exportTimeoutMillis: 60_000,
   };
-  const queue = new SpanBatchQueue(exporter, resource, scope, limits, { dropped: 0 });
+  const queue = new SpanBatchQueue(exporter, resource, scope, limits, { add() {} });
   for (const r of requests) queue.add(requestSpanCount(r.trace), (w) => writeRequestSpans(w, r.trace, r.request, r.status));
   await queue.shutdown();
   return exporter.sent;

@@ -14,6 +14,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { RequestSpan } from '../../src/telemetry/request-span.js';
 import { writeSpan, type Writer } from '../../src/telemetry/otlp-span-encoder.js';
 import { SpanBatchQueue, type SpanBatch } from '../../src/telemetry/span-batch-queue.js';
+import type { DropCounter, DropReason } from '../../src/telemetry/telemetry-drops.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'orders' });
 const scope = { name: 'warden', version: '0.1.0' };
@@ -26,6 +27,18 @@ function span(i: number): RequestSpan {
   return new RequestSpan('GET', SpanKind.SERVER, context, undefined, performance.now(), { 'url.path': `/${i}` }, resource, scope).finish(
     performance.now(),
   );
+}
+
+/** Drops counted: in all (`dropped`) and by reason. */
+function countingDrops(): DropCounter & { dropped: number; reasons: Partial<Record<DropReason, number>> } {
+  return {
+    dropped: 0,
+    reasons: {},
+    add(reason, n) {
+      this.dropped += n;
+      this.reasons[reason] = (this.reasons[reason] ?? 0) + n;
+    },
+  };
 }
 
 /** An exporter that answers only when told to, so the test sees what waits (a stalled collector, if never told). */
@@ -67,7 +80,7 @@ const UNBOUNDED = { maxQueueBytes: Infinity, maxExportBatchBytes: Infinity, expo
 /** A queue of request spans with these limits, in front of a held exporter. */
 function queueWith(maxQueueSize: number, maxExportBatchSize: number, scheduledDelayMillis = 60_000, more: Partial<typeof UNBOUNDED> = {}) {
   const exporter = heldExporter();
-  const dropped = { dropped: 0 };
+  const dropped = countingDrops();
   const limits = { maxQueueSize, maxExportBatchSize, scheduledDelayMillis, ...UNBOUNDED, ...more };
   const queue = new SpanBatchQueue(exporter, resource, scope, limits, dropped);
   return { exporter, dropped, queue };
@@ -100,7 +113,7 @@ t.test('a full queue drops new spans and counts them; room comes back as batches
   t.equal(dropped.dropped, 0);
   queue.add(1, writing(span(6)));
   queue.add(1, writing(span(7)));
-  t.equal(dropped.dropped, 2, 'spans beyond maxQueueSize waiting are dropped and counted');
+  t.same(dropped.reasons, { queue_full: 2 }, 'spans beyond maxQueueSize waiting are dropped and counted');
   await exporter.answer();
   queue.add(1, writing(span(8)));
   t.equal(dropped.dropped, 2, 'a sent batch makes room');
@@ -168,7 +181,7 @@ t.test('an exporter that throws loses its batch, counted, and the queue goes on'
     },
     shutdown: async () => {},
   };
-  const dropped = { dropped: 0 };
+  const dropped = countingDrops();
   const queue = new SpanBatchQueue(
     exporter,
     resource,
@@ -178,7 +191,7 @@ t.test('an exporter that throws loses its batch, counted, and the queue goes on'
   );
   for (let i = 0; i < 5; i++) queue.add(1, writing(span(i)));
   await queue.shutdown();
-  t.equal(dropped.dropped, 2, 'the batch it threw on is counted as dropped');
+  t.same(dropped.reasons, { export_failed: 2 }, 'the batch it threw on is counted as dropped');
   t.same(sent, [2, 1], 'the batches after it are sent');
 });
 
@@ -258,7 +271,7 @@ t.test('an export not answered in time is given up: counted, aborted, and the ne
   const deadline = Date.now() + 5000;
   while (exporter.sent.length < 2 && Date.now() < deadline) await sleep(10);
   t.equal(exporter.sent.length, 2, 'the second batch is sent after the deadline (before: never)');
-  t.equal(dropped.dropped, 2, 'the batch given up is counted as dropped');
+  t.same(dropped.reasons, { export_timeout: 2 }, 'the batch given up is counted as dropped');
   t.equal(exporter.aborts, 1, 'and its request ended');
   exporter.pending.shift()?.({ code: 1 });
   await sleep(1);

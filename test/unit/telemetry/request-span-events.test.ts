@@ -132,8 +132,8 @@ t.test('a collector that never answers trace exports: request spans waiting stay
   await receiver.until(() => (receiver.exports.traces > 0 ? true : undefined));
   t.equal(receiver.exports.traces, 1, 'one trace export, never answered');
   const dropped = await receiver.until(() => {
-    const points = receiver.metrics.filter((m) => m.name === 'warden.telemetry.dropped').flatMap((m) => m.points);
-    const last = points.at(-1)?.value ?? 0;
+    const points = receiver.metrics.filter((m) => m.name === 'warden.telemetry.dropped').at(-1)?.points ?? [];
+    const last = points.find((p) => p.attributes.signal === 'traces' && p.attributes.reason === 'queue_full')?.value ?? 0;
     return last > 0 ? last : undefined;
   });
   t.ok(dropped >= 500, `${dropped} request spans dropped and counted in warden.telemetry.dropped`);
