@@ -17,6 +17,7 @@ import { createMetrics, type Metrics, type RateLimitCounters } from '../telemetr
 import { createEventFeed } from '../console/event-feed.js';
 import { createConsoleStatus } from '../console/status.js';
 import { startOtelRuntime } from '../telemetry/otel-runtime.js';
+import { TelemetryDrops } from '../telemetry/telemetry-drops.js';
 import type { OtelIdentity } from '../telemetry/otel.js';
 import { WARDEN_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from './admin.js';
@@ -305,6 +306,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     createLogger({ level: config.log.level, base: { service: config.service.name }, bufferBytes: config.log.buffer_bytes });
   const metrics = createMetrics({ serviceName: config.service.name, processMetrics: options.processMetrics ?? true });
   metrics.trackLogDrops(logLinesDropped);
+  // What OTLP export drops: on /metrics and in a warning line, which need no collector.
+  const telemetryDrops = new TelemetryDrops((fields, msg) => logger.warn(fields, msg));
+  metrics.trackTelemetryDrops(telemetryDrops.counts);
   const events = options.events ?? createEventBus();
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
@@ -315,6 +319,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     registry: metrics.registry,
     requestDurations: metrics.requestDurations,
     events,
+    drops: telemetryDrops,
   });
   const consoleFeed = createEventFeed();
   events.addSink(consoleFeed.sink);

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventName } from './events.js';
 import { RequestDurations } from './request-durations.js';
+import { DROP_REASONS, DROP_SIGNALS, type DropCounts, type DropSignal } from './telemetry-drops.js';
 
 export interface RequestObserver {
   (route: string, method: string, status: number, seconds: number): void;
@@ -38,6 +39,8 @@ export interface Metrics {
   trackCrl(state: () => { inForce: boolean; secondsPastNextUpdate: number }): void;
   /** Log lines stdout dropped (its backlog full: a log reader slower than the sidecar), read at scrape time. */
   trackLogDrops(dropped: () => Readonly<Record<'access' | 'event' | 'other', number>>): void;
+  /** Spans and log records OTLP export dropped (telemetry-drops.ts), read at scrape time: seen without the collector. */
+  trackTelemetryDrops(counts: Readonly<Record<DropSignal, Readonly<DropCounts>>>): void;
 }
 
 export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
@@ -156,6 +159,26 @@ export function createMetrics(options: { serviceName: string; processMetrics: bo
       });
       // The three series from the start, at 0.
       for (const kind of ['access', 'event', 'other']) counter.inc({ kind }, 0);
+    },
+    trackTelemetryDrops(counts) {
+      // What the counter holds: it catches up with the counts at each scrape.
+      const reported = { logs: { ...counts.logs }, traces: { ...counts.traces } };
+      const counter = new Counter({
+        name: 'warden_telemetry_dropped_total',
+        help: 'Spans and log records OTLP export dropped, by signal (logs, traces) and reason: queue_full (no room in the export queue), export_failed (the collector refused them or could not be reached), export_timeout (no answer within telemetry.otlp.timeout), breaker_open (dropped unsent in the 5 s after a failure).',
+        labelNames: ['signal', 'reason'] as const,
+        registers: [registry],
+        collect() {
+          for (const signal of DROP_SIGNALS)
+            for (const reason of DROP_REASONS) {
+              const n = counts[signal][reason] - reported[signal][reason];
+              if (n > 0) this.inc({ signal, reason }, n);
+              reported[signal][reason] = counts[signal][reason];
+            }
+        },
+      });
+      // Every series from the start.
+      for (const signal of DROP_SIGNALS) for (const reason of DROP_REASONS) counter.inc({ signal, reason }, reported[signal][reason]);
     },
     observeRequest(route, method, status, seconds) {
       requestDurations.observe(route, method, status, seconds);

@@ -16,6 +16,7 @@ import { otelEnabled } from './otel-enabled.js';
 import type { Otel, OtelIdentity } from './otel.js';
 import type { RequestDurations } from './request-durations.js';
 import type { RequestTracing } from './request-tracing.js';
+import type { TelemetryDrops } from './telemetry-drops.js';
 
 export interface OtelRuntime {
   /** The tracing in force, or undefined while export is off. */
@@ -37,7 +38,7 @@ interface Running {
 export async function startOtelRuntime(
   cfg: OtlpConfig | undefined,
   identity: OtelIdentity,
-  deps: { registry: Registry; requestDurations: RequestDurations; events: EventBus },
+  deps: { registry: Registry; requestDurations: RequestDurations; events: EventBus; drops: TelemetryDrops },
 ): Promise<OtelRuntime> {
   const keyOf = (c: OtlpConfig | undefined, id: OtelIdentity) => JSON.stringify([c ?? null, id]);
   let key = keyOf(cfg, identity);
@@ -48,7 +49,7 @@ export async function startOtelRuntime(
       import('./otel-metrics-bridge.js'),
       import('./request-tracing.js'),
     ]);
-    const otel = startOtel(c, id, process.env, [bridge.requestDurationProducer(deps.requestDurations)]);
+    const otel = startOtel(c, id, process.env, [bridge.requestDurationProducer(deps.requestDurations)], deps.drops);
     if (!otel) return undefined;
     bridge.exportPrometheusInstruments(otel.meter, deps.registry);
     return { otel, tracing: createRequestTracing(otel, { ownMetrics: false }) };
@@ -79,6 +80,7 @@ export async function startOtelRuntime(
     },
     async shutdown() {
       await running?.otel.shutdown();
+      deps.drops.report(); // what the last flush dropped too, without waiting for the next line's turn
     },
   };
 }
