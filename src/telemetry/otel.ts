@@ -30,6 +30,7 @@ import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker } from './export-breaker.js';
+import { LogFold } from './log-fold.js';
 import { RecordBatchQueue } from './record-batch-queue.js';
 import { DROP_REASONS, DROP_SIGNALS, TelemetryDrops } from './telemetry-drops.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
@@ -163,7 +164,8 @@ export function startOtel(
     // The SDK flushes and shuts down the request spans' queue with its own processor.
     spanProcessors: requestSpans ? [spanProcessor, requestSpans] : [spanProcessor],
   });
-  const logRecords = new RecordBatchQueue<ReadableLogRecord>(logExporter, batch, droppedLogs);
+  // Security events: a flood of one caller's folds past half full, so others still find room (log-fold.ts).
+  const logRecords = new RecordBatchQueue<ReadableLogRecord>(logExporter, batch, droppedLogs, new LogFold());
   const logProcessor: LogRecordProcessor = {
     onEmit: (record) => logRecords.add(record),
     forceFlush: () => logRecords.forceFlush(),

@@ -8,6 +8,7 @@
  * experimental option is set, so a flood of refusals lost thousands of security events with
  * `warden.telemetry.dropped` at 0 (docs/adversarial.md). Here every record dropped is counted,
  * with why (telemetry-drops.ts), and an export is given up at its deadline (export-deadline.ts).
+ * And a queue more than half full can fold a flood's records (`Folding`, log-fold.ts).
  */
 import type { DropCounter } from './telemetry-drops.js';
 import { exportWithDeadline, type DeadlineExporter } from './export-deadline.js';
@@ -24,6 +25,16 @@ export interface RecordBatchLimits {
   readonly exportTimeoutMillis: number;
 }
 
+/** Asked only while the queue is at least half full. */
+export interface Folding<T> {
+  /** Whether `record` was folded into one waiting (so not queued). */
+  fold(record: T): boolean;
+  /** `record` was queued while the queue was at least half full: records like it may fold into it. */
+  hold(record: T): void;
+  /** Called with each batch as it leaves the queue: may replace records by what is exported for them. */
+  release(batch: T[]): void;
+}
+
 export class RecordBatchQueue<T> {
   private queue: T[] = [];
   private exporting: Promise<void> | undefined;
@@ -34,6 +45,7 @@ export class RecordBatchQueue<T> {
     private readonly exporter: RecordExporter<T>,
     private readonly limits: RecordBatchLimits,
     private readonly dropped: DropCounter,
+    private readonly folding?: Folding<T>,
   ) {}
 
   /** Records waiting, the batch in export aside. */
@@ -45,11 +57,14 @@ export class RecordBatchQueue<T> {
     if (this.closed) return;
     const queue = this.queue;
     const { maxQueueSize, maxExportBatchSize } = this.limits;
+    const folding = queue.length * 2 >= maxQueueSize ? this.folding : undefined;
+    if (folding?.fold(record)) return;
     if (queue.length >= maxQueueSize) {
       this.dropped.add('queue_full', 1);
       return;
     }
     queue.push(record);
+    folding?.hold(record);
     if (queue.length >= maxExportBatchSize) this.send();
     else if (this.timer === undefined) this.startTimer();
   }
@@ -86,6 +101,7 @@ export class RecordBatchQueue<T> {
       batch = this.queue;
       this.queue = [];
     } else batch = this.queue.splice(0, size);
+    this.folding?.release(batch);
     this.exporting = exportWithDeadline(this.exporter, batch, this.limits.exportTimeoutMillis, this.dropped).then(() => {
       this.exporting = undefined;
       // A full batch goes at once, a part of one when its delay has passed.
