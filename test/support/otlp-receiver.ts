@@ -84,6 +84,8 @@ export interface OtlpReceiverOptions {
    * 100 ms, never ending (`trickle-first`), and the others at once.
    */
   traces?: 'answer' | 'stall' | 'trickle-first';
+  /** Every export answered this long after it arrived (a slow collector); changed by `setAnswerDelay`. */
+  answerDelayMs?: number;
 }
 
 export interface OtlpReceiver {
@@ -96,6 +98,8 @@ export interface OtlpReceiver {
   /** Content types seen, per signal path. */
   readonly contentTypes: Set<string>;
   until<T>(find: () => T | undefined, timeoutMs?: number): Promise<T>;
+  /** Exports arriving from now on are answered after `ms` (0: at once). */
+  setAnswerDelay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -142,6 +146,8 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   const logs: ReceivedLog[] = [];
   const metrics: ReceivedMetric[] = [];
   const contentTypes = new Set<string>();
+  let answerDelayMs = options.answerDelayMs ?? 0;
+  const delayed = new Set<NodeJS.Timeout>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -213,8 +219,16 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
           trickles.push(setInterval(() => res.write('\0'), 100));
           return;
         }
-        res.writeHead(200, { 'content-type': type });
-        res.end(contentType.includes('json') ? '{}' : undefined);
+        const answer = () => {
+          res.writeHead(200, { 'content-type': type });
+          res.end(contentType.includes('json') ? '{}' : undefined);
+        };
+        if (answerDelayMs === 0) return answer();
+        const timer = setTimeout(() => {
+          delayed.delete(timer);
+          answer();
+        }, answerDelayMs);
+        delayed.add(timer);
       } catch (err) {
         res.writeHead(400);
         res.end(String(err));
@@ -230,6 +244,9 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
     logs,
     metrics,
     contentTypes,
+    setAnswerDelay(ms) {
+      answerDelayMs = ms;
+    },
     async until(find, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -242,6 +259,7 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
     close: () =>
       new Promise<void>((r) => {
         for (const trickle of trickles) clearInterval(trickle);
+        for (const timer of delayed) clearTimeout(timer);
         server.closeAllConnections();
         server.close(() => r());
       }),
