@@ -26,7 +26,7 @@ function traceDelegate<T>(options: HttpOptions, bytesOf: (items: T) => Uint8Arra
   return createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', metrics, undefined);
 }
 
-/** For the SDK's spans (IdP, clamd, Redis calls) and its batch processor. */
+/** For the SDK's spans (IdP, clamd, Redis calls), from their export queue (record-batch-queue.ts). */
 export function createProtobufSpanExporter(config: OTLPExporterNodeConfigBase): SpanExporter {
   return new OTLPExporterBase<ReadableSpan[]>(traceDelegate(httpOptions(config), encodeSpans, (spans) => spans.length));
 }

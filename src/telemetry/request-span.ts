@@ -41,7 +41,7 @@ const NO_EVENTS: readonly TimedEvent[] = Object.freeze([]);
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 
 /**
- * With OTLP/JSON, spans wait up to the export interval in the batch processor's queue, thousands of
+ * With OTLP/JSON, spans wait up to the export interval in their export queue (record-batch-queue.ts), thousands of
  * them (OTLP/protobuf encodes them as they end: span-batch-queue.ts), so they hold as little as
  * they can: times as numbers until the exporter reads them, no event array until an event.
  */

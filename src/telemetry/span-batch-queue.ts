@@ -8,7 +8,7 @@
  * then grouped by resource and scope, copied into the export request and copied again; queueing
  * and exporting measured about as much as encoding (docs/history/telemetry-cost.md, run K). This queue
  * gained about 3 % there, which a loop of the same work does not show. The SDK's spans
- * (IdP, clamd, Redis calls) still go through its batch processor; every request span has
+ * (IdP, clamd, Redis calls) go through a queue of objects (record-batch-queue.ts); every request span has
  * Warden's resource and scope, so a batch needs no grouping.
  *
  * The same limits as the SDK's processor: at most `maxQueueSize` spans waiting (more are dropped
@@ -112,7 +112,7 @@ export class SpanBatchQueue implements SpanProcessor {
     if ((this.count += spans) >= limits.maxExportBatchSize || w.pos >= limits.maxExportBatchBytes) this.sealAndSend(true);
   }
 
-  /** The SDK's own spans go through its batch processor. */
+  /** The SDK's own spans go through their own queue (record-batch-queue.ts). */
   onStart(): void {}
   onEnd(): void {}
 
