@@ -2,6 +2,7 @@
 import { writeSync } from 'node:fs';
 import { WARDEN_VERSION } from '../version.js';
 import { ConfigError } from '../config/config-error.js';
+import { isWardenError } from '../errors.js';
 import { EXIT, UsageError } from './args.js';
 import { guardOutput, STALLED_READER_MS } from './output-flush.js';
 const version = WARDEN_VERSION;
@@ -87,7 +88,8 @@ export async function main(argv: string[]): Promise<number> {
       console.error(err.message);
       return EXIT.usage;
     }
-    console.error(`warden ${name}: ${(err as Error).message}`);
+    // A WardenError's message is its title alone: the code and the detail say what and where.
+    console.error(`warden ${name}: ${isWardenError(err) ? `${err.code}: ${err.detail ?? err.title}` : (err as Error).message}`);
     return EXIT.failure;
   }
 }

@@ -4,7 +4,9 @@
  * a word: revocations lost, CRLs numbered from 1, which sidecars refused) unless told to make one
  * (`--create-database`); it is of the CA's trust domain (stamped in it; a CA of another trust
  * domain whose database.path named it started silently and signed that domain's IDs under its own
- * keys), and an enrollment only ever certifies an ID of the CA's trust domain.
+ * keys), and an enrollment only ever certifies an ID of the CA's trust domain. A database that fails
+ * SQLite's integrity check is refused too (a revocations index that had lost an entry let the
+ * revoked certificate renew).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -185,4 +187,73 @@ t.test('an enrollment with a token whose ID is outside the CA’s trust domain i
   t.equal(answer.body.code, 'ERR_CA_IDENTITY_MISMATCH');
   t.match(answer.body.detail, /outside this CA's trust domain other\.test/);
   t.same(ca.list({ spiffe_id: foreignId }), [], 'nothing issued');
+});
+
+/**
+ * Takes `serial` out of the revocations index by hand, leaving its row in the table: one byte of the
+ * index entry changed in the file (the CA closed, so nothing waits in the WAL). A few revocations
+ * fit on the index's root page, which is then a leaf holding every entry.
+ */
+function dropFromRevocationsIndex(file: string, serial: string): void {
+  const db = new Database(file, { readonly: true });
+  const root = db.prepare(`SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_revocations_1'`).pluck().get() as number;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.close();
+  const bytes = readFileSync(file);
+  const page = bytes.subarray((root - 1) * pageSize, root * pageSize);
+  const at = page.indexOf(Buffer.from(serial));
+  if (at < 0) throw new Error(`${serial} is not on the index's root page`);
+  // The last hex digit, changed: the entry now names a serial the CA never issued.
+  page[at + serial.length - 1] = serial.endsWith('0') ? 0x31 : 0x30;
+  writeFileSync(file, bytes);
+}
+
+t.test('a database whose revocations index lost an entry (integrity_check fails, quick_check passes): ca serve refuses', async (t) => {
+  const dir = await caDir(EXAMPLE);
+  const file = join(dir, CA_FILES.database);
+  const ca = await startIn(dir, EXAMPLE);
+  const { csrPem } = await makeCsr({ spiffeId: `spiffe://${EXAMPLE}/ns/shop/sa/orders` });
+  const enrolled = await postToCa<{ serial: string }>(
+    `${ca.url}${CA_PATHS.enroll}`,
+    { token: ca.createToken({ spiffe_id: `spiffe://${EXAMPLE}/ns/shop/sa/orders` }).token, csr: csrPem },
+    { ca: ca.rootPem },
+  );
+  const { serial } = enrolled.body;
+  await ca.revoke({ serial, reason: 'keyCompromise' });
+  await ca.close();
+  const backup = join(dir, '..', 'ca-backup.db');
+  writeFileSync(backup, readFileSync(file));
+
+  dropFromRevocationsIndex(file, serial);
+  const db = new Database(file, { readonly: true });
+  t.same(db.pragma('quick_check'), [{ quick_check: 'ok' }], 'quick_check passes the damage');
+  t.same(
+    db.pragma('integrity_check'),
+    [{ integrity_check: 'row 1 missing from index sqlite_autoindex_revocations_1' }],
+    'integrity_check finds it',
+  );
+  const lookup = `SELECT r.revoked_at FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial WHERE c.serial = ?`;
+  t.equal(
+    db.prepare(lookup).pluck().get(serial),
+    null,
+    'the CA’s lookup (through the index) finds no revocation: before, the certificate renewed',
+  );
+  t.ok(db.prepare(`SELECT revoked_at FROM revocations NOT INDEXED WHERE serial = ?`).pluck().get(serial), 'though the row is still there');
+  db.close();
+
+  const run = serveRefused(join(dir, CA_FILES.config));
+  t.equal(run.status, 1, 'refused (before: it started, and the revoked certificate renewed)');
+  t.match(
+    run.stderr,
+    /^warden ca serve: ERR_CA_DATABASE_DAMAGED: \S+\/ca\.db: the CA database is damaged: integrity_check says "row 1 missing from index sqlite_autoindex_revocations_1"; .*restore the database from a backup .*sqlite3 \S+\/ca\.db "\.recover"/,
+  );
+  t.equal(run.stderr.trim().split('\n').length, 1, 'one line');
+  t.notMatch(run.stdout, /listening/);
+  await t.rejects(startIn(dir, EXAMPLE), { code: 'ERR_CA_DATABASE_DAMAGED' }, 'in-process too');
+
+  // Restored from the backup: it starts, and the certificate is revoked.
+  writeFileSync(file, readFileSync(backup));
+  const restored = await startIn(dir, EXAMPLE);
+  t.equal(restored.list({ status: 'revoked' })[0]?.serial, serial, 'restored: the revocation is back');
+  await restored.close();
 });
