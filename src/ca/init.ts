@@ -3,16 +3,18 @@
  * pathLen 0), the administrator's client certificate, the database (ca.db, stamped with the trust
  * domain), bundle.pem and a ca.yaml skeleton.
  * Never overwrites: a directory holding any file it would write (or ca.db) is refused before a key is
- * generated. The files are written once everything is made, bundle.pem last (what deployments test
- * for); should one write fail, those already written are removed: no half-written CA stays behind.
+ * generated. All or nothing (init-staging.ts): the files are made and synced in a staging directory
+ * once everything is made, then linked into DIR, bundle.pem last (what deployments test for); what
+ * a failed or killed init left is removed by the next one.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
 import { adminSpiffeId, CA_FILES, existingCaFiles } from './layout.js';
 import { certificatePem, EC_P256, fingerprintOf, randomSerial, x509 } from './pki.js';
 import { refuseForeignDirectory } from './file-ownership.js';
+import { installAtomically, removeInterruptedInit, TargetExistsError, writeNewFile, type StagedFile } from './init-staging.js';
 import { createCaDatabase } from './store.js';
 
 export interface InitCaOptions {
@@ -36,6 +38,8 @@ export interface InitializedCa {
   adminSpiffeId: string;
   /** Absolute paths of what was written. */
   files: string[];
+  /** What an interrupted init had left in the directory, removed first (absolute paths). */
+  removed: string[];
 }
 
 const DAY = 86_400_000;
@@ -47,9 +51,15 @@ export class CaExistsError extends Error {
     readonly dir: string,
     readonly existing: string[],
   ) {
-    super(
-      `${dir} already holds CA files (${existing.map((f) => f.slice(dir.length + 1)).join(', ')}); refusing to overwrite — choose an empty --dir`,
-    );
+    const names = existing.map((f) => f.slice(dir.length + 1));
+    // Keys without bundle.pem (written last) may be what an init killed before 2026-12-03 left: say
+    // what to remove, without removing it (a bundle.pem deleted by hand from a live CA looks the same).
+    const keys: string[] = [CA_FILES.rootKey, CA_FILES.intermediateKey, CA_FILES.adminKey];
+    const leftovers =
+      names.includes(CA_FILES.bundle) || !names.some((n) => keys.includes(n))
+        ? ''
+        : `; without ${CA_FILES.bundle} (written last) they may be the leftovers of an interrupted warden ca init: if no CA was ever served from ${dir}, remove them (rm ${existing.join(' ')}) and run it again`;
+    super(`${dir} already holds CA files (${names.join(', ')}); refusing to overwrite — choose an empty --dir${leftovers}`);
     this.name = 'CaExistsError';
   }
 }
@@ -60,12 +70,14 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
     throw new Error(`trust domain "${trustDomain}" must be lower-case letters, digits, "." and "-"`);
   }
   const dir = resolve(options.dir);
-  const existing = existingCaFiles(dir);
-  if (existing.length > 0) throw new CaExistsError(dir, existing);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // A directory made here is this user's, 0700; one already there (made by someone else beforehand,
   // mode 0777 or another user's) would let its maker swap keys or add rows to the database.
+  // Checked before anything in it is removed or written.
   refuseForeignDirectory(dir, 'CA directory');
+  const removed = removeInterruptedInit(dir);
+  const existing = existingCaFiles(dir);
+  if (existing.length > 0) throw new CaExistsError(dir, existing);
 
   const now = Date.now();
   const rootKeys = await generateKeyPair();
@@ -117,36 +129,29 @@ export async function initCa(options: InitCaOptions): Promise<InitializedCa> {
 
   const { passphrase } = options;
   const rootPem = certificatePem(root);
-  const secret = { mode: 0o600, flag: 'wx' } as const;
-  const plain = { mode: 0o644, flag: 'wx' } as const;
-  // `wx`: fail rather than overwrite should another process create the file in between.
-  const file = (content: string, opts: typeof secret | typeof plain) => (path: string) => writeFileSync(path, content, opts);
-  const written: [string, (path: string) => void][] = [
-    [CA_FILES.rootKey, file(await exportPrivateKeyPem(rootKeys.privateKey, passphrase), secret)],
-    [CA_FILES.intermediateKey, file(await exportPrivateKeyPem(intermediateKeys.privateKey, passphrase), secret)],
-    [CA_FILES.adminKey, file(await exportPrivateKeyPem(adminKeys.privateKey, passphrase), secret)],
-    [CA_FILES.rootCert, file(rootPem, plain)],
-    [CA_FILES.intermediateCert, file(certificatePem(intermediate), plain)],
-    [CA_FILES.adminCert, file(admin.pem, plain)],
-    [CA_FILES.config, file(caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), plain)],
+  const file = (name: string, content: string, mode: number): StagedFile => ({ name, make: (path) => writeNewFile(path, content, mode) });
+  const files: StagedFile[] = [
+    file(CA_FILES.rootKey, await exportPrivateKeyPem(rootKeys.privateKey, passphrase), 0o600),
+    file(CA_FILES.intermediateKey, await exportPrivateKeyPem(intermediateKeys.privateKey, passphrase), 0o600),
+    file(CA_FILES.adminKey, await exportPrivateKeyPem(adminKeys.privateKey, passphrase), 0o600),
+    file(CA_FILES.rootCert, rootPem, 0o644),
+    file(CA_FILES.intermediateCert, certificatePem(intermediate), 0o644),
+    file(CA_FILES.adminCert, admin.pem, 0o644),
+    file(CA_FILES.config, caYamlSkeleton(trustDomain, options.passphraseReference, passphrase !== undefined), 0o644),
     // The database, empty but stamped with the trust domain: `warden ca serve` refuses to start
     // without one (a lost database is not a first start), so init makes it.
-    [CA_FILES.database, (path) => createCaDatabase(path, trustDomain)],
-    // Last: `test -f bundle.pem || warden ca init` (compose, Kubernetes) takes it for a complete CA.
-    [CA_FILES.bundle, file(rootPem, plain)],
+    { name: CA_FILES.database, make: (path) => createCaDatabase(path, trustDomain) },
+    // `test -f bundle.pem || warden ca init` (compose, Kubernetes) takes it for a complete CA: linked last.
+    file(CA_FILES.bundle, rootPem, 0o644),
   ];
-  const files: string[] = [];
-  for (const [name, write] of written) {
-    const path = join(dir, name);
-    try {
-      write(path);
-    } catch (err) {
-      for (const done of files) rmSync(done, { force: true });
-      throw (err as NodeJS.ErrnoException).code === 'EEXIST' ? new CaExistsError(dir, [path]) : err;
-    }
-    files.push(path);
+  let written: string[];
+  try {
+    written = installAtomically(dir, files, CA_FILES.bundle);
+  } catch (err) {
+    // A file that appeared in DIR meanwhile (made by another process): refused like one there before.
+    throw err instanceof TargetExistsError ? new CaExistsError(dir, [err.path]) : err;
   }
-  return { dir, trustDomain, fingerprint: fingerprintOf(root), rootPem, adminSpiffeId: admin.spiffeId, files };
+  return { dir, trustDomain, fingerprint: fingerprintOf(root), rootPem, adminSpiffeId: admin.spiffeId, files: written, removed };
 }
 
 function caYamlSkeleton(trustDomain: string, passphraseReference: string | undefined, encrypted: boolean): string {

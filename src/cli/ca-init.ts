@@ -11,7 +11,9 @@ the administrator's client certificate (spiffe://DOMAIN/warden/admin) used by wa
 the database ca.db (empty, stamped with DOMAIN; warden ca serve refuses to start without it),
 bundle.pem (the root, for clients) and a ca.yaml to start from. Private keys and ca.db are written
 0600 and the keys, with a passphrase, encrypted (AES-256-CBC PKCS#8). Refuses a DIR that already
-holds any of these files before writing anything; bundle.pem is written last.
+holds any of these files before writing anything. All or nothing: the files are made and synced in
+DIR/.warden-ca-init, then moved into DIR, bundle.pem last; what an interrupted init left there is
+removed by the next one.
 Prints the root fingerprint (sha256:<hex>) that sidecars can pin as mesh.ca.fingerprint.
 
 Options:
@@ -44,6 +46,9 @@ export async function runCaInit(argv: string[]): Promise<number> {
   const { passphrase, reference } = readPassphrase('ca init', values['passphrase-file'], values['passphrase-env']);
   try {
     const ca = await initCa({ trustDomain, dir: values.dir, passphrase, passphraseReference: reference });
+    if (ca.removed.length > 0) {
+      console.error(`warden ca init: removed what an interrupted warden ca init had left: ${ca.removed.join(', ')}`);
+    }
     console.log(`Created a Warden CA for trust domain ${ca.trustDomain} in ${ca.dir}${passphrase ? ' (keys encrypted)' : ''}`);
     console.log(`  administrator: ${ca.adminSpiffeId} (admin.crt, admin.key)`);
     console.log(`  trust bundle:  ${resolve(ca.dir, 'bundle.pem')}`);
