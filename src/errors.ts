@@ -95,6 +95,8 @@ export const ERRORS = {
   ERR_CA_IDENTITY_LIMIT: { status: 429, title: 'Too many valid certificates for this identity', event: undefined },
   // Never sent: `warden ca serve` refuses to start on a database that fails PRAGMA integrity_check (store.ts).
   ERR_CA_DATABASE_DAMAGED: { status: 503, title: 'The CA database is damaged', event: undefined },
+  // Never sent: `warden ca serve` refuses a database older than what the CA published (published-record.ts).
+  ERR_CA_DATABASE_RESTORED: { status: 503, title: 'The CA database is older than what the CA published', event: undefined },
   // Upstream (the backend behind the sidecar)
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Backend unavailable', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Backend did not answer in time', event: 'warden.upstream.failed' },

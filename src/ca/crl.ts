@@ -25,6 +25,11 @@ export interface CrlOptions {
   intermediateKey: CryptoKey;
   nextUpdateMs: number;
   now?: () => number;
+  /**
+   * Called once a CRL is signed, with its number and the revocations the database held then
+   * (server.ts keeps them outside the database: published-record.ts). Must not throw.
+   */
+  onPublished?: (published: { crlNumber: number; revocations: number; lastRevocationRowid: number }) => void;
 }
 
 export interface CrlPublisher {
@@ -103,7 +108,10 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     // reached them. Milliseconds, not seconds: numbers run ahead of the clock only while CRLs are
     // signed faster than one per unit (a burst of revocations signs one each), and a new database
     // would start below such a lead. Below 2^53 for 285 000 years; RFC 5280 allows 20 octets, these take 6.
-    const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(store.nextCrlNumber(t)))];
+    const crlNumber = store.nextCrlNumber(t);
+    // Read with the number, before the signature is awaited: what this CRL was made from.
+    const mark = options.onPublished && store.revocationMark();
+    const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(crlNumber))];
     if (issuerSki) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki));
     const tbs = tbsCertList({
       issuer,
@@ -119,6 +127,7 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     const der = certificateList(tbs, new Uint8Array(signature));
     const etag = `"${createHash('sha256').update(der).digest('base64url')}"`;
     cached = { der, etag, madeAt: t };
+    if (mark) options.onPublished?.({ crlNumber, revocations: mark.count, lastRevocationRowid: mark.lastRowid });
     return der;
   }
 

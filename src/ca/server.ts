@@ -42,6 +42,7 @@ import { canonicalSerial } from '../net/serial.js';
 import { createCaService, type Caller } from './service.js';
 import { createCaDatabase, openCaStore, type CaStore } from './store.js';
 import { createTokens } from './tokens.js';
+import { admitDatabase, publishedRecordKeeper } from './published-record.js';
 import { startCaTelemetry, type CaTelemetry } from './ca-telemetry.js';
 
 export interface CaServerOptions {
@@ -61,6 +62,12 @@ export interface CaServerOptions {
    * refused (store.ts): a new one would forget every revocation.
    */
   createDatabase?: boolean;
+  /**
+   * Start on a database older than what this CA published (DIR/crl-published.json), raising
+   * warden.ca.database_restored: `warden ca serve --accept-restored-database`, once, after a restore
+   * from an older backup. Refused when the database is not older (published-record.ts).
+   */
+  acceptRestoredDatabase?: boolean;
   /** Connection limits (ca.yaml has no section for them): tests lower them. */
   limits?: {
     idleTimeoutMs?: number;
@@ -126,6 +133,19 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   try {
     recordAdmin(store, material);
     telemetry = await startCaTelemetry(config, events, options.env ?? process.env);
+    const databaseId = admitDatabase(store, config.dir, config.database.path, options.acceptRestoredDatabase === true, (how) => {
+      logger.warn(
+        { path: config.database.path, how },
+        'started on a CA database older than what this CA published (--accept-restored-database): revoke again what was revoked since',
+      );
+      events.emit('warden.ca.database_restored', { 'warden.code': 'ERR_CA_DATABASE_RESTORED', 'warden.detail': how });
+      store.audit({
+        action: 'database_restored',
+        actor: 'local',
+        outcome: 'ok',
+        detail: `accepted with --accept-restored-database: ${how}`,
+      });
+    });
     const issuer = createIssuer({
       intermediate: material.intermediate,
       intermediateKey: material.intermediateKey,
@@ -139,6 +159,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       intermediate: material.intermediate,
       intermediateKey: material.intermediateKey,
       nextUpdateMs: config.crl.next_update,
+      onPublished: publishedRecordKeeper(config.dir, databaseId, logger),
     });
     const service = createCaService({
       store,

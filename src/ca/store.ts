@@ -113,6 +113,17 @@ export interface CaStore {
    * numbers a CRL below one it published before).
    */
   nextCrlNumber(atLeast?: number): number;
+  /** How far the revocations go: their number and the highest rowid (rowids only grow: the CA never deletes one). */
+  revocationMark(): { count: number; lastRowid: number };
+  /** The CRL number last handed out (0: none yet). */
+  lastCrlNumber(): number;
+  /**
+   * The database's own random id (ca_meta `database_id`): a copy restored from a backup has the id of
+   * the original, another database another id. Undefined for a database made before it was stamped.
+   */
+  databaseId(): string | undefined;
+  /** Stamps a database that has no id yet with a new one; returns the id. */
+  stampDatabaseId(): string;
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -296,7 +307,9 @@ export function createCaDatabase(path: string, trustDomain: string): void {
     );
   }
   try {
-    openCaStore(path, { trustDomain }).close();
+    const store = openCaStore(path, { trustDomain });
+    store.stampDatabaseId();
+    store.close();
   } catch (err) {
     for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
     throw err;
@@ -459,6 +472,14 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
     nextCrlNumber: db.prepare<[number], { number: number }>(
       `UPDATE crl_state SET number = max(number + 1, ?) WHERE id = 1 RETURNING number`,
     ),
+    lastCrlNumber: db.prepare<[], number>(`SELECT number FROM crl_state WHERE id = 1`).pluck(),
+    revocationMark: db.prepare<[], { count: number; lastRowid: number }>(
+      `SELECT count(*) AS count, coalesce(max(rowid), 0) AS lastRowid FROM revocations`,
+    ),
+    databaseId: db.prepare<[], string>(`SELECT value FROM ca_meta WHERE key = 'database_id'`).pluck(),
+    stampDatabaseId: db.prepare(
+      `INSERT INTO ca_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING`,
+    ),
   };
 
   return {
@@ -493,6 +514,13 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
       }),
     auditLog: (limit) => s.auditLog.all(limit),
     nextCrlNumber: (atLeast = 0) => (s.nextCrlNumber.get(Math.floor(atLeast)) as { number: number }).number,
+    lastCrlNumber: () => s.lastCrlNumber.get() ?? 0,
+    revocationMark: () => s.revocationMark.get() as { count: number; lastRowid: number },
+    databaseId: () => s.databaseId.get(),
+    stampDatabaseId: () => {
+      s.stampDatabaseId.run();
+      return s.databaseId.get() as string;
+    },
     transaction: (fn) => db.transaction(fn).immediate(),
     close: () => db.close(),
   };

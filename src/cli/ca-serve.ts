@@ -5,18 +5,25 @@ import { startCaServer, type CaServer } from '../ca/server.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import { bindProblem } from './bind-error.js';
 
-export const caServeHelp = `Usage: warden ca serve -c FILE [--create-database]
+export const caServeHelp = `Usage: warden ca serve -c FILE [--create-database | --accept-restored-database]
 
 Runs the Warden CA: enrollment with bootstrap tokens, renewal over mTLS, the trust bundle, the CRL
 and the admin API (see docs/ca.md). Logs and security events are JSON lines on stdout.
 The database (database.path) must exist — warden ca init makes it: a missing one is refused, as a
 new one would lose every revocation. Restore it from a backup, or correct database.path.
+A database older than what the CA last published (DIR/crl-published.json: a restored backup) is
+refused too: its CRLs would un-revoke what was revoked since.
 
 Options:
   -c, --config FILE   CA configuration (ca.yaml, as written by warden ca init)
   --create-database   make a new, empty database at database.path, which must not exist: only for
                       a CA directory made by an older warden ca init (before it made the database)
                       that never served; start without it afterwards
+  --accept-restored-database
+                      start on a database older than what the CA published (restored from an
+                      older backup), raising the security event warden.ca.database_restored;
+                      refused when the database is not older: start without it afterwards, and
+                      revoke again what was revoked since
   -h, --help          show this help
 
 Signals:
@@ -27,6 +34,7 @@ export async function runCaServe(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('ca serve', argv, {
     config: { type: 'string', short: 'c' },
     'create-database': { type: 'boolean' },
+    'accept-restored-database': { type: 'boolean' },
   });
   if (values.help) {
     console.log(caServeHelp);
@@ -34,7 +42,10 @@ export async function runCaServe(argv: string[]): Promise<number> {
   }
   if (!values.config) throw new UsageError('warden ca serve: missing -c FILE (the CA configuration; see warden ca serve --help)');
   const loaded = await loadCaConfig(values.config);
-  const ca = await startOrExplain(loaded, values['create-database'] === true);
+  const ca = await startOrExplain(loaded, {
+    createDatabase: values['create-database'] === true,
+    acceptRestoredDatabase: values['accept-restored-database'] === true,
+  });
   return new Promise<number>((resolve) => {
     const stop = () => void ca.close().then(() => resolve(EXIT.ok));
     process.once('SIGTERM', stop);
@@ -42,9 +53,12 @@ export async function runCaServe(argv: string[]): Promise<number> {
   });
 }
 
-async function startOrExplain(loaded: LoadedCaConfig, createDatabase: boolean): Promise<CaServer> {
+async function startOrExplain(
+  loaded: LoadedCaConfig,
+  flags: { createDatabase: boolean; acceptRestoredDatabase: boolean },
+): Promise<CaServer> {
   try {
-    return await startCaServer({ config: loaded.config, material: loaded.material, createDatabase });
+    return await startCaServer({ config: loaded.config, material: loaded.material, ...flags });
   } catch (err) {
     const { host, port } = loaded.config.listen;
     const problem = bindProblem(err as NodeJS.ErrnoException, host, port);

@@ -189,6 +189,11 @@ export const EVENTS = {
     severity: 'warn',
     description: 'An enrollment or renewal was refused for its CSR (signature, key type, names).',
   },
+  'warden.ca.database_restored': {
+    severity: 'error',
+    description:
+      'The CA started on a database older than what it had published (a restored backup), accepted with --accept-restored-database: revocations and token revocations made after that copy are lost until made again.',
+  },
   'warden.ca.auth_failed': {
     severity: 'warn',
     description: 'A CA API call that needs a client certificate came without a valid one (missing, revoked, not an administrator).',

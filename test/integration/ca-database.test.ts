@@ -257,3 +257,69 @@ t.test('a database whose revocations index lost an entry (integrity_check fails,
   t.equal(restored.list({ status: 'revoked' })[0]?.serial, serial, 'restored: the revocation is back');
   await restored.close();
 });
+
+t.test(
+  'a database restored from an older backup: ca serve refuses it; --accept-restored-database, once, with a security event',
+  async (t) => {
+    const dir = await caDir(EXAMPLE);
+    const file = join(dir, CA_FILES.database);
+    const yaml = join(dir, CA_FILES.config);
+    const enroll = async (ca: Awaited<ReturnType<typeof startIn>>, name: string) => {
+      const spiffeId = `spiffe://${EXAMPLE}/ns/shop/sa/${name}`;
+      const { csrPem } = await makeCsr({ spiffeId });
+      const answer = await postToCa<{ serial: string }>(
+        `${ca.url}${CA_PATHS.enroll}`,
+        { token: ca.createToken({ spiffe_id: spiffeId }).token, csr: csrPem },
+        { ca: ca.rootPem },
+      );
+      return answer.body.serial;
+    };
+    // The CA at work: one certificate revoked, then the backup, then another revoked.
+    let ca = await startIn(dir, EXAMPLE);
+    const [first, second] = [await enroll(ca, 'orders'), await enroll(ca, 'payments')];
+    await ca.revoke({ serial: first, reason: 'keyCompromise' });
+    await ca.close();
+    const backup = readFileSync(file);
+    ca = await startIn(dir, EXAMPLE);
+    await ca.revoke({ serial: second, reason: 'keyCompromise' });
+    const inForce = await fetchCrl(ca.url, ca.rootPem);
+    t.same([...inForce.serials].sort(), [first, second].sort(), 'both on the CRL sidecars hold');
+    await ca.close();
+    t.ok(existsSync(join(dir, 'crl-published.json')), 'the CA keeps a record of what it published, beside its keys');
+
+    // Restored from the backup: the second revocation is not in it.
+    writeFileSync(file, backup);
+    const refused = serveRefused(yaml);
+    t.equal(refused.status, 1, 'refused (before: it started, and its next CRL un-revoked the second certificate at every sidecar)');
+    t.match(
+      refused.stderr,
+      /^warden ca serve: ERR_CA_DATABASE_RESTORED: \S+\/ca\.db: the CA database is older than what this CA published \(\S+\/crl-published\.json: CRL number \d+ was published on \S+ with 2 revocations; the database's last is \d+, with 1\): restored from an older backup\? .*start once with --accept-restored-database, then revoke again what was revoked since/,
+    );
+    t.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+    t.notMatch(refused.stdout, /listening/);
+
+    // What the refusal prevents: started anyway, its first CRL replaces the one in force without the second revocation.
+    const accepted = await serveCaProcessIn(t, dir, ['--accept-restored-database']);
+    t.match(accepted.output(), /warden CA listening/, 'accepted with the flag');
+    t.match(
+      accepted.output(),
+      /"event":"warden\.ca\.database_restored","warden\.code":"ERR_CA_DATABASE_RESTORED","warden\.detail":"CRL number \d+ was published/,
+      'a security event says so',
+    );
+    const restored = await fetchCrl(`https://127.0.0.1:${accepted.port}`, readFileSync(join(dir, CA_FILES.bundle), 'utf8'));
+    t.same([...restored.serials], [first], 'the second revocation is gone from its CRL');
+    t.equal(crlOrderProblem(restored, inForce), undefined, 'and sidecars would apply it: hence the refusal');
+    accepted.child.kill('SIGTERM');
+    await new Promise((resolve) => accepted.child.once('exit', resolve));
+
+    const again = serveRefused(yaml, '--accept-restored-database');
+    t.equal(again.status, 1, 'the flag accepts once: left in place, the next start is refused');
+    t.match(
+      again.stderr,
+      /ca\.db: the database is not older than what this CA published .*nothing to accept: start without --accept-restored-database/,
+    );
+    const after = await startIn(dir, EXAMPLE);
+    t.ok(after, 'and without it the CA starts');
+    await after.close();
+  },
+);
