@@ -161,7 +161,7 @@ t.test('dev: the demo serves, refuses, and prints requests and events as they ha
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const until = async (re: RegExp) => {
-    for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 600 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
     return re.exec(out);
   };
   const base = (await until(/a sidecar on (https:\/\/localhost:\d+)/))?.[1];

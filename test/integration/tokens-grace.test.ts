@@ -23,6 +23,8 @@ async function fakeIdp(t: Teardown, answer: (token: string) => Answer) {
   let releaseAll: () => void = () => undefined;
   let gate = new Promise<void>((r) => (releaseAll = r));
   let held = 0;
+  // Set: every call is held, not only junk (two re-checks at once, whatever the machine's speed).
+  let holdAll = false;
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -35,7 +37,7 @@ async function fakeIdp(t: Teardown, answer: (token: string) => Answer) {
         res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
         res.end(JSON.stringify(a.body));
       };
-      if (!token.startsWith('junk-')) return reply();
+      if (!token.startsWith('junk-') && !holdAll) return reply();
       held++;
       void gate.then(() => {
         held--;
@@ -55,6 +57,9 @@ async function fakeIdp(t: Teardown, answer: (token: string) => Answer) {
     get held() {
       return held;
     },
+    set holdAll(on: boolean) {
+      holdAll = on;
+    },
     release() {
       releaseAll();
       gate = new Promise<void>((r) => (releaseAll = r));
@@ -64,7 +69,7 @@ async function fakeIdp(t: Teardown, answer: (token: string) => Answer) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(cond: () => boolean, what: string) {
-  for (let i = 0; i < 200 && !cond(); i++) await sleep(10);
+  for (let i = 0; i < 1000 && !cond(); i++) await sleep(10);
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 }
 
@@ -127,15 +132,22 @@ t.test('grace is for an IdP that is failing, not for one that is busy or rate-li
     await sleep(400);
     const junk = await flood(4);
     const before = idp.asked.length;
-    const [a, b] = await Promise.all([get('good-a'), get('good-b')]);
-    const statuses = [a.status, b.status].sort();
-    t.same(statuses, [200, 503], 'one re-check took the one reserve slot; the other was refused (503), not served stale');
+    // Both re-checks at once: the IdP holds the one that gets the reserve slot until released.
+    idp.holdAll = true;
+    const settled: { token: string; res: Awaited<ReturnType<typeof get>> }[] = [];
+    const recheck = (token: string) => get(token).then((res) => settled.push({ token, res }));
+    const both = Promise.all([recheck('good-a'), recheck('good-b')]);
+    await until(() => settled.length === 1 && idp.held === 5, 'one re-check held at the IdP, the other answered');
+    const [refused] = settled;
+    t.equal(refused?.res.status, 503, 'one re-check took the one reserve slot; the other was refused (503), not served stale');
+    t.equal(refused?.res.json().code, 'ERR_IDP_UNAVAILABLE');
     t.equal(idp.asked.length - before, 1, 'the IdP was asked for the one re-check that got the slot');
-    const refused = a.status === 503 ? a : b;
-    t.equal(refused.json().code, 'ERR_IDP_UNAVAILABLE');
+    idp.holdAll = false;
     idp.release();
+    await both;
+    t.equal(settled[1]?.res.status, 200, 'the one in the reserve slot is served');
     await Promise.all(junk);
-    t.equal((await get(a.status === 503 ? 'good-a' : 'good-b')).status, 200, 'after the flood, the refused one is re-checked and served');
+    t.equal((await get(refused?.token ?? '')).status, 200, 'after the flood, the refused one is re-checked and served');
   });
 
   await t.test('an IdP rate-limiting the junk does not pause re-checks; a 429 to a re-check is 503, never stale', async (t) => {
