@@ -1,6 +1,6 @@
 /**
  * An operator's own PKI, made with the `openssl` CLI as an operator would: CAs (RSA or ECDSA),
- * client certificates with chosen serials, and CRLs from `openssl ca -gencrl` (for
+ * intermediate CAs and client certificates with chosen serials, and CRLs from `openssl ca -gencrl` (for
  * `listeners.inbound.tls.client_crl`).
  */
 import { execFileSync } from 'node:child_process';
@@ -36,15 +36,29 @@ const newKey = (type: KeyType): string[] =>
       ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']
       : ['-newkey', 'ed25519'];
 
-/** A self-signed CA: `subject` like "/CN=Clients CA/O=Example". */
-export function makeCa(subject: string, type: KeyType = 'rsa'): OpensslCa {
+/**
+ * A CA: `subject` like "/CN=Clients CA/O=Example"; self-signed, or, with `parent`, an intermediate
+ * that `parent` issues with serial `serial` (hex).
+ */
+export function makeCa(subject: string, type: KeyType = 'rsa', parent?: { ca: OpensslCa; serial: string }): OpensslCa {
   const dir = mkdtempSync(join(tmpdir(), 'warden-openssl-ca-'));
   const certFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'ca.key');
-  openssl([
-    'req', '-x509', ...newKey(type), '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', subject, '-days', '30',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]); // prettier-ignore
+  if (parent === undefined) {
+    openssl([
+      'req', '-x509', ...newKey(type), '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', subject, '-days', '30',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ]); // prettier-ignore
+  } else {
+    const csr = join(dir, 'ca.csr');
+    const ext = join(dir, 'ca.ext');
+    writeFileSync(
+      ext,
+      'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+    );
+    openssl(['req', '-new', ...newKey(type), '-nodes', '-keyout', keyFile, '-out', csr, '-subj', subject]);
+    openssl(['x509', '-req', '-in', csr, '-CA', parent.ca.certFile, '-CAkey', parent.ca.keyFile, '-set_serial', `0x${parent.serial}`, '-days', '20', '-extfile', ext, '-out', certFile]); // prettier-ignore
+  }
   writeFileSync(join(dir, 'index.txt'), '');
   writeFileSync(join(dir, 'crlnumber'), '01\n');
   writeFileSync(
