@@ -26,12 +26,12 @@ export interface PeerIdentity {
   /** Serial, canonical hex (see canonicalSerial in src/ca/pki.ts). */
   readonly serial: string | undefined;
   /**
-   * The client_ca certificate that issued it, as `issuerKeyOf` names it (src/net/client-crl.ts):
-   * serials are unique per issuer only, so a client_crl entry is this and the serial. Read once at
-   * the handshake; undefined with mesh, and when the issuer is not in client_ca (an intermediate the
-   * client sent).
+   * Its path to a root of client_ca, as client_crl entries name certificates (src/net/client-crl.ts):
+   * for the certificate itself and each CA certificate above it (not the self-signed root), its
+   * issuer (`issuerKeyOf`) and its serial — serials are unique per issuer only. Read once at the
+   * handshake (src/proxy/listener.ts); empty with mesh, and when no path was found.
    */
-  readonly issuer: string | undefined;
+  readonly chain: readonly ChainLink[];
   /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
   readonly sha256: string | undefined;
   /**
@@ -43,6 +43,12 @@ export interface PeerIdentity {
   readonly notAfter: number;
 }
 
+/** A certificate of a peer's chain: its issuer, as `issuerKeyOf` names it, and its serial (canonical hex). */
+export interface ChainLink {
+  readonly issuer: string;
+  readonly serial: string;
+}
+
 /** Whether the peer's certificate has expired at `now`. */
 export const peerExpired = (peer: PeerIdentity, now = Date.now()): boolean => now >= peer.notAfter;
 
@@ -51,22 +57,28 @@ export interface PeerRevocations {
   revokes(issuer: string | undefined, serial: string | undefined): boolean;
 }
 
+/** Whether `revocations` lists the peer's certificate or a CA certificate of its chain (1–3 lookups). */
+export function chainRevoked(peer: PeerIdentity, revocations: PeerRevocations): boolean {
+  for (const link of peer.chain) if (revocations.revokes(link.issuer, link.serial)) return true;
+  return false;
+}
+
 /**
  * The peer as a request sees it: a certificate that has expired since its handshake (a kept-alive
  * connection or a resumed session outlives it) is no longer verified, for every stage that asks —
  * a mutualTLS security requirement, a certificate-bound token, the minted token's `cnf`, the rate
  * limit's peer key, trusted trace context. Only the peers stage looked at the expiry: an OpenAPI
  * `mutualTLS` operation served an expired certificate on an open connection (docs/adversarial.md 210).
- * Likewise one that `revocations` (the client_crl of the request's configuration) lists, with
- * `CERT_REVOKED`: per request, so a reload that adds a revocation reaches open connections, and one
+ * Likewise one that `revocations` (the client_crl of the request's configuration) lists, or one
+ * a CA certificate of whose chain it lists (a revoked intermediate), with `CERT_REVOKED`: per request, so a reload that adds a revocation reaches open connections, and one
  * that removes it (a mistake undone) frees them. A Date.now() and, with client_crl, one lookup per
- * request for a verified peer; a copy per request only once it has lapsed or is revoked (such
+ * certificate of the chain (1–3) per request for a verified peer; a copy per request only once it has lapsed or is revoked (such
  * requests are refused: src/proxy/handler.ts).
  */
 export function peerNow(peer: PeerIdentity, revocations?: PeerRevocations, now = Date.now()): PeerIdentity {
   if (!peer.verified) return peer;
   if (now >= peer.notAfter) return { ...peer, verified: false, error: 'CERT_HAS_EXPIRED' };
-  if (revocations?.revokes(peer.issuer, peer.serial) === true) return { ...peer, verified: false, error: 'CERT_REVOKED' };
+  if (revocations !== undefined && chainRevoked(peer, revocations)) return { ...peer, verified: false, error: 'CERT_REVOKED' };
   return peer;
 }
 
@@ -78,7 +90,7 @@ export const NO_PEER: PeerIdentity = Object.freeze({
   error: 'NO_CERTIFICATE',
   spiffeId: undefined,
   serial: undefined,
-  issuer: undefined,
+  chain: Object.freeze([]),
   sha256: undefined,
   notAfter: Infinity,
 });
@@ -88,13 +100,13 @@ type WithPeer = { [PEER]?: PeerIdentity };
 /**
  * Reads the peer certificate of a freshly handshaken socket and remembers the result on it. `cert`,
  * when the caller has read it already: on a server, Node gives the chain the client sent
- * (`issuerCertificate`) only the first time it is read. `issuer`: see PeerIdentity.issuer.
+ * (`issuerCertificate`) only the first time it is read. `chain`: see PeerIdentity.chain.
  */
 export function readPeerIdentity(
   socket: TLSSocket,
   trustDomain: string | undefined,
   cert: X509Certificate | undefined = socket.getPeerX509Certificate(),
-  issuer?: string,
+  chain: readonly ChainLink[] = [],
 ): PeerIdentity {
   let peer: PeerIdentity = NO_PEER;
   if (cert) {
@@ -127,7 +139,7 @@ export function readPeerIdentity(
       error,
       spiffeId,
       serial: canonicalSerial(cert.serialNumber),
-      issuer,
+      chain,
       sha256: createHash('sha256').update(cert.raw).digest('hex'),
       notAfter: Number.isNaN(notAfter) ? 0 : notAfter,
     });

@@ -31,7 +31,16 @@ import type { LimitsConfig, TlsFilesConfig } from '../config/types.js';
 import { tunnelRefused, type Rescue } from '../pipeline/rescue.js';
 import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
-import { peerIdAttributes, peerOf, presentedPeerId, readPeerIdentity, verifiedPeerId } from '../mesh/peer-identity.js';
+import {
+  chainRevoked,
+  peerIdAttributes,
+  peerOf,
+  presentedPeerId,
+  readPeerIdentity,
+  verifiedPeerId,
+  type ChainLink,
+} from '../mesh/peer-identity.js';
+import { canonicalSerial } from '../net/serial.js';
 import { certificatesOf } from '../net/trust-bundle.js';
 import { issuerKeyOf } from '../net/client-crl.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
@@ -113,34 +122,85 @@ function parsedCertificatesOf(pem: Buffer | undefined): X509Certificate[] {
  * self-signed root at the end of the path from the certificates the client presented (leaf first)
  * through these CAs. Paths are remembered per certificate (the intermediates many callers share),
  * so a handshake costs a few name comparisons once the first caller of an intermediate was seen.
+ *
+ * In file mode also the path's links as client_crl entries name them (PeerIdentity.chain): the leaf
+ * and every CA certificate above it, whether in client_ca or sent by the client, so a root's CRL
+ * that revokes an intermediate reaches the callers under it (as nginx's ssl_crl and Envoy's crl).
  */
 class ClientTrust {
   readonly fingerprints: ReadonlySet<string>;
   readonly #cas: readonly X509Certificate[];
   readonly #roots = new Map<string, string | undefined>();
-  /** Per CA (by fingerprint), how a client_crl entry names it (issuerKeyOf). */
-  readonly #issuerKeys = new Map<string, string>();
+  /** Per CA (by fingerprint), how a client_crl entry names it (issuerKeyOf); undefined: not wanted (mesh). */
+  readonly #issuerKeys: Map<string, string> | undefined;
+  /** Per CA certificate above a leaf (by fingerprint): its links up to its root. */
+  readonly #links = new Map<string, readonly ChainLink[]>();
+  /**
+   * Intermediates that clients sent on verified paths (by fingerprint): a resumed session gives only
+   * the leaf, and its path is found again through them (a new secure context, which a reload makes,
+   * resumes no session of an older one).
+   */
+  readonly #sent = new Map<string, X509Certificate>();
 
   constructor(pem: Buffer | undefined, issuerKeys: boolean) {
     this.#cas = parsedCertificatesOf(pem);
     this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
-    if (issuerKeys) for (const ca of this.#cas) this.#issuerKeys.set(ca.fingerprint256, issuerKeyOf(ca));
+    this.#issuerKeys = issuerKeys ? new Map(this.#cas.map((ca) => [ca.fingerprint256, issuerKeyOf(ca)])) : undefined;
   }
 
   /**
-   * For a verified client's certificates (leaf first): the CA of these that issued the leaf, as a
-   * client_crl entry names it (file mode only), and the fingerprint of the trusted root the chain
-   * leads to (undefined for a resumed session, which has only the leaf, when an intermediate it sent
-   * would be needed).
+   * For a verified client's certificates (leaf first): its path's links as client_crl entries name
+   * them (file mode only, else empty), and the fingerprint of the trusted root the chain leads to
+   * (undefined for a resumed session, which has only the leaf, when an intermediate it sent would be
+   * needed).
    */
-  classify(presented: readonly X509Certificate[]): { issuer: string | undefined; anchor: string | undefined } {
+  classify(presented: readonly X509Certificate[]): { chain: readonly ChainLink[]; anchor: string | undefined } {
     const leaf = presented[0];
-    if (leaf === undefined) return { issuer: undefined, anchor: undefined };
+    if (leaf === undefined) return { chain: [], anchor: undefined };
     const issuers = this.#issuers(leaf);
-    const issuer = issuers[0] && this.#issuerKeys.get(issuers[0].fingerprint256);
     let anchor = this.#rootFrom(leaf, issuers, 0);
     for (const cert of presented.slice(1)) anchor ??= this.#rememberedRoot(cert);
-    return { issuer, anchor };
+    return { chain: this.#issuerKeys === undefined ? [] : (this.#linksFrom(leaf, presented.slice(1), 0) ?? []), anchor };
+  }
+
+  /**
+   * The links from `cert` up to a root of client_ca, or undefined when there is no such path. Its
+   * issuer is looked for in client_ca first (OpenSSL's trusted-first), then among the certificates
+   * the client sent and those clients sent before on verified paths: these the client chose, so
+   * their signature on `cert` is checked.
+   */
+  #linksFrom(cert: X509Certificate, sent: readonly X509Certificate[], depth: number): readonly ChainLink[] | undefined {
+    if (this.fingerprints.has(cert.fingerprint256) && cert.checkIssued(cert)) return [];
+    if (depth > 8) return undefined;
+    const known = depth > 0 ? this.#links.get(cert.fingerprint256) : undefined;
+    if (known !== undefined) return known;
+    const serial = canonicalSerial(cert.serialNumber);
+    const through = (ca: X509Certificate): readonly ChainLink[] | undefined => {
+      const above = this.#linksFrom(ca, sent, depth + 1);
+      if (above === undefined) return undefined;
+      const links = [{ issuer: this.#issuerKeyOf(ca), serial }, ...above];
+      if (depth > 0) remember(this.#links, cert.fingerprint256, links);
+      return links;
+    };
+    for (const ca of this.#issuers(cert)) {
+      const links = through(ca);
+      if (links !== undefined) return links;
+    }
+    for (const ca of [...sent, ...this.#sent.values()]) {
+      if (ca.fingerprint256 === cert.fingerprint256 || !ca.ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) continue;
+      const links = through(ca);
+      if (links === undefined) continue;
+      remember(this.#sent, ca.fingerprint256, ca);
+      return links;
+    }
+    return undefined;
+  }
+
+  #issuerKeyOf(ca: X509Certificate): string {
+    const keys = this.#issuerKeys as Map<string, string>;
+    let key = keys.get(ca.fingerprint256);
+    if (key === undefined) remember(keys, ca.fingerprint256, (key = issuerKeyOf(ca)), this.#cas.length + 1024);
+    return key;
   }
 
   #rememberedRoot(cert: X509Certificate): string | undefined {
@@ -173,6 +233,12 @@ class ClientTrust {
     }
     return undefined;
   }
+}
+
+/** Sets `key` in a cache of at most `max` entries (emptied when full: the entries are cheap to find again). */
+function remember<V>(map: Map<string, V>, key: string, value: V, max = 1024): void {
+  if (map.size >= max && !map.has(key)) map.clear();
+  map.set(key, value);
 }
 
 /** The certificates a client presented, leaf first (its chain as Node gives it, on the first read only). */
@@ -391,7 +457,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   const admitPeer = (socket: TLSSocket): boolean => {
     const leaf = socket.getPeerX509Certificate();
     const trust = leaf !== undefined && socket.authorized ? clientTrust.classify(presentedChain(leaf)) : undefined;
-    const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf, trust?.issuer);
+    const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf, trust?.chain);
     // '' when not known: a resumed session, whose client sent no chain.
     if (trust !== undefined) (socket as TrustedSocket)[ANCHOR] = trust.anchor ?? '';
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
@@ -399,7 +465,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // A failed handshake for admission control: a refused caller, under `request` a chain OpenSSL
     // could not verify (the connection goes on, unverified, but the chain cost its checks), and a
     // certificate client_crl revokes (every request it sends is refused).
-    const refusedLater = peer.presented && (!socket.authorized || clientCrl?.revokes(peer.issuer, peer.serial) === true);
+    const refusedLater = peer.presented && (!socket.authorized || (clientCrl !== undefined && chainRevoked(peer, clientCrl)));
     if (admission && (!admitted || refusedLater)) admission.failed(socket.remoteAddress);
     if (admitted) return true;
     events.emit(revoked ? 'warden.tls.peer_revoked' : 'warden.tls.peer_denied', {

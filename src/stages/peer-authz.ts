@@ -34,7 +34,7 @@ export interface PeerAuthzDeps {
 export const clientCrlRevoked = () =>
   new WardenError('ERR_PEER_REVOKED', {
     rule: 'tls.client_crl',
-    detail: 'This client certificate has been revoked by its CA; present another one.',
+    detail: 'This client certificate, or a CA certificate of its chain, has been revoked; present another one.',
   });
 
 const crlUnavailable = () =>

@@ -3,7 +3,8 @@
  * openssl CLI), checked per request by issuer and serial. A revoked certificate is refused on every
  * route and never reaches the backend; a reload that adds a revocation reaches connections already
  * open (HTTP/1.1 keep-alive, h2); a CRL no CA of client_ca signed is refused at load and at reload;
- * one past its nextUpdate stays in force and is reported.
+ * one past its nextUpdate stays in force and is reported. A root's CRL that revokes an intermediate
+ * refuses the callers under it, whether the intermediate is in client_ca or sent by the client.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -47,9 +48,34 @@ function crlFile(content: Buffer): string {
   return file;
 }
 
-const tlsWith = (crl: string, mode = 'require') => ({
-  listeners: { inbound: { tls: { client_certificates: mode, client_ca: pki.clientCa, client_crl: crl } } },
+const tlsWith = (crl: string, mode = 'require', clientCa = pki.clientCa) => ({
+  listeners: { inbound: { tls: { client_certificates: mode, client_ca: clientCa, client_crl: crl } } },
 });
+
+/**
+ * A root (R) and two intermediates it issued, I (serial 5000) and J (5001); I issued dave (1001), J
+ * issued erin (1001). client_ca either holds all three, or the root only (clients then send their
+ * intermediate: `chained`).
+ */
+const tiers = (() => {
+  const root = makeCa('/CN=Tier Root/O=Example', 'ec');
+  const i = makeCa('/CN=Tier Intermediate I/O=Example', 'ec', { ca: root, serial: '5000' });
+  const j = makeCa('/CN=Tier Intermediate J/O=Example', 'rsa', { ca: root, serial: '5001' });
+  const dir = mkdtempSync(join(tmpdir(), 'warden-client-crl-tiers-'));
+  const allCas = join(dir, 'all-cas.pem');
+  writeFileSync(allCas, root.certPem + i.certPem + j.certPem);
+  const rootOnly = join(dir, 'root-only.pem');
+  writeFileSync(rootOnly, root.certPem);
+  /** `cert` with its issuing intermediate after it, as a client sends its chain. */
+  const chained = (cert: ClientCert, ca: { certPem: string }): ClientCert => {
+    const certFile = join(dir, `chain-${cert.serial}-${ca === i ? 'i' : 'j'}.pem`);
+    writeFileSync(certFile, cert.certPem + ca.certPem);
+    return { ...cert, certFile, certPem: cert.certPem + ca.certPem };
+  };
+  const dave = issueClient(i, 'dave', '1001');
+  const erin = issueClient(j, 'erin', '1001');
+  return { root, i, j, allCas, rootOnly, dave, erin, daveChain: chained(dave, i), erinChain: chained(erin, j) };
+})();
 
 /** curl with a client certificate: status and the problem's code. */
 async function as(s: TestSidecar, who: ClientCert | undefined, path = '/echo', http = '--http2') {
@@ -67,8 +93,9 @@ function caFile(s: TestSidecar): string {
 }
 
 /** An HTTP/1.1 keep-alive connection with `who`'s certificate: `get` sends one request on it and reads its answer. */
-function keepAlive(t: Teardown, s: TestSidecar, who: ClientCert) {
+function keepAlive(t: Teardown, s: TestSidecar, who: ClientCert, session?: Buffer) {
   const socket: TLSSocket = tlsConnect({
+    ...(session ? { session } : {}),
     host: '127.0.0.1',
     port: s.port,
     servername: 'localhost',
@@ -274,4 +301,81 @@ t.test('a CRL past its nextUpdate stays in force, with a warning, the gauge and 
   });
   t.equal(r.status, 0);
   t.match(r.stderr, /^warning: listeners\.inbound\.tls\.client_crl: .* is past its nextUpdate; it would stay in force/);
+});
+
+t.test('a root CRL that revokes an intermediate refuses the callers under it; a sibling intermediate is served', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const crl = crlFile(makeCrl(tiers.root, ['5000']));
+
+  // (a) The intermediates are in client_ca: the client sends its own certificate only.
+  const a = await startTestSidecar(t, backend.url, tlsWith(crl, 'require', tiers.allCas));
+  const before = seen(backend);
+  t.same(
+    await as(a, tiers.dave).then((r) => [r.status, r.code]),
+    [401, 'ERR_PEER_REVOKED'],
+    'intermediates in client_ca: dave (under revoked I) refused, h2',
+  );
+  t.same(await as(a, tiers.dave, '/echo', '--http1.1').then((r) => [r.status, r.code]), [401, 'ERR_PEER_REVOKED'], 'and HTTP/1.1');
+  t.same(await as(a, tiers.daveChain).then((r) => [r.status, r.code]), [401, 'ERR_PEER_REVOKED'], 'and when dave sends I too');
+  t.equal(seen(backend), before, 'the backend never saw dave');
+  t.equal((await as(a, tiers.erin)).status, 200, 'erin (under J, the same serial 1001) served');
+  t.equal((await as(a, tiers.erinChain)).status, 200, 'erin sending J: served');
+  t.match(
+    a.events.find((e) => e.name === 'warden.tls.peer_revoked'),
+    { 'warden.rule': 'tls.client_crl', 'warden.code': 'ERR_PEER_REVOKED' },
+    'the security event',
+  );
+
+  // (b) Only the root is in client_ca: the client sends its intermediate.
+  const b = await startTestSidecar(t, backend.url, tlsWith(crl, 'require', tiers.rootOnly));
+  const beforeB = seen(backend);
+  t.same(await as(b, tiers.daveChain).then((r) => [r.status, r.code]), [401, 'ERR_PEER_REVOKED'], 'root only: dave sending I refused, h2');
+  t.same(await as(b, tiers.daveChain, '/echo', '--http1.1').then((r) => [r.status, r.code]), [401, 'ERR_PEER_REVOKED'], 'and HTTP/1.1');
+  t.equal((await as(b, tiers.erinChain)).status, 200, 'erin sending J: served');
+  t.equal(seen(backend), beforeB + 1, 'the backend saw erin only');
+
+  // A resumed session has only the leaf: the intermediate its client sent before is found again.
+  const first = keepAlive(t, b, tiers.daveChain);
+  t.same(await first.get(), { status: 401, code: 'ERR_PEER_REVOKED' }, 'a full handshake: refused');
+  const session = first.socket.getSession();
+  t.ok(session, 'a session to resume');
+  const again = keepAlive(t, b, tiers.daveChain, session);
+  t.same(await again.get(), { status: 401, code: 'ERR_PEER_REVOKED' }, 'the resumed session: refused too');
+  t.ok(again.socket.isSessionReused(), 'the session was resumed');
+  const erin = keepAlive(t, b, tiers.erinChain);
+  t.same(await erin.get(), { status: 200, code: '' }, 'erin, full handshake');
+  const erinAgain = keepAlive(t, b, tiers.erinChain, erin.socket.getSession());
+  t.same(await erinAgain.get(), { status: 200, code: '' }, 'erin, resumed: served');
+  t.ok(erinAgain.socket.isSessionReused(), 'resumed');
+});
+
+t.test('a reload that revokes an intermediate refuses the next request of open connections under it', async (t) => {
+  for (const [name, clientCa, dave, erin] of [
+    ['root only in client_ca, clients send their intermediate', tiers.rootOnly, tiers.daveChain, tiers.erinChain],
+    ['intermediates in client_ca', tiers.allCas, tiers.dave, tiers.erin],
+  ] as const) {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const crl = crlFile(makeCrl(tiers.root, []));
+    const s = await startTestSidecar(t, backend.url, tlsWith(crl, 'require', clientCa));
+    const file = s.sidecar.current.loaded.file;
+    writeFileSync(file, await testConfigYaml(backend.url, tlsWith(crl, 'require', clientCa)));
+    const reload = () => s.sidecar.reload(() => loadSidecarConfig(file, process.env, true));
+
+    const h1 = keepAlive(t, s, dave);
+    const h2 = h2Connect(s.url, { ca: s.ca, cert: dave.certPem, key: dave.keyPem });
+    h2.on('error', () => undefined);
+    t.teardown(() => h2.destroy());
+    const sibling = keepAlive(t, s, erin);
+    t.same(await h1.get(), { status: 200, code: '' }, `${name}: dave, HTTP/1.1 keep-alive`);
+    t.same(await h2Get(h2), { status: 200, code: '' }, `${name}: dave, h2 session`);
+    t.same(await sibling.get(), { status: 200, code: '' }, `${name}: erin, HTTP/1.1 keep-alive`);
+
+    writeFileSync(crl, makeCrl(tiers.root, ['5000']));
+    t.ok(await reload(), 'reloaded with intermediate I revoked');
+    t.same(await h1.get(), { status: 401, code: 'ERR_PEER_REVOKED' }, `${name}: dave's open HTTP/1.1 connection refused`);
+    t.same(await h2Get(h2), { status: 401, code: 'ERR_PEER_REVOKED' }, `${name}: dave's open h2 session refused`);
+    t.same(await sibling.get(), { status: 200, code: '' }, `${name}: erin's open connection still served`);
+  }
 });

@@ -13,7 +13,7 @@ const verified = (spiffeId: string, serial = '0a1b', notAfter = Infinity): PeerI
   error: undefined,
   spiffeId,
   serial,
-  issuer: undefined,
+  chain: [],
   sha256: 'ab'.repeat(32),
   notAfter,
 });
@@ -153,12 +153,29 @@ t.test('a certificate verified at the handshake that has since expired: 401 on e
 t.test(
   'client_crl: peerNow marks a listed certificate CERT_REVOKED per request; peer-authz refuses it (rule tls.client_crl)',
   async (t) => {
-    const peer = { ...verified('spiffe://td/x', '1001'), issuer: 'ca-a' };
+    const peer = { ...verified('spiffe://td/x', '1001'), chain: [{ issuer: 'ca-a', serial: '1001' }] };
     const crl = { revokes: (issuer: string | undefined, serial: string | undefined) => issuer === 'ca-a' && serial === '1001' };
     t.equal(peerNow(peer, crl).error, 'CERT_REVOKED');
     t.equal(peerNow(peer, crl).verified, false);
-    const other = { ...peer, issuer: 'ca-b' };
+    const other = { ...peer, chain: [{ issuer: 'ca-b', serial: '1001' }] };
     t.equal(peerNow(other, crl), other, 'another issuer, the same serial: untouched');
+    // A revoked intermediate (root's serial 1001) refuses the leaf under it; a sibling path is untouched.
+    const under = {
+      ...peer,
+      chain: [
+        { issuer: 'int-x', serial: '77' },
+        { issuer: 'ca-a', serial: '1001' },
+      ],
+    };
+    t.equal(peerNow(under, crl).error, 'CERT_REVOKED', 'an intermediate of the chain revoked: the leaf is refused');
+    const sibling = {
+      ...peer,
+      chain: [
+        { issuer: 'int-y', serial: '77' },
+        { issuer: 'ca-a', serial: '1002' },
+      ],
+    };
+    t.equal(peerNow(sibling, crl), sibling, 'under another intermediate: untouched');
     t.equal(peerNow(peer, undefined), peer, 'without client_crl: untouched');
     const stage = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: undefined }, { revocations: undefined });
     const refusal = stage.run(ctx(peerNow(peer, crl)));
