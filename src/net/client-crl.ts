@@ -9,8 +9,11 @@
  *
  * Serials are unique per issuer only, and client_ca may hold several CAs, so an entry is keyed by
  * its issuer and serial. The issuer is the client_ca certificate that signed the CRL, and for a
- * caller the client_ca certificate that issued its certificate (src/proxy/listener.ts), both named
- * by `issuerKeyOf`: a hash of the CA's subject and public key, so two CAs of one name stay apart.
+ * caller's certificate and each CA certificate above it the certificate that issued it, in client_ca
+ * or sent by the client (PeerIdentity.chain, src/proxy/listener.ts), both named by `issuerKeyOf`: a
+ * hash of the CA's subject and public key, so two CAs of one name stay apart. A CRL is accepted only
+ * from a CA of client_ca: an intermediate the client sends has no CRL here unless it is put in
+ * client_ca too (its revocation by the CA above it is checked either way).
  *
  * No X.509 library: a file-mode sidecar does not load one (test/integration/footprint.test.ts).
  */
@@ -140,10 +143,13 @@ interface ClientCa {
  */
 export function readClientCrl(file: string, data: Buffer, clientCaPem: Buffer, now = Date.now()): ClientCrl {
   const cas: ClientCa[] = [];
+  /** Certificates of client_ca not marked a CA, by subject: named when a CRL's issuer is one of them. */
+  const notCas: { subject: Buffer; v1: boolean }[] = [];
   for (const pem of certificatesOf(clientCaPem.toString('latin1'))) {
     try {
       const cert = new X509Certificate(pem);
       if (cert.ca) cas.push({ cert, subject: subjectDerOf(cert), key: issuerKeyOf(cert) });
+      else notCas.push({ subject: subjectDerOf(cert), v1: cert.raw[tlv(cert.raw, tlv(cert.raw, 0).body).body] !== 0xa0 });
     } catch {
       // Not a certificate OpenSSL trusts either: it signs nothing here.
     }
@@ -166,6 +172,11 @@ export function readClientCrl(file: string, data: Buffer, clientCaPem: Buffer, n
     if (signer === undefined) {
       const reason = checks.find((c) => typeof c.result === 'string')?.result;
       if (typeof reason === 'string') throw new ClientCrlError(`${which}: signed with ${reason}`);
+      const notCa = named.length === 0 ? notCas.find((c) => c.subject.equals(crl.issuer)) : undefined;
+      if (notCa !== undefined)
+        throw new ClientCrlError(
+          `${which}: its issuer is in client_ca but is not a CA certificate (${notCa.v1 ? 'X.509 v1, which has no basicConstraints' : 'no basicConstraints CA:TRUE'}): reissue that CA certificate with basicConstraints=critical,CA:TRUE`,
+        );
       throw new ClientCrlError(
         named.length === 0
           ? `${which}: its issuer is no CA certificate of client_ca: a CRL is used only for the CAs client certificates chain to; add its CA to client_ca or remove the CRL`

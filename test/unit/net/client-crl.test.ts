@@ -1,5 +1,8 @@
 /** listeners.inbound.tls.client_crl's reader: what it accepts, what it refuses, and how it keys a revocation. */
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { ClientCrlError, issuerKeyOf, readClientCrl, staleCrls } from '../../../src/net/client-crl.js';
 import { makeCa, makeCrl } from '../../support/openssl-pki.js';
@@ -103,5 +106,24 @@ t.test('past its nextUpdate: accepted, and said stale; dated in the future: refu
   t.match(
     refusal(() => readClientCrl('f', makeCrl(ec, []), bundle, now)),
     /is dated in the future/,
+  );
+});
+
+t.test('a CRL whose issuer is in client_ca but not marked a CA (an X.509 v1 certificate) is refused saying so', async (t) => {
+  const ca = makeCa('/CN=Old CA', 'ec');
+  // The same name and key, re-made as an X.509 v1 certificate: no extensions, so no basicConstraints.
+  const csr = join(ca.dir, 'v1.csr');
+  const v1 = join(ca.dir, 'v1.crt');
+  execFileSync('openssl', ['req', '-new', '-key', ca.keyFile, '-subj', ca.subject, '-out', csr], { stdio: 'ignore' });
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-signkey', ca.keyFile, '-days', '3', '-out', v1], { stdio: 'ignore' });
+  t.equal(new X509Certificate(readFileSync(v1)).ca, false, 'Node does not take it for a CA');
+  t.match(
+    refusal(() => readClientCrl('clients.crl', makeCrl(ca, []), readFileSync(v1))),
+    /^the CRL: its issuer is in client_ca but is not a CA certificate \(X\.509 v1, which has no basicConstraints\): reissue/,
+  );
+  t.match(
+    refusal(() => readClientCrl('clients.crl', makeCrl(ca, []), bundle)),
+    /^the CRL: its issuer is no CA certificate of client_ca/,
+    'absent: as before',
   );
 });
