@@ -186,9 +186,9 @@ function countKeys(headers: IncomingHttpHeaders): number {
 /**
  * The client's address for policy: the socket peer, or — when the peer is a trusted proxy — the
  * nearest address in X-Forwarded-For that is not itself a trusted proxy, without the port or
- * brackets a proxy may write around it. A hop that is no IP address is not believed (the socket
- * peer is the client then): a 6 000-character hop went whole into every event and access line,
- * and each made-up string was a rate-limit bucket of its own; and with the port kept (Azure
+ * brackets a proxy may write around it. A hop that is no IP address is not believed: the client is
+ * UNKNOWN_CLIENT then (a 6 000-character hop went whole into every event and access line, and
+ * each made-up string was a rate-limit bucket of its own); and with the port kept (Azure
  * Application Gateway writes `ip:port`) no `access.clients.deny` entry ever matched and each
  * source port was a bucket (docs/adversarial.md 275).
  */
@@ -201,11 +201,25 @@ export function clientAddressOf(socketAddress: string, headers: IncomingHttpHead
     if (!hop) continue;
     // A trusted proxy's own hop may carry a port too (`10.2.2.2:443`, `[::ffff:10.3.3.3]:80`): read
     // raw, it was taken for the client, and every client behind it shared one bucket.
-    const address = withoutPort(hop);
+    // A zone (`fe80::1%eth0`) names an interface of the proxy's, not the client: 6 KB of it passed isIP.
+    const address = withoutZone(withoutPort(hop));
     if (rules.trustedProxies.has(address)) continue;
-    return isIP(address) !== 0 ? address : socketAddress;
+    return isIP(address) !== 0 ? address : UNKNOWN_CLIENT;
   }
   return socketAddress;
+}
+
+/**
+ * The client behind a trusted proxy that wrote no address for it (`unknown`, nginx's `unix:`, an
+ * obfuscated `_hidden`, junk): matches no `access.clients` entry, allow or deny, and such clients
+ * share one rate-limit bucket. Taken for the proxy's own address, they passed an allow list naming
+ * the proxies' range (review of docs/adversarial.md 275).
+ */
+export const UNKNOWN_CLIENT = 'unknown';
+
+function withoutZone(address: string): string {
+  const zone = address.indexOf('%');
+  return zone === -1 ? address : address.slice(0, zone);
 }
 
 /** The header set sent to the backend. */
