@@ -148,6 +148,10 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
       return refusal('ERR_AUTHN_TOKEN_INVALID', `token.${claim}`, 'The token is a refresh or ID token, not an access token.', p);
     }
   }
+  // The actors' subs are minted as names too (minter.ts actorChain).
+  if (p.claims.act !== undefined && actorWithControl(p.claims.act)) {
+    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.act', 'An actor (act.sub) of the access token holds a control character.', p);
+  }
   // An OpenID Connect ID token that does not say so in a type (`typ: JWT`, as most IdPs write both):
   // at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
   // on a token that grants no scope. Taken as an access token where a configured audience is also a
@@ -157,6 +161,17 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.id_token', 'The token is an OpenID Connect ID token, not an access token.', p);
   }
   return undefined;
+}
+
+/** Whether an actor of an RFC 8693 `act` chain (at most 32 deep, as claims nest) names itself with a control character. */
+function actorWithControl(act: unknown): boolean {
+  let actor = act;
+  for (let depth = 0; depth < 32 && typeof actor === 'object' && actor !== null; depth++) {
+    const { sub, act: next } = actor as { sub?: unknown; act?: unknown };
+    if (typeof sub === 'string' && CONTROL.test(sub)) return true;
+    actor = next;
+  }
+  return false;
 }
 
 /** C0 and C1 control characters, DEL, and the line and paragraph separators. */

@@ -13,11 +13,13 @@ const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'
 
 /** What one logged header value keeps, and what all of one request's values keep together. */
 export const LOGGED_VALUE_CHARS = 256;
+export const LOGGED_NAME_CHARS = 64;
 export const LOGGED_HEADERS_CHARS = 8192;
 
 /**
- * A copy of `headers` safe to log: credentials censored, each value cut at LOGGED_VALUE_CHARS and
- * all of them at LOGGED_HEADERS_CHARS (`…(N chars)` says how long it was). Uncut, one 3 000-character
+ * A copy of `headers` safe to log: credentials censored, each value cut at LOGGED_VALUE_CHARS, each
+ * name at LOGGED_NAME_CHARS, and the whole at about LOGGED_HEADERS_CHARS (`…(N chars)` says how long
+ * it was; the fields past it are counted in `…`). Uncut, one 3 000-character
  * value sent once into h2's HPACK table and named five times per request (27 bytes on the wire)
  * wrote 31 KB of access line (docs/adversarial.md 274). Done here, only when headers are logged,
  * rather than with pino's `redact`, which costs on every line whether or not headers are in it.
@@ -26,17 +28,26 @@ export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (n
   // No prototype: header names are the client's (see clientKeyed in src/openapi/request-validator.ts).
   const out = Object.create(null) as Record<string, unknown>;
   let budget = LOGGED_HEADERS_CHARS;
+  let left = 0;
   for (const name in headers) {
+    if (budget <= 0) {
+      left++;
+      continue;
+    }
     const value =
       isSecret(name, extraSecret) || (name.includes('_') && isSecret(name.replaceAll('_', '-'), extraSecret))
         ? '[redacted]'
         : name === ':path'
           ? withoutQuery(headers[name])
           : headers[name];
-    const cut = cutValue(value, Math.min(LOGGED_VALUE_CHARS, Math.max(0, budget)));
-    budget -= name.length + cut.length;
-    out[name] = cut.value;
+    const cut = cutValue(value, Math.min(LOGGED_VALUE_CHARS, budget));
+    const logged = name.length <= LOGGED_NAME_CHARS ? name : `${name.slice(0, LOGGED_NAME_CHARS)}…(${name.length} chars)`;
+    budget -= logged.length + cut.length;
+    out[logged] = cut.value;
   }
+  // Past the budget, fields are counted, not written: names are the client's too (an h2 name of
+  // 4 KB in the HPACK table costs a byte per request).
+  if (left > 0) out['…'] = `${left} more headers`;
   return out;
 }
 

@@ -196,6 +196,14 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
   ])
     t.same(refusalOf(ok(claims)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `${escape(JSON.stringify(claims))}: refused`);
   t.equal(ok({ sub: 'Zoë Ünal', client_id: 'shop web' }), undefined, 'letters and spaces beyond ASCII are names');
+  // And the actors', minted as names too (review of 272).
+  for (const act of [{ sub: 'svc\nx' }, { sub: 'svc', act: { sub: 'inner\u0000' } }])
+    t.same(
+      refusalOf(ok({ sub: 'alice', act })),
+      { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.act' },
+      'an actor with a control character',
+    );
+  t.equal(ok({ sub: 'alice', act: { sub: 'svc', act: { sub: 'svc-0' } } }), undefined, 'a plain actor chain');
   t.equal(ok({ sub: 'clients:x' }), undefined);
 });
 
