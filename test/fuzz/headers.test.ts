@@ -8,10 +8,12 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { validateHeaderName, validateHeaderValue, type IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
 import { WardenError } from '../../src/errors.js';
 import {
   checkFraming,
   clientAddressOf,
+  UNKNOWN_CLIENT,
   compileHeaderRules,
   downstreamResponseHeaders,
   egressRequestHeaders,
@@ -262,6 +264,15 @@ t.test('client address: the socket unless it is a trusted proxy; never a trusted
       const address = clientAddressOf(socket, headers, rules);
       if (!rules.trustedProxies.has(socket) || hops === undefined) {
         if (address !== socket) throw new Error(`untrusted socket ${socket} but client ${address}`);
+        return;
+      }
+      if (address === UNKNOWN_CLIENT) {
+        // Only when the nearest hop that is no trusted proxy is no IP address (docs/adversarial.md 275).
+        const nearest = hops
+          .map((h) => h.trim())
+          .reverse()
+          .find((h) => h !== '' && !rules.trustedProxies.has(h));
+        if (nearest === undefined || isIP(nearest) !== 0) throw new Error(`"unknown" though the nearest hop is ${nearest}`);
         return;
       }
       if (address !== socket && rules.trustedProxies.has(address)) throw new Error(`client address ${address} is a trusted proxy`);
