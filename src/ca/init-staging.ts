@@ -14,21 +14,10 @@
  * directory its owner made beforehand under a parent the CA cannot write.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CA_FILES } from './layout.js';
+import { syncPath, writeFileAtomic } from '../config/atomic-file.js';
 import { refuseForeignDirectory } from './file-ownership.js';
 
 export const STAGING_DIR = '.warden-ca-init';
@@ -46,16 +35,6 @@ export class TargetExistsError extends Error {
   constructor(readonly path: string) {
     super(`${path} appeared while the CA was being made`);
     this.name = 'TargetExistsError';
-  }
-}
-
-/** Syncs a file's data, or a directory's entries (a rename or link survives a power loss once its directory is synced). */
-function sync(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -100,7 +79,7 @@ export function removeInterruptedInit(dir: string): string[] {
   const removed = finished ? [] : ours;
   for (const path of removed) rmSync(path, { force: true });
   rmSync(staging, { recursive: true, force: true });
-  sync(dir);
+  syncPath(dir);
   return [...removed, staging];
 }
 
@@ -124,30 +103,27 @@ export function installAtomically(dir: string, files: readonly StagedFile[], las
     for (const file of files) {
       const path = join(staging, file.name);
       file.make(path);
-      sync(path);
+      syncPath(path);
     }
     const manifest = files.map((f) => ({ name: f.name, sha256: sha256(join(staging, f.name)) }));
     // Renamed into place: a manifest is whole or absent, never the empty file a kill mid-write leaves.
-    writeNewFile(join(staging, `${MANIFEST}.tmp`), JSON.stringify({ files: manifest }), 0o600);
-    sync(join(staging, `${MANIFEST}.tmp`));
-    renameSync(join(staging, `${MANIFEST}.tmp`), join(staging, MANIFEST));
-    sync(staging);
+    writeFileAtomic(join(staging, MANIFEST), JSON.stringify({ files: manifest }), 0o600);
     const ordered = [...files.filter((f) => f.name !== last), ...files.filter((f) => f.name === last)];
     for (const { name } of ordered) {
       // DIR synced before the last link: after a power loss, bundle.pem is never there without the rest.
-      if (name === last) sync(dir);
+      if (name === last) syncPath(dir);
       const target = join(dir, name);
       moveNoReplace(join(staging, name), target);
       installed.push(target);
     }
-    sync(dir);
+    syncPath(dir);
   } catch (err) {
     for (const path of installed) rmSync(path, { force: true });
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
   rmSync(staging, { recursive: true, force: true });
-  sync(dir);
+  syncPath(dir);
   return installed;
 }
 

@@ -10,7 +10,8 @@
  * and another database (another test's, a new one made with --create-database) is not judged by
  * this one's record. A database made before ids were stamped has none: the record applies to it.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../config/atomic-file.js';
 import { join } from 'node:path';
 import { WardenError } from '../errors.js';
 import { refuseForeignFile } from './file-ownership.js';
@@ -53,29 +54,9 @@ export function readPublishedRecord(dir: string): PublishedRecord | undefined {
   }
 }
 
-/** Writes the record: a temporary file synced, renamed over the old one, the directory synced. */
+/** Writes the record whole or not at all (config/atomic-file.ts). */
 export function writePublishedRecord(dir: string, record: PublishedRecord): void {
-  const path = join(dir, PUBLISHED_RECORD);
-  const temp = `${path}.tmp`;
-  rmSync(temp, { force: true });
-  try {
-    writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    syncPath(temp);
-    renameSync(temp, path);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  syncPath(dir);
-}
-
-function syncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileAtomic(join(dir, PUBLISHED_RECORD), `${JSON.stringify(record, null, 2)}\n`, 0o600);
 }
 
 /** The record of a CRL just signed, or of the database as accepted. */

@@ -7,26 +7,14 @@
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { x509 } from '../ca/pki.js';
 import { canonicalSerial } from '../net/serial.js';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { spiffeIdOfSubjectAltName } from '../net/spiffe-id.js';
 import { CRL_MAX_SKEW_MS } from '../net/clock-skew.js';
 import { chainsToBundle } from './crl-check.js';
 import { assertUsableBundle, certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
 import { ownershipProblem } from '../ca/file-ownership.js';
+import { writeFileAtomic } from '../config/atomic-file.js';
 
 export interface WorkloadCredentials {
   keyPem: string;
@@ -73,48 +61,6 @@ export class CredentialError extends Error {
     super(message);
     this.name = 'CredentialError';
   }
-}
-
-/**
- * Temp file (created exclusively, so never through a planted file or symlink), fsync, rename, then
- * fsync of the directory so the rename itself survives a power loss.
- */
-function writeAtomic(file: string, data: string | Uint8Array, mode: number): void {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const fd = openSync(temp, 'wx', mode);
-    try {
-      writeFully(fd, typeof data === 'string' ? Buffer.from(data) : data, file);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, file);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  const dirFd = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-}
-
-/**
- * write(2) may store fewer bytes than asked and report no error (a file size limit, a nearly full
- * disk): write the rest until done — the next call then fails with the real cause (EFBIG, ENOSPC) —
- * and check the size, so a cut file is never renamed into place as good credentials.
- */
-function writeFully(fd: number, data: Uint8Array, file: string): void {
-  for (let offset = 0; offset < data.length;) {
-    const written = writeSync(fd, data, offset, data.length - offset);
-    if (written <= 0) throw new Error(`${file}: the write stored nothing at byte ${offset} of ${data.length}`);
-    offset += written;
-  }
-  const size = fstatSync(fd).size;
-  if (size !== data.length) throw new Error(`${file}: ${size} bytes written of ${data.length}`);
 }
 
 /** Parses and checks a key + chain: the key belongs to the leaf, the leaf carries one SPIFFE ID. */
@@ -346,17 +292,17 @@ export function createCredentialStore(dir: string): CredentialStore {
     },
     save(credentials) {
       const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
-      writeAtomic(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
-      if (isUsableBundle(credentials.bundlePem)) writeAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
+      writeFileAtomic(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
+      if (isUsableBundle(credentials.bundlePem)) writeFileAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
     },
     saveBundle(pem) {
       assertUsableBundle(pem, `${path(STATE_FILES.bundle)} is not replaced`);
-      writeAtomic(path(STATE_FILES.bundle), pem, 0o644);
+      writeFileAtomic(path(STATE_FILES.bundle), pem, 0o644);
     },
     loadBundle: readBundle,
     saveCrl(der, signerPem) {
-      writeAtomic(path(STATE_FILES.crlSigner), signerPem, 0o644);
-      writeAtomic(path(STATE_FILES.crl), der, 0o644);
+      writeFileAtomic(path(STATE_FILES.crlSigner), signerPem, 0o644);
+      writeFileAtomic(path(STATE_FILES.crl), der, 0o644);
     },
     loadCrlSigner: () => read(STATE_FILES.crlSigner),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
@@ -394,7 +340,11 @@ export function createCredentialStore(dir: string): CredentialStore {
       return existsSync(file) ? statSync(file).mtimeMs : undefined;
     },
     savePending(pending) {
-      writeAtomic(path(STATE_FILES.pending), JSON.stringify({ ...pending, dnsNames: pending.dnsNames.map((n) => n.toLowerCase()) }), 0o600);
+      writeFileAtomic(
+        path(STATE_FILES.pending),
+        JSON.stringify({ ...pending, dnsNames: pending.dnsNames.map((n) => n.toLowerCase()) }),
+        0o600,
+      );
     },
     clearPending() {
       rmSync(path(STATE_FILES.pending), { force: true });
@@ -403,7 +353,7 @@ export function createCredentialStore(dir: string): CredentialStore {
       const probe = path(`.probe.${randomBytes(6).toString('hex')}.tmp`);
       try {
         // As big as a workload.pem, so a full disk shows here rather than after the enrollment.
-        writeAtomic(probe, Buffer.alloc(8192), 0o600);
+        writeFileAtomic(probe, Buffer.alloc(8192), 0o600);
       } finally {
         rmSync(probe, { force: true });
       }

@@ -1,0 +1,52 @@
+/**
+ * Files written whole or not at all: a temporary file (created exclusively, so never through a
+ * planted file or symlink), written fully and fsynced, renamed over the target, then the directory
+ * fsynced so the rename itself survives a power loss. Shared by the mesh state dir
+ * (mesh/credential-store.ts), `warden ca init`'s manifest and the CA's published record.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode: number): void {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const fd = openSync(temp, 'wx', mode);
+    try {
+      writeFully(fd, typeof data === 'string' ? Buffer.from(data) : data, file);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+  syncPath(dirname(file));
+}
+
+/** Syncs a file's data, or a directory's entries (a rename or link survives a power loss once its directory is synced). */
+export function syncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * write(2) may store fewer bytes than asked and report no error (a file size limit, a nearly full
+ * disk): write the rest until done — the next call then fails with the real cause (EFBIG, ENOSPC) —
+ * and check the size, so a cut file is never renamed into place as good.
+ */
+function writeFully(fd: number, data: Uint8Array, file: string): void {
+  for (let offset = 0; offset < data.length;) {
+    const written = writeSync(fd, data, offset, data.length - offset);
+    if (written <= 0) throw new Error(`${file}: the write stored nothing at byte ${offset} of ${data.length}`);
+    offset += written;
+  }
+  const size = fstatSync(fd).size;
+  if (size !== data.length) throw new Error(`${file}: ${size} bytes written of ${data.length}`);
+}
