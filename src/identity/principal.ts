@@ -22,6 +22,8 @@ export interface Principal {
   readonly claims: Readonly<Record<string, unknown>>;
   /** SHA-256(issuer ‖ token), hex: the key of every cache entry about this token. */
   readonly tokenHash: string;
+  /** What in the claims alone makes the token unfit (judged once, here, not on every use), or undefined. */
+  readonly unfit: { readonly rule: string; readonly detail: string } | undefined;
 }
 
 export interface IssuerPolicy {
@@ -55,13 +57,14 @@ function scopesOf(claims: Record<string, unknown>): Set<string> {
 
 export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
   const scopes = scopesOf(claims);
+  const clientId = str(claims.client_id) ?? str(claims.azp) ?? str(claims.cid);
   const aud = claims.aud;
   return Object.freeze({
     issuerId: policy.id,
     issuer: policy.issuer,
     via,
     subject: str(claims.sub),
-    clientId: str(claims.client_id) ?? str(claims.azp) ?? str(claims.cid),
+    clientId,
     // What the minted token says is what was checked: the scopes kept, each once.
     scope: [...scopes].join(' '),
     scopes,
@@ -69,7 +72,28 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
     expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
     claims,
     tokenHash,
+    unfit: unfitClaims(str(claims.sub), clientId, claims),
   });
+}
+
+/**
+ * What the claims alone say against the token, judged when the principal is made (it is cached and
+ * checked on every use; checkPrincipal reads the verdict):
+ * - a control character in `sub`, the client or an actor's `sub`: the backend reads them as names,
+ *   and `alice\nbob` forged a second line in its logs (docs/adversarial.md 272);
+ * - an OpenID Connect ID token that does not say so in a type (`typ: JWT`, as most IdPs write both):
+ *   at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
+ *   on a token that grants no scope; taken as an access token where a configured audience is also a
+ *   client id, it was minted for (docs/adversarial.md 271).
+ */
+function unfitClaims(subject: string | undefined, clientId: string | undefined, c: Record<string, unknown>): Principal['unfit'] {
+  if ((subject !== undefined && CONTROL.test(subject)) || (clientId !== undefined && CONTROL.test(clientId)))
+    return { rule: 'token.sub', detail: "The access token's subject or client holds a control character." };
+  if (c.act !== undefined && actorWithControl(c.act))
+    return { rule: 'token.act', detail: 'An actor (act.sub) of the access token holds a control character.' };
+  if (c.at_hash !== undefined || c.c_hash !== undefined || (c.nonce !== undefined && c.scope === undefined && c.scp === undefined))
+    return { rule: 'token.id_token', detail: 'The token is an OpenID Connect ID token, not an access token.' };
+  return undefined;
 }
 
 function refusal(code: ErrorCode, rule: string, detail: string, principal?: Pick<Principal, 'issuerId' | 'tokenHash'>): WardenError {
@@ -120,11 +144,7 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
   if (p.subject === undefined && (p.claims.sub !== undefined || p.clientId === undefined)) {
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', 'The access token names no subject (a string sub) and no client.', p);
   }
-  // The backend reads sub and client_id as names: a line break or other control character in one
-  // forged a second line in its logs, and was minted as is (docs/adversarial.md 272).
-  if ((p.subject !== undefined && CONTROL.test(p.subject)) || (p.clientId !== undefined && CONTROL.test(p.clientId))) {
-    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', "The access token's subject or client holds a control character.", p);
-  }
+  if (p.unfit !== undefined) return refusal('ERR_AUTHN_TOKEN_INVALID', p.unfit.rule, p.unfit.detail, p);
   // `client:<id>` is the minted sub of a token without one (minter.ts subjectOf): a user whose sub is
   // spelled so would be that client to the backend.
   if (p.subject !== undefined && p.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
@@ -147,18 +167,6 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
     if (typeof value === 'string' && NOT_ACCESS_TOKEN_TYPES.has(value.toLowerCase())) {
       return refusal('ERR_AUTHN_TOKEN_INVALID', `token.${claim}`, 'The token is a refresh or ID token, not an access token.', p);
     }
-  }
-  // The actors' subs are minted as names too (minter.ts actorChain).
-  if (p.claims.act !== undefined && actorWithControl(p.claims.act)) {
-    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.act', 'An actor (act.sub) of the access token holds a control character.', p);
-  }
-  // An OpenID Connect ID token that does not say so in a type (`typ: JWT`, as most IdPs write both):
-  // at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
-  // on a token that grants no scope. Taken as an access token where a configured audience is also a
-  // client id (one app registration for a SPA and its API), it was minted for (docs/adversarial.md 271).
-  const c = p.claims;
-  if (c.at_hash !== undefined || c.c_hash !== undefined || (c.nonce !== undefined && c.scope === undefined && c.scp === undefined)) {
-    return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.id_token', 'The token is an OpenID Connect ID token, not an access token.', p);
   }
   return undefined;
 }
