@@ -4,7 +4,7 @@
  * lock left by a process that died (kill -9, or one that simply exited) is taken over, and a state
  * dir whose file system hangs stops nothing but the lock.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -140,9 +140,8 @@ t.test('processes taking over one stale lock at once: exactly one gets it', asyn
   t.notOk(existsSync(join(dir, `${LOCK_FILE}.takeover`)), 'no takeover guard left behind');
 });
 
-t.test('a holder that finds its lock taken over saves nothing more there and is not ready', async (t) => {
-  // A holder stalled past the heartbeat bound (SIGSTOP, a frozen node) is taken over; it kept
-  // renewing into the directory another process now owned, and stayed ready.
+/** A mesh sidecar (its CA and backend too) holding the lock of its mesh.state_dir. */
+async function meshSidecar(t: Test) {
   const { readyzOf, startTestSidecar } = await import('../support/sidecar.js');
   const { startTestBackend } = await import('../support/backend.js');
   const backend = await startTestBackend();
@@ -150,6 +149,13 @@ t.test('a holder that finds its lock taken over saves nothing more there and is 
   const { ca } = await startCaUnderTest(t);
   const { mesh } = meshSection(ca, ORDERS);
   const s = await startTestSidecar(t, backend.url, { mesh });
+  return { s, mesh, readyzOf };
+}
+
+t.test('a holder that finds its lock taken over saves nothing more there and is not ready', async (t) => {
+  // A holder stalled past the heartbeat bound (SIGSTOP, a frozen node) is taken over; it kept
+  // renewing into the directory another process now owned, and stayed ready.
+  const { s, mesh, readyzOf } = await meshSidecar(t);
   const readyz = () => readyzOf(s.adminUrl);
   t.equal((await readyz()).status, 200, 'ready while it holds the lock');
   const other: LockHolder = { ...holderIn(mesh.state_dir), pid: 424242, id: randomBytes(8).toString('hex'), hostname: 'elsewhere' };
@@ -169,13 +175,7 @@ t.test('a holder that finds its lock taken over saves nothing more there and is 
 t.test('a state dir whose file system hangs: the sidecar answers on, and is not ready, saying why', async (t) => {
   // A hard-mounted NFS whose server is gone: the heartbeat's calls never return. Made on the event
   // loop (futimesSync every 2 s), they stopped the whole sidecar: traffic, /healthz, the drain.
-  const { readyzOf, startTestSidecar } = await import('../support/sidecar.js');
-  const { startTestBackend } = await import('../support/backend.js');
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const { ca } = await startCaUnderTest(t);
-  const { mesh } = meshSection(ca, ORDERS);
-  const s = await startTestSidecar(t, backend.url, { mesh });
+  const { s, mesh, readyzOf } = await meshSidecar(t);
   t.equal((await readyzOf(s.adminUrl)).status, 200, 'ready');
   (await hungFile(t, join(mesh.state_dir, LOCK_FILE), 20_000)).hang();
   const hungAt = Date.now();
