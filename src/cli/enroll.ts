@@ -43,7 +43,7 @@ export async function runEnroll(argv: string[]): Promise<number> {
   } finally {
     flushLogger(logger);
   }
-  identity.stop();
+  await identity.stop();
   const status = identity.status();
   console.log(`${status.spiffeId}: certificate ${status.serial} valid until ${status.notAfter}, stored in ${config.mesh.state_dir}`);
   flushLogger(logger);

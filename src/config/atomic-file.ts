@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode: number): void {
@@ -24,6 +25,40 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode: n
     throw err;
   }
   syncPath(dirname(file));
+}
+
+/**
+ * writeFileAtomic off the event loop: every step runs on libuv's thread pool. A running sidecar saves
+ * this way — an fsync on a slow or hung disk had held up every request for as long as it took.
+ */
+export async function writeFileAtomicAsync(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await open(temp, 'wx', mode);
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let offset = 0; offset < bytes.length;) {
+        const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+        if (bytesWritten <= 0) throw new Error(`${file}: the write stored nothing at byte ${offset} of ${bytes.length}`);
+        offset += bytesWritten;
+      }
+      const { size } = await handle.stat();
+      if (size !== bytes.length) throw new Error(`${file}: ${size} bytes written of ${bytes.length}`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 /** Syncs a file's data, or a directory's entries (a rename or link survives a power loss once its directory is synced). */

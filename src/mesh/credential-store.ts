@@ -14,7 +14,7 @@ import { CRL_MAX_SKEW_MS } from '../net/clock-skew.js';
 import { chainsToBundle } from './crl-check.js';
 import { assertUsableBundle, certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
 import { ownershipProblem } from '../ca/file-ownership.js';
-import { writeFileAtomic } from '../config/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicAsync } from '../config/atomic-file.js';
 
 export interface WorkloadCredentials {
   keyPem: string;
@@ -218,14 +218,14 @@ export interface CredentialStore {
    * there are none. Throws CredentialError when they are unusable or belong to another identity.
    */
   load(spiffeId: string): WorkloadCredentials | undefined;
-  /** Key and chain; the bundle too when it holds certificates. */
-  save(credentials: WorkloadCredentials): void;
-  /** Throws BundleError on a bundle without certificates (the one on disk stays). */
-  saveBundle(bundlePem: string): void;
+  /** Key and chain; the bundle too when it holds certificates. Off the event loop, as are the saves below. */
+  save(credentials: WorkloadCredentials): Promise<void>;
+  /** Rejects with BundleError on a bundle without certificates (the one on disk stays). */
+  saveBundle(bundlePem: string): Promise<void>;
   /** The persisted bundle, or undefined when there is none with a certificate. */
   loadBundle(): string | undefined;
   /** The CRL and the issuing CA certificate that signed it (written first: a CRL is never newer than its signer on disk). */
-  saveCrl(der: Uint8Array, signerPem: string): void;
+  saveCrl(der: Uint8Array, signerPem: string): Promise<void>;
   loadCrl(): Buffer | undefined;
   /** The signer saved with the CRL, if any (unverified: the caller checks that it chains to the bundle). */
   loadCrlSigner(): string | undefined;
@@ -233,7 +233,7 @@ export interface CredentialStore {
    * Creates and removes a file in the dir: throws (the error names the dir) when this process
    * cannot write there — checked before a single-use bootstrap token is spent.
    */
-  probeWritable(): void;
+  probeWritable(): Promise<void>;
   /** When workload.pem was last written (ms since the epoch), if it exists. */
   savedAt(): number | undefined;
   /**
@@ -290,19 +290,19 @@ export function createCredentialStore(dir: string): CredentialStore {
       }
       return credentials;
     },
-    save(credentials) {
+    async save(credentials) {
       const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
-      writeFileAtomic(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
-      if (isUsableBundle(credentials.bundlePem)) writeFileAtomic(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
+      await writeFileAtomicAsync(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
+      if (isUsableBundle(credentials.bundlePem)) await writeFileAtomicAsync(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
     },
-    saveBundle(pem) {
+    async saveBundle(pem) {
       assertUsableBundle(pem, `${path(STATE_FILES.bundle)} is not replaced`);
-      writeFileAtomic(path(STATE_FILES.bundle), pem, 0o644);
+      await writeFileAtomicAsync(path(STATE_FILES.bundle), pem, 0o644);
     },
     loadBundle: readBundle,
-    saveCrl(der, signerPem) {
-      writeFileAtomic(path(STATE_FILES.crlSigner), signerPem, 0o644);
-      writeFileAtomic(path(STATE_FILES.crl), der, 0o644);
+    async saveCrl(der, signerPem) {
+      await writeFileAtomicAsync(path(STATE_FILES.crlSigner), signerPem, 0o644);
+      await writeFileAtomicAsync(path(STATE_FILES.crl), der, 0o644);
     },
     loadCrlSigner: () => read(STATE_FILES.crlSigner),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),
@@ -349,11 +349,11 @@ export function createCredentialStore(dir: string): CredentialStore {
     clearPending() {
       rmSync(path(STATE_FILES.pending), { force: true });
     },
-    probeWritable() {
+    async probeWritable() {
       const probe = path(`.probe.${randomBytes(6).toString('hex')}.tmp`);
       try {
         // As big as a workload.pem, so a full disk shows here rather than after the enrollment.
-        writeFileAtomic(probe, Buffer.alloc(8192), 0o600);
+        await writeFileAtomicAsync(probe, Buffer.alloc(8192), 0o600);
       } finally {
         rmSync(probe, { force: true });
       }

@@ -27,6 +27,7 @@ import { readCrl, type CrlView } from '../net/crl-reader.js';
 import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
+import { createStateWriter, type StateSlot } from './state-writer.js';
 import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type LockLoss, type StateLock } from './state-lock.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
@@ -90,8 +91,16 @@ export interface MeshIdentity {
   crl(): CrlStatus;
   onChange(listener: (what: MeshChange) => void): () => void;
   status(): MeshStatus;
-  stop(): void;
+  /**
+   * Stops renewals and refreshes; the lock of mesh.state_dir is released once the writes already
+   * asked have landed (at once when there are none). Writes that do not land within
+   * STOP_WRITES_WAIT_MS (a hung disk) keep the lock: others take it over when its heartbeat is stale.
+   */
+  stop(): Promise<void>;
 }
+
+/** How long stop() waits for saves in flight before leaving the lock to go stale. */
+export const STOP_WRITES_WAIT_MS = 5000;
 
 /**
  * Startup cannot get credentials: one line for the operator, naming the setting to fix.
@@ -257,23 +266,26 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   let warnedExpiring = false;
   let renewalsStopped = false;
   let stopped = false;
+  const writer = createStateWriter();
   /**
-   * Writes a bundle or CRL already in force. Best effort: a full or read-only disk must not keep a
-   * verified CRL (a revocation) or bundle from being enforced; the copy on disk only serves the
-   * next start, which fetches both again anyway.
+   * Writes credentials, a bundle or a CRL already in force, off the event loop (state-writer.ts).
+   * Best effort: a full, read-only or hung disk must not keep a renewed certificate, a verified CRL
+   * (a revocation) or a bundle from being used; the copy on disk only serves the next start.
    */
-  const persist = (what: 'bundle' | 'crl', save: () => void) => {
-    // A refresh that ends after stop(), or a lock lost: the state dir may be another process's now,
-    // or hung (a synchronous write there would freeze the event loop).
+  const persist = async (what: StateSlot, save: () => Promise<void>): Promise<void> => {
+    // A refresh that ends after stop(): nothing new is written.
     if (stopped || lock.lost !== undefined) return;
-    try {
-      save();
-    } catch (err) {
-      logger.warn(
-        { err: (err as Error).message, state_dir: cfg.state_dir },
-        `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; a restart begins from the older copy on disk until it is fetched again`,
-      );
-    }
+    await writer
+      // A lock lost while the write waited: the state dir may be another process's now, or hung.
+      .write(what, () => (lock.lost === undefined ? save() : Promise.resolve()))
+      .catch((err: unknown) => {
+        logger.warn(
+          { err: (err as Error).message, state_dir: cfg.state_dir },
+          what === 'credentials'
+            ? 'mesh: the renewed certificate is in force but could not be saved in mesh.state_dir; a restart begins from the older certificate on disk (enrolling again with mesh.bootstrap_token once it has expired)'
+            : `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; a restart begins from the older copy on disk until it is fetched again`,
+        );
+      });
   };
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {
@@ -292,7 +304,9 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     credentials = { ...credentials, bundlePem: configuredRoots };
   }
   client.trust(credentials.bundlePem);
-  persist('bundle', () => store.saveBundle(credentials.bundlePem));
+  const startBundle = credentials.bundlePem;
+  // Awaited: nothing is served yet, and a bundle.pem lost is back on disk before the identity is used.
+  await persist('bundle', () => store.saveBundle(startBundle));
   /**
    * The CRL saved by an earlier run, only if it passes the checks a fetched one must (crl-check.ts):
    * signed by an issuing CA that chains to the trust bundle — our chain's, or the one saved with it
@@ -331,7 +345,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
           : new CertificateExpiredError(credentials.serial, credentials.notAfter);
       // The CA renews only the current certificate's names; a changed mesh.dns_names needs a token
       // (a new enrollment: at start, or here once expired). Before spending one, the state dir must take the result.
-      if (expired) store.probeWritable();
+      if (expired) await store.probeWritable();
       const { keyPem, csrPem } = await createKeyAndCsr(cfg.spiffe_id, expired ? cfg.dns_names : dnsNamesOf(credentials.certPem));
       let issued;
       try {
@@ -352,9 +366,9 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       const refused = issuedCertificateProblem(next, credentials.bundlePem);
       if (refused !== undefined) throw new CertificateRefusedError(`the CA issued an unusable certificate: ${refused}`);
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
-      if (lock.lost === undefined) store.save(next); // else the dir is another process's, or hung: served from memory
       credentials = next;
       receivedAt = Date.now();
+      void persist('credentials', () => store.save(next));
       lastError = undefined;
       warnedExpiring = false;
       events.emit(expired ? 'warden.mesh.enrolled' : 'warden.mesh.rotated', {
@@ -413,14 +427,14 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     onBundle(pem) {
       credentials = { ...credentials, bundlePem: pem };
       applyBundle(pem);
-      persist('bundle', () => store.saveBundle(pem));
+      void persist('bundle', () => store.saveBundle(pem));
     },
     onCrl(crl, signer) {
       revocations.update(crl);
       crlError = undefined;
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
-      persist('crl', () => store.saveCrl(crl.der, signer));
+      void persist('crl', () => store.saveCrl(crl.der, signer));
       if (saidNoCrl) {
         saidNoCrl = false;
         logger.info(
@@ -597,14 +611,27 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
         ...(lock.lost !== undefined ? { stateLockLost: describeLockLoss(lock.lost) } : {}),
       };
     },
-    stop() {
+    async stop() {
       if (stopped) return;
       stopped = true;
       scheduler.stop();
       refresher.stop();
       clearTimeout(staleTimer);
       client.close().catch(() => {}); // nothing left to do with a connection that will not close
-      lock.release();
+      // Released at once when nothing is being written: a next process may take the dir right away.
+      if (writer.idle) return lock.release();
+      let timer: NodeJS.Timeout | undefined;
+      const landed = await Promise.race([
+        writer.settled().then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(resolve, STOP_WRITES_WAIT_MS, false))),
+      ]);
+      clearTimeout(timer);
+      if (landed) return lock.release();
+      // A write that may still land: the dir is not handed over under it.
+      logger.warn(
+        { state_dir: cfg.state_dir },
+        `mesh: a save in mesh.state_dir has not finished within ${STOP_WRITES_WAIT_MS / 1000} s; its lock is left to go stale rather than released under it`,
+      );
     },
   };
 }
@@ -658,7 +685,7 @@ async function initialCredentials(
     deps.logger.info({ reason: namesChanged }, 'mesh: enrolling with mesh.bootstrap_token for the new DNS names');
   // The token is single-use: a state dir that cannot take the credentials must fail before it is spent.
   try {
-    store.probeWritable();
+    await store.probeWritable();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     if (persisted && !isExpired(persisted) && namesChanged !== undefined) {
@@ -725,7 +752,7 @@ async function initialCredentials(
     );
   }
   try {
-    store.save(credentials);
+    await store.save(credentials);
     store.clearPending();
   } catch (err) {
     throw new MeshStartupError(

@@ -607,7 +607,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       await admin.close();
       await tokenState.runtime?.close();
       await limitState.runtime.close();
-      mesh?.stop();
+      await mesh?.stop();
       crlWatch.stop();
       await otel.shutdown();
       logger.info('drained');

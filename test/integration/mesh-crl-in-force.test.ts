@@ -75,7 +75,7 @@ t.test(
     const first = await startIdentity(t, mesh);
     await ca.server.revoke({ serial: thief.serial, reason: 'keyCompromise' });
     t.ok(await eventually(() => first.identity.revocations.isRevoked(thief.serial)), 'the first run applied the revocation');
-    first.identity.stop();
+    await first.identity.stop();
 
     rmSync(join(mesh.state_dir, 'crl.der'));
     await ca.server.close();
@@ -131,7 +131,7 @@ t.test(
 t.test('a damaged crl.der with the CA down: no CRL in force either', async (t) => {
   const ca = await startCa(t);
   const { mesh } = meshSection(ca.server, ORDERS);
-  (await startIdentity(t, mesh)).identity.stop();
+  await (await startIdentity(t, mesh)).identity.stop();
   writeFileSync(join(mesh.state_dir, 'crl.der'), Buffer.from('not a CRL'));
   await ca.server.close();
   const { identity, events, logs } = await startIdentity(t, { ...mesh, bootstrap_token: undefined });
@@ -149,7 +149,7 @@ t.test('a CRL past its nextUpdate with the CA down: one error, one event, a gaug
   const good = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
   await ca.server.revoke({ serial: thief.serial, reason: 'keyCompromise' });
   const { mesh } = meshSection(ca.server, ORDERS);
-  (await startIdentity(t, mesh)).identity.stop();
+  await (await startIdentity(t, mesh)).identity.stop();
   // The CRL in force lists the thief and is due for replacement in 2 s (the CA allows no less than 1 min).
   const material = await loadCaMaterial((await testCaMaterial()).dir);
   const now = Date.now();

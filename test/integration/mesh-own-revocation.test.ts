@@ -20,7 +20,7 @@ async function eventually(done: () => boolean, tries = 80): Promise<boolean> {
 t.test('revoked with an unspent token: enrolled again at once, with a new certificate', async (t) => {
   const { ca } = await startCaUnderTest(t);
   const { mesh } = meshSection(ca, ORDERS);
-  (await startIdentity(t, mesh)).identity.stop(); // spends the first token
+  await (await startIdentity(t, mesh)).identity.stop(); // spends the first token
   // Restarted on its persisted certificate, with a new token it has not needed yet.
   const token = ca.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token;
   const { identity, events, logs } = await startIdentity(t, { ...mesh, bootstrap_token: token });

@@ -25,7 +25,7 @@ t.test('a short-lived, backdated certificate is renewed at 70 % of its lifetime,
 t.test('persisted credentials: counted from when workload.pem was written', async (t) => {
   const { ca } = await startCaUnderTest(t, { certificates: { lifetime: '2m', backdate: '5m' } });
   const { mesh } = meshSection(ca, ORDERS);
-  (await startIdentity(t, mesh)).identity.stop();
+  await (await startIdentity(t, mesh)).identity.stop();
   const started = Date.now();
   const { identity, events } = await startIdentity(t, { ...mesh, bootstrap_token: undefined });
   await new Promise((r) => setTimeout(r, 1000));

@@ -58,7 +58,7 @@ t.test('a forged crl.der (no entries, number 2^47-1, not signed by the CA) is ig
   await ca.server.revoke({ serial: thief.serial, reason: 'keyCompromise' });
   t.ok(await eventually(() => first.identity.revocations.isRevoked(thief.serial)), 'the first run enforces the revocation');
   const realNumber = BigInt(first.identity.crl().number ?? 0);
-  first.identity.stop();
+  await first.identity.stop();
 
   // While the sidecar is stopped: a CRL in the intermediate's name, signed by a key of the attacker's.
   const material = await loadCaMaterial((await testCaMaterial()).dir);
@@ -113,7 +113,7 @@ t.test(
     const stranger = await enrollWorkload(other, id('ns/shop/sa/payments'));
     const good = await enrollWorkload(ca.server, id('ns/shop/sa/frontend'));
     const { mesh } = meshSection(ca.server, ORDERS);
-    (await startIdentity(t, mesh)).identity.stop();
+    await (await startIdentity(t, mesh)).identity.stop();
     const bundleFile = join(mesh.state_dir, 'bundle.pem');
     appendFileSync(bundleFile, other.rootPem);
     await ca.server.close();
@@ -143,7 +143,7 @@ t.test(
 t.test('a state dir of another user, or writable by others: startup refused with one line saying what to do', async (t) => {
   const { ca } = await startCaUnderTest(t);
   const { mesh } = meshSection(ca, ORDERS);
-  (await startIdentity(t, mesh)).identity.stop();
+  await (await startIdentity(t, mesh)).identity.stop();
   const dir = mesh.state_dir;
   const again = { ...mesh, bootstrap_token: undefined };
   const uid = process.getuid?.() ?? 0;
@@ -218,7 +218,7 @@ t.test("a volume's mount point (root's, the pod's fsGroup, 2775) is a state dir 
           '--input-type=module',
           '-e',
           `import { createCredentialStore } from ${JSON.stringify(join(repoRoot, 'src/mesh/credential-store.ts'))};
-           try { createCredentialStore(${JSON.stringify(volume)}).probeWritable(); console.log('used'); } catch (e) { console.log(e.code + ': ' + e.message); }`,
+           try { await createCredentialStore(${JSON.stringify(volume)}).probeWritable(); console.log('used'); } catch (e) { console.log(e.code + ': ' + e.message); }`,
         ],
         // Without the test's NODE_OPTIONS and TMPDIR: they name this process's temporary root (0700).
         { cwd: repoRoot, timeout: 20_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },

@@ -56,7 +56,7 @@ t.test('a changed mesh.dns_names: a token enrolls the new names; without one the
   const { mesh } = meshSection(ca, ORDERS, { renew_at: 0.5, renew_jitter: 0, max_backoff: '1s' });
   const first = await startIdentity(t, mesh);
   const firstSerial = first.identity.material().serial;
-  first.identity.stop();
+  await first.identity.stop();
 
   const names = ['localhost', 'orders.example.test'];
   const token = ca.createToken({ spiffe_id: ORDERS, dns_names: names }).token;
@@ -64,7 +64,7 @@ t.test('a changed mesh.dns_names: a token enrolls the new names; without one the
   t.not(second.identity.material().serial, firstSerial, 'a new certificate, enrolled with the new token');
   t.same(dnsNamesOfCert(second.identity.material().cert), names, 'carrying the new names');
   t.ok(second.events.some((e) => e.name === 'warden.mesh.enrolled'));
-  second.identity.stop();
+  await second.identity.stop();
 
   // Another name, no token: the persisted certificate, a warning naming mesh.dns_names, renewals that succeed.
   const third = await startIdentity(t, { ...mesh, dns_names: ['localhost', 'other.example.test'], bootstrap_token: undefined });
@@ -99,7 +99,7 @@ t.test(
     const first = await startIdentity(t, mesh);
     const oldSerial = first.identity.material().serial;
     t.ok(first.identity.material().ca.includes(oldRoot), 'first: the old root trusted');
-    first.identity.stop();
+    await first.identity.stop();
     // The operator replaces the CA: its URL and fingerprint, a token of the new CA, the same state dir.
     const second = await startIdentity(t, { ...mesh, ca: newCaConfig, bootstrap_token: newToken() });
     t.not(second.identity.material().serial, oldSerial, 'not the old certificate');
@@ -112,14 +112,14 @@ t.test(
       second.logs.some((l) => l.level === 'warn' && /names none of the roots mesh\.ca does/.test(String(l.msg))),
       'a warning says why',
     );
-    second.identity.stop();
+    await second.identity.stop();
     const third = await startIdentity(t, { ...mesh, ca: newCaConfig, bootstrap_token: undefined });
     t.equal(third.identity.material().serial, second.identity.material().serial, 'restarted: the new CA’s certificate, kept');
-    third.identity.stop();
+    await third.identity.stop();
 
     // Without a token: a refusal to start that says what to do, not the old CA's certificate.
     const other = meshSection(oldCa, ORDERS).mesh;
-    (await startIdentity(t, other)).identity.stop();
+    await (await startIdentity(t, other)).identity.stop();
     await t.rejects(startIdentity(t, { ...other, ca: newCaConfig, bootstrap_token: undefined }), {
       message: /issued under a CA whose root mesh\.ca no longer names; set mesh\.bootstrap_token/,
     });

@@ -34,7 +34,7 @@ t.test('a second identity on the same state dir is refused; once the first stops
   t.notOk(message.includes('\n'), 'one line');
   t.equal(readFileSync(join(mesh.state_dir, 'workload.pem'), 'utf8'), workload, 'the holder’s credentials untouched');
 
-  first.identity.stop();
+  await first.identity.stop();
   t.notOk(existsSync(join(mesh.state_dir, LOCK_FILE)), 'stop() releases the state dir');
   const next = await startIdentity(t, { ...mesh, bootstrap_token: undefined });
   t.equal(next.identity.material().serial, first.identity.material().serial, 'and the next one starts on its credentials');

@@ -146,7 +146,7 @@ t.test('CA down: keeps serving, retries with backoff, renews once the CA is back
   cpSync(config.mesh.state_dir, copy, { recursive: true, preserveTimestamps: true, filter: (file) => !file.endsWith(LOCK_FILE) });
   const restarted = await startIdentity(t, { ...config.mesh, state_dir: copy, bootstrap_token: undefined });
   t.equal(restarted.identity.material().serial, first, 'a restart while the CA is down starts on the persisted credentials');
-  restarted.identity.stop();
+  await restarted.identity.stop();
   await ca.restart();
   const deadline = Date.now() + 4000;
   while (s.sidecar.mesh?.material().serial === first && Date.now() < deadline) await sleep(100);
@@ -195,7 +195,7 @@ t.test(
     const spent = await startIdentity(t, meshConfig(ca.server, settings).mesh);
     // Started on persisted credentials, with a fresh token configured.
     const config = meshConfig(ca.server, settings).mesh;
-    (await startIdentity(t, config)).identity.stop();
+    await (await startIdentity(t, config)).identity.stop();
     const fresh = await startIdentity(t, {
       ...config,
       bootstrap_token: ca.server.createToken({ spiffe_id: ORDERS, dns_names: ['localhost'] }).token,
@@ -595,7 +595,7 @@ t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error witho
   const ca = await startCa(t);
   const config = meshConfig(ca.server).mesh;
   const first = await startIdentity(t, config);
-  first.identity.stop();
+  await first.identity.stop();
   const PAYMENTS = id('ns/payments/sa/api');
   await t.rejects(startIdentity(t, { ...config, spiffe_id: PAYMENTS, bootstrap_token: undefined }), {
     name: 'MeshStartupError',
@@ -609,7 +609,7 @@ t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error witho
   });
   t.equal(renamed.identity.status().spiffeId, PAYMENTS, 'enrolled as the new identity');
   t.ok(renamed.events.some((e) => e.name === 'warden.mesh.enrolled'));
-  renamed.identity.stop();
+  await renamed.identity.stop();
   await t.rejects(
     startIdentity(t, { ...config, bootstrap_token: undefined }),
     /holds credentials for .*payments/,
@@ -771,7 +771,7 @@ t.test('root rotation step 3, restarted with the CA down: the saved CRL, signed 
   await servers[2]!.revoke({ serial: caller.serial, reason: 'keyCompromise' });
   await waitFor(() => first.identity.revocations.isRevoked(caller.serial));
   t.ok(first.identity.revocations.isRevoked(caller.serial), 'the CRL of the new intermediate is enforced');
-  first.identity.stop();
+  await first.identity.stop();
   await servers[2]!.close();
 
   const again = await startIdentity(t, { ...config, bootstrap_token: undefined });
@@ -878,7 +878,7 @@ t.test('workload.pem without a usable bundle.pem: the configured roots are used,
   const config = { ...meshConfig(ca.server).mesh, refresh: { bundle: '5m', crl: '5m' } };
   const first = await startIdentity(t, config);
   const good = first.identity.material();
-  first.identity.stop();
+  await first.identity.stop();
   const bundleFile = join(config.state_dir, 'bundle.pem');
   for (const [how, damage] of [
     ['missing', () => rmSync(bundleFile)],
@@ -895,6 +895,6 @@ t.test('workload.pem without a usable bundle.pem: the configured roots are used,
       [],
       `${how}: the CA is still reachable`,
     );
-    again.identity.stop();
+    await again.identity.stop();
   }
 });

@@ -27,7 +27,7 @@ t.test('saves key and chain in one 0600 file, loads them back, refuses mismatche
   const credentials = describeCredentials(w.keyPem, w.certPem, w.bundlePem);
   t.equal(credentials.spiffeId, ORDERS);
   t.equal(credentials.serial, w.serial);
-  store.save(credentials);
+  await store.save(credentials);
   t.equal(statSync(join(dir, 'workload.pem')).mode & 0o777, 0o600, 'key file 0600');
   t.same(store.load(ORDERS)?.serial, w.serial, 'loads back');
   t.equal(store.loadBundle(), w.bundlePem);
@@ -46,12 +46,12 @@ t.test('atomic replacement: no temp files left, the old pair readable until the 
   chmodSync(dir, 0o755);
   const store = createCredentialStore(dir);
   t.equal(statSync(dir).mode & 0o777, 0o700, 'an existing, wider state dir is tightened');
-  store.save(first);
+  await store.save(first);
   const inode = statSync(join(dir, 'workload.pem')).ino;
-  store.save(second);
+  await store.save(second);
   t.not(statSync(join(dir, 'workload.pem')).ino, inode, 'replaced by rename, not rewritten in place');
   t.equal(store.load(ORDERS)?.serial, second.serial);
-  store.saveCrl(Buffer.from([1, 2, 3]), 'SIGNER');
+  await store.saveCrl(Buffer.from([1, 2, 3]), 'SIGNER');
   t.same(readdirSync(dir).sort(), ['bundle.pem', 'crl-signer.pem', 'crl.der', 'workload.pem'], 'no temp files');
   t.same(store.loadCrl(), Buffer.from([1, 2, 3]));
   t.equal(store.loadCrlSigner(), 'SIGNER', 'the CRL’s signer saved beside it');
@@ -69,16 +69,16 @@ t.test('a bundle without certificates is never saved, and a persisted one is not
   const w = await enrollWorkload(ca, ORDERS);
   const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
   const store = createCredentialStore(dir);
-  store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
+  await store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
   for (const empty of ['', '\n', 'not a certificate\n', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n']) {
-    t.throws(
-      () => store.saveBundle(empty),
+    await t.rejects(
+      store.saveBundle(empty),
       { code: 'ERR_MESH_BUNDLE_INVALID' },
       `saveBundle(${JSON.stringify(empty.slice(0, 12))}) refused`,
     );
     t.equal(readFileSync(join(dir, 'bundle.pem'), 'utf8'), w.bundlePem, 'the good bundle stays on disk');
   }
-  store.save(describeCredentials(w.keyPem, w.certPem, ''));
+  await store.save(describeCredentials(w.keyPem, w.certPem, ''));
   t.equal(readFileSync(join(dir, 'bundle.pem'), 'utf8'), w.bundlePem, 'save() without a usable bundle keeps the one on disk');
   for (const damaged of ['', 'garbage\n']) {
     writeFileSync(join(dir, 'bundle.pem'), damaged);
@@ -100,7 +100,7 @@ t.test('a short write (file size limit) fails the save: no cut workload.pem is l
     `import { createCredentialStore } from ${JSON.stringify(join(repoRoot, 'src/mesh/credential-store.ts'))};`,
     `import { readFileSync } from 'node:fs';`,
     `const c = JSON.parse(readFileSync(${JSON.stringify(input)}, 'utf8'));`,
-    `try { createCredentialStore(${JSON.stringify(state)}).save(c); console.log('saved'); }`,
+    `try { await createCredentialStore(${JSON.stringify(state)}).save(c); console.log('saved'); }`,
     `catch (err) { console.log('refused', err.code); }`,
   ].join('\n');
   const out = await new Promise<string>((resolve) => {
@@ -121,7 +121,7 @@ t.test('a persisted chain cut short or not signed by its intermediate is refused
   const w = await enrollWorkload(ca, ORDERS);
   const dir = mkdtempSync(join(tmpdir(), 'warden-store-'));
   const store = createCredentialStore(dir);
-  store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
+  await store.save(describeCredentials(w.keyPem, w.certPem, w.bundlePem));
   const file = join(dir, 'workload.pem');
   const whole = readFileSync(file, 'utf8');
   t.equal(store.load(ORDERS)?.serial, w.serial, 'the whole file loads');
