@@ -9,10 +9,9 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCaServer } from '../../src/ca/server.js';
-import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { startTestBackend } from '../support/backend.js';
-import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { TRUST_DOMAIN } from '../support/ca-harness.js';
+import { startFaultCa } from './fault-ca.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 import {
@@ -32,26 +31,11 @@ const REQUEST_BOUND_MS = 500; // nothing on the request path waits for the CA
 const MARGIN_MS = 500;
 const RSS_BOUND = 64 * MiB;
 
-async function startCa(t: { teardown(fn: () => unknown): void }, lifetime: string) {
-  const { dir } = await testCaMaterial();
-  const config = resolveCaConfig({
-    trust_domain: TRUST_DOMAIN,
-    dir,
-    listen: { host: '127.0.0.1', port: 0 },
-    database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
-    certificates: { lifetime, backdate: '0s' },
-    log: { level: 'silent' },
-  });
-  const server = await startCaServer({ config, createDatabase: true });
-  t.teardown(() => server.close());
-  return server;
-}
-
 t.test('CA: kill, hang, slow, back — under load, rotating every ~3 s; zero failed requests', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const ca = await startCa(t, '6s');
-  const caller = await enrollWorkload(await startCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
+  const ca = await startFaultCa(t, '6s');
+  const caller = await enrollWorkload(await startFaultCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
   const gate = await startFaultGate(t, { port: ca.port }, { delayMs: 100 });
   const caUrl = new URL(ca.url);
   caUrl.port = String(gate.port);

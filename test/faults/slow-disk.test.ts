@@ -12,11 +12,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCaServer } from '../../src/ca/server.js';
-import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { canonicalSerial } from '../../src/net/serial.js';
 import { startTestBackend } from '../support/backend.js';
-import { testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
+import { TRUST_DOMAIN } from '../support/ca-harness.js';
+import { startFaultCa } from './fault-ca.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
 import { enrollWorkload } from '../support/workload.js';
 import { maxLatency, sleep, startLoad } from './fault-tools.js';
@@ -25,21 +24,6 @@ const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
 const FSYNC_DELAY_MS = 600;
 /** A request held behind one rotation's save took 4 × FSYNC_DELAY_MS; a request not held, tens of ms. */
 const REQUEST_BOUND_MS = 500;
-
-async function startCa(t: { teardown(fn: () => unknown): void }, lifetime: string) {
-  const { dir } = await testCaMaterial();
-  const config = resolveCaConfig({
-    trust_domain: TRUST_DOMAIN,
-    dir,
-    listen: { host: '127.0.0.1', port: 0 },
-    database: { path: join(mkdtempSync(join(tmpdir(), 'warden-ca-db-')), 'ca.db') },
-    certificates: { lifetime, backdate: '0s' },
-    log: { level: 'silent' },
-  });
-  const server = await startCaServer({ config, createDatabase: true });
-  t.teardown(() => server.close());
-  return server;
-}
 
 /**
  * strace attached to `pid` and its threads, holding each fsync/fdatasync `delayMs` before it runs.
@@ -75,8 +59,8 @@ async function slowFsyncs(
 t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no request, and the disk catches up', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  const ca = await startCa(t, '4s');
-  const caller = await enrollWorkload(await startCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
+  const ca = await startFaultCa(t, '4s');
+  const caller = await enrollWorkload(await startFaultCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
   const stateDir = mkdtempSync(join(tmpdir(), 'warden-state-'));
   const warden = await spawnWarden(
     t,
