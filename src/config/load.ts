@@ -225,6 +225,7 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
       if (route.mtls) yield issue(['routes', i, 'mtls'], 'applies only with mesh (the workload identity)');
     }
   }
+  if (config.mesh) yield* meshListenerIssues(config, issue);
   if (!config.mesh && tls.client_certificates !== 'none' && !tls.client_ca) {
     yield issue(
       ['listeners', 'inbound', 'tls', 'client_certificates'],
@@ -330,6 +331,25 @@ function* threatTimesThatDisable(config: SidecarConfig, issue: IssueAt): Generat
   }
 }
 
+/**
+ * With mesh the inbound listener serves the workload certificate and trusts the mesh's bundle: a
+ * certificate, key or client_ca set beside it was silently not used — an operator who put a
+ * partner's CA in client_ca believed its callers admitted (or only they), and none were.
+ */
+function* meshListenerIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
+  const tls = config.listeners.inbound.tls;
+  const why: Record<string, string> = {
+    cert: 'with mesh the listener serves the workload certificate the Warden CA issued (mesh.state_dir): remove it',
+    key: "with mesh the workload's key is made and kept in mesh.state_dir: remove it",
+    passphrase: 'with mesh there is no key file to decrypt: remove it',
+    client_ca:
+      "with mesh callers are verified against the mesh's trust bundle (the Warden CA's roots) and admitted by SPIFFE ID (peers.allow): remove it; a caller from outside the mesh needs a certificate from the Warden CA",
+  };
+  for (const field of ['cert', 'key', 'passphrase', 'client_ca'] as const) {
+    if (tls[field] !== undefined) yield issue(['listeners', 'inbound', 'tls', field], `applies only without mesh: ${why[field]}`);
+  }
+}
+
 /** What client_crl needs around it; the file itself is read with the other TLS files. */
 function* clientCrlIssues(config: SidecarConfig, issue: IssueAt): Generator<ConfigIssue> {
   const at = ['listeners', 'inbound', 'tls', 'client_crl'];
@@ -371,13 +391,11 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
       return undefined;
     }
   };
-  if (config.mesh && !tls.cert) return undefined;
+  if (config.mesh) return undefined; // the workload certificate; files set beside mesh are refused (meshListenerIssues)
   const cert = read('cert', tls.cert);
   const key = read('key', tls.key);
   const clientCa = read('client_ca', tls.client_ca);
-  const clientCrl = readClientCrlFile(config.mesh ? undefined : tls.client_crl, clientCa, (message) =>
-    issues.push(issue([...at, 'client_crl'], message)),
-  );
+  const clientCrl = readClientCrlFile(tls.client_crl, clientCa, (message) => issues.push(issue([...at, 'client_crl'], message)));
   if (!cert || !key) return undefined;
   try {
     createSecureContext({ cert, key, passphrase: tls.passphrase, ca: clientCa });

@@ -614,3 +614,27 @@ t.test('listeners.inbound.tls.client_crl needs client_ca and client certificates
     /s\.yaml:1 listeners\.inbound\.tls\.client_crl: applies only without mesh/,
   );
 });
+
+t.test('with mesh, a certificate, key, passphrase or client_ca under listeners.inbound.tls is refused, not silently unused', async (t) => {
+  const mesh = (tls: string) =>
+    `listeners: { inbound: { port: 0, tls: { ${tls} } } }\n` +
+    'upstream: { url: "http://127.0.0.1:1" }\nmesh: { spiffe_id: "spiffe://td.test/ns/a/sa/b", ca: { url: "https://ca:8444", fingerprint: "sha256:' +
+    'a'.repeat(64) +
+    '" } }\n';
+  t.ok(parseSidecarConfig('s.yaml', mesh('client_certificates: require')).config.mesh, 'mesh alone loads');
+  const cases: [string, RegExp][] = [
+    [
+      'client_ca: /etc/partners.pem',
+      /client_ca: applies only without mesh: with mesh callers are verified against the mesh's trust bundle/,
+    ],
+    ['cert: /etc/tls.crt', /cert: applies only without mesh: with mesh the listener serves the workload certificate/],
+    ['key: /etc/tls.key', /key: applies only without mesh: with mesh the workload's key is made and kept in mesh\.state_dir/],
+    ['passphrase: x', /passphrase: applies only without mesh/],
+  ];
+  for (const [tls, expected] of cases) {
+    const issues = issuesOf(() => parseSidecarConfig('s.yaml', mesh(tls)));
+    t.equal(issues.length, 1, `${tls}: one issue`);
+    t.match(issues[0], /^s\.yaml:1 listeners\.inbound\.tls\./, 'naming the field');
+    t.match(issues[0], expected, `${tls.split(':')[0]} refused, saying why`);
+  }
+});
