@@ -39,11 +39,12 @@ export function deepMerge(base: Json, extra: Json): Json {
 
 /** A sidecar.yaml text: loopback listeners on free ports, the test certificate, `extra` merged in. */
 export async function testConfigYaml(backendUrl: string, extra: Json = {}): Promise<string> {
-  const cert = await testCertificate();
+  // With mesh the listener serves the workload certificate: a certificate file beside it is refused.
+  const tls = extra.mesh === undefined ? await testCertificate().then((cert) => ({ cert: cert.certFile, key: cert.keyFile })) : {};
   const base: Json = {
     service: { name: 'test' },
     listeners: {
-      inbound: { host: '127.0.0.1', port: 0, tls: { cert: cert.certFile, key: cert.keyFile } },
+      inbound: { host: '127.0.0.1', port: 0, tls },
       admin: { host: '127.0.0.1', port: 0 },
     },
     upstream: { url: backendUrl },
