@@ -73,11 +73,18 @@ async function startOrExplain(loaded: LoadedSidecarConfig): Promise<Sidecar> {
     // The listener by address and port (Node leaves `port` out for port 0): by port alone, an admin
     // host that could not be bound was blamed on the inbound listener.
     const { admin, inbound } = loaded.config.listeners;
+    const egress = loaded.config.egress;
     const at = (l: { host: string; port: number }) =>
       (e.address === undefined || e.address === l.host) && (e.port === undefined || e.port === l.port);
-    const listener = at(admin) && !at(inbound) ? 'admin' : 'inbound';
-    const problem = bindProblem(e, loaded.config.listeners[listener].host, e.port ?? loaded.config.listeners[listener].port);
-    if (problem) throw new ConfigError([loaded.issue(['listeners', listener, problem.field], problem.message)]);
+    // Inbound unless the error names another listener alone: egress's port had been blamed on inbound.
+    const candidates: { path: string[]; listener: { host: string; port: number } }[] = [
+      { path: ['listeners', 'admin'], listener: admin },
+      ...(egress ? [{ path: ['egress'], listener: egress }] : []),
+    ];
+    const other = at(inbound) ? undefined : candidates.find((c) => at(c.listener));
+    const { path, listener } = other ?? { path: ['listeners', 'inbound'], listener: inbound };
+    const problem = bindProblem(e, listener.host, e.port ?? listener.port);
+    if (problem) throw new ConfigError([loaded.issue([...path, problem.field], problem.message)]);
     throw err;
   }
 }

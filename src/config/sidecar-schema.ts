@@ -79,7 +79,14 @@ export const sidecarSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        name: { type: 'string', minLength: 1, default: 'backend', 'x-expect': 'a non-empty service name' },
+        // Sent to anonymous callers (the WWW-Authenticate realm) and put on every metric, log line and
+        // span: a name, never a file's or variable's content substituted into it (/proc/self/environ).
+        name: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$',
+          default: 'backend',
+          'x-expect': 'a service name: letters, digits, ".", "_" and "-", at most 63, starting with a letter or digit (e.g. orders)',
+        },
       },
     },
     listeners: {

@@ -225,13 +225,15 @@ t.test('${ENV}, ${ENV:-default}, ${file:path} and $${literal}', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
   writeFileSync(join(dir, 'prefix.txt'), 'x-from-file-*\n');
   const text =
-    (await minimal()).replace('http://127.0.0.1:8080', '${UP_URL}') +
-    'service:\n  name: "$${literal}"\nheaders:\n  internal: ["${PREFIX:-x-int}-*", "${file:prefix.txt}"]\n';
+    (await minimal())
+      .replace('http://127.0.0.1:8080', '${UP_URL}')
+      .replace('      key:', () => '      passphrase: "$${literal}"\n      key:') +
+    'headers:\n  internal: ["${PREFIX:-x-int}-*", "${file:prefix.txt}"]\n';
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, text);
   const { config } = loadSidecarConfig(file, { UP_URL: 'http://127.0.0.1:9999' });
   t.equal(config.upstream.url, 'http://127.0.0.1:9999');
-  t.equal(config.service.name, '${literal}');
+  t.equal(config.listeners.inbound.tls.passphrase, '${literal}');
   t.same(config.headers.internal, ['x-int-*', 'x-from-file-*']);
 
   // A substituted value is data, never YAML: it cannot add keys.
@@ -637,4 +639,26 @@ t.test('with mesh, a certificate, key, passphrase or client_ca under listeners.i
     t.match(issues[0], /^s\.yaml:1 listeners\.inbound\.tls\./, 'naming the field');
     t.match(issues[0], expected, `${tls.split(':')[0]} refused, saying why`);
   }
+});
+
+t.test('service.name is a name: content substituted into it (a file, the environment) is refused, and not echoed', async (t) => {
+  const withName = async (name: string) => (await minimal()).replace(/^/, `service: { name: ${name} }\n`);
+  for (const good of ['orders', 'orders-api', 'shop.orders_v2', 'A1']) {
+    t.equal(parseSidecarConfig('s.yaml', await withName(good)).config.service.name, good, `${good} loads`);
+  }
+  for (const bad of ['"orders api"', '"-orders"', '"a/b"', '"x\\"y"', `"${'a'.repeat(64)}"`]) {
+    const text = await withName(bad);
+    t.match(
+      issuesOf(() => parseSidecarConfig('s.yaml', text)).join('\n'),
+      /s\.yaml:1 service\.name: .*a service name: letters, digits/,
+      `${bad} refused`,
+    );
+  }
+  // What row 278's masking does not cover: a value substituted into a field that is sent and logged.
+  const environ = 'PATH=/usr/bin\0CLIENT_SECRET=s3cr3t-value-1234\0';
+  const issues = issuesOf(() =>
+    parseSidecarConfig('s.yaml', 'service:\n  name: ${SERVICE}\n' + 'listeners: { inbound: { port: 0 } }\n', { SERVICE: environ }),
+  );
+  t.match(issues.join('\n'), /service\.name/, 'an environment substituted into service.name is refused');
+  t.notMatch(issues.join('\n'), /s3cr3t/, 'and not echoed');
 });
