@@ -48,6 +48,8 @@ export type BodyVerdict = Violation | 'unsupported' | UncheckableMediaType | und
 export interface RequestValidator {
   /** Whether a body is expected: the body stage buffers only then. */
   readonly hasBody: boolean;
+  /** Whether the operation declares a requestBody at all: a body sent to one that does not is refused. */
+  readonly takesBody: boolean;
   params(parts: RequestParts): Violation | undefined;
   /**
    * The request's buffered body (`undefined` = none was sent), whose JSON parse it keeps for the
@@ -355,6 +357,14 @@ function checkShapes(op: Operation, readings: readonly ParameterReading[]): void
  * with their plan); a compiler of its own by default. Throws OpenApiError for a schema that cannot
  * be used (a pattern RE2 cannot run, a schema too large), naming where it is.
  */
+const UNTAKEN_BODY: Violation = Object.freeze({ pointer: '/body', message: 'is not taken by this operation (it declares no requestBody)' });
+
+/** A request that says it carries a body: a Content-Length above 0, or a Transfer-Encoding (HTTP/1.1). */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return length !== undefined ? Number(length) > 0 : headers['transfer-encoding'] !== undefined;
+}
+
 export function compileRequestValidator(
   op: Operation,
   options: ValidatorOptions,
@@ -462,9 +472,16 @@ export function compileRequestValidator(
     return undefined;
   };
 
+  const takesBody = op.requestBody !== undefined;
   return {
     hasBody: bodyValidators.size > 0,
+    takesBody,
     params(parts) {
+      // A body the operation does not take reaches no stage, and a backend that does not read it
+      // parses it as the next request on the connection (CL.0): an unchecked request, and its
+      // answer given to whoever is next. Declared bodies are refused here; one that only arrives
+      // (h2 without content-length) goes on a connection not reused (handler.ts).
+      if (!takesBody && declaresBody(parts.headers)) return UNTAKEN_BODY;
       if (!validateParams) return undefined;
       const query = new URLSearchParams(parts.search.length > 1 ? parts.search.slice(1) : '');
       // Path, header and cookie entries are named by the document; query keys by the client too (unknown_query).

@@ -72,6 +72,12 @@ export interface RoutePlan extends RouteInfo {
   /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
   readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
+  /**
+   * Which requests carry a body the backend expects: `declared` (an OpenAPI operation with a
+   * requestBody), `none` (one without), `by-method` (a route: any method but those whose content has
+   * no defined semantics, RFC 9110 §9.3). Any other body goes on a backend connection not reused.
+   */
+  readonly body: 'declared' | 'none' | 'by-method';
 }
 
 export interface RouteMatch {
@@ -359,6 +365,7 @@ function routePlan(
     buffersBody,
     maxBodyBytes,
     responseCheck,
+    body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',
   });
 }
 

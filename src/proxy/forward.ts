@@ -61,6 +61,11 @@ export interface Forwarder {
     body: Buffer | Readable | AsyncIterable<Buffer> | Iterable<Buffer> | null,
     res: DownstreamResponse,
     outcome: ForwardOutcome,
+    /**
+     * Sent with `Connection: close` on a connection not reused: a body the backend may not read
+     * (unexpected for the route or method) would otherwise be parsed there as the next request.
+     */
+    closeAfter?: boolean,
   ): Aborter;
   /**
    * True when a connection to the backend opens (and the health path answers < 500, if configured):
@@ -476,10 +481,11 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTim
   // response (a handler that answers twice) can then not hand those bytes to the next caller's
   // request on a reused connection, which HTTP/1.1 cannot otherwise tell from its answer.
   const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body, ...(cfg.keep_alive > 0 ? {} : { reset: true }) };
+  const closing = { ...timeouts, reset: true };
   const exact = exactTimeouts(cfg);
 
   return {
-    forward(ctx, body, res, outcome) {
+    forward(ctx, body, res, outcome, closeAfter) {
       const streamed = body !== null && !Buffer.isBuffer(body) ? body : undefined;
       const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined, sendTimeoutMs);
       const sent = streamed !== undefined && exact.headers > 0 ? announceEnd(streamed, handler) : body;
@@ -490,7 +496,7 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTim
           headers: ctx.upstreamHeaders,
           // undici streams async iterables too (the length-limited body); its types do not list them.
           body: sent as Buffer | Readable | null,
-          ...timeouts,
+          ...(closeAfter === true ? closing : timeouts),
         },
         handler,
       );

@@ -13,7 +13,7 @@ import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import type { Plan } from '../pipeline/plan.js';
+import type { Plan, RoutePlan } from '../pipeline/plan.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
@@ -322,7 +322,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         },
       };
       tracing?.upstream(ctx);
-      aborter = gen.forwarder.forward(ctx, body, res, outcome);
+      aborter = gen.forwarder.forward(ctx, body, res, outcome, hasBody && bodyUnexpected(match.route.body, ctx.method));
       if (h2 && hasBody && buffered === undefined) {
         const deadline = bodyDeadline(bodySource, gen.limits.request_timeout, () => {
           aborter?.abort();
@@ -485,6 +485,18 @@ function bodyDeadline(stream: Readable, ms: number, onExpired: () => void): Node
  * §8.1) instead of leaving it half-open. The body's deadline, if any, ends with the response: a
  * request answered in full is not late.
  */
+/** Methods whose content has no defined semantics (RFC 9110 §9.3): a backend need not read it. */
+const NO_BODY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/**
+ * Whether a request's body is one its backend may leave unread: for an operation without a
+ * requestBody, or a method without body semantics on a route. Such a body, left on a kept-alive
+ * connection, is parsed as the next request there (CL.0 desync): Python's http.server, for one.
+ */
+function bodyUnexpected(expected: RoutePlan['body'], method: string): boolean {
+  return expected === 'none' || (expected === 'by-method' && NO_BODY_METHODS.has(method));
+}
+
 function endStreamAfterResponse(req: H2Request, deadline?: NodeJS.Timeout): void {
   const stream = req.stream;
   // 'finish' means the response was handed to nghttp2; END_STREAM goes out a turn or two later,
