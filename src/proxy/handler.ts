@@ -20,7 +20,7 @@ import { runStages } from '../pipeline/run-stages.js';
 import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
-import { checkFraming, clientAddressOf, upstreamRequestHeaders, type HeaderRules } from './headers.js';
+import { checkFraming, clientAddressOf, dropConnectionNamed, upstreamRequestHeaders, type HeaderRules } from './headers.js';
 import { checkOverrides } from './overrides.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
@@ -142,6 +142,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const gen = deps.current();
     const h2 = req.httpVersionMajor === 2;
     const headers = req.headers;
+    if (!h2 && headers.connection !== undefined) dropConnectionNamed(headers);
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
     const peer = peerNow(peerOf(req.socket), gen.clientCrl);

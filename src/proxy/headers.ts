@@ -173,6 +173,26 @@ function checkedFieldNamed(connection: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Removes from the request, before any stage reads it, the fields its Connection header names (the
+ * ones a proxy removes: RFC 9110 §7.6.1), so that stages check what the backend gets. They were
+ * removed only from what went upstream: an OpenAPI `X-Tenant` header parameter (required) was
+ * validated, then dropped — the backend got none. Fields whose naming is refused (checkFraming)
+ * stay for that refusal. HTTP/1.1 only: h2 has no Connection header.
+ */
+export function dropConnectionNamed(headers: IncomingHttpHeaders): void {
+  const connection = headers.connection;
+  if (connection === undefined) return;
+  const value = String(connection);
+  if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) return;
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === 'connection' || name.startsWith('content-') || CHECKED_FIELDS.has(name)) continue;
+    // Rarely taken: a delete turns the object into a dictionary (see removeField).
+    if (Object.hasOwn(headers, name)) delete headers[name];
+  }
+}
+
 function ambiguous(what: string, rule: string): WardenError {
   return new WardenError('ERR_REQUEST_AMBIGUOUS', { detail: `The request has ${what}.`, rule });
 }

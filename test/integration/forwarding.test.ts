@@ -168,6 +168,37 @@ t.test('a Connection header naming a field the sidecar checks is refused, not ob
   }
 });
 
+t.test(
+  'fields a Connection header names are gone before any stage reads them: a required header parameter named there is missing, not validated then dropped',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const doc = `openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /items:
+    get:
+      operationId: items
+      security: []
+      parameters:
+        - { name: X-Tenant, in: header, required: true, schema: { type: string } }
+      responses: { "200": { description: ok } }
+`;
+    const s = await startTestSidecar(t, backend.url, { openapi: { document: openApiFile(doc), allow_public: true } });
+    const cert = await testCertificate();
+    const get = (...headers: string[]) =>
+      curl(['--http1.1', '--cacert', cert.certFile, ...headers.flatMap((h) => ['-H', h]), `${s.url}/items`]);
+    const sent = await get('X-Tenant: acme');
+    t.equal(sent.status, 200, 'with X-Tenant: 200');
+    t.equal(backend.requests.at(-1)?.headers['x-tenant'], 'acme', 'and the backend gets it');
+    const before = backend.requests.length;
+    const named = await get('X-Tenant: acme', 'Connection: close, X-Tenant');
+    t.equal(named.status, 400, 'X-Tenant named by Connection: it is not sent, so the request lacks it');
+    t.match(JSON.parse(named.body), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/header/x-tenant', message: 'is required' }] });
+    t.equal(backend.requests.length, before, 'the backend never got a request without X-Tenant');
+  },
+);
+
 t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
