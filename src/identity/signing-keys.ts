@@ -29,6 +29,8 @@ export interface SigningKeyOptions {
   /** `tokenLifetime` + leeway is how long a retired key must still be published. */
   tokenLifetime: number;
   leeway: number;
+  /** ms epoch clock (tests); `Date.now` by default. */
+  now?: () => number;
 }
 
 /** The keys as they stand, handed to the ring a reload builds. */
@@ -67,13 +69,14 @@ async function newKey(): Promise<SigningKey> {
 }
 
 export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRingState): Promise<SigningKeys> {
+  const clock = options.now ?? (() => Date.now());
   let current = from?.current ?? (await newKey());
   let next = from?.next ?? (await newKey());
   let retired: RetiredKey[] = [...(from?.retired ?? [])];
-  let rotatedAt = from?.rotatedAt ?? Date.now();
+  let rotatedAt = from?.rotatedAt ?? clock();
   let jwks = '';
   const publish = () => {
-    const now = Date.now();
+    const now = clock();
     retired = retired.filter((r) => r.retireAfter > now);
     jwks = JSON.stringify({ keys: [current.publicJwk, next.publicJwk, ...retired.map((r) => r.key.publicJwk)] });
   };
@@ -85,14 +88,15 @@ export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRi
   let stopped = false;
   const schedule = () => {
     clearTimeout(rotation);
-    if (!stopped) rotation = setTimeout(() => void rotate(), Math.max(0, rotatedAt + every - Date.now())).unref();
+    if (!stopped) rotation = setTimeout(() => void rotate(), Math.max(0, rotatedAt + every - clock())).unref();
   };
   const rotate = async () => {
     const after = await newKey();
-    retired.push({ key: current, retireAfter: Date.now() + options.tokenLifetime + options.leeway });
+    const now = clock();
+    retired.push({ key: current, retireAfter: now + options.tokenLifetime + options.leeway });
     current = next;
     next = after;
-    rotatedAt = Date.now();
+    rotatedAt = now;
     publish();
     schedule();
   };
