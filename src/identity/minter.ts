@@ -117,7 +117,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     const workload = workloadOf(peer);
     // The calling workload is the current actor; those before it nest inside.
     if (workload) claims.act = priorActor ? { sub: workload, act: priorActor } : { sub: workload };
-    const key = keys.current();
+    // The key notes the exp: it stays published until then (+ leeway), whatever lifetime a reload sets.
+    const key = keys.signerFor(exp);
     const jwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
       .setIssuer(options.issuer)

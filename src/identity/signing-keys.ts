@@ -7,7 +7,11 @@
  * fetch (jose: 30 s), and any HTTP cache may hold the document for its max-age (60 s): a key that
  * signed the moment it was published was refused for up to that long (docs/adversarial.md 187). So
  * the next key is made at each rotation and used from the one after it, at least `PUBLISH_AHEAD_MS`
- * later. A retired key stays until every token it signed has expired.
+ * later. A retired key stays until every token it signed has expired, plus the leeway (clock skew):
+ * each key keeps the latest `exp` it signed (`signerFor`), because the ring's token lifetime is the
+ * one in force now, and a key carried over a reload that lowered `mint.ttl` signed longer tokens
+ * under the one before (retired on the new, shorter lifetime, a key whose 1 h tokens had 57 min left
+ * left the JWKS 3 min after such a reload: red-team round 14, finding 2).
  *
  * The ring outlives a reload: a token runtime built again (a reload that changes `tokens`) takes the
  * ring of the one before (`createSigningKeys(options, from)`); a new ring dropped the old key from
@@ -22,12 +26,22 @@ export interface SigningKey {
   readonly kid: string;
   readonly privateKey: KeyObject;
   readonly publicJwk: JWK;
+  /**
+   * s epoch: the latest `exp` of a token this key signed (0: none). On the key, not the ring: it
+   * follows the key into the ring a reload builds, and a token the ring before is still signing
+   * (a request in flight across the reload) counts too.
+   */
+  signedUntil: number;
 }
 
 export interface SigningKeyOptions {
   rotateEvery: number;
-  /** `tokenLifetime` + leeway is how long a retired key must still be published. */
+  /**
+   * ms: the longest a token signed from now on lives. A key is published at least this + `leeway`
+   * after it is retired, and in any case until the latest `exp` it signed + `leeway`.
+   */
   tokenLifetime: number;
+  /** ms: clock skew allowed to verifiers; a retired key stays this long after its last token's `exp`. */
   leeway: number;
   /** ms epoch clock (tests); `Date.now` by default. */
   now?: () => number;
@@ -44,6 +58,12 @@ export interface KeyRingState {
 
 export interface SigningKeys {
   current(): SigningKey;
+  /**
+   * The current key, for a token that expires at `exp` (s epoch): the key notes it and stays in the
+   * JWKS until then + leeway. Every token signed with a ring key must be signed with the key this
+   * returns (one comparison, no allocation).
+   */
+  signerFor(exp: number): SigningKey;
   /** The public keys as a JWKS document (JSON text, rebuilt only when the ring changes). */
   jwksJson(): string;
   /** The next key signs from now on; a new next key is published. */
@@ -54,7 +74,11 @@ export interface SigningKeys {
 
 interface RetiredKey {
   readonly key: SigningKey;
-  /** ms epoch after which no token signed by this key can still be valid. */
+  /**
+   * ms epoch after which no token signed by this key can still be valid (+ leeway), as known when it
+   * was retired; `key.signedUntil` is read again at each publication (a token signed in the moment
+   * of the rotation).
+   */
   readonly retireAfter: number;
 }
 
@@ -65,11 +89,14 @@ async function newKey(): Promise<SigningKey> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  return { kid, privateKey, publicJwk: Object.freeze({ ...jwk, kid, alg: 'ES256', use: 'sig' }) };
+  return { kid, privateKey, publicJwk: Object.freeze({ ...jwk, kid, alg: 'ES256', use: 'sig' }), signedUntil: 0 };
 }
 
 export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRingState): Promise<SigningKeys> {
   const clock = options.now ?? (() => Date.now());
+  // Until the last token it signed has expired, with the leeway of the ring publishing it (a reload
+  // may change the leeway: the one at retirement is in retireAfter).
+  const publishedUntil = (r: RetiredKey) => Math.max(r.retireAfter, r.key.signedUntil * 1000 + options.leeway);
   let current = from?.current ?? (await newKey());
   let next = from?.next ?? (await newKey());
   let retired: RetiredKey[] = [...(from?.retired ?? [])];
@@ -77,7 +104,7 @@ export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRi
   let jwks = '';
   const publish = () => {
     const now = clock();
-    retired = retired.filter((r) => r.retireAfter > now);
+    retired = retired.filter((r) => publishedUntil(r) > now);
     jwks = JSON.stringify({ keys: [current.publicJwk, next.publicJwk, ...retired.map((r) => r.key.publicJwk)] });
   };
   publish();
@@ -93,7 +120,9 @@ export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRi
   const rotate = async () => {
     const after = await newKey();
     const now = clock();
-    retired.push({ key: current, retireAfter: now + options.tokenLifetime + options.leeway });
+    // The lifetime in force now, or the latest exp the key signed: a reload that lowered the
+    // lifetime carried this key over from a ring whose tokens lived longer.
+    retired.push({ key: current, retireAfter: Math.max(now + options.tokenLifetime, current.signedUntil * 1000) + options.leeway });
     current = next;
     next = after;
     rotatedAt = now;
@@ -106,6 +135,11 @@ export async function createSigningKeys(options: SigningKeyOptions, from?: KeyRi
 
   return {
     current: () => current,
+    signerFor(exp) {
+      const key = current;
+      if (exp > key.signedUntil) key.signedUntil = exp;
+      return key;
+    },
     jwksJson: () => jwks,
     rotate,
     state: () => ({ current, next, retired: [...retired], rotatedAt }),
