@@ -93,6 +93,12 @@ export interface HeaderRules {
    * takes it as the caller's token and removes it.
    */
   readonly mintHeader: string | undefined;
+  /**
+   * `tokens.mint.header` (`authorization` included), lower case, when minting: a response header of
+   * that name is dropped — a backend echoing its request headers would hand the client the
+   * internal token minted for it.
+   */
+  readonly mintedIn: string | undefined;
 }
 
 export function compileHeaderRules(
@@ -109,6 +115,7 @@ export function compileHeaderRules(
     tokenHeaders,
     headersRead,
     mintHeader: mintHeader === undefined || mintHeader.toLowerCase() === 'authorization' ? undefined : mintHeader.toLowerCase(),
+    mintedIn: mintHeader?.toLowerCase(),
     refuseOverrides: headers.overrides === 'refuse',
     isInternal: internalHeaderMatcher(headers.internal),
   };
@@ -281,7 +288,7 @@ export function upstreamRequestHeaders(
 export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: HeaderRules): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || rules.isInternal(name)) continue;
+    if (HOP_BY_HOP.has(name) || rules.isInternal(name) || name === rules.mintedIn) continue;
     // `x_warden_user` is `X-Warden-User` to a CGI-style reader (spellsControlled): internal either way.
     if (name.includes('_') && rules.isInternal(name.replaceAll('_', '-'))) continue;
     out[name] = headers[name];

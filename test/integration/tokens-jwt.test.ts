@@ -33,6 +33,7 @@ t.test('JWT access tokens', async (t) => {
     },
     routes: [
       { id: 'orders', path: '/echo', scopes: { all_of: ['orders:read'] } },
+      { id: 'echo-authorization', path: '/echo-authorization', scopes: { all_of: ['orders:read'] } },
       { id: 'public', path: '/public', authn: { mode: 'off' } },
     ],
   });
@@ -75,6 +76,14 @@ t.test('JWT access tokens', async (t) => {
     // The minted token is reused for the same source token.
     await call(external);
     t.equal(backend.requests.at(-1)?.headers.authorization, auth, 'cached minted token reused');
+  });
+
+  await t.test('a backend echoing the minted token in a response header: the client never gets it', async (t) => {
+    const external = await idp.sign({ ...claims, exp: now() + 120, iat: now() });
+    const res = await call(external, '/echo-authorization');
+    t.equal(res.status, 200);
+    t.match(String(backend.requests.at(-1)?.headers.authorization), /^Bearer /, 'the backend got the minted token');
+    t.equal(res.headers.authorization, undefined, 'the Authorization header the backend answered with is dropped');
   });
 
   await t.test('minted exp never exceeds the source token exp', async (t) => {

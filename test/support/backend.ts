@@ -65,6 +65,10 @@ export async function startTestBackend(): Promise<TestBackend> {
       record.endedAt = performance.now();
       record.sha256 = hash.digest('hex');
       switch (url.pathname) {
+        case '/echo-authorization':
+          // A backend that echoes its request's credentials in a response header.
+          res.setHeader('authorization', String(req.headers.authorization ?? ''));
+          return json(200, { echoed: true });
         case '/echo':
           return json(200, { method: req.method, url: req.url, headers: req.headers, bodyBytes: record.bodyBytes });
         case '/slow':
