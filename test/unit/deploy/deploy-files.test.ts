@@ -208,7 +208,6 @@ t.test('the Kubernetes manifests', async (t) => {
         const p = c[probe] as { httpGet?: { port: string; path: string }; tcpSocket?: { port: string } } | undefined;
         const port = p?.httpGet?.port ?? p?.tcpSocket?.port;
         if (port) t.ok(ports.has(port), `${c.name} ${probe} uses its port ${port}`);
-        if (p?.httpGet) t.match(p.httpGet.path, /^\/(healthz|readyz)$/);
       }
       for (const e of c.env ?? []) {
         const ref = ((e.valueFrom as Json | undefined)?.secretKeyRef as { name?: string } | undefined)?.name;
@@ -218,6 +217,14 @@ t.test('the Kubernetes manifests', async (t) => {
     const sidecar = pod.initContainers?.find((c) => c.args?.[0] === 'proxy');
     if (!sidecar) continue;
     t.equal(sidecar.restartPolicy, 'Always', 'Warden is a native sidecar (an init container with restartPolicy: Always)');
+    // A native sidecar's startupProbe gates the app containers: Kubernetes starts the backend only
+    // once it has passed. /readyz includes the backend check, so a startupProbe on /readyz waits for
+    // a backend that waits for it: the pod never starts (the kubelet restarts the sidecar every
+    // failureThreshold × periodSeconds). The startupProbe must be /healthz; /readyz is for readiness.
+    const path = (probe: string) => (sidecar[probe] as { httpGet?: { path?: string } } | undefined)?.httpGet?.path;
+    t.equal(path('startupProbe'), '/healthz', "the sidecar's startupProbe does not wait for the backend (/healthz, not /readyz)");
+    t.equal(path('livenessProbe'), '/healthz', 'its livenessProbe is /healthz (a slow backend must not get the sidecar restarted)');
+    t.equal(path('readinessProbe'), '/readyz', 'its readinessProbe is /readyz (inbound, backend, certificate, CRL)');
     const mount = sidecar.volumeMounts?.find((m) => m.mountPath === '/etc/warden');
     const configMap = all.find(
       (d) =>
