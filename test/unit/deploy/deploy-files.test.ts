@@ -15,6 +15,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigMap, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { parseCaConfig } from '../../../src/config/ca-load.js';
 import { parseSidecarConfig } from '../../../src/config/load.js';
 import { checkSidecarConfig } from '../../../src/cli/config-check.js';
@@ -161,6 +162,90 @@ t.test('the Compose file', async (t) => {
   }
 });
 
+type Container = {
+  name: string;
+  image?: string;
+  args?: string[];
+  restartPolicy?: string;
+  ports?: { name: string }[];
+  env?: Json[];
+  volumeMounts?: { name: string; mountPath: string }[];
+  securityContext?: {
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    runAsNonRoot?: boolean;
+    runAsUser?: number;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+    seccompProfile?: { type?: string };
+  };
+} & Json;
+type Pod = {
+  initContainers?: Container[];
+  containers: Container[];
+  volumes: Json[];
+  automountServiceAccountToken?: boolean;
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type?: string } };
+};
+const podOf = (workload: Json) => ((workload.spec as Json).template as Json).spec as Pod;
+
+/**
+ * What the Pod Security Standards' "restricted" profile refuses in a pod
+ * (https://kubernetes.io/docs/concepts/security/pod-security-standards/), plus a read-only root
+ * (docs/deploy.md promises it); [] when it passes. A namespace labelled
+ * `pod-security.kubernetes.io/enforce: restricted` rejects a pod with any of these.
+ */
+function restrictedViolations(pod: Pod): string[] {
+  const found: string[] = [];
+  const psc = pod.securityContext ?? {};
+  if (psc.runAsNonRoot !== true) found.push('pod: runAsNonRoot is not true');
+  if (psc.runAsUser === 0) found.push('pod: runAsUser 0');
+  if (psc.seccompProfile?.type !== 'RuntimeDefault') found.push('pod: seccompProfile is not RuntimeDefault');
+  for (const k of ['hostNetwork', 'hostPID', 'hostIPC'] as const) if (pod[k]) found.push(`pod: ${k}`);
+  for (const v of pod.volumes) if (v.hostPath) found.push(`pod: hostPath volume ${String(v.name)}`);
+  for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+    const sc = c.securityContext ?? {};
+    if (sc.privileged) found.push(`${c.name}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) found.push(`${c.name}: allowPrivilegeEscalation is not false`);
+    if (!(sc.capabilities?.drop ?? []).includes('ALL')) found.push(`${c.name}: capabilities.drop lacks ALL`);
+    if ((sc.capabilities?.add ?? []).some((cap) => cap !== 'NET_BIND_SERVICE')) found.push(`${c.name}: adds capabilities`);
+    if (sc.runAsNonRoot === false || sc.runAsUser === 0) found.push(`${c.name}: runs as root`);
+    if (sc.seccompProfile && !['RuntimeDefault', 'Localhost'].includes(sc.seccompProfile.type ?? ''))
+      found.push(`${c.name}: seccomp unconfined`);
+    if (sc.readOnlyRootFilesystem !== true) found.push(`${c.name}: root filesystem not read-only`);
+  }
+  return found;
+}
+
+t.test('the "restricted" check catches what it is there for', async (t) => {
+  const ok = (): Pod => ({
+    securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+    volumes: [],
+    containers: [
+      { name: 'app', securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } } },
+    ],
+  });
+  t.same(restrictedViolations(ok()), []);
+  const broken: [string, (p: Pod) => void][] = [
+    ['no seccomp', (p) => delete p.securityContext?.seccompProfile],
+    ['root allowed', (p) => delete p.securityContext?.runAsNonRoot],
+    ['hostNetwork', (p) => (p.hostNetwork = true)],
+    ['hostPath', (p) => p.volumes.push({ name: 'h', hostPath: { path: '/' } })],
+    ['privileged', (p) => ((p.containers[0] as Container).securityContext!.privileged = true)],
+    ['escalation', (p) => delete (p.containers[0] as Container).securityContext!.allowPrivilegeEscalation],
+    ['capabilities kept', (p) => ((p.containers[0] as Container).securityContext!.capabilities = {})],
+    ['an init container', (p) => (p.initContainers = [{ name: 'init' }])],
+  ];
+  for (const [what, breakIt] of broken) {
+    const pod = ok();
+    breakIt(pod);
+    t.not(restrictedViolations(pod).length, 0, what);
+  }
+});
+
 t.test('the Kubernetes manifests', async (t) => {
   const models: Record<string, new (o: Json) => { validate(): void }> = {
     ConfigMap,
@@ -168,6 +253,7 @@ t.test('the Kubernetes manifests', async (t) => {
     PersistentVolumeClaim,
     Service,
     Deployment,
+    NetworkPolicy,
   };
   const all: Json[] = [];
   for (const file of ['warden-ca.yaml', 'orders.yaml']) {
@@ -181,23 +267,15 @@ t.test('the Kubernetes manifests', async (t) => {
     if (Model) t.doesNotThrow(() => new Model(doc).validate(), `${kind} ${name} is valid against the API schema`);
   }
   const named = (kind: string) => new Set(all.filter((d) => d.kind === kind).map((d) => String((d.metadata as Json).name)));
-  type Container = {
-    name: string;
-    args?: string[];
-    restartPolicy?: string;
-    ports?: { name: string }[];
-    env?: Json[];
-    volumeMounts?: { name: string; mountPath: string }[];
-  } & Json;
   for (const deployment of all.filter((d) => d.kind === 'Deployment')) {
-    const pod = ((deployment.spec as Json).template as Json).spec as {
-      initContainers?: Container[];
-      containers: Container[];
-      volumes: Json[];
-    };
+    const name = String((deployment.metadata as Json).name);
+    const pod = podOf(deployment);
+    t.same(restrictedViolations(pod), [], `${name}: every container passes Pod Security "restricted"`);
+    t.equal(pod.automountServiceAccountToken, false, `${name}: no Kubernetes API token is mounted`);
     const volumes = new Set(pod.volumes.map((v) => String(v.name)));
     for (const v of pod.volumes) {
       if (v.configMap) t.ok(named('ConfigMap').has(String((v.configMap as Json).name)), `volume ${String(v.name)}: its ConfigMap exists`);
+      if (v.secret) t.ok(named('Secret').has(String((v.secret as Json).secretName)), `volume ${String(v.name)}: its Secret exists`);
       if (v.persistentVolumeClaim)
         t.ok(named('PersistentVolumeClaim').has(String((v.persistentVolumeClaim as Json).claimName)), 'its PVC exists');
     }
@@ -232,8 +310,23 @@ t.test('the Kubernetes manifests', async (t) => {
         pod.volumes.some((v) => v.name === mount?.name && (v.configMap as Json | undefined)?.name === (d.metadata as Json).name),
     );
     const text = (configMap?.data as Record<string, string> | undefined)?.['sidecar.yaml'] ?? '';
-    const env: NodeJS.ProcessEnv = { WARDEN_CA_FINGERPRINT: fingerprint, WARDEN_BOOTSTRAP_TOKEN: 'from-the-secret' };
-    const config = await configCheck('sidecar.yaml', text, env);
+    // The bootstrap token is a file of the mounted Secret (`${file:…}`), not an environment variable.
+    const tokenPath = /bootstrap_token: \$\{file:([^}]+)\}/.exec(text)?.[1] ?? '';
+    const secretMount = sidecar.volumeMounts?.find((m) => tokenPath.startsWith(`${m.mountPath}/`));
+    const secretVolume = pod.volumes.find((v) => v.name === secretMount?.name)?.secret as Json | undefined;
+    t.ok(
+      secretVolume && named('Secret').has(String(secretVolume.secretName)),
+      `the bootstrap token ${tokenPath} is a file of a mounted Secret`,
+    );
+    t.equal((secretMount as Json | undefined)?.readOnly, true, 'mounted read-only');
+    t.notOk(
+      sidecar.env?.some((e) => e.valueFrom),
+      'no Secret is passed in an environment variable',
+    );
+    const tokenFile = join(dirname(caDir), 'k8s-bootstrap-token');
+    writeFileSync(tokenFile, 'from-the-secret');
+    const env: NodeJS.ProcessEnv = { WARDEN_CA_FINGERPRINT: fingerprint };
+    const config = await configCheck('sidecar.yaml', text.replace(`\${file:${tokenPath}}`, `\${file:${tokenFile}}`), env);
     t.equal(config.mesh?.ca.url, 'https://warden-ca.warden.svc:8444', 'the sidecar dials the CA Service');
     t.ok(named('Service').has('warden-ca'));
     // Under the mount, not its root: an emptyDir's root is root's and world-writable, which Warden refuses.
@@ -241,13 +334,37 @@ t.test('the Kubernetes manifests', async (t) => {
       sidecar.volumeMounts?.some((m) => (config.mesh?.state_dir ?? '').startsWith(`${m.mountPath}/`)),
       'its state_dir is a directory on a mounted (emptyDir) volume',
     );
-    for (const v of ['WARDEN_CA_FINGERPRINT', 'WARDEN_BOOTSTRAP_TOKEN'])
-      t.ok(
-        sidecar.env?.some((e) => e.name === v),
-        `${v} is set`,
-      );
+    t.ok(
+      sidecar.env?.some((e) => e.name === 'WARDEN_CA_FINGERPRINT'),
+      'WARDEN_CA_FINGERPRINT is set',
+    );
     const ports = new Set((sidecar.ports ?? []).map((p) => p.name));
     t.ok(ports.has('https') && ports.has('admin'));
+
+    // The NetworkPolicy: the inbound port open (callers are held to mTLS and tokens there), the
+    // admin port (/metrics, console events, token revocation) only from the observability namespace.
+    const labels = ((deployment.spec as Json).template as { metadata: { labels: Record<string, string> } }).metadata.labels;
+    const policy = all.find(
+      (d) =>
+        d.kind === 'NetworkPolicy' &&
+        Object.entries(((d.spec as Json).podSelector as { matchLabels: Record<string, string> }).matchLabels).every(
+          ([k, v]) => labels[k] === v,
+        ),
+    );
+    t.ok(policy, `a NetworkPolicy selects the ${name} pods`);
+    const spec = policy?.spec as { policyTypes: string[]; ingress: { from?: Json[]; ports?: { port: number }[] }[] } | undefined;
+    t.ok(spec?.policyTypes.includes('Ingress'), 'it restricts ingress');
+    const rulesFor = (port: number) => (spec?.ingress ?? []).filter((r) => !r.ports || r.ports.some((p) => p.port === port));
+    t.same(
+      rulesFor(config.listeners.inbound.port).map((r) => r.from ?? 'anyone'),
+      ['anyone'],
+      `the inbound port ${config.listeners.inbound.port} is reachable`,
+    );
+    t.same(
+      rulesFor(config.listeners.admin.port).map((r) => r.from),
+      [[{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } }]],
+      `the admin port ${config.listeners.admin.port} only from the observability namespace`,
+    );
   }
   const caConfigMap = all.find((d) => d.kind === 'ConfigMap' && (d.metadata as Json).name === 'warden-ca-config');
   const caText = String((caConfigMap?.data as Json)['ca.yaml']).replace('dir: /var/lib/warden-ca/ca', `dir: ${caDir}`);

@@ -7,7 +7,7 @@
  * A startupProbe on /readyz deadlocked the pod (red-team round 14 b, finding 1).
  *
  * Only what cannot run here moves: the listeners to loopback and free ports, the CA's URL and the
- * trust domain to the test CA's, the Secret's token to a token of the test CA, the emptyDir to a temp path.
+ * trust domain to the test CA's, the Secret's token file and the emptyDir to temp paths.
  */
 import t from 'tap';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,8 @@ t.test('the native sidecar starts with no backend; its readiness waits for the b
   let text = configMap.data['sidecar.yaml'] ?? '';
   const spiffeId = /spiffe_id: (\S+)/.exec(text)?.[1]?.replace('demo.warden.test', TRUST_DOMAIN) ?? '';
   const dnsNames = (/dns_names: \[([^\]]*)\]/.exec(text)?.[1] ?? '').split(',').map((s) => s.trim());
-  const token = ca.createToken({ spiffe_id: spiffeId, dns_names: dnsNames }).token;
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, ca.createToken({ spiffe_id: spiffeId, dns_names: dnsNames }).token);
   text = text
     .replaceAll('host: 0.0.0.0', 'host: 127.0.0.1')
     .replace(/port: 8443\b/, 'port: 0')
@@ -52,18 +53,17 @@ t.test('the native sidecar starts with no backend; its readiness waits for the b
     .replace('http://127.0.0.1:8080', `http://127.0.0.1:${backendPort}`)
     .replace('https://warden-ca.warden.svc:8444', ca.url)
     .replace('demo.warden.test', TRUST_DOMAIN)
+    .replace(/\$\{file:\/run\/secrets\/warden\/token\}/, `\${file:${tokenFile}}`)
     .replace('/var/lib/warden/state', join(dir, 'state'));
+  t.match(text, new RegExp(`file:${tokenFile}`), "the Secret's token file was found and moved");
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, text);
 
   const started = Date.now();
-  const running = await startSidecar(
-    parseSidecarConfig(file, text, { WARDEN_CA_FINGERPRINT: ca.fingerprint, WARDEN_BOOTSTRAP_TOKEN: token }),
-    {
-      logger: createLogger({ level: 'silent' }),
-      processMetrics: false,
-    },
-  );
+  const running = await startSidecar(parseSidecarConfig(file, text, { WARDEN_CA_FINGERPRINT: ca.fingerprint }), {
+    logger: createLogger({ level: 'silent' }),
+    processMetrics: false,
+  });
   t.teardown(() => running.drain());
   const admin = `http://127.0.0.1:${running.admin.port}`;
 
