@@ -64,6 +64,10 @@ async function configCheck(file: string, text: string, env: NodeJS.ProcessEnv) {
   return loaded.config;
 }
 
+/** The named volumes (not bind mounts) a compose service mounts. */
+const volumesOf = (svc: Json) =>
+  ((svc.volumes as string[] | undefined) ?? []).map((v) => v.split(':')[0] ?? '').filter((v) => !v.startsWith('.'));
+
 /** Whether `path` in a container lies under one of its mounts. */
 const mounted = (mounts: string[], path: string) => mounts.some((m) => path === m || path.startsWith(`${m.replace(/\/$/, '')}/`));
 
@@ -98,6 +102,21 @@ t.test('the Compose file', async (t) => {
   t.match(dockerfile, /ENTRYPOINT \["node", "\/opt\/warden\/bin\/warden\.js"\]/);
   t.ok(existsSync(join(repoRoot, 'bin/warden.js')));
 
+  // The root key: ca-init moves it out of the CA's directory into a volume nothing else mounts
+  // (`ca serve` never reads it; docs/ca.md says keep it offline).
+  const caInit = services['ca-init'] as Json;
+  const rootKeyMove = /mv \/var\/lib\/warden-ca\/root\.key (\S+)/.exec(String(caInit.command));
+  t.ok(rootKeyMove, 'ca-init moves root.key out of the CA directory');
+  const rootKeyVolume = ((caInit.volumes as string[])
+    .map((v) => v.split(':'))
+    .find(([, target = '']) => mounted([target], rootKeyMove?.[1] ?? '?')) ?? [])[0];
+  t.ok(rootKeyVolume && rootKeyVolume in doc.volumes, 'into a named volume');
+  t.same(
+    Object.keys(services).filter((n) => volumesOf(services[n] as Json).includes(rootKeyVolume ?? '?')),
+    ['ca-init'],
+    'which no other service mounts',
+  );
+
   const ca = services['warden-ca'] as Json;
   const caMounts = (ca.volumes as string[]).map((v) => v.split(':'));
   const caConfigHost = caMounts.find(([, target]) => target === '/etc/warden/ca.yaml')?.[0] ?? '';
@@ -118,15 +137,38 @@ t.test('the Compose file', async (t) => {
       t.same(svc.command, ['proxy', '-c', '/etc/warden/sidecar.yaml']);
       const env = svc.environment as Record<string, string>;
       // The file as the container sees it, with its paths mapped to this test's files.
+      const tokenPath = /bootstrap_token: \$\{file:([^}]+)\}/.exec(read(compose, configHost))?.[1] ?? '?';
       const tokenFile = join(dirname(caDir), `${backendName}.token`);
       writeFileSync(tokenFile, 'not-a-real-token');
-      const text = read(compose, configHost).replace(`/run/warden-tokens/${backendName}`, tokenFile);
+      const text = read(compose, configHost).replace(`\${file:${tokenPath}}`, `\${file:${tokenFile}}`);
       const config = await configCheck(configHost, text, { ...env, WARDEN_CA_BUNDLE: join(caDir, 'bundle.pem') });
       const mountTargets = mounts.map(([, target = '']) => target);
       t.ok(mounted(mountTargets, env.WARDEN_CA_BUNDLE as string), 'the CA bundle it reads is mounted');
-      t.ok(mounted(mountTargets, `/run/warden-tokens/${backendName}`), 'its bootstrap token file is mounted');
-      t.match(read(compose, configHost), new RegExp(`/run/warden-tokens/${backendName}\\}`), 'and is the one named after its service');
+      t.ok(mounted(mountTargets, tokenPath), `its bootstrap token file ${tokenPath} is mounted`);
       t.ok(mounted(mountTargets, config.mesh?.state_dir ?? '?'), 'its state_dir is a volume');
+
+      // What a sidecar holds: the public bundle and its own token, read-only; none of the CA's keys
+      // (the CA's directory holds the intermediate key and the admin credential, with which anything
+      // running in a sidecar could mint tokens for any identity) and no other service's token.
+      const volumeAt = (path: string) =>
+        mounts.filter(([, target = '']) => mounted([target], path)).sort((a, b) => (b[1] ?? '').length - (a[1] ?? '').length)[0];
+      const [tokenVolume = '', , tokenMode] = volumeAt(tokenPath) ?? [];
+      t.equal(volumeAt(env.WARDEN_CA_BUNDLE as string)?.[0], tokenVolume, 'the bundle comes with the token, in the same volume');
+      t.equal(tokenMode, 'ro', 'mounted read-only');
+      for (const [source = '', target = '', mode] of mounts) {
+        if (target === config.mesh?.state_dir) continue;
+        t.equal(mode, 'ro', `${source} is mounted read-only`);
+        for (const ca of ['ca-init', 'warden-ca']) t.notOk(volumesOf(services[ca] as Json).includes(source), `${source} is not ${ca}'s`);
+      }
+      const others = Object.keys(services).filter((n) => n.endsWith('-warden') && n !== sidecar);
+      for (const other of others)
+        t.notOk(volumesOf(services[other] as Json).includes(tokenVolume), `no other sidecar (${other}) mounts it`);
+      const writers = Object.entries(services).filter(([n, s]) => n !== sidecar && volumesOf(s).includes(tokenVolume));
+      t.same(
+        writers.map(([, s]) => (s.environment as Json | undefined)?.SERVICE),
+        [backendName],
+        "the one service that writes it makes this service's token",
+      );
       t.equal(config.mesh?.ca.url, `https://warden-ca:${caConfig.listen.port}`, 'it dials the CA service');
       t.equal(config.service.name, backendName);
       t.equal(config.upstream.url, 'http://127.0.0.1:8080', 'the backend is on loopback');
