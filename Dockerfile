@@ -25,9 +25,12 @@ RUN mkdir -p /var/lib/warden /var/lib/warden-ca /etc/warden && chown -R node:nod
 USER node
 VOLUME ["/var/lib/warden"]
 EXPOSE 8443 9901
-# The admin listener answers /healthz while the process is alive (put admin on 0.0.0.0 inside the
-# pod's or container's network namespace only).
-HEALTHCHECK --interval=10s --timeout=2s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.WARDEN_ADMIN_PORT ?? '9901') + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# No health check in the image: it runs `warden proxy` (admin /healthz, 9901 by default), `warden ca
+# serve` (no admin listener; its own port, 8444 by default) and one-shot commands (ca init, token
+# create, enroll), and one check cannot fit them all — a check of the sidecar's admin port left every
+# `ca serve` container unhealthy for ever. Each deployment says how its service is checked: compose
+# with a `healthcheck` per service, Kubernetes with probes (it ignores HEALTHCHECK), `docker run`
+# with --health-cmd (docs/deploy.md).
+HEALTHCHECK NONE
 ENTRYPOINT ["node", "/opt/warden/bin/warden.js"]
 CMD ["proxy", "-c", "/etc/warden/sidecar.yaml"]
