@@ -30,8 +30,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode: n
 /**
  * writeFileAtomic off the event loop: every step runs on libuv's thread pool. A running sidecar saves
  * this way — an fsync on a slow or hung disk had held up every request for as long as it took.
+ * `mayWrite` is asked before anything is created and again before the rename: false stops the
+ * write (WriteNotAllowedError) with nothing put in place (a lock lost while the disk hung).
  */
-export async function writeFileAtomicAsync(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function writeFileAtomicAsync(file: string, data: string | Uint8Array, mode: number, mayWrite?: () => boolean): Promise<void> {
+  if (mayWrite?.() === false) throw new WriteNotAllowedError(file);
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const handle = await open(temp, 'wx', mode);
@@ -48,6 +51,7 @@ export async function writeFileAtomicAsync(file: string, data: string | Uint8Arr
     } finally {
       await handle.close();
     }
+    if (mayWrite?.() === false) throw new WriteNotAllowedError(file);
     await rename(temp, file);
   } catch (err) {
     await rm(temp, { force: true });
@@ -58,6 +62,13 @@ export async function writeFileAtomicAsync(file: string, data: string | Uint8Arr
     await dir.sync();
   } finally {
     await dir.close();
+  }
+}
+
+export class WriteNotAllowedError extends Error {
+  constructor(file: string) {
+    super(`${file} not written: the directory is no longer this process's to write (its lock was lost)`);
+    this.name = 'WriteNotAllowedError';
   }
 }
 

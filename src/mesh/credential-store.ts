@@ -218,14 +218,18 @@ export interface CredentialStore {
    * there are none. Throws CredentialError when they are unusable or belong to another identity.
    */
   load(spiffeId: string): WorkloadCredentials | undefined;
-  /** Key and chain; the bundle too when it holds certificates. Off the event loop, as are the saves below. */
-  save(credentials: WorkloadCredentials): Promise<void>;
+  /**
+   * Key and chain; the bundle too when it holds certificates. Off the event loop, as are the saves
+   * below. `mayWrite` is asked again before each file is put in place (the state dir's lock still
+   * held): a save that outlives a lost lock writes nothing more into another process's dir.
+   */
+  save(credentials: WorkloadCredentials, mayWrite?: () => boolean): Promise<void>;
   /** Rejects with BundleError on a bundle without certificates (the one on disk stays). */
-  saveBundle(bundlePem: string): Promise<void>;
+  saveBundle(bundlePem: string, mayWrite?: () => boolean): Promise<void>;
   /** The persisted bundle, or undefined when there is none with a certificate. */
   loadBundle(): string | undefined;
   /** The CRL and the issuing CA certificate that signed it (written first: a CRL is never newer than its signer on disk). */
-  saveCrl(der: Uint8Array, signerPem: string): Promise<void>;
+  saveCrl(der: Uint8Array, signerPem: string, mayWrite?: () => boolean): Promise<void>;
   loadCrl(): Buffer | undefined;
   /** The signer saved with the CRL, if any (unverified: the caller checks that it chains to the bundle). */
   loadCrlSigner(): string | undefined;
@@ -290,19 +294,20 @@ export function createCredentialStore(dir: string): CredentialStore {
       }
       return credentials;
     },
-    async save(credentials) {
+    async save(credentials, mayWrite) {
       const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
-      await writeFileAtomicAsync(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600);
-      if (isUsableBundle(credentials.bundlePem)) await writeFileAtomicAsync(path(STATE_FILES.bundle), credentials.bundlePem, 0o644);
+      await writeFileAtomicAsync(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600, mayWrite);
+      if (isUsableBundle(credentials.bundlePem))
+        await writeFileAtomicAsync(path(STATE_FILES.bundle), credentials.bundlePem, 0o644, mayWrite);
     },
-    async saveBundle(pem) {
+    async saveBundle(pem, mayWrite) {
       assertUsableBundle(pem, `${path(STATE_FILES.bundle)} is not replaced`);
-      await writeFileAtomicAsync(path(STATE_FILES.bundle), pem, 0o644);
+      await writeFileAtomicAsync(path(STATE_FILES.bundle), pem, 0o644, mayWrite);
     },
     loadBundle: readBundle,
-    async saveCrl(der, signerPem) {
-      await writeFileAtomicAsync(path(STATE_FILES.crlSigner), signerPem, 0o644);
-      await writeFileAtomicAsync(path(STATE_FILES.crl), der, 0o644);
+    async saveCrl(der, signerPem, mayWrite) {
+      await writeFileAtomicAsync(path(STATE_FILES.crlSigner), signerPem, 0o644, mayWrite);
+      await writeFileAtomicAsync(path(STATE_FILES.crl), der, 0o644, mayWrite);
     },
     loadCrlSigner: () => read(STATE_FILES.crlSigner),
     loadCrl: () => (existsSync(path(STATE_FILES.crl)) ? readFileSync(path(STATE_FILES.crl)) : undefined),

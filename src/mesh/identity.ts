@@ -28,6 +28,7 @@ import { createKeyAndCsr } from './csr.js';
 import { createRevocationList, type RevocationList } from './revocation-list.js';
 import { createRenewalScheduler, isExpiring } from './rotation.js';
 import { createStateWriter, type StateSlot } from './state-writer.js';
+import { WriteNotAllowedError } from '../config/atomic-file.js';
 import { acquireStateLock, describeHolder, LOCK_FILE, StateLockHeldError, type LockLoss, type StateLock } from './state-lock.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import { certificatesOf, isUsableBundle } from '../net/trust-bundle.js';
@@ -101,6 +102,9 @@ export interface MeshIdentity {
 
 /** How long stop() waits for saves in flight before leaving the lock to go stale. */
 export const STOP_WRITES_WAIT_MS = 5000;
+/** A failed save is tried again after 1 s, doubling up to a minute, until it lands or a newer one is asked. */
+const SAVE_RETRY_MS = 1000;
+const SAVE_RETRY_MAX_MS = 60_000;
 
 /**
  * Startup cannot get credentials: one line for the operator, naming the setting to fix.
@@ -272,20 +276,39 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
    * Best effort: a full, read-only or hung disk must not keep a renewed certificate, a verified CRL
    * (a revocation) or a bundle from being used; the copy on disk only serves the next start.
    */
-  const persist = async (what: StateSlot, save: () => Promise<void>): Promise<void> => {
+  /** The latest save asked per slot: a failed one is tried again only while no newer one was asked. */
+  const saveGeneration: Record<StateSlot, number> = { credentials: 0, bundle: 0, crl: 0 };
+  const mayWrite = () => lock.lost === undefined;
+  const persist = async (
+    what: StateSlot,
+    save: (mayWrite: () => boolean) => Promise<void>,
+    attempt = 0,
+    gen = ++saveGeneration[what],
+  ): Promise<void> => {
     // A refresh that ends after stop(): nothing new is written.
-    if (stopped || lock.lost !== undefined) return;
+    if (stopped || lock.lost !== undefined || gen !== saveGeneration[what]) return;
     await writer
-      // A lock lost while the write waited: the state dir may be another process's now, or hung.
-      .write(what, () => (lock.lost === undefined ? save() : Promise.resolve()))
-      .catch((err: unknown) => {
-        logger.warn(
-          { err: (err as Error).message, state_dir: cfg.state_dir },
-          what === 'credentials'
-            ? 'mesh: the renewed certificate is in force but could not be saved in mesh.state_dir; a restart begins from the older certificate on disk (enrolling again with mesh.bootstrap_token once it has expired)'
-            : `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; a restart begins from the older copy on disk until it is fetched again`,
-        );
-      });
+      // A lock lost while the write waited, or before its rename: the dir may be another process's now, or hung.
+      .write(what, () => (mayWrite() ? save(mayWrite) : Promise.resolve()))
+      .then(
+        () => {
+          if (attempt > 0)
+            logger.info({ state_dir: cfg.state_dir, attempts: attempt + 1 }, `mesh: the ${what} is saved in mesh.state_dir now`);
+        },
+        (err: unknown) => {
+          if (err instanceof WriteNotAllowedError) return; // the lock was lost: said once, nothing more is saved
+          if (attempt === 0)
+            logger.warn(
+              { err: (err as Error).message, state_dir: cfg.state_dir },
+              what === 'credentials'
+                ? 'mesh: the renewed certificate is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older certificate on disk, enrolling again with mesh.bootstrap_token once it has expired)'
+                : `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older copy on disk)`,
+            );
+          // A passing failure (ENOSPC, EIO) was the older file on disk until the next renewal, hours later.
+          const delay = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt);
+          setTimeout(() => void persist(what, save, attempt + 1, gen), delay).unref();
+        },
+      );
   };
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {
@@ -306,7 +329,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   client.trust(credentials.bundlePem);
   const startBundle = credentials.bundlePem;
   // Awaited: nothing is served yet, and a bundle.pem lost is back on disk before the identity is used.
-  await persist('bundle', () => store.saveBundle(startBundle));
+  await persist('bundle', (guard) => store.saveBundle(startBundle, guard));
   /**
    * The CRL saved by an earlier run, only if it passes the checks a fetched one must (crl-check.ts):
    * signed by an issuing CA that chains to the trust bundle — our chain's, or the one saved with it
@@ -368,7 +391,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
       credentials = next;
       receivedAt = Date.now();
-      void persist('credentials', () => store.save(next));
+      void persist('credentials', (guard) => store.save(next, guard));
       lastError = undefined;
       warnedExpiring = false;
       events.emit(expired ? 'warden.mesh.enrolled' : 'warden.mesh.rotated', {
@@ -427,14 +450,14 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     onBundle(pem) {
       credentials = { ...credentials, bundlePem: pem };
       applyBundle(pem);
-      void persist('bundle', () => store.saveBundle(pem));
+      void persist('bundle', (guard) => store.saveBundle(pem, guard));
     },
     onCrl(crl, signer) {
       revocations.update(crl);
       crlError = undefined;
       events.emit('warden.mesh.trust_updated', { 'warden.detail': 'crl' });
       notify('crl');
-      void persist('crl', () => store.saveCrl(crl.der, signer));
+      void persist('crl', (guard) => store.saveCrl(crl.der, signer, guard));
       if (saidNoCrl) {
         saidNoCrl = false;
         logger.info(

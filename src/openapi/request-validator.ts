@@ -352,11 +352,6 @@ function checkShapes(op: Operation, readings: readonly ParameterReading[]): void
   }
 }
 
-/**
- * `compiler`: the generation's (compilePlan makes one per plan, so that a reload's validators go
- * with their plan); a compiler of its own by default. Throws OpenApiError for a schema that cannot
- * be used (a pattern RE2 cannot run, a schema too large), naming where it is.
- */
 const UNTAKEN_BODY: Violation = Object.freeze({ pointer: '/body', message: 'is not taken by this operation (it declares no requestBody)' });
 
 /** A request that says it carries a body: a Content-Length above 0, or a Transfer-Encoding (HTTP/1.1). */
@@ -365,6 +360,11 @@ export function declaresBody(headers: IncomingHttpHeaders): boolean {
   return length !== undefined ? Number(length) > 0 : headers['transfer-encoding'] !== undefined;
 }
 
+/**
+ * `compiler`: the generation's (compilePlan makes one per plan, so that a reload's validators go
+ * with their plan); a compiler of its own by default. Throws OpenApiError for a schema that cannot
+ * be used (a pattern RE2 cannot run, a schema too large), naming where it is.
+ */
 export function compileRequestValidator(
   op: Operation,
   options: ValidatorOptions,

@@ -142,7 +142,6 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const gen = deps.current();
     const h2 = req.httpVersionMajor === 2;
     const headers = req.headers;
-    if (!h2 && headers.connection !== undefined) dropConnectionNamed(headers);
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
     const peer = peerNow(peerOf(req.socket), gen.clientCrl);
@@ -257,6 +256,8 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       checkHostForm(headers.host ?? (headers[':authority'] as string | undefined)) ??
       (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
     if (early) return refuse(early);
+    // Stages then read the request as the backend gets it (headers.ts).
+    if (!h2 && headers.connection !== undefined) dropConnectionNamed(headers);
     // Shed before any work: a refusal costs far less than queueing behind a saturated backend.
     if (gen.limits.max_in_flight > 0 && inFlight > gen.limits.max_in_flight) return refuse(SHED());
 
@@ -481,23 +482,41 @@ function bodyDeadline(stream: Readable, ms: number, onExpired: () => void): Node
 }
 
 /**
- * An HTTP/2 request answered before its body was read (refused, or answered early by the backend):
- * once the response is out, reset the stream with NO_ERROR so the client stops sending (RFC 9113
- * §8.1) instead of leaving it half-open. The body's deadline, if any, ends with the response: a
- * request answered in full is not late.
+ * Methods whose content has a defined meaning, so a backend reads it: POST, PUT, PATCH (RFC 9110,
+ * RFC 5789), QUERY, and WebDAV's that carry an XML body. Any other — GET, DELETE, OPTIONS, PURGE,
+ * UNLOCK… (RFC 9110 §9.3: content of no defined semantics) — may leave its body unread.
  */
-/** Methods whose content has no defined semantics (RFC 9110 §9.3): a backend need not read it. */
-const NO_BODY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+const BODY_METHODS: ReadonlySet<string> = new Set([
+  'POST',
+  'PUT',
+  'PATCH',
+  'QUERY',
+  'PROPFIND',
+  'PROPPATCH',
+  'LOCK',
+  'REPORT',
+  'SEARCH',
+  'MKCOL',
+  'MKCALENDAR',
+  'ACL',
+]);
 
 /**
  * Whether a request's body is one its backend may leave unread: for an operation without a
  * requestBody, or a method without body semantics on a route. Such a body, left on a kept-alive
  * connection, is parsed as the next request there (CL.0 desync): Python's http.server, for one.
+ * Only asked of requests with a body.
  */
 function bodyUnexpected(expected: RoutePlan['body'], method: string): boolean {
-  return expected === 'none' || (expected === 'by-method' && NO_BODY_METHODS.has(method));
+  return expected === 'none' || (expected === 'by-method' && !BODY_METHODS.has(method));
 }
 
+/**
+ * An HTTP/2 request answered before its body was read (refused, or answered early by the backend):
+ * once the response is out, reset the stream with NO_ERROR so the client stops sending (RFC 9113
+ * §8.1) instead of leaving it half-open. The body's deadline, if any, ends with the response: a
+ * request answered in full is not late.
+ */
 function endStreamAfterResponse(req: H2Request, deadline?: NodeJS.Timeout): void {
   const stream = req.stream;
   // 'finish' means the response was handed to nghttp2; END_STREAM goes out a turn or two later,

@@ -184,8 +184,11 @@ function checkedFieldNamed(connection: string): string | undefined {
  * Removes from the request, before any stage reads it, the fields its Connection header names (the
  * ones a proxy removes: RFC 9110 §7.6.1), so that stages check what the backend gets. They were
  * removed only from what went upstream: an OpenAPI `X-Tenant` header parameter (required) was
- * validated, then dropped — the backend got none. Fields whose naming is refused (checkFraming)
- * stay for that refusal. HTTP/1.1 only: h2 has no Connection header.
+ * validated, then dropped — the backend got none. Called once the framing checks have passed (they
+ * read Transfer-Encoding as sent). Kept: fields whose naming is refused (checkFraming), the
+ * framing itself, and the forwarding fields, which the sidecar reads for the client's address
+ * behind trusted proxies and then sets itself (removed here, a client named its own X-Forwarded-For
+ * and was taken for the proxy: out of `access.clients.deny`). HTTP/1.1 only: h2 has no Connection.
  */
 export function dropConnectionNamed(headers: IncomingHttpHeaders): void {
   const connection = headers.connection;
@@ -195,6 +198,7 @@ export function dropConnectionNamed(headers: IncomingHttpHeaders): void {
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();
     if (name === 'connection' || name.startsWith('content-') || CHECKED_FIELDS.has(name)) continue;
+    if (name === 'transfer-encoding' || FORWARDING.has(name)) continue;
     // Rarely taken: a delete turns the object into a dictionary (see removeField).
     if (Object.hasOwn(headers, name)) delete headers[name];
   }

@@ -33,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header('content-length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-    do_GET = do_POST = do_DELETE = do_OPTIONS = answer
+    do_GET = do_POST = do_DELETE = do_OPTIONS = do_PURGE = do_UNLOCK = answer
     def log_message(self, *args):
         pass
 server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
@@ -90,6 +90,7 @@ const withBody = (head: string, body: string) => `${head}\r\ncontent-length: ${B
 const ROUTES = [
   { id: 'public', path: '/public/*', methods: ['GET', 'POST', 'DELETE', 'OPTIONS'] },
   { id: 'admin', path: '/admin/*', methods: ['GET', 'DELETE'] },
+  { id: 'any', path: '/any/*', methods: ['*'] },
 ];
 
 t.test('a body on a method without body semantics is sent on a connection not reused: its bytes never run as a request', async (t) => {
@@ -112,6 +113,28 @@ t.test('a body on a method without body semantics is sent on a connection not re
   );
   t.ok(backend.served().includes('GET /public/next-GET'), 'and it served the requests that were sent');
 });
+
+t.test(
+  'a route taking any method: a body on a method outside those with body semantics (PURGE, UNLOCK) is not left on a reused connection',
+  async (t) => {
+    const backend = await startPythonBackend(t);
+    const s = await startTestSidecar(t, backend.url, { routes: ROUTES });
+    for (const method of ['PURGE', 'UNLOCK']) {
+      const answer = await rawExchange(
+        s,
+        withBody(`${method} /any/x HTTP/1.1\r\nhost: localhost`, smuggled('GET', `/admin/after-${method}`)),
+      );
+      t.match(answer, /^HTTP\/1\.1 200/, `${method} with a body: answered`);
+      await rawExchange(s, `GET /any/next-${method} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+    }
+    await sleep(300);
+    t.same(
+      backend.served().filter((r) => r.includes('/admin')),
+      [],
+      'nothing smuggled ran',
+    );
+  },
+);
 
 t.test('over h2: a GET with content-length and DATA, then another GET: nothing smuggled runs', async (t) => {
   const backend = await startPythonBackend(t);

@@ -5,6 +5,7 @@
 import { createServer } from 'node:http';
 import { connect, constants as h2constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
@@ -196,6 +197,60 @@ paths:
     t.equal(named.status, 400, 'X-Tenant named by Connection: it is not sent, so the request lacks it');
     t.match(JSON.parse(named.body), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/header/x-tenant', message: 'is required' }] });
     t.equal(backend.requests.length, before, 'the backend never got a request without X-Tenant');
+  },
+);
+
+t.test(
+  'Connection naming Transfer-Encoding or X-Forwarded-For changes no check: framing still refused, the client still the one behind the proxy',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const s = await startTestSidecar(t, backend.url, {
+      headers: { trusted_proxies: ['127.0.0.1'] },
+      access: { clients: { deny: ['203.0.113.7'] } },
+    });
+    const raw = (request: string) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] }, () =>
+          socket.write(request),
+        );
+        const done = () => {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(text);
+        };
+        const timer = setTimeout(done, 2000);
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (/\r\n\r\n[\s\S]*\}$/.test(text)) done();
+        });
+        socket.on('error', done);
+        socket.on('close', done);
+      });
+    const before = backend.requests.length;
+    const chunked = '5\r\nhello\r\n0\r\n\r\n';
+    const http10 = await raw(
+      `POST /echo HTTP/1.0\r\nhost: localhost\r\nconnection: transfer-encoding\r\ntransfer-encoding: chunked\r\n\r\n${chunked}`,
+    );
+    t.match(
+      http10,
+      /^HTTP\/1\.1 400 [\s\S]*"code":"ERR_REQUEST_AMBIGUOUS"[\s\S]*Transfer-Encoding in HTTP\/1\.0/,
+      'Transfer-Encoding in HTTP/1.0 is refused though Connection names it',
+    );
+    const coded = await raw(
+      `POST /echo HTTP/1.1\r\nhost: localhost\r\nconnection: transfer-encoding\r\ntransfer-encoding: gzip, chunked\r\n\r\n${chunked}`,
+    );
+    t.match(
+      coded,
+      /^HTTP\/1\.1 400 [\s\S]*"code":"ERR_REQUEST_AMBIGUOUS"[\s\S]*other than/,
+      'a coding besides chunked is refused though Connection names it',
+    );
+    t.equal(backend.requests.length, before, 'neither reached the backend');
+    const denied = await raw(
+      `GET /echo HTTP/1.1\r\nhost: localhost\r\nx-forwarded-for: 203.0.113.7\r\nconnection: keep-alive, X-Forwarded-For\r\n\r\n`,
+    );
+    t.match(denied, /^HTTP\/1\.1 403 /, 'the denied client behind the trusted proxy is still denied when Connection names X-Forwarded-For');
   },
 );
 

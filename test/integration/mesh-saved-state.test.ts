@@ -233,3 +233,36 @@ t.test("a volume's mount point (root's, the pod's fsGroup, 2775) is a state dir 
     'a group not its own: refused',
   );
 });
+
+t.test('a save that fails (crl.der cannot be replaced) is tried again until it lands, without a newer CRL', async (t) => {
+  const ca = await startRestartableCa(t);
+  const victim = await enrollWorkload(ca.server, id('ns/shop/sa/victim'));
+  const { mesh } = meshSection(ca.server, ORDERS);
+  const { identity, logs } = await startIdentity(t, mesh);
+  const crlFile = join(mesh.state_dir, 'crl.der');
+  t.ok(await eventually(() => identity.crl().inForce), 'a CRL is in force');
+  // A directory where crl.der goes: the rename over it fails (EISDIR / ENOTEMPTY), as root too.
+  rmSync(crlFile, { force: true });
+  mkdirSync(join(crlFile, 'blocker'), { recursive: true });
+  await ca.server.revoke({ serial: victim.serial, reason: 'keyCompromise' });
+  t.ok(await eventually(() => identity.revocations.isRevoked(victim.serial)), 'the new CRL is in force at once');
+  t.ok(
+    await eventually(() =>
+      logs.some((l) => /the new crl is in force but could not be saved in mesh\.state_dir; trying again/.test(String(l.msg))),
+    ),
+    'its save failed, and says it is tried again',
+  );
+  const number = identity.crl().number;
+  rmSync(crlFile, { recursive: true, force: true });
+  t.ok(
+    await eventually(() => {
+      try {
+        return statSync(crlFile).isFile();
+      } catch {
+        return false;
+      }
+    }, 60),
+    'once the obstacle is gone, the retry writes crl.der',
+  );
+  t.equal(identity.crl().number, number, 'with no newer CRL in between: the retry did it');
+});
