@@ -4,12 +4,13 @@
  * attached to the running sidecar and each of its threads). A rotation's save is four fsyncs: when
  * it ran on the event loop, every request waited 2.4 s per rotation. Saves now run off the event
  * loop (mesh/state-writer.ts): requests are not held, and the disk catches up with the newest
- * certificate.
+ * certificate. A stop (SIGTERM) waits for a save in flight before the process exits and the
+ * state dir's lock is released.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalSerial } from '../../src/net/serial.js';
@@ -56,15 +57,13 @@ async function slowFsyncs(
   });
 }
 
-t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no request, and the disk catches up', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
+/** A `warden proxy` in mesh mode whose certificate (4 s) rotates every ~2 s, saved in a fresh state dir. */
+async function rotatingSidecar(t: Parameters<typeof spawnWarden>[0], backendUrl: string) {
   const ca = await startFaultCa(t, '4s');
-  const caller = await enrollWorkload(await startFaultCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
   const stateDir = mkdtempSync(join(tmpdir(), 'warden-state-'));
   const warden = await spawnWarden(
     t,
-    await testConfigYaml(backend.url, {
+    await testConfigYaml(backendUrl, {
       service: { name: 'orders' },
       log: { access: false },
       mesh: {
@@ -79,14 +78,34 @@ t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no reque
       },
     }),
   );
+  return { warden, stateDir };
+}
+
+/** The serial of the certificate saved in `stateDir`/workload.pem. */
+function savedSerial(stateDir: string): string {
+  const pem = readFileSync(join(stateDir, 'workload.pem'), 'utf8');
+  return canonicalSerial(
+    new X509Certificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0] ?? '').serialNumber,
+  );
+}
+
+/**
+ * strace refused by the machine: a skip saying why (ptrace is a property of the machine — a
+ * container without CAP_SYS_PTRACE, Yama scope 3 — not of Warden); strace missing, or failing
+ * otherwise, is a failure (README names it).
+ */
+function cannotSlow(t: { pass(m: string, o: { skip: string }): void; fail(m: string): void }, refused: string): void {
+  if (/Operation not permitted/.test(refused)) t.pass('the slow disk (strace) cannot be made here', { skip: refused });
+  else t.fail(`strace did not run (install it: README, Prerequisites): ${refused}`);
+}
+
+t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no request, and the disk catches up', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const caller = await enrollWorkload(await startFaultCa(t, '1h'), `spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`);
+  const { warden, stateDir } = await rotatingSidecar(t, backend.url);
   const slow = await slowFsyncs(t, warden.child.pid as number, FSYNC_DELAY_MS);
-  if ('refused' in slow) {
-    // ptrace is a property of the machine (a container without CAP_SYS_PTRACE, Yama scope 3), not of
-    // Warden: skipped, saying why. strace missing, or failing otherwise, is a failure (README names it).
-    if (/Operation not permitted/.test(slow.refused)) t.pass('the slow disk (strace) cannot be made here', { skip: slow.refused });
-    else t.fail(`strace did not run (install it: README, Prerequisites): ${slow.refused}`);
-    return;
-  }
+  if ('refused' in slow) return cannotSlow(t, slow.refused);
   const rotated = () => warden.lines.filter((l) => l.event === 'warden.mesh.rotated');
   const before = rotated().length;
   const load = startLoad(t, {
@@ -114,16 +133,10 @@ t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no reque
   // The disk catches up: with fsyncs quick again, the save queued last lands and workload.pem holds
   // the certificate in force (held 600 ms an fsync, a save takes longer than a rotation's 2 s).
   slow.detach();
-  const saved = () => {
-    const pem = readFileSync(join(stateDir, 'workload.pem'), 'utf8');
-    return canonicalSerial(
-      new X509Certificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0] ?? '').serialNumber,
-    );
-  };
   const latest = () => String(rotated().at(-1)?.['warden.cert.serial']);
   let caughtUp = false;
   for (let i = 0; i < 60 && !caughtUp; i++) {
-    caughtUp = saved() === latest();
+    caughtUp = savedSerial(stateDir) === latest();
     if (!caughtUp) await sleep(100);
   }
   t.ok(caughtUp, `workload.pem holds the certificate in force (${latest()})`);
@@ -133,3 +146,28 @@ t.test('a state dir whose fsyncs take 600 ms: rotations every ~2 s hold no reque
     'no temporary file left once the saves landed',
   );
 });
+
+t.test(
+  'SIGTERM while a rotation is being saved (fsyncs held 1 s): the save lands before the process exits, then the lock is released',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const { warden, stateDir } = await rotatingSidecar(t, backend.url);
+    const slow = await slowFsyncs(t, warden.child.pid as number, 1000);
+    if ('refused' in slow) return cannotSlow(t, slow.refused);
+    const rotations = () => warden.lines.filter((l) => l.event === 'warden.mesh.rotated').length;
+    const before = rotations();
+    // A rotation after strace attached, so that its save runs on the slow disk.
+    const rotation = await warden.waitFor((l) => l.event === 'warden.mesh.rotated' && rotations() > before, 10_000);
+    // The save of that certificate (two files, four fsyncs held 1 s each) has just begun.
+    warden.child.kill('SIGTERM');
+    const code = await warden.exited;
+    t.equal(code, 0, 'the drain ended and the process exited');
+    t.equal(
+      savedSerial(stateDir),
+      String(rotation['warden.cert.serial']),
+      'workload.pem holds the certificate rotated to just before the stop',
+    );
+    t.notOk(existsSync(join(stateDir, 'warden.lock')), 'and the lock was released after it');
+  },
+);
