@@ -13,7 +13,7 @@ import { connect as http2Connect } from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { rawTlsRequest } from '../support/clients.js';
 import { openApiFile } from '../support/openapi-file.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
 import { sleep } from './harness.js';
@@ -62,27 +62,8 @@ async function startPythonBackend(t: { teardown(fn: () => unknown): void }): Pro
   };
 }
 
-/** One raw HTTP/1.1 request over TLS: the whole answer as text (the sidecar closes or we stop after 2 s). */
-function rawExchange(s: TestSidecar, request: string): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
-    const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] }, () =>
-      socket.write(request),
-    );
-    const done = () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(text);
-    };
-    const timer = setTimeout(done, 2000);
-    socket.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (/\r\n\r\n[\s\S]*\}$/.test(text)) done();
-    });
-    socket.on('error', done);
-    socket.on('close', done);
-  });
-}
+/** One raw HTTP/1.1 request to the sidecar: the whole answer as text. */
+const rawExchange = (s: TestSidecar, request: string) => rawTlsRequest(s.port, s.ca, request);
 
 const smuggled = (method: string, path: string) => `${method} ${path} HTTP/1.1\r\nHost: backend\r\n\r\n`;
 const withBody = (head: string, body: string) => `${head}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;

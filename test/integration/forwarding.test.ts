@@ -5,10 +5,9 @@
 import { createServer } from 'node:http';
 import { connect, constants as h2constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
-import { curl, fetchText, testAgent } from '../support/clients.js';
+import { curl, fetchText, rawTlsRequest, testAgent } from '../support/clients.js';
 import { openApiFile } from '../support/openapi-file.js';
 import { startTestSidecar, type Teardown } from '../support/sidecar.js';
 import { testCertificate } from '../support/certs.js';
@@ -209,25 +208,7 @@ t.test(
       headers: { trusted_proxies: ['127.0.0.1'] },
       access: { clients: { deny: ['203.0.113.7'] } },
     });
-    const raw = (request: string) =>
-      new Promise<string>((resolve) => {
-        let text = '';
-        const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] }, () =>
-          socket.write(request),
-        );
-        const done = () => {
-          clearTimeout(timer);
-          socket.destroy();
-          resolve(text);
-        };
-        const timer = setTimeout(done, 2000);
-        socket.on('data', (d: Buffer) => {
-          text += d.toString();
-          if (/\r\n\r\n[\s\S]*\}$/.test(text)) done();
-        });
-        socket.on('error', done);
-        socket.on('close', done);
-      });
+    const raw = (request: string) => rawTlsRequest(s.port, s.ca, request);
     const before = backend.requests.length;
     const chunked = '5\r\nhello\r\n0\r\n\r\n';
     const http10 = await raw(

@@ -110,3 +110,31 @@ export function oneConnectionClient(
   client.on('connect', () => connects++);
   return { client, connects: () => connects };
 }
+
+/**
+ * One raw HTTP/1.1 request over TLS (bytes exactly as given), resolved with the response as text
+ * once its head and Content-Length body are in (or at close, error or `timeoutMs`): for requests
+ * no client library would send.
+ */
+export function rawTlsRequest(port: number, ca: string, request: string, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () =>
+      socket.write(request),
+    );
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      const head = text.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, head))?.[1];
+      if (head >= 0 && length !== undefined && text.length - head - 4 >= Number(length)) done();
+    });
+    socket.on('error', done);
+    socket.on('close', done);
+  });
+}
