@@ -161,7 +161,13 @@ function unfolded(block: string): string[] {
  * the content of parts busboy reads as a text field (textField), up to that many bytes, for
  * takeFieldFile: busboy hands over only the field's decoded value.
  */
-export function createMultipartFramingCheck(boundary: string, formData = true, maxFieldBytes?: number): MultipartFramingCheck {
+export function createMultipartFramingCheck(
+  boundary: string,
+  formData = true,
+  maxFieldBytes?: number,
+  /** A part no form reader reads is a problem (see MultipartHandlers.refuseUnreadParts). */
+  refuseUnread = false,
+): MultipartFramingCheck {
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
   let state: 'data' | 'line' | 'headers' | 'epilogue' | 'done' = 'data';
@@ -259,6 +265,7 @@ export function createMultipartFramingCheck(boundary: string, formData = true, m
     }
     const { problem: why, read, textField: capture } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
+    if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
     if (read) parts++;
     if (read && capture && maxFieldBytes !== undefined) capturing = [];
     capturedCr = false;

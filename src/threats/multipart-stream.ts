@@ -26,6 +26,13 @@ export interface MultipartHandlers {
    * text/plain), and a backend may store any of them as one.
    */
   onFieldFile?(name: string, content: Readable): void;
+  /**
+   * The body is refused when it holds a part no form reader reads (in a multipart type other than
+   * form-data, a part whose disposition is not form-data): the malware scan, which would pass it on
+   * unscanned — a multipart/related upload's file part reached the backend so. (The waf passes such
+   * parts: an OData $batch is a multipart/mixed of application/http parts no form reader reads.)
+   */
+  readonly refuseUnreadParts?: boolean;
 }
 
 export interface MultipartStream {
@@ -99,7 +106,12 @@ export function createMultipartStream(
   const boundary = headerParameters(contentType).find(([name]) => name === 'boundary')?.[1];
   if (boundary === undefined) return undefined;
   // Only a reader that scans such parts has them kept (the waf and validation read the field).
-  const framing = createMultipartFramingCheck(boundary, formData, handlers.onFieldFile ? limits.maxFieldBytes : undefined);
+  const framing = createMultipartFramingCheck(
+    boundary,
+    formData,
+    handlers.onFieldFile ? limits.maxFieldBytes : undefined,
+    handlers.refuseUnreadParts === true,
+  );
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   /** Fields and files busboy gave: as many as the parts the framing check delimits, or busboy skipped one. */
