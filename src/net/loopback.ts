@@ -38,8 +38,13 @@ export function isLoopbackHost(host: string | undefined): boolean {
   return name === 'localhost' || name.endsWith('.localhost');
 }
 
-/** Header fields only browsers send (the request's origin, fetch metadata); curl, scripts and backends' HTTP clients send none. */
-const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user'] as const;
+/**
+ * Header fields only browsers send (the request's origin, fetch metadata); curl, scripts and
+ * backends' HTTP clients send none. Not Sec-Fetch-Mode: Node's own fetch (undici) sends
+ * `sec-fetch-mode: cors` on every request, and every Node backend calling egress with it was
+ * refused as a browser; browsers send it only beside Sec-Fetch-Site and Sec-Fetch-Dest.
+ */
+const BROWSER_FIELDS = ['origin', 'sec-fetch-site', 'sec-fetch-dest', 'sec-fetch-user'] as const;
 
 /**
  * The browser-only fields a request carries (none: not a web page's request). A form or

@@ -522,11 +522,11 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
       headers: { host: `127.0.0.1:${port}`, 'sec-fetch-site': 'none' },
     },
     {
-      what: 'Sec-Fetch-Mode alone',
+      what: 'Sec-Fetch-Dest alone',
       status: 403,
       code: 'ERR_EGRESS_BROWSER_REFUSED',
       path: '/payments/echo',
-      headers: { host: `127.0.0.1:${port}`, 'sec-fetch-mode': 'navigate' },
+      headers: { host: `127.0.0.1:${port}`, 'sec-fetch-dest': 'document' },
     },
   ];
   for (const r of refused) {
@@ -539,6 +539,11 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
     'a browser request to egress is a security event',
   );
   t.equal(paymentsBackend.requests.length, 2, 'only the verified calls reached the destination backend');
+  // Node's own fetch sends `sec-fetch-mode: cors` on every request: a backend's call, not a browser's.
+  const fetched = await fetch(`http://127.0.0.1:${port}/payments/echo`);
+  t.equal(fetched.status, 200, "a backend calling egress with Node's fetch is served");
+  await fetched.body?.cancel();
+  t.equal(paymentsBackend.requests.length, 3, 'and reaches the destination');
   // The proxy form's user name and password are not logged with the refusal (url.path).
   const withUserinfo = await raw('http://user:S3cretEg@payments/echo', { host: 'evil.example' });
   t.equal(withUserinfo.status, 421, 'a proxy-form target with userinfo and a foreign Host: refused');
@@ -551,7 +556,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(proxyHost.status, 200, 'proxy form with the Host HTTP clients set from the URL: served');
   const localhost = await raw('/payments/echo', { host: `localhost:${port}` });
   t.equal(localhost.status, 200, 'path form, Host localhost: served');
-  t.equal(paymentsBackend.requests.length, 4);
+  t.equal(paymentsBackend.requests.length, 5);
 
   // A destination that never answers holds the backend's call no longer than egress.timeouts (undici's own
   // defaults: headers and body 300 s, connect 10 s; the payments sidecar's upstream headers timeout is 30 s).
@@ -580,7 +585,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(afterStall.statusCode, 504, 'a stall past both deadlines: 504');
   await afterStall.body.dump();
   t.equal(connectTimeouts(), connectsBefore + 1, 'and the event still names the connect timeout, which expired first');
-  t.equal(paymentsBackend.requests.length, 6);
+  t.equal(paymentsBackend.requests.length, 7);
 
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
   await ca.server.revoke({ spiffe_id: PAYMENTS });
@@ -588,7 +593,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   const revoked = await request(`${egress}/payments/echo`);
   t.equal(revoked.statusCode, 502, 'a revoked destination is refused');
   t.match(await revoked.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
-  t.equal(paymentsBackend.requests.length, 6, 'and never reached');
+  t.equal(paymentsBackend.requests.length, 7, 'and never reached');
 });
 
 t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {

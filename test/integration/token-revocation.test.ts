@@ -163,7 +163,7 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
       { origin: 'https://evil.example' },
       { 'sec-fetch-site': 'cross-site' },
       { origin: 'null' },
-      { 'sec-fetch-mode': 'no-cors' },
+      { 'sec-fetch-dest': 'empty' },
     ]) {
       const res = await request(`${s.adminUrl}/tokens/revoke`, {
         method: 'POST',
