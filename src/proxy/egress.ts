@@ -28,6 +28,7 @@ import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
 import { timedConnector } from './timed-connector.js';
+import { egressLocation } from './egress-redirect.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -180,6 +181,7 @@ function refusalOf(req: IncomingMessage, service: string | undefined): WardenErr
 
 export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): Promise<EgressListener> {
   let pools = createPools(cfg, deps);
+  const serviceNames: ReadonlySet<string> = new Set(Object.keys(cfg.services).map((name) => name.toLowerCase()));
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: loggedTarget(req.url ?? '') };
@@ -241,6 +243,14 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
           const out = downstreamResponseHeaders(h, deps.rules());
           const refused = responseProblem(statusCode, h, out, 'egress');
           if (refused) throw refused;
+          const location = out.location;
+          if (typeof location === 'string') {
+            const pathForm = !(req.url ?? '').startsWith('http://');
+            const call = { status: statusCode, service: destination.service, path: destination.path, pathForm };
+            const kept = egressLocation(location, call, serviceNames);
+            if (kept instanceof WardenError) throw kept;
+            out.location = kept;
+          }
           res.writeHead(statusCode, out);
           return res;
         },

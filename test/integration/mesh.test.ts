@@ -544,6 +544,21 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(fetched.status, 200, "a backend calling egress with Node's fetch is served");
   await fetched.body?.cancel();
   t.equal(paymentsBackend.requests.length, 3, 'and reaches the destination');
+  // A destination's redirect out of itself is not followed with this workload's identity: back into
+  // egress (another service), or anywhere on loopback (the admin listener).
+  for (const to of [`http://127.0.0.1:${port}/other/admin/delete`, 'http://localhost:9901/tokens/revoke', `//127.0.0.1:${port}/x`]) {
+    const redirected = await request(`${egress}/payments/redirect?to=${encodeURIComponent(to)}`);
+    t.equal(redirected.statusCode, 502, `307 to ${to}: refused`);
+    t.match(await redirected.body.json(), { code: 'ERR_UPSTREAM_PROTOCOL', detail: /redirect out of the service/ });
+  }
+  const within = await request(`${egress}/payments/redirect?to=${encodeURIComponent('/login?next=1')}`);
+  t.equal(within.statusCode, 307);
+  t.equal(within.headers.location, '/payments/login?next=1', 'a redirect inside the destination stays inside it (path form)');
+  await within.body.dump();
+  const away = await request(`${egress}/payments/redirect?to=${encodeURIComponent('https://idp.example/authorize')}`);
+  t.equal(away.headers.location, 'https://idp.example/authorize', 'one to another host passes (egress plays no part in it)');
+  await away.body.dump();
+  t.equal(paymentsBackend.requests.length, 8, "the redirects were the destination backend's answers");
   // The proxy form's user name and password are not logged with the refusal (url.path).
   const withUserinfo = await raw('http://user:S3cretEg@payments/echo', { host: 'evil.example' });
   t.equal(withUserinfo.status, 421, 'a proxy-form target with userinfo and a foreign Host: refused');
@@ -556,7 +571,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(proxyHost.status, 200, 'proxy form with the Host HTTP clients set from the URL: served');
   const localhost = await raw('/payments/echo', { host: `localhost:${port}` });
   t.equal(localhost.status, 200, 'path form, Host localhost: served');
-  t.equal(paymentsBackend.requests.length, 5);
+  t.equal(paymentsBackend.requests.length, 10);
 
   // A destination that never answers holds the backend's call no longer than egress.timeouts (undici's own
   // defaults: headers and body 300 s, connect 10 s; the payments sidecar's upstream headers timeout is 30 s).
@@ -585,7 +600,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   t.equal(afterStall.statusCode, 504, 'a stall past both deadlines: 504');
   await afterStall.body.dump();
   t.equal(connectTimeouts(), connectsBefore + 1, 'and the event still names the connect timeout, which expired first');
-  t.equal(paymentsBackend.requests.length, 7);
+  t.equal(paymentsBackend.requests.length, 12);
 
   // A revoked destination is refused once the CRL arrives, though egress holds a kept-alive connection to it.
   await ca.server.revoke({ spiffe_id: PAYMENTS });
@@ -593,7 +608,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   const revoked = await request(`${egress}/payments/echo`);
   t.equal(revoked.statusCode, 502, 'a revoked destination is refused');
   t.match(await revoked.body.json(), { code: 'ERR_EGRESS_PEER_MISMATCH' });
-  t.equal(paymentsBackend.requests.length, 7, 'and never reached');
+  t.equal(paymentsBackend.requests.length, 12, 'and never reached');
 });
 
 t.test('a changed mesh.spiffe_id: enroll again with a token, a clear error without one', async (t) => {

@@ -65,6 +65,13 @@ export async function startTestBackend(): Promise<TestBackend> {
       record.endedAt = performance.now();
       record.sha256 = hash.digest('hex');
       switch (url.pathname) {
+        case '/redirect':
+          // A redirect to ?to= with ?status= (307 by default).
+          res.writeHead(Number(url.searchParams.get('status') ?? 307), {
+            location: url.searchParams.get('to') ?? '/',
+            'content-length': '0',
+          });
+          return void res.end();
         case '/echo-authorization':
           // A backend that echoes its request's credentials in a response header.
           res.setHeader('authorization', String(req.headers.authorization ?? ''));

@@ -1,0 +1,41 @@
+import t from 'tap';
+import { WardenError } from '../../../src/errors.js';
+import { egressLocation } from '../../../src/proxy/egress-redirect.js';
+
+const services = new Set(['payments', 'ledger']);
+const pathCall = { status: 307, service: 'payments', path: '/v1/charge?x=1', pathForm: true };
+const proxyCall = { ...pathCall, pathForm: false };
+
+t.test('a redirect back to this machine or to another egress service is refused', async (t) => {
+  for (const location of [
+    'http://127.0.0.1:15001/ledger/admin',
+    'http://localhost:9901/tokens/revoke',
+    'http://[::1]:15001/x',
+    'HTTP://LOCALHOST/x',
+    '//127.0.0.1/x',
+    'http://a.localhost/x',
+    'http://ledger/entries',
+  ]) {
+    for (const call of [pathCall, proxyCall]) {
+      const verdict = egressLocation(location, call, services);
+      t.ok(
+        verdict instanceof WardenError && verdict.code === 'ERR_UPSTREAM_PROTOCOL',
+        `${location} (${call.pathForm ? 'path' : 'proxy'} form): refused`,
+      );
+    }
+  }
+});
+
+t.test('a redirect inside the destination stays inside it; one to another host passes', async (t) => {
+  t.equal(egressLocation('/login', pathCall, services), '/payments/login', 'path form: under the service');
+  t.equal(egressLocation('receipt?id=2#top', pathCall, services), '/payments/v1/receipt?id=2#top', 'relative to the call');
+  t.equal(egressLocation('../../../etc', pathCall, services), '/payments/etc', 'dot segments cannot climb out of the service');
+  t.equal(egressLocation('/login', proxyCall, services), '/login', 'proxy form: resolved against http://payments/ by the client');
+  t.equal(egressLocation('http://payments/v2', pathCall, services), 'http://payments/v2', 'the same service by name');
+  t.equal(egressLocation('https://idp.example/authorize', pathCall, services), 'https://idp.example/authorize');
+});
+
+t.test("a 201's Location is not followed by clients: passed as it is when absolute", async (t) => {
+  t.equal(egressLocation('http://localhost:8080/orders/12', { ...pathCall, status: 201 }, services), 'http://localhost:8080/orders/12');
+  t.equal(egressLocation('/orders/12', { ...pathCall, status: 201 }, services), '/payments/orders/12', 'relative: under the service');
+});
