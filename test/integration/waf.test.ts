@@ -892,6 +892,25 @@ t.test('waf, block mode', async (t) => {
     t.equal((await post('/raw', 'application/json', JSON.stringify({ q: SQLI }))).status, 200, 'waf: false turns it off on a route');
   });
 
+  await t.test('application types that name a text format are read (a backend decodes them as JSON anyway)', async (t) => {
+    const json = JSON.stringify({ q: SQLI });
+    const escaped = JSON.stringify({ q: SQLI }).replaceAll("'", '\\u0027');
+    for (const type of [
+      'application/x-json',
+      'application/csp-report',
+      'application/x-ndjson',
+      'application/graphql',
+      'application/javascript',
+      'application/x-yaml',
+    ]) {
+      const before = backend.requests.length;
+      t.equal((await post('/search', type, json)).status, 403, `${type}: an SQL injection in it refused`);
+      t.equal((await post('/search', type, escaped)).status, 403, `${type}: escaped as \\u0027, refused too`);
+      t.equal(backend.requests.length, before, `${type}: never reached the backend`);
+    }
+    t.equal((await post('/search', 'application/x-ndjson', '{"q":"shoes"}\n{"q":"boots"}\n')).status, 200, 'benign text passes');
+  });
+
   await t.test('bodies the waf does not parse stream through unbuffered', async (t) => {
     const binary = Buffer.alloc(64 * 1024, 0x27); // 64 KiB of single quotes, as octet-stream
     const res = await post('/upload', 'application/octet-stream', binary);
