@@ -328,7 +328,7 @@ export function isWafBufferedBody(mime: string): boolean {
  * Binary types (octet-stream, images, archives) are left to stream: in OpenAPI mode an operation
  * refuses a type it does not list (415).
  */
-const TEXT_FORMAT = /json|javascript|ecmascript|graphql|yaml|csv|csp-report|sql|text|x-www-form/;
+const TEXT_FORMAT = /json|javascript|ecmascript|graphql|yaml|csv|csp-report|sql/;
 
 function isTextualApplication(mime: string): boolean {
   return mime.startsWith('application/') && TEXT_FORMAT.test(mime);
