@@ -510,24 +510,31 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         xmlNestedText += xml.nestedText;
         for (const [, s] of xml.strings) fields.push([name, s]);
       };
+      const readField = (name: string, value: string, mimeType: string) => {
+        fields.push([name, value]);
+        // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
+        if (isJsonMediaType(mimeType)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
+        // An XML part (Spring binds one with its XML converter): its text as a parser reads it,
+        // character references decoded, and its document type declaration refused, as a body's.
+        else if (isXmlMediaType(mimeType) && xmlRefused === undefined) readXmlPart(name, value, mimeType);
+      };
       const multipart = createMultipartStream(
         contentType as string,
         { maxParts: limits.maxEntries, maxFieldBytes },
         {
-          onField(name, value, mimeType) {
-            fields.push([name, value]);
-            // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
-            if (isJsonMediaType(mimeType)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
-            // An XML part (Spring binds one with its XML converter): its text as a parser reads it,
-            // character references decoded, and its document type declaration refused, as a body's.
-            else if (isXmlMediaType(mimeType) && xmlRefused === undefined) readXmlPart(name, value, mimeType);
-          },
-          onFile(name, filename, content) {
+          onField: readField,
+          onFile(name, filename, content, mimeType) {
             files.push([name, filename]);
             // No file name: busboy takes an octet-stream part for a file, PHP and Spring read it as
             // a text field; its content is inspected as one.
             if (filename === '')
               readAsField(content, maxFieldBytes, (text) => (text === undefined ? (unnamedTooLarge = true) : fields.push([name, text])));
+            // A JSON or XML part with a file name (a browser's FormData Blob: filename="blob"):
+            // Spring's @RequestPart binds it as JSON or XML all the same, so it is read as a field.
+            else if (isJsonMediaType(mimeType) || isXmlMediaType(mimeType))
+              readAsField(content, maxFieldBytes, (text) =>
+                text === undefined ? (unnamedTooLarge = true) : readField(name, text, mimeType),
+              );
             else content.resume();
           },
         },

@@ -19,7 +19,7 @@ export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
   onField?(name: string, value: string, mimeType: string): void;
   /** A file part; its content must be consumed (or resumed) for parsing to go on. */
-  onFile(name: string, filename: string, content: Readable): void;
+  onFile(name: string, filename: string, content: Readable, mimeType: string): void;
   /**
    * After its onField, every part busboy reads as a text field, its bytes as sent (which the value
    * is not): other readers read some of them as files (`filename=""`, a type other than
@@ -143,7 +143,7 @@ export function createMultipartStream(
     // ended the process.
     content.on('error', ignoreStreamError);
     problem ??= transferEncodingProblem(info.encoding);
-    handlers.onFile(name, info.filename ?? '', content);
+    handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase());
   });
   return {
     write(chunk) {

@@ -752,6 +752,26 @@ t.test('waf, block mode', async (t) => {
     t.equal((await part('application/xml', '')).status, 200, 'an empty XML part passes, as an empty XML body does');
   });
 
+  await t.test('a JSON or XML part with a file name (a browser FormData Blob: filename="blob") is read as Spring binds it', async (t) => {
+    const before = backend.requests.length;
+    const withFile = (type: string, content: string, agent = h1) =>
+      upload(`form-data; name="meta"; filename="blob"\r\nContent-Type: ${type}`, content, agent);
+    t.equal((await withFile('application/json', JSON.stringify({ q: SQLI }))).status, 403, 'JSON: refused');
+    t.equal(
+      (await withFile('application/json', JSON.stringify({ q: SQLI }).replaceAll("'", '\\u0027'), h2)).status,
+      403,
+      'escaped JSON (h2): refused',
+    );
+    t.equal((await withFile('application/xml', '<r><q>1&#39; UNION SELECT password FROM users--</q></r>')).status, 403, 'XML: refused');
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    t.equal((await withFile('application/json', JSON.stringify({ title: "O'Brien & Sons" }))).status, 200, 'a benign one passes');
+    t.equal(
+      (await upload('form-data; name="doc"; filename="a.bin"\r\nContent-Type: application/octet-stream', SQLI)).status,
+      200,
+      "a file's own content is not the waf's (the scan's, where one runs)",
+    );
+  });
+
   await t.test('a Content-Encoding is undone for the waf (Express inflates gzip bodies); the backend gets the body as sent', async (t) => {
     const encoded = (coding: string, type: string, body: Buffer, agent = h1) =>
       fetchText(`${s.url}/search`, agent, { method: 'POST', headers: { 'content-type': type, 'content-encoding': coding }, body });
