@@ -1,16 +1,21 @@
 /**
  * A destination's redirect, as the backend's HTTP client will follow it. Egress calls carry this
  * workload's identity, so a Location that leads the client back into egress — or to anything else
- * on loopback (the admin listener) — would have one destination make this workload call another
+ * on this machine (the admin listener) — would have one destination make this workload call another
  * service: a destination pinned as `sa/evil` sent `307 Location: http://127.0.0.1:15001/c/admin/delete`,
  * and a client following redirects (curl -L, Python requests) POSTed there as this workload, where
- * `sa/evil` itself was refused. Such a Location is refused; one relative to the destination is
- * kept inside it: in path form (`/payments/…`) `/login` would have led to a service named `login`.
+ * `sa/evil` itself was refused. Such a Location is refused. One that resolves inside the destination
+ * is kept inside it: in path form (`/payments/…`) `/login` would have led to a service named `login`.
+ *
+ * The Location is resolved as a WHATWG client resolves it (`http:/ledger/x` is relative, `\` is `/`,
+ * tabs and newlines are dropped), and what goes to the backend is that resolution, never the raw
+ * value: a spelling read one way here and another by the client was a way around the check.
  */
 import { WardenError } from '../errors.js';
 import { isLoopbackHost } from '../net/loopback.js';
 
-const ANY_HOST = 'http://egress.invalid';
+/** Stands for the destination's origin while resolving (no real host is named so). */
+const DESTINATION = 'destination.invalid';
 
 /**
  * The Location to pass to the backend (rewritten into `/<service>/…` for a path-form call), or the
@@ -21,28 +26,27 @@ export function egressLocation(
   call: { status: number; service: string; path: string; pathForm: boolean },
   services: ReadonlySet<string>,
 ): string | WardenError {
-  const absolute = /^[A-Za-z][A-Za-z0-9+.-]*:/.test(location) || location.startsWith('//');
-  // Only a redirect is followed by clients on their own; a 201's Location is the caller's to use.
-  if (absolute && (call.status < 300 || call.status > 399)) return location;
-  if (absolute) {
-    const target = URL.canParse(location, ANY_HOST) ? new URL(location, ANY_HOST) : undefined;
-    if (target === undefined) return refused('a Location that is no URL');
-    const host = target.host;
-    const other = services.has(target.hostname.toLowerCase()) && target.hostname.toLowerCase() !== call.service;
-    if (isLoopbackHost(host) || other)
-      return refused(`a redirect to ${other ? `the egress service ${target.hostname}` : 'this machine (loopback)'}`);
-    return location;
-  }
-  if (!call.pathForm) return location; // resolved against http://<service>/…: it stays in the service
-  const base = `${ANY_HOST}${call.path.startsWith('/') ? call.path : `/${call.path}`}`;
+  const base = `http://${DESTINATION}${call.path.startsWith('/') ? call.path : `/${call.path}`}`;
   if (!URL.canParse(location, base)) return refused('a Location that is no URL');
-  const resolved = new URL(location, base);
-  return `/${call.service}${resolved.pathname}${resolved.search}${resolved.hash}`;
+  const target = new URL(location, base);
+  if (target.host === DESTINATION) {
+    // Inside the destination: under its service in path form, as the client would read it otherwise.
+    const rest = `${target.pathname}${target.search}${target.hash}`;
+    return call.pathForm ? `/${call.service}${rest}` : rest;
+  }
+  // Only a redirect is followed by clients on their own; a 201's Location is the caller's to use.
+  if (call.status < 300 || call.status > 399) return location;
+  const name = target.hostname.toLowerCase();
+  const otherService = services.has(name) && name !== call.service;
+  if (otherService) return refused(`a redirect to the egress service ${name}`);
+  // 0.0.0.0 and [::] connect to this machine on Linux.
+  if (isLoopbackHost(target.host) || name === '0.0.0.0' || name === '[::]') return refused('a redirect to this machine');
+  return target.href;
 }
 
 function refused(what: string): WardenError {
   return new WardenError('ERR_UPSTREAM_PROTOCOL', {
     rule: 'egress.redirect',
-    detail: `The destination answered with ${what}: a redirect out of the service it is is not followed with this workload's identity.`,
+    detail: `The destination answered with ${what}: a redirect out of the destination is not followed with this workload's identity.`,
   });
 }

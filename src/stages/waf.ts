@@ -328,10 +328,11 @@ export function isWafBufferedBody(mime: string): boolean {
  * Binary types (octet-stream, images, archives) are left to stream: in OpenAPI mode an operation
  * refuses a type it does not list (415).
  */
-const TEXT_FORMAT = /json|javascript|ecmascript|graphql|yaml|csv|csp-report|sql/;
+const TEXT_FORMAT = /(?:^|[./+-])(?:x-)?(?:json|ndjson|jsonl|yaml|csv|sql|graphql|javascript|ecmascript|csp-report)(?:$|[+;])/;
 
 function isTextualApplication(mime: string): boolean {
-  return mime.startsWith('application/') && TEXT_FORMAT.test(mime);
+  // Whole subtype tokens: `vnd.sqlite3` and `ubjson` are binary.
+  return mime.startsWith('application/') && TEXT_FORMAT.test(mime.slice('application/'.length));
 }
 
 /** A body whose content opens a JSON object or array. */
@@ -404,6 +405,9 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // And as JSON when it is JSON whatever the type says: a Go handler decodes the body whatever
     // its Content-Type (untyped bodies always, for the same reason).
     if (mime === '' || looksLikeJson(body)) addJsonReading(t, request, text, limits);
+    // Text formats with JSON's string escapes that need not open like JSON (NDJSON after a first
+    // line, GraphQL's "…\u0027…"): their quoted strings unescaped too.
+    else if (isTextualApplication(mime)) addValue(t, '/body', jsonStringLiterals(text), limits);
   }
 }
 
@@ -510,6 +514,14 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         xmlNestedText += xml.nestedText;
         for (const [, s] of xml.strings) fields.push([name, s]);
       };
+      const readXmlFile = (name: string, value: string) => {
+        const xml = readXml(value, {
+          maxDepth: limits.maxDepth,
+          maxStrings: limits.maxEntries,
+          maxNestedText: nestedTextBudget(value.length),
+        });
+        if (xmlRefusal(xml, 'part') === undefined) for (const [, s] of xml.strings) fields.push([name, s]);
+      };
       const readField = (name: string, value: string, mimeType: string) => {
         fields.push([name, value]);
         // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
@@ -530,10 +542,16 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
             if (filename === '')
               readAsField(content, maxFieldBytes, (text) => (text === undefined ? (unnamedTooLarge = true) : fields.push([name, text])));
             // A JSON or XML part with a file name (a browser's FormData Blob: filename="blob"):
-            // Spring's @RequestPart binds it as JSON or XML all the same, so it is read as a field.
-            else if (isJsonMediaType(mimeType) || isXmlMediaType(mimeType))
+            // Spring's @RequestPart binds it as JSON or XML all the same, so it is read: JSON as a
+            // field; XML for its strings when it parses (its markup is no input) — an uploaded XML
+            // file that does not (a DOCTYPE, a Latin-1 document, a cut one) is a file, not refused.
+            else if (isJsonMediaType(mimeType) || (isXmlMediaType(mimeType) && !mimeType.startsWith('image/')))
               readAsField(content, maxFieldBytes, (text) =>
-                text === undefined ? (unnamedTooLarge = true) : readField(name, text, mimeType),
+                text === undefined
+                  ? (unnamedTooLarge = true)
+                  : isJsonMediaType(mimeType)
+                    ? readField(name, text, mimeType)
+                    : readXmlFile(name, text),
               );
             else content.resume();
           },

@@ -549,7 +549,7 @@ t.test('egress: the backend calls another sidecar over mTLS, with the destinatio
   for (const to of [`http://127.0.0.1:${port}/other/admin/delete`, 'http://localhost:9901/tokens/revoke', `//127.0.0.1:${port}/x`]) {
     const redirected = await request(`${egress}/payments/redirect?to=${encodeURIComponent(to)}`);
     t.equal(redirected.statusCode, 502, `307 to ${to}: refused`);
-    t.match(await redirected.body.json(), { code: 'ERR_UPSTREAM_PROTOCOL', detail: /redirect out of the service/ });
+    t.match(await redirected.body.json(), { code: 'ERR_UPSTREAM_PROTOCOL', detail: /redirect out of the destination/ });
   }
   const within = await request(`${egress}/payments/redirect?to=${encodeURIComponent('/login?next=1')}`);
   t.equal(within.statusCode, 307);

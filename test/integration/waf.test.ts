@@ -765,6 +765,18 @@ t.test('waf, block mode', async (t) => {
     t.equal((await withFile('application/xml', '<r><q>1&#39; UNION SELECT password FROM users--</q></r>')).status, 403, 'XML: refused');
     t.equal(backend.requests.length, before, 'the backend saw none of them');
     t.equal((await withFile('application/json', JSON.stringify({ title: "O'Brien & Sons" }))).status, 200, 'a benign one passes');
+    // An uploaded XML file is no XML body: a DOCTYPE (SVG 1.1's), a Latin-1 declaration or a cut
+    // document is read as its text, not refused.
+    const svg =
+      '<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd"><svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>';
+    t.equal((await withFile('image/svg+xml', svg)).status, 200, 'an SVG with its DOCTYPE passes');
+    t.equal((await withFile('application/xml', svg)).status, 200, 'so does the same as application/xml');
+    t.equal(
+      (await withFile('text/xml', '<?xml version="1.0" encoding="ISO-8859-1"?><r>caf\u00e9</r>')).status,
+      200,
+      'a Latin-1 XML file passes',
+    );
+    t.equal((await withFile('application/xml', '<r><q>unclosed')).status, 200, 'a cut XML file passes');
     t.equal(
       (await upload('form-data; name="doc"; filename="a.bin"\r\nContent-Type: application/octet-stream', SQLI)).status,
       200,
@@ -929,6 +941,18 @@ t.test('waf, block mode', async (t) => {
       t.equal(backend.requests.length, before, `${type}: never reached the backend`);
     }
     t.equal((await post('/search', 'application/x-ndjson', '{"q":"shoes"}\n{"q":"boots"}\n')).status, 200, 'benign text passes');
+    // Escaped strings that do not open the body: NDJSON after a first line, GraphQL's string escapes.
+    const unicode = SQLI.replaceAll("'", '\\u0027');
+    t.equal(
+      (await post('/search', 'application/x-ndjson', `1\n{"q":"${unicode}"}\n`)).status,
+      403,
+      'NDJSON, escaped on a later line: refused',
+    );
+    t.equal(
+      (await post('/search', 'application/graphql', `query { s(q: "${unicode}") { id } }`)).status,
+      403,
+      'GraphQL string escape: refused',
+    );
   });
 
   await t.test('bodies the waf does not parse stream through unbuffered', async (t) => {

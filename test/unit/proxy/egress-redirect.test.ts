@@ -15,6 +15,13 @@ t.test('a redirect back to this machine or to another egress service is refused'
     '//127.0.0.1/x',
     'http://a.localhost/x',
     'http://ledger/entries',
+    'https:/ledger/entries',
+    '/\\127.0.0.1:15001/ledger/x',
+    '\\\\127.0.0.1:15001/ledger/x',
+    'h\ttp://127.0.0.1:15001/ledger/x',
+    'http://0:15001/x',
+    'http://0.0.0.0:15001/x',
+    'http://[::]:15001/x',
   ]) {
     for (const call of [pathCall, proxyCall]) {
       const verdict = egressLocation(location, call, services);
@@ -33,6 +40,15 @@ t.test('a redirect inside the destination stays inside it; one to another host p
   t.equal(egressLocation('/login', proxyCall, services), '/login', 'proxy form: resolved against http://payments/ by the client');
   t.equal(egressLocation('http://payments/v2', pathCall, services), 'http://payments/v2', 'the same service by name');
   t.equal(egressLocation('https://idp.example/authorize', pathCall, services), 'https://idp.example/authorize');
+  // Same scheme, one slash: relative to a WHATWG client, so inside the destination.
+  t.equal(
+    egressLocation('http:/ledger/admin/delete', pathCall, services),
+    '/payments/ledger/admin/delete',
+    'http:/x is relative: under the service',
+  );
+  t.equal(egressLocation('/\t/login', pathCall, services), 'http://login/', 'tabs dropped as a client drops them: //login, another host');
+  t.equal(egressLocation('/lo\tgin', pathCall, services), '/payments/login', 'and inside a path');
+  t.equal(egressLocation('/login\\x', proxyCall, services), '/login/x', 'proxy form: sent as the client resolves it');
 });
 
 t.test("a 201's Location is not followed by clients: passed as it is when absolute", async (t) => {
