@@ -12,6 +12,7 @@ import type { ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
+import { declaresBody } from '../net/declared-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
@@ -353,12 +354,6 @@ function checkShapes(op: Operation, readings: readonly ParameterReading[]): void
 }
 
 const UNTAKEN_BODY: Violation = Object.freeze({ pointer: '/body', message: 'is not taken by this operation (it declares no requestBody)' });
-
-/** A request that says it carries a body: a Content-Length above 0, or a Transfer-Encoding (HTTP/1.1). */
-export function declaresBody(headers: IncomingHttpHeaders): boolean {
-  const length = headers['content-length'];
-  return length !== undefined ? Number(length) > 0 : headers['transfer-encoding'] !== undefined;
-}
 
 /**
  * `compiler`: the generation's (compilePlan makes one per plan, so that a reload's validators go

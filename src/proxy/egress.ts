@@ -24,6 +24,7 @@ import { browserFieldsOf, hostName, isCrossOriginRequest, isLoopbackHost } from 
 import { spiffeIdOfSubjectAltName, trustDomainOf } from '../net/spiffe-id.js';
 import { destinationIdProblem } from '../net/destination-id.js';
 import { loggedTarget } from '../net/url-credentials.js';
+import { declaresBody } from '../net/declared-body.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
@@ -199,8 +200,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     // A backend that gives up must release the connection to the destination, not leak it.
     const abort = new EventEmitter();
     res.once('close', () => abort.emit('abort'));
-    const hasBody =
-      req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody = declaresBody(req.headers);
     let answered = false;
     const answer = (problem: WardenError) => {
       if (answered) return;

@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { Plan, RoutePlan } from '../pipeline/plan.js';
+import { declaresBody } from '../net/declared-body.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
@@ -229,11 +230,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
 
     // The body's Readable: the message itself in HTTP/1.1, the stream in HTTP/2.
     const bodySource: Readable = h2 ? (req as H2Request).stream : (req as IncomingMessage);
-    const hasBody = h2
-      ? !(req as H2Request).stream.endAfterHeaders
-      : headers['content-length'] !== undefined
-        ? headers['content-length'] !== '0'
-        : headers['transfer-encoding'] !== undefined;
+    const hasBody = h2 ? !(req as H2Request).stream.endAfterHeaders : declaresBody(headers);
 
     const refuse = (error: unknown) => {
       // Nothing to answer and nothing to report: the access log records the request as aborted.
