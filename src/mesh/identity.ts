@@ -102,7 +102,7 @@ export interface MeshIdentity {
 
 /** How long stop() waits for saves in flight before leaving the lock to go stale. */
 export const STOP_WRITES_WAIT_MS = 5000;
-/** A failed save is tried again after 1 s, doubling up to a minute, until it lands or a newer one is asked. */
+/** A failed save is tried again after 1 s, doubling up to a minute, until it lands or a newer one is asked (state-writer.ts). */
 const SAVE_RETRY_MS = 1000;
 const SAVE_RETRY_MAX_MS = 60_000;
 
@@ -270,45 +270,35 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
   let warnedExpiring = false;
   let renewalsStopped = false;
   let stopped = false;
-  const writer = createStateWriter();
-  /**
-   * Writes credentials, a bundle or a CRL already in force, off the event loop (state-writer.ts).
-   * Best effort: a full, read-only or hung disk must not keep a renewed certificate, a verified CRL
-   * (a revocation) or a bundle from being used; the copy on disk only serves the next start.
-   */
-  /** The latest save asked per slot: a failed one is tried again only while no newer one was asked. */
-  const saveGeneration: Record<StateSlot, number> = { credentials: 0, bundle: 0, crl: 0 };
+  const writer = createStateWriter({
+    firstDelayMs: SAVE_RETRY_MS,
+    maxDelayMs: SAVE_RETRY_MAX_MS,
+    mayRetry: () => !stopped && lock.lost === undefined,
+    onLanded: (what, tries) =>
+      logger.info({ state_dir: cfg.state_dir, attempts: tries }, `mesh: the ${what} is saved in mesh.state_dir now`),
+  });
   const mayWrite = () => lock.lost === undefined;
-  const persist = async (
-    what: StateSlot,
-    save: (mayWrite: () => boolean) => Promise<void>,
-    attempt = 0,
-    gen = ++saveGeneration[what],
-  ): Promise<void> => {
+  /**
+   * Writes credentials, a bundle or a CRL already in force, off the event loop (state-writer.ts,
+   * which tries a failed save again). Best effort: a full, read-only or hung disk must not keep a
+   * renewed certificate, a verified CRL (a revocation) or a bundle from being used; the copy on
+   * disk only serves the next start.
+   */
+  const persist = async (what: StateSlot, save: (mayWrite: () => boolean) => Promise<void>): Promise<void> => {
     // A refresh that ends after stop(): nothing new is written.
-    if (stopped || lock.lost !== undefined || gen !== saveGeneration[what]) return;
+    if (stopped || lock.lost !== undefined) return;
+    // A lock lost while the write waited, or before its rename: the dir may be another process's now, or hung.
     await writer
-      // A lock lost while the write waited, or before its rename: the dir may be another process's now, or hung.
       .write(what, () => (mayWrite() ? save(mayWrite) : Promise.resolve()))
-      .then(
-        () => {
-          if (attempt > 0)
-            logger.info({ state_dir: cfg.state_dir, attempts: attempt + 1 }, `mesh: the ${what} is saved in mesh.state_dir now`);
-        },
-        (err: unknown) => {
-          if (err instanceof WriteNotAllowedError) return; // the lock was lost: said once, nothing more is saved
-          if (attempt === 0)
-            logger.warn(
-              { err: (err as Error).message, state_dir: cfg.state_dir },
-              what === 'credentials'
-                ? 'mesh: the renewed certificate is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older certificate on disk, enrolling again with mesh.bootstrap_token once it has expired)'
-                : `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older copy on disk)`,
-            );
-          // A passing failure (ENOSPC, EIO) was the older file on disk until the next renewal, hours later.
-          const delay = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt);
-          setTimeout(() => void persist(what, save, attempt + 1, gen), delay).unref();
-        },
-      );
+      .catch((err: unknown) => {
+        if (err instanceof WriteNotAllowedError) return; // the lock was lost: said once, nothing more is saved
+        logger.warn(
+          { err: (err as Error).message, state_dir: cfg.state_dir },
+          what === 'credentials'
+            ? 'mesh: the renewed certificate is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older certificate on disk, enrolling again with mesh.bootstrap_token once it has expired)'
+            : `mesh: the new ${what} is in force but could not be saved in mesh.state_dir; trying again (until then a restart begins from the older copy on disk)`,
+        );
+      });
   };
   const listeners = new Set<(what: MeshChange) => void>();
   const notify = (what: MeshChange) => {

@@ -4,32 +4,69 @@
  * as long as the disk took: 1.2 s per rotation at 300 ms an fsync. Writes run in the order asked, so
  * what is on disk never goes back to an older copy; a write still waiting when a newer one of the
  * same file set (slot) is asked is dropped, so a hung disk holds one write per slot, not a backlog.
+ * With `retry`, a write that fails is tried again (doubling delays) until it lands or a newer write
+ * of its slot is asked: a passing failure (ENOSPC, EIO) left the older file on disk until the next
+ * renewal, hours later.
  */
 export type StateSlot = 'credentials' | 'bundle' | 'crl';
 
 export interface StateWriter {
   /**
-   * Queues `task` (it writes `slot`'s files). Settles when it ran, or when a newer write of the same
-   * slot replaced it before it started; rejects with its error.
+   * Queues `task` (it writes `slot`'s files). Settles when its first try ran, or when a newer write
+   * of the same slot replaced it before it started; rejects with that try's error (retries, if
+   * any, go on without the caller).
    */
   write(slot: StateSlot, task: () => Promise<void>): Promise<void>;
-  /** True when no write is running or waiting. */
+  /** True when no write is running or waiting (a retry waiting for its delay is not counted). */
   readonly idle: boolean;
   /** Settles once nothing is running or waiting (at once when idle). */
   settled(): Promise<void>;
 }
 
+export interface RetryPolicy {
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** Asked when a retry is due: false gives it up (stopped, or the state dir's lock lost). */
+  mayRetry(): boolean;
+  /** A write landed on try `tries` (> 1). */
+  onLanded(slot: StateSlot, tries: number): void;
+}
+
 interface Queued {
   slot: StateSlot;
   task: () => Promise<void>;
+  /** The slot's generation when asked: a retry runs only while it is still the latest. */
+  generation: number;
+  tries: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
-export function createStateWriter(): StateWriter {
+const settledAlready = () => {};
+
+export function createStateWriter(retry?: RetryPolicy): StateWriter {
   const queue: Queued[] = [];
+  const latest: Record<StateSlot, number> = { credentials: 0, bundle: 0, crl: 0 };
   let running = false;
   let waiters: (() => void)[] = [];
+
+  const enqueue = (item: Queued) => {
+    const older = queue.findIndex((q) => q.slot === item.slot);
+    // Dropped from its place and the newer one queued last: behind any other slot's write asked
+    // after the older one, which may carry the same file (a renewal's save writes the bundle too).
+    if (older >= 0) queue.splice(older, 1)[0]?.resolve();
+    queue.push(item);
+    if (!running) next();
+  };
+
+  const retryLater = (item: Queued) => {
+    if (retry === undefined) return;
+    const delay = Math.min(retry.maxDelayMs, retry.firstDelayMs * 2 ** (item.tries - 1));
+    setTimeout(() => {
+      if (latest[item.slot] !== item.generation || !retry.mayRetry()) return;
+      enqueue({ ...item, tries: item.tries + 1, resolve: settledAlready, reject: settledAlready });
+    }, delay).unref();
+  };
 
   /** Starts the next write, or wakes those waiting for idle: before the caller of the last one resumes. */
   const next = () => {
@@ -47,10 +84,12 @@ export function createStateWriter(): StateWriter {
       .then(
         () => {
           next();
+          if (item.tries > 1) retry?.onLanded(item.slot, item.tries);
           item.resolve();
         },
         (err: unknown) => {
           next();
+          retryLater(item);
           item.reject(err);
         },
       );
@@ -59,12 +98,7 @@ export function createStateWriter(): StateWriter {
   return {
     write(slot, task) {
       return new Promise<void>((resolve, reject) => {
-        const older = queue.findIndex((q) => q.slot === slot);
-        // Dropped from its place and the newer one queued last: behind any other slot's write asked
-        // after the older one, which may carry the same file (a renewal's save writes the bundle too).
-        if (older >= 0) queue.splice(older, 1)[0]?.resolve();
-        queue.push({ slot, task, resolve, reject });
-        if (!running) next();
+        enqueue({ slot, task, generation: ++latest[slot], tries: 1, resolve, reject });
       });
     },
     get idle() {

@@ -100,3 +100,49 @@ t.test('settled() waits for what is running and waiting, and is immediate when i
   await writer.settled();
   t.ok(settled);
 });
+
+t.test('retry: a failed write is tried again until it lands, unless a newer one of its slot was asked or retries are off', async (t) => {
+  const landed: [string, number][] = [];
+  let allowed = true;
+  const writer = createStateWriter({
+    firstDelayMs: 5,
+    maxDelayMs: 20,
+    mayRetry: () => allowed,
+    onLanded: (slot, tries) => landed.push([slot, tries]),
+  });
+  let failures = 2;
+  const tries: string[] = [];
+  await t.rejects(
+    writer.write('crl', async () => {
+      tries.push('crl');
+      if (failures-- > 0) throw new Error('ENOSPC');
+    }),
+    { message: 'ENOSPC' },
+    'the caller hears of the first failure',
+  );
+  for (let i = 0; i < 50 && landed.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  t.same(tries, ['crl', 'crl', 'crl'], 'tried again, twice, until it landed');
+  t.same(landed, [['crl', 3]], 'and said so, with its tries');
+
+  const superseded: string[] = [];
+  await t.rejects(
+    writer.write('bundle', () => {
+      superseded.push('old');
+      return Promise.reject(new Error('EIO'));
+    }),
+  );
+  await writer.write('bundle', async () => void superseded.push('new'));
+  await new Promise((r) => setTimeout(r, 40));
+  t.same(superseded, ['old', 'new'], 'a failed write a newer one replaced is not tried again');
+
+  allowed = false;
+  const off: string[] = [];
+  await t.rejects(
+    writer.write('credentials', () => {
+      off.push('x');
+      return Promise.reject(new Error('EIO'));
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 40));
+  t.same(off, ['x'], 'retries off (stopped, lock lost): tried once');
+});
