@@ -2,7 +2,7 @@
  * A Warden CA in the test process for the fault suite, issuing certificates of `lifetime`. Its
  * database lives in memory-backed /dev/shm where there is one: the CA commits with fsync
  * (`synchronous = FULL`), and on a slow disk each commit held up this process — the load loop whose
- * latencies are the sidecar's measurements (CI's disk once took ~0.5 s an fsync).
+ * latencies are the sidecar's measurements (stop 48's CI run saw a request held 2.1 s by a rotation on its disk).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
