@@ -169,6 +169,7 @@ listen:
   port: 8444
 database:
   path: ca.db
+  keep_expired: 720h         # expired certificates (not revoked) and tokens leave it this long after
 certificates:
   lifetime: 24h              # of workload certificates; capped at the intermediate's not-after
   backdate: 5m

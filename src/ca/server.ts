@@ -29,6 +29,7 @@ import {
   type RevokeTokensResult,
   type TokenRecord,
 } from './api.js';
+import { startRetention } from './retention.js';
 import { createRefusalAudit } from './audit-throttle.js';
 import { createClientAuth, type Role } from './client-auth.js';
 import { createCrlPublisher, etagMatches } from './crl.js';
@@ -176,7 +177,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     });
     const auth = createClientAuth(store, config.trust_domain);
     const anonymousRefusals = createRefusalAudit((entry) => store.audit(entry), options.limits?.auditIntervalMs ?? AUDIT_INTERVAL_MS);
-    closeAudit = () => anonymousRefusals.close();
+    const retention = startRetention(store, { keepMs: config.database.keep_expired, logger });
+    closeAudit = () => (retention.stop(), anonymousRefusals.close());
 
     const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject, url: URL | undefined): Promise<void> => {
       const socket = req.socket as TLSSocket;

@@ -84,6 +84,8 @@ const MAX_TOKEN_TTL_S = 7 * 86_400;
 /** certificates.max_active_per_identity's default (src/config/ca-schema.ts). */
 const DEFAULT_MAX_ACTIVE_PER_IDENTITY = 1024;
 const TOKEN_ID = /^[0-9a-f]{16}$/;
+/** Said when a lookup finds nothing: the row may have been there and pruned (retention.ts). */
+const PRUNED = ' (expired ones leave the ledger after database.keep_expired)';
 
 /** What made a CRL refresh fail, for the administrator: the underlying error's code or message, short. */
 function causeOf(err: unknown): string {
@@ -404,13 +406,13 @@ export function createCaService(deps: CaServiceDeps): CaService {
         if (typeof serial !== 'string' || !/^[0-9a-fA-F:]{1,64}$/.test(serial)) throw invalid('serial must be hexadecimal');
         subject = canonicalSerial(serial);
         const record = store.getCertificate(subject);
-        if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject}` });
+        if (!record) throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate with serial ${subject} is on record${PRUNED}` });
       } else {
         subject = identityToRevoke(spiffeId);
-        // A mistyped ID (other case, wrong path) is not "already revoked": say it was never issued.
+        // A mistyped ID (other case, wrong path) is not "already revoked": say none is on record.
         // One with bootstrap tokens but no certificate yet (compromised before it enrolled) is revoked.
         if (!store.issuedTo(subject) && !store.tokensCreatedFor(subject))
-          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate was ever issued to ${subject}` });
+          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no certificate or bootstrap token of ${subject} is on record${PRUNED}` });
       }
       // Listed and revoked in one transaction: a renewal's insert is either seen here or sees this.
       // By identity, its unused bootstrap tokens go in the same transaction: an enrollment either
@@ -528,7 +530,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       } else {
         subject = identityToRevoke(spiffeId);
         if (!store.tokensCreatedFor(subject))
-          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no bootstrap token was ever created for ${subject}` });
+          throw new WardenError('ERR_CA_NOT_FOUND', { detail: `no bootstrap token of ${subject} is on record${PRUNED}` });
         revoked = store.revokeTokens({ spiffeId: subject }, t);
       }
       announceTokensRevoked(subject, revoked, caller);

@@ -124,6 +124,12 @@ export interface CaStore {
   databaseId(): string | undefined;
   /** Stamps a database that has no id yet with a new one; returns the id. */
   stampDatabaseId(): string;
+  /**
+   * Deletes at most `limit` certificates that expired before `before` and were never revoked, and at
+   * most `limit` bootstrap tokens that expired before it; how many of each went. Revoked certificates
+   * stay: their rows carry the revocation and the key a keyCompromise refuses again.
+   */
+  pruneExpired(before: number, limit: number): { certificates: number; tokens: number };
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -185,6 +191,9 @@ const MIGRATIONS: readonly string[] = [
   // CA first opens one made before (stampTrustDomain): a CA of another trust domain whose
   // database.path named this database started on it and issued this domain's IDs under its own keys.
   `CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 6: expired rows leave the ledger after database.keep_expired (retention.ts), found by expiry.
+  `CREATE INDEX certificates_by_not_after ON certificates (not_after);
+   CREATE INDEX tokens_by_expiry ON tokens (expires_at);`,
 ];
 
 function migrate(db: Database.Database): void {
@@ -477,6 +486,12 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
       `SELECT count(*) AS count, coalesce(max(rowid), 0) AS lastRowid FROM revocations`,
     ),
     databaseId: db.prepare<[], string>(`SELECT value FROM ca_meta WHERE key = 'database_id'`).pluck(),
+    pruneCertificates: db.prepare<[number, number]>(
+      `DELETE FROM certificates WHERE rowid IN (
+         SELECT c.rowid FROM certificates c WHERE c.not_after < ?
+           AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial) LIMIT ?)`,
+    ),
+    pruneTokens: db.prepare<[number, number]>(`DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE expires_at < ? LIMIT ?)`),
     stampDatabaseId: db.prepare(
       `INSERT INTO ca_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING`,
     ),
@@ -521,6 +536,13 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
       s.stampDatabaseId.run();
       return s.databaseId.get() as string;
     },
+    pruneExpired: (before, limit) =>
+      db
+        .transaction(() => ({
+          certificates: s.pruneCertificates.run(before, limit).changes,
+          tokens: s.pruneTokens.run(before, limit).changes,
+        }))
+        .immediate(),
     transaction: (fn) => db.transaction(fn).immediate(),
     close: () => db.close(),
   };

@@ -93,6 +93,8 @@ const DURATION_BOUNDS: readonly [path: readonly [string, string], min: number, m
   [['tokens', 'ttl'], 1 * SECOND, 7 * DAY, 'whole seconds from 1s to 7d (the token API takes seconds)'],
   [['crl', 'next_update'], 1 * MINUTE, 7 * DAY, 'from 1m to 7d'],
   [['server', 'lifetime'], 1 * MINUTE, 365 * DAY, 'from 1m to 365d'],
+  // At least an hour: `keep_expired: 1` (1 ms) would delete rows as they expire. Ten years is "keep".
+  [['database', 'keep_expired'], 1 * HOUR, 3650 * DAY, 'from 1h to 87600h (10 years)'],
 ];
 
 function durationIssues(config: CaConfig, issue: ReturnType<typeof issueAt>): ConfigIssue[] {

@@ -34,7 +34,10 @@ export const caSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { path: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of the SQLite file (default DIR/ca.db)' } },
+      properties: {
+        path: { type: 'string', minLength: 1, 'x-path': true, 'x-expect': 'the path of the SQLite file (default DIR/ca.db)' },
+        keep_expired: duration('720h'),
+      },
     },
     certificates: {
       type: 'object',
@@ -97,8 +100,8 @@ export interface CaConfig {
   /** Passphrase of the encrypted keys, when they are. */
   passphrase?: string;
   listen: { host: string; port: number };
-  /** path defaults to DIR/ca.db. */
-  database: { path: string };
+  /** path defaults to DIR/ca.db; expired certificates (never revoked) and tokens leave it keep_expired after expiry. */
+  database: { path: string; keep_expired: number };
   /**
    * Lifetime of workload certificates (capped at the intermediate's not-after), their backdating, and
    * how many unexpired, unrevoked ones one SPIFFE ID may hold (enroll and renew refuse past it).

@@ -323,3 +323,44 @@ t.test(
     await after.close();
   },
 );
+
+t.test('warden ca serve prunes the ledger: certificates and tokens expired over database.keep_expired ago leave it at start', async (t) => {
+  const dir = await caDir(EXAMPLE);
+  const day = 86_400_000;
+  const id = `spiffe://${EXAMPLE}/ns/shop/sa/orders`;
+  const db = new Database(join(dir, CA_FILES.database));
+  const insert = db.prepare(
+    `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id) VALUES (?, ?, 'enroll', ?, ?, '', ?, ?)`,
+  );
+  const insertToken = db.prepare(
+    `INSERT INTO tokens (id, sha256, spiffe_id, dns_names, created_at, expires_at) VALUES (?, ?, ?, '[]', ?, ?)`,
+  );
+  const at = (daysAgo: number) => Date.now() - daysAgo * day;
+  insert.run('0a01', id, at(41), at(40), at(41), 'k1');
+  insert.run('0a02', id, at(3), at(2), at(3), 'k2');
+  insert.run('0a03', id, at(41), at(40), at(41), 'k3');
+  db.prepare(`INSERT INTO revocations (serial, reason, revoked_at) VALUES ('0a03', 'keyCompromise', ?)`).run(at(40.5));
+  insertToken.run('00000000000000aa', 'a'.repeat(64), id, at(40), at(39));
+  insertToken.run('00000000000000bb', 'b'.repeat(64), id, at(2), at(1));
+  db.close();
+  t.match(readFileSync(join(dir, CA_FILES.config), 'utf8'), /keep_expired: 720h/, 'ca init writes the key');
+
+  const ca = await serveCaProcessIn(t, dir);
+  for (let i = 0; i < 100 && !ca.output().includes('expired ledger rows pruned'); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(
+    ca.output(),
+    /"certificates":1,"tokens":1,"expired_before":"[^"]+","msg":"expired ledger rows pruned \(database\.keep_expired\)"/,
+  );
+  const after = new Database(join(dir, CA_FILES.database), { readonly: true });
+  t.teardown(() => after.close());
+  const serials = after.prepare(`SELECT serial FROM certificates WHERE spiffe_id = ? ORDER BY serial`).pluck().all(id);
+  t.same(serials, ['0a02', '0a03'], 'the one expired 40 days ago went; the recent and the revoked ones stayed');
+  t.same(after.prepare(`SELECT id FROM tokens ORDER BY id`).pluck().all(), ['00000000000000bb']);
+  t.match(after.prepare(`SELECT action, actor, detail FROM audit WHERE action = 'database.prune'`).get(), {
+    action: 'database.prune',
+    actor: 'warden-ca',
+    detail: /^1 certificates and 1 bootstrap tokens expired before /,
+  });
+  // The CA's own rows (its admin and server certificates, unexpired) are untouched.
+  t.ok((after.prepare(`SELECT count(*) FROM certificates WHERE kind IN ('admin', 'server')`).pluck().get() as number) >= 2);
+});

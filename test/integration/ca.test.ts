@@ -121,7 +121,7 @@ t.test('CLI: ca init, ca serve, token create, list, revoke', async (t) => {
   t.equal(neverIssued.stdout, '');
   t.equal(
     neverIssued.stderr,
-    `warden ca revoke: No such resource (ERR_CA_NOT_FOUND, HTTP 404): no certificate was ever issued to ${typo}\n`,
+    `warden ca revoke: No such resource (ERR_CA_NOT_FOUND, HTTP 404): no certificate or bootstrap token of ${typo} is on record (expired ones leave the ledger after database.keep_expired)\n`,
   );
   const revokedAlready = warden('ca', 'revoke', '--id', ORDERS, '-c', config);
   t.equal(revokedAlready.code, 0, revokedAlready.stderr);
@@ -360,7 +360,7 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   t.same(await admin.revoke({ spiffe_id: ORDERS }), { revoked: [], revoked_tokens: [] }, 'by identity again: nothing left, 200');
   await t.rejects(
     admin.revoke({ spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` }),
-    { status: 404, code: 'ERR_CA_NOT_FOUND', detail: `no certificate was ever issued to spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` },
+    { status: 404, code: 'ERR_CA_NOT_FOUND', detail: `no certificate or bootstrap token of spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none is on record (expired ones leave the ledger after database.keep_expired)` },
     'by an identity never issued: 404',
   );
 

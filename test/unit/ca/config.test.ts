@@ -72,6 +72,8 @@ crl:
   next_update: 0
 server:
   lifetime: 1ms
+database:
+  keep_expired: 1ms
 `;
   const error = await parseCaConfig('ca.yaml', text).catch((e: unknown) => e);
   t.type(error, ConfigError);
@@ -81,6 +83,7 @@ server:
     'ca.yaml:7 tokens.ttl: must be whole seconds from 1s to 7d (the token API takes seconds), got 1500 ms',
     'ca.yaml:9 crl.next_update: must be from 1m to 7d, got 0 ms',
     'ca.yaml:11 server.lifetime: must be from 1m to 365d, got 1 ms',
+    'ca.yaml:13 database.keep_expired: must be from 1h to 87600h (10 years), got 1 ms',
   ]);
   const long = await parseCaConfig(
     'ca.yaml',
@@ -89,4 +92,14 @@ server:
   t.match((long as Error).message, /tokens\.ttl: must be whole seconds from 1s to 7d.*\n.*crl\.next_update: must be from 1m to 7d/);
   const edges = `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ncertificates:\n  lifetime: 1s\n  backdate: 0s\ntokens:\n  ttl: 168h\ncrl:\n  next_update: 1m\n`;
   await t.resolves(parseCaConfig('ca.yaml', edges), 'the bounds themselves are accepted');
+  const keep = async (value: string) =>
+    (await parseCaConfig('ca.yaml', `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\ndatabase:\n  keep_expired: ${value}\n`)).config.database
+      .keep_expired;
+  t.equal(await keep('1h'), 3_600_000, 'database.keep_expired: 1h is the least');
+  t.equal(await keep('87600h'), 3650 * 86_400_000, 'and ten years the most');
+  t.equal(
+    (await parseCaConfig('ca.yaml', `trust_domain: ${TRUST_DOMAIN}\ndir: ${dir}\n`)).config.database.keep_expired,
+    720 * 3_600_000,
+    '30 days by default',
+  );
 });

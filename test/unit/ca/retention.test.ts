@@ -1,0 +1,170 @@
+/**
+ * Ledger retention (src/ca/retention.ts) over a real CA database: what leaves it after
+ * database.keep_expired, what stays, and that a large backlog goes in batches that let requests through.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { startRetention } from '../../../src/ca/retention.js';
+import { createCaDatabase, openCaStore, type CaStore } from '../../../src/ca/store.js';
+import { createLogger } from '../../../src/telemetry/logger.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const NOW = Date.UTC(2026, 11, 3);
+const ID = 'spiffe://example.test/ns/shop/sa/orders';
+
+function freshStore(t: Test): CaStore {
+  const path = join(mkdtempSync(join(tmpdir(), 'warden-ca-retention-')), 'ca.db');
+  createCaDatabase(path, 'example.test');
+  const store = openCaStore(path);
+  t.teardown(() => store.close());
+  return store;
+}
+
+function certificate(store: CaStore, serial: string, notAfter: number, extra: { key?: string; parent?: string } = {}): void {
+  store.insertCertificate({
+    serial,
+    spiffe_id: ID,
+    kind: extra.parent === undefined ? 'enroll' : 'renew',
+    not_before: notAfter - DAY,
+    not_after: notAfter,
+    pem: '-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n',
+    issued_at: notAfter - DAY,
+    key_id: extra.key ?? `key-${serial}`,
+    parent_serial: extra.parent ?? null,
+  });
+}
+
+function token(store: CaStore, id: string, expiresAt: number): void {
+  store.insertToken({
+    id,
+    sha256: `sha-${id}`,
+    spiffe_id: ID,
+    dns_names: '[]',
+    created_at: expiresAt - HOUR,
+    expires_at: expiresAt,
+    used_at: null,
+    revoked_at: null,
+  });
+}
+
+function capture(): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'info', destination }), lines };
+}
+
+t.test('expired rows past keep_expired go; recent, unexpired and revoked ones stay; one audit row says so', async (t) => {
+  const store = freshStore(t);
+  certificate(store, 'aa01', NOW - 40 * DAY); // expired 40 days ago: goes
+  certificate(store, 'aa02', NOW - 31 * DAY, { parent: 'aa01' }); // 31 days: goes
+  certificate(store, 'aa03', NOW - 29 * DAY, { parent: 'aa02' }); // 29 days: inside keep_expired
+  certificate(store, 'aa04', NOW + HOUR, { parent: 'aa03' }); // valid
+  certificate(store, 'aa05', NOW - 400 * DAY, { key: 'leaked' }); // expired long ago, but revoked
+  store.insertRevocation({ serial: 'aa05', reason: 'keyCompromise', revoked_at: NOW - 401 * DAY });
+  token(store, '0000000000000001', NOW - 31 * DAY); // expired, past keep: goes
+  token(store, '0000000000000002', NOW - 2 * DAY); // expired recently: stays
+  token(store, '0000000000000003', NOW + HOUR); // usable: stays
+
+  const { logger, lines } = capture();
+  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => retention.stop());
+  t.same(await retention.pruneNow(), { certificates: 2, tokens: 1 });
+
+  const left = store
+    .listCertificates({ now: NOW })
+    .map((c) => c.serial)
+    .sort();
+  t.same(left, ['aa03', 'aa04', 'aa05'], 'the certificates expired over 30 days ago and never revoked are gone');
+  t.ok(store.isCompromisedKey('leaked'), 'a key revoked as compromised is still refused: its row stays, however old');
+  t.same(
+    store.unexpiredRevocations(0).map((r) => r.serial),
+    ['aa05'],
+    'and its revocation',
+  );
+  t.same(
+    store
+      .listTokens({})
+      .map((row) => row.id)
+      .sort(),
+    ['0000000000000002', '0000000000000003'],
+  );
+  t.same(store.activeDescendantsOf('aa03', NOW), ['aa04'], 'the lineage of what is kept still holds');
+
+  const audit = store.auditLog(5);
+  t.equal(audit.length, 1);
+  t.match(audit[0], {
+    action: 'database.prune',
+    actor: 'warden-ca',
+    outcome: 'ok',
+    detail: `2 certificates and 1 bootstrap tokens expired before ${new Date(NOW - 30 * DAY).toISOString()}`,
+  });
+  t.ok(
+    lines.some((l) => l.includes('"certificates":2') && l.includes('expired ledger rows pruned')),
+    'and a log line',
+  );
+
+  t.same(await retention.pruneNow(), { certificates: 0, tokens: 0 }, 'a second pass finds nothing');
+  t.equal(store.auditLog(5).length, 1, 'and writes no audit row for nothing');
+});
+
+t.test('a backlog goes in batches, with the event loop let through between them', async (t) => {
+  const store = freshStore(t);
+  const rows = 1_700;
+  store.transaction(() => {
+    for (let i = 0; i < rows; i++) certificate(store, `b${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
+  });
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 0);
+  const { logger } = capture();
+  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => retention.stop());
+  // A pruneNow while the first pass (started by the timer) runs joins it rather than starting another.
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  const counts = await retention.pruneNow();
+  clearInterval(ticker);
+  t.ok(counts === undefined || counts.certificates <= rows, 'no row counted twice');
+  t.equal(store.listCertificates({ now: NOW }).length, 0, 'every expired row went');
+  t.ok(turns >= 1, `timers ran between the batches (${turns} turns)`);
+});
+
+t.test('stopped, no batch starts: the database may close under it', async (t) => {
+  const store = freshStore(t);
+  store.transaction(() => {
+    for (let i = 0; i < 1_200; i++) certificate(store, `c${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
+  });
+  const { logger } = capture();
+  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  const pass = retention.pruneNow();
+  retention.stop();
+  t.equal(await pass, undefined, 'the pass ends at the next batch');
+  t.ok(store.listCertificates({ now: NOW }).length >= 200, 'leaving the rest for the next start');
+});
+
+t.test('a database that refuses the delete: a warning, and the next pass tries again', async (t) => {
+  const store = freshStore(t);
+  certificate(store, 'dd01', NOW - 100 * DAY);
+  let fail = true;
+  const failing = {
+    ...store,
+    pruneExpired: (before: number, limit: number) => {
+      if (fail) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      return store.pruneExpired(before, limit);
+    },
+  };
+  const { logger, lines } = capture();
+  const retention = startRetention(failing, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => retention.stop());
+  t.equal(await retention.pruneNow(), undefined);
+  t.ok(lines.some((l) => l.includes('could not be pruned') && l.includes('database is locked')));
+  fail = false;
+  t.same(await retention.pruneNow(), { certificates: 1, tokens: 0 });
+});
