@@ -133,6 +133,13 @@ export class PlanError extends Error {
 const UPPER_IN_LITERALS = /[A-Z]/;
 /** `:name` parts of a find-my-way pattern (with any `(regex)`): names, not text a path spells. */
 const PARAMETER_NAMES = /:[^/]+/g;
+/**
+ * find-my-way's bound on a parameter's length, set past any path a listener takes (limits.max_header_bytes,
+ * at most 1 MiB): a parameter over its bound is no match for that route, and the router went on to
+ * the next, so `/orders/<1 025 characters>` fell to a `/*` route (or passthrough) and out of
+ * `/orders/:id`'s policy, to a backend with no such bound (docs/adversarial.md 304).
+ */
+const UNBOUNDED_PARAM = 2 ** 30;
 const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const ANY_METHOD = '*';
 /**
@@ -413,12 +420,12 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
     };
   }
 
-  const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
-  const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: UNBOUNDED_PARAM });
+  const caseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: UNBOUNDED_PARAM });
   // The patterns that end in a slash, without it ("/secret/*" → "/secret", "/orders/:id/" →
   // "/orders/:id"): which paths `declaredWithSlash` looks up. Any method; the routers above decide.
-  const slashRoots = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 1024 });
-  const slashRootsCaseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: 1024 });
+  const slashRoots = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: UNBOUNDED_PARAM });
+  const slashRootsCaseless = FindMyWay({ caseSensitive: false, ignoreTrailingSlash: false, maxParamLength: UNBOUNDED_PARAM });
   let hasSlashRoots = false;
   let declaresUpperCase = false;
   const declaredMethods = new Set<string>();

@@ -26,6 +26,10 @@
  * readings are taken of the path as sent and of the path without its parameters (rule
  * `path.segment_parameters` for the latter).
  *
+ * - with `: @ ! $ & ' ( ) * + , =` decoded where they are percent-encoded (the router keeps them
+ *   encoded; Werkzeug, ASP.NET Core, Spring's PathPattern and Go decode them): `/users/%40me` is a
+ *   declared `/users/@me` there, not `/users/{id}`. Rule `path.encoded_delimiter`.
+ *
  * Readings that name no declared route, or the same one, change nothing and pass: `/orders/AbC`
  * under `/orders/:id`, or `/orders/` for an API that declares only `/orders/` (Django REST style).
  * A path without `;`, upper-case letters or a trailing slash costs one failed lookup of the slash
@@ -38,7 +42,7 @@ import { pathWithoutParameters } from '../net/request-target.js';
 
 const HAS_UPPER = /[A-Z]/;
 
-type Rule = 'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix';
+type Rule = 'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix' | 'path.encoded_delimiter';
 
 const DETAILS: Record<Rule, string> = {
   'path.trailing_slash': 'A trailing slash, sent or left out, that changes which route the path names is not allowed.',
@@ -46,7 +50,16 @@ const DETAILS: Record<Rule, string> = {
   'path.segment_parameters': 'Path parameters (";…") that change which route the path names are not allowed.',
   'path.suffix':
     'A format suffix (".json"), trailing dots or white space in a segment that change which route the path names are not allowed.',
+  'path.encoded_delimiter':
+    'A percent-encoded ":", "@", "!", "$", "&", "\'", "(", ")", "*", "+", "," or "=" that changes which route the path names is not allowed: send the character itself.',
 };
+
+/**
+ * Characters a path segment may hold as they are (RFC 3986 pchar) that the router, like the
+ * normalised target, keeps percent-encoded: Werkzeug, ASP.NET Core, Spring's PathPattern and Go
+ * route on the decoded path, where `/users/%40me` is a declared `/users/@me`.
+ */
+const ENCODED_SEGMENT_CHARACTER = /%(?:3A|40|21|24|26|27|28|29|2A|2B|2C|3D)/gi;
 
 /** White space and control characters at either end of a segment, percent-encoded (the only way a request target holds them). */
 const SEGMENT_PADDING = /(^|\/)(?:%[01][0-9a-f]|%20)+|(?:%[01][0-9a-f]|%20)+(?=\/|$)/gi;
@@ -66,6 +79,13 @@ function suffixReading(path: string): string | undefined {
 
 export function checkPathReadings(plan: Plan, method: string, path: string, match: RouteMatch): WardenError | undefined {
   const route = match.route;
+  if (path.includes('%')) {
+    const decoded = path.replace(ENCODED_SEGMENT_CHARACTER, decodeURIComponent);
+    if (decoded !== path) {
+      const other = plan.declared(method, decoded);
+      if (other !== undefined && other !== route) return refusal('path.encoded_delimiter');
+    }
+  }
   if (path.includes(';')) {
     const alias = pathWithoutParameters(path);
     if (alias instanceof WardenError) return alias;

@@ -113,6 +113,9 @@ t.test('hostile HTTP/1.1', async (t) => {
     routes: [
       { id: 'secret', path: '/secret/*', access: { action: 'deny' } },
       { id: 'admin', path: '/admin', access: { action: 'deny' } },
+      { id: 'me', path: '/users/@me', methods: ['GET'], access: { action: 'deny' } },
+      { id: 'user', path: '/users/:id', methods: ['GET'] },
+      { id: 'order', path: '/orders/:id', methods: ['GET'], access: { action: 'deny' } },
       { id: 'open', path: '/*' },
     ],
   });
@@ -287,6 +290,11 @@ t.test('hostile HTTP/1.1', async (t) => {
     ['padded "/admin%20"', '/admin%20', 'refused'],
     ['padded segment "/secret%20/data"', '/secret%20/data', 'refused'],
     ['padded with a tab "/secret%09/data"', '/secret%09/data', 'refused'],
+    // Flask, ASP.NET Core and Go route on the decoded path: "%40me" is the declared "@me" (defect 305).
+    ['encoded "@" "/users/%40me" (route "/users/@me")', '/users/%40me', 'refused'],
+    // A parameter past find-my-way's default bound (1 024) fell to the catch-all (defect 304).
+    ['a 1 025-character id under a denied "/orders/:id"', `/orders/${'a'.repeat(1025)}`, 'refused'],
+    ['a 9 000-character id', `/orders/${'b'.repeat(9000)}`, 'refused'],
   ];
   for (const [name, path, mode] of PATHS) {
     await board.run(

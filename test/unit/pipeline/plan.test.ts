@@ -226,3 +226,15 @@ t.test('a path that declares HEAD itself takes HEAD to that route; GET brings HE
   t.equal((p.resolve('OPTIONS', '/api/echo') as RouteMatch).route.id, 'echoOpt');
   t.equal((p.declaredCaseless('HEAD', '/API/echo') as { id: string } | undefined)?.id, 'echoHead', 'the case-insensitive router too');
 });
+
+t.test("a path parameter of any length names its route: over find-my-way's default bound it fell to the catch-all", async (t) => {
+  const p = await plan({
+    routes: [
+      { id: 'orders', path: '/orders/:id', methods: ['GET'], access: { action: 'deny' } },
+      { id: 'all', path: '/*' },
+    ],
+  });
+  for (const n of [10, 1024, 1025, 16_000]) {
+    t.equal((p.resolve('GET', `/orders/${'a'.repeat(n)}`) as RouteMatch).route.id, 'orders', `an id of ${n} characters`);
+  }
+});

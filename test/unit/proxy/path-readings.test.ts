@@ -245,3 +245,32 @@ t.test('a format suffix, trailing dots or padded segments that name another rout
   ];
   for (const [method, path, expected] of cases) t.equal(verdict(p, method, path), expected, `${method} ${path}`);
 });
+
+t.test(
+  'a percent-encoded ": @ ! $ & \' ( ) * + , =" that names another declared route once decoded is refused (Flask, ASP.NET Core, Go decode it)',
+  async (t) => {
+    const p = await plan({
+      routes: [
+        { id: 'me', path: '/users/@me', methods: ['GET'], access: { action: 'deny' } },
+        { id: 'user', path: '/users/:id', methods: ['GET'] },
+        { id: 'metadata', path: '/odata/$metadata', methods: ['GET'], access: { action: 'deny' } },
+        { id: 'entity', path: '/odata/:set', methods: ['GET'] },
+        { id: 'open', path: '/*' },
+      ],
+    });
+    const cases: [string, string][] = [
+      ['/users/%40me', 'path.encoded_delimiter'],
+      ['/users/%40ME', 'ok'], // names no declared route once decoded (case is another reading's business)
+      ['/odata/%24metadata', 'path.encoded_delimiter'],
+      ['/odata/%24Metadata', 'ok'],
+      ['/users/%40me/x', 'ok'], // the catch-all as sent and decoded
+      // An encoded character inside a parameter names the same route: it passes.
+      ['/users/alice%40example.com', 'ok'],
+      ['/users/a%2Bb%3Dc', 'ok'],
+      // Only those characters: %25 (a percent sign) is no delimiter, and %2540 stays "%40" text.
+      ['/users/%2540me', 'ok'],
+      ['/users/@me', 'ok'],
+    ];
+    for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+  },
+);
