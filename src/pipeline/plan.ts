@@ -219,7 +219,7 @@ function buildStages(
       stages.push(failed.check, failed.charging(authnStage));
     } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
-    if (!isScopesNoop(policy.scopes))
+    if (!isScopesNoop(policy.scopes, authn.optional))
       stages.push(
         createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm, configuredTokenPlaces(config.tokens)),
       );

@@ -15,15 +15,20 @@ import type { TokenPlaces } from '../identity/token-sources.js';
 /** Whether an alternative asks for nothing but a principal (a scheme that grants no scopes, e.g. HTTP bearer). */
 const asksNothing = (a: SecurityAlternative) => a.scopes.length === 0 && a.apiKeys.length === 0 && !a.peer;
 
-export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined): boolean {
+/**
+ * Whether the check can be left out. `tokenOptional`: the route's authn lets a request without a
+ * token through (`authn.optional`, the operator's or plan.ts's).
+ */
+export function isScopesNoop(cfg: ScopesConfig | ScopeAlternatives | undefined, tokenOptional = false): boolean {
   if (cfg === undefined) return true;
   if ('alternatives' in cfg) {
     if (cfg.alternatives.length === 0) return true;
     // An alternative that asks for a principal alone is met by any request authn let through only
-    // while every alternative needs a token (authn then requires one). Where one needs none (an API
-    // key, a certificate), the token is optional (plan.ts) and the check must run: skipped, it let
-    // `[{oauth: []}, {key: []}]` serve a request with neither (docs/adversarial.md 231).
-    return cfg.alternatives.some(asksNothing) && cfg.alternatives.every((a) => a.token);
+    // while authn requires a token: every alternative needs one (where one needs none, an API key
+    // or a certificate, the token is optional, plan.ts: skipped, the check let `[{oauth: []},
+    // {key: []}]` serve a request with neither, docs/adversarial.md 231), and the operator did not
+    // make it optional (skipped, `[{bearer: []}]` served anonymous callers, 306).
+    return !tokenOptional && cfg.alternatives.some(asksNothing) && cfg.alternatives.every((a) => a.token);
   }
   return cfg.all_of.length === 0 && cfg.any_of.length === 0;
 }
@@ -79,13 +84,15 @@ function refusalOf(rule: string, detail: string, needed: string, realm: string):
 /** Passes when the principal holds every scope of one of `sets`. */
 function scopesStage(sets: readonly (readonly string[])[], needed: string, describe: string, realm: string, what: string): Stage {
   const refusal = refusalOf('authz.scopes', `The access token lacks the scopes this ${what} requires (${describe}).`, needed, realm);
+  // Only an optional-authn route gets here without a principal: the caller sent no token, which
+  // is unauthenticated (401, as authn answers it), not a token short of scopes (403).
+  const missing = () => new WardenError('ERR_AUTHN_TOKEN_MISSING', { rule: 'authz.scopes', detail: `This ${what} needs an access token.` });
   return {
     id: 'authz-scopes',
     run(ctx) {
       const p = ctx.principal;
-      // Only an optional-authn route without a token gets here without a principal: no scopes at all.
       const granted = p?.scopes;
-      if (!granted) return refusal('');
+      if (!granted) return missing();
       for (const set of sets) if (set.every((s) => granted.has(s))) return undefined;
       return refusal(p.scope);
     },

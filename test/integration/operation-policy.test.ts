@@ -230,3 +230,58 @@ components:
   t.equal((await fetchText(`${plain.url}/keyed`, agent, { headers: { 'x-api-key': 'k' } })).status, 200, 'no tokens section: the key');
   t.equal((await fetchText(`${plain.url}/keyed`, agent)).status, 403, 'and without it, refused');
 });
+
+t.test(
+  'tokens.authn.optional: an operation whose every security alternative needs a token still refuses a caller without one (401)',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const document = openApiFile(`openapi: 3.1.0
+info: { title: t, version: '1' }
+security: [{ bearer: [] }]
+paths:
+  /public:
+    get: { operationId: pub, security: [], responses: { '200': { description: ok } } }
+  /me:
+    get: { operationId: me, responses: { '200': { description: ok } } }
+  /me-oauth:
+    get: { operationId: meOauth, security: [{ oauth: [] }], responses: { '200': { description: ok } } }
+  /reports:
+    get: { operationId: reports, security: [{ oauth: [reports:read] }], responses: { '200': { description: ok } } }
+components:
+  securitySchemes:
+    bearer: { type: http, scheme: bearer }
+    oauth: { type: oauth2, flows: { clientCredentials: { tokenUrl: 'https://idp/t', scopes: { reports:read: r } } } }
+`);
+    const idp = await startForgedIssuer(t);
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }], authn: { optional: true } },
+      openapi: { document, allow_public: true },
+    });
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const token = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'u', scope: 'other', exp: Math.floor(Date.now() / 1000) + 300 });
+    const anonymous = async (path: string) => {
+      const r = await fetchText(`${s.url}${path}`, agent);
+      return `${r.status} ${r.status === 200 ? '' : (JSON.parse(r.text) as { code: string }).code}`.trim();
+    };
+    t.equal(await anonymous('/public'), '200', 'security: [] with allow_public: anyone');
+    // Before: 200, 200 (the document's requirement unchecked) and 403 insufficient_scope.
+    t.equal(await anonymous('/me'), '401 ERR_AUTHN_TOKEN_MISSING', 'the global [{bearer: []}]');
+    t.equal(await anonymous('/me-oauth'), '401 ERR_AUTHN_TOKEN_MISSING', '[{oauth: []}]');
+    t.equal(
+      await anonymous('/reports'),
+      '401 ERR_AUTHN_TOKEN_MISSING',
+      'a requirement naming scopes: unauthenticated, not short of scopes',
+    );
+    const withToken = async (path: string) =>
+      (await fetchText(`${s.url}${path}`, agent, { headers: { authorization: `Bearer ${token}` } })).status;
+    t.equal(await withToken('/me'), 200, 'any valid token meets [{bearer: []}]');
+    t.equal(await withToken('/reports'), 403, 'and a token short of the scopes is 403');
+    t.same(
+      backend.requests.map((r) => r.url),
+      ['/public', '/me'],
+      'the backend saw only what was allowed',
+    );
+  },
+);

@@ -68,12 +68,16 @@ t.test('the refusal is 403 with an RFC 6750 insufficient_scope challenge naming 
   t.match(e.attributes, { 'warden.scope.required': 'orders:read eu us', 'warden.detail': 'granted: orders:read' });
 });
 
-t.test('no principal (optional authn without a token) is refused', async (t) => {
+t.test('no principal (optional authn without a token) is refused as unauthenticated: 401, not insufficient_scope', async (t) => {
   const stage = createAuthzScopesStage({ all_of: ['orders:read'], any_of: [] }, 'shop');
   const refused = stage.run(ctx(undefined));
-  t.equal(codeOf(refused), 'ERR_AUTHZ_SCOPE_MISSING');
-  t.equal((refused as WardenError).headers?.['www-authenticate'], 'Bearer realm="shop", error="insufficient_scope", scope="orders:read"');
-  t.same((refused as WardenError).attributes, { 'warden.scope.required': 'orders:read' }, 'no granted scopes to report');
+  t.equal(codeOf(refused), 'ERR_AUTHN_TOKEN_MISSING');
+  t.equal((refused as WardenError).rule, 'authz.scopes');
+  t.equal((refused as WardenError).detail, 'This route needs an access token.');
+  const bearer = { scopes: [], apiKeys: [], peer: false, token: true };
+  const operation = createAuthzScopesStage({ alternatives: [bearer] }, 'shop');
+  t.equal(codeOf(operation.run(ctx(undefined))), 'ERR_AUTHN_TOKEN_MISSING', '[{bearer: []}]: the same');
+  t.equal(operation.run(ctx(withScope(''))), undefined, 'and any token meets it');
 });
 
 t.test('isScopesNoop', async (t) => {
@@ -84,6 +88,11 @@ t.test('isScopesNoop', async (t) => {
   const bearer = { scopes: [], apiKeys: [], peer: false, token: true };
   const key = { scopes: [], apiKeys: [{ in: 'header' as const, name: 'x-api-key' }], peer: false, token: false };
   t.equal(isScopesNoop({ alternatives: [bearer] }), true, '[{bearer: []}]: authn requires the token, nothing more to check');
+  t.equal(
+    isScopesNoop({ alternatives: [bearer] }, true),
+    false,
+    'unless the operator made the token optional: then the check is what refuses a caller without one',
+  );
   // Where an alternative needs no token the token is optional: a bare bearer alternative is then no
   // longer met by every request that gets here (adversarial.md 231).
   t.equal(isScopesNoop({ alternatives: [bearer, key] }), false, '[{bearer: []}, {key: []}]: checked');
