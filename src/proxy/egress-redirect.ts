@@ -11,8 +11,17 @@
  * tabs and newlines are dropped), and what goes to the backend is that resolution, never the raw
  * value: a spelling read one way here and another by the client was a way around the check.
  */
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { WardenError } from '../errors.js';
+import { createIpSet } from '../net/ip-set.js';
 import { isLoopbackHost } from '../net/loopback.js';
+
+/**
+ * Addresses that reach this machine whatever its interfaces: loopback, and "this host" (0.0.0.0/8,
+ * `::`), which Linux connects to itself; IPv4-mapped spellings (`[::ffff:0:0]`) match too.
+ */
+const THIS_MACHINE = createIpSet(['0.0.0.0/8', '::/128', '127.0.0.0/8', '::1']);
 
 /** Stands for the destination's origin while resolving (no real host is named so). */
 const DESTINATION = 'destination.invalid';
@@ -39,9 +48,23 @@ export function egressLocation(
   const name = target.hostname.toLowerCase();
   const otherService = services.has(name) && name !== call.service;
   if (otherService) return refused(`a redirect to the egress service ${name}`);
-  // 0.0.0.0 and [::] connect to this machine on Linux.
-  if (isLoopbackHost(target.host) || name === '0.0.0.0' || name === '[::]') return refused('a redirect to this machine');
+  if (namesThisMachine(name)) return refused('a redirect to this machine');
   return target.href;
+}
+
+/**
+ * Whether a URL's host name leads to this machine: a loopback name (`localhost`, `*.localhost`),
+ * an address of THIS_MACHINE, or one of this host's own interfaces (the pod IP, where an admin
+ * listener bound to 0.0.0.0 answers). Decided by address, not spelling: `[::ffff:0:0]` is 0.0.0.0,
+ * and a string comparison let it through. Interfaces are read per redirect (rare; they can change).
+ */
+function namesThisMachine(hostname: string): boolean {
+  const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  if (isIP(bare) === 0) return isLoopbackHost(hostname);
+  if (THIS_MACHINE.has(bare)) return true;
+  const own = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.toLowerCase()));
+  const unmapped = bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4 ? bare.slice(7) : bare;
+  return own.includes(unmapped) || own.includes(bare);
 }
 
 function refused(what: string): WardenError {

@@ -1,8 +1,14 @@
+import { networkInterfaces } from 'node:os';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import { egressLocation } from '../../../src/proxy/egress-redirect.js';
 
 const services = new Set(['payments', 'ledger']);
+/** This host's interface addresses, link-local ones (with a zone) left out: a URL cannot name those. */
+const ownAddresses = Object.values(networkInterfaces())
+  .flatMap((list) => list ?? [])
+  .filter((i) => !i.address.includes('%') && !i.address.toLowerCase().startsWith('fe80'))
+  .map((i) => i.address);
 const pathCall = { status: 307, service: 'payments', path: '/v1/charge?x=1', pathForm: true };
 const proxyCall = { ...pathCall, pathForm: false };
 
@@ -22,6 +28,14 @@ t.test('a redirect back to this machine or to another egress service is refused'
     'http://0:15001/x',
     'http://0.0.0.0:15001/x',
     'http://[::]:15001/x',
+    // Decided by address, not spelling (the sixteenth red-team round: [::ffff:0:0] reached a loopback service).
+    'http://[::ffff:0:0]:15001/x',
+    'http://[::ffff:0.0.0.0]:15001/x',
+    'http://[::ffff:7f00:1]:15001/x',
+    'http://0.1.2.3:15001/x',
+    'http://[0:0:0:0:0:0:0:0]:15001/x',
+    // This host's own interface addresses (an admin listener bound to 0.0.0.0 answers there).
+    ...ownAddresses.map((a) => (a.includes(':') ? `http://[${a}]:9901/metrics` : `http://${a}:9901/metrics`)),
   ]) {
     for (const call of [pathCall, proxyCall]) {
       const verdict = egressLocation(location, call, services);
