@@ -224,6 +224,8 @@ export interface CredentialStore {
    * held): a save that outlives a lost lock writes nothing more into another process's dir.
    */
   save(credentials: WorkloadCredentials, mayWrite?: () => boolean): Promise<void>;
+  /** Key and chain only (workload.pem): a running sidecar saves its bundle as a write of its own. */
+  saveKeyAndChain(credentials: WorkloadCredentials, mayWrite?: () => boolean): Promise<void>;
   /** Rejects with BundleError on a bundle without certificates (the one on disk stays). */
   saveBundle(bundlePem: string, mayWrite?: () => boolean): Promise<void>;
   /** The persisted bundle, or undefined when there is none with a certificate. */
@@ -269,6 +271,10 @@ export function createCredentialStore(dir: string): CredentialStore {
     const pem = read(STATE_FILES.bundle);
     return isUsableBundle(pem) ? pem : undefined;
   };
+  const saveKeyAndChain = async (credentials: WorkloadCredentials, mayWrite?: () => boolean) => {
+    const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
+    await writeFileAtomicAsync(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600, mayWrite);
+  };
 
   return {
     dir,
@@ -295,11 +301,11 @@ export function createCredentialStore(dir: string): CredentialStore {
       return credentials;
     },
     async save(credentials, mayWrite) {
-      const keyPem = credentials.keyPem.endsWith('\n') ? credentials.keyPem : `${credentials.keyPem}\n`;
-      await writeFileAtomicAsync(path(STATE_FILES.credentials), keyPem + credentials.certPem, 0o600, mayWrite);
+      await saveKeyAndChain(credentials, mayWrite);
       if (isUsableBundle(credentials.bundlePem))
         await writeFileAtomicAsync(path(STATE_FILES.bundle), credentials.bundlePem, 0o644, mayWrite);
     },
+    saveKeyAndChain,
     async saveBundle(pem, mayWrite) {
       assertUsableBundle(pem, `${path(STATE_FILES.bundle)} is not replaced`);
       await writeFileAtomicAsync(path(STATE_FILES.bundle), pem, 0o644, mayWrite);

@@ -381,7 +381,10 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
       const bundleChanged = next.bundlePem !== credentials.bundlePem;
       credentials = next;
       receivedAt = Date.now();
-      void persist('credentials', (guard) => store.save(next, guard));
+      // What is in force when the write runs, not this renewal's copy: a retry of an older save
+      // must not put an older certificate or bundle back on disk after a newer one (state-writer.ts).
+      void persist('credentials', (guard) => store.saveKeyAndChain(credentials, guard));
+      if (bundleChanged) void persist('bundle', (guard) => store.saveBundle(credentials.bundlePem, guard));
       lastError = undefined;
       warnedExpiring = false;
       events.emit(expired ? 'warden.mesh.enrolled' : 'warden.mesh.rotated', {
@@ -440,7 +443,7 @@ async function startHoldingLock(cfg: MeshConfig, deps: MeshDeps, store: Credenti
     onBundle(pem) {
       credentials = { ...credentials, bundlePem: pem };
       applyBundle(pem);
-      void persist('bundle', (guard) => store.saveBundle(pem, guard));
+      void persist('bundle', (guard) => store.saveBundle(credentials.bundlePem, guard));
     },
     onCrl(crl, signer) {
       revocations.update(crl);

@@ -6,8 +6,10 @@
  * same file set (slot) is asked is dropped, so a hung disk holds one write per slot, not a backlog.
  * With `retry`, a write that fails is tried again (doubling delays) until it lands or a newer write
  * of its slot is asked: a passing failure (ENOSPC, EIO) left the older file on disk until the next
- * renewal, hours later.
+ * renewal, hours later. No two slots write the same file: a renewal's save that also wrote
+ * bundle.pem, retried, put an older bundle back after the refresher's newer one had landed.
  */
+/** credentials: workload.pem; bundle: bundle.pem; crl: crl.der and crl-signer.pem. */
 export type StateSlot = 'credentials' | 'bundle' | 'crl';
 
 export interface StateWriter {
@@ -52,8 +54,7 @@ export function createStateWriter(retry?: RetryPolicy): StateWriter {
 
   const enqueue = (item: Queued) => {
     const older = queue.findIndex((q) => q.slot === item.slot);
-    // Dropped from its place and the newer one queued last: behind any other slot's write asked
-    // after the older one, which may carry the same file (a renewal's save writes the bundle too).
+    // Dropped from its place and the newer one queued last, in the order asked.
     if (older >= 0) queue.splice(older, 1)[0]?.resolve();
     queue.push(item);
     if (!running) next();

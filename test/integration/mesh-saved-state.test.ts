@@ -8,7 +8,7 @@
  * closed to others' writes (it was used silently, and as root chmodded to 0700, which its owner undid).
  */
 import t from 'tap';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { loadCaMaterial } from '../../src/ca/layout.js';
 import { EC_P256, x509 } from '../../src/ca/pki.js';
+import { canonicalSerial } from '../../src/net/serial.js';
 import { startTestBackend } from '../support/backend.js';
 import { meshSection, repoRoot, startCaUnderTest, startRestartableCa, testCaMaterial, TRUST_DOMAIN } from '../support/ca-harness.js';
 import { startIdentity } from '../support/mesh-identity.js';
@@ -266,3 +267,37 @@ t.test('a save that fails (crl.der cannot be replaced) is tried again until it l
   );
   t.equal(identity.crl().number, number, 'with no newer CRL in between: the retry did it');
 });
+
+t.test(
+  'a renewal saves workload.pem alone: bundle.pem is a save of its own, so a retried renewal cannot put an older bundle back',
+  async (t) => {
+    // Before, a renewal's save wrote bundle.pem too; retried after a failure, it put the bundle of
+    // its time back on disk after a newer one saved by the refresher had landed (adversarial.md 308).
+    const ca = await startRestartableCa(t, { certificates: { lifetime: '4s', backdate: '0s' } });
+    const { mesh } = meshSection(ca.server, ORDERS, { renew_at: 0.5, renew_jitter: 0, max_backoff: '1s' });
+    const { identity, logs } = await startIdentity(t, mesh);
+    const bundleFile = join(mesh.state_dir, 'bundle.pem');
+    const saved = readFileSync(bundleFile, 'utf8');
+    // A directory where bundle.pem goes: any save of it fails (EISDIR / ENOTEMPTY), as root too.
+    rmSync(bundleFile, { force: true });
+    mkdirSync(join(bundleFile, 'blocker'), { recursive: true });
+    const first = identity.material().serial;
+    t.ok(await eventually(() => identity.material().serial !== first, 80), 'renewed');
+    const renewed = identity.material().serial;
+    const onDisk = () => {
+      try {
+        return canonicalSerial(new X509Certificate(readFileSync(join(mesh.state_dir, 'workload.pem'), 'utf8')).serialNumber);
+      } catch {
+        return undefined;
+      }
+    };
+    t.ok(await eventually(() => onDisk() === renewed), 'workload.pem holds the renewed certificate');
+    t.same(
+      logs.filter((l) => /could not be saved in mesh\.state_dir/.test(String(l.msg))),
+      [],
+      'and nothing failed: the unchanged bundle was not written with it',
+    );
+    rmSync(bundleFile, { recursive: true, force: true });
+    writeFileSync(bundleFile, saved);
+  },
+);
