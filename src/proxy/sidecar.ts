@@ -39,6 +39,7 @@ import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js'
 import { createWafEngine, type WafEngine } from '../threats/waf.js';
 import { wafRuleset } from '../stages/waf-rules/rules.js';
 import { createRateLimitRuntime, type RateLimitRuntime } from '../traffic/rate-limit-runtime.js';
+import { createRefusalMemo, type RefusalMemo } from '../traffic/refusal-memo.js';
 import { rateLimitPrefixOf } from '../config/rate-limit-schema.js';
 import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import { TokenDenylist } from '../identity/token-denylist.js';
@@ -86,6 +87,8 @@ export interface GenerationDeps {
   revocations?: RevocationList | undefined;
   tokens?: TokenRuntime | undefined;
   rateLimits?: RateLimitRuntime | undefined;
+  /** Kept with `rateLimits` across reloads; a plan makes its own without it. */
+  refusals?: RefusalMemo | undefined;
   rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
   /** The OpenAPI document's operations (loadOperations), when `openapi` is configured. */
   operations?: readonly Operation[] | undefined;
@@ -181,14 +184,20 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
 /** The rate-limit store for a configuration: the current one while its store settings are unchanged (buckets survive a reload). */
 async function rateLimitRuntimeFor(
   config: SidecarConfig,
-  current: { runtime: RateLimitRuntime; key: string } | undefined,
+  current: { runtime: RateLimitRuntime; refusals: RefusalMemo; key: string } | undefined,
   events: EventBus,
-): Promise<{ runtime: RateLimitRuntime; key: string }> {
+): Promise<{ runtime: RateLimitRuntime; refusals: RefusalMemo; key: string }> {
   const { store, redis, on_store_failure, max_keys } = config.rate_limits;
   const prefix = rateLimitPrefixOf(config.rate_limits.prefix, config.service.name);
   const key = JSON.stringify([store, redis, prefix, on_store_failure, max_keys]);
   if (current && current.key === key) return current;
-  return { runtime: await createRateLimitRuntime({ ...config.rate_limits, prefix }, { events }), key };
+  // The addresses held for failed authentications go with the buckets they were charged to: a memo
+  // per plan let each reload release them, and their next wave reached the IdP again.
+  return {
+    runtime: await createRateLimitRuntime({ ...config.rate_limits, prefix }, { events }),
+    refusals: createRefusalMemo(max_keys),
+    key,
+  };
 }
 
 /**
@@ -346,6 +355,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     revocations,
     tokens: tokenState.runtime,
     rateLimits: limitState.runtime,
+    refusals: limitState.refusals,
     rateLimitCounters: metrics.rateLimitCounters,
     operations: await loadOperations(loaded, (line) => logger.warn(line)),
     events,
@@ -518,6 +528,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
         revocations,
         tokens: nextTokens.runtime,
         rateLimits: nextLimits.runtime,
+        refusals: nextLimits.refusals,
         rateLimitCounters: metrics.rateLimitCounters,
         operations: await loadOperations(nextLoaded, (line) => logger.warn(line)),
         events,

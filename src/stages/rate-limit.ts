@@ -96,7 +96,10 @@ export interface RateLimitAnswers {
 
 export function rateLimitAnswersOf(routeId: string, bucket: Bucket): RateLimitAnswers {
   const name = structuredFieldString(routeId);
-  const policy = `${name};q=${bucket.rate};w=${Math.max(1, Math.round(bucket.perMs / 1000))}`;
+  // The header counts whole seconds: the window is `per` rounded up, and the quota the refill over
+  // that window (10 per 100 ms is q=100;w=1, not q=10;w=1, which said ten times stricter).
+  const window = Math.max(1, Math.ceil(bucket.perMs / 1000));
+  const policy = `${name};q=${Math.floor((bucket.rate * window * 1000) / bucket.perMs)};w=${window}`;
   const state = (remaining: number, resetMs: number) => `${name};r=${remaining};t=${seconds(resetMs)}`;
   return {
     policy,

@@ -252,10 +252,16 @@ async function junkTarget(t: Teardown, rateLimit: Record<string, unknown>) {
   t.teardown(() => backend.close());
   const idp = await startDemoIdp();
   t.teardown(() => idp.close());
-  const s = await startTestSidecar(t, backend.url, {
+  const extra = {
     tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
     routes: [{ id: 'api', path: '/echo', rate_limit: rateLimit }],
-  });
+  };
+  const s = await startTestSidecar(t, backend.url, extra);
+  /** A reload with the same settings (SIGHUP on an unchanged file). */
+  const reload = async () => {
+    const text = await testConfigYaml(backend.url, extra);
+    return s.sidecar.reload(() => parseSidecarConfig('sidecar.yaml', text));
+  };
   const session = (from: string) => {
     const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', localAddress: from, ALPNProtocols: ['h2'] };
     const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
@@ -269,7 +275,7 @@ async function junkTarget(t: Teardown, rateLimit: Record<string, unknown>) {
       stream.on('error', () => resolve(0));
       stream.resume();
     });
-  return { idp, session, get };
+  return { idp, session, get, reload };
 }
 
 t.test(
@@ -379,4 +385,23 @@ paths:
     }
     t.equal(backend.requests.length - before, 2, `${label}: the backend saw the two allowed requests`);
   }
+});
+
+t.test('a reload keeps the addresses held for failed authentications: each reload was a first wave for the IdP again', async (t) => {
+  const { idp, session, get, reload } = await junkTarget(t, { rate: 1, per: '1s', burst: 5 });
+  const c = session('127.0.0.1');
+  t.equal(await get(c, 'junk-first'), 401, 'a first failure: the address is held from here on');
+  idp.resetCounts();
+  const started = Date.now();
+  for (let i = 0; i < 3; i++) {
+    t.ok(await reload(), `reload ${i + 1}`);
+    await Promise.all(Array.from({ length: 100 }, (_, j) => get(c, `junk-${i}-${j}`)));
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const allowed = 5 + Math.ceil(seconds);
+  // Before: each reload made a new memo, and each wave got idp.max_concurrent (64) introspections.
+  t.ok(
+    idp.introspectionCount <= allowed + 1,
+    `3 reloads, each followed by 100 junk tokens, over ${seconds.toFixed(1)} s: ${idp.introspectionCount} introspections (bucket: ${allowed})`,
+  );
 });
