@@ -60,6 +60,8 @@ const TLS12_CIPHERS = [
 ].join(':');
 
 const NO_TUNNEL = 'CONNECT opens no tunnel here: the request target must be an absolute path such as "/orders?id=1".';
+/** What node:http takes for `Expect: 100-continue` (its continueExpression). */
+const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 export interface InboundListener {
   readonly address: AddressInfo;
@@ -325,8 +327,9 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     }
     const expect = headers.expect;
     if (expect !== undefined) {
-      // As node:http answers any other expectation: 417. 100 Continue is the handler's, once the body is needed.
-      if (expect !== '100-continue') return void res.writeHead(417, {}).end();
+      // As node:http answers any other expectation: 417, and reads 100-continue as it does (any
+      // case, in a list; `100-Continue` got 417 over h2 alone). It is the handler's, once the body is needed.
+      if (!CONTINUE_EXPECTED.test(expect)) return void res.writeHead(417, {}).end();
     }
     options.onRequest(req, res);
   });
