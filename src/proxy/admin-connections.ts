@@ -25,40 +25,60 @@ export const ADMIN_LIMITS: AdminLimits = {
 };
 
 /**
- * At most `maxConnections`, and `maxConnectionsPerAddress` from one network (an IPv6 /64 counts as
- * one). At the listener's bound the oldest connection without a request in flight makes room:
- * refusing the newcomer let 32 silent connections from each of 8 addresses shut out the kubelet's
- * probes, Prometheus and the backend's JWKS fetches. Node's headersTimeout starts at a request's
- * first byte, so a connection that sends none gets a socket timeout until its first request
- * (Node's own timeout listener then destroys it), cleared per request: a console feed is quiet for
- * 15 s at a time. (The server's own headersTimeout and requestTimeout are set by its creator.)
+ * A connection's state: no request in flight, one in flight since `since` (ms), or a stream the
+ * listener keeps (a console feed, bounded by its own caps and never closed to make room).
  */
-export function boundConnections(server: Server, limits: AdminLimits): void {
-  /** Each open connection's network, and whether a request is in flight on it. */
-  const open = new Map<Socket, { network: string; busy: boolean }>();
+type Use = { readonly network: string; busy: false | 'stream' | number };
+
+/**
+ * At most `maxConnections`, and `maxConnectionsPerAddress` from one network (an IPv6 /64 counts as
+ * one). At either bound a newcomer is served and makes room: at its network's bound, that
+ * network's oldest connection; at the listener's, the listener's. Oldest means the first opened of
+ * those without a request in flight, else the one whose request has been in flight longest, never
+ * a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
+ * kubelet's probes, Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled
+ * `POST /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's
+ * own 32 shut out every other client on it (127.0.0.1: the backend, exec probes). A probe's
+ * request is answered in a millisecond, long before it is the oldest of anything.
+ * Node's headersTimeout starts at a request's first byte, so a connection that sends none gets a
+ * socket timeout until its first request (Node's own timeout listener then destroys it), cleared
+ * per request: a console feed is quiet for 15 s at a time. (The server's own headersTimeout and
+ * requestTimeout are set by its creator.)
+ */
+export function boundConnections(server: Server, limits: AdminLimits, isStream: (req: IncomingMessage) => boolean): void {
+  const open = new Map<Socket, Use>();
   server.prependListener('request', (req: IncomingMessage, res) => {
     req.socket.setTimeout(0);
-    const entry = open.get(req.socket);
-    if (!entry) return;
-    entry.busy = true;
-    res.once('close', () => (entry.busy = false));
+    const use = open.get(req.socket);
+    if (!use) return;
+    use.busy = isStream(req) ? 'stream' : Date.now();
+    res.once('close', () => (use.busy = false));
   });
   server.on('connection', (socket: Socket) => {
     const network = clientNetworkOf(socket.remoteAddress ?? '');
     let held = 0;
-    let idle: Socket | undefined;
-    for (const [s, e] of open) {
-      if (e.network === network) held++;
-      if (!e.busy) idle ??= s;
-    }
-    if (held >= limits.maxConnectionsPerAddress) return void socket.destroy();
-    if (open.size >= limits.maxConnections) {
-      if (!idle) return void socket.destroy();
-      open.delete(idle);
-      idle.destroy();
+    for (const use of open.values()) if (use.network === network) held++;
+    const scope = held >= limits.maxConnectionsPerAddress ? network : open.size >= limits.maxConnections ? 'all' : undefined;
+    if (scope !== undefined) {
+      const room = oldest(open, scope);
+      if (!room) return void socket.destroy();
+      open.delete(room);
+      room.destroy();
     }
     open.set(socket, { network, busy: false });
     socket.setTimeout(limits.headersTimeoutMs);
     socket.once('close', () => open.delete(socket));
   });
+}
+
+/** In `scope` (a network, or 'all'): the first opened idle connection, else the longest busy one; never a stream. */
+function oldest(open: ReadonlyMap<Socket, Use>, scope: string): Socket | undefined {
+  let busiest: Socket | undefined;
+  let since = Infinity;
+  for (const [socket, use] of open) {
+    if (scope !== 'all' && use.network !== scope) continue;
+    if (use.busy === false) return socket;
+    if (use.busy !== 'stream' && use.busy < since) [busiest, since] = [socket, use.busy];
+  }
+  return busiest;
 }

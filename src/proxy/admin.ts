@@ -64,6 +64,9 @@ const refuse = (res: ServerResponse, refusal: WardenError) =>
   send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined));
 
 const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?', 1)[0] ?? '/';
+/** The console's event feed stays open: bounded by its own caps, it is never closed to make room. */
+const isConsoleFeed = (req: IncomingMessage): boolean => pathOf(req) === '/console/events';
 
 export async function startAdminServer(options: AdminOptions): Promise<AdminServer> {
   let loopbackOnly = false; // set once bound: what counts is the address, not how `host` spells it
@@ -90,7 +93,7 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
           : `use localhost, an IP address${listed}, or list the name in listeners.admin.hosts`;
         return refuse(res, new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
       }
-      const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+      const path = pathOf(req);
       if (CONSOLE_PATHS.has(path) && isCrossOriginRequest(req.headers)) {
         return refuse(
           res,
@@ -152,7 +155,7 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       return send(res, 404, 'text/plain', 'not found: try /, /healthz, /readyz or /metrics\n');
     },
   );
-  boundConnections(server, limits);
+  boundConnections(server, limits, isConsoleFeed);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

@@ -13,6 +13,8 @@ import { send, type AdminEndpoint } from './admin.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 const MAX_REVOKE_BODY = 16 * 1024;
+/** A revocation's body is a token or two: a client that has one sends it at once. */
+const REVOKE_BODY_DEADLINE_MS = 2000;
 
 /** Writes the JWKS to an HTTP/1.1 ServerResponse or an HTTP/2 H2Response. */
 export function writeJwks(
@@ -41,6 +43,48 @@ function refuse(res: ServerResponse, error: WardenError): void {
   send(res, error.status, 'application/problem+json', problemBody(error, undefined) + '\n');
 }
 
+/**
+ * The body, read whole within REVOKE_BODY_DEADLINE_MS, or undefined once refused (too large: 413;
+ * too slow: 408, the connection closed) or cut. Under the listener's 10 s request timeout alone, a
+ * body trickled a byte a second kept a connection busy for 10 s, and 256 of them, reopened as they
+ * ended, kept every probe, scrape and JWKS fetch off the admin listener.
+ */
+async function bodyOf(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const late = setTimeout(() => {
+    res.setHeader('connection', 'close');
+    refuse(
+      res,
+      new WardenError('ERR_REQUEST_TIMEOUT', {
+        rule: 'admin.tokens_revoke',
+        detail: `The body must arrive within ${REVOKE_BODY_DEADLINE_MS / 1000} s.`,
+      }),
+    );
+  }, REVOKE_BODY_DEADLINE_MS);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_REVOKE_BODY) {
+        refuse(
+          res,
+          new WardenError('ERR_BODY_TOO_LARGE', {
+            rule: 'admin.tokens_revoke',
+            detail: `The body may be at most ${MAX_REVOKE_BODY} bytes.`,
+          }),
+        );
+        return undefined;
+      }
+      chunks.push(chunk);
+    }
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(late);
+  }
+  return res.writableEnded ? undefined : Buffer.concat(chunks, size).toString('utf8');
+}
+
 const malformed = (detail: string) => new WardenError('ERR_REQUEST_MALFORMED', { rule: 'admin.tokens_revoke', detail });
 
 async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -55,23 +99,8 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
       }),
     );
   }
-  let raw = '';
-  try {
-    for await (const chunk of req) {
-      raw += (chunk as Buffer).toString('utf8');
-      if (raw.length > MAX_REVOKE_BODY) {
-        return refuse(
-          res,
-          new WardenError('ERR_BODY_TOO_LARGE', {
-            rule: 'admin.tokens_revoke',
-            detail: `The body may be at most ${MAX_REVOKE_BODY} bytes.`,
-          }),
-        );
-      }
-    }
-  } catch {
-    return;
-  }
+  const raw = await bodyOf(req, res);
+  if (raw === undefined) return;
   const type = req.headers['content-type'] ?? '';
   let sent: unknown;
   try {
