@@ -53,12 +53,14 @@ export const ERRORS = {
   // Sender-constrained tokens (src/identity/token-binding.ts, dpop-proof.ts): RFC 8705 / RFC 9449
   ERR_AUTHN_TOKEN_UNBOUND: { status: 401, title: 'Access token binding not proven', event: 'warden.authn.token_unbound' },
   ERR_AUTHN_DPOP_INVALID: { status: 401, title: 'DPoP proof not valid', event: 'warden.authn.dpop_invalid' },
-  ERR_DPOP_REPLAY_FULL: { status: 503, title: 'DPoP proof could not be checked', event: undefined },
+  // The cache is full of many callers' proofs: capacity, like limits.max_in_flight, so shed.
+  ERR_DPOP_REPLAY_FULL: { status: 503, title: 'DPoP proof could not be checked', event: 'warden.traffic.shed' },
   // One caller over its share of the DPoP replay cache: its own volume, so 429 and only for it.
   ERR_DPOP_REPLAY_SHARE: { status: 429, title: 'Too many recent DPoP proofs', event: 'warden.traffic.rate_limited' },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
-  ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: undefined },
+  // Raised where it is refused (src/identity/token-runtime.ts): the admin listener has no rescue.
+  ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: 'warden.token.revocation_refused' },
   // Traffic (src/stages/rate-limit.ts, src/proxy/handler.ts)
   ERR_RATE_LIMITED: { status: 429, title: 'Too many requests', event: 'warden.traffic.rate_limited' },
   ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight', event: 'warden.traffic.shed' },

@@ -356,10 +356,19 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       const untilMs = expiresAt !== undefined ? expiresAt * 1000 + tokens.leeway : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS);
       for (const hash of hashes) {
         if (!denylist.add(hash, untilMs, now)) {
-          throw new WardenError('ERR_REVOCATIONS_FULL', {
+          const full = new WardenError('ERR_REVOCATIONS_FULL', {
             rule: 'tokens.revocations',
             detail: `${DENYLIST_FULL}; the token is not revoked. Revoke it at its IdP, or retry once older revocations have ended.`,
           });
+          // A token that stays accepted: said every time (an operator's request, not a flood's).
+          events.emit('warden.token.revocation_refused', {
+            'warden.code': full.code,
+            'warden.action': 'block',
+            'warden.rule': 'tokens.revocations',
+            'warden.token.hash': hash.slice(0, 16),
+            'warden.detail': DENYLIST_FULL,
+          });
+          throw full;
         }
       }
       let sharedDone = false;

@@ -104,6 +104,11 @@ export const EVENTS = {
     description:
       'A token revoked through this replica could not be written to the shared token state (Redis down, out of memory, read-only): only this replica refuses it until a write-back (every `tokens.shared.write_back`) stores it.',
   },
+  'warden.token.revocation_refused': {
+    severity: 'error',
+    description:
+      'A revocation through POST /tokens/revoke was refused (ERR_REVOCATIONS_FULL): the sidecar already holds 100 000 revoked tokens whose end has not come (it never drops one early). The token is not revoked here; revoke it at its IdP.',
+  },
   'warden.token.shared_rejected': {
     severity: 'error',
     description:
@@ -162,7 +167,7 @@ export const EVENTS = {
   'warden.traffic.shed': {
     severity: 'warn',
     description:
-      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, or its body did not fit in limits.max_buffered_bytes or a full limits.spool_dir (load shedding).',
+      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, its body did not fit in limits.max_buffered_bytes or a full limits.spool_dir, or the DPoP replay cache was full (rule dpop.replay_cache) (load shedding).',
   },
   'warden.ratelimit.store_unavailable': {
     severity: 'error',

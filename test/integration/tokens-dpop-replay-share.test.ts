@@ -85,4 +85,29 @@ t.test('one caller cannot fill the DPoP replay cache for the others', async (t) 
     const others = await Promise.all(['alice', 'bob', 'carol'].map(async (sub) => codeOf(await (await caller(sub, 'app-1'))())));
     t.same(others, ['200', '200', '200'], 'other subjects of the same client are served');
   });
+  await t.test('a full cache (many callers’ proofs) refuses with 503 and raises warden.traffic.shed, counted on /metrics', async (t) => {
+    // It raised no event, no log line and no metric: an operator saw DPoP clients refused and nothing else.
+    const { s, caller, flood } = await setUp(t, { replay_cache_entries: 200, replay_entries_per_caller: 60 }, false);
+    for (const sub of ['a1', 'a2', 'a3', 'a4']) await flood(await caller(sub), 60);
+    const before = s.events.length;
+    const victim = await (await caller('victim'))();
+    t.equal(codeOf(victim), '503 ERR_DPOP_REPLAY_FULL', 'a new caller is refused: the cache is full');
+    const raised = s.events.slice(before);
+    t.equal(raised.length, 1, 'one event');
+    t.match(
+      raised,
+      [
+        {
+          name: 'warden.traffic.shed',
+          'warden.code': 'ERR_DPOP_REPLAY_FULL',
+          'warden.rule': 'dpop.replay_cache',
+          'http.response.status_code': 503,
+        },
+      ],
+      'one event for the refusal, with its code and rule',
+    );
+    t.equal(raised[0]?.['warden.request.id'], victim.json<{ request_id: string }>().request_id, 'on the refused request');
+    const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
+    t.match(metrics, /warden_security_events_total\{event="warden\.traffic\.shed"[^}]*\} [1-9]/, 'counted in warden_security_events_total');
+  });
 });
