@@ -6,8 +6,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
 import { clientNetworkOf } from '../net/client-network.js';
+import { isLoopbackAddress } from '../net/loopback.js';
 import { problemBody } from '../pipeline/rescue.js';
-import type { EventAttributes, EventName, EventSink, Severity } from '../telemetry/events.js';
+import type { EventAttributes, EventBus, EventName, EventSink, Severity } from '../telemetry/events.js';
 
 export interface ConsoleEvent {
   time: string;
@@ -27,16 +28,34 @@ const RING = 200;
 const MAX_CLIENTS = 16;
 /** One address could hold every place (a same-origin script, a loop of curl). */
 const MAX_CLIENTS_PER_ADDRESS = 4;
+/**
+ * The network a client's places count against: an IPv6 /64 is one (clientNetworkOf), and so is
+ * all of loopback: any local user can bind 127.0.0.2, .3, …, and four of them held all 16 places.
+ * (Only here: the data plane's rate limits tell loopback addresses apart.)
+ */
+const networkOf = (address: string): string => (isLoopbackAddress(address) ? 'loopback' : clientNetworkOf(address));
 /** Bytes queued for a client beyond which it is considered stuck and dropped. */
 const MAX_BACKLOG_BYTES = 1024 * 1024;
 
-function refuse(res: ServerResponse, detail: string): void {
+/** 503 ERR_OVERLOADED, and its event (warden.traffic.shed) as for any other refusal of that code. */
+function refuse(req: IncomingMessage, res: ServerResponse, detail: string, events: EventBus | undefined): void {
   const full = new WardenError('ERR_OVERLOADED', { rule: 'console.clients', detail });
+  events?.emit('warden.traffic.shed', {
+    'client.address': req.socket.remoteAddress ?? '',
+    'http.request.method': req.method ?? 'GET',
+    'url.path': '/console/events',
+    'http.response.status_code': full.status,
+    'warden.code': full.code,
+    'warden.action': 'block',
+    'warden.rule': 'console.clients',
+    'warden.detail': detail,
+  });
   res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' });
   res.end(problemBody(full, undefined) + '\n');
 }
 
-export function createEventFeed(): EventFeed {
+/** `events`: where its own refusals are raised (the bus it is a sink of). */
+export function createEventFeed(events?: EventBus): EventFeed {
   const ring: string[] = [];
   const clients = new Set<ServerResponse>();
   const heartbeat = setInterval(() => {
@@ -62,13 +81,18 @@ export function createEventFeed(): EventFeed {
       for (const res of clients) push(res, frame);
     },
     serve(req, res) {
-      // By network, as the admin listener counts connections (an IPv6 /64 is one address).
-      const network = clientNetworkOf(req.socket.remoteAddress ?? '');
+      const network = networkOf(req.socket.remoteAddress ?? '');
       let fromAddress = 0;
-      for (const c of clients) if (clientNetworkOf(c.req.socket.remoteAddress ?? '') === network) fromAddress++;
+      for (const c of clients) if (networkOf(c.req.socket.remoteAddress ?? '') === network) fromAddress++;
       if (fromAddress >= MAX_CLIENTS_PER_ADDRESS)
-        return refuse(res, `At most ${MAX_CLIENTS_PER_ADDRESS} console clients from one address at once; close one first.`);
-      if (clients.size >= MAX_CLIENTS) return refuse(res, `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`);
+        return refuse(
+          req,
+          res,
+          `At most ${MAX_CLIENTS_PER_ADDRESS} console clients from one address (all of loopback is one) at once; close one first.`,
+          events,
+        );
+      if (clients.size >= MAX_CLIENTS)
+        return refuse(req, res, `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`, events);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       res.write('retry: 2000\n\n');
       for (const frame of ring) res.write(frame);

@@ -330,7 +330,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     events,
     drops: telemetryDrops,
   });
-  const consoleFeed = createEventFeed();
+  const consoleFeed = createEventFeed(events);
   events.addSink(consoleFeed.sink);
 
   // The workload identity comes first: without a certificate there is nothing to listen with.

@@ -167,7 +167,7 @@ export const EVENTS = {
   'warden.traffic.shed': {
     severity: 'warn',
     description:
-      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, its body did not fit in limits.max_buffered_bytes or a full limits.spool_dir, or the DPoP replay cache was full (rule dpop.replay_cache) (load shedding).',
+      'A request was refused with 503 because limits.max_in_flight requests were already in the sidecar, its body did not fit in limits.max_buffered_bytes or a full limits.spool_dir, or the DPoP replay cache was full (rule dpop.replay_cache) (load shedding); or the admin console had no event-feed place left (rule console.clients).',
   },
   'warden.ratelimit.store_unavailable': {
     severity: 'error',
