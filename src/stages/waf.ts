@@ -25,6 +25,7 @@ import {
 } from '../net/media-type.js';
 import { isActiveDoctype, readXml, xmlEncodingProblem, type XmlReading } from '../net/xml-body.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
+import { wideEncoding } from '../net/wide-encoding.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
 // `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
@@ -456,8 +457,11 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       const mime = mediaTypeOf(contentType);
       if (!isWafBufferedBody(mime)) return undefined;
       const body = ctx.body;
+      // A charset named, or UTF-16/32 by the first bytes (JSON readers detect it whatever the header says).
       const charset =
-        body !== undefined && body.length > 0 ? (unreadableCharset(contentType) ?? xmlEncodingProblem(mime, body)) : undefined;
+        body !== undefined && body.length > 0
+          ? (unreadableCharset(contentType) ?? wideEncoding(body) ?? xmlEncodingProblem(mime, body))
+          : undefined;
       if (charset !== undefined) {
         // Detect mode reports it and still inspects the rest of the request.
         const refused = verdictOf(charsetRefusal(charset), o, ctx);
@@ -497,38 +501,50 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
       let xmlChars = 0;
       let xmlStrings = 0;
       let xmlNestedText = 0;
-      let xmlRefused: InputRefused | WafInputTooLarge | undefined;
+      // A JSON or XML part refused (its encoding, its XML); no XML part is read after one.
+      let partRefused: InputRefused | WafInputTooLarge | undefined;
       const readXmlPart = (name: string, value: string, mimeType: string) => {
         // Empty, as an empty body is not read either.
         if (value === '') return;
         const encoding = xmlEncodingProblem(mimeType, Buffer.from(value));
-        if (encoding !== undefined) return void (xmlRefused = new InputRefused(charsetRefusal(encoding)));
+        if (encoding !== undefined) return void (partRefused = new InputRefused(charsetRefusal(encoding)));
         xmlChars += value.length;
         const xml = readXml(value, {
           maxDepth: limits.maxDepth,
           maxStrings: limits.maxEntries + 1 - xmlStrings,
           maxNestedText: nestedTextBudget(xmlChars) - xmlNestedText,
         });
-        xmlRefused = xmlRefusal(xml, 'part');
+        partRefused = xmlRefusal(xml, 'part');
         xmlStrings += xml.strings.length;
         xmlNestedText += xml.nestedText;
         for (const [, s] of xml.strings) fields.push([name, s]);
       };
+      /** A JSON or XML part in UTF-16 or UTF-32 by its first bytes (Jackson detects it): refused as such a body is. */
+      const wideRefused = (value: string) => {
+        const encoding = wideEncoding(value);
+        if (encoding !== undefined) partRefused ??= new InputRefused(charsetRefusal(encoding));
+        return encoding !== undefined;
+      };
+      const readField = (name: string, value: string, mimeType: string) => {
+        fields.push([name, value]);
+        // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
+        if (isJsonMediaType(mimeType)) {
+          if (!wideRefused(value)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
+        }
+        // An XML part (Spring binds one with its XML converter): its text as a parser reads it,
+        // character references decoded, and its document type declaration refused, as a body's.
+        else if (isXmlMediaType(mimeType) && partRefused === undefined && !wideRefused(value)) readXmlPart(name, value, mimeType);
+      };
+      // An XML file part is read for its strings when it parses, and left as a file when it does
+      // not; but not one in UTF-16 or UTF-32, which Spring's converter decodes and binds.
       const readXmlFile = (name: string, value: string) => {
+        if (wideRefused(value)) return;
         const xml = readXml(value, {
           maxDepth: limits.maxDepth,
           maxStrings: limits.maxEntries,
           maxNestedText: nestedTextBudget(value.length),
         });
         if (xmlRefusal(xml, 'part') === undefined) for (const [, s] of xml.strings) fields.push([name, s]);
-      };
-      const readField = (name: string, value: string, mimeType: string) => {
-        fields.push([name, value]);
-        // A JSON part (Spring's @RequestPart binds one): its strings unescaped too.
-        if (isJsonMediaType(mimeType)) for (const s of jsonStringLiterals(value)) fields.push([name, s]);
-        // An XML part (Spring binds one with its XML converter): its text as a parser reads it,
-        // character references decoded, and its document type declaration refused, as a body's.
-        else if (isXmlMediaType(mimeType) && xmlRefused === undefined) readXmlPart(name, value, mimeType);
       };
       const multipart = createMultipartStream(
         contentType as string,
@@ -568,7 +584,7 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
             const problem = found ?? (unnamedTooLarge ? 'a field is too large' : undefined);
             if (problem !== undefined) return verdictOf(unreadable(problem, o.cfg), o, ctx);
             return judge(ctx, (t) => {
-              if (xmlRefused !== undefined) throw xmlRefused;
+              if (partRefused !== undefined) throw partRefused;
               if (fields.length > 0) addValue(t, '/body', formOf(fields), limits);
               if (files.length > 0) addValue(t, '/files', formOf(files), limits);
             });

@@ -1,0 +1,36 @@
+/**
+ * Text in UTF-16 or UTF-32 by its first bytes, which the waf would read as UTF-8. JSON readers
+ * handed the bytes tell the encoding from them, whatever the Content-Type says (RFC 4627 §3:
+ * Python's json.loads on bytes, which Flask's get_json uses, and Jackson): a byte order mark, or a
+ * NUL among the first four bytes. Read as UTF-8, `{\0"\0q\0"\0:\0"\0\\\0u\x000\x002\x007\0…`
+ * keeps no JSON escape the waf could undo, and the backend decodes `\u0027` into a quote.
+ *
+ * No UTF-8 text opens so: FF and FE are no UTF-8 bytes, and neither JSON nor any text format the
+ * waf reads starts with a NUL. Only the first four bytes are looked at.
+ */
+
+const BY_BYTE_ORDER_MARK = 'UTF-16 or UTF-32 (by its byte order mark)';
+const BY_NUL = 'UTF-16 or UTF-32 (by a NUL among its first bytes)';
+const REPLACEMENT = 0xfffd;
+
+/**
+ * Why `content` reads as UTF-16 or UTF-32 to a reader that detects it, or undefined. `content` is
+ * the bytes, or text already decoded as UTF-8 (busboy's fields, a part read whole), in which a
+ * UTF-16 byte order mark's bytes (FF FE, FE FF) read as two U+FFFD and a NUL stays a NUL.
+ */
+export function wideEncoding(content: Buffer | string): string | undefined {
+  if (typeof content === 'string') {
+    if (content.charCodeAt(0) === REPLACEMENT && content.charCodeAt(1) === REPLACEMENT) return BY_BYTE_ORDER_MARK;
+    const n = Math.min(content.length, 4);
+    for (let i = 0; i < n; i++) if (content.charCodeAt(i) === 0) return BY_NUL;
+    return undefined;
+  }
+  const a = content[0];
+  const b = content[1];
+  // FF FE is UTF-16LE's mark and UTF-32LE's first half (FF FE 00 00); FE FF UTF-16BE's.
+  if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return BY_BYTE_ORDER_MARK;
+  // UTF-32BE's mark (00 00 FE FF) and every unmarked UTF-16 or UTF-32 text opening with ASCII.
+  const n = Math.min(content.length, 4);
+  for (let i = 0; i < n; i++) if (content[i] === 0) return BY_NUL;
+  return undefined;
+}
