@@ -13,6 +13,8 @@
  * numbers beyond a double (`1e999999` parses as Infinity, which passes `type: integer`), and
  * duplicate member names (this parser keeps the last, many backends the first).
  */
+import { escapesUndone, yamlEscapesUndone } from './string-escapes.js';
+
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class NotInteroperable extends Error {}
@@ -133,32 +135,13 @@ function membersOf(value: unknown): number {
   return members;
 }
 
-const ESCAPE = /\\(?:u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2})|([^]))/g;
-const SINGLE_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '0': '\0' };
-
-/**
- * A literal's content with its escapes undone as the most lenient reader does: JSON's, and
- * JSON5's `\x27`, `\'` and any other escaped character standing for itself (Json.NET, JSON5).
- */
-function unescapedLiteral(literal: string): string {
-  return literal
-    .slice(1, -1)
-    .replace(ESCAPE, (_, u?: string, x?: string, c?: string) =>
-      u !== undefined
-        ? String.fromCharCode(parseInt(u, 16))
-        : x !== undefined
-          ? String.fromCharCode(parseInt(x, 16))
-          : (SINGLE_ESCAPES[c as string] ?? (c as string)),
-    );
-}
-
 /**
  * Every string literal of a body that is not interoperable JSON (a leading BOM, which Express's
  * body parser drops; a member named twice, where parsers differ on which value counts; bytes that
  * are not UTF-8; Json.NET's and JSON5's single-quoted strings and comments, which ASP.NET with
  * Newtonsoft.Json reads), each with its escapes undone: keys and values alike, whichever a
- * backend keeps. The waf inspects these besides the text as it is, in which `\u0027` would hide a
- * quote.
+ * backend keeps; and the literals of text formats with such escapes (GraphQL, YAML, NDJSON). The
+ * waf inspects these besides the text as it is, in which `\u0027` would hide a quote.
  */
 export function jsonStringLiterals(text: string): string[] {
   const strings: string[] = [];
@@ -178,7 +161,12 @@ export function jsonStringLiterals(text: string): string[] {
       else openSingle = false;
       continue;
     }
-    strings.push(unescapedLiteral(text.slice(i, end + 1)));
+    // Its escapes undone (string-escapes.ts), as YAML reads them too when that differs.
+    const content = text.slice(i + 1, end);
+    const undone = escapesUndone(content);
+    strings.push(undone);
+    const yaml = yamlEscapesUndone(content);
+    if (yaml !== undefined && yaml !== undone) strings.push(yaml);
     i = end;
   }
   return strings;

@@ -9,7 +9,7 @@ import { WardenError } from '../errors.js';
 import type { RequestContext, Stage, StreamingStage, Verdict } from '../pipeline/stage.js';
 import { reportDetected } from '../pipeline/rescue.js';
 import type { EventBus, EventName } from '../telemetry/events.js';
-import { addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
+import { addText, addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import {
   contentStart,
@@ -387,7 +387,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     if (json !== undefined) return addValue(t, '/body', json.value, limits);
     // Not interoperable JSON (or none): the text as it is, and every string in it unescaped.
     const text = body.toString('utf8');
-    addValue(t, '/body', text, limits);
+    addText(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
   } else if (isXmlMediaType(mime)) {
     const text = body.toString('utf8');
@@ -402,12 +402,16 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/') || isTextualApplication(mime)) {
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
-    addValue(t, '/body', mime === FORM_MEDIA_TYPE || mime === '' ? parametersOf(text) : text, limits);
+    const asJson = mime === '' || looksLikeJson(body);
+    if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', parametersOf(text), limits);
+    // Text whose strings are read below with their escapes undone, or else as a whole.
+    else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);
+    else addValue(t, '/body', text, limits);
     // And as JSON when it is JSON whatever the type says: a Go handler decodes the body whatever
     // its Content-Type (untyped bodies always, for the same reason).
-    if (mime === '' || looksLikeJson(body)) addJsonReading(t, request, text, limits);
+    if (asJson) addJsonReading(t, request, text, limits);
     // Text formats with JSON's string escapes that need not open like JSON (NDJSON after a first
-    // line, GraphQL's "…\u0027…"): their quoted strings unescaped too.
+    // line, GraphQL's "…\u0027…", YAML's "…\U00000027…"): their quoted strings unescaped too.
     else if (isTextualApplication(mime)) addValue(t, '/body', jsonStringLiterals(text), limits);
   }
 }

@@ -1,11 +1,14 @@
 /**
  * A request's names and values as libddwaf sees them: flattened into one list of strings with
- * their parameter paths, decoded the way the backend decodes them (query once, JSON, form). Names
+ * their parameter paths, decoded the way the backend decodes them (query once, JSON, form; and a
+ * string with backslash escapes as a language embedded in it would undo them). Names
  * become entries like values, so a payload in a key is inspected too; strings longer than
  * libddwaf's 4 096-character limit are cut into overlapping pieces, and the list is handed over in
  * containers of at most 256 entries — so nothing hides in length, width or depth, which libddwaf
  * would otherwise skip silently.
  */
+
+import { escapesUndone, yamlEscapesUndone } from '../net/string-escapes.js';
 
 export interface WafTexts {
   readonly texts: string[];
@@ -60,9 +63,24 @@ const NON_ASCII = /[\u0080-\uffff]/;
 /** Exported for the test that holds it to the rules. */
 export const isInert = (text: string) => INERT.test(text) && !NOT_INERT.test(text);
 
-function push(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
+function push(out: WafTexts, path: string, text: string, limits: FlattenLimits, escapes = true): void {
   if (++out.entries > limits.maxEntries) throw new WafInputTooLarge('entries');
   if (isInert(text)) return;
+  pushReadings(out, path, text);
+  // `{ s(q: "\u{3C}script>") }` in a JSON string: the language the backend hands a string to
+  // (GraphQL, YAML, JavaScript) undoes escapes that the parse which gave it left. Only strings
+  // with a backslash pay for it.
+  if (escapes && text.includes('\\')) {
+    const undone = escapesUndone(text);
+    if (undone !== text) pushReadings(out, path, undone);
+    const yaml = yamlEscapesUndone(text);
+    if (yaml !== undefined && yaml !== undone) pushReadings(out, path, yaml);
+  }
+  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
+}
+
+/** A string as it is, and as backends that drop NULs or normalise it read it. */
+function pushReadings(out: WafTexts, path: string, text: string): void {
   // `<scr\0ipt>`: a NUL splits a keyword for the rules but not for every backend.
   if (text.includes('\0')) pushPieces(out, path, text.replaceAll('\0', ''));
   // `1＇ OR 1=1`: SQL Server's best-fit conversion to varchar and NFKC normalisation (Python,
@@ -72,7 +90,6 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits):
     if (compatible !== text) pushPieces(out, path, compatible);
   }
   pushPieces(out, path, text);
-  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
 }
 
 /** SQL block comments and runs of white space: what a statement reads as one space, however long. */
@@ -103,6 +120,14 @@ function cutIntoPieces(out: WafTexts, path: string, text: string): void {
 /** Adds a value (a string, or a parsed JSON / form structure) and every key in it. */
 export function addValue(out: WafTexts, path: string, value: unknown, limits: FlattenLimits): void {
   visit(out, out.paths ? path : '', value, 0, limits);
+}
+
+/**
+ * A body's text as it is, when its quoted strings are read on their own with their escapes undone
+ * (jsonStringLiterals): undoing them again in the whole text would inspect it twice over.
+ */
+export function addText(out: WafTexts, path: string, text: string, limits: FlattenLimits): void {
+  push(out, out.paths ? path : '', text, limits, false);
 }
 
 // Recursive: the depth is bounded by limits.maxDepth, checked before going deeper.

@@ -7,10 +7,12 @@
  * sidecar before the backend sees it.
  */
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startTestSidecar, type CapturedEvent } from '../support/sidecar.js';
+
+const hasPyYaml = spawnSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' }).status === 0;
 
 /**
  * A backend that decodes a body as a Flask API would (JSON: json.loads on the bytes, as get_json
@@ -178,5 +180,56 @@ t.test('the waf against a decoding backend', async (t) => {
       200,
       'a UTF-8 JSON part passes',
     );
+  });
+
+  await t.test("GraphQL's \\u{3C} is undone, in application/graphql, in JSON's query and in a query parameter", async (t) => {
+    const q = (arg: string) => `{ search(q: "${arg}") { id } }`;
+    const xss = '\\u{3C}script\\u{3E}alert(document.cookie)\\u{3C}/script\\u{3E}';
+    const sqli = '1\\u{27} OR \\u{27}1\\u{27}=\\u{27}1';
+    const before = backend.forwarded();
+    for (const [what, send] of [
+      ['application/graphql, XSS', () => post('/graphql', 'application/graphql', q(xss))],
+      ['JSON {query}, XSS', () => post('/graphql', 'application/json', JSON.stringify({ query: q(xss) }))],
+      ['JSON {query}, SQL injection (h2)', () => post('/graphql', 'application/json', JSON.stringify({ query: q(sqli) }), h2)],
+      ['GET ?query=, SQL injection', () => fetchText(`${s.url}/graphql?query=${encodeURIComponent(q(sqli))}`, h1)],
+      [
+        'code points with leading zeros',
+        () => post('/graphql', 'application/graphql', q('\\u{00003C}script\\u{3E}alert(1)\\u{3C}/script\\u{3E}')),
+      ],
+    ] as const) {
+      const r = await send();
+      t.equal(r.status, 403, `${what}: 403`);
+      t.match(lastEvent().name, /^warden\.input\.(?:xss|sqli)$/, `${what}: an input event`);
+    }
+    t.equal(backend.forwarded(), before, 'the backend saw none of them');
+    t.equal(
+      (await post('/graphql', 'application/json', JSON.stringify({ query: q('caf\\u{E9} \\u{1F600}') }))).status,
+      200,
+      'benign escapes pass',
+    );
+  });
+
+  await t.test("YAML's escapes are undone as PyYAML undoes them", { skip: hasPyYaml ? false : 'PyYAML is not installed' }, async (t) => {
+    const cases = [
+      ['\\U0000003C (eight hex digits)', 'q: "\\U0000003Cscript\\U0000003Ealert(document.cookie)\\U0000003C/script\\U0000003E"\n'],
+      ["an escaped line break, the next line's indent dropped", 'q: "<scr\\\n  ipt>alert(document.cookie)</scr\\\n  ipt>"\n'],
+      ['\\U00000027 and escaped line breaks (h2)', 'q: "1\\U00000027 UNI\\\n  ON SEL\\\n  ECT password FROM users--"\n'],
+      ['\\_ (a no-break space) between keywords', 'q: "1\\U00000027\\_OR\\_\\U00000027a\\U00000027=\\U00000027a"\n'],
+    ] as const;
+    const before = backend.forwarded();
+    for (const [what, body] of cases) {
+      const decoded = JSON.parse(await backend.decodes('application/yaml', body)) as { q?: string };
+      t.match(decoded.q, /<script>|' UNION SELECT|'\u00a0OR\u00a0'a'='a/, `${what}: PyYAML decodes the attack`);
+      const r = await post('/search', 'application/yaml', body, what.includes('h2') ? h2 : h1);
+      t.equal(r.status, 403, `${what}: 403`);
+    }
+    t.equal(backend.forwarded(), before, 'the backend saw none of them');
+    const benign = 'note: "caf\\u00e9 \\U0001F600 one\\\n  line"\n';
+    t.same(
+      JSON.parse(await backend.decodes('application/yaml', benign)),
+      { note: 'caf\u00e9 \u{1F600} oneline' },
+      'PyYAML reads the benign escapes',
+    );
+    t.equal((await post('/search', 'application/yaml', benign)).status, 200, 'benign YAML escapes pass');
   });
 });

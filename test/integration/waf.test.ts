@@ -214,7 +214,8 @@ t.test('waf, block mode', async (t) => {
         'JSON without a Content-Type, escapes decoded (decoders that ignore the type)',
         () => fetchText(`${s.url}/search`, h2, { method: 'POST', body: '{"q":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}' }),
         'warden.input.xss',
-        '/body/q',
+        // Read as a form first (one name), whose escapes are undone too, before its JSON reading.
+        '/body/*#name',
       ],
       [
         'form value',
@@ -232,7 +233,8 @@ t.test('waf, block mode', async (t) => {
         'multipart JSON part (Spring binds one), escapes decoded',
         () => upload('form-data; name="meta"\r\nContent-Type: application/json', '{"q":"\\u0027 OR 1=1 --"}'),
         'warden.input.sqli',
-        '/body/meta/2',
+        // The part as sent, its escapes undone (its literals, unescaped, are /body/meta/1 and 2).
+        '/body/meta/0',
       ],
       [
         'multipart octet-stream part without a file name (busboy: a file; PHP and Spring: a text field)',

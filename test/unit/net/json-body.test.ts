@@ -1,7 +1,7 @@
 // JSON bodies that parsers read differently are not JSON to Warden: invalid UTF-8, numbers beyond a
 // double, duplicate member names. Everything else parses as JSON.parse does.
 import t from 'tap';
-import { hasDuplicateMembers, jsonBodyOf, parseJsonBody, type BufferedBody } from '../../../src/net/json-body.js';
+import { hasDuplicateMembers, jsonBodyOf, jsonStringLiterals, parseJsonBody, type BufferedBody } from '../../../src/net/json-body.js';
 
 const parse = (text: string | Buffer) => parseJsonBody(Buffer.isBuffer(text) ? text : Buffer.from(text));
 
@@ -75,4 +75,9 @@ t.test('string literals of a body with an unterminated literal are read in one p
     process.stdout.write(JSON.stringify(jsonStringLiterals(text)));`;
   const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20_000 });
   t.same(JSON.parse(out.toString()), ['tail'], 'the double quote never closes; the single-quoted literal after it is read');
+});
+
+t.test("string literals are read with GraphQL's and YAML's escapes undone too", async (t) => {
+  t.same(jsonStringLiterals('{ s(q: "\\u{3C}b\\u{3E}") }'), ['<b>'], 'GraphQL');
+  t.same(jsonStringLiterals('q: "1\\U00000027 UNI\\\n  ON"\n'), ['1U00000027 UNI  ON', "1' UNION"], 'YAML: both readings');
 });

@@ -1,6 +1,6 @@
 /** What the flattener hands libddwaf besides the strings as sent (src/threats/waf-input.ts). */
 import t from 'tap';
-import { addValue, createWafTexts, isInert } from '../../../src/threats/waf-input.js';
+import { addText, addValue, createWafTexts, isInert } from '../../../src/threats/waf-input.js';
 import { createWafEngine } from '../../../src/threats/waf.js';
 import { wafRuleset } from '../../../src/stages/waf-rules/rules.js';
 
@@ -64,4 +64,17 @@ t.test('what the inert shortcut skips, no rule flags (the real engine over its a
     t.same(flagged.slice(0, 20), [], `paranoia ${paranoia}: no skipped string is flagged`);
   }
   for (const s of ['win.ini', 'boot.ini', 'WIN.INI', 'null--', '-null--']) t.notOk(isInert(s), `${s} is inspected`);
+});
+
+t.test('a string with backslash escapes is also read with them undone (a query language inside JSON)', async (t) => {
+  const texts = createWafTexts();
+  addValue(texts, '/body', { query: '{ s(q: "\\u{3C}b\\u{3E}") }', yaml: 'a\\U00000027b', plain: 'a b' }, limits);
+  t.same(
+    texts.texts,
+    ['{ s(q: "\\u{3C}b\\u{3E}") }', '{ s(q: "<b>") }', 'a\\U00000027b', 'aU00000027b', "a'b", 'a b'],
+    'as sent, escapes undone, and as YAML reads them where that differs',
+  );
+  const text = createWafTexts();
+  addText(text, '/body', '{"q":"\\u0027"}', limits);
+  t.same(text.texts, ['{"q":"\\u0027"}'], 'a body whose literals are read on their own: as sent only');
 });
