@@ -58,6 +58,20 @@ function commandName(argv: string[]): string {
   return Object.hasOwn(commands, three) ? three : `${first} ${second ?? ''}`.trim();
 }
 
+/**
+ * The command group `argv` names without a command of it (`ca`, `ca token --help`, `config -c x`:
+ * its words up to the first option); undefined otherwise (`ca foo` is an unknown command).
+ */
+function groupOf(argv: string[]): string | undefined {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg.startsWith('-')) break;
+    words.push(arg);
+  }
+  const group = words.join(' ');
+  return Object.keys(commands).some((c) => c.startsWith(`${group} `)) ? group : undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [first] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
@@ -70,9 +84,20 @@ export async function main(argv: string[]): Promise<number> {
   }
   const name = commandName(argv);
   const command = commands[name];
+  const group = command ? undefined : groupOf(argv);
+  if (group !== undefined) {
+    // `warden ca`, `warden ca token --help`: the group's commands, not "unknown command".
+    const asked = argv.includes('-h') || argv.includes('--help');
+    const lines = help.split('\n').filter((line) => line.startsWith(`  ${group} `));
+    (asked ? console.log : console.error)(`Usage: warden ${group} <command> [options]\n\nCommands:\n${lines.join('\n')}`);
+    return asked ? EXIT.ok : EXIT.usage;
+  }
   if (!command) {
     const hint = (Object.hasOwn(groups, first) ? groups[first] : undefined) ?? 'warden --help';
-    console.error(`warden: unknown command "${name}" (see ${hint})`);
+    // As typed (its words up to its options): `ca token foo`, not the `ca token` it was looked up as.
+    const options = argv.findIndex((a) => a.startsWith('-'));
+    const typed = argv.slice(0, options < 0 ? 3 : Math.min(options, 3)).join(' ');
+    console.error(`warden: unknown command "${typed || name}" (see ${hint})`);
     return EXIT.usage;
   }
   const rest = argv.slice(name.split(' ').length);

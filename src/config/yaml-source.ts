@@ -5,8 +5,20 @@
  * substituted secret cannot inject YAML.
  */
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
-import { ConfigError, type ConfigIssue } from './config-error.js';
+import {
+  LineCounter,
+  parseDocument,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  visit,
+  type Alias,
+  type Document,
+  type Node as YamlNode,
+} from 'yaml';
+import { ConfigError, formatFieldPath, type ConfigIssue } from './config-error.js';
 import { MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 
 export interface YamlSource {
@@ -73,8 +85,8 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   const issues: ConfigIssue[] = [];
   const substitutedNodes = new Set<unknown>();
   const substitutedValues: string[] = [];
-  substitute(doc, env, baseDir, reload, substitutedNodes, substitutedValues, (node, message) =>
-    issues.push({ file, line: lineAt(node.range?.[0]), field: '', message }),
+  substitute(doc, env, baseDir, reload, substitutedNodes, substitutedValues, (node, field, message) =>
+    issues.push({ file, line: lineAt(node.range?.[0]), field, message }),
   );
   const loop = recursiveAlias(doc);
   if (loop)
@@ -192,15 +204,16 @@ function substitute(
   reload: boolean,
   substituted: Set<unknown>,
   values: string[],
-  report: (node: YamlNode, message: string) => void,
+  reportAt: (node: YamlNode, field: string, message: string) => void,
 ): void {
   const kept = (value: string): string => {
     values.push(value);
     return value;
   };
   visit(doc, {
-    Scalar(key, node) {
+    Scalar(key, node, path) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const report = (at: YamlNode, message: string) => reportAt(at, fieldOf(path, node), message);
       node.value = node.value.replace(PLACEHOLDER, (whole, escaped: string | undefined, expr: string) => {
         if (escaped) return whole.slice(1); // "$${X}" is a literal "${X}"
         substituted.add(node);
@@ -225,11 +238,27 @@ function substitute(
         const value = env[name];
         if (value !== undefined && value !== '') return kept(value);
         if (fallback !== undefined) return kept(fallback);
-        report(node, `environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+        report(
+          node,
+          `environment variable ${name} is ${value === '' ? 'empty' : 'not set'} (write \${${name}:-default} to give a default)`,
+        );
         return '';
       });
     },
   });
+}
+
+/** The dotted field path (`upstream.url`, `routes[2].path`) of a scalar, from the visitor's ancestors. */
+function fieldOf(ancestors: readonly unknown[], node: unknown): string {
+  const segments: (string | number)[] = [];
+  const chain = [...ancestors, node];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (isPair(parent) && isScalar(parent.key)) segments.push(String(parent.key.value));
+    else if (isSeq(parent)) segments.push(parent.items.indexOf(child));
+  }
+  return formatFieldPath(segments);
 }
 
 /**

@@ -259,7 +259,15 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       cache.delete(hash);
       const found = await endpoints.get().catch(() => undefined);
       if (!found?.revocation) return false;
-      await client.revoke(found.revocation, token);
+      const started = performance.now();
+      try {
+        await client.revoke(found.revocation, token);
+      } catch (err) {
+        const reason = err instanceof IdpError ? err.reason : 'bad_response';
+        metrics.idpCall('revocation', reason, (performance.now() - started) / 1000);
+        throw err;
+      }
+      metrics.idpCall('revocation', 'ok', (performance.now() - started) / 1000);
       return true;
     },
     forget(hash) {

@@ -32,12 +32,31 @@ t.test('--version and --help', async (t) => {
     t.match(r.stdout, new RegExp(`^Usage: warden ${command.join(' ')}`));
   }
   t.equal(warden().code, 2, 'no command: usage, exit 2');
+  // A command group lists its commands (it said "unknown command").
+  const ca = warden('ca', '--help');
+  t.equal(ca.code, 0, 'ca --help');
+  t.match(ca.stdout, /^Usage: warden ca <command>[^]*ca serve -c FILE[^]*ca token create[^]*ca list/);
+  t.notMatch(ca.stdout, /proxy -c FILE/, 'only its own commands');
+  const token = warden('ca', 'token', '--help');
+  t.equal(token.code, 0);
+  t.same(
+    token.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('  '))
+      .map((l) => l.trim().split(/\s+/).slice(0, 3).join(' ')),
+    ['ca token create', 'ca token list', 'ca token revoke'],
+  );
+  const bare = warden('ca');
+  t.equal(bare.code, 2, 'ca alone: its commands on stderr, exit 2');
+  t.match(bare.stderr, /^Usage: warden ca <command>/);
+  t.match(warden('config', '--help').stdout, /config check -c FILE/);
 });
 
 t.test('usage errors are one line and exit 2', async (t) => {
   const unknown = warden('proxi');
   t.equal(unknown.code, 2);
   t.equal(unknown.stderr, 'warden: unknown command "proxi" (see warden --help)\n');
+  t.equal(warden('ca', 'token', 'foo').stderr, 'warden: unknown command "ca token foo" (see warden --help)\n', 'named as typed');
   const missing = warden('proxy');
   t.equal(missing.code, 2);
   t.equal(missing.stderr, 'warden proxy: missing -c FILE (the sidecar configuration; see warden proxy --help)\n');
