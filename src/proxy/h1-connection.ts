@@ -41,7 +41,14 @@ type TrackedSocket = TLSSocket & { [CONNECTION]?: H1Connection };
 
 /** The connection's tracker, made by trackH1Connection. */
 export function h1ConnectionOf(socket: unknown): H1Connection | undefined {
-  return (socket as TrackedSocket)[CONNECTION];
+  return (socket as TrackedSocket | null | undefined)?.[CONNECTION];
+}
+
+/** `res` ends its connection: through the connection's tracker when it has one (H1Connection.closeAfter). */
+export function closeConnectionAfter(res: ServerResponse, socket: unknown): void {
+  const connection = h1ConnectionOf(socket);
+  if (connection !== undefined) connection.closeAfter(res);
+  else res.shouldKeepAlive = false;
 }
 
 export function trackH1Connection(socket: TLSSocket, limits: H1ConnectionLimits, dispatch: Dispatch): H1Connection {
@@ -96,10 +103,43 @@ export class H1Connection {
     if (this.#waiting.length > 0 || this.#closesConnection !== undefined) return;
     let last: ServerResponse | undefined;
     for (const res of this.#owed) last = res;
-    if (last !== undefined && !last.headersSent) this.#closeAfter(last);
+    if (last !== undefined && !last.headersSent) this.#markClosing(last);
   }
 
-  #closeAfter(res: ServerResponse): void {
+  /**
+   * The connection ends with `res`'s answer (a refusal that trusts the connection with no further
+   * request): requests parsed after it are never started, so never run at the backend (RFC 9112
+   * §9.6). Only marking the response `Connection: close` left node:http to hand on every request
+   * it had parsed behind it: the backend ran them, and their answers were dropped with the
+   * connection: in smuggling terms the smuggled request. A response not yet started (still
+   * waiting) is answered as it is. Requests started after a started one (its refusal came from a
+   * stage that waited) may have reached the backend already: they are answered, and the
+   * connection closes after the last of them, as drain() does.
+   */
+  closeAfter(res: ServerResponse): void {
+    if (this.#closesConnection !== undefined) return;
+    const at = this.#waiting.indexOf(res);
+    if (at > 0) {
+      this.#waiting.length = at - 1; // its request, itself and all after it
+      return this.#markClosing(res);
+    }
+    this.#waiting.length = 0;
+    let last = res;
+    if (this.#owed.has(res)) for (const owed of this.#owed) last = owed;
+    if (!last.headersSent) return this.#markClosing(last);
+    // Its head already says keep-alive (built while queued behind the refused one): closed once it is written.
+    this.#closesConnection = last;
+    last.once('finish', () => this.socket.destroySoon());
+  }
+
+  /** The response of a request this connection knows (started or waiting), if any. */
+  responseTo(req: IncomingMessage): ServerResponse | undefined {
+    for (const res of this.#owed) if (res.req === req) return res;
+    const at = this.#waiting.indexOf(req);
+    return at >= 0 ? (this.#waiting[at + 1] as ServerResponse) : undefined;
+  }
+
+  #markClosing(res: ServerResponse): void {
     res.shouldKeepAlive = false;
     this.#closesConnection = res;
   }
@@ -124,7 +164,7 @@ export class H1Connection {
 
   #start(req: IncomingMessage, res: ServerResponse): void {
     this.#owed.add(res);
-    if (this.#draining && this.#waiting.length === 0) this.#closeAfter(res);
+    if (this.#draining && this.#waiting.length === 0 && this.#closesConnection === undefined) this.#markClosing(res);
     // `on`: a response closes once, and `once` would wrap the listener in a closure per request.
     res.on('close', this.#onResponseClose);
     this.dispatch(req, res);

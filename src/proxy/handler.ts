@@ -34,6 +34,7 @@ import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
 import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
+import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers } from '../net/content-coding.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
@@ -237,7 +238,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       if (error instanceof ClientClosedError) return;
       // An unread body would otherwise be drained by Node before the connection can be reused, and
       // a connection that sent a malformed request is not trusted with another one.
-      if (hasBody || (error instanceof WardenError && PROTOCOL_REFUSALS.has(error.status))) keepAliveOff(res, h2);
+      if (hasBody || (error instanceof WardenError && PROTOCOL_REFUSALS.has(error.status))) keepAliveOff(ctx, res, h2);
       if (h2 && hasBody) endStreamAfterResponse(req as H2Request);
       rescue.respond(error, subjectOf(ctx), res);
     };
@@ -529,8 +530,10 @@ function endStreamAfterResponse(req: H2Request, deadline?: NodeJS.Timeout): void
   });
 }
 
-function keepAliveOff(res: AnyResponse, h2: boolean): void {
-  if (!h2) (res as ServerResponse).shouldKeepAlive = false;
+/** The HTTP/1.1 connection ends with this answer, and nothing parsed after it is started (h1-connection.ts). */
+function keepAliveOff(ctx: RequestContext, res: AnyResponse, h2: boolean): void {
+  // The connection as the request started on it: node:http clears `req.socket` once the request is done with.
+  if (!h2) closeConnectionAfter(res as ServerResponse, ctx.connection);
 }
 
 function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError | undefined {

@@ -46,7 +46,7 @@ import { issuerKeyOf } from '../net/client-crl.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
-import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
+import { closeConnectionAfter, h1ConnectionOf, trackH1Connection } from './h1-connection.js';
 import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf, throttledAttributes } from '../net/handshake-admission.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
@@ -349,7 +349,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   /** A request started (h1-connection.ts may have held it back): checked against the trust of its connection now. */
   const startH1Request = (req: IncomingMessage, res: ServerResponse) => {
     if (!distrusted(req.socket)) return options.onRequest(req, res);
-    res.shouldKeepAlive = false; // Connection: close
+    closeConnectionAfter(res, req.socket); // Connection: close, and nothing after it started
     refuseDistrusted(req.socket as TLSSocket, req.method, res);
   };
   // Through the connection's tracker: pipelined requests wait there beyond max_pipelined_requests.
