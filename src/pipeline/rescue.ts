@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
 import { presentedPeerId, verifiedPeerId } from '../mesh/peer-identity.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
+import { closeConnectionAfter, h1ConnectionOf } from '../proxy/h1-connection.js';
 
 /** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 H2Response) rescue needs. */
 export interface ProblemResponse {
@@ -59,6 +60,15 @@ export interface Rescue {
 }
 
 const TYPE_PREFIX = 'urn:warden:problem:';
+
+/** node:http internals on an HTTP/1.1 socket: the response writing now, the parser and the request whose head it parsed last. */
+type ParsedSocket = Socket & {
+  _httpMessage?: ServerResponse | null;
+  parser?: { incoming?: IncomingMessage | null } | null;
+  [ERROR_ANSWERED]?: true;
+};
+/** A parse error of this connection has been dealt with. */
+const ERROR_ANSWERED = Symbol('warden.clientErrorAnswered');
 
 export function problemBody(error: WardenError, requestId: string | undefined): string {
   const body: Record<string, unknown> = {
@@ -204,33 +214,58 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
       return problem;
     },
     clientError(error, socket) {
-      // The response of a request still being received (request timeout on a slow body), if any.
-      const inProgress = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable || inProgress?.headersSent) {
-        socket.destroy();
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) return void socket.destroy();
+      // The parser stays failed and reports again on every later read (and on the client's FIN).
+      const s = socket as ParsedSocket;
+      if (s[ERROR_ANSWERED] === true) return;
+      s[ERROR_ANSWERED] = true;
+      // The response writing now: that of the first request still owed an answer, not necessarily
+      // the one that failed. Answering every error through it gave a valid request's answer (run
+      // at the backend) to the malformed one pipelined after it.
+      const inProgress = s._httpMessage ?? undefined;
+      // The request the error is in, if its head was parsed (a slow or malformed body): it has a response of its own.
+      const parsing = s.parser?.incoming;
+      const own =
+        parsing == null || parsing.complete
+          ? undefined
+          : inProgress?.req === parsing
+            ? inProgress
+            : h1ConnectionOf(socket)?.responseTo(parsing);
+      if (own === undefined && parsing != null && !parsing.complete) return void socket.destroy(); // its response not found (untracked)
+      if (own?.headersSent) return void socket.destroy();
+      if (own === undefined && error.code === 'HPE_CLOSED_CONNECTION') {
+        // Bytes after a request that closes the connection (`Connection: close`, HTTP/1.0): that
+        // request gets its own answer, and nothing after it is read (RFC 9112 §9.6).
+        if (inProgress === undefined) socket.destroy();
+        else socket.pause();
         return;
       }
       const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
       const problem = new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error });
       const subject = { clientAddress: socket.remoteAddress ?? '' };
-      if (inProgress) {
+      if (own !== undefined) {
         // Answer through the response object so the request's own bookkeeping sees the status.
-        inProgress.shouldKeepAlive = false;
-        respond(problem, subject, inProgress);
-        socket.setTimeout(1000, () => socket.destroy());
+        closeConnectionAfter(own, socket);
+        respond(problem, subject, own);
+        if (own === inProgress) socket.setTimeout(1000, () => socket.destroy());
         // Node detaches the request from the connection once this response is finished, so the
         // connection closing no longer ends it: a body still being read (a chunk size the parser
         // refused) would wait for request_timeout, holding what had arrived. End it with the connection.
-        socket.once('close', () => inProgress.req?.destroy());
+        socket.once('close', () => own.req?.destroy());
         return;
       }
       raise(problem, subject);
-      answerOnSocket(problem, socket);
+      if (inProgress === undefined) return answerOnSocket(problem, socket);
+      // A request whose head did not parse, behind requests still owed their answers: those go out
+      // whole first (their requests were complete and may have run at the backend), then the refusal.
+      socket.pause();
+      afterResponses(socket, () => answerOnSocket(problem, socket));
     },
     refuseTunnel(socket, detail) {
       const problem = tunnelRefused(detail);
       raise(problem, { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' });
-      answerOnSocket(problem, socket);
+      // After the answers owed before it, as for an upgrade: written at once, it took their place.
+      afterResponses(socket, () => answerOnSocket(problem, socket));
     },
     refuseUpgrade(req, socket) {
       const problem = new WardenError('ERR_REQUEST_MALFORMED', {
@@ -269,6 +304,8 @@ export function tunnelRefused(detail: string): WardenError {
 
 /** The problem as a whole HTTP/1.1 response on a raw socket, which is then closed. */
 function answerOnSocket(problem: WardenError, socket: Socket): void {
+  // A response before it closed the connection (`Connection: close`): nothing more can be said.
+  if (!socket.writable) return void socket.destroy();
   const body = problemBody(problem, undefined);
   socket.end(
     `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
