@@ -136,6 +136,161 @@ t.test('pipelining', async (t) => {
     t.ok(ahead.closed, 'then the connection closes');
   });
 
+  t.test('nothing pipelined behind a refusal that closes the connection is started, nor reaches the backend', async (t) => {
+    // RFC 9112 §9.6. Before, only the refusal said `Connection: close`: node:http handed on every
+    // request parsed behind it, which ran through the stages and at the backend, its answer dropped
+    // with the connection (in smuggling terms, the smuggled request ran).
+    const closing = await startTestSidecar(t, backend.url, {
+      routes: [
+        { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+        { id: 'all', path: '/*' },
+      ],
+    });
+    const H = 'Host: localhost\r\n';
+    const shapes: [string, string, number, string][] = [
+      [
+        'Transfer-Encoding: gzip, chunked',
+        `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+        400,
+        'ERR_REQUEST_AMBIGUOUS',
+      ],
+      [
+        'HTTP/1.0 with Transfer-Encoding',
+        `POST /a HTTP/1.0\r\n${H}Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+        400,
+        'ERR_REQUEST_AMBIGUOUS',
+      ],
+      [
+        'Content-Type twice',
+        `POST /a HTTP/1.1\r\n${H}Content-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`,
+        400,
+        'ERR_REQUEST_AMBIGUOUS',
+      ],
+      [
+        'Authorization twice',
+        `GET /a HTTP/1.1\r\n${H}Authorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`,
+        400,
+        'ERR_REQUEST_AMBIGUOUS',
+      ],
+      ['Host with userinfo', 'GET /a HTTP/1.1\r\nHost: localhost@evil.example\r\n\r\n', 400, 'ERR_REQUEST_MALFORMED'],
+      ['a method override', `GET /a HTTP/1.1\r\n${H}X-HTTP-Method-Override: DELETE\r\n\r\n`, 400, 'ERR_REQUEST_OVERRIDE'],
+      ['an absolute-form target', `GET http://localhost/a HTTP/1.1\r\n${H}\r\n`, 400, 'ERR_PATH_INVALID'],
+      ['a POST to a denied route (its body unread)', `POST /admin/x HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}`, 403, 'ERR_ACCESS_DENIED'],
+    ];
+    let n = 0;
+    for (let round = 1; round <= 3; round++) {
+      for (const [name, refused, status, code] of shapes) {
+        const behind = `/behind-refusal-${++n}`;
+        const r = await exchange(
+          closing.port,
+          closing.ca,
+          [refused + `POST ${behind} HTTP/1.1\r\n${H}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`],
+          { timeoutMs: 3000 },
+        );
+        await sleep(50);
+        const answers = r.text.match(/HTTP\/1\.1 \d{3} /g) ?? [];
+        const held =
+          r.status === status &&
+          answers.length === 1 &&
+          r.text.includes(`"code":"${code}"`) &&
+          /\r\nconnection: close\r\n/i.test(r.text) &&
+          r.closed &&
+          requestsTo(behind) === 0;
+        t.ok(held, `${name} (round ${round}): ${status} ${code} alone, the connection closed, the POST behind it never forwarded`, {
+          answers,
+          forwarded: requestsTo(behind),
+          closed: r.closed,
+        });
+      }
+    }
+    t.same(
+      closing.logs.filter((l) => String(l['url.path']).startsWith('/behind-refusal-')),
+      [],
+      'and never started: no access line (it was logged status 0, aborted)',
+    );
+
+    // Refused only once a later request has started (a wait upstream): that one may have run at the
+    // backend already, so it is answered, and the connection closes after it.
+    const late = await startTestSidecar(t, backend.url, { upstream: { timeouts: { headers: '300ms' } } });
+    const r = await exchange(
+      late.port,
+      late.ca,
+      [`POST /hang HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}GET /echo?behind-late-refusal HTTP/1.1\r\n${H}\r\n`],
+      { timeoutMs: 5000 },
+    );
+    t.same(
+      [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])),
+      [504, 200],
+      'the refusal, then the answer of the request started behind it (before, dropped with the connection)',
+    );
+    t.ok(r.closed, 'then the connection closes');
+  });
+
+  t.test('a CONNECT pipelined behind a request in progress is refused after its answer, not in its place', async (t) => {
+    const r = await exchange(
+      s.port,
+      s.ca,
+      ['GET /slow?ms=300 HTTP/1.1\r\nHost: localhost\r\n\r\nCONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'],
+      { timeoutMs: 5000 },
+    );
+    t.equal(r.status, 200, 'the request before it is answered');
+    const head = r.text.indexOf('\r\n\r\n') + 4;
+    const length = Number(/content-length: (\d+)/i.exec(r.text.slice(0, head))?.[1]);
+    t.match(r.text.slice(head, head + length), /"slow":true/, 'with its own answer');
+    t.match(r.text.slice(head + length), /^HTTP\/1\.1 400 [^]*"code":"ERR_PATH_INVALID"/, 'then the refusal, after its last byte');
+    t.ok(r.closed, 'then the connection closes');
+  });
+
+  t.test('a parse error is answered as the request it is in, never as an earlier one', async (t) => {
+    const H = 'Host: localhost\r\n';
+    const statusesOf = (text: string) => [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
+    const before = s.logs.length;
+    // The valid request is at the backend when the malformed one arrives: its answer was replaced by the 400.
+    const malformed = await exchange(
+      s.port,
+      s.ca,
+      [`POST /slow?ms=300&first HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}`, `GET /b HTTP/1.1\r\n${H}Bad Header\r\n\r\n`],
+      { gapMs: 50, timeoutMs: 5000 },
+    );
+    t.same(statusesOf(malformed.text), [200, 400], 'a malformed request behind a valid one: the valid one answered, then the 400');
+    t.match(malformed.text, /"slow":true[^]*"code":"ERR_REQUEST_MALFORMED"/);
+    t.ok(malformed.closed, 'then the connection closes');
+    await sleep(50);
+    t.same(
+      s.logs
+        .slice(before)
+        .filter((l) => String(l['url.path']) === '/slow')
+        .map((l) => l['http.response.status_code']),
+      [200],
+      'its access line says 200 (it said 400)',
+    );
+
+    // A malformed body in a request behind one in progress: that request's own response says 400.
+    const badChunk = await exchange(
+      s.port,
+      s.ca,
+      [`GET /slow?ms=300 HTTP/1.1\r\n${H}\r\nPOST /echo HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, 'zz\r\nhello\r\n0\r\n\r\n'],
+      { gapMs: 50, timeoutMs: 5000 },
+    );
+    t.same(statusesOf(badChunk.text), [200, 400], 'a bad chunk size in a later request: the first answered, then the 400');
+    t.match(badChunk.text, /"slow":true[^]*"code":"ERR_REQUEST_AMBIGUOUS"/);
+
+    // Bytes after a request that closes the connection are not read (RFC 9112 §9.6); that request gets its own answer.
+    for (const [name, payload] of [
+      [
+        'Connection: close, then a GET',
+        `GET /echo?closing HTTP/1.1\r\n${H}Connection: close\r\n\r\nGET /echo?after-close HTTP/1.1\r\n${H}\r\n`,
+      ],
+      ['Connection: close, then one byte', `GET /echo?closing HTTP/1.1\r\n${H}Connection: close\r\n\r\nx`],
+      ['two HTTP/1.0 requests', `GET /echo?closing HTTP/1.0\r\n${H}\r\nGET /echo?after-close HTTP/1.0\r\n${H}\r\n`],
+    ]) {
+      const r = await exchange(s.port, s.ca, [payload as string], { timeoutMs: 5000 });
+      t.same(statusesOf(r.text), [200], `${name}: its answer (it was 400), nothing more`);
+      t.ok(r.closed, `${name}: then the connection closes`);
+    }
+    t.equal(requestsTo('/echo?after-close'), 0, 'the request after the closing one never reached the backend');
+  });
+
   t.test('a client that pipelines and never reads is disconnected after send_timeout', async (t) => {
     // No max_in_flight here: its refusals would end the responses this needs answered by the backend.
     const lone = await startTestSidecar(t, backend.url, { limits: { send_timeout: '1s' } });
