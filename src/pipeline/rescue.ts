@@ -12,7 +12,6 @@ import type { Logger } from '../telemetry/logger.js';
 import type { RequestContext } from './stage.js';
 import { presentedPeerId, verifiedPeerId } from '../mesh/peer-identity.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
-import { closeConnectionAfter, h1ConnectionOf } from '../proxy/h1-connection.js';
 
 /** The parts of a response (HTTP/1.1 ServerResponse or HTTP/2 H2Response) rescue needs. */
 export interface ProblemResponse {
@@ -163,7 +162,24 @@ export function bearerChallenge(error: WardenError, realm: string): string | und
   return `Bearer realm="${realm}", error="${code}", error_description="${error.title}"`;
 }
 
-export function createRescue(deps: { events: EventBus; logger: Logger; realm?: string }): Rescue {
+/**
+ * What rescue asks of the listener's HTTP/1.1 connection tracking (src/proxy/h1-connection.ts),
+ * handed in by its creator. Without it: `Connection: close` alone, and no queued response found.
+ */
+export interface TrackedConnections {
+  /** `res` ends its connection, and no request parsed after it is started. */
+  closeAfter(res: ServerResponse, socket: unknown): void;
+  /** The response of a request this connection holds (started or queued), if any. */
+  responseTo(socket: unknown, req: IncomingMessage): ServerResponse | undefined;
+}
+
+const UNTRACKED: TrackedConnections = {
+  closeAfter: (res) => void (res.shouldKeepAlive = false),
+  responseTo: () => undefined,
+};
+
+export function createRescue(deps: { events: EventBus; logger: Logger; realm?: string; connections?: TrackedConnections }): Rescue {
+  const connections = deps.connections ?? UNTRACKED;
   const { events, logger } = deps;
   const realm = headerSafeRealm(deps.realm ?? 'warden');
 
@@ -230,7 +246,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
           ? undefined
           : inProgress?.req === parsing
             ? inProgress
-            : h1ConnectionOf(socket)?.responseTo(parsing);
+            : connections.responseTo(socket, parsing);
       if (own === undefined && parsing != null && !parsing.complete) return void socket.destroy(); // its response not found (untracked)
       if (own?.headersSent) return void socket.destroy();
       if (own === undefined && error.code === 'HPE_CLOSED_CONNECTION') {
@@ -245,7 +261,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
       const subject = { clientAddress: socket.remoteAddress ?? '' };
       if (own !== undefined) {
         // Answer through the response object so the request's own bookkeeping sees the status.
-        closeConnectionAfter(own, socket);
+        connections.closeAfter(own, socket);
         respond(problem, subject, own);
         if (own === inProgress) socket.setTimeout(1000, () => socket.destroy());
         // Node detaches the request from the connection once this response is finished, so the

@@ -9,6 +9,7 @@ import type { LoadedSidecarConfig } from '../config/load.js';
 import type { SidecarConfig } from '../config/types.js';
 import { compilePlan, PlanError } from '../pipeline/plan.js';
 import { createRescue } from '../pipeline/rescue.js';
+import { closeConnectionAfter, h1ConnectionOf } from './h1-connection.js';
 import { metricsEventSink, pinoEventSink } from '../telemetry/event-sinks.js';
 import { createAccessLog } from '../telemetry/access-log.js';
 import { createEventBus, type EventBus } from '../telemetry/events.js';
@@ -321,7 +322,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const events = options.events ?? createEventBus();
   events.addSink(pinoEventSink(logger));
   events.addSink(metricsEventSink(metrics));
-  const rescue = createRescue({ events, logger, realm: config.service.name });
+  const rescue = createRescue({
+    events,
+    logger,
+    realm: config.service.name,
+    connections: { closeAfter: closeConnectionAfter, responseTo: (socket, req) => h1ConnectionOf(socket)?.responseTo(req) },
+  });
   applyHeapGrowth(config.limits.heap_growth, undefined);
   // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
   const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), {
