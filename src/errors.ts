@@ -66,8 +66,8 @@ export const ERRORS = {
   ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight', event: 'warden.traffic.shed' },
   ERR_RATELIMIT_STORE_UNAVAILABLE: { status: 503, title: 'Rate limit could not be checked', event: 'warden.ratelimit.store_unavailable' },
   // Admin listener (src/proxy/admin.ts)
-  ERR_ADMIN_HOST_REFUSED: { status: 421, title: 'Host not served by the admin listener', event: undefined },
-  ERR_ADMIN_BROWSER_REFUSED: { status: 403, title: 'Admin actions are not taken from a browser', event: undefined },
+  ERR_ADMIN_HOST_REFUSED: { status: 421, title: 'Host not served by the admin listener', event: 'warden.access.denied' },
+  ERR_ADMIN_BROWSER_REFUSED: { status: 403, title: 'Admin actions are not taken from a browser', event: 'warden.access.denied' },
   // Egress (the backend calling other services through its sidecar)
   ERR_EGRESS_UNKNOWN_SERVICE: { status: 404, title: 'No such egress service', event: undefined },
   ERR_EGRESS_HOST_REFUSED: { status: 421, title: 'Host not served by the egress listener', event: 'warden.access.denied' },

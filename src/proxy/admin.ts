@@ -21,7 +21,7 @@ import { CONSOLE_CSP, CONSOLE_PAGE } from '../console/page.js';
 import { ADMIN_LIMITS, boundConnections, type AdminLimits } from './admin-connections.js';
 import type { ConsoleStatus } from '../console/status.js';
 import { WardenError } from '../errors.js';
-import { problemBody } from '../pipeline/rescue.js';
+import { problemBody, type Rescue } from '../pipeline/rescue.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -34,10 +34,13 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** An endpoint a capability adds to the admin listener; it answers with `send`. */
+/** Answers a refusal as problem+json and raises its event (the sidecar's rescue). */
+export type AdminRefuse = (refusal: WardenError) => void;
+
+/** An endpoint a capability adds to the admin listener; it answers with `send`, or `refuse`. */
 export interface AdminEndpoint {
   readonly methods: readonly ('GET' | 'POST')[];
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  handle(req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse): void;
 }
 
 export interface AdminOptions {
@@ -53,15 +56,17 @@ export interface AdminOptions {
   console?: { feed: EventFeed; status: () => Promise<ConsoleStatus> } | undefined;
   /** ADMIN_LIMITS unless given (tests). */
   limits?: AdminLimits;
+  /**
+   * Answers refusals and raises their events, as on the data path: a rebinding page's request
+   * (421), a browser's (403) and a bad revocation were refused without an event. Without it, answered only.
+   */
+  rescue?: Pick<Rescue, 'respond'> | undefined;
 }
 
 export function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
-
-const refuse = (res: ServerResponse, refusal: WardenError) =>
-  send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined));
 
 const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
 const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?', 1)[0] ?? '/';
@@ -86,24 +91,27 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       connectionsCheckingInterval: 1000,
     },
     (req, res) => {
+      const refuse: AdminRefuse = (refusal) =>
+        options.rescue
+          ? options.rescue.respond(refusal, { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: pathOf(req) }, res)
+          : send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined) + '\n');
       if (!served(req.headers.host)) {
         const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
         const detail = loopbackOnly
           ? `use localhost or a loopback address${listed}`
           : `use localhost, an IP address${listed}, or list the name in listeners.admin.hosts`;
-        return refuse(res, new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
+        return refuse(new WardenError('ERR_ADMIN_HOST_REFUSED', { detail }));
       }
       const path = pathOf(req);
       if (CONSOLE_PATHS.has(path) && isCrossOriginRequest(req.headers)) {
         return refuse(
-          res,
           new WardenError('ERR_ADMIN_BROWSER_REFUSED', { detail: 'The console is opened by its own address, not from another site.' }),
         );
       }
       const extra = options.endpoints?.().get(path);
       if (extra) {
         const method = req.method === 'HEAD' ? 'GET' : (req.method as 'GET' | 'POST');
-        if (extra.methods.includes(method)) return extra.handle(req, res);
+        if (extra.methods.includes(method)) return extra.handle(req, res, refuse);
         res.setHeader('allow', extra.methods.join(', '));
         return send(res, 405, 'text/plain', 'method not allowed\n');
       }

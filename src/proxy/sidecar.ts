@@ -452,6 +452,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     hosts: config.listeners.admin.hosts.map((name) => name.toLowerCase()),
     registry: metrics.registry,
     endpoints: () => adminEndpoints,
+    rescue,
     console: {
       feed: consoleFeed,
       status: createConsoleStatus({

@@ -9,7 +9,7 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import { isB64Token } from '../identity/token-sources.js';
 import { browserFieldsOf } from '../net/loopback.js';
 import { problemBody } from '../pipeline/rescue.js';
-import { send, type AdminEndpoint } from './admin.js';
+import { send, type AdminEndpoint, type AdminRefuse } from './admin.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 const MAX_REVOKE_BODY = 16 * 1024;
@@ -34,13 +34,8 @@ export function writeJwks(
 export function tokenAdminEndpoints(runtime: TokenRuntime): Map<string, AdminEndpoint> {
   return new Map<string, AdminEndpoint>([
     [JWKS_PATH, { methods: ['GET'], handle: (_req, res) => writeJwks(runtime, res) }],
-    ['/tokens/revoke', { methods: ['POST'], handle: (req, res) => void revoke(runtime, req, res) }],
+    ['/tokens/revoke', { methods: ['POST'], handle: (req, res, refuse) => void revoke(runtime, req, res, refuse) }],
   ]);
-}
-
-/** A refusal of the revocation endpoint: application/problem+json with its stable code, as on the data path. */
-function refuse(res: ServerResponse, error: WardenError): void {
-  send(res, error.status, 'application/problem+json', problemBody(error, undefined) + '\n');
 }
 
 /**
@@ -49,13 +44,12 @@ function refuse(res: ServerResponse, error: WardenError): void {
  * body trickled a byte a second kept a connection busy for 10 s, and 256 of them, reopened as they
  * ended, kept every probe, scrape and JWKS fetch off the admin listener.
  */
-async function bodyOf(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+async function bodyOf(req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   const late = setTimeout(() => {
     res.setHeader('connection', 'close');
     refuse(
-      res,
       new WardenError('ERR_REQUEST_TIMEOUT', {
         rule: 'admin.tokens_revoke',
         detail: `The body must arrive within ${REVOKE_BODY_DEADLINE_MS / 1000} s.`,
@@ -67,7 +61,6 @@ async function bodyOf(req: IncomingMessage, res: ServerResponse): Promise<string
       size += chunk.length;
       if (size > MAX_REVOKE_BODY) {
         refuse(
-          res,
           new WardenError('ERR_BODY_TOO_LARGE', {
             rule: 'admin.tokens_revoke',
             detail: `The body may be at most ${MAX_REVOKE_BODY} bytes.`,
@@ -85,37 +78,40 @@ async function bodyOf(req: IncomingMessage, res: ServerResponse): Promise<string
   return res.writableEnded ? undefined : Buffer.concat(chunks, size).toString('utf8');
 }
 
+/** problem+json, no event (the caller raised it). */
+const answer = (res: ServerResponse, error: WardenError) =>
+  send(res, error.status, 'application/problem+json', problemBody(error, undefined) + '\n');
+
 const malformed = (detail: string) => new WardenError('ERR_REQUEST_MALFORMED', { rule: 'admin.tokens_revoke', detail });
 
-async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse): Promise<void> {
   const browser = browserFieldsOf(req.headers);
   if (browser.length > 0) {
     req.resume();
     return refuse(
-      res,
       new WardenError('ERR_ADMIN_BROWSER_REFUSED', {
         rule: 'admin.tokens_revoke',
         detail: `A request with ${browser.join(', ')} came from a web page; revoke with curl or a script.`,
       }),
     );
   }
-  const raw = await bodyOf(req, res);
+  const raw = await bodyOf(req, res, refuse);
   if (raw === undefined) return;
   const type = req.headers['content-type'] ?? '';
   let sent: unknown;
   try {
     sent = type.startsWith('application/json') ? (JSON.parse(raw) as { token?: unknown }).token : new URLSearchParams(raw).get('token');
   } catch {
-    return refuse(res, malformed('The body is not valid JSON.'));
+    return refuse(malformed('The body is not valid JSON.'));
   }
   // Surrounding whitespace is no token's (a file read with `curl --data-urlencode token@file` keeps
   // its newline); anything else a bearer token cannot hold is refused: revoking a string no request
   // can present would report a revocation while the real token kept working.
   const token = typeof sent === 'string' ? sent.trim() : undefined;
   if (token === undefined || token.length === 0)
-    return refuse(res, malformed('Send the token to revoke as token=… (form) or {"token": "…"} (JSON).'));
+    return refuse(malformed('Send the token to revoke as token=… (form) or {"token": "…"} (JSON).'));
   if (!isB64Token(token))
-    return refuse(res, malformed('The token has characters no bearer token can have (RFC 6750 b64token); nothing was revoked.'));
+    return refuse(malformed('The token has characters no bearer token can have (RFC 6750 b64token); nothing was revoked.'));
   try {
     const outcome = await runtime.revoke(token);
     send(
@@ -134,8 +130,9 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
   } catch (err) {
     // The token's own problems (not a trusted issuer's, not decodable) are the request's: 400, not
     // the 401 they are on the data path, which would say the caller is not authenticated.
-    if (err instanceof WardenError && err.status < 500) return refuse(res, malformed(err.detail ?? err.title));
-    refuse(
+    if (err instanceof WardenError && err.status < 500) return refuse(malformed(err.detail ?? err.title));
+    // The runtime's own refusals (a full revocation list) raise their event where they are made.
+    answer(
       res,
       err instanceof WardenError
         ? err

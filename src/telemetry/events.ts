@@ -35,7 +35,8 @@ export const EVENTS = {
   'warden.route.unknown': { severity: 'info', description: 'A request for a path or method no route declares.' },
   'warden.access.denied': {
     severity: 'warn',
-    description: 'The access stage refused a request (route denied, client address not allowed).',
+    description:
+      'A request was refused by who or where it came from: the access stage (route denied, client address not allowed), or the admin or egress listener (a Host it does not serve, a browser request).',
   },
   'warden.upstream.failed': { severity: 'error', description: 'The backend could not be reached or did not answer in time.' },
   'warden.tls.handshake_failed': {

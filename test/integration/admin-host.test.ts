@@ -46,6 +46,19 @@ t.test('admin listener on loopback: a foreign Host is refused, loopback names ar
   }
   const status = await get(`${s.adminUrl}/console/status`, `localhost:${port}`);
   t.equal(status.status, 200, 'the console status for localhost');
+  // Each refusal is a security event, as on the data path (they raised none).
+  const denied = s.events.filter((e) => e.name === 'warden.access.denied');
+  t.ok(
+    denied.some((e) => e['warden.code'] === 'ERR_ADMIN_HOST_REFUSED' && e['url.path'] === '/tokens/revoke'),
+    'a rebinding request raises warden.access.denied',
+  );
+  t.equal(denied.filter((e) => e['warden.code'] === 'ERR_ADMIN_HOST_REFUSED').length, 12, 'one per refusal');
+  const crossSite = await curl(['-m', '5', '-H', 'Sec-Fetch-Site: cross-site', `${s.adminUrl}/console/status`]);
+  t.equal(crossSite.status, 403);
+  t.ok(
+    s.events.some((e) => e.name === 'warden.access.denied' && e['warden.code'] === 'ERR_ADMIN_BROWSER_REFUSED'),
+    "a browser's cross-site request too",
+  );
 });
 
 t.test('admin listener bound to all interfaces: IP addresses, localhost and the names listed are served, other names 421', async (t) => {
