@@ -360,7 +360,11 @@ t.test('renew over mTLS (undici and curl); revoked certificates and admin endpoi
   t.same(await admin.revoke({ spiffe_id: ORDERS }), { revoked: [], revoked_tokens: [] }, 'by identity again: nothing left, 200');
   await t.rejects(
     admin.revoke({ spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none` }),
-    { status: 404, code: 'ERR_CA_NOT_FOUND', detail: `no certificate or bootstrap token of spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none is on record (expired ones leave the ledger after database.keep_expired)` },
+    {
+      status: 404,
+      code: 'ERR_CA_NOT_FOUND',
+      detail: `no certificate or bootstrap token of spiffe://${TRUST_DOMAIN}/ns/nobody/sa/none is on record (expired ones leave the ledger after database.keep_expired)`,
+    },
     'by an identity never issued: 404',
   );
 

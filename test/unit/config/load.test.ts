@@ -306,14 +306,18 @@ t.test('an unset or empty variable or unreadable file is named at its line and f
     'sidecar.yaml:7 upstream.url: environment variable NOT_SET_ANYWHERE is not set (write ${NOT_SET_ANYWHERE:-default} to give a default)',
   ]);
   // Set but empty is said so (it was "not set").
-  t.same(issuesOf(() => parseSidecarConfig('sidecar.yaml', text, { NOT_SET_ANYWHERE: '' })), [
-    'sidecar.yaml:7 upstream.url: environment variable NOT_SET_ANYWHERE is empty (write ${NOT_SET_ANYWHERE:-default} to give a default)',
-  ]);
+  t.same(
+    issuesOf(() => parseSidecarConfig('sidecar.yaml', text, { NOT_SET_ANYWHERE: '' })),
+    ['sidecar.yaml:7 upstream.url: environment variable NOT_SET_ANYWHERE is empty (write ${NOT_SET_ANYWHERE:-default} to give a default)'],
+  );
   const withFile = (await minimal()) + 'service: { name: "${file:/nonexistent/x}" }\n';
   const lines2 = issuesOf(() => parseSidecarConfig('/tmp/sidecar.yaml', withFile, {}));
   t.match(lines2[0], /^\/tmp\/sidecar\.yaml:8 service\.name: cannot read \/nonexistent\/x for \$\{file:\/nonexistent\/x\} \(ENOENT\)$/);
   const inList = (await minimal()) + 'routes:\n  - { id: a, path: /a }\n  - { id: b, path: "${NOPE}" }\n';
-  t.match(issuesOf(() => parseSidecarConfig('s.yaml', inList, {}))[0], /^s\.yaml:10 routes\[1\]\.path: environment variable NOPE is not set/);
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', inList, {}))[0],
+    /^s\.yaml:10 routes\[1\]\.path: environment variable NOPE is not set/,
+  );
 });
 
 t.test('YAML syntax errors and a missing file', async (t) => {
