@@ -133,6 +133,16 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
     return error;
   };
 
+  /**
+   * An answer refused for its claims: the earlier answer cached for the token goes too. Kept, a
+   * re-check refused so (its `aud`, type or `nbf` changed at the IdP) left it in place, served by
+   * grace once the IdP failed, and taken as the token's answer by a revocation.
+   */
+  const refuseClaims = (hash: string, wrong: string): WardenError => {
+    cache.delete(hash);
+    return rememberNegative(hash, claimsRefusal(hash, wrong));
+  };
+
   /** `recheck`: the token has a cached answer past its freshness (it was active), so it may use the reserve. */
   async function callIdp(token: string, parent: SpanParent, recheck: boolean): Promise<Record<string, unknown>> {
     if ((recheck ? recheckThrottledUntil : throttledUntil) > Date.now())
@@ -184,7 +194,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
         // Stored by a replica that judged it by its own policy (another configuration, during a
         // rollout): this issuer's token_types, nbf and iss are checked here again.
         const wrong = checkIntrospectionClaims(answer.claims, policy, now / 1000, leewaySec);
-        if (wrong) return rememberNegative(hash, claimsRefusal(hash, wrong));
+        if (wrong) return refuseClaims(hash, wrong);
         const p = principalOf(answer.claims, policy, 'introspection', hash);
         remember(hash, p, Math.min(answer.fetchedAt, now), now + answer.ttlMs);
         metrics.cache('introspection', 'shared_hit');
@@ -212,7 +222,7 @@ export function createIntrospector(deps: IntrospectorDeps): Introspector {
       return rememberNegative(hash, inactive(hash, 'introspection.active'));
     }
     const wrong = checkIntrospectionClaims(claims, policy, now / 1000, leewaySec);
-    if (wrong) return rememberNegative(hash, claimsRefusal(hash, wrong));
+    if (wrong) return refuseClaims(hash, wrong);
     const p = principalOf(claims, policy, 'introspection', hash);
     remember(hash, p, now);
     if (shared) {

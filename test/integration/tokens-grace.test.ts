@@ -192,4 +192,27 @@ t.test('grace is for an IdP that is failing, not for one that is busy or rate-li
     t.equal((await get('good-1')).status, 200, 'served from the stale entry');
     t.equal((await get('never-seen')).status, 503, 'a token never seen: 503');
   });
+
+  await t.test('a re-check refused for its claims drops the cached answer: grace does not serve it after', async (t) => {
+    // The IdP still calls the token active, naming another issuer: refused (introspection.iss). The
+    // earlier answer stayed cached, and once the IdP failed, grace served it (200).
+    let now: 'good' | 'other-issuer' | 'down' = 'good';
+    const { get } = await setUp(t, () =>
+      now === 'good'
+        ? active
+        : now === 'down'
+          ? { status: 500, body: {} }
+          : { status: 200, body: { ...active.body, iss: 'https://other.example' } },
+    );
+    t.equal((await get('good-1')).status, 200);
+    await sleep(400);
+    now = 'other-issuer';
+    const refused = await get('good-1');
+    t.equal(refused.status, 401, 'the re-check is refused: the answer names another issuer');
+    t.equal(refused.json().code, 'ERR_AUTHN_TOKEN_INVALID');
+    now = 'down';
+    const after = await get('good-1');
+    t.equal(after.status, 503, 'the IdP failing now: 503, not the answer refused a moment ago');
+    t.equal(after.json().code, 'ERR_IDP_UNAVAILABLE');
+  });
 });
