@@ -12,7 +12,8 @@ import type { SidecarConfig } from './types.js';
 
 type IssueAt = (segments: readonly (string | number)[], message: string) => ConfigIssue;
 
-const MAX_LEEWAY_MS = 5 * 60_000;
+/** The largest `tokens.leeway`; a revocation lasts this long past the token's exp, whatever a reload sets. */
+export const MAX_LEEWAY_MS = 5 * 60_000;
 /** Each write-back pass reads one Redis key per revocation held: not a busy loop. */
 const MIN_WRITE_BACK_MS = 100;
 

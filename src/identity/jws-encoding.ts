@@ -25,6 +25,32 @@ export function isCanonicalJws(token: string): boolean {
   }
 }
 
+/**
+ * A compact JWS as lenient decoders read it: base64 or base64url segments (jose turns `-` and `_`
+ * into `+` and `/` for `atob`, so both alphabets decode), each with optional `=` padding.
+ */
+const LENIENT_JWS_SHAPE = /^[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+/-]*={0,2}$/;
+
+/**
+ * Whether a token is another spelling of a JWS: shaped like one as decoders take it, not canonical,
+ * and its first segment decodes (leniently) to a JSON object, a JOSE header. Such a token is no
+ * opaque token, wherever it is sent: an IdP that introspects JWTs with a lenient decoder answers
+ * for it as for the token itself, while everything Warden keys by the text (the denylist, caches)
+ * sees another token. The header test keeps opaque tokens that merely hold two dots apart: only a
+ * signed token's header is a JSON object, and a respelling cannot change it (the signature covers
+ * the header and payload segments as written, so only the signature can be respelled).
+ */
+export function isRespelledJws(token: string): boolean {
+  if (!LENIENT_JWS_SHAPE.test(token) || isCanonicalJws(token)) return false;
+  try {
+    // 'base64' takes both alphabets and ignores padding, as the lenient decoders do.
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64').toString());
+    return typeof header === 'object' && header !== null && !Array.isArray(header);
+  } catch {
+    return false;
+  }
+}
+
 function canonicalSegment(token: string, start: number, end: number): boolean {
   const mask = SPARE_MASK[(end - start) % 4] as number;
   if (mask === 0) return true;
@@ -73,4 +99,21 @@ export function lowSSpelling(token: string): string {
   const low = (curve.n - s).toString(16).padStart(2 * curve.size, '0');
   signature.write(low, curve.size, 'hex');
   return `${token.slice(0, lastDot + 1)}${signature.toString('base64url')}`;
+}
+
+/**
+ * Whether an RSA signature (RS256/384/512, PS256/384/512) is exactly as long as its key's modulus:
+ * RFC 8017 (§8.1.2, §8.2.2) makes a signature k octets, and OpenSSL's PSS verification (Node 20,
+ * jose's WebCrypto path) also takes one a leading zero byte shorter, so about one PSS-signed token
+ * in 256 had a second spelling that verified and hashed as another token (a revoked one came back
+ * in). `key` is the key that verified it (a CryptoKey or a KeyObject); a key whose modulus cannot be
+ * read refuses the token. Other algorithms have one signature length, and pass. The token is canonical.
+ */
+export function isWholeRsaSignature(token: string, alg: string, key: unknown): boolean {
+  if (!/^(?:RS|PS)(?:256|384|512)$/.test(alg)) return true;
+  const k = key as { algorithm?: { modulusLength?: unknown }; asymmetricKeyDetails?: { modulusLength?: unknown } } | null;
+  const bits = k?.algorithm?.modulusLength ?? k?.asymmetricKeyDetails?.modulusLength;
+  if (typeof bits !== 'number' || bits <= 0) return false;
+  const segment = token.length - token.lastIndexOf('.') - 1;
+  return Math.floor((segment * 3) / 4) === Math.ceil(bits / 8);
 }

@@ -27,7 +27,7 @@ import { MAX_CLAIM_DEPTH, nestsDeeperThan } from './claim-depth.js';
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js';
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
-import { isCanonicalJws } from './jws-encoding.js';
+import { isCanonicalJws, isWholeRsaSignature } from './jws-encoding.js';
 import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
 import { tokenHash, type ConnectionTokenHashes } from './token-hash.js';
 
@@ -86,11 +86,11 @@ const JWT_SCOPE = '\0jwt';
  * with it, its tokens without a `kid` (optional, RFC 7515) or the next key under the same one. jose
  * leaves the choice to the caller; each candidate is tried, and only a signature none verifies fails.
  */
-async function eachMatchingKey(err: unknown, token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
+async function eachMatchingKey(err: unknown, token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult & { key: unknown }> {
   if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
   for await (const key of err) {
     try {
-      return await jwtVerify(token, key, options);
+      return { ...(await jwtVerify(token, key, options)), key };
     } catch (inner) {
       if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
     }
@@ -181,6 +181,8 @@ export function createJwtVerifier(
       return unavailable(err, cfg.id);
     }
     let payload: JWTPayload;
+    let alg: string;
+    let key: unknown;
     const options: JWTVerifyOptions = {
       issuer: cfg.issuer,
       ...(policy.anyAudience ? {} : { audience: [...policy.audience] }),
@@ -190,9 +192,18 @@ export function createJwtVerifier(
       requiredClaims: ['exp'],
     };
     try {
-      ({ payload } = await jwtVerify(token, jwks, options).catch((err: unknown) => eachMatchingKey(err, token, options)));
+      ({
+        payload,
+        protectedHeader: { alg },
+        key,
+      } = await jwtVerify(token, jwks, options).catch((err: unknown) => eachMatchingKey(err, token, options)));
     } catch (err) {
       return joseRefusal(err, cfg.id);
+    }
+    // One signature, one spelling: an RSA-PSS signature a zero byte short verified too, and was
+    // hashed as another token (a revoked one came back in, 1 PSS token in 256).
+    if (!isWholeRsaSignature(token, alg, key)) {
+      return invalid('jwt.encoding', "The token's RSA signature is not as long as its key's modulus.", cfg.id);
     }
     // jose checks iat only given a maxTokenAge (which would also require one): a token stamped as
     // issued in the future (an IdP's clock, or one minted ahead to outlive a key) is refused as its

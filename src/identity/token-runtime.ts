@@ -4,6 +4,7 @@
  * sources, the signing keys and minter, the revocation denylist and the optional Redis state.
  * Stages hold a reference to it; nothing here reads configuration on the request path.
  */
+import { MAX_LEEWAY_MS } from '../config/tokens-check.js';
 import type { TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { SpanParent } from '../telemetry/client-span.js';
@@ -18,6 +19,7 @@ import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
 import { createEndpointResolver, keySourceOf, type IssuerEndpoints } from './issuer-endpoints.js';
 import { createJwtVerifier, type IssuerKeys, type TrustedIssuer } from './jwt-verifier.js';
+import { isRespelledJws } from './jws-encoding.js';
 import { createMinter, type Minter } from './minter.js';
 import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.js';
 import { createSharedSeal, sharedStateSecret } from './shared-seal.js';
@@ -105,11 +107,11 @@ export interface TokenRuntimeDeps {
   offline?: boolean;
 }
 
-/** Three base64url segments: a JWS in compact serialisation (RFC 7515 §7.1). */
 /** How long a revocation lasts when neither the token's exp is known nor its IdP revoked it. */
 const UNKNOWN_LIFE_MS = 24 * 3600_000;
 const DENYLIST_FULL = `the list of revoked tokens is full (${MAX_REVOKED_TOKENS} still running)`;
 
+/** Three base64url segments: a JWS in compact serialisation (RFC 7515 §7.1). */
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /**
@@ -128,6 +130,15 @@ function notRevocable(refusal: WardenError): WardenError {
 export function looksLikeJws(token: string): boolean {
   return JWS_SHAPE.test(token);
 }
+
+/**
+ * Another spelling of a JWT (`=` padding, base64's `+` and `/`, a signature's spare bits set), in
+ * any mode: sent to introspection, it was hashed as written, and an IdP that decodes JWTs leniently
+ * answered for it as for the token, a revoked one included (`token==` under `auto`, which took it
+ * for an opaque token; any respelling under `introspect`). Refused as the JWT path refuses it.
+ */
+const respelled = () =>
+  new WardenError('ERR_AUTHN_TOKEN_INVALID', { rule: 'jwt.encoding', detail: 'The access token is not canonical base64url.' });
 
 export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntimeDeps): Promise<TokenRuntime> {
   const { logger, metrics, events } = deps;
@@ -274,6 +285,8 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const [id, introspector] = found;
         let hash = hashes.get(connection, id, token);
         if (hash === undefined) {
+          // The connection's last token was checked when it was hashed.
+          if (isRespelledJws(token)) return respelled();
           hash = tokenHash((policies.get(id) as IssuerPolicy).issuer, token);
           hashes.set(connection, id, token, hash);
         }
@@ -300,6 +313,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       let ownHash = 0;
       let expiresAt: number | undefined;
       let idp = false;
+      if (isRespelledJws(token)) throw respelled();
       if (looksLikeJws(token)) {
         const claimed = jwt.claimedIssuer(token);
         if (claimed instanceof WardenError) throw claimed;
@@ -353,7 +367,9 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         for (const [i, id] of introspectingIds.entries()) (introspectors.get(id) as Introspector).forget(hashes[i] as string);
       }
       const now = Date.now();
-      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + tokens.leeway : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS);
+      // Past exp by the largest leeway a reload may set, not the current one: a reload raising
+      // `leeway` (1s → 60s) let a revoked token back in between exp + 1 s and exp + 60 s.
+      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + MAX_LEEWAY_MS : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS);
       for (const hash of hashes) {
         if (!denylist.add(hash, untilMs, now)) {
           const full = new WardenError('ERR_REVOCATIONS_FULL', {

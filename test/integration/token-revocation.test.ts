@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import t from 'tap';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { request } from 'undici';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { startDemoIdp } from '../../src/dev/demo-idp.js';
@@ -50,6 +51,48 @@ function ecdsaTwinOf(jwt: string): string {
   const s = BigInt(`0x${bytes.toString('hex', 32)}`);
   bytes.write((n - s).toString(16).padStart(64, '0'), 32, 'hex');
   return `${h}.${p}.${bytes.toString('base64url')}`;
+}
+
+/**
+ * An IdP of its own key (`alg`): discovery, JWKS, and an RFC 7662 endpoint that introspects JWTs
+ * as many do, with a lenient decoder (jose's jwtVerify, through atob: padding and base64's + and /
+ * taken, spare bits ignored), and never revokes. `opaque` tokens it calls active too.
+ */
+async function keyedIdp(t: { teardown(fn: () => unknown): void }, alg: string, opaque: readonly string[] = []) {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg, use: 'sig' };
+  const local = createLocalJWKSet({ keys: [jwk] });
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const json = (v: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+      if (req.url === '/jwks') return json({ keys: [jwk] });
+      if (req.url === '/.well-known/openid-configuration')
+        return json({ issuer, jwks_uri: `${issuer}/jwks`, introspection_endpoint: `${issuer}/introspect` });
+      const token = new URLSearchParams(body).get('token') ?? '';
+      if (opaque.includes(token)) return json({ active: true, sub: 'bob', aud: 'orders', exp: Math.floor(Date.now() / 1000) + 600 });
+      jwtVerify(token, local, { issuer }).then(
+        ({ payload }) => json({ active: true, ...payload }),
+        () => json({ active: false }),
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const sign = (claims: Json = {}, exp: number | string = '1h') =>
+    new SignJWT({ sub: 'alice', scope: 'orders:read', ...claims })
+      .setProtectedHeader({ alg, kid: 'k1', typ: 'at+jwt' })
+      .setIssuer(issuer)
+      .setAudience('orders')
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(privateKey);
+  return { issuer, sign };
 }
 
 function caller(t: { teardown(fn: () => unknown): void }, s: TestSidecar) {
@@ -140,6 +183,93 @@ t.test('revocations through Warden hold until the token ends', async (t) => {
     t.equal(await call(jwt), 401, 'the token itself is refused');
     t.equal(await call(padded), 401, 'and its padded spelling');
     t.equal(await call(`${jwt}=`), 401, 'and one = alone');
+  });
+
+  await t.test('a PS256 JWT whose signature starts with a zero byte: the spelling without it is refused', async (t) => {
+    // OpenSSL's RSA-PSS verify takes a signature a leading zero byte short (RFC 8017 says k octets),
+    // and that spelling is canonical base64url: hashed as another token, a revoked JWT came back.
+    const idp = await keyedIdp(t, 'PS256');
+    let jwt = '';
+    let tries = 0;
+    while (tries < 5000 && Buffer.from(jwt.split('.')[2] ?? '', 'base64url')[0] !== 0) jwt = await idp.sign({ n: ++tries });
+    const [h, p, sig] = jwt.split('.') as [string, string, string];
+    t.equal(Buffer.from(sig, 'base64url')[0], 0, `a signature starting with 0x00 (${tries} tries)`);
+    const short = `${h}.${p}.${Buffer.from(sig, 'base64url').subarray(1).toString('base64url')}`;
+    const s = await startTestSidecar(t, backend.url, {
+      tokens: { issuers: [{ id: 'fapi', issuer: idp.issuer, audience: ['orders'], jwt: { algorithms: ['PS256'] } }] },
+    });
+    const call = caller(t, s);
+    t.equal(await call(jwt), 200);
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const before = await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${short}` } });
+    t.equal(before.status, 401, 'the short spelling is refused before any revocation');
+    t.match(before.json(), { code: 'ERR_AUTHN_TOKEN_INVALID', detail: /not as long as its key's modulus/ });
+    t.match(await revoke(s, short), { status: 400, body: { code: 'ERR_REQUEST_MALFORMED' } }, 'and is not revoked');
+    t.equal((await revoke(s, jwt)).status, 200);
+    t.equal(await call(jwt), 401, 'the token is refused');
+    t.equal(await call(short), 401, 'and its short spelling');
+  });
+
+  await t.test('a revoked JWT respelled for introspection is refused, under auto and introspect (defect 166)', async (t) => {
+    // An IdP that introspects JWTs with a lenient decoder answers for `token==` or a signature
+    // with its spare bits set as for the token; Warden hashed them as written: 200 after revocation.
+    const dotted = 'opaque.token.with-dotsQ'; // an opaque token holding dots: no JSON header, not a JWS
+    const idp = await keyedIdp(t, 'ES256', [dotted]);
+    const jwt = await idp.sign();
+    const sig = jwt.split('.')[2]!;
+    const respellings = [
+      `${jwt}${'='.repeat(4 - (sig.length % 4))}`,
+      ...spellingsOf(jwt),
+      ...(sig.includes('-') || sig.includes('_') ? [jwt.replace(/-/g, '+').replace(/_/g, '/')] : []),
+    ];
+    for (const mode of ['auto', 'introspect'] as const) {
+      await t.test(`authn.mode ${mode}`, async (t) => {
+        const s = await startTestSidecar(t, backend.url, {
+          tokens: {
+            authn: { mode },
+            issuers: [
+              { id: 'corp', issuer: idp.issuer, audience: ['orders'], introspection: { client_id: 'rs', client_secret: 'secret' } },
+            ],
+          },
+        });
+        const call = caller(t, s);
+        t.equal(await call(jwt), 200);
+        const agent = testAgent(s.ca);
+        t.teardown(() => agent.close());
+        for (const other of respellings) {
+          const r = await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${other}` } });
+          t.equal(r.status, 401, `${other.slice(-4)}: refused before any revocation`);
+          t.match(r.json(), { code: 'ERR_AUTHN_TOKEN_INVALID', detail: /not canonical base64url/ });
+        }
+        t.match((await revoke(s, respellings[0]!)).body, { code: 'ERR_REQUEST_MALFORMED' }, 'a respelling is not revoked');
+        t.match((await revoke(s, jwt)).body, { revoked: true, idp: false });
+        t.equal(await call(jwt), 401, 'the token is refused');
+        for (const other of respellings) t.equal(await call(other), 401, `and ${other.slice(-4)}`);
+        if (mode === 'introspect') t.equal(await call(dotted), 200, 'an opaque token with dots is still introspected');
+      });
+    }
+  });
+
+  await t.test('a revoked JWT stays refused past its exp whatever leeway a reload sets (minting off)', async (t) => {
+    // The revocation lasted until exp + the leeway at revocation (1 s), acceptance used the current
+    // one (60 s): between the two, the revoked JWT was accepted again.
+    const idp = await keyedIdp(t, 'ES256');
+    const config = (leeway: string) => ({
+      tokens: { leeway, mint: { enabled: false }, issuers: [{ id: 'corp', issuer: idp.issuer, audience: ['orders'] }] },
+    });
+    const s = await startTestSidecar(t, backend.url, config('1s'));
+    const call = caller(t, s);
+    const exp = Math.floor(Date.now() / 1000) + 3;
+    const jwt = await idp.sign({}, exp);
+    t.equal(await call(jwt), 200);
+    t.equal((await revoke(s, jwt)).status, 200);
+    const text = await testConfigYaml(backend.url, config('60s'));
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(s.sidecar.current.loaded.file, text)), 'reloaded: leeway 1s → 60s');
+    await sleep(exp * 1000 - Date.now() + 2000);
+    const requests = backend.requests.length;
+    t.equal(await call(jwt), 401, 'exp + 2 s, within the new leeway: still refused');
+    t.equal(backend.requests.length, requests, 'nothing reached the backend');
   });
 
   await t.test('only a token this sidecar accepts is revoked; nothing from a web page', async (t) => {

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type KeyObject } from 'jose';
-import { lowSSpelling } from '../../../src/identity/jws-encoding.js';
+import { isRespelledJws, isWholeRsaSignature, lowSSpelling } from '../../../src/identity/jws-encoding.js';
 import { tokenHash } from '../../../src/identity/token-hash.js';
 
 /** Curve orders, written out here apart from the code under test. */
@@ -90,4 +90,49 @@ t.test('anything else is its own spelling', async (t) => {
   ];
   for (const [name, token] of cases) t.equal(lowSSpelling(token), token, name);
   t.not(lowSSpelling(high), high, 'a well-formed ES256 token with a high s is respelled (the control)');
+});
+
+t.test('an RSA signature is as long as its modulus: a PSS one a zero byte short verifies, and is refused', async (t) => {
+  for (const alg of ['PS256', 'RS256']) {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { modulusLength: 2048 });
+    let jws = '';
+    for (let i = 0; i < 5000 && Buffer.from(jws.split('.')[2] ?? '', 'base64url')[0] !== 0; i++)
+      jws = await new SignJWT({ i }).setProtectedHeader({ alg }).sign(privateKey);
+    const [h, p, sig] = jws.split('.') as [string, string, string];
+    t.equal(Buffer.from(sig, 'base64url')[0], 0, `${alg}: a signature starting with 0x00`);
+    const short = `${h}.${p}.${Buffer.from(sig, 'base64url').subarray(1).toString('base64url')}`;
+    t.ok(isWholeRsaSignature(jws, alg, publicKey), `${alg}: the signature as made (256 bytes) passes`);
+    t.notOk(isWholeRsaSignature(short, alg, publicKey), `${alg}: 255 bytes do not`);
+    if (alg === 'PS256') await jwtVerify(short, publicKey as CryptoKey | KeyObject); // the defect's premise: it verifies
+    const { KeyObject: NodeKeyObject } = await import('node:crypto');
+    t.notOk(isWholeRsaSignature(short, alg, NodeKeyObject.from(publicKey)), `${alg}: a KeyObject's modulus too`);
+    t.notOk(isWholeRsaSignature(jws, alg, undefined), `${alg}: a key whose modulus cannot be read refuses`);
+  }
+  const es = await generateKeyPair('ES256');
+  const es256 = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).sign(es.privateKey);
+  t.ok(isWholeRsaSignature(es256, 'ES256', es.publicKey), 'other algorithms pass');
+});
+
+t.test('isRespelledJws: another spelling of a JWS, not an opaque token holding dots', async (t) => {
+  const es = await generateKeyPair('ES256');
+  const jws = await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'ES256' }).sign(es.privateKey);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const [h, p, sig] = jws.split('.') as [string, string, string];
+  const respelled: [string, string][] = [
+    ['padded', `${jws}==`],
+    ['one =', `${jws}=`],
+    ['a spare bit set', `${h}.${p}.${sig.slice(0, -1)}${alphabet[alphabet.indexOf(sig.at(-1)!) | 1]}`],
+    ["base64's + and / (jose's decoder takes them for - and _)", `${h}.${p}.+/${sig.slice(2)}`],
+    ['a padded header', `${h}${'='.repeat((4 - (h.length % 4)) % 4 || 2)}.${p}.${sig}`],
+  ];
+  for (const [name, token] of respelled) t.ok(isRespelledJws(token), name);
+  const not: [string, string][] = [
+    ['the token itself', jws],
+    ['an opaque token', 'abcDEF123-_xyz'],
+    ['an opaque token with two dots and spare bits', 'opaque.token.with-dotsQ'],
+    ['an opaque token with dots and padding', 'b3BhcXVl.dG9rZW4=.c2lnbmF0dXJl=='],
+    ['a header that is JSON but no object', `${Buffer.from('[1]').toString('base64url')}.${p}.${sig}=`],
+    ['four segments', `${jws}.x=`],
+  ];
+  for (const [name, token] of not) t.notOk(isRespelledJws(token), name);
 });
