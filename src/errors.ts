@@ -58,6 +58,8 @@ export const ERRORS = {
   // One caller over its share of the DPoP replay cache: its own volume, so 429 and only for it.
   ERR_DPOP_REPLAY_SHARE: { status: 429, title: 'Too many recent DPoP proofs', event: 'warden.traffic.rate_limited' },
   ERR_AUTHZ_SCOPE_MISSING: { status: 403, title: 'Insufficient scope', event: 'warden.authz.scope_missing' },
+  // The token minted for the backend is over tokens.mint.max_bytes (the claims of the caller's token): not forwarded.
+  ERR_MINTED_TOKEN_TOO_LARGE: { status: 431, title: 'Access token too large to forward', event: 'warden.http.limit_exceeded' },
   ERR_IDP_UNAVAILABLE: { status: 503, title: 'Token could not be checked', event: 'warden.authn.idp_unavailable' },
   // Raised where it is refused (src/identity/token-runtime.ts): the admin listener has no rescue.
   ERR_REVOCATIONS_FULL: { status: 503, title: 'Too many revoked tokens', event: 'warden.token.revocation_refused' },

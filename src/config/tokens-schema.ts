@@ -164,6 +164,7 @@ export const tokensSchema = {
         audience: { type: 'string', minLength: 1, 'x-expect': 'the aud of minted tokens (the backend)' },
         header: { ...headerName, default: 'authorization' },
         ttl: duration('5m'),
+        max_bytes: size('8KiB'),
         claims: {
           type: 'object',
           default: {},

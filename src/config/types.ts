@@ -230,6 +230,8 @@ export interface TokensConfig {
     /** Header the backend reads the token from; `authorization` carries `Bearer <jwt>`, others the bare JWT. */
     header: string;
     ttl: number;
+    /** The longest minted token forwarded; a longer one is refused (431 ERR_MINTED_TOKEN_TOO_LARGE). */
+    max_bytes: number;
     /** Minted claim → source claim (introspection answer or JWT payload). */
     claims: Record<string, string>;
     key_rotation: number;

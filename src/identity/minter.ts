@@ -29,6 +29,8 @@ export interface MinterOptions {
   claims: Readonly<Record<string, string>>;
   maxEntries: number;
   maxBytes: number;
+  /** The longest minted token forwarded (`tokens.mint.max_bytes`): a longer one is refused, not sent. */
+  maxTokenBytes: number;
 }
 
 export interface Minter {
@@ -38,7 +40,7 @@ export interface Minter {
    * A refusal for a source token already past its `exp` (accepted within the leeway only): a minted
    * token would expire before it was issued, and the backend would refuse it.
    */
-  tokenFor(principal: Principal, peer: PeerIdentity, request?: MintedFor): string | WardenError | Promise<string>;
+  tokenFor(principal: Principal, peer: PeerIdentity, request?: MintedFor): string | WardenError | Promise<string | WardenError>;
 }
 
 /** The request a token is minted for (the pipeline's RequestContext is one). */
@@ -75,9 +77,31 @@ const expiredForMinting = (p: Principal) =>
     attributes: { 'warden.token.issuer': p.issuerId, 'warden.token.hash': p.tokenHash.slice(0, 16) },
   });
 
+/**
+ * A minted token longer than `tokens.mint.max_bytes`, refused rather than forwarded: an
+ * introspection answer granting 20 001 scopes made one the backend answered 431 with an empty body,
+ * and the caller could not tell why. Says which claim made it large (the caller's own token's).
+ */
+function tooLarge(p: Principal, jwt: string, claims: Record<string, unknown>, max: number): WardenError {
+  let largest = '';
+  let largestBytes = 0;
+  for (const [name, value] of Object.entries(claims)) {
+    const bytes = Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value));
+    if (bytes > largestBytes) [largest, largestBytes] = [name, bytes];
+  }
+  const scopes = largest === 'scope' && typeof claims.scope === 'string' ? `, ${claims.scope.split(' ').length} scopes` : '';
+  return new WardenError('ERR_MINTED_TOKEN_TOO_LARGE', {
+    rule: 'mint.max_bytes',
+    detail:
+      `The token for the backend would be ${jwt.length} bytes, more than tokens.mint.max_bytes (${max}): ` +
+      `its claim "${largest}" alone is ${largestBytes} bytes${scopes}, from the access token.`,
+    attributes: { 'warden.token.issuer': p.issuerId, 'warden.token.hash': p.tokenHash.slice(0, 16) },
+  });
+}
+
 export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { metrics: TokenMetrics; events: EventBus }): Minter {
   const cache = new BoundedCache<MintedEntry>({ maxEntries: options.maxEntries, maxBytes: options.maxBytes });
-  const inflight = new Map<string, Promise<string>>();
+  const inflight = new Map<string, Promise<string | WardenError>>();
   const mapping = Object.entries(options.claims);
 
   /**
@@ -97,7 +121,7 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
     return true;
   };
 
-  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, request: MintedFor | undefined): Promise<string> {
+  async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, request: MintedFor | undefined): Promise<string | WardenError> {
     const nowMs = Date.now();
     const iat = Math.floor(nowMs / 1000);
     const exp = Math.min(iat + Math.floor(options.ttl / 1000), p.expiresAt ?? Infinity);
@@ -128,6 +152,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       .setJti(randomUUID())
       .setExpirationTime(exp)
       .sign(key.privateKey);
+    // Not cached: the next request with the same claims is refused the same way.
+    if (jwt.length > options.maxTokenBytes) return tooLarge(p, jwt, { sub: subjectOf(p), ...claims }, options.maxTokenBytes);
     const life = (exp - iat) * 1000;
     cache.set(cacheKey, { jwt, from: p }, jwt.length * 2 + 200, nowMs + life * REUSE_FRACTION);
     deps.metrics.cache('minted', 'miss');

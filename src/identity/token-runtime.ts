@@ -209,6 +209,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         claims: tokens.mint.claims,
         maxEntries: tokens.cache.max_entries,
         maxBytes: tokens.cache.max_bytes,
+        maxTokenBytes: tokens.mint.max_bytes,
       },
       keys,
       { metrics, events },

@@ -20,7 +20,7 @@ export function createMintTokenStage(minter: Minter, header: { name: string; bea
       if (!p) return undefined;
       const jwt = minter.tokenFor(p, ctx.peer, ctx);
       if (typeof jwt === 'string') return put(ctx, jwt);
-      return jwt instanceof WardenError ? jwt : jwt.then((j) => put(ctx, j));
+      return jwt instanceof WardenError ? jwt : jwt.then((j) => (typeof j === 'string' ? put(ctx, j) : j));
     },
   };
 }

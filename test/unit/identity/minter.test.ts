@@ -18,7 +18,7 @@ t.test('minted tokens end no later than their source token; none for one past it
   t.teardown(() => keys.stop());
   const events: string[] = [];
   const minter = createMinter(
-    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6 },
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6, maxTokenBytes: 8192 },
     keys,
     { metrics: { cache() {}, idpCall() {} }, events: { emit: (name: string) => void events.push(name) } as never },
   );
@@ -44,7 +44,15 @@ t.test('a minted token is reused only while its source says the same: a scope ta
   t.teardown(() => keys.stop());
   let minted = 0;
   const minter = createMinter(
-    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: { tenant: 'org' }, maxEntries: 10, maxBytes: 1e6 },
+    {
+      issuer: 'urn:warden:orders',
+      audience: 'orders',
+      ttl: 300_000,
+      claims: { tenant: 'org' },
+      maxEntries: 10,
+      maxBytes: 1e6,
+      maxTokenBytes: 8192,
+    },
     keys,
     { metrics: { cache() {}, idpCall() {} }, events: { emit: () => void minted++ } as never },
   );
@@ -83,7 +91,7 @@ t.test('the minted token says which IdP vouched, keeps a delegated token’s act
   const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
   t.teardown(() => keys.stop());
   const minter = createMinter(
-    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6 },
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6, maxTokenBytes: 8192 },
     keys,
     { metrics: { cache() {}, idpCall() {} }, events: { emit() {} } as never },
   );
@@ -114,7 +122,7 @@ t.test('the actor chain is copied canonically; a SPIFFE ID as actor needs the ve
   const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
   t.teardown(() => keys.stop());
   const minter = createMinter(
-    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 100, maxBytes: 1e6 },
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 100, maxBytes: 1e6, maxTokenBytes: 8192 },
     keys,
     { metrics: { cache() {}, idpCall() {} }, events: { emit() {} } as never },
   );
@@ -165,4 +173,31 @@ t.test('the actor chain is copied canonically; a SPIFFE ID as actor needs the ve
     'only the outermost actor speaks for the caller',
   );
   t.same(await mint({ sub: 'spiffe-like-svc' }), { sub: 'spiffe-like-svc' }, 'not a SPIFFE ID');
+});
+
+t.test('a minted token over maxTokenBytes is refused, naming the claim, and not cached', async (t) => {
+  const keys = await createSigningKeys({ rotateEvery: 86_400_000, tokenLifetime: 300_000, leeway: 30_000 });
+  t.teardown(() => keys.stop());
+  const events: string[] = [];
+  const minter = createMinter(
+    { issuer: 'urn:warden:orders', audience: 'orders', ttl: 300_000, claims: {}, maxEntries: 10, maxBytes: 1e6, maxTokenBytes: 2048 },
+    keys,
+    { metrics: { cache() {}, idpCall() {} }, events: { emit: (name: string) => void events.push(name) } as never },
+  );
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const scope = Array.from({ length: 200 }, (_, i) => `orders:read${i}`).join(' ');
+  const large = principalOf({ sub: 'alice', aud: 'orders', exp, scope }, policy, 'introspection', 'dd'.repeat(32));
+  for (const attempt of ['first', 'again']) {
+    const refused = await minter.tokenFor(large, unverifiedPeer as never);
+    t.ok(refused instanceof WardenError, `${attempt}: refused`);
+    t.match(refused, {
+      code: 'ERR_MINTED_TOKEN_TOO_LARGE',
+      status: 431,
+      rule: 'mint.max_bytes',
+      detail: /more than tokens\.mint\.max_bytes \(2048\): its claim "scope" alone is \d+ bytes, 200 scopes/,
+    });
+  }
+  t.same(events, [], 'none was minted (nor cached)');
+  const small = principalOf({ sub: 'alice', aud: 'orders', exp, scope: 'orders:read' }, policy, 'introspection', 'ee'.repeat(32));
+  t.type(await minter.tokenFor(small, unverifiedPeer as never), 'string', 'a token under the bound is minted');
 });

@@ -94,6 +94,7 @@ const mintingOptions = (ttl: number) => ({
   claims: {},
   maxEntries: 10,
   maxBytes: 1e6,
+  maxTokenBytes: 8192,
 });
 const mintingDeps = { metrics: { cache() {}, idpCall() {} }, events: { emit() {} } as never };
 const unverifiedPeer = { verified: false } as never;
