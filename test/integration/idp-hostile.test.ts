@@ -54,9 +54,10 @@ t.test('junk tokens the IdP refuses with 400 are 401s and leave the circuit clos
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
   const call = (token: string) => fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${token}` } });
-  // Shaped like a JWT (not quite a JWS, so introspected): oidc-provider answers 400 unsupported_token_type.
+  // Shaped like a JWT (three segments, but a `~` no base64 holds: not a JWS, nor a respelled one,
+  // so introspected): oidc-provider answers 400 unsupported_token_type.
   for (let i = 0; i < 6; i++) {
-    const junk = await call(`eyJhbGciOiJub25lIn0.eyJ${i}9.N=`);
+    const junk = await call(`eyJhbGciOiJub25lIn0.eyJ${i}9.N~`);
     t.equal(junk.status, 401, `junk token ${i}: 401`);
     t.equal(junk.json().code, 'ERR_AUTHN_TOKEN_INACTIVE');
   }
