@@ -14,7 +14,7 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { WardenError } from '../errors.js';
-import { createIpSet } from '../net/ip-set.js';
+import { createIpSet, type IpSet } from '../net/ip-set.js';
 import { isLoopbackHost } from '../net/loopback.js';
 
 /**
@@ -56,15 +56,23 @@ export function egressLocation(
  * Whether a URL's host name leads to this machine: a loopback name (`localhost`, `*.localhost`),
  * an address of THIS_MACHINE, or one of this host's own interfaces (the pod IP, where an admin
  * listener bound to 0.0.0.0 answers). Decided by address, not spelling: `[::ffff:0:0]` is 0.0.0.0,
- * and a string comparison let it through. Interfaces are read per redirect (rare; they can change).
+ * and a string comparison let it through (as it let the pod IP's mapped form, `[::ffff:c000:202]`).
  */
 function namesThisMachine(hostname: string): boolean {
   const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
   if (isIP(bare) === 0) return isLoopbackHost(hostname);
-  if (THIS_MACHINE.has(bare)) return true;
-  const own = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.toLowerCase()));
-  const unmapped = bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4 ? bare.slice(7) : bare;
-  return own.includes(unmapped) || own.includes(bare);
+  return THIS_MACHINE.has(bare) || ownAddresses().has(bare);
+}
+
+/** This host's interface addresses as an IpSet (which also matches their IPv4-mapped forms, `[::ffff:c000:202]`), read at most once a second. */
+let own: { set: IpSet; readAt: number } | undefined;
+function ownAddresses(): IpSet {
+  const now = Date.now();
+  if (own === undefined || now - own.readAt > 1000) {
+    const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.split('%', 1)[0] as string));
+    own = { set: createIpSet(addresses), readAt: now };
+  }
+  return own.set;
 }
 
 function refused(what: string): WardenError {

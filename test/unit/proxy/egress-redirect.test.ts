@@ -36,6 +36,8 @@ t.test('a redirect back to this machine or to another egress service is refused'
     'http://[0:0:0:0:0:0:0:0]:15001/x',
     // This host's own interface addresses (an admin listener bound to 0.0.0.0 answers there).
     ...ownAddresses.map((a) => (a.includes(':') ? `http://[${a}]:9901/metrics` : `http://${a}:9901/metrics`)),
+    // …and an IPv4 one in its IPv4-mapped form, which the URL parser writes in hex (the review's `[::ffff:192.0.2.2]`).
+    ...ownAddresses.filter((a) => !a.includes(':')).map((a) => `http://[::ffff:${a}]:9901/metrics`),
   ]) {
     for (const call of [pathCall, proxyCall]) {
       const verdict = egressLocation(location, call, services);
