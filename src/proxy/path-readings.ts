@@ -77,13 +77,34 @@ function suffixReading(path: string): string | undefined {
   return reading === path ? undefined : reading;
 }
 
+/**
+ * Whether `path` without its format suffix (and segment padding) names another declared route than
+ * `route`; not for a path declared as it is, with no parameter or wildcard taking it (`/openapi.json`
+ * beside `/openapi`): the operator said what it is.
+ */
+function suffixNamesOther(plan: Plan, method: string, path: string, route: RoutePlan, hasParams: boolean): boolean {
+  const stem = suffixReading(path);
+  if (stem === undefined) return false;
+  const other = plan.declared(method, stem);
+  if (other === undefined || other === route) return false;
+  return hasParams || plan.declared(method, path) !== route;
+}
+
 export function checkPathReadings(plan: Plan, method: string, path: string, match: RouteMatch): WardenError | undefined {
   const route = match.route;
+  const hasParams = Object.keys(match.params).length > 0;
   if (path.includes('%')) {
     const decoded = path.replace(ENCODED_SEGMENT_CHARACTER, decodeURIComponent);
     if (decoded !== path) {
+      // Combined with the other readings, as the backends that decode also fold case (ASP.NET Core)
+      // or drop a suffix: `/users/%40ME`, `/users/%40me.json` are `/users/@me` there.
       const other = plan.declared(method, decoded);
-      if (other !== undefined && other !== route) return refusal('path.encoded_delimiter');
+      if (
+        (other !== undefined && other !== route) ||
+        otherReading(plan, method, decoded, route) !== undefined ||
+        suffixNamesOther(plan, method, decoded, route, hasParams)
+      )
+        return refusal('path.encoded_delimiter');
     }
   }
   if (path.includes(';')) {
@@ -96,13 +117,7 @@ export function checkPathReadings(plan: Plan, method: string, path: string, matc
   }
   const rule = otherReading(plan, method, path, route);
   if (rule !== undefined) return refusal(rule);
-  const stem = suffixReading(path);
-  if (stem === undefined) return undefined;
-  const other = plan.declared(method, stem);
-  if (other === undefined || other === route) return undefined;
-  // Declared as it is, with no parameter or wildcard taking it (`/openapi.json` beside `/openapi`): the operator said what it is.
-  const literal = Object.keys(match.params).length === 0 && plan.declared(method, path) === route;
-  return literal ? undefined : refusal('path.suffix');
+  return suffixNamesOther(plan, method, path, route, hasParams) ? refusal('path.suffix') : undefined;
 }
 
 /**
