@@ -18,7 +18,7 @@ const REPLACEMENT = 0xfffd;
  * the bytes, or text already decoded as UTF-8 (busboy's fields, a part read whole), in which a
  * UTF-16 byte order mark's bytes (FF FE, FE FF) read as two U+FFFD and a NUL stays a NUL.
  */
-export function wideEncoding(content: Buffer | string): string | undefined {
+export function wideEncoding(content: Buffer | string, untyped = false): string | undefined {
   if (typeof content === 'string') {
     if (content.charCodeAt(0) === REPLACEMENT && content.charCodeAt(1) === REPLACEMENT) return BY_BYTE_ORDER_MARK;
     const n = Math.min(content.length, 4);
@@ -30,7 +30,25 @@ export function wideEncoding(content: Buffer | string): string | undefined {
   // FF FE is UTF-16LE's mark and UTF-32LE's first half (FF FE 00 00); FE FF UTF-16BE's.
   if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return BY_BYTE_ORDER_MARK;
   // UTF-32BE's mark (00 00 FE FF) and every unmarked UTF-16 or UTF-32 text opening with ASCII.
+  if (untyped) return asciiInWideUnits(content) ? BY_NUL : undefined;
   const n = Math.min(content.length, 4);
   for (let i = 0; i < n; i++) if (content[i] === 0) return BY_NUL;
   return undefined;
+}
+
+/** Text (tab, line breaks, printable ASCII) as the first two characters' bytes: a body that is no text is not judged by its NULs. */
+const isAsciiText = (b: number | undefined) => b !== undefined && ((b >= 0x20 && b <= 0x7e) || b === 0x09 || b === 0x0a || b === 0x0d);
+
+/**
+ * RFC 4627 §3's patterns, text opening with ASCII: 00 00 00 xx (UTF-32BE), 00 xx 00 xx (UTF-16BE),
+ * xx 00 00 00 (UTF-32LE), xx 00 xx 00 (UTF-16LE). For a body without a Content-Type, which may be
+ * anything: binary (a length prefix, protobuf) often holds a NUL in its first bytes, and was refused.
+ */
+function asciiInWideUnits(b: Buffer): boolean {
+  const [b0, b1, b2, b3] = [b[0], b[1], b[2], b[3]];
+  if (b0 === 0 && b1 === 0 && b2 === 0) return isAsciiText(b3);
+  if (b0 === 0 && b2 === 0) return isAsciiText(b1) && isAsciiText(b3);
+  if (b1 === 0 && b2 === 0 && b3 === 0) return isAsciiText(b0);
+  if (b1 === 0 && b3 === 0) return isAsciiText(b0) && isAsciiText(b2);
+  return false;
 }

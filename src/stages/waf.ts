@@ -464,7 +464,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       // A charset named, or UTF-16/32 by the first bytes (JSON readers detect it whatever the header says).
       const charset =
         body !== undefined && body.length > 0
-          ? (unreadableCharset(contentType) ?? wideEncoding(body) ?? xmlEncodingProblem(mime, body))
+          ? (unreadableCharset(contentType) ?? wideEncoding(body, mime === '') ?? xmlEncodingProblem(mime, body))
           : undefined;
       if (charset !== undefined) {
         // Detect mode reports it and still inspects the rest of the request.

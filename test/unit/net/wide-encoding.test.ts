@@ -35,3 +35,22 @@ t.test('UTF-8 text is not', async (t) => {
   t.equal(wideEncoding(Buffer.alloc(0)), undefined, 'nothing');
   t.equal(wideEncoding(Buffer.from('abcd\0')), undefined, 'a NUL past the first four bytes is the rules’ business');
 });
+
+t.test('a body without a Content-Type is judged by RFC 4627 patterns of text, not by a NUL alone (binary often holds one)', async (t) => {
+  for (const [what, bytes] of [
+    ['UTF-16LE', Buffer.from(json, 'utf16le')],
+    ['UTF-16BE', utf16be(json)],
+    ['UTF-32LE', utf32le(json)],
+    ['UTF-32BE', Buffer.from([0, 0, 0, 0x7b, 0, 0, 0, 0x22])],
+    ['UTF-16LE with its mark', Buffer.from(`\ufeff${json}`, 'utf16le')],
+  ] as const)
+    t.match(wideEncoding(bytes, true), /^UTF-16 or UTF-32/, what);
+  // The review's case: `fetch(url, { body: uint8Array })` sends no Content-Type; length prefixes and protobuf start with NULs.
+  for (const [what, bytes] of [
+    ['a little-endian length prefix', Buffer.from([0x08, 0, 0, 0, 0x0a, 0x02, 0x68, 0x69])],
+    ['a big-endian one', Buffer.from([0, 0, 0, 0x05, 0x0a, 0x03])],
+    ['protobuf with a zero field', Buffer.from([0x08, 0x00, 0x12, 0x00])],
+    ['one NUL', Buffer.from([0])],
+  ] as const)
+    t.equal(wideEncoding(bytes, true), undefined, `${what}: not refused`);
+});
