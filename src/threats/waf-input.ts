@@ -23,6 +23,12 @@ export interface WafTexts {
 }
 
 const WAF_MAX_STRING = 4096;
+/**
+ * Strings handed to libddwaf per name or value, on average, at most: its readings (NULs dropped,
+ * NFKC, escapes undone as JSON5/GraphQL and as YAML do) and a long one's pieces. Counted against
+ * max_entries itself, 3 400 Windows paths (three readings each) were refused as too many entries.
+ */
+const READINGS_PER_ENTRY = 4;
 const OVERLAP = 512;
 /** The most entries libddwaf inspects in one container. */
 export const WAF_MAX_CONTAINER = 256;
@@ -76,7 +82,7 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits, 
     const yaml = yamlEscapesUndone(text);
     if (yaml !== undefined && yaml !== undone) pushReadings(out, path, yaml);
   }
-  if (out.texts.length > limits.maxEntries) throw new WafInputTooLarge('entries');
+  if (out.texts.length > limits.maxEntries * READINGS_PER_ENTRY) throw new WafInputTooLarge('entries');
 }
 
 /** A string as it is, and as backends that drop NULs or normalise it read it. */

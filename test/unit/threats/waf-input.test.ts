@@ -13,11 +13,18 @@ t.test('non-ASCII strings also in their NFKC form, which counts towards max_entr
   const plain = createWafTexts();
   addValue(plain, '/q', 'ご注文 O\u2019Brien', limits);
   t.same(plain.texts, ['ご注文 O\u2019Brien'], 'a string NFKC leaves as it is is not copied');
+  // max_entries counts names and values; their readings may be up to 4 strings each on average.
+  t.doesNotThrow(() => addValue(createWafTexts(), '/q', '\uFF21 \uFF22', { maxEntries: 1, maxDepth: 8 }), 'one entry, two texts');
   t.throws(
-    () => addValue(createWafTexts(), '/q', '\uFF21 \uFF22', { maxEntries: 1, maxDepth: 8 }),
+    () => addValue(createWafTexts(), '/q', ['\uFF21 \uFF22', 'b c'], { maxEntries: 1, maxDepth: 8 }),
     { message: 'request has too many entries to inspect' },
-    'one entry, two texts: too large',
+    'two entries where one is allowed: too many',
   );
+  // The review's case: Windows paths have three readings each (as sent, JSON5-unescaped, YAML-unescaped).
+  const paths = Array.from({ length: 3400 }, (_, i) => `C:\\Program Files\\Adobe\\app${i}.exe`);
+  const wide = createWafTexts();
+  t.doesNotThrow(() => addValue(wide, '/body', paths, { maxEntries: 10_000, maxDepth: 8 }), '3 400 Windows paths pass max_entries 10 000');
+  t.ok(wide.texts.length >= 3 * 3400, `each read three ways (${wide.texts.length} texts)`);
 });
 
 t.test('names and values that point into a prototype are handed over', async (t) => {
