@@ -219,7 +219,7 @@ function buildStages(
       stages.push(failed.check, failed.charging(authnStage));
     } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
-    if (!isScopesNoop(policy.scopes, authn.optional))
+    if (!isScopesNoop(policy.scopes, authn.optional || authn.mode === 'off'))
       stages.push(
         createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm, configuredTokenPlaces(config.tokens)),
       );
@@ -567,6 +567,14 @@ function operationEntries(config: SidecarConfig, operations: readonly Operation[
       // names. Before, such a caller got 401 ERR_AUTHN_TOKEN_MISSING unless the operator set
       // authn.optional for the operation (docs/adversarial.md 217).
       if (own.authn === undefined && op.security.some(needsNoToken)) policy.authn = { optional: true };
+      // Authn off where the document needs a token: no principal, so the requirement was either
+      // skipped (`[{bearer: []}]` served anyone) or unmeetable (401 to every caller).
+      const mode = own.authn?.mode ?? config.tokens?.authn.mode;
+      if (mode === 'off' && op.security.every((a) => a.token))
+        throw new PlanError(
+          own.authn?.mode === 'off' ? ['openapi', 'operations', op.id, 'authn', 'mode'] : ['tokens', 'authn', 'mode'],
+          `is "off", but ${op.pointer} requires a token (its security): leave authn on for it, or make the operation public in the document (security: []) with openapi.allow_public`,
+        );
     }
     policy.operation = { op, mode: own.validation ?? config.openapi?.validation.mode ?? 'enforce' };
     return {

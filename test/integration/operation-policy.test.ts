@@ -285,3 +285,34 @@ components:
     );
   },
 );
+
+t.test('authn mode "off" on an operation whose security needs a token is refused at start (it served anyone, or no one)', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const idp = await startForgedIssuer(t);
+  const document = openApiFile(`openapi: 3.1.0
+info: { title: t, version: '1' }
+security: [{ bearer: [] }]
+paths:
+  /me:
+    get: { operationId: me, responses: { '200': { description: ok } } }
+  /open:
+    get: { operationId: open, security: [], responses: { '200': { description: ok } } }
+components:
+  securitySchemes:
+    bearer: { type: http, scheme: bearer }
+`);
+  const tokens = { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] };
+  await t.rejects(startTestSidecar(t, backend.url, { tokens, openapi: { document, operations: { me: { authn: { mode: 'off' } } } } }), {
+    message: /openapi\.operations\.me\.authn\.mode: is "off", but .* requires a token/,
+  });
+  await t.rejects(startTestSidecar(t, backend.url, { tokens: { ...tokens, authn: { mode: 'off' } }, openapi: { document } }), {
+    message: /tokens\.authn\.mode: is "off", but .* requires a token/,
+  });
+  // Off where the document asks for nothing is the operator's choice.
+  const s = await startTestSidecar(t, backend.url, { tokens, openapi: { document, operations: { open: { authn: { mode: 'off' } } } } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${s.url}/open`, agent)).status, 200);
+  t.equal((await fetchText(`${s.url}/me`, agent)).status, 401);
+});
