@@ -127,9 +127,11 @@ export class H1Connection {
     let last = res;
     if (this.#owed.has(res)) for (const owed of this.#owed) last = owed;
     if (!last.headersSent) return this.#markClosing(last);
-    // Its head already says keep-alive (built while queued behind the refused one): closed once it is written.
+    // Its head already says keep-alive (built while queued behind the refused one): closed once it
+    // is written, or now if it is (else every later request is dropped on a connection left open).
     this.#closesConnection = last;
-    last.once('finish', () => this.socket.destroySoon());
+    if (last.writableFinished) this.socket.destroySoon();
+    else last.once('finish', () => this.socket.destroySoon());
   }
 
   /** The response of a request this connection knows (started or waiting), if any. */
