@@ -122,18 +122,33 @@ t.test('a backlog goes in batches, with the event loop let through between them'
   store.transaction(() => {
     for (let i = 0; i < rows; i++) certificate(store, `b${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
   });
-  let turns = 0;
-  const ticker = setInterval(() => turns++, 0);
+  // Between two batches, did anything else get the event loop? A ticker re-queued with setImmediate
+  // runs only if the pass yields; a pass deleting in one synchronous loop would never let it.
+  let ticked = false;
+  let stopTicking = false;
+  const tick = () => {
+    ticked = true;
+    if (!stopTicking) setImmediate(tick);
+  };
+  const batches: boolean[] = [];
+  const recording = {
+    ...store,
+    pruneExpired: (before: number, limit: number) => {
+      batches.push(ticked);
+      ticked = false;
+      return store.pruneExpired(before, limit);
+    },
+  };
   const { logger } = capture();
-  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  const retention = startRetention(recording, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
   t.teardown(() => retention.stop());
-  // A pruneNow while the first pass (started by the timer) runs joins it rather than starting another.
-  await new Promise((resolve) => setTimeout(resolve, 1));
+  setImmediate(tick);
   const counts = await retention.pruneNow();
-  clearInterval(ticker);
-  t.ok(counts === undefined || counts.certificates <= rows, 'no row counted twice');
+  stopTicking = true;
+  t.same(counts, { certificates: rows, tokens: 0 }, 'every row counted once');
   t.equal(store.listCertificates({ now: NOW }).length, 0, 'every expired row went');
-  t.ok(turns >= 1, `timers ran between the batches (${turns} turns)`);
+  t.equal(batches.length, 4, 'in batches of 500');
+  t.same(batches.slice(1), [true, true, true], 'the event loop ran between each two batches');
 });
 
 t.test('stopped, no batch starts: the database may close under it', async (t) => {
