@@ -28,14 +28,20 @@ export const ADMIN_LIMITS: AdminLimits = {
  * A connection's state: no request in flight, one in flight since `since` (ms), or a stream the
  * listener keeps (a console feed, bounded by its own caps and never closed to make room).
  */
-type Use = { readonly network: string; busy: false | 'stream' | number };
+type Use = { readonly network: string; readonly openedAt: number; served: boolean; busy: false | 'stream' | number };
+
+/**
+ * A connection this young that has not sent a request yet is the last to make room: a probe's
+ * connection, between its accept and its request, was the only idle one among busy attackers'.
+ */
+const FRESH_MS = 1000;
 
 /**
  * At most `maxConnections`, and `maxConnectionsPerAddress` from one network (an IPv6 /64 counts as
  * one). At either bound a newcomer is served and makes room: at its network's bound, that
  * network's oldest connection; at the listener's, the listener's. Oldest means the first opened of
- * those without a request in flight, else the one whose request has been in flight longest, never
- * a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
+ * those without a request in flight (one just opened that has sent none yet last), else the one
+ * whose request has been in flight longest, never a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
  * kubelet's probes, Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled
  * `POST /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's
  * own 32 shut out every other client on it (127.0.0.1: the backend, exec probes). A probe's
@@ -52,6 +58,7 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
     const use = open.get(req.socket);
     if (!use) return;
     use.busy = isStream(req) ? 'stream' : Date.now();
+    use.served = true;
     res.once('close', () => (use.busy = false));
   });
   server.on('connection', (socket: Socket) => {
@@ -60,25 +67,31 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
     for (const use of open.values()) if (use.network === network) held++;
     const scope = held >= limits.maxConnectionsPerAddress ? network : open.size >= limits.maxConnections ? 'all' : undefined;
     if (scope !== undefined) {
-      const room = oldest(open, scope);
+      const room = oldest(open, scope, Date.now());
       if (!room) return void socket.destroy();
       open.delete(room);
       room.destroy();
     }
-    open.set(socket, { network, busy: false });
+    open.set(socket, { network, openedAt: Date.now(), served: false, busy: false });
     socket.setTimeout(limits.headersTimeoutMs);
     socket.once('close', () => open.delete(socket));
   });
 }
 
-/** In `scope` (a network, or 'all'): the first opened idle connection, else the longest busy one; never a stream. */
-function oldest(open: ReadonlyMap<Socket, Use>, scope: string): Socket | undefined {
+/**
+ * In `scope` (a network, or 'all'): the first opened idle connection, else the longest busy one,
+ * else a fresh one (FRESH_MS); never a stream.
+ */
+function oldest(open: ReadonlyMap<Socket, Use>, scope: string, now: number): Socket | undefined {
   let busiest: Socket | undefined;
   let since = Infinity;
+  let fresh: Socket | undefined;
   for (const [socket, use] of open) {
     if (scope !== 'all' && use.network !== scope) continue;
-    if (use.busy === false) return socket;
-    if (use.busy !== 'stream' && use.busy < since) [busiest, since] = [socket, use.busy];
+    if (use.busy === false) {
+      if (use.served || now - use.openedAt >= FRESH_MS) return socket;
+      fresh ??= socket;
+    } else if (use.busy !== 'stream' && use.busy < since) [busiest, since] = [socket, use.busy];
   }
-  return busiest;
+  return busiest ?? fresh;
 }

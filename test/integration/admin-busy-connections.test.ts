@@ -138,3 +138,25 @@ t.test('a revocation body must arrive within 2 s, not the listener’s 10 s: 408
   t.match(slow.received, /"code":"ERR_REQUEST_TIMEOUT"/, 'problem+json with its code');
   t.match(slow.received, /connection: close/i, 'and Connection: close');
 });
+
+t.test(
+  'a connection that has not sent its request yet is the last to make room (the review: it was the first, being the only idle one)',
+  async (t) => {
+    const { admin } = await startAdmin(t);
+    const port = admin.address.port;
+    // One address at its bound: three trickled revocations, then a client connected but not yet asking.
+    const attackers: Held[] = [];
+    for (let n = 0; n < LIMITS.maxConnectionsPerAddress - 1; n++) attackers.push(await hold(t, port, '127.0.0.2', TRICKLED));
+    attackers.forEach(trickle);
+    const waiting = await hold(t, port, '127.0.0.2', '');
+    // A newcomer from the address: room is made by a busy revocation, not by the client about to ask.
+    const newcomer = await hold(t, port, '127.0.0.2', TRICKLED);
+    trickle(newcomer);
+    await new Promise((r) => setTimeout(r, 50));
+    t.notOk(waiting.socket.destroyed, 'the fresh connection is kept');
+    t.ok(attackers[0]?.socket.destroyed, 'the revocation longest in flight made room');
+    waiting.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    t.match(waiting.received, /^HTTP\/1\.1 200 /, 'and its request is answered');
+  },
+);
