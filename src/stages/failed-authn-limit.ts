@@ -56,6 +56,13 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
   const keyPrefix = keyPrefixesOf(cfg.routeId);
   // From a refusal (or a charge that took the last token) to the next request that would pass.
   const refill = bucket.interval * bucket.cost - bucket.burstOffset;
+  /**
+   * The memo's key: the bucket's key under these settings. The memo outlives a reload (its held
+   * addresses stay held), but a refusal or a ledger worked out at another rate is not this bucket's:
+   * raised from 1 an hour to 100 a second, a held address waited out the old hour (row 201's class).
+   */
+  const settings = `${bucket.interval}/${bucket.burstOffset}/${bucket.cost}|`;
+  const memo = (key: string) => settings + key;
   // Without a principal (before authn, and after it failed) this is the peer or the address.
   const keyOf = (ctx: RequestContext) => {
     const kind = keyKindOf(ctx, cfg.keys);
@@ -65,9 +72,9 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
   const charged = (key: string, take: Take, failure: WardenError): WardenError => {
     if (take === 'unavailable') return failure; // fail-closed and no store: the 401 stands
     const now = Date.now();
-    refusals.charged(key, now, now + take.resetMs);
+    refusals.charged(memo(key), now, now + take.resetMs);
     const waitMs = take.allowed ? take.resetMs + refill : take.retryAfterMs;
-    if (waitMs > EPSILON_MS) refusals.remember(key, { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
+    if (waitMs > EPSILON_MS) refusals.remember(memo(key), { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
     return failure;
   };
   const afterAuthn = (ctx: RequestContext, verdict: Verdict, key?: string): Verdict | Promise<Verdict> => {
@@ -83,14 +90,14 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     try {
       after = afterAuthn(ctx, verdict, key);
     } catch (err) {
-      refusals.release(key, Date.now());
+      refusals.release(memo(key), Date.now());
       throw err;
     }
     if (!(after instanceof Promise)) {
-      refusals.release(key, Date.now());
+      refusals.release(memo(key), Date.now());
       return after;
     }
-    return after.finally(() => refusals.release(key, Date.now()));
+    return after.finally(() => refusals.release(memo(key), Date.now()));
   };
 
   // The request whose authn stage is running (synchronously), and the key its IdP call was reserved to.
@@ -101,7 +108,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
       const ctx = admitting as RequestContext;
       const { kind, key } = keyOf(ctx);
       const now = Date.now();
-      const waitMs = refusals.reserve(key, bucket, now);
+      const waitMs = refusals.reserve(memo(key), bucket, now);
       if (waitMs <= 0) {
         if (waitMs === 0) reservedKey = key;
         return undefined;
@@ -118,7 +125,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
         if (refusals.size === 0) return undefined;
         const { kind, key } = keyOf(ctx);
         const now = Date.now();
-        const refusal = refusals.get(key, now);
+        const refusal = refusals.get(memo(key), now);
         if (refusal === undefined) return undefined;
         cfg.counters?.limited();
         return answers.refusal(kind, refusal.retryAt - now, refusal.resetAt - now);
@@ -134,7 +141,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
           try {
             verdict = authn.run(ctx);
           } catch (err) {
-            if (reservedKey !== undefined) refusals.release(reservedKey, Date.now());
+            if (reservedKey !== undefined) refusals.release(memo(reservedKey), Date.now());
             reservedKey = undefined;
             throw err;
           } finally {
@@ -148,7 +155,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
             return verdict.then(
               (v) => settled(ctx, key, v),
               (err: unknown) => {
-                refusals.release(key, Date.now());
+                refusals.release(memo(key), Date.now());
                 throw err;
               },
             );

@@ -257,9 +257,9 @@ async function junkTarget(t: Teardown, rateLimit: Record<string, unknown>) {
     routes: [{ id: 'api', path: '/echo', rate_limit: rateLimit }],
   };
   const s = await startTestSidecar(t, backend.url, extra);
-  /** A reload with the same settings (SIGHUP on an unchanged file). */
-  const reload = async () => {
-    const text = await testConfigYaml(backend.url, extra);
+  /** A reload with the same settings (SIGHUP on an unchanged file), or with another rate limit. */
+  const reload = async (newRateLimit = rateLimit) => {
+    const text = await testConfigYaml(backend.url, { ...extra, routes: [{ id: 'api', path: '/echo', rate_limit: newRateLimit }] });
     return s.sidecar.reload(() => parseSidecarConfig('sidecar.yaml', text));
   };
   const session = (from: string) => {
@@ -404,4 +404,20 @@ t.test('a reload keeps the addresses held for failed authentications: each reloa
     idp.introspectionCount <= allowed + 1,
     `3 reloads, each followed by 100 junk tokens, over ${seconds.toFixed(1)} s: ${idp.introspectionCount} introspections (bucket: ${allowed})`,
   );
+});
+
+t.test('a reload raising the limit lets a held address through at the new rate, not after the old refusal', async (t) => {
+  // The held addresses are kept across reloads (above), but not their refusals: a Retry-After
+  // worked out at 1 an hour kept the address at 429 for the hour under 100 a second (row 201's class).
+  const { session, get, reload } = await junkTarget(t, { rate: 1, per: '1h' });
+  const c = session('127.0.0.1');
+  t.equal(await get(c, 'junk-1'), 401, "the hour's one failure");
+  t.equal(await get(c, 'junk-2'), 429, 'then held');
+  t.ok(await reload({ rate: 100, per: '1s' }), 'reloaded at 100 a second');
+  let status = await get(c, 'junk-3');
+  for (let i = 0; i < 20 && status === 429; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    status = await get(c, `junk-4-${i}`);
+  }
+  t.equal(status, 401, 'the next failure is judged at the new rate (the IdP is asked again)');
 });
