@@ -49,6 +49,8 @@ function metaChecker(dialect: '3.0' | '3.1'): AjvCore {
   return ajv;
 }
 
+const MULTIPLE_OF_PRECISION = 9;
+
 /** Parameters arrive as strings and are coerced; bodies are not. */
 function makeAjv(dialect: '3.0' | '3.1', coerce: boolean, regExp: RegExpEngine): AjvCore {
   const options = {
@@ -56,6 +58,10 @@ function makeAjv(dialect: '3.0' | '3.1', coerce: boolean, regExp: RegExpEngine):
     validateSchema: false, // metaChecker's
     allErrors: false,
     coerceTypes: coerce ? ('array' as const) : false,
+    // `multipleOf: 0.01` (money) tested in binary floating point refused 159 of the 1 000 amounts
+    // 0.00–9.99 (0.29 / 0.01 is 28.999999999999996), which pydantic, Jackson and decimal backends
+    // accept: a quotient within 1e-9 of a whole number is one.
+    multipleOfPrecision: MULTIPLE_OF_PRECISION,
     logger: false as const,
     inlineRefs: INLINE_REFS,
     code: { ...AJV_CODE_OPTIONS, regExp },
