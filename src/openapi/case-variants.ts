@@ -10,6 +10,14 @@
  * Folding: upper case, then lower case, which also maps what those libraries fold by Unicode rules
  * (`ſ` → s, the Kelvin sign `K` → k, dotless `ı` → i), at the price of a few names no backend folds
  * together (`ß` and `ss`).
+ *
+ * Separators too: pydantic with `populate_by_name` (`validate_by_name`, the usual setting for a
+ * camelCase FastAPI model under `alias_generator=to_camel`) binds the field's own name `is_admin`
+ * besides the `isAdmin` the document lists, and key converters (Rails' olive_branch, Jackson naming
+ * strategies) bind `is_admin` and `isAdmin` alike. So a JSON member is compared with `_` and `-`
+ * removed as well (`is_admin`, `IS-ADMIN` are variants of `isAdmin`, and `isAdmin` of a declared
+ * `is_admin`). A name the schema declares is never a variant, even if another declared one folds
+ * the same.
  */
 import { escapePointer, isSchema, type Schema } from './subschemas.js';
 export interface DeclaredNames {
@@ -20,18 +28,21 @@ export interface DeclaredNames {
 
 export const foldCase = (name: string): string => name.toUpperCase().toLowerCase();
 
+/** Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are `isadmin`. */
+export const foldSpelling = (name: string): string => foldCase(name.replace(/[_-]/g, ''));
+
 export function declaredNames(names: Iterable<string>): DeclaredNames | undefined {
   const exact = new Set(names);
   if (exact.size === 0) return undefined;
   const folded = new Map<string, string>();
-  for (const name of exact) if (!folded.has(foldCase(name))) folded.set(foldCase(name), name);
+  for (const name of exact) if (!folded.has(foldSpelling(name))) folded.set(foldSpelling(name), name);
   return { exact, folded };
 }
 
-/** The declared name `name` is a case variant of, or undefined (declared itself, or unrelated). */
+/** The declared name `name` is a variant of (in letter case or separators), or undefined (declared itself, or unrelated). */
 export function caseVariantOf(name: string, declared: DeclaredNames): string | undefined {
   if (declared.exact.has(name)) return undefined;
-  return declared.folded.get(foldCase(name));
+  return declared.folded.get(foldSpelling(name));
 }
 
 /** A schema and the subschemas that apply with it at the same place (allOf, anyOf, oneOf; dereferenced). */
@@ -120,6 +131,13 @@ export function topLevelNames(schema: unknown): string[] {
   return isSchema(schema) ? [...(placeOf([schema])?.names?.exact ?? [])] : [];
 }
 
+/** A member named as a declared name it is not: `caseOnly` when only letter case differs (not separators). */
+export interface NameVariant {
+  readonly pointer: string;
+  readonly declared: string;
+  readonly caseOnly: boolean;
+}
+
 /**
  * Finds, in a parsed JSON document, the first object member whose name is a case variant of a
  * name the schema declares *for that object* (a map's keys, under `additionalProperties`, are the
@@ -132,7 +150,7 @@ export class CaseVariantFinder {
     this.root = isSchema(schema) ? placeOf([schema]) : undefined;
   }
 
-  find(value: unknown, prefix: string): { readonly pointer: string; readonly declared: string } | undefined {
+  find(value: unknown, prefix: string): NameVariant | undefined {
     if (this.root === undefined) return undefined;
     const pending: [unknown, ObjectPlace, Step | undefined][] = [[value, this.root, undefined]];
     while (pending.length > 0) {
@@ -148,7 +166,8 @@ export class CaseVariantFinder {
       for (const key in v) {
         if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
         const variantOf = place.names && caseVariantOf(key, place.names);
-        if (variantOf !== undefined) return { pointer: pointerOf(prefix, { up: at, key }), declared: variantOf };
+        if (variantOf !== undefined)
+          return { pointer: pointerOf(prefix, { up: at, key }), declared: variantOf, caseOnly: foldCase(key) === foldCase(variantOf) };
         const member = (v as Record<string, unknown>)[key];
         const next = typeof member === 'object' && member !== null ? place.member(key) : undefined;
         if (next) pending.push([member, next, { up: at, key }]);

@@ -12,7 +12,7 @@ import { CaseVariantFinder } from './case-variants.js';
 import { OpenApiError } from './document.js';
 import type { Operation, ParameterObject } from './operations.js';
 import type { SchemaCompiler } from './schema-compiler.js';
-import { caseVariant, firstViolation, type Violation } from './violation.js';
+import { firstViolation, nameVariant, type Violation } from './violation.js';
 
 /** Checks one value of the parameter (as the request decoded it), pointing at `pointer` (`/query/filter`). */
 export type ContentCheck = (value: string, pointer: string) => Violation | undefined;
@@ -62,6 +62,6 @@ export function compileContentParameter(
     if (json === undefined) return { pointer, message: 'is not valid JSON' };
     if (!validate(json.value)) return firstViolation(validate.errors, pointer);
     const variant = names.find(json.value, pointer);
-    return variant && caseVariant(variant.pointer, variant.declared);
+    return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);
   };
 }

@@ -7,10 +7,14 @@
  * - bracket syntax: Express's default query parser (qs), PHP and Rails read `?limit[]=1000` and
  *   `?limit[0]=1000` as `limit` (an array, which `parseInt` and PHP's `(int)` read as 1000 and 1);
  * - PHP's names: leading spaces trimmed, ` ` and `.` read as `_` (`?page.size=` is `page_size`),
- *   and cut at the first NUL (`php_register_variable_ex` measures the name with strlen:
- *   `?limit%00=1000` is `limit`, `_method%00` is `_method`);
+ *   a `[` never closed too, the key then being no array (`?page[size=` is `page_size`), and cut at
+ *   the first NUL (`php_register_variable_ex` measures the name with strlen: `?limit%00=1000` is
+ *   `limit`, `_method%00` is `_method`);
  * - System.Web's `%uXXXX` escape, which the standard decoding leaves as it is: ASP.NET on .NET
  *   Framework reads `?%u006cimit=1000` as `limit` (the waf reads values the same way, row 129).
+ *
+ * - for form and multipart fields (`separators`), `_` and `-` ignored as well: pydantic's
+ *   populate_by_name binds `is_admin` to a field listed as `isAdmin` (case-variants.ts).
  *
  * Such a key is refused, not ignored: the declared parameter's constraints would be skipped. Keys a
  * deepObject parameter owns (`filter[color]`) and the properties of an exploded object parameter
@@ -26,11 +30,26 @@ export interface NameReadings {
   /** Whether the key is one the operation declares (a parameter, a deepObject entry, an exploded property). */
   owns(key: string): boolean;
   /** For a key the operation does not own: the declared name a backend would read it as, and how. */
-  readAs(key: string): { readonly declared: string; readonly caseOnly: boolean } | undefined;
+  readAs(key: string): NameReading | undefined;
+}
+
+export interface NameReading {
+  readonly declared: string;
+  /** Only letter case differs. */
+  readonly caseOnly: boolean;
+  /** Read so only once `_` and `-` are ignored too (compileNameReadings' `separators`). */
+  readonly separators?: true;
 }
 
 /** Brackets before a name, then the name up to the next bracket: `[limit]`, `]limit`, `limit]`, `limit[]` are `limit`. */
 const BRACKETED_NAME = /^[[\]]*([^[\]]*)/;
+
+/** A key's name as PHP takes it before any bracket syntax: `%u` escapes decoded, up to a NUL, leading spaces trimmed. */
+function phpName(raw: string): string {
+  const key = hasPercentU(raw) ? percentUDecoded(raw) : raw;
+  const nul = key.indexOf('\0');
+  return (nul === -1 ? key : key.slice(0, nul)).trimStart();
+}
 
 /**
  * A key as PHP, qs, Rails and System.Web read it, case folded: `%u` escapes decoded, up to a NUL,
@@ -38,12 +57,25 @@ const BRACKETED_NAME = /^[[\]]*([^[\]]*)/;
  * `[limit]=1000` as `limit` (an empty parent is dropped), Rack 2 strips leading `[` and `]`.
  */
 function readingOf(raw: string): string {
-  const key = hasPercentU(raw) ? percentUDecoded(raw) : raw;
-  const nul = key.indexOf('\0');
-  const php = (nul === -1 ? key : key.slice(0, nul)).trimStart().replace(/[ .]/g, '_');
+  const php = phpName(raw).replace(/[ .]/g, '_');
   const name = php.includes('[') || php.includes(']') ? (BRACKETED_NAME.exec(php)?.[1] ?? '') : php;
   return foldCase(name);
 }
+
+/**
+ * PHP's other reading of a key whose first `[` is never closed: no array, so the whole key is the
+ * name, with `[`, `.` and ` ` read as `_` (php_register_variable_ex, "not an index; un-terminate
+ * the var name"): `page[size` is `page_size`, where qs and Rack read `page`. Undefined for other keys.
+ */
+function unclosedReadingOf(raw: string): string | undefined {
+  const php = phpName(raw);
+  const open = php.indexOf('[');
+  // PHP drops a key with nothing before its bracket.
+  if (open <= 0 || php.includes(']', open)) return undefined;
+  return foldCase(php.replace(/[[. ]/g, '_'));
+}
+
+const withoutSeparators = (reading: string): string => reading.replace(/[_-]/g, '');
 
 /**
  * The property a deepObject key names (`filter[color]` → `color`), or undefined: only a key that
@@ -64,15 +96,18 @@ export function deepObjectProperty(key: string, name: string): string | undefine
  */
 export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method';
 
-export function compileNameReadings(params: readonly ParameterObject[]): NameReadings {
+/** @param separators also read names alike but for `_` and `-` (body fields: pydantic's populate_by_name). */
+export function compileNameReadings(params: readonly ParameterObject[], { separators = false } = {}): NameReadings {
   const exact = new Set<string>();
   const deepNames: string[] = [];
   // Names a backend may read as a declared one, by their reading: also a deepObject or exploded
   // object parameter's own name, which it is never sent as (qs reads `filter=x` as filter).
   const read = new Map<string, string>();
+  const spelled = new Map<string, string>();
   const readable = (name: string) => {
     const reading = readingOf(name);
     if (!read.has(reading)) read.set(reading, name);
+    if (separators && !spelled.has(withoutSeparators(reading))) spelled.set(withoutSeparators(reading), name);
   };
   for (const p of params) {
     readable(p.name);
@@ -87,11 +122,21 @@ export function compileNameReadings(params: readonly ParameterObject[]): NameRea
     } else exact.add(p.name);
   }
   const owns = (key: string) => exact.has(key) || deepNames.some((name) => deepObjectProperty(key, name) !== undefined);
+  const reading = (key: string, declared: string, spelling: boolean): NameReading => {
+    const caseOnly = key !== declared && foldCase(key) === foldCase(declared);
+    return spelling && !caseOnly ? { declared, caseOnly, separators: true } : { declared, caseOnly };
+  };
   return {
     owns,
     readAs(key) {
-      const declared = read.get(readingOf(key));
-      return declared === undefined ? undefined : { declared, caseOnly: key !== declared && foldCase(key) === foldCase(declared) };
+      const first = readingOf(key);
+      const unclosed = unclosedReadingOf(key);
+      const declared = read.get(first) ?? (unclosed === undefined ? undefined : read.get(unclosed));
+      if (declared !== undefined) return reading(key, declared, false);
+      if (!separators) return undefined;
+      const spelling =
+        spelled.get(withoutSeparators(first)) ?? (unclosed === undefined ? undefined : spelled.get(withoutSeparators(unclosed)));
+      return spelling === undefined ? undefined : reading(key, spelling, true);
     },
   };
 }

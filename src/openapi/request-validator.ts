@@ -16,7 +16,7 @@ import { declaresBody } from '../net/declared-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
-import { caseVariant, firstViolation, type Violation } from './violation.js';
+import { caseVariant, firstViolation, nameVariant, spellingVariant, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
@@ -301,6 +301,7 @@ function misread(key: string, names: NameReadings, at: string): Violation | unde
   const read = names.readAs(key);
   if (read === undefined) return undefined;
   if (read.caseOnly) return caseVariant(`${at}/${key}`, read.declared);
+  if (read.separators) return spellingVariant(`${at}/${key}`, read.declared);
   return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP, Rails or System.Web` };
 }
 
@@ -420,7 +421,10 @@ export function compileRequestValidator(
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const properties = topLevelNames(media.schema);
-      const fields = compileNameReadings(properties.map((name) => ({ name, in: 'query' as const })));
+      const fields = compileNameReadings(
+        properties.map((name) => ({ name, in: 'query' as const })),
+        { separators: true },
+      );
       const parameters = compileParameterShadows(op.parameters, properties);
       bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields, parameters });
     }
@@ -547,7 +551,7 @@ export function compileRequestValidator(
         if (!validate(value)) return firstViolation(validate.errors, '/body');
         const names = bodyNames.get(key);
         const variant = names?.json.find(value, '/body');
-        if (variant) return caseVariant(variant.pointer, variant.declared);
+        if (variant) return nameVariant(variant.pointer, variant.declared, variant.caseOnly);
         const object = typeof value === 'object' && value !== null && !Array.isArray(value);
         return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
       } else if (mime === FORM_MEDIA_TYPE) {

@@ -21,3 +21,15 @@ export function firstViolation(errors: readonly ErrorObject[] | null | undefined
 export function caseVariant(pointer: string, declared: string): Violation {
   return { pointer, message: `differs from the declared name ${JSON.stringify(declared)} only in letter case` };
 }
+
+/** A name a backend ignoring letter case and `_`/`-` would bind to `declared` (pydantic's populate_by_name; case-variants.ts). */
+export function spellingVariant(pointer: string, declared: string): Violation {
+  return {
+    pointer,
+    message: `differs from the declared name ${JSON.stringify(declared)} only in letter case and separators (pydantic's populate_by_name binds it)`,
+  };
+}
+
+/** A name found by CaseVariantFinder or NameReadings, with the message that says how it differs. */
+export const nameVariant = (pointer: string, declared: string, caseOnly: boolean): Violation =>
+  caseOnly ? caseVariant(pointer, declared) : spellingVariant(pointer, declared);

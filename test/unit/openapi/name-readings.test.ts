@@ -77,3 +77,38 @@ t.test("a name with System.Web's %uXXXX escape, as ASP.NET on .NET Framework rea
   t.equal(names.readAs('%u006'), undefined, 'an escape needs its four digits');
   t.notOk(names.owns('%u006cimit'), 'not the declared key itself');
 });
+
+t.test('PHP reads a key whose [ is never closed as one name, [ . and space as _ (php_register_variable_ex)', async (t) => {
+  const query = compileNameReadings([
+    { name: 'page_size', in: 'query', schema: { type: 'integer' } },
+    { name: 'limit', in: 'query', schema: { type: 'integer' } },
+  ]);
+  for (const key of ['page[size', 'page.size[', 'PAGE[SIZE', ' page[size', 'page%u005bsize', 'page[size\0]'])
+    t.same(query.readAs(key), { declared: 'page_size', caseOnly: false }, key);
+  t.same(query.readAs('limit[x'), { declared: 'limit', caseOnly: false }, 'the name before the bracket is still read (Rack)');
+  t.equal(query.readAs('page[size]'), undefined, 'a closed bracket is an index of page');
+  t.equal(query.readAs('page[size]x[y'), undefined, 'closed after the first [');
+  t.equal(query.readAs('page[size.'), undefined, 'page_size_ to PHP');
+  t.equal(query.readAs('page[siz'), undefined, 'another name');
+  t.same(names.readAs('page[size'), { declared: 'page', caseOnly: false }, 'refused either way when both readings are declared');
+});
+
+t.test('body fields (separators): names alike but for _ and -, as pydantic populate_by_name binds them', async (t) => {
+  const fields = compileNameReadings(
+    ['isAdmin', 'account_tier', 'user_role'].map((name) => ({ name, in: 'query' as const })),
+    { separators: true },
+  );
+  for (const key of ['is_admin', 'IS-ADMIN', 'is[admin', 'is.admin'])
+    t.same(fields.readAs(key), { declared: 'isAdmin', caseOnly: false, separators: true }, key);
+  t.same(fields.readAs('ISADMIN'), { declared: 'isAdmin', caseOnly: true }, 'letter case alone');
+  t.same(fields.readAs('accountTier'), { declared: 'account_tier', caseOnly: false, separators: true });
+  t.same(fields.readAs('user.role'), { declared: 'user_role', caseOnly: false }, "PHP's reading first");
+  t.same(fields.readAs('user[role'), { declared: 'user_role', caseOnly: false });
+  t.equal(fields.readAs('isAdmins'), undefined);
+  t.equal(names.readAs('pagesize'), undefined, 'query keys: letter case and syntax only');
+  const both = compileNameReadings(
+    ['is_admin', 'isAdmin'].map((name) => ({ name, in: 'query' as const })),
+    { separators: true },
+  );
+  t.ok(both.owns('is_admin') && both.owns('isAdmin'), 'both declared: each is its own');
+});

@@ -85,18 +85,48 @@ t.test('CaseVariantFinder: names declared for the object at hand, through compos
   const finder = new CaseVariantFinder(schema);
   const find = (v: unknown) => finder.find(v, '/body');
   t.equal(find({ name: 'a', labels: { Name: 'x' } }), undefined, "a map's keys are the client's");
-  t.same(find({ NAME: 'a' }), { pointer: '/body/NAME', declared: 'name' }, 'declared in an allOf branch');
-  t.same(find({ extra: { k: { CODE: 1 } } }), { pointer: '/body/extra/k/CODE', declared: 'code' }, "a map's values have declared names");
+  t.same(find({ NAME: 'a' }), { pointer: '/body/NAME', declared: 'name', caseOnly: true }, 'declared in an allOf branch');
+  t.same(
+    find({ extra: { k: { CODE: 1 } } }),
+    { pointer: '/body/extra/k/CODE', declared: 'code', caseOnly: true },
+    "a map's values have declared names",
+  );
   t.same(find({ tree: { id: 'a', children: [{ id: 'b', children: [{ ID: 'c' }] }] } }), {
     pointer: '/body/tree/children/0/children/0/ID',
     declared: 'id',
+    caseOnly: true,
   });
-  t.same(find({ pair: [{ LEFT: 1 }, {}] }), { pointer: '/body/pair/0/LEFT', declared: 'left' });
-  t.same(find({ pair: [{}, { Right: 1 }] }), { pointer: '/body/pair/1/Right', declared: 'right' });
+  t.same(find({ pair: [{ LEFT: 1 }, {}] }), { pointer: '/body/pair/0/LEFT', declared: 'left', caseOnly: true });
+  t.same(find({ pair: [{}, { Right: 1 }] }), { pointer: '/body/pair/1/Right', declared: 'right', caseOnly: true });
   t.equal(find({ pair: [{ right: 1 }, { left: 1 }] }), undefined, 'each item its own names');
-  t.same(find({ 'a/b': { x: 1 }, labels: {}, NAME: 1 }), { pointer: '/body/NAME', declared: 'name' });
+  t.same(find({ 'a/b': { x: 1 }, labels: {}, NAME: 1 }), { pointer: '/body/NAME', declared: 'name', caseOnly: true });
   t.equal(find([1, 'x', null]), undefined, 'not an object');
   t.equal(new CaseVariantFinder(true).find({ NAME: 1 }, ''), undefined, 'a boolean schema declares nothing');
+});
+
+t.test("CaseVariantFinder: separators too, as pydantic's populate_by_name binds is_admin to isAdmin", async (t) => {
+  const names = declaredNames(['isAdmin', 'account_tier']);
+  if (!names) throw new Error('names');
+  for (const name of ['is_admin', 'IS_ADMIN', 'is-admin', 'Is_Admin', '_isAdmin', 'isadmin'])
+    t.equal(caseVariantOf(name, names), 'isAdmin', name);
+  for (const name of ['accountTier', 'AccountTier', 'account-tier', 'ACCOUNT_TIER'])
+    t.equal(caseVariantOf(name, names), 'account_tier', name);
+  t.equal(caseVariantOf('is_admin_x', names), undefined, 'unrelated');
+  const finder = new CaseVariantFinder({
+    type: 'object',
+    properties: {
+      isAdmin: { readOnly: true },
+      tags: { type: 'object', additionalProperties: { type: 'string' } },
+      nested: { type: 'object', properties: { userId: {} } },
+    },
+  });
+  t.same(finder.find({ is_admin: true }, '/body'), { pointer: '/body/is_admin', declared: 'isAdmin', caseOnly: false });
+  t.same(finder.find({ IsAdmin: true }, '/body'), { pointer: '/body/IsAdmin', declared: 'isAdmin', caseOnly: true });
+  t.same(finder.find({ nested: { user_id: 1 } }, '/body'), { pointer: '/body/nested/user_id', declared: 'userId', caseOnly: false });
+  t.equal(finder.find({ tags: { is_admin: 'x', 'Is-Admin': 'y' } }, '/body'), undefined, "a map's keys are the client's");
+  const both = new CaseVariantFinder({ type: 'object', properties: { is_admin: {}, isAdmin: {} } });
+  t.equal(both.find({ is_admin: 1, isAdmin: 2 }, ''), undefined, 'both declared: neither is a variant');
+  t.ok(both.find({ 'is-admin': 1 }, ''), 'an undeclared third spelling still is');
 });
 
 t.test('CaseVariantFinder: a recursive member declared in two allOf branches (places built per document)', async (t) => {
@@ -105,7 +135,7 @@ t.test('CaseVariantFinder: a recursive member declared in two allOf branches (pl
   const finder = new CaseVariantFinder(node);
   let doc: Record<string, unknown> = { ID: 1 };
   for (let i = 0; i < 200; i++) doc = { id: i, child: doc };
-  t.same(finder.find(doc, ''), { pointer: `${'/child'.repeat(200)}/ID`, declared: 'id' });
+  t.same(finder.find(doc, ''), { pointer: `${'/child'.repeat(200)}/ID`, declared: 'id', caseOnly: true });
   t.equal(finder.find({ id: 1, child: { id: 2, child: { id: 3 } } }, ''), undefined);
 });
 
