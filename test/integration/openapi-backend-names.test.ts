@@ -33,47 +33,57 @@ try {
   hasPydantic = false;
 }
 
-t.test(
-  "pydantic's populate_by_name: snake_case names of a camelCase model are refused",
-  { skip: !hasPydantic && 'no pydantic' },
-  async (t) => {
-    const backend = await startTestBackend();
-    t.teardown(() => backend.close());
-    const doc = {
-      openapi: '3.1.0',
-      info: { title: 't', version: '1' },
-      paths: {
-        '/users/me': {
-          patch: {
-            requestBody: { required: true, content: { 'application/json': { schema: JSON.parse(pydantic('schema')) as unknown } } },
-            responses: { '200': { description: 'ok' } },
-          },
+/** What `UserUpdate.model_json_schema(by_alias=True)` prints (pydantic 2.13): the document FastAPI publishes. */
+const PUBLISHED_SCHEMA = {
+  properties: {
+    displayName: { maxLength: 20, title: 'Displayname', type: 'string' },
+    isAdmin: { default: false, readOnly: true, title: 'Isadmin', type: 'boolean' },
+    accountTier: { default: 'free', enum: ['free'], title: 'Accounttier', type: 'string' },
+  },
+  required: ['displayName'],
+  title: 'UserUpdate',
+  type: 'object',
+};
+
+t.test("pydantic's populate_by_name: snake_case names of a camelCase model are refused", async (t) => {
+  // Warden's side always runs; where pydantic 2 is installed, the test also shows it binds each name.
+  if (hasPydantic) t.same(JSON.parse(pydantic('schema')), PUBLISHED_SCHEMA, 'the schema pydantic publishes');
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const doc = {
+    openapi: '3.1.0',
+    info: { title: 't', version: '1' },
+    paths: {
+      '/users/me': {
+        patch: {
+          requestBody: { required: true, content: { 'application/json': { schema: PUBLISHED_SCHEMA } } },
+          responses: { '200': { description: 'ok' } },
         },
       },
-    };
-    const dir = t.testdir({ 'users.json': JSON.stringify(doc) });
-    const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'users.json'), allow_public: true } });
-    const agent = testAgent(s.ca);
-    t.teardown(() => agent.close());
-    const patch = async (body: string) => {
-      const r = await fetchText(`${s.url}/users/me`, agent, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body });
-      return { status: r.status, ...r.json<{ errors?: { pointer: string; message: string }[] }>() };
-    };
-    t.equal((await patch('{"displayName":"eve"}')).status, 200, 'the declared names');
-    const refused: [string, string, string, Record<string, unknown>][] = [
-      ['{"displayName":"eve","is_admin":true}', '/body/is_admin', 'isAdmin', { is_admin: true }],
-      ['{"displayName":"eve","account_tier":"enterprise"}', '/body/account_tier', 'accountTier', { account_tier: 'enterprise' }],
-    ];
-    for (const [body, pointer, declared, bound] of refused) {
-      t.match(JSON.parse(pydantic('read', body)), bound, `pydantic binds ${body}`);
-      const r = await patch(body);
-      t.equal(r.status, 400, body);
-      t.equal(r.errors?.[0]?.pointer, pointer, body);
-      t.match(r.errors?.[0]?.message, new RegExp(`declared name "${declared}" only in letter case and separators`), body);
-    }
-    t.match((await patch('{"displayName":"eve","IsAdmin":true}')).errors, [{ message: /only in letter case$/ }], 'letter case alone');
-  },
-);
+    },
+  };
+  const dir = t.testdir({ 'users.json': JSON.stringify(doc) });
+  const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'users.json'), allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const patch = async (body: string) => {
+    const r = await fetchText(`${s.url}/users/me`, agent, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body });
+    return { status: r.status, ...r.json<{ errors?: { pointer: string; message: string }[] }>() };
+  };
+  t.equal((await patch('{"displayName":"eve"}')).status, 200, 'the declared names');
+  const refused: [string, string, string, Record<string, unknown>][] = [
+    ['{"displayName":"eve","is_admin":true}', '/body/is_admin', 'isAdmin', { is_admin: true }],
+    ['{"displayName":"eve","account_tier":"enterprise"}', '/body/account_tier', 'accountTier', { account_tier: 'enterprise' }],
+  ];
+  for (const [body, pointer, declared, bound] of refused) {
+    if (hasPydantic) t.match(JSON.parse(pydantic('read', body)), bound, `pydantic binds ${body}`);
+    const r = await patch(body);
+    t.equal(r.status, 400, body);
+    t.equal(r.errors?.[0]?.pointer, pointer, body);
+    t.match(r.errors?.[0]?.message, new RegExp(`declared name "${declared}" only in letter case and separators`), body);
+  }
+  t.match((await patch('{"displayName":"eve","IsAdmin":true}')).errors, [{ message: /only in letter case$/ }], 'letter case alone');
+});
 
 t.test('a document declaring is_admin and isAdmin: both are its own names', async (t) => {
   const backend = await startTestBackend();
