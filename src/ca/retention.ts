@@ -5,8 +5,8 @@
  * writes to and every backup copies. Revoked certificates stay (their revocation and the key a
  * keyCompromise refuses again are in them), and so does the audit log.
  *
- * Deletes go in batches, one transaction each, with the event loop let through between them: a first
- * run over a years-old database must not hold enrollments up for the whole of it.
+ * Deletes go in batches, one transaction each, with a pause between them: a first run over a
+ * years-old database must not hold enrollments (or another CA sharing the database) up for all of it.
  */
 import type { Logger } from '../telemetry/logger.js';
 import type { CaStore } from './store.js';
@@ -31,36 +31,74 @@ export interface Retention {
 export interface RetentionOptions {
   keepMs: number;
   logger: Logger;
+  /**
+   * The newest time the database recorded before this process wrote to it (CaStore.newestRecord,
+   * read at open). "Now" is never taken later than it plus the time this process has run
+   * (monotonic): started once with its clock 40 days ahead, the CA deleted every live certificate
+   * and unused token, irreversibly (renewals then failed as unknown, a leaked certificate could no
+   * longer be revoked). A CA stopped a long while prunes late, never wrongly.
+   */
+  newestRecord?: number | undefined;
   now?: () => number;
+  /** Monotonic ms (performance.now), for the time this process has run. */
+  monotonic?: () => number;
   intervalMs?: number;
 }
 
+/** Between batches: long enough for another process's writer (a second CA on the database during a root rotation) to get the lock. */
+const BATCH_PAUSE_MS = 20;
+
 export function startRetention(store: Pick<CaStore, 'pruneExpired' | 'audit'>, options: RetentionOptions): Retention {
   const now = options.now ?? Date.now;
+  const monotonic = options.monotonic ?? (() => performance.now());
+  const startedAt = monotonic();
   let stopped = false;
   let running: Promise<PruneCounts | undefined> | undefined;
 
+  /** The time pruning goes by: the clock, unless it is ahead of what the database has seen. */
+  const trustedNow = () => {
+    const clock = now();
+    if (options.newestRecord === undefined) return clock;
+    return Math.min(clock, options.newestRecord + (monotonic() - startedAt));
+  };
+
+  /** One audit row and one log line for what went, also when a pass ended early (stopped, or a batch failed). */
+  const account = (total: PruneCounts, before: number, ended?: string) => {
+    if (total.certificates + total.tokens === 0) return;
+    const expiredBefore = new Date(before).toISOString();
+    store.audit({
+      action: 'database.prune',
+      actor: 'warden-ca',
+      outcome: 'ok',
+      detail: `${total.certificates} certificates and ${total.tokens} bootstrap tokens expired before ${expiredBefore}${ended === undefined ? '' : ` (${ended})`}`,
+    });
+    options.logger.info({ ...total, expired_before: expiredBefore }, 'expired ledger rows pruned (database.keep_expired)');
+  };
+
+  /** The pass under way, for stop() to account for (the database closes right after it). */
+  let underWay: { total: PruneCounts; before: number } | undefined;
+
   const pass = async (): Promise<PruneCounts | undefined> => {
-    const before = now() - options.keepMs;
+    const before = trustedNow() - options.keepMs;
     const total: PruneCounts = { certificates: 0, tokens: 0 };
+    underWay = { total, before };
     for (;;) {
-      if (stopped) return undefined;
-      const went = store.pruneExpired(before, BATCH);
+      if (stopped) return undefined; // accounted for by stop()
+      let went: PruneCounts;
+      try {
+        went = store.pruneExpired(before, BATCH);
+      } catch (err) {
+        underWay = undefined;
+        account(total, before, 'a batch failed; the rest at the next pass');
+        throw err;
+      }
       total.certificates += went.certificates;
       total.tokens += went.tokens;
       if (went.certificates < BATCH && went.tokens < BATCH) break;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => setTimeout(resolve, BATCH_PAUSE_MS));
     }
-    if (total.certificates + total.tokens > 0) {
-      const expiredBefore = new Date(before).toISOString();
-      store.audit({
-        action: 'database.prune',
-        actor: 'warden-ca',
-        outcome: 'ok',
-        detail: `${total.certificates} certificates and ${total.tokens} bootstrap tokens expired before ${expiredBefore}`,
-      });
-      options.logger.info({ ...total, expired_before: expiredBefore }, 'expired ledger rows pruned (database.keep_expired)');
-    }
+    underWay = undefined;
+    account(total, before);
     return total;
   };
 
@@ -83,6 +121,8 @@ export function startRetention(store: Pick<CaStore, 'pruneExpired' | 'audit'>, o
     pruneNow,
     stop() {
       stopped = true;
+      if (underWay !== undefined) account(underWay.total, underWay.before, 'stopped before the end; the rest at the next start');
+      underWay = undefined;
       clearTimeout(first);
       clearInterval(timer);
     },

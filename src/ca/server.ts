@@ -125,6 +125,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     );
   }
   const store = bestEffortAudit(openCaStore(config.database.path, { trustDomain: config.trust_domain }), logger);
+  // Before this process writes anything: what the database saw last, which retention's "now" may not pass (retention.ts).
+  const newestRecord = store.newestRecord();
   let server: Server | undefined;
   let telemetry: CaTelemetry | undefined;
   let inFlight = 0;
@@ -177,7 +179,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     });
     const auth = createClientAuth(store, config.trust_domain);
     const anonymousRefusals = createRefusalAudit((entry) => store.audit(entry), options.limits?.auditIntervalMs ?? AUDIT_INTERVAL_MS);
-    const retention = startRetention(store, { keepMs: config.database.keep_expired, logger });
+    const retention = startRetention(store, { keepMs: config.database.keep_expired, logger, newestRecord });
     closeAudit = () => (retention.stop(), anonymousRefusals.close());
 
     const handle = async (req: IncomingMessage, res: ServerResponse, audit: AuditSubject, url: URL | undefined): Promise<void> => {

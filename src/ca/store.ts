@@ -126,10 +126,13 @@ export interface CaStore {
   stampDatabaseId(): string;
   /**
    * Deletes at most `limit` certificates that expired before `before` and were never revoked, and at
-   * most `limit` bootstrap tokens that expired before it; how many of each went. Revoked certificates
+   * most `limit` bootstrap tokens that expired before it (a used one only once its certificate has
+   * too); how many of each went. Revoked certificates
    * stay: their rows carry the revocation and the key a keyCompromise refuses again.
    */
   pruneExpired(before: number, limit: number): { certificates: number; tokens: number };
+  /** The newest time any row records (an issuance, an audit row, a token's creation); undefined when empty. */
+  newestRecord(): number | undefined;
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -491,7 +494,20 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
          SELECT c.rowid FROM certificates c WHERE c.not_after < ?
            AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial) LIMIT ?)`,
     ),
-    pruneTokens: db.prepare<[number, number]>(`DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE expires_at < ? LIMIT ?)`),
+    // A used token stays while the certificate it paid for does: an enrollment whose answer was lost
+    // is answered again (the same certificate) for as long as that certificate is valid.
+    pruneTokens: db.prepare<{ before: number; limit: number }>(
+      `DELETE FROM tokens WHERE rowid IN (
+         SELECT t.rowid FROM tokens t WHERE t.expires_at < @before
+           AND (t.serial IS NULL OR NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = t.serial AND c.not_after >= @before))
+         LIMIT @limit)`,
+    ),
+    newestRecord: db
+      .prepare<[], number | null>(
+        `SELECT max(t) FROM (SELECT max(issued_at) AS t FROM certificates UNION ALL SELECT max(time) FROM audit
+                             UNION ALL SELECT max(created_at) FROM tokens)`,
+      )
+      .pluck(),
     stampDatabaseId: db.prepare(
       `INSERT INTO ca_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING`,
     ),
@@ -536,11 +552,12 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
       s.stampDatabaseId.run();
       return s.databaseId.get() as string;
     },
+    newestRecord: () => s.newestRecord.get() ?? undefined,
     pruneExpired: (before, limit) =>
       db
         .transaction(() => ({
           certificates: s.pruneCertificates.run(before, limit).changes,
-          tokens: s.pruneTokens.run(before, limit).changes,
+          tokens: s.pruneTokens.run({ before, limit }).changes,
         }))
         .immediate(),
     transaction: (fn) => db.transaction(fn).immediate(),

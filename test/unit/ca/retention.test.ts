@@ -183,3 +183,80 @@ t.test('a database that refuses the delete: a warning, and the next pass tries a
   fail = false;
   t.same(await retention.pruneNow(), { certificates: 1, tokens: 0 });
 });
+
+t.test('a clock ahead of what the database has seen prunes nothing live (the red team: 40 days ahead deleted the ledger)', async (t) => {
+  const store = freshStore(t);
+  certificate(store, 'ee01', NOW + DAY); // live at the true time
+  certificate(store, 'ee02', NOW - 40 * DAY); // expired long before: may go
+  token(store, '00000000000000e1', NOW + 6 * DAY); // an unused token, usable for days
+  t.equal(store.newestRecord(), NOW + 6 * DAY - HOUR, 'the newest time a row records (here the token created last)');
+  let elapsed = 0;
+  const { logger } = capture();
+  const retention = startRetention(store, {
+    keepMs: 30 * DAY,
+    logger,
+    newestRecord: NOW,
+    now: () => NOW + 40 * DAY, // the CA's clock, 40 days ahead
+    monotonic: () => elapsed,
+    intervalMs: 3_600_000,
+  });
+  t.teardown(() => retention.stop());
+  t.same(await retention.pruneNow(), { certificates: 1, tokens: 0 }, 'only what expired 30 days before the database last saw');
+  t.same(
+    store
+      .listCertificates({ now: NOW })
+      .map((c) => c.serial)
+      .sort(),
+    ['ee01'],
+  );
+  t.equal(store.listTokens({}).length, 1, 'the unused token stays');
+  // Time this process has really run counts: 45 days on, the live certificate has expired 44 days ago.
+  elapsed = 45 * DAY;
+  t.same(await retention.pruneNow(), { certificates: 1, tokens: 1 }, 'then they go, by monotonic time');
+});
+
+t.test('a used token stays while the certificate it paid for is valid (a lost answer is answered again)', async (t) => {
+  const store = freshStore(t);
+  certificate(store, 'ff01', NOW + 60 * DAY); // a 90-day certificate, enrolled 30+ days ago
+  token(store, '00000000000000f1', NOW - 31 * DAY);
+  store.consumeToken('sha-00000000000000f1', NOW - 32 * DAY, { serial: 'ff01', keyId: 'key-ff01' });
+  token(store, '00000000000000f2', NOW - 31 * DAY); // used for a certificate since expired and pruned
+  store.consumeToken('sha-00000000000000f2', NOW - 32 * DAY, { serial: 'gone', keyId: 'k' });
+  const { logger } = capture();
+  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => retention.stop());
+  t.same(await retention.pruneNow(), { certificates: 0, tokens: 1 });
+  t.same(
+    store.listTokens({}).map((row) => row.id),
+    ['00000000000000f1'],
+    'the one whose certificate is valid stays',
+  );
+});
+
+t.test('a pass stopped or failing midway still writes its audit row for what went', async (t) => {
+  const store = freshStore(t);
+  store.transaction(() => {
+    for (let i = 0; i < 1_200; i++) certificate(store, `aa${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
+  });
+  const { logger } = capture();
+  const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  const pass = retention.pruneNow();
+  retention.stop();
+  await pass;
+  t.match(store.auditLog(5), [
+    { action: 'database.prune', detail: /^500 certificates and 0 bootstrap tokens expired before .* \(stopped before the end/ },
+  ]);
+
+  let calls = 0;
+  const failing = {
+    ...store,
+    pruneExpired: (before: number, limit: number) => {
+      if (++calls === 2) throw new Error('database is locked');
+      return store.pruneExpired(before, limit);
+    },
+  };
+  const again = startRetention(failing, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => again.stop());
+  t.equal(await again.pruneNow(), undefined);
+  t.match(store.auditLog(1), [{ detail: /^500 certificates .*\(a batch failed/ }], 'the first batch, accounted for');
+});
