@@ -55,7 +55,7 @@ export interface ParameterObject {
 
 export interface RequestBodyObject {
   required?: boolean;
-  content?: Record<string, { schema?: Record<string, unknown> }>;
+  content?: Record<string, { schema?: Record<string, unknown>; encoding?: Record<string, { contentType?: unknown }> }>;
 }
 
 function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[] {

@@ -19,7 +19,7 @@ import { compileNumberSpellings, type NumberSpellings } from './number-spellings
 import { caseVariant, firstViolation, nameVariant, spellingVariant, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
-import { createMultipartStream } from '../threats/multipart-stream.js';
+import { compileMultipartReading, multipartFields, type MultipartReading } from './multipart-fields.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
 import { contentByMediaType } from './media-type-keys.js';
@@ -202,34 +202,6 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
   return raw[0];
 }
 
-/**
- * A multipart body as an object for its schema: text fields as strings (repeated → array), file
- * parts as a short placeholder — their presence and field name are checked here, their bytes by the
- * malware scanner, not by a JSON Schema.
- */
-function multipartFields(contentType: string, body: Buffer): Promise<Record<string, unknown>> {
-  const fields = clientKeyed<unknown>();
-  // The shared reader: a part it cannot read (too many, or in base64) is refused here as by the
-  // waf and the scan, not skipped; no field is cut short (the whole body is at hand).
-  const parts = createMultipartStream(
-    contentType,
-    { maxParts: MAX_MULTIPART_PARTS, maxFieldBytes: body.length },
-    {
-      onField: (name, value) => addField(fields, name, value),
-      onFile(name, filename, content) {
-        content.resume();
-        addField(fields, name, `(file ${filename})`);
-      },
-    },
-  );
-  if (!parts) return Promise.reject(new Error('no boundary'));
-  parts.write(body);
-  return parts.end().then((problem) => {
-    if (problem !== undefined) throw new Error(problem);
-    return fields;
-  });
-}
-
 /** Bodies of named text fields, read as strings and coerced to their schema's types like parameters. */
 const FIELD_MEDIA_TYPES: ReadonlySet<string> = new Set([FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE]);
 
@@ -283,11 +255,29 @@ function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, na
         return { pointer: `/cookie/${name}`, message: `is read as the cookie ${JSON.stringify(read)} by ASP.NET Core or PHP` };
       continue;
     }
+    const read = unquotedCookie(value);
+    if (read === undefined)
+      return {
+        pointer: `/cookie/${name}`,
+        message: 'is quoted and holds a "\\", an escape Python and Werkzeug decode (browsers never send one)',
+      };
     const values = out.get(name);
-    if (values) values.push(value);
-    else out.set(name, [value]);
+    if (values) values.push(read);
+    else out.set(name, [read]);
   }
   return out;
+}
+
+/**
+ * A cookie's value as backends read it: a quoted one (RFC 6265's `"…"` cookie-value) without its
+ * DQUOTEs, which Werkzeug, SimpleCookie and Django strip — `lang="en"` is `en`; undefined for a
+ * quoted one holding a `\`, whose `\074`-style escapes they decode (`"\074script\076"` is
+ * `<script>`, which a pattern refusing `<` had checked as sent).
+ */
+function unquotedCookie(value: string): string | undefined {
+  if (value.length < 2 || !value.startsWith('"') || !value.endsWith('"')) return value;
+  const inner = value.slice(1, -1);
+  return inner.includes('\\') ? undefined : inner;
 }
 
 /** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP decodes cookie names). */
@@ -451,8 +441,11 @@ export function compileRequestValidator(
   }
   // Form and multipart text fields are coerced like parameters, numbers only from plain spellings.
   const fieldNumbers = new Map<string, NumberSpellings | undefined>();
+  const multipartReadings = new Map<string, MultipartReading>();
   for (const [mime, { media }] of keyed) {
     if (FIELD_MEDIA_TYPES.has(mime)) fieldNumbers.set(mime, compileNumberSpellings(media.schema));
+    // A multipart body may be read under a range key (`multipart/*`, `*/*`): each key its own reading.
+    if (mime === MULTIPART_MEDIA_TYPE || mime.endsWith('/*')) multipartReadings.set(mime, compileMultipartReading(media));
   }
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
@@ -562,12 +555,19 @@ export function compileRequestValidator(
         if (!validate(form)) return firstViolation(validate.errors, '/body');
         return fieldNames(key, Object.keys(form));
       } else if (mime === MULTIPART_MEDIA_TYPE) {
-        return multipartFields(contentType as string, body).then(
-          (fields) => {
+        const reading = multipartReadings.get(key) as MultipartReading;
+        return multipartFields(contentType as string, body, reading, clientKeyed<unknown>(), MAX_MULTIPART_PARTS).then(
+          (read) => {
+            if ('violation' in read) return read.violation;
+            const fields = read.fields;
             const spelling = fieldNumbers.get(key)?.check(fields, '/body');
             if (spelling) return spelling;
             if (!validate(fields)) return firstViolation(validate.errors, '/body');
-            return fieldNames(key, Object.keys(fields));
+            const misreadField = fieldNames(key, Object.keys(fields));
+            if (misreadField) return misreadField;
+            // Members of a JSON part in another letter case, as in a JSON body.
+            const variant = bodyNames.get(key)?.json.find(fields, '/body');
+            return variant && caseVariant(variant.pointer, variant.declared);
           },
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );

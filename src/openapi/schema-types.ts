@@ -83,7 +83,7 @@ export const isArraySchema = (s: Schema) => shapeOf(s) === 'array';
 export const isObjectSchema = (s: Schema) => shapeOf(s) === 'object';
 
 /** `s` and the schemas that apply to the same value as alternatives or together: its allOf, oneOf and anyOf, at any depth. */
-function sameValue(s: Schema): Record<string, unknown>[] {
+export function sameValue(s: Schema): Record<string, unknown>[] {
   const seen = new Set<Record<string, unknown>>();
   const stack: unknown[] = [s];
   while (stack.length > 0) {

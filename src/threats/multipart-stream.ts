@@ -18,8 +18,12 @@ import { createMultipartFramingCheck } from './multipart-framing.js';
 export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
   onField?(name: string, value: string, mimeType: string): void;
-  /** A file part; its content must be consumed (or resumed) for parsing to go on. */
-  onFile(name: string, filename: string, content: Readable, mimeType: string): void;
+  /**
+   * A file part; its content must be consumed (or resumed) for parsing to go on. `named`: it has a
+   * file name (`filename=""` too); busboy also takes an application/octet-stream part without one
+   * for a file, which Werkzeug, PHP, Spring and Go read as a text field.
+   */
+  onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean): void;
   /**
    * After its onField, every part busboy reads as a text field, its bytes as sent (which the value
    * is not): other readers read some of them as files (`filename=""`, a type other than
@@ -143,7 +147,7 @@ export function createMultipartStream(
     // ended the process.
     content.on('error', ignoreStreamError);
     problem ??= transferEncodingProblem(info.encoding);
-    handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase());
+    handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined);
   });
   return {
     write(chunk) {
