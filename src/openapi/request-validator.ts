@@ -567,7 +567,7 @@ export function compileRequestValidator(
             if (misreadField) return misreadField;
             // Members of a JSON part in another letter case, as in a JSON body.
             const variant = bodyNames.get(key)?.json.find(fields, '/body');
-            return variant && caseVariant(variant.pointer, variant.declared);
+            return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);
           },
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );
