@@ -29,7 +29,13 @@ export interface DeclaredNames {
 export const foldCase = (name: string): string => name.toUpperCase().toLowerCase();
 
 /** Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are `isadmin`. */
-export const foldSpelling = (name: string): string => foldCase(name.replace(/[_-]/g, ''));
+/**
+ * Separators between letters or digits (`is_admin`, `is-admin`): what pydantic's and Jackson's
+ * naming strategies change. Leading and trailing ones stay: `_token` (Laravel's CSRF field),
+ * `_method`, `_charset_`, `_id`, `_links` are other names than `token`, `method`, `id`.
+ */
+export const INTERIOR_SEPARATORS = /(?<=[\p{L}\p{N}])[_-]+(?=[\p{L}\p{N}])/gu;
+export const foldSpelling = (name: string): string => foldCase(name.replace(INTERIOR_SEPARATORS, ''));
 
 export function declaredNames(names: Iterable<string>): DeclaredNames | undefined {
   const exact = new Set(names);

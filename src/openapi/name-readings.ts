@@ -22,7 +22,7 @@
  * reads it and qs reads it as the parameter.
  */
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
-import { foldCase } from './case-variants.js';
+import { foldCase, INTERIOR_SEPARATORS } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
 import { isObjectSchema, objectPropertiesOf } from './schema-types.js';
 
@@ -75,7 +75,7 @@ function unclosedReadingOf(raw: string): string | undefined {
   return foldCase(php.replace(/[[. ]/g, '_'));
 }
 
-const withoutSeparators = (reading: string): string => reading.replace(/[_-]/g, '');
+const withoutSeparators = (reading: string): string => reading.replace(INTERIOR_SEPARATORS, '');
 
 /**
  * The property a deepObject key names (`filter[color]` → `color`), or undefined: only a key that

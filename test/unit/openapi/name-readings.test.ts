@@ -112,3 +112,13 @@ t.test('body fields (separators): names alike but for _ and -, as pydantic popul
   );
   t.ok(both.owns('is_admin') && both.owns('isAdmin'), 'both declared: each is its own');
 });
+
+t.test('only separators between letters or digits are folded: _token, _method, _charset_, _id are their own names', async (t) => {
+  const readings = compileNameReadings(
+    ['token', 'method', 'charset', 'id', 'links', 'isAdmin'].map((name) => ({ name, in: 'query' as const, schema: { type: 'string' } })),
+    { separators: true },
+  );
+  for (const name of ['_token', '_method', '_charset_', '_id', '__proto__', '_links', 'id_', 'token-'])
+    t.equal(readings.readAs(name), undefined, `${name} is not read as a declared name`);
+  t.match(readings.readAs('is_admin'), { declared: 'isAdmin', separators: true }, 'is_admin still is isAdmin');
+});
