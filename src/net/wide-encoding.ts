@@ -30,7 +30,10 @@ export function wideEncoding(content: Buffer | string, untyped = false): string 
   // FF FE is UTF-16LE's mark and UTF-32LE's first half (FF FE 00 00); FE FF UTF-16BE's.
   if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return BY_BYTE_ORDER_MARK;
   // UTF-32BE's mark (00 00 FE FF) and every unmarked UTF-16 or UTF-32 text opening with ASCII.
-  if (untyped) return asciiInWideUnits(content) ? BY_NUL : undefined;
+  if (untyped) {
+    if (a === 0 && b === 0 && content[2] === 0xfe && content[3] === 0xff) return BY_BYTE_ORDER_MARK; // UTF-32BE's
+    return asciiInWideUnits(content) ? BY_NUL : undefined;
+  }
   const n = Math.min(content.length, 4);
   for (let i = 0; i < n; i++) if (content[i] === 0) return BY_NUL;
   return undefined;

@@ -126,7 +126,12 @@ export function multipartFields(
       const value = typeof pending === 'string' ? pending : await pending;
       let read: unknown;
       if (reading.structured.has(name) && (reading.jsonEncoded.has(name) || isJsonMediaType(mediaTypeOf(mimeType)))) {
-        const json = parseJsonBody(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
+        // A field's text was decoded by busboy, bad UTF-8 replaced (U+FFFD): read again as bytes it
+        // would pass the strict check, while Jackson reads an overlong `C0 BC` as `<`.
+        const json =
+          typeof value === 'string' && value.includes('\uFFFD')
+            ? undefined
+            : parseJsonBody(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
         if (json === undefined) return { violation: { pointer: `/body/${escapePointer(name)}`, message: 'is not valid JSON' } };
         read = json.value;
       } else read = typeof value === 'string' ? value : value.toString('utf8');

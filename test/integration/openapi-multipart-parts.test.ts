@@ -123,11 +123,13 @@ t.test('multipart parts and cookies, as a Python backend reads them', async (t) 
   const s = await startTestSidecar(t, backend, { openapi: { document: openApiFile(DOC), allow_public: true } });
   const agent = testAgent(s.ca);
   t.teardown(() => agent.close());
-  const upload = async (...parts: string[]) => {
+  /** `latin1`: each character one byte, for bytes no UTF-8 text holds. */
+  const upload = async (...parts: string[]) => uploadAs('utf8', ...parts);
+  const uploadAs = async (encoding: BufferEncoding, ...parts: string[]) => {
     const r = await fetchText(`${s.url}/upload`, agent, {
       method: 'POST',
       headers: { 'content-type': `multipart/form-data; boundary=${B}` },
-      body: parts.join('') + `--${B}--\r\n`,
+      body: Buffer.from(parts.join('') + `--${B}--\r\n`, encoding),
     });
     return { status: r.status, body: JSON.parse(r.text) as Record<string, unknown> };
   };
@@ -180,6 +182,11 @@ t.test('multipart parts and cookies, as a Python backend reads them', async (t) 
       body: { errors: [{ pointer: '/body/meta/N', message: /letter case/ }] },
     });
     t.match(await upload(part('meta', '{"n":', 'application/json')), { status: 400, body: { errors: [{ message: 'is not valid JSON' }] } });
+    // Bytes that are no UTF-8 (an overlong `C0 BC`, which Jackson reads as `<`): refused, not read as U+FFFD (the review).
+    t.match(await uploadAs('latin1', part('meta', '{"n":3,"x":"\u00c0\u00bcscript"}', 'application/json')), {
+      status: 400,
+      body: { errors: [{ pointer: '/body/meta', message: 'is not valid JSON' }] },
+    });
     // Not JSON by its type nor by the document's encoding: a string, no object.
     t.match(await upload(part('meta', '{"n":3}')), {
       status: 400,

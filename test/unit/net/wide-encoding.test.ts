@@ -43,6 +43,7 @@ t.test('a body without a Content-Type is judged by RFC 4627 patterns of text, no
     ['UTF-32LE', utf32le(json)],
     ['UTF-32BE', Buffer.from([0, 0, 0, 0x7b, 0, 0, 0, 0x22])],
     ['UTF-16LE with its mark', Buffer.from(`\ufeff${json}`, 'utf16le')],
+    ['UTF-32BE with its mark', Buffer.from([0, 0, 0xfe, 0xff, 0, 0, 0, 0x7b])],
   ] as const)
     t.match(wideEncoding(bytes, true), /^UTF-16 or UTF-32/, what);
   // The review's case: `fetch(url, { body: uint8Array })` sends no Content-Type; length prefixes and protobuf start with NULs.
