@@ -31,17 +31,11 @@ export const ADMIN_LIMITS: AdminLimits = {
 type Use = { readonly network: string; readonly openedAt: number; served: boolean; busy: false | 'stream' | number };
 
 /**
- * A connection this young that has not sent a request yet is the last to make room: a probe's
- * connection, between its accept and its request, was the only idle one among busy attackers'.
- */
-const FRESH_MS = 1000;
-
-/**
  * At most `maxConnections`, and `maxConnectionsPerAddress` from one network (an IPv6 /64 counts as
  * one). At either bound a newcomer is served and makes room: at its network's bound, that
  * network's oldest connection; at the listener's, the listener's. Oldest means the first opened of
- * those without a request in flight (one just opened that has sent none yet last), else the one
- * whose request has been in flight longest, never a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
+ * those between requests, else the one that has held its place longest without finishing a request
+ * (from its opening if it sent none, else from its request's start), never a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
  * kubelet's probes, Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled
  * `POST /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's
  * own 32 shut out every other client on it (127.0.0.1: the backend, exec probes). A probe's
@@ -67,7 +61,7 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
     for (const use of open.values()) if (use.network === network) held++;
     const scope = held >= limits.maxConnectionsPerAddress ? network : open.size >= limits.maxConnections ? 'all' : undefined;
     if (scope !== undefined) {
-      const room = oldest(open, scope, Date.now());
+      const room = oldest(open, scope);
       if (!room) return void socket.destroy();
       open.delete(room);
       room.destroy();
@@ -79,19 +73,21 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
 }
 
 /**
- * In `scope` (a network, or 'all'): the first opened idle connection, else the longest busy one,
- * else a fresh one (FRESH_MS); never a stream.
+ * In `scope` (a network, or 'all'): a connection between requests (kept alive after one), the first
+ * opened; else the one that has held its place longest without finishing a request — since it
+ * opened, if it has sent none, or since its request started; never a stream. A probe that has just
+ * connected or just sent its request is the newest of all. (The review found the first mend's
+ * order, fresh connections last, let a churn of silent connections close a probe in flight.)
  */
-function oldest(open: ReadonlyMap<Socket, Use>, scope: string, now: number): Socket | undefined {
-  let busiest: Socket | undefined;
+function oldest(open: ReadonlyMap<Socket, Use>, scope: string): Socket | undefined {
+  let longest: Socket | undefined;
   let since = Infinity;
-  let fresh: Socket | undefined;
   for (const [socket, use] of open) {
     if (scope !== 'all' && use.network !== scope) continue;
-    if (use.busy === false) {
-      if (use.served || now - use.openedAt >= FRESH_MS) return socket;
-      fresh ??= socket;
-    } else if (use.busy !== 'stream' && use.busy < since) [busiest, since] = [socket, use.busy];
+    if (use.busy === 'stream') continue;
+    if (use.busy === false && use.served) return socket;
+    const from = use.busy === false ? use.openedAt : use.busy;
+    if (from < since) [longest, since] = [socket, from];
   }
-  return busiest ?? fresh;
+  return longest;
 }
