@@ -33,10 +33,11 @@ export interface RetentionOptions {
   logger: Logger;
   /**
    * The newest time the database recorded before this process wrote to it (CaStore.newestRecord,
-   * read at open). "Now" is never taken later than it plus the time this process has run
-   * (monotonic): started once with its clock 40 days ahead, the CA deleted every live certificate
-   * and unused token, irreversibly (renewals then failed as unknown, a leaked certificate could no
-   * longer be revoked). A CA stopped a long while prunes late, never wrongly.
+   * read at open), for a database no pass has marked yet. "Now" is never taken later than the last
+   * pass's time (or this) plus twice the time this process has run (monotonic): started once with
+   * its clock 40 days ahead, the CA deleted every live certificate and unused token, irreversibly
+   * (renewals then failed as unknown, a leaked certificate could no longer be revoked). A CA
+   * stopped a long while prunes late, never wrongly.
    */
   newestRecord?: number | undefined;
   now?: () => number;
@@ -48,18 +49,31 @@ export interface RetentionOptions {
 /** Between batches: long enough for another process's writer (a second CA on the database during a root rotation) to get the lock. */
 const BATCH_PAUSE_MS = 20;
 
-export function startRetention(store: Pick<CaStore, 'pruneExpired' | 'audit'>, options: RetentionOptions): Retention {
+/**
+ * How much faster than this process runs the trusted time may catch up with the clock: a CA down
+ * for a while prunes late, and catches up within as long again; a clock ahead is not believed
+ * before the process has run half its lead.
+ */
+const CATCH_UP = 2;
+
+export function startRetention(
+  store: Pick<CaStore, 'pruneExpired' | 'audit' | 'retentionMark' | 'setRetentionMark'>,
+  options: RetentionOptions,
+): Retention {
   const now = options.now ?? Date.now;
   const monotonic = options.monotonic ?? (() => performance.now());
   const startedAt = monotonic();
   let stopped = false;
   let running: Promise<PruneCounts | undefined> | undefined;
 
+  // What the last pass went by (kept in the database: rows this process writes carry its own clock,
+  // so after a restart still ahead they would vouch for it), else what the database saw last.
+  const base = store.retentionMark() ?? options.newestRecord;
   /** The time pruning goes by: the clock, unless it is ahead of what the database has seen. */
   const trustedNow = () => {
     const clock = now();
-    if (options.newestRecord === undefined) return clock;
-    return Math.min(clock, options.newestRecord + (monotonic() - startedAt));
+    if (base === undefined) return clock;
+    return Math.min(clock, base + CATCH_UP * (monotonic() - startedAt));
   };
 
   /** One audit row and one log line for what went, also when a pass ended early (stopped, or a batch failed). */
@@ -79,7 +93,9 @@ export function startRetention(store: Pick<CaStore, 'pruneExpired' | 'audit'>, o
   let underWay: { total: PruneCounts; before: number } | undefined;
 
   const pass = async (): Promise<PruneCounts | undefined> => {
-    const before = trustedNow() - options.keepMs;
+    const trusted = trustedNow();
+    store.setRetentionMark(trusted);
+    const before = trusted - options.keepMs;
     const total: PruneCounts = { certificates: 0, tokens: 0 };
     underWay = { total, before };
     for (;;) {

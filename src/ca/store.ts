@@ -133,6 +133,9 @@ export interface CaStore {
   pruneExpired(before: number, limit: number): { certificates: number; tokens: number };
   /** The newest time any row records (an issuance, an audit row, a token's creation); undefined when empty. */
   newestRecord(): number | undefined;
+  /** The time retention last pruned by (retention.ts), never the raw clock; undefined before its first pass. */
+  retentionMark(): number | undefined;
+  setRetentionMark(ms: number): void;
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing, writers serialised). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -508,6 +511,10 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
                              UNION ALL SELECT max(created_at) FROM tokens)`,
       )
       .pluck(),
+    retentionMark: db.prepare<[], string>(`SELECT value FROM ca_meta WHERE key = 'retention_mark'`).pluck(),
+    setRetentionMark: db.prepare<[string]>(
+      `INSERT INTO ca_meta (key, value) VALUES ('retention_mark', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ),
     stampDatabaseId: db.prepare(
       `INSERT INTO ca_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING`,
     ),
@@ -553,6 +560,11 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
       return s.databaseId.get() as string;
     },
     newestRecord: () => s.newestRecord.get() ?? undefined,
+    retentionMark: () => {
+      const value = Number(s.retentionMark.get());
+      return Number.isFinite(value) && value > 0 ? value : undefined;
+    },
+    setRetentionMark: (ms) => void s.setRetentionMark.run(String(Math.floor(ms))),
     pruneExpired: (before, limit) =>
       db
         .transaction(() => ({
