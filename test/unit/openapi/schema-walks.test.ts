@@ -107,8 +107,7 @@ t.test('CaseVariantFinder: names declared for the object at hand, through compos
 t.test("CaseVariantFinder: separators too, as pydantic's populate_by_name binds is_admin to isAdmin", async (t) => {
   const names = declaredNames(['isAdmin', 'account_tier']);
   if (!names) throw new Error('names');
-  for (const name of ['is_admin', 'IS_ADMIN', 'is-admin', 'Is_Admin', 'isadmin'])
-    t.equal(caseVariantOf(name, names), 'isAdmin', name);
+  for (const name of ['is_admin', 'IS_ADMIN', 'is-admin', 'Is_Admin', 'isadmin']) t.equal(caseVariantOf(name, names), 'isAdmin', name);
   for (const name of ['accountTier', 'AccountTier', 'account-tier', 'ACCOUNT_TIER'])
     t.equal(caseVariantOf(name, names), 'account_tier', name);
   t.equal(caseVariantOf('is_admin_x', names), undefined, 'unrelated');
