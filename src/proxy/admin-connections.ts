@@ -25,21 +25,21 @@ export const ADMIN_LIMITS: AdminLimits = {
 };
 
 /**
- * A connection's state: no request in flight, one in flight since `since` (ms), or a stream the
+ * Since when a connection has held its place without finishing a request (ms: from its opening,
+ * or from its request's start), `between` requests (kept alive after an answer), or a `stream` the
  * listener keeps (a console feed, bounded by its own caps and never closed to make room).
  */
-type Use = { readonly network: string; readonly openedAt: number; served: boolean; busy: false | 'stream' | number };
+type Holding = number | 'between' | 'stream';
+type Use = { readonly network: string; holding: Holding };
 
 /**
  * At most `maxConnections`, and `maxConnectionsPerAddress` from one network (an IPv6 /64 counts as
  * one). At either bound a newcomer is served and makes room: at its network's bound, that
- * network's oldest connection; at the listener's, the listener's. Oldest means the first opened of
- * those between requests, else the one that has held its place longest without finishing a request
- * (from its opening if it sent none, else from its request's start), never a stream. Refusing the newcomer let 32 silent connections from each of 8 addresses shut out the
- * kubelet's probes, Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled
- * `POST /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's
- * own 32 shut out every other client on it (127.0.0.1: the backend, exec probes). A probe's
- * request is answered in a millisecond, long before it is the oldest of anything.
+ * network's oldest connection; at the listener's, the listener's (see `oldest`). Refusing the
+ * newcomer let 32 silent connections from each of 8 addresses shut out the kubelet's probes,
+ * Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled `POST
+ * /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's own 32
+ * shut out every other client on it (127.0.0.1: the backend, exec probes).
  * Node's headersTimeout starts at a request's first byte, so a connection that sends none gets a
  * socket timeout until its first request (Node's own timeout listener then destroys it), cleared
  * per request: a console feed is quiet for 15 s at a time. (The server's own headersTimeout and
@@ -51,9 +51,8 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
     req.socket.setTimeout(0);
     const use = open.get(req.socket);
     if (!use) return;
-    use.busy = isStream(req) ? 'stream' : Date.now();
-    use.served = true;
-    res.once('close', () => (use.busy = false));
+    use.holding = isStream(req) ? 'stream' : Date.now();
+    res.once('close', () => (use.holding = 'between'));
   });
   server.on('connection', (socket: Socket) => {
     const network = clientNetworkOf(socket.remoteAddress ?? '');
@@ -66,7 +65,7 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
       open.delete(room);
       room.destroy();
     }
-    open.set(socket, { network, openedAt: Date.now(), served: false, busy: false });
+    open.set(socket, { network, holding: Date.now() });
     socket.setTimeout(limits.headersTimeoutMs);
     socket.once('close', () => open.delete(socket));
   });
@@ -76,18 +75,16 @@ export function boundConnections(server: Server, limits: AdminLimits, isStream: 
  * In `scope` (a network, or 'all'): a connection between requests (kept alive after one), the first
  * opened; else the one that has held its place longest without finishing a request — since it
  * opened, if it has sent none, or since its request started; never a stream. A probe that has just
- * connected or just sent its request is the newest of all. (The review found the first mend's
- * order, fresh connections last, let a churn of silent connections close a probe in flight.)
+ * connected or just sent its request is the newest of all (fresh connections kept last instead let
+ * a churn of silent connections close a probe in flight).
  */
 function oldest(open: ReadonlyMap<Socket, Use>, scope: string): Socket | undefined {
   let longest: Socket | undefined;
   let since = Infinity;
   for (const [socket, use] of open) {
     if (scope !== 'all' && use.network !== scope) continue;
-    if (use.busy === 'stream') continue;
-    if (use.busy === false && use.served) return socket;
-    const from = use.busy === false ? use.openedAt : use.busy;
-    if (from < since) [longest, since] = [socket, from];
+    if (use.holding === 'between') return socket;
+    if (use.holding !== 'stream' && use.holding < since) [longest, since] = [socket, use.holding];
   }
   return longest;
 }

@@ -10,6 +10,7 @@ import { isB64Token } from '../identity/token-sources.js';
 import { browserFieldsOf } from '../net/loopback.js';
 import { problemBody } from '../pipeline/rescue.js';
 import { send, type AdminEndpoint, type AdminRefuse } from './admin.js';
+import { readBodyThen } from './body.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 const MAX_REVOKE_BODY = 16 * 1024;
@@ -39,43 +40,24 @@ export function tokenAdminEndpoints(runtime: TokenRuntime): Map<string, AdminEnd
 }
 
 /**
- * The body, read whole within REVOKE_BODY_DEADLINE_MS, or undefined once refused (too large: 413;
- * too slow: 408, the connection closed) or cut. Under the listener's 10 s request timeout alone, a
- * body trickled a byte a second kept a connection busy for 10 s, and 256 of them, reopened as they
- * ended, kept every probe, scrape and JWKS fetch off the admin listener.
+ * The body, read whole (proxy/body.ts, as the data path reads one) up to MAX_REVOKE_BODY (413) and
+ * within REVOKE_BODY_DEADLINE_MS (408), or undefined once refused (the connection then closes: the
+ * rest is unread) or cut. Under the listener's 10 s request timeout alone, a body trickled a byte a
+ * second kept a connection busy for 10 s, and 256 of them, reopened as they ended, kept every
+ * probe, scrape and JWKS fetch off the admin listener.
  */
-async function bodyOf(req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const late = setTimeout(() => {
-    res.setHeader('connection', 'close');
-    refuse(
-      new WardenError('ERR_REQUEST_TIMEOUT', {
-        rule: 'admin.tokens_revoke',
-        detail: `The body must arrive within ${REVOKE_BODY_DEADLINE_MS / 1000} s.`,
-      }),
-    );
-  }, REVOKE_BODY_DEADLINE_MS);
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_REVOKE_BODY) {
-        refuse(
-          new WardenError('ERR_BODY_TOO_LARGE', {
-            rule: 'admin.tokens_revoke',
-            detail: `The body may be at most ${MAX_REVOKE_BODY} bytes.`,
-          }),
-        );
-        return undefined;
-      }
-      chunks.push(chunk);
-    }
-  } catch {
-    return undefined;
-  } finally {
-    clearTimeout(late);
-  }
-  return res.writableEnded ? undefined : Buffer.concat(chunks, size).toString('utf8');
+function bodyOf(req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    readBodyThen(req, MAX_REVOKE_BODY, REVOKE_BODY_DEADLINE_MS, undefined, (err, body) => {
+      if (err === undefined) return resolve((body as Buffer).toString('utf8'));
+      resolve(undefined);
+      if (!(err instanceof WardenError)) return; // the client went away
+      res.setHeader('connection', 'close');
+      // This endpoint's own bounds, not the data path's settings the reader names.
+      const detail = err.code === 'ERR_REQUEST_TIMEOUT' ? `The body must arrive within ${REVOKE_BODY_DEADLINE_MS / 1000} s.` : err.detail;
+      refuse(new WardenError(err.code, { rule: 'admin.tokens_revoke', detail }));
+    });
+  });
 }
 
 /** problem+json, no event (the caller raised it). */
