@@ -11,6 +11,7 @@
  *   property is parsed as a JSON body is (Spring's @RequestPart binds it so): before, a text field
  *   was always a string, and such a request was refused (`must be object`).
  */
+import type { Readable } from 'node:stream';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { parseJsonBody } from '../net/json-body.js';
@@ -96,6 +97,11 @@ export function multipartFields(
 ): Promise<MultipartFields> {
   /** Parts in their order (a file's content arrives after the fields that follow it are read). */
   const parts: [name: string, value: string | Promise<Buffer>, mimeType: string][] = [];
+  const bytesOf = (content: Readable) => {
+    const chunks: Buffer[] = [];
+    content.on('data', (chunk: Buffer) => chunks.push(chunk));
+    return new Promise<Buffer>((resolve) => content.on('end', () => resolve(Buffer.concat(chunks))));
+  };
   // The shared reader: a part it cannot read (too many, or in base64) is refused here as by the
   // waf and the scan, not skipped; no field is cut short (the whole body is at hand).
   const stream = createMultipartStream(
@@ -103,6 +109,17 @@ export function multipartFields(
     { maxParts, maxFieldBytes: body.length },
     {
       onField: (name, value, mimeType) => parts.push([name, value, mimeType]),
+      // A structured field's bytes as sent (right after its onField): busboy's text has bad UTF-8
+      // replaced, which the strict JSON reader would then pass, while Jackson reads `C0 BC` as `<`.
+      // Asked for only when some property is structured: the framing check then keeps the bytes.
+      onFieldFile:
+        reading.structured.size === 0
+          ? undefined
+          : (name, content) => {
+              const last = parts[parts.length - 1];
+              if (last !== undefined && last[0] === name && reading.structured.has(name)) last[1] = bytesOf(content);
+              else content.resume();
+            },
       onFile(name, filename, content, mimeType, named) {
         if (named && (reading.fileProperties.has(name) || !reading.declared.has(name))) {
           content.resume();
@@ -110,9 +127,7 @@ export function multipartFields(
           return;
         }
         // The body is in memory already: a part's content is no larger.
-        const chunks: Buffer[] = [];
-        content.on('data', (chunk: Buffer) => chunks.push(chunk));
-        parts.push([name, new Promise((resolve) => content.on('end', () => resolve(Buffer.concat(chunks)))), mimeType]);
+        parts.push([name, bytesOf(content), mimeType]);
       },
     },
   );
@@ -126,12 +141,8 @@ export function multipartFields(
       const value = typeof pending === 'string' ? pending : await pending;
       let read: unknown;
       if (reading.structured.has(name) && (reading.jsonEncoded.has(name) || isJsonMediaType(mediaTypeOf(mimeType)))) {
-        // A field's text was decoded by busboy, bad UTF-8 replaced (U+FFFD): read again as bytes it
-        // would pass the strict check, while Jackson reads an overlong `C0 BC` as `<`.
-        const json =
-          typeof value === 'string' && value.includes('\uFFFD')
-            ? undefined
-            : parseJsonBody(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
+        // Bytes as sent (a file, or a field's from onFieldFile); an empty field has none to give.
+        const json = parseJsonBody(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
         if (json === undefined) return { violation: { pointer: `/body/${escapePointer(name)}`, message: 'is not valid JSON' } };
         read = json.value;
       } else read = typeof value === 'string' ? value : value.toString('utf8');
