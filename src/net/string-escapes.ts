@@ -45,31 +45,28 @@ type Replacer = (
   c?: string,
 ) => string;
 
-const lenient: Replacer = (match, braced, u, x, wide, lineBreak, indent, c) => {
-  if (braced !== undefined) return codePoint(braced) ?? match;
-  if (u !== undefined) return String.fromCharCode(parseInt(u, 16));
-  if (x !== undefined) return String.fromCharCode(parseInt(x, 16));
-  if (wide !== undefined) return `U${wide}`;
-  // NEL is no JavaScript line terminator: `\` before it is an identity escape.
-  if (lineBreak !== undefined) return lineBreak === '\u0085' ? `\u0085${indent}` : (indent as string);
-  return SINGLE_ESCAPES[c as string] ?? (c as string);
-};
-
-const yaml: Replacer = (match, braced, u, x, wide, lineBreak, _indent, c) => {
-  if (braced !== undefined) return codePoint(braced) ?? match;
-  if (u !== undefined) return String.fromCharCode(parseInt(u, 16));
-  if (x !== undefined) return String.fromCharCode(parseInt(x, 16));
-  if (wide !== undefined) return codePoint(wide) ?? match;
-  if (lineBreak !== undefined) return '';
-  return YAML_ESCAPES[c as string] ?? (c as string);
-};
+/** One replacer, read the lenient (JSON5, JavaScript, GraphQL) way or YAML's: they differ in `\U`, line breaks and letters. */
+const undoing =
+  (yaml: boolean): Replacer =>
+  (match, braced, u, x, wide, lineBreak, indent, c) => {
+    if (braced !== undefined) return codePoint(braced) ?? match;
+    if (u !== undefined) return String.fromCharCode(parseInt(u, 16));
+    if (x !== undefined) return String.fromCharCode(parseInt(x, 16));
+    if (wide !== undefined) return yaml ? (codePoint(wide) ?? match) : `U${wide}`;
+    // YAML drops an escaped break with the next line's indent; NEL is no JavaScript line
+    // terminator, so there `\` before it is an identity escape.
+    if (lineBreak !== undefined) return yaml ? '' : lineBreak === '\u0085' ? `\u0085${indent}` : (indent as string);
+    return (yaml ? YAML_ESCAPES : SINGLE_ESCAPES)[c as string] ?? (c as string);
+  };
+const lenientUndo = undoing(false);
+const yamlUndo = undoing(true);
 
 /** `text` with its escapes undone as JSON, JSON5, Json.NET, JavaScript and GraphQL undo them (itself when it has none). */
 export function escapesUndone(text: string): string {
-  return text.includes('\\') ? text.replace(ESCAPE, lenient) : text;
+  return text.includes('\\') ? text.replace(ESCAPE, lenientUndo) : text;
 }
 
 /** `text` with its escapes undone as YAML's double-quoted scalars undo them, when it has an escape they read otherwise than escapesUndone; else undefined. */
 export function yamlEscapesUndone(text: string): string | undefined {
-  return YAML_ONLY.test(text) ? text.replace(ESCAPE, yaml) : undefined;
+  return YAML_ONLY.test(text) ? text.replace(ESCAPE, yamlUndo) : undefined;
 }
