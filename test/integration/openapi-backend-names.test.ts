@@ -3,12 +3,22 @@
  * pydantic's populate_by_name (the snake_case field name of a camelCase FastAPI model), and PHP's
  * reading of a key whose `[` is never closed (`page[size` is `page_size`).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { startTestBackend } from '../support/backend.js';
 import { fetchText, testAgent } from '../support/clients.js';
+import { openApiFile } from '../support/openapi-file.js';
 import { startTestSidecar } from '../support/sidecar.js';
+
+/** A sidecar in front of the test backend serving `document` (YAML or JSON text), with an agent for it. */
+async function serving(t: Test, document: string) {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { openapi: { document: openApiFile(document), allow_public: true } });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  return { s, agent };
+}
 
 /** A FastAPI-style model: camelCase aliases, populated by field name too; `schema` prints its JSON schema, `read` what it binds. */
 const MODEL = `
@@ -48,8 +58,6 @@ const PUBLISHED_SCHEMA = {
 t.test("pydantic's populate_by_name: snake_case names of a camelCase model are refused", async (t) => {
   // Warden's side always runs; where pydantic 2 is installed, the test also shows it binds each name.
   if (hasPydantic) t.same(JSON.parse(pydantic('schema')), PUBLISHED_SCHEMA, 'the schema pydantic publishes');
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
   const doc = {
     openapi: '3.1.0',
     info: { title: 't', version: '1' },
@@ -62,10 +70,7 @@ t.test("pydantic's populate_by_name: snake_case names of a camelCase model are r
       },
     },
   };
-  const dir = t.testdir({ 'users.json': JSON.stringify(doc) });
-  const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'users.json'), allow_public: true } });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
+  const { s, agent } = await serving(t, JSON.stringify(doc));
   const patch = async (body: string) => {
     const r = await fetchText(`${s.url}/users/me`, agent, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body });
     return { status: r.status, ...r.json<{ errors?: { pointer: string; message: string }[] }>() };
@@ -86,10 +91,9 @@ t.test("pydantic's populate_by_name: snake_case names of a camelCase model are r
 });
 
 t.test('a document declaring is_admin and isAdmin: both are its own names', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const dir = t.testdir({
-    'both.yaml': `openapi: 3.1.0
+  const { s, agent } = await serving(
+    t,
+    `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
   /x:
@@ -102,10 +106,7 @@ paths:
             schema: { type: object, properties: { is_admin: { type: string }, isAdmin: { type: string } } }
       responses: { '200': { description: ok } }
 `,
-  });
-  const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'both.yaml'), allow_public: true } });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
+  );
   const post = async (type: string, body: string) =>
     (await fetchText(`${s.url}/x`, agent, { method: 'POST', headers: { 'content-type': type }, body })).status;
   t.equal(await post('application/json', '{"is_admin":true,"isAdmin":false}'), 200);
@@ -116,10 +117,9 @@ paths:
 });
 
 t.test("PHP's reading of an unclosed [ (page[size is page_size); form fields spelled apart by separators", async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const dir = t.testdir({
-    'items.yaml': `openapi: 3.1.0
+  const { s, agent } = await serving(
+    t,
+    `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
   /items:
@@ -134,10 +134,7 @@ paths:
             schema: { type: object, properties: { user_role: { type: string, enum: [user] } } }
       responses: { '200': { description: ok } }
 `,
-  });
-  const s = await startTestSidecar(t, backend.url, { openapi: { document: join(dir, 'items.yaml'), allow_public: true } });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
+  );
   const form = 'application/x-www-form-urlencoded';
   const post = async (query: string, body: string, type = form) => {
     const r = await fetchText(`${s.url}/items${query}`, agent, { method: 'POST', headers: { 'content-type': type }, body });

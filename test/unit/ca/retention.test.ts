@@ -38,6 +38,13 @@ function certificate(store: CaStore, serial: string, notAfter: number, extra: { 
   });
 }
 
+/** `rows` certificates that expired 100 days before NOW, serials `prefix` + six hex digits. */
+function expiredBacklog(store: CaStore, rows: number, prefix: string): void {
+  store.transaction(() => {
+    for (let i = 0; i < rows; i++) certificate(store, `${prefix}${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
+  });
+}
+
 function token(store: CaStore, id: string, expiresAt: number): void {
   store.insertToken({
     id,
@@ -119,9 +126,7 @@ t.test('expired rows past keep_expired go; recent, unexpired and revoked ones st
 t.test('a backlog goes in batches, with the event loop let through between them', async (t) => {
   const store = freshStore(t);
   const rows = 1_700;
-  store.transaction(() => {
-    for (let i = 0; i < rows; i++) certificate(store, `b${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
-  });
+  expiredBacklog(store, rows, 'b');
   // Between two batches, did anything else get the event loop? A ticker re-queued with setImmediate
   // runs only if the pass yields; a pass deleting in one synchronous loop would never let it.
   let ticked = false;
@@ -153,9 +158,7 @@ t.test('a backlog goes in batches, with the event loop let through between them'
 
 t.test('stopped, no batch starts: the database may close under it', async (t) => {
   const store = freshStore(t);
-  store.transaction(() => {
-    for (let i = 0; i < 1_200; i++) certificate(store, `c${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
-  });
+  expiredBacklog(store, 1_200, 'c');
   const { logger } = capture();
   const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
   const pass = retention.pruneNow();
@@ -260,9 +263,7 @@ t.test('a used token stays while the certificate it paid for is valid (a lost an
 
 t.test('a pass stopped or failing midway still writes its audit row for what went', async (t) => {
   const store = freshStore(t);
-  store.transaction(() => {
-    for (let i = 0; i < 1_200; i++) certificate(store, `aa${i.toString(16).padStart(6, '0')}`, NOW - 100 * DAY);
-  });
+  expiredBacklog(store, 1_200, 'aa');
   const { logger } = capture();
   const retention = startRetention(store, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
   const pass = retention.pruneNow();
