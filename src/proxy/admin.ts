@@ -68,6 +68,11 @@ export function send(res: ServerResponse, status: number, type: string, body: st
   res.end(body);
 }
 
+/** A refusal as problem+json, without its event (the caller raised it, or there is no bus). */
+export function sendProblem(res: ServerResponse, refusal: WardenError): void {
+  send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined) + '\n');
+}
+
 const CONSOLE_PATHS = new Set(['/', '/console/events', '/console/status']);
 const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?', 1)[0] ?? '/';
 /** The console's event feed stays open: bounded by its own caps, it is never closed to make room. */
@@ -94,7 +99,7 @@ export async function startAdminServer(options: AdminOptions): Promise<AdminServ
       const refuse: AdminRefuse = (refusal) =>
         options.rescue
           ? options.rescue.respond(refusal, { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: pathOf(req) }, res)
-          : send(res, refusal.status, 'application/problem+json', problemBody(refusal, undefined) + '\n');
+          : sendProblem(res, refusal);
       if (!served(req.headers.host)) {
         const listed = names.size > 0 ? `, ${[...names].join(', ')}` : '';
         const detail = loopbackOnly

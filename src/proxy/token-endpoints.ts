@@ -8,8 +8,7 @@ import { WardenError } from '../errors.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
 import { isB64Token } from '../identity/token-sources.js';
 import { browserFieldsOf } from '../net/loopback.js';
-import { problemBody } from '../pipeline/rescue.js';
-import { send, type AdminEndpoint, type AdminRefuse } from './admin.js';
+import { send, sendProblem, type AdminEndpoint, type AdminRefuse } from './admin.js';
 import { readBodyThen } from './body.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -59,10 +58,6 @@ function bodyOf(req: IncomingMessage, res: ServerResponse, refuse: AdminRefuse):
     });
   });
 }
-
-/** problem+json, no event (the caller raised it). */
-const answer = (res: ServerResponse, error: WardenError) =>
-  send(res, error.status, 'application/problem+json', problemBody(error, undefined) + '\n');
 
 const malformed = (detail: string) => new WardenError('ERR_REQUEST_MALFORMED', { rule: 'admin.tokens_revoke', detail });
 
@@ -114,7 +109,7 @@ async function revoke(runtime: TokenRuntime, req: IncomingMessage, res: ServerRe
     // the 401 they are on the data path, which would say the caller is not authenticated.
     if (err instanceof WardenError && err.status < 500) return refuse(malformed(err.detail ?? err.title));
     // The runtime's own refusals (a full revocation list) raise their event where they are made.
-    answer(
+    sendProblem(
       res,
       err instanceof WardenError
         ? err
