@@ -134,6 +134,18 @@ export class H1Connection {
     else last.once('finish', () => this.socket.destroySoon());
   }
 
+  /**
+   * The connection ends after the answers owed now (its trust was withdrawn): requests already
+   * started may have run at the backend, so they are answered; none waiting starts. Closed now if
+   * none is owed.
+   */
+  closeAfterStarted(): void {
+    let last: ServerResponse | undefined;
+    for (const res of this.#owed) last = res;
+    if (last === undefined) return void this.socket.destroy();
+    this.closeAfter(last);
+  }
+
   /** The response of a request this connection knows (started or waiting), if any. */
   responseTo(req: IncomingMessage): ServerResponse | undefined {
     for (const res of this.#owed) if (res.req === req) return res;

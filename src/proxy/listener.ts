@@ -358,8 +358,14 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     if (connection === undefined) startH1Request(req, res);
     else connection.request(req, res);
   };
-  /** Closes an HTTP/1.1 connection: now if idle, else once its response is done (`Connection: close` if not yet sent). */
+  /**
+   * Closes an HTTP/1.1 connection: now if idle, else after the answers of the requests started on it
+   * (`Connection: close` on the last if not yet sent). Closing after the response writing dropped
+   * the answers of requests pipelined behind it, which the backend had run.
+   */
   const closeH1 = (socket: TLSSocket) => {
+    const connection = h1ConnectionOf(socket);
+    if (connection !== undefined) return connection.closeAfterStarted();
     // node:http's response in progress on the connection (as in rescue.clientError); none when idle.
     const inProgress = (socket as TLSSocket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (!inProgress) return void socket.destroy();

@@ -123,6 +123,30 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
       socket.on('close', done);
     });
 
+  /** Requests pipelined in one write on a fresh HTTP/1.1 connection: all it reads until closed (or `ms`). */
+  const pipelined = (w: Workload, requests: string, ms = 5000) =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: s.port,
+        servername: 'localhost',
+        ca: s.ca,
+        cert: w.certPem,
+        key: w.keyPem,
+        ALPNProtocols: ['http/1.1'],
+      });
+      t.teardown(() => socket.destroy());
+      const timer = setTimeout(() => resolve(`${text}[still open after ${ms} ms]`), ms);
+      socket.on('secureConnect', () => socket.write(requests));
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+    });
+
   // Adding CA B closes nothing: alice's connection stays, and bob can now connect.
   const aliceH2 = session(alice);
   t.equal(await get(aliceH2), 200, 'alice (CA A) over h2');
@@ -146,6 +170,11 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
   const bobBusyH2Closed = within(4000, bobBusyH2, 'close');
   const slowH2 = get(bobBusyH2, '/slow?ms=800');
   const slowH1 = h1(bob, undefined, '/slow?ms=800');
+  // Two requests pipelined: both run at the backend before the reload, so both are answered.
+  const slowPipelined = pipelined(
+    bob,
+    'GET /slow?ms=800&n=1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /slow?ms=1000&n=2 HTTP/1.1\r\nHost: localhost\r\n\r\n',
+  );
   await sleep(300);
   const requestsBefore = backend.requests.length;
 
@@ -161,6 +190,15 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
   t.equal(slow.status, 200, 'an HTTP/1.1 request in flight at the reload is answered');
   t.match(slow.head, /\r\nconnection: close(\r\n|$)/i, '…with Connection: close');
   t.ok(slow.socket.destroyed || (await within(2000, slow.socket, 'close')), '…and its connection closed');
+  const both = await slowPipelined;
+  const heads = both.match(/HTTP\/1\.1 \d{3} [A-Z]+/g);
+  t.same(
+    heads,
+    ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK'],
+    `two pipelined requests in flight at the reload: both answered (${heads?.length ?? 0})`,
+  );
+  t.match(both, /\r\nconnection: close\r\n[^]*$/i, '…the last with Connection: close');
+  t.notMatch(both, /still open/, '…and the connection then closed');
   const resumed = await h1(bob, bobTicket);
   t.not(resumed.status, 200, `a TLS session of bob's, resumed after the removal, is not served (reused: ${resumed.reused})`);
   const fresh = await h1(bob);
@@ -177,7 +215,7 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
   );
   t.match(
     s.events.filter((e) => e.name === 'warden.config.reloaded').at(-1)?.['warden.detail'],
-    /5 connection\(s\) of a client CA no longer trusted closed/,
+    /6 connection\(s\) of a client CA no longer trusted closed/,
     'the reload says how many connections it closed',
   );
   await sleep(50);
