@@ -89,6 +89,12 @@ export function startRetention(
     options.logger.info({ ...total, expired_before: expiredBefore }, 'expired ledger rows pruned (database.keep_expired)');
   };
 
+  /**
+   * Every certificate that expired before this and is still in the ledger is revoked (kept): passes
+   * start from it (store.pruneExpired). In memory only: a restart reads the revoked rows once again.
+   */
+  let cursor = 0;
+
   /** The pass under way, for stop() to account for (the database closes right after it). */
   let underWay: { total: PruneCounts; before: number } | undefined;
 
@@ -100,9 +106,10 @@ export function startRetention(
     underWay = { total, before };
     for (;;) {
       if (stopped) return undefined; // accounted for by stop()
-      let went: PruneCounts;
+      let went: PruneCounts & { reached: number };
       try {
-        went = store.pruneExpired(before, BATCH);
+        went = store.pruneExpired(before, BATCH, cursor);
+        cursor = went.reached;
       } catch (err) {
         underWay = undefined;
         account(total, before, 'a batch failed; the rest at the next pass');

@@ -138,10 +138,10 @@ t.test('a backlog goes in batches, with the event loop let through between them'
   const batches: boolean[] = [];
   const recording = {
     ...store,
-    pruneExpired: (before: number, limit: number) => {
+    pruneExpired: (before: number, limit: number, from?: number) => {
       batches.push(ticked);
       ticked = false;
-      return store.pruneExpired(before, limit);
+      return store.pruneExpired(before, limit, from);
     },
   };
   const { logger } = capture();
@@ -154,6 +154,37 @@ t.test('a backlog goes in batches, with the event loop let through between them'
   t.equal(store.listCertificates({ now: NOW }).length, 0, 'every expired row went');
   t.equal(batches.length, 4, 'in batches of 500');
   t.same(batches.slice(1), [true, true, true], 'the event loop ran between each two batches');
+});
+
+t.test('revoked rows passed over are not read again: batches start where the last one reached, the next pass past them', async (t) => {
+  const store = freshStore(t);
+  store.transaction(() => {
+    for (let i = 0; i < 600; i++) {
+      certificate(store, `f${i}`, NOW - 200 * DAY + i);
+      store.insertRevocation({ serial: `f${i}`, reason: 'superseded', revoked_at: NOW - 201 * DAY });
+    }
+  });
+  expiredBacklog(store, 1_200, 'g'); // all expiring at one instant: batches meet at equal expiries
+  const before = NOW - 30 * DAY;
+  const alone = store.pruneExpired(NOW - 150 * DAY, 500);
+  t.same(alone, { certificates: 0, tokens: 0, reached: NOW - 150 * DAY }, 'only revoked rows below: reached is the bound itself');
+  const starts: (number | undefined)[] = [];
+  const recording = {
+    ...store,
+    pruneExpired: (before: number, limit: number, from?: number) => {
+      starts.push(from);
+      return store.pruneExpired(before, limit, from);
+    },
+  };
+  const { logger } = capture();
+  const retention = startRetention(recording, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
+  t.teardown(() => retention.stop());
+  t.same(await retention.pruneNow(), { certificates: 1_200, tokens: 0 }, 'every unrevoked row went, across equal expiries');
+  t.same(starts, [0, NOW - 100 * DAY, NOW - 100 * DAY], 'each batch from the expiry the last one reached');
+  t.equal(store.listCertificates({ now: NOW, status: 'revoked' }).length, 600, 'the revoked rows stay');
+  starts.length = 0;
+  await retention.pruneNow();
+  t.same(starts, [before], 'the next pass starts past every row the last one kept');
 });
 
 t.test('stopped, no batch starts: the database may close under it', async (t) => {
@@ -173,9 +204,9 @@ t.test('a database that refuses the delete: a warning, and the next pass tries a
   let fail = true;
   const failing = {
     ...store,
-    pruneExpired: (before: number, limit: number) => {
+    pruneExpired: (before: number, limit: number, from?: number) => {
       if (fail) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
-      return store.pruneExpired(before, limit);
+      return store.pruneExpired(before, limit, from);
     },
   };
   const { logger, lines } = capture();
@@ -276,9 +307,9 @@ t.test('a pass stopped or failing midway still writes its audit row for what wen
   let calls = 0;
   const failing = {
     ...store,
-    pruneExpired: (before: number, limit: number) => {
+    pruneExpired: (before: number, limit: number, from?: number) => {
       if (++calls === 2) throw new Error('database is locked');
-      return store.pruneExpired(before, limit);
+      return store.pruneExpired(before, limit, from);
     },
   };
   const again = startRetention(failing, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
