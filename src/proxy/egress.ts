@@ -30,6 +30,7 @@ import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } fro
 import { responseProblem, upstreamError } from './forward.js';
 import { timedConnector } from './timed-connector.js';
 import { egressLocation } from './egress-redirect.js';
+import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -272,8 +273,28 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
       requestTimeout: deps.limits.request_timeout,
       keepAliveTimeout: deps.limits.idle_timeout,
     },
-    handle,
+    (req, res) => {
+      const connection = h1ConnectionOf(req.socket);
+      if (connection === undefined) handle(req, res);
+      else connection.request(req, res);
+    },
   );
+  // Tracked as inbound connections are (h1-connection.ts): max_pipelined_requests and send_timeout
+  // hold for the backend's calls too, and a parse error behind pipelined calls is answered as its
+  // own request after theirs (rescue finds its response) instead of ending the connection unanswered.
+  const h1Limits = {
+    maxPipelined: deps.limits.max_pipelined_requests,
+    sendTimeoutMs: deps.limits.send_timeout,
+    onSendTimeout: (socket: Socket) =>
+      deps.rescue.report(
+        new WardenError('ERR_SEND_TIMEOUT', {
+          rule: 'limits.send_timeout',
+          detail: `The caller read nothing of an ended response for ${deps.limits.send_timeout} ms; the connection is closed.`,
+        }),
+        { clientAddress: socket.remoteAddress ?? '' },
+      ),
+  };
+  server.on('connection', (socket: Socket) => void trackH1Connection(socket, h1Limits, handle));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => deps.rescue.clientError(err, socket));
   server.on('connect', (_req: IncomingMessage, socket: Socket) =>
     deps.rescue.refuseTunnel(

@@ -15,7 +15,7 @@
  *   for good.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 
 export interface H1ConnectionLimits {
   /**
@@ -27,17 +27,17 @@ export interface H1ConnectionLimits {
   /** limits.send_timeout: a response ended but still not written out this long after is the client's fault. */
   sendTimeoutMs: number;
   /** Told before the connection is destroyed for a response the client does not read. */
-  onSendTimeout(socket: TLSSocket): void;
+  onSendTimeout(socket: Socket): void;
 }
 
 type Dispatch = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** node:http internals: the response writing on the connection now (as in rescue.ts), whether a response has emitted 'close'. */
-type NodeSocket = TLSSocket & { _httpMessage?: ServerResponse | null };
+type NodeSocket = Socket & { _httpMessage?: ServerResponse | null };
 type NodeResponse = ServerResponse & { _closed?: boolean };
 
 const CONNECTION = Symbol('warden.h1Connection');
-type TrackedSocket = TLSSocket & { [CONNECTION]?: H1Connection };
+type TrackedSocket = Socket & { [CONNECTION]?: H1Connection };
 
 /** The connection's tracker, made by trackH1Connection. */
 export function h1ConnectionOf(socket: unknown): H1Connection | undefined {
@@ -51,7 +51,7 @@ export function closeConnectionAfter(res: ServerResponse, socket: unknown): void
   else res.shouldKeepAlive = false;
 }
 
-export function trackH1Connection(socket: TLSSocket, limits: H1ConnectionLimits, dispatch: Dispatch): H1Connection {
+export function trackH1Connection(socket: Socket, limits: H1ConnectionLimits, dispatch: Dispatch): H1Connection {
   const connection = new H1Connection(socket, limits, dispatch);
   (socket as TrackedSocket)[CONNECTION] = connection;
   return connection;

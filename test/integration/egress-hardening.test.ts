@@ -7,7 +7,7 @@ import t from 'tap';
 import { createServer as createTlsServer } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import type { AddressInfo, Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CONNECTIONS_PER_SERVICE } from '../../src/proxy/egress.js';
@@ -242,4 +242,31 @@ t.test('a destination whose certificate expired is not used again: no kept-alive
   while (Date.now() < notAfter + 1500) await new Promise((r) => setTimeout(r, 250));
   t.equal(await call(), 502, 'refused once it has expired (the kept-alive connection closed, no session resumed)');
   t.equal(await call(), 502, 'and after');
+});
+
+t.test('a malformed call pipelined behind a valid one: the valid one is answered, then the malformed one 400', async (t) => {
+  const { ca } = await startCaUnderTest(t);
+  const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
+  const seen: string[] = [];
+  const server = createHttpsServer({ key: destination.keyPem, cert: destination.certPem }, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    setTimeout(() => res.end('slow'), 300);
+  });
+  const port = await listening(t, server);
+  const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
+  const socket = connect(orders.sidecar.egress?.port ?? 0, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  socket.write(
+    'GET /payments/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+      'POST /payments/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+  );
+  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  t.ok(closed, 'the connection then closes');
+  const statuses = text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+  t.same(statuses, ['HTTP/1.1 200', 'HTTP/1.1 400'], `the valid call answered first, then the malformed one (${statuses.join(', ')})`);
+  t.match(text, /^HTTP\/1\.1 200[^]*\r\n\r\nslowHTTP\/1\.1 400/, 'the destination’s answer whole, before the refusal');
+  t.same(seen, ['GET /slow'], 'the malformed call never reached the destination');
 });
