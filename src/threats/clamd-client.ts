@@ -6,7 +6,8 @@
  * MaxQueue full) shows in drained(), so the caller pauses the upload rather than the socket
  * buffering it, and fails the scan as a timeout if its backlog does not drain within `timeout`.
  * Every failure is a ScannerError, so the caller applies its fail-closed / fail-open policy; a
- * verdict is only "clean" or "infected".
+ * verdict is only "clean" or "infected". `unreachable` is only a clamd that nothing answers for
+ * (nothing listens at the address): fail-open forwards on that alone (see NOT_LISTENING).
  */
 import { endClientSpan, startClientSpan, type SpanParent } from '../telemetry/client-span.js';
 import { connect, type Socket } from 'node:net';
@@ -18,9 +19,14 @@ import { connect, type Socket } from 'node:net';
  */
 export type ScanVerdict = { clean: true } | { clean: false; signature: string; exceeded?: string };
 
+/**
+ * `unreachable`: nothing listens at clamd's address. `connection`: the connection failed otherwise
+ * (the sidecar out of descriptors, clamd's backlog full) or closed before the verdict (clamd died
+ * mid-scan, or gave up reading a slow stream).
+ */
 export class ScannerError extends Error {
   constructor(
-    readonly reason: 'unreachable' | 'timeout' | 'overloaded' | 'too_large' | 'protocol',
+    readonly reason: 'unreachable' | 'connection' | 'timeout' | 'overloaded' | 'too_large' | 'protocol',
     message: string,
   ) {
     const limit = Error.stackTraceLimit;
@@ -98,6 +104,15 @@ const END_OF_STREAM = Buffer.alloc(4);
  */
 const REPLAY_BYTES = 1024 * 1024;
 
+/**
+ * Connect errors that mean nothing listens at the address: clamd down, its socket file gone, its
+ * host or name unknown. No sender brings these about. Any other connect error (EMFILE, EAGAIN from
+ * a full unix-socket backlog, ETIMEDOUT from a full TCP one) and a connection lost after it was
+ * made can be the upload's doing — its content crashing clamd, its concurrency filling clamd — so
+ * they are not `unreachable`.
+ */
+const NOT_LISTENING = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 function connectTo(address: string): Socket {
   if (address.startsWith('unix:')) return connect(address.slice('unix:'.length));
   const url = new URL(address);
@@ -140,14 +155,21 @@ interface Connection {
 export function createClamdClient(options: ClamdOptions): ClamdClient {
   let active = 0;
   const idle: Connection[] = [];
-  const unreachable = (err: NodeJS.ErrnoException | undefined) =>
-    new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${err?.code ?? err?.message ?? 'connection closed'})`);
+  const connectionFailure = (connected: boolean, err: NodeJS.ErrnoException | undefined) => {
+    const why = err?.code ?? err?.message ?? 'connection closed';
+    if (connected) return new ScannerError('connection', `clamd at ${options.address} closed the connection before its verdict (${why})`);
+    if (err?.code !== undefined && NOT_LISTENING.has(err.code))
+      return new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${why})`);
+    return new ScannerError('connection', `cannot connect to clamd at ${options.address} (${why})`);
+  };
 
   function open(): Connection {
     const session = options.idleConnections > 0;
     const socket = connectTo(options.address);
     socket.setNoDelay(true);
     const conn: Connection = { socket, session, onReply: undefined, onFailure: undefined, dead: false };
+    let connected = false;
+    socket.once('connect', () => (connected = true));
     let pending = '';
     const die = (err: ScannerError) => {
       if (conn.dead) return;
@@ -167,15 +189,15 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       }
     });
     // `on`, not `once`: a write racing the close may report a second error, which must not throw.
-    socket.on('error', (err: NodeJS.ErrnoException) => die(unreachable(err)));
+    socket.on('error', (err: NodeJS.ErrnoException) => die(connectionFailure(connected, err)));
     socket.once('end', () => {
       // Without a session, clamd answers and closes; a reply may end at the close without a NUL.
       const line = pending.trim();
       pending = '';
       if (line) conn.onReply?.(line);
-      die(unreachable(undefined));
+      die(connectionFailure(connected, undefined));
     });
-    socket.once('close', () => die(unreachable(undefined)));
+    socket.once('close', () => die(connectionFailure(connected, undefined)));
     if (session) socket.write('zIDSESSION\0');
     return conn;
   }

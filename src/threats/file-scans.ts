@@ -30,10 +30,11 @@ export interface FileScans {
 }
 
 /**
- * `stopOnFailure` (fail-closed, where any scanner failure refuses the request): after one, the
- * files behind it fail at once with it instead of each waiting for its own timeout.
+ * `refuses`: whether a scanner failure refuses the request (any, under fail-closed; all but an
+ * unreachable clamd, under fail-open). After one, the files behind it fail at once with it instead
+ * of each waiting for its own timeout.
  */
-export function createFileScans(client: ClamdClient, parent: SpanParent | undefined, stopOnFailure: boolean): FileScans {
+export function createFileScans(client: ClamdClient, parent: SpanParent | undefined, refuses: (err: ScannerError) => boolean): FileScans {
   let slot: ScanSlot | ScannerError | undefined;
   let closed = false;
   let failure: ScannerError | undefined;
@@ -74,7 +75,7 @@ export function createFileScans(client: ClamdClient, parent: SpanParent | undefi
       const verdict = Promise.all([turn, ended])
         .then(() => (scan as ScanStream).end())
         .catch((err: unknown) => {
-          if (stopOnFailure && err instanceof ScannerError) failure ??= err;
+          if (err instanceof ScannerError && refuses(err)) failure ??= err;
           throw err;
         });
       verdict.catch(() => undefined);
