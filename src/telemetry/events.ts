@@ -158,7 +158,7 @@ export const EVENTS = {
   'warden.scanner.unavailable': {
     severity: 'error',
     description:
-      'clamd could not scan an upload (unreachable, timeout, overloaded, too large): refused (fail-closed; overloaded always) or forwarded unscanned (fail-open).',
+      'clamd could not scan an upload (unreachable, connection lost, timeout, overloaded): refused (fail-closed; fail-open too, except unreachable) or forwarded unscanned (fail-open, clamd unreachable).',
   },
   'warden.traffic.rate_limited': {
     severity: 'info',
