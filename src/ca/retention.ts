@@ -89,12 +89,6 @@ export function startRetention(
     options.logger.info({ ...total, expired_before: expiredBefore }, 'expired ledger rows pruned (database.keep_expired)');
   };
 
-  /**
-   * Every certificate that expired before this and is still in the ledger is revoked (kept): passes
-   * start from it (store.pruneExpired). In memory only: a restart reads the revoked rows once again.
-   */
-  let cursor = 0;
-
   /** The pass under way, for stop() to account for (the database closes right after it). */
   let underWay: { total: PruneCounts; before: number } | undefined;
 
@@ -106,10 +100,9 @@ export function startRetention(
     underWay = { total, before };
     for (;;) {
       if (stopped) return undefined; // accounted for by stop()
-      let went: PruneCounts & { reached: number };
+      let went: PruneCounts;
       try {
-        went = store.pruneExpired(before, BATCH, cursor);
-        cursor = went.reached;
+        went = store.pruneExpired(before, BATCH);
       } catch (err) {
         underWay = undefined;
         account(total, before, 'a batch failed; the rest at the next pass');

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { startRetention } from '../../../src/ca/retention.js';
-import { createCaDatabase, openCaStore, type CaStore } from '../../../src/ca/store.js';
+import Database from 'better-sqlite3';
+import { createCaDatabase, openCaStore, PRUNE_CERTIFICATES, type CaStore } from '../../../src/ca/store.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 
 const HOUR = 3_600_000;
@@ -138,10 +139,10 @@ t.test('a backlog goes in batches, with the event loop let through between them'
   const batches: boolean[] = [];
   const recording = {
     ...store,
-    pruneExpired: (before: number, limit: number, from?: number) => {
+    pruneExpired: (before: number, limit: number) => {
       batches.push(ticked);
       ticked = false;
-      return store.pruneExpired(before, limit, from);
+      return store.pruneExpired(before, limit);
     },
   };
   const { logger } = capture();
@@ -156,35 +157,46 @@ t.test('a backlog goes in batches, with the event loop let through between them'
   t.same(batches.slice(1), [true, true, true], 'the event loop ran between each two batches');
 });
 
-t.test('revoked rows passed over are not read again: batches start where the last one reached, the next pass past them', async (t) => {
-  const store = freshStore(t);
-  store.transaction(() => {
-    for (let i = 0; i < 600; i++) {
-      certificate(store, `f${i}`, NOW - 200 * DAY + i);
-      store.insertRevocation({ serial: `f${i}`, reason: 'superseded', revoked_at: NOW - 201 * DAY });
-    }
-  });
-  expiredBacklog(store, 1_200, 'g'); // all expiring at one instant: batches meet at equal expiries
-  const before = NOW - 30 * DAY;
-  const alone = store.pruneExpired(NOW - 150 * DAY, 500);
-  t.same(alone, { certificates: 0, tokens: 0, reached: NOW - 150 * DAY }, 'only revoked rows below: reached is the bound itself');
-  const starts: (number | undefined)[] = [];
-  const recording = {
-    ...store,
-    pruneExpired: (before: number, limit: number, from?: number) => {
-      starts.push(from);
-      return store.pruneExpired(before, limit, from);
-    },
-  };
-  const { logger } = capture();
-  const retention = startRetention(recording, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });
-  t.teardown(() => retention.stop());
-  t.same(await retention.pruneNow(), { certificates: 1_200, tokens: 0 }, 'every unrevoked row went, across equal expiries');
-  t.same(starts, [0, NOW - 100 * DAY, NOW - 100 * DAY], 'each batch from the expiry the last one reached');
-  t.equal(store.listCertificates({ now: NOW, status: 'revoked' }).length, 600, 'the revoked rows stay');
-  starts.length = 0;
-  await retention.pruneNow();
-  t.same(starts, [before], 'the next pass starts past every row the last one kept');
+t.test('revoked rows are never read to prune: a partial index of the unrevoked ones, kept by a trigger', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'warden-ca-retention-')), 'ca.db');
+  createCaDatabase(path, 'example.test');
+  let store = openCaStore(path);
+  certificate(store, 'f001', NOW - 100 * DAY);
+  certificate(store, 'f002', NOW - 100 * DAY);
+  store.insertRevocation({ serial: 'f001', reason: 'superseded', revoked_at: NOW - 101 * DAY });
+  store.close();
+  // Made a schema-6 database holding a revoked and an unrevoked certificate: migration 7 flags the first.
+  const raw = new Database(path);
+  raw.exec(`DROP TRIGGER certificates_revoked; DROP INDEX certificates_unrevoked_by_not_after;
+            ALTER TABLE certificates DROP COLUMN revoked; PRAGMA user_version = 6;`);
+  raw.close();
+  store = openCaStore(path);
+  t.teardown(() => store.close());
+  const db = new Database(path);
+  t.teardown(() => db.close());
+  const flag = (serial: string) => db.prepare(`SELECT revoked FROM certificates WHERE serial = ?`).pluck().get(serial);
+  t.equal(flag('f001'), 1, 'migration 7 flags a certificate revoked before it');
+  t.equal(flag('f002'), 0, '…and no other');
+  certificate(store, 'f003', NOW - 100 * DAY);
+  store.insertRevocation({ serial: 'f003', reason: 'keyCompromise', revoked_at: NOW - 99 * DAY });
+  t.equal(flag('f003'), 1, 'a revocation written later flags its certificate (the trigger)');
+  const plan = db
+    .prepare(`EXPLAIN QUERY PLAN ${PRUNE_CERTIFICATES}`)
+    .all(NOW, 500)
+    .map((row) => (row as { detail: string }).detail)
+    .join(' | ');
+  t.match(plan, /USING (COVERING )?INDEX certificates_unrevoked_by_not_after/, `pruning reads the partial index (${plan})`);
+  // A flag a damaged database lost: the revocations table still keeps the row.
+  db.prepare(`UPDATE certificates SET revoked = 0 WHERE serial = 'f003'`).run();
+  t.same(store.pruneExpired(NOW - 30 * DAY, 500), { certificates: 1, tokens: 0 }, 'only the unrevoked expired one goes');
+  t.same(
+    store
+      .listCertificates({ now: NOW })
+      .map((c) => c.serial)
+      .sort(),
+    ['f001', 'f003'],
+    'the revoked ones stay, the one whose flag was lost too',
+  );
 });
 
 t.test('stopped, no batch starts: the database may close under it', async (t) => {
@@ -204,9 +216,9 @@ t.test('a database that refuses the delete: a warning, and the next pass tries a
   let fail = true;
   const failing = {
     ...store,
-    pruneExpired: (before: number, limit: number, from?: number) => {
+    pruneExpired: (before: number, limit: number) => {
       if (fail) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
-      return store.pruneExpired(before, limit, from);
+      return store.pruneExpired(before, limit);
     },
   };
   const { logger, lines } = capture();
@@ -307,9 +319,9 @@ t.test('a pass stopped or failing midway still writes its audit row for what wen
   let calls = 0;
   const failing = {
     ...store,
-    pruneExpired: (before: number, limit: number, from?: number) => {
+    pruneExpired: (before: number, limit: number) => {
       if (++calls === 2) throw new Error('database is locked');
-      return store.pruneExpired(before, limit, from);
+      return store.pruneExpired(before, limit);
     },
   };
   const again = startRetention(failing, { keepMs: 30 * DAY, logger, now: () => NOW, intervalMs: 3_600_000 });

@@ -40,7 +40,8 @@ t.test(
       const path = join(dir, name);
       createCaDatabase(path, trustDomain);
       const db = new Database(path);
-      db.exec(`DROP TABLE ca_meta; DROP INDEX certificates_by_not_after; DROP INDEX tokens_by_expiry; PRAGMA user_version = 4;`);
+      db.exec(`DROP TRIGGER certificates_revoked; DROP INDEX certificates_unrevoked_by_not_after; ALTER TABLE certificates DROP COLUMN revoked;
+                DROP TABLE ca_meta; DROP INDEX certificates_by_not_after; DROP INDEX tokens_by_expiry; PRAGMA user_version = 4;`);
       db.prepare(
         `INSERT INTO certificates (serial, spiffe_id, kind, not_before, not_after, pem, issued_at, key_id) VALUES ('01', ?, 'admin', 0, 1, '', 0, 'k')`,
       ).run(`spiffe://${trustDomain}/warden/admin`);
