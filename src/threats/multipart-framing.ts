@@ -4,12 +4,13 @@
  * others are lenient, and silently drops what it does not read as a part, so a backend could read
  * a part that the waf, the malware scan, validation and the `_method` check never saw:
  *
+ * - `--boundary` anywhere but on a delimiter line after a CRLF: after a bare LF (PHP ends a part
+ *   there, whatever follows), after a bare CR (Werkzeug does), inside a line, or followed by other
+ *   characters (busboy ends the part there and drops them, a backend keeps them);
  * - a boundary line with transport padding (`--b  \r\n`, which RFC 2046 allows and Go's
  *   mime/multipart reads) or ending in a bare LF: busboy drops the part that follows;
- * - a close delimiter after a bare LF: busboy reads on, others stop there; and a delimiter after the
- *   close delimiter: busboy reads on when it comes in the same chunk;
- * - the delimiter (CRLF, `--`, the boundary) inside a part, followed by other characters: busboy
- *   drops it from the part's content, a backend keeps it;
+ * - anything but white space after the close delimiter: PHP reads on to any line `--boundary` and
+ *   the part after it, busboy stops (or reads on, within a chunk);
  * - a part whose Content-Disposition is not `form-data` (busboy skips it; PHP reads its `name`), or
  *   that has none;
  * - a part giving Content-Disposition, Content-Type or Content-Transfer-Encoding twice, or a
@@ -54,7 +55,12 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_BOUNDARY_LINE_TAIL = 256;
 const CR = 0x0d;
 const LF = 0x0a;
+/** No byte yet (content that has just begun): not the line break a delimiter needs before it. */
+const NONE = -1;
 const TRANSPORT_PADDING = /^[ \t]*$/;
+/** What may follow the close delimiter: white space and line breaks, which every reader skips. */
+const EPILOGUE = /^[ \t\r\n]*$/;
+const EPILOGUE_BYTES = new Set([0x20, 0x09, CR, LF]);
 const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-transfer-encoding']);
 /** busboy keeps a part's first 1,999 header lines and ignores the rest (Node's limit of 2,000 pairs). */
 const MAX_HEADER_LINES = 1999;
@@ -155,11 +161,31 @@ function unfolded(block: string): string[] {
   return lines;
 }
 
+/** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */
+function withoutLast(chunks: Buffer[], count: number): Buffer[] {
+  let left = count;
+  while (left > 0 && chunks.length > 0) {
+    const last = chunks[chunks.length - 1] as Buffer;
+    if (last.length > left) {
+      chunks[chunks.length - 1] = last.subarray(0, last.length - left);
+      return chunks;
+    }
+    chunks.pop();
+    left -= last.length;
+  }
+  return chunks;
+}
+
 /**
- * A checker for a body split at `boundary`. A delimiter is a line starting `--boundary`; what
- * follows it on the line decides what it is (RFC 2046 §5.1.1). With `maxFieldBytes`, it also keeps
- * the content of parts busboy reads as a text field (textField), up to that many bytes, for
- * takeFieldFile: busboy hands over only the field's decoded value.
+ * A checker for a body split at `boundary`. Every `--boundary` in the body must be a delimiter
+ * line (RFC 2046 §5.1.1 keeps the delimiter out of the parts): after a CRLF (or at the body's
+ * start), then CRLF, or `--` for the close delimiter. Elsewhere parsers disagree about it: busboy
+ * ends a part only at `\r\n--boundary`, PHP at `\n--boundary` whatever follows, Werkzeug after a
+ * bare CR too; Go reads a padded boundary line. After the close delimiter, busboy stops (or reads
+ * on, within a chunk) while PHP reads on to any line `--boundary`: only white space and line breaks
+ * may follow it. With `maxFieldBytes`, the checker also keeps the content of parts busboy reads as
+ * a text field (textField), up to that many bytes, for takeFieldFile: busboy hands over only the
+ * field's decoded value.
  */
 export function createMultipartFramingCheck(
   boundary: string,
@@ -171,8 +197,9 @@ export function createMultipartFramingCheck(
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
   let state: 'data' | 'line' | 'headers' | 'epilogue' | 'done' = 'data';
-  let lastByte = LF;
-  let crBefore = true;
+  /** The last two bytes of content before the current position (NONE: none since the header block). */
+  let before2 = NONE;
+  let before1 = NONE;
   let line: number[] = [];
   /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
   let headerText = '';
@@ -181,10 +208,6 @@ export function createMultipartFramingCheck(
   let capturing: Buffer[] | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
-  /** The captured content's last byte was a CR, held back: the delimiter's, or content. */
-  let capturedCr = false;
-  /** A captured part's content ended at `\n--boundary`, until its line shows it was a delimiter. */
-  let ending: { index: number; content: Buffer[] } | undefined;
 
   const fail = (why: string) => {
     problem ??= why;
@@ -193,50 +216,38 @@ export function createMultipartFramingCheck(
 
   /** A delimiter's line is complete (`tail` is what followed `--boundary`, without the LF). */
   const endLine = (tail: string, endedWithLf: boolean) => {
-    const ended = ending;
-    ending = undefined;
-    // `\n--boundary` after a bare LF, not a delimiter: busboy keeps it in the part, so the captured
-    // content does too (busboy has not read the part yet); a line cut off at the tail limit cannot be put back.
-    if (ended !== undefined && !crBefore && !tail.startsWith('--') && !TRANSPORT_PADDING.test(tail.replace(/\r$/, ''))) {
-      if (tail.length > MAX_BOUNDARY_LINE_TAIL) return fail('the boundary inside a file part read as a text field');
-      captured.delete(ended.index);
-      capturing = ended.content;
-      capturing.push(Buffer.from(`\n--${boundary}${tail}${endedWithLf ? '\n' : ''}`, 'latin1'));
-    }
     if (tail.startsWith('--')) {
-      // The close delimiter: busboy stops at it only after a CRLF.
-      if (!crBefore) return fail('a close delimiter after a bare line feed');
+      // The close delimiter; PHP reads on after it, to a part behind any line `--boundary`.
+      if (tail.length > MAX_BOUNDARY_LINE_TAIL || !EPILOGUE.test(tail.slice(2))) return fail('something after the close delimiter');
       state = 'epilogue';
       return;
     }
     const withoutCr = tail.endsWith('\r') ? tail.slice(0, -1) : tail;
-    if (!TRANSPORT_PADDING.test(withoutCr)) {
-      // `--boundaryX` after a CRLF holds the delimiter, which RFC 2046 keeps out of content: busboy
-      // drops those bytes from the part, a backend keeps them. After a bare LF, both read content.
-      if (crBefore) return fail('the boundary inside a part');
-      state = 'data';
-      return;
-    }
+    // `--boundaryX`: busboy ends the part there and drops the rest, a backend keeps it.
+    if (!TRANSPORT_PADDING.test(withoutCr)) return fail('the boundary inside a part');
     if (!endedWithLf) return fail('a body that ends on a boundary line');
     if (withoutCr !== '') return fail('a boundary line with transport padding');
-    if (!crBefore || !tail.endsWith('\r')) return fail('a boundary line ending in a bare line feed');
+    if (!tail.endsWith('\r')) return fail('a boundary line ending in a bare line feed');
     state = 'headers';
     headerText = '';
   };
 
   const onData = (data: Buffer, start: number, end: number): void => {
     if (state === 'done' || start >= end) return;
-    if (state === 'data' || state === 'epilogue') {
-      if (state === 'data' && capturing !== undefined) {
-        // A CR last may be the delimiter's: held back until the next piece says otherwise.
-        if (capturedCr) capturing.push(Buffer.from('\r'));
-        capturedCr = data[end - 1] === CR;
-        if (end - (capturedCr ? 1 : 0) > start) capturing.push(Buffer.from(data.subarray(start, end - (capturedCr ? 1 : 0))));
+    if (state === 'data') {
+      if (capturing !== undefined) {
+        capturing.push(Buffer.from(data.subarray(start, end)));
         capturedBytes += end - start;
         // Past busboy's field limit the body is refused (a field is too large): nothing to scan.
-        if (capturedBytes > (maxFieldBytes as number)) capturing = undefined;
+        // (+ 2: the delimiter's CRLF, taken off at the delimiter.)
+        if (capturedBytes > (maxFieldBytes as number) + 2) capturing = undefined;
       }
-      lastByte = data[end - 1] as number;
+      before2 = end - start >= 2 ? (data[end - 2] as number) : before1;
+      before1 = data[end - 1] as number;
+      return;
+    }
+    if (state === 'epilogue') {
+      for (let i = start; i < end; i++) if (!EPILOGUE_BYTES.has(data[i] as number)) return fail('something after the close delimiter');
       return;
     }
     if (state === 'line') {
@@ -244,14 +255,12 @@ export function createMultipartFramingCheck(
       const stop = lf === -1 || lf >= end ? end : lf;
       for (let i = start; i < stop && line.length <= MAX_BOUNDARY_LINE_TAIL; i++) line.push(data[i] as number);
       if (stop === end) {
-        lastByte = data[end - 1] as number;
         // A long line is decided by its start, as a short one by the whole: split from its line
         // feed by a chunk boundary, it was taken for content while busboy dropped it.
         if (line.length > MAX_BOUNDARY_LINE_TAIL) endLine(Buffer.from(line).toString('latin1'), true);
         return;
       }
       endLine(Buffer.from(line).toString('latin1'), true);
-      lastByte = LF;
       return onData(data, stop + 1, end);
     }
     // headers: up to the blank line
@@ -268,51 +277,53 @@ export function createMultipartFramingCheck(
     if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
     if (read) parts++;
     if (read && capture && maxFieldBytes !== undefined) capturing = [];
-    capturedCr = false;
     capturedBytes = 0;
     state = 'data';
-    lastByte = LF;
+    // The header block's own CRLF is not the line break a delimiter needs before it.
+    before2 = NONE;
+    before1 = NONE;
     // The part's content may start in this same piece.
     const headerEnd = blank === 0 ? 2 : blank + 4;
     onData(data, end - (headerText.length - headerEnd), end);
   };
 
-  /** `\n--boundary` was found: what the line turns out to be is known at its end. */
+  /** `--boundary` was found: a delimiter only after a CRLF in content; what it is, its line tells. */
   const onDelimiter = () => {
     if (state === 'done') return;
     if (state === 'headers') return fail('a part header block that holds a boundary');
-    // busboy reads on past the close delimiter while it is in the same chunk; others stop there.
-    if (state === 'epilogue') return lastByte === CR ? fail('a part after the close delimiter') : undefined;
-    // A delimiter right after another: the line break that ends one line starts the next match.
-    if (state === 'line') endLine(Buffer.from(line).toString('latin1'), true);
-    // The captured part ends here as busboy sees it, which reads the field at this same match (its
-    // CR held back was the delimiter's); after a bare LF it may be content after all (endLine).
-    if (state === 'data' && capturing !== undefined) {
-      ending = { index: parts, content: capturing };
-      captured.set(parts, capturing);
+    if (state === 'epilogue') return fail('the boundary after the close delimiter (PHP reads a part there)');
+    // Two on one line: the second is not after a line break.
+    if (state === 'line') return fail('the boundary inside a part');
+    if (before2 !== CR || before1 !== LF) {
+      if (before1 === LF) return fail('the boundary after a bare line feed (PHP ends a part there)');
+      if (before1 === CR) return fail('the boundary after a bare carriage return (Werkzeug ends a part there)');
+      return fail(before1 === NONE ? 'a part header block that holds a boundary' : 'the boundary inside a line of content');
+    }
+    // The captured part ends here as busboy sees it, which reads the field at this same match.
+    if (capturing !== undefined) {
+      captured.set(parts, withoutLast(capturing, 2));
       capturing = undefined;
     }
-    const after: string = state;
-    if (after === 'headers') return fail('a part header block that holds a boundary');
-    if (after === 'done') return;
-    if (after === 'epilogue') return lastByte === CR ? fail('a part after the close delimiter') : undefined;
-    crBefore = lastByte === CR;
     state = 'line';
     line = [];
   };
 
-  const search = new StreamSearch(Buffer.from(`\n--${boundary}`, 'latin1'), (isMatch, data, start, end) => {
+  const search = new StreamSearch(Buffer.from(`--${boundary}`, 'latin1'), (isMatch, data, start, end) => {
     if (data !== undefined) onData(data, start, end);
     if (isMatch) onDelimiter();
   });
 
   // The first delimiter needs no line break before it (busboy starts the same way).
   search.push(Buffer.from('\r\n'));
+  let ended = false;
   return {
     push(chunk) {
       if (state !== 'done') search.push(chunk);
     },
     problem() {
+      // The body's last bytes, held back while they might begin `--boundary` (`--` after `--boundary`).
+      if (!ended) search.destroy();
+      ended = true;
       if (state === 'line' && problem === undefined) endLine(Buffer.from(line).toString('latin1'), false);
       return problem;
     },

@@ -11,11 +11,11 @@ const field = (name: string, value: string) => part(`Content-Disposition: form-d
 const close = `--${B}--\r\n`;
 
 /** The problem found with the body pushed whole, and the same for every split into two chunks. */
-function problemsOf(body: string): Set<string | undefined> {
-  const bytes = Buffer.from(body, 'latin1');
+function problemsOf(body: string | Buffer, boundary = B): Set<string | undefined> {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1');
   const found = new Set<string | undefined>();
   for (let cut = 0; cut <= bytes.length; cut++) {
-    const check = createMultipartFramingCheck(B);
+    const check = createMultipartFramingCheck(boundary);
     check.push(bytes.subarray(0, cut));
     check.push(bytes.subarray(cut));
     found.add(check.problem());
@@ -30,8 +30,8 @@ t.test('well-framed bodies pass, however they are cut', async (t) => {
       'a file part',
       part('Content-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: text/plain', 'hello\r\nworld') + close,
     ],
-    ['a preamble and an epilogue', `preamble\r\n${field('a', 'x')}${close}epilogue --${B}\r\n`],
-    ['the boundary after a bare LF inside content', field('a', `line\n--${B}xyz\r\nmore`) + close],
+    ['a preamble, and white space after the close delimiter', `preamble\r\n${field('a', 'x')}--${B}-- \t\r\n\r\n \n`],
+    ['the boundary inside a word, or after a dash', field('a', `--${B.slice(0, -1)}x -${B}`) + close],
     ['an empty value', field('a', '') + close],
     ['a close delimiter without a final line break', `${field('a', 'x')}--${B}--`],
     ['bare line feeds inside content', field('a', 'x\ny\n\nz') + close],
@@ -42,9 +42,34 @@ t.test('well-framed bodies pass, however they are cut', async (t) => {
     ['white space around ";", none after', part('Content-Disposition: form-data ;name="a" ;\tfilename="x" \t', 'x') + close],
     ['a quote inside a quoted value', part(`Content-Disposition: form-data; name="a='b'"; filename=x'y`, 'x') + close],
     ['escapes and Latin-1 in a quoted value', part('Content-Disposition: form-data; name="a\\"b\\\\c\\d\xe9"', 'x') + close],
-    ['a close delimiter followed by a long epilogue on its line', `${field('a', 'x')}--${B}--${'e'.repeat(300)}\r\n`],
   ];
   for (const [what, body] of bodies) t.same([...problemsOf(body)], [undefined], what);
+});
+
+t.test('what real clients send passes: undici FormData, and the shapes of browsers, curl -F and Python requests', async (t) => {
+  // Content with line breaks, dashes and CRs next to them, but not the boundary: theirs are random.
+  const text = 'line one\r\nline two\n--not a boundary\r--\r\n';
+  const binary = Buffer.from('\r\n--\r\n\r\r\n\nbinary\x00\xff\r', 'latin1');
+  const form = new FormData();
+  form.append('note', text);
+  form.append('file', new Blob([binary]), 'a.bin');
+  const request = new Request('http://localhost/', { method: 'POST', body: form });
+  const undiciBoundary = /boundary=(.+)$/.exec(request.headers.get('content-type') ?? '')?.[1] ?? '';
+  t.same([...problemsOf(Buffer.from(await request.arrayBuffer()), undiciBoundary)], [undefined], 'undici FormData');
+  const shape = (boundary: string, fileType: string) =>
+    Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n${text}\r\n`),
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: ${fileType}\r\n\r\n`),
+      binary,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+  for (const [what, boundary] of [
+    ['Chromium', '----WebKitFormBoundary7MA4YWxkTrZu0gW'],
+    ['Firefox', '----geckoformboundary9d1a7c3f0e2b4d6a8c'],
+    ['curl -F', '------------------------d74496d66958873e'],
+    ['Python requests (urllib3)', '3f2c9b0e8a7d4c1e9b6a5d4c3b2a1f0e'],
+  ] as const)
+    t.same([...problemsOf(shape(boundary, 'application/octet-stream'), boundary)], [undefined], what);
 });
 
 t.test('what busboy drops or reads differently from lenient parsers is named', async (t) => {
@@ -59,7 +84,39 @@ t.test('what busboy drops or reads differently from lenient parsers is named', a
       `${field('a', 'x').slice(0, -2)}\n--${B}\nContent-Disposition: form-data; name="q"\n\nhidden\r\n${close}`,
       /bare line feed/,
     ],
-    ['a close delimiter after a bare LF', `${field('a', 'x').slice(0, -2)}\n--${B}--\r\n`, /close delimiter after a bare line feed/],
+    ['a close delimiter after a bare LF', `${field('a', 'x').slice(0, -2)}\n--${B}--\r\n`, /after a bare line feed/],
+    // PHP ends a part at `\n--boundary`, whatever follows: the file is EICAR to it, more to clamd.
+    ['the boundary after a bare LF inside content', field('a', `line\n--${B}xyz\r\nmore`) + close, /after a bare line feed \(PHP/],
+    [
+      'the boundary after a bare LF in the preamble (PHP reads a part there)',
+      `x\n--${B}\r\n${field('a', 'x').slice(B.length + 4)}${close}`,
+      /after a bare line feed/,
+    ],
+    // Werkzeug takes a bare CR before `--boundary` for a line break: a second part, inside the first.
+    [
+      'the boundary after a bare CR inside content',
+      field('doc', `hello\r--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\nhidden`) + close,
+      /after a bare carriage return \(Werkzeug/,
+    ],
+    ['the boundary inside a line of content', field('a', `line x--${B}\r\nmore`) + close, /inside a line of content/],
+    [
+      'the boundary right after a header block',
+      `--${B}\r\nContent-Disposition: form-data; name="a"\r\n\r\n${close}`,
+      /header block that holds a boundary/,
+    ],
+    // PHP reads on after the close delimiter, to a part behind any line `--boundary`.
+    [
+      'a part after the close delimiter, after a bare LF',
+      `${field('a', 'x')}${close}x\n--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\nhidden\n--${B}--\n`,
+      /something after the close delimiter/,
+    ],
+    [
+      'a part after the close delimiter, after a blank line',
+      `${field('a', 'x')}${close}\n--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\nhidden\n--${B}--\n`,
+      /boundary after the close delimiter/,
+    ],
+    ['text after the close delimiter', `preamble\r\n${field('a', 'x')}${close}epilogue --${B}\r\n`, /something after the close delimiter/],
+    ['text on the close delimiter line', `${field('a', 'x')}--${B}--${'e'.repeat(300)}\r\n`, /something after the close delimiter/],
     [
       'a disposition other than form-data (PHP reads its name)',
       part('Content-Disposition: attachment; name="q"', 'x') + close,
