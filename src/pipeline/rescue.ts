@@ -248,7 +248,18 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
             ? inProgress
             : connections.responseTo(socket, parsing);
       if (own === undefined && parsing != null && !parsing.complete) return void socket.destroy(); // its response not found (untracked)
-      if (own?.headersSent) return void socket.destroy();
+      if (own?.headersSent) {
+        // Refused already (at dispatch, its body unread) and queued whole behind earlier answers:
+        // it goes out after them and the connection closes; ending the connection now dropped
+        // those answers, whose requests had run. The one writing now is cut: its client has it part-sent.
+        if (own === inProgress || !own.writableEnded) return void socket.destroy();
+        connections.closeAfter(own, socket);
+        const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
+        raise(new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error }), {
+          clientAddress: socket.remoteAddress ?? '',
+        });
+        return;
+      }
       if (own === undefined && error.code === 'HPE_CLOSED_CONNECTION') {
         // Bytes after a request that closes the connection (`Connection: close`, HTTP/1.0): that
         // request gets its own answer, and nothing after it is read (RFC 9112 §9.6).

@@ -26,6 +26,7 @@ import { destinationIdProblem } from '../net/destination-id.js';
 import { loggedTarget } from '../net/url-credentials.js';
 import { declaresBody } from '../net/declared-body.js';
 import type { Rescue } from '../pipeline/rescue.js';
+import type { EventBus } from '../telemetry/events.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
 import { timedConnector } from './timed-connector.js';
@@ -45,6 +46,7 @@ export interface EgressDeps {
   revocations: RevocationList | undefined;
   rules: () => HeaderRules;
   rescue: Rescue;
+  events: EventBus;
   limits: LimitsConfig;
 }
 
@@ -207,6 +209,8 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
       if (answered) return;
       answered = true;
       clearTimeout(queued);
+      // Answered already, by the rescue (a malformed body behind it): the call was aborted for that, not failed.
+      if (res.writableEnded) return;
       deps.rescue.respond(problem, subject, res);
     };
     // undici's headers timeout starts when the request is written, so a call queued behind a pool
@@ -285,14 +289,14 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
   const h1Limits = {
     maxPipelined: deps.limits.max_pipelined_requests,
     sendTimeoutMs: deps.limits.send_timeout,
+    // The inbound listener's event, attribute for attribute (listener.ts).
     onSendTimeout: (socket: Socket) =>
-      deps.rescue.report(
-        new WardenError('ERR_SEND_TIMEOUT', {
-          rule: 'limits.send_timeout',
-          detail: `The caller read nothing of an ended response for ${deps.limits.send_timeout} ms; the connection is closed.`,
-        }),
-        { clientAddress: socket.remoteAddress ?? '' },
-      ),
+      deps.events.emit('warden.http.limit_exceeded', {
+        'client.address': socket.remoteAddress ?? '',
+        'warden.rule': 'limits.send_timeout',
+        'error.type': 'ERR_SEND_TIMEOUT',
+        'warden.detail': `The caller read nothing of an ended egress response for ${deps.limits.send_timeout} ms; the connection is closed.`,
+      }),
   };
   server.on('connection', (socket: Socket) => void trackH1Connection(socket, h1Limits, handle));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => deps.rescue.clientError(err, socket));

@@ -430,7 +430,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   });
   const egress: EgressListener | undefined =
     config.egress && mesh
-      ? await startEgressListener(config.egress, { mesh, revocations, rules: () => current.rules, rescue, limits: config.limits })
+      ? await startEgressListener(config.egress, { mesh, revocations, rules: () => current.rules, rescue, events, limits: config.limits })
       : undefined;
   mesh?.onChange((what) => {
     // Inbound checks the (already current) revocation list on every request; egress checks a

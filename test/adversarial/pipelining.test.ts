@@ -209,6 +209,22 @@ t.test('pipelining', async (t) => {
       'and never started: no access line (it was logged status 0, aborted)',
     );
 
+    // A refusal made at once and queued behind an answer still coming, then its body malformed: the
+    // answer before it goes out whole, then the refusal (the connection was ended, both dropped).
+    const queuedRefusal = await exchange(
+      closing.port,
+      closing.ca,
+      [`GET /slow?ms=300 HTTP/1.1\r\n${H}\r\nPOST /admin/x HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, 'zz\r\nhello\r\n0\r\n\r\n'],
+      { gapMs: 50, timeoutMs: 5000 },
+    );
+    t.same(
+      [...queuedRefusal.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])),
+      [200, 403],
+      'a refused POST whose chunked body is then malformed: the answer before it, then its refusal',
+    );
+    t.match(queuedRefusal.text, /"slow":true[^]*"code":"ERR_ACCESS_DENIED"/);
+    t.ok(queuedRefusal.closed, 'then the connection closes');
+
     // Refused only once a later request has started (a wait upstream): that one may have run at the
     // backend already, so it is answered, and the connection closes after it.
     const late = await startTestSidecar(t, backend.url, { upstream: { timeouts: { headers: '300ms' } } });

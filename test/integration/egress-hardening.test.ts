@@ -269,4 +269,27 @@ t.test('a malformed call pipelined behind a valid one: the valid one is answered
   t.same(statuses, ['HTTP/1.1 200', 'HTTP/1.1 400'], `the valid call answered first, then the malformed one (${statuses.join(', ')})`);
   t.match(text, /^HTTP\/1\.1 200[^]*\r\n\r\nslowHTTP\/1\.1 400/, 'the destination’s answer whole, before the refusal');
   t.same(seen, ['GET /slow'], 'the malformed call never reached the destination');
+  t.notOk(
+    orders.events.some((e) => e.name === 'warden.upstream.failed'),
+    'and no upstream failure is recorded for the malformed call (the rescue answered it)',
+  );
+
+  // A call refused at dispatch (an unknown service), then its body malformed: queued behind the
+  // valid call's answer, it goes out after it; the connection was ended, both answers dropped.
+  const second = connect(orders.sidecar.egress?.port ?? 0, '127.0.0.1');
+  t.teardown(() => second.destroy());
+  let text2 = '';
+  second.on('data', (d: Buffer) => (text2 += d.toString('latin1')));
+  second.on('error', () => undefined);
+  second.write(
+    'GET /payments/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+      'POST /nosuch/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+  );
+  const closed2 = await Promise.race([once(second, 'close').then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  t.ok(closed2, 'the connection then closes');
+  t.same(
+    text2.match(/HTTP\/1\.1 \d{3}/g) ?? [],
+    ['HTTP/1.1 200', 'HTTP/1.1 404'],
+    'a call refused at dispatch whose body is malformed: the valid call answered, then the refusal',
+  );
 });
