@@ -80,14 +80,32 @@ function rsaKeySizeOk(jwk: Record<string, unknown>): boolean {
   return n >= RSA_MIN_MODULUS_BITS && n <= RSA_MAX_MODULUS_BITS && e > 0 && e <= RSA_MAX_EXPONENT_BITS;
 }
 
-/** `replay`: the cache of the proofs the runtime this one replaces has seen (a reload), given the new limits. */
-export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, replay = new ReplayCache(0, 0)): DpopProofs {
+type ReplaySettings = Pick<TokensConfig['dpop'], 'replay_cache_entries' | 'replay_entries_per_caller' | 'max_age' | 'clock_skew'>;
+
+/** A new replay cache with the limits of `cfg`: a proof is kept for as long as it could pass the `iat` check. */
+export function replayCacheFor(cfg: ReplaySettings): ReplayCache {
+  return new ReplayCache(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew, replayShareOf(cfg));
+}
+
+/**
+ * Gives a cache the runtime before a reload has seen the limits of `cfg`: only once that reload
+ * commits. Done while building, a reload that then failed (a broken OpenAPI document) left the old
+ * `max_age` in force with the new, shorter life in the cache, and a proof could be replayed.
+ */
+export function configureReplayCache(replay: ReplayCache, cfg: ReplaySettings): void {
+  replay.configure(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew, replayShareOf(cfg));
+}
+
+/**
+ * `replay`: the cache of the proofs seen, the one of the runtime this one replaces on a reload.
+ * Building the proofs changes nothing in it: its limits are set by configureReplayCache.
+ */
+export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, replay = replayCacheFor(cfg)): DpopProofs {
   const algorithms = [...cfg.algorithms];
   const allowed = new Set(algorithms);
   const algs = algorithms.join(' ');
   const maxAgeSec = cfg.max_age / 1000;
   const skewSec = cfg.clock_skew / 1000;
-  replay.configure(cfg.replay_cache_entries, cfg.max_age + cfg.clock_skew, replayShareOf(cfg));
   const challenge = (error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
     `DPoP realm="${realm}", error="${error}", error_description="${description}", algs="${algs}"`;
   const refuse = (code: ErrorCode, rule: string, detail: string, attributes: EventAttributes) =>

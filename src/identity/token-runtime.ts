@@ -12,8 +12,8 @@ import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TokenMetrics } from '../telemetry/metrics.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
-import { createDpopProofs } from './dpop-proof.js';
-import { ReplayCache } from './dpop-replay.js';
+import { configureReplayCache, createDpopProofs, replayCacheFor } from './dpop-proof.js';
+import type { ReplayCache } from './dpop-replay.js';
 import { createIdpHttp } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
@@ -74,6 +74,12 @@ export interface TokenRuntime {
   replayCache(): ReplayCache;
   /** Each issuer's discovered endpoints and key set, by key source, for the runtime a reload builds. */
   issuerState(): ReadonlyMap<string, IssuerState>;
+  /**
+   * Applies this runtime's settings to what it shares with the runtime it replaces (the DPoP replay
+   * cache's limits): called when the reload that built it commits, so that one that fails after
+   * building it changes nothing in force.
+   */
+  putInForce(): void;
   /**
    * Revokes a token here, at the IdP (if it has a revocation endpoint) and, with Redis, on every
    * replica of this service; `detail` says what the revocation covers, or why Redis did not take it
@@ -260,7 +266,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
   };
 
   const safeRealm = headerSafeRealm(deps.serviceName);
-  const replay = deps.replayCache ?? new ReplayCache(0, 0);
+  const replay = deps.replayCache ?? replayCacheFor(tokens.dpop);
   return {
     binding: createTokenBinding(createDpopProofs(tokens.dpop, safeRealm, replay)),
     sources: compileTokenSources(tokens.sources, tokens.max_token_bytes, tokens.mint.enabled ? tokens.mint.header : undefined),
@@ -300,6 +306,7 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
     jwksJson: () => keys?.jwksJson(),
     keyRing: () => keys?.state(),
     replayCache: () => replay,
+    putInForce: () => configureReplayCache(replay, tokens.dpop),
     issuerState: () => new Map(trusted.map((t) => [keySourceOf(t.cfg), { endpoints: t.endpoints.known, keys: jwt.keysOf(t.cfg.issuer) }])),
     async revoke(token) {
       const already = (hash: string) => ({

@@ -529,6 +529,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     let nextLimits: typeof limitState | undefined;
     try {
       const nextLoaded = load();
+      // Building has no effect on what is in force (the key ring is copied, the replay cache's
+      // limits wait for putInForce): a reload that fails below leaves everything as it was.
       nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
       nextLimits = await rateLimitRuntimeFor(nextLoaded.config, limitState, events);
       next = compileGeneration(nextLoaded, {
@@ -571,6 +573,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     }
     if (nextTokens !== tokenState) {
       tokenState = nextTokens;
+      tokenState.runtime?.putInForce();
       adminEndpoints = tokenState.runtime ? tokenAdminEndpoints(tokenState.runtime) : new Map();
       // In-flight requests may still be in the old runtime's IdP calls: close it after the grace.
       setTimeout(() => void previousTokens.runtime?.close(), previous.config.lifecycle.drain_timeout).unref();

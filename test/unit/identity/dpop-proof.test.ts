@@ -6,7 +6,13 @@ import t from 'tap';
 import { createHmac, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { WardenError } from '../../../src/errors.js';
-import { createDpopProofs, replayShareOf, type DpopRequest } from '../../../src/identity/dpop-proof.js';
+import {
+  configureReplayCache,
+  createDpopProofs,
+  replayCacheFor,
+  replayShareOf,
+  type DpopRequest,
+} from '../../../src/identity/dpop-proof.js';
 import { htuMatches } from '../../../src/identity/dpop-htu.js';
 import { ReplayCache } from '../../../src/identity/dpop-replay.js';
 import { dpopClient } from '../../support/dpop.js';
@@ -308,10 +314,11 @@ t.test('the replay cache outlives a reload: configure keeps what was seen, lengt
   const c = await dpopClient();
   const proof = await c.proof('GET', HTU, { token: TOKEN });
   t.equal(await first.check(request(proof), TOKEN, c.jkt, ATTRS), undefined, 'accepted once');
-  const shared = new ReplayCache(0, 0);
+  const shared = replayCacheFor(CFG);
   const before = createDpopProofs(CFG, 'orders', shared);
   t.equal(await before.check(request(proof), TOKEN, c.jkt, ATTRS), undefined, 'by the runtime before the reload');
   const after = createDpopProofs({ ...CFG, max_age: 120_000 }, 'orders', shared);
+  configureReplayCache(shared, { ...CFG, max_age: 120_000 });
   t.same(
     await outcome(await after.check(request(proof), TOKEN, c.jkt, ATTRS)),
     { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.replay' },
