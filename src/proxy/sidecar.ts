@@ -267,6 +267,9 @@ function restartOnlySettings(config: SidecarConfig): Record<string, unknown> {
     // The egress listener and its services, and the mesh identity, are started once.
     egress: config.egress ?? null,
     mesh: config.mesh ?? null,
+    // The log lines' and /metrics' service, the realm of challenges, OTel's resource and the default
+    // Redis prefixes: all or none (a rename half applied told clients and collectors two names).
+    'service.name': config.service.name,
     'listeners.inbound.host': config.listeners.inbound.host,
     'listeners.inbound.port': config.listeners.inbound.port,
     'listeners.inbound.tls.client_certificates': inboundTlsSettings(config).client_certificates,
@@ -285,6 +288,7 @@ function restartOnlySettings(config: SidecarConfig): Record<string, unknown> {
           'request_timeout',
           'idle_timeout',
           'max_pipelined_requests',
+          'send_timeout',
         ] as const
       ).map((name) => [`limits.${name}`, limits[name]]),
     ),
@@ -296,6 +300,19 @@ function restartOnlyChanges(current: SidecarConfig, next: SidecarConfig): string
   const before = restartOnlySettings(current);
   const after = restartOnlySettings(next);
   return Object.keys(after).filter((name) => JSON.stringify(after[name]) !== JSON.stringify(before[name]));
+}
+
+/**
+ * `read` with the values the sidecar started with for the restart-only settings a generation uses:
+ * `service.name` and `limits.send_timeout` (the listeners' slow-read timers keep theirs; a reload
+ * gave the forwarder a new one beside them). So every part of the sidecar reads the values in force.
+ */
+function withStartValues(read: LoadedSidecarConfig, started: SidecarConfig): LoadedSidecarConfig {
+  const { config } = read;
+  return {
+    ...read,
+    config: { ...config, service: started.service, limits: { ...config.limits, send_timeout: started.limits.send_timeout } },
+  };
 }
 
 /** The resource OpenTelemetry reports the sidecar as. */
@@ -330,7 +347,9 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   });
   applyHeapGrowth(config.limits.heap_growth, undefined);
   // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
-  const otel = await startOtelRuntime(config.telemetry.otlp, otelIdentity(config), {
+  // Its identity (service.name, the mesh identity) changes only on restart: a reload passes this one.
+  const identity = otelIdentity(config);
+  const otel = await startOtelRuntime(config.telemetry.otlp, identity, {
     registry: metrics.registry,
     requestDurations: metrics.requestDurations,
     events,
@@ -366,6 +385,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     operations: await loadOperations(loaded, (line) => logger.warn(line)),
     events,
   });
+  /** The configuration as the last file applied reads (the generation's has the start values of some restart-only settings). */
+  let lastRead = config;
   let draining = false;
   // client_crl (file mode): a CRL past its nextUpdate is said once and counted; it stays in force.
   const crlWatch = createClientCrlWatch({ events, logger });
@@ -524,11 +545,13 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   let reloads: Promise<unknown> = Promise.resolve();
   async function reloadNow(load: () => LoadedSidecarConfig): Promise<boolean> {
     const file = current.loaded.file;
+    let read: LoadedSidecarConfig;
     let next: SidecarGeneration;
     let nextTokens: typeof tokenState | undefined;
     let nextLimits: typeof limitState | undefined;
     try {
-      const nextLoaded = load();
+      read = load();
+      const nextLoaded = withStartValues(read, config);
       // Building has no effect on what is in force (the key ring is copied, the replay cache's
       // limits wait for putInForce): a reload that fails below leaves everything as it was.
       nextTokens = await tokenRuntimeFor(nextLoaded.config, tokenState, tokenDeps);
@@ -549,7 +572,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
       return false;
     }
-    const notApplied = restartOnlyChanges(current.config, next.config);
+    // Against the last file applied, not the values in force: the same file again warns no more.
+    const notApplied = restartOnlyChanges(lastRead, read.config);
     if (notApplied.length > 0) {
       logger.warn(
         { 'warden.config.file': file, 'warden.config.restart_only': notApplied },
@@ -565,6 +589,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     const previousTokens = tokenState;
     const previousLimits = limitState;
     current = next;
+    lastRead = read.config;
     crlWatch.apply(next.clientCrl);
     trackClientCrl();
     if (nextLimits !== limitState) {
@@ -582,7 +607,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     // its pool closes after the drain grace, and close() itself waits for running requests.
     setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
     const grace = previous.config.lifecycle.drain_timeout;
-    const telemetry = await otel.apply(next.config.telemetry.otlp, otelIdentity(next.config), grace).then(
+    const telemetry = await otel.apply(next.config.telemetry.otlp, identity, grace).then(
       (changed) => (changed ? '; telemetry restarted' : ''),
       (err: unknown) => {
         logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
