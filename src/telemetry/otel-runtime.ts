@@ -41,7 +41,7 @@ export async function startOtelRuntime(
   deps: { registry: Registry; requestDurations: RequestDurations; events: EventBus; drops: TelemetryDrops },
 ): Promise<OtelRuntime> {
   const keyOf = (c: OtlpConfig | undefined, id: OtelIdentity) => JSON.stringify([c ?? null, id]);
-  let key = keyOf(cfg, identity);
+  let key: string | undefined = keyOf(cfg, identity);
   const start = async (c: OtlpConfig | undefined, id: OtelIdentity): Promise<Running | undefined> => {
     if (!otelEnabled(c)) return undefined;
     const [{ startOtel }, bridge, { createRequestTracing }] = await Promise.all([
@@ -65,9 +65,12 @@ export async function startOtelRuntime(
     async apply(next, nextIdentity, graceMs) {
       const nextKey = keyOf(next, nextIdentity);
       if (nextKey === key) return false;
-      key = nextKey;
       const previous = running;
       running = undefined;
+      // Nothing is running until the start below succeeds: a start that throws leaves export off,
+      // and the next reload, even with the same file, tries again (the key was set first, and the
+      // same file was taken for unchanged: off until the file changed).
+      key = undefined;
       if (previous) {
         // The global providers are the old SDK's until unregistered; a new SDK registers its own.
         (await import('./otel.js')).unregisterOtelGlobals();
@@ -75,7 +78,14 @@ export async function startOtelRuntime(
         void previous.otel.stopMetrics();
         setTimeout(() => void previous.otel.shutdown(), graceMs).unref();
       }
-      running = await start(next, nextIdentity);
+      try {
+        running = await start(next, nextIdentity);
+      } catch (err) {
+        // What it registered before it threw would keep the retry's providers from registering.
+        (await import('./otel.js')).unregisterOtelGlobals();
+        throw err;
+      }
+      key = nextKey;
       return true;
     },
     async shutdown() {
