@@ -25,6 +25,8 @@ export const ERRORS = {
   ERR_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', event: 'warden.http.limit_exceeded' },
   // Never sent (the response has started): the connection or stream is cut, the event raised.
   ERR_SEND_TIMEOUT: { status: 408, title: 'Response not read in time', event: 'warden.http.limit_exceeded' },
+  // Never sent either: an h2 session with open streams that answers no PING (h2-session-tracker.ts) is ended.
+  ERR_CLIENT_UNRESPONSIVE: { status: 408, title: 'Client stopped answering', event: 'warden.http.limit_exceeded' },
   // Routing and policy
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', event: 'warden.route.unknown' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', event: 'warden.route.unknown' },

@@ -1,6 +1,7 @@
 /**
  * Open-stream bookkeeping for one inbound HTTP/2 session: the idle timeout, closing when idle
- * (draining), and destroying a session that Warden is closing once it stops making progress.
+ * (draining), destroying a session that Warden is closing once it stops making progress, and a
+ * liveness probe for a session with open streams (below, LIVENESS_PROBE_MS).
  *
  * Why the last: on Node 20 a session whose client went away at the wrong moment (h2load ending
  * with streams in flight; about one run in ten by hand) sometimes never learns that its socket
@@ -12,6 +13,7 @@
  */
 import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import { ClientClosedError } from './body.js';
 
 export interface SessionTracker {
   /** Closes the session (GOAWAY, then close) as soon as it has no open stream. */
@@ -32,6 +34,24 @@ export interface SessionTracker {
 export const CLOSING_STALL_MS = 2000;
 
 /**
+ * The liveness probe of a session with open streams: at a tick that finds no byte moved (read or
+ * written) since the one before, a PING is sent; at the next, a PING still unanswered with no byte
+ * read since it went out ends the session (its streams destroyed as the client's leaving, the
+ * session, its TLS socket). So a dead session goes between two and three ticks after its last byte.
+ *
+ * Why: on Node 20 a client frame nghttp2 takes for a connection error (a PING or a DATA frame over
+ * the frame size, PRIORITY on its own stream, CONTINUATION without HEADERS, bad HPACK, DATA on an
+ * idle stream) makes it send GOAWAY and stop reading, and Node then reports nothing: no 'error' nor
+ * 'close' on the session, the FIN never read, no 'close' on the open streams (nor any flag or
+ * `session.state` field that changes, by hand). Each such connection held its place under
+ * `max_connections`, a `max_in_flight` slot and its body's share of `max_buffered_bytes` for good.
+ * A live client answers a PING at once, whatever its streams wait for (a long poll, a slow backend,
+ * an upload paused by flow control); such a session answers none. Cost: a client that reads nothing
+ * of its connection for two to three ticks while a request is open is disconnected.
+ */
+export const LIVENESS_PROBE_MS = 3000;
+
+/**
  * Tracks a session's open streams. After `idleMs` without one, the session is closed. Node's own
  * session timeout counts frames instead, so it would also cut streams waiting on a slow backend.
  *
@@ -50,6 +70,8 @@ export interface SessionLimits {
    */
   sendTimeoutMs: number;
   onSendTimeout(stream: ServerHttp2Stream): void;
+  /** The liveness probe ended the session, which had `openStreams` streams open. */
+  onUnresponsive(openStreams: number): void;
 }
 
 export function trackSession(session: Http2Session, socket: TLSSocket, limits: SessionLimits): SessionTracker {
@@ -86,15 +108,22 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
     for (const stream of streams) if (!stream.headersSent) return false;
     return true;
   };
+  /**
+   * Ends a session that no longer moves its bytes. Its streams first, as the client's leaving: the
+   * session's destroy alone closes them with code NO_ERROR, and a response Warden had ended (but
+   * nghttp2 never sent) then read as delivered in the access line instead of `warden.aborted`.
+   */
+  const cut = () => {
+    const error = new ClientClosedError();
+    for (const stream of streams) if (!stream.destroyed) stream.destroy(error);
+    session.destroy();
+    // The session's own destroy waits for a stuck write; the socket's cancels it.
+    socket.destroy();
+  };
   const checkProgress = () => {
     if (socket.destroyed) return;
     const now = moved();
-    if (now === bytesMoved && allAnswered()) {
-      session.destroy();
-      // The session's own destroy waits for the stuck write; the socket's cancels it.
-      socket.destroy();
-      return;
-    }
+    if (now === bytesMoved && allAnswered()) return cut();
     bytesMoved = now;
     stallTimer = setTimeout(checkProgress, CLOSING_STALL_MS).unref();
   };
@@ -103,6 +132,40 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
     if (stallTimer !== undefined || socket.destroyed) return;
     bytesMoved = moved();
     stallTimer = setTimeout(checkProgress, CLOSING_STALL_MS).unref();
+  };
+  /** socket.bytesRead when the PING in flight went out; -1 when none is. */
+  let readAtPing = -1;
+  let movedAtProbe = 0;
+  let probeTimer: NodeJS.Timeout | undefined;
+  const onPingAck = (err: Error | null) => {
+    if (err === null) readAtPing = -1;
+  };
+  const ping = (): boolean => {
+    try {
+      if (!session.ping(onPingAck)) return false;
+    } catch {
+      return false;
+    }
+    readAtPing = socket.bytesRead;
+    return true;
+  };
+  const probe = () => {
+    probeTimer = undefined;
+    // A session Warden closes refuses PINGs: checkProgress watches it instead.
+    if (streams.size === 0 || socket.destroyed || session.destroyed || session.closed) return;
+    if (readAtPing !== -1) {
+      if (socket.bytesRead === readAtPing) {
+        limits.onUnresponsive(streams.size);
+        return cut();
+      }
+      // Unanswered, but the session still reads: not the state above. Asked again at the next tick.
+      readAtPing = socket.bytesRead;
+    } else if (moved() === movedAtProbe && !ping()) {
+      limits.onUnresponsive(streams.size);
+      return cut();
+    }
+    movedAtProbe = moved();
+    probeTimer = setTimeout(probe, LIVENESS_PROBE_MS).unref();
   };
   const close = () => {
     if (!session.closed && !session.destroyed) session.close();
@@ -116,9 +179,16 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
     streams.add(stream);
     clearTimeout(idleTimer);
     sendTimer ??= setTimeout(sweep, sendTimeoutMs).unref();
+    if (probeTimer === undefined) {
+      movedAtProbe = moved();
+      probeTimer = setTimeout(probe, LIVENESS_PROBE_MS).unref();
+    }
     stream.once('close', () => {
       streams.delete(stream);
       if (streams.size > 0) return;
+      clearTimeout(probeTimer);
+      probeTimer = undefined;
+      readAtPing = -1;
       if (closing) close();
       else arm();
     });
@@ -127,6 +197,7 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
     clearTimeout(idleTimer);
     clearTimeout(stallTimer);
     clearTimeout(sendTimer);
+    clearTimeout(probeTimer);
   };
   session.once('close', stop);
   socket.once('close', stop);

@@ -378,7 +378,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     // Never without one (see above); such a session could serve no stream anyway.
     if (connecting === undefined) return void session.destroy();
     (session as SessionWithSocket)[TLS_SOCKET] = connecting;
-    const tracker = trackSession(session, connecting, {
+    const socket = connecting;
+    const tracker = trackSession(session, socket, {
       idleMs: limits.idle_timeout,
       sendTimeoutMs: limits.send_timeout,
       onSendTimeout: (stream) =>
@@ -388,8 +389,14 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
           'error.type': 'ERR_SEND_TIMEOUT',
           'warden.detail': `The client read nothing of an ended response for ${limits.send_timeout} ms; the stream is reset.`,
         }),
+      onUnresponsive: (openStreams) =>
+        events.emit('warden.http.limit_exceeded', {
+          'client.address': socket.remoteAddress ?? '',
+          'warden.rule': 'h2.ping',
+          'error.type': 'ERR_CLIENT_UNRESPONSIVE',
+          'warden.detail': `The HTTP/2 session moved no byte and answered no PING with ${openStreams} streams open; it is closed.`,
+        }),
     });
-    const socket = connecting;
     sessions.set(socket, tracker);
     session.once('close', () => sessions.delete(socket));
   });
