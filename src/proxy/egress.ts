@@ -15,8 +15,8 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { errors, Pool, type buildConnector } from 'undici';
+import type { PeerCertificate } from 'node:tls';
+import { errors, Pool } from 'undici';
 import type { EgressConfig, LimitsConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { MeshIdentity } from '../mesh/identity.js';
@@ -30,6 +30,7 @@ import type { EventBus } from '../telemetry/events.js';
 import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
 import { timedConnector } from './timed-connector.js';
+import { retiringClient } from './destination-retirement.js';
 import { egressLocation } from './egress-redirect.js';
 import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
@@ -82,31 +83,6 @@ function identityCheck(expected: string, trustDomain: string, revocations: Revoc
   };
 }
 
-/**
- * Connections closed when the destination's certificate expires: OpenSSL checked it at the
- * handshake only, and a kept-alive connection went on using an expired destination (until a CRL
- * change rebuilt the pools: minutes, or hours with a long crl.next_update).
- */
-function closedAtExpiry(connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) =>
-    connect(options, (...args) => {
-      const socket = args[1] as TLSSocket | null;
-      const notAfter = socket ? Date.parse(socket.getPeerCertificate().valid_to) : NaN;
-      if (socket && Number.isFinite(notAfter)) {
-        let timer: NodeJS.Timeout | undefined;
-        // A timer can wait at most 2^31-1 ms (~24.8 days); a longer lifetime is checked again then.
-        const expire = () => {
-          const left = notAfter - Date.now();
-          if (left <= 0) socket.destroy();
-          else timer = setTimeout(expire, Math.min(left, 2 ** 31 - 1)).unref();
-        };
-        expire();
-        socket.once('close', () => clearTimeout(timer));
-      }
-      callback(...args);
-    });
-}
-
 function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
   const m = deps.mesh.material();
   const trustDomain = trustDomainOf(deps.mesh.spiffeId);
@@ -116,18 +92,19 @@ function createPools(cfg: EgressConfig, deps: EgressDeps): Map<string, Pool> {
       name,
       new Pool(service.url.replace(/\/$/, ''), {
         connections: CONNECTIONS_PER_SERVICE,
-        connect: closedAtExpiry(
-          timedConnector(cfg.timeouts.connect, {
-            cert: m.cert,
-            key: m.key,
-            ca: m.ca,
-            checkServerIdentity: identityCheck(service.spiffe_id, trustDomain, deps.revocations),
-            // Node does not call checkServerIdentity on a resumed session, and nothing else looked
-            // at the destination's certificate again: an expired (or since re-keyed) destination
-            // was used for as long as sessions resumed. Every connection is a full handshake.
-            maxCachedSessions: 0,
-          }),
-        ),
+        connect: timedConnector(cfg.timeouts.connect, {
+          cert: m.cert,
+          key: m.key,
+          ca: m.ca,
+          checkServerIdentity: identityCheck(service.spiffe_id, trustDomain, deps.revocations),
+          // Node does not call checkServerIdentity on a resumed session, and nothing else looked
+          // at the destination's certificate again: an expired (or since re-keyed) destination
+          // was used for as long as sessions resumed. Every connection is a full handshake.
+          maxCachedSessions: 0,
+        }),
+        // OpenSSL checked the destination's certificate at the handshake only: its connections
+        // retire before it expires (destination-retirement.ts).
+        factory: retiringClient,
         headersTimeout: cfg.timeouts.headers,
         bodyTimeout: cfg.timeouts.body,
       }),

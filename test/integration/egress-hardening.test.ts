@@ -244,6 +244,69 @@ t.test('a destination whose certificate expired is not used again: no kept-alive
   t.equal(await call(), 502, 'and after');
 });
 
+t.test(
+  'connections retire before the destination certificate expires: calls across it are answered, none is sent over an expired connection',
+  async (t) => {
+    // The destination's certificate lives 4 s (a retirement margin of 0.4 s) and is renewed early.
+    const { ca } = await startCaUnderTest(t);
+    const { ca: shortLived } = await startCaUnderTest(t, { certificates: { lifetime: '4s', backdate: '0s' } });
+    const setup = await enrollWorkload(shortLived, PAYMENTS, ['localhost']);
+    let serving = 0;
+    /** Per connection, the notAfter of the certificate the destination served on it. */
+    const notAfterOf = new Map<object, number>();
+    const arrivals: { notAfter: number; at: number }[] = [];
+    const server = createHttpsServer({ key: setup.keyPem, cert: setup.certPem }, (req, res) => {
+      arrivals.push({ notAfter: notAfterOf.get(req.socket) ?? 0, at: Date.now() });
+      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms'));
+      setTimeout(() => res.end('ok'), ms);
+    });
+    server.on('secureConnection', (socket: object) => notAfterOf.set(socket, serving));
+    const port = await listening(t, server);
+    // Two services, one destination: the slow call has a pool (and so a connection) of its own.
+    const url = `https://localhost:${port}`;
+    const orders = await startTestSidecar(t, 'http://127.0.0.1:1', {
+      ...meshSection(ca, ORDERS),
+      egress: { port: 0, services: { payments: { url, spiffe_id: PAYMENTS }, 'payments-slow': { url, spiffe_id: PAYMENTS } } },
+    });
+    const egress = `http://127.0.0.1:${orders.sidecar.egress?.port}`;
+    const serve = async () => {
+      const w = await enrollWorkload(shortLived, PAYMENTS, ['localhost']);
+      server.setSecureContext({ key: w.keyPem, cert: w.certPem });
+      return (serving = Date.parse(new X509Certificate(w.certPem).validTo));
+    };
+    // Its lifetime starts now, the sidecars being up.
+    const expired = await serve();
+    const call = async (path: string) => {
+      const res = await request(`${egress}${path}`, { method: 'POST', body: 'charge=1' });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    t.equal(await call('/payments-slow/x?ms=0'), 200, 'the slow service’s connection opens while the first certificate is valid');
+    const until = (time: number) => new Promise((r) => setTimeout(r, Math.max(0, time - Date.now())));
+    // Renewed at half-life (validity is in whole seconds: the renewed one ends 2 s after the first),
+    // the load's connections open on the first certificate.
+    const renewal = until(expired - 1950).then(serve);
+    // Begun before the margin on the connection of the first certificate, answered after it expired.
+    const slow = until(expired - 700).then(() => call('/payments-slow/x?ms=1200'));
+    const statuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (Date.now() < expired + 1000) statuses.push(await call('/payments/x?ms=150'));
+      }),
+    );
+    await renewal;
+    t.equal(await slow, 200, 'a call in flight across the expiry, begun before the margin, is answered');
+    const failed = statuses.filter((s) => s !== 200);
+    t.same(failed, [], `every call of the load across the expiry answered 200 (${statuses.length} calls)`);
+    const late = arrivals.filter((a) => a.at >= a.notAfter);
+    t.same(late, [], 'no call reached the destination over a connection whose certificate had expired');
+    t.ok(
+      arrivals.some((a) => a.notAfter > expired && a.at > expired),
+      'calls after the expiry went over new connections, with the renewed certificate',
+    );
+  },
+);
+
 t.test('a malformed call pipelined behind a valid one: the valid one is answered, then the malformed one 400', async (t) => {
   const { ca } = await startCaUnderTest(t);
   const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
