@@ -216,7 +216,6 @@ export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission)
     admission.ended(raw.remoteAddress);
   };
   server.on('connection', function (this: TlsServer, raw: Socket) {
-    // Read here also for failedHandshakeOf: the address is cached on the TCP socket from now on.
     if (!admission.admit(raw.remoteAddress)) return void raw.resetAndDestroy();
     (raw as Socket & { [HANDSHAKE_RUNNING]?: boolean })[HANDSHAKE_RUNNING] = true;
     raw.once('close', () => ended(raw));
@@ -227,6 +226,15 @@ export function admitBeforeTls(server: TlsServer, admission: HandshakeAdmission)
   server.on('tlsClientError', (_err: Error, socket: TLSSocket) => ended(tcpSocketOf(socket)));
 }
 
+/**
+ * Reads each new TCP socket's peer address at `connection`, where node:net caches it, whether or not
+ * admission control is on (`burst: 0` turns it off): failedHandshakeOf finds it there once the TLS
+ * socket no longer knows it, so `warden.tls.handshake_failed` names the client.
+ */
+export function rememberClientAddresses(server: TlsServer): void {
+  server.prependListener('connection', (raw: Socket) => void raw.remoteAddress);
+}
+
 /** The TCP socket under a server-side TLS socket (node:tls keeps it as `_parent`). */
 const tcpSocketOf = (socket: TLSSocket): Socket | undefined => (socket as TLSSocket & { _parent?: Socket })._parent;
 
@@ -235,7 +243,7 @@ const tcpSocketOf = (socket: TLSSocket): Socket | undefined => (socket as TLSSoc
  * client that left without sending a byte: a port scan, a TCP health check), which cost no
  * handshake and is not counted. After a refused client certificate node:tls destroys the TLS socket
  * before `tlsClientError`, and it no longer knows its peer; the TCP socket under it (node:tls keeps
- * it as `_parent`) still does, once read at `connection` (admitBeforeTls).
+ * it as `_parent`) still does, once read at `connection` (rememberClientAddresses).
  */
 export function failedHandshakeOf(err: NodeJS.ErrnoException, socket: TLSSocket): { address: string | undefined; probe: boolean } {
   const tcp = tcpSocketOf(socket);

@@ -47,7 +47,13 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 import { closeConnectionAfter, h1ConnectionOf, trackH1Connection } from './h1-connection.js';
-import { admitBeforeTls, createHandshakeAdmission, failedHandshakeOf, throttledAttributes } from '../net/handshake-admission.js';
+import {
+  admitBeforeTls,
+  createHandshakeAdmission,
+  failedHandshakeOf,
+  rememberClientAddresses,
+  throttledAttributes,
+} from '../net/handshake-admission.js';
 
 /** TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 suites are all acceptable and left to OpenSSL. */
 const TLS12_CIPHERS = [
@@ -446,6 +452,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
         })
       : undefined;
   if (admission) admitBeforeTls(server, admission);
+  rememberClientAddresses(server);
   const requireCertificate = options.tls.client_certificates === 'require';
   const peerChecks = options.tls.client_certificates !== 'none';
   server.on('secureConnection', (socket: TLSSocket) => {

@@ -225,6 +225,13 @@ t.test('burst: 0 turns it off', async (t) => {
       attempted++;
   }
   t.equal(attempted, 25, 'every failing client gets its handshake');
+  const failed = s.events.filter((e) => e.name === 'warden.tls.handshake_failed');
+  t.equal(failed.length, 25, 'each raised warden.tls.handshake_failed');
+  t.same(
+    failed.filter((e) => e['client.address'] !== '127.0.0.1').map((e) => e['client.address']),
+    [],
+    'with the client address, also for a certificate refused after the handshake (admission off)',
+  );
   t.equal(
     (await connectFrom('127.0.0.1', s.port, { ca: root.certPem, cert: good.certPem, key: good.keyPem })).status,
     200,
