@@ -144,23 +144,26 @@ class ClientTrust {
   /** Per CA certificate above a leaf (by fingerprint): its links up to its root. */
   readonly #links = new Map<string, readonly ChainLink[]>();
   /**
-   * Intermediates that clients sent on verified paths (by fingerprint): a resumed session gives only
-   * the leaf, and its path is found again through them (a new secure context, which a reload makes,
-   * resumes no session of an older one).
+   * Intermediates that clients sent on verified paths (by fingerprint), in both modes: a resumed
+   * session gives only the leaf, and its path is found again through them. Kept across reloads (the
+   * signature of each on the certificate below it is checked where it is used, and the path above
+   * it is found in the client_ca of the time), so a connection resumed before a reload is judged
+   * against the new trust by its real root, not closed as of an unknown one.
    */
-  readonly #sent = new Map<string, X509Certificate>();
+  readonly #sent: Map<string, X509Certificate>;
 
-  constructor(pem: Buffer | undefined, issuerKeys: boolean) {
+  constructor(pem: Buffer | undefined, issuerKeys: boolean, previous?: ClientTrust) {
     this.#cas = parsedCertificatesOf(pem);
     this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
     this.#issuerKeys = issuerKeys ? new Map(this.#cas.map((ca) => [ca.fingerprint256, issuerKeyOf(ca)])) : undefined;
+    this.#sent = new Map(previous === undefined ? undefined : previous.#sent);
   }
 
   /**
    * For a verified client's certificates (leaf first): its path's links as client_crl entries name
    * them (file mode only, else empty), and the fingerprint of the trusted root the chain leads to
-   * (undefined for a resumed session, which has only the leaf, when an intermediate it sent would be
-   * needed).
+   * (for a resumed session, which has only the leaf, through the intermediates remembered; undefined
+   * when none is known that issued it).
    */
   classify(presented: readonly X509Certificate[]): { chain: readonly ChainLink[]; anchor: string | undefined } {
     const leaf = presented[0];
@@ -168,7 +171,31 @@ class ClientTrust {
     const issuers = this.#issuers(leaf);
     let anchor = this.#rootFrom(leaf, issuers, 0);
     for (const cert of presented.slice(1)) anchor ??= this.#rememberedRoot(cert);
+    if (presented.length === 1) anchor ??= this.#rootThroughSent(leaf, 0);
+    else if (anchor !== undefined) this.#rememberSent(presented);
     return { chain: this.#issuerKeys === undefined ? [] : (this.#linksFrom(leaf, presented.slice(1), 0) ?? []), anchor };
+  }
+
+  /** Remembers the CA certificates of a verified chain that lead to a trusted root (each signed the one below it). */
+  #rememberSent(presented: readonly X509Certificate[]): void {
+    for (let i = 1; i < presented.length; i++) {
+      const ca = presented[i] as X509Certificate;
+      const below = presented[i - 1] as X509Certificate;
+      if (this.#sent.has(ca.fingerprint256) || this.fingerprints.has(ca.fingerprint256)) continue;
+      if (!ca.ca || ca.checkIssued(ca) || !below.checkIssued(ca) || !below.verify(ca.publicKey)) break;
+      remember(this.#sent, ca.fingerprint256, ca);
+    }
+  }
+
+  /** The root above `cert` through the intermediates remembered, each checked to have signed the one below. */
+  #rootThroughSent(cert: X509Certificate, depth: number): string | undefined {
+    if (depth > 8) return undefined;
+    for (const ca of this.#sent.values()) {
+      if (ca.fingerprint256 === cert.fingerprint256 || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) continue;
+      const root = this.#rememberedRoot(ca) ?? this.#rootThroughSent(ca, depth + 1);
+      if (root !== undefined) return root;
+    }
+    return undefined;
   }
 
   /**
@@ -481,7 +508,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     const leaf = socket.getPeerX509Certificate();
     const trust = leaf !== undefined && socket.authorized ? clientTrust.classify(presentedChain(leaf)) : undefined;
     const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf, trust?.chain);
-    // '' when not known: a resumed session, whose client sent no chain.
+    // '' when not known: a resumed session, whose client sent no chain, of an intermediate no longer remembered.
     if (trust !== undefined) (socket as TrustedSocket)[ANCHOR] = trust.anchor ?? '';
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
     const admitted = !revoked && (!requireCertificate || peer.verified);
@@ -530,13 +557,19 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
     setSecureContext(tls, material, graceMs) {
       server.setSecureContext(secureContextOptions(tls, material));
-      const previous = clientTrust.fingerprints;
-      clientTrust = new ClientTrust(material.clientCa, fileMode);
+      const previous = clientTrust;
+      clientTrust = new ClientTrust(material.clientCa, fileMode, previous);
       clientCrl = material.clientCrl;
       const trusted = clientTrust.fingerprints;
-      if (![...previous].some((fingerprint) => !trusted.has(fingerprint))) return 0; // none removed: nothing to re-check
+      if (![...previous.fingerprints].some((fingerprint) => !trusted.has(fingerprint))) return 0; // none removed: nothing to re-check
       let closed = 0;
       for (const socket of sockets as Set<TrustedSocket>) {
+        if (socket[ANCHOR] === '') {
+          // Its root was not known at the handshake: looked for again, against the new trust. Not
+          // found there, the chain cannot be shown to reach a CA still trusted, and it is closed.
+          const leaf = socket.getPeerX509Certificate();
+          socket[ANCHOR] = (leaf && clientTrust.classify([leaf]).anchor) ?? '';
+        }
         const anchor = socket[ANCHOR];
         if (anchor === undefined || socket[DISTRUSTED] || trusted.has(anchor)) continue;
         socket[DISTRUSTED] = true;

@@ -10,7 +10,7 @@ import { connect as h2Connect, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import { resolveCaConfig } from '../../src/config/ca-load.js';
 import { parseSidecarConfig } from '../../src/config/load.js';
 import { initCa } from '../../src/ca/init.js';
@@ -52,10 +52,8 @@ function within(ms: number, emitter: { once(event: string, fn: () => void): unkn
   });
 }
 
-t.test('a reload that drops a client CA closes its certificates’ open connections; adding one closes none', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  // Two CAs with roots of their own.
+/** alice under one CA, bob under another, each CA with a root of its own (and an intermediate, not in client_ca). */
+async function twoRoots(t: Tap) {
   const { ca: caA } = await startCaUnderTest(t);
   const other = await initCa({ trustDomain: TRUST_DOMAIN, dir: join(mkdtempSync(join(tmpdir(), 'warden-ca-b-')), 'ca') });
   const caB = await startCaServer({
@@ -72,6 +70,13 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
   const alice = await enrollWorkload(caA, id('ns/shop/sa/alice'));
   const bob = await enrollWorkload(caB, id('ns/shop/sa/bob'));
   t.not(alice.bundlePem, bob.bundlePem, 'two roots');
+  return { alice, bob };
+}
+
+t.test('a reload that drops a client CA closes its certificates’ open connections; adding one closes none', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const { alice, bob } = await twoRoots(t);
 
   const clientCa = join(mkdtempSync(join(tmpdir(), 'warden-client-ca-')), 'client-ca.pem');
   writeFileSync(clientCa, alice.bundlePem);
@@ -220,3 +225,84 @@ t.test('a reload that drops a client CA closes its certificates’ open connecti
   );
   await sleep(50);
 });
+
+t.test(
+  'a reload that drops one client CA keeps the resumed sessions of another: their path is found through the intermediates remembered',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const { alice, bob } = await twoRoots(t);
+    const clientCa = join(mkdtempSync(join(tmpdir(), 'warden-client-ca-')), 'client-ca.pem');
+    writeFileSync(clientCa, alice.bundlePem + bob.bundlePem);
+    const extra = { listeners: { inbound: { tls: { client_certificates: 'require', client_ca: clientCa } } } };
+    const s = await startTestSidecar(t, backend.url, extra);
+    /** A kept-alive HTTP/1.1 connection (resuming `session` if given): whether it was resumed, and a way to send on it again. */
+    const open = (w: Workload, session?: Buffer) =>
+      new Promise<{ socket: TLSSocket; reused: boolean; ticket: () => Buffer | undefined; send: () => Promise<number | string> }>(
+        (resolve) => {
+          let ticket: Buffer | undefined;
+          let text = '';
+          let answer: ((status: number | string) => void) | undefined;
+          const socket = tlsConnect({
+            host: '127.0.0.1',
+            port: s.port,
+            servername: 'localhost',
+            ca: s.ca,
+            cert: w.certPem,
+            key: w.keyPem,
+            session,
+            ALPNProtocols: ['http/1.1'],
+          });
+          t.teardown(() => socket.destroy());
+          const settle = (status: number | string) => {
+            const a = answer;
+            answer = undefined;
+            text = '';
+            a?.(status);
+          };
+          socket.on('session', (b: Buffer) => (ticket = b));
+          socket.on('data', (d: Buffer) => {
+            text += d.toString('latin1');
+            if (text.includes('\r\n\r\n')) setTimeout(() => settle(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)), 50);
+          });
+          socket.on('error', () => undefined);
+          socket.on('close', () => settle('closed'));
+          const send = () =>
+            new Promise<number | string>((r) => {
+              if (socket.destroyed) return r('closed');
+              answer = r;
+              socket.write('GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n');
+            });
+          socket.on('secureConnect', () => resolve({ socket, reused: socket.isSessionReused(), ticket: () => ticket, send }));
+        },
+      );
+    const aliceFull = await open(alice);
+    t.equal(await aliceFull.send(), 200, 'alice (CA A), full handshake');
+    const aliceResumed = await open(alice, aliceFull.ticket());
+    t.ok(aliceResumed.reused, 'alice, a second connection resuming her TLS session');
+    t.equal(await aliceResumed.send(), 200, '…served');
+    const bobFull = await open(bob);
+    t.equal(await bobFull.send(), 200, 'bob (CA B), full handshake');
+    const bobResumed = await open(bob, bobFull.ticket());
+    t.ok(bobResumed.reused, 'bob, a second connection resuming his TLS session');
+    t.equal(await bobResumed.send(), 200, '…served');
+
+    writeFileSync(clientCa, alice.bundlePem);
+    const file = s.sidecar.current.loaded.file;
+    const text = await testConfigYaml(backend.url, extra);
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, text)), 'reloaded without CA B');
+    await sleep(200);
+    t.equal(await aliceFull.send(), 200, "alice's full-handshake connection is still served");
+    t.equal(await aliceResumed.send(), 200, "alice's resumed connection is still served");
+    t.notOk(aliceResumed.socket.destroyed, '…and still open');
+    t.not(await bobResumed.send(), 200, "bob's resumed connection is not served any more");
+    t.ok(bobResumed.socket.destroyed || (await within(2000, bobResumed.socket, 'close')), '…and is closed');
+    t.ok(bobFull.socket.destroyed || (await within(2000, bobFull.socket, 'close')), "bob's full-handshake connection is closed");
+    const denied = s.events.filter((e) => e.name === 'warden.tls.peer_denied');
+    t.same(
+      denied.map((e) => e['warden.peer.id']),
+      [bob.spiffeId, bob.spiffeId],
+      'warden.tls.peer_denied for bob’s two connections only',
+    );
+  },
+);
