@@ -187,9 +187,12 @@ class ClientTrust {
     }
   }
 
-  /** The root above `cert` through the intermediates remembered, each checked to have signed the one below. */
+  /**
+   * The root above `cert` through the intermediates remembered, each checked to have signed the one
+   * below (four levels at most: a path tried per candidate issuer must stay cheap).
+   */
   #rootThroughSent(cert: X509Certificate, depth: number): string | undefined {
-    if (depth > 8) return undefined;
+    if (depth > 3) return undefined;
     for (const ca of this.#sent.values()) {
       if (ca.fingerprint256 === cert.fingerprint256 || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) continue;
       const root = this.#rememberedRoot(ca) ?? this.#rootThroughSent(ca, depth + 1);
