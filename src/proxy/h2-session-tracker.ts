@@ -49,7 +49,7 @@ export const CLOSING_STALL_MS = 2000;
  * an upload paused by flow control); such a session answers none. Cost: a client that reads nothing
  * of its connection for two to three ticks while a request is open is disconnected.
  */
-export const LIVENESS_PROBE_MS = 3000;
+export const LIVENESS_PROBE_MS = 5000;
 
 /**
  * Tracks a session's open streams. After `idleMs` without one, the session is closed. Node's own
