@@ -27,6 +27,7 @@ import type { RateLimitConfig, SidecarConfig } from './types.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
 import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
+import { caFileProblem } from '../net/ca-file.js';
 import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {
@@ -202,14 +203,15 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
   // Checked here as the TLS files are: it was read only at startup, whole (/dev/zero: 1.13 GB in 6 s), and `config check` called it valid.
   if (config.mesh?.ca.bundle !== undefined) {
     const path = config.mesh.ca.bundle;
-    let text: string | undefined;
+    let data: Buffer | undefined;
     try {
-      text = readFileBounded(path, MAX_SECRET_FILE_BYTES).toString('utf8');
+      data = readFileBounded(path, MAX_SECRET_FILE_BYTES);
     } catch (err) {
       yield issue(['mesh', 'ca', 'bundle'], `cannot read ${path} (${readFailure(err)})`);
     }
-    if (text !== undefined && !text.includes('-----BEGIN CERTIFICATE-----'))
-      yield issue(['mesh', 'ca', 'bundle'], `${path} holds no PEM certificate: give the CA's root (bundle.pem from warden ca init)`);
+    // As client_ca: a root in DER, or a file cut short, left the first contact with the CA trusting nothing.
+    const problem = data && caFileProblem(path, data, "give the CA's root (bundle.pem from warden ca init)");
+    if (problem !== undefined) yield issue(['mesh', 'ca', 'bundle'], problem);
   }
   if (config.egress && !config.mesh) yield issue(['egress'], 'needs mesh: egress calls authenticate with the workload certificate');
   // Plain HTTP that calls every service with the workload's identity: only this machine may reach it.
@@ -394,7 +396,9 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
   if (config.mesh) return undefined; // the workload certificate; files set beside mesh are refused (meshListenerIssues)
   const cert = read('cert', tls.cert);
   const key = read('key', tls.key);
-  const clientCa = read('client_ca', tls.client_ca);
+  const clientCa = usableClientCa(tls.client_ca, read('client_ca', tls.client_ca), (message) =>
+    issues.push(issue([...at, 'client_ca'], message)),
+  );
   const clientCrl = readClientCrlFile(tls.client_crl, clientCa, (message) => issues.push(issue([...at, 'client_crl'], message)));
   if (!cert || !key) return undefined;
   try {
@@ -415,6 +419,18 @@ function loadTlsMaterial(config: SidecarConfig, issue: IssueAt, issues: ConfigIs
     return undefined;
   }
   return { cert, key, passphrase: tls.passphrase, clientCa, clientCrl };
+}
+
+/**
+ * client_ca when it holds CA certificates the listener can use; else refused (the file trusted no one:
+ * OpenSSL skips what is not a PEM certificate, and a reload to it closed every mTLS connection).
+ */
+function usableClientCa(path: string | undefined, data: Buffer | undefined, refuse: (message: string) => void): Buffer | undefined {
+  if (path === undefined || data === undefined) return undefined;
+  const problem = caFileProblem(path, data, 'give the PEM certificates of the CAs client certificates chain to');
+  if (problem === undefined) return data;
+  refuse(problem);
+  return undefined;
 }
 
 /**

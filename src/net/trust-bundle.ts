@@ -11,6 +11,22 @@ export function certificatesOf(pem: string): string[] {
   return pem.match(PEM_CERT) ?? [];
 }
 
+/**
+ * The certificates of a PEM bundle that parse (what OpenSSL would trust of it): the listener's
+ * client trust and the loader's check of client_ca read a file the same way.
+ */
+export function parsedCertificatesOf(pem: Buffer | string | undefined): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (const block of certificatesOf(pem?.toString() ?? '')) {
+    try {
+      out.push(new X509Certificate(block));
+    } catch {
+      // Not a certificate OpenSSL would trust either.
+    }
+  }
+  return out;
+}
+
 /** A bundle refused by trust() or saveBundle(). */
 export class BundleError extends Error {
   readonly code = 'ERR_MESH_BUNDLE_INVALID';

@@ -41,7 +41,7 @@ import {
   type ChainLink,
 } from '../mesh/peer-identity.js';
 import { canonicalSerial } from '../net/serial.js';
-import { certificatesOf } from '../net/trust-bundle.js';
+import { parsedCertificatesOf } from '../net/trust-bundle.js';
 import { issuerKeyOf } from '../net/client-crl.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
@@ -110,19 +110,6 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
     ecdhCurve: 'X25519:P-256:P-384',
     honorCipherOrder: true,
   };
-}
-
-/** The certificates of a PEM bundle that parse (what OpenSSL would trust of it). */
-function parsedCertificatesOf(pem: Buffer | undefined): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  for (const block of certificatesOf(pem?.toString() ?? '')) {
-    try {
-      out.push(new X509Certificate(block));
-    } catch {
-      // Not a certificate OpenSSL would trust either.
-    }
-  }
-  return out;
 }
 
 /**
