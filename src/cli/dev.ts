@@ -15,6 +15,7 @@ import { DEMO_OPENAPI_YAML } from '../dev/demo-openapi.js';
 import { startSidecar } from '../proxy/sidecar.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
+import { reloadOnSignal } from './reload-signal.js';
 
 const devHelp = `Usage: warden dev [--dir DIR] [--port N] [--admin-port N] [--backend-port N] [--ca-port N] [--idp-port N] [--once]
 
@@ -185,7 +186,8 @@ Requests and security events appear below. Ctrl-C stops.
     const onSignal = () => void stop().then(() => done(EXIT.ok));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    process.on('SIGHUP', () => void sidecar.reload(() => loadSidecarConfig(configFile, process.env, true)));
+    const reload = reloadOnSignal(configFile, () => sidecar);
+    process.on('SIGHUP', () => reload('SIGHUP'));
   });
 }
 

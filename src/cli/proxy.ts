@@ -5,6 +5,7 @@ import { startSidecar, type Sidecar } from '../proxy/sidecar.js';
 import { flushLogger } from '../telemetry/logger.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 import { bindProblem } from './bind-error.js';
+import { reloadOnSignal } from './reload-signal.js';
 
 export const proxyHelp = `Usage: warden proxy -c FILE
 
@@ -16,7 +17,8 @@ Options:
   -h, --help          show this help
 
 Signals:
-  SIGHUP              reload FILE; an invalid file is reported and the running configuration kept
+  SIGHUP              reload FILE; an invalid file is reported and the running configuration kept;
+                      signals during a reload are merged into one more reload after it
   SIGTERM, SIGINT     drain: stop accepting, finish in-flight requests (lifecycle.drain_timeout), exit 0
                       a second signal exits at once
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration or usage`;
@@ -34,14 +36,11 @@ export async function runProxy(argv: string[]): Promise<number> {
   // URL, the IdPs' prefetch): until then SIGHUP's default action ended the process without a word.
   // One that comes meanwhile is run once the sidecar is up.
   const running: { sidecar?: Sidecar; reloadAsked: boolean } = { reloadAsked: false };
-  const reload = (sidecar: Sidecar, why: string) => {
-    sidecar.logger.info({ file }, why);
-    void sidecar.reload(() => loadSidecarConfig(file, process.env, true));
-  };
-  process.on('SIGHUP', () => (running.sidecar ? reload(running.sidecar, 'SIGHUP: reloading configuration') : (running.reloadAsked = true)));
+  const reload = reloadOnSignal(file, () => running.sidecar);
+  process.on('SIGHUP', () => (running.sidecar ? reload('SIGHUP') : (running.reloadAsked = true)));
   const sidecar = await startOrExplain(loaded);
   running.sidecar = sidecar;
-  if (running.reloadAsked) reload(sidecar, 'SIGHUP came while starting: reloading configuration now');
+  if (running.reloadAsked) reload('SIGHUP came while starting');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -90,7 +90,7 @@ t.test('SIGHUP while warden proxy is starting: it starts, then reloads (the sign
     release();
   });
   t.equal(w.child.exitCode, null, 'still running');
-  await w.waitFor((l) => l.msg === 'SIGHUP came while starting: reloading configuration now');
+  await w.waitFor((l) => l.msg === 'SIGHUP came while starting: reloading configuration');
   await w.waitFor((l) => l['event.name'] === 'warden.config.reloaded' || l.event === 'warden.config.reloaded');
   t.equal(requests, 2, 'the reload read the document again');
   t.equal(w.child.exitCode, null, 'and runs on');
