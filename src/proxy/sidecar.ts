@@ -274,45 +274,54 @@ function restartOnlySettings(config: SidecarConfig): Record<string, unknown> {
     'listeners.inbound.port': config.listeners.inbound.port,
     'listeners.inbound.tls.client_certificates': inboundTlsSettings(config).client_certificates,
     'listeners.admin': config.listeners.admin,
-    ...Object.fromEntries(
-      (
-        [
-          'max_requests_per_connection',
-          'max_concurrent_streams',
-          'max_header_bytes',
-          'max_header_count',
-          'max_connections',
-          'handshake_timeout',
-          'handshake_failures',
-          'headers_timeout',
-          'request_timeout',
-          'idle_timeout',
-          'max_pipelined_requests',
-          'send_timeout',
-        ] as const
-      ).map((name) => [`limits.${name}`, limits[name]]),
-    ),
+    ...Object.fromEntries(RESTART_ONLY_LIMITS.map((name) => [`limits.${name}`, limits[name]])),
   };
 }
 
-/** The restart-only settings `next` changes, by name. */
-function restartOnlyChanges(current: SidecarConfig, next: SidecarConfig): string[] {
-  const before = restartOnlySettings(current);
+/** The connection-level limits, which the listeners take at start. */
+const RESTART_ONLY_LIMITS = [
+  'max_requests_per_connection',
+  'max_concurrent_streams',
+  'max_header_bytes',
+  'max_header_count',
+  'max_connections',
+  'handshake_timeout',
+  'handshake_failures',
+  'headers_timeout',
+  'request_timeout',
+  'idle_timeout',
+  'max_pipelined_requests',
+  'send_timeout',
+] as const;
+
+/**
+ * The restart-only settings the file read now holds at other values than those in force, which
+ * were not so in the last file applied: the same file again warns no more, and a file put back to
+ * the values in force warns not at all (comparing with the last file alone said "still running
+ * with the old value" of a revert to it).
+ */
+function restartOnlyChanges(started: SidecarConfig, last: SidecarConfig, next: SidecarConfig): string[] {
+  const inForce = restartOnlySettings(started);
+  const before = restartOnlySettings(last);
   const after = restartOnlySettings(next);
-  return Object.keys(after).filter((name) => JSON.stringify(after[name]) !== JSON.stringify(before[name]));
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return Object.keys(after).filter((name) => !same(after[name], inForce[name]) && !same(after[name], before[name]));
 }
 
 /**
  * `read` with the values the sidecar started with for the restart-only settings a generation uses:
- * `service.name` and `limits.send_timeout` (the listeners' slow-read timers keep theirs; a reload
- * gave the forwarder a new one beside them). So every part of the sidecar reads the values in force.
+ * `service.name` and every connection-level limit. The listeners keep theirs, and the handler
+ * read the new file's (a reload to `max_header_count: 10`, `request_timeout: 2s` warned "still
+ * running with the old values" and refused requests by the new ones). So every part of the
+ * sidecar reads the values in force.
  */
 function withStartValues(read: LoadedSidecarConfig, started: SidecarConfig): LoadedSidecarConfig {
   const { config } = read;
-  return {
-    ...read,
-    config: { ...config, service: started.service, limits: { ...config.limits, send_timeout: started.limits.send_timeout } },
-  };
+  const kept = Object.fromEntries(RESTART_ONLY_LIMITS.map((name) => [name, started.limits[name]])) as Pick<
+    SidecarConfig['limits'],
+    (typeof RESTART_ONLY_LIMITS)[number]
+  >;
+  return { ...read, config: { ...config, service: started.service, limits: { ...config.limits, ...kept } } };
 }
 
 /** The resource OpenTelemetry reports the sidecar as. */
@@ -572,8 +581,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
       return false;
     }
-    // Against the last file applied, not the values in force: the same file again warns no more.
-    const notApplied = restartOnlyChanges(lastRead, read.config);
+    const notApplied = restartOnlyChanges(config, lastRead, read.config);
     if (notApplied.length > 0) {
       logger.warn(
         { 'warden.config.file': file, 'warden.config.restart_only': notApplied },

@@ -89,3 +89,30 @@ t.test('limits.send_timeout changes only on restart: the forwarder keeps the lis
   t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, changed)));
   t.equal(s.logs.filter((l) => Array.isArray(l['warden.config.restart_only'])).length, 1, 'the same file again: no warning');
 });
+
+t.test('every connection-level limit keeps its start value on reload, in the handler too; a revert to it warns not', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const start = { max_header_count: 50, request_timeout: '60s' };
+  const s = await startTestSidecar(t, backend.url, { limits: start });
+  const file = s.sidecar.current.loaded.file;
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const twentyHeaders = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-h${i}`, 'v']));
+  const lowered = await testConfigYaml(backend.url, { limits: { max_header_count: 10, request_timeout: '2s', headers_timeout: '2s' } });
+  t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, lowered)));
+  const warnings = () => s.logs.filter((l) => Array.isArray(l['warden.config.restart_only']));
+  t.same(
+    warnings()[0]?.['warden.config.restart_only'],
+    ['limits.max_header_count', 'limits.headers_timeout', 'limits.request_timeout'],
+    'the warning names the three',
+  );
+  t.equal(s.sidecar.current.config.limits.max_header_count, 50, 'the generation in force has the start header count');
+  t.equal(s.sidecar.current.config.limits.request_timeout, 60_000, '…and the start request timeout');
+  const r = await fetchText(`${s.url}/echo`, agent, { headers: twentyHeaders });
+  t.equal(r.status, 200, '20 headers still pass, as the warning says (it was 431 by the new file)');
+  // Back to the values in force: nothing to warn about (it said "still running with the old value").
+  const back = await testConfigYaml(backend.url, { limits: start });
+  t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, back)));
+  t.equal(warnings().length, 1, 'a revert to the values in force: no second warning');
+});
