@@ -127,18 +127,32 @@ export function createMultipartStream(
   parser.on('partsLimit', () => (problem ??= 'too many parts'));
   parser.on('fieldsLimit', () => (problem ??= 'too many parts'));
   parser.on('filesLimit', () => (problem ??= 'too many parts'));
+  /**
+   * A reader's own failure refuses the body rather than escaping: these run inside busboy's write,
+   * outside every caller's try, so a throw there was an uncaught exception that ended the process.
+   */
+  const guarded = (read: () => void) => {
+    try {
+      read();
+    } catch (err) {
+      problem ??= `a part could not be read (${(err as Error).message})`;
+    }
+  };
   parser.on('field', (name, value, info) => {
     read++;
+    // busboy gives a part without a `name` as one named undefined (the readers' name checks threw
+    // on it); PHP skips such a part, and no form sends one.
+    if (typeof name !== 'string') return void (problem ??= 'a part without a name');
     // A truncated field would hide its tail from the waf.
     if (info.valueTruncated || info.nameTruncated) problem ??= 'a field is too large';
     problem ??= transferEncodingProblem(info.encoding);
     // busboy gives no value for a part in a charset it cannot decode.
     if (typeof value !== 'string') return void (problem ??= charsetProblem(undefined));
     if (name === '_charset_' && value.trim() !== '' && !isAsciiCompatibleCharset(value)) problem ??= charsetProblem(value);
-    handlers.onField?.(name, value, info.mimeType);
+    guarded(() => handlers.onField?.(name, value, info.mimeType));
     const asFile = framing.takeFieldFile(read);
     // An empty field has nothing to scan.
-    if (asFile !== undefined && asFile.some((b) => b.length > 0)) handlers.onFieldFile?.(name, Readable.from(asFile));
+    if (asFile !== undefined && asFile.some((b) => b.length > 0)) guarded(() => handlers.onFieldFile?.(name, Readable.from(asFile)));
   });
   parser.on('file', (name, content, info) => {
     read++;
@@ -146,8 +160,14 @@ export function createMultipartStream(
     // which `end()` reports as the body's problem: unheard here, it was an uncaught exception that
     // ended the process.
     content.on('error', ignoreStreamError);
+    if (typeof name !== 'string') {
+      problem ??= 'a part without a name';
+      return void content.resume();
+    }
     problem ??= transferEncodingProblem(info.encoding);
-    handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined);
+    guarded(() => handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined));
+    // Read to its end whatever the reader did, or busboy waits on it for good.
+    if (problem !== undefined) content.resume();
   });
   return {
     write(chunk) {

@@ -169,3 +169,25 @@ t.test('onFieldFile: every part busboy reads as a text field, its bytes as sent 
     t.same(files, ['text'], `step ${step}: busboy's own files are not given twice`);
   }
 });
+
+t.test('a form-data part without a name is refused, not handed on (a reader threw on it and ended the process)', async (t) => {
+  for (const disposition of ['form-data; x="y"', 'form-data', 'form-data; filename="a.txt"']) {
+    const body = `--${B}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${B}\r\nContent-Disposition: ${disposition}\r\n\r\nhidden\r\n--${B}--\r\n`;
+    const found = await read(body);
+    t.match(found.problem, /a part without a name/, disposition);
+    t.same(found.fields, [['note', 'hello']], `${disposition}: the named part only was handed on`);
+  }
+  // A reader that throws: the body is refused, the exception does not escape busboy's write.
+  const stream = createMultipartStream(
+    TYPE,
+    { maxParts: 100, maxFieldBytes: 1024 * 1024 },
+    {
+      onField: () => {
+        throw new Error('a reader bug');
+      },
+      onFile: (_name, _filename, content) => content.resume(),
+    },
+  );
+  stream?.write(Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\nx\r\n--${B}--\r\n`));
+  t.match(await stream?.end(), /a part could not be read \(a reader bug\)/, 'a reader that throws refuses the body');
+});
