@@ -15,17 +15,21 @@ export function caFileProblem(path: string, data: Buffer, give: string): string 
   const text = data.toString('latin1');
   const blocks = text.split(BEGIN).slice(1);
   if (blocks.length === 0) return `${path} holds no PEM certificate${whatItHolds(path, data, text)}: ${give}`;
+  let usable = false;
+  let leaf: X509Certificate | undefined;
   for (const [i, block] of blocks.entries()) {
     const cert = parsedCertificatesOf(BEGIN + block)[0];
     const which = blocks.length > 1 ? `certificate ${i + 1} of ${blocks.length}` : 'its certificate';
+    // OpenSSL stops reading the file at a block it cannot parse: the CAs after it would be lost.
     if (cert === undefined) return `${path}: ${which} does not parse (a file cut short or damaged): ${give}`;
     // OpenSSL uses a certificate of the trust store as an issuer only when it is a CA, and as the
-    // anchor itself only when self-signed (a pinned client certificate): any other is a mistake
-    // (a server's or client's own certificate given for its CA) that would trust none of its callers.
-    if (!cert.ca && !isSelfSigned(cert))
-      return `${path}: ${which} ("${cert.subject.replace(/\n/g, ', ')}") is neither a CA certificate (basicConstraints CA:TRUE) nor self-signed, so it verifies no caller: ${give}`;
+    // anchor itself only when self-signed (a pinned client certificate). Another beside them (a
+    // fullchain file: a leaf, then its CA) is harmless; alone it is a mistake that trusts no caller.
+    if (cert.ca || isSelfSigned(cert)) usable = true;
+    else leaf ??= cert;
   }
-  return undefined;
+  if (usable || leaf === undefined) return undefined;
+  return `${path}: its ${blocks.length > 1 ? 'certificates' : 'certificate'} ("${leaf.subject.replace(/\n/g, ', ')}"${blocks.length > 1 ? ', …' : ''}) ${blocks.length > 1 ? 'are' : 'is'} neither a CA certificate (basicConstraints CA:TRUE) nor self-signed, so it verifies no caller: ${give}`;
 }
 
 /** Signed by its own key under its own name (checkIssued alone also wants keyCertSign, which a pinned leaf lacks). */

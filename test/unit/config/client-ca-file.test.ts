@@ -67,7 +67,7 @@ t.test('a client_ca that trusts no one is refused, naming the field and what it 
       client.certPem,
       /: its certificate \("CN=alice"\) is neither a CA certificate \(basicConstraints CA:TRUE\) nor self-signed/,
     ],
-    ['mixed.pem', pem + client.certPem, /: certificate 2 of 2 \("CN=alice"\) is neither a CA certificate/],
+    ['two-leaves.pem', client.certPem + client.certPem, /: its certificates \("CN=alice", …\) are neither a CA certificate/],
   ];
   for (const [name, data, why] of cases) {
     const path = file(name, data);
@@ -79,18 +79,23 @@ t.test('a client_ca that trusts no one is refused, naming the field and what it 
   }
 });
 
-t.test('PEM CAs, with text around them, and a self-signed client certificate pinned as its own anchor, load', async (t) => {
-  const self = await testCertificate();
-  const accepted: [string, string][] = [
-    ['one.pem', pem],
-    ['two.pem', `# clients\n${pem}\n# partners\n${other.certPem}`],
-    ['pinned.pem', self.certPem],
-  ];
-  for (const [name, data] of accepted) {
-    const loaded = parseSidecarConfig('s.yaml', await withClientCa(file(name, data)));
-    t.ok(loaded.tls?.clientCa?.equals(Buffer.from(data)), `${name}: loaded`);
-  }
-});
+t.test(
+  'PEM CAs, with text around them, a self-signed client certificate pinned as its own anchor, and a leaf beside its CA, load',
+  async (t) => {
+    const self = await testCertificate();
+    const accepted: [string, string][] = [
+      ['one.pem', pem],
+      ['two.pem', `# clients\n${pem}\n# partners\n${other.certPem}`],
+      ['pinned.pem', self.certPem],
+      // A fullchain file (a leaf, then its CA): OpenSSL trusts the CA in it, the leaf does no harm (the review found it refused).
+      ['fullchain.pem', client.certPem + pem],
+    ];
+    for (const [name, data] of accepted) {
+      const loaded = parseSidecarConfig('s.yaml', await withClientCa(file(name, data)));
+      t.ok(loaded.tls?.clientCa?.equals(Buffer.from(data)), `${name}: loaded`);
+    }
+  },
+);
 
 t.test('mesh.ca.bundle is held to the same: a DER or cut-short root is refused', async (t) => {
   const mesh = (path: string) =>
