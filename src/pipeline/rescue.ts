@@ -254,6 +254,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
         // those answers, whose requests had run. The one writing now is cut: its client has it part-sent.
         if (own === inProgress || !own.writableEnded) return void socket.destroy();
         connections.closeAfter(own, socket);
+        socket.pause(); // what the failed parser would read is thrown away: not read at all (as afterResponses)
         const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
         raise(new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error }), {
           clientAddress: socket.remoteAddress ?? '',

@@ -106,7 +106,8 @@ const REPLAY_BYTES = 1024 * 1024;
 
 /**
  * Connect errors that mean nothing listens at the address: clamd down, its socket file gone, its
- * host or name unknown. No sender brings these about. Any other connect error (EMFILE, EAGAIN from
+ * host or name unknown — unless a scan's connection was lost since clamd last answered (its content
+ * may have crashed clamd; see lostScanAt). Any other connect error (EMFILE, EAGAIN from
  * a full unix-socket backlog, ETIMEDOUT from a full TCP one) and a connection lost after it was
  * made can be the upload's doing — its content crashing clamd, its concurrency filling clamd — so
  * they are not `unreachable`.
@@ -155,11 +156,20 @@ interface Connection {
 export function createClamdClient(options: ClamdOptions): ClamdClient {
   let active = 0;
   const idle: Connection[] = [];
+  /**
+   * A scan's connection was lost before its verdict, and clamd has given none since: its content may
+   * have crashed clamd, and until clamd answers again nothing listening is no proof of an outage the
+   * sender did not cause (a crash, then an upload while clamd restarts, was forwarded under fail-open).
+   */
+  let lostScanAt: number | undefined;
   const connectionFailure = (connected: boolean, err: NodeJS.ErrnoException | undefined) => {
     const why = err?.code ?? err?.message ?? 'connection closed';
     if (connected) return new ScannerError('connection', `clamd at ${options.address} closed the connection before its verdict (${why})`);
-    if (err?.code !== undefined && NOT_LISTENING.has(err.code))
-      return new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${why})`);
+    if (err?.code !== undefined && NOT_LISTENING.has(err.code)) {
+      if (lostScanAt === undefined) return new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${why})`);
+      const ago = Math.round((Date.now() - lostScanAt) / 1000);
+      return new ScannerError('connection', `cannot reach clamd at ${options.address} (${why}) since it lost a scan ${ago} s ago`);
+    }
     return new ScannerError('connection', `cannot connect to clamd at ${options.address} (${why})`);
   };
 
@@ -268,6 +278,8 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     };
     const onFailure = (err: ScannerError) => {
       if (replay !== undefined && result === undefined && failure === undefined) return resend();
+      // Lost for good (not a pooled connection found dead and the scan sent again on a new one).
+      if (err.reason === 'connection' && result === undefined) lostScanAt ??= Date.now();
       failure ??= err;
       // A dead socket never drains: the paused upload goes on (and fails at end()) at once.
       backlog?.clear();
@@ -293,7 +305,11 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       socket.once('drain', clear);
       backlog = { drained, clear };
     };
-    const onReply = (line: string) => finish(verdictOf(line));
+    const onReply = (line: string) => {
+      const verdict = verdictOf(line);
+      if (!(verdict instanceof ScannerError)) lostScanAt = undefined; // clamd works again
+      finish(verdict);
+    };
     const begin = () => {
       conn.onFailure = onFailure;
       conn.onReply = onReply;
