@@ -9,8 +9,14 @@
  *
  * The Location is resolved as a WHATWG client resolves it (`http:/ledger/x` is relative, `\` is `/`,
  * tabs and newlines are dropped), and what goes to the backend is that resolution, never the raw
- * value: a spelling read one way here and another by the client was a way around the check.
+ * value: a spelling read one way here and another by the client was a way around the check. In proxy
+ * form it goes back absolute (`http://<service>/…`): as a path, `/.//ledger/x` resolved to
+ * `//ledger/x`, which a client reads as a network-path reference to the service `ledger`.
+ *
+ * A redirect to a host name is checked by resolving that name as the client will (checkNamedLocation):
+ * `/etc/hosts` maps names such as the machine's own to 127.0.0.1, and the pod's host name to the pod IP.
  */
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { WardenError } from '../errors.js';
@@ -26,22 +32,30 @@ const THIS_MACHINE = createIpSet(['0.0.0.0/8', '::/128', '127.0.0.0/8', '::1']);
 /** Stands for the destination's origin while resolving (no real host is named so). */
 const DESTINATION = 'destination.invalid';
 
+/** A redirect to a host name: passed as `href` once `hostname` is known not to lead to this machine. */
+export interface NamedLocation {
+  readonly href: string;
+  readonly hostname: string;
+}
+
 /**
- * The Location to pass to the backend (rewritten into `/<service>/…` for a path-form call), or the
- * refusal. `services`: the egress services by name (a proxy-form client sends `http://<name>/…` to egress).
+ * The Location to pass to the backend (`/<service>/…` for a path-form call, `http://<service>/…` for
+ * a proxy-form one), the refusal, or a redirect to a host name, which checkNamedLocation decides.
+ * `services`: the egress services by name (a proxy-form client sends `http://<name>/…` to egress).
  */
 export function egressLocation(
   location: string,
   call: { status: number; service: string; path: string; pathForm: boolean },
   services: ReadonlySet<string>,
-): string | WardenError {
+): string | WardenError | NamedLocation {
   const base = `http://${DESTINATION}${call.path.startsWith('/') ? call.path : `/${call.path}`}`;
   if (!URL.canParse(location, base)) return refused('a Location that is no URL');
   const target = new URL(location, base);
   if (target.host === DESTINATION) {
-    // Inside the destination: under its service in path form, as the client would read it otherwise.
+    // Inside the destination, always with its service before the path: a path alone starting `//`
+    // (`/.//ledger/x`, `/x/..//ledger/x`, `/%2e//ledger`) is another host to the client.
     const rest = `${target.pathname}${target.search}${target.hash}`;
-    return call.pathForm ? `/${call.service}${rest}` : rest;
+    return call.pathForm ? `/${call.service}${rest}` : `http://${call.service}${rest}`;
   }
   // Only a redirect is followed by clients on their own; a 201's Location is the caller's to use.
   if (call.status < 300 || call.status > 399) return location;
@@ -49,7 +63,52 @@ export function egressLocation(
   const otherService = services.has(name) && name !== call.service;
   if (otherService) return refused(`a redirect to the egress service ${name}`);
   if (namesThisMachine(name)) return refused('a redirect to this machine');
+  // A name other than the egress services' is resolved before the client follows it (checkNamedLocation).
+  const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  if (isIP(bare) === 0 && !services.has(name)) return { href: target.href, hostname: name };
   return target.href;
+}
+
+/** Resolves a host name as the backend's client will: getaddrinfo, which reads /etc/hosts. */
+export type HostLookup = (hostname: string) => Promise<readonly string[]>;
+
+const systemLookup: HostLookup = async (hostname) => (await lookup(hostname, { all: true })).map((a) => a.address);
+
+/** How long a redirect's host name may take to resolve; then the redirect is refused. */
+export const NAME_LOOKUP_MS = 1000;
+/**
+ * Lookups in progress at once. getaddrinfo holds a libuv thread (4 by default, shared with file and
+ * crypto work) until it ends, past NAME_LOOKUP_MS when DNS does not answer: a destination answering
+ * redirects to slow names would otherwise hold them all. Past this, a redirect is refused.
+ */
+export const MAX_NAME_LOOKUPS = 2;
+let lookups = 0;
+
+/**
+ * The Location of a redirect to a host name, or the refusal when any address the name resolves to is
+ * this machine's (`vm` → 127.0.0.1 in /etc/hosts reached a loopback-only service), or when it cannot
+ * be resolved in time: fail closed. A DNS server may answer the client otherwise (rebinding); turning
+ * automatic redirects off in the backend stays the advice.
+ */
+export async function checkNamedLocation(named: NamedLocation, resolve: HostLookup = systemLookup): Promise<string | WardenError> {
+  if (lookups >= MAX_NAME_LOOKUPS) return refused(`a redirect to ${named.hostname} while other redirects' names were being resolved`);
+  lookups++;
+  const pending = resolve(named.hostname).finally(() => lookups--);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((settle) => {
+    timer = setTimeout(() => settle('late'), NAME_LOOKUP_MS);
+  });
+  try {
+    const addresses = await Promise.race([pending, late]);
+    if (addresses === 'late') return refused(`a redirect to ${named.hostname}, which did not resolve within ${NAME_LOOKUP_MS} ms`);
+    if (addresses.length === 0) return refused(`a redirect to ${named.hostname}, which resolves to no address`);
+    const here = addresses.some((a) => namesThisMachine(a.split('%', 1)[0] as string));
+    return here ? refused(`a redirect to ${named.hostname}, a name of this machine`) : named.href;
+  } catch {
+    return refused(`a redirect to ${named.hostname}, which does not resolve`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -27,12 +27,13 @@ import { loggedTarget } from '../net/url-credentials.js';
 import { declaresBody } from '../net/declared-body.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import type { EventBus } from '../telemetry/events.js';
-import { downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
+import { checkFraming, downstreamResponseHeaders, egressRequestHeaders, type HeaderRules } from './headers.js';
 import { responseProblem, upstreamError } from './forward.js';
 import { timedConnector } from './timed-connector.js';
 import { retiringClient } from './destination-retirement.js';
-import { egressLocation } from './egress-redirect.js';
-import { h1ConnectionOf, trackH1Connection } from './h1-connection.js';
+import { checkNamedLocation, egressLocation } from './egress-redirect.js';
+import { endedResponse, heldResponse } from './held-response.js';
+import { closeConnectionAfter, h1ConnectionOf, trackH1Connection } from './h1-connection.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface EgressListener {
@@ -169,6 +170,13 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     const destination = destinationOf(req.url ?? '');
     const refusal = refusalOf(req, req.url?.startsWith('http://') ? destination?.service : undefined);
     if (refusal) return deps.rescue.respond(refusal, subject, res);
+    // As on the inbound listener: `Transfer-Encoding: gzip, chunked` went on as plain content, and
+    // of duplicated Authorization or Content-Type fields the destination got the first only.
+    const framing = checkFraming(req.headers, req.rawHeaders);
+    if (framing) {
+      closeConnectionAfter(res, req.socket);
+      return deps.rescue.respond(framing, subject, res);
+    }
     const pool = destination ? pools.get(destination.service) : undefined;
     if (!destination || !pool) {
       const detail = `Known services: ${Object.keys(cfg.services).join(', ') || 'none'}.`;
@@ -225,16 +233,26 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
           const out = downstreamResponseHeaders(h, deps.rules());
           const refused = responseProblem(statusCode, h, out, 'egress');
           if (refused) throw refused;
+          // No body follows a 204 or 304, whatever Content-Length it has (forward.ts): ended here.
+          const bodiless = statusCode === 204 || statusCode === 304;
+          if (bodiless) delete out['content-length'];
           const location = out.location;
           if (typeof location === 'string') {
             const pathForm = !(req.url ?? '').startsWith('http://');
             const call = { status: statusCode, service: destination.service, path: destination.path, pathForm };
             const kept = egressLocation(location, call, serviceNames);
             if (kept instanceof WardenError) throw kept;
+            if (typeof kept !== 'string') {
+              // A redirect to a host name: held while the name is resolved (a redirect's only).
+              const check = checkNamedLocation(kept).then((verdict) => (verdict instanceof WardenError ? verdict : undefined));
+              return heldResponse(res, check, () => res.writeHead(statusCode, { ...out, location: kept.href }), bodiless);
+            }
             out.location = kept;
           }
           res.writeHead(statusCode, out);
-          return res;
+          if (!bodiless) return res;
+          res.end();
+          return endedResponse();
         },
       )
       .catch((err: NodeJS.ErrnoException) => {

@@ -356,3 +356,133 @@ t.test('a malformed call pipelined behind a valid one: the valid one is answered
     'a call refused at dispatch whose body is malformed: the valid call answered, then the refusal',
   );
 });
+
+/** What a raw connection to `port` reads after sending `text`, until `statuses` responses have started or it closes (3 s at most). */
+async function rawExchange(port: number, text: string, statuses: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let got = '';
+  socket.write(text);
+  await new Promise<void>((done) => {
+    const timer = setTimeout(done, 3000);
+    const check = () => {
+      const heads = got.match(/HTTP\/1\.1 \d{3}[^]*?\r\n\r\n/g) ?? [];
+      if (heads.length >= statuses && /\r\n\r\n[^]*ok$|304[^]*\r\n\r\n$/.test(got)) setTimeout(done, 100);
+    };
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      check();
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      done();
+    });
+  });
+  socket.destroy();
+  return got;
+}
+
+// The twentieth red-team round (adversarial.md 301 and 307 again).
+t.test(
+  'egress: redirects stay on the destination or off this machine, a 304 with a length keeps the connection, framing as inbound',
+  async (t) => {
+    const { ca } = await startCaUnderTest(t);
+    const destination = await enrollWorkload(ca, PAYMENTS, ['localhost']);
+    // A name other than localhost's that /etc/hosts maps to 127.0.0.1 (`vm` here), if any.
+    const hosts = await import('node:fs').then((fs) => (fs.existsSync('/etc/hosts') ? fs.readFileSync('/etc/hosts', 'utf8') : ''));
+    const loopbackName = hosts
+      .split('\n')
+      .map((line) => line.replace(/#.*/, '').trim().split(/\s+/))
+      .filter(([address]) => address?.startsWith('127.') === true)
+      .flatMap(([, ...names]) => names)
+      .find((name) => name !== 'localhost' && !name.endsWith('.localhost'));
+    const received: string[] = [];
+    const server = createTlsServer({ key: destination.keyPem, cert: destination.certPem }, (socket) => {
+      let head = '';
+      socket.on('data', (d: Buffer) => {
+        head += d.toString('latin1');
+        for (let end = head.indexOf('\r\n\r\n'); end >= 0; end = head.indexOf('\r\n\r\n')) {
+          const path = /^\S+ (\S+) /.exec(head)?.[1] ?? '';
+          received.push(head.slice(0, end));
+          head = head.slice(end + 4);
+          if (path === '/r')
+            socket.write('HTTP/1.1 307 Temporary Redirect\r\nLocation: /.//ledger/admin/delete\r\nContent-Length: 0\r\n\r\n');
+          else if (path === '/vm')
+            socket.write(`HTTP/1.1 302 Found\r\nLocation: http://${loopbackName ?? 'x'}:9901/metrics\r\nContent-Length: 0\r\n\r\n`);
+          else if (path === '/etag') socket.write('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\n\r\n');
+          else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        }
+      });
+      socket.on('error', () => {});
+    });
+    const port = await listening(t, server);
+    const orders = await ordersWithEgressTo(t, ca, `https://localhost:${port}`);
+    const egressPort = orders.sidecar.egress?.port ?? 0;
+
+    // Proxy form: `//ledger/admin/delete` alone is a network-path reference, to the service ledger.
+    const proxyForm = await rawExchange(egressPort, 'GET http://payments/r HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n', 1);
+    t.match(
+      proxyForm,
+      /^HTTP\/1\.1 307[^]*\r\nlocation: http:\/\/payments\/\/ledger\/admin\/delete\r\n/i,
+      'proxy form: absolute, on payments',
+    );
+    const pathForm = await request(`http://127.0.0.1:${egressPort}/payments/r`);
+    t.equal(pathForm.headers.location, '/payments//ledger/admin/delete', 'path form: under the service');
+    await pathForm.body.dump();
+
+    if (loopbackName === undefined)
+      t.pass('a redirect to a name of this machine', { skip: 'no name other than localhost maps to 127.0.0.1 in /etc/hosts here' });
+    else {
+      const res = await request(`http://127.0.0.1:${egressPort}/payments/vm`);
+      t.equal(res.statusCode, 502, `a redirect to ${loopbackName} (127.0.0.1 in /etc/hosts): 502`);
+      t.match(await res.body.text(), /"code":"ERR_UPSTREAM_PROTOCOL"/);
+      t.ok(
+        orders.events.some((e) => e.name === 'warden.upstream.failed' && e['warden.rule'] === 'egress.redirect'),
+        'rule egress.redirect',
+      );
+    }
+
+    // A 304 naming the 200's length, and a call pipelined behind it on the same connection.
+    const both = await rawExchange(
+      egressPort,
+      'GET /payments/etag HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: "v1"\r\n\r\nGET /payments/ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+      2,
+    );
+    t.match(
+      both,
+      /^HTTP\/1\.1 304 [^]*etag: "v1"[^]*\r\n\r\nHTTP\/1\.1 200 [^]*\r\n\r\nok$/i,
+      'the 304, then the call behind it, on one connection',
+    );
+    t.notMatch(both.split('\r\n\r\n')[0] ?? '', /content-length/i, 'the 304 without the 200’s Content-Length');
+    t.notOk(
+      orders.events.some((e) => e.name === 'warden.upstream.failed' && String(e['url.path']).includes('etag')),
+      'no failure recorded for the 304',
+    );
+
+    // Framing the inbound listener refuses.
+    const before = received.length;
+    for (const [text, rule] of [
+      [
+        'POST /payments/te HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+        'framing.te_coding',
+      ],
+      [
+        'GET /payments/a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n',
+        'framing.duplicate_authorization',
+      ],
+      [
+        'GET /payments/c HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\n\r\n',
+        'framing.duplicate_content_type',
+      ],
+    ] as const) {
+      const answer = await rawExchange(egressPort, text, 1);
+      t.match(answer, /^HTTP\/1\.1 400 [^]*"code":"ERR_REQUEST_AMBIGUOUS"/, `${rule}: 400 ERR_REQUEST_AMBIGUOUS`);
+      t.match(answer, /connection: close/i, `${rule}: and the connection closes`);
+      t.ok(
+        orders.events.some((e) => e['warden.rule'] === rule),
+        `${rule}: recorded`,
+      );
+    }
+    t.equal(received.length, before, 'none of them reached the destination');
+  },
+);

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
-import { egressLocation } from '../../../src/proxy/egress-redirect.js';
+import { checkNamedLocation, egressLocation, MAX_NAME_LOOKUPS, type HostLookup } from '../../../src/proxy/egress-redirect.js';
 
 const services = new Set(['payments', 'ledger']);
 /** This host's interface addresses, link-local ones (with a zone) left out: a URL cannot name those. */
@@ -53,21 +54,121 @@ t.test('a redirect inside the destination stays inside it; one to another host p
   t.equal(egressLocation('/login', pathCall, services), '/payments/login', 'path form: under the service');
   t.equal(egressLocation('receipt?id=2#top', pathCall, services), '/payments/v1/receipt?id=2#top', 'relative to the call');
   t.equal(egressLocation('../../../etc', pathCall, services), '/payments/etc', 'dot segments cannot climb out of the service');
-  t.equal(egressLocation('/login', proxyCall, services), '/login', 'proxy form: resolved against http://payments/ by the client');
+  t.equal(egressLocation('/login', proxyCall, services), 'http://payments/login', 'proxy form: absolute, on the service');
   t.equal(egressLocation('http://payments/v2', pathCall, services), 'http://payments/v2', 'the same service by name');
-  t.equal(egressLocation('https://idp.example/authorize', pathCall, services), 'https://idp.example/authorize');
+  t.same(
+    egressLocation('https://idp.example/authorize', pathCall, services),
+    { href: 'https://idp.example/authorize', hostname: 'idp.example' },
+    'a host name: resolved before it passes (checkNamedLocation)',
+  );
+  t.equal(egressLocation('http://192.0.2.7/x', pathCall, services), 'http://192.0.2.7/x', 'an address of another host passes as it is');
   // Same scheme, one slash: relative to a WHATWG client, so inside the destination.
   t.equal(
     egressLocation('http:/ledger/admin/delete', pathCall, services),
     '/payments/ledger/admin/delete',
     'http:/x is relative: under the service',
   );
-  t.equal(egressLocation('/\t/login', pathCall, services), 'http://login/', 'tabs dropped as a client drops them: //login, another host');
+  t.same(
+    egressLocation('/\t/login', pathCall, services),
+    { href: 'http://login/', hostname: 'login' },
+    'tabs dropped as a client drops them: //login, another host',
+  );
   t.equal(egressLocation('/lo\tgin', pathCall, services), '/payments/login', 'and inside a path');
-  t.equal(egressLocation('/login\\x', proxyCall, services), '/login/x', 'proxy form: sent as the client resolves it');
+  t.equal(egressLocation('/login\\x', proxyCall, services), 'http://payments/login/x', 'proxy form: sent as the client resolves it');
 });
 
 t.test("a 201's Location is not followed by clients: passed as it is when absolute", async (t) => {
   t.equal(egressLocation('http://localhost:8080/orders/12', { ...pathCall, status: 201 }, services), 'http://localhost:8080/orders/12');
   t.equal(egressLocation('/orders/12', { ...pathCall, status: 201 }, services), '/payments/orders/12', 'relative: under the service');
+  t.equal(egressLocation('/orders/12', { ...proxyCall, status: 201 }, services), 'http://payments/orders/12', 'proxy form: on the service');
+});
+
+// The twentieth red-team round: in proxy form `/.//ledger/admin/delete` went back as `//ledger/admin/delete`,
+// a network-path reference — curl -L and Python requests POSTed to `ledger` as this workload.
+t.test('a Location whose path starts with // stays on the destination in both forms', async (t) => {
+  for (const [location, path] of [
+    ['/.//ledger/admin/delete?via=payments', '//ledger/admin/delete?via=payments'],
+    ['/x/..//ledger/y', '//ledger/y'],
+    ['/%2e//ledger/z', '//ledger/z'],
+    ['\\.\\/ledger/a', '//ledger/a'],
+    ['/./\\ledger/b', '//ledger/b'],
+    ['/x/..//127.0.0.1:8080/debug/keys', '//127.0.0.1:8080/debug/keys'],
+  ] as const) {
+    const proxy = egressLocation(location, proxyCall, services);
+    t.equal(proxy, `http://payments${path}`, `${location} (proxy form): absolute, on payments`);
+    t.equal(
+      new URL(proxy as string, 'http://payments/v1/charge').host,
+      'payments',
+      `${location} (proxy form): a client resolves it to payments`,
+    );
+    const pathForm = egressLocation(location, pathCall, services);
+    t.equal(pathForm, `/payments${path}`, `${location} (path form): under the service`);
+    t.equal(
+      new URL(pathForm as string, 'http://127.0.0.1:15001/payments/v1/charge').host,
+      '127.0.0.1:15001',
+      `${location} (path form): back to egress`,
+    );
+  }
+});
+
+/** Names /etc/hosts maps to a loopback address, other than localhost's (here `vm`, `runsc`). */
+function loopbackNamesInEtcHosts(): string[] {
+  let text = '';
+  try {
+    text = readFileSync('/etc/hosts', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim().split(/\s+/))
+    .filter(([address]) => address !== undefined && (address.startsWith('127.') || address === '::1'))
+    .flatMap(([, ...names]) => names)
+    .filter((name) => name !== '' && name !== 'localhost' && !name.endsWith('.localhost') && !name.startsWith('ip6-'));
+}
+
+const fixed =
+  (...addresses: string[]): HostLookup =>
+  async () =>
+    addresses;
+
+t.test('a redirect to a host name that resolves to this machine is refused', async (t) => {
+  const named = { href: 'http://vm:9901/metrics', hostname: 'vm' };
+  const refusedBy = async (lookup: HostLookup, why: string) => {
+    const verdict = await checkNamedLocation(named, lookup);
+    t.ok(verdict instanceof WardenError && verdict.code === 'ERR_UPSTREAM_PROTOCOL' && verdict.rule === 'egress.redirect', why);
+  };
+  await refusedBy(fixed('127.0.0.1'), 'a loopback address');
+  await refusedBy(fixed('203.0.113.9', '::1'), 'any of its addresses loopback');
+  await refusedBy(fixed('0.0.0.0'), 'this host (0.0.0.0)');
+  for (const own of ownAddresses) await refusedBy(fixed(own), `an interface address of this host (${own})`);
+  await refusedBy(fixed(), 'no address');
+  await refusedBy(async () => Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })), 'a name that does not resolve');
+  // Ends past the bound, with another host's address: refused all the same.
+  await refusedBy(
+    () => new Promise((settle) => setTimeout(() => settle(['203.0.113.9']), 1100)),
+    'a lookup that does not end within NAME_LOOKUP_MS',
+  );
+  t.equal(await checkNamedLocation(named, fixed('203.0.113.9')), 'http://vm:9901/metrics', 'another host passes');
+});
+
+t.test('lookups at once are bounded: past MAX_NAME_LOOKUPS a redirect to a name is refused', async (t) => {
+  // The previous test's late lookup holds its slot until it ends (100 ms past its bound).
+  await new Promise((settle) => setTimeout(settle, 200));
+  const slow: HostLookup = () => new Promise((settle) => setTimeout(() => settle(['203.0.113.9']), 100));
+  const named = { href: 'http://idp.example/x', hostname: 'idp.example' };
+  const verdicts = await Promise.all(Array.from({ length: MAX_NAME_LOOKUPS + 1 }, () => checkNamedLocation(named, slow)));
+  t.same(verdicts.slice(0, MAX_NAME_LOOKUPS), Array(MAX_NAME_LOOKUPS).fill(named.href), 'up to the bound: resolved and passed');
+  t.match(verdicts[MAX_NAME_LOOKUPS], { code: 'ERR_UPSTREAM_PROTOCOL', rule: 'egress.redirect' }, 'past it: refused');
+  t.equal(await checkNamedLocation(named, slow), named.href, 'and once they end, lookups run again');
+});
+
+t.test('/etc/hosts is read as the client reads it', async (t) => {
+  const names = loopbackNamesInEtcHosts();
+  if (names.length === 0)
+    return t.pass('/etc/hosts', { skip: 'no name other than localhost maps to a loopback address in /etc/hosts here' });
+  for (const name of names) {
+    const verdict = await checkNamedLocation({ href: `http://${name}:9901/metrics`, hostname: name });
+    t.match(verdict, { code: 'ERR_UPSTREAM_PROTOCOL', detail: /a name of this machine/ }, `${name} (loopback in /etc/hosts): refused`);
+  }
 });
