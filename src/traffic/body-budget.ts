@@ -13,6 +13,8 @@ export interface BodyLease {
   take(bytes: number): boolean;
   /** Whether this request's body, with `bytes` more, is larger than the whole limit: it can never fit. */
   exceedsAlone(bytes: number): boolean;
+  /** Gives back `bytes` of this request's share (no more than it holds): a copy no longer held. */
+  giveBack(bytes: number): void;
   release(): void;
 }
 
@@ -51,6 +53,12 @@ class Lease implements BodyLease {
     this.total.held += bytes;
     this.mine += bytes;
     return true;
+  }
+
+  giveBack(bytes: number): void {
+    const given = Math.min(bytes, this.mine);
+    this.total.held -= given;
+    this.mine -= given;
   }
 
   release(): void {

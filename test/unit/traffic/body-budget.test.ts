@@ -23,6 +23,18 @@ t.test('leases take while the total fits and give back all they took, once', asy
   t.equal(budget.held, 0);
 });
 
+t.test('a lease gives back part of its share, never more than it holds', async (t) => {
+  const budget = createBodyBudget();
+  const a = budget.lease(100);
+  t.ok(a.take(70));
+  a.giveBack(30);
+  t.equal(budget.held, 40, 'the raw copy of a decoded body, given back');
+  a.giveBack(500);
+  t.equal(budget.held, 0, 'no more than it held');
+  a.release();
+  t.equal(budget.held, 0);
+});
+
 t.test('a body larger than the whole limit can never fit: 413, not 503', async (t) => {
   const budget = createBodyBudget();
   const other = budget.lease(100);
