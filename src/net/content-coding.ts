@@ -1,6 +1,6 @@
 /**
  * A request body's Content-Encoding undone for the stages that read it (validation, the waf, the
- * `_method` check); the backend still gets the body as sent. Express's body parsers inflate gzip
+ * `_method` check), and forwarded so (handler.ts stageBody). Express's body parsers inflate gzip
  * and deflate bodies by default and ASP.NET Core's request decompression also takes br, so a
  * stage reading the compressed bytes would check something else than the backend reads: an
  * attack gzipped past the waf. Decoded in zlib's thread pool as a stream, never past `maxBytes` (a

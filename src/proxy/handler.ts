@@ -21,7 +21,14 @@ import { runStages } from '../pipeline/run-stages.js';
 import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
-import { checkFraming, clientAddressOf, dropConnectionNamed, upstreamRequestHeaders, type HeaderRules } from './headers.js';
+import {
+  checkFraming,
+  clientAddressOf,
+  describeDecodedBody,
+  dropConnectionNamed,
+  upstreamRequestHeaders,
+  type HeaderRules,
+} from './headers.js';
 import { checkOverrides } from './overrides.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
@@ -41,8 +48,12 @@ import { mediaTypeOf } from '../net/media-type.js';
 const NO_CODINGS: readonly string[] = Object.freeze([]);
 
 /**
- * Sets what the body stages read, the body with its Content-Encoding undone (the backend gets it
- * as sent), then goes on: at once without codings, once decoded otherwise.
+ * Sets what the body stages read, the body with its Content-Encoding undone, then goes on with the
+ * body to forward: at once without codings, once decoded otherwise. A decoded body is what goes to
+ * the backend, without its coding (describeDecodedBody): the bytes every check read. Forwarded as
+ * sent, a backend that does not decode requests (PHP, nginx with FastCGI) parsed the coded bytes,
+ * where gzip's FNAME or FCOMMENT and br's metadata blocks, skipped by decoders, held a form the
+ * checks never saw (`_method=DELETE`, SQL injection, a field past its enum).
  */
 function stageBody(
   ctx: RequestContext,
@@ -51,17 +62,21 @@ function stageBody(
   maxRatio: number,
   body: Buffer,
   lease: BodyLease | undefined,
-  then: () => void,
+  then: (forwarded: Buffer) => void,
 ): void | Promise<void> {
   if (codings.length === 0) {
     ctx.body = body;
-    return then();
+    return then(body);
   }
-  // The decoded body is held too, beside the body as sent (which goes to the backend).
+  // The decoded body is held too, beside the body as sent until it is decoded.
   const reserve = (bytes: number) => (lease === undefined || lease.take(bytes) ? undefined : bodyBudgetExceeded(lease, bytes));
+  const sentBytes = body.length;
   return decodeContentCodings(body, codings, maxBytes, reserve, maxRatio).then((read) => {
     ctx.body = read;
-    then();
+    describeDecodedBody(ctx.upstreamHeaders, read.length);
+    // Nothing holds the body as sent from here on: its bytes go back to max_buffered_bytes.
+    lease?.giveBack(sentBytes);
+    then(read);
   });
 }
 
@@ -373,7 +388,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
           try {
             const read = body as Buffer;
             const staged = buffer
-              ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits.max_decoded_ratio, read, lease, () => afterBody(read))
+              ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits.max_decoded_ratio, read, lease, afterBody)
               : afterBody(read);
             if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
           } catch (e) {

@@ -342,3 +342,22 @@ function removeField(out: Record<string, unknown>, token: string): void {
   const name = token.trim().toLowerCase();
   if (name in out) delete out[name];
 }
+
+/**
+ * Fields that describe the body as encoded (its Content-Encoding applied): the digests of RFC 1864,
+ * RFC 3230 and RFC 9530 are all taken over the coded bytes. Dropped with the coding, as they would
+ * describe bytes the backend is not sent; a backend that verifies them refused a sound request.
+ */
+const ENCODED_BODY_FIELDS = ['content-encoding', 'content-md5', 'digest', 'content-digest', 'repr-digest'] as const;
+
+/**
+ * The upstream headers for a body forwarded decoded (the bytes the stages read, not the bytes sent):
+ * no Content-Encoding nor the digests of the coded bytes, and its own length. A backend that does
+ * not undo a request's coding (PHP, nginx with FastCGI, most) read the bytes as sent, and gzip's
+ * FNAME and FCOMMENT or a br metadata block, which decoders skip, held a form of their own there.
+ */
+export function describeDecodedBody(out: UpstreamHeaders, length: number): void {
+  // Rarely taken: a delete turns the object into a dictionary (see removeField).
+  for (const name of ENCODED_BODY_FIELDS) if (name in out) delete out[name];
+  out['content-length'] = String(length);
+}

@@ -1,0 +1,58 @@
+/**
+ * PHP's built-in server (`php -S`, Debian's php-cli) as a backend: PHP does not undo a request's
+ * Content-Encoding and parses the bytes it is sent, as nginx with PHP-FPM does. Each request is
+ * answered with what PHP read, as JSON, and counted.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Teardown } from './sidecar.js';
+
+/** What the router below answers: the form fields (bytes not UTF-8 as U+FFFD), the body as read (base64), and the body's headers. */
+export interface PhpRead {
+  post: Record<string, string>;
+  input: string;
+  contentLength: string | null;
+  contentEncoding: string | null;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => resolve(!socket.destroy()));
+    socket.once('error', () => resolve(false));
+  });
+
+export async function startPhp(t: Teardown): Promise<{ url: string; requests(): number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-php-'));
+  const log = join(dir, 'requests.log');
+  writeFileSync(log, '');
+  writeFileSync(
+    join(dir, 'router.php'),
+    `<?php
+file_put_contents(${JSON.stringify(log)}, $_SERVER['REQUEST_URI'] . "\\n", FILE_APPEND);
+header('content-type: application/json');
+echo json_encode([
+  'post' => (object) $_POST,
+  'input' => base64_encode(file_get_contents('php://input')),
+  'contentLength' => $_SERVER['CONTENT_LENGTH'] ?? null,
+  'contentEncoding' => $_SERVER['HTTP_CONTENT_ENCODING'] ?? null,
+], JSON_INVALID_UTF8_SUBSTITUTE);
+`,
+  );
+  const port = await freePort();
+  const php = spawn('php', ['-n', '-S', `127.0.0.1:${port}`, join(dir, 'router.php')], { stdio: 'ignore' });
+  t.teardown(() => void php.kill('SIGKILL'));
+  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  return { url: `http://127.0.0.1:${port}`, requests: () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length };
+}
