@@ -186,8 +186,8 @@ export function trackSession(session: Http2Session, socket: TLSSocket, limits: S
     stream.once('close', () => {
       streams.delete(stream);
       if (streams.size > 0) return;
-      clearTimeout(probeTimer);
-      probeTimer = undefined;
+      // The probe timer is left to run out (it stops itself with no stream open): a client sending
+      // one request at a time would otherwise set and clear a timer per request.
       readAtPing = -1;
       if (closing) close();
       else arm();
