@@ -63,51 +63,110 @@ export function egressLocation(
   const otherService = services.has(name) && name !== call.service;
   if (otherService) return refused(`a redirect to the egress service ${name}`);
   if (namesThisMachine(name)) return refused('a redirect to this machine');
-  // A name other than the egress services' is resolved before the client follows it (checkNamedLocation).
+  // A name other than the egress services' is resolved before the client follows it
+  // (checkNamedLocation): only where clients follow on their own, to a host they would connect to.
   const bare = name.startsWith('[') ? name.slice(1, -1) : name;
-  if (isIP(bare) === 0 && !services.has(name)) return { href: target.href, hostname: name };
+  const followed = FOLLOWED.has(call.status) && WEB_SCHEMES.has(target.protocol) && name !== '';
+  if (followed && isIP(bare) === 0 && !services.has(name)) return { href: target.href, hostname: name };
   return target.href;
 }
+
+/** The statuses clients follow by themselves (a 300's choices and a 304's Location are not). */
+const FOLLOWED: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** Schemes an HTTP client follows to a host (`myapp://callback`, `mailto:` name none to connect to). */
+const WEB_SCHEMES: ReadonlySet<string> = new Set(['http:', 'https:', 'ws:', 'wss:']);
 
 /** Resolves a host name as the backend's client will: getaddrinfo, which reads /etc/hosts. */
 export type HostLookup = (hostname: string) => Promise<readonly string[]>;
 
 const systemLookup: HostLookup = async (hostname) => (await lookup(hostname, { all: true })).map((a) => a.address);
 
-/** How long a redirect's host name may take to resolve; then the redirect is refused. */
+/** How long a redirect's host name may take to resolve, its wait for a turn included; then the redirect is refused. */
 export const NAME_LOOKUP_MS = 1000;
 /**
  * Lookups in progress at once. getaddrinfo holds a libuv thread (4 by default, shared with file and
  * crypto work) until it ends, past NAME_LOOKUP_MS when DNS does not answer: a destination answering
- * redirects to slow names would otherwise hold them all. Past this, a redirect is refused.
+ * redirects to slow names would otherwise hold them all. Others wait their turn (at most
+ * MAX_WAITING, within NAME_LOOKUP_MS), and a name resolved in the last few seconds is not resolved
+ * again (a file service redirecting every download to presigned URLs of one object store).
  */
 export const MAX_NAME_LOOKUPS = 2;
+const MAX_WAITING = 64;
+const REMEMBER_MS = 5000;
+const REMEMBERED = 256;
 let lookups = 0;
+const waiting: (() => void)[] = [];
+/** Names resolved lately: their addresses, or none for a name that does not exist. */
+const remembered = new Map<string, { addresses: readonly string[]; at: number }>();
+
+/** Errors that say the name does not exist (the client, on the same resolver, reaches nothing by it). */
+const NO_SUCH_NAME: ReadonlySet<string> = new Set(['ENOTFOUND', 'ENODATA']);
+
+/** One name's addresses ([] when it does not exist), remembered a few seconds; other failures throw. */
+async function addressesOf(hostname: string, resolve: HostLookup): Promise<readonly string[]> {
+  // Only the system's answers are remembered (a test's resolver answers for itself).
+  const remember = resolve === systemLookup;
+  const known = remember ? remembered.get(hostname) : undefined;
+  if (known !== undefined && Date.now() - known.at < REMEMBER_MS) return known.addresses;
+  let addresses: readonly string[];
+  try {
+    addresses = await resolve(hostname);
+  } catch (err) {
+    if (!NO_SUCH_NAME.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    addresses = [];
+  }
+  if (!remember) return addresses;
+  if (remembered.size >= REMEMBERED) remembered.clear();
+  remembered.set(hostname, { addresses, at: Date.now() });
+  return addresses;
+}
+
+/** Runs `work` when fewer than MAX_NAME_LOOKUPS run; false when too many wait already. */
+function inTurn<T>(work: () => Promise<T>): Promise<T> | false {
+  if (lookups < MAX_NAME_LOOKUPS) {
+    lookups++;
+    return work().finally(done);
+  }
+  if (waiting.length >= MAX_WAITING) return false;
+  return new Promise<T>((settle, fail) => {
+    waiting.push(() => {
+      lookups++;
+      work().then(settle, fail).finally(done);
+    });
+  });
+}
+function done(): void {
+  lookups--;
+  waiting.shift()?.();
+}
 
 /**
  * The Location of a redirect to a host name, or the refusal when any address the name resolves to is
  * this machine's (`vm` → 127.0.0.1 in /etc/hosts reached a loopback-only service), or when it cannot
- * be resolved in time: fail closed. A DNS server may answer the client otherwise (rebinding); turning
- * automatic redirects off in the backend stays the advice.
+ * be resolved in time: fail closed. A name that does not exist passes, as it did: the client, on the
+ * same resolver, reaches nothing by it. `vm.` is looked up as `vm` too: glibc does not read a name
+ * with its final dot in /etc/hosts, Go's resolver does. A DNS server may answer the client otherwise
+ * (rebinding); turning automatic redirects off in the backend stays the advice.
  */
 export async function checkNamedLocation(named: NamedLocation, resolve: HostLookup = systemLookup): Promise<string | WardenError> {
-  if (lookups >= MAX_NAME_LOOKUPS) return refused(`a redirect to ${named.hostname} while other redirects' names were being resolved`);
-  lookups++;
-  const pending = resolve(named.hostname).finally(() => lookups--);
+  const { hostname } = named;
+  const spellings = hostname.endsWith('.') ? [hostname, hostname.slice(0, -1)] : [hostname];
+  const pending = inTurn(async () => (await Promise.all(spellings.map((name) => addressesOf(name, resolve)))).flat());
+  if (pending === false) return refused(`a redirect to ${hostname} while too many other redirects' names were being resolved`);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((settle) => {
     timer = setTimeout(() => settle('late'), NAME_LOOKUP_MS);
   });
   try {
     const addresses = await Promise.race([pending, late]);
-    if (addresses === 'late') return refused(`a redirect to ${named.hostname}, which did not resolve within ${NAME_LOOKUP_MS} ms`);
-    if (addresses.length === 0) return refused(`a redirect to ${named.hostname}, which resolves to no address`);
+    if (addresses === 'late') return refused(`a redirect to ${hostname}, which did not resolve within ${NAME_LOOKUP_MS} ms`);
     const here = addresses.some((a) => namesThisMachine(a.split('%', 1)[0] as string));
-    return here ? refused(`a redirect to ${named.hostname}, a name of this machine`) : named.href;
+    return here ? refused(`a redirect to ${hostname}, a name of this machine`) : named.href;
   } catch {
-    return refused(`a redirect to ${named.hostname}, which does not resolve`);
+    return refused(`a redirect to ${hostname}, which could not be resolved`);
   } finally {
     clearTimeout(timer);
+    pending.catch(() => undefined);
   }
 }
 

@@ -28,6 +28,8 @@ export class ScannerError extends Error {
   constructor(
     readonly reason: 'unreachable' | 'connection' | 'timeout' | 'overloaded' | 'too_large' | 'protocol',
     message: string,
+    /** A connection clamd had accepted, lost before its verdict. */
+    readonly lostAfterConnect = false,
   ) {
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0; // made at request rate while clamd is down
@@ -164,7 +166,8 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
   let lostScanAt: number | undefined;
   const connectionFailure = (connected: boolean, err: NodeJS.ErrnoException | undefined) => {
     const why = err?.code ?? err?.message ?? 'connection closed';
-    if (connected) return new ScannerError('connection', `clamd at ${options.address} closed the connection before its verdict (${why})`);
+    if (connected)
+      return new ScannerError('connection', `clamd at ${options.address} closed the connection before its verdict (${why})`, true);
     if (err?.code !== undefined && NOT_LISTENING.has(err.code)) {
       if (lostScanAt === undefined) return new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${why})`);
       const ago = Math.round((Date.now() - lostScanAt) / 1000);
@@ -279,7 +282,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     const onFailure = (err: ScannerError) => {
       if (replay !== undefined && result === undefined && failure === undefined) return resend();
       // Lost for good (not a pooled connection found dead and the scan sent again on a new one).
-      if (err.reason === 'connection' && result === undefined) lostScanAt ??= Date.now();
+      if (err.lostAfterConnect && result === undefined) lostScanAt ??= Date.now();
       failure ??= err;
       // A dead socket never drains: the paused upload goes on (and fails at end()) at once.
       backlog?.clear();

@@ -3,7 +3,8 @@
  * while it keeps listening: what a clamd restart or its IdleTimeout does to pooled connections.
  */
 import t from 'tap';
-import { createClamdClient } from '../../src/threats/clamd-client.js';
+import { connect, createServer, type Socket } from 'node:net';
+import { createClamdClient, type ScannerError } from '../../src/threats/clamd-client.js';
 import { EICAR, startClamdRelay, startTestClamd } from '../support/clamd.js';
 
 t.test('a pooled connection that died idle: the scan is sent again on a new one, once', async (t) => {
@@ -57,4 +58,56 @@ t.test('a pooled connection that died idle: the scan is sent again on a new one,
   relay.stopListening();
   gone.write(Buffer.from('x'));
   await t.rejects(gone.end(), { name: 'ScannerError', reason: 'unreachable' }, 'no endless retries');
+});
+
+t.test('after a scan lost mid-way, nothing listening is `connection` until clamd answers again', async (t) => {
+  const clamd = await startTestClamd(t);
+  // A relay to the real clamd that can lose a scan's connection, stop listening and listen again on its port.
+  let lose = false;
+  const open = new Set<Socket>();
+  const relay = createServer((inbound) => {
+    open.add(inbound);
+    const outbound = connect(clamd.port, '127.0.0.1');
+    const both = () => {
+      inbound.destroy();
+      outbound.destroy();
+      open.delete(inbound);
+    };
+    inbound.on('data', (d: Buffer) => (lose ? both() : outbound.write(d)));
+    outbound.on('data', (d: Buffer) => inbound.write(d));
+    inbound.on('close', both).on('error', both);
+    outbound.on('close', both).on('error', both);
+  });
+  const listen = (port = 0) =>
+    new Promise<number>((done) => relay.listen(port, '127.0.0.1', () => done((relay.address() as { port: number }).port)));
+  const stop = () =>
+    new Promise((done) => {
+      for (const s of open) s.destroy();
+      relay.close(done);
+    });
+  const port = await listen();
+  t.teardown(() => relay.close());
+  const client = createClamdClient({
+    address: `tcp://127.0.0.1:${port}`,
+    timeout: 2000,
+    maxConcurrent: 8,
+    streamMaxLength: 1024 * 1024,
+    idleConnections: 0,
+  });
+  t.teardown(() => client.close());
+  const scan = () => client.scan([Buffer.from('a clean upload')]).catch((err: ScannerError) => err);
+
+  t.same(await scan(), { clean: true }, 'clamd answers');
+  await stop();
+  t.match(await scan(), { reason: 'unreachable' }, 'down, no scan lost: unreachable');
+  await listen(port);
+  lose = true;
+  t.match(await scan(), { reason: 'connection', lostAfterConnect: true }, 'a scan lost after clamd accepted it');
+  lose = false;
+  await stop();
+  t.match(await scan(), { reason: 'connection', message: /since it lost a scan \d+ s ago/ }, 'then down: connection, not unreachable');
+  await listen(port);
+  t.same(await scan(), { clean: true }, 'clamd answers again');
+  await stop();
+  t.match(await scan(), { reason: 'unreachable' }, 'down again after that verdict: unreachable (the suspicion ended with it)');
 });
