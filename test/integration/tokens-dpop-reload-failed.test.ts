@@ -62,8 +62,9 @@ t.test('a failed reload that changes tokens.dpop leaves the replay cache as it w
   t.equal(await send(await key.proof('GET', url, { token, iat: now() - 30 })), '200', 'a proof 30 s old passes: max_age 60 s is in force');
   t.equal(backend.requests.filter((r) => r.url === '/x').length, 3, 'the replay never reached the backend');
 
-  // The same dpop settings in a file that loads: they apply when that reload commits.
-  const good = await testConfigYaml(backend.url, { tokens: tokens(shorter), routes: [{ id: 'x', path: '/x' }] });
+  // The share in a file that loads: it applies when that reload commits. (A max_age of 30 s: with
+  // 1 s, a fresh proof was once too old by the time a loaded host checked it, 401 in a full run.)
+  const good = await testConfigYaml(backend.url, { tokens: tokens({ ...shorter, max_age: '30s' }), routes: [{ id: 'x', path: '/x' }] });
   t.equal(await s.sidecar.reload(() => parseSidecarConfig(file, good)), true, 'a reload that succeeds');
   t.equal(
     await send(await key.proof('GET', url, { token })),
