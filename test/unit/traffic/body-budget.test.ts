@@ -46,3 +46,15 @@ t.test('a body larger than the whole limit can never fit: 413, not 503', async (
   t.equal(bodyBudgetExceeded(mine, 91).code, 'ERR_BODY_TOO_LARGE', 'never fits: 413');
   t.equal(bodyBudgetExceeded(mine, 91).rule, 'limits.max_buffered_bytes');
 });
+
+t.test('a released lease takes nothing more: a decode that outlives its request leaks nothing', async (t) => {
+  const budget = createBodyBudget();
+  const lease = budget.lease(100);
+  t.ok(lease.take(30));
+  lease.release();
+  t.equal(budget.held, 0, 'released');
+  t.notOk(lease.take(10), 'a take after the release fails (the decode of a client gone stops there)');
+  lease.giveBack(10);
+  lease.release();
+  t.equal(budget.held, 0, 'and nothing was counted (it was, for good)');
+});
