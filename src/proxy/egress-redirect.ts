@@ -121,23 +121,49 @@ async function addressesOf(hostname: string, resolve: HostLookup): Promise<reado
   return addresses;
 }
 
-/** Runs `work` when fewer than MAX_NAME_LOOKUPS run; false when too many wait already. */
-function inTurn<T>(work: () => Promise<T>): Promise<T> | false {
+/**
+ * Runs `work` when fewer than MAX_NAME_LOOKUPS run; false when too many wait already. `leave` takes a
+ * waiter out of the queue once its caller has given up: left in, each ran its lookup later all the
+ * same, holding a turn for the resolver's whole timeout (10 s), and 66 redirects to a silent domain
+ * refused every destination's redirects for minutes (red-team round 21a).
+ */
+function inTurn<T>(work: () => Promise<T>): { pending: Promise<T>; leave(): void } | false {
   if (lookups < MAX_NAME_LOOKUPS) {
     lookups++;
-    return work().finally(done);
+    return { pending: work().finally(done), leave: () => undefined };
   }
   if (waiting.length >= MAX_WAITING) return false;
-  return new Promise<T>((settle, fail) => {
-    waiting.push(() => {
+  let start!: () => void;
+  const pending = new Promise<T>((settle, fail) => {
+    start = () => {
       lookups++;
       work().then(settle, fail).finally(done);
-    });
+    };
   });
+  waiting.push(start);
+  return {
+    pending,
+    leave() {
+      const at = waiting.indexOf(start);
+      if (at !== -1) waiting.splice(at, 1);
+    },
+  };
 }
 function done(): void {
   lookups--;
   waiting.shift()?.();
+}
+
+/** The system's answers for every spelling, when all are remembered and fresh: no turn needed. */
+function rememberedFor(spellings: readonly string[]): readonly string[] | undefined {
+  const now = Date.now();
+  const found: string[] = [];
+  for (const name of spellings) {
+    const known = remembered.get(name);
+    if (known === undefined || now - known.at >= REMEMBER_MS) return undefined;
+    found.push(...known.addresses);
+  }
+  return found;
 }
 
 /**
@@ -151,8 +177,11 @@ function done(): void {
 export async function checkNamedLocation(named: NamedLocation, resolve: HostLookup = systemLookup): Promise<string | WardenError> {
   const { hostname } = named;
   const spellings = hostname.endsWith('.') ? [hostname, hostname.slice(0, -1)] : [hostname];
-  const pending = inTurn(async () => (await Promise.all(spellings.map((name) => addressesOf(name, resolve)))).flat());
-  if (pending === false) return refused(`a redirect to ${hostname} while too many other redirects' names were being resolved`);
+  const known = resolve === systemLookup ? rememberedFor(spellings) : undefined;
+  if (known !== undefined) return verdictFor(named, known);
+  const turn = inTurn(async () => (await Promise.all(spellings.map((name) => addressesOf(name, resolve)))).flat());
+  if (turn === false) return refused(`a redirect to ${hostname} while too many other redirects' names were being resolved`);
+  const { pending } = turn;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((settle) => {
     timer = setTimeout(() => settle('late'), NAME_LOOKUP_MS);
@@ -160,14 +189,19 @@ export async function checkNamedLocation(named: NamedLocation, resolve: HostLook
   try {
     const addresses = await Promise.race([pending, late]);
     if (addresses === 'late') return refused(`a redirect to ${hostname}, which did not resolve within ${NAME_LOOKUP_MS} ms`);
-    const here = addresses.some((a) => namesThisMachine(a.split('%', 1)[0] as string));
-    return here ? refused(`a redirect to ${hostname}, a name of this machine`) : named.href;
+    return verdictFor(named, addresses);
   } catch {
     return refused(`a redirect to ${hostname}, which could not be resolved`);
   } finally {
     clearTimeout(timer);
+    turn.leave();
     pending.catch(() => undefined);
   }
+}
+
+function verdictFor(named: NamedLocation, addresses: readonly string[]): string | WardenError {
+  const here = addresses.some((a) => namesThisMachine(a.split('%', 1)[0] as string));
+  return here ? refused(`a redirect to ${named.hostname}, a name of this machine`) : named.href;
 }
 
 /**

@@ -184,6 +184,24 @@ t.test('lookups at once are bounded: past MAX_NAME_LOOKUPS a redirect waits its 
   );
 });
 
+t.test('a redirect that gave up waiting leaves the queue: its lookup never runs later (red-team round 21a)', async (t) => {
+  await new Promise((settle) => setTimeout(settle, 300));
+  let calls = 0;
+  const silent: HostLookup = () => {
+    calls++;
+    return new Promise((settle) => setTimeout(() => settle(['203.0.113.9']), 1500));
+  };
+  const named = { href: 'http://slow.example/x', hostname: 'slow.example' };
+  const verdicts = await Promise.all(Array.from({ length: 7 }, () => checkNamedLocation(named, silent)));
+  t.ok(
+    verdicts.every((v) => v instanceof WardenError),
+    'all seven refused at the 1 s bound',
+  );
+  await new Promise((settle) => setTimeout(settle, 700)); // the two running lookups end
+  t.equal(calls, 2, 'only the two that had a turn looked the name up; the five that gave up never did');
+  t.equal(await checkNamedLocation(named, fixed('203.0.113.9')), named.href, 'the next redirect gets a turn at once');
+});
+
 t.test('a 304, a 300 and other schemes are not resolved: clients follow only 301/302/303/307/308 to web hosts', async (t) => {
   for (const status of [300, 304, 305]) {
     t.equal(egressLocation('https://cdn.example/x', { ...pathCall, status }, services), 'https://cdn.example/x', `${status}: as it is`);
