@@ -104,7 +104,10 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
     cert: material.cert,
     key: material.key,
     passphrase: material.passphrase,
-    ca: material.clientCa,
+    // Never Node's public roots: without a client CA (a reload to `client_certificates: none`, which
+    // takes effect only on restart, with client_ca gone) OpenSSL fell back on them, and any publicly
+    // issued client certificate would have passed the handshake. None is trusted then.
+    ca: material.clientCa ?? [],
     minVersion: tls.min_version,
     ciphers: TLS12_CIPHERS,
     ecdhCurve: 'X25519:P-256:P-384',
