@@ -51,3 +51,28 @@ export function compileParameterShadows(
     return undefined;
   };
 }
+
+/** A query key a merging backend would read as a top-level body property, as a violation. */
+export type BodyShadows = (key: string) => Violation | undefined;
+
+/**
+ * The reverse: a query key named as a body property (or a reading of one: `role[]`, `ROLE`) is read
+ * as that property by backends that merge the two — PHP's `$_REQUEST` (request_order=GP: the query
+ * fills what the body did not send), Laravel's `$request->input()`, Symfony's `Request::get()`
+ * (which prefers the query) — past the body schema's enum and readOnly. Refused unless the
+ * operation declares the key as a query parameter (the caller checks that first). `bodyProperties`:
+ * the top-level names of every body schema of the operation; undefined when there are none.
+ */
+export function compileBodyShadows(bodyProperties: Iterable<string>): BodyShadows | undefined {
+  const names = [...new Set(bodyProperties)];
+  if (names.length === 0) return undefined;
+  const readings = compileNameReadings(names.map((name) => ({ name, in: 'query' as const })));
+  return (key) => {
+    const property = readings.owns(key) ? key : readings.readAs(key)?.declared;
+    if (property === undefined) return undefined;
+    return {
+      pointer: `/query/${escapePointer(key)}`,
+      message: `is read as the body property ${JSON.stringify(property)} by backends that merge the query and the body (PHP $_REQUEST, Laravel input(), Symfony Request::get()); the operation does not declare it as a query parameter`,
+    };
+  };
+}

@@ -25,7 +25,7 @@ import { escapePointer } from './subschemas.js';
 import { contentByMediaType } from './media-type-keys.js';
 import { compileContentParameter, type ContentCheck } from './content-parameters.js';
 import { describesStructuredData } from './structured-schema.js';
-import { compileParameterShadows, type ParameterShadows } from './body-parameters.js';
+import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 
 export type { Violation } from './violation.js';
 
@@ -408,9 +408,11 @@ export function compileRequestValidator(
   const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings; parameters: ParameterShadows | undefined }>();
   // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
   const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
+  const bodyProperties: string[] = [];
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const properties = topLevelNames(media.schema);
+      bodyProperties.push(...properties);
       const fields = compileNameReadings(
         properties.map((name) => ({ name, in: 'query' as const })),
         { separators: true },
@@ -433,6 +435,8 @@ export function compileRequestValidator(
         : null,
     );
   }
+  // Query keys a backend merging query and body reads as a body property (body-parameters.ts).
+  const bodyShadows = compileBodyShadows(bodyProperties);
   // Range keys whose schema describes an object or an array: a body in a type Warden does not parse
   // is refused there, not forwarded unchecked (structured-schema.ts).
   const unparsedRefused = new Map<string, UncheckableMediaType>();
@@ -474,8 +478,16 @@ export function compileRequestValidator(
       // answer given to whoever is next. Declared bodies are refused here; one that only arrives
       // (h2 without content-length) goes on a connection not reused (handler.ts).
       if (!takesBody && declaresBody(parts.headers)) return UNTAKEN_BODY;
-      if (!validateParams) return undefined;
+      if (!validateParams && (!bodyShadows || parts.search.length <= 1)) return undefined;
       const query = new URLSearchParams(parts.search.length > 1 ? parts.search.slice(1) : '');
+      if (!validateParams) {
+        // No parameter to validate, yet a query key may still be read as a body property.
+        for (const k of query.keys()) {
+          const violation = bodyShadows?.(k);
+          if (violation) return violation;
+        }
+        return undefined;
+      }
       // Path, header and cookie entries are named by the document; query keys by the client too (unknown_query).
       const data = {
         path: {} as Record<string, unknown>,
@@ -504,7 +516,7 @@ export function compileRequestValidator(
       // Keys the operation does not own: refused when read as a declared one, else unknown.
       for (const k of query.keys()) {
         if (queryNames.owns(k)) continue;
-        const violation = misread(k, queryNames, '/query');
+        const violation = misread(k, queryNames, '/query') ?? bodyShadows?.(k);
         if (violation) return violation;
         if (options.unknownQuery === 'refuse' && !queryRest) data.query[k] = '';
       }
