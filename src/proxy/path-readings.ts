@@ -30,6 +30,14 @@
  *   encoded; Werkzeug, ASP.NET Core, Spring's PathPattern and Go decode them): `/users/%40me` is a
  *   declared `/users/@me` there, not `/users/{id}`. Rule `path.encoded_delimiter`.
  *
+ * - without a script name before the path info (PHP's built-in server, nginx's usual
+ *   fastcgi_split_path_info, CGI and ASP.NET run `/v1/index.php` with PATH_INFO `/admin/stats`, and
+ *   front controllers — Symfony, Laravel, Slim — route on it): `/v1/index.php/admin/stats` is
+ *   `/v1/admin/stats` there. Any segment with an extension (`.php`, `.cgi`, `.aspx`) followed by more
+ *   segments, as which extensions run as scripts is the server's choice. Only for a path no declared
+ *   route names but by a wildcard (the passthrough route, `/v1/*`): a literally declared path is
+ *   the operator's. Rule `path.script_prefix`.
+ *
  * Readings that name no declared route, or the same one, change nothing and pass: `/orders/AbC`
  * under `/orders/:id`, or `/orders/` for an API that declares only `/orders/` (Django REST style).
  * A path without `;`, upper-case letters or a trailing slash costs one failed lookup of the slash
@@ -42,7 +50,8 @@ import { pathWithoutParameters } from '../net/request-target.js';
 
 const HAS_UPPER = /[A-Z]/;
 
-type Rule = 'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix' | 'path.encoded_delimiter';
+type Rule =
+  'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix' | 'path.encoded_delimiter' | 'path.script_prefix';
 
 const DETAILS: Record<Rule, string> = {
   'path.trailing_slash': 'A trailing slash, sent or left out, that changes which route the path names is not allowed.',
@@ -50,6 +59,8 @@ const DETAILS: Record<Rule, string> = {
   'path.segment_parameters': 'Path parameters (";…") that change which route the path names are not allowed.',
   'path.suffix':
     'A format suffix (".json"), trailing dots or white space in a segment that change which route the path names are not allowed.',
+  'path.script_prefix':
+    'A script name before the path ("/index.php/…") that a front controller reads as a declared route is not allowed: send that route\'s path.',
   'path.encoded_delimiter':
     'A percent-encoded ":", "@", "!", "$", "&", "\'", "(", ")", "*", "+", "," or "=" that changes which route the path names is not allowed: send the character itself.',
 };
@@ -90,8 +101,27 @@ function suffixNamesOther(plan: Plan, method: string, path: string, route: Route
   return hasParams || plan.declared(method, path) !== route;
 }
 
+/** A segment with an extension (`/index.php`) and more segments after it: a script name and its path info. */
+const SCRIPT_SEGMENT = /\/[^/.]+\.[^/]*(?=\/)/g;
+
+/**
+ * Whether `path` read as a script name and its path info — the script's segment dropped, its
+ * directory kept — names a declared route other than `route`, when `path` names none but by a
+ * wildcard (or only the passthrough route). Costs one `includes` for a path with no dot.
+ */
+function scriptPrefixNamesOther(plan: Plan, method: string, path: string, match: RouteMatch): boolean {
+  if (!path.includes('.')) return false;
+  if (match.params['*'] === undefined && plan.declared(method, path) === match.route) return false;
+  for (const script of path.matchAll(SCRIPT_SEGMENT)) {
+    const other = plan.declared(method, path.slice(0, script.index) + path.slice(script.index + script[0].length));
+    if (other !== undefined && other !== match.route) return true;
+  }
+  return false;
+}
+
 export function checkPathReadings(plan: Plan, method: string, path: string, match: RouteMatch): WardenError | undefined {
   const route = match.route;
+  if (scriptPrefixNamesOther(plan, method, path, match)) return refusal('path.script_prefix');
   const hasParams = Object.keys(match.params).length > 0;
   if (path.includes('%')) {
     const decoded = path.replace(ENCODED_SEGMENT_CHARACTER, decodeURIComponent);

@@ -277,3 +277,38 @@ t.test(
     for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
   },
 );
+
+t.test('a script name before a declared path is refused where nothing declared names the path (PATH_INFO, row 21b F5)', async (t) => {
+  // PHP's built-in server runs /v1/index.php with PATH_INFO /admin/stats; a front controller routes it as /v1/admin/stats.
+  const p = await plan({
+    routing: { unmatched: 'passthrough' },
+    routes: [
+      { id: 'stats', path: '/v1/admin/stats', access: { action: 'deny' } },
+      { id: 'file', path: '/v1/files/:name/meta' },
+      { id: 'meta', path: '/v1/files/meta', access: { action: 'deny' } },
+      { id: 'docs', path: '/docs/*' },
+      { id: 'legacy', path: '/v1/legacy.php/admin/stats' },
+    ],
+  });
+  const cases: [string, string][] = [
+    ['/v1/index.php/admin/stats', 'path.script_prefix'],
+    ['/index.php/v1/admin/stats', 'path.script_prefix'],
+    ['/v1/app.cgi/admin/stats', 'path.script_prefix'],
+    // Literally declared, by a parameter, or a reading that names nothing: left alone.
+    ['/v1/legacy.php/admin/stats', 'ok'],
+    ['/v1/files/a.php/meta', 'ok'],
+    ['/v1/index.php/other', 'ok'],
+    ['/v1/index.php', 'ok'],
+    ['/v1/admin/stats', 'ok'],
+  ];
+  for (const [path, expected] of cases) t.equal(verdict(p, 'GET', path), expected, path);
+  // By a wildcard: the wildcard's policy is not the operation's.
+  const wild = await plan({
+    routes: [
+      { id: 'stats', path: '/v1/admin/stats', access: { action: 'deny' } },
+      { id: 'v1', path: '/v1/*' },
+    ],
+  });
+  t.equal(verdict(wild, 'GET', '/v1/index.php/admin/stats'), 'path.script_prefix');
+  t.equal(verdict(wild, 'GET', '/v1/index.php/anything'), 'ok');
+});
