@@ -58,12 +58,14 @@ const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracesta
  * `HTTP_X_WARDEN_USER`, so an underscored spelling of a header the sidecar removes or sets would
  * reach such a backend as that header, and one of a header the sidecar reads (a declared header
  * parameter, one the waf inspects) would reach it unvalidated and uninspected. Those spellings are
- * removed; other names with `_` pass.
+ * removed, as is the dashed (or mixed) spelling of a header declared with `_` (`X_Report_Scope`):
+ * PHP reads whichever comes last. Other names with `_` pass.
  */
 function spellsControlled(name: string, rules: HeaderRules): boolean {
   const dashed = name.replaceAll('_', '-');
+  const read = rules.readSpellings.get(dashed);
   return (
-    rules.headersRead.has(dashed) ||
+    (read !== undefined && !read.has(name)) ||
     HOP_BY_HOP.has(dashed) ||
     FORWARDING.has(dashed) ||
     proxyAsserted(dashed) ||
@@ -87,6 +89,13 @@ export interface HeaderRules {
   /** Headers whose value the plan reads (Plan.headersRead), lower case. */
   readonly headersRead: ReadonlySet<string>;
   /**
+   * The same, keyed by the name with `_` read as `-` (as CGI readers fold both into `HTTP_…`): the
+   * spellings declared. Another spelling of the name reaches the backend as the header read, unvalidated.
+   */
+  readonly readSpellings: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Read headers declared only with `_` (`x_report_scope`), as their dashed spelling, which is dropped. */
+  readonly dashedUnread: ReadonlySet<string>;
+  /**
    * `tokens.mint.header` when it is not `authorization`, lower case: the backend's minted token,
    * which egress never carries to another service (nothing there verifies it, and its sidecar
    * passes a header of that name to its own backend). In `authorization` the destination's sidecar
@@ -109,11 +118,19 @@ export function compileHeaderRules(
   mintHeader?: string,
 ): HeaderRules {
   const upstreamHost = upstream.host_header === 'upstream' ? upstreamAuthority(upstream.url) : undefined;
+  const readSpellings = new Map<string, Set<string>>();
+  for (const name of headersRead) {
+    const dashed = name.replaceAll('_', '-');
+    readSpellings.set(dashed, (readSpellings.get(dashed) ?? new Set()).add(name));
+  }
+  const dashedUnread = new Set([...readSpellings].filter(([dashed, spellings]) => !spellings.has(dashed)).map(([dashed]) => dashed));
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
     upstreamHost,
     tokenHeaders,
     headersRead,
+    readSpellings,
+    dashedUnread,
     mintHeader: mintHeader === undefined || mintHeader.toLowerCase() === 'authorization' ? undefined : mintHeader.toLowerCase(),
     mintedIn: mintHeader?.toLowerCase(),
     refuseOverrides: headers.overrides === 'refuse',
@@ -266,7 +283,7 @@ export function upstreamRequestHeaders(
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
     if (!trusted && proxyAsserted(name)) continue;
-    if (name.includes('_') && spellsControlled(name, rules)) continue;
+    if (name.includes('_') ? spellsControlled(name, rules) : rules.dashedUnread.has(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }

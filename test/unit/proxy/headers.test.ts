@@ -198,3 +198,38 @@ t.test('egress: the minted token in a header of its own (tokens.mint.header) nev
   );
   t.equal(inAuthorization.mintHeader, undefined, 'minted into Authorization: the destination sidecar takes it as the caller token');
 });
+
+t.test('a read header declared with "_": its dashed or mixed spelling is removed, the declared one kept (row 21b F6)', async (t) => {
+  // PHP (CGI, WSGI) reads X_Report_Scope and X-Report-Scope both as HTTP_X_REPORT_SCOPE, the last one winning.
+  const r = compileHeaderRules(
+    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    upstream,
+    new Set(),
+    new Set(['x_report_scope', 'x-tenant']),
+  );
+  const out = upstreamRequestHeaders(
+    {
+      x_report_scope: 'own',
+      'x-report-scope': 'all',
+      'x_report-scope': 'all',
+      'x-tenant': 'a',
+      x_tenant: 'b',
+      'x-other': '1',
+      x_other: '2',
+    },
+    '192.0.2.1',
+    'api.example',
+    r,
+  );
+  t.equal(out.x_report_scope, 'own', 'the declared spelling, validated');
+  t.notOk('x-report-scope' in out, 'its dashed spelling');
+  t.notOk('x_report-scope' in out, 'a mixed spelling');
+  t.equal(out['x-tenant'], 'a');
+  t.notOk('x_tenant' in out, 'the underscored spelling of a dashed one, as before');
+  t.equal(out['x-other'], '1');
+  t.equal(out.x_other, '2', 'headers not read pass in either spelling');
+  // Both declared (two operations): both are validated where declared, both pass.
+  const both = compileHeaderRules({ internal: [], trusted_proxies: [], overrides: 'refuse' }, upstream, new Set(), new Set(['x_a', 'x-a']));
+  const kept = upstreamRequestHeaders({ x_a: '1', 'x-a': '2' }, '192.0.2.1', 'api.example', both);
+  t.same([kept.x_a, kept['x-a']], ['1', '2']);
+});
