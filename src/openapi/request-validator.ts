@@ -26,6 +26,7 @@ import { contentByMediaType } from './media-type-keys.js';
 import { compileContentParameter, type ContentCheck } from './content-parameters.js';
 import { describesStructuredData } from './structured-schema.js';
 import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
+import { compileCookieShadows, type CookieShadows } from './cookie-parameters.js';
 
 export type { Violation } from './violation.js';
 
@@ -226,13 +227,20 @@ const HIDDEN_PAIR = /[\s,]([^\s,;=]+)=/g;
 
 /**
  * The declared cookies' values, every copy of each (a name given twice is refused by the caller),
- * or the first cookie a backend would read as a declared one under another name: another letter
- * case (ASP.NET Core's cookie collection ignores it), percent-escapes and PHP's readings of a name
- * (`sess%69on`, `page.size` for `page_size`, `session[]`), or a pair after a comma or a space
- * inside another cookie's value (ASP.NET Core and Python's SimpleCookie split there too).
+ * each as its readings (cookieValueReadings), or the first cookie a backend would read as a
+ * declared one under another name: another letter case (ASP.NET Core's cookie collection ignores
+ * it), percent-escapes and PHP's readings of a name (`sess%69on`, `page.size` for `page_size`,
+ * `session[]`), or a pair after a comma or a space inside another cookie's value (ASP.NET Core and
+ * Python's SimpleCookie split there too); or the first undeclared one PHP's `$_REQUEST` reads as a
+ * parameter or body property (`shadows`: cookie-parameters.ts).
  */
-function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, names: NameReadings): Map<string, string[]> | Violation {
-  const out = new Map<string, string[]>();
+function cookiesOf(
+  header: string | undefined,
+  declared: ReadonlySet<string>,
+  names: NameReadings,
+  shadows: CookieShadows | undefined,
+): Map<string, string[][]> | Violation {
+  const out = new Map<string, string[][]>();
   if (!header) return out;
   for (const pair of header.split(';')) {
     const i = pair.indexOf('=');
@@ -253,9 +261,11 @@ function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, na
       const read = cookieReadAs(name, names);
       if (read !== undefined)
         return { pointer: `/cookie/${name}`, message: `is read as the cookie ${JSON.stringify(read)} by ASP.NET Core or PHP` };
+      const shadow = shadows?.(name);
+      if (shadow) return shadow;
       continue;
     }
-    const read = unquotedCookie(value);
+    const read = cookieValueReadings(value);
     if (read === undefined)
       return {
         pointer: `/cookie/${name}`,
@@ -269,16 +279,32 @@ function cookiesOf(header: string | undefined, declared: ReadonlySet<string>, na
 }
 
 /**
- * A cookie's value as backends read it: a quoted one (RFC 6265's `"…"` cookie-value) without its
- * DQUOTEs, which Werkzeug, SimpleCookie and Django strip — `lang="en"` is `en`; undefined for a
- * quoted one holding a `\`, whose `\074`-style escapes they decode (`"\074script\076"` is
- * `<script>`, which a pattern refusing `<` had checked as sent).
+ * A cookie's value as backends read it, as sent first, each reading once: PHP keeps a quoted
+ * value's DQUOTEs (`"deadbeef"`) where Werkzeug, SimpleCookie and Django strip them (`lang="en"`
+ * is `en`); PHP (php_raw_url_decode, `+` kept), Express's cookie-parser and Rails percent-decode
+ * it (`%3Cscript%3E` is `<script>`), Express after dropping the quotes. Each reading must pass.
+ * Undefined for a quoted one holding a `\`, whose `\074`-style escapes Python's readers decode
+ * (`"\074script\076"` is `<script>`); browsers send neither quotes nor escapes.
  */
-function unquotedCookie(value: string): string | undefined {
-  if (value.length < 2 || !value.startsWith('"') || !value.endsWith('"')) return value;
-  const inner = value.slice(1, -1);
-  return inner.includes('\\') ? undefined : inner;
+function cookieValueReadings(value: string): string[] | undefined {
+  const quoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
+  if (!quoted && !value.includes('%')) return [value];
+  const inner = quoted ? value.slice(1, -1) : value;
+  if (quoted && inner.includes('\\')) return undefined;
+  const readings = new Set([value, inner]);
+  // querystring's unescape keeps a malformed escape as it is, and a `+`, as PHP does.
+  if (value.includes('%')) {
+    readings.add(percentDecoded(value));
+    readings.add(percentDecoded(inner));
+  }
+  return [...readings];
 }
+
+/** A violation in a cookie value's reading other than as sent: says so (the value as sent passed). */
+const inAnotherReading = (v: Violation): Violation => ({
+  pointer: v.pointer,
+  message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it)`,
+});
 
 /** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP decodes cookie names). */
 function cookieReadAs(name: string, names: NameReadings): string | undefined {
@@ -408,11 +434,13 @@ export function compileRequestValidator(
   const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings; parameters: ParameterShadows | undefined }>();
   // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
   const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
-  const bodyProperties: string[] = [];
+  // Every body schema's top-level names: query keys a merging backend reads as one (body-parameters.ts),
+  // and cookies PHP's $_REQUEST lets override them (cookie-parameters.ts).
+  const bodyProperties = new Set<string>();
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const properties = topLevelNames(media.schema);
-      bodyProperties.push(...properties);
+      for (const name of properties) bodyProperties.add(name);
       const fields = compileNameReadings(
         properties.map((name) => ({ name, in: 'query' as const })),
         { separators: true },
@@ -437,6 +465,7 @@ export function compileRequestValidator(
   }
   // Query keys a backend merging query and body reads as a body property (body-parameters.ts).
   const bodyShadows = compileBodyShadows(bodyProperties);
+  const cookieShadows = compileCookieShadows(op.parameters, bodyProperties);
   // Range keys whose schema describes an object or an array: a body in a type Warden does not parse
   // is refused there, not forwarded unchecked (structured-schema.ts).
   const unparsedRefused = new Map<string, UncheckableMediaType>();
@@ -478,7 +507,12 @@ export function compileRequestValidator(
       // answer given to whoever is next. Declared bodies are refused here; one that only arrives
       // (h2 without content-length) goes on a connection not reused (handler.ts).
       if (!takesBody && declaresBody(parts.headers)) return UNTAKEN_BODY;
-      if (!validateParams && (!bodyShadows || parts.search.length <= 1)) return undefined;
+      if (!validateParams) {
+        // No parameter, and so no declared cookie: only a cookie $_REQUEST reads as a body property.
+        const found = cookieShadows && cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, cookieShadows);
+        if (found && !(found instanceof Map)) return found;
+        if (!bodyShadows || parts.search.length <= 1) return undefined;
+      }
       const query = new URLSearchParams(parts.search.length > 1 ? parts.search.slice(1) : '');
       if (!validateParams) {
         // No parameter to validate, yet a query key may still be read as a body property.
@@ -527,18 +561,32 @@ export function compileRequestValidator(
         const problem = valueProblem(r, (data.header[name] = decodeParameter(r, [String(v)], undefined)));
         if (problem) return problem;
       }
-      if (cookieNames.size > 0) {
-        const cookies = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings);
-        if (!(cookies instanceof Map)) return cookies;
-        for (const r of readings.cookie) {
-          const values = cookies.get(r.p.name);
-          if (values === undefined) continue;
-          if (values.length > 1 && !r.listed) return givenTwice(`/cookie/${r.p.name}`);
-          const problem = valueProblem(r, (data.cookie[r.p.name] = decodeParameter(r, values, undefined)));
-          if (problem) return problem;
+      let cookies: Map<string, string[][]> | undefined;
+      if (cookieNames.size > 0 || cookieShadows) {
+        const found = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, cookieShadows);
+        if (!(found instanceof Map)) return found;
+        cookies = found;
+      }
+      // Each reading of the declared cookies' values in turn (cookieValueReadings): as sent first.
+      let turns = 1;
+      for (const values of cookies?.values() ?? []) for (const read of values) turns = Math.max(turns, read.length);
+      for (let turn = 0; turn < turns; turn++) {
+        if (cookies) {
+          data.cookie = {};
+          for (const r of readings.cookie) {
+            const values = cookies.get(r.p.name)?.map((read) => read[turn] ?? (read[0] as string));
+            if (values === undefined) continue;
+            if (values.length > 1 && !r.listed) return givenTwice(`/cookie/${r.p.name}`);
+            const problem = valueProblem(r, (data.cookie[r.p.name] = decodeParameter(r, values, undefined)));
+            if (problem) return turn === 0 ? problem : inAnotherReading(problem);
+          }
+        }
+        if (!validateParams(data)) {
+          const problem = firstViolation(validateParams.errors);
+          return turn > 0 ? inAnotherReading(problem) : problem;
         }
       }
-      return validateParams(data) ? undefined : firstViolation(validateParams.errors);
+      return undefined;
     },
     body(contentType, request) {
       const body = request.body;

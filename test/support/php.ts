@@ -10,12 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Teardown } from './sidecar.js';
 
-/** What the router below answers: the form fields (bytes not UTF-8 as U+FFFD), the body as read (base64), and the body's headers. */
+/** What the router below answers: the form fields (bytes not UTF-8 as U+FFFD), the body as read (base64), the body's headers, the cookies and $_REQUEST. */
 export interface PhpRead {
   post: Record<string, string>;
   input: string;
   contentLength: string | null;
   contentEncoding: string | null;
+  /** $_COOKIE and $_REQUEST (PHP's defaults without a php.ini: GET, then POST, then COOKIE). */
+  cookie: Record<string, unknown>;
+  request: Record<string, unknown>;
 }
 
 async function freePort(): Promise<number> {
@@ -47,6 +50,8 @@ echo json_encode([
   'input' => base64_encode(file_get_contents('php://input')),
   'contentLength' => $_SERVER['CONTENT_LENGTH'] ?? null,
   'contentEncoding' => $_SERVER['HTTP_CONTENT_ENCODING'] ?? null,
+  'cookie' => (object) $_COOKIE,
+  'request' => (object) $_REQUEST,
 ], JSON_INVALID_UTF8_SUBSTITUTE);
 `,
   );
