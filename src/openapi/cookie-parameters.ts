@@ -4,9 +4,10 @@
  * variables_order EGPCS) build `$_REQUEST` from GET, then POST, then COOKIE: the cookie wins.
  * `Cookie: role=admin; limit=1000` beside a valid `?limit=5` and body `role=user` gave
  * `$_REQUEST` `{limit: 1000, role: admin}`, past `maximum` and `enum`. Such a cookie, or one whose
- * name a backend reads as such a name (name-readings.ts: `role[]`, `role.x` for `role_x`,
- * `role%00`, percent-escapes decoded as PHP decodes cookie names), is refused unless the operation
- * declares it as a cookie (then its own schema checks it).
+ * name a backend reads as such a name (name-readings.ts: `role[]` for `role`, `is.admin`, `is admin`
+ * for `is_admin`; also `role%00`, `%72ole`, `ROLE`, which PHP 8.2 keeps as they are — it stopped
+ * decoding cookie names in 8.0.24/8.1.11 — but older PHP or another backend need not), is refused
+ * unless the operation declares it as a cookie (then its own schema checks it).
  */
 import { unescape as percentDecoded } from 'node:querystring';
 import { compileNameReadings } from './name-readings.js';
