@@ -18,7 +18,9 @@ import type { Violation } from './violation.js';
 export type CookieShadows = (name: string) => Violation | undefined;
 
 /**
- * `bodyProperties`: the top-level names any of the body's schemas declares. Undefined when the
+ * `bodyProperties`: the top-level names of the body's form schemas (urlencoded, multipart/form-data:
+ * what `$_POST` holds; a JSON body never reaches `$_REQUEST`, and naming its properties refused
+ * cookies such as a `token` beside a JSON `{token}` for nothing). Undefined when the
  * operation has no query or path parameter and no body property: nothing to check per request.
  */
 export function compileCookieShadows(params: readonly ParameterObject[], bodyProperties: Iterable<string>): CookieShadows | undefined {
@@ -40,7 +42,7 @@ export function compileCookieShadows(params: readonly ParameterObject[], bodyPro
       if (read === undefined || cookies.has(read)) continue;
       return {
         pointer: `/cookie/${raw}`,
-        message: `is read as the ${where} ${JSON.stringify(read)} by PHP's $_REQUEST, where a cookie overrides the query and the body; the operation declares no such cookie`,
+        message: `is read as the ${where} ${JSON.stringify(read)} by PHP's $_REQUEST, where a cookie overrides the query and the body; the operation declares no such cookie (declare it as a cookie parameter of the operation if the backend reads it as one)`,
       };
     }
     return undefined;

@@ -437,10 +437,13 @@ export function compileRequestValidator(
   // Every body schema's top-level names: query keys a merging backend reads as one (body-parameters.ts),
   // and cookies PHP's $_REQUEST lets override them (cookie-parameters.ts).
   const bodyProperties = new Set<string>();
+  const formProperties = new Set<string>();
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const properties = topLevelNames(media.schema);
       for (const name of properties) bodyProperties.add(name);
+      // PHP's $_POST, which a cookie overrides in $_REQUEST, holds form bodies only.
+      if (FIELD_MEDIA_TYPES.has(mime)) for (const name of properties) formProperties.add(name);
       const fields = compileNameReadings(
         properties.map((name) => ({ name, in: 'query' as const })),
         { separators: true },
@@ -465,7 +468,7 @@ export function compileRequestValidator(
   }
   // Query keys a backend merging query and body reads as a body property (body-parameters.ts).
   const bodyShadows = compileBodyShadows(bodyProperties);
-  const cookieShadows = compileCookieShadows(op.parameters, bodyProperties);
+  const cookieShadows = compileCookieShadows(op.parameters, formProperties);
   // Range keys whose schema describes an object or an array: a body in a type Warden does not parse
   // is refused there, not forwarded unchecked (structured-schema.ts).
   const unparsedRefused = new Map<string, UncheckableMediaType>();

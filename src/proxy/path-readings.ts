@@ -113,8 +113,13 @@ function scriptPrefixNamesOther(plan: Plan, method: string, path: string, match:
   if (!path.includes('.')) return false;
   if (match.params['*'] === undefined && plan.declared(method, path) === match.route) return false;
   for (const script of path.matchAll(SCRIPT_SEGMENT)) {
-    const other = plan.declared(method, path.slice(0, script.index) + path.slice(script.index + script[0].length));
+    const stripped = path.slice(0, script.index) + path.slice(script.index + script[0].length);
+    const other = plan.declared(method, stripped);
     if (other !== undefined && other !== match.route) return true;
+    // Combined with the other readings: a router behind the script also trims a trailing slash,
+    // folds case or drops a suffix (`/v1/index.php/admin/stats/` ran `admin/stats` in Laravel).
+    if (otherReading(plan, method, stripped, match.route) !== undefined) return true;
+    if (suffixNamesOther(plan, method, stripped, match.route, false)) return true;
   }
   return false;
 }

@@ -294,6 +294,9 @@ t.test('a script name before a declared path is refused where nothing declared n
     ['/v1/index.php/admin/stats', 'path.script_prefix'],
     ['/index.php/v1/admin/stats', 'path.script_prefix'],
     ['/v1/app.cgi/admin/stats', 'path.script_prefix'],
+    // …combined with the other readings (the fourth review: Laravel trims the slash).
+    ['/v1/index.php/admin/stats/', 'path.script_prefix'],
+    ['/v1/index.php/Admin/Stats', 'path.script_prefix'],
     // Literally declared, by a parameter, or a reading that names nothing: left alone.
     ['/v1/legacy.php/admin/stats', 'ok'],
     ['/v1/files/a.php/meta', 'ok'],
