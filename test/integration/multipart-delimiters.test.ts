@@ -7,15 +7,14 @@
  * reading is in docs/threats.md. Through the sidecar, each is refused before any backend sees it.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { EICAR, startTestClamd } from '../support/clamd.js';
 import { curl, fetchText, testAgent } from '../support/clients.js';
-import { startTestSidecar, type Teardown } from '../support/sidecar.js';
+import { startPhp } from '../support/php.js';
+import { startTestSidecar } from '../support/sidecar.js';
 
 const E = EICAR.toString('latin1');
 const SQLI = "1' UNION SELECT password FROM users--";
@@ -63,43 +62,13 @@ const forms: [string, string, RegExp][] = [
 ];
 const TYPE = 'multipart/form-data; boundary=b';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => resolve(!socket.destroy()));
-    socket.once('error', () => resolve(false));
-  });
-
-/** PHP's built-in server: every request answered with the files (content in base64) and fields PHP read, and logged. */
-async function startPhp(t: Teardown) {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-php-'));
-  const log = join(dir, 'requests.log');
-  writeFileSync(log, '');
-  writeFileSync(
-    join(dir, 'router.php'),
-    `<?php
-file_put_contents(${JSON.stringify(log)}, $_SERVER['REQUEST_URI'] . "\\n", FILE_APPEND);
-$files = [];
+/** PHP's built-in server: every request answered with the files (content in base64) and fields PHP read. */
+const FILES_BACK = `$files = [];
 foreach ($_FILES as $name => $file)
   $files[$name] = base64_encode(is_string($file['tmp_name']) && $file['tmp_name'] !== '' ? file_get_contents($file['tmp_name']) : '');
 header('content-type: application/json');
 echo json_encode(['files' => (object) $files, 'post' => (object) $_POST]);
-`,
-  );
-  const port = await freePort();
-  const php = spawn('php', ['-n', '-S', `127.0.0.1:${port}`, join(dir, 'router.php')], { stdio: 'ignore' });
-  t.teardown(() => void php.kill('SIGKILL'));
-  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  return { url: `http://127.0.0.1:${port}`, requests: () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length };
-}
+`;
 
 interface PhpRead {
   files: Record<string, string>;
@@ -107,7 +76,7 @@ interface PhpRead {
 }
 
 t.test('multipart delimiters a backend reads and busboy does not: refused before clamd and the waf', async (t) => {
-  const php = await startPhp(t);
+  const php = await startPhp(t, FILES_BACK);
   const direct = new Agent();
   t.teardown(() => direct.close());
   const toPhp = async (path: string, body: string) =>

@@ -8,13 +8,12 @@
  * Each is refused (or dropped) before PHP; the legitimate request still reaches it.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchText, testAgent } from '../support/clients.js';
 import { openApiFile } from '../support/openapi-file.js';
+import { startPhpServer } from '../support/php.js';
 import { startTestSidecar } from '../support/sidecar.js';
 
 interface Read {
@@ -22,20 +21,6 @@ interface Read {
   pathInfo: string | null;
   scope: string | null;
 }
-
-const freePort = async () => {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-};
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => resolve(!socket.destroy()));
-    socket.once('error', () => resolve(false));
-  });
 
 const DOCUMENT = `
 openapi: 3.1.0
@@ -75,12 +60,9 @@ t.test('PHP reads no query key as a body property, no script path as an operatio
     `<?php header('content-type: application/json');
 echo json_encode(['request' => (object) $_REQUEST, 'pathInfo' => $_SERVER['PATH_INFO'] ?? null, 'scope' => $_SERVER['HTTP_X_REPORT_SCOPE'] ?? null]);`,
   );
-  const port = await freePort();
-  const php = spawn('php', ['-n', '-d', 'request_order=GP', '-S', `127.0.0.1:${port}`, '-t', docroot], { stdio: 'ignore' });
-  t.teardown(() => void php.kill('SIGKILL'));
-  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const phpUrl = await startPhpServer(t, ['-d', 'request_order=GP'], ['-t', docroot]);
 
-  const s = await startTestSidecar(t, `http://127.0.0.1:${port}`, {
+  const s = await startTestSidecar(t, phpUrl, {
     openapi: { document: openApiFile(DOCUMENT), allow_public: true, validation: { mode: 'enforce', unknown_query: 'allow' } },
     routing: { unmatched: 'passthrough' },
   });

@@ -36,15 +36,8 @@ const accepts = (port: number) =>
     socket.once('error', () => resolve(false));
   });
 
-export async function startPhp(t: Teardown): Promise<{ url: string; requests(): number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-php-'));
-  const log = join(dir, 'requests.log');
-  writeFileSync(log, '');
-  writeFileSync(
-    join(dir, 'router.php'),
-    `<?php
-file_put_contents(${JSON.stringify(log)}, $_SERVER['REQUEST_URI'] . "\\n", FILE_APPEND);
-header('content-type: application/json');
+/** Answers with what PHP read (PhpRead). */
+const READ_BACK = `header('content-type: application/json');
 echo json_encode([
   'post' => (object) $_POST,
   'input' => base64_encode(file_get_contents('php://input')),
@@ -53,11 +46,32 @@ echo json_encode([
   'cookie' => (object) $_COOKIE,
   'request' => (object) $_REQUEST,
 ], JSON_INVALID_UTF8_SUBSTITUTE);
-`,
-  );
+`;
+
+/**
+ * `php -n -S` on a free loopback port, once it accepts: `args` come before `-S` (`-d request_order=GP`),
+ * `target` after it (a router script, or `-t <docroot>`). Killed by the test's teardown.
+ */
+export async function startPhpServer(t: Teardown, args: readonly string[], target: readonly string[]): Promise<string> {
   const port = await freePort();
-  const php = spawn('php', ['-n', '-S', `127.0.0.1:${port}`, join(dir, 'router.php')], { stdio: 'ignore' });
+  const php = spawn('php', ['-n', ...args, '-S', `127.0.0.1:${port}`, ...target], { stdio: 'ignore' });
   t.teardown(() => void php.kill('SIGKILL'));
   for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  return { url: `http://127.0.0.1:${port}`, requests: () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length };
+  return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * PHP with a router script that logs each request's URI before `body` (PHP code) answers it; the
+ * default body answers with what PHP read (PhpRead).
+ */
+export async function startPhp(t: Teardown, body = READ_BACK): Promise<{ url: string; requests(): number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-php-'));
+  const log = join(dir, 'requests.log');
+  writeFileSync(log, '');
+  writeFileSync(
+    join(dir, 'router.php'),
+    `<?php\nfile_put_contents(${JSON.stringify(log)}, $_SERVER['REQUEST_URI'] . "\\n", FILE_APPEND);\n${body}`,
+  );
+  const url = await startPhpServer(t, [], [join(dir, 'router.php')]);
+  return { url, requests: () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length };
 }
