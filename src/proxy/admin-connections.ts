@@ -40,9 +40,10 @@ type Use = { readonly network: string; holding: Holding };
  * Prometheus and the backend's JWKS fetches; sparing busy ones let 32 trickled `POST
  * /tokens/revoke` bodies from each (reopened as they ended) do the same, and one address's own 32
  * shut out every other client on it (127.0.0.1: the backend, exec probes).
- * Node's headersTimeout starts at a request's first byte, so a connection that sends none gets a
- * socket timeout until its first request (Node's own timeout listener then destroys it), cleared
- * per request: a console feed is quiet for 15 s at a time. (The server's own headersTimeout and
+ * A connection that sends nothing also gets a socket timeout until its first request (Node's own
+ * timeout listener then destroys it), cleared per request: a console feed is quiet for 15 s at a
+ * time. Node 20's headersTimeout check covers such a connection too (a 408, then close), but only
+ * at its checking interval; whichever comes first closes it. (The server's own headersTimeout and
  * requestTimeout are set by its creator.)
  */
 export function boundConnections(server: Server, limits: AdminLimits, isStream: (req: IncomingMessage) => boolean): void {
