@@ -178,6 +178,12 @@ const UNTRACKED: TrackedConnections = {
   responseTo: () => undefined,
 };
 
+/** node:http's parse error as the refusal it answers or records, rule `http1:<its code>`. */
+function clientErrorProblem(error: NodeJS.ErrnoException): WardenError {
+  const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
+  return new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error });
+}
+
 export function createRescue(deps: { events: EventBus; logger: Logger; realm?: string; connections?: TrackedConnections }): Rescue {
   const connections = deps.connections ?? UNTRACKED;
   const { events, logger } = deps;
@@ -255,11 +261,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
         if (own === inProgress || !own.writableEnded) return void socket.destroy();
         connections.closeAfter(own, socket);
         socket.pause(); // what the failed parser would read is thrown away: not read at all (as afterResponses)
-        const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
-        raise(new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error }), {
-          clientAddress: socket.remoteAddress ?? '',
-        });
-        return;
+        return raise(clientErrorProblem(error), { clientAddress: socket.remoteAddress ?? '' });
       }
       if (own === undefined && error.code === 'HPE_CLOSED_CONNECTION') {
         // Bytes after a request that closes the connection (`Connection: close`, HTTP/1.0): that
@@ -268,8 +270,7 @@ export function createRescue(deps: { events: EventBus; logger: Logger; realm?: s
         else socket.pause();
         return;
       }
-      const code = CLIENT_ERROR_CODES[error.code ?? ''] ?? 'ERR_REQUEST_MALFORMED';
-      const problem = new WardenError(code, { rule: `http1:${error.code ?? 'unknown'}`, cause: error });
+      const problem = clientErrorProblem(error);
       const subject = { clientAddress: socket.remoteAddress ?? '' };
       if (own !== undefined) {
         // Answer through the response object so the request's own bookkeeping sees the status.
