@@ -27,6 +27,7 @@ import { compileContentParameter, type ContentCheck } from './content-parameters
 import { describesStructuredData } from './structured-schema.js';
 import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 import { compileCookieShadows, type CookieShadows } from './cookie-parameters.js';
+import { memoizedByName } from './name-verdicts.js';
 
 export type { Violation } from './violation.js';
 
@@ -238,7 +239,7 @@ function cookiesOf(
   header: string | undefined,
   declared: ReadonlySet<string>,
   names: NameReadings,
-  shadows: CookieShadows | undefined,
+  undeclared: (name: string) => Violation | undefined,
 ): Map<string, string[][]> | Violation {
   const out = new Map<string, string[][]>();
   if (!header) return out;
@@ -258,11 +259,8 @@ function cookiesOf(
       }
     }
     if (!declared.has(name)) {
-      const read = cookieReadAs(name, names);
-      if (read !== undefined)
-        return { pointer: `/cookie/${name}`, message: `is read as the cookie ${JSON.stringify(read)} by ASP.NET Core or PHP` };
-      const shadow = shadows?.(name);
-      if (shadow) return shadow;
+      const violation = undeclared(name);
+      if (violation) return violation;
       continue;
     }
     const read = cookieValueReadings(value);
@@ -298,6 +296,20 @@ function cookieValueReadings(value: string): string[] | undefined {
     readings.add(percentDecoded(inner));
   }
   return [...readings];
+}
+
+/**
+ * The check of a cookie the operation does not declare (by its name alone, so kept per name):
+ * read as a declared cookie under another name, or as a parameter or body property by PHP's
+ * `$_REQUEST` (`shadows`: cookie-parameters.ts).
+ */
+function compileUndeclaredCookieCheck(names: NameReadings, shadows: CookieShadows | undefined): (name: string) => Violation | undefined {
+  return memoizedByName((name) => {
+    const read = cookieReadAs(name, names);
+    if (read !== undefined)
+      return { pointer: `/cookie/${name}`, message: `is read as the cookie ${JSON.stringify(read)} by ASP.NET Core or PHP` };
+    return shadows?.(name);
+  });
 }
 
 /** A violation in a cookie value's reading other than as sent: says so (the value as sent passed). */
@@ -469,6 +481,7 @@ export function compileRequestValidator(
   // Query keys a backend merging query and body reads as a body property (body-parameters.ts).
   const bodyShadows = compileBodyShadows(bodyProperties);
   const cookieShadows = compileCookieShadows(op.parameters, formProperties);
+  const undeclaredCookie = compileUndeclaredCookieCheck(cookieReadings, cookieShadows);
   // Range keys whose schema describes an object or an array: a body in a type Warden does not parse
   // is refused there, not forwarded unchecked (structured-schema.ts).
   const unparsedRefused = new Map<string, UncheckableMediaType>();
@@ -512,7 +525,7 @@ export function compileRequestValidator(
       if (!takesBody && declaresBody(parts.headers)) return UNTAKEN_BODY;
       if (!validateParams) {
         // No parameter, and so no declared cookie: only a cookie $_REQUEST reads as a body property.
-        const found = cookieShadows && cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, cookieShadows);
+        const found = cookieShadows && cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, undeclaredCookie);
         if (found && !(found instanceof Map)) return found;
         if (!bodyShadows || parts.search.length <= 1) return undefined;
       }
@@ -566,7 +579,7 @@ export function compileRequestValidator(
       }
       let cookies: Map<string, string[][]> | undefined;
       if (cookieNames.size > 0 || cookieShadows) {
-        const found = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, cookieShadows);
+        const found = cookiesOf(parts.headers.cookie, cookieNames, cookieReadings, undeclaredCookie);
         if (!(found instanceof Map)) return found;
         cookies = found;
       }
