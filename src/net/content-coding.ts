@@ -48,6 +48,20 @@ export function encodedForObservers(): WardenError {
   });
 }
 
+/**
+ * A coded body sent as part of a representation (Content-Range): its range counts coded bytes, and
+ * a stage that reads the body forwards it decoded, where the same range would place other bytes.
+ * Refused rather than forwarded with a range that no longer says where they go.
+ */
+export function rangedCodedBody(): WardenError {
+  return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+    rule: 'body.content_encoding',
+    detail:
+      'A body with a Content-Range is checked and forwarded decoded here, where its range would be wrong: send it without a Content-Encoding.',
+    headers: { 'accept-encoding': 'identity' },
+  });
+}
+
 /** The codings applied to a body, in the order they were applied; [] for none (or only identity). */
 export function contentCodings(header: string | string[] | undefined): string[] {
   if (header === undefined) return [];

@@ -42,7 +42,7 @@ import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic
 import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { closeConnectionAfter } from './h1-connection.js';
-import { contentCodings, decodeContentCodings, encodedForObservers } from '../net/content-coding.js';
+import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
 import { mediaTypeOf } from '../net/media-type.js';
 
 const NO_CODINGS: readonly string[] = Object.freeze([]);
@@ -368,6 +368,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         for (const o of observers) o.abort();
         return refuse(encodedForObservers());
       }
+      if (buffer && codings.length > 0 && headers['content-range'] !== undefined) return refuse(rangedCodedBody());
       if (observers.length > 0 || buffer || small) {
         lease = bodyBudget.lease(gen.limits.max_buffered_bytes);
         const held = declaredBytes === undefined ? 0 : observers.length > 0 ? Math.min(declaredBytes, memoryLimit) : declaredBytes;
