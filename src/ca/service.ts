@@ -316,6 +316,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const grant = tokens.check(body.token);
       refuseForeignGrant(grant.spiffeId, caller);
       const csr = await checkCsr(body.csr);
+      // Also in the issuing transaction below (a revocation may commit while this one signs); here it spares the signing.
       refuseCompromisedKey(csr);
       const dnsNames = namesWithinGrant(csr, { spiffeId: grant.spiffeId, dnsNames: grant.dnsNames });
       try {
@@ -330,9 +331,12 @@ export function createCaService(deps: CaServiceDeps): CaService {
       const issued = await issueFor(csr, grant.spiffeId, dnsNames);
       // Token and ledger in one transaction: of two concurrent enrollments with one token, one wins
       // (the other, with the same key and names, is answered as a retry: the winner's certificate).
-      // Refused at the limit, the transaction rolls back: the token stays unused.
+      // Refused at the limit, or for a key revoked as compromised while this one was signed (that
+      // revocation listed the key's certificates before this one existed), the transaction rolls
+      // back: the token stays unused.
       try {
         store.transaction(() => {
+          refuseCompromisedKey(csr);
           tokens.consume(grant, { serial: issued.serial, keyId: csr.keyId });
           refuseOverLimit(grant.spiffeId, caller);
           store.insertCertificate(ledgerRow(issued, 'enroll', csr.keyId));
@@ -361,10 +365,12 @@ export function createCaService(deps: CaServiceDeps): CaService {
       // The caller was checked when the request arrived; a revocation may have come while its body
       // was read or the certificate signed. Checked again with the insert, in one transaction
       // (revocations by ID list and revoke in one too): a renewal racing `revoke --id` got a fresh,
-      // unrevoked certificate for a revoked identity.
+      // unrevoked certificate for a revoked identity. So is the new key: revoked as compromised
+      // meanwhile (through a sibling certificate), it would be certified off every CRL.
       store.transaction(() => {
         if (store.getCertificate(peer.record.serial)?.revoked_at !== null)
           throw new WardenError('ERR_CA_CERT_REVOKED', { detail: `certificate ${peer.record.serial} is revoked` });
+        refuseCompromisedKey(csr);
         refuseOverLimit(peer.spiffeId, peer);
         store.insertCertificate(ledgerRow(issued, 'renew', csr.keyId, peer.record.serial));
       });
