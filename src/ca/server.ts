@@ -164,6 +164,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       nextUpdateMs: config.crl.next_update,
       onPublished: publishedRecordKeeper(config.dir, databaseId, logger),
     });
+    // The serial of the server certificate presented now; revoked, the CA re-issues it at once (below).
+    let serverSerial: string | undefined;
+    let reissueRevokedServerCertificate = async (_revoked: readonly string[]): Promise<void> => {};
     const service = createCaService({
       store,
       tokens: createTokens(store),
@@ -176,6 +179,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       tokenTtlMs: config.tokens.ttl,
       maxActivePerIdentity: config.certificates.max_active_per_identity,
       logger,
+      onRevoked: (revoked) => reissueRevokedServerCertificate(revoked),
     });
     const auth = createClientAuth(store, config.trust_domain);
     const anonymousRefusals = createRefusalAudit((entry) => store.audit(entry), options.limits?.auditIntervalMs ?? AUDIT_INTERVAL_MS);
@@ -297,6 +301,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const stopWatch = () => (stopIntermediateWatch(), stopRootWatch());
     onClose = stopWatch;
     const initial = await serverContext(issuer, material, config, store);
+    serverSerial = initial.serial;
     server = createServer(
       {
         ...initial.context,
@@ -422,24 +427,38 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       });
     });
 
-    // Re-issue the server certificate at 2/3 of its lifetime; new handshakes get the new one.
+    // Re-issue the server certificate at 2/3 of its lifetime, or at once when it is revoked; new
+    // handshakes get the new one (a connection open already keeps its certificate until it closes).
     let rotation: NodeJS.Timeout | undefined;
+    let rotating: Promise<void> | undefined;
     const rotateAfter = (delayMs: number) => {
-      rotation = setTimeout(() => {
-        serverContext(issuer, material, config, store)
-          .then(({ context, notAfter }) => {
-            listening.setSecureContext(context);
-            logger.info({ not_after: notAfter.toISOString() }, 'CA server certificate re-issued');
-            rotateAfter(untilRotation(notAfter));
-          })
-          .catch((err: unknown) => {
-            logger.error({ err }, 'CA server certificate could not be re-issued; retrying in 60 s');
-            rotateAfter(60_000);
-          });
-      }, delayMs);
+      clearTimeout(rotation);
+      rotation = setTimeout(() => void rotate(), delayMs);
       rotation.unref();
     };
+    const rotate = (): Promise<void> =>
+      (rotating ??= serverContext(issuer, material, config, store)
+        .then(({ context, notAfter, serial }) => {
+          listening.setSecureContext(context);
+          serverSerial = serial;
+          logger.info({ not_after: notAfter.toISOString(), serial }, 'CA server certificate re-issued');
+          rotateAfter(untilRotation(notAfter));
+        })
+        .catch((err: unknown) => {
+          logger.error({ err }, 'CA server certificate could not be re-issued; retrying in 60 s');
+          rotateAfter(60_000);
+        })
+        .finally(() => (rotating = undefined)));
     rotateAfter(untilRotation(initial.notAfter));
+    // Revoking the certificate the CA presents used to change nothing until its scheduled re-issue
+    // (sidecars do not check the CA's certificate against the CRL): it is replaced, new key and all,
+    // before the revocation is answered. A re-issue in flight is awaited first: its certificate may be the one revoked.
+    reissueRevokedServerCertificate = async (revoked) => {
+      await rotating;
+      if (serverSerial === undefined || !revoked.includes(serverSerial)) return;
+      logger.warn({ serial: serverSerial }, 'the CA server certificate was revoked: re-issuing it now');
+      await rotate();
+    };
 
     const port = (listening.address() as AddressInfo).port;
     const host = ['0.0.0.0', '::', ''].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
@@ -648,7 +667,7 @@ async function serverContext(
   material: CaMaterial,
   config: CaConfig,
   store: CaStore,
-): Promise<{ context: SecureContextOptions; notAfter: Date }> {
+): Promise<{ context: SecureContextOptions; notAfter: Date; serial: string }> {
   const keys = await generateKeyPair();
   const issued = await issuer.issue({
     publicKey: keys.publicKey,
@@ -677,6 +696,7 @@ async function serverContext(
       ca: [material.bundlePem, material.intermediatePem],
     },
     notAfter: issued.notAfter,
+    serial: issued.serial,
   };
 }
 

@@ -62,6 +62,11 @@ export interface CaServiceDeps {
    * an enrollment or renewal past it is refused with ERR_CA_IDENTITY_LIMIT. Default 256.
    */
   maxActivePerIdentity?: number;
+  /**
+   * Told the serials of each committed revocation (after the CRL is re-signed), and awaited: the
+   * server re-issues its own certificate when it is among them (server.ts). Must not throw.
+   */
+  onRevoked?: (serials: readonly string[]) => Promise<void>;
   /** Where a CRL that could not be re-signed after a committed revocation, and refusals at the cap, are reported. */
   logger?: Pick<Logger, 'error' | 'warn'>;
   now?: () => number;
@@ -457,6 +462,7 @@ export function createCaService(deps: CaServiceDeps): CaService {
             'revocations committed, but the CRL could not be re-signed: sidecars do not see them until it is',
           );
         }
+        await deps.onRevoked?.(revoked);
       }
       events.emit(
         'warden.ca.revoked',
