@@ -99,6 +99,8 @@ export const ERRORS = {
   ERR_CA_ISSUER_EXPIRED: { status: 503, title: 'The issuing CA certificate has expired', event: undefined },
   ERR_CA_STORE_UNAVAILABLE: { status: 503, title: 'The CA database is unavailable', event: undefined },
   ERR_CA_IDENTITY_LIMIT: { status: 429, title: 'Too many valid certificates for this identity', event: undefined },
+  // Revoking every valid administrator certificate would lock the admin API for good: issue a new one first (`warden ca admin issue`).
+  ERR_CA_LAST_ADMIN: { status: 409, title: 'The last valid administrator certificate cannot be revoked', event: undefined },
   // Never sent: `warden ca serve` refuses to start on a database that fails PRAGMA integrity_check (store.ts).
   ERR_CA_DATABASE_DAMAGED: { status: 503, title: 'The CA database is damaged', event: undefined },
   // Never sent: `warden ca serve` refuses a database older than what the CA published (published-record.ts).

@@ -61,7 +61,9 @@ export function createClientAuth(store: CaStore, trustDomain: string): ClientAut
           throw new WardenError('ERR_CA_ADMIN_REQUIRED', { detail: `${spiffeId || 'this certificate'} is not the administrator` });
         }
       } else if (record.kind !== 'enroll' && record.kind !== 'renew') {
-        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', { detail: `a ${record.kind} certificate cannot be renewed over the API` });
+        throw new WardenError('ERR_CA_CLIENT_CERT_REQUIRED', {
+          detail: `${record.kind === 'admin' ? 'an' : 'a'} ${record.kind} certificate cannot be renewed over the API`,
+        });
       }
       return { ...actor, spiffeId, record, certificate };
     },

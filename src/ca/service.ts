@@ -20,6 +20,7 @@ import { WardenError } from '../errors.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import { isReservedSpiffePath, isSpiffeId, parseSpiffeId, spiffeIdProblem } from '../net/spiffe-id.js';
+import { adminSpiffeId } from './layout.js';
 import { checkCsr, namesWithinGrant, type CheckedCsr } from './csr-policy.js';
 import type { CrlPublisher } from './crl.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -301,6 +302,23 @@ export function createCaService(deps: CaServiceDeps): CaService {
     return typeof spiffeId === 'string' && isSpiffeId(spiffeId) ? spiffeId : workloadId(spiffeId, 'spiffe_id');
   }
 
+  /**
+   * Refuses a revocation that would leave no valid administrator certificate: nothing could call the
+   * admin API again (no command issued one, and `ca init` refuses a directory holding a CA). The
+   * remedy comes first: a new one, offline, from the CA directory (src/ca/admin-issue.ts).
+   */
+  function refuseAdminLockout(serials: readonly string[], t: number): void {
+    const admins = store
+      .listCertificates({ spiffeId: adminSpiffeId(trustDomain), status: 'valid', now: t })
+      .filter((row) => row.kind === 'admin');
+    const going = new Set(serials);
+    if (admins.length === 0 || admins.some((row) => !going.has(row.serial))) return;
+    throw new WardenError('ERR_CA_LAST_ADMIN', {
+      detail: `certificate ${admins.map((row) => row.serial).join(', ')} is the last valid administrator certificate: revoked, nothing could call the admin API again; issue a new one first (warden ca admin issue -c ca.yaml, on the CA's host: it replaces admin.crt and admin.key), then revoke this one with it`,
+      rule: 'ca.admin.last',
+    });
+  }
+
   function announceTokensRevoked(spiffeId: string, ids: string[], caller: Caller): void {
     events.emit(
       'warden.ca.token_revoked',
@@ -440,10 +458,10 @@ export function createCaService(deps: CaServiceDeps): CaService {
       };
       const { revoked, revokedTokens } = store.transaction(() => {
         const listed = serial !== undefined ? [subject] : store.activeSerialsOf(subject, t);
+        const chosen = reason === 'keyCompromise' ? compromised(listed) : listed;
+        refuseAdminLockout(chosen, t);
         return {
-          revoked: (reason === 'keyCompromise' ? compromised(listed) : listed).filter((s) =>
-            store.insertRevocation({ serial: s, reason, revoked_at: t }),
-          ),
+          revoked: chosen.filter((s) => store.insertRevocation({ serial: s, reason, revoked_at: t })),
           revokedTokens: serial !== undefined ? [] : store.revokeTokens({ spiffeId: subject }, t),
         };
       });

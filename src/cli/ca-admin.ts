@@ -35,6 +35,8 @@ Revokes one certificate by serial, or every unexpired certificate of an identity
 every unused bootstrap token for it. The CA re-signs its CRL at once; sidecars refuse the
 certificate once they have fetched it (mesh.refresh.crl). When the CA cannot re-sign it, the
 revocation stands all the same: a warning says so (exit 0) and the CA signs again on the next fetch.
+The last valid administrator certificate is not revoked (ERR_CA_LAST_ADMIN): make a new one first
+with warden ca admin issue, then revoke the old one with it.
 
 Options:
   --serial HEX            serial as printed by warden ca list (the identity's tokens stay usable)

@@ -23,6 +23,7 @@ Commands:
   ca token revoke (--token-id ID | --id SPIFFE_ID)   revoke unused bootstrap tokens
   ca revoke (--serial S | --id SPIFFE_ID)   revoke certificates (--id: and unused tokens)
   ca list                list issued certificates
+  ca admin issue -c FILE   issue a new administrator certificate (admin.crt, admin.key) offline
 
 Options:
   -h, --help             help (also after any command: warden proxy --help)
@@ -46,6 +47,7 @@ const commands: Record<string, Command> = {
   'ca token revoke': async () => (await import('./ca-admin.js')).runCaTokenRevoke,
   'ca revoke': async () => (await import('./ca-admin.js')).runCaRevoke,
   'ca list': async () => (await import('./ca-admin.js')).runCaList,
+  'ca admin issue': async () => (await import('./ca-admin-issue.js')).runCaAdminIssue,
 };
 
 /** Groups whose subcommand is part of the command name (`config check`, `ca token create`). */

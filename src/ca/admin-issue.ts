@@ -1,0 +1,85 @@
+/**
+ * `warden ca admin issue`: a new administrator certificate (admin.crt, admin.key), made offline from
+ * the CA directory's intermediate key, as `warden ca init` makes the first one. The admin API cannot
+ * do it: an administrator certificate revoked or expired (1 year) is what locks one out of that API,
+ * and `ca init` refuses a directory that holds a CA. The certificate enters the ledger first (kind
+ * `admin`, as recordAdmin does at start), so a running CA accepts it at once; the files are replaced
+ * after, each whole or not at all. The certificate it replaces stays valid until revoked or expired.
+ */
+import { join } from 'node:path';
+import type { CaConfig } from '../config/ca-schema.js';
+import { writeFileAtomic } from '../config/atomic-file.js';
+import { canonicalSerial } from '../net/serial.js';
+import { createIssuer } from './issuer.js';
+import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
+import { adminSpiffeId, CA_FILES, type CaMaterial } from './layout.js';
+import { keyIdOf } from './pki.js';
+import { openCaStore } from './store.js';
+
+export interface IssuedAdmin {
+  spiffeId: string;
+  serial: string;
+  notAfter: Date;
+  certPath: string;
+  keyPath: string;
+  /** Other administrator certificates still valid (the one admin.crt held, unless revoked or expired). */
+  stillValid: string[];
+  /** The serial admin.crt held before. */
+  replaced: string;
+}
+
+const DAY = 86_400_000;
+/** As `warden ca init`'s (init.ts): a year, never past the intermediate or its root. */
+const ADMIN_LIFETIME_MS = 365 * DAY;
+
+export async function issueAdminCertificate(config: CaConfig, material: CaMaterial): Promise<IssuedAdmin> {
+  const spiffeId = adminSpiffeId(config.trust_domain);
+  // The checks of `warden ca serve`: this CA's database, owned by this user, not damaged.
+  const store = openCaStore(config.database.path, { trustDomain: config.trust_domain });
+  try {
+    const issuer = createIssuer({
+      intermediate: material.intermediate,
+      intermediateKey: material.intermediateKey,
+      issuingRoot: material.issuingRoot,
+      trustDomain: config.trust_domain,
+      lifetimeMs: ADMIN_LIFETIME_MS,
+      backdateMs: 5 * 60_000,
+    });
+    const keys = await generateKeyPair();
+    const issued = await issuer.issue({ publicKey: keys.publicKey, spiffeId, use: 'admin' });
+    const replaced = canonicalSerial(material.adminCert.serialNumber);
+    const now = Date.now();
+    store.transaction(() => {
+      store.insertCertificate({
+        serial: issued.serial,
+        spiffe_id: spiffeId,
+        kind: 'admin',
+        not_before: issued.notBefore.getTime(),
+        not_after: issued.notAfter.getTime(),
+        pem: issued.pem,
+        issued_at: now,
+        key_id: keyIdOf(issued.certificate.publicKey),
+      });
+      store.audit({
+        action: 'admin.issue',
+        actor: 'local',
+        subject: spiffeId,
+        outcome: 'ok',
+        detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()} (warden ca admin issue); admin.crt held ${replaced}`,
+      });
+    });
+    const keyPath = join(config.dir, CA_FILES.adminKey);
+    const certPath = join(config.dir, CA_FILES.adminCert);
+    // The key first: a run cut between the two leaves the old certificate with the new key, and a
+    // second run makes a matching pair (the ledger row of the first is unused, and expires).
+    writeFileAtomic(keyPath, await exportPrivateKeyPem(keys.privateKey, config.passphrase), 0o600);
+    writeFileAtomic(certPath, issued.pem, 0o644);
+    const stillValid = store
+      .listCertificates({ spiffeId, status: 'valid', now })
+      .filter((row) => row.kind === 'admin' && row.serial !== issued.serial)
+      .map((row) => row.serial);
+    return { spiffeId, serial: issued.serial, notAfter: issued.notAfter, certPath, keyPath, stillValid, replaced };
+  } finally {
+    store.close();
+  }
+}
