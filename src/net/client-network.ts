@@ -1,6 +1,6 @@
 /**
  * The client a rate limit counts, from its address: an IPv4 address as it is (also when embedded in
- * IPv6, in any spelling: see EMBEDS_IPV4), an IPv6 address by its /64. One subscriber or host is
+ * IPv6, in any spelling: see EMBEDS_IPV4, and a Teredo client's), an IPv6 address by its /64. One subscriber or host is
  * given a /64 to number itself in, so 2^64 addresses are one client's to rotate through: counted one
  * by one, each would start with a full bucket. An address taken from a trusted proxy's
  * X-Forwarded-For may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`): the port is not the
@@ -24,6 +24,13 @@ const EMBEDS_IPV4: readonly (readonly number[])[] = [
   [0, 0, 0, 0, 0, 0], // ::/96 IPv4-compatible (deprecated, RFC 4291), except :: and ::1
 ];
 
+/**
+ * Teredo (2001:0::/32, RFC 4380): the server's IPv4 address, flags and the client's port, then the
+ * client's public IPv4 address with every bit inverted. Every client of one Teredo server shares a
+ * /64 (2001:0:<server>), so counted by it, one abusive client would exhaust the bucket of all.
+ */
+const isTeredo = (groups: readonly number[]) => groups[0] === 0x2001 && groups[1] === 0;
+
 export function clientNetworkOf(address: string): string {
   // Most addresses: IPv4 from the socket, as it is (on the request path of every rate-limited route).
   if (!address.includes(':')) return address;
@@ -34,14 +41,16 @@ export function clientNetworkOf(address: string): string {
   // :: and ::1 lie in ::/96 too, but are not IPv4 clients.
   const unspecifiedOrLoopback = groups.slice(0, 7).every((g) => g === 0) && (groups[7] ?? 0) <= 1;
   if (!unspecifiedOrLoopback && EMBEDS_IPV4.some((prefix) => prefix.every((g, i) => g === groups[i]))) {
-    const [hi = 0, lo = 0] = groups.slice(6);
-    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+    return dottedOf(groups[6] ?? 0, groups[7] ?? 0);
   }
+  if (isTeredo(groups)) return dottedOf((groups[6] ?? 0) ^ 0xffff, (groups[7] ?? 0) ^ 0xffff);
   return `${groups
     .slice(0, 4)
     .map((g) => g.toString(16))
     .join(':')}::/64`;
 }
+
+const dottedOf = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 
 /** The address of an X-Forwarded-For hop, without the port or brackets a proxy may write around it. */
 export function withoutPort(address: string): string {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { clientNetworkOf } from '../../../src/net/client-network.js';
 
-t.test('clientNetworkOf: IPv4 as it is (also embedded in IPv6: mapped, NAT64, SIIT, compatible), IPv6 by its /64', async (t) => {
+t.test('clientNetworkOf: IPv4 as it is (also embedded in IPv6: mapped, NAT64, SIIT, compatible, Teredo), IPv6 by its /64', async (t) => {
   const cases: [string, string][] = [
     ['192.0.2.7', '192.0.2.7'],
     ['::ffff:192.0.2.7', '192.0.2.7'],
@@ -32,6 +32,16 @@ t.test('clientNetworkOf: IPv4 as it is (also embedded in IPv6: mapped, NAT64, SI
     ['64:ff9b:0:0:1::1.2.3.4', '64:ff9b:0:0::/64'],
     ['64:ff9b:1::1.2.3.4', '64:ff9b:1:0::/64'],
     ['::fffe:1.2.3.4', '0:0:0:0::/64'],
+    // Teredo (2001:0::/32): the client's public IPv4, its bits inverted in the last 32 (RFC 4380 §4's
+    // example is 192.0.2.45 behind server 65.54.227.120); all of one server's clients were one /64.
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', '192.0.2.45'],
+    ['2001:0000:4136:E378:8000:63BF:3FFF:FDD2', '192.0.2.45'],
+    ['[2001::4136:e378:8000:63bf:3fff:fdd2]:443', '192.0.2.45'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fd02', '192.0.2.253'],
+    ['2001:0:4136:e378::', '255.255.255.255'],
+    // Beside it, not Teredo: by the /64.
+    ['2001:1:4136:e378:8000:63bf:3fff:fdd2', '2001:1:4136:e378::/64'],
+    ['2001:db8:4136:e378:8000:63bf:3fff:fdd2', '2001:db8:4136:e378::/64'],
     // A port from a trusted proxy's X-Forwarded-For is not part of the client.
     ['1.2.3.4:5678', '1.2.3.4'],
     ['[2001:db8::1]:443', '2001:db8:0:0::/64'],
@@ -43,4 +53,10 @@ t.test('clientNetworkOf: IPv4 as it is (also embedded in IPv6: mapped, NAT64, SI
   t.not(clientNetworkOf('2001:db8:1:2::a'), clientNetworkOf('2001:db8:1:3::a'), 'the next /64 is another');
   t.not(clientNetworkOf('64:ff9b::6.6.6.6'), clientNetworkOf('64:ff9b::1.2.3.4'), 'two IPv4 clients behind NAT64 are two');
   t.equal(clientNetworkOf('64:ff9b::1.2.3.4'), clientNetworkOf('1.2.3.4'), 'and each is the IPv4 client it translates');
+  t.not(
+    clientNetworkOf('2001:0:4136:e378:8000:63bf:3fff:fdd2'),
+    clientNetworkOf('2001:0:4136:e378:8000:63bf:3fff:fd02'),
+    'two Teredo clients of one server are two',
+  );
+  t.equal(clientNetworkOf('2001:0:4136:e378:8000:63bf:3fff:fdd2'), clientNetworkOf('192.0.2.45'), 'and each is its IPv4 client');
 });
