@@ -19,7 +19,8 @@
  *   as `(.:format)`, Spring MVC's suffix pattern match before 5.3, IIS drops trailing dots):
  *   `/login.json`, `/admin.` are `/login`, `/admin` there; and each segment without white space
  *   or control characters at its ends (`/admin%20`: Spring's AntPathMatcher trims tokens,
- *   CVE-2016-5007). Rule `path.suffix`. Not for a path declared literally (`/openapi.json`).
+ *   CVE-2016-5007). Combined with the slash and case readings: `/admin.json`, `/Admin.json` are the
+ *   root of a `/admin/*` rule. Rule `path.suffix`. Not for a path declared literally (`/openapi.json`).
  *
  * The readings combine, as the servers chained behind the sidecar combine them: Tomcat drops `;x`
  * from `/admin;x/` and hands `/admin/` to Spring, which serves `/admin`. So the slash and case
@@ -42,7 +43,7 @@
  * under `/orders/:id`, or `/orders/` for an API that declares only `/orders/` (Django REST style).
  * A path without `;`, upper-case letters or a trailing slash costs one failed lookup of the slash
  * reading, and none when no declared pattern ends in a slash (one caseless lookup more when a
- * declared pattern has upper case).
+ * declared pattern has upper case); one with a dot in its last segment, the same again for its stem.
  */
 import { WardenError } from '../errors.js';
 import type { Plan, RouteMatch, RoutePlan } from '../pipeline/plan.js';
@@ -90,14 +91,16 @@ function suffixReading(path: string): string | undefined {
 
 /**
  * Whether `path` without its format suffix (and segment padding) names another declared route than
- * `route`; not for a path declared as it is, with no parameter or wildcard taking it (`/openapi.json`
- * beside `/openapi`): the operator said what it is.
+ * `route`, as it is or read with a slash added or its case folded (`/admin.json`, `/Admin.json` are
+ * the root of a `/admin/*` rule, which Express serves from the router mounted there); not for a path
+ * declared as it is, with no parameter or wildcard taking it (`/openapi.json` beside `/openapi`): the
+ * operator said what it is.
  */
 function suffixNamesOther(plan: Plan, method: string, path: string, route: RoutePlan, hasParams: boolean): boolean {
   const stem = suffixReading(path);
   if (stem === undefined) return false;
   const other = plan.declared(method, stem);
-  if (other === undefined || other === route) return false;
+  if ((other === undefined || other === route) && otherReading(plan, method, stem, route) === undefined) return false;
   return hasParams || plan.declared(method, path) !== route;
 }
 

@@ -594,6 +594,42 @@ t.test('routing and the access stage over real connections; refusals never reach
   t.ok(s.events.some((e) => e.name === 'warden.access.denied' && e['warden.rule'] === 'access.clients.allow'));
 });
 
+t.test("a subtree rule's root with a format suffix or padding is refused, not passed by the catch-all (row 22b)", async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, {
+    rate_limits: { key: ['ip'] },
+    routes: [
+      { id: 'files', path: '/files/*', rate_limit: { rate: 1, per: '1h' } },
+      { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+      { id: 'rest', path: '/*', rate_limit: false },
+    ],
+  });
+  const agent = testAgent(s.ca, { h2: true });
+  t.teardown(() => agent.close());
+  t.equal((await fetchText(`${s.url}/files/a`, agent)).status, 200, 'the one request /files/* allows an hour');
+  const cases: [string, number][] = [
+    ['/files/a', 429],
+    // Rails reads these as `/files` and `/admin`, the roots of the rules beside them.
+    ['/files.json', 400],
+    ['/files.', 400],
+    ['/files%20', 400],
+    ['/Files.json', 400],
+    ['/admin/x', 403],
+    ['/admin.json', 400],
+    ['/admin%20', 400],
+    ['/Admin.json', 400],
+    ['/readme.json', 200],
+  ];
+  for (const [path, status] of cases) {
+    backend.requests.length = 0;
+    const res = await fetchText(`${s.url}${path}`, agent);
+    t.equal(res.status, status, `${path} → ${status}`);
+    if (status === 400) t.equal(res.json().code, 'ERR_PATH_INVALID', path);
+    t.equal(backend.requests.length, status === 200 ? 1 : 0, `${path} ${status === 200 ? 'reached' : 'never reached'} the backend`);
+  }
+});
+
 t.test('h2: a method HTTP/1.1 could not carry (lower case, unregistered) is refused, even under passthrough', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -247,6 +247,48 @@ t.test('a format suffix, trailing dots or padded segments that name another rout
 });
 
 t.test(
+  "a subtree rule's root with a format suffix, trailing dots or padding is its root: refused, not the catch-all's (row 22b)",
+  async (t) => {
+    for (const passthrough of [false, true]) {
+      const p = await plan({
+        ...(passthrough ? { routing: { unmatched: 'passthrough' } } : {}),
+        routes: [
+          { id: 'admin', path: '/admin/*', access: { action: 'deny' } },
+          { id: 'files', path: '/files/*' },
+          { id: 'pet', path: '/pets/:id' },
+          { id: 'pet-parts', path: '/pets/:id/*', access: { action: 'deny' } },
+          ...(passthrough ? [] : [{ id: 'open', path: '/*' }]),
+        ],
+      });
+      const cases: [string, string][] = [
+        // Rails reads `/admin.json` as `/admin`, which Express serves from the router mounted at `/admin`.
+        ['/admin.json', 'path.suffix'],
+        ['/admin.', 'path.suffix'],
+        ['/admin%20', 'path.suffix'],
+        ['/admin%09', 'path.suffix'],
+        ['/Admin.json', 'path.suffix'], // and folds case (ASP.NET Core)
+        ['/ADMIN.', 'path.suffix'],
+        ['/Admin%20', 'path.suffix'],
+        ['/files.json', 'path.suffix'],
+        ['/files.xml', 'path.suffix'],
+        ['/Files.json', 'path.suffix'],
+        // Other names, paths inside the subtree, and a parameter's own value: nothing changes.
+        ['/administrator.json', 'ok'],
+        ['/admin-tools.json', 'ok'],
+        ['/admin/x.json', 'ok'],
+        ['/files/a.json', 'ok'],
+        ['/pets/7.json', 'ok'],
+        ['/pets/7.', 'ok'],
+        ['/pets/7%20', 'ok'],
+        ['/readme.json', 'ok'],
+      ];
+      for (const [path, expected] of cases)
+        t.equal(verdict(p, 'GET', path), expected, `${passthrough ? 'passthrough' : 'catch-all'} ${path}`);
+    }
+  },
+);
+
+t.test(
   'a percent-encoded ": @ ! $ & \' ( ) * + , =" that names another declared route once decoded is refused (Flask, ASP.NET Core, Go decode it)',
   async (t) => {
     const p = await plan({
