@@ -32,11 +32,11 @@ export async function checkSidecarConfig(
   warn?: (line: string) => void,
 ): Promise<{ operations: readonly Operation[] | undefined }> {
   const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
-  const { createMemoryLimiter } = await import('../traffic/memory-limiter.js');
+  const { createMemoryRateLimitRuntime } = await import('../traffic/rate-limit-runtime.js');
   const { loadOperations } = await import('../openapi/load-operations.js');
   const operations = await loadOperations(loaded, warn);
   try {
-    const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryLimiter(1), operations });
+    const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryRateLimitRuntime(1), operations });
     await generation.forwarder.close();
   } finally {
     await tokens?.close();

@@ -25,6 +25,12 @@
  * reservations are given back when they succeed). The check before authn is a Map lookup
  * (refusal-memo.ts), none at all while no address is refused; a cached token is never reserved
  * for, and costs two assignments.
+ *
+ * A Redis outage lifts none of this. A failure the shared store cannot be asked about is charged to
+ * this sidecar's memory, whatever `on_store_failure` says (under fail-closed it was charged
+ * nowhere: 30 junk tokens, 30 introspections). And under fail-closed, while the store is not
+ * connected, the check answers the 503 the limit after authn would give every request of the
+ * route, before its IdP call (one more function call a request, none of them allocating).
  */
 import type { RateLimitConfig, RateLimitKey } from '../config/types.js';
 import { WardenError } from '../errors.js';
@@ -34,7 +40,7 @@ import type { RateLimitCounters } from '../telemetry/metrics.js';
 import { bucketOf, EPSILON_MS } from '../traffic/gcra.js';
 import type { RateLimitRuntime, Take } from '../traffic/rate-limit-runtime.js';
 import type { RefusalMemo } from '../traffic/refusal-memo.js';
-import { clientOf, keyKindOf, keyPrefixesOf, rateLimitAnswersOf } from './rate-limit.js';
+import { clientOf, keyKindOf, keyPrefixesOf, rateLimitAnswersOf, storeUnavailable } from './rate-limit.js';
 
 export interface FailedAuthnLimitConfig {
   routeId: string;
@@ -44,7 +50,7 @@ export interface FailedAuthnLimitConfig {
 }
 
 export interface FailedAuthnLimit {
-  /** Before authn: 429 while this address's bucket is known to be empty. */
+  /** Before authn: 429 while this address's bucket is known to be empty; 503 while a fail-closed store is known to be down. */
   readonly check: Stage;
   /** The authn stage, charging the address's bucket for each 401 it answers. */
   charging(authn: Stage): Stage;
@@ -69,8 +75,10 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     return { kind, key: keyPrefix[kind] + clientOf(ctx, kind) };
   };
 
-  const charged = (key: string, take: Take, failure: WardenError): WardenError => {
-    if (take === 'unavailable') return failure; // fail-closed and no store: the 401 stands
+  const charged = (key: string, shared: Take, failure: WardenError): WardenError => {
+    // The shared store could not say (fail-closed): this sidecar's memory still bounds the address.
+    // Charged nothing, junk tokens reached the IdP without bound for as long as Redis was away.
+    const take = shared === 'unavailable' ? runtime.takeLocal(key, bucket) : shared;
     const now = Date.now();
     refusals.charged(memo(key), now, now + take.resetMs);
     const waitMs = take.allowed ? take.resetMs + refill : take.retryAfterMs;
@@ -122,6 +130,12 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     check: {
       id: 'rate-limit',
       run(ctx) {
+        // fail-closed and the store not connected: the rate-limit stage after authn would answer
+        // this, one IdP call later (a flood of junk tokens, each one; a valid token, for nothing).
+        if (runtime.storeDown()) {
+          cfg.counters?.unavailable();
+          return storeUnavailable();
+        }
         if (refusals.size === 0) return undefined;
         const { kind, key } = keyOf(ctx);
         const now = Date.now();

@@ -114,6 +114,14 @@ export function rateLimitAnswersOf(routeId: string, bucket: Bucket): RateLimitAn
   };
 }
 
+/** fail-closed's refusal while the shared store cannot be asked. */
+export const storeUnavailable = (): WardenError =>
+  new WardenError('ERR_RATELIMIT_STORE_UNAVAILABLE', {
+    rule: 'rate_limits.on_store_failure',
+    detail: 'The rate limit could not be checked; try again shortly.',
+    headers: { 'retry-after': '1' },
+  });
+
 export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLimitRuntime): Stage {
   const bucket = bucketOf(cfg.bucket);
   const answers = rateLimitAnswersOf(cfg.routeId, bucket);
@@ -123,13 +131,7 @@ export function createRateLimitStage(cfg: RateLimitStageConfig, runtime: RateLim
   const decide = (ctx: RequestContext, kind: RateLimitKey, take: Take): Verdict => {
     // `unavailable` whenever the shared store could not say, whatever the policy then decided.
     counters?.[take === 'unavailable' || take.local ? 'unavailable' : take.allowed ? 'allowed' : 'limited']();
-    if (take === 'unavailable') {
-      return new WardenError('ERR_RATELIMIT_STORE_UNAVAILABLE', {
-        rule: 'rate_limits.on_store_failure',
-        detail: 'The rate limit could not be checked; try again shortly.',
-        headers: { 'retry-after': '1' },
-      });
-    }
+    if (take === 'unavailable') return storeUnavailable();
     const d: Decision = take;
     if (!d.allowed) return answers.refusal(kind, d.retryAfterMs, d.resetMs);
     const state = answers.state(d.remaining, d.resetMs);

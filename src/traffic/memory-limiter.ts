@@ -24,7 +24,13 @@ export interface Limiter {
 /** Expired keys dropped, at most, per new key past the bound: a constant, so no insert is a sweep. */
 const EXPIRED_PER_EVICTION = 16;
 
-export function createMemoryLimiter(maxKeys: number, now: () => number = Date.now): Limiter & { readonly size: number } {
+/** Decided at once, in this process. */
+export interface MemoryLimiter extends Limiter {
+  take(key: string, bucket: Bucket): Decision;
+  readonly size: number;
+}
+
+export function createMemoryLimiter(maxKeys: number, now: () => number = Date.now): MemoryLimiter {
   const tats = new Map<string, number>();
   /** From the front (least recently used): drop until within the bound, plus expired keys met on the way. */
   const evict = (t: number) => {

@@ -49,7 +49,8 @@ type GcraRedis = Redis & {
   wardenGcra(key: string, interval: string, offset: string, cost: string, tolerance: string): Promise<[number, string, string]>;
 };
 
-export async function createRedisLimiter(url: string, prefix: string): Promise<Limiter> {
+/** `connected`: whether commands can be sent now (while not, each fails at once: no offline queue). */
+export async function createRedisLimiter(url: string, prefix: string): Promise<Limiter & { connected(): boolean }> {
   const { Redis: RedisClient } = await import('ioredis');
   const redis = new RedisClient(url, GUARDED_CONNECTION) as GcraRedis;
   // Reported per request through the policy, not per reconnect attempt; but the reason is kept: a
@@ -62,6 +63,7 @@ export async function createRedisLimiter(url: string, prefix: string): Promise<L
   const guard = createRedisStallGuard(redis, () => connectionError);
 
   return {
+    connected: () => redis.status === 'ready',
     async take(key, bucket, request): Promise<Decision> {
       let reply: unknown;
       try {

@@ -145,6 +145,80 @@ t.test('redis store: two sidecar processes share one limit; a Redis outage follo
   t.equal(back, 200, 'Redis back (empty, no persistence): fail-closed serves again');
 });
 
+t.test('fail-closed, Redis down: junk tokens do not reach the IdP, and a bystander on an unlimited route is served', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const redis = await startTestRedis(t);
+  const idp = await startDemoIdp();
+  t.teardown(() => idp.close());
+  const s = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [demoIssuer(idp, 'demo', { auth_method: 'client_secret_basic' })] },
+    // key: the default [peer, client_id, ip]: the limit runs after authn.
+    rate_limits: { store: 'redis', redis: redis.url, prefix: `down${Date.now()}:`, on_store_failure: 'fail-closed' },
+    routes: [
+      { id: 'open', path: '/open', rate_limit: false },
+      { id: 'api', path: '/echo', rate_limit: { rate: 1, per: '1s', burst: 5 } },
+    ],
+  });
+  const session = (from: string) => {
+    const tls = { host: '127.0.0.1', port: s.port, ca: s.ca, servername: 'localhost', localAddress: from, ALPNProtocols: ['h2'] };
+    const c = connect(s.url, { createConnection: () => tlsConnect(tls) });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const get = (c: ClientHttp2Session, path: string, token: string) =>
+    new Promise<{ status: number; code?: string }>((resolve) => {
+      const stream = c.request({ ':path': path, authorization: `Bearer ${token}` });
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (d: Buffer) => (body += d.toString()));
+      stream.on('end', () => resolve({ status, code: status >= 400 ? (JSON.parse(body) as { code: string }).code : undefined }));
+      stream.on('error', () => resolve({ status: 0 }));
+    });
+  const valid = (await idp.issueToken({ clientId: 'warm' })).accessToken;
+  const bystander = session('127.0.0.3');
+  t.equal((await get(bystander, '/echo', valid)).status, 200, 'Redis up: served');
+
+  await redis.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  const junk = session('127.0.0.2');
+  idp.resetCounts();
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < 30; i++) {
+    const { status, code } = await get(junk, '/echo', `junk-${i}`);
+    seen[`${status} ${code}`] = (seen[`${status} ${code}`] ?? 0) + 1;
+  }
+  t.ok(idp.introspectionCount <= 5, `30 junk tokens, ${idp.introspectionCount} introspections (the bucket holds 5; 30 before)`);
+  t.same(seen, { '503 ERR_RATELIMIT_STORE_UNAVAILABLE': 30 }, 'each answered the 503 the limit would give it, before the IdP');
+
+  // Waves of concurrent junk from an address that has not failed yet, with the IdP's round trip:
+  // they filled idp.max_concurrent, and a bystander's new token on a route without a limit got 503 ERR_IDP_UNAVAILABLE.
+  idp.setIntrospectionDelay(100);
+  const fresh = await Promise.all(Array.from({ length: 3 }, (_, i) => idp.issueToken({ clientId: `by-${i}` })));
+  const attacker = session('127.0.0.4');
+  idp.resetCounts();
+  const bystanders: string[] = [];
+  for (let wave = 0; wave < 3; wave++) {
+    const flood = Array.from({ length: 200 }, (_, i) => get(attacker, '/echo', `wave-${wave}-${i}`));
+    await new Promise((r) => setTimeout(r, 20));
+    const own = await get(bystander, '/open', (fresh[wave] as { accessToken: string }).accessToken);
+    bystanders.push(`${own.status}${own.code ? ` ${own.code}` : ''}`);
+    await Promise.all(flood);
+  }
+  t.same(bystanders, ['200', '200', '200'], 'the bystander on /open was served in every wave');
+  t.ok(idp.introspectionCount - 3 <= 5, `600 junk tokens: ${idp.introspectionCount - 3} introspections`);
+
+  await redis.start();
+  await redis.waitForClients(1);
+  let back = 0;
+  for (let i = 0; i < 40 && back !== 200; i++) {
+    back = (await get(bystander, '/echo', valid)).status;
+    if (back !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(back, 200, 'Redis back: served again, without a request having to find out');
+});
+
 t.test('redis store: services sharing one Redis with the default prefix keep their own buckets', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());

@@ -152,7 +152,7 @@ t.test('stage order: rate-limit before authn, unless it is keyed by token identi
   const { createEventBus } = await import('../../../src/telemetry/events.js');
   const { createLogger } = await import('../../../src/telemetry/logger.js');
   const { createMetrics } = await import('../../../src/telemetry/metrics.js');
-  const { createMemoryLimiter } = await import('../../../src/traffic/memory-limiter.js');
+  const { createMemoryRateLimitRuntime } = await import('../../../src/traffic/rate-limit-runtime.js');
   const stagesWith = async (key: string[]) => {
     const { config } = parseSidecarConfig(
       's.yaml',
@@ -173,7 +173,7 @@ t.test('stage order: rate-limit before authn, unless it is keyed by token identi
       offline: true,
     });
     t.teardown(() => tokens.close());
-    const p = compilePlan(config, { tokens, rateLimits: createMemoryLimiter(10) });
+    const p = compilePlan(config, { tokens, rateLimits: createMemoryRateLimitRuntime(10) });
     const { route } = p.resolve('GET', '/r') as RouteMatch;
     // The route takes POSTs, so its body stages start with the _method check, and minting follows it.
     return [...route.stages, ...route.bodyStages].map((s) => s.id);
