@@ -79,13 +79,16 @@ const SEGMENT_PADDING = /(^|\/)(?:%[01][0-9a-f]|%20)+|(?:%[01][0-9a-f]|%20)+(?=\
 /**
  * The path as a backend that drops format suffixes and trims segments reads it, or undefined when
  * that is the path itself. The suffix: from the first dot of the last segment, unless the segment
- * starts with one (`/.well-known`). Costs one `indexOf` and one `includes` for a path with neither.
+ * starts with one (`/.well-known`); a trailing slash goes first, as Rails' router drops it before it
+ * reads the format (`/login.json/` is `/login`). Costs one `indexOf` and one `includes` for a path
+ * with neither.
  */
 function suffixReading(path: string): string | undefined {
   let reading = path.includes('%') ? path.replace(SEGMENT_PADDING, '$1') : path;
-  const segment = reading.lastIndexOf('/') + 1;
+  const end = reading.length > 1 && reading.endsWith('/') ? reading.length - 1 : reading.length;
+  const segment = reading.lastIndexOf('/', end - 1) + 1;
   const dot = reading.indexOf('.', segment);
-  if (dot > segment) reading = reading.slice(0, dot);
+  if (dot > segment && dot < end) reading = reading.slice(0, dot);
   return reading === path ? undefined : reading;
 }
 

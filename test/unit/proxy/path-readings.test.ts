@@ -234,6 +234,8 @@ t.test('a format suffix, trailing dots or padded segments that name another rout
     ['GET', '/admin%20/users', 'path.suffix'],
     ['GET', '/%20admin/users', 'path.suffix'],
     ['GET', '/admin.json/users', 'ok'], // only the last segment's suffix: no backend here reads it so
+    ['POST', '/login.json/', 'path.suffix'], // Rails drops the trailing slash, then reads the format
+    ['POST', '/login./', 'path.suffix'],
     // The same route, a route declared as it is, or no route at all: nothing changes.
     ['GET', '/files/report.pdf', 'ok'],
     ['GET', '/files/a%20b', 'ok'],
@@ -272,6 +274,9 @@ t.test(
         ['/files.json', 'path.suffix'],
         ['/files.xml', 'path.suffix'],
         ['/Files.json', 'path.suffix'],
+        ['/admin.json/', 'path.suffix'], // Rails drops the trailing slash before it reads the format
+        ['/admin./', 'path.suffix'],
+        ['/files.json/', 'path.suffix'],
         // Other names, paths inside the subtree, and a parameter's own value: nothing changes.
         ['/administrator.json', 'ok'],
         ['/admin-tools.json', 'ok'],
