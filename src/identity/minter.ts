@@ -17,6 +17,7 @@ import type { TokenMetrics } from '../telemetry/metrics.js';
 import { WardenError } from '../errors.js';
 import { BoundedCache } from './bounded-cache.js';
 import { MAX_CLAIM_DEPTH } from './claim-depth.js';
+import { namespaceReading } from './namespace-reading.js';
 import { CLIENT_SUBJECT_PREFIX, type Principal } from './principal.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -208,14 +209,11 @@ function isActor(v: unknown): v is { sub: string; act?: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { sub?: unknown }).sub === 'string';
 }
 
-/**
- * An actor named by a SPIFFE ID (the scheme in any letter case, after any leading blanks or control
- * characters a backend may trim: `" spiffe://…"` passed), as the minted `act.sub` names a verified workload.
- */
-function isSpiffeActor(v: unknown): boolean {
-  // eslint-disable-next-line no-control-regex -- control characters a backend may trim
-  return isActor(v) && /^[\s\x00-\x1f\x7f-\x9f]*spiffe:/i.test(v.sub);
-}
+/** A name in the `spiffe:` scheme as a backend that trims and case-folds reads it (`" spiffe://…"` passed once). */
+const inSpiffeNamespace = namespaceReading('spiffe:');
+
+/** An actor named by a SPIFFE ID, as the minted `act.sub` names a verified workload. */
+const isSpiffeActor = (v: unknown): boolean => isActor(v) && inSpiffeNamespace(v.sub);
 
 interface Actor {
   sub: string;

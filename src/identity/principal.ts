@@ -5,6 +5,7 @@
  */
 import { NOT_ACCESS_TOKEN_TYPES } from '../config/token-kinds.js';
 import { WardenError, type ErrorCode } from '../errors.js';
+import { namespaceReading } from './namespace-reading.js';
 
 export interface Principal {
   readonly issuerId: string;
@@ -84,7 +85,10 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
  * - an OpenID Connect ID token that does not say so in a type (`typ: JWT`, as most IdPs write both):
  *   at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
  *   on a token that grants no scope; taken as an access token where a configured audience is also a
- *   client id, it was minted for (docs/adversarial.md 271).
+ *   client id, it was minted for (docs/adversarial.md 271);
+ * - a `sub` in the `client:` namespace, the minted sub of a token without one (minter.ts subjectOf):
+ *   the user would be that client to the backend — also as a backend that trims and case-folds
+ *   reads it (`" client:x"`, `"Client:x"`: namespace-reading.ts).
  */
 function unfitClaims(subject: string | undefined, clientId: string | undefined, c: Record<string, unknown>): Principal['unfit'] {
   if ((subject !== undefined && CONTROL.test(subject)) || (clientId !== undefined && CONTROL.test(clientId)))
@@ -93,6 +97,11 @@ function unfitClaims(subject: string | undefined, clientId: string | undefined, 
     return { rule: 'token.act', detail: 'An actor (act.sub) of the access token holds a control character.' };
   if (c.at_hash !== undefined || c.c_hash !== undefined || (c.nonce !== undefined && c.scope === undefined && c.scp === undefined))
     return { rule: 'token.id_token', detail: 'The token is an OpenID Connect ID token, not an access token.' };
+  if (subject !== undefined && inClientNamespace(subject))
+    return {
+      rule: 'token.sub',
+      detail: `The access token's subject reads as "${CLIENT_SUBJECT_PREFIX}…" (after blanks, in any letter case), which names clients here.`,
+    };
   return undefined;
 }
 
@@ -128,6 +137,7 @@ export function checkIntrospectionClaims(
 
 /** The namespace of the minted `sub` of a token without one: `client:<client id>` (minter.ts). */
 export const CLIENT_SUBJECT_PREFIX = 'client:';
+const inClientNamespace = namespaceReading(CLIENT_SUBJECT_PREFIX);
 
 const ACCESS_TOKEN_USES: ReadonlySet<unknown> = new Set(['access', 'access_token']);
 
@@ -145,16 +155,6 @@ export function checkPrincipal(p: Principal, policy: IssuerPolicy, nowSec: numbe
     return refusal('ERR_AUTHN_TOKEN_INVALID', 'token.sub', 'The access token names no subject (a string sub) and no client.', p);
   }
   if (p.unfit !== undefined) return refusal('ERR_AUTHN_TOKEN_INVALID', p.unfit.rule, p.unfit.detail, p);
-  // `client:<id>` is the minted sub of a token without one (minter.ts subjectOf): a user whose sub is
-  // spelled so would be that client to the backend.
-  if (p.subject !== undefined && p.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
-    return refusal(
-      'ERR_AUTHN_TOKEN_INVALID',
-      'token.sub',
-      `The access token's subject begins with "${CLIENT_SUBJECT_PREFIX}", which names clients here.`,
-      p,
-    );
-  }
   // AWS Cognito (`access`, `id`) and Ory Hydra's introspection (fosite's `access_token`,
   // `refresh_token`) say what a token is in token_use: anything else is not an access token.
   if (p.claims.token_use !== undefined && !ACCESS_TOKEN_USES.has(p.claims.token_use)) {

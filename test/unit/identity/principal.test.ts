@@ -182,7 +182,21 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
   for (const sub of ['client:shop-web', 'client:']) {
     t.same(refusalOf(ok({ sub })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `sub ${JSON.stringify(sub)}`);
   }
-  t.equal(ok({ sub: 'Client:shop-web' }), undefined, 'only the namespace as minted');
+  // And spelled so that a backend which trims or case-folds `sub` reads that client (red team 22a).
+  for (const sub of [
+    ' client:shop-web',
+    '\tclient:shop-web',
+    '\u00a0client:shop-web',
+    '\ufeffclient:shop-web',
+    '\u3000client:shop-web',
+    'Client:shop-web',
+    'CLIENT:shop-web',
+    'cl\u0131ent:shop-web',
+  ]) {
+    t.same(refusalOf(ok({ sub })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `sub ${escape(JSON.stringify(sub))}`);
+  }
+  for (const sub of ['clients:shop-web', 'client-shop-web', 'x client:shop-web', 'my-client:shop-web', 'clien'])
+    t.equal(ok({ sub }), undefined, `sub ${JSON.stringify(sub)}: another name`);
   // A control character in a name forged a second line in the backend's logs (docs/adversarial.md 272).
   for (const claims of [
     { sub: 'alice\nbob' },
