@@ -6,6 +6,8 @@
  */
 import type { TokenSourceConfig, TokensConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import { compileNameReadings } from '../openapi/name-readings.js';
+import { memoizedByName } from '../openapi/name-verdicts.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
@@ -85,7 +87,7 @@ export function compileTokenSources(
   const places = tokenPlacesOf(sources, mintedHeader);
   const headerNames = strippedHeaders(sources, mintedHeader);
   const cookies = [...places.cookies];
-  const params = [...places.query];
+  const isQuerySource = queryNameReading([...places.query]);
   const readers = sources.map((s) => reader(s));
   const readsAuthorization = sources.some((s) => s.from === 'authorization');
 
@@ -124,14 +126,29 @@ export function compileTokenSources(
           .filter((pair) => !cookies.includes(pair.split('=', 1)[0]?.trim() ?? ''));
         up.cookie = kept.length > 0 ? kept.join(';').trim() : undefined;
       }
-      if (params.length > 0 && ctx.search.length > 1) {
+      if (places.query.size > 0 && ctx.search.length > 1) {
         // Only the token's pairs go; the others reach the backend exactly as the client sent them.
         const pairs = ctx.search.slice(1).split('&');
-        const kept = pairs.filter((pair, i) => !params.includes(decodeName(pair, i === 0)));
+        const kept = pairs.filter((pair, i) => !isQuerySource(decodeName(pair, i === 0)));
         if (kept.length !== pairs.length) ctx.search = kept.length > 0 ? `?${kept.join('&')}` : '';
       }
     },
   };
+}
+
+/**
+ * Whether a query key (as URLSearchParams decodes it) is one of `names` to a backend: the name
+ * itself, or a key PHP, qs, Rails or System.Web read as it (name-readings.ts: `access.token`,
+ * `access+token`, `access[token`, `access_token[]`, `%u0061ccess_token`, `access_token%00`,
+ * ` access_token`, `ACCESS_TOKEN`). Read as only the exact name, `?access.token=<another token>`
+ * beside an Authorization header reached PHP as `$_GET['access_token']` (red team 22a).
+ */
+function queryNameReading(names: readonly string[]): (key: string) => boolean {
+  if (names.length === 0) return () => false;
+  const readings = compileNameReadings(names.map((name) => ({ name, in: 'query' as const })));
+  // Kept per key (bounded): reading a key as those backends do costs ~1 µs, on every request's every key.
+  const verdict = memoizedByName((key) => (readings.owns(key) || readings.readAs(key) !== undefined ? true : undefined));
+  return (key) => verdict(key) === true;
 }
 
 /**
@@ -189,12 +206,20 @@ function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string |
         return found;
       };
     }
-    case 'query':
+    case 'query': {
+      // Every key a backend reads as the name is this source: two are two tokens, one beside a
+      // token elsewhere is a second token (RFC 6750 §2), not a parameter left for the backend.
+      const isSource = queryNameReading([source.name]);
       return (ctx) => {
         if (ctx.search.length < 2) return undefined;
-        const all = new URLSearchParams(ctx.search.slice(1)).getAll(source.name);
-        if (all.length === 0) return undefined;
-        return all.length === 1 ? all[0] : malformed(`query.${source.name}.multiple`, `Send one ${source.name} parameter.`);
+        let found: string | undefined;
+        for (const [key, value] of new URLSearchParams(ctx.search.slice(1))) {
+          if (!isSource(key)) continue;
+          if (found !== undefined) return malformed(`query.${source.name}.multiple`, `Send one ${source.name} parameter.`);
+          found = value;
+        }
+        return found;
       };
+    }
   }
 }

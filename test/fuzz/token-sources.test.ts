@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { TokenSourceConfig } from '../../src/config/types.js';
 import { WardenError } from '../../src/errors.js';
 import { compileTokenSources, type CredentialCarrier } from '../../src/identity/token-sources.js';
+import { compileNameReadings } from '../../src/openapi/name-readings.js';
 import { fuzz } from './fuzz-budget.js';
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -120,6 +121,12 @@ function request(s: Setup): fc.Arbitrary<Request> {
 
 const scenario = setup.chain((s) => request(s).map((r) => ({ ...s, ...r })));
 
+/** Whether a backend reads query key `key` as `name` (PHP's, qs's, System.Web's readings: name-readings.ts). */
+const readsAs = (key: string, name: string) => {
+  const readings = compileNameReadings([{ name, in: 'query' }]);
+  return readings.owns(key) || readings.readAs(key) !== undefined;
+};
+
 /** The values the request carries in each configured source, as a reader would see them. */
 function carriedValues(s: Setup, c: CredentialCarrier): string[] {
   const out: string[] = [];
@@ -130,7 +137,7 @@ function carriedValues(s: Setup, c: CredentialCarrier): string[] {
       if (typeof v === 'string') out.push(v);
     }
     if (src.from === 'cookie' && c.headers.cookie) out.push(c.headers.cookie);
-    if (src.from === 'query') out.push(...new URLSearchParams(c.search.slice(1)).getAll(src.name));
+    if (src.from === 'query') for (const [k, v] of new URLSearchParams(c.search.slice(1))) if (readsAs(k, src.name)) out.push(v);
   }
   return out;
 }
@@ -214,16 +221,17 @@ t.test('strip: no configured credential and no minted-token header is left for t
             if (pair.trim().startsWith(`${src.name}=`)) throw new Error(`cookie ${src.name} left in ${String(up.cookie)}`);
           }
         }
-        if (src.from === 'query' && new URLSearchParams(carrier.search).has(src.name)) {
+        if (src.from === 'query' && [...new URLSearchParams(carrier.search).keys()].some((k) => readsAs(k, src.name))) {
           throw new Error(`query parameter ${src.name} left in ${carrier.search} (was ${sc.carrier.search})`);
         }
       }
-      // Only credentials go: every other parameter and header is still there, unchanged.
+      // Only credentials go (a key a backend reads as a source's name is one): every other
+      // parameter and header is still there, unchanged.
       // (A pair that becomes the first one may lose a leading "?" in the reader's view: ignored.)
       const queryNames = sc.sources.flatMap((x) => (x.from === 'query' ? [x.name] : []));
       const entries = (search: string) => [...new URLSearchParams(search.slice(1))];
       const view = (pairs: string[][]) => JSON.stringify(pairs.map(([k, v]) => [k?.replace(/^\?/, ''), v]));
-      const expectedQuery = entries(sc.carrier.search).filter(([k]) => !queryNames.includes(k));
+      const expectedQuery = entries(sc.carrier.search).filter(([k]) => !queryNames.some((name) => readsAs(k ?? '', name)));
       if (view(entries(carrier.search)) !== view(expectedQuery)) {
         throw new Error(`query ${sc.carrier.search} became ${carrier.search}`);
       }

@@ -96,6 +96,44 @@ t.test('query source', async (t) => {
   t.same(ruleOf(s.extract(ctx({}, '?access_token=a&access_token=b'))), malformed('query.access_token.multiple'));
 });
 
+t.test('query source: a key a backend reads as its name is that source (PHP, qs, Rails, System.Web)', async (t) => {
+  const s = compileTokenSources([{ from: 'authorization' }, { from: 'query', name: 'access_token' }], 100, undefined);
+  const spellings = [
+    'access.token',
+    'access+token',
+    'access%20token',
+    'access[token',
+    'access_token[]',
+    'access_token[0]',
+    '[access_token]',
+    '%u0061ccess_token',
+    'access_token%00',
+    'access_token%00x',
+    '+access_token',
+    '%20%20access_token',
+    'ACCESS_TOKEN',
+    'Access.Token',
+  ];
+  for (const key of spellings) {
+    t.equal(s.extract(ctx({}, `?a=1&${key}=tok`)), 'tok', `${key}: read as the token`);
+    t.same(ruleOf(s.extract(ctx({ authorization: 'Bearer abc' }, `?${key}=tok`))), malformed('token.multiple'), `${key} beside Bearer`);
+    t.same(
+      ruleOf(s.extract(ctx({}, `?access_token=abc&${key}=tok`))),
+      malformed('query.access_token.multiple'),
+      `${key} beside access_token`,
+    );
+    const c = ctx({}, `?page=2&${key}=tok&q=a%20b`);
+    s.strip(c);
+    t.equal(c.search, '?page=2&q=a%20b', `${key}: stripped`);
+  }
+  for (const key of ['access_tokens', 'x_access_token', 'accesstoken', 'access_token_hint', 'access-token', 'a[access_token]']) {
+    t.equal(s.extract(ctx({ authorization: 'Bearer abc' }, `?${key}=tok`)), 'abc', `${key}: another parameter`);
+    const c = ctx({}, `?${key}=tok`);
+    s.strip(c);
+    t.equal(c.search, `?${key}=tok`, `${key}: kept`);
+  }
+});
+
 t.test('strip: every configured source and the minted-token header are removed from what goes upstream', async (t) => {
   const s = compileTokenSources(
     [
