@@ -44,6 +44,12 @@ export interface DpopProofs {
 const MAX_PROOF_BYTES = 8192;
 const MAX_JTI_CHARS = 256;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/**
+ * The proof's `typ`, without case: RFC 7515 §4.1.9 lets it carry its media type's `application/`
+ * prefix (jose's own check, made with the signature, takes both; a client writing the full media
+ * type was refused).
+ */
+const DPOP_TYPES: ReadonlySet<string> = new Set(['dpop+jwt', 'application/dpop+jwt']);
 /** Private key members of any key type (RFC 7518 §6): a proof carries the public key only. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 /** RSA proof keys: the modulus sizes clients use, and a public exponent of at most 32 bits (65537 is 17). */
@@ -202,7 +208,7 @@ export function createDpopProofs(cfg: TokensConfig['dpop'], realm: string, repla
       } catch {
         return invalid('dpop.format', 'The DPoP header is not a compact JWS.', attributes);
       }
-      if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt')
+      if (typeof header.typ !== 'string' || !DPOP_TYPES.has(header.typ.toLowerCase()))
         return invalid('dpop.typ', 'The DPoP proof must have typ "dpop+jwt".', attributes);
       if (typeof header.alg !== 'string' || !allowed.has(header.alg))
         return invalid('dpop.alg', `The DPoP proof must be signed with one of ${algs}.`, attributes);

@@ -173,6 +173,9 @@ t.test('JWT access tokens', async (t) => {
       t.equal(event?.['warden.rule'], rule, `${name}: event rule ${rule}`);
       t.notOk(JSON.stringify(event).includes(token.slice(-20)), `${name}: the event does not carry the token`);
     }
+    // RFC 7515 §4.1.9: typ may carry its media type's `application/` prefix; either spelling, any case (red team 22a).
+    for (const typ of ['application/at+jwt', 'AT+JWT', 'Application/At+Jwt'])
+      t.equal((await call(await idp.sign({ ...claims, exp }, { typ }))).status, 200, `typ ${typ}: 200`);
     // 32 levels (the payload and an act chain of 31 actors) are accepted.
     t.equal((await call(await idp.sign({ ...claims, exp, act: actChain(31) }))).status, 200, 'claims nested 32 levels: 200');
     t.ok(

@@ -123,6 +123,19 @@ t.test('accepted: htu spellings of the same URI (RFC 9449 §4.3 normalisation), 
   );
 });
 
+t.test('typ: dpop+jwt, with or without its media type prefix, in any letter case (RFC 7515 §4.1.9)', async (t) => {
+  const proofs = createDpopProofs(CFG, 'orders');
+  const c = await dpopClient();
+  for (const typ of ['dpop+jwt', 'DPoP+JWT', 'application/dpop+jwt', 'Application/DPoP+JWT'])
+    t.equal(await proofs.check(request(await c.proof('GET', HTU, { token: TOKEN, header: { typ } })), TOKEN, c.jkt, ATTRS), undefined, typ);
+  for (const typ of ['application/jwt', 'text/dpop+jwt', 'application/dpop+jwt; charset=utf-8', 'application/at+jwt', ' dpop+jwt'])
+    t.same(
+      await outcome(proofs.check(request(await c.proof('GET', HTU, { token: TOKEN, header: { typ } })), TOKEN, c.jkt, ATTRS)),
+      { code: 'ERR_AUTHN_DPOP_INVALID', rule: 'dpop.typ' },
+      typ,
+    );
+});
+
 t.test('refused: header and signature (typ, alg, jwk, forged, tampered, shape)', async (t) => {
   const proofs = createDpopProofs(CFG, 'orders');
   const c = await dpopClient();
