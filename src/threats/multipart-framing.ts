@@ -22,7 +22,11 @@
  *   on Tomcat) reads each of its sub-parts as a file the scan never saw;
  * - a Content-Disposition busboy's strict grammar refuses (`filename="a";` with a trailing `;`,
  *   `filename= "a"`, an unquoted `filename=a/b`): busboy skips the whole part, PHP reads it;
- * - a header block of more lines than busboy keeps (it ignores those after its 1,999th).
+ * - a header block of more lines than busboy keeps (it ignores those after its 1,999th);
+ * - a folded header line (starting with a space or tab: obs-fold, obsolete since RFC 7230, unused by
+ *   RFC 7578, never sent by a browser): busboy joins it to the header before, Django's
+ *   parse_boundary_stream reads it as a header of its own (a Content-Transfer-Encoding or a second
+ *   Content-Disposition hidden in an `X-Pad` header).
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
@@ -62,6 +66,8 @@ const TRANSPORT_PADDING = /^[ \t]*$/;
 const EPILOGUE = /^[ \t\r\n]*$/;
 const EPILOGUE_BYTES = new Set([0x20, 0x09, CR, LF]);
 const SINGLE_HEADERS = new Set(['content-disposition', 'content-type', 'content-transfer-encoding']);
+/** A header line that starts with a space or tab (the block's first, or one after a CRLF). */
+const FOLDED_LINE = /(?:^|\r\n)[ \t]/;
 /** busboy keeps a part's first 1,999 header lines and ignores the rest (Node's limit of 2,000 pairs). */
 const MAX_HEADER_LINES = 1999;
 /**
@@ -102,7 +108,8 @@ function textField(disposition: readonly [string, string][], contentType: string
 
 /** The problem with a part's header block, if any, whether a form reader reads the part, and whether busboy reads it as a textField. */
 function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; textField?: boolean } {
-  const lines = unfolded(block);
+  if (FOLDED_LINE.test(block)) return { problem: 'a folded part header line (Django reads it as a header of its own)', read: true };
+  const lines = block.split('\r\n').filter((line) => line !== '');
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
   const seen = new Set<string>();
   let disposition: [string, string][] | undefined;
@@ -149,16 +156,6 @@ function readPartHeaders(block: string, formData: boolean): { problem?: string; 
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
   return { read: true, textField: textField(disposition, contentType) };
-}
-
-/** A header block's lines with folded ones (starting with a space or tab) joined to the line before, as busboy joins them. */
-function unfolded(block: string): string[] {
-  const lines: string[] = [];
-  for (const line of block.split('\r\n')) {
-    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0) lines[lines.length - 1] += line;
-    else if (line !== '') lines.push(line);
-  }
-  return lines;
 }
 
 /** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */

@@ -1,7 +1,7 @@
 /**
  * Fuzz, differential: multipart bodies with the framing variations parsers disagree on (transport
  * padding and bare line feeds at boundaries, dispositions other than form-data or outside busboy's
- * grammar, repeated and extended parameters, repeated headers), cut into random chunks. Whenever
+ * grammar, repeated and extended parameters, repeated and folded headers), cut into random chunks. Whenever
  * the sidecar's shared multipart reader (busboy plus src/threats/multipart-framing.ts) accepts a
  * body, a lenient parser
  * modelled on Go's mime/multipart and PHP (padding and bare LFs allowed, the last `name`, any
@@ -42,7 +42,8 @@ function lenientFields(body: string): [string, string][] {
     if (!current) continue; // preamble
     if (current.content) current.content.push(raw);
     else if (line === '') current.content = [];
-    else current.headers.push(line);
+    // Each header line stripped, as Django reads it: a folded line is a header of its own.
+    else current.headers.push(line.trim());
   }
   return fields;
 }
@@ -88,7 +89,14 @@ const extra = rarely(
   '; filename= "f.txt"',
   '; filename=a/f.txt',
 );
-const secondHeader = rarely('', 'Content-Type: text/plain', 'Content-Disposition: form-data; name="other"', 'X-Note: 1');
+const secondHeader = rarely(
+  '',
+  'Content-Type: text/plain',
+  'Content-Disposition: form-data; name="other"',
+  'X-Note: 1',
+  // Folded into X-Pad to busboy, a header of its own to Django (red team round 22e).
+  'X-Pad: a\r\n Content-Disposition: form-data; name="other"',
+);
 const content = fc.oneof({ weight: 6, arbitrary: text }, { weight: 1, arbitrary: text.map((v) => `${v}\r\n--${BOUNDARY}${v}`) });
 
 const parts = fc.array(
