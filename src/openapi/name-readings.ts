@@ -15,6 +15,9 @@
  *
  * - for form and multipart fields (`separators`), `_` and `-` ignored as well: pydantic's
  *   populate_by_name binds `is_admin` to a field listed as `isAdmin` (case-variants.ts).
+ * - for multipart fields (`stripped`), ASCII white space taken off both ends: Django's
+ *   MultiPartParser reads `name="role "` as `role` (`disposition['name'].strip()`, on the bytes);
+ *   its QueryDict keeps a form field's `role%20` as it is, as Werkzeug keeps both.
  *
  * Such a key is refused, not ignored: the declared parameter's constraints would be skipped. Keys a
  * deepObject parameter owns (`filter[color]`) and the properties of an exploded object parameter
@@ -39,6 +42,8 @@ export interface NameReading {
   readonly caseOnly: boolean;
   /** Read so only once `_` and `-` are ignored too (compileNameReadings' `separators`). */
   readonly separators?: true;
+  /** Read so by Django, which strips white space around a multipart field's name (compileNameReadings' `stripped`). */
+  readonly stripped?: true;
 }
 
 /** Brackets before a name, then the name up to the next bracket: `[limit]`, `]limit`, `limit]`, `limit[]` are `limit`. */
@@ -75,6 +80,9 @@ function unclosedReadingOf(raw: string): string | undefined {
   return foldCase(php.replace(/[[. ]/g, '_'));
 }
 
+/** ASCII white space as Python's `bytes.strip()` takes it off both ends (Django's multipart field names). */
+const asciiStripped = (name: string): string => name.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
+
 const withoutSeparators = (reading: string): string => reading.replace(INTERIOR_SEPARATORS, '');
 
 /**
@@ -96,8 +104,14 @@ export function deepObjectProperty(key: string, name: string): string | undefine
  */
 export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method';
 
-/** @param separators also read names alike but for `_` and `-` (body fields: pydantic's populate_by_name). */
-export function compileNameReadings(params: readonly ParameterObject[], { separators = false } = {}): NameReadings {
+/** Whether a multipart field is a `_method` to those readers, or to Django's, which strips its name (a middleware may read it). */
+export const isMultipartMethodOverrideName = (key: string): boolean => isMethodOverrideName(key) || asciiStripped(key) === '_method';
+
+/**
+ * @param separators also read names alike but for `_` and `-` (body fields: pydantic's populate_by_name).
+ * @param stripped also read names with white space around them (multipart fields: Django).
+ */
+export function compileNameReadings(params: readonly ParameterObject[], { separators = false, stripped = false } = {}): NameReadings {
   const exact = new Set<string>();
   const deepNames: string[] = [];
   // Names a backend may read as a declared one, by their reading: also a deepObject or exploded
@@ -126,7 +140,7 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
     const caseOnly = key !== declared && foldCase(key) === foldCase(declared);
     return spelling && !caseOnly ? { declared, caseOnly, separators: true } : { declared, caseOnly };
   };
-  return {
+  const readings: NameReadings = {
     owns,
     readAs(key) {
       const first = readingOf(key);
@@ -139,4 +153,11 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
       return spelling === undefined ? undefined : reading(key, spelling, true);
     },
   };
+  if (!stripped) return readings;
+  // Django reads the stripped name as it is: only a declared name itself.
+  const strippedReading = (key: string): NameReading | undefined => {
+    const name = asciiStripped(key);
+    return name !== key && owns(name) ? { declared: name, caseOnly: false, stripped: true } : undefined;
+  };
+  return { owns, readAs: (key) => readings.readAs(key) ?? strippedReading(key) };
 }

@@ -330,6 +330,11 @@ function misread(key: string, names: NameReadings, at: string): Violation | unde
   if (read === undefined) return undefined;
   if (read.caseOnly) return caseVariant(`${at}/${key}`, read.declared);
   if (read.separators) return spellingVariant(`${at}/${key}`, read.declared);
+  if (read.stripped)
+    return {
+      pointer: `${at}/${key}`,
+      message: `is read as ${JSON.stringify(read.declared)} by Django, which strips white space around a multipart field's name`,
+    };
   return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP, Rails or System.Web` };
 }
 
@@ -443,7 +448,10 @@ export function compileRequestValidator(
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
   // (case-variants.ts), form and multipart fields like query keys (name-readings.ts), top-level
   // names a backend merging query and body reads as a parameter (body-parameters.ts).
-  const bodyNames = new Map<string, { json: CaseVariantFinder; fields: NameReadings; parameters: ParameterShadows | undefined }>();
+  const bodyNames = new Map<
+    string,
+    { json: CaseVariantFinder; fields: NameReadings; multipartFields: NameReadings; parameters: ParameterShadows | undefined }
+  >();
   // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
   const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
   // Every body schema's top-level names: query keys a merging backend reads as one (body-parameters.ts),
@@ -456,12 +464,16 @@ export function compileRequestValidator(
       for (const name of properties) bodyProperties.add(name);
       // PHP's $_POST, which a cookie overrides in $_REQUEST, holds form bodies only.
       if (FIELD_MEDIA_TYPES.has(mime)) for (const name of properties) formProperties.add(name);
-      const fields = compileNameReadings(
-        properties.map((name) => ({ name, in: 'query' as const })),
-        { separators: true },
-      );
+      const fieldsReadAs = (stripped: boolean) =>
+        compileNameReadings(
+          properties.map((name) => ({ name, in: 'query' as const })),
+          { separators: true, stripped },
+        );
+      const fields = fieldsReadAs(false);
+      // Django strips white space around a multipart field's name, not a form field's (QueryDict).
+      const multipartFields = mime === MULTIPART_MEDIA_TYPE || mime.endsWith('/*') ? fieldsReadAs(true) : fields;
       const parameters = compileParameterShadows(op.parameters, properties);
-      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields, parameters });
+      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields, multipartFields, parameters });
     }
     bodyValidators.set(
       mime,
@@ -498,9 +510,9 @@ export function compileRequestValidator(
   }
   const bodyRequired = op.requestBody?.required === true;
   /** A form or multipart body's field names a backend misreads (a `_method` is the method-field stage's). */
-  const fieldNames = (mediaKey: string, keys: string[]): Violation | undefined => {
+  const fieldNames = (mediaKey: string, keys: string[], multipart = false): Violation | undefined => {
     const names = bodyNames.get(mediaKey);
-    return names && (misreadName(keys, names.fields, '/body') ?? names.parameters?.(keys));
+    return names && (misreadName(keys, multipart ? names.multipartFields : names.fields, '/body') ?? names.parameters?.(keys));
   };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
@@ -639,7 +651,7 @@ export function compileRequestValidator(
             const spelling = fieldNumbers.get(key)?.check(fields, '/body');
             if (spelling) return spelling;
             if (!validate(fields)) return firstViolation(validate.errors, '/body');
-            const misreadField = fieldNames(key, Object.keys(fields));
+            const misreadField = fieldNames(key, Object.keys(fields), true);
             if (misreadField) return misreadField;
             // Members of a JSON part in another letter case, as in a JSON body.
             const variant = bodyNames.get(key)?.json.find(fields, '/body');

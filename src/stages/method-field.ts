@@ -10,12 +10,13 @@
  * read fields from: form (`application/x-www-form-urlencoded`, and a POST without a Content-Type,
  * which Rack reads as a form), multipart/form-data (as it arrives, without holding it in memory),
  * and JSON (Laravel: any type with `/json` or `+json`; its top-level members). Names are read as
- * PHP, qs and Rails read them (`%5Fmethod`, ` _method`, `_method[]`: src/openapi/name-readings.ts).
+ * PHP, qs and Rails read them (`%5Fmethod`, ` _method`, `_method[]`: src/openapi/name-readings.ts),
+ * and a multipart part's as Django does too (`_method ` is `_method`).
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf, MULTIPART_MEDIA_TYPE } from '../net/media-type.js';
-import { isMethodOverrideName } from '../openapi/name-readings.js';
+import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 
@@ -93,9 +94,9 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
         // Names matter here, not values: no part count or field size is a reason to refuse.
         { maxParts: Infinity, maxFieldBytes: maxBodyBytes },
         {
-          onField: (name) => (found ||= isMethodOverrideName(name)),
+          onField: (name) => (found ||= isMultipartMethodOverrideName(name)),
           onFile(name, _filename, content) {
-            found ||= isMethodOverrideName(name);
+            found ||= isMultipartMethodOverrideName(name);
             content.resume();
           },
         },

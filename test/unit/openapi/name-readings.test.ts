@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compileNameReadings } from '../../../src/openapi/name-readings.js';
+import { compileNameReadings, isMethodOverrideName, isMultipartMethodOverrideName } from '../../../src/openapi/name-readings.js';
 
 const names = compileNameReadings([
   { name: 'limit', in: 'query', schema: { type: 'integer' } },
@@ -121,4 +121,26 @@ t.test('only separators between letters or digits are folded: _token, _method, _
   for (const name of ['_token', '_method', '_charset_', '_id', '__proto__', '_links', 'id_', 'token-'])
     t.equal(readings.readAs(name), undefined, `${name} is not read as a declared name`);
   t.match(readings.readAs('is_admin'), { declared: 'isAdmin', separators: true }, 'is_admin still is isAdmin');
+});
+
+t.test("multipart fields (stripped): white space around a name, as Django's MultiPartParser strips it (round 22e)", async (t) => {
+  const declared = ['role', 'is_admin'].map((name) => ({ name, in: 'query' as const }));
+  const multipart = compileNameReadings(declared, { separators: true, stripped: true });
+  // Python's bytes.strip(): space, tab, LF, VT, FF, CR.
+  for (const key of ['role ', 'role\t', '  role  ', 'role\v', 'role\f', 'role\r\n', ' is_admin '])
+    t.same(multipart.readAs(key), { declared: key.trim(), caseOnly: false, stripped: true }, JSON.stringify(key));
+  t.same(multipart.readAs(' role'), { declared: 'role', caseOnly: false }, "PHP's reading (leading spaces trimmed) first");
+  for (const key of ['role\u00a0', 'role\u3000', 'ROLE ', 'roles ', ' ', ''])
+    t.equal(multipart.readAs(key), undefined, `${JSON.stringify(key)}: not white space Django strips, or another name`);
+  t.notOk(multipart.owns('role '), 'not the declared name itself');
+  const form = compileNameReadings(declared, { separators: true });
+  t.equal(form.readAs('role '), undefined, "form fields: Django's QueryDict keeps the space (as Werkzeug does)");
+  t.equal(form.readAs('role\t'), undefined);
+});
+
+t.test('a multipart _method with white space around it is a _method to Django (round 22e)', async (t) => {
+  for (const key of ['_method ', '_method\t', '  _method  ', '\t_method']) t.ok(isMultipartMethodOverrideName(key), JSON.stringify(key));
+  t.ok(isMultipartMethodOverrideName('_method[]'), 'and still as PHP, qs and Rails read it');
+  t.notOk(isMultipartMethodOverrideName('_method_'), 'another name');
+  t.notOk(isMethodOverrideName('_method\t'), 'in a query or a form, no reader strips it');
 });
