@@ -6,6 +6,8 @@
  *
  * - `;parameters` dropped from segments (Tomcat, Jetty, Spring): `/public/..;/admin`,
  *   `/admin;x/users`. Refused also when that reading names no route at all.
+ * - cut at the first `;`, the rest read as the query (Fastify before 5): anything after a `;` is
+ *   refused, rule `path.semicolon_query` (semicolonStartsQuery).
  * - case-insensitive (Express and ASP.NET Core by default): `/ADMIN/users` is `/admin/users` there,
  *   and `/admin` is a declared `/Admin` (taken for every path when a pattern has upper case).
  * - without its trailing slash (Express and ASP.NET Core by default, Spring before 6):
@@ -52,12 +54,20 @@ import { pathWithoutParameters } from '../net/request-target.js';
 const HAS_UPPER = /[A-Z]/;
 
 type Rule =
-  'path.trailing_slash' | 'path.case' | 'path.segment_parameters' | 'path.suffix' | 'path.encoded_delimiter' | 'path.script_prefix';
+  | 'path.trailing_slash'
+  | 'path.case'
+  | 'path.segment_parameters'
+  | 'path.semicolon_query'
+  | 'path.suffix'
+  | 'path.encoded_delimiter'
+  | 'path.script_prefix';
 
 const DETAILS: Record<Rule, string> = {
   'path.trailing_slash': 'A trailing slash, sent or left out, that changes which route the path names is not allowed.',
   'path.case': 'Letter case that changes which route the path names is not allowed.',
   'path.segment_parameters': 'Path parameters (";…") that change which route the path names are not allowed.',
+  'path.semicolon_query':
+    'Text after a ";" in the path is not allowed: Fastify before 5 ends the path at the first ";" and reads the rest as the query. Send a ";" in a segment as %3B.',
   'path.suffix':
     'A format suffix (".json"), trailing dots or white space in a segment that change which route the path names are not allowed.',
   'path.script_prefix':
@@ -105,6 +115,20 @@ function suffixNamesOther(plan: Plan, method: string, path: string, route: Route
   const other = plan.declared(method, stem);
   if ((other === undefined || other === route) && otherReading(plan, method, stem, route) === undefined) return false;
   return hasParams || plan.declared(method, path) !== route;
+}
+
+/**
+ * Whether a backend that ends the path at its first `;` would read anything after it as the query:
+ * Fastify 4 (find-my-way's `useSemicolonDelimiter`, on by default before Fastify 5) routes
+ * `/docs/1;/summary` as `/docs/1` with the query `/summary`, and `/files/a;limit=1000` as
+ * `/files/a` with the query `limit=1000`, which validation never saw (the query it checked, after
+ * `?`, Fastify reads as part of that one). Which keys a backend reads cannot be told here, so any
+ * text after the first `;` is refused; a `;` that ends the path is the `;parameters` reading's
+ * (`/admin;` is `/admin` to Fastify and Tomcat alike). Only for a path holding a `;` (unencoded:
+ * the normalised path keeps `%3B` as sent, and Fastify does not cut at it).
+ */
+function semicolonStartsQuery(path: string): boolean {
+  return path.indexOf(';') < path.length - 1;
 }
 
 /** A segment with an extension (`/index.php`) and more segments after it: a script name and its path info. */
@@ -155,6 +179,7 @@ export function checkPathReadings(plan: Plan, method: string, path: string, matc
     if (other instanceof WardenError || other.route !== route || otherReading(plan, method, alias, route) !== undefined) {
       return refusal('path.segment_parameters');
     }
+    if (semicolonStartsQuery(path)) return refusal('path.semicolon_query');
   }
   const rule = otherReading(plan, method, path, route);
   if (rule !== undefined) return refusal(rule);
