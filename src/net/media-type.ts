@@ -176,6 +176,15 @@ function phpBoundaryValue(contentType: string, at: number): string | undefined {
 /** RFC 9110 §8.3.1: `type "/" subtype`, both tokens (§5.6.2). */
 const MEDIA_TYPE = /^[!#$%&'*+.^_\x60|~0-9a-z-]+\/[!#$%&'*+.^_\x60|~0-9a-z-]+$/i; // \x60: a backtick
 const JSON_IN_PARAMETERS = /[/+]json/i;
+/**
+ * Body types a backend may find inside a longer media type: Fastify (4) picks a parser by substring
+ * (`contentType.indexOf(parserType) !== -1`), so `xapplication/x-www-form-urlencoded`,
+ * `application/x-www-form-urlencodedx` and `application/x-www-form-urlencoded+json` are forms to
+ * @fastify/formbody, and `text/plain+json` is text to Fastify. `application/json` is not listed:
+ * every type holding it is JSON here too (isJsonMediaType), and `application/json-patch+json`
+ * (RFC 6902) is one.
+ */
+const EMBEDDED_TYPE = /application\/x-www-form-urlencoded|multipart\/form-data|text\/plain/;
 
 let lastChecked: string | undefined;
 
@@ -188,6 +197,8 @@ let lastChecked: string | undefined;
  *   ",", so `application/x-www-form-urlencoded,x` is a form to them and no form here;
  * - `/json` or `+json` in the parameters of a type that is not JSON: Laravel reads any Content-Type
  *   holding either as JSON (`text/plain; x=/json`);
+ * - a form, multipart or text type inside a longer one (EMBEDDED_TYPE): Fastify reads
+ *   `application/x-www-form-urlencoded+json` as a form, the stages here as JSON;
  * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary).
  *
  * A Content-Type that is absent or empty is an untyped body, read as such.
@@ -212,6 +223,12 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'The Content-Type must start with a media type "type/subtype" (RFC 9110 §8.3.1), parameters after ";": backends that end the type at "," or a space would read another one.',
     );
   const lower = mime.toLowerCase();
+  const embedded = EMBEDDED_TYPE.exec(lower)?.[0];
+  if (embedded !== undefined && embedded !== lower)
+    return malformed(
+      'content_type.embedded_type',
+      `The media type holds "${embedded}" without being it: Fastify would read the body as ${embedded}, the checks here as the media type it is.`,
+    );
   if (semicolon !== -1 && !isJsonMediaType(lower) && JSON_IN_PARAMETERS.test(value.slice(semicolon)))
     return malformed(
       'content_type.json_parameter',
