@@ -199,7 +199,11 @@ let lastChecked: string | undefined;
  *   holding either as JSON (`text/plain; x=/json`);
  * - a form, multipart or text type inside a longer one (EMBEDDED_TYPE): Fastify reads
  *   `application/x-www-form-urlencoded+json` as a form, the stages here as JSON;
- * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary).
+ * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary);
+ * - a JSON or form body in a charset not read as UTF-8 reads it (415, `content_type.charset`):
+ *   validation and the `_method` check read those bodies as UTF-8, and Express's body-parser
+ *   decodes the charset named (iconv-lite), so `{"bio":"x+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-"}`
+ *   in UTF-7 is one string here and `"role":"admin"` there.
  *
  * A Content-Type that is absent or empty is an untyped body, read as such.
  */
@@ -239,6 +243,12 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'content_type.boundary',
       'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, or a value PHP reads otherwise (white space or "," after it): PHP would split the body at another boundary than the one checked here.',
     );
+  const charset = semicolon !== -1 && isFieldBody(lower) ? unreadableCharset(value) : undefined;
+  if (charset !== undefined)
+    return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
+      rule: 'content_type.charset',
+      detail: `JSON and form bodies are read as UTF-8 here; in ${charset.slice(0, 40) || 'an empty charset'} a backend could read other fields. Send them in UTF-8.`,
+    });
   return undefined;
 }
 

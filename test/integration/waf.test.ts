@@ -408,22 +408,38 @@ t.test('waf, block mode', async (t) => {
     // EBCDIC (ibm037), which ASP.NET decodes form bodies from: q=' OR 1=1 --
     const ebcdic = Buffer.from([0x98, 0x7e, 0x7d, 0x40, 0xd6, 0xd9, 0x40, 0xf1, 0x7e, 0xf1, 0x40, 0x60, 0x60]);
     const before = backend.requests.length;
-    for (const [what, type, body] of [
-      ['EBCDIC form', 'application/x-www-form-urlencoded; charset=ibm037', ebcdic],
-      ['UTF-16 JSON with an escaped quote', 'application/json; charset=utf-16le', Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le')],
-      ['UTF-7 text', 'text/plain; charset=utf-7', Buffer.from('+ADw-script+AD4-alert(1)+ADw-/script+AD4-')],
+    // JSON and form bodies are refused by their Content-Type before the waf reads them (the
+    // `_method` check, the first body stage, refuses them: rule content_type.charset).
+    for (const [what, type, body, rule] of [
+      ['EBCDIC form', 'application/x-www-form-urlencoded; charset=ibm037', ebcdic, 'content_type.charset'],
+      [
+        'UTF-16 JSON with an escaped quote',
+        'application/json; charset=utf-16le',
+        Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le'),
+        'content_type.charset',
+      ],
+      ['UTF-7 text', 'text/plain; charset=utf-7', Buffer.from('+ADw-script+AD4-alert(1)+ADw-/script+AD4-'), 'waf.charset'],
       [
         // The charset after another parameter's quoted `charset=` (defect 96): body-parser reads UTF-16.
         'UTF-16 JSON behind a quoted "; charset=utf-8"',
         'application/json; x="; charset=utf-8"; charset=utf-16le',
         Buffer.from('{"q":"\\u0027 OR 1=1 --"}', 'utf16le'),
+        'content_type.charset',
       ],
     ] as const) {
       const r = await post('/search', type, body, h2);
       t.equal(r.status, 415, `${what}: 415`);
       t.equal(r.json().code, 'ERR_MEDIA_TYPE_UNSUPPORTED', what);
-      t.equal(lastEvent()['warden.rule'], 'waf.charset', `${what}: rule waf.charset`);
+      t.equal(lastEvent()['warden.rule'], rule, `${what}: rule ${rule}`);
     }
+    // A PUT has no _method check: the waf refuses the Content-Type itself, with the same rule.
+    const put = await fetchText(`${s.url}/items/1`, h1, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json; charset=utf-7' },
+      body: '{"q":"+ACc- OR 1=1 --"}',
+    });
+    t.equal(put.status, 415, 'UTF-7 JSON in a PUT: 415');
+    t.equal(lastEvent()['warden.rule'], 'content_type.charset', 'UTF-7 JSON in a PUT: rule content_type.charset');
     t.equal(backend.requests.length, before, 'the backend saw none of them');
     for (const [what, body] of [
       // Parsers take an XML body's encoding from its byte order mark or its declaration.

@@ -161,3 +161,35 @@ t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', 
   ])
     t.notOk(hasStrayBoundary(ct), ct);
 });
+
+t.test('contentTypeRefusal: a JSON or form body in a charset not read as UTF-8 reads it is 415', async (t) => {
+  // Express 4 and 5's body-parser decode a JSON body in the charset named (iconv-lite: UTF-7 read
+  // `+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-` as `","role":"admin`, checked by hand); validation
+  // and the _method check read it as UTF-8.
+  for (const ct of [
+    'application/json; charset=utf-7',
+    'application/json;charset=UTF-7',
+    'application/vnd.api+json;charset="UTF-7"',
+    'text/json; charset=utf-7-imap',
+    'application/json; charset=utf-16le',
+    'application/json; charset=UTF-32',
+    'application/x-www-form-urlencoded; charset=ibm037',
+    'application/x-www-form-urlencoded; charset=utf-7',
+    'application/json; x="; charset=utf-8"; charset=utf-16le',
+  ]) {
+    const err = contentTypeRefusal(ct);
+    t.equal(err?.code, 'ERR_MEDIA_TYPE_UNSUPPORTED', ct);
+    t.equal(err?.status, 415, ct);
+    t.equal(err?.rule, 'content_type.charset', ct);
+  }
+  for (const ct of [
+    'application/json; charset=utf-8',
+    'application/json; charset="UTF-8"',
+    'application/x-www-form-urlencoded; charset=iso-8859-1',
+    'application/problem+json; charset=us-ascii',
+    // Read by the waf, which refuses what it would misread (waf.charset), and by no JSON or form reader here.
+    'text/plain; charset=utf-7',
+    'application/xml; charset=utf-16',
+  ])
+    t.equal(contentTypeRefusal(ct), undefined, ct);
+});
