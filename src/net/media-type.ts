@@ -186,6 +186,14 @@ const JSON_IN_PARAMETERS = /[/+]json/i;
  */
 const EMBEDDED_TYPE = /application\/x-www-form-urlencoded|multipart\/form-data|text\/plain/;
 
+/**
+ * RFC 9110 §5.6.6: what follows the media type, `*( OWS ";" OWS [ token "=" ( token /
+ * quoted-string ) ] )`, white space at its end allowed. Empty parameters (`;;`, a trailing `;`)
+ * are in the grammar; white space around "=" is not.
+ */
+const PARAMETERS =
+  /^(?:[\t ]*;[\t ]*(?:[!#$%&'*+.^_\x60|~0-9a-z-]+=(?:[!#$%&'*+.^_\x60|~0-9a-z-]+|"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*[\t ]*$/i;
+
 let lastChecked: string | undefined;
 
 /**
@@ -200,6 +208,9 @@ let lastChecked: string | undefined;
  * - a form, multipart or text type inside a longer one (EMBEDDED_TYPE): Fastify reads
  *   `application/x-www-form-urlencoded+json` as a form, the stages here as JSON;
  * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary);
+ * - parameters that are not RFC 9110 syntax (PARAMETERS): Express 4's type-is cannot parse
+ *   `application/json;charset="utf-8` (a quote never closed) or `; charset` (no "="), and
+ *   body-parser then leaves the body unread, where the checks here read it as JSON;
  * - a JSON or form body in a charset not read as UTF-8 reads it (415, `content_type.charset`):
  *   validation and the `_method` check read those bodies as UTF-8, and Express's body-parser
  *   decodes the charset named (iconv-lite), so `{"bio":"x+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-"}`
@@ -242,6 +253,11 @@ function contentTypeProblem(value: string): WardenError | undefined {
     return malformed(
       'content_type.boundary',
       'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, or a value PHP reads otherwise (white space or "," after it): PHP would split the body at another boundary than the one checked here.',
+    );
+  if (semicolon !== -1 && !PARAMETERS.test(value.slice(semicolon)))
+    return malformed(
+      'content_type.parameters',
+      'The Content-Type parameters must be name=value pairs after ";", each value a token or a closed quoted string (RFC 9110 §5.6.6): backends that cannot parse them read the body otherwise.',
     );
   const charset = semicolon !== -1 && isFieldBody(lower) ? unreadableCharset(value) : undefined;
   if (charset !== undefined)

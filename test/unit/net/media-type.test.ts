@@ -193,3 +193,38 @@ t.test('contentTypeRefusal: a JSON or form body in a charset not read as UTF-8 r
   ])
     t.equal(contentTypeRefusal(ct), undefined, ct);
 });
+
+t.test('contentTypeRefusal: parameters that are not RFC 9110 syntax', async (t) => {
+  // Express 4's type-is cannot parse these and body-parser leaves the body unread (`{}` to the
+  // handler, checked by hand with `application/json;charset="utf-8`); the checks here read JSON.
+  for (const ct of [
+    'application/json;charset="utf-8',
+    'application/json; charset="utf-8\\"',
+    'application/json; charset',
+    'application/json; charset=utf-8; x',
+    'application/json; =utf-8',
+    'application/json; charset =utf-8',
+    'application/json; charset= utf-8',
+    'application/json; charset=utf 8',
+    'application/json; charset="utf-8"x',
+    'application/json; charset=utf-8,x=y',
+    'application/x-www-form-urlencoded; charset=@',
+    'text/plain; x="a\u0001"',
+  ]) {
+    const err = contentTypeRefusal(ct);
+    t.equal(err?.code, 'ERR_REQUEST_MALFORMED', ct);
+    t.equal(err?.rule, 'content_type.parameters', ct);
+  }
+  for (const ct of [
+    'application/json;charset=utf-8',
+    'application/json ; charset=utf-8 ; ',
+    'application/json;',
+    'application/json;;charset=utf-8',
+    'application/json;\tcharset="utf-8"',
+    'text/plain; x="a \\"quoted\\" \\\\ value; y=z"',
+    'text/plain; x=""',
+    'text/plain; x="caf\u00e9"',
+    "application/x-www-form-urlencoded; x=!#$%&'*+.^_`|~09",
+  ])
+    t.equal(contentTypeRefusal(ct), undefined, ct);
+});
