@@ -273,7 +273,11 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   const logger =
     options.logger ??
     createLogger({ level: config.log.level, base: { service: config.service.name }, bufferBytes: config.log.buffer_bytes });
-  const metrics = createMetrics({ serviceName: config.service.name, processMetrics: options.processMetrics ?? true });
+  const metrics = createMetrics({
+    serviceName: config.service.name,
+    processMetrics: options.processMetrics ?? true,
+    warn: (fields, msg) => logger.warn(fields, msg),
+  });
   metrics.trackLogDrops(logLinesDropped);
   // What OTLP export drops: on /metrics and in a warning line, which need no collector.
   const telemetryDrops = new TelemetryDrops((fields, msg) => logger.warn(fields, msg));

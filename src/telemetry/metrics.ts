@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventName } from './events.js';
-import { RequestDurations } from './request-durations.js';
+import { CELLS_REFUSED_METRIC, REQUEST_DURATION_METRIC, RequestDurations } from './request-durations.js';
 import { DROP_REASONS, DROP_SIGNALS, type DropCounts, type DropSignal } from './telemetry-drops.js';
 
 export interface RequestObserver {
@@ -43,12 +43,23 @@ export interface Metrics {
   trackTelemetryDrops(counts: Readonly<Record<DropSignal, Readonly<DropCounts>>>): void;
 }
 
-export function createMetrics(options: { serviceName: string; processMetrics: boolean }): Metrics {
+export function createMetrics(options: {
+  serviceName: string;
+  processMetrics: boolean;
+  /** The sidecar's pino warn: told when a metric reaches its cap of label sets. */
+  warn?: (fields: object, msg: string) => void;
+}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service: options.serviceName });
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
-  const requestDurations = new RequestDurations();
+  const warn = options.warn;
+  const requestDurations = new RequestDurations(undefined, (maxCells) =>
+    warn?.(
+      { metric: REQUEST_DURATION_METRIC, max_label_sets: maxCells },
+      `${REQUEST_DURATION_METRIC} holds ${maxCells} label sets: requests of a new route, method and status are no longer recorded in it (${CELLS_REFUSED_METRIC} counts them)`,
+    ),
+  );
   requestDurations.register(registry);
   const events = new Counter({
     name: 'warden_security_events_total',

@@ -82,7 +82,8 @@ export function requestDurationProducer(durations: RequestDurations): (resource:
       const dataPoints: HistogramPoint[] = [];
       for (const c of durations.snapshot()) {
         dataPoints.push({
-          attributes: { 'http.route': c.route, 'http.request.method': c.method, 'http.response.status_code': c.status },
+          // A folded status (its class, `4xx`: request-durations.ts) goes as that string, as on /metrics.
+          attributes: { 'http.route': c.route, 'http.request.method': c.method, 'http.response.status_code': c.code ?? c.status },
           startTime,
           endTime,
           // OTLP counts each bucket alone, plus one above the last bound: as the cells keep them.

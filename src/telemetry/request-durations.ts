@@ -8,7 +8,8 @@
  * label set's own cell does once here. The exposition is prom-client's: same name, labels,
  * cumulative `le` buckets, `_sum` and `_count`.
  */
-import type { Metric, Registry } from 'prom-client';
+import { STATUS_CODES } from 'node:http';
+import { Counter, type Metric, type Registry } from 'prom-client';
 
 export const REQUEST_DURATION_METRIC = 'warden_http_request_duration_seconds';
 export const REQUEST_DURATION_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,7 +18,10 @@ export const REQUEST_DURATION_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025
 export interface DurationCell {
   readonly route: string;
   readonly method: string;
-  readonly status: number;
+  /** The status label: a registered code (`404`), `0` (no answer went out), or its class (`4xx`). */
+  readonly status: string;
+  /** The status as a number when the label is one (not for a class). */
+  readonly code: number | undefined;
   readonly counts: Float64Array;
   sum: number;
   count: number;
@@ -36,32 +40,64 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TR
 const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
 const OTHER = METHODS.length - 1;
 
+/**
+ * Statuses kept as labels: the codes Node names (http.STATUS_CODES, the registered ones) and 0 (no
+ * answer went out). A backend may answer any 100–999 (httpbin's /status/N relays the caller's):
+ * each would be a label set per route and method, so any other is folded into its class (`4xx`).
+ * Each status's slot in a cell key: the code itself, or 1–9 for a class (10 for anything else).
+ */
+const OTHER_STATUS = 10;
+const STATUS_SLOT = new Uint16Array(1000);
+const SLOT_LABEL: string[] = ['0'];
+for (let c = 1; c <= 9; c++) SLOT_LABEL[c] = `${c}xx`;
+SLOT_LABEL[OTHER_STATUS] = 'other';
+for (let s = 1; s < 1000; s++) STATUS_SLOT[s] = s < 100 ? OTHER_STATUS : Math.floor(s / 100);
+for (const code of Object.keys(STATUS_CODES).map(Number)) {
+  STATUS_SLOT[code] = code;
+  SLOT_LABEL[code] = String(code);
+}
+
+/** Cells refused past the cap: `warden_metric_cells_refused_total{metric}`. */
+export const CELLS_REFUSED_METRIC = 'warden_metric_cells_refused_total';
+
 export class RequestDurations {
   /**
-   * By route id (the plan's own strings), then by method index × 1000 + status: no key string is
+   * By route id (the plan's own strings), then by method index × 1000 + status slot: no key string is
    * built per request.
    */
   private readonly byRoute = new Map<string, Map<number, DurationCell>>();
   private size = 0;
+  /** Observations of a label set the cap kept out: counted, never silent. */
+  private refused = 0;
 
   constructor(
-    /** Label sets kept; past it a new one is not recorded. Routes come from the plan and methods are folded, so this guards memory. */
+    /**
+     * Label sets kept; past it a new one is not recorded. Routes come from the plan, methods and
+     * statuses are folded (at most 74 statuses × 10 methods a route), so this guards memory.
+     */
     private readonly maxCells = 10_000,
+    /** Told once, when the cap first keeps a label set out. */
+    private readonly onFull?: (maxCells: number) => void,
   ) {}
 
   observe(route: string, method: string, status: number, seconds: number): void {
     let cells = this.byRoute.get(route);
     if (cells === undefined) this.byRoute.set(route, (cells = new Map<number, DurationCell>()));
     const m = METHOD_INDEX.get(method) ?? OTHER;
-    const key = m * 1000 + status;
+    const slot = STATUS_SLOT[status] ?? OTHER_STATUS;
+    const key = m * 1000 + slot;
     let cell = cells.get(key);
     if (cell === undefined) {
-      if (this.size >= this.maxCells) return;
+      if (this.size >= this.maxCells) {
+        if (this.refused++ === 0) this.onFull?.(this.maxCells);
+        return;
+      }
       this.size++;
       cell = {
         route,
         method: METHODS[m] as string,
-        status,
+        status: SLOT_LABEL[slot] as string,
+        code: slot === 0 || slot >= 100 ? slot : undefined,
         counts: new Float64Array(REQUEST_DURATION_BOUNDS.length + 1),
         sum: 0,
         count: 0,
@@ -100,13 +136,26 @@ export class RequestDurations {
       },
     };
     registry.registerMetric(metric as unknown as Metric);
+    // Read at scrape time, as the histogram is: the request path only counts.
+    let reported = 0;
+    const refused = new Counter({
+      name: CELLS_REFUSED_METRIC,
+      help: `Observations not recorded because their metric had reached its cap of label sets, by metric (${REQUEST_DURATION_METRIC}: ${this.maxCells}).`,
+      labelNames: ['metric'] as const,
+      registers: [registry],
+      collect: () => {
+        if (this.refused > reported) refused.inc({ metric: REQUEST_DURATION_METRIC }, this.refused - reported);
+        reported = this.refused;
+      },
+    });
+    refused.inc({ metric: REQUEST_DURATION_METRIC }, 0); // the series from the start
   }
 
   private promValues(forText: boolean): PromValue[] {
     const values: PromValue[] = [];
     const bucket = `${REQUEST_DURATION_METRIC}_bucket`;
     for (const c of this.snapshot()) {
-      const labels = { route: c.route, method: c.method, status: String(c.status) };
+      const labels = { route: c.route, method: c.method, status: c.status };
       const value = (metricName: string, own: Record<string, string | number>, v: number): PromValue =>
         forText ? { metricName, labels: own, sharedLabels: labels, value: v } : { metricName, labels: { ...own, ...labels }, value: v };
       let cumulative = 0;
