@@ -146,8 +146,13 @@ export function createRequestTracing(otel: Otel, { ownMetrics }: { ownMetrics: b
       if (req?.sampled && req.endedAt === 0) {
         addRequestSpanEvent(req, name, attributes);
         // The stage outcome on the server span: what refused (or flagged) the request, and why.
-        req.outcome = name;
-        if (attributes['warden.code']) req.outcomeCode = attributes['warden.code'];
+        // Only a refusal or a detection says so: a token minted for the backend was none, and
+        // set the outcome of every request that passed (`warden.event=warden.token.minted`).
+        const action = attributes['warden.action'];
+        if (action === 'block' || action === 'detect') {
+          req.outcome = name;
+          req.outcomeCode = attributes['warden.code'];
+        }
       }
       logger.emit({
         eventName: name,
