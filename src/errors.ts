@@ -23,6 +23,8 @@ export const ERRORS = {
   ERR_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', event: 'warden.http.limit_exceeded' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', event: 'warden.http.limit_exceeded' },
   ERR_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', event: 'warden.http.limit_exceeded' },
+  // An Expect other than 100-continue (src/proxy/expectation.ts): RFC 9110 §10.1.1's 417.
+  ERR_EXPECTATION_FAILED: { status: 417, title: 'Expectation not supported', event: 'warden.http.malformed' },
   // Never sent (the response has started): the connection or stream is cut, the event raised.
   ERR_SEND_TIMEOUT: { status: 408, title: 'Response not read in time', event: 'warden.http.limit_exceeded' },
   // Never sent either: an h2 session with open streams that answers no PING (h2-session-tracker.ts) is ended.

@@ -66,8 +66,6 @@ const TLS12_CIPHERS = [
 ].join(':');
 
 const NO_TUNNEL = 'CONNECT opens no tunnel here: the request target must be an absolute path such as "/orders?id=1".';
-/** What node:http takes for `Expect: 100-continue` (its continueExpression). */
-const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 export interface InboundListener {
   readonly address: AddressInfo;
@@ -315,6 +313,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   // `Expect: 100-continue`: handled like any request, the handler sends 100 only once the body is
   // needed (Node would send it at once, inviting the body of a request refused on its headers).
   h1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onH1Request(req, res));
+  // Any other expectation: the handler refuses it (417) through the rescue; Node's own 417 was bare.
+  h1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onH1Request(req, res));
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rescue.clientError(err, socket));
   // Without these listeners Node closes an HTTP/1.1 CONNECT unanswered and answers an h2 one with a bare 405.
   h1.on('connect', (_req: IncomingMessage, socket: Socket) => rescue.refuseTunnel(socket, NO_TUNNEL));
@@ -340,7 +340,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     },
   });
   // The core stream API, not the compatibility one (h2-exchange.ts says why); what the compat layer
-  // did for us is done here: CONNECT, Expect, and the stream's error and abort (guardStream).
+  // did for us is done here: CONNECT and the stream's error and abort (guardStream); Expect is the handler's.
   h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     guardStream(stream);
     const socket = (stream.session as SessionWithSocket)[TLS_SOCKET];
@@ -351,12 +351,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     if (req.method === 'CONNECT') {
       return rescue.respond(tunnelRefused(NO_TUNNEL), { clientAddress: socket.remoteAddress ?? '', method: 'CONNECT' }, res);
     }
-    const expect = headers.expect;
-    if (expect !== undefined) {
-      // As node:http answers any other expectation: 417, and reads 100-continue as it does (any
-      // case, in a list; `100-Continue` got 417 over h2 alone). It is the handler's, once the body is needed.
-      if (!CONTINUE_EXPECTED.test(expect)) return void res.writeHead(417, {}).end();
-    }
+    // Expect is the handler's: 100 once the body is needed, 417 for anything else (expectation.ts).
     options.onRequest(req, res);
   });
   const sessions = new Map<TLSSocket, SessionTracker>();

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { startTestBackend } from '../support/backend.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startForgedIssuer } from '../support/token-forge.js';
+import { startOtlpReceiver } from '../support/otlp-receiver.js';
 
 const run = promisify(execFile);
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -139,4 +140,73 @@ t.test('Expect: 100-continue is answered only after the checks on the head', asy
     );
     t.equal(backend.requests.length, before + 2);
   });
+});
+
+/** An HTTP/1.1 request written whole on a raw TLS socket: the answer, read until the server closes or 3 s. */
+function rawH1(s: TestSidecar, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ port: s.port, host: '127.0.0.1', servername: 'localhost', ca: s.ca, ALPNProtocols: ['http/1.1'] });
+    let answer = '';
+    const timer = setTimeout(() => socket.destroy(), 3000);
+    socket.once('secureConnect', () => socket.write(text));
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+// Node answered these itself over HTTP/1.1 and the h2 listener wrote a bare 417: no problem
+// document, no event, no access line, no span (a probe with a SQL injection in its query was nowhere).
+t.test('an Expect other than 100-continue: 417 through the rescue, over HTTP/1.1 and h2', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const s = await startTestSidecar(t, backend.url, { telemetry: { otlp: { endpoint: receiver.url, export_interval: '100ms' } } });
+  const refusedEvents = () => s.events.filter((e) => e.name === 'warden.http.malformed' && e['warden.rule'] === 'http.expect');
+  const accessLines = (path: string) => s.logs.filter((l) => l.msg === 'request' && l['url.path'] === path);
+
+  t.test('HTTP/1.1', async (t) => {
+    const answer = await rawH1(s, 'GET /probe/h1?q=1 HTTP/1.1\r\nHost: localhost\r\nExpect: nonsense\r\nConnection: close\r\n\r\n');
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    t.match(head, /^HTTP\/1\.1 417 /);
+    t.match(head, /content-type: application\/problem\+json/i);
+    t.match(JSON.parse(body || '{}'), { status: 417, code: 'ERR_EXPECTATION_FAILED' }, 'a problem document');
+    t.match(refusedEvents().at(-1), { 'warden.code': 'ERR_EXPECTATION_FAILED', 'url.path': '/probe/h1', 'http.response.status_code': 417 });
+    t.equal(accessLines('/probe/h1').length, 1, 'an access line');
+    const span = await receiver.until(() => receiver.spans.find((x) => x.kind === 2 && x.attributes['url.path'] === '/probe/h1'));
+    t.match(span.attributes, {
+      'http.response.status_code': 417,
+      'warden.event': 'warden.http.malformed',
+      'warden.code': 'ERR_EXPECTATION_FAILED',
+    });
+  });
+
+  t.test('h2', async (t) => {
+    const client = http2.connect(s.url, { ca: s.ca });
+    t.teardown(() => client.close());
+    const { status, type, body } = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+      const req = client.request({ ':path': '/probe/h2?q=1', expect: 'x' });
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('response', (h) =>
+        req.on('end', () => resolve({ status: Number(h[':status']), type: String(h['content-type']), body: text })),
+      );
+      req.on('data', (d: string) => (text += d));
+      req.on('error', reject);
+      req.end();
+    });
+    t.equal(status, 417);
+    t.equal(type, 'application/problem+json');
+    t.match(JSON.parse(body || '{}'), { status: 417, code: 'ERR_EXPECTATION_FAILED' }, 'a problem document');
+    t.match(refusedEvents().at(-1), { 'warden.code': 'ERR_EXPECTATION_FAILED', 'url.path': '/probe/h2' });
+    t.equal(accessLines('/probe/h2').length, 1, 'an access line');
+    const span = await receiver.until(() => receiver.spans.find((x) => x.kind === 2 && x.attributes['url.path'] === '/probe/h2'));
+    t.match(span.attributes, { 'http.response.status_code': 417, 'warden.code': 'ERR_EXPECTATION_FAILED' });
+  });
+
+  t.equal(backend.requests.length, 0, 'none forwarded');
 });
