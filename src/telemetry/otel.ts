@@ -26,6 +26,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
+import { withOwnAgent } from './exporter-agent.js';
 import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
 import { SpanBatchQueue } from './span-batch-queue.js';
@@ -105,12 +106,17 @@ export function startOtel(
   });
   const droppedSpans = drops.counter('traces');
   const droppedLogs = drops.counter('logs');
+  // Each with its own agent and an abort for the exports its queue gives up (exporter-agent.ts).
   const traceExporter = withExportBreaker(
-    json ? new TracesJson(common('traces')) : createProtobufSpanExporter(common('traces')),
+    withOwnAgent(common('traces'), 'TRACES', (c) => (json ? new TracesJson(c) : createProtobufSpanExporter(c))),
     BREAKER_PAUSE_MS,
     droppedSpans,
   );
-  const logExporter = withExportBreaker(json ? new LogsJson(common('logs')) : new LogsProto(common('logs')), BREAKER_PAUSE_MS, droppedLogs);
+  const logExporter = withExportBreaker(
+    withOwnAgent(common('logs'), 'LOGS', (c) => (json ? new LogsJson(c) : new LogsProto(c))),
+    BREAKER_PAUSE_MS,
+    droppedLogs,
+  );
   // Its requests end when the reader gives up on an export (at most one interval), or a slow
   // collector gathers one open request per interval.
   const metricsTimeout = Math.min(timeoutMillis, cfg?.export_interval ?? 10_000);
@@ -148,7 +154,7 @@ export function startOtel(
   const requestSpans = json
     ? undefined
     : new SpanBatchQueue(
-        withExportBreaker(createSpanBatchExporter(common('traces')), BREAKER_PAUSE_MS, droppedSpans),
+        withExportBreaker(withOwnAgent(common('traces'), 'TRACES', createSpanBatchExporter), BREAKER_PAUSE_MS, droppedSpans),
         resource,
         scope,
         { ...batch, maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES, maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES },

@@ -4,13 +4,12 @@
  * the library's serializer (otlp-span-encoder.ts says why). The same construction as
  * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter, which takes no serializer.
  */
-import type { Agent } from 'node:http';
 import { OTLPExporterBase, type IOtlpExportDelegate, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { encodeSpans } from './otlp-span-encoder.js';
-import type { SpanBatch, SpanBatchExporter } from './span-batch-queue.js';
+import type { SpanBatch } from './span-batch-queue.js';
 
 const deserializeResponse = (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data);
 
@@ -33,26 +32,15 @@ export function createProtobufSpanExporter(config: OTLPExporterNodeConfigBase): 
 
 /**
  * For batches the request spans' queue has already encoded (span-batch-queue.ts): their bytes are
- * the request, `length` their spans. `abort` ends the export in flight when the queue gives it up:
- * the library's request has no handle to cancel it, and its timeout is an idle timeout that a
- * collector trickling its answer never lets fire, so the sockets of this exporter's own agent (the
- * one the configuration makes, TLS options from OTEL_* included) are destroyed.
+ * the request, `length` their spans. Made through withOwnAgent (exporter-agent.ts), which gives it
+ * the `abort` the queue calls when it gives an export up.
  */
-export function createSpanBatchExporter(config: OTLPExporterNodeConfigBase): OTLPExporterBase<SpanBatch> & Required<SpanBatchExporter> {
-  const options = httpOptions(config);
-  let agent: Agent | undefined;
-  const agentOf = options.agentFactory;
-  options.agentFactory = async (protocol) => (agent = await agentOf(protocol));
-  const exporter = new OTLPExporterBase<SpanBatch>(
+export function createSpanBatchExporter(config: OTLPExporterNodeConfigBase): OTLPExporterBase<SpanBatch> {
+  return new OTLPExporterBase<SpanBatch>(
     traceDelegate<SpanBatch>(
-      options,
+      httpOptions(config),
       (batch) => batch.bytes,
       (batch) => batch.length,
     ),
   );
-  return Object.assign(exporter, {
-    abort(): void {
-      for (const sockets of Object.values(agent?.sockets ?? {})) for (const socket of sockets ?? []) socket.destroy();
-    },
-  });
 }

@@ -2,7 +2,7 @@
  * An OTLP/HTTP receiver for the tests: accepts /v1/traces, /v1/logs and /v1/metrics in protobuf
  * (decoded with protobufjs from the OTLP schema below: the opentelemetry-proto field numbers) or
  * JSON, and normalises both into one shape (hex ids, plain attribute objects) the tests assert on.
- * It can also stand for a collector that misbehaves with trace exports: one that never answers them,
+ * It can also stand for a collector that misbehaves with trace or log exports: one that never answers them,
  * or one that trickles its first answer (`OtlpReceiverOptions`).
  */
 import { createServer, type Server } from 'node:http';
@@ -84,6 +84,8 @@ export interface OtlpReceiverOptions {
    * 100 ms, never ending (`trickle-first`), and the others at once.
    */
   traces?: 'answer' | 'stall' | 'trickle-first';
+  /** How log exports are answered: at once (the default), or every one trickled as above (`trickle`). */
+  logs?: 'answer' | 'trickle';
   /** Every export answered this long after it arrived (a slow collector); changed by `setAnswerDelay`. */
   answerDelayMs?: number;
 }
@@ -92,6 +94,8 @@ export interface OtlpReceiver {
   readonly url: string;
   /** Export requests received, per signal (whether answered or not). */
   readonly exports: { traces: number; logs: number; metrics: number };
+  /** Trickled exports whose connection is still open, per signal: the sender has not given them up. */
+  readonly trickling: { traces: number; logs: number };
   readonly spans: ReceivedSpan[];
   readonly logs: ReceivedLog[];
   readonly metrics: ReceivedMetric[];
@@ -141,6 +145,7 @@ function asBytes(v: unknown): unknown {
 
 export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const exports = { traces: 0, logs: 0, metrics: 0 };
+  const trickling = { traces: 0, logs: 0 };
   const trickles: NodeJS.Timeout[] = [];
   const spans: ReceivedSpan[] = [];
   const logs: ReceivedLog[] = [];
@@ -213,10 +218,16 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
         }
         if (signal === 'traces' && options.traces === 'stall') return; // held until the receiver closes
         const type = contentType.includes('json') ? 'application/json' : 'application/x-protobuf';
-        if (signal === 'traces' && options.traces === 'trickle-first' && nth === 1) {
+        if ((signal === 'traces' && options.traces === 'trickle-first' && nth === 1) || (signal === 'logs' && options.logs === 'trickle')) {
           // Each byte resets the sender's idle timeout; the body never ends.
           res.writeHead(200, { 'content-type': type, 'content-length': 1_000_000 });
-          trickles.push(setInterval(() => res.write('\0'), 100));
+          const trickle = setInterval(() => res.write('\0'), 100);
+          trickles.push(trickle);
+          trickling[signal]++;
+          res.once('close', () => {
+            clearInterval(trickle);
+            trickling[signal]--;
+          });
           return;
         }
         const answer = () => {
@@ -240,6 +251,7 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   return {
     url,
     exports,
+    trickling,
     spans,
     logs,
     metrics,
