@@ -4,10 +4,11 @@
  * cookie, a query parameter (§2.3; off unless configured) — and its removal from what the backend
  * receives: an external token is replaced, never forwarded.
  */
-import type { TokenSourceConfig, TokensConfig } from '../config/types.js';
+import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import { compileNameReadings } from '../openapi/name-readings.js';
 import { memoizedByName } from '../openapi/name-verdicts.js';
+import { strippedHeaders, tokenPlacesOf } from '../config/token-places.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
@@ -36,48 +37,7 @@ export interface TokenSources {
   strip(ctx: CredentialCarrier): void;
 }
 
-/** RFC 9449's proof header: it proves possession to this sidecar, never to the backend. */
-export const DPOP_HEADER = 'dpop';
-
 const malformed = (rule: string, detail: string) => new WardenError('ERR_AUTHN_TOKEN_MALFORMED', { rule, detail });
-
-/**
- * Where the sidecar reads or removes a caller's token: the Authorization and DPoP headers (always
- * removed from what the backend gets), the minted-token header, and each source's header (lower
- * case), cookie and query parameter — and, with a cookie source, the Cookie header itself: its
- * cookies are read for the token. A credential of another kind sent there (an OpenAPI apiKey
- * scheme) would be read as a token and never reach the backend (security-requirements.ts); an
- * apiKey naming the whole Cookie header would be "sent" by the token cookie alone.
- */
-export interface TokenPlaces {
-  readonly headers: ReadonlySet<string>;
-  readonly cookies: ReadonlySet<string>;
-  readonly query: ReadonlySet<string>;
-}
-
-export function tokenPlacesOf(sources: readonly TokenSourceConfig[], mintedHeader: string | undefined): TokenPlaces {
-  const headers = strippedHeaders(sources, mintedHeader);
-  const cookies = new Set<string>();
-  const query = new Set<string>();
-  for (const s of sources) {
-    if (s.from === 'cookie') cookies.add(s.name);
-    if (s.from === 'query') query.add(s.name);
-  }
-  if (cookies.size > 0) headers.add('cookie');
-  return { headers, cookies, query };
-}
-
-/** The headers removed whole from what the backend gets (a cookie source removes its cookie only). */
-function strippedHeaders(sources: readonly TokenSourceConfig[], mintedHeader: string | undefined): Set<string> {
-  const headers = new Set<string>(['authorization', DPOP_HEADER]);
-  if (mintedHeader) headers.add(mintedHeader.toLowerCase());
-  for (const s of sources) if (s.from === 'header') headers.add(s.name.toLowerCase());
-  return headers;
-}
-
-/** The places of a configuration's `tokens` section; undefined without one (no token is read at all). */
-export const configuredTokenPlaces = (tokens: TokensConfig | undefined): TokenPlaces | undefined =>
-  tokens && tokenPlacesOf(tokens.sources, tokens.mint.enabled ? tokens.mint.header : undefined);
 
 export function compileTokenSources(
   sources: readonly TokenSourceConfig[],

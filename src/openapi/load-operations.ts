@@ -2,7 +2,7 @@
 import { ConfigError, formatIssue } from '../config/config-error.js';
 import type { LoadedSidecarConfig } from '../config/load.js';
 import { OpenApiError, loadOpenApiDocument } from './document.js';
-import { configuredTokenPlaces } from '../identity/token-sources.js';
+import { configuredTokenPlaces } from '../config/token-places.js';
 import { operationsOf, type Operation } from './operations.js';
 import { internalHeaderMatcher } from '../net/sidecar-headers.js';
 

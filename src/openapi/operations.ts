@@ -7,7 +7,7 @@
 import type { RateLimitConfig } from '../config/types.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
-import type { TokenPlaces } from '../identity/token-sources.js';
+import type { TokenPlaces } from '../config/token-places.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { WardenError } from '../errors.js';
 import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';

@@ -19,7 +19,7 @@
  * alternative's `pets:admin`), and a real key there is read as a malformed token and never reaches
  * the backend.
  */
-import type { TokenPlaces } from '../identity/token-sources.js';
+import type { TokenPlaces } from '../config/token-places.js';
 import { neverPassedAsSent } from '../net/sidecar-headers.js';
 import { isTracePropagationHeader } from '../telemetry/trace-headers.js';
 import { OpenApiError, type OpenApiDocument } from './document.js';

@@ -15,7 +15,7 @@ import type {
   SidecarConfig,
 } from '../config/types.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
-import { configuredTokenPlaces } from '../identity/token-sources.js';
+import { configuredTokenPlaces } from '../config/token-places.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';

@@ -34,7 +34,7 @@ import type { CrlStatus, MeshIdentity } from '../mesh/identity.js';
 import { trustDomainOf } from '../net/spiffe-id.js';
 import type { TlsMaterial } from '../config/load.js';
 import type { TokenRuntime } from '../identity/token-runtime.js';
-import { DPOP_HEADER } from '../identity/token-sources.js';
+import { DPOP_HEADER } from '../config/token-places.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';

@@ -10,7 +10,7 @@ import { WardenError } from '../errors.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import { carriesToken, type ApiKeyLocation, type SecurityAlternative } from '../openapi/security-requirements.js';
-import type { TokenPlaces } from '../identity/token-sources.js';
+import type { TokenPlaces } from '../config/token-places.js';
 
 /** Whether an alternative asks for nothing but a principal (a scheme that grants no scopes, e.g. HTTP bearer). */
 const asksNothing = (a: SecurityAlternative) => a.scopes.length === 0 && a.apiKeys.length === 0 && !a.peer;

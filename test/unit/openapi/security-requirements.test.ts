@@ -63,7 +63,7 @@ t.test('refused at load, naming where', async (t) => {
 });
 
 t.test('an apiKey scheme where the configuration reads a token is refused, naming the scheme and the fix', async (t) => {
-  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const { tokenPlacesOf } = await import('../../../src/config/token-places.js');
   const withKey = (scheme: Record<string, unknown>) =>
     ({ ...doc, components: { securitySchemes: { ...doc.components?.securitySchemes, partnerKey: scheme } } }) as unknown as OpenApiDocument;
   const places = tokenPlacesOf(

@@ -172,7 +172,7 @@ t.test('OpenAPI alternatives: an API key must be sent, mutualTLS needs a verifie
 });
 
 t.test('an API key where the token is read is never met: the token is not the key (defence in depth)', async (t) => {
-  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const { tokenPlacesOf } = await import('../../../src/config/token-places.js');
   const places = tokenPlacesOf([{ from: 'authorization' }, { from: 'cookie', name: 'at' }], undefined);
   const key = (where: 'header' | 'cookie', name: string) => ({ scopes: [], apiKeys: [{ in: where, name }], peer: false, token: false });
   const admin = { scopes: ['pets:admin'], apiKeys: [], peer: false, token: true };
@@ -213,7 +213,7 @@ const sending = (headers: Record<string, string>, upstreamHeaders: Record<string
 });
 
 t.test('with a cookie token source, the Cookie header is a token place: a key there is never met (review of row 246)', async (t) => {
-  const { tokenPlacesOf } = await import('../../../src/identity/token-sources.js');
+  const { tokenPlacesOf } = await import('../../../src/config/token-places.js');
   const places = tokenPlacesOf([{ from: 'cookie', name: 'session' }], undefined);
   t.ok(places.headers.has('cookie'), 'a cookie source makes the Cookie header a token place');
   t.ok(places.cookies.has('session'), 'and its cookie (control)');
