@@ -10,6 +10,7 @@ import { compileNameReadings } from '../openapi/name-readings.js';
 import { memoizedByName } from '../openapi/name-verdicts.js';
 import { strippedHeaders, tokenPlacesOf } from '../config/token-places.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import { unescape as percentDecoded } from 'node:querystring';
 
 /** The parts of a request a token source reads and strips (a subset of the pipeline's RequestContext). */
 export interface CredentialCarrier {
@@ -46,7 +47,7 @@ export function compileTokenSources(
 ): TokenSources {
   const places = tokenPlacesOf(sources, mintedHeader);
   const headerNames = strippedHeaders(sources, mintedHeader);
-  const cookies = [...places.cookies];
+  const isCookieSource = cookieNameReading([...places.cookies]);
   const isQuerySource = queryNameReading([...places.query]);
   const readers = sources.map((s) => reader(s));
   const readsAuthorization = sources.some((s) => s.from === 'authorization');
@@ -80,10 +81,10 @@ export function compileTokenSources(
       // Cleared, not deleted: undici skips a header whose value is undefined, and deleting a
       // property turns the object into a dictionary, slower for every later write and for undici's walk over it.
       for (const name of headerNames) if (up[name] !== undefined) up[name] = undefined;
-      if (cookies.length > 0 && up.cookie !== undefined) {
+      if (places.cookies.size > 0 && up.cookie !== undefined) {
         const kept = String(up.cookie)
           .split(';')
-          .filter((pair) => !cookies.includes(pair.split('=', 1)[0]?.trim() ?? ''));
+          .filter((pair) => !isCookieSource(pair.split('=', 1)[0]?.trim() ?? ''));
         up.cookie = kept.length > 0 ? kept.join(';').trim() : undefined;
       }
       if (places.query.size > 0 && ctx.search.length > 1) {
@@ -104,11 +105,29 @@ export function compileTokenSources(
  * beside an Authorization header reached PHP as `$_GET['access_token']` (red team 22a).
  */
 function queryNameReading(names: readonly string[]): (key: string) => boolean {
+  return nameReading(names, 'query', (key) => key);
+}
+
+/**
+ * Whether a cookie's name (trimmed) is one of `names` to a backend: the name, or one PHP reads as
+ * it (`access.token`, `access token`, `access[token`, `access_token[]`: `$_COOKIE['access_token']`,
+ * whose first cookie of a name wins), ASP.NET Core's any letter case — and the same once
+ * percent-decoded, as request validation reads cookie names (request-validator.ts `cookieReadAs`):
+ * PHP 8 keeps `acc%65ss_token` as it is (since 7.4.11, bug #79699), but PHP before that and ASP.NET
+ * Core 2 decode it. Read as only the exact name, `access.token=<another token>` beside an
+ * Authorization header reached PHP as the token cookie (red team 22 review).
+ */
+function cookieNameReading(names: readonly string[]): (name: string) => boolean {
+  return nameReading(names, 'cookie', (name) => (name.includes('%') ? percentDecoded(name) : name));
+}
+
+function nameReading(names: readonly string[], place: 'query' | 'cookie', decoded: (name: string) => string): (name: string) => boolean {
   if (names.length === 0) return () => false;
-  const readings = compileNameReadings(names.map((name) => ({ name, in: 'query' as const })));
-  // Kept per key (bounded): reading a key as those backends do costs ~1 µs, on every request's every key.
-  const verdict = memoizedByName((key) => (readings.owns(key) || readings.readAs(key) !== undefined ? true : undefined));
-  return (key) => verdict(key) === true;
+  const readings = compileNameReadings(names.map((name) => ({ name, in: place })));
+  const reads = (name: string) => readings.owns(name) || readings.readAs(name) !== undefined;
+  // Kept per name (bounded): reading a name as those backends do costs ~1 µs, on every request's every key or cookie.
+  const verdict = memoizedByName((name) => (reads(name) || (decoded(name) !== name && reads(decoded(name))) ? true : undefined));
+  return (name) => verdict(name) === true;
 }
 
 /**
@@ -152,16 +171,18 @@ function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string |
       };
     }
     case 'cookie': {
-      const prefix = `${source.name}=`;
+      // Every cookie a backend reads as the name is this source (cookieNameReading), as for a query source.
+      const isSource = cookieNameReading([source.name]);
       return (ctx) => {
         const header = ctx.headers.cookie;
         if (header === undefined) return undefined;
         let found: string | undefined;
         for (const pair of String(header).split(';')) {
           const p = pair.trim();
-          if (!p.startsWith(prefix)) continue;
+          const eq = p.indexOf('=');
+          if (eq <= 0 || !isSource(p.slice(0, eq).trim())) continue;
           if (found !== undefined) return malformed(`cookie.${source.name}.multiple`, `Send one ${source.name} cookie.`);
-          found = p.slice(prefix.length);
+          found = p.slice(eq + 1);
         }
         return found;
       };

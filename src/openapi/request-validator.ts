@@ -318,7 +318,7 @@ const inAnotherReading = (v: Violation): Violation => ({
   message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it)`,
 });
 
-/** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP decodes cookie names). */
+/** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP before 7.4.11 and ASP.NET Core 2 decode cookie names). */
 function cookieReadAs(name: string, names: NameReadings): string | undefined {
   // querystring's unescape keeps a malformed escape as it is, as PHP does (the waf reads names so too).
   return names.readAs(name.includes('%') ? percentDecoded(name) : name)?.declared;

@@ -7,6 +7,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import type { IncomingHttpHeaders } from 'node:http';
+import { unescape as percentDecoded } from 'node:querystring';
 import type { TokenSourceConfig } from '../../src/config/types.js';
 import { WardenError } from '../../src/errors.js';
 import { compileTokenSources, type CredentialCarrier } from '../../src/identity/token-sources.js';
@@ -122,10 +123,12 @@ function request(s: Setup): fc.Arbitrary<Request> {
 const scenario = setup.chain((s) => request(s).map((r) => ({ ...s, ...r })));
 
 /** Whether a backend reads query key `key` as `name` (PHP's, qs's, System.Web's readings: name-readings.ts). */
-const readsAs = (key: string, name: string) => {
-  const readings = compileNameReadings([{ name, in: 'query' }]);
+const readsAs = (key: string, name: string, place: 'query' | 'cookie' = 'query') => {
+  const readings = compileNameReadings([{ name, in: place }]);
   return readings.owns(key) || readings.readAs(key) !== undefined;
 };
+/** Whether a backend reads cookie `cookie` as `name`: as a query key is read, as sent or percent-decoded (PHP 7.4.10 and before, ASP.NET Core 2). */
+const cookieReadsAs = (cookie: string, name: string) => readsAs(cookie, name, 'cookie') || readsAs(percentDecoded(cookie), name, 'cookie');
 
 /** The values the request carries in each configured source, as a reader would see them. */
 function carriedValues(s: Setup, c: CredentialCarrier): string[] {
@@ -218,7 +221,8 @@ t.test('strip: no configured credential and no minted-token header is left for t
         if (src.from === 'header' && sent(src.name.toLowerCase())) throw new Error(`header ${src.name} left`);
         if (src.from === 'cookie' && up.cookie !== undefined) {
           for (const pair of String(up.cookie).split(';')) {
-            if (pair.trim().startsWith(`${src.name}=`)) throw new Error(`cookie ${src.name} left in ${String(up.cookie)}`);
+            if (cookieReadsAs(pair.split('=', 1)[0]?.trim() ?? '', src.name))
+              throw new Error(`cookie ${src.name} left in ${String(up.cookie)}`);
           }
         }
         if (src.from === 'query' && [...new URLSearchParams(carrier.search).keys()].some((k) => readsAs(k, src.name))) {

@@ -3,6 +3,7 @@
  * `?access+token=`, `?access[token=`, `?%20access_token=` and `?access_token%00=` as
  * `$_GET['access_token']`. Only the exact name was read and stripped, so a request authenticated by
  * its Authorization header carried a second token (anyone's) to PHP under the source's name.
+ * A cookie source likewise (round 22 review): `Cookie: access.token=` is `$_COOKIE['access_token']`.
  */
 import t from 'tap';
 import { Agent } from 'undici';
@@ -65,5 +66,66 @@ t.test('a query key PHP reads as the token source is that source: a second token
     const alone = await getOf(s.url, agent, `/x?${key}=${alice}&page=2`);
     t.equal(alone.status, 200, `${key} alone: read as the token`);
     t.same(alone.get, { page: '2' }, `${key} alone: stripped before PHP`);
+  }
+});
+
+/** What PHP read from the cookies. */
+const READ_COOKIE = `header('content-type: application/json');
+echo json_encode(['cookie' => (object) $_COOKIE]);
+`;
+
+const COOKIE_SPELLINGS = ['access.token', 'access token', 'access[token', 'access_token[]'];
+
+t.test('a cookie PHP reads as the token source is that source: a second token is refused, never forwarded', async (t) => {
+  const php = await startPhp(t, READ_COOKIE);
+  const direct = new Agent();
+  t.teardown(() => direct.close());
+  const cookieOf = async (base: string, agent: Agent, cookie: string, headers: Record<string, string> = {}) => {
+    const r = await fetchText(`${base}/x`, agent, { headers: { ...headers, cookie } });
+    return { status: r.status, body: r.text, cookie: r.status === 200 ? r.json<{ cookie: Record<string, unknown> }>().cookie : undefined };
+  };
+
+  await t.test('PHP reads each spelling as access_token; a percent-escape in a name stays (PHP 8)', async (t) => {
+    for (const name of COOKIE_SPELLINGS.slice(0, 3))
+      t.same((await cookieOf(php.url, direct, `${name}=T`)).cookie, { access_token: 'T' }, name);
+    t.same((await cookieOf(php.url, direct, 'access_token[]=T')).cookie, { access_token: ['T'] }, 'access_token[]: an array');
+    t.same((await cookieOf(php.url, direct, 'access.token=M; access_token=A')).cookie, { access_token: 'M' }, 'the first of a name wins');
+    t.same((await cookieOf(php.url, direct, 'acc%65ss_token=T')).cookie, { 'acc%65ss_token': 'T' }, 'acc%65ss_token: not decoded');
+  });
+
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, php.url, {
+    tokens: {
+      sources: [{ from: 'authorization' }, { from: 'cookie', name: 'access_token' }],
+      issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }],
+    },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  const alice = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'alice', exp });
+  const mallory = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'mallory', exp });
+  const bearer = { authorization: `Bearer ${alice}` };
+  const lastRule = () => s.events.filter((e) => e.name === 'warden.authn.token_malformed').at(-1)?.['warden.rule'];
+
+  t.same((await cookieOf(s.url, agent, 'theme=dark', bearer)).cookie, { theme: 'dark' }, 'Bearer alone: forwarded');
+  t.same((await cookieOf(s.url, agent, `access_token=${alice}; theme=dark`)).cookie, { theme: 'dark' }, 'the exact name: read, stripped');
+
+  // acc%65ss_token: PHP 8 keeps the escape, but request validation and older readers decode it (cookieReadAs).
+  for (const name of [...COOKIE_SPELLINGS, 'ACCESS_TOKEN', 'acc%65ss_token']) {
+    const before = php.requests();
+    const beside = await cookieOf(s.url, agent, `${name}=${mallory}; theme=dark`, bearer);
+    t.equal(beside.status, 401, `${name} beside Bearer: refused`);
+    t.match(JSON.parse(beside.body), { code: 'ERR_AUTHN_TOKEN_MALFORMED' });
+    t.equal(lastRule(), 'token.multiple', `${name}: two tokens (RFC 6750 §2)`);
+    t.equal(php.requests(), before, `${name}: PHP never asked`);
+
+    const twice = await cookieOf(s.url, agent, `${name}=${mallory}; access_token=${alice}`);
+    t.equal(twice.status, 401, `${name} beside access_token: refused`);
+    t.equal(lastRule(), 'cookie.access_token.multiple', `${name} beside access_token: one cookie, sent twice`);
+
+    const alone = await cookieOf(s.url, agent, `${name}=${alice}; theme=dark`);
+    t.equal(alone.status, 200, `${name} alone: read as the token`);
+    t.same(alone.cookie, { theme: 'dark' }, `${name} alone: stripped before PHP`);
   }
 });

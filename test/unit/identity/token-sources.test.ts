@@ -134,6 +134,45 @@ t.test('query source: a key a backend reads as its name is that source (PHP, qs,
   }
 });
 
+t.test('cookie source: a cookie a backend reads as its name is that source (PHP, ASP.NET Core)', async (t) => {
+  const s = compileTokenSources([{ from: 'authorization' }, { from: 'cookie', name: 'access_token' }], 100, undefined);
+  const spellings = [
+    'access.token',
+    'access token',
+    'access[token',
+    'access_token[]',
+    'access_token[x]',
+    '[access_token]',
+    'ACCESS_TOKEN',
+    'Access.Token',
+    // Percent-decoded, as request validation reads cookie names (PHP before 7.4.11, ASP.NET Core 2).
+    'acc%65ss_token',
+    'access%2Etoken',
+  ];
+  for (const name of spellings) {
+    t.equal(s.extract(ctx({ cookie: `a=1; ${name}=tok` })), 'tok', `${name}: read as the token`);
+    t.same(
+      ruleOf(s.extract(ctx({ authorization: 'Bearer abc', cookie: `${name}=tok` }))),
+      malformed('token.multiple'),
+      `${name} beside Bearer`,
+    );
+    t.same(
+      ruleOf(s.extract(ctx({ cookie: `access_token=abc; ${name}=tok` }))),
+      malformed('cookie.access_token.multiple'),
+      `${name} beside access_token`,
+    );
+    const up: UpstreamHeaders = { cookie: `session=s1; ${name}=tok; theme=dark` };
+    s.strip(ctx({}, '', up));
+    t.equal(up.cookie, 'session=s1; theme=dark', `${name}: stripped`);
+  }
+  for (const name of ['access_tokens', 'x_access_token', 'accesstoken', 'access-token', 'a[access_token]']) {
+    t.equal(s.extract(ctx({ authorization: 'Bearer abc', cookie: `${name}=tok` })), 'abc', `${name}: another cookie`);
+    const up: UpstreamHeaders = { cookie: `${name}=tok` };
+    s.strip(ctx({}, '', up));
+    t.equal(up.cookie, `${name}=tok`, `${name}: kept`);
+  }
+});
+
 t.test('strip: every configured source and the minted-token header are removed from what goes upstream', async (t) => {
   const s = compileTokenSources(
     [
