@@ -5,6 +5,9 @@
  * and `ca init` refuses a directory that holds a CA. The certificate enters the ledger first (kind
  * `admin`, as recordAdmin does at start), so a running CA accepts it at once; the files are replaced
  * after, each whole or not at all. The certificate it replaces stays valid until revoked or expired.
+ * admin.crt may be missing (lost): it is not needed to issue, only read to say what was replaced.
+ * The caller holds the directory's admin-issue lock (admin-issue-lock.ts): two runs at once could
+ * leave the key of one beside the certificate of the other.
  */
 import { join } from 'node:path';
 import type { CaConfig } from '../config/ca-schema.js';
@@ -12,7 +15,7 @@ import { writeFileAtomic } from '../config/atomic-file.js';
 import { canonicalSerial } from '../net/serial.js';
 import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
-import { adminSpiffeId, CA_FILES, type CaMaterial } from './layout.js';
+import { adminSpiffeId, CA_FILES, readAdminCertificate, type IssuingMaterial } from './layout.js';
 import { keyIdOf } from './pki.js';
 import { openCaStore } from './store.js';
 
@@ -24,15 +27,15 @@ export interface IssuedAdmin {
   keyPath: string;
   /** Other administrator certificates still valid (the one admin.crt held, unless revoked or expired). */
   stillValid: string[];
-  /** The serial admin.crt held before. */
-  replaced: string;
+  /** The serial admin.crt held before; undefined when there was no admin.crt (lost). */
+  replaced: string | undefined;
 }
 
 const DAY = 86_400_000;
 /** As `warden ca init`'s (init.ts): a year, never past the intermediate or its root. */
 const ADMIN_LIFETIME_MS = 365 * DAY;
 
-export async function issueAdminCertificate(config: CaConfig, material: CaMaterial): Promise<IssuedAdmin> {
+export async function issueAdminCertificate(config: CaConfig, material: IssuingMaterial): Promise<IssuedAdmin> {
   const spiffeId = adminSpiffeId(config.trust_domain);
   // The checks of `warden ca serve`: this CA's database, owned by this user, not damaged.
   const store = openCaStore(config.database.path, { trustDomain: config.trust_domain });
@@ -47,7 +50,8 @@ export async function issueAdminCertificate(config: CaConfig, material: CaMateri
     });
     const keys = await generateKeyPair();
     const issued = await issuer.issue({ publicKey: keys.publicKey, spiffeId, use: 'admin' });
-    const replaced = canonicalSerial(material.adminCert.serialNumber);
+    const before = readAdminCertificate(config.dir);
+    const replaced = before === 'missing' ? undefined : canonicalSerial(before.adminCert.serialNumber);
     const now = Date.now();
     store.transaction(() => {
       store.insertCertificate({
@@ -65,7 +69,7 @@ export async function issueAdminCertificate(config: CaConfig, material: CaMateri
         actor: 'local',
         subject: spiffeId,
         outcome: 'ok',
-        detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()} (warden ca admin issue); admin.crt held ${replaced}`,
+        detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()} (warden ca admin issue); ${replaced === undefined ? 'no admin.crt before (lost)' : `admin.crt held ${replaced}`}`,
       });
     });
     const keyPath = join(config.dir, CA_FILES.adminKey);

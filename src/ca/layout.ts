@@ -37,7 +37,8 @@ export function existingCaFiles(dir: string): string[] {
     .filter((f) => existsSync(f));
 }
 
-export interface CaMaterial {
+/** What issuing needs: the roots, the intermediate and its key (`warden ca admin issue` needs no more). */
+export interface IssuingMaterial {
   dir: string;
   roots: x509.X509Certificate[];
   /** PEM of every root, concatenated: the trust bundle. */
@@ -47,13 +48,19 @@ export interface CaMaterial {
   intermediateKey: CryptoKey;
   /** The root of the bundle that signed the intermediate (the unexpired one lasting longest). */
   issuingRoot: x509.X509Certificate;
-  adminCert: x509.X509Certificate;
-  adminCertPem: string;
   /** `sha256:<hex>` of the (first) root. */
   fingerprint: string;
+}
+
+/** The administrator certificate `warden ca init` (or `ca admin issue`) wrote, as admin.crt holds it. */
+export interface AdminCertificate {
+  adminCert: x509.X509Certificate;
+  adminCertPem: string;
   /** From the admin certificate's SPIFFE ID: the CA's trust domain. */
   trustDomain: string;
 }
+
+export type CaMaterial = IssuingMaterial & AdminCertificate;
 
 function read(dir: string, name: string): string {
   try {
@@ -101,16 +108,42 @@ async function signersOf(cert: x509.X509Certificate, roots: readonly x509.X509Ce
   return signers;
 }
 
-/** Loads and cross-checks the CA directory. Errors name the file and what to do. */
+/** Loads and cross-checks the CA directory, admin.crt included (`warden ca serve`). Errors name the file and what to do. */
 export async function loadCaMaterial(dir: string, passphrase?: string): Promise<CaMaterial> {
+  const issuing = await loadIssuingMaterial(dir, passphrase);
+  const admin = readAdminCertificate(dir);
+  if (admin === 'missing') throw new Error(missingAdminFile(join(dir, CA_FILES.adminCert)));
+  return { ...issuing, ...admin };
+}
+
+/** Why a CA directory without admin.crt (or admin.key) is of no use, and the remedy: `warden ca admin issue` needs neither. */
+export const missingAdminFile = (file: string, caYaml = "<the CA's ca.yaml>") =>
+  `${file} is missing: make a new administrator certificate with warden ca admin issue -c ${caYaml} (it needs no admin.crt)`;
+
+/**
+ * admin.crt, or 'missing' when there is none: lost, it is what `warden ca admin issue` replaces. A
+ * file that holds no certificate, or one without a SPIFFE ID, is an error naming it.
+ */
+export function readAdminCertificate(dir: string): AdminCertificate | 'missing' {
+  const file = join(dir, CA_FILES.adminCert);
+  if (!existsSync(file)) return 'missing';
+  const adminCertPem = read(dir, CA_FILES.adminCert);
+  const [adminCert] = splitPem(adminCertPem);
+  if (!adminCert) throw new Error(`${file} holds no certificate: remove it and make a new one with warden ca admin issue`);
+  const id = uriSans(adminCert)[0] ?? '';
+  const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(id)?.[1];
+  if (!trustDomain) throw new Error(`${file} has no SPIFFE ID: remove it and make a new one with warden ca admin issue`);
+  return { adminCert, adminCertPem, trustDomain };
+}
+
+/** Loads and cross-checks the issuing part of the CA directory: the bundle, the intermediate and its key. */
+export async function loadIssuingMaterial(dir: string, passphrase?: string): Promise<IssuingMaterial> {
   const bundlePem = read(dir, CA_FILES.bundle);
   const roots = splitPem(bundlePem);
   const intermediatePem = read(dir, CA_FILES.intermediateCert);
-  const adminCertPem = read(dir, CA_FILES.adminCert);
   const [intermediate] = splitPem(intermediatePem);
-  const [adminCert] = splitPem(adminCertPem);
   const [root] = roots;
-  if (!root || !intermediate || !adminCert) throw new Error(`${dir}: bundle.pem, intermediate.crt or admin.crt holds no certificate`);
+  if (!root || !intermediate) throw new Error(`${dir}: bundle.pem or intermediate.crt holds no certificate`);
   let intermediateKey: CryptoKey;
   try {
     intermediateKey = await importSigningKey(read(dir, CA_FILES.intermediateKey), passphrase);
@@ -148,22 +181,7 @@ export async function loadCaMaterial(dir: string, passphrase?: string): Promise<
       `${join(dir, CA_FILES.intermediateCert)} expired at ${intermediate.notAfter.toISOString()}: make a new intermediate with the root key (docs/mesh-identity.md#root-rotation)`,
     );
   }
-  const id = uriSans(adminCert)[0] ?? '';
-  const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(id)?.[1];
-  if (!trustDomain) throw new Error(`${join(dir, CA_FILES.adminCert)} has no SPIFFE ID`);
-  return {
-    dir,
-    roots,
-    bundlePem,
-    intermediate,
-    intermediatePem,
-    intermediateKey,
-    issuingRoot,
-    adminCert,
-    adminCertPem,
-    fingerprint: fingerprintOf(root),
-    trustDomain,
-  };
+  return { dir, roots, bundlePem, intermediate, intermediatePem, intermediateKey, issuingRoot, fingerprint: fingerprintOf(root) };
 }
 
 export interface AdminCredentials {
@@ -176,6 +194,9 @@ export interface AdminCredentials {
 
 /** What the admin CLI needs from the CA directory; checks the key decrypts so the error is clear. */
 export function loadAdminCredentials(dir: string, passphrase?: string): AdminCredentials {
+  // A lost admin.crt or admin.key: only a new pair helps.
+  for (const name of [CA_FILES.adminCert, CA_FILES.adminKey])
+    if (!existsSync(join(dir, name))) throw new Error(missingAdminFile(join(dir, name)));
   const keyPem = read(dir, CA_FILES.adminKey);
   try {
     readPrivateKey(keyPem, passphrase);

@@ -1,6 +1,7 @@
 /** `warden ca admin issue -c FILE`: a new administrator certificate, offline, from the CA directory. */
 import { issueAdminCertificate } from '../ca/admin-issue.js';
-import { loadCaConfig } from '../config/ca-load.js';
+import { withAdminIssueLock } from '../ca/admin-issue-lock.js';
+import { loadCaConfigForAdminIssue } from '../config/ca-load.js';
 import { EXIT, parseCommandArgs, UsageError } from './args.js';
 
 export const caAdminIssueHelp = `Usage: warden ca admin issue -c FILE
@@ -9,9 +10,10 @@ Issues a new administrator certificate (spiffe://DOMAIN/warden/admin, 1 year) fr
 directory's intermediate key and replaces admin.crt and admin.key with it (the key encrypted with
 the CA's passphrase, as warden ca init writes it). Offline: it runs on the CA's host with ca.yaml
 and writes the certificate into the CA's database, so a running CA accepts it at once. For an
-administrator certificate that expires, was lost or leaked: the one it replaces stays valid until
-it expires; revoke it with the new one (warden ca revoke --serial OLD -c FILE). The CA refuses to
-revoke the last valid administrator certificate, so issue the new one first.
+administrator certificate that expires, was lost or leaked (admin.crt may be missing): the one it
+replaces stays valid until it expires; revoke it with the new one (warden ca revoke --serial OLD
+-c FILE). The CA refuses to revoke the last valid administrator certificate, so issue the new one
+first. One run at a time: it holds admin-issue.lock in the CA directory while it writes.
 
 Options:
   -c, --config FILE   the CA's ca.yaml (its dir, passphrase and database.path)
@@ -26,15 +28,15 @@ export async function runCaAdminIssue(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (!values.config) throw new UsageError(`warden ${command}: missing -c FILE (the CA's ca.yaml; see warden ${command} --help)`);
-  const { config, material } = await loadCaConfig(values.config);
-  const issued = await issueAdminCertificate(config, material);
+  const { config, material } = await loadCaConfigForAdminIssue(values.config);
+  const issued = await withAdminIssueLock(config.dir, () => issueAdminCertificate(config, material));
   console.log(
     `issued a new administrator certificate for ${issued.spiffeId}: serial ${issued.serial}, not after ${issued.notAfter.toISOString()}`,
   );
   console.log(`  written: ${issued.certPath}, ${issued.keyPath} (the CA accepts it now)`);
   if (issued.stillValid.length > 0) {
     console.log(
-      `  still valid: ${issued.stillValid.join(' ')}${issued.stillValid.includes(issued.replaced) ? ` (${issued.replaced}: the admin.crt replaced)` : ''}; revoke what is no longer used: warden ca revoke --serial SERIAL -c ${values.config}`,
+      `  still valid: ${issued.stillValid.join(' ')}${issued.replaced !== undefined && issued.stillValid.includes(issued.replaced) ? ` (${issued.replaced}: the admin.crt replaced)` : ''}; revoke what is no longer used: warden ca revoke --serial SERIAL -c ${values.config}`,
     );
   }
   return EXIT.ok;

@@ -18,7 +18,15 @@ import {
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
-import { CA_FILES, loadCaMaterial, type CaMaterial } from '../ca/layout.js';
+import {
+  CA_FILES,
+  loadIssuingMaterial,
+  missingAdminFile,
+  readAdminCertificate,
+  type AdminCertificate,
+  type CaMaterial,
+  type IssuingMaterial,
+} from '../ca/layout.js';
 
 export interface LoadedCaConfig {
   file: string;
@@ -27,10 +35,29 @@ export interface LoadedCaConfig {
   issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
 }
 
+/** ca.yaml with the CA material but for admin.crt, which may be missing: `warden ca admin issue` replaces it. */
+export interface LoadedCaConfigForAdminIssue {
+  config: CaConfig;
+  material: IssuingMaterial;
+}
+
 let validateCa: ContextValidator | undefined;
 
 export async function loadCaConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
-  return fromSource(readYamlSource(file, env));
+  const source = readYamlSource(file, env);
+  const { config, material, admin, issue } = await fromSource(source);
+  if (admin === 'missing') throw new ConfigError([issue(['dir'], missingAdminFile(join(config.dir, CA_FILES.adminCert), file))]);
+  return { file: source.file, config, material: { ...material, ...admin }, issue };
+}
+
+/**
+ * ca.yaml and the CA material for `warden ca admin issue`: admin.crt may be missing (lost), the
+ * trust domain then being ca.yaml's alone, which the CA database's stamp checks (store.ts
+ * stampTrustDomain); one admin.crt holds must be ca.yaml's, as for `warden ca serve`.
+ */
+export async function loadCaConfigForAdminIssue(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfigForAdminIssue> {
+  const { config, material } = await fromSource(readYamlSource(file, env));
+  return { config, material };
 }
 
 /** ca.yaml validated against the schema only, without loading the CA material (the admin CLI). */
@@ -40,7 +67,9 @@ export function readCaConfig(file: string, env: NodeJS.ProcessEnv = process.env)
 }
 
 export async function parseCaConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
-  return fromSource(parseYamlSource(file, text, env));
+  const { config, material, admin, issue } = await fromSource(parseYamlSource(file, text, env));
+  if (admin === 'missing') throw new ConfigError([issue(['dir'], missingAdminFile(join(config.dir, CA_FILES.adminCert), file))]);
+  return { file, config, material: { ...material, ...admin }, issue };
 }
 
 /**
@@ -107,7 +136,14 @@ function durationIssues(config: CaConfig, issue: ReturnType<typeof issueAt>): Co
   return issues;
 }
 
-async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
+interface CheckedCaConfig {
+  config: CaConfig;
+  material: IssuingMaterial;
+  admin: AdminCertificate | 'missing';
+  issue: ReturnType<typeof issueAt>;
+}
+
+async function fromSource(source: YamlSource): Promise<CheckedCaConfig> {
   try {
     return await checked(source);
   } catch (err) {
@@ -115,19 +151,21 @@ async function fromSource(source: YamlSource): Promise<LoadedCaConfig> {
   }
 }
 
-async function checked(source: YamlSource): Promise<LoadedCaConfig> {
+async function checked(source: YamlSource): Promise<CheckedCaConfig> {
   const issue = issueAt(source);
   const config = validate(source, issue);
-  let material: CaMaterial;
+  let material: IssuingMaterial;
+  let admin: AdminCertificate | 'missing';
   try {
-    material = await loadCaMaterial(config.dir, config.passphrase);
+    material = await loadIssuingMaterial(config.dir, config.passphrase);
+    admin = readAdminCertificate(config.dir);
   } catch (err) {
     const message = (err as Error).message;
     throw new ConfigError([issue([/passphrase|encrypted|decrypt/.test(message) ? 'passphrase' : 'dir'], message)]);
   }
   const issues: ConfigIssue[] = [];
-  if (material.trustDomain !== config.trust_domain) {
-    issues.push(issue(['trust_domain'], `is "${config.trust_domain}" but the CA in ${config.dir} is for "${material.trustDomain}"`));
+  if (admin !== 'missing' && admin.trustDomain !== config.trust_domain) {
+    issues.push(issue(['trust_domain'], `is "${config.trust_domain}" but the CA in ${config.dir} is for "${admin.trustDomain}"`));
   }
   // Certificates are capped at the chain's end: the intermediate's, or its root's when that comes first.
   const rootFirst = material.issuingRoot.notAfter < material.intermediate.notAfter;
@@ -142,7 +180,7 @@ async function checked(source: YamlSource): Promise<LoadedCaConfig> {
     );
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return { file: source.file, config, material, issue };
+  return { config, material, admin, issue };
 }
 
 /** ajv errors → one issue per field, phrased with the schema's `x-expect`. */

@@ -4,8 +4,9 @@
  * refused (409 ERR_CA_LAST_ADMIN), and `warden ca admin issue` makes a new one offline, which a
  * running CA accepts at once. Real `warden ca serve` and `warden ca admin issue` processes.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -85,4 +86,99 @@ t.test('the last valid admin certificate cannot be revoked; ca admin issue makes
     (JSON.parse(list.stdout) as Problem).certificates!.filter((c) => c.kind === 'admin').map((c) => [c.serial, c.status]),
   );
   t.same(statuses, { [firstSerial]: 'revoked', [secondSerial]: 'valid' });
+});
+
+/** Runs warden without blocking the event loop (two at once). */
+function wardenAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** admin.crt and admin.key of a CA directory, and whether the key is the certificate's. */
+function adminPair(dir: string) {
+  const files = () => ({
+    ca: readFileSync(join(dir, 'bundle.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'admin.crt'), 'utf8'),
+    key: readFileSync(join(dir, 'admin.key'), 'utf8'),
+  });
+  const matches = () => {
+    const { cert, key } = files();
+    const spki = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
+    return spki(createPublicKey(key)).equals(spki(new X509Certificate(cert).publicKey));
+  };
+  return { files, matches };
+}
+
+const tokenAs = (port: number, as: { ca: string; cert: string; key: string }) =>
+  postToCa<Problem>(`https://127.0.0.1:${port}/v1/admin/tokens`, { spiffe_id: `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders` }, as);
+
+t.test('a lost admin.crt: ca admin issue makes a new pair without it, which a running or restarted CA accepts', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-lost-')), 'ca');
+  await initCa({ trustDomain: TRUST_DOMAIN, dir });
+  const served = await serveCaProcessIn(t, dir);
+  const pair = adminPair(dir);
+
+  rmSync(join(dir, 'admin.crt'));
+  rmSync(join(dir, 'admin.key'));
+  const issued = warden('ca', 'admin', 'issue', '-c', served.config);
+  t.equal(issued.code, 0, `admin.crt and admin.key lost: ca admin issue exits 0 (${issued.stderr.trim()})`);
+  t.match(issued.stdout, /issued a new administrator certificate/);
+  t.ok(existsSync(join(dir, 'admin.crt')) && pair.matches(), 'a new pair: admin.key is the key of admin.crt');
+  if (!existsSync(join(dir, 'admin.crt'))) return;
+  t.equal((await tokenAs(served.port, pair.files())).status, 201, 'the running CA accepts the new pair at once');
+
+  served.child.kill('SIGKILL');
+  await new Promise((resolve) => served.child.once('exit', resolve));
+  const restarted = await serveCaProcessIn(t, dir);
+  t.match(restarted.output(), /warden CA listening/, 'ca serve starts again');
+  t.equal((await tokenAs(restarted.port, pair.files())).status, 201, 'and accepts the new pair');
+});
+
+t.test('ca serve and the admin CLI without admin.crt name the remedy: warden ca admin issue', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-lost-')), 'ca');
+  await initCa({ trustDomain: TRUST_DOMAIN, dir });
+  const config = join(dir, 'ca.yaml');
+  rmSync(join(dir, 'admin.crt'));
+  const serve = warden('ca', 'serve', '-c', config);
+  t.equal(serve.code, 2, 'ca serve: invalid configuration');
+  t.match(
+    serve.stderr,
+    /admin\.crt is missing: make a new administrator certificate with warden ca admin issue -c \S*ca\.yaml/,
+    'names the remedy',
+  );
+  const list = warden('ca', 'list', '-c', config);
+  t.not(list.code, 0, 'ca list fails');
+  t.match(list.stderr, /admin\.crt is missing: .*warden ca admin issue/, 'and names the remedy');
+});
+
+t.test('one ca admin issue at a time: a held lock is refused, two runs at once leave one pair', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-lock-')), 'ca');
+  await initCa({ trustDomain: TRUST_DOMAIN, dir });
+  const config = join(dir, 'ca.yaml');
+  const pair = adminPair(dir);
+  const lock = join(dir, 'admin-issue.lock');
+  const before = pair.files();
+
+  // Held by another run (or left by a killed one): refused, the files untouched.
+  writeFileSync(lock, 'pid 1 on elsewhere since then\n');
+  const held = warden('ca', 'admin', 'issue', '-c', config);
+  t.equal(held.code, 1, 'the lock is held: exit 1');
+  t.match(held.stderr, /admin-issue\.lock exists: another warden ca admin issue is running \(pid 1 on elsewhere since then\)/);
+  t.same(pair.files(), before, 'nothing written');
+  rmSync(lock);
+
+  const runs = await Promise.all([1, 2].map(() => wardenAsync('ca', 'admin', 'issue', '-c', config)));
+  t.ok(
+    runs.some((r) => r.code === 0),
+    'one run issues',
+  );
+  for (const r of runs) if (r.code !== 0) t.match(r.stderr, /another warden ca admin issue is running/, 'the other is told why it stopped');
+  t.ok(pair.matches(), 'admin.key is the key of admin.crt');
+  t.notOk(existsSync(lock), 'no lock left after the runs');
 });
