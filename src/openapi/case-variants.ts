@@ -8,7 +8,7 @@
  * being it is refused.
  *
  * Folding: upper case, then lower case, which also maps what those libraries fold by Unicode rules
- * (`ſ` → s, the Kelvin sign `K` → k, dotless `ı` → i), at the price of a few names no backend folds
+ * (`ſ` → s, the Kelvin sign `K` → k, dotless `ı` → i, dotted `İ` → i), at the price of a few names no backend folds
  * together (`ß` and `ss`).
  *
  * Separators too: pydantic with `populate_by_name` (`validate_by_name`, the usual setting for a
@@ -26,7 +26,13 @@ export interface DeclaredNames {
   readonly folded: ReadonlyMap<string, string>;
 }
 
-export const foldCase = (name: string): string => name.toUpperCase().toLowerCase();
+export const foldCase = (name: string): string => {
+  const folded = name.toUpperCase().toLowerCase();
+  // `İ` (U+0130) lower-cases to `i` and a combining dot above (U+0307), where Java's
+  // Character.toLowerCase (equalsIgnoreCase) reads `i`: `clİent:` is `client:` to it. Rare, so
+  // looked for first (this runs on the request path).
+  return folded.includes('\u0307') ? folded.replace(/i\u0307/g, 'i') : folded;
+};
 
 /** Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are `isadmin`. */
 /**

@@ -16,6 +16,8 @@ t.test('a name in a namespace as a backend that trims and case-folds reads it', 
     'Client:x',
     'CLIENT:x',
     'cl\u0131ent:x',
+    'cl\u0130ent:shop-web',
+    'CL\u0130ENT:x',
   ])
     t.ok(client(name), `${escape(name)}: in the namespace`);
   for (const name of ['', 'clien', 'client', 'clients:x', 'x client:x', '\u200bclient:x', 'cl\u0131ent', 'alice'])
@@ -23,6 +25,7 @@ t.test('a name in a namespace as a backend that trims and case-folds reads it', 
   const spiffe = namespaceReading('spiffe:');
   t.ok(spiffe('spi\ufb00e://td/x'), 'a ligature folds to the letters it joins');
   t.ok(spiffe('SPIFFE://td/x'));
+  t.ok(spiffe('sp\u0130ffe://td/x'), 'dotted İ: i to Java');
   t.notOk(spiffe('spiffe-like'));
 });
 

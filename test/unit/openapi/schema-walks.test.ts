@@ -52,11 +52,15 @@ t.test('foldCase and caseVariantOf: what case-insensitive binders read as the sa
   t.equal(foldCase('\u017Ftatus'), 'status', 'ſ folds to s');
   t.equal(foldCase('\u212Aind'), 'kind', 'the Kelvin sign folds to k');
   t.equal(foldCase('\u0131d'), 'id', 'dotless ı folds to i');
+  t.equal(foldCase('\u0130d'), 'id', 'dotted İ folds to i (Java), not to i and U+0307');
+  t.equal(foldCase('\u0130\u0130'), 'ii', 'each of them');
+  t.equal(foldCase('\u0307x'), '\u0307x', 'a combining dot above on another letter stays');
   const names = declaredNames(['role', 'userId']);
   if (!names) throw new Error('names');
   t.equal(caseVariantOf('role', names), undefined, 'declared');
   t.equal(caseVariantOf('Role', names), 'role');
   t.equal(caseVariantOf('USERID', names), 'userId');
+  t.equal(caseVariantOf('user\u0130d', names), 'userId', 'userİd: userId to Java equalsIgnoreCase');
   t.equal(caseVariantOf('nickname', names), undefined, 'unrelated');
   t.equal(declaredNames([]), undefined);
 });
