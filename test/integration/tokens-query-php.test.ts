@@ -5,7 +5,7 @@
  * its Authorization header carried a second token (anyone's) to PHP under the source's name.
  * A cookie source likewise (round 22 review): `Cookie: access.token=` is `$_COOKIE['access_token']`.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Agent } from 'undici';
 import { fetchText, testAgent } from '../support/clients.js';
 import { startPhp } from '../support/php.js';
@@ -16,6 +16,22 @@ import { startForgedIssuer } from '../support/token-forge.js';
 const READ_GET = `header('content-type: application/json');
 echo json_encode(['get' => (object) $_GET]);
 `;
+
+/** A sidecar before `phpUrl` reading tokens from Authorization and `source`, and two users' tokens. */
+async function startTokenSidecar(t: Test, phpUrl: string, source: { from: 'query' | 'cookie'; name: string }) {
+  const idp = await startForgedIssuer(t);
+  const s = await startTestSidecar(t, phpUrl, {
+    tokens: { sources: [{ from: 'authorization' }, source], issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  const alice = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'alice', exp });
+  const mallory = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'mallory', exp });
+  /** The rule of the last refusal, from its security event (a problem body names its code only). */
+  const lastRule = () => s.events.filter((e) => e.name === 'warden.authn.token_malformed').at(-1)?.['warden.rule'];
+  return { s, agent, alice, mallory, bearer: { authorization: `Bearer ${alice}` }, lastRule };
+}
 
 const SPELLINGS = ['access.token', 'access+token', 'access%20token', 'access[token', '%20access_token', '+access_token', 'access_token%00'];
 
@@ -32,21 +48,7 @@ t.test('a query key PHP reads as the token source is that source: a second token
     for (const key of SPELLINGS) t.same((await getOf(php.url, direct, `/x?${key}=T`)).get, { access_token: 'T' }, key);
   });
 
-  const idp = await startForgedIssuer(t);
-  const s = await startTestSidecar(t, php.url, {
-    tokens: {
-      sources: [{ from: 'authorization' }, { from: 'query', name: 'access_token' }],
-      issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }],
-    },
-  });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
-  const exp = Math.floor(Date.now() / 1000) + 300;
-  const alice = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'alice', exp });
-  const mallory = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'mallory', exp });
-  const bearer = { authorization: `Bearer ${alice}` };
-  /** The rule of the last refusal, from its security event (a problem body names its code only). */
-  const lastRule = () => s.events.filter((e) => e.name === 'warden.authn.token_malformed').at(-1)?.['warden.rule'];
+  const { s, agent, alice, mallory, bearer, lastRule } = await startTokenSidecar(t, php.url, { from: 'query', name: 'access_token' });
 
   t.same((await getOf(s.url, agent, '/x?page=2', bearer)).get, { page: '2' }, 'Bearer alone: forwarded');
   t.same((await getOf(s.url, agent, `/x?access_token=${alice}&page=2`)).get, { page: '2' }, 'the exact name: read, stripped');
@@ -93,20 +95,7 @@ t.test('a cookie PHP reads as the token source is that source: a second token is
     t.same((await cookieOf(php.url, direct, 'acc%65ss_token=T')).cookie, { 'acc%65ss_token': 'T' }, 'acc%65ss_token: not decoded');
   });
 
-  const idp = await startForgedIssuer(t);
-  const s = await startTestSidecar(t, php.url, {
-    tokens: {
-      sources: [{ from: 'authorization' }, { from: 'cookie', name: 'access_token' }],
-      issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }],
-    },
-  });
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
-  const exp = Math.floor(Date.now() / 1000) + 300;
-  const alice = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'alice', exp });
-  const mallory = await idp.sign({ iss: idp.issuer, aud: 'api', sub: 'mallory', exp });
-  const bearer = { authorization: `Bearer ${alice}` };
-  const lastRule = () => s.events.filter((e) => e.name === 'warden.authn.token_malformed').at(-1)?.['warden.rule'];
+  const { s, agent, alice, mallory, bearer, lastRule } = await startTokenSidecar(t, php.url, { from: 'cookie', name: 'access_token' });
 
   t.same((await cookieOf(s.url, agent, 'theme=dark', bearer)).cookie, { theme: 'dark' }, 'Bearer alone: forwarded');
   t.same((await cookieOf(s.url, agent, `access_token=${alice}; theme=dark`)).cookie, { theme: 'dark' }, 'the exact name: read, stripped');
