@@ -140,7 +140,9 @@ export function repeatedParameter(contentType: string): string | undefined {
  * PHP and `a"b` to busboy (RFC 2046 allows neither character in a boundary). Nor does PHP trim
  * the value: it is what follows the "=" up to the closing quote, or else up to the next "," or
  * ";", white space kept, so `boundary=BBB ;charset=utf-8` is `BBB ` to PHP and `BBB` to busboy
- * (phpBoundaryValue).
+ * (phpBoundaryValue). Rack 2 (Rails, Sinatra) ends even a quoted boundary at a "," or ";"
+ * (`\Amultipart/.*boundary="?([^";,]+)`): `boundary="AA,BB"` is `AA` to it, so it split the body at
+ * `--AA` lines inside what busboy read as one part. Browsers never send either character in one.
  */
 export function hasStrayBoundary(contentType: string): boolean {
   if (!/boundary/i.test(contentType)) return false; // no boundary at all: busboy refuses the body
@@ -149,6 +151,7 @@ export function hasStrayBoundary(contentType: string): boolean {
   const { start, end, value } = own[0] as ParameterSpan;
   if (/boundary/i.test(contentType.slice(0, start)) || /boundary/i.test(contentType.slice(end))) return true;
   if (contentType.slice(start, end).includes('\\')) return true;
+  if (value.includes(',') || value.includes(';')) return true; // Rack's boundary ends there
   const lower = contentType.indexOf('boundary', start);
   if (lower !== -1 && lower !== start) return true;
   // PHP's "boundary" is this parameter's name (checked above): the value it takes must be this one's.
@@ -252,7 +255,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
   if (isMultipartMediaType(lower) && hasStrayBoundary(value))
     return malformed(
       'content_type.boundary',
-      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, or a value PHP reads otherwise (white space or "," after it): PHP would split the body at another boundary than the one checked here.',
+      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, a "," or ";" in its value, or a value PHP reads otherwise (white space or "," after it): PHP or Rack would split the body at another boundary than the one checked here.',
     );
   if (semicolon !== -1 && !PARAMETERS.test(value.slice(semicolon)))
     return malformed(

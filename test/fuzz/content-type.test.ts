@@ -42,6 +42,11 @@ function phpBoundary(ct: string): string | undefined {
   return end === -1 ? rest : rest.slice(0, end);
 }
 
+/** Rack 2.2's Rack::Multipart::MULTIPART: the last "boundary=" (any case), up to a quote, "," or ";". */
+function rackBoundary(ct: string): string | undefined {
+  return /^multipart\/.*boundary="?([^";,]+)/i.exec(ct)?.[1];
+}
+
 const TYPES = [
   'application/x-www-form-urlencoded',
   'application/json',
@@ -118,20 +123,25 @@ function busboyFields(ct: string, body: string): Promise<[string, string][] | 'r
   });
 }
 
-t.test('an accepted multipart Content-Type: a body framed with the boundary PHP takes reads the same to busboy', async (t) => {
+t.test('an accepted multipart Content-Type: a body framed with the boundary PHP or Rack takes reads the same to busboy', async (t) => {
   await fuzzAsync(
     t,
     'content_type.boundary',
     [contentType],
     async (ct) => {
       if (mediaTypeOf(ct) !== 'multipart/form-data' || contentTypeRefusal(ct) !== undefined) return;
-      const boundary = phpBoundary(ct);
       // busboy refusing the Content-Type is a refusal here too: every reader refuses the body.
-      if (boundary === undefined || (await busboyFields(ct, '')) === 'refused') return;
-      const body = `--${boundary}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--${boundary}--\r\n`;
-      const fields = await busboyFields(ct, body);
-      if (fields === 'refused' || fields === 'error' || fields.length !== 1 || fields[0]?.[0] !== '_method')
-        throw new Error(`${JSON.stringify(ct)}: PHP splits at ${JSON.stringify(boundary)}, busboy read ${JSON.stringify(fields)}`);
+      if ((await busboyFields(ct, '')) === 'refused') return;
+      for (const [reader, boundary] of [
+        ['PHP', phpBoundary(ct)],
+        ['Rack', rackBoundary(ct)],
+      ] as const) {
+        if (boundary === undefined) continue;
+        const body = `--${boundary}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--${boundary}--\r\n`;
+        const fields = await busboyFields(ct, body);
+        if (fields === 'refused' || fields === 'error' || fields.length !== 1 || fields[0]?.[0] !== '_method')
+          throw new Error(`${JSON.stringify(ct)}: ${reader} splits at ${JSON.stringify(boundary)}, busboy read ${JSON.stringify(fields)}`);
+      }
     },
     { runs: 1000 },
   );

@@ -89,6 +89,9 @@ t.test('contentTypeRefusal: a Content-Type a backend reads as another body type'
     // PHP takes the boundary from the first "boundary" in the header.
     ['multipart/form-data; xboundary=AAA; boundary=BBB', 'content_type.boundary'],
     ['multipart/mixed; boundary=BBB; x-boundary=AAA', 'content_type.boundary'],
+    // Rack 2 takes "AA" (its boundary ends at "," or ";", quoted or not).
+    ['multipart/form-data; boundary="AA,BB"', 'content_type.boundary'],
+    ['multipart/related; boundary="AA;BB"', 'content_type.boundary'],
     // Fastify 4 picks a parser by substring: forms to @fastify/formbody (4.29.1 checked by hand),
     // JSON (or text) here.
     ['application/x-www-form-urlencodedx', 'content_type.embedded_type'],
@@ -116,7 +119,7 @@ t.test('contentTypeRefusal: a Content-Type a backend reads as another body type'
     'text/json',
     'application/x-www-form-urlencoded; charset=UTF-8',
     'multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW',
-    'multipart/form-data; boundary="a;b"',
+    'multipart/form-data; boundary="a b"',
     'text/plain; x="a,b c"',
     'application/octet-stream',
     'image/svg+xml',
@@ -147,6 +150,11 @@ t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', 
     // PHP ends an unquoted value at ",", and a quoted one at its closing quote.
     'multipart/form-data; boundary=BBB,charset=utf-8',
     'multipart/form-data; boundary="a"b',
+    // Rack 2 ends even a quoted boundary at "," or ";": "AA" to it (red team round 22f, Rack 2.2).
+    'multipart/form-data; boundary="AA,BB"',
+    'multipart/form-data; boundary="AA;BB"',
+    'multipart/mixed; boundary="quoted;boundary"',
+    'multipart/form-data; boundary=",AA"',
   ])
     t.ok(hasStrayBoundary(ct), ct);
   for (const ct of [
@@ -155,7 +163,7 @@ t.test('hasStrayBoundary: "boundary" other than as the one boundary parameter', 
     'multipart/form-data; boundary=----WebKitFormBoundaryX; charset=utf-8',
     'multipart/form-data; Boundary=----WebKitFormBoundaryX',
     'multipart/form-data; boundary=myboundary',
-    'multipart/form-data; boundary="quoted;boundary"',
+    'multipart/form-data; boundary="quoted boundary"',
     'multipart/form-data; boundary="a" ; charset=utf-8',
     'multipart/form-data',
   ])
