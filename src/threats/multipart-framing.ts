@@ -26,7 +26,10 @@
  * - a folded header line (starting with a space or tab: obs-fold, obsolete since RFC 7230, unused by
  *   RFC 7578, never sent by a browser): busboy joins it to the header before, Django's
  *   parse_boundary_stream reads it as a header of its own (a Content-Transfer-Encoding or a second
- *   Content-Disposition hidden in an `X-Pad` header).
+ *   Content-Disposition hidden in an `X-Pad` header);
+ * - a part Rack 2 names otherwise than busboy (src/threats/rack-part-name.ts: one regex over the
+ *   whole header block, then Content-ID), and, in a multipart type other than form-data, a part
+ *   without headers, whose content's first lines Rack reads as them.
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
@@ -34,6 +37,7 @@
  */
 import StreamSearch from 'streamsearch';
 import { headerParameters } from '../net/media-type.js';
+import { rackPartName } from './rack-part-name.js';
 
 export interface MultipartFramingCheck {
   push(chunk: Buffer): void;
@@ -81,8 +85,18 @@ const TOKEN = "[-!#$%&'*+.^_`|~0-9A-Za-z]";
 const QDTEXT = '[\\t !#-\\[\\]-~\\x80-\\xff]';
 const VALUE = `(?:${TOKEN}+|"(?:${QDTEXT}|\\\\[\\t !-~\\x80-\\xff])*")`;
 const STRICT_DISPOSITION = new RegExp(`^${TOKEN}*(?:[ \\t]*;[ \\t]*${TOKEN}*=${VALUE})*[ \\t]*$`);
-/** The parameter values of a disposition STRICT_DISPOSITION accepts, as sent. */
-const DISPOSITION_VALUES = new RegExp(`;[ \\t]*${TOKEN}*=(${VALUE})`, 'g');
+/** The parameters of a disposition STRICT_DISPOSITION accepts: names, and values as sent. */
+const DISPOSITION_PARAMETERS = new RegExp(`;[ \\t]*(${TOKEN}*)=(${VALUE})`, 'g');
+/** busboy's unescaping of a quoted value: `\\` and `\"` only, any other `\` kept (Rack drops it). */
+const BUSBOY_ESCAPE = /\\([\\"])/g;
+
+/** The `name` of a disposition STRICT_DISPOSITION accepts, as busboy reads it (the first, names in any case). */
+function busboyPartName(dispositionValue: string): string | undefined {
+  for (const [, name, value] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
+    if (name?.toLowerCase() === 'name' && value !== undefined)
+      return value.startsWith('"') ? value.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : value;
+  return undefined;
+}
 
 /**
  * The problem with one part's header block (CRLF-separated lines), if any. In a body that is not
@@ -106,8 +120,12 @@ function textField(disposition: readonly [string, string][], contentType: string
   return !(mediaType === 'application/octet-stream' || (filename !== undefined && filename[1] !== ''));
 }
 
-/** The problem with a part's header block, if any, whether a form reader reads the part, and whether busboy reads it as a textField. */
-function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; textField?: boolean } {
+/**
+ * The problem with a part's header block, if any, whether a form reader reads the part, whether
+ * busboy reads it as a textField, and, for a part no form reader here reads, the name Rack gives it
+ * (`unreadName`: Rack reads every part of every multipart type as a form field).
+ */
+function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; textField?: boolean; unreadName?: string } {
   if (FOLDED_LINE.test(block)) return { problem: 'a folded part header line (Django reads it as a header of its own)', read: true };
   const lines = block.split('\r\n').filter((line) => line !== '');
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
@@ -139,19 +157,30 @@ function readPartHeaders(block: string, formData: boolean): { problem?: string; 
     }
     if (name === 'content-type') contentType = value.toLowerCase();
   }
-  if (disposition === undefined) return formData ? problem('a part without a Content-Disposition') : { read: false };
+  // In another multipart type, commons-fileupload reads a part whose disposition starts `form-data`.
+  if (disposition === undefined || (!formData && !dispositionValue.toLowerCase().startsWith('form-data'))) {
+    if (formData) return problem('a part without a Content-Disposition');
+    // Rack takes a head from the content up to its first blank line, a name from it too.
+    if (block === '') return problem('a part without headers (Rack reads the first lines of its content as its headers)');
+    return { read: false, unreadName: rackPartName(block) };
+  }
   if (dispositionType !== 'form-data' && formData)
     return problem(`a part whose Content-Disposition is ${dispositionType.slice(0, 40) || 'empty'}, not form-data`);
-  // In another multipart type, commons-fileupload reads a part whose disposition starts `form-data`.
-  if (!formData && !dispositionValue.toLowerCase().startsWith('form-data')) return { read: false };
   // `filename*=`, `name*0=`: an RFC 2231 / RFC 5987 extended or continued value.
   if (disposition.some(([name]) => name.endsWith('*') || /\*\d+$/.test(name)))
     return problem('a part with an extended Content-Disposition parameter (RFC 7578 forbids them)');
   if (!STRICT_DISPOSITION.test(dispositionValue))
     return problem(`a part whose Content-Disposition the parser cannot read (${JSON.stringify(dispositionValue.slice(0, 60))})`);
   // `name='_method'`: a token to busboy, quotes and all; PHP takes the quotes off.
-  for (const [, value] of dispositionValue.matchAll(DISPOSITION_VALUES))
+  for (const [, , value] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
     if (value?.startsWith("'")) return problem('a single-quoted Content-Disposition parameter (PHP reads it without the quotes)');
+  // Rack reads the name with one regex over the whole block (src/threats/rack-part-name.ts).
+  const name = busboyPartName(dispositionValue);
+  const rack = rackPartName(block);
+  if (rack !== name)
+    return problem(
+      `a part Rack reads under another name (${JSON.stringify((rack ?? 'its file name or type').slice(0, 40))}, not ${JSON.stringify((name ?? '').slice(0, 40))})`,
+    );
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
@@ -190,6 +219,8 @@ export function createMultipartFramingCheck(
   maxFieldBytes?: number,
   /** A part no form reader reads is a problem (see MultipartHandlers.refuseUnreadParts). */
   refuseUnread = false,
+  /** Told the name Rack reads each part that no form reader reads by (see MultipartHandlers.onUnreadPart). */
+  onUnreadName?: (name: string) => void,
 ): MultipartFramingCheck {
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
@@ -269,9 +300,10 @@ export function createMultipartFramingCheck(
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const { problem: why, read, textField: capture } = readPartHeaders(headerText.slice(0, blank), formData);
+    const { problem: why, read, textField: capture, unreadName } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
+    if (unreadName !== undefined) onUnreadName?.(unreadName);
     if (read) parts++;
     if (read && capture && maxFieldBytes !== undefined) capturing = [];
     capturedBytes = 0;
