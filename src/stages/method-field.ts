@@ -8,14 +8,16 @@
  *
  * Only POST: every one of those frameworks overrides a POST and nothing else. Only the bodies they
  * read fields from: form (`application/x-www-form-urlencoded`, and a POST without a Content-Type,
- * which Rack reads as a form), multipart/form-data (as it arrives, without holding it in memory),
- * and JSON (Laravel: any type with `/json` or `+json`; its top-level members). Names are read as
+ * which Rack reads as a form), multipart (as it arrives, without holding it in memory: every
+ * `multipart/*`, which Rack::Request#POST parses as a form, `multipart/mixed` and `related` too,
+ * each part by the name Rack gives it), and JSON (Laravel: any type with `/json` or `+json`; its
+ * top-level members). Names are read as
  * PHP, qs and Rails read them (`%5Fmethod`, ` _method`, `_method[]`: src/openapi/name-readings.ts),
  * and a multipart part's as Django does too (`_method ` is `_method`).
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, mediaTypeOf, MULTIPART_MEDIA_TYPE } from '../net/media-type.js';
+import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, isMultipartMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
@@ -75,16 +77,18 @@ export function createMethodFieldStage(): Stage {
 }
 
 /**
- * Multipart bodies, part by part as they arrive (a field or a file part named `_method`). A body
- * that cannot be taken apart is refused: what it holds cannot be known, and a backend's parser may
- * read a `_method` in it.
+ * Multipart bodies of any multipart type, part by part as they arrive (a field or a file part
+ * named `_method`, or, in a multipart/mixed or related body, a part no form reader here reads that
+ * Rack names `_method`: `Content-Disposition: attachment; name="_method"`, `Content-ID: _method`).
+ * A body that cannot be taken apart is refused: what it holds cannot be known, and a backend's
+ * parser may read a `_method` in it.
  */
 export function createMethodFieldMultipartStage(maxBodyBytes: number): StreamingStage {
   return {
     id: 'method-field',
     observe(ctx): BodyObserver | undefined {
       const contentType = ctx.headers['content-type'];
-      if (ctx.method !== 'POST' || mediaTypeOf(contentType) !== MULTIPART_MEDIA_TYPE) return undefined;
+      if (ctx.method !== 'POST' || !isMultipartMediaType(mediaTypeOf(contentType))) return undefined;
       // Refused with its own rule, before the body is taken apart (see the body stage).
       const malformed = contentTypeRefusal(contentType);
       if (malformed) return { write: () => undefined, end: () => Promise.resolve(malformed), abort: () => undefined };
@@ -99,6 +103,7 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
             found ||= isMultipartMethodOverrideName(name);
             content.resume();
           },
+          onUnreadPart: (rackName) => (found ||= isMultipartMethodOverrideName(rackName)),
         },
       );
       if (!multipart) {
@@ -122,7 +127,7 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
 function unreadableMultipart(problem: string): WardenError {
   return new WardenError('ERR_REQUEST_INVALID', {
     rule: 'overrides.multipart',
-    detail: `The multipart/form-data body cannot be read (${problem}), so whether it asks for another method cannot be told.`,
-    violations: [{ pointer: '/body', message: `is not valid multipart/form-data (${problem})` }],
+    detail: `The multipart body cannot be read (${problem}), so whether it asks for another method cannot be told.`,
+    violations: [{ pointer: '/body', message: `is not valid multipart (${problem})` }],
   });
 }

@@ -37,6 +37,13 @@ export interface MultipartHandlers {
    * parts: an OData $batch is a multipart/mixed of application/http parts no form reader reads.)
    */
   readonly refuseUnreadParts?: boolean;
+  /**
+   * A part no form reader here reads (in a multipart type other than form-data, one whose
+   * disposition is not form-data), by the name Rack 2 gives it: Rack reads every part of every
+   * multipart type as a form field, named by its Content-Disposition's `name` whatever the
+   * disposition type, else by its Content-ID (src/threats/rack-part-name.ts).
+   */
+  onUnreadPart?(rackName: string): void;
 }
 
 export interface MultipartStream {
@@ -115,6 +122,7 @@ export function createMultipartStream(
     formData,
     handlers.onFieldFile ? limits.maxFieldBytes : undefined,
     handlers.refuseUnreadParts === true,
+    handlers.onUnreadPart?.bind(handlers),
   );
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);

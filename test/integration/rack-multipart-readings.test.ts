@@ -1,0 +1,156 @@
+/**
+ * Multipart bodies Rack 2 (Rails, Sinatra) reads otherwise than busboy, behind every multipart
+ * reader here (red team round 22f, checked against a real Sinatra 3 / Rack 2.2 / Puma behind
+ * Warden: Ruby is no prerequisite here, the readings are Rack's source, run by hand):
+ *
+ * - Rack::Request#POST parses every `multipart/*` body as a form, so a `_method` part in a
+ *   multipart/mixed or related body ran a POST as a DELETE; the `_method` check read only
+ *   multipart/form-data. Parts busboy skips there (`attachment; name=…`, a Content-ID alone) are
+ *   named by Rack too.
+ * - Rack takes a part's name from one unanchored, greedy regex over its whole header block (then
+ *   its Content-ID), so `name="note"; x="; name=_method"` and four other shapes were `note` to
+ *   busboy and `_method` (or `role`, past the schema's enum) to Rack.
+ * - Rack ends even a quoted boundary at "," or ";": under `boundary="AA,BB"` it split the body at
+ *   `--AA` lines inside what busboy read as one file part.
+ */
+import t from 'tap';
+import { startTestBackend } from '../support/backend.js';
+import { fetchText, testAgent } from '../support/clients.js';
+import { openApiFile } from '../support/openapi-file.js';
+import { startTestSidecar } from '../support/sidecar.js';
+
+const SQLI = "1' UNION SELECT password FROM users--";
+const multipart = (parts: [headers: string[], content: string][], boundary = 'b') =>
+  parts.map(([headers, content]) => `--${boundary}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${content}\r\n`).join('') +
+  `--${boundary}--\r\n`;
+const named = (name: string): string[] => [`Content-Disposition: form-data; name="${name}"`];
+/** Header blocks busboy reads as `note` and Rack as `_method`. */
+const RENAMED = [
+  ['Content-Disposition: form-data; name="note"; x="; name=_method"'],
+  ['Content-Disposition: form-data; name="n;name=_method"'],
+  ['X-Content-Disposition: form-data; name="_method"', 'Content-Disposition: form-data; name="note"'],
+  ['X-Pad: Content-Disposition: y; name=_method', 'Content-Disposition: form-data; name="note"'],
+  ['Content-Disposition: form-data; x=":"; name="note"', 'Content-ID: _method'],
+];
+/** A body Rack splits at `--AA` under a boundary holding `separator`, busboy at the whole boundary. */
+const splitByRack = (separator: string, fields: [string, string][]) => {
+  const whole = `AA${separator}BB`;
+  let body = `--${whole}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbob\r\n`;
+  body += `--${whole}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  for (const [k, v] of fields) body += `--AA\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`;
+  return [`multipart/form-data; boundary="${whole}"`, `${body}--AA--\r\n\r\n--${whole}--\r\n`] as const;
+};
+
+const DOC = `openapi: 3.1.0
+info: { title: t, version: '1' }
+paths:
+  /users:
+    post:
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              additionalProperties: false
+              properties:
+                name: { type: string, pattern: '^[a-z]+$' }
+                file: { type: string, format: binary }
+                role: { type: string, enum: [user] }
+      responses: { '200': { description: ok } }
+`;
+
+t.test('multipart bodies Rack reads otherwise: refused by the _method check, the waf and validation', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  // The passthrough route: only the _method check reads the body.
+  const plain = await startTestSidecar(t, backend.url);
+  const waf = await startTestSidecar(t, backend.url, { threats: { waf: { mode: 'block' } }, headers: { overrides: 'forward' } });
+  const validated = await startTestSidecar(t, backend.url, {
+    openapi: { document: openApiFile(DOC), allow_public: true },
+    headers: { overrides: 'forward' },
+  });
+  const agents = new Map([plain, waf, validated].map((s) => [s, testAgent(s.ca)]));
+  t.teardown(() => Promise.all([...agents.values()].map((a) => a.close())));
+  const send = (s: typeof plain, path: string, contentType: string, body: string, method = 'POST') =>
+    fetchText(`${s.url}${path}`, agents.get(s) as ReturnType<typeof testAgent>, {
+      method,
+      headers: { 'content-type': contentType },
+      body: Buffer.from(body, 'latin1'),
+    });
+
+  await t.test('a _method part in every multipart type, by the name Rack gives it', async (t) => {
+    const before = backend.requests.length;
+    const tries: [string, string, string][] = [
+      ['multipart/mixed, a form-data part', 'multipart/mixed; boundary=b', multipart([[named('_method'), 'DELETE']])],
+      ['multipart/related, a form-data part', 'multipart/related; boundary=b', multipart([[named('_method'), 'DELETE']])],
+      [
+        'multipart/mixed, an attachment named _method (busboy skips it)',
+        'multipart/mixed; boundary=b',
+        multipart([[['Content-Disposition: attachment; name="_method"'], 'DELETE']]),
+      ],
+      ['multipart/related, a Content-ID alone', 'multipart/related; boundary=b', multipart([[['Content-ID: _method'], 'PUT']])],
+    ];
+    for (const [what, type, body] of tries) {
+      const r = await send(plain, '/echo', type, body);
+      t.equal(r.status, 400, what);
+      t.equal(r.json<{ code: string }>().code, 'ERR_REQUEST_OVERRIDE', what);
+      t.equal(plain.events.at(-1)?.['warden.rule'], 'overrides.method_field', `${what}: rule`);
+      t.equal((await send(plain, '/echo', type, body, 'PUT')).status, 200, `${what}: a PUT is forwarded`);
+    }
+    t.equal(backend.requests.length, before + tries.length, 'only the PUTs reached the backend');
+    const batch = multipart([[['Content-Type: application/http', 'Content-ID: 1'], 'GET /items HTTP/1.1']]);
+    t.equal((await send(plain, '/echo', 'multipart/mixed; boundary=b', batch)).status, 200, 'an OData-style batch part passes');
+    t.equal(
+      (await send(plain, '/echo', 'multipart/mixed; boundary=b', multipart([[named('note'), 'hi']]))).status,
+      200,
+      'a form-data part of another name passes',
+    );
+  });
+
+  await t.test('a part Rack names otherwise than busboy, by each reader', async (t) => {
+    const before = backend.requests.length;
+    for (const headers of RENAMED) {
+      const body = multipart([[headers, 'DELETE']]);
+      const what = headers.join(' | ');
+      const r = await send(plain, '/echo', 'multipart/form-data; boundary=b', body);
+      t.equal(r.status, 400, what);
+      t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /Rack reads under another name \("_method", not "/ }, `${what}: named`);
+      t.equal(plain.events.at(-1)?.['warden.rule'], 'overrides.multipart', `${what}: by the _method check's reader`);
+      const sqli = multipart([[headers, SQLI]]);
+      t.equal((await send(waf, '/echo', 'multipart/form-data; boundary=b', sqli)).status, 400, `${what}: the waf's reader`);
+      t.equal(waf.events.at(-1)?.['warden.rule'], 'waf.multipart', `${what}: rule waf.multipart`);
+    }
+    const role = multipart([
+      [named('name'), 'bob'],
+      [['Content-Disposition: form-data; name="file"; x="; name=role"'], 'admin'],
+    ]);
+    const r = await send(validated, '/users', 'multipart/form-data; boundary=b', role);
+    t.equal(r.status, 400, 'role=admin to Rack, file to busboy: 400');
+    t.match(r.json(), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/body', message: /not valid multipart/ }] }, 'by validation');
+    t.equal(backend.requests.length, before, 'the backend saw none');
+    t.equal(
+      (await send(plain, '/echo', 'multipart/form-data; boundary=b', multipart([[named('note'), 'hi']]))).status,
+      200,
+      'a plain part passes',
+    );
+  });
+
+  await t.test('a boundary holding "," or ";": 400 content_type.boundary', async (t) => {
+    const before = backend.requests.length;
+    for (const separator of [',', ';']) {
+      const [type, method] = splitByRack(separator, [['_method', 'DELETE']]);
+      const r = await send(plain, '/echo', type, method);
+      t.equal(r.status, 400, `${type}: a _method to Rack`);
+      t.match(r.json(), { code: 'ERR_REQUEST_MALFORMED' }, type);
+      t.equal(plain.events.at(-1)?.['warden.rule'], 'content_type.boundary', `${type}: rule`);
+      const [, sqli] = splitByRack(separator, [['name', SQLI]]);
+      t.equal((await send(waf, '/echo', type, sqli)).status, 400, `${type}: an SQL injection to Rack`);
+      const [, role] = splitByRack(separator, [['role', 'admin']]);
+      t.equal((await send(validated, '/users', type, role)).status, 400, `${type}: role=admin to Rack`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none');
+    const spaced = multipart([[named('name'), 'bob']], 'AA BB');
+    t.equal((await send(validated, '/users', 'multipart/form-data; boundary="AA BB"', spaced)).status, 200, 'a quoted space passes');
+  });
+});
