@@ -103,7 +103,7 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
             found ||= isMultipartMethodOverrideName(name);
             content.resume();
           },
-          onUnreadPart: (rackName) => (found ||= isMultipartMethodOverrideName(rackName)),
+          onUnreadPart: ({ rackName }) => (found ||= rackName !== undefined && isMultipartMethodOverrideName(rackName)),
         },
       );
       if (!multipart) {

@@ -57,6 +57,28 @@ export interface MultipartFramingCheck {
   takeFieldFile(index: number): Buffer[] | undefined;
 }
 
+/**
+ * A part no form reader here reads (in a multipart type other than form-data, one whose disposition
+ * is not form-data), as Rack 2 reads it: Rack reads every part of every multipart type as a form
+ * field, named by its Content-Disposition's `name` whatever the disposition type, else by its
+ * Content-ID (src/threats/rack-part-name.ts), else after its file name or Content-Type.
+ */
+export interface UnreadPart {
+  /** The name Rack reads it by, or undefined where Rack names it after its file name or type. */
+  readonly rackName: string | undefined;
+  /** Its Content-Type header (lower case; '' for none). */
+  readonly contentType: string;
+  /** Its content as sent, when the reader asked for it; 'too large' past the bytes it asked for. */
+  readonly content?: Buffer | 'too large';
+}
+
+export interface UnreadPartReader {
+  /** Told of each such part once its content has ended. */
+  onPart(part: UnreadPart): void;
+  /** Each part's content is kept for onPart, up to this many bytes; none is kept without it. */
+  readonly maxContentBytes?: number;
+}
+
 /** busboy's own limit on a part's header block (Node's header limit). */
 const MAX_HEADER_BYTES = 16 * 1024;
 /** How much of a line after a boundary is looked at: a padded boundary line is short. */
@@ -122,10 +144,13 @@ function textField(disposition: readonly [string, string][], contentType: string
 
 /**
  * The problem with a part's header block, if any, whether a form reader reads the part, whether
- * busboy reads it as a textField, and, for a part no form reader here reads, the name Rack gives it
- * (`unreadName`: Rack reads every part of every multipart type as a form field).
+ * busboy reads it as a textField, and, for a part no form reader here reads, what Rack reads it as
+ * (`unread`: Rack reads every part of every multipart type as a form field).
  */
-function readPartHeaders(block: string, formData: boolean): { problem?: string; read: boolean; textField?: boolean; unreadName?: string } {
+function readPartHeaders(
+  block: string,
+  formData: boolean,
+): { problem?: string; read: boolean; textField?: boolean; unread?: Omit<UnreadPart, 'content'> } {
   if (FOLDED_LINE.test(block)) return { problem: 'a folded part header line (Django reads it as a header of its own)', read: true };
   const lines = block.split('\r\n').filter((line) => line !== '');
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
@@ -162,7 +187,7 @@ function readPartHeaders(block: string, formData: boolean): { problem?: string; 
     if (formData) return problem('a part without a Content-Disposition');
     // Rack takes a head from the content up to its first blank line, a name from it too.
     if (block === '') return problem('a part without headers (Rack reads the first lines of its content as its headers)');
-    return { read: false, unreadName: rackPartName(block) };
+    return { read: false, unread: { rackName: rackPartName(block), contentType } };
   }
   if (dispositionType !== 'form-data' && formData)
     return problem(`a part whose Content-Disposition is ${dispositionType.slice(0, 40) || 'empty'}, not form-data`);
@@ -219,8 +244,8 @@ export function createMultipartFramingCheck(
   maxFieldBytes?: number,
   /** A part no form reader reads is a problem (see MultipartHandlers.refuseUnreadParts). */
   refuseUnread = false,
-  /** Told the name Rack reads each part that no form reader reads by (see MultipartHandlers.onUnreadPart). */
-  onUnreadName?: (name: string) => void,
+  /** Told of each part no form reader reads, as Rack reads it (see MultipartHandlers.onUnreadPart). */
+  unreadParts?: UnreadPartReader,
 ): MultipartFramingCheck {
   let problem: string | undefined;
   /** 'data': in a part's content (or the preamble); 'line': the rest of a delimiter's line; 'headers': a part's header block; 'epilogue': after the close delimiter; 'done': a problem was found. */
@@ -232,8 +257,12 @@ export function createMultipartFramingCheck(
   /** The part's header block so far, as bytes (latin1): appended to, searched only where it grew. */
   let headerText = '';
   let parts = 0;
-  /** The content of the textField part being read, then until busboy reads it (takeFieldFile). */
+  /** The content of the textField part being read, then until busboy reads it (takeFieldFile); or of the unread part being read. */
   let capturing: Buffer[] | undefined;
+  /** The most bytes of the part being read that are kept. */
+  let captureLimit = 0;
+  /** The part being read when no form reader reads it; `tooLarge`: past the bytes its reader asked for. */
+  let unread: { part: Omit<UnreadPart, 'content'>; tooLarge: boolean } | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
 
@@ -268,7 +297,10 @@ export function createMultipartFramingCheck(
         capturedBytes += end - start;
         // Past busboy's field limit the body is refused (a field is too large): nothing to scan.
         // (+ 2: the delimiter's CRLF, taken off at the delimiter.)
-        if (capturedBytes > (maxFieldBytes as number) + 2) capturing = undefined;
+        if (capturedBytes > captureLimit + 2) {
+          capturing = undefined;
+          if (unread !== undefined) unread.tooLarge = true;
+        }
       }
       before2 = end - start >= 2 ? (data[end - 2] as number) : before1;
       before1 = data[end - 1] as number;
@@ -300,12 +332,21 @@ export function createMultipartFramingCheck(
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const { problem: why, read, textField: capture, unreadName } = readPartHeaders(headerText.slice(0, blank), formData);
+    const { problem: why, read, textField: capture, unread: unreadPart } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
-    if (unreadName !== undefined) onUnreadName?.(unreadName);
     if (read) parts++;
-    if (read && capture && maxFieldBytes !== undefined) capturing = [];
+    if (read && capture && maxFieldBytes !== undefined) {
+      capturing = [];
+      captureLimit = maxFieldBytes;
+    }
+    if (unreadPart !== undefined && unreadParts !== undefined) {
+      unread = { part: unreadPart, tooLarge: false };
+      if (unreadParts.maxContentBytes !== undefined) {
+        capturing = [];
+        captureLimit = unreadParts.maxContentBytes;
+      }
+    }
     capturedBytes = 0;
     state = 'data';
     // The header block's own CRLF is not the line break a delimiter needs before it.
@@ -327,6 +368,13 @@ export function createMultipartFramingCheck(
       if (before1 === LF) return fail('the boundary after a bare line feed (PHP ends a part there)');
       if (before1 === CR) return fail('the boundary after a bare carriage return (Werkzeug ends a part there)');
       return fail(before1 === NONE ? 'a part header block that holds a boundary' : 'the boundary inside a line of content');
+    }
+    if (unread !== undefined) {
+      const { part, tooLarge } = unread;
+      const content = tooLarge ? 'too large' : capturing && Buffer.concat(withoutLast(capturing, 2));
+      unread = undefined;
+      capturing = undefined;
+      unreadParts?.onPart(content === undefined ? part : { ...part, content });
     }
     // The captured part ends here as busboy sees it, which reads the field at this same match.
     if (capturing !== undefined) {

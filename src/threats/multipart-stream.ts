@@ -13,7 +13,7 @@ import {
   MULTIPART_MEDIA_TYPE,
   unreadableCharset,
 } from '../net/media-type.js';
-import { createMultipartFramingCheck } from './multipart-framing.js';
+import { createMultipartFramingCheck, type UnreadPart } from './multipart-framing.js';
 
 export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
@@ -33,17 +33,19 @@ export interface MultipartHandlers {
   /**
    * The body is refused when it holds a part no form reader reads (in a multipart type other than
    * form-data, a part whose disposition is not form-data): the malware scan, which would pass it on
-   * unscanned — a multipart/related upload's file part reached the backend so. (The waf passes such
-   * parts: an OData $batch is a multipart/mixed of application/http parts no form reader reads.)
+   * unscanned — a multipart/related upload's file part reached the backend so. (The waf reads such
+   * parts as Rack does, as fields: onUnreadPart; an OData $batch of application/http parts passes.)
    */
   readonly refuseUnreadParts?: boolean;
   /**
    * A part no form reader here reads (in a multipart type other than form-data, one whose
-   * disposition is not form-data), by the name Rack 2 gives it: Rack reads every part of every
-   * multipart type as a form field, named by its Content-Disposition's `name` whatever the
-   * disposition type, else by its Content-ID (src/threats/rack-part-name.ts).
+   * disposition is not form-data), as Rack 2 reads it, once its content has ended: Rack reads
+   * every part of every multipart type as a form field, named by its Content-Disposition's `name`
+   * whatever the disposition type, else by its Content-ID (src/threats/rack-part-name.ts).
    */
-  onUnreadPart?(rackName: string): void;
+  onUnreadPart?(part: UnreadPart): void;
+  /** onUnreadPart is given each such part's content too, within the field size limit (`maxFieldBytes`). */
+  readonly readUnreadContent?: boolean;
 }
 
 export interface MultipartStream {
@@ -116,14 +118,6 @@ export function createMultipartStream(
   // What busboy reads as the boundary (it has refused a Content-Type without one above).
   const boundary = headerParameters(contentType).find(([name]) => name === 'boundary')?.[1];
   if (boundary === undefined) return undefined;
-  // Only a reader that scans such parts has them kept (the waf and validation read the field).
-  const framing = createMultipartFramingCheck(
-    boundary,
-    formData,
-    handlers.onFieldFile ? limits.maxFieldBytes : undefined,
-    handlers.refuseUnreadParts === true,
-    handlers.onUnreadPart?.bind(handlers),
-  );
   const bodyCharset = unreadableCharset(contentType);
   let problem: string | undefined = bodyCharset === undefined ? undefined : charsetProblem(bodyCharset);
   /** Fields and files busboy gave: as many as the parts the framing check delimits, or busboy skipped one. */
@@ -146,6 +140,18 @@ export function createMultipartStream(
       problem ??= `a part could not be read (${(err as Error).message})`;
     }
   };
+  const onUnreadPart = handlers.onUnreadPart?.bind(handlers);
+  // Only a reader that scans such parts has them kept (the waf and validation read the field).
+  const framing = createMultipartFramingCheck(
+    boundary,
+    formData,
+    handlers.onFieldFile ? limits.maxFieldBytes : undefined,
+    handlers.refuseUnreadParts === true,
+    onUnreadPart && {
+      onPart: (part) => guarded(() => onUnreadPart(part)),
+      maxContentBytes: handlers.readUnreadContent === true ? limits.maxFieldBytes : undefined,
+    },
+  );
   parser.on('field', (name, value, info) => {
     read++;
     // busboy gives a part without a `name` as one named undefined (the readers' name checks threw

@@ -265,7 +265,9 @@ t.test('a part Rack 2 names otherwise than busboy is refused (red team round 22f
 t.test('in multipart/mixed, a part no form reader here reads is told by the name Rack gives it', async (t) => {
   const names = (body: string) => {
     const found: string[] = [];
-    const check = createMultipartFramingCheck(B, false, undefined, false, (name) => found.push(name));
+    const check = createMultipartFramingCheck(B, false, undefined, false, {
+      onPart: ({ rackName }) => void (rackName !== undefined && found.push(rackName)),
+    });
     check.push(Buffer.from(body, 'latin1'));
     return [check.problem(), found];
   };
@@ -284,6 +286,46 @@ t.test('in multipart/mixed, a part no form reader here reads is told by the name
     names(`--${B}\r\n\r\nContent-ID: _method\r\n\r\nDELETE\r\n${close}`),
     [/a part without headers \(Rack reads/, []],
     'a part without headers: Rack reads its content as its headers',
+  );
+});
+
+t.test('in multipart/mixed, a part no form reader here reads is told with its content when asked, split anywhere', async (t) => {
+  const body =
+    part('Content-Disposition: attachment; name="q"', "1' OR 1=1\r\n--b0und") +
+    field('a', 'x') +
+    part('Content-Type: application/http\r\nContent-ID: 1', 'GET /x HTTP/1.1\r\n\r\n') +
+    close;
+  const bytes = Buffer.from(body, 'latin1');
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const told: [string | undefined, string, string | undefined][] = [];
+    const check = createMultipartFramingCheck(B, false, undefined, false, {
+      onPart: ({ rackName, contentType, content }) => void told.push([rackName, contentType, content?.toString('latin1')]),
+      maxContentBytes: 64,
+    });
+    check.push(bytes.subarray(0, cut));
+    check.push(bytes.subarray(cut));
+    if (
+      check.problem() !== undefined ||
+      told.length !== 2 ||
+      told[0]?.[2] !== "1' OR 1=1\r\n--b0und" ||
+      told[1]?.[2] !== 'GET /x HTTP/1.1\r\n\r\n'
+    )
+      return void t.fail(`split at ${cut}: ${JSON.stringify([check.problem(), told])}`);
+  }
+  t.pass('its content as sent, without the delimiter line break, wherever the body is split');
+  const told: unknown[] = [];
+  const check = createMultipartFramingCheck(B, false, undefined, false, { onPart: (p) => void told.push(p), maxContentBytes: 4 });
+  check.push(Buffer.from(part('Content-ID: q', 'abcdef') + part('Content-ID: r', 'abcd') + close, 'latin1'));
+  t.same(
+    [check.problem(), told],
+    [
+      undefined,
+      [
+        { rackName: 'q', contentType: '', content: 'too large' },
+        { rackName: 'r', contentType: '', content: Buffer.from('abcd') },
+      ],
+    ],
+    'past the bytes asked for, its content is "too large"',
   );
 });
 
