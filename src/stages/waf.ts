@@ -490,7 +490,10 @@ function readAsField(content: Readable, maxBytes: number, done: (text: string | 
   content.once('end', () => done(size <= maxBytes ? Buffer.concat(chunks).toString('utf8') : undefined));
 }
 
-/** multipart/form-data, parsed while it arrives: text fields and file names (file contents are skipped). */
+/**
+ * Multipart bodies, parsed while they arrive: text fields and file names (file contents are
+ * skipped), and in multipart types other than form-data the parts no form reader reads, as Rack reads them.
+ */
 export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: number): StreamingStage {
   const { limits, judge } = wafStageParts(o);
   return {
@@ -574,6 +577,18 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
                     : readXmlFile(name, text),
               );
             else content.resume();
+          },
+          // A part no form reader here reads is still a field to Rack (Rails, Sinatra), which
+          // reads every multipart type as a form: its content is read as a field's value, by the
+          // name Rack gives it (by its type where Rack names it after that or its file name).
+          // An OData $batch's application/http parts are read so too, and pass unless they hold
+          // an attack.
+          readUnreadContent: true,
+          onUnreadPart({ rackName, contentType: partType, content }) {
+            if (content === 'too large') return void (unnamedTooLarge = true);
+            const charset = unreadableCharset(partType);
+            if (charset !== undefined) return void (partRefused ??= new InputRefused(charsetRefusal(charset)));
+            if (content !== undefined) readField(rackName ?? (partType || 'text/plain'), content.toString('utf8'), mediaTypeOf(partType));
           },
         },
       );

@@ -41,6 +41,57 @@ const splitByRack = (separator: string, fields: [string, string][]) => {
   return [`multipart/form-data; boundary="${whole}"`, `${body}--AA--\r\n\r\n--${whole}--\r\n`] as const;
 };
 
+/** An OData v4 $batch as clients send it (Microsoft's OData client, SAP UI5): GETs, and a changeset. */
+const ODATA_BATCH_BOUNDARY = 'batch_36522ad7-fc75-4b56-8c71-56071383e77b';
+const ODATA_CHANGESET = 'changeset_77162fcd-b8da-41ac-a9f8-9357efbbd';
+const ODATA_BATCH = [
+  `--${ODATA_BATCH_BOUNDARY}`,
+  'Content-Type: application/http',
+  'Content-Transfer-Encoding: binary',
+  'Content-ID: 1',
+  '',
+  "GET Customers('ALFKI')?$select=CompanyName,ContactName HTTP/1.1",
+  'Accept: application/json;odata.metadata=minimal',
+  'OData-Version: 4.0',
+  '',
+  '',
+  `--${ODATA_BATCH_BOUNDARY}`,
+  `Content-Type: multipart/mixed; boundary=${ODATA_CHANGESET}`,
+  '',
+  `--${ODATA_CHANGESET}`,
+  'Content-Type: application/http',
+  'Content-Transfer-Encoding: binary',
+  'Content-ID: 2',
+  '',
+  'POST Customers HTTP/1.1',
+  'Content-Type: application/json;odata.metadata=minimal',
+  'Accept: application/json',
+  '',
+  '{"CustomerID":"NEWCO","CompanyName":"O\'Reilly & Sons","ContactName":"Ann","Address":{"City":"Seattle","PostalCode":"98052"}}',
+  `--${ODATA_CHANGESET}`,
+  'Content-Type: application/http',
+  'Content-Transfer-Encoding: binary',
+  'Content-ID: 3',
+  '',
+  'PATCH Orders(10248) HTTP/1.1',
+  'Content-Type: application/json',
+  'If-Match: W/"20260101"',
+  '',
+  '{"ShipName":"Around the Horn","Freight":32.38,"ShippedDate":"2026-12-01T00:00:00Z"}',
+  `--${ODATA_CHANGESET}--`,
+  '',
+  `--${ODATA_BATCH_BOUNDARY}`,
+  'Content-Type: application/http',
+  'Content-Transfer-Encoding: binary',
+  '',
+  "GET Products?$filter=UnitPrice gt 20 and startswith(ProductName,'Ch')&$orderby=UnitPrice desc&$top=5&$count=true HTTP/1.1",
+  'Accept: application/json',
+  '',
+  '',
+  `--${ODATA_BATCH_BOUNDARY}--`,
+  '',
+].join('\r\n');
+
 const DOC = `openapi: 3.1.0
 info: { title: t, version: '1' }
 paths:
@@ -65,7 +116,11 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
   t.teardown(() => backend.close());
   // The passthrough route: only the _method check reads the body.
   const plain = await startTestSidecar(t, backend.url);
-  const waf = await startTestSidecar(t, backend.url, { threats: { waf: { mode: 'block' } }, headers: { overrides: 'forward' } });
+  // A wall-clock budget a loaded machine keeps (past it, a request is refused as waf.timeout).
+  const waf = await startTestSidecar(t, backend.url, {
+    threats: { waf: { mode: 'block', budget: '2s' } },
+    headers: { overrides: 'forward' },
+  });
   const validated = await startTestSidecar(t, backend.url, {
     openapi: { document: openApiFile(DOC), allow_public: true },
     headers: { overrides: 'forward' },
@@ -105,6 +160,46 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
       (await send(plain, '/echo', 'multipart/mixed; boundary=b', multipart([[named('note'), 'hi']]))).status,
       200,
       'a form-data part of another name passes',
+    );
+  });
+
+  await t.test('the waf reads a part no form reader reads as the field Rack reads it as', async (t) => {
+    const before = backend.requests.length;
+    const tries: [string, string, string, string][] = [
+      ['an attachment named q', 'multipart/mixed', 'Content-Disposition: attachment; name="q"', '/body/q/0'],
+      ['an inline part named q', 'multipart/related', 'Content-Disposition: inline; name=q', '/body/q/0'],
+      ['a Content-ID alone', 'multipart/mixed', 'Content-ID: q', '/body/q/0'],
+      ['a JSON part with a Content-ID', 'multipart/related', 'Content-ID: q\r\nContent-Type: application/json', '/body/q/0'],
+      // Named after its type by Rack (params["text/plain"]).
+      ['a part with neither', 'multipart/mixed', 'Content-Type: text/plain', '/body/*/0'],
+    ];
+    for (const [what, type, headers, path] of tries) {
+      const r = await send(waf, '/echo', `${type}; boundary=b`, multipart([[headers.split('\r\n'), SQLI]]));
+      t.equal(r.status, 403, `${type}, ${what}: an SQL injection is refused`);
+      t.match(waf.events.at(-1), { name: 'warden.input.sqli', 'warden.detail': path }, `${what}: its event, by Rack's name`);
+    }
+    const escaped = multipart([
+      [['Content-ID: q', 'Content-Type: application/json'], '{"q":"1\\u0027 UNION SELECT password FROM users--"}'],
+    ]);
+    t.equal((await send(waf, '/echo', 'multipart/related; boundary=b', escaped)).status, 403, 'a JSON part: its strings unescaped too');
+    const utf16 = multipart([[['Content-ID: q', 'Content-Type: text/plain; charset=utf-16le'], 'x']]);
+    t.equal((await send(waf, '/echo', 'multipart/mixed; boundary=b', utf16)).status, 415, 'a part in a charset the waf cannot read: 415');
+    t.equal(backend.requests.length, before, 'the backend saw none');
+    t.equal(
+      (await send(waf, '/echo', 'multipart/mixed; boundary=b', multipart([[['Content-ID: q'], 'plain words']]))).status,
+      200,
+      'a part without an attack passes',
+    );
+  });
+
+  await t.test('an OData $batch passes the waf: its parts are read, and hold no attack', async (t) => {
+    const r = await send(waf, '/odata/$batch', `multipart/mixed; boundary=${ODATA_BATCH_BOUNDARY}`, ODATA_BATCH);
+    t.equal(r.status, 200, 'GETs, and a changeset of a POST and a PATCH with JSON');
+    const attack = ODATA_BATCH.replace(`'ALFKI'`, `'ALFKI'' UNION SELECT password FROM users--'`);
+    t.equal(
+      (await send(waf, '/odata/$batch', `multipart/mixed; boundary=${ODATA_BATCH_BOUNDARY}`, attack)).status,
+      403,
+      'an SQL injection in one of its requests is refused (Rack reads the part as field "1")',
     );
   });
 
