@@ -24,6 +24,7 @@
  * are the operation's own; the bare name of either (`filter=x`) is not, since validation never
  * reads it and qs reads it as the parameter.
  */
+import { unescape as percentDecoded } from 'node:querystring';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { foldCase, INTERIOR_SEPARATORS } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
@@ -61,10 +62,41 @@ function phpName(raw: string): string {
  * PHP's spaces and dots, then the name before any bracket, brackets before it skipped — qs reads
  * `[limit]=1000` as `limit` (an empty parent is dropped), Rack 2 strips leading `[` and `]`.
  */
-function readingOf(raw: string): string {
+export function readingOf(raw: string): string {
   const php = phpName(raw).replace(/[ .]/g, '_');
   const name = php.includes('[') || php.includes(']') ? (BRACKETED_NAME.exec(php)?.[1] ?? '') : php;
   return foldCase(name);
+}
+
+/**
+ * readingOf for a plain name — no `%`, `+`, `[`, `]`, NUL or character beyond ASCII, as most cookie
+ * names and query keys are — computed without its regular expressions: leading white space
+ * trimmed, ` ` and `.` read as `_`, lower case (ASCII case folds so). Such a name has no other
+ * reading (unclosedReadingOf needs a `[`), and no decoded one (decodedCookieNames needs `%` or
+ * `+`). Undefined for any other name, which takes the full reading. Names are read on every
+ * request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
+ */
+export function plainReadingOf(name: string): string | undefined {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0 || c === 0x25 /* % */ || c === 0x2b /* + */ || c === 0x5b /* [ */ || c === 0x5d /* ] */ || c > 0x7f) return undefined;
+  }
+  const php = name.trimStart();
+  return (php.includes(' ') || php.includes('.') ? php.replace(/[ .]/g, '_') : php).toLowerCase();
+}
+
+/**
+ * A cookie's name as sent and as the backends that decode cookie names read it: PHP 8 keeps
+ * `acc%65ss_token` as it is (since 7.4.11, bug #79699); ASP.NET Core 2 percent-decodes it (`+`
+ * kept: Uri.UnescapeDataString); PHP before 7.4.11 decoded it with php_url_decode, where `+` is a
+ * space, which it then reads as `_` (`access+token` was `$_COOKIE['access_token']`). querystring's
+ * unescape keeps a malformed escape as it is, as PHP does.
+ */
+export function cookieNameSpellings(name: string): string[] {
+  const spellings = [name];
+  if (name.includes('%')) spellings.push(percentDecoded(name));
+  if (name.includes('+')) spellings.push(percentDecoded(name.replaceAll('+', ' ')));
+  return spellings;
 }
 
 /**

@@ -14,7 +14,7 @@ import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } f
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { declaresBody } from '../net/declared-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
-import { compileNameReadings, deepObjectProperty, type NameReadings } from './name-readings.js';
+import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { caseVariant, firstViolation, nameVariant, spellingVariant, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
@@ -322,10 +322,16 @@ const inAnotherReading = (v: Violation): Violation => ({
   message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it, Rails reads "+" as a space)`,
 });
 
-/** The declared cookie a backend reads `name` as, percent-escapes decoded (PHP before 7.4.11 and ASP.NET Core 2 decode cookie names). */
+/**
+ * The declared cookie a backend reads `name` as: as sent, or decoded as PHP before 7.4.11 (`+` a
+ * space) and ASP.NET Core 2 decode cookie names (cookieNameSpellings).
+ */
 function cookieReadAs(name: string, names: NameReadings): string | undefined {
-  // querystring's unescape keeps a malformed escape as it is, as PHP does (the waf reads names so too).
-  return names.readAs(name.includes('%') ? percentDecoded(name) : name)?.declared;
+  for (const spelling of cookieNameSpellings(name)) {
+    const declared = names.readAs(spelling)?.declared;
+    if (declared !== undefined) return declared;
+  }
+  return undefined;
 }
 
 /** A query key or form field the operation does not own, when a backend would read it as a declared name (name-readings.ts). */

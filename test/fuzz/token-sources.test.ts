@@ -127,8 +127,9 @@ const readsAs = (key: string, name: string, place: 'query' | 'cookie' = 'query')
   const readings = compileNameReadings([{ name, in: place }]);
   return readings.owns(key) || readings.readAs(key) !== undefined;
 };
-/** Whether a backend reads cookie `cookie` as `name`: as a query key is read, as sent or percent-decoded (PHP 7.4.10 and before, ASP.NET Core 2). */
-const cookieReadsAs = (cookie: string, name: string) => readsAs(cookie, name, 'cookie') || readsAs(percentDecoded(cookie), name, 'cookie');
+/** Whether a backend reads cookie `cookie` as `name`: as a query key is read, as sent or decoded (PHP 7.4.10 and before, "+" a space; ASP.NET Core 2). */
+const cookieReadsAs = (cookie: string, name: string) =>
+  [cookie, percentDecoded(cookie), percentDecoded(cookie.replaceAll('+', ' '))].some((spelling) => readsAs(spelling, name, 'cookie'));
 
 /** The values the request carries in each configured source, as a reader would see them. */
 function carriedValues(s: Setup, c: CredentialCarrier): string[] {

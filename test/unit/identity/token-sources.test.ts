@@ -148,6 +148,11 @@ t.test('cookie source: a cookie a backend reads as its name is that source (PHP,
     // Percent-decoded, as request validation reads cookie names (PHP before 7.4.11, ASP.NET Core 2).
     'acc%65ss_token',
     'access%2Etoken',
+    // PHP before 7.4.11 decoded names with php_url_decode, "+" a space: $_COOKIE['access_token'].
+    'access+token',
+    '+access_token',
+    'Access+Token',
+    'access+%74oken',
   ];
   for (const name of spellings) {
     t.equal(s.extract(ctx({ cookie: `a=1; ${name}=tok` })), 'tok', `${name}: read as the token`);
@@ -165,11 +170,31 @@ t.test('cookie source: a cookie a backend reads as its name is that source (PHP,
     s.strip(ctx({}, '', up));
     t.equal(up.cookie, 'session=s1; theme=dark', `${name}: stripped`);
   }
-  for (const name of ['access_tokens', 'x_access_token', 'accesstoken', 'access-token', 'a[access_token]']) {
+  for (const name of [
+    'access_tokens',
+    'x_access_token',
+    'accesstoken',
+    'access-token',
+    'a[access_token]',
+    'access%2Btoken',
+    'access++token',
+  ]) {
     t.equal(s.extract(ctx({ authorization: 'Bearer abc', cookie: `${name}=tok` })), 'abc', `${name}: another cookie`);
     const up: UpstreamHeaders = { cookie: `${name}=tok` };
     s.strip(ctx({}, '', up));
     t.equal(up.cookie, `${name}=tok`, `${name}: kept`);
+  }
+});
+
+t.test('cookie source: read alike after a request of many new names', async (t) => {
+  const s = compileTokenSources([{ from: 'authorization' }, { from: 'cookie', name: 'access_token' }], 100, undefined);
+  const many = Array.from({ length: 300 }, (_, i) => `c${i}=1; x[${i}]=1; y%${i}=1`).join('; ');
+  t.equal(s.extract(ctx({ cookie: many })), undefined, 'none of them is the token');
+  for (const name of ['access.token', 'access[token', 'acc%65ss_token', 'access+token']) {
+    t.same(ruleOf(s.extract(ctx({ authorization: 'Bearer abc', cookie: `${name}=tok` }))), malformed('token.multiple'), name);
+    const up: UpstreamHeaders = { cookie: `${many}; ${name}=tok` };
+    s.strip(ctx({}, '', up));
+    t.equal(up.cookie, many, `${name}: stripped, the others kept`);
   }
 });
 
