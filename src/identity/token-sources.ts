@@ -6,7 +6,7 @@
  */
 import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
-import { compileNameReadings, cookieNameSpellings, plainReadingOf, readingOf } from '../openapi/name-readings.js';
+import { compileNameReadings, cookieNameSpellings, isPlainName, plainReadingOf, readingOf } from '../openapi/name-readings.js';
 import { memoizedByName } from '../openapi/name-verdicts.js';
 import { strippedHeaders, tokenPlacesOf } from '../config/token-places.js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -135,9 +135,11 @@ function nameReading(
   // with the names' readings, without the full reading or the memo, which a client sending many
   // names would otherwise fill.
   const plainReadings = new Set(names.map(readingOf));
+  // Such a reading is as long as the name without its leading white space: most names are told apart by that alone.
+  const lengths = new Set([...plainReadings].map((reading) => reading.length));
   return (name) => {
-    const plain = plainReadingOf(name);
-    return plain === undefined ? verdict(name) === true : plainReadings.has(plain);
+    if (!isPlainName(name)) return verdict(name) === true;
+    return lengths.has(name.trimStart().length) && plainReadings.has(plainReadingOf(name) ?? '');
   };
 }
 

@@ -72,17 +72,23 @@ export function readingOf(raw: string): string {
  * readingOf for a plain name — no `%`, `+`, `[`, `]`, NUL or character beyond ASCII, as most cookie
  * names and query keys are — computed without its regular expressions: leading white space
  * trimmed, ` ` and `.` read as `_`, lower case (ASCII case folds so). Such a name has no other
- * reading (unclosedReadingOf needs a `[`), and no decoded one (decodedCookieNames needs `%` or
+ * reading (unclosedReadingOf needs a `[`), and no decoded one (cookieNameSpellings needs `%` or
  * `+`). Undefined for any other name, which takes the full reading. Names are read on every
  * request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
  */
 export function plainReadingOf(name: string): string | undefined {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c === 0 || c === 0x25 /* % */ || c === 0x2b /* + */ || c === 0x5b /* [ */ || c === 0x5d /* ] */ || c > 0x7f) return undefined;
-  }
+  if (!isPlainName(name)) return undefined;
   const php = name.trimStart();
   return (php.includes(' ') || php.includes('.') ? php.replace(/[ .]/g, '_') : php).toLowerCase();
+}
+
+/** Whether plainReadingOf reads `name`: no `%`, `+`, `[`, `]`, NUL or character beyond ASCII. */
+export function isPlainName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0 || c === 0x25 /* % */ || c === 0x2b /* + */ || c === 0x5b /* [ */ || c === 0x5d /* ] */ || c > 0x7f) return false;
+  }
+  return true;
 }
 
 /**

@@ -20,7 +20,9 @@ t.test('a plain name: the cheap reading is the full one', async (t) => {
   fc.assert(
     fc.property(fc.array(biased, { maxLength: 16 }), (chars) => {
       const name = chars.join('');
-      return plainReadingOf(name) === readingOf(name);
+      const reading = plainReadingOf(name);
+      // token-sources.ts tells most names apart by this length alone.
+      return reading === readingOf(name) && reading.length === name.trimStart().length;
     }),
     { numRuns: 20_000 },
   );
