@@ -5,7 +5,7 @@
  * body is, without coercion. Any other media type, or more than one, is refused at load: Warden
  * could not check the value. Before, such a parameter was checked against `{}`: anything passed.
  */
-import { unescape as percentDecoded } from 'node:querystring';
+import { percentDecoded } from '../net/percent-decoded.js';
 import { parseJsonBody } from '../net/json-body.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { CaseVariantFinder } from './case-variants.js';

@@ -9,7 +9,7 @@
  * decoding cookie names in 8.0.24/8.1.11 — but older PHP or another backend need not), is refused
  * unless the operation declares it as a cookie (then its own schema checks it).
  */
-import { unescape as percentDecoded } from 'node:querystring';
+import { percentDecoded } from '../net/percent-decoded.js';
 import { compileNameReadings } from './name-readings.js';
 import type { ParameterObject } from './operations.js';
 import type { Violation } from './violation.js';

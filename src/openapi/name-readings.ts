@@ -24,7 +24,7 @@
  * are the operation's own; the bare name of either (`filter=x`) is not, since validation never
  * reads it and qs reads it as the parameter.
  */
-import { unescape as percentDecoded } from 'node:querystring';
+import { percentDecoded } from '../net/percent-decoded.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { foldCase, INTERIOR_SEPARATORS } from './case-variants.js';
 import type { ParameterObject } from './operations.js';

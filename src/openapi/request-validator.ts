@@ -7,7 +7,7 @@
  * a number must be spelled plainly (number-spellings.ts): ajv's coercion reads `1000000e-4` as 100.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { unescape as percentDecoded } from 'node:querystring';
+import { percentDecoded } from '../net/percent-decoded.js';
 import type { ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';

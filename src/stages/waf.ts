@@ -29,7 +29,7 @@ import { wideEncoding } from '../net/wide-encoding.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
 // `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
-import { unescape as percentDecoded } from 'node:querystring';
+import { percentDecoded } from '../net/percent-decoded.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
