@@ -112,9 +112,9 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   };
 }
 
-/** An admin client with the credentials of a CA directory (admin.crt, admin.key, bundle.pem). */
-export function createAdminClientFromDir(url: string, dir: string, passphrase?: string): AdminClient {
-  const credentials = loadAdminCredentials(dir, passphrase);
+/** An admin client with the credentials of a CA directory (admin.crt, admin.key, bundle.pem); `caYaml` as loadAdminCredentials'. */
+export function createAdminClientFromDir(url: string, dir: string, passphrase?: string, caYaml?: string): AdminClient {
+  const credentials = loadAdminCredentials(dir, passphrase, caYaml);
   return createAdminClient({ url, ...credentials });
 }
 

@@ -192,11 +192,14 @@ export interface AdminCredentials {
   bundlePem: string;
 }
 
-/** What the admin CLI needs from the CA directory; checks the key decrypts so the error is clear. */
-export function loadAdminCredentials(dir: string, passphrase?: string): AdminCredentials {
+/**
+ * What the admin CLI needs from the CA directory; checks the key decrypts so the error is clear.
+ * `caYaml`: the ca.yaml the command was given (-c), named in the remedy for a lost admin file.
+ */
+export function loadAdminCredentials(dir: string, passphrase?: string, caYaml?: string): AdminCredentials {
   // A lost admin.crt or admin.key: only a new pair helps.
   for (const name of [CA_FILES.adminCert, CA_FILES.adminKey])
-    if (!existsSync(join(dir, name))) throw new Error(missingAdminFile(join(dir, name)));
+    if (!existsSync(join(dir, name))) throw new Error(missingAdminFile(join(dir, name), caYaml));
   const keyPem = read(dir, CA_FILES.adminKey);
   try {
     readPrivateKey(keyPem, passphrase);

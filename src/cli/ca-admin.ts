@@ -100,6 +100,7 @@ function connect(command: string, values: ConnectionValues): AdminClient {
       `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`,
       config.dir,
       config.passphrase,
+      values.config,
     );
   }
   if (values.url === undefined || values.dir === undefined) {
