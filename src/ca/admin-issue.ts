@@ -4,20 +4,22 @@
  * do it: an administrator certificate revoked or expired (1 year) is what locks one out of that API,
  * and `ca init` refuses a directory that holds a CA. The certificate enters the ledger first (kind
  * `admin`, as recordAdmin does at start), so a running CA accepts it at once; the files are replaced
- * after, each whole or not at all. The certificate it replaces stays valid until revoked or expired.
+ * after, each whole or not at all (admin-files.ts). When they cannot be, the new certificate is
+ * revoked in the ledger before the error: valid with its key nowhere, it counted as an administrator
+ * the CA would keep, and the last usable one could be revoked. The certificate it replaces stays
+ * valid until revoked or expired.
  * admin.crt may be missing (lost): it is not needed to issue, only read to say what was replaced.
  * The caller holds the directory's admin-issue lock (admin-issue-lock.ts): two runs at once could
  * leave the key of one beside the certificate of the other.
  */
-import { join } from 'node:path';
 import type { CaConfig } from '../config/ca-schema.js';
-import { writeFileAtomic } from '../config/atomic-file.js';
 import { canonicalSerial } from '../net/serial.js';
+import { AdminFileWriteError, writeAdminPair } from './admin-files.js';
 import { createIssuer } from './issuer.js';
 import { exportPrivateKeyPem, generateKeyPair } from './keys.js';
-import { adminSpiffeId, CA_FILES, readAdminCertificate, type IssuingMaterial } from './layout.js';
+import { adminSpiffeId, readAdminCertificate, type IssuingMaterial } from './layout.js';
 import { keyIdOf } from './pki.js';
-import { openCaStore } from './store.js';
+import { openCaStore, type CaStore } from './store.js';
 
 export interface IssuedAdmin {
   spiffeId: string;
@@ -50,6 +52,7 @@ export async function issueAdminCertificate(config: CaConfig, material: IssuingM
     });
     const keys = await generateKeyPair();
     const issued = await issuer.issue({ publicKey: keys.publicKey, spiffeId, use: 'admin' });
+    const keyPem = await exportPrivateKeyPem(keys.privateKey, config.passphrase);
     const before = readAdminCertificate(config.dir);
     const replaced = before === 'missing' ? undefined : canonicalSerial(before.adminCert.serialNumber);
     const now = Date.now();
@@ -72,12 +75,15 @@ export async function issueAdminCertificate(config: CaConfig, material: IssuingM
         detail: `serial ${issued.serial}, not after ${issued.notAfter.toISOString()} (warden ca admin issue); ${replaced === undefined ? 'no admin.crt before (lost)' : `admin.crt held ${replaced}`}`,
       });
     });
-    const keyPath = join(config.dir, CA_FILES.adminKey);
-    const certPath = join(config.dir, CA_FILES.adminCert);
-    // The key first: a run cut between the two leaves the old certificate with the new key, and a
-    // second run makes a matching pair (the ledger row of the first is unused, and expires).
-    writeFileAtomic(keyPath, await exportPrivateKeyPem(keys.privateKey, config.passphrase), 0o600);
-    writeFileAtomic(certPath, issued.pem, 0o644);
+    // A run killed while writing leaves an unused ledger row (valid until it expires); a second run mends the files.
+    let written: { keyPath: string; certPath: string };
+    try {
+      written = writeAdminPair(config.dir, keyPem, issued.pem);
+    } catch (err) {
+      if (!(err instanceof AdminFileWriteError)) throw err;
+      throw new AdminIssueWriteError(err, withdraw(store, issued.serial, err.file));
+    }
+    const { keyPath, certPath } = written;
     const stillValid = store
       .listCertificates({ spiffeId, status: 'valid', now })
       .filter((row) => row.kind === 'admin' && row.serial !== issued.serial)
@@ -85,5 +91,40 @@ export async function issueAdminCertificate(config: CaConfig, material: IssuingM
     return { spiffeId, serial: issued.serial, notAfter: issued.notAfter, certPath, keyPath, stillValid, replaced };
   } finally {
     store.close();
+  }
+}
+
+/**
+ * Revokes (superseded) the certificate whose files could not be written, in the ledger as the API's
+ * revocations are, with an audit row: a running CA refuses it at once (client-auth.ts reads the
+ * ledger) and lists it in the next CRL it signs. What became of it, for the error.
+ */
+function withdraw(store: CaStore, serial: string, file: string): string {
+  try {
+    const now = Date.now();
+    store.transaction(() => {
+      store.insertRevocation({ serial, reason: 'superseded', revoked_at: now });
+      store.audit({
+        action: 'revoke',
+        actor: 'local',
+        subject: serial,
+        outcome: 'ok',
+        detail: `superseded: ${serial} (warden ca admin issue: ${file} could not be written)`,
+      });
+    });
+    return `the new certificate ${serial} is revoked (superseded)`;
+  } catch (err) {
+    return `the new certificate ${serial} could not be revoked (${(err as Error).message}) and is valid with no key: revoke it (warden ca revoke --serial ${serial})`;
+  }
+}
+
+/** The files could not be written: one line naming the file, what was undone and the remedy. */
+export class AdminIssueWriteError extends Error {
+  constructor(failure: AdminFileWriteError, withdrawn: string) {
+    super(
+      `${failure.message}: ${withdrawn}; ${failure.restored}; make ${failure.file} a file that can be replaced (not a directory), in a writable directory, and run warden ca admin issue again`,
+      { cause: failure },
+    );
+    this.name = 'AdminIssueWriteError';
   }
 }

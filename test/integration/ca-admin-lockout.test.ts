@@ -6,10 +6,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { request, Agent } from 'undici';
 import { initCa } from '../../src/ca/init.js';
 import { canonicalSerial } from '../../src/net/serial.js';
 import { x509 } from '../../src/ca/pki.js';
@@ -185,4 +186,59 @@ t.test('one ca admin issue at a time: a held lock is refused, two runs at once l
   for (const r of runs) if (r.code !== 0) t.match(r.stderr, /another warden ca admin issue is running/, 'the other is told why it stopped');
   t.ok(pair.matches(), 'admin.key is the key of admin.crt');
   t.notOk(existsSync(lock), 'no lock left after the runs');
+});
+
+t.test('admin.key cannot be written: the new certificate is revoked in the ledger, the error names the file and the remedy', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-unwritable-')), 'ca');
+  await initCa({ trustDomain: TRUST_DOMAIN, dir });
+  const served = await serveCaProcessIn(t, dir);
+  const pair = adminPair(dir);
+  const first = pair.files();
+  const firstSerial = canonicalSerial(new x509.X509Certificate(first.cert).serialNumber);
+
+  // A directory, not empty, where admin.key is: the rename of the new key fails (EISDIR).
+  rmSync(join(dir, 'admin.key'));
+  mkdirSync(join(dir, 'admin.key', 'x'), { recursive: true });
+  const failed = warden('ca', 'admin', 'issue', '-c', served.config);
+  rmSync(join(dir, 'admin.key'), { recursive: true });
+  writeFileSync(join(dir, 'admin.key'), first.key, { mode: 0o600 });
+  t.equal(failed.code, 1, 'exit 1');
+  t.equal(failed.stderr.trim().split('\n').length, 1, `one line: ${failed.stderr.trim()}`);
+  const said =
+    /admin\.key could not be written \(EISDIR on rename\): the new certificate ([0-9a-f]+) is revoked \(superseded\); admin\.key and admin\.crt are as they were; make \S*admin\.key a file that can be replaced \(not a directory\), in a writable directory, and run warden ca admin issue again/.exec(
+      failed.stderr,
+    );
+  t.ok(said, 'names the file, what was undone and the remedy');
+  const orphan = said?.[1] ?? 'none';
+  t.equal(pair.files().cert, first.cert, 'admin.crt untouched');
+
+  const list = warden('ca', 'list', '--id', ADMIN, '--json', '-c', served.config);
+  t.equal(list.code, 0, list.stderr.trim());
+  const rows = (JSON.parse(list.stdout) as Problem).certificates!.filter((c) => c.kind === 'admin');
+  t.match(rows, [{ serial: orphan, status: 'revoked' }], 'the certificate whose key exists nowhere is revoked');
+  t.notOk(
+    rows.some((c) => c.serial !== firstSerial && c.status === 'valid'),
+    'no valid administrator certificate but admin.crt',
+  );
+  const url = `https://127.0.0.1:${served.port}`;
+  t.match(
+    await postToCa<Problem>(`${url}/v1/admin/revocations`, { serial: firstSerial }, first),
+    { status: 409, body: { code: 'ERR_CA_LAST_ADMIN' } },
+    'admin.crt is still the last usable one: its revocation is refused',
+  );
+
+  // In the CRL the CA signs next, as a revocation over the API is (a restarted CA signs a new one).
+  served.child.kill('SIGKILL');
+  await new Promise((resolve) => served.child.once('exit', resolve));
+  const restarted = await serveCaProcessIn(t, dir);
+  const dispatcher = new Agent({ connect: { ca: first.ca } });
+  t.teardown(() => dispatcher.close());
+  const res = await request(`https://127.0.0.1:${restarted.port}/v1/crl`, { dispatcher });
+  const crl = new x509.X509Crl(Buffer.from(await res.body.arrayBuffer()));
+  const entry = crl.entries.find((e) => canonicalSerial(e.serialNumber) === orphan);
+  t.equal(entry?.reason, x509.X509CrlReason.superseded, 'in the CRL, reason superseded');
+
+  const again = warden('ca', 'admin', 'issue', '-c', served.config);
+  t.equal(again.code, 0, `run again once admin.key is a file: exit 0 (${again.stderr.trim()})`);
+  t.ok(pair.matches(), 'a matching pair');
 });
