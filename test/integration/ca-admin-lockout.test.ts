@@ -9,6 +9,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { request, Agent } from 'undici';
 import { initCa } from '../../src/ca/init.js';
@@ -89,16 +90,17 @@ t.test('the last valid admin certificate cannot be revoked; ca admin issue makes
   t.same(statuses, { [firstSerial]: 'revoked', [secondSerial]: 'valid' });
 });
 
-/** Runs warden without blocking the event loop (two at once). */
-function wardenAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Runs warden without blocking the event loop: its pid at once, its result when it ends. */
+function wardenAsync(...args: string[]) {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/warden.js'), ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { pid: child.pid!, result };
 }
 
 /** admin.crt and admin.key of a CA directory, and whether the key is the certificate's. */
@@ -162,7 +164,7 @@ t.test('ca serve and the admin CLI without admin.crt name the remedy: warden ca 
   );
 });
 
-t.test('one ca admin issue at a time: a held lock is refused, two runs at once leave one pair', async (t) => {
+t.test('one ca admin issue at a time: a held lock is refused, and so is a run while another holds it', async (t) => {
   const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-lock-')), 'ca');
   await initCa({ trustDomain: TRUST_DOMAIN, dir });
   const config = join(dir, 'ca.yaml');
@@ -178,14 +180,34 @@ t.test('one ca admin issue at a time: a held lock is refused, two runs at once l
   t.same(pair.files(), before, 'nothing written');
   rmSync(lock);
 
-  const runs = await Promise.all([1, 2].map(() => wardenAsync('ca', 'admin', 'issue', '-c', config)));
-  t.ok(
-    runs.some((r) => r.code === 0),
-    'one run issues',
-  );
-  for (const r of runs) if (r.code !== 0) t.match(r.stderr, /another warden ca admin issue is running/, 'the other is told why it stopped');
+  // Two runs that overlap, deterministically: the first is held inside its lock (the test holds the
+  // database's write lock, so its ledger insert waits, and stops it there), the second runs meanwhile.
+  const db = new Database(join(dir, 'ca.db'));
+  t.teardown(() => db.close());
+  db.exec('BEGIN IMMEDIATE');
+  const first = wardenAsync('ca', 'admin', 'issue', '-c', config);
+  // Held once it names the first run (it is created, then written): the run then waits on the database.
+  const holds = () => {
+    try {
+      return readFileSync(lock, 'utf8').startsWith(`pid ${first.pid} `);
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 2000 && !holds(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!t.ok(holds(), 'the first run holds the lock')) return void (await first.result);
+  process.kill(first.pid, 'SIGSTOP');
+  db.exec('ROLLBACK');
+  const second = warden('ca', 'admin', 'issue', '-c', config);
+  process.kill(first.pid, 'SIGCONT');
+  t.equal(second.code, 1, 'the second run, while the first holds the lock: exit 1');
+  t.match(second.stderr, new RegExp(`another warden ca admin issue is running \\(pid ${first.pid} on `), 'naming the first run');
+  t.same(pair.files(), before, 'it wrote nothing');
+  const done = await first.result;
+  t.equal(done.code, 0, `the first run issues (${done.stderr.trim()})`);
+  t.not(pair.files().cert, before.cert, 'admin.crt replaced');
   t.ok(pair.matches(), 'admin.key is the key of admin.crt');
-  t.notOk(existsSync(lock), 'no lock left after the runs');
+  t.notOk(existsSync(lock), 'no lock left after the run');
 });
 
 t.test('admin.key cannot be written: the new certificate is revoked in the ledger, the error names the file and the remedy', async (t) => {
