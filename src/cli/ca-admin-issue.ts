@@ -13,7 +13,9 @@ and writes the certificate into the CA's database, so a running CA accepts it at
 administrator certificate that expires, was lost or leaked (admin.crt may be missing): the one it
 replaces stays valid until it expires; revoke it with the new one (warden ca revoke --serial OLD
 -c FILE). The CA refuses to revoke the last valid administrator certificate, so issue the new one
-first. One run at a time: it holds admin-issue.lock in the CA directory while it writes.
+first. One run at a time: it holds admin-issue.lock in the CA directory while it writes (one
+left by a killed run on this host is taken over). If admin.key or admin.crt cannot be written,
+the new certificate is revoked and the error names the file.
 
 Options:
   -c, --config FILE   the CA's ca.yaml (its dir, passphrase and database.path)

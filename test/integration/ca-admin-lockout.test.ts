@@ -6,8 +6,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
@@ -263,4 +263,36 @@ t.test('admin.key cannot be written: the new certificate is revoked in the ledge
   const again = warden('ca', 'admin', 'issue', '-c', served.config);
   t.equal(again.code, 0, `run again once admin.key is a file: exit 0 (${again.stderr.trim()})`);
   t.ok(pair.matches(), 'a matching pair');
+});
+
+t.test('a lock left by a run that is gone (same host and pid namespace, no such process) is taken over with a warning', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-ca-admin-stale-')), 'ca');
+  await initCa({ trustDomain: TRUST_DOMAIN, dir });
+  const config = join(dir, 'ca.yaml');
+  const pair = adminPair(dir);
+  const lock = join(dir, 'admin-issue.lock');
+  const namespace = readlinkSync('/proc/self/ns/pid');
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+  const left = `pid ${gone} on ${hostname()} since 2026-12-04T00:00:00.000Z (pid namespace ${namespace})`;
+
+  // Not for sure gone: a live pid, another pid namespace, a lock without one (older warden): refused.
+  for (const holder of [
+    `pid ${process.pid} on ${hostname()} since 2026-12-04T00:00:00.000Z (pid namespace ${namespace})`,
+    `pid ${gone} on ${hostname()} since 2026-12-04T00:00:00.000Z (pid namespace pid:[1])`,
+    `pid ${gone} on ${hostname()} since 2026-12-04T00:00:00.000Z`,
+  ]) {
+    writeFileSync(lock, `${holder}\n`);
+    const refused = warden('ca', 'admin', 'issue', '-c', config);
+    t.equal(refused.code, 1, `refused: ${holder}`);
+    t.match(refused.stderr, 'another warden ca admin issue is running');
+  }
+
+  writeFileSync(lock, `${left}\n`);
+  const before = pair.files();
+  const run = warden('ca', 'admin', 'issue', '-c', config);
+  t.equal(run.code, 0, `exit 0 (${run.stderr.trim()})`);
+  t.match(run.stderr, `admin-issue.lock was left by a run that is gone (${left}): taken over`, 'says so');
+  t.not(pair.files().cert, before.cert, 'issued');
+  t.ok(pair.matches(), 'a matching pair');
+  t.notOk(existsSync(lock) || existsSync(`${lock}.takeover`), 'no lock left');
 });
