@@ -31,6 +31,7 @@ import {
 } from './headers.js';
 import { checkOverrides } from './overrides.js';
 import { checkExpectation } from './expectation.js';
+import { checkCookiePairs } from './cookie-pairs.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { loggedTarget } from '../net/url-credentials.js';
@@ -267,6 +268,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
           checkFraming(headers, req.rawHeaders) ??
           checkH2Host(headers))
         : checkH1Request(req as IncomingMessage, gen.limits)) ??
+      checkCookiePairs(headers.cookie) ??
       checkExpectation(headers.expect, !h2 && (req as IncomingMessage).httpVersionMinor === 0) ??
       checkHostForm(headers.host ?? (headers[':authority'] as string | undefined)) ??
       (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
