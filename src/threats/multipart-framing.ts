@@ -29,7 +29,10 @@
  *   Content-Disposition hidden in an `X-Pad` header);
  * - a part Rack 2 names otherwise than busboy (src/threats/rack-part-name.ts: one regex over the
  *   whole header block, then Content-ID), and, in a multipart type other than form-data, a part
- *   without headers, whose content's first lines Rack reads as them.
+ *   without headers, whose content's first lines Rack reads as them;
+ * - a part that is a file to busboy and a text field to Rack 2, or the reverse (Rack's file name:
+ *   src/threats/rack-file-name.ts), and a `name` or `filename` parameter not in lower case
+ *   (`FILENAME=`: a file to busboy, a field to Rack).
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
@@ -37,6 +40,7 @@
  */
 import StreamSearch from 'streamsearch';
 import { headerParameters } from '../net/media-type.js';
+import { rackFileName } from './rack-file-name.js';
 import { rackPartName } from './rack-part-name.js';
 
 export interface MultipartFramingCheck {
@@ -109,6 +113,8 @@ const VALUE = `(?:${TOKEN}+|"(?:${QDTEXT}|\\\\[\\t !-~\\x80-\\xff])*")`;
 const STRICT_DISPOSITION = new RegExp(`^${TOKEN}*(?:[ \\t]*;[ \\t]*${TOKEN}*=${VALUE})*[ \\t]*$`);
 /** The parameters of a disposition STRICT_DISPOSITION accepts: names, and values as sent. */
 const DISPOSITION_PARAMETERS = new RegExp(`;[ \\t]*(${TOKEN}*)=(${VALUE})`, 'g');
+/** Disposition parameters no client writes in another case (`filename*` is refused as extended). */
+const LOWER_CASE_PARAMETERS = new Set(['name', 'filename']);
 /** busboy's unescaping of a quoted value: `\\` and `\"` only, any other `\` kept (Rack drops it). */
 const BUSBOY_ESCAPE = /\\([\\"])/g;
 
@@ -206,6 +212,20 @@ function readPartHeaders(
     return problem(
       `a part Rack reads under another name (${JSON.stringify((rack ?? 'its file name or type').slice(0, 40))}, not ${JSON.stringify((name ?? '').slice(0, 40))})`,
     );
+  // Rack looks its file name up case-sensitively, from parameters scanned over the whole block
+  // (src/threats/rack-file-name.ts): a part with a file name is a file to busboy, which the waf
+  // does not read, and may be a text field to Rack, or the reverse. No client writes these
+  // parameter names in another case.
+  for (const [, param] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
+    if (param !== undefined && LOWER_CASE_PARAMETERS.has(param.toLowerCase()) && param !== param.toLowerCase())
+      return problem(
+        `a Content-Disposition parameter ${JSON.stringify(param)} not in lower case (Rack reads a file name in lower case only)`,
+      );
+  const rackFile = rackFileName(block);
+  const busboyFile = disposition.some(([param, value]) => param === 'filename' && value !== '');
+  // An empty file name: Rack drops the part (a browser's empty file input), whatever busboy reads.
+  if (rackFile !== '' && (rackFile !== undefined) !== busboyFile)
+    return problem(busboyFile ? 'a file part Rack reads as a text field' : 'a text field Rack reads as a file');
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);

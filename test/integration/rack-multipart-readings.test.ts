@@ -12,6 +12,9 @@
  *   busboy and `_method` (or `role`, past the schema's enum) to Rack.
  * - Rack ends even a quoted boundary at "," or ";": under `boundary="AA,BB"` it split the body at
  *   `--AA` lines inside what busboy read as one file part.
+ * - Rack looks a part's `filename` up case-sensitively, among parameters scanned over its whole
+ *   header block (red team round 22h): `FILENAME="a.txt"` was a file to busboy, which the waf does
+ *   not read and validation took for `format: binary`, and an SQL injection in a text field to Rack.
  */
 import t from 'tap';
 import { startTestBackend } from '../support/backend.js';
@@ -229,6 +232,45 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
       200,
       'a plain part passes',
     );
+  });
+
+  await t.test('a part Rack reads as a text field and busboy as a file: refused by the waf and validation', async (t) => {
+    const before = backend.requests.length;
+    // Rack looks `filename` up case-sensitively, among parameters scanned over the whole block.
+    const fileToBusboy = [
+      'Content-Disposition: form-data; name="name"; FILENAME="a.txt"',
+      'Content-Disposition: form-data; name="name"; Filename=a.txt',
+      'Content-Disposition: form-data; name="name"; x="\\\\"; filename="a.txt"',
+    ];
+    for (const disposition of fileToBusboy) {
+      const sqli = multipart([[[disposition], SQLI]]);
+      t.equal((await send(waf, '/echo', 'multipart/form-data; boundary=b', sqli)).status, 400, `${disposition}: the waf`);
+      t.equal(waf.events.at(-1)?.['warden.rule'], 'waf.multipart', `${disposition}: rule waf.multipart`);
+      const xss = multipart([[[disposition, 'Content-Type: text/plain'], '<script>alert(document.cookie)</script>']]);
+      t.equal((await send(waf, '/echo', 'multipart/mixed; boundary=b', xss)).status, 400, `${disposition}: in multipart/mixed`);
+      // `file` is format: binary: a file to busboy passed validation, a string past the pattern to Rack.
+      const r = await send(
+        validated,
+        '/users',
+        'multipart/form-data; boundary=b',
+        multipart([[[disposition.replace('"name"', '"file"')], SQLI]]),
+      );
+      t.equal(r.status, 400, `${disposition}: validation`);
+      t.match(r.json(), { code: 'ERR_REQUEST_INVALID', errors: [{ pointer: '/body', message: /not valid multipart/ }] }, disposition);
+    }
+    const renamedFile = multipart([[[...named('name'), 'Content-Type: text/plain; filename=x'], 'bob']]);
+    t.equal(
+      (await send(validated, '/users', 'multipart/form-data; boundary=b', renamedFile)).status,
+      400,
+      'a file to Rack, a field to busboy',
+    );
+    t.equal(backend.requests.length, before, 'the backend saw none');
+    const upload = multipart([
+      [named('name'), 'bob'],
+      [['Content-Disposition: form-data; name="file"; filename="a.txt"', 'Content-Type: text/plain'], SQLI],
+    ]);
+    t.equal((await send(validated, '/users', 'multipart/form-data; boundary=b', upload)).status, 200, 'a file upload passes validation');
+    t.equal((await send(waf, '/echo', 'multipart/form-data; boundary=b', upload)).status, 200, 'and the waf, which reads no file');
   });
 
   await t.test('a boundary holding "," or ";": 400 content_type.boundary', async (t) => {

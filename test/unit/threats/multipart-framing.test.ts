@@ -222,7 +222,8 @@ t.test('header blocks: only the headers parsers disagree on are checked', async 
     undefined,
     'other headers may repeat',
   );
-  t.equal(partHeaderProblem('content-disposition: FORM-DATA; NAME="a"'), undefined, 'names and the type in any case');
+  t.equal(partHeaderProblem('content-disposition: FORM-DATA; name="a"'), undefined, 'header names and the type in any case');
+  t.match(partHeaderProblem('content-disposition: form-data; NAME="a"'), /parameter "NAME" not in lower case/, 'not a parameter name');
   t.match(partHeaderProblem('Content-Disposition: form-data; name="a"\r\nCONTENT-DISPOSITION: form-data; name="b"'), /twice/);
   t.match(partHeaderProblem('Content-Disposition: ; name="a"'), /is empty, not form-data/);
   t.equal(partHeaderProblem('Content-Disposition: form-data; name="a b"\r\nX-Custom: a\tb c'), undefined, 'white space inside a line');
@@ -257,7 +258,38 @@ t.test('a part Rack 2 names otherwise than busboy is refused (red team round 22f
     'Content-Disposition: form-data; name="note"',
     'Content-Disposition: form-data; name="file"; filename="C:\\fakepath\\a: b.txt"\r\nContent-Type: text/plain',
     'Content-Disposition: form-data; name="a\\"b\\\\c"\r\nContent-ID: x',
-    'content-disposition: form-data; NAME=note',
+    'content-disposition: form-data; name=note',
+  ])
+    t.equal(partHeaderProblem(block), undefined, block);
+});
+
+t.test('a part Rack 2 reads as a text field and busboy as a file, or the reverse, is refused (red team round 22h)', async (t) => {
+  // Rack looks `filename` up case-sensitively among parameters scanned over the whole block.
+  const differs: [string, RegExp][] = [
+    ['Content-Disposition: form-data; name="q"; FILENAME="a.txt"', /parameter "FILENAME" not in lower case/],
+    ['Content-Disposition: form-data; name="q"; Filename=a.txt', /parameter "Filename" not in lower case/],
+    ['Content-Disposition: form-data; Name="q"', /parameter "Name" not in lower case/],
+    // Rack's quoted value ends at the first `"` not after a `\`: it swallows `; filename=`.
+    ['Content-Disposition: form-data; name="q"; x="\\\\"; filename="a.txt"', /a file part Rack reads as a text field/],
+    // Another header's parameters are Rack's too.
+    ['Content-Disposition: form-data; name="q"\r\nContent-Type: text/plain; filename=x', /a text field Rack reads as a file/],
+    ['X-Pad: ; filename=z\r\nContent-Disposition: form-data; name="q"', /a text field Rack reads as a file/],
+  ];
+  for (const [block, problem] of differs) {
+    t.match(partHeaderProblem(block), problem, block);
+    t.match([...problemsOf(part(block, "1' OR 1=1--") + close)], [problem], `${block}: however it is cut`);
+  }
+  t.match(
+    partHeaderProblem('Content-Disposition: form-data; name="q"; FILENAME="a.txt"', false),
+    /not in lower case/,
+    'a form-data part of multipart/mixed too',
+  );
+  // What clients send reads the same to both; an empty file name (an empty file input) Rack drops.
+  for (const block of [
+    'Content-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain',
+    'Content-Disposition: form-data; name="file"; filename=""\r\nContent-Type: application/octet-stream',
+    'Content-Disposition: form-data; name="q"\r\nContent-Type: text/plain; charset=utf-8',
+    'Content-Disposition: form-data; name="blob"; filename="blob"\r\nContent-Type: application/json',
   ])
     t.equal(partHeaderProblem(block), undefined, block);
 });
