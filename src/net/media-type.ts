@@ -278,9 +278,13 @@ function malformed(rule: string, detail: string): WardenError {
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
 /**
  * Charsets in which every ASCII character is its own byte, and no other byte sequence reads as
- * one: what is inspected as UTF-8 holds the same ASCII text the backend decodes.
+ * one: what is inspected as UTF-8 holds the same ASCII text the backend decodes. KOI8-R/U are 8-bit;
+ * EUC-JP's lead and trail bytes are all over 0x7f in every decoder. Not Shift_JIS, GBK or Big5,
+ * whose trail bytes include ASCII (`\x81\x5c` hides a `\`), nor the names decoders read as them:
+ * gb2312 and euc-cn are GBK to browsers, Node and .NET (cp936), euc-kr is UHC (cp949, trail bytes
+ * A-Z and a-z) to browsers, Go and .NET.
  */
-const ASCII_COMPATIBLE = /^(?:utf-?8|(?:us-)?ascii|iso[-_]?8859[-_]?\d{1,2}|latin-?[1-9]|windows-125\d|cp125\d)$/;
+const ASCII_COMPATIBLE = /^(?:utf-?8|(?:us-)?ascii|iso[-_]?8859[-_]?\d{1,2}|latin-?[1-9]|windows-125\d|cp125\d|koi8-[ru]|(?:x-)?euc-jp)$/;
 
 /** Whether text in this charset (a name, any case) reads the same ASCII as its bytes read as UTF-8. */
 export function isAsciiCompatibleCharset(charset: string): boolean {

@@ -45,6 +45,10 @@ t.test('unreadableCharset: charsets where ASCII text is not its own bytes', asyn
     'text/plain; charset=windows-1252',
     'text/plain; charset=us-ascii',
     'text/plain; charset=latin1',
+    // Red team round 22h: their bytes over 0x7f never read as ASCII.
+    'application/x-www-form-urlencoded; charset=KOI8-R',
+    'application/x-www-form-urlencoded; charset=koi8-u',
+    'application/x-www-form-urlencoded; charset=EUC-JP',
   ])
     t.equal(unreadableCharset(ct), undefined, `${String(ct)}: read as UTF-8`);
   for (const [ct, charset] of [
@@ -65,7 +69,9 @@ t.test('unreadableCharset: charsets where ASCII text is not its own bytes', asyn
 
 t.test('isAsciiCompatibleCharset: a charset name as a _charset_ field or parameter gives it', async (t) => {
   for (const name of ['UTF-8', ' utf8 ', 'US-ASCII', 'ISO-8859-15', 'windows-1251']) t.ok(isAsciiCompatibleCharset(name), name);
-  for (const name of ['IBM037', 'utf-16le', 'UTF-7', 'shift_jis', '', 'utf-8; x'])
+  for (const name of ['KOI8-R', 'koi8-u', 'EUC-JP', 'x-euc-jp']) t.ok(isAsciiCompatibleCharset(name), name);
+  // Their trail bytes include ASCII, as decoders read them (gb2312 and euc-cn as GBK, euc-kr as UHC).
+  for (const name of ['IBM037', 'utf-16le', 'UTF-7', 'shift_jis', 'gbk', 'gb2312', 'euc-cn', 'euc-kr', 'big5', '', 'utf-8; x'])
     t.notOk(isAsciiCompatibleCharset(name), JSON.stringify(name));
 });
 
