@@ -8,13 +8,54 @@ import { unescape } from 'node:querystring';
 import { percentDecoded } from '../../../src/net/percent-decoded.js';
 
 t.test('fixed cases agree with querystring.unescape', async (t) => {
-  const cases = ['', 'plain', 'a%20b', 'a+b', '%zz', 'a%', 'a%2', '%e2%82%ac', '%E2%82', '%ff', '%c0%af', '%ed%a0%80', 'é%41', 'é%zz', '%41%zz%42', '%e2%82%ac%ff', '%f0%9f%98%80x', '%u0041', 'ſ%2e'];
+  const cases = [
+    '',
+    'plain',
+    'a%20b',
+    'a+b',
+    '%zz',
+    'a%',
+    'a%2',
+    '%e2%82%ac',
+    '%E2%82',
+    '%ff',
+    '%c0%af',
+    '%ed%a0%80',
+    'é%41',
+    'é%zz',
+    '%41%zz%42',
+    '%e2%82%ac%ff',
+    '%f0%9f%98%80x',
+    '%u0041',
+    'ſ%2e',
+  ];
   for (const s of cases) t.equal(percentDecoded(s), unescape(s), JSON.stringify(s));
 });
 
 t.test('random strings of escapes, hex digits and other characters agree with querystring.unescape', async (t) => {
   const piece = fc.oneof(
-    fc.constantFrom('%', '%2', '%41', '%e2', '%82', '%ac', '%ff', '%c3', '%a9', '%f0', '%9f', '%zz', '+', 'a', 'Z', '0', 'f', 'é', '€', '\u0130'),
+    fc.constantFrom(
+      '%',
+      '%2',
+      '%41',
+      '%e2',
+      '%82',
+      '%ac',
+      '%ff',
+      '%c3',
+      '%a9',
+      '%f0',
+      '%9f',
+      '%zz',
+      '+',
+      'a',
+      'Z',
+      '0',
+      'f',
+      'é',
+      '€',
+      '\u0130',
+    ),
     fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0')}`),
   );
   fc.assert(
