@@ -14,11 +14,13 @@ const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (this: vo
 
 /** A `%` that does not start an escape. */
 const MALFORMED_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
-/** A run of escapes holding a byte past 0x7F: decodeURIComponent reads it as UTF-8. */
-const HIGH_ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})*%[89A-Fa-f][0-9A-Fa-f](?:%[0-9A-Fa-f]{2})*/g;
+/** A run of escapes: decodeURIComponent reads it as UTF-8 (ASCII bytes are UTF-8 too). */
+const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
 
 function escapesAreUtf8(s: string): boolean {
-  for (const [run] of s.matchAll(HIGH_ESCAPE_RUN)) if (!isUtf8(Buffer.from(run.replaceAll('%', ''), 'hex'))) return false;
+  // Linear: a pattern that looked for a high byte inside a run backtracked over the run from each
+  // start (`%41` × 5 000: 54 ms, where unescape took 0.03).
+  for (const [run] of s.matchAll(ESCAPE_RUN)) if (!isUtf8(Buffer.from(run.replaceAll('%', ''), 'hex'))) return false;
   return true;
 }
 

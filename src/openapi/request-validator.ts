@@ -280,15 +280,16 @@ function cookiesOf(
  * A cookie's value as backends read it, as sent first, each reading once: PHP and Rack keep a
  * quoted value's DQUOTEs (`"deadbeef"`) where Werkzeug, SimpleCookie and Django strip them
  * (`lang="en"` is `en`); PHP (php_raw_url_decode, `+` kept) and Express's cookie-parser
- * percent-decode it (`%3Cscript%3E` is `<script>`), Express after dropping the quotes; Rack (so
- * Rails and Sinatra) decodes it as a form value (URI.decode_www_form_component: `+` is a space,
- * so `dark+mode` is `dark mode`). Each reading must pass. Undefined for a quoted one holding a
+ * percent-decode it (`%3Cscript%3E` is `<script>`), Express after dropping the quotes. Each
+ * reading must pass. Rack (so Rails and Sinatra) decodes it as a form value, `+` a space
+ * (`dark+mode` is `dark mode`): not checked, since a pattern allowing `+` and no space (base64)
+ * would then refuse every browser's raw base64 cookie, read whole by PHP and Express. Undefined for a quoted one holding a
  * `\`, whose `\074`-style escapes Python's readers decode (`"\074script\076"` is `<script>`);
  * browsers send neither quotes nor escapes.
  */
 function cookieValueReadings(value: string): string[] | undefined {
   const quoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
-  if (!quoted && !value.includes('%') && !value.includes('+')) return [value];
+  if (!quoted && !value.includes('%')) return [value];
   const inner = quoted ? value.slice(1, -1) : value;
   if (quoted && inner.includes('\\')) return undefined;
   const readings = new Set([value, inner]);
@@ -297,8 +298,6 @@ function cookieValueReadings(value: string): string[] | undefined {
     readings.add(percentDecoded(value));
     readings.add(percentDecoded(inner));
   }
-  // Rack's reading, quotes kept (one with a malformed escape it keeps as sent: read above).
-  if (value.includes('+')) readings.add(percentDecoded(value.replaceAll('+', ' ')));
   return [...readings];
 }
 

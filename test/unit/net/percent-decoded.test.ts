@@ -67,3 +67,14 @@ t.test('random strings of escapes, hex digits and other characters agree with qu
   );
   t.pass('20 000 strings agree');
 });
+
+t.test('long runs of escapes are read in linear time, as unescape reads them', async (t) => {
+  // A pattern looking for a high byte inside a run backtracked over the run from each start.
+  for (const s of ['%41'.repeat(10_000), `${'%41'.repeat(10_000)}%ff`, `${'%e2%82%ac'.repeat(3_000)}%zz`]) {
+    const began = performance.now();
+    const read = percentDecoded(s);
+    const ms = performance.now() - began;
+    t.equal(read, unescape(s));
+    t.ok(ms < 100, `${s.length} characters: ${ms.toFixed(1)} ms (before: 239 ms for the first)`);
+  }
+});

@@ -39,4 +39,16 @@ t.test('a long header block is read in linear time', async (t) => {
   const start = performance.now();
   rackFileName(block);
   t.ok(performance.now() - start < 200, 'well under 200 ms');
+  // A run of white space or a long token after the disposition type, no `; filename=` after it:
+  // BROKEN's `[^\n]*` could take the same characters, and every split of them was tried (370 ms).
+  for (const [what, tail] of [
+    ['16 000 spaces', ' '.repeat(16_000)],
+    ['a 16 000-character token', 'a'.repeat(16_000)],
+    ['spaces, then a parameter RFC 2183 does not read', `${' '.repeat(16_000)}; name="q"; a%b=1`],
+  ]) {
+    const began = performance.now();
+    rackFileName(`Content-Disposition: form-data${tail}`);
+    const ms = performance.now() - began;
+    t.ok(ms < 100, `${what}: ${ms.toFixed(1)} ms (before: ~370)`);
+  }
 });
