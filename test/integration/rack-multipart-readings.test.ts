@@ -130,12 +130,17 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
   });
   const agents = new Map([plain, waf, validated].map((s) => [s, testAgent(s.ca)]));
   t.teardown(() => Promise.all([...agents.values()].map((a) => a.close())));
-  const send = (s: typeof plain, path: string, contentType: string, body: string, method = 'POST') =>
-    fetchText(`${s.url}${path}`, agents.get(s) as ReturnType<typeof testAgent>, {
+  /** How many events each sidecar had raised when it was last sent a request: `raised` reads only what came after. */
+  const marks = new Map<typeof plain, number>();
+  const raised = (s: typeof plain) => (s.events.length > (marks.get(s) ?? 0) ? s.events.at(-1) : undefined);
+  const send = (s: typeof plain, path: string, contentType: string, body: string, method = 'POST') => {
+    marks.set(s, s.events.length);
+    return fetchText(`${s.url}${path}`, agents.get(s) as ReturnType<typeof testAgent>, {
       method,
       headers: { 'content-type': contentType },
       body: Buffer.from(body, 'latin1'),
     });
+  };
 
   await t.test('a _method part in every multipart type, by the name Rack gives it', async (t) => {
     const before = backend.requests.length;
@@ -153,7 +158,7 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
       const r = await send(plain, '/echo', type, body);
       t.equal(r.status, 400, what);
       t.equal(r.json<{ code: string }>().code, 'ERR_REQUEST_OVERRIDE', what);
-      t.equal(plain.events.at(-1)?.['warden.rule'], 'overrides.method_field', `${what}: rule`);
+      t.equal(raised(plain)?.['warden.rule'], 'overrides.method_field', `${what}: rule`);
       t.equal((await send(plain, '/echo', type, body, 'PUT')).status, 200, `${what}: a PUT is forwarded`);
     }
     t.equal(backend.requests.length, before + tries.length, 'only the PUTs reached the backend');
@@ -179,7 +184,7 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
     for (const [what, type, headers, path] of tries) {
       const r = await send(waf, '/echo', `${type}; boundary=b`, multipart([[headers.split('\r\n'), SQLI]]));
       t.equal(r.status, 403, `${type}, ${what}: an SQL injection is refused`);
-      t.match(waf.events.at(-1), { name: 'warden.input.sqli', 'warden.detail': path }, `${what}: its event, by Rack's name`);
+      t.match(raised(waf), { name: 'warden.input.sqli', 'warden.detail': path }, `${what}: its event, by Rack's name`);
     }
     const escaped = multipart([
       [['Content-ID: q', 'Content-Type: application/json'], '{"q":"1\\u0027 UNION SELECT password FROM users--"}'],
@@ -214,10 +219,10 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
       const r = await send(plain, '/echo', 'multipart/form-data; boundary=b', body);
       t.equal(r.status, 400, what);
       t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /Rack reads under another name \("_method", not "/ }, `${what}: named`);
-      t.equal(plain.events.at(-1)?.['warden.rule'], 'overrides.multipart', `${what}: by the _method check's reader`);
+      t.equal(raised(plain)?.['warden.rule'], 'overrides.multipart', `${what}: by the _method check's reader`);
       const sqli = multipart([[headers, SQLI]]);
       t.equal((await send(waf, '/echo', 'multipart/form-data; boundary=b', sqli)).status, 400, `${what}: the waf's reader`);
-      t.equal(waf.events.at(-1)?.['warden.rule'], 'waf.multipart', `${what}: rule waf.multipart`);
+      t.equal(raised(waf)?.['warden.rule'], 'waf.multipart', `${what}: rule waf.multipart`);
     }
     const role = multipart([
       [named('name'), 'bob'],
@@ -245,7 +250,7 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
     for (const disposition of fileToBusboy) {
       const sqli = multipart([[[disposition], SQLI]]);
       t.equal((await send(waf, '/echo', 'multipart/form-data; boundary=b', sqli)).status, 400, `${disposition}: the waf`);
-      t.equal(waf.events.at(-1)?.['warden.rule'], 'waf.multipart', `${disposition}: rule waf.multipart`);
+      t.equal(raised(waf)?.['warden.rule'], 'waf.multipart', `${disposition}: rule waf.multipart`);
       const xss = multipart([[[disposition, 'Content-Type: text/plain'], '<script>alert(document.cookie)</script>']]);
       t.equal((await send(waf, '/echo', 'multipart/mixed; boundary=b', xss)).status, 400, `${disposition}: in multipart/mixed`);
       // `file` is format: binary: a file to busboy passed validation, a string past the pattern to Rack.
@@ -280,7 +285,7 @@ t.test('multipart bodies Rack reads otherwise: refused by the _method check, the
       const r = await send(plain, '/echo', type, method);
       t.equal(r.status, 400, `${type}: a _method to Rack`);
       t.match(r.json(), { code: 'ERR_REQUEST_MALFORMED' }, type);
-      t.equal(plain.events.at(-1)?.['warden.rule'], 'content_type.boundary', `${type}: rule`);
+      t.equal(raised(plain)?.['warden.rule'], 'content_type.boundary', `${type}: rule`);
       const [, sqli] = splitByRack(separator, [['name', SQLI]]);
       t.equal((await send(waf, '/echo', type, sqli)).status, 400, `${type}: an SQL injection to Rack`);
       const [, role] = splitByRack(separator, [['role', 'admin']]);
