@@ -20,13 +20,10 @@
  * BROKEN's `filename`): the other letters are in classes of both cases. The block is latin1 text,
  * as the framing check holds it.
  */
+import { RUBY_SPACE, TOKEN, VALUE } from './rack-grammar.js';
 
-const RUBY_SPACE = '[ \\t\\r\\n\\f\\v]';
 const LINE_START = '(?:^|(?<=\\n))';
 const LINE_END = '(?=\\n|$)';
-/** Rack::Multipart::TOKEN and VALUE (as in rack-part-name.ts). */
-const TOKEN = '[^ \\t\\r\\n\\f\\v()<>,;:\\\\"/\\[\\]?=]+';
-const VALUE = `"(?:\\\\"|[^"])*"|${TOKEN}`;
 /**
  * Its white space and token taken whole, as a possessive group (a lookahead's capture, matched
  * again): BROKEN's `[^\n]*` after it can take the same characters, and trying every split of a

@@ -8,15 +8,11 @@
  * rest of a `Content-ID:` line (MULTIPART_CONTENT_ID), and only then the file name or the type.
  * busboy, behind every reader here, reads the Content-Disposition header's own `name` parameter.
  *
- * Ruby's `\s` is ASCII white space (written out: JavaScript's takes U+00A0, a Latin-1 byte here),
- * and Ruby's `.` is any character but LF. The block is latin1 text, as the framing check holds it.
+ * Ruby's `.` is any character but LF (its `\s`: rack-grammar.ts). The block is latin1 text, as
+ * the framing check holds it.
  */
+import { RUBY_SPACE, VALUE } from './rack-grammar.js';
 
-const RUBY_SPACE = '[ \\t\\r\\n\\f\\v]';
-/** Rack::Multipart::TOKEN: anything but white space and `()<>,;:\"/[]?=`. */
-const TOKEN = '[^ \\t\\r\\n\\f\\v()<>,;:\\\\"/\\[\\]?=]+';
-/** Rack::Multipart::VALUE: a quoted string (which may run over lines) or a token. */
-const VALUE = `"(?:\\\\"|[^"])*"|${TOKEN}`;
 const CONTENT_DISPOSITION = new RegExp(`Content-Disposition:[^:]*;${RUBY_SPACE}*name=(${VALUE})`, 'i');
 const CONTENT_ID = new RegExp(`Content-ID:${RUBY_SPACE}*([^\\r\\n]*)`, 'i');
 /** Rack::Auth::Digest::Params.dequote (from WEBrick): quotes off a one-line quoted value, then `\x` is `x`. */
