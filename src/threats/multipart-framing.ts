@@ -118,11 +118,10 @@ const LOWER_CASE_PARAMETERS = new Set(['name', 'filename']);
 /** busboy's unescaping of a quoted value: `\\` and `\"` only, any other `\` kept (Rack drops it). */
 const BUSBOY_ESCAPE = /\\([\\"])/g;
 
-/** The `name` of a disposition STRICT_DISPOSITION accepts, as busboy reads it (the first, names in any case). */
-function busboyPartName(dispositionValue: string): string | undefined {
-  for (const [, name, value] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
-    if (name?.toLowerCase() === 'name' && value !== undefined)
-      return value.startsWith('"') ? value.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : value;
+/** The `name` among a disposition's parameters (as sent), as busboy reads it: the first, names in any case. */
+function busboyPartName(parameters: readonly (readonly [string, string])[]): string | undefined {
+  for (const [name, value] of parameters)
+    if (name.toLowerCase() === 'name') return value.startsWith('"') ? value.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : value;
   return undefined;
 }
 
@@ -202,11 +201,13 @@ function readPartHeaders(
     return problem('a part with an extended Content-Disposition parameter (RFC 7578 forbids them)');
   if (!STRICT_DISPOSITION.test(dispositionValue))
     return problem(`a part whose Content-Disposition the parser cannot read (${JSON.stringify(dispositionValue.slice(0, 60))})`);
+  // Its parameters as sent, names and values (`disposition` has the names lower-cased, values unquoted).
+  const sent = [...dispositionValue.matchAll(DISPOSITION_PARAMETERS)].map(([, param, value]) => [param ?? '', value ?? ''] as const);
   // `name='_method'`: a token to busboy, quotes and all; PHP takes the quotes off.
-  for (const [, , value] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
-    if (value?.startsWith("'")) return problem('a single-quoted Content-Disposition parameter (PHP reads it without the quotes)');
+  if (sent.some(([, value]) => value.startsWith("'")))
+    return problem('a single-quoted Content-Disposition parameter (PHP reads it without the quotes)');
   // Rack reads the name with one regex over the whole block (src/threats/rack-part-name.ts).
-  const name = busboyPartName(dispositionValue);
+  const name = busboyPartName(sent);
   const rack = rackPartName(block);
   if (rack !== name)
     return problem(
@@ -216,8 +217,8 @@ function readPartHeaders(
   // (src/threats/rack-file-name.ts): a part with a file name is a file to busboy, which the waf
   // does not read, and may be a text field to Rack, or the reverse. No client writes these
   // parameter names in another case.
-  for (const [, param] of dispositionValue.matchAll(DISPOSITION_PARAMETERS))
-    if (param !== undefined && LOWER_CASE_PARAMETERS.has(param.toLowerCase()) && param !== param.toLowerCase())
+  for (const [param] of sent)
+    if (LOWER_CASE_PARAMETERS.has(param.toLowerCase()) && param !== param.toLowerCase())
       return problem(
         `a Content-Disposition parameter ${JSON.stringify(param)} not in lower case (Rack reads a file name in lower case only)`,
       );
