@@ -45,9 +45,13 @@ let validateCa: ContextValidator | undefined;
 
 export async function loadCaConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
   const source = readYamlSource(file, env);
-  const { config, material, admin, issue } = await fromSource(source);
+  return withAdminCertificate(source.file, await fromSource(source));
+}
+
+/** The checked ca.yaml with its admin.crt, which `warden ca serve` and the admin commands need. */
+function withAdminCertificate(file: string, { config, material, admin, issue }: CheckedCaConfig): LoadedCaConfig {
   if (admin === 'missing') throw new ConfigError([issue(['dir'], missingAdminFile(join(config.dir, CA_FILES.adminCert), file))]);
-  return { file: source.file, config, material: { ...material, ...admin }, issue };
+  return { file, config, material: { ...material, ...admin }, issue };
 }
 
 /**
@@ -67,9 +71,7 @@ export function readCaConfig(file: string, env: NodeJS.ProcessEnv = process.env)
 }
 
 export async function parseCaConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedCaConfig> {
-  const { config, material, admin, issue } = await fromSource(parseYamlSource(file, text, env));
-  if (admin === 'missing') throw new ConfigError([issue(['dir'], missingAdminFile(join(config.dir, CA_FILES.adminCert), file))]);
-  return { file, config, material: { ...material, ...admin }, issue };
+  return withAdminCertificate(file, await fromSource(parseYamlSource(file, text, env)));
 }
 
 /**
