@@ -1,26 +1,11 @@
-import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { createAccessStage, isAccessNoop } from '../../../src/stages/access.js';
-import { NO_PEER } from '../../../src/mesh/peer-identity.js';
+import { testContext } from '../../support/request-context.js';
 
 function ctx(clientAddress: string): RequestContext {
-  return {
-    requestId: 'r',
-    startedAt: 0,
-    protocol: '1.1',
-    method: 'GET',
-    path: '/',
-    search: '',
-    clientAddress,
-    peer: NO_PEER,
-    headers: {},
-    upstreamHeaders: {},
-    route: { id: 'r' },
-    params: {},
-    traceContext: ROOT_CONTEXT,
-  };
+  return testContext({ clientAddress });
 }
 
 const verdict = (stage: ReturnType<typeof createAccessStage>, address: string) => stage.run(ctx(address)) as WardenError | undefined;

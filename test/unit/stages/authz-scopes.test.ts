@@ -1,31 +1,16 @@
-import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import { principalOf, type Principal } from '../../../src/identity/principal.js';
 import { NO_PEER } from '../../../src/mesh/peer-identity.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
 import { createAuthzScopesStage, isScopesNoop } from '../../../src/stages/authz-scopes.js';
+import { testContext } from '../../support/request-context.js';
 
 const policy = { id: 'idp', issuer: 'https://idp.example.com', audience: ['api'], anyAudience: false, tokenTypes: [] };
 const withScope = (scope: string) => principalOf({ scope }, policy, 'jwt', 'ab'.repeat(32));
 
 function ctx(principal: Principal | undefined): RequestContext {
-  return {
-    requestId: 'r',
-    startedAt: 0,
-    protocol: '2',
-    method: 'GET',
-    path: '/',
-    search: '',
-    clientAddress: '127.0.0.1',
-    peer: NO_PEER,
-    headers: {},
-    upstreamHeaders: {},
-    route: { id: 'r' },
-    params: {},
-    traceContext: ROOT_CONTEXT,
-    principal,
-  };
+  return testContext({ protocol: '2', principal });
 }
 
 const codeOf = (v: unknown) => (v instanceof WardenError ? v.code : v);

@@ -1,29 +1,14 @@
-import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import { idpAdmission } from '../../../src/identity/idp-admission.js';
-import { NO_PEER } from '../../../src/mesh/peer-identity.js';
 import type { RequestContext, Stage, Verdict } from '../../../src/pipeline/stage.js';
 import { createFailedAuthnLimit } from '../../../src/stages/failed-authn-limit.js';
 import { createMemoryRateLimitRuntime, type RateLimitRuntime } from '../../../src/traffic/rate-limit-runtime.js';
 import { createRefusalMemo } from '../../../src/traffic/refusal-memo.js';
+import { testContext } from '../../support/request-context.js';
 
 function ctx(clientAddress: string): RequestContext {
-  return {
-    requestId: 'r',
-    startedAt: 0,
-    protocol: '1.1',
-    method: 'GET',
-    path: '/',
-    search: '',
-    clientAddress,
-    peer: NO_PEER,
-    headers: {},
-    upstreamHeaders: {},
-    route: { id: 'api' },
-    params: {},
-    traceContext: ROOT_CONTEXT,
-  };
+  return testContext({ clientAddress, route: { id: 'api' } });
 }
 
 /** An authn stage that fails every token, asking for admission first as the introspector does on a cache miss. */

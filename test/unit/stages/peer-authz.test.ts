@@ -1,4 +1,3 @@
-import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import { WardenError } from '../../../src/errors.js';
 import type { RequestContext } from '../../../src/pipeline/stage.js';
@@ -6,6 +5,7 @@ import { NO_PEER, peerNow, type PeerIdentity } from '../../../src/mesh/peer-iden
 import { readCrl } from '../../../src/net/crl-reader.js';
 import { createRevocationList } from '../../../src/mesh/revocation-list.js';
 import { createPeerAuthzStage } from '../../../src/stages/peer-authz.js';
+import { testContext } from '../../support/request-context.js';
 
 const verified = (spiffeId: string, serial = '0a1b', notAfter = Infinity): PeerIdentity => ({
   presented: true,
@@ -20,21 +20,7 @@ const verified = (spiffeId: string, serial = '0a1b', notAfter = Infinity): PeerI
 const noCert: PeerIdentity = NO_PEER;
 
 function ctx(peer: PeerIdentity, incoming: Record<string, string> = {}): RequestContext {
-  return {
-    requestId: 'r',
-    startedAt: 0,
-    protocol: '2',
-    method: 'GET',
-    path: '/',
-    search: '',
-    clientAddress: '127.0.0.1',
-    peer,
-    headers: incoming,
-    upstreamHeaders: {},
-    route: { id: 'r' },
-    params: {},
-    traceContext: ROOT_CONTEXT,
-  };
+  return testContext({ protocol: '2', peer, headers: incoming });
 }
 const codeOf = (v: unknown) => (v instanceof WardenError ? v.code : v);
 
