@@ -12,9 +12,11 @@
  * - empty segments ("//") are collapsed; a literal "\" is refused;
  * - the query is passed on as sent, but an unencoded ";" in it is refused: Rack 2 (Rails before
  *   7.1, Sinatra) splits the query at ";" as well as "&", so `?q=x;limit=1000` is one parameter
- *   here and `limit=1000` there (Go's net/url refuses it since 1.17 for the same reason).
+ *   here and `limit=1000` there (Go's net/url refuses it since 1.17 for the same reason); and so is
+ *   a "%" that starts no escape, which Jetty reads as one (`l%6@mit` is `limit`: malformed-escape.ts).
  */
 import { WardenError } from '../errors.js';
+import { hasMalformedEscape } from './malformed-escape.js';
 
 export interface NormalisedTarget {
   path: string;
@@ -41,6 +43,8 @@ export function normaliseTarget(target: string): NormalisedTarget | WardenError 
   const search = q === -1 ? '' : target.slice(q);
   if (search.includes(';'))
     return invalid('A ";" in the query separates parameters for some backends and not for others; send it as %3B.', 'path.query_semicolon');
+  if (search.includes('%') && hasMalformedEscape(search))
+    return invalid('A "%" in the query is not followed by two hex digits; send a "%" as %25.', 'path.query_bad_escape');
   if (!NEEDS_WORK.test(rawPath)) return { path: rawPath, search };
 
   const decoded = decodeUnreserved(rawPath);

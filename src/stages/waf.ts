@@ -30,6 +30,7 @@ import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
 // `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
 import { percentDecoded } from '../net/percent-decoded.js';
+import { hasMalformedEscape, malformedFormEscape } from '../net/malformed-escape.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -403,6 +404,8 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
     const asJson = mime === '' || looksLikeJson(body);
+    // A "%" that starts no escape is text here and an escape to Jetty (`%4?R` is `OR`): refused.
+    if (mime === FORM_MEDIA_TYPE && text.includes('%') && hasMalformedEscape(text)) throw new InputRefused(malformedFormEscape());
     if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', parametersOf(text), limits);
     // Text whose strings are read below with their escapes undone, or else as a whole.
     else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);

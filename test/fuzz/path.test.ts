@@ -91,9 +91,25 @@ const target = fc
   .tuple(
     fc.constantFrom('/', '/', '/', '/', '//', '', 'http://h', '*', '\\'),
     fc.array(fc.tuple(segment, separator), { maxLength: 10 }),
-    fc.option(fc.constantFrom('?', '?a=1', '?p=/../x', '?x=%2f%00', '?a=1?b=2', '?#', '?q=x;limit=1', '?q=x%3Blimit=1', '?;'), {
-      nil: undefined,
-    }),
+    fc.option(
+      fc.constantFrom(
+        '?',
+        '?a=1',
+        '?p=/../x',
+        '?x=%2f%00',
+        '?a=1?b=2',
+        '?#',
+        '?q=x;limit=1',
+        '?q=x%3Blimit=1',
+        '?;',
+        '?l%6@mit=1',
+        '?q=1%',
+        '?q=%u0027',
+      ),
+      {
+        nil: undefined,
+      },
+    ),
   )
   .map(([lead, parts, query]) => lead + parts.map(([s, sep], i) => (i === 0 ? s : sep + s)).join('') + (query ?? ''));
 
@@ -245,6 +261,24 @@ t.test('equivalent spellings normalise to the same path (decoded unreserved, dot
       // A trailing "/." leaves a trailing slash: that is a different path, and stays one.
       const expected = respelt.endsWith('/.') ? `${plain}/` : plain;
       if (r.path !== expected) throw new Error(`${respelt} → ${r.path}, expected ${expected}`);
+    },
+    { runs: 1000 },
+  );
+});
+
+t.test('a query holding a "%" that starts no escape is refused, whatever the path: Jetty reads one', async (t) => {
+  fuzz(
+    t,
+    'path.query_bad_escape',
+    [anyTarget, fc.string({ unit: fc.constantFrom('%', '@', '?', '6', 'u', '0', 'f', 'a', '='), maxLength: 12 })],
+    (input, query) => {
+      const target = input.split('?')[0] + '?' + query;
+      const malformed = /%(?![0-9A-Fa-f]{2}|[uU][0-9A-Fa-f]{4})/.test(query);
+      const r = normaliseTarget(target);
+      if (malformed && !(r instanceof WardenError)) throw new Error(`${JSON.stringify(target)} accepted with a malformed escape`);
+      if (!malformed && r instanceof WardenError && r.rule === 'path.query_bad_escape')
+        throw new Error(`${JSON.stringify(target)} refused, though every "%" starts an escape`);
+      if (r instanceof WardenError) checkRefusal(r);
     },
     { runs: 1000 },
   );

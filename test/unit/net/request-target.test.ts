@@ -7,6 +7,11 @@ t.test('leaves ordinary targets untouched (fast path)', async (t) => {
   t.same(normaliseTarget('/'), { path: '/', search: '' });
   t.same(normaliseTarget('/a/b/'), { path: '/a/b/', search: '' });
   t.same(normaliseTarget('/orders?q=x%3Blimit=1000'), { path: '/orders', search: '?q=x%3Blimit=1000' }, 'an encoded ";" passes');
+  t.same(
+    normaliseTarget('/s?q=caf%u00e9%20%25&n=%U004F%2b'),
+    { path: '/s', search: '?q=caf%u00e9%20%25&n=%U004F%2b' },
+    '%XX and %uXXXX escapes pass',
+  );
   t.same(normaliseTarget('/a;b/c?x=1'), { path: '/a;b/c', search: '?x=1' }, 'a ";" in the path is for path-readings.ts');
 });
 
@@ -51,6 +56,14 @@ t.test('refuses what cannot be normalised safely, with a rule per reason', async
     ['/orders?q=x;limit=1000', 'path.query_semicolon'], // Rack 2 splits the query at ";"
     ['/orders?;', 'path.query_semicolon'],
     ['/a/%2e%2e?q=x;y', 'path.query_semicolon'],
+    // Jetty reads any character of 0–` as a hex digit: "l%6@mit" is "limit", "%4?R" is "OR" (row 411).
+    ['/items?l%6@mit=1000', 'path.query_bad_escape'],
+    ['/items?q=%27%20%4?R%201%3=1', 'path.query_bad_escape'],
+    ['/items?q=100%', 'path.query_bad_escape'],
+    ['/items?q=%zz', 'path.query_bad_escape'],
+    ['/items?q=%4', 'path.query_bad_escape'],
+    ['/items?q=%u004', 'path.query_bad_escape'],
+    ['/items?q=%u00@7', 'path.query_bad_escape'],
     // node:http2 hands :path over as Latin-1, one character per byte: raw UTF-8 ("1＇", "é") as mojibake.
     ['/search?q=1\u00ef\u00bc\u0087%20OR%201=1', 'path.characters'],
     ['/\u00ef\u00bc\u009cscript\u00ef\u00bc\u009e', 'path.characters'],
