@@ -289,6 +289,14 @@ function checkWafExclusions(config: SidecarConfig, entries: readonly RouteEntry[
       if (!WAF_RULE_IDS.has(rule))
         throw new PlanError([...field, 'rules', j], `no waf rule "${rule}"; the rules are listed in docs/threats.md`);
     });
+    (exclusion.parameters ?? []).forEach((parameter, j) => {
+      // A `#` in a name is `~2` in its path; a `#` here could only be one the waf never writes.
+      if (parameter.replace(/#(?:name|text|pi)$/, '').includes('#'))
+        throw new PlanError(
+          [...field, 'parameters', j],
+          `"${parameter.slice(0, 80)}" has a "#" that is not a final #name, #text or #pi; a "#" in a name is written ~2 (as ~ is ~0 and / is ~1)`,
+        );
+    });
     if (!exclusion.rules?.length && !exclusion.parameters?.length)
       throw new PlanError(field, 'an exclusion needs rules, parameters or both');
   });

@@ -126,16 +126,27 @@ function cookieEntries(header: string | undefined): [string, string][] {
 const PLAIN_SEGMENT = /^[\w.$@[\]-]{1,64}$/;
 
 /**
+ * The suffixes the waf itself writes after a parameter's path: its name (`/query/q#name`), an XML
+ * element's whole text and its processing instructions (`/body/order#text`, `#pi`). A `#` in a
+ * name is escaped (`~2`, pointerSegment), so only these, at the very end, are suffixes.
+ */
+const SUFFIXES = ['#name', '#text', '#pi'] as const;
+
+const suffixOf = (path: string): string | undefined => SUFFIXES.find((s) => path.endsWith(s));
+
+/**
  * The parameter path for an event. Names are attacker input too, so a segment that is not a plain
  * identifier (`/query/<script>…#name`) is shown as `*`.
  */
 function redactedPath(path: string): string {
-  const [segments = '', suffix] = path.split('#', 2);
-  const redacted = segments
-    .split('/')
-    .map((seg, i) => (i === 0 || PLAIN_SEGMENT.test(seg) ? seg : '*'))
-    .join('/');
-  return suffix === undefined ? redacted : `${redacted}#${suffix}`;
+  const suffix = suffixOf(path) ?? '';
+  return (
+    path
+      .slice(0, path.length - suffix.length)
+      .split('/')
+      .map((seg, i) => (i === 0 || PLAIN_SEGMENT.test(seg) ? seg : '*'))
+      .join('/') + suffix
+  );
 }
 
 /**
@@ -207,12 +218,13 @@ function fillTexts(fill: (texts: WafTexts) => void, withPaths: boolean): WafText
 
 /**
  * Whether a parameter path falls under an excluded parameter: the parameter itself, anything inside
- * it (`/body/sql/0`), or its name (`/body/sql#name`). The prefixes are built once, with the stage.
+ * it (`/body/sql/0`), or its own suffixed entries (`/body/sql#name`, `#text`, `#pi`) — those exactly:
+ * `/body/sql#x` (a name `sql~2x` now) was taken for one and its subtree went uninspected. Built once, with the stage.
  */
 function skipperOf(skipped: readonly string[]): ((path: string) => boolean) | undefined {
   if (skipped.length === 0) return undefined;
-  const exact = new Set(skipped);
-  const prefixes = skipped.flatMap((s) => [`${s}/`, `${s}#`]);
+  const exact = new Set(skipped.flatMap((s) => [s, ...SUFFIXES.map((suffix) => `${s}${suffix}`)]));
+  const prefixes = skipped.map((s) => `${s}/`);
   return (path) => exact.has(path) || prefixes.some((p) => path.startsWith(p));
 }
 

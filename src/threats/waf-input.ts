@@ -158,9 +158,16 @@ function visit(out: WafTexts, path: string, v: unknown, depth: number, limits: F
   }
 }
 
-/** A key as a JSON Pointer segment (RFC 6901): "~" → "~0", "/" → "~1". */
-function pointerSegment(key: string): string {
-  return key.includes('~') || key.includes('/') ? key.replaceAll('~', '~0').replaceAll('/', '~1') : key;
+/** What a name needs escaped in a parameter path: the segment separator, the suffix marker, the escape itself. */
+const POINTER_SPECIAL = /[~/#]/;
+
+/**
+ * A key as a JSON Pointer segment (RFC 6901: "~" → "~0", "/" → "~1"), and "#" → "~2": a path's
+ * `#name` / `#text` / `#pi` suffix is the waf's own, so a name `sql#x` must not read as one
+ * (it put unredacted text into events, and `sql#…` passed an exclusion of `/body/sql`).
+ */
+export function pointerSegment(key: string): string {
+  return POINTER_SPECIAL.test(key) ? key.replaceAll('~', '~0').replaceAll('/', '~1').replaceAll('#', '~2') : key;
 }
 
 /** The list in libddwaf-sized containers: an array of arrays of at most 256 strings each. */

@@ -31,7 +31,7 @@ t.test('waf, block mode', async (t) => {
         max_entries: 2000,
         max_depth: 24,
         exclusions: [
-          { route: 'query-builder', parameters: ['/body/sql', '/body/report/sql'] },
+          { route: 'query-builder', parameters: ['/body/sql', '/body/report/sql', '/query/sql'] },
           { route: 'comments', rules: ['xss-tags'] },
         ],
       },
@@ -947,6 +947,70 @@ t.test('waf, block mode', async (t) => {
     t.equal((await post('/raw', 'application/json', JSON.stringify({ q: SQLI }))).status, 200, 'waf: false turns it off on a route');
   });
 
+  await t.test('a "#" in a name is no #name suffix: the event names it redacted, and it is inside no excluded parameter', async (t) => {
+    const before = backend.requests.length;
+    const cases: [string, () => ReturnType<typeof get>, string, string][] = [
+      [
+        'JSON name x#… holding the attack',
+        () => post('/search', 'application/json', JSON.stringify({ [`x#${'A'.repeat(5000)}${XSS}`]: 'y' })),
+        'warden.input.xss',
+        '/body/*#name',
+      ],
+      [
+        'JSON value under a name x#…',
+        () => post('/search', 'application/json', JSON.stringify({ [`x#${'B'.repeat(5000)}`]: SQLI })),
+        'warden.input.sqli',
+        '/body/*',
+      ],
+      [
+        'query value under a name x%23…',
+        () => get(`/search?x%23${'C'.repeat(5000)}=${encodeURIComponent(SQLI)}`),
+        'warden.input.sqli',
+        '/query/*/0',
+      ],
+      [
+        'JSON name sql# beside the excluded /body/sql',
+        () => post('/reports', 'application/json', JSON.stringify({ 'sql#': XSS })),
+        'warden.input.xss',
+        '/body/*',
+      ],
+      [
+        'a JSON subtree under sql#anything',
+        () => post('/reports', 'application/json', JSON.stringify({ 'sql#anything': { deep: { x: XSS } } })),
+        'warden.input.xss',
+        '/body/*/deep/x',
+      ],
+      [
+        'query sql%23q beside the excluded /query/sql',
+        () =>
+          fetchText(`${s.url}/reports?sql%23q=${encodeURIComponent(XSS)}`, h1, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{}',
+          }),
+        'warden.input.xss',
+        '/query/*/0',
+      ],
+    ];
+    for (const [where, send, event, path] of cases) {
+      const res = await send();
+      t.equal(res.status, 403, `${where}: 403`);
+      t.equal(lastEvent().name, event, `${where}: ${event}`);
+      t.equal(lastEvent()['warden.detail'], path, `${where}: the event names ${path}`);
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none of them');
+    const serialized = JSON.stringify(s.events.slice(-cases.length));
+    t.notOk(/AAAA|BBBB|CCCC|alert\(1\)/.test(serialized), 'no event carries the name’s text');
+    // The exclusions themselves still hold.
+    t.equal((await post('/reports', 'application/json', JSON.stringify({ sql: XSS }))).status, 200, '/body/sql: still excluded');
+    const excludedQuery = await fetchText(`${s.url}/reports?sql=${encodeURIComponent(XSS)}`, h1, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    t.equal(excludedQuery.status, 200, '/query/sql: still excluded');
+  });
+
   await t.test('application types that name a text format are read (a backend decodes them as JSON anyway)', async (t) => {
     const json = JSON.stringify({ q: SQLI });
     const escaped = JSON.stringify({ q: SQLI }).replaceAll("'", '\\u0027');
@@ -1019,6 +1083,11 @@ t.test('a configuration naming an unknown rule or route is refused at load', asy
       routes: [{ id: 'a', path: '/a' }],
     }),
     /threats\.waf\.exclusions\[0\]\.route.*no route or operation "nope"/,
+  );
+  await t.rejects(
+    startTestSidecar(t, backend.url, { threats: { waf: { exclusions: [{ parameters: ['/body/sql', '/body/a#b'] }] } } }),
+    /threats\.waf\.exclusions\[0\]\.parameters\[1\].*a "#" in a name is written ~2/,
+    'a "#" the waf never writes in a path: refused',
   );
 });
 

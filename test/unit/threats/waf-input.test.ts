@@ -85,3 +85,10 @@ t.test('a string with backslash escapes is also read with them undone (a query l
   addText(text, '/body', '{"q":"\\u0027"}', limits);
   t.same(text.texts, ['{"q":"\\u0027"}'], 'a body whose literals are read on their own: as sent only');
 });
+
+t.test('a name with "#", "/" or "~" is escaped in its path (~2, ~1, ~0): only the waf writes a #name suffix', async (t) => {
+  const texts = createWafTexts(true);
+  addValue(texts, '/body', { 'sql#x': { 'a b': '<p x>' }, 'a/b~c': '<i y>' }, limits);
+  t.same(texts.paths, ['/body/sql~2x#name', '/body/sql~2x/a b#name', '/body/sql~2x/a b', '/body/a~1b~0c#name', '/body/a~1b~0c']);
+  t.same(texts.texts, ['sql#x', 'a b', '<p x>', 'a/b~c', '<i y>'], 'the names themselves as sent');
+});
