@@ -8,3 +8,26 @@ export const MAX_PATH_ATTRIBUTE = 1024;
 
 /** The path as telemetry records it: its first MAX_PATH_ATTRIBUTE characters. */
 export const pathAttribute = (path: string): string => (path.length > MAX_PATH_ATTRIBUTE ? path.slice(0, MAX_PATH_ATTRIBUTE) : path);
+
+/** The most characters of any other string an event carries (names, ids, codes, a refusal's detail). */
+export const MAX_EVENT_ATTRIBUTE = 256;
+
+/** Attributes longer by design: the path (as above); the operator's own configuration file. */
+const LONGER: Readonly<Record<string, number>> = { 'url.path': MAX_PATH_ATTRIBUTE, 'warden.config.file': MAX_PATH_ATTRIBUTE };
+
+/** A refused reload's detail names the configuration's errors (the operator's file, not a caller's text). */
+const RELOAD_DETAIL = 2000;
+
+/**
+ * Cuts an event's string attributes to their bounds, in place: the one place every event passes
+ * (EventBus.emit), so no source can put a caller's text into the log line, the console feed and the
+ * OTLP record whole. A waf detail from a name `x#…` carried 1 MB into each.
+ */
+export function boundEventAttributes(name: string, attributes: Record<string, unknown>): void {
+  for (const key of Object.keys(attributes)) {
+    const value = attributes[key];
+    if (typeof value !== 'string') continue;
+    const max = key === 'warden.detail' && name === 'warden.config.reload_failed' ? RELOAD_DETAIL : (LONGER[key] ?? MAX_EVENT_ATTRIBUTE);
+    if (value.length > max) attributes[key] = value.slice(0, max);
+  }
+}

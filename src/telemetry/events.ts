@@ -3,9 +3,10 @@
  * (pino line, Prometheus counter; OpenTelemetry log record and span event join in the telemetry issue).
  *
  * An event never carries a token, a secret or a full body: attributes are names, ids, codes and
- * truncated values only.
+ * truncated values only — emit cuts every string to its bound (attribute-limits.ts).
  */
 import type { Context } from '@opentelemetry/api';
+import { boundEventAttributes } from './attribute-limits.js';
 
 export type Severity = 'debug' | 'info' | 'warn' | 'error';
 
@@ -299,6 +300,7 @@ export function createEventBus(initialSinks: readonly EventSink[] = []): EventBu
     emit(name, attributes, request) {
       const severity = EVENTS[name].severity;
       if (request?.requestId !== undefined) attributes['warden.request.id'] = request.requestId;
+      boundEventAttributes(name, attributes as Record<string, unknown>);
       const context = request?.traceContext;
       for (const sink of sinks) {
         try {

@@ -112,3 +112,28 @@ t.test('logged header values are cut: 256 characters each, 8 KiB for all (docs/a
   t.ok(cookies.length < 10 && String(cookies.at(-1)).endsWith('more)'), `a repeated field: ${cookies.length} entries, then how many more`);
   t.same(redactHeaders({ authorization: 'Bearer ' + 'x'.repeat(5000) }), { authorization: '[redacted]' }, 'secrets still redacted');
 });
+
+t.test('emit cuts every string attribute to its bound, whatever the source: 256, the path 1024, a refused reload 2000', async (t) => {
+  const seen: Record<string, unknown>[] = [];
+  const bus = createEventBus([(_name, _severity, attributes) => seen.push({ ...attributes })]);
+  const long = 'x'.repeat(1_000_000);
+  bus.emit('warden.input.xss', {
+    'warden.detail': long,
+    'url.path': `/${long}`,
+    'user_agent.original': long,
+    'warden.rule': long,
+    'warden.count': 7,
+  });
+  bus.emit('warden.config.reload_failed', { 'warden.detail': long, 'warden.config.file': `/${long}` });
+  bus.emit('warden.access.denied', { 'warden.detail': 'short' }, { requestId: long });
+  const [waf, reload, denied] = seen;
+  t.equal((waf?.['warden.detail'] as string).length, 256, 'a detail: 256 characters (1 MB before)');
+  t.equal((waf?.['url.path'] as string).length, 1024, 'the path: 1024');
+  t.equal((waf?.['user_agent.original'] as string).length, 256, 'the user agent: 256');
+  t.equal((waf?.['warden.rule'] as string).length, 256, 'any other string: 256');
+  t.equal(waf?.['warden.count'], 7, 'numbers as they are');
+  t.equal((reload?.['warden.detail'] as string).length, 2000, "a refused reload's errors: 2000 (the operator's file)");
+  t.equal((reload?.['warden.config.file'] as string).length, 1024, 'its file: 1024');
+  t.equal((denied?.['warden.request.id'] as string).length, 256, 'the request id too');
+  t.equal(denied?.['warden.detail'], 'short', 'short strings as they are');
+});
