@@ -1,7 +1,8 @@
 /**
  * Security events for the admin console: the last events kept in a ring, and each new one pushed
- * to the connected Server-Sent Events clients. Bounded everywhere: the ring, the number of
- * clients, and a client that does not read (its socket buffer full) is dropped, not buffered for.
+ * to the connected Server-Sent Events clients. Bounded everywhere: the ring (by count and by
+ * bytes), the number of clients, and a client that does not read is dropped once MAX_BACKLOG_BYTES
+ * are queued for it — the backlog it is sent on connecting counts too.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../errors.js';
@@ -19,12 +20,18 @@ export interface ConsoleEvent {
 
 export interface EventFeed {
   readonly sink: EventSink;
-  /** GET /console/events: the backlog, then live events, as text/event-stream. */
+  /** GET /console/events: the backlog, then live events, as text/event-stream (HEAD: the head only). */
   serve(req: IncomingMessage, res: ServerResponse): void;
   close(): void;
 }
 
 const RING = 200;
+/**
+ * The ring's bytes at most: 200 events of 1 MB each (a waf detail before events were cut) held
+ * 200 MiB, written again to each new client. Below MAX_BACKLOG_BYTES, so the backlog alone never
+ * drops a client that reads.
+ */
+const MAX_RING_BYTES = 512 * 1024;
 const MAX_CLIENTS = 16;
 /** One address could hold every place (a same-origin script, a loop of curl). */
 const MAX_CLIENTS_PER_ADDRESS = 4;
@@ -57,19 +64,22 @@ function refuse(req: IncomingMessage, res: ServerResponse, detail: string, event
 /** `events`: where its own refusals are raised (the bus it is a sink of). */
 export function createEventFeed(events?: EventBus): EventFeed {
   const ring: string[] = [];
+  let ringBytes = 0;
   const clients = new Set<ServerResponse>();
   const heartbeat = setInterval(() => {
     for (const res of clients) res.write(': keep-alive\n\n');
   }, 15_000);
   heartbeat.unref();
 
-  const push = (res: ServerResponse, frame: string) => {
+  /** Whether the frame was queued: false when the client had too much queued already (it is dropped). */
+  const push = (res: ServerResponse, frame: string): boolean => {
     if (res.writableLength > MAX_BACKLOG_BYTES) {
       clients.delete(res);
       res.destroy();
-      return;
+      return false;
     }
     res.write(frame);
+    return true;
   };
 
   return {
@@ -77,10 +87,18 @@ export function createEventFeed(events?: EventBus): EventFeed {
       const event: ConsoleEvent = { time: new Date().toISOString(), name, severity, attributes };
       const frame = `event: security\ndata: ${JSON.stringify(event)}\n\n`;
       ring.push(frame);
-      if (ring.length > RING) ring.shift();
+      ringBytes += Buffer.byteLength(frame);
+      while (ring.length > RING || (ringBytes > MAX_RING_BYTES && ring.length > 0)) ringBytes -= Buffer.byteLength(ring.shift() as string);
       for (const res of clients) push(res, frame);
     },
     serve(req, res) {
+      // HEAD: the head, and done. Node sends a HEAD's head only at end(), so a feed left open never
+      // answered and held a place: four from loopback kept the operator's console out (503).
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+        res.end();
+        return;
+      }
       const network = networkOf(req.socket.remoteAddress ?? '');
       let fromAddress = 0;
       for (const c of clients) if (networkOf(c.req.socket.remoteAddress ?? '') === network) fromAddress++;
@@ -95,7 +113,8 @@ export function createEventFeed(events?: EventBus): EventFeed {
         return refuse(req, res, `At most ${MAX_CLIENTS} console clients at once; try again when one has left.`, events);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       res.write('retry: 2000\n\n');
-      for (const frame of ring) res.write(frame);
+      // Through the same rule as live events: four clients that never read were written the whole ring each.
+      for (const frame of ring) if (!push(res, frame)) return;
       clients.add(res);
       req.on('close', () => clients.delete(res));
     },
