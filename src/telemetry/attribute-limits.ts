@@ -12,8 +12,17 @@ export const pathAttribute = (path: string): string => (path.length > MAX_PATH_A
 /** The most characters of any other string an event carries (names, ids, codes, a refusal's detail). */
 export const MAX_EVENT_ATTRIBUTE = 256;
 
-/** Attributes longer by design: the path (as above); the operator's own configuration file. */
-const LONGER: Readonly<Record<string, number>> = { 'url.path': MAX_PATH_ATTRIBUTE, 'warden.config.file': MAX_PATH_ATTRIBUTE };
+/** A SPIFFE ID's most bytes (the SPIFFE ID specification): an identity is never cut into another. */
+const MAX_SPIFFE_ID = 2048;
+
+/** Attributes longer by design: the path (as above); the operator's own configuration file; SPIFFE IDs. */
+const LONGER: Readonly<Record<string, number>> = {
+  'url.path': MAX_PATH_ATTRIBUTE,
+  'warden.config.file': MAX_PATH_ATTRIBUTE,
+  'warden.spiffe.id': MAX_SPIFFE_ID,
+  'warden.peer.id': MAX_SPIFFE_ID,
+  'warden.peer.presented_id': MAX_SPIFFE_ID,
+};
 
 /** A refused reload's detail names the configuration's errors (the operator's file, not a caller's text). */
 const RELOAD_DETAIL = 2000;

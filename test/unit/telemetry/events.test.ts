@@ -125,7 +125,7 @@ t.test('emit cuts every string attribute to its bound, whatever the source: 256,
     'warden.count': 7,
   });
   bus.emit('warden.config.reload_failed', { 'warden.detail': long, 'warden.config.file': `/${long}` });
-  bus.emit('warden.access.denied', { 'warden.detail': 'short' }, { requestId: long });
+  bus.emit('warden.access.denied', { 'warden.detail': 'short', 'warden.peer.presented_id': long }, { requestId: long });
   const [waf, reload, denied] = seen;
   t.equal((waf?.['warden.detail'] as string).length, 256, 'a detail: 256 characters (1 MB before)');
   t.equal((waf?.['url.path'] as string).length, 1024, 'the path: 1024');
@@ -136,4 +136,5 @@ t.test('emit cuts every string attribute to its bound, whatever the source: 256,
   t.equal((reload?.['warden.config.file'] as string).length, 1024, 'its file: 1024');
   t.equal((denied?.['warden.request.id'] as string).length, 256, 'the request id too');
   t.equal(denied?.['warden.detail'], 'short', 'short strings as they are');
+  t.equal((denied?.['warden.peer.presented_id'] as string).length, 2048, 'a SPIFFE ID: 2048, its longest');
 });
