@@ -28,7 +28,7 @@ export class ScannerError extends Error {
   constructor(
     readonly reason: 'unreachable' | 'connection' | 'timeout' | 'overloaded' | 'too_large' | 'protocol',
     message: string,
-    /** A connection clamd had accepted, lost before its verdict. */
+    /** A connection clamd had accepted, lost before its verdict (or a pooled one, and its resend failed). */
     readonly lostAfterConnect = false,
   ) {
     const limit = Error.stackTraceLimit;
@@ -99,12 +99,20 @@ const FRAME = 64 * 1024;
 const STREAM_HIGH_WATER = 1024 * 1024;
 const END_OF_STREAM = Buffer.alloc(4);
 /**
- * A pooled connection can die while it sits idle (clamd restarted, its IdleTimeout, a dropped
+ * A pooled connection can die while it sits idle (clamd restarted, its ReadTimeout, a dropped
  * link) just before a scan takes it, before its close has been seen. Such a scan is sent again
  * on a new connection, once, if it has not sent more than this: the chunks are kept until then
  * (the body is held by the request anyway; larger bodies may be on disk, so they fail as before).
+ * If the new connection fails too, the scan is lost (`connection`), as one that crashed clamd.
  */
 const REPLAY_BYTES = 1024 * 1024;
+
+/**
+ * What clamd writes (ending in a newline, not a NUL) as it closes a connection it timed out (its
+ * ReadTimeout: an idle IDSESSION connection in the pool): a close, not a reply. A scan that took the
+ * connection just before it arrived is sent again, not failed as a protocol error (a 503 either way).
+ */
+const READ_TIMED_OUT = 'COMMAND READ TIMED OUT';
 
 /**
  * Connect errors that mean nothing listens at the address: clamd down, its socket file gone, its
@@ -164,10 +172,20 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
    * sender did not cause (a crash, then an upload while clamd restarts, was forwarded under fail-open).
    */
   let lostScanAt: number | undefined;
-  const connectionFailure = (connected: boolean, err: NodeJS.ErrnoException | undefined) => {
+  /** `resend`: this connection sends again a scan whose pooled connection closed before its verdict. */
+  const connectionFailure = (connected: boolean, err: NodeJS.ErrnoException | undefined, resend: boolean) => {
     const why = err?.code ?? err?.message ?? 'connection closed';
     if (connected)
       return new ScannerError('connection', `clamd at ${options.address} closed the connection before its verdict (${why})`, true);
+    // The pooled connection may have died idle (then clamd listens, and this connect succeeds) or
+    // while clamd scanned this very stream, which crashed it: nothing told the two apart, and a crash
+    // was forwarded under fail-open as unreachable. So the scan counts as lost, whatever the connect error.
+    if (resend)
+      return new ScannerError(
+        'connection',
+        `clamd at ${options.address} lost the scan: its connection closed before the verdict, and a new one failed (${why})`,
+        true,
+      );
     if (err?.code !== undefined && NOT_LISTENING.has(err.code)) {
       if (lostScanAt === undefined) return new ScannerError('unreachable', `cannot reach clamd at ${options.address} (${why})`);
       const ago = Math.round((Date.now() - lostScanAt) / 1000);
@@ -176,7 +194,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     return new ScannerError('connection', `cannot connect to clamd at ${options.address} (${why})`);
   };
 
-  function open(): Connection {
+  function open(resend = false): Connection {
     const session = options.idleConnections > 0;
     const socket = connectTo(options.address);
     socket.setNoDelay(true);
@@ -198,19 +216,19 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
       while ((nul = pending.indexOf('\0')) !== -1) {
         const line = pending.slice(0, nul).trim();
         pending = pending.slice(nul + 1);
-        conn.onReply?.(line);
+        if (line !== READ_TIMED_OUT) conn.onReply?.(line);
       }
     });
     // `on`, not `once`: a write racing the close may report a second error, which must not throw.
-    socket.on('error', (err: NodeJS.ErrnoException) => die(connectionFailure(connected, err)));
+    socket.on('error', (err: NodeJS.ErrnoException) => die(connectionFailure(connected, err, resend)));
     socket.once('end', () => {
       // Without a session, clamd answers and closes; a reply may end at the close without a NUL.
       const line = pending.trim();
       pending = '';
-      if (line) conn.onReply?.(line);
-      die(connectionFailure(connected, undefined));
+      if (line && line !== READ_TIMED_OUT) conn.onReply?.(line);
+      die(connectionFailure(connected, undefined, resend));
     });
-    socket.once('close', () => die(connectionFailure(connected, undefined)));
+    socket.once('close', () => die(connectionFailure(connected, undefined, resend)));
     if (session) socket.write('zIDSESSION\0');
     return conn;
   }
@@ -281,7 +299,7 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
     };
     const onFailure = (err: ScannerError) => {
       if (replay !== undefined && result === undefined && failure === undefined) return resend();
-      // Lost for good (not a pooled connection found dead and the scan sent again on a new one).
+      // Lost for good: clamd had the connection (or the pooled one before a resend that failed).
       if (err.lostAfterConnect && result === undefined) lostScanAt ??= Date.now();
       failure ??= err;
       // A dead socket never drains: the paused upload goes on (and fails at end()) at once.
@@ -325,12 +343,15 @@ export function createClamdClient(options: ClamdOptions): ClamdClient {
         conn.socket.write(part);
       }
     };
-    /** The pooled connection was dead: the same scan on a new one, once. */
+    /**
+     * The pooled connection closed before the verdict: the same scan on a new one, once. Silent
+     * only if that works (a connection clamd closed idle); if it fails, the scan is lost.
+     */
     const resend = () => {
       const chunks = replay ?? [];
       replay = undefined;
       backlog?.clear();
-      conn = open();
+      conn = open(true);
       span.setAttribute('clamd.resent', true);
       begin();
       for (const chunk of chunks) sendFrames(chunk);

@@ -51,13 +51,38 @@ t.test('a pooled connection that died idle: the scan is sent again on a new one,
   // `connection`, not `unreachable`: the connection was made and lost, which fail-open does not forward past.
   await t.rejects(big.end(), { name: 'ScannerError', reason: 'connection' }, 'over 1 MiB sent: not resent');
 
-  // Once only: with the relay gone, the new connection fails too and the scan fails (fail-closed is the caller's).
+  // Once only: with the relay gone, the new connection fails too and the scan fails. Not `unreachable`:
+  // a pooled connection closed, then nothing listening, is what a clamd this very scan crashed looks
+  // like, which fail-open forwarded (the upload, and every one after it until clamd was back).
   t.same(await client.scan([Buffer.from('pool again')]), { clean: true });
   dropAll();
   const gone = client.stream();
   relay.stopListening();
   gone.write(Buffer.from('x'));
-  await t.rejects(gone.end(), { name: 'ScannerError', reason: 'unreachable' }, 'no endless retries');
+  await t.rejects(gone.end(), { name: 'ScannerError', reason: 'connection', message: /lost the scan/ }, 'no endless retries');
+  await t.rejects(client.scan([Buffer.from('y')]), { reason: 'connection', message: /since it lost a scan/ }, 'nor unreachable after it');
+});
+
+t.test('clamd closes an idle pooled connection (its ReadTimeout) as a scan takes it: sent again, not refused', async (t) => {
+  const clamd = await startTestClamd(t, { readTimeoutSeconds: 1 });
+  // clamd's replies and its close reach the client 3 s late: its "COMMAND READ TIMED OUT" and close
+  // of the idle session (1 to 2 s after the verdict) arrive after the next scan has taken the
+  // connection — over a network, the race of a scan that takes the connection as clamd times it out.
+  const relay = await startClamdRelay(t, clamd.port, { replyDelayMs: 3000 });
+  const client = createClamdClient({
+    address: `tcp://127.0.0.1:${relay.port}`,
+    timeout: 5000,
+    maxConcurrent: 8,
+    streamMaxLength: 1024 * 1024,
+    idleConnections: 2,
+  });
+  t.teardown(() => client.close());
+  t.same(await client.scan([Buffer.from('warm the pool')]), { clean: true });
+  const clean = client.stream();
+  clean.write(Buffer.from('a clean upload'));
+  // Was `protocol` ("unexpected clamd reply: COMMAND READ TIMED OUT"): 503 under either on_failure.
+  t.same(await clean.end(), { clean: true }, 'clean, on a new connection');
+  t.equal(relay.connections, 2, 'sent again on a new connection');
 });
 
 t.test('after a scan lost mid-way, nothing listening is `connection` until clamd answers again', async (t) => {

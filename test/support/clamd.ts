@@ -48,7 +48,14 @@ async function ping(port: number): Promise<boolean> {
   });
 }
 
-export async function startTestClamd(t: { teardown(fn: () => unknown): void }): Promise<TestClamd> {
+/**
+ * `readTimeoutSeconds`: clamd's ReadTimeout (default 120 s), after which it closes an idle IDSESSION
+ * connection, writing `COMMAND READ TIMED OUT` first (its IdleTimeout is the threads', not the connections').
+ */
+export async function startTestClamd(
+  t: { teardown(fn: () => unknown): void },
+  options: { readTimeoutSeconds?: number } = {},
+): Promise<TestClamd> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-clamd-'));
   const db = join(dir, 'db');
   mkdirSync(db);
@@ -73,6 +80,7 @@ export async function startTestClamd(t: { teardown(fn: () => unknown): void }): 
       'MaxScanSize 256M',
       'MaxThreads 4',
       'SelfCheck 3600',
+      ...(options.readTimeoutSeconds === undefined ? [] : [`ReadTimeout ${options.readTimeoutSeconds}`]),
     ].join('\n') + '\n',
   );
   // Debian installs clamd in /usr/sbin, which is not on every user's PATH.
@@ -110,13 +118,19 @@ export interface ClamdRelay {
   dropAll(): void;
   /** Stops listening (open connections stay until dropped or torn down). */
   stopListening(): void;
+  /** Listens again on the same port: clamd back. */
+  listenAgain(): Promise<void>;
 }
 
-/** `replyDelayMs`: clamd's replies (and its closing) reach the sidecar that much later — a clamd slow to give a verdict. */
+/**
+ * `replyDelayMs`: clamd's replies (and its closing) reach the sidecar that much later — a clamd slow
+ * to give a verdict. `crashOn`: a stream carrying these bytes stops the relay listening and drops
+ * every connection before clamd sees it — a clamd its content crashed, which a real one is not on demand.
+ */
 export async function startClamdRelay(
   t: { teardown(fn: () => unknown): void },
   clamdPort: number,
-  options: { replyDelayMs?: number } = {},
+  options: { replyDelayMs?: number; crashOn?: string } = {},
 ): Promise<ClamdRelay> {
   const delay = options.replyDelayMs ?? 0;
   const later = (fn: () => void) => (delay === 0 ? fn() : setTimeout(fn, delay).unref());
@@ -131,7 +145,13 @@ export async function startClamdRelay(
       sock.on('error', () => undefined);
       sock.on('close', () => open.delete(sock));
     }
-    inbound.on('data', (d: Buffer) => (bytes += d.length));
+    inbound.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (options.crashOn !== undefined && d.includes(options.crashOn)) {
+        server.close();
+        dropAll();
+      }
+    });
     // A dead clamd must look dead through the relay too.
     outbound.on('close', () => later(() => inbound.destroy()));
     inbound.on('close', () => outbound.destroy());
@@ -140,15 +160,16 @@ export async function startClamdRelay(
     else outbound.on('data', (d: Buffer) => later(() => void (inbound.destroyed || inbound.write(d))));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const dropAll = () => {
+  const port = (server.address() as { port: number }).port;
+  function dropAll() {
     for (const sock of open) sock.destroy();
-  };
+  }
   t.teardown(() => {
     dropAll();
     server.close();
   });
   return {
-    port: (server.address() as { port: number }).port,
+    port,
     get connections() {
       return connections;
     },
@@ -157,6 +178,7 @@ export async function startClamdRelay(
     },
     dropAll,
     stopListening: () => server.close(),
+    listenAgain: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
   };
 }
 
