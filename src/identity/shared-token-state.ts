@@ -18,7 +18,7 @@ import type { EventBus } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 import type { SharedSeal } from './shared-seal.js';
-import { MAX_REVOKED_TOKENS } from './token-denylist.js';
+import { MAX_REVOCATION_END_MS, MAX_REVOKED_TOKENS } from './token-denylist.js';
 import { warnIfEvicting } from './redis-eviction.js';
 import { createRedisStallGuard, GUARDED_CONNECTION, reconnectBackoff } from './redis-stall-guard.js';
 
@@ -154,7 +154,8 @@ export async function createRedisTokenState(options: {
       // revocation at each pass while the marks were refused.
       await execOrThrow(
         lost.reduce((p, [hash, until]) => {
-          const end = Math.ceil(until);
+          // Bounded as the denylist bounds it: an end Redis refuses as an expiry failed the whole pass.
+          const end = Math.min(Math.ceil(until), MAX_REVOCATION_END_MS);
           return p
             .set(revokedKey(hash), seal.sealMark(revokedKey(hash), end), 'PX', end - now)
             .publish(channel, seal.sealMessage(channel, hash, end));
@@ -218,10 +219,12 @@ export async function createRedisTokenState(options: {
               'shared token state: wrote revocations back to Redis (it had lost them, or refused them when they were made)',
             );
           }
-          if (replaying) await replay();
         } catch (err) {
-          warn(err, replaying ? 'restoring and reading the revocation marks' : 'writing the revocations back');
+          warn(err, 'writing the revocations back');
         }
+        // Whether or not the write-back went through: a write Redis refuses (one bad entry, OOM,
+        // READONLY) kept this replica from reading every revocation it missed while disconnected.
+        if (replaying) await replay().catch((err: unknown) => warn(err, 'reading the revocation marks'));
       }
     })().finally(() => (running = undefined));
     return running;
@@ -300,7 +303,7 @@ export async function createRedisTokenState(options: {
       // and any started later, accept a week-long token again after that day. Bounded only where
       // Redis would refuse the expiry (and the message's 16 digits) would not hold it.
       const now = Date.now();
-      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), Number.MAX_SAFE_INTEGER - now));
+      const ttl = Math.max(1000, Math.min(Math.ceil(ttlMs), MAX_REVOCATION_END_MS - now));
       const until = now + ttl;
       // A failure is the caller's to report (not throttled); the denylist keeps the revocation and
       // the write-back stores it once Redis takes writes again.

@@ -8,6 +8,13 @@
  */
 export const MAX_REVOKED_TOKENS = 100_000;
 
+/**
+ * The latest end a revocation has (ms epoch, year 287396): "for ever" for any token. An `exp` far
+ * ahead (1e16 s from a hostile IdP, or one in ms) put an end on the list that Redis refused as an
+ * expiry (and whose mark's 17+ digits no replica read back); the shared marks hold 16 digits.
+ */
+export const MAX_REVOCATION_END_MS = Number.MAX_SAFE_INTEGER;
+
 export class TokenDenylist {
   readonly #until = new Map<string, number>();
   readonly #maxEntries: number;
@@ -29,8 +36,12 @@ export class TokenDenylist {
     return false;
   }
 
-  /** Revokes until `untilMs` (a later end wins); false when the list is full of entries still running. */
-  add(hash: string, untilMs: number, now = Date.now()): boolean {
+  /**
+   * Revokes until `untilMs`, at most MAX_REVOCATION_END_MS (a later end wins); false when the list
+   * is full of entries still running.
+   */
+  add(hash: string, end: number, now = Date.now()): boolean {
+    const untilMs = Math.min(end, MAX_REVOCATION_END_MS);
     const known = this.#until.get(hash);
     if (known !== undefined) {
       if (untilMs > known) this.#until.set(hash, untilMs);

@@ -25,7 +25,7 @@ import { checkPrincipal, type IssuerPolicy, type Principal } from './principal.j
 import { createSharedSeal, sharedStateSecret } from './shared-seal.js';
 import { createRedisTokenState, type SharedTokenState } from './shared-token-state.js';
 import { createSigningKeys, type KeyRingState, type SigningKeys } from './signing-keys.js';
-import { MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
+import { MAX_REVOCATION_END_MS, MAX_REVOKED_TOKENS, TokenDenylist } from './token-denylist.js';
 import { createTokenBinding, type TokenBinding } from './token-binding.js';
 import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
@@ -377,7 +377,11 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
       const now = Date.now();
       // Past exp by the largest leeway a reload may set, not the current one: a reload raising
       // `leeway` (1s → 60s) let a revoked token back in between exp + 1 s and exp + 60 s.
-      const untilMs = expiresAt !== undefined ? expiresAt * 1000 + MAX_LEEWAY_MS : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS);
+      // Bounded: an exp centuries ahead (or in ms) is revoked for ever, not past what Redis takes.
+      const untilMs = Math.min(
+        expiresAt !== undefined ? expiresAt * 1000 + MAX_LEEWAY_MS : now + (idp ? afterIdpRevoked : UNKNOWN_LIFE_MS),
+        MAX_REVOCATION_END_MS,
+      );
       for (const hash of hashes) {
         if (!denylist.add(hash, untilMs, now)) {
           const full = new WardenError('ERR_REVOCATIONS_FULL', {

@@ -4,7 +4,7 @@
  * accepted again), and makes room only from entries that have ended.
  */
 import t from 'tap';
-import { TokenDenylist } from '../../../src/identity/token-denylist.js';
+import { MAX_REVOCATION_END_MS, TokenDenylist } from '../../../src/identity/token-denylist.js';
 
 t.test('an entry lasts until its end', async (t) => {
   const list = new TokenDenylist(10);
@@ -46,4 +46,19 @@ t.test('live: the revocations still running, to write back to Redis', async (t) 
   list.add('a', 2_000, 1_000);
   list.add('b', 5_000, 1_000);
   t.same([...list.live(3_000)], [['b', 5_000]]);
+});
+
+t.test('an end centuries ahead is held as "for ever", within what Redis and a shared mark take', async (t) => {
+  const list = new TokenDenylist(10);
+  list.add('a', 1e19, 1_000); // exp 1e16 s
+  list.add('b', Infinity, 1_000);
+  t.same(
+    [...list.live(1_000)],
+    [
+      ['a', MAX_REVOCATION_END_MS],
+      ['b', MAX_REVOCATION_END_MS],
+    ],
+  );
+  t.ok(String(MAX_REVOCATION_END_MS).length <= 16, 'an end a shared mark holds (16 digits)');
+  t.ok(list.has('a', Date.UTC(9999, 0)), 'refused for ever');
 });
