@@ -7,6 +7,7 @@
  * Verified principals are cached by SHA-256(issuer ‖ token) until min(exp, cache max_ttl).
  */
 import {
+  createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
   decodeJwt,
@@ -147,8 +148,17 @@ export function createJwtVerifier(
               // or an HTML page counted as fine let every forged kid cost a fetch.
               const res = await http.request(url, { headers: headersOf(init) });
               if (res.status !== 200) throw new IdpError('status', `JWKS at ${url} answered ${res.status}`);
-              const keys = (res.json() as { keys?: unknown } | null)?.keys;
-              if (!Array.isArray(keys)) throw new IdpError('bad_response', `JWKS at ${url} answered without a "keys" array`);
+              const body: unknown = res.json();
+              if (!Array.isArray((body as { keys?: unknown } | null)?.keys))
+                throw new IdpError('bad_response', `JWKS at ${url} answered without a "keys" array`);
+              // jose's own test of a key set (every key a plain object, …), before the fetch counts
+              // as good: a set it then refused (`{"keys":[<key>, null]}`) started no cooldown, so
+              // every forged kid cost a fetch, and the circuit never opened.
+              try {
+                createLocalJWKSet(body as JSONWebKeySet);
+              } catch {
+                throw new IdpError('bad_response', `JWKS at ${url} answered a key set jose refuses (a key that is not a JSON object)`);
+              }
               breaker.success();
               metrics.idpCall('jwks', 'ok', (performance.now() - started) / 1000);
               return new Response(new Uint8Array(res.body), { status: 200, headers: { 'content-type': 'application/json' } });

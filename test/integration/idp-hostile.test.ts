@@ -68,41 +68,49 @@ t.test('junk tokens the IdP refuses with 400 are 401s and leave the circuit clos
   );
 });
 
-t.test('a JWKS endpoint that answers 429, 404 or a page opens the circuit: forged kids do not cost a fetch each', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  for (const [status, type, body] of [
-    [429, 'application/json', '{"error":"slow_down"}'],
-    [404, 'text/html', '<h1>Not found</h1>'],
-    [200, 'text/html', '<h1>Maintenance</h1>'],
-  ] as const) {
-    const idp = await server(t, (req, res, issuer) =>
-      req.url === '/.well-known/openid-configuration'
-        ? send(res, 200, 'application/json', JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
-        : send(res, status, type, body),
-    );
-    const s = await startTestSidecar(t, backend.url, {
-      tokens: { issuers: [{ id: 'idp', issuer: idp.url, audience: ['api'] }], idp: { breaker: { failures: 3, open_for: '30s' } } },
-    });
-    const agent = testAgent(s.ca);
-    t.teardown(() => agent.close());
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const now = Math.floor(Date.now() / 1000);
-    const statuses = new Set<number>();
-    for (let i = 0; i < 20; i++) {
-      const forged = await new SignJWT({ sub: 'x' })
-        .setProtectedHeader({ alg: 'ES256', kid: randomUUID() })
-        .setIssuer(idp.url)
-        .setAudience('api')
-        .setExpirationTime(now + 60)
-        .sign(privateKey);
-      statuses.add((await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${forged}` } })).status);
+t.test(
+  'a JWKS endpoint that answers 429, 404, a page or a set jose refuses opens the circuit: forged kids do not cost a fetch each',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const good = { ...(await exportJWK(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey)), kid: 'good', alg: 'ES256' };
+    for (const [status, type, body] of [
+      [429, 'application/json', '{"error":"slow_down"}'],
+      [404, 'text/html', '<h1>Not found</h1>'],
+      [200, 'text/html', '<h1>Maintenance</h1>'],
+      // A "keys" array with an entry that is not a JSON object (a broken deploy): jose refuses the
+      // whole set, so it was no good fetch either (it counted as one, and started no cooldown).
+      [200, 'application/json', JSON.stringify({ keys: [good, null] })],
+      [200, 'application/json', JSON.stringify({ keys: [good, ['kty', 'EC']] })],
+    ] as const) {
+      const idp = await server(t, (req, res, issuer) =>
+        req.url === '/.well-known/openid-configuration'
+          ? send(res, 200, 'application/json', JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
+          : send(res, status, type, body),
+      );
+      const s = await startTestSidecar(t, backend.url, {
+        tokens: { issuers: [{ id: 'idp', issuer: idp.url, audience: ['api'] }], idp: { breaker: { failures: 3, open_for: '30s' } } },
+      });
+      const agent = testAgent(s.ca);
+      t.teardown(() => agent.close());
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const now = Math.floor(Date.now() / 1000);
+      const statuses = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        const forged = await new SignJWT({ sub: 'x' })
+          .setProtectedHeader({ alg: 'ES256', kid: randomUUID() })
+          .setIssuer(idp.url)
+          .setAudience('api')
+          .setExpirationTime(now + 60)
+          .sign(privateKey);
+        statuses.add((await fetchText(`${s.url}/x`, agent, { headers: { authorization: `Bearer ${forged}` } })).status);
+      }
+      const fetches = idp.seen.filter((u) => u === '/jwks').length;
+      t.ok(fetches <= 4, `JWKS ${status} ${type} ${body.slice(0, 12)}: ${fetches} fetches for 20 forged kids (the breaker opens after 3)`);
+      t.same([...statuses], [503], 'each refused as the IdP being unavailable');
     }
-    const fetches = idp.seen.filter((u) => u === '/jwks').length;
-    t.ok(fetches <= 4, `JWKS ${status} ${type}: ${fetches} fetches for 20 forged kids (the breaker opens after 3)`);
-    t.same([...statuses], [503], 'each refused as the IdP being unavailable');
-  }
-});
+  },
+);
 
 t.test('a key set larger than the 1 MiB answer cap is refused, not parsed', async (t) => {
   const backend = await startTestBackend();
