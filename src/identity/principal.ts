@@ -100,7 +100,7 @@ function unfitClaims(subject: string | undefined, clientId: string | undefined, 
   if (subject !== undefined && inClientNamespace(subject))
     return {
       rule: 'token.sub',
-      detail: `The access token's subject reads as "${CLIENT_SUBJECT_PREFIX}…" (after blanks, in any letter case), which names clients here.`,
+      detail: `The access token's subject reads as "${CLIENT_SUBJECT_PREFIX}…" (after blanks, under NFKC, in any letter case), which names clients here.`,
     };
   return undefined;
 }

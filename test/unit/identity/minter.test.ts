@@ -161,6 +161,8 @@ t.test('the actor chain is copied canonically; a SPIFFE ID as actor needs the ve
     '\u00a0spiffe://example.test/x',
     '\u3000Spiffe://example.test/x',
     'spi\ufb00e://example.test/x',
+    '\uff53piffe://example.test/x',
+    'spiffe\uff1a//example.test/x',
   ])
     t.same(await mint({ sub }), refused, `${escape(JSON.stringify(sub))}: after blanks a backend may trim, in any case a backend may fold`);
   t.same(await mint(claimed, certNoSpiffe), refused, 'a verified certificate without a SPIFFE ID puts no workload in front: refused');

@@ -192,6 +192,10 @@ t.test('checkPrincipal: the token names its subject (a string sub) or, without o
     'Client:shop-web',
     'CLIENT:shop-web',
     'cl\u0131ent:shop-web',
+    // …or NFKC-normalises it (Django's normalize_username, PRECIS; red team 24c).
+    '\uff43lient:shop-web',
+    'client\uff1ashop-web',
+    'client\ufe55shop-web',
   ]) {
     t.same(refusalOf(ok({ sub })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.sub' }, `sub ${escape(JSON.stringify(sub))}`);
   }
