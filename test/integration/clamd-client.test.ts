@@ -71,7 +71,9 @@ t.test('clamd closes an idle pooled connection (its ReadTimeout) as a scan takes
   const relay = await startClamdRelay(t, clamd.port, { replyDelayMs: 3000 });
   const client = createClamdClient({
     address: `tcp://127.0.0.1:${relay.port}`,
-    timeout: 5000,
+    // The resent scan's verdict comes 1–2 s (the close) + 3 s (the relay) after end(): 5 s was
+    // missed on a loaded host.
+    timeout: 15_000,
     maxConcurrent: 8,
     streamMaxLength: 1024 * 1024,
     idleConnections: 2,
