@@ -70,7 +70,8 @@ function transferEncodingProblem(encoding: string): string | undefined {
  * text part in its own charset when it can (UTF-8, Latin-1, UTF-16LE) and otherwise gives no value
  * at all — an `ibm037` or `shift_jis` part whose bytes a backend decodes would reach it uninspected.
  * And parts without a charset of their own are read as UTF-8, while Jetty reads them in the
- * charset of the body's Content-Type, or of a `_charset_` field (the HTML form convention).
+ * charset of the body's Content-Type, or of a `_charset_` part (the HTML form convention), a field
+ * or a file to busboy.
  */
 function charsetProblem(charset: string | undefined): string {
   return `a part in ${charset === undefined ? 'a charset' : `charset ${charset.slice(0, 40)}`} that cannot be inspected`;
@@ -179,6 +180,10 @@ export function createMultipartStream(
       return void content.resume();
     }
     problem ??= transferEncodingProblem(info.encoding);
+    // Jetty takes the form's charset from the part named `_charset_` whether it has a file name or
+    // not (getPart), and busboy makes a file of one with a file name or typed
+    // application/octet-stream: its charset, unread here, went unchecked. No form sends one.
+    if (name === '_charset_') problem ??= 'a _charset_ part read as a file, whose charset cannot be checked (send it as a text field)';
     guarded(() => handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined));
     // Read to its end whatever the reader did, or busboy waits on it for good.
     if (problem !== undefined) content.resume();

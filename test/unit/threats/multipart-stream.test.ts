@@ -191,3 +191,24 @@ t.test('a form-data part without a name is refused, not handed on (a reader thre
   stream?.write(Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\nx\r\n--${B}--\r\n`));
   t.match(await stream?.end(), /a part could not be read \(a reader bug\)/, 'a reader that throws refuses the body');
 });
+
+t.test('a _charset_ part busboy reads as a file is refused: Jetty takes the form charset from it all the same', async (t) => {
+  const ebcdic = Buffer.from([0x7d, 0x40, 0xd6, 0xd9, 0x40, 0xf1, 0x7e, 0xf1, 0x40, 0x60, 0x60]); // ' OR 1=1 --
+  const body = (charsetHeaders: string) =>
+    Buffer.concat([
+      Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="_charset_"${charsetHeaders}\r\n\r\nIBM037\r\n`),
+      Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="q"\r\n\r\n`),
+      ebcdic,
+      Buffer.from(`\r\n--${B}--\r\n`),
+    ]);
+  for (const [what, headers] of [
+    ['with a file name', '; filename="c.txt"'],
+    ['typed application/octet-stream', '\r\nContent-Type: application/octet-stream'],
+    ['as a text field (the control)', ''],
+  ])
+    t.match((await read(body(headers as string))).problem, /_charset_ part read as a file|charset IBM037/, what as string);
+  const utf8 = await read(`--${B}\r\nContent-Disposition: form-data; name="_charset_"\r\n\r\nUTF-8\r\n--${B}--\r\n`);
+  t.equal(utf8.problem, undefined, 'a _charset_ field naming UTF-8 passes');
+  const emptyName = await read(`--${B}\r\nContent-Disposition: form-data; name="_charset_"; filename=""\r\n\r\nIBM037\r\n--${B}--\r\n`);
+  t.match(emptyName.problem, /charset IBM037/, 'filename="" is a text field to busboy, checked as one');
+});
