@@ -199,6 +199,17 @@ const EMBEDDED_TYPE = /application\/x-www-form-urlencoded|multipart\/form-data|t
 const PARAMETERS =
   /^(?:[\t ]*;(?:[\t ]*[!#$%&'*+.^_\x60|~0-9a-z-]+=(?:[!#$%&'*+.^_\x60|~0-9a-z-]+|"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*[\t ]*$/i;
 
+/**
+ * Whether what follows a header value's media type (from its first ";") is RFC 9110 parameter
+ * syntax (PARAMETERS; linear on any input); true without parameters. A parser that cannot read
+ * them gives up on them where another reads on: busboy then decodes a multipart part as UTF-8
+ * while Jetty still finds a `charset=` in `text/plain;; charset=ibm037`.
+ */
+export function hasParameterSyntax(value: string): boolean {
+  const semicolon = value.indexOf(';');
+  return semicolon === -1 || PARAMETERS.test(value.slice(semicolon));
+}
+
 let lastChecked: string | undefined;
 
 /**
@@ -259,7 +270,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'content_type.boundary',
       'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, a "," or ";" in its value, or a value PHP reads otherwise (white space or "," after it): PHP or Rack would split the body at another boundary than the one checked here.',
     );
-  if (semicolon !== -1 && !PARAMETERS.test(value.slice(semicolon)))
+  if (!hasParameterSyntax(value))
     return malformed(
       'content_type.parameters',
       'The Content-Type parameters must be name=value pairs after ";", each value a token or a closed quoted string (RFC 9110 §5.6.6): backends that cannot parse them read the body otherwise.',

@@ -32,14 +32,17 @@
  *   without headers, whose content's first lines Rack reads as them;
  * - a part that is a file to busboy and a text field to Rack 2, or the reverse (Rack's file name:
  *   src/threats/rack-file-name.ts), and a `name` or `filename` parameter not in lower case
- *   (`FILENAME=`: a file to busboy, a field to Rack).
+ *   (`FILENAME=`: a file to busboy, a field to Rack);
+ * - a form part whose Content-Type names a charset that is not ASCII-compatible, or whose
+ *   parameters are not RFC 9110 syntax (partTypeProblem): Jetty decodes the part in it where busboy
+ *   read UTF-8.
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
  * where busboy gave fewer, whatever made busboy skip one (src/threats/multipart-stream.ts).
  */
 import StreamSearch from 'streamsearch';
-import { headerParameters } from '../net/media-type.js';
+import { hasParameterSyntax, headerParameters, unreadableCharset } from '../net/media-type.js';
 import { rackFileName } from './rack-file-name.js';
 import { rackPartName } from './rack-part-name.js';
 
@@ -148,6 +151,24 @@ function textField(disposition: readonly [string, string][], contentType: string
 }
 
 /**
+ * The problem with a form part's Content-Type, if any. Jetty 9.4 decodes a part without a file name
+ * in the charset its Content-Type names (MimeTypes.getCharsetFromContentType: a scan for `;`,
+ * spaces, `charset`, spaces, `=`, that reads past what it does not understand). busboy gives no
+ * value for a charset it cannot decode (which the stream refuses), but decodes a part whose type it
+ * cannot parse (`text/plain;; charset=ibm037`, `text/plain; charset= ibm037`) as UTF-8 and gives
+ * the waf a value: `' OR 1=1 --` in EBCDIC reached Jetty. The part's type is read as the body's is
+ * (src/net/media-type.ts): a charset either reading finds must be ASCII-compatible, and the
+ * parameters RFC 9110 syntax, in which Jetty's scan and a parser read the same `charset`.
+ */
+function partTypeProblem(contentType: string): string | undefined {
+  const charset = unreadableCharset(contentType);
+  if (charset !== undefined) return `a part in charset ${charset.slice(0, 40) || '""'} that cannot be inspected`;
+  if (!hasParameterSyntax(contentType))
+    return `a part Content-Type whose parameters are not name=value pairs (RFC 9110), from which a backend may read a charset (${JSON.stringify(contentType.slice(0, 60))})`;
+  return undefined;
+}
+
+/**
  * The problem with a part's header block, if any, whether a form reader reads the part, whether
  * busboy reads it as a textField, and, for a part no form reader here reads, what Rack reads it as
  * (`unread`: Rack reads every part of every multipart type as a form field).
@@ -164,6 +185,8 @@ function readPartHeaders(
   let dispositionValue = '';
   let dispositionType = '';
   let contentType = '';
+  /** The Content-Type as sent (`contentType` is in lower case). */
+  let contentTypeValue = '';
   const problem = (why: string) => ({ problem: why, read: true });
   for (const line of lines) {
     const colon = line.indexOf(':');
@@ -185,7 +208,10 @@ function readPartHeaders(
       dispositionValue = line.slice(colon + 1).replace(/^[ \t]+/, '');
       dispositionType = value.split(';', 1)[0]?.trim().toLowerCase() ?? '';
     }
-    if (name === 'content-type') contentType = value.toLowerCase();
+    if (name === 'content-type') {
+      contentTypeValue = value;
+      contentType = value.toLowerCase();
+    }
   }
   // In another multipart type, commons-fileupload reads a part whose disposition starts `form-data`.
   if (disposition === undefined || (!formData && !dispositionValue.toLowerCase().startsWith('form-data'))) {
@@ -230,6 +256,8 @@ function readPartHeaders(
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
+  const typeProblem = partTypeProblem(contentTypeValue);
+  if (typeProblem !== undefined) return problem(typeProblem);
   return { read: true, textField: textField(disposition, contentType) };
 }
 
