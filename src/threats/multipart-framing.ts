@@ -256,7 +256,9 @@ function readPartHeaders(
   // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
   if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
-  const typeProblem = partTypeProblem(contentTypeValue);
+  // Only a part without a file name is a field to Jetty (`filename=""` too is a file there): a file
+  // keeps its bytes, and `application/octet-stream; charset=binary` (libmagic's) is an upload's type.
+  const typeProblem = disposition.some(([name]) => name === 'filename') ? undefined : partTypeProblem(contentTypeValue);
   if (typeProblem !== undefined) return problem(typeProblem);
   return { read: true, textField: textField(disposition, contentType) };
 }

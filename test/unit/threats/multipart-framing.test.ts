@@ -447,6 +447,16 @@ t.test('a part Content-Type from which Jetty reads a charset the parser did not 
     'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   ])
     t.equal(part(type), undefined, type);
+  t.match(
+    part('application/octet-stream; charset=ibm037'),
+    /charset ibm037/,
+    'a part without a file name is a field to Jetty, whatever its type',
+  );
+  // A part with a file name is a file to Jetty, `filename=""` too: its bytes are not decoded.
+  const file = (filename: string, type: string) =>
+    partHeaderProblem(`Content-Disposition: form-data; name="f"; filename="${filename}"\r\nContent-Type: ${type}`, true);
+  t.equal(file('a.bin', 'application/octet-stream; charset=binary'), undefined, 'a file typed as libmagic types it passes');
+  t.equal(file('', 'image/png; charset=binary'), undefined, 'filename="" too');
   // A part no form reader reads is the waf's to read as Rack does (it refuses its charset itself).
   t.equal(
     partHeaderProblem('Content-ID: q\r\nContent-Type: text/plain; charset=utf-16le', false),
