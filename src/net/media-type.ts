@@ -29,6 +29,17 @@ export function contentStart(body: Buffer): number {
   return i;
 }
 
+/**
+ * A body whose content opens a JSON object or array (after a byte order mark and white space),
+ * whatever its Content-Type: a Go handler decodes the body as JSON whatever the type says
+ * (`json.NewDecoder(r.Body).Decode`), and no browser sends a form whose first field name starts
+ * with `{` or `[`.
+ */
+export function opensJsonDocument(body: Buffer): boolean {
+  const first = body[contentStart(body)];
+  return first === 0x7b || first === 0x5b;
+}
+
 /** XML: `application/xml`, `text/xml` and any `+xml` (SOAP, Atom, SAML). */
 export function isXmlMediaType(mime: string): boolean {
   return mime.endsWith('/xml') || mime.endsWith('+xml');

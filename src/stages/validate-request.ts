@@ -5,7 +5,7 @@
  * `warden.input.invalid` (action detect) and lets the request through.
  */
 import { WardenError } from '../errors.js';
-import { contentTypeRefusal } from '../net/media-type.js';
+import { contentTypeRefusal, FORM_MEDIA_TYPE, mediaTypeOf, opensJsonDocument } from '../net/media-type.js';
 import type { BodyVerdict, RequestValidator } from '../openapi/request-validator.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import { reportDetected } from '../pipeline/rescue.js';
@@ -49,6 +49,22 @@ export function createParamsValidationStage(validator: RequestValidator, mode: V
   };
 }
 
+/**
+ * A form body that opens a JSON object or array (after white space): validated as a form it is one
+ * undeclared field named by the whole document, while a Go handler decodes the body as JSON
+ * whatever its Content-Type and reads the members nobody checked (`{"role":"admin"}`). No browser
+ * sends a form whose first field name starts with `{` or `[`.
+ */
+function jsonSentAsForm(ctx: RequestContext): WardenError | undefined {
+  const body = ctx.body;
+  if (body === undefined || mediaTypeOf(ctx.headers['content-type']) !== FORM_MEDIA_TYPE || !opensJsonDocument(body)) return undefined;
+  return new WardenError('ERR_REQUEST_MALFORMED', {
+    rule: 'body.json_as_form',
+    detail:
+      'The body is a JSON document sent as application/x-www-form-urlencoded: it would be validated as a form here and read as JSON by a backend that decodes JSON whatever the Content-Type. Send JSON as application/json.',
+  });
+}
+
 /** Runs once the plan has buffered the body (ctx.body). */
 export function createBodyValidationStage(validator: RequestValidator, mode: ValidationMode, events: EventBus | undefined): Stage {
   return {
@@ -56,7 +72,7 @@ export function createBodyValidationStage(validator: RequestValidator, mode: Val
     run: (ctx) => {
       // The body is validated as the type its Content-Type names before the first ";"; one a
       // backend reads as another type (media-type.ts) would be validated as what it is not.
-      const malformed = contentTypeRefusal(ctx.headers['content-type']);
+      const malformed = contentTypeRefusal(ctx.headers['content-type']) ?? jsonSentAsForm(ctx);
       if (malformed !== undefined) {
         if (mode === 'enforce') return malformed;
         reportDetected(events, malformed, ctx);

@@ -12,7 +12,6 @@ import type { EventBus, EventName } from '../telemetry/events.js';
 import { addText, addValue, createWafTexts, WafInputTooLarge, type FlattenLimits, type WafTexts } from '../threats/waf-input.js';
 import { createMultipartStream } from '../threats/multipart-stream.js';
 import {
-  contentStart,
   contentTypeRefusal,
   FORM_MEDIA_TYPE,
   isAsciiCompatibleCharset,
@@ -21,6 +20,7 @@ import {
   isMultipartMediaType,
   isXmlMediaType,
   mediaTypeOf,
+  opensJsonDocument,
   unreadableCharset,
 } from '../net/media-type.js';
 import { isActiveDoctype, readXml, xmlEncodingProblem, type XmlReading } from '../net/xml-body.js';
@@ -349,12 +349,6 @@ function isTextualApplication(mime: string): boolean {
   return mime.startsWith('application/') && TEXT_FORMAT.test(mime.slice('application/'.length));
 }
 
-/** A body whose content opens a JSON object or array. */
-function looksLikeJson(body: Buffer): boolean {
-  const first = body[contentStart(body)];
-  return first === 0x7b || first === 0x5b;
-}
-
 /** The body's strings read as JSON: parsed, or every literal unescaped when not interoperable JSON. */
 function addJsonReading(t: WafTexts, request: BufferedBody, text: string, limits: FlattenLimits): void {
   const json = jsonBodyOf(request);
@@ -415,7 +409,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
   } else if (mime === FORM_MEDIA_TYPE || mime === '' || mime.startsWith('text/') || isTextualApplication(mime)) {
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
-    const asJson = mime === '' || looksLikeJson(body);
+    const asJson = mime === '' || opensJsonDocument(body);
     // A "%" that starts no escape is text here and an escape to Jetty (`%4?R` is `OR`): refused.
     if (mime === FORM_MEDIA_TYPE && text.includes('%') && hasMalformedEscape(text)) throw new InputRefused(malformedFormEscape());
     if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', parametersOf(text), limits);
