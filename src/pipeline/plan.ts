@@ -27,7 +27,7 @@ import { createSchemaCompiler, type SchemaCompiler } from '../openapi/schema-com
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
-import { createMalwareScanStage } from '../stages/malware-scan.js';
+import { createMalwareScanStage, scansFieldValues } from '../stages/malware-scan.js';
 import { createMethodFieldMultipartStage, createMethodFieldStage } from '../stages/method-field.js';
 import { isFieldBody } from '../net/media-type.js';
 import {
@@ -263,6 +263,11 @@ function buildStages(
   if (policy.malwareScan && malware) {
     if (!deps.scanner) throw new Error('compilePlan: malware scanning configured but no scanner given');
     bodyObservers.push(createMalwareScanStage(malware, deps.scanner, deps.events));
+    // Form and JSON bodies are scanned value by value once they have arrived: held in memory.
+    if (buffersBody !== ALWAYS) {
+      const others = buffersBody;
+      buffersBody = (mime, method) => others(mime, method) || scansFieldValues(malware, mime);
+    }
   }
   if (config.tokens) {
     const runtime = deps.tokens as TokenRuntime;

@@ -43,8 +43,11 @@ export interface BodyObserver {
    * its backlog): the body's source is paused until then. Never rejects.
    */
   drained?(): Promise<void> | undefined;
-  /** The whole body has arrived: the verdict. */
-  end(): Promise<Verdict>;
+  /**
+   * The whole body has arrived: the verdict. `body`: all of it, when it is held in memory (the
+   * plan's buffersBody said so, or it was small enough); undefined when it was spooled to disk.
+   */
+  end(body?: Buffer): Promise<Verdict>;
   /** The body will not complete (refused, aborted, too large): release what the observer holds. */
   abort(): void;
 }

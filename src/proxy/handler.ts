@@ -361,7 +361,10 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       if (closed) return;
       const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
-      const buffer = hasBody && route.bodyStages.length > 0 && route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
+      const buffer =
+        hasBody &&
+        (route.bodyStages.length > 0 || route.bodyObservers.length > 0) &&
+        route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
       // Read whole for the buffered stages (validation, the waf on JSON) or for its size alone
       // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.
       const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
@@ -414,7 +417,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         .then((spool) => {
           if (closed) return spool.dispose();
           res.once('close', () => spool.dispose());
-          return verdictsOf(observers).then((v) => {
+          return verdictsOf(observers, spool.buffer).then((v) => {
             if (v !== undefined) return refuse(v);
             return spool.buffer === undefined
               ? afterBody(spool)
@@ -480,8 +483,8 @@ function observersOf(stages: readonly StreamingStage[], ctx: RequestContext): Bo
 }
 
 /** Every observer's verdict, once the body has ended; the first refusal in plan order wins. */
-async function verdictsOf(observers: readonly BodyObserver[]): Promise<Verdict> {
-  const verdicts = await Promise.all(observers.map((o) => o.end()));
+async function verdictsOf(observers: readonly BodyObserver[], body: Buffer | undefined): Promise<Verdict> {
+  const verdicts = await Promise.all(observers.map((o) => o.end(body)));
   return verdicts.find((v) => v !== undefined);
 }
 
