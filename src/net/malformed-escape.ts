@@ -5,8 +5,6 @@
  * `%4?R` is `OR` to a servlet while every check here read other text (docs/adversarial.md 411).
  * No browser sends one (it sends `%` as `%25`); System.Web's `%uXXXX` is an escape (percent-u.ts).
  */
-import { WardenError } from '../errors.js';
-
 function isHexDigit(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
@@ -19,12 +17,4 @@ export function hasMalformedEscape(text: string): boolean {
     return true;
   }
   return false;
-}
-
-/** The refusal of a form body holding one, the same from every stage that reads form fields. */
-export function malformedFormEscape(): WardenError {
-  return new WardenError('ERR_REQUEST_INVALID', {
-    rule: 'form.bad_escape',
-    detail: 'A "%" in the form body is not followed by two hex digits; send a "%" as %25.',
-  });
 }

@@ -17,7 +17,7 @@
  */
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
-import { hasMalformedEscape, malformedFormEscape } from '../net/malformed-escape.js';
+import { formBodyProblem } from '../net/form-body-problem.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, isMultipartMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
@@ -70,8 +70,9 @@ export function createMethodFieldStage(): Stage {
       if (body === undefined || body.length === 0) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
       if (mime === FORM_MEDIA_TYPE || mime === '') {
-        // Jetty reads `%5?method` as `_method` (malformed-escape.ts): no name is read past such a "%".
-        if (mime === FORM_MEDIA_TYPE && body.includes(0x25) && hasMalformedEscape(body.toString('latin1'))) return malformedFormEscape();
+        // Jetty reads `%5?method` as `_method`, python-multipart `q=1;_method=DELETE` (form-body-problem.ts).
+        const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
+        if (formProblem) return formProblem;
         return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
       }
       if (isJsonMediaType(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;

@@ -5,7 +5,7 @@
  * `warden.input.invalid` (action detect) and lets the request through.
  */
 import { WardenError } from '../errors.js';
-import { hasMalformedEscape, malformedFormEscape } from '../net/malformed-escape.js';
+import { formBodyProblem } from '../net/form-body-problem.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, mediaTypeOf, opensJsonDocument } from '../net/media-type.js';
 import type { BodyVerdict, RequestValidator } from '../openapi/request-validator.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
@@ -66,11 +66,10 @@ function jsonSentAsForm(ctx: RequestContext): WardenError | undefined {
   });
 }
 
-/** A form body holding a "%" that starts no escape, which Jetty reads as one (`r%6?le` is `role`: malformed-escape.ts). */
-function formEscapeRefusal(ctx: RequestContext): WardenError | undefined {
+/** A form body a backend splits or decodes otherwise (`name=eve;role=admin`, `r%6?le=admin`: form-body-problem.ts). */
+function formRefusal(ctx: RequestContext): WardenError | undefined {
   const body = ctx.body;
-  if (body === undefined || !body.includes(0x25) || mediaTypeOf(ctx.headers['content-type']) !== FORM_MEDIA_TYPE) return undefined;
-  return hasMalformedEscape(body.toString('latin1')) ? malformedFormEscape() : undefined;
+  return body === undefined || mediaTypeOf(ctx.headers['content-type']) !== FORM_MEDIA_TYPE ? undefined : formBodyProblem(body);
 }
 
 /** Runs once the plan has buffered the body (ctx.body). */
@@ -80,7 +79,7 @@ export function createBodyValidationStage(validator: RequestValidator, mode: Val
     run: (ctx) => {
       // The body is validated as the type its Content-Type names before the first ";"; one a
       // backend reads as another type (media-type.ts) would be validated as what it is not.
-      const malformed = contentTypeRefusal(ctx.headers['content-type']) ?? jsonSentAsForm(ctx) ?? formEscapeRefusal(ctx);
+      const malformed = contentTypeRefusal(ctx.headers['content-type']) ?? jsonSentAsForm(ctx) ?? formRefusal(ctx);
       if (malformed !== undefined) {
         if (mode === 'enforce') return malformed;
         reportDetected(events, malformed, ctx);

@@ -30,7 +30,7 @@ import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
 import type { Readable } from 'node:stream';
 // `%XX` decoded as UTF-8 bytes, invalid escapes kept (as PHP's urldecode keeps them), never a throw.
 import { percentDecoded } from '../net/percent-decoded.js';
-import { hasMalformedEscape, malformedFormEscape } from '../net/malformed-escape.js';
+import { formBodyProblem } from '../net/form-body-problem.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -410,8 +410,9 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // A form (untyped: Rack reads a POST body as one), or text as it is.
     const text = body.toString('utf8');
     const asJson = mime === '' || opensJsonDocument(body);
-    // A "%" that starts no escape is text here and an escape to Jetty (`%4?R` is `OR`): refused.
-    if (mime === FORM_MEDIA_TYPE && text.includes('%') && hasMalformedEscape(text)) throw new InputRefused(malformedFormEscape());
+    // A ";" or a "%" that starts no escape, which backends read otherwise (form-body-problem.ts).
+    const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
+    if (formProblem) throw new InputRefused(formProblem);
     if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', parametersOf(text), limits);
     // Text whose strings are read below with their escapes undone, or else as a whole.
     else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);
