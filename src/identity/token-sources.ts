@@ -6,6 +6,7 @@
  */
 import type { TokenSourceConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
+import { cookieTrimmed } from '../net/cookie-trim.js';
 import { compileNameReadings, cookieNameSpellings, isPlainName, plainReadingOf, readingOf } from '../openapi/name-readings.js';
 import { memoizedByName } from '../openapi/name-verdicts.js';
 import { strippedHeaders, tokenPlacesOf } from '../config/token-places.js';
@@ -83,7 +84,7 @@ export function compileTokenSources(
       if (places.cookies.size > 0 && up.cookie !== undefined) {
         const kept = String(up.cookie)
           .split(';')
-          .filter((pair) => !isCookieSource(pair.split('=', 1)[0]?.trim() ?? ''));
+          .filter((pair) => !isCookieSource(cookieTrimmed(pair.split('=', 1)[0] ?? '')));
         up.cookie = kept.length > 0 ? kept.join(';').trim() : undefined;
       }
       if (places.query.size > 0 && ctx.search.length > 1) {
@@ -108,7 +109,7 @@ function queryNameReading(names: readonly string[]): (key: string) => boolean {
 }
 
 /**
- * Whether a cookie's name (trimmed) is one of `names` to a backend: the name, or one PHP reads as
+ * Whether a cookie's name (trimmed as Python and JS trim it: cookieTrimmed) is one of `names` to a backend: the name, or one PHP reads as
  * it (`access.token`, `access token`, `access[token`, `access_token[]`: `$_COOKIE['access_token']`,
  * whose first cookie of a name wins), ASP.NET Core's any letter case — and the same once decoded,
  * as request validation reads cookie names (request-validator.ts `cookieReadAs`): PHP 8 keeps
@@ -193,7 +194,7 @@ function reader(source: TokenSourceConfig): (ctx: CredentialCarrier) => string |
         for (const pair of String(header).split(';')) {
           const p = pair.trim();
           const eq = p.indexOf('=');
-          if (eq <= 0 || !isSource(p.slice(0, eq).trim())) continue;
+          if (eq <= 0 || !isSource(cookieTrimmed(p.slice(0, eq)))) continue;
           if (found !== undefined) return malformed(`cookie.${source.name}.multiple`, `Send one ${source.name} cookie.`);
           found = p.slice(eq + 1);
         }

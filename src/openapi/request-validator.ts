@@ -8,6 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { percentDecoded } from '../net/percent-decoded.js';
+import { cookieTrimmed } from '../net/cookie-trim.js';
 import type { ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
@@ -246,7 +247,8 @@ function cookiesOf(
   for (const pair of header.split(';')) {
     const i = pair.indexOf('=');
     if (i <= 0) continue;
-    const name = pair.slice(0, i).trim();
+    // As Starlette and Django read it (cookieTrimmed): `theme\x85` is the cookie `theme` to them.
+    const name = cookieTrimmed(pair.slice(0, i));
     const value = pair.slice(i + 1).trim();
     if (value.includes(',') || value.includes(' ') || value.includes('\t')) {
       for (const hidden of value.matchAll(HIDDEN_PAIR)) {
@@ -288,6 +290,15 @@ function cookiesOf(
  * browsers send neither quotes nor escapes.
  */
 function cookieValueReadings(value: string): string[] | undefined {
+  // Starlette and Django strip the value as they strip the name: `dark\x85` is `dark` to them, and each reading must pass.
+  const stripped = cookieTrimmed(value);
+  if (stripped === value) return valueReadingsOf(value);
+  const sent = valueReadingsOf(value);
+  const read = valueReadingsOf(stripped);
+  return sent && read ? [...new Set([...sent, ...read])] : undefined;
+}
+
+function valueReadingsOf(value: string): string[] | undefined {
   const quoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
   if (!quoted && !value.includes('%')) return [value];
   const inner = quoted ? value.slice(1, -1) : value;
@@ -318,7 +329,7 @@ function compileUndeclaredCookieCheck(names: NameReadings, shadows: CookieShadow
 /** A violation in a cookie value's reading other than as sent: says so (the value as sent passed). */
 const inAnotherReading = (v: Violation): Violation => ({
   pointer: v.pointer,
-  message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it, Rails reads "+" as a space)`,
+  message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it, Rails reads "+" as a space; Starlette and Django strip U+0085)`,
 });
 
 /**

@@ -32,6 +32,7 @@ import type { Readable } from 'node:stream';
 import { percentDecoded } from '../net/percent-decoded.js';
 import { formBodyProblem } from '../net/form-body-problem.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
+import { cookieTrimmed } from '../net/cookie-trim.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -101,7 +102,8 @@ const utf8Of = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8'
 
 function cookiePairReadings(pair: string): [string, string][] {
   const i = pair.indexOf('=');
-  return i === -1 ? cookieReadings(pair, '') : cookieReadings(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+  // The name as Starlette and Django read it (cookieTrimmed: `theme\x85` is `theme`), so a route's excluded cookie is that cookie.
+  return i === -1 ? cookieReadings(pair, '') : cookieReadings(cookieTrimmed(pair.slice(0, i)), pair.slice(i + 1).trim());
 }
 
 /**
