@@ -3,9 +3,10 @@
  * querystring and PHP keep it as text, Jetty's `TypeUtil.convertHexDigit` (query strings and form
  * bodies, Jetty 9.4) takes any character of `0`–`` ` `` as a hex digit, so `l%6@mit` is `limit` and
  * `%4?R` is `OR` to a servlet while every check here read other text (docs/adversarial.md 411).
- * No browser sends one (it sends `%` as `%25`); System.Web's `%uXXXX` is an escape (percent-u.ts).
+ * Form serializers send `%` as `%25`; a hand-typed URL may hold a bare one (`?q=50%off`), refused
+ * too (fail closed). System.Web's `%uXXXX` is an escape (percent-u.ts).
  */
-function isHexDigit(c: number): boolean {
+export function isHexDigit(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 

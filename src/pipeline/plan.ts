@@ -27,7 +27,7 @@ import { createSchemaCompiler, type SchemaCompiler } from '../openapi/schema-com
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
 import type { ClamdClient } from '../threats/clamd-client.js';
-import { createMalwareScanStage, scansFieldValues } from '../stages/malware-scan.js';
+import { createMalwareScanStage, holdsFieldValues, scansFieldValues } from '../stages/malware-scan.js';
 import { createMethodFieldMultipartStage, createMethodFieldStage } from '../stages/method-field.js';
 import { isFieldBody } from '../net/media-type.js';
 import {
@@ -266,7 +266,7 @@ function buildStages(
     // Form and JSON bodies are scanned value by value once they have arrived: held in memory.
     if (buffersBody !== ALWAYS) {
       const others = buffersBody;
-      buffersBody = (mime, method) => others(mime, method) || scansFieldValues(malware, mime);
+      buffersBody = (mime, method) => others(mime, method) || (holdsFieldValues(mime) && scansFieldValues(malware, mime));
     }
   }
   if (config.tokens) {

@@ -12,7 +12,10 @@
  * string is scanned as the UTF-8 a backend writes of it.
  *
  * Each distinct value once, empty ones left out: the same bytes get the same verdict, and an empty
- * file holds nothing to find.
+ * file holds nothing to find. Bounded: at most `limit` distinct values, and at most VISITS_PER_VALUE
+ * times as many non-empty values read, duplicates included — past either the body is `excess`
+ * (the scan refuses it as past max_files). A 10 MiB form of `&` or of one pair repeated, or a JSON
+ * array of 2.6 M equal strings, held the event loop 3–9 s when every pair was decoded and kept.
  */
 import querystring from 'node:querystring';
 import { jsonStringLiterals, parseJsonBody, type BufferedBody } from '../net/json-body.js';
@@ -22,61 +25,99 @@ import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 /** Node's own (documented, public) form decoder to bytes, which @types/node does not declare (as in percent-decoded.ts). */
 const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (this: void, s: string, decodeSpaces: boolean) => Buffer };
 
+/** Non-empty values read per distinct value allowed, duplicates included, before the body counts as excess. */
+const VISITS_PER_VALUE = 64;
+
+export interface BodyFieldValues {
+  /** [where, value]: the distinct non-empty values, decoded as a backend decodes them. */
+  readonly values: [string, Buffer][];
+  /** More distinct values than the limit, or more values read than it allows: not all were taken. */
+  readonly excess: boolean;
+}
+
 /**
- * [where, value] pairs, lazily (the caller stops at its file limit). `request`: the body's JSON
- * parse is left on it for the stages after (jsonBodyOf), which read the same bytes.
+ * The values of a body of type `mime`, at most `limit` of them. `request`: the body's JSON parse
+ * is left on it for the stages after (jsonBodyOf), which read the same bytes.
  */
-export function* bodyFieldValues(mime: string, body: Buffer, request: BufferedBody): Generator<[string, Buffer]> {
+export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBody, limit: number): BodyFieldValues {
+  const values: [string, Buffer][] = [];
   const seen = new Set<string>();
-  const fresh = (value: Buffer) => {
-    if (value.length === 0) return false;
-    const key = value.toString('latin1');
-    if (seen.has(key)) return false;
+  let visits = 0;
+  let excess = false;
+  /** Whether to go on: false once past a bound. `key`: the value as sent, which decodes one way only. */
+  const take = (key: string, name: string, decode: () => Buffer): boolean => {
+    if (++visits > limit * VISITS_PER_VALUE) return !(excess = true);
+    if (seen.has(key)) return true;
     seen.add(key);
+    const value = decode();
+    if (value.length === 0) return true;
+    if (values.length >= limit) return !(excess = true);
+    values.push([name, value]);
     return true;
   };
   if (mime === FORM_MEDIA_TYPE || mime === '') {
-    // Byte for byte: latin1 maps each byte to one character and unescapeBuffer back.
-    for (const pair of body.toString('latin1').split('&')) {
-      const equals = pair.indexOf('=');
-      const name = unescapeBuffer(equals === -1 ? pair : pair.slice(0, equals), true).toString('utf8');
-      const value = unescapeBuffer(equals === -1 ? '' : pair.slice(equals + 1), true);
-      if (fresh(value)) yield [name, value];
-      const read = value.toString('utf8');
-      if (hasPercentU(read)) {
-        const decoded = Buffer.from(percentUDecoded(read), 'utf8');
-        if (fresh(decoded)) yield [name, decoded];
+    // Byte for byte: latin1 maps each byte to one character and unescapeBuffer back. No split:
+    // a body of `&` would be millions of empty strings.
+    const text = body.toString('latin1');
+    // One pass: each pair's first "=" found as the pair is walked (an indexOf("=") from each pair
+    // scanned the rest of the body: quadratic on `&` × n).
+    let start = 0;
+    let equals = -1;
+    for (let i = 0; i <= text.length; i++) {
+      const c = i === text.length ? 0x26 : text.charCodeAt(i);
+      if (c === 0x3d /* = */ && equals === -1) equals = i;
+      if (c !== 0x26 /* & */) continue;
+      const valueStart = equals === -1 ? i : equals + 1;
+      if (valueStart < i) {
+        const raw = text.slice(valueStart, i);
+        const nameEnd = equals;
+        const name = unescapeBuffer(text.slice(start, nameEnd), true).toString('utf8');
+        const decoded = () => (ENCODED.test(raw) ? unescapeBuffer(raw, true) : Buffer.from(raw, 'latin1'));
+        if (!take(raw, name, decoded)) break;
+        // System.Web's reading too, a value of its own.
+        if (hasPercentU(raw) && !take(`%u:${raw}`, name, () => Buffer.from(percentUDecoded(decoded().toString('utf8')), 'utf8'))) break;
       }
+      start = i + 1;
+      equals = -1;
     }
   }
-  if (!(isJsonMediaType(mime) || mime === '' || opensJsonDocument(body))) return;
+  if (excess || !(isJsonMediaType(mime) || mime === '' || opensJsonDocument(body))) return { values, excess };
   let json = request.bodyJson;
   if (json === undefined) request.bodyJson = json = parseJsonBody(body) ?? false;
-  const utf8 = (s: string) => Buffer.from(s, 'utf8');
+  const utf8 = (s: string) => () => Buffer.from(s, 'utf8');
   if (json === false) {
     // Not interoperable JSON (a name twice, a BOM, bytes not UTF-8, data after the document):
     // every string literal unescaped, names and values alike, whichever a backend keeps.
     for (const literal of jsonStringLiterals(body.toString('utf8'))) {
-      const value = utf8(literal);
-      if (fresh(value)) yield ['json string', value];
+      if (literal !== '' && !take(`j:${literal}`, 'a JSON string', utf8(literal))) break;
     }
-    return;
+    return { values, excess };
   }
-  // Without recursion: documents may nest deep.
-  const pending: [string, unknown][] = [['', json.value]];
-  while (pending.length > 0) {
-    const [pointer, value] = pending.pop() as [string, unknown];
-    if (typeof value === 'string') {
-      const bytes = utf8(value);
-      if (fresh(bytes)) yield [pointer || '/', bytes];
-    } else if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) pending.push([`${pointer}/${i}`, value[i]]);
-    } else if (typeof value === 'object' && value !== null) {
-      const entries = Object.entries(value);
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const [name, item] = entries[i] as [string, unknown];
-        pending.push([`${pointer}/${name}`, item]);
-      }
+  // Without recursion (documents may nest deep), and without a copy of an array's or object's
+  // entries: a string is named by the member whose value holds it (`tags` for each of `tags[…]`).
+  const stack: { where: string; items: readonly unknown[]; names?: readonly string[]; next: number }[] = [];
+  const enter = (where: string, value: unknown) => {
+    if (Array.isArray(value)) stack.push({ where, items: value, next: 0 });
+    else if (typeof value === 'object' && value !== null)
+      stack.push({ where, items: Object.values(value), names: Object.keys(value), next: 0 });
+  };
+  if (typeof json.value === 'string') take(`j:${json.value}`, '/', utf8(json.value));
+  else enter('/', json.value);
+  while (stack.length > 0 && !excess) {
+    const top = stack[stack.length - 1] as (typeof stack)[number];
+    if (top.next >= top.items.length) {
+      stack.pop();
+      continue;
     }
+    const i = top.next++;
+    const item = top.items[i];
+    const where = top.names ? (top.names[i] as string) : top.where;
+    if (typeof item === 'string') {
+      if (item !== '' && !take(`j:${item}`, where, utf8(item))) break;
+    } else enter(where, item);
   }
+  return { values, excess };
 }
+
+/** A value a form decoder changes: `%XX`, `%uXXXX` or `+`. */
+const ENCODED = /[%+]/;

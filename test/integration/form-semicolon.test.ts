@@ -91,3 +91,23 @@ t.test('a ";" in a form body is refused by every stage that reads the form', asy
   }
   t.equal((await send('PUT', '/users', 'name=eve&role=admin', false)).status, 400, 'the enum still holds');
 });
+
+t.test('the malware scan in detect mode reports a ";" in a form body and forwards it, as it reports malware', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const clamd = await startTestClamd(t);
+  const s = await startTestSidecar(t, backend.url, {
+    threats: { malware: { clamd: clamd.address, timeout: '10s', mode: 'detect' } },
+    routes: [{ id: 'upload', path: '/upload', methods: ['PUT'], malware_scan: true }],
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const r = await fetchText(`${s.url}/upload`, agent, {
+    method: 'PUT',
+    body: 'x=1;q=2',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  t.equal(r.status, 200, 'forwarded');
+  const event = s.events.find((e) => e['warden.rule'] === 'form.semicolon');
+  t.equal(event?.['warden.action'], 'detect', 'reported, action detect');
+});
