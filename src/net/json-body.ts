@@ -26,7 +26,19 @@ function finiteOnly(_key: string, value: unknown): unknown {
 
 export interface ParsedJson {
   readonly value: unknown;
+  /**
+   * Arrays and objects nest deeper than MAX_JSON_DEPTH: parsed (JSON.parse and membersOf do not
+   * recurse), but too deep for a recursive reader such as ajv, which overflows the stack on it.
+   */
+  readonly tooDeep: boolean;
 }
+
+/**
+ * The deepest nesting of arrays and objects a JSON document is read with by validation: the
+ * ceiling of threats.waf.max_depth, and about where Python's json stops (its recursion limit).
+ * ajv validating a recursive schema ($ref to itself) overflowed the stack near 6 000 levels.
+ */
+export const MAX_JSON_DEPTH = 1000;
 
 /** A buffered request body and what `jsonBodyOf` made of it (RequestContext is one). */
 export interface BufferedBody {
@@ -52,7 +64,7 @@ export function parseJsonBody(body: Buffer): ParsedJson | undefined {
     const scan = scanText(text);
     // A reviver takes JSON.parse off its fast path: used only when a number could overflow.
     const value = ((scan & MAYBE_OVERFLOW) !== 0 ? JSON.parse(text, finiteOnly) : JSON.parse(text)) as unknown;
-    return namesIn(scan) !== membersOf(value) ? undefined : { value };
+    return namesIn(scan) !== membersOf(value) ? undefined : { value, tooDeep: (scan & TOO_DEEP) !== 0 };
   } catch {
     return undefined;
   }
@@ -73,21 +85,31 @@ export function hasDuplicateMembers(text: string, value: unknown): boolean {
 
 /** The bit of scanText's result saying that a number may overflow a double. */
 const MAYBE_OVERFLOW = 1;
-/** The member names scanText counted (its result without the MAYBE_OVERFLOW bit). */
-const namesIn = (scan: number): number => scan >>> 1;
+/** The bit of scanText's result saying that arrays and objects nest deeper than MAX_JSON_DEPTH. */
+const TOO_DEEP = 2;
+/** The member names scanText counted (its result without the two bits above). */
+const namesIn = (scan: number): number => scan >>> 2;
+
+/** Whether JSON `text` nests arrays and objects deeper than MAX_JSON_DEPTH (one pass, no parse). */
+export function nestsTooDeep(text: string): boolean {
+  return (scanText(text) & TOO_DEEP) !== 0;
+}
 /** A run of digits this long overflows a double even with a one-digit exponent (10^(digits + 9) > 1.8e308). */
 const OVERFLOW_DIGITS = 300;
 
 /**
  * One pass over the text: the strings followed by a colon, member names (in valid JSON a string
- * value never is), times two, plus MAYBE_OVERFLOW when a number outside the strings has an
+ * value never is), times four, plus MAYBE_OVERFLOW when a number outside the strings has an
  * exponent of two or more digits or a run of OVERFLOW_DIGITS digits: every number beyond a double
- * does. Bounded by the length, so text that is not JSON (an unclosed string) still ends the scan.
+ * does, plus TOO_DEEP when more than MAX_JSON_DEPTH arrays and objects are open at once. Bounded
+ * by the length, so text that is not JSON (an unclosed string) still ends the scan.
  */
 function scanText(text: string): number {
   let names = 0;
   let overflow = 0;
   let digits = 0;
+  let depth = 0;
+  let tooDeep = 0;
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
@@ -103,7 +125,10 @@ function scanText(text: string): number {
       if (++digits >= OVERFLOW_DIGITS) overflow = MAYBE_OVERFLOW;
     } else {
       digits = 0;
-      if (c === 0x65 /* e */ || c === 0x45 /* E */) {
+      if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+        if (++depth > MAX_JSON_DEPTH) tooDeep = TOO_DEEP;
+      } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+      else if (c === 0x65 /* e */ || c === 0x45 /* E */) {
         let k = i + 1;
         const sign = text.charCodeAt(k);
         if (sign === 0x2b /* + */ || sign === 0x2d /* - */) k++;
@@ -111,7 +136,7 @@ function scanText(text: string): number {
       }
     }
   }
-  return names * 2 + overflow;
+  return names * 4 + tooDeep + overflow;
 }
 
 /** Own members of every object in a parsed document, without recursion (documents may nest deep). */

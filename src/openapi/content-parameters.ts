@@ -12,7 +12,7 @@ import { CaseVariantFinder } from './case-variants.js';
 import { OpenApiError } from './document.js';
 import type { Operation, ParameterObject } from './operations.js';
 import type { SchemaCompiler } from './schema-compiler.js';
-import { firstViolation, nameVariant, type Violation } from './violation.js';
+import { nameVariant, tooDeep, validationOf, type Violation } from './violation.js';
 
 /** Checks one value of the parameter (as the request decoded it), pointing at `pointer` (`/query/filter`). */
 export type ContentCheck = (value: string, pointer: string) => Violation | undefined;
@@ -60,7 +60,9 @@ export function compileContentParameter(
   return (value, pointer) => {
     const json = parseJsonBody(Buffer.from(cookie ? cookieDecoded(value) : value, 'utf8'));
     if (json === undefined) return { pointer, message: 'is not valid JSON' };
-    if (!validate(json.value)) return firstViolation(validate.errors, pointer);
+    if (json.tooDeep) return tooDeep(pointer);
+    const violation = validationOf(validate, json.value, pointer);
+    if (violation) return violation;
     const variant = names.find(json.value, pointer);
     return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);
   };

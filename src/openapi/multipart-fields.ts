@@ -18,7 +18,7 @@ import { parseJsonBody } from '../net/json-body.js';
 import type { RequestBodyObject } from './operations.js';
 import { objectPropertiesOf, sameValue, shapeOf } from './schema-types.js';
 import { escapePointer, isSchema } from './subschemas.js';
-import type { Violation } from './violation.js';
+import { tooDeep, type Violation } from './violation.js';
 
 type MediaTypeObject = NonNullable<RequestBodyObject['content']>[string];
 
@@ -144,6 +144,7 @@ export function multipartFields(
         // Bytes as sent (a file, or a field's from onFieldFile); an empty field has none to give.
         const json = parseJsonBody(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
         if (json === undefined) return { violation: { pointer: `/body/${escapePointer(name)}`, message: 'is not valid JSON' } };
+        if (json.tooDeep) return { violation: tooDeep(`/body/${escapePointer(name)}`) };
         read = json.value;
       } else read = typeof value === 'string' ? value : value.toString('utf8');
       const list = copies.get(name);

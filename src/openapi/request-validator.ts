@@ -17,7 +17,7 @@ import { declaresBody } from '../net/declared-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
-import { caseVariant, firstViolation, nameVariant, spellingVariant, type Violation } from './violation.js';
+import { caseVariant, firstViolation, nameVariant, spellingVariant, tooDeep, validationOf, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
 import { compileMultipartReading, multipartFields, type MultipartReading } from './multipart-fields.js';
@@ -648,8 +648,10 @@ export function compileRequestValidator(
       if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
+        if (json.tooDeep) return tooDeep('/body');
         const value = json.value;
-        if (!validate(value)) return firstViolation(validate.errors, '/body');
+        const violation = validationOf(validate, value, '/body');
+        if (violation) return violation;
         const names = bodyNames.get(key);
         const variant = names?.json.find(value, '/body');
         if (variant) return nameVariant(variant.pointer, variant.declared, variant.caseOnly);
@@ -660,7 +662,8 @@ export function compileRequestValidator(
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
         const spelling = fieldNumbers.get(key)?.check(form, '/body');
         if (spelling) return spelling;
-        if (!validate(form)) return firstViolation(validate.errors, '/body');
+        const violation = validationOf(validate, form, '/body');
+        if (violation) return violation;
         return fieldNames(key, Object.keys(form));
       } else if (mime === MULTIPART_MEDIA_TYPE) {
         const reading = multipartReadings.get(key) as MultipartReading;
@@ -670,7 +673,8 @@ export function compileRequestValidator(
             const fields = read.fields;
             const spelling = fieldNumbers.get(key)?.check(fields, '/body');
             if (spelling) return spelling;
-            if (!validate(fields)) return firstViolation(validate.errors, '/body');
+            const violation = validationOf(validate, fields, '/body');
+            if (violation) return violation;
             const misreadField = fieldNames(key, Object.keys(fields), true);
             if (misreadField) return misreadField;
             // Members of a JSON part in another letter case, as in a JSON body.

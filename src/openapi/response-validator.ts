@@ -4,18 +4,24 @@
  * Run after the response has been streamed to the client, on a bounded copy; a mismatch is a
  * finding about the backend, reported, never a reason to change what the client got. Answers with
  * no body to read are checked for their status and media type only: HEAD (not inspected at all:
- * handler.ts), 204, 304 (not checked), and bodies in a Content-Encoding.
+ * handler.ts), 204, 304 (not checked), and bodies in a Content-Encoding. A body nested deeper than
+ * MAX_JSON_DEPTH (net/json-body.ts) is not checked either: a skipped check, reason `too_deep`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
 import { isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { nestsTooDeep } from '../net/json-body.js';
 import type { Violation } from './request-validator.js';
 import { contentByMediaType } from './media-type-keys.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
 import { escapePointer } from './subschemas.js';
 
-export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | undefined;
+/**
+ * A violation, or `too_deep`: the body nests deeper than MAX_JSON_DEPTH and goes unchecked (ajv
+ * recurses with the data and would overflow the stack), counted as a skipped check.
+ */
+export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | 'too_deep' | undefined;
 
 const identity = (coding: string | undefined) => coding === undefined || coding.trim().toLowerCase() === 'identity' || coding === '';
 
@@ -57,13 +63,21 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
     if (validate === null || !isJsonMediaType(mime)) return undefined;
     // No body to read: a 204, or a body in a Content-Encoding (the copy is as sent, not decoded).
     if (status === 204 || !identity(headers['content-encoding'])) return undefined;
+    const text = body.toString('utf8');
     let value: unknown;
     try {
-      value = JSON.parse(body.toString('utf8'));
+      value = JSON.parse(text);
     } catch {
       return { pointer: '/body', message: 'is not valid JSON' };
     }
-    if (validate(value)) return undefined;
+    if (nestsTooDeep(text)) return 'too_deep';
+    try {
+      if (validate(value)) return undefined;
+    } catch (err) {
+      // Deep enough to overflow the stack below MAX_JSON_DEPTH (a schema of many $refs a level).
+      if (err instanceof RangeError) return 'too_deep';
+      throw err;
+    }
     const e = validate.errors?.[0];
     return { pointer: `/body${e?.instancePath ?? ''}`, message: (e?.message ?? 'is invalid').slice(0, 200) };
   };

@@ -116,8 +116,8 @@ export interface HandlerDeps<G extends Generation = Generation> {
   tracing?: (() => RequestTracing | undefined) | undefined;
   /** Raises warden.response.invalid for a backend response that does not match the document. */
   reportResponse?: (ctx: RequestContext, status: number, violation: { pointer: string; message: string }) => void;
-  /** Counts a response left unchecked because limits.max_buffered_bytes could not hold its copy. */
-  skipResponseCheck?: (reason: 'budget' | 'too_large') => void;
+  /** Counts a response left unchecked: its copy did not fit (budget, too_large) or its body nests too deep (too_deep). */
+  skipResponseCheck?: (reason: 'budget' | 'too_large' | 'too_deep') => void;
 }
 
 /** Responses larger than this are not copied for validation. */
@@ -325,8 +325,15 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
           // copies (1 MiB each) beside a 16 MiB max_buffered_bytes. It now shares that budget.
           lease: bodyBudget.lease(gen.limits.max_buffered_bytes),
           onComplete(status, headers, body) {
-            const v = check(status, headers, body);
-            if (v) deps.reportResponse?.(ctx, status, v);
+            // Run from undici's onResponseEnd, which hands a throw to onResponseError, where the
+            // settled exchange ignores it: anything thrown here would vanish unreported.
+            try {
+              const v = check(status, headers, body);
+              if (v === 'too_deep') deps.skipResponseCheck?.(v);
+              else if (v) deps.reportResponse?.(ctx, status, v);
+            } catch (err) {
+              rescue.report(err, subjectOf(ctx));
+            }
           },
           onSkipped(reason) {
             deps.skipResponseCheck?.(reason);

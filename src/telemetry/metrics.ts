@@ -32,7 +32,7 @@ export interface Metrics {
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** A response left unchecked: its copy did not fit in limits.max_buffered_bytes. */
-  countSkippedResponseCheck(reason: 'budget' | 'too_large'): void;
+  countSkippedResponseCheck(reason: 'budget' | 'too_large' | 'too_deep'): void;
   /** Exposes seconds until the workload certificate expires, read at scrape time. */
   trackCertificateExpiry(secondsToExpiry: () => number): void;
   /** The CRL in force (mesh): whether there is one, and how long ago its nextUpdate passed (0 before). */
@@ -105,12 +105,12 @@ export function createMetrics(options: {
 
   const skippedResponseChecks = new Counter({
     name: 'warden_response_checks_skipped_total',
-    help: 'Responses not validated (openapi.validation.responses): limits.max_buffered_bytes could not hold their copy (budget), or the body was over the 1 MiB a copy holds (too_large).',
+    help: 'Responses not validated (openapi.validation.responses): limits.max_buffered_bytes could not hold their copy (budget), the body was over the 1 MiB a copy holds (too_large), or it nests deeper than validation reads (too_deep).',
     labelNames: ['reason'],
     registers: [registry],
   });
-  // Both series from the start, at 0: a dashboard's rate() needs the series before its first skip.
-  for (const reason of ['budget', 'too_large']) skippedResponseChecks.inc({ reason }, 0);
+  // Every series from the start, at 0: a dashboard's rate() needs the series before its first skip.
+  for (const reason of ['budget', 'too_large', 'too_deep']) skippedResponseChecks.inc({ reason }, 0);
 
   const eventChildren = new Map<string, ReturnType<typeof events.labels>>();
 
