@@ -29,7 +29,11 @@ export interface DownstreamResponse {
 }
 
 export interface ForwardOutcome {
-  /** Called once when the upstream exchange fails; `started` tells whether a response was already sent. */
+  /**
+   * Called once when the upstream exchange fails; `started` tells whether any of the response was
+   * handed to the client (its head goes with the first body bytes: a body that fails before them
+   * is refused as any failure before the response).
+   */
   onFailure(error: WardenError, started: boolean): void;
   /**
    * Sees the response once it has been streamed to the client in full (a copy of at most
@@ -277,7 +281,16 @@ export function responseProblem(
 
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
+  /** The backend's response head has arrived. */
   private started = false;
+  /**
+   * Its head has been handed to the client's response, with the first body bytes or the end: held
+   * until then, so that a body that fails before its first byte is still answered 502/504 (over
+   * HTTP/1.1 node:http writes a head only with the first write anyway).
+   */
+  private headSent = false;
+  /** The head to send (downstreamResponseHeaders' own object), held from onResponseStart. */
+  private head: IncomingHttpHeaders | undefined;
   private finished = false;
   private status = 0;
   private headers: IncomingHttpHeaders = {};
@@ -391,15 +404,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       controller.abort(refused);
       return;
     }
-    try {
-      this.res.writeHead(statusCode, out);
-    } catch (err) {
-      this.fail(new WardenError('ERR_UPSTREAM_PROTOCOL', { rule: 'upstream.response_headers', cause: err }));
-      controller.abort(err as Error);
-      return;
-    }
     this.started = true;
     this.status = statusCode;
+    this.head = out;
     if (this.outcome.inspect) {
       this.headers = headers;
       this.copy = [];
@@ -410,6 +417,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.finished) return;
     this.timer?.refresh();
     if (this.status === 205) return; // sent with Content-Length: 0 (onResponseStart)
+    if (!this.headSent && !this.sendHead(controller)) return;
     const inspect = this.outcome.inspect;
     if (this.copy !== undefined && inspect !== undefined) {
       this.copied += chunk.length;
@@ -429,19 +437,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
     if (this.finished) return;
+    if (!this.headSent && !this.sendHead(controller)) return;
     const copy = this.copy;
     this.settle();
     this.res.end();
     if (copy !== undefined) this.outcome.inspect?.onComplete(this.status, this.headers, Buffer.concat(copy, this.copied));
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
     if (this.finished) return;
     // A 204 or 304 has no body, though its Content-Length may name the 200's (RFC 9110 §8.6), and
     // undici then reports a length mismatch: the response is complete as it is.
     if (this.started && (this.status === 204 || this.status === 304) && (err as { code?: string }).code === LENGTH_MISMATCH) {
+      if (!this.headSent && !this.sendHead(controller)) return;
       this.settle();
       this.res.end();
       return;
@@ -454,9 +464,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     this.fail(err instanceof WardenError ? err : upstreamError(err));
   }
 
+  /** Hands the held head to the client's response; false when it cannot be written (the exchange fails). */
+  private sendHead(controller: Dispatcher.DispatchController): boolean {
+    this.headSent = true;
+    try {
+      this.res.writeHead(this.status, this.head as IncomingHttpHeaders);
+    } catch (err) {
+      // Nothing of it went out: the client is answered 502.
+      this.headSent = false;
+      this.fail(new WardenError('ERR_UPSTREAM_PROTOCOL', { rule: 'upstream.response_headers', cause: err }));
+      controller.abort(err as Error);
+      return false;
+    }
+    this.head = undefined;
+    return true;
+  }
+
   private fail(error: WardenError): void {
     this.settle();
-    this.outcome.onFailure(error, this.started);
+    this.outcome.onFailure(error, this.headSent);
   }
 
   /** The exchange is over: no timer of it may run on (each holds the handler, and the response, alive). */
