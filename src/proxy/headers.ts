@@ -310,8 +310,12 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, rules: H
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || rules.isInternal(name) || name === rules.mintedIn) continue;
-    // `x_warden_user` is `X-Warden-User` to a CGI-style reader (spellsControlled): internal either way.
-    if (name.includes('_') && rules.isInternal(name.replaceAll('_', '-'))) continue;
+    // `x_warden_user` is `X-Warden-User` to a CGI-style reader (spellsControlled): internal either
+    // way; so is `x_internal_token` for a minted token in `x-internal-token`.
+    if (name.includes('_')) {
+      const dashed = name.replaceAll('_', '-');
+      if (rules.isInternal(dashed) || dashed === rules.mintedIn) continue;
+    }
     out[name] = headers[name];
   }
   removeConnectionNamed(out, headers.connection);

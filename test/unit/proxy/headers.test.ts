@@ -199,6 +199,18 @@ t.test('egress: the minted token in a header of its own (tokens.mint.header) nev
   t.equal(inAuthorization.mintHeader, undefined, 'minted into Authorization: the destination sidecar takes it as the caller token');
 });
 
+t.test('a response never carries the minted token back, in its own header or its underscored spelling', async (t) => {
+  const minting = compileHeaderRules(
+    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    upstream,
+    new Set(['x-internal-token']),
+    new Set(),
+    'X-Internal-Token',
+  );
+  const out = downstreamResponseHeaders({ 'x-internal-token': 'eyJ…', x_internal_token: 'eyJ…', 'x-app': '1' }, minting);
+  t.same(out, { 'x-app': '1' }, 'x-internal-token and its underscored spelling dropped');
+});
+
 t.test('a read header declared with "_": its dashed or mixed spelling is removed, the declared one kept (row 21b F6)', async (t) => {
   // PHP (CGI, WSGI) reads X_Report_Scope and X-Report-Scope both as HTTP_X_REPORT_SCOPE, the last one winning.
   const r = compileHeaderRules(
