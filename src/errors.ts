@@ -111,6 +111,8 @@ export const ERRORS = {
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Backend unavailable', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Backend did not answer in time', event: 'warden.upstream.failed' },
   ERR_UPSTREAM_PROTOCOL: { status: 502, title: 'Backend sent an invalid response', event: 'warden.upstream.failed' },
+  // RE2 (the linear-time pattern engine, src/openapi/re2-runtime.ts) cannot be instantiated any more: /readyz says not ready.
+  ERR_PATTERN_ENGINE_UNAVAILABLE: { status: 503, title: 'Request could not be validated', event: undefined },
   // Defects
   ERR_INTERNAL: { status: 500, title: 'Internal error', event: undefined },
 } as const satisfies Record<string, ErrorSpec>;

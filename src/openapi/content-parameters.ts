@@ -12,7 +12,8 @@ import { CaseVariantFinder } from './case-variants.js';
 import { OpenApiError } from './document.js';
 import type { Operation, ParameterObject } from './operations.js';
 import type { SchemaCompiler } from './schema-compiler.js';
-import { nameVariant, tooDeep, validationOf, type Violation } from './violation.js';
+import { violationOf } from './refused-value.js';
+import { nameVariant, tooDeep, type Violation } from './violation.js';
 
 /** Checks one value of the parameter (as the request decoded it), pointing at `pointer` (`/query/filter`). */
 export type ContentCheck = (value: string, pointer: string) => Violation | undefined;
@@ -61,7 +62,7 @@ export function compileContentParameter(
     const json = parseJsonBody(Buffer.from(cookie ? cookieDecoded(value) : value, 'utf8'));
     if (json === undefined) return { pointer, message: 'is not valid JSON' };
     if (json.tooDeep) return tooDeep(pointer);
-    const violation = validationOf(validate, json.value, pointer);
+    const violation = violationOf(validate, json.value, pointer);
     if (violation) return violation;
     const variant = names.find(json.value, pointer);
     return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);

@@ -17,7 +17,8 @@ import { declaresBody } from '../net/declared-body.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
-import { caseVariant, firstViolation, nameVariant, spellingVariant, tooDeep, validationOf, type Violation } from './violation.js';
+import { violationOf } from './refused-value.js';
+import { caseVariant, nameVariant, spellingVariant, tooDeep, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
 import { compileMultipartReading, multipartFields, type MultipartReading } from './multipart-fields.js';
@@ -629,10 +630,8 @@ export function compileRequestValidator(
             if (problem) return turn === 0 ? problem : inAnotherReading(problem);
           }
         }
-        if (!validateParams(data)) {
-          const problem = firstViolation(validateParams.errors);
-          return turn > 0 ? inAnotherReading(problem) : problem;
-        }
+        const problem = violationOf(validateParams, data, '');
+        if (problem) return turn > 0 ? inAnotherReading(problem) : problem;
       }
       return undefined;
     },
@@ -650,7 +649,7 @@ export function compileRequestValidator(
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         if (json.tooDeep) return tooDeep('/body');
         const value = json.value;
-        const violation = validationOf(validate, value, '/body');
+        const violation = violationOf(validate, value, '/body');
         if (violation) return violation;
         const names = bodyNames.get(key);
         const variant = names?.json.find(value, '/body');
@@ -662,7 +661,7 @@ export function compileRequestValidator(
         for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
         const spelling = fieldNumbers.get(key)?.check(form, '/body');
         if (spelling) return spelling;
-        const violation = validationOf(validate, form, '/body');
+        const violation = violationOf(validate, form, '/body');
         if (violation) return violation;
         return fieldNames(key, Object.keys(form));
       } else if (mime === MULTIPART_MEDIA_TYPE) {
@@ -673,7 +672,7 @@ export function compileRequestValidator(
             const fields = read.fields;
             const spelling = fieldNumbers.get(key)?.check(fields, '/body');
             if (spelling) return spelling;
-            const violation = validationOf(validate, fields, '/body');
+            const violation = violationOf(validate, fields, '/body');
             if (violation) return violation;
             const misreadField = fieldNames(key, Object.keys(fields), true);
             if (misreadField) return misreadField;

@@ -7,6 +7,8 @@
  * handler.ts), 204, 304 (not checked), and bodies in a Content-Encoding. A body nested deeper than
  * MAX_JSON_DEPTH (net/json-body.ts) is not checked either: a skipped check, reason `too_deep`.
  */
+import { refusedValue } from './refused-value.js';
+import { PatternEngineBroken } from './re2-runtime.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import type { Operation } from './operations.js';
@@ -71,13 +73,17 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
       return { pointer: '/body', message: 'is not valid JSON' };
     }
     if (nestsTooDeep(text)) return 'too_deep';
+    let valid: boolean;
     try {
-      if (validate(value)) return undefined;
+      valid = validate(value);
     } catch (err) {
       // Deep enough to overflow the stack below MAX_JSON_DEPTH (a schema of many $refs a level).
       if (err instanceof RangeError) return 'too_deep';
-      throw err;
+      // Reported, never thrown: the response has been sent.
+      if (err instanceof PatternEngineBroken) return { pointer: '/body', message: `was not checked: ${err.message}` };
+      return refusedValue(err, value, '/body');
     }
+    if (valid) return undefined;
     const e = validate.errors?.[0];
     return { pointer: `/body${e?.instancePath ?? ''}`, message: (e?.message ?? 'is invalid').slice(0, 200) };
   };

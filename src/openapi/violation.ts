@@ -1,4 +1,4 @@
-import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { MAX_JSON_DEPTH } from '../net/json-body.js';
 
 /** A request's first departure from its operation's schema, as the problem document reports it. */
@@ -40,17 +40,3 @@ export const tooDeep = (pointer: string): Violation => ({
   pointer,
   message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
 });
-
-/**
- * `validate(value)`, and its first violation under `prefix`. ajv recurses with the data: a document
- * nested past what the stack holds throws RangeError (below MAX_JSON_DEPTH too, with a schema of
- * many $refs a level), which is the document's depth, never an internal error.
- */
-export function validationOf(validate: ValidateFunction, value: unknown, prefix: string): Violation | undefined {
-  try {
-    return validate(value) ? undefined : firstViolation(validate.errors, prefix);
-  } catch (err) {
-    if (err instanceof RangeError) return tooDeep(prefix);
-    throw err;
-  }
-}

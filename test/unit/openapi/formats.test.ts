@@ -39,11 +39,15 @@ t.test('int32: the 32-bit range', async (t) => {
  * than tap's file timeout). No timing is asserted: the verdict comes back.
  */
 t.test('url: a long hostile value gets its verdict', async (t) => {
-  const hostile = `{"n":1,"u":${JSON.stringify(`http://${'\u00e9:'.repeat(1024 * 1024)}!`)}}`;
+  // 512 Ki characters, the most RE2 is given (pattern-engine.ts MAX_PATTERN_INPUT), 1.5 MB in UTF-8.
+  const hostile = `{"n":1,"u":${JSON.stringify(`http://${'\u00e9:'.repeat(256 * 1024 - 4)}!`)}}`;
   const op = operation('int32');
   (op.requestBody?.content?.['application/json']?.schema?.properties as Record<string, unknown>).u = { type: 'string', format: 'url' };
   const v = compileRequestValidator(op, { unknownQuery: 'allow' });
   t.match(v.body('application/json', { body: Buffer.from(hostile) }), { pointer: '/body/u', message: 'must match format "url"' });
+  // Longer, it is refused for its length (red team 25 F1: 8 MB values filled RE2's 16 MiB memory).
+  const longer = `{"n":1,"u":${JSON.stringify(`http://${'\u00e9:'.repeat(1024 * 1024)}!`)}}`;
+  t.match(v.body('application/json', { body: Buffer.from(longer) }), { pointer: '/body/u', message: /is longer than 524288 characters/ });
   t.equal(v.body('application/json', { body: Buffer.from('{"u":"https://example.com/cb?x=1"}') }), undefined, 'a URL passes');
 });
 
