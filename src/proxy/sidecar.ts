@@ -50,6 +50,7 @@ import { applyHeapGrowth } from './heap-growth.js';
 import type { AdminEndpoint } from './admin.js';
 import { describeClientCrl, type ClientCrl } from '../net/client-crl.js';
 import { createClientCrlWatch } from './client-crl-watch.js';
+import { onPatternEngineFailure, patternEngineFailure } from '../openapi/re2-runtime.js';
 
 export interface SidecarGeneration extends Generation {
   readonly loaded: LoadedSidecarConfig;
@@ -279,6 +280,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     warn: (fields, msg) => logger.warn(fields, msg),
   });
   metrics.trackLogDrops(logLinesDropped);
+  onPatternEngineFailure((reason) =>
+    logger.error(
+      { 'warden.detail': reason },
+      'RE2 (the pattern engine) cannot run any more: requests reaching an RE2 pattern get 503, /readyz says not ready; restart the sidecar',
+    ),
+  );
   // What OTLP export drops: on /metrics and in a warning line, which need no collector.
   const telemetryDrops = new TelemetryDrops((fields, msg) => logger.warn(fields, msg));
   metrics.trackTelemetryDrops(telemetryDrops.counts);
@@ -432,6 +439,15 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     readiness: [
       { name: 'inbound', check: async () => ({ ok: !draining, ...(draining ? { detail: 'draining' } : {}) }) },
       {
+        // Listed only once RE2 cannot be instantiated any more (re2-runtime.ts): every request
+        // reaching an RE2 pattern is refused 503, and only a restart brings it back.
+        name: 'pattern_engine',
+        check: async () => {
+          const failure = patternEngineFailure();
+          return failure === undefined ? undefined : { ok: false, detail: failure };
+        },
+      },
+      {
         name: 'backend',
         check: async () => {
           const ok = await current.forwarder.probe(1000);
@@ -515,7 +531,11 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
       if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
       const detail = err instanceof ConfigError ? err.message : (err as Error).message;
-      events.emit('warden.config.reload_failed', { 'warden.config.file': file, 'warden.detail': detail.slice(0, 2000) });
+      // One line: a library's message can carry a stack (emscripten's abort did, red team 25).
+      events.emit('warden.config.reload_failed', {
+        'warden.config.file': file,
+        'warden.detail': detail.replace(/\s*\n\s*/g, '; ').slice(0, 2000),
+      });
       return false;
     }
     const notApplied = restartOnlyChanges(config, lastRead, read.config);
