@@ -39,6 +39,15 @@ export interface YamlSource {
 
 const PLACEHOLDER = /\$(\$)?\{([^}]*)\}/g;
 
+/**
+ * All `${…}` values of one file together. A configuration substitutes a few secrets, passphrases
+ * and perhaps a key or a certificate chain (kilobytes each); 4 MiB is four files at the 1 MiB
+ * bound of one, and keeps a load (a reload runs beside the serving configuration) to megabytes
+ * however many placeholders a small file holds.
+ */
+export const MAX_SUBSTITUTED_BYTES = 4 * 1024 * 1024;
+const SUBSTITUTIONS_TOO_LARGE = `\${file:…} and \${NAME} substitutions exceed 4 MiB in total (a value counts each time it is used): substitute secrets, and name keys and certificates by their path`;
+
 /** `reload`: the file is read again by a running process, which a FIFO must not block (bounded-file.ts). */
 export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env, reload = false): YamlSource {
   let text: string;
@@ -206,29 +215,56 @@ function substitute(
   values: string[],
   reportAt: (node: YamlNode, field: string, message: string) => void,
 ): void {
+  // Each file is read once per load, and every substituted value counts towards one total: 300
+  // lines of `- ${file:big.txt}` (1 MiB) under an unknown key read 300 MiB before the schema saw
+  // the key, and a SIGHUP with it ran the serving proxy out of heap.
+  const files = new Map<string, string | Error>();
+  let total = 0;
+  let overBudget = false;
   const kept = (value: string): string => {
     values.push(value);
+    return value;
+  };
+  const within = (value: string, at: YamlNode, field: () => string): boolean => {
+    if (overBudget) return false;
+    total += Buffer.byteLength(value);
+    if (total <= MAX_SUBSTITUTED_BYTES) return true;
+    overBudget = true;
+    reportAt(at, field(), SUBSTITUTIONS_TOO_LARGE);
+    return false;
+  };
+  const fileValue = (path: string): string | Error => {
+    let value = files.get(path);
+    if (value === undefined) {
+      try {
+        value = readFileBounded(path, MAX_SECRET_FILE_BYTES, { allowFifo: !reload })
+          .toString('utf8')
+          .replace(/\r?\n$/, '');
+      } catch (err) {
+        value = err as Error;
+      }
+      files.set(path, value);
+    }
     return value;
   };
   visit(doc, {
     Scalar(key, node, path) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
-      const report = (at: YamlNode, message: string) => reportAt(at, fieldOf(path, node), message);
+      // Computed only for a report: indexOf per list item is quadratic over a long list.
+      const field = () => fieldOf(path, node);
+      const report = (at: YamlNode, message: string) => reportAt(at, field(), message);
       node.value = node.value.replace(PLACEHOLDER, (whole, escaped: string | undefined, expr: string) => {
         if (escaped) return whole.slice(1); // "$${X}" is a literal "${X}"
         substituted.add(node);
+        if (overBudget) return '';
         if (expr.startsWith('file:')) {
           const path = resolve(baseDir, expr.slice(5));
-          try {
-            return kept(
-              readFileBounded(path, MAX_SECRET_FILE_BYTES, { allowFifo: !reload })
-                .toString('utf8')
-                .replace(/\r?\n$/, ''),
-            );
-          } catch (err) {
-            report(node, `cannot read ${path} for \${${expr}} (${readFailure(err)})`);
+          const value = fileValue(path);
+          if (value instanceof Error) {
+            report(node, `cannot read ${path} for \${${expr}} (${readFailure(value)})`);
             return '';
           }
+          return within(value, node, field) ? kept(value) : '';
         }
         const [name = '', fallback] = expr.split(/:-(.*)/s, 2);
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
@@ -236,8 +272,8 @@ function substitute(
           return '';
         }
         const value = env[name];
-        if (value !== undefined && value !== '') return kept(value);
-        if (fallback !== undefined) return kept(fallback);
+        if (value !== undefined && value !== '') return within(value, node, field) ? kept(value) : '';
+        if (fallback !== undefined) return within(fallback, node, field) ? kept(fallback) : '';
         report(
           node,
           `environment variable ${name} is ${value === '' ? 'empty' : 'not set'} (write \${${name}:-default} to give a default)`,

@@ -345,6 +345,36 @@ t.test('files are read up to a bound: /dev/zero as the configuration or a ${file
   t.match(lines, [/cannot read \/dev\/zero for \$\{file:\/dev\/zero\} \(larger than 1 MiB\)$/]);
 });
 
+t.test('${…} substitutions are bounded in total: a small file of placeholders cannot read hundreds of MiB', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-subst-'));
+  writeFileSync(join(dir, 'big.txt'), 'x'.repeat(1024 * 1024 - 1));
+  const base = await minimal();
+  const file = join(dir, 'sidecar.yaml');
+  // 300 lines under an unknown key read 300 MiB before the schema saw the key (a SIGHUP with it
+  // killed the proxy): the fifth 1 MiB value passes the 4 MiB total and stops the load there.
+  const bomb = `${base}junk:\n${'  - ${file:big.txt}\n'.repeat(300)}`;
+  writeFileSync(file, bomb);
+  const line = base.split('\n').length + 5;
+  t.same(
+    issuesOf(() => loadSidecarConfig(file)),
+    [
+      `${file}:${line} junk[4]: \${file:…} and \${NAME} substitutions exceed 4 MiB in total (a value counts each time it is used): substitute secrets, and name keys and certificates by their path`,
+    ],
+  );
+  // Four uses fit: the file is read once and each use gets its value.
+  writeFileSync(file, `${base}junk:\n${'  - ${file:big.txt}\n'.repeat(4)}`);
+  t.match(
+    issuesOf(() => loadSidecarConfig(file)),
+    [/:8 junk: unknown key/],
+  );
+  // An environment variable counts too.
+  const env = { BIG: 'y'.repeat(1024 * 1024) };
+  t.match(
+    issuesOf(() => parseSidecarConfig(file, `${base}junk: [${'"${BIG}", '.repeat(5)}]\n`, env)),
+    [/junk\[4\]: .*substitutions exceed 4 MiB in total/],
+  );
+});
+
 t.test('semantic checks: duplicate route ids, client CA, timeouts order', async (t) => {
   const text = `${await minimal()}limits:
   headers_timeout: 2m
