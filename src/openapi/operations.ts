@@ -102,15 +102,56 @@ function toRoutePattern(template: string, pointer: string): string {
   if (template.includes('*'))
     throw new OpenApiError(pointer, 'a literal "*" in a path cannot be routed (the router reads it as a wildcard)');
   const parts = template.split(/(\{[^{}]*\})/);
-  return parts
+  const pattern = parts
     .map((part, i) => {
       if (i % 2 === 0) return part.replaceAll(':', '::');
       const name = part.slice(1, -1);
       if (!/^[A-Za-z0-9_]+$/.test(name))
         throw new OpenApiError(pointer, `path parameter "{${name}}" must be letters, digits or "_" to be routed`);
+      // `/b/{x}{y}` became `:x:y`, one parameter named "x:y": every request was refused "/path/x is required".
+      if (parts[i + 1] === '' && i + 2 < parts.length)
+        throw new OpenApiError(
+          pointer,
+          `path parameters "${part}" and "${parts[i + 2]}" have nothing between them, so no request can tell where one ends: put a literal between them (e.g. "${part}-${parts[i + 2]}")`,
+        );
       return parts[i + 1]?.startsWith(':') ? `:${name}(^[^/:]+)` : `:${name}`;
     })
     .join('');
+  // Whatever else the router would read differently from the template (`{id}_v2` is a parameter
+  // named "id_v2"), refused rather than left to fail every request.
+  const declared = parts.filter((_, i) => i % 2 === 1).map((part) => part.slice(1, -1));
+  const captured = routerParameterNames(pattern);
+  const lost = declared.findIndex((name, i) => captured[i] !== name);
+  if (lost !== -1 || captured.length !== declared.length) {
+    const name = declared[lost === -1 ? declared.length - 1 : lost] ?? '';
+    const after = parts[parts.indexOf(`{${name}}`) + 1]?.[0] ?? '';
+    throw new OpenApiError(
+      pointer,
+      `path parameter "{${name}}" is followed by "${after}", which the router reads as part of its name ("${captured[lost] ?? ''}"): follow a parameter with "/", "-", "." or ":"`,
+    );
+  }
+  return pattern;
+}
+
+/**
+ * The parameter names find-my-way reads from a pattern: a name runs from ":" to "(", "-", "." or
+ * "/" (or the end); "::" is a literal colon; a "(…)" after a name is its regular expression.
+ */
+function routerParameterNames(pattern: string): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] !== ':') continue;
+    if (pattern[i + 1] === ':') {
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < pattern.length && !'(-./'.includes(pattern[end] ?? '')) end++;
+    names.push(pattern.slice(i + 1, end));
+    if (pattern[end] === '(') end = pattern.indexOf(')', end);
+    i = end;
+  }
+  return names;
 }
 
 /** More base paths than this from one document's server variables is refused: each is a route per operation. */

@@ -56,6 +56,34 @@ t.test('a literal "*" in a path template is refused at load', async (t) => {
   t.throws(() => operationsOf({ openapi: '3.1.0', paths: { '/files/*': { get: ok } } }), OpenApiError);
 });
 
+t.test(
+  'every path parameter is one the router captures: adjacent parameters, or a name the router reads on, are refused at load',
+  async (t) => {
+    // `/b/{x}{y}` passed config check, then every request was 400 "/path/x is required".
+    t.throws(() => operationsOf({ openapi: '3.1.0', paths: { '/b/{x}{y}': { get: ok } } }), {
+      pointer: '#/paths/~1b~1{x}{y}/get',
+      message:
+        'path parameters "{x}" and "{y}" have nothing between them, so no request can tell where one ends: put a literal between them (e.g. "{x}-{y}")',
+    });
+    t.throws(() => operationsOf({ openapi: '3.1.0', paths: { '/b/{x}{y}{z}/c': { get: ok } } }), { message: /"\{x\}" and "\{y\}"/ });
+    t.throws(() => operationsOf({ openapi: '3.1.0', paths: { '/a/{id}_v2': { get: ok } } }), {
+      pointer: '#/paths/~1a~1{id}_v2/get',
+      message:
+        'path parameter "{id}" is followed by "_", which the router reads as part of its name ("id_v2"): follow a parameter with "/", "-", "." or ":"',
+    });
+    const plan = await planFor({
+      '/a/{id}.json': { get: { operationId: 'json', ...ok } },
+      '/b/{x}-{y}': { get: { operationId: 'dash', ...ok } },
+      '/c/{x}.{y}/d': { get: { operationId: 'dot', ...ok } },
+      '/jobs/{id}:cancel': { post: { operationId: 'cancel', ...ok } },
+    });
+    t.equal(routed(plan, 'GET', '/v1/a/7.json'), 'json {"id":"7"}');
+    t.equal(routed(plan, 'GET', '/v1/b/p-q'), 'dash {"x":"p","y":"q"}');
+    t.equal(routed(plan, 'GET', '/v1/c/p.q/d'), 'dot {"x":"p","y":"q"}');
+    t.equal(routed(plan, 'POST', '/v1/jobs/5:cancel'), 'cancel {"id":"5"}');
+  },
+);
+
 async function planForDoc(doc: Record<string, unknown>) {
   const yaml = await testConfigYaml('http://127.0.0.1:1', { openapi: { document: './openapi.yaml', allow_public: true } });
   const { config } = parseSidecarConfig('s.yaml', yaml);
