@@ -65,6 +65,24 @@ t.test('usage errors are one line and exit 2', async (t) => {
   t.match(badFlag.stderr, /^warden config check: Unknown option '--cfg'.*\(see warden config check --help\)\n$/);
 });
 
+t.test('a second file is refused, not ignored: a stray argument or a repeated -c is a usage error', async (t) => {
+  const file = configFile(await testConfigYaml('http://127.0.0.1:8080'));
+  const other = configFile('listeners: [\n');
+  // `-c a b` checked a and said nothing of b; `-c a -c b` checked only b.
+  t.same(warden('config', 'check', '-c', file, other), {
+    code: 2,
+    stdout: '',
+    stderr: `warden config check: Unexpected argument '${other}'. This command does not take positional arguments (see warden config check --help)\n`,
+  });
+  t.same(warden('config', 'check', '-c', other, '--config', file), {
+    code: 2,
+    stdout: '',
+    stderr: 'warden config check: -c/--config is given more than once; it takes one value (see warden config check --help)\n',
+  });
+  t.equal(warden('proxy', '-c', file, '-c', file).code, 2, 'every command');
+  t.equal(warden('config', 'check', '-c', file).code, 0);
+});
+
 t.test('config check: valid file, exit 0', async (t) => {
   const file = configFile(await testConfigYaml('http://127.0.0.1:8080', { routes: [{ id: 'a', path: '/a' }] }));
   const r = warden('config', 'check', '-c', file);
