@@ -68,6 +68,8 @@ export const never: Hidden = () => false;
 export function shownValue(value: unknown, secret = false, substituted = false): string {
   if (secret) return shapeOf(value);
   if (substituted) return `a ${typeof value} from a \${…} substitution (not shown: it may be a secret)`;
+  // JSON has no infinity or NaN: `max_body_bytes: .inf` (or 1e400) was reported as "got null".
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? '.nan' : value > 0 ? '.inf' : '-.inf';
   return withoutUrlCredentials(JSON.stringify(value) ?? String(value));
 }
 

@@ -50,14 +50,26 @@ const SUBSTITUTIONS_TOO_LARGE = `\${file:…} and \${NAME} substitutions exceed 
 
 /** `reload`: the file is read again by a running process, which a FIFO must not block (bounded-file.ts). */
 export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.env, reload = false): YamlSource {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileBounded(file, MAX_CONFIG_BYTES, { allowFifo: !reload }).toString('utf8');
+    bytes = readFileBounded(file, MAX_CONFIG_BYTES, { allowFifo: !reload });
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: undefined, field: '', message: `cannot read the configuration (${reason})` }]);
   }
-  return parseYamlSource(file, text, env, reload);
+  // Read as UTF-8, a UTF-16 file (Windows editors, PowerShell's `>`) was one string: "must be
+  // object, got a string (not shown: a secret)".
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+  if (utf16 || bytes.includes(0))
+    throw new ConfigError([
+      {
+        file,
+        line: undefined,
+        field: '',
+        message: `the configuration is not UTF-8 text (${utf16 ? 'it starts with a UTF-16 byte-order mark' : 'it holds NUL bytes'}): save it as UTF-8`,
+      },
+    ]);
+  return parseYamlSource(file, bytes.toString('utf8'), env, reload);
 }
 
 /** `reload`: as for readYamlSource: a `${file:…}` FIFO (`/dev/fd/N` at startup) is read only when false. */
@@ -108,6 +120,16 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   if (issues.length > 0) throw new ConfigError(issues);
 
   const data = toData(doc, file);
+  // Said here, before the schema, whose reading hid the value as a secret (the root holds secrets).
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new ConfigError([
+      {
+        file,
+        line: undefined,
+        field: '',
+        message: `the configuration must be a mapping of settings (lines of "key: value"), got ${Array.isArray(data) ? `a list of ${data.length}` : `a single ${typeof data === 'string' ? 'string' : typeof data} (no "key: value" line)`}`,
+      },
+    ]);
   return {
     file,
     baseDir,
@@ -161,7 +183,10 @@ function recursiveAlias(doc: Document): Alias | undefined {
  * as the start of a flow map.
  */
 export function yamlProblem(message: string, column: number | undefined, sourceLine: string): string {
-  const sentence = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  let sentence = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  // The parser's RangeError, caught as a syntax error: 5 000 "[" said only "Maximum call stack size exceeded".
+  if (/Maximum call stack size exceeded/i.test(sentence))
+    sentence = 'nested too deeply for the parser (hundreds of levels of [ ] or { }); a configuration nests a few levels';
   const flowPlaceholder = placeholderInFlow(sourceLine);
   const hint = flowPlaceholder ? '; quote a ${…} value inside { } or [ ], e.g. "${CLIENT_SECRET}"' : '';
   return `invalid YAML: ${sentence}${column === undefined ? '' : ` (column ${column})`}${hint}`;
@@ -191,7 +216,7 @@ function toData(doc: Document, file: string): unknown {
   try {
     return doc.toJS() ?? {};
   } catch (err) {
-    throw new ConfigError([{ file, line: undefined, field: '', message: `invalid YAML: ${(err as Error).message.split('\n')[0]}` }]);
+    throw new ConfigError([{ file, line: undefined, field: '', message: yamlProblem((err as Error).message, undefined, '') }]);
   }
 }
 

@@ -375,6 +375,43 @@ t.test('${…} substitutions are bounded in total: a small file of placeholders 
   );
 });
 
+t.test('a refused value is named as written: .inf, .nan, a UTF-16 file, a list or a scalar file, nesting too deep', async (t) => {
+  const base = await minimal();
+  for (const [written, shown] of [
+    ['.inf', '.inf'],
+    ['-.inf', '-.inf'],
+    ['.nan', '.nan'],
+    ['1e400', '.inf'],
+  ] as const)
+    t.match(
+      issuesOf(() => parseSidecarConfig('s.yaml', `${base}limits: { max_body_bytes: ${written} }\n`)),
+      [new RegExp(`^s\\.yaml:8 limits\\.max_body_bytes: must be a size .*, got ${shown.replace('.', '\\.')}$`)],
+      `${written} (was "got null")`,
+    );
+  // These were "must be object, got a string (not shown: a secret)".
+  const dir = mkdtempSync(join(tmpdir(), 'warden-shapes-'));
+  const utf16 = join(dir, 'utf16.yaml');
+  writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(base, 'utf16le')]));
+  t.same(
+    issuesOf(() => loadSidecarConfig(utf16)),
+    [`${utf16}: the configuration is not UTF-8 text (it starts with a UTF-16 byte-order mark): save it as UTF-8`],
+  );
+  t.same(
+    issuesOf(() => parseSidecarConfig('s.yaml', '[]\n')),
+    ['s.yaml: the configuration must be a mapping of settings (lines of "key: value"), got a list of 0'],
+  );
+  t.same(
+    issuesOf(() => parseSidecarConfig('s.yaml', 'x\n')),
+    ['s.yaml: the configuration must be a mapping of settings (lines of "key: value"), got a single string (no "key: value" line)'],
+  );
+  t.match(
+    issuesOf(() => parseSidecarConfig('s.yaml', `a: ${'['.repeat(5000)}\n`)),
+    [
+      /^s\.yaml:1: invalid YAML: nested too deeply for the parser \(hundreds of levels of \[ \] or \{ \}\); a configuration nests a few levels \(column \d+\)$/,
+    ],
+  );
+});
+
 t.test('semantic checks: duplicate route ids, client CA, timeouts order', async (t) => {
   const text = `${await minimal()}limits:
   headers_timeout: 2m
