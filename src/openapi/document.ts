@@ -115,6 +115,17 @@ function readProblem(err: unknown): string {
 const FETCH_TIMEOUT_MS = 10_000;
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
+/** ajv's first finding, naming the key it refused: "must NOT have additional properties" named none. */
+function schemaProblem(first: ErrorObject | undefined): OpenApiError {
+  const at = `#${first?.instancePath ?? ''}`;
+  if (first?.keyword === 'additionalProperties') {
+    const extra = String((first.params as { additionalProperty?: unknown }).additionalProperty);
+    const why = at === '#/paths' ? ': a path must start with "/"' : ' (not an OpenAPI field; extensions start "x-")';
+    return new OpenApiError(at, `unknown key ${JSON.stringify(extra)}${why}`);
+  }
+  return new OpenApiError(at, first?.message ?? 'does not match the OpenAPI schema');
+}
+
 const dialectOf = (version: string) => (/^3\.1\./.test(version) ? '3.1' : '3.0');
 
 /** Null or a scalar: no schema, though one was given (an emptied file or definition). A 3.1 boolean schema is one. */
@@ -184,10 +195,15 @@ export async function loadOpenApiDocument(
     throw new OpenApiError('#', `cannot read ${source} (${readProblem(err)})`);
   }
   const version = typeof raw.openapi === 'string' ? raw.openapi : '';
+  if (version === '' && raw.swagger !== undefined)
+    throw new OpenApiError(
+      '#/swagger',
+      `Swagger ${JSON.stringify(raw.swagger)} (OpenAPI 2) is not supported: convert the document to OpenAPI 3 (e.g. with swagger2openapi)`,
+    );
   const validator = schemaValidator(version);
   if (!validator.validate(raw)) {
     const first = validator.errors()[0];
-    throw new OpenApiError(`#${first?.instancePath ?? ''}`, first?.message ?? 'does not match the OpenAPI schema');
+    throw schemaProblem(first);
   }
   const dialect = dialectOf(version);
   let refusal: OpenApiError | undefined;

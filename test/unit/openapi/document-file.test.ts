@@ -127,3 +127,28 @@ t.test('a schema that is there but empty (a $ref to a definition with no value, 
   writeFileSync(file, documentWith("{$ref: './schemas.yaml#/Item'}"));
   t.equal(operationsOf(await loadOpenApiDocument(file)).length, 1, 'a schema with a value loads');
 });
+
+t.test('a document the OpenAPI schema refuses is named: the unknown key, a path without "/", Swagger 2.0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-'));
+  const head = 'openapi: 3.0.3\ninfo: { title: t, version: "1" }\n';
+  const ok = '      responses: { "200": { description: ok } }\n';
+  for (const [text, pointer, message] of [
+    [
+      `${head}paths:\n  /a:\n    get:\n${ok}      bogus: 1\n`,
+      '#/paths/~1a/get',
+      'unknown key "bogus" (not an OpenAPI field; extensions start "x-")',
+    ],
+    [`${head}paths:\n  a:\n    get:\n${ok}`, '#/paths', 'unknown key "a": a path must start with "/"'],
+    [`${head}paths: {}\nextra: 1\n`, '#', 'unknown key "extra" (not an OpenAPI field; extensions start "x-")'],
+    [
+      'swagger: "2.0"\ninfo: { title: t, version: "1" }\npaths: {}\n',
+      '#/swagger',
+      'Swagger "2.0" (OpenAPI 2) is not supported: convert the document to OpenAPI 3 (e.g. with swagger2openapi)',
+    ],
+  ] as const) {
+    const file = join(dir, 'openapi.yaml');
+    writeFileSync(file, text);
+    const error = await loadOpenApiDocument(file).catch((e: unknown) => e);
+    t.match(error, { pointer, message }, message);
+  }
+});
