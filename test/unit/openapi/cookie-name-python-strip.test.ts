@@ -5,15 +5,14 @@
  * `access_token\x85` as itself. JS's trim() kept them: an undeclared cookie, never checked, and a
  * second token the backend read as the token cookie.
  */
-import { ROOT_CONTEXT } from '@opentelemetry/api';
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../../../src/errors.js';
 import { compileTokenSources } from '../../../src/identity/token-sources.js';
-import { NO_PEER } from '../../../src/mesh/peer-identity.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import type { RequestContext, UpstreamHeaders } from '../../../src/pipeline/stage.js';
 import { testOperation } from '../../support/operation.js';
+import { testContext } from '../../support/request-context.js';
 
 const validator = compileRequestValidator(
   testOperation({
@@ -57,21 +56,7 @@ t.test('no false refusals: UTF-8 names and values, NBSP as before', async (t) =>
 });
 
 function ctx(headers: IncomingHttpHeaders, upstreamHeaders: UpstreamHeaders = {}): RequestContext {
-  return {
-    requestId: 'r',
-    startedAt: 0,
-    protocol: '1.1',
-    method: 'GET',
-    path: '/',
-    search: '',
-    clientAddress: '127.0.0.1',
-    peer: NO_PEER,
-    headers,
-    upstreamHeaders,
-    route: { id: 'r' },
-    params: {},
-    traceContext: ROOT_CONTEXT,
-  };
+  return testContext({ headers, upstreamHeaders });
 }
 const ruleOf = (v: unknown) => (v instanceof WardenError ? v.rule : { notAnError: v });
 
