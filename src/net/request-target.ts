@@ -43,7 +43,7 @@ export function normaliseTarget(target: string): NormalisedTarget | WardenError 
   const search = q === -1 ? '' : target.slice(q);
   if (search.includes(';'))
     return invalid('A ";" in the query separates parameters for some backends and not for others; send it as %3B.', 'path.query_semicolon');
-  if (search.includes('%') && hasMalformedEscape(search))
+  if (hasMalformedEscape(search))
     return invalid('A "%" in the query is not followed by two hex digits; send a "%" as %25.', 'path.query_bad_escape');
   if (!NEEDS_WORK.test(rawPath)) return { path: rawPath, search };
 
