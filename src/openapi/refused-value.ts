@@ -8,17 +8,16 @@ import type { ValidateFunction } from 'ajv';
 import { WardenError } from '../errors.js';
 import { PatternInputRefused } from './pattern-engine.js';
 import { PatternEngineBroken } from './re2-runtime.js';
+import { escapePointer } from './subschemas.js';
 import { firstViolation, tooDeep, type Violation } from './violation.js';
-
-const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** The pointer of `wanted` in `value`, a member's value or its name; undefined when it is not there. */
 function pointerOf(value: unknown, wanted: string, at: string): string | undefined {
   if (value === wanted) return at;
   if (typeof value !== 'object' || value === null) return undefined;
   for (const [key, member] of Object.entries(value)) {
-    if (key === wanted) return `${at}/${escape(key)}`;
-    const found = pointerOf(member, wanted, `${at}/${escape(key)}`);
+    if (key === wanted) return `${at}/${escapePointer(key)}`;
+    const found = pointerOf(member, wanted, `${at}/${escapePointer(key)}`);
     if (found !== undefined) return found;
   }
   return undefined;
