@@ -115,13 +115,35 @@ function readProblem(err: unknown): string {
 const FETCH_TIMEOUT_MS = 10_000;
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
-/** ajv's first finding, naming the key it refused: "must NOT have additional properties" named none. */
+/**
+ * The finding deepest in the document, the first of equals: under a oneOf (3.0's parameter kinds)
+ * ajv's first finding is a branch's ("must have required property 'required'", the path
+ * parameter's) where the deepest names the field at fault (`in: qurey`).
+ */
+function deepestError(errors: ErrorObject[]): ErrorObject | undefined {
+  let deepest = errors[0];
+  for (const error of errors) if (error.instancePath.length > (deepest?.instancePath.length ?? 0)) deepest = error;
+  if (deepest?.keyword !== 'enum') return deepest;
+  // 3.0's parameter kinds are a oneOf of branches each allowing one `in`: their enums together.
+  const allowed = new Set<unknown>();
+  for (const error of errors)
+    if (error.keyword === 'enum' && error.instancePath === deepest.instancePath)
+      for (const value of (error.params as { allowedValues?: unknown[] }).allowedValues ?? []) allowed.add(value);
+  return { ...deepest, params: { allowedValues: [...allowed] } };
+}
+
+/** ajv's finding, naming the key it refused: "must NOT have additional properties" named none. */
 function schemaProblem(first: ErrorObject | undefined): OpenApiError {
   const at = `#${first?.instancePath ?? ''}`;
   if (first?.keyword === 'additionalProperties') {
     const extra = String((first.params as { additionalProperty?: unknown }).additionalProperty);
     const why = at === '#/paths' ? ': a path must start with "/"' : ' (not an OpenAPI field; extensions start "x-")';
     return new OpenApiError(at, `unknown key ${JSON.stringify(extra)}${why}`);
+  }
+  if (first?.keyword === 'enum') {
+    // "must be equal to one of the allowed values" named none (`in: qurey`).
+    const allowed = (first.params as { allowedValues?: unknown[] }).allowedValues ?? [];
+    return new OpenApiError(at, `must be one of ${allowed.map((value) => JSON.stringify(value)).join(', ')}`);
   }
   return new OpenApiError(at, first?.message ?? 'does not match the OpenAPI schema');
 }
@@ -202,8 +224,7 @@ export async function loadOpenApiDocument(
     );
   const validator = schemaValidator(version);
   if (!validator.validate(raw)) {
-    const first = validator.errors()[0];
-    throw schemaProblem(first);
+    throw schemaProblem(deepestError(validator.errors()));
   }
   const dialect = dialectOf(version);
   let refusal: OpenApiError | undefined;

@@ -141,6 +141,11 @@ t.test('a document the OpenAPI schema refuses is named: the unknown key, a path 
     [`${head}paths:\n  a:\n    get:\n${ok}`, '#/paths', 'unknown key "a": a path must start with "/"'],
     [`${head}paths: {}\nextra: 1\n`, '#', 'unknown key "extra" (not an OpenAPI field; extensions start "x-")'],
     [
+      `${head}paths:\n  /a:\n    get:\n${ok}      parameters: [{ name: q, in: qurey, schema: { type: string } }]\n`,
+      '#/paths/~1a/get/parameters/0/in',
+      'must be one of "query", "header"',
+    ],
+    [
       'swagger: "2.0"\ninfo: { title: t, version: "1" }\npaths: {}\n',
       '#/swagger',
       'Swagger "2.0" (OpenAPI 2) is not supported: convert the document to OpenAPI 3 (e.g. with swagger2openapi)',
