@@ -14,6 +14,7 @@ import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { declaresBody } from '../net/declared-body.js';
+import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
 import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
@@ -331,6 +332,11 @@ function compileUndeclaredCookieCheck(names: NameReadings, shadows: CookieShadow
 const inAnotherReading = (v: Violation): Violation => ({
   pointer: v.pointer,
   message: `${v.message}, as a backend reads it (PHP keeps the quotes, Werkzeug drops them; PHP, Express and Rails percent-decode it, Rails reads "+" as a space; Starlette and Django strip U+0085)`,
+});
+
+const withReferencesDecoded = (v: Violation): Violation => ({
+  pointer: v.pointer,
+  message: `${v.message}, with its numeric character references decoded (Express 5's body-parser with interpretNumericEntities reads &#60; as <)`,
 });
 
 /**
@@ -658,12 +664,25 @@ export function compileRequestValidator(
         return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
-        for (const [k, v] of new URLSearchParams(body.toString('utf8'))) addField(form, k, v);
+        const pairs = new URLSearchParams(body.toString('utf8'));
+        for (const [k, v] of pairs) addField(form, k, v);
         const spelling = fieldNumbers.get(key)?.check(form, '/body');
         if (spelling) return spelling;
         const violation = violationOf(validate, form, '/body');
         if (violation) return violation;
-        return fieldNames(key, Object.keys(form));
+        const misnamed = fieldNames(key, Object.keys(form));
+        if (misnamed || !mayHoldNumericReference(body)) return misnamed;
+        // Its values with `&#60;` read as `<` too, as qs reads them (numeric-references.ts).
+        const decoded = clientKeyed<unknown>();
+        let differs = false;
+        for (const [k, v] of pairs) {
+          const d = numericReferencesDecoded(v);
+          if (d !== undefined) differs = true;
+          addField(decoded, k, d ?? v);
+        }
+        if (!differs) return undefined;
+        const problem = fieldNumbers.get(key)?.check(decoded, '/body') ?? violationOf(validate, decoded, '/body');
+        return problem && withReferencesDecoded(problem);
       } else if (mime === MULTIPART_MEDIA_TYPE) {
         const reading = multipartReadings.get(key) as MultipartReading;
         return multipartFields(contentType as string, body, reading, clientKeyed<unknown>(), MAX_MULTIPART_PARTS).then(

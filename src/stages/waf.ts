@@ -32,6 +32,7 @@ import type { Readable } from 'node:stream';
 import { percentDecoded } from '../net/percent-decoded.js';
 import { formBodyProblem } from '../net/form-body-problem.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
+import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
 import { cookieTrimmed } from '../net/cookie-trim.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
@@ -415,7 +416,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // A ";" or a "%" that starts no escape, which backends read otherwise (form-body-problem.ts).
     const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
     if (formProblem) throw new InputRefused(formProblem);
-    if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', parametersOf(text), limits);
+    if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', withReferencesDecoded(parametersOf(text), text), limits);
     // Text whose strings are read below with their escapes undone, or else as a whole.
     else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);
     else addValue(t, '/body', text, limits);
@@ -456,6 +457,23 @@ function parametersOf(text: string): Record<string, string[]> {
   if (!hasPercentU(text)) return form;
   for (const [name, value] of params)
     if (hasPercentU(name) || hasPercentU(value)) (form[percentUDecoded(name)] ??= []).push(percentUDecoded(value));
+  return form;
+}
+
+/**
+ * A form body's parameters with, after each value that holds a numeric character reference, the
+ * value with it decoded (`/body/bio/1`): Express 5's body-parser with interpretNumericEntities
+ * reads `&#60;script&#62;` as `<script>` (numeric-references.ts). Not a query's: qs reads those without.
+ */
+function withReferencesDecoded(form: Record<string, string[]>, text: string): Record<string, string[]> {
+  if (!mayHoldNumericReference(text)) return form;
+  for (const values of Object.values(form)) {
+    const sent = values.length;
+    for (let i = 0; i < sent; i++) {
+      const decoded = numericReferencesDecoded(values[i] as string);
+      if (decoded !== undefined) values.push(decoded);
+    }
+  }
   return form;
 }
 

@@ -2,8 +2,8 @@
  * The values a backend reads out of a form or JSON body, decoded as it decodes them — what it may
  * store as a file of its own, and what the malware scan therefore scans one by one besides the
  * body as sent: a form's values with `+` and `%XX` undone (Go's r.FormValue, PHP, Rack; `%uXXXX`
- * too, as System.Web reads it), a JSON document's string values with their escapes undone
- * (encoding/json, JSON.parse). Read as JSON whenever the waf reads the body as JSON: a JSON type,
+ * too, as System.Web reads it; `&#88;` as `X` too, as qs reads it with interpretNumericEntities),
+ * a JSON document's string values with their escapes undone (encoding/json, JSON.parse). Read as JSON whenever the waf reads the body as JSON: a JSON type,
  * an untyped body, and a form or text body that opens a JSON object or array (a Go handler decodes
  * the body whatever its Content-Type says).
  *
@@ -21,6 +21,7 @@ import querystring from 'node:querystring';
 import { jsonStringLiterals, parseJsonBody, type BufferedBody } from '../net/json-body.js';
 import { FORM_MEDIA_TYPE, isJsonMediaType, opensJsonDocument } from '../net/media-type.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
+import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
 
 /** Node's own (documented, public) form decoder to bytes, which @types/node does not declare (as in percent-decoded.ts). */
 const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (this: void, s: string, decodeSpaces: boolean) => Buffer };
@@ -59,6 +60,7 @@ export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBod
     // Byte for byte: latin1 maps each byte to one character and unescapeBuffer back. No split:
     // a body of `&` would be millions of empty strings.
     const text = body.toString('latin1');
+    const references = mayHoldNumericReference(body);
     // One pass: each pair's first "=" found as the pair is walked (an indexOf("=") from each pair
     // scanned the rest of the body: quadratic on `&` × n).
     let start = 0;
@@ -76,6 +78,11 @@ export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBod
         if (!take(raw, name, decoded)) break;
         // System.Web's reading too, a value of its own.
         if (hasPercentU(raw) && !take(`%u:${raw}`, name, () => Buffer.from(percentUDecoded(decoded().toString('utf8')), 'utf8'))) break;
+        // And qs's with `&#88;` read as `X` (numeric-references.ts), when the value may hold one.
+        if (references && mayHoldNumericReference(raw)) {
+          const referenced = numericReferencesDecoded(decoded().toString('utf8'));
+          if (referenced !== undefined && !take(`&#:${raw}`, name, () => Buffer.from(referenced, 'utf8'))) break;
+        }
       }
       start = i + 1;
       equals = -1;
