@@ -588,8 +588,10 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
         { maxParts: limits.maxEntries, maxFieldBytes },
         {
           onField: readField,
-          onFile(name, filename, content, mimeType) {
+          onFile(name, filename, content, mimeType, _named, formidableFileName) {
             files.push([name, filename]);
+            // formidable hands `&#0060;script&#0062;` over as `<script>`: read as it reads it too.
+            if (formidableFileName !== undefined) files.push([name, formidableFileName]);
             // No file name: busboy takes an octet-stream part for a file, PHP and Spring read it as
             // a text field; its content is inspected as one.
             if (filename === '')

@@ -33,6 +33,8 @@
  * - a part that is a file to busboy and a text field to Rack 2, or the reverse (Rack's file name:
  *   src/threats/rack-file-name.ts), and a `name` or `filename` parameter not in lower case
  *   (`FILENAME=`: a file to busboy, a field to Rack);
+ * - a part formidable (koa-body, restify) names otherwise than busboy, finds another file name in,
+ *   or reads as a text field where busboy reads a file (src/threats/formidable-readings.ts);
  * - a form part whose Content-Type names a charset that is not ASCII-compatible, or whose
  *   parameters are not RFC 9110 syntax (partTypeProblem): Jetty decodes the part in it where busboy
  *   read UTF-8.
@@ -43,6 +45,7 @@
  */
 import StreamSearch from 'streamsearch';
 import { hasParameterSyntax, headerParameters, unreadableCharset } from '../net/media-type.js';
+import { formidableFileName, formidablePartName, formidableRawFileName, formidableText } from './formidable-readings.js';
 import { rackFileName } from './rack-file-name.js';
 import { rackPartName } from './rack-part-name.js';
 
@@ -62,6 +65,11 @@ export interface MultipartFramingCheck {
    * busboy reads the part, which is in the same chunk: the checker reads each chunk first.
    */
   takeFieldFile(index: number): Buffer[] | undefined;
+  /**
+   * The file name of part `index` (1-based, as `parts()` counts) as formidable hands it over
+   * (src/threats/formidable-readings.ts), where that is not busboy's, and forgets it; else undefined.
+   */
+  takeFileName(index: number): string | undefined;
 }
 
 /**
@@ -176,7 +184,9 @@ function partTypeProblem(contentType: string): string | undefined {
 function readPartHeaders(
   block: string,
   formData: boolean,
-): { problem?: string; read: boolean; textField?: boolean; unread?: Omit<UnreadPart, 'content'> } {
+): { problem?: string; read: boolean; textField?: boolean; unread?: Omit<UnreadPart, 'content'>; formidableFileName?: string } {
+  // busboy's own limit, which a block that arrived in one piece with its blank line has not met.
+  if (block.length > MAX_HEADER_BYTES) return { problem: 'a part header block over 16 KiB', read: true };
   if (FOLDED_LINE.test(block)) return { problem: 'a folded part header line (Django reads it as a header of its own)', read: true };
   const lines = block.split('\r\n').filter((line) => line !== '');
   if (lines.length > MAX_HEADER_LINES) return { problem: `a part of over ${MAX_HEADER_LINES} header lines`, read: true };
@@ -260,7 +270,45 @@ function readPartHeaders(
   // keeps its bytes, and `application/octet-stream; charset=binary` (libmagic's) is an upload's type.
   const typeProblem = disposition.some(([name]) => name === 'filename') ? undefined : partTypeProblem(contentTypeValue);
   if (typeProblem !== undefined) return problem(typeProblem);
-  return { read: true, textField: textField(disposition, contentType) };
+  const formidable = formidableProblem(dispositionValue, name, sent, contentTypeValue);
+  if (typeof formidable === 'string') return problem(formidable);
+  return { read: true, textField: textField(disposition, contentType), ...formidable };
+}
+
+/**
+ * How formidable (src/threats/formidable-readings.ts) reads a part otherwise than busboy, if it
+ * does; else the file name it hands over where that is another than busboy's, for the waf. Its
+ * name must be busboy's, and its file name as sent too (formidable 3's and 1.2.6's), or none where
+ * busboy has none: it reads the first `\bname=` and `\bfilename=` anywhere in the value.
+ * A part with a file name and no Content-Type, or an empty one, is a file to busboy, whose content
+ * the waf does not read, and a text field to formidable 3 (browsers, curl and undici always send
+ * one: application/octet-stream when they know no better).
+ */
+function formidableProblem(
+  dispositionValue: string,
+  busboyName: string | undefined,
+  sent: readonly (readonly [string, string])[],
+  contentType: string,
+): string | { formidableFileName?: string } {
+  const value = formidableText(dispositionValue);
+  const name = formidablePartName(value);
+  const busboy = busboyName === undefined ? undefined : formidableText(busboyName);
+  if (name !== busboy)
+    return `a part formidable reads under another name (${JSON.stringify((name ?? 'none').slice(0, 40))}, not ${JSON.stringify((busboy ?? '').slice(0, 40))})`;
+  const filename = sent.find(([param]) => param === 'filename')?.[1];
+  const quoted = filename?.startsWith('"') === true;
+  // As sent: the quotes off, not unescaped (formidable does not unescape).
+  const raw = filename === undefined ? undefined : formidableText(quoted ? filename.slice(1, -1) : filename);
+  const [three, one] = [formidableRawFileName(value, 3), formidableRawFileName(value, 1)];
+  if (one === undefined && raw !== undefined && raw !== '')
+    return 'a file part formidable 1 reads as a text field (its file name not followed by the end or "; ")';
+  if (three !== raw || one !== raw)
+    return `a part formidable finds another file name in (${JSON.stringify((three ?? one ?? '').slice(0, 40))})`;
+  if (filename === undefined || raw === '') return {};
+  if (contentType === '') return 'a file part without a Content-Type (formidable 3 reads it as a text field)';
+  const handedOver = formidableFileName(raw as string);
+  const busboyFileName = formidableText(quoted ? filename.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : filename);
+  return handedOver === busboyFileName ? {} : { formidableFileName: handedOver };
 }
 
 /** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */
@@ -316,6 +364,8 @@ export function createMultipartFramingCheck(
   let unread: { part: Omit<UnreadPart, 'content'>; tooLarge: boolean } | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
+  /** File names as formidable hands them over, by part, where busboy reads others (takeFileName). */
+  const fileNames = new Map<number, string>();
 
   const fail = (why: string) => {
     problem ??= why;
@@ -383,10 +433,17 @@ export function createMultipartFramingCheck(
       if (headerText.length > MAX_HEADER_BYTES) fail('a part header block over 16 KiB');
       return;
     }
-    const { problem: why, read, textField: capture, unread: unreadPart } = readPartHeaders(headerText.slice(0, blank), formData);
+    const {
+      problem: why,
+      read,
+      textField: capture,
+      unread: unreadPart,
+      formidableFileName: fileName,
+    } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
     if (read) parts++;
+    if (read && fileName !== undefined) fileNames.set(parts, fileName);
     if (read && capture && maxFieldBytes !== undefined) {
       capturing = [];
       captureLimit = maxFieldBytes;
@@ -462,6 +519,11 @@ export function createMultipartFramingCheck(
       // Parts busboy skipped (the body is refused for it) are not kept either.
       for (const key of captured.keys()) if (key < index) captured.delete(key);
       return content;
+    },
+    takeFileName(index) {
+      const name = fileNames.get(index);
+      for (const key of fileNames.keys()) if (key <= index) fileNames.delete(key);
+      return name;
     },
   };
 }

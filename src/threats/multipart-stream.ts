@@ -21,9 +21,11 @@ export interface MultipartHandlers {
   /**
    * A file part; its content must be consumed (or resumed) for parsing to go on. `named`: it has a
    * file name (`filename=""` too); busboy also takes an application/octet-stream part without one
-   * for a file, which Werkzeug, PHP, Spring and Go read as a text field.
+   * for a file, which Werkzeug, PHP, Spring and Go read as a text field. `formidableFileName`: the
+   * file name as formidable hands it over (after its last `\`, `&#dddd;` and `%22` decoded), where
+   * that is not `filename` (src/threats/formidable-readings.ts).
    */
-  onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean): void;
+  onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean, formidableFileName?: string): void;
   /**
    * After its onField, every part busboy reads as a text field, its bytes as sent (which the value
    * is not): other readers read some of them as files (`filename=""`, a type other than
@@ -184,7 +186,17 @@ export function createMultipartStream(
     // not (getPart), and busboy makes a file of one with a file name or typed
     // application/octet-stream: its charset, unread here, went unchecked. No form sends one.
     if (name === '_charset_') problem ??= 'a _charset_ part read as a file, whose charset cannot be checked (send it as a text field)';
-    guarded(() => handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined));
+    const formidableFileName = framing.takeFileName(read);
+    guarded(() =>
+      handlers.onFile(
+        name,
+        info.filename ?? '',
+        content,
+        (info.mimeType ?? '').toLowerCase(),
+        info.filename !== undefined,
+        formidableFileName,
+      ),
+    );
     // Read to its end whatever the reader did, or busboy waits on it for good.
     if (problem !== undefined) content.resume();
   });

@@ -404,7 +404,7 @@ t.test('a _method field in a POST body: refused on a route nothing else reads th
     parts
       .map(
         ([name, value, filename]) =>
-          `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename ? `; filename="${filename}"` : ''}\r\n\r\n${value}\r\n`,
+          `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename ? `; filename="${filename}"\r\nContent-Type: application/octet-stream` : ''}\r\n\r\n${value}\r\n`,
       )
       .join('') + `--${boundary}--\r\n`;
   const multipartType = `multipart/form-data; boundary=${boundary}`;

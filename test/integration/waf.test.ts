@@ -250,7 +250,7 @@ t.test('waf, block mode', async (t) => {
       ],
       [
         'multipart file name',
-        () => upload('form-data; name="f"; filename="../../../etc/passwd"', 'data'),
+        () => upload('form-data; name="f"; filename="../../../etc/passwd"\r\nContent-Type: text/plain', 'data'),
         'warden.input.traversal',
         '/files/f/0',
       ],
@@ -262,7 +262,7 @@ t.test('waf, block mode', async (t) => {
       ],
       [
         'multipart file name with a full-width quote (read as UTF-8, then NFKC)',
-        () => upload('form-data; name="f"; filename="1\uFF07 OR 1=1 --"', 'data', h2),
+        () => upload('form-data; name="f"; filename="1\uFF07 OR 1=1 --"\r\nContent-Type: text/plain', 'data', h2),
         'warden.input.sqli',
         '/files/f/0',
       ],
