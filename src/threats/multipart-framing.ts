@@ -66,10 +66,21 @@ export interface MultipartFramingCheck {
    */
   takeFieldFile(index: number): Buffer[] | undefined;
   /**
-   * The file name of part `index` (1-based, as `parts()` counts) as formidable hands it over
-   * (src/threats/formidable-readings.ts), where that is not busboy's, and forgets it; else undefined.
+   * How formidable reads file part `index` (1-based, as `parts()` counts) otherwise than busboy,
+   * and forgets it; else undefined (src/threats/formidable-readings.ts).
    */
-  takeFileName(index: number): string | undefined;
+  takeFileReading(index: number): FormidableFileReading | undefined;
+}
+
+/** A file part as formidable reads it, where that is not as busboy reads it. */
+export interface FormidableFileReading {
+  /** The file name formidable hands over (after its last `\`, `&#dddd;` and `%22` decoded). */
+  readonly fileName?: string;
+  /**
+   * No Content-Type, or an empty one: formidable 3 (koa-body) reads the part as a text field.
+   * Python's requests sends every file so (`files={"f": open(…)}`): read, not refused.
+   */
+  readonly untyped?: boolean;
 }
 
 /**
@@ -184,7 +195,7 @@ function partTypeProblem(contentType: string): string | undefined {
 function readPartHeaders(
   block: string,
   formData: boolean,
-): { problem?: string; read: boolean; textField?: boolean; unread?: Omit<UnreadPart, 'content'>; formidableFileName?: string } {
+): { problem?: string; read: boolean; textField?: boolean; unread?: Omit<UnreadPart, 'content'>; formidable?: FormidableFileReading } {
   // busboy's own limit, which a block that arrived in one piece with its blank line has not met.
   if (block.length > MAX_HEADER_BYTES) return { problem: 'a part header block over 16 KiB', read: true };
   if (FOLDED_LINE.test(block)) return { problem: 'a folded part header line (Django reads it as a header of its own)', read: true };
@@ -272,7 +283,7 @@ function readPartHeaders(
   if (typeProblem !== undefined) return problem(typeProblem);
   const formidable = formidableProblem(dispositionValue, name, sent, contentTypeValue);
   if (typeof formidable === 'string') return problem(formidable);
-  return { read: true, textField: textField(disposition, contentType), ...formidable };
+  return { read: true, textField: textField(disposition, contentType), formidable };
 }
 
 /**
@@ -289,7 +300,7 @@ function formidableProblem(
   busboyName: string | undefined,
   sent: readonly (readonly [string, string])[],
   contentType: string,
-): string | { formidableFileName?: string } {
+): string | FormidableFileReading | undefined {
   const value = formidableText(dispositionValue);
   const name = formidablePartName(value);
   const busboy = busboyName === undefined ? undefined : formidableText(busboyName);
@@ -304,11 +315,14 @@ function formidableProblem(
     return 'a file part formidable 1 reads as a text field (its file name not followed by the end or "; ")';
   if (three !== raw || one !== raw)
     return `a part formidable finds another file name in (${JSON.stringify((three ?? one ?? '').slice(0, 40))})`;
-  if (filename === undefined || raw === '') return {};
-  if (contentType === '') return 'a file part without a Content-Type (formidable 3 reads it as a text field)';
+  if (filename === undefined || raw === '') return undefined;
   const handedOver = formidableFileName(raw as string);
   const busboyFileName = formidableText(quoted ? filename.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : filename);
-  return handedOver === busboyFileName ? {} : { formidableFileName: handedOver };
+  const fileName = handedOver === busboyFileName ? undefined : handedOver;
+  const untyped = contentType === '';
+  return fileName === undefined && !untyped
+    ? undefined
+    : { ...(fileName === undefined ? {} : { fileName }), ...(untyped ? { untyped } : {}) };
 }
 
 /** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */
@@ -364,8 +378,8 @@ export function createMultipartFramingCheck(
   let unread: { part: Omit<UnreadPart, 'content'>; tooLarge: boolean } | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
-  /** File names as formidable hands them over, by part, where busboy reads others (takeFileName). */
-  const fileNames = new Map<number, string>();
+  /** File parts as formidable reads them, by part, where busboy reads them otherwise (takeFileReading). */
+  const fileReadings = new Map<number, FormidableFileReading>();
 
   const fail = (why: string) => {
     problem ??= why;
@@ -438,12 +452,12 @@ export function createMultipartFramingCheck(
       read,
       textField: capture,
       unread: unreadPart,
-      formidableFileName: fileName,
+      formidable: fileReading,
     } = readPartHeaders(headerText.slice(0, blank), formData);
     if (why !== undefined) return fail(why);
     if (!read && refuseUnread) return fail('a part that is not form-data, which is not inspected (send the parts as multipart/form-data)');
     if (read) parts++;
-    if (read && fileName !== undefined) fileNames.set(parts, fileName);
+    if (read && fileReading !== undefined) fileReadings.set(parts, fileReading);
     if (read && capture && maxFieldBytes !== undefined) {
       capturing = [];
       captureLimit = maxFieldBytes;
@@ -520,10 +534,10 @@ export function createMultipartFramingCheck(
       for (const key of captured.keys()) if (key < index) captured.delete(key);
       return content;
     },
-    takeFileName(index) {
-      const name = fileNames.get(index);
-      for (const key of fileNames.keys()) if (key <= index) fileNames.delete(key);
-      return name;
+    takeFileReading(index) {
+      const reading = fileReadings.get(index);
+      for (const key of fileReadings.keys()) if (key <= index) fileReadings.delete(key);
+      return reading;
     },
   };
 }

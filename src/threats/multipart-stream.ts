@@ -13,7 +13,7 @@ import {
   MULTIPART_MEDIA_TYPE,
   unreadableCharset,
 } from '../net/media-type.js';
-import { createMultipartFramingCheck, type UnreadPart } from './multipart-framing.js';
+import { createMultipartFramingCheck, type FormidableFileReading, type UnreadPart } from './multipart-framing.js';
 
 export interface MultipartHandlers {
   /** A text field; `mimeType` is its part's Content-Type (`text/plain` when it has none). */
@@ -21,11 +21,11 @@ export interface MultipartHandlers {
   /**
    * A file part; its content must be consumed (or resumed) for parsing to go on. `named`: it has a
    * file name (`filename=""` too); busboy also takes an application/octet-stream part without one
-   * for a file, which Werkzeug, PHP, Spring and Go read as a text field. `formidableFileName`: the
-   * file name as formidable hands it over (after its last `\`, `&#dddd;` and `%22` decoded), where
-   * that is not `filename` (src/threats/formidable-readings.ts).
+   * for a file, which Werkzeug, PHP, Spring and Go read as a text field. `formidable`: how
+   * formidable reads the part otherwise (its file name; a text field when untyped), if it does
+   * (src/threats/formidable-readings.ts).
    */
-  onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean, formidableFileName?: string): void;
+  onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean, formidable?: FormidableFileReading): void;
   /**
    * After its onField, every part busboy reads as a text field, its bytes as sent (which the value
    * is not): other readers read some of them as files (`filename=""`, a type other than
@@ -186,16 +186,9 @@ export function createMultipartStream(
     // not (getPart), and busboy makes a file of one with a file name or typed
     // application/octet-stream: its charset, unread here, went unchecked. No form sends one.
     if (name === '_charset_') problem ??= 'a _charset_ part read as a file, whose charset cannot be checked (send it as a text field)';
-    const formidableFileName = framing.takeFileName(read);
+    const formidable = framing.takeFileReading(read);
     guarded(() =>
-      handlers.onFile(
-        name,
-        info.filename ?? '',
-        content,
-        (info.mimeType ?? '').toLowerCase(),
-        info.filename !== undefined,
-        formidableFileName,
-      ),
+      handlers.onFile(name, info.filename ?? '', content, (info.mimeType ?? '').toLowerCase(), info.filename !== undefined, formidable),
     );
     // Read to its end whatever the reader did, or busboy waits on it for good.
     if (problem !== undefined) content.resume();

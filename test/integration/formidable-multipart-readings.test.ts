@@ -9,7 +9,9 @@
  *   `x-name="_method"` ran a DELETE through koa-override;
  * - formidable 3 reads a part with a file name and no Content-Type (or an empty one) as a text
  *   field, formidable 1.2.6 one whose `filename=` its regex does not match (`filename="a.txt";x=1`):
- *   files to busboy, whose content the waf does not read, so an XSS reached the apps in block mode;
+ *   files to busboy, whose content the waf does not read, so an XSS reached the apps in block mode.
+ *   The first is what Python's requests sends for every file: its content is inspected as a field's;
+ *   the second no client sends: refused;
  * - formidable decodes `&#dddd;` and `%22` in a file name, after the `\` it cuts at:
  *   `&#0060;script&#0062;` reached koa-body's `originalFilename` as `<script>`.
  */
@@ -35,12 +37,15 @@ const renamed = (target: string, x = 'x') => [
   `form-data; a="b name=${target}"; name="${x}"`,
   `form-data; my.name=${target}; name="${x}"`,
 ];
-/** Part header blocks busboy reads as a file named `note` and formidable 3 or 1.2.6 as a text field. */
-const FIELD_TO_FORMIDABLE = [
+/** Part header blocks busboy reads as a file named `note` and formidable 3 as a text field: untyped. */
+const UNTYPED_FILES = [
   ['Content-Disposition: form-data; name="note"; filename="a.txt"'],
   ['Content-Disposition: form-data; name="note"; filename="a.txt"', 'Content-Type:'],
   ['Content-Disposition: form-data; name="note"; filename="a.txt"', 'Content-Type: '],
   ['Content-Disposition: form-data; name="note"; filename="blob"'],
+];
+/** Part header blocks busboy reads as a file named `note` and formidable 1.2.6 as a text field. */
+const FIELD_TO_FORMIDABLE = [
   ['Content-Disposition: form-data; name="note"; filename="a.txt";x=1', 'Content-Type: text/plain'],
   ['Content-Disposition: form-data; name="note"; filename=a.txt;x=1', 'Content-Type: text/plain'],
   ['Content-Disposition: form-data; name="note"; filename="a.txt" ', 'Content-Type: text/plain'],
@@ -123,7 +128,38 @@ t.test('multipart bodies formidable reads otherwise: refused by the _method chec
     t.equal((await send(validated, '/users', ok)).status, 200, 'plain names pass, a field named x-name, an x-name after the name');
   });
 
-  await t.test('a file part formidable reads as a text field: refused by every reader', async (t) => {
+  await t.test('an untyped file part, a text field to formidable 3: its content inspected by the waf', async (t) => {
+    const before = backend.requests.length;
+    for (const headers of UNTYPED_FILES) {
+      const what = headers.join(' | ');
+      for (const content of [XSS, SQLI]) {
+        const body = multipart([
+          [named('name'), 'eve'],
+          [headers, content],
+        ]);
+        t.equal((await send(waf, '/echo', body)).status, 403, `${what}: ${content.slice(0, 8)}`);
+        t.match(raised(waf), { 'warden.detail': /^\/body\/note/ }, `${what}: read as the field note`);
+      }
+    }
+    t.equal(backend.requests.length, before, 'the backend saw none');
+    // Python's requests (`files={"doc": open("notes.txt", "rb")}`) sends no Content-Type for a file.
+    const requestsUpload = multipart(
+      [
+        [named('name'), 'eve'],
+        [['Content-Disposition: form-data; name="doc"; filename="notes.txt"'], 'plain words\n'],
+      ],
+      'bcbf1708c0e05d1010eeb1a2069ca416',
+    );
+    for (const s of [plain, waf])
+      t.equal(
+        (await send(s, '/echo', requestsUpload, 'multipart/form-data; boundary=bcbf1708c0e05d1010eeb1a2069ca416')).status,
+        200,
+        "Python requests' untyped file passes",
+      );
+    t.equal(backend.requests.length, before + 2, 'both reached the backend');
+  });
+
+  await t.test('a file part formidable 1 reads as a text field: refused by every reader', async (t) => {
     const before = backend.requests.length;
     for (const headers of FIELD_TO_FORMIDABLE) {
       const what = headers.join(' | ');

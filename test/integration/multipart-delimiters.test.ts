@@ -18,7 +18,7 @@ import { startTestSidecar } from '../support/sidecar.js';
 
 const E = EICAR.toString('latin1');
 const SQLI = "1' UNION SELECT password FROM users--";
-// A file part with the type clients send (one without is refused: formidable reads it as a field).
+// A file part with the type browsers and curl send (an untyped one the waf reads as a field: formidable 3 does).
 const disposition = (name: string, filename?: string) =>
   `Content-Disposition: form-data; name="${name}"${filename === undefined ? '' : `; filename="${filename}"\r\nContent-Type: application/octet-stream`}\r\n\r\n`;
 const okFile = `--b\r\n${disposition('ok', 'ok.txt')}hello\r\n`;
