@@ -154,6 +154,7 @@ export function repeatedParameter(contentType: string): string | undefined {
  * (phpBoundaryValue). Rack 2 (Rails, Sinatra) ends even a quoted boundary at a "," or ";"
  * (`\Amultipart/.*boundary="?([^";,]+)`): `boundary="AA,BB"` is `AA` to it, so it split the body at
  * `--AA` lines inside what busboy read as one part. Browsers never send either character in one.
+ * Mojolicious ends an unquoted boundary at any character outside RFC 2046's (BOUNDARY_CHARACTERS).
  */
 export function hasStrayBoundary(contentType: string): boolean {
   if (!/boundary/i.test(contentType)) return false; // no boundary at all: busboy refuses the body
@@ -163,12 +164,20 @@ export function hasStrayBoundary(contentType: string): boolean {
   if (/boundary/i.test(contentType.slice(0, start)) || /boundary/i.test(contentType.slice(end))) return true;
   if (contentType.slice(start, end).includes('\\')) return true;
   if (value.includes(',') || value.includes(';')) return true; // Rack's boundary ends there
+  // Mojolicious reads an unquoted boundary as `[\w'(),.:?\-+/]+`: `boundary=AA!BB` is `AA` to it,
+  // and what busboy takes for the preamble (before the first `--AA!BB`) holds its parts. RFC 2046
+  // allows no other character (bcharsnospace), and no client sends one (curl, undici, requests,
+  // Go, browsers: letters, digits, "-" and "_"). A quoted one it reads whole (`"([^"]+)"`).
+  if (contentType[contentType.indexOf('=', start) + 1] !== '"' && !BOUNDARY_CHARACTERS.test(value)) return true;
   const lower = contentType.indexOf('boundary', start);
   if (lower !== -1 && lower !== start) return true;
   // PHP's "boundary" is this parameter's name (checked above): the value it takes must be this one's.
   const php = phpBoundaryValue(contentType, start);
   return php !== undefined && php !== value;
 }
+
+/** RFC 2046 §5.1.1 `bcharsnospace`; unquoted, only its token characters get past PARAMETERS. */
+const BOUNDARY_CHARACTERS = /^[0-9A-Za-z'()+_,\-./:=?]+$/;
 
 /**
  * The boundary PHP takes once it has found "boundary" at `at` (rfc1867.c): what follows the next
@@ -198,7 +207,25 @@ const JSON_IN_PARAMETERS = /[/+]json/i;
  * every type holding it is JSON here too (isJsonMediaType), and `application/json-patch+json`
  * (RFC 6902) is one.
  */
-const EMBEDDED_TYPE = /application\/x-www-form-urlencoded|multipart\/form-data|text\/plain/;
+const EMBEDDED_TYPE = /application\/x-www-form-urlencoded|multipart\/form-data|text\/plain/g;
+
+/**
+ * A body type the whole Content-Type value names other than its media type, or undefined.
+ * Mojolicious reads a form whenever `application/x-www-form-urlencoded` appears anywhere in the
+ * header, and `multipart/form-data` parts whenever that does, parameters and quoted strings
+ * included: under `text/plain; x="application/x-www-form-urlencoded"` the waf read raw text and
+ * Mojolicious decoded `note=1%27%20UNION…`. It reads a multipart body under any type matching
+ * `/multipart.*boundary\s*=/i` (`image/png; a=multipart; boundary=AA`): "multipart" then
+ * "boundary" in a type that is not multipart is refused, "=" or not. Two searches, each linear.
+ */
+function embeddedType(value: string, mime: string): string | undefined {
+  const lower = value.toLowerCase();
+  EMBEDDED_TYPE.lastIndex = 0;
+  for (let m = EMBEDDED_TYPE.exec(lower); m !== null; m = EMBEDDED_TYPE.exec(lower)) if (m[0] !== mime) return m[0];
+  if (isMultipartMediaType(mime)) return undefined;
+  const multipart = lower.indexOf('multipart');
+  return multipart !== -1 && lower.includes('boundary', multipart + 9) ? 'multipart' : undefined;
+}
 
 /**
  * RFC 9110 §5.6.6: what follows the media type, `*( OWS ";" OWS [ token "=" ( token /
@@ -232,13 +259,16 @@ let lastChecked: string | undefined;
  *   ",", so `application/x-www-form-urlencoded,x` is a form to them and no form here;
  * - `/json` or `+json` in the parameters of a type that is not JSON: Laravel reads any Content-Type
  *   holding either as JSON (`text/plain; x=/json`);
- * - a form, multipart or text type inside a longer one (EMBEDDED_TYPE): Fastify reads
- *   `application/x-www-form-urlencoded+json` as a form, the stages here as JSON;
- * - a multipart boundary PHP would take from elsewhere (hasStrayBoundary);
+ * - a form, multipart or text type inside a longer one or in the parameters (embeddedType):
+ *   Fastify reads `application/x-www-form-urlencoded+json` as a form, the stages here as JSON, and
+ *   Mojolicious `text/plain; x="application/x-www-form-urlencoded"`;
+ * - a multipart boundary PHP would take from elsewhere, or Rack or Mojolicious would end early
+ *   (hasStrayBoundary);
  * - parameters that are not RFC 9110 syntax (PARAMETERS): Express 4's type-is cannot parse
  *   `application/json;charset="utf-8` (a quote never closed) or `; charset` (no "="), and
  *   body-parser then leaves the body unread, where the checks here read it as JSON;
- * - a JSON or form body in a charset not read as UTF-8 reads it (415, `content_type.charset`):
+ * - a JSON or form body in a charset not read as UTF-8 reads it, named anywhere in the header
+ *   (415, `content_type.charset`):
  *   validation and the `_method` check read those bodies as UTF-8, and Express's body-parser
  *   decodes the charset named (iconv-lite), so `{"bio":"x+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-"}`
  *   in UTF-7 is one string here and `"role":"admin"` there.
@@ -265,11 +295,11 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'The Content-Type must start with a media type "type/subtype" (RFC 9110 §8.3.1), parameters after ";": backends that end the type at "," or a space would read another one.',
     );
   const lower = mime.toLowerCase();
-  const embedded = EMBEDDED_TYPE.exec(lower)?.[0];
-  if (embedded !== undefined && embedded !== lower)
+  const embedded = embeddedType(value, lower);
+  if (embedded !== undefined)
     return malformed(
       'content_type.embedded_type',
-      `The media type holds "${embedded}" without being it: Fastify would read the body as ${embedded}, the checks here as the media type it is.`,
+      `The Content-Type holds "${embedded}" without being it: Fastify (in the media type) or Mojolicious (anywhere) would read the body as ${embedded}, the checks here as the media type it is.`,
     );
   if (semicolon !== -1 && !isJsonMediaType(lower) && JSON_IN_PARAMETERS.test(value.slice(semicolon)))
     return malformed(
@@ -279,7 +309,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
   if (isMultipartMediaType(lower) && hasStrayBoundary(value))
     return malformed(
       'content_type.boundary',
-      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, a "," or ";" in its value, or a value PHP reads otherwise (white space or "," after it): PHP or Rack would split the body at another boundary than the one checked here.',
+      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, a "," or ";" in its value, an unquoted value with a character outside RFC 2046\'s (letters, digits, \'()+_,-./:=?), or a value PHP reads otherwise (white space or "," after it): PHP, Rack or Mojolicious would split the body at another boundary than the one checked here.',
     );
   if (!hasParameterSyntax(value))
     return malformed(
@@ -299,7 +329,14 @@ function malformed(rule: string, detail: string): WardenError {
   return new WardenError('ERR_REQUEST_MALFORMED', { rule, detail });
 }
 
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/**
+ * Every `charset=` in a header value, wherever it is (a longer name, a quoted value), and what
+ * follows it as Mojolicious reads it (`/charset\s*=\s*"?([^"\s;]+)"?/i` over the whole header): it
+ * decoded the form fields of `…urlencoded; xcharset=cp37` and `…; x="charset=utf-16le"` as EBCDIC
+ * and UTF-16 while the checks here read UTF-8. \x85 is white space to Perl, not to JavaScript.
+ * Linear: each `[\s\x85]*` runs over the white space up to the next character that is not.
+ */
+const ANY_CHARSET = /charset[\s\x85]*=[\s\x85]*"?([^"\s;]*)/gi;
 /**
  * Charsets in which every ASCII character is its own byte, and no other byte sequence reads as
  * one: what is inspected as UTF-8 holds the same ASCII text the backend decodes. KOI8-R/U are 8-bit;
@@ -323,13 +360,18 @@ export function isAsciiCompatibleCharset(charset: string): boolean {
  */
 export function unreadableCharset(contentType: string | string[] | undefined): string | undefined {
   const value = Array.isArray(contentType) ? contentType[0] : contentType;
-  if (value === undefined || !value.includes(';')) return undefined;
-  // Two readings, and either one refuses: the first `charset=` anywhere (a backend's regex), and
-  // the parameter as a quote-aware parser reads it (body-parser's `content-type` module). Only the
-  // first was read, so `x="; charset=utf-8"; charset=utf-16le` was inspected as UTF-8 and decoded
-  // as UTF-16 by the backend (docs/adversarial.md defect 96).
-  const first = CHARSET.exec(value)?.[1]?.toLowerCase();
-  if (first !== undefined && !isAsciiCompatibleCharset(first)) return first;
+  if (value === undefined) return undefined;
+  // Two readings, and either one refuses: every `charset=` anywhere (a backend's regex takes the
+  // first, `;` or not: Mojolicious), and the parameter as a quote-aware parser reads it
+  // (body-parser's `content-type` module). Only the first after a `;` was read, so
+  // `x="; charset=utf-8"; charset=utf-16le` was inspected as UTF-8 and decoded as UTF-16 by the
+  // backend (docs/adversarial.md defect 96), and `xcharset=cp37` as EBCDIC by Mojolicious.
+  ANY_CHARSET.lastIndex = 0;
+  for (let m = ANY_CHARSET.exec(value); m !== null; m = ANY_CHARSET.exec(value)) {
+    const named = m[1] ?? '';
+    if (!isAsciiCompatibleCharset(named)) return named.toLowerCase();
+  }
+  if (!value.includes(';')) return undefined;
   for (const { name, value: charset } of parameterSpans(value)) {
     if (name === 'charset' && !isAsciiCompatibleCharset(charset)) return charset.toLowerCase();
   }

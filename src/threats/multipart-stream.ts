@@ -97,10 +97,12 @@ export function createMultipartStream(
   limits: { maxParts: number; maxFieldBytes: number },
   handlers: MultipartHandlers,
 ): MultipartStream | undefined {
-  // PHP would split the body at another boundary than busboy (hasStrayBoundary): parts seen here
-  // would not be the parts the backend reads.
+  // PHP, Rack or Mojolicious would split the body at another boundary than busboy
+  // (hasStrayBoundary): parts seen here would not be the parts the backend reads.
   if (hasStrayBoundary(contentType))
-    return unparsed('"boundary" elsewhere in its Content-Type than as its boundary parameter, or a "\\" in that parameter');
+    return unparsed(
+      '"boundary" elsewhere in its Content-Type than as its boundary parameter, or a boundary another reader takes otherwise ("\\", "," or ";" in it, or unquoted with a character outside RFC 2046\'s)',
+    );
   const formData = mediaTypeOf(contentType) === MULTIPART_MEDIA_TYPE;
   const parameters = contentType.indexOf(';');
   let parser: ReturnType<typeof busboy>;

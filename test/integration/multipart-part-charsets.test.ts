@@ -43,11 +43,12 @@ const SHAPES: [string, Buffer, RegExp][] = [
     '; charset=IBM037',
   ].map((type): [string, Buffer, RegExp] => [`part Content-Type ${type}`, body(q(type)), /charset ibm037 that cannot be inspected/]),
   // Jetty's scan takes `"` anywhere as a quote (here around `; charset=utf-8; x=`); a parser reads
-  // charset=utf-8 and a quoted `; charset=IBM037`. Only the RFC 9110 syntax check sees it.
+  // charset=utf-8 and a quoted `; charset=IBM037`. The RFC 9110 syntax check sees it, and the
+  // reading of every `charset=` anywhere in the value (Mojolicious's) finds IBM037 first.
   [
     'a stray quote before the part charset',
     body(q('text/plain; a"; charset=utf-8; x="; charset=IBM037')),
-    /parameters are not name=value pairs/,
+    /charset ibm037 that cannot be inspected|parameters are not name=value pairs/,
   ],
 ];
 

@@ -258,3 +258,127 @@ t.test('Content-Type parameters are checked in linear time', async (t) => {
     t.ok(ms < 100, `${what}: ${ms.toFixed(1)} ms`);
   }
 });
+
+/**
+ * Mojolicious 9.31 (red team round 26, run against a real Mojolicious behind the sidecar) reads the
+ * whole Content-Type, not its parameters: the charset is `/charset\s*=\s*"?([^"\s;]+)"?/i` anywhere,
+ * a form or multipart body whenever `application/x-www-form-urlencoded` or `multipart/form-data`
+ * appears anywhere, multipart on `/multipart.*boundary\s*=/i`, and the boundary as
+ * `boundary\s*=\s*(?:"([^"]+)"|([\w'(),.:?\-+/]+))`, so an unquoted one ends at a "!".
+ */
+t.test('unreadableCharset: a charset named anywhere in the value, as Mojolicious reads it', async (t) => {
+  for (const [ct, charset] of [
+    ['application/x-www-form-urlencoded; xcharset=cp37', 'cp37'],
+    ['application/x-www-form-urlencoded; x="charset=utf-16le"', 'utf-16le'],
+    ['application/x-www-form-urlencoded; x="a CHARSET = IBM037"', 'ibm037'],
+    ['multipart/form-data; x="charset=cp37"; boundary=BB', 'cp37'],
+    ['multipart/form-data; boundary=BB; xcharset=cp37', 'cp37'],
+    ['application/json; x-charset=utf-7; charset=utf-8', 'utf-7'],
+    ['application/json; charset=utf-8; x-charset=utf-7', 'utf-7'],
+    // Mojolicious reads `\` (then stops at the quote): no charset, but not this one either.
+    ['text/plain; x="charset=\\"utf-16\\""', '\\'],
+    ['text/plain; x="charset="; charset=utf-8', ''],
+    // A part's Content-Type, read without a ";" (only the body's media type must be type/subtype).
+    ['text/plaincharset=cp37', 'cp37'],
+  ])
+    t.equal(unreadableCharset(ct), charset, `${ct}: ${charset}`);
+  for (const ct of [
+    'application/x-www-form-urlencoded; xcharset=utf-8',
+    'application/x-www-form-urlencoded; x="charset=UTF-8"; charset=utf-8',
+    'multipart/form-data; boundary=BB; x=charset',
+    'text/plain; charset=utf-8; x="no charset here"',
+  ])
+    t.equal(unreadableCharset(ct), undefined, `${ct}: read as UTF-8`);
+  // The body's Content-Type check: 415 content_type.charset, as for `; charset=cp37`.
+  for (const ct of [
+    'application/x-www-form-urlencoded; xcharset=cp37',
+    'application/x-www-form-urlencoded; x="charset=utf-16le"',
+    'application/json; x="charset=utf-7"',
+  ])
+    t.match(contentTypeRefusal(ct), { code: 'ERR_MEDIA_TYPE_UNSUPPORTED', status: 415, rule: 'content_type.charset' }, ct);
+});
+
+t.test('contentTypeRefusal: a form or multipart type named in the parameters of another', async (t) => {
+  for (const ct of [
+    'text/plain; x="application/x-www-form-urlencoded"',
+    'text/plain; x="Application/X-WWW-Form-Urlencoded"',
+    'application/octet-stream; x="multipart/form-data; boundary=BB"',
+    'application/json; x="multipart/form-data"',
+    'multipart/mixed; x="multipart/form-data"; boundary=b',
+    'application/x-www-form-urlencoded; x="text/plain"',
+    'multipart/form-data; boundary=b; x="application/x-www-form-urlencoded"',
+    // Mojolicious reads a multipart body under any type matching /multipart.*boundary\s*=/i.
+    'image/png; a=multipart; boundary=AA',
+    'application/x-multipart; boundary=AA',
+    'text/plain; x="multipart"; y="boundary=AA"',
+    'application/x-www-form-urlencoded; x=Multipart; Boundary=AA',
+  ])
+    t.match(contentTypeRefusal(ct), { code: 'ERR_REQUEST_MALFORMED', status: 400, rule: 'content_type.embedded_type' }, ct);
+  for (const ct of [
+    'text/plain; x="a form"',
+    'multipart/form-data; boundary=b; x="multipart/form-data"',
+    'multipart/related; boundary=b; type="application/xop+xml"; start-info="text/xml"',
+    'application/octet-stream; x=multipart',
+    'application/x-www-form-urlencoded; boundary=x; y=boundary',
+  ])
+    t.equal(contentTypeRefusal(ct), undefined, ct);
+});
+
+t.test('hasStrayBoundary: an unquoted boundary Mojolicious ends early (outside RFC 2046 bcharsnospace)', async (t) => {
+  for (const c of ['!', '#', '$', '%', '&', '*', '^', '|', '~', '`'])
+    t.ok(hasStrayBoundary(`multipart/form-data; boundary=AA${c}BB`), `boundary=AA${c}BB: AA to Mojolicious`);
+  t.ok(hasStrayBoundary('multipart/mixed; boundary=!AA'), 'a leading "!"');
+  t.ok(hasStrayBoundary('multipart/form-data; boundary=AA\u00e9BB'), 'a Latin-1 letter');
+  t.match(contentTypeRefusal('multipart/form-data; boundary=AA!BB'), { status: 400, rule: 'content_type.boundary' });
+  // What clients send (curl 7.88, undici, requests/urllib3, Go, browsers, Apache HttpClient, Dart), and a quoted value Mojolicious reads whole.
+  for (const boundary of [
+    '------------------------e892addabc7270e2',
+    '----formdata-undici-031350006869',
+    '3fe4a5448505a9fe294af101573d817f',
+    '4c2f5a1ea0e2b4a8a3e7cc1c3c2bde0f4d5b1f9a0e0c7d6b5a4f3e2d1c0b',
+    '----WebKitFormBoundary7MA4YWxkTrZu0gW',
+    '----geckoformboundary5d3e4a9c2b1f0e8d7c6b5a49',
+    '---------------------------974767299852498929531610575',
+    "a-_Z09.'+",
+    '"AA!BB"',
+    '"(a)/b:c?d=e f"',
+    '"ee7d2f5c-4b3a-4c4e-9c7a-2e0b1f7d8a6c"',
+  ]) {
+    const ct = `multipart/form-data; boundary=${boundary}`;
+    t.notOk(hasStrayBoundary(ct), ct);
+    t.equal(contentTypeRefusal(ct), undefined, `${ct}: accepted`);
+  }
+});
+
+t.test('the whole-value readings are linear on 16 KiB and 64 KiB hostile values', async (t) => {
+  for (const size of [16 * 1024, 64 * 1024]) {
+    const n = (s: string) => Math.ceil(size / s.length);
+    const cases: [string, string, string | undefined][] = [
+      ['"charset" repeated', `application/json; x="${'charset'.repeat(n('charset'))}"`, undefined],
+      ['"charset=" repeated', `application/json; x="${'charset='.repeat(n('charset='))}"`, 'content_type.charset'],
+      ['"charset" then white space', `application/json; x="charset${' '.repeat(size)}"`, undefined],
+      ['"charset=" then a long value', `application/json; x="charset=${'a'.repeat(size)}"`, 'content_type.charset'],
+      ['"multipart" repeated', `text/plain; x="${'multipart'.repeat(n('multipart'))}"`, undefined],
+      [
+        '"multipart" repeated, then "boundary"',
+        `text/plain; x="${'multipart'.repeat(n('multipart'))}boundary"`,
+        'content_type.embedded_type',
+      ],
+      ['"boundary" repeated', `text/plain; x="multipart ${'boundary'.repeat(n('boundary'))}"`, 'content_type.embedded_type'],
+      [
+        'a form type nearly, repeated',
+        `text/plain; x="${'application/x-www-form-urlencode'.repeat(n('application/x-www-form-urlencode'))}"`,
+        undefined,
+      ],
+      ['a long unquoted boundary', `multipart/form-data; boundary=${'a'.repeat(size)}!`, 'content_type.boundary'],
+    ];
+    for (const [what, value, rule] of cases) {
+      const began = performance.now();
+      const refusal = contentTypeRefusal(value);
+      unreadableCharset(value);
+      const ms = performance.now() - began;
+      t.equal(refusal?.rule, rule, `${what} (${size / 1024} KiB): ${rule ?? 'accepted'}`);
+      t.ok(ms < 50, `${what} (${size / 1024} KiB): ${ms.toFixed(2)} ms`);
+    }
+  }
+});

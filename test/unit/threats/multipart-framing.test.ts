@@ -435,14 +435,10 @@ t.test('a part Content-Type from which Jetty reads a charset the parser did not 
     t.match(part(type), /a part in charset .* that cannot be inspected/, type);
   t.match(part('text/plain; charset=IBM037', false), /charset ibm037/, 'a form-data part of multipart/mixed too');
   // Parameters a parser gives up on, where Jetty's scan reads on for a charset.
-  for (const type of [
-    'text/plain; a b',
-    'text/plain; a="b',
-    'application/json; x',
-    'text/plain; a = b',
-    'text/plain; a"; charset=utf-8; x="; charset=IBM037',
-  ])
+  for (const type of ['text/plain; a b', 'text/plain; a="b', 'application/json; x', 'text/plain; a = b'])
     t.match(part(type), /parameters are not name=value pairs/, type);
+  // A charset in a quoted value is read too (as Mojolicious reads one anywhere in the value).
+  t.match(part('text/plain; a"; charset=utf-8; x="; charset=IBM037'), /charset ibm037 that cannot be inspected/);
   // What browsers and HTTP clients send passes.
   for (const type of [
     'text/plain',
