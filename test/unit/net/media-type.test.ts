@@ -373,10 +373,15 @@ t.test('the whole-value readings are linear on 16 KiB and 64 KiB hostile values'
       ['a long unquoted boundary', `multipart/form-data; boundary=${'a'.repeat(size)}!`, 'content_type.boundary'],
     ];
     for (const [what, value, rule] of cases) {
-      const began = performance.now();
-      const refusal = contentTypeRefusal(value);
-      unreadableCharset(value);
-      const ms = performance.now() - began;
+      // The best of three: one run can meet a GC pause or a busy host (CI runs tests in parallel).
+      let ms = Infinity;
+      let refusal: ReturnType<typeof contentTypeRefusal>;
+      for (let run = 0; run < 3; run++) {
+        const began = performance.now();
+        refusal = contentTypeRefusal(`${value}${' '.repeat(run)}`);
+        unreadableCharset(value);
+        ms = Math.min(ms, performance.now() - began);
+      }
       t.equal(refusal?.rule, rule, `${what} (${size / 1024} KiB): ${rule ?? 'accepted'}`);
       t.ok(ms < 50, `${what} (${size / 1024} KiB): ${ms.toFixed(2)} ms`);
     }
