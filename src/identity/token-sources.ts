@@ -132,7 +132,7 @@ function nameReading(
   const reads = (name: string) => readings.owns(name) || readings.readAs(name) !== undefined;
   // Kept per name (bounded): reading a name as those backends do costs ~0.6 µs, on every request's every key or cookie.
   const verdict = memoizedByName((name) => (spellings(name).some(reads) ? true : undefined));
-  // Most names are plain (plainReadingOf: no escape, bracket or `+`): their one reading is compared
+  // Most names are plain (plainReadingOf: no escape, dot, bracket or `+`): their one reading is compared
   // with the names' readings, without the full reading or the memo, which a client sending many
   // names would otherwise fill.
   const plainReadings = new Set(names.map(readingOf));

@@ -12,6 +12,9 @@
  *   `limit`, `_method%00` is `_method`);
  * - System.Web's `%uXXXX` escape, which the standard decoding leaves as it is: ASP.NET on .NET
  *   Framework reads `?%u006cimit=1000` as `limit` (the waf reads values the same way, row 129).
+ * - qs's `allowDots` (qs-dots.ts; co-body's default, so every Koa form): `.limit`, `limit.0` and
+ *   `.limit]` are `limit`, `filter.color` is `filter[color]`, which is refused (a deepObject entry
+ *   is sent with brackets); a declared dotted name's path alike (`page[size]` for `page.size`).
  *
  * - for form and multipart fields (`separators`), `_` and `-` ignored as well: pydantic's
  *   populate_by_name binds `is_admin` to a field listed as `isAdmin` (case-variants.ts).
@@ -28,6 +31,7 @@ import { percentDecoded } from '../net/percent-decoded.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { foldCase, INTERIOR_SEPARATORS } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
+import { qsDotsKey, qsDotsRoot, qsPath } from './qs-dots.js';
 import { isObjectSchema, objectPropertiesOf } from './schema-types.js';
 
 export interface NameReadings {
@@ -45,6 +49,8 @@ export interface NameReading {
   readonly separators?: true;
   /** Read so by Django, which strips white space around a multipart field's name (compileNameReadings' `stripped`). */
   readonly stripped?: true;
+  /** Read so only by qs with `allowDots` (qs-dots.ts). */
+  readonly dots?: true;
 }
 
 /** Brackets before a name, then the name up to the next bracket: `[limit]`, `]limit`, `limit]`, `limit[]` are `limit`. */
@@ -69,24 +75,35 @@ export function readingOf(raw: string): string {
 }
 
 /**
- * readingOf for a plain name — no `%`, `+`, `[`, `]`, NUL or character beyond ASCII, as most cookie
- * names and query keys are — computed without its regular expressions: leading white space
- * trimmed, ` ` and `.` read as `_`, lower case (ASCII case folds so). Such a name has no other
- * reading (unclosedReadingOf needs a `[`), and no decoded one (cookieNameSpellings needs `%` or
- * `+`). Undefined for any other name, which takes the full reading. Names are read on every
- * request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
+ * The name qs reads a key as with `allowDots` (qs-dots.ts), case folded: `.role`, `role.0`,
+ * `.role]`, `%2Erole` (once decoded) are `role`, `profile.role` is `profile`. qs decodes no `%u`
+ * escape (`%u002erole` stays a name of its own). Undefined for a key without a `.`.
+ */
+export function dotsReadingOf(raw: string): string | undefined {
+  const root = qsDotsRoot(raw);
+  return root === undefined ? undefined : foldCase(root);
+}
+
+/**
+ * readingOf for a plain name — no `%`, `+`, `.`, `[`, `]`, NUL or character beyond ASCII, as most
+ * cookie names and query keys are — computed without its regular expressions: leading white space
+ * trimmed, ` ` read as `_`, lower case (ASCII case folds so). Such a name has no other reading
+ * (unclosedReadingOf needs a `[`, dotsReadingOf a `.`), and no decoded one (cookieNameSpellings
+ * needs `%` or `+`). Undefined for any other name, which takes the full reading. Names are read on
+ * every request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
  */
 export function plainReadingOf(name: string): string | undefined {
   if (!isPlainName(name)) return undefined;
   const php = name.trimStart();
-  return (php.includes(' ') || php.includes('.') ? php.replace(/[ .]/g, '_') : php).toLowerCase();
+  return (php.includes(' ') ? php.replaceAll(' ', '_') : php).toLowerCase();
 }
 
-/** Whether plainReadingOf reads `name`: no `%`, `+`, `[`, `]`, NUL or character beyond ASCII. */
+/** Whether plainReadingOf reads `name`: no `%`, `+`, `.`, `[`, `]`, NUL or character beyond ASCII. */
 export function isPlainName(name: string): boolean {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c === 0 || c === 0x25 /* % */ || c === 0x2b /* + */ || c === 0x5b /* [ */ || c === 0x5d /* ] */ || c > 0x7f) return false;
+    if (c === 0 || c === 0x25 /* % */ || c === 0x2b /* + */ || c === 0x2e /* . */ || c === 0x5b /* [ */ || c === 0x5d /* ] */ || c > 0x7f)
+      return false;
   }
   return true;
 }
@@ -138,9 +155,17 @@ export function deepObjectProperty(key: string, name: string): string | undefine
 
 /**
  * Whether a query key or body field is a `_method` as Symfony, Laravel, Rack and method-override
- * read it: a request to run another method (src/proxy/overrides.ts, request-validator.ts).
+ * read it, or koa-override after co-body's qs with allowDots (`._method`): a request to run another
+ * method (src/proxy/overrides.ts, request-validator.ts).
  */
-export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method';
+export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method' || dottedMethod(key);
+
+const METHOD = /method/i;
+
+/** The allowDots reading is `_method`, looked for only when it may be: a `.` and `method` (in any case; nothing beyond ASCII folds to its letters). */
+function dottedMethod(key: string): boolean {
+  return key.includes('.') && METHOD.test(key) && dotsReadingOf(key) === '_method';
+}
 
 /** Whether a multipart field is a `_method` to those readers, or to Django's, which strips its name (a middleware may read it). */
 export const isMultipartMethodOverrideName = (key: string): boolean => isMethodOverrideName(key) || asciiStripped(key) === '_method';
@@ -156,10 +181,19 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
   // object parameter's own name, which it is never sent as (qs reads `filter=x` as filter).
   const read = new Map<string, string>();
   const spelled = new Map<string, string>();
+  // Declared names qs with allowDots reads as a path (`page.size`: page, size), case folded: a key
+  // read as that path or under it (`page[size]`, `.page.size`) is refused, a sibling (`page[x]`) not.
+  const paths: { path: string[]; declared: string }[] = [];
+  // The names as qs reads them (case folded), and as readingOf does (PHP reads `tags[]` as `tags`).
+  const dotsRead = new Map<string, string>();
   const readable = (name: string) => {
     const reading = readingOf(name);
     if (!read.has(reading)) read.set(reading, name);
+    for (const spelling of [foldCase(name), reading]) if (!dotsRead.has(spelling)) dotsRead.set(spelling, name);
     if (separators && !spelled.has(withoutSeparators(reading))) spelled.set(withoutSeparators(reading), name);
+    const dotted = qsDotsKey(name);
+    const path = dotted === undefined ? [] : qsPath(dotted, Infinity);
+    if (path.length > 1) paths.push({ path: path.map(foldCase), declared: name });
   };
   for (const p of params) {
     readable(p.name);
@@ -178,6 +212,22 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
     const caseOnly = key !== declared && foldCase(key) === foldCase(declared);
     return spelling && !caseOnly ? { declared, caseOnly, separators: true } : { declared, caseOnly };
   };
+  /** The declared dotted name a key with a `.` or a bracket is read as, or under, by qs with allowDots. */
+  const pathDeclared = (rewritten: string): string | undefined => {
+    for (const { path, declared } of paths) {
+      const read = qsPath(rewritten, path.length);
+      if (read.length === path.length && read.every((segment, i) => foldCase(segment) === path[i])) return declared;
+    }
+    return undefined;
+  };
+  const dotsReading = (key: string): NameReading | undefined => {
+    const reading = dotsReadingOf(key);
+    let declared = reading === undefined ? undefined : dotsRead.get(reading);
+    // A declared dotted name's path (`page[size]` has no `.`), rarer: the key rewritten.
+    if (declared === undefined && paths.length > 0 && (reading !== undefined || key.includes('[')))
+      declared = pathDeclared(qsDotsKey(key) ?? key);
+    return declared === undefined ? undefined : { declared, caseOnly: false, dots: true };
+  };
   const readings: NameReadings = {
     owns,
     readAs(key) {
@@ -185,6 +235,8 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
       const unclosed = unclosedReadingOf(key);
       const declared = read.get(first) ?? (unclosed === undefined ? undefined : read.get(unclosed));
       if (declared !== undefined) return reading(key, declared, false);
+      const dots = dotsReading(key);
+      if (dots !== undefined) return dots;
       if (!separators) return undefined;
       const spelling =
         spelled.get(withoutSeparators(first)) ?? (unclosed === undefined ? undefined : spelled.get(withoutSeparators(unclosed)));

@@ -362,6 +362,11 @@ function misread(key: string, names: NameReadings, at: string): Violation | unde
       pointer: `${at}/${key}`,
       message: `is read as ${JSON.stringify(read.declared)} by Django, which strips white space around a multipart field's name`,
     };
+  if (read.dots)
+    return {
+      pointer: `${at}/${key}`,
+      message: `is read as ${JSON.stringify(read.declared)} by qs with allowDots (koa-bodyparser and koa-body by default, restify's queryParser and koa-qs as an option)`,
+    };
   return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP, Rails or System.Web` };
 }
 

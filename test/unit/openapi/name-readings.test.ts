@@ -144,3 +144,84 @@ t.test('a multipart _method with white space around it is a _method to Django (r
   t.notOk(isMultipartMethodOverrideName('_method_'), 'another name');
   t.notOk(isMethodOverrideName('_method\t'), 'in a query or a form, no reader strips it');
 });
+
+/**
+ * qs with `allowDots` (co-body's default: koa-bodyparser, koa-body; restify's queryParser and
+ * koa-qs as an option) rewrites each `.name` to `[name]` (red team 26B). What qs 6.17.1 read each
+ * key as, run by hand: `qs.parse(key + '=v', {allowDots: true})`.
+ */
+const QS_DOTS: [key: string, qsReads: string][] = [
+  ['.role', '{"role":"v"}'],
+  ['role.0', '{"role":["v"]}'],
+  ['.role]', '{"role":"v"}'],
+  ['role.]', '{"role":["v"]}'],
+  ['.role..', '{"role":"v"}'],
+  ['.ROLE', '{"ROLE":"v"}'],
+  ['.role.x', '{"role":{"x":"v"}}'],
+  ['.role[x]', '{"role":{"x":"v"}}'],
+  ['.limit', '{"limit":"v"}'],
+  ['filter.color', '{"filter":{"color":"v"}}'],
+  ['.page.size', '{"page":{"size":"v"}}'],
+  ['page.size.x', '{"page":{"size":{"x":"v"}}}'],
+  ['page.size.', '{"page":{"size":"v"}}'],
+];
+/** Keys qs reads as no declared name (nor do PHP, Rails or System.Web): they pass. */
+const QS_DOTS_OTHERS: [key: string, qsReads: string][] = [
+  ['..role', '{".":{"role":"v"}}'],
+  ['role..x', '{"role.":{"x":"v"}}'],
+  ['x.role', '{"x":{"role":"v"}}'],
+  ['user.email', '{"user":{"email":"v"}}'],
+  ['fields.articles', '{"fields":{"articles":"v"}}'],
+  ['.x', '{"x":"v"}'],
+  ['%u002erole', '{"%u002erole":"v"}'],
+  ['page.number', '{"page":{"number":"v"}}'],
+  ['page[x]', '{"page":{"x":"v"}}'],
+  ['x._method', '{"x":{"_method":"v"}}'],
+];
+
+t.test("qs's allowDots reading: `.role`, `role.0`, `filter.color` are declared names (red team 26B)", async (t) => {
+  const dotted = compileNameReadings([
+    { name: 'role', in: 'query' },
+    { name: 'limit', in: 'query' },
+    { name: 'filter', in: 'query', style: 'deepObject', explode: true, schema: { type: 'object', properties: { color: {} } } },
+    { name: 'page.size', in: 'query' },
+  ]);
+  for (const [key, reads] of QS_DOTS) {
+    const declared = Object.keys(JSON.parse(reads) as object)[0] as string;
+    const name = declared === 'page' ? 'page.size' : declared.toLowerCase();
+    t.same(dotted.readAs(key), { declared: name, caseOnly: false, dots: true }, `${key}: ${reads} to qs`);
+  }
+  for (const [key, reads] of QS_DOTS_OTHERS) t.equal(dotted.readAs(key), undefined, `${key}: ${reads} to qs`);
+  t.same(
+    dotted.readAs('page[size]'),
+    { declared: 'page.size', caseOnly: false, dots: true },
+    'a declared dotted name: its path with brackets',
+  );
+  t.same(dotted.readAs('[page][size]'), { declared: 'page.size', caseOnly: false, dots: true });
+  t.ok(dotted.owns('page.size') && dotted.owns('filter[color]'), 'the declared spellings are owned');
+  t.same(dotted.readAs('page.size'), { declared: 'page.size', caseOnly: false }, 'PHP reads it as page_size');
+});
+
+t.test('a _method qs reads with allowDots is an override (koa-override after koa-bodyparser)', async (t) => {
+  for (const key of ['._method', '._method[]', '._method]', '._method..', '._METHOD', '._method.x']) t.ok(isMethodOverrideName(key), key);
+  for (const key of ['_method.', 'x._method', '..method', '. _method', 'method.x', '%u002e_method'])
+    t.notOk(isMethodOverrideName(key), `${key}: another name to qs`);
+});
+
+t.test('the allowDots reading is linear on hostile names', async (t) => {
+  const dotted = compileNameReadings([
+    { name: 'role', in: 'query' },
+    { name: 'page.size', in: 'query' },
+  ]);
+  for (const unit of ['.', '.a', 'a.', '[.', '.[', '.a]', '._method'])
+    for (const size of [1 << 14, 1 << 20]) {
+      const key = unit.repeat(size / unit.length);
+      const started = performance.now();
+      dotted.readAs(key);
+      isMethodOverrideName(key);
+      t.ok(
+        performance.now() - started < 50 + size / 250,
+        `${JSON.stringify(unit)} × ${size / unit.length}: ${(performance.now() - started).toFixed(1)} ms`,
+      );
+    }
+});

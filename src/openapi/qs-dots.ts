@@ -1,0 +1,69 @@
+/**
+ * A key as qs reads it with `allowDots`: each `.name` is `[name]`, so `.role` is `[role]` (qs drops
+ * the empty parent: `role`), `role.0` is `role[0]` (an array) and `profile.role` is `profile[role]`.
+ * co-body sets `allowDots: true` unless told otherwise, so every form koa-bodyparser and koa-body
+ * read; restify's `queryParser`, koa-qs and the qs setups of Express and hapi take it as an option.
+ * qs before 6.17 rewrites with `key.replace(/\.([^.[]+)/g, '[$1]')`; 6.17 leaves dots inside
+ * brackets (`[a.b]`), where the name before the first bracket is the same, and that name is what
+ * name-readings.ts compares.
+ */
+/** Linear: a `.` not followed by a name fails at once, and a match consumes the name. */
+const DOT_NAME = /\.([^.[]+)/g;
+
+/** The key rewritten as qs rewrites it, or undefined when it holds no `.`: then qs reads it as without allowDots. */
+export const qsDotsKey = (key: string): string | undefined => (key.includes('.') ? key.replace(DOT_NAME, '[$1]') : undefined);
+
+const DOT = 0x2e;
+const OPEN = 0x5b;
+const CLOSE = 0x5d;
+
+/**
+ * The name before any bracket of the rewritten key (qsDotsKey), brackets before it skipped as
+ * readingOf skips them, without rewriting it: `.role`, `.]role`, `role.0`, `role.]` give `role`,
+ * `role..x` gives `role.` (a `.` before another `.`, a `[` or the end stays). It is a substring of
+ * the key, found in one pass. Undefined for a key without a `.`.
+ */
+export function qsDotsRoot(key: string): string | undefined {
+  if (!key.includes('.')) return undefined;
+  const n = key.length;
+  // qs rewrites a `.` followed by a name: `.x` is `[x]`.
+  const rewrites = (i: number) => i + 1 < n && key.charCodeAt(i + 1) !== DOT && key.charCodeAt(i + 1) !== OPEN;
+  let i = 0;
+  // Within a rewritten `.x`, whose name ends at the next `.` or `[` (its `]` emitted there).
+  let inName = false;
+  for (; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (inName && (c === DOT || c === OPEN)) inName = false;
+    if (c === OPEN || c === CLOSE) continue;
+    if (c === DOT && rewrites(i)) inName = true;
+    else break;
+  }
+  const start = i;
+  for (; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c === OPEN || c === CLOSE || (c === DOT && (inName || rewrites(i)))) break;
+  }
+  return key.slice(start, i);
+}
+
+/**
+ * The first `limit` segments of the path qs reads a (rewritten) key as: the name before the first
+ * `[` (or, when there is none, the first group's), then each `[…]` group's content; qs drops text
+ * between and after groups (`user[email]x` is user, email) and keeps an unclosed group whole.
+ * Each search starts where the last one ended: linear in the key.
+ */
+export function qsPath(key: string, limit: number): string[] {
+  const path: string[] = [];
+  let open = key.indexOf('[');
+  if (open !== 0) path.push(open === -1 ? key : key.slice(0, open));
+  while (open !== -1 && path.length < limit) {
+    const close = key.indexOf(']', open + 1);
+    if (close === -1) {
+      path.push(key.slice(open));
+      break;
+    }
+    path.push(key.slice(open + 1, close));
+    open = key.indexOf('[', close + 1);
+  }
+  return path;
+}
