@@ -154,21 +154,31 @@ export function deepObjectProperty(key: string, name: string): string | undefine
 }
 
 /**
- * Whether a query key or body field is a `_method` as Symfony, Laravel, Rack and method-override
- * read it, or koa-override after co-body's qs with allowDots (`._method`): a request to run another
- * method (src/proxy/overrides.ts, request-validator.ts).
+ * The parameter names frameworks take a method override from: `_method` (Symfony, Laravel, Rack,
+ * method-override, Mojolicious, koa-override), `x-tunneled-method` (the default of Perl's
+ * Plack::Middleware::MethodOverride, and Catalyst's REST::ForBrowsers from the body too: a POST
+ * ran as a denied DELETE), `x-http-method-override` (ASP.NET MVC's GetHttpMethodOverride reads the
+ * header, then a form field, then a query parameter of that name).
  */
-export const isMethodOverrideName = (key: string): boolean => readingOf(key) === '_method' || dottedMethod(key);
+const OVERRIDE_PARAMETERS: ReadonlySet<string> = new Set(['_method', 'x-tunneled-method', 'x-http-method-override']);
+
+/**
+ * Whether a query key or body field is a method override as those frameworks read it (a `_method`
+ * as Symfony, Laravel, Rack and method-override read it), or koa-override after co-body's qs with
+ * allowDots (`._method`): a request to run another method (src/proxy/overrides.ts, request-validator.ts).
+ */
+export const isMethodOverrideName = (key: string): boolean => OVERRIDE_PARAMETERS.has(readingOf(key)) || dottedMethod(key);
 
 const METHOD = /method/i;
 
 /** The allowDots reading is `_method`, looked for only when it may be: a `.` and `method` (in any case; nothing beyond ASCII folds to its letters). */
 function dottedMethod(key: string): boolean {
-  return key.includes('.') && METHOD.test(key) && dotsReadingOf(key) === '_method';
+  return key.includes('.') && METHOD.test(key) && OVERRIDE_PARAMETERS.has(dotsReadingOf(key) ?? '');
 }
 
 /** Whether a multipart field is a `_method` to those readers, or to Django's, which strips its name (a middleware may read it). */
-export const isMultipartMethodOverrideName = (key: string): boolean => isMethodOverrideName(key) || asciiStripped(key) === '_method';
+export const isMultipartMethodOverrideName = (key: string): boolean =>
+  isMethodOverrideName(key) || OVERRIDE_PARAMETERS.has(asciiStripped(key).toLowerCase());
 
 /**
  * @param separators also read names alike but for `_` and `-` (body fields: pydantic's populate_by_name).

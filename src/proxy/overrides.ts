@@ -58,7 +58,9 @@ export function checkOverrides(headers: IncomingHttpHeaders, search: string): Wa
   }
   const dashed = underscoredOverride(headers);
   if (dashed !== undefined) return headerRefusal(dashed, ' spelled with "_"');
-  return overrideParameter(search) ? refusal('a _method query parameter', 'overrides.method_parameter') : undefined;
+  return overrideParameter(search)
+    ? refusal('a method-override query parameter (_method, x-tunneled-method or X-HTTP-Method-Override)', 'overrides.method_parameter')
+    : undefined;
 }
 
 function headerRefusal(name: string, spelling: string): WardenError {

@@ -73,9 +73,14 @@ export function createMethodFieldStage(): Stage {
         // Jetty reads `%5?method` as `_method`, python-multipart `q=1;_method=DELETE` (form-body-problem.ts).
         const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
         if (formProblem) return formProblem;
-        return formHasMethodField(body) ? refusal('A _method field of the form body') : undefined;
+        return formHasMethodField(body)
+          ? refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body')
+          : undefined;
       }
-      if (isJsonMediaType(mime)) return jsonHasMethodField(ctx, body) ? refusal('A _method member of the JSON body') : undefined;
+      if (isJsonMediaType(mime))
+        return jsonHasMethodField(ctx, body)
+          ? refusal('A method-override member (_method, x-tunneled-method, X-HTTP-Method-Override) of the JSON body')
+          : undefined;
       return undefined;
     },
   };
@@ -119,7 +124,7 @@ export function createMethodFieldMultipartStage(maxBodyBytes: number): Streaming
         write: (chunk) => multipart.write(chunk),
         end: () =>
           multipart.end().then((problem) => {
-            if (found) return refusal('A _method part of the multipart body');
+            if (found) return refusal('A method-override part (_method, x-tunneled-method, X-HTTP-Method-Override) of the multipart body');
             return problem === undefined ? undefined : unreadableMultipart(problem);
           }),
         abort: () => multipart.abort(),

@@ -427,6 +427,12 @@ t.test('a _method field in a POST body: refused on a route nothing else reads th
       ]),
     ],
     ['multipart file part named _method', multipartType, multipart([['_method', 'DELETE', 'm.txt']])],
+    // Catalyst's REST::ForBrowsers reads Plack's x-tunneled-method from the body too; System.Web.Mvc
+    // a form field X-HTTP-Method-Override (red team 26).
+    ['form, x-tunneled-method', 'application/x-www-form-urlencoded', 'name=a&x-tunneled-method=DELETE'],
+    ['form, X-HTTP-Method-Override', 'application/x-www-form-urlencoded', 'name=a&X-HTTP-Method-Override=DELETE'],
+    ['JSON, x-tunneled-method', 'application/json', '{"x-tunneled-method":"DELETE"}'],
+    ['multipart field x-tunneled-method', multipartType, multipart([['x-tunneled-method', 'DELETE']])],
   ];
   const forwarded: Try[] = [
     ['form without one', 'application/x-www-form-urlencoded', 'name=a&payment_method=card'],
