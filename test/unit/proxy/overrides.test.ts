@@ -64,26 +64,29 @@ t.test('a _method query parameter is refused however it is spelled', async (t) =
   }
 });
 
-t.test("the other frameworks' override parameters are refused: Plack's x-tunneled-method, ASP.NET MVC's X-HTTP-Method-Override (red team 26)", async (t) => {
-  const refused = [
-    '?x-tunneled-method=DELETE', // Plack::Middleware::MethodOverride's default
-    '?a=1&x-tunneled-method=delete',
-    '?%78-tunneled-method=DELETE',
-    '?X-Tunneled-Method=DELETE',
-    '?x-tunneled-method[]=DELETE',
-    '?.x-tunneled-method=DELETE', // qs with allowDots
-    '?X-HTTP-Method-Override=DELETE', // System.Web.Mvc reads the query after the header and the form
-    '?x-http-method-override=PUT',
-  ];
-  for (const search of refused) {
-    const err = checkOverrides({}, search);
-    t.equal(err?.code, 'ERR_REQUEST_OVERRIDE', search);
-    t.equal(err?.rule, 'overrides.method_parameter', search);
-    t.match(err?.detail, /method-override query parameter/, search);
-  }
-  for (const search of ['?tunneled-method=x', '?x-tunneled=1', '?x-http-method=1', '?q=x-tunneled-method'])
-    t.equal(checkOverrides({}, search), undefined, `${search} passes`);
-});
+t.test(
+  "the other frameworks' override parameters are refused: Plack's x-tunneled-method, ASP.NET MVC's X-HTTP-Method-Override (red team 26)",
+  async (t) => {
+    const refused = [
+      '?x-tunneled-method=DELETE', // Plack::Middleware::MethodOverride's default
+      '?a=1&x-tunneled-method=delete',
+      '?%78-tunneled-method=DELETE',
+      '?X-Tunneled-Method=DELETE',
+      '?x-tunneled-method[]=DELETE',
+      '?.x-tunneled-method=DELETE', // qs with allowDots
+      '?X-HTTP-Method-Override=DELETE', // System.Web.Mvc reads the query after the header and the form
+      '?x-http-method-override=PUT',
+    ];
+    for (const search of refused) {
+      const err = checkOverrides({}, search);
+      t.equal(err?.code, 'ERR_REQUEST_OVERRIDE', search);
+      t.equal(err?.rule, 'overrides.method_parameter', search);
+      t.match(err?.detail, /method-override query parameter/, search);
+    }
+    for (const search of ['?tunneled-method=x', '?x-tunneled=1', '?x-http-method=1', '?q=x-tunneled-method'])
+      t.equal(checkOverrides({}, search), undefined, `${search} passes`);
+  },
+);
 
 t.test('ordinary requests pass', async (t) => {
   // PHP trims leading spaces: " method" is "method".
