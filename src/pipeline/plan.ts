@@ -34,7 +34,9 @@ import {
   createWafBodyStage,
   createWafMultipartStage,
   createWafRequestStage,
+  createWafUnheldVerdict,
   inspectedHeaders,
+  readsOpeningOf,
   isWafBufferedBody,
   type WafStageOptions,
 } from '../stages/waf.js';
@@ -50,7 +52,7 @@ import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
-import type { RouteInfo, Stage, StreamingStage } from './stage.js';
+import type { RequestContext, RouteInfo, Stage, StreamingStage, Verdict } from './stage.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
 
 const ALWAYS = () => true;
@@ -69,6 +71,12 @@ export interface RoutePlan extends RouteInfo {
   readonly bodyObservers: readonly StreamingStage[];
   /** Whether a body of this media type (lower case, no parameters) and method is held whole in memory for the body stages. */
   readonly buffersBody: (mime: string, method: string) => boolean;
+  /**
+   * On a waf route: the types whose bodies the waf reads only when they open like JSON (octet-stream,
+   * images), decided by their first bytes — held for the body stages when they do, streamed
+   * otherwise — and the verdict on one that does but is longer than limits.body_memory_bytes.
+   */
+  readonly jsonOpening?: { readonly types: (mime: string) => boolean; readonly unheld: (ctx: RequestContext) => Verdict } | undefined;
   /** Response validation (report mode): runs on a bounded copy once the response has been sent. */
   readonly responseCheck?: ResponseCheck | undefined;
   readonly maxBodyBytes: number;
@@ -196,7 +204,7 @@ function buildStages(
   maxBodyBytes: number,
   deps: PlanDeps,
   schemas: SchemaCompiler,
-): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody'> {
+): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody' | 'jsonOpening'> {
   const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
@@ -231,6 +239,7 @@ function buildStages(
   const bodyStages: Stage[] = [];
   const bodyObservers: StreamingStage[] = [];
   let buffersBody: (mime: string, method: string) => boolean = NEVER;
+  let jsonOpening: RoutePlan['jsonOpening'];
   // First of the body stages: a method override is refused whatever else the route reads.
   const methodFields = config.headers.overrides === 'refuse' && (route.methods.includes('POST') || route.methods.includes(ANY_METHOD));
   if (methodFields) {
@@ -254,6 +263,7 @@ function buildStages(
     bodyStages.push(createWafBodyStage(waf));
     bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
     if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
+    jsonOpening = { types: readsOpeningOf, unheld: createWafUnheldVerdict(waf) };
   }
   if (methodFields && buffersBody !== ALWAYS) {
     const others = buffersBody;
@@ -276,7 +286,7 @@ function buildStages(
     const last = bodyStages.length > 0 || bodyObservers.length > 0 ? bodyStages : stages;
     if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
   }
-  return { stages, bodyStages, bodyObservers, buffersBody };
+  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening };
 }
 
 /** Exclusions name real rules and routes: a typo must not silently leave a false positive in place. */
@@ -372,7 +382,7 @@ function routePlan(
   schemas: SchemaCompiler,
 ): RoutePlan {
   const { id } = route;
-  const { stages, bodyStages, bodyObservers, buffersBody } = buildStages(config, route, policy, maxBodyBytes, deps, schemas);
+  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening } = buildStages(config, route, policy, maxBodyBytes, deps, schemas);
   const op = policy.operation?.op;
   const responseCheck =
     op && config.openapi?.validation.responses === 'report' ? documentProblem(config, () => compileResponseCheck(op, schemas)) : undefined;
@@ -383,6 +393,7 @@ function routePlan(
     bodyStages: Object.freeze(bodyStages),
     bodyObservers: Object.freeze(bodyObservers),
     buffersBody,
+    jsonOpening,
     maxBodyBytes,
     responseCheck,
     body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',

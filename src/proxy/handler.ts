@@ -45,7 +45,8 @@ import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { mediaTypeOf, opensJsonDocument } from '../net/media-type.js';
+import { openingObserver, readOpening, type OpeningOutcome } from './body-opening.js';
 
 const NO_CODINGS: readonly string[] = Object.freeze([]);
 
@@ -368,10 +369,11 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       if (closed) return;
       const codings = headers['content-encoding'] === undefined ? NO_CODINGS : contentCodings(headers['content-encoding']);
       const observers = hasBody && route.bodyObservers.length > 0 ? observersOf(route.bodyObservers, ctx) : [];
-      const buffer =
-        hasBody &&
-        (route.bodyStages.length > 0 || route.bodyObservers.length > 0) &&
-        route.buffersBody(mediaTypeOf(headers['content-type']), ctx.method);
+      const mime = mediaTypeOf(headers['content-type']);
+      const buffer = hasBody && (route.bodyStages.length > 0 || route.bodyObservers.length > 0) && route.buffersBody(mime, ctx.method);
+      // A body of a type the waf reads only when it opens like JSON: its first bytes decide (body-opening.ts).
+      const opening = hasBody && !buffer ? route.jsonOpening : undefined;
+      const sniff = opening !== undefined && opening.types(mime);
       // Read whole for the buffered stages (validation, the waf on JSON) or for its size alone
       // (COALESCED_BODY_BYTES): the plain read, no spool. Otherwise it streams on.
       const small = hasBody && declaredBytes !== undefined && declaredBytes <= COALESCED_BODY_BYTES;
@@ -395,23 +397,53 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       if (hasBody && headers.expect !== undefined) inviteBody(req, res, h2);
       // A declared length was taken whole above; a chunked body is taken as it arrives.
       const chunkLease = declaredBytes === undefined ? lease : undefined;
-      if (observers.length === 0) {
-        if (!buffer && !small) return afterBody(undefined);
-        readBodyThen(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease, (err, body) => {
-          if (err !== undefined) return refuse(err);
-          // Called from the body stream's 'end': nothing may throw back into it.
-          try {
-            const read = body as Buffer;
-            const staged = buffer
+      /** A body that opens like JSON but is longer than is held: the waf's oversize policy, else it streams on. */
+      const unheld = (then: () => void) => {
+        const v = (opening as NonNullable<typeof opening>).unheld(ctx);
+        return v === undefined ? then() : refuse(v);
+      };
+      /** A body read whole: staged for the body stages when they read it, else forwarded as it is. */
+      const whole = (read: Buffer) => {
+        // Called from the body stream's 'end': nothing may throw back into it.
+        try {
+          const json = sniff && opensJsonDocument(read);
+          if (json && read.length > gen.limits.body_memory_bytes) return unheld(() => afterBody(read));
+          const staged =
+            buffer || json
               ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits.max_decoded_ratio, read, lease, afterBody)
               : afterBody(read);
-            if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
-          } catch (e) {
-            refuse(e);
-          }
-        });
+          if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
+        } catch (e) {
+          refuse(e);
+        }
+      };
+      if (observers.length === 0) {
+        if (!buffer && !small && sniff) {
+          lease ??= bodyBudget.lease(gen.limits.max_buffered_bytes);
+          const options = {
+            maxBytes: route.maxBodyBytes,
+            holdBytes: gen.limits.body_memory_bytes,
+            timeoutMs: gen.limits.request_timeout,
+            lease,
+          };
+          return readOpening(bodySource, options, (err, outcome) => {
+            if (err !== undefined) return refuse(err);
+            const o = outcome as OpeningOutcome;
+            // Put back at the front of the body, which then streams on as it would have.
+            if (o.kind === 'stream') return afterBody(undefined);
+            if (o.kind === 'too-large') return unheld(() => afterBody(undefined));
+            whole(o.body);
+          });
+        }
+        if (!buffer && !small) return afterBody(undefined);
+        readBodyThen(bodySource, route.maxBodyBytes, gen.limits.request_timeout, chunkLease, (err, body) =>
+          err !== undefined ? refuse(err) : whole(body as Buffer),
+        );
         return;
       }
+      // On a scan route the body is taken in anyway: only whether it opens like JSON is watched.
+      const watched = sniff ? openingObserver() : undefined;
+      if (watched !== undefined) observers.push(watched);
       takeBody(bodySource, {
         maxBytes: route.maxBodyBytes,
         timeoutMs: gen.limits.request_timeout,
@@ -426,6 +458,8 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
           res.once('close', () => spool.dispose());
           return verdictsOf(observers, spool.buffer).then((v) => {
             if (v !== undefined) return refuse(v);
+            // Spooled to disk past body_memory_bytes: not held for the waf to read as JSON.
+            if (spool.buffer === undefined && watched?.opensJson === true) return unheld(() => afterBody(spool));
             return spool.buffer === undefined
               ? afterBody(spool)
               : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, gen.limits.max_decoded_ratio, spool.buffer, lease, () => afterBody(spool));

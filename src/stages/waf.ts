@@ -181,7 +181,9 @@ function refusalOf(found: Finding, cfg: WafConfig): WardenError | undefined {
       detail:
         found.what === 'text'
           ? 'The request has more nested XML text than can be inspected.'
-          : 'The request has more parameters or nesting than can be inspected.',
+          : found.what === 'body'
+            ? 'The body opens like JSON and is longer than the waf holds to inspect it (limits.body_memory_bytes).'
+            : 'The request has more parameters or nesting than can be inspected.',
       event: 'warden.input.invalid',
     });
   }
@@ -338,6 +340,20 @@ export function isWafBufferedBody(mime: string): boolean {
 }
 
 /**
+ * The bodies the waf reads only when they open like JSON (readsOpeningAsJson): any type it does not
+ * otherwise read but multipart — octet-stream, images, archives. Mojolicious' `$c->req->json`,
+ * Dancer2's JSON serializer and Go decode a body as JSON whatever its type.
+ */
+export function readsOpeningOf(mime: string): boolean {
+  return !isWafBufferedBody(mime) && !isMultipartMediaType(mime);
+}
+
+/** The waf's verdict on a body of such a type that opens like JSON but is longer than is held: its oversize policy. */
+export function createWafUnheldVerdict(o: WafStageOptions): (ctx: RequestContext) => Verdict {
+  return (ctx) => verdictOf(refusalOf(new WafInputTooLarge('body'), o.cfg), o, ctx);
+}
+
+/**
  * An `application/*` type that names a text format (`x-json`, `x-ndjson`, `csp-report`, `graphql`,
  * `javascript`, `yaml`, `sql`…): read as text, and as JSON when it opens like JSON. They were not
  * read at all, and a backend decodes such a body as JSON anyway (Flask's get_json(force=True),
@@ -489,8 +505,14 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       const ambiguous = verdictOf(contentTypeRefusal(contentType), o, ctx);
       if (ambiguous) return ambiguous;
       const mime = mediaTypeOf(contentType);
-      if (!isWafBufferedBody(mime)) return undefined;
       const body = ctx.body;
+      // Any other type (not multipart) is read when it opens like JSON: its strings, as for JSON.
+      if (!isWafBufferedBody(mime)) {
+        if (body === undefined || !readsOpeningOf(mime) || !opensJsonDocument(body)) return undefined;
+        const charset = unreadableCharset(contentType);
+        if (charset !== undefined) return verdictOf(charsetRefusal(charset), o, ctx);
+        return judge(ctx, (t) => addBody(t, 'application/json', ctx, limits));
+      }
       // A charset named, or UTF-16/32 by the first bytes (JSON readers detect it whatever the header says).
       const charset =
         body !== undefined && body.length > 0

@@ -36,9 +36,18 @@ export const WAF_MAX_CONTAINER = 256;
 export const WAF_VALUES = 'warden.values';
 
 export class WafInputTooLarge extends Error {
-  /** entries: too many strings; depth: nested too deep; text: too much XML text read again in enclosing elements. */
-  constructor(readonly what: 'entries' | 'depth' | 'text') {
-    super(what === 'text' ? 'request has too much nested text to inspect' : `request has too many ${what} to inspect`);
+  /**
+   * entries: too many strings; depth: nested too deep; text: too much XML text read again in
+   * enclosing elements; body: a body of a type read only when it opens like JSON, longer than is held.
+   */
+  constructor(readonly what: 'entries' | 'depth' | 'text' | 'body') {
+    super(
+      what === 'text'
+        ? 'request has too much nested text to inspect'
+        : what === 'body'
+          ? 'request body is too long to inspect'
+          : `request has too many ${what} to inspect`,
+    );
   }
 }
 
