@@ -42,6 +42,8 @@ message Sum { repeated NumberDataPoint data_points = 1; int32 aggregation_tempor
 message Histogram { repeated HistogramDataPoint data_points = 1; int32 aggregation_temporality = 2; }
 message NumberDataPoint { repeated KeyValue attributes = 7; fixed64 time_unix_nano = 3; double as_double = 4; sfixed64 as_int = 6; }
 message HistogramDataPoint { repeated KeyValue attributes = 9; fixed64 time_unix_nano = 3; fixed64 count = 4; double sum = 5; }
+message ExportPartialSuccess { int64 rejected = 1; string error_message = 2; }
+message ExportServiceResponse { ExportPartialSuccess partial_success = 1; }
 `;
 const root = protobuf.parse(OTLP_PROTO, { keepCase: false }).root;
 const types = {
@@ -49,6 +51,15 @@ const types = {
   logs: root.lookupType('otlp.ExportLogsServiceRequest'),
   metrics: root.lookupType('otlp.ExportMetricsServiceRequest'),
 };
+/** The three signals' Export*ServiceResponse share their field numbers: partial_success 1, rejected_* 1, error_message 2. */
+const responseType = root.lookupType('otlp.ExportServiceResponse');
+const REJECTED_JSON = { traces: 'rejectedSpans', logs: 'rejectedLogRecords', metrics: 'rejectedDataPoints' } as const;
+
+/** A 200 answer with `partial_success`, in the export's format: protobuf, or JSON with the int64 as a string (proto3 JSON). */
+export function partialSuccessBody(signal: keyof typeof types, json: boolean, rejected: number, message: string): Buffer {
+  if (json) return Buffer.from(JSON.stringify({ partialSuccess: { [REJECTED_JSON[signal]]: String(rejected), errorMessage: message } }));
+  return Buffer.from(responseType.encode(responseType.fromObject({ partialSuccess: { rejected, errorMessage: message } })).finish());
+}
 
 export type Attrs = Record<string, unknown>;
 export interface ReceivedSpan {
@@ -88,6 +99,8 @@ export interface OtlpReceiverOptions {
   logs?: 'answer' | 'trickle';
   /** Every export answered this long after it arrived (a slow collector); changed by `setAnswerDelay`. */
   answerDelayMs?: number;
+  /** Every export answered 200 with this `partial_success` (a collector over its quota, or refusing attributes). */
+  partialSuccess?: { rejected: number; message: string };
 }
 
 export interface OtlpReceiver {
@@ -230,8 +243,11 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
           });
           return;
         }
+        const partial = options.partialSuccess;
         const answer = () => {
           res.writeHead(200, { 'content-type': type });
+          if (partial !== undefined)
+            return res.end(partialSuccessBody(signal, contentType.includes('json'), partial.rejected, partial.message));
           res.end(contentType.includes('json') ? '{}' : undefined);
         };
         if (answerDelayMs === 0) return answer();
