@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventName } from './events.js';
 import { CELLS_REFUSED_METRIC, REQUEST_DURATION_METRIC, RequestDurations } from './request-durations.js';
-import { DROP_REASONS, DROP_SIGNALS, type DropCounts, type DropSignal } from './telemetry-drops.js';
+import { DROP_SERIES, type DropCounts, type DropSignal } from './telemetry-drops.js';
 
 export interface RequestObserver {
   (route: string, method: string, status: number, seconds: number): void;
@@ -173,23 +173,22 @@ export function createMetrics(options: {
     },
     trackTelemetryDrops(counts) {
       // What the counter holds: it catches up with the counts at each scrape.
-      const reported = { logs: { ...counts.logs }, traces: { ...counts.traces } };
+      const reported = { logs: { ...counts.logs }, traces: { ...counts.traces }, metrics: { ...counts.metrics } };
       const counter = new Counter({
         name: 'warden_telemetry_dropped_total',
-        help: 'Spans and log records OTLP export dropped, by signal (logs, traces) and reason: queue_full (no room in the export queue), export_failed (the collector refused them or could not be reached), export_timeout (no answer within telemetry.otlp.timeout), breaker_open (dropped unsent in the 5 s after a failure).',
+        help: 'Spans, log records and metric data points OTLP export dropped, by signal (logs, traces, metrics) and reason: queue_full (no room in the export queue), export_failed (the collector refused them or could not be reached), export_timeout (no answer within telemetry.otlp.timeout), breaker_open (dropped unsent in the 5 s after a failure), collector_rejected (the collector took the export but rejected these in its partial_success; the only reason for metrics).',
         labelNames: ['signal', 'reason'] as const,
         registers: [registry],
         collect() {
-          for (const signal of DROP_SIGNALS)
-            for (const reason of DROP_REASONS) {
-              const n = counts[signal][reason] - reported[signal][reason];
-              if (n > 0) this.inc({ signal, reason }, n);
-              reported[signal][reason] = counts[signal][reason];
-            }
+          for (const [signal, reason] of DROP_SERIES) {
+            const n = counts[signal][reason] - reported[signal][reason];
+            if (n > 0) this.inc({ signal, reason }, n);
+            reported[signal][reason] = counts[signal][reason];
+          }
         },
       });
       // Every series from the start.
-      for (const signal of DROP_SIGNALS) for (const reason of DROP_REASONS) counter.inc({ signal, reason }, reported[signal][reason]);
+      for (const [signal, reason] of DROP_SERIES) counter.inc({ signal, reason }, reported[signal][reason]);
     },
     observeRequest(route, method, status, seconds) {
       requestDurations.observe(route, method, status, seconds);

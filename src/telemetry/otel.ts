@@ -13,11 +13,6 @@ import { logs } from '@opentelemetry/api-logs';
 import { context, metrics, propagation, trace, TraceFlags } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
 import type { Meter } from '@opentelemetry/api';
-import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
-import { OTLPLogExporter as LogsProto } from '@opentelemetry/exporter-logs-otlp-proto';
-import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
@@ -26,6 +21,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
 import { otelEnabled } from './otel-enabled.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
+import { createJsonSpanExporter, createLogExporter, createMetricExporter } from './otlp-http-exporters.js';
 import { withOwnAgent } from './exporter-agent.js';
 import { requestSpanCount, writeRequestSpans } from './otlp-request-encoder.js';
 import { requestSpansOf, type RequestTrace, type TracedRequest } from './request-trace.js';
@@ -33,7 +29,7 @@ import { SpanBatchQueue } from './span-batch-queue.js';
 import { withExportBreaker } from './export-breaker.js';
 import { LogFold } from './log-fold.js';
 import { RecordBatchQueue } from './record-batch-queue.js';
-import { DROP_REASONS, DROP_SIGNALS, TelemetryDrops } from './telemetry-drops.js';
+import { DROP_SERIES, TelemetryDrops } from './telemetry-drops.js';
 import { createSampling, type Sampling } from './otel-sampler.js';
 import { logRecordLimitsFromEnv, propagatorFromEnv } from './otel-env.js';
 
@@ -106,14 +102,18 @@ export function startOtel(
   });
   const droppedSpans = drops.counter('traces');
   const droppedLogs = drops.counter('logs');
+  // What a collector's partial success rejects is counted as dropped too (rejection-counting.ts).
+  const spansRejected = drops.rejectedBy('traces');
   // Each with its own agent and an abort for the exports its queue gives up (exporter-agent.ts).
   const traceExporter = withExportBreaker(
-    withOwnAgent(common('traces'), 'TRACES', (c) => (json ? new TracesJson(c) : createProtobufSpanExporter(c))),
+    withOwnAgent(common('traces'), 'TRACES', (c) =>
+      json ? createJsonSpanExporter(c, spansRejected) : createProtobufSpanExporter(c, spansRejected),
+    ),
     BREAKER_PAUSE_MS,
     droppedSpans,
   );
   const logExporter = withExportBreaker(
-    withOwnAgent(common('logs'), 'LOGS', (c) => (json ? new LogsJson(c) : new LogsProto(c))),
+    withOwnAgent(common('logs'), 'LOGS', (c) => createLogExporter(c, json, drops.rejectedBy('logs'))),
     BREAKER_PAUSE_MS,
     droppedLogs,
   );
@@ -121,7 +121,7 @@ export function startOtel(
   // collector gathers one open request per interval.
   const metricsTimeout = Math.min(timeoutMillis, cfg?.export_interval ?? 10_000);
   const metricsOptions = { ...common('metrics'), timeoutMillis: metricsTimeout };
-  const metricExporter = json ? new MetricsJson(metricsOptions) : new MetricsProto(metricsOptions);
+  const metricExporter = createMetricExporter(metricsOptions, json, drops.rejectedBy('metrics'));
   const batch = {
     maxQueueSize: 2048,
     maxExportBatchSize: 512,
@@ -154,7 +154,11 @@ export function startOtel(
   const requestSpans = json
     ? undefined
     : new SpanBatchQueue(
-        withExportBreaker(withOwnAgent(common('traces'), 'TRACES', createSpanBatchExporter), BREAKER_PAUSE_MS, droppedSpans),
+        withExportBreaker(
+          withOwnAgent(common('traces'), 'TRACES', (c) => createSpanBatchExporter(c, spansRejected)),
+          BREAKER_PAUSE_MS,
+          droppedSpans,
+        ),
         resource,
         scope,
         { ...batch, maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES, maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES },
@@ -192,11 +196,10 @@ export function startOtel(
   meter
     .createObservableCounter('warden.telemetry.dropped', {
       description:
-        'Spans and log records dropped, by signal (logs, traces) and reason: queue_full, export_failed (the collector refused them or could not be reached), export_timeout (no answer within timeout), breaker_open (dropped unsent after a failure).',
+        'Spans, log records and metric data points dropped, by signal (logs, traces, metrics) and reason: queue_full, export_failed (the collector refused them or could not be reached), export_timeout (no answer within timeout), breaker_open (dropped unsent after a failure), collector_rejected (rejected in the partial_success of an export the collector took).',
     })
     .addCallback((observer) => {
-      for (const signal of DROP_SIGNALS)
-        for (const reason of DROP_REASONS) observer.observe(drops.counts[signal][reason], { signal, reason });
+      for (const [signal, reason] of DROP_SERIES) observer.observe(drops.counts[signal][reason], { signal, reason });
     });
   return {
     sampling,

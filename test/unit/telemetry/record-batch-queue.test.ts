@@ -76,7 +76,11 @@ t.test('a full queue drops and counts; a batch sent makes room', async (t) => {
     ],
     'the rest goes one batch at a time',
   );
-  t.same(drops.counts.logs, { queue_full: 0, export_failed: 0, export_timeout: 0, breaker_open: 0 }, 'counted under its signal');
+  t.same(
+    drops.counts.logs,
+    { queue_full: 0, export_failed: 0, export_timeout: 0, breaker_open: 0, collector_rejected: 0 },
+    'counted under its signal',
+  );
 });
 
 t.test('an export given up at its deadline, or that throws, is counted with its reason', async (t) => {
