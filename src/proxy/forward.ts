@@ -134,6 +134,10 @@ function onSendTimeout(handler: ForwardHandler): void {
   handler.sendTimedOut();
 }
 
+function onQueuedTimeout(handler: ForwardHandler): void {
+  handler.queuedTimedOut();
+}
+
 /** A native timer that, like undici's, does not by itself keep the process alive. */
 function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
   return setTimeout(onExactTimeout, ms, handler).unref();
@@ -296,7 +300,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private headers: IncomingHttpHeaders = {};
   private copy: Buffer[] | undefined;
   private copied = 0;
-  /** The exact headers or body timeout running (EXACT_TIMEOUTS_BELOW_MS), if any. */
+  /**
+   * The exact headers or body timeout running (EXACT_TIMEOUTS_BELOW_MS), if any; or, while the
+   * request waits for a connection of the pool, timeouts.headers from dispatch, however long.
+   */
   private timer: NodeJS.Timeout | undefined;
   /** The client reads slower than the backend sends: the body timeout waits, as undici's does. */
   private paused = false;
@@ -333,10 +340,32 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     this.controller?.abort(new Error('client closed the request'));
   }
 
+  /**
+   * pool.dispatch has returned. A request no connection took at once (all `upstream.connections`
+   * busy, or one being opened) waits in undici's queue, where neither undici's headers timeout nor
+   * the exact one runs: behind long responses (event streams, slow downloads) it waited for good.
+   * Its wait is timed from here, as egress times its calls (egress.ts), with the timer the exact
+   * timeouts use; a request taken at once (the usual case) costs none.
+   */
+  dispatched(): void {
+    if (this.controller !== undefined || this.finished || this.exact.headersDeadline <= 0) return;
+    this.timer = exactTimer(this, this.exact.headersDeadline);
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.finished) {
+      // Answered while queued (or its client left): undici checks `aborted` before it writes
+      // anything (client-h1.js writeH1), so the backend never sees it.
       controller.abort(new Error('client closed the request'));
+      return;
+    }
+    if (this.timer !== undefined) {
+      // It was queued. With the body in this write the deadline from dispatch stands; a streamed
+      // body starts to flow now, and the wait for headers starts after it (requestSent, or undici's).
+      if (this.sentAtOnce) return;
+      clearTimeout(this.timer);
+      this.timer = undefined;
       return;
     }
     // undici calls this as it writes the request: with the body in the same write, the wait for
@@ -350,6 +379,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
    */
   requestSent(): void {
     if (this.finished || this.started) return;
+    clearTimeout(this.timer);
     this.timer = exactTimer(this, this.exact.headers);
   }
 
@@ -373,7 +403,30 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       return;
     }
     this.timer = undefined;
-    this.controller?.abort(this.started ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
+    if (this.controller === undefined) {
+      // Still queued. The verdict waits a turn, as egress's does: after an event-loop stall past
+      // this deadline and the connect one, Node may run this timer first, and a connect timeout
+      // (timed-connector.ts) that expired first would be reported as a headers timeout.
+      setImmediate(onQueuedTimeout, this);
+      return;
+    }
+    this.controller.abort(this.started ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
+  }
+
+  /** timeouts.headers passed with the request still queued: 504, and it is never sent (onRequestStart). */
+  queuedTimedOut(): void {
+    if (this.finished) return;
+    if (this.controller !== undefined) {
+      // Taken by a connection since: with its body it has had its time; a streamed body flows, and is timed after it.
+      if (this.sentAtOnce && !this.started) this.controller.abort(new errors.HeadersTimeoutError());
+      return;
+    }
+    this.fail(
+      new WardenError('ERR_UPSTREAM_TIMEOUT', {
+        rule: 'upstream.timeouts.headers',
+        detail: `No connection to the backend took the request within ${this.exact.headersDeadline} ms (upstream.connections all busy); it was not sent.`,
+      }),
+    );
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -526,6 +579,7 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTim
         },
         handler,
       );
+      handler.dispatched();
       return handler;
     },
     probe(timeoutMs) {
