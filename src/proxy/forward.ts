@@ -22,6 +22,8 @@ export interface DownstreamResponse {
   readonly headersSent: boolean;
   readonly writableEnded: boolean;
   writeHead(status: number, headers: IncomingHttpHeaders): unknown;
+  /** node:http's: sends the head now (it otherwise waits for the first write). h2's writeHead sends it at once. */
+  flushHeaders?(): void;
   write(chunk: Buffer): boolean;
   end(): unknown;
   destroy(error?: Error): unknown;
@@ -141,6 +143,16 @@ function onQueuedTimeout(handler: ForwardHandler): void {
 /** A native timer that, like undici's, does not by itself keep the process alive. */
 function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
   return setTimeout(onExactTimeout, ms, handler).unref();
+}
+
+/**
+ * A `text/event-stream` response (server-sent events): its head goes to the client at once, not
+ * with the first event. Linear: one indexOf and a slice of the field's value.
+ */
+export function isEventStream(contentType: string | string[] | undefined): boolean {
+  if (typeof contentType !== 'string') return false;
+  const semicolon = contentType.indexOf(';');
+  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === 'text/event-stream';
 }
 
 /** undici / socket errors → what the client is told. */
@@ -290,7 +302,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   /**
    * Its head has been handed to the client's response, with the first body bytes or the end: held
    * until then, so that a body that fails before its first byte is still answered 502/504 (over
-   * HTTP/1.1 node:http writes a head only with the first write anyway).
+   * HTTP/1.1 node:http writes a head only with the first write, unless flushed). An event stream's
+   * goes at once (onResponseStart): its client waits for it to be open, and its first event may be
+   * long in coming.
    */
   private headSent = false;
   /** The head to send (downstreamResponseHeaders' own object), held from onResponseStart. */
@@ -464,6 +478,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       this.headers = headers;
       this.copy = [];
     }
+    // An event stream is open once its head is there (EventSource's onopen), its first event may
+    // come much later: held for it, the head was late, and a first event later than
+    // timeouts.body turned the 200 into 504. The body timeout still runs: heartbeats must come within it.
+    if (isEventStream(out['content-type']) && this.sendHead(controller)) this.res.flushHeaders?.();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
