@@ -15,6 +15,7 @@ import { createBackendProbe } from './backend-probe.js';
 import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
 import { timedConnector } from './timed-connector.js';
+import { closeConnectionsOnTrailer } from './trailer-connection-close.js';
 import { upstreamAddressOf } from './upstream-address.js';
 
 /** The response side the forwarder writes to: HTTP/1.1 ServerResponse or HTTP/2 H2Response (h2-exchange.ts). */
@@ -111,6 +112,8 @@ function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
 }
 
 export function createPool(cfg: UpstreamConfig): Pool {
+  // A `Connection: close` in a response's trailers ends its connection (trailer-connection-close.ts).
+  closeConnectionsOnTrailer();
   const { origin, socketPath } = upstreamAddressOf(cfg.url);
   // A native connect timer below EXACT_TIMEOUTS_BELOW_MS, as for headers and body; undici's beyond.
   const connect =
