@@ -38,16 +38,16 @@ function onTrailers(message: unknown): void {
 
 /**
  * The raw trailers (name, value, …) hold a `connection` field with a `close` token, as llhttp
- * reads it (case-insensitive, comma-separated). Linear in their size, which undici bounds with
- * the head's (maxHeaderSize).
+ * reads it (case-insensitive, comma-separated). Linear in their size, which undici bounds as it
+ * bounds the head (maxHeaderSize, 16 KiB).
  */
 export function namesConnectionClose(raw: readonly (Buffer | string)[]): boolean {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as Buffer | string;
     if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;
-    for (const token of (raw[i + 1] as Buffer | string).toString().split(',')) {
-      if (token.trim().toLowerCase() === 'close') return true;
-    }
+    const value = (raw[i + 1] as Buffer | string).toString().toLowerCase();
+    if (!value.includes('close')) continue;
+    for (const token of value.split(',')) if (token.trim() === 'close') return true;
   }
   return false;
 }
