@@ -35,6 +35,9 @@
  *   (`FILENAME=`: a file to busboy, a field to Rack);
  * - a part formidable (koa-body, restify) names otherwise than busboy, finds another file name in,
  *   or reads as a text field where busboy reads a file (src/threats/formidable-readings.ts);
+ * - the same for Mojolicious, HTTP::Body (Catalyst) and CGI.pm (src/threats/perl-readings.ts:
+ *   `filename=a.txt`, `;filename="a.txt"` are text fields to them), and a part whose type
+ *   Mojolicious reads as multipart (`image/png; a=multipart; boundary=AA`);
  * - a form part whose Content-Type names a charset that is not ASCII-compatible, or whose
  *   parameters are not RFC 9110 syntax (partTypeProblem): Jetty decodes the part in it where busboy
  *   read UTF-8.
@@ -46,6 +49,7 @@
 import StreamSearch from 'streamsearch';
 import { hasParameterSyntax, headerParameters, unreadableCharset } from '../net/media-type.js';
 import { formidableFileName, formidablePartName, formidableRawFileName, formidableText } from './formidable-readings.js';
+import { mojoMultipart, perlProblem } from './perl-readings.js';
 import { rackFileName } from './rack-file-name.js';
 import { rackPartName } from './rack-part-name.js';
 
@@ -274,8 +278,10 @@ function readPartHeaders(
   // An empty file name: Rack drops the part (a browser's empty file input), whatever busboy reads.
   if (rackFile !== '' && (rackFile !== undefined) !== busboyFile)
     return problem(busboyFile ? 'a file part Rack reads as a text field' : 'a text field Rack reads as a file');
-  // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart.
-  if (dispositionType === 'form-data' && contentType.startsWith('multipart/'))
+  // commons-fileupload takes any form-data part whose type starts `multipart/mixed` apart, and
+  // Mojolicious any whose type says `multipart` and, after it, `boundary=` (`image/png;
+  // a=multipart; boundary=AA`), a file part's too: it hands over the form-data parts inside.
+  if (dispositionType === 'form-data' && (contentType.startsWith('multipart/') || mojoMultipart(contentType)))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
   // Only a part without a file name is a field to Jetty (`filename=""` too is a file there): a file
   // keeps its bytes, and `application/octet-stream; charset=binary` (libmagic's) is an upload's type.
@@ -283,6 +289,9 @@ function readPartHeaders(
   if (typeProblem !== undefined) return problem(typeProblem);
   const formidable = formidableProblem(dispositionValue, name, sent, contentTypeValue);
   if (typeof formidable === 'string') return problem(formidable);
+  // Mojolicious, HTTP::Body (Catalyst) and CGI.pm read both with regexes too (src/threats/perl-readings.ts).
+  const perl = perlProblem(dispositionValue, name, busboyFile);
+  if (perl !== undefined) return problem(perl);
   return { read: true, textField: textField(disposition, contentType), formidable };
 }
 

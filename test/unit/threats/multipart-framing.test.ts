@@ -37,15 +37,16 @@ t.test('well-framed bodies pass, however they are cut', async (t) => {
     ['bare line feeds inside content', field('a', 'x\ny\n\nz') + close],
     [
       'quoted parameters holding ; and =',
-      part('Content-Disposition: form-data; name="a;b=c"; filename="d;e"\r\nContent-Type: text/plain', 'x') + close,
+      part('Content-Disposition: form-data; name="a=b,c"; filename="d;e"\r\nContent-Type: text/plain', 'x') + close,
     ],
     // Dispositions busboy's strict grammar reads too (multipart-stream.test.ts reads them).
-    ['an unquoted token value', part('Content-Disposition: form-data; name=a; filename=x.txt\r\nContent-Type: text/plain', 'x') + close],
+    // (An unquoted file name is a text field to Mojolicious: refused below.)
+    ['an unquoted token value', part('Content-Disposition: form-data; name=a; filename="x.txt"\r\nContent-Type: text/plain', 'x') + close],
     // (White space after a file name: formidable 1 reads no file name; refused below.)
     ['white space around ";", none after', part('Content-Disposition: form-data ;name="a" ;\tx="y" \t', 'x') + close],
     [
       'a quote inside a quoted value',
-      part(`Content-Disposition: form-data; name="a='b'"; filename=x'y\r\nContent-Type: text/plain`, 'x') + close,
+      part(`Content-Disposition: form-data; name="a='b'"; filename="x'y"\r\nContent-Type: text/plain`, 'x') + close,
     ],
     // (A backslash before a letter: busboy keeps it, Rack drops it; an escape: formidable keeps
     // it, and ends a quoted name at any `"`. Refused below.)
@@ -517,6 +518,55 @@ t.test('takeFileReading: a file name as formidable hands it over, where busboy r
     'after the last "\\" (an escaped one too), &#dddd; and %22 decoded; none where it is busboy’s; untyped',
   );
   t.equal(check.takeFileReading(2), undefined, 'taken once');
+});
+
+t.test('a part Mojolicious, HTTP::Body or CGI.pm reads otherwise than busboy is refused (red team round 26, F3 and F5)', async (t) => {
+  const refused: [string, RegExp][] = [
+    // F3: Mojolicious hands over the form-data parts inside as top-level fields, a file's too.
+    [
+      'Content-Disposition: form-data; name="filler"; filename="a.png"\r\nContent-Type: application/x-multipart; boundary=AA',
+      /nested multipart part \(application\/x-multipart\)/,
+    ],
+    [
+      'Content-Disposition: form-data; name="filler"\r\nContent-Type: text/plain; x="multipart"; boundary=AA',
+      /nested multipart part \(text\/plain\)/,
+    ],
+    [
+      'Content-Disposition: form-data; name="filler"; filename="a.png"\r\nContent-Type: image/png; a=multipart; boundary=AA',
+      /nested multipart part \(image\/png\)/,
+    ],
+    // F5: a file to busboy, a text field to them.
+    [
+      'Content-Disposition: form-data; name="note"; filename=a.txt\r\nContent-Type: text/plain',
+      /a file part Mojolicious reads as a text field/,
+    ],
+    [
+      'Content-Disposition: form-data; name="note";\tfilename="a.txt"\r\nContent-Type: text/plain',
+      /a file part Mojolicious reads as a text field/,
+    ],
+    [
+      'Content-Disposition: form-data; name="note";filename="a.txt"\r\nContent-Type: text/plain',
+      /a file part HTTP::Body \(Catalyst\) reads as a text field/,
+    ],
+    [
+      'Content-Disposition: form-data; name="note";filename=a.txt\r\nContent-Type: text/plain',
+      /a file part Mojolicious reads as a text field/,
+    ],
+    // A name HTTP::Body cuts at `;`, or finds after a space anywhere.
+    ['Content-Disposition: form-data; name="role;x"', /HTTP::Body \(Catalyst\) reads under another name \("role"/],
+    ['Content-Disposition: form-data;name="note"; a=" name=role"', /HTTP::Body \(Catalyst\) reads under another name \("role"/],
+  ];
+  for (const [block, detail] of refused) {
+    t.match(partHeaderProblem(block), detail, block);
+    t.match([...problemsOf(part(block, 'x') + close)], [detail], `${block}: however it is cut`);
+  }
+  for (const block of [
+    'Content-Disposition: form-data; name="f"; filename="a.txt"\r\nContent-Type: text/plain',
+    'Content-Disposition: form-data; name="f"; filename=""\r\nContent-Type: application/octet-stream',
+    'Content-Disposition: form-data; name="f"; filename="multipart boundary=x.txt"\r\nContent-Type: text/plain',
+    'Content-Disposition: form-data; name="f"\r\nContent-Type: text/plain; boundary=AA',
+  ])
+    t.equal(partHeaderProblem(block), undefined, block);
 });
 
 t.test('a header block over 16 KiB is refused though it arrives whole with its blank line', async (t) => {
