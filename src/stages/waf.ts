@@ -615,9 +615,10 @@ export function createWafMultipartStage(o: WafStageOptions, maxFieldBytes: numbe
             // formidable hands `&#0060;script&#0062;` over as `<script>`: read as it reads it too.
             if (formidable?.fileName !== undefined) files.push([name, formidable.fileName]);
             // No file name: busboy takes an octet-stream part for a file, PHP and Spring read it as
-            // a text field; so does formidable 3 (koa-body) a file part without a Content-Type,
-            // which Python's requests sends: their content is inspected as one.
-            if (filename === '' || formidable?.untyped === true)
+            // a text field; its content is inspected as one. (formidable 3 reads a file part without
+            // a Content-Type as a text field too, but that is every file Python's requests sends:
+            // read as text, images and archives were refused; threats.md.)
+            if (filename === '')
               readAsField(content, maxFieldBytes, (text) => (text === undefined ? (unnamedTooLarge = true) : fields.push([name, text])));
             // A JSON or XML part with a file name (a browser's FormData Blob: filename="blob"):
             // Spring's @RequestPart binds it as JSON or XML all the same, so it is read: JSON as a

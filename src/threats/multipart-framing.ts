@@ -80,11 +80,6 @@ export interface MultipartFramingCheck {
 export interface FormidableFileReading {
   /** The file name formidable hands over (after its last `\`, `&#dddd;` and `%22` decoded). */
   readonly fileName?: string;
-  /**
-   * No Content-Type, or an empty one: formidable 3 (koa-body) reads the part as a text field.
-   * Python's requests sends every file so (`files={"f": open(…)}`): read, not refused.
-   */
-  readonly untyped?: boolean;
 }
 
 /**
@@ -287,7 +282,7 @@ function readPartHeaders(
   // keeps its bytes, and `application/octet-stream; charset=binary` (libmagic's) is an upload's type.
   const typeProblem = disposition.some(([name]) => name === 'filename') ? undefined : partTypeProblem(contentTypeValue);
   if (typeProblem !== undefined) return problem(typeProblem);
-  const formidable = formidableProblem(dispositionValue, name, sent, contentTypeValue);
+  const formidable = formidableProblem(dispositionValue, name, sent);
   if (typeof formidable === 'string') return problem(formidable);
   // Mojolicious, HTTP::Body (Catalyst) and CGI.pm read both with regexes too (src/threats/perl-readings.ts).
   const perl = perlProblem(dispositionValue, name, busboyFile);
@@ -300,15 +295,14 @@ function readPartHeaders(
  * does; else the file name it hands over where that is another than busboy's, for the waf. Its
  * name must be busboy's, and its file name as sent too (formidable 3's and 1.2.6's), or none where
  * busboy has none: it reads the first `\bname=` and `\bfilename=` anywhere in the value.
- * A part with a file name and no Content-Type, or an empty one, is a file to busboy, whose content
- * the waf does not read, and a text field to formidable 3 (browsers, curl and undici always send
- * one: application/octet-stream when they know no better).
+ * A part with a file name and no Content-Type, or an empty one, is a file to busboy and a text
+ * field to formidable 3: not refused nor read as text, for Python's requests sends every file so
+ * (threats.md).
  */
 function formidableProblem(
   dispositionValue: string,
   busboyName: string | undefined,
   sent: readonly (readonly [string, string])[],
-  contentType: string,
 ): string | FormidableFileReading | undefined {
   const value = formidableText(dispositionValue);
   const name = formidablePartName(value);
@@ -327,11 +321,7 @@ function formidableProblem(
   if (filename === undefined || raw === '') return undefined;
   const handedOver = formidableFileName(raw as string);
   const busboyFileName = formidableText(quoted ? filename.slice(1, -1).replace(BUSBOY_ESCAPE, '$1') : filename);
-  const fileName = handedOver === busboyFileName ? undefined : handedOver;
-  const untyped = contentType === '';
-  return fileName === undefined && !untyped
-    ? undefined
-    : { ...(fileName === undefined ? {} : { fileName }), ...(untyped ? { untyped } : {}) };
+  return handedOver === busboyFileName ? undefined : { fileName: handedOver };
 }
 
 /** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */

@@ -22,7 +22,7 @@ export interface MultipartHandlers {
    * A file part; its content must be consumed (or resumed) for parsing to go on. `named`: it has a
    * file name (`filename=""` too); busboy also takes an application/octet-stream part without one
    * for a file, which Werkzeug, PHP, Spring and Go read as a text field. `formidable`: how
-   * formidable reads the part otherwise (its file name; a text field when untyped), if it does
+   * formidable reads the part otherwise (its file name), if it does
    * (src/threats/formidable-readings.ts).
    */
   onFile(name: string, filename: string, content: Readable, mimeType: string, named: boolean, formidable?: FormidableFileReading): void;

@@ -10,8 +10,9 @@
  * - formidable 3 reads a part with a file name and no Content-Type (or an empty one) as a text
  *   field, formidable 1.2.6 one whose `filename=` its regex does not match (`filename="a.txt";x=1`):
  *   files to busboy, whose content the waf does not read, so an XSS reached the apps in block mode.
- *   The first is what Python's requests sends for every file: its content is inspected as a field's;
- *   the second no client sends: refused;
+ *   The first is what Python's requests sends for every file, images and archives too: it stays a
+ *   file (read as text, a PNG or a binary was refused; a koa-body app gets such a part as a text
+ *   field, threats.md); the second no client sends: refused;
  * - formidable decodes `&#dddd;` and `%22` in a file name, after the `\` it cuts at:
  *   `&#0060;script&#0062;` reached koa-body's `originalFilename` as `<script>`.
  */
@@ -128,35 +129,31 @@ t.test('multipart bodies formidable reads otherwise: refused by the _method chec
     t.equal((await send(validated, '/users', ok)).status, 200, 'plain names pass, a field named x-name, an x-name after the name');
   });
 
-  await t.test('an untyped file part, a text field to formidable 3: its content inspected by the waf', async (t) => {
+  await t.test("an untyped file part (Python requests' every file) stays a file: binary uploads pass every reader", async (t) => {
     const before = backend.requests.length;
+    // Bytes that read as text trip the waf's rules (a PNG holds `'`, `<` and SQL-looking runs).
+    const png = Buffer.concat([
+      Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'),
+      Buffer.from("IHDR' OR 1=1 --<script>x</script>\x00\xff", 'latin1'),
+    ]);
+    const boundary = 'bcbf1708c0e05d1010eeb1a2069ca416';
     for (const headers of UNTYPED_FILES) {
-      const what = headers.join(' | ');
-      for (const content of [XSS, SQLI]) {
-        const body = multipart([
-          [named('name'), 'eve'],
-          [headers, content],
-        ]);
-        t.equal((await send(waf, '/echo', body)).status, 403, `${what}: ${content.slice(0, 8)}`);
-        t.match(raised(waf), { 'warden.detail': /^\/body\/note/ }, `${what}: read as the field note`);
-      }
+      const body = Buffer.concat([
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\neve\r\n--${boundary}\r\n${headers.join('\r\n')}\r\n\r\n`,
+          'latin1',
+        ),
+        png,
+        Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+      ]);
+      for (const s of [plain, waf])
+        t.equal(
+          (await send(s, '/echo', body, `multipart/form-data; boundary=${boundary}`)).status,
+          200,
+          `${headers.join(' | ')}: a binary file passes`,
+        );
     }
-    t.equal(backend.requests.length, before, 'the backend saw none');
-    // Python's requests (`files={"doc": open("notes.txt", "rb")}`) sends no Content-Type for a file.
-    const requestsUpload = multipart(
-      [
-        [named('name'), 'eve'],
-        [['Content-Disposition: form-data; name="doc"; filename="notes.txt"'], 'plain words\n'],
-      ],
-      'bcbf1708c0e05d1010eeb1a2069ca416',
-    );
-    for (const s of [plain, waf])
-      t.equal(
-        (await send(s, '/echo', requestsUpload, 'multipart/form-data; boundary=bcbf1708c0e05d1010eeb1a2069ca416')).status,
-        200,
-        "Python requests' untyped file passes",
-      );
-    t.equal(backend.requests.length, before + 2, 'both reached the backend');
+    t.equal(backend.requests.length, before + UNTYPED_FILES.length * 2, 'all reached the backend');
   });
 
   await t.test('a file part formidable 1 reads as a text field: refused by every reader', async (t) => {
