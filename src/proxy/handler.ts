@@ -45,7 +45,8 @@ import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
-import { mediaTypeOf, opensJsonDocument } from '../net/media-type.js';
+import { mediaTypeOf } from '../net/media-type.js';
+import { opensJsonValue } from '../net/json-opening.js';
 import { openingObserver, readOpening, type OpeningOutcome } from './body-opening.js';
 
 const NO_CODINGS: readonly string[] = Object.freeze([]);
@@ -406,7 +407,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       const whole = (read: Buffer) => {
         // Called from the body stream's 'end': nothing may throw back into it.
         try {
-          const json = sniff && opensJsonDocument(read);
+          const json = sniff && opensJsonValue(read);
           if (json && read.length > gen.limits.body_memory_bytes) return unheld(() => afterBody(read));
           const staged =
             buffer || json

@@ -34,6 +34,7 @@ import { formBodyProblem } from '../net/form-body-problem.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
 import { cookieTrimmed } from '../net/cookie-trim.js';
+import { opensJsonValue } from '../net/json-opening.js';
 
 /** Headers an attacker controls that backends commonly read (logs, redirects, analytics). */
 const INSPECTED_HEADERS = ['user-agent', 'referer', 'origin', 'x-forwarded-host', 'x-original-url', 'x-rewrite-url'];
@@ -508,7 +509,7 @@ export function createWafBodyStage(o: WafStageOptions): Stage {
       const body = ctx.body;
       // Any other type (not multipart) is read when it opens like JSON: its strings, as for JSON.
       if (!isWafBufferedBody(mime)) {
-        if (body === undefined || !readsOpeningOf(mime) || !opensJsonDocument(body)) return undefined;
+        if (body === undefined || !readsOpeningOf(mime) || !opensJsonValue(body)) return undefined;
         const charset = unreadableCharset(contentType);
         if (charset !== undefined) return verdictOf(charsetRefusal(charset), o, ctx);
         return judge(ctx, (t) => addBody(t, 'application/json', ctx, limits));

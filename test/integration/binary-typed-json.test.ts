@@ -39,6 +39,8 @@ const SCRIPT = '{"note":"<script>alert(document.cookie)</script>"}';
 /** 64 KiB: the body_memory_bytes of the sidecars here, so that bodies past it are cheap to send. */
 const MEMORY = 64 * 1024;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** Text opening with `opening`, then lines, past body_memory_bytes. */
+const pastMemory = (opening: string) => Buffer.from(opening + 'plain words of a file\n'.repeat(Math.ceil((3 * MEMORY) / 22)));
 /** A PNG's signature and IHDR, then noise: what an image upload's first bytes are. */
 const png = (bytes: number) =>
   Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), randomBytes(Math.max(0, bytes - 16))]);
@@ -179,6 +181,20 @@ t.test('a JSON document under a binary type is read as JSON by the waf and the s
     [scanning, '/upload', png(4 * MEMORY), 'image/png', 'a PNG past body_memory_bytes'],
     [described, '/files', Buffer.from('{"note":"hello"}'), 'application/octet-stream', 'harmless JSON'],
     [described, '/files', png(4096), 'application/octet-stream', 'a PNG'],
+    // Files that open with `{` or `[` and are no JSON to any decoder, past body_memory_bytes (the review).
+    [inspecting, '/v1/users', pastMemory('{\\rtf1\\ansi '), 'application/rtf', 'RTF'],
+    [inspecting, '/v1/users', pastMemory('{\\rtf1\\ansi '), 'application/octet-stream', 'RTF as octet-stream'],
+    [
+      inspecting,
+      '/v1/users',
+      pastMemory('[![Build](https://ci/x.svg)](https://ci)\n'),
+      'application/octet-stream',
+      'Markdown with a badge',
+    ],
+    [inspecting, '/v1/users', pastMemory('[network]\nhost=a\n'), 'application/octet-stream', 'an INI file'],
+    [scanning, '/upload', pastMemory('[2026-11-28 12:00:00] INFO started\n'), 'text/plain', 'a log file'],
+    [scanning, '/upload', pastMemory('[![Build](https://ci/x.svg)](https://ci)\n'), 'text/markdown', 'a README'],
+    [scanning, '/upload', pastMemory('{\\rtf1\\ansi '), 'application/octet-stream', 'RTF'],
   ] as const) {
     for (const h2 of [false, true]) {
       for (const pieces of [undefined, 7]) {
