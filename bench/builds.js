@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Two builds of Warden, the same configuration, loaded at once on the same core (concurrentPairs in
 // lib.js): what a change costs or saves, free of the host's drift. Each build is a git revision
-// (checked out into bench/tmp/builds/<sha> and compiled there, with this checkout's node_modules)
+// (checked out into bench/tmp/builds/<sha> and compiled there, with this checkout's node_modules,
+// or its own when its package-lock.json differs)
 // or a folder that holds bin/ and dist/ (a build patched by hand, for instance). A configuration
 // that names the IdP ({{issuer}}: warden-full-tls.yaml, the full pipeline) gets the bench's IdP, an
 // opaque token on every request and bench/full.js's order body.
@@ -12,7 +13,7 @@
 // for a per-string cache such as the waf's clean strings.
 // Usage: node bench/builds.js BASE CANDIDATE [--config warden-otel.yaml] [--candidate-config FILE] [--method h1|h2] [--ratio 1] [--rounds 6] [--seconds 4] [--unique]
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, openSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -62,14 +63,30 @@ if (opts.help || positionals.length !== 2 || !['h1', 'h2'].includes(opts.method)
 }
 requireTools(root, [opts.method === 'h2' ? 'h2load' : 'wrk', 'openssl']);
 
+/**
+ * The build's node_modules: this checkout's (a symlink) when its package-lock.json is the same,
+ * else its own, installed with `npm ci` (~1.5 min, once): a build from before a dependency was
+ * dropped still needs it.
+ */
+function modulesFor(dir) {
+  const modules = join(dir, 'node_modules');
+  const sameLock = readFileSync(join(dir, 'package-lock.json'), 'utf8') === readFileSync(join(root, 'package-lock.json'), 'utf8');
+  if (sameLock) {
+    if (!existsSync(modules)) symlinkSync(join(root, 'node_modules'), modules);
+    return;
+  }
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) unlinkSync(modules);
+  if (!existsSync(modules)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' });
+}
+
 /** A folder with bin/ and dist/ for a build given as a folder or a git revision. */
 function buildOf(spec) {
   if (existsSync(join(spec, 'dist/cli/main.js'))) return { spec, dir: resolve(spec) };
   const sha = execFileSync('git', ['rev-parse', '--short', `${spec}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
   const dir = join(root, 'bench/tmp/builds', sha);
+  if (!existsSync(dir)) execFileSync('git', ['worktree', 'add', '--detach', dir, sha], { cwd: root, stdio: 'ignore' });
+  modulesFor(dir);
   if (!existsSync(join(dir, 'dist/cli/main.js'))) {
-    if (!existsSync(dir)) execFileSync('git', ['worktree', 'add', '--detach', dir, sha], { cwd: root, stdio: 'ignore' });
-    if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
     execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
       cwd: dir,
       stdio: 'inherit',
