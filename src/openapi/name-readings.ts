@@ -29,9 +29,12 @@
  */
 import { percentDecoded } from '../net/percent-decoded.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
-import { foldCase, INTERIOR_SEPARATORS } from './case-variants.js';
+import { foldCase } from './case-variants.js';
 import type { ParameterObject } from './operations.js';
-import { qsDotsKey, qsDotsRoot, qsPath } from './qs-dots.js';
+import { qsDotsKey, qsDotsPath, qsDotsRoot, qsPath } from './qs-dots.js';
+import { boundedReading } from './reading-length.js';
+import { separatorsRemoved } from './separators-removed.js';
+import { underscored } from './underscored.js';
 import { isObjectSchema, objectPropertiesOf } from './schema-types.js';
 
 export interface NameReadings {
@@ -69,9 +72,10 @@ function phpName(raw: string): string {
  * `[limit]=1000` as `limit` (an empty parent is dropped), Rack 2 strips leading `[` and `]`.
  */
 export function readingOf(raw: string): string {
-  const php = phpName(raw).replace(/[ .]/g, '_');
+  const php = phpName(raw);
+  // The name taken first: ` ` and `.` are no bracket, and a bracket stays one.
   const name = php.includes('[') || php.includes(']') ? (BRACKETED_NAME.exec(php)?.[1] ?? '') : php;
-  return foldCase(name);
+  return foldCase(underscored(name, /[ .]/g, (c) => c === 0x20 || c === 0x2e));
 }
 
 /**
@@ -85,10 +89,20 @@ export function dotsReadingOf(raw: string): string | undefined {
 }
 
 /**
+ * dotsReadingOf, or null when the root is too long to fold to `max` characters or fewer (a
+ * character folds to one or more, but for U+0307 after an `i`: the root's half at least).
+ */
+function dotsReadingWithin(raw: string, max: number): string | null | undefined {
+  const root = qsDotsRoot(raw);
+  if (root === undefined) return undefined;
+  return root.length > 2 * max ? null : foldCase(root);
+}
+
+/**
  * readingOf for a plain name — no `%`, `+`, `.`, `[`, `]`, NUL or character beyond ASCII, as most
  * cookie names and query keys are — computed without its regular expressions: leading white space
  * trimmed, ` ` read as `_`, lower case (ASCII case folds so). Such a name has no other reading
- * (unclosedReadingOf needs a `[`, dotsReadingOf a `.`), and no decoded one (cookieNameSpellings
+ * (the unclosed reading needs a `[`, dotsReadingOf a `.`), and no decoded one (cookieNameSpellings
  * needs `%` or `+`). Undefined for any other name, which takes the full reading. Names are read on
  * every request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
  */
@@ -122,23 +136,23 @@ export function cookieNameSpellings(name: string): string[] {
   return spellings;
 }
 
-/**
- * PHP's other reading of a key whose first `[` is never closed: no array, so the whole key is the
- * name, with `[`, `.` and ` ` read as `_` (php_register_variable_ex, "not an index; un-terminate
- * the var name"): `page[size` is `page_size`, where qs and Rack read `page`. Undefined for other keys.
- */
-function unclosedReadingOf(raw: string): string | undefined {
-  const php = phpName(raw);
-  const open = php.indexOf('[');
-  // PHP drops a key with nothing before its bracket.
-  if (open <= 0 || php.includes(']', open)) return undefined;
-  return foldCase(php.replace(/[[. ]/g, '_'));
+// PHP's other reading of a key whose first `[` is never closed: no array, so the whole key is the
+// name, with `[`, `.` and ` ` read as `_` (php_register_variable_ex, "not an index; un-terminate
+// the var name"): `page[size` is `page_size`, where qs and Rack read `page`. Read by
+// reading-length.ts boundedReading (`unclosed`), in the pass that bounds it.
+
+const isAsciiSpace = (c: number): boolean => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/** ASCII white space as Python's `bytes.strip()` takes it off both ends (Django's multipart field names); a loop, linear on any name. */
+function asciiStripped(name: string): string {
+  let start = 0;
+  let end = name.length;
+  while (start < end && isAsciiSpace(name.charCodeAt(start))) start++;
+  while (end > start && isAsciiSpace(name.charCodeAt(end - 1))) end--;
+  return start === 0 && end === name.length ? name : name.slice(start, end);
 }
 
-/** ASCII white space as Python's `bytes.strip()` takes it off both ends (Django's multipart field names). */
-const asciiStripped = (name: string): string => name.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
-
-const withoutSeparators = (reading: string): string => reading.replace(INTERIOR_SEPARATORS, '');
+const withoutSeparators = (reading: string): string => separatorsRemoved(reading);
 
 /**
  * The property a deepObject key names (`filter[color]` → `color`), or undefined: only a key that
@@ -161,24 +175,32 @@ export function deepObjectProperty(key: string, name: string): string | undefine
  * header, then a form field, then a query parameter of that name).
  */
 const OVERRIDE_PARAMETERS: ReadonlySet<string> = new Set(['_method', 'x-tunneled-method', 'x-http-method-override']);
+const LONGEST_OVERRIDE = Math.max(...[...OVERRIDE_PARAMETERS].map((name) => name.length));
 
 /**
  * Whether a query key or body field is a method override as those frameworks read it (a `_method`
  * as Symfony, Laravel, Rack and method-override read it), or koa-override after co-body's qs with
  * allowDots (`._method`): a request to run another method (src/proxy/overrides.ts, request-validator.ts).
  */
-export const isMethodOverrideName = (key: string): boolean => OVERRIDE_PARAMETERS.has(readingOf(key)) || dottedMethod(key);
+export const isMethodOverrideName = (key: string): boolean =>
+  isOverrideReading(boundedReading(key, LONGEST_OVERRIDE, false)) || dottedMethod(key);
+
+/** readingOf, read in a pass that stops once too long to be an override name (reading-length.ts). */
+const isOverrideReading = (reading: string | null | undefined): boolean =>
+  typeof reading === 'string' && OVERRIDE_PARAMETERS.has(foldCase(reading));
 
 const METHOD = /method/i;
 
 /** The allowDots reading is `_method`, looked for only when it may be: a `.` and `method` (in any case; nothing beyond ASCII folds to its letters). */
 function dottedMethod(key: string): boolean {
-  return key.includes('.') && METHOD.test(key) && OVERRIDE_PARAMETERS.has(dotsReadingOf(key) ?? '');
+  return key.includes('.') && METHOD.test(key) && OVERRIDE_PARAMETERS.has(dotsReadingWithin(key, LONGEST_OVERRIDE) ?? '');
 }
 
 /** Whether a multipart field is a `_method` to those readers, or to Django's, which strips its name (a middleware may read it). */
-export const isMultipartMethodOverrideName = (key: string): boolean =>
-  isMethodOverrideName(key) || OVERRIDE_PARAMETERS.has(asciiStripped(key).toLowerCase());
+export const isMultipartMethodOverrideName = (key: string): boolean => isMethodOverrideName(key) || isStrippedOverride(asciiStripped(key));
+
+// toLowerCase never shortens a name.
+const isStrippedOverride = (name: string): boolean => name.length <= LONGEST_OVERRIDE && OVERRIDE_PARAMETERS.has(name.toLowerCase());
 
 /**
  * @param separators also read names alike but for `_` and `-` (body fields: pydantic's populate_by_name).
@@ -217,37 +239,55 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
       }
     } else exact.add(p.name);
   }
+  // The longest name a reading is compared with: a longer reading is none of them (reading-length.ts).
+  const compared = [...read.keys(), ...spelled.keys(), ...dotsRead.keys(), ...paths.flatMap(({ path }) => path)];
+  const longest = Math.max(0, ...compared.map((name) => name.length));
+  const depth = Math.max(0, ...paths.map(({ path }) => path.length));
   const owns = (key: string) => exact.has(key) || deepNames.some((name) => deepObjectProperty(key, name) !== undefined);
   const reading = (key: string, declared: string, spelling: boolean): NameReading => {
     const caseOnly = key !== declared && foldCase(key) === foldCase(declared);
     return spelling && !caseOnly ? { declared, caseOnly, separators: true } : { declared, caseOnly };
   };
   /** The declared dotted name a key with a `.` or a bracket is read as, or under, by qs with allowDots. */
-  const pathDeclared = (rewritten: string): string | undefined => {
+  const pathDeclared = (key: string): string | undefined => {
+    // The deepest path's segments, read once (a shallower path's are their first ones); a segment
+    // folds to half its length at least (dotsReadingWithin).
+    const read = qsDotsPath(key, depth, 2 * longest);
     for (const { path, declared } of paths) {
-      const read = qsPath(rewritten, path.length);
-      if (read.length === path.length && read.every((segment, i) => foldCase(segment) === path[i])) return declared;
+      if (read.length < path.length) continue;
+      if (path.every((segment, i) => typeof read[i] === 'string' && foldCase(read[i]) === segment)) return declared;
     }
     return undefined;
   };
   const dotsReading = (key: string): NameReading | undefined => {
-    const reading = dotsReadingOf(key);
-    let declared = reading === undefined ? undefined : dotsRead.get(reading);
-    // A declared dotted name's path (`page[size]` has no `.`), rarer: the key rewritten.
-    if (declared === undefined && paths.length > 0 && (reading !== undefined || key.includes('[')))
-      declared = pathDeclared(qsDotsKey(key) ?? key);
+    const reading = dotsReadingWithin(key, longest);
+    let declared = reading === undefined || reading === null ? undefined : dotsRead.get(reading);
+    // A declared dotted name's path (`page[size]` has no `.`), rarer.
+    if (declared === undefined && paths.length > 0 && (reading !== undefined || key.includes('['))) declared = pathDeclared(key);
     return declared === undefined ? undefined : { declared, caseOnly: false, dots: true };
+  };
+  /**
+   * readingOf and unclosedReadingOf, read in one pass that stops once too long to be any name
+   * compared (undefined then; reading-length.ts), separator runs that long cut.
+   */
+  const phpReadings = (key: string): [string, string | undefined] | undefined => {
+    const first = boundedReading(key, longest, separators);
+    if (first === null || first === undefined) return undefined;
+    const unclosed = boundedReading(key, longest, separators, true);
+    return [foldCase(first), typeof unclosed === 'string' ? foldCase(unclosed) : undefined];
   };
   const readings: NameReadings = {
     owns,
     readAs(key) {
-      const first = readingOf(key);
-      const unclosed = unclosedReadingOf(key);
-      const declared = read.get(first) ?? (unclosed === undefined ? undefined : read.get(unclosed));
-      if (declared !== undefined) return reading(key, declared, false);
+      const php = phpReadings(key);
+      if (php !== undefined) {
+        const declared = read.get(php[0]) ?? (php[1] === undefined ? undefined : read.get(php[1]));
+        if (declared !== undefined) return reading(key, declared, false);
+      }
       const dots = dotsReading(key);
       if (dots !== undefined) return dots;
-      if (!separators) return undefined;
+      if (!separators || php === undefined) return undefined;
+      const [first, unclosed] = php;
       const spelling =
         spelled.get(withoutSeparators(first)) ?? (unclosed === undefined ? undefined : spelled.get(withoutSeparators(unclosed)));
       return spelling === undefined ? undefined : reading(key, spelling, true);

@@ -67,3 +67,64 @@ export function qsPath(key: string, limit: number): string[] {
   }
   return path;
 }
+
+/**
+ * qsPath(qsDotsKey(key) ?? key, limit) read without rewriting the key (a form key may be 10 MiB:
+ * review rt26 F3), stopping at a segment longer than `max`, which ends the path as `null`: the
+ * caller compares segments with declared ones no longer than `max`. Rewritten characters are read
+ * one at a time, in one pass; text qs drops between groups is skipped, not kept.
+ */
+export function qsDotsPath(key: string, limit: number, max: number): (string | null)[] {
+  const n = key.length;
+  let i = 0;
+  // Within a rewritten `.name`, whose `]` is emitted where the name ends (at a `.`, a `[` or the end).
+  let inName = false;
+  const next = (): number => {
+    if (inName) {
+      const c = i < n ? key.charCodeAt(i) : DOT;
+      if (c !== DOT && c !== OPEN) {
+        i++;
+        return c;
+      }
+      inName = false;
+      return CLOSE;
+    }
+    if (i >= n) return -1;
+    const c = key.charCodeAt(i++);
+    if (c === DOT && i < n && key.charCodeAt(i) !== DOT && key.charCodeAt(i) !== OPEN) {
+      inName = true;
+      return OPEN;
+    }
+    return c;
+  };
+  const path: (string | null)[] = [];
+  const codes: number[] = [];
+  // The characters up to `stop` (or the end); false once more than `max` (the segment too long).
+  const read = (stop: number): number | false => {
+    codes.length = 0;
+    for (let c = next(); ; c = next()) {
+      if (c === -1 || c === stop) return c;
+      if (codes.length === max + 1) return false;
+      codes.push(c);
+    }
+  };
+  const segment = () => String.fromCharCode(...codes);
+  let c = read(OPEN);
+  if (c === false) return [null];
+  if (codes.length > 0 || c === -1) path.push(segment());
+  while (c === OPEN && path.length < limit) {
+    c = read(CLOSE);
+    // An unclosed group is kept whole, its `[` too.
+    if (c === false || (c === -1 && codes.length === max)) {
+      path.push(null);
+      break;
+    }
+    if (c === -1) {
+      path.push(`[${segment()}`);
+      break;
+    }
+    path.push(segment());
+    for (c = next(); c !== -1 && c !== OPEN; c = next());
+  }
+  return path;
+}
