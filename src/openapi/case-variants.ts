@@ -20,6 +20,7 @@
  * the same.
  */
 import { escapePointer, isSchema, type Schema } from './subschemas.js';
+import { INTERIOR_SEPARATORS, separatorsRemoved } from './separators-removed.js';
 export interface DeclaredNames {
   readonly exact: ReadonlySet<string>;
   /** Folded name → the declared name. */
@@ -34,14 +35,14 @@ export const foldCase = (name: string): string => {
   return folded.includes('\u0307') ? folded.replace(/i\u0307/g, 'i') : folded;
 };
 
-/** Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are `isadmin`. */
+export { INTERIOR_SEPARATORS };
+
 /**
- * Separators between letters or digits (`is_admin`, `is-admin`): what pydantic's and Jackson's
- * naming strategies change. Leading and trailing ones stay: `_token` (Laravel's CSRF field),
- * `_method`, `_charset_`, `_id`, `_links` are other names than `token`, `method`, `id`.
+ * Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are
+ * `isadmin`. Through separatorsRemoved: the regular expression alone overflowed the stack on a JSON
+ * member `ā` + 9 MiB of `_` + `b` (a RangeError, so a 500).
  */
-export const INTERIOR_SEPARATORS = /(?<=[\p{L}\p{N}])[_-]+(?=[\p{L}\p{N}])/gu;
-export const foldSpelling = (name: string): string => foldCase(name.replace(INTERIOR_SEPARATORS, ''));
+export const foldSpelling = (name: string): string => foldCase(separatorsRemoved(name));
 
 export function declaredNames(names: Iterable<string>): DeclaredNames | undefined {
   const exact = new Set(names);

@@ -4,7 +4,12 @@
  * long run in a two-byte string (`ā` and 9 MiB of `_`: RangeError, review rt26 F3), so a long name
  * is read here instead: each run's neighbours are tested, the runs between letters or digits dropped.
  */
-import { INTERIOR_SEPARATORS } from './case-variants.js';
+/**
+ * Separators between letters or digits (`is_admin`, `is-admin`): what pydantic's and Jackson's
+ * naming strategies change. Leading and trailing ones stay: `_token` (Laravel's CSRF field),
+ * `_method`, `_charset_`, `_id`, `_links` are other names than `token`, `method`, `id`.
+ */
+export const INTERIOR_SEPARATORS = /(?<=[\p{L}\p{N}])[_-]+(?=[\p{L}\p{N}])/gu;
 
 const SHORT = 1024;
 const LETTER_OR_DIGIT = /^[\p{L}\p{N}]$/u;
