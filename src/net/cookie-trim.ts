@@ -9,12 +9,12 @@
  * page set through document.cookie, whose bytes 0x85 and 0xA0 (`Å` is C3 85) a refusal would hit.
  */
 
-/** Whether trim() or Python's str.strip() takes `c` off: JS's WhiteSpace and LineTerminator, and Python's U+001C–U+001F and U+0085. */
-function isTrimmed(c: number): boolean {
-  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c >= 0x1c;
-  if (c < 0x85) return false;
-  if (c <= 0xff) return c === 0x85 || c === 0xa0;
+/** The characters String#trim takes off (WhiteSpace and LineTerminator; none beyond the BMP). */
+export function isTrimmedSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
   return (
+    c === 0xa0 ||
     c === 0x1680 ||
     (c >= 0x2000 && c <= 0x200a) ||
     c === 0x2028 ||
@@ -25,6 +25,9 @@ function isTrimmed(c: number): boolean {
     c === 0xfeff
   );
 }
+
+/** Whether trim() or Python's str.strip() takes `c` off: JS's WhiteSpace and LineTerminator, and Python's U+001C–U+001F and U+0085. */
+const isTrimmed = (c: number): boolean => isTrimmedSpace(c) || (c >= 0x1c && c <= 0x1f) || c === 0x85;
 
 /** `text` without the white space JS and Python trim; the same string, not a copy, when it has none at either end (most names). */
 export function cookieTrimmed(text: string): string {

@@ -13,28 +13,14 @@
  * reading turns into `_` (` `, `.`, the unclosed `[`) are not counted either: withoutSeparators may
  * drop them, and no other character folds to one.
  */
+import { isTrimmedSpace } from '../net/cookie-trim.js';
+
+export { isTrimmedSpace };
 
 const NUL = 0;
 const OPEN = 0x5b;
 const CLOSE = 0x5d;
 const COMBINING_DOT_ABOVE = 0x307;
-
-/** The characters String#trimStart takes off (WhiteSpace and LineTerminator; none beyond the BMP). */
-export function isTrimmedSpace(c: number): boolean {
-  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
-  if (c < 0xa0) return false;
-  return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
-  );
-}
 
 const hexValue = (c: number): number => {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
