@@ -20,7 +20,7 @@
  * the same.
  */
 import { escapePointer, isSchema, type Schema } from './subschemas.js';
-import { INTERIOR_SEPARATORS, separatorsRemoved } from './separators-removed.js';
+import { separatorsRemoved } from './separators-removed.js';
 export interface DeclaredNames {
   readonly exact: ReadonlySet<string>;
   /** Folded name → the declared name. */
@@ -34,8 +34,6 @@ export const foldCase = (name: string): string => {
   // looked for first (this runs on the request path).
   return folded.includes('\u0307') ? folded.replace(/i\u0307/g, 'i') : folded;
 };
-
-export { INTERIOR_SEPARATORS };
 
 /**
  * Letter case and the separators `_` and `-` folded away: `is_admin`, `IS-ADMIN`, `isAdmin` are

@@ -81,16 +81,9 @@ export function readingOf(raw: string): string {
 /**
  * The name qs reads a key as with `allowDots` (qs-dots.ts), case folded: `.role`, `role.0`,
  * `.role]`, `%2Erole` (once decoded) are `role`, `profile.role` is `profile`. qs decodes no `%u`
- * escape (`%u002erole` stays a name of its own). Undefined for a key without a `.`.
- */
-export function dotsReadingOf(raw: string): string | undefined {
-  const root = qsDotsRoot(raw);
-  return root === undefined ? undefined : foldCase(root);
-}
-
-/**
- * dotsReadingOf, or null when the root is too long to fold to `max` characters or fewer (a
- * character folds to one or more, but for U+0307 after an `i`: the root's half at least).
+ * escape (`%u002erole` stays a name of its own). Undefined for a key without a `.`; null when
+ * the root is too long to fold to `max` characters or fewer (a character folds to one or more,
+ * but for U+0307 after an `i`: the root's half at least).
  */
 function dotsReadingWithin(raw: string, max: number): string | null | undefined {
   const root = qsDotsRoot(raw);
@@ -102,7 +95,7 @@ function dotsReadingWithin(raw: string, max: number): string | null | undefined 
  * readingOf for a plain name — no `%`, `+`, `.`, `[`, `]`, NUL or character beyond ASCII, as most
  * cookie names and query keys are — computed without its regular expressions: leading white space
  * trimmed, ` ` read as `_`, lower case (ASCII case folds so). Such a name has no other reading
- * (the unclosed reading needs a `[`, dotsReadingOf a `.`), and no decoded one (cookieNameSpellings
+ * (the unclosed reading needs a `[`, qs's allowDots reading a `.`), and no decoded one (cookieNameSpellings
  * needs `%` or `+`). Undefined for any other name, which takes the full reading. Names are read on
  * every request (token sources: each cookie, each query key), where the full reading costs ~0.6 µs.
  */
@@ -151,8 +144,6 @@ function asciiStripped(name: string): string {
   while (end > start && isAsciiSpace(name.charCodeAt(end - 1))) end--;
   return start === 0 && end === name.length ? name : name.slice(start, end);
 }
-
-const withoutSeparators = (reading: string): string => separatorsRemoved(reading);
 
 /**
  * The property a deepObject key names (`filter[color]` → `color`), or undefined: only a key that
@@ -222,7 +213,7 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
     const reading = readingOf(name);
     if (!read.has(reading)) read.set(reading, name);
     for (const spelling of [foldCase(name), reading]) if (!dotsRead.has(spelling)) dotsRead.set(spelling, name);
-    if (separators && !spelled.has(withoutSeparators(reading))) spelled.set(withoutSeparators(reading), name);
+    if (separators && !spelled.has(separatorsRemoved(reading))) spelled.set(separatorsRemoved(reading), name);
     const dotted = qsDotsKey(name);
     const path = dotted === undefined ? [] : qsPath(dotted, Infinity);
     if (path.length > 1) paths.push({ path: path.map(foldCase), declared: name });
@@ -289,7 +280,7 @@ export function compileNameReadings(params: readonly ParameterObject[], { separa
       if (!separators || php === undefined) return undefined;
       const [first, unclosed] = php;
       const spelling =
-        spelled.get(withoutSeparators(first)) ?? (unclosed === undefined ? undefined : spelled.get(withoutSeparators(unclosed)));
+        spelled.get(separatorsRemoved(first)) ?? (unclosed === undefined ? undefined : spelled.get(separatorsRemoved(unclosed)));
       return spelling === undefined ? undefined : reading(key, spelling, true);
     },
   };

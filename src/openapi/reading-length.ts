@@ -10,12 +10,10 @@
  * the unclosed reading, all of it. Each character but U+0307 folds (foldCase) to at least one
  * character: `İ` and `i` with U+0307 fold to `i`, nothing folds to nothing (a surrogate pair is
  * counted once), so a reading with more than `max` such characters folds to more than `max`. With `separators`, `_`, `-` and what the
- * reading turns into `_` (` `, `.`, the unclosed `[`) are not counted either: withoutSeparators may
+ * reading turns into `_` (` `, `.`, the unclosed `[`) are not counted either: separatorsRemoved may
  * drop them, and no other character folds to one.
  */
 import { isTrimmedSpace } from '../net/cookie-trim.js';
-
-export { isTrimmedSpace };
 
 const NUL = 0;
 const OPEN = 0x5b;
@@ -115,7 +113,3 @@ export function boundedReading(key: string, max: number, separators: boolean, un
 const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
 const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
 const isSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdfff;
-
-/** Whether `key`'s PHP reading is too long (boundedReading's null). */
-export const readingLonger = (key: string, max: number, separators: boolean, unclosed = false): boolean =>
-  boundedReading(key, max, separators, unclosed) === null;

@@ -148,15 +148,15 @@ function exactTimer(handler: ForwardHandler, ms: number): NodeJS.Timeout {
   return setTimeout(onExactTimeout, ms, handler).unref();
 }
 
+/** The media type `text/event-stream`, parameters or not; anchored, so linear on any value. */
+const EVENT_STREAM = /^[ \t]*text\/event-stream[ \t]*(?:;|$)/i;
+
 /**
  * A `text/event-stream` response (server-sent events): its head goes to the client at once, not
- * with the first event. Linear: one indexOf and a slice of the field's value.
+ * with the first event. A test, no string built: every response's type is asked.
  */
-export function isEventStream(contentType: string | string[] | undefined): boolean {
-  if (typeof contentType !== 'string') return false;
-  const semicolon = contentType.indexOf(';');
-  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === 'text/event-stream';
-}
+export const isEventStream = (contentType: string | string[] | undefined): boolean =>
+  typeof contentType === 'string' && EVENT_STREAM.test(contentType);
 
 /** undici / socket errors → what the client is told. */
 export function upstreamError(err: unknown, timeouts = 'upstream.timeouts'): WardenError {

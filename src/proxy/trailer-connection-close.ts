@@ -41,7 +41,7 @@ function onTrailers(message: unknown): void {
  * reads it (case-insensitive, comma-separated). Linear in their size, which undici bounds as it
  * bounds the head (maxHeaderSize, 16 KiB).
  */
-export function namesConnectionClose(raw: readonly (Buffer | string)[]): boolean {
+function namesConnectionClose(raw: readonly (Buffer | string)[]): boolean {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as Buffer | string;
     if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;

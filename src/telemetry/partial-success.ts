@@ -30,7 +30,7 @@ export const JSON_READ_BYTES = 64 * 1024;
  * line separators as \u{NNNN} (as src/dev/console-printer.ts shows values), cut to MESSAGE_CHARS.
  * `whole`: how long the whole was, said when it was cut (or not all of it was decoded).
  */
-export function boundedMessage(text: string, whole?: string): string {
+function boundedMessage(text: string, whole?: string): string {
   const chars = Array.from(text.slice(0, MESSAGE_CHARS * 2));
   const shown = chars
     .slice(0, MESSAGE_CHARS)

@@ -34,7 +34,8 @@
  */
 import { percentDecoded } from '../../src/net/percent-decoded.js';
 import { hasPercentU, percentUDecoded } from '../../src/net/percent-u.js';
-import { foldCase, INTERIOR_SEPARATORS } from '../../src/openapi/case-variants.js';
+import { foldCase } from '../../src/openapi/case-variants.js';
+import { INTERIOR_SEPARATORS } from '../../src/openapi/separators-removed.js';
 import type { ParameterObject } from '../../src/openapi/operations.js';
 import { qsDotsKey, qsDotsRoot, qsPath } from '../../src/openapi/qs-dots.js';
 import { isObjectSchema, objectPropertiesOf } from '../../src/openapi/schema-types.js';

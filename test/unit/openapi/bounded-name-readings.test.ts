@@ -9,10 +9,15 @@ import fc from 'fast-check';
 import t from 'tap';
 import { compileNameReadings, isMethodOverrideName, isMultipartMethodOverrideName } from '../../../src/openapi/name-readings.js';
 import { qsDotsKey, qsDotsPath, qsPath } from '../../../src/openapi/qs-dots.js';
-import { isTrimmedSpace, readingLonger } from '../../../src/openapi/reading-length.js';
+import { isTrimmedSpace } from '../../../src/net/cookie-trim.js';
+import { boundedReading } from '../../../src/openapi/reading-length.js';
+
 import { separatorsRemoved } from '../../../src/openapi/separators-removed.js';
 import { underscored } from '../../../src/openapi/underscored.js';
 import * as unbounded from '../../support/unbounded-name-readings.js';
+
+/** Whether `key`'s PHP reading is too long (boundedReading's null). */
+const readingLonger = (key: string, max: number, separators: boolean): boolean => boundedReading(key, max, separators) === null;
 
 const DECLARED = ['a', 'ab', 'role', 'page.size', 'is_admin', 'isAdmin', 'x.y.z', 'İd', 'ßa', 'tags[]', 'Σa', 'a-b', 'ā_b'];
 const piece = fc.constantFrom(

@@ -2,11 +2,12 @@
  * plainReadingOf, the cheap reading of a plain name (no `%`, `+`, `.`, `[`, `]`, NUL or non-ASCII)
  * that token sources use for most cookie names and query keys on every request: it must agree
  * exactly with the full reading (readingOf), and decline every other name — a `.` has qs's
- * allowDots reading too (dotsReadingOf).
+ * allowDots reading too (qsDotsRoot).
  */
 import fc from 'fast-check';
 import t from 'tap';
-import { dotsReadingOf, plainReadingOf, readingOf } from '../../../src/openapi/name-readings.js';
+import { plainReadingOf, readingOf } from '../../../src/openapi/name-readings.js';
+import { qsDotsRoot } from '../../../src/openapi/qs-dots.js';
 
 /** ASCII but NUL, %, +, ., [ and ]: spaces, tabs and other controls, letters of both cases. */
 const plainChar = fc
@@ -18,7 +19,7 @@ const biased = fc.oneof(plainChar, fc.constantFrom(' ', '\t', '\n', '\v', '\f', 
 t.test('a plain name: the cheap reading is the full one', async (t) => {
   for (const name of ['access_token', 'ACCESS_TOKEN', 'access token', ' \taccess Token', 'a\x01b', '', '  ', 'x\x7f']) {
     t.equal(plainReadingOf(name), readingOf(name), JSON.stringify(name));
-    t.equal(dotsReadingOf(name), undefined, `${JSON.stringify(name)}: no allowDots reading`);
+    t.equal(qsDotsRoot(name), undefined, `${JSON.stringify(name)}: no allowDots reading`);
   }
   fc.assert(
     fc.property(fc.array(biased, { maxLength: 16 }), (chars) => {
