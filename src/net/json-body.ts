@@ -40,11 +40,13 @@ export interface ParsedJson {
  */
 export const MAX_JSON_DEPTH = 1000;
 
-/** A buffered request body and what `jsonBodyOf` made of it (RequestContext is one). */
+/** A buffered request body and what `jsonBodyOf` and `formPairsOf` made of it (RequestContext is one). */
 export interface BufferedBody {
   readonly body?: Buffer | undefined;
   /** Unset until a stage asks; `false` when the body is not valid (interoperable) JSON. */
   bodyJson?: ParsedJson | false | undefined;
+  /** The body's form fields, flat (name, value, …): unset until a stage asks (form-pairs.ts). */
+  bodyForm?: readonly string[] | undefined;
 }
 
 /** The request's body as JSON, parsed by the first stage that asks; undefined without a body or when it is not valid JSON. */

@@ -97,6 +97,8 @@ export interface RequestContext {
   body?: Buffer | undefined;
   /** The body as JSON, parsed once by the first stage that asks (`jsonBodyOf` in net/json-body.ts). */
   bodyJson?: ParsedJson | false | undefined;
+  /** The body's form fields, read once by the first stage that asks (`formPairsOf` in net/form-pairs.ts). */
+  bodyForm?: readonly string[] | undefined;
   /** Headers a stage adds to the backend's response on its way back (e.g. RateLimit). */
   responseHeaders?: Record<string, string> | undefined;
   /**

@@ -201,6 +201,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       principal: undefined,
       body: undefined,
       bodyJson: undefined,
+      bodyForm: undefined,
       responseHeaders: undefined,
       upstreamMs: undefined,
       traceContext: ROOT_CONTEXT,
