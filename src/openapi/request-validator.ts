@@ -12,6 +12,7 @@ import { cookieTrimmed } from '../net/cookie-trim.js';
 import type { ValidateFunction } from 'ajv';
 import type { Operation, ParameterObject } from './operations.js';
 import { FORM_MEDIA_TYPE, MULTIPART_MEDIA_TYPE, isJsonMediaType, mediaTypeOf } from '../net/media-type.js';
+import { formPairsOf } from '../net/form-pairs.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { declaresBody } from '../net/declared-body.js';
 import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
@@ -669,8 +670,8 @@ export function compileRequestValidator(
         return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
-        const pairs = new URLSearchParams(body.toString('utf8'));
-        for (const [k, v] of pairs) addField(form, k, v);
+        const pairs = formPairsOf(request) ?? [];
+        for (let i = 0; i < pairs.length; i += 2) addField(form, pairs[i] as string, pairs[i + 1] as string);
         const spelling = fieldNumbers.get(key)?.check(form, '/body');
         if (spelling) return spelling;
         const violation = violationOf(validate, form, '/body');
@@ -680,10 +681,11 @@ export function compileRequestValidator(
         // Its values with `&#60;` read as `<` too, as qs reads them (numeric-references.ts).
         const decoded = clientKeyed<unknown>();
         let differs = false;
-        for (const [k, v] of pairs) {
+        for (let i = 0; i < pairs.length; i += 2) {
+          const v = pairs[i + 1] as string;
           const d = numericReferencesDecoded(v);
           if (d !== undefined) differs = true;
-          addField(decoded, k, d ?? v);
+          addField(decoded, pairs[i] as string, d ?? v);
         }
         if (!differs) return undefined;
         const problem = fieldNumbers.get(key)?.check(decoded, '/body') ?? violationOf(validate, decoded, '/body');

@@ -18,6 +18,7 @@
 import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
 import { formBodyProblem } from '../net/form-body-problem.js';
+import { formPairsOf } from '../net/form-pairs.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, isMultipartMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
@@ -30,8 +31,10 @@ function refusal(where: string): WardenError {
   });
 }
 
-function formHasMethodField(body: Buffer): boolean {
-  for (const name of new URLSearchParams(body.toString('utf8')).keys()) if (isMethodOverrideName(name)) return true;
+/** The form's names as the other stages read them (the reading is shared: formPairsOf). */
+function formHasMethodField(ctx: RequestContext): boolean {
+  const pairs = formPairsOf(ctx) ?? [];
+  for (let i = 0; i < pairs.length; i += 2) if (isMethodOverrideName(pairs[i] as string)) return true;
   return false;
 }
 
@@ -73,7 +76,7 @@ export function createMethodFieldStage(): Stage {
         // Jetty reads `%5?method` as `_method`, python-multipart `q=1;_method=DELETE` (form-body-problem.ts).
         const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
         if (formProblem) return formProblem;
-        return formHasMethodField(body)
+        return formHasMethodField(ctx)
           ? refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body')
           : undefined;
       }

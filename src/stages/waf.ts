@@ -24,6 +24,7 @@ import {
   unreadableCharset,
 } from '../net/media-type.js';
 import { isActiveDoctype, readXml, xmlEncodingProblem, type XmlReading } from '../net/xml-body.js';
+import { formPairs, formPairsOf, type FormPairs } from '../net/form-pairs.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import { wideEncoding } from '../net/wide-encoding.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
@@ -433,7 +434,8 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // A ";" or a "%" that starts no escape, which backends read otherwise (form-body-problem.ts).
     const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
     if (formProblem) throw new InputRefused(formProblem);
-    if (mime === FORM_MEDIA_TYPE || mime === '') addValue(t, '/body', withReferencesDecoded(parametersOf(text), text), limits);
+    if (mime === FORM_MEDIA_TYPE || mime === '')
+      addValue(t, '/body', withReferencesDecoded(parametersOf(text, formPairsOf(request)), text), limits);
     // Text whose strings are read below with their escapes undone, or else as a whole.
     else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);
     else addValue(t, '/body', text, limits);
@@ -452,15 +454,21 @@ function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {
   return form;
 }
 
+/** formOf for fields read flat (name, value, …: form-pairs.ts). */
+function formOfFlat(pairs: FormPairs): Record<string, string[]> {
+  const form: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  for (let i = 0; i < pairs.length; i += 2) (form[pairs[i] as string] ??= []).push(pairs[i + 1] as string);
+  return form;
+}
+
 /**
  * A query's or form body's parameters (form-decoded), unless a `_charset_` among them names a
  * charset the waf cannot read them in. When the text holds a `%uXXXX` escape, a name or value
  * holding one is read again as System.Web reads it (`/query/q/0` as URLSearchParams decodes it,
  * `/query/q/1` with `%u0027` as `'`): an ASP.NET or classic ASP backend reads the quote.
  */
-function parametersOf(text: string): Record<string, string[]> {
-  const params = new URLSearchParams(text);
-  const form = formOf(params);
+function parametersOf(text: string, params: FormPairs = formPairs(text)): Record<string, string[]> {
+  const form = formOfFlat(params);
   for (const charset of form._charset_ ?? [])
     if (charset.trim() !== '' && !isAsciiCompatibleCharset(charset))
       throw new InputRefused(
@@ -472,8 +480,11 @@ function parametersOf(text: string): Record<string, string[]> {
   // One scan of the text; its pairs are looked at only when it holds the escape. URLSearchParams
   // keeps a `%uXXXX` as sent, so a pair System.Web decodes one in still holds it decoded here.
   if (!hasPercentU(text)) return form;
-  for (const [name, value] of params)
+  for (let i = 0; i < params.length; i += 2) {
+    const name = params[i] as string;
+    const value = params[i + 1] as string;
     if (hasPercentU(name) || hasPercentU(value)) (form[percentUDecoded(name)] ??= []).push(percentUDecoded(value));
+  }
   return form;
 }
 
