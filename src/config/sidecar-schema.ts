@@ -183,6 +183,7 @@ export const sidecarSchema = {
         max_header_count: positiveInt(100, 1000),
         max_body_bytes: size('10MiB'),
         max_decoded_ratio: positiveInt(100),
+        max_form_fields: positiveInt(10_000),
         headers_timeout: duration('10s'),
         request_timeout: duration('60s'),
         idle_timeout: duration('60s'),

@@ -51,6 +51,8 @@ export interface LimitsConfig {
   max_body_bytes: number;
   /** A coded body decoded past 64 KiB may be at most this many times its size as sent (content-coding.ts). */
   max_decoded_ratio: number;
+  /** Fields a form (or untyped) body read by the stages may hold (form-field-count.ts). */
+  max_form_fields: number;
   headers_timeout: number;
   request_timeout: number;
   idle_timeout: number;

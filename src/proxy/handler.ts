@@ -45,7 +45,8 @@ import type { SpooledBody } from './spooled-body.js';
 import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
 import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
-import { mediaTypeOf } from '../net/media-type.js';
+import { FORM_MEDIA_TYPE, mediaTypeOf } from '../net/media-type.js';
+import { formFieldsRefusal } from '../net/form-field-count.js';
 import { opensJsonValue } from '../net/json-opening.js';
 import { openingObserver, readOpening, type OpeningOutcome } from './body-opening.js';
 
@@ -63,25 +64,37 @@ function stageBody(
   ctx: RequestContext,
   codings: readonly string[],
   maxBytes: number,
-  maxRatio: number,
+  limits: LimitsConfig,
   body: Buffer,
   lease: BodyLease | undefined,
   then: (forwarded: Buffer) => void,
 ): void | Promise<void> {
   if (codings.length === 0) {
-    ctx.body = body;
+    ctx.body = formFieldsChecked(ctx, body, limits.max_form_fields);
     return then(body);
   }
   // The decoded body is held too, beside the body as sent until it is decoded.
   const reserve = (bytes: number) => (lease === undefined || lease.take(bytes) ? undefined : bodyBudgetExceeded(lease, bytes));
   const sentBytes = body.length;
-  return decodeContentCodings(body, codings, maxBytes, reserve, maxRatio).then((read) => {
-    ctx.body = read;
+  return decodeContentCodings(body, codings, maxBytes, reserve, limits.max_decoded_ratio).then((read) => {
+    ctx.body = formFieldsChecked(ctx, read, limits.max_form_fields);
     describeDecodedBody(ctx.upstreamHeaders, read.length);
     // Nothing holds the body as sent from here on: its bytes go back to max_buffered_bytes.
     lease?.giveBack(sentBytes);
     then(read);
   });
+}
+
+/**
+ * The body, unless the stages would read it as a form (its type, or none: Rack, the waf and the
+ * `_method` check read an untyped body as one) and it holds more fields than `limit`: thrown, as
+ * every refusal before the stages run is (the callers turn it into the answer).
+ */
+function formFieldsChecked(ctx: RequestContext, body: Buffer, limit: number): Buffer {
+  const mime = mediaTypeOf(ctx.headers['content-type']);
+  const refusal = mime === FORM_MEDIA_TYPE || mime === '' ? formFieldsRefusal(body, limit) : undefined;
+  if (refusal) throw refusal;
+  return body;
 }
 
 /** Everything compiled from one configuration; replaced as a whole on reload. */
@@ -410,10 +423,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         try {
           const json = sniff && opensJsonValue(read);
           if (json && read.length > gen.limits.body_memory_bytes) return unheld(() => afterBody(read));
-          const staged =
-            buffer || json
-              ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits.max_decoded_ratio, read, lease, afterBody)
-              : afterBody(read);
+          const staged = buffer || json ? stageBody(ctx, codings, route.maxBodyBytes, gen.limits, read, lease, afterBody) : afterBody(read);
           if (staged instanceof Promise) staged.catch((e: unknown) => refuse(e));
         } catch (e) {
           refuse(e);
@@ -464,7 +474,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
             if (spool.buffer === undefined && watched?.opensJson === true) return unheld(() => afterBody(spool));
             return spool.buffer === undefined
               ? afterBody(spool)
-              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, gen.limits.max_decoded_ratio, spool.buffer, lease, () => afterBody(spool));
+              : stageBody(ctx, NO_CODINGS, route.maxBodyBytes, gen.limits, spool.buffer, lease, () => afterBody(spool));
           });
         })
         .catch((err: unknown) => refuse(err));
