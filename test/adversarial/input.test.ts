@@ -88,20 +88,23 @@ t.test('hostile bodies and tokens', async (t) => {
     );
   }
 
-  // Form bodies: a name repeated many times (each repeat once copied the values so far).
-  const FORM_BOMBS: [string, string][] = [
-    ['a declared field 48 000 times (240 KB)', 'tag=&'.repeat(48_000)],
-    ['an undeclared name 80 000 times (240 KB)', 'a=&'.repeat(80_000)],
+  // Form bodies: a name repeated many times (each repeat once copied the values so far). Validation
+  // reads them up to limits.max_form_fields (10 000); past it they are 413 before any stage reads them.
+  const FORM_BOMBS: [string, string, number][] = [
+    ['a declared field 9 000 times', 'tag=&'.repeat(9_000), 400],
+    ['an undeclared name 9 000 times', 'a=&'.repeat(9_000), 400],
+    ['a declared field 48 000 times (240 KB)', 'tag=&'.repeat(48_000), 413],
+    ['an undeclared name 80 000 times (240 KB)', 'a=&'.repeat(80_000), 413],
   ];
-  for (const [name, body] of FORM_BOMBS) {
-    await board.run(t, 'form bombs', name, '400 within 2 s', async () => {
+  for (const [name, body, status] of FORM_BOMBS) {
+    await board.run(t, 'form bombs', name, `${status} within 2 s`, async () => {
       const started = Date.now();
       const r = await fetchText(`${s.url}/v1/pets`, agent, {
         method: 'POST',
         headers: { authorization: `Bearer ${good}`, 'content-type': 'application/x-www-form-urlencoded' },
         body,
       });
-      check(r.status === 400, `got ${r.status}: ${r.text.slice(0, 120)}`);
+      check(r.status === status, `got ${r.status}: ${r.text.slice(0, 120)}`);
       check(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
     });
   }
