@@ -2,7 +2,8 @@
  * Self-contained JWT access tokens → principals, with `jose`: the issuer's keys from its JWKS
  * (createRemoteJWKSet, fetched through the IdP agent: prefetched, refreshed on an unknown `kid` at
  * most once per cooldown, kept — stale — while the IdP is down), a per-issuer algorithm allow-list,
- * required iss / aud / exp, bounded leeway, optional `typ`. Headers that point at other keys
+ * required iss / aud / exp, bounded leeway, `typ` as configured (else none naming another kind of
+ * JWT: jwt-kind.ts). Headers that point at other keys
  * (`jku`, `x5u`, `jwk`, `x5c`) or demand extensions (`crit`) are refused before any key is looked up.
  * Verified principals are cached by SHA-256(issuer ‖ token) until min(exp, cache max_ttl).
  */
@@ -29,6 +30,7 @@ import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js'
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
 import { isCanonicalJws, isWholeRsaSignature } from './jws-encoding.js';
+import { namesOtherKind } from './jwt-kind.js';
 import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
 import { tokenHash, type ConnectionTokenHashes } from './token-hash.js';
 
@@ -287,6 +289,11 @@ export function createJwtVerifier(
       }
       if (typeof header.alg !== 'string' || !trusted.cfg.jwt.algorithms.includes(header.alg)) {
         return invalid('jwt.alg', 'The token is signed with an algorithm this issuer is not trusted with.', trusted.cfg.id);
+      }
+      // Without a configured typ (jose checks that one), a typ naming another kind of JWT — a
+      // logout token, a SET, a DPoP proof — is no access token (jwt-kind.ts).
+      if (trusted.cfg.jwt.typ === undefined && namesOtherKind(header.typ)) {
+        return invalid('jwt.typ', "The access token's typ is not acceptable.", trusted.cfg.id);
       }
       return verifySlow(token, trusted, hash);
     },

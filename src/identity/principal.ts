@@ -86,6 +86,9 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
  *   at_hash and c_hash are ID-token claims only (OIDC Core §3.1.3.6, §3.3.2.11), and so is a nonce
  *   on a token that grants no scope; taken as an access token where a configured audience is also a
  *   client id, it was minted for (docs/adversarial.md 271);
+ * - an OIDC back-channel logout token or an RFC 8417 security event token, whatever its `typ` says:
+ *   both carry an `events` object (Back-Channel Logout §2.4, RFC 8417 §2.2), which no access token
+ *   profile defines; an `events` that is no object (an application's list) is left alone;
  * - a `sub` in the `client:` namespace, the minted sub of a token without one (minter.ts subjectOf):
  *   the user would be that client to the backend — also as a backend that trims and case-folds
  *   reads it (`" client:x"`, `"Client:x"`: namespace-reading.ts).
@@ -97,6 +100,8 @@ function unfitClaims(subject: string | undefined, clientId: string | undefined, 
     return { rule: 'token.act', detail: 'An actor (act.sub) of the access token holds a control character.' };
   if (c.at_hash !== undefined || c.c_hash !== undefined || (c.nonce !== undefined && c.scope === undefined && c.scp === undefined))
     return { rule: 'token.id_token', detail: 'The token is an OpenID Connect ID token, not an access token.' };
+  if (typeof c.events === 'object' && c.events !== null && !Array.isArray(c.events))
+    return { rule: 'token.events', detail: 'The token is a logout token or a security event token (it has events), not an access token.' };
   if (subject !== undefined && inClientNamespace(subject))
     return {
       rule: 'token.sub',

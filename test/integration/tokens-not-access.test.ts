@@ -60,6 +60,8 @@ t.test('an introspection answer naming a refresh or ID token is refused with tok
     'keycloak-offline': [{ typ: 'Offline' }, 'token.typ'],
     'keycloak-id': [{ typ: 'ID' }, 'token.typ'],
     'hydra-refresh': [{ token_use: 'refresh_token', token_type: 'Bearer' }, 'token.token_use'],
+    // An OIDC back-channel logout token or RFC 8417 SET, told by its events claim.
+    'logout-token': [{ events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }, 'token.events'],
   };
   const accepted: Record<string, Record<string, unknown>> = {
     bearer: { token_type: 'Bearer' },

@@ -150,6 +150,11 @@ t.test('checkPrincipal: a refresh or ID token is refused by its token_type or ty
   ]) {
     t.same(refusalOf(check(claims)), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.id_token' }, `${JSON.stringify(claims)}: an ID token`);
   }
+  // An OIDC back-channel logout token or an RFC 8417 SET: its events claim (an object) says so.
+  for (const events of [{ 'http://schemas.openid.net/event/backchannel-logout': {} }, {}]) {
+    t.same(refusalOf(check({ events })), { code: 'ERR_AUTHN_TOKEN_INVALID', rule: 'token.events' }, `events ${JSON.stringify(events)}`);
+  }
+  t.equal(check({ events: ['signup'] }), undefined, 'an events claim that is no SET object (an application claim): an access token');
   for (const claims of [
     { nonce: 'n', scope: 'orders:read' },
     { nonce: 'n', scp: ['orders:read'] },
