@@ -125,7 +125,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
   async function mint(p: Principal, peer: PeerIdentity, cacheKey: string, request: MintedFor | undefined): Promise<string | WardenError> {
     const nowMs = Date.now();
     const iat = Math.floor(nowMs / 1000);
-    const exp = Math.min(iat + Math.floor(options.ttl / 1000), p.expiresAt ?? Infinity);
+    // Whole seconds (RFC 7519 allows a fraction; some backends parse exp as an integer), never later than the source's.
+    const exp = Math.min(iat + Math.floor(options.ttl / 1000), Math.floor(p.expiresAt ?? Infinity));
     const claims: Record<string, unknown> = {};
     for (const [to, from] of mapping) if (p.claims[from] !== undefined) claims[to] = p.claims[from];
     if (p.clientId !== undefined) claims.client_id = p.clientId;
@@ -182,7 +183,8 @@ export function createMinter(options: MinterOptions, keys: SigningKeys, deps: { 
       }
       let pending = inflight.get(cacheKey);
       // Checked only here: a cached token ends before its source token does.
-      if (!pending && p.expiresAt !== undefined && p.expiresAt <= Math.floor(Date.now() / 1000)) return expiredForMinting(p);
+      // In whole seconds, as minted: a source in its last (fractional) second would give a token ending as it is issued.
+      if (!pending && p.expiresAt !== undefined && Math.floor(p.expiresAt) <= Math.floor(Date.now() / 1000)) return expiredForMinting(p);
       // Checked only here too: no token is minted, so none is cached, for such a principal and caller.
       if (!workloadOf(peer) && isSpiffeActor(p.claims.act)) return workloadActorClaimed(p);
       if (!pending) {

@@ -92,6 +92,11 @@ t.test('JWT access tokens', async (t) => {
     const minted = String(backend.requests.at(-1)?.headers.authorization).slice(7);
     const payload = JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as { exp: number };
     t.ok(payload.exp <= exp, `minted exp ${payload.exp} ≤ source exp ${exp}`);
+    // A non-integer exp (RFC 7519 allows it): minted rounded down, an integer ≤ the source's.
+    await call(await idp.sign({ ...claims, exp: exp + 0.75 }));
+    const fractional = String(backend.requests.at(-1)?.headers.authorization).slice(7);
+    const floored = (JSON.parse(Buffer.from(fractional.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp;
+    t.equal(floored, exp, `source exp ${exp + 0.75}: minted exp ${floored}`);
   });
 
   await t.test('attacks and bad tokens are refused with 401 before the backend', async (t) => {

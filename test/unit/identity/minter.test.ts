@@ -31,12 +31,26 @@ t.test('minted tokens end no later than their source token; none for one past it
   t.equal(decodeJwt(jwt as string).exp, now + 60, "the source token's exp, not the 300 s ttl");
   await t.resolves(jwtVerify(jwt as string, jwks, { audience: 'orders', typ: 'at+jwt' }), 'the backend accepts it');
 
+  // RFC 7519 allows a non-integer NumericDate; some backends parse exp as an integer (red team 27c).
+  const fractional = principalOf({ sub: 'erin', aud: 'orders', exp: now + 100.75 }, policy, 'introspection', 'cc'.repeat(32));
+  const floored = decodeJwt((await minter.tokenFor(fractional, unverifiedPeer as never)) as string).exp as number;
+  t.ok(Number.isInteger(floored), `a source exp of now + 100.75: minted exp ${floored} is an integer`);
+  t.equal(floored, now + 100, "the source token's exp, rounded down: never later than it");
+  // Within the last second of a fractional exp, the minted token would end as it is issued.
+  const lastSecond = principalOf({ sub: 'finn', aud: 'orders', exp: now + 0.5 }, policy, 'jwt', 'dd'.repeat(32));
+  if (Math.floor(Date.now() / 1000) === now)
+    t.match(
+      minter.tokenFor(lastSecond, unverifiedPeer as never),
+      { code: 'ERR_AUTHN_TOKEN_EXPIRED', rule: 'mint.exp' },
+      'its last second: 401',
+    );
+
   const lapsed = principalOf({ sub: 'bob', aud: 'orders', exp: now - 10 }, policy, 'jwt', 'bb'.repeat(32));
   t.equal(checkPrincipal(lapsed, policy, Date.now() / 1000, 30), undefined, 'accepted by authn within the 30 s leeway');
   const refused = minter.tokenFor(lapsed, unverifiedPeer as never);
   t.ok(refused instanceof WardenError, 'no token minted');
   t.match(refused, { code: 'ERR_AUTHN_TOKEN_EXPIRED', status: 401, rule: 'mint.exp' });
-  t.equal(events.filter((e) => e === 'warden.token.minted').length, 1, 'only the first was minted');
+  t.equal(events.filter((e) => e === 'warden.token.minted').length, 2, 'only the first two were minted');
 });
 
 t.test('a minted token is reused only while its source says the same: a scope taken away is not minted on', async (t) => {
