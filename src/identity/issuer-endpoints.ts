@@ -1,6 +1,6 @@
 /**
  * Where an issuer's keys, introspection and revocation endpoints are: configured, or discovered
- * from OpenID Connect Discovery (then RFC 8414 metadata). Discovery failures are retried on demand,
+ * from OpenID Connect Discovery (then RFC 8414 metadata: `metadataUrls`). Discovery failures are retried on demand,
  * at most once per cooldown, so an IdP outage at startup does not stop the sidecar (requests get
  * 503 until the IdP answers) nor turn every request into a discovery call.
  */
@@ -33,6 +33,30 @@ function endpointOf(meta: Record<string, unknown>, field: string, base: string):
   if (base.startsWith('https://') && !v.startsWith('https://'))
     throw new IdpError('bad_response', `discovery at ${base} names ${field} ${JSON.stringify(v)}: plain http for an https issuer`);
   return v;
+}
+
+/**
+ * Where an issuer's metadata is looked for, in this order: OpenID Connect Discovery §4 appends
+ * `/.well-known/openid-configuration` to the issuer (what OpenID providers with a path — Keycloak's
+ * realms, Okta's servers, Azure AD's tenants — serve, asked first as it always was); RFC 8414 §3.1
+ * puts `/.well-known/oauth-authorization-server` between the host and the issuer's path; and the
+ * appended form of that, which servers used before RFC 8414 said otherwise (§5), last. An issuer
+ * without a path has one oauth-authorization-server URL. Computed once per resolver, not per request.
+ */
+export function metadataUrls(issuer: string): string[] {
+  const base = issuer.replace(/\/$/, '');
+  const urls = [`${base}/.well-known/openid-configuration`];
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(base);
+  } catch {
+    // Not a URL: no request to it can succeed either, and the failure says so.
+  }
+  // RFC 8414 §3.1: a terminating "/" of the path is removed before the well-known segment goes in.
+  const path = parsed ? parsed.pathname.replace(/\/$/, '') : '';
+  if (parsed && path) urls.push(`${parsed.origin}/.well-known/oauth-authorization-server${path}`);
+  urls.push(`${base}/.well-known/oauth-authorization-server`);
+  return urls;
 }
 
 /**
@@ -69,13 +93,14 @@ export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp, previou
   let failedAt = 0;
   let lastError: IdpError | undefined;
 
+  const base = cfg.issuer.replace(/\/$/, '');
+  const urls = metadataUrls(cfg.issuer);
   const discover = async (): Promise<IssuerEndpoints> => {
-    const base = cfg.issuer.replace(/\/$/, '');
-    let lastStatus = 0;
-    for (const wellKnown of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
-      const res = await http.request(base + wellKnown);
+    const answers: string[] = [];
+    for (const url of urls) {
+      const res = await http.request(url);
       if (res.status !== 200) {
-        lastStatus = res.status;
+        answers.push(`${res.status} at ${url}`);
         if (res.status >= 500) break;
         continue;
       }
@@ -84,7 +109,7 @@ export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp, previou
       if (meta.issuer !== cfg.issuer) {
         throw new IdpError(
           'bad_response',
-          `discovery at ${base} names issuer ${JSON.stringify(meta.issuer)}, not ${JSON.stringify(cfg.issuer)}`,
+          `discovery at ${url} names issuer ${JSON.stringify(meta.issuer)}, not ${JSON.stringify(cfg.issuer)}`,
         );
       }
       return {
@@ -93,7 +118,8 @@ export function createEndpointResolver(cfg: IssuerConfig, http: IdpHttp, previou
         revocation: configured.revocation ?? endpointOf(meta, 'revocation_endpoint', base),
       };
     }
-    throw new IdpError('status', `discovery at ${base} answered ${lastStatus}`);
+    // What it answered, each URL asked: the IdP is up, its metadata is not where it was looked for.
+    throw new IdpError('status', `discovery for ${cfg.issuer} answered ${answers.join(', ')}`);
   };
 
   return {

@@ -14,7 +14,7 @@ import type { TokenMetrics } from '../telemetry/metrics.js';
 import { headerSafeRealm } from '../net/auth-challenge.js';
 import { configureReplayCache, createDpopProofs, replayCacheFor } from './dpop-proof.js';
 import type { ReplayCache } from './dpop-replay.js';
-import { createIdpHttp } from './idp-http.js';
+import { createIdpHttp, IdpError, type IdpFailure } from './idp-http.js';
 import { createIntrospectionClient } from './introspection-client.js';
 import { createIntrospector, type Introspector } from './introspector.js';
 import { createEndpointResolver, keySourceOf, type IssuerEndpoints } from './issuer-endpoints.js';
@@ -29,6 +29,9 @@ import { MAX_REVOCATION_END_MS, MAX_REVOKED_TOKENS, TokenDenylist } from './toke
 import { createTokenBinding, type TokenBinding } from './token-binding.js';
 import { ConnectionTokenHashes, tokenHash } from './token-hash.js';
 import { compileTokenSources, type TokenSources } from './token-sources.js';
+
+/** IdP failures that are an HTTP answer (not the one needed), not the IdP out of reach. */
+const ANSWERED: ReadonlySet<IdpFailure> = new Set(['status', 'bad_response', 'not_ready']);
 
 export type AuthnOutcome = Principal | WardenError;
 
@@ -429,11 +432,18 @@ export async function createTokenRuntime(tokens: TokensConfig, deps: TokenRuntim
         const t = trusted[i];
         if (r.status !== 'rejected' || !t) return;
         const kept = t.previousKeys !== undefined && jwt.keysOf(t.cfg.issuer) !== undefined;
+        // An HTTP answer that was not the metadata or keys (a 404 where they were looked for, another
+        // issuer's document) is no outage: saying "not reachable" sent operators to the network.
+        const answered = r.reason instanceof IdpError && ANSWERED.has(r.reason.reason);
         logger.warn(
           { issuer: t.cfg.issuer, err: (r.reason as Error).message },
-          kept
-            ? 'identity provider not reachable; its keys from before the reload are kept, and refreshed once it answers'
-            : 'identity provider not reachable yet; tokens from it get 503 until it is',
+          answered
+            ? kept
+              ? 'identity provider answered, but not with its metadata or keys (err says what); its keys from before the reload are kept, and refreshed once it does'
+              : 'identity provider answered, but not with its metadata or keys (err says what); tokens from it get 503 until it does'
+            : kept
+              ? 'identity provider not reachable; its keys from before the reload are kept, and refreshed once it answers'
+              : 'identity provider not reachable yet; tokens from it get 503 until it is',
         );
       });
     },
