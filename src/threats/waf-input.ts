@@ -9,6 +9,7 @@
  */
 
 import { escapesUndone, yamlEscapesUndone } from '../net/string-escapes.js';
+import { fillerAsOneSpace, withoutNuls } from './waf-filler.js';
 
 export interface WafTexts {
   readonly texts: string[];
@@ -97,7 +98,7 @@ function push(out: WafTexts, path: string, text: string, limits: FlattenLimits, 
 /** A string as it is, and as backends that drop NULs or normalise it read it. */
 function pushReadings(out: WafTexts, path: string, text: string): void {
   // `<scr\0ipt>`: a NUL splits a keyword for the rules but not for every backend.
-  if (text.includes('\0')) pushPieces(out, path, text.replaceAll('\0', ''));
+  if (text.includes('\0')) pushPieces(out, path, withoutNuls(text));
   // `1＇ OR 1=1`: SQL Server's best-fit conversion to varchar and NFKC normalisation (Python,
   // Java's Normalizer) turn full-width and other compatibility forms into ASCII the rules know.
   if (NON_ASCII.test(text)) {
@@ -106,9 +107,6 @@ function pushReadings(out: WafTexts, path: string, text: string): void {
   }
   pushPieces(out, path, text);
 }
-
-/** SQL block comments and runs of white space: what a statement reads as one space, however long. */
-const FILLER = /\/\*[\s\S]*?\*\/|\s{2,}/g;
 
 function pushPieces(out: WafTexts, path: string, text: string): void {
   if (text.length <= WAF_MAX_STRING) {
@@ -120,7 +118,7 @@ function pushPieces(out: WafTexts, path: string, text: string): void {
   // A payload whose parts a run of spaces or a comment longer than the overlap keeps apart (`1'`,
   // 700 spaces, `OR 1=1 --`) was in no piece whole: 200 for a textbook injection (docs/adversarial.md
   // 211). Read again with that filler as one space.
-  const tight = text.replace(FILLER, ' ');
+  const tight = fillerAsOneSpace(text);
   if (tight !== text) cutIntoPieces(out, path, tight);
 }
 
