@@ -62,7 +62,8 @@ export function createCleanStrings(options: { maxEntries: number; maxLength: num
       let unknown: { texts: string[]; at: number[] } | undefined;
       for (let i = 0; i < texts.length; i++) {
         const text = texts[i] as string;
-        if (isKnown(text)) {
+        // Longer than is remembered: no lookup (each hashes the whole string; a long value's pieces are 4 096 each).
+        if (text.length <= options.maxLength && isKnown(text)) {
           unknown ??= { texts: texts.slice(0, i), at: Array.from({ length: i }, (_, j) => j) };
         } else if (unknown !== undefined) {
           unknown.texts.push(text);

@@ -7,6 +7,7 @@
  */
 import type { AttackClass, WafRuleset } from '../../threats/waf.js';
 import { WAF_VALUES } from '../../threats/waf-input.js';
+import { holdsEtcOnceShellRemoved } from './shell-removed.js';
 
 export interface WafRule {
   id: string;
@@ -45,13 +46,7 @@ const UNICODE_NORMALIZE: Transformed = { names: ['unicode_normalize'], admits: (
  * space before `/` or `(`: a string it turns into one holding `/etc/` holds it once all of those
  * are deleted. (It also lowercases everything, so it is never the identity.)
  */
-const SHELL_REMOVABLE = /[\\"'^\s,;]/g;
-const ETC_DIRECTORY = /\/etc\//i;
-const SHELL_UNESCAPE_ETC: Transformed = {
-  names: ['shell_unescape'],
-  admits: (text) => text.includes('/') && ETC_DIRECTORY.test(text.replace(SHELL_REMOVABLE, '')),
-  identityOtherwise: false,
-};
+const SHELL_UNESCAPE_ETC: Transformed = { names: ['shell_unescape'], admits: holdsEtcOnceShellRemoved, identityOtherwise: false };
 
 const ci = (regex: string) => ({ regex });
 
