@@ -655,7 +655,8 @@ export function compileRequestValidator(
       if (!found) return 'unsupported';
       const [mime, validate, key] = found;
       if (!validate) return undefined;
-      if (key !== mime && !isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime)) return unparsedRefused.get(key);
+      // Whatever key matched: a body typed `*/*` literally is the key itself, and was forwarded unread.
+      if (!isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime)) return unparsedRefused.get(key);
       if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };

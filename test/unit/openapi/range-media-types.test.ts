@@ -32,6 +32,22 @@ t.test('a */* key whose schema is an object: a body Warden does not parse is ref
   t.match(await v.body('application/x-www-form-urlencoded', body('role=admin')), { pointer: '/body/role' }, 'a form is checked');
 });
 
+t.test('a body typed as the range key itself (*/*, text/*) is one Warden does not parse: refused too', async (t) => {
+  // The key matched was the media type itself, and the body was forwarded unvalidated (red team 27a,
+  // F3: Falcon reads `*/*` as JSON, `role=admin` passed). The Content-Type is refused before this
+  // (content_type.media_range); validation in report mode still reports the body.
+  const v = compileRequestValidator(op({ '*/*': { schema: role }, 'text/*': { schema: role } }), { unknownQuery: 'allow' });
+  t.same(await v.body('*/*', body(admin)), {
+    checkable: 'application/json, application/x-www-form-urlencoded, multipart/form-data or a +json type',
+  });
+  t.same(await v.body('*/*; q=1', body('role=admin')), {
+    checkable: 'application/json, application/x-www-form-urlencoded, multipart/form-data or a +json type',
+  });
+  t.same(await v.body('text/*', body(admin)), { checkable: 'text/json or a +json type' });
+  const upload = compileRequestValidator(op({ '*/*': { schema: { type: 'string', format: 'binary' } } }), { unknownQuery: 'allow' });
+  t.equal(await upload.body('*/*', body(admin)), undefined, 'a binary string under */*: forwarded as before');
+});
+
 t.test('a type/* key: the types within it that Warden parses', async (t) => {
   const v = compileRequestValidator(op({ 'application/*': { schema: role }, 'text/*': { schema: { type: 'array' } } }), {
     unknownQuery: 'allow',
