@@ -98,10 +98,15 @@ function parameterSpans(value: string): ParameterSpan[] {
       j++;
       while (value[j] === ' ' || value[j] === '\t') j++;
       if (value[j] === '"') {
-        for (j++; j < value.length && value[j] !== '"'; j++) {
-          if (value[j] === '\\') j++;
-          parameterValue += value[j] ?? '';
+        // Copied in slices between escapes, not a character at a time (1 MiB values are timed).
+        let from = ++j;
+        for (; j < value.length && value[j] !== '"'; j++) {
+          if (value[j] === '\\') {
+            parameterValue += value.slice(from, j);
+            from = ++j;
+          }
         }
+        parameterValue += value.slice(from, j);
         j++;
       }
       const rest = j;
@@ -264,9 +269,13 @@ let lastChecked: string | undefined;
  *   Mojolicious `text/plain; x="application/x-www-form-urlencoded"`;
  * - a multipart boundary PHP would take from elsewhere, or Rack or Mojolicious would end early
  *   (hasStrayBoundary);
+ * - a media range (`application/*`, `*\/*; q=1`, `*\/form-data`): Falcon reads it as an Accept
+ *   range and picks its form or multipart handler (isMediaRange);
  * - parameters that are not RFC 9110 syntax (PARAMETERS): Express 4's type-is cannot parse
  *   `application/json;charset="utf-8` (a quote never closed) or `; charset` (no "="), and
  *   body-parser then leaves the body unread, where the checks here read it as JSON;
+ * - an RFC 2231 extended or continued parameter (`charset*0=utf-; charset*1=7`): aiohttp joins it
+ *   into a charset the checks here never read (extendedParameter);
  * - a JSON or form body in a charset not read as UTF-8 reads it, named anywhere in the header
  *   (415, `content_type.charset`):
  *   validation and the `_method` check read those bodies as UTF-8, and Express's body-parser
@@ -295,6 +304,11 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'The Content-Type must start with a media type "type/subtype" (RFC 9110 §8.3.1), parameters after ";": backends that end the type at "," or a space would read another one.',
     );
   const lower = mime.toLowerCase();
+  if (isMediaRange(lower))
+    return malformed(
+      'content_type.media_range',
+      'The Content-Type is a media range ("*" as its type or subtype), which is never the type of a body: Falcon matches it as an Accept range and reads application/* or */*; q=1 as a form, */form-data as multipart, where the checks here read it as neither. Send the body\'s own type.',
+    );
   const embedded = embeddedType(value, lower);
   if (embedded !== undefined)
     return malformed(
@@ -316,12 +330,46 @@ function contentTypeProblem(value: string): WardenError | undefined {
       'content_type.parameters',
       'The Content-Type parameters must be name=value pairs after ";", each value a token or a closed quoted string (RFC 9110 §5.6.6): backends that cannot parse them read the body otherwise.',
     );
+  const extended = semicolon === -1 ? undefined : extendedParameter(value);
+  if (extended !== undefined)
+    return malformed(
+      'content_type.extended_parameter',
+      `The Content-Type has an RFC 2231 extended or continued parameter (${JSON.stringify(extended.slice(0, 40))}): aiohttp joins charset*0=utf-; charset*1=7 into a charset the checks here never see. Send plain name=value parameters.`,
+    );
   const charset = semicolon !== -1 && isFieldBody(lower) ? unreadableCharset(value) : undefined;
   if (charset !== undefined)
     return new WardenError('ERR_MEDIA_TYPE_UNSUPPORTED', {
       rule: 'content_type.charset',
       detail: `JSON and form bodies are read as UTF-8 here; in ${charset.slice(0, 40) || 'an empty charset'} a backend could read other fields. Send them in UTF-8.`,
     });
+  return undefined;
+}
+
+/**
+ * A media range (RFC 9110 §12.5.1: `*\/*`, `type/*`, and `*\/subtype`, which Falcon's mimeparse
+ * reads as one too), from a lower-case `type/subtype`. Falcon picks its request media handler with
+ * `mimeparse.best_match(handlers, content_type)`: `application/*` and `*\/*; q=1` are forms to it,
+ * `*\/form-data; boundary=…` multipart. A `*` inside a token (`application/x-star*`) is no range.
+ */
+function isMediaRange(mime: string): boolean {
+  return mime.startsWith('*/') || mime.endsWith('/*');
+}
+
+/**
+ * The first parameter of a header value named as an RFC 2231 / RFC 8187 extended or continued one
+ * (`charset*`, `charset*0`, `charset*0*`: a name ending in `*` or `*` and digits), or undefined.
+ * Python's email parser (aiohttp's request Content-Type, a part's headers) joins them:
+ * `charset*0=utf-; charset*1=7` is `utf-7` to it, and no `charset` at all to a parser that does
+ * not know them. No HTTP client sends one in a Content-Type. Linear: one pass over the value, and
+ * each name read from its end.
+ */
+export function extendedParameter(value: string): string | undefined {
+  if (!value.includes('*')) return undefined;
+  for (const { name } of parameterSpans(value)) {
+    let end = name.length;
+    while (end > 0 && name.charCodeAt(end - 1) >= 0x30 && name.charCodeAt(end - 1) <= 0x39) end--;
+    if (name[end - 1] === '*') return name;
+  }
   return undefined;
 }
 
@@ -358,7 +406,7 @@ export function isAsciiCompatibleCharset(charset: string): boolean {
  * from), UTF-7 (`+ADw-script+AD4-`) and others a backend may decode. Undefined without a charset
  * or with an ASCII-compatible one.
  */
-export function unreadableCharset(contentType: string | string[] | undefined): string | undefined {
+export function unreadableCharset(contentType: string | string[] | undefined, readable = isAsciiCompatibleCharset): string | undefined {
   const value = Array.isArray(contentType) ? contentType[0] : contentType;
   if (value === undefined) return undefined;
   // Two readings, and either one refuses: every `charset=` anywhere (a backend's regex takes the
@@ -369,11 +417,28 @@ export function unreadableCharset(contentType: string | string[] | undefined): s
   ANY_CHARSET.lastIndex = 0;
   for (let m = ANY_CHARSET.exec(value); m !== null; m = ANY_CHARSET.exec(value)) {
     const named = m[1] ?? '';
-    if (!isAsciiCompatibleCharset(named)) return named.toLowerCase();
+    if (!readable(named)) return named.toLowerCase();
   }
   if (!value.includes(';')) return undefined;
   for (const { name, value: charset } of parameterSpans(value)) {
-    if (name === 'charset' && !isAsciiCompatibleCharset(charset)) return charset.toLowerCase();
+    if (name === 'charset' && !readable(charset)) return charset.toLowerCase();
   }
   return undefined;
+}
+
+/** libmagic's charsets for content that is not text (`file -bi`): no decoder knows either name. */
+const NOT_TEXT = /^(?:binary|unknown-8bit)$/;
+
+/**
+ * unreadableCharset for a file part's Content-Type: Falcon's `part.text` decodes a file part in
+ * the charset it names as it does a field, so the same charsets are refused, and libmagic's
+ * `charset=binary` and `charset=unknown-8bit` (`application/octet-stream; charset=binary`, as a
+ * script typing its uploads with `file -bi` sends them), which name no text encoding, pass.
+ */
+export function unreadableFileCharset(contentType: string): string | undefined {
+  return unreadableCharset(contentType, fileCharsetReadable);
+}
+
+function fileCharsetReadable(charset: string): boolean {
+  return isAsciiCompatibleCharset(charset) || NOT_TEXT.test(charset.trim().toLowerCase());
 }

@@ -40,14 +40,15 @@
  *   Mojolicious reads as multipart (`image/png; a=multipart; boundary=AA`);
  * - a form part whose Content-Type names a charset that is not ASCII-compatible, or whose
  *   parameters are not RFC 9110 syntax (partTypeProblem): Jetty decodes the part in it where busboy
- *   read UTF-8.
+ *   read UTF-8; a file part's such charset (filePartTypeProblem): Falcon's `part.text` decodes it;
+ *   and an RFC 2231 extended parameter in either (`charset*0=utf-; charset*1=7`).
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
  * where busboy gave fewer, whatever made busboy skip one (src/threats/multipart-stream.ts).
  */
 import StreamSearch from 'streamsearch';
-import { hasParameterSyntax, headerParameters, unreadableCharset } from '../net/media-type.js';
+import { extendedParameter, hasParameterSyntax, headerParameters, unreadableCharset, unreadableFileCharset } from '../net/media-type.js';
 import { formidableFileName, formidablePartName, formidableRawFileName, formidableText } from './formidable-readings.js';
 import { mojoMultipart, perlProblem } from './perl-readings.js';
 import { rackFileName } from './rack-file-name.js';
@@ -179,11 +180,35 @@ function textField(disposition: readonly [string, string][], contentType: string
  * parameters RFC 9110 syntax, in which Jetty's scan and a parser read the same `charset`.
  */
 function partTypeProblem(contentType: string): string | undefined {
+  const extended = extendedTypeProblem(contentType);
+  if (extended !== undefined) return extended;
   const charset = unreadableCharset(contentType);
   if (charset !== undefined) return `a part in charset ${charset.slice(0, 40) || '""'} that cannot be inspected`;
   if (!hasParameterSyntax(contentType))
     return `a part Content-Type whose parameters are not name=value pairs (RFC 9110), from which a backend may read a charset (${JSON.stringify(contentType.slice(0, 60))})`;
   return undefined;
+}
+
+/**
+ * The problem with a file part's Content-Type, if any. Falcon's `part.text` decodes a file part
+ * (one with a file name) in the charset its type names as it does a field: `text/plain;
+ * charset=utf-7` or Python's `unicode_escape` made `+ADw-script+AD4-` a `<script>` there, while
+ * validation read the part on a text property as UTF-8. The same charsets are refused as for a
+ * field, libmagic's `binary` and `unknown-8bit` aside; the parameter syntax is not asked of a file
+ * (every `charset=` anywhere is read all the same). Browsers and Python's requests send no
+ * charset on a file part, curl and .NET an ASCII-compatible one when one is given.
+ */
+function filePartTypeProblem(contentType: string): string | undefined {
+  const extended = extendedTypeProblem(contentType);
+  if (extended !== undefined) return extended;
+  const charset = unreadableFileCharset(contentType);
+  return charset === undefined ? undefined : `a file part in charset ${charset.slice(0, 40) || '""'} that cannot be inspected`;
+}
+
+/** An RFC 2231 `charset*0=utf-; charset*1=7` in a part's type: Python's email parser joins it (media-type.ts). */
+function extendedTypeProblem(contentType: string): string | undefined {
+  const name = extendedParameter(contentType);
+  return name === undefined ? undefined : `a part Content-Type with an extended parameter (${JSON.stringify(name.slice(0, 40))})`;
 }
 
 /**
@@ -278,9 +303,11 @@ function readPartHeaders(
   // a=multipart; boundary=AA`), a file part's too: it hands over the form-data parts inside.
   if (dispositionType === 'form-data' && (contentType.startsWith('multipart/') || mojoMultipart(contentType)))
     return problem(`a nested multipart part (${contentType.split(';', 1)[0]?.trim().slice(0, 40)})`);
-  // Only a part without a file name is a field to Jetty (`filename=""` too is a file there): a file
-  // keeps its bytes, and `application/octet-stream; charset=binary` (libmagic's) is an upload's type.
-  const typeProblem = disposition.some(([name]) => name === 'filename') ? undefined : partTypeProblem(contentTypeValue);
+  // Only a part without a file name is a field to Jetty (`filename=""` too is a file there), whose
+  // type is read as a body's; a file's charset Falcon's `part.text` still decodes it in.
+  const typeProblem = disposition.some(([name]) => name === 'filename')
+    ? filePartTypeProblem(contentTypeValue)
+    : partTypeProblem(contentTypeValue);
   if (typeProblem !== undefined) return problem(typeProblem);
   const formidable = formidableProblem(dispositionValue, name, sent);
   if (typeof formidable === 'string') return problem(formidable);

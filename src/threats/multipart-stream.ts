@@ -6,6 +6,7 @@
 import busboy from 'busboy';
 import { Readable } from 'node:stream';
 import {
+  extendedParameter,
   hasStrayBoundary,
   headerParameters,
   isAsciiCompatibleCharset,
@@ -103,6 +104,8 @@ export function createMultipartStream(
     return unparsed(
       '"boundary" elsewhere in its Content-Type than as its boundary parameter, or a boundary another reader takes otherwise ("\\", "," or ";" in it, or unquoted with a character outside RFC 2046\'s)',
     );
+  // `charset*0=utf-; charset*1=7`: Python's email parser joins it into a charset unread here.
+  if (extendedParameter(contentType) !== undefined) return unparsed('an RFC 2231 extended parameter in its Content-Type');
   const formData = mediaTypeOf(contentType) === MULTIPART_MEDIA_TYPE;
   const parameters = contentType.indexOf(';');
   let parser: ReturnType<typeof busboy>;

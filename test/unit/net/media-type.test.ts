@@ -77,6 +77,20 @@ t.test('isAsciiCompatibleCharset: a charset name as a _charset_ field or paramet
 
 t.test('contentTypeRefusal: a Content-Type a backend reads as another body type', async (t) => {
   const refused: [string, string][] = [
+    // Falcon reads a media range as an Accept range: a form, multipart or JSON (red team 27a, F3/F4).
+    ['*/*', 'content_type.media_range'],
+    ['*/*; q=1', 'content_type.media_range'],
+    ['application/*', 'content_type.media_range'],
+    ['Application/*; q=1', 'content_type.media_range'],
+    ['*/x-www-form-urlencoded', 'content_type.media_range'],
+    ['*/form-data; boundary=BB', 'content_type.media_range'],
+    ['text/*; charset=utf-8', 'content_type.media_range'],
+    // aiohttp (email.parser) joins RFC 2231 continuations into the charset (F2).
+    ['application/json; charset*0=utf-; charset*1=7', 'content_type.extended_parameter'],
+    ["application/json; charset*=utf-7''", 'content_type.extended_parameter'],
+    ["application/x-www-form-urlencoded; CHARSET*0*=utf-7''", 'content_type.extended_parameter'],
+    ['text/plain; x=1; charset*12=utf-7', 'content_type.extended_parameter'],
+    ["multipart/form-data; boundary=BB; charset*=utf-7''", 'content_type.extended_parameter'],
     // PHP ends the media type at ";", "," or a space, Rack at ";" or ",".
     ['application/x-www-form-urlencoded,x', 'content_type.media_type'],
     ['application/x-www-form-urlencoded,', 'content_type.media_type'],
@@ -136,6 +150,10 @@ t.test('contentTypeRefusal: a Content-Type a backend reads as another body type'
     'application/jsonx',
     'text/plain; charset=utf-8',
     'Multipart/Form-Data; boundary=b',
+    // A "*" that is no range, nor an extended parameter's.
+    'application/x-star*',
+    'application/vnd.a*b+json',
+    'text/plain; a*b=1; x="charset*=utf-7"',
   ])
     t.equal(contentTypeRefusal(ct), undefined, String(ct));
 });
@@ -371,6 +389,11 @@ t.test('the whole-value readings are linear on 16 KiB and 64 KiB hostile values'
         undefined,
       ],
       ['a long unquoted boundary', `multipart/form-data; boundary=${'a'.repeat(size)}!`, 'content_type.boundary'],
+      // extendedParameter: each name read from its end once.
+      ['"*" and digits, repeated, in a name', `text/plain; a${'*1'.repeat(n('*1'))}x=1`, undefined],
+      ['digits after a "*" in a name', `text/plain; a*${'1'.repeat(size)}=1`, 'content_type.extended_parameter'],
+      ['many short extended names', `text/plain${'; a*1=1'.repeat(n('; a*1=1'))}`, 'content_type.extended_parameter'],
+      ['many parameters, then one', `text/plain${'; a=*'.repeat(n('; a=*'))}; b*=1`, 'content_type.extended_parameter'],
     ];
     for (const [what, value, rule] of cases) {
       // The best of three: one run can meet a GC pause or a busy host (CI runs tests in parallel).

@@ -461,6 +461,27 @@ t.test('a part Content-Type from which Jetty reads a charset the parser did not 
     partHeaderProblem(`Content-Disposition: form-data; name="f"; filename="${filename}"\r\nContent-Type: ${type}`, true);
   t.equal(file('a.bin', 'application/octet-stream; charset=binary'), undefined, 'a file typed as libmagic types it passes');
   t.equal(file('', 'image/png; charset=binary'), undefined, 'filename="" too');
+  // But Falcon's part.text decodes a file part in its charset as it does a field (red team 27a, F5).
+  for (const type of [
+    'text/plain; charset=utf-7',
+    'text/plain; charset=unicode_escape',
+    'text/plain; charset=UTF-16',
+    'text/plain; x="charset=ibm037"',
+  ])
+    t.match(file('b.txt', type), /a file part in charset .* that cannot be inspected/, `a file part typed ${type}`);
+  for (const type of [
+    'text/plain',
+    'text/plain; charset=utf-8',
+    'text/csv; charset=windows-1252',
+    'text/plain; charset=unknown-8bit',
+    'text/plain; a b',
+  ])
+    t.equal(file('b.txt', type), undefined, `a file part typed ${type} passes`);
+  // RFC 2231 in a part's type, field or file: Python's email parser joins charset*0, charset*1 (F2).
+  for (const type of ["text/plain; charset*=utf-7''", 'text/plain; charset*0=utf-; charset*1=7', "text/plain; charset*0*=utf-7''"]) {
+    t.match(part(type), /extended parameter/, `a field typed ${type}`);
+    t.match(file('b.txt', type), /extended parameter/, `a file typed ${type}`);
+  }
   // A part no form reader reads is the waf's to read as Rack does (it refuses its charset itself).
   t.equal(
     partHeaderProblem('Content-ID: q\r\nContent-Type: text/plain; charset=utf-16le', false),

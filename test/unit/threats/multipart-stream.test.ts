@@ -83,6 +83,17 @@ t.test('"boundary" anywhere but as the boundary parameter is refused: PHP takes 
   );
 });
 
+t.test('an RFC 2231 extended parameter in the body\'s Content-Type is refused, on a route that only scans too', async (t) => {
+  // Python's email parser joins `charset*0=utf-; charset*1=7` into UTF-7 (red team 27a, F2).
+  const body = `--${B}\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--${B}--\r\n`;
+  for (const type of [`${TYPE}; charset*0=utf-; charset*1=7`, `${TYPE}; charset*=utf-7''`]) {
+    const found = await read(body, type);
+    t.match(found.problem, /extended parameter/, type);
+    t.same(found.fields, [], `${type}: no part read`);
+  }
+  t.equal((await read(body, `${TYPE}; charset=utf-8`)).problem, undefined, 'a plain charset=utf-8 passes');
+});
+
 t.test('a part busboy skips is refused, whatever made it skip the part: no reader saw it, a backend may read it', async (t) => {
   const body = (disposition: string) =>
     `--${B}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${B}\r\nContent-Disposition: ${disposition}\r\n\r\nhidden\r\n--${B}--\r\n`;
