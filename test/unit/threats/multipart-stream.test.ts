@@ -83,7 +83,7 @@ t.test('"boundary" anywhere but as the boundary parameter is refused: PHP takes 
   );
 });
 
-t.test('an RFC 2231 extended parameter in the body\'s Content-Type is refused, on a route that only scans too', async (t) => {
+t.test("an RFC 2231 extended parameter in the body's Content-Type is refused, on a route that only scans too", async (t) => {
   // Python's email parser joins `charset*0=utf-; charset*1=7` into UTF-7 (red team 27a, F2).
   const body = `--${B}\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--${B}--\r\n`;
   for (const type of [`${TYPE}; charset*0=utf-; charset*1=7`, `${TYPE}; charset*=utf-7''`]) {
