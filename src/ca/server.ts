@@ -227,16 +227,23 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         case CA_PATHS.intermediate:
           // What the CRL is signed with: after a root rotation sidecars verify it with this (chained to their bundle).
           return sendBytes(res, 'application/pem-certificate-chain', material.intermediatePem, 300);
-        case CA_PATHS.adminTokens:
+        // The caller before its body: an anonymous or workload caller's malformed body was answered 400
+        // or 415 instead of 401/403 (and audited as a request problem); now its body is never read.
+        case CA_PATHS.adminTokens: {
+          const admin = authenticated('admin');
           if (method === 'GET') {
-            authenticated('admin');
             return sendJson(res, 200, { tokens: service.listTokens({ spiffe_id: url.searchParams.get('spiffe_id') ?? undefined }) });
           }
-          return sendJson(res, 201, service.createToken(await readJsonObject(req), authenticated('admin')));
-        case CA_PATHS.adminTokenRevocations:
-          return sendJson(res, 200, service.revokeTokens(await readJsonObject(req), authenticated('admin')));
-        case CA_PATHS.adminRevocations:
-          return sendJson(res, 200, await service.revoke(await readJsonObject(req), authenticated('admin')));
+          return sendJson(res, 201, service.createToken(await readJsonObject(req), admin));
+        }
+        case CA_PATHS.adminTokenRevocations: {
+          const admin = authenticated('admin');
+          return sendJson(res, 200, service.revokeTokens(await readJsonObject(req), admin));
+        }
+        case CA_PATHS.adminRevocations: {
+          const admin = authenticated('admin');
+          return sendJson(res, 200, await service.revoke(await readJsonObject(req), admin));
+        }
         case CA_PATHS.adminCertificates:
           authenticated('admin');
           return sendJson(res, 200, {
@@ -293,6 +300,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         if (audit.actor === 'anonymous' || problem.code === 'ERR_CA_IDENTITY_LIMIT') anonymousRefusals.refused(entry, audit.clientAddress);
         else store.audit(entry);
       }
+      // A refusal before the body was read (an admin POST's caller refused): close rather than drain it.
+      if (!req.complete) res.setHeader('connection', 'close');
       sendProblem(res, problem);
     };
 
