@@ -3,6 +3,7 @@
  * the names it asks for; both are checked here:
  *  - PEM PKCS#10 whose signature verifies (proof of possession)          → ERR_CA_CSR_INVALID
  *  - key ECDSA P-256/P-384 (named curve), Ed25519, or RSA 2048–8192 bits → ERR_CA_KEY_REJECTED
+ *    (RSA with an odd public exponent 3 ≤ e < 2^32)
  *  - names within the grant: URI SAN (if any) = the granted SPIFFE ID,
  *    DNS SANs ⊆ the granted names, no IP/e-mail/other SANs               → ERR_CA_IDENTITY_MISMATCH
  * Requested extensions other than the SAN are ignored: the issuer decides every extension.
@@ -34,6 +35,15 @@ export interface Grant {
 const MAX_CSR_CHARS = 16_384;
 const RSA_MIN_BITS = 2048;
 const RSA_MAX_BITS = 8192;
+/**
+ * RSA public exponents are odd and below 2^32. A verify costs a squaring per bit of e: a 3072-bit
+ * modulus can carry a 3072-bit e (OpenSSL caps e at 64 bits only above 3072-bit moduli), and every
+ * handshake such a certificate made cost its peers a ~5.5 ms verify instead of ~0.07 ms. Below 2^32
+ * a verify costs at most 2.6× 65537's (RSA-3072: 0.18 ms against 0.07, measured), and 2^32 is
+ * Windows CryptoAPI's cap (a 32-bit field). Not 65537 alone: small odd e (3, 17) is what old
+ * generators and some HSMs made, CA/B Baseline Requirements §6.1.6 allow it, and it is cheaper.
+ */
+const RSA_EXPONENT_LIMIT = 2n ** 32n;
 
 /** Parses and verifies a CSR; refuses unaccepted keys. */
 export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
@@ -108,10 +118,17 @@ function acceptedKeyType(spki: Buffer): KeyType {
   if (type === 'ed25519') return 'ed25519';
   if (type === 'rsa') {
     const bits = details.modulusLength ?? 0;
-    if (bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS) return 'rsa';
+    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+      throw new WardenError('ERR_CA_KEY_REJECTED', {
+        detail: `RSA keys must have ${RSA_MIN_BITS}–${RSA_MAX_BITS} bits, got ${bits}`,
+        rule: 'csr.key.rsa_size',
+      });
+    }
+    const e = details.publicExponent ?? 0n;
+    if (e >= 3n && e < RSA_EXPONENT_LIMIT && e % 2n === 1n) return 'rsa';
     throw new WardenError('ERR_CA_KEY_REJECTED', {
-      detail: `RSA keys must have ${RSA_MIN_BITS}–${RSA_MAX_BITS} bits, got ${bits}`,
-      rule: 'csr.key.rsa_size',
+      detail: `RSA public exponent must be odd and 3 to 2^32 − 1 (65537 is usual), got one of ${e.toString(2).length} bits`,
+      rule: 'csr.key.rsa_exponent',
     });
   }
   const what = type === 'ec' ? `EC ${details.namedCurve ?? 'unknown curve'}` : (type ?? 'unknown');
