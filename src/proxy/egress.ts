@@ -121,16 +121,39 @@ const crlUnavailable = () =>
     headers: { 'retry-after': '5' },
   });
 
-/** `/svc/rest?q` or `http://svc/rest?q` → service name and the path to send. */
-function destinationOf(url: string): { service: string; path: string } | undefined {
-  if (url.startsWith('http://')) {
-    const parsed = URL.canParse(url) ? new URL(url) : undefined;
-    return parsed ? { service: parsed.hostname, path: parsed.pathname + parsed.search } : undefined;
-  }
-  const match = /^\/([a-z0-9][a-z0-9.-]*)([/?][^]*)?$/.exec(url);
+interface Destination {
+  service: string;
+  path: string;
+  /** `http://svc/…` (the Host may name the service); false for the path form. */
+  proxyForm: boolean;
+}
+
+/** `/svc/rest?q` → service name and the path to send. */
+function pathFormDestination(target: string): Destination | undefined {
+  const match = /^\/([a-z0-9][a-z0-9.-]*)([/?][^]*)?$/.exec(target);
   if (!match) return undefined;
   const rest = match[2] ?? '/';
-  return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest };
+  return { service: match[1] as string, path: rest.startsWith('?') ? `/${rest}` : rest, proxyForm: false };
+}
+
+/**
+ * `/svc/rest?q` or `http://svc/rest?q` → service name and the path to send. An absolute target whose
+ * authority is this listener (a loopback host on `listenerPort`) is the path form sent through the
+ * proxy: a backend with HTTP_PROXY set sends `GET http://127.0.0.1:15001/payments/x` for the path
+ * form's URL (curl, urllib, requests proxy loopback unless no_proxy says otherwise), and it was
+ * answered 404 "unknown service 127.0.0.1". Its path is read as the path form reads it, as sent
+ * (not URL's pathname, which resolves `%2e%2e` segments the path form refuses).
+ */
+function destinationOf(url: string, listenerPort: number): Destination | undefined {
+  if (!url.startsWith('http://')) return pathFormDestination(url);
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (!parsed) return undefined;
+  if ((parsed.port === '' ? 80 : Number(parsed.port)) === listenerPort && isLoopbackHost(parsed.host)) {
+    const rest = url.slice('http://'.length);
+    const start = rest.search(/[/?#]/);
+    return start < 0 ? undefined : pathFormDestination(rest.slice(start));
+  }
+  return { service: parsed.hostname, path: parsed.pathname + parsed.search, proxyForm: true };
 }
 
 /**
@@ -164,11 +187,13 @@ function refusalOf(req: IncomingMessage, service: string | undefined): WardenErr
 export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): Promise<EgressListener> {
   let pools = createPools(cfg, deps);
   const serviceNames: ReadonlySet<string> = new Set(Object.keys(cfg.services).map((name) => name.toLowerCase()));
+  /** The port this listener is on (set once it listens; port 0 is chosen then): targets naming it are the path form. */
+  let listenerPort = cfg.port;
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const subject = { clientAddress: req.socket.remoteAddress ?? '', method: req.method, path: loggedTarget(req.url ?? '') };
-    const destination = destinationOf(req.url ?? '');
-    const refusal = refusalOf(req, req.url?.startsWith('http://') ? destination?.service : undefined);
+    const destination = destinationOf(req.url ?? '', listenerPort);
+    const refusal = refusalOf(req, destination?.proxyForm === true ? destination.service : undefined);
     if (refusal) return deps.rescue.respond(refusal, subject, res);
     // As on the inbound listener: `Transfer-Encoding: gzip, chunked` went on as plain content, and
     // of duplicated Authorization or Content-Type fields the destination got the first only.
@@ -238,8 +263,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
           if (bodiless) delete out['content-length'];
           const location = out.location;
           if (typeof location === 'string') {
-            const pathForm = !(req.url ?? '').startsWith('http://');
-            const call = { status: statusCode, service: destination.service, path: destination.path, pathForm };
+            const call = { status: statusCode, service: destination.service, path: destination.path, pathForm: !destination.proxyForm };
             const kept = egressLocation(location, call, serviceNames);
             if (kept instanceof WardenError) throw kept;
             if (typeof kept !== 'string') {
@@ -307,6 +331,7 @@ export async function startEgressListener(cfg: EgressConfig, deps: EgressDeps): 
     server.once('error', reject);
     server.listen(cfg.port, cfg.host, () => {
       server.off('error', reject);
+      listenerPort = (server.address() as AddressInfo).port;
       resolve();
     });
   });
