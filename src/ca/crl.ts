@@ -7,7 +7,9 @@
  * least one regularly scheduled CRL after the certificate expires).
  * thisUpdate = when it was made, nextUpdate = thisUpdate + crl.next_update (short: sidecars refetch
  * often). Cached between requests; remade on each revocation and once half its validity has passed,
- * so a fetched CRL always has at least half its window left. Concurrent requests share one signing.
+ * so a fetched CRL always has at least half its window left. Each GET compares the database's last
+ * revocation with the cached CRL's (one index lookup): a revocation committed by another CA process
+ * on the same database is listed at once too. Concurrent requests share one signing.
  * Built in linear time (src/ca/crl-der.ts): the library's generator is quadratic in the entries and
  * blocked the CA for seconds (docs/ca.md, "CRL size"). Each CRL has a strong ETag for conditional GETs.
  */
@@ -78,8 +80,11 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
   const issuerSki = intermediate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   const issuer = intermediate.subjectName.toArrayBuffer();
   const formatter = new x509.AsnEcSignatureFormatter();
-  let cached: (SignedCrl & { madeAt: number }) | undefined;
+  /** `fromRowid`: the database's last revocation when this CRL was made (it lists that one and all before). */
+  let cached: (SignedCrl & { madeAt: number; fromRowid: number }) | undefined;
   let pending: Promise<Buffer> | undefined;
+  /** The last revocation `pending` reads (undefined: it has not started reading; it will see all committed). */
+  let pendingFromRowid: number | undefined;
   /**
    * A refresh failed: the cached CRL may lack a committed revocation, so it is not served as current
    * until one succeeds (the next GET signs again). It was served for the rest of its half-window —
@@ -96,11 +101,6 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
 
   async function make(): Promise<Buffer> {
     const t = now();
-    const entries = store.unexpiredRevocations(t - CRL_MAX_SKEW_MS - nextUpdateMs).map((r) => ({
-      serial: r.serial,
-      revokedAt: new Date(r.revoked_at),
-      reason: REASONS[r.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,
-    }));
     // Sidecars apply a CRL only if its number passes the one in force (src/mesh/crl-check.ts). The
     // number is one more than the database's last, and at least the time in milliseconds: a CA
     // started on a new or restored database (numbers from 1, or from an old copy's) numbered its
@@ -108,9 +108,20 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     // reached them. Milliseconds, not seconds: numbers run ahead of the clock only while CRLs are
     // signed faster than one per unit (a burst of revocations signs one each), and a new database
     // would start below such a lead. Below 2^53 for 285 000 years; RFC 5280 allows 20 octets, these take 6.
+    // Taken before the revocations are read: with two CAs on one database a CRL numbered after a
+    // revocation's commit then lists it. Read first, another CA's CRL read before the commit could
+    // be numbered after the CRL that carried it, and replace it at sidecars.
     const crlNumber = store.nextCrlNumber(t);
-    // Read with the number, before the signature is awaited: what this CRL was made from.
+    // Read before the revocations, before the signature is awaited: at most what this CRL lists (one
+    // committed between the two reads is listed, and only makes the next GET sign again).
+    const fromRowid = store.lastRevocationRowid();
+    pendingFromRowid = fromRowid;
     const mark = options.onPublished && store.revocationMark();
+    const entries = store.unexpiredRevocations(t - CRL_MAX_SKEW_MS - nextUpdateMs).map((r) => ({
+      serial: r.serial,
+      revokedAt: new Date(r.revoked_at),
+      reason: REASONS[r.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,
+    }));
     const extensions: x509.Extension[] = [new x509.Extension(CRL_NUMBER_OID, false, derInteger(crlNumber))];
     if (issuerSki) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki));
     const tbs = tbsCertList({
@@ -126,7 +137,7 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     if (!signature) throw new Error('cannot encode the CRL signature');
     const der = certificateList(tbs, new Uint8Array(signature));
     const etag = `"${createHash('sha256').update(der).digest('base64url')}"`;
-    cached = { der, etag, madeAt: t };
+    cached = { der, etag, madeAt: t, fromRowid };
     if (mark) options.onPublished?.({ crlNumber, revocations: mark.count, lastRevocationRowid: mark.lastRowid });
     return der;
   }
@@ -135,6 +146,7 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
     // A refresh requested while one is signing must include the newer revocation: chain, do not share.
     const previous = pending ?? Promise.resolve(Buffer.alloc(0));
     let started = 0;
+    pendingFromRowid = undefined;
     const next = previous
       .catch(() => Buffer.alloc(0))
       .then(() => {
@@ -163,11 +175,18 @@ export function createCrlPublisher(options: CrlOptions): CrlPublisher {
 
   async function currentWithEtag(): Promise<SignedCrl> {
     const age = cached ? now() - cached.madeAt : -1;
+    // A revocation committed since the CRL was made, by another CA process on this database (a root
+    // rotation runs two): this one re-signs only on its own. The other's was missing from its CRL,
+    // and sidecars fed by it admitted the revoked peer, for up to half of crl.next_update.
+    const lastRowid = store.lastRevocationRowid();
     // A negative age is a clock stepped back since signing: that CRL is dated in the future and
     // sidecars refuse it, so sign a new one rather than serve it for the rest of its window.
-    if (cached && !stale && age >= 0 && age < nextUpdateMs / 2) return cached;
+    if (cached && !stale && cached.fromRowid === lastRowid && age >= 0 && age < nextUpdateMs / 2) return cached;
     if (pending === undefined && failure !== undefined && now() < failure.until) throw failure.error;
-    await (pending ?? refresh());
+    // A signing under way serves if it reads (or read) the revocations from this one on; GETs arriving
+    // meanwhile wait for it rather than each chaining a signing of their own.
+    const covers = pending !== undefined && (pendingFromRowid === undefined || pendingFromRowid >= lastRowid);
+    await (covers ? pending : refresh());
     if (!cached || stale) throw new WardenError('ERR_INTERNAL');
     return cached;
   }

@@ -115,6 +115,12 @@ export interface CaStore {
   nextCrlNumber(atLeast?: number): number;
   /** How far the revocations go: their number and the highest rowid (rowids only grow: the CA never deletes one). */
   revocationMark(): { count: number; lastRowid: number };
+  /**
+   * The highest revocation rowid (0: none): one index lookup, read on every GET /v1/crl to tell
+   * whether a revocation was committed since the cached CRL was made — by this process or another
+   * sharing the database. Rowids only grow (revocations are never deleted), so a new one changes it.
+   */
+  lastRevocationRowid(): number;
   /** The CRL number last handed out (0: none yet). */
   lastCrlNumber(): number;
   /**
@@ -510,6 +516,7 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
     revocationMark: db.prepare<[], { count: number; lastRowid: number }>(
       `SELECT count(*) AS count, coalesce(max(rowid), 0) AS lastRowid FROM revocations`,
     ),
+    lastRevocationRowid: db.prepare<[], number>(`SELECT coalesce(max(rowid), 0) FROM revocations`).pluck(),
     databaseId: db.prepare<[], string>(`SELECT value FROM ca_meta WHERE key = 'database_id'`).pluck(),
     pruneCertificates: db.prepare<[number, number]>(PRUNE_CERTIFICATES),
     // A used token stays while the certificate it paid for does: an enrollment whose answer was lost
@@ -569,6 +576,7 @@ export function openCaStore(path: string, options: OpenCaStoreOptions = {}): CaS
     nextCrlNumber: (atLeast = 0) => (s.nextCrlNumber.get(Math.floor(atLeast)) as { number: number }).number,
     lastCrlNumber: () => s.lastCrlNumber.get() ?? 0,
     revocationMark: () => s.revocationMark.get() as { count: number; lastRowid: number },
+    lastRevocationRowid: () => s.lastRevocationRowid.get() ?? 0,
     databaseId: () => s.databaseId.get(),
     stampDatabaseId: () => {
       s.stampDatabaseId.run();

@@ -14,7 +14,7 @@ import { createCrlPublisher, etagMatches } from '../../../src/ca/crl.js';
 import { tbsCertList, type CrlEntry } from '../../../src/ca/crl-der.js';
 import { loadCaMaterial } from '../../../src/ca/layout.js';
 import { EC_P256, randomSerial, x509 } from '../../../src/ca/pki.js';
-import { openCaStore, type CaStore } from '../../../src/ca/store.js';
+import { createCaDatabase, openCaStore, type CaStore } from '../../../src/ca/store.js';
 import { CRL_MAX_SKEW_MS } from '../../../src/net/clock-skew.js';
 import { crlOrderProblem, verifyCrl } from '../../../src/mesh/crl-check.js';
 import { readCrl } from '../../../src/net/crl-reader.js';
@@ -96,7 +96,7 @@ t.test('a CRL of 5 000 revocations: every serial, reason and field, signed; Open
     revoked_at: revokedAt + i * 1000,
   }));
   let number = 41;
-  const store = { unexpiredRevocations: () => rows, nextCrlNumber: () => ++number } as unknown as CaStore;
+  const store = { unexpiredRevocations: () => rows, nextCrlNumber: () => ++number, lastRevocationRowid: () => 0 } as unknown as CaStore;
   const clock = revokedAt + 86_400_000;
   const publisher = createCrlPublisher({ store, ...material, nextUpdateMs: 600_000, now: () => clock });
   const { der, etag } = await publisher.currentWithEtag();
@@ -201,6 +201,7 @@ t.test('a failed signing is not tried again for twice what it cost: GETs get its
   // A store whose CRL number fails after 60 ms of work, as a large CRL's signing fails after seconds.
   const store = {
     unexpiredRevocations: () => [],
+    lastRevocationRowid: () => 0,
     nextCrlNumber: () => {
       attempts++;
       const until = performance.now() + 60;
@@ -255,4 +256,52 @@ t.test('CRL numbers never go back: a new database, a burst of revocations, a clo
     `the new database's first CRL (number ${after.number}) is above the last one published (${stepped.number}); before: 1`,
   );
   t.equal(crlOrderProblem(after, stepped, clock.now), undefined, 'and a sidecar holding the last one applies it');
+});
+
+t.test('two publishers on one database (two CA processes): each lists the other’s revocations at once, signing only then', async (t) => {
+  const material = await loadCaMaterial((await testCaMaterial()).dir);
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-crl-shared-')), 'ca.db');
+  createCaDatabase(file, 't');
+  const storeOne = openCaStore(file);
+  const storeTwo = openCaStore(file);
+  t.teardown(() => (storeOne.close(), storeTwo.close()));
+  let signings = 0;
+  const counting = (store: CaStore): CaStore => ({
+    ...store,
+    nextCrlNumber: (atLeast?: number) => (signings++, store.nextCrlNumber(atLeast)),
+  });
+  const one = createCrlPublisher({ store: counting(storeOne), ...material, nextUpdateMs: 600_000 });
+  const two = createCrlPublisher({ store: counting(storeTwo), ...material, nextUpdateMs: 600_000 });
+  const revoke = (store: CaStore, serial: string) => {
+    store.insertCertificate({
+      serial,
+      spiffe_id: `spiffe://t/${serial}`,
+      kind: 'enroll',
+      not_before: 0,
+      not_after: Date.now() + 3_600_000,
+      pem: '',
+      issued_at: 0,
+      key_id: serial,
+    });
+    store.insertRevocation({ serial, reason: 'keyCompromise', revoked_at: Date.now() });
+  };
+  const held = await two.currentWithEtag();
+  t.same(readCrl(held.der).serials, [], 'CA#2 holds a CRL with no revocation');
+  revoke(storeOne, '1a');
+  const fromOne = readCrl(await one.refresh());
+  signings = 0;
+  const fromTwo = await two.currentWithEtag();
+  t.same(readCrl(fromTwo.der).serials, ['1a'], 'CA#2 lists CA#1’s revocation on its next GET (before: for half its window it did not)');
+  t.ok((readCrl(fromTwo.der).number as bigint) > (fromOne.number as bigint), 'numbered after CA#1’s, from the shared database');
+  t.equal(signings, 1, 'one signing');
+  t.equal((await two.currentWithEtag()).etag, fromTwo.etag, 'nothing changed since: the same CRL');
+  t.equal(signings, 1, 'without signing');
+  // Concurrent GETs after another revocation share one signing, not one each.
+  revoke(storeOne, '2b');
+  const answers = await Promise.all(Array.from({ length: 20 }, () => two.currentWithEtag()));
+  t.equal(signings, 2, 'twenty GETs: one signing');
+  t.ok(
+    answers.every((a) => readCrl(a.der).serials.includes('2b')),
+    'each answered with the CRL listing it',
+  );
 });
