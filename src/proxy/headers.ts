@@ -39,6 +39,17 @@ const PROXY_ASSERTED = new Set([
   'x-arr-clientcert',
   'remote-user',
   'x-remote-user',
+  // The path prefix the app is mounted at: gunicorn takes SCRIPT_NAME from a header named so and
+  // routes on what follows its first occurrence in the path; Flask's ReverseProxied recipe reads
+  // X-Script-Name. A caller's own would re-route a checked request (`/public/admin` as `/admin`).
+  'script-name',
+  'x-script-name',
+  // Client addresses too: PHP's HTTP_CLIENT_IP is `Client-IP`; request-ip reads the others.
+  'client-ip',
+  'x-forwarded',
+  'forwarded-for',
+  'x-appengine-user-ip',
+  'cf-pseudo-ipv4',
 ]);
 const PROXY_ASSERTED_PREFIX =
   /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
@@ -66,6 +77,8 @@ function spellsControlled(name: string, rules: HeaderRules): boolean {
   const read = rules.readSpellings.get(dashed);
   return (
     (read !== undefined && !read.has(name)) ||
+    // CGI's CONTENT_TYPE and CONTENT_LENGTH: `php -S` let `Content_Type` set the one PHP reads.
+    dashed.startsWith('content-') ||
     HOP_BY_HOP.has(dashed) ||
     FORWARDING.has(dashed) ||
     proxyAsserted(dashed) ||
@@ -74,6 +87,15 @@ function spellsControlled(name: string, rules: HeaderRules): boolean {
     rules.isInternal(dashed)
   );
 }
+
+/**
+ * A name with a character other than a letter, digit, `-` or `_` (names arrive lower-cased). RFC 9110
+ * allows `!#$%&'*+.^`|~` too, but lighttpd's CGI/FastCGI mapping folds every such character into
+ * `_` and `php -S` folds `.`: `X.Warden.User` reached PHP as HTTP_X_WARDEN_USER, `User.Agent` as the
+ * user agent the waf never read. Dropped, as nginx drops them by default (`ignore_invalid_headers`):
+ * no client sends one for a reason.
+ */
+const FOLDED_NAME = /[^a-z0-9_-]/;
 
 /** Fields that must appear once; a second copy is a request the backend may read differently. */
 const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization', 'content-type']);
@@ -284,6 +306,7 @@ export function upstreamRequestHeaders(
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
     if (!trusted && proxyAsserted(name)) continue;
     if (name.includes('_') ? spellsControlled(name, rules) : rules.dashedUnread.has(name)) continue;
+    if (FOLDED_NAME.test(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
@@ -334,7 +357,7 @@ export function egressRequestHeaders(headers: IncomingHttpHeaders, rules: Header
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (name === 'host' || HOP_BY_HOP.has(name) || rules.isInternal(name) || FORWARDING.has(name) || proxyAsserted(name)) continue;
-    if (name === rules.mintHeader) continue;
+    if (name === rules.mintHeader || FOLDED_NAME.test(name)) continue;
     if (name.includes('_')) {
       const dashed = name.replaceAll('_', '-');
       if (rules.isInternal(dashed) || FORWARDING.has(dashed) || proxyAsserted(dashed) || dashed === rules.mintHeader) continue;
