@@ -11,7 +11,9 @@
  * which Rack reads as a form), multipart (as it arrives, without holding it in memory: every
  * `multipart/*`, which Rack::Request#POST parses as a form, `multipart/mixed` and `related` too,
  * each part by the name Rack gives it), and JSON (Laravel: any type with `/json` or `+json`; its
- * top-level members). Names are read as
+ * top-level members). And any other body the stages hold (JSON, text, octet-stream: everything but
+ * multipart) read as a form, as Bottle reads it: `&_method=DELETE&` in a JSON string or a text body
+ * is a `_method` field to Bottle's `request.forms`. Names are read as
  * PHP, qs and Rails read them (`%5Fmethod`, ` _method`, `_method[]`: src/openapi/name-readings.ts),
  * and a multipart part's as Django does too (`_method ` is `_method`).
  */
@@ -19,6 +21,7 @@ import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
 import { formBodyProblem } from '../net/form-body-problem.js';
 import { formPairsOf } from '../net/form-pairs.js';
+import { formNameHolds } from '../net/body-as-form.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, isMultipartMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
@@ -58,7 +61,10 @@ function jsonHasMethodField(ctx: RequestContext, body: Buffer): boolean {
   return false;
 }
 
-/** Form, untyped and JSON bodies, held whole (the plan buffers them for this stage: isFieldBody). */
+/**
+ * Form, untyped and JSON bodies, held whole (the plan buffers them for this stage: isFieldBody), and
+ * any other body but multipart that another stage holds (validation, the waf).
+ */
 export function createMethodFieldStage(): Stage {
   return {
     id: 'method-field',
@@ -80,10 +86,13 @@ export function createMethodFieldStage(): Stage {
           ? refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body')
           : undefined;
       }
-      if (isJsonMediaType(mime))
-        return jsonHasMethodField(ctx, body)
-          ? refusal('A method-override member (_method, x-tunneled-method, X-HTTP-Method-Override) of the JSON body')
-          : undefined;
+      if (isJsonMediaType(mime) && jsonHasMethodField(ctx, body))
+        return refusal('A method-override member (_method, x-tunneled-method, X-HTTP-Method-Override) of the JSON body');
+      // Bottle reads any body but multipart as a form: `{"note":"&_method=DELETE&"}` (body-as-form.ts).
+      if (!isMultipartMediaType(mime) && formNameHolds(body, isMethodOverrideName))
+        return refusal(
+          'A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the body read as a form (as Bottle reads any body)',
+        );
       return undefined;
     },
   };
