@@ -25,6 +25,7 @@ import {
 } from '../net/media-type.js';
 import { isActiveDoctype, readXml, xmlEncodingProblem, type XmlReading } from '../net/xml-body.js';
 import { formPairs, formPairsOf, type FormPairs } from '../net/form-pairs.js';
+import { decodedFormFields } from '../net/body-as-form.js';
 import { jsonBodyOf, jsonStringLiterals, type BufferedBody } from '../net/json-body.js';
 import { wideEncoding } from '../net/wide-encoding.js';
 import type { WafEngine, WafFound, WafMatch } from '../threats/waf.js';
@@ -412,13 +413,18 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
   if (!body || body.length === 0) return;
   if (isJsonMediaType(mime)) {
     const json = jsonBodyOf(request);
-    if (json !== undefined) return addValue(t, '/body', json.value, limits);
+    if (json !== undefined) {
+      addValue(t, '/body', json.value, limits);
+      return addFormReading(t, body, undefined, limits);
+    }
     // Not interoperable JSON (or none): the text as it is, and every string in it unescaped.
     const text = body.toString('utf8');
     addText(t, '/body', text, limits);
     addValue(t, '/body', jsonStringLiterals(text), limits);
+    addFormReading(t, body, text, limits);
   } else if (isXmlMediaType(mime)) {
     const text = body.toString('utf8');
+    addFormReading(t, body, text, limits);
     const xml = readXml(
       text,
       { maxDepth: limits.maxDepth, maxStrings: limits.maxEntries + 1, maxNestedText: nestedTextBudget(text.length) },
@@ -439,6 +445,7 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // Text whose strings are read below with their escapes undone, or else as a whole.
     else if (asJson || isTextualApplication(mime)) addText(t, '/body', text, limits);
     else addValue(t, '/body', text, limits);
+    if (mime !== FORM_MEDIA_TYPE && mime !== '') addFormReading(t, body, text, limits);
     // And as JSON when it is JSON whatever the type says: a Go handler decodes the body whatever
     // its Content-Type (untyped bodies always, for the same reason).
     if (asJson) addJsonReading(t, request, text, limits);
@@ -446,6 +453,20 @@ function addBody(t: WafTexts, mime: string, request: BufferedBody, limits: Flatt
     // line, GraphQL's "…\u0027…", YAML's "…\U00000027…"): their quoted strings unescaped too.
     else if (isTextualApplication(mime)) addValue(t, '/body', jsonStringLiterals(text), limits);
   }
+}
+
+/**
+ * A body the waf reads as text or JSON, also read as a form where decoding changes a field: Bottle
+ * reads any body but multipart as one, so `{"x":"&q=1%27%20UNION…&"}` or a text body
+ * `q=1'+UNION+…` is `q` = `1' UNION…` to `request.forms` (body-as-form.ts). Only a body holding an
+ * `=` and a `%` or `+` is read again; the fields count against max_entries. Binary-typed bodies
+ * are not read (threats.md).
+ */
+function addFormReading(t: WafTexts, body: Buffer, text: string | undefined, limits: FlattenLimits): void {
+  if (!body.includes(0x3d /* = */) || (!body.includes(0x25 /* % */) && !body.includes(0x2b /* + */))) return;
+  const fields = decodedFormFields(text ?? body.toString('utf8'), limits.maxEntries);
+  if (fields === undefined) throw new WafInputTooLarge('entries');
+  if (fields.length > 0) addValue(t, '/body', formOfFlat(fields), limits);
 }
 
 function formOf(pairs: Iterable<[string, string]>): Record<string, string[]> {

@@ -100,13 +100,37 @@ t.test('a body of any type but multipart, read as Bottle reads a form: no _metho
     });
 
   const refused: [where: keyof typeof sidecars, path: string, type: string, body: string, status: number, code: string, what: string][] = [
-    ['openapi', '/users/abc', JSON_TYPE, '{"name":"eve","note":"&_method=DELETE&"}', 400, 'ERR_REQUEST_OVERRIDE', '_method in a JSON string'],
+    [
+      'openapi',
+      '/users/abc',
+      JSON_TYPE,
+      '{"name":"eve","note":"&_method=DELETE&"}',
+      400,
+      'ERR_REQUEST_OVERRIDE',
+      '_method in a JSON string',
+    ],
     ['openapi', '/users/abc', JSON_TYPE, '{"name":"eve","note":"&%5Fmethod=DELETE&"}', 400, 'ERR_REQUEST_OVERRIDE', '%5Fmethod'],
-    ['openapi', '/users/abc', JSON_TYPE, '{"name":"eve","note":"&X-HTTP-Method-Override=DELETE&"}', 400, 'ERR_REQUEST_OVERRIDE', 'x-http-method-override'],
+    [
+      'openapi',
+      '/users/abc',
+      JSON_TYPE,
+      '{"name":"eve","note":"&X-HTTP-Method-Override=DELETE&"}',
+      400,
+      'ERR_REQUEST_OVERRIDE',
+      'x-http-method-override',
+    ],
     ['openapi', '/notes', TEXT, '_method=DELETE', 400, 'ERR_REQUEST_OVERRIDE', 'a text body'],
     ['openapi', '/notes', BINARY, 'a=1&_method=DELETE', 400, 'ERR_REQUEST_OVERRIDE', 'an octet-stream body the stages hold'],
     ['plain', '/users/abc', JSON_TYPE, '{"note":"x&_method=DELETE&"}', 400, 'ERR_REQUEST_OVERRIDE', 'JSON on a plain route'],
-    ['openapi', '/users/abc', JSON_TYPE, `{"name":"eve","x":"&q=${SQLI_ESCAPED}&"}`, 403, 'ERR_WAF_BLOCKED', 'SQLi percent-encoded in a JSON string'],
+    [
+      'openapi',
+      '/users/abc',
+      JSON_TYPE,
+      `{"name":"eve","x":"&q=${SQLI_ESCAPED}&"}`,
+      403,
+      'ERR_WAF_BLOCKED',
+      'SQLi percent-encoded in a JSON string',
+    ],
     ['openapi', '/users/abc', JSON_TYPE, `{"name":"eve","x":"&q=${SQLI_PLUS}&"}`, 403, 'ERR_WAF_BLOCKED', 'SQLi +-spaced in a JSON string'],
     ['openapi', '/notes', TEXT, `q=${SQLI_ESCAPED}`, 403, 'ERR_WAF_BLOCKED', 'SQLi in a text body'],
     ['openapi', '/notes', TEXT, `q=${SQLI_PLUS}`, 403, 'ERR_WAF_BLOCKED', 'SQLi +-spaced in a text body'],
@@ -118,7 +142,10 @@ t.test('a body of any type but multipart, read as Bottle reads a form: no _metho
     // What the Bottle app would read: each of these holds the override or the injection.
     const forms = bottleForms(body);
     t.ok(
-      forms.get('_method') === 'DELETE' || forms.get('X-HTTP-Method-Override') === 'DELETE' || forms.get('q') === SQLI || forms.get('q')?.startsWith('<script>'),
+      forms.get('_method') === 'DELETE' ||
+        forms.get('X-HTTP-Method-Override') === 'DELETE' ||
+        forms.get('q') === SQLI ||
+        forms.get('q')?.startsWith('<script>'),
       `${what}: Bottle reads it so`,
     );
     for (const h2 of [false, true]) {
