@@ -351,7 +351,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
  * `mimeparse.best_match(handlers, content_type)`: `application/*` and `*\/*; q=1` are forms to it,
  * `*\/form-data; boundary=…` multipart. A `*` inside a token (`application/x-star*`) is no range.
  */
-function isMediaRange(mime: string): boolean {
+export function isMediaRange(mime: string): boolean {
   return mime.startsWith('*/') || mime.endsWith('/*');
 }
 
