@@ -362,48 +362,51 @@ t.test('what a proxy asserts about the caller (certificate, user, other X-Forwar
   t.match(seenPlain, { 'x-forwardedness': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' }, 'names that only begin alike pass');
 });
 
-t.test('header names a CGI-style server folds into another header (".", other punctuation; Content_Type) never reach the backend', async (t) => {
-  // lighttpd's CGI/FastCGI mapping turns every character but letters and digits into "_", and
-  // `php -S` turns "." into "_": `X.Warden.User` was HTTP_X_WARDEN_USER, `User.Agent` carried an
-  // injection past the waf as HTTP_USER_AGENT; php -S let `Content_Type` set CONTENT_TYPE (red team 27e).
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const s = await startTestSidecar(t, backend.url, { headers: { internal: ['x-warden-*', 'x-internal-token'] } });
-  const odd: Record<string, string> = {
-    'x.warden.user': 'admin',
-    'x.internal.token': 'forged',
-    'x.forwarded.client.cert': 'By=x;URI=spiffe://td/admin',
-    'x.real.ip': '9.9.9.9',
-    'x.http.method.override': 'DELETE',
-    'x.original.url': '/admin',
-    'user.agent': "1' OR 1=1 --",
-    'x~tenant': 'evil',
-    "x'tenant": 'evil',
-    'x!tenant': 'evil',
-    'x*tenant': 'evil',
-    'x+tenant': 'evil',
-    'x|tenant': 'evil',
-    'x^tenant': 'evil',
-    'x#tenant': 'evil',
-    'x$tenant': 'evil',
-    'x%tenant': 'evil',
-    'x&tenant': 'evil',
-    'x`tenant': 'evil',
-    content_type: 'application/json',
-    content_length: '5',
-    'content.type': 'application/json',
-  };
-  for (const h2 of [false, true]) {
-    const agent = testAgent(s.ca, { h2 });
-    t.teardown(() => agent.close());
-    const res = await fetchText(`${s.url}/echo`, agent, { headers: { ...odd, 'x-tenant': 'acme', 'x_plain_name': 'kept' } });
-    t.equal(res.status, 200, `${h2 ? 'h2' : 'h1'}: answered`);
-    const seen = res.json<{ headers: Record<string, string> }>().headers;
-    for (const name of Object.keys(odd)) t.notOk(name in seen, `${h2 ? 'h2' : 'h1'}: ${name} dropped`);
-    t.equal(seen['x-tenant'], 'acme', 'an ordinary header passes');
-    t.equal(seen['x_plain_name'], 'kept', 'an underscored name of nothing controlled passes');
-  }
-});
+t.test(
+  'header names a CGI-style server folds into another header (".", other punctuation; Content_Type) never reach the backend',
+  async (t) => {
+    // lighttpd's CGI/FastCGI mapping turns every character but letters and digits into "_", and
+    // `php -S` turns "." into "_": `X.Warden.User` was HTTP_X_WARDEN_USER, `User.Agent` carried an
+    // injection past the waf as HTTP_USER_AGENT; php -S let `Content_Type` set CONTENT_TYPE (red team 27e).
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const s = await startTestSidecar(t, backend.url, { headers: { internal: ['x-warden-*', 'x-internal-token'] } });
+    const odd: Record<string, string> = {
+      'x.warden.user': 'admin',
+      'x.internal.token': 'forged',
+      'x.forwarded.client.cert': 'By=x;URI=spiffe://td/admin',
+      'x.real.ip': '9.9.9.9',
+      'x.http.method.override': 'DELETE',
+      'x.original.url': '/admin',
+      'user.agent': "1' OR 1=1 --",
+      'x~tenant': 'evil',
+      "x'tenant": 'evil',
+      'x!tenant': 'evil',
+      'x*tenant': 'evil',
+      'x+tenant': 'evil',
+      'x|tenant': 'evil',
+      'x^tenant': 'evil',
+      'x#tenant': 'evil',
+      x$tenant: 'evil',
+      'x%tenant': 'evil',
+      'x&tenant': 'evil',
+      'x`tenant': 'evil',
+      content_type: 'application/json',
+      content_length: '5',
+      'content.type': 'application/json',
+    };
+    for (const h2 of [false, true]) {
+      const agent = testAgent(s.ca, { h2 });
+      t.teardown(() => agent.close());
+      const res = await fetchText(`${s.url}/echo`, agent, { headers: { ...odd, 'x-tenant': 'acme', x_plain_name: 'kept' } });
+      t.equal(res.status, 200, `${h2 ? 'h2' : 'h1'}: answered`);
+      const seen = res.json<{ headers: Record<string, string> }>().headers;
+      for (const name of Object.keys(odd)) t.notOk(name in seen, `${h2 ? 'h2' : 'h1'}: ${name} dropped`);
+      t.equal(seen['x-tenant'], 'acme', 'an ordinary header passes');
+      t.equal(seen['x_plain_name'], 'kept', 'an underscored name of nothing controlled passes');
+    }
+  },
+);
 
 t.test('method and path overrides: refused over h1 and h2 with their event; forwarded when configured', async (t) => {
   const backend = await startTestBackend();
