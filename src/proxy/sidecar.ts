@@ -47,6 +47,7 @@ import { tokenAdminEndpoints, writeJwks } from './token-endpoints.js';
 import { TokenDenylist } from '../identity/token-denylist.js';
 import { pathAttribute } from '../telemetry/attribute-limits.js';
 import { applyHeapGrowth } from './heap-growth.js';
+import { warnIfUndiciUnpatched } from './undici-paused-finish.js';
 import type { AdminEndpoint } from './admin.js';
 import { describeClientCrl, type ClientCrl } from '../net/client-crl.js';
 import { createClientCrlWatch } from './client-crl-watch.js';
@@ -299,6 +300,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     connections: { closeAfter: closeConnectionAfter, responseTo: (socket, req) => h1ConnectionOf(socket)?.responseTo(req) },
   });
   applyHeapGrowth(config.limits.heap_growth, undefined);
+  warnIfUndiciUnpatched(logger);
   // OpenTelemetry: process-wide (global providers); restarted by a reload that changes it.
   // Its identity (service.name, the mesh identity) changes only on restart: a reload passes this one.
   const identity = otelIdentity(config);
