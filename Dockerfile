@@ -8,7 +8,11 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
+COPY patches ./patches
+# --ignore-scripts skips package.json's postinstall: patch-package applies patches/ here (undici's
+# paused-parser fix, nodejs/undici#5360). `npm prune --omit=dev` below removes patch-package, not
+# the patched undici.
+RUN npm ci --ignore-scripts && npm rebuild better-sqlite3 && npx --no-install patch-package --error-on-fail
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
