@@ -8,22 +8,38 @@
  * purpose by an IdP Warden trusts, under an audience it accepts (an app registration that is both
  * the SPA's client id and its API), was minted for as an access token (red team 27c).
  *
- * Refused: any such structured-suffix type but an access token's, and the names of non-access
- * tokens `token-kinds.ts` lists (`Refresh`, `id_token`, …), with or without `application/`, in any
- * case; and a `typ` that is not a string. Passed: none, `JWT`, `JOSE` and other plain names (what
- * Keycloak, Azure AD, Ping and Auth0's default write), `at+jwt` (RFC 9068), and a vendor's access
- * token type ending in `-at+jwt` (Okta's `application/okta-internal-at+jwt`). A deny rule by kind,
- * not an allow-list of names: the IdPs' own spellings of access tokens keep working.
+ * A deny rule by kind, not an allow-list: access tokens are typed many ways (none, `JWT`, `at+jwt`
+ * as RFC 9068 says, Okta's `application/okta-internal-at+jwt`, the IDS DAPS's `jwt+at`, home-grown
+ * authorization servers' `access-token+jwt`), and refusing every other `+jwt` refused those (review
+ * of row 450). Refused: the kinds registered or specified for other purposes (below, and any type
+ * naming a logout, security event, ID token, introspection answer, DPoP proof, request object,
+ * attestation, key-binding or credential), the names of non-access tokens `token-kinds.ts` lists
+ * (`Refresh`, `id_token`, …), with or without `application/`, in any case; and a `typ` that is not a
+ * string. An issuer whose access tokens carry a type refused here sets `jwt.typ`.
  */
 import { NOT_ACCESS_TOKEN_TYPES } from '../config/token-kinds.js';
 
 const MEDIA_TYPE_PREFIX = 'application/';
+
+/**
+ * Words in the stem of a `+jwt` type that name a token of another purpose: OIDC logout tokens,
+ * security events (RFC 8417), ID tokens, signed introspection answers (RFC 9701), DPoP proofs
+ * (RFC 9449), request objects (RFC 9101, `oauth-authz-req`), client/wallet/key attestations,
+ * OpenID Federation statements and trust marks, OpenID4VCI proofs. Fixed words, no repetition: one
+ * pass over the stem (a tail like `[^/]*\+jwt$` after each word was quadratic on `logout` × 200 000).
+ */
+const OTHER_PURPOSE = /logout|secevent|id[-_]?token|introspection|dpop|authz-req|attestation|entity-statement|trust-mark|proof/;
+/** SD-JWT key binding (`kb+jwt`), verifiable credentials and presentations (`vc+jwt`, `vp+jwt`). */
+const CREDENTIAL_STEMS: ReadonlySet<string> = new Set(['kb', 'vc', 'vp']);
+const JWT_SUFFIX = '+jwt';
 
 export function namesOtherKind(typ: unknown): boolean {
   if (typ === undefined) return false;
   if (typeof typ !== 'string') return true;
   const lower = typ.toLowerCase();
   const kind = lower.startsWith(MEDIA_TYPE_PREFIX) ? lower.slice(MEDIA_TYPE_PREFIX.length) : lower;
-  if (kind === 'at+jwt' || kind.endsWith('-at+jwt')) return false;
-  return kind.includes('+') || NOT_ACCESS_TOKEN_TYPES.has(kind);
+  if (NOT_ACCESS_TOKEN_TYPES.has(kind) || kind.endsWith('+sd-jwt')) return true;
+  if (!kind.endsWith(JWT_SUFFIX)) return false;
+  const stem = kind.slice(0, -JWT_SUFFIX.length);
+  return CREDENTIAL_STEMS.has(stem) || OTHER_PURPOSE.test(stem);
 }

@@ -151,6 +151,9 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['id_token+jwt', 'id_token+jwt'],
     ['oauth-authz-req+jwt (RFC 9101)', 'oauth-authz-req+jwt'],
     ['client-attestation+jwt', 'client-attestation+jwt'],
+    ['kb+jwt (SD-JWT key binding)', 'kb+jwt'],
+    ['vc+sd-jwt', 'vc+sd-jwt'],
+    ['entity-statement+jwt (OpenID Federation)', 'entity-statement+jwt'],
     ['Keycloak refresh', 'Refresh'],
     ['id_token', 'id_token'],
     ['a number', 42],
@@ -173,6 +176,12 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['application/at+jwt', 'application/at+jwt'],
     ["Okta's application/okta-internal-at+jwt", 'application/okta-internal-at+jwt'],
     ['JOSE (RFC 7515 §4.1.9)', 'JOSE'],
+    // Access tokens typed otherwise than RFC 9068 (review of row 450): the IDS DAPS's DATs,
+    // home-grown authorization servers'.
+    ['jwt+at (IDS DAPS)', 'jwt+at'],
+    ['access-token+jwt', 'access-token+jwt'],
+    ['JOSE+JSON', 'JOSE+JSON'],
+    ['vnd.ms.at+jwt', 'vnd.ms.at+jwt'],
   ];
   for (const [name, typ] of accepted) {
     const res = await call(idp.signRaw({ ...claims, exp: now() + 120 }, { typ }));
