@@ -21,6 +21,7 @@
  */
 import { escapePointer, isSchema, type Schema } from './subschemas.js';
 import { separatorsRemoved } from './separators-removed.js';
+import { namesDeclaredPath } from './dotted-names.js';
 export interface DeclaredNames {
   readonly exact: ReadonlySet<string>;
   /** Folded name → the declared name. */
@@ -85,6 +86,8 @@ function placeOf(schemas: readonly Schema[]): ObjectPlace | undefined {
 /** What the schemas at one place in a document say about a value there. */
 class ObjectPlace {
   readonly names: DeclaredNames | undefined;
+  /** The longest declared name (dotted-names.ts reads no longer segment). */
+  readonly longest: number;
   private readonly schemas: readonly Schema[];
   private readonly prefixed: boolean;
   /** Items' place when no schema here has prefixItems (the same for every index), once asked for. */
@@ -103,6 +106,7 @@ class ObjectPlace {
     for (const s of schemas) applying(s, all, seen);
     this.schemas = all;
     this.names = declaredNames(all.flatMap((s) => (isSchema(s.properties) ? Object.keys(s.properties) : [])));
+    this.longest = Math.max(0, ...[...(this.names?.exact ?? [])].map((name) => name.length));
     this.prefixed = all.some((s) => Array.isArray(s.prefixItems));
   }
 
@@ -142,11 +146,16 @@ export function topLevelNames(schema: unknown): string[] {
   return isSchema(schema) ? [...(placeOf([schema])?.names?.exact ?? [])] : [];
 }
 
-/** A member named as a declared name it is not: `caseOnly` when only letter case differs (not separators). */
+/**
+ * A member named as a declared name it is not: `caseOnly` when only letter case differs (not
+ * separators); `dotted` when the name is a declared nested property's dotted path (`declared`, from
+ * the document's root: dotted-names.ts).
+ */
 export interface NameVariant {
   readonly pointer: string;
   readonly declared: string;
   readonly caseOnly: boolean;
+  readonly dotted?: true;
 }
 
 /**
@@ -179,6 +188,9 @@ export class CaseVariantFinder {
         const variantOf = place.names && caseVariantOf(key, place.names);
         if (variantOf !== undefined)
           return { pointer: pointerOf(prefix, { up: at, key }), declared: variantOf, caseOnly: foldCase(key) === foldCase(variantOf) };
+        // A name the schema declares here is its own property, not a path.
+        if (place.names !== undefined && key.includes('.') && !place.names.exact.has(key) && namesDeclaredPath(place, key))
+          return { pointer: pointerOf(prefix, { up: at, key }), declared: pathOf({ up: at, key }), caseOnly: false, dotted: true };
         const member = (v as Record<string, unknown>)[key];
         const next = typeof member === 'object' && member !== null ? place.member(key) : undefined;
         if (next) pending.push([member, next, { up: at, key }]);
@@ -194,9 +206,13 @@ interface Step {
   readonly key: string | number;
 }
 
-function pointerOf(prefix: string, step: Step): string {
+function keysOf(step: Step, escape: (key: string) => string): string[] {
   const keys: string[] = [];
-  for (let s: Step | undefined = step; s !== undefined; s = s.up)
-    keys.push(typeof s.key === 'number' ? String(s.key) : escapePointer(s.key));
-  return `${prefix}/${keys.reverse().join('/')}`;
+  for (let s: Step | undefined = step; s !== undefined; s = s.up) keys.push(typeof s.key === 'number' ? String(s.key) : escape(s.key));
+  return keys.reverse();
 }
+
+const pointerOf = (prefix: string, step: Step): string => `${prefix}/${keysOf(step, escapePointer).join('/')}`;
+
+/** The dotted path a member found at `step` names from the root (`user.role`, `user.profile.a.b`). */
+const pathOf = (step: Step): string => keysOf(step, (key) => key).join('.');

@@ -13,7 +13,7 @@ import { OpenApiError } from './document.js';
 import type { Operation, ParameterObject } from './operations.js';
 import type { SchemaCompiler } from './schema-compiler.js';
 import { violationOf } from './refused-value.js';
-import { nameVariant, tooDeep, type Violation } from './violation.js';
+import { memberVariant, tooDeep, type Violation } from './violation.js';
 
 /** Checks one value of the parameter (as the request decoded it), pointing at `pointer` (`/query/filter`). */
 export type ContentCheck = (value: string, pointer: string) => Violation | undefined;
@@ -65,6 +65,6 @@ export function compileContentParameter(
     const violation = violationOf(validate, json.value, pointer);
     if (violation) return violation;
     const variant = names.find(json.value, pointer);
-    return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);
+    return variant && memberVariant(variant);
   };
 }

@@ -20,7 +20,7 @@ import { CaseVariantFinder, topLevelNames } from './case-variants.js';
 import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { violationOf } from './refused-value.js';
-import { caseVariant, nameVariant, spellingVariant, tooDeep, type Violation } from './violation.js';
+import { caseVariant, memberVariant, spellingVariant, tooDeep, type Violation } from './violation.js';
 import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
 import { OpenApiError } from './document.js';
 import { compileMultipartReading, multipartFields, type MultipartReading } from './multipart-fields.js';
@@ -548,6 +548,17 @@ export function compileRequestValidator(
     return names && (misreadName(keys, multipart ? names.multipartFields : names.fields, '/body') ?? names.parameters?.(keys));
   };
 
+  /** A parsed JSON value's check under media key `key`, past its schema: names a backend reads as declared ones. */
+  const checkJson = (key: string, validate: ValidateFunction, value: unknown): Violation | undefined => {
+    const violation = violationOf(validate, value, '/body');
+    if (violation) return violation;
+    const names = bodyNames.get(key);
+    const variant = names?.json.find(value, '/body');
+    if (variant) return memberVariant(variant);
+    const object = typeof value === 'object' && value !== null && !Array.isArray(value);
+    return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
+  };
+
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
     // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
     const mime = mediaTypeOf(contentType);
@@ -661,14 +672,7 @@ export function compileRequestValidator(
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
         if (json.tooDeep) return tooDeep('/body');
-        const value = json.value;
-        const violation = violationOf(validate, value, '/body');
-        if (violation) return violation;
-        const names = bodyNames.get(key);
-        const variant = names?.json.find(value, '/body');
-        if (variant) return nameVariant(variant.pointer, variant.declared, variant.caseOnly);
-        const object = typeof value === 'object' && value !== null && !Array.isArray(value);
-        return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
+        return checkJson(key, validate, json.value);
       } else if (mime === FORM_MEDIA_TYPE) {
         const form = clientKeyed<unknown>();
         const pairs = formPairsOf(request) ?? [];
@@ -705,7 +709,7 @@ export function compileRequestValidator(
             if (misreadField) return misreadField;
             // Members of a JSON part in another letter case, as in a JSON body.
             const variant = bodyNames.get(key)?.json.find(fields, '/body');
-            return variant && nameVariant(variant.pointer, variant.declared, variant.caseOnly);
+            return variant && memberVariant(variant);
           },
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );

@@ -14,13 +14,18 @@ const schema = {
   type: 'object',
   properties: {
     name: { type: 'string' },
-    user: { type: 'object', properties: { role, profile: { type: 'object', properties: { 'a.b': role, a: { type: 'object', properties: { b: role } } } } } },
+    user: {
+      type: 'object',
+      properties: { role, profile: { type: 'object', properties: { 'a.b': role, a: { type: 'object', properties: { b: role } } } } },
+    },
     items: { type: 'array', items: { type: 'object', properties: { role } } },
     'x.y': role,
     labels: { type: 'object', additionalProperties: { type: 'object', properties: { role } } },
   },
 };
-const v = compileRequestValidator(testOperation({ requestBody: { content: { 'application/json': { schema } } } }), { unknownQuery: 'allow' });
+const v = compileRequestValidator(testOperation({ requestBody: { content: { 'application/json': { schema } } } }), {
+  unknownQuery: 'allow',
+});
 const json = (value: unknown) => ({ body: Buffer.from(JSON.stringify(value)) });
 
 t.test('a member named as the dotted path of a declared nested property is refused', async (t) => {
@@ -61,6 +66,8 @@ t.test('a long dotted name is read in one pass', async (t) => {
   const recursive = compileRequestValidator(testOperation({ requestBody: { content: { 'application/json': { schema: node } } } }), {
     unknownQuery: 'allow',
   });
+  // Past MAX_JSON_DEPTH segments, no path is read: an app reads short literal paths.
+  t.equal(await recursive.body('application/json', json({ [`${'a.'.repeat(1000)}role`]: 1 })), undefined, '1001 segments: not read');
   for (const size of [16 << 10, 1 << 20, 10 << 20]) {
     for (const [label, key, validator] of [
       ['user. + a', `user.${'a'.repeat(size)}`, v],
@@ -76,5 +83,14 @@ t.test('a long dotted name is read in one pass', async (t) => {
       t.equal(verdict, undefined, `${label} (${size}): passes`);
       t.ok(ms < 2000, `${label} (${size}): ${ms.toFixed(0)} ms`);
     }
+    // Declared all the way down: refused, the message cut short.
+    const doc = Buffer.from(`{${JSON.stringify(`${'a.'.repeat(Math.min(size / 2, 999))}role`)}:1}`);
+    const start = performance.now();
+    const verdict = await recursive.body('application/json', { body: doc });
+    const ms = performance.now() - start;
+    t.comment(`a. repeated then role (1000 segments at most), recursive schema, ${size} bytes: ${ms.toFixed(1)} ms (refused)`);
+    t.match(verdict, { message: /^is read as the declared property "a\.a\..{90,}…"/ }, 'refused');
+    t.ok(((verdict as { message: string }) ?? { message: '' }).message.length < 400, 'a short message');
+    t.ok(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
   }
 });
