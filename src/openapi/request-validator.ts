@@ -32,6 +32,7 @@ import { describesStructuredData } from './structured-schema.js';
 import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 import { compileCookieShadows, type CookieShadows } from './cookie-parameters.js';
 import { memoizedByName } from './name-verdicts.js';
+import { jsonAsOther, jsonInOtherType, UNINTEROPERABLE_JSON } from './json-as-other.js';
 
 export type { Violation } from './violation.js';
 
@@ -558,6 +559,24 @@ export function compileRequestValidator(
     const object = typeof value === 'object' && value !== null && !Array.isArray(value);
     return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
   };
+  // The JSON types declared with a schema, application/json first: a JSON document in another type
+  // is checked against them (json-as-other.ts), and passes when one of them allows it.
+  const jsonSchemas = [...bodyValidators]
+    .filter((entry): entry is [string, ValidateFunction] => isJsonMediaType(entry[0]) && entry[1] !== null)
+    .sort(([a], [b]) => Number(b === 'application/json') - Number(a === 'application/json'));
+  const checkJsonAsOther = (request: BufferedBody): Violation | undefined => {
+    const json = jsonInOtherType(request);
+    if (json === undefined) return undefined;
+    if (json === 'not-interoperable') return UNINTEROPERABLE_JSON;
+    if (json.tooDeep) return jsonAsOther(tooDeep('/body'));
+    let first: Violation | undefined;
+    for (const [key, validate] of jsonSchemas) {
+      const violation = checkJson(key, validate, json.value);
+      if (violation === undefined) return undefined;
+      first ??= violation;
+    }
+    return first && jsonAsOther(first);
+  };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {
     // Exact type, then type/*, then */* (OpenAPI 3 §4.8.14.1: the most specific key applies).
@@ -665,9 +684,12 @@ export function compileRequestValidator(
       const found = contentType ? pick(contentType) : undefined;
       if (!found) return 'unsupported';
       const [mime, validate, key] = found;
+      // A type Warden does not parse. Whatever key matched: a body typed `*/*` literally is the key
+      // itself, and was forwarded unread. One that is a JSON document all the same is checked as JSON
+      // where the operation takes JSON too (json-as-other.ts); any other is forwarded unvalidated.
+      if (!isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime))
+        return unparsedRefused.get(key) ?? (jsonSchemas.length > 0 ? checkJsonAsOther(request) : undefined);
       if (!validate) return undefined;
-      // Whatever key matched: a body typed `*/*` literally is the key itself, and was forwarded unread.
-      if (!isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime)) return unparsedRefused.get(key);
       if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);
         if (json === undefined) return { pointer: '/body', message: 'is not valid JSON' };
@@ -714,7 +736,7 @@ export function compileRequestValidator(
           () => ({ pointer: '/body', message: 'is not valid multipart/form-data' }),
         );
       }
-      return undefined; // other media types, declared as such: forwarded unvalidated
+      return undefined;
     },
   };
 }

@@ -6,6 +6,8 @@ export interface Violation {
   /** Where: `/query/limit`, `/header/x-trace`, `/body/items/0/name`. */
   readonly pointer: string;
   readonly message: string;
+  /** The refusal's rule when not `openapi.<location>` (`body.json_as_other`: json-as-other.ts). */
+  readonly rule?: string;
 }
 
 /** ajv's first error as a violation under `prefix` (`/body`, `/query/filter`). */

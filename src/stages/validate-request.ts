@@ -30,7 +30,7 @@ function refusal(v: NonNullable<BodyVerdict>): WardenError {
   // Bounded like the errors list (rescue.ts): a pointer may hold a client's name (`/query/limit[…]`).
   const detail = `${v.pointer.slice(0, 200)} ${v.message}`;
   return new WardenError('ERR_REQUEST_INVALID', {
-    rule: `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
+    rule: v.rule ?? `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
     detail,
     violations: [v],
   });

@@ -37,6 +37,7 @@ t.test('a JSON document the JSON schema refuses, sent as another declared type, 
     ' \r\n{"name":"Eve"}',
     '\ufeff{"role":"admin"}',
     '[{"role":"user"}]',
+    '[]',
     '{"ROLE":"admin"}',
   ];
   for (const type of OTHER)
@@ -67,7 +68,6 @@ t.test('a body that is no JSON document, or one the JSON schema allows, passes',
     '"role"',
     '42',
     '{"name":"eve","role":"user"}',
-    '[]',
     '{}',
   ];
   for (const type of OTHER) for (const text of passing) t.equal(await v.body(type, body(text)), undefined, `${type}: ${text}`);
