@@ -1,0 +1,123 @@
+/**
+ * Red team 27f against the real Laravel 8 and Symfony 5.4 HTTP layers (Debian's php-illuminate-http
+ * and php-symfony-http-foundation under `php -S`) behind an enforcing sidecar:
+ * - F1: a JSON member literally named `"user.role"` passed as an undeclared extra, and Laravel's
+ *   `$request->all(['user.role'])` (Arr::get: the literal key first) read it as `user.role`;
+ * - F2: a JSON document sent as `text/plain` or `application/octet-stream` to an operation that also
+ *   takes JSON was forwarded unchecked, and Symfony's `toArray()` and Laravel's `json()` decode it.
+ * Each is refused before PHP; a note, a document the schema allows and an undeclared dotted name pass.
+ */
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetchText, testAgent } from '../support/clients.js';
+import { openApiFile } from '../support/openapi-file.js';
+import { startPhpServer } from '../support/php.js';
+import { startTestSidecar } from '../support/sidecar.js';
+
+const AUTOLOAD = '/usr/share/php/Illuminate/Http/autoload.php';
+
+/** Logs each request (`log`), then answers with what each layer reads. */
+const router = (log: string) => `<?php
+file_put_contents(${JSON.stringify(log)}, "x\\n", FILE_APPEND);
+require '${AUTOLOAD}';
+use Illuminate\\Http\\Request as LR;
+use Symfony\\Component\\HttpFoundation\\Request as SR;
+header('content-type: application/json');
+$s = SR::createFromGlobals();
+try { $toArray = $s->toArray(); } catch (\\Throwable $e) { $toArray = 'EXC'; }
+$l = LR::createFromBase(SR::createFromGlobals());
+echo json_encode(['toArray' => $toArray, 'json' => (object) $l->json()->all(), 'all' => $l->all(['user.role'])]);
+`;
+
+const DOC = `openapi: 3.1.0
+info: { title: phpfw, version: '1' }
+security: []
+paths:
+  /v1/users:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                name: { type: string, pattern: '^[a-z]+$' }
+                user: { type: object, properties: { role: { type: string, enum: [user] } } }
+      responses: { '200': { description: ok } }
+  /v1/profile:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              properties:
+                name: { type: string, pattern: '^[a-z]+$' }
+                role: { type: string, enum: [user] }
+          application/octet-stream: { schema: { type: string, format: binary } }
+          text/plain: { schema: { type: string, maxLength: 20000000 } }
+      responses: { '200': { description: ok } }
+`;
+
+interface Read {
+  toArray: unknown;
+  json: Record<string, unknown>;
+  all: Record<string, unknown>;
+}
+
+t.test('Laravel and Symfony read no JSON the schema did not check', { skip: !existsSync(AUTOLOAD) && `no ${AUTOLOAD}` }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-phpfw-'));
+  const log = join(dir, 'requests.log');
+  writeFileSync(log, '');
+  writeFileSync(join(dir, 'router.php'), router(log));
+  // Without a php.ini (php -n), as the other PHP tests run it; Laravel's Str needs mbstring.
+  const url = await startPhpServer(t, ['-d', 'extension=mbstring'], [join(dir, 'router.php')]);
+  const php = { requests: () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length };
+  const s = await startTestSidecar(t, url, {
+    openapi: { document: openApiFile(DOC), validation: { mode: 'enforce' } },
+    limits: { max_body_bytes: '12MiB' },
+  });
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const post = (path: string, type: string, body: string | Buffer) =>
+    fetchText(`${s.url}${path}`, agent, { method: 'POST', headers: { 'content-type': type }, body });
+
+  // F1
+  for (const body of ['{"name":"eve","user.role":"admin"}', '{"name":"eve","user":{"role":"user"},"user.role":"admin"}']) {
+    const r = await post('/v1/users', 'application/json', body);
+    t.equal(r.status, 400, `${body}: refused before PHP`);
+    t.match(r.json(), {
+      code: 'ERR_REQUEST_INVALID',
+      detail: /^\/body\/user\.role is read as the declared property "user\.role" by Laravel's Arr::get/,
+    });
+  }
+  const nested = await post('/v1/users', 'application/json', '{"name":"eve","user":{"role":"user"},"meta.x":1}');
+  t.equal(nested.status, 200, 'an undeclared dotted name passes');
+  t.same(nested.json<Read>().all, { user: { role: 'user' } }, 'Laravel reads the checked value');
+
+  // F2
+  const admin = '{"name":"eve","role":"admin","is_admin":true}';
+  for (const type of ['text/plain', 'application/octet-stream', 'text/plain; charset=utf-8']) {
+    const r = await post('/v1/profile', type, admin);
+    t.equal(r.status, 400, `${type}: refused before PHP`);
+    t.match(r.json(), { code: 'ERR_REQUEST_INVALID', detail: /toArray\(\)/, errors: [{ pointer: '/body' }] });
+    const twice = await post('/v1/profile', type, '{"role":"user","role":"admin"}');
+    t.equal(twice.status, 400, `${type}: a member named twice, refused`);
+  }
+  const before = php.requests();
+  const ok = await post('/v1/profile', 'text/plain', '{"name":"eve","role":"user"}');
+  t.equal(ok.status, 200, 'a document the JSON schema allows passes');
+  t.same(ok.json<Read>().toArray, { name: 'eve', role: 'user' });
+  for (const note of ['[1] first point', '{not json', 'role=admin']) {
+    const r = await post('/v1/profile', 'text/plain', note);
+    t.equal(r.status, 200, `${note}: a note passes`);
+    t.equal(r.json<Read>().toArray, 'EXC', 'Symfony reads no JSON in it');
+  }
+  t.equal(php.requests(), before + 4, 'only those reached PHP');
+  // Past body_memory_bytes (1 MiB): validation holds the whole body (up to max_body_bytes) all the same.
+  const big = `{"name":"eve","role":"admin","pad":"${'x'.repeat(2 << 20)}"}`;
+  t.equal((await post('/v1/profile', 'application/octet-stream', big)).status, 400, 'a 2 MiB document is checked too');
+});
