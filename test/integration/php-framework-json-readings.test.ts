@@ -68,7 +68,9 @@ interface Read {
   all: Record<string, unknown>;
 }
 
-t.test('Laravel and Symfony read no JSON the schema did not check', { skip: !existsSync(AUTOLOAD) && `no ${AUTOLOAD}` }, async (t) => {
+t.test('Laravel and Symfony read no JSON the schema did not check', async (t) => {
+  // A prerequisite (README, .ci/run), not a reason to skip: without it the test would prove nothing.
+  t.ok(existsSync(AUTOLOAD), `${AUTOLOAD} is installed (php-illuminate-http)`);
   const dir = mkdtempSync(join(tmpdir(), 'warden-phpfw-'));
   const log = join(dir, 'requests.log');
   writeFileSync(log, '');
