@@ -37,7 +37,7 @@ export function redactHeaders(headers: Record<string, unknown>, extraSecret?: (n
     const value =
       isSecret(name, extraSecret) || (name.includes('_') && isSecret(name.replaceAll('_', '-'), extraSecret))
         ? '[redacted]'
-        : name === ':path'
+        : name === ':path' || name === 'referer' || name === 'origin'
           ? withoutQuery(headers[name])
           : headers[name];
     const cut = cutValue(value, Math.min(LOGGED_VALUE_CHARS, budget));
@@ -86,8 +86,21 @@ function withoutQuery(path: unknown): unknown {
 
 /** `x_api_key` is `X-Api-Key` to CGI, WSGI and PHP backends (HTTP_X_API_KEY): a credential in either spelling. */
 function isSecret(name: string, extraSecret: ((name: string) => boolean) | undefined): boolean {
-  return SECRET_HEADERS.has(name) || extraSecret?.(name) === true;
+  return (
+    SECRET_HEADERS.has(name) ||
+    (name.charCodeAt(0) !== 0x3a /* not a pseudo-header: :authority */ && SECRET_NAME.test(name)) ||
+    extraSecret?.(name) === true
+  );
 }
+
+/**
+ * Names that carry credentials by convention, whatever the platform: `X-Auth-Token`,
+ * `X-Amz-Security-Token`, GitLab's `Private-Token`, `X-Vault-Token`, `X-Csrf-Token`, IAP's
+ * `X-Goog-IAP-JWT-Assertion`, `X-Forwarded-Authorization`, `X-Amzn-Oidc-Data`, Azure's
+ * `X-MS-Token-AAD-*`, Cloudflare's `Cf-Access-Jwt-Assertion`, a session id, and Kubernetes' token in
+ * `Sec-WebSocket-Protocol` (red team 27g: they were logged whole under `log.access_headers`).
+ */
+const SECRET_NAME = /token|auth|secret|session|assertion|jwt|key|passw|credential|sec-websocket-protocol|x-amzn-oidc-/;
 
 export interface LoggerOptions {
   level: string;

@@ -76,6 +76,46 @@ t.test('credentials never reach a log line', async (t) => {
       x_trace: 'v',
     },
   );
+  // Credentials by convention (red team 27g): logged whole under log.access_headers before.
+  const conventional = [
+    'x-auth-token',
+    'x-amz-security-token',
+    'private-token',
+    'x-vault-token',
+    'x-csrf-token',
+    'x-goog-iap-jwt-assertion',
+    'x-access-token',
+    'x-session-token',
+    'x-forwarded-authorization',
+    'x-amzn-oidc-data',
+    'x-ms-token-aad-access-token',
+    'cf-access-jwt-assertion',
+    'sec-websocket-protocol',
+    'x-client-secret',
+    'x-password',
+  ];
+  const seen = redactHeaders(Object.fromEntries(conventional.map((n) => [n, 'SECRET'])));
+  for (const name of conventional) t.equal(seen[name], '[redacted]', `${name} redacted`);
+  const kept = redactHeaders({
+    ':authority': 'api.example',
+    accept: '*/*',
+    'user-agent': 'curl/8',
+    'content-type': 'application/json',
+    referer: 'https://app.example/cb?code=SECRET&state=s',
+    origin: 'https://app.example',
+  });
+  t.same(
+    kept,
+    {
+      ':authority': 'api.example',
+      accept: '*/*',
+      'user-agent': 'curl/8',
+      'content-type': 'application/json',
+      referer: 'https://app.example/cb?[redacted]',
+      origin: 'https://app.example',
+    },
+    'ordinary headers kept; a Referer without its query',
+  );
 });
 
 t.test('an event about a request carries its id as warden.request.id and its trace context to the sinks', async (t) => {
