@@ -14,6 +14,7 @@ const AMPERSAND = 0x26;
 const EQUALS = 0x3d;
 const PLUS = 0x2b;
 const PERCENT = 0x25;
+const SEMICOLON = 0x3b;
 
 const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
 const hexValue = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
@@ -56,45 +57,98 @@ function latin1Name(body: Buffer, start: number, end: number): string {
 }
 
 const METHOD = 'method';
-/** Every override name holds `method`; PHP's reading also decodes `%uXXXX`, which Latin-1 decoding leaves. */
-const mayBeOverride = (name: string) => {
-  const lower = name.toLowerCase();
-  return lower.includes(METHOD) || lower.includes('%u');
-};
+
+/**
+ * How many names holding `method` (or `%u`) formNameHolds decodes and tests before it answers as if
+ * one were an override. A 10 MiB body of `method=&` is 1.3 M such names, each decoded and tested:
+ * ~0.4 s of event loop (review rt27, F4). No body a person sends holds ten thousand `…method=` pieces.
+ */
+export const MAX_NAMES_TESTED = 10_000;
+
+/** What formNameReading found: a name `test` accepts, or more names to test than are tested. */
+export type FormNameFinding = 'found' | 'too many';
+
+/**
+ * One field's name as it goes by: how much of `method` its bytes, decoded as Bottle decodes them,
+ * spell (every override name holds `method`, and no character Latin-1 decodes to folds to one of
+ * its letters), and whether it holds a `%u` once decoded (PHP's reading also decodes `%uXXXX`).
+ */
+class NameScan {
+  start = 0;
+  named = false;
+  matched = 0;
+  percentU = false;
+  /** Whether the last decoded character was a `%`. */
+  percent = false;
+
+  restart(start: number): void {
+    this.start = start;
+    this.named = this.percentU = this.percent = false;
+    this.matched = 0;
+  }
+
+  /** The next character of the decoded name (a byte; `+` already a space). */
+  add(c: number): void {
+    const lower = c | 0x20;
+    if (this.matched < METHOD.length)
+      this.matched = lower === METHOD.charCodeAt(this.matched) ? this.matched + 1 : lower === 0x6d /* m */ ? 1 : 0;
+    if (this.percent && lower === 0x75 /* u */) this.percentU = true;
+    this.percent = c === PERCENT;
+  }
+
+  get mayBeOverride(): boolean {
+    return this.matched === METHOD.length || this.percentU;
+  }
+}
 
 /**
  * Whether a field of the body read as a form — a piece after `&` (or at the start) with an `=` —
- * has a name `test` accepts. Only a name that holds `method` (in any letter case) or an escape is
- * decoded and tested: every method-override name holds `method`, and no character Latin-1
- * decodes to folds to one of its letters. One pass; `method` is matched as the bytes go by.
+ * has a name `test` accepts, as either Bottle reads it: 0.12.19 on splits at `&`, earlier ones at
+ * `;` too (`qs.replace(';','&')`, removed for CVE-2020-28473), so both the name since the last `&`
+ * and the one since the last `;` are read. Only a name that holds `method` (in any letter case) or
+ * `%u` once decoded is decoded and tested; past MAX_NAMES_TESTED of them, 'too many' (fail closed).
+ * One pass; the names' letters are decoded and matched as the bytes go by.
  */
-export function formNameHolds(body: Buffer, test: (name: string) => boolean): boolean {
-  if (!body.includes(EQUALS)) return false;
-  let start = 0;
-  let named = false;
-  let escaped = false;
-  let matched = 0; // how much of `method` the name's last bytes spell
+export function formNameReading(body: Buffer, test: (name: string) => boolean): FormNameFinding | undefined {
+  if (!body.includes(EQUALS)) return undefined;
+  const amp = new NameScan(); // the name since the last `&`
+  const semi = new NameScan(); // since the last `&` or `;`
+  let tested = 0;
+  const holds = (scan: NameScan, end: number) => {
+    if (!scan.mayBeOverride) return undefined;
+    if (++tested > MAX_NAMES_TESTED) return 'too many';
+    return test(latin1Name(body, scan.start, end)) ? 'found' : undefined;
+  };
   for (let i = 0; i < body.length; i++) {
     const c = body[i] as number;
     if (c === AMPERSAND) {
-      start = i + 1;
-      named = escaped = false;
-      matched = 0;
-    } else if (named) continue;
+      amp.restart(i + 1);
+      semi.restart(i + 1);
+    } else if (c === SEMICOLON) {
+      semi.restart(i + 1);
+      if (!amp.named) amp.add(c); // a character of the name to Bottle 0.12.19 on
+    } else if (semi.named)
+      continue; // a value, to both readings
     else if (c === EQUALS) {
-      named = true;
-      if (matched === METHOD.length || escaped) {
-        const name = latin1Name(body, start, i);
-        if ((matched === METHOD.length || mayBeOverride(name)) && test(name)) return true;
+      semi.named = true;
+      const found = holds(semi, i) ?? (!amp.named && amp.start !== semi.start ? holds(amp, i) : undefined);
+      if (found) return found;
+      amp.named = true;
+    } else {
+      let decoded = c === PLUS ? 0x20 : c;
+      if (c === PERCENT && i + 2 < body.length && isHex(body[i + 1] as number) && isHex(body[i + 2] as number)) {
+        decoded = (hexValue(body[i + 1] as number) << 4) | hexValue(body[i + 2] as number);
+        i += 2;
       }
-    } else if (c === PERCENT) escaped = true;
-    else if (matched < METHOD.length) {
-      const lower = c | 0x20;
-      matched = lower === METHOD.charCodeAt(matched) ? matched + 1 : lower === 0x6d /* m */ ? 1 : 0;
+      semi.add(decoded);
+      if (!amp.named) amp.add(decoded);
     }
   }
-  return false;
+  return undefined;
 }
+
+/** formNameReading, found or not: a body of too many method-like names counts as holding an override. */
+export const formNameHolds = (body: Buffer, test: (name: string) => boolean): boolean => formNameReading(body, test) !== undefined;
 
 /** An escape (`%XX`) or a `+`: what decoding a form's text changes. */
 const ESCAPE_OR_PLUS = /%[0-9A-Fa-f]{2}|\+/;
@@ -119,18 +173,30 @@ const formDecoded = (s: string) => {
 /**
  * The fields of `text` read as a form whose name or value decoding changes, flat (name, value,
  * …), decoded; empty when the text holds no `=` or nothing to decode. The rest of the text the waf
- * reads as it is already. The pieces are disjoint, so what is decoded is at most the text's
- * length. Undefined past `maxFields` such fields: more than the waf inspects.
+ * reads as it is already. Read as both Bottles read it: split at `&` (0.12.19 on), and, where a
+ * `;` bounds a piece, at `;` too (before: `x=%27;q=1%27%20OR` is the field `q` to it, `x` holding
+ * `';q=1' OR` to later ones). The pieces of each reading are disjoint, so what is decoded is at
+ * most twice the text's length. Undefined past `maxFields` such fields: more than the waf inspects.
  */
 export function decodedFormFields(text: string, maxFields: number): string[] | undefined {
   const out: string[] = [];
   if (!text.includes('=') || !ESCAPE_OR_PLUS.test(text)) return out;
+  if (!addDecodedPieces(text, out, maxFields, false)) return undefined;
+  return !text.includes(';') || addDecodedPieces(text, out, maxFields, true) ? out : undefined;
+}
+
+/**
+ * decodedFormFields' pieces split at `&`, or, with `semicolon`, those of the pieces split at `&`
+ * and `;` that a `;` bounds (the others are the first reading's). False past `maxFields`.
+ */
+function addDecodedPieces(text: string, out: string[], maxFields: number, semicolon: boolean): boolean {
   const n = text.length;
   let start = 0;
   let eq = -1;
   let changes = false;
-  const piece = (end: number) => {
-    if (!changes || end === start) return true;
+  let afterSemicolon = false;
+  const piece = (end: number, atSemicolon: boolean) => {
+    if (!changes || end === start || (semicolon && !afterSemicolon && !atSemicolon)) return true;
     if (out.length >= 2 * maxFields) return false;
     const nameEnd = eq === -1 ? end : eq;
     out.push(formDecoded(text.slice(start, nameEnd)), eq === -1 ? '' : formDecoded(text.slice(eq + 1, end)));
@@ -138,15 +204,16 @@ export function decodedFormFields(text: string, maxFields: number): string[] | u
   };
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (c === AMPERSAND) {
-      if (!piece(i)) return undefined;
+    if (c === AMPERSAND || (semicolon && c === SEMICOLON)) {
+      if (!piece(i, c === SEMICOLON)) return false;
       start = i + 1;
       eq = -1;
       changes = false;
+      afterSemicolon = c === SEMICOLON;
     } else if (c === EQUALS) {
       if (eq === -1) eq = i;
     } else if (c === PLUS) changes = true;
     else if (c === PERCENT && i + 2 < n && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) changes = true;
   }
-  return piece(n) ? out : undefined;
+  return piece(n, false);
 }

@@ -21,7 +21,7 @@ import { WardenError } from '../errors.js';
 import { jsonBodyOf } from '../net/json-body.js';
 import { formBodyProblem } from '../net/form-body-problem.js';
 import { formPairsOf } from '../net/form-pairs.js';
-import { formNameHolds } from '../net/body-as-form.js';
+import { formNameReading, MAX_NAMES_TESTED } from '../net/body-as-form.js';
 import { contentTypeRefusal, FORM_MEDIA_TYPE, isJsonMediaType, isMultipartMediaType, mediaTypeOf } from '../net/media-type.js';
 import { isMethodOverrideName, isMultipartMethodOverrideName } from '../openapi/name-readings.js';
 import type { BodyObserver, RequestContext, Stage, StreamingStage } from '../pipeline/stage.js';
@@ -31,6 +31,14 @@ function refusal(where: string): WardenError {
   return new WardenError('ERR_REQUEST_OVERRIDE', {
     rule: 'overrides.method_field',
     detail: `${where} would make the backend run another method than the one checked here (a method override).`,
+  });
+}
+
+/** Past MAX_NAMES_TESTED names holding `method`, not read on (each costs): refused as if one were an override. */
+function tooManyNames(): WardenError {
+  return new WardenError('ERR_REQUEST_OVERRIDE', {
+    rule: 'overrides.method_field',
+    detail: `The body read as a form (as Bottle reads any body) holds more than ${MAX_NAMES_TESTED} names like a method-override field (_method): too many to read.`,
   });
 }
 
@@ -82,14 +90,16 @@ export function createMethodFieldStage(): Stage {
         // Jetty reads `%5?method` as `_method`, python-multipart `q=1;_method=DELETE` (form-body-problem.ts).
         const formProblem = mime === FORM_MEDIA_TYPE ? formBodyProblem(body) : undefined;
         if (formProblem) return formProblem;
-        return formHasMethodField(ctx)
-          ? refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body')
-          : undefined;
-      }
-      if (isJsonMediaType(mime) && jsonHasMethodField(ctx, body))
+        if (formHasMethodField(ctx))
+          return refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body');
+        // An untyped body is read by Bottle too (below): before 0.12.19 it split `x=1;_method=DELETE` at `;`.
+        if (mime === FORM_MEDIA_TYPE) return undefined;
+      } else if (isJsonMediaType(mime) && jsonHasMethodField(ctx, body))
         return refusal('A method-override member (_method, x-tunneled-method, X-HTTP-Method-Override) of the JSON body');
       // Bottle reads any body but multipart as a form: `{"note":"&_method=DELETE&"}` (body-as-form.ts).
-      if (!isMultipartMediaType(mime) && formNameHolds(body, isMethodOverrideName))
+      const asForm = isMultipartMediaType(mime) ? undefined : formNameReading(body, isMethodOverrideName);
+      if (asForm === 'too many') return tooManyNames();
+      if (asForm === 'found')
         return refusal(
           'A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the body read as a form (as Bottle reads any body)',
         );
