@@ -87,12 +87,13 @@ function stageBody(
 
 /**
  * The body, unless the stages would read it as a form (its type, or none: Rack, the waf and the
- * `_method` check read an untyped body as one) and it holds more fields than `limit`: thrown, as
- * every refusal before the stages run is (the callers turn it into the answer).
+ * `_method` check read an untyped body as one) and it holds more fields than `limit` (an untyped
+ * body, which may be any bytes, than one in 64 bytes if that is more: form-field-count.ts): thrown,
+ * as every refusal before the stages run is (the callers turn it into the answer).
  */
 function formFieldsChecked(ctx: RequestContext, body: Buffer, limit: number): Buffer {
   const mime = mediaTypeOf(ctx.headers['content-type']);
-  const refusal = mime === FORM_MEDIA_TYPE || mime === '' ? formFieldsRefusal(body, limit) : undefined;
+  const refusal = mime === FORM_MEDIA_TYPE || mime === '' ? formFieldsRefusal(body, limit, mime === '') : undefined;
   if (refusal) throw refusal;
   return body;
 }
