@@ -1,0 +1,78 @@
+/**
+ * The `_method` check reads any held body but multipart as Bottle reads a form (body-as-form.ts).
+ * A 10 MiB JSON or text body of `method=&` is 1.3 M names holding `method`, each decoded and tested:
+ * the slowest admin /healthz during one such request was ~450 ms, against ~70–130 ms for a body of
+ * the same size without them (review rt27, F4). Past 10 000 such names the body is refused as if one
+ * were an override: no body a person sends holds that many `…method=` pieces.
+ *
+ * A real `warden proxy` process from dist/, the default configuration (no waf) and the waf in block mode.
+ */
+import t from 'tap';
+import { request } from 'undici';
+import { startTestBackend } from '../support/backend.js';
+import { testCertificate } from '../support/certs.js';
+import { testAgent } from '../support/clients.js';
+import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+
+const SIZE = (10 << 20) - 1024;
+/** What a 10 MiB body of one of these shapes may add to the slowest /healthz over a plain body of that size. */
+const ADDED_MS = 150;
+
+t.test('a 10 MiB body of method-like names is answered at once', async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const cert = await testCertificate();
+  for (const waf of [undefined, 'block'] as const) {
+    const warden = await spawnWarden(
+      t,
+      await testConfigYaml(backend.url, { limits: { max_body_bytes: '10MiB' }, ...(waf ? { threats: { waf: { mode: waf } } } : {}) }),
+    );
+    const agent = testAgent(cert.certPem);
+    t.teardown(() => agent.close());
+    const send = async (type: string, body: string) => {
+      let slowest = 0;
+      let sending = true;
+      const probe = (async () => {
+        while (sending) {
+          const started = performance.now();
+          const r = await request(`${warden.adminUrl}/healthz`);
+          await r.body.text();
+          slowest = Math.max(slowest, performance.now() - started);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      const r = await request(`${warden.url}/api`, { dispatcher: agent, method: 'POST', headers: { 'content-type': type }, body });
+      const text = await r.body.text();
+      sending = false;
+      await probe;
+      return { status: r.statusCode, text, slowest };
+    };
+    const where = `waf ${waf ?? 'off'}`;
+    // The same size without a name holding `method` (not JSON either): what any 10 MiB body costs.
+    const plain = await send('application/json', 'mithod=&'.repeat(Math.floor(SIZE / 8)));
+    t.comment(`${where}: a plain 10 MiB body, slowest /healthz ${plain.slowest.toFixed(0)} ms`);
+    const shapes: [string, string][] = [
+      ['application/json', 'method=&'],
+      ['application/json', 'METHOD=&'],
+      ['application/json', 'method%=&'],
+      ['application/json', 'x=1;method='],
+    ];
+    if (waf) shapes.push(['text/plain', 'method=&']);
+    for (const [type, unit] of shapes) {
+      const r = await send(type, unit.repeat(Math.floor(SIZE / unit.length)));
+      t.comment(`${where} ${type} ${JSON.stringify(unit)}: ${r.status}, slowest /healthz ${r.slowest.toFixed(0)} ms`);
+      t.equal(r.status, 400, `${where} ${type} ${JSON.stringify(unit)} × 10 MiB: 400 (${r.text.slice(0, 100)})`);
+      t.match(r.text, /ERR_REQUEST_OVERRIDE/, `${where} ${JSON.stringify(unit)}: ERR_REQUEST_OVERRIDE`);
+      t.ok(
+        r.slowest < plain.slowest + ADDED_MS,
+        `${where} ${type} ${JSON.stringify(unit)}: slowest /healthz ${r.slowest.toFixed(0)} ms (< ${plain.slowest.toFixed(0)} + ${ADDED_MS})`,
+      );
+    }
+    // A JSON body with a few URLs holding `&payment_method=` still passes.
+    const order = JSON.stringify({
+      items: Array.from({ length: 20 }, (_, i) => ({ url: `https://shop.example/pay?order=${i}&payment_method=card&shipping_method=ups` })),
+    });
+    const ok = await send('application/json', order);
+    t.equal(ok.status, 200, `${where}: JSON with &payment_method= URLs passes (${ok.text.slice(0, 100)})`);
+  }
+});
