@@ -18,7 +18,7 @@ import querystring from 'node:querystring';
 import type { BufferedBody } from './json-body.js';
 
 /** Node's own (untyped in @types/node): the fallback of `querystring.unescape`. */
-const { unescapeBuffer } = querystring as unknown as { unescapeBuffer(s: string): Buffer };
+const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (s: string) => Buffer };
 
 /** A form's fields, flat as URLSearchParams keeps them: name, value, name, value, … */
 export type FormPairs = readonly string[];
