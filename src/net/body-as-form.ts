@@ -9,15 +9,13 @@
  * matter: a name that may be a method override, a name or value that decoding changes.
  */
 import querystring from 'node:querystring';
+import { hexDigitValue, isHexDigit } from './hex-digits.js';
 
 const AMPERSAND = 0x26;
 const EQUALS = 0x3d;
 const PLUS = 0x2b;
 const PERCENT = 0x25;
 const SEMICOLON = 0x3b;
-
-const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
-const hexValue = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
 
 const SHORT = 32;
 
@@ -26,8 +24,8 @@ function shortLatin1Name(body: Buffer, start: number, end: number): string {
   let out = '';
   for (let i = start; i < end; i++) {
     const c = body[i] as number;
-    if (c === PERCENT && i + 2 < end && isHex(body[i + 1] as number) && isHex(body[i + 2] as number)) {
-      out += String.fromCharCode((hexValue(body[i + 1] as number) << 4) | hexValue(body[i + 2] as number));
+    if (c === PERCENT && i + 2 < end && isHexDigit(body[i + 1] as number) && isHexDigit(body[i + 2] as number)) {
+      out += String.fromCharCode((hexDigitValue(body[i + 1] as number) << 4) | hexDigitValue(body[i + 2] as number));
       i += 2;
     } else out += c === PLUS ? ' ' : String.fromCharCode(c);
   }
@@ -40,7 +38,7 @@ function latin1Name(body: Buffer, start: number, end: number): string {
   let length = 0;
   for (let i = start; i < end; i++) {
     const c = body[i] as number;
-    const escape = c === PERCENT && i + 2 < end && isHex(body[i + 1] as number) && isHex(body[i + 2] as number);
+    const escape = c === PERCENT && i + 2 < end && isHexDigit(body[i + 1] as number) && isHexDigit(body[i + 2] as number);
     if (out === undefined) {
       if (c !== PLUS && !escape) continue;
       if (end - start <= SHORT) return shortLatin1Name(body, start, end);
@@ -49,7 +47,7 @@ function latin1Name(body: Buffer, start: number, end: number): string {
       length = body.copy(out, 0, start, i);
     }
     if (escape) {
-      out[length++] = (hexValue(body[i + 1] as number) << 4) | hexValue(body[i + 2] as number);
+      out[length++] = (hexDigitValue(body[i + 1] as number) << 4) | hexDigitValue(body[i + 2] as number);
       i += 2;
     } else out[length++] = c === PLUS ? 0x20 : c;
   }
@@ -136,8 +134,8 @@ export function formNameReading(body: Buffer, test: (name: string) => boolean): 
       amp.named = true;
     } else {
       let decoded = c === PLUS ? 0x20 : c;
-      if (c === PERCENT && i + 2 < body.length && isHex(body[i + 1] as number) && isHex(body[i + 2] as number)) {
-        decoded = (hexValue(body[i + 1] as number) << 4) | hexValue(body[i + 2] as number);
+      if (c === PERCENT && i + 2 < body.length && isHexDigit(body[i + 1] as number) && isHexDigit(body[i + 2] as number)) {
+        decoded = (hexDigitValue(body[i + 1] as number) << 4) | hexDigitValue(body[i + 2] as number);
         i += 2;
       }
       semi.add(decoded);
@@ -213,7 +211,7 @@ function addDecodedPieces(text: string, out: string[], maxFields: number, semico
     } else if (c === EQUALS) {
       if (eq === -1) eq = i;
     } else if (c === PLUS) changes = true;
-    else if (c === PERCENT && i + 2 < n && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) changes = true;
+    else if (c === PERCENT && i + 2 < n && isHexDigit(text.charCodeAt(i + 1)) && isHexDigit(text.charCodeAt(i + 2))) changes = true;
   }
   return piece(n, false);
 }

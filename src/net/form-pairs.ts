@@ -16,6 +16,7 @@
 import { isUtf8 } from 'node:buffer';
 import querystring from 'node:querystring';
 import type { BufferedBody } from './json-body.js';
+import { hexDigitValue, isHexDigit } from './hex-digits.js';
 
 /** Node's own (untyped in @types/node): the fallback of `querystring.unescape`. */
 const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (s: string) => Buffer };
@@ -27,9 +28,6 @@ const AMPERSAND = 0x26;
 const EQUALS = 0x3d;
 const PLUS = 0x2b;
 const PERCENT = 0x25;
-
-const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
-const hexValue = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
 
 /**
  * `+` made a space. A string in its UTF-8 bytes (exact: the text is well-formed, and both are one
@@ -61,8 +59,8 @@ function unescaped(s: string): string {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i] as number;
     if (c === PERCENT) {
-      if (i + 2 < bytes.length && isHex(bytes[i + 1] as number) && isHex(bytes[i + 2] as number)) {
-        bytes[length++] = (hexValue(bytes[i + 1] as number) << 4) | hexValue(bytes[i + 2] as number);
+      if (i + 2 < bytes.length && isHexDigit(bytes[i + 1] as number) && isHexDigit(bytes[i + 2] as number)) {
+        bytes[length++] = (hexDigitValue(bytes[i + 1] as number) << 4) | hexDigitValue(bytes[i + 2] as number);
         i += 2;
         continue;
       }
@@ -113,7 +111,7 @@ export function formPairs(text: string): string[] {
     else if (!encoded) {
       if (c === PERCENT) check = 1;
       else if (check > 0) {
-        if (!isHex(c)) check = 0;
+        if (!isHexDigit(c)) check = 0;
         else if (++check === 3) encoded = true;
       }
     }

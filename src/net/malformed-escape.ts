@@ -6,9 +6,7 @@
  * Form serializers send `%` as `%25`; a hand-typed URL may hold a bare one (`?q=50%off`), refused
  * too (fail closed). System.Web's `%uXXXX` is an escape (percent-u.ts).
  */
-function isHexDigit(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-}
+import { isHexDigit } from './hex-digits.js';
 
 /**
  * Whether `text` holds a `%` followed by neither two hex digits nor `u` and four. A query is a

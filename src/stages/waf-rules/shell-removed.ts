@@ -6,12 +6,12 @@
  * string in place. From each `/` it reads at most four more kept characters, so a run of removed
  * ones is read again from at most the four `/` before it: linear.
  */
-import { isJsSpace } from '../../threats/waf-filler.js';
+import { isTrimmedSpace } from '../../net/cookie-trim.js';
 
 /** `etc/`, lower case. */
 const ETC = [0x65, 0x74, 0x63, 0x2f];
 
-const isRemoved = (c: number) => c === 0x5c || c === 0x22 || c === 0x27 || c === 0x5e || c === 0x2c || c === 0x3b || isJsSpace(c);
+const isRemoved = (c: number) => c === 0x5c || c === 0x22 || c === 0x27 || c === 0x5e || c === 0x2c || c === 0x3b || isTrimmedSpace(c);
 
 export function holdsEtcOnceShellRemoved(text: string): boolean {
   for (let slash = text.indexOf('/'); slash !== -1; slash = text.indexOf('/', slash + 1)) {
