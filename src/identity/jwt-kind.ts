@@ -23,12 +23,15 @@ const MEDIA_TYPE_PREFIX = 'application/';
 
 /**
  * Words in the stem of a `+jwt` type that name a token of another purpose: OIDC logout tokens,
- * security events (RFC 8417), ID tokens, signed introspection answers (RFC 9701), DPoP proofs
- * (RFC 9449), request objects (RFC 9101, `oauth-authz-req`), client/wallet/key attestations,
- * OpenID Federation statements and trust marks, OpenID4VCI proofs. Fixed words, no repetition: one
+ * security events (RFC 8417), ID tokens (a word of its own: `valid-token` is none), refresh and
+ * offline tokens, signed introspection answers (RFC 9701), DPoP proofs (RFC 9449), request objects
+ * (RFC 9101, `oauth-authz-req`), client authentication assertions (rfc7523bis), identity assertion
+ * grants (`oauth-id-jag`), client/wallet/key attestations, OpenID Federation statements and trust
+ * marks, OpenID4VCI proofs. Fixed words, no repetition: one
  * pass over the stem (a tail like `[^/]*\+jwt$` after each word was quadratic on `logout` × 200 000).
  */
-const OTHER_PURPOSE = /logout|secevent|id[-_]?token|introspection|dpop|authz-req|attestation|entity-statement|trust-mark|proof/;
+const OTHER_PURPOSE =
+  /logout|secevent|(?:^|[-_.])id[-_]?token|refresh|offline|introspection|dpop|authz-req|client-authentication|id-jag|attestation|entity-statement|trust-mark|proof/;
 /** SD-JWT key binding (`kb+jwt`), verifiable credentials and presentations (`vc+jwt`, `vp+jwt`). */
 const CREDENTIAL_STEMS: ReadonlySet<string> = new Set(['kb', 'vc', 'vp']);
 const JWT_SUFFIX = '+jwt';
@@ -41,5 +44,5 @@ export function namesOtherKind(typ: unknown): boolean {
   if (NOT_ACCESS_TOKEN_TYPES.has(kind) || kind.endsWith('+sd-jwt')) return true;
   if (!kind.endsWith(JWT_SUFFIX)) return false;
   const stem = kind.slice(0, -JWT_SUFFIX.length);
-  return CREDENTIAL_STEMS.has(stem) || OTHER_PURPOSE.test(stem);
+  return CREDENTIAL_STEMS.has(stem) || NOT_ACCESS_TOKEN_TYPES.has(stem) || OTHER_PURPOSE.test(stem);
 }

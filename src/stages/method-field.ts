@@ -34,11 +34,11 @@ function refusal(where: string): WardenError {
   });
 }
 
-/** Past MAX_NAMES_TESTED names holding `method`, not read on (each costs): refused as if one were an override. */
+/** Past MAX_NAMES_TESTED names holding `method` (one per 32 bytes of a larger body), not read on (each costs): refused as if one were an override. */
 function tooManyNames(): WardenError {
   return new WardenError('ERR_REQUEST_OVERRIDE', {
     rule: 'overrides.method_field',
-    detail: `The body read as a form (as Bottle reads any body) holds more than ${MAX_NAMES_TESTED} names like a method-override field (_method): too many to read.`,
+    detail: `The body read as a form (as Bottle reads any body) holds more than ${MAX_NAMES_TESTED} names like a method-override field (_method), more than one per 32 bytes: too many to read.`,
   });
 }
 

@@ -88,19 +88,24 @@ function withoutQuery(path: unknown): unknown {
 function isSecret(name: string, extraSecret: ((name: string) => boolean) | undefined): boolean {
   return (
     SECRET_HEADERS.has(name) ||
-    (name.charCodeAt(0) !== 0x3a /* not a pseudo-header: :authority */ && SECRET_NAME.test(name)) ||
+    (name.charCodeAt(0) !== 0x3a /* not a pseudo-header: :authority */ && SECRET_NAME.test(name) && !NOT_SECRET.has(name)) ||
     extraSecret?.(name) === true
   );
 }
 
 /**
- * Names that carry credentials by convention, whatever the platform: `X-Auth-Token`,
- * `X-Amz-Security-Token`, GitLab's `Private-Token`, `X-Vault-Token`, `X-Csrf-Token`, IAP's
- * `X-Goog-IAP-JWT-Assertion`, `X-Forwarded-Authorization`, `X-Amzn-Oidc-Data`, Azure's
- * `X-MS-Token-AAD-*`, Cloudflare's `Cf-Access-Jwt-Assertion`, a session id, and Kubernetes' token in
- * `Sec-WebSocket-Protocol` (red team 27g: they were logged whole under `log.access_headers`).
+ * Names that carry credentials by convention, whatever the platform, by whole words between `-`
+ * or `_`: `X-Auth-Token`, `X-Amz-Security-Token`, GitLab's `Private-Token`, `X-Vault-Token`,
+ * `X-Csrf-Token`, IAP's `X-Goog-IAP-JWT-Assertion`, `X-Forwarded-Authorization`, Azure's
+ * `X-MS-Token-AAD-*`, Cloudflare's `Cf-Access-Jwt-Assertion`, one-time codes, CAS tickets, webhook
+ * signatures, a session id; and `X-Amzn-Oidc-*`, Kubernetes' token in `Sec-WebSocket-Protocol`
+ * (red team 27g: logged whole under `log.access_headers`). Whole words: `X-Authenticated-Userid`
+ * and `X-Oauth-Scopes` say who and what, and stay (second review rt27, F8).
  */
-const SECRET_NAME = /token|auth|secret|session|assertion|jwt|key|passw|credential|sec-websocket-protocol|x-amzn-oidc-/;
+const SECRET_NAME =
+  /(?:^|[-_])(?:auth|authorization|token|secret|session|assertion|jwt|key|apikey|password|passwd|pass|pwd|otp|2fa|ticket|signature|credentials?)(?:[-_]|$)|^sec-websocket-protocol$|^x-amzn-oidc-/;
+/** Named like a credential, but none: what identifies a retry, a WebSocket handshake's nonce, a cache entry. */
+const NOT_SECRET: ReadonlySet<string> = new Set(['idempotency-key', 'x-idempotency-key', 'sec-websocket-key', 'cache-key', 'x-cache-key']);
 
 export interface LoggerOptions {
   level: string;

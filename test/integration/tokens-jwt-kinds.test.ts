@@ -154,6 +154,12 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['kb+jwt (SD-JWT key binding)', 'kb+jwt'],
     ['vc+sd-jwt', 'vc+sd-jwt'],
     ['entity-statement+jwt (OpenID Federation)', 'entity-statement+jwt'],
+    // The non-access names as +jwt types too (second review rt27, F5).
+    ['refresh+jwt', 'refresh+jwt'],
+    ['application/refresh-token+jwt', 'application/refresh-token+jwt'],
+    ['id+jwt', 'id+jwt'],
+    ['client-authentication+jwt (rfc7523bis)', 'client-authentication+jwt'],
+    ['oauth-id-jag+jwt', 'oauth-id-jag+jwt'],
     ['Keycloak refresh', 'Refresh'],
     ['id_token', 'id_token'],
     ['a number', 42],
@@ -182,6 +188,7 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['access-token+jwt', 'access-token+jwt'],
     ['JOSE+JSON', 'JOSE+JSON'],
     ['vnd.ms.at+jwt', 'vnd.ms.at+jwt'],
+    ['valid-token+jwt (no ID-token word)', 'valid-token+jwt'],
   ];
   for (const [name, typ] of accepted) {
     const res = await call(idp.signRaw({ ...claims, exp: now() + 120 }, { typ }));

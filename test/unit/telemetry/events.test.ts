@@ -93,6 +93,11 @@ t.test('credentials never reach a log line', async (t) => {
     'sec-websocket-protocol',
     'x-client-secret',
     'x-password',
+    'x-pwd',
+    'x-otp',
+    'x-2fa-code',
+    'x-ticket',
+    'stripe-signature',
   ];
   const seen = redactHeaders(Object.fromEntries(conventional.map((n) => [n, 'SECRET'])));
   for (const name of conventional) t.equal(seen[name], '[redacted]', `${name} redacted`);
@@ -103,6 +108,11 @@ t.test('credentials never reach a log line', async (t) => {
     'content-type': 'application/json',
     referer: 'https://app.example/cb?code=SECRET&state=s',
     origin: 'https://app.example',
+    'idempotency-key': 'k1',
+    'x-authenticated-userid': 'alice',
+    'x-oauth-scopes': 'repo',
+    'sec-websocket-key': 'dGhl',
+    'x-author': 'bob',
   });
   t.same(
     kept,
@@ -113,8 +123,13 @@ t.test('credentials never reach a log line', async (t) => {
       'content-type': 'application/json',
       referer: 'https://app.example/cb?[redacted]',
       origin: 'https://app.example',
+      'idempotency-key': 'k1',
+      'x-authenticated-userid': 'alice',
+      'x-oauth-scopes': 'repo',
+      'sec-websocket-key': 'dGhl',
+      'x-author': 'bob',
     },
-    'ordinary headers kept; a Referer without its query',
+    'ordinary headers kept (words, not substrings: second review rt27, F8); a Referer without its query',
   );
 });
 
