@@ -21,7 +21,7 @@
  */
 import { escapePointer, isSchema, type Schema } from './subschemas.js';
 import { separatorsRemoved } from './separators-removed.js';
-import { namesDeclaredPath } from './dotted-names.js';
+import { dottedPathOf, MAX_SEGMENTS, type PathKey, type PathPlace } from './dotted-names.js';
 export interface DeclaredNames {
   readonly exact: ReadonlySet<string>;
   /** Folded name → the declared name. */
@@ -84,17 +84,18 @@ function placeOf(schemas: readonly Schema[]): ObjectPlace | undefined {
 }
 
 /** What the schemas at one place in a document say about a value there. */
-class ObjectPlace {
+class ObjectPlace implements PathPlace {
   readonly names: DeclaredNames | undefined;
   /** The longest declared name (dotted-names.ts reads no longer segment). */
   readonly longest: number;
   private readonly schemas: readonly Schema[];
-  private readonly prefixed: boolean;
+  readonly prefixed: boolean;
   /** Items' place when no schema here has prefixItems (the same for every index), once asked for. */
   private items: ObjectPlace | undefined | null = null;
   /** Declared members' places, and the others' (additionalProperties), once asked for. */
   private readonly declaredMembers = new Map<string, ObjectPlace | undefined>();
   private otherMembers: ObjectPlace | undefined | null = null;
+  private mapMembers: ObjectPlace | undefined | null = null;
 
   /** @param shared kept in PLACES; a place that is not is kept by no other place either. */
   constructor(
@@ -125,6 +126,22 @@ class ObjectPlace {
     return place;
   }
 
+  /**
+   * An undeclared member's place for a dotted path (dotted-names.ts): additionalProperties and every
+   * patternProperties schema together (which pattern a key matches is the validator's to say, on
+   * the value: case-variants' own walk does not go there).
+   */
+  mapMember(): ObjectPlace | undefined {
+    if (this.mapMembers !== null) return this.mapMembers;
+    const schemas = this.schemas.flatMap((s) => [
+      ...(isSchema(s.additionalProperties) ? [s.additionalProperties] : []),
+      ...(isSchema(s.patternProperties) ? Object.values(s.patternProperties).filter(isSchema) : []),
+    ]);
+    const place = placeOf(schemas);
+    if (place === undefined || place.shared) this.mapMembers = place;
+    return place;
+  }
+
   /** Item `index`'s place (3.1 `prefixItems`, then `items`). */
   item(index: number): ObjectPlace | undefined {
     if (!this.prefixed) {
@@ -148,38 +165,60 @@ export function topLevelNames(schema: unknown): string[] {
 
 /**
  * A member named as a declared name it is not: `caseOnly` when only letter case differs (not
- * separators); `dotted` when the name is a declared nested property's dotted path (`declared`, from
- * the document's root: dotted-names.ts).
+ * separators); `dotted` when the name is a dotted path into the schema whose value the schema
+ * there refuses (`declared`: the path from the document's root; `why`: the refusal, absent when
+ * the value was not checked: dotted-names.ts).
  */
 export interface NameVariant {
   readonly pointer: string;
   readonly declared: string;
   readonly caseOnly: boolean;
   readonly dotted?: true;
+  readonly why?: string;
 }
+
+/**
+ * The check of a dotted member's value at the path it names: `document` holds the value at that
+ * path and nothing else. Returns why the schema refuses it, or undefined.
+ */
+export type DottedValueCheck = (document: unknown) => string | undefined;
+
+/**
+ * Path keys value-checked per document at most (the path from the root and the dotted name's
+ * segments, summed): each check validates a document as deep as its path. Past it a dotted name
+ * with a place in the schema is refused by its name, as before the values were checked: a real
+ * body holds a few dotted names, a hostile one a million 1 000 levels down.
+ */
+const DOTTED_KEYS_CHECKED = 100_000;
 
 /**
  * Finds, in a parsed JSON document, the first object member whose name is a case variant of a
  * name the schema declares *for that object* (a map's keys, under `additionalProperties`, are the
- * client's: `{"labels":{"Name":"x"}}` beside a property `name` is fine).
+ * client's: `{"labels":{"Name":"x"}}` beside a property `name` is fine), or a dotted path into the
+ * schema whose value `check` refuses there (every such path, without `check`).
  */
 export class CaseVariantFinder {
   private readonly root: ObjectPlace | undefined;
 
-  constructor(schema: unknown) {
+  constructor(
+    schema: unknown,
+    private readonly check?: DottedValueCheck,
+  ) {
     this.root = isSchema(schema) ? placeOf([schema]) : undefined;
   }
 
   find(value: unknown, prefix: string): NameVariant | undefined {
     if (this.root === undefined) return undefined;
+    let budget = DOTTED_KEYS_CHECKED;
     const pending: [unknown, ObjectPlace, Step | undefined][] = [[value, this.root, undefined]];
     while (pending.length > 0) {
       const [v, place, at] = pending.pop() as [unknown, ObjectPlace, Step | undefined];
       if (typeof v !== 'object' || v === null) continue;
+      const depth = at === undefined ? 0 : at.depth + 1;
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
           const item = typeof v[i] === 'object' ? place.item(i) : undefined;
-          if (item) pending.push([v[i], item, { up: at, key: i }]);
+          if (item) pending.push([v[i], item, step(at, i, place.prefixed, false)]);
         }
         continue;
       }
@@ -188,31 +227,84 @@ export class CaseVariantFinder {
         const variantOf = place.names && caseVariantOf(key, place.names);
         if (variantOf !== undefined)
           return { pointer: pointerOf(prefix, { up: at, key }), declared: variantOf, caseOnly: foldCase(key) === foldCase(variantOf) };
-        // A name the schema declares here is its own property, not a path.
-        if (place.names !== undefined && key.includes('.') && !place.names.exact.has(key) && namesDeclaredPath(place, key))
-          return { pointer: pointerOf(prefix, { up: at, key }), declared: pathOf({ up: at, key }), caseOnly: false, dotted: true };
         const member = (v as Record<string, unknown>)[key];
+        // A name the schema declares here is its own property, not a path; a map's keys (a place
+        // declaring no name) are the client's. Within a dotted member's value, no other dotted
+        // name is read as a path (the value was checked whole).
+        const path =
+          place.names !== undefined && key.includes('.') && at?.inDotted !== true && !place.names.exact.has(key)
+            ? dottedPathOf(place, key, MAX_SEGMENTS - depth)
+            : undefined;
+        if (path !== undefined) {
+          const found = {
+            pointer: pointerOf(prefix, { up: at, key }),
+            declared: pathOf({ up: at, key }),
+            caseOnly: false,
+            dotted: true,
+          } as const;
+          if (this.check === undefined || path.prefixed || (at?.prefixed ?? false)) return found;
+          budget -= depth + path.keys.length;
+          if (budget < 0) return found;
+          const why = this.check(documentAt(at, path.keys, member));
+          if (why !== undefined) return { ...found, why };
+        }
         const next = typeof member === 'object' && member !== null ? place.member(key) : undefined;
-        if (next) pending.push([member, next, { up: at, key }]);
+        if (next) pending.push([member, next, step(at, key, false, path !== undefined)]);
       }
     }
     return undefined;
   }
 }
 
+/**
+ * A document holding `value` at the path `up` → `keys` and nothing else: what a reader of the
+ * dotted path sees there. An array holds it as its one item: the place of every index is the same
+ * (a path through `prefixItems` is refused by its name instead: CaseVariantFinder).
+ */
+function documentAt(up: Step | undefined, keys: readonly PathKey[], value: unknown): unknown {
+  let doc = value;
+  for (let i = keys.length - 1; i >= 0; i--) doc = wrap(keys[i] as PathKey, doc);
+  for (let s = up; s !== undefined; s = s.up) doc = wrap(s.key, doc);
+  return doc;
+}
+
+/** A computed key defines an own member, `__proto__` included (no prototype is set). */
+const wrap = (key: PathKey, value: unknown): unknown => (typeof key === 'number' ? [value] : { [key]: value });
+
+/** The steps a pointer is written from. */
+interface PointerStep {
+  readonly up: PointerStep | undefined;
+  readonly key: string | number;
+}
+
 /** A step down a document: the JSON pointer is written only for the member found, not for every one walked. */
 interface Step {
   readonly up: Step | undefined;
   readonly key: string | number;
+  /** Steps above this one: kept, not counted per dotted name. */
+  readonly depth: number;
+  /** An item of an array with prefixItems on the way: its index matters. */
+  readonly prefixed: boolean;
+  /** Within a dotted member's value. */
+  readonly inDotted: boolean;
 }
 
-function keysOf(step: Step, escape: (key: string) => string): string[] {
+const step = (up: Step | undefined, key: string | number, prefixed: boolean, dotted: boolean): Step => ({
+  up,
+  key,
+  depth: up === undefined ? 0 : up.depth + 1,
+  prefixed: prefixed || (up?.prefixed ?? false),
+  inDotted: dotted || (up?.inDotted ?? false),
+});
+
+function keysOf(step: PointerStep, escape: (key: string) => string): string[] {
   const keys: string[] = [];
-  for (let s: Step | undefined = step; s !== undefined; s = s.up) keys.push(typeof s.key === 'number' ? String(s.key) : escape(s.key));
+  for (let s: PointerStep | undefined = step; s !== undefined; s = s.up)
+    keys.push(typeof s.key === 'number' ? String(s.key) : escape(s.key));
   return keys.reverse();
 }
 
-const pointerOf = (prefix: string, step: Step): string => `${prefix}/${keysOf(step, escapePointer).join('/')}`;
+const pointerOf = (prefix: string, step: PointerStep): string => `${prefix}/${keysOf(step, escapePointer).join('/')}`;
 
 /** The dotted path a member found at `step` names from the root (`user.role`, `user.profile.a.b`). */
-const pathOf = (step: Step): string => keysOf(step, (key) => key).join('.');
+const pathOf = (step: PointerStep): string => keysOf(step, (key) => key).join('.');

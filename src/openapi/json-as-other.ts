@@ -34,10 +34,18 @@ export function jsonInOtherType(request: BufferedBody): ParsedJson | 'not-intero
   }
 }
 
+/**
+ * JSON text sequences (NDJSON, JSON Lines, RFC 7464): a body of one line parses as one document, yet
+ * the app reads records, not a document the operation's JSON schema describes (review rt27 F3).
+ */
+export function isJsonSequenceType(mime: string): boolean {
+  return mime.endsWith('ndjson') || mime.endsWith('jsonl') || mime.endsWith('jsonlines') || mime.endsWith('json-seq');
+}
+
 export const JSON_AS_OTHER_RULE = 'body.json_as_other';
 
 const READING =
-  "the body is a JSON document, which Symfony's toArray() and Laravel's json() decode whatever its Content-Type: checked against the operation's JSON schema";
+  "the body is a JSON document, which Symfony's toArray() and Laravel's json() decode whatever its Content-Type: checked for values the operation's JSON schema forbids";
 
 /** A violation of the JSON schema by such a body, saying why a body of another type was checked (rule body.json_as_other). */
 export const jsonAsOther = (v: Violation): Violation => ({

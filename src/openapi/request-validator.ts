@@ -16,7 +16,7 @@ import { formPairsOf } from '../net/form-pairs.js';
 import { jsonBodyOf, type BufferedBody } from '../net/json-body.js';
 import { declaresBody } from '../net/declared-body.js';
 import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
-import { CaseVariantFinder, topLevelNames } from './case-variants.js';
+import { CaseVariantFinder, topLevelNames, type DottedValueCheck } from './case-variants.js';
 import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type NameReadings } from './name-readings.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { violationOf } from './refused-value.js';
@@ -32,7 +32,8 @@ import { describesStructuredData } from './structured-schema.js';
 import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 import { compileCookieShadows, type CookieShadows } from './cookie-parameters.js';
 import { memoizedByName } from './name-verdicts.js';
-import { jsonAsOther, jsonInOtherType, UNINTEROPERABLE_JSON } from './json-as-other.js';
+import { isJsonSequenceType, jsonAsOther, jsonInOtherType, UNINTEROPERABLE_JSON } from './json-as-other.js';
+import { forEachSubschema, isSchema, someSubschema } from './subschemas.js';
 
 export type { Violation } from './violation.js';
 
@@ -421,6 +422,22 @@ function checkShapes(op: Operation, readings: readonly ParameterReading[]): void
   }
 }
 
+/**
+ * Whether a schema has places below its root a dotted member name can lead to: a schema of an
+ * object or an array reached from it (the root itself too, when it contains itself). An over-estimate.
+ */
+function hasInnerPlaces(schema: Record<string, unknown>): boolean {
+  const places = (s: Record<string, unknown>) =>
+    isSchema(s.properties) ||
+    isSchema(s.additionalProperties) ||
+    isSchema(s.patternProperties) ||
+    s.items !== undefined ||
+    s.prefixItems !== undefined;
+  let found = false;
+  forEachSubschema(schema, (child) => (found ||= someSubschema(child, places)));
+  return found;
+}
+
 const UNTAKEN_BODY: Violation = Object.freeze({ pointer: '/body', message: 'is not taken by this operation (it declares no requestBody)' });
 
 /**
@@ -479,6 +496,9 @@ export function compileRequestValidator(
 
   const content = op.requestBody?.content ?? {};
   const bodyValidators = new Map<string, ValidateFunction | null>();
+  // JSON schemas as checks of present values only (present-values.ts): for a JSON document sent
+  // under another type (json-as-other.ts) and the value under a dotted member name (dotted-names.ts).
+  const presentValues = new Map<string, ValidateFunction>();
   // Per media type with a schema: what finds names a backend misreads — JSON members at any depth
   // (case-variants.ts), form and multipart fields like query keys (name-readings.ts), top-level
   // names a backend merging query and body reads as a parameter (body-parameters.ts).
@@ -492,6 +512,10 @@ export function compileRequestValidator(
   // and cookies PHP's $_REQUEST lets override them (cookie-parameters.ts).
   const bodyProperties = new Set<string>();
   const formProperties = new Set<string>();
+  // A type Warden neither parses nor reads as JSON records: a JSON document in it is checked (json-as-other.ts).
+  const takesOtherTypes = [...keyed.keys()].some(
+    (mime) => !isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime) && !isJsonSequenceType(mime),
+  );
   for (const [mime, { key: type, media }] of keyed) {
     if (media.schema) {
       const properties = topLevelNames(media.schema);
@@ -507,7 +531,19 @@ export function compileRequestValidator(
       // Django strips white space around a multipart field's name, not a form field's (QueryDict).
       const multipartFields = mime === MULTIPART_MEDIA_TYPE || mime.endsWith('/*') ? fieldsReadAs(true) : fields;
       const parameters = compileParameterShadows(op.parameters, properties);
-      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema), fields, multipartFields, parameters });
+      let dotted: DottedValueCheck | undefined;
+      if (isJsonMediaType(mime) && (takesOtherTypes || hasInnerPlaces(media.schema))) {
+        const relaxed = compiler.compile(
+          op.dialect,
+          media.schema,
+          { coerce: false, refuseReadOnly: options.readOnly !== 'allow', presentValuesOnly: true },
+          { pointer: `${op.pointer}/requestBody/content/${escapePointer(type)}/schema` },
+          op.components,
+        );
+        presentValues.set(mime, relaxed);
+        dotted = (document) => violationOf(relaxed, document, '')?.message;
+      }
+      bodyNames.set(mime, { json: new CaseVariantFinder(media.schema, dotted), fields, multipartFields, parameters });
     }
     bodyValidators.set(
       mime,
@@ -560,17 +596,20 @@ export function compileRequestValidator(
     return names?.parameters && object ? names.parameters(Object.keys(value)) : undefined;
   };
   // The JSON types declared with a schema, application/json first: a JSON document in another type
-  // is checked against them (json-as-other.ts), and passes when one of them allows it.
-  const jsonSchemas = [...bodyValidators]
-    .filter((entry): entry is [string, ValidateFunction] => isJsonMediaType(entry[0]) && entry[1] !== null)
+  // is checked against them for present values (json-as-other.ts), and passes when one of them allows it.
+  const jsonSchemas = [...presentValues]
+    .map(([key, validate]) => [key, validate, shapeOf(keyed.get(key)?.media.schema)] as const)
     .sort(([a], [b]) => Number(b === 'application/json') - Number(a === 'application/json'));
   const checkJsonAsOther = (request: BufferedBody): Violation | undefined => {
     const json = jsonInOtherType(request);
     if (json === undefined) return undefined;
     if (json === 'not-interoperable') return UNINTEROPERABLE_JSON;
     if (json.tooDeep) return jsonAsOther(tooDeep('/body'));
+    const kind = Array.isArray(json.value) ? 'array' : typeof json.value === 'object' && json.value !== null ? 'object' : 'value';
     let first: Violation | undefined;
-    for (const [key, validate] of jsonSchemas) {
+    for (const [key, validate, shape] of jsonSchemas) {
+      // A root of another type than the schema's: the reader finds none of what the schema limits.
+      if (shape !== undefined && shape !== kind) return undefined;
       const violation = checkJson(key, validate, json.value);
       if (violation === undefined) return undefined;
       first ??= violation;
@@ -688,7 +727,7 @@ export function compileRequestValidator(
       // itself, and was forwarded unread. One that is a JSON document all the same is checked as JSON
       // where the operation takes JSON too (json-as-other.ts); any other is forwarded unvalidated.
       if (!isJsonMediaType(mime) && !FIELD_MEDIA_TYPES.has(mime))
-        return unparsedRefused.get(key) ?? (jsonSchemas.length > 0 ? checkJsonAsOther(request) : undefined);
+        return unparsedRefused.get(key) ?? (jsonSchemas.length > 0 && !isJsonSequenceType(mime) ? checkJsonAsOther(request) : undefined);
       if (!validate) return undefined;
       if (isJsonMediaType(mime)) {
         const json = jsonBodyOf(request);

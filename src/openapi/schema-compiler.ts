@@ -19,6 +19,7 @@ import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { acyclicSchema, SchemaTooLarge } from './acyclic-schema.js';
 import { rewriteDiscriminators } from './discriminator.js';
 import { addReadOnlyKeyword, refuseReadOnlyProperties } from './read-only.js';
+import { presentValuesOnly } from './present-values.js';
 import { OpenApiError } from './document.js';
 import { OPENAPI_FORMATS } from './formats.js';
 import { createPatternEngine, patternProblem, type RegExpEngine } from './pattern-engine.js';
@@ -83,6 +84,8 @@ export interface SchemaPlace {
 export interface SchemaUse {
   readonly coerce: boolean;
   readonly refuseReadOnly?: boolean;
+  /** Checks only the values a document holds (present-values.ts): no `required`, `oneOf` read as `anyOf`. */
+  readonly presentValuesOnly?: boolean;
 }
 
 export interface SchemaCompiler {
@@ -147,7 +150,8 @@ export function createSchemaCompiler(): SchemaCompiler {
       try {
         // After the discriminators: a mapping names its branches in the document, by the originals.
         const chosen = rewriteDiscriminators(schema, components, place.pointer);
-        tree = acyclicSchema(use.refuseReadOnly === true ? refuseReadOnlyProperties(chosen) : chosen);
+        const guarded = use.refuseReadOnly === true ? refuseReadOnlyProperties(chosen) : chosen;
+        tree = acyclicSchema(use.presentValuesOnly === true ? presentValuesOnly(guarded) : guarded);
       } catch (err) {
         if (err instanceof SchemaTooLarge) throw problemAt(place, '', err.message);
         if (err instanceof OpenApiError && place.label !== undefined) throw new OpenApiError(err.pointer, `${place.label}: ${err.message}`);

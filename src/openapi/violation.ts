@@ -37,19 +37,20 @@ export function spellingVariant(pointer: string, declared: string): Violation {
 export const nameVariant = (pointer: string, declared: string, caseOnly: boolean): Violation =>
   caseOnly ? caseVariant(pointer, declared) : spellingVariant(pointer, declared);
 
-/** A JSON member named as a declared nested property's dotted path (dotted-names.ts). */
-export const dottedPath = (pointer: string, path: string): Violation => {
+/**
+ * A JSON member named as a dotted path into the schema (dotted-names.ts); `why`: what the schema
+ * there says of its value (absent: refused by its name, the value not checked).
+ */
+export const dottedPath = (pointer: string, path: string, why?: string): Violation => {
   // A recursive schema declares paths of any length: the message stays short.
   const shown = path.length > 100 ? `${path.slice(0, 100)}…` : path;
-  return {
-    pointer,
-    message: `is read as the declared property ${JSON.stringify(shown)} by Laravel's Arr::get/has (all(['${shown}']), has()) and lodash's _.get/_.has, which take a member named as the dotted path first`,
-  };
+  const read = `is read as the property ${JSON.stringify(shown)} by Laravel's Arr::get/has (all(['${shown}']), has()) and lodash's _.get/_.has, which take a member named as the dotted path first`;
+  return { pointer, message: why === undefined ? read : `${read}; there, its value ${why}` };
 };
 
 /** A member CaseVariantFinder found, with the message that says how it differs. */
-export const memberVariant = (v: { pointer: string; declared: string; caseOnly: boolean; dotted?: true }): Violation =>
-  v.dotted ? dottedPath(v.pointer, v.declared) : nameVariant(v.pointer, v.declared, v.caseOnly);
+export const memberVariant = (v: { pointer: string; declared: string; caseOnly: boolean; dotted?: true; why?: string }): Violation =>
+  v.dotted ? dottedPath(v.pointer, v.declared, v.why) : nameVariant(v.pointer, v.declared, v.caseOnly);
 
 /** A JSON document nested deeper than validation reads (MAX_JSON_DEPTH in net/json-body.ts). */
 export const tooDeep = (pointer: string): Violation => ({

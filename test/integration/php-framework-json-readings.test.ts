@@ -6,6 +6,9 @@
  * - F2: a JSON document sent as `text/plain` or `application/octet-stream` to an operation that also
  *   takes JSON was forwarded unchecked, and Symfony's `toArray()` and Laravel's `json()` decode it.
  * Each is refused before PHP; a note, a document the schema allows and an undeclared dotted name pass.
+ * Review rt27 F3, F4: a dotted path through a map (`teams.core.role`) is refused when its value is
+ * one the schema refuses there, a valid value under a dotted name passes, and a JSON upload that
+ * only lacks required members (an export file sent to an import operation) passes.
  */
 import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +31,7 @@ header('content-type: application/json');
 $s = SR::createFromGlobals();
 try { $toArray = $s->toArray(); } catch (\\Throwable $e) { $toArray = 'EXC'; }
 $l = LR::createFromBase(SR::createFromGlobals());
-echo json_encode(['toArray' => $toArray, 'json' => (object) $l->json()->all(), 'all' => $l->all(['user.role'])]);
+echo json_encode(['toArray' => $toArray, 'json' => (object) $l->json()->all(), 'all' => $l->all(['user.role']), 'teamRole' => \\Illuminate\\Support\\Arr::get($l->all(), 'teams.core.role')]);
 `;
 
 const DOC = `openapi: 3.1.0
@@ -45,6 +48,15 @@ paths:
               properties:
                 name: { type: string, pattern: '^[a-z]+$' }
                 user: { type: object, properties: { role: { type: string, enum: [user] } } }
+                teams: { type: object, additionalProperties: { type: object, properties: { role: { type: string, enum: [user] } } } }
+      responses: { '200': { description: ok } }
+  /v1/import:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: { type: object, required: [url], properties: { url: { type: string, format: uri } } }
+          application/octet-stream: { schema: { type: string, format: binary } }
       responses: { '200': { description: ok } }
   /v1/profile:
     post:
@@ -66,6 +78,7 @@ interface Read {
   toArray: unknown;
   json: Record<string, unknown>;
   all: Record<string, unknown>;
+  teamRole: unknown;
 }
 
 t.test('Laravel and Symfony read no JSON the schema did not check', async (t) => {
@@ -93,9 +106,20 @@ t.test('Laravel and Symfony read no JSON the schema did not check', async (t) =>
     t.equal(r.status, 400, `${body}: refused before PHP`);
     t.match(r.json(), {
       code: 'ERR_REQUEST_INVALID',
-      detail: /^\/body\/user\.role is read as the declared property "user\.role" by Laravel's Arr::get/,
+      detail:
+        /^\/body\/user\.role is read as the property "user\.role" by Laravel's Arr::get.*; there, its value must be equal to one of the allowed values$/,
     });
   }
+  // F4: through a map, and a valid value.
+  const map = await post('/v1/users', 'application/json', '{"name":"eve","teams":{"core":{"role":"user"}},"teams.core.role":"admin"}');
+  t.equal(map.status, 400, 'a path through a map, refused before PHP');
+  t.match(map.json(), { detail: /^\/body\/teams\.core\.role is read as the property "teams\.core\.role"/ });
+  const mapOk = await post('/v1/users', 'application/json', '{"name":"eve","teams.core.role":"user"}');
+  t.equal(mapOk.status, 200, 'a path through a map with a value the schema allows there passes');
+  t.equal(mapOk.json<Read>().teamRole, 'user', 'Arr::get reads it');
+  const valid = await post('/v1/users', 'application/json', '{"name":"eve","user.role":"user"}');
+  t.equal(valid.status, 200, 'a valid value under a dotted name passes');
+  t.same(valid.json<Read>().all, { user: { role: 'user' } }, 'Laravel reads the checked value');
   const nested = await post('/v1/users', 'application/json', '{"name":"eve","user":{"role":"user"},"meta.x":1}');
   t.equal(nested.status, 200, 'an undeclared dotted name passes');
   t.same(nested.json<Read>().all, { user: { role: 'user' } }, 'Laravel reads the checked value');
@@ -109,6 +133,14 @@ t.test('Laravel and Symfony read no JSON the schema did not check', async (t) =>
     const twice = await post('/v1/profile', type, '{"role":"user","role":"admin"}');
     t.equal(twice.status, 400, `${type}: a member named twice, refused`);
   }
+  // F3: an export file to an import operation lacks `url`: nothing the schema forbids.
+  const exported = await post('/v1/import', 'application/octet-stream', '{"users":[{"id":1}]}');
+  t.equal(exported.status, 200, 'a JSON export sent as octet-stream passes');
+  t.same(exported.json<Read>().toArray, { users: [{ id: 1 }] }, 'Symfony reads it');
+  t.equal((await post('/v1/import', 'application/octet-stream', '[{"id":1}]')).status, 200, 'a JSON array file passes');
+  const badUrl = await post('/v1/import', 'application/octet-stream', '{"users":[],"url":"not a uri"}');
+  t.equal(badUrl.status, 400, 'a present value the JSON schema forbids is refused');
+  t.match(badUrl.json(), { errors: [{ pointer: '/body/url' }] });
   const before = php.requests();
   const ok = await post('/v1/profile', 'text/plain', '{"name":"eve","role":"user"}');
   t.equal(ok.status, 200, 'a document the JSON schema allows passes');

@@ -34,9 +34,10 @@ t.test('a member named as the dotted path of a declared nested property is refus
     [{ name: 'eve', user: { role: 'user' }, 'user.role': 'admin' }, '/body/user.role'],
     [{ 'user.profile.a.b': 'admin' }, '/body/user.profile.a.b'],
     [{ user: { 'profile.a.b': 'admin' } }, '/body/user/profile.a.b'],
-    [{ user: { profile: { 'a.b': 'user', a: { b: 'user' } }, 'profile.a': {} } }, '/body/user/profile.a'],
+    [{ user: { profile: { 'a.b': 'user', a: { b: 'user' } }, 'profile.a': { b: 'admin' } } }, '/body/user/profile.a'],
     [{ 'items.0.role': 'admin' }, '/body/items.0.role'],
     [{ items: [{ role: 'user' }], 'items.12.role': 'admin' }, '/body/items.12.role'],
+    [{ 'labels.k.role': 'admin' }, '/body/labels.k.role'],
   ];
   for (const [value, pointer] of cases) {
     const verdict = await v.body('application/json', json(value));
@@ -53,7 +54,7 @@ t.test('undeclared dotted names, declared ones and map keys pass', async (t) => 
     { 'name.': 1, '.name': 1, 'user..role': 1, 'items.01.role': 1, 'items.x.role': 1 },
     { user: { profile: { 'a.b': 'user' } } },
     { labels: { 'user.role': { role: 'user' } } },
-    { 'labels.k.role': 'admin' },
+    { user: { profile: {}, 'profile.a': {} } },
   ]) {
     t.equal(await v.body('application/json', json(value)), undefined, JSON.stringify(value));
   }
@@ -89,7 +90,7 @@ t.test('a long dotted name is read in one pass', async (t) => {
     const verdict = await recursive.body('application/json', { body: doc });
     const ms = performance.now() - start;
     t.comment(`a. repeated then role (1000 segments at most), recursive schema, ${size} bytes: ${ms.toFixed(1)} ms (refused)`);
-    t.match(verdict, { message: /^is read as the declared property "a\.a\..{90,}…"/ }, 'refused');
+    t.match(verdict, { message: /^is read as the property "a\.a\..{90,}…" by .*; there, its value must be string$/ }, 'refused');
     t.ok(((verdict as { message: string }) ?? { message: '' }).message.length < 400, 'a short message');
     t.ok(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
   }

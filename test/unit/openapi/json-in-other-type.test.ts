@@ -36,8 +36,6 @@ t.test('a JSON document the JSON schema refuses, sent as another declared type, 
     '{"role":"admin"}',
     ' \r\n{"name":"Eve"}',
     '\ufeff{"role":"admin"}',
-    '[{"role":"user"}]',
-    '[]',
     '{"ROLE":"admin"}',
   ];
   for (const type of OTHER)
@@ -69,6 +67,9 @@ t.test('a body that is no JSON document, or one the JSON schema allows, passes',
     '42',
     '{"name":"eve","role":"user"}',
     '{}',
+    // A root of another type than the JSON schema's: nothing it limits (review rt27 F3).
+    '[{"role":"user"}]',
+    '[]',
   ];
   for (const type of OTHER) for (const text of passing) t.equal(await v.body(type, body(text)), undefined, `${type}: ${text}`);
   t.equal(await v.body('application/xml', body('<role>admin</role>')), undefined, 'XML as before');
