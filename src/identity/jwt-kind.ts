@@ -23,17 +23,22 @@ const MEDIA_TYPE_PREFIX = 'application/';
 
 /**
  * Words in the stem of a `+jwt` type that name a token of another purpose: OIDC logout tokens,
- * security events (RFC 8417), ID tokens (a word of its own: `valid-token` is none), refresh and
- * offline tokens, signed introspection answers (RFC 9701), DPoP proofs (RFC 9449), request objects
- * (RFC 9101, `oauth-authz-req`), client authentication assertions (rfc7523bis), identity assertion
- * grants (`oauth-id-jag`), client/wallet/key attestations, OpenID Federation statements and trust
- * marks, OpenID4VCI proofs. Fixed words, no repetition: one
- * pass over the stem (a tail like `[^/]*\+jwt$` after each word was quadratic on `logout` × 200 000).
+ * security events (RFC 8417), ID tokens, refresh and offline tokens, DPoP proofs (RFC 9449) — these
+ * four as words of their own (`valid-token` is none) —, signed introspection answers (RFC 9701),
+ * request objects (RFC 9101, `oauth-authz-req`), client authentication assertions (rfc7523bis),
+ * identity assertion grants (`oauth-id-jag`), client/wallet/key attestations, OpenID Federation
+ * statements and trust marks, OpenID4VCI proofs. Fixed words, no repetition: one pass over the
+ * stem (a tail like `[^/]*\+jwt$` after each word was quadratic on `logout` × 200 000).
  */
 const OTHER_PURPOSE =
-  /logout|secevent|(?:^|[-_.])id[-_]?token|refresh|offline|introspection|dpop|authz-req|client-authentication|id-jag|attestation|entity-statement|trust-mark|proof/;
+  /logout|secevent|(?:^|[-_.])(?:id[-_]?token|refresh|offline|dpop)(?:[-_.]|$)|introspection|authz-req|client-authentication|id-jag|attestation|entity-statement|trust-mark|openid4vci-proof/;
 /** SD-JWT key binding (`kb+jwt`), verifiable credentials and presentations (`vc+jwt`, `vp+jwt`). */
 const CREDENTIAL_STEMS: ReadonlySet<string> = new Set(['kb', 'vc', 'vp']);
+/**
+ * `at` as a word of the stem says access token, whatever else it says: `at+jwt`, Okta's
+ * `okta-internal-at`, a DPoP-bound `at-dpop`, `refreshable-at` (third review rt27, F4).
+ */
+const ACCESS_TOKEN_WORD = /(?:^|[-_.])at(?:[-_.]|$)/;
 const JWT_SUFFIX = '+jwt';
 
 export function namesOtherKind(typ: unknown): boolean {
@@ -44,5 +49,6 @@ export function namesOtherKind(typ: unknown): boolean {
   if (NOT_ACCESS_TOKEN_TYPES.has(kind) || kind.endsWith('+sd-jwt')) return true;
   if (!kind.endsWith(JWT_SUFFIX)) return false;
   const stem = kind.slice(0, -JWT_SUFFIX.length);
+  if (ACCESS_TOKEN_WORD.test(stem)) return false;
   return CREDENTIAL_STEMS.has(stem) || NOT_ACCESS_TOKEN_TYPES.has(stem) || OTHER_PURPOSE.test(stem);
 }

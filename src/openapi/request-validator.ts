@@ -438,6 +438,15 @@ function hasInnerPlaces(schema: Record<string, unknown>): boolean {
   return found;
 }
 
+/** The values of an object whose keys are exactly `0` … `n-1` (as PHP reads it: a list), or undefined. */
+function indexKeyedValues(object: Record<string, unknown>): unknown[] | undefined {
+  const keys = Object.keys(object);
+  if (keys.length === 0) return undefined;
+  // Integer-like keys come first, ascending: key i must be `i` itself.
+  for (let i = 0; i < keys.length; i++) if (keys[i] !== String(i)) return undefined;
+  return keys.map((k) => object[k]);
+}
+
 const UNTAKEN_BODY: Violation = Object.freeze({ pointer: '/body', message: 'is not taken by this operation (it declares no requestBody)' });
 
 /**
@@ -622,15 +631,22 @@ export function compileRequestValidator(
     if (json === 'not-interoperable') return UNINTEROPERABLE_JSON;
     if (json.tooDeep) return jsonAsOther(tooDeep('/body'));
     const kind = Array.isArray(json.value) ? 'array' : typeof json.value === 'object' && json.value !== null ? 'object' : 'value';
+    // PHP's json_decode(…, true), which toArray() and json() use, reads `{"0":…,"1":…}` as the
+    // array `[…]`: such an object is checked as that array by an array schema (third review rt27, F2).
+    const asArray = kind === 'object' ? indexKeyedValues(json.value as Record<string, unknown>) : undefined;
     let first: Violation | undefined;
+    let checked = false;
     for (const [key, validate, shape] of jsonSchemas) {
-      // A root of another type than the schema's: the reader finds none of what the schema limits.
-      if (shape !== undefined && shape !== kind) return undefined;
-      const violation = checkJson(key, validate, json.value);
+      const value = shape === 'array' && asArray !== undefined ? asArray : json.value;
+      // A root of another type than the schema's: the reader finds none of what this schema limits
+      // (another declared JSON type's may: each is asked).
+      if (shape !== undefined && shape !== (value === asArray ? 'array' : kind)) continue;
+      checked = true;
+      const violation = checkJson(key, validate, value);
       if (violation === undefined) return undefined;
       first ??= violation;
     }
-    return first && jsonAsOther(first);
+    return checked && first ? jsonAsOther(first) : undefined;
   };
 
   const pick = (contentType: string): [string, ValidateFunction | null, string] | undefined => {

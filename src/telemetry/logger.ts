@@ -99,11 +99,12 @@ function isSecret(name: string, extraSecret: ((name: string) => boolean) | undef
  * `X-Csrf-Token`, IAP's `X-Goog-IAP-JWT-Assertion`, `X-Forwarded-Authorization`, Azure's
  * `X-MS-Token-AAD-*`, Cloudflare's `Cf-Access-Jwt-Assertion`, one-time codes, CAS tickets, webhook
  * signatures, a session id; and `X-Amzn-Oidc-*`, Kubernetes' token in `Sec-WebSocket-Protocol`
- * (red team 27g: logged whole under `log.access_headers`). Whole words: `X-Authenticated-Userid`
- * and `X-Oauth-Scopes` say who and what, and stay (second review rt27, F8).
+ * (red team 27g: logged whole under `log.access_headers`). The unambiguous stems anywhere
+ * (`X-CSRFToken`, `X-ClientSecret`, `Sessionid`: third review rt27, F3), the short ones as whole
+ * words: `X-Authenticated-Userid` and `X-Oauth-Scopes` say who and what, and stay (second review, F8).
  */
 const SECRET_NAME =
-  /(?:^|[-_])(?:auth|authorization|token|secret|session|assertion|jwt|key|apikey|password|passwd|pass|pwd|otp|2fa|ticket|signature|credentials?)(?:[-_]|$)|^sec-websocket-protocol$|^x-amzn-oidc-/;
+  /token|secret|session|passw|passcode|credential|jwt|bearer|hmac|authkey|authentication|(?:^|[-_])(?:auth|authorization|assertion|key|apikey|pass|pwd|otp|2fa|ticket|signature)(?:[-_]|$)|^sec-websocket-protocol$|^x-amzn-oidc-/;
 /** Named like a credential, but none: what identifies a retry, a WebSocket handshake's nonce, a cache entry. */
 const NOT_SECRET: ReadonlySet<string> = new Set(['idempotency-key', 'x-idempotency-key', 'sec-websocket-key', 'cache-key', 'x-cache-key']);
 

@@ -189,6 +189,10 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['JOSE+JSON', 'JOSE+JSON'],
     ['vnd.ms.at+jwt', 'vnd.ms.at+jwt'],
     ['valid-token+jwt (no ID-token word)', 'valid-token+jwt'],
+    // `at` as a word says access token (third review rt27, F4).
+    ['at-dpop+jwt', 'at-dpop+jwt'],
+    ['refreshable-at+jwt', 'refreshable-at+jwt'],
+    ['proof-of-possession+jwt', 'proof-of-possession+jwt'],
   ];
   for (const [name, typ] of accepted) {
     const res = await call(idp.signRaw({ ...claims, exp: now() + 120 }, { typ }));

@@ -129,3 +129,29 @@ t.test('oneOf branches told apart by required members: a document fitting either
   t.equal(await either.body('text/plain', body('{"role":"user"}')), undefined, 'fits both branches without their members');
   t.match(await either.body('text/plain', body('{"role":"admin"}')), { rule: 'body.json_as_other' }, 'fits neither');
 });
+
+t.test('an array schema reads an index-keyed object as PHP does; each declared JSON type is asked', async (t) => {
+  // Third review rt27, F2: PHP's json_decode(…, true) reads {"0":{…}} as [{…}]; and a root of
+  // another shape than the first JSON type's ended the search before a later array schema was asked.
+  const rows = { type: 'array', items: { type: 'object', properties: { role } } };
+  const list = compileRequestValidator(op({ 'application/json': { schema: rows }, 'text/plain': {} }), { unknownQuery: 'allow' });
+  t.match(await list.body('text/plain', body('{"0":{"role":"admin"}}')), { pointer: '/body/0/role', rule: 'body.json_as_other' });
+  t.match(await list.body('text/plain', body('{"0":{"role":"user"},"1":{"role":"admin"}}')), { pointer: '/body/1/role' });
+  t.equal(await list.body('text/plain', body('{"0":{"role":"user"}}')), undefined, 'a valid one passes');
+  t.equal(await list.body('text/plain', body('{"1":{"role":"admin"}}')), undefined, 'not 0…n-1: no list to PHP, another shape');
+  const two = compileRequestValidator(
+    op({
+      'application/json': { schema: { type: 'object', properties: { name: { type: 'string' } } } },
+      'application/vnd.bulk+json': { schema: rows },
+      'text/plain': {},
+    }),
+    { unknownQuery: 'allow' },
+  );
+  t.match(
+    await two.body('text/plain', body('[{"role":"admin"}]')),
+    { pointer: '/body/0/role', rule: 'body.json_as_other' },
+    'the array schema asked',
+  );
+  t.equal(await two.body('text/plain', body('[{"role":"user"}]')), undefined);
+  t.equal(await two.body('text/plain', body('{"name":"a"}')), undefined);
+});

@@ -98,6 +98,12 @@ t.test('credentials never reach a log line', async (t) => {
     'x-2fa-code',
     'x-ticket',
     'stripe-signature',
+    // Words run together (third review rt27, F3): Django's default CSRF header among them.
+    'x-csrftoken',
+    'x-clientsecret',
+    'sessionid',
+    'x-authentication',
+    'x-passcode',
   ];
   const seen = redactHeaders(Object.fromEntries(conventional.map((n) => [n, 'SECRET'])));
   for (const name of conventional) t.equal(seen[name], '[redacted]', `${name} redacted`);
