@@ -70,8 +70,6 @@ t.test('untyped uploads of random and compressed bytes pass; dense untyped forms
 
   const uploads: [string, Buffer][] = [
     ['random 3 MiB', randomBytes(3 * MiB)],
-    ['random 9 MiB', randomBytes(9 * MiB)],
-    ['gzip of text, 3 MiB', gzipOfText(3 * MiB)],
     ['gzip of text, 9 MiB', gzipOfText(9 * MiB)],
   ];
   for (const [label, body] of uploads) {
@@ -115,13 +113,18 @@ t.test('untyped uploads of random and compressed bytes pass; dense untyped forms
     ['%41 names, a field in 64 bytes', fill(() => field('%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41=')), 'read'],
     ['SQL-ish values, a field in 64 bytes', fill((i) => field(`q${i}=1' or '1'='1' union select `)), 'read'],
   ];
-  for (const [label, body, expected] of dense)
-    for (const [where, method] of [
-      ['default', 'POST'],
+  // Refused shapes on the default route (the count comes before any stage); read ones where the
+  // waf reads the body too (detect PUT: no `_method` check; block POST: every stage), to keep the
+  // file's time down (each is a 10 MiB request).
+  const routes = {
+    refused: [['default', 'POST']],
+    read: [
       ['detect', 'PUT'],
-      ['detect', 'POST'],
       ['block', 'POST'],
-    ] as const) {
+    ],
+  } as const;
+  for (const [label, body, expected] of dense)
+    for (const [where, method] of routes[expected]) {
       const s = sidecars[where];
       const r = await holdOf(`${s.url}/upload`, s.adminUrl, agent, method, {}, body);
       t.comment(`${label}, ${where} ${method}: ${r.status}, slowest /healthz ${r.slowest.toFixed(0)} ms`);

@@ -106,7 +106,8 @@ t.test('timing: a large body under another type costs about what the same body a
   const time = async (type: string, text: Buffer) => {
     let best = Infinity;
     let verdict: unknown;
-    for (let run = 0; run < 3; run++) {
+    // Best of three, once at 10 MiB (the file's time: each run is ~0.3 s there).
+    for (let run = 0; run < (text.length > 2 << 20 ? 1 : 3); run++) {
       const start = performance.now();
       verdict = await loose.body(type, { body: text });
       best = Math.min(best, performance.now() - start);
@@ -126,8 +127,8 @@ t.test('timing: a large body under another type costs about what the same body a
     ];
     for (const [label, text, refused] of shapes) {
       const other = await time('application/octet-stream', text);
-      const asJson = await time('application/json', text);
-      t.comment(`${label}, ${text.length} bytes: ${other.ms.toFixed(1)} ms (as application/json: ${asJson.ms.toFixed(1)} ms)`);
+      const asJson = size <= 1 << 20 ? (await time('application/json', text)).ms.toFixed(1) : 'not timed';
+      t.comment(`${label}, ${text.length} bytes: ${other.ms.toFixed(1)} ms (as application/json: ${asJson} ms)`);
       if (refused) t.match(other.verdict, { rule: 'body.json_as_other' }, `${label} (${size}): refused`);
       else t.equal(other.verdict, undefined, `${label} (${size}): passes`);
       t.ok(other.ms < 3000, `${label} (${size}): ${other.ms.toFixed(0)} ms`);
