@@ -8,7 +8,7 @@
  * Both readers here are one pass over the body, and build a string only for a piece that may
  * matter: a name that may be a method override, a name or value that decoding changes.
  */
-import querystring from 'node:querystring';
+import { formTextDecoded } from './form-pairs.js';
 import { hexDigitValue, isHexDigit } from './hex-digits.js';
 
 const AMPERSAND = 0x26;
@@ -159,23 +159,6 @@ export const formNameHolds = (body: Buffer, test: (name: string) => boolean): bo
 const ESCAPE_OR_PLUS = /%[0-9A-Fa-f]{2}|\+/;
 
 /**
- * `+` made a space. A long string in its UTF-8 bytes: replaceAll took ~1 s on 10 M `+`, this
- * loop a few ms (as form-pairs.ts does it).
- */
-function spaced(s: string): string {
-  if (s.length < 256) return s.replaceAll('+', ' ');
-  const bytes = Buffer.from(s, 'utf8');
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] === PLUS) bytes[i] = 0x20;
-  return bytes.toString('utf8');
-}
-
-/** `s` decoded as the waf reads a form's names and values (form-pairs.ts): `+` a space, `%XX` as UTF-8, malformed escapes kept. */
-const formDecoded = (s: string) => {
-  const plain = s.includes('+') ? spaced(s) : s;
-  return plain.includes('%') ? querystring.unescape(plain) : plain;
-};
-
-/**
  * The fields of `text` read as a form whose name or value decoding changes, flat (name, value,
  * …), decoded; empty when the text holds no `=` or nothing to decode. The rest of the text the waf
  * reads as it is already. Read as both Bottles read it: split at `&` (0.12.19 on), and, where a
@@ -209,7 +192,7 @@ function addDecodedPieces(text: string, out: string[], maxFields: number, semico
     if (!changes || end === start || (semicolon && !afterSemicolon && !atSemicolon)) return true;
     if (out.length >= 2 * maxFields) return false;
     const nameEnd = eq === -1 ? end : eq;
-    out.push(formDecoded(text.slice(start, nameEnd)), eq === -1 ? '' : formDecoded(text.slice(eq + 1, end)));
+    out.push(formTextDecoded(text.slice(start, nameEnd)), eq === -1 ? '' : formTextDecoded(text.slice(eq + 1, end)));
     return true;
   };
   for (let i = 0; i < n; i++) {

@@ -73,6 +73,12 @@ function unescaped(s: string): string {
   return ascii || (whole && isUtf8(out)) ? out.toString('utf8') : unescapeBuffer(s).toString('utf8');
 }
 
+/** A piece of form text as the reader decodes a name or value: `+` a space, `%XX` as UTF-8, malformed escapes kept. */
+export function formTextDecoded(s: string): string {
+  const plain = s.includes('+') ? spaced(s) : s;
+  return plain.includes('%') ? unescaped(plain) : plain;
+}
+
 /** One name or value: `+` as a space, and percent-decoded as Node's reader decodes it when it holds an escape. */
 function decoded(text: string, start: number, end: number, plus: boolean, encoded: boolean): string {
   const s = plus ? spaced(text.slice(start, end)) : text.slice(start, end);
