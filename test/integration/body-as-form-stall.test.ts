@@ -9,11 +9,11 @@
  * A real `warden proxy` process from dist/, the default configuration (no waf) and the waf in block mode.
  */
 import t from 'tap';
-import { request } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { testCertificate } from '../support/certs.js';
 import { testAgent } from '../support/clients.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { heldRequest } from '../support/held-request.js';
 
 const SIZE = (10 << 20) - 1024;
 /** What a 10 MiB body of one of these shapes may add to the slowest /healthz over a plain body of that size. */
@@ -30,24 +30,8 @@ t.test('a 10 MiB body of method-like names is answered at once', async (t) => {
     );
     const agent = testAgent(cert.certPem);
     t.teardown(() => agent.close());
-    const send = async (type: string, body: string) => {
-      let slowest = 0;
-      let sending = true;
-      const probe = (async () => {
-        while (sending) {
-          const started = performance.now();
-          const r = await request(`${warden.adminUrl}/healthz`);
-          await r.body.text();
-          slowest = Math.max(slowest, performance.now() - started);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      })();
-      const r = await request(`${warden.url}/api`, { dispatcher: agent, method: 'POST', headers: { 'content-type': type }, body });
-      const text = await r.body.text();
-      sending = false;
-      await probe;
-      return { status: r.statusCode, text, slowest };
-    };
+    const send = (type: string, body: string) =>
+      heldRequest(warden.adminUrl, `${warden.url}/api`, { dispatcher: agent, method: 'POST', headers: { 'content-type': type }, body });
     const where = `waf ${waf ?? 'off'}`;
     // The same size without a name holding `method` (not JSON either): what any 10 MiB body costs.
     const plain = await send('application/json', 'mithod=&'.repeat(Math.floor(SIZE / 8)));

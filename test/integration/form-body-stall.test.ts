@@ -10,12 +10,13 @@
  * give on ordinary forms stay as they were (second test, in-process).
  */
 import t from 'tap';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { testCertificate } from '../support/certs.js';
 import { fetchText, testAgent } from '../support/clients.js';
 import { openApiFile } from '../support/openapi-file.js';
 import { spawnWarden, startTestSidecar, testConfigYaml } from '../support/sidecar.js';
+import { heldRequest } from '../support/held-request.js';
 
 const DOCUMENT = `
 openapi: 3.1.0
@@ -60,22 +61,12 @@ t.test('a 10 MiB form body does not hold the event loop', async (t) => {
   t.teardown(() => agent.close());
   for (const unit of ['+', '%20', 'a&', '=&', 'a=&']) {
     const body = unit.repeat(Math.floor((SIZE - 1024) / unit.length));
-    let slowest = 0;
-    let sending = true;
-    const probe = (async () => {
-      while (sending) {
-        const started = performance.now();
-        const r = await request(`${warden.adminUrl}/healthz`);
-        await r.body.text();
-        slowest = Math.max(slowest, performance.now() - started);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    })();
-    const r = await request(`${warden.url}/form`, { dispatcher: agent, method: 'POST', headers: FORM, body });
-    const answer = await r.body.text();
-    sending = false;
-    await probe;
-    t.ok(r.statusCode >= 400, `${JSON.stringify(unit)}…: refused (${r.statusCode} ${answer.slice(0, 80)})`);
+    const {
+      status,
+      text: answer,
+      slowest,
+    } = await heldRequest(warden.adminUrl, `${warden.url}/form`, { dispatcher: agent, method: 'POST', headers: FORM, body });
+    t.ok(status >= 400, `${JSON.stringify(unit)}…: refused (${status} ${answer.slice(0, 80)})`);
     t.ok(slowest < BOUND_MS, `${JSON.stringify(unit)}…: /healthz answered within ${slowest.toFixed(0)} ms (< ${BOUND_MS})`);
   }
   t.equal(backend.requests.length, 0, 'the backend saw none of them');

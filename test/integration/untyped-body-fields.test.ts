@@ -13,10 +13,11 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { startTestBackend } from '../support/backend.js';
 import { testCertificate } from '../support/certs.js';
 import { spawnWarden, testConfigYaml } from '../support/sidecar.js';
+import { heldRequest } from '../support/held-request.js';
 
 const MiB = 1 << 20;
 /** The project's stall bound for one 10 MiB body (form-body-stall.test.ts); measured values in the report. */
@@ -37,22 +38,8 @@ function gzipOfText(size: number): Buffer {
 }
 
 async function holdOf(url: string, adminUrl: string, agent: Agent, method: string, headers: Record<string, string>, body: Buffer) {
-  let slowest = 0;
-  let sending = true;
-  const probe = (async () => {
-    while (sending) {
-      const started = performance.now();
-      const r = await request(`${adminUrl}/healthz`);
-      await r.body.text();
-      slowest = Math.max(slowest, performance.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-  const r = await request(url, { dispatcher: agent, method, headers, body });
-  const text = await r.body.text();
-  sending = false;
-  await probe;
-  return { status: r.statusCode, text: text.slice(0, 160), slowest };
+  const r = await heldRequest(adminUrl, url, { dispatcher: agent, method, headers, body });
+  return { ...r, text: r.text.slice(0, 160) };
 }
 
 t.test('untyped uploads of random and compressed bytes pass; dense untyped forms are refused or read fast', async (t) => {
