@@ -117,7 +117,9 @@ t.test('hostile answers are read in bounded time (16 KiB, 1 MiB, 10 MiB)', async
     for (const [name, body] of Object.entries(inputs)) {
       const ms = time(() => (name.startsWith('proto') ? partialSuccessOfProtobuf(body) : partialSuccessOfJson(body)));
       report.push(`${name} ${size}: ${ms.toFixed(3)} ms`);
-      t.ok(ms < (size <= 16 * 1024 ? 5 : 2), `${name}, ${size} bytes: ${ms.toFixed(3)} ms`);
+      // Bounded reads (the first 64 KiB) take well under a millisecond; 5 ms a call, not 2, leaves room for a
+      // loaded CI host (2.9 ms once, 10 MiB unclosed) and still fails a scan of the whole 10 MiB.
+      t.ok(ms < 5, `${name}, ${size} bytes: ${ms.toFixed(3)} ms`);
     }
   }
   t.comment(report.join('\n'));
