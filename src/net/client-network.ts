@@ -1,6 +1,6 @@
 /**
  * The client a rate limit counts, from its address: an IPv4 address as it is (also when embedded in
- * IPv6, in any spelling: see EMBEDS_IPV4, and a Teredo client's), an IPv6 address by its /64. One subscriber or host is
+ * IPv6, in any spelling: see EMBEDS_IPV4, and a Teredo client's or a 6to4 site's), an IPv6 address by its /64. One subscriber or host is
  * given a /64 to number itself in, so 2^64 addresses are one client's to rotate through: counted one
  * by one, each would start with a full bucket. An address taken from a trusted proxy's
  * X-Forwarded-For may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`): the port is not the
@@ -31,6 +31,13 @@ const EMBEDS_IPV4: readonly (readonly number[])[] = [
  */
 const isTeredo = (groups: readonly number[]) => groups[0] === 0x2001 && groups[1] === 0;
 
+/**
+ * 6to4 (2002::/16, RFC 3056): a site's /48 is 2002:<its public IPv4 address>, and its 65 536 /64s
+ * are all that one IPv4 host's to send from: counted by the /64, it would have as many buckets
+ * (red team 28). Counted as the IPv4 address, as Teredo's clients are.
+ */
+const isSixToFour = (groups: readonly number[]) => groups[0] === 0x2002;
+
 export function clientNetworkOf(address: string): string {
   // Most addresses: IPv4 from the socket, as it is (on the request path of every rate-limited route).
   if (!address.includes(':')) return address;
@@ -44,6 +51,7 @@ export function clientNetworkOf(address: string): string {
     return dottedOf(groups[6] ?? 0, groups[7] ?? 0);
   }
   if (isTeredo(groups)) return dottedOf((groups[6] ?? 0) ^ 0xffff, (groups[7] ?? 0) ^ 0xffff);
+  if (isSixToFour(groups)) return dottedOf(groups[1] ?? 0, groups[2] ?? 0);
   return `${groups
     .slice(0, 4)
     .map((g) => g.toString(16))

@@ -56,6 +56,14 @@ export interface FailedAuthnLimit {
   charging(authn: Stage): Stage;
 }
 
+/**
+ * The memo's clock: monotonic. Its times are all this file's (now + a wait), so a step of the wall
+ * clock (an NTP step at boot, a VM resumed from a snapshot) must not move them: stepped back an
+ * hour under Date.now(), an address held 200 ms stayed refused, `Retry-After: 3601`, and its IdP
+ * calls held, for that hour (red team 28). The memory store's GCRA caps such a step; this had no cap.
+ */
+const clock = (): number => performance.now();
+
 export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: RateLimitRuntime, refusals: RefusalMemo): FailedAuthnLimit {
   const bucket = bucketOf(cfg.bucket);
   const answers = rateLimitAnswersOf(cfg.routeId, bucket);
@@ -79,7 +87,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     // The shared store could not say (fail-closed): this sidecar's memory still bounds the address.
     // Charged nothing, junk tokens reached the IdP without bound for as long as Redis was away.
     const take = shared === 'unavailable' ? runtime.takeLocal(key, bucket) : shared;
-    const now = Date.now();
+    const now = clock();
     refusals.charged(memo(key), now, now + take.resetMs);
     const waitMs = take.allowed ? take.resetMs + refill : take.retryAfterMs;
     if (waitMs > EPSILON_MS) refusals.remember(memo(key), { retryAt: now + waitMs, resetAt: now + Math.max(take.resetMs, waitMs) });
@@ -98,14 +106,14 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     try {
       after = afterAuthn(ctx, verdict, key);
     } catch (err) {
-      refusals.release(memo(key), Date.now());
+      refusals.release(memo(key), clock());
       throw err;
     }
     if (!(after instanceof Promise)) {
-      refusals.release(memo(key), Date.now());
+      refusals.release(memo(key), clock());
       return after;
     }
-    return after.finally(() => refusals.release(memo(key), Date.now()));
+    return after.finally(() => refusals.release(memo(key), clock()));
   };
 
   // The request whose authn stage is running (synchronously), and the key its IdP call was reserved to.
@@ -115,7 +123,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
     admit() {
       const ctx = admitting as RequestContext;
       const { kind, key } = keyOf(ctx);
-      const now = Date.now();
+      const now = clock();
       const waitMs = refusals.reserve(memo(key), bucket, now);
       if (waitMs <= 0) {
         if (waitMs === 0) reservedKey = key;
@@ -138,7 +146,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
         }
         if (refusals.size === 0) return undefined;
         const { kind, key } = keyOf(ctx);
-        const now = Date.now();
+        const now = clock();
         const refusal = refusals.get(memo(key), now);
         if (refusal === undefined) return undefined;
         cfg.counters?.limited();
@@ -155,7 +163,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
           try {
             verdict = authn.run(ctx);
           } catch (err) {
-            if (reservedKey !== undefined) refusals.release(memo(reservedKey), Date.now());
+            if (reservedKey !== undefined) refusals.release(memo(reservedKey), clock());
             reservedKey = undefined;
             throw err;
           } finally {
@@ -169,7 +177,7 @@ export function createFailedAuthnLimit(cfg: FailedAuthnLimitConfig, runtime: Rat
             return verdict.then(
               (v) => settled(ctx, key, v),
               (err: unknown) => {
-                refusals.release(memo(key), Date.now());
+                refusals.release(memo(key), clock());
                 throw err;
               },
             );

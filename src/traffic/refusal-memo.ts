@@ -14,9 +14,9 @@
 import { EPSILON_MS, type Bucket } from './gcra.js';
 
 export interface Refusal {
-  /** Date.now() when a request may pass again (its Retry-After). */
+  /** When a request may pass again (its Retry-After), on the caller's monotonic clock (performance.now()). */
   readonly retryAt: number;
-  /** Date.now() when the bucket is full again (RateLimit's `t`). */
+  /** When the bucket is full again (RateLimit's `t`), on the same clock. */
   readonly resetAt: number;
 }
 
@@ -51,7 +51,7 @@ export const PROBATION_MS = 60_000;
 
 interface Ledger {
   inflight: number;
-  /** Date.now() when the bucket is full again, as its last charge here found it. */
+  /** When the bucket is full again, as its last charge here found it (the caller's clock). */
   resetAt: number;
 }
 

@@ -72,3 +72,32 @@ t.test('fail-closed with the store known down: the check answers 503 before auth
   down = false;
   t.equal(await limit.check.run(ctx('203.0.113.9')), undefined, 'the store back: through to authn');
 });
+
+t.test('a wall clock stepped back an hour does not hold an address an hour (red team 28)', async (t) => {
+  const limit = createFailedAuthnLimit(
+    { ...config, bucket: { rate: 5, per: 1000 } },
+    createMemoryRateLimitRuntime(100),
+    createRefusalMemo(100),
+  );
+  const authn = junkAuthn();
+  const charging = limit.charging(authn);
+  const statuses: number[] = [];
+  for (let i = 0; i < 7; i++) statuses.push(await request(limit.check, charging, '203.0.113.9'));
+  t.same(statuses.slice(-2), [429, 429], 'held after its bucket of 5 (statuses ' + statuses.join(' ') + ')');
+  const wallNow = Date.now;
+  const step = 3_600_000;
+  Date.now = () => wallNow() - step; // an NTP step back, a VM resumed from a snapshot
+  t.teardown(() => {
+    Date.now = wallNow;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 450));
+  const refusal = (await limit.check.run(ctx('203.0.113.9'))) as WardenError | undefined;
+  t.equal(
+    refusal,
+    undefined,
+    `450 ms later (the bucket refills one in 200 ms) not refused before authn (was Retry-After ${refusal?.headers?.['retry-after']})`,
+  );
+  const calls = authn.idpCalls;
+  t.equal(await request(limit.check, charging, '203.0.113.9'), 401, 'its next token is asked about again (401, not 429)');
+  t.equal(authn.idpCalls, calls + 1, 'one IdP call: the admission ledger is not held an hour either');
+});
