@@ -50,15 +50,28 @@ const PROXY_ASSERTED = new Set([
   'forwarded-for',
   'x-appengine-user-ip',
   'cf-pseudo-ipv4',
+  // Certificate verdicts of nginx and HAProxy recipes, not under a prefix below (red team 28).
+  'x-client-verify',
+  'x-client-dn',
+  'x-client-certificate',
+  'x-ssl-subject',
+  'x-ssl-issuer',
+  'x-ssl-verified',
 ]);
+/**
+ * Besides the families above: CloudFront's viewer mTLS and address (`CloudFront-Viewer-Cert-*`,
+ * `-Address`, documented fixed names), Google Cloud load balancers' mTLS headers as its examples
+ * name them (`X-Client-Cert-Spiffe`, `-Chain-Verified`, …) and Cloudflare's (`Cf-Client-Cert-*`):
+ * a backend moved from behind one still believes them (red team 28).
+ */
 const PROXY_ASSERTED_PREFIX =
-  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
+  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-|x-client-cert-|cloudfront-viewer-|cf-client-cert-)/;
 
 function proxyAsserted(name: string): boolean {
   if (PROXY_ASSERTED.has(name)) return true;
-  // Every prefix begins with `x` or `s`: most names (accept, content-type, …) skip the expression.
+  // Every prefix begins with `x`, `s` or `c`: most names (accept, authorization, …) skip the expression.
   const first = name.charCodeAt(0);
-  return (first === 0x78 || first === 0x73) && PROXY_ASSERTED_PREFIX.test(name);
+  return (first === 0x78 || first === 0x73 || first === 0x63) && PROXY_ASSERTED_PREFIX.test(name);
 }
 
 /** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */

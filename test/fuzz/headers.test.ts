@@ -160,9 +160,15 @@ const PROXY_ONLY = [
   'forwarded-for',
   'x-appengine-user-ip',
   'cf-pseudo-ipv4',
+  'x-client-verify',
+  'x-client-dn',
+  'x-client-certificate',
+  'x-ssl-subject',
+  'x-ssl-issuer',
+  'x-ssl-verified',
 ].filter((name) => name !== 'host');
 const PROXY_ONLY_PREFIX =
-  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-)/;
+  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-|x-client-cert-|cloudfront-viewer-|cf-client-cert-)/;
 const proxyOnly = (name: string) => {
   const dashed = name.replaceAll('_', '-');
   return PROXY_ONLY.includes(dashed) || PROXY_ONLY_PREFIX.test(dashed);

@@ -336,6 +336,20 @@ t.test('what a proxy asserts about the caller (certificate, user, other X-Forwar
     'forwarded-for': '6.6.6.6',
     'x-appengine-user-ip': '6.6.6.6',
     'cf-pseudo-ipv4': '6.6.6.6',
+    // CloudFront's viewer mTLS, Google Cloud load balancers', Cloudflare's, nginx/HAProxy recipes' (red team 28).
+    'cloudfront-viewer-cert-present': '1',
+    'cloudfront-viewer-cert-subject': 'CN=admin',
+    'cloudfront-viewer-address': '6.6.6.6:443',
+    'x-client-cert-present': 'true',
+    'x-client-cert-chain-verified': 'true',
+    'x-client-cert-spiffe': 'spiffe://example.org/ns/admin',
+    'cf-client-cert-sha256': '00ff',
+    'x-client-verify': 'SUCCESS',
+    'x-client-dn': 'CN=admin',
+    'x-client-certificate': 'forged',
+    'x-ssl-subject': 'CN=admin',
+    'x-ssl-issuer': 'CN=Corp Root',
+    'x-ssl-verified': '1',
   };
   for (const h2 of [false, true]) {
     const agent = testAgent(s.ca, { h2 });
