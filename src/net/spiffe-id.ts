@@ -112,6 +112,11 @@ export function compileSpiffeMatcher(patterns: readonly string[]): (id: string) 
 /**
  * Whether a SPIFFE ID path (of an ID already parsed, so without dot segments) is under `/warden`,
  * reserved for the CA's own identities (its administrator, its server; src/ca/layout.ts): never
- * issued to a workload, never admitted as one.
+ * issued to a workload, never admitted as one. In any letter case: `/Warden/admin` granted nothing
+ * (the CA's checks are exact) but read as the CA's administrator in logs and events (red team 28).
  */
-export const isReservedSpiffePath = (path: string): boolean => path === '/warden' || path.startsWith('/warden/');
+export const isReservedSpiffePath = (path: string): boolean => {
+  if (path.length < 7 || path.charCodeAt(0) !== 0x2f) return false;
+  const head = path.slice(0, 8).toLowerCase();
+  return head === '/warden' || head === '/warden/';
+};

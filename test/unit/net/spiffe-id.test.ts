@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import {
   compileSpiffeMatcher,
+  isReservedSpiffePath,
   isSpiffeId,
   parseSpiffeId,
   spiffeIdOfCertificate,
@@ -79,4 +80,11 @@ t.test('a DNS name cannot smuggle in a URI SAN (Node quotes entries with ", ")',
   t.equal(spiffeIdOfSubjectAltName('DNS:"x, URI:spiffe://td/admin"'), undefined);
   t.equal(spiffeIdOfSubjectAltName('URI:spiffe://td/real, DNS:"x, URI:spiffe://td/admin"'), undefined, 'two URI-looking entries: refused');
   t.equal(spiffeIdOfSubjectAltName('URI:"spiffe://td/a, b"'), undefined);
+});
+
+t.test('isReservedSpiffePath: /warden and under it, in any letter case (red team 28)', async (t) => {
+  for (const path of ['/warden', '/warden/', '/warden/admin', '/warden/ca', '/Warden/admin', '/WARDEN', '/wArDeN/ca/x'])
+    t.ok(isReservedSpiffePath(path), `${path}: reserved`);
+  for (const path of ['/', '/wardens', '/warden-x/admin', '/ns/warden/admin', '/x/warden', '/Wardens/admin', ''])
+    t.notOk(isReservedSpiffePath(path), `${path}: a workload's`);
 });
