@@ -160,12 +160,24 @@ export function repeatedParameter(contentType: string): string | undefined {
  * (`\Amultipart/.*boundary="?([^";,]+)`): `boundary="AA,BB"` is `AA` to it, so it split the body at
  * `--AA` lines inside what busboy read as one part. Browsers never send either character in one.
  * Mojolicious ends an unquoted boundary at any character outside RFC 2046's (BOUNDARY_CHARACTERS).
+ * Jetty 9.4 needs the name in lower case and takes single quotes off the value, and Tomcat decodes
+ * an RFC 2047 encoded word (`=?…?=`) in it: the name must be `boundary`, the value hold no `'`
+ * and no `=?`.
  */
 export function hasStrayBoundary(contentType: string): boolean {
   if (!/boundary/i.test(contentType)) return false; // no boundary at all: busboy refuses the body
   const own = parameterSpans(contentType).filter((p) => p.name === 'boundary');
   if (own.length !== 1) return true;
   const { start, end, value } = own[0] as ParameterSpan;
+  // Jetty 9.4 looks the boundary up with a case-sensitive indexOf("boundary="): under `Boundary=AA`
+  // it finds none and splits the body at bare `--` lines, so busboy's preamble was its form.
+  // Every client writes the name in lower case.
+  if (!contentType.startsWith('boundary', start)) return true;
+  // Jetty takes single quotes off it (`'AA'` is AA to it, `'AA'` to busboy), and Tomcat
+  // (commons-fileupload's ParameterParser) decodes an RFC 2047 encoded word in it
+  // (`"=?UTF-8?Q?AA?="` is AA): both then split the body at `--AA` lines inside a busboy part.
+  // No client sends either (Python's email package writes `===============…==`, which passes).
+  if (value.includes("'") || value.includes('=?')) return true;
   if (/boundary/i.test(contentType.slice(0, start)) || /boundary/i.test(contentType.slice(end))) return true;
   if (contentType.slice(start, end).includes('\\')) return true;
   if (value.includes(',') || value.includes(';')) return true; // Rack's boundary ends there
@@ -174,8 +186,6 @@ export function hasStrayBoundary(contentType: string): boolean {
   // allows no other character (bcharsnospace), and no client sends one (curl, undici, requests,
   // Go, browsers: letters, digits, "-" and "_"). A quoted one it reads whole (`"([^"]+)"`).
   if (contentType[contentType.indexOf('=', start) + 1] !== '"' && !BOUNDARY_CHARACTERS.test(value)) return true;
-  const lower = contentType.indexOf('boundary', start);
-  if (lower !== -1 && lower !== start) return true;
   // PHP's "boundary" is this parameter's name (checked above): the value it takes must be this one's.
   const php = phpBoundaryValue(contentType, start);
   return php !== undefined && php !== value;
@@ -323,7 +333,7 @@ function contentTypeProblem(value: string): WardenError | undefined {
   if (isMultipartMediaType(lower) && hasStrayBoundary(value))
     return malformed(
       'content_type.boundary',
-      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, a "\\" in that parameter, a "," or ";" in its value, an unquoted value with a character outside RFC 2046\'s (letters, digits, \'()+_,-./:=?), or a value PHP reads otherwise (white space or "," after it): PHP, Rack or Mojolicious would split the body at another boundary than the one checked here.',
+      'The multipart Content-Type has "boundary" elsewhere than as its one boundary parameter\'s name, that name not in lower case, a "\\" in that parameter, a "," ";" "\'" or "=?" in its value, an unquoted value with a character outside RFC 2046\'s (letters, digits, \'()+_,-./:=?), or a value PHP reads otherwise (white space or "," after it): PHP, Rack, Mojolicious, Jetty or Tomcat would split the body at another boundary than the one checked here.',
     );
   if (!hasParameterSyntax(value))
     return malformed(

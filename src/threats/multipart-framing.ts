@@ -41,7 +41,11 @@
  * - a form part whose Content-Type names a charset that is not ASCII-compatible, or whose
  *   parameters are not RFC 9110 syntax (partTypeProblem): Jetty decodes the part in it where busboy
  *   read UTF-8; a file part's such charset (filePartTypeProblem): Falcon's `part.text` decodes it;
- *   and an RFC 2231 extended parameter in either (`charset*0=utf-; charset*1=7`).
+ *   and an RFC 2231 extended parameter in either (`charset*0=utf-; charset*1=7`);
+ * - a Content-Disposition value holding an RFC 2047 encoded word (`name="=?UTF-8?Q?role?="`: `role`
+ *   to Tomcat), or a `'` outside double quotes (Jetty reads a single-quoted span from it, PHP takes
+ *   the quotes off);
+ * - a preamble line starting with `--` (Jetty, under a boundary it cannot find, splits there).
  *
  * The checker reads the same bytes as busboy, beside it, and names the first such thing it finds.
  * It also counts the parts a form reader reads (`parts()`): the multipart reader refuses a body
@@ -139,6 +143,21 @@ const DISPOSITION_PARAMETERS = new RegExp(`;[ \\t]*(${TOKEN}*)=(${VALUE})`, 'g')
 const LOWER_CASE_PARAMETERS = new Set(['name', 'filename']);
 /** busboy's unescaping of a quoted value: `\\` and `\"` only, any other `\` kept (Rack drops it). */
 const BUSBOY_ESCAPE = /\\([\\"])/g;
+
+/** Where an RFC 2047 encoded word may start: `=?charset?B?` or `=?charset?Q?` (linear: `[^?]*` stops at the next `?`). */
+const ENCODED_WORD_START = /=\?[^?]*\?[bq]\?/i;
+
+/**
+ * Whether a value holds an RFC 2047 encoded word (`=?charset?Q?text?=`), as Tomcat's MimeUtility
+ * reads one: its start, then a `?=` after it (the text may be empty; the `?=` may share the
+ * start's last `?`, which a laxer decoder may take). `a=?b.txt` is none. Two searches: if any
+ * start has a `?=` after it, the first start has.
+ */
+function hasEncodedWord(value: string): boolean {
+  if (!value.includes('=?')) return false;
+  const start = ENCODED_WORD_START.exec(value);
+  return start !== null && value.lastIndexOf('?=') >= start.index + start[0].length - 1;
+}
 
 /** The `name` among a disposition's parameters (as sent), as busboy reads it: the first, names in any case. */
 function busboyPartName(parameters: readonly (readonly [string, string])[]): string | undefined {
@@ -274,9 +293,23 @@ function readPartHeaders(
     return problem(`a part whose Content-Disposition the parser cannot read (${JSON.stringify(dispositionValue.slice(0, 60))})`);
   // Its parameters as sent, names and values (`disposition` has the names lower-cased, values unquoted).
   const sent = [...dispositionValue.matchAll(DISPOSITION_PARAMETERS)].map(([, param, value]) => [param ?? '', value ?? ''] as const);
-  // `name='_method'`: a token to busboy, quotes and all; PHP takes the quotes off.
-  if (sent.some(([, value]) => value.startsWith("'")))
-    return problem('a single-quoted Content-Disposition parameter (PHP reads it without the quotes)');
+  // `name='_method'`: a token to busboy, quotes and all; PHP takes the quotes off. And Jetty's
+  // QuotedStringTokenizer opens a single-quoted span at a `'` anywhere outside double quotes:
+  // `name="note"; x=a'; filename="b.txt"; y=b'` has no file name to it (a text field the waf
+  // skipped as busboy's file). Inside double quotes (`filename="John's.txt"`) every reader agrees.
+  if (
+    dispositionType.includes("'") ||
+    sent.some(([param, value]) => param.includes("'") || (!value.startsWith('"') && value.includes("'")))
+  )
+    return problem(
+      'a single-quoted Content-Disposition value, or a single quote outside double quotes (PHP takes the quotes off, Jetty reads a quoted span)',
+    );
+  // Tomcat (commons-fileupload's ParameterParser, MimeUtility.decodeText) decodes RFC 2047 encoded
+  // words in every value: `name="=?UTF-8?Q?role?="` is `role` to it, a file name in B encoding
+  // `../../../etc/passwd`. No client encodes a form's names so (RFC 7578 §4.2 forbids it).
+  const encoded = sent.find(([, value]) => hasEncodedWord(value));
+  if (encoded !== undefined)
+    return problem(`an RFC 2047 encoded word in the Content-Disposition ${JSON.stringify(encoded[0].slice(0, 40))} (Tomcat decodes it)`);
   // Rack reads the name with one regex over the whole block (src/threats/rack-part-name.ts).
   const name = busboyPartName(sent);
   const rack = rackPartName(block);
@@ -351,6 +384,23 @@ function formidableProblem(
   return handedOver === busboyFileName ? undefined : { fileName: handedOver };
 }
 
+const DASH = 0x2d;
+const LF_DASHES = Buffer.from('\n--');
+
+/**
+ * Whether `data[start, end)`, after the bytes `before2` and `before1`, holds a line starting with
+ * `--`. busboy skips the preamble unread; a parser reading another boundary finds parts in it:
+ * Jetty 9.4 under `Boundary=AA` (no lower-case `boundary=` for its indexOf) splits at bare `--`
+ * lines, a boundary that is a prefix of the one sent. No client writes a preamble (RFC 7578 §4.1).
+ */
+function preambleDashLine(data: Buffer, start: number, end: number, before2: number, before1: number): boolean {
+  const first = data[start];
+  const second = start + 1 < end ? data[start + 1] : NONE;
+  if (before2 === LF && before1 === DASH && first === DASH) return true;
+  if (before1 === LF && first === DASH && second === DASH) return true;
+  return data.subarray(start, end).indexOf(LF_DASHES) !== -1;
+}
+
 /** `chunks` without their last `count` bytes (the delimiter's CRLF, which busboy does not hand over). */
 function withoutLast(chunks: Buffer[], count: number): Buffer[] {
   let left = count;
@@ -404,6 +454,8 @@ export function createMultipartFramingCheck(
   let unread: { part: Omit<UnreadPart, 'content'>; tooLarge: boolean } | undefined;
   const captured = new Map<number, Buffer[]>();
   let capturedBytes = 0;
+  /** Before the first delimiter: what busboy skips as the preamble. */
+  let inPreamble = true;
   /** File parts as formidable reads them, by part, where busboy reads them otherwise (takeFileReading). */
   const fileReadings = new Map<number, FormidableFileReading>();
 
@@ -433,6 +485,8 @@ export function createMultipartFramingCheck(
   const onData = (data: Buffer, start: number, end: number): void => {
     if (state === 'done' || start >= end) return;
     if (state === 'data') {
+      if (inPreamble && preambleDashLine(data, start, end, before2, before1))
+        return fail('a line starting with "--" in the preamble (Jetty, under a boundary it cannot find, reads parts there)');
       if (capturing !== undefined) {
         capturing.push(Buffer.from(data.subarray(start, end)));
         capturedBytes += end - start;
@@ -529,6 +583,7 @@ export function createMultipartFramingCheck(
       captured.set(parts, withoutLast(capturing, 2));
       capturing = undefined;
     }
+    inPreamble = false;
     state = 'line';
     line = [];
   };

@@ -602,3 +602,55 @@ t.test('a header block over 16 KiB is refused though it arrives whole with its b
   t.match(partHeaderProblem(under), /another file name/, 'just under 16 KiB: read, in one pass');
   t.ok(performance.now() - start < 200, `${(performance.now() - start).toFixed(1)} ms`);
 });
+
+t.test('what Tomcat and Jetty read otherwise than busboy is refused (red team 28)', async (t) => {
+  const refused: [string, string, RegExp][] = [
+    // Tomcat's ParameterParser decodes RFC 2047 encoded words in every disposition value.
+    ['Q name', 'Content-Disposition: form-data; name="=?UTF-8?Q?role?="', /encoded word/],
+    ['B name', 'Content-Disposition: form-data; name="=?UTF-8?B?cm9sZQ==?="', /encoded word/],
+    ['two words', 'Content-Disposition: form-data; name="=?UTF-8?Q?ro?= =?UTF-8?Q?le?="', /encoded word/],
+    ['lower-case q, _method', 'Content-Disposition: form-data; name="=?utf-8?q?=5Fmethod?="', /encoded word/],
+    ['unquoted', 'Content-Disposition: form-data; name==?UTF-8?Q?role?=', /encoded word|cannot read/],
+    ['trailing text (Tomcat drops it)', 'Content-Disposition: form-data; name="=?UTF-8?Q?role?=x"', /encoded word/],
+    [
+      'Q file name',
+      'Content-Disposition: form-data; name="file"; filename="=?UTF-8?Q?=3Cscript=3Ealert(1)=3C/script=3E.txt?="\r\nContent-Type: text/plain',
+      /encoded word/,
+    ],
+    [
+      'B file name',
+      'Content-Disposition: form-data; name="file"; filename="=?UTF-8?B?Li4vLi4vLi4vZXRjL3Bhc3N3ZA==?="\r\nContent-Type: text/plain',
+      /encoded word/,
+    ],
+    ['another parameter', 'Content-Disposition: form-data; name="note"; x="=?UTF-8?Q?a?="', /encoded word/],
+    // Jetty's QuotedStringTokenizer opens a single-quoted span at a "'" inside an unquoted value:
+    // the filename between is inside x's value to it, a text field, and a file to busboy.
+    ['a quote in an unquoted value', `Content-Disposition: form-data; name="note"; x=a'; filename="b.txt"; y=b'`, /single quote/],
+    ['a quote ending an unquoted name', `Content-Disposition: form-data; name=note'`, /single quote/],
+    ['a quote inside an unquoted name', `Content-Disposition: form-data; name=no'te`, /single quote/],
+  ];
+  for (const [what, block, detail] of refused) {
+    t.match(partHeaderProblem(block), detail, what);
+    t.match([...problemsOf(part(block, 'x') + close)], [detail], `${what}: however it is cut`);
+  }
+  // Jetty under `Boundary=AA` splits at bare "--" lines: what busboy takes for the preamble.
+  for (const [what, preamble] of [
+    ['a "--" line', `--\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n----\r\n`],
+    ['a "--x" line after text', `text\r\n--x\r\n`],
+    ['a "--" line after a bare line feed', `text\n--\r\n`],
+  ] as const) {
+    const found = [...problemsOf(preamble + field('name', 'eve') + close)];
+    t.equal(found.length, 1, `${what}: the same answer however it is cut`);
+    t.match(found[0], /preamble/, what);
+  }
+  // Benign shapes pass: "=?" without an encoded word, "'" inside double quotes, "-" in a preamble line.
+  for (const block of [
+    'Content-Disposition: form-data; name="f"; filename="a=?b.txt"\r\nContent-Type: text/plain',
+    'Content-Disposition: form-data; name="f"; filename="why=?.txt"\r\nContent-Type: text/plain',
+    'Content-Disposition: form-data; name="f"; filename="a?=b=?c.txt"\r\nContent-Type: text/plain',
+    `Content-Disposition: form-data; name="f"; filename="John's.txt"\r\nContent-Type: text/plain`,
+    `Content-Disposition: form-data; name="it's"`,
+  ])
+    t.equal(partHeaderProblem(block), undefined, block);
+  t.same([...problemsOf(`a preamble - with -dashes-\r\n-x\r\n${field('a', 'x')}${close}`)], [undefined], 'a preamble without a "--" line');
+});
