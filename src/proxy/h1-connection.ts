@@ -15,7 +15,8 @@
  *   for good.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { linger, type LingerLimits } from './linger.js';
 
 export interface H1ConnectionLimits {
   /**
@@ -28,16 +29,44 @@ export interface H1ConnectionLimits {
   sendTimeoutMs: number;
   /** Told before the connection is destroyed for a response the client does not read. */
   onSendTimeout(socket: Socket): void;
+  /**
+   * limits.max_requests_per_connection (0: none): the Nth request's answer closes the connection,
+   * and nothing parsed after it starts. node:http's own maxRequestsPerSocket answered those with a
+   * bare 503 (no problem document, no access line) and left the connection open until idle_timeout.
+   */
+  maxRequests?: number;
+  /** Closing with bytes possibly still coming from the client: in stages (linger.ts). None: destroyed at once. */
+  linger?: LingerLimits;
 }
 
 type Dispatch = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** node:http internals: the response writing on the connection now (as in rescue.ts), whether a response has emitted 'close'. */
-type NodeSocket = Socket & { _httpMessage?: ServerResponse | null };
-type NodeResponse = ServerResponse & { _closed?: boolean };
+type NodeSocket = Socket & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
+/** `_last`: node:http closes the connection once it is written (decided at writeHead: close-delimited, Connection: close). */
+type NodeResponse = ServerResponse & { _closed?: boolean; _last?: boolean };
 
 const CONNECTION = Symbol('warden.h1Connection');
 type TrackedSocket = Socket & { [CONNECTION]?: H1Connection };
+
+type ReadingSocket = Socket & { _handle?: { reading?: boolean; readStart(): number } | null };
+
+/**
+ * Takes node:http's parser off the socket, as node:http does for an upgrade: nothing read from now
+ * on is parsed. Its 'data' listener goes; the next one added (the caller's) makes node:http
+ * unconsume the socket (its parser read the TLS stream directly), and the handle is started again
+ * as net does (node:http stopped it when it paused the socket, and the stream believes a read is
+ * still in progress, so resume() alone read nothing more).
+ */
+function detachParser(this: void, socket: ReadingSocket, onData: (chunk: Buffer) => void): void {
+  socket.removeAllListeners('data');
+  socket.on('data', onData);
+  const handle = socket._handle;
+  if (handle != null && handle.reading !== true) {
+    handle.reading = true;
+    handle.readStart();
+  }
+}
 
 /** The connection's tracker, made by trackH1Connection. */
 export function h1ConnectionOf(socket: unknown): H1Connection | undefined {
@@ -76,6 +105,17 @@ export class H1Connection {
   #draining = false;
   /** The response marked to close the connection: requests parsed after it are never started. */
   #closesConnection: ServerResponse | undefined;
+  /** Requests handed to this tracker (for maxRequests). */
+  #requests = 0;
+  /**
+   * An HTTP/1.0 request started and not yet answered: nothing behind it starts until it is, since
+   * whether its connection stays open is only known when its head is written (a response without
+   * a length is close-delimited). Before, the requests pipelined behind it ran at the backend and
+   * their answers were dropped with the connection (red team 28, F4).
+   */
+  #serial: ServerResponse | undefined;
+  /** The sidecar ends the connection with the client perhaps still sending (a refusal, requests dropped): it lingers. */
+  #lingerOnClose = false;
   /** A response's 'close' (`this` is the response): one function per connection, none per request. */
   readonly #onResponseClose: (this: ServerResponse) => void;
 
@@ -89,6 +129,8 @@ export class H1Connection {
       settle(this);
     };
     socket.once('close', () => this.#onSocketClose());
+    // node:http ends the connection after its last answer with destroySoon (resOnFinish), as does closeAfter.
+    if (limits.linger !== undefined) socket.destroySoon = () => this.#closeSoon();
   }
 
   /**
@@ -117,6 +159,7 @@ export class H1Connection {
    * connection closes after the last of them, as drain() does.
    */
   closeAfter(res: ServerResponse): void {
+    this.#lingerOnClose = true;
     if (this.#closesConnection !== undefined) return;
     const at = this.#waiting.indexOf(res);
     if (at > 0) {
@@ -130,8 +173,8 @@ export class H1Connection {
     // Its head already says keep-alive (built while queued behind the refused one): closed once it
     // is written, or now if it is (else every later request is dropped on a connection left open).
     this.#closesConnection = last;
-    if (last.writableFinished) this.socket.destroySoon();
-    else last.once('finish', () => this.socket.destroySoon());
+    if (last.writableFinished) this.#closeSoon();
+    else last.once('finish', () => this.#closeSoon());
   }
 
   /**
@@ -158,13 +201,33 @@ export class H1Connection {
     this.#closesConnection = res;
   }
 
+  /**
+   * The connection ends once what is written is sent: in stages (linger.ts) when the client may
+   * still be sending (the body of the request just answered is not all in, or the sidecar ended
+   * the connection before requests it had or may yet receive), else as node:http does.
+   */
+  #closeSoon(): void {
+    const socket = this.socket;
+    const incoming = socket.parser?.incoming;
+    const unread = this.#lingerOnClose || this.#waiting.length > 0 || (incoming != null && !incoming.complete);
+    const lingerLimits = this.limits.linger;
+    if (unread && lingerLimits !== undefined && !socket.readableEnded && !socket.destroyed) {
+      if (linger(socket, lingerLimits, detachParser)) return;
+    }
+    Socket.prototype.destroySoon.call(socket);
+  }
+
   /** A request node:http has parsed: started now, or once fewer than `maxPipelined` are owed. */
   request(req: IncomingMessage, res: ServerResponse): void {
     // After a response that closes the connection nothing more is answered: not started, so not
     // run at the backend either (node:http drops it when the connection closes; the caller retries).
-    if (this.#closesConnection !== undefined) return;
+    if (this.#closesConnection !== undefined) return void (this.#lingerOnClose = true);
     this.#sendTimer ??= setTimeout(this.#sweep, this.limits.sendTimeoutMs).unref();
-    if (this.#owed.size < this.limits.maxPipelined && this.#waiting.length === 0) return this.#start(req, res);
+    // The Nth answer says Connection: close; nothing after it is started (above).
+    if (++this.#requests === this.limits.maxRequests) this.#markClosing(res);
+    if (this.#owed.size < this.limits.maxPipelined && this.#waiting.length === 0 && this.#serial === undefined) {
+      return this.#start(req, res);
+    }
     this.#waiting.push(req, res);
     if (!this.#held) {
       // The socket, not the parser: node:http's own pause of the parser (for queued response bytes)
@@ -178,6 +241,7 @@ export class H1Connection {
 
   #start(req: IncomingMessage, res: ServerResponse): void {
     this.#owed.add(res);
+    if (req.httpVersionMinor === 0) this.#serial = res;
     if (this.#draining && this.#waiting.length === 0 && this.#closesConnection === undefined) this.#markClosing(res);
     // `on`: a response closes once, and `once` would wrap the listener in a closure per request.
     res.on('close', this.#onResponseClose);
@@ -186,8 +250,14 @@ export class H1Connection {
 
   #settle(res: ServerResponse): void {
     if (!this.#owed.delete(res) || this.#closed) return;
+    if (res === this.#serial) this.#serial = undefined;
     const waiting = this.#waiting;
-    while (this.#owed.size < this.limits.maxPipelined && waiting.length > 0) {
+    // node:http closes the connection after this answer: nothing waiting is started (run at the backend, its answer dropped).
+    if ((res as NodeResponse)._last === true) {
+      this.#closesConnection ??= res;
+      waiting.length = 0;
+    }
+    while (this.#owed.size < this.limits.maxPipelined && waiting.length > 0 && this.#serial === undefined) {
       const req = waiting.shift() as IncomingMessage;
       this.#start(req, waiting.shift() as ServerResponse);
     }

@@ -47,6 +47,7 @@ import type { RevocationList } from '../mesh/revocation-list.js';
 import { guardStream, H2Request, H2Response } from './h2-exchange.js';
 import { trackSession, type SessionTracker } from './h2-session-tracker.js';
 import { closeConnectionAfter, h1ConnectionOf, trackH1Connection } from './h1-connection.js';
+import { lingerLimits } from './linger.js';
 import {
   admitBeforeTls,
   createHandshakeAdmission,
@@ -306,7 +307,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
   );
   // One more than allowed, so the handler sees an excess and answers 431 (Node would silently truncate).
   h1.maxHeadersCount = limits.max_header_count + 1;
-  h1.maxRequestsPerSocket = limits.max_requests_per_connection;
+  // Not h1.maxRequestsPerSocket: h1-connection.ts counts (maxRequests below).
   // No socket inactivity timeout: it would also cut requests that wait on a slow backend. Idle
   // keep-alive connections close after keepAliveTimeout; slow clients meet headers/request timeouts.
   h1.timeout = 0;
@@ -424,6 +425,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
 
   const h1Limits = {
     maxPipelined: limits.max_pipelined_requests,
+    maxRequests: limits.max_requests_per_connection,
+    linger: lingerLimits(limits),
     sendTimeoutMs: limits.send_timeout,
     onSendTimeout: (socket: TLSSocket) =>
       events.emit('warden.http.limit_exceeded', {
