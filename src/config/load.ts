@@ -28,6 +28,7 @@ import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, readYamlSource, parseYamlSource, type YamlSource } from './yaml-source.js';
 import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 import { caFileProblem } from '../net/ca-file.js';
+import { trustedProxyHeaderProblem } from '../net/proxy-asserted.js';
 import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {
@@ -189,6 +190,10 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     const first = ids.get(route.id);
     if (first !== undefined) yield issue(['routes', i, 'id'], `duplicate route id "${route.id}" (first used by routes[${first}])`);
     else ids.set(route.id, i);
+  }
+  for (const [i, entry] of config.headers.trusted_proxy_headers.entries()) {
+    const problem = trustedProxyHeaderProblem(entry);
+    if (problem) yield issue(['headers', 'trusted_proxy_headers', i], problem);
   }
   const tls = config.listeners.inbound.tls;
   if (!config.mesh && (!tls.cert || !tls.key)) {

@@ -249,6 +249,17 @@ export const sidecarSchema = {
           },
         },
         trusted_proxies: cidrList,
+        // Which ones make sense is checked in load.ts (trustedProxyHeaderProblem).
+        trusted_proxy_headers: {
+          type: 'array',
+          default: [],
+          items: {
+            type: 'string',
+            pattern: '^[a-z0-9-]+\\*?$',
+            'x-expect':
+              'a lower-case header name a trusted proxy sets ("cf-connecting-ip", "forwarded"), or a prefix ending in "*" ("x-amzn-oidc-*")',
+          },
+        },
         overrides: { enum: ['refuse', 'forward'], default: 'refuse', 'x-expect': '"refuse" or "forward"' },
       },
     },

@@ -85,8 +85,13 @@ export interface LimitsConfig {
 export interface HeadersConfig {
   /** Header names (exact, or a prefix ending in `*`) removed from every request and response. */
   internal: string[];
-  /** CIDRs of proxies whose X-Forwarded-* / Forwarded headers are believed. */
+  /** CIDRs of proxies whose X-Forwarded-For/-Proto/-Host headers are believed. */
   trusted_proxies: string[];
+  /**
+   * Proxy-asserted fields (and `forwarded`) also believed from those proxies, lower case, exact or
+   * a prefix ending in `*` (net/proxy-asserted.ts); any other is dropped from them too.
+   */
+  trusted_proxy_headers: string[];
   /** Method and path overrides (X-HTTP-Method-Override, X-Original-URL, ?_method=): refused, or forwarded. */
   overrides: 'refuse' | 'forward';
 }

@@ -188,7 +188,8 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const url = req.url ?? '';
     const target = normaliseTarget(url);
     const path = target instanceof WardenError ? loggedTarget(url) : target.path;
-    const upstreamHeaders = upstreamRequestHeaders(headers, socketAddress, authority, gen.rules);
+    const clientAddress = clientAddressOf(socketAddress, headers, gen.rules);
+    const upstreamHeaders = upstreamRequestHeaders(headers, socketAddress, authority, gen.rules, clientAddress);
     upstreamHeaders['x-request-id'] = requestId;
 
     const sentMethod = req.method ?? 'GET';
@@ -204,7 +205,10 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       method: knownMethod ? sentMethod : OTHER_METHOD,
       path,
       search: target instanceof WardenError ? '' : target.search,
-      clientAddress: clientAddressOf(socketAddress, headers, gen.rules),
+      clientAddress,
+      // clientAddressOf returns the socket's own address unless it took a hop of X-Forwarded-For
+      // (one that is no trusted proxy, so never the trusted socket's address).
+      clientForwarded: clientAddress !== socketAddress,
       peer,
       connection: req.socket,
       headers,

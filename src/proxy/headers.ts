@@ -4,7 +4,8 @@
  * Requests: framing checks that stop smuggling shapes the parser let through, hop-by-hop headers
  * (RFC 9110 §7.6.1, including those the Connection header names) and internal headers removed,
  * h2 pseudo-headers mapped to Host, X-Forwarded-For/-Proto/-Host set (incoming ones believed only
- * from trusted proxies). Responses: hop-by-hop and internal headers removed.
+ * from trusted proxies), Forwarded and X-Real-IP naming the client Warden computed. Responses:
+ * hop-by-hop and internal headers removed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
@@ -15,64 +16,7 @@ import { createIpSet, type IpSet } from '../net/ip-set.js';
 import { withoutPort } from '../net/client-network.js';
 import { repeatedParameter } from '../net/media-type.js';
 import { FORWARDING, HOP_BY_HOP, internalHeaderMatcher } from '../net/sidecar-headers.js';
-
-/**
- * What a proxy in front asserts about the caller — its address (set by CDNs and load balancers;
- * read by libraries such as request-ip, and as PHP's HTTP_CLIENT_IP), its TLS certificate (RFC
- * 9440 `Client-Cert`, nginx's and IIS ARR's conventions), the user it authenticated (Apache's
- * `Remote-User`, AWS ALB's `X-Amzn-Oidc-*`, Azure's `X-Ms-Client-Principal*`, IAP's, oauth2-proxy's),
- * any other `X-Forwarded-*` (Spring and Tomcat build URLs from `-Port` and `-Prefix`) and Envoy's
- * `X-Envoy-*`: believed only from trusted proxies, dropped otherwise, or any caller could choose
- * the address a backend logs or limits by, or the certificate or user it believes.
- */
-const PROXY_ASSERTED = new Set([
-  'x-client-ip',
-  'true-client-ip',
-  'x-cluster-client-ip',
-  'x-original-forwarded-for',
-  'cf-connecting-ip',
-  'fastly-client-ip',
-  'client-cert',
-  'client-cert-chain',
-  'x-client-cert',
-  'x-ssl-cert',
-  'x-arr-clientcert',
-  'remote-user',
-  'x-remote-user',
-  // The path prefix the app is mounted at: gunicorn takes SCRIPT_NAME from a header named so and
-  // routes on what follows its first occurrence in the path; Flask's ReverseProxied recipe reads
-  // X-Script-Name. A caller's own would re-route a checked request (`/public/admin` as `/admin`).
-  'script-name',
-  'x-script-name',
-  // Client addresses too: PHP's HTTP_CLIENT_IP is `Client-IP`; request-ip reads the others.
-  'client-ip',
-  'x-forwarded',
-  'forwarded-for',
-  'x-appengine-user-ip',
-  'cf-pseudo-ipv4',
-  // Certificate verdicts of nginx and HAProxy recipes, not under a prefix below (red team 28).
-  'x-client-verify',
-  'x-client-dn',
-  'x-client-certificate',
-  'x-ssl-subject',
-  'x-ssl-issuer',
-  'x-ssl-verified',
-]);
-/**
- * Besides the families above: CloudFront's viewer mTLS and address (`CloudFront-Viewer-Cert-*`,
- * `-Address`, documented fixed names), Google Cloud load balancers' mTLS headers as its examples
- * name them (`X-Client-Cert-Spiffe`, `-Chain-Verified`, …) and Cloudflare's (`Cf-Client-Cert-*`):
- * a backend moved from behind one still believes them (red team 28).
- */
-const PROXY_ASSERTED_PREFIX =
-  /^(?:x-forwarded-|x-ssl-client-|ssl-client-|x-amzn-oidc-|x-amzn-mtls-|x-ms-client-principal|x-goog-authenticated-user-|x-auth-request-|x-envoy-|x-client-cert-|cloudfront-viewer-|cf-client-cert-)/;
-
-function proxyAsserted(name: string): boolean {
-  if (PROXY_ASSERTED.has(name)) return true;
-  // Every prefix begins with `x`, `s` or `c`: most names (accept, authorization, …) skip the expression.
-  const first = name.charCodeAt(0);
-  return (first === 0x78 || first === 0x73 || first === 0x63) && PROXY_ASSERTED_PREFIX.test(name);
-}
+import { proxyAsserted } from '../net/proxy-asserted.js';
 
 /** Set for the backend by the sidecar (besides FORWARDING); a client's copy is replaced. */
 const SET_BY_SIDECAR = new Set(['host', 'x-request-id', 'traceparent', 'tracestate', 'authorization']);
@@ -115,6 +59,10 @@ const SINGLETONS = new Set(['host', 'content-length', 'transfer-encoding', 'auth
 
 export interface HeaderRules {
   readonly trustedProxies: IpSet;
+  /** headers.trusted_proxy_headers as a test of a proxy-asserted name: believed from a trusted proxy. */
+  believedFromProxy: (name: string) => boolean;
+  /** headers.trusted_proxy_headers lists `forwarded`: a trusted proxy's Forwarded passes as received. */
+  readonly believesForwarded: boolean;
   isInternal: (name: string) => boolean;
   readonly upstreamHost: string | undefined;
   /** Headers that carry a caller's token (tokens.sources) or the minted one (mint.header), lower case. */
@@ -161,6 +109,9 @@ export function compileHeaderRules(
   const dashedUnread = new Set([...readSpellings].filter(([dashed, spellings]) => !spellings.has(dashed)).map(([dashed]) => dashed));
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
+    // Same form as headers.internal: exact names, and prefixes ending in `*`.
+    believedFromProxy: internalHeaderMatcher(headers.trusted_proxy_headers),
+    believesForwarded: headers.trusted_proxy_headers.includes('forwarded'),
     upstreamHost,
     tokenHeaders,
     headersRead,
@@ -305,19 +256,27 @@ function withoutZone(address: string): string {
   return zone === -1 ? address : address.slice(0, zone);
 }
 
-/** The header set sent to the backend. */
+/**
+ * The header set sent to the backend. From a trusted proxy, X-Forwarded-For is appended to and its
+ * X-Forwarded-Proto/-Host believed; Forwarded and the other proxy-asserted fields only when
+ * headers.trusted_proxy_headers names them (a client behind an ordinary front writes its own: red
+ * team 28). Otherwise Forwarded and X-Real-IP name the client Warden computed (`clientAddress`),
+ * so a backend reading either (Spring's ForwardedHeaderFilter, nginx-style X-Real-IP readers)
+ * agrees with the address its policy used.
+ */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   socketAddress: string,
   authority: string | undefined,
   rules: HeaderRules,
+  clientAddress: string = clientAddressOf(socketAddress, headers, rules),
 ): UpstreamHeaders {
   const out: UpstreamHeaders = {};
   const trusted = rules.trustedProxies.has(socketAddress);
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : pseudo-header */ || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || rules.isInternal(name)) continue;
-    if (!trusted && proxyAsserted(name)) continue;
+    if (proxyAsserted(name) && !(trusted && rules.believedFromProxy(name))) continue;
     if (name.includes('_') ? spellsControlled(name, rules) : rules.dashedUnread.has(name)) continue;
     if (FOLDED_NAME.test(name)) continue;
     const value = headers[name];
@@ -328,16 +287,41 @@ export function upstreamRequestHeaders(
   const xff = headers['x-forwarded-for'];
   out['x-forwarded-for'] = trusted && xff !== undefined ? `${String(xff)}, ${socketAddress}` : socketAddress;
   const proto = headers['x-forwarded-proto'];
-  out['x-forwarded-proto'] = trusted && typeof proto === 'string' ? proto : 'https';
+  const sentProto = trusted && typeof proto === 'string' ? proto : 'https';
+  out['x-forwarded-proto'] = sentProto;
   const fwdHost = headers['x-forwarded-host'];
-  if (trusted && typeof fwdHost === 'string') out['x-forwarded-host'] = fwdHost;
-  else if (authority !== undefined) out['x-forwarded-host'] = authority;
-  if (trusted) {
-    const forwarded = headers.forwarded;
-    if (forwarded !== undefined) out.forwarded = forwarded;
-  }
+  const sentHost = trusted && typeof fwdHost === 'string' ? fwdHost : authority;
+  if (sentHost !== undefined) out['x-forwarded-host'] = sentHost;
+  // 0 for UNKNOWN_CLIENT (and a socket already gone, ''): no address to name.
+  const family = isIP(clientAddress);
+  const forwarded = headers.forwarded;
+  out.forwarded =
+    trusted && rules.believesForwarded && forwarded !== undefined ? forwarded : forwardedOf(clientAddress, family, sentProto, sentHost);
+  if (family !== 0) out['x-real-ip'] = clientAddress;
   const host = rules.upstreamHost ?? authority;
   if (host !== undefined) out.host = host;
+  return out;
+}
+
+/** RFC 7239 §5.3: a URI scheme. A trusted proxy's X-Forwarded-Proto that is none is left out. */
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+/**
+ * Characters a quoted-string must escape (RFC 9110 §5.6.4). No host holds one; a trusted proxy's
+ * X-Forwarded-Host that does is left out of Forwarded rather than escaped (escaping 1 MiB of them
+ * took 0.3 s).
+ */
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * Forwarded (RFC 7239) as Warden writes it: the client it computed (`unknown` when it has no
+ * address; IPv6 quoted in brackets, §6), the protocol and host the backend is told in
+ * X-Forwarded-Proto/-Host (one that is no scheme, or a host with `"` or `\`, left out), so readers
+ * of either header read the same request.
+ */
+function forwardedOf(client: string, family: number, proto: string, host: string | undefined): string {
+  let out = family === 0 ? 'for=unknown' : family === 6 ? `for="[${client}]"` : `for=${client}`;
+  if (SCHEME.test(proto)) out += `;proto=${proto}`;
+  if (host !== undefined && !NEEDS_ESCAPE.test(host)) out += `;host="${host}"`;
   return out;
 }
 

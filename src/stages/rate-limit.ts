@@ -25,12 +25,16 @@ export function keysNeedPrincipal(keys: readonly RateLimitKey[]): boolean {
   return keys.includes('client_id') || keys.includes('sub');
 }
 
-/** Which of the configured identities keys this request's bucket: the first that applies, else the address. */
+/**
+ * Which of the configured identities keys this request's bucket: the first that applies, else the
+ * address. Not `peer` for a client behind a trusted proxy: that peer is the proxy, and every client
+ * behind a front presenting a certificate shared its one bucket (red team 28).
+ */
 export function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimitKey {
   for (const kind of keys) {
     switch (kind) {
       case 'peer':
-        if (ctx.peer.verified && ctx.peer.spiffeId) return kind;
+        if (ctx.peer.verified && ctx.peer.spiffeId && ctx.clientForwarded !== true) return kind;
         break;
       case 'client_id':
         if (ctx.principal?.clientId) return kind;

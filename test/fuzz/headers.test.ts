@@ -34,9 +34,9 @@ const HOP_BY_HOP = [
   'http2-settings',
   'expect',
 ];
-/** Set only by the sidecar (x-forwarded-for/-proto/-host and host are re-set; these never pass). */
-const NEVER_FROM_CLIENT = ['x-forwarded-client-cert', 'x-real-ip'];
-const SET_BY_SIDECAR = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+/** Set only by the sidecar (x-forwarded-for/-proto/-host, forwarded, x-real-ip and host are re-set; these never pass). */
+const NEVER_FROM_CLIENT = ['x-forwarded-client-cert'];
+const SET_BY_SIDECAR = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
 const INTERNAL_EXACT = 'x-internal-token';
 const isInternal = (name: string) => name.startsWith('x-warden-') || name === INTERNAL_EXACT;
 /** Underscored spellings of headers the sidecar removes or sets: CGI/WSGI read them as those (never forwarded). */
@@ -63,10 +63,22 @@ const upstream = {
   keep_alive: 4000,
   timeouts: { connect: 1000, headers: 1000, body: 1000 },
 };
-const rules = compileHeaderRules(
-  { internal: ['X-Warden-*', INTERNAL_EXACT], trusted_proxies: ['10.0.0.0/8', '::1'], overrides: 'refuse' },
-  upstream,
-);
+/** headers.trusted_proxy_headers: exact names, prefixes ending in `*`, and `forwarded` in one of the two rule sets. */
+const BELIEVED = ['remote-user', 'x-amzn-oidc-*'];
+const believed = (name: string) => name === 'remote-user' || name.startsWith('x-amzn-oidc-');
+const rulesOf = (listed: string[]) =>
+  compileHeaderRules(
+    {
+      internal: ['X-Warden-*', INTERNAL_EXACT],
+      trusted_proxies: ['10.0.0.0/8', '::1'],
+      trusted_proxy_headers: listed,
+      overrides: 'refuse',
+    },
+    upstream,
+  );
+const rules = rulesOf(BELIEVED);
+const rulesForwarded = rulesOf([...BELIEVED, 'forwarded']);
+const ruleSet = fc.constantFrom({ rules, forwarded: false }, { rules: rulesForwarded, forwarded: true });
 
 const KNOWN_NAMES = [
   ...HOP_BY_HOP,
@@ -92,6 +104,13 @@ const KNOWN_NAMES = [
   'x_internal_token',
   'x_request_id',
   'x_api_token',
+  // Proxy-asserted: believed from a trusted proxy only when listed (BELIEVED).
+  'remote-user',
+  'true-client-ip',
+  'x-amzn-oidc-data',
+  'x-forwarded-port',
+  'x-auth-request-user',
+  'x_remote_user',
 ];
 
 /** RFC 9110 token characters, lower-cased as Node delivers names. */
@@ -221,12 +240,16 @@ t.test('upstream: nothing hop-by-hop, Connection-named, internal or forged; ever
   fuzz(
     t,
     'headers.upstream',
-    [incoming, socketAddress, authority],
-    (headers, socket, auth) => {
+    [incoming, socketAddress, authority, ruleSet],
+    (headers, socket, auth, { rules }) => {
       const out = upstreamRequestHeaders(headers, socket, auth, rules);
       assertWireSafe(out);
       const named = connectionNamed(headers);
+      // Believed from a trusted proxy only when listed; from anyone else never.
+      const unbelieved = (name: string) =>
+        proxyOnly(name) && !SET_BY_SIDECAR.has(name) && !(rules.trustedProxies.has(socket) && believed(name));
       for (const name of Object.keys(out)) {
+        if (unbelieved(name)) throw new Error(`proxy-asserted ${name} forwarded though not believed`);
         if (HOP_BY_HOP.includes(name)) throw new Error(`hop-by-hop ${name} forwarded`);
         if (NEVER_FROM_CLIENT.includes(name)) throw new Error(`${name} forwarded from the client`);
         if (isInternal(name)) throw new Error(`internal ${name} forwarded`);
@@ -241,6 +264,7 @@ t.test('upstream: nothing hop-by-hop, Connection-named, internal or forged; ever
           isInternal(name) ||
           named.has(name) ||
           spellsControlled(name) ||
+          unbelieved(name) ||
           folds(name);
         if (strip || SET_BY_SIDECAR.has(name)) continue;
         if (out[name] !== value) throw new Error(`end-to-end ${name} changed: ${JSON.stringify(value)} → ${JSON.stringify(out[name])}`);
@@ -254,8 +278,8 @@ t.test('upstream: forwarding headers are the sidecar’s own unless the socket i
   fuzz(
     t,
     'headers.forwarding',
-    [incoming, socketAddress, authority],
-    (headers, socket, auth) => {
+    [incoming, socketAddress, authority, ruleSet],
+    (headers, socket, auth, { rules, forwarded: listsForwarded }) => {
       const out = upstreamRequestHeaders(headers, socket, auth, rules);
       const trusted = rules.trustedProxies.has(socket);
       const xff = headers['x-forwarded-for'];
@@ -264,11 +288,27 @@ t.test('upstream: forwarding headers are the sidecar’s own unless the socket i
       if (out['x-forwarded-for'] !== expectFor) throw new Error(`x-forwarded-for ${String(out['x-forwarded-for'])}, expected ${expectFor}`);
       const expectProto = trusted && typeof proto === 'string' ? proto : 'https';
       if (out['x-forwarded-proto'] !== expectProto) throw new Error(`x-forwarded-proto ${String(out['x-forwarded-proto'])}`);
-      if (!trusted) {
-        if ('forwarded' in out) throw new Error('Forwarded passed from an untrusted client');
-        if (out['x-forwarded-host'] !== auth)
-          throw new Error(`x-forwarded-host ${String(out['x-forwarded-host'])} ≠ authority ${String(auth)}`);
+      if (!trusted && out['x-forwarded-host'] !== auth)
+        throw new Error(`x-forwarded-host ${String(out['x-forwarded-host'])} ≠ authority ${String(auth)}`);
+      // Forwarded: as sent only from a trusted proxy with `forwarded` listed; otherwise Warden's own,
+      // naming the client its policy used, and X-Real-IP that client (red team 28).
+      const client = clientAddressOf(socket, headers, rules);
+      if (trusted && listsForwarded && headers.forwarded !== undefined) {
+        if (out.forwarded !== headers.forwarded) throw new Error('a believed Forwarded changed');
+      } else {
+        const fwd = String(out.forwarded);
+        const v = isIP(client);
+        const forPart = v === 0 ? 'for=unknown' : v === 6 ? `for="[${client}]"` : `for=${client}`;
+        const sentProto = String(out['x-forwarded-proto']);
+        const protoPart = /^[a-z][a-z0-9+.-]*$/i.test(sentProto) ? `;proto=${sentProto}` : '';
+        const hostOut = out['x-forwarded-host'];
+        const hostText = hostOut === undefined ? undefined : String(hostOut);
+        // A host with `"` or `\` (no host has one) is left out rather than escaped.
+        const hostPart = hostText === undefined || hostText.includes('"') || hostText.includes('\\') ? '' : `;host="${hostText}"`;
+        if (fwd !== forPart + protoPart + hostPart) throw new Error(`Forwarded ${fwd}, expected ${forPart + protoPart + hostPart}`);
       }
+      if (out['x-real-ip'] !== (isIP(client) === 0 ? undefined : client))
+        throw new Error(`x-real-ip ${String(out['x-real-ip'])} ≠ ${client}`);
       if (out.host !== auth) throw new Error(`host ${String(out.host)} ≠ authority ${String(auth)}`);
     },
     { runs: 1000 },

@@ -259,7 +259,8 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
   t.equal(seen['x-forwarded-for'], '127.0.0.1', 'spoofed X-Forwarded-For replaced');
   t.equal(seen['x-forwarded-proto'], 'https');
   t.equal(seen['x-forwarded-host'], `localhost:${s.port}`);
-  t.notOk('forwarded' in seen);
+  t.equal(seen.forwarded, `for=127.0.0.1;proto=https;host="localhost:${s.port}"`, 'Forwarded replaced with what Warden saw');
+  t.equal(seen['x-real-ip'], '127.0.0.1', 'X-Real-IP: the client Warden saw');
   for (const name of Object.keys(clientAddress)) t.notOk(name in seen, `${name} from an untrusted client dropped`);
   t.match(seen['x-request-id'], /^[0-9a-f-]{36}$/, 'request id generated');
   t.equal(res.headers['x-request-id'], seen['x-request-id'], 'and returned to the client');
@@ -277,104 +278,127 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
 
   const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
   const viaProxy = await fetchText(`${trusted.url}/echo`, agent, {
-    headers: { 'x-forwarded-for': '203.0.113.9', 'true-client-ip': '203.0.113.9', x_client_ip: '6.6.6.6' },
+    headers: {
+      'x-forwarded-for': '6.6.6.6, 203.0.113.9',
+      'true-client-ip': '6.6.6.6',
+      x_client_ip: '6.6.6.6',
+      'x-real-ip': '6.6.6.6',
+      forwarded: 'for=6.6.6.6',
+    },
   });
   const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
   const kept = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
   t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123', "a trusted proxy's id kept");
-  t.equal(seenViaProxy['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
-  t.equal(seenViaProxy['true-client-ip'], '203.0.113.9', 'client address headers kept from a trusted proxy');
-  t.notOk('x_client_ip' in seenViaProxy, 'but never an underscored spelling');
+  t.equal(seenViaProxy['x-forwarded-for'], '6.6.6.6, 203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
+  // What a client behind an ordinary front (which neither sets nor strips these) wrote itself: the
+  // backend reads the client Warden's policy used (red team 28 F2, F6).
+  t.notOk('true-client-ip' in seenViaProxy, 'a client address header not in trusted_proxy_headers: dropped from a trusted proxy too');
+  t.equal(seenViaProxy['x-real-ip'], '203.0.113.9', "X-Real-IP: the client Warden computed (nginx's X-Real-IP $remote_addr)");
+  t.equal(seenViaProxy.forwarded, `for=203.0.113.9;proto=https;host="localhost:${trusted.port}"`, 'Forwarded: the same client');
+  t.notOk('x_client_ip' in seenViaProxy, 'never an underscored spelling');
 });
 
-t.test('what a proxy asserts about the caller (certificate, user, other X-Forwarded-*) only from a trusted proxy', async (t) => {
-  const backend = await startTestBackend();
-  t.teardown(() => backend.close());
-  const s = await startTestSidecar(t, backend.url);
-  const trusted = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
-  // Each is read by some backend as the proxy's word: Spring and Tomcat build URLs from
-  // X-Forwarded-Port/-Prefix, RFC 9440 servers take Client-Cert as the caller's certificate, Apache
-  // modules and ALB/Azure/IAP/oauth2-proxy integrations take the user from these (defect 167).
-  const asserted: Record<string, string> = {
-    'x-forwarded-port': '1',
-    'x-forwarded-prefix': '/evil',
-    'x-forwarded-ssl': 'on',
-    'x-forwarded-scheme': 'http',
-    'x-forwarded-server': 'evil',
-    'x-forwarded-uri': '/admin',
-    'x-forwarded-user': 'admin',
-    'client-cert': ':MIIB:',
-    'client-cert-chain': ':MIIB:',
-    'x-client-cert': 'forged',
-    'x-ssl-cert': 'forged',
-    'x-ssl-client-verify': 'SUCCESS',
-    'x-ssl-client-s-dn': 'CN=admin',
-    'ssl-client-verify': 'SUCCESS',
-    'x-arr-clientcert': 'forged',
-    'x-amzn-mtls-clientcert': 'forged',
-    'remote-user': 'admin',
-    'x-remote-user': 'admin',
-    'x-amzn-oidc-identity': 'admin',
-    'x-amzn-oidc-data': 'e30.e30.',
-    'x-ms-client-principal-name': 'admin',
-    'x-goog-authenticated-user-email': 'accounts.google.com:admin@example.com',
-    'x-auth-request-user': 'admin',
-    'x-envoy-external-address': '6.6.6.6',
-    x_forwarded_prefix: '/evil',
-    x_remote_user: 'admin',
-    // gunicorn takes SCRIPT_NAME from a header named so and routes on the path after its first
-    // occurrence (`GET /public/admin/users` ran /admin/users, denied); Flask's widely copied
-    // ReverseProxied middleware does the same with X-Script-Name (red team 27d).
-    'x-script-name': '/public',
-    'script-name': '/public',
-    script_name: '/public',
-    x_script_name: '/public',
-    // PHP builds HTTP_CLIENT_IP from `Client-IP` (the "real client IP" helpers read it first);
-    // request-ip also reads X-Forwarded, Forwarded-For, X-AppEngine-User-IP, CF-Pseudo-IPv4 (red team 27e).
-    'client-ip': '6.6.6.6',
-    'x-forwarded': 'for=6.6.6.6',
-    'forwarded-for': '6.6.6.6',
-    'x-appengine-user-ip': '6.6.6.6',
-    'cf-pseudo-ipv4': '6.6.6.6',
-    // CloudFront's viewer mTLS, Google Cloud load balancers', Cloudflare's, nginx/HAProxy recipes' (red team 28).
-    'cloudfront-viewer-cert-present': '1',
-    'cloudfront-viewer-cert-subject': 'CN=admin',
-    'cloudfront-viewer-address': '6.6.6.6:443',
-    'x-client-cert-present': 'true',
-    'x-client-cert-chain-verified': 'true',
-    'x-client-cert-spiffe': 'spiffe://example.org/ns/admin',
-    'cf-client-cert-sha256': '00ff',
-    'x-client-verify': 'SUCCESS',
-    'x-client-dn': 'CN=admin',
-    'x-client-certificate': 'forged',
-    'x-ssl-subject': 'CN=admin',
-    'x-ssl-issuer': 'CN=Corp Root',
-    'x-ssl-verified': '1',
-  };
-  for (const h2 of [false, true]) {
-    const agent = testAgent(s.ca, { h2 });
-    t.teardown(() => agent.close());
-    const direct = await fetchText(`${s.url}/echo`, agent, { headers: asserted });
-    t.equal(direct.status, 200);
-    const seen = direct.json<{ headers: Record<string, string> }>().headers;
-    for (const name of Object.keys(asserted)) t.notOk(name in seen, `${h2 ? 'h2' : 'h1'}: ${name} from an untrusted client dropped`);
-    t.equal(seen['x-forwarded-proto'], 'https', 'the forwarding headers Warden sets are still set');
+t.test(
+  'what a proxy asserts about the caller (certificate, user, other X-Forwarded-*) only from a trusted proxy that is said to set it',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const s = await startTestSidecar(t, backend.url);
+    // Each is read by some backend as the proxy's word: Spring and Tomcat build URLs from
+    // X-Forwarded-Port/-Prefix, RFC 9440 servers take Client-Cert as the caller's certificate, Apache
+    // modules and ALB/Azure/IAP/oauth2-proxy integrations take the user from these (defect 167).
+    const asserted: Record<string, string> = {
+      'x-forwarded-port': '1',
+      'x-forwarded-prefix': '/evil',
+      'x-forwarded-ssl': 'on',
+      'x-forwarded-scheme': 'http',
+      'x-forwarded-server': 'evil',
+      'x-forwarded-uri': '/admin',
+      'x-forwarded-user': 'admin',
+      'client-cert': ':MIIB:',
+      'client-cert-chain': ':MIIB:',
+      'x-client-cert': 'forged',
+      'x-ssl-cert': 'forged',
+      'x-ssl-client-verify': 'SUCCESS',
+      'x-ssl-client-s-dn': 'CN=admin',
+      'ssl-client-verify': 'SUCCESS',
+      'x-arr-clientcert': 'forged',
+      'x-amzn-mtls-clientcert': 'forged',
+      'remote-user': 'admin',
+      'x-remote-user': 'admin',
+      'x-amzn-oidc-identity': 'admin',
+      'x-amzn-oidc-data': 'e30.e30.',
+      'x-ms-client-principal-name': 'admin',
+      'x-goog-authenticated-user-email': 'accounts.google.com:admin@example.com',
+      'x-auth-request-user': 'admin',
+      'x-envoy-external-address': '6.6.6.6',
+      x_forwarded_prefix: '/evil',
+      x_remote_user: 'admin',
+      // gunicorn takes SCRIPT_NAME from a header named so and routes on the path after its first
+      // occurrence (`GET /public/admin/users` ran /admin/users, denied); Flask's widely copied
+      // ReverseProxied middleware does the same with X-Script-Name (red team 27d).
+      'x-script-name': '/public',
+      'script-name': '/public',
+      script_name: '/public',
+      x_script_name: '/public',
+      // PHP builds HTTP_CLIENT_IP from `Client-IP` (the "real client IP" helpers read it first);
+      // request-ip also reads X-Forwarded, Forwarded-For, X-AppEngine-User-IP, CF-Pseudo-IPv4 (red team 27e).
+      'client-ip': '6.6.6.6',
+      'x-forwarded': 'for=6.6.6.6',
+      'forwarded-for': '6.6.6.6',
+      'x-appengine-user-ip': '6.6.6.6',
+      'cf-pseudo-ipv4': '6.6.6.6',
+      // CloudFront's viewer mTLS, Google Cloud load balancers', Cloudflare's, nginx/HAProxy recipes' (red team 28).
+      'cloudfront-viewer-cert-present': '1',
+      'cloudfront-viewer-cert-subject': 'CN=admin',
+      'cloudfront-viewer-address': '6.6.6.6:443',
+      'x-client-cert-present': 'true',
+      'x-client-cert-chain-verified': 'true',
+      'x-client-cert-spiffe': 'spiffe://example.org/ns/admin',
+      'cf-client-cert-sha256': '00ff',
+      'x-client-verify': 'SUCCESS',
+      'x-client-dn': 'CN=admin',
+      'x-client-certificate': 'forged',
+      'x-ssl-subject': 'CN=admin',
+      'x-ssl-issuer': 'CN=Corp Root',
+      'x-ssl-verified': '1',
+    };
+    // Half of them listed in headers.trusted_proxy_headers (exact names, and one prefix): only those
+    // pass from the trusted proxy. The others an ordinary front neither sets nor strips, so a client
+    // behind it wrote its own (red team 28 F2).
+    const dashed = Object.keys(asserted).filter((name) => !name.includes('_'));
+    const listed = new Set(dashed.filter((_, i) => i % 2 === 0 && !dashed[i]!.startsWith('x-amzn-oidc-')));
+    const trusted = await startTestSidecar(t, backend.url, {
+      headers: { trusted_proxies: ['127.0.0.0/8'], trusted_proxy_headers: [...listed, 'x-amzn-oidc-*'] },
+    });
+    for (const name of dashed) if (name.startsWith('x-amzn-oidc-')) listed.add(name);
+    t.ok(listed.size > 10 && listed.size < dashed.length - 10, 'both kinds tried');
+    for (const h2 of [false, true]) {
+      const agent = testAgent(s.ca, { h2 });
+      t.teardown(() => agent.close());
+      const direct = await fetchText(`${s.url}/echo`, agent, { headers: asserted });
+      t.equal(direct.status, 200);
+      const seen = direct.json<{ headers: Record<string, string> }>().headers;
+      for (const name of Object.keys(asserted)) t.notOk(name in seen, `${h2 ? 'h2' : 'h1'}: ${name} from an untrusted client dropped`);
+      t.equal(seen['x-forwarded-proto'], 'https', 'the forwarding headers Warden sets are still set');
 
-    const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: asserted });
-    const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
-    for (const [name, value] of Object.entries(asserted)) {
-      if (name.includes('_')) t.notOk(name in seenViaProxy, `${name}: never an underscored spelling`);
-      else t.equal(seenViaProxy[name], value, `${h2 ? 'h2' : 'h1'}: ${name} kept from a trusted proxy`);
+      const viaProxy = await fetchText(`${trusted.url}/echo`, agent, { headers: asserted });
+      const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
+      for (const [name, value] of Object.entries(asserted)) {
+        if (name.includes('_')) t.notOk(name in seenViaProxy, `${name}: never an underscored spelling`);
+        else if (listed.has(name)) t.equal(seenViaProxy[name], value, `${h2 ? 'h2' : 'h1'}: ${name} listed: kept from a trusted proxy`);
+        else t.notOk(name in seenViaProxy, `${h2 ? 'h2' : 'h1'}: ${name} not listed: dropped from a trusted proxy too`);
+      }
     }
-  }
-  const agent = testAgent(s.ca);
-  t.teardown(() => agent.close());
-  const plain = await fetchText(`${s.url}/echo`, agent, {
-    headers: { 'x-forwardedness': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' },
-  });
-  const seenPlain = plain.json<{ headers: Record<string, string> }>().headers;
-  t.match(seenPlain, { 'x-forwardedness': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' }, 'names that only begin alike pass');
-});
+    const agent = testAgent(s.ca);
+    t.teardown(() => agent.close());
+    const plain = await fetchText(`${s.url}/echo`, agent, {
+      headers: { 'x-forwardedness': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' },
+    });
+    const seenPlain = plain.json<{ headers: Record<string, string> }>().headers;
+    t.match(seenPlain, { 'x-forwardedness': 'a', 'x-envoy': 'b', 'x-user-agent-hint': 'c' }, 'names that only begin alike pass');
+  },
+);
 
 t.test(
   'header names a CGI-style server folds into another header (".", other punctuation; Content_Type) never reach the backend',

@@ -739,3 +739,32 @@ t.test('service.name is a name: content substituted into it (a file, the environ
   t.match(issues.join('\n'), /service\.name/, 'an environment substituted into service.name is refused');
   t.notMatch(issues.join('\n'), /s3cr3t/, 'and not echoed');
 });
+
+t.test('headers.trusted_proxy_headers: names of proxy-asserted fields, prefixes of their families, or forwarded', async (t) => {
+  const ok = await minimal(
+    'headers: { trusted_proxy_headers: [forwarded, cf-connecting-ip, remote-user, "x-amzn-oidc-*", "x-ms-client-principal*"] }',
+  );
+  t.same(parseSidecarConfig('sidecar.yaml', ok).config.headers.trusted_proxy_headers, [
+    'forwarded',
+    'cf-connecting-ip',
+    'remote-user',
+    'x-amzn-oidc-*',
+    'x-ms-client-principal*',
+  ]);
+  t.same(parseSidecarConfig('sidecar.yaml', await minimal()).config.headers.trusted_proxy_headers, [], 'none by default');
+  const bad = await minimal('headers: { trusted_proxy_headers: [authorization, x-real-ip, x-forwarded-for, "cf-*", CF-Connecting-IP] }');
+  t.match(
+    issuesOf(() => parseSidecarConfig('sidecar.yaml', bad)),
+    [/^sidecar\.yaml:\d+ headers\.trusted_proxy_headers\[4\]: must be a lower-case header name/],
+  );
+  const unasserted = await minimal('headers: { trusted_proxy_headers: [authorization, x-real-ip, x-forwarded-for, "cf-*"] }');
+  t.match(
+    issuesOf(() => parseSidecarConfig('sidecar.yaml', unasserted)),
+    [
+      /headers\.trusted_proxy_headers\[0\]: "authorization" is no field a proxy asserts \(Warden passes it anyway\); list only /,
+      /headers\.trusted_proxy_headers\[1\]: "x-real-ip" is set by Warden to the client address it computed; remove it/,
+      /headers\.trusted_proxy_headers\[2\]: "x-forwarded-for" is always believed from trusted proxies; remove it/,
+      /headers\.trusted_proxy_headers\[3\]: "cf-\*" is no prefix of a family of proxy-asserted fields/,
+    ],
+  );
+});

@@ -18,7 +18,7 @@ const upstream = {
   timeouts: { connect: 1000, headers: 1000, body: 1000 },
 };
 const rules = compileHeaderRules(
-  { internal: ['x-warden-*', 'x-internal-token'], trusted_proxies: ['10.0.0.0/8'], overrides: 'refuse' },
+  { internal: ['x-warden-*', 'x-internal-token'], trusted_proxies: ['10.0.0.0/8'], trusted_proxy_headers: [], overrides: 'refuse' },
   upstream,
 );
 
@@ -82,14 +82,93 @@ t.test('request: X-Forwarded-* set from the socket; believed only from trusted p
   t.equal(fromUntrusted['x-forwarded-for'], '192.0.2.7');
   t.equal(fromUntrusted['x-forwarded-proto'], 'https');
   t.equal(fromUntrusted['x-forwarded-host'], 'h');
-  t.notOk('forwarded' in fromUntrusted);
-  t.notOk('x-real-ip' in fromUntrusted);
+  t.equal(fromUntrusted.forwarded, 'for=192.0.2.7;proto=https;host="h"', 'Forwarded replaced with what Warden saw');
+  t.equal(fromUntrusted['x-real-ip'], '192.0.2.7', 'X-Real-IP replaced with what Warden saw');
 
   const fromTrusted = upstreamRequestHeaders(spoofed, '10.1.1.1', 'h', rules);
   t.equal(fromTrusted['x-forwarded-for'], '1.2.3.4, 10.1.1.1');
   t.equal(fromTrusted['x-forwarded-proto'], 'http');
   t.equal(fromTrusted['x-forwarded-host'], 'evil');
-  t.equal(fromTrusted.forwarded, 'for=1.2.3.4');
+});
+
+t.test(
+  'from a trusted proxy only X-Forwarded-For/-Proto/-Host are believed; Forwarded and the other proxy-asserted fields only when headers.trusted_proxy_headers names them (red team 28 F2, F6)',
+  async (t) => {
+    // What a client behind nginx, HAProxy, Caddy or Apache sends itself: none of them strips these.
+    const sent: IncomingHttpHeaders = {
+      host: 'h',
+      'x-forwarded-for': '6.6.6.6, 198.51.100.7',
+      'x-forwarded-proto': 'http',
+      forwarded: 'for=6.6.6.6;host=evil.example',
+      'x-real-ip': '6.6.6.6',
+      'true-client-ip': '6.6.6.6',
+      'cf-connecting-ip': '6.6.6.6',
+      'remote-user': 'admin',
+      'x-auth-request-user': 'admin',
+      'x-forwarded-port': '1',
+      'x-amzn-oidc-identity': 'admin',
+      'x-amzn-oidc-data': 'e30.e30.',
+      x_remote_user: 'admin',
+      accept: 'text/plain',
+    };
+    const out = upstreamRequestHeaders(sent, '10.1.1.1', 'h', rules);
+    for (const name of [
+      'true-client-ip',
+      'cf-connecting-ip',
+      'remote-user',
+      'x-auth-request-user',
+      'x-forwarded-port',
+      'x-amzn-oidc-identity',
+      'x_remote_user',
+    ])
+      t.notOk(name in out, `${name} not listed: dropped from a trusted proxy too`);
+    t.equal(out['x-forwarded-for'], '6.6.6.6, 198.51.100.7, 10.1.1.1', 'X-Forwarded-For still appended to');
+    t.equal(out['x-forwarded-proto'], 'http', 'X-Forwarded-Proto still believed');
+    t.equal(out['x-real-ip'], '198.51.100.7', "X-Real-IP is the client Warden computed, as nginx's $remote_addr");
+    t.equal(out.forwarded, 'for=198.51.100.7;proto=http;host="h"', 'Forwarded is Warden’s own, naming the client it computed');
+    t.equal(out.accept, 'text/plain');
+
+    const listing = compileHeaderRules(
+      {
+        internal: [],
+        trusted_proxies: ['10.0.0.0/8'],
+        trusted_proxy_headers: ['forwarded', 'cf-connecting-ip', 'remote-user', 'x-amzn-oidc-*'],
+        overrides: 'refuse',
+      },
+      upstream,
+    );
+    const listed = upstreamRequestHeaders(sent, '10.1.1.1', 'h', listing);
+    t.equal(listed.forwarded, 'for=6.6.6.6;host=evil.example', 'forwarded listed: passed as received');
+    t.equal(listed['cf-connecting-ip'], '6.6.6.6', 'a listed name passes');
+    t.equal(listed['remote-user'], 'admin');
+    t.equal(listed['x-amzn-oidc-identity'], 'admin', 'a listed prefix passes');
+    t.equal(listed['x-amzn-oidc-data'], 'e30.e30.');
+    for (const name of ['true-client-ip', 'x-auth-request-user', 'x-forwarded-port', 'x_remote_user'])
+      t.notOk(name in listed, `${name} (not listed, or an underscored spelling) still dropped`);
+    const direct = upstreamRequestHeaders(sent, '192.0.2.7', 'h', listing);
+    for (const name of ['cf-connecting-ip', 'remote-user', 'x-amzn-oidc-identity'])
+      t.notOk(name in direct, `${name} listed, but from an untrusted client: dropped`);
+    t.equal(direct.forwarded, 'for=192.0.2.7;proto=https;host="h"', 'an untrusted client’s Forwarded replaced');
+    t.equal(direct['x-real-ip'], '192.0.2.7');
+  },
+);
+
+t.test('Forwarded and X-Real-IP as Warden writes them: IPv6 quoted in brackets, an unknown client, odd proto and host', async (t) => {
+  const v6 = upstreamRequestHeaders({}, '2001:db8::1', 'api.example:8443', rules);
+  t.equal(v6.forwarded, 'for="[2001:db8::1]";proto=https;host="api.example:8443"');
+  t.equal(v6['x-real-ip'], '2001:db8::1');
+  const unknown = upstreamRequestHeaders({ 'x-forwarded-for': 'junk' }, '10.0.0.1', undefined, rules);
+  t.equal(unknown.forwarded, 'for=unknown;proto=https', 'an unknown client is RFC 7239 "unknown"; no host without one');
+  t.notOk('x-real-ip' in unknown, 'no X-Real-IP for a client with no address');
+  const odd = upstreamRequestHeaders(
+    { 'x-forwarded-for': '198.51.100.1', 'x-forwarded-proto': 'h t"tp', 'x-forwarded-host': 'a"b\\c' },
+    '10.0.0.1',
+    'h',
+    rules,
+  );
+  t.equal(odd.forwarded, 'for=198.51.100.1', 'a proto that is no scheme, and a host with " or \\, left out');
+  const spaced = upstreamRequestHeaders({ 'x-forwarded-for': '198.51.100.1', 'x-forwarded-host': 'a, b:1' }, '10.0.0.1', 'h', rules);
+  t.equal(spaced.forwarded, 'for=198.51.100.1;proto=https;host="a, b:1"', 'any other host quoted as it is');
 });
 
 t.test('client address walks X-Forwarded-For only through trusted proxies', async (t) => {
@@ -124,7 +203,10 @@ t.test('a hop that is no IP address is not believed: the client is "unknown" (do
 });
 
 t.test('host header can be rewritten to the upstream authority', async (t) => {
-  const r = compileHeaderRules({ internal: [], trusted_proxies: [], overrides: 'refuse' }, { ...upstream, host_header: 'upstream' });
+  const r = compileHeaderRules(
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
+    { ...upstream, host_header: 'upstream' },
+  );
   t.equal(upstreamRequestHeaders({ host: 'public.example' }, '1.1.1.1', 'public.example', r).host, '127.0.0.1:8080');
 });
 
@@ -178,7 +260,7 @@ t.test('framing: smuggling shapes are refused with a rule each', async (t) => {
 
 t.test('egress: the minted token in a header of its own (tokens.mint.header) never leaves; Authorization does', async (t) => {
   const minting = compileHeaderRules(
-    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
     upstream,
     new Set(['x-minted']),
     new Set(),
@@ -190,7 +272,7 @@ t.test('egress: the minted token in a header of its own (tokens.mint.header) nev
   );
   t.same(out, { authorization: 'Bearer for-the-destination', 'x-app': '1' }, 'x-minted and its underscored spelling dropped');
   const inAuthorization = compileHeaderRules(
-    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
     upstream,
     new Set(['authorization']),
     new Set(),
@@ -201,7 +283,7 @@ t.test('egress: the minted token in a header of its own (tokens.mint.header) nev
 
 t.test('a response never carries the minted token back, in its own header or its underscored spelling', async (t) => {
   const minting = compileHeaderRules(
-    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
     upstream,
     new Set(['x-internal-token']),
     new Set(),
@@ -214,7 +296,7 @@ t.test('a response never carries the minted token back, in its own header or its
 t.test('a read header declared with "_": its dashed or mixed spelling is removed, the declared one kept (row 21b F6)', async (t) => {
   // PHP (CGI, WSGI) reads X_Report_Scope and X-Report-Scope both as HTTP_X_REPORT_SCOPE, the last one winning.
   const r = compileHeaderRules(
-    { internal: [], trusted_proxies: [], overrides: 'refuse' },
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
     upstream,
     new Set(),
     new Set(['x_report_scope', 'x-tenant']),
@@ -241,7 +323,12 @@ t.test('a read header declared with "_": its dashed or mixed spelling is removed
   t.equal(out['x-other'], '1');
   t.equal(out.x_other, '2', 'headers not read pass in either spelling');
   // Both declared (two operations): both are validated where declared, both pass.
-  const both = compileHeaderRules({ internal: [], trusted_proxies: [], overrides: 'refuse' }, upstream, new Set(), new Set(['x_a', 'x-a']));
+  const both = compileHeaderRules(
+    { internal: [], trusted_proxies: [], trusted_proxy_headers: [], overrides: 'refuse' },
+    upstream,
+    new Set(),
+    new Set(['x_a', 'x-a']),
+  );
   const kept = upstreamRequestHeaders({ x_a: '1', 'x-a': '2' }, '192.0.2.1', 'api.example', both);
   t.same([kept.x_a, kept['x-a']], ['1', '2']);
 });
