@@ -55,7 +55,14 @@ export interface ParameterObject {
 
 export interface RequestBodyObject {
   required?: boolean;
-  content?: Record<string, { schema?: Record<string, unknown>; encoding?: Record<string, { contentType?: unknown }> }>;
+  content?: Record<string, { schema?: Record<string, unknown>; encoding?: Record<string, EncodingObject> }>;
+}
+
+/** What Warden reads of an Encoding Object: a multipart part's `contentType`, a form field's `style` and `explode`. */
+export interface EncodingObject {
+  contentType?: unknown;
+  style?: unknown;
+  explode?: unknown;
 }
 
 function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[] {

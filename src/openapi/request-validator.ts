@@ -21,7 +21,8 @@ import { compileNameReadings, cookieNameSpellings, deepObjectProperty, type Name
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
 import { violationOf } from './refused-value.js';
 import { caseVariant, memberVariant, spellingVariant, tooDeep, type Violation } from './violation.js';
-import { isArraySchema, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
+import { arrayPropertiesOf, objectPropertiesOf, shapeOf, takesOtherProperties, type Shape } from './schema-types.js';
+import { compileDeepObjectFields, type DeepObjectField } from './form-encoding.js';
 import { OpenApiError } from './document.js';
 import { compileMultipartReading, multipartFields, type MultipartReading } from './multipart-fields.js';
 import { createSchemaCompiler, type SchemaCompiler } from './schema-compiler.js';
@@ -137,7 +138,7 @@ function readingOf(p: ParameterObject, content: ContentCheck | undefined): Param
     listed: shape === 'array' && style === 'form' && explode,
     properties: [...properties.keys()],
     rest: object && p.in === 'query' && style === 'form' && explode && takesOtherProperties(p.schema),
-    listedProperties: new Set([...properties].filter(([, schemas]) => schemas.some(isArraySchema)).map(([name]) => name)),
+    listedProperties: arrayPropertiesOf(properties),
     numbers: compileNumberSpellings(p.schema),
     content,
     pointer: `/${p.in}/${p.in === 'header' ? p.name.toLowerCase() : p.name}`,
@@ -158,12 +159,21 @@ class Repeated {
 
 const givenTwice = (pointer: string): Violation => ({ pointer, message: 'must be given once' });
 
-/** An object property's copy: an item of an array property, else the one value (a second is Repeated). */
-function addProperty(out: Record<string, unknown>, reading: ParameterReading, name: string, value: string): Repeated | undefined {
+/**
+ * An object property's copy: an item of an array property (`listed`), else the one value (a second
+ * is Repeated). `at`: the object's pointer (`/query/filter`, `/body/address`).
+ */
+function addProperty(
+  out: Record<string, unknown>,
+  listed: ReadonlySet<string>,
+  at: string,
+  name: string,
+  value: string,
+): Repeated | undefined {
   const prev = out[name];
-  if (prev === undefined) out[name] = reading.listedProperties.has(name) ? [value] : value;
+  if (prev === undefined) out[name] = listed.has(name) ? [value] : value;
   else if (Array.isArray(prev)) prev.push(value);
-  else return new Repeated(`/${reading.p.in}/${reading.p.name}/${name}`);
+  else return new Repeated(`${at}/${name}`);
   return undefined;
 }
 
@@ -184,7 +194,7 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
       for (const [k, v] of query) {
         const property = deepObjectProperty(k, reading.p.name);
         if (property === undefined) continue;
-        const repeated = addProperty(out, reading, property, v);
+        const repeated = addProperty(out, reading.listedProperties, reading.pointer, property, v);
         if (repeated) return repeated;
       }
       return Object.keys(out).length ? out : undefined;
@@ -192,7 +202,7 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
     if (explode) {
       for (const name of reading.properties) {
         for (const v of query.getAll(name)) {
-          const repeated = addProperty(out, reading, name, v);
+          const repeated = addProperty(out, reading.listedProperties, reading.pointer, name, v);
           if (repeated) return repeated;
         }
       }
@@ -200,7 +210,7 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
         // A key another parameter owns is its; one a backend reads as a declared name is refused by the caller.
         for (const [k, v] of query) {
           if (names.owns(k) || names.readAs(k) !== undefined) continue;
-          const repeated = addProperty(out, reading, k, v);
+          const repeated = addProperty(out, reading.listedProperties, reading.pointer, k, v);
           if (repeated) return repeated;
         }
       }
@@ -208,6 +218,57 @@ function decodeParameter(reading: ParameterReading, raw: string[], query: URLSea
     }
   }
   return raw[0];
+}
+
+/**
+ * A form's fields with the entries of its deepObject properties (form-encoding.ts) read as a
+ * deepObject query parameter's are (deepObjectProperty, addProperty): `address[city]=Paris` is
+ * `address: {city: 'Paris'}`, checked at `/body/address/city`. A key below one (`address[geo][lat]`,
+ * `address[]`) is refused: deepObject is one level deep, and qs, PHP and Rails read it as an
+ * object or an array inside the property, which its schema does not describe. Other keys are kept
+ * as sent (a bare `address` is refused by the caller, as qs reads it as the property). Numbers
+ * in an object are checked here for their spellings, as a deepObject parameter's are. One pass;
+ * `out` (clientKeyed) gets the fields.
+ */
+function foldDeepObjects(
+  form: Record<string, unknown>,
+  deep: ReadonlyMap<string, DeepObjectField>,
+  out: Record<string, unknown>,
+): Violation | undefined {
+  const objects = new Map<string, Record<string, unknown>>();
+  for (const key of Object.keys(form)) {
+    const open = key.indexOf('[');
+    const name = open > 0 ? key.slice(0, open) : undefined;
+    const field = name === undefined ? undefined : deep.get(name);
+    if (name === undefined || field === undefined) {
+      out[key] = form[key];
+      continue;
+    }
+    const property = deepObjectProperty(key, name);
+    if (property === undefined && !key.endsWith(']')) {
+      // Not bracket syntax (`address[city`: PHP's `address_city`): as sent, the caller reads it.
+      out[key] = form[key];
+      continue;
+    }
+    if (property === undefined)
+      return {
+        pointer: `/body/${key}`,
+        message: `is below the deepObject property ${JSON.stringify(name)}, which is read one level deep (${name}[property]): qs (Express), PHP and Rails read it as an object or an array inside ${JSON.stringify(name)}`,
+      };
+    let object = objects.get(name);
+    if (object === undefined) objects.set(name, (object = clientKeyed<unknown>()));
+    const value = form[key];
+    for (const v of Array.isArray(value) ? (value as string[]) : [value as string]) {
+      const repeated = addProperty(object, field.listed, field.pointer, property, v);
+      if (repeated) return givenTwice(repeated.pointer);
+    }
+  }
+  for (const [name, object] of objects) {
+    const spelling = (deep.get(name) as DeepObjectField).numbers?.check(object, `/body/${name}`);
+    if (spelling) return spelling;
+    out[name] = object;
+  }
+  return undefined;
 }
 
 /** Bodies of named text fields, read as strings and coerced to their schema's types like parameters. */
@@ -515,6 +576,8 @@ export function compileRequestValidator(
     string,
     { json: CaseVariantFinder; fields: NameReadings; multipartFields: NameReadings; parameters: ParameterShadows | undefined }
   >();
+  // Per media key read as a form: its properties declared `style: deepObject` (form-encoding.ts).
+  const deepObjects = new Map<string, ReadonlyMap<string, DeepObjectField>>();
   // Keyed by the media type alone, as a request's Content-Type is looked up (media-type-keys.ts).
   const keyed = contentByMediaType(content, `${op.pointer}/requestBody/content`);
   // Every body schema's top-level names: query keys a merging backend reads as one (body-parameters.ts),
@@ -531,12 +594,19 @@ export function compileRequestValidator(
       for (const name of properties) bodyProperties.add(name);
       // PHP's $_POST, which a cookie overrides in $_REQUEST, holds form bodies only.
       if (FIELD_MEDIA_TYPES.has(mime)) for (const name of properties) formProperties.add(name);
-      const fieldsReadAs = (stripped: boolean) =>
+      // A form read under this key (its own, or a range's) takes its deepObject properties' entries;
+      // a multipart body does not (it is no form: `address[city]` stays a name it misreads).
+      const deep =
+        mime === FORM_MEDIA_TYPE || mime === 'application/*' || mime === '*/*'
+          ? compileDeepObjectFields(media, op.pointer, type)
+          : undefined;
+      if (deep) deepObjects.set(mime, deep);
+      const fieldsReadAs = (stripped: boolean, deepNames?: ReadonlyMap<string, DeepObjectField>) =>
         compileNameReadings(
-          properties.map((name) => ({ name, in: 'query' as const })),
+          properties.map((name) => ({ name, in: 'query' as const, ...(deepNames?.has(name) ? { style: 'deepObject' } : {}) })),
           { separators: true, stripped },
         );
-      const fields = fieldsReadAs(false);
+      const fields = fieldsReadAs(false, deep);
       // Django strips white space around a multipart field's name, not a form field's (QueryDict).
       const multipartFields = mime === MULTIPART_MEDIA_TYPE || mime.endsWith('/*') ? fieldsReadAs(true) : fields;
       const parameters = compileParameterShadows(op.parameters, properties);
@@ -770,10 +840,15 @@ export function compileRequestValidator(
         const form = clientKeyed<unknown>();
         const pairs = formPairsOf(request) ?? [];
         for (let i = 0; i < pairs.length; i += 2) addField(form, pairs[i] as string, pairs[i + 1] as string);
-        const spelling = fieldNumbers.get(key)?.check(form, '/body');
+        const deep = deepObjects.get(key);
+        const fields = deep ? clientKeyed<unknown>() : form;
+        const below = deep && foldDeepObjects(form, deep, fields);
+        if (below) return below;
+        const spelling = fieldNumbers.get(key)?.check(fields, '/body');
         if (spelling) return spelling;
-        const violation = violationOf(validate, form, '/body');
+        const violation = violationOf(validate, fields, '/body');
         if (violation) return violation;
+        // The names as sent: a deepObject's `address[city]` is its own, a bare `address` is not.
         const misnamed = fieldNames(key, Object.keys(form));
         if (misnamed || !mayHoldNumericReference(body)) return misnamed;
         // Its values with `&#60;` read as `<` too, as qs reads them (numeric-references.ts).
@@ -786,7 +861,10 @@ export function compileRequestValidator(
           addField(decoded, pairs[i] as string, d ?? v);
         }
         if (!differs) return undefined;
-        const problem = fieldNumbers.get(key)?.check(decoded, '/body') ?? violationOf(validate, decoded, '/body');
+        const read = deep ? clientKeyed<unknown>() : decoded;
+        const problem =
+          (deep && foldDeepObjects(decoded, deep, read)) ||
+          (fieldNumbers.get(key)?.check(read, '/body') ?? violationOf(validate, read, '/body'));
         return problem && withReferencesDecoded(problem);
       } else if (mime === MULTIPART_MEDIA_TYPE) {
         const reading = multipartReadings.get(key) as MultipartReading;

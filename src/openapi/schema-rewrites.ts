@@ -18,6 +18,8 @@
  *   reads (the document was refused: `exclusiveMaximum must be number`).
  * - **Formats Warden does not check** are annotations (JSON Schema's default): one warning per
  *   format, naming the first place it is used (formats.ts lists the ones checked).
+ * - **Form field encodings Warden does not honour** (a request body's `encoding.<name>.style` other
+ *   than exploded `form` and `deepObject`): one warning each (form-encoding.ts).
  *
  * The main document is walked by its structure, so a schema is told from a parameter or a
  * response (a Reference Object there may carry `summary` and `description`, which the dereferencer
@@ -26,6 +28,7 @@
  * where every Reference Object's siblings are ignored) or refused (3.1: write the `allOf`).
  */
 import { OpenApiError } from './document-error.js';
+import { unhonouredFormEncodings } from './form-encoding.js';
 import { isKnownFormat } from './formats.js';
 import { escapePointer, forEachSubschema, isSchema, type Schema } from './subschemas.js';
 
@@ -168,7 +171,9 @@ export function rewriteDocumentSchemas(doc: Schema, dialect: Dialect, warn: (w: 
     content(node.content, `${at}/content`);
   };
   const requestBody = (node: unknown, at: string) => {
-    if (once(node) && !isRef(node)) content(node.content, `${at}/content`);
+    if (!once(node) || isRef(node)) return;
+    content(node.content, `${at}/content`);
+    for (const [pointer, message] of unhonouredFormEncodings(node.content, `${at}/content`)) warn(new OpenApiWarning(pointer, message));
   };
   const response = (node: unknown, at: string) => {
     if (!once(node) || isRef(node)) return;

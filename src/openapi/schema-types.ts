@@ -113,6 +113,11 @@ export function objectPropertiesOf(s: Schema): Map<string, Record<string, unknow
   return out;
 }
 
+/** The names among `properties` (objectPropertiesOf) whose value is an array by some schema of theirs: copies of such a property are its items. */
+export function arrayPropertiesOf(properties: ReadonlyMap<string, readonly Record<string, unknown>[]>): Set<string> {
+  return new Set([...properties].filter(([, schemas]) => schemas.some(isArraySchema)).map(([name]) => name));
+}
+
 /**
  * Whether an object takes properties it does not name, by saying so: `additionalProperties` or
  * `unevaluatedProperties` true or a schema, or `patternProperties` (a free-form object, a map).
