@@ -33,6 +33,7 @@ import { describesStructuredData } from './structured-schema.js';
 import { compileBodyShadows, compileParameterShadows, type ParameterShadows } from './body-parameters.js';
 import { compileCookieShadows, type CookieShadows } from './cookie-parameters.js';
 import { memoizedByName } from './name-verdicts.js';
+import { ufoQueryNames } from '../net/ufo-query-names.js';
 import { isJsonSequenceType, jsonAsOther, jsonInOtherType, UNINTEROPERABLE_JSON } from './json-as-other.js';
 import { forEachSubschema, isSchema, someSubschema } from './subschemas.js';
 
@@ -434,6 +435,19 @@ function misread(key: string, names: NameReadings, at: string): Violation | unde
   return { pointer: `${at}/${key}`, message: `is read as ${JSON.stringify(read.declared)} by qs (Express), PHP, Rails or System.Web` };
 }
 
+/**
+ * A name ufo reads from a pair that starts with `=` (src/net/ufo-query-names.ts), which is an empty
+ * name here: refused when it is a declared one or read as one, as any other key is.
+ */
+function ufoMisread(name: string, names: NameReadings): Violation | undefined {
+  const declared = names.owns(name) ? name : names.readAs(name)?.declared;
+  if (declared === undefined) return undefined;
+  return {
+    pointer: '/query/',
+    message: `(a pair starting with "=") is read as ${JSON.stringify(declared)} by ufo (h3 1.x: Nitro 2, Nuxt 3), which skips a pair's leading "=" signs`,
+  };
+}
+
 /** The first of `keys` a backend would read as a declared name it is not. */
 function misreadName(keys: Iterable<string>, names: NameReadings, at: string): Violation | undefined {
   for (const k of keys) {
@@ -752,6 +766,10 @@ export function compileRequestValidator(
           const violation = bodyShadows?.(k);
           if (violation) return violation;
         }
+        for (const k of ufoQueryNames(parts.search.slice(1))) {
+          const violation = bodyShadows?.(k);
+          if (violation) return violation;
+        }
         return undefined;
       }
       // Path, header and cookie entries are named by the document; query keys by the client too (unknown_query).
@@ -785,6 +803,11 @@ export function compileRequestValidator(
         const violation = misread(k, queryNames, '/query') ?? bodyShadows?.(k);
         if (violation) return violation;
         if (options.unknownQuery === 'refuse' && !queryRest) data.query[k] = '';
+      }
+      // Pairs starting with `=`: an empty name above, a name to ufo (h3 1.x), read here as any key.
+      for (const k of ufoQueryNames(parts.search.slice(1))) {
+        const violation = ufoMisread(k, queryNames) ?? bodyShadows?.(k);
+        if (violation) return violation;
       }
       for (const r of readings.header) {
         const name = r.p.name.toLowerCase();

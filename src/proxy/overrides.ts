@@ -16,6 +16,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../errors.js';
 import { isMethodOverrideName } from '../openapi/name-readings.js';
+import { ufoQueryNames } from '../net/ufo-query-names.js';
 
 export const OVERRIDE_HEADERS = [
   'x-http-method-override',
@@ -31,6 +32,8 @@ const MAY_NAME_METHOD = /method|%/i;
 function overrideParameter(search: string): boolean {
   if (search.length < 2 || !MAY_NAME_METHOD.test(search)) return false;
   for (const name of new URLSearchParams(search).keys()) if (isMethodOverrideName(name)) return true;
+  // ufo (h3 1.x) reads `?=_method=DELETE` as `_method` (ufo-query-names.ts).
+  for (const name of ufoQueryNames(search.startsWith('?') ? search.slice(1) : search)) if (isMethodOverrideName(name)) return true;
   return false;
 }
 
