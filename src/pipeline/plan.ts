@@ -240,12 +240,6 @@ function buildStages(
   const bodyObservers: StreamingStage[] = [];
   let buffersBody: (mime: string, method: string) => boolean = NEVER;
   let jsonOpening: RoutePlan['jsonOpening'];
-  // First of the body stages: a method override is refused whatever else the route reads.
-  const methodFields = config.headers.overrides === 'refuse' && (route.methods.includes('POST') || route.methods.includes(ANY_METHOD));
-  if (methodFields) {
-    bodyStages.push(createMethodFieldStage());
-    bodyObservers.push(createMethodFieldMultipartStage(maxBodyBytes));
-  }
   if (policy.operation && policy.operation.mode !== 'off') {
     const { op, mode } = policy.operation;
     const unknownQuery = config.openapi?.validation.unknown_query ?? 'allow';
@@ -265,10 +259,6 @@ function buildStages(
     if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
     jsonOpening = { types: readsOpeningOf, unheld: createWafUnheldVerdict(waf) };
   }
-  if (methodFields && buffersBody !== ALWAYS) {
-    const others = buffersBody;
-    buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isFieldBody(mime));
-  }
   const malware = config.threats?.malware;
   if (policy.malwareScan && malware) {
     if (!deps.scanner) throw new Error('compilePlan: malware scanning configured but no scanner given');
@@ -277,6 +267,19 @@ function buildStages(
     if (buffersBody !== ALWAYS) {
       const others = buffersBody;
       buffersBody = (mime, method) => others(mime, method) || (holdsFieldValues(mime) && scansFieldValues(malware, mime));
+    }
+  }
+  // First of the body stages: a method override is refused whatever else the route reads. A POST's
+  // body on every route (held for it); any other method's where the stages above read it anyway
+  // (method-override with `methods: null` applies a PUT's `_method` too; red team 28, F3).
+  const posts = route.methods.includes('POST') || route.methods.includes(ANY_METHOD);
+  const readsBodies = bodyStages.length > 0 || bodyObservers.length > 0;
+  if (config.headers.overrides === 'refuse' && (posts || readsBodies)) {
+    bodyStages.unshift(createMethodFieldStage());
+    bodyObservers.unshift(createMethodFieldMultipartStage(maxBodyBytes, readsBodies));
+    if (posts && buffersBody !== ALWAYS) {
+      const others = buffersBody;
+      buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isFieldBody(mime));
     }
   }
   if (config.tokens) {

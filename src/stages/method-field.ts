@@ -1,12 +1,15 @@
 /**
- * A `_method` field in a POST body: Rack::MethodOverride, Symfony, Laravel, Spring's
+ * A `_method` field in a body: Rack::MethodOverride, Symfony, Laravel, Spring's
  * HiddenHttpMethodFilter and Express's method-override (with a body getter) run a POST carrying
  * one as the method it names. The sidecar routed, authorized and validated the POST, so the
  * backend would run an operation nobody checked (a POST allowed for `orders:write` served as a
  * DELETE). The query parameter and the headers are refused before routing (src/proxy/overrides.ts);
- * this stage reads the body, on every route, whether or not anything else does.
+ * this stage reads a POST's body on every route, whether or not anything else does.
  *
- * Only POST: every one of those frameworks overrides a POST and nothing else. Only the bodies they
+ * Other methods' bodies where another stage reads them anyway (validation, the waf, the malware
+ * scan; the plan holds none for this): method-override with `{methods: null}`, and getters that
+ * never look at the method, apply a PUT's `_method` too (`PUT /users/1 {"_method":"DELETE"}` ran
+ * a DELETE the token was not allowed; red team 28, F3). Only the bodies they
  * read fields from: form (`application/x-www-form-urlencoded`, and a POST without a Content-Type,
  * which Rack reads as a form), multipart (as it arrives, without holding it in memory: every
  * `multipart/*`, which Rack::Request#POST parses as a form, `multipart/mixed` and `related` too,
@@ -77,7 +80,8 @@ export function createMethodFieldStage(): Stage {
   return {
     id: 'method-field',
     run(ctx) {
-      if (ctx.method !== 'POST') return undefined;
+      // Another method's body only where another stage held it (the plan holds a POST's for this).
+      if (ctx.method !== 'POST' && ctx.body === undefined) return undefined;
       // A Content-Type a backend reads as another type (`application/x-www-form-urlencoded,x`,
       // `text/plain; x=/json`): its form or JSON fields would not be read here. Whether or not
       // the body was held: such a body is not one the plan buffers.
@@ -109,18 +113,19 @@ export function createMethodFieldStage(): Stage {
 }
 
 /**
- * Multipart bodies of any multipart type, part by part as they arrive (a field or a file part
+ * Multipart bodies of any multipart type, part by part as they arrive (a POST's; with `everyMethod`,
+ * on a route where another stage reads bodies, any method's) (a field or a file part
  * named `_method`, or, in a multipart/mixed or related body, a part no form reader here reads that
  * Rack names `_method`: `Content-Disposition: attachment; name="_method"`, `Content-ID: _method`).
  * A body that cannot be taken apart is refused: what it holds cannot be known, and a backend's
  * parser may read a `_method` in it.
  */
-export function createMethodFieldMultipartStage(maxBodyBytes: number): StreamingStage {
+export function createMethodFieldMultipartStage(maxBodyBytes: number, everyMethod: boolean): StreamingStage {
   return {
     id: 'method-field',
     observe(ctx): BodyObserver | undefined {
       const contentType = ctx.headers['content-type'];
-      if (ctx.method !== 'POST' || !isMultipartMediaType(mediaTypeOf(contentType))) return undefined;
+      if ((ctx.method !== 'POST' && !everyMethod) || !isMultipartMediaType(mediaTypeOf(contentType))) return undefined;
       // Refused with its own rule, before the body is taken apart (see the body stage).
       const malformed = contentTypeRefusal(contentType);
       if (malformed) return { write: () => undefined, end: () => Promise.resolve(malformed), abort: () => undefined };

@@ -102,8 +102,8 @@ t.test('untyped uploads of random and compressed bytes pass; dense untyped forms
     ['SQL-ish values, a field in 64 bytes', fill((i) => field(`q${i}=1' or '1'='1' union select `)), 'read'],
   ];
   // Refused shapes on the default route (the count comes before any stage); read ones where the
-  // waf reads the body too (detect PUT: no `_method` check; block POST: every stage), to keep the
-  // file's time down (each is a 10 MiB request).
+  // waf reads the body too (detect PUT, which the `_method` check reads as well since it reads any
+  // method's held body; block POST: every stage), to keep the file's time down (each is a 10 MiB request).
   const routes = {
     refused: [['default', 'POST']],
     read: [
