@@ -8,11 +8,47 @@ import { issuerKeyOf } from '../net/client-crl.js';
 import { canonicalSerial } from '../net/serial.js';
 import { parsedCertificatesOf } from '../net/trust-bundle.js';
 
+/** At most this many certificates a client sent are looked at (listener.ts's presentedChain keeps 10). */
+const MAX_PRESENTED = 10;
+/** Path length, leaf excluded, beyond which nothing is looked for. */
+const MAX_DEPTH = 8;
 /**
- * The client CAs a secure context trusts, and which of them a client's chain leads to: the
- * self-signed root at the end of the path from the certificates the client presented (leaf first)
- * through these CAs. Paths are remembered per certificate (the intermediates many callers share),
- * so a handshake costs a few name comparisons once the first caller of an intermediate was seen.
+ * Signature checks one classification may make: an honest chain needs none (one issuer named at each
+ * level) or a few (a cross-certified intermediate; a resumed session's leaf). Certificates a client
+ * adds that carry its issuer's name and key (anyone can certify a public key) would make each level
+ * check each other one.
+ */
+const MAX_VERIFICATIONS = 8;
+
+/** One classification's walk up from a leaf. */
+interface Walk {
+  /** Only the leaf: OpenSSL verified no chain at this handshake, every issuer's signature is checked. */
+  readonly resumed: boolean;
+  /** The CA certificates the client sent (not in client_ca), or for a resumed session those remembered. */
+  readonly candidates: readonly X509Certificate[];
+  /** Fingerprints of what the client sent. */
+  readonly sent: ReadonlySet<string>;
+  /** Per certificate walked: whether it reaches a root of client_ca. */
+  readonly reaches: Map<string, boolean>;
+  readonly anchors: Set<string>;
+  /** The candidates on paths that reach a root. */
+  readonly via: X509Certificate[];
+  /** Signature checks left; below 0 the walk gave up and knows no anchor. */
+  verifications: number;
+}
+
+/** Whether `ca`'s key verifies `cert`'s signature, within the walk's budget. */
+function verifies(cert: X509Certificate, ca: X509Certificate, walk: Walk): boolean {
+  return walk.verifications-- > 0 && cert.verify(ca.publicKey);
+}
+
+/**
+ * The client CAs a secure context trusts, and which of them a client's chain relies on: walked up
+ * from the leaf only, each step to a certificate that issued the one below (never "any certificate
+ * the client sent that leads to a trusted root": red team 28 sent `[leaf, root B, intermediate of
+ * root A]` and was taken for root B's). Every path counts: a cross-certified intermediate relies on
+ * both roots. The client_ca issuers of CA certificates are remembered (many callers share them), so
+ * an honest handshake costs a few name comparisons and no signature check.
  *
  * In file mode also the path's links as client_crl entries name them (PeerIdentity.chain): the leaf
  * and every CA certificate above it, whether in client_ca or sent by the client, so a root's CRL
@@ -21,7 +57,10 @@ import { parsedCertificatesOf } from '../net/trust-bundle.js';
 export class ClientTrust {
   readonly fingerprints: ReadonlySet<string>;
   readonly #cas: readonly X509Certificate[];
-  readonly #roots = new Map<string, string | undefined>();
+  /** The self-signed CAs of client_ca (by fingerprint): where paths end. */
+  readonly #roots: ReadonlySet<string>;
+  /** Per CA certificate above a leaf (by fingerprint): the CAs of client_ca it names as its issuer. */
+  readonly #named = new Map<string, readonly X509Certificate[]>();
   /** Per CA (by fingerprint), how a client_crl entry names it (issuerKeyOf); undefined: not wanted (mesh). */
   readonly #issuerKeys: Map<string, string> | undefined;
   /** Per CA certificate above a leaf (by fingerprint): its links up to its root. */
@@ -38,50 +77,79 @@ export class ClientTrust {
   constructor(pem: Buffer | undefined, issuerKeys: boolean, previous?: ClientTrust) {
     this.#cas = parsedCertificatesOf(pem);
     this.fingerprints = new Set(this.#cas.map((c) => c.fingerprint256));
+    this.#roots = new Set(this.#cas.filter((c) => c.checkIssued(c)).map((c) => c.fingerprint256));
     this.#issuerKeys = issuerKeys ? new Map(this.#cas.map((ca) => [ca.fingerprint256, issuerKeyOf(ca)])) : undefined;
     this.#sent = new Map(previous === undefined ? undefined : previous.#sent);
   }
 
   /**
    * For a verified client's certificates (leaf first): its path's links as client_crl entries name
-   * them (file mode only, else empty), and the fingerprint of the trusted root the chain leads to
-   * (for a resumed session, which has only the leaf, through the intermediates remembered; undefined
-   * when none is known that issued it).
+   * them (file mode only, else empty), and the fingerprints of the client CAs its verified paths rely
+   * on (anchors), empty when none is known: a resumed session, which has only the leaf, whose
+   * intermediates are not remembered, or a chain too costly to walk (the caller treats it as
+   * relying on a CA no longer trusted as soon as one is removed).
    */
-  classify(presented: readonly X509Certificate[]): { chain: readonly ChainLink[]; anchor: string | undefined } {
+  classify(presented: readonly X509Certificate[]): { chain: readonly ChainLink[]; anchors: readonly string[] } {
     const leaf = presented[0];
-    if (leaf === undefined) return { chain: [], anchor: undefined };
-    const issuers = this.#issuers(leaf);
-    let anchor = this.#rootFrom(leaf, issuers, 0);
-    for (const cert of presented.slice(1)) anchor ??= this.#rememberedRoot(cert);
-    if (presented.length === 1) anchor ??= this.#rootThroughSent(leaf, 0);
-    else if (anchor !== undefined) this.#rememberSent(presented);
-    return { chain: this.#issuerKeys === undefined ? [] : (this.#linksFrom(leaf, presented.slice(1), 0) ?? []), anchor };
-  }
-
-  /** Remembers the CA certificates of a verified chain that lead to a trusted root (each signed the one below it). */
-  #rememberSent(presented: readonly X509Certificate[]): void {
-    for (let i = 1; i < presented.length; i++) {
-      const ca = presented[i] as X509Certificate;
-      const below = presented[i - 1] as X509Certificate;
-      if (this.#sent.has(ca.fingerprint256) || this.fingerprints.has(ca.fingerprint256)) continue;
-      if (!ca.ca || ca.checkIssued(ca) || !below.checkIssued(ca) || !below.verify(ca.publicKey)) break;
-      remember(this.#sent, ca.fingerprint256, ca);
-    }
+    if (leaf === undefined) return { chain: [], anchors: [] };
+    const sent = presented.slice(1, MAX_PRESENTED);
+    const walk: Walk = {
+      // A resumed session's client sent no chain: its path is looked for through the intermediates remembered.
+      resumed: sent.length === 0,
+      candidates: sent.length > 0 ? sent.filter((c) => c.ca && !this.fingerprints.has(c.fingerprint256)) : [...this.#sent.values()],
+      sent: new Set(sent.map((c) => c.fingerprint256)),
+      reaches: new Map(),
+      anchors: new Set(),
+      via: [],
+      verifications: MAX_VERIFICATIONS,
+    };
+    const reached = this.#walk(leaf, walk, 0);
+    if (walk.verifications < 0 || !reached) walk.anchors.clear();
+    if (sent.length > 0) for (const ca of walk.via) remember(this.#sent, ca.fingerprint256, ca);
+    return { chain: this.#issuerKeys === undefined ? [] : (this.#linksFrom(leaf, sent, 0) ?? []), anchors: [...walk.anchors] };
   }
 
   /**
-   * The root above `cert` through the intermediates remembered, each checked to have signed the one
-   * below (four levels at most: a path tried per candidate issuer must stay cheap).
+   * Whether `cert` reaches a root of client_ca, adding to `walk.anchors` the client_ca certificates on
+   * the way that the client did not send itself (the roots, and intermediates it left to client_ca):
+   * every path, as each of them could have been OpenSSL's.
    */
-  #rootThroughSent(cert: X509Certificate, depth: number): string | undefined {
-    if (depth > 3) return undefined;
-    for (const ca of this.#sent.values()) {
-      if (ca.fingerprint256 === cert.fingerprint256 || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) continue;
-      const root = this.#rememberedRoot(ca) ?? this.#rootThroughSent(ca, depth + 1);
-      if (root !== undefined) return root;
+  #walk(cert: X509Certificate, walk: Walk, depth: number): boolean {
+    const known = walk.reaches.get(cert.fingerprint256);
+    if (known !== undefined) return known;
+    if (this.#roots.has(cert.fingerprint256)) {
+      walk.anchors.add(cert.fingerprint256); // trusted only as a CA of client_ca, even when the client sent it too
+      return true;
     }
-    return undefined;
+    walk.reaches.set(cert.fingerprint256, false); // a loop of cross-certificates ends here
+    let reaches = false;
+    if (depth < MAX_DEPTH) {
+      for (const ca of this.#issuersOf(cert, walk, depth)) {
+        if (!this.#walk(ca, walk, depth + 1)) continue;
+        reaches = true;
+        if (!this.fingerprints.has(ca.fingerprint256)) walk.via.push(ca);
+        else if (!walk.sent.has(ca.fingerprint256)) walk.anchors.add(ca.fingerprint256);
+      }
+    }
+    walk.reaches.set(cert.fingerprint256, reaches);
+    return reaches;
+  }
+
+  /**
+   * The CA certificates of client_ca and among the candidates that `cert` names as its issuer
+   * (checkIssued: names, key identifiers, key usage). Of a chain OpenSSL verified at this handshake,
+   * one such is its issuer: OpenSSL chose it the same way and checked its signature. When several
+   * are named, or the certificates are remembered ones (a resumed session), the signature tells.
+   * A certificate taken here that is not on OpenSSL's path can only add anchors, never hide one.
+   */
+  #issuersOf(cert: X509Certificate, walk: Walk, depth: number): X509Certificate[] {
+    let inCa = depth > 0 ? this.#named.get(cert.fingerprint256) : undefined;
+    if (inCa === undefined) {
+      inCa = this.#cas.filter((ca) => ca.fingerprint256 !== cert.fingerprint256 && cert.checkIssued(ca));
+      if (depth > 0) remember(this.#named, cert.fingerprint256, inCa);
+    }
+    const named = [...inCa, ...walk.candidates.filter((ca) => ca.fingerprint256 !== cert.fingerprint256 && cert.checkIssued(ca))];
+    return named.length > 1 || walk.resumed ? named.filter((ca) => verifies(cert, ca, walk)) : named;
   }
 
   /**
@@ -124,15 +192,6 @@ export class ClientTrust {
     return key;
   }
 
-  #rememberedRoot(cert: X509Certificate): string | undefined {
-    const key = cert.fingerprint256;
-    if (!this.#roots.has(key)) {
-      if (this.#roots.size >= 1024) this.#roots.clear();
-      this.#roots.set(key, this.#rootAbove(cert, 0));
-    }
-    return this.#roots.get(key);
-  }
-
   /**
    * OpenSSL verified the chain at the handshake: which CA issued a certificate is told by its names
    * and key identifiers (`checkIssued`); the signature is checked only when several CAs match.
@@ -140,19 +199,6 @@ export class ClientTrust {
   #issuers(cert: X509Certificate): X509Certificate[] {
     const named = this.#cas.filter((ca) => cert.checkIssued(ca));
     return named.length > 1 ? named.filter((ca) => cert.verify(ca.publicKey)) : named;
-  }
-
-  #rootAbove(cert: X509Certificate, depth: number): string | undefined {
-    return depth > 8 ? undefined : this.#rootFrom(cert, this.#issuers(cert), depth);
-  }
-
-  #rootFrom(cert: X509Certificate, issuers: readonly X509Certificate[], depth: number): string | undefined {
-    for (const ca of issuers) {
-      if (ca.fingerprint256 === cert.fingerprint256 || ca.checkIssued(ca)) return ca.fingerprint256;
-      const root = this.#rootAbove(ca, depth + 1);
-      if (root !== undefined) return root;
-    }
-    return undefined;
   }
 }
 

@@ -11,9 +11,10 @@
  *
  * A new secure context that trusts fewer client CAs (a reload that drops one from `client_ca`, a mesh
  * trust bundle without an old root) also ends the open connections whose client certificate chains
- * to a CA no longer trusted: OpenSSL checked the chain once, at their handshake. Their requests from
- * then on are refused, and they are closed the same graceful way. (Sessions cannot be resumed across
- * the change: Node makes new ticket keys with every secure context; client-ca-reload.test.ts checks it.)
+ * to a CA no longer trusted (any CA of any of its paths: client-trust.ts): OpenSSL checked the chain
+ * once, at their handshake. Their requests from then on are refused, and they are closed the same
+ * graceful way. (Sessions cannot be resumed across the change: Node makes new ticket keys with every
+ * secure context; client-ca-reload.test.ts checks it.)
  */
 import type { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -120,10 +121,13 @@ const ANCHOR_REMOVED = 'WARDEN_TRUST_ANCHOR_REMOVED';
 const TLS_SOCKET = Symbol('warden.tlsSocket');
 type SessionWithSocket = Http2Session & { [TLS_SOCKET]?: TLSSocket };
 
-/** Per connection, on its socket (as its peer identity is): the trusted root its client certificate chains to, whether it is being closed for it. */
-const ANCHOR = Symbol('warden.clientAnchor');
+/**
+ * Per connection, on its socket (as its peer identity is): the client CAs its certificate's verified
+ * paths rely on (ClientTrust.classify; empty: not known), whether it is being closed for one of them.
+ */
+const ANCHORS = Symbol('warden.clientAnchors');
 const DISTRUSTED = Symbol('warden.distrusted');
-type TrustedSocket = TLSSocket & { [ANCHOR]?: string; [DISTRUSTED]?: true };
+type TrustedSocket = TLSSocket & { [ANCHORS]?: readonly string[]; [DISTRUSTED]?: true };
 /** Connections whose client certificate chains to a CA no longer trusted: closing, every request refused. */
 const distrusted = (socket: unknown): boolean => (socket as TrustedSocket)[DISTRUSTED] === true;
 
@@ -335,8 +339,8 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     const leaf = socket.getPeerX509Certificate();
     const trust = leaf !== undefined && socket.authorized ? clientTrust.classify(presentedChain(leaf)) : undefined;
     const peer = readPeerIdentity(socket, options.peers?.trustDomain, leaf, trust?.chain);
-    // '' when not known: a resumed session, whose client sent no chain, of an intermediate no longer remembered.
-    if (trust !== undefined) (socket as TrustedSocket)[ANCHOR] = trust.anchor ?? '';
+    // Empty when not known: a resumed session, whose client sent no chain, of an intermediate no longer remembered.
+    if (trust !== undefined) (socket as TrustedSocket)[ANCHORS] = trust.anchors;
     const revoked = peer.serial !== undefined && options.peers?.revocations?.isRevoked(peer.serial) === true;
     const admitted = !revoked && (!requireCertificate || peer.verified);
     // A failed handshake for admission control: a refused caller, under `request` a chain OpenSSL
@@ -391,14 +395,15 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       if (![...previous.fingerprints].some((fingerprint) => !trusted.has(fingerprint))) return 0; // none removed: nothing to re-check
       let closed = 0;
       for (const socket of sockets as Set<TrustedSocket>) {
-        if (socket[ANCHOR] === '') {
-          // Its root was not known at the handshake: looked for again, against the new trust. Not
+        if (socket[ANCHORS]?.length === 0) {
+          // Its CAs were not known at the handshake: looked for again, against the new trust. Not
           // found there, the chain cannot be shown to reach a CA still trusted, and it is closed.
           const leaf = socket.getPeerX509Certificate();
-          socket[ANCHOR] = (leaf && clientTrust.classify([leaf]).anchor) ?? '';
+          socket[ANCHORS] = leaf ? clientTrust.classify([leaf]).anchors : [];
         }
-        const anchor = socket[ANCHOR];
-        if (anchor === undefined || socket[DISTRUSTED] || trusted.has(anchor)) continue;
+        const anchors = socket[ANCHORS];
+        // Closed when any CA it relies on goes: with several paths, the one OpenSSL took is not known.
+        if (anchors === undefined || socket[DISTRUSTED] || (anchors.length > 0 && anchors.every((a) => trusted.has(a)))) continue;
         socket[DISTRUSTED] = true;
         closed++;
         const peer = peerOf(socket);

@@ -306,3 +306,75 @@ t.test(
     );
   },
 );
+
+t.test(
+  'red team 28 F1: a trusted root sent ahead of the intermediate ([leaf, other root, intermediate]) does not keep a connection past its real root’s removal',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const { alice, bob } = await twoRoots(t);
+    const clientCa = join(mkdtempSync(join(tmpdir(), 'warden-client-ca-')), 'client-ca.pem');
+    writeFileSync(clientCa, alice.bundlePem + bob.bundlePem);
+    const extra = { listeners: { inbound: { tls: { client_certificates: 'require', client_ca: clientCa } } } };
+    const s = await startTestSidecar(t, backend.url, extra);
+    // OpenSSL takes alice's leaf → her intermediate → root A and passes over bob's root (root B).
+    const [leaf, intermediate] = alice.certPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+    t.ok(leaf && intermediate, 'alice: leaf and intermediate');
+    const decoy = `${leaf}${bob.bundlePem}${intermediate}`;
+
+    const h2 = h2Connect(s.url, { ca: s.ca, cert: decoy, key: alice.keyPem });
+    h2.on('error', () => undefined);
+    t.teardown(() => h2.destroy());
+    t.equal(await get(h2), 200, 'alice over h2 with [leaf, root B, intermediate]');
+    const bobH2 = h2Connect(s.url, { ca: s.ca, cert: bob.certPem, key: bob.keyPem });
+    bobH2.on('error', () => undefined);
+    t.teardown(() => bobH2.destroy());
+    t.equal(await get(bobH2), 200, 'bob (root B) over h2');
+
+    let text = '';
+    const h1 = tlsConnect({
+      host: '127.0.0.1',
+      port: s.port,
+      servername: 'localhost',
+      ca: s.ca,
+      cert: decoy,
+      key: alice.keyPem,
+      ALPNProtocols: ['http/1.1'],
+    });
+    t.teardown(() => h1.destroy());
+    h1.on('error', () => undefined);
+    h1.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const h1Closed = within(4000, h1, 'close');
+    const h1Get = async (path: string) => {
+      text = '';
+      if (!h1.destroyed) h1.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      for (let i = 0; i < 40 && !text.includes('\r\n\r\n') && !h1.destroyed; i++) await sleep(25);
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+    };
+    await new Promise((r) => h1.once('secureConnect', r));
+    t.equal(await h1Get('/echo?n=1'), 200, 'alice over HTTP/1.1 with [leaf, root B, intermediate], kept alive');
+    const h2Closed = within(4000, h2, 'close');
+    const requestsBefore = backend.requests.length;
+
+    writeFileSync(clientCa, bob.bundlePem);
+    const file = s.sidecar.current.loaded.file;
+    const yaml = await testConfigYaml(backend.url, extra);
+    t.ok(await s.sidecar.reload(() => parseSidecarConfig(file, yaml)), 'reloaded without root A');
+    await sleep(200);
+    const afterH2 = await get(h2);
+    t.not(afterH2, 200, `alice's h2 session is not served any more (${afterH2})`);
+    t.ok(await h2Closed, '…and closed');
+    const afterH1 = await h1Get('/echo?n=2');
+    t.not(afterH1, 200, `alice's HTTP/1.1 connection is not served any more (${afterH1 || 'closed'})`);
+    t.ok(h1.destroyed || (await h1Closed), '…and closed');
+    t.equal(backend.requests.length, requestsBefore, 'nothing of alice’s reached the backend after the reload');
+    t.equal(await get(bobH2), 200, 'bob (root B, still trusted) keeps his connection');
+    t.same(
+      s.events
+        .filter((e) => e.name === 'warden.tls.peer_denied' && e['error.type'] === 'WARDEN_TRUST_ANCHOR_REMOVED')
+        .map((e) => e['warden.peer.id']),
+      [alice.spiffeId, alice.spiffeId],
+      'warden.tls.peer_denied WARDEN_TRUST_ANCHOR_REMOVED for alice’s two connections',
+    );
+  },
+);
