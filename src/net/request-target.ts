@@ -88,8 +88,11 @@ function decodeUnreserved(path: string): string | WardenError {
   return last === 0 ? path : out + path.slice(last);
 }
 
-/** Resolves "." and ".." and collapses empty segments; undefined when ".." would leave the root. */
-function removeDotSegments(path: string): string | undefined {
+/**
+ * Resolves "." and ".." and collapses empty segments; undefined when ".." would leave the root. Also
+ * how route patterns are held to the form requests are matched in (pattern-form.ts).
+ */
+export function removeDotSegments(path: string): string | undefined {
   const input = path.split('/');
   const output: string[] = [];
   let trailingSlash = false;

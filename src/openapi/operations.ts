@@ -9,6 +9,7 @@ import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
 import type { TokenPlaces } from '../config/token-places.js';
 import { normaliseTarget } from '../net/request-target.js';
+import { patternProblem } from '../net/pattern-form.js';
 import { WardenError } from '../errors.js';
 import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
@@ -289,6 +290,9 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
   const ops: Operation[] = [];
   const ids = new Map<string, string>();
   for (const [template, item] of Object.entries(doc.paths ?? {})) {
+    // A template requests never match (`/e/%7Bb%7D`, `/a//b`) was a dead operation, or under passthrough one whose policy never applied.
+    const problem = patternProblem(template, 'template');
+    if (problem !== undefined) throw new OpenApiError(pointerOf('paths', template), problem);
     for (const method of METHODS) {
       const op = item[method] as Record<string, unknown> | undefined;
       if (op === undefined) continue;

@@ -30,6 +30,7 @@ import type { ClamdClient } from '../threats/clamd-client.js';
 import { createMalwareScanStage, holdsFieldValues, scansFieldValues } from '../stages/malware-scan.js';
 import { createMethodFieldMultipartStage, createMethodFieldStage } from '../stages/method-field.js';
 import { isFieldBody } from '../net/media-type.js';
+import { patternProblem } from '../net/pattern-form.js';
 import {
   createWafBodyStage,
   createWafMultipartStage,
@@ -551,14 +552,19 @@ function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
 }
 
 function configEntries(config: SidecarConfig): RouteEntry[] {
-  return config.routes.map((route, index) => ({
-    id: route.id,
-    paths: [route.path],
-    methods: route.methods,
-    policy: policyOf(config, route),
-    maxBodyBytes: route.limits?.max_body_bytes,
-    field: ['routes', index, 'path'],
-  }));
+  return config.routes.map((route, index) => {
+    // A pattern requests never match (`/files/my%20docs/*`, `/internal//*`) passed and protected nothing.
+    const problem = patternProblem(route.path, 'route');
+    if (problem !== undefined) throw new PlanError(['routes', index, 'path'], problem);
+    return {
+      id: route.id,
+      paths: [route.path],
+      methods: route.methods,
+      policy: policyOf(config, route),
+      maxBodyBytes: route.limits?.max_body_bytes,
+      field: ['routes', index, 'path'],
+    };
+  });
 }
 
 /**
