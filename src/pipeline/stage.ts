@@ -81,11 +81,6 @@ export interface RequestContext {
   search: string;
   /** The client's address: the socket's peer, or the nearest untrusted X-Forwarded-For hop. */
   readonly clientAddress: string;
-  /**
-   * clientAddress came from X-Forwarded-For (the socket is a trusted proxy): the TLS peer is then
-   * that proxy, not the client, and the rate limit's key skips it.
-   */
-  readonly clientForwarded?: boolean | undefined;
   /** The caller's client certificate, as verified at the handshake (`presented: false` without one). */
   readonly peer: PeerIdentity;
   /** The client's connection (its socket), for what is worth remembering from one request to the next on it. */

@@ -206,9 +206,6 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       path,
       search: target instanceof WardenError ? '' : target.search,
       clientAddress,
-      // clientAddressOf returns the socket's own address unless it took a hop of X-Forwarded-For
-      // (one that is no trusted proxy, so never the trusted socket's address).
-      clientForwarded: clientAddress !== socketAddress,
       peer,
       connection: req.socket,
       headers,

@@ -4,7 +4,7 @@
  * Requests: framing checks that stop smuggling shapes the parser let through, hop-by-hop headers
  * (RFC 9110 §7.6.1, including those the Connection header names) and internal headers removed,
  * h2 pseudo-headers mapped to Host, X-Forwarded-For/-Proto/-Host set (incoming ones believed only
- * from trusted proxies), Forwarded and X-Real-IP naming the client Warden computed. Responses:
+ * from trusted proxies), X-Real-IP naming the client Warden computed. Responses:
  * hop-by-hop and internal headers removed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -260,9 +260,8 @@ function withoutZone(address: string): string {
  * The header set sent to the backend. From a trusted proxy, X-Forwarded-For is appended to and its
  * X-Forwarded-Proto/-Host believed; Forwarded and the other proxy-asserted fields only when
  * headers.trusted_proxy_headers names them (a client behind an ordinary front writes its own: red
- * team 28). Otherwise Forwarded and X-Real-IP name the client Warden computed (`clientAddress`),
- * so a backend reading either (Spring's ForwardedHeaderFilter, nginx-style X-Real-IP readers)
- * agrees with the address its policy used.
+ * team 28). X-Real-IP names the client Warden computed (`clientAddress`), so a backend reading it
+ * (nginx-style X-Real-IP readers) agrees with the address its policy used.
  */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
@@ -292,36 +291,15 @@ export function upstreamRequestHeaders(
   const fwdHost = headers['x-forwarded-host'];
   const sentHost = trusted && typeof fwdHost === 'string' ? fwdHost : authority;
   if (sentHost !== undefined) out['x-forwarded-host'] = sentHost;
-  // 0 for UNKNOWN_CLIENT (and a socket already gone, ''): no address to name.
-  const family = isIP(clientAddress);
+  // A trusted proxy's Forwarded only when listed. Warden writes none of its own: one naming only the
+  // client it computed contradicted X-Forwarded-For's chain, and Symfony (Drupal's default) answers
+  // 400 to a request whose trusted Forwarded and X-Forwarded-For differ (review rt28, F1).
   const forwarded = headers.forwarded;
-  out.forwarded =
-    trusted && rules.believesForwarded && forwarded !== undefined ? forwarded : forwardedOf(clientAddress, family, sentProto, sentHost);
-  if (family !== 0) out['x-real-ip'] = clientAddress;
+  if (trusted && rules.believesForwarded && forwarded !== undefined) out.forwarded = forwarded;
+  // 0 for UNKNOWN_CLIENT (and a socket already gone, ''): no address to name.
+  if (isIP(clientAddress) !== 0) out['x-real-ip'] = clientAddress;
   const host = rules.upstreamHost ?? authority;
   if (host !== undefined) out.host = host;
-  return out;
-}
-
-/** RFC 7239 §5.3: a URI scheme. A trusted proxy's X-Forwarded-Proto that is none is left out. */
-const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
-/**
- * Characters a quoted-string must escape (RFC 9110 §5.6.4). No host holds one; a trusted proxy's
- * X-Forwarded-Host that does is left out of Forwarded rather than escaped (escaping 1 MiB of them
- * took 0.3 s).
- */
-const NEEDS_ESCAPE = /["\\]/;
-
-/**
- * Forwarded (RFC 7239) as Warden writes it: the client it computed (`unknown` when it has no
- * address; IPv6 quoted in brackets, §6), the protocol and host the backend is told in
- * X-Forwarded-Proto/-Host (one that is no scheme, or a host with `"` or `\`, left out), so readers
- * of either header read the same request.
- */
-function forwardedOf(client: string, family: number, proto: string, host: string | undefined): string {
-  let out = family === 0 ? 'for=unknown' : family === 6 ? `for="[${client}]"` : `for=${client}`;
-  if (SCHEME.test(proto)) out += `;proto=${proto}`;
-  if (host !== undefined && !NEEDS_ESCAPE.test(host)) out += `;host="${host}"`;
   return out;
 }
 

@@ -27,14 +27,16 @@ export function keysNeedPrincipal(keys: readonly RateLimitKey[]): boolean {
 
 /**
  * Which of the configured identities keys this request's bucket: the first that applies, else the
- * address. Not `peer` for a client behind a trusted proxy: that peer is the proxy, and every client
- * behind a front presenting a certificate shared its one bucket (red team 28).
+ * address. `peer` whenever the caller's certificate is verified, also with X-Forwarded-For from a
+ * trusted proxy: `trusted_proxies` is often a whole pod range, and a workload in it skipping `peer`
+ * chose its own bucket by the header it wrote (review rt28, F2). A front presenting a certificate is
+ * given `key: [client_id, ip]` instead (proxy.md, behind a front proxy).
  */
 export function keyKindOf(ctx: RequestContext, keys: readonly RateLimitKey[]): RateLimitKey {
   for (const kind of keys) {
     switch (kind) {
       case 'peer':
-        if (ctx.peer.verified && ctx.peer.spiffeId && ctx.clientForwarded !== true) return kind;
+        if (ctx.peer.verified && ctx.peer.spiffeId) return kind;
         break;
       case 'client_id':
         if (ctx.principal?.clientId) return kind;

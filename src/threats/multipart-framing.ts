@@ -306,7 +306,9 @@ function readPartHeaders(
     );
   // Tomcat (commons-fileupload's ParameterParser, MimeUtility.decodeText) decodes RFC 2047 encoded
   // words in every value: `name="=?UTF-8?Q?role?="` is `role` to it, a file name in B encoding
-  // `../../../etc/passwd`. No client encodes a form's names so (RFC 7578 §4.2 forbids it).
+  // `../../../etc/passwd`. No client encodes a field's name so (RFC 7578 §4.2 forbids it); Spring's
+  // FormHttpMessageConverter with a multipartCharset encodes non-ASCII file names so, refused too
+  // (threats.md says what to do: review rt28, F4).
   const encoded = sent.find(([, value]) => hasEncodedWord(value));
   if (encoded !== undefined)
     return problem(`an RFC 2047 encoded word in the Content-Disposition ${JSON.stringify(encoded[0].slice(0, 40))} (Tomcat decodes it)`);

@@ -199,10 +199,11 @@ t.test('hasStrayBoundary: a boundary Tomcat or Jetty reads otherwise (red team 2
     'multipart/form-data; boundary="=?UTF-8?B?QUE=?="',
     'multipart/form-data; boundary="x =?utf-8?q?AA?="',
     'multipart/form-data; boundary="AA=?"',
-    // Jetty 9.4 takes single quotes off it ('AA' is AA), and a quote opens a quoted span anywhere.
+    // Jetty 9.4 takes single quotes off a value that starts and ends with one ('AA' is AA).
     "multipart/form-data; boundary='AA'",
     'multipart/form-data; boundary="\'AA\'"',
-    "multipart/form-data; boundary=AA'BB",
+    "multipart/form-data; boundary='AA",
+    "multipart/form-data; boundary=AA'",
     // Jetty finds it with a case-sensitive indexOf("boundary="): none under these, so it splits at "--".
     'multipart/form-data; Boundary=AA',
     'multipart/form-data; BOUNDARY=BBB',
@@ -394,7 +395,9 @@ t.test('hasStrayBoundary: an unquoted boundary Mojolicious ends early (outside R
     '----WebKitFormBoundary7MA4YWxkTrZu0gW',
     '----geckoformboundary5d3e4a9c2b1f0e8d7c6b5a49',
     '---------------------------974767299852498929531610575',
-    'a-_Z09.+', // Dart's http: +_-. and alphanumerics (no "'": Jetty takes single quotes off)
+    'a-_Z09.+', // Dart's http: +_-. and alphanumerics
+    "a-_Z'09.+", // a "'" inside: Jetty unquotes only a value that starts and ends with one
+    '"9r\'(Xk+_.-/:a)Q\'zz"', // http4s (quoted, 41 of [0-9A-Za-z'()+_,-./:]; review rt28, F3)
     '"AA!BB"',
     '"(a)/b:c?d=e f"',
     '"ee7d2f5c-4b3a-4c4e-9c7a-2e0b1f7d8a6c"',

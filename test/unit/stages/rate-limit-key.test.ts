@@ -1,7 +1,6 @@
 /**
- * The rate limit's key kind: the first identity of `key` the request has — except `peer` for a
- * client behind a trusted proxy. That peer is the front: with it, every client behind a front that
- * presents a certificate shared one bucket (red team 28 F3).
+ * The rate limit's key kind: the first identity of `key` the request has. `peer` is never skipped for
+ * X-Forwarded-For: a workload in trusted_proxies would choose its own bucket (review rt28, F2).
  */
 import t from 'tap';
 import type { PeerIdentity } from '../../../src/mesh/peer-identity.js';
@@ -17,11 +16,16 @@ t.test('a verified peer keys the bucket when it is the client itself', async (t)
   t.equal(keyKindOf(ctx, KEYS), 'peer');
 });
 
-t.test('behind a trusted proxy (the client address from X-Forwarded-For) the peer is skipped', async (t) => {
-  const a = testContext({ peer: front, clientAddress: '198.51.100.1', clientForwarded: true });
-  const b = testContext({ peer: front, clientAddress: '198.51.100.2', clientForwarded: true });
-  t.equal(keyKindOf(a, KEYS), 'ip', 'the next kind: the address');
-  t.not(clientOf(a, keyKindOf(a, KEYS)), clientOf(b, keyKindOf(b, KEYS)), 'two clients behind one front: two buckets');
-  t.equal(keyKindOf(testContext({ peer: front, clientForwarded: true, principal }), KEYS), 'client_id', 'or the token’s client');
-  t.equal(keyKindOf(testContext({ peer: front, clientForwarded: true }), ['peer']), 'ip', '[peer] alone: the address');
+t.test('a verified peer keys the bucket whatever X-Forwarded-For says (review rt28, F2)', async (t) => {
+  // A workload inside trusted_proxies (a pod range) that writes X-Forwarded-For: one bucket, its certificate's.
+  const a = testContext({ peer: front, clientAddress: '198.51.100.1' });
+  const b = testContext({ peer: front, clientAddress: '198.51.100.2' });
+  t.equal(keyKindOf(a, KEYS), 'peer');
+  t.equal(clientOf(a, keyKindOf(a, KEYS)), clientOf(b, keyKindOf(b, KEYS)), 'two client addresses, one peer: one bucket');
+  t.equal(
+    keyKindOf(testContext({ peer: front, principal }), ['client_id', 'ip']),
+    'client_id',
+    'key: [client_id, ip] for a front: the token’s client',
+  );
+  t.equal(keyKindOf(a, ['client_id', 'ip']), 'ip', 'or the address');
 });
