@@ -5,8 +5,10 @@
  * rate limit from the `x-warden-rate-limit` extension.
  */
 import type { RateLimitConfig } from '../config/types.js';
+import { closest } from '../config/closest-name.js';
 import { costProblem } from '../config/rate-limit-schema.js';
 import { MAX_TIMER_MS } from '../config/schema-parts.js';
+import { parseDuration } from '../config/units.js';
 import type { TokenPlaces } from '../config/token-places.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { patternProblem } from '../net/pattern-form.js';
@@ -14,6 +16,7 @@ import { WardenError } from '../errors.js';
 import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
+import { RATE_LIMIT_EXTENSION, refuseUnreadWardenExtensions } from './warden-extensions.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
@@ -243,12 +246,53 @@ const MAX_RATE = 1_000_000_000;
 const MAX_COST = 1_000_000;
 const MAX_PER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 
+const RATE_LIMIT_KEYS = ['rate', 'per', 'per_seconds', 'burst', 'cost'];
+const RATE_LIMIT_NEEDS = 'needs rate: an integer ≥ 1 (and optionally per or per_seconds, burst, cost)';
+
+/**
+ * The window, in milliseconds: `per_seconds` (a number of seconds), or `per` as sidecar.yaml's
+ * buckets spell it, a duration with its unit ("1m"). A bare number for `per` is refused: sidecar.yaml
+ * reads it as milliseconds, an operator writing `per: 60` here meant seconds (red team 28 §2: it was
+ * dropped, and the limit ran at 5 a second instead of 5 a minute).
+ */
+function windowOf(ext: Record<string, unknown>, at: string): number {
+  if (ext.per !== undefined && ext.per_seconds !== undefined)
+    throw new OpenApiError(`${at}/per`, 'give the window either as per (a duration like "1m") or as per_seconds, not both');
+  if (ext.per !== undefined) {
+    const bare =
+      typeof ext.per === 'number'
+        ? String(ext.per)
+        : typeof ext.per === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(ext.per)
+          ? ext.per.trim()
+          : undefined;
+    if (bare !== undefined)
+      throw new OpenApiError(`${at}/per`, `needs a unit: write per: "${bare}s" (or per_seconds: ${bare}) for seconds, or "ms", "m", "h"`);
+    const ms = parseDuration(ext.per);
+    if (ms === undefined || ms < 1 || ms > MAX_PER_SECONDS * 1000)
+      throw new OpenApiError(`${at}/per`, `must be a duration like "1s" or "1m", above 0 and at most 596h, got ${JSON.stringify(ext.per)}`);
+    return ms;
+  }
+  const perSeconds = ext.per_seconds === undefined ? 1 : ext.per_seconds;
+  // Finite and bounded: `.inf` turned the limit off (NaN in the bucket), 1e300 a Retry-After of 1e300 s.
+  if (typeof perSeconds !== 'number' || !(perSeconds > 0) || perSeconds > MAX_PER_SECONDS)
+    throw new OpenApiError(`${at}/per_seconds`, `must be a number of seconds > 0 and at most ${MAX_PER_SECONDS} (596 h)`);
+  return perSeconds * 1000;
+}
+
 function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitConfig | undefined {
-  const ext = op['x-warden-rate-limit'] as Record<string, unknown> | undefined;
+  const ext = op[RATE_LIMIT_EXTENSION] as Record<string, unknown> | undefined;
   if (ext === undefined) return undefined;
-  const at = `${pointer}/x-warden-rate-limit`;
-  if (typeof ext !== 'object' || ext === null || Array.isArray(ext))
-    throw new OpenApiError(at, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
+  const at = `${pointer}/${RATE_LIMIT_EXTENSION}`;
+  if (typeof ext !== 'object' || ext === null || Array.isArray(ext)) throw new OpenApiError(at, RATE_LIMIT_NEEDS);
+  // A key not read was a limit other than the one written (`brust`, `per_second`).
+  for (const key of Object.keys(ext))
+    if (!RATE_LIMIT_KEYS.includes(key)) {
+      const hint = closest(key, RATE_LIMIT_KEYS);
+      throw new OpenApiError(
+        `${at}/${escapePointer(key)}`,
+        `unknown key${hint ? `; did you mean "${hint}"?` : ''} (allowed: ${RATE_LIMIT_KEYS.join(', ')})`,
+      );
+    }
   // Absent: the default; present: an integer in range, or an error (a wrong value silently
   // replaced by the default would be a limit other than the one written).
   const int = (name: string, max: number): number | undefined => {
@@ -258,14 +302,11 @@ function rateLimitOf(op: Record<string, unknown>, pointer: string): RateLimitCon
     throw new OpenApiError(`${at}/${name}`, `must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
   };
   const rate = int('rate', MAX_RATE);
-  if (rate === undefined) throw new OpenApiError(at, 'needs rate: an integer ≥ 1 (and optionally per_seconds, burst, cost)');
-  const perSeconds = ext.per_seconds === undefined ? 1 : ext.per_seconds;
-  // Finite and bounded: `.inf` turned the limit off (NaN in the bucket), 1e300 a Retry-After of 1e300 s.
-  if (typeof perSeconds !== 'number' || !(perSeconds > 0) || perSeconds > MAX_PER_SECONDS)
-    throw new OpenApiError(`${at}/per_seconds`, `must be a number of seconds > 0 and at most ${MAX_PER_SECONDS} (596 h)`);
+  if (rate === undefined) throw new OpenApiError(at, RATE_LIMIT_NEEDS);
+  const per = windowOf(ext, at);
   const burst = int('burst', MAX_RATE);
   const cost = int('cost', MAX_COST);
-  const bucket = { rate, per: perSeconds * 1000, burst, cost };
+  const bucket = { rate, per, burst, cost };
   const problem = costProblem(bucket);
   if (problem) throw new OpenApiError(`${at}/cost`, problem);
   return bucket;
@@ -286,6 +327,7 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
   const documentBase =
     options.documentUrl !== undefined && /^https?:\/\//i.test(options.documentUrl) ? options.documentUrl : FILE_DOCUMENT_BASE;
   const basesOf = (servers: Server[] | undefined, pointer: string) => basePaths(servers, pointer, documentBase);
+  refuseUnreadWardenExtensions(doc);
   const documentBases = basesOf(doc.servers, '#/servers');
   const ops: Operation[] = [];
   const ids = new Map<string, string>();
