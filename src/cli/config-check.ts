@@ -8,6 +8,9 @@ import { createEventBus } from '../telemetry/events.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 import { describeClientCrl, staleCrls } from '../net/client-crl.js';
+import { shownDocument } from '../openapi/shown-document.js';
+import { ConfigError } from '../config/config-error.js';
+import { withoutUrlCredentials } from '../net/url-credentials.js';
 
 /** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
 async function offlineTokenRuntime(config: SidecarConfig) {
@@ -34,14 +37,23 @@ export async function checkSidecarConfig(
   const tokens = loaded.config.tokens ? await offlineTokenRuntime(loaded.config) : undefined;
   const { createMemoryRateLimitRuntime } = await import('../traffic/rate-limit-runtime.js');
   const { loadOperations } = await import('../openapi/load-operations.js');
-  const operations = await loadOperations(loaded, warn);
   try {
+    const operations = await loadOperations(loaded, warn);
     const generation = compileGeneration(loaded, { tokens, rateLimits: createMemoryRateLimitRuntime(1), operations });
     await generation.forwarder.close();
+    return { operations };
+  } catch (err) {
+    // A ConfigError's issues are masked already (load.ts); any other error may name what was
+    // substituted into the file (red team 28 §3), as the reload_failed event masks it.
+    if (err instanceof Error && !(err instanceof ConfigError)) {
+      err.message = withoutUrlCredentials(loaded.mask(err.message));
+      const detail = (err as { detail?: unknown }).detail;
+      if (typeof detail === 'string') Object.assign(err, { detail: withoutUrlCredentials(loaded.mask(detail)) });
+    }
+    throw err;
   } finally {
     await tokens?.close();
   }
-  return { operations };
 }
 
 const configCheckHelp = `Usage: warden config check -c FILE
@@ -67,7 +79,7 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   const { operations } = await checkSidecarConfig(loaded, (line) => console.error(`warning: ${line}`));
   const { config } = loaded;
   const routes = operations
-    ? `${operations.length} operations from ${config.openapi?.document ?? ''}`
+    ? `${operations.length} operations from ${shownDocument(config.openapi?.document ?? '')}`
     : config.routes.length === 0
       ? 'no routes (every request uses the top-level policy)'
       : `${config.routes.length} routes`;

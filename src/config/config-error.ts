@@ -34,17 +34,26 @@ const MASK = '[a ${…} value]';
  */
 export function withSubstitutionsMasked(err: unknown, values: readonly string[]): unknown {
   if (!(err instanceof ConfigError) || values.length === 0) return err;
+  const mask = substitutionMask(values);
+  return new ConfigError(err.issues.map((issue) => ({ ...issue, message: mask(issue.message) })));
+}
+
+/**
+ * A function masking each substituted value of at least MASKED_MIN_CHARS in a text, as written and
+ * as JSON writes it: for every message made from a loaded file after it loaded (an OpenAPI document
+ * that cannot be read names its URL, `${…}` query included: red team 28 §3).
+ */
+export function substitutionMask(values: readonly string[]): (text: string) => string {
   const spellings = new Set<string>();
   for (const value of values) {
     if (value.length < MASKED_MIN_CHARS) continue;
     spellings.add(value);
     spellings.add(JSON.stringify(value).slice(1, -1));
   }
-  if (spellings.size === 0) return err;
+  if (spellings.size === 0) return (text) => text;
   // Longest first: a value inside another is masked with it.
   const ordered = [...spellings].sort((a, b) => b.length - a.length);
-  const mask = (text: string) => ordered.reduce((out, spelling) => out.replaceAll(spelling, MASK), text);
-  return new ConfigError(err.issues.map((issue) => ({ ...issue, message: mask(issue.message) })));
+  return (text) => ordered.reduce((out, spelling) => out.replaceAll(spelling, MASK), text);
 }
 
 /** `['routes', 2, 'path']` → `routes[2].path` */

@@ -16,6 +16,7 @@ import {
   isSecretValue,
   never,
   shownValue,
+  substitutionMask,
   withSubstitutionsMasked,
   type ConfigIssue,
   type Hidden,
@@ -48,7 +49,10 @@ export interface LoadedSidecarConfig {
   tls: TlsMaterial | undefined;
   /** Line of a field, for reporting later findings (e.g. from compilePlan) at the right place. */
   lineOf: (segments: readonly (string | number)[]) => number | undefined;
+  /** An issue at a field; its message has the file's substituted values masked (substitutionMask). */
   issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
+  /** `text` with the file's substituted values masked: for messages that are not issues (a reload's failure). */
+  mask: (text: string) => string;
 }
 
 let validateSidecar: ContextValidator | undefined;
@@ -74,11 +78,13 @@ function fromSource(source: YamlSource): LoadedSidecarConfig {
 function checked(source: YamlSource): LoadedSidecarConfig {
   validateSidecar ??= createConfigAjv().compile(sidecarSchema) as ContextValidator;
   const data = source.data;
+  const mask = substitutionMask(source.substitutedValues ?? []);
+  // Masked here too: issues found after loading (the OpenAPI document, the plan) skip fromSource's masking.
   const issue = (segments: readonly (string | number)[], message: string): ConfigIssue => ({
     file: source.file,
     line: source.lineOf(segments),
     field: formatFieldPath(segments),
-    message,
+    message: mask(message),
   });
 
   const blanks = blankValues(data);
@@ -90,7 +96,7 @@ function checked(source: YamlSource): LoadedSidecarConfig {
   const issues = [...semanticIssues(config, issue)];
   const tls = loadTlsMaterial(config, issue, issues);
   if (issues.length > 0) throw new ConfigError(byLine(issues));
-  return { file: source.file, config, tls, lineOf: source.lineOf, issue };
+  return { file: source.file, config, tls, lineOf: source.lineOf, issue, mask };
 }
 
 /** Issues in file order, so the list reads top to bottom like the file. */

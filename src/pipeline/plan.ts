@@ -23,6 +23,7 @@ import { needsNoToken } from '../openapi/security-requirements.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
 import { OpenApiError } from '../openapi/document.js';
+import { shownDocument } from '../openapi/shown-document.js';
 import { createSchemaCompiler, type SchemaCompiler } from '../openapi/schema-compiler.js';
 import { createBodyValidationStage, createParamsValidationStage, type ValidationMode } from '../stages/validate-request.js';
 import type { EventBus } from '../telemetry/events.js';
@@ -372,7 +373,7 @@ function documentProblem<T>(config: SidecarConfig, compile: () => T): T {
   try {
     return compile();
   } catch (err) {
-    if (err instanceof OpenApiError) throw new PlanError(['openapi', 'document'], err.describeIn(config.openapi?.document ?? ''));
+    if (err instanceof OpenApiError) throw new PlanError(['openapi', 'document'], err.describeIn(shownDocument(config.openapi?.document ?? '')));
     throw err;
   }
 }

@@ -37,6 +37,7 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import { DPOP_HEADER } from '../config/token-places.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
+import { withoutUrlCredentials } from '../net/url-credentials.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
 import { createWafEngine, type WafEngine } from '../threats/waf.js';
 import { wafRuleset } from '../stages/waf-rules/rules.js';
@@ -509,7 +510,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
   let reloads: Promise<unknown> = Promise.resolve();
   async function reloadNow(load: () => LoadedSidecarConfig): Promise<boolean> {
     const file = current.loaded.file;
-    let read: LoadedSidecarConfig;
+    let read: LoadedSidecarConfig | undefined;
     let next: SidecarGeneration;
     let nextTokens: typeof tokenState | undefined;
     let nextLimits: typeof limitState | undefined;
@@ -532,11 +533,13 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     } catch (err) {
       if (nextTokens && nextTokens !== tokenState) void nextTokens.runtime?.close();
       if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
-      const detail = err instanceof ConfigError ? err.message : (err as Error).message;
+      // A ConfigError's issues are masked already (load.ts); any other error of a file that loaded
+      // may name what was substituted into it (red team 28 §3).
+      const detail = err instanceof ConfigError ? err.message : (read?.mask ?? String)((err as Error).message);
       // One line: a library's message can carry a stack (emscripten's abort did, red team 25).
       events.emit('warden.config.reload_failed', {
         'warden.config.file': file,
-        'warden.detail': detail.replace(/\s*\n\s*/g, '; ').slice(0, 2000),
+        'warden.detail': withoutUrlCredentials(detail.replace(/\s*\n\s*/g, '; ').slice(0, 2000)),
       });
       return false;
     }
