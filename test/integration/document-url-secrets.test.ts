@@ -36,8 +36,7 @@ async function documentServer(t: Test): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-const documentUrl = (port: number, name: string) =>
-  `http://svc:${PASSWORD}@127.0.0.1:${port}/${name}?access_token=\${DOC_TOKEN}`;
+const documentUrl = (port: number, name: string) => `http://svc:${PASSWORD}@127.0.0.1:${port}/${name}?access_token=\${DOC_TOKEN}`;
 
 async function configWith(url: string): Promise<string> {
   return (await testConfigYaml('http://127.0.0.1:1')) + `openapi:\n  document: "${url}"\n  allow_public: true\n`;
