@@ -79,7 +79,18 @@ export function shownValue(value: unknown, secret = false, substituted = false):
   if (substituted) return `a ${typeof value} from a \${…} substitution (not shown: it may be a secret)`;
   // JSON has no infinity or NaN: `max_body_bytes: .inf` (or 1e400) was reported as "got null".
   if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? '.nan' : value > 0 ? '.inf' : '-.inf';
-  return withoutUrlCredentials(JSON.stringify(value) ?? String(value));
+  return cut(withoutUrlCredentials(JSON.stringify(value) ?? String(value)));
+}
+
+/** Characters of a refused value an error line shows: a base64 blob or PEM body pasted into the wrong field is megabytes. */
+const SHOWN_MAX_CHARS = 200;
+
+/**
+ * Cut after masking (masking is linear: url-credentials.ts), so a URL whose `@` lies past the cut
+ * still has its password masked.
+ */
+function cut(shown: string): string {
+  return shown.length <= SHOWN_MAX_CHARS ? shown : `${shown.slice(0, SHOWN_MAX_CHARS)}… (${shown.length} characters)`;
 }
 
 /** What a secret (or a value holding one) was, without its text. */

@@ -768,3 +768,23 @@ t.test('headers.trusted_proxy_headers: names of proxy-asserted fields, prefixes 
     ],
   );
 });
+
+t.test('a long refused value is shown cut, with its length, and the echo is linear (red team 28 §4)', async (t) => {
+  // 200 KB held a SIGHUP reload 17-50 s (the URL-credential masking was quadratic); 5 MB, config check for hours.
+  for (const size of [16 * 1024, 1024 * 1024, 10 * 1024 * 1024]) {
+    const text = await minimal(`log:\n  level: ${'a'.repeat(size)}\n`);
+    const started = performance.now();
+    const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', text));
+    const ms = performance.now() - started;
+    t.ok(ms < 5000, `${size} characters refused in ${ms.toFixed(0)} ms`);
+    const line = lines.find((l) => l.includes('log.level')) ?? '';
+    t.ok(line.length < 600, `the line is ${line.length} characters`);
+    t.match(line, `… (${size + 2} characters)`, 'says how long the value was');
+  }
+  // A URL's password past the cut is still masked: masking comes first.
+  const url = `redis://default:${'p'.repeat(300)}Sup3rS3cret@redis:6379`;
+  const refused = await minimal(`log:\n  level: "${url}"\n`);
+  const lines = issuesOf(() => parseSidecarConfig('sidecar.yaml', refused)).join('\n');
+  t.match(lines, /log\.level: .*"redis:\/\/\*\*\*@redis:6379"/);
+  t.notMatch(lines, /pppp/, 'no part of a long password');
+});
