@@ -67,8 +67,31 @@ function schemaValidator(version: string): { validate: (doc: unknown) => boolean
  * ("Excessive alias count"); the files its `$ref`s name are the operator's as much as it is.
  */
 async function parseFile(source: string): Promise<Record<string, unknown>> {
-  parseYaml(readFileBounded(source, MAX_DOCUMENT_BYTES).toString('utf8'));
+  documentObject(parseYaml(readFileBounded(source, MAX_DOCUMENT_BYTES).toString('utf8')));
   return (await parse(source)) as Record<string, unknown>;
+}
+
+/** Deeper than any document is written; 2 000 levels failed later as "is not a valid JSON Schema". */
+const MAX_DEPTH = 500;
+
+/**
+ * The parsed document, or why it is not one, said plainly: an empty or comment-only file (one caught
+ * mid-write) and one nested too deeply were reported as `"X" is not a valid JSON Schema` (red team 28 §7).
+ */
+function documentObject(doc: unknown): Record<string, unknown> {
+  if (doc === null || doc === undefined) throw new Error('is empty: no YAML or JSON in it, or only comments');
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('is not a YAML or JSON object');
+  // Iterative, each object once (aliases share them).
+  const seen = new Set<object>();
+  const stack: [unknown, number][] = [[doc, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    if (depth > MAX_DEPTH) throw new Error(`is nested more than ${MAX_DEPTH} levels deep`);
+    seen.add(node);
+    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return doc as Record<string, unknown>;
 }
 
 /**
@@ -99,9 +122,7 @@ async function readSource(source: string, timeoutMs: number): Promise<Record<str
   } catch (err) {
     throw signal.aborted ? new Error(`was not read whole within ${timeoutMs / 1000} s`) : err;
   }
-  const doc: unknown = parseYaml(text);
-  if (typeof doc !== 'object' || doc === null) throw new Error('is not a YAML or JSON object');
-  return doc as Record<string, unknown>;
+  return documentObject(parseYaml(text));
 }
 
 /** Why a document could not be read, as the other files of the configuration say it: the errno, or the error's first line (a YAML error without its excerpt). */
@@ -109,6 +130,9 @@ function readProblem(err: unknown): string {
   if (err instanceof FileTooLargeError || err instanceof NotAFileError) return err.message;
   const code = (err as NodeJS.ErrnoException).code;
   if (code !== undefined && /^E[A-Z]+$/.test(code)) return code;
+  // The YAML parser recurses per level: a document thousands of levels deep overflows its stack.
+  if ((err as Error).message.includes('Maximum call stack size exceeded'))
+    return `is nested too deeply to be read (keep it under ${MAX_DEPTH} levels)`;
   return ((err as Error).message.split('\n')[0] ?? '').replace(/ at line (\d+), column (\d+):?$/, ' at line $1, column $2');
 }
 
@@ -135,10 +159,17 @@ function deepestError(errors: ErrorObject[]): ErrorObject | undefined {
 /** ajv's finding, naming the key it refused: "must NOT have additional properties" named none. */
 function schemaProblem(first: ErrorObject | undefined): OpenApiError {
   const at = `#${first?.instancePath ?? ''}`;
-  if (first?.keyword === 'additionalProperties') {
-    const extra = String((first.params as { additionalProperty?: unknown }).additionalProperty);
+  // 3.1's schema says unevaluatedProperties where 3.0's says additionalProperties: "must NOT have
+  // unevaluated properties" named no key, and at the top level no document either.
+  if (first?.keyword === 'additionalProperties' || first?.keyword === 'unevaluatedProperties') {
+    const params = first.params as { additionalProperty?: unknown; unevaluatedProperty?: unknown };
+    const extra = String(params.additionalProperty ?? params.unevaluatedProperty);
     const why = at === '#/paths' ? ': a path must start with "/"' : ' (not an OpenAPI field; extensions start "x-")';
-    return new OpenApiError(at, `unknown key ${JSON.stringify(extra)}${why}`);
+    // `#` alone is read as "the whole document" (describeIn): the key's own pointer names the document.
+    return new OpenApiError(
+      at === '#' ? `#/${extra.replaceAll('~', '~0').replaceAll('/', '~1')}` : at,
+      `unknown key ${JSON.stringify(extra)}${why}`,
+    );
   }
   if (first?.keyword === 'enum') {
     // "must be equal to one of the allowed values" named none (`in: qurey`).
@@ -216,6 +247,12 @@ export async function loadOpenApiDocument(
   } catch (err) {
     throw new OpenApiError('#', `cannot read ${source} (${readProblem(err)})`);
   }
+  // `openapi: 3.1` unquoted is the number 3.1 in YAML: "version \"\" is not supported" said nothing of that.
+  if (typeof raw.openapi === 'number')
+    throw new OpenApiError(
+      '#/openapi',
+      `is the number ${raw.openapi} (YAML reads an unquoted 3.1 as one): write the version as a string, quoted, e.g. openapi: "${raw.openapi >= 3.1 ? '3.1.0' : '3.0.3'}"`,
+    );
   const version = typeof raw.openapi === 'string' ? raw.openapi : '';
   if (version === '' && raw.swagger !== undefined)
     throw new OpenApiError(
