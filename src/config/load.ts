@@ -179,6 +179,14 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
     const problem = trustedProxyHeaderProblem(entry);
     if (problem) yield issue(['headers', 'trusted_proxy_headers', i], problem);
   }
+  // `x-user-` was matched as an exact name, so `x-user-id: admin` reached the backend: a header name
+  // ending in "-" is a prefix that lost its "*" (red team 28 §7).
+  for (const [i, name] of config.headers.internal.entries())
+    if (name.endsWith('-'))
+      yield issue(
+        ['headers', 'internal', i],
+        `"${name}" ends in "-", as no header name does: did you mean "${name}*" (every header starting "${name}")? Exact names are matched whole`,
+      );
   const tls = config.listeners.inbound.tls;
   if (!config.mesh && (!tls.cert || !tls.key)) {
     yield issue(

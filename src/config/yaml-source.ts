@@ -187,9 +187,23 @@ export function yamlProblem(message: string, column: number | undefined, sourceL
   // The parser's RangeError, caught as a syntax error: 5 000 "[" said only "Maximum call stack size exceeded".
   if (/Maximum call stack size exceeded/i.test(sentence))
     sentence = 'nested too deeply for the parser (hundreds of levels of [ ] or { }); a configuration nests a few levels';
+  // "Map keys must be unique" named neither the key nor where it was (red team 28 §7).
+  if (sentence.startsWith('Map keys must be unique') && column !== undefined) {
+    const key = duplicateKey(sourceLine.slice(column - 1, column - 1 + 200));
+    if (key !== undefined) sentence = `key ${key} appears twice in one mapping (the second here): keep one`;
+  }
   const flowPlaceholder = placeholderInFlow(sourceLine);
   const hint = flowPlaceholder ? '; quote a ${…} value inside { } or [ ], e.g. "${CLIENT_SECRET}"' : '';
   return `invalid YAML: ${sentence}${column === undefined ? '' : ` (column ${column})`}${hint}`;
+}
+
+/** The key at the start of `text` (quoted as written, or plain, in JSON quotes), or undefined. */
+function duplicateKey(text: string): string | undefined {
+  const quoted = /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*')/.exec(text);
+  if (quoted) return quoted[1];
+  const end = text.search(/:(\s|$)|[,{}[\]#]/);
+  const plain = (end === -1 ? text : text.slice(0, end)).trim();
+  return plain === '' ? undefined : JSON.stringify(plain);
 }
 
 /**
