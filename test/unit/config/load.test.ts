@@ -789,13 +789,19 @@ t.test('a long refused value is shown cut, with its length, and the echo is line
   t.notMatch(lines, /pppp/, 'no part of a long password');
 });
 
-t.test('red team 28 §7: a duplicate key is named; a headers.internal name ending in "-" is refused as a prefix missing its "*"', async (t) => {
-  const dup = issuesOf(() => parseSidecarConfig('s.yaml', 'access:\n  action: deny\n  action: allow\n'));
-  t.match(dup.join('\n'), /^s\.yaml:3: invalid YAML: key "action" appears twice in one mapping \(the second here\): keep one \(column 3\)$/m);
-  const flow = issuesOf(() => parseSidecarConfig('s.yaml', 'access: {action: deny, "action": allow}\n'));
-  t.match(flow.join('\n'), /key "action" appears twice/);
-  const text = await minimal('headers:\n  internal: ["x-user-", "x-ok-*", "x-exact"]\n');
-  const internal = issuesOf(() => parseSidecarConfig('s.yaml', text));
-  t.equal(internal.length, 1, internal.join('\n'));
-  t.match(internal[0], /headers\.internal\[0\]: "x-user-" ends in "-".*did you mean "x-user-\*"/);
-});
+t.test(
+  'red team 28 §7: a duplicate key is named; a headers.internal name ending in "-" is refused as a prefix missing its "*"',
+  async (t) => {
+    const dup = issuesOf(() => parseSidecarConfig('s.yaml', 'access:\n  action: deny\n  action: allow\n'));
+    t.match(
+      dup.join('\n'),
+      /^s\.yaml:3: invalid YAML: key "action" appears twice in one mapping \(the second here\): keep one \(column 3\)$/m,
+    );
+    const flow = issuesOf(() => parseSidecarConfig('s.yaml', 'access: {action: deny, "action": allow}\n'));
+    t.match(flow.join('\n'), /key "action" appears twice/);
+    const text = await minimal('headers:\n  internal: ["x-user-", "x-ok-*", "x-exact"]\n');
+    const internal = issuesOf(() => parseSidecarConfig('s.yaml', text));
+    t.equal(internal.length, 1, internal.join('\n'));
+    t.match(internal[0], /headers\.internal\[0\]: "x-user-" ends in "-".*did you mean "x-user-\*"/);
+  },
+);
