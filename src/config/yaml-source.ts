@@ -104,6 +104,13 @@ export function parseYamlSource(file: string, text: string, env: NodeJS.ProcessE
   }
 
   const issues: ConfigIssue[] = [];
+  for (const { node, field, tag } of unreadTags(doc))
+    issues.push({
+      file,
+      line: lineAt(node.range?.[0]),
+      field,
+      message: `the YAML tag ${tag} is not read in this file: remove it (a value is read by its field; quote one to make it a string)`,
+    });
   const substitutedNodes = new Set<unknown>();
   const substitutedValues: string[] = [];
   substitute(doc, env, baseDir, reload, substitutedNodes, substitutedValues, (node, field, message) =>
@@ -321,6 +328,26 @@ function substitute(
       });
     },
   });
+}
+
+/** Tags whose value the schema reads as it would the value untagged. */
+const READ_TAGS = new Set(['str', 'int', 'float', 'bool', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+
+/**
+ * Explicit tags other than the plain types: `!foo deny` and `!!null deny` were read as "deny"
+ * without a word (the parser's "Unresolved tag" warnings were dropped), `!!set` as `{}`, `!!binary`
+ * as a Buffer's JSON (red team 28 §7).
+ */
+function unreadTags(doc: Document): { node: YamlNode; field: string; tag: string }[] {
+  const found: { node: YamlNode; field: string; tag: string }[] = [];
+  visit(doc, {
+    Node(_key, node, path) {
+      if (node.tag === undefined || READ_TAGS.has(node.tag)) return undefined;
+      found.push({ node, field: fieldOf(path, node), tag: node.tag.replace(/^tag:yaml\.org,2002:/, '!!') });
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /** The dotted field path (`upstream.url`, `routes[2].path`) of a scalar, from the visitor's ancestors. */

@@ -805,3 +805,23 @@ t.test(
     t.match(internal[0], /headers\.internal\[0\]: "x-user-" ends in "-".*did you mean "x-user-\*"/);
   },
 );
+
+t.test('red team 28 §7: YAML tags other than the plain types are refused, not ignored', async (t) => {
+  const base = await minimal();
+  for (const [value, shown] of [
+    ['!foo deny', '!foo'],
+    ['!!null deny', '!!null'],
+    ['!!set {deny}', '!!set'],
+    ['!!binary ZGVueQ==', '!!binary'],
+    ['!!timestamp 2024-01-01', '!!timestamp'],
+  ] as const) {
+    const lines = issuesOf(() => parseSidecarConfig('s.yaml', `${base}access:\n  action: ${value}\n`));
+    t.match(lines.join('\n'), new RegExp(`s\\.yaml:\\d+ access\\.action: the YAML tag ${shown.replace(/[!]/g, '\\!')} is not read`), value);
+  }
+  t.equal(parseSidecarConfig('s.yaml', `${base}access:\n  action: !!str deny\n`).config.access.action, 'deny', '!!str is read');
+  t.equal(
+    parseSidecarConfig('s.yaml', `${base}limits:\n  max_body_bytes: !!int 1024\n`).config.limits.max_body_bytes,
+    1024,
+    '!!int is read',
+  );
+});
