@@ -4,6 +4,7 @@
  * `${file:path}` substitution on scalar values — on parsed values, never on raw text, so a
  * substituted secret cannot inject YAML.
  */
+import { isUtf8 } from 'node:buffer';
 import { dirname, resolve } from 'node:path';
 import {
   LineCounter,
@@ -69,7 +70,22 @@ export function readYamlSource(file: string, env: NodeJS.ProcessEnv = process.en
         message: `the configuration is not UTF-8 text (${utf16 ? 'it starts with a UTF-16 byte-order mark' : 'it holds NUL bytes'}): save it as UTF-8`,
       },
     ]);
-  return parseYamlSource(file, bytes.toString('utf8'), env, reload);
+  const text = bytes.toString('utf8');
+  // A Latin-1 or Windows-1252 byte (`inf\xf6`) was shown as `got "inf\ufffd"`, with no word of why.
+  if (!isUtf8(bytes)) {
+    const bad = text.indexOf('\ufffd');
+    let line = 1;
+    for (let i = text.indexOf('\n'); i !== -1 && i < bad; i = text.indexOf('\n', i + 1)) line++;
+    throw new ConfigError([
+      {
+        file,
+        line: bad === -1 ? undefined : line,
+        field: '',
+        message: 'the configuration is not UTF-8 text (a byte here is not UTF-8: Latin-1 or Windows-1252?): save it as UTF-8',
+      },
+    ]);
+  }
+  return parseYamlSource(file, text, env, reload);
 }
 
 /** `reload`: as for readYamlSource: a `${file:…}` FIFO (`/dev/fd/N` at startup) is read only when false. */

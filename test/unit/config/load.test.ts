@@ -825,3 +825,14 @@ t.test('red team 28 §7: YAML tags other than the plain types are refused, not i
     '!!int is read',
   );
 });
+
+t.test('red team 28 §7: a byte that is not UTF-8 (a Latin-1 file) is refused naming its line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-latin1-'));
+  const file = join(dir, 's.yaml');
+  writeFileSync(
+    file,
+    Buffer.concat([Buffer.from(await minimal()), Buffer.from('log:\n  level: inf'), Buffer.from([0xf6]), Buffer.from('\n')]),
+  );
+  const lines = issuesOf(() => loadSidecarConfig(file));
+  t.match(lines.join('\n'), /s\.yaml:9: .*not UTF-8.*Latin-1.*save it as UTF-8/);
+});
