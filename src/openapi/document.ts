@@ -179,6 +179,31 @@ function schemaProblem(first: ErrorObject | undefined): OpenApiError {
   return new OpenApiError(at, first?.message ?? 'does not match the OpenAPI schema');
 }
 
+/**
+ * A fetched document's `$ref` to another file (`schemas/pet.yaml`) was resolved against Warden's
+ * working directory, not the document's URL, and failed as `Unable to resolve $ref pointer
+ * "/srv/warden/schemas/pet.yaml"`, naming neither the document nor the place (red team 28 §7).
+ * Refused with its pointer and the fix; an absolute http(s) `$ref` is left to the resolver.
+ */
+function refuseRelativeRefs(doc: Record<string, unknown>): void {
+  const seen = new Set<object>();
+  const stack: [unknown, string][] = [[doc, '#']];
+  while (stack.length > 0) {
+    const [node, at] = stack.pop() as [unknown, string];
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    for (const [key, value] of Object.entries(node)) {
+      const here = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      if (key === '$ref' && typeof value === 'string' && !value.startsWith('#') && !/^https?:\/\//i.test(value))
+        throw new OpenApiError(
+          here,
+          `${JSON.stringify(value)} names another file, and a document fetched from a URL must be self-contained (its relative $refs are not fetched): bundle it into one file (e.g. redocly bundle) or give openapi.document as a file path`,
+        );
+      if (typeof value === 'object' && value !== null) stack.push([value, here]);
+    }
+  }
+}
+
 const dialectOf = (version: string) => (/^3\.1\./.test(version) ? '3.1' : '3.0');
 
 /** Null or a scalar: no schema, though one was given (an emptied file or definition). A 3.1 boolean schema is one. */
@@ -269,6 +294,7 @@ export async function loadOpenApiDocument(
     if (/^https?:\/\//.test(source)) {
       // A fetched document is dereferenced as an object (a copy: validation must not see it changed).
       const input = structuredClone(raw);
+      refuseRelativeRefs(input);
       rewriteDocumentSchemas(input, dialect, warn);
       return await dereference(input as never);
     }

@@ -6,6 +6,9 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { loadOpenApiDocument, OpenApiError } from '../../../src/openapi/document.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-openapi-msg-'));
@@ -45,4 +48,21 @@ t.test('an empty, comment-only or too deeply nested document says so', async (t)
   t.match(await problemOf(deep), /cannot read .*nested (more than \d+ levels deep|too deeply)/);
   const deepJson = `${HEAD31}paths: {}\ncomponents:\n  schemas:\n    D:\n${'      '}${'{"items":'.repeat(600)}{}${'}'.repeat(600)}\n`;
   t.match(await problemOf(deepJson), /cannot read .*nested more than 500 levels deep/);
+});
+
+t.test('a URL document with a relative $ref says it must be self-contained, naming the pointer', async (t) => {
+  const doc = `${HEAD31}paths:\n  /p:\n    get:\n      responses:\n        "200":\n          description: ok\n          content: {application/json: {schema: {$ref: "schemas/pet.yaml"}}}\n`;
+  const server = createServer((_req, res) => res.end(doc));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api.yaml`;
+  const problem = await loadOpenApiDocument(url).then(
+    () => 'accepted',
+    (err: unknown) => (err instanceof OpenApiError ? err.describeIn('DOC') : String(err)),
+  );
+  t.match(
+    problem,
+    /^DOC #\/paths\/~1p\/get\/responses\/200\/content\/application~1json\/schema\/\$ref: "schemas\/pet\.yaml" .*self-contained/,
+  );
 });
