@@ -373,7 +373,8 @@ function documentProblem<T>(config: SidecarConfig, compile: () => T): T {
   try {
     return compile();
   } catch (err) {
-    if (err instanceof OpenApiError) throw new PlanError(['openapi', 'document'], err.describeIn(shownDocument(config.openapi?.document ?? '')));
+    if (err instanceof OpenApiError)
+      throw new PlanError(['openapi', 'document'], err.describeIn(shownDocument(config.openapi?.document ?? '')));
     throw err;
   }
 }

@@ -98,6 +98,6 @@ t.test('x-warden-* keys Warden does not read, or in a place it does not read the
   t.match(refusalOf(opDoc({}, {}, { 'x-warden-rate-limit': { rate: 1 } })), /^#\/x-warden-rate-limit .*operation/, 'at the root');
   t.match(refusalOf(opDoc({ 'X-Warden-Rate-Limit': { rate: 1 } })), /X-Warden-Rate-Limit .*did you mean "x-warden-rate-limit"/);
   t.match(refusalOf(opDoc({ 'x-warden-timeout': 5 })), /x-warden-timeout .*Warden reads only x-warden-rate-limit/);
-  t.equal(refusalOf(opDoc({ 'x-internal': true, 'x-ratelimit-owner': 'a' })), 'accepted', 'other tools\' extensions are left alone');
+  t.equal(refusalOf(opDoc({ 'x-internal': true, 'x-ratelimit-owner': 'a' })), 'accepted', "other tools' extensions are left alone");
   t.equal(refusalOf(opDoc({ 'x-warden-rate-limit': { rate: 5, per: '1m' } })), 'accepted');
 });
