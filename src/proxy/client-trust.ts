@@ -37,6 +37,16 @@ interface Walk {
   verifications: number;
 }
 
+/** One classification's search for the path client_crl entries name (file mode). */
+interface PathSearch {
+  /** The CA certificates the client sent (not in client_ca), or for a resumed session those of verified paths. */
+  readonly candidates: readonly X509Certificate[];
+  /** Certificates searched from (by fingerprint). */
+  readonly tried: Set<string>;
+  /** Signature checks left; below 0 the search gave up: no path known. */
+  verifications: number;
+}
+
 /** Whether `ca`'s key verifies `cert`'s signature, within the walk's budget. */
 function verifies(cert: X509Certificate, ca: X509Certificate, walk: Walk): boolean {
   return walk.verifications-- > 0 && cert.verify(ca.publicKey);
@@ -53,6 +63,7 @@ function verifies(cert: X509Certificate, ca: X509Certificate, walk: Walk): boole
  * In file mode also the path's links as client_crl entries name them (PeerIdentity.chain): the leaf
  * and every CA certificate above it, whether in client_ca or sent by the client, so a root's CRL
  * that revokes an intermediate reaches the callers under it (as nginx's ssl_crl and Envoy's crl).
+ * That path is found apart from the anchors, each step's signature checked (#pathFrom).
  */
 export class ClientTrust {
   readonly fingerprints: ReadonlySet<string>;
@@ -73,6 +84,14 @@ export class ClientTrust {
    * against the new trust by its real root, not closed as of an unknown one.
    */
   readonly #sent: Map<string, X509Certificate>;
+  /**
+   * File mode: intermediates clients sent whose every step up to a root of client_ca had its
+   * signature checked (#pathFrom), where a resumed session's path is looked for. Apart from #sent,
+   * which takes what the anchor walk names without checking it (it can only add anchors): a caller
+   * with look-alikes of its intermediate would fill this one (emptied when full) and make others'
+   * resumed sessions untraceable. Kept across reloads as #sent is; each step is checked again.
+   */
+  readonly #onPaths: Map<string, X509Certificate>;
 
   constructor(pem: Buffer | undefined, issuerKeys: boolean, previous?: ClientTrust) {
     this.#cas = parsedCertificatesOf(pem);
@@ -80,11 +99,12 @@ export class ClientTrust {
     this.#roots = new Set(this.#cas.filter((c) => c.checkIssued(c)).map((c) => c.fingerprint256));
     this.#issuerKeys = issuerKeys ? new Map(this.#cas.map((ca) => [ca.fingerprint256, issuerKeyOf(ca)])) : undefined;
     this.#sent = new Map(previous === undefined ? undefined : previous.#sent);
+    this.#onPaths = new Map(previous === undefined ? undefined : previous.#onPaths);
   }
 
   /**
    * For a verified client's certificates (leaf first): its path's links as client_crl entries name
-   * them (file mode only, else empty), and the fingerprints of the client CAs its verified paths rely
+   * them (file mode only, else empty; empty in file mode: not traced, see #chainOf), and the fingerprints of the client CAs its verified paths rely
    * on (anchors), empty when none is known: a resumed session, which has only the leaf, whose
    * intermediates are not remembered, or a chain too costly to walk (the caller treats it as
    * relying on a CA no longer trusted as soon as one is removed).
@@ -106,7 +126,22 @@ export class ClientTrust {
     const reached = this.#walk(leaf, walk, 0);
     if (walk.verifications < 0 || !reached) walk.anchors.clear();
     if (sent.length > 0) for (const ca of walk.via) remember(this.#sent, ca.fingerprint256, ca);
-    return { chain: this.#issuerKeys === undefined ? [] : (this.#linksFrom(leaf, sent, 0) ?? []), anchors: [...walk.anchors] };
+    return { chain: this.#issuerKeys === undefined ? [] : (this.#chainOf(leaf, sent) ?? []), anchors: [...walk.anchors] };
+  }
+
+  /**
+   * The leaf's path as client_crl entries name it; undefined when none is found (a resumed session
+   * of an intermediate not remembered; a chain too costly to search): the caller refuses it while
+   * client_crl is in force, as its revocation cannot be checked.
+   */
+  #chainOf(leaf: X509Certificate, sent: readonly X509Certificate[]): readonly ChainLink[] | undefined {
+    const search: PathSearch = {
+      // A resumed session's client sent no chain: its path is looked for through intermediates of verified paths.
+      candidates: sent.length > 0 ? sent.filter((c) => c.ca && !this.fingerprints.has(c.fingerprint256)) : [...this.#onPaths.values()],
+      tried: new Set(),
+      verifications: MAX_VERIFICATIONS,
+    };
+    return this.#pathFrom(leaf, search, 0);
   }
 
   /**
@@ -153,33 +188,36 @@ export class ClientTrust {
   }
 
   /**
-   * The links from `cert` up to a root of client_ca, or undefined when there is no such path. Its
-   * issuer is looked for in client_ca first (OpenSSL's trusted-first), then among the certificates
-   * the client sent and those clients sent before on verified paths: these the client chose, so
-   * their signature on `cert` is checked.
+   * The links from `cert` up to a root of client_ca, or undefined when none is found within the
+   * search's budget. Each step's signature is checked: OpenSSL checked those of its own path, but
+   * which of the certificates a client sent that path went through is not known (OpenSSL takes the
+   * first time-valid one of a name; an expired look-alike sent ahead of it is not taken), and anyone
+   * can certify an intermediate's key under the root's name. Taken by names only, such a forgery
+   * hid the intermediate's serial from the root's CRL. The one exception: the leaf's issuer when
+   * client_ca holds exactly one CA that names it, which OpenSSL (trusted first) took and checked.
    */
-  #linksFrom(cert: X509Certificate, sent: readonly X509Certificate[], depth: number): readonly ChainLink[] | undefined {
-    if (this.fingerprints.has(cert.fingerprint256) && cert.checkIssued(cert)) return [];
-    if (depth > 8) return undefined;
+  #pathFrom(cert: X509Certificate, search: PathSearch, depth: number): readonly ChainLink[] | undefined {
+    if (this.#roots.has(cert.fingerprint256)) return [];
     const known = depth > 0 ? this.#links.get(cert.fingerprint256) : undefined;
     if (known !== undefined) return known;
-    const serial = canonicalSerial(cert.serialNumber);
-    const through = (ca: X509Certificate): readonly ChainLink[] | undefined => {
-      const above = this.#linksFrom(ca, sent, depth + 1);
-      if (above === undefined) return undefined;
-      const links = [{ issuer: this.#issuerKeyOf(ca), serial }, ...above];
+    if (depth >= MAX_DEPTH || search.tried.has(cert.fingerprint256)) return undefined;
+    search.tried.add(cert.fingerprint256); // searched once: a loop, or a web of look-alikes naming each other, ends here
+    const inCa = this.#cas.filter((ca) => ca.fingerprint256 !== cert.fingerprint256 && cert.checkIssued(ca));
+    const trusted = depth === 0 && inCa.length === 1 ? inCa[0] : undefined;
+    const named = [...inCa, ...search.candidates.filter((ca) => ca.fingerprint256 !== cert.fingerprint256 && cert.checkIssued(ca))];
+    for (const ca of named) {
+      if (ca !== trusted && !(search.verifications-- > 0 && cert.verify(ca.publicKey))) {
+        if (search.verifications < 0) return undefined;
+        continue;
+      }
+      const above = this.#pathFrom(ca, search, depth + 1);
+      if (above === undefined) {
+        if (search.verifications < 0) return undefined;
+        continue;
+      }
+      const links = [{ issuer: this.#issuerKeyOf(ca), serial: canonicalSerial(cert.serialNumber) }, ...above];
       if (depth > 0) remember(this.#links, cert.fingerprint256, links);
-      return links;
-    };
-    for (const ca of this.#issuers(cert)) {
-      const links = through(ca);
-      if (links !== undefined) return links;
-    }
-    for (const ca of [...sent, ...this.#sent.values()]) {
-      if (ca.fingerprint256 === cert.fingerprint256 || !ca.ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) continue;
-      const links = through(ca);
-      if (links === undefined) continue;
-      remember(this.#sent, ca.fingerprint256, ca);
+      if (!this.fingerprints.has(ca.fingerprint256)) remember(this.#onPaths, ca.fingerprint256, ca);
       return links;
     }
     return undefined;
@@ -190,15 +228,6 @@ export class ClientTrust {
     let key = keys.get(ca.fingerprint256);
     if (key === undefined) remember(keys, ca.fingerprint256, (key = issuerKeyOf(ca)), this.#cas.length + 1024);
     return key;
-  }
-
-  /**
-   * OpenSSL verified the chain at the handshake: which CA issued a certificate is told by its names
-   * and key identifiers (`checkIssued`); the signature is checked only when several CAs match.
-   */
-  #issuers(cert: X509Certificate): X509Certificate[] {
-    const named = this.#cas.filter((ca) => cert.checkIssued(ca));
-    return named.length > 1 ? named.filter((ca) => cert.verify(ca.publicKey)) : named;
   }
 }
 

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { issuerKeyOf } from '../../../src/net/client-crl.js';
 import { ClientTrust } from '../../../src/proxy/client-trust.js';
 import { issueClient, makeCa, type OpensslCa } from '../../support/openssl-pki.js';
 
@@ -160,4 +161,98 @@ t.test('hostile chains: a bounded walk, never a wrong root', async (t) => {
   anchorsOf(trust, [leaf, ...forged]);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   t.ok(ms < 50, `nine forgeries in ${ms.toFixed(2)} ms`);
+});
+
+/**
+ * File mode: the path client_crl entries name (PeerIdentity.chain). Each step's signature is
+ * checked, within a budget, and a path not found is "unknown" (empty), never a wrong one.
+ */
+const skidOfRootA = /Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(openssl(['x509', '-in', rootA.certFile, '-noout', '-text']))?.[1];
+if (skidOfRootA === undefined) throw new Error('no SKID in Root A');
+/** A key of the caller's, posing as Root A: its name and key identifier. */
+const rootForger = (() => {
+  const base = join(dir, 'root-forger');
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.crt`, '-subj', '/CN=Root A', '-days', '5', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-addext', `subjectKeyIdentifier=${skidOfRootA}`]); // prettier-ignore
+  return { certFile: `${base}.crt`, keyFile: `${base}.key` };
+})();
+/** Int A's name and key "issued" under Root A's name by the forger: it verifies alice and names Root A. */
+const forgedIntA = sign(join(intA.dir, 'ca.csr'), rootForger, `${CA_EXT}subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`);
+const serialsOf = (trust: ClientTrust, chain: X509Certificate[]) => trust.classify(chain).chain.map((l) => l.serial);
+/** Counts X509Certificate.verify calls during `fn`. */
+function counted<T>(fn: () => T): { value: T; verifications: number; ms: number } {
+  const verify = Object.getOwnPropertyDescriptor(X509Certificate.prototype, 'verify')?.value as (
+    this: X509Certificate,
+    key: KeyObject,
+  ) => boolean;
+  let verifications = 0;
+  X509Certificate.prototype.verify = function (this: X509Certificate, key: KeyObject) {
+    verifications++;
+    return verify.call(this, key);
+  };
+  const started = process.hrtime.bigint();
+  try {
+    const value = fn();
+    return { value, verifications, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+  } finally {
+    X509Certificate.prototype.verify = verify;
+  }
+}
+
+t.test('client_crl path: a forgery of the intermediate under the root’s name is never a step', async (t) => {
+  t.ok(leaf.verify(forgedIntA.publicKey) && forgedIntA.checkIssued(ra), 'the forgery verifies alice and names Root A');
+  const trust = new ClientTrust(pem(rootA), true);
+  t.same(serialsOf(trust, [leaf, forgedIntA, ia]), ['20', '10'], 'sent ahead of Int A: alice (20), then Int A (10), not the forgery');
+  t.same(
+    trust.classify([leaf, forgedIntA, ia]).chain.map((l) => l.issuer),
+    [issuerKeyOf(ia), issuerKeyOf(ra)],
+    'issued by Int A, and Int A by Root A',
+  );
+  const fresh = new ClientTrust(pem(rootA), true);
+  fresh.classify([leaf, forgedIntA]);
+  t.same(serialsOf(fresh, [leaf]), [], 'a chain through the forgery alone (OpenSSL refuses it) leaves nothing to resume through: unknown');
+});
+
+t.test('client_crl path: a resumed session is traced through intermediates of checked paths only', async (t) => {
+  const trust = new ClientTrust(pem(rootA), true);
+  t.same(serialsOf(trust, [leaf]), [], 'nothing remembered: unknown (the listener refuses it while client_crl is in force)');
+  t.same(serialsOf(trust, [leaf, ia]), ['20', '10'], 'full handshake');
+  t.same(serialsOf(trust, [leaf]), ['20', '10'], 'resumed: through Int A, remembered');
+  for (let n = 0; n < 3; n++) trust.classify([leaf, ia, sign(join(intA.dir, 'ca.csr'), rootForger, `${CA_EXT}subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`)]); // prettier-ignore
+  t.same(serialsOf(trust, [leaf]), ['20', '10'], 'forgeries sent after Int A are not remembered: still Int A');
+  t.same(serialsOf(new ClientTrust(pem(rootA, rootB), true, trust), [leaf]), ['20', '10'], 'and across a reload');
+  const withIntA = new ClientTrust(pem(rootA, intA), true);
+  t.same(serialsOf(withIntA, [leaf]), ['20', '10'], 'Int A in client_ca: found without memory');
+});
+
+t.test('client_crl path: hostile webs cost at most 8 signature checks, and end unknown', async (t) => {
+  // F, a CA of the caller's; four certificates of F's name and key, each by F: each names and
+  // verifies each other one. Ahead of Int A, Int A's name and key issued by F.
+  const f = join(dir, 'web-f');
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${f}.key`, '-out', `${f}.crt`, '-subj', '/CN=Web', '-days', '5', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']); // prettier-ignore
+  openssl(['x509', '-x509toreq', '-in', `${f}.crt`, '-signkey', `${f}.key`, '-out', `${f}.csr`]);
+  const byF = { certFile: `${f}.crt`, keyFile: `${f}.key` };
+  const web = Array.from({ length: 4 }, () => sign(`${f}.csr`, byF, `${CA_EXT}subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`));
+  const ahead = sign(join(intA.dir, 'ca.csr'), byF, `${CA_EXT}subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`);
+  const chain = [leaf, ahead, ia, ...web];
+  const hostile = counted(() => new ClientTrust(pem(rootA), true).classify(chain).chain);
+  t.ok(
+    hostile.verifications <= 8 + 8,
+    `[alice, Int A by F, Int A, 4 × F]: ${hostile.verifications} signature checks (≤ 8 for the path, 8 for the anchors)`,
+  );
+  t.same(hostile.value, [], '…the path not found within its 8: unknown, refused while client_crl is in force');
+  t.ok(hostile.ms < 50, `…in ${hostile.ms.toFixed(2)} ms`);
+  const honest = counted(() => new ClientTrust(pem(rootA), true).classify([leaf, ia]).chain);
+  t.ok(honest.verifications <= 2, `an honest [alice, Int A]: ${honest.verifications} signature checks`);
+  const trust = new ClientTrust(pem(rootA, rootB), true);
+  const lookalikes = Array.from({ length: 6 }, () => sign(csrOf('/CN=Int A').csr, rootB, `${CA_EXT}subjectKeyIdentifier=${skidOfIntA}\nauthorityKeyIdentifier=keyid\n`)); // prettier-ignore
+  for (const [label, count] of [
+    ['16 KiB', 30],
+    ['1 MiB', 2_000],
+    ['10 MiB', 20_000],
+  ] as const) {
+    const many = [leaf, ...Array.from({ length: count }, (_, i) => lookalikes[i % lookalikes.length] as X509Certificate), ia];
+    const r = counted(() => trust.classify(many).chain);
+    t.same(r.value, [], `${label} of look-alikes (${count}) ahead of Int A: only the first ones looked at, unknown`);
+    t.ok(r.ms < 50 && r.verifications <= 16, `…${r.verifications} signature checks in ${r.ms.toFixed(2)} ms`);
+  }
 });
