@@ -45,6 +45,12 @@ export const ERRORS = {
   ERR_PEER_CERT_REQUIRED: { status: 401, title: 'Client certificate required', event: 'warden.tls.peer_denied' },
   ERR_PEER_CERT_INVALID: { status: 401, title: 'Client certificate not trusted', event: 'warden.tls.peer_denied' },
   ERR_PEER_REVOKED: { status: 401, title: 'Client certificate revoked', event: 'warden.tls.peer_revoked' },
+  // client_crl in force and the certificate's path to client_ca not traced (src/proxy/client-trust.ts).
+  ERR_PEER_REVOCATION_UNKNOWN: {
+    status: 401,
+    title: 'Client certificate could not be checked for revocation',
+    event: 'warden.tls.peer_denied',
+  },
   ERR_AUTHZ_PEER_DENIED: { status: 403, title: 'Calling workload not allowed', event: 'warden.tls.peer_denied' },
   // No CRL in force (src/mesh/identity.ts raises warden.mesh.crl_unavailable once, not per request).
   ERR_MESH_CRL_UNAVAILABLE: { status: 503, title: 'Client certificate could not be checked for revocation', event: undefined },

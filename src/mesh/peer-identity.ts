@@ -29,7 +29,8 @@ export interface PeerIdentity {
    * Its path to a root of client_ca, as client_crl entries name certificates (src/net/client-crl.ts):
    * for the certificate itself and each CA certificate above it (not the self-signed root), its
    * issuer (`issuerKeyOf`) and its serial — serials are unique per issuer only. Read once at the
-   * handshake (src/proxy/listener.ts); empty with mesh, and when no path was found.
+   * handshake (src/proxy/listener.ts); empty with mesh, and when no path was found (client_crl then
+   * refuses it: CHAIN_UNTRACED).
    */
   readonly chain: readonly ChainLink[];
   /** SHA-256 of the certificate (DER), hex: X-Forwarded-Client-Cert `Hash`, RFC 8705 `x5t#S256` source. */
@@ -57,10 +58,17 @@ export interface PeerRevocations {
   revokes(issuer: string | undefined, serial: string | undefined): boolean;
 }
 
-/** Whether `revocations` lists the peer's certificate or a CA certificate of its chain (1–3 lookups). */
+/**
+ * Why a verified certificate is refused while client_crl is in force when its path to client_ca is
+ * not known (ClientTrust: a resumed session of an intermediate not remembered, a chain too costly
+ * to search): nothing of it could be checked, and a revoked intermediate would pass.
+ */
+export const CHAIN_UNTRACED = 'WARDEN_CHAIN_UNTRACED';
+
+/** Whether `revocations` lists the peer's certificate or a CA certificate of its chain (1–3 lookups); true for a chain not traced. */
 export function chainRevoked(peer: PeerIdentity, revocations: PeerRevocations): boolean {
   for (const link of peer.chain) if (revocations.revokes(link.issuer, link.serial)) return true;
-  return false;
+  return peer.chain.length === 0;
 }
 
 /**
@@ -70,7 +78,8 @@ export function chainRevoked(peer: PeerIdentity, revocations: PeerRevocations): 
  * limit's peer key, trusted trace context. Only the peers stage looked at the expiry: an OpenAPI
  * `mutualTLS` operation served an expired certificate on an open connection (docs/adversarial.md 210).
  * Likewise one that `revocations` (the client_crl of the request's configuration) lists, or one
- * a CA certificate of whose chain it lists (a revoked intermediate), with `CERT_REVOKED`: per request, so a reload that adds a revocation reaches open connections, and one
+ * a CA certificate of whose chain it lists (a revoked intermediate), with `CERT_REVOKED`, and one
+ * whose chain was not traced, with CHAIN_UNTRACED: per request, so a reload that adds a revocation reaches open connections, and one
  * that removes it (a mistake undone) frees them. A Date.now() and, with client_crl, one lookup per
  * certificate of the chain (1–3) per request for a verified peer; a copy per request only once it has lapsed or is revoked (such
  * requests are refused: src/proxy/handler.ts).
@@ -78,7 +87,8 @@ export function chainRevoked(peer: PeerIdentity, revocations: PeerRevocations): 
 export function peerNow(peer: PeerIdentity, revocations?: PeerRevocations, now = Date.now()): PeerIdentity {
   if (!peer.verified) return peer;
   if (now >= peer.notAfter) return { ...peer, verified: false, error: 'CERT_HAS_EXPIRED' };
-  if (revocations !== undefined && chainRevoked(peer, revocations)) return { ...peer, verified: false, error: 'CERT_REVOKED' };
+  if (revocations !== undefined && chainRevoked(peer, revocations))
+    return { ...peer, verified: false, error: peer.chain.length === 0 ? CHAIN_UNTRACED : 'CERT_REVOKED' };
   return peer;
 }
 

@@ -37,7 +37,7 @@ import { normaliseTarget } from '../net/request-target.js';
 import { loggedTarget } from '../net/url-credentials.js';
 import { checkPathReadings } from './path-readings.js';
 import { peerNow, peerOf, type PeerRevocations } from '../mesh/peer-identity.js';
-import { clientCrlRevoked } from '../stages/peer-authz.js';
+import { clientCrlRefusal } from '../stages/peer-authz.js';
 import { ClientClosedError, limitBody, readBodyThen } from './body.js';
 import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
@@ -307,8 +307,10 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     ctx.params = match.params;
     // A certificate client_crl revokes is refused on every route, whether or not the route uses
     // certificates (peer-authz runs only on those that do): as nginx's ssl_crl and the mesh refuse
-    // one; under `require` a route without peers.allow would otherwise serve it.
-    if (ctx.peer.error === 'CERT_REVOKED') return refuse(clientCrlRevoked());
+    // one; under `require` a route without peers.allow would otherwise serve it. So is one whose
+    // chain was not traced to client_ca (its revocation cannot be checked).
+    const revoked = clientCrlRefusal(ctx.peer.error);
+    if (revoked) return refuse(revoked);
 
     const declaredLength = headers['content-length'];
     const declaredBytes = declaredLength === undefined ? undefined : Number(declaredLength);

@@ -12,7 +12,7 @@
 import { WardenError } from '../errors.js';
 import { compileSpiffeMatcher } from '../net/spiffe-id.js';
 import type { RequestContext, Stage, Verdict } from '../pipeline/stage.js';
-import { peerExpired } from '../mesh/peer-identity.js';
+import { CHAIN_UNTRACED, peerExpired } from '../mesh/peer-identity.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 
 export interface PeerAuthzConfig {
@@ -37,6 +37,20 @@ export const clientCrlRevoked = () =>
     detail: 'This client certificate, or a CA certificate of its chain, has been revoked; present another one.',
   });
 
+/** A certificate whose path to client_ca was not traced, so client_crl could not be checked (CHAIN_UNTRACED). */
+const clientCrlUntraced = () =>
+  new WardenError('ERR_PEER_REVOCATION_UNKNOWN', {
+    rule: 'tls.client_crl',
+    detail:
+      'The chain of this client certificate could not be traced to a CA of client_ca, so its revocation cannot be checked; connect again (a new TLS session) sending the certificate with its intermediates.',
+  });
+
+/** The refusal of a certificate client_crl revokes, or whose revocation it cannot check; undefined otherwise. */
+export function clientCrlRefusal(error: string | undefined): WardenError | undefined {
+  if (error === 'CERT_REVOKED') return clientCrlRevoked();
+  return error === CHAIN_UNTRACED ? clientCrlUntraced() : undefined;
+}
+
 const crlUnavailable = () =>
   new WardenError('ERR_MESH_CRL_UNAVAILABLE', {
     rule: 'mesh.crl',
@@ -60,7 +74,8 @@ export function createPeerAuthzStage(cfg: PeerAuthzConfig, deps: PeerAuthzDeps):
         return new WardenError('ERR_PEER_CERT_REQUIRED', { rule, detail: 'This route needs a client certificate.' });
       }
       if (!peer.verified) {
-        if (peer.error === 'CERT_REVOKED') return clientCrlRevoked();
+        const refusal = clientCrlRefusal(peer.error);
+        if (refusal) return refusal;
         return new WardenError('ERR_PEER_CERT_INVALID', { rule: `tls:${peer.error ?? 'unverified'}` });
       }
       // Verified at the handshake, but a connection (or a resumed session) can outlive the certificate.

@@ -166,5 +166,11 @@ t.test(
     const stage = createPeerAuthzStage({ mtls: 'optional', allow: [], ownId: undefined }, { revocations: undefined });
     const refusal = stage.run(ctx(peerNow(peer, crl)));
     t.ok(refusal instanceof WardenError && refusal.code === 'ERR_PEER_REVOKED' && refusal.rule === 'tls.client_crl');
+    // A chain not traced to client_ca (ClientTrust found no path): nothing could be checked, refused.
+    const untraced = { ...peer, chain: [] };
+    t.equal(peerNow(untraced, crl).error, 'WARDEN_CHAIN_UNTRACED', 'no path: not checkable');
+    t.equal(peerNow(untraced, undefined), untraced, 'no path, without client_crl: untouched');
+    const unknown = stage.run(ctx(peerNow(untraced, crl)));
+    t.ok(unknown instanceof WardenError && unknown.code === 'ERR_PEER_REVOCATION_UNKNOWN' && unknown.rule === 'tls.client_crl');
   },
 );
