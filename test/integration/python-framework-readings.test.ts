@@ -122,7 +122,8 @@ t.test('Content-Types Python frameworks read otherwise: refused by validation an
         t.match(r.json(), { errors: [{ pointer: '/body', message: /extended/ }] }, `${type}: for its extended parameter`);
         const w = await send(waf, '/echo', 'multipart/form-data; boundary=BB', body, 'PUT');
         t.equal(w.status, 400, `part ${disposition} typed ${type}: refused by the waf`);
-        t.equal(rule(waf), 'waf.multipart', `${type}: rule`);
+        // The _method check's multipart reader reads a PUT's body first where the waf holds it (row 483).
+        t.match(rule(waf), /^(?:waf|overrides)\.multipart$/, `${type}: rule`);
       }
     }
     t.equal(backend.requests.length, before, 'the backend saw none');
@@ -181,7 +182,7 @@ t.test('Content-Types Python frameworks read otherwise: refused by validation an
       t.match(r.json(), { errors: [{ pointer: '/body', message: /charset/ }] }, `${charset}: for its charset`);
       const w = await send(waf, '/echo', 'multipart/form-data; boundary=BB', body, 'PUT');
       t.equal(w.status, 400, `a file part in ${charset}: refused by the waf`);
-      t.equal(rule(waf), 'waf.multipart', `${charset}: rule`);
+      t.match(rule(waf), /^(?:waf|overrides)\.multipart$/, `${charset}: rule`);
     }
     // Hidden in another parameter (Mojolicious's reading of every charset=): refused as for fields.
     const hidden = multipart(NAME, part('name="bio"; filename="b.txt"\r\nContent-Type: text/plain; x="charset=utf-7"', UTF7_SCRIPT));
