@@ -11,9 +11,15 @@
 import { FORM_MEDIA_TYPE, mediaTypeOf } from '../net/media-type.js';
 import { OpenApiError } from './document-error.js';
 import { compileNumberSpellings, type NumberSpellings } from './number-spellings.js';
-import type { EncodingObject } from './operations.js';
 import { arrayPropertiesOf, objectPropertiesOf, shapeOf } from './schema-types.js';
 import { escapePointer, isSchema } from './subschemas.js';
+
+/** What Warden reads of an Encoding Object: a multipart part's `contentType`, a form field's `style` and `explode`. */
+export interface EncodingObject {
+  contentType?: unknown;
+  style?: unknown;
+  explode?: unknown;
+}
 
 /** A form property declared `style: deepObject`. */
 export interface DeepObjectField {

@@ -17,6 +17,7 @@ import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
 import { RATE_LIMIT_EXTENSION, refuseUnreadWardenExtensions } from './warden-extensions.js';
+import type { EncodingObject } from './form-encoding.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
@@ -62,12 +63,6 @@ export interface RequestBodyObject {
   content?: Record<string, { schema?: Record<string, unknown>; encoding?: Record<string, EncodingObject> }>;
 }
 
-/** What Warden reads of an Encoding Object: a multipart part's `contentType`, a form field's `style` and `explode`. */
-export interface EncodingObject {
-  contentType?: unknown;
-  style?: unknown;
-  explode?: unknown;
-}
 
 function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[] {
   const byKey = new Map<string, ParameterObject>();
