@@ -5,22 +5,13 @@
  * (`redis:/:pw@h`, `redis//user:pw@h`, an upper-case scheme, a password holding `/` or `:`): the
  * userinfo runs from after the scheme's `:`/`/` characters to the last `@` of the word.
  */
+import { isTrimmedSpace } from './cookie-trim.js';
+
 const SCHEME = /[a-z][a-z0-9+.-]*(?::\/{0,2}|\/{1,2})/iy;
 
-/** Whitespace (as `\s` reads it) and the quotes and brackets that end a word in a message (`"`, `'`, `<`, `>`). */
+/** Whitespace (as `\s` reads it: what String#trim takes off) and the quotes and brackets that end a word in a message (`"`, `'`, `<`, `>`). */
 function endsWord(c: number): boolean {
-  if (c < 0x80) return c === 0x20 || c === 0x22 || c === 0x27 || c === 0x3c || c === 0x3e || (c >= 0x09 && c <= 0x0d);
-  return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
-  );
+  return c === 0x22 || c === 0x27 || c === 0x3c || c === 0x3e || isTrimmedSpace(c);
 }
 
 /**
