@@ -7,9 +7,11 @@
  * `/x/../admin`, `/admin?x=1`, `"/admin "`) passed `config check` and matched no request: a deny
  * route that protected nothing (red team 28). Such a pattern is refused, naming the one to write.
  *
- * Also refused: a regular expression on a route parameter (find-my-way's safe-regex2 check passes
- * `(a|a)*b`, which V8 runs with exponential backtracking on the request path, holding the event
- * loop), and a parameter named twice (`/a/{b}/{b}`: only the last segment was bound and validated).
+ * Also refused: a regular expression on a route parameter that can backtrack (find-my-way's
+ * safe-regex2 check passes `(a|a)*b`, which V8 runs with exponential backtracking on the request
+ * path, holding the event loop; `^\d+$`, `^[^/:]+` pass), a parameter running into `::`
+ * (`:id::cancel` is one parameter to the router) and a parameter named twice (`/a/{b}/{b}`: only
+ * the last segment was bound and validated).
  */
 import { removeDotSegments } from './request-target.js';
 
@@ -40,21 +42,62 @@ const LONE_SURROGATE = /\p{Cs}/u;
 // eslint-disable-next-line no-control-regex -- control characters are what no request path holds
 const CONTROL = /[\x00-\x1f\x7f]/;
 const REGEX_PARAMETER_WHY =
-  'regular expressions on parameters are not supported (one can hold every request for seconds): match the segment with the parameter alone and check its value in the backend or the OpenAPI document';
+  'only one that runs in linear time is accepted (no repetition that can overlap or nest: `^\\d+$`, `^[^/:]+` pass; one that backtracks can hold every request for seconds): simplify it, or match the segment with the parameter alone and check its value in the backend or the OpenAPI document';
 
-/** What is wrong with `pattern` (one line naming the fix), or undefined when requests can match it as written. */
-export function patternProblem(pattern: string, syntax: PatternSyntax): string | undefined {
+/** The source of the regular expression whose "(" is at `open` (up to its balanced ")"), or undefined when it does not close. */
+function regexSourceAt(pattern: string, open: number): string | undefined {
+  let depth = 0;
+  for (let i = open; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') i++;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return pattern.slice(open + 1, i);
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with `pattern` (one line naming the fix), or undefined when requests can match it as
+ * written. `linearRegex`: whether a route parameter's regular expression runs in linear time
+ * (openapi/backtrack-linear.ts' check, as for the `(^[^/:]+)` an OpenAPI `{id}:cancel` is routed
+ * with); without it, none is accepted.
+ */
+export function patternProblem(
+  pattern: string,
+  syntax: PatternSyntax,
+  linearRegex?: (source: string) => boolean,
+  parametersChecked = false,
+): string | undefined {
   const quoted = JSON.stringify(pattern);
   const never = (why: string) => `${quoted} is never matched: ${why}`;
   if (LONE_SURROGATE.test(pattern)) return `${quoted} is not valid Unicode text`;
   const names = new Set<string>();
-  for (const [, name, regex] of pattern.matchAll(TOKENS[syntax])) {
+  let bare = ''; // the pattern without its parameters' regular expressions, for the checks below
+  let copied = 0;
+  const tokens = new RegExp(TOKENS[syntax]);
+  for (let m = parametersChecked ? null : tokens.exec(pattern); m !== null; m = tokens.exec(pattern)) {
+    const [, name, regex] = m;
     if (name === undefined) continue; // `::` or `*`
-    if (regex !== undefined) return `${quoted} has a regular expression on ":${name}": ${REGEX_PARAMETER_WHY}`;
+    if (syntax === 'route' && name.includes(':')) {
+      // find-my-way ends a name only at "(", "-", ".", "/" or the end: `:id::cancel` is one parameter
+      // named `id::cancel`, matching `/v1/jobs/5`, `/v1/jobs/5:delete`, … (review rt28-2, F2).
+      const [own = '', ...rest] = name.split('::');
+      return `${quoted}: ":${name}" is one parameter to the router (a name runs to "(", "-", ".", "/" or the end), so it matches any segment: write ":${own}(^[^/:]+)::${rest.join('::')}" for a parameter followed by a literal ":"`;
+    }
+    if (regex !== undefined) {
+      const source = regexSourceAt(pattern, m.index + m[0].length - 1);
+      if (source === undefined || linearRegex === undefined || !linearRegex(source))
+        return `${quoted} has a regular expression on ":${name}" that can backtrack: ${REGEX_PARAMETER_WHY}`;
+      const open = m.index + m[0].length - 1;
+      bare += pattern.slice(copied, open);
+      copied = tokens.lastIndex = open + source.length + 2; // past its ")": its text is no pattern syntax
+    }
     if (names.has(name))
       return syntax === 'route' ? `${quoted}: parameter ":${name}" appears twice` : `path parameter "{${name}}" appears twice`;
     names.add(name);
   }
+  // The rest is about the literal parts: checked without the (linear) regular expressions.
+  if (copied > 0) return patternProblem(bare + pattern.slice(copied), syntax, undefined, true);
   const optional = syntax === 'route' ? OPTIONAL_PARAMETER.exec(pattern) : null;
   if (optional)
     return `${quoted}: optional parameters (":${optional[1] ?? ''}?") are not supported: declare the path with and without the parameter`;

@@ -19,6 +19,12 @@ function endsWord(c: number): boolean {
  * previous word's end) and its end by walking on. A regex over words (`/[^\s"'<>]*@[^\s"'<>]*\/g`)
  * was quadratic on a long word without `@`: a 200 KB refused value held a reload 17-50 s (red team 28 §4).
  */
+/** Whether text[from, to) holds a `:` (within one word: the words are disjoint, so linear in all). */
+function holdsColon(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 0x3a) return true;
+  return false;
+}
+
 export function withoutUrlCredentials(text: string): string {
   let out = '';
   let done = 0; // text before this is in `out`
@@ -34,8 +40,11 @@ export function withoutUrlCredentials(text: string): string {
       if (c === 0x40) last = end;
     }
     SCHEME.lastIndex = start;
-    const userinfo = SCHEME.exec(text) ? SCHEME.lastIndex : start;
-    if (last > userinfo) {
+    const schemed = SCHEME.exec(text) !== null;
+    const userinfo = schemed ? SCHEME.lastIndex : start;
+    // Without a scheme, only `user:password@`: a word like `node_modules/@octokit/…` or `api@v2/doc.yaml`
+    // is a file path, which was shown as `***@octokit/…` in load errors (review rt28-2, F4).
+    if (last > userinfo && (schemed || holdsColon(text, userinfo, last))) {
       out += `${text.slice(done, userinfo)}***`;
       done = last;
     }

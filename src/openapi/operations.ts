@@ -63,7 +63,6 @@ export interface RequestBodyObject {
   content?: Record<string, { schema?: Record<string, unknown>; encoding?: Record<string, EncodingObject> }>;
 }
 
-
 function mergeParameters(pathLevel: unknown, opLevel: unknown): ParameterObject[] {
   const byKey = new Map<string, ParameterObject>();
   for (const list of [pathLevel, opLevel]) {

@@ -32,6 +32,7 @@ import { createMalwareScanStage, holdsFieldValues, scansFieldValues } from '../s
 import { createMethodFieldMultipartStage, createMethodFieldStage } from '../stages/method-field.js';
 import { isFieldBody } from '../net/media-type.js';
 import { patternProblem } from '../net/pattern-form.js';
+import { isBacktrackLinear } from '../openapi/backtrack-linear.js';
 import {
   createWafBodyStage,
   createWafMultipartStage,
@@ -556,7 +557,7 @@ function policyOf(config: SidecarConfig, route: RouteSettings): RoutePolicy {
 function configEntries(config: SidecarConfig): RouteEntry[] {
   return config.routes.map((route, index) => {
     // A pattern requests never match (`/files/my%20docs/*`, `/internal//*`) passed and protected nothing.
-    const problem = patternProblem(route.path, 'route');
+    const problem = patternProblem(route.path, 'route', isBacktrackLinear);
     if (problem !== undefined) throw new PlanError(['routes', index, 'path'], problem);
     return {
       id: route.id,

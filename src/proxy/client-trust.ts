@@ -135,6 +135,10 @@ export class ClientTrust {
    * client_crl is in force, as its revocation cannot be checked.
    */
   #chainOf(leaf: X509Certificate, sent: readonly X509Certificate[]): readonly ChainLink[] | undefined {
+    // A certificate pinned in client_ca (self-signed, its own anchor): traced, with nothing above it
+    // a CRL could name. An empty path meant "not traced": such a probe was refused on every route
+    // once client_crl was set beside it (review rt28-2, F3).
+    if (this.fingerprints.has(leaf.fingerprint256)) return PINNED;
     const search: PathSearch = {
       // A resumed session's client sent no chain: its path is looked for through intermediates of verified paths.
       candidates: sent.length > 0 ? sent.filter((c) => c.ca && !this.fingerprints.has(c.fingerprint256)) : [...this.#onPaths.values()],
@@ -230,6 +234,9 @@ export class ClientTrust {
     return key;
   }
 }
+
+/** The path of a leaf pinned in client_ca: one link no CRL names (no issuer key is empty). */
+const PINNED: readonly ChainLink[] = Object.freeze([Object.freeze({ issuer: '', serial: '' })]);
 
 /** Sets `key` in a cache of at most `max` entries (emptied when full: the entries are cheap to find again). */
 function remember<V>(map: Map<string, V>, key: string, value: V, max = 1024): void {

@@ -108,9 +108,13 @@ export function secureContextOptions(tls: TlsFilesConfig, material: TlsMaterial)
 /** The certificates a client presented, leaf first (its chain as Node gives it, on the first read only). */
 function presentedChain(leaf: X509Certificate | undefined): X509Certificate[] {
   const chain: X509Certificate[] = [];
-  for (let cert = leaf; cert !== undefined && chain.length < 10; cert = cert.issuerCertificate) {
-    if (chain.some((c) => c.fingerprint256 === cert?.fingerprint256)) break;
-    chain.push(cert);
+  // A certificate sent twice (`cat cert.pem fullchain.pem`: the leaf, then the leaf again) is skipped,
+  // not the end: stopping there left `[leaf]`, read as a resumed session, and client_crl refused an
+  // honest chain (review rt28-2, F1). A root links to itself: the walk is bounded by steps too.
+  let cert = leaf;
+  for (let step = 0; cert !== undefined && chain.length < 10 && step < 20; step++, cert = cert.issuerCertificate) {
+    const fingerprint = cert.fingerprint256;
+    if (!chain.some((c) => c.fingerprint256 === fingerprint)) chain.push(cert);
   }
   return chain;
 }

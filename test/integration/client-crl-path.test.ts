@@ -176,3 +176,33 @@ t.test('forgeries that name each other cost at most a few signature checks, and 
   t.equal(backend.requests.length, 0, 'the backend never saw her');
   t.same(await connection(t, s, erin.certPem + j.certPem, erin.keyPem).get(), { status: 200, code: '' }, 'erin with her chain: served');
 });
+
+t.test(
+  'honest chains are traced: a certificate sent twice, and a pinned self-signed client certificate (review rt28-2, F1, F3)',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    // A probe's self-signed client certificate (CA:FALSE, clientAuth) pinned in client_ca beside the root.
+    const pinnedKey = join(dir, 'pinned.key');
+    const pinnedCert = join(dir, 'pinned.crt');
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', pinnedKey, '-out', pinnedCert, '-subj', '/CN=probe', '-days', '5', '-addext', 'basicConstraints=CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=clientAuth']); // prettier-ignore
+    const withPinned = join(dir, 'root-and-pinned.pem');
+    writeFileSync(withPinned, root.certPem + readFileSync(pinnedCert, 'utf8'));
+    const s = await startTestSidecar(t, backend.url, {
+      listeners: { inbound: { tls: { client_certificates: 'require', client_ca: withPinned, client_crl: crl } } },
+    });
+    // `cat cert.pem fullchain.pem`: the leaf twice; an intermediate twice. Read as "no chain" (a resumed
+    // session) on a fresh sidecar, both were 401 ERR_PEER_REVOCATION_UNKNOWN.
+    for (const [what, chain] of [
+      ['the leaf twice', erin.certPem + erin.certPem + j.certPem],
+      ['the intermediate twice', erin.certPem + j.certPem + j.certPem],
+    ] as const) {
+      const c = connection(t, s, chain, erin.keyPem);
+      t.same(await c.get(), { status: 200, code: '' }, `erin sending ${what}: served`);
+    }
+    const probe = connection(t, s, readFileSync(pinnedCert, 'utf8'), readFileSync(pinnedKey, 'utf8'));
+    t.same(await probe.get(), { status: 200, code: '' }, 'the pinned probe: served (no CRL can name it)');
+    const revoked = connection(t, s, dave.certPem + dave.certPem + i.certPem, dave.keyPem);
+    t.same(await revoked.get(), { status: 401, code: 'ERR_PEER_REVOKED' }, 'dave under revoked I, his leaf sent twice: still refused');
+  },
+);

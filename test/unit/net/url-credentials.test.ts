@@ -77,7 +77,11 @@ t.test('withoutUrlCredentials is linear: a long word without "@" (red team 28 §
   t.comment(timings.join('; '));
   // Same masking as before, around the long word.
   t.equal(withoutUrlCredentials(`x ${'a'.repeat(100)} redis://u:pw@h`), `x ${'a'.repeat(100)} redis://***@h`);
-  t.equal(withoutUrlCredentials('a@b c@d'), '***@b ***@d', 'each word on its own');
+  t.equal(withoutUrlCredentials('a:1@b c:2@d'), 'a:***@b c:***@d', 'each word on its own');
+  // Without a scheme only `user:password@`: a file path is shown as written (review rt28-2, F4).
+  for (const path of ['../npm/node_modules/@octokit/openapi/api.json', 'api@v2/doc.yaml', 'alice@example.com'])
+    t.equal(withoutUrlCredentials(`cannot read ${path} (ENOENT)`), `cannot read ${path} (ENOENT)`, path);
+  t.equal(withoutUrlCredentials('see https://u@h/x'), 'see https://***@h/x', 'a URL with a scheme: its user masked as before');
   t.equal(withoutUrlCredentials('<u:p@h>"x://a:b@c"'), '<u:***@h>"x://***@c"', 'quotes and brackets end a word');
   // (The new pass gave the old regex's answer on 300 000 random short strings over `a:/@ "'<>\n.+-1é` and Unicode spaces.)
 });
