@@ -10,7 +10,6 @@ import { createMetrics } from '../telemetry/metrics.js';
 import { describeClientCrl, staleCrls } from '../net/client-crl.js';
 import { shownDocument } from '../openapi/shown-document.js';
 import { ConfigError } from '../config/config-error.js';
-import { withoutUrlCredentials } from '../net/url-credentials.js';
 
 /** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
 async function offlineTokenRuntime(config: SidecarConfig) {
@@ -46,9 +45,9 @@ export async function checkSidecarConfig(
     // A ConfigError's issues are masked already (load.ts); any other error may name what was
     // substituted into the file (red team 28 §3), as the reload_failed event masks it.
     if (err instanceof Error && !(err instanceof ConfigError)) {
-      err.message = withoutUrlCredentials(loaded.mask(err.message));
+      err.message = loaded.mask(err.message);
       const detail = (err as { detail?: unknown }).detail;
-      if (typeof detail === 'string') Object.assign(err, { detail: withoutUrlCredentials(loaded.mask(detail)) });
+      if (typeof detail === 'string') Object.assign(err, { detail: loaded.mask(detail) });
     }
     throw err;
   } finally {

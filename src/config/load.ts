@@ -31,6 +31,7 @@ import { BLANK_VALUE_MESSAGE, blankValues, readYamlSource, parseYamlSource, type
 import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-file.js';
 import { caFileProblem } from '../net/ca-file.js';
 import { trustedProxyHeaderProblem } from '../net/proxy-asserted.js';
+import { withoutUrlCredentials } from '../net/url-credentials.js';
 import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {
@@ -51,7 +52,10 @@ export interface LoadedSidecarConfig {
   lineOf: (segments: readonly (string | number)[]) => number | undefined;
   /** An issue at a field; its message has the file's substituted values masked (substitutionMask). */
   issue: (segments: readonly (string | number)[], message: string) => ConfigIssue;
-  /** `text` with the file's substituted values masked: for messages that are not issues (a reload's failure). */
+  /**
+   * `text` with the file's substituted values and any URL's credentials masked: for messages that
+   * are not issues (a reload's failure, `config check`'s other errors).
+   */
   mask: (text: string) => string;
 }
 
@@ -96,7 +100,7 @@ function checked(source: YamlSource): LoadedSidecarConfig {
   const issues = [...semanticIssues(config, issue)];
   const tls = loadTlsMaterial(config, issue, issues);
   if (issues.length > 0) throw new ConfigError(byLine(issues));
-  return { file: source.file, config, tls, lineOf: source.lineOf, issue, mask };
+  return { file: source.file, config, tls, lineOf: source.lineOf, issue, mask: (text) => withoutUrlCredentials(mask(text)) };
 }
 
 /** Issues in file order, so the list reads top to bottom like the file. */

@@ -535,11 +535,12 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
       if (nextLimits && nextLimits !== limitState) void nextLimits.runtime.close();
       // A ConfigError's issues are masked already (load.ts); any other error of a file that loaded
       // may name what was substituted into it (red team 28 §3).
-      const detail = err instanceof ConfigError ? err.message : (read?.mask ?? String)((err as Error).message);
+      const message = (err as Error).message;
+      const detail = err instanceof ConfigError || read === undefined ? withoutUrlCredentials(message) : read.mask(message);
       // One line: a library's message can carry a stack (emscripten's abort did, red team 25).
       events.emit('warden.config.reload_failed', {
         'warden.config.file': file,
-        'warden.detail': withoutUrlCredentials(detail.replace(/\s*\n\s*/g, '; ').slice(0, 2000)),
+        'warden.detail': detail.replace(/\s*\n\s*/g, '; ').slice(0, 2000),
       });
       return false;
     }
