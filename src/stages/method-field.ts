@@ -81,7 +81,10 @@ export function createMethodFieldStage(): Stage {
     id: 'method-field',
     run(ctx) {
       // Another method's body only where another stage held it (the plan holds a POST's for this).
-      if (ctx.method !== 'POST' && ctx.body === undefined) return undefined;
+      // A POST's body is read whole here, its Content-Type and form readings checked too; another
+      // method's only for override names, and only where another stage held it.
+      const post = ctx.method === 'POST';
+      if (!post && ctx.body === undefined) return undefined;
       // A Content-Type a backend reads as another type (`application/x-www-form-urlencoded,x`,
       // `text/plain; x=/json`): its form or JSON fields would not be read here. Whether or not
       // the body was held: such a body is not one the plan buffers.
@@ -90,7 +93,7 @@ export function createMethodFieldStage(): Stage {
       // a binary upload `image/png; name=photo (1).png` passes the scan, row 466), and a body whose
       // Content-Type a backend's parser refuses (Express's content-type module throws on these) is
       // no form it reads a `_method` from. Refusing them here refused such PUT uploads (row 489).
-      if (malformed) return ctx.method === 'POST' ? malformed : undefined;
+      if (malformed) return post ? malformed : undefined;
       const body = ctx.body;
       if (body === undefined || body.length === 0) return undefined;
       const mime = mediaTypeOf(ctx.headers['content-type']);
@@ -99,13 +102,13 @@ export function createMethodFieldStage(): Stage {
         // A POST's only: another method's form has the held stage's own checks of its readings (a
         // PUT's `x=1;q=2` under a detect-mode scan was refused here, row 489); its override names
         // are still read below, `;` splits included (formNameReading).
-        const formProblem = mime === FORM_MEDIA_TYPE && ctx.method === 'POST' ? formBodyProblem(body) : undefined;
+        const formProblem = mime === FORM_MEDIA_TYPE && post ? formBodyProblem(body) : undefined;
         if (formProblem) return formProblem;
         if (formHasMethodField(ctx))
           return refusal('A method-override field (_method, x-tunneled-method, X-HTTP-Method-Override) of the form body');
         // An untyped body is read by Bottle too (below): before 0.12.19 it split `x=1;_method=DELETE` at `;`.
         // A POST's `;` was refused above; another method's form is read at `;` too (below).
-        if (mime === FORM_MEDIA_TYPE && ctx.method === 'POST') return undefined;
+        if (mime === FORM_MEDIA_TYPE && post) return undefined;
       } else if (isJsonMediaType(mime) && jsonHasMethodField(ctx, body))
         return refusal('A method-override member (_method, x-tunneled-method, X-HTTP-Method-Override) of the JSON body');
       // Bottle reads any body but multipart as a form: `{"note":"&_method=DELETE&"}` (body-as-form.ts).
