@@ -296,8 +296,8 @@ export function upstreamRequestHeaders(
   // 400 to a request whose trusted Forwarded and X-Forwarded-For differ (review rt28, F1).
   const forwarded = headers.forwarded;
   if (trusted && rules.believesForwarded && forwarded !== undefined) out.forwarded = forwarded;
-  // 0 for UNKNOWN_CLIENT (and a socket already gone, ''): no address to name.
-  if (isIP(clientAddress) !== 0) out['x-real-ip'] = clientAddress;
+  // clientAddressOf gives an IP address, UNKNOWN_CLIENT, or a socket already gone's '': no parse here.
+  if (clientAddress !== UNKNOWN_CLIENT && clientAddress !== '') out['x-real-ip'] = clientAddress;
   const host = rules.upstreamHost ?? authority;
   if (host !== undefined) out.host = host;
   return out;
