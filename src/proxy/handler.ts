@@ -42,7 +42,7 @@ import { ClientClosedError, limitBody, readBodyThen } from './body.js';
 import { takeBody } from './body-intake.js';
 import { bodyBudgetExceeded, createBodyBudget, type BodyLease } from '../traffic/body-budget.js';
 import type { SpooledBody } from './spooled-body.js';
-import { detachedBody, type H2Request, type H2Response } from './h2-exchange.js';
+import { detachedBody, H2Request, type H2Response } from './h2-exchange.js';
 import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
 import { FORM_MEDIA_TYPE, mediaTypeOf } from '../net/media-type.js';
@@ -175,7 +175,9 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
 
   return function handleRequest(req, res) {
     const gen = deps.current();
-    const h2 = req.httpVersionMajor === 2;
+    // By the exchange, not the request line: llhttp takes `GET / HTTP/2.0` on an HTTP/1.1
+    // connection, and read as h2 it threw (no `stream`) and ended the process (red team 29).
+    const h2 = req instanceof H2Request;
     const headers = req.headers;
     const socketAddress = req.socket.remoteAddress ?? '';
     const incomingId = headers['x-request-id'];
@@ -344,11 +346,12 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
           // The copy is held while a slow client reads: 400 stalled h2 streams held 400 MiB of
           // copies (1 MiB each) beside a 16 MiB max_buffered_bytes. It now shares that budget.
           lease: bodyBudget.lease(gen.limits.max_buffered_bytes),
+          readsBody: check.readsBody,
           onComplete(status, headers, body) {
             // Run from undici's onResponseEnd, which hands a throw to onResponseError, where the
             // settled exchange ignores it: anything thrown here would vanish unreported.
             try {
-              const v = check(status, headers, body);
+              const v = check.check(status, headers, body);
               if (v === 'too_deep') deps.skipResponseCheck?.(v);
               else if (v) deps.reportResponse?.(ctx, status, v);
             } catch (err) {
@@ -619,6 +622,13 @@ function keepAliveOff(ctx: RequestContext, res: AnyResponse, h2: boolean): void 
 function checkH1Request(req: IncomingMessage, limits: LimitsConfig): WardenError | undefined {
   const raw = req.rawHeaders;
   if (raw.length > limits.max_header_count * 2) return tooManyHeaders(limits);
+  // HTTP/1.0 and 1.1 only: llhttp also takes 0.9 (a request line without a version), 2.0 and 1.9.
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
+    return new WardenError('ERR_REQUEST_MALFORMED', {
+      rule: 'http1.version',
+      detail: 'HTTP/1.1 connections carry HTTP/1.0 and HTTP/1.1 requests only.',
+    });
+  }
   if (req.headers.host === undefined && req.httpVersionMinor === 1) {
     return new WardenError('ERR_REQUEST_MALFORMED', { rule: 'http1.host_missing', detail: 'HTTP/1.1 requests need a Host header.' });
   }

@@ -90,6 +90,10 @@ const SMUGGLING: [string, string, (number | 'closed')?][] = [
   ['unknown method "EVIL"', `EVIL /a HTTP/1.1\r\n${H}\r\n`, 400],
   ['invalid version "HTTP/9.9"', `GET /a HTTP/9.9\r\n${H}\r\n`, 400],
   ['invalid version "HTTP/1.1x"', `GET /a HTTP/1.1x\r\n${H}\r\n`, 400],
+  // llhttp takes these on an HTTP/1.1 connection; read as an h2 exchange, 2.0 ended the process (red team 29).
+  ['version "HTTP/2.0" on HTTP/1.1', `GET /a HTTP/2.0\r\n${H}\r\n`, 400],
+  ['version "HTTP/1.9"', `GET /a HTTP/1.9\r\n${H}\r\n`, 400],
+  ['HTTP/0.9 request line (no version)', `GET /a\r\n\r\n`, 400],
   ['HTTP/1.0 with TE chunked', `POST /a HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
   ['absolute-form target', `GET http://evil.example/secret/x HTTP/1.1\r\n${H}\r\n`, 400],
   ['absolute-form, Host differs', `GET https://localhost/secret/x HTTP/1.1\r\nHost: evil.example\r\n\r\n`, 400],
