@@ -23,7 +23,16 @@ import { escapePointer } from './subschemas.js';
  * A violation, or `too_deep`: the body nests deeper than MAX_JSON_DEPTH and goes unchecked (ajv
  * recurses with the data and would overflow the stack), counted as a skipped check.
  */
-export type ResponseCheck = (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | 'too_deep' | undefined;
+export interface ResponseCheck {
+  /**
+   * Whether `check` reads this response's body: a JSON media type with a schema, in no coding, not
+   * a 204 or 304. Only such a body is copied (from the budget request bodies share): an event
+   * stream's copy, never read, held its budget for as long as the stream ran, and a few dozen SSE
+   * clients left every other caller's buffered body refused 503 (red team 29).
+   */
+  readonly readsBody: (status: number, headers: IncomingHttpHeaders) => boolean;
+  readonly check: (status: number, headers: IncomingHttpHeaders, body: Buffer) => Violation | 'too_deep' | undefined;
+}
 
 const identity = (coding: string | undefined) => coding === undefined || coding.trim().toLowerCase() === 'identity' || coding === '';
 
@@ -52,7 +61,8 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
       );
     byStatus.set(status.toUpperCase(), media);
   }
-  return (status, headers, body) => {
+  /** The status's and media type's violation, the schema the body is checked against, or undefined: nothing to check. */
+  const resolve = (status: number, headers: IncomingHttpHeaders): Violation | ValidateFunction | undefined => {
     // Not modified: the answer to a conditional request stands for the cached one, with no body.
     if (status === 304) return undefined;
     const code = String(status);
@@ -65,6 +75,13 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
     if (validate === null || !isJsonMediaType(mime)) return undefined;
     // No body to read: a 204, or a body in a Content-Encoding (the copy is as sent, not decoded).
     if (status === 204 || !identity(headers['content-encoding'])) return undefined;
+    return validate;
+  };
+  return { readsBody: (status, headers) => typeof resolve(status, headers) === 'function', check };
+
+  function check(status: number, headers: IncomingHttpHeaders, body: Buffer): Violation | 'too_deep' | undefined {
+    const validate = resolve(status, headers);
+    if (typeof validate !== 'function') return validate;
     const text = body.toString('utf8');
     let value: unknown;
     try {
@@ -86,5 +103,5 @@ export function compileResponseCheck(op: Operation, compiler: SchemaCompiler = c
     if (valid) return undefined;
     const e = validate.errors?.[0];
     return { pointer: `/body${e?.instancePath ?? ''}`, message: (e?.message ?? 'is invalid').slice(0, 200) };
-  };
+  }
 }

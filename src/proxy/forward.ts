@@ -53,6 +53,8 @@ export interface ResponseInspection {
    * Given back when the exchange ends, however it ends.
    */
   lease: BodyLease;
+  /** Whether onComplete reads this response's body; when not, none is copied and it gets an empty one. */
+  readsBody(status: number, headers: IncomingHttpHeaders): boolean;
   onComplete(status: number, headers: IncomingHttpHeaders, body: Buffer): void;
   /**
    * The copy was dropped and this response goes unchecked: the budget was short (`budget`) or the
@@ -316,6 +318,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private status = 0;
   private headers: IncomingHttpHeaders = {};
   private copy: Buffer[] | undefined;
+  /** Whether the copy takes the body's bytes (the check reads them), or stays empty. */
+  private copyBody = false;
   private copied = 0;
   /**
    * The exact headers or body timeout running (EXACT_TIMEOUTS_BELOW_MS), if any; or, while the
@@ -480,6 +484,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.outcome.inspect) {
       this.headers = headers;
       this.copy = [];
+      this.copyBody = this.outcome.inspect.readsBody(statusCode, headers);
     }
     // An event stream is open once its head is there (EventSource's onopen), its first event may
     // come much later: held for it, the head was late, and a first event later than
@@ -493,7 +498,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     if (this.status === 205) return; // sent with Content-Length: 0 (onResponseStart)
     if (!this.headSent && !this.sendHead(controller)) return;
     const inspect = this.outcome.inspect;
-    if (this.copy !== undefined && inspect !== undefined) {
+    if (this.copyBody && this.copy !== undefined && inspect !== undefined) {
       this.copied += chunk.length;
       if (this.copied > inspect.maxBytes) {
         this.dropCopy();

@@ -41,7 +41,7 @@ const responding = (content: Record<string, { schema?: Record<string, unknown> }
 const pet = { type: 'object', required: ['id'], properties: { id: { type: 'integer' } }, additionalProperties: false };
 
 t.test('a response key with parameters applies to its media type', async (t) => {
-  const check = compileResponseCheck(responding({ 'Application/JSON; charset=utf-8': { schema: pet } }));
+  const { check } = compileResponseCheck(responding({ 'Application/JSON; charset=utf-8': { schema: pet } }));
   for (const type of ['application/json; charset=utf-8', 'application/json', 'APPLICATION/JSON;charset=UTF-8']) {
     const headers = { 'content-type': type };
     t.equal(check(200, headers, Buffer.from('{"id":1}')), undefined, `${type}: valid`);
