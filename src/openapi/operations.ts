@@ -16,6 +16,7 @@ import { WardenError } from '../errors.js';
 import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
+import { parameterNameProblem, routerNamesOf } from './path-parameter-names.js';
 import { RATE_LIMIT_EXTENSION, refuseUnreadWardenExtensions } from './warden-extensions.js';
 import type { EncodingObject } from './form-encoding.js';
 
@@ -29,6 +30,11 @@ export interface Operation {
   readonly paths: readonly string[];
   /** JSON pointer of the operation, for messages. */
   readonly pointer: string;
+  /**
+   * Router name → declared name of every path parameter, when one is routed under another name
+   * (`{user-id}` as `:user_id`: path-parameter-names.ts); undefined when every name is its own.
+   */
+  readonly routedNames?: ReadonlyMap<string, string> | undefined;
   /**
    * Security alternatives: the request passes when it meets one of them in full. `[]` means the
    * document declares the operation public (`security: []` or an empty requirement); undefined means
@@ -95,24 +101,55 @@ function refuseBlankSchemas(parameters: readonly ParameterObject[], requestBody:
 
 const pointerOf = (...segments: string[]) => `#/${segments.map(escapePointer).join('/')}`;
 
+/** A template's `{name}` parts (split keeps them: odd indexes). */
+const TEMPLATE_PARAMETER = /(\{[^{}]*\})/;
+
+/** A template's route: the router's pattern and, when a name is routed under another, router name → declared name. */
+interface TemplateRoute {
+  readonly pattern: string;
+  readonly routedNames: ReadonlyMap<string, string> | undefined;
+}
+
+/**
+ * Refuses a template whose braces are not parameters (`/a/{a{b}`, `/a/{a}b}`: a name holding a
+ * brace), or a parameter whose name no path segment's parameter can have (path-parameter-names.ts).
+ */
+function refuseUnnamableParameters(template: string, pointer: string): void {
+  const parts = template.split(TEMPLATE_PARAMETER);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as string;
+    if (i % 2 === 1) {
+      const problem = parameterNameProblem(part.slice(1, -1));
+      if (problem !== undefined) throw new OpenApiError(pointer, problem);
+    } else if (part.includes('{') || part.includes('}'))
+      throw new OpenApiError(
+        pointer,
+        part.includes('{')
+          ? 'a "{" that opens no parameter (no "}" closes it before the next "{"): a name cannot hold a brace'
+          : 'a "}" that closes no parameter: a name cannot hold a brace',
+      );
+  }
+}
+
 /**
  * `/pets/{petId}/photos` → `/pets/:petId/photos`, for the router (find-my-way), whose own syntax the
  * template's literal parts must not speak: a literal `:` (Google's custom methods, `/items:search`,
  * AIP-136) is `::`, and a parameter right before one (`/jobs/{id}:cancel`) takes no colon. Read as
  * router syntax, `/items:search` was `/items` + a parameter: every path starting `/items` (`/items`,
  * `/items:purge`, `/itemsexport`) got that operation's policy (docs/adversarial.md 196). A literal
- * `*` (the router's wildcard) cannot be routed, and is refused.
+ * `*` (the router's wildcard) cannot be routed, and is refused. A name the router would end early
+ * (`{user-id}`) is routed under a router-safe one (path-parameter-names.ts).
  */
-function toRoutePattern(template: string, pointer: string): string {
+function toRoutePattern(template: string, pointer: string): TemplateRoute {
   if (template.includes('*'))
     throw new OpenApiError(pointer, 'a literal "*" in a path cannot be routed (the router reads it as a wildcard)');
-  const parts = template.split(/(\{[^{}]*\})/);
+  const parts = template.split(TEMPLATE_PARAMETER);
+  const declared = parts.filter((_, i) => i % 2 === 1).map((part) => part.slice(1, -1));
+  const routed = routerNamesOf(declared);
   const pattern = parts
     .map((part, i) => {
       if (i % 2 === 0) return part.replaceAll(':', '::');
-      const name = part.slice(1, -1);
-      if (!/^[A-Za-z0-9_]+$/.test(name))
-        throw new OpenApiError(pointer, `path parameter "{${name}}" must be letters, digits or "_" to be routed`);
+      const name = routed[(i - 1) / 2] as string;
       // `/b/{x}{y}` became `:x:y`, one parameter named "x:y": every request was refused "/path/x is required".
       if (parts[i + 1] === '' && i + 2 < parts.length)
         throw new OpenApiError(
@@ -124,18 +161,21 @@ function toRoutePattern(template: string, pointer: string): string {
     .join('');
   // Whatever else the router would read differently from the template (`{id}_v2` is a parameter
   // named "id_v2"), refused rather than left to fail every request.
-  const declared = parts.filter((_, i) => i % 2 === 1).map((part) => part.slice(1, -1));
   const captured = routerParameterNames(pattern);
-  const lost = declared.findIndex((name, i) => captured[i] !== name);
-  if (lost !== -1 || captured.length !== declared.length) {
-    const name = declared[lost === -1 ? declared.length - 1 : lost] ?? '';
-    const after = parts[parts.indexOf(`{${name}}`) + 1]?.[0] ?? '';
+  const lost = routed.findIndex((name, i) => captured[i] !== name);
+  if (lost !== -1 || captured.length !== routed.length) {
+    const at = lost === -1 ? routed.length - 1 : lost;
+    const name = declared[at] ?? '';
+    const after = parts[2 * at + 2]?.[0] ?? '';
+    // The name as the router read it, in the template's spelling: the declared name and what it read on.
+    const readAs = name + (captured[at] ?? '').slice((routed[at] ?? '').length);
     throw new OpenApiError(
       pointer,
-      `path parameter "{${name}}" is followed by "${after}", which the router reads as part of its name ("${captured[lost] ?? ''}"): follow a parameter with "/", "-", "." or ":"`,
+      `path parameter "{${name}}" is followed by "${after}", which the router reads as part of its name ("${readAs}"): follow a parameter with "/", "-", "." or ":"`,
     );
   }
-  return pattern;
+  const renamed = routed.some((name, i) => name !== declared[i]);
+  return { pattern, routedNames: renamed ? new Map(routed.map((name, i) => [name, declared[i] as string])) : undefined };
 }
 
 /**
@@ -327,6 +367,8 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
   const ids = new Map<string, string>();
   for (const [template, item] of Object.entries(doc.paths ?? {})) {
     // A template requests never match (`/e/%7Bb%7D`, `/a//b`) was a dead operation, or under passthrough one whose policy never applied.
+    // The names first: a control character in one is a name's problem, not a path's.
+    refuseUnnamableParameters(template, pointerOf('paths', template));
     const problem = patternProblem(template, 'template');
     if (problem !== undefined) throw new OpenApiError(pointerOf('paths', template), problem);
     for (const method of METHODS) {
@@ -337,7 +379,7 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
       const seen = ids.get(id);
       if (seen) throw new OpenApiError(`${pointer}/operationId`, `operationId "${id}" is also used at ${seen}`);
       ids.set(id, pointer);
-      const pattern = toRoutePattern(template, pointer);
+      const { pattern, routedNames } = toRoutePattern(template, pointer);
       // A path item's or an operation's own `servers` replace the document's (OpenAPI 3 §4.8.9, §4.8.10).
       const bases = Array.isArray(op.servers)
         ? basesOf(op.servers as Server[], `${pointer}/servers`)
@@ -353,6 +395,7 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
         method: method.toUpperCase(),
         paths: bases.map((b) => b + pattern),
         pointer,
+        routedNames,
         security: compileSecurity(
           doc,
           security,

@@ -20,6 +20,7 @@ import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
 import { needsNoToken } from '../openapi/security-requirements.js';
+import { declaredParamsOf } from '../openapi/path-parameter-names.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
 import { OpenApiError } from '../openapi/document.js';
@@ -89,10 +90,17 @@ export interface RoutePlan extends RouteInfo {
    * no defined semantics, RFC 9110 §9.3). Any other body goes on a backend connection not reused.
    */
   readonly body: 'declared' | 'none' | 'by-method';
+  /**
+   * The router's params under the names the operation declares, on an operation with a path
+   * parameter routed under another name (`{user-id}` as `:user_id`, path-parameter-names.ts);
+   * undefined on every other route, whose params are the router's as they are.
+   */
+  readonly declaredParams: ((params: RouteMatch['params']) => RouteMatch['params']) | undefined;
 }
 
 export interface RouteMatch {
   readonly route: RoutePlan;
+  /** The path parameters, by the names the route declares (an OpenAPI operation's, as in its document). */
   readonly params: Readonly<Record<string, string | undefined>>;
 }
 
@@ -404,6 +412,7 @@ function routePlan(
     maxBodyBytes,
     responseCheck,
     body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',
+    declaredParams: op?.routedNames === undefined ? undefined : declaredParamsOf(op.routedNames),
   });
 }
 
@@ -514,7 +523,10 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
     },
     resolve(method, path) {
       const found = router.find(method as FindMyWay.HTTPMethod, path);
-      if (found) return { route: found.store as RoutePlan, params: found.params };
+      if (found) {
+        const route = found.store as RoutePlan;
+        return { route, params: route.declaredParams === undefined ? found.params : route.declaredParams(found.params) };
+      }
       if (passthrough && method !== 'TRACE') return { route: defaultRoute, params: NO_PARAMS };
       if (passthrough) return traceRefused();
       const candidates = method === 'TRACE' ? COMMON_METHODS : methods;

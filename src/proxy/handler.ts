@@ -306,7 +306,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const aliased = checkPathReadings(gen.plan, ctx.method, ctx.path, match);
     if (aliased) return refuse(aliased);
     ctx.route = match.route;
-    ctx.params = match.params;
+    ctx.params = match.params; // by the names the operation declares (plan.ts resolve)
     // A certificate client_crl revokes is refused on every route, whether or not the route uses
     // certificates (peer-authz runs only on those that do): as nginx's ssl_crl and the mesh refuse
     // one; under `require` a route without peers.allow would otherwise serve it. So is one whose
