@@ -47,6 +47,8 @@ import { closeConnectionAfter } from './h1-connection.js';
 import { contentCodings, decodeContentCodings, encodedForObservers, rangedCodedBody } from '../net/content-coding.js';
 import { FORM_MEDIA_TYPE, mediaTypeOf } from '../net/media-type.js';
 import { formFieldsRefusal } from '../net/form-field-count.js';
+import { formAliasRefusal } from '../net/form-alias.js';
+import { queryCharsetRefusal } from '../net/query-charset.js';
 import { opensJsonValue } from '../net/json-opening.js';
 import { openingObserver, readOpening, type OpeningOutcome } from './body-opening.js';
 
@@ -291,7 +293,12 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       checkCookiePairs(headers.cookie) ??
       checkExpectation(headers.expect, !h2 && (req as IncomingMessage).httpVersionMinor === 0) ??
       checkHostForm(headers.host ?? (headers[':authority'] as string | undefined)) ??
-      (target instanceof WardenError ? target : gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined);
+      (target instanceof WardenError
+        ? target
+        : ((gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined) ??
+          // On every route, before any stage: what a backend reads in the Content-Type is not a matter of the stages configured.
+          formAliasRefusal(headers['content-type']) ??
+          queryCharsetRefusal(headers['content-type'], target.search)));
     if (early) return refuse(early);
     // Stages then read the request as the backend gets it (headers.ts).
     if (!h2 && headers.connection !== undefined) dropConnectionNamed(headers);
