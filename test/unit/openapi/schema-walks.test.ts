@@ -4,7 +4,7 @@ import { acyclicSchema, MAX_SUBSCHEMAS, SchemaTooLarge } from '../../../src/open
 import { OpenApiError } from '../../../src/openapi/document.js';
 import { compileNumberSpellings } from '../../../src/openapi/number-spellings.js';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
-import { CaseVariantFinder, caseVariantOf, declaredNames, foldCase } from '../../../src/openapi/case-variants.js';
+import { CaseVariantFinder, caseVariantOf, declaredNames, foldCase, topLevelNames } from '../../../src/openapi/case-variants.js';
 import { testOperation } from '../../support/operation.js';
 
 /** A dereferenced recursive schema: a node whose children are nodes, and a shared (acyclic) leaf. */
@@ -206,4 +206,78 @@ t.test('acyclicSchema: a schema of more distinct subschemas than MAX_SUBSCHEMAS 
   t.type(err, OpenApiError);
   t.equal(err.pointer, '#/paths/~1t/post/requestBody/content/application~1json/schema');
   t.match(err.message, /more than 10000 distinct subschemas/);
+});
+
+/**
+ * Every subschema that applies to the same instance declares names for it (red team 29, F1): Go's
+ * encoding/json binds `ROLE` to the struct's `Role` whichever branch of the schema names it, so
+ * `{"kind":"a","ROLE":"admin"}` passed `then: {properties: {role: {enum: [user]}}}` as an
+ * undeclared member of an open object.
+ */
+t.test('CaseVariantFinder: names declared in each in-place applicator, and in required lists', async (t) => {
+  const role = { properties: { role: { enum: ['user'] } } };
+  const cases: [string, Record<string, unknown>][] = [
+    ['if', { type: 'object', if: role, then: {} }],
+    ['then', { type: 'object', if: { properties: { kind: { const: 'a' } } }, then: role }],
+    ['else', { type: 'object', if: { properties: { kind: { const: 'a' } } }, else: role }],
+    ['dependentSchemas', { type: 'object', dependentSchemas: { kind: role } }],
+    ['dependencies (a schema)', { type: 'object', dependencies: { kind: role } }],
+    ['not: properties', { type: 'object', not: role }],
+    ['not: required', { type: 'object', not: { required: ['role'] } }],
+    ['required', { type: 'object', required: ['role'] }],
+    ['dependentRequired: a key', { type: 'object', dependentRequired: { role: ['kind'] } }],
+    ['dependentRequired: a value', { type: 'object', dependentRequired: { kind: ['role'] } }],
+    ['dependencies (names)', { type: 'object', dependencies: { kind: ['role'] } }],
+    ['nested: not in then in an allOf branch', { allOf: [{ then: { not: role } }] }],
+    ['a shared ($ref) schema under else', { else: { allOf: [role, role] } }],
+  ];
+  for (const [label, schema] of cases) {
+    const finder = new CaseVariantFinder(schema);
+    t.same(finder.find({ kind: 'a', ROLE: 'admin' }, '/body'), { pointer: '/body/ROLE', declared: 'role', caseOnly: true }, label);
+    t.equal(finder.find({ kind: 'a', role: 'user' }, '/body'), undefined, `${label}: the declared spelling passes`);
+    t.same(topLevelNames(schema).includes('role'), true, `${label}: a top-level name (the shadow checks)`);
+  }
+  // Deeper: a member's value whose names are declared in a branch, and items under contains.
+  const member = new CaseVariantFinder({
+    type: 'object',
+    properties: { user: { type: 'object' } },
+    then: { properties: { user: { dependentSchemas: { id: role } } } },
+  });
+  t.same(
+    member.find({ user: { id: 1, Role: 'admin' } }, ''),
+    { pointer: '/user/Role', declared: 'role', caseOnly: true },
+    'a member declared in then',
+  );
+  const contains = new CaseVariantFinder({ type: 'array', items: { type: 'object' }, contains: role });
+  t.same(contains.find([{}, { ROLE: 'admin' }], ''), { pointer: '/1/ROLE', declared: 'role', caseOnly: true }, 'contains: every item');
+  const unevaluatedItems = new CaseVariantFinder({ type: 'array', unevaluatedItems: role });
+  t.same(unevaluatedItems.find([{ ROLE: 'admin' }], ''), { pointer: '/0/ROLE', declared: 'role', caseOnly: true }, 'unevaluatedItems');
+  const unevaluated = new CaseVariantFinder({
+    type: 'object',
+    properties: { kind: {} },
+    unevaluatedProperties: { type: 'object', ...role },
+  });
+  t.same(
+    unevaluated.find({ other: { ROLE: 'admin' } }, ''),
+    { pointer: '/other/ROLE', declared: 'role', caseOnly: true },
+    "unevaluatedProperties: an undeclared member's value",
+  );
+  t.equal(unevaluated.find({ other: { role: 'user' }, labels: { KIND: 1 } }, ''), undefined, "its keys are the client's (a map)");
+  // A name required but given no schema of its own: its value is additionalProperties', as ajv reads it.
+  const required = new CaseVariantFinder({ type: 'object', required: ['meta'], additionalProperties: { type: 'object', ...role } });
+  t.same(
+    required.find({ meta: { ROLE: 'admin' } }, ''),
+    { pointer: '/meta/ROLE', declared: 'role', caseOnly: true },
+    "a required-only name's value",
+  );
+  // propertyNames constrains names, it declares none: its enum already refuses another spelling.
+  t.equal(new CaseVariantFinder({ type: 'object', propertyNames: { maxLength: 9 } }).find({ ROLE: 1 }, ''), undefined);
+  // Bounded on a schema that contains itself through each keyword.
+  const loop: Record<string, unknown> = { type: 'object', properties: { id: {} } };
+  Object.assign(loop, { if: loop, then: loop, else: loop, not: loop, dependentSchemas: { id: loop }, allOf: [loop] });
+  t.same(
+    new CaseVariantFinder(loop).find({ ID: 1 }, ''),
+    { pointer: '/ID', declared: 'id', caseOnly: true },
+    'a cycle through every keyword',
+  );
 });
