@@ -57,13 +57,50 @@ export function caseVariantOf(name: string, declared: DeclaredNames): string | u
   return declared.folded.get(foldSpelling(name));
 }
 
-/** A schema and the subschemas that apply with it at the same place (allOf, anyOf, oneOf; dereferenced). */
+/**
+ * A schema and the subschemas that apply with it to the same value (dereferenced, each once: a
+ * document may contain itself), in document order: every in-place applicator of JSON Schema
+ * 2020-12 (§10.2: allOf, anyOf, oneOf, not, if, then, else, dependentSchemas; draft 4-7's
+ * dependencies) — OpenAPI 3.0 has allOf, anyOf, oneOf, not. A name declared only in a branch, a
+ * condition or a negation is still one the backend's type has: Go's encoding/json binds `ROLE` to
+ * `Role` whichever of them names it (red team 29, F1).
+ */
 function applying(schema: Schema, into: Schema[], seen: Set<Schema>): void {
-  if (seen.has(schema)) return;
-  seen.add(schema);
-  into.push(schema);
-  for (const k of ['allOf', 'anyOf', 'oneOf'])
-    for (const sub of (Array.isArray(schema[k]) ? schema[k] : []) as unknown[]) if (isSchema(sub)) applying(sub, into, seen);
+  const stack = [schema];
+  while (stack.length > 0) {
+    const s = stack.pop() as Schema;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    into.push(s);
+    const next: unknown[] = [];
+    for (const k of IN_PLACE_LISTS) if (Array.isArray(s[k])) next.push(...(s[k] as unknown[]));
+    for (const k of IN_PLACE_ONE) next.push(s[k]);
+    for (const k of IN_PLACE_MAPS) if (isSchema(s[k])) next.push(...Object.values(s[k]));
+    for (let i = next.length - 1; i >= 0; i--) if (isSchema(next[i])) stack.push(next[i] as Schema);
+  }
+}
+const IN_PLACE_LISTS = ['allOf', 'anyOf', 'oneOf'];
+const IN_PLACE_ONE = ['not', 'if', 'then', 'else'];
+/** Their values are schemas (dependencies': a schema or a list of names). */
+const IN_PLACE_MAPS = ['dependentSchemas', 'dependencies'];
+
+/**
+ * The names `s` gives the object it describes: its properties, and the names it requires or makes
+ * depend on each other (`required`, `dependentRequired`, `dependencies`, `dependentSchemas`' keys):
+ * `not: {required: [is_admin]}` forbids a member the backend's type has.
+ */
+function namesOf(s: Schema): string[] {
+  const names = isSchema(s.properties) ? Object.keys(s.properties) : [];
+  if (Array.isArray(s.required)) names.push(...s.required.filter((n): n is string => typeof n === 'string'));
+  for (const k of ['dependentRequired', 'dependencies', 'dependentSchemas']) {
+    const map = s[k];
+    if (!isSchema(map)) continue;
+    for (const [name, value] of Object.entries(map)) {
+      names.push(name);
+      if (Array.isArray(value)) names.push(...value.filter((n): n is string => typeof n === 'string'));
+    }
+  }
+  return names;
 }
 
 /** One place per schema, shared: a recursive schema (a tree of nodes) is walked with the places it has. */
@@ -97,7 +134,12 @@ class ObjectPlace implements PathPlace {
   private otherMembers: ObjectPlace | undefined | null = null;
   private mapMembers: ObjectPlace | undefined | null = null;
 
-  /** @param shared kept in PLACES; a place that is not is kept by no other place either. */
+  /**
+   * @param shared kept in PLACES. A place that is not is kept only by a shared one (one level): a
+   * member declared in two branches (`properties` and `then`, common with if/then) is then built
+   * once, not once per array item; a chain of such places down a recursive schema is still built
+   * per document, not kept a level deeper each time.
+   */
   constructor(
     schemas: readonly Schema[],
     readonly shared: boolean,
@@ -106,59 +148,78 @@ class ObjectPlace implements PathPlace {
     const seen = new Set<Schema>();
     for (const s of schemas) applying(s, all, seen);
     this.schemas = all;
-    this.names = declaredNames(all.flatMap((s) => (isSchema(s.properties) ? Object.keys(s.properties) : [])));
+    this.names = declaredNames(all.flatMap(namesOf));
     this.longest = Math.max(0, ...[...(this.names?.exact ?? [])].map((name) => name.length));
     this.prefixed = all.some((s) => Array.isArray(s.prefixItems));
   }
 
-  /** Member `key`'s place: its property schemas where declared, else additionalProperties. */
-  member(key: string): ObjectPlace | undefined {
-    if (this.names?.exact.has(key) !== true) {
-      if (this.otherMembers !== null) return this.otherMembers;
-      const other = placeOf(this.schemas.map((s) => s.additionalProperties).filter(isSchema));
-      if (other === undefined || other.shared) this.otherMembers = other;
-      return other;
-    }
-    // Only declared names are kept: the client chooses the others.
-    if (this.declaredMembers.has(key)) return this.declaredMembers.get(key);
-    const place = placeOf(this.schemas.map((s) => (isSchema(s.properties) ? s.properties[key] : undefined)).filter(isSchema));
-    if (place === undefined || place.shared) this.declaredMembers.set(key, place);
-    return place;
+  private keeps(child: ObjectPlace | undefined): boolean {
+    return child === undefined || child.shared || this.shared;
   }
 
   /**
-   * An undeclared member's place for a dotted path (dotted-names.ts): additionalProperties and every
-   * patternProperties schema together (which pattern a key matches is the validator's to say, on
-   * the value: case-variants' own walk does not go there).
+   * Member `key`'s place: its property schemas where declared, else additionalProperties and
+   * unevaluatedProperties (a name only required, or a dependency's, has no schema of its own).
+   */
+  member(key: string): ObjectPlace | undefined {
+    if (this.names?.exact.has(key) !== true) return this.others();
+    // Only declared names are kept: the client chooses the others.
+    if (this.declaredMembers.has(key)) return this.declaredMembers.get(key);
+    const declaring = this.schemas.filter((s) => isSchema(s.properties) && Object.hasOwn(s.properties, key));
+    const place = declaring.length > 0 ? placeOf(declaring.map((s) => (s.properties as Schema)[key]).filter(isSchema)) : this.others();
+    if (this.keeps(place)) this.declaredMembers.set(key, place);
+    return place;
+  }
+
+  /** The place of the members no `properties` here names (additionalProperties, unevaluatedProperties), once asked for. */
+  private others(): ObjectPlace | undefined {
+    if (this.otherMembers !== null) return this.otherMembers;
+    const other = placeOf(this.schemas.flatMap((s) => [s.additionalProperties, s.unevaluatedProperties]).filter(isSchema));
+    if (this.keeps(other)) this.otherMembers = other;
+    return other;
+  }
+
+  /**
+   * An undeclared member's place for a dotted path (dotted-names.ts): additionalProperties,
+   * unevaluatedProperties and every patternProperties schema together (which pattern a key matches
+   * is the validator's to say, on the value: case-variants' own walk does not go there).
    */
   mapMember(): ObjectPlace | undefined {
     if (this.mapMembers !== null) return this.mapMembers;
     const schemas = this.schemas.flatMap((s) => [
-      ...(isSchema(s.additionalProperties) ? [s.additionalProperties] : []),
+      ...[s.additionalProperties, s.unevaluatedProperties].filter(isSchema),
       ...(isSchema(s.patternProperties) ? Object.values(s.patternProperties).filter(isSchema) : []),
     ]);
     const place = placeOf(schemas);
-    if (place === undefined || place.shared) this.mapMembers = place;
+    if (this.keeps(place)) this.mapMembers = place;
     return place;
   }
 
-  /** Item `index`'s place (3.1 `prefixItems`, then `items`). */
+  /**
+   * Item `index`'s place: 3.1 `prefixItems`, then `items`; and `contains`, `unevaluatedItems`,
+   * draft 4-7's `additionalItems`, which may apply to any item (their names are the item type's).
+   */
   item(index: number): ObjectPlace | undefined {
     if (!this.prefixed) {
       if (this.items !== null) return this.items;
-      const items = placeOf(this.schemas.map((s) => s.items).filter(isSchema));
-      if (items === undefined || items.shared) this.items = items;
+      const items = placeOf(this.schemas.flatMap((s) => [s.items, ...anyItem(s)]).filter(isSchema));
+      if (this.keeps(items)) this.items = items;
       return items;
     }
     return placeOf(
       this.schemas
-        .map((s) => (Array.isArray(s.prefixItems) && index < s.prefixItems.length ? (s.prefixItems as unknown[])[index] : s.items))
+        .flatMap((s) => [
+          Array.isArray(s.prefixItems) && index < s.prefixItems.length ? (s.prefixItems as unknown[])[index] : s.items,
+          ...anyItem(s),
+        ])
         .filter(isSchema),
     );
   }
 }
 
-/** The property names a schema declares for the object it describes (through allOf, anyOf, oneOf). */
+const anyItem = (s: Schema): unknown[] => [s.contains, s.unevaluatedItems, s.additionalItems];
+
+/** The property names a schema declares for the object it describes (through its in-place applicators: applying). */
 export function topLevelNames(schema: unknown): string[] {
   return isSchema(schema) ? [...(placeOf([schema])?.names?.exact ?? [])] : [];
 }
