@@ -6,7 +6,10 @@
  * only what the configured propagators write from Warden's own context: a caller's headers in a
  * format Warden does not propagate went through raw, so under `trust_trace_context: none` a backend
  * tracing with B3 or X-Ray still had its sampling forced and its spans grafted onto the caller's
- * trace (docs/adversarial.md 182).
+ * trace (docs/adversarial.md 182). Also Sentry (`sentry-trace`: its SDK joins the caller's trace,
+ * sampling forced on), Jaeger's debug id and baggage, .NET's `Correlation-Context` (read as baggage
+ * when `baggage` is absent), Instana, Dynatrace, AppDynamics, Honeycomb, Envoy's
+ * `x-client-trace-id` and `x-ot-span-context`, and Linkerd's `l5d-ctx-*` (red team 29).
  */
 const EXACT = new Set([
   'traceparent',
@@ -19,8 +22,17 @@ const EXACT = new Set([
   'elastic-apm-traceparent',
   'newrelic',
   'grpc-trace-bin',
+  'sentry-trace',
+  'jaeger-debug-id',
+  'jaeger-baggage',
+  'correlation-context',
+  'x-dynatrace',
+  'singularityheader',
+  'x-honeycomb-trace',
+  'x-client-trace-id',
+  'x-ot-span-context',
 ]);
-const PREFIXES = ['x-b3-', 'uberctx-', 'ot-tracer-', 'ot-baggage-', 'sw8', 'x-datadog-'];
+const PREFIXES = ['x-b3-', 'uberctx-', 'ot-tracer-', 'ot-baggage-', 'sw8', 'x-datadog-', 'x-instana-', 'l5d-ctx-'];
 
 /** `name` in lower case, as Node gives header names. */
 export function isTracePropagationHeader(name: string): boolean {

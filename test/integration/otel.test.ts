@@ -238,6 +238,20 @@ t.test('trust_trace_context: none — no tracer’s headers of the caller reach 
     'ot-baggage-user': 'eve',
     'x-datadog-trace-id': '1234',
     'x-datadog-sampling-priority': '2',
+    // Red team 29: Sentry's SDK joined the caller's trace from these, sampling forced on.
+    'sentry-trace': `${traceId}-${spanId}-1`,
+    'jaeger-debug-id': 'forced',
+    'jaeger-baggage': 'k=v',
+    'correlation-context': 'user=eve',
+    'x-instana-t': spanId,
+    'x-instana-s': spanId,
+    'x-instana-l': '1',
+    'x-dynatrace': 'FW4;0;1;2;3',
+    singularityheader: 'appId=1*ctrlguid=2',
+    'x-honeycomb-trace': `1;trace_id=${traceId},parent_id=${spanId}`,
+    'x-client-trace-id': traceId,
+    'x-ot-span-context': `${traceId};${spanId};0`,
+    'l5d-ctx-trace': 'AAAA',
   };
   const res = await fetchText(`${warden.url}/x`, agent, {
     headers: { traceparent: `00-${traceId}-${spanId}-01`, 'x-kept': 'yes', ...foreign },
