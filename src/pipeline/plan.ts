@@ -56,6 +56,7 @@ import { WardenError } from '../errors.js';
 import type { RevocationList } from '../mesh/revocation-list.js';
 import { createAccessStage, isAccessNoop } from '../stages/access.js';
 import { createPeerAuthzStage } from '../stages/peer-authz.js';
+import { createCacheScope } from '../net/cache-scope.js';
 import type { RequestContext, RouteInfo, Stage, StreamingStage, Verdict } from './stage.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
 
@@ -215,16 +216,25 @@ function buildStages(
   maxBodyBytes: number,
   deps: PlanDeps,
   schemas: SchemaCompiler,
-): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody' | 'jsonOpening'> {
+): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody' | 'jsonOpening'> & CallerDecisions {
   const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity: then failed authentications are charged to the address, refused before authn once
   // it is out of tokens), the token, its scopes, and the minted token last.
   const stages: Stage[] = [];
-  if (!isAccessNoop(policy.access)) stages.push(createAccessStage(policy.access));
+  // Whether the answer depends on who the caller is (a stage below decides by address, certificate,
+  // token or API key): then its responses are private to shared caches (net/cache-scope.ts).
+  let decidesCaller = false;
+  if (!isAccessNoop(policy.access)) {
+    stages.push(createAccessStage(policy.access));
+    decidesCaller = true;
+  }
   const peerPolicy = peerPolicyOf(config, policy);
-  if (peerPolicy) stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
+  if (peerPolicy) {
+    stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
+    decidesCaller = true;
+  }
   const rateLimit = rateLimitStageOf(config, routeId, policy, deps);
   const limitAfterAuthn = rateLimit !== undefined && config.tokens !== undefined && keysNeedPrincipal(config.rate_limits.key);
   if (rateLimit && !limitAfterAuthn) stages.push(rateLimit);
@@ -233,18 +243,23 @@ function buildStages(
     if (!runtime) throw new Error('compilePlan: tokens configured but no token runtime given');
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
     const authnStage = createAuthnStage(authn, runtime);
+    // Optional authn too: a response to a caller without a token would be served to those with one.
+    if (authn.mode !== 'off') decidesCaller = true;
     if (limitAfterAuthn && authn.mode !== 'off') {
       const failed = failedAuthnLimitOf(config, routeId, policy, deps);
       stages.push(failed.check, failed.charging(authnStage));
     } else stages.push(authnStage);
     if (rateLimit && limitAfterAuthn) stages.push(rateLimit);
-    if (!isScopesNoop(policy.scopes, authn.optional || authn.mode === 'off'))
+    if (!isScopesNoop(policy.scopes, authn.optional || authn.mode === 'off')) {
       stages.push(
         createAuthzScopesStage(policy.scopes as ScopesConfig | ScopeAlternatives, runtime.realm, configuredTokenPlaces(config.tokens)),
       );
+      decidesCaller = true;
+    }
   } else if (!isScopesNoop(policy.scopes)) {
     // Without tokens only operations whose every alternative needs none get here (operationEntries).
     stages.push(createAuthzScopesStage(policy.scopes as ScopeAlternatives, config.service.name));
+    decidesCaller = true;
   }
   // Parameters are checked before the body is read; the body only once the caller is authorised.
   const bodyStages: Stage[] = [];
@@ -293,14 +308,36 @@ function buildStages(
       buffersBody = (mime, method) => others(mime, method) || (method === 'POST' && isFieldBody(mime));
     }
   }
+  let mintHeader: string | undefined;
   if (config.tokens) {
     const runtime = deps.tokens as TokenRuntime;
     const authn: RouteAuthnConfig = { ...config.tokens.authn, ...policy.authn };
     // Minting is the last step: after the body checks when there are any, so refused bodies cost no signature.
     const last = bodyStages.length > 0 || bodyObservers.length > 0 ? bodyStages : stages;
-    if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
+    if (authn.mode !== 'off' && runtime.minter && runtime.mintHeader) {
+      last.push(createMintTokenStage(runtime.minter, runtime.mintHeader));
+      mintHeader = runtime.mintHeader.name;
+    }
   }
-  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening };
+  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader };
+}
+
+interface CallerDecisions {
+  /** A stage decides by the caller's address, certificate, token or API key. */
+  readonly decidesCaller: boolean;
+  /** The header the route's minted token goes in (lower case); undefined when it mints none. */
+  readonly mintHeader: string | undefined;
+}
+
+/** The request headers a caller's token may come in (lower case): what a cache in front sees of it. */
+function tokenHeadersOf(config: SidecarConfig): string[] {
+  const names = new Set<string>();
+  for (const s of config.tokens?.sources ?? []) {
+    if (s.from === 'authorization') names.add('authorization');
+    else if (s.from === 'header') names.add(s.name.toLowerCase());
+    else if (s.from === 'cookie') names.add('cookie');
+  }
+  return [...names];
 }
 
 /** Exclusions name real rules and routes: a typo must not silently leave a false positive in place. */
@@ -397,7 +434,14 @@ function routePlan(
   schemas: SchemaCompiler,
 ): RoutePlan {
   const { id } = route;
-  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening } = buildStages(config, route, policy, maxBodyBytes, deps, schemas);
+  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader } = buildStages(
+    config,
+    route,
+    policy,
+    maxBodyBytes,
+    deps,
+    schemas,
+  );
   const op = policy.operation?.op;
   const responseCheck =
     op && config.openapi?.validation.responses === 'report' ? documentProblem(config, () => compileResponseCheck(op, schemas)) : undefined;
@@ -411,6 +455,7 @@ function routePlan(
     jsonOpening,
     maxBodyBytes,
     responseCheck,
+    cacheScope: decidesCaller ? createCacheScope({ mintHeader, tokenHeaders: tokenHeadersOf(config) }) : undefined,
     body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',
     declaredParams: op?.routedNames === undefined ? undefined : declaredParamsOf(op.routedNames),
   });

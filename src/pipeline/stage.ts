@@ -12,6 +12,7 @@ import type { WardenError } from '../errors.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { Principal } from '../identity/principal.js';
 import type { ParsedJson } from '../net/json-body.js';
+import type { CacheScope } from '../net/cache-scope.js';
 
 /** Dotted ids shared by config, logs, metrics and events. Later capabilities add theirs here. */
 export type StageId =
@@ -67,6 +68,11 @@ export interface RouteInfo {
   readonly id: string;
   /** The id as a JSON string, made once with the plan: the access line writes it on every request. */
   readonly idJson?: string;
+  /**
+   * Marks the backend's responses private to shared caches, on a route that decides who its caller
+   * is (net/cache-scope.ts); undefined on the others, whose responses pass as sent.
+   */
+  readonly cacheScope?: CacheScope | undefined;
 }
 
 export interface RequestContext {

@@ -348,7 +348,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     private readonly res: DownstreamResponse,
     private readonly rules: HeaderRules,
     private readonly outcome: ForwardOutcome,
-    private readonly ctx: Pick<RequestContext, 'requestId' | 'responseHeaders' | 'upstreamMs'>,
+    private readonly ctx: Pick<RequestContext, 'requestId' | 'responseHeaders' | 'upstreamMs' | 'route'>,
     private readonly exact: ExactTimeouts,
     /** The whole request leaves in one write (a body read whole, or none). */
     private readonly sentAtOnce: boolean,
@@ -472,6 +472,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     else if (statusCode === 205) out['content-length'] = '0';
     if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
+    // After the stages' own headers: the answer to one caller is not for a shared cache (cache-scope.ts).
+    this.ctx.route.cacheScope?.mark(out);
     const refused = responseProblem(statusCode, headers, out, 'upstream');
     if (refused !== undefined) {
       this.fail(refused);

@@ -54,7 +54,7 @@ t.test('responses on routes that decide who the caller is are private to shared 
     const agent = testAgent(s.ca, { h2 });
     t.teardown(() => agent.close());
     const label = h2 ? 'h2' : 'HTTP/1.1';
-    const cacheControl = async (path: string, options = withToken) => {
+    const cacheControl = async (path: string, options: { headers?: Record<string, string> } = withToken) => {
       const res = await fetchText(`${s.url}${path}`, agent, options);
       t.equal(res.status, 200, `${label} ${path}: 200`);
       return res.headers['cache-control'];
