@@ -33,6 +33,9 @@ function refusal(v: NonNullable<BodyVerdict>): WardenError {
     rule: v.rule ?? `openapi${v.pointer.split('/').slice(0, 2).join('.')}`,
     detail,
     violations: [v],
+    // The event says what was refused in enforce mode as in report mode (security-events.md): the
+    // pointer and message hold no value. Before, only `detect` events had it (red team 29).
+    attributes: { 'warden.detail': detail.slice(0, 256) },
   });
 }
 

@@ -442,6 +442,11 @@ t.test('request validation: parameters by location and style, bodies by content 
     'no boundary',
   );
   t.ok(s.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'block'));
+  // The refusal's event names the pointer and message, as a report's does (red team 29: it had no detail).
+  t.ok(
+    s.events.some((e) => e.name === 'warden.input.invalid' && e['warden.action'] === 'block' && /^\/body/.test(String(e['warden.detail']))),
+    'a refusal event carries warden.detail (the pointer and message)',
+  );
 
   const report = await startTestSidecar(t, backend.url, {
     ...base,
