@@ -371,7 +371,7 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
     events.emit('warden.tls.handshake_failed', {
       'client.address': address ?? '',
       'error.type': reason,
-      'warden.detail': err.message.slice(0, 200),
+      'warden.detail': handshakeFailure(err),
     });
     // Node leaves the socket open after a handshake timeout when this event has a listener.
     socket.destroy();
@@ -441,4 +441,15 @@ export async function startInboundListener(options: InboundListenerOptions): Pro
       h1.close(() => undefined);
     },
   };
+}
+
+/**
+ * What a failed handshake's event says of it: OpenSSL's reason ("unsupported protocol"), not its
+ * whole message, which opens with the failing thread's handle — an address inside the process,
+ * different in each (ASLR) — and ends with a source path and a newline (red team 29); Node's own
+ * errors ("socket disconnected before…") as they are. White space folded, 200 characters at most.
+ */
+function handshakeFailure(err: NodeJS.ErrnoException & { reason?: unknown }): string {
+  const text = typeof err.reason === 'string' && err.reason !== '' ? err.reason : err.message;
+  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
 }

@@ -51,6 +51,10 @@ t.test('ALPN picks h2 or http/1.1; TLS 1.2 and 1.3 by default; min_version TLSv1
     strict.events.some((e) => e.name === 'warden.tls.handshake_failed'),
     'failed handshakes raise an event',
   );
+  // OpenSSL's message opens with the thread's handle (an address in the process) and ends with a
+  // source path and a newline: the event says its reason (red team 29).
+  const failed = strict.events.find((e) => e.name === 'warden.tls.handshake_failed');
+  t.equal(failed?.['warden.detail'], 'unsupported protocol', "the detail is OpenSSL's reason, no address, path or newline");
 });
 
 t.test('client certificates: require refuses callers without one; request accepts both', async (t) => {
