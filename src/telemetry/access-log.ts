@@ -60,7 +60,7 @@ export function createAccessLog(logger: Logger, serviceName: string): AccessLog 
     // path of `"` cached in HPACK made 14 bytes on the wire 8.7 KB of log (docs/adversarial.md 236).
     const cut = ctx.path.length > MAX_PATH_ATTRIBUTE;
     stream.write(
-      `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(cut ? pathAttribute(ctx.path) : ctx.path)}` +
+      `${prefix}${Date.now()}${service},"http.request.method":${JSON.stringify(ctx.method)},"url.path":${JSON.stringify(pathAttribute(ctx.path))}` +
         `${cut ? `,"url.path_length":${ctx.path.length}` : ''}` +
         `,"http.route":${ctx.route.idJson ?? JSON.stringify(ctx.route.id)},"http.response.status_code":${status},"client.address":${JSON.stringify(ctx.clientAddress)}` +
         `,"network.protocol.version":"${ctx.protocol}","warden.request.id":"${ctx.requestId}","duration_ms":${msOf(durationMs)}` +
