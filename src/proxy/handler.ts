@@ -32,6 +32,8 @@ import {
 import { checkOverrides } from './overrides.js';
 import { checkExpectation } from './expectation.js';
 import { checkCookiePairs } from './cookie-pairs.js';
+import { checkBelievedForwarding } from './believed-forwarding.js';
+import { isHostForm } from '../net/host-form.js';
 import { generateRequestId } from './request-id.js';
 import { normaliseTarget } from '../net/request-target.js';
 import { loggedTarget } from '../net/url-credentials.js';
@@ -293,6 +295,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       checkCookiePairs(headers.cookie) ??
       checkExpectation(headers.expect, !h2 && (req as IncomingMessage).httpVersionMinor === 0) ??
       checkHostForm(headers.host ?? (headers[':authority'] as string | undefined)) ??
+      checkBelievedForwarding(headers, req.socket.remoteAddress ?? '', gen.rules) ??
       (target instanceof WardenError
         ? target
         : ((gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined) ??
@@ -675,15 +678,12 @@ function checkH2Host(headers: IncomingHttpHeaders): WardenError | undefined {
 }
 
 /**
- * A Host (or :authority) is `uri-host [":" port]` (RFC 9110 §7.2): no userinfo (`localhost@evil.example`,
- * which RFC 9110 §4.2.4 says to treat as an error), no list (`a.example,evil.example`, two Hosts
- * joined), no white space. It reached the backend as Host and X-Forwarded-Host, where a backend that
- * checks Host by its prefix and builds absolute URLs from it (redirects, reset links) names the other.
+ * A Host (or :authority) is `uri-host [":" port]` (host-form.ts). Otherwise it reached the backend as
+ * Host and X-Forwarded-Host, where a backend that checks Host by its prefix and builds absolute URLs
+ * from it (redirects, reset links) names the other.
  */
-const HOST_FORM = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(?::[0-9]*)?$/;
-
 function checkHostForm(host: string | undefined): WardenError | undefined {
-  if (host === undefined || HOST_FORM.test(host)) return undefined;
+  if (host === undefined || isHostForm(host)) return undefined;
   return new WardenError('ERR_REQUEST_MALFORMED', {
     rule: 'host.form',
     detail: 'The Host is not a host name or address with an optional port.',

@@ -3,8 +3,9 @@
  *
  * Requests: framing checks that stop smuggling shapes the parser let through, hop-by-hop headers
  * (RFC 9110 §7.6.1, including those the Connection header names) and internal headers removed,
- * h2 pseudo-headers mapped to Host, X-Forwarded-For/-Proto/-Host set (incoming ones believed only
- * from trusted proxies), X-Real-IP naming the client Warden computed. Responses:
+ * h2 pseudo-headers mapped to Host, X-Forwarded-For/-Proto/-Host set (an incoming X-Forwarded-For
+ * believed only from trusted proxies, -Proto and -Host only when headers.trusted_proxy_headers lists
+ * them too), X-Real-IP naming the client Warden computed. Responses:
  * hop-by-hop and internal headers removed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -63,6 +64,12 @@ export interface HeaderRules {
   believedFromProxy: (name: string) => boolean;
   /** headers.trusted_proxy_headers lists `forwarded`: a trusted proxy's Forwarded passes as received. */
   readonly believesForwarded: boolean;
+  /**
+   * headers.trusted_proxy_headers lists `x-forwarded-host` / `x-forwarded-proto` (by name or
+   * `x-forwarded-*`): a trusted proxy's passes, once believed-forwarding.ts has checked its form.
+   */
+  readonly believesForwardedHost: boolean;
+  readonly believesForwardedProto: boolean;
   isInternal: (name: string) => boolean;
   readonly upstreamHost: string | undefined;
   /** Headers that carry a caller's token (tokens.sources) or the minted one (mint.header), lower case. */
@@ -107,11 +114,14 @@ export function compileHeaderRules(
     readSpellings.set(dashed, (readSpellings.get(dashed) ?? new Set()).add(name));
   }
   const dashedUnread = new Set([...readSpellings].filter(([dashed, spellings]) => !spellings.has(dashed)).map(([dashed]) => dashed));
+  // Same form as headers.internal: exact names, and prefixes ending in `*`.
+  const believedFromProxy = internalHeaderMatcher(headers.trusted_proxy_headers);
   return {
     trustedProxies: createIpSet(headers.trusted_proxies),
-    // Same form as headers.internal: exact names, and prefixes ending in `*`.
-    believedFromProxy: internalHeaderMatcher(headers.trusted_proxy_headers),
+    believedFromProxy,
     believesForwarded: headers.trusted_proxy_headers.includes('forwarded'),
+    believesForwardedHost: believedFromProxy('x-forwarded-host'),
+    believesForwardedProto: believedFromProxy('x-forwarded-proto'),
     upstreamHost,
     tokenHeaders,
     headersRead,
@@ -257,11 +267,14 @@ function withoutZone(address: string): string {
 }
 
 /**
- * The header set sent to the backend. From a trusted proxy, X-Forwarded-For is appended to and its
- * X-Forwarded-Proto/-Host believed; Forwarded and the other proxy-asserted fields only when
+ * The header set sent to the backend. From a trusted proxy, X-Forwarded-For is appended to;
+ * X-Forwarded-Proto/-Host, Forwarded and the other proxy-asserted fields are believed only when
  * headers.trusted_proxy_headers names them (a client behind an ordinary front writes its own: red
- * team 28). X-Real-IP names the client Warden computed (`clientAddress`), so a backend reading it
- * (nginx-style X-Real-IP readers) agrees with the address its policy used.
+ * team 28; Varnish, Squid, HAProxy and nginx's plain proxy_pass pass a client's X-Forwarded-Host
+ * and -Proto: red team 29 F1). Otherwise Warden sets them: `https` (its inbound listener is TLS
+ * only) and the authority the request reached it with. X-Real-IP names the client Warden computed
+ * (`clientAddress`), so a backend reading it (nginx-style X-Real-IP readers) agrees with the
+ * address its policy used.
  */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
@@ -285,11 +298,12 @@ export function upstreamRequestHeaders(
 
   const xff = headers['x-forwarded-for'];
   out['x-forwarded-for'] = trusted && xff !== undefined ? `${String(xff)}, ${socketAddress}` : socketAddress;
+  // A believed one in another form than one scheme, one host is refused before any stage runs
+  // (believed-forwarding.ts), so these never reach the backend.
   const proto = headers['x-forwarded-proto'];
-  const sentProto = trusted && typeof proto === 'string' ? proto : 'https';
-  out['x-forwarded-proto'] = sentProto;
+  out['x-forwarded-proto'] = trusted && rules.believesForwardedProto && typeof proto === 'string' ? proto : 'https';
   const fwdHost = headers['x-forwarded-host'];
-  const sentHost = trusted && typeof fwdHost === 'string' ? fwdHost : authority;
+  const sentHost = trusted && rules.believesForwardedHost && typeof fwdHost === 'string' ? fwdHost : authority;
   if (sentHost !== undefined) out['x-forwarded-host'] = sentHost;
   // A trusted proxy's Forwarded only when listed. Warden writes none of its own: one naming only the
   // client it computed contradicted X-Forwarded-For's chain, and Symfony (Drupal's default) answers

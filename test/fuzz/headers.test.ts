@@ -78,7 +78,15 @@ const rulesOf = (listed: string[]) =>
   );
 const rules = rulesOf(BELIEVED);
 const rulesForwarded = rulesOf([...BELIEVED, 'forwarded']);
-const ruleSet = fc.constantFrom({ rules, forwarded: false }, { rules: rulesForwarded, forwarded: true });
+/** X-Forwarded-Host and -Proto are believed only when listed (red team 29 F1), by name or by `x-forwarded-*`. */
+const rulesXf = rulesOf([...BELIEVED, 'x-forwarded-host', 'x-forwarded-proto']);
+const rulesXfFamily = rulesOf([...BELIEVED, 'forwarded', 'x-forwarded-*']);
+const ruleSet = fc.constantFrom(
+  { rules, forwarded: false, xf: false },
+  { rules: rulesForwarded, forwarded: true, xf: false },
+  { rules: rulesXf, forwarded: false, xf: true },
+  { rules: rulesXfFamily, forwarded: true, xf: true },
+);
 
 const KNOWN_NAMES = [
   ...HOP_BY_HOP,
@@ -241,13 +249,14 @@ t.test('upstream: nothing hop-by-hop, Connection-named, internal or forged; ever
     t,
     'headers.upstream',
     [incoming, socketAddress, authority, ruleSet],
-    (headers, socket, auth, { rules }) => {
+    (headers, socket, auth, { rules, xf }) => {
       const out = upstreamRequestHeaders(headers, socket, auth, rules);
       assertWireSafe(out);
       const named = connectionNamed(headers);
-      // Believed from a trusted proxy only when listed; from anyone else never.
+      // Believed from a trusted proxy only when listed; from anyone else never. `x-forwarded-*` lists the family.
+      const listed = (name: string) => believed(name) || (xf && rules === rulesXfFamily && name.startsWith('x-forwarded-'));
       const unbelieved = (name: string) =>
-        proxyOnly(name) && !SET_BY_SIDECAR.has(name) && !(rules.trustedProxies.has(socket) && believed(name));
+        proxyOnly(name) && !SET_BY_SIDECAR.has(name) && !(rules.trustedProxies.has(socket) && listed(name));
       for (const name of Object.keys(out)) {
         if (unbelieved(name)) throw new Error(`proxy-asserted ${name} forwarded though not believed`);
         if (HOP_BY_HOP.includes(name)) throw new Error(`hop-by-hop ${name} forwarded`);
@@ -279,17 +288,20 @@ t.test('upstream: forwarding headers are the sidecar’s own unless the socket i
     t,
     'headers.forwarding',
     [incoming, socketAddress, authority, ruleSet],
-    (headers, socket, auth, { rules, forwarded: listsForwarded }) => {
+    (headers, socket, auth, { rules, forwarded: listsForwarded, xf: listsXf }) => {
       const out = upstreamRequestHeaders(headers, socket, auth, rules);
       const trusted = rules.trustedProxies.has(socket);
       const xff = headers['x-forwarded-for'];
       const proto = headers['x-forwarded-proto'];
+      const host = headers['x-forwarded-host'];
       const expectFor = trusted && xff !== undefined ? `${String(xff)}, ${socket}` : socket;
       if (out['x-forwarded-for'] !== expectFor) throw new Error(`x-forwarded-for ${String(out['x-forwarded-for'])}, expected ${expectFor}`);
-      const expectProto = trusted && typeof proto === 'string' ? proto : 'https';
+      // -Proto and -Host: a trusted proxy's only when listed (the handler checks their form: host.form, proto.form).
+      const expectProto = trusted && listsXf && typeof proto === 'string' ? proto : 'https';
       if (out['x-forwarded-proto'] !== expectProto) throw new Error(`x-forwarded-proto ${String(out['x-forwarded-proto'])}`);
-      if (!trusted && out['x-forwarded-host'] !== auth)
-        throw new Error(`x-forwarded-host ${String(out['x-forwarded-host'])} ≠ authority ${String(auth)}`);
+      const expectHost = trusted && listsXf && typeof host === 'string' ? host : auth;
+      if (out['x-forwarded-host'] !== expectHost)
+        throw new Error(`x-forwarded-host ${String(out['x-forwarded-host'])} ≠ ${String(expectHost)}`);
       // Forwarded: as sent only from a trusted proxy with `forwarded` listed; otherwise none (one of
       // Warden's own contradicted X-Forwarded-For: review rt28, F1). X-Real-IP: the client its policy used.
       const client = clientAddressOf(socket, headers, rules);

@@ -946,3 +946,141 @@ t.test('a Host (or :authority) with userinfo, a list or white space is refused, 
     'the backend never saw them',
   );
 });
+
+/**
+ * X-Forwarded-Host and -Proto from a trusted proxy: Varnish, Squid, HAProxy (`option forwardfor`)
+ * and nginx (a plain proxy_pass) neither set nor strip them, so what reached the backend was the
+ * client's own — host-header injection, and behind a caching front a poisoned page for everyone
+ * (red team 29, F1). Replaced unless headers.trusted_proxy_headers lists them; listed, believed
+ * only in the form Warden takes for Host (adversarial.md 200) and as `http` or `https`.
+ */
+t.test("a client's X-Forwarded-Host/-Proto through a trusted proxy are replaced unless listed (red team 29 F1)", async (t) => {
+  const backend = await startTestBackend();
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'] } });
+  const own = `localhost:${s.port}`;
+  const sent = [
+    ['evil.example', 'http'],
+    ['localhost@evil.example', 'https, http'],
+    ['evil.example, 127.0.0.1', 'ftp'],
+    ['evil.example/x?', ''],
+  ];
+  for (const h2 of [false, true]) {
+    const agent = testAgent(s.ca, { h2 });
+    t.teardown(() => agent.close());
+    for (const [host, proto] of sent) {
+      const res = await fetchText(`${s.url}/echo`, agent, {
+        headers: { 'x-forwarded-host': host!, 'x-forwarded-proto': proto!, 'x-forwarded-for': '203.0.113.9' },
+      });
+      const p = h2 ? 'h2' : 'h1';
+      t.equal(res.status, 200, `${p} ${host}: not believed, so not refused either`);
+      const seen = res.json<{ headers: Record<string, string> }>().headers;
+      t.equal(seen['x-forwarded-host'], own, `${p}: X-Forwarded-Host ${JSON.stringify(host)} replaced by the authority Warden saw`);
+      t.equal(seen['x-forwarded-proto'], 'https', `${p}: X-Forwarded-Proto ${JSON.stringify(proto)} replaced by https`);
+      t.equal(seen['x-forwarded-for'], `203.0.113.9, 127.0.0.1`, `${p}: X-Forwarded-For's trusted chain as before`);
+    }
+  }
+  // Two of each, as a client behind the front may send them (Node joins them with ", ").
+  const twice = await rawTlsRequest(
+    s.port,
+    s.ca,
+    `GET /echo HTTP/1.1\r\nhost: ${own}\r\nx-forwarded-host: evil.example\r\nx-forwarded-host: other.example\r\nx-forwarded-proto: http\r\nx-forwarded-proto: http\r\nconnection: close\r\n\r\n`,
+  );
+  t.match(twice, /^HTTP\/1\.1 200 /, 'two of each: answered');
+  t.match(twice, new RegExp(`"x-forwarded-host":"${own}"`), 'two X-Forwarded-Host: replaced');
+  t.match(twice, /"x-forwarded-proto":"https"/, 'two X-Forwarded-Proto: replaced');
+});
+
+t.test(
+  'X-Forwarded-Host/-Proto listed in trusted_proxy_headers: believed from a trusted proxy, in the form of a Host and http or https',
+  async (t) => {
+    const backend = await startTestBackend();
+    t.teardown(() => backend.close());
+    const listing = { trusted_proxy_headers: ['x-forwarded-host', 'x-forwarded-proto'] };
+    const s = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['127.0.0.0/8'], ...listing } });
+    // Listed, but the socket is no trusted proxy: replaced, never refused.
+    const untrusting = await startTestSidecar(t, backend.url, { headers: { trusted_proxies: ['10.0.0.0/8'], ...listing } });
+    const good = [
+      ['app.example', 'https'],
+      ['app.example:8443', 'http'],
+      ['[2001:db8::1]:8443', 'https'],
+    ];
+    const badHosts = ['localhost@evil.example', 'evil.example, 127.0.0.1', 'evil.example/x?', 'evil.example 127.0.0.1', ':8443'];
+    const badProtos = ['ftp', 'https, http', 'javascript', 'http://evil.example', 'HTTPS'];
+    for (const h2 of [false, true]) {
+      const p = h2 ? 'h2' : 'h1';
+      const agent = testAgent(s.ca, { h2 });
+      t.teardown(() => agent.close());
+      for (const [host, proto] of good) {
+        const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-host': host!, 'x-forwarded-proto': proto! } });
+        t.equal(res.status, 200, `${p} ${host} ${proto}: 200`);
+        const seen = res.json<{ headers: Record<string, string> }>().headers;
+        t.equal(seen['x-forwarded-host'], host, `${p}: a listed X-Forwarded-Host believed`);
+        t.equal(seen['x-forwarded-proto'], proto, `${p}: a listed X-Forwarded-Proto believed`);
+      }
+      const none = await fetchText(`${s.url}/echo`, agent);
+      const seenNone = none.json<{ headers: Record<string, string> }>().headers;
+      t.equal(seenNone['x-forwarded-host'], `localhost:${s.port}`, `${p}: listed but not sent: the authority`);
+      t.equal(seenNone['x-forwarded-proto'], 'https', `${p}: listed but not sent: https`);
+
+      const before = backend.requests.length;
+      for (const host of badHosts) {
+        const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-host': host, 'x-forwarded-proto': 'https' } });
+        t.equal(res.status, 400, `${p} X-Forwarded-Host ${JSON.stringify(host)}: 400`);
+        t.match(res.text, /"code":"ERR_REQUEST_MALFORMED"/);
+        t.equal(s.events.at(-1)?.['warden.rule'], 'host.form', `${p} X-Forwarded-Host ${JSON.stringify(host)}: rule host.form`);
+      }
+      for (const proto of badProtos) {
+        const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-host': 'app.example', 'x-forwarded-proto': proto } });
+        t.equal(res.status, 400, `${p} X-Forwarded-Proto ${JSON.stringify(proto)}: 400`);
+        t.match(res.text, /"code":"ERR_REQUEST_MALFORMED"/);
+        t.equal(s.events.at(-1)?.['warden.rule'], 'proto.form', `${p} X-Forwarded-Proto ${JSON.stringify(proto)}: rule proto.form`);
+      }
+      t.equal(backend.requests.length, before, `${p}: no refused request reached the backend`);
+
+      const other = testAgent(untrusting.ca, { h2 });
+      t.teardown(() => other.close());
+      for (const host of ['evil.example', ...badHosts]) {
+        const res = await fetchText(`${untrusting.url}/echo`, other, { headers: { 'x-forwarded-host': host, 'x-forwarded-proto': 'ftp' } });
+        t.equal(res.status, 200, `${p}: from no trusted proxy, ${JSON.stringify(host)} is not refused`);
+        const seen = res.json<{ headers: Record<string, string> }>().headers;
+        t.equal(seen['x-forwarded-host'], `localhost:${untrusting.port}`, `${p}: but replaced`);
+        t.equal(seen['x-forwarded-proto'], 'https', `${p}: and its X-Forwarded-Proto too`);
+      }
+    }
+    // Two fields of either (Node joins them with ", "), or an empty one: not one host, not one scheme.
+    const raw = (fields: string) =>
+      rawTlsRequest(s.port, s.ca, `GET /echo HTTP/1.1\r\nhost: localhost:${s.port}\r\n${fields}connection: close\r\n\r\n`);
+    const before = backend.requests.length;
+    t.match(
+      await raw('x-forwarded-host: a.example\r\nx-forwarded-host: b.example\r\n'),
+      /^HTTP\/1\.1 400 [\s\S]*ERR_REQUEST_MALFORMED/,
+      'two X-Forwarded-Host: 400',
+    );
+    t.match(await raw('x-forwarded-host:\r\n'), /^HTTP\/1\.1 400 [\s\S]*ERR_REQUEST_MALFORMED/, 'an empty X-Forwarded-Host: 400');
+    t.match(
+      await raw('x-forwarded-proto: https\r\nx-forwarded-proto: https\r\n'),
+      /^HTTP\/1\.1 400 [\s\S]*ERR_REQUEST_MALFORMED/,
+      'two X-Forwarded-Proto: 400',
+    );
+    t.equal(backend.requests.length, before, 'none reached the backend');
+    // The same over h2: two fields of a name reach Node's handler joined too.
+    const session = connect(s.url, { ca: s.ca });
+    t.teardown(() => session.close());
+    const h2Twice = (fields: Record<string, string[]>) =>
+      new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/echo', ...fields });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+    t.equal(await h2Twice({ 'x-forwarded-host': ['a.example', 'b.example'] }), 400, 'h2: two X-Forwarded-Host: 400');
+    t.equal(await h2Twice({ 'x-forwarded-proto': ['https', 'https'] }), 400, 'h2: two X-Forwarded-Proto: 400');
+    t.equal(backend.requests.length, before, 'none reached the backend');
+    const believed = await raw('x-forwarded-host: app.example\r\nx-forwarded-proto: http\r\n');
+    t.match(believed, /^HTTP\/1\.1 200 /, 'one of each: answered');
+    t.match(believed, /"x-forwarded-host":"app\.example"/, 'one X-Forwarded-Host: believed');
+    t.match(believed, /"x-forwarded-proto":"http"/, 'one X-Forwarded-Proto: believed');
+  },
+);

@@ -757,6 +757,13 @@ t.test('headers.trusted_proxy_headers: names of proxy-asserted fields, prefixes 
     issuesOf(() => parseSidecarConfig('sidecar.yaml', bad)),
     [/^sidecar\.yaml:\d+ headers\.trusted_proxy_headers\[4\]: must be a lower-case header name/],
   );
+  // X-Forwarded-Host and -Proto are believed only when listed (red team 29 F1): they may be.
+  const forwardingListed = await minimal('headers: { trusted_proxy_headers: [x-forwarded-host, x-forwarded-proto, "x-forwarded-*"] }');
+  t.same(parseSidecarConfig('sidecar.yaml', forwardingListed).config.headers.trusted_proxy_headers, [
+    'x-forwarded-host',
+    'x-forwarded-proto',
+    'x-forwarded-*',
+  ]);
   const unasserted = await minimal('headers: { trusted_proxy_headers: [authorization, x-real-ip, x-forwarded-for, "cf-*"] }');
   t.match(
     issuesOf(() => parseSidecarConfig('sidecar.yaml', unasserted)),

@@ -85,14 +85,40 @@ t.test('request: X-Forwarded-* set from the socket; believed only from trusted p
   t.notOk('forwarded' in fromUntrusted, 'an untrusted client’s Forwarded dropped, none written');
   t.equal(fromUntrusted['x-real-ip'], '192.0.2.7', 'X-Real-IP replaced with what Warden saw');
 
+  // -Proto and -Host from a trusted proxy only when listed: Varnish, Squid, HAProxy and nginx's plain
+  // proxy_pass pass the client's own (red team 29 F1).
   const fromTrusted = upstreamRequestHeaders(spoofed, '10.1.1.1', 'h', rules);
   t.equal(fromTrusted['x-forwarded-for'], '1.2.3.4, 10.1.1.1');
-  t.equal(fromTrusted['x-forwarded-proto'], 'http');
-  t.equal(fromTrusted['x-forwarded-host'], 'evil');
+  t.equal(fromTrusted['x-forwarded-proto'], 'https', 'X-Forwarded-Proto not listed: replaced from a trusted proxy too');
+  t.equal(fromTrusted['x-forwarded-host'], 'h', 'X-Forwarded-Host not listed: the authority Warden saw');
+
+  const listing = compileHeaderRules(
+    {
+      internal: [],
+      trusted_proxies: ['10.0.0.0/8'],
+      trusted_proxy_headers: ['x-forwarded-host', 'x-forwarded-proto'],
+      overrides: 'refuse',
+    },
+    upstream,
+  );
+  const listed = upstreamRequestHeaders(spoofed, '10.1.1.1', 'h', listing);
+  t.equal(listed['x-forwarded-proto'], 'http', 'listed: believed from a trusted proxy');
+  t.equal(listed['x-forwarded-host'], 'evil', 'listed: believed from a trusted proxy');
+  const listedDirect = upstreamRequestHeaders(spoofed, '192.0.2.7', 'h', listing);
+  t.equal(listedDirect['x-forwarded-proto'], 'https', 'listed, from an untrusted client: replaced');
+  t.equal(listedDirect['x-forwarded-host'], 'h', 'listed, from an untrusted client: replaced');
+  const family = compileHeaderRules(
+    { internal: [], trusted_proxies: ['10.0.0.0/8'], trusted_proxy_headers: ['x-forwarded-*'], overrides: 'refuse' },
+    upstream,
+  );
+  const byPrefix = upstreamRequestHeaders(spoofed, '10.1.1.1', 'h', family);
+  t.equal(byPrefix['x-forwarded-host'], 'evil', '"x-forwarded-*" lists X-Forwarded-Host');
+  t.equal(byPrefix['x-forwarded-proto'], 'http', '"x-forwarded-*" lists X-Forwarded-Proto');
+  t.equal(byPrefix['x-forwarded-for'], '1.2.3.4, 10.1.1.1', 'X-Forwarded-For appended to as ever');
 });
 
 t.test(
-  'from a trusted proxy only X-Forwarded-For/-Proto/-Host are believed; Forwarded and the other proxy-asserted fields only when headers.trusted_proxy_headers names them (red team 28 F2, F6)',
+  'from a trusted proxy only X-Forwarded-For is believed; Forwarded, X-Forwarded-Proto/-Host and the other proxy-asserted fields only when headers.trusted_proxy_headers names them (red team 28 F2, F6; red team 29 F1)',
   async (t) => {
     // What a client behind nginx, HAProxy, Caddy or Apache sends itself: none of them strips these.
     const sent: IncomingHttpHeaders = {
@@ -123,7 +149,7 @@ t.test(
     ])
       t.notOk(name in out, `${name} not listed: dropped from a trusted proxy too`);
     t.equal(out['x-forwarded-for'], '6.6.6.6, 198.51.100.7, 10.1.1.1', 'X-Forwarded-For still appended to');
-    t.equal(out['x-forwarded-proto'], 'http', 'X-Forwarded-Proto still believed');
+    t.equal(out['x-forwarded-proto'], 'https', 'X-Forwarded-Proto not listed: replaced (red team 29 F1)');
     t.equal(out['x-real-ip'], '198.51.100.7', "X-Real-IP is the client Warden computed, as nginx's $remote_addr");
     t.notOk(
       'forwarded' in out,
