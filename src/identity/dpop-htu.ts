@@ -10,15 +10,16 @@
  *   path routing and policy saw, not with a spelling of it;
  * - the expected scheme and authority are what the client addressed: `https` and its Host /
  *   `:authority`, or what a trusted proxy in front says (`X-Forwarded-Proto` / `-Host`, believed
- *   only from `headers.trusted_proxies`, as for the backend's copies of them).
+ *   only from `headers.trusted_proxies` and when `headers.trusted_proxy_headers` lists them, as for
+ *   the backend's copies of them).
  */
 import { WardenError } from '../errors.js';
 import { normaliseTarget } from '../net/request-target.js';
 
 export interface RequestUri {
-  /** `https`, or a trusted proxy's X-Forwarded-Proto. */
+  /** `https`, or a trusted proxy's X-Forwarded-Proto when believed. */
   readonly scheme: string | undefined;
-  /** Host / :authority, or a trusted proxy's X-Forwarded-Host. */
+  /** Host / :authority, or a trusted proxy's X-Forwarded-Host when believed. */
   readonly authority: string | undefined;
   /** The normalised path (RequestContext.path). */
   readonly path: string;
