@@ -173,6 +173,11 @@ export interface IssuerConfig {
     algorithms: string[];
     /** Required JOSE `typ` (e.g. "at+jwt", RFC 9068); absent = not checked. */
     typ?: string;
+    /**
+     * With `typ` unset: an untyped JWT (no `typ`, or `JWT`) must name its client (`client_id`,
+     * `azp`, `cid`, `appid`), as access tokens do and OIDC ID tokens do not.
+     */
+    require_client: boolean;
   };
   introspection?: {
     /** Overrides the discovered introspection_endpoint. */

@@ -52,3 +52,14 @@ export function namesOtherKind(typ: unknown): boolean {
   if (ACCESS_TOKEN_WORD.test(stem)) return false;
   return CREDENTIAL_STEMS.has(stem) || NOT_ACCESS_TOKEN_TYPES.has(stem) || OTHER_PURPOSE.test(stem);
 }
+
+/**
+ * A JOSE `typ` that says nothing of the token's kind: none, or `JWT` (RFC 7519 §5.1), in any case,
+ * with or without `application/`. What ID tokens carry (oidc-provider: none; Keycloak, Azure AD: `JWT`).
+ */
+export function isUntyped(typ: unknown): boolean {
+  if (typ === undefined) return true;
+  if (typeof typ !== 'string') return false;
+  const lower = typ.toLowerCase();
+  return lower === 'jwt' || lower === `${MEDIA_TYPE_PREFIX}jwt`;
+}

@@ -30,7 +30,7 @@ import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.js'
 import { IdpError, type IdpHttp } from './idp-http.js';
 import type { EndpointResolver } from './issuer-endpoints.js';
 import { isCanonicalJws, isWholeRsaSignature } from './jws-encoding.js';
-import { namesOtherKind } from './jwt-kind.js';
+import { isUntyped, namesOtherKind } from './jwt-kind.js';
 import { principalOf, type IssuerPolicy, type Principal } from './principal.js';
 import { tokenHash, type ConnectionTokenHashes } from './token-hash.js';
 
@@ -84,6 +84,12 @@ const invalid = (rule: string, detail: string, issuerId?: string) =>
 /** The scope of a verified JWT's hash among a connection's token hashes (its issuer is the token's own). */
 const JWT_SCOPE = '\0jwt';
 
+/** The most published keys a token is tried against (its header names no `kid`, or one several keys share). */
+export const MAX_CANDIDATE_KEYS = 8;
+
+/** More than MAX_CANDIDATE_KEYS keys match: refused as no matching key (rule `jwt.kid`), with its own detail. */
+class TooManyCandidateKeys extends errors.JWKSNoMatchingKey {}
+
 /**
  * Several keys of the set match the token's header: an IdP publishing its next key before signing
  * with it, its tokens without a `kid` (optional, RFC 7515) or the next key under the same one. jose
@@ -91,7 +97,11 @@ const JWT_SCOPE = '\0jwt';
  */
 async function eachMatchingKey(err: unknown, token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult & { key: unknown }> {
   if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+  let tried = 0;
   for await (const key of err) {
+    // Each candidate is an import (once) and a verification (every time: a refused token is not
+    // cached): against an IdP publishing 1 000 keys a junk token without kid cost up to 1.7 s.
+    if (++tried > MAX_CANDIDATE_KEYS) throw new TooManyCandidateKeys();
     try {
       return { ...(await jwtVerify(token, key, options)), key };
     } catch (inner) {
@@ -115,6 +125,7 @@ export function createJwtVerifier(
   const keyCaches = new Map<string, { jwksUri: string; cache: { jwks?: JSONWebKeySet; uat?: number } }>();
   const breakers = new Map<string, CircuitBreaker>();
   const leewaySec = tokens.leeway / 1000;
+  const openFor = tokens.idp.breaker.open_for;
   let timer: NodeJS.Timeout | undefined;
 
   const breakerOf = (issuer: string) => {
@@ -190,10 +201,11 @@ export function createJwtVerifier(
       if (err instanceof IdpError && err.reason === 'not_ready') {
         return invalid('jwt.iss', 'The access token names an issuer whose JWTs this service cannot verify (it publishes no keys).', cfg.id);
       }
-      return unavailable(err, cfg.id);
+      return unavailable(err, cfg.id, openFor);
     }
     let payload: JWTPayload;
     let alg: string;
+    let typ: unknown;
     let key: unknown;
     const options: JWTVerifyOptions = {
       issuer: cfg.issuer,
@@ -206,11 +218,11 @@ export function createJwtVerifier(
     try {
       ({
         payload,
-        protectedHeader: { alg },
+        protectedHeader: { alg, typ },
         key,
       } = await jwtVerify(token, jwks, options).catch((err: unknown) => eachMatchingKey(err, token, options)));
     } catch (err) {
-      return joseRefusal(err, cfg.id);
+      return joseRefusal(err, cfg.id, openFor);
     }
     // One signature, one spelling: an RSA-PSS signature a zero byte short verified too, and was
     // hashed as another token (a revoked one came back in, 1 PSS token in 256).
@@ -236,7 +248,7 @@ export function createJwtVerifier(
         attributes: { 'warden.token.issuer': cfg.id },
       });
     }
-    const p = principalOf(payload, policy, 'jwt', hash);
+    const p = principalOf(payload, policy, 'jwt', hash, cfg.jwt.typ === undefined && cfg.jwt.require_client && isUntyped(typ));
     const now = Date.now();
     cache.set(hash, p, JSON.stringify(payload).length * 2 + 464, Math.min(now + tokens.cache.max_ttl, (p.expiresAt as number) * 1000));
     return p;
@@ -320,19 +332,20 @@ export function createJwtVerifier(
   };
 }
 
-function unavailable(err: unknown, issuerId: string): WardenError {
+/** `openForMs`: the breaker's `open_for`, what a client is told to wait while the circuit is open (as introspection does). */
+function unavailable(err: unknown, issuerId: string, openForMs: number): WardenError {
   const reason = err instanceof IdpError ? err.reason : 'unreachable';
   return new WardenError('ERR_IDP_UNAVAILABLE', {
     rule: `jwks.${reason}`,
     detail: "The issuer's signing keys could not be fetched; try again shortly.",
-    headers: { 'retry-after': '1' },
+    headers: { 'retry-after': reason === 'circuit_open' ? String(Math.ceil(openForMs / 1000)) : '1' },
     cause: err,
     attributes: { 'warden.token.issuer': issuerId },
   });
 }
 
 /** jose's verdicts → our codes: a token the keys refute is 401; keys we could not get is 503. */
-function joseRefusal(err: unknown, issuerId: string): WardenError {
+function joseRefusal(err: unknown, issuerId: string, openForMs: number): WardenError {
   const e = err as { code?: string; claim?: string; reason?: string };
   const attributes = { 'warden.token.issuer': issuerId };
   switch (e.code) {
@@ -353,7 +366,10 @@ function joseRefusal(err: unknown, issuerId: string): WardenError {
     case 'ERR_JWKS_NO_MATCHING_KEY':
       return new WardenError('ERR_AUTHN_TOKEN_INVALID', {
         rule: 'jwt.kid',
-        detail: 'No trusted key matches the token.',
+        detail:
+          err instanceof TooManyCandidateKeys
+            ? `More than ${MAX_CANDIDATE_KEYS} of the issuer's keys match the token (its header names no kid, or one they share): it is not tried against them all.`
+            : 'No trusted key matches the token.',
         attributes,
         cause: err,
       });
@@ -383,6 +399,6 @@ function joseRefusal(err: unknown, issuerId: string): WardenError {
       });
     default:
       // ERR_JWKS_TIMEOUT, ERR_JWKS_INVALID, a non-200 JWKS answer, a network error, an open circuit.
-      return unavailable(err, issuerId);
+      return unavailable(err, issuerId, openForMs);
   }
 }

@@ -56,7 +56,17 @@ function scopesOf(claims: Record<string, unknown>): Set<string> {
   return scopes;
 }
 
-export function principalOf(claims: Record<string, unknown>, policy: IssuerPolicy, via: Principal['via'], tokenHash: string): Principal {
+/**
+ * `clientRequired`: the token is a JWT without a type of its own (no `typ`, or `JWT`) from an issuer
+ * without `jwt.typ`, and must name its client to be taken for an access token (unfitClaims).
+ */
+export function principalOf(
+  claims: Record<string, unknown>,
+  policy: IssuerPolicy,
+  via: Principal['via'],
+  tokenHash: string,
+  clientRequired = false,
+): Principal {
   const scopes = scopesOf(claims);
   const clientId = str(claims.client_id) ?? str(claims.azp) ?? str(claims.cid);
   const aud = claims.aud;
@@ -73,7 +83,7 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
     expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
     claims,
     tokenHash,
-    unfit: unfitClaims(str(claims.sub), clientId, claims),
+    unfit: unfitClaims(str(claims.sub), clientId, claims, clientRequired),
   });
 }
 
@@ -89,11 +99,21 @@ export function principalOf(claims: Record<string, unknown>, policy: IssuerPolic
  * - an OIDC back-channel logout token or an RFC 8417 security event token, whatever its `typ` says:
  *   both carry an `events` object (Back-Channel Logout §2.4, RFC 8417 §2.2), which no access token
  *   profile defines; an `events` that is no object (an application's list) is left alone;
+ * - a JWT that says nothing of its kind (no `typ`, or `JWT`) and names no client: every access-token
+ *   profile names its client (RFC 9068 and Cognito `client_id`, Okta `cid`, Keycloak, Auth0 and
+ *   Azure AD v2 `azp`, Azure AD v1 `appid`), an ID token only in `aud`. oidc-provider's code-flow ID
+ *   token without a nonce is exactly {sub, aud, exp, iat, iss}, untyped, and passed the test above
+ *   (red team 29); `clientRequired` says the JWT is untyped and its issuer has no `jwt.typ`;
  * - a `sub` in the `client:` namespace, the minted sub of a token without one (minter.ts subjectOf):
  *   the user would be that client to the backend — also as a backend that trims and case-folds
  *   reads it (`" client:x"`, `"Client:x"`: namespace-reading.ts).
  */
-function unfitClaims(subject: string | undefined, clientId: string | undefined, c: Record<string, unknown>): Principal['unfit'] {
+function unfitClaims(
+  subject: string | undefined,
+  clientId: string | undefined,
+  c: Record<string, unknown>,
+  clientRequired: boolean,
+): Principal['unfit'] {
   if ((subject !== undefined && CONTROL.test(subject)) || (clientId !== undefined && CONTROL.test(clientId)))
     return { rule: 'token.sub', detail: "The access token's subject or client holds a control character." };
   if (c.act !== undefined && actorWithControl(c.act))
@@ -102,6 +122,12 @@ function unfitClaims(subject: string | undefined, clientId: string | undefined, 
     return { rule: 'token.id_token', detail: 'The token is an OpenID Connect ID token, not an access token.' };
   if (typeof c.events === 'object' && c.events !== null && !Array.isArray(c.events))
     return { rule: 'token.events', detail: 'The token is a logout token or a security event token (it has events), not an access token.' };
+  if (clientRequired && clientId === undefined && str(c.appid) === undefined)
+    return {
+      rule: 'token.id_token',
+      detail:
+        'The token names no client (client_id, azp, cid or appid) and no type of its own: an OpenID Connect ID token, not an access token.',
+    };
   if (subject !== undefined && inClientNamespace(subject))
     return {
       rule: 'token.sub',

@@ -55,7 +55,7 @@ t.test('a revocation of a JWT with an exp centuries ahead does not break shared 
     idp.close();
   });
   const sign = (sub: string, exp: number) =>
-    new SignJWT({ sub, aud: 'api', scope: 'read' })
+    new SignJWT({ sub, aud: 'api', scope: 'read', client_id: 'app' })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer(issuer)
       .setIssuedAt()

@@ -44,7 +44,7 @@ async function tenantServer(t: Teardown, at: string | undefined, named?: string)
   });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tenant1`;
   const token = () =>
-    new SignJWT({ sub: 'alice' })
+    new SignJWT({ sub: 'alice', client_id: 'app' })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer(issuer)
       .setAudience('api')

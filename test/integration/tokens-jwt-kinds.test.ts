@@ -194,8 +194,10 @@ t.test('with jwt.typ unset, a typ naming another kind of JWT is refused; what Id
     ['refreshable-at+jwt', 'refreshable-at+jwt'],
     ['proof-of-possession+jwt', 'proof-of-possession+jwt'],
   ];
+  // Naming their client, as access tokens do (Cognito `client_id`, Okta `cid`): untyped and naming
+  // none is an ID token's shape (tokens-id-token-untyped.test.ts).
   for (const [name, typ] of accepted) {
-    const res = await call(idp.signRaw({ ...claims, exp: now() + 120 }, { typ }));
+    const res = await call(idp.signRaw({ ...claims, client_id: 'web', exp: now() + 120 }, { typ }));
     t.equal(res.status, 200, `typ ${name}: 200`);
   }
 
