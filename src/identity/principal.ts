@@ -103,7 +103,9 @@ export function principalOf(
  *   profile names its client (RFC 9068 and Cognito `client_id`, Okta `cid`, Keycloak, Auth0 and
  *   Azure AD v2 `azp`, Azure AD v1 `appid`), an ID token only in `aud`. oidc-provider's code-flow ID
  *   token without a nonce is exactly {sub, aud, exp, iat, iss}, untyped, and passed the test above
- *   (red team 29); `clientRequired` says the JWT is untyped and its issuer has no `jwt.typ`;
+ *   (red team 29); `clientRequired` says the JWT is untyped and its issuer has no `jwt.typ`. A token
+ *   with a `scope` or `scp` is taken for an access token all the same (no ID token carries one, and
+ *   a home-grown issuer's access tokens often name no client);
  * - a `sub` in the `client:` namespace, the minted sub of a token without one (minter.ts subjectOf):
  *   the user would be that client to the backend — also as a backend that trims and case-folds
  *   reads it (`" client:x"`, `"Client:x"`: namespace-reading.ts).
@@ -122,11 +124,12 @@ function unfitClaims(
     return { rule: 'token.id_token', detail: 'The token is an OpenID Connect ID token, not an access token.' };
   if (typeof c.events === 'object' && c.events !== null && !Array.isArray(c.events))
     return { rule: 'token.events', detail: 'The token is a logout token or a security event token (it has events), not an access token.' };
-  if (clientRequired && clientId === undefined && str(c.appid) === undefined)
+  // A scope says access token: ID tokens carry none, custom issuers' access tokens often no client.
+  if (clientRequired && clientId === undefined && str(c.appid) === undefined && c.scope === undefined && c.scp === undefined)
     return {
       rule: 'token.id_token',
       detail:
-        'The token names no client (client_id, azp, cid or appid) and no type of its own: an OpenID Connect ID token, not an access token.',
+        'The token names no client (client_id, azp, cid or appid), no scope and no type of its own: an OpenID Connect ID token, not an access token.',
     };
   if (subject !== undefined && inClientNamespace(subject))
     return {
