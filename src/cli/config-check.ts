@@ -10,6 +10,7 @@ import { createMetrics } from '../telemetry/metrics.js';
 import { describeClientCrl, staleCrls } from '../net/client-crl.js';
 import { shownDocument } from '../openapi/shown-document.js';
 import { ConfigError } from '../config/config-error.js';
+import { otlpTargets } from '../telemetry/otlp-endpoints.js';
 
 /** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
 async function offlineTokenRuntime(config: SidecarConfig) {
@@ -76,6 +77,8 @@ export async function runConfigCheck(argv: string[]): Promise<number> {
   if (!values.config) throw new UsageError('warden config check: missing -c FILE (see warden config check --help)');
   const loaded = loadSidecarConfig(values.config);
   const { operations } = await checkSidecarConfig(loaded, (line) => console.error(`warning: ${line}`));
+  // The OTEL_EXPORTER_OTLP_*ENDPOINT variables as the proxy reads them: one it cannot use refuses its start.
+  otlpTargets(loaded.config.telemetry.otlp, process.env);
   const { config } = loaded;
   const routes = operations
     ? `${operations.length} operations from ${shownDocument(config.openapi?.document ?? '')}`

@@ -18,6 +18,7 @@ import {
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
+import { endpointFieldProblem } from '../telemetry/otlp-endpoints.js';
 import {
   CA_FILES,
   loadIssuingMaterial,
@@ -101,6 +102,8 @@ function validate(source: YamlSource, issue: ReturnType<typeof issueAt>): CaConf
   }
   const config = source.data as CaConfig;
   const outOfRange = durationIssues(config, issue);
+  const endpointProblem = endpointFieldProblem(config.telemetry.otlp?.endpoint);
+  if (endpointProblem !== undefined) outOfRange.push(issue(['telemetry', 'otlp', 'endpoint'], endpointProblem));
   if (outOfRange.length > 0) throw new ConfigError(outOfRange);
   config.database.path ??= join(config.dir, CA_FILES.database);
   return config;

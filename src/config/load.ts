@@ -32,6 +32,7 @@ import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-f
 import { caFileProblem } from '../net/ca-file.js';
 import { trustedProxyHeaderProblem } from '../net/proxy-asserted.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
+import { endpointFieldProblem } from '../telemetry/otlp-endpoints.js';
 import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {
@@ -191,6 +192,8 @@ function* semanticIssues(config: SidecarConfig, issue: IssueAt): Generator<Confi
         ['headers', 'internal', i],
         `"${name}" ends in "-", as no header name does: did you mean "${name}*" (every header starting "${name}")? Exact names are matched whole`,
       );
+  const endpointProblem = endpointFieldProblem(config.telemetry.otlp?.endpoint);
+  if (endpointProblem !== undefined) yield issue(['telemetry', 'otlp', 'endpoint'], endpointProblem);
   const tls = config.listeners.inbound.tls;
   if (!config.mesh && (!tls.cert || !tls.key)) {
     yield issue(

@@ -19,7 +19,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } fro
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
-import { otelEnabled } from './otel-enabled.js';
+import { otlpTargets, type OtlpSignal, type OtlpTargets } from './otlp-endpoints.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
 import { createJsonSpanExporter, createLogExporter, createMetricExporter } from './otlp-http-exporters.js';
 import { withOwnAgent } from './exporter-agent.js';
@@ -34,6 +34,8 @@ import { createSampling, type Sampling } from './otel-sampler.js';
 import { logRecordLimitsFromEnv, propagatorFromEnv } from './otel-env.js';
 
 export interface Otel {
+  /** Where each signal is exported; a signal without a URL is not (otlp-endpoints.ts). */
+  readonly targets: OtlpTargets;
   readonly logger: OtelLogger;
   readonly meter: Meter;
   /** Request spans are sampled and queued for export outside the SDK's tracer (request-tracing.ts). */
@@ -65,10 +67,6 @@ export interface OtelIdentity {
   attributes: Record<string, string>;
 }
 
-function signalUrl(endpoint: string | undefined, signal: 'traces' | 'logs' | 'metrics'): string | undefined {
-  return endpoint === undefined ? undefined : `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
-}
-
 /** A collector that is down: one failed export, then batches dropped unserialized for this long. */
 const BREAKER_PAUSE_MS = 5000;
 
@@ -90,13 +88,16 @@ export function startOtel(
   /** Where drops are counted: the sidecar's, kept across reloads and served on /metrics too. */
   drops: TelemetryDrops = new TelemetryDrops(),
 ): Otel | undefined {
-  if (!otelEnabled(cfg, env)) return undefined;
+  // Each signal's URL decided here and given to its exporter: the library's own reading of the
+  // variables fell back to localhost:4318 on a value it could not parse (otlp-endpoints.ts).
+  const targets = otlpTargets(cfg, env);
+  if (targets === undefined) return undefined;
   const protocol = cfg?.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   const json = protocol === 'http/json';
-  // Without an explicit url/headers the exporters read OTEL_EXPORTER_OTLP_* themselves.
+  // Without explicit headers the exporters read OTEL_EXPORTER_OTLP_*HEADERS themselves.
   const timeoutMillis = cfg?.timeout ?? 10_000;
-  const common = (signal: 'traces' | 'logs' | 'metrics') => ({
-    ...(cfg?.endpoint ? { url: signalUrl(cfg.endpoint, signal) } : {}),
+  const common = (signal: OtlpSignal) => ({
+    url: targets[signal],
     ...(cfg?.headers ? { headers: cfg.headers } : {}),
     timeoutMillis,
   });
@@ -105,23 +106,31 @@ export function startOtel(
   // What a collector's partial success rejects is counted as dropped too (rejection-counting.ts).
   const spansRejected = drops.rejectedBy('traces');
   // Each with its own agent and an abort for the exports its queue gives up (exporter-agent.ts).
-  const traceExporter = withExportBreaker(
-    withOwnAgent(common('traces'), 'TRACES', (c) =>
-      json ? createJsonSpanExporter(c, spansRejected) : createProtobufSpanExporter(c, spansRejected),
-    ),
-    BREAKER_PAUSE_MS,
-    droppedSpans,
-  );
-  const logExporter = withExportBreaker(
-    withOwnAgent(common('logs'), 'LOGS', (c) => createLogExporter(c, json, drops.rejectedBy('logs'))),
-    BREAKER_PAUSE_MS,
-    droppedLogs,
-  );
+  // A signal without a URL is not exported (otlp-endpoints.ts): no exporter, queue or reader for it.
+  const tracesOn = targets.traces !== undefined;
+  const traceExporter = tracesOn
+    ? withExportBreaker(
+        withOwnAgent(common('traces'), 'TRACES', (c) =>
+          json ? createJsonSpanExporter(c, spansRejected) : createProtobufSpanExporter(c, spansRejected),
+        ),
+        BREAKER_PAUSE_MS,
+        droppedSpans,
+      )
+    : undefined;
+  const logExporter =
+    targets.logs === undefined
+      ? undefined
+      : withExportBreaker(
+          withOwnAgent(common('logs'), 'LOGS', (c) => createLogExporter(c, json, drops.rejectedBy('logs'))),
+          BREAKER_PAUSE_MS,
+          droppedLogs,
+        );
   // Its requests end when the reader gives up on an export (at most one interval), or a slow
   // collector gathers one open request per interval.
   const metricsTimeout = Math.min(timeoutMillis, cfg?.export_interval ?? 10_000);
   const metricsOptions = { ...common('metrics'), timeoutMillis: metricsTimeout };
-  const metricExporter = createMetricExporter(metricsOptions, json, drops.rejectedBy('metrics'));
+  const metricExporter =
+    targets.metrics === undefined ? undefined : createMetricExporter(metricsOptions, json, drops.rejectedBy('metrics'));
   const batch = {
     maxQueueSize: 2048,
     maxExportBatchSize: 512,
@@ -135,15 +144,17 @@ export function startOtel(
     resourceFromAttributes({ 'service.name': identity.serviceName, 'service.version': identity.version, ...identity.attributes }),
   );
   const scope = { name: 'warden', version: identity.version };
-  const metricReader = new PeriodicExportingMetricReader({
-    exporter: metricExporter,
-    metricProducers: producers.map((p) => p(resource, scope)),
-    exportIntervalMillis: cfg?.export_interval ?? 10_000,
-    exportTimeoutMillis: metricsTimeout,
-  });
+  const metricReader =
+    metricExporter &&
+    new PeriodicExportingMetricReader({
+      exporter: metricExporter,
+      metricProducers: producers.map((p) => p(resource, scope)),
+      exportIntervalMillis: cfg?.export_interval ?? 10_000,
+      exportTimeoutMillis: metricsTimeout,
+    });
   const sampling = createSampling(cfg?.sampling_ratio, env);
-  const spans = new RecordBatchQueue<ReadableSpan>(traceExporter, batch, droppedSpans);
-  const spanProcessor: SpanProcessor = {
+  const spans = traceExporter && new RecordBatchQueue<ReadableSpan>(traceExporter, batch, droppedSpans);
+  const spanProcessor: SpanProcessor | undefined = spans && {
     onStart() {},
     onEnd(span) {
       if (span.spanContext().traceFlags & TraceFlags.SAMPLED) spans.add(span);
@@ -151,19 +162,20 @@ export function startOtel(
     forceFlush: () => spans.forceFlush(),
     shutdown: () => spans.shutdown(),
   };
-  const requestSpans = json
-    ? undefined
-    : new SpanBatchQueue(
-        withExportBreaker(
-          withOwnAgent(common('traces'), 'TRACES', (c) => createSpanBatchExporter(c, spansRejected)),
-          BREAKER_PAUSE_MS,
+  const requestSpans =
+    json || !tracesOn
+      ? undefined
+      : new SpanBatchQueue(
+          withExportBreaker(
+            withOwnAgent(common('traces'), 'TRACES', (c) => createSpanBatchExporter(c, spansRejected)),
+            BREAKER_PAUSE_MS,
+            droppedSpans,
+          ),
+          resource,
+          scope,
+          { ...batch, maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES, maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES },
           droppedSpans,
-        ),
-        resource,
-        scope,
-        { ...batch, maxQueueBytes: REQUEST_SPANS_QUEUE_BYTES, maxExportBatchBytes: REQUEST_SPANS_BATCH_BYTES },
-        droppedSpans,
-      );
+        );
   // The three providers registered as @opentelemetry/sdk-node's NodeSDK would (Warden no longer
   // loads it: otel-env.ts), and no context manager: on Node 20 AsyncLocalStorage hooks
   // every promise of the process (~6 % of a request's CPU here, a one-off A/B of two builds). The
@@ -172,21 +184,21 @@ export function startOtel(
     resource,
     sampler: sampling.sampler,
     // The SDK flushes and shuts down the request spans' queue with its own processor.
-    spanProcessors: requestSpans ? [spanProcessor, requestSpans] : [spanProcessor],
+    spanProcessors: [spanProcessor, requestSpans].filter((p) => p !== undefined),
   });
   // Security events: a flood of one caller's folds past half full, so others still find room (log-fold.ts).
-  const logRecords = new RecordBatchQueue<ReadableLogRecord>(logExporter, batch, droppedLogs, new LogFold());
-  const logProcessor: LogRecordProcessor = {
+  const logRecords = logExporter && new RecordBatchQueue<ReadableLogRecord>(logExporter, batch, droppedLogs, new LogFold());
+  const logProcessor: LogRecordProcessor | undefined = logRecords && {
     onEmit: (record) => logRecords.add(record),
     forceFlush: () => logRecords.forceFlush(),
     shutdown: () => logRecords.shutdown(),
   };
   const loggerProvider = new LoggerProvider({
     resource,
-    processors: [logProcessor],
+    processors: logProcessor ? [logProcessor] : [],
     logRecordLimits: logRecordLimitsFromEnv(env),
   });
-  const meterProvider = new MeterProvider({ resource, readers: [metricReader] });
+  const meterProvider = new MeterProvider({ resource, readers: metricReader ? [metricReader] : [] });
   const propagator = propagatorFromEnv(env);
   if (propagator !== undefined) propagation.setGlobalPropagator(propagator);
   trace.setGlobalTracerProvider(tracerProvider);
@@ -202,13 +214,16 @@ export function startOtel(
       for (const [signal, reason] of DROP_SERIES) observer.observe(drops.counts[signal][reason], { signal, reason });
     });
   return {
+    targets,
     sampling,
     trustTraceContext: cfg?.trust_trace_context ?? 'all',
     endRequest: requestSpans
       ? (trace, request, status) => requestSpans.add(requestSpanCount(trace), (w) => writeRequestSpans(w, trace, request, status))
-      : (trace, request, status) => {
-          for (const span of requestSpansOf(trace, request, status, resource, scope)) spanProcessor.onEnd(span);
-        },
+      : spanProcessor
+        ? (trace, request, status) => {
+            for (const span of requestSpansOf(trace, request, status, resource, scope)) spanProcessor.onEnd(span);
+          }
+        : () => {},
     resource,
     scope,
     logger: logs.getLogger(scope.name, scope.version),
@@ -218,7 +233,7 @@ export function startOtel(
         () => undefined,
         () => undefined,
       ),
-    stopMetrics: () => metricReader.shutdown().catch(() => undefined),
+    stopMetrics: () => metricReader?.shutdown().catch(() => undefined) ?? Promise.resolve(),
   };
 }
 
