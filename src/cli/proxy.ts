@@ -84,6 +84,8 @@ async function startOrExplain(loaded: LoadedSidecarConfig): Promise<Sidecar> {
     const { path, listener } = other ?? { path: ['listeners', 'inbound'], listener: inbound };
     const problem = bindProblem(e, listener.host, e.port ?? listener.port);
     if (problem) throw new ConfigError([loaded.issue([...path, problem.field], problem.message)]);
+    // Printed by main: a library's message may quote a configured URL whole (red team 29 F2).
+    if (err instanceof Error && !(err instanceof ConfigError)) err.message = loaded.mask(err.message);
     throw err;
   }
 }

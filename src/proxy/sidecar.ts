@@ -311,6 +311,8 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     events,
     drops: telemetryDrops,
   });
+  // Where each signal goes (a signal without an endpoint is not exported: otlp-endpoints.ts).
+  if (otel.targets) logger.info({ otlp: otel.targets }, 'OTLP export');
   const consoleFeed = createEventFeed(events);
   events.addSink(consoleFeed.sink);
 
@@ -579,9 +581,17 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     setTimeout(() => void previous.forwarder.close(), previous.config.lifecycle.drain_timeout).unref();
     const grace = previous.config.lifecycle.drain_timeout;
     const telemetry = await otel.apply(next.config.telemetry.otlp, identity, grace).then(
-      (changed) => (changed ? '; telemetry restarted' : ''),
+      (changed) => {
+        if (changed && otel.targets) logger.info({ otlp: otel.targets }, 'OTLP export');
+        return changed ? '; telemetry restarted' : '';
+      },
       (err: unknown) => {
-        logger.error({ err }, 'telemetry could not be restarted with the new settings; export is off until the next reload');
+        // Masked as a reload's failure is: the message of a library may quote a URL whole (red team 29 F2).
+        const message = next.loaded.mask(err instanceof Error ? err.message : String(err));
+        logger.error(
+          { err: { type: err instanceof Error ? err.name : typeof err, message } },
+          'telemetry could not be restarted with the new settings; export is off until the next reload',
+        );
         return '; telemetry could not restart, export is off';
       },
     );

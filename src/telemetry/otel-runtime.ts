@@ -14,6 +14,7 @@ import type { OtlpConfig } from '../config/types.js';
 import type { EventBus } from './events.js';
 import { otelEnabled } from './otel-enabled.js';
 import type { Otel, OtelIdentity } from './otel.js';
+import { describeTargets, type OtlpSignal } from './otlp-endpoints.js';
 import type { RequestDurations } from './request-durations.js';
 import type { RequestTracing } from './request-tracing.js';
 import type { TelemetryDrops } from './telemetry-drops.js';
@@ -21,6 +22,8 @@ import type { TelemetryDrops } from './telemetry-drops.js';
 export interface OtelRuntime {
   /** The tracing in force, or undefined while export is off. */
   readonly tracing: RequestTracing | undefined;
+  /** Where each signal goes, as a log line shows it (masked, "off …"); undefined while export is off. */
+  readonly targets: Record<OtlpSignal, string> | undefined;
   /**
    * Applies a reloaded `telemetry.otlp` (and service identity); resolves to whether anything
    * changed. The old SDK keeps exporting for `graceMs` (requests in flight end their spans there).
@@ -61,6 +64,9 @@ export async function startOtelRuntime(
   return {
     get tracing() {
       return running?.tracing;
+    },
+    get targets() {
+      return running && describeTargets(running.otel.targets);
     },
     async apply(next, nextIdentity, graceMs) {
       const nextKey = keyOf(next, nextIdentity);
