@@ -76,12 +76,12 @@ const LISTED_FORWARDING = new Set(['x-forwarded-host', 'x-forwarded-proto']);
 
 /**
  * Why `entry` cannot be a headers.trusted_proxy_headers entry, or undefined when it can: `forwarded`,
- * `x-forwarded-host`, `x-forwarded-proto`, any other proxy-asserted name, or `<prefix>*` whose
+ * `x-request-id`, `x-forwarded-host`, `x-forwarded-proto`, any other proxy-asserted name, or `<prefix>*` whose
  * prefix lies within a proxy-asserted family (`x-amzn-oidc-*`). Any other name is refused, not ignored: Warden passes it from anyone already,
  * and a misspelt name would leave the field dropped with nothing said.
  */
 export function trustedProxyHeaderProblem(entry: string): string | undefined {
-  if (entry === 'forwarded') return undefined;
+  if (entry === 'forwarded' || entry === 'x-request-id') return undefined;
   if (entry === 'x-real-ip') return `"${entry}" is set by Warden to the client address it computed; remove it`;
   if (entry === 'x-forwarded-client-cert')
     return `"${entry}" is never believed: Warden sets it from the caller's verified certificate; remove it`;

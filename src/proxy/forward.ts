@@ -470,7 +470,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     // Express's sendStatus(205) sent "Reset Content" with its length, and h2 clients got a reset.
     if (statusCode === 204 || statusCode === 304) delete out['content-length'];
     else if (statusCode === 205) out['content-length'] = '0';
-    if (out['x-request-id'] === undefined) out['x-request-id'] = this.ctx.requestId;
+    // Warden's id, the one in its access line and events, whatever the backend sent: a backend's own
+    // (or two) handed the caller ids that matched neither (red team 29).
+    out['x-request-id'] = this.ctx.requestId;
     if (this.ctx.responseHeaders !== undefined) Object.assign(out, this.ctx.responseHeaders);
     // After the stages' own headers: the answer to one caller is not for a shared cache (cache-scope.ts).
     this.ctx.route.cacheScope?.mark(out);

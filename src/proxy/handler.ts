@@ -187,7 +187,9 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const incomingId = headers['x-request-id'];
     const peer = peerNow(peerOf(req.socket), gen.clientCrl);
     const requestId =
-      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) && (peer.verified || gen.rules.trustedProxies.has(socketAddress))
+      typeof incomingId === 'string' &&
+      REQUEST_ID.test(incomingId) &&
+      (peer.verified || (gen.rules.believesRequestId && gen.rules.trustedProxies.has(socketAddress)))
         ? incomingId
         : generateRequestId();
     const authority = h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;

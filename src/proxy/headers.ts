@@ -70,6 +70,13 @@ export interface HeaderRules {
    */
   readonly believesForwardedHost: boolean;
   readonly believesForwardedProto: boolean;
+  /**
+   * headers.trusted_proxy_headers lists `x-request-id`: a trusted proxy's well-formed id is kept.
+   * Not by default: a front that neither sets nor strips it (Go's ReverseProxy, HAProxy, nginx
+   * without `proxy_set_header X-Request-ID`) passed the client's own, which could give its refused
+   * requests someone else's id (red team 29). A verified mesh peer's is kept either way.
+   */
+  readonly believesRequestId: boolean;
   isInternal: (name: string) => boolean;
   readonly upstreamHost: string | undefined;
   /** Headers that carry a caller's token (tokens.sources) or the minted one (mint.header), lower case. */
@@ -122,6 +129,7 @@ export function compileHeaderRules(
     believesForwarded: headers.trusted_proxy_headers.includes('forwarded'),
     believesForwardedHost: believedFromProxy('x-forwarded-host'),
     believesForwardedProto: believedFromProxy('x-forwarded-proto'),
+    believesRequestId: headers.trusted_proxy_headers.includes('x-request-id'),
     upstreamHost,
     tokenHeaders,
     headersRead,

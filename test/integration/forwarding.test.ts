@@ -287,8 +287,19 @@ t.test('X-Forwarded-* from the socket; request ids generated or kept', async (t)
     },
   });
   const seenViaProxy = viaProxy.json<{ headers: Record<string, string> }>().headers;
-  const kept = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
-  t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123', "a trusted proxy's id kept");
+  // A front that neither sets nor strips X-Request-Id passes the client's own: replaced unless listed (red team 29).
+  const notListed = await fetchText(`${trusted.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
+  t.not(
+    notListed.json<{ headers: Record<string, string> }>().headers['x-request-id'],
+    'abc-123',
+    "a trusted proxy's id replaced unless trusted_proxy_headers lists x-request-id",
+  );
+  const listing = await startTestSidecar(t, backend.url, {
+    headers: { trusted_proxies: ['127.0.0.0/8'], trusted_proxy_headers: ['x-request-id'] },
+  });
+  const kept = await fetchText(`${listing.url}/echo`, agent, { headers: { 'x-request-id': 'abc-123' } });
+  t.equal(kept.json<{ headers: Record<string, string> }>().headers['x-request-id'], 'abc-123', "listed: a trusted proxy's id kept");
+  t.equal(kept.headers['x-request-id'], 'abc-123', 'and returned to the caller');
   t.equal(seenViaProxy['x-forwarded-for'], '6.6.6.6, 203.0.113.9, 127.0.0.1', 'appended when the peer is trusted');
   // What a client behind an ordinary front (which neither sets nor strips these) wrote itself: the
   // backend reads the client Warden's policy used (red team 28 F2, F6).
@@ -1084,3 +1095,20 @@ t.test(
     t.match(believed, /"x-forwarded-proto":"http"/, 'one X-Forwarded-Proto: believed');
   },
 );
+
+t.test("the caller gets Warden's request id, whatever id the backend answers with (red team 29)", async (t) => {
+  const backend = createServer((_req, res) => {
+    res.setHeader('x-request-id', ['backend-own-id-123', 'second']);
+    res.end('ok');
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => backend.close());
+  const s = await startTestSidecar(t, `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+  const agent = testAgent(s.ca);
+  t.teardown(() => agent.close());
+  const res = await fetchText(`${s.url}/x`, agent);
+  t.equal(res.status, 200);
+  t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, "one id, Warden's");
+  const logged = s.logs.find((l) => l.msg === 'request' && l['url.path'] === '/x');
+  t.equal(res.headers['x-request-id'], logged?.['warden.request.id'], 'the one in the access line');
+});
