@@ -269,6 +269,8 @@ export const sidecarSchema = {
       default: {},
       properties: {
         unmatched: { enum: ['refuse', 'passthrough'], default: 'refuse', 'x-expect': '"refuse" or "passthrough"' },
+        // CORS preflights (OPTIONS with Origin and Access-Control-Request-Method) where the path has no OPTIONS route.
+        cors_preflight: { enum: ['refuse', 'forward'], default: 'refuse', 'x-expect': '"refuse" or "forward"' },
       },
     },
     access: globalAccess,

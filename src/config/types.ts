@@ -416,7 +416,11 @@ export interface SidecarConfig {
   upstream: UpstreamConfig;
   limits: LimitsConfig;
   headers: HeadersConfig;
-  routing: { unmatched: 'refuse' | 'passthrough' };
+  routing: {
+    unmatched: 'refuse' | 'passthrough';
+    /** An exact CORS preflight for a routed method: refused as any OPTIONS (405), or forwarded without authn (docs/proxy.md). */
+    cors_preflight: 'refuse' | 'forward';
+  };
   access: AccessConfig;
   peers: PeersConfig;
   mesh?: MeshConfig;

@@ -2,7 +2,7 @@
  * compilePlan: configuration → an immutable routing table whose entries are per-route plans (stage
  * list, limits), built once at startup or reload. Nothing on the request path reads config again.
  */
-import { METHODS } from 'node:http';
+import { METHODS, type IncomingHttpHeaders } from 'node:http';
 import FindMyWay from 'find-my-way';
 import type {
   AccessConfig,
@@ -59,6 +59,7 @@ import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import { createCacheScope } from '../net/cache-scope.js';
 import type { RequestContext, RouteInfo, Stage, StreamingStage, Verdict } from './stage.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
+import { preflightMethodOf } from './preflight.js';
 
 const ALWAYS = () => true;
 const NEVER = () => false;
@@ -97,6 +98,11 @@ export interface RoutePlan extends RouteInfo {
    * undefined on every other route, whose params are the router's as they are.
    */
   readonly declaredParams: ((params: RouteMatch['params']) => RouteMatch['params']) | undefined;
+  /**
+   * On the plan of a CORS preflight (routing.cors_preflight: forward): the route that takes the
+   * method it announces, whose path readings it is held to, and its counter. Undefined on every other plan.
+   */
+  readonly preflight?: { readonly of: RoutePlan; counted(this: void): void } | undefined;
 }
 
 export interface RouteMatch {
@@ -106,8 +112,15 @@ export interface RouteMatch {
 }
 
 export interface Plan {
-  /** The route plan for a request, or the refusal (404 / 405) when no route takes it. */
-  resolve(method: string, path: string): RouteMatch | WardenError;
+  /**
+   * The route plan for a request, or the refusal (404 / 405) when no route takes it. `preflightFor`:
+   * the method an exact CORS preflight announces (`preflightMethod`); under routing.cors_preflight:
+   * forward, the preflight plan of the route that takes that method, unless the path has an OPTIONS
+   * route of its own (another route than that one).
+   */
+  resolve(method: string, path: string, preflightFor?: string): RouteMatch | WardenError;
+  /** The method an OPTIONS request announces when it is an exact CORS preflight and they are forwarded; else undefined. */
+  preflightMethod(headers: IncomingHttpHeaders): string | undefined;
   /**
    * The declared route `path` names when read case-insensitively, as Express and ASP.NET Core
    * route by default (src/proxy/path-readings.ts); undefined when it names none.
@@ -184,6 +197,8 @@ export interface PlanDeps {
   rateLimits?: RateLimitRuntime | undefined;
   /** A route's rate-limit decision counters (metrics). */
   rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
+  /** A route's counter of preflights taken under routing.cors_preflight: forward (metrics). */
+  preflightCounter?: ((route: string) => () => void) | undefined;
   /** Buckets found empty by failed authentications (failed-authn-limit.ts); one per plan unless given. */
   refusals?: RefusalMemo | undefined;
   /** The OpenAPI document's operations, when `openapi` is configured: they are the routes. */
@@ -216,28 +231,37 @@ function buildStages(
   maxBodyBytes: number,
   deps: PlanDeps,
   schemas: SchemaCompiler,
-): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody' | 'jsonOpening'> & CallerDecisions {
+): Pick<RoutePlan, 'stages' | 'bodyStages' | 'bodyObservers' | 'buffersBody' | 'jsonOpening'> &
+  CallerDecisions & { preflightStages: Stage[] } {
   const routeId = route.id;
   // Canonical stage order (DESIGN §2): network-level access first, then the caller's identity, the
   // rate limit (before authn, so floods never reach the IdP — unless it is keyed by token
   // identity: then failed authentications are charged to the address, refused before authn once
   // it is out of tokens), the token, its scopes, and the minted token last.
   const stages: Stage[] = [];
+  // What a CORS preflight for this route runs: the stages that need no credentials (address,
+  // certificate, rate limit, the waf on the head), in the same order; never authn, scopes,
+  // validation (the parameters are the announced request's) or minting.
+  const preflightStages: Stage[] = [];
   // Whether the answer depends on who the caller is (a stage below decides by address, certificate,
   // token or API key): then its responses are private to shared caches (net/cache-scope.ts).
   let decidesCaller = false;
   if (!isAccessNoop(policy.access)) {
     stages.push(createAccessStage(policy.access));
+    preflightStages.push(stages[stages.length - 1] as Stage);
     decidesCaller = true;
   }
   const peerPolicy = peerPolicyOf(config, policy);
   if (peerPolicy) {
     stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
+    preflightStages.push(stages[stages.length - 1] as Stage);
     decidesCaller = true;
   }
   const rateLimit = rateLimitStageOf(config, routeId, policy, deps);
   const limitAfterAuthn = rateLimit !== undefined && config.tokens !== undefined && keysNeedPrincipal(config.rate_limits.key);
   if (rateLimit && !limitAfterAuthn) stages.push(rateLimit);
+  // Keyed by token identity, a preflight (no principal) is keyed by its address (keyKindOf).
+  if (rateLimit) preflightStages.push(rateLimit);
   if (config.tokens) {
     const runtime = deps.tokens;
     if (!runtime) throw new Error('compilePlan: tokens configured but no token runtime given');
@@ -280,6 +304,7 @@ function buildStages(
   const waf = wafOptionsOf(config, routeId, policy, deps);
   if (waf) {
     stages.push(createWafRequestStage(waf));
+    preflightStages.push(stages[stages.length - 1] as Stage);
     bodyStages.push(createWafBodyStage(waf));
     bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
     if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
@@ -319,7 +344,7 @@ function buildStages(
       mintHeader = runtime.mintHeader.name;
     }
   }
-  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader };
+  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader, preflightStages };
 }
 
 interface CallerDecisions {
@@ -432,9 +457,10 @@ function routePlan(
   maxBodyBytes: number,
   deps: PlanDeps,
   schemas: SchemaCompiler,
+  preflights: Map<RoutePlan, RoutePlan> | undefined,
 ): RoutePlan {
   const { id } = route;
-  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader } = buildStages(
+  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader, preflightStages } = buildStages(
     config,
     route,
     policy,
@@ -445,7 +471,7 @@ function routePlan(
   const op = policy.operation?.op;
   const responseCheck =
     op && config.openapi?.validation.responses === 'report' ? documentProblem(config, () => compileResponseCheck(op, schemas)) : undefined;
-  return Object.freeze({
+  const plan: RoutePlan = Object.freeze({
     id,
     idJson: JSON.stringify(id),
     stages: Object.freeze(stages),
@@ -458,6 +484,33 @@ function routePlan(
     cacheScope: decidesCaller ? createCacheScope({ mintHeader, tokenHeaders: tokenHeadersOf(config) }) : undefined,
     body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',
     declaredParams: op?.routedNames === undefined ? undefined : declaredParamsOf(op.routedNames),
+  });
+  preflights?.set(plan, preflightPlan(plan, preflightStages, deps));
+  return plan;
+}
+
+/**
+ * The plan a CORS preflight for `of` runs under (routing.cors_preflight: forward): its stages that
+ * need no credentials, no body (one is refused before routing goes on: handler.ts), nothing
+ * validated or minted. Under the route's id: its access line and durations are the route's, as OPTIONS.
+ */
+function preflightPlan(of: RoutePlan, stages: readonly Stage[], deps: PlanDeps): RoutePlan {
+  const counted = deps.preflightCounter?.(of.id) ?? (() => undefined);
+  return Object.freeze({
+    id: of.id,
+    idJson: of.idJson,
+    stages: Object.freeze([...stages]),
+    bodyStages: Object.freeze([]),
+    bodyObservers: Object.freeze([]),
+    buffersBody: NEVER,
+    jsonOpening: undefined,
+    maxBodyBytes: 0,
+    responseCheck: undefined,
+    // Responses to OPTIONS are not cacheable (RFC 9110 §9.3.7), and a preflight carries no credentials.
+    cacheScope: undefined,
+    body: 'none',
+    declaredParams: of.declaredParams,
+    preflight: Object.freeze({ of, counted }),
   });
 }
 
@@ -475,6 +528,8 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
     malwareScan: false,
     waf: true,
   };
+  // The preflight plan of each route, under routing.cors_preflight: forward.
+  const preflights = config.routing.cors_preflight === 'forward' ? new Map<RoutePlan, RoutePlan>() : undefined;
   const defaultRoute = routePlan(
     { id: '_default', methods: [ANY_METHOD] },
     config,
@@ -482,7 +537,11 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
     config.limits.max_body_bytes,
     deps,
     schemas,
+    preflights,
   );
+  const tokenHeaders = tokenHeadersOf(config);
+  const preflightMethod = (headers: IncomingHttpHeaders) =>
+    preflights === undefined ? undefined : preflightMethodOf(headers, tokenHeaders);
   const routes: RoutePlan[] = [];
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
@@ -492,9 +551,18 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
   );
   if (entries.length === 0) {
     const match: RouteMatch = Object.freeze({ route: defaultRoute, params: NO_PARAMS });
+    // Every method but TRACE is the default route's: so are preflights for them.
+    const preflightMatch: RouteMatch | undefined =
+      preflights && Object.freeze({ route: preflights.get(defaultRoute) as RoutePlan, params: NO_PARAMS });
     const none = () => undefined;
     return {
-      resolve: (method) => (method === 'TRACE' ? traceRefused() : match),
+      resolve: (method, _path, preflightFor) =>
+        method === 'TRACE'
+          ? traceRefused()
+          : preflightMatch && preflightFor !== undefined && preflightFor !== 'TRACE'
+            ? preflightMatch
+            : match,
+      preflightMethod,
       declared: none,
       declaredCaseless: none,
       declaredWithSlash: none,
@@ -517,7 +585,7 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
   const headFollowsGet: [RouteEntry, RoutePlan][] = [];
   const shapes = new Map<string, { entry: RouteEntry; path: string }>();
   for (const entry of entries) {
-    const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps, schemas);
+    const plan = routePlan(entry, config, entry.policy, entry.maxBodyBytes ?? config.limits.max_body_bytes, deps, schemas, preflights);
     routes.push(plan);
     for (const path of entry.paths) {
       claimShape(shapes, entry, path);
@@ -551,6 +619,18 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
 
   const passthrough = config.routing.unmatched === 'passthrough';
   const methods = [...declaredMethods].filter((m) => m !== ANY_METHOD);
+  /**
+   * A preflight's match: the preflight plan of the route that would take the request it announces
+   * (the default route's under passthrough), unless the path's OPTIONS route is another one (an
+   * OpenAPI `options` operation, a route listing OPTIONS): the operator declared what OPTIONS is there.
+   */
+  const preflightOf = (asked: string, path: string, own: ReturnType<typeof router.find>): RouteMatch | undefined => {
+    const found = router.find(asked as FindMyWay.HTTPMethod, path);
+    const route = found !== null ? (found.store as RoutePlan) : passthrough && asked !== 'TRACE' ? defaultRoute : undefined;
+    if (route === undefined || (own !== null && own.store !== route)) return undefined;
+    const params = found === null ? NO_PARAMS : route.declaredParams === undefined ? found.params : route.declaredParams(found.params);
+    return { route: (preflights as Map<RoutePlan, RoutePlan>).get(route) as RoutePlan, params };
+  };
 
   return {
     routes: passthrough ? [...routes, defaultRoute] : routes,
@@ -566,8 +646,13 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
       if (own !== null && own.params['*'] === undefined) return undefined; // a route of its own, not a wildcard's
       return declaredIn(r, method, path + '/');
     },
-    resolve(method, path) {
+    preflightMethod,
+    resolve(method, path, preflightFor) {
       const found = router.find(method as FindMyWay.HTTPMethod, path);
+      if (preflightFor !== undefined && preflights !== undefined) {
+        const preflight = preflightOf(preflightFor, path, found);
+        if (preflight !== undefined) return preflight;
+      }
       if (found) {
         const route = found.store as RoutePlan;
         return { route, params: route.declaredParams === undefined ? found.params : route.declaredParams(found.params) };

@@ -18,6 +18,7 @@ import { declaresBody } from '../net/declared-body.js';
 import type { Rescue } from '../pipeline/rescue.js';
 import { subjectOf } from '../pipeline/rescue.js';
 import { runStages } from '../pipeline/run-stages.js';
+import { preflightBodyRefusal } from '../pipeline/preflight.js';
 import type { BodyObserver, RequestContext, StreamingStage, Verdict } from '../pipeline/stage.js';
 import type { Forwarder, ForwardOutcome } from './forward.js';
 import type { RequestTracing } from '../telemetry/request-tracing.js';
@@ -313,10 +314,19 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     const local = gen.localEndpoints?.get(ctx.path);
     if (local !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD')) return local(res);
 
-    const match = gen.plan.resolve(ctx.method, ctx.path);
+    // A CORS preflight (routing.cors_preflight: forward) is routed by the method it announces.
+    const asked = ctx.method === 'OPTIONS' ? gen.plan.preflightMethod(headers) : undefined;
+    const match = gen.plan.resolve(ctx.method, ctx.path, asked);
     if (match instanceof WardenError) return refuse(match);
-    const aliased = checkPathReadings(gen.plan, ctx.method, ctx.path, match);
+    const preflight = match.route.preflight;
+    if (preflight !== undefined && hasBody) return refuse(preflightBodyRefusal());
+    // A preflight is held to the path readings of the request it announces, as that route's.
+    const aliased =
+      preflight === undefined
+        ? checkPathReadings(gen.plan, ctx.method, ctx.path, match)
+        : checkPathReadings(gen.plan, asked as string, ctx.path, { route: preflight.of, params: match.params });
     if (aliased) return refuse(aliased);
+    preflight?.counted();
     ctx.route = match.route;
     ctx.params = match.params; // by the names the operation declares (plan.ts resolve)
     // A certificate client_crl revokes is refused on every route, whether or not the route uses

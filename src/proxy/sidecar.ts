@@ -95,6 +95,7 @@ export interface GenerationDeps {
   /** Kept with `rateLimits` across reloads; a plan makes its own without it. */
   refusals?: RefusalMemo | undefined;
   rateLimitCounters?: ((route: string) => RateLimitCounters) | undefined;
+  preflightCounter?: ((route: string) => () => void) | undefined;
   /** The OpenAPI document's operations (loadOperations), when `openapi` is configured. */
   operations?: readonly Operation[] | undefined;
   events?: EventBus | undefined;
@@ -340,6 +341,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
     rateLimits: limitState.runtime,
     refusals: limitState.refusals,
     rateLimitCounters: metrics.rateLimitCounters,
+    preflightCounter: metrics.preflightCounter,
     operations: await loadOperations(loaded, (line) => logger.warn(line)),
     events,
   });
@@ -529,6 +531,7 @@ export async function startSidecar(loaded: LoadedSidecarConfig, options: Sidecar
         rateLimits: nextLimits.runtime,
         refusals: nextLimits.refusals,
         rateLimitCounters: metrics.rateLimitCounters,
+        preflightCounter: metrics.preflightCounter,
         operations: await loadOperations(nextLoaded, (line) => logger.warn(line)),
         events,
       });

@@ -29,6 +29,8 @@ export interface Metrics {
   readonly tokens: TokenMetrics;
   /** One route's decision counters, resolved when its rate-limit stage is compiled. */
   rateLimitCounters(this: void, route: string): RateLimitCounters;
+  /** One route's counter of CORS preflights forwarded under its preflight policy, resolved when the plan is compiled. */
+  preflightCounter(this: void, route: string): () => void;
   observeRequest: RequestObserver;
   countEvent(name: EventName): void;
   /** A response left unchecked: its copy did not fit in limits.max_buffered_bytes. */
@@ -81,6 +83,12 @@ export function createMetrics(options: {
     ['route', 'decision'],
     'Rate-limit decisions by route and decision (allowed, limited, unavailable: the shared store could not say).',
   );
+  const preflightCell = scrapedCounter(
+    registry,
+    'warden_cors_preflights_total',
+    ['route'],
+    'CORS preflights taken under the preflight policy of the route that takes the method they announce (routing.cors_preflight: forward).',
+  );
   const idpCalls = new Histogram({
     name: 'warden_idp_call_duration_seconds',
     help: 'Calls to identity providers by kind and outcome (ok, or the failure reason).',
@@ -118,6 +126,10 @@ export function createMetrics(options: {
     registry,
     requestDurations,
     tokens,
+    preflightCounter(route) {
+      const cell = preflightCell(route);
+      return () => void cell.n++;
+    },
     rateLimitCounters(route) {
       const counter = (decision: RateLimitDecision) => {
         const cell = decisionCell(route, decision);
@@ -217,7 +229,12 @@ interface Cell {
  * looked up once (at compile time where the labels are known) and then only incremented; the
  * counter catches up when it is scraped or exported.
  */
-function scrapedCounter(registry: Registry, name: string, labelNames: [string, string], help: string): (a: string, b: string) => Cell {
+function scrapedCounter(
+  registry: Registry,
+  name: string,
+  labelNames: [string] | [string, string],
+  help: string,
+): (a: string, b?: string) => Cell {
   const cells = new Map<string, Cell & { labels: Record<string, string>; reported: number }>();
   new Counter({
     name,
@@ -232,9 +249,12 @@ function scrapedCounter(registry: Registry, name: string, labelNames: [string, s
     },
   });
   return (a, b) => {
-    const key = `${a}\u0000${b}`;
+    const key = b === undefined ? a : `${a}\u0000${b}`;
     let c = cells.get(key);
-    if (c === undefined) cells.set(key, (c = { labels: { [labelNames[0]]: a, [labelNames[1]]: b }, n: 0, reported: 0 }));
+    if (c === undefined) {
+      const labels = labelNames[1] === undefined ? { [labelNames[0]]: a } : { [labelNames[0]]: a, [labelNames[1]]: b ?? '' };
+      cells.set(key, (c = { labels, n: 0, reported: 0 }));
+    }
     return c;
   };
 }

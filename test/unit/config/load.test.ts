@@ -42,8 +42,18 @@ t.test('a minimal file gets every default', async (t) => {
   t.equal(config.upstream.timeouts.connect, 2000);
   t.same(config.headers.internal, ['x-warden-*']);
   t.equal(config.routing.unmatched, 'refuse');
+  t.equal(config.routing.cors_preflight, 'refuse', 'CORS preflights are not forwarded unless asked');
   t.same(config.access, { action: 'allow', clients: { allow: [], deny: [] } });
   t.same(config.routes, []);
+});
+
+t.test('routing.cors_preflight: refuse or forward', async (t) => {
+  const yaml = await minimal();
+  t.equal(parseSidecarConfig('sidecar.yaml', `${yaml}\nrouting: { cors_preflight: forward }\n`).config.routing.cors_preflight, 'forward');
+  t.throws(
+    () => parseSidecarConfig('sidecar.yaml', `${yaml}\nrouting: { cors_preflight: allow }\n`),
+    /routing\.cors_preflight: must be "refuse" or "forward"/,
+  );
 });
 
 t.test('units: durations and sizes in human form or plain numbers', async (t) => {
