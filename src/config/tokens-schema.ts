@@ -86,7 +86,7 @@ const issuer = {
           items: { enum: ASYMMETRIC_ALGS, 'x-expect': `an asymmetric JWS algorithm (${ASYMMETRIC_ALGS.join(', ')})` },
         },
         typ: { type: 'string', minLength: 1, 'x-expect': 'a JOSE typ such as "at+jwt"' },
-        require_client: { type: 'boolean', default: true, 'x-expect': 'true or false' },
+        require_client: { type: 'boolean', default: false, 'x-expect': 'true or false' },
       },
     },
     introspection,

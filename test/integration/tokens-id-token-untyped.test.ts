@@ -99,14 +99,14 @@ async function codeFlowIdToken(t: Teardown): Promise<{ issuer: string; idToken: 
   return { issuer, idToken: ((await res.json()) as { id_token: string }).id_token };
 }
 
-t.test('a real oidc-provider ID token (code flow, no nonce) is not an access token with jwt.typ unset', async (t) => {
+t.test('a real oidc-provider ID token (code flow, no nonce) is not an access token under jwt.require_client', async (t) => {
   const { issuer, idToken } = await codeFlowIdToken(t);
   t.equal(decodeProtectedHeader(idToken).typ, undefined, 'the ID token has no typ');
   t.same(Object.keys(decodeJwt(idToken)).sort(), ['aud', 'exp', 'iat', 'iss', 'sub'], 'and names its client only in aud');
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const { url, ca, events } = await startTestSidecar(t, backend.url, {
-    tokens: { issuers: [{ id: 'corp', issuer, audience: ['shop-spa'] }] },
+    tokens: { issuers: [{ id: 'corp', issuer, audience: ['shop-spa'], jwt: { require_client: true } }] },
     routes: [{ id: 'profile', path: '/profile', methods: ['GET'] }],
   });
   const agent = testAgent(ca);
@@ -118,11 +118,15 @@ t.test('a real oidc-provider ID token (code flow, no nonce) is not an access tok
   t.equal(backend.requests.length, 0, 'nothing reached the backend');
 });
 
-t.test('with jwt.typ unset, an untyped JWT naming no client is refused; one naming its client passes', async (t) => {
+t.test('with require_client and jwt.typ unset, an untyped JWT naming no client is refused; one naming its client passes', async (t) => {
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
   const idp = await startForgedIssuer(t);
   const open = await startTestSidecar(t, backend.url, {
+    tokens: { issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['api'], jwt: { require_client: true } }] },
+  });
+  // Off by default: GitHub Actions, GitLab CI, Dex, Vault and Kubernetes access tokens have the ID-token shape.
+  const byDefault = await startTestSidecar(t, backend.url, {
     tokens: { issuers: [{ id: 'forge', issuer: idp.issuer, audience: ['api'] }] },
   });
   const typed = await startTestSidecar(t, backend.url, {
@@ -163,6 +167,13 @@ t.test('with jwt.typ unset, an untyped JWT naming no client is refused; one nami
 
   // jwt.typ set decides alone.
   t.equal((await call(typed, idp.signRaw({ ...idShaped, exp: now() + 120 }, { typ: 'JWT' }))).status, 200, 'jwt.typ JWT: no client, 200');
+  // The default admits the shape: workload and CI tokens (GitHub Actions, GitLab, Vault, Dex) have it (review of red team 29).
+  for (const typ of [undefined, 'JWT'])
+    t.equal(
+      (await call(byDefault, idp.signRaw({ ...idShaped, repository: 'o/r', exp: now() + 120 }, { typ }))).status,
+      200,
+      `require_client unset, typ ${typ ?? 'absent'}, no client, no scope: 200`,
+    );
 });
 
 t.test('jwt.require_client: false admits access tokens that name no client (Kubernetes service-account tokens)', async (t) => {
