@@ -9,7 +9,9 @@
  * trace (docs/adversarial.md 182). Also Sentry (`sentry-trace`: its SDK joins the caller's trace,
  * sampling forced on), Jaeger's debug id and baggage, .NET's `Correlation-Context` (read as baggage
  * when `baggage` is absent), Instana, Dynatrace, AppDynamics, Honeycomb, Envoy's
- * `x-client-trace-id` and `x-ot-span-context`, and Linkerd's `l5d-ctx-*` (red team 29).
+ * `x-client-trace-id` and `x-ot-span-context`, and Linkerd's `l5d-ctx-*` (red team 29); older
+ * SkyWalking (`sw6`, `sw3`), Pinpoint, New Relic's cross-application headers and Alibaba's EagleEye
+ * (its review).
  */
 const EXACT = new Set([
   'traceparent',
@@ -31,8 +33,23 @@ const EXACT = new Set([
   'x-honeycomb-trace',
   'x-client-trace-id',
   'x-ot-span-context',
+  'x-newrelic-id',
+  'x-newrelic-transaction',
 ]);
-const PREFIXES = ['x-b3-', 'uberctx-', 'ot-tracer-', 'ot-baggage-', 'sw8', 'x-datadog-', 'x-instana-', 'l5d-ctx-'];
+const PREFIXES = [
+  'x-b3-',
+  'uberctx-',
+  'ot-tracer-',
+  'ot-baggage-',
+  'sw8',
+  'sw6',
+  'sw3',
+  'x-datadog-',
+  'x-instana-',
+  'l5d-ctx-',
+  'pinpoint-',
+  'eagleeye-',
+];
 
 /** `name` in lower case, as Node gives header names. */
 export function isTracePropagationHeader(name: string): boolean {

@@ -252,6 +252,10 @@ t.test('trust_trace_context: none — no tracer’s headers of the caller reach 
     'x-client-trace-id': traceId,
     'x-ot-span-context': `${traceId};${spanId};0`,
     'l5d-ctx-trace': 'AAAA',
+    sw6: '1-YQ==-YQ==-0-YQ==-YQ==-YQ==-YQ==',
+    'pinpoint-traceid': `agent^1^${spanId}`,
+    'x-newrelic-transaction': 'PxQ=',
+    'eagleeye-traceid': traceId,
   };
   const res = await fetchText(`${warden.url}/x`, agent, {
     headers: { traceparent: `00-${traceId}-${spanId}-01`, 'x-kept': 'yes', ...foreign },
