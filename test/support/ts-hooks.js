@@ -4,10 +4,13 @@
  * It does only what the suite needs, and nothing for the hundreds of other modules a test loads:
  * - a relative `./x.js` import from a TypeScript file names `x.ts` when that file exists (the
  *   NodeNext convention the sources are written in);
- * - a module under src/ loads its compiled dist/ file when that file is at least as new as its
- *   source (`npm test` builds dist/ just before tap runs): a source edited since the last build is
- *   newer than its compiled file, so it alone goes through the transform, and no test runs code
- *   older than the source beside it — also when a compiled module imports it;
+ * - a module under src/ loads its compiled dist/ file when that file is newer than its source
+ *   (`npm test` builds dist/ just before tap runs): a source edited since the last build is newer
+ *   than its compiled file, so it alone goes through the transform — also when a compiled module
+ *   imports it — and in the test process no module runs older than its source. The processes a test
+ *   starts (`node bin/warden.js`) run dist/ as it is: `npm run build` before running tests by hand.
+ *   Told by modification times: a source restored with an older time beside a later build
+ *   (`tar -x`, `cp -p`) would not be seen; a clean checkout and `npm test` never meet that.
  * - any other `.ts`/`.mts` file is compiled by esbuild (type annotations stripped, as tsx does).
  *
  * Why not tsx: its hooks examine every module a process loads, node_modules included, which cost
@@ -52,7 +55,7 @@ function builtOrSource(url) {
   const builtTime = mtimeOf(built);
   const sourceTime = mtimeOf(source);
   if (sourceTime === undefined) return url; // a compiled file without a source (none today): as reached
-  return builtTime !== undefined && builtTime >= sourceTime ? built : source;
+  return builtTime !== undefined && builtTime > sourceTime ? built : source;
 }
 
 export async function resolve(specifier, context, nextResolve) {
