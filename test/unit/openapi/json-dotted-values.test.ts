@@ -9,6 +9,7 @@
 import t from 'tap';
 import { compileRequestValidator } from '../../../src/openapi/request-validator.js';
 import { testOperation } from '../../support/operation.js';
+import { hostSlowdown } from '../../support/host-load.js';
 
 const role = { type: 'string', enum: ['user'] };
 const schema = {
@@ -107,7 +108,8 @@ t.test('timing: hostile bodies of dotted names', async (t) => {
       t.comment(
         `${label}, ${text.length} bytes: ${ms.toFixed(1)} ms (${verdict === undefined ? 'passes' : `refused: ${JSON.stringify(verdict).slice(0, 80)}`})`,
       );
-      t.ok(ms < 3000, `${label} (${size}): ${ms.toFixed(0)} ms`);
+      // Scaled by the host's load per core: a suite beside other work measured 3.9–5 s at 10 MiB (a quadratic reading takes minutes).
+      t.ok(ms < 3000 * hostSlowdown(), `${label} (${size}): ${ms.toFixed(0)} ms`);
     }
   }
 });
