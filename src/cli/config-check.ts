@@ -10,7 +10,7 @@ import { createMetrics } from '../telemetry/metrics.js';
 import { describeClientCrl, staleCrls } from '../net/client-crl.js';
 import { shownDocument } from '../openapi/shown-document.js';
 import { ConfigError } from '../config/config-error.js';
-import { otlpTargets } from '../telemetry/otlp-endpoints.js';
+import { otlpTargets } from '../config/otlp-endpoints.js';
 
 /** Token translation built without contacting the IdP or Redis, so the plan compiles as the proxy would. */
 async function offlineTokenRuntime(config: SidecarConfig) {

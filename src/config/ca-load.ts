@@ -18,7 +18,7 @@ import {
 import { caSchema, type CaConfig } from './ca-schema.js';
 import { createConfigAjv, type ContextValidator } from './validator.js';
 import { BLANK_VALUE_MESSAGE, blankValues, parseYamlSource, readYamlSource, type YamlSource } from './yaml-source.js';
-import { endpointFieldProblem } from '../telemetry/otlp-endpoints.js';
+import { endpointFieldProblem } from './otlp-endpoints.js';
 import {
   CA_FILES,
   loadIssuingMaterial,

@@ -32,7 +32,7 @@ import { MAX_SECRET_FILE_BYTES, readFailure, readFileBounded } from './bounded-f
 import { caFileProblem } from '../net/ca-file.js';
 import { trustedProxyHeaderProblem } from '../net/proxy-asserted.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
-import { endpointFieldProblem } from '../telemetry/otlp-endpoints.js';
+import { endpointFieldProblem } from './otlp-endpoints.js';
 import { ClientCrlError, MAX_CLIENT_CRL_BYTES, readClientCrl, type ClientCrl } from '../net/client-crl.js';
 
 export interface TlsMaterial {

@@ -4,7 +4,7 @@
  * (otlp-endpoints.ts), rather than read it as on or off.
  */
 import type { OtlpConfig } from '../config/types.js';
-import { otlpTargets } from './otlp-endpoints.js';
+import { otlpTargets } from '../config/otlp-endpoints.js';
 
 export function otelEnabled(cfg: OtlpConfig | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
   return otlpTargets(cfg, env) !== undefined;

@@ -14,7 +14,7 @@ import type { OtlpConfig } from '../config/types.js';
 import type { EventBus } from './events.js';
 import { otelEnabled } from './otel-enabled.js';
 import type { Otel, OtelIdentity } from './otel.js';
-import { describeTargets, type OtlpSignal } from './otlp-endpoints.js';
+import { describeTargets, type OtlpSignal } from '../config/otlp-endpoints.js';
 import type { RequestDurations } from './request-durations.js';
 import type { RequestTracing } from './request-tracing.js';
 import type { TelemetryDrops } from './telemetry-drops.js';

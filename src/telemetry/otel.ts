@@ -19,7 +19,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } fro
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { OtlpConfig } from '../config/types.js';
-import { otlpTargets, type OtlpSignal, type OtlpTargets } from './otlp-endpoints.js';
+import { otlpTargets, type OtlpSignal, type OtlpTargets } from '../config/otlp-endpoints.js';
 import { createProtobufSpanExporter, createSpanBatchExporter } from './otlp-proto-exporter.js';
 import { createJsonSpanExporter, createLogExporter, createMetricExporter } from './otlp-http-exporters.js';
 import { withOwnAgent } from './exporter-agent.js';

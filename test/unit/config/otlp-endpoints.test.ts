@@ -8,7 +8,7 @@ import t from 'tap';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { parseSidecarConfig } from '../../../src/config/load.js';
 import { otelEnabled } from '../../../src/telemetry/otel-enabled.js';
-import { describeTargets, otlpEndpointProblem, otlpTargets, shownEndpoint, signalUrl } from '../../../src/telemetry/otlp-endpoints.js';
+import { describeTargets, otlpEndpointProblem, otlpTargets, shownEndpoint, signalUrl } from '../../../src/config/otlp-endpoints.js';
 import { testConfigYaml } from '../../support/sidecar.js';
 
 const PASSWORD = 'COLLECTOR-PW-F2';

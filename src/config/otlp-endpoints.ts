@@ -8,8 +8,8 @@
  *
  * Runs when telemetry starts (start, a reload that changes `telemetry.otlp`): not per request.
  */
-import { ConfigError } from '../config/config-error.js';
-import type { OtlpConfig } from '../config/types.js';
+import { ConfigError } from './config-error.js';
+import type { OtlpConfig } from './types.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 
 export type OtlpSignal = 'traces' | 'logs' | 'metrics';
