@@ -15,7 +15,6 @@ const ALLOWED: Record<string, string> = {
     'keyed by client connections (their sockets), one entry per open connection: a keep-alive connection outlives many requests, and one that carries a single request costs a TLS handshake besides',
   'src/identity/token-binding.ts':
     'keyed by principals of bound tokens (cnf or token_type DPoP only), each cached for its token across requests (tokens.cache.max_ttl)',
-  'src/openapi/case-variants.ts': "keyed by the loaded OpenAPI document's schema objects (weak: a reload's new document replaces them)",
   'src/openapi/schema-types.ts': "keyed by the loaded OpenAPI document's schema objects (a parameter's shape, decided at load)",
 };
 
