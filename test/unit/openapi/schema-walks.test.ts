@@ -356,3 +356,33 @@ t.test('CaseVariantFinder: a place of several schemas is built once, not once pe
     t.equal(options.reads(), 1, "contains: options' place built once for 10 000 items");
   }
 });
+
+t.test('CaseVariantFinder: places of several schemas kept per finder are bounded, and the walk past the bound is unchanged', async (t) => {
+  // 1 100 members declared in properties and in then, each with a member `q` declared in both too:
+  // 2 200 places of two schemas, more than a finder keeps. Every `q` has the same counted names.
+  const names = countedNames(3);
+  const count = 1_100;
+  const schema = {
+    type: 'object',
+    properties: Object.fromEntries(Array.from({ length: count }, (_, i) => [`p${i}`, { type: 'object', properties: { q: names.schema } }])),
+    if: { required: ['kind'] },
+    then: { properties: Object.fromEntries(Array.from({ length: count }, (_, i) => [`p${i}`, { properties: { q: {} } }])) },
+  };
+  const finder = new CaseVariantFinder(schema);
+  const doc = Object.fromEntries(Array.from({ length: count }, (_, i) => [`p${i}`, { q: { option_name_1: 1 } }]));
+  t.equal(finder.find(doc, ''), undefined);
+  t.equal(names.reads(), count, 'each q place built once');
+  t.equal(finder.find(doc, ''), undefined);
+  const again = names.reads() - count;
+  t.ok(again > 0 && again < count, `past the bound some are built again for each document, not kept (${again} of ${count})`);
+  t.same(
+    finder.find({ ...doc, p1099: { q: { OPTION_NAME_2: 1 } } }, ''),
+    { pointer: '/p1099/q/OPTION_NAME_2', declared: 'option_name_2', caseOnly: true },
+    'a variant under a place not kept',
+  );
+  t.same(
+    finder.find({ ...doc, p0: { q: { Option_Name_0: 1 } } }, ''),
+    { pointer: '/p0/q/Option_Name_0', declared: 'option_name_0', caseOnly: true },
+    'and under one kept',
+  );
+});
