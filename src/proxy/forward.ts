@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { errors, Pool, type Dispatcher } from 'undici';
+import { buildConnector, Client, errors, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { WardenError } from '../errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -14,6 +14,7 @@ import type { BodyLease } from '../traffic/body-budget.js';
 import { createBackendProbe } from './backend-probe.js';
 import { ClientClosedError } from './body.js';
 import { downstreamResponseHeaders, type HeaderRules } from './headers.js';
+import { isReplayableMethod, isStaleConnectionFailure, markingReads } from './stale-connection.js';
 import { timedConnector } from './timed-connector.js';
 import { closeConnectionsOnTrailer } from './trailer-connection-close.js';
 import { upstreamAddressOf } from './upstream-address.js';
@@ -113,24 +114,31 @@ function exactTimeouts(cfg: UpstreamConfig): ExactTimeouts {
   return { headers: exactMs(cfg.timeouts.headers), body: exactMs(cfg.timeouts.body), headersDeadline: cfg.timeouts.headers };
 }
 
-export function createPool(cfg: UpstreamConfig): Pool {
-  // A `Connection: close` in a response's trailers ends its connection (trailer-connection-close.ts).
-  closeConnectionsOnTrailer();
-  const { origin, socketPath } = upstreamAddressOf(cfg.url);
+/** What the pool's connections and a retry's fresh one (stale-connection.ts) are opened with. */
+function connectionOptions(cfg: UpstreamConfig): Pool.Options {
+  const { socketPath } = upstreamAddressOf(cfg.url);
+  const address = socketPath !== undefined ? { socketPath } : {};
   // A native connect timer below EXACT_TIMEOUTS_BELOW_MS, as for headers and body; undici's beyond.
-  const connect =
-    exactMs(cfg.timeouts.connect) > 0 ? timedConnector(cfg.timeouts.connect, socketPath !== undefined ? { socketPath } : {}) : undefined;
-  return new Pool(origin, {
-    connections: cfg.connections,
+  const open =
+    exactMs(cfg.timeouts.connect) > 0
+      ? timedConnector(cfg.timeouts.connect, address)
+      : buildConnector({ ...address, timeout: cfg.timeouts.connect });
+  return {
     pipelining: 1,
     // 0 is "no reuse" (each request on a connection of its own: `reset` in createForwarder); undici
     // refuses a keep-alive timeout of 0, which made every request fail.
     keepAliveTimeout: cfg.keep_alive > 0 ? cfg.keep_alive : 1,
     headersTimeout: cfg.timeouts.headers,
     bodyTimeout: cfg.timeouts.body,
-    ...(connect ? { connect } : { connectTimeout: cfg.timeouts.connect }),
-    ...(socketPath !== undefined ? { socketPath } : {}),
-  });
+    connect: markingReads(open),
+    ...address,
+  };
+}
+
+export function createPool(cfg: UpstreamConfig): Pool {
+  // A `Connection: close` in a response's trailers ends its connection (trailer-connection-close.ts).
+  closeConnectionsOnTrailer();
+  return new Pool(upstreamAddressOf(cfg.url).origin, { ...connectionOptions(cfg), connections: cfg.connections });
 }
 
 function onExactTimeout(handler: ForwardHandler): void {
@@ -300,6 +308,9 @@ export function responseProblem(
   return statusError(statusCode, from) ?? transferCodingError(headers, from) ?? repeatedSingleValue(out, from);
 }
 
+/** Sends a request again on a connection of its own (the forwarder's, one for all requests). */
+type SendFresh = (options: Dispatcher.DispatchOptions, handler: ForwardHandler) => void;
+
 class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private controller: Dispatcher.DispatchController | undefined;
   /** The backend's response head has arrived. */
@@ -326,6 +337,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
    * request waits for a connection of the pool, timeouts.headers from dispatch, however long.
    */
   private timer: NodeJS.Timeout | undefined;
+  /** Sent a second time (sendAgain): a deadline meanwhile is no full pool's. */
+  private retried = false;
   /** The client reads slower than the backend sends: the body timeout waits, as undici's does. */
   private paused = false;
   /**
@@ -343,6 +356,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   /** performance.now() at dispatch: the start of the backend's time (ctx.upstreamMs). */
   private readonly dispatchedAt = performance.now();
+  /**
+   * The request may be sent again, once, if a reused connection turns out closed before any answer
+   * (stale-connection.ts): set by the forwarder, cleared by any response head (1xx too) and by the retry.
+   */
+  retry: Dispatcher.DispatchOptions | undefined;
 
   constructor(
     private readonly res: DownstreamResponse,
@@ -353,6 +371,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     /** The whole request leaves in one write (a body read whole, or none). */
     private readonly sentAtOnce: boolean,
     private readonly sendTimeoutMs: number,
+    private readonly sendFresh: SendFresh,
   ) {}
 
   abort(): void {
@@ -445,12 +464,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
     this.fail(
       new WardenError('ERR_UPSTREAM_TIMEOUT', {
         rule: 'upstream.timeouts.headers',
-        detail: `No connection to the backend took the request within ${this.exact.headersDeadline} ms (upstream.connections all busy); it was not sent.`,
+        detail: this.retried
+          ? `The backend closed its connection as the request was sent, and a new one did not take it again within ${this.exact.headersDeadline} ms.`
+          : `No connection to the backend took the request within ${this.exact.headersDeadline} ms (upstream.connections all busy); it was not sent.`,
       }),
     );
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // The backend has taken the request: it is never sent again.
+    this.retry = undefined;
     if (statusCode < 200) {
       // Interim responses are the sidecar's own business. undici restarts its headers timer on each
       // one, so a backend sending 102 every few seconds held the request for good: the deadline
@@ -544,7 +567,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       this.settle();
       return;
     }
+    if (this.retry !== undefined && !this.started && isStaleConnectionFailure(err)) return this.sendAgain(this.retry);
     this.fail(err instanceof WardenError ? err : upstreamError(err));
+  }
+
+  /**
+   * The backend closed the reused connection as the request went out: once more, on a fresh
+   * connection. The wait for its answer stays timed from the first dispatch (timeouts.headers in
+   * all), and the request counts as queued until the new connection takes it (onRequestStart).
+   */
+  private sendAgain(options: Dispatcher.DispatchOptions): void {
+    this.retry = undefined;
+    this.retried = true;
+    this.controller = undefined;
+    clearTimeout(this.timer);
+    this.timer =
+      this.exact.headersDeadline > 0
+        ? exactTimer(this, Math.max(0, this.exact.headersDeadline - (performance.now() - this.dispatchedAt)))
+        : undefined;
+    this.sendFresh(options, this);
   }
 
   /** Hands the held head to the client's response; false when it cannot be written (the exchange fails). */
@@ -592,23 +633,32 @@ export function createForwarder(cfg: UpstreamConfig, rules: HeaderRules, sendTim
   const timeouts = { headersTimeout: cfg.timeouts.headers, bodyTimeout: cfg.timeouts.body, ...(cfg.keep_alive > 0 ? {} : { reset: true }) };
   const closing = { ...timeouts, reset: true };
   const exact = exactTimeouts(cfg);
+  const { origin } = upstreamAddressOf(cfg.url);
+  const fresh = connectionOptions(cfg);
+  // A connection of its own, not the pool's: another of its idle connections may be as stale. It
+  // closes once the request is done (close() waits for it); a client gone meanwhile aborts it.
+  const sendFresh: SendFresh = (options, handler) => {
+    const client = new Client(origin, fresh);
+    client.dispatch(options, handler);
+    client.close().catch(ignore);
+  };
 
   return {
     forward(ctx, body, res, outcome, closeAfter) {
       const streamed = body !== null && !Buffer.isBuffer(body) ? body : undefined;
-      const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined, sendTimeoutMs);
+      const handler = new ForwardHandler(res, rules, outcome, ctx, exact, streamed === undefined, sendTimeoutMs, sendFresh);
       const sent = streamed !== undefined && exact.headers > 0 ? announceEnd(streamed, handler) : body;
-      pool.dispatch(
-        {
-          method: ctx.method,
-          path: ctx.path + ctx.search,
-          headers: ctx.upstreamHeaders,
-          // undici streams async iterables too (the length-limited body); its types do not list them.
-          body: sent as Buffer | Readable | null,
-          ...(closeAfter === true ? closing : timeouts),
-        },
-        handler,
-      );
+      const options: Dispatcher.DispatchOptions = {
+        method: ctx.method,
+        path: ctx.path + ctx.search,
+        headers: ctx.upstreamHeaders,
+        // undici streams async iterables too (the length-limited body); its types do not list them.
+        body: sent as Buffer | Readable | null,
+        ...(closeAfter === true ? closing : timeouts),
+      };
+      // Only a body held whole (or none) can go again as it went (stale-connection.ts).
+      if (streamed === undefined && isReplayableMethod(ctx.method)) handler.retry = options;
+      pool.dispatch(options, handler);
       handler.dispatched();
       return handler;
     },
@@ -636,5 +686,7 @@ function announceEnd(body: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, 
     handler.requestSent();
   })();
 }
+
+function ignore(): void {}
 
 const isStream = (body: object): body is Readable => typeof (body as Partial<Readable>).once === 'function';
