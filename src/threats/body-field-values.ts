@@ -7,7 +7,10 @@
  * an untyped body, and a form or text body that opens a JSON object or array (a Go handler decodes
  * the body whatever its Content-Type says). And a JSON string that is base64, or an array of byte
  * numbers, also as the bytes it spells (json-binary.ts): encoding/json decodes either into a
- * `[]byte` field by itself, which is how a JSON API takes a file.
+ * `[]byte` field by itself, which is how a JSON API takes a file. Those decoded values have an
+ * allowance of their own, `decodedLimit`: counted against `limit` they halved what an ordinary
+ * document of ids could hold (review rt29/2 F2). Past it the body is `excess` too, as past
+ * `limit`: dropping the decoded values past it would let a sender put decoys before the file.
  *
  * A form's values are decoded to bytes, as Go, PHP and Rack keep them (`%FF` is the byte 0xFF, not
  * U+FFFD): a binary sent percent-encoded is scanned as the file the backend would write. A JSON
@@ -25,7 +28,7 @@ import { jsonStringLiterals, parseJsonBody, type BufferedBody } from '../net/jso
 import { FORM_MEDIA_TYPE, isJsonMediaType, opensJsonDocument } from '../net/media-type.js';
 import { hasPercentU, percentUDecoded } from '../net/percent-u.js';
 import { mayHoldNumericReference, numericReferencesDecoded } from '../net/numeric-references.js';
-import { base64Decoded, base64Start, byteArrayDecoded, byteArraysIn, isByteArray } from './json-binary.js';
+import { base64Decoded, base64Start, byteArrayDecoded, byteArrayKey, byteArraysIn, isByteArray } from './json-binary.js';
 
 /** Node's own (documented, public) form decoder to bytes, which @types/node does not declare (as in percent-decoded.ts). */
 const { unescapeBuffer } = querystring as unknown as { unescapeBuffer: (this: void, s: string, decodeSpaces: boolean) => Buffer };
@@ -41,27 +44,38 @@ export interface BodyFieldValues {
 }
 
 /**
- * The values of a body of type `mime`, at most `limit` of them. `request`: the body's JSON parse
- * is left on it for the stages after (jsonBodyOf), which read the same bytes.
+ * The values of a body of type `mime`, at most `limit` of them as sent (or as a form decoder reads
+ * them) and at most `decodedLimit` more decoded from base64 and byte arrays. `request`: the body's
+ * JSON parse is left on it for the stages after (jsonBodyOf), which read the same bytes.
  */
-export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBody, limit: number): BodyFieldValues {
+export function bodyFieldValues(
+  mime: string,
+  body: Buffer,
+  request: BufferedBody,
+  limit: number,
+  decodedLimit: number = limit,
+): BodyFieldValues {
   const values: [string, () => Buffer][] = [];
   const seen = new Set<string>();
   let visits = 0;
+  let plain = 0;
+  let decoded = 0;
   let excess = false;
   /** Whether the last value taken was seen for the first time. */
   let fresh = false;
   /**
    * Whether to go on: false once past a bound. `key`: the value as sent, which decodes one way
-   * only; `decode` gives its bytes, never empty (the callers leave empty values out).
+   * only; `decode` gives its bytes, never empty (the callers leave empty values out). `binary`: a
+   * base64 or byte-array reading, counted against decodedLimit; a base64 reading of a string just
+   * read is not a value read again (VISITS_PER_VALUE).
    */
-  const take = (key: string, name: string, decode: () => Buffer): boolean => {
+  const take = (key: string, name: string, decode: () => Buffer, binary?: 'reading' | 'array'): boolean => {
     fresh = false;
-    if (++visits > limit * VISITS_PER_VALUE) return !(excess = true);
+    if (binary !== 'reading' && ++visits > limit * VISITS_PER_VALUE) return !(excess = true);
     if (seen.has(key)) return true;
     seen.add(key);
     fresh = true;
-    if (values.length >= limit) return !(excess = true);
+    if (binary ? decoded++ >= decodedLimit : plain++ >= limit) return !(excess = true);
     values.push([name, decode]);
     return true;
   };
@@ -106,7 +120,7 @@ export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBod
     if (!take(`j:${s}`, where, utf8(s))) return false;
     if (!fresh) return true;
     const from = base64Start(s);
-    return from === -1 || take(`b:${s}`, where, () => base64Decoded(s, from));
+    return from === -1 || take(`b:${s}`, where, () => base64Decoded(s, from), 'reading');
   };
   if (json === false) {
     // Not interoperable JSON (a name twice, a BOM, bytes not UTF-8, data after the document):
@@ -117,7 +131,7 @@ export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBod
       if (literal !== '' && !string('a JSON string', literal)) return { values, excess };
     }
     for (const bytes of byteArraysIn(text)) {
-      if (!take(`a:${bytes.toString('latin1')}`, 'a JSON array', () => bytes)) break;
+      if (!take(`a:${byteArrayKey(bytes)}`, 'a JSON array', () => bytes, 'array')) break;
     }
     return { values, excess };
   }
@@ -127,7 +141,8 @@ export function bodyFieldValues(mime: string, body: Buffer, request: BufferedBod
   /** Whether to go on. An array of byte numbers is taken as the bytes it spells; nothing in it to walk. */
   const enter = (where: string, value: unknown): boolean => {
     if (Array.isArray(value)) {
-      if (isByteArray(value)) return take(`a:${byteArrayDecoded(value).toString('latin1')}`, where, () => byteArrayDecoded(value));
+      // A large one keyed by a digest: decoded only at its scan's turn.
+      if (isByteArray(value)) return take(`a:${byteArrayKey(value)}`, where, () => byteArrayDecoded(value), 'array');
       stack.push({ where, items: value, next: 0 });
     } else if (typeof value === 'object' && value !== null)
       stack.push({ where, items: Object.values(value), names: Object.keys(value), next: 0 });

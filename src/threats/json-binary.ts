@@ -12,23 +12,37 @@
  * decoder that skips any character it does not know (Python's b64decode without validate=True).
  * A `data:…;base64,` URL (FileReader.readAsDataURL, canvas.toDataURL) is read from its comma.
  */
+import { createHash } from 'node:crypto';
 
 /**
- * The fewest bytes a value must spell to be scanned decoded: 8 base64 characters, or 6 numbers.
- * Below it, words and ids ("true", "admin", "v1.2") and small arrays (a colour, a date's parts)
- * are valid base64 or byte arrays by accident, each a clamd round trip more; and 5 bytes hold no
- * file anyone writes a signature for. At or above it, ordinary words still qualify ("username",
- * a UUID): they decode to junk that clamd finds nothing in, at the cost of a scan each.
+ * The fewest numbers a byte array must hold to be scanned decoded. Below it small arrays (a
+ * colour, a date's parts) are byte arrays by accident, each a clamd round trip more; and 5 bytes
+ * hold no file anyone writes a signature for.
  */
 export const MIN_DECODED_BYTES = 6;
+
+/**
+ * The fewest base64 characters (padding and line breaks not counted: 12 bytes) a string must hold
+ * to be scanned decoded. Below it words, dates and ids (`username`, `SKU_100123`) are base64 by
+ * accident; every one was a second value to scan (review rt29/2 F2). Ordinary long identifiers
+ * still qualify: they decode to junk clamd finds nothing in, at the cost of a scan each.
+ */
+export const MIN_BASE64_CHARACTERS = 16;
 
 /** Where a data: URL's base64 may begin at the latest (`data:` + a media type and its parameters). */
 const DATA_URL_HEAD = 256;
 
 /**
  * Where the base64 of `s` begins (0, or past a `data:…;base64,` head), when all of the rest is
- * base64 that spells at least MIN_DECODED_BYTES; else -1. One pass, no regex (a `[…\n]*=*[\n]*$`
- * backtracks quadratically on a run of line breaks).
+ * base64 of at least MIN_BASE64_CHARACTERS, not all of them hex digits and `-`; else -1. One
+ * pass, no regex (a `[…\n]*=*[\n]*$` backtracks quadratically on a run of line breaks).
+ *
+ * Hex and `-` only is a UUID, a hash, a hex id, a date: text whose decoded bytes nobody chose. A
+ * file's base64 is that only if every 6 bits of it are one of those 23 of 64 values, which only a
+ * file of runs of a few byte values is (zeros are `AAAA`), never a file a signature is written for
+ * (EICAR's base64 leaves them at its first character, an executable's `TVq`, a PDF's `JVBER`, a
+ * ZIP's `UEsD` at once; a sender cannot bend a file's bytes to it and keep the file): skipping
+ * them loses no file and spares a scan per id.
  */
 export function base64Start(s: string): number {
   let from = 0;
@@ -39,6 +53,7 @@ export function base64Start(s: string): number {
   }
   let data = 0;
   let padding = 0;
+  let hex = true;
   for (let i = from; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x0a || c === 0x0d) continue;
@@ -48,11 +63,17 @@ export function base64Start(s: string): number {
     }
     // After padding only more padding or line breaks.
     if (padding > 0 || !isBase64Character(c)) return -1;
+    if (hex && !isHexOrDash(c)) hex = false;
     data++;
   }
   // One character left over spells no byte; padding must complete the last quantum (Go).
   if (data % 4 === 1 || (padding > 0 && (data + padding) % 4 !== 0)) return -1;
-  return Math.floor((data * 3) / 4) >= MIN_DECODED_BYTES ? from : -1;
+  return data >= MIN_BASE64_CHARACTERS && !hex ? from : -1;
+}
+
+/** 0-9 a-f A-F and `-`. */
+function isHexOrDash(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d;
 }
 
 /** A-Z a-z 0-9, `+/` (standard) and `-_` (URL). */
@@ -79,6 +100,28 @@ export function isByteArray(items: readonly unknown[]): boolean {
 /** The bytes a byte array spells (Buffer.from takes each number modulo 256: -1 is 0xFF). */
 export function byteArrayDecoded(items: readonly unknown[]): Buffer {
   return Buffer.from(items as number[]);
+}
+
+/** Bytes hashed at a time by byteArrayKey; arrays up to this size are keyed by their bytes themselves. */
+const KEY_CHUNK = 16 * 1024;
+
+/**
+ * A key that tells a byte array from every other, without decoding a large one whole before its
+ * scan's turn (a 10 MiB body's array was held beside itself as bytes and as a string): up to
+ * KEY_CHUNK bytes, the bytes as latin1 (a hash per small array cost more than the array); past it
+ * their SHA-256, taken a chunk at a time.
+ */
+export function byteArrayKey(items: readonly unknown[] | Buffer): string {
+  if (items.length <= KEY_CHUNK) return (Buffer.isBuffer(items) ? items : Buffer.from(items as number[])).toString('latin1');
+  const hash = createHash('sha256');
+  if (Buffer.isBuffer(items)) return `#${hash.update(items).digest('base64')}`;
+  const chunk = Buffer.allocUnsafe(KEY_CHUNK);
+  for (let i = 0; i < items.length; i += KEY_CHUNK) {
+    const n = Math.min(KEY_CHUNK, items.length - i);
+    for (let j = 0; j < n; j++) chunk[j] = (items[i + j] as number) & 0xff;
+    hash.update(n === KEY_CHUNK ? chunk : chunk.subarray(0, n));
+  }
+  return `#${hash.digest('base64')}`;
 }
 
 /**
