@@ -48,6 +48,17 @@ const PROXY_ASSERTED = new Set([
   'x-ssl-subject',
   'x-ssl-issuer',
   'x-ssl-verified',
+  // The scheme and host under other names than X-Forwarded-*: Tornado (`xheaders=True`) and Jupyter
+  // Server read X-Scheme before X-Forwarded-Proto, CodeIgniter's is_https() Front-End-Https, and
+  // URL-building helpers X-Url-Scheme, X-Host, X-Original-Host and X-Http-Host. A caller's own
+  // reopened what replacing X-Forwarded-Proto/-Host closed: a force-HTTPS 301 a caching front
+  // stores for everyone, links to the host it chose (review1 F2).
+  'x-scheme',
+  'x-url-scheme',
+  'front-end-https',
+  'x-host',
+  'x-original-host',
+  'x-http-host',
 ]);
 /**
  * Besides the families above: CloudFront's viewer mTLS and address (`CloudFront-Viewer-Cert-*`,

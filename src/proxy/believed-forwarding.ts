@@ -4,7 +4,7 @@
  * frameworks build absolute URLs from them (Koa's `app.proxy`, Express's `trust proxy`, Django's
  * USE_X_FORWARDED_HOST), and a caching front stores the pages they built. So a believed value must
  * be one host in the form Warden takes for Host (adversarial.md 200) and one scheme, `http` or
- * `https`; anything else is refused, not passed (red team 29 F1): `localhost@evil.example`,
+ * `https` in any case (RFC 3986 §3.1; passed on lower-cased, headers.ts); anything else is refused, not passed (red team 29 F1): `localhost@evil.example`,
  * `evil.example, 127.0.0.1` (two fields, joined by Node) and `evil.example/x?` reached the backend.
  * An unbelieved value is never checked: Warden replaces it (headers.ts).
  */
@@ -24,11 +24,17 @@ export function checkBelievedForwarding(headers: IncomingHttpHeaders, socketAddr
       detail: 'The X-Forwarded-Host is not one host name or address with an optional port.',
     });
   }
-  if (proto !== undefined && proto !== 'https' && proto !== 'http') {
+  if (proto !== undefined && !(typeof proto === 'string' && isHttpScheme(proto))) {
     return new WardenError('ERR_REQUEST_MALFORMED', {
       rule: 'proto.form',
-      detail: 'The X-Forwarded-Proto is not one of "https" and "http".',
+      detail: 'The X-Forwarded-Proto is not one of "https" and "http" (any case).',
     });
   }
   return undefined;
+}
+
+/** `http` or `https`, any case: a front or iRule writing `HTTPS` was a 400 on every request (review1 F5). */
+export function isHttpScheme(proto: string): boolean {
+  const lower = proto.toLowerCase();
+  return lower === 'https' || lower === 'http';
 }

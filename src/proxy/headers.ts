@@ -309,7 +309,8 @@ export function upstreamRequestHeaders(
   // A believed one in another form than one scheme, one host is refused before any stage runs
   // (believed-forwarding.ts), so these never reach the backend.
   const proto = headers['x-forwarded-proto'];
-  out['x-forwarded-proto'] = trusted && rules.believesForwardedProto && typeof proto === 'string' ? proto : 'https';
+  // Lower-cased: a scheme is case-insensitive, a backend comparing it with "https" is not.
+  out['x-forwarded-proto'] = trusted && rules.believesForwardedProto && typeof proto === 'string' ? proto.toLowerCase() : 'https';
   const fwdHost = headers['x-forwarded-host'];
   const sentHost = trusted && rules.believesForwardedHost && typeof fwdHost === 'string' ? fwdHost : authority;
   if (sentHost !== undefined) out['x-forwarded-host'] = sentHost;

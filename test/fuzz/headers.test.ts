@@ -296,8 +296,9 @@ t.test('upstream: forwarding headers are the sidecar’s own unless the socket i
       const host = headers['x-forwarded-host'];
       const expectFor = trusted && xff !== undefined ? `${String(xff)}, ${socket}` : socket;
       if (out['x-forwarded-for'] !== expectFor) throw new Error(`x-forwarded-for ${String(out['x-forwarded-for'])}, expected ${expectFor}`);
-      // -Proto and -Host: a trusted proxy's only when listed (the handler checks their form: host.form, proto.form).
-      const expectProto = trusted && listsXf && typeof proto === 'string' ? proto : 'https';
+      // -Proto and -Host: a trusted proxy's only when listed (the handler checks their form: host.form,
+      // proto.form); -Proto lower-cased (a scheme is case-insensitive; review1 F5).
+      const expectProto = trusted && listsXf && typeof proto === 'string' ? proto.toLowerCase() : 'https';
       if (out['x-forwarded-proto'] !== expectProto) throw new Error(`x-forwarded-proto ${String(out['x-forwarded-proto'])}`);
       const expectHost = trusted && listsXf && typeof host === 'string' ? host : auth;
       if (out['x-forwarded-host'] !== expectHost)

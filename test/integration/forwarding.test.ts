@@ -375,6 +375,19 @@ t.test(
       'x-ssl-subject': 'CN=admin',
       'x-ssl-issuer': 'CN=Corp Root',
       'x-ssl-verified': '1',
+      // The scheme and host under other names: Tornado (xheaders) and Jupyter read X-Scheme before
+      // X-Forwarded-Proto, CodeIgniter Front-End-Https; X-Host, X-Original-Host and X-Http-Host are
+      // read as the host by URL-building helpers (review1 F2).
+      'x-scheme': 'http',
+      'x-url-scheme': 'http',
+      'front-end-https': 'off',
+      'x-host': 'evil.example',
+      'x-original-host': 'evil.example',
+      'x-http-host': 'evil.example',
+      x_scheme: 'http',
+      x_url_scheme: 'http',
+      front_end_https: 'off',
+      x_original_host: 'evil.example',
     };
     // Half of them listed in headers.trusted_proxy_headers (exact names, and one prefix): only those
     // pass from the trusted proxy. The others an ordinary front neither sets nor strips, so a client
@@ -1017,7 +1030,7 @@ t.test(
       ['[2001:db8::1]:8443', 'https'],
     ];
     const badHosts = ['localhost@evil.example', 'evil.example, 127.0.0.1', 'evil.example/x?', 'evil.example 127.0.0.1', ':8443'];
-    const badProtos = ['ftp', 'https, http', 'javascript', 'http://evil.example', 'HTTPS'];
+    const badProtos = ['ftp', 'https, http', 'HTTPS, HTTP', 'javascript', 'http://evil.example'];
     for (const h2 of [false, true]) {
       const p = h2 ? 'h2' : 'h1';
       const agent = testAgent(s.ca, { h2 });
@@ -1028,6 +1041,13 @@ t.test(
         const seen = res.json<{ headers: Record<string, string> }>().headers;
         t.equal(seen['x-forwarded-host'], host, `${p}: a listed X-Forwarded-Host believed`);
         t.equal(seen['x-forwarded-proto'], proto, `${p}: a listed X-Forwarded-Proto believed`);
+      }
+      // Schemes are case-insensitive (RFC 3986 §3.1): any case believed, and passed on in lower case (review1 F5).
+      for (const proto of ['HTTPS', 'Http']) {
+        const res = await fetchText(`${s.url}/echo`, agent, { headers: { 'x-forwarded-host': 'app.example', 'x-forwarded-proto': proto } });
+        t.equal(res.status, 200, `${p} X-Forwarded-Proto ${proto}: 200`);
+        const seen = res.json<{ headers?: Record<string, string> }>().headers;
+        t.equal(seen?.['x-forwarded-proto'], proto.toLowerCase(), `${p}: ${proto} passed on lower-cased`);
       }
       const none = await fetchText(`${s.url}/echo`, agent);
       const seenNone = none.json<{ headers: Record<string, string> }>().headers;

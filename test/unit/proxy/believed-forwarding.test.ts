@@ -30,8 +30,9 @@ t.test('listed, from a trusted proxy: one host[:port], and http or https', async
       'host.form',
       `${JSON.stringify(host)}: host.form`,
     );
-  for (const proto of ['http', 'https']) t.equal(checkBelievedForwarding({ 'x-forwarded-proto': proto }, '10.1.1.1', listing), undefined);
-  for (const proto of ['', 'ftp', 'HTTPS', 'https, http', 'https ', 'wss'])
+  for (const proto of ['http', 'https', 'HTTPS', 'Http'])
+    t.equal(checkBelievedForwarding({ 'x-forwarded-proto': proto }, '10.1.1.1', listing), undefined, `${proto} passes`);
+  for (const proto of ['', 'ftp', 'https, http', 'HTTPS,HTTPS', 'https ', 'wss', 'httpſ'])
     t.equal(
       ruleOf(checkBelievedForwarding({ 'x-forwarded-proto': proto }, '10.1.1.1', listing)),
       'proto.form',
