@@ -1,7 +1,11 @@
 import { WardenError } from '../errors.js';
 import { FORM_MEDIA_TYPE, isMediaRange, mediaTypeOf } from './media-type.js';
 
-/** `url-encoded` anywhere: Werkzeug's (and python-multipart's) legacy `application/x-url-encoded`. */
+/**
+ * `url-encoded` in the media type: Werkzeug's (and python-multipart's) legacy `application/x-url-encoded`.
+ * They read the media type only: in a parameter (`profile="…/url-encoded"`, a boundary) it was a
+ * false refusal (review1 F4).
+ */
 const URL_DASH_ENCODED = /url-encoded/i;
 /** `urlencoded` anywhere: formidable 3 (querystring plugin) reads such a body as a form. */
 const URLENCODED = /urlencoded/i;
@@ -23,11 +27,12 @@ const THE_FORM_TYPE = /application\/x-www-form-urlencoded/i;
  *
  * A header holding `application/x-www-form-urlencoded` is left to contentTypeRefusal, which refuses
  * it anywhere but as the media type (Fastify, Mojolicious), and so is a media range (Falcon). Django, Starlette, aiohttp, busboy, body-parser,
- * Rack, PHP and Go read only that form type. At most three linear regex tests, no copy of the header.
+ * Rack, PHP and Go read only that form type. At most three linear regex tests; mediaTypeOf's slice
+ * of the header is cached for the stages after.
  */
 export function formAliasRefusal(contentType: string | undefined): WardenError | undefined {
   if (contentType === undefined) return undefined;
-  if (!URL_DASH_ENCODED.test(contentType)) {
+  if (!URL_DASH_ENCODED.test(mediaTypeOf(contentType))) {
     if (!URLENCODED.test(contentType)) return undefined;
     if (THE_FORM_TYPE.test(contentType) || isMediaRange(mediaTypeOf(contentType))) return undefined;
   }

@@ -99,6 +99,12 @@ export interface RoutePlan extends RouteInfo {
    */
   readonly declaredParams: ((params: RouteMatch['params']) => RouteMatch['params']) | undefined;
   /**
+   * Whether a stage reads the query (the waf, OpenAPI validation, a query token source or API key):
+   * only there is a Content-Type charset that a backend would decode the query in refused
+   * (net/query-charset.ts); elsewhere the check protected nothing (review1 F3).
+   */
+  readonly readsQuery: boolean;
+  /**
    * On the plan of a CORS preflight (routing.cors_preflight: forward): the route that takes the
    * method it announces, whose path readings it is held to, and its counter. Undefined on every other plan.
    */
@@ -257,6 +263,8 @@ function buildStages(
     preflightStages.push(stages[stages.length - 1] as Stage);
     decidesCaller = true;
   }
+  // Whether a stage reads the query: the token from it, an API key in it, validation, the waf (below).
+  let readsQuery = false;
   const rateLimit = rateLimitStageOf(config, routeId, policy, deps);
   const limitAfterAuthn = rateLimit !== undefined && config.tokens !== undefined && keysNeedPrincipal(config.rate_limits.key);
   if (rateLimit && !limitAfterAuthn) stages.push(rateLimit);
@@ -269,6 +277,7 @@ function buildStages(
     const authnStage = createAuthnStage(authn, runtime);
     // Optional authn too: a response to a caller without a token would be served to those with one.
     if (authn.mode !== 'off') decidesCaller = true;
+    if (authn.mode !== 'off' && config.tokens.sources.some((source) => source.from === 'query')) readsQuery = true;
     if (limitAfterAuthn && authn.mode !== 'off') {
       const failed = failedAuthnLimitOf(config, routeId, policy, deps);
       stages.push(failed.check, failed.charging(authnStage));
@@ -280,7 +289,9 @@ function buildStages(
       );
       decidesCaller = true;
     }
+    if (readsQueryKey(policy.scopes)) readsQuery = true;
   } else if (!isScopesNoop(policy.scopes)) {
+    if (readsQueryKey(policy.scopes)) readsQuery = true;
     // Without tokens only operations whose every alternative needs none get here (operationEntries).
     stages.push(createAuthzScopesStage(policy.scopes as ScopeAlternatives, config.service.name));
     decidesCaller = true;
@@ -296,6 +307,8 @@ function buildStages(
     const readOnly = config.openapi?.validation.read_only ?? 'refuse';
     const validator = documentProblem(config, () => compileRequestValidator(op, { unknownQuery, readOnly }, schemas));
     stages.push(createParamsValidationStage(validator, mode, deps.events));
+    // Declared parameters, unknown keys, keys a merging backend reads as body properties.
+    readsQuery = true;
     if (validator.hasBody || op.requestBody?.required) {
       bodyStages.push(createBodyValidationStage(validator, mode, deps.events));
       buffersBody = ALWAYS;
@@ -305,6 +318,7 @@ function buildStages(
   if (waf) {
     stages.push(createWafRequestStage(waf));
     preflightStages.push(stages[stages.length - 1] as Stage);
+    readsQuery = true;
     bodyStages.push(createWafBodyStage(waf));
     bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
     if (buffersBody === NEVER) buffersBody = isWafBufferedBody;
@@ -344,12 +358,19 @@ function buildStages(
       mintHeader = runtime.mintHeader.name;
     }
   }
-  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader, preflightStages };
+  return { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, readsQuery, mintHeader, preflightStages };
+}
+
+/** An OpenAPI security alternative asks for an API key in the query (authz-scopes.ts reads it). */
+function readsQueryKey(scopes: RoutePolicy['scopes']): boolean {
+  return scopes !== undefined && 'alternatives' in scopes && scopes.alternatives.some((a) => a.apiKeys.some((key) => key.in === 'query'));
 }
 
 interface CallerDecisions {
   /** A stage decides by the caller's address, certificate, token or API key. */
   readonly decidesCaller: boolean;
+  /** A stage reads the query (RoutePlan.readsQuery). */
+  readonly readsQuery: boolean;
   /** The header the route's minted token goes in (lower case); undefined when it mints none. */
   readonly mintHeader: string | undefined;
 }
@@ -460,14 +481,8 @@ function routePlan(
   preflights: Map<RoutePlan, RoutePlan> | undefined,
 ): RoutePlan {
   const { id } = route;
-  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, mintHeader, preflightStages } = buildStages(
-    config,
-    route,
-    policy,
-    maxBodyBytes,
-    deps,
-    schemas,
-  );
+  const { stages, bodyStages, bodyObservers, buffersBody, jsonOpening, decidesCaller, readsQuery, mintHeader, preflightStages } =
+    buildStages(config, route, policy, maxBodyBytes, deps, schemas);
   const op = policy.operation?.op;
   const responseCheck =
     op && config.openapi?.validation.responses === 'report' ? documentProblem(config, () => compileResponseCheck(op, schemas)) : undefined;
@@ -484,6 +499,7 @@ function routePlan(
     cacheScope: decidesCaller ? createCacheScope({ mintHeader, tokenHeaders: tokenHeadersOf(config) }) : undefined,
     body: op === undefined ? 'by-method' : op.requestBody !== undefined ? 'declared' : 'none',
     declaredParams: op?.routedNames === undefined ? undefined : declaredParamsOf(op.routedNames),
+    readsQuery,
   });
   preflights?.set(plan, preflightPlan(plan, preflightStages, deps));
   return plan;
@@ -510,6 +526,8 @@ function preflightPlan(of: RoutePlan, stages: readonly Stage[], deps: PlanDeps):
     cacheScope: undefined,
     body: 'none',
     declaredParams: of.declaredParams,
+    // The waf on the head reads a preflight's query as the route's would.
+    readsQuery: of.readsQuery,
     preflight: Object.freeze({ of, counted }),
   });
 }

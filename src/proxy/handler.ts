@@ -303,8 +303,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         ? target
         : ((gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined) ??
           // On every route, before any stage: what a backend reads in the Content-Type is not a matter of the stages configured.
-          formAliasRefusal(headers['content-type']) ??
-          queryCharsetRefusal(headers['content-type'], target.search)));
+          formAliasRefusal(headers['content-type'])));
     if (early) return refuse(early);
     // Stages then read the request as the backend gets it (headers.ts).
     if (!h2 && headers.connection !== undefined) dropConnectionNamed(headers);
@@ -326,6 +325,9 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
         ? checkPathReadings(gen.plan, ctx.method, ctx.path, match)
         : checkPathReadings(gen.plan, asked as string, ctx.path, { route: preflight.of, params: match.params });
     if (aliased) return refuse(aliased);
+    // Only where a stage reads the query: elsewhere a backend's reading of it is checked by nothing here.
+    const queryCharset = match.route.readsQuery ? queryCharsetRefusal(headers['content-type'], ctx.search) : undefined;
+    if (queryCharset) return refuse(queryCharset);
     preflight?.counted();
     ctx.route = match.route;
     ctx.params = match.params; // by the names the operation declares (plan.ts resolve)

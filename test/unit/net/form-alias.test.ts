@@ -6,7 +6,6 @@ t.test('formAliasRefusal: form types other than application/x-www-form-urlencode
     'application/x-url-encoded',
     'APPLICATION/X-URL-ENCODED; charset=utf-8',
     'application/x-url-encoded,x',
-    'application/x-www-form-urlencoded; x=application/x-url-encoded',
     'application/x-urlencoded',
     'text/x-www-form-urlencoded',
     'text/plain; x=urlencoded',
@@ -28,6 +27,12 @@ t.test('formAliasRefusal: form types other than application/x-www-form-urlencode
     'application/json',
     'multipart/form-data; boundary=BB',
     'text/plain; charset=utf-8',
+    // `url-encoded` in a parameter: Werkzeug reads the media type only, formidable `urlencoded` (review1 F4).
+    'application/json; profile="https://schemas.example/url-encoded"',
+    'image/png; name="my-url-encoded.png"',
+    'multipart/form-data; boundary=----url-encoded-part',
+    // The form type, read as a form by all (Werkzeug by its media type, formidable by `urlencoded`).
+    'application/x-www-form-urlencoded; x=application/x-url-encoded',
   ])
     t.equal(formAliasRefusal(type), undefined, `${String(type)}: not this rule's`);
 });

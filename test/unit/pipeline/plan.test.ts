@@ -238,3 +238,38 @@ t.test("a path parameter of any length names its route: over find-my-way's defau
     t.equal((p.resolve('GET', `/orders/${'a'.repeat(n)}`) as RouteMatch).route.id, 'orders', `an id of ${n} characters`);
   }
 });
+
+t.test('readsQuery: only routes where a stage reads the query (review1 F3)', async (t) => {
+  const { createTokenRuntime } = await import('../../../src/identity/token-runtime.js');
+  const { createEventBus } = await import('../../../src/telemetry/events.js');
+  const { createLogger } = await import('../../../src/telemetry/logger.js');
+  const { createMetrics } = await import('../../../src/telemetry/metrics.js');
+  const routeOf = async (extra: Record<string, unknown>, path = '/r') => {
+    const { config } = parseSidecarConfig('s.yaml', await testConfigYaml('http://127.0.0.1:1', extra));
+    const tokens =
+      config.tokens &&
+      (await createTokenRuntime(config.tokens, {
+        serviceName: 'svc',
+        selfId: undefined,
+        events: createEventBus(),
+        logger: createLogger({ level: 'silent' }),
+        metrics: createMetrics({ serviceName: 'svc', processMetrics: false }).tokens,
+        offline: true,
+      }));
+    if (tokens) t.teardown(() => tokens.close());
+    // The waf and OpenAPI validation: test/integration/django-werkzeug-readings.test.ts.
+    const p = compilePlan(config, { tokens });
+    return (p.resolve('GET', path) as RouteMatch).route;
+  };
+  const issuers = [{ id: 'a', issuer: 'https://idp.example', discovery: false, jwks_uri: 'https://idp.example/jwks', audience: ['x'] }];
+  const routes = [
+    { id: 'r', path: '/r', methods: ['GET'] },
+    { id: 'open', path: '/open', methods: ['GET'], authn: { mode: 'off' } },
+  ];
+  t.equal((await routeOf({})).readsQuery, false, 'no stage: no');
+  t.equal((await routeOf({ routes: routes.slice(0, 1) })).readsQuery, false, 'a route without stages: no');
+  t.equal((await routeOf({ tokens: { issuers }, routes })).readsQuery, false, 'a token from the Authorization header: no');
+  const query = { issuers, sources: [{ from: 'authorization' }, { from: 'query', name: 'access_token' }] };
+  t.equal((await routeOf({ tokens: query, routes })).readsQuery, true, 'a query token source: yes');
+  t.equal((await routeOf({ tokens: query, routes }, '/open')).readsQuery, false, 'but not where authn is off');
+});
