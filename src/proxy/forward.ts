@@ -339,6 +339,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
   private timer: NodeJS.Timeout | undefined;
   /** Sent a second time (sendAgain): a deadline meanwhile is no full pool's. */
   private retried = false;
+  /** performance.now() as a connection took the request (onRequestStart): how soon a stale close followed. */
+  private writtenAt = 0;
   /** The client reads slower than the backend sends: the body timeout waits, as undici's does. */
   private paused = false;
   /**
@@ -394,6 +396,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.writtenAt = performance.now();
     if (this.finished) {
       // Answered while queued (or its client left): undici checks `aborted` before it writes
       // anything (client-h1.js writeH1), so the backend never sees it.
@@ -567,7 +570,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       this.settle();
       return;
     }
-    if (this.retry !== undefined && !this.started && isStaleConnectionFailure(err)) return this.sendAgain(this.retry);
+    if (this.retry !== undefined && !this.started && isStaleConnectionFailure(err, performance.now() - this.writtenAt, this.remainingMs()))
+      return this.sendAgain(this.retry);
     this.fail(err instanceof WardenError ? err : upstreamError(err));
   }
 
@@ -576,6 +580,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
    * connection. The wait for its answer stays timed from the first dispatch (timeouts.headers in
    * all), and the request counts as queued until the new connection takes it (onRequestStart).
    */
+  /** What is left of timeouts.headers counted from the first dispatch (Infinity without one). */
+  private remainingMs(): number {
+    return this.exact.headersDeadline > 0 ? this.exact.headersDeadline - (performance.now() - this.dispatchedAt) : Infinity;
+  }
+
   private sendAgain(options: Dispatcher.DispatchOptions): void {
     this.retry = undefined;
     this.retried = true;

@@ -3,19 +3,29 @@
  * connections after its own timeout (gunicorn's gthread worker after 2 s, below Warden's
  * upstream.keep_alive of 4 s); a request written just as it does meets the close before any answer,
  * and undici fails it with "other side closed" (FIN) or ECONNRESET / EPIPE (the backend closed with
- * the request unread). The backend never acted on it. As nginx and Go's Transport do, such a
- * request is sent again, once, on a fresh connection, when it may be: its method is idempotent
- * (RFC 9110 §9.2.2) and its body is absent or held whole, so that the same bytes go again.
+ * the request unread). As nginx and Go's Transport do, such a request is sent again, once, on a
+ * fresh connection, when it may be: its method is safe (a backend that took it and died at once
+ * would run it twice) and its body is absent or held whole, so that the same bytes go again.
  */
 import type { Socket } from 'node:net';
 import type { buildConnector } from 'undici';
 
 /**
- * The idempotent methods of RFC 9110 §9.2.2. PUT and DELETE too, as nginx retries them: the
- * failure this retries is one the backend cannot have acted on (a connection that had served
- * requests, closed before any byte of an answer), and their bodies go only when held whole.
+ * The safe methods (RFC 9110 §9.2.1): a close that came soon after the request was written is an
+ * idle close racing it, but a backend may also have taken the request and died before answering;
+ * only a safe method may then run twice. Not PUT or DELETE (as Go's Transport: their side effects,
+ * audit rows and webhooks, would repeat; review rt29-3).
  */
-const REPLAYABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const REPLAYABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * How soon after the request was written the close must come to be taken for an idle close racing
+ * it: the backend's FIN or RST is then already on its way. Later, the backend was working on it.
+ */
+export const STALE_CLOSE_WITHIN_MS = 1000;
+
+/** Less of timeouts.headers than this left: no retry (the second request would outlive its caller's 504). */
+const RETRY_FLOOR_MS = 50;
 
 export const isReplayableMethod = (method: string): boolean => REPLAYABLE_METHODS.has(method);
 
@@ -44,13 +54,14 @@ export function markingReads(open: buildConnector.connector): buildConnector.con
 }
 
 /**
- * The request failed as a reused connection the backend closed does: closed or reset before any
- * byte of the response (the caller checks that none arrived), on a connection that had answered
- * before. The same errors on a fresh connection say the backend is down, or took the request and
- * died: not retried.
+ * The request failed as a reused connection the backend closed does: closed or reset before a
+ * response head (the caller checks), on a connection that had answered before, within
+ * STALE_CLOSE_WITHIN_MS of the write, with time left to send it again. The same errors on a fresh
+ * connection say the backend is down; later ones that it took the request and died: not retried.
  */
-export function isStaleConnectionFailure(err: unknown): boolean {
+export function isStaleConnectionFailure(err: unknown, sinceWrittenMs: number, remainingMs: number): boolean {
   if (typeof err !== 'object' || err === null) return false;
+  if (sinceWrittenMs > STALE_CLOSE_WITHIN_MS || remainingMs < RETRY_FLOOR_MS) return false;
   const e = err as Marked;
   switch (e.code) {
     case 'UND_ERR_SOCKET':
