@@ -59,7 +59,7 @@ import { createPeerAuthzStage } from '../stages/peer-authz.js';
 import { createCacheScope } from '../net/cache-scope.js';
 import type { RequestContext, RouteInfo, Stage, StreamingStage, Verdict } from './stage.js';
 import type { RateLimitCounters } from '../telemetry/metrics.js';
-import { preflightMethodOf } from './preflight.js';
+import { preflightMethodOf, type PreflightCredentials } from './preflight.js';
 
 const ALWAYS = () => true;
 const NEVER = () => false;
@@ -126,7 +126,7 @@ export interface Plan {
    */
   resolve(method: string, path: string, preflightFor?: string): RouteMatch | WardenError;
   /** The method an OPTIONS request announces when it is an exact CORS preflight and they are forwarded; else undefined. */
-  preflightMethod(headers: IncomingHttpHeaders): string | undefined;
+  preflightMethod(headers: IncomingHttpHeaders, search: string): string | undefined;
   /**
    * The declared route `path` names when read case-insensitively, as Express and ASP.NET Core
    * route by default (src/proxy/path-readings.ts); undefined when it names none.
@@ -277,7 +277,8 @@ function buildStages(
     const authnStage = createAuthnStage(authn, runtime);
     // Optional authn too: a response to a caller without a token would be served to those with one.
     if (authn.mode !== 'off') decidesCaller = true;
-    if (authn.mode !== 'off' && config.tokens.sources.some((source) => source.from === 'query')) readsQuery = true;
+    // With authn off too: the stage still strips a query token source's name (authn.ts), read as UTF-8 (review rt29-3).
+    if (config.tokens.sources.some((source) => source.from === 'query')) readsQuery = true;
     if (limitAfterAuthn && authn.mode !== 'off') {
       const failed = failedAuthnLimitOf(config, routeId, policy, deps);
       stages.push(failed.check, failed.charging(authnStage));
@@ -373,6 +374,20 @@ interface CallerDecisions {
   readonly readsQuery: boolean;
   /** The header the route's minted token goes in (lower case); undefined when it mints none. */
   readonly mintHeader: string | undefined;
+}
+
+/** Where a caller's credential may come besides Authorization and Cookie: token sources and OpenAPI API keys. */
+function preflightCredentialsOf(config: SidecarConfig, operations: readonly Operation[] | undefined): PreflightCredentials {
+  const headers = new Set(tokenHeadersOf(config));
+  const queryNames = new Set<string>();
+  for (const s of config.tokens?.sources ?? []) if (s.from === 'query') queryNames.add(s.name);
+  for (const op of operations ?? [])
+    for (const alternative of op.security ?? [])
+      for (const key of alternative.apiKeys) {
+        if (key.in === 'header') headers.add(key.name.toLowerCase());
+        else if (key.in === 'query') queryNames.add(key.name);
+      }
+  return { headers: [...headers], queryNames: [...queryNames] };
 }
 
 /** The request headers a caller's token may come in (lower case): what a cache in front sees of it. */
@@ -557,9 +572,9 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
     schemas,
     preflights,
   );
-  const tokenHeaders = tokenHeadersOf(config);
-  const preflightMethod = (headers: IncomingHttpHeaders) =>
-    preflights === undefined ? undefined : preflightMethodOf(headers, tokenHeaders);
+  const credentials = preflightCredentialsOf(config, deps.operations);
+  const preflightMethod = (headers: IncomingHttpHeaders, search: string) =>
+    preflights === undefined ? undefined : preflightMethodOf(headers, search, credentials);
   const routes: RoutePlan[] = [];
 
   const entries = deps.operations ? operationEntries(config, deps.operations) : configEntries(config);
@@ -644,7 +659,14 @@ export function compilePlan(config: SidecarConfig, given: PlanDeps = {}): Plan {
    */
   const preflightOf = (asked: string, path: string, own: ReturnType<typeof router.find>): RouteMatch | undefined => {
     const found = router.find(asked as FindMyWay.HTTPMethod, path);
-    const route = found !== null ? (found.store as RoutePlan) : passthrough && asked !== 'TRACE' ? defaultRoute : undefined;
+    // The default route only for a path no route declares: a declared path's preflight for a method
+    // it lacks (`get`, `BREW`) took the default route's stages over its own (review rt29-3).
+    const route =
+      found !== null
+        ? (found.store as RoutePlan)
+        : passthrough && asked !== 'TRACE' && !methods.some((m) => router.find(m as FindMyWay.HTTPMethod, path) !== null)
+          ? defaultRoute
+          : undefined;
     if (route === undefined || (own !== null && own.store !== route)) return undefined;
     const params = found === null ? NO_PARAMS : route.declaredParams === undefined ? found.params : route.declaredParams(found.params);
     return { route: (preflights as Map<RoutePlan, RoutePlan>).get(route) as RoutePlan, params };

@@ -14,15 +14,28 @@ import { WardenError } from '../errors.js';
  */
 const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'dpop'] as const;
 
+/** Where else a caller's credential may come: configured token headers, API-key headers and query names. */
+export interface PreflightCredentials {
+  /** Token headers beyond Authorization and Cookie, OpenAPI API-key headers (lower case). */
+  readonly headers: readonly string[];
+  /** Query token sources and OpenAPI API keys `in: query`. */
+  readonly queryNames: readonly string[];
+}
+
 /**
- * The method an exact preflight announces, undefined for any other request. `tokenHeaders`: the
- * configured token headers beyond Authorization and Cookie (lower case). Called for OPTIONS only.
+ * The method an exact preflight announces, undefined for any other request: one carrying a
+ * credential anywhere Warden reads one (a header; or, where a query token source or API key is
+ * configured, any query: the preflight plan checks none, and the backend would get it unchecked)
+ * is routed as any OPTIONS. Called for OPTIONS only.
  */
-export function preflightMethodOf(headers: IncomingHttpHeaders, tokenHeaders: readonly string[]): string | undefined {
+export function preflightMethodOf(headers: IncomingHttpHeaders, search: string, credentials: PreflightCredentials): string | undefined {
   const asked = headers['access-control-request-method'];
   if (headers.origin === undefined || typeof asked !== 'string' || asked === '') return undefined;
   for (const name of CREDENTIAL_HEADERS) if (headers[name] !== undefined) return undefined;
-  for (const name of tokenHeaders) if (headers[name] !== undefined) return undefined;
+  for (const name of credentials.headers) if (headers[name] !== undefined) return undefined;
+  // Any query at all, where a credential may come in one: backends read a name in spellings an
+  // exact test misses (`access.token` is PHP's `access_token`; review rt29-3).
+  if (search.length > 1 && credentials.queryNames.length > 0) return undefined;
   return asked;
 }
 

@@ -314,7 +314,12 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     if (local !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD')) return local(res);
 
     // A CORS preflight (routing.cors_preflight: forward) is routed by the method it announces.
-    const asked = ctx.method === 'OPTIONS' ? gen.plan.preflightMethod(headers) : undefined;
+    // A method override makes it no preflight (a browser sends none), whatever `overrides` says: under
+    // `forward` the backend would run the overridden method under the credential-free plan.
+    const asked =
+      ctx.method === 'OPTIONS' && checkOverrides(headers, ctx.search) === undefined
+        ? gen.plan.preflightMethod(headers, ctx.search)
+        : undefined;
     const match = gen.plan.resolve(ctx.method, ctx.path, asked);
     if (match instanceof WardenError) return refuse(match);
     const preflight = match.route.preflight;

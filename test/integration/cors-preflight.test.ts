@@ -151,7 +151,12 @@ for (const mode of ['openapi', 'routes'] as const) {
     const s = await startTestSidecar(t, backend.url, {
       ...policy,
       routing: { cors_preflight: 'forward' },
-      tokens: { issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }] },
+      // Overrides passed on: a preflight carrying one must still be no preflight (review rt29-3).
+      headers: { overrides: 'forward' },
+      tokens: {
+        issuers: [{ id: 'idp', issuer: idp.issuer, audience: ['api'] }],
+        sources: [{ from: 'authorization' }, { from: 'query', name: 'access_token' }],
+      },
     });
     const agent = testAgent(s.ca);
     t.teardown(() => agent.close());
@@ -214,6 +219,20 @@ for (const mode of ['openapi', 'routes'] as const) {
       headers: { ...PREFLIGHT, cookie: 'session=1' },
     });
     t.equal(withCookie.status, 405, 'a cookie too');
+    // A query token source's name: the preflight plan checks no token, and the backend would get it unchecked.
+    const withQueryToken = await fetchText(`${s.url}/json/1?access_token=forged`, agent, { method: 'OPTIONS', headers: PREFLIGHT });
+    t.equal(withQueryToken.status, 405, 'a token in a query token source too');
+    const spelledOtherwise = await fetchText(`${s.url}/json/1?access.token=forged`, agent, { method: 'OPTIONS', headers: PREFLIGHT });
+    t.equal(spelledOtherwise.status, 405, "in another spelling (PHP's access.token): any query, where a query source exists");
+    const overridden = await fetchText(`${s.url}/json/1`, agent, {
+      method: 'OPTIONS',
+      headers: { ...PREFLIGHT, 'x-http-method-override': 'DELETE' },
+    });
+    t.equal(
+      overridden.status,
+      405,
+      'a method override: no preflight, an OPTIONS as any other (before: the DELETE under the preflight plan)',
+    );
     for (const h2 of [false, true]) {
       const withBody = await optionsWithBody(s.port, s.ca, h2);
       t.equal(withBody.status, 400, `${h2 ? 'h2' : 'h1'}: a preflight with a body is refused`, { got: withBody });
