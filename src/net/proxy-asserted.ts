@@ -3,7 +3,6 @@
  * Warden believe from its trusted proxies (headers.trusted_proxy_headers). Shared by header hygiene
  * (proxy/headers.ts) and the configuration's checks.
  */
-import { FORWARDING } from './sidecar-headers.js';
 
 /**
  * What a proxy in front asserts about the caller — its address (set by CDNs and load balancers;
@@ -77,15 +76,6 @@ export function proxyAsserted(name: string): boolean {
 }
 
 /**
- * The forwarding fields Warden sets unless a trusted proxy is said to set them: a front that passes
- * a client's own (Varnish, Squid, HAProxy's `option forwardfor`, nginx's plain proxy_pass) handed
- * the backend the host and scheme the client chose, which it builds links and redirects from and
- * a caching front stores (red team 29 F1). X-Forwarded-For is always believed from a trusted proxy
- * (its chain is walked for the client), X-Real-IP and X-Forwarded-Client-Cert never.
- */
-const LISTED_FORWARDING = new Set(['x-forwarded-host', 'x-forwarded-proto']);
-
-/**
  * Why `entry` cannot be a headers.trusted_proxy_headers entry, or undefined when it can: `forwarded`,
  * `x-request-id`, `x-forwarded-host`, `x-forwarded-proto`, any other proxy-asserted name, or `<prefix>*` whose
  * prefix lies within a proxy-asserted family (`x-amzn-oidc-*`). Any other name is refused, not ignored: Warden passes it from anyone already,
@@ -96,7 +86,9 @@ export function trustedProxyHeaderProblem(entry: string): string | undefined {
   if (entry === 'x-real-ip') return `"${entry}" is set by Warden to the client address it computed; remove it`;
   if (entry === 'x-forwarded-client-cert')
     return `"${entry}" is never believed: Warden sets it from the caller's verified certificate; remove it`;
-  if (FORWARDING.has(entry) && !LISTED_FORWARDING.has(entry)) return `"${entry}" is always believed from trusted proxies; remove it`;
+  // The one forwarding field not listable: its chain is always walked for the client. X-Forwarded-Host
+  // and -Proto are believed only when listed (headers.ts), and pass as proxy-asserted names below.
+  if (entry === 'x-forwarded-for') return `"${entry}" is always believed from trusted proxies; remove it`;
   const prefix = entry.endsWith('*') ? entry.slice(0, -1) : undefined;
   if (prefix === undefined ? proxyAsserted(entry) : prefix !== '' && PROXY_ASSERTED_PREFIX.test(prefix)) return undefined;
   return prefix === undefined
