@@ -34,7 +34,7 @@ export function checkBelievedForwarding(headers: IncomingHttpHeaders, socketAddr
 }
 
 /** `http` or `https`, any case: a front or iRule writing `HTTPS` was a 400 on every request (review1 F5). */
-export function isHttpScheme(proto: string): boolean {
+function isHttpScheme(proto: string): boolean {
   const lower = proto.toLowerCase();
   return lower === 'https' || lower === 'http';
 }

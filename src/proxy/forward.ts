@@ -482,7 +482,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       // one, so a backend sending 102 every few seconds held the request for good: the deadline
       // from dispatch is kept natively from the first one on (the exact timer, when running, is not restarted).
       if (this.timer === undefined && this.exact.headersDeadline > 0) {
-        this.timer = exactTimer(this, Math.max(0, this.exact.headersDeadline - (performance.now() - this.dispatchedAt)));
+        this.timer = exactTimer(this, Math.max(0, this.remainingMs()));
       }
       return;
     }
@@ -570,9 +570,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
       this.settle();
       return;
     }
-    if (this.retry !== undefined && !this.started && isStaleConnectionFailure(err, performance.now() - this.writtenAt, this.remainingMs()))
+    // `retry` is cleared by any response head (onResponseStart): set, nothing of an answer came.
+    if (this.retry !== undefined && isStaleConnectionFailure(err, performance.now() - this.writtenAt, this.remainingMs()))
       return this.sendAgain(this.retry);
     this.fail(err instanceof WardenError ? err : upstreamError(err));
+  }
+
+  /** What is left of timeouts.headers counted from the first dispatch (Infinity without one). */
+  private remainingMs(): number {
+    return this.exact.headersDeadline > 0 ? this.exact.headersDeadline - (performance.now() - this.dispatchedAt) : Infinity;
   }
 
   /**
@@ -580,20 +586,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, Aborter {
    * connection. The wait for its answer stays timed from the first dispatch (timeouts.headers in
    * all), and the request counts as queued until the new connection takes it (onRequestStart).
    */
-  /** What is left of timeouts.headers counted from the first dispatch (Infinity without one). */
-  private remainingMs(): number {
-    return this.exact.headersDeadline > 0 ? this.exact.headersDeadline - (performance.now() - this.dispatchedAt) : Infinity;
-  }
-
   private sendAgain(options: Dispatcher.DispatchOptions): void {
     this.retry = undefined;
     this.retried = true;
     this.controller = undefined;
     clearTimeout(this.timer);
-    this.timer =
-      this.exact.headersDeadline > 0
-        ? exactTimer(this, Math.max(0, this.exact.headersDeadline - (performance.now() - this.dispatchedAt)))
-        : undefined;
+    this.timer = this.exact.headersDeadline > 0 ? exactTimer(this, Math.max(0, this.remainingMs())) : undefined;
     this.sendFresh(options, this);
   }
 

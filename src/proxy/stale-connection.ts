@@ -22,7 +22,7 @@ const REPLAYABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS
  * How soon after the request was written the close must come to be taken for an idle close racing
  * it: the backend's FIN or RST is then already on its way. Later, the backend was working on it.
  */
-export const STALE_CLOSE_WITHIN_MS = 1000;
+const STALE_CLOSE_WITHIN_MS = 1000;
 
 /** Less of timeouts.headers than this left: no retry (the second request would outlive its caller's 504). */
 const RETRY_FLOOR_MS = 50;
