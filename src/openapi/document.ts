@@ -16,6 +16,7 @@ import { AJV_CODE_OPTIONS } from '../config/ajv-codegen.js';
 import { FileTooLargeError, NotAFileError, readFileBounded } from '../config/bounded-file.js';
 import { readCappedBody } from '../net/capped-body.js';
 import { OpenApiError } from './document-error.js';
+import { escapePointer } from './subschemas.js';
 import { rewriteDocumentSchemas, rewriteReferencedFile, type OpenApiWarning } from './schema-rewrites.js';
 
 export { OpenApiError } from './document-error.js';
@@ -166,10 +167,7 @@ function schemaProblem(first: ErrorObject | undefined): OpenApiError {
     const extra = String(params.additionalProperty ?? params.unevaluatedProperty);
     const why = at === '#/paths' ? ': a path must start with "/"' : ' (not an OpenAPI field; extensions start "x-")';
     // `#` alone is read as "the whole document" (describeIn): the key's own pointer names the document.
-    return new OpenApiError(
-      at === '#' ? `#/${extra.replaceAll('~', '~0').replaceAll('/', '~1')}` : at,
-      `unknown key ${JSON.stringify(extra)}${why}`,
-    );
+    return new OpenApiError(at === '#' ? `#/${escapePointer(extra)}` : at, `unknown key ${JSON.stringify(extra)}${why}`);
   }
   if (first?.keyword === 'enum') {
     // "must be equal to one of the allowed values" named none (`in: qurey`).
@@ -193,7 +191,7 @@ function refuseRelativeRefs(doc: Record<string, unknown>): void {
     if (typeof node !== 'object' || node === null || seen.has(node)) continue;
     seen.add(node);
     for (const [key, value] of Object.entries(node)) {
-      const here = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      const here = `${at}/${escapePointer(key)}`;
       if (key === '$ref' && typeof value === 'string' && !value.startsWith('#') && !/^https?:\/\//i.test(value))
         throw new OpenApiError(
           here,

@@ -16,11 +16,10 @@ import { WardenError } from '../errors.js';
 import { holdsNoSchema, OpenApiError, type OpenApiDocument } from './document.js';
 import { compileSecurity, type SecurityAlternative } from './security-requirements.js';
 import { escapePointer } from './subschemas.js';
+import { OPERATION_METHODS } from './operation-methods.js';
 import { parameterNameProblem, routerNamesOf } from './path-parameter-names.js';
 import { RATE_LIMIT_EXTENSION, refuseUnreadWardenExtensions } from './warden-extensions.js';
 import type { EncodingObject } from './form-encoding.js';
-
-const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 export interface Operation {
   /** operationId, or "METHOD /path" when the document gives none. */
@@ -371,7 +370,7 @@ export function operationsOf(doc: OpenApiDocument, options: OperationsOptions = 
     refuseUnnamableParameters(template, pointerOf('paths', template));
     const problem = patternProblem(template, 'template');
     if (problem !== undefined) throw new OpenApiError(pointerOf('paths', template), problem);
-    for (const method of METHODS) {
+    for (const method of OPERATION_METHODS) {
       const op = item[method] as Record<string, unknown> | undefined;
       if (op === undefined) continue;
       const pointer = pointerOf('paths', template, method);

@@ -31,6 +31,7 @@ import { OpenApiError } from './document-error.js';
 import { unhonouredFormEncodings } from './form-encoding.js';
 import { isKnownFormat } from './formats.js';
 import { escapePointer, forEachSubschema, isSchema, type Schema } from './subschemas.js';
+import { OPERATION_METHODS } from './operation-methods.js';
 
 /** Something the document says that Warden reads differently than its author may have meant; logged at load. */
 export class OpenApiWarning extends OpenApiError {
@@ -63,8 +64,6 @@ const IN_PLACE = new Set([
 /** Keywords that read what the schema's other keywords evaluated (JSON Schema 2020-12 §11): they stay beside the `allOf`. */
 const UNEVALUATED = new Set(['unevaluatedProperties', 'unevaluatedItems']);
 const siblingsOf = (node: Schema) => Object.keys(node).filter((k) => k !== '$ref' && !IN_PLACE.has(k) && !k.startsWith('x-'));
-
-const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
 const isRef = (node: Schema): boolean => typeof node.$ref === 'string';
 
@@ -193,7 +192,7 @@ export function rewriteDocumentSchemas(doc: Schema, dialect: Dialect, warn: (w: 
   function pathItem(node: unknown, at: string): void {
     if (!once(node) || isRef(node)) return;
     if (Array.isArray(node.parameters)) node.parameters.forEach((p, i) => parameter(p, `${at}/parameters/${i}`));
-    for (const m of METHODS) operation(node[m], `${at}/${m}`);
+    for (const m of OPERATION_METHODS) operation(node[m], `${at}/${m}`);
   }
 
   each(doc.paths, '#/paths', pathItem);

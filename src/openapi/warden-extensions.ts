@@ -11,16 +11,15 @@
  */
 import { closest } from '../config/closest-name.js';
 import { OpenApiError } from './document-error.js';
-import { escapePointer } from './subschemas.js';
+import { escapePointer, isSchema } from './subschemas.js';
+import { isOperationKey } from './operation-methods.js';
 
 export const RATE_LIMIT_EXTENSION = 'x-warden-rate-limit';
-const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
 
 const isWardenKey = (key: string) => /^x[-_]?warden/i.test(key);
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function refuseIn(node: unknown, pointer: string, onOperation: boolean): void {
-  if (!isObject(node)) return;
+  if (!isSchema(node)) return;
   for (const key of Object.keys(node)) {
     if (!isWardenKey(key) || (onOperation && key === RATE_LIMIT_EXTENSION)) continue;
     const at = `${pointer}/${escapePointer(key)}`;
@@ -38,16 +37,16 @@ function refuseIn(node: unknown, pointer: string, onOperation: boolean): void {
 }
 
 export function refuseUnreadWardenExtensions(doc: object): void {
-  if (!isObject(doc)) return;
+  if (!isSchema(doc)) return;
   refuseIn(doc, '#', false);
   refuseIn(doc.info, '#/info', false);
   refuseIn(doc.components, '#/components', false);
   const paths = doc.paths;
-  if (!isObject(paths)) return;
+  if (!isSchema(paths)) return;
   for (const [template, item] of Object.entries(paths)) {
     const at = `#/paths/${escapePointer(template)}`;
     refuseIn(item, at, false);
-    if (!isObject(item)) continue;
-    for (const [method, op] of Object.entries(item)) if (METHODS.has(method)) refuseIn(op, `${at}/${method}`, true);
+    if (!isSchema(item)) continue;
+    for (const [method, op] of Object.entries(item)) if (isOperationKey(method)) refuseIn(op, `${at}/${method}`, true);
   }
 }
