@@ -65,17 +65,25 @@ export function bodyFieldValues(
   let fresh = false;
   /**
    * Whether to go on: false once past a bound. `key`: the value as sent, which decodes one way
-   * only; `decode` gives its bytes, never empty (the callers leave empty values out). `binary`: a
-   * base64 or byte-array reading, counted against decodedLimit; a base64 reading of a string just
-   * read is not a value read again (VISITS_PER_VALUE).
+   * only; `decode` gives its bytes, never empty (the callers leave empty values out). `array`: a
+   * byte array's reading, counted against decodedLimit.
    */
-  const take = (key: string, name: string, decode: () => Buffer, binary?: 'reading' | 'array'): boolean => {
+  const take = (key: string, name: string, decode: () => Buffer, array = false): boolean => {
     fresh = false;
-    if (binary !== 'reading' && ++visits > limit * VISITS_PER_VALUE) return !(excess = true);
+    if (++visits > limit * VISITS_PER_VALUE) return !(excess = true);
     if (seen.has(key)) return true;
     seen.add(key);
     fresh = true;
-    if (binary ? decoded++ >= decodedLimit : plain++ >= limit) return !(excess = true);
+    if (array ? decoded++ >= decodedLimit : plain++ >= limit) return !(excess = true);
+    values.push([name, decode]);
+    return true;
+  };
+  /**
+   * The base64 reading of a string just taken fresh (so seen once, by its string's key), counted
+   * against decodedLimit; not a value read again (VISITS_PER_VALUE).
+   */
+  const takeReading = (name: string, decode: () => Buffer): boolean => {
+    if (decoded++ >= decodedLimit) return !(excess = true);
     values.push([name, decode]);
     return true;
   };
@@ -120,7 +128,7 @@ export function bodyFieldValues(
     if (!take(`j:${s}`, where, utf8(s))) return false;
     if (!fresh) return true;
     const from = base64Start(s);
-    return from === -1 || take(`b:${s}`, where, () => base64Decoded(s, from), 'reading');
+    return from === -1 || takeReading(where, () => base64Decoded(s, from));
   };
   if (json === false) {
     // Not interoperable JSON (a name twice, a BOM, bytes not UTF-8, data after the document):
@@ -131,7 +139,7 @@ export function bodyFieldValues(
       if (literal !== '' && !string('a JSON string', literal)) return { values, excess };
     }
     for (const bytes of byteArraysIn(text)) {
-      if (!take(`a:${byteArrayKey(bytes)}`, 'a JSON array', () => bytes, 'array')) break;
+      if (!take(`a:${byteArrayKey(bytes)}`, 'a JSON array', () => bytes, true)) break;
     }
     return { values, excess };
   }
@@ -142,7 +150,7 @@ export function bodyFieldValues(
   const enter = (where: string, value: unknown): boolean => {
     if (Array.isArray(value)) {
       // A large one keyed by a digest: decoded only at its scan's turn.
-      if (isByteArray(value)) return take(`a:${byteArrayKey(value)}`, where, () => byteArrayDecoded(value), 'array');
+      if (isByteArray(value)) return take(`a:${byteArrayKey(value)}`, where, () => byteArrayDecoded(value), true);
       stack.push({ where, items: value, next: 0 });
     } else if (typeof value === 'object' && value !== null)
       stack.push({ where, items: Object.values(value), names: Object.keys(value), next: 0 });

@@ -13,6 +13,7 @@
  * A `data:…;base64,` URL (FileReader.readAsDataURL, canvas.toDataURL) is read from its comma.
  */
 import { createHash } from 'node:crypto';
+import { isHexDigit } from '../net/hex-digits.js';
 
 /**
  * The fewest numbers a byte array must hold to be scanned decoded. Below it small arrays (a
@@ -72,9 +73,7 @@ export function base64Start(s: string): number {
 }
 
 /** 0-9 a-f A-F and `-`. */
-function isHexOrDash(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d;
-}
+const isHexOrDash = (c: number): boolean => isHexDigit(c) || c === 0x2d;
 
 /** A-Z a-z 0-9, `+/` (standard) and `-_` (URL). */
 function isBase64Character(c: number): boolean {
