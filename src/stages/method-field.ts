@@ -80,7 +80,6 @@ export function createMethodFieldStage(): Stage {
   return {
     id: 'method-field',
     run(ctx) {
-      // Another method's body only where another stage held it (the plan holds a POST's for this).
       // A POST's body is read whole here, its Content-Type and form readings checked too; another
       // method's only for override names, and only where another stage held it.
       const post = ctx.method === 'POST';
