@@ -253,14 +253,16 @@ function buildStages(
   // token or API key): then its responses are private to shared caches (net/cache-scope.ts).
   let decidesCaller = false;
   if (!isAccessNoop(policy.access)) {
-    stages.push(createAccessStage(policy.access));
-    preflightStages.push(stages[stages.length - 1] as Stage);
+    const access = createAccessStage(policy.access);
+    stages.push(access);
+    preflightStages.push(access);
     decidesCaller = true;
   }
   const peerPolicy = peerPolicyOf(config, policy);
   if (peerPolicy) {
-    stages.push(createPeerAuthzStage(peerPolicy, { revocations: deps.revocations }));
-    preflightStages.push(stages[stages.length - 1] as Stage);
+    const peers = createPeerAuthzStage(peerPolicy, { revocations: deps.revocations });
+    stages.push(peers);
+    preflightStages.push(peers);
     decidesCaller = true;
   }
   // Whether a stage reads the query: the token from it, an API key in it, validation, the waf (below).
@@ -317,8 +319,9 @@ function buildStages(
   }
   const waf = wafOptionsOf(config, routeId, policy, deps);
   if (waf) {
-    stages.push(createWafRequestStage(waf));
-    preflightStages.push(stages[stages.length - 1] as Stage);
+    const wafHead = createWafRequestStage(waf);
+    stages.push(wafHead);
+    preflightStages.push(wafHead);
     readsQuery = true;
     bodyStages.push(createWafBodyStage(waf));
     bodyObservers.push(createWafMultipartStage(waf, maxBodyBytes));
@@ -541,8 +544,9 @@ function preflightPlan(of: RoutePlan, stages: readonly Stage[], deps: PlanDeps):
     cacheScope: undefined,
     body: 'none',
     declaredParams: of.declaredParams,
-    // The waf on the head reads a preflight's query as the route's would.
-    readsQuery: of.readsQuery,
+    // Of its own stages only the waf on the head reads the query (not the route's validation or
+    // token sources, which a preflight does not run).
+    readsQuery: stages.some((stage) => stage.id === 'waf'),
     preflight: Object.freeze({ of, counted }),
   });
 }
