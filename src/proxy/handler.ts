@@ -287,6 +287,11 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       rescue.respond(error, subjectOf(ctx), res);
     };
 
+    // Read once: refused below under `overrides: refuse`; and an OPTIONS carrying one is no CORS preflight.
+    const overrides =
+      target instanceof WardenError || (!gen.rules.refuseOverrides && ctx.method !== 'OPTIONS')
+        ? undefined
+        : checkOverrides(headers, target.search);
     const early =
       (h2
         ? // Duplicated singletons (Authorization, Host, …) are as ambiguous in h2 as in HTTP/1.1.
@@ -301,7 +306,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
       checkBelievedForwarding(headers, req.socket.remoteAddress ?? '', gen.rules) ??
       (target instanceof WardenError
         ? target
-        : ((gen.rules.refuseOverrides ? checkOverrides(headers, target.search) : undefined) ??
+        : ((gen.rules.refuseOverrides ? overrides : undefined) ??
           // On every route, before any stage: what a backend reads in the Content-Type is not a matter of the stages configured.
           formAliasRefusal(headers['content-type'])));
     if (early) return refuse(early);
@@ -316,10 +321,7 @@ export function createRequestHandler<G extends Generation>(deps: HandlerDeps<G>)
     // A CORS preflight (routing.cors_preflight: forward) is routed by the method it announces.
     // A method override makes it no preflight (a browser sends none), whatever `overrides` says: under
     // `forward` the backend would run the overridden method under the credential-free plan.
-    const asked =
-      ctx.method === 'OPTIONS' && checkOverrides(headers, ctx.search) === undefined
-        ? gen.plan.preflightMethod(headers, ctx.search)
-        : undefined;
+    const asked = ctx.method === 'OPTIONS' && overrides === undefined ? gen.plan.preflightMethod(headers, ctx.search) : undefined;
     const match = gen.plan.resolve(ctx.method, ctx.path, asked);
     if (match instanceof WardenError) return refuse(match);
     const preflight = match.route.preflight;
