@@ -103,7 +103,8 @@ export function principalOf(
  *   profile names its client (RFC 9068 and Cognito `client_id`, Okta `cid`, Keycloak, Auth0 and
  *   Azure AD v2 `azp`, Azure AD v1 `appid`), an ID token only in `aud`. oidc-provider's code-flow ID
  *   token without a nonce is exactly {sub, aud, exp, iat, iss}, untyped, and passed the test above
- *   (red team 29); `clientRequired` says the JWT is untyped and its issuer has no `jwt.typ`. A token
+ *   (red team 29); `clientRequired` says the JWT is untyped and its issuer has `jwt.require_client: true` and no
+ *   `jwt.typ` (jwt-verifier.ts). A token
  *   with a `scope` or `scp` is taken for an access token all the same (no ID token carries one, and
  *   a home-grown issuer's access tokens often name no client);
  * - a `sub` in the `client:` namespace, the minted sub of a token without one (minter.ts subjectOf):

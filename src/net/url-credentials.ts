@@ -14,17 +14,18 @@ function endsWord(c: number): boolean {
   return c === 0x22 || c === 0x27 || c === 0x3c || c === 0x3e || isTrimmedSpace(c);
 }
 
-/**
- * One pass: each `@` found with indexOf, its word's start found by walking back (no further than the
- * previous word's end) and its end by walking on. A regex over words (`/[^\s"'<>]*@[^\s"'<>]*\/g`)
- * was quadratic on a long word without `@`: a 200 KB refused value held a reload 17-50 s (red team 28 §4).
- */
 /** Whether text[from, to) holds a `:` (within one word: the words are disjoint, so linear in all). */
 function holdsColon(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (text.charCodeAt(i) === 0x3a) return true;
   return false;
 }
 
+/**
+ * `text` with every URL's user name and password shown as `***`. One pass: each `@` found with
+ * indexOf, its word's start found by walking back (no further than the previous word's end) and its
+ * end by walking on. A regex over words (`/[^\s"'<>]*@[^\s"'<>]*\/g`) was quadratic on a long word
+ * without `@`: a 200 KB refused value held a reload 17-50 s (red team 28 §4).
+ */
 export function withoutUrlCredentials(text: string): string {
   let out = '';
   let done = 0; // text before this is in `out`
@@ -58,9 +59,8 @@ const TARGET_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 /**
  * A request target as the logs and events show it when it is not read as a path (refused, or
  * egress's proxy form): without its query, and without the user name and password of an
- * absolute-form target (`GET http://user:S3cret@host/x`), which were logged whole. One pass over
- * the target: the free-text masking above is quadratic on a long word without `@` (a refused 16 KB
- * target held the event loop 400 ms), and it ends a word at a quote that a password may hold.
+ * absolute-form target (`GET http://user:S3cret@host/x`), which were logged whole. Not the
+ * free-text masking above: it ends a word at a quote, which a password in a target may hold.
  */
 export function loggedTarget(target: string): string {
   const q = target.indexOf('?');
