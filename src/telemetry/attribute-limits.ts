@@ -17,10 +17,11 @@ const PATH_PARAMETER_VALUE = /(;[^;=/]*=)[^;/]*/g;
  * The path as telemetry records it: its first MAX_PATH_ATTRIBUTE characters, the values of its
  * `;name=value` parameters shown as `*` (`/x;jsessionid=*`).
  */
-export const pathAttribute = (path: string): string => {
-  const cut = path.length > MAX_PATH_ATTRIBUTE ? path.slice(0, MAX_PATH_ATTRIBUTE) : path;
-  return cut.includes(';') ? cut.replace(PATH_PARAMETER_VALUE, '$1*') : cut;
-};
+export const pathAttribute = (path: string): string =>
+  withPathParametersMasked(path.length > MAX_PATH_ATTRIBUTE ? path.slice(0, MAX_PATH_ATTRIBUTE) : path);
+
+/** `path` with the values of its `;name=value` parameters shown as `*`: also for logged headers (logger.ts). */
+export const withPathParametersMasked = (path: string): string => (path.includes(';') ? path.replace(PATH_PARAMETER_VALUE, '$1*') : path);
 
 /** The most characters of any other string an event carries (names, ids, codes, a refusal's detail). */
 export const MAX_EVENT_ATTRIBUTE = 256;

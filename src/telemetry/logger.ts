@@ -3,6 +3,7 @@
  * blocking from a bounded backlog; flushed on shutdown and at exit. `time` is epoch milliseconds (cheapest to produce).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { withPathParametersMasked } from './attribute-limits.js';
 import { LineBatcher, type DroppedKind } from './line-batcher.js';
 import { makeNonBlocking, NonBlockingWriter } from './stdout-writer.js';
 
@@ -81,7 +82,8 @@ function cutString(value: string, max: number): string {
 function withoutQuery(path: unknown): unknown {
   if (typeof path !== 'string') return path;
   const q = path.indexOf('?');
-  return q < 0 ? path : `${path.slice(0, q)}?[redacted]`;
+  // `;jsessionid=…`, `;access_token=…`: a query by another name, as url.path shows it (attribute-limits.ts).
+  return q < 0 ? withPathParametersMasked(path) : `${withPathParametersMasked(path.slice(0, q))}?[redacted]`;
 }
 
 /** `x_api_key` is `X-Api-Key` to CGI, WSGI and PHP backends (HTTP_X_API_KEY): a credential in either spelling. */

@@ -66,6 +66,12 @@ t.test('credentials never reach a log line', async (t) => {
     'x-warden-token': '[redacted]',
     accept: '*/*',
   });
+  // A path's `;name=value` parameters are a query by another name: their values hidden as url.path hides them.
+  t.same(
+    redactHeaders({ ':path': '/x;jsessionid=S3SSION?access_token=T', referer: 'https://a.example/p;access_token=T2' }),
+    { ':path': '/x;jsessionid=*?[redacted]', referer: 'https://a.example/p;access_token=*' },
+    'the values of ;name=value path parameters in logged :path and Referer',
+  );
   // Underscored spellings: a CGI/WSGI/PHP backend reads x_api_key as X-Api-Key.
   t.same(
     redactHeaders({ x_api_key: 'k', proxy_authorization: 'p', x_warden_token: 't', x_trace: 'v' }, (n) => n.startsWith('x-warden-')),
