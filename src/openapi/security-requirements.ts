@@ -42,6 +42,17 @@ export interface SecurityAlternative {
   readonly token: boolean;
 }
 
+/** The names the operations' apiKey schemes read `in` one place (a header's in lower case), each once. */
+export function apiKeyNames(
+  operations: readonly { readonly security?: readonly SecurityAlternative[] | undefined }[],
+  place: ApiKeyLocation['in'],
+): Set<string> {
+  const names = new Set<string>();
+  for (const op of operations)
+    for (const alternative of op.security ?? []) for (const key of alternative.apiKeys) if (key.in === place) names.add(key.name);
+  return names;
+}
+
 /** Whether an alternative is met without a bearer token (API keys and/or a client certificate only). */
 export const needsNoToken = (a: SecurityAlternative): boolean => !a.token;
 

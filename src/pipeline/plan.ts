@@ -19,7 +19,7 @@ import { configuredTokenPlaces } from '../config/token-places.js';
 import { createAuthnStage } from '../stages/authn.js';
 import { createAuthzScopesStage, isScopesNoop, type ScopeAlternatives } from '../stages/authz-scopes.js';
 import type { Operation } from '../openapi/operations.js';
-import { needsNoToken } from '../openapi/security-requirements.js';
+import { apiKeyNames, needsNoToken } from '../openapi/security-requirements.js';
 import { declaredParamsOf } from '../openapi/path-parameter-names.js';
 import { compileRequestValidator } from '../openapi/request-validator.js';
 import { compileResponseCheck, type ResponseCheck } from '../openapi/response-validator.js';
@@ -380,17 +380,12 @@ interface CallerDecisions {
 }
 
 /** Where a caller's credential may come besides Authorization and Cookie: token sources and OpenAPI API keys. */
-function preflightCredentialsOf(config: SidecarConfig, operations: readonly Operation[] | undefined): PreflightCredentials {
-  const headers = new Set(tokenHeadersOf(config));
-  const queryNames = new Set<string>();
-  for (const s of config.tokens?.sources ?? []) if (s.from === 'query') queryNames.add(s.name);
-  for (const op of operations ?? [])
-    for (const alternative of op.security ?? [])
-      for (const key of alternative.apiKeys) {
-        if (key.in === 'header') headers.add(key.name.toLowerCase());
-        else if (key.in === 'query') queryNames.add(key.name);
-      }
-  return { headers: [...headers], queryNames: [...queryNames] };
+function preflightCredentialsOf(config: SidecarConfig, operations: readonly Operation[] = []): PreflightCredentials {
+  const places = configuredTokenPlaces(config.tokens);
+  return {
+    headers: [...(places?.headers ?? []), ...apiKeyNames(operations, 'header')],
+    queryNames: [...(places?.query ?? []), ...apiKeyNames(operations, 'query')],
+  };
 }
 
 /** The request headers a caller's token may come in (lower case): what a cache in front sees of it. */

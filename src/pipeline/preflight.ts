@@ -16,7 +16,7 @@ const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'd
 
 /** Where else a caller's credential may come: configured token headers, API-key headers and query names. */
 export interface PreflightCredentials {
-  /** Token headers beyond Authorization and Cookie, OpenAPI API-key headers (lower case). */
+  /** Where the sidecar reads a token (config/token-places.ts) and OpenAPI API-key headers (lower case). */
   readonly headers: readonly string[];
   /** Query token sources and OpenAPI API keys `in: query`. */
   readonly queryNames: readonly string[];

@@ -37,6 +37,7 @@ import type { TokenRuntime } from '../identity/token-runtime.js';
 import { DPOP_HEADER } from '../config/token-places.js';
 import type { Operation } from '../openapi/operations.js';
 import { loadOperations } from '../openapi/load-operations.js';
+import { apiKeyNames } from '../openapi/security-requirements.js';
 import { withoutUrlCredentials } from '../net/url-credentials.js';
 import { createClamdClient, type ClamdClient } from '../threats/clamd-client.js';
 import { createWafEngine, type WafEngine } from '../threats/waf.js';
@@ -163,11 +164,7 @@ export function compileGeneration(loaded: LoadedSidecarConfig, deps: GenerationD
     ...(config.tokens?.mint.enabled ? [config.tokens.mint.header.toLowerCase()] : []),
   ]);
   // The API keys the OpenAPI document's apiKey schemes name in a header are credentials too.
-  const apiKeyHeaders = new Set(
-    (deps.operations ?? []).flatMap((op) =>
-      (op.security ?? []).flatMap((a) => a.apiKeys.flatMap((key) => (key.in === 'header' ? [key.name] : []))),
-    ),
-  );
+  const apiKeyHeaders = apiKeyNames(deps.operations ?? [], 'header');
   const mintHeader = config.tokens?.mint.enabled ? config.tokens.mint.header : undefined;
   const rules = compileHeaderRules(config.headers, config.upstream, tokenHeaders, plan.headersRead, mintHeader);
   const runtime = deps.tokens;
